@@ -1,0 +1,22 @@
+"""The frontend: Python kernels to tile IR through a partial evaluator of their source."""
+from . import builtins as language
+from .arrays import Array
+from .calls import host
+from .context import current, generating
+from .dtypes import DTYPES, DType, Ptr, PtrType, TensorMap, as_ir_type, constexpr
+from .kernel import (CONSTEXPR, POINTER, SCALAR, TENSORMAP, DeviceFunction, Parameter, ParamSpec, Specialization,
+                     annotated_spec, compile_to_ir, fingerprint, func, kernel_parameters)
+from .values import Dyn, RValue, Slot
+
+
+def inside_with(manager) -> bool:
+    """Whether the kernel being compiled is inside a with-block of `manager` (for blocks' protocol checks)."""
+    return current().evaluator.inside_with(manager)
+
+
+__all__ = [
+    "language", "Array", "host", "current", "generating", "DTYPES", "DType", "Ptr", "PtrType", "TensorMap",
+    "as_ir_type", "constexpr", "CONSTEXPR", "POINTER", "SCALAR", "TENSORMAP", "DeviceFunction", "Parameter",
+    "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "fingerprint", "func", "kernel_parameters",
+    "Dyn", "RValue", "Slot", "inside_with",
+]

@@ -1,0 +1,65 @@
+"""`Array`: a pointer with a shape, indexed with several subscripts (`tile[r, c]`)."""
+from __future__ import annotations
+
+from . import semantics
+from .dtypes import DTYPES
+from .values import Dyn
+
+
+class Array:
+    """A view of memory: `a[i, j]` reads, `a[i, j] = v` writes, row-major unless strides say otherwise.
+
+    Shapes and strides may be compile-time ints or run-time values; `a.ptr` is the base pointer.
+    """
+
+    def __init__(self, ptr, shape, strides=None):
+        ptr = semantics.to_rvalue(ptr)
+        self.ptr = ptr
+        self.shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+        if strides is None:
+            strides, step = [], 1
+            for extent in reversed(self.shape):
+                strides.append(step)
+                step = step * extent
+            strides.reverse()
+        self.strides = tuple(strides)
+
+    @property
+    def dtype(self):
+        return DTYPES[self.ptr.type.elem.name]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def address(self, index):
+        """The pointer to element `index` (a tuple with one entry per dimension)."""
+        index = index if isinstance(index, tuple) else (index,)
+        if len(index) != len(self.shape):
+            raise semantics.error(f"an array of {len(self.shape)} dimensions needs {len(self.shape)} indices, "
+                                  f"found {len(index)}")
+        offset = 0
+        for i, stride in zip(index, self.strides):
+            if isinstance(i, slice):
+                raise semantics.error("arrays take integer indices, not slices")
+            term = i * stride if not (semantics.is_number(stride) and stride == 1) else i
+            offset = term if (semantics.is_number(offset) and offset == 0) else offset + term
+        return semantics.offset(self.ptr, offset)
+
+    def __getitem__(self, index):
+        return semantics.load(self.address(index))
+
+    def __setitem__(self, index, value):
+        semantics.store(self.address(index), value)
+
+    def __add__(self, offset):
+        return semantics.offset(self.ptr, offset)
+
+    def __len__(self):
+        extent = self.shape[0]
+        if isinstance(extent, Dyn):
+            raise semantics.error("len() of an array with a run-time shape", hint="use a.shape[0]")
+        return extent
+
+    def __repr__(self):
+        return f"<Array {self.ptr.type} shape={self.shape}>"

@@ -1,0 +1,448 @@
+"""The DSL's builtin functions: thread and block ids, memory, math, warp and block
+collectives, atomics, inline assembly, printing. Each emits IR into the kernel being compiled;
+with only compile-time arguments, the math functions compute in Python."""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from .. import ir
+from . import semantics
+from .arrays import Array
+from .calls import skc_builtin
+from .context import current
+from .dtypes import PtrType, as_ir_type
+from .values import Dyn, RValue
+
+# -- ids and shape ---------------------------------------------------------------------------
+
+
+def _dim(dim) -> int:
+    if dim not in (0, 1, 2):
+        raise semantics.error(f"dimension must be 0, 1 or 2, found {dim!r}")
+    return dim
+
+
+def _index_op(name: str, dim: int) -> RValue:
+    return RValue(current().builder.value(name, (), ir.i32, dim=_dim(dim)), ir.i32)
+
+
+@skc_builtin
+def thread_id(dim: int = 0):
+    """This thread's index in its block along dim (0 = x)."""
+    if current().block[_dim(dim)] == 1:
+        return semantics.constant(0, ir.i32)
+    return _index_op("gpu.thread_id", dim)
+
+
+@skc_builtin
+def block_id(dim: int = 0):
+    """This block's index in the grid along dim."""
+    return _index_op("gpu.block_id", dim)
+
+
+@skc_builtin
+def grid_dim(dim: int = 0):
+    """The number of blocks along dim."""
+    return _index_op("gpu.grid_dim", dim)
+
+
+@skc_builtin
+def block_dim(dim: int = 0) -> int:
+    """The number of threads per block along dim (known at compile time)."""
+    return current().block[_dim(dim)]
+
+
+@skc_builtin
+def num_threads() -> int:
+    return current().num_threads
+
+
+@skc_builtin
+def warp_size() -> int:
+    return current().target.warp_size
+
+
+@skc_builtin
+def num_warps() -> int:
+    cg = current()
+    return -(-cg.num_threads // cg.target.warp_size)
+
+
+@skc_builtin
+def thread_index():
+    """This thread's linear index in its block (x fastest)."""
+    x, y, z = current().block
+    index = thread_id(0)
+    if y > 1:
+        index = index + thread_id(1) * x
+    if z > 1:
+        index = index + thread_id(2) * (x * y)
+    return index
+
+
+@skc_builtin
+def lane_id():
+    """This thread's index within its warp."""
+    return RValue(current().builder.value("gpu.lane_id", (), ir.i32), ir.i32)
+
+
+@skc_builtin
+def warp_id():
+    """This thread's warp within its block."""
+    return thread_index() // warp_size()
+
+
+# -- synchronization ---------------------------------------------------------------------------
+@skc_builtin
+def barrier():
+    """Wait until every thread of the block gets here (CUDA's __syncthreads)."""
+    current().builder.create("gpu.barrier")
+
+
+syncthreads = barrier
+
+
+# -- memory --------------------------------------------------------------------------------------
+@skc_builtin
+def shared(shape, dtype, align: int = 16) -> Array:
+    """A static shared-memory array of the given shape and dtype, shared by the block."""
+    cg = current()
+    elem = as_ir_type(dtype)
+    dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    count = 1
+    for extent in dims:
+        if isinstance(extent, Dyn) or not isinstance(extent, int) or extent <= 0:
+            raise cg.error(f"a shared array's shape must be positive compile-time ints, found {shape!r}")
+        count *= extent
+    offset = cg.allocate_shared(count * elem.bytes, align)
+    op = ir.OPS["mem.shared"]((), (ir.PointerType("shared"),), {"offset": offset, "bytes": count * elem.bytes},
+                              None, cg.loc)
+    cg.builder.hoist(op)
+    return Array(RValue(op.result, PtrType(elem, "shared")), dims)
+
+
+@skc_builtin
+def load(ptr, mask=None, other=None, width: int = 1):
+    """Read `width` consecutive elements at ptr (a vector when width > 1); where mask is false, give other."""
+    return semantics.load(_pointer(ptr), mask, other, width)
+
+
+@skc_builtin
+def store(ptr, value, mask=None):
+    """Write value (a scalar or vector) at ptr where mask is true."""
+    semantics.store(_pointer(ptr), value, mask)
+
+
+def _pointer(ptr):
+    return ptr.ptr if isinstance(ptr, Array) else ptr
+
+
+@skc_builtin
+def ptr_to_int(ptr, dtype=None):
+    p = semantics.to_rvalue(_pointer(ptr))
+    t = as_ir_type(dtype) if dtype is not None else (ir.u32 if p.type.space in ("shared", "local") else ir.u64)
+    return RValue(current().builder.value("ptr.to_int", (p.value,), t), t)
+
+
+@skc_builtin
+def int_to_ptr(value, dtype, space: str = "global"):
+    v = semantics.to_rvalue(value)
+    t = PtrType(as_ir_type(dtype), space)
+    return RValue(current().builder.value("ptr.from_int", (v.value,), t.ir), t)
+
+
+@skc_builtin
+def vector(*elements):
+    """A vector of the given values (converted to their common type)."""
+    if len(elements) == 1 and isinstance(elements[0], (tuple, list)):
+        elements = tuple(elements[0])
+    if not 2 <= len(elements) <= 256:
+        raise semantics.error(f"a vector has 2 to 256 elements, found {len(elements)}")
+    elem = None
+    for e in elements:
+        t = e.type if isinstance(e, Dyn) else semantics.literal_type(e)
+        elem = t if elem is None else semantics.promote_scalars(elem, t)
+    values = [semantics.cast(e, elem).value for e in elements]
+    t = ir.VectorType(elem, len(elements))
+    return RValue(current().builder.value("vec.from", values, t), t)
+
+
+@skc_builtin
+def cast(value, dtype):
+    return semantics.cast(value, as_ir_type(dtype))
+
+
+@skc_builtin
+def bitcast(value, dtype):
+    return semantics.bitcast(value, as_ir_type(dtype))
+
+
+@skc_builtin
+def where(cond, a, b):
+    """a where cond is true, else b (both are evaluated)."""
+    if not isinstance(cond, Dyn):
+        return a if cond else b
+    return semantics.select(cond, a, b)
+
+
+@skc_builtin
+def cdiv(a, b):
+    """Ceiling division of non-negative integers."""
+    return (a + b - 1) // b
+
+
+# -- math ----------------------------------------------------------------------------------------
+def _float_operand(x) -> RValue:
+    v = semantics.to_rvalue(x)
+    if not ir.element_type(v.type).is_float:
+        count = v.type.count if v.type.is_vector else None
+        v = semantics.cast(v, ir.VectorType(ir.f32, count) if count else ir.f32)
+    return v
+
+
+def _math_unary(op: str, python):
+    def fn(x):
+        if not isinstance(x, Dyn):
+            return python(x)
+        v = _float_operand(x)
+        return RValue(current().builder.unary(op, v.value), v.type)
+    fn.__name__ = op.split(".")[1]
+    fn.__doc__ = ir.OPS[op].__doc__
+    return skc_builtin(fn)
+
+
+exp = _math_unary("math.exp", math.exp)
+exp2 = _math_unary("math.exp2", lambda x: 2.0 ** x)
+log = _math_unary("math.log", math.log)
+log2 = _math_unary("math.log2", math.log2)
+sqrt = _math_unary("math.sqrt", math.sqrt)
+rsqrt = _math_unary("math.rsqrt", lambda x: 1.0 / math.sqrt(x))
+floor = _math_unary("math.floor", math.floor)
+ceil = _math_unary("math.ceil", math.ceil)
+trunc = _math_unary("math.trunc", math.trunc)
+rint = _math_unary("math.round", round)
+sin = _math_unary("math.sin", math.sin)
+cos = _math_unary("math.cos", math.cos)
+tanh = _math_unary("math.tanh", math.tanh)
+erf = _math_unary("math.erf", math.erf)
+
+
+@skc_builtin
+def fma(a, b, c):
+    """a * b + c rounded once."""
+    if not any(isinstance(v, Dyn) for v in (a, b, c)):
+        return a * b + c
+    x, y = semantics.unify(_float_operand(a), b)
+    x, z = semantics.unify(x, c)
+    y = semantics.cast(y, x.type)
+    return RValue(current().builder.value("math.fma", (x.value, y.value, z.value), x.type), x.type)
+
+
+@skc_builtin
+def minimum(a, b):
+    return semantics.minmax("min", [a, b]) if isinstance(a, Dyn) or isinstance(b, Dyn) else min(a, b)
+
+
+@skc_builtin
+def maximum(a, b):
+    return semantics.minmax("max", [a, b]) if isinstance(a, Dyn) or isinstance(b, Dyn) else max(a, b)
+
+
+# -- atomics -------------------------------------------------------------------------------------
+def _atomic(kind: str):
+    def fn(ptr, value, mask=None):
+        p = semantics.to_rvalue(_pointer(ptr))
+        if not isinstance(p.type, PtrType):
+            raise semantics.error(f"atomic_{kind} needs a pointer, found {p.type}")
+        v = semantics.convert_for_store(value, p.type.elem)
+        operands = [p.value, v.value]
+        if mask is not None:
+            operands.append(semantics.to_bool(mask).value)
+        return RValue(current().builder.value("mem.atomic", operands, v.type, op=kind), v.type)
+    fn.__name__ = f"atomic_{kind}"
+    fn.__doc__ = f"Atomically apply {kind} of value to *ptr; gives the old value."
+    return skc_builtin(fn)
+
+
+atomic_add = _atomic("add")
+atomic_min = _atomic("min")
+atomic_max = _atomic("max")
+atomic_and = _atomic("and")
+atomic_or = _atomic("or")
+atomic_xor = _atomic("xor")
+atomic_xchg = _atomic("xchg")
+
+
+@skc_builtin
+def atomic_cas(ptr, compare, value):
+    """If *ptr == compare, store value; atomically. Gives the old value."""
+    p = semantics.to_rvalue(_pointer(ptr))
+    t = p.type.elem
+    c, v = semantics.convert_for_store(compare, t), semantics.convert_for_store(value, t)
+    return RValue(current().builder.value("mem.atomic_cas", (p.value, c.value, v.value), t), t)
+
+
+# -- warp collectives ----------------------------------------------------------------------------
+def _shuffle(mode: str):
+    def fn(value, lane):
+        v = semantics.to_rvalue(value)
+        if isinstance(v.type, PtrType) or v.type.is_vector:
+            raise semantics.error(f"shuffles move scalars, found {v.type}")
+        lane_v = semantics.cast(lane, ir.i32)
+        return RValue(current().builder.value("gpu.shuffle", (v.value, lane_v.value), v.type, mode=mode), v.type)
+    fn.__name__ = f"shfl_{mode}"
+    fn.__doc__ = ir.OPS["gpu.shuffle"].__doc__
+    return skc_builtin(fn)
+
+
+shfl_idx = _shuffle("idx")
+shfl_up = _shuffle("up")
+shfl_down = _shuffle("down")
+shfl_xor = _shuffle("xor")
+
+
+def _vote(mode: str, result):
+    def fn(predicate):
+        p = semantics.to_bool(predicate)
+        return RValue(current().builder.value("gpu.vote", (p.value,), result, mode=mode), result)
+    fn.__name__ = f"vote_{mode}"
+    return skc_builtin(fn)
+
+
+vote_any = _vote("any", ir.i1)
+vote_all = _vote("all", ir.i1)
+ballot = _vote("ballot", ir.u32)
+
+_COMBINE = {
+    "sum": lambda a, b: a + b,
+    "max": lambda a, b: semantics.minmax("max", [a, b]),
+    "min": lambda a, b: semantics.minmax("min", [a, b]),
+}
+
+
+@skc_builtin
+def warp_reduce(value, op: str = "sum"):
+    """Reduce value over the warp's lanes (sum, max or min); every lane gets the result."""
+    combine = _COMBINE.get(op)
+    if combine is None:
+        raise semantics.error(f"unknown reduction {op!r}; use 'sum', 'max' or 'min'")
+    v = semantics.to_rvalue(value)
+    offset = current().target.warp_size // 2
+    while offset:
+        v = combine(v, shfl_xor(v, offset))
+        offset //= 2
+    return v
+
+
+@skc_builtin
+def warp_sum(value):
+    return warp_reduce(value, "sum")
+
+
+@skc_builtin
+def warp_max(value):
+    return warp_reduce(value, "max")
+
+
+@skc_builtin
+def warp_min(value):
+    return warp_reduce(value, "min")
+
+
+@skc_builtin
+def block_reduce(value, op: str = "sum"):
+    """Reduce value over every thread of the block; every thread gets the result. All threads must call it."""
+    cg = current()
+    v = warp_reduce(value, op)
+    warps = num_warps()
+    if warps == 1:
+        return v
+    scratch = shared((warps,), v.type)
+    lane, warp = lane_id(), warp_id()
+    semantics.store(scratch + warp, v, mask=semantics.compare("eq", lane, 0))
+    barrier()
+    total = semantics.load(scratch.ptr)
+    for w in range(1, warps):
+        total = _COMBINE[op](total, semantics.load(scratch + w))
+    barrier()  # the scratch may be reused right after
+    del cg
+    return total
+
+
+@skc_builtin
+def block_sum(value):
+    return block_reduce(value, "sum")
+
+
+@skc_builtin
+def block_max(value):
+    return block_reduce(value, "max")
+
+
+@skc_builtin
+def block_min(value):
+    return block_reduce(value, "min")
+
+
+# -- escape hatches and debugging ----------------------------------------------------------------
+@skc_builtin
+def asm(code: str, *args, constraints: str, dtype=None, side_effects: bool = True):
+    """Inline target assembly. `constraints` are LLVM's ("=r,r,l"); dtype gives the result type(s)."""
+    results = () if dtype is None else tuple(dtype) if isinstance(dtype, (tuple, list)) else (dtype,)
+    result_types = [as_ir_type(d) for d in results]
+    operands = [semantics.to_rvalue(a).value for a in args]
+    op = current().builder.create("gpu.asm", operands, result_types,
+                                  {"code": code, "constraints": constraints, "side_effects": bool(side_effects)})
+    values = [RValue(r, t) for r, t in zip(op.results, result_types)]
+    if dtype is None:
+        return None
+    return tuple(values) if isinstance(dtype, (tuple, list)) else values[0]
+
+
+def _format_of(v: RValue):
+    t = v.type
+    if isinstance(t, PtrType):
+        return "%p", v
+    if t.is_vector:
+        raise semantics.error(f"cannot print a vector ({t}); print its elements")
+    if t.is_float:
+        return "%f", semantics.cast(v, ir.f64)
+    if t.is_bool or t.bits < 32:
+        return "%d", semantics.cast(v, ir.i32)
+    if t.bits == 32:
+        return ("%d" if t.is_signed else "%u"), v
+    return ("%lld" if t.is_signed else "%llu"), v
+
+
+@skc_builtin
+def device_print(*args, sep: str = " ", end: str = "\n"):
+    """print() in a kernel: every thread that runs it prints a line."""
+    pieces, operands = [], []
+    for arg in args:
+        if isinstance(arg, Dyn):
+            fmt, value = _format_of(arg.rvalue())
+            pieces.append(fmt)
+            operands.append(value.value)
+        else:
+            pieces.append(str(arg).replace("%", "%%"))
+    current().builder.create("gpu.print", operands, attrs={"format": sep.join(pieces) + end})
+
+
+class static_range:
+    """`for i in skc.static_range(n)`: a loop unrolled at compile time (i is a Python int)."""
+
+    def __init__(self, start, stop: Optional[int] = None, step: int = 1):
+        if stop is None:
+            start, stop = 0, start
+        for bound in (start, stop, step):
+            if isinstance(bound, Dyn):
+                raise semantics.error("static_range bounds must be known at compile time",
+                                      hint="use range() for a run-time loop")
+        self.range = range(start, stop, step)
+
+    def __iter__(self):
+        return iter(self.range)
+
+    def __len__(self):
+        return len(self.range)

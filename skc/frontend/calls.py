@@ -1,0 +1,316 @@
+"""Calls inside kernels. Builtins emit IR; `@skc.func` functions and the methods of ordinary
+Python classes are inlined (their source runs through the evaluator, with run-time control
+flow); other callables run as plain Python at compile time, with run-time values traced
+through their overloaded operators."""
+from __future__ import annotations
+
+import ast
+import builtins
+import functools
+import inspect
+import sys
+import types
+
+from .. import ir
+from ..diagnostics import CompileError, SkcError
+from . import semantics
+from .dtypes import DType
+from .frames import CompileTimeReturn, Frame, ReturnTarget
+from .source import SourceFunction, get_source, has_nested_return, has_source
+from .values import Dyn, Slot
+
+_MAX_INLINE_DEPTH = 64
+_NATIVE_MODULES = {"numpy", "torch", "cupy", "math", "functools", "itertools", "operator", "dataclasses",
+                   "typing", "enum", "collections", "abc", "builtins"}
+
+
+class LocalFunction:
+    """A def or lambda written inside a kernel: inlined when called, seeing the names around it."""
+
+    def __init__(self, node, frame: Frame, defaults):
+        self.node, self.frame, self.defaults = node, frame, defaults
+
+    def signature(self) -> inspect.Signature:
+        args = self.node.args
+        params = []
+        positional = args.posonlyargs + args.args
+        first_default = len(positional) - len(self.defaults[0])
+        for i, a in enumerate(positional):
+            kind = (inspect.Parameter.POSITIONAL_ONLY if i < len(args.posonlyargs)
+                    else inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            default = self.defaults[0][i - first_default] if i >= first_default else inspect.Parameter.empty
+            params.append(inspect.Parameter(a.arg, kind, default=default))
+        if args.vararg:
+            params.append(inspect.Parameter(args.vararg.arg, inspect.Parameter.VAR_POSITIONAL))
+        for a, default in zip(args.kwonlyargs, self.defaults[1]):
+            params.append(inspect.Parameter(a.arg, inspect.Parameter.KEYWORD_ONLY,
+                                            default=inspect.Parameter.empty if default is None else default))
+        if args.kwarg:
+            params.append(inspect.Parameter(args.kwarg.arg, inspect.Parameter.VAR_KEYWORD))
+        return inspect.Signature(params)
+
+
+def skc_builtin(fn):
+    """Mark a function as a DSL builtin: called directly, it emits IR through the current context."""
+    fn.__skc_builtin__ = True
+    return fn
+
+
+def host(fn):
+    """Mark a function or method to run as plain Python at compile time, never inlined."""
+    fn.__skc_host__ = True
+    return fn
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(fn) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
+class CallEvaluator:
+    """Mixin of the evaluator for calls."""
+
+    def expr_Call(self, node):
+        func = self.eval(node.func)
+        if isinstance(func, Slot):
+            func = func.rvalue()
+        if func is super and not node.args:
+            return self.zero_argument_super(node)
+        args, kwargs = self.eval_call_arguments(node)
+        return self.invoke(func, args, kwargs, node)
+
+    def eval_call_arguments(self, node):
+        args = []
+        for a in node.args:
+            if isinstance(a, ast.Starred):
+                args.extend(self.compile_time_iterable(self.eval_value(a.value), a))
+            else:
+                args.append(self.eval_value(a))
+        kwargs = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                kwargs.update(self.eval_value(kw.value))
+            else:
+                kwargs[kw.arg] = self.eval_value(kw.value)
+        return args, kwargs
+
+    def eval_defaults(self, args: ast.arguments):
+        positional = [self.eval_value(d) for d in args.defaults]
+        keyword = [self.eval_value(d) if d is not None else None for d in args.kw_defaults]
+        return positional, keyword
+
+    def zero_argument_super(self, node):
+        cls = self.frame.closure.get("__class__")
+        params = self.frame.source.node.args.args
+        if cls is None or not params:
+            raise self.error_at(node, "super() without arguments works only inside a method")
+        return super(cls, self.frame.env[params[0].arg])
+
+    # -- dispatch ---------------------------------------------------------------------
+    def invoke(self, func, args, kwargs, node=None):
+        if getattr(func, "__skc_builtin__", False):
+            return func(*args, **kwargs)
+        if isinstance(func, DType):
+            if len(args) != 1 or kwargs:
+                raise self.cg.error(f"{func!r}() takes one value to convert")
+            return semantics.cast(args[0], func.ir)
+        special = _PYTHON_BUILTINS.get(id(func))
+        if special is not None and getattr(builtins, special[0], None) is func:
+            return special[1](self, args, kwargs)
+        jit = getattr(func, "__skc_function__", None)
+        if jit is not None:
+            return self.inline(jit, args, kwargs)
+        if getattr(func, "__skc_kernel__", False):
+            raise self.cg.error("a kernel cannot be called from a kernel",
+                                hint="decorate the callee with @skc.func to inline it")
+        if isinstance(func, LocalFunction):
+            return self.inline_local(func, args, kwargs)
+        if isinstance(func, types.MethodType) and self.should_inline(func.__func__):
+            return self.inline(func.__func__, (func.__self__,) + tuple(args), kwargs)
+        if isinstance(func, type):
+            return self.construct(func, args, kwargs)
+        call = getattr(type(func), "__call__", None)
+        if (not isinstance(func, (types.FunctionType, types.BuiltinFunctionType, types.MethodType))
+                and call is not None and self.should_inline(call)):
+            return self.inline(call, (func,) + tuple(args), kwargs)
+        return self.call_native(func, args, kwargs)
+
+    def should_inline(self, fn) -> bool:
+        """Methods of ordinary Python classes (the user's, skc.blocks') are inlined; library code is not."""
+        if not isinstance(fn, types.FunctionType) or getattr(fn, "__skc_host__", False):
+            return False
+        module = (getattr(fn, "__module__", None) or "").split(".")
+        if module[0] in _NATIVE_MODULES or module[0] in sys.stdlib_module_names:
+            return False
+        if module[:2] == ["skc", "frontend"]:
+            return False
+        return has_source(fn)
+
+    def call_method(self, obj, name: str, args, node):
+        method = getattr(type(obj), name, None)
+        if method is None:
+            raise self.cg.error(f"'{type(obj).__name__}' object has no method {name}",
+                                hint="a with-statement needs an object with __enter__ and __exit__")
+        if self.should_inline(method):
+            return self.inline(method, (obj,) + tuple(args), {})
+        return self.call_native(getattr(obj, name), args, {})
+
+    def construct(self, cls, args, kwargs):
+        init = cls.__dict__.get("__init__") or getattr(cls, "__init__", None)
+        if (isinstance(init, types.FunctionType) and self.should_inline(init)
+                and getattr(cls, "__new__") is object.__new__):
+            obj = object.__new__(cls)
+            result = self.inline(init, (obj,) + tuple(args), kwargs)
+            if result is not None:
+                raise self.cg.error(f"{cls.__name__}.__init__ returned a value")
+            return obj
+        return self.call_native(cls, args, kwargs)
+
+    def call_native(self, func, args, kwargs):
+        if isinstance(func, types.FunctionType) and has_source(func):
+            source = get_source(func)
+            self.cg.deps.functions[(source.module, source.qualname)] = source.digest
+        try:
+            return func(*args, **kwargs)
+        except (SkcError, CompileTimeReturn):
+            raise
+        except Exception as e:
+            name = getattr(func, "__qualname__", None) or type(func).__name__
+            raise self.cg.error(f"{name}() raised {type(e).__name__}: {e}") from e
+
+    # -- inlining ---------------------------------------------------------------------
+    def inline(self, fn, args, kwargs):
+        source = get_source(fn)
+        self.cg.deps.functions[(source.module, source.qualname)] = source.digest
+        try:
+            bound = _signature(fn).bind(*args, **kwargs)
+        except TypeError as e:
+            raise self.cg.error(f"wrong arguments to {fn.__qualname__}(): {e}") from None
+        bound.apply_defaults()
+        closure = {}
+        if fn.__closure__:
+            for name, cell in zip(fn.__code__.co_freevars, fn.__closure__):
+                try:
+                    closure[name] = cell.cell_contents
+                except ValueError:
+                    pass
+        frame = Frame(source, dict(bound.arguments), fn.__globals__, closure, caller=self.cg.builder.loc)
+        return self.run_frame(frame, source.node.body)
+
+    def inline_local(self, local: LocalFunction, args, kwargs):
+        try:
+            bound = local.signature().bind(*args, **kwargs)
+        except TypeError as e:
+            raise self.cg.error(f"wrong arguments: {e}") from None
+        bound.apply_defaults()
+        outer = local.frame
+        closure = dict(outer.closure)
+        closure.update(outer.env)
+        frame = Frame(outer.source, dict(bound.arguments), outer.globals, closure, caller=self.cg.builder.loc)
+        if isinstance(local.node, ast.Lambda):
+            return self.run_frame(frame, [ast.Return(value=local.node.body, lineno=local.node.lineno,
+                                                     col_offset=local.node.col_offset)])
+        return self.run_frame(frame, local.node.body)
+
+    def run_frame(self, frame: Frame, body):
+        if len(self.frames) >= _MAX_INLINE_DEPTH:
+            raise self.cg.error(f"functions are inlined more than {_MAX_INLINE_DEPTH} deep (recursion?)",
+                                hint="kernels cannot recurse; write a loop")
+        builder = self.cg.builder
+        block = None
+        if has_nested_return(body):
+            frame.ret = ReturnTarget(self.cg.label("R"))
+            block = builder.create("scf.block", attrs={"label": frame.ret.label})
+        self.frames.append(frame)
+        result = None
+        try:
+            with builder.at(block.regions[0]) if block is not None else _Unchanged():
+                try:
+                    ended = self.exec_body(body)
+                except CompileTimeReturn as signal:
+                    result, ended = signal.value, True
+        finally:
+            self.frames.pop()
+        if frame.ret is not None and frame.ret.slots is not None:
+            if not ended:
+                raise CompileError(f"{frame.source.qualname} returns a value on some paths and reaches its end "
+                                   "on others", frame.location(frame.source.node),
+                                   hint="end the function with a return")
+            loaded = [slot.rvalue() for slot in frame.ret.slots]
+            return tuple(loaded) if frame.ret.shape is not None else loaded[0]
+        return result
+
+
+class _Unchanged:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+# -- Python's builtins inside kernels ------------------------------------------------------
+def _minmax(op):
+    def handle(ev, args, kwargs):
+        values = list(args[0]) if len(args) == 1 and not isinstance(args[0], Dyn) else list(args)
+        if any(isinstance(v, Dyn) for v in values):
+            if kwargs:
+                raise ev.cg.error(f"{op}() with run-time values takes no keyword arguments")
+            return semantics.minmax(op, values)
+        return getattr(builtins, op)(*args, **kwargs)
+    return handle
+
+
+def _abs(ev, args, kwargs):
+    (value,) = args
+    return semantics.unary("abs", value) if isinstance(value, Dyn) else abs(value)
+
+
+def _to_int(ev, args, kwargs):
+    if args and isinstance(args[0], Dyn):
+        t = args[0].type
+        if isinstance(t, ir.ScalarType) and t.is_int and not t.is_bool:
+            return args[0]
+        return semantics.cast(args[0], ir.i64 if getattr(t, "bits", 32) == 64 else ir.i32)
+    return int(*args, **kwargs)
+
+
+def _to_float(ev, args, kwargs):
+    if args and isinstance(args[0], Dyn):
+        t = args[0].type
+        return semantics.cast(args[0], ir.f64 if getattr(t, "bits", 32) == 64 and t.is_float else ir.f32)
+    return float(*args, **kwargs)
+
+
+def _to_bool(ev, args, kwargs):
+    if args and isinstance(args[0], Dyn):
+        return semantics.to_bool(args[0])
+    return bool(*args, **kwargs)
+
+
+def _range(ev, args, kwargs):
+    if any(isinstance(a, Dyn) for a in args):
+        raise ev.cg.error("a range with run-time bounds can only drive a for loop",
+                          hint="write `for i in range(n):`")
+    return range(*args, **kwargs)
+
+
+def _print(ev, args, kwargs):
+    from .builtins import device_print
+
+    return device_print(*args, **kwargs)
+
+
+def _setattr(ev, args, kwargs):
+    obj, name, value = args
+    ev.set_attribute(obj, name, value)
+
+
+_PYTHON_BUILTINS = {id(getattr(builtins, name)): (name, handler) for name, handler in {
+    "min": _minmax("min"), "max": _minmax("max"), "abs": _abs, "int": _to_int, "float": _to_float,
+    "bool": _to_bool, "range": _range, "print": _print, "setattr": _setattr,
+}.items()}
+
+
+def source_of(fn) -> SourceFunction:
+    return get_source(fn)

@@ -1,0 +1,93 @@
+"""The code-generation context of the kernel being compiled: its builder, target, launch
+shape, shared-memory layout, labels and the dependencies recorded for the cache key.
+
+Builtins and run-time values reach it through `current()`, so DSL code written as ordinary
+Python (operator overloading on run-time values) emits IR into the right place.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .. import ir
+from ..diagnostics import CompileError, Location
+from ..target import Target
+
+
+@dataclass
+class Dependencies:
+    """What the compiled code depends on besides its own source (feeds the cache key)."""
+
+    functions: dict = field(default_factory=dict)   # (module, qualname) -> sha256 of the source
+    globals: dict = field(default_factory=dict)     # (module, name) -> fingerprint of the value
+
+
+class CodeGen:
+    """State shared by everything that emits IR for one kernel."""
+
+    def __init__(self, function: ir.Function, target: Target, block: tuple, cluster: tuple = (1, 1, 1)):
+        self.function = function
+        self.builder = ir.Builder(function)
+        self.target = target
+        self.block = block
+        self.cluster = cluster
+        self.shared_bytes = 0
+        self.shared_align = 16
+        self.deps = Dependencies()
+        self.evaluator = None          # set by the evaluator that drives this kernel
+        self.runtime_depth = 0         # run-time regions open (across inlined frames)
+        self._labels = 0
+
+    @property
+    def num_threads(self) -> int:
+        x, y, z = self.block
+        return x * y * z
+
+    def label(self, prefix: str = "L") -> str:
+        self._labels += 1
+        return f"{prefix}{self._labels}"
+
+    def allocate_shared(self, nbytes: int, align: int = 16) -> int:
+        """Reserve a static shared-memory buffer; give its byte offset."""
+        if align & (align - 1):
+            raise CompileError(f"shared-memory alignment must be a power of two, found {align}", self.loc)
+        offset = (self.shared_bytes + align - 1) // align * align
+        self.shared_bytes = offset + nbytes
+        self.shared_align = max(self.shared_align, align)
+        if self.shared_bytes > self.target.max_shared_bytes:
+            raise CompileError(
+                f"shared memory of {self.shared_bytes} bytes exceeds the {self.target.max_shared_bytes} bytes "
+                f"a block may use on {self.target.name}", self.loc,
+                hint="use smaller tiles or fewer pipeline stages")
+        return offset
+
+    @property
+    def loc(self) -> Optional[Location]:
+        return self.builder.loc
+
+    def error(self, message: str, hint: str = "") -> CompileError:
+        return CompileError(message, self.loc, hint)
+
+
+_stack: list[CodeGen] = []
+
+
+def current() -> CodeGen:
+    if not _stack:
+        raise CompileError("this skc function only works inside a kernel being compiled",
+                           hint="call it from a function decorated with @skc.kernel or @skc.func")
+    return _stack[-1]
+
+
+def active() -> bool:
+    return bool(_stack)
+
+
+@contextmanager
+def generating(codegen: CodeGen):
+    _stack.append(codegen)
+    try:
+        yield codegen
+    finally:
+        _stack.pop()

@@ -1,0 +1,133 @@
+"""The DSL's type objects: scalar dtypes (`skc.f32`, also cast functions), pointer types
+(`skc.Ptr[skc.f32]`), `skc.constexpr` and `skc.TensorMap` annotations."""
+from __future__ import annotations
+
+from .. import ir
+
+
+class DType:
+    """A scalar type as users see it: `skc.f32(x)` casts, `x: skc.f32` annotates."""
+
+    __slots__ = ("ir",)
+
+    def __init__(self, ir_type: ir.ScalarType):
+        self.ir = ir_type
+
+    def __call__(self, value):
+        from . import semantics
+
+        return semantics.cast(value, self.ir)
+
+    def __repr__(self):
+        return f"skc.{self.ir.name}"
+
+    def __eq__(self, other):
+        return isinstance(other, DType) and other.ir is self.ir
+
+    def __hash__(self):
+        return hash(self.ir)
+
+    @property
+    def bits(self) -> int:
+        return self.ir.bits
+
+    @property
+    def itemsize(self) -> int:
+        return self.ir.bytes
+
+
+def _dtypes():
+    return {name: DType(ir.ScalarType(name)) for name in ir.types.SCALAR_NAMES}
+
+
+DTYPES = _dtypes()
+ALIASES = {"bool_": "i1", "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64",
+           "uint8": "u8", "uint16": "u16", "uint32": "u32", "uint64": "u64",
+           "float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64"}
+
+
+def as_ir_type(dtype) -> ir.Type:
+    """Accept skc.f32, an IR type, or a name such as 'f32' / 'float32'."""
+    if isinstance(dtype, DType):
+        return dtype.ir
+    if isinstance(dtype, ir.Type):
+        return dtype
+    if isinstance(dtype, str):
+        name = ALIASES.get(dtype, dtype)
+        if name in DTYPES:
+            return DTYPES[name].ir
+    raise TypeError(f"expected a dtype such as skc.f32, found {dtype!r}")
+
+
+class PtrType:
+    """A pointer's DSL type: its element type and address space (`skc.Ptr[skc.f32]`)."""
+
+    __slots__ = ("elem", "space")
+
+    def __init__(self, elem: ir.Type, space: str = "global"):
+        self.elem, self.space = elem, space
+
+    @property
+    def ir(self) -> ir.PointerType:
+        return ir.PointerType(self.space)
+
+    def __eq__(self, other):
+        return isinstance(other, PtrType) and (other.elem, other.space) == (self.elem, self.space)
+
+    def __hash__(self):
+        return hash((self.elem, self.space))
+
+    def __repr__(self):
+        space = "" if self.space == "global" else f", {self.space!r}"
+        return f"skc.Ptr[skc.{self.elem}{space}]"
+
+
+class _PtrFactory:
+    """`skc.Ptr[skc.f32]` or `skc.Ptr[skc.f32, "shared"]` in annotations."""
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            elem, space = key
+        else:
+            elem, space = key, "global"
+        return PtrType(as_ir_type(elem), space)
+
+    def __repr__(self):
+        return "skc.Ptr"
+
+
+Ptr = _PtrFactory()
+
+
+class constexpr:
+    """Marks a compile-time parameter (`cfg: skc.constexpr`) or wraps a compile-time argument (`skc.constexpr(4)`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value.value if isinstance(value, constexpr) else value
+
+    def __repr__(self):
+        return f"skc.constexpr({self.value!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, constexpr) and other.value == self.value
+
+    def __hash__(self):
+        return hash(("constexpr", _hashable(self.value)))
+
+
+def _hashable(value):
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return repr(value)
+
+
+class TensorMap:
+    """Annotation for a TMA tensor-map parameter (made on the host, passed by value)."""
+
+
+def is_constexpr_annotation(annotation) -> bool:
+    return annotation is constexpr or isinstance(annotation, constexpr)

@@ -1,0 +1,406 @@
+"""Evaluation of Python expressions: compile-time values are computed as Python, run-time
+values become IR through `semantics`. One method per kind of expression node."""
+from __future__ import annotations
+
+import ast
+import builtins
+import operator
+
+from .. import ir
+from ..diagnostics import CompileError
+from . import semantics
+from .frames import Frame
+from .values import Dyn, Poison, RValue, Slot
+
+_BINARY = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv", ast.FloorDiv: "floordiv",
+           ast.Mod: "mod", ast.Pow: "pow", ast.LShift: "lshift", ast.RShift: "rshift", ast.BitAnd: "and",
+           ast.BitOr: "or", ast.BitXor: "xor", ast.MatMult: "matmul"}
+_PY_BINARY = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "truediv": operator.truediv,
+              "floordiv": operator.floordiv, "mod": operator.mod, "pow": operator.pow,
+              "lshift": operator.lshift, "rshift": operator.rshift, "and": operator.and_,
+              "or": operator.or_, "xor": operator.xor, "matmul": operator.matmul}
+_DUNDER = {"add": "add", "sub": "sub", "mul": "mul", "truediv": "truediv", "floordiv": "floordiv",
+           "mod": "mod", "pow": "pow", "lshift": "lshift", "rshift": "rshift", "and": "and", "or": "or",
+           "xor": "xor", "matmul": "matmul"}
+_COMPARE = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
+_PY_COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+               ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Is: operator.is_, ast.IsNot: operator.is_not,
+               ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
+
+MISSING = object()
+_PLAIN = (int, float, bool, str, bytes, tuple, list, dict, set, frozenset, type(None), slice, range)
+
+
+class ExpressionEvaluator:
+    """Mixin of the evaluator: `eval(node)` gives a Python value, an RValue, or raises CompileError."""
+
+    frame: Frame
+
+    def eval(self, node):
+        handler = getattr(self, "expr_" + type(node).__name__, None)
+        if handler is None:
+            raise self.error_at(node, f"{type(node).__name__} expressions are not supported in kernels")
+        saved = self.cg.builder.loc
+        self.cg.builder.loc = self.frame.location(node)
+        try:
+            return handler(node)
+        finally:
+            self.cg.builder.loc = saved
+
+    def eval_value(self, node):
+        """Evaluate, then load a Slot (values in flight are never Slots)."""
+        value = self.eval(node)
+        return value.rvalue() if isinstance(value, Slot) else value
+
+    def error_at(self, node, message: str, hint: str = "") -> CompileError:
+        return CompileError(message, self.frame.location(node), hint)
+
+    # -- leaves -----------------------------------------------------------------------
+    def expr_Constant(self, node):
+        return node.value
+
+    def expr_Name(self, node):
+        return self.lookup(node.id, node)
+
+    def lookup(self, name: str, node=None):
+        frame = self.frame
+        value = frame.env.get(name, MISSING)
+        if value is MISSING:
+            value = frame.closure.get(name, MISSING)
+            if value is MISSING:
+                value = frame.globals.get(name, MISSING)
+                if value is not MISSING:
+                    self.record_global(name, value)
+                else:
+                    value = getattr(builtins, name, MISSING)
+                    if value is MISSING:
+                        raise self.error_at(node, f"name '{name}' is not defined")
+        if isinstance(value, Slot):
+            return value.rvalue()
+        if isinstance(value, Poison):
+            value.fail()
+        return value
+
+    def expr_Attribute(self, node):
+        obj = self.eval_value(node.value)
+        try:
+            value = getattr(obj, node.attr)
+        except AttributeError:
+            raise self.error_at(node, f"{_kind(obj)} has no attribute '{node.attr}'") from None
+        if isinstance(value, Slot):
+            return value.rvalue()
+        return value
+
+    # -- operators --------------------------------------------------------------------
+    def expr_BinOp(self, node):
+        op = _BINARY[type(node.op)]
+        left = self.eval_value(node.left)
+        right = self.eval_value(node.right)
+        return self.binary(op, left, right, node)
+
+    def binary(self, op: str, left, right, node=None):
+        if isinstance(left, Dyn) or isinstance(right, Dyn):
+            if op == "matmul":
+                raise self.error_at(node, "'@' is not defined on run-time scalars", hint="use an MMA building block")
+            if not _is_operand(left) or not _is_operand(right):
+                other = right if isinstance(left, Dyn) else left
+                result = self.user_operator(op, left, right)
+                if result is not NotImplemented:
+                    return result
+                raise self.error_at(node, f"unsupported operand types for '{op}': {_kind(left)} and {_kind(right)}"
+                                    if other is not None else f"cannot use None in '{op}'")
+            return semantics.binary(op, left, right)
+        result = self.user_operator(op, left, right)
+        if result is not NotImplemented:
+            return result
+        try:
+            return _PY_BINARY[op](left, right)
+        except Exception as e:
+            raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+
+    def user_operator(self, op: str, left, right):
+        """a.__op__(b) then b.__rop__(a) when either side is an object whose class defines them in Python."""
+        name = _DUNDER[op]
+        for obj, other, method in ((left, right, f"__{name}__"), (right, left, f"__r{name}__")):
+            if isinstance(obj, _PLAIN) or isinstance(obj, Dyn):
+                continue
+            fn = getattr(type(obj), method, None)
+            if fn is not None and self.should_inline(fn):
+                result = self.inline(fn, (obj, other), {})
+                if result is not NotImplemented:
+                    return result
+        return NotImplemented
+
+    def expr_UnaryOp(self, node):
+        value = self.eval_value(node.operand)
+        if isinstance(value, Dyn):
+            kind = {ast.USub: "neg", ast.UAdd: "pos", ast.Invert: "invert", ast.Not: "not"}[type(node.op)]
+            return value if kind == "pos" else semantics.unary(kind, value)
+        if isinstance(node.op, ast.Not):
+            return not self.truth(value, node)
+        ops = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert}
+        return ops[type(node.op)](value)
+
+    def truth(self, value, node) -> bool:
+        """A compile-time value's Python truth."""
+        try:
+            return bool(value)
+        except CompileError:
+            raise
+        except Exception as e:
+            raise self.error_at(node, f"cannot take the truth of {_kind(value)}: {e}") from e
+
+    def expr_BoolOp(self, node):
+        is_and = isinstance(node.op, ast.And)
+        result = self.eval_value(node.values[0])
+        for operand in node.values[1:]:
+            if not isinstance(result, Dyn):
+                if self.truth(result, node) != is_and:
+                    return result  # short-circuit at compile time
+                result = self.eval_value(operand)
+                continue
+            result = self.runtime_bool_op(is_and, result, operand)
+        return result
+
+    def runtime_bool_op(self, is_and: bool, left, right_node):
+        left = semantics.to_bool(left)
+        if not _may_have_effects(right_node):
+            right = self.eval_value(right_node)
+            if not isinstance(right, Dyn):
+                # x and True == x; x and False == False (and dually for or)
+                if self.truth(right, right_node) == is_and:
+                    return left
+                return semantics.constant(not is_and, ir.i1)
+            return semantics.binary("and" if is_and else "or", left, semantics.to_bool(right))
+        # The right side may load or call: evaluate it only where it matters, as Python does.
+        result = Slot(ir.i1, "and" if is_and else "or")
+        result.store(left)
+        cond = left if is_and else semantics.unary("not", left)
+        if_op = self.cg.builder.if_(cond.value)
+        with self.runtime_region(if_op.regions[0]):
+            result.store(semantics.to_bool(self.eval_value(right_node)))
+        return result.rvalue()
+
+    def expr_Compare(self, node):
+        left = self.eval_value(node.left)
+        result = True
+        for op, right_node in zip(node.ops, node.comparators):
+            right = self.eval_value(right_node)
+            part = self.compare(op, left, right, node)
+            if isinstance(part, Dyn) or isinstance(result, Dyn):
+                result = part if result is True else semantics.binary("and", semantics.to_bool(result),
+                                                                      semantics.to_bool(part))
+            elif not self.truth(part, node):
+                return part
+            else:
+                result = part
+            left = right
+        return result
+
+    def compare(self, op, left, right, node):
+        if isinstance(left, Dyn) or isinstance(right, Dyn):
+            if isinstance(op, (ast.Is, ast.IsNot)):
+                return _PY_COMPARE[type(op)](left, right)  # identity is known at compile time
+            if type(op) not in _COMPARE:
+                raise self.error_at(node, f"'{type(op).__name__}' cannot take a run-time operand")
+            if left is None or right is None:
+                return isinstance(op, ast.NotEq)
+            return semantics.compare(_COMPARE[type(op)], left, right)
+        try:
+            return _PY_COMPARE[type(op)](left, right)
+        except Exception as e:
+            raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+
+    def expr_IfExp(self, node):
+        cond = self.eval_value(node.test)
+        if not isinstance(cond, Dyn):
+            return self.eval_value(node.body if self.truth(cond, node) else node.orelse)
+        cond = semantics.to_bool(cond)
+        if not (_may_have_effects(node.body) or _may_have_effects(node.orelse)):
+            return semantics.select(cond, self.eval_value(node.body), self.eval_value(node.orelse))
+        if_op = self.cg.builder.if_(cond.value)
+        values = []
+        for region, branch in zip(if_op.regions, (node.body, node.orelse)):
+            with self.runtime_region(region):
+                values.append(semantics.to_rvalue(self.eval_value(branch)))
+        t = _merge_type([v.type for v in values], node, self)
+        result = Slot(t, "if-expression")
+        for region, value in zip(if_op.regions, values):
+            with self.cg.builder.at(region):
+                result.store(value)
+        return result.rvalue()
+
+    def expr_NamedExpr(self, node):
+        value = self.eval_value(node.value)
+        self.assign(node.target, value)
+        return value
+
+    # -- containers -------------------------------------------------------------------
+    def expr_Tuple(self, node):
+        return tuple(self.eval_sequence(node.elts))
+
+    def expr_List(self, node):
+        return list(self.eval_sequence(node.elts))
+
+    def expr_Set(self, node):
+        return set(self.eval_sequence(node.elts))
+
+    def eval_sequence(self, elts):
+        for elt in elts:
+            if isinstance(elt, ast.Starred):
+                yield from self.compile_time_iterable(self.eval_value(elt.value), elt)
+            else:
+                yield self.eval_value(elt)
+
+    def expr_Dict(self, node):
+        result = {}
+        for key, value in zip(node.keys, node.values):
+            if key is None:
+                result.update(self.eval_value(value))
+            else:
+                result[self.eval_value(key)] = self.eval_value(value)
+        return result
+
+    def compile_time_iterable(self, value, node):
+        if isinstance(value, Dyn):
+            raise self.error_at(node, "cannot iterate over a run-time value",
+                                hint="use `for i in range(n)` over indices")
+        try:
+            return list(value)
+        except TypeError as e:
+            raise self.error_at(node, f"{e}") from e
+
+    def expr_Subscript(self, node):
+        container = self.eval_value(node.value)
+        index = self.eval_value(node.slice)
+        return self.subscript(container, index, node)
+
+    def subscript(self, container, index, node):
+        if isinstance(container, Dyn):
+            return semantics.subscript(container.rvalue(), index)
+        if isinstance(index, Dyn) and isinstance(container, (tuple, list)):
+            raise self.error_at(node, f"a {type(container).__name__} can only be indexed by a compile-time int",
+                                hint="put the values in shared memory, or select with skc.where")
+        method = getattr(type(container), "__getitem__", None)
+        if method is not None and not isinstance(container, _PLAIN) and self.should_inline(method):
+            return self.inline(method, (container, index), {})
+        try:
+            value = container[index]
+        except Exception as e:
+            raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+        return value.rvalue() if isinstance(value, Slot) else value
+
+    def expr_Slice(self, node):
+        parts = [self.eval_value(p) if p is not None else None for p in (node.lower, node.upper, node.step)]
+        return slice(*parts)
+
+    def expr_Index(self, node):  # Python 3.8 compatibility of the AST
+        return self.eval_value(node.value)
+
+    def expr_Starred(self, node):
+        raise self.error_at(node, "a starred expression is only allowed in a call, tuple or list")
+
+    # -- comprehensions ---------------------------------------------------------------
+    def comprehension(self, node, element):
+        """Run a comprehension at compile time over compile-time iterables (elements may be run-time)."""
+        env = self.frame.env
+        saved = dict(env)
+        results = []
+
+        def generate(generators):
+            if not generators:
+                results.append(element())
+                return
+            gen = generators[0]
+            for item in self.compile_time_iterable(self.eval_value(gen.iter), gen.iter):
+                self.assign(gen.target, item)
+                conditions = [self.eval_value(c) for c in gen.ifs]
+                if any(isinstance(c, Dyn) for c in conditions):
+                    raise self.error_at(gen, "a comprehension's condition must be known at compile time")
+                if all(self.truth(c, gen) for c in conditions):
+                    generate(generators[1:])
+
+        try:
+            generate(node.generators)
+        finally:
+            for name in list(env):
+                if name not in saved:
+                    del env[name]
+            env.update(saved)
+        return results
+
+    def expr_ListComp(self, node):
+        return self.comprehension(node, lambda: self.eval_value(node.elt))
+
+    def expr_GeneratorExp(self, node):
+        return iter(self.comprehension(node, lambda: self.eval_value(node.elt)))
+
+    def expr_SetComp(self, node):
+        return set(self.comprehension(node, lambda: self.eval_value(node.elt)))
+
+    def expr_DictComp(self, node):
+        return dict(self.comprehension(node, lambda: (self.eval_value(node.key), self.eval_value(node.value))))
+
+    def expr_JoinedStr(self, node):
+        parts = []
+        for value in node.values:
+            if isinstance(value, ast.Constant):
+                parts.append(str(value.value))
+                continue
+            item = self.eval_value(value.value)
+            if isinstance(item, Dyn):
+                raise self.error_at(value, "an f-string can only format compile-time values",
+                                    hint="print run-time values with print('x =', x)")
+            spec = self.eval_value(value.format_spec) if value.format_spec else ""
+            conv = {-1: lambda x: x, 115: str, 114: repr, 97: ascii}[value.conversion]
+            parts.append(format(conv(item), spec))
+        return "".join(parts)
+
+    def expr_FormattedValue(self, node):
+        return self.expr_JoinedStr(ast.JoinedStr(values=[node]))
+
+    def expr_Lambda(self, node):
+        from .calls import LocalFunction
+
+        return LocalFunction(node, self.frame, self.eval_defaults(node.args))
+
+    def expr_Await(self, node):
+        raise self.error_at(node, "await is not supported in kernels")
+
+    def expr_Yield(self, node):
+        raise self.error_at(node, "yield is not supported in kernels", hint="return a tuple instead")
+
+    expr_YieldFrom = expr_Yield
+
+
+def _is_operand(x) -> bool:
+    return isinstance(x, Dyn) or semantics.is_number(x)
+
+
+def _kind(obj) -> str:
+    if isinstance(obj, RValue):
+        return f"a run-time {obj.type}"
+    if isinstance(obj, type):
+        return f"class {obj.__name__}"
+    return f"'{type(obj).__name__}' object"
+
+
+def _may_have_effects(node) -> bool:
+    """Whether evaluating node may call, load or assign (so it must not run speculatively)."""
+    return any(isinstance(n, (ast.Call, ast.Subscript, ast.NamedExpr, ast.Await)) for n in ast.walk(node))
+
+
+def _merge_type(types, node, evaluator):
+    from .dtypes import PtrType
+
+    first = types[0]
+    if any(isinstance(t, PtrType) for t in types):
+        if any(t != first for t in types):
+            raise evaluator.error_at(node, f"the branches give different types: {', '.join(map(str, types))}")
+        return first
+    result = ir.element_type(first)
+    for t in types[1:]:
+        if t.is_vector != first.is_vector:
+            raise evaluator.error_at(node, f"the branches give different types: {first} and {t}")
+        result = semantics.promote_scalars(result, ir.element_type(t))
+    return ir.VectorType(result, first.count) if first.is_vector else result

@@ -1,0 +1,73 @@
+"""What the evaluator keeps per inlined function: its names, open loops and with-blocks,
+and where a run-time `return` goes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .. import ir
+from ..diagnostics import Location
+from .source import SourceFunction
+
+
+class ControlSignal(Exception):
+    """A jump taken while compiling (not at run time): it unwinds the evaluator like Python would."""
+
+
+class CompileTimeBreak(ControlSignal):
+    pass
+
+
+class CompileTimeContinue(ControlSignal):
+    pass
+
+
+class CompileTimeReturn(ControlSignal):
+    def __init__(self, value=None, cleaned: bool = False):
+        super().__init__()
+        self.value = value
+        self.cleaned = cleaned  # with-blocks already emitted their __exit__ for this return
+
+
+@dataclass
+class LoopContext:
+    """An open loop. Run-time loops have a label; unrolled loops may have labels for run-time jumps."""
+
+    unrolled: bool
+    runtime_depth: int             # the frame's run-time depth where the loop starts
+    with_depth: int                # with-blocks open in the frame when the loop starts
+    break_label: Optional[str] = None
+    continue_label: Optional[str] = None
+    continue_is_break: bool = False  # an unrolled loop continues by leaving the iteration's block
+
+
+@dataclass
+class ReturnTarget:
+    """Where the run-time returns of an inlined function go: a labeled block, and slots for the value."""
+
+    label: str
+    slots: Optional[list] = None   # Slot per returned element
+    shape: object = None           # None: one value; int: a tuple of that many
+
+
+@dataclass
+class Frame:
+    source: SourceFunction
+    env: dict
+    globals: dict
+    closure: dict
+    caller: Optional[Location] = None
+    is_kernel: bool = False
+    runtime_depth: int = 0
+    loops: list = field(default_factory=list)
+    withs: list = field(default_factory=list)
+    promote: frozenset = frozenset()   # names kept in slots when assigned run-time values
+    ret: Optional[ReturnTarget] = None
+
+    def location(self, node) -> Location:
+        return self.source.location(node, self.caller)
+
+
+def scratch_region() -> ir.Region:
+    """A region that is never attached: IR emitted while probing an expression is dropped with it."""
+    return ir.Region()

@@ -1,0 +1,178 @@
+"""The frontend's entry points: a kernel's parameters, their specialization, and compiling a
+specialized kernel to tile IR. Also `@skc.func`, the decorator for inlined device functions."""
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .. import ir
+from ..diagnostics import CompileError, SkcError
+from ..target import Target
+from . import context
+from .context import CodeGen, Dependencies
+from .dtypes import DType, PtrType, TensorMap, constexpr, is_constexpr_annotation
+from .evaluator import Evaluator
+from .frames import CompileTimeReturn, Frame
+from .source import get_source
+from .values import RValue
+
+POINTER, SCALAR, CONSTEXPR, TENSORMAP = "pointer", "scalar", "constexpr", "tensormap"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """How one parameter is specialized: a pointer to elem, a scalar of a type, a compile-time value."""
+
+    name: str
+    kind: str
+    type: Any = None      # PtrType for pointers, an IR scalar type for scalars
+    value: Any = None     # the value of a constexpr
+
+    def key(self):
+        if self.kind == CONSTEXPR:
+            return (self.name, self.kind, fingerprint(self.value))
+        return (self.name, self.kind, self.type)
+
+
+@dataclass(frozen=True)
+class Specialization:
+    """Everything about a launch that changes the generated code, besides sources."""
+
+    params: tuple
+    block: tuple = (128, 1, 1)
+    cluster: tuple = (1, 1, 1)
+    options: tuple = ()
+
+    def key(self):
+        return (tuple(p.key() for p in self.params), self.block, self.cluster, self.options)
+
+
+def fingerprint(value) -> str:
+    """A stable text standing for a compile-time value in cache keys."""
+    if isinstance(value, (int, float, bool, str, bytes, type(None))):
+        return f"{type(value).__name__}:{value!r}"
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__}(" + ",".join(fingerprint(v) for v in value) + ")"
+    if isinstance(value, dict):
+        return "dict(" + ",".join(f"{fingerprint(k)}={fingerprint(v)}" for k, v in sorted(value.items(), key=repr)) + ")"
+    if isinstance(value, (DType, PtrType, ir.Type)):
+        return repr(value)
+    if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    cache_key = getattr(value, "__skc_cache_key__", None)
+    if cache_key is not None:
+        return f"{type(value).__qualname__}:{cache_key()}"
+    if type(value).__repr__ is not object.__repr__:
+        return f"{type(value).__qualname__}:{value!r}"
+    fields = getattr(value, "__dict__", None)
+    if fields is not None:
+        return f"{type(value).__qualname__}(" + ",".join(f"{k}={fingerprint(v)}" for k, v in sorted(fields.items())) + ")"
+    return f"{type(value).__qualname__}@{id(value)}"
+
+
+@dataclass
+class Parameter:
+    """A kernel parameter as declared: its name, annotation and default."""
+
+    name: str
+    annotation: Any = None
+    default: Any = inspect.Parameter.empty
+
+    @property
+    def is_constexpr(self) -> bool:
+        return is_constexpr_annotation(self.annotation)
+
+
+def kernel_parameters(fn) -> list:
+    """The parameters of a kernel function, annotations evaluated."""
+    try:
+        annotations = inspect.get_annotations(fn, eval_str=True)
+    except Exception as e:
+        raise SkcError(f"cannot evaluate the annotations of {fn.__qualname__}: {e}") from e
+    params = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise SkcError(f"kernel {fn.__qualname__} has *{p.name}; kernels take named parameters only")
+        params.append(Parameter(p.name, annotations.get(p.name), p.default))
+    return params
+
+
+def annotated_spec(param: Parameter) -> Optional[ParamSpec]:
+    """The specialization an annotation alone implies (None when the argument decides)."""
+    a = param.annotation
+    if param.is_constexpr:
+        if param.default is inspect.Parameter.empty:
+            return None
+        return ParamSpec(param.name, CONSTEXPR, value=param.default)
+    if isinstance(a, PtrType):
+        return ParamSpec(param.name, POINTER, a)
+    if isinstance(a, DType):
+        return ParamSpec(param.name, SCALAR, a.ir)
+    if a is TensorMap:
+        return ParamSpec(param.name, TENSORMAP, ir.tmap)
+    return None
+
+
+def compile_to_ir(fn, spec: Specialization, target: Target):
+    """Run the kernel's source through the evaluator; give the tile IR module and its dependencies."""
+    source = get_source(fn)
+    runtime_params = [p for p in spec.params if p.kind != CONSTEXPR]
+    arg_types = [p.type.ir if isinstance(p.type, PtrType) else p.type for p in runtime_params]
+    function = ir.Function(fn.__name__, arg_types, [p.name for p in runtime_params],
+                           loc=source.location(source.node))
+    codegen = CodeGen(function, target, spec.block, spec.cluster)
+    evaluator = Evaluator(codegen)
+    env, args = {}, iter(function.args)
+    for p in spec.params:
+        env[p.name] = p.value if p.kind == CONSTEXPR else RValue(next(args), p.type)
+    closure = {}
+    if fn.__closure__:
+        closure = {n: c.cell_contents for n, c in zip(fn.__code__.co_freevars, fn.__closure__)}
+    frame = Frame(source, env, fn.__globals__, closure, is_kernel=True)
+    codegen.deps.functions[(source.module, source.qualname)] = source.digest
+    with context.generating(codegen):
+        evaluator.frames.append(frame)
+        try:
+            evaluator.exec_body(source.node.body)
+        except CompileTimeReturn:
+            pass
+        finally:
+            evaluator.frames.pop()
+    function.attrs.update(block=tuple(spec.block), shared_bytes=codegen.shared_bytes)
+    if codegen.shared_bytes:
+        function.attrs["shared_align"] = codegen.shared_align
+    if tuple(spec.cluster) != (1, 1, 1):
+        function.attrs["cluster"] = tuple(spec.cluster)
+    module = ir.Module([function], {"target": target.name})
+    return module, codegen.deps
+
+
+class DeviceFunction:
+    """`@skc.func`: a function inlined into the kernels that call it."""
+
+    def __init__(self, fn):
+        self.__skc_function__ = fn
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args, **kwargs):
+        if context.active() and context.current().evaluator is not None:
+            return context.current().evaluator.inline(self.__skc_function__, args, kwargs)
+        raise SkcError(f"{self.__qualname__} is an @skc.func: it runs inside kernels only",
+                       ) from None
+
+    def __repr__(self):
+        return f"<skc.func {self.__qualname__}>"
+
+
+def func(fn=None):
+    """Decorate a device function: calls from kernels inline it (with run-time control flow)."""
+    if fn is None:
+        return func
+    return DeviceFunction(fn)
+
+
+__all__ = ["POINTER", "SCALAR", "CONSTEXPR", "TENSORMAP", "ParamSpec", "Specialization", "Parameter",
+           "kernel_parameters", "annotated_spec", "compile_to_ir", "func", "fingerprint", "Dependencies",
+           "CompileError", "constexpr", "field"]

@@ -1,0 +1,517 @@
+"""The DSL's typing rules and the IR they emit: promotions, arithmetic with Python's meaning
+(floor division, modulo, true division), comparisons, casts, pointer arithmetic, loads, stores.
+
+Promotion follows C with Python literals adapting to the other operand: `x + 1` keeps x's
+type, `i + 0.5` with an int i gives f32, i32 with i64 gives i64, iN with uN of the same width
+gives uN, f16 with bf16 gives f32.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Optional
+
+from .. import ir
+from . import context
+from .dtypes import PtrType
+from .values import Dyn, RValue
+
+_INT_RANGES = {}
+
+
+def _int_range(t: ir.ScalarType):
+    if t not in _INT_RANGES:
+        bits = t.bits
+        _INT_RANGES[t] = (0, 2 ** bits - 1) if not t.is_signed else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return _INT_RANGES[t]
+
+
+def _cg():
+    return context.current()
+
+
+def _b():
+    return context.current().builder
+
+
+def error(message: str, hint: str = ""):
+    return _cg().error(message, hint)
+
+
+def is_number(x) -> bool:
+    return isinstance(x, numbers.Number) and not isinstance(x, Dyn) and not isinstance(x, complex)
+
+
+def literal_type(value) -> ir.ScalarType:
+    """The type a Python literal takes on its own: bool -> i1, int -> i32 (or i64), float -> f32."""
+    if isinstance(value, bool):
+        return ir.i1
+    if isinstance(value, numbers.Integral):
+        if -2 ** 31 <= value < 2 ** 31:
+            return ir.i32
+        if -2 ** 63 <= value < 2 ** 63:
+            return ir.i64
+        if 0 <= value < 2 ** 64:
+            return ir.u64
+        raise error(f"integer literal {value} does not fit in 64 bits")
+    if isinstance(value, numbers.Real):
+        numpy_type = getattr(value, "dtype", None)
+        if numpy_type is not None and str(numpy_type) == "float64":
+            return ir.f64 if type(value).__module__ == "numpy" else ir.f32
+        return ir.f32
+    raise error(f"cannot use {value!r} ({type(value).__name__}) as a number in a kernel")
+
+
+def constant(value, t: ir.Type) -> RValue:
+    """A constant of type t (scalar or vector splat); ints wrap into t's range, like C."""
+    elem = ir.element_type(t)
+    if elem.is_bool:
+        value = int(bool(value))
+    elif elem.is_int:
+        if isinstance(value, float) and not value.is_integer():
+            raise error(f"cannot use {value!r} as a {elem}")
+        lo, hi = _int_range(elem)
+        value = int(value)
+        if not lo <= value <= hi:
+            value = (value - lo) % (hi - lo + 1) + lo
+    else:
+        value = float(value)
+    return RValue(_b().constant(value, t), t)
+
+
+def to_rvalue(x, like: Optional[ir.Type] = None) -> RValue:
+    """A run-time value for x: loads a Slot, materializes a Python number (as `like` if given)."""
+    if isinstance(x, Dyn):
+        return x.rvalue()
+    if is_number(x):
+        return constant(x, like if like is not None else literal_type(x))
+    raise error(f"expected a number or a run-time value, found {_describe(x)}")
+
+
+def _describe(x) -> str:
+    if isinstance(x, (str, tuple, list, dict)):
+        return f"{type(x).__name__} {x!r}"[:80]
+    return f"a {type(x).__name__}"
+
+
+# -- promotion ---------------------------------------------------------------------------
+def promote_scalars(a: ir.ScalarType, b: ir.ScalarType) -> ir.ScalarType:
+    if a is b:
+        return a
+    if a.is_float or b.is_float:
+        if not (a.is_float and b.is_float):
+            return a if a.is_float else b
+        if a.bits == b.bits or a.bits == 8 or b.bits == 8:
+            return ir.f32 if max(a.bits, b.bits) <= 32 else ir.f64
+        return a if a.bits > b.bits else b
+    if a.is_bool:
+        return b
+    if b.is_bool:
+        return a
+    if a.bits != b.bits:
+        return a if a.bits > b.bits else b
+    return a if not a.is_signed else b  # same width: unsigned wins, as in C
+
+
+def _literal_fits(value, t: ir.ScalarType) -> bool:
+    if t.is_float:
+        return True
+    if not isinstance(value, numbers.Integral):
+        return False  # a float literal turns an integer operation into a float one
+    lo, hi = _int_range(t)
+    # negative literals wrap into unsigned types (x - 1 on a u32)
+    return lo <= value <= hi or (not t.is_signed and -hi - 1 <= value < 0)
+
+
+def _operand_types(a, b):
+    """The common element type of two operands (at least one run-time) and whether either is a vector."""
+    ta = a.type if isinstance(a, Dyn) else None
+    tb = b.type if isinstance(b, Dyn) else None
+    for t in (ta, tb):
+        if isinstance(t, PtrType):
+            raise error("pointer arithmetic supports ptr + int, ptr - int and ptr - ptr only")
+    ea = ir.element_type(ta) if ta is not None else None
+    eb = ir.element_type(tb) if tb is not None else None
+    count = next((t.count for t in (ta, tb) if t is not None and t.is_vector), None)
+    if ta is not None and tb is not None and ta.is_vector and tb.is_vector and ta.count != tb.count:
+        raise error(f"vector lengths differ: {ta} and {tb}")
+    if ea is None or eb is None:
+        known, literal = (ea, b) if ea is not None else (eb, a)
+        if not is_number(literal):
+            raise error(f"cannot combine a run-time {known} with {_describe(literal)}")
+        if isinstance(literal, bool) and known.is_bool:
+            elem = known
+        elif known.is_bool:
+            elem = promote_scalars(ir.i32, literal_type(literal))
+        elif _literal_fits(literal, known):
+            elem = known
+        else:
+            elem = promote_scalars(known, literal_type(literal))
+    else:
+        elem = promote_scalars(ea, eb)
+    return elem, count
+
+
+def _coerce(x, elem: ir.ScalarType, count: Optional[int]) -> RValue:
+    t = ir.VectorType(elem, count) if count else elem
+    if not isinstance(x, Dyn):
+        return constant(x, t)
+    x = x.rvalue()
+    if x.type is t:
+        return x
+    if count and not x.type.is_vector:
+        scalar = cast(x, elem)
+        return RValue(_b().value("vec.splat", (scalar.value,), t), t)
+    return cast(x, t)
+
+
+def unify(a, b):
+    """Both operands as run-time values of their common type."""
+    elem, count = _operand_types(a, b)
+    return _coerce(a, elem, count), _coerce(b, elem, count)
+
+
+# -- arithmetic --------------------------------------------------------------------------
+_DIRECT = {"add": "arith.add", "sub": "arith.sub", "mul": "arith.mul",
+           "and": "arith.and", "or": "arith.or", "xor": "arith.xor"}
+
+
+def binary(op: str, a, b):
+    """a <op> b for op in add sub mul truediv floordiv mod pow lshift rshift and or xor."""
+    ta = a.type if isinstance(a, Dyn) else None
+    tb = b.type if isinstance(b, Dyn) else None
+    if isinstance(ta, PtrType) or isinstance(tb, PtrType):
+        return pointer_arith(op, a, b)
+    if op == "pow":
+        return power(a, b)
+    x, y = unify(a, b)
+    t = x.type
+    elem = ir.element_type(t)
+    if op in ("add", "sub", "mul") and elem.is_bool:
+        x, y = _coerce(x, ir.i32, _count(t)), _coerce(y, ir.i32, _count(t))
+        t, elem = x.type, ir.i32
+    if op in ("and", "or", "xor", "lshift", "rshift") and elem.is_float:
+        raise error(f"operator '{_SYMBOL[op]}' needs integers, found {t}")
+    builder = _b()
+    if op in _DIRECT:
+        return RValue(builder.binary(_DIRECT[op], x.value, y.value), t)
+    if op == "truediv":
+        if not elem.is_float:
+            ft = ir.f64 if elem.bits == 64 else ir.f32
+            x, y = _coerce(x, ft, _count(t)), _coerce(y, ft, _count(t))
+            t = x.type
+        return RValue(builder.binary("arith.div", x.value, y.value), t)
+    if op == "floordiv":
+        return _floordiv(x, y)
+    if op == "mod":
+        return _mod(x, y)
+    if op == "lshift":
+        return RValue(builder.binary("arith.shl", x.value, y.value), t)
+    if op == "rshift":
+        return RValue(builder.binary("arith.shr", x.value, y.value), t)
+    raise error(f"operator '{op}' is not supported on run-time values")
+
+
+_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%", "pow": "**",
+           "lshift": "<<", "rshift": ">>", "and": "&", "or": "|", "xor": "^"}
+
+
+def _count(t):
+    return t.count if t.is_vector else None
+
+
+def _zero_like(x: RValue) -> RValue:
+    return constant(0, x.type)
+
+
+def _floordiv(x: RValue, y: RValue) -> RValue:
+    """Python's //: rounds toward -inf (C's / truncates toward zero)."""
+    builder, t = _b(), x.type
+    elem = ir.element_type(t)
+    if elem.is_float:
+        q = builder.binary("arith.div", x.value, y.value)
+        return RValue(builder.unary("math.floor", q), t)
+    q = builder.binary("arith.div", x.value, y.value)
+    if not elem.is_signed:
+        return RValue(q, t)
+    # q - 1 where the remainder is non-zero and the operands' signs differ
+    r = builder.binary("arith.rem", x.value, y.value)
+    zero = _zero_like(x).value
+    cmp_t = ir.with_element(t, ir.i1)
+    nonzero = builder.cmp("ne", r, zero, cmp_t)
+    signs_differ = builder.cmp("lt", builder.binary("arith.xor", r, y.value), zero, cmp_t)
+    fix = builder.binary("arith.and", nonzero, signs_differ)
+    one = constant(1, t).value
+    return RValue(builder.select(fix, builder.binary("arith.sub", q, one), q), t)
+
+
+def _mod(x: RValue, y: RValue) -> RValue:
+    """Python's %: the result takes the divisor's sign."""
+    builder, t = _b(), x.type
+    elem = ir.element_type(t)
+    r = builder.binary("arith.rem", x.value, y.value)
+    if elem.is_int and not elem.is_signed:
+        return RValue(r, t)
+    zero = _zero_like(x).value
+    cmp_t = ir.with_element(t, ir.i1)
+    nonzero = builder.cmp("ne", r, zero, cmp_t)
+    if elem.is_float:
+        r_neg = builder.cmp("lt", r, zero, cmp_t)
+        y_neg = builder.cmp("lt", y.value, zero, cmp_t)
+        signs_differ = builder.cmp("ne", r_neg, y_neg, cmp_t)
+    else:
+        signs_differ = builder.cmp("lt", builder.binary("arith.xor", r, y.value), zero, cmp_t)
+    fix = builder.binary("arith.and", nonzero, signs_differ)
+    return RValue(builder.select(fix, builder.binary("arith.add", r, y.value), r), t)
+
+
+def power(a, b):
+    if is_number(b) and isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 8:
+        # x ** n for a small constant n: repeated multiplication, exact for ints
+        x = to_rvalue(a)
+        result = constant(1, x.type) if b == 0 else x
+        for _ in range(max(0, b - 1)):
+            result = binary("mul", result, x)
+        return result
+    x, y = unify(a, b)
+    elem = ir.element_type(x.type)
+    if not elem.is_float:
+        x, y = _coerce(x, ir.f32, _count(x.type)), _coerce(y, ir.f32, _count(x.type))
+    return RValue(_b().binary("math.pow", x.value, y.value), x.type)
+
+
+def pointer_arith(op: str, a, b) -> RValue:
+    builder = _b()
+    if isinstance(a, Dyn) and isinstance(a.type, PtrType):
+        p = a.rvalue()
+        if isinstance(b, Dyn) and isinstance(b.type, PtrType):
+            if op != "sub":
+                raise error(f"cannot apply '{_SYMBOL.get(op, op)}' to two pointers")
+            return _pointer_difference(p, b.rvalue())
+        if op not in ("add", "sub"):
+            raise error(f"cannot apply '{_SYMBOL.get(op, op)}' to a pointer", hint="pointers take + and - of integers")
+        index = index_value(b)
+        if op == "sub":
+            index = unary("neg", index)
+        return offset(p, index)
+    if op == "add":
+        return pointer_arith("add", b, a)
+    raise error(f"cannot apply '{_SYMBOL.get(op, op)}' with a pointer on the right")
+
+
+def _pointer_difference(p: RValue, q: RValue) -> RValue:
+    if p.type != q.type:
+        raise error(f"cannot subtract pointers of different types: {p.type} and {q.type}")
+    builder = _b()
+    pi = builder.value("ptr.to_int", (p.value,), ir.i64)
+    qi = builder.value("ptr.to_int", (q.value,), ir.i64)
+    diff = RValue(builder.binary("arith.sub", pi, qi), ir.i64)
+    return binary("floordiv", diff, p.type.elem.bytes)
+
+
+def index_value(x) -> RValue:
+    """An integer index (a literal becomes i32 or i64)."""
+    v = to_rvalue(x)
+    if not (isinstance(v.type, ir.ScalarType) and v.type.is_int):
+        raise error(f"an index must be an integer, found {v.type}", hint="cast it: skc.i32(x)")
+    if v.type.is_bool:
+        v = cast(v, ir.i32)
+    return v
+
+
+def offset(p: RValue, index) -> RValue:
+    """p advanced by index elements."""
+    if is_number(index) and index == 0:
+        return p
+    i = index_value(index)
+    return RValue(_b().value("ptr.offset", (p.value, i.value), p.type.ir, elem=p.type.elem), p.type)
+
+
+# -- comparisons and logic ----------------------------------------------------------------
+def compare(pred: str, a, b) -> RValue:
+    ta = a.type if isinstance(a, Dyn) else None
+    tb = b.type if isinstance(b, Dyn) else None
+    if isinstance(ta, PtrType) or isinstance(tb, PtrType):
+        if not (isinstance(ta, PtrType) and isinstance(tb, PtrType)):
+            raise error("a pointer can only be compared with another pointer")
+        return RValue(_b().cmp(pred, a.rvalue().value, b.rvalue().value), ir.i1)
+    x, y = unify(a, b)
+    result_t = ir.with_element(x.type, ir.i1)
+    return RValue(_b().cmp(pred, x.value, y.value, result_t), result_t)
+
+
+def to_bool(x) -> RValue:
+    """x as i1: non-zero (or non-null) is true."""
+    v = to_rvalue(x)
+    if v.type is ir.i1:
+        return v
+    if isinstance(v.type, PtrType):
+        zero = RValue(_b().value("ptr.from_int", (constant(0, ir.i64).value,), v.type.ir), v.type)
+        return RValue(_b().cmp("ne", v.value, zero.value), ir.i1)
+    if v.type.is_vector:
+        raise error(f"a vector ({v.type}) cannot be used as a condition")
+    return compare("ne", v, 0)
+
+
+def unary(op: str, a):
+    x = to_rvalue(a)
+    t = x.type
+    if isinstance(t, PtrType):
+        raise error(f"cannot apply unary '{op}' to a pointer")
+    elem = ir.element_type(t)
+    builder = _b()
+    if op == "neg":
+        if elem.is_bool:
+            x = cast(x, ir.with_element(t, ir.i32))
+            t = x.type
+        return RValue(builder.unary("arith.neg", x.value), t)
+    if op == "invert":
+        if elem.is_float:
+            raise error(f"operator '~' needs integers, found {t}")
+        return RValue(builder.unary("arith.not", x.value), t)
+    if op == "not":
+        return RValue(builder.unary("arith.not", to_bool(x).value), ir.i1)
+    if op == "abs":
+        if elem.is_int and not elem.is_signed:
+            return x
+        return RValue(builder.unary("math.abs", x.value), t)
+    raise error(f"unknown unary operator {op}")
+
+
+def select(cond, a, b) -> RValue:
+    c = to_rvalue(cond)
+    if ir.element_type(c.type) is not ir.i1:
+        c = to_bool(c)
+    if isinstance(a, Dyn) and isinstance(a.type, PtrType) or isinstance(b, Dyn) and isinstance(b.type, PtrType):
+        x, y = to_rvalue(a), to_rvalue(b)
+        if x.type != y.type:
+            raise error(f"select between pointers of different types: {x.type} and {y.type}")
+    elif not isinstance(a, Dyn) and not isinstance(b, Dyn):
+        t = promote_scalars(literal_type(a), literal_type(b))
+        x, y = constant(a, t), constant(b, t)
+    else:
+        x, y = unify(a, b)
+    if c.type.is_vector and not x.type.is_vector:
+        x, y = _coerce(x, x.type, c.type.count), _coerce(y, y.type, c.type.count)
+    return RValue(_b().select(c.value, x.value, y.value), x.type)
+
+
+def minmax(op: str, values) -> RValue:
+    """min or max of several values (at least one run-time)."""
+    result = values[0]
+    for v in values[1:]:
+        x, y = unify(result, v)
+        result = RValue(_b().binary(f"arith.{op}", x.value, y.value), x.type)
+    return to_rvalue(result)
+
+
+# -- casts ---------------------------------------------------------------------------------
+def cast(x, t: ir.Type):
+    """Convert x to type t (a scalar, or a vector of the same length)."""
+    if isinstance(t, PtrType):
+        v = to_rvalue(x)
+        if not isinstance(v.type, PtrType):
+            raise error(f"cannot cast {v.type} to a pointer", hint="use skc.int_to_ptr")
+        if v.type.space != t.space:
+            raise error(f"cannot cast a {v.type.space} pointer to a {t.space} pointer")
+        return RValue(v.value, t)
+    if not isinstance(x, Dyn):
+        if not is_number(x):
+            raise error(f"cannot convert {_describe(x)} to {t}")
+        return constant(x, t)
+    v = x.rvalue()
+    if isinstance(v.type, PtrType):
+        raise error(f"cannot cast a pointer to {t}", hint="use skc.ptr_to_int")
+    if v.type.is_vector and not t.is_vector:
+        t = ir.VectorType(t, v.type.count)
+    if v.type is t:
+        return v
+    return RValue(_b().cast(v.value, t), t)
+
+
+def bitcast(x, t: ir.Type) -> RValue:
+    v = to_rvalue(x)
+    return RValue(_b().value("arith.bitcast", (v.value,), t), t)
+
+
+def convert_for_store(value, t, what: str = "") -> RValue:
+    """value converted to the type of the place it is stored into (like C assignment)."""
+    if isinstance(t, PtrType):
+        v = to_rvalue(value)
+        if v.type != t:
+            raise error(f"cannot store {v.type} into {what or 'a place'} of type {t}")
+        return v
+    if not isinstance(value, Dyn):
+        return constant(value, t)
+    v = value.rvalue()
+    if isinstance(v.type, PtrType):
+        raise error(f"cannot store a pointer into {what or 'a place'} of type {t}")
+    if v.type.is_vector != t.is_vector:
+        raise error(f"cannot store {v.type} into {what or 'a place'} of type {t}")
+    return cast(v, t)
+
+
+# -- memory ------------------------------------------------------------------------------
+def _pointer(p) -> RValue:
+    v = to_rvalue(p)
+    if not isinstance(v.type, PtrType):
+        raise error(f"expected a pointer, found {v.type}")
+    return v
+
+
+def load(p, mask=None, other=None, width: int = 1) -> RValue:
+    """Read width elements at p (a vector when width > 1); masked-off threads get `other` (default 0)."""
+    ptr = _pointer(p)
+    elem = ptr.type.elem
+    width = int(width)
+    t = ir.VectorType(elem, width) if width > 1 else elem
+    if t.bytes > 16 or t.bytes & (t.bytes - 1):
+        raise error(f"a load of {width} x {elem} moves {t.bytes} bytes; one access moves 1, 2, 4, 8 or 16 bytes",
+                    hint="split it into several loads")
+    operands = [ptr.value]
+    if mask is not None and not (mask is True):
+        if mask is False:
+            return constant(0 if other is None else other, t)
+        operands.append(to_bool(mask).value)
+        if other is not None:
+            operands.append(_coerce(other, elem, width if width > 1 else None).value)
+    return RValue(_b().value("mem.load", operands, t, align=t.bytes), t)
+
+
+def store(p, value, mask=None):
+    ptr = _pointer(p)
+    elem = ptr.type.elem
+    if isinstance(value, Dyn) and value.type.is_vector:
+        v = value.rvalue()
+        if ir.element_type(v.type) is not elem:
+            v = cast(v, ir.VectorType(elem, v.type.count))
+    else:
+        v = convert_for_store(value, elem)
+    if v.type.bytes > 16 or v.type.bytes & (v.type.bytes - 1):
+        raise error(f"a store of {v.type} moves {v.type.bytes} bytes; one access moves 1, 2, 4, 8 or 16 bytes")
+    operands = [ptr.value, v.value]
+    if mask is not None and mask is not True:
+        if mask is False:
+            return
+        operands.append(to_bool(mask).value)
+    _b().create("mem.store", operands, attrs={"align": v.type.bytes})
+
+
+def subscript(base: RValue, index):
+    t = base.type
+    if isinstance(t, PtrType):
+        return load(offset(base, index))
+    if t.is_vector:
+        if isinstance(index, Dyn):
+            raise error("a vector element index must be a compile-time int")
+        i = int(index)
+        if not -t.count <= i < t.count:
+            raise error(f"index {i} is out of range for {t}")
+        return RValue(_b().value("vec.extract", (base.value,), t.elem, index=i % t.count), t.elem)
+    raise error(f"cannot index a {t}", hint="only pointers and vectors can be indexed")
+
+
+def store_subscript(base: RValue, index, value):
+    if not isinstance(base.type, PtrType):
+        raise error(f"cannot assign to an element of a {base.type}",
+                    hint="vectors are values: build a new one with skc.vector(...)")
+    store(offset(base, index), value)

@@ -1,0 +1,159 @@
+"""Python source of DSL functions: parsed once per code object, with the facts the evaluator
+needs about a body before running it (which names it assigns, whether jumps hide inside)."""
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import textwrap
+from dataclasses import dataclass
+from typing import Optional
+
+from ..diagnostics import CompileError, Location
+
+
+@dataclass
+class SourceFunction:
+    """A function's AST with its place in the file (columns corrected for dedenting)."""
+
+    node: ast.FunctionDef
+    filename: str
+    indent: int
+    name: str
+    qualname: str
+    module: str
+    digest: str
+
+    def location(self, node: ast.AST, caller: Optional[Location] = None) -> Location:
+        return Location(self.filename, getattr(node, "lineno", self.node.lineno),
+                        getattr(node, "col_offset", 0) + self.indent, self.qualname, caller)
+
+
+_cache: dict = {}
+
+
+def has_source(fn) -> bool:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return False
+    if code in _cache:
+        return True
+    try:
+        inspect.getsourcelines(fn)
+        return True
+    except (OSError, TypeError):
+        return False
+
+
+def get_source(fn) -> SourceFunction:
+    """Parse fn's source (cached by code object)."""
+    code = fn.__code__
+    found = _cache.get(code)
+    if found is not None:
+        return found
+    try:
+        lines, first_line = inspect.getsourcelines(fn)
+    except (OSError, TypeError) as e:
+        raise CompileError(f"cannot read the source of {fn.__qualname__}: {e}",
+                           hint="skc compiles functions defined in .py files")
+    text = "".join(lines)
+    indent = len(lines[0]) - len(lines[0].lstrip())
+    tree = ast.parse(textwrap.dedent(text))
+    ast.increment_lineno(tree, first_line - 1)
+    node = tree.body[0]
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        raise CompileError(f"{fn.__qualname__} is not defined by a def statement",
+                           hint="lambdas cannot be compiled; write a def")
+    if isinstance(node, ast.AsyncFunctionDef):
+        raise CompileError(f"{fn.__qualname__} is async; kernels cannot be async functions",
+                           Location(code.co_filename, node.lineno, node.col_offset + indent))
+    found = SourceFunction(node, code.co_filename, indent, fn.__name__, fn.__qualname__,
+                           getattr(fn, "__module__", "") or "", hashlib.sha256(text.encode()).hexdigest())
+    _cache[code] = found
+    return found
+
+
+# -- scans of a body before it runs ------------------------------------------------------
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
+           ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+_names_cache: dict = {}
+
+
+def _walk_scope(nodes):
+    """Every node in these statements, not descending into nested functions or comprehensions."""
+    stack = list(reversed(nodes))
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, _SCOPES):
+                stack.append(child)
+
+
+def _targets(target):
+    if isinstance(target, ast.Name):
+        yield target.id
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for elt in target.elts:
+            yield from _targets(elt)
+    elif isinstance(target, ast.Starred):
+        yield from _targets(target.value)
+
+
+def assigned_names(stmts: list) -> tuple:
+    """Local names these statements assign (in order of first appearance)."""
+    key = id(stmts[0]) if stmts else 0
+    found = _names_cache.get(key)
+    if found is not None and found[0] is stmts[0]:
+        return found[1]
+    names: dict = {}
+    for node in _walk_scope(stmts):
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                names.update(dict.fromkeys(_targets(t)))
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            names.update(dict.fromkeys(_targets(node.target)))
+        elif isinstance(node, (ast.For, ast.comprehension)):
+            names.update(dict.fromkeys(_targets(node.target)))
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            names.update(dict.fromkeys(_targets(node.optional_vars)))
+        elif isinstance(node, ast.NamedExpr):
+            names.update(dict.fromkeys(_targets(node.target)))
+    result = tuple(names)
+    if stmts:
+        _names_cache[key] = (stmts[0], result)
+    return result
+
+
+def _contains(stmts: list, kinds, stop_at_loops: bool) -> bool:
+    stack = list(stmts)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, kinds):
+            return True
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, _SCOPES):
+                continue
+            if stop_at_loops and isinstance(child, (ast.For, ast.While)):
+                continue
+            stack.append(child)
+    return False
+
+
+def has_nested_jump(stmts: list) -> bool:
+    """Whether a break or continue of this loop sits inside a nested statement (so it may run at run time)."""
+    for stmt in stmts:
+        if isinstance(stmt, (ast.If, ast.With, ast.Try, ast.Match if hasattr(ast, "Match") else ast.If)):
+            if _contains([stmt], (ast.Break, ast.Continue), stop_at_loops=True):
+                return True
+    return False
+
+
+def has_nested_return(stmts: list) -> bool:
+    """Whether a return sits inside a compound statement (so the function may return at run time)."""
+    for stmt in stmts:
+        if isinstance(stmt, (ast.If, ast.For, ast.While, ast.With, ast.Try)):
+            if _contains([stmt], (ast.Return,), stop_at_loops=False):
+                return True
+    return False

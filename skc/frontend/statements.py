@@ -1,0 +1,620 @@
+"""Evaluation of Python statements. Each `stmt_*` returns True when a run-time jump ended the
+statement list (what follows is unreachable), else False. Loops, `if` and `with` have their
+own helpers below; names that change inside run-time control flow move into var slots."""
+from __future__ import annotations
+
+import ast
+from contextlib import contextmanager
+
+from .. import ir
+from ..diagnostics import CompileError, SkcError
+from . import semantics
+from .expressions import MISSING, _merge_type
+from .frames import (CompileTimeBreak, CompileTimeContinue, CompileTimeReturn, ControlSignal, LoopContext,
+                     ReturnTarget, scratch_region)
+from .source import assigned_names, has_nested_jump
+from .values import Dyn, Poison, RValue, Slot
+
+_MAX_COMPILE_TIME_ITERATIONS = 1 << 16
+
+
+class StatementEvaluator:
+    """Mixin of the evaluator for statements and control flow."""
+
+    def exec_body(self, stmts) -> bool:
+        for stmt in stmts:
+            if self.exec_stmt(stmt):
+                return True
+        return False
+
+    def exec_stmt(self, stmt) -> bool:
+        handler = getattr(self, "stmt_" + type(stmt).__name__, None)
+        if handler is None:
+            raise self.error_at(stmt, f"'{_statement_name(stmt)}' statements are not supported in kernels",
+                                hint=_UNSUPPORTED_HINTS.get(type(stmt).__name__, ""))
+        builder = self.cg.builder
+        saved = builder.loc
+        builder.loc = self.frame.location(stmt)
+        try:
+            return bool(handler(stmt))
+        except (SkcError, ControlSignal):
+            raise
+        except RecursionError:
+            raise self.error_at(stmt, "the kernel nests too deeply (recursion?)") from None
+        except Exception as e:
+            raise self.error_at(stmt, f"{type(e).__name__}: {e}") from e
+        finally:
+            builder.loc = saved
+
+    # -- simple statements ------------------------------------------------------------
+    def stmt_Expr(self, node):
+        self.eval(node.value)
+
+    def stmt_Pass(self, node):
+        pass
+
+    def stmt_Assign(self, node):
+        value = self.eval_value(node.value)
+        for target in node.targets:
+            self.assign(target, value)
+
+    def stmt_AnnAssign(self, node):
+        from .dtypes import DType, PtrType
+
+        annotation = self.eval_value(node.annotation)
+        if node.value is None:
+            return
+        value = self.eval_value(node.value)
+        if isinstance(annotation, (DType, PtrType)) and isinstance(node.target, ast.Name):
+            # `acc: skc.f32 = 0` declares a run-time variable of that type
+            t = annotation.ir if isinstance(annotation, DType) else annotation
+            slot = Slot(t, node.target.id)
+            slot.store(value)
+            self.frame.env[node.target.id] = slot
+            return
+        self.assign(node.target, value)
+
+    def stmt_AugAssign(self, node):
+        from .expressions import _BINARY
+
+        op = _BINARY[type(node.op)]
+        target = node.target
+        if isinstance(target, ast.Name):
+            current = self.lookup(target.id, target)
+            self.bind_name(target.id, self.binary(op, current, self.eval_value(node.value), node))
+        elif isinstance(target, ast.Attribute):
+            obj = self.eval_value(target.value)
+            current = getattr(obj, target.attr)
+            current = current.rvalue() if isinstance(current, Slot) else current
+            self.set_attribute(obj, target.attr, self.binary(op, current, self.eval_value(node.value), node), target)
+        elif isinstance(target, ast.Subscript):
+            container = self.eval_value(target.value)
+            index = self.eval_value(target.slice)
+            current = self.subscript(container, index, target)
+            self.set_item(container, index, self.binary(op, current, self.eval_value(node.value), node), target)
+        else:
+            raise self.error_at(node, "unsupported augmented assignment target")
+
+    def stmt_Delete(self, node):
+        for target in node.targets:
+            if not isinstance(target, ast.Name) or target.id not in self.frame.env:
+                raise self.error_at(target, "only local names can be deleted in kernels")
+            del self.frame.env[target.id]
+
+    def stmt_Assert(self, node):
+        cond = self.eval_value(node.test)
+        message = self.eval_value(node.msg) if node.msg is not None else "assertion failed"
+        if not isinstance(cond, Dyn):
+            if not self.truth(cond, node):
+                raise self.error_at(node, f"assertion failed at compile time: {message}")
+            return
+        if isinstance(message, Dyn):
+            raise self.error_at(node.msg, "an assert message must be a compile-time string")
+        self.cg.builder.create("gpu.assert", (semantics.to_bool(cond).value,), attrs={"message": str(message)})
+
+    def stmt_Raise(self, node):
+        exc = self.eval_value(node.exc) if node.exc is not None else None
+        message = str(exc) if exc is not None else "raise"
+        if self.frame.runtime_depth == 0:
+            raise self.error_at(node, message)
+        false = semantics.constant(0, ir.i1)
+        self.cg.builder.create("gpu.assert", (false.value,), attrs={"message": message})
+
+    def stmt_FunctionDef(self, node):
+        from .calls import LocalFunction
+
+        if node.decorator_list:
+            raise self.error_at(node, "functions defined inside a kernel cannot have decorators")
+        self.frame.env[node.name] = LocalFunction(node, self.frame, self.eval_defaults(node.args))
+
+    def stmt_Global(self, node):
+        raise self.error_at(node, "'global' is not supported in kernels",
+                            hint="kernels cannot change module state; write results to memory")
+
+    stmt_Nonlocal = stmt_Global
+
+    # -- assignment -------------------------------------------------------------------
+    def assign(self, target, value):
+        if isinstance(target, ast.Name):
+            self.bind_name(target.id, value)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            self.unpack(target, value)
+        elif isinstance(target, ast.Attribute):
+            self.set_attribute(self.eval_value(target.value), target.attr, value, target)
+        elif isinstance(target, ast.Subscript):
+            self.set_item(self.eval_value(target.value), self.eval_value(target.slice), value, target)
+        else:
+            raise self.error_at(target, f"cannot assign to {type(target).__name__}")
+
+    def unpack(self, target, value):
+        if isinstance(value, Dyn) and value.type.is_vector:
+            value = tuple(semantics.subscript(value.rvalue(), i) for i in range(value.type.count))
+        items = self.compile_time_iterable(value, target)
+        starred = [i for i, elt in enumerate(target.elts) if isinstance(elt, ast.Starred)]
+        if not starred and len(items) != len(target.elts):
+            raise self.error_at(target, f"cannot unpack {len(items)} values into {len(target.elts)} names")
+        if starred:
+            s = starred[0]
+            after = len(target.elts) - s - 1
+            items = items[:s] + [list(items[s:len(items) - after])] + items[len(items) - after:]
+        for elt, item in zip(target.elts, items):
+            self.assign(elt.value if isinstance(elt, ast.Starred) else elt, item)
+
+    def bind_name(self, name: str, value):
+        env = self.frame.env
+        current = env.get(name)
+        if isinstance(current, Slot):
+            if not (isinstance(value, Dyn) or semantics.is_number(value)):
+                raise self.cg.error(
+                    f"'{name}' is a run-time variable of type {current.type}; it cannot hold {_describe(value)}",
+                    hint="use a new name for the compile-time value")
+            current.store(value)
+        elif name in self.frame.promote and (isinstance(value, Dyn) or semantics.is_number(value)):
+            slot = Slot(_type_of(value), name)
+            slot.store(value)
+            env[name] = slot
+        else:
+            env[name] = value
+
+    def set_attribute(self, obj, attr: str, value, node=None):
+        """obj.attr = value. Run-time values live in slots, so the attribute reads right after any control flow."""
+        current = getattr(obj, attr, MISSING)
+        try:
+            if isinstance(current, Slot):
+                current.store(value)
+            elif isinstance(value, Dyn):
+                slot = Slot(value.type, attr)
+                slot.store(value)
+                setattr(obj, attr, slot)
+            else:
+                self.check_compile_time_change(obj, attr, current, value, node)
+                setattr(obj, attr, value)
+                self.attribute_origin[(id(obj), attr)] = (obj, self.region_stack[-1] if self.region_stack else None)
+        except (AttributeError, TypeError) as e:
+            raise self.error_at(node, f"cannot set attribute '{attr}' of {type(obj).__name__}: {e}") from e
+
+    def check_compile_time_change(self, obj, attr, current, value, node):
+        """A compile-time attribute may change inside run-time control flow only if it was set there too."""
+        if not self.region_stack or current is MISSING or current is value:
+            return
+        if semantics.is_number(current) and type(current) is type(value) and current == value:
+            return
+        if not (semantics.is_number(current) or isinstance(current, Dyn)):
+            return
+        origin = self.attribute_origin.get((id(obj), attr))
+        if origin is not None and origin[0] is obj and origin[1] == self.region_stack[-1]:
+            return
+        raise self.error_at(
+            node, f"attribute '{attr}' holds the compile-time value {current!r} and is changed inside run-time "
+                  "control flow, where a compile-time value cannot follow the path taken",
+            hint=f"make it a run-time value where it is first set, e.g. `self.{attr} = skc.i32({current!r})`")
+
+    def set_item(self, container, index, value, node):
+        if isinstance(container, Dyn):
+            semantics.store_subscript(container.rvalue(), index, value)
+            return
+        method = getattr(type(container), "__setitem__", None)
+        if method is not None and not isinstance(container, (list, dict)) and self.should_inline(method):
+            self.inline(method, (container, index, value), {})
+            return
+        if isinstance(index, Dyn):
+            raise self.error_at(node, f"a {type(container).__name__} can only be indexed by a compile-time value")
+        try:
+            container[index] = value
+        except Exception as e:
+            raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+
+    # -- run-time regions -------------------------------------------------------------
+    @contextmanager
+    def runtime_region(self, region):
+        """Emit into a region that runs conditionally or repeatedly at run time."""
+        self.cg.runtime_depth += 1
+        self.frame.runtime_depth += 1
+        self.region_stack.append(id(region))
+        try:
+            with self.cg.builder.at(region):
+                yield region
+        finally:
+            self.region_stack.pop()
+            self.cg.runtime_depth -= 1
+            self.frame.runtime_depth -= 1
+
+    # -- if ---------------------------------------------------------------------------
+    def stmt_If(self, node):
+        cond = self.eval_value(node.test)
+        if not isinstance(cond, Dyn):
+            return self.exec_body(node.body if self.truth(cond, node.test) else node.orelse)
+        if_op = self.cg.builder.if_(semantics.to_bool(cond).value)
+        before = dict(self.frame.env)
+        branches = []
+        for region, body in zip(if_op.regions, (node.body, node.orelse)):
+            self.frame.env = dict(before)
+            with self.runtime_region(region):
+                ended = self.exec_body(body)
+            branches.append((self.frame.env, region, ended))
+        self.frame.env = self.merge(before, branches, node)
+        return all(ended for _, _, ended in branches)
+
+    def merge(self, before: dict, branches, node) -> dict:
+        """The names after an `if`: unchanged ones as they were; changed numbers and run-time values in a slot."""
+        live = [(env, region) for env, region, ended in branches if not ended]
+        if not live:
+            return before
+        merged = dict(live[0][0])
+        names = set().union(*(env.keys() for env, _ in live))
+        for name in names:
+            values = [env.get(name, MISSING) for env, _ in live]
+            if all(v is values[0] for v in values):
+                merged[name] = values[0]
+                continue
+            present = [v for v in values if v is not MISSING]
+            if all(isinstance(v, Dyn) or semantics.is_number(v) for v in present):
+                t = _merge_type([_type_of(v) for v in present], node, self)
+                slot = Slot(t, name)
+                for (env, region), v in zip(live, values):
+                    if v is not MISSING:
+                        with self.cg.builder.at(region):
+                            slot.store(v)
+                merged[name] = slot
+            else:
+                merged[name] = Poison(name, "holds different compile-time values after the branches of a run-time `if`",
+                                      hint="give it the same value on every path, or use a run-time value")
+        return merged
+
+    # -- loops ------------------------------------------------------------------------
+    def stmt_For(self, node):
+        from .builtins import static_range
+
+        if node.orelse:
+            raise self.error_at(node, "for ... else is not supported in kernels",
+                                hint="set a flag before `break` and test it after the loop")
+        if isinstance(node.iter, ast.Call):
+            func = self.eval_value(node.iter.func)
+            if func is range:
+                args, kwargs = self.eval_call_arguments(node.iter)
+                if kwargs or not 1 <= len(args) <= 3:
+                    raise self.error_at(node.iter, "range takes 1 to 3 positional arguments")
+                return self.runtime_for(node, *_range_bounds(args))
+            if func is static_range:
+                args, kwargs = self.eval_call_arguments(node.iter)
+                return self.unrolled_loop(node, static_range(*args, **kwargs))
+        iterable = self.eval_value(node.iter)
+        loop = getattr(iterable, "__skc_loop__", None)
+        if loop is not None:
+            return self.protocol_loop(node, iterable)
+        return self.unrolled_loop(node, self.compile_time_iterable(iterable, node.iter))
+
+    def runtime_for(self, node, start, stop, step):
+        if all(semantics.is_number(v) for v in (start, stop, step)) and step == 0:
+            raise self.error_at(node.iter, "range() step must not be zero")
+        t = _index_type((start, stop, step))
+        lb, ub, st = (semantics.cast(v, t) if isinstance(v, Dyn) else semantics.constant(v, t)
+                      for v in (start, stop, step))
+        label = self.cg.label()
+
+        def make_loop():
+            return self.cg.builder.for_(lb.value, ub.value, st.value, label)
+
+        def body(for_op):
+            induction = RValue(for_op.regions[0].args[0], t)
+            if isinstance(node.target, ast.Name):
+                self.frame.env[node.target.id] = induction
+            else:
+                self.assign(node.target, induction)
+            self.exec_body(node.body)
+
+        self.runtime_loop(node, make_loop, label, body)
+        if isinstance(node.target, ast.Name) and not isinstance(self.frame.env.get(node.target.id), Slot):
+            self.frame.env[node.target.id] = Poison(
+                node.target.id, "is the variable of a run-time loop and has no value after it",
+                hint="copy it into another variable inside the loop")
+        return False
+
+    def runtime_loop(self, node, make_loop, label: str, body):
+        """Create a run-time loop with `make_loop()` and fill its region with `body(op)`; names the
+        body assigns are moved into slots first, so every iteration reads the last one's values."""
+        frame = self.frame
+        names = assigned_names(node.body)
+        before = {}
+        for name in names:
+            value = frame.env.get(name, MISSING)
+            before[name] = value
+            if isinstance(value, Dyn) and not isinstance(value, Slot) or semantics.is_number(value):
+                slot = Slot(_type_of(value), name)
+                slot.store(value)
+                frame.env[name] = slot
+        saved_promote = frame.promote
+        frame.promote = frame.promote | set(names)
+        loop_op = make_loop()
+        frame.loops.append(LoopContext(False, frame.runtime_depth, len(frame.withs), label, label))
+        try:
+            with self.runtime_region(loop_op.regions[0]):
+                body(loop_op)
+        finally:
+            frame.loops.pop()
+            frame.promote = saved_promote
+        for name in names:
+            value = frame.env.get(name, MISSING)
+            if value is not before.get(name, MISSING) and not isinstance(value, Slot):
+                frame.env[name] = Poison(
+                    name, "changes to a compile-time value inside a run-time loop, so its value after the loop is "
+                          "not known at compile time",
+                    hint="keep run-time state in numbers or run-time values, or mutate an object instead of "
+                         "rebinding the name")
+
+    def stmt_While(self, node):
+        if node.orelse:
+            raise self.error_at(node, "while ... else is not supported in kernels")
+        forever = isinstance(node.test, ast.Constant) and node.test.value is True
+        if not forever:
+            with self.cg.builder.at(scratch_region()):
+                probe = self.eval_value(node.test)
+            if not isinstance(probe, Dyn):
+                return self.compile_time_while(node)
+        label = self.cg.label()
+
+        def make_loop():
+            return self.cg.builder.create("scf.loop", attrs={"label": label})
+
+        def body(loop_op):
+            if not forever:
+                cond = semantics.to_bool(self.eval_value(node.test))
+                exit_op = self.cg.builder.if_(semantics.unary("not", cond).value)
+                with self.cg.builder.at(exit_op.regions[0]):
+                    self.cg.builder.create("scf.break", attrs={"label": label})
+            self.exec_body(node.body)
+
+        self.runtime_loop(node, make_loop, label, body)
+        # `while True` with no break of its own never falls through
+        return forever and not _has_own_break(node.body)
+
+    def compile_time_while(self, node):
+        frame = self.frame
+        frame.loops.append(LoopContext(True, frame.runtime_depth, len(frame.withs)))
+        try:
+            for _ in range(_MAX_COMPILE_TIME_ITERATIONS):
+                cond = self.eval_value(node.test)
+                if isinstance(cond, Dyn):
+                    raise self.error_at(node.test, "this while condition was known at compile time on entry "
+                                                   "but became a run-time value inside the loop",
+                                        hint="make the loop variable run-time from the start (e.g. `i: skc.i32 = 0`)")
+                if not self.truth(cond, node.test):
+                    return False
+                try:
+                    if self.exec_body(node.body):
+                        return True
+                except CompileTimeContinue:
+                    continue
+                except CompileTimeBreak:
+                    return False
+        finally:
+            frame.loops.pop()
+        raise self.error_at(node, f"a compile-time while loop ran {_MAX_COMPILE_TIME_ITERATIONS} times; "
+                                  "is its condition ever false?")
+
+    def unrolled_loop(self, node, items):
+        """A loop over compile-time items, unrolled; run-time jumps inside leave labeled blocks."""
+        frame, builder = self.frame, self.cg.builder
+        needs_labels = has_nested_jump(node.body)
+        context = LoopContext(True, frame.runtime_depth, len(frame.withs), continue_is_break=True)
+        outer = None
+        if needs_labels:
+            context.break_label = self.cg.label("B")
+            outer = builder.create("scf.block", attrs={"label": context.break_label})
+        frame.loops.append(context)
+        try:
+            with builder.at(outer.regions[0]) if outer else _nothing():
+                for item in items:
+                    self.assign(node.target, item)
+                    if needs_labels:
+                        context.continue_label = self.cg.label("C")
+                        iteration = builder.create("scf.block", attrs={"label": context.continue_label})
+                        with builder.at(iteration.regions[0]):
+                            ended = self.unrolled_iteration(node)
+                    else:
+                        ended = self.unrolled_iteration(node)
+                    if ended == "break":
+                        break
+                    if ended is True:
+                        return True
+        finally:
+            frame.loops.pop()
+        return False
+
+    def unrolled_iteration(self, node):
+        try:
+            return self.exec_body(node.body)
+        except CompileTimeContinue:
+            return False
+        except CompileTimeBreak:
+            return "break"
+
+    def protocol_loop(self, node, iterable):
+        """`for x in obj` where obj defines __skc_loop__(body): the object drives the loop."""
+        raise self.error_at(node.iter, "iteration protocol objects are not supported yet")
+
+    def stmt_Break(self, node):
+        return self.jump(node, "break")
+
+    def stmt_Continue(self, node):
+        return self.jump(node, "continue")
+
+    def jump(self, node, kind: str):
+        frame = self.frame
+        if not frame.loops:
+            raise self.error_at(node, f"'{kind}' outside a loop")
+        loop = frame.loops[-1]
+        if loop.unrolled and frame.runtime_depth == loop.runtime_depth:
+            raise CompileTimeBreak() if kind == "break" else CompileTimeContinue()
+        label = loop.break_label if kind == "break" else loop.continue_label
+        if label is None:
+            raise self.error_at(node, f"internal: no label for a run-time {kind}")
+        self.emit_cleanups(loop.with_depth)
+        op = "scf.break" if kind == "break" or loop.continue_is_break else "scf.continue"
+        self.cg.builder.create(op, attrs={"label": label})
+        return True
+
+    # -- return -----------------------------------------------------------------------
+    def stmt_Return(self, node):
+        frame = self.frame
+        value = self.eval_value(node.value) if node.value is not None else None
+        if frame.is_kernel:
+            if value is not None:
+                raise self.error_at(node, "a kernel returns nothing", hint="write results to an output pointer")
+            if frame.runtime_depth == 0:
+                raise CompileTimeReturn(None)
+            self.emit_cleanups(0)
+            self.cg.builder.create("func.return")
+            return True
+        if frame.ret is None:
+            raise CompileTimeReturn(value)
+        self.store_return(frame.ret, value, node)
+        self.emit_cleanups(0)
+        self.cg.builder.create("scf.break", attrs={"label": frame.ret.label})
+        if frame.runtime_depth == 0:
+            raise CompileTimeReturn(None, cleaned=True)
+        return True
+
+    def store_return(self, ret: ReturnTarget, value, node):
+        items = value if isinstance(value, tuple) else (value,)
+        shape = len(value) if isinstance(value, tuple) else None
+        for item in items:
+            if not (isinstance(item, Dyn) or semantics.is_number(item)):
+                raise self.error_at(node, f"a function that may return at run time must return numbers or run-time "
+                                          f"values, found {_describe(item)}",
+                                    hint="move the return out of run-time control flow")
+        if ret.slots is None:
+            ret.slots = [Slot(_type_of(item), "return value") for item in items]
+            ret.shape = shape
+        elif ret.shape != shape:
+            raise self.error_at(node, "the returns of this function give different numbers of values")
+        for slot, item in zip(ret.slots, items):
+            slot.store(item)
+
+    # -- with -------------------------------------------------------------------------
+    def stmt_With(self, node):
+        frame = self.frame
+        managers = []
+        ended = False
+        try:
+            for item in node.items:
+                manager = self.eval_value(item.context_expr)
+                entered = self.call_method(manager, "__enter__", (), item.context_expr)
+                frame.withs.append(manager)
+                managers.append(manager)
+                if item.optional_vars is not None:
+                    self.assign(item.optional_vars, entered)
+            ended = self.exec_body(node.body)
+        except CompileTimeReturn as signal:
+            self.close_withs(managers, emit=not signal.cleaned)
+            raise
+        except (CompileTimeBreak, CompileTimeContinue):
+            self.close_withs(managers, emit=True)
+            raise
+        except BaseException:
+            del frame.withs[len(frame.withs) - len(managers):]
+            raise
+        self.close_withs(managers, emit=not ended)
+        return ended
+
+    def close_withs(self, managers, emit: bool):
+        for manager in reversed(managers):
+            self.frame.withs.pop()
+            if emit:
+                self.call_method(manager, "__exit__", (None, None, None), None)
+
+    def emit_cleanups(self, down_to: int):
+        """Emit __exit__ of the with-blocks a run-time jump leaves, innermost first."""
+        withs = self.frame.withs
+        for index in range(len(withs) - 1, down_to - 1, -1):
+            manager = withs[index]
+            del withs[index:]
+            try:
+                self.call_method(manager, "__exit__", (None, None, None), None)
+            finally:
+                withs[index:index] = [manager]
+
+    def inside_with(self, manager) -> bool:
+        """Whether a with-block of `manager` is open (in this frame or a caller's)."""
+        return any(any(m is manager for m in frame.withs) for frame in self.frames)
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def _has_own_break(stmts) -> bool:
+    from .source import _contains
+
+    return _contains(stmts, (ast.Break,), stop_at_loops=True)
+
+
+def _range_bounds(args):
+    if len(args) == 1:
+        return 0, args[0], 1
+    if len(args) == 2:
+        return args[0], args[1], 1
+    return tuple(args)
+
+
+def _index_type(values):
+    types = [v.type for v in values if isinstance(v, Dyn)]
+    for v in values:
+        if not isinstance(v, Dyn) and not (semantics.is_number(v) and float(v).is_integer()):
+            raise CompileError(f"range() bounds must be integers, found {v!r}")
+    t = ir.i32
+    for other in types:
+        if not (isinstance(other, ir.ScalarType) and other.is_int):
+            raise CompileError(f"range() bounds must be integers, found {other}")
+        if other.bits == 64:
+            t = ir.i64
+    for v in values:
+        if not isinstance(v, Dyn) and not -2 ** 31 <= v < 2 ** 31:
+            t = ir.i64
+    return t
+
+
+def _type_of(value):
+    if isinstance(value, Dyn):
+        return value.type
+    return semantics.literal_type(value)
+
+
+def _describe(value) -> str:
+    return f"a {type(value).__name__}"
+
+
+def _statement_name(stmt) -> str:
+    return {"Try": "try", "TryStar": "try", "ClassDef": "class", "Import": "import", "ImportFrom": "import",
+            "AsyncFunctionDef": "async def", "AsyncFor": "async for", "AsyncWith": "async with",
+            "Match": "match"}.get(type(stmt).__name__, type(stmt).__name__)
+
+
+_UNSUPPORTED_HINTS = {
+    "Try": "exceptions do not exist on the GPU; check conditions with `if` and `assert`",
+    "Import": "import at the top of the module",
+    "ImportFrom": "import at the top of the module",
+    "ClassDef": "define classes at module level",
+    "Match": "use if / elif",
+}

@@ -1,0 +1,187 @@
+"""Run-time values as the DSL sees them.
+
+`RValue` wraps an IR value with its DSL type (a scalar or vector IR type, or a `PtrType`
+that remembers what the pointer points to). `Slot` is a mutable variable kept in a var slot;
+reading it loads the slot. Both overload Python's operators, so DSL code that runs as plain
+Python (helpers, properties) still emits IR. Using one as a Python bool or int is an error
+with a hint, since its value is only known when the kernel runs.
+"""
+from __future__ import annotations
+
+from .. import ir
+from ..diagnostics import CompileError
+from . import context
+from .dtypes import PtrType
+
+
+class Dyn:
+    """Anything whose value is known only at run time."""
+
+    __slots__ = ()
+    __hash__ = object.__hash__
+
+    def rvalue(self) -> "RValue":
+        raise NotImplementedError
+
+    @property
+    def dtype(self):
+        from .dtypes import DTYPES
+
+        t = self.type
+        if isinstance(t, PtrType):
+            return t
+        return DTYPES[ir.element_type(t).name]
+
+    def to(self, dtype):
+        from . import semantics
+        from .dtypes import as_ir_type
+
+        return semantics.cast(self, as_ir_type(dtype))
+
+    # -- errors for uses that need a compile-time value -------------------------------
+    def __bool__(self):
+        raise context.current().error(
+            "a run-time value is used where Python needs a bool",
+            hint="inside @skc.kernel/@skc.func code `if`, `while`, `and`, `or` and `not` work on run-time "
+                 "values; in a plain Python helper they do not: decorate the helper with @skc.func")
+
+    def __index__(self):
+        raise context.current().error(
+            "a run-time value is used where a compile-time int is needed",
+            hint="sizes, shapes, static_range bounds and tuple indices must be known at compile time: "
+                 "pass them as skc.constexpr")
+
+    __int__ = __float__ = __index__
+
+    def __iter__(self):
+        raise context.current().error("cannot iterate over a run-time value",
+                                      hint="use `for i in range(n)` and index the pointer")
+
+    # -- operators --------------------------------------------------------------------
+    def _binary(self, op, other, reflected=False):
+        from . import semantics
+
+        return semantics.binary(op, other, self) if reflected else semantics.binary(op, self, other)
+
+    def __add__(self, o): return self._binary("add", o)
+    def __radd__(self, o): return self._binary("add", o, True)
+    def __sub__(self, o): return self._binary("sub", o)
+    def __rsub__(self, o): return self._binary("sub", o, True)
+    def __mul__(self, o): return self._binary("mul", o)
+    def __rmul__(self, o): return self._binary("mul", o, True)
+    def __truediv__(self, o): return self._binary("truediv", o)
+    def __rtruediv__(self, o): return self._binary("truediv", o, True)
+    def __floordiv__(self, o): return self._binary("floordiv", o)
+    def __rfloordiv__(self, o): return self._binary("floordiv", o, True)
+    def __mod__(self, o): return self._binary("mod", o)
+    def __rmod__(self, o): return self._binary("mod", o, True)
+    def __pow__(self, o): return self._binary("pow", o)
+    def __rpow__(self, o): return self._binary("pow", o, True)
+    def __lshift__(self, o): return self._binary("lshift", o)
+    def __rlshift__(self, o): return self._binary("lshift", o, True)
+    def __rshift__(self, o): return self._binary("rshift", o)
+    def __rrshift__(self, o): return self._binary("rshift", o, True)
+    def __and__(self, o): return self._binary("and", o)
+    def __rand__(self, o): return self._binary("and", o, True)
+    def __or__(self, o): return self._binary("or", o)
+    def __ror__(self, o): return self._binary("or", o, True)
+    def __xor__(self, o): return self._binary("xor", o)
+    def __rxor__(self, o): return self._binary("xor", o, True)
+
+    def _compare(self, pred, other):
+        from . import semantics
+
+        return semantics.compare(pred, self, other)
+
+    def __lt__(self, o): return self._compare("lt", o)
+    def __le__(self, o): return self._compare("le", o)
+    def __gt__(self, o): return self._compare("gt", o)
+    def __ge__(self, o): return self._compare("ge", o)
+    def __eq__(self, o): return self._compare("eq", o)
+    def __ne__(self, o): return self._compare("ne", o)
+
+    def __neg__(self):
+        from . import semantics
+
+        return semantics.unary("neg", self)
+
+    def __pos__(self):
+        return self
+
+    def __invert__(self):
+        from . import semantics
+
+        return semantics.unary("invert", self)
+
+    def __abs__(self):
+        from . import semantics
+
+        return semantics.unary("abs", self)
+
+    # -- pointers and vectors ---------------------------------------------------------
+    def __getitem__(self, index):
+        from . import semantics
+
+        return semantics.subscript(self.rvalue(), index)
+
+    def __setitem__(self, index, value):
+        from . import semantics
+
+        semantics.store_subscript(self.rvalue(), index, value)
+
+
+class RValue(Dyn):
+    """An SSA value of the IR with its DSL type."""
+
+    __slots__ = ("value", "type")
+
+    def __init__(self, value: ir.Value, type=None):
+        self.value = value
+        self.type = type if type is not None else value.type
+
+    def rvalue(self) -> "RValue":
+        return self
+
+    def __repr__(self):
+        return f"<run-time {self.type}>"
+
+
+class Slot(Dyn):
+    """A mutable variable: a var slot of the IR holding values of one DSL type."""
+
+    __slots__ = ("slot", "type", "name")
+
+    def __init__(self, type, name: str = ""):
+        self.type = type
+        self.name = name
+        ir_type = type.ir if isinstance(type, PtrType) else type
+        self.slot = context.current().builder.var(ir_type)
+
+    def rvalue(self) -> RValue:
+        builder = context.current().builder
+        return RValue(builder.var_load(self.slot), self.type)
+
+    def store(self, value):
+        from . import semantics
+
+        value = semantics.convert_for_store(value, self.type, what=f"variable '{self.name}'" if self.name else "")
+        context.current().builder.var_store(self.slot, value.value)
+
+    def __repr__(self):
+        return f"<variable {self.name}: {self.type}>"
+
+
+class Poison:
+    """A name whose value is unknown after run-time control flow; reading it is an error."""
+
+    __slots__ = ("name", "reason", "hint")
+
+    def __init__(self, name: str, reason: str, hint: str = ""):
+        self.name, self.reason, self.hint = name, reason, hint
+
+    def fail(self):
+        raise context.current().error(f"'{self.name}' {self.reason}", self.hint)
+
+
+def is_dyn(x) -> bool:
+    return isinstance(x, Dyn)

@@ -1,0 +1,18 @@
+"""The tile IR: types, ops, builder, printer and parser, verifier, and passes."""
+from . import ops_arith, ops_control, ops_gpu, ops_memory  # noqa: F401  (registers the ops)
+from .builder import Builder
+from .core import BLOCKING, OPS, PURE, TERMINATOR, Function, Module, Op, Region, Value
+from .parser import ParseError, parse_module
+from .printer import print_function, print_module, print_op
+from .types import (PointerType, ScalarType, TensorMapType, Type, VarType, VectorType, bf16, element_type,
+                    f8e4m3, f8e5m2, f16, f32, f64, i1, i8, i16, i32, i64, parse_type, tmap, u8, u16, u32, u64,
+                    with_element)
+from .verifier import verify
+
+__all__ = [
+    "Builder", "BLOCKING", "OPS", "PURE", "TERMINATOR", "Function", "Module", "Op", "Region", "Value",
+    "ParseError", "parse_module", "print_function", "print_module", "print_op", "verify",
+    "PointerType", "ScalarType", "TensorMapType", "Type", "VarType", "VectorType", "element_type", "with_element",
+    "parse_type", "i1", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f16", "bf16", "f32", "f64",
+    "f8e4m3", "f8e5m2", "tmap",
+]

@@ -1,0 +1,140 @@
+"""GPU execution-model ops: thread and block ids, barriers, warp shuffles and votes,
+inline assembly, device printf and traps."""
+from __future__ import annotations
+
+from .core import BLOCKING, PURE, Op
+from .types import ScalarType, VectorType, i1, i32, u32
+
+PURE_TRAITS = frozenset({PURE})
+
+
+class _Index(Op):
+    num_results = 1
+    traits = PURE_TRAITS
+    required_attrs = ("dim",)
+
+    def verify(self):
+        if self.result.type is not i32:
+            self.fail(f"result is {self.result.type}, expected i32")
+        if self.attrs["dim"] not in (0, 1, 2):
+            self.fail(f"dim must be 0, 1 or 2, found {self.attrs['dim']!r}")
+
+
+class ThreadIdOp(_Index):
+    """`gpu.thread_id {dim}`: this thread's index within its block along dim (x=0, y=1, z=2)."""
+
+    name = "gpu.thread_id"
+
+
+class BlockIdOp(_Index):
+    """`gpu.block_id {dim}`: this block's index within the grid along dim."""
+
+    name = "gpu.block_id"
+
+
+class GridDimOp(_Index):
+    """`gpu.grid_dim {dim}`: the number of blocks in the grid along dim."""
+
+    name = "gpu.grid_dim"
+
+
+class LaneIdOp(Op):
+    """`gpu.lane_id`: this thread's index within its warp (0..warp size - 1)."""
+
+    name = "gpu.lane_id"
+    num_results = 1
+    traits = PURE_TRAITS
+
+
+class BarrierOp(Op):
+    """`gpu.barrier {id, threads}`: wait until `threads` threads (default: the whole block) reach barrier `id` (default 0)."""
+
+    name = "gpu.barrier"
+    traits = frozenset({BLOCKING})
+
+    def verify(self):
+        bid = self.attrs.get("id", 0)
+        if not 0 <= bid < 16:
+            self.fail(f"barrier id must be within 0..15, found {bid}")
+        threads = self.attrs.get("threads")
+        if threads is not None and (threads <= 0 or threads % 32):
+            self.fail(f"thread count must be a positive multiple of 32, found {threads}")
+
+
+SHUFFLE_MODES = ("idx", "up", "down", "xor")
+
+
+class ShuffleOp(Op):
+    """`gpu.shuffle {mode} %x, %lane`: x from another lane of the warp (idx: that lane; up/down: lane -/+ n; xor: lane ^ n); out-of-range reads keep x."""
+
+    name = "gpu.shuffle"
+    num_operands = 2
+    num_results = 1
+    required_attrs = ("mode",)
+
+    def verify(self):
+        x, lane = self.operands
+        if self.attrs["mode"] not in SHUFFLE_MODES:
+            self.fail(f"mode must be one of {', '.join(SHUFFLE_MODES)}, found {self.attrs['mode']!r}")
+        if not isinstance(x.type, ScalarType) or x.type.bits not in (16, 32, 64):
+            self.fail(f"shuffles 16-, 32- or 64-bit scalars, found {x.type}")
+        if lane.type is not i32:
+            self.fail(f"lane is {lane.type}, expected i32")
+        if self.result.type is not x.type:
+            self.fail(f"result is {self.result.type}, expected {x.type}")
+
+
+VOTE_MODES = ("any", "all", "ballot")
+
+
+class VoteOp(Op):
+    """`gpu.vote {mode} %p`: across the warp's active lanes, any/all of p (i1), or the ballot bit mask (u32)."""
+
+    name = "gpu.vote"
+    num_operands = 1
+    num_results = 1
+    required_attrs = ("mode",)
+
+    def verify(self):
+        mode = self.attrs["mode"]
+        if mode not in VOTE_MODES:
+            self.fail(f"mode must be one of {', '.join(VOTE_MODES)}, found {mode!r}")
+        if self.operands[0].type is not i1:
+            self.fail(f"predicate is {self.operands[0].type}, expected i1")
+        expected = u32 if mode == "ballot" else i1
+        if self.result.type is not expected:
+            self.fail(f"result is {self.result.type}, expected {expected}")
+
+
+class AsmOp(Op):
+    """`gpu.asm {code, constraints, side_effects}`: inline target assembly (LLVM inline-asm constraints); the interpreter cannot run it."""
+
+    name = "gpu.asm"
+    num_operands = None
+    num_results = None
+    required_attrs = ("code", "constraints")
+
+    def verify(self):
+        for r in self.results:
+            if not isinstance(r.type, (ScalarType, VectorType)):
+                self.fail(f"results must be scalars or vectors, found {r.type}")
+
+
+class PrintOp(Op):
+    """`gpu.print {format}`: printf from every thread that runs it (format uses %d %u %ld %f %p ...)."""
+
+    name = "gpu.print"
+    num_operands = None
+    required_attrs = ("format",)
+
+
+class AssertOp(Op):
+    """`gpu.assert %cond {message}`: stop the kernel with message where cond is false."""
+
+    name = "gpu.assert"
+    num_operands = 1
+    required_attrs = ("message",)
+
+    def verify(self):
+        if self.operands[0].type is not i1:
+            self.fail(f"condition is {self.operands[0].type}, expected i1")

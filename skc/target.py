@@ -1,0 +1,61 @@
+"""Target descriptions: plain data every layer may read (blocks choose instructions from it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .diagnostics import SkcError
+
+
+@dataclass(frozen=True)
+class Target:
+    """One GPU architecture as the compiler sees it."""
+
+    name: str                       # "sm_90a", "gfx942", ...
+    vendor: str                     # "nvidia" or "amd"
+    warp_size: int                  # 32 on NVIDIA, 64 (a wavefront) on CDNA
+    max_threads_per_block: int
+    max_shared_bytes: int           # per block, with the opt-in limit raised
+    default_shared_bytes: int       # per block without opting in
+    max_registers_per_thread: int
+    features: frozenset = field(default_factory=frozenset)
+    llvm_cpu: str = ""
+    llvm_features: str = ""
+
+    def has(self, feature: str) -> bool:
+        return feature in self.features
+
+    def __str__(self):
+        return self.name
+
+
+_HOPPER = frozenset({"bf16_arith", "f16_arith", "cp_async", "mma_sync", "mbarrier", "tma", "wgmma",
+                     "setmaxnreg", "cluster", "stmatrix", "redux", "elect"})
+_AMPERE = frozenset({"bf16_arith", "f16_arith", "cp_async", "mma_sync", "redux"})
+_CDNA = frozenset({"mfma", "buffer_load", "f16_arith"})
+
+TARGETS = {
+    # sm_90a: 227 KB of shared memory per block once opted in (CUDA C Programming Guide, table of
+    # compute capabilities: 228 KB per SM, 1 KB reserved per block).
+    "sm_90a": Target("sm_90a", "nvidia", 32, 1024, 232448, 49152, 255, _HOPPER, "sm_90a", "+ptx80"),
+    "sm_80": Target("sm_80", "nvidia", 32, 1024, 166912, 49152, 255, _AMPERE, "sm_80", "+ptx80"),
+    # CDNA: 64 KB of LDS per workgroup; 512 registers per lane counting the AGPRs (CDNA3 ISA 3.6).
+    "gfx942": Target("gfx942", "amd", 64, 1024, 65536, 65536, 512, _CDNA | {"mfma_fp8"}, "gfx942", ""),
+    "gfx90a": Target("gfx90a", "amd", 64, 1024, 65536, 65536, 512, _CDNA, "gfx90a", ""),
+}
+
+
+class UnknownTargetError(SkcError):
+    pass
+
+
+def get_target(target) -> Target:
+    """The Target named `target` (or `target` itself when it already is one)."""
+    if isinstance(target, Target):
+        return target
+    found = TARGETS.get(str(target))
+    if found is None:
+        hint = ""
+        if str(target) == "sm_90":
+            hint = " (Hopper's wgmma and setmaxnreg need the architecture-specific 'sm_90a')"
+        raise UnknownTargetError(f"unknown target {target!r}{hint}; known targets: {', '.join(TARGETS)}")
+    return found
