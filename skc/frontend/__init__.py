@@ -6,6 +6,8 @@ from .context import current, generating
 from .dtypes import DTYPES, DType, Ptr, PtrType, TensorMap, as_ir_type, constexpr
 from .kernel import (CONSTEXPR, POINTER, SCALAR, TENSORMAP, DeviceFunction, Parameter, ParamSpec, Specialization,
                      annotated_spec, compile_to_ir, fingerprint, func, kernel_parameters)
+from .evaluator import global_fingerprint
+from .source import source_digest
 from .values import Dyn, RValue, Slot
 
 
@@ -18,5 +20,5 @@ __all__ = [
     "language", "Array", "host", "current", "generating", "DTYPES", "DType", "Ptr", "PtrType", "TensorMap",
     "as_ir_type", "constexpr", "CONSTEXPR", "POINTER", "SCALAR", "TENSORMAP", "DeviceFunction", "Parameter",
     "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "fingerprint", "func", "kernel_parameters",
-    "Dyn", "RValue", "Slot", "inside_with",
+    "Dyn", "RValue", "Slot", "inside_with", "global_fingerprint", "source_digest",
 ]

@@ -225,7 +225,6 @@ rint = _math_unary("math.round", round)
 sin = _math_unary("math.sin", math.sin)
 cos = _math_unary("math.cos", math.cos)
 tanh = _math_unary("math.tanh", math.tanh)
-erf = _math_unary("math.erf", math.erf)
 
 
 @skc_builtin

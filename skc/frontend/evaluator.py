@@ -25,13 +25,14 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, CallEvaluator):
 
     def record_global(self, name: str, value):
         """Remember a global the kernel read, for the cache key (functions are recorded when inlined)."""
-        fingerprint = _fingerprint(value)
+        fingerprint = global_fingerprint(value)
         if fingerprint is not None:
             module = self.frame.globals.get("__name__", "")
             self.cg.deps.globals[(module, name)] = fingerprint
 
 
-def _fingerprint(value):
+def global_fingerprint(value):
+    """A text standing for a global's value in the cache key; None for values not recorded."""
     if isinstance(value, _FINGERPRINTED):
         return repr(value)
     if isinstance(value, (tuple, frozenset)) and all(isinstance(v, _FINGERPRINTED) for v in value):

@@ -450,6 +450,30 @@ def convert_for_store(value, t, what: str = "") -> RValue:
     return cast(v, t)
 
 
+def convert_for_variable(value, t, name: str) -> RValue:
+    """value for a variable of type t: only conversions that lose nothing happen silently."""
+    if isinstance(t, PtrType) or not isinstance(value, Dyn):
+        if not isinstance(value, Dyn) and not isinstance(t, PtrType):
+            elem = ir.element_type(t)
+            if elem.is_int and isinstance(value, float) and not value.is_integer():
+                raise error(f"variable '{name}' holds {t}; it cannot take the float {value!r}",
+                            hint=f"start it as a float, e.g. `{name} = 0.0`, or declare `{name}: skc.f32 = ...`")
+        return convert_for_store(value, t, f"variable '{name}'")
+    v = value.rvalue()
+    if v.type is t:
+        return v
+    if isinstance(v.type, PtrType) or v.type.is_vector != t.is_vector:
+        raise error(f"variable '{name}' holds {t}; it cannot take a {v.type}",
+                    hint="use a new name for a value of another type")
+    widened = promote_scalars(ir.element_type(t), ir.element_type(v.type))
+    if widened is not ir.element_type(t):
+        start = "0.0" if widened.is_float else f"skc.{widened}(0)"
+        raise error(f"variable '{name}' holds {t} but is assigned {v.type}, which {t} cannot represent",
+                    hint=f"give it the wider type from the start, e.g. `{name} = {start}` or "
+                         f"`{name}: skc.{widened} = ...`")
+    return cast(v, t)
+
+
 # -- memory ------------------------------------------------------------------------------
 def _pointer(p) -> RValue:
     v = to_rvalue(p)

@@ -73,6 +73,19 @@ def get_source(fn) -> SourceFunction:
     return found
 
 
+def source_digest(fn) -> str:
+    """SHA-256 of fn's source text (the same digest get_source records), without parsing it."""
+    code = fn.__code__
+    found = _cache.get(code)
+    if found is not None:
+        return found.digest
+    try:
+        lines, _ = inspect.getsourcelines(fn)
+    except (OSError, TypeError):
+        return ""
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
 # -- scans of a body before it runs ------------------------------------------------------
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
            ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -124,6 +137,57 @@ def assigned_names(stmts: list) -> tuple:
     if stmts:
         _names_cache[key] = (stmts[0], result)
     return result
+
+
+def carried_names(stmts: list) -> tuple:
+    """The names a loop body assigns other than as the target of a for statement (loop variables are
+    fresh in every loop; everything else may carry a value from one iteration to the next)."""
+    other: dict = {}
+    for node in _walk_scope(stmts):
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                other.update(dict.fromkeys(_targets(t)))
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)):
+            other.update(dict.fromkeys(_targets(node.target)))
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            other.update(dict.fromkeys(_targets(node.optional_vars)))
+    return tuple(other)
+
+
+def subscripted_names(stmts: list) -> tuple:
+    """Local names whose elements these statements assign (`acc[i] = ...`, `acc[i] += ...`)."""
+    names: dict = {}
+    for node in _walk_scope(stmts):
+        for target in _assignment_targets(node):
+            if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                names[target.value.id] = None
+    return tuple(names)
+
+
+def attribute_targets(stmts: list) -> tuple:
+    """(name, attribute) pairs these statements assign (`self.count += 1`)."""
+    pairs: dict = {}
+    for node in _walk_scope(stmts):
+        for target in _assignment_targets(node):
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                pairs[(target.value.id, target.attr)] = None
+    return tuple(pairs)
+
+
+def _assignment_targets(node):
+    if isinstance(node, ast.Assign):
+        for target in node.targets:
+            yield from _flatten(target)
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        yield node.target
+
+
+def _flatten(target):
+    if isinstance(target, (ast.Tuple, ast.List)):
+        for elt in target.elts:
+            yield from _flatten(elt)
+    else:
+        yield target
 
 
 def _contains(stmts: list, kinds, stop_at_loops: bool) -> bool:

@@ -12,7 +12,7 @@ from . import semantics
 from .expressions import MISSING, _merge_type
 from .frames import (CompileTimeBreak, CompileTimeContinue, CompileTimeReturn, ControlSignal, LoopContext,
                      ReturnTarget, scratch_region)
-from .source import assigned_names, has_nested_jump
+from .source import attribute_targets, carried_names, has_nested_jump, subscripted_names
 from .values import Dyn, Poison, RValue, Slot
 
 _MAX_COMPILE_TIME_ITERATIONS = 1 << 16
@@ -135,6 +135,8 @@ class StatementEvaluator:
 
     # -- assignment -------------------------------------------------------------------
     def assign(self, target, value):
+        if isinstance(value, Slot):
+            value = value.rvalue()  # a value in flight, not the variable it came from
         if isinstance(target, ast.Name):
             self.bind_name(target.id, value)
         elif isinstance(target, (ast.Tuple, ast.List)):
@@ -169,7 +171,7 @@ class StatementEvaluator:
                     f"'{name}' is a run-time variable of type {current.type}; it cannot hold {_describe(value)}",
                     hint="use a new name for the compile-time value")
             current.store(value)
-        elif name in self.frame.promote and (isinstance(value, Dyn) or semantics.is_number(value)):
+        elif name in self.frame.promote and isinstance(value, Dyn):
             slot = Slot(_type_of(value), name)
             slot.store(value)
             env[name] = slot
@@ -183,6 +185,12 @@ class StatementEvaluator:
             if isinstance(current, Slot):
                 current.store(value)
             elif isinstance(value, Dyn):
+                if self.region_stack and isinstance(current, Dyn):
+                    raise self.error_at(
+                        node, f"attribute '{attr}' holds a run-time value set by plain Python code outside this "
+                              "run-time loop or branch, and is changed inside it",
+                        hint="set the attribute in code skc compiles (an __init__ or method of the class), which "
+                             "keeps it in a variable")
                 slot = Slot(value.type, attr)
                 slot.store(value)
                 setattr(obj, attr, slot)
@@ -220,9 +228,50 @@ class StatementEvaluator:
         if isinstance(index, Dyn):
             raise self.error_at(node, f"a {type(container).__name__} can only be indexed by a compile-time value")
         try:
+            current = container[index] if isinstance(container, (list, dict)) else None
+        except (IndexError, KeyError):
+            current = None
+        if isinstance(current, Slot):
+            current.store(value)
+            return
+        if self.region_stack and isinstance(container, (list, dict)) and (
+                isinstance(value, Dyn) or semantics.is_number(value)):
+            raise self.error_at(node, f"an element of a {type(container).__name__} made outside this run-time "
+                                      "loop or branch is changed inside it, where a compile-time container cannot "
+                                      "follow the path taken",
+                                hint="assign the element in the loop's own body (skc then keeps it in a variable), "
+                                     "or build the container inside the loop")
+        if isinstance(value, Dyn) and isinstance(container, (list, dict)) and not self.region_stack:
+            slot = Slot(value.type, "element")
+            slot.store(value)
+            value = slot
+        try:
             container[index] = value
         except Exception as e:
             raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+
+    def keep_in_slots(self, stmts):
+        """Before run-time control flow: the list elements and attributes these statements assign move into
+        slots, so every path and iteration reads what the last one wrote."""
+        env = self.frame.env
+        for name in subscripted_names(stmts):
+            container = env.get(name)
+            items = (enumerate(container) if isinstance(container, list) else
+                     list(container.items()) if isinstance(container, dict) else ())
+            for key, item in items:
+                slot = _as_slot(item, f"{name}[{key!r}]")
+                if slot is not None:
+                    container[key] = slot
+        for name, attr in attribute_targets(stmts):
+            obj = env.get(name)
+            if obj is None or isinstance(obj, Dyn):
+                continue
+            slot = _as_slot(getattr(obj, attr, None), attr)
+            if slot is not None:
+                try:
+                    setattr(obj, attr, slot)
+                except (AttributeError, TypeError):
+                    pass
 
     # -- run-time regions -------------------------------------------------------------
     @contextmanager
@@ -244,7 +293,9 @@ class StatementEvaluator:
         cond = self.eval_value(node.test)
         if not isinstance(cond, Dyn):
             return self.exec_body(node.body if self.truth(cond, node.test) else node.orelse)
-        if_op = self.cg.builder.if_(semantics.to_bool(cond).value)
+        condition = semantics.to_bool(cond)
+        self.keep_in_slots(node.body + node.orelse)
+        if_op = self.cg.builder.if_(condition.value)
         before = dict(self.frame.env)
         branches = []
         for region, body in zip(if_op.regions, (node.body, node.orelse)):
@@ -268,8 +319,15 @@ class StatementEvaluator:
                 merged[name] = values[0]
                 continue
             present = [v for v in values if v is not MISSING]
-            if all(isinstance(v, Dyn) or semantics.is_number(v) for v in present):
-                t = _merge_type([_type_of(v) for v in present], node, self)
+            types = [_type_of(v) for v in present] if all(
+                isinstance(v, Dyn) or semantics.is_number(v) for v in present) else None
+            try:
+                t = _merge_type(types, node, self) if types else None
+            except CompileError:
+                merged[name] = Poison(name, "has different types after the branches of a run-time `if` ("
+                                      + ", ".join(map(str, types)) + ")", hint="give it one type on every path")
+                continue
+            if t is not None:
                 slot = Slot(t, name)
                 for (env, region), v in zip(live, values):
                     if v is not MISSING:
@@ -334,7 +392,7 @@ class StatementEvaluator:
         """Create a run-time loop with `make_loop()` and fill its region with `body(op)`; names the
         body assigns are moved into slots first, so every iteration reads the last one's values."""
         frame = self.frame
-        names = assigned_names(node.body)
+        names = carried_names(node.body)
         before = {}
         for name in names:
             value = frame.env.get(name, MISSING)
@@ -343,6 +401,7 @@ class StatementEvaluator:
                 slot = Slot(_type_of(value), name)
                 slot.store(value)
                 frame.env[name] = slot
+        self.keep_in_slots(node.body)
         saved_promote = frame.promote
         frame.promote = frame.promote | set(names)
         loop_op = make_loop()
@@ -593,6 +652,15 @@ def _index_type(values):
         if not isinstance(v, Dyn) and not -2 ** 31 <= v < 2 ** 31:
             t = ir.i64
     return t
+
+
+def _as_slot(value, name: str):
+    """A slot holding value, for a number or a run-time value not yet in one; else None."""
+    if isinstance(value, Slot) or not (isinstance(value, Dyn) or semantics.is_number(value)):
+        return None
+    slot = Slot(_type_of(value), name)
+    slot.store(value)
+    return slot
 
 
 def _type_of(value):

@@ -9,7 +9,6 @@ with a hint, since its value is only known when the kernel runs.
 from __future__ import annotations
 
 from .. import ir
-from ..diagnostics import CompileError
 from . import context
 from .dtypes import PtrType
 
@@ -40,13 +39,13 @@ class Dyn:
 
     # -- errors for uses that need a compile-time value -------------------------------
     def __bool__(self):
-        raise context.current().error(
+        raise _native_error(
             "a run-time value is used where Python needs a bool",
             hint="inside @skc.kernel/@skc.func code `if`, `while`, `and`, `or` and `not` work on run-time "
                  "values; in a plain Python helper they do not: decorate the helper with @skc.func")
 
     def __index__(self):
-        raise context.current().error(
+        raise _native_error(
             "a run-time value is used where a compile-time int is needed",
             hint="sizes, shapes, static_range bounds and tuple indices must be known at compile time: "
                  "pass them as skc.constexpr")
@@ -130,6 +129,23 @@ class Dyn:
         semantics.store_subscript(self.rvalue(), index, value)
 
 
+def _native_error(message: str, hint: str):
+    """An error raised from Python code running natively (a plain helper): point at its line."""
+    import sys
+
+    from ..diagnostics import CompileError, Location, _is_library_file
+
+    caller = context.current().loc
+    frame = sys._getframe(2)
+    while frame is not None and _is_library_file(frame.f_code.co_filename):
+        frame = frame.f_back
+    if frame is None or caller is not None and frame.f_code.co_filename == caller.file and \
+            frame.f_lineno == caller.line:
+        return CompileError(message, caller, hint)
+    return CompileError(message, Location(frame.f_code.co_filename, frame.f_lineno, 0, frame.f_code.co_name,
+                                          caller), hint)
+
+
 class RValue(Dyn):
     """An SSA value of the IR with its DSL type."""
 
@@ -164,7 +180,7 @@ class Slot(Dyn):
     def store(self, value):
         from . import semantics
 
-        value = semantics.convert_for_store(value, self.type, what=f"variable '{self.name}'" if self.name else "")
+        value = semantics.convert_for_variable(value, self.type, self.name)
         context.current().builder.var_store(self.slot, value.value)
 
     def __repr__(self):

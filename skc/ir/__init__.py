@@ -3,6 +3,7 @@ from . import ops_arith, ops_control, ops_gpu, ops_memory  # noqa: F401  (regist
 from .builder import Builder
 from .core import BLOCKING, OPS, PURE, TERMINATOR, Function, Module, Op, Region, Value
 from .parser import ParseError, parse_module
+from .passes import PASSES, dce, run_pipeline, simplify
 from .printer import print_function, print_module, print_op
 from .types import (PointerType, ScalarType, TensorMapType, Type, VarType, VectorType, bf16, element_type,
                     f8e4m3, f8e5m2, f16, f32, f64, i1, i8, i16, i32, i64, parse_type, tmap, u8, u16, u32, u64,
@@ -12,6 +13,7 @@ from .verifier import verify
 __all__ = [
     "Builder", "BLOCKING", "OPS", "PURE", "TERMINATOR", "Function", "Module", "Op", "Region", "Value",
     "ParseError", "parse_module", "print_function", "print_module", "print_op", "verify",
+    "PASSES", "dce", "run_pipeline", "simplify",
     "PointerType", "ScalarType", "TensorMapType", "Type", "VarType", "VectorType", "element_type", "with_element",
     "parse_type", "i1", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f16", "bf16", "f32", "f64",
     "f8e4m3", "f8e5m2", "tmap",

@@ -30,8 +30,14 @@ class ConstantOp(Op):
             self.fail(f"result must be a scalar or vector, found {t}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(f"value must be an int or a float, found {value!r}")
-        if element_type(t).is_int and not isinstance(value, int):
+        elem = element_type(t)
+        if elem.is_int and not isinstance(value, int):
             self.fail(f"value of an integer constant must be an int, found {value!r}")
+        if elem.is_int:
+            lo, hi = (0, 1) if elem.is_bool else (0, 2 ** elem.bits - 1) if not elem.is_signed else \
+                (-(2 ** (elem.bits - 1)), 2 ** (elem.bits - 1) - 1)
+            if not lo <= value <= hi:
+                self.fail(f"value {value} is out of range for {elem} ({lo}..{hi})")
 
 
 class _Elementwise(Op):
@@ -65,8 +71,10 @@ BINARY_OPS = {
     "arith.add": ("a + b", ("int", "float")),
     "arith.sub": ("a - b", ("int", "float")),
     "arith.mul": ("a * b", ("int", "float")),
-    "arith.div": ("a / b; integers truncate toward zero", ("int", "float")),
-    "arith.rem": ("remainder of a / b with the sign of a (C's % and fmod)", ("int", "float")),
+    "arith.div": ("a / b; integers truncate toward zero (by zero, or INT_MIN / -1: an unspecified value)",
+                  ("int", "float")),
+    "arith.rem": ("remainder of a / b with the sign of a (C's % and fmod; by zero: an unspecified value)",
+                  ("int", "float")),
     "arith.min": ("minimum; floats return the non-NaN operand (IEEE minNum)", ("int", "float")),
     "arith.max": ("maximum; floats return the non-NaN operand (IEEE maxNum)", ("int", "float")),
     "arith.and": ("bitwise and", ("int",)),
@@ -74,8 +82,7 @@ BINARY_OPS = {
     "arith.xor": ("bitwise xor", ("int",)),
     "arith.shl": ("a << b; a shift of the bit width or more gives 0", ("int",)),
     "arith.shr": ("a >> b, arithmetic for signed, logical for unsigned; wide shifts saturate", ("int",)),
-    "math.pow": ("a raised to b", ("float",)),
-    "math.atan2": ("atan2(a, b)", ("float",)),
+    "math.pow": ("a raised to b (a >= 0), approximate", ("float",)),
 }
 
 UNARY_OPS = {
@@ -92,10 +99,9 @@ UNARY_OPS = {
     "math.ceil": ("round toward +inf", ("float",)),
     "math.trunc": ("round toward zero", ("float",)),
     "math.round": ("round to nearest, ties to even", ("float",)),
-    "math.sin": ("sine", ("float",)),
-    "math.cos": ("cosine", ("float",)),
-    "math.tanh": ("hyperbolic tangent", ("float",)),
-    "math.erf": ("error function", ("float",)),
+    "math.sin": ("sine, approximate", ("float",)),
+    "math.cos": ("cosine, approximate", ("float",)),
+    "math.tanh": ("hyperbolic tangent, approximate", ("float",)),
 }
 
 BINARY = {name: _define(_Elementwise, name, doc, num_operands=2, allowed=kinds)
@@ -156,7 +162,7 @@ class SelectOp(Op):
 
 
 class CastOp(Op):
-    """`arith.cast`: convert a value to another number type (ints extend by source signedness; float to int saturates, NaN gives 0; to i1 is `!= 0`)."""
+    """`arith.cast`: convert a value to another number type (ints extend by source signedness; float to int truncates toward zero and saturates, NaN gives 0; to i1 is `!= 0`, true for NaN)."""
 
     name = "arith.cast"
     num_operands = 1

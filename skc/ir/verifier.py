@@ -5,6 +5,10 @@ from ..diagnostics import VerificationError
 from .core import TERMINATOR, Function, Module, Op, Region
 from .ops_control import LABELED, LOOPS
 
+# Ops whose regions take no arguments: only an op that gives its region arguments values
+# (scf.for, the induction variable) may declare them. (Better as each op's own check.)
+NO_REGION_ARGS = ("scf.if", "scf.loop", "scf.block")
+
 
 class _FunctionVerifier:
     def __init__(self, fn: Function):
@@ -19,8 +23,7 @@ class _FunctionVerifier:
         for index, op in enumerate(region.ops):
             if op.parent is not region:
                 op.fail("is listed in a region that is not its parent")
-            op.verify_shape()
-            op.verify()
+            _check_op(op)
             for i, operand in enumerate(op.operands):
                 if id(operand) not in visible:
                     op.fail(f"operand {i} ({operand.type}) is used where its definition is not visible "
@@ -29,8 +32,10 @@ class _FunctionVerifier:
                 region.ops[index + 1].fail(f"unreachable: follows '{op.name}' in the same region")
             self.jump(op, labels)
             inner_labels = labels
+            if op.name in NO_REGION_ARGS and any(nested.args for nested in op.regions):
+                op.fail("regions take no arguments (nothing would define them)")
             if op.name in LABELED:
-                label = op.attrs["label"]
+                label = _label(op)
                 if label in self.labels_seen:
                     op.fail(f"label {label!r} is used by two constructs")
                 self.labels_seen.add(label)
@@ -43,7 +48,7 @@ class _FunctionVerifier:
     def jump(self, op: Op, labels: list):
         if op.name not in ("scf.break", "scf.continue"):
             return
-        label = op.attrs["label"]
+        label = _label(op)
         for name, kind in reversed(labels):
             if name == label:
                 if op.name == "scf.continue" and kind not in LOOPS:
@@ -54,9 +59,32 @@ class _FunctionVerifier:
     def shared_bounds(self, region: Region):
         limit = self.fn.attrs.get("shared_bytes", 0)
         for op in region.ops:
-            if op.name == "mem.shared" and op.attrs["offset"] + op.attrs["bytes"] > limit:
+            if op.name != "mem.shared":
+                continue
+            for attr in ("offset", "bytes"):
+                value = op.attrs[attr]
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    op.fail(f"{attr} must be a non-negative int, found {value!r}")
+            if op.attrs["offset"] + op.attrs["bytes"] > limit:
                 op.fail(f"buffer at offset {op.attrs['offset']} of {op.attrs['bytes']} bytes exceeds the "
                         f"function's shared_bytes = {limit}")
+
+
+def _check_op(op: Op):
+    """The op's shape and its own checks. A check that trips over a malformed attribute (a string
+    where it compares ints) still reports the op, rather than escaping as a TypeError."""
+    op.verify_shape()
+    try:
+        op.verify()
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+        op.fail(f"malformed operands or attributes ({type(error).__name__}: {error}) in {op.attrs}")
+
+
+def _label(op: Op) -> str:
+    label = op.attrs["label"]
+    if not isinstance(label, str):
+        op.fail(f"label must be a string, found {label!r}")
+    return label
 
 
 def verify(ir) -> None:

@@ -1,0 +1,194 @@
+"""Side-by-side benchmarks: skc against a reference measured in the same run (needs a GPU, torch
+and triton). Prints a table and writes JSON (to $OUT or --json).
+
+    python benchmarks/run.py [--only vector_add,softmax,launch,compile,import,gemm] [--json FILE]
+
+Timing: medians of many repetitions with CUDA events (triton.testing.do_bench), after a warm-up,
+on random data, at sizes that fill the GPU. Figures are ratios of skc to the reference.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+
+def load_example(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(ROOT, "examples", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bench(fn, rep_ms=200):
+    from triton.testing import do_bench
+
+    return do_bench(fn, warmup=25, rep=rep_ms, return_mode="median")  # milliseconds
+
+
+def vector_add(rows):
+    import torch
+
+    example = load_example("vector_add")
+    for n in (1 << 24, 1 << 26, 1 << 28):
+        x, y = torch.randn(n, device="cuda"), torch.randn(n, device="cuda")
+        out = torch.empty_like(x)
+        skc_ms = bench(lambda: example.launch(x, y, out, n))
+        assert torch.equal(out, x + y)
+        copy_ms = bench(lambda: out.copy_(x))
+        torch_add_ms = bench(lambda: torch.add(x, y, out=out))
+        skc_bw = 3 * n * 4 / skc_ms / 1e9
+        copy_bw = 2 * n * 4 / copy_ms / 1e9
+        add_bw = 3 * n * 4 / torch_add_ms / 1e9
+        rows.append({"benchmark": "vector_add", "size": n, "skc_TBps": skc_bw, "torch_copy_TBps": copy_bw,
+                     "torch_add_TBps": add_bw, "ratio_vs_copy": skc_bw / copy_bw, "target": ">= 0.95"})
+
+
+def softmax(rows):
+    import torch
+
+    example = load_example("softmax")
+    for cols in (4096, 8192, 16384, 32768):
+        n_rows = (1 << 28) // (cols * 4)  # 256 MiB of input
+        x = torch.randn(n_rows, cols, device="cuda")
+        out = torch.empty_like(x)
+        skc_ms = bench(lambda: example.launch(x, out, n_rows, cols))
+        torch.testing.assert_close(out, torch.softmax(x, dim=1), rtol=1e-4, atol=1e-6)
+        torch_ms = bench(lambda: torch.softmax(x, dim=1, out=out) if False else torch.softmax(x, dim=1))
+        rows.append({"benchmark": "softmax", "size": f"{n_rows}x{cols}", "skc_ms": skc_ms, "torch_ms": torch_ms,
+                     "skc_TBps": 2 * x.numel() * 4 / skc_ms / 1e9, "ratio_vs_torch": torch_ms / skc_ms,
+                     "target": ">= 1.0"})
+
+
+def _per_launch(fn, launches=20000):
+    import torch
+
+    for _ in range(100):
+        fn()
+    torch.cuda.synchronize()
+    samples = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(launches // 5):
+            fn()
+        samples.append((time.perf_counter() - started) / (launches // 5))
+        torch.cuda.synchronize()
+    return statistics.median(samples) * 1e6  # microseconds
+
+
+def launch(rows):
+    import torch
+    import triton
+    import triton.language as tl
+
+    example = load_example("vector_add")
+    n = 1024
+    x, y, out = (torch.randn(n, device="cuda") for _ in range(3))
+    k = example.vector_add[1, 256]
+
+    @triton.jit
+    def triton_add(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr):
+        offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = offsets < n
+        tl.store(out_ptr + offsets, tl.load(x_ptr + offsets, mask=mask) + tl.load(y_ptr + offsets, mask=mask),
+                 mask=mask)
+
+    skc_us = _per_launch(lambda: k(x, y, out, n))
+    torch_us = _per_launch(lambda: torch.add(x, y, out=out))
+    triton_us = _per_launch(lambda: triton_add[(1,)](x, y, out, n, BLOCK=1024))
+    rows.append({"benchmark": "launch_overhead", "skc_us": skc_us, "torch_add_us": torch_us,
+                 "triton_us": triton_us, "target": "<= 5 us and below torch"})
+
+
+_COLD = textwrap.dedent('''
+    import sys, time, json
+    t0 = time.perf_counter()
+    import skc
+    t1 = time.perf_counter()
+    sys.path.insert(0, sys.argv[1])
+    import vector_add as example
+    compiled = example.vector_add.compile(target="sm_90a")
+    t2 = time.perf_counter()
+    print(json.dumps({"import": t1 - t0, "compile": t2 - t1, "from_cache": compiled.from_cache}))
+''')
+
+
+def compile_times(rows):
+    """Cold compile of vector add, a cache hit in a new process, and `import skc`, each in fresh processes."""
+    cold, hits, imports = [], [], []
+    for _ in range(5):
+        with tempfile.TemporaryDirectory() as cache_dir:
+            env = dict(os.environ, SKC_CACHE_DIR=cache_dir)
+            for attempt in range(2):
+                out = subprocess.run([sys.executable, "-c", _COLD, os.path.join(ROOT, "examples")], env=env,
+                                     capture_output=True, text=True, check=True).stdout
+                record = json.loads(out.strip().splitlines()[-1])
+                (hits if record["from_cache"] else cold).append(record["compile"])
+                imports.append(record["import"])
+    rows.append({"benchmark": "cold_compile_vector_add", "median_ms": 1e3 * statistics.median(cold),
+                 "target": "<= 150 ms"})
+    rows.append({"benchmark": "cache_hit_new_process", "median_ms": 1e3 * statistics.median(hits),
+                 "target": "<= 20 ms"})
+    rows.append({"benchmark": "import_skc", "median_s": statistics.median(imports), "target": "<= 0.3 s"})
+
+
+def gemm(rows):
+    import torch
+
+    spec = importlib.util.spec_from_file_location("bench_matmul", os.path.join(ROOT, "examples", "matmul.py"))
+    if not os.path.exists(spec.origin):
+        return
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    for size in (4096, 8192):
+        a = torch.randn(size, size, device="cuda", dtype=torch.bfloat16)
+        b = torch.randn(size, size, device="cuda", dtype=torch.bfloat16)
+        c = torch.empty(size, size, device="cuda", dtype=torch.bfloat16)
+        skc_ms = bench(lambda: example.matmul(a, b, out=c), rep_ms=500)
+        error = ((c.float() - (a.float() @ b.float())).norm() / (a.float() @ b.float()).norm()).item()
+        torch_ms = bench(lambda: torch.matmul(a, b), rep_ms=500)
+        flops = 2 * size ** 3
+        rows.append({"benchmark": "gemm_bf16", "size": size, "skc_TFLOPs": flops / skc_ms / 1e9,
+                     "cublas_TFLOPs": flops / torch_ms / 1e9, "ratio_vs_cublas": torch_ms / skc_ms,
+                     "relative_error": error})
+
+
+BENCHMARKS = {"vector_add": vector_add, "softmax": softmax, "launch": launch, "compile": compile_times,
+              "gemm": gemm}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default=",".join(BENCHMARKS))
+    parser.add_argument("--json", default=os.path.join(os.environ.get("OUT", "."), "benchmarks.json"))
+    args = parser.parse_args()
+    import torch
+
+    rows = []
+    for name in args.only.split(","):
+        try:
+            BENCHMARKS[name](rows)
+        except Exception as e:  # report and go on: one failure should not hide the other figures
+            rows.append({"benchmark": name, "error": f"{type(e).__name__}: {e}"})
+    meta = {"device": torch.cuda.get_device_name(), "date": time.strftime("%Y-%m-%d"),
+            "command": "python benchmarks/run.py " + " ".join(sys.argv[1:])}
+    with open(args.json, "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    print(f"# {meta['device']}, {meta['date']}")
+    for row in rows:
+        print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+
+
+if __name__ == "__main__":
+    main()

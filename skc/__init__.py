@@ -1,0 +1,53 @@
+"""skc: a structured kernel compiler. GPU kernels written in Python, compiled through a tile IR
+and LLVM to PTX (NVIDIA) or GCN (AMD), or run exactly by a CPU interpreter.
+
+    import skc
+
+    @skc.kernel
+    def add(x, y, out, n):
+        i = skc.block_id(0) * skc.block_dim(0) + skc.thread_id(0)
+        if i < n:
+            out[i] = x[i] + y[i]
+
+    add[skc.cdiv(n, 256), 256](x, y, out, n)
+"""
+__version__ = "0.1.0"
+
+from .diagnostics import (CompileError, DeadlockError, DeviceError, InterpreterError, LaunchError, SkcError,  # noqa
+                          VerificationError)
+from .frontend import Array, Ptr, TensorMap, constexpr, func, host  # noqa: E402
+from .frontend.builtins import (asm, atomic_add, atomic_and, atomic_cas, atomic_max, atomic_min, atomic_or,  # noqa
+                                atomic_xchg, atomic_xor, ballot, barrier, bitcast, block_dim, block_id, block_max,
+                                block_min, block_reduce, block_sum, cast, cdiv, ceil, cos, device_print, exp, exp2,
+                                floor, fma, grid_dim, int_to_ptr, lane_id, load, log, log2, maximum, minimum,
+                                num_threads, num_warps, ptr_to_int, rint, rsqrt, shared, shfl_down, shfl_idx, shfl_up,
+                                shfl_xor, sin, sqrt, static_range, store, syncthreads, tanh, thread_id, thread_index,
+                                trunc, vector, vote_all, vote_any, warp_id, warp_max, warp_min, warp_reduce, warp_size,
+                                warp_sum, where)
+from .frontend.dtypes import ALIASES as _ALIASES, DTYPES as _DTYPES  # noqa: E402
+from . import testing  # noqa: E402
+from .compiler import CompiledKernel  # noqa: E402
+from .jit import Kernel, kernel  # noqa: E402
+from .runtime.arrays import DeviceArray, empty, to_device, zeros  # noqa: E402
+from .runtime.cache import cache_dir, set_cache_dir  # noqa: E402
+from .runtime.devices import Device, current_device, gpu_available, set_device  # noqa: E402
+from .target import TARGETS, Target, get_target  # noqa: E402
+
+# Scalar types: skc.f32, skc.bf16, ... and numpy-style aliases (skc.float32).
+globals().update(_DTYPES)
+globals().update({alias: _DTYPES[name] for alias, name in _ALIASES.items()})
+
+
+def synchronize(device=None):
+    """Wait for every kernel launched on the device (the current one unless given)."""
+    from .runtime.devices import parse_device
+
+    dev = parse_device(device) if device is not None else current_device()
+    if dev.kind == "cuda":
+        from .runtime import cuda
+
+        cuda.synchronize(dev.index)
+    elif dev.kind == "hip":
+        from .runtime import hip
+
+        hip.call("hipDeviceSynchronize")

@@ -1,0 +1,457 @@
+"""Tile IR to LLVM IR: the lowering every target shares.
+
+One dispatcher (`lower_op`) looks each op up in a table of `_lower_<family>` methods; target
+facts (address spaces, special registers, barriers, shuffles, math instructions, the kernel
+signature) come from the target's `TargetLowering` (nvptx.py, amdgpu.py). Structured control
+flow becomes basic blocks; var slots become allocas that LLVM promotes to registers.
+"""
+from __future__ import annotations
+
+from .. import ir
+from ..diagnostics import CompileError
+from .llvm_text import FunctionText, ModuleText, constant_literal, llvm_type
+
+_INT_BINARY = {"arith.add": "add", "arith.sub": "sub", "arith.mul": "mul",
+               "arith.and": "and", "arith.or": "or", "arith.xor": "xor"}
+_FLOAT_BINARY = {"arith.add": "fadd", "arith.sub": "fsub", "arith.mul": "fmul", "arith.div": "fdiv",
+                 "arith.rem": "frem"}
+_ICMP_SIGNED = {"eq": "eq", "ne": "ne", "lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge"}
+_ICMP_UNSIGNED = {"eq": "eq", "ne": "ne", "lt": "ult", "le": "ule", "gt": "ugt", "ge": "uge"}
+_FCMP = {"eq": "oeq", "ne": "une", "lt": "olt", "le": "ole", "gt": "ogt", "ge": "oge"}
+_LLVM_MATH = {"math.floor": "floor", "math.ceil": "ceil", "math.trunc": "trunc", "math.round": "roundeven",
+              "math.sqrt": "sqrt", "math.abs": "fabs"}
+
+
+def intrinsic_suffix(t: ir.Type) -> str:
+    """LLVM's overload suffix: .f32, .i32, .v4f32."""
+    if isinstance(t, ir.VectorType):
+        return f".v{t.count}{intrinsic_suffix(t.elem)[1:]}"
+    if t.is_float:
+        return f".f{t.bits}" if t.name != "bf16" else ".bf16"
+    return f".i{t.bits}"
+
+
+class FunctionLowering:
+    """Writes one tile IR function as an LLVM function."""
+
+    def __init__(self, fn: ir.Function, module: ModuleText, target):
+        self.fn, self.module, self.target = fn, module, target
+        self.spaces = target.address_spaces
+        self.text = FunctionText()
+        self.values: dict[int, str] = {}
+        self.jumps: dict[str, tuple[str, str]] = {}  # label -> (break block, continue block)
+
+    # -- helpers ----------------------------------------------------------------------
+    def type(self, t: ir.Type) -> str:
+        return llvm_type(t, self.spaces)
+
+    def get(self, value: ir.Value) -> str:
+        return self.values[id(value)]
+
+    def typed(self, value: ir.Value) -> str:
+        return f"{self.type(value.type)} {self.get(value)}"
+
+    def set(self, op: ir.Op, name: str, index: int = 0):
+        self.values[id(op.results[index])] = name
+
+    def call(self, name: str, ret: str, args: list, attrs: str = "", result_range=None) -> str:
+        """Call an intrinsic (declared on first use); give its result name ('' for void).
+        `result_range` (lo, hi) tells LLVM the result lies in [lo, hi)."""
+        arg_types = ", ".join(a.rsplit(" ", 1)[0] for a in args)
+        self.module.declare(name, f"{ret} @{name}({arg_types}){attrs}")
+        known = f"range({ret} {result_range[0]}, {result_range[1]}) " if result_range else ""
+        line = f"call {known}{ret} @{name}({', '.join(args)})"
+        if ret == "void":
+            self.text.emit(line)
+            return ""
+        return self.text.value(line)
+
+    def constant(self, value, t: ir.Type) -> str:
+        return constant_literal(value, t, self.spaces)
+
+    def fail(self, op: ir.Op, message: str):
+        operands = ", ".join(str(v.type) for v in op.operands) or "no operands"
+        raise CompileError(f"cannot lower '{op.name}' ({operands}) for {self.target.name}: {message}", op.loc)
+
+    # -- driver -----------------------------------------------------------------------
+    def lower(self) -> str:
+        fn = self.fn
+        params = self.target.kernel_params(fn)
+        for value, (_, name) in zip(fn.args, params):
+            self.values[id(value)] = name
+        self.target.prologue(self)
+        self.region(fn.body)
+        self.text.terminate("ret void")
+        header = self.target.kernel_header(fn, [p for p, _ in params])
+        return self.text.render(header)
+
+    def region(self, region: ir.Region):
+        for op in region.ops:
+            self.lower_op(op)
+
+    def lower_op(self, op: ir.Op):
+        handler = self.TABLE.get(op.name) or self.target.ops.get(op.name)
+        if handler is None:
+            self.fail(op, "no lowering for this op")
+        handler(self, op)
+
+    # -- arithmetic -------------------------------------------------------------------
+    def _lower_constant(self, op):
+        # LLVM takes constants as operands anywhere: the literal itself stands for the value.
+        self.set(op, self.constant(op.attrs["value"], op.result.type))
+
+    def _lower_binary(self, op):
+        a, b = op.operands
+        t = op.result.type
+        elem = ir.element_type(t)
+        ty = self.type(t)
+        name = op.name
+        if elem.is_float:
+            if name in _FLOAT_BINARY:
+                self.set(op, self.text.value(f"{_FLOAT_BINARY[name]} {ty} {self.get(a)}, {self.get(b)}"))
+                return
+            if name in ("arith.min", "arith.max"):
+                kind = "minnum" if name == "arith.min" else "maxnum"
+                self.set(op, self.call(f"llvm.{kind}{intrinsic_suffix(t)}", ty, [self.typed(a), self.typed(b)]))
+                return
+            self.set(op, self.target.lower_float_math(self, op))
+            return
+        if name in _INT_BINARY:
+            self.set(op, self.text.value(f"{_INT_BINARY[name]} {ty} {self.get(a)}, {self.get(b)}"))
+        elif name in ("arith.div", "arith.rem"):
+            kind = ("sdiv" if elem.is_signed else "udiv") if name == "arith.div" else ("srem" if elem.is_signed else "urem")
+            self.set(op, self.text.value(f"{kind} {ty} {self.get(a)}, {self.get(b)}"))
+        elif name in ("arith.min", "arith.max"):
+            kind = ("s" if elem.is_signed else "u") + name[-3:]
+            self.set(op, self.call(f"llvm.{kind}{intrinsic_suffix(t)}", ty, [self.typed(a), self.typed(b)]))
+        elif name in ("arith.shl", "arith.shr"):
+            self.set(op, self._shift(op, a, b, t))
+        else:
+            self.fail(op, "not defined on integers")
+
+    def _shift(self, op, a, b, t) -> str:
+        """Shifts of the bit width or more give 0 (or the sign for signed >>), as the IR defines."""
+        ty = self.type(t)
+        elem = ir.element_type(t)
+        width = self.constant(elem.bits, t)
+        big = self.text.value(f"icmp uge {ty} {self.get(b)}, {width}")
+        if op.name == "arith.shr" and elem.is_signed:
+            limit = self.constant(elem.bits - 1, t)
+            amount = self.text.value(f"select {self.type(ir.with_element(t, ir.i1))} {big}, {ty} {limit}, {ty} {self.get(b)}")
+            return self.text.value(f"ashr {ty} {self.get(a)}, {amount}")
+        kind = "shl" if op.name == "arith.shl" else "lshr"
+        shifted = self.text.value(f"{kind} {ty} {self.get(a)}, {self.get(b)}")
+        zero = self.constant(0, t)
+        return self.text.value(f"select {self.type(ir.with_element(t, ir.i1))} {big}, {ty} {zero}, {ty} {shifted}")
+
+    def _lower_unary(self, op):
+        (a,) = op.operands
+        t = op.result.type
+        ty = self.type(t)
+        elem = ir.element_type(t)
+        if op.name == "arith.neg":
+            text = f"fneg {ty} {self.get(a)}" if elem.is_float else f"sub {ty} {self.constant(0, t)}, {self.get(a)}"
+            self.set(op, self.text.value(text))
+        elif op.name == "arith.not":
+            self.set(op, self.text.value(f"xor {ty} {self.get(a)}, {self.constant(-1, t)}"))
+        elif op.name == "math.abs" and not elem.is_float:
+            self.set(op, self.call(f"llvm.abs{intrinsic_suffix(t)}", ty, [self.typed(a), "i1 false"]))
+        elif op.name in _LLVM_MATH and (elem.name in ("f32", "f64") or op.name in ("math.abs", "math.sqrt")):
+            self.set(op, self.call(f"llvm.{_LLVM_MATH[op.name]}{intrinsic_suffix(t)}", ty, [self.typed(a)]))
+        else:
+            self.set(op, self.target.lower_float_math(self, op))
+
+    def _lower_fma(self, op):
+        t = op.result.type
+        self.set(op, self.call(f"llvm.fma{intrinsic_suffix(t)}", self.type(t), [self.typed(v) for v in op.operands]))
+
+    def _lower_cmp(self, op):
+        a, b = op.operands
+        pred = op.attrs["pred"]
+        t = a.type
+        if isinstance(t, ir.PointerType):
+            kind = f"icmp {_ICMP_UNSIGNED[pred]}"
+        elif ir.element_type(t).is_float:
+            kind = f"fcmp {_FCMP[pred]}"
+        elif ir.element_type(t).is_signed:
+            kind = f"icmp {_ICMP_SIGNED[pred]}"
+        else:
+            kind = f"icmp {_ICMP_UNSIGNED[pred]}"
+        self.set(op, self.text.value(f"{kind} {self.type(t)} {self.get(a)}, {self.get(b)}"))
+
+    def _lower_select(self, op):
+        c, a, b = op.operands
+        self.set(op, self.text.value(f"select {self.typed(c)}, {self.typed(a)}, {self.typed(b)}"))
+
+    def _lower_cast(self, op):
+        self.set(op, self.convert(op.operands[0], op.result.type, op))
+
+    def convert(self, value: ir.Value, dst: ir.Type, op) -> str:
+        src = value.type
+        s, d = ir.element_type(src), ir.element_type(dst)
+        name, sty, dty = self.get(value), self.type(src), self.type(dst)
+        if s.is_float and s.bits == 8 or d.is_float and d.bits == 8:
+            return self.target.convert_fp8(self, value, dst, op)
+        if d.is_bool:
+            if s.is_float:
+                return self.text.value(f"fcmp une {sty} {name}, {self.constant(0.0, src)}")
+            return self.text.value(f"icmp ne {sty} {name}, {self.constant(0, src)}")
+        if s.is_int and d.is_int:
+            if s.bits == d.bits:
+                return name if sty == dty else self.text.value(f"bitcast {sty} {name} to {dty}")
+            if s.bits > d.bits:
+                return self.text.value(f"trunc {sty} {name} to {dty}")
+            kind = "sext" if s.is_signed else "zext"
+            return self.text.value(f"{kind} {sty} {name} to {dty}")
+        if s.is_int and d.is_float:
+            kind = "sitofp" if s.is_signed else "uitofp"
+            return self.text.value(f"{kind} {sty} {name} to {dty}")
+        if s.is_float and d.is_int:
+            return self.target.float_to_int(self, value, dst)
+        if s.bits == d.bits and s is not d:  # f16 <-> bf16 go through f32
+            wide = ir.with_element(src, ir.f32)
+            mid = self.text.value(f"fpext {sty} {name} to {self.type(wide)}")
+            return self.text.value(f"fptrunc {self.type(wide)} {mid} to {dty}")
+        kind = "fpext" if d.bits > s.bits else "fptrunc"
+        return self.text.value(f"{kind} {sty} {name} to {dty}")
+
+    def _lower_bitcast(self, op):
+        (a,) = op.operands
+        self.set(op, self.text.value(f"bitcast {self.typed(a)} to {self.type(op.result.type)}"))
+
+    # -- pointers and memory ------------------------------------------------------------
+    def _lower_ptr_offset(self, op):
+        p, i = op.operands
+        index = self.typed(i)
+        if not i.type.is_signed and not i.type.is_bool:
+            index = f"i64 {self.text.value(f'zext {self.typed(i)} to i64')}" if i.type.bits < 64 else index
+        elem = self.type(op.attrs["elem"])
+        self.set(op, self.text.value(f"getelementptr {elem}, {self.typed(p)}, {index}"))
+
+    def _lower_ptr_to_int(self, op):
+        self.set(op, self.text.value(f"ptrtoint {self.typed(op.operands[0])} to {self.type(op.result.type)}"))
+
+    def _lower_ptr_from_int(self, op):
+        self.set(op, self.text.value(f"inttoptr {self.typed(op.operands[0])} to {self.type(op.result.type)}"))
+
+    def _lower_ptr_cast(self, op):
+        self.set(op, self.text.value(f"addrspacecast {self.typed(op.operands[0])} to {self.type(op.result.type)}"))
+
+    def guarded(self, mask, emit_access, result_type=None, other=None):
+        """Run emit_access() only where mask is true; give its value (or `other`) after the guard."""
+        if mask is None:
+            return emit_access()
+        text = self.text
+        origin = text.block
+        then_label, join_label = text.new_label("guard"), text.new_label("join")
+        text.terminate(f"br i1 {self.get(mask)}, label %{then_label}, label %{join_label}")
+        text.start_block(then_label)
+        result = emit_access()
+        inner = text.block
+        text.start_block(join_label)
+        if result_type is None:
+            return None
+        return text.value(f"phi {result_type} [ {result}, %{inner} ], [ {other}, %{origin} ]")
+
+    def _lower_load(self, op):
+        ptr = op.operands[0]
+        mask = op.operands[1] if len(op.operands) > 1 else None
+        t = op.result.type
+        align = op.attrs.get("align", getattr(t, "bytes", 8))
+        memory_t = "i8" if t is ir.i1 else self.type(t)
+
+        def access():
+            loaded = self.text.value(f"load {memory_t}, {self.typed(ptr)}, align {align}")
+            return self.text.value(f"trunc i8 {loaded} to i1") if t is ir.i1 else loaded
+
+        other = self.get(op.operands[2]) if len(op.operands) > 2 else self.constant(0, t) if not t.is_pointer \
+            else "null"
+        self.set(op, self.guarded(mask, access, self.type(t), other))
+
+    def _lower_store(self, op):
+        ptr, value = op.operands[:2]
+        mask = op.operands[2] if len(op.operands) > 2 else None
+        align = op.attrs.get("align", getattr(value.type, "bytes", 8))
+
+        def access():
+            stored = self.typed(value)
+            if value.type is ir.i1:
+                stored = f"i8 {self.text.value(f'zext {stored} to i8')}"
+            self.text.emit(f"store {stored}, {self.typed(ptr)}, align {align}")
+
+        self.guarded(mask, access)
+
+    def _lower_atomic(self, op):
+        ptr, value = op.operands[:2]
+        mask = op.operands[2] if len(op.operands) > 2 else None
+        kind = op.attrs["op"]
+        elem = value.type
+        if elem.is_float:
+            kind = {"add": "fadd", "min": "fmin", "max": "fmax"}.get(kind, kind)
+        elif kind in ("min", "max"):
+            kind = kind if elem.is_signed else "u" + kind
+        scope = self.target.atomic_scope
+
+        def access():
+            return self.text.value(f"atomicrmw {kind} {self.typed(ptr)}, {self.typed(value)} {scope} monotonic")
+
+        self.set(op, self.guarded(mask, access, self.type(elem), self.constant(0, elem)))
+
+    def _lower_atomic_cas(self, op):
+        ptr, cmp, value = op.operands
+        pair = self.text.value(f"cmpxchg {self.typed(ptr)}, {self.typed(cmp)}, {self.typed(value)} "
+                               f"{self.target.atomic_scope} monotonic monotonic")
+        self.set(op, self.text.value(f"extractvalue {{ {self.type(value.type)}, i1 }} {pair}, 0"))
+
+    def _lower_shared(self, op):
+        base = self.target.shared_base(self)
+        self.set(op, self.text.value(f"getelementptr i8, {self.type(ir.PointerType('shared'))} {base}, "
+                                     f"i32 {op.attrs['offset']}"))
+
+    def _lower_var_alloc(self, op):
+        self.set(op, self.text.value(f"alloca {self.type(op.result.type.elem)}"))
+
+    def _lower_var_load(self, op):
+        t = op.result.type
+        self.set(op, self.text.value(f"load {self.type(t)}, ptr {self.get(op.operands[0])}"))
+
+    def _lower_var_store(self, op):
+        slot, value = op.operands
+        self.text.emit(f"store {self.typed(value)}, ptr {self.get(slot)}")
+
+    # -- vectors ------------------------------------------------------------------------
+    def _lower_vec_splat(self, op):
+        t = op.result.type
+        vec = f"insertelement {self.type(t)} poison, {self.typed(op.operands[0])}, i32 0"
+        first = self.text.value(vec)
+        self.set(op, self.text.value(f"shufflevector {self.type(t)} {first}, {self.type(t)} poison, "
+                                     f"<{t.count} x i32> zeroinitializer"))
+
+    def _lower_vec_from(self, op):
+        t = op.result.type
+        current = "poison"
+        for i, element in enumerate(op.operands):
+            current = self.text.value(f"insertelement {self.type(t)} {current}, {self.typed(element)}, i32 {i}")
+        self.set(op, current)
+
+    def _lower_vec_extract(self, op):
+        self.set(op, self.text.value(f"extractelement {self.typed(op.operands[0])}, i32 {op.attrs['index']}"))
+
+    def _lower_vec_insert(self, op):
+        v, x = op.operands
+        self.set(op, self.text.value(f"insertelement {self.typed(v)}, {self.typed(x)}, i32 {op.attrs['index']}"))
+
+    # -- control flow -------------------------------------------------------------------
+    def _lower_if(self, op):
+        text = self.text
+        then_label, else_label, end_label = (text.new_label(p) for p in ("then", "else", "endif"))
+        text.terminate(f"br i1 {self.get(op.operands[0])}, label %{then_label}, label %{else_label}")
+        for label, region in ((then_label, op.regions[0]), (else_label, op.regions[1])):
+            text.start_block(label)
+            self.region(region)
+            text.terminate(f"br label %{end_label}")
+        text.start_block(end_label)
+
+    def _lower_for(self, op):
+        text = self.text
+        lb, ub, step = op.operands
+        t = lb.type
+        ty = self.type(t)
+        pre = text.block
+        head, body, latch, done = (text.new_label(p) for p in ("for", "body", "next", "done"))
+        text.start_block(head)
+        induction = text.fresh("i")
+        phi_at = len(text.lines)
+        compare = self._loop_condition(induction, ub, step, t)
+        text.terminate(f"br i1 {compare}, label %{body}, label %{done}")
+        self.values[id(op.regions[0].args[0])] = induction
+        self.jumps[op.attrs["label"]] = (done, latch)
+        text.start_block(body)
+        self.region(op.regions[0])
+        text.start_block(latch)
+        following = text.value(f"add {ty} {induction}, {self.get(step)}")
+        text.terminate(f"br label %{head}")
+        head_lines = next(lines for label, lines in text.blocks if label == head)
+        head_lines.insert(phi_at, f"  {induction} = phi {ty} [ {self.get(lb)}, %{pre} ], [ {following}, %{latch} ]")
+        text.start_block(done)
+
+    def _loop_condition(self, induction, ub, step, t) -> str:
+        ty = self.type(t)
+        signed = t.is_signed
+        less = f"icmp {'slt' if signed else 'ult'} {ty} {induction}, {self.get(ub)}"
+        step_op = step.owner if isinstance(step.owner, ir.Op) else None
+        if step_op is not None and step_op.name == "arith.constant":
+            if step_op.attrs["value"] > 0 or not signed:
+                return self.text.value(less)
+            return self.text.value(f"icmp sgt {ty} {induction}, {self.get(ub)}")
+        up = self.text.value(less)
+        down = self.text.value(f"icmp sgt {ty} {induction}, {self.get(ub)}")
+        positive = self.text.value(f"icmp sgt {ty} {self.get(step)}, 0")
+        return self.text.value(f"select i1 {positive}, i1 {up}, i1 {down}")
+
+    def _lower_loop(self, op):
+        text = self.text
+        head, done = text.new_label("loop"), text.new_label("done")
+        self.jumps[op.attrs["label"]] = (done, head)
+        text.start_block(head)
+        self.region(op.regions[0])
+        text.terminate(f"br label %{head}")
+        text.start_block(done)
+
+    def _lower_block(self, op):
+        done = self.text.new_label("end")
+        self.jumps[op.attrs["label"]] = (done, done)
+        self.region(op.regions[0])
+        self.text.start_block(done)
+
+    def _lower_break(self, op):
+        self.text.terminate(f"br label %{self.jumps[op.attrs['label']][0]}")
+
+    def _lower_continue(self, op):
+        self.text.terminate(f"br label %{self.jumps[op.attrs['label']][1]}")
+
+    def _lower_return(self, op):
+        self.text.terminate("ret void")
+
+    TABLE = {
+        "arith.constant": _lower_constant,
+        **dict.fromkeys(ir.ops_arith.BINARY, _lower_binary),
+        **dict.fromkeys(ir.ops_arith.UNARY, _lower_unary),
+        "math.fma": _lower_fma,
+        "arith.cmp": _lower_cmp,
+        "arith.select": _lower_select,
+        "arith.cast": _lower_cast,
+        "arith.bitcast": _lower_bitcast,
+        "ptr.offset": _lower_ptr_offset,
+        "ptr.to_int": _lower_ptr_to_int,
+        "ptr.from_int": _lower_ptr_from_int,
+        "ptr.cast": _lower_ptr_cast,
+        "mem.load": _lower_load,
+        "mem.store": _lower_store,
+        "mem.atomic": _lower_atomic,
+        "mem.atomic_cas": _lower_atomic_cas,
+        "mem.shared": _lower_shared,
+        "var.alloc": _lower_var_alloc,
+        "var.load": _lower_var_load,
+        "var.store": _lower_var_store,
+        "vec.splat": _lower_vec_splat,
+        "vec.from": _lower_vec_from,
+        "vec.extract": _lower_vec_extract,
+        "vec.insert": _lower_vec_insert,
+        "scf.if": _lower_if,
+        "scf.for": _lower_for,
+        "scf.loop": _lower_loop,
+        "scf.block": _lower_block,
+        "scf.break": _lower_break,
+        "scf.continue": _lower_continue,
+        "func.return": _lower_return,
+    }
+
+
+def lower_module(module: ir.Module, target) -> str:
+    """The LLVM IR text of a tile IR module for a target lowering (nvptx.NVPTX(...), ...)."""
+    text = ModuleText(target.triple, target.datalayout)
+    target.module_prelude(text, module)
+    for fn in module.functions:
+        text.functions.append(FunctionLowering(fn, text, target).lower())
+    return text.render()

@@ -1,0 +1,281 @@
+"""NVPTX facts and lowerings: address spaces, special registers, barriers, warp shuffles and
+votes, approximate math instructions, conversions, printf, and the kernel signature."""
+from __future__ import annotations
+
+from .. import ir
+from ..target import Target
+from .llvm_text import asm_string
+from .lowering import FunctionLowering, intrinsic_suffix
+
+# LLVM NVPTXAddrSpace (llvm/Support/NVPTXAddrSpace.h).
+ADDRESS_SPACES = {"generic": 0, "global": 1, "shared": 3, "const": 4, "local": 5}
+DATALAYOUT = "e-p6:32:32-i64:64-i128:128-i256:256-v16:16-v32:32-n16:32:64"
+TRIPLE = "nvptx64-nvidia-cuda"
+SHARED_SYMBOL = "@__skc_shared"
+_DIM = "xyz"
+_SREG = {"gpu.thread_id": "tid", "gpu.block_id": "ctaid", "gpu.grid_dim": "nctaid"}
+LOG2_E = 1.4426950408889634
+LN_2 = 0.6931471805599453
+# PTX ISA 9.7.9.6 (shfl.sync): the c operand packs the clamp lane and the segment mask.
+_SHUFFLE_CLAMP = {"idx": 0x1F, "down": 0x1F, "xor": 0x1F, "up": 0x00}
+_SHUFFLE_KIND = {"idx": "idx", "down": "down", "xor": "bfly", "up": "up"}
+_F2I = {("f32", "i32"): "f2i.rz", ("f32", "u32"): "f2ui.rz", ("f32", "i64"): "f2ll.rz",
+        ("f32", "u64"): "f2ull.rz", ("f64", "i32"): "d2i.rz", ("f64", "u32"): "d2ui.rz",
+        ("f64", "i64"): "d2ll.rz", ("f64", "u64"): "d2ull.rz"}
+
+
+class NVPTX:
+    """Target lowering for NVIDIA GPUs (LLVM's NVPTX backend)."""
+
+    address_spaces = ADDRESS_SPACES
+    triple = TRIPLE
+    datalayout = DATALAYOUT
+    atomic_scope = 'syncscope("device")'
+
+    def __init__(self, target: Target):
+        self.target = target
+        self.name = target.name
+        self.ops = {
+            "gpu.thread_id": _lower_sreg, "gpu.block_id": _lower_sreg, "gpu.grid_dim": _lower_sreg,
+            "gpu.lane_id": _lower_lane_id, "gpu.barrier": _lower_barrier, "gpu.shuffle": _lower_shuffle,
+            "gpu.vote": _lower_vote, "gpu.asm": _lower_asm, "gpu.print": _lower_print, "gpu.assert": _lower_assert,
+        }
+
+    # -- the kernel's shape -----------------------------------------------------------
+    def kernel_params(self, fn: ir.Function):
+        params = []
+        for i, value in enumerate(fn.args):
+            name = f"%arg{i}"
+            if isinstance(value.type, ir.TensorMapType):
+                # A TMA descriptor is passed by value and read in place (TOOLCHAIN.md).
+                params.append((f'ptr byval([128 x i8]) align 64 "nvvm.grid_constant" {name}', name))
+            else:
+                from .llvm_text import llvm_type
+
+                params.append((f"{llvm_type(value.type, ADDRESS_SPACES)} {name}", name))
+        return params
+
+    def kernel_header(self, fn: ir.Function, params) -> str:
+        x, y, z = fn.attrs.get("block", (1, 1, 1))
+        attrs = [f'"nvvm.maxntid"="{x * y * z}"']
+        if "min_blocks" in fn.attrs:
+            attrs.append(f'"nvvm.minctasm"="{fn.attrs["min_blocks"]}"')
+        if "cluster" in fn.attrs:
+            attrs.append('"nvvm.cluster_dim"="{},{},{}"'.format(*fn.attrs["cluster"]))
+        return f"define ptx_kernel void @{fn.name}({', '.join(params)}) {' '.join(attrs)}"
+
+    def module_prelude(self, text, module: ir.Module):
+        for fn in module.functions:
+            if fn.attrs.get("shared_bytes", 0):
+                align = fn.attrs.get("shared_align", 16)
+                text.globals.append(f"{SHARED_SYMBOL} = external addrspace(3) global [0 x i8], align {align}")
+                return
+
+    def prologue(self, lowering: FunctionLowering):
+        pass
+
+    def shared_base(self, lowering: FunctionLowering) -> str:
+        return SHARED_SYMBOL
+
+    # -- math and conversions -----------------------------------------------------------
+    def lower_float_math(self, lw: FunctionLowering, op: ir.Op) -> str:
+        t = op.result.type
+        elem = ir.element_type(t)
+        if elem.name != "f32":
+            lw.fail(op, f"not available on {elem} for NVPTX; compute in f32 (skc.f32(x))")
+        if not isinstance(t, ir.VectorType):
+            return _F32_MATH[op.name](lw, *[lw.get(v) for v in op.operands])
+        result = "poison"  # the approximate instructions are scalar: apply them lane by lane
+        for i in range(t.count):
+            lanes = [lw.text.value(f"extractelement {lw.typed(v)}, i32 {i}") for v in op.operands]
+            scalar = _F32_MATH[op.name](lw, *lanes)
+            result = lw.text.value(f"insertelement {lw.type(t)} {result}, float {scalar}, i32 {i}")
+        return result
+
+    def float_to_int(self, lw: FunctionLowering, value: ir.Value, dst: ir.Type) -> str:
+        src = value.type
+        name = lw.get(value)
+        if isinstance(src, ir.VectorType):
+            kind = "fptosi" if dst.is_signed else "fptoui"
+            return lw.call(f"llvm.{kind}.sat{intrinsic_suffix(dst)}{intrinsic_suffix(src)}", lw.type(dst),
+                           [lw.typed(value)])
+        if src.bits < 32:
+            name = lw.text.value(f"fpext {lw.type(src)} {name} to float")
+            src = ir.f32
+        intrinsic = _F2I.get((src.name, dst.name))
+        if intrinsic is not None:  # cvt.rzi saturates and gives 0 for NaN, as the IR defines
+            return lw.call(f"llvm.nvvm.{intrinsic}", lw.type(dst), [f"{lw.type(src)} {name}"])
+        kind = "fptosi" if dst.is_signed else "fptoui"
+        return lw.call(f"llvm.{kind}.sat{intrinsic_suffix(dst)}{intrinsic_suffix(src)}", lw.type(dst),
+                       [f"{lw.type(src)} {name}"])
+
+    def convert_fp8(self, lw: FunctionLowering, value: ir.Value, dst: ir.Type, op) -> str:
+        src = value.type
+        if not self.target.has("wgmma"):
+            lw.fail(op, "fp8 conversions need sm_89 or newer")
+        if isinstance(src, ir.VectorType) or isinstance(dst, ir.VectorType):
+            lw.fail(op, "fp8 vector conversions are not supported yet")
+        if src.is_float and src.bits == 8:  # fp8 -> f16 (exact) -> dst
+            kind = "e4m3x2" if src.name == "f8e4m3" else "e5m2x2"
+            wide = lw.text.value(f"zext i8 {lw.get(value)} to i16")
+            pair = lw.text.value(f'call i32 asm "cvt.rn.f16x2.{kind} $0, $1;", "=r,h"(i16 {wide})')
+            low = lw.text.value(f"trunc i32 {pair} to i16")
+            half = lw.text.value(f"bitcast i16 {low} to half")
+            if dst is ir.f16:
+                return half
+            return lw.text.value(f"fpext half {half} to float") if dst is ir.f32 else \
+                lw.text.value(f"fpext half {half} to {lw.type(dst)}")
+        name = lw.get(value)
+        if src is not ir.f32:
+            name = lw.text.value(f"{'fpext' if src.bits < 32 else 'fptrunc'} {lw.type(src)} {name} to float") \
+                if src.is_float else lw.text.value(f"{'sitofp' if src.is_signed else 'uitofp'} {lw.type(src)} {name} to float")
+        kind = "e4m3x2" if dst.name == "f8e4m3" else "e5m2x2"
+        pair = lw.text.value(f'call i16 asm "cvt.rn.satfinite.{kind}.f32 $0, 0f00000000, $1;", "=h,f"(float {name})')
+        return lw.text.value(f"trunc i16 {pair} to i8")
+
+
+def _exp(lw, x):
+    scaled = lw.text.value(f"fmul float {x}, {lw.constant(LOG2_E, ir.f32)}")
+    return lw.call("llvm.nvvm.ex2.approx.f", "float", [f"float {scaled}"])
+
+
+def _log(lw, x):
+    log2 = lw.call("llvm.nvvm.lg2.approx.f", "float", [f"float {x}"])
+    return lw.text.value(f"fmul float {log2}, {lw.constant(LN_2, ir.f32)}")
+
+
+def _pow(lw, a, b):
+    log2 = lw.call("llvm.nvvm.lg2.approx.f", "float", [f"float {a}"])
+    scaled = lw.text.value(f"fmul float {log2}, {b}")
+    return lw.call("llvm.nvvm.ex2.approx.f", "float", [f"float {scaled}"])
+
+
+def _nvvm(name):
+    return lambda lw, x: lw.call(f"llvm.nvvm.{name}", "float", [f"float {x}"])
+
+
+_F32_MATH = {
+    "math.exp": _exp,
+    "math.exp2": _nvvm("ex2.approx.f"),
+    "math.log": _log,
+    "math.log2": _nvvm("lg2.approx.f"),
+    "math.rsqrt": _nvvm("rsqrt.approx.f"),
+    "math.sin": _nvvm("sin.approx.f"),
+    "math.cos": _nvvm("cos.approx.f"),
+    "math.tanh": _nvvm("tanh.approx.f32"),
+    "math.pow": _pow,
+}
+
+
+# -- execution-model ops ---------------------------------------------------------------------
+def _lower_sreg(lw: FunctionLowering, op: ir.Op):
+    dim = op.attrs["dim"]
+    register = f"llvm.nvvm.read.ptx.sreg.{_SREG[op.name]}.{_DIM[dim]}"
+    # Ranges let LLVM prove index arithmetic cannot overflow and bounds checks always hold.
+    if op.name == "gpu.thread_id":
+        known = (0, lw.fn.attrs.get("block", (1024, 1024, 64))[dim])
+    elif op.name == "gpu.block_id":
+        known = (0, 2 ** 31 - 1 if dim == 0 else 65535)
+    else:
+        known = (1, 2 ** 31 if dim == 0 else 65536)
+    lw.set(op, lw.call(register, "i32", [], result_range=known))
+
+
+def _lower_lane_id(lw: FunctionLowering, op: ir.Op):
+    lw.set(op, lw.call("llvm.nvvm.read.ptx.sreg.laneid", "i32", [], result_range=(0, 32)))
+
+
+def _lower_barrier(lw: FunctionLowering, op: ir.Op):
+    barrier_id = op.attrs.get("id", 0)
+    threads = op.attrs.get("threads")
+    if threads is None:
+        lw.call("llvm.nvvm.barrier.cta.sync.aligned.all", "void", [f"i32 {barrier_id}"])
+    else:
+        lw.call("llvm.nvvm.barrier.cta.sync.aligned.count", "void", [f"i32 {barrier_id}", f"i32 {threads}"])
+
+
+def _lower_shuffle(lw: FunctionLowering, op: ir.Op):
+    value, lane = op.operands
+    mode = op.attrs["mode"]
+    t = value.type
+    mask = lw.call("llvm.nvvm.activemask", "i32", [])
+    clamp = _SHUFFLE_CLAMP[mode]
+    name = f"llvm.nvvm.shfl.sync.{_SHUFFLE_KIND[mode]}"
+
+    def shuffle32(word: str, ty: str) -> str:
+        return lw.call(f"{name}.{'f32' if ty == 'float' else 'i32'}", ty,
+                       [f"i32 {mask}", f"{ty} {word}", f"i32 {lw.get(lane)}", f"i32 {clamp}"])
+
+    ty = lw.type(t)
+    if t.bits == 32:
+        lw.set(op, shuffle32(lw.get(value), "float" if t is ir.f32 else "i32"))
+    elif t.bits == 64:
+        halves = lw.text.value(f"bitcast {ty} {lw.get(value)} to <2 x i32>")
+        parts = []
+        for i in range(2):
+            part = lw.text.value(f"extractelement <2 x i32> {halves}, i32 {i}")
+            parts.append(shuffle32(part, "i32"))
+        joined = lw.text.value(f"insertelement <2 x i32> poison, i32 {parts[0]}, i32 0")
+        joined = lw.text.value(f"insertelement <2 x i32> {joined}, i32 {parts[1]}, i32 1")
+        lw.set(op, lw.text.value(f"bitcast <2 x i32> {joined} to {ty}"))
+    else:
+        bits = lw.text.value(f"bitcast {ty} {lw.get(value)} to i16")
+        wide = lw.text.value(f"zext i16 {bits} to i32")
+        moved = lw.text.value(f"trunc i32 {shuffle32(wide, 'i32')} to i16")
+        lw.set(op, lw.text.value(f"bitcast i16 {moved} to {ty}"))
+
+
+def _lower_vote(lw: FunctionLowering, op: ir.Op):
+    mode = op.attrs["mode"]
+    mask = lw.call("llvm.nvvm.activemask", "i32", [])
+    ret = "i32" if mode == "ballot" else "i1"
+    lw.set(op, lw.call(f"llvm.nvvm.vote.{mode}.sync", ret, [f"i32 {mask}", lw.typed(op.operands[0])]))
+
+
+def _lower_asm(lw: FunctionLowering, op: ir.Op):
+    types = [lw.type(r.type) for r in op.results]
+    ret = "void" if not types else types[0] if len(types) == 1 else "{ " + ", ".join(types) + " }"
+    effects = " sideeffect" if op.attrs.get("side_effects", True) else ""
+    args = ", ".join(lw.typed(v) for v in op.operands)
+    line = f"call {ret} asm{effects} {asm_string(op.attrs['code'])}, {asm_string(op.attrs['constraints'])}({args})"
+    if ret == "void":
+        lw.text.emit(line)
+        return
+    result = lw.text.value(line)
+    if len(types) == 1:
+        lw.set(op, result)
+        return
+    for i in range(len(types)):
+        lw.set(op, lw.text.value(f"extractvalue {ret} {result}, {i}"), i)
+
+
+def _printf(lw: FunctionLowering, fmt: str, operands):
+    """vprintf(format, args): the arguments go in a buffer, each aligned to its size (CUDA ABI)."""
+    string, length = lw.module.string(fmt, ADDRESS_SPACES["global"])
+    fmt_ptr = lw.text.value(f"addrspacecast ptr addrspace(1) {string} to ptr")
+    args = "null"
+    if operands:
+        fields = ", ".join(lw.type(v.type) for v in operands)
+        buffer = lw.text.value(f"alloca {{ {fields} }}, align 8")
+        for i, v in enumerate(operands):
+            slot = lw.text.value(f"getelementptr {{ {fields} }}, ptr {buffer}, i32 0, i32 {i}")
+            lw.text.emit(f"store {lw.typed(v)}, ptr {slot}")
+        args = buffer
+    lw.module.declare("vprintf", "i32 @vprintf(ptr, ptr)")
+    lw.text.value(f"call i32 @vprintf(ptr {fmt_ptr}, ptr {args})")
+
+
+def _lower_print(lw: FunctionLowering, op: ir.Op):
+    _printf(lw, op.attrs["format"], op.operands)
+
+
+def _lower_assert(lw: FunctionLowering, op: ir.Op):
+    text = lw.text
+    fail, ok = text.new_label("assert"), text.new_label("ok")
+    text.terminate(f"br i1 {lw.get(op.operands[0])}, label %{ok}, label %{fail}")
+    text.start_block(fail)
+    where = f" at {op.loc}" if op.loc is not None else ""
+    _printf(lw, f"skc: assertion failed{where}: {op.attrs['message']}\n", [])
+    lw.call("llvm.trap", "void", [])
+    text.terminate("unreachable")
+    text.start_block(ok)

@@ -1,0 +1,122 @@
+"""NVIDIA's tools from their pip wheels: nvJitLink (PTX to cubin, with ptxas's resource report)
+and nvdisasm (cubin to SASS). Both are optional; without nvJitLink the driver compiles PTX at
+load time."""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+from ..diagnostics import CompileError, DeviceError
+
+
+@dataclass(frozen=True)
+class Resources:
+    """ptxas's report for one kernel."""
+
+    registers: int
+    stack_bytes: int
+    spill_stores: int
+    spill_loads: int
+    shared_bytes: int = 0
+
+    @property
+    def spills(self) -> int:
+        return self.spill_stores + self.spill_loads
+
+
+@functools.lru_cache(maxsize=None)
+def _nvjitlink():
+    try:
+        from cuda.bindings import nvjitlink
+
+        nvjitlink.version()
+        return nvjitlink
+    except Exception:
+        return None
+
+
+def have_nvjitlink() -> bool:
+    return _nvjitlink() is not None
+
+
+def nvjitlink_version() -> str:
+    lib = _nvjitlink()
+    return ".".join(map(str, lib.version())) if lib else "none"
+
+
+def _log(lib, handle, kind: str) -> str:
+    size = getattr(lib, f"get_{kind}_log_size")(handle)
+    buffer = bytearray(size)
+    getattr(lib, f"get_{kind}_log")(handle, buffer)
+    return bytes(buffer).rstrip(b"\0").decode(errors="replace")
+
+
+def link_ptx(ptx: str, arch: str, name: str = "kernel") -> tuple[bytes, str]:
+    """PTX to a cubin for `arch` (e.g. 'sm_90a') with nvJitLink; gives the cubin and ptxas's log."""
+    lib = _nvjitlink()
+    if lib is None:
+        raise DeviceError("nvJitLink is not installed; install skc's 'nvidia' extra (pip install 'skc[nvidia]')")
+    options = [f"-arch={arch}", "-O3", "-Xptxas=-v"]
+    handle = lib.create(len(options), options)
+    try:
+        data = ptx.encode()
+        try:
+            lib.add_data(handle, lib.InputType.PTX, data, len(data), name)
+            lib.complete(handle)
+        except Exception as e:
+            raise CompileError(f"ptxas rejected the PTX of {name} for {arch}: {e}\n{_log(lib, handle, 'error')}",
+                               hint="this is an skc bug unless the kernel uses skc.asm") from None
+        size = lib.get_linked_cubin_size(handle)
+        cubin = bytearray(size)
+        lib.get_linked_cubin(handle, cubin)
+        return bytes(cubin), _log(lib, handle, "info")
+    finally:
+        lib.destroy(handle)
+
+
+_REPORT = re.compile(r"Function properties for (\S+)\n.*?(\d+) bytes stack frame, (\d+) bytes spill stores, "
+                     r"(\d+) bytes spill loads\n.*?Used (\d+) registers(?:.*?(\d+) bytes smem)?", re.S)
+
+
+def parse_resources(log: str) -> dict:
+    """Kernel name -> Resources, from ptxas's -v report."""
+    found = {}
+    for m in _REPORT.finditer(log):
+        name, stack, stores, loads, registers, smem = m.groups()
+        found[name] = Resources(int(registers), int(stack), int(stores), int(loads), int(smem or 0))
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def nvdisasm_path():
+    """nvdisasm from the nvidia-cuda-nvdisasm wheel, else from PATH; None when neither."""
+    try:
+        import nvidia
+
+        for base in nvidia.__path__:
+            for sub in ("cu13", "cu12", "cuda_nvdisasm"):
+                candidate = os.path.join(base, sub, "bin", "nvdisasm")
+                if os.access(candidate, os.X_OK):
+                    return candidate
+    except ImportError:
+        pass
+    return shutil.which("nvdisasm")
+
+
+def disassemble(cubin: bytes) -> str:
+    """The SASS of a cubin (nvdisasm -c)."""
+    tool = nvdisasm_path()
+    if tool is None:
+        raise DeviceError("nvdisasm is not installed; install skc's 'nvidia' extra (pip install 'skc[nvidia]')")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        result = subprocess.run([tool, "-c", f.name], capture_output=True, text=True)
+    if result.returncode:
+        raise DeviceError(f"nvdisasm failed: {result.stderr.strip()}")
+    return result.stdout

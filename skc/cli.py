@@ -1,0 +1,159 @@
+"""The `skc` command.
+
+    skc compile PATH[::KERNEL] [--target sm_90a] [--emit tile,llvm,ptx,sass] [-o DIR]
+    skc run PATH [--device cuda|interpreter]
+    skc info
+
+`compile` compiles the kernels of a Python file from their annotations (parameters typed
+`skc.Ptr[...]`, `skc.i32`, ...; constexprs need defaults or --const NAME=VALUE) and prints
+or writes each stage. `run` runs an example's `main()` on the GPU when one is present,
+otherwise in the interpreter, and says which.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import os
+import sys
+import time
+
+from .diagnostics import SkcError
+
+_EMIT_STAGES = {"tile-raw": "tile-raw", "tile": "tile", "llvm": "llvm", "llvm-opt": "llvm-opt",
+                "ptx": "ptx", "sass": "sass", "gcn": "gcn"}
+_SUFFIX = {"tile-raw": "tile-raw", "tile": "tile", "llvm": "ll", "llvm-opt": "opt.ll", "ptx": "ptx",
+           "sass": "sass", "gcn": "s"}
+
+
+def load_module(path: str):
+    if not os.path.exists(path):
+        raise SkcError(f"{path}: no such file")
+    name = "_skc_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    directory = os.path.dirname(os.path.abspath(path))
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _kernels(module, wanted):
+    from .jit import Kernel
+
+    found = {name: obj for name, obj in vars(module).items() if isinstance(obj, Kernel)}
+    if wanted:
+        if wanted not in found:
+            raise SkcError(f"no kernel named {wanted!r} in {module.__file__}; kernels: {', '.join(found) or 'none'}")
+        return {wanted: found[wanted]}
+    if not found:
+        raise SkcError(f"{module.__file__} defines no @skc.kernel")
+    return found
+
+
+def _constants(pairs):
+    values = {}
+    for pair in pairs or ():
+        name, _, text = pair.partition("=")
+        try:
+            values[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            values[name] = text
+    return values
+
+
+def cmd_compile(args) -> int:
+    path, _, kernel_name = args.path.partition("::")
+    module = load_module(path)
+    stages = [s.strip() for s in args.emit.split(",") if s.strip()]
+    for stage in stages:
+        if stage not in _EMIT_STAGES:
+            raise SkcError(f"unknown stage {stage!r} for --emit; choose from {', '.join(_EMIT_STAGES)}")
+    for name, kernel in _kernels(module, kernel_name).items():
+        block = tuple(int(b) for b in args.block.split(",")) if args.block else None
+        compiled = kernel.compile(target=args.target, block=block, **_constants(args.const))
+        for stage in stages:
+            text = compiled.asm(stage) if stage in ("ptx", "sass", "gcn") else compiled.ir(stage)
+            if args.output:
+                os.makedirs(args.output, exist_ok=True)
+                with open(os.path.join(args.output, f"{name}.{_SUFFIX[stage]}"), "w") as f:
+                    f.write(text)
+            else:
+                print(f"// ----- {name}: {stage} ({compiled.target.name}) -----")
+                print(text)
+        if args.output and compiled.binary is not None:
+            suffix = "cubin" if compiled.target.vendor == "nvidia" else "hsaco"
+            with open(os.path.join(args.output, f"{name}.{suffix}"), "wb") as f:
+                f.write(compiled.binary)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .runtime.devices import current_device, set_device
+
+    if args.device:
+        set_device(args.device)
+    device = current_device()
+    module = load_module(args.path)
+    main = getattr(module, "main", None)
+    if main is None:
+        raise SkcError(f"{args.path} has no main() to run")
+    where = "on the GPU" if not device.is_interpreter else "in the CPU interpreter (no GPU found)" \
+        if not args.device else "in the CPU interpreter"
+    started = time.perf_counter()
+    try:
+        summary = main()
+    except AssertionError as e:
+        print(f"{os.path.basename(args.path)}: FAILED {where} [{device} - {device.name}]: {e}")
+        return 1
+    seconds = time.perf_counter() - started
+    print(f"{os.path.basename(args.path)}: OK {where} [{device} - {device.name}] in {seconds:.2f} s; "
+          f"checked against numpy: {summary}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from . import __version__
+    from .backends.ptx_tools import nvdisasm_path, nvjitlink_version
+    from .runtime.devices import current_device
+
+    device = current_device()
+    print(f"skc {__version__}")
+    print(f"device: {device} ({device.name}), target {device.target.name}")
+    print(f"nvJitLink: {nvjitlink_version()}; nvdisasm: {nvdisasm_path() or 'not found'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skc", description="skc, the structured kernel compiler")
+    sub = parser.add_subparsers(dest="command", required=True)
+    compile_ = sub.add_parser("compile", help="compile the kernels of a file and print or write each stage")
+    compile_.add_argument("path", help="FILE.py or FILE.py::KERNEL")
+    compile_.add_argument("--target", default="sm_90a", help="sm_90a, sm_80, gfx942, gfx90a (default sm_90a)")
+    compile_.add_argument("--emit", default="tile,llvm,ptx", help="stages: tile-raw,tile,llvm,llvm-opt,ptx,sass,gcn")
+    compile_.add_argument("-o", "--output", help="write each stage to this folder instead of printing it")
+    compile_.add_argument("--block", help="threads per block, e.g. 256 or 128,2")
+    compile_.add_argument("--const", action="append", metavar="NAME=VALUE", help="a constexpr argument")
+    compile_.set_defaults(handler=cmd_compile)
+    run = sub.add_parser("run", help="run an example's main() and check it against numpy")
+    run.add_argument("path")
+    run.add_argument("--device", help="cuda, cuda:N or interpreter (default: a GPU when present)")
+    run.set_defaults(handler=cmd_run)
+    info = sub.add_parser("info", help="show the device and the tools skc found")
+    info.set_defaults(handler=cmd_info)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except SkcError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""The compile driver: frontend -> tile IR passes -> backend -> loadable image, with the cache key.
+
+It is the one place that runs the layers in order. A compile's result, `CompiledKernel`, keeps
+every stage's text for inspection (`ir("tile")`, `ir("llvm")`, `ir("llvm-opt")`, `asm("ptx")`,
+`asm("sass")`) and the facts a launcher needs. `SKC_DUMP_DIR` writes every stage of every
+kernel compiled to that folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from . import __version__, frontend, ir
+from .diagnostics import SkcError
+from .runtime import cache
+from .runtime.launcher import LaunchParam
+from .target import Target
+
+STAGES = ("tile-raw", "tile", "llvm", "llvm-opt")
+ASSEMBLY = ("ptx", "sass", "gcn")
+
+
+@dataclass
+class CompiledKernel:
+    """One kernel compiled for one specialization and target."""
+
+    name: str
+    target: Target
+    block: tuple
+    params: tuple                      # LaunchParam for each run-time parameter
+    shared_bytes: int = 0
+    stages: dict = field(default_factory=dict)   # stage name -> text
+    binary: Optional[bytes] = None     # cubin (NVIDIA) or hsaco (AMD)
+    module: Optional[ir.Module] = None  # the tile IR, kept for the interpreter
+    metadata: dict = field(default_factory=dict)
+    key: str = ""
+    from_cache: bool = False
+
+    def ir(self, stage: str = "tile") -> str:
+        """The IR of a stage: 'tile-raw' (as the frontend made it), 'tile' (after passes), 'llvm', 'llvm-opt'."""
+        if stage not in STAGES:
+            raise SkcError(f"unknown IR stage {stage!r}; stages: {', '.join(STAGES)}")
+        self._ensure(stage)
+        return self.stages[stage]
+
+    def asm(self, kind: str = "ptx") -> str:
+        """Target assembly: 'ptx' and 'sass' (NVIDIA; sass needs nvdisasm), 'gcn' (AMD)."""
+        if kind not in ASSEMBLY:
+            raise SkcError(f"unknown assembly {kind!r}; choose from {', '.join(ASSEMBLY)}")
+        if kind == "sass" and "sass" not in self.stages:
+            if self.target.vendor != "nvidia":
+                raise SkcError(f"sass is NVIDIA's machine code; {self.target.name} has 'gcn'")
+            from .backends.ptx_tools import disassemble
+
+            self.stages["sass"] = disassemble(self._cubin())
+        self._ensure(kind)
+        return self.stages[kind]
+
+    def _ensure(self, stage: str):
+        if stage not in self.stages:
+            raise SkcError(f"stage {stage!r} is not available for {self.name} on {self.target.name}")
+
+    def _cubin(self) -> bytes:
+        if self.binary is None:
+            from .backends.ptx_tools import link_ptx, parse_resources
+
+            self.binary, log = link_ptx(self.stages["ptx"], self.target.name, self.name)
+            self.metadata["ptxas"] = log
+            self.metadata.setdefault("resources", _resources_dict(parse_resources(log).get(self.name)))
+        return self.binary
+
+    @property
+    def resources(self) -> dict:
+        """Registers, spills and stack of the kernel as ptxas reports them (needs nvJitLink)."""
+        if "resources" not in self.metadata and self.target.vendor == "nvidia":
+            self._cubin()
+        return self.metadata.get("resources") or {}
+
+    def __repr__(self):
+        return f"<CompiledKernel {self.name} for {self.target.name}, block={self.block}>"
+
+
+def _resources_dict(resources) -> dict:
+    if resources is None:
+        return {}
+    return {"registers": resources.registers, "stack_bytes": resources.stack_bytes,
+            "spill_stores": resources.spill_stores, "spill_loads": resources.spill_loads}
+
+
+def launch_params(spec: frontend.Specialization) -> tuple:
+    params = []
+    for p in spec.params:
+        if p.kind == frontend.POINTER:
+            params.append(LaunchParam(p.name, "pointer", p.type.elem))
+        elif p.kind == frontend.SCALAR:
+            params.append(LaunchParam(p.name, "scalar", p.type))
+        elif p.kind == frontend.TENSORMAP:
+            params.append(LaunchParam(p.name, "tensormap", None))
+    return tuple(params)
+
+
+# -- the cache key ----------------------------------------------------------------------------
+def cache_key(fn, spec: frontend.Specialization, target: Target, options: dict) -> str:
+    """A digest of everything that changes the code but the inlined functions (checked on load)."""
+    parts = {
+        "skc": __version__,
+        "llvmlite": _llvmlite_version(),
+        "kernel": f"{fn.__module__}.{fn.__qualname__}",
+        "source": frontend.source_digest(fn),
+        "spec": repr(spec.key()),
+        "target": target.name,
+        "options": repr(sorted(options.items())),
+        "python": sys.version_info[:2],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _llvmlite_version() -> str:
+    import llvmlite
+
+    return llvmlite.__version__
+
+
+def dependencies_current(deps: dict) -> bool:
+    """Whether every function inlined and global read when the entry was made is still the same."""
+    for module, qualname, digest in deps.get("functions", ()):
+        fn = _resolve(module, qualname)
+        if fn is None or frontend.source_digest(fn) != digest:
+            return False
+    for module, name, fingerprint in deps.get("globals", ()):
+        namespace = sys.modules.get(module)
+        if namespace is None or name not in vars(namespace):
+            return False
+        if frontend.global_fingerprint(vars(namespace)[name]) != fingerprint:
+            return False
+    return True
+
+
+def _resolve(module: str, qualname: str):
+    obj = sys.modules.get(module)
+    for part in qualname.split("."):
+        if obj is None or part == "<locals>":
+            return None
+        obj = getattr(obj, part, None)
+        if isinstance(obj, (staticmethod, classmethod)):
+            obj = obj.__func__
+    obj = getattr(obj, "__skc_function__", obj)
+    obj = getattr(obj, "__wrapped__", obj) if not hasattr(obj, "__code__") else obj
+    return obj if hasattr(obj, "__code__") else None
+
+
+def _deps_record(deps) -> dict:
+    return {"functions": sorted([m, q, d] for (m, q), d in deps.functions.items()),
+            "globals": sorted([m, n, f] for (m, n), f in deps.globals.items())}
+
+
+# -- compiling ----------------------------------------------------------------------------------
+def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_interpreter: bool = False,
+                   options: Optional[dict] = None) -> CompiledKernel:
+    """Compile fn for spec and target (through the disk cache unless for the interpreter)."""
+    options = options or {}
+    params = launch_params(spec)
+    key = "" if for_interpreter else cache_key(fn, spec, target, options)
+    if key and cache.cache_enabled():
+        hit = _from_cache(key, fn.__name__, target, spec, params)
+        if hit is not None:
+            return hit
+    started = time.perf_counter()
+    module, deps = frontend.compile_to_ir(fn, spec, target)
+    kernel = CompiledKernel(fn.__name__, target, tuple(spec.block), params, key=key)
+    kernel.stages["tile-raw"] = ir.print_module(module)
+    ir.verify(module)
+    ir.passes.run_pipeline(module)
+    ir.verify(module)
+    function = module.functions[0]
+    kernel.shared_bytes = function.attrs.get("shared_bytes", 0)
+    kernel.stages["tile"] = ir.print_module(module)
+    if for_interpreter:
+        kernel.module = module
+    else:
+        _run_backend(kernel, module, target)
+    kernel.metadata["compile_seconds"] = time.perf_counter() - started
+    kernel.metadata["deps"] = _deps_record(deps)
+    _dump(kernel)
+    if key and cache.cache_enabled():
+        _to_cache(kernel)
+    return kernel
+
+
+def _run_backend(kernel: CompiledKernel, module: ir.Module, target: Target):
+    from . import backends
+
+    kernel.stages["llvm"] = backends.to_llvm(module, target)
+    assembly = backends.compile_llvm(kernel.stages["llvm"], target)
+    kernel.stages["llvm-opt"] = assembly.llvm_opt
+    if target.vendor == "nvidia":
+        kernel.stages["ptx"] = assembly.asm
+        from .backends.ptx_tools import have_nvjitlink
+
+        if have_nvjitlink():
+            kernel._cubin()
+    else:
+        kernel.stages["gcn"] = assembly.asm
+        from .backends.amdgpu_link import link_code_object
+
+        kernel.binary = link_code_object(assembly.obj)
+
+
+_TEXT_FILES = {"tile-raw": "kernel.tile-raw", "tile": "kernel.tile", "llvm": "kernel.ll", "llvm-opt": "kernel.opt.ll",
+               "ptx": "kernel.ptx", "gcn": "kernel.s"}
+
+
+def _to_cache(kernel: CompiledKernel):
+    files = {name: kernel.stages[stage].encode() for stage, name in _TEXT_FILES.items() if stage in kernel.stages}
+    if kernel.binary is not None:
+        files["kernel.bin"] = kernel.binary
+    meta = {"name": kernel.name, "target": kernel.target.name, "shared_bytes": kernel.shared_bytes,
+            "deps": kernel.metadata["deps"], "resources": kernel.metadata.get("resources", {})}
+    cache.store(kernel.key, meta, files)
+
+
+def _from_cache(key: str, name: str, target: Target, spec, params) -> Optional[CompiledKernel]:
+    entry = cache.load(key)
+    if entry is None or entry.meta.get("name") != name or not dependencies_current(entry.meta.get("deps", {})):
+        return None
+    kernel = CompiledKernel(name, target, tuple(spec.block), params, entry.meta.get("shared_bytes", 0), key=key,
+                            from_cache=True)
+    for stage, file in _TEXT_FILES.items():
+        if file in entry.files:
+            kernel.stages[stage] = entry.files[file].decode()
+    kernel.binary = entry.files.get("kernel.bin")
+    kernel.metadata.update(deps=entry.meta.get("deps", {}), resources=entry.meta.get("resources", {}))
+    return kernel
+
+
+def _dump(kernel: CompiledKernel):
+    folder = os.environ.get("SKC_DUMP_DIR")
+    if not folder:
+        return
+    path = os.path.join(folder, f"{kernel.name}-{kernel.target.name}-{(kernel.key or 'interp')[:10]}")
+    os.makedirs(path, exist_ok=True)
+    for stage, text in kernel.stages.items():
+        suffix = {"tile-raw": "tile-raw", "tile": "tile", "llvm": "ll", "llvm-opt": "opt.ll", "ptx": "ptx",
+                  "gcn": "s", "sass": "sass"}[stage]
+        with open(os.path.join(path, f"kernel.{suffix}"), "w") as f:
+            f.write(text)
+    if kernel.target.vendor == "nvidia" and kernel.binary is not None:
+        try:
+            with open(os.path.join(path, "kernel.sass"), "w") as f:
+                f.write(kernel.asm("sass"))
+        except SkcError:
+            pass

@@ -1,0 +1,291 @@
+"""`@skc.kernel`: a Python function that compiles on first launch and launches as
+`kernel[grid, block](*args)`, on the current device (a GPU, or the CPU interpreter).
+
+A launch looks up a ready launcher by a tuple of cheap facts about its arguments (their
+types and dtypes); only the first launch of a new specialization compiles (or reads the
+disk cache) and loads the module.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Optional
+
+from . import frontend, ir
+from .compiler import CompiledKernel, compile_kernel
+from .diagnostics import LaunchError, SkcError
+from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
+from .runtime.devices import Device, current_device, parse_device
+from .runtime.interop import scalar_type, tensor_facts
+from .runtime.launcher import CudaLauncher, InterpreterLauncher, normalize_stream
+from .target import Target, get_target
+
+_MAX_GRID = (2 ** 31 - 1, 65535, 65535)
+
+
+def _dims(value, what: str) -> tuple:
+    if isinstance(value, int):
+        dims = (value, 1, 1)
+    else:
+        try:
+            dims = tuple(int(v) for v in value)
+        except TypeError:
+            raise LaunchError(f"{what} must be an int or a tuple of up to 3 ints, found {value!r}") from None
+        if not 1 <= len(dims) <= 3:
+            raise LaunchError(f"{what} must have 1 to 3 dimensions, found {value!r}")
+        dims = dims + (1,) * (3 - len(dims))
+    if any(d <= 0 for d in dims):
+        raise LaunchError(f"{what} {value!r} has a dimension of zero or less; every dimension must be at least 1")
+    return dims
+
+
+def _launch_config(config) -> tuple:
+    """`k[grid, block]` gives (grid, block); `k[grid]` gives (grid,). A grid of several dimensions is a
+    tuple inside: `k[(gx, gy), block]` (as in Numba: `k[4, 128]` is grid 4, block 128)."""
+    if isinstance(config, tuple):
+        if len(config) != 2:
+            raise LaunchError(f"launch with kernel[grid, block], found {len(config)} items in the brackets")
+        return config
+    return (config,)
+
+
+def _key_part(arg):
+    kind = type(arg)
+    if kind is int:
+        return "i32" if -2147483648 <= arg <= 2147483647 else ("i64" if -2 ** 63 <= arg < 2 ** 63 else "u64")
+    if kind is float:
+        return "f32"
+    if kind is bool:
+        return "i1"
+    dtype = getattr(arg, "dtype", None)
+    return (kind, dtype) if dtype is not None else kind
+
+
+def _constant_key(value):
+    value = value.value if isinstance(value, frontend.constexpr) else value
+    try:
+        hash(value)
+        return (type(value), value)
+    except TypeError:
+        return ("unhashable", id(value))
+
+
+class Kernel:
+    """A GPU kernel written in Python (made by `@skc.kernel`)."""
+
+    __skc_kernel__ = True
+
+    def __init__(self, fn, block=None, cluster=None):
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.params = frontend.kernel_parameters(fn)
+        self.block = _dims(block, "block") if block is not None else None
+        self.cluster = _dims(cluster, "cluster") if cluster is not None else (1, 1, 1)
+        self._annotated = [frontend.annotated_spec(p) for p in self.params]
+        self._constexpr = tuple(p.is_constexpr for p in self.params)
+        self._runtime_positions = tuple(i for i, c in enumerate(self._constexpr) if not c)
+        self._signature = inspect.signature(fn)
+        self._launches: dict = {}
+        self._compiled: dict = {}
+        self._bound: dict = {}
+
+    def __repr__(self):
+        return f"<skc.kernel {self.fn.__qualname__}>"
+
+    def __call__(self, *args, **kwargs):
+        raise SkcError(f"launch {self.fn.__name__} with {self.fn.__name__}[grid, block](...)",)
+
+    # -- launching ----------------------------------------------------------------------
+    def __getitem__(self, config):
+        config = _launch_config(config)
+        key = (config, None)
+        bound = self._bound.get(key)
+        if bound is None:
+            bound = self._bind(config, None)
+            if len(self._bound) < 256:
+                self._bound[key] = bound
+        return bound
+
+    def _bind(self, config, device) -> "Launch":
+        grid = _dims(config[0], "grid")
+        for size, limit, axis in zip(grid, _MAX_GRID, "xyz"):
+            if size > limit:
+                raise LaunchError(f"grid {config[0]!r} exceeds the limit of {limit} blocks along {axis}")
+        if len(config) > 1:
+            block = _dims(config[1], "block")
+        elif self.block is not None:
+            block = self.block
+        else:
+            raise LaunchError(f"{self.fn.__name__}[grid] needs a block size: {self.fn.__name__}[grid, block](...) "
+                              "or @skc.kernel(block=...)")
+        return Launch(self, grid, block, device)
+
+    @property
+    def interpret(self) -> "DeviceView":
+        """`kernel.interpret[grid, block](...)` runs in the CPU interpreter whatever the current device."""
+        return DeviceView(self, Device("interpreter"))
+
+    def on(self, device) -> "DeviceView":
+        """`kernel.on("cuda:1")[grid, block](...)` launches on that device."""
+        return DeviceView(self, parse_device(device))
+
+    def _arguments(self, args, kwargs) -> tuple:
+        if kwargs:
+            try:
+                bound = self._signature.bind(*args, **kwargs)
+            except TypeError as e:
+                raise LaunchError(f"{self.fn.__name__}: {e}") from None
+            bound.apply_defaults()
+            return tuple(bound.arguments.values())
+        if len(args) != len(self.params):
+            missing = [p for p in self.params[len(args):] if p.default is not inspect.Parameter.empty]
+            if len(args) < len(self.params) and len(args) + len(missing) == len(self.params):
+                return tuple(args) + tuple(p.default for p in missing)
+            names = ", ".join(p.name for p in self.params)
+            raise LaunchError(f"{self.fn.__name__} takes {len(self.params)} arguments ({names}), "
+                              f"{len(args)} given")
+        return args
+
+    def launch(self, grid, block, args, kwargs, stream, device: Optional[Device]):
+        args = self._arguments(args, kwargs)
+        device = device or current_device()
+        constexpr = self._constexpr
+        key = (device, block, tuple(_constant_key(a) if c else _key_part(a) for a, c in zip(args, constexpr)))
+        launcher = self._launches.get(key)
+        if launcher is None:
+            launcher = self._prepare(device, block, args)
+            self._launches[key] = launcher
+        runtime_args = args if len(self._runtime_positions) == len(args) else \
+            [args[i] for i in self._runtime_positions]
+        launcher(runtime_args, grid, block, normalize_stream(stream) if stream is not None else 0)
+
+    def _prepare(self, device: Device, block: tuple, args):
+        target = device.target
+        total = block[0] * block[1] * block[2]
+        if total > target.max_threads_per_block:
+            raise LaunchError(f"block {block} has {total} threads; {target.name} allows at most "
+                              f"{target.max_threads_per_block} per block")
+        spec = self.specialize(args, block)
+        compiled = self._compile(spec, target, device.is_interpreter)
+        if device.is_interpreter:
+            return InterpreterLauncher(compiled.module.functions[0], compiled.params, target)
+        if device.kind == "cuda":
+            from .runtime import cuda
+
+            image = compiled.binary if compiled.binary is not None else compiled.stages["ptx"].encode()
+            module = cuda.Module(image, compiled.name, device.index, compiled.shared_bytes)
+            return CudaLauncher(module, compiled.params, compiled.shared_bytes, device, compiled.name)
+        from .runtime.hip_launcher import HipLauncher
+
+        return HipLauncher(compiled, device)
+
+    # -- specializing and compiling -----------------------------------------------------
+    def specialize(self, args, block, cluster=None) -> Specialization:
+        """The specialization these arguments select (errors for arguments the kernel cannot take)."""
+        params = []
+        for param, annotated, arg in zip(self.params, self._annotated, args):
+            params.append(self._param_spec(param, annotated, arg))
+        return Specialization(tuple(params), tuple(block), tuple(cluster or self.cluster))
+
+    def _param_spec(self, param, annotated, arg) -> ParamSpec:
+        name = f"{self.fn.__name__}: argument '{param.name}'"
+        if param.is_constexpr:
+            return ParamSpec(param.name, CONSTEXPR, value=arg.value if isinstance(arg, frontend.constexpr) else arg)
+        if isinstance(arg, frontend.constexpr):
+            return ParamSpec(param.name, CONSTEXPR, value=arg.value)
+        if isinstance(arg, PtrType):
+            return ParamSpec(param.name, POINTER, arg)
+        if isinstance(arg, frontend.DType):
+            return ParamSpec(param.name, SCALAR, arg.ir)
+        if annotated is not None and annotated.kind == TENSORMAP or getattr(arg, "descriptor_bytes", None) is not None:
+            return ParamSpec(param.name, TENSORMAP, ir.tmap)
+        facts = tensor_facts(arg)
+        if annotated is not None and annotated.kind == POINTER:
+            if facts is None:
+                raise LaunchError(f"{name} must be a tensor or array of {annotated.type.elem}, "
+                                  f"found {type(arg).__name__}")
+            if facts.dtype is not annotated.type.elem:
+                raise LaunchError(f"{name} has dtype {facts.dtype}, the kernel declares {annotated.type!r}")
+            return annotated
+        if annotated is not None and annotated.kind == SCALAR:
+            if scalar_type(arg) is None:
+                raise LaunchError(f"{name} must be a number ({annotated.type}), found {type(arg).__name__}")
+            return annotated
+        if facts is not None:
+            return ParamSpec(param.name, POINTER, PtrType(facts.dtype))
+        scalar = scalar_type(arg)
+        if scalar is not None:
+            return ParamSpec(param.name, SCALAR, scalar)
+        raise LaunchError(f"{name} has type {type(arg).__name__}; a kernel takes tensors or arrays, numbers, "
+                          "or skc.constexpr(value) for compile-time values")
+
+    def _compile(self, spec: Specialization, target: Target, for_interpreter: bool) -> CompiledKernel:
+        key = (spec.key(), target.name, for_interpreter)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = compile_kernel(self.fn, spec, target, for_interpreter=for_interpreter)
+            self._compiled[key] = compiled
+        return compiled
+
+    def compile(self, *args, target=None, block=None, cluster=None, **kwargs) -> CompiledKernel:
+        """Compile without launching, for inspection. Arguments may be real ones, types (skc.Ptr[skc.f32],
+        skc.i32) or left out where the kernel's annotations and defaults say enough."""
+        target = get_target(target) if target is not None else _default_target()
+        block = _dims(block, "block") if block is not None else (self.block or (128, 1, 1))
+        values = self._abstract_arguments(args, kwargs)
+        spec = self.specialize(values, block, _dims(cluster, "cluster") if cluster is not None else None)
+        return self._compile(spec, target, for_interpreter=False)
+
+    def _abstract_arguments(self, args, kwargs):
+        values = list(args) + [None] * (len(self.params) - len(args))
+        for i, param in enumerate(self.params):
+            if param.name in kwargs:
+                values[i] = kwargs.pop(param.name)
+            elif i >= len(args):
+                annotated = self._annotated[i]
+                if param.default is not inspect.Parameter.empty:
+                    values[i] = param.default
+                elif annotated is not None and annotated.kind == POINTER:
+                    values[i] = annotated.type
+                elif annotated is not None and annotated.kind == SCALAR:
+                    values[i] = frontend.DTYPES[annotated.type.name]
+                else:
+                    raise LaunchError(f"{self.fn.__name__}: give argument '{param.name}' (a value or a type such as "
+                                      "skc.Ptr[skc.f32]), or annotate the parameter")
+        if kwargs:
+            raise LaunchError(f"{self.fn.__name__}: unknown arguments {', '.join(kwargs)}")
+        return values
+
+
+def _default_target() -> Target:
+    device = current_device()
+    return device.target
+
+
+class Launch:
+    """`kernel[grid, block]`: call it with the kernel's arguments (and stream=...) to launch."""
+
+    __slots__ = ("kernel", "grid", "block", "device")
+
+    def __init__(self, kernel: Kernel, grid, block, device):
+        self.kernel, self.grid, self.block, self.device = kernel, grid, block, device
+
+    def __call__(self, *args, stream=None, **kwargs):
+        self.kernel.launch(self.grid, self.block, args, kwargs, stream, self.device)
+
+
+class DeviceView:
+    """A kernel bound to one device: `view[grid, block](...)`."""
+
+    def __init__(self, kernel: Kernel, device: Device):
+        self.kernel, self.device = kernel, device
+
+    def __getitem__(self, config):
+        return self.kernel._bind(_launch_config(config), self.device)
+
+
+def kernel(fn=None, *, block=None, cluster=None):
+    """Decorate a kernel: `@skc.kernel` or `@skc.kernel(block=256)`."""
+    if fn is None:
+        return lambda f: Kernel(f, block=block, cluster=cluster)
+    return Kernel(fn, block=block, cluster=cluster)

@@ -1,0 +1,2 @@
+"""The runtime: devices and drivers (CUDA, HIP), device arrays, argument interop, launchers,
+the on-disk compile cache, and the CPU interpreter of the tile IR."""

@@ -1,0 +1,141 @@
+"""skc's own device arrays: contiguous memory on a CUDA GPU, or host memory that the CPU
+interpreter reads and writes in place."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ir
+from ..diagnostics import LaunchError
+from . import dtypes
+from .devices import Device, current_device, parse_device
+
+
+class DeviceArray:
+    """A contiguous array on a device. `numpy()` copies it back (bf16 comes back as float32)."""
+
+    def __init__(self, shape, dtype, device=None):
+        self.shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+        self.dtype: ir.ScalarType = dtypes.to_ir(dtype)
+        self.device: Device = parse_device(device) if device is not None else current_device()
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+        self.itemsize = dtypes.storage(self.dtype).itemsize
+        self.nbytes = self.size * self.itemsize
+        self.host = None
+        self.ptr = 0
+        if self.device.kind == "cuda":
+            from . import cuda
+
+            self.ptr = cuda.allocate(self.nbytes, self.device.index)
+            self._free = cuda.free
+        elif self.device.kind == "hip":
+            from . import hip
+
+            self.ptr = hip.allocate(self.nbytes, self.device.index)
+            self._free = hip.free
+        else:
+            self.host = np.empty(self.shape, dtypes.storage(self.dtype))
+
+    def __del__(self):
+        free = getattr(self, "_free", None)
+        if free is not None and self.ptr:
+            try:
+                free(self.ptr)
+            except Exception:
+                pass
+            self.ptr = 0
+
+    def __repr__(self):
+        return f"DeviceArray(shape={self.shape}, dtype={self.dtype}, device={self.device})"
+
+    def __len__(self):
+        return self.shape[0]
+
+    # -- copies ---------------------------------------------------------------------------
+    def copy_from(self, array) -> "DeviceArray":
+        """Fill from a host array of the same size (float arrays convert to bf16/fp8 storage)."""
+        data = _storage_array(np.asarray(array), self.dtype)
+        if data.size != self.size:
+            raise LaunchError(f"cannot copy {data.size} elements into a DeviceArray of {self.size}")
+        data = np.ascontiguousarray(data.reshape(self.shape))
+        if self.host is not None:
+            self.host[...] = data
+        elif self.device.kind == "cuda":
+            from . import cuda
+
+            cuda.make_current(self.device.index)
+            cuda.copy_to_device(self.ptr, data.ctypes.data, self.nbytes)
+        else:
+            from . import hip
+
+            hip.copy_to_device(self.ptr, data.ctypes.data, self.nbytes)
+        return self
+
+    def raw(self) -> np.ndarray:
+        """A host copy of the stored bits (bf16 as uint16)."""
+        if self.host is not None:
+            return self.host.copy()
+        out = np.empty(self.shape, dtypes.storage(self.dtype))
+        if self.device.kind == "cuda":
+            from . import cuda
+
+            cuda.make_current(self.device.index)
+            cuda.synchronize(self.device.index)
+            cuda.copy_to_host(out.ctypes.data, self.ptr, self.nbytes)
+        else:
+            from . import hip
+
+            hip.copy_to_host(out.ctypes.data, self.ptr, self.nbytes)
+        return out
+
+    def numpy(self) -> np.ndarray:
+        """A host copy; bf16 converts to float32 (numpy has no bf16)."""
+        data = self.raw()
+        if self.dtype is ir.bf16:
+            return dtypes.bf16_bits_to_float32(data)
+        return data
+
+    def fill_bytes(self, byte: int) -> "DeviceArray":
+        """Set every byte (e.g. 0xFF to poison outputs before a test)."""
+        if self.host is not None:
+            self.host.view(np.uint8)[...] = byte
+        elif self.device.kind == "cuda":
+            from . import cuda
+
+            cuda.make_current(self.device.index)
+            cuda.memset(self.ptr, byte, self.nbytes)
+        else:
+            from . import hip
+
+            hip.memset(self.ptr, byte, self.nbytes)
+        return self
+
+    @property
+    def __cuda_array_interface__(self):
+        if self.device.kind != "cuda":
+            raise AttributeError("only CUDA arrays have __cuda_array_interface__")
+        return {"shape": self.shape, "typestr": dtypes.storage(self.dtype).str, "data": (self.ptr, False),
+                "version": 3, "strides": None}
+
+
+def _storage_array(array: np.ndarray, dtype: ir.ScalarType) -> np.ndarray:
+    if dtype is ir.bf16 and array.dtype != np.uint16:
+        return dtypes.float32_to_bf16_bits(array.astype(np.float32))
+    if dtype.is_float and dtype.bits == 8 and array.dtype != np.uint8:
+        raise LaunchError("fill fp8 arrays from their uint8 bit patterns")
+    return array.astype(dtypes.storage(dtype), copy=False)
+
+
+def to_device(array, dtype=None, device=None) -> DeviceArray:
+    """Copy a host array to the device (the current one unless given); dtype converts (e.g. skc.bf16)."""
+    host = np.asarray(array)
+    target_dtype = dtypes.to_ir(dtype) if dtype is not None else dtypes.from_numpy(host.dtype)
+    result = DeviceArray(host.shape, target_dtype, device)
+    return result.copy_from(host)
+
+
+def empty(shape, dtype, device=None) -> DeviceArray:
+    return DeviceArray(shape, dtype, device)
+
+
+def zeros(shape, dtype, device=None) -> DeviceArray:
+    return DeviceArray(shape, dtype, device).fill_bytes(0)

@@ -1,0 +1,175 @@
+"""The CUDA driver through cuda-python: initialization, primary contexts, memory, modules.
+
+Every driver call goes through `call`, which raises a DeviceError naming the call and the
+CUDA error. Without an NVIDIA driver the first use raises a DeviceError that says so.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+
+from ..diagnostics import DeviceError
+
+_lock = threading.Lock()
+_state = {"driver": None, "error": None}
+
+
+def driver():
+    """cuda.bindings.driver, initialized; a DeviceError when there is no usable NVIDIA driver."""
+    module = _state["driver"]
+    if module is not None:
+        return module
+    with _lock:
+        if _state["driver"] is not None:
+            return _state["driver"]
+        if _state["error"] is not None:
+            raise DeviceError(_state["error"])
+        try:
+            from cuda.bindings import driver as module
+        except ImportError as e:
+            _state["error"] = f"cuda-python is not installed ({e}); pip install cuda-python"
+            raise DeviceError(_state["error"]) from None
+        try:
+            (result,) = module.cuInit(0)
+        except Exception as e:  # DynamicLibNotFoundError when libcuda is absent
+            _state["error"] = f"no NVIDIA driver found (libcuda could not be loaded: {e})"
+            raise DeviceError(_state["error"]) from None
+        if int(result) != 0:
+            _state["error"] = f"the NVIDIA driver failed to initialize: {_error_text(module, result)}"
+            raise DeviceError(_state["error"])
+        _state["driver"] = module
+        return module
+
+
+def _error_text(module, result) -> str:
+    try:
+        _, name = module.cuGetErrorName(result)
+        _, text = module.cuGetErrorString(result)
+        return f"{name.decode()} ({text.decode()})"
+    except Exception:
+        return str(result)
+
+
+def call(name: str, *args):
+    """Call driver function `name`; give its outputs (None, one value, or a tuple)."""
+    module = driver()
+    out = getattr(module, name)(*args)
+    result = out[0]
+    if int(result) != 0:
+        raise DeviceError(f"{name} failed: {_error_text(module, result)}")
+    rest = out[1:]
+    if not rest:
+        return None
+    return rest[0] if len(rest) == 1 else rest
+
+
+def available() -> bool:
+    try:
+        return device_count() > 0
+    except DeviceError:
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def device_count() -> int:
+    return call("cuDeviceGetCount")
+
+
+@functools.lru_cache(maxsize=None)
+def device_handle(index: int):
+    count = device_count()
+    if not 0 <= index < count:
+        raise DeviceError(f"CUDA device {index} does not exist ({count} device(s) present)")
+    return call("cuDeviceGet", index)
+
+
+@functools.lru_cache(maxsize=None)
+def device_name(index: int) -> str:
+    raw = call("cuDeviceGetName", 256, device_handle(index))
+    return raw.split(b"\0", 1)[0].decode()
+
+
+@functools.lru_cache(maxsize=None)
+def attribute(index: int, name: str) -> int:
+    module = driver()
+    attr = getattr(module.CUdevice_attribute, f"CU_DEVICE_ATTRIBUTE_{name}")
+    return int(call("cuDeviceGetAttribute", attr, device_handle(index)))
+
+
+def compute_capability(index: int) -> tuple[int, int]:
+    return attribute(index, "COMPUTE_CAPABILITY_MAJOR"), attribute(index, "COMPUTE_CAPABILITY_MINOR")
+
+
+@functools.lru_cache(maxsize=None)
+def primary_context(index: int):
+    """The device's primary context (shared with torch, cupy and the CUDA runtime)."""
+    return call("cuDevicePrimaryCtxRetain", device_handle(index))
+
+
+def make_current(index: int):
+    context = primary_context(index)
+    call("cuCtxSetCurrent", context)
+    return context
+
+
+def synchronize(index: int = 0):
+    make_current(index)
+    call("cuCtxSynchronize")
+
+
+class Module:
+    """A loaded cubin or PTX image and its kernel function."""
+
+    def __init__(self, image: bytes, kernel_name: str, device: int, dynamic_shared: int = 0):
+        make_current(device)
+        if not image.endswith(b"\0") and image.lstrip()[:1] in (b"/", b"."):
+            image = image + b"\0"  # the driver reads PTX as a C string
+        self.handle = call("cuModuleLoadData", image)
+        self.function = call("cuModuleGetFunction", self.handle, kernel_name.encode())
+        self.device = device
+        if dynamic_shared > 48 * 1024:
+            module = driver()
+            attr = module.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+            call("cuFuncSetAttribute", self.function, attr, dynamic_shared)
+
+    def attribute(self, name: str) -> int:
+        module = driver()
+        attr = getattr(module.CUfunction_attribute, f"CU_FUNC_ATTRIBUTE_{name}")
+        return int(call("cuFuncGetAttribute", attr, self.function))
+
+
+# -- memory --------------------------------------------------------------------------------
+def allocate(nbytes: int, device: int = 0) -> int:
+    make_current(device)
+    return int(call("cuMemAlloc", max(1, nbytes)))
+
+
+def free(address: int):
+    module = _state["driver"]
+    if module is not None and address:
+        module.cuMemFree(address)
+
+
+def copy_to_device(address: int, host_address: int, nbytes: int):
+    if nbytes:
+        call("cuMemcpyHtoD", address, host_address, nbytes)
+
+
+def copy_to_host(host_address: int, address: int, nbytes: int):
+    if nbytes:
+        call("cuMemcpyDtoH", host_address, address, nbytes)
+
+
+def memset(address: int, byte: int, nbytes: int):
+    if nbytes:
+        call("cuMemsetD8", address, byte, nbytes)
+
+
+def pointer_device(address: int):
+    """The device ordinal an address belongs to, or None for host memory the driver does not know."""
+    module = driver()
+    attr = module.CUpointer_attribute.CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
+    out = module.cuPointerGetAttribute(attr, address)
+    if int(out[0]) != 0:
+        return None
+    return int(out[1])

@@ -1,0 +1,124 @@
+"""Devices kernels run on: a CUDA GPU, an AMD GPU (HIP), or the CPU interpreter.
+
+The current device is `SKC_DEVICE` (cuda, cuda:N, hip, hip:N, interpreter) when set, else the
+first CUDA GPU when there is one, else the interpreter.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from ..diagnostics import DeviceError
+from ..target import Target, get_target
+
+INTERPRETER_TARGET_ENV = "SKC_INTERPRETER_TARGET"
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str          # "cuda", "hip" or "interpreter"
+    index: int = 0
+
+    @property
+    def is_interpreter(self) -> bool:
+        return self.kind == "interpreter"
+
+    @property
+    def target(self) -> Target:
+        return _target_of(self)
+
+    @property
+    def name(self) -> str:
+        if self.kind == "cuda":
+            from . import cuda
+
+            return cuda.device_name(self.index)
+        if self.kind == "hip":
+            from . import hip
+
+            return hip.device_name(self.index)
+        return f"skc CPU interpreter (modelling {self.target.name})"
+
+    def __str__(self):
+        return "interpreter" if self.is_interpreter else f"{self.kind}:{self.index}"
+
+
+@functools.lru_cache(maxsize=None)
+def _target_of(device: Device) -> Target:
+    if device.kind == "interpreter":
+        return get_target(os.environ.get(INTERPRETER_TARGET_ENV, "sm_90a"))
+    if device.kind == "cuda":
+        from . import cuda
+
+        major, minor = cuda.compute_capability(device.index)
+        if (major, minor) == (9, 0):
+            return get_target("sm_90a")
+        if major == 8:
+            return get_target("sm_80")
+        raise DeviceError(f"CUDA device {device.index} ({cuda.device_name(device.index)}) has compute capability "
+                          f"{major}.{minor}; skc generates code for sm_80 (8.x) and sm_90a (9.0)")
+    from . import hip
+
+    return get_target(hip.architecture(device.index))
+
+
+def parse_device(spec) -> Device:
+    if isinstance(spec, Device):
+        return spec
+    text = str(spec).strip().lower()
+    if text in ("interpreter", "cpu", "interp"):
+        return Device("interpreter")
+    kind, _, index = text.partition(":")
+    if kind in ("cuda", "gpu", "hip", "rocm"):
+        kind = "hip" if kind in ("hip", "rocm") else "cuda"
+        try:
+            return Device(kind, int(index) if index else 0)
+        except ValueError:
+            pass
+    raise DeviceError(f"unknown device {spec!r}; use 'cuda', 'cuda:N', 'hip', 'hip:N' or 'interpreter'")
+
+
+_selected: list[Optional[Device]] = [None]
+
+
+def set_device(spec) -> Device:
+    """Make `spec` ('cuda', 'cuda:1', 'interpreter', ...) the device kernels launch on."""
+    device = parse_device(spec)
+    _check_present(device)
+    _selected[0] = device
+    return device
+
+
+def _check_present(device: Device):
+    if device.kind == "cuda":
+        from . import cuda
+
+        cuda.device_handle(device.index)
+    elif device.kind == "hip":
+        from . import hip
+
+        hip.device_count()
+
+
+@functools.lru_cache(maxsize=None)
+def _default_device() -> Device:
+    env = os.environ.get("SKC_DEVICE", "").strip()
+    if env and env.lower() != "auto":
+        device = parse_device(env)
+        _check_present(device)
+        return device
+    from . import cuda
+
+    return Device("cuda", 0) if cuda.available() else Device("interpreter")
+
+
+def current_device() -> Device:
+    return _selected[0] or _default_device()
+
+
+def gpu_available() -> bool:
+    from . import cuda
+
+    return cuda.available()

@@ -1,0 +1,159 @@
+"""Arguments from other libraries: what a launch needs to know of a tensor (element type,
+device, data pointer) for torch and cupy tensors, anything with `__cuda_array_interface__` or
+DLPack, numpy arrays and skc's DeviceArray; and the scalar type a Python number takes."""
+from __future__ import annotations
+
+import ctypes
+import numbers
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from .. import ir
+from . import dtypes
+from .arrays import DeviceArray
+
+
+@dataclass(frozen=True)
+class TensorFacts:
+    dtype: ir.ScalarType
+    device: tuple            # ("cuda", index), ("hip", index) or ("cpu", None); index None when unknown
+    pointer: Callable        # arg -> int address (call at launch: it may change between launches)
+
+
+def _torch_facts(t) -> TensorFacts:
+    device = t.device
+    kind = device.type
+    if kind == "cuda":
+        import torch
+
+        kind = "hip" if getattr(torch.version, "hip", None) else "cuda"
+    index = device.index if kind != "cpu" else None
+    if kind != "cpu" and index is None:
+        index = 0
+    return TensorFacts(dtypes.from_torch(t.dtype), (kind, index), _torch_pointer)
+
+
+def _torch_pointer(t) -> int:
+    return t.data_ptr()
+
+
+def _array_facts(a: DeviceArray) -> TensorFacts:
+    device = ("cpu", None) if a.device.is_interpreter else (a.device.kind, a.device.index)
+    return TensorFacts(a.dtype, device, _array_pointer)
+
+
+def _array_pointer(a: DeviceArray) -> int:
+    return a.ptr
+
+
+def _numpy_facts(a: np.ndarray) -> TensorFacts:
+    return TensorFacts(dtypes.from_numpy(a.dtype), ("cpu", None), _numpy_pointer)
+
+
+def _numpy_pointer(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+def _cai_facts(obj) -> TensorFacts:
+    interface = obj.__cuda_array_interface__
+    return TensorFacts(dtypes.from_typestr(interface["typestr"]), ("cuda", None), _cai_pointer)
+
+
+def _cai_pointer(obj) -> int:
+    return int(obj.__cuda_array_interface__["data"][0])
+
+
+# -- DLPack ----------------------------------------------------------------------------------
+class _DLDevice(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int), ("device_id", ctypes.c_int)]
+
+
+class _DLDataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int),
+                ("dtype", _DLDataType), ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
+                ("byte_offset", ctypes.c_uint64)]
+
+
+_DL_DEVICES = {1: "cpu", 2: "cuda", 3: "cpu", 10: "hip", 13: "cuda"}  # kDLCPU, kDLCUDA, kDLCUDAHost, kDLROCM, kDLCUDAManaged
+_DL_CODES = {0: "i", 1: "u", 2: "f", 4: "bf", 6: "b"}  # kDLInt, kDLUInt, kDLFloat, kDLBfloat, kDLBool
+
+
+def _dlpack_tensor(obj) -> _DLTensor:
+    capsule = obj.__dlpack__()
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    address = get(capsule, b"dltensor")
+    # DLManagedTensor begins with its DLTensor
+    return _DLTensor.from_address(address)
+
+
+def _dlpack_facts(obj) -> TensorFacts:
+    kind_id, index = obj.__dlpack_device__()
+    tensor = _dlpack_tensor(obj)
+    code = _DL_CODES.get(tensor.dtype.code)
+    bits = tensor.dtype.bits
+    name = {"i": f"i{bits}", "u": f"u{bits}", "f": f"f{bits}", "bf": "bf16", "b": "i1"}.get(code)
+    if name not in ir.types.SCALAR_NAMES or tensor.dtype.lanes != 1:
+        raise TypeError(f"DLPack dtype (code {tensor.dtype.code}, {bits} bits) has no skc equivalent")
+    kind = _DL_DEVICES.get(int(kind_id), "unknown")
+    return TensorFacts(ir.ScalarType(name), (kind, int(index) if kind != "cpu" else None), _dlpack_pointer)
+
+
+def _dlpack_pointer(obj) -> int:
+    tensor = _dlpack_tensor(obj)
+    return int(tensor.data or 0) + int(tensor.byte_offset)
+
+
+# -- dispatch ----------------------------------------------------------------------------------
+_BY_TYPE: dict = {}
+
+
+def _facts_function(kind: type) -> Optional[Callable]:
+    found = _BY_TYPE.get(kind, ...)
+    if found is not ...:
+        return found
+    if issubclass(kind, DeviceArray):
+        found = _array_facts
+    elif issubclass(kind, np.ndarray):
+        found = _numpy_facts
+    elif kind.__module__.split(".")[0] == "torch" and hasattr(kind, "data_ptr"):
+        found = _torch_facts
+    elif hasattr(kind, "__cuda_array_interface__"):
+        found = _cai_facts
+    elif hasattr(kind, "__dlpack__") and hasattr(kind, "__dlpack_device__"):
+        found = _dlpack_facts
+    else:
+        found = None
+    _BY_TYPE[kind] = found
+    return found
+
+
+def tensor_facts(arg) -> Optional[TensorFacts]:
+    """What a launch needs of a tensor-like argument, or None when arg is not one."""
+    fn = _facts_function(type(arg))
+    return fn(arg) if fn is not None else None
+
+
+def scalar_type(value) -> Optional[ir.ScalarType]:
+    """The type a scalar argument specializes to: bool i1, int i32 (i64, u64 when it must), float f32."""
+    if isinstance(value, (bool, np.bool_)):
+        return ir.i1
+    if isinstance(value, np.generic):
+        return dtypes.from_numpy(value.dtype)
+    if isinstance(value, numbers.Integral):
+        if -2 ** 31 <= value < 2 ** 31:
+            return ir.i32
+        if -2 ** 63 <= value < 2 ** 63:
+            return ir.i64
+        if 0 <= value < 2 ** 64:
+            return ir.u64
+        return None
+    if isinstance(value, numbers.Real):
+        return ir.f32
+    return None

@@ -1,0 +1,196 @@
+"""Pure ops on register values (arith.*, math.*, vec.*): each op name maps to a builder that
+takes the op and the launch and gives the numpy function computing the op's results.
+
+Semantics are the op docstrings': integers wrap; division truncates toward zero (by zero it
+gives -1 and the remainder gives the dividend, as PTX div/rem do); wide shifts give 0 (or -1
+for a negative signed value shifted right); float min/max are IEEE minNum/maxNum; math is
+computed in float32 for f16/bf16/fp8/f32 (float64 for f64) and rounded to the element type.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from ...ir.types import ScalarType, VectorType, element_type
+from . import numerics
+
+# -- integers -------------------------------------------------------------------------------------
+
+
+def _int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    zero = b == 0
+    divisor = np.where(zero, 1, b).astype(b.dtype)
+    quotient = a // divisor
+    if np.issubdtype(a.dtype, np.signedinteger):  # floor to trunc: step toward zero when inexact and signs differ
+        inexact = (a - quotient * divisor) != 0
+        quotient = np.where(inexact & ((a < 0) != (divisor < 0)), quotient + 1, quotient).astype(a.dtype)
+    return np.where(zero, a.dtype.type(-1) if a.dtype.kind == "i" else np.iinfo(a.dtype).max, quotient)
+
+
+def _int_rem(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    zero = b == 0
+    divisor = np.where(zero, 1, b).astype(b.dtype)
+    remainder = a - _int_div(a, divisor) * divisor
+    return np.where(zero, a, remainder)
+
+
+def _shift_amount(b: np.ndarray, bits: int):
+    """Amounts as unsigned (a negative amount is huge), and whether each is at least the bit width."""
+    amount = b.astype(np.uint64)
+    return np.minimum(amount, bits - 1), amount >= bits
+
+
+def _shl(bits: int):
+    def shl(a, b):
+        amount, wide = _shift_amount(b, bits)
+        return np.where(wide, 0, a << amount.astype(a.dtype)).astype(a.dtype)
+    return shl
+
+
+def _shr(bits: int):
+    def shr(a, b):
+        amount, wide = _shift_amount(b, bits)
+        shifted = a >> amount.astype(a.dtype)   # a signed shift by bits-1 already gives 0 or -1
+        if np.issubdtype(a.dtype, np.signedinteger):
+            return shifted
+        return np.where(wide, 0, shifted).astype(a.dtype)
+    return shr
+
+
+_INT_BINARY = {
+    "arith.add": np.add, "arith.sub": np.subtract, "arith.mul": np.multiply,
+    "arith.div": _int_div, "arith.rem": _int_rem, "arith.min": np.minimum, "arith.max": np.maximum,
+    "arith.and": np.bitwise_and, "arith.or": np.bitwise_or, "arith.xor": np.bitwise_xor,
+}
+_FLOAT_BINARY = {
+    "arith.add": np.add, "arith.sub": np.subtract, "arith.mul": np.multiply, "arith.div": np.divide,
+    "arith.rem": np.fmod, "arith.min": np.fmin, "arith.max": np.fmax,
+    "math.pow": np.power, "math.atan2": np.arctan2,
+}
+_INT_UNARY = {"arith.neg": np.negative, "arith.not": np.invert, "math.abs": np.abs}
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+_FLOAT_UNARY = {
+    "arith.neg": np.negative, "math.abs": np.abs, "math.exp": np.exp, "math.exp2": np.exp2, "math.log": np.log,
+    "math.log2": np.log2, "math.sqrt": np.sqrt, "math.rsqrt": lambda x: np.reciprocal(np.sqrt(x)),
+    "math.floor": np.floor, "math.ceil": np.ceil, "math.trunc": np.trunc, "math.round": np.rint,
+    "math.sin": np.sin, "math.cos": np.cos, "math.tanh": np.tanh,
+    "math.erf": lambda x: _erf(x.astype(np.float64)).astype(x.dtype),
+}
+
+
+def _on_bits(fn: Callable, bits: int) -> Callable:
+    """An integer function applied to i1 values: computed on 0/1 bytes, then reduced mod 2."""
+    def on_bits(*xs):
+        return (fn(*(x.astype(np.uint8) for x in xs)) & 1).astype(bool)
+    return on_bits
+
+
+def _in_precision(fn: Callable, elem: ScalarType) -> Callable:
+    """A float function computed in float32 for f16/bf16/fp8 and rounded back to elem."""
+    if elem.name == "f16":
+        return lambda *xs: fn(*(x.astype(np.float32) for x in xs)).astype(np.float16)
+    if numerics.needs_rounding(elem):
+        return lambda *xs: numerics.round_to(elem, fn(*xs))
+    return fn
+
+
+def binary_function(name: str, elem: ScalarType) -> Callable:
+    """The numpy function of binary op `name` on elements of type elem."""
+    if elem.is_float:
+        return _in_precision(_FLOAT_BINARY[name], elem)
+    if name == "arith.shl":
+        fn = _shl(elem.bits)
+    elif name == "arith.shr":
+        fn = _shr(elem.bits)
+    else:
+        fn = _INT_BINARY[name]
+    return _on_bits(fn, 1) if elem.is_bool else fn
+
+
+def _binary(op, launch):
+    return binary_function(op.name, element_type(op.result.type))
+
+
+def _unary(op, launch):
+    elem = element_type(op.result.type)
+    if elem.is_float:
+        return _in_precision(_FLOAT_UNARY[op.name], elem)
+    if elem.is_bool and op.name != "arith.not":
+        return _on_bits(_INT_UNARY[op.name], 1)
+    return _INT_UNARY[op.name]
+
+
+def _fma(op, launch):
+    elem = element_type(op.result.type)
+    return lambda a, b, c: numerics.fma(elem, a, b, c)
+
+
+# -- comparisons, select, conversions, constants --------------------------------------------------
+_COMPARE = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+            "gt": np.greater, "ge": np.greater_equal}
+
+
+def _cmp(op, launch):
+    # numpy's comparisons are IEEE's: false when either side is NaN, except `!=`.
+    return _COMPARE[op.attrs["pred"]]
+
+
+def _select(op, launch):
+    cond, choice = op.operands[0].type, op.operands[1].type
+    if isinstance(choice, VectorType) and not isinstance(cond, VectorType):
+        return lambda c, a, b: np.where(c[:, None], a, b)
+    return np.where
+
+
+def _cast(op, launch):
+    src, dst = op.operands[0].type, op.result.type
+    return lambda x: numerics.cast(src, dst, x)
+
+
+def _bitcast(op, launch):
+    src, dst = op.operands[0].type, op.result.type
+    return lambda x: numerics.bitcast(src, dst, x)
+
+
+def _constant(op, launch):
+    t = op.result.type
+    shape = (launch.nthreads, t.count) if isinstance(t, VectorType) else (launch.nthreads,)
+    value = np.full(shape, numerics.from_python(t, op.attrs["value"]), numerics.value_dtype(t))
+    return lambda: value
+
+
+# -- vectors --------------------------------------------------------------------------------------
+def _splat(op, launch):
+    count = op.result.type.count
+    return lambda x: np.repeat(x[:, None], count, axis=1)
+
+
+def _vec_from(op, launch):
+    return lambda *xs: np.stack(xs, axis=1)
+
+
+def _extract(op, launch):
+    index = op.attrs["index"]
+    return lambda v: v[:, index].copy()
+
+
+def _insert(op, launch):
+    index = op.attrs["index"]
+
+    def insert(v, x):
+        out = v.copy()
+        out[:, index] = x
+        return out
+    return insert
+
+
+PURE = {
+    **{name: _binary for name in (*_FLOAT_BINARY, "arith.and", "arith.or", "arith.xor", "arith.shl", "arith.shr")},
+    **{name: _unary for name in (*_FLOAT_UNARY, "arith.not")},
+    "math.fma": _fma, "arith.cmp": _cmp, "arith.select": _select, "arith.cast": _cast,
+    "arith.bitcast": _bitcast, "arith.constant": _constant,
+    "vec.splat": _splat, "vec.from": _vec_from, "vec.extract": _extract, "vec.insert": _insert,
+}

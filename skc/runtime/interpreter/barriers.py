@@ -1,0 +1,92 @@
+"""Block barriers (`gpu.barrier`, PTX bar.sync): threads arrive at a barrier id and wait
+until the expected number has arrived — the whole block (threads that returned count as
+arrived, as on the GPU) or the op's `threads` count for a named barrier."""
+from __future__ import annotations
+
+import numpy as np
+
+from .scheduler import Wait, at
+from .state import Fault, lane_ranges
+
+
+class Barrier:
+    """One barrier id of a block: who has arrived in the current phase, and how many are expected."""
+
+    def __init__(self, block, barrier_id: int):
+        self.block, self.id = block, barrier_id
+        self.threads = None            # None: the whole block
+        self.arrived = block.launch.no_lanes
+        self.count = 0
+        self.generation = 0
+
+    def name(self) -> str:
+        if self.threads is None:
+            return f"block barrier {self.id}"
+        return f"named barrier {self.id} ({self.threads} threads)"
+
+    def arrive(self, group, threads) -> int:
+        """Count the group's active lanes in; give the phase they wait to see completed."""
+        if self.count and threads != self.threads:
+            raise Fault(f"barrier {self.id} is waited on with {self.threads or 'all'} threads and "
+                        f"{threads or 'all'} threads at once", group.first_lane(),
+                        hint="use one thread count per barrier id")
+        self.threads = threads
+        self.arrived = self.arrived | group.mask
+        self.count += group.count
+        return self.generation
+
+    def expected(self) -> int:
+        if self.threads is not None:
+            return self.threads
+        return self.block.launch.nthreads - int(np.count_nonzero(self.block.returned()))
+
+    def poll(self):
+        """Release the phase when enough threads have arrived."""
+        if self.count and self.count >= self.expected():
+            self.generation += 1
+            self.arrived = self.block.launch.no_lanes
+            self.count = 0
+
+
+class BarrierWait(Wait):
+    primary = True
+    hint = ("every thread the barrier expects must reach it, the same number of times; a barrier inside a "
+            "branch that only some threads take never completes")
+
+    def __init__(self, barrier: Barrier, generation: int, op):
+        self.barrier, self.generation, self.op, self.loc = barrier, generation, op, op.loc
+
+    def ready(self) -> bool:
+        self.barrier.poll()
+        return self.barrier.generation > self.generation
+
+    def describe(self, group) -> str:
+        bar = self.barrier
+        returned = bar.block.returned()
+        absent = ~bar.arrived & ~returned
+        text = (f"threads {lane_ranges(group.mask)} wait at {bar.name()}{at(self.loc)}: "
+                f"threads {lane_ranges(bar.arrived)} arrived")
+        if returned.any():
+            text += f", {lane_ranges(returned)} returned"
+        if absent.any():
+            text += f", {lane_ranges(absent)} did not arrive"
+        expected = bar.expected()
+        return text + f"; {expected - bar.count} of {expected} threads still to arrive"
+
+
+def _barrier(op, launch, plan):
+    barrier_id, threads = op.attrs.get("id", 0), op.attrs.get("threads")
+
+    def barrier(group):
+        bar = group.block.barriers.get(barrier_id)
+        if bar is None:
+            bar = group.block.barriers[barrier_id] = Barrier(group.block, barrier_id)
+        generation = bar.arrive(group, threads)
+        bar.poll()
+        if bar.generation == generation:
+            yield BarrierWait(bar, generation, op)
+    return barrier
+
+
+CONTROL = {"gpu.barrier": _barrier}
+GENERATORS = frozenset(CONTROL)

@@ -1,0 +1,81 @@
+"""`run`: check a launch, turn its arguments into per-thread values, and run the grid's blocks
+one after another, each with fresh shared memory and its own scheduler."""
+from __future__ import annotations
+
+import itertools
+import numbers
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ... import ir
+from ...diagnostics import LaunchError
+from ...target import get_target
+from . import numerics
+from .control import run_region
+from .memory import Memory, shared_segment
+from .plan import Plan
+from .scheduler import run_block
+from .state import BlockState, Group, Launch
+
+
+def _dims(what: str, value) -> tuple:
+    if isinstance(value, numbers.Integral):
+        value = (int(value),)
+    dims = tuple(int(v) for v in value) + (1,) * (3 - len(tuple(value)))
+    if len(dims) != 3 or any(d <= 0 for d in dims):
+        raise LaunchError(f"{what} must be 1 to 3 positive ints, found {value!r}")
+    return dims
+
+
+def _argument(value, t, name: str, nthreads: int) -> np.ndarray:
+    """One kernel argument as a per-thread array."""
+    if isinstance(t, ir.PointerType):
+        if isinstance(value, np.ndarray) or not isinstance(value, numbers.Integral):
+            raise LaunchError(f"argument '{name}' is a {t}: pass an address from Memory.map_array or "
+                              f"Memory.allocate, found {type(value).__name__}")
+        return np.full(nthreads, numerics.from_python(t, value), np.uint64)
+    if isinstance(t, ir.TensorMapType):
+        values = np.empty(nthreads, object)
+        values[:] = [value] * nthreads
+        return values
+    if not isinstance(value, (numbers.Number, np.generic)) or isinstance(value, complex):
+        raise LaunchError(f"argument '{name}' is a {t} scalar, found {type(value).__name__}")
+    if t.is_int and not float(value).is_integer():
+        raise LaunchError(f"argument '{name}' is a {t}, found the non-integer {value!r}")
+    return np.full(nthreads, numerics.from_python(t, value if t.is_float else int(value)), numerics.value_dtype(t))
+
+
+def run(function, grid=(1, 1, 1), block=None, args: Sequence = (), memory: Optional[Memory] = None,
+        target="sm_90a", arg_names: Optional[Sequence[str]] = None) -> None:
+    """Run `function` (an ir.Function, or a Module of one) over `grid` blocks of `block` threads.
+
+    `args` has one entry per function argument: an address (int) for a pointer, a number for a
+    scalar. Faults (out-of-bounds or misaligned accesses, failed asserts, ops the interpreter
+    cannot run) raise InterpreterError, deadlocks DeadlockError, at the kernel's source line.
+    """
+    if isinstance(function, ir.Module):
+        function = function.function()
+    target = get_target(target)
+    declared = function.attrs.get("block")
+    block = _dims("block", block if block is not None else declared if declared is not None else 1)
+    if declared is not None and tuple(declared) != block:
+        raise LaunchError(f"kernel '{function.name}' was compiled for blocks of {tuple(declared)} threads; "
+                          f"it cannot run with block={block}")
+    grid = _dims("grid", grid)
+    if block[0] * block[1] * block[2] > target.max_threads_per_block:
+        raise LaunchError(f"block {block} has more than {target.max_threads_per_block} threads ({target})")
+    names = list(arg_names) if arg_names is not None else function.arg_names
+    if len(args) != len(function.args):
+        raise LaunchError(f"kernel '{function.name}' takes {len(function.args)} arguments "
+                          f"({', '.join(names)}), found {len(args)}")
+    ir.verify(function)
+    launch = Launch(function, grid, block, target, memory if memory is not None else Memory())
+    values = [_argument(v, a.type, name, launch.nthreads) for v, a, name in zip(args, function.args, names)]
+    plan = Plan(function, launch)
+    with np.errstate(all="ignore"):
+        for z, y, x in itertools.product(range(grid[2]), range(grid[1]), range(grid[0])):
+            state = BlockState(launch, (x, y, z), shared_segment(launch.shared_bytes))
+            root = Group(launch.all_lanes, dict(zip(function.args, values)), state)
+            root.gen = run_region(root, plan.body)
+            run_block(state, root)

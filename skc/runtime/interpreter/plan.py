@@ -1,0 +1,97 @@
+"""The plan of a kernel for one launch: each region's ops turned once into steps (functions
+of a thread group) through the handler tables, so running an op costs a call, not a lookup.
+
+Handler tables, by how an op runs:
+  PURE     name -> builder(op, launch) giving a numpy function of the operand arrays
+  EFFECTS  name -> builder(op, launch) giving a function of the group (memory, ids, warps, debug)
+  CONTROL  name -> builder(op, launch, plan) giving a function of the group, or a generator
+           function for the ops in GENERATORS (regions, blocking ops)
+An op with no handler becomes a step that stops the kernel, naming the op, when a thread reaches it.
+"""
+from __future__ import annotations
+
+from ...ir.core import BLOCKING
+from . import access, arith, barriers, control, debug, warp
+from .control import NESTED, PLAIN
+
+PURE = {**arith.PURE, **access.PURE, **warp.PURE}
+EFFECTS = {**access.EFFECTS, **warp.EFFECTS, **debug.EFFECTS}
+CONTROL = {**control.CONTROL, **barriers.CONTROL}
+GENERATORS = control.GENERATORS | barriers.GENERATORS
+JUMPS = frozenset({"scf.break", "scf.continue", "func.return"})
+
+
+class RegionPlan:
+    """A region's steps, and whether threads may block in it or jump out of it."""
+
+    __slots__ = ("steps", "blocking", "jumps")
+
+    def __init__(self, steps, blocking: bool, jumps: bool):
+        self.steps, self.blocking, self.jumps = steps, blocking, jumps
+
+
+class Plan:
+    def __init__(self, function, launch):
+        self.launch = launch
+        self._labels: dict = {}
+        self._regions: dict = {}
+        self.body = self.region(function.body)
+
+    def codes(self, label: str) -> tuple:
+        """The jump codes (break, continue) of the construct labeled `label`."""
+        found = self._labels.get(label)
+        if found is None:
+            base = 2 + 2 * len(self._labels)   # 0 and 1 are RUNNING and RETURN
+            found = self._labels[label] = (base, base + 1)
+        return found
+
+    def region(self, region) -> RegionPlan:
+        found = self._regions.get(id(region))
+        if found is None:
+            ops = list(region.walk())
+            found = RegionPlan([self.step(op) for op in region.ops],
+                               any(op.has(BLOCKING) for op in ops),
+                               any(op.name in JUMPS for op in ops))
+            self._regions[id(region)] = found
+        return found
+
+    def step(self, op) -> tuple:
+        name, launch = op.name, self.launch
+        if name in CONTROL:
+            return op, CONTROL[name](op, launch, self), NESTED if name in GENERATORS else PLAIN
+        if name in EFFECTS:
+            return op, EFFECTS[name](op, launch), PLAIN
+        if name in PURE:
+            return op, _pure_step(op, PURE[name](op, launch)), PLAIN
+        return op, access.failing(f"the interpreter cannot run '{name}': no handler for this op",
+                                  hint="run on a GPU, or add the op's handler to skc/runtime/interpreter"), PLAIN
+
+
+def _pure_step(op, fn):
+    """A step storing fn(operands...) as the op's result (computed once when it has no operands)."""
+    result, operands = op.results[0], op.operands
+    if not operands:
+        value = fn()
+
+        def constant(group):
+            group.env[result] = value
+        return constant
+    if len(operands) == 1:
+        (a,) = operands
+
+        def unary(group):
+            env = group.env
+            env[result] = fn(env[a])
+        return unary
+    if len(operands) == 2:
+        a, b = operands
+
+        def binary(group):
+            env = group.env
+            env[result] = fn(env[a], env[b])
+        return binary
+
+    def nary(group):
+        env = group.env
+        env[result] = fn(*[env[v] for v in operands])
+    return nary

@@ -1,0 +1,128 @@
+"""Execution state: the facts of one launch, the state of the block being run, and thread groups.
+
+A thread group is a set of the block's threads (a boolean mask over lanes; lane = linear
+thread index, x fastest) running the same code together as one Python generator. Values are
+numpy arrays with one entry per lane of the block; only the entries of a group's active lanes
+mean anything. Side effects are masked by the active lanes.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ...diagnostics import InterpreterError, Location
+
+# Per-lane jump codes (BlockState.jump): 0 runs, RETURN left the kernel; each labeled
+# construct gets a pair of codes for break and continue from the plan.
+RUNNING, RETURN = 0, 1
+
+
+class Fault(Exception):
+    """A thread did something the interpreter stops for; the executor adds the op's location,
+    the block and the thread (`lane`, a linear thread index, when one thread is to blame)."""
+
+    def __init__(self, message: str, lane: Optional[int] = None, hint: str = ""):
+        super().__init__(message)
+        self.message, self.lane, self.hint = message, lane, hint
+
+
+class Launch:
+    """What stays fixed over one run: the grid, the block shape, the target, memory, per-lane ids."""
+
+    def __init__(self, function, grid, block, target, memory):
+        self.function, self.grid, self.block, self.target, self.memory = function, grid, block, target, memory
+        self.nthreads = block[0] * block[1] * block[2]
+        self.warp_size = target.warp_size
+        self.shared_bytes = int(function.attrs.get("shared_bytes", 0))
+        lanes = np.arange(self.nthreads)
+        self.lanes = lanes
+        self.thread_ids = tuple(a.astype(np.int32) for a in (lanes % block[0], lanes // block[0] % block[1],
+                                                              lanes // (block[0] * block[1])))
+        self.lane_ids = (lanes % self.warp_size).astype(np.int32)
+        self.all_lanes = np.ones(self.nthreads, bool)
+        self.no_lanes = np.zeros(self.nthreads, bool)
+        self.grid_dims = tuple(np.full(self.nthreads, g, np.int32) for g in grid)
+
+    def thread_of(self, lane: int) -> tuple:
+        return tuple(int(ids[lane]) for ids in self.thread_ids)
+
+
+class Slot:
+    """The storage of a `var.alloc`: one value per lane, replaced (never changed in place) by stores."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: np.ndarray):
+        self.value = value
+
+
+class BlockState:
+    """One block's state while it runs: its index, shared memory, jump codes and barriers."""
+
+    def __init__(self, launch: Launch, index: tuple, shared):
+        self.launch, self.index, self.shared = launch, index, shared   # shared: the block's memory.Segment
+        self.jump = np.zeros(launch.nthreads, np.int32)
+        self.barriers: dict = {}
+        self._spaces: dict = {}
+        self._block_ids = None
+
+    def block_id(self, dim: int) -> np.ndarray:
+        if self._block_ids is None:
+            self._block_ids = tuple(np.full(self.launch.nthreads, i, np.int32) for i in self.index)
+        return self._block_ids[dim]
+
+    def space(self, name: str):
+        """The AddressMap decoding addresses of pointers into address space `name`."""
+        found = self._spaces.get(name)
+        if found is None:
+            found = self._spaces[name] = self.launch.memory.address_map_for(name, self.shared)
+        return found
+
+    def returned(self) -> np.ndarray:
+        return self.jump == RETURN
+
+    def where(self, lane: Optional[int]) -> str:
+        text = f"block {self.index}"
+        if lane is not None:
+            text += f", thread {self.launch.thread_of(lane)}"
+        return text
+
+    def error(self, loc: Optional[Location], fault: Fault) -> InterpreterError:
+        return InterpreterError(f"{fault.message} (in {self.where(fault.lane)})", loc, fault.hint)
+
+
+class Group:
+    """Threads of one block running together: `mask` holds the active lanes; `env` maps IR values to arrays."""
+
+    __slots__ = ("mask", "count", "full", "env", "block", "gen", "done", "members")
+
+    def __init__(self, mask: np.ndarray, env: dict, block: BlockState):
+        self.env, self.block, self.gen, self.done = env, block, None, False
+        self.members = mask
+        self.set_mask(mask)
+
+    def set_mask(self, mask: np.ndarray):
+        self.mask = mask
+        self.count = int(np.count_nonzero(mask))
+        self.full = self.count == mask.shape[0]
+
+    @property
+    def alive(self) -> bool:
+        return self.count > 0
+
+    def first_lane(self, where: Optional[np.ndarray] = None) -> Optional[int]:
+        """The lowest active lane (of `where`, a subset of lanes, when given)."""
+        lanes = np.flatnonzero(self.mask if where is None else where)
+        return int(lanes[0]) if lanes.size else None
+
+
+def lane_ranges(mask: np.ndarray) -> str:
+    """The lanes of a mask as ranges: '0-31, 64-95'."""
+    lanes = np.flatnonzero(mask)
+    if lanes.size == 0:
+        return "none"
+    breaks = np.flatnonzero(np.diff(lanes) != 1)
+    starts = np.concatenate(([lanes[0]], lanes[breaks + 1]))
+    ends = np.concatenate((lanes[breaks], [lanes[-1]]))
+    return ", ".join(str(s) if s == e else f"{s}-{e}" for s, e in zip(starts, ends))

@@ -1,0 +1,85 @@
+"""The GPU execution model's ops on ids and warps: thread/block/grid ids, lane ids, warp
+shuffles and votes. A warp is lanes 32w..32w+31 (target.warp_size) of the block.
+
+A shuffle reading a lane that is not active in the running group gives that lane's current
+value of the operand (whatever it last computed); on a GPU the value would be undefined.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _thread_id(op, launch):
+    ids = launch.thread_ids[op.attrs["dim"]]
+    return lambda: ids
+
+
+def _grid_dim(op, launch):
+    dims = launch.grid_dims[op.attrs["dim"]]
+    return lambda: dims
+
+
+def _lane_id(op, launch):
+    ids = launch.lane_ids
+    return lambda: ids
+
+
+def _block_id(op, launch):
+    dim, result = op.attrs["dim"], op.result
+
+    def block_id(group):
+        group.env[result] = group.block.block_id(dim)
+    return block_id
+
+
+def _source_lane(mode: str, within: np.ndarray, amount: np.ndarray, width: int) -> np.ndarray:
+    """The lane within the warp each lane reads (out of range: no such lane)."""
+    if mode == "idx":
+        return amount & (width - 1)
+    if mode == "up":
+        return within - amount
+    if mode == "down":
+        return within + amount
+    return within ^ amount
+
+
+def _shuffle(op, launch):
+    """idx reads lane n & (warp - 1); up lane - n; down lane + n; xor lane ^ n; reads outside the
+    warp (or past the block's last thread) keep the lane's own value."""
+    mode, width, lanes = op.attrs["mode"], launch.warp_size, launch.lanes
+    within = lanes % width
+    base = lanes - within
+
+    def shuffle(x, amount):
+        source = _source_lane(mode, within, amount.astype(np.int64), width)
+        valid = (source >= 0) & (source < width) & (base + source < launch.nthreads)
+        return x[np.where(valid, base + source, lanes)]
+    return shuffle
+
+
+def _vote(op, launch):
+    """any/all of the predicate over each warp's active lanes; ballot: bit i set where lane i is active and true."""
+    mode, width, n = op.attrs["mode"], launch.warp_size, launch.nthreads
+    warps = -(-n // width)
+    pad = warps * width - n
+    weights = np.left_shift(np.uint64(1), np.arange(width, dtype=np.uint64))
+    predicate, result = op.operands[0], op.result
+
+    def by_warp(x):
+        return (np.concatenate((x, np.zeros(pad, bool))) if pad else x).reshape(warps, width)
+
+    def vote(group):
+        p, active = group.env[predicate], group.mask
+        if mode == "any":
+            per_warp = by_warp(p & active).any(axis=1)
+        elif mode == "all":
+            per_warp = ~by_warp(active & ~p).any(axis=1)
+        else:
+            bits = (by_warp(p & active) * weights).sum(axis=1, dtype=np.uint64)
+            per_warp = (bits & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        group.env[result] = np.repeat(per_warp, width)[:n]
+    return vote
+
+
+PURE = {"gpu.thread_id": _thread_id, "gpu.grid_dim": _grid_dim, "gpu.lane_id": _lane_id, "gpu.shuffle": _shuffle}
+EFFECTS = {"gpu.block_id": _block_id, "gpu.vote": _vote}

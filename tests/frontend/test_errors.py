@@ -1,0 +1,243 @@
+"""Compile errors: FILE:LINE:COL: error: ..., the source line with a caret, and a hint."""
+import os
+
+import pytest
+
+import skc
+from helpers import line_of, tile_ir
+
+F32P = skc.Ptr[skc.f32]
+HERE = os.path.abspath(__file__)
+
+
+def compile_error(kernel, *args, **kwargs) -> skc.CompileError:
+    with pytest.raises(skc.CompileError) as info:
+        tile_ir(kernel, *args, **kwargs)
+    return info.value
+
+
+def assert_points_at(error: skc.CompileError, kernel, marker: str):
+    text = str(error)
+    line = line_of(kernel, marker)
+    assert text.startswith(f"{HERE}:{line}:"), text
+    assert "error:" in text.splitlines()[0]
+    source = text.splitlines()[1]
+    assert marker.split("#")[0].strip()[:10] in source, text
+    assert "^" in text.splitlines()[2]
+
+
+@skc.kernel
+def uses_try(x: F32P):
+    try:  # HERE
+        x[0] = 1.0
+    except ValueError:
+        pass
+
+
+def test_unsupported_statement_names_the_alternative():
+    error = compile_error(uses_try)
+    assert_points_at(error, uses_try, "try:  # HERE")
+    assert "'try' statements are not supported in kernels" in str(error)
+    assert "hint: exceptions do not exist on the GPU" in str(error)
+
+
+@skc.kernel
+def float_index(x: F32P):
+    y = x + 1.5  # HERE
+    y[0] = 0.0
+
+
+def test_type_mismatch_names_the_types():
+    error = compile_error(float_index)
+    assert_points_at(error, float_index, "y = x + 1.5")
+    assert "an index must be an integer, found f32" in str(error)
+    assert "hint:" in str(error)
+
+
+@skc.kernel
+def undefined_name(x: F32P):
+    x[0] = not_defined_anywhere  # noqa: F821  # HERE
+
+
+def test_undefined_name():
+    error = compile_error(undefined_name)
+    assert_points_at(error, undefined_name, "not_defined_anywhere")
+    assert "name 'not_defined_anywhere' is not defined" in str(error)
+
+
+def plain_helper(v):
+    if v > 0:  # HERE
+        return v
+    return -v
+
+
+@skc.kernel
+def calls_plain_helper(x: F32P):
+    x[0] = plain_helper(x[1])
+
+
+def test_runtime_bool_in_plain_python_suggests_skc_func():
+    error = compile_error(calls_plain_helper)
+    assert "a run-time value is used where Python needs a bool" in str(error)
+    assert "@skc.func" in str(error)
+    assert f":{line_of(plain_helper, 'if v > 0')}:" in str(error)
+
+
+@skc.func
+def device_abs(v):
+    if v > 0:
+        return v
+    return -v
+
+
+@skc.kernel
+def calls_device_function(x: F32P):
+    x[0] = device_abs(x[1])
+
+
+def test_skc_func_allows_runtime_control_flow():
+    text = tile_ir(calls_device_function)
+    assert "scf.if" in text or "arith.select" in text
+
+
+@skc.kernel
+def int_accumulator(x: F32P, n: skc.i32):
+    acc = 0
+    for i in range(n):
+        acc += x[i]  # HERE
+    x[0] = acc
+
+
+def test_loop_variable_cannot_silently_narrow():
+    error = compile_error(int_accumulator)
+    assert_points_at(error, int_accumulator, "acc += x[i]")
+    assert "variable 'acc' holds i32 but is assigned f32" in str(error)
+    assert "acc = 0.0" in str(error)
+
+
+@skc.kernel
+def returns_value(x: F32P):
+    return x[0]  # HERE
+
+
+def test_kernel_cannot_return_a_value():
+    error = compile_error(returns_value)
+    assert_points_at(error, returns_value, "return x[0]")
+    assert "a kernel returns nothing" in str(error)
+
+
+@skc.kernel
+def runtime_static_range(x: F32P, n: skc.i32):
+    for i in skc.static_range(n):  # HERE
+        x[i] = 0.0
+
+
+def test_static_range_needs_compile_time_bounds():
+    error = compile_error(runtime_static_range)
+    assert_points_at(error, runtime_static_range, "skc.static_range(n)")
+    assert "static_range bounds must be known at compile time" in str(error)
+
+
+@skc.kernel
+def too_much_shared(x: F32P):
+    buffer = skc.shared((100_000,), skc.f32)  # HERE
+    buffer[0] = x[0]
+
+
+def test_shared_memory_budget():
+    error = compile_error(too_much_shared)
+    assert_points_at(error, too_much_shared, "skc.shared((100_000,)")
+    assert "exceeds the 232448 bytes a block may use on sm_90a" in str(error)
+
+
+@skc.kernel
+def inner(x: F32P):
+    x[0] = 1.0
+
+
+@skc.kernel
+def calls_kernel(x: F32P):
+    inner(x)  # HERE
+
+
+def test_kernel_calling_kernel():
+    error = compile_error(calls_kernel)
+    assert_points_at(error, calls_kernel, "inner(x)")
+    assert "a kernel cannot be called from a kernel" in str(error)
+
+
+@skc.kernel
+def vector_index(x: F32P, i: skc.i32):
+    v = skc.load(x, width=4)
+    x[0] = v[i]  # HERE
+
+
+def test_vector_index_must_be_constant():
+    error = compile_error(vector_index)
+    assert_points_at(error, vector_index, "x[0] = v[i]")
+    assert "a vector element index must be a compile-time int" in str(error)
+
+
+@skc.kernel
+def changed_type_after_if(x: F32P, n: skc.i32):
+    if n > 0:
+        y = skc.load(x, width=4)
+    else:
+        y = x[0]
+    x[1] = y  # HERE
+
+
+def test_name_with_different_types_after_if():
+    error = compile_error(changed_type_after_if)
+    assert_points_at(error, changed_type_after_if, "x[1] = y")
+    assert "'y' has different types after the branches" in str(error)
+
+
+@skc.kernel
+def wide_access(x: F32P):
+    v = skc.load(x, width=8)  # HERE
+    skc.store(x, v)
+
+
+def test_access_wider_than_16_bytes():
+    error = compile_error(wide_access)
+    assert_points_at(error, wide_access, "width=8")
+    assert "moves 32 bytes; one access moves 1, 2, 4, 8 or 16 bytes" in str(error)
+
+
+@skc.kernel
+def compile_time_assert(x: F32P, n: skc.constexpr):
+    assert n % 4 == 0, "n must be a multiple of 4"  # HERE
+    x[0] = 0.0
+
+
+def test_compile_time_assert():
+    error = compile_error(compile_time_assert, F32P, skc.constexpr(6))
+    assert_points_at(error, compile_time_assert, "assert n % 4")
+    assert "assertion failed at compile time: n must be a multiple of 4" in str(error)
+
+
+@skc.kernel
+def break_outside_loop(x: F32P):
+    x[0] = 1.0
+
+
+def test_error_inside_block_library_points_at_user_line():
+    """An error raised inside skc's own code points at the user's line that called it."""
+    @skc.kernel
+    def bad_reduce(x: F32P):
+        x[0] = skc.warp_reduce(x[1], "product")  # HERE
+
+    error = compile_error(bad_reduce)
+    assert "unknown reduction 'product'" in str(error)
+    assert f":{line_of(bad_reduce, 'warp_reduce')}:" in str(error).splitlines()[0]
+
+
+def test_cli_compile_error_exit_code(tmp_path, capsys):
+    from skc.cli import main
+
+    source = tmp_path / "broken.py"
+    source.write_text("import skc\n\n@skc.kernel\ndef k(x: skc.Ptr[skc.f32]):\n    x[0] = y\n")
+    assert main(["compile", str(source), "--emit", "tile"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{source}:5:12: error: name 'y' is not defined")

@@ -1,0 +1,58 @@
+"""Helpers shared by the tests: compiling kernels to tile IR, finding source lines, CHECK lines."""
+from __future__ import annotations
+
+import inspect
+import re
+
+import skc
+from skc import ir
+from skc.frontend import Specialization, compile_to_ir
+from skc.target import get_target
+
+
+def tile_ir(kernel, *args, block=128, target="sm_90a", passes=True) -> str:
+    """The tile IR text of `kernel` specialized for `args` (values or types such as skc.Ptr[skc.f32])."""
+    module = tile_module(kernel, *args, block=block, target=target, passes=passes)
+    return ir.print_module(module)
+
+
+def tile_module(kernel, *args, block=128, target="sm_90a", passes=True):
+    values = kernel._abstract_arguments(list(args), {})
+    spec = kernel.specialize(values, (block, 1, 1) if isinstance(block, int) else tuple(block))
+    module, _ = compile_to_ir(kernel.fn, spec, get_target(target))
+    ir.verify(module)
+    if passes:
+        ir.passes.run_pipeline(module)
+        ir.verify(module)
+    return module
+
+
+def line_of(fn, marker: str) -> int:
+    """The file line number of the first line of fn's source that contains `marker`."""
+    fn = getattr(fn, "fn", getattr(fn, "__skc_function__", fn))
+    lines, first = inspect.getsourcelines(fn)
+    for offset, line in enumerate(lines):
+        if marker in line:
+            return first + offset
+    raise AssertionError(f"marker {marker!r} not found in {fn.__qualname__}")
+
+
+def check_lines(text: str, *patterns: str):
+    """FileCheck-like: each regular expression must match a line, in order."""
+    lines = text.splitlines()
+    position = 0
+    for pattern in patterns:
+        regex = re.compile(pattern)
+        while position < len(lines) and not regex.search(lines[position]):
+            position += 1
+        if position == len(lines):
+            raise AssertionError(f"CHECK not found (in order): {pattern!r}\n--- text ---\n{text}")
+        position += 1
+
+
+def check_not(text: str, pattern: str):
+    if re.search(pattern, text, re.M):
+        raise AssertionError(f"CHECK-NOT matched: {pattern!r}\n--- text ---\n{text}")
+
+
+__all__ = ["tile_ir", "tile_module", "line_of", "check_lines", "check_not", "skc", "Specialization"]
