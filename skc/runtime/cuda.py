@@ -41,6 +41,11 @@ def driver():
         return module
 
 
+def error_text(result) -> str:
+    """The name and description of a CUresult."""
+    return _error_text(driver(), result)
+
+
 def _error_text(module, result) -> str:
     try:
         _, name = module.cuGetErrorName(result)
@@ -121,10 +126,11 @@ class Module:
     """A loaded cubin or PTX image and its kernel function."""
 
     def __init__(self, image: bytes, kernel_name: str, device: int, dynamic_shared: int = 0):
+        import ctypes
+
         make_current(device)
-        if not image.endswith(b"\0") and image.lstrip()[:1] in (b"/", b"."):
-            image = image + b"\0"  # the driver reads PTX as a C string
-        self.handle = call("cuModuleLoadData", image)
+        buffer = ctypes.create_string_buffer(image)  # NUL-terminated: the driver reads PTX as a C string
+        self.handle = call("cuModuleLoadData", ctypes.addressof(buffer))
         self.function = call("cuModuleGetFunction", self.handle, kernel_name.encode())
         self.device = device
         if dynamic_shared > 48 * 1024:

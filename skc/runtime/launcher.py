@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import ir
-from ..diagnostics import LaunchError
+from ..diagnostics import DeviceError, LaunchError
 from . import dtypes
 from .arrays import DeviceArray
 from .devices import Device
@@ -96,7 +96,7 @@ class CudaLauncher:
         self.pointers = (ctypes.c_void_p * max(1, len(self.slots)))(*[ctypes.addressof(s) for s in self.slots])
         self.address = ctypes.addressof(self.pointers)
         self._launch = cuda.driver().cuLaunchKernel
-        self._check = cuda.call
+        self._error_text = cuda.error_text
 
     def _pointer_setter(self, slot, param: LaunchParam):
         device_index = self.device.index
@@ -138,9 +138,9 @@ class CudaLauncher:
             setter(arg)
         result = self._launch(self.function, grid[0], grid[1], grid[2], block[0], block[1], block[2],
                               self.shared_bytes, stream, self.address, 0)[0]
-        if result:
-            self._check("cuLaunchKernel", self.function, grid[0], grid[1], grid[2], block[0], block[1], block[2],
-                        self.shared_bytes, stream, self.address, 0)
+        if int(result):
+            raise DeviceError(f"cuLaunchKernel of {self.kernel_name} (grid {grid}, block {block}, "
+                              f"{self.shared_bytes} bytes of shared memory) failed: {self._error_text(result)}")
 
 
 class InterpreterLauncher:

@@ -847,6 +847,16 @@ def test_memory_places_allocations_apart_and_maps_arrays_in_place():
     assert (mem.view(b, np.uint8) == 0).all() and len(mem.view(b)) == 100
     mem.view(a, np.float32)[2] = 42.0
     assert x[2] == 42.0
+    with pytest.raises(LaunchError, match="byte order"):
+        mem.map_array(np.zeros(4, ">f4"))
+
+
+def test_stores_to_read_only_arrays_fault():
+    f = compile_kernel(copy_past_end, (4, 1, 1), a=ptr(ir.i32), c=ptr(ir.i32))
+    frozen = np.zeros(64, np.int32)
+    frozen.flags.writeable = False
+    with pytest.raises(InterpreterError, match="store to read-only array 'arg1'"):
+        launch(f, (1, 1, 1), np.ones(4, np.int32), frozen)
 
 
 def copy_shifted(a, c):
