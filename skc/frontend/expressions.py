@@ -99,17 +99,12 @@ class ExpressionEvaluator:
         return self.binary(op, left, right, node)
 
     def binary(self, op: str, left, right, node=None):
-        if isinstance(left, Dyn) or isinstance(right, Dyn):
+        if (isinstance(left, Dyn) or isinstance(right, Dyn)) and _is_operand(left) and _is_operand(right):
             if op == "matmul":
                 raise self.error_at(node, "'@' is not defined on run-time scalars", hint="use an MMA building block")
-            if not _is_operand(left) or not _is_operand(right):
-                other = right if isinstance(left, Dyn) else left
-                result = self.user_operator(op, left, right)
-                if result is not NotImplemented:
-                    return result
-                raise self.error_at(node, f"unsupported operand types for '{op}': {_kind(left)} and {_kind(right)}"
-                                    if other is not None else f"cannot use None in '{op}'")
             return semantics.binary(op, left, right)
+        if left is None or right is None:
+            raise self.error_at(node, f"cannot use None with '{op}'")
         result = self.user_operator(op, left, right)
         if result is not NotImplemented:
             return result

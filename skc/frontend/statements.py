@@ -225,7 +225,7 @@ class StatementEvaluator:
         if method is not None and not isinstance(container, (list, dict)) and self.should_inline(method):
             self.inline(method, (container, index, value), {})
             return
-        if isinstance(index, Dyn):
+        if isinstance(index, Dyn) and isinstance(container, (list, tuple, dict)):
             raise self.error_at(node, f"a {type(container).__name__} can only be indexed by a compile-time value")
         try:
             current = container[index] if isinstance(container, (list, dict)) else None

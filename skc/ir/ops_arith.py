@@ -162,7 +162,7 @@ class SelectOp(Op):
 
 
 class CastOp(Op):
-    """`arith.cast`: convert a value to another number type (ints extend by source signedness; float to int truncates toward zero and saturates, NaN gives 0; to i1 is `!= 0`, true for NaN)."""
+    """`arith.cast`: convert a value to another number type (ints extend by source signedness; float to int truncates toward zero and saturates, NaN gives 0; to i1 is `!= 0`, true for NaN; to fp8 saturates to the largest finite value, NaN stays NaN)."""
 
     name = "arith.cast"
     num_operands = 1

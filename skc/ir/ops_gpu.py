@@ -65,7 +65,7 @@ SHUFFLE_MODES = ("idx", "up", "down", "xor")
 
 
 class ShuffleOp(Op):
-    """`gpu.shuffle {mode} %x, %lane`: x from another lane of the warp (idx: that lane; up/down: lane -/+ n; xor: lane ^ n); out-of-range reads keep x."""
+    """`gpu.shuffle {mode} %x, %n`: x from another lane of the warp, n taken modulo the warp size (idx: lane n; up/down: lane -/+ n; xor: lane ^ n); reads past the warp's ends keep x."""
 
     name = "gpu.shuffle"
     num_operands = 2

@@ -307,3 +307,18 @@ def test_tile_ir_round_trips_through_the_parser():
     for kernel, args in ((control_flow, ()), (with_every_exit, ()), (early_returns, ()), (reductions, ())):
         text = tile_ir(kernel, *args, passes=False)
         assert ir.print_module(ir.parse_module(text)) == text
+
+
+@skc.kernel
+def array_runtime_index(x: I32P):
+    buffer = skc.shared((64,), skc.i32)
+    t = skc.thread_id(0)
+    buffer[t] = x[t]
+    skc.barrier()
+    x[t] = (buffer + (63 - t))[0]
+
+
+def test_arrays_take_runtime_indices_and_offsets():
+    text = tile_ir(array_runtime_index, block=64, passes=False)
+    check_lines(text, r"mem.shared", r"ptr.offset %\d+, %\d+ \{elem = i32\} : ptr<shared>", r"mem.store",
+                r"gpu.barrier", r"arith.sub", r"ptr.offset", r"mem.load .* : i32")

@@ -21,6 +21,7 @@ def load_example(name):
 
 
 def poisoned(shape, dtype=torch.float32):
+    shape = shape if isinstance(shape, tuple) else (shape,)
     return torch.full(shape, float("nan"), device="cuda", dtype=dtype)
 
 

@@ -8,7 +8,6 @@ computed in float32 for f16/bf16/fp8/f32 (float64 for f64) and rounded to the el
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
@@ -67,17 +66,15 @@ _INT_BINARY = {
 _FLOAT_BINARY = {
     "arith.add": np.add, "arith.sub": np.subtract, "arith.mul": np.multiply, "arith.div": np.divide,
     "arith.rem": np.fmod, "arith.min": np.fmin, "arith.max": np.fmax,
-    "math.pow": np.power, "math.atan2": np.arctan2,
+    "math.pow": np.power,
 }
 _INT_UNARY = {"arith.neg": np.negative, "arith.not": np.invert, "math.abs": np.abs}
 
-_erf = np.frompyfunc(math.erf, 1, 1)
 _FLOAT_UNARY = {
     "arith.neg": np.negative, "math.abs": np.abs, "math.exp": np.exp, "math.exp2": np.exp2, "math.log": np.log,
     "math.log2": np.log2, "math.sqrt": np.sqrt, "math.rsqrt": lambda x: np.reciprocal(np.sqrt(x)),
     "math.floor": np.floor, "math.ceil": np.ceil, "math.trunc": np.trunc, "math.round": np.rint,
     "math.sin": np.sin, "math.cos": np.cos, "math.tanh": np.tanh,
-    "math.erf": lambda x: _erf(x.astype(np.float64)).astype(x.dtype),
 }
 
 

@@ -33,7 +33,9 @@ def _block_id(op, launch):
 
 
 def _source_lane(mode: str, within: np.ndarray, amount: np.ndarray, width: int) -> np.ndarray:
-    """The lane within the warp each lane reads (out of range: no such lane)."""
+    """The lane within the warp each lane reads (out of range: no such lane). Only the amount's low
+    log2(width) bits count, as in PTX's shfl.sync (PTX ISA 9.7.9.6: bval = b[4:0])."""
+    amount = amount & (width - 1)
     if mode == "idx":
         return amount & (width - 1)
     if mode == "up":
@@ -44,7 +46,7 @@ def _source_lane(mode: str, within: np.ndarray, amount: np.ndarray, width: int) 
 
 
 def _shuffle(op, launch):
-    """idx reads lane n & (warp - 1); up lane - n; down lane + n; xor lane ^ n; reads outside the
+    """With n the amount's low bits: idx reads lane n; up lane - n; down lane + n; xor lane ^ n; reads outside the
     warp (or past the block's last thread) keep the lane's own value."""
     mode, width, lanes = op.attrs["mode"], launch.warp_size, launch.lanes
     within = lanes % width
