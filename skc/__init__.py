@@ -25,10 +25,8 @@ from .frontend.builtins import (asm, atomic_add, atomic_and, atomic_cas, atomic_
                                 trunc, vector, vote_all, vote_any, warp_id, warp_max, warp_min, warp_reduce, warp_size,
                                 warp_sum, where)
 from .frontend.dtypes import ALIASES as _ALIASES, DTYPES as _DTYPES  # noqa: E402
-from . import testing  # noqa: E402
 from .compiler import CompiledKernel  # noqa: E402
 from .jit import Kernel, kernel  # noqa: E402
-from .runtime.arrays import DeviceArray, empty, to_device, zeros  # noqa: E402
 from .runtime.cache import cache_dir, set_cache_dir  # noqa: E402
 from .runtime.devices import Device, current_device, gpu_available, set_device  # noqa: E402
 from .target import TARGETS, Target, get_target  # noqa: E402
@@ -36,6 +34,20 @@ from .target import TARGETS, Target, get_target  # noqa: E402
 # Scalar types: skc.f32, skc.bf16, ... and numpy-style aliases (skc.float32).
 globals().update(_DTYPES)
 globals().update({alias: _DTYPES[name] for alias, name in _ALIASES.items()})
+
+
+_LAZY = {"DeviceArray": "runtime.arrays", "empty": "runtime.arrays", "to_device": "runtime.arrays",
+         "zeros": "runtime.arrays", "testing": None}
+
+
+def __getattr__(name):
+    # numpy-backed parts load on first use, so `import skc` stays fast.
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY[name] or name}", __name__)
+        return module if _LAZY[name] is None else getattr(module, name)
+    raise AttributeError(f"module 'skc' has no attribute {name!r}")
 
 
 def synchronize(device=None):

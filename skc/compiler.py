@@ -18,7 +18,7 @@ from typing import Optional
 from . import __version__, frontend, ir
 from .diagnostics import SkcError
 from .runtime import cache
-from .runtime.launcher import LaunchParam
+from .runtime.signature import LaunchParam
 from .target import Target
 
 STAGES = ("tile-raw", "tile", "llvm", "llvm-opt")
@@ -64,6 +64,11 @@ class CompiledKernel:
     def _ensure(self, stage: str):
         if stage not in self.stages:
             raise SkcError(f"stage {stage!r} is not available for {self.name} on {self.target.name}")
+
+    @property
+    def cubin(self) -> bytes:
+        """The sm_XX machine code (ptxas through nvJitLink), made on first use."""
+        return self._cubin()
 
     def _cubin(self) -> bytes:
         if self.binary is None:
@@ -199,11 +204,9 @@ def _run_backend(kernel: CompiledKernel, module: ir.Module, target: Target):
     assembly = backends.compile_llvm(kernel.stages["llvm"], target)
     kernel.stages["llvm-opt"] = assembly.llvm_opt
     if target.vendor == "nvidia":
+        # The cubin is made on demand (resources, SASS): a launch loads the PTX, which the driver
+        # compiles once and keeps in its own cache.
         kernel.stages["ptx"] = assembly.asm
-        from .backends.ptx_tools import have_nvjitlink
-
-        if have_nvjitlink():
-            kernel._cubin()
     else:
         kernel.stages["gcn"] = assembly.asm
         from .backends.amdgpu_link import link_code_object

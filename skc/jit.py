@@ -16,8 +16,6 @@ from .compiler import CompiledKernel, compile_kernel
 from .diagnostics import LaunchError, SkcError
 from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
 from .runtime.devices import Device, current_device, parse_device
-from .runtime.interop import scalar_type, tensor_facts
-from .runtime.launcher import CudaLauncher, InterpreterLauncher, normalize_stream
 from .target import Target, get_target
 
 _MAX_GRID = (2 ** 31 - 1, 65535, 65535)
@@ -37,6 +35,12 @@ def _dims(value, what: str) -> tuple:
     if any(d <= 0 for d in dims):
         raise LaunchError(f"{what} {value!r} has a dimension of zero or less; every dimension must be at least 1")
     return dims
+
+
+def _stream(stream) -> int:
+    from .runtime.launcher import normalize_stream
+
+    return normalize_stream(stream)
 
 
 def _launch_config(config) -> tuple:
@@ -59,6 +63,21 @@ def _key_part(arg):
         return "i1"
     dtype = getattr(arg, "dtype", None)
     return (kind, dtype) if dtype is not None else kind
+
+
+def _key_function(params, annotated):
+    """A function of the arguments giving the facts that select a specialization: constexpr values,
+    and types and dtypes of arguments the kernel does not declare. () when every parameter is declared."""
+    parts = []
+    for i, (param, spec) in enumerate(zip(params, annotated)):
+        if param.is_constexpr:
+            parts.append(f"_constant_key(args[{i}])")
+        elif spec is None:
+            parts.append(f"_key_part(args[{i}])")
+    source = "def key(args):\n    return (" + "".join(p + ", " for p in parts) + ")\n"
+    namespace = {"_constant_key": _constant_key, "_key_part": _key_part}
+    exec(compile(source, "<skc launch key>", "exec"), namespace)
+    return namespace["key"]
 
 
 def _constant_key(value):
@@ -84,6 +103,9 @@ class Kernel:
         self._annotated = [frontend.annotated_spec(p) for p in self.params]
         self._constexpr = tuple(p.is_constexpr for p in self.params)
         self._runtime_positions = tuple(i for i, c in enumerate(self._constexpr) if not c)
+        self._all_runtime = len(self._runtime_positions) == len(self.params)
+        self._nparams = len(self.params)
+        self.key = _key_function(self.params, self._annotated)
         self._signature = inspect.signature(fn)
         self._launches: dict = {}
         self._compiled: dict = {}
@@ -146,20 +168,20 @@ class Kernel:
                               f"{len(args)} given")
         return args
 
-    def launch(self, grid, block, args, kwargs, stream, device: Optional[Device]):
-        args = self._arguments(args, kwargs)
-        device = device or current_device()
-        constexpr = self._constexpr
-        key = (device, block, tuple(_constant_key(a) if c else _key_part(a) for a, c in zip(args, constexpr)))
-        launcher = self._launches.get(key)
-        if launcher is None:
-            launcher = self._prepare(device, block, args)
-            self._launches[key] = launcher
-        runtime_args = args if len(self._runtime_positions) == len(args) else \
-            [args[i] for i in self._runtime_positions]
-        launcher(runtime_args, grid, block, normalize_stream(stream) if stream is not None else 0)
+    def launcher_for(self, device: Device, block: tuple, key: tuple, args):
+        """The launcher of this specialization (compiled and loaded the first time)."""
+        found = self._launches.get((device, block, key))
+        if found is None:
+            found = self._prepare(device, block, args)
+            self._launches[(device, block, key)] = found
+        return found
+
+    def runtime_arguments(self, args):
+        return args if self._all_runtime else [args[i] for i in self._runtime_positions]
 
     def _prepare(self, device: Device, block: tuple, args):
+        from .runtime.launcher import CudaLauncher, InterpreterLauncher
+
         target = device.target
         total = block[0] * block[1] * block[2]
         if total > target.max_threads_per_block:
@@ -168,13 +190,13 @@ class Kernel:
         spec = self.specialize(args, block)
         compiled = self._compile(spec, target, device.is_interpreter)
         if device.is_interpreter:
-            return InterpreterLauncher(compiled.module.functions[0], compiled.params, target)
+            return InterpreterLauncher(compiled.module.functions[0], compiled.params, target, block)
         if device.kind == "cuda":
             from .runtime import cuda
 
             image = compiled.binary if compiled.binary is not None else compiled.stages["ptx"].encode()
             module = cuda.Module(image, compiled.name, device.index, compiled.shared_bytes)
-            return CudaLauncher(module, compiled.params, compiled.shared_bytes, device, compiled.name)
+            return CudaLauncher(module, compiled.params, compiled.shared_bytes, device, compiled.name, block)
         from .runtime.hip_launcher import HipLauncher
 
         return HipLauncher(compiled, device)
@@ -188,6 +210,8 @@ class Kernel:
         return Specialization(tuple(params), tuple(block), tuple(cluster or self.cluster))
 
     def _param_spec(self, param, annotated, arg) -> ParamSpec:
+        from .runtime.interop import scalar_type, tensor_facts
+
         name = f"{self.fn.__name__}: argument '{param.name}'"
         if param.is_constexpr:
             return ParamSpec(param.name, CONSTEXPR, value=arg.value if isinstance(arg, frontend.constexpr) else arg)
@@ -263,15 +287,30 @@ def _default_target() -> Target:
 
 
 class Launch:
-    """`kernel[grid, block]`: call it with the kernel's arguments (and stream=...) to launch."""
+    """`kernel[grid, block]`: call it with the kernel's arguments (and stream=...) to launch.
 
-    __slots__ = ("kernel", "grid", "block", "device")
+    The call is the per-launch hot path: it remembers the launcher it used last and reuses it while
+    the arguments select the same specialization on the same device."""
+
+    __slots__ = ("kernel", "grid", "block", "device", "_key", "_device", "_launch")
 
     def __init__(self, kernel: Kernel, grid, block, device):
         self.kernel, self.grid, self.block, self.device = kernel, grid, block, device
+        self._key = self._device = self._launch = None
 
     def __call__(self, *args, stream=None, **kwargs):
-        self.kernel.launch(self.grid, self.block, args, kwargs, stream, self.device)
+        kernel = self.kernel
+        if kwargs or len(args) != kernel._nparams:
+            args = kernel._arguments(args, kwargs)
+        device = self.device or current_device()
+        key = kernel.key(args)
+        if key != self._key or device is not self._device:
+            self._launch = kernel.launcher_for(device, self.block, key, args).launch
+            self._key, self._device = key, device
+        if kernel._all_runtime:
+            self._launch(args, self.grid, 0 if stream is None else _stream(stream))
+        else:
+            self._launch(kernel.runtime_arguments(args), self.grid, 0 if stream is None else _stream(stream))
 
 
 class DeviceView:

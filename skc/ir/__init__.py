@@ -3,12 +3,24 @@ from . import ops_arith, ops_control, ops_gpu, ops_memory  # noqa: F401  (regist
 from .builder import Builder
 from .core import BLOCKING, OPS, PURE, TERMINATOR, Function, Module, Op, Region, Value
 from .parser import ParseError, parse_module
-from .passes import PASSES, dce, run_pipeline, simplify
 from .printer import print_function, print_module, print_op
 from .types import (PointerType, ScalarType, TensorMapType, Type, VarType, VectorType, bf16, element_type,
                     f8e4m3, f8e5m2, f16, f32, f64, i1, i8, i16, i32, i64, parse_type, tmap, u8, u16, u32, u64,
                     with_element)
 from .verifier import verify
+
+_PASS_NAMES = ("PASSES", "dce", "run_pipeline", "simplify")
+
+
+def __getattr__(name):
+    # The passes fold constants with numpy; import them on first use to keep `import skc` light.
+    if name in _PASS_NAMES or name == "passes":
+        import importlib
+
+        passes = importlib.import_module(".passes", __name__)
+        return passes if name == "passes" else getattr(passes, name)
+    raise AttributeError(f"module 'skc.ir' has no attribute {name!r}")
+
 
 __all__ = [
     "Builder", "BLOCKING", "OPS", "PURE", "TERMINATOR", "Function", "Module", "Op", "Region", "Value",

@@ -14,12 +14,27 @@ from ..diagnostics import DeviceError
 from ..target import Target, get_target
 
 INTERPRETER_TARGET_ENV = "SKC_INTERPRETER_TARGET"
+_DEVICES: dict = {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Device:
+    """A device. There is one object per device (`get_device`), so identity is equality: launches
+    compare devices with `is`."""
+
     kind: str          # "cuda", "hip" or "interpreter"
     index: int = 0
+
+    def __new__(cls, kind: str, index: int = 0):
+        key = (kind, index)
+        found = _DEVICES.get(key)
+        if found is None:
+            found = object.__new__(cls)
+            _DEVICES[key] = found
+        return found
+
+    def __reduce__(self):
+        return (Device, (self.kind, self.index))
 
     @property
     def is_interpreter(self) -> bool:

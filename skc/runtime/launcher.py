@@ -8,8 +8,6 @@ Every check that can fail happens before anything is launched.
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
-
 import numpy as np
 
 from .. import ir
@@ -18,22 +16,13 @@ from . import dtypes
 from .arrays import DeviceArray
 from .devices import Device
 from .interop import tensor_facts
+from .signature import POINTER, SCALAR, LaunchParam  # noqa: F401  (LaunchParam re-exported)
 
-POINTER, SCALAR, TENSORMAP = "pointer", "scalar", "tensormap"
 
 _CTYPES = {"i1": ctypes.c_uint8, "i8": ctypes.c_int8, "i16": ctypes.c_int16, "i32": ctypes.c_int32,
            "i64": ctypes.c_int64, "u8": ctypes.c_uint8, "u16": ctypes.c_uint16, "u32": ctypes.c_uint32,
            "u64": ctypes.c_uint64, "f16": ctypes.c_uint16, "bf16": ctypes.c_uint16, "f32": ctypes.c_float,
            "f64": ctypes.c_double, "f8e4m3": ctypes.c_uint8, "f8e5m2": ctypes.c_uint8}
-
-
-@dataclass(frozen=True)
-class LaunchParam:
-    """A run-time kernel parameter: its name, kind and type (the element type for pointers)."""
-
-    name: str
-    kind: str
-    type: object = None
 
 
 def normalize_stream(stream) -> int:
@@ -52,104 +41,172 @@ def normalize_stream(stream) -> int:
     raise LaunchError(f"cannot use {type(stream).__name__} as a CUDA stream; pass a torch/cupy stream or an int")
 
 
-def _scalar_setter(slot, t: ir.ScalarType, name: str):
-    if t.name in ("f16", "bf16"):
-        def set_half(value):
-            if t.name == "f16":
-                slot.value = int(np.float16(value).view(np.uint16))
-            else:
-                slot.value = int(dtypes.float32_to_bf16_bits(np.array([value], np.float32))[0])
-        return set_half
-    if t.is_float:
-        def set_float(value):
-            slot.value = value
-        return set_float
-
-    def set_int(value):
-        slot.value = value
-    return set_int
-
-
 class CudaLauncher:
-    """Launches one loaded kernel; `__call__` is the per-launch hot path."""
+    """Launches one loaded kernel. `__call__` is a function generated for this kernel's parameters:
+    for each argument one type test on the fast path (a torch tensor or an skc array of the right
+    dtype on the right device) and a slot write, then cuLaunchKernel with a ready pointer array.
+    Anything else takes a slow path that checks it fully and explains what is wrong."""
 
-    def __init__(self, module, params, shared_bytes: int, device: Device, kernel_name: str):
+    def __init__(self, module, params, shared_bytes: int, device: Device, kernel_name: str, block: tuple):
         from . import cuda
 
-        self.function = module.function
-        self.params = params
-        self.shared_bytes = shared_bytes
-        self.device = device
-        self.kernel_name = kernel_name
-        self.slots, self.setters = [], []
-        for p in params:
-            if p.kind == POINTER:
-                slot = ctypes.c_uint64()
-                self.setters.append(self._pointer_setter(slot, p))
-            elif p.kind == SCALAR:
-                slot = _CTYPES[p.type.name]()
-                self.setters.append(_scalar_setter(slot, p.type, p.name))
-            else:  # a tensor map: 128 bytes passed by value
-                slot = (ctypes.c_uint8 * 128)()
-                self.setters.append(self._tensormap_setter(slot, p))
-            self.slots.append(slot)
+        self.kernel_name, self.params, self.device = kernel_name, params, device
+        self.slots = [_slot(p) for p in params]
         self.pointers = (ctypes.c_void_p * max(1, len(self.slots)))(*[ctypes.addressof(s) for s in self.slots])
-        self.address = ctypes.addressof(self.pointers)
-        self._launch = cuda.driver().cuLaunchKernel
-        self._error_text = cuda.error_text
+        namespace = {
+            "_launch": cuda.driver().cuLaunchKernel, "_f": module.function, "_addr": ctypes.addressof(self.pointers),
+            "_fail": self._fail, "_bad": self._bad_argument, "_Tensor": _torch_tensor_type(),
+            "_DeviceArray": DeviceArray, "_device": device, "_index": device.index,
+        }
+        lines = [f"def launch(args, grid, stream):", "    try:"]
+        names = [f"a{i}" for i in range(len(params))]
+        if names:
+            lines.append(f"        {', '.join(names)}, = args")
+        for i, p in enumerate(params):
+            namespace[f"_s{i}"] = self.slots[i]
+            lines += ["        " + line for line in self._argument_lines(i, p, namespace)]
+        bx, by, bz = block
+        lines += [f"    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
+                  f"        _bad(args, error)",
+                  f"    r = _launch(_f, grid[0], grid[1], grid[2], {bx}, {by}, {bz}, {shared_bytes}, stream, _addr, 0)[0]",
+                  f"    if r:",
+                  f"        _fail(r, grid)"]
+        exec(compile("\n".join(lines), f"<skc launcher for {kernel_name}>", "exec"), namespace)
+        self.launch = namespace["launch"]
+        self.shared_bytes, self.block = shared_bytes, block
 
-    def _pointer_setter(self, slot, param: LaunchParam):
-        device_index = self.device.index
-        kernel = self.kernel_name
+    def __call__(self, args, grid, stream=0):
+        return self.launch(args, grid, stream)
 
-        def set_pointer(arg):
-            kind = type(arg)
-            if kind is DeviceArray:
-                if arg.device.kind != "cuda" or arg.device.index != device_index:
-                    raise LaunchError(f"{kernel}: argument '{param.name}' is on {arg.device}, the kernel runs on "
-                                      f"cuda:{device_index}", )
-                slot.value = arg.ptr
-                return
-            facts = tensor_facts(arg)
-            if facts is None:
-                raise LaunchError(f"{kernel}: argument '{param.name}' must be a device array or tensor, "
-                                  f"found {kind.__name__}")
-            where, index = facts.device
+    def _argument_lines(self, i: int, p, namespace) -> list:
+        a = f"a{i}"
+        if p.kind == POINTER:
+            namespace[f"_torch_dtype{i}"] = _torch_dtype(p.type)
+            namespace[f"_dtype{i}"] = p.type
+            namespace[f"_slow{i}"] = self._pointer_checker(p)
+            return [f"t = type({a})",
+                    f"if t is _Tensor and {a}.dtype is _torch_dtype{i} and {a}.get_device() == _index:",
+                    f"    _s{i}.value = {a}.data_ptr()",
+                    f"elif t is _DeviceArray and {a}.dtype is _dtype{i} and {a}.device is _device:",
+                    f"    _s{i}.value = {a}.ptr",
+                    f"else:",
+                    f"    _s{i}.value = _slow{i}({a})"]
+        if p.kind == SCALAR:
+            t = p.type
+            if t.name in ("f16", "bf16"):
+                namespace[f"_convert{i}"] = _half_bits(t)
+                return [f"_s{i}.value = _convert{i}({a})"]
+            if t.is_int and not t.is_bool:
+                lo, hi = (0, 2 ** t.bits - 1) if not t.is_signed else (-2 ** (t.bits - 1), 2 ** (t.bits - 1) - 1)
+                namespace[f"_range{i}"] = lambda value, p=p, lo=lo, hi=hi: self._out_of_range(p, value, lo, hi)
+                return [f"if not {lo} <= {a} <= {hi}:", f"    _range{i}({a})", f"_s{i}.value = {a}"]
+            return [f"_s{i}.value = {a}"]
+        namespace[f"_tensormap{i}"] = lambda arg, slot=self.slots[i], p=p: self._set_tensormap(slot, p, arg)
+        return [f"_tensormap{i}({a})"]
+
+    def _pointer_checker(self, param):
+        """The slow path: any tensor-like argument, checked fully (dtype, memory, device)."""
+        index, kernel, expected = self.device.index, self.kernel_name, param.type
+
+        def pointer(arg):
+            if isinstance(arg, DeviceArray):
+                where, device_index, dtype = arg.device.kind, arg.device.index, arg.dtype
+                if where == "interpreter":
+                    where = "cpu"
+            else:
+                facts = tensor_facts(arg)
+                if facts is None:
+                    raise LaunchError(f"{kernel}: argument '{param.name}' must be a device array or tensor, "
+                                      f"found {type(arg).__name__}")
+                (where, device_index), dtype = facts.device, facts.dtype
+            if dtype is not expected:
+                raise LaunchError(f"{kernel}: argument '{param.name}' has dtype {dtype}, expected {expected}")
             if where != "cuda":
                 hint = " (a host array: copy it with skc.to_device(x) or x.cuda())" if where == "cpu" else ""
                 raise LaunchError(f"{kernel}: argument '{param.name}' is in {where} memory{hint}; "
-                                  f"the kernel runs on cuda:{device_index}")
-            if index is not None and index != device_index:
-                raise LaunchError(f"{kernel}: argument '{param.name}' is on cuda:{index}, the kernel runs on "
-                                  f"cuda:{device_index}")
-            slot.value = facts.pointer(arg)
-        return set_pointer
+                                  f"the kernel runs on cuda:{index}")
+            if device_index is not None and device_index != index:
+                raise LaunchError(f"{kernel}: argument '{param.name}' is on cuda:{device_index}, the kernel runs "
+                                  f"on cuda:{index}")
+            return arg.ptr if isinstance(arg, DeviceArray) else facts.pointer(arg)
+        return pointer
 
-    def _tensormap_setter(self, slot, param: LaunchParam):
-        def set_tensormap(arg):
-            data = getattr(arg, "descriptor_bytes", None)
-            if data is None:
-                raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be an skc.TensorMap")
-            ctypes.memmove(slot, data, 128)
-        return set_tensormap
+    def _out_of_range(self, param, value, lo, hi):
+        raise LaunchError(f"{self.kernel_name}: argument '{param.name}' = {value} does not fit in {param.type} "
+                          f"({lo}..{hi})")
 
-    def __call__(self, args, grid, block, stream: int):
-        for setter, arg in zip(self.setters, args):
-            setter(arg)
-        result = self._launch(self.function, grid[0], grid[1], grid[2], block[0], block[1], block[2],
-                              self.shared_bytes, stream, self.address, 0)[0]
-        if int(result):
-            raise DeviceError(f"cuLaunchKernel of {self.kernel_name} (grid {grid}, block {block}, "
-                              f"{self.shared_bytes} bytes of shared memory) failed: {self._error_text(result)}")
+    def _bad_argument(self, args, error):
+        if isinstance(error, LaunchError):
+            raise error
+        for param, arg in zip(self.params, args):
+            if param.kind == SCALAR and not isinstance(arg, (int, float, bool, np.generic)):
+                raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be a number ({param.type}), "
+                                  f"found {type(arg).__name__}") from None
+        raise LaunchError(f"{self.kernel_name}: bad argument: {error}") from error
+
+    def _set_tensormap(self, slot, param, arg):
+        data = getattr(arg, "descriptor_bytes", None)
+        if data is None:
+            raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be an skc.TensorMap")
+        ctypes.memmove(slot, data, 128)
+
+    def _fail(self, result, grid):
+        from . import cuda
+
+        raise DeviceError(f"cuLaunchKernel of {self.kernel_name} (grid {grid}, block {self.block}, "
+                          f"{self.shared_bytes} bytes of shared memory) failed: {cuda.error_text(result)}")
+
+
+def _slot(param):
+    if param.kind == POINTER:
+        return ctypes.c_uint64()
+    if param.kind == SCALAR:
+        return _CTYPES[param.type.name]()
+    return (ctypes.c_uint8 * 128)()
+
+
+def _half_bits(t: ir.ScalarType):
+    if t.name == "f16":
+        return lambda value: int(np.float16(value).view(np.uint16))
+    return lambda value: int(dtypes.float32_to_bf16_bits(np.array([value], np.float32))[0])
+
+
+class _NeverMatches:
+    pass
+
+
+def _torch_tensor_type():
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch.Tensor if torch is not None else _NeverMatches
+
+
+def _torch_dtype(t: ir.ScalarType):
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return _NeverMatches
+    for name, ir_name in dtypes._TORCH_NAMES.items():
+        if ir_name == t.name:
+            found = getattr(torch, name.split(".")[1], None)
+            if found is not None:
+                return found
+    return _NeverMatches
 
 
 class InterpreterLauncher:
     """Runs a kernel's tile IR in the CPU interpreter over host arrays (written in place)."""
 
-    def __init__(self, function: ir.Function, params, target):
-        self.function, self.params, self.target = function, params, target
+    def __init__(self, function: ir.Function, params, target, block: tuple):
+        self.function, self.params, self.target, self.block = function, params, target, block
 
-    def __call__(self, args, grid, block, stream=None):
+    def __call__(self, args, grid, stream=0):
+        self.launch(args, grid, stream)
+
+    def launch(self, args, grid, stream=0):
+        block = self.block
         from .interpreter import Memory, run
 
         memory = Memory()

@@ -102,7 +102,7 @@ def _only_entry(cache_dir):
     return entries[0].parent
 
 
-@pytest.mark.parametrize("damage", ["truncate_ptx", "flip_binary", "drop_manifest", "garbage_manifest"])
+@pytest.mark.parametrize("damage", ["truncate_ptx", "flip_byte", "drop_manifest", "garbage_manifest"])
 def test_damaged_entry_is_recompiled(workspace, damage):
     code, cache_dir = workspace
     write_module(code)
@@ -111,8 +111,8 @@ def test_damaged_entry_is_recompiled(workspace, damage):
     if damage == "truncate_ptx":
         ptx = entry / "kernel.ptx"
         ptx.write_bytes(ptx.read_bytes()[:100])
-    elif damage == "flip_binary":
-        binary = entry / "kernel.bin"
+    elif damage == "flip_byte":
+        binary = entry / "kernel.ll"
         data = bytearray(binary.read_bytes())
         data[len(data) // 2] ^= 0xFF
         binary.write_bytes(bytes(data))

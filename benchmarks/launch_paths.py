@@ -1,0 +1,58 @@
+"""Per-launch host time of the ways to call cuLaunchKernel from Python (an empty 4-argument kernel):
+cuda.bindings with a ready argument array, ctypes into libcuda, and skc's whole launch path."""
+import ctypes
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(__file__)))
+import skc  # noqa: E402
+from skc.runtime import cuda  # noqa: E402
+
+
+@skc.kernel(block=32)
+def empty(a: skc.Ptr[skc.f32], b: skc.Ptr[skc.f32], c: skc.Ptr[skc.f32], n: skc.i32):
+    if n < 0:
+        a[0] = 1.0
+
+
+def per_launch(fn, n=20000):
+    for _ in range(200):
+        fn()
+    torch.cuda.synchronize()
+    best = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(n // 5):
+            fn()
+        best.append((time.perf_counter() - t) / (n // 5) * 1e6)
+        torch.cuda.synchronize()
+    return sorted(best)[len(best) // 2]
+
+
+x = torch.zeros(1024, device="cuda")
+launch = empty[1, 32]
+launch(x, x, x, 1024)
+torch.cuda.synchronize()
+launcher = launch._launch.__self__ if hasattr(launch._launch, "__self__") else None
+compiled = empty._compiled[next(iter(empty._compiled))]
+module = cuda.Module(compiled.stages["ptx"].encode(), "empty", 0)
+slots = [ctypes.c_uint64(x.data_ptr()) for _ in range(3)] + [ctypes.c_int32(1024)]
+array = (ctypes.c_void_p * 4)(*[ctypes.addressof(s) for s in slots])
+address = ctypes.addressof(array)
+bindings = cuda.driver().cuLaunchKernel
+function = module.function
+results = {}
+results["cuda.bindings, ready array"] = per_launch(lambda: bindings(function, 1, 1, 1, 32, 1, 1, 0, 0, address, 0))
+libcuda = ctypes.CDLL("libcuda.so.1")
+raw = libcuda.cuLaunchKernel
+raw.restype = ctypes.c_int
+raw.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [ctypes.c_void_p] * 3
+handle = int(function)
+results["ctypes libcuda, argtypes"] = per_launch(lambda: raw(handle, 1, 1, 1, 32, 1, 1, 0, None, address, None))
+results["skc k[grid, block](...)"] = per_launch(lambda: launch(x, x, x, 1024))
+results["torch.add"] = per_launch(lambda: torch.add(x, x, out=x))
+for name, us in results.items():
+    print(f"{name:32s} {us:6.2f} us")
+print("CUresult type:", type(bindings(function, 1, 1, 1, 32, 1, 1, 0, 0, address, 0)[0]).__mro__)
