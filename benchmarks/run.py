@@ -116,17 +116,26 @@ _COLD = textwrap.dedent('''
     t0 = time.perf_counter()
     import skc
     t1 = time.perf_counter()
+    import numpy, torch
     sys.path.insert(0, sys.argv[1])
     import vector_add as example
-    compiled = example.vector_add.compile(target="sm_90a")
+    x = torch.randn(1 << 20, device="cuda")
+    torch.cuda.synchronize()
     t2 = time.perf_counter()
-    print(json.dumps({"import": t1 - t0, "compile": t2 - t1, "from_cache": compiled.from_cache}))
+    compiled = example.vector_add.compile(target="sm_90a")
+    t3 = time.perf_counter()
+    example.launch(x, x, x, x.numel())
+    torch.cuda.synchronize()
+    t4 = time.perf_counter()
+    print(json.dumps({"import": t1 - t0, "compile": t3 - t2, "first_launch": t4 - t2, "from_cache": compiled.from_cache}))
 ''')
 
 
 def compile_times(rows):
-    """Cold compile of vector add, a cache hit in a new process, and `import skc`, each in fresh processes."""
-    cold, hits, imports = [], [], []
+    """`import skc`; compiling vector add cold and from the disk cache in a new process; the first launch
+    (compile, load, run) in each case. Fresh processes, a fresh cache folder per pair."""
+    records = {True: [], False: []}
+    imports = []
     for _ in range(5):
         with tempfile.TemporaryDirectory() as cache_dir:
             env = dict(os.environ, SKC_CACHE_DIR=cache_dir)
@@ -134,29 +143,32 @@ def compile_times(rows):
                 out = subprocess.run([sys.executable, "-c", _COLD, os.path.join(ROOT, "examples")], env=env,
                                      capture_output=True, text=True, check=True).stdout
                 record = json.loads(out.strip().splitlines()[-1])
-                (hits if record["from_cache"] else cold).append(record["compile"])
+                records[record["from_cache"]].append(record)
                 imports.append(record["import"])
-    rows.append({"benchmark": "cold_compile_vector_add", "median_ms": 1e3 * statistics.median(cold),
-                 "target": "<= 150 ms"})
-    rows.append({"benchmark": "cache_hit_new_process", "median_ms": 1e3 * statistics.median(hits),
-                 "target": "<= 20 ms"})
+
+    def median(hit, field):
+        return 1e3 * statistics.median(r[field] for r in records[hit])
+
+    rows.append({"benchmark": "cold_compile_vector_add", "compile_ms": median(False, "compile"),
+                 "first_launch_ms": median(False, "first_launch"), "target": "<= 150 ms"})
+    rows.append({"benchmark": "cache_hit_new_process", "compile_ms": median(True, "compile"),
+                 "first_launch_ms": median(True, "first_launch"), "target": "<= 20 ms"})
     rows.append({"benchmark": "import_skc", "median_s": statistics.median(imports), "target": "<= 0.3 s"})
 
 
 def gemm(rows):
     import torch
 
-    spec = importlib.util.spec_from_file_location("bench_matmul", os.path.join(ROOT, "examples", "matmul.py"))
-    if not os.path.exists(spec.origin):
-        return
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    import skc
+
     for size in (4096, 8192):
         a = torch.randn(size, size, device="cuda", dtype=torch.bfloat16)
         b = torch.randn(size, size, device="cuda", dtype=torch.bfloat16)
         c = torch.empty(size, size, device="cuda", dtype=torch.bfloat16)
-        skc_ms = bench(lambda: example.matmul(a, b, out=c), rep_ms=500)
-        error = ((c.float() - (a.float() @ b.float())).norm() / (a.float() @ b.float()).norm()).item()
+        skc.blocks.matmul(a, b, out=c)
+        expected = a.float() @ b.float()
+        error = ((c.float() - expected).norm() / expected.norm()).item()
+        skc_ms = bench(lambda: skc.blocks.matmul(a, b, out=c), rep_ms=500)
         torch_ms = bench(lambda: torch.matmul(a, b), rep_ms=500)
         flops = 2 * size ** 3
         rows.append({"benchmark": "gemm_bf16", "size": size, "skc_TFLOPs": flops / skc_ms / 1e9,

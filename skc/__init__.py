@@ -15,15 +15,16 @@ __version__ = "0.1.0"
 
 from .diagnostics import (CompileError, DeadlockError, DeviceError, InterpreterError, LaunchError, SkcError,  # noqa
                           VerificationError)
-from .frontend import Array, Ptr, TensorMap, constexpr, func, host  # noqa: E402
+from .frontend import Array, Ptr, constexpr, func, host  # noqa: E402
 from .frontend.builtins import (asm, atomic_add, atomic_and, atomic_cas, atomic_max, atomic_min, atomic_or,  # noqa
-                                atomic_xchg, atomic_xor, ballot, barrier, bitcast, block_dim, block_id, block_max,
+                                atomic_xchg, atomic_xor, ballot, barrier, barrier_named, bitcast, block_dim, block_id, block_max,
                                 block_min, block_reduce, block_sum, cast, cdiv, ceil, cos, device_print, exp, exp2,
-                                floor, fma, grid_dim, int_to_ptr, lane_id, load, log, log2, maximum, minimum,
+                                floor, fma, full, grid_dim, int_to_ptr, lane_id, load, log, log2, maximum, minimum,
                                 num_threads, num_warps, ptr_to_int, rint, rsqrt, shared, shfl_down, shfl_idx, shfl_up,
                                 shfl_xor, sin, sqrt, static_range, store, syncthreads, tanh, thread_id, thread_index,
                                 trunc, vector, vote_all, vote_any, warp_id, warp_max, warp_min, warp_reduce, warp_size,
                                 warp_sum, where)
+from .frontend import hopper  # noqa: E402
 from .frontend.dtypes import ALIASES as _ALIASES, DTYPES as _DTYPES  # noqa: E402
 from .compiler import CompiledKernel  # noqa: E402
 from .jit import Kernel, kernel  # noqa: E402
@@ -37,7 +38,7 @@ globals().update({alias: _DTYPES[name] for alias, name in _ALIASES.items()})
 
 
 _LAZY = {"DeviceArray": "runtime.arrays", "empty": "runtime.arrays", "to_device": "runtime.arrays",
-         "zeros": "runtime.arrays", "testing": None}
+         "zeros": "runtime.arrays", "testing": None, "TensorMap": "runtime.tma", "blocks": None}
 
 
 def __getattr__(name):

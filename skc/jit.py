@@ -72,6 +72,8 @@ def _key_function(params, annotated):
     for i, (param, spec) in enumerate(zip(params, annotated)):
         if param.is_constexpr:
             parts.append(f"_constant_key(args[{i}])")
+        elif spec is not None and spec.kind == TENSORMAP:
+            parts.append(f"getattr(args[{i}], 'spec', None)")
         elif spec is None:
             parts.append(f"_key_part(args[{i}])")
     source = "def key(args):\n    return (" + "".join(p + ", " for p in parts) + ")\n"
@@ -221,8 +223,11 @@ class Kernel:
             return ParamSpec(param.name, POINTER, arg)
         if isinstance(arg, frontend.DType):
             return ParamSpec(param.name, SCALAR, arg.ir)
-        if annotated is not None and annotated.kind == TENSORMAP or getattr(arg, "descriptor_bytes", None) is not None:
-            return ParamSpec(param.name, TENSORMAP, ir.tmap)
+        spec = getattr(arg, "spec", None)
+        if isinstance(spec, ir.TensorMapType):
+            return ParamSpec(param.name, TENSORMAP, spec)
+        if annotated is not None and annotated.kind == TENSORMAP:
+            raise LaunchError(f"{name} must be an skc.TensorMap, found {type(arg).__name__}")
         facts = tensor_facts(arg)
         if annotated is not None and annotated.kind == POINTER:
             if facts is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..target import Target
+from . import nvptx_async
 from .llvm_text import asm_string
 from .lowering import FunctionLowering, intrinsic_suffix
 
@@ -40,6 +41,7 @@ class NVPTX:
             "gpu.lane_id": _lower_lane_id, "gpu.barrier": _lower_barrier, "gpu.shuffle": _lower_shuffle,
             "gpu.vote": _lower_vote, "gpu.asm": _lower_asm, "gpu.print": _lower_print, "gpu.assert": _lower_assert,
         }
+        self.ops.update(nvptx_async.OPS)
 
     # -- the kernel's shape -----------------------------------------------------------
     def kernel_params(self, fn: ir.Function):

@@ -56,11 +56,34 @@ def _log(lib, handle, kind: str) -> str:
     return bytes(buffer).rstrip(b"\0").decode(errors="replace")
 
 
+@functools.lru_cache(maxsize=None)
+def ptxas_path():
+    """ptxas from the nvidia-cuda-nvcc wheel, else from PATH; None when neither."""
+    try:
+        import nvidia
+
+        for base in nvidia.__path__:
+            for sub in ("cu13", "cu12", "cuda_nvcc"):
+                candidate = os.path.join(base, sub, "bin", "ptxas")
+                if os.access(candidate, os.X_OK):
+                    return candidate
+    except ImportError:
+        pass
+    return shutil.which("ptxas")
+
+
 def link_ptx(ptx: str, arch: str, name: str = "kernel") -> tuple[bytes, str]:
-    """PTX to a cubin for `arch` (e.g. 'sm_90a') with nvJitLink; gives the cubin and ptxas's log."""
+    """PTX to a cubin for `arch` (e.g. 'sm_90a'); gives the cubin and ptxas's resource log.
+
+    ptxas itself is preferred where installed: compiling a whole program, it honours setmaxnreg, which
+    nvJitLink's separate-compilation mode ignores (ptxas C7504); the driver, loading PTX, honours it too."""
+    tool = ptxas_path()
+    if tool is not None:
+        return _run_ptxas(tool, ptx, arch, name)
     lib = _nvjitlink()
     if lib is None:
-        raise DeviceError("nvJitLink is not installed; install skc's 'nvidia' extra (pip install 'skc[nvidia]')")
+        raise DeviceError("neither ptxas nor nvJitLink is installed; install skc's 'nvidia' extra "
+                          "(pip install 'skc[nvidia]')")
     options = [f"-arch={arch}", "-O3", "-Xptxas=-v"]
     handle = lib.create(len(options), options)
     try:
@@ -77,6 +100,20 @@ def link_ptx(ptx: str, arch: str, name: str = "kernel") -> tuple[bytes, str]:
         return bytes(cubin), _log(lib, handle, "info")
     finally:
         lib.destroy(handle)
+
+
+def _run_ptxas(tool: str, ptx: str, arch: str, name: str) -> tuple[bytes, str]:
+    with tempfile.TemporaryDirectory() as folder:
+        source, output = os.path.join(folder, "kernel.ptx"), os.path.join(folder, "kernel.cubin")
+        with open(source, "w") as f:
+            f.write(ptx)
+        result = subprocess.run([tool, f"-arch={arch}", "-O3", "-v", source, "-o", output],
+                                capture_output=True, text=True)
+        if result.returncode:
+            raise CompileError(f"ptxas rejected the PTX of {name} for {arch}:\n{result.stderr.strip()}",
+                               hint="this is an skc bug unless the kernel uses skc.asm")
+        with open(output, "rb") as f:
+            return f.read(), result.stderr + result.stdout
 
 
 _REPORT = re.compile(r"Function properties for (\S+)\n.*?(\d+) bytes stack frame, (\d+) bytes spill stores, "

@@ -11,6 +11,12 @@ from .source import source_digest
 from .values import Dyn, RValue, Slot
 
 
+def enclosing_conditions() -> list:
+    """The (condition, branch taken) pairs of the run-time `if`s around the code being compiled, outermost
+    first: blocks use them to check which role a piece of code runs in."""
+    return list(current().evaluator.conditions)
+
+
 def inside_with(manager) -> bool:
     """Whether the kernel being compiled is inside a with-block of `manager` (for blocks' protocol checks)."""
     return current().evaluator.inside_with(manager)
@@ -20,5 +26,5 @@ __all__ = [
     "language", "Array", "host", "current", "generating", "DTYPES", "DType", "Ptr", "PtrType", "TensorMap",
     "as_ir_type", "constexpr", "CONSTEXPR", "POINTER", "SCALAR", "TENSORMAP", "DeviceFunction", "Parameter",
     "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "fingerprint", "func", "kernel_parameters",
-    "Dyn", "RValue", "Slot", "inside_with", "global_fingerprint", "source_digest",
+    "Dyn", "RValue", "Slot", "inside_with", "enclosing_conditions", "global_fingerprint", "source_digest",
 ]

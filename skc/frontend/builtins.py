@@ -103,6 +103,14 @@ def barrier():
 syncthreads = barrier
 
 
+@skc_builtin
+def barrier_named(barrier_id: int, threads: int):
+    """Wait until `threads` threads (a multiple of 32) reach named barrier `barrier_id` (1..15)."""
+    if not 1 <= barrier_id < 16:
+        raise semantics.error(f"named barrier ids are 1 to 15 (0 is the block barrier), found {barrier_id}")
+    current().builder.create("gpu.barrier", attrs={"id": int(barrier_id), "threads": int(threads)})
+
+
 # -- memory --------------------------------------------------------------------------------------
 @skc_builtin
 def shared(shape, dtype, align: int = 16) -> Array:
@@ -166,6 +174,15 @@ def vector(*elements):
     values = [semantics.cast(e, elem).value for e in elements]
     t = ir.VectorType(elem, len(elements))
     return RValue(current().builder.value("vec.from", values, t), t)
+
+
+@skc_builtin
+def full(count: int, value, dtype):
+    """A vector of `count` copies of value."""
+    elem = as_ir_type(dtype)
+    scalar = semantics.cast(value, elem)
+    t = ir.VectorType(elem, int(count))
+    return RValue(current().builder.value("vec.splat", (scalar.value,), t), t)
 
 
 @skc_builtin

@@ -126,7 +126,10 @@ def _hashable(value):
 
 
 class TensorMap:
-    """Annotation for a TMA tensor-map parameter (made on the host, passed by value)."""
+    """Annotation for a TMA tensor-map parameter (made on the host, passed by value). The host class
+    skc.TensorMap (skc.runtime.tma) carries the same marker, so either annotates a parameter."""
+
+    __skc_tensor_map__ = True
 
 
 def is_constexpr_annotation(annotation) -> bool:

@@ -18,6 +18,7 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, CallEvaluator):
         self.frames: list[Frame] = []
         self.region_stack: list[int] = []       # ids of the run-time regions open now
         self.attribute_origin: dict = {}        # (id(obj), attr) -> (obj, region id where last set)
+        self.conditions: list = []              # (condition RValue, branch taken) of the enclosing run-time ifs
 
     @property
     def frame(self) -> Frame:

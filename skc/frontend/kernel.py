@@ -12,7 +12,7 @@ from ..diagnostics import CompileError, SkcError
 from ..target import Target
 from . import context
 from .context import CodeGen, Dependencies
-from .dtypes import DType, PtrType, TensorMap, constexpr, is_constexpr_annotation
+from .dtypes import DType, PtrType, constexpr, is_constexpr_annotation
 from .evaluator import Evaluator
 from .frames import CompileTimeReturn, Frame
 from .source import get_source
@@ -110,7 +110,7 @@ def annotated_spec(param: Parameter) -> Optional[ParamSpec]:
         return ParamSpec(param.name, POINTER, a)
     if isinstance(a, DType):
         return ParamSpec(param.name, SCALAR, a.ir)
-    if a is TensorMap:
+    if getattr(a, "__skc_tensor_map__", False):
         return ParamSpec(param.name, TENSORMAP, ir.tmap)
     return None
 

@@ -13,7 +13,7 @@ from .expressions import MISSING, _merge_type
 from .frames import (CompileTimeBreak, CompileTimeContinue, CompileTimeReturn, ControlSignal, LoopContext,
                      ReturnTarget, scratch_region)
 from .source import attribute_targets, carried_names, has_nested_jump, subscripted_names
-from .values import Dyn, Poison, RValue, Slot
+from .values import Dyn, Poison, RValue, Slot, mutable
 
 _MAX_COMPILE_TIME_ITERATIONS = 1 << 16
 
@@ -171,7 +171,7 @@ class StatementEvaluator:
                     f"'{name}' is a run-time variable of type {current.type}; it cannot hold {_describe(value)}",
                     hint="use a new name for the compile-time value")
             current.store(value)
-        elif name in self.frame.promote and isinstance(value, Dyn):
+        elif name in self.frame.promote and mutable(value):
             slot = Slot(_type_of(value), name)
             slot.store(value)
             env[name] = slot
@@ -184,7 +184,7 @@ class StatementEvaluator:
         try:
             if isinstance(current, Slot):
                 current.store(value)
-            elif isinstance(value, Dyn):
+            elif mutable(value):
                 if self.region_stack and isinstance(current, Dyn):
                     raise self.error_at(
                         node, f"attribute '{attr}' holds a run-time value set by plain Python code outside this "
@@ -241,7 +241,7 @@ class StatementEvaluator:
                                       "follow the path taken",
                                 hint="assign the element in the loop's own body (skc then keeps it in a variable), "
                                      "or build the container inside the loop")
-        if isinstance(value, Dyn) and isinstance(container, (list, dict)) and not self.region_stack:
+        if mutable(value) and isinstance(container, (list, dict)) and not self.region_stack:
             slot = Slot(value.type, "element")
             slot.store(value)
             value = slot
@@ -298,10 +298,14 @@ class StatementEvaluator:
         if_op = self.cg.builder.if_(condition.value)
         before = dict(self.frame.env)
         branches = []
-        for region, body in zip(if_op.regions, (node.body, node.orelse)):
+        for taken, (region, body) in zip((True, False), zip(if_op.regions, (node.body, node.orelse))):
             self.frame.env = dict(before)
-            with self.runtime_region(region):
-                ended = self.exec_body(body)
+            self.conditions.append((condition, taken))
+            try:
+                with self.runtime_region(region):
+                    ended = self.exec_body(body)
+            finally:
+                self.conditions.pop()
             branches.append((self.frame.env, region, ended))
         self.frame.env = self.merge(before, branches, node)
         return all(ended for _, _, ended in branches)
@@ -357,8 +361,7 @@ class StatementEvaluator:
                 args, kwargs = self.eval_call_arguments(node.iter)
                 return self.unrolled_loop(node, static_range(*args, **kwargs))
         iterable = self.eval_value(node.iter)
-        loop = getattr(iterable, "__skc_loop__", None)
-        if loop is not None:
+        if hasattr(type(iterable), "__skc_range__"):
             return self.protocol_loop(node, iterable)
         return self.unrolled_loop(node, self.compile_time_iterable(iterable, node.iter))
 
@@ -397,7 +400,7 @@ class StatementEvaluator:
         for name in names:
             value = frame.env.get(name, MISSING)
             before[name] = value
-            if isinstance(value, Dyn) and not isinstance(value, Slot) or semantics.is_number(value):
+            if mutable(value) and not isinstance(value, Slot) or semantics.is_number(value):
                 slot = Slot(_type_of(value), name)
                 slot.store(value)
                 frame.env[name] = slot
@@ -509,8 +512,23 @@ class StatementEvaluator:
             return "break"
 
     def protocol_loop(self, node, iterable):
-        """`for x in obj` where obj defines __skc_loop__(body): the object drives the loop."""
-        raise self.error_at(node.iter, "iteration protocol objects are not supported yet")
+        """`for x in obj` where obj has `__skc_range__()` giving run-time (start, stop, step) and
+        `__skc_item__(i)` giving the item of index i: a run-time loop over the indices."""
+        start, stop, step = self.call_method(iterable, "__skc_range__", (), node.iter)
+        label = self.cg.label()
+        t = _index_type((start, stop, step))
+        lb, ub, st = (semantics.cast(v, t) for v in (start, stop, step))
+
+        def make_loop():
+            return self.cg.builder.for_(lb.value, ub.value, st.value, label)
+
+        def body(for_op):
+            index = RValue(for_op.regions[0].args[0], t)
+            self.assign(node.target, self.call_method(iterable, "__skc_item__", (index,), node.iter))
+            self.exec_body(node.body)
+
+        self.runtime_loop(node, make_loop, label, body)
+        return False
 
     def stmt_Break(self, node):
         return self.jump(node, "break")
@@ -656,7 +674,7 @@ def _index_type(values):
 
 def _as_slot(value, name: str):
     """A slot holding value, for a number or a run-time value not yet in one; else None."""
-    if isinstance(value, Slot) or not (isinstance(value, Dyn) or semantics.is_number(value)):
+    if isinstance(value, Slot) or not (mutable(value) or semantics.is_number(value)):
         return None
     slot = Slot(_type_of(value), name)
     slot.store(value)

@@ -201,3 +201,9 @@ class Poison:
 
 def is_dyn(x) -> bool:
     return isinstance(x, Dyn)
+
+
+def mutable(x) -> bool:
+    """Whether a run-time value must live in a slot when stored somewhere that may change: every one but
+    tensor maps (kernel arguments that never change and cannot be copied into a variable)."""
+    return isinstance(x, Dyn) and not isinstance(getattr(x, "type", None), ir.TensorMapType)

@@ -191,15 +191,46 @@ class VarType(Type):
 
 
 class TensorMapType(Type):
-    """A TMA tensor map (a 128-byte descriptor made on the host), passed by value as a kernel parameter."""
+    """A TMA tensor map (a 128-byte descriptor made on the host, passed by value). The parameterized
+    form `tmap<bf16, 128x64, swizzle=128>` carries what the kernel must know at compile time: the
+    element type, the box copied per operation (outermost dimension first) and the swizzle in bytes."""
 
     __slots__ = ()
 
-    def __new__(cls):
-        return super().__new__(cls)
+    def __new__(cls, elem=None, box=(), swizzle: int = 0):
+        if elem is not None and not isinstance(elem, ScalarType):
+            raise ValueError(f"a tensor map's elements are scalars, got {elem}")
+        if swizzle not in (0, 32, 64, 128):
+            raise ValueError(f"swizzle must be 0, 32, 64 or 128 bytes, got {swizzle}")
+        return super().__new__(cls, elem, tuple(int(b) for b in box), swizzle)
+
+    @property
+    def elem(self):
+        return self._key[0]
+
+    @property
+    def box(self) -> tuple:
+        return self._key[1]
+
+    @property
+    def swizzle(self) -> int:
+        return self._key[2]
+
+    @property
+    def rank(self) -> int:
+        return len(self.box)
+
+    @property
+    def box_bytes(self) -> int:
+        count = 1
+        for extent in self.box:
+            count *= extent
+        return count * (self.elem.bytes if self.elem is not None else 0)
 
     def __str__(self):
-        return "tmap"
+        if self.elem is None:
+            return "tmap"
+        return f"tmap<{self.elem}, {'x'.join(map(str, self.box))}, swizzle={self.swizzle}>"
 
 
 def scalar(name: str) -> ScalarType:
@@ -232,6 +263,11 @@ def parse_type(text: str) -> Type:
         return ScalarType(text)
     if text == "tmap":
         return tmap
+    if text.startswith("tmap<") and text.endswith(">"):
+        elem, box, swizzle = (part.strip() for part in text[5:-1].split(","))
+        if not swizzle.startswith("swizzle="):
+            raise ValueError(f"bad tensor map type {text!r}")
+        return TensorMapType(ScalarType(elem), tuple(int(b) for b in box.split("x")), int(swizzle[8:]))
     if text.startswith("ptr<") and text.endswith(">"):
         return PointerType(text[4:-1])
     if text.startswith("vec<") and text.endswith(">"):

@@ -56,6 +56,19 @@ class Device:
             return hip.device_name(self.index)
         return f"skc CPU interpreter (modelling {self.target.name})"
 
+    @property
+    def multiprocessors(self) -> int:
+        """SMs (CUs on AMD) that run blocks at once; the interpreter counts 4, to keep persistent grids small."""
+        if self.kind == "cuda":
+            from . import cuda
+
+            return cuda.attribute(self.index, "MULTIPROCESSOR_COUNT")
+        if self.kind == "hip":
+            from . import hip
+
+            return int(hip._properties(self.index).multiProcessorCount)
+        return 4
+
     def __str__(self):
         return "interpreter" if self.is_interpreter else f"{self.kind}:{self.index}"
 

@@ -33,6 +33,7 @@ class Barrier:
         self.threads = threads
         self.arrived = self.arrived | group.mask
         self.count += group.count
+        self.block.cluster.progress += 1
         return self.generation
 
     def expected(self) -> int:
@@ -46,6 +47,7 @@ class Barrier:
             self.generation += 1
             self.arrived = self.block.launch.no_lanes
             self.count = 0
+            self.block.cluster.progress += 1
 
 
 class BarrierWait(Wait):

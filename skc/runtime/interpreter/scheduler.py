@@ -1,10 +1,16 @@
-"""The scheduler of one block: runs thread groups (generators) until each blocks or ends,
-wakes the blocked groups whose wait is over, and reports a deadlock when none can move.
+"""The scheduler of one cluster of blocks (a lone block is a cluster of one): runs thread
+groups (generators) of all its blocks, interleaved, until each blocks or ends, wakes the
+blocked groups whose wait is over, and reports a deadlock when none can move.
 
-A group blocks by yielding a Wait. Waits are the extension point for ops that block on a
-condition (barriers now; mbarrier phases, transaction counts and cluster syncs later): a
-Wait says when it is over (`ready`, polled when no group can run) and what it waits on
-(`describe`, for deadlock reports), and may start other groups when it begins (`started`).
+A group blocks by yielding a Wait. A Wait says when it is over (`ready`, polled when no group
+can run) and what it waits on (`describe`, for deadlock reports), and may start other groups
+when it begins (`started`). A `spin` wait (mbarrier.try_wait finding its phase incomplete) is
+ready at once: it only lets the other groups run before the spinning group looks again.
+Spinning is no progress: when for SPIN_ROUNDS rounds in a row only spinning groups could run
+and no synchronization state changed (Cluster.progress: arrivals, phases, transaction bytes,
+finished groups), nothing will ever change, and that is a deadlock too. A spin loop that
+gives up after fewer rounds and then does something else is not taken for one; a loop that
+spins longer while it changes nothing but memory or its own registers is.
 """
 from __future__ import annotations
 
@@ -14,7 +20,10 @@ from typing import Optional
 import numpy as np
 
 from ...diagnostics import DeadlockError, Location, user_location
-from .state import BlockState, Group, lane_ranges
+from .state import Cluster, Group, lane_ranges
+
+# Rounds of nothing but spinning, with no synchronization state changing, that make a deadlock.
+SPIN_ROUNDS = 16
 
 
 def at(loc: Optional[Location]) -> str:
@@ -29,6 +38,7 @@ class Wait:
     loc: Optional[Location] = None
     hint = ""
     primary = False   # a deadlock report points at the first primary wait (a barrier rather than a join)
+    spin = False      # ready at once; the group only lets the others run (mbarrier.try_wait)
 
     def started(self, runnable: deque):
         """Called once when the group blocks; may add groups to run."""
@@ -61,35 +71,47 @@ class Join(Wait):
                 f"for threads {lane_ranges(busy)} to finish the other branch")
 
 
-def run_block(block: BlockState, root: Group):
-    """Run the root group (and the groups it forks) to the end, or raise DeadlockError."""
-    runnable, waiting = deque([root]), []
+def run_cluster(cluster: Cluster, roots):
+    """Run the root groups of the cluster's blocks (and the groups they fork) to the end, or raise DeadlockError."""
+    runnable, waiting = deque(roots), []
+    idle_rounds = 0
     while True:
+        mark = cluster.progress
         while runnable:
             group = runnable.popleft()
             try:
                 wait = group.gen.send(None)
             except StopIteration:
                 group.done = True
+                cluster.progress += 1
                 continue
             wait.started(runnable)
             waiting.append((group, wait))
         if not waiting:
             return
-        still = []
+        still, spinning = [], True
         for group, wait in waiting:
             if wait.ready():
                 runnable.append(group)
+                spinning = spinning and wait.spin
             else:
                 still.append((group, wait))
         if not runnable:
-            raise deadlock(block, still)
+            raise deadlock(cluster, still)
+        idle_rounds = idle_rounds + 1 if spinning and cluster.progress == mark else 0
+        if idle_rounds >= SPIN_ROUNDS:
+            raise deadlock(cluster, waiting)
         waiting = still
 
 
-def deadlock(block: BlockState, waiting) -> DeadlockError:
-    """The report of a block where every waiting group waits on something no running group will do."""
-    lines = [f"deadlock in block {block.index}: no thread can make progress"]
-    lines += ["  " + wait.describe(group) for group, wait in waiting]
+def deadlock(cluster: Cluster, waiting) -> DeadlockError:
+    """The report of a cluster where every waiting group waits on something no running group will do."""
+    if len(cluster.blocks) == 1:
+        lines = [f"deadlock in block {cluster.blocks[0].index}: no thread can make progress"]
+        lines += ["  " + wait.describe(group) for group, wait in waiting]
+    else:
+        blocks = ", ".join(str(b.index) for b in cluster.blocks)
+        lines = [f"deadlock in the cluster of blocks {blocks}: no thread can make progress"]
+        lines += [f"  block {group.block.index}: " + wait.describe(group) for group, wait in waiting]
     primary = next((w for _, w in waiting if w.primary), waiting[0][1])
     return DeadlockError("\n".join(lines), primary.loc, primary.hint)

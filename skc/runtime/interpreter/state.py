@@ -28,10 +28,11 @@ class Fault(Exception):
 
 
 class Launch:
-    """What stays fixed over one run: the grid, the block shape, the target, memory, per-lane ids."""
+    """What stays fixed over one run: the grid, the block and cluster shapes, the target, memory, per-lane ids."""
 
-    def __init__(self, function, grid, block, target, memory):
+    def __init__(self, function, grid, block, target, memory, cluster=(1, 1, 1)):
         self.function, self.grid, self.block, self.target, self.memory = function, grid, block, target, memory
+        self.cluster = cluster
         self.nthreads = block[0] * block[1] * block[2]
         self.warp_size = target.warp_size
         self.shared_bytes = int(function.attrs.get("shared_bytes", 0))
@@ -43,6 +44,9 @@ class Launch:
         self.all_lanes = np.ones(self.nthreads, bool)
         self.no_lanes = np.zeros(self.nthreads, bool)
         self.grid_dims = tuple(np.full(self.nthreads, g, np.int32) for g in grid)
+        # The static shared-memory buffers (mem.shared ops) by offset, to name addresses in reports.
+        self.shared_buffers = sorted((op for op in function.walk() if op.name == "mem.shared"),
+                                     key=lambda op: op.attrs["offset"])
 
     def thread_of(self, lane: int) -> tuple:
         return tuple(int(ids[lane]) for ids in self.thread_ids)
@@ -57,13 +61,35 @@ class Slot:
         self.value = value
 
 
-class BlockState:
-    """One block's state while it runs: its index, shared memory, jump codes and barriers."""
+class Cluster:
+    """Blocks that run together in one scheduler (a thread-block cluster; a lone block is a cluster of one).
 
-    def __init__(self, launch: Launch, index: tuple, shared):
+    `blocks` are in rank order (x fastest). `progress` counts changes of synchronization state
+    (arrivals, phases, transaction bytes, finished groups): the scheduler reads it to tell a
+    spin loop that waits for another thread from one that waits forever.
+    """
+
+    def __init__(self, launch: Launch, index: tuple):
+        self.launch, self.index = launch, index
+        self.blocks: list = []
+        self.progress = 0
+        self.sync = None   # the cluster barrier's state (clusters.py), made on first use
+
+
+class BlockState:
+    """One block's state while it runs: its index, cluster and rank, shared memory, jump codes and barriers
+    (`barriers`: bar.sync ids; `mbarriers`: mbarrier state by shared address)."""
+
+    def __init__(self, launch: Launch, index: tuple, shared, cluster: Optional[Cluster] = None):
         self.launch, self.index, self.shared = launch, index, shared   # shared: the block's memory.Segment
+        if cluster is None:
+            cluster = Cluster(launch, index)
+        self.cluster, self.rank = cluster, len(cluster.blocks)
+        cluster.blocks.append(self)
         self.jump = np.zeros(launch.nthreads, np.int32)
         self.barriers: dict = {}
+        self.mbarriers: dict = {}
+        self.root = None   # the group running the kernel's body (set by launch)
         self._spaces: dict = {}
         self._block_ids = None
 
@@ -81,6 +107,12 @@ class BlockState:
 
     def returned(self) -> np.ndarray:
         return self.jump == RETURN
+
+    def exited(self) -> np.ndarray:
+        """Threads that left the kernel: returned, or all of them once the block's body has run to its end."""
+        if self.root is not None and self.root.done:
+            return self.launch.all_lanes
+        return self.returned()
 
     def where(self, lane: Optional[int]) -> str:
         text = f"block {self.index}"
@@ -115,6 +147,14 @@ class Group:
         """The lowest active lane (of `where`, a subset of lanes, when given)."""
         lanes = np.flatnonzero(self.mask if where is None else where)
         return int(lanes[0]) if lanes.size else None
+
+
+def warp_ranges(mask: np.ndarray, warp_size: int) -> str:
+    """The warps holding the lanes of a mask, as ranges: 'warps 4-11'."""
+    warps = np.zeros(-(-mask.shape[0] // warp_size), bool)
+    warps[np.flatnonzero(mask) // warp_size] = True
+    text = lane_ranges(warps)
+    return ("warp " if np.count_nonzero(warps) == 1 else "warps ") + text
 
 
 def lane_ranges(mask: np.ndarray) -> str:

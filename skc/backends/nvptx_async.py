@@ -1,0 +1,181 @@
+"""NVPTX lowering of the asynchronous Hopper ops: mbarriers, proxy fences, TMA, wgmma,
+setmaxnreg, elections and clusters (LLVM 22 NVVM intrinsics; inline PTX where none exists)."""
+from __future__ import annotations
+
+from .llvm_text import asm_string
+from .lowering import FunctionLowering
+
+SHARED = "ptr addrspace(3)"
+
+
+def _bar(lw: FunctionLowering, op, index: int = 0) -> str:
+    return f"{SHARED} {lw.get(op.operands[index])}"
+
+
+def _asm(lw: FunctionLowering, code: str, constraints: str, args, ret: str = "void") -> str:
+    line = f"call {ret} asm sideeffect {asm_string(code)}, {asm_string(constraints)}({', '.join(args)})"
+    if ret == "void":
+        lw.text.emit(line)
+        return ""
+    return lw.text.value(line)
+
+
+# -- mbarriers -----------------------------------------------------------------------------------
+def _init(lw, op):
+    lw.call("llvm.nvvm.mbarrier.init.shared", "void", [_bar(lw, op), lw.typed(op.operands[1])])
+
+
+def _arrive(lw, op):
+    count = op.attrs.get("count", 1)
+    if count == 1:
+        lw.call("llvm.nvvm.mbarrier.arrive.shared", "i64", [_bar(lw, op)])
+    else:
+        _asm(lw, f"mbarrier.arrive.shared::cta.b64 _, [$0], {count};", "r", [_shared_u32(lw, op.operands[0])])
+
+
+def _arrive_tx(lw, op):
+    lw.call("llvm.nvvm.mbarrier.arrive.expect.tx.scope.cta.space.cta", "i64",
+            [_bar(lw, op), lw.typed(op.operands[1])])
+
+
+def _expect_tx(lw, op):
+    _asm(lw, "mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [$0], $1;", "r,r",
+         [_shared_u32(lw, op.operands[0]), lw.typed(op.operands[1])])
+
+
+def _arrive_cluster(lw, op):
+    # PTX 9.7.9.21 (mapa): the same offset in another block's shared memory, then a cluster-scope arrive.
+    _asm(lw, "{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, $0, $1;\n"
+             "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}",
+         "r,r", [_shared_u32(lw, op.operands[0]), lw.typed(op.operands[1])])
+
+
+def _shared_u32(lw, value) -> str:
+    return f"i32 {lw.text.value(f'ptrtoint {SHARED} {lw.get(value)} to i32')}"
+
+
+def _try_wait(lw, op) -> str:
+    return lw.call("llvm.nvvm.mbarrier.try.wait.parity.scope.cta.space.cta", "i1",
+                   [_bar(lw, op), lw.typed(op.operands[1])])
+
+
+def _wait(lw, op):
+    text = lw.text
+    spin, done = text.new_label("spin"), text.new_label("ready")
+    text.start_block(spin)
+    ready = _try_wait(lw, op)
+    text.terminate(f"br i1 {ready}, label %{done}, label %{spin}")
+    text.start_block(done)
+
+
+def _try_wait_op(lw, op):
+    lw.set(op, _try_wait(lw, op))
+
+
+def _fence_proxy(lw, op):
+    lw.call("llvm.nvvm.fence.proxy.async.shared_cta", "void", [])
+
+
+def _fence_mbarrier_init(lw, op):
+    _asm(lw, "fence.mbarrier_init.release.cluster;", "", [])
+
+
+# -- TMA -----------------------------------------------------------------------------------------
+def _tma_load(lw, op):
+    rank = op.attrs["rank"]
+    multicast = op.attrs.get("multicast", False)
+    dst = lw.text.value(f"addrspacecast {SHARED} {lw.get(op.operands[0])} to ptr addrspace(7)")
+    coords = [lw.typed(v) for v in op.operands[3:3 + rank]]
+    mask = lw.typed(op.operands[-1]) if multicast else "i16 0"
+    lw.call(f"llvm.nvvm.cp.async.bulk.tensor.g2s.tile.{rank}d", "void",
+            [f"ptr addrspace(7) {dst}", _bar(lw, op, 1), f"ptr {lw.get(op.operands[2])}", *coords, mask,
+             "i64 0", f"i1 {'true' if multicast else 'false'}", "i1 false", "i32 0"])
+
+
+def _tma_store(lw, op):
+    rank = op.attrs["rank"]
+    coords = [lw.typed(v) for v in op.operands[2:]]
+    lw.call(f"llvm.nvvm.cp.async.bulk.tensor.s2g.tile.{rank}d", "void",
+            [_bar(lw, op, 1), f"ptr {lw.get(op.operands[0])}", *coords, "i64 0", "i1 false"])
+
+
+def _tma_commit(lw, op):
+    lw.call("llvm.nvvm.cp.async.bulk.commit.group", "void", [])
+
+
+def _tma_wait(lw, op):
+    kind = "wait.group.read" if op.attrs.get("read", False) else "wait.group"
+    lw.call(f"llvm.nvvm.cp.async.bulk.{kind}", "void", [f"i32 {op.attrs['pending']}"])
+
+
+# -- wgmma ---------------------------------------------------------------------------------------
+def _wgmma_fence(lw, op):
+    lw.call("llvm.nvvm.wgmma.fence.sync.aligned", "void", [])
+
+
+def _wgmma_commit(lw, op):
+    lw.call("llvm.nvvm.wgmma.commit_group.sync.aligned", "void", [])
+
+
+def _wgmma_wait(lw, op):
+    lw.call("llvm.nvvm.wgmma.wait_group.sync.aligned", "void", [f"i64 {op.attrs['pending']}"])
+
+
+def _wgmma_mma(lw, op):
+    """wgmma.mma_async as inline PTX (LLVM 22 has no intrinsic): the fragment is n/2 floats in and out."""
+    acc, desc_a, desc_b = op.operands
+    n, dtype = op.attrs["n"], op.attrs["dtype"]
+    count = n // 2
+    vector = lw.get(acc)
+    inputs = [f"float {lw.text.value(f'extractelement <{count} x float> {vector}, i32 {i}')}" for i in range(count)]
+    outputs = ", ".join(f"${i}" for i in range(count))
+    code = ("{\n.reg .pred p;\n"
+            f"setp.ne.b32 p, ${count + 2}, 0;\n"
+            f"wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{dtype}.{dtype} {{{outputs}}}, ${count}, ${count + 1}, "
+            f"p, 1, 1, {op.attrs.get('trans_a', 0)}, {op.attrs.get('trans_b', 0)};\n}}")
+    constraints = ",".join(["=f"] * count + ["l", "l", "r"] + [str(i) for i in range(count)])
+    struct = "{ " + ", ".join(["float"] * count) + " }"
+    result = _asm(lw, code, constraints, [lw.typed(desc_a), lw.typed(desc_b), "i32 1"] + inputs, struct)
+    current = "poison"
+    for i in range(count):
+        element = lw.text.value(f"extractvalue {struct} {result}, {i}")
+        current = lw.text.value(f"insertelement <{count} x float> {current}, float {element}, i32 {i}")
+    lw.set(op, current)
+
+
+# -- registers, elections, clusters --------------------------------------------------------------
+def _setmaxnreg(lw, op):
+    lw.call(f"llvm.nvvm.setmaxnreg.{op.attrs['action']}.sync.aligned.u32", "void", [f"i32 {op.attrs['count']}"])
+
+
+def _elect_one(lw, op):
+    mask = lw.call("llvm.nvvm.activemask", "i32", [])
+    pair = lw.call("llvm.nvvm.elect.sync", "{i32, i1}", [f"i32 {mask}"])
+    lw.set(op, lw.text.value(f"extractvalue {{i32, i1}} {pair}, 1"))
+
+
+def _cluster_id(lw, op):
+    lw.set(op, lw.call(f"llvm.nvvm.read.ptx.sreg.clusterid.{'xyz'[op.attrs['dim']]}", "i32", []))
+
+
+def _cluster_rank(lw, op):
+    lw.set(op, lw.call("llvm.nvvm.read.ptx.sreg.cluster.ctarank", "i32", [], result_range=(0, 16)))
+
+
+def _cluster_arrive(lw, op):
+    lw.call("llvm.nvvm.barrier.cluster.arrive", "void", [])
+
+
+def _cluster_wait(lw, op):
+    lw.call("llvm.nvvm.barrier.cluster.wait", "void", [])
+
+
+OPS = {
+    "mbarrier.init": _init, "mbarrier.arrive": _arrive, "mbarrier.arrive_tx": _arrive_tx,
+    "mbarrier.expect_tx": _expect_tx, "mbarrier.arrive_cluster": _arrive_cluster, "mbarrier.wait": _wait,
+    "mbarrier.try_wait": _try_wait_op, "fence.proxy_async": _fence_proxy, "fence.mbarrier_init": _fence_mbarrier_init,
+    "tma.load": _tma_load, "tma.store": _tma_store, "tma.commit": _tma_commit, "tma.wait": _tma_wait,
+    "wgmma.fence": _wgmma_fence, "wgmma.commit": _wgmma_commit, "wgmma.wait": _wgmma_wait, "wgmma.mma": _wgmma_mma,
+    "gpu.setmaxnreg": _setmaxnreg, "gpu.elect_one": _elect_one, "cluster.id": _cluster_id,
+    "cluster.rank": _cluster_rank, "cluster.arrive": _cluster_arrive, "cluster.wait": _cluster_wait,
+}

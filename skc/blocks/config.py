@@ -1,0 +1,83 @@
+"""The GEMM's compile-time configuration: tile shape, pipeline depth, warp roles, operand layouts
+and epilogue, with the shared-memory plan derived from them and checked against the device."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .epilogue import EpilogueSpec
+from .layout import OperandLayout
+from .payload import TilePayload
+
+DTYPES = {"bf16": 2, "f16": 2}
+
+
+@dataclass(frozen=True)
+class MatmulConfig:
+    """C[M, N] = A[M, K] · B[K, N] on Hopper, one `tile_m` x `tile_n` output tile per step of a
+    persistent block: a producer warpgroup streams `tile_k`-deep A and B tiles through `stages`
+    shared-memory stages; `consumers` warpgroups each compute 64 rows of the tile with wgmma."""
+
+    tile_m: int = 128
+    tile_n: int = 128
+    tile_k: int = 64
+    stages: int = 4
+    consumers: int = 2
+    group_m: int = 8
+    dtype: str = "bf16"
+    a_k_major: bool = True       # A stored M x K (row-major A); False: stored K x M (A transposed)
+    b_k_major: bool = False      # B stored N x K (B transposed); False: stored K x N (row-major B)
+    epilogue: EpilogueSpec = field(default_factory=EpilogueSpec)
+    producer_registers: int = 40
+    consumer_registers: int = 232
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"the GEMM multiplies {' or '.join(DTYPES)}, not {self.dtype}")
+        if self.tile_m != 64 * self.consumers:
+            raise ValueError(f"tile_m must be 64 per consumer warpgroup: {64 * self.consumers}, found {self.tile_m}")
+        if self.tile_n % 64 or not 64 <= self.tile_n <= 256:
+            raise ValueError(f"tile_n must be 64, 128, 192 or 256, found {self.tile_n}")
+        if self.tile_k % 64:
+            raise ValueError(f"tile_k must be a multiple of 64 (128-byte rows of bf16), found {self.tile_k}")
+        if 128 * (self.producer_registers + self.consumers * self.consumer_registers) > 65536:
+            raise ValueError("the warpgroups' registers exceed the 64K-register file of an SM")
+
+    @property
+    def threads(self) -> int:
+        return 128 * (1 + self.consumers)
+
+    @property
+    def elem_bytes(self) -> int:
+        return DTYPES[self.dtype]
+
+    def payload(self) -> TilePayload:
+        return TilePayload(a=OperandLayout(self.tile_m, self.tile_k, self.elem_bytes, self.a_k_major),
+                           b=OperandLayout(self.tile_n, self.tile_k, self.elem_bytes, self.b_k_major))
+
+    @property
+    def staging_elements(self) -> int:
+        """Each consumer's epilogue buffer: 64 x tile_n outputs."""
+        return 64 * self.tile_n
+
+    def shared_bytes(self) -> int:
+        stage = (self.tile_m + self.tile_n) * self.tile_k * self.elem_bytes
+        return (stage * self.stages + self.consumers * self.staging_elements * self.elem_bytes
+                + 16 * self.stages + 1024)
+
+    def boxes(self) -> dict:
+        """The TMA box of each operand's tensor map (outermost dimension first)."""
+        payload = self.payload()
+        return {"a": payload.layouts["a"].box(), "b": payload.layouts["b"].box(), "out": (64, self.tile_n)}
+
+    @classmethod
+    def for_problem(cls, M: int, N: int, K: int, dtype: str = "bf16", a_k_major: bool = True,
+                    b_k_major: bool = False, max_shared_bytes: int = 232448, **overrides) -> "MatmulConfig":
+        """A configuration for this problem: 128 x 128 x 64 tiles and as many stages as fit the device's
+        shared memory (2 to 6)."""
+        tile_n = overrides.pop("tile_n", 128)
+        stages = overrides.pop("stages", None)
+        config = cls(tile_n=tile_n, dtype=dtype, a_k_major=a_k_major, b_k_major=b_k_major, stages=2, **overrides)
+        if stages is None:
+            fitting = [n for n in range(2, 7) if replace(config, stages=n).shared_bytes() <= max_shared_bytes]
+            stages = max(fitting) if fitting else 2
+        return replace(config, stages=stages)

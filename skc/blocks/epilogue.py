@@ -1,0 +1,106 @@
+"""Epilogues: from a consumer's accumulator fragment to the output. `TmaStoreEpilogue` applies
+the fused element-wise part (alpha·AB + beta·C + bias, then an activation), converts to the
+output type, writes the warpgroup's 64 x n tile to shared memory and stores it with TMA (which
+skips whatever lies outside the output)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import skc
+from skc import frontend
+
+ACTIVATIONS = (None, "relu", "gelu", "silu")
+
+
+@dataclass(frozen=True)
+class EpilogueSpec:
+    """The compile-time shape of the fused epilogue: which extra inputs it reads, which activation."""
+
+    alpha: bool = False        # scale the product by a run-time alpha
+    beta: bool = False         # add beta times an input C
+    bias: bool = False         # add a per-column bias
+    activation: Optional[str] = None
+
+    def check(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; choose from {ACTIVATIONS}")
+
+
+def activate(kind, v):
+    if kind == "relu":
+        return skc.maximum(v, 0.0)
+    if kind == "gelu":  # the tanh approximation
+        return 0.5 * v * (1.0 + skc.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
+    if kind == "silu":
+        return v / (1.0 + skc.exp(-v))
+    return v
+
+
+def fragment_position(i: int, thread):
+    """(row, column) in the warpgroup's 64 x n tile of value i of thread `thread`'s f32 fragment
+    (PTX ISA 9.7.15.5.1.1, wgmma D fragments)."""
+    within = i % 4
+    row = 16 * (thread // 32) + (thread % 32) // 4 + 8 * (within // 2)
+    column = 8 * (i // 4) + 2 * (thread % 4) + within % 2
+    return row, column
+
+
+class TmaStoreEpilogue:
+    """Writes one consumer warpgroup's 64 x n share of an output tile. `staging` is its shared buffer
+    (64 x n elements of the output type); `consumers` warpgroups synchronize on named barrier 1."""
+
+    ROWS = 64
+
+    def __init__(self, out_map, n: int, dtype, staging, consumers: int, spec: EpilogueSpec = EpilogueSpec(),
+                 alpha=1.0, beta=0.0, c_in=None, bias=None, M=None, N=None):
+        spec.check()
+        self.out_map, self.n, self.dtype, self.staging = out_map, n, dtype, staging
+        self.consumers, self.spec = consumers, spec
+        self.alpha, self.beta, self.c_in, self.bias, self.M, self.N = alpha, beta, c_in, bias, M, N
+        self.thread = skc.thread_index() % 128
+        self.leader = self.thread == 0
+
+    def __call__(self, acc, row0, col0):
+        """Store acc as the output rows row0.. (this warpgroup's first row) and columns col0.."""
+        self.sync()  # the previous tile's store has read the staging buffer
+        fragment = acc.fragment
+        for i in skc.static_range(0, self.n // 2, 2):
+            row, column = fragment_position(i, self.thread)
+            first = self.transform(fragment[i], row0 + row, col0 + column)
+            second = self.transform(fragment[i + 1], row0 + row, col0 + column + 1)
+            pair = skc.vector(self.dtype(first), self.dtype(second))
+            skc.store(self.staging + (row * self.n + column), pair)
+        skc.hopper.fence_proxy_async()  # the TMA (async proxy) reads what these stores wrote
+        skc.barrier_named(1, 128 * self.consumers)
+        if self.leader:
+            skc.hopper.tma_store(self.out_map, self.staging, (row0, col0))
+            skc.hopper.tma_commit()
+
+    def transform(self, value, row, column):
+        spec = self.spec
+        if spec.alpha:
+            value = value * self.alpha
+        if spec.beta or spec.bias:
+            inside = (row < self.M) & (column < self.N)
+            if spec.beta:
+                value = value + self.beta * skc.f32(skc.load(self.c_in + (skc.i64(row) * self.N + column),
+                                                             mask=inside))
+            if spec.bias:
+                value = value + skc.f32(skc.load(self.bias + column, mask=column < self.N))
+        return activate(spec.activation, value)
+
+    def sync(self):
+        if self.leader:
+            skc.hopper.tma_wait(0, read=True)
+        skc.barrier_named(1, 128 * self.consumers)
+
+    def flush(self):
+        """Wait for the last stores to finish (before the block exits)."""
+        if self.leader:
+            skc.hopper.tma_wait(0)
+
+
+def check_staging(staging, n: int):
+    if staging.shape != (TmaStoreEpilogue.ROWS * n,):
+        raise frontend.current().error(f"the epilogue's staging buffer must hold 64 x {n} elements")

@@ -1,0 +1,74 @@
+"""Operand layouts in shared memory: how an MMA operand tile sits there (K-major or MN-major,
+128-byte swizzle, in 128-byte-wide chunks), which TMA boxes fill it, and the wgmma matrix
+descriptors that read it (PTX ISA 9.7.15.5.1.2: canonical layouts and the descriptor format)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import skc
+
+SWIZZLE_MODE = {128: 1, 64: 2, 32: 3, 0: 0}  # descriptor bits 62-63
+
+
+@dataclass(frozen=True)
+class OperandLayout:
+    """An operand tile of `rows` x `k` elements (rows is M for A, N for B) of `elem_bytes` each.
+
+    K-major: k is contiguous; each row is split into 128-byte chunks of k, chunk c of every row at
+    c * rows * 128 (one TMA box a chunk: rows x 64 for bf16). MN-major: rows are contiguous; 64-row
+    chunks (128 bytes), chunk c of every k at c * k * 128 (one box a chunk: k x 64).
+    """
+
+    rows: int
+    k: int
+    elem_bytes: int = 2
+    k_major: bool = True
+    swizzle: int = 128
+
+    @property
+    def chunk(self) -> int:
+        """Elements in one 128-byte (swizzle-wide) chunk."""
+        return self.swizzle // self.elem_bytes
+
+    @property
+    def bytes(self) -> int:
+        return self.rows * self.k * self.elem_bytes
+
+    @property
+    def chunks(self) -> int:
+        return (self.k if self.k_major else self.rows) // self.chunk
+
+    @property
+    def chunk_bytes(self) -> int:
+        return self.bytes // self.chunks
+
+    def check(self):
+        extent = self.k if self.k_major else self.rows
+        if self.swizzle != 128 or extent % self.chunk or (self.rows if self.k_major else self.k) % 8:
+            raise ValueError(f"unsupported operand layout {self}: tiles are whole 128-byte chunks, 8 rows a group")
+
+    def box(self) -> tuple:
+        """The TMA box of one chunk, outermost dimension first, in the tensor's own order."""
+        return (self.rows, self.chunk) if self.k_major else (self.k, self.chunk)
+
+    def box_coordinates(self, chunk: int, row0, k0) -> tuple:
+        """The tensor coordinates (outermost first) of chunk `chunk` of the tile whose corner is (row0, k0)."""
+        if self.k_major:
+            return (row0, k0 + chunk * self.chunk)
+        return (k0, row0 + chunk * self.chunk)
+
+    def descriptor(self, base, k_step: int, row0: int = 0):
+        """The wgmma descriptor of the 16-deep k-slice `k_step` of rows row0.. (row0 a multiple of 8, or
+        of a chunk for MN-major) of the tile at shared address `base` (a run-time u32)."""
+        k_bytes = k_step * 16 * self.elem_bytes
+        if self.k_major:
+            # 8 rows of 128 bytes per group (SBO = 1024); the k-slice is an offset inside the row
+            offset = (k_bytes // 128) * self.chunk_bytes + row0 * 128 + k_bytes % 128
+            lbo, sbo = 16, 1024
+        else:
+            # chunks of 64 rows at LBO; 8 k-rows of 128 bytes per group (SBO = 1024)
+            offset = (row0 // self.chunk) * self.chunk_bytes + k_step * 16 * 128
+            lbo, sbo = self.chunk_bytes, 1024
+        fixed = ((lbo >> 4) & 0x3FFF) << 16 | ((sbo >> 4) & 0x3FFF) << 32 | SWIZZLE_MODE[self.swizzle] << 62
+        start = skc.u64(((base + offset) >> 4) & 0x3FFF)
+        return skc.i64(start | fixed)

@@ -1,0 +1,149 @@
+"""TilePipeline: a ring of `stages` shared-memory stages between a producer and its consumers,
+each stage guarded by a `full` mbarrier (the producer's copies landed) and an `empty` one
+(every consumer is done with it), with the phase bit flipping each time round the ring.
+
+Roles hold the protocol; context managers make it impossible to write out of order:
+
+    with pipe.producer() as prod:          # on exit, waits until the consumers released every stage
+        with prod.acquire() as stage:      # waits for an empty stage; advances on exit
+            load(stage, ...)
+    with pipe.consumer() as cons:
+        with cons.acquire() as stage:      # waits for a full stage; releases it and advances on exit
+            mma(acc, stage.a, stage.b)
+"""
+from __future__ import annotations
+
+import skc
+from skc import frontend
+
+from .payload import TilePayload
+from .roles import current_role
+
+
+class InputTilePipeline:
+    """Stages of `payload` between a producer and `consumers` consumers (each arriving once a stage);
+    the producer arrives `producer_arrivals` times a stage (1 with TMA: the copies bring the bytes)."""
+
+    def __init__(self, payload: TilePayload, stages: int, consumers: int, producer_arrivals: int = 1):
+        if stages < 1:
+            raise frontend.current().error(f"a pipeline needs at least one stage, found {stages}")
+        self.payload = payload.allocate(stages)
+        self.stages = stages
+        self.consumers = consumers
+        self.full = skc.shared((stages,), skc.u64, align=8)
+        self.empty = skc.shared((stages,), skc.u64, align=8)
+        if skc.thread_index() == 0:
+            for s in skc.static_range(stages):
+                skc.hopper.mbarrier_init(self.full + s, producer_arrivals)
+                skc.hopper.mbarrier_init(self.empty + s, consumers)
+            skc.hopper.fence_mbarrier_init()
+        skc.barrier()
+
+    def producer(self) -> "ProducerRole":
+        _check_role(self, "producer")
+        return ProducerRole(self)
+
+    def consumer(self) -> "ConsumerRole":
+        _check_role(self, "consumer")
+        return ConsumerRole(self)
+
+
+def _check_role(pipeline, wanted: str):
+    role = current_role()
+    if role is not None and role != wanted:
+        raise frontend.current().error(
+            f"the pipeline's {wanted} handle is taken in code that runs as the {role}",
+            hint=f"take pipe.{role}() in the {role} branch, pipe.{wanted}() in the {wanted} branch")
+
+
+class _Role:
+    """Where this role is in the ring: the stage index and the phase bit (run-time values)."""
+
+    def __init__(self, pipeline: InputTilePipeline):
+        self.pipeline = pipeline
+        self.index = skc.i32(0)
+        self.phase = skc.i32(0)
+
+    def __enter__(self):
+        return self
+
+    def acquire(self) -> "StageLease":
+        return StageLease(self)
+
+    def advance(self):
+        self.index += 1
+        if self.index == self.pipeline.stages:
+            self.index = 0
+            self.phase ^= 1
+
+
+class ProducerRole(_Role):
+    def wait_stage(self, index):
+        # The first time round, every stage is free: waiting for parity 1 returns at once.
+        skc.hopper.mbarrier_wait(self.pipeline.empty + index, self.phase ^ 1)
+
+    def release_stage(self, index):
+        pass  # the copies complete the full barrier themselves (transaction bytes)
+
+    def __exit__(self, *exc):
+        self.drain()
+
+    def drain(self):
+        """Wait until the consumers have released every stage, so the producer's block cannot exit
+        (and its shared memory vanish) while copies it issued are still being read."""
+        for _ in skc.static_range(self.pipeline.stages):
+            self.wait_stage(self.index)
+            self.advance()
+
+
+class ConsumerRole(_Role):
+    def wait_stage(self, index):
+        skc.hopper.mbarrier_wait(self.pipeline.full + index, self.phase)
+
+    def release_stage(self, index):
+        # one arrival per consumer warpgroup: its first thread
+        if skc.thread_index() % 128 == 0:
+            skc.hopper.mbarrier_arrive(self.pipeline.empty + index)
+
+    def __exit__(self, *exc):
+        pass
+
+
+class StageLease:
+    """One acquired stage. Its tiles (`stage.a`, ...) and barrier (`stage.full`) exist only inside
+    the `with` that acquired it."""
+
+    def __init__(self, role: _Role):
+        self.role = role
+        self.index = role.index
+        self.entered = False
+
+    def __enter__(self):
+        self.entered = True
+        self.role.wait_stage(self.index)
+        return self
+
+    def __exit__(self, *exc):
+        self.role.release_stage(self.index)
+        self.role.advance()
+
+    @property
+    def full(self):
+        self._check()
+        return self.role.pipeline.full + self.index
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name in ("role", "index", "entered"):
+            raise AttributeError(name)
+        self._check()
+        tiles = self.role.pipeline.payload.tiles(self.index, lease=self)
+        if name not in tiles:
+            raise AttributeError(f"a stage holds {', '.join(tiles)}; it has no tile '{name}'")
+        return tiles[name]
+
+    def _check(self):
+        if not frontend.inside_with(self):
+            raise frontend.current().error(
+                "a pipeline stage is used outside `with ....acquire() as stage:`" if not self.entered else
+                "a pipeline stage is used after its `with ....acquire()` block ended",
+                hint="acquire stages only as `with prod.acquire() as stage:` / `with cons.acquire() as stage:`")

@@ -1,0 +1,216 @@
+"""Hopper builtins (sm_90a): mbarriers, proxy fences, TMA copies, wgmma, register reallocation,
+elections and clusters. Thin wrappers over the IR's async ops; the building blocks in
+skc.blocks compose them into pipelines, loaders and MMA ops."""
+from __future__ import annotations
+
+from .. import ir
+from . import semantics
+from .calls import skc_builtin
+from .context import current
+from .dtypes import PtrType
+from .values import Dyn, RValue
+
+SHARED = ir.PointerType("shared")
+
+
+def _require(feature: str, what: str):
+    target = current().target
+    if not target.has(feature):
+        raise semantics.error(f"{what} needs a target with {feature} (sm_90a); the kernel compiles for {target.name}")
+
+
+def _shared_address(pointer) -> ir.Value:
+    pointer = getattr(pointer, "ptr", pointer)  # an Array gives its base pointer
+    v = semantics.to_rvalue(pointer)
+    if not (isinstance(v.type, PtrType) and v.type.space == "shared"):
+        raise semantics.error(f"expected a shared-memory pointer, found {v.type}")
+    return v.value
+
+
+def _i32(value) -> ir.Value:
+    return semantics.cast(value, ir.i32).value
+
+
+def _emit(name: str, operands=(), attrs=None, result=None):
+    builder = current().builder
+    if result is None:
+        builder.create(name, operands, (), attrs)
+        return None
+    return RValue(builder.value(name, operands, result, **(attrs or {})), result)
+
+
+# -- mbarriers -------------------------------------------------------------------------------------
+@skc_builtin
+def mbarrier_init(barrier, count):
+    _require("mbarrier", "mbarrier_init")
+    _emit("mbarrier.init", (_shared_address(barrier), _i32(count)))
+
+
+@skc_builtin
+def mbarrier_arrive(barrier, count: int = 1):
+    _emit("mbarrier.arrive", (_shared_address(barrier),), {"count": count} if count != 1 else None)
+
+
+@skc_builtin
+def mbarrier_arrive_tx(barrier, nbytes):
+    _emit("mbarrier.arrive_tx", (_shared_address(barrier), _i32(nbytes)))
+
+
+@skc_builtin
+def mbarrier_expect_tx(barrier, nbytes):
+    _emit("mbarrier.expect_tx", (_shared_address(barrier), _i32(nbytes)))
+
+
+@skc_builtin
+def mbarrier_arrive_cluster(barrier, cta):
+    _emit("mbarrier.arrive_cluster", (_shared_address(barrier), _i32(cta)))
+
+
+@skc_builtin
+def mbarrier_wait(barrier, parity):
+    _emit("mbarrier.wait", (_shared_address(barrier), _i32(parity)))
+
+
+@skc_builtin
+def mbarrier_try_wait(barrier, parity):
+    return _emit("mbarrier.try_wait", (_shared_address(barrier), _i32(parity)), result=ir.i1)
+
+
+@skc_builtin
+def fence_proxy_async():
+    _emit("fence.proxy_async")
+
+
+@skc_builtin
+def fence_mbarrier_init():
+    _emit("fence.mbarrier_init")
+
+
+# -- TMA -------------------------------------------------------------------------------------------
+def _tensor_map(tmap) -> RValue:
+    v = semantics.to_rvalue(tmap)
+    if not isinstance(v.type, ir.TensorMapType) or v.type.elem is None:
+        raise semantics.error(f"expected a tensor map parameter (skc.TensorMap), found {v.type}")
+    return v
+
+
+@skc_builtin
+def tma_load(destination, barrier, tmap, coordinates, multicast_mask=None):
+    """Copy the box at `coordinates` (outermost first, like the tensor's shape) into shared memory,
+    completing its bytes on `barrier`; with a mask, into every block of the cluster it names."""
+    _require("tma", "tma_load")
+    t = _tensor_map(tmap)
+    coords = tuple(coordinates)
+    if len(coords) != t.type.rank:
+        raise semantics.error(f"the tensor map has {t.type.rank} dimensions, {len(coords)} coordinates given")
+    operands = [_shared_address(destination), _shared_address(barrier), t.value]
+    operands += [_i32(c) for c in reversed(coords)]  # PTX coordinates are innermost first
+    attrs = {"rank": t.type.rank}
+    if multicast_mask is not None:
+        operands.append(semantics.cast(multicast_mask, ir.i16).value)
+        attrs["multicast"] = True
+    _emit("tma.load", operands, attrs)
+
+
+@skc_builtin
+def tma_store(tmap, source, coordinates):
+    _require("tma", "tma_store")
+    t = _tensor_map(tmap)
+    coords = tuple(coordinates)
+    if len(coords) != t.type.rank:
+        raise semantics.error(f"the tensor map has {t.type.rank} dimensions, {len(coords)} coordinates given")
+    _emit("tma.store", [t.value, _shared_address(source)] + [_i32(c) for c in reversed(coords)],
+          {"rank": t.type.rank})
+
+
+@skc_builtin
+def tma_commit():
+    _emit("tma.commit")
+
+
+@skc_builtin
+def tma_wait(pending: int = 0, read: bool = False):
+    _emit("tma.wait", (), {"pending": int(pending), "read": bool(read)})
+
+
+# -- wgmma -----------------------------------------------------------------------------------------
+@skc_builtin
+def wgmma_fence():
+    _emit("wgmma.fence")
+
+
+@skc_builtin
+def wgmma_commit():
+    _emit("wgmma.commit")
+
+
+@skc_builtin
+def wgmma_wait(pending: int = 0):
+    _emit("wgmma.wait", (), {"pending": int(pending)})
+
+
+@skc_builtin
+def wgmma(accumulator, descriptor_a, descriptor_b, n: int, dtype, trans_a: int = 0, trans_b: int = 0):
+    """One m64nNk16 wgmma: the warpgroup's accumulator fragment plus A·B from shared memory."""
+    _require("wgmma", "wgmma")
+    acc = semantics.to_rvalue(accumulator)
+    name = dtype.ir.name if hasattr(dtype, "ir") else str(dtype)
+    return _emit("wgmma.mma", (acc.value, semantics.cast(descriptor_a, ir.i64).value,
+                               semantics.cast(descriptor_b, ir.i64).value),
+                 {"n": int(n), "dtype": name, "trans_a": int(trans_a), "trans_b": int(trans_b)}, result=acc.type)
+
+
+# -- registers, elections, clusters ----------------------------------------------------------------
+@skc_builtin
+def setmaxnreg(count: int, increase: bool):
+    _require("setmaxnreg", "setmaxnreg")
+    _emit("gpu.setmaxnreg", (), {"count": int(count), "action": "inc" if increase else "dec"})
+
+
+@skc_builtin
+def elect_one():
+    """True in one running lane of each warp."""
+    return _emit("gpu.elect_one", result=ir.i1)
+
+
+@skc_builtin
+def cluster_rank():
+    return _emit("cluster.rank", result=ir.i32)
+
+
+@skc_builtin
+def cluster_id(dim: int = 0):
+    return _emit("cluster.id", (), {"dim": dim}, result=ir.i32)
+
+
+@skc_builtin
+def cluster_sync():
+    """Every thread of every block in the cluster waits for all the others."""
+    _emit("cluster.arrive")
+    _emit("cluster.wait")
+
+
+@skc_builtin
+def shared_address(pointer):
+    """The 32-bit shared-memory address of a pointer (for matrix descriptors)."""
+    value = _shared_address(pointer)
+    return RValue(current().builder.value("ptr.to_int", (value,), ir.u32), ir.u32)
+
+
+@skc_builtin
+def kernel_attributes(min_blocks: int = None, cluster=None):
+    """Facts about the kernel that blocks decide: blocks per SM to plan registers for (setmaxnreg needs a
+    register cap at entry: min_blocks=1), and the cluster shape (x, y, z)."""
+    cg = current()
+    if min_blocks is not None:
+        cg.function.attrs["min_blocks"] = int(min_blocks)
+    if cluster is not None:
+        shape = tuple(cluster) + (1,) * (3 - len(tuple(cluster)))
+        if shape != (1, 1, 1):
+            _require("cluster", "a cluster launch")
+            cg.function.attrs["cluster"] = shape
+        cg.cluster = shape
+
+
+def is_runtime(value) -> bool:
+    return isinstance(value, Dyn)

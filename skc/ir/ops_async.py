@@ -1,0 +1,282 @@
+"""Asynchronous and Hopper ops: mbarriers, proxy fences, TMA copies, wgmma, register
+reallocation, clusters. Each models its PTX instruction (PTX ISA 8.0; sections cited)."""
+from __future__ import annotations
+
+from .core import BLOCKING, PURE, Op
+from .types import PointerType, ScalarType, TensorMapType, VectorType, i1, i16, i32, i64
+
+SHARED = PointerType("shared")
+
+
+def _shared_pointer(op: Op, value, what: str):
+    if value.type is not SHARED:
+        op.fail(f"{what} is {value.type}, expected ptr<shared>")
+
+
+def _int32(op: Op, value, what: str):
+    if value.type is not i32:
+        op.fail(f"{what} is {value.type}, expected i32")
+
+
+# -- mbarriers (PTX 9.7.12.15) --------------------------------------------------------------------
+class MbarrierInitOp(Op):
+    """`mbarrier.init %bar, %count`: make the 8-byte barrier at bar expect count arrivals per phase (phase 0)."""
+
+    name = "mbarrier.init"
+    num_operands = 2
+
+    def verify(self):
+        _shared_pointer(self, self.operands[0], "barrier")
+        _int32(self, self.operands[1], "count")
+
+
+class MbarrierArriveOp(Op):
+    """`mbarrier.arrive %bar {count}`: each running thread counts `count` (default 1) arrivals on bar."""
+
+    name = "mbarrier.arrive"
+    num_operands = 1
+
+    def verify(self):
+        _shared_pointer(self, self.operands[0], "barrier")
+
+
+class MbarrierArriveTxOp(Op):
+    """`mbarrier.arrive_tx %bar, %bytes`: arrive once and expect `bytes` more of asynchronous transfer this phase."""
+
+    name = "mbarrier.arrive_tx"
+    num_operands = 2
+
+    def verify(self):
+        _shared_pointer(self, self.operands[0], "barrier")
+        _int32(self, self.operands[1], "byte count")
+
+
+class MbarrierExpectTxOp(Op):
+    """`mbarrier.expect_tx %bar, %bytes`: expect `bytes` more of asynchronous transfer this phase, without arriving."""
+
+    name = "mbarrier.expect_tx"
+    num_operands = 2
+
+    def verify(self):
+        _shared_pointer(self, self.operands[0], "barrier")
+        _int32(self, self.operands[1], "byte count")
+
+
+class MbarrierArriveClusterOp(Op):
+    """`mbarrier.arrive_cluster %bar, %cta`: arrive once on the barrier at bar's offset in block `cta` of the cluster."""
+
+    name = "mbarrier.arrive_cluster"
+    num_operands = 2
+
+    def verify(self):
+        _shared_pointer(self, self.operands[0], "barrier")
+        _int32(self, self.operands[1], "cluster rank")
+
+
+class MbarrierWaitOp(Op):
+    """`mbarrier.wait %bar, %parity`: wait until the phase of bar with this parity (0 or 1) has completed."""
+
+    name = "mbarrier.wait"
+    num_operands = 2
+    traits = frozenset({BLOCKING})
+
+    def verify(self):
+        _shared_pointer(self, self.operands[0], "barrier")
+        _int32(self, self.operands[1], "parity")
+
+
+class MbarrierTryWaitOp(Op):
+    """`mbarrier.try_wait %bar, %parity`: whether the phase of bar with this parity has completed (waits a little)."""
+
+    name = "mbarrier.try_wait"
+    num_operands = 2
+    num_results = 1
+    traits = frozenset({BLOCKING})
+
+    def verify(self):
+        _shared_pointer(self, self.operands[0], "barrier")
+        _int32(self, self.operands[1], "parity")
+        if self.result.type is not i1:
+            self.fail(f"result is {self.result.type}, expected i1")
+
+
+class FenceProxyAsyncOp(Op):
+    """`fence.proxy_async`: order this thread's shared-memory accesses before later async-proxy ones (TMA, wgmma)."""
+
+    name = "fence.proxy_async"
+
+
+class FenceMbarrierInitOp(Op):
+    """`fence.mbarrier_init`: make this thread's mbarrier.init visible to the whole cluster (release)."""
+
+    name = "fence.mbarrier_init"
+
+
+# -- TMA (PTX 9.7.9.25) ---------------------------------------------------------------------------
+def _coordinates(op: Op, values, rank: int):
+    if not 1 <= rank <= 5:
+        op.fail(f"rank must be 1 to 5, found {rank}")
+    if len(values) != rank:
+        op.fail(f"a rank-{rank} copy takes {rank} coordinates, found {len(values)}")
+    for i, value in enumerate(values):
+        _int32(op, value, f"coordinate {i}")
+
+
+class TmaLoadOp(Op):
+    """`tma.load %dst, %bar, %tmap, %coords... [, %mask] {rank, multicast}`: copy the tensor map's box at coords (innermost first) into shared dst, completing its bytes on bar; with multicast, into every block of the cluster in the 16-bit mask."""
+
+    name = "tma.load"
+    num_operands = None
+    required_attrs = ("rank",)
+
+    def verify(self):
+        rank, multicast = self.attrs["rank"], self.attrs.get("multicast", False)
+        expected = 3 + rank + (1 if multicast else 0)
+        if len(self.operands) != expected:
+            self.fail(f"expected {expected} operands (dst, barrier, tensor map, {rank} coordinates"
+                      f"{', mask' if multicast else ''}), found {len(self.operands)}")
+        _shared_pointer(self, self.operands[0], "destination")
+        _shared_pointer(self, self.operands[1], "barrier")
+        if not isinstance(self.operands[2].type, TensorMapType):
+            self.fail(f"tensor map is {self.operands[2].type}, expected tmap")
+        _coordinates(self, self.operands[3:3 + rank], rank)
+        if multicast and self.operands[-1].type is not i16:
+            self.fail(f"multicast mask is {self.operands[-1].type}, expected i16")
+
+
+class TmaStoreOp(Op):
+    """`tma.store %tmap, %src, %coords... {rank}`: copy shared src to the tensor map's box at coords; elements outside the tensor are skipped."""
+
+    name = "tma.store"
+    num_operands = None
+    required_attrs = ("rank",)
+
+    def verify(self):
+        rank = self.attrs["rank"]
+        if len(self.operands) != 2 + rank:
+            self.fail(f"expected {2 + rank} operands (tensor map, source, {rank} coordinates), "
+                      f"found {len(self.operands)}")
+        if not isinstance(self.operands[0].type, TensorMapType):
+            self.fail(f"tensor map is {self.operands[0].type}, expected tmap")
+        _shared_pointer(self, self.operands[1], "source")
+        _coordinates(self, self.operands[2:], rank)
+
+
+class TmaCommitOp(Op):
+    """`tma.commit`: close the group of this thread's TMA stores issued so far (cp.async.bulk.commit_group)."""
+
+    name = "tma.commit"
+
+
+class TmaWaitOp(Op):
+    """`tma.wait {pending, read}`: wait until at most `pending` store groups are unfinished (read: until their sources were read)."""
+
+    name = "tma.wait"
+    traits = frozenset({BLOCKING})
+    required_attrs = ("pending",)
+
+
+# -- wgmma (PTX 9.7.15) ---------------------------------------------------------------------------
+WGMMA_TYPES = ("bf16", "f16")
+
+
+class WgmmaFenceOp(Op):
+    """`wgmma.fence`: order register accesses of the warpgroup before the wgmma ops that follow."""
+
+    name = "wgmma.fence"
+
+
+class WgmmaCommitOp(Op):
+    """`wgmma.commit`: close the group of the warpgroup's wgmma ops issued so far."""
+
+    name = "wgmma.commit"
+
+
+class WgmmaWaitOp(Op):
+    """`wgmma.wait {pending}`: wait until at most `pending` wgmma groups of the warpgroup are unfinished."""
+
+    name = "wgmma.wait"
+    traits = frozenset({BLOCKING})
+    required_attrs = ("pending",)
+
+
+class WgmmaMmaOp(Op):
+    """`wgmma.mma %acc, %desc_a, %desc_b {n, dtype, trans_a, trans_b}`: the warpgroup's acc + A(64x16) B(16xn), A and B in shared memory by descriptor; acc is each thread's f32 fragment (n/2 values)."""
+
+    name = "wgmma.mma"
+    num_operands = 3
+    num_results = 1
+    required_attrs = ("n", "dtype")
+
+    def verify(self):
+        acc, desc_a, desc_b = self.operands
+        n = self.attrs["n"]
+        if n % 8 or not 8 <= n <= 256:
+            self.fail(f"n must be a multiple of 8 from 8 to 256, found {n}")
+        if self.attrs["dtype"] not in WGMMA_TYPES:
+            self.fail(f"dtype must be one of {', '.join(WGMMA_TYPES)}, found {self.attrs['dtype']!r}")
+        expected = VectorType(ScalarType("f32"), n // 2)
+        if acc.type is not expected or self.result.type is not expected:
+            self.fail(f"accumulator is {acc.type} giving {self.result.type}, expected {expected}")
+        for what, desc in (("A", desc_a), ("B", desc_b)):
+            if desc.type is not i64:
+                self.fail(f"{what} descriptor is {desc.type}, expected i64")
+        for flag in ("trans_a", "trans_b"):
+            if self.attrs.get(flag, 0) not in (0, 1):
+                self.fail(f"{flag} must be 0 or 1, found {self.attrs[flag]!r}")
+
+
+# -- registers, elections, clusters ---------------------------------------------------------------
+class SetMaxNRegOp(Op):
+    """`gpu.setmaxnreg {count, action}`: the warpgroup raises ('inc') or lowers ('dec') its registers per thread to count."""
+
+    name = "gpu.setmaxnreg"
+    required_attrs = ("count", "action")
+
+    def verify(self):
+        count = self.attrs["count"]
+        if not (24 <= count <= 256 and count % 8 == 0):
+            self.fail(f"count must be a multiple of 8 from 24 to 256, found {count}")
+        if self.attrs["action"] not in ("inc", "dec"):
+            self.fail(f"action must be 'inc' or 'dec', found {self.attrs['action']!r}")
+
+
+class ElectOneOp(Op):
+    """`gpu.elect_one`: true in exactly one running lane of each warp (the lowest), false elsewhere."""
+
+    name = "gpu.elect_one"
+    num_results = 1
+
+    def verify(self):
+        if self.result.type is not i1:
+            self.fail(f"result is {self.result.type}, expected i1")
+
+
+class ClusterIdOp(Op):
+    """`cluster.id {dim}`: this block's cluster index in the grid along dim."""
+
+    name = "cluster.id"
+    num_results = 1
+    traits = frozenset({PURE})
+    required_attrs = ("dim",)
+
+
+class ClusterRankOp(Op):
+    """`cluster.rank`: this block's rank within its cluster (0 .. blocks per cluster - 1)."""
+
+    name = "cluster.rank"
+    num_results = 1
+    traits = frozenset({PURE})
+
+
+class ClusterArriveOp(Op):
+    """`cluster.arrive`: this thread arrives at the cluster-wide barrier (release)."""
+
+    name = "cluster.arrive"
+
+
+class ClusterWaitOp(Op):
+    """`cluster.wait`: wait until every thread of every block in the cluster has arrived (acquire)."""
+
+    name = "cluster.wait"
+    traits = frozenset({BLOCKING})

@@ -1,0 +1,85 @@
+"""The Hopper GEMM composed from the blocks, on the GPU against a float32 reference (outputs poisoned)."""
+import pytest
+
+import skc
+
+pytestmark = pytest.mark.gpu
+torch = pytest.importorskip("torch")
+
+
+def reference(a, b, bias=None, c=None, alpha=1.0, beta=0.0, activation=None):
+    out = alpha * (a.float() @ b.float())
+    if c is not None:
+        out = out + beta * c.float()
+    if bias is not None:
+        out = out + bias.float()
+    if activation == "relu":
+        out = torch.relu(out)
+    elif activation == "gelu":
+        out = torch.nn.functional.gelu(out, approximate="tanh")
+    elif activation == "silu":
+        out = torch.nn.functional.silu(out)
+    return out
+
+
+def relative_error(got, expected):
+    return ((got.float() - expected).norm() / expected.norm()).item()
+
+
+def operand(rows, cols, dtype, transposed):
+    if transposed:
+        return torch.randn(cols, rows, device="cuda", dtype=dtype).t()
+    return torch.randn(rows, cols, device="cuda", dtype=dtype)
+
+
+@pytest.mark.parametrize("M,N,K", [(128, 128, 64), (256, 256, 256), (512, 384, 320), (200, 136, 72), (64, 64, 64),
+                                   (1000, 1000, 1000), (8, 8, 8)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_shapes(M, N, K, dtype):
+    a, b = operand(M, K, dtype, False), operand(K, N, dtype, False)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=dtype)
+    skc.blocks.matmul(a, b, out=out)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    assert relative_error(out, reference(a, b)) <= 1e-2
+
+
+@pytest.mark.parametrize("ta,tb", [(False, True), (True, False), (True, True)])
+def test_transposed_operands(ta, tb):
+    M, N, K = 320, 192, 256
+    a, b = operand(M, K, torch.bfloat16, ta), operand(K, N, torch.bfloat16, tb)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    skc.blocks.matmul(a, b, out=out)
+    torch.cuda.synchronize()
+    assert relative_error(out, reference(a, b)) <= 1e-2
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "gelu", "silu"])
+def test_fused_epilogue(activation):
+    M, N, K = 256, 384, 128
+    a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
+    bias = torch.randn(N, device="cuda", dtype=torch.bfloat16)
+    c = torch.randn(M, N, device="cuda", dtype=torch.bfloat16)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    skc.blocks.matmul(a, b, out=out, bias=bias, c=c, alpha=0.5, beta=2.0, activation=activation)
+    torch.cuda.synchronize()
+    expected = reference(a, b, bias, c, 0.5, 2.0, activation)
+    assert relative_error(out, expected) <= 1e-2
+
+
+def test_alignment_is_checked_before_launch():
+    a = torch.randn(64, 70, device="cuda", dtype=torch.bfloat16)  # rows of 140 bytes
+    b = torch.randn(70, 64, device="cuda", dtype=torch.bfloat16)
+    with pytest.raises(skc.LaunchError, match="multiple of 16 bytes"):
+        skc.blocks.matmul(a, b)
+
+
+def test_sass_has_wgmma_and_tma():
+    from skc.blocks import MatmulConfig, matmul_kernel
+    a = torch.randn(256, 256, device="cuda", dtype=torch.bfloat16)
+    skc.blocks.matmul(a, a)
+    compiled = next(iter(matmul_kernel._compiled.values()))
+    sass = compiled.asm("sass")
+    for instruction in ("HGMMA", "UTMALDG", "UTMASTG", "SYNCS"):
+        assert instruction in sass
+    assert compiled.resources["spill_stores"] == 0
