@@ -8,6 +8,8 @@ launches a persistent grid.
 """
 from __future__ import annotations
 
+import functools
+
 import skc
 
 from .config import MatmulConfig
@@ -94,8 +96,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     b_store, b_k_major = _storage(b, False)
     device = skc.current_device()
     spec = EpilogueSpec(alpha=alpha is not None, beta=c is not None, bias=bias is not None, activation=activation)
-    cfg = config or MatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major,
-                                             device.target.max_shared_bytes, epilogue=spec)
+    cfg = config or _config(M, N, K, dtype, a_k_major, b_k_major, device.target.max_shared_bytes, spec)
     if out is None:
         out = _empty_like(a, (M, N))
     boxes = cfg.boxes()
@@ -106,6 +107,11 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
                                      float(alpha if alpha is not None else 1.0), float(beta if beta is not None else 0.0),
                                      cfg)
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _config(M, N, K, dtype, a_k_major, b_k_major, max_shared_bytes, spec) -> MatmulConfig:
+    return MatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, max_shared_bytes, epilogue=spec)
 
 
 def _empty_like(a, shape):

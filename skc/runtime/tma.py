@@ -19,6 +19,7 @@ from .arrays import DeviceArray
 from .interop import tensor_facts
 
 SWIZZLES = (0, 32, 64, 128)
+_ENCODED: dict = {}  # descriptors already encoded, by everything they encode
 _CU_DTYPE = {"u8": "UINT8", "u16": "UINT16", "u32": "UINT32", "i32": "INT32", "u64": "UINT64", "i64": "INT64",
              "f16": "FLOAT16", "f32": "FLOAT32", "f64": "FLOAT64", "bf16": "BFLOAT16", "f8e4m3": "UINT8",
              "f8e5m2": "UINT8", "i8": "UINT8", "i16": "UINT16"}
@@ -75,7 +76,14 @@ class TensorMap:
     @property
     def descriptor_bytes(self) -> bytes:
         if self._descriptor is None:
-            self._descriptor = self._encode()
+            key = (self.data_pointer(), self.shape, self.strides, self.dtype, self.box, self.swizzle)
+            found = _ENCODED.get(key)
+            if found is None:
+                found = self._encode()
+                if len(_ENCODED) > 4096:
+                    _ENCODED.clear()
+                _ENCODED[key] = found
+            self._descriptor = found
         return self._descriptor
 
     def _encode(self) -> bytes:
