@@ -16,7 +16,7 @@ from . import dtypes
 from .arrays import DeviceArray
 from .devices import Device
 from .interop import tensor_facts
-from .signature import POINTER, SCALAR, LaunchParam  # noqa: F401  (LaunchParam re-exported)
+from .signature import POINTER, SCALAR, TENSORMAP, LaunchParam  # noqa: F401  (LaunchParam re-exported)
 
 
 _CTYPES = {"i1": ctypes.c_uint8, "i8": ctypes.c_int8, "i16": ctypes.c_int16, "i32": ctypes.c_int32,
@@ -197,7 +197,9 @@ def _torch_dtype(t: ir.ScalarType):
 
 
 class InterpreterLauncher:
-    """Runs a kernel's tile IR in the CPU interpreter over host arrays (written in place)."""
+    """Runs a kernel's tile IR in the CPU interpreter over host arrays (written in place). A tensor-map argument
+    (an skc.TensorMap) has its host array mapped into the interpreter's memory and is passed as an
+    interpreter TensorMapDescriptor (address, shape, strides, element type, box, swizzle)."""
 
     def __init__(self, function: ir.Function, params, target, block: tuple):
         self.function, self.params, self.target, self.block = function, params, target, block
@@ -207,7 +209,7 @@ class InterpreterLauncher:
 
     def launch(self, args, grid, stream=0):
         block = self.block
-        from .interpreter import Memory, run
+        from .interpreter import Memory, map_tensor_map, run
 
         memory = Memory()
         values = []
@@ -216,14 +218,24 @@ class InterpreterLauncher:
                 values.append(memory.map_array(host_view(arg, param.name, self.function.name), name=param.name))
             elif param.kind == SCALAR:
                 values.append(arg)
+            elif param.kind == TENSORMAP:
+                if not all(hasattr(arg, attribute) for attribute in ("tensor", "shape", "strides", "box", "swizzle")):
+                    raise LaunchError(f"{self.function.name}: argument '{param.name}' must be an skc.TensorMap, "
+                                      f"found {type(arg).__name__}")
+                array = host_view(arg.tensor, param.name, self.function.name, strided=True)
+                values.append(map_tensor_map(arg, memory, param.name, array))
             else:
                 values.append(arg)
         run(self.function, grid=grid, block=block, args=values, memory=memory, target=self.target,
             arg_names=[p.name for p in self.params])
 
 
-def host_view(arg, name: str, kernel: str) -> np.ndarray:
-    """A numpy view of a host array argument (writes through to it)."""
+def host_view(arg, name: str, kernel: str, strided: bool = False) -> np.ndarray:
+    """A numpy view of a host array argument (writes through to it).
+
+    With `strided` (tensor maps, whose strides may pad rows), a non-contiguous view with non-negative strides
+    is accepted and given as the flat array of its elements' span, starting at its first element.
+    """
     if isinstance(arg, DeviceArray):
         if arg.host is None:
             raise LaunchError(f"{kernel}: argument '{name}' lives on {arg.device}; the interpreter runs on host "
@@ -240,5 +252,18 @@ def host_view(arg, name: str, kernel: str) -> np.ndarray:
                               "host arrays (numpy, CPU tensors, or skc arrays on the interpreter device)")
         view = arg.numpy() if hasattr(arg, "numpy") else np.from_dlpack(arg)
     if not view.flags.c_contiguous:
+        if strided and _spannable(view):
+            return _span(view)
         raise LaunchError(f"{kernel}: argument '{name}' is not contiguous; pass np.ascontiguousarray(x)")
     return view
+
+
+def _spannable(view: np.ndarray) -> bool:
+    return view.size > 0 and all(s >= 0 and s % view.itemsize == 0 for s in view.strides)
+
+
+def _span(view: np.ndarray) -> np.ndarray:
+    """The flat array of elements from view's first to its last, gaps included (a view of the same memory)."""
+    count = 1 + sum((n - 1) * s for n, s in zip(view.shape, view.strides)) // view.itemsize
+    return np.lib.stride_tricks.as_strided(view, shape=(count,), strides=(view.itemsize,),
+                                           writeable=view.flags.writeable)

@@ -1,5 +1,6 @@
-"""`run`: check a launch, turn its arguments into per-thread values, and run the grid's blocks
-one after another, each with fresh shared memory and its own scheduler."""
+"""`run`: check a launch, turn its arguments into per-thread values, and run the grid's
+clusters one after another (a kernel without a cluster shape has clusters of one block); the
+blocks of a cluster run together in one scheduler, each with fresh shared memory."""
 from __future__ import annotations
 
 import itertools
@@ -15,8 +16,11 @@ from . import numerics
 from .control import run_region
 from .memory import Memory, shared_segment
 from .plan import Plan
-from .scheduler import run_block
-from .state import BlockState, Group, Launch
+from .scheduler import run_cluster
+from .state import BlockState, Cluster, Group, Launch
+from .tma import TensorMapDescriptor, check_descriptor, map_tensor_map
+
+MAX_CLUSTER_BLOCKS = 16   # Hopper: 8 portably, 16 with the non-portable cluster size attribute
 
 
 def _dims(what: str, value) -> tuple:
@@ -28,7 +32,7 @@ def _dims(what: str, value) -> tuple:
     return dims
 
 
-def _argument(value, t, name: str, nthreads: int) -> np.ndarray:
+def _argument(value, t, name: str, nthreads: int, memory: Memory) -> np.ndarray:
     """One kernel argument as a per-thread array."""
     if isinstance(t, ir.PointerType):
         if isinstance(value, np.ndarray) or not isinstance(value, numbers.Integral):
@@ -36,6 +40,9 @@ def _argument(value, t, name: str, nthreads: int) -> np.ndarray:
                               f"Memory.allocate, found {type(value).__name__}")
         return np.full(nthreads, numerics.from_python(t, value), np.uint64)
     if isinstance(t, ir.TensorMapType):
+        if not isinstance(value, TensorMapDescriptor) and hasattr(value, "host_array"):
+            value = map_tensor_map(value, memory, name)   # an skc.TensorMap over a host array
+        check_descriptor(value, t, name)
         values = np.empty(nthreads, object)
         values[:] = [value] * nthreads
         return values
@@ -51,7 +58,8 @@ def run(function, grid=(1, 1, 1), block=None, args: Sequence = (), memory: Optio
     """Run `function` (an ir.Function, or a Module of one) over `grid` blocks of `block` threads.
 
     `args` has one entry per function argument: an address (int) for a pointer, a number for a
-    scalar. Faults (out-of-bounds or misaligned accesses, failed asserts, ops the interpreter
+    scalar, a TensorMapDescriptor (or an skc.TensorMap over a host array, mapped into `memory`)
+    for a tensor map. A function with attrs["cluster"] runs in clusters of that shape. Faults (out-of-bounds or misaligned accesses, failed asserts, ops the interpreter
     cannot run) raise InterpreterError, deadlocks DeadlockError, at the kernel's source line.
     """
     if isinstance(function, ir.Module):
@@ -70,12 +78,34 @@ def run(function, grid=(1, 1, 1), block=None, args: Sequence = (), memory: Optio
         raise LaunchError(f"kernel '{function.name}' takes {len(function.args)} arguments "
                           f"({', '.join(names)}), found {len(args)}")
     ir.verify(function)
-    launch = Launch(function, grid, block, target, memory if memory is not None else Memory())
-    values = [_argument(v, a.type, name, launch.nthreads) for v, a, name in zip(args, function.args, names)]
+    cluster = _cluster_shape(function, grid)
+    launch = Launch(function, grid, block, target, memory if memory is not None else Memory(), cluster)
+    values = [_argument(v, a.type, name, launch.nthreads, launch.memory)
+              for v, a, name in zip(args, function.args, names)]
     plan = Plan(function, launch)
     with np.errstate(all="ignore"):
-        for z, y, x in itertools.product(range(grid[2]), range(grid[1]), range(grid[0])):
-            state = BlockState(launch, (x, y, z), shared_segment(launch.shared_bytes))
-            root = Group(launch.all_lanes, dict(zip(function.args, values)), state)
-            root.gen = run_region(root, plan.body)
-            run_block(state, root)
+        for z, y, x in itertools.product(*(range(g // c) for g, c in zip(grid[::-1], cluster[::-1]))):
+            _run_cluster(launch, plan, (x, y, z), values)
+
+
+def _cluster_shape(function, grid) -> tuple:
+    cluster = _dims("cluster", function.attrs.get("cluster", (1, 1, 1)))
+    if any(g % c for g, c in zip(grid, cluster)):
+        raise LaunchError(f"kernel '{function.name}' runs in clusters of {cluster} blocks; the grid {grid} is not a "
+                          "multiple of that in every dimension")
+    if cluster[0] * cluster[1] * cluster[2] > MAX_CLUSTER_BLOCKS:
+        raise LaunchError(f"a cluster of {cluster} blocks has more than {MAX_CLUSTER_BLOCKS} blocks")
+    return cluster
+
+
+def _run_cluster(launch: Launch, plan: Plan, index: tuple, values: list):
+    """Run the blocks of cluster `index`, in rank order (x fastest), interleaved in one scheduler."""
+    cluster, shape = Cluster(launch, index), launch.cluster
+    roots = []
+    for z, y, x in itertools.product(range(shape[2]), range(shape[1]), range(shape[0])):
+        block_index = (index[0] * shape[0] + x, index[1] * shape[1] + y, index[2] * shape[2] + z)
+        state = BlockState(launch, block_index, shared_segment(launch.shared_bytes), cluster)
+        root = state.root = Group(launch.all_lanes, dict(zip(launch.function.args, values)), state)
+        root.gen = run_region(root, plan.body)
+        roots.append(root)
+    run_cluster(cluster, roots)

@@ -83,5 +83,18 @@ def _vote(op, launch):
     return vote
 
 
+def _elect_one(op, launch):
+    """True in the lowest active lane of each warp (PTX elect.sync with the active lanes as its member mask)."""
+    width, n, result = launch.warp_size, launch.nthreads, op.result
+
+    def elect_one(group):
+        chosen = np.zeros(n, bool)
+        active = np.flatnonzero(group.mask)
+        _, first = np.unique(active // width, return_index=True)
+        chosen[active[first]] = True
+        group.env[result] = chosen
+    return elect_one
+
+
 PURE = {"gpu.thread_id": _thread_id, "gpu.grid_dim": _grid_dim, "gpu.lane_id": _lane_id, "gpu.shuffle": _shuffle}
-EFFECTS = {"gpu.block_id": _block_id, "gpu.vote": _vote}
+EFFECTS = {"gpu.block_id": _block_id, "gpu.vote": _vote, "gpu.elect_one": _elect_one}

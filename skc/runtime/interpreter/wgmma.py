@@ -1,0 +1,152 @@
+"""Warpgroup ops (PTX ISA 9.7.15): wgmma.mma_async reading A and B from shared memory through
+matrix descriptors, its fence/commit/wait, and setmaxnreg. A warpgroup is lanes 128w..128w+127
+of the block; these ops are `.sync.aligned`: every thread of a warpgroup that runs one runs it.
+
+wgmma.mma: D(64 x n, f32) = D + A(64 x 16) B(16 x n). The descriptor (9.7.15.5.1.2.2 "Matrix
+Descriptor Format") gives the start address, the leading- and stride-dimension byte offsets
+(LBO, SBO) and the swizzle; the canonical layouts (9.7.15.5.1.2.1.3, with T = 16 bytes of
+elements) say where element (row, k) of each operand lies before the swizzle (tma.swizzle)
+maps that logical address to the physical one. The result is the accumulator fragment of
+9.7.15.5.1.1 ("Register Fragments", m64nNk16 with f32 D).
+
+Numerics: products of bf16/f16 are exact in f32; the 16 products of each element are summed
+exactly (in f64, exact unless their exponents span more than ~30 binades), rounded once to
+f32 and added to D in f32. The tensor cores' own accumulation order and rounding may differ in
+the last bits of f32; inputs whose sums are exact (small integers) agree bit for bit.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir.types import ScalarType
+from . import numerics
+from .state import Fault, lane_ranges
+from .tma import swizzle
+
+WARPGROUP = 128
+M, K = 64, 16   # wgmma.mma_async .m64nNk16 for f16/bf16 (PTX ISA 9.7.15.5)
+SWIZZLE_MODES = {0: 0, 1: 128, 2: 64, 3: 32}   # descriptor bits 62-63 -> swizzle bytes
+
+
+def warpgroups(group, what: str) -> list:
+    """The lanes (arrays of 128) of each warpgroup with active lanes in the group; all of them must be active."""
+    launch = group.block.launch
+    found = []
+    for w in np.unique(np.flatnonzero(group.mask) // WARPGROUP).tolist():
+        lanes = np.arange(w * WARPGROUP, (w + 1) * WARPGROUP)
+        inside = lanes[lanes < launch.nthreads]
+        missing = inside[~group.mask[inside]]
+        if inside.size < WARPGROUP or missing.size:
+            absent = np.zeros(max(launch.nthreads, lanes[-1] + 1), bool)
+            absent[missing] = True
+            absent[lanes[lanes >= launch.nthreads]] = True
+            raise Fault(f"{what} must be executed by all 128 threads of a warpgroup: warpgroup {w} (threads "
+                        f"{lanes[0]}-{lanes[-1]}) runs it without threads {lane_ranges(absent)}",
+                        group.first_lane(), hint="run it outside branches that split warpgroups (e.g. not under "
+                                                 "an elect_one), in blocks of a multiple of 128 threads")
+        found.append(lanes)
+    return found
+
+
+def fragment_layout(n: int):
+    """(rows, cols), each (128, n/2): the D element thread t of a warpgroup holds as its value i (9.7.15.5.1.1)."""
+    t = np.arange(WARPGROUP)[:, None]
+    i = np.arange(n // 2)[None, :]
+    column_block, within = i // 4, i % 4
+    rows = 16 * (t // 32) + (t % 32) // 4 + 8 * (within // 2)
+    cols = 8 * column_block + 2 * (t % 4) + within % 2
+    return rows, cols
+
+
+def decode_descriptor(desc: int) -> tuple:
+    """(start, LBO, SBO, base offset, swizzle bytes) of a 64-bit matrix descriptor (9.7.15.5.1.2.2)."""
+    desc &= (1 << 64) - 1
+    start = (desc & 0x3FFF) << 4
+    lbo = ((desc >> 16) & 0x3FFF) << 4
+    sbo = ((desc >> 32) & 0x3FFF) << 4
+    return start, lbo, sbo, (desc >> 49) & 0x7, SWIZZLE_MODES[desc >> 62]
+
+
+def operand_addresses(desc: int, rows: int, mn_major: bool, elem_bytes: int) -> np.ndarray:
+    """The logical shared address of element (row, k) of an operand, (rows, 16), before the swizzle.
+
+    `row` is m for A and n for B. K-major: rows of K contiguous; MN-major: columns of M/N contiguous. From the
+    canonical layouts of PTX ISA 9.7.15.5.1.2.1.3 (S = swizzle bytes, e = element bytes, c = row * e):
+      K-major, swizzled:   start + (row // 8) SBO + (row % 8) S + k e
+      K-major, none:       start + (row // 8) SBO + (k e // 16) LBO + (row % 8) 16 + k e % 16
+      MN-major, swizzled:  start + (c // S) LBO + (k // 8) SBO + (k % 8) S + c % S
+      MN-major, none:      start + (c // 16) SBO + (k // 8) LBO + (k % 8) 16 + c % 16
+    (MN-major without swizzle is ((T,1,m),(8,k)):((1,T,SBO),(1T,LBO)): SBO steps along M/N, LBO along K.)
+    """
+    start, lbo, sbo, _, swizzle_bytes = decode_descriptor(desc)
+    row = np.arange(rows, dtype=np.int64)[:, None]
+    k = np.arange(K, dtype=np.int64)[None, :]
+    ke, c = k * elem_bytes, row * elem_bytes
+    if not mn_major:
+        if swizzle_bytes:
+            return start + (row // 8) * sbo + (row % 8) * swizzle_bytes + ke
+        return start + (row // 8) * sbo + (ke // 16) * lbo + (row % 8) * 16 + ke % 16
+    if swizzle_bytes:
+        return start + (c // swizzle_bytes) * lbo + (k // 8) * sbo + (k % 8) * swizzle_bytes + c % swizzle_bytes
+    return start + (c // 16) * sbo + (k // 8) * lbo + (k % 8) * 16 + c % 16
+
+
+def _read_operand(block, desc: int, rows: int, mn_major: bool, elem: ScalarType, what: str, lane: int):
+    _, _, _, base_offset, swizzle_bytes = decode_descriptor(desc)
+    if base_offset:
+        raise Fault(f"wgmma.mma: the {what} descriptor {desc & ((1 << 64) - 1):#018x} has base offset {base_offset}; "
+                    "the interpreter takes swizzle patterns that start at their natural boundary (base offset 0)",
+                    lane, hint="align the operand's shared buffer to 1024 bytes and leave bits 49-51 zero")
+    physical = swizzle(operand_addresses(desc, rows, mn_major, elem.bytes), swizzle_bytes)
+    end = int(physical.max()) + elem.bytes
+    if end > block.shared.nbytes:
+        raise Fault(f"wgmma.mma reads {what} at shared bytes up to {end - 1}, past the {block.shared.nbytes} bytes "
+                    f"of shared memory (descriptor {desc & ((1 << 64) - 1):#018x})", lane,
+                    hint="check the descriptor's start address, LBO and SBO")
+    dtype = numerics.storage_dtype(elem)
+    bits = block.shared.typed(dtype)[physical // elem.bytes]
+    return numerics.from_storage(elem, bits).astype(np.float64)
+
+
+def _uniform(values: np.ndarray, lanes: np.ndarray, what: str) -> int:
+    first = values[lanes[0]]
+    differ = values[lanes] != first
+    if differ.any():
+        lane = int(lanes[np.argmax(differ)])
+        raise Fault(f"wgmma.mma: the {what} descriptor differs across the warpgroup (thread {int(lanes[0])} has "
+                    f"{int(first) & ((1 << 64) - 1):#x}, thread {lane} {int(values[lane]) & ((1 << 64) - 1):#x})", lane,
+                    hint="compute the descriptor from warpgroup-uniform values")
+    return int(first)
+
+
+def _mma(op, launch):
+    n, elem = op.attrs["n"], ScalarType(op.attrs["dtype"])
+    trans_a, trans_b = bool(op.attrs.get("trans_a", 0)), bool(op.attrs.get("trans_b", 0))
+    rows, cols = fragment_layout(n)
+    acc, desc_a, desc_b = op.operands
+    result = op.result
+
+    def mma(group):
+        env, block = group.env, group.block
+        out = env[acc].copy()
+        for lanes in warpgroups(group, "wgmma.mma"):
+            lane = int(lanes[0])
+            a = _read_operand(block, _uniform(env[desc_a], lanes, "A"), M, trans_a, elem, "A", lane)       # (m, k)
+            b = _read_operand(block, _uniform(env[desc_b], lanes, "B"), n, trans_b, elem, "B", lane)       # (n, k)
+            d = np.empty((M, n), np.float32)
+            d[rows, cols] = env[acc][lanes]
+            d = d + (a @ b.T).astype(np.float32)
+            out[lanes] = d[rows, cols]
+        env[result] = out
+    return mma
+
+
+def _whole_warpgroups(op, launch):
+    """An op with no effect in the interpreter that still must be run by whole warpgroups."""
+    def check(group):
+        warpgroups(group, op.name)
+    return check
+
+
+EFFECTS = {"wgmma.mma": _mma, "wgmma.fence": _whole_warpgroups, "wgmma.commit": _whole_warpgroups,
+           "wgmma.wait": _whole_warpgroups, "gpu.setmaxnreg": _whole_warpgroups}

@@ -1,0 +1,152 @@
+"""Misusing a pipeline is a compile-time error at the user's line, never a hang."""
+import os
+from types import SimpleNamespace
+
+import pytest
+
+import skc
+from helpers import line_of
+from skc import ir
+from skc.blocks import (InputTilePipeline, MatmulConfig, OperandLayout, TileScheduler, TilePayload, TmaLoader,
+                        WarpRoles, Wgmma)
+
+HERE = os.path.abspath(__file__)
+CFG = MatmulConfig(stages=2)
+
+
+def tensor_maps(cfg=CFG):
+    boxes = cfg.boxes()
+    return [SimpleNamespace(spec=ir.TensorMapType(ir.bf16, boxes[name], 128 if name != "out" else 0))
+            for name in ("a", "b", "out")]
+
+
+def compile_error(kernel, cfg=CFG) -> str:
+    with pytest.raises(skc.CompileError) as info:
+        kernel.compile(*tensor_maps(cfg), skc.i32, skc.i32, skc.i32, cfg, target="sm_90a", block=cfg.threads)
+    return str(info.value)
+
+
+def assert_at(message: str, kernel, marker: str):
+    assert message.startswith(f"{HERE}:{line_of(kernel, marker)}:"), message
+
+
+@skc.kernel
+def acquire_without_with(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
+                         K: skc.i32, cfg: skc.constexpr):
+    payload = cfg.payload()
+    pipe = InputTilePipeline(payload, cfg.stages, consumers=cfg.consumers)
+    roles = WarpRoles(cfg.consumers)
+    if roles.is_producer():
+        load = TmaLoader(payload, cfg.tile_k, a=a, b=b)
+        with pipe.producer() as producer:
+            stage = producer.acquire()
+            load(stage, 0, 0, 0)  # HERE
+
+
+def test_acquire_outside_a_with():
+    message = compile_error(acquire_without_with)
+    assert "a pipeline stage is used outside `with ....acquire() as stage:`" in message
+    assert_at(message, acquire_without_with, "load(stage, 0, 0, 0)")
+
+
+@skc.kernel
+def consumer_in_producer(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
+                         K: skc.i32, cfg: skc.constexpr):
+    pipe = InputTilePipeline(cfg.payload(), cfg.stages, consumers=cfg.consumers)
+    roles = WarpRoles(cfg.consumers)
+    if roles.is_producer():
+        with pipe.consumer() as consumer:  # HERE
+            pass
+
+
+def test_consumer_handle_in_the_producer_role():
+    message = compile_error(consumer_in_producer)
+    assert "the pipeline's consumer handle is taken in code that runs as the producer" in message
+    assert_at(message, consumer_in_producer, "with pipe.consumer()")
+
+
+@skc.kernel
+def stage_after_with(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
+                     K: skc.i32, cfg: skc.constexpr):
+    pipe = InputTilePipeline(cfg.payload(), cfg.stages, consumers=cfg.consumers)
+    roles = WarpRoles(cfg.consumers)
+    if not roles.is_producer():
+        mma = Wgmma(cfg.tile_n, cfg.tile_k, skc.bf16)
+        acc = mma.zeros()
+        with pipe.consumer() as consumer:
+            for k in range(K):
+                with consumer.acquire() as stage:
+                    tiles = (stage.a, stage.b)
+                mma(acc, tiles[0], tiles[1])  # HERE
+
+
+def test_stage_used_after_its_block():
+    message = compile_error(stage_after_with)
+    assert "tile 'a' of a pipeline stage is used after the `with ... acquire()` block" in message
+    assert_at(message, stage_after_with, "mma(acc, tiles[0], tiles[1])")
+
+
+@skc.kernel
+def payload_disagrees(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
+                      K: skc.i32, cfg: skc.constexpr):
+    pipe = InputTilePipeline(cfg.payload(), cfg.stages, consumers=cfg.consumers)
+    roles = WarpRoles(cfg.consumers)
+    if not roles.is_producer():
+        mma = Wgmma(256, cfg.tile_k, skc.bf16)
+        acc = mma.zeros()
+        with pipe.consumer() as consumer:
+            with consumer.acquire() as stage:
+                mma(acc, stage.a, stage.b)  # HERE
+
+
+def test_payload_that_disagrees_with_the_op():
+    message = compile_error(payload_disagrees)
+    assert "the stage's B tile has 128 columns; this Wgmma computes 256" in message
+    assert_at(message, payload_disagrees, "mma(acc, stage.a, stage.b)")
+
+
+@skc.kernel
+def too_many_stages(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
+                    K: skc.i32, cfg: skc.constexpr):
+    pipe = InputTilePipeline(cfg.payload(), cfg.stages, consumers=cfg.consumers)  # HERE
+
+
+def test_shared_memory_budget():
+    cfg = MatmulConfig(stages=8, tile_n=256)
+    message = compile_error(too_many_stages, cfg)
+    assert "exceeds the 232448 bytes a block may use on sm_90a" in message
+    assert_at(message, too_many_stages, "InputTilePipeline(")
+
+
+@skc.kernel
+def wrong_thread_count(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
+                       K: skc.i32, cfg: skc.constexpr):
+    roles = WarpRoles(3)  # HERE
+
+
+def test_roles_need_the_right_block():
+    message = compile_error(wrong_thread_count)
+    assert "need 512 threads per block, the kernel has 384" in message
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="tile_m must be 64 per consumer"):
+        MatmulConfig(tile_m=192, consumers=2)
+    with pytest.raises(ValueError, match="tile_n must be"):
+        MatmulConfig(tile_n=100)
+    config = MatmulConfig.for_problem(4096, 4096, 4096)
+    assert config.shared_bytes() <= 232448 and config.stages >= 4
+
+
+def test_layout_descriptors_and_boxes():
+    k_major = OperandLayout(128, 64, 2, k_major=True)
+    assert k_major.box() == (128, 64) and k_major.chunks == 1 and k_major.bytes == 16384
+    mn_major = OperandLayout(128, 64, 2, k_major=False)
+    assert mn_major.box() == (64, 64) and mn_major.chunks == 2 and mn_major.chunk_bytes == 8192
+    assert mn_major.box_coordinates(1, 256, 64) == (64, 320)
+    assert TilePayload(a=k_major, b=mn_major).stage_bytes == 32768
+
+
+def test_persistent_grid():
+    assert TileScheduler.grid(4096, 4096, 128, 128, 132) == 132
+    assert TileScheduler.grid(100, 100, 128, 128, 132) == 1
