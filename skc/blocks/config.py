@@ -55,9 +55,14 @@ class MatmulConfig:
                            b=OperandLayout(self.tile_n, self.tile_k, self.elem_bytes, self.b_k_major))
 
     @property
+    def epilogue_columns(self) -> int:
+        """Columns the epilogue stores at a time: one 128-byte swizzled row of outputs."""
+        return 128 // self.elem_bytes
+
+    @property
     def staging_elements(self) -> int:
-        """Each consumer's epilogue buffer: 64 x tile_n outputs."""
-        return 64 * self.tile_n
+        """Each consumer's epilogue buffers: two chunks of 64 x epilogue_columns outputs."""
+        return 2 * 64 * self.epilogue_columns
 
     def shared_bytes(self) -> int:
         stage = (self.tile_m + self.tile_n) * self.tile_k * self.elem_bytes
@@ -67,7 +72,8 @@ class MatmulConfig:
     def boxes(self) -> dict:
         """The TMA box of each operand's tensor map (outermost dimension first)."""
         payload = self.payload()
-        return {"a": payload.layouts["a"].box(), "b": payload.layouts["b"].box(), "out": (64, self.tile_n)}
+        return {"a": payload.layouts["a"].box(), "b": payload.layouts["b"].box(),
+                "out": (64, self.epilogue_columns)}
 
     @classmethod
     def for_problem(cls, M: int, N: int, K: int, dtype: str = "bf16", a_k_major: bool = True,

@@ -47,15 +47,21 @@ def fragment_position(i: int, thread):
 
 
 class TmaStoreEpilogue:
-    """Writes one consumer warpgroup's 64 x n share of an output tile. `staging` is its shared buffer
-    (64 x n elements of the output type); `consumers` warpgroups synchronize on named barrier 1."""
+    """Writes one consumer warpgroup's 64 x n share of an output tile in chunks of 64 x `columns`
+    (one 128-byte swizzled TMA box each), double-buffered in `staging` (2 x 64 x columns elements,
+    1024-byte aligned), so a chunk is written while the previous one is being stored. The
+    `consumers` warpgroups synchronize on named barrier 1."""
 
     ROWS = 64
+    BUFFERS = 2
 
     def __init__(self, out_map, n: int, dtype, staging, consumers: int, spec: EpilogueSpec = EpilogueSpec(),
-                 alpha=1.0, beta=0.0, c_in=None, bias=None, M=None, N=None):
+                 alpha=1.0, beta=0.0, c_in=None, bias=None, M=None, N=None, columns: int = 64):
         spec.check()
-        self.out_map, self.n, self.dtype, self.staging = out_map, n, dtype, staging
+        if n % columns or columns * dtype.itemsize != 128:
+            raise frontend.current().error(f"the epilogue stores 128-byte rows: {128 // dtype.itemsize} columns "
+                                           f"of {dtype} at a time, dividing n = {n}")
+        self.out_map, self.n, self.dtype, self.staging, self.columns = out_map, n, dtype, staging, columns
         self.consumers, self.spec = consumers, spec
         self.alpha, self.beta, self.c_in, self.bias, self.M, self.N = alpha, beta, c_in, bias, M, N
         self.thread = skc.thread_index() % 128
@@ -63,19 +69,31 @@ class TmaStoreEpilogue:
 
     def __call__(self, acc, row0, col0):
         """Store acc as the output rows row0.. (this warpgroup's first row) and columns col0.."""
-        self.sync()  # the previous tile's store has read the staging buffer
+        acc.wait()
         fragment = acc.fragment
-        for i in skc.static_range(0, self.n // 2, 2):
-            row, column = fragment_position(i, self.thread)
-            first = self.transform(fragment[i], row0 + row, col0 + column)
-            second = self.transform(fragment[i + 1], row0 + row, col0 + column + 1)
-            pair = skc.vector(self.dtype(first), self.dtype(second))
-            skc.store(self.staging + (row * self.n + column), pair)
-        skc.hopper.fence_proxy_async()  # the TMA (async proxy) reads what these stores wrote
-        skc.barrier_named(1, 128 * self.consumers)
-        if self.leader:
-            skc.hopper.tma_store(self.out_map, self.staging, (row0, col0))
-            skc.hopper.tma_commit()
+        per_chunk = self.columns // 2  # fragment values per chunk of columns
+        for chunk in skc.static_range(self.n // self.columns):
+            buffer = self.staging + (chunk % self.BUFFERS) * (self.ROWS * self.columns)
+            self.sync(self.BUFFERS - 1)  # the store that last read this buffer is done with it
+            for i in skc.static_range(chunk * per_chunk, (chunk + 1) * per_chunk, 2):
+                row, column = fragment_position(i, self.thread)
+                first = self.transform(fragment[i], row0 + row, col0 + column)
+                second = self.transform(fragment[i + 1], row0 + row, col0 + column + 1)
+                pair = skc.vector(self.dtype(first), self.dtype(second))
+                skc.store(self.staged(buffer, row, column - chunk * self.columns), pair)
+            skc.hopper.fence_proxy_async()  # the TMA (async proxy) reads what these stores wrote
+            skc.barrier_named(1, 128 * self.consumers)
+            if self.leader:
+                skc.hopper.tma_store(self.out_map, buffer, (row0, col0 + chunk * self.columns))
+                skc.hopper.tma_commit()
+
+    def staged(self, buffer, row, column):
+        """Where (row, column) of a chunk sits in a 128-byte-swizzled buffer (the TMA box's layout):
+        16-byte piece index XOR row % 8, so the 8 rows a warp writes at once hit different banks."""
+        size = self.dtype.itemsize
+        piece = (column * size) // 16
+        offset = row * 128 + ((piece ^ (row % 8)) * 16) + (column * size) % 16
+        return buffer + offset // size
 
     def transform(self, value, row, column):
         spec = self.spec
@@ -90,17 +108,12 @@ class TmaStoreEpilogue:
                 value = value + skc.f32(skc.load(self.bias + column, mask=column < self.N))
         return activate(spec.activation, value)
 
-    def sync(self):
+    def sync(self, pending: int):
         if self.leader:
-            skc.hopper.tma_wait(0, read=True)
+            skc.hopper.tma_wait(pending, read=True)
         skc.barrier_named(1, 128 * self.consumers)
 
     def flush(self):
         """Wait for the last stores to finish (before the block exits)."""
         if self.leader:
             skc.hopper.tma_wait(0)
-
-
-def check_staging(staging, n: int):
-    if staging.shape != (TmaStoreEpilogue.ROWS * n,):
-        raise frontend.current().error(f"the epilogue's staging buffer must hold 64 x {n} elements")

@@ -27,7 +27,7 @@ def matmul_kernel(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
     payload = cfg.payload()
     pipe = InputTilePipeline(payload, cfg.stages, consumers=cfg.consumers)
-    staging = skc.shared((cfg.consumers * cfg.staging_elements,), dtype, align=128)
+    staging = skc.shared((cfg.consumers * cfg.staging_elements,), dtype, align=1024)
     roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
     tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m)
     k_tiles = skc.cdiv(K, cfg.tile_k)
@@ -46,7 +46,7 @@ def matmul_kernel(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc
         epilogue = TmaStoreEpilogue(out, cfg.tile_n, dtype, staging + consumer * cfg.staging_elements,
                                     cfg.consumers, cfg.epilogue, alpha, beta, c_in, bias, M, N)
         acc = mma.zeros()
-        with pipe.consumer() as consumer_role:
+        with pipe.consumer(mma) as consumer_role:
             for tile in tiles:
                 acc.zero()
                 for k in range(k_tiles):
@@ -101,7 +101,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
         out = _empty_like(a, (M, N))
     boxes = cfg.boxes()
     maps = [skc.TensorMap(a_store, boxes["a"]), skc.TensorMap(b_store, boxes["b"]),
-            skc.TensorMap(out, boxes["out"], swizzle=0)]
+            skc.TensorMap(out, boxes["out"])]
     grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors)
     matmul_kernel[grid, cfg.threads](*maps, M, N, K, c if c is not None else out, bias if bias is not None else out,
                                      float(alpha if alpha is not None else 1.0), float(beta if beta is not None else 0.0),

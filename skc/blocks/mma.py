@@ -8,14 +8,19 @@ from skc import frontend
 
 
 class Accumulator:
-    """A warpgroup's 64 x n f32 accumulator: each thread's fragment of n/2 values."""
+    """A warpgroup's 64 x n f32 accumulator: each thread's fragment of n/2 values. MMAs into it may
+    still be running: `wait()` before reading the fragment."""
 
-    def __init__(self, n: int):
+    def __init__(self, op, n: int):
+        self.op = op
         self.n = n
         self.fragment = skc.full(n // 2, 0.0, skc.f32)
 
     def zero(self):
         self.fragment = skc.full(self.n // 2, 0.0, skc.f32)
+
+    def wait(self):
+        self.op.wait(0)
 
 
 class Wgmma:
@@ -32,8 +37,16 @@ class Wgmma:
             raise frontend.current().error(f"the k-depth of a stage must be a multiple of 16, found {k}")
         self.n, self.k, self.dtype, self.row0 = n, k, dtype, row0
 
+    # wgmma runs asynchronously: the consumer keeps this many stages' MMAs running while it waits for the
+    # next stage, and releases a stage only once the MMAs reading it completed (ConsumerRole does).
+    stages_in_flight = 1
+
     def zeros(self) -> Accumulator:
-        return Accumulator(self.n)
+        return Accumulator(self, self.n)
+
+    def wait(self, pending: int):
+        """Until at most `pending` groups of this warpgroup's MMAs are still running."""
+        skc.hopper.wgmma_wait(pending)
 
     def __call__(self, acc: Accumulator, a, b):
         self.check(a, b)
@@ -45,7 +58,6 @@ class Wgmma:
                                         trans_b=int(not b.layout.k_major))
         acc.fragment = fragment
         skc.hopper.wgmma_commit()
-        skc.hopper.wgmma_wait(0)  # the stage may be released as soon as this returns
 
     def check(self, a, b):
         """The payload's tiles must be what this op was built for."""

@@ -43,9 +43,11 @@ class InputTilePipeline:
         _check_role(self, "producer")
         return ProducerRole(self)
 
-    def consumer(self) -> "ConsumerRole":
+    def consumer(self, reader=None) -> "ConsumerRole":
+        """The consumers' handle. `reader` is the op that reads the stages when it runs asynchronously
+        (e.g. Wgmma): stages are then released only once its reads completed."""
         _check_role(self, "consumer")
-        return ConsumerRole(self)
+        return ConsumerRole(self, reader)
 
 
 def _check_role(pipeline, wanted: str):
@@ -97,16 +99,38 @@ class ProducerRole(_Role):
 
 
 class ConsumerRole(_Role):
+    """Waits for full stages. With an asynchronous `reader` keeping `stages_in_flight` stages' reads
+    running, a stage is released once a later stage's reads were issued and the reader caught up."""
+
+    def __init__(self, pipeline: InputTilePipeline, reader=None):
+        super().__init__(pipeline)
+        self.reader = reader
+        self.lag = reader.stages_in_flight if reader is not None else 0
+        if self.lag:
+            self.held = skc.i32(-1)  # the stage whose reads may still run (-1: none)
+
     def wait_stage(self, index):
         skc.hopper.mbarrier_wait(self.pipeline.full + index, self.phase)
 
     def release_stage(self, index):
+        if not self.lag:
+            self.arrive(index)
+            return
+        self.reader.wait(self.lag)  # the reads of the stage held back have completed
+        if self.held >= 0:
+            self.arrive(self.held)
+        self.held = index
+
+    def arrive(self, index):
         # one arrival per consumer warpgroup: its first thread
         if skc.thread_index() % 128 == 0:
             skc.hopper.mbarrier_arrive(self.pipeline.empty + index)
 
     def __exit__(self, *exc):
-        pass
+        if self.lag:
+            self.reader.wait(0)
+            if self.held >= 0:
+                self.arrive(self.held)
 
 
 class StageLease:

@@ -48,6 +48,7 @@ class ReturnTarget:
     label: str
     slots: Optional[list] = None   # Slot per returned element
     shape: object = None           # None: one value; int: a tuple of that many
+    returns_none: bool = False     # a bare `return` was seen
 
 
 @dataclass

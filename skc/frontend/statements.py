@@ -573,6 +573,13 @@ class StatementEvaluator:
         return True
 
     def store_return(self, ret: ReturnTarget, value, node):
+        if value is None:
+            ret.returns_none = True
+            if ret.slots is not None:
+                raise self.error_at(node, "this function returns a value on some paths and None on others")
+            return
+        if ret.returns_none:
+            raise self.error_at(node, "this function returns None on some paths and a value on others")
         items = value if isinstance(value, tuple) else (value,)
         shape = len(value) if isinstance(value, tuple) else None
         for item in items:

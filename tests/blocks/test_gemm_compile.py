@@ -16,7 +16,7 @@ needs_disassembler = pytest.mark.skipif(ptx_tools.nvdisasm_path() is None, reaso
 
 def compile_gemm(cfg: MatmulConfig):
     boxes = cfg.boxes()
-    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], 0 if name == "out" else 128))
+    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], 128))
             for name in ("a", "b", "out")]
     pointer = skc.Ptr[skc.bf16] if cfg.dtype == "bf16" else skc.Ptr[skc.f16]
     return matmul_kernel.compile(*maps, skc.i32, skc.i32, skc.i32, pointer, pointer, skc.f32, skc.f32, cfg,
@@ -28,7 +28,7 @@ VARIANTS = [
     MatmulConfig(a_k_major=False),
     MatmulConfig(b_k_major=True),
     MatmulConfig(a_k_major=False, b_k_major=True, dtype="f16"),
-    MatmulConfig(tile_n=256, stages=3),
+    MatmulConfig(tile_n=256, stages=4),
     MatmulConfig(epilogue=EpilogueSpec(alpha=True, beta=True, bias=True, activation="gelu")),
 ]
 
