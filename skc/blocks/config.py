@@ -78,9 +78,10 @@ class MatmulConfig:
     @classmethod
     def for_problem(cls, M: int, N: int, K: int, dtype: str = "bf16", a_k_major: bool = True,
                     b_k_major: bool = False, max_shared_bytes: int = 232448, **overrides) -> "MatmulConfig":
-        """A configuration for this problem: 128 x 128 x 64 tiles and as many stages as fit the device's
-        shared memory (2 to 6)."""
-        tile_n = overrides.pop("tile_n", 128)
+        """A configuration for this problem: 128 x 256 x 64 tiles for large outputs (128 x 128 otherwise)
+        and as many stages as fit the device's shared memory (2 to 6)."""
+        # 128 x 256 tiles (two m64n256 warpgroups) pay off once there are enough tiles to fill the GPU
+        tile_n = overrides.pop("tile_n", 256 if N >= 256 and M * N >= 2 ** 22 else 128)
         stages = overrides.pop("stages", None)
         config = cls(tile_n=tile_n, dtype=dtype, a_k_major=a_k_major, b_k_major=b_k_major, stages=2, **overrides)
         if stages is None:

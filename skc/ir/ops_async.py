@@ -280,3 +280,33 @@ class ClusterWaitOp(Op):
 
     name = "cluster.wait"
     traits = frozenset({BLOCKING})
+
+
+# -- MFMA (AMD CDNA2/CDNA3 matrix cores) ---------------------------------------------------------
+MFMA_SHAPES = {(32, 32, 8): 16, (16, 16, 16): 4}  # (m, n, k) -> f32 accumulator values per lane (wave64)
+
+
+class MfmaOp(Op):
+    """`mfma.mma %acc, %a, %b {m, n, k, dtype}`: the wavefront's acc + A(m x k) B(k x n) from registers: each lane holds 4 A and 4 B values and m*n/64 accumulator values (CDNA3 ISA 7.1 layouts)."""
+
+    name = "mfma.mma"
+    num_operands = 3
+    num_results = 1
+    required_attrs = ("m", "n", "k", "dtype")
+
+    def verify(self):
+        acc, a, b = self.operands
+        shape = (self.attrs["m"], self.attrs["n"], self.attrs["k"])
+        if shape not in MFMA_SHAPES:
+            self.fail(f"shape must be one of {', '.join('x'.join(map(str, s)) for s in MFMA_SHAPES)}, found "
+                      f"{'x'.join(map(str, shape))}")
+        dtype = self.attrs["dtype"]
+        if dtype not in WGMMA_TYPES:
+            self.fail(f"dtype must be one of {', '.join(WGMMA_TYPES)}, found {dtype!r}")
+        operand = VectorType(ScalarType(dtype), 4)
+        for what, value in (("A", a), ("B", b)):
+            if value.type is not operand:
+                self.fail(f"{what} is {value.type}, expected {operand}")
+        expected = VectorType(ScalarType("f32"), MFMA_SHAPES[shape])
+        if acc.type is not expected or self.result.type is not expected:
+            self.fail(f"accumulator is {acc.type} giving {self.result.type}, expected {expected}")

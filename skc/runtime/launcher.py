@@ -222,8 +222,7 @@ class InterpreterLauncher:
                 if not all(hasattr(arg, attribute) for attribute in ("tensor", "shape", "strides", "box", "swizzle")):
                     raise LaunchError(f"{self.function.name}: argument '{param.name}' must be an skc.TensorMap, "
                                       f"found {type(arg).__name__}")
-                array = host_view(arg.tensor, param.name, self.function.name, strided=True)
-                values.append(map_tensor_map(arg, memory, param.name, array))
+                values.append(map_tensor_map(arg, memory, param.name))
             else:
                 values.append(arg)
         run(self.function, grid=grid, block=block, args=values, memory=memory, target=self.target,

@@ -40,7 +40,7 @@ def _argument(value, t, name: str, nthreads: int, memory: Memory) -> np.ndarray:
                               f"Memory.allocate, found {type(value).__name__}")
         return np.full(nthreads, numerics.from_python(t, value), np.uint64)
     if isinstance(t, ir.TensorMapType):
-        if not isinstance(value, TensorMapDescriptor) and hasattr(value, "host_array"):
+        if not isinstance(value, TensorMapDescriptor) and hasattr(value, "tensor") and hasattr(value, "box"):
             value = map_tensor_map(value, memory, name)   # an skc.TensorMap over a host array
         check_descriptor(value, t, name)
         values = np.empty(nthreads, object)

@@ -252,22 +252,19 @@ def _wait(op, launch, plan):
 
 
 def _try_wait(op, launch, plan):
-    """The condition without blocking; when it is false the group first lets every other group run once, so that
-    a spin loop on it moves, and then looks again."""
+    """The condition as it is when the op runs, without blocking; when it is false the group first lets every
+    other group run once (so that a spin loop on it moves), then gets false and may spin again."""
     bar, parity = op.operands
     result = op.result
 
-    def test(group, waits):
-        out = np.zeros(launch.nthreads, bool)
-        for barrier, bit, lanes in waits:
-            out[lanes] = barrier.completed(bit)
-        return out
-
     def try_wait(group):
         waits = _phase_waits(group, bar, parity, "mbarrier.try_wait")
-        if not all(barrier.completed(bit) for barrier, bit, _ in waits):
+        done = np.zeros(launch.nthreads, bool)
+        for barrier, bit, lanes in waits:
+            done[lanes] = barrier.completed(bit)
+        if not done[group.mask].all():
             yield PhaseWait(waits, group, op, spin=True)
-        group.env[result] = test(group, waits)
+        group.env[result] = done
     return try_wait
 
 

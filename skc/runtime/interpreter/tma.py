@@ -62,13 +62,15 @@ class TensorMapDescriptor:
                 f"strides={self.strides}, {self.spec})")
 
 
-def map_tensor_map(tensor_map, memory, name: str, array=None) -> TensorMapDescriptor:
-    """Map a host tensor map's array (`array`, else tensor_map.host_array()) into `memory` and describe it.
+def map_tensor_map(tensor_map, memory, name: str) -> TensorMapDescriptor:
+    """Map the host array of an skc.TensorMap into `memory` and describe it.
 
-    `array` may be any view whose first element is the tensor's first element and that spans every element
-    the map's shape and strides reach (launcher.host_view(..., strided=True) gives one for padded rows).
+    The array mapped starts at the tensor's first element and spans every element its shape and strides
+    reach, so tensors with padded rows (a view of a wider array) map as they are.
     """
-    array = tensor_map.host_array() if array is None else array
+    from ..launcher import host_view
+
+    array = host_view(tensor_map.tensor, name, "TensorMap", strided=True)
     elem = tensor_map.dtype
     if array.dtype.itemsize != elem.bytes:
         raise LaunchError(f"tensor map '{name}' has {elem} elements ({elem.bytes} bytes) but its array holds "
