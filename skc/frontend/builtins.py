@@ -321,7 +321,8 @@ shfl_xor = _shuffle("xor")
 def _vote(mode: str, result):
     def fn(predicate):
         p = semantics.to_bool(predicate)
-        return RValue(current().builder.value("gpu.vote", (p.value,), result, mode=mode), result)
+        t = result if mode != "ballot" or current().target.warp_size == 32 else ir.u64
+        return RValue(current().builder.value("gpu.vote", (p.value,), t, mode=mode), t)
     fn.__name__ = f"vote_{mode}"
     return skc_builtin(fn)
 

@@ -3,7 +3,7 @@ inline assembly, device printf and traps."""
 from __future__ import annotations
 
 from .core import BLOCKING, PURE, Op
-from .types import ScalarType, VectorType, i1, i32, u32
+from .types import ScalarType, VectorType, i1, i32, u32, u64
 
 PURE_TRAITS = frozenset({PURE})
 
@@ -88,7 +88,7 @@ VOTE_MODES = ("any", "all", "ballot")
 
 
 class VoteOp(Op):
-    """`gpu.vote {mode} %p`: across the warp's active lanes, any/all of p (i1), or the ballot bit mask (u32)."""
+    """`gpu.vote {mode} %p`: across the warp's active lanes, any/all of p (i1), or the ballot bit mask (u32 for warps of 32, u64 for wavefronts of 64)."""
 
     name = "gpu.vote"
     num_operands = 1
@@ -101,9 +101,9 @@ class VoteOp(Op):
             self.fail(f"mode must be one of {', '.join(VOTE_MODES)}, found {mode!r}")
         if self.operands[0].type is not i1:
             self.fail(f"predicate is {self.operands[0].type}, expected i1")
-        expected = u32 if mode == "ballot" else i1
-        if self.result.type is not expected:
-            self.fail(f"result is {self.result.type}, expected {expected}")
+        expected = (u32, u64) if mode == "ballot" else (i1,)
+        if self.result.type not in expected:
+            self.fail(f"result is {self.result.type}, expected {' or '.join(map(str, expected))}")
 
 
 class AsmOp(Op):

@@ -299,8 +299,7 @@ kernel @k() {block = [64, 1, 1], shared_bytes = 64} {
 def tma_load_kernel(box, swizzle: int, shared_bytes: int, dst: int) -> ir.Function:
     rows, cols = box
     return parse(f"""
-kernel @k(%t: tmap<u16, {rows}x{cols}, swizzle={swizzle}>, %out: ptr<global>, %x: i32, %y: i32)
-    {{block = [64, 1, 1], shared_bytes = {shared_bytes}}} {{
+kernel @k(%t: tmap<u16, {rows}x{cols}, swizzle={swizzle}>, %out: ptr<global>, %x: i32, %y: i32) {{block = [64, 1, 1], shared_bytes = {shared_bytes}}} {{
   %tid = gpu.thread_id {{dim = 0}} : i32
   %smem = mem.shared {{offset = 0, bytes = {shared_bytes}}} : ptr<shared>
   %bar = mem.shared {{offset = 8, bytes = 8}} : ptr<shared>
@@ -386,8 +385,7 @@ def test_tensor_map_arguments_must_match_the_parameter_type():
 
 
 MULTICAST = """
-kernel @k(%t: tmap<u16, 8x64, swizzle=128>, %out: ptr<global>) {block = [32, 1, 1], shared_bytes = 4096,
-                                                               cluster = [2, 1, 1]} {
+kernel @k(%t: tmap<u16, 8x64, swizzle=128>, %out: ptr<global>) {block = [32, 1, 1], shared_bytes = 4096, cluster = [2, 1, 1]} {
   %tid = gpu.thread_id {dim = 0} : i32
   %smem = mem.shared {offset = 0, bytes = 4096} : ptr<shared>
   %bar = mem.shared {offset = 0, bytes = 8} : ptr<shared>
@@ -449,8 +447,7 @@ def test_tma_multicast_writes_every_block_of_the_mask_and_completes_their_barrie
 def tma_store_kernel(box, swizzle: int, shared_bytes: int, src: int) -> ir.Function:
     rows, cols = box
     return parse(f"""
-kernel @k(%t: tmap<u16, {rows}x{cols}, swizzle={swizzle}>, %image: ptr<global>, %x: i32, %y: i32)
-    {{block = [64, 1, 1], shared_bytes = {shared_bytes}}} {{
+kernel @k(%t: tmap<u16, {rows}x{cols}, swizzle={swizzle}>, %image: ptr<global>, %x: i32, %y: i32) {{block = [64, 1, 1], shared_bytes = {shared_bytes}}} {{
   %tid = gpu.thread_id {{dim = 0}} : i32
   %smem = mem.shared {{offset = 0, bytes = {shared_bytes}}} : ptr<shared>
   %src_offset = arith.constant {{value = {src}}} : i32
