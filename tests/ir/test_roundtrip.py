@@ -115,6 +115,42 @@ SAMPLES.update({
         r'  gpu.asm {code = "", constraints = ""}' "\n"),
     "gpu.print": r'  gpu.print %1, %2 {format = "x=%d y=%f caf\u00e9 {braces} [brackets]\n"}' "\n",
     "gpu.assert": "  gpu.assert %3 {message = \"i < n: \\\"index\\\" out of range\"}\n",
+    # asynchronous and Hopper ops (ops_async.py); %7 is a shared pointer to a barrier
+    "mbarrier.init": "  %7 = mem.shared {offset = 0, bytes = 8} : ptr<shared>\n  mbarrier.init %7, %1\n",
+    "mbarrier.arrive": "  %7 = mem.shared {offset = 0, bytes = 8} : ptr<shared>\n  mbarrier.arrive %7 {count = 2}\n",
+    "mbarrier.arrive_tx": "  %7 = mem.shared {offset = 0, bytes = 8} : ptr<shared>\n  mbarrier.arrive_tx %7, %1\n",
+    "mbarrier.expect_tx": "  %7 = mem.shared {offset = 0, bytes = 8} : ptr<shared>\n  mbarrier.expect_tx %7, %1\n",
+    "mbarrier.arrive_cluster": ("  %7 = mem.shared {offset = 0, bytes = 8} : ptr<shared>\n"
+                                "  mbarrier.arrive_cluster %7, %1\n"),
+    "mbarrier.wait": "  %7 = mem.shared {offset = 0, bytes = 8} : ptr<shared>\n  mbarrier.wait %7, %1\n",
+    "mbarrier.try_wait": ("  %7 = mem.shared {offset = 0, bytes = 8} : ptr<shared>\n"
+                          "  %8 = mbarrier.try_wait %7, %1 : i1\n"),
+    "fence.proxy_async": "  fence.proxy_async\n",
+    "fence.mbarrier_init": "  fence.mbarrier_init\n",
+    "tma.load": ("  %7 = mem.shared {offset = 0, bytes = 8} : ptr<shared>\n"
+                 "  %8 = mem.shared {offset = 128, bytes = 128} : ptr<shared>\n"
+                 "  tma.load %8, %7, %5, %1, %1 {rank = 2}\n"
+                 "  %9 = arith.constant {value = 3} : i16\n"
+                 "  tma.load %8, %7, %5, %1, %1, %9 {rank = 2, multicast = true}\n"),
+    "tma.store": ("  %7 = mem.shared {offset = 128, bytes = 128} : ptr<shared>\n"
+                  "  tma.store %5, %7, %1, %1, %1 {rank = 3}\n"),
+    "tma.commit": "  tma.commit\n",
+    "tma.wait": "  tma.wait {pending = 1, read = true}\n",
+    "wgmma.fence": "  wgmma.fence\n",
+    "wgmma.commit": "  wgmma.commit\n",
+    "wgmma.wait": "  wgmma.wait {pending = 0}\n",
+    "wgmma.mma": ("  %7 = arith.constant {value = 0.0} : vec<4xf32>\n"
+                  "  %8 = arith.constant {value = 1} : i64\n"
+                  "  %9 = wgmma.mma %7, %8, %8 {n = 8, dtype = \"bf16\", trans_a = 0, trans_b = 1} : vec<4xf32>\n"),
+    "gpu.setmaxnreg": "  gpu.setmaxnreg {count = 240, action = \"inc\"}\n",
+    "gpu.elect_one": "  %7 = gpu.elect_one : i1\n",
+    "cluster.id": "  %7 = cluster.id {dim = 1} : i32\n",
+    "cluster.rank": "  %7 = cluster.rank : i32\n",
+    "cluster.arrive": "  cluster.arrive\n",
+    "cluster.wait": "  cluster.wait\n",
+    "mfma.mma": ("  %7 = arith.constant {value = 0.0} : vec<16xf32>\n"
+                 "  %8 = arith.constant {value = 1.0} : vec<4xbf16>\n"
+                 "  %9 = mfma.mma %7, %8, %8 {m = 32, n = 32, k = 8, dtype = \"bf16\"} : vec<16xf32>\n"),
 })
 
 

@@ -508,3 +508,320 @@ def test_interpreter_launcher_maps_tensor_maps_over_padded_rows():
     assert isinstance(descriptor, TensorMapDescriptor)
     assert descriptor.shape == (20, 56) and descriptor.strides == (64, 1) and str(descriptor.spec) == \
         "tmap<u16, 12x64, swizzle=128>"
+
+
+# -- wgmma ----------------------------------------------------------------------------------------
+SWIZZLE_MODE = {0: 0, 128: 1, 64: 2, 32: 3}   # descriptor bits 62-63
+
+
+def descriptor(start: int, lbo: int, sbo: int, swizzle: int) -> int:
+    return (start >> 4) | (lbo >> 4) << 16 | (sbo >> 4) << 32 | SWIZZLE_MODE[swizzle] << 62
+
+
+def junk(shape) -> np.ndarray:
+    """bf16 bits of values no test product uses: a wrongly placed read shows up in the sums."""
+    return bf16(RNG.choice([1024.0, -4096.0, 65536.0], shape))
+
+
+def operand_layout(values: np.ndarray, major: str, swizzle: int, base: int):
+    """Lay out an operand (rows x K: A as m x k, B as n x k) as a tile the way a TMA box or CUTLASS's canonical
+    GMMA atoms would, by reshaping, not by the interpreter's address formulas. Gives (image bytes at base,
+    one descriptor per 16-wide k slice)."""
+    rows, depth = values.shape
+    bits = bf16(values)
+    if major == "K" and swizzle:            # row r of an atom is S bytes; atoms of S/2 k-columns follow each other
+        width = swizzle // 2
+        atoms = -(-depth // width)
+        tile = junk((rows, atoms * width))
+        tile[:, :depth] = bits
+        data = tile.reshape(rows, atoms, width).transpose(1, 0, 2)
+        starts = [base + (k0 // width) * rows * swizzle + (k0 % width) * 2 for k0 in range(0, depth, 16)]
+        lbo, sbo = 16, 8 * swizzle
+    elif major == "K":                      # 8x16-byte core matrices: k-chunks outermost, then 8-row groups
+        data = bits.reshape(rows // 8, 8, depth // 8, 8).transpose(2, 0, 1, 3)
+        lbo, sbo = (rows // 8) * 128, 128
+        starts = [base + (k0 // 8) * lbo for k0 in range(0, depth, 16)]
+    elif swizzle:                           # k-rows of S bytes along M/N; atoms of S/2 rows follow each other
+        width = swizzle // 2
+        atoms = -(-rows // width)
+        tile = junk((depth, atoms * width))
+        tile[:, :rows] = bits.T
+        data = tile.reshape(depth, atoms, width).transpose(1, 0, 2)
+        lbo, sbo = depth * swizzle, 8 * swizzle
+        starts = [base + (k0 // 8) * sbo for k0 in range(0, depth, 16)]
+    else:                                   # 8(k)x8(mn) core matrices: k-groups outermost, then M/N chunks
+        data = bits.T.reshape(depth // 8, 8, rows // 8, 8).transpose(0, 2, 1, 3)
+        lbo, sbo = (rows // 8) * 128, 128
+        starts = [base + (k0 // 8) * lbo for k0 in range(0, depth, 16)]
+    logical = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    return logical, [descriptor(start, lbo, sbo, swizzle) for start in starts]
+
+
+def place(image: np.ndarray, logical: np.ndarray, base: int, swizzle: int):
+    image[cute_swizzle(base + np.arange(logical.size), swizzle)] = logical
+
+
+def fragments(d: np.ndarray) -> np.ndarray:
+    """d (64 x n) as the f32 accumulator fragments of a warpgroup (PTX ISA 9.7.15.5.1.1, figure of the m64nNk16 D
+    matrix): in each 8-column block, thread t holds rows 16 (t // 32) + (t % 32) // 4 and 8 below it, columns
+    2 (t % 4) and the next."""
+    n = d.shape[1]
+    out = np.empty((128, n // 2), np.float32)
+    for t in range(128):
+        warp, lane = divmod(t, 32)
+        for block in range(n // 8):
+            for half in range(2):
+                for pair in range(2):
+                    out[t, 4 * block + 2 * half + pair] = d[16 * warp + lane // 4 + 8 * half, 8 * block + 2 * (lane % 4)
+                                                           + pair]
+    return out
+
+
+def wgmma_kernel(n: int, trans_a: int, trans_b: int, shared_bytes: int) -> ir.Function:
+    half = n // 2
+    loads = "".join(f"""  %ia{i} = arith.add %first_value, %c{i} : i32
+  %pa{i} = ptr.offset %acc_in, %ia{i} {{elem = f32}} : ptr<global>
+  %a{i} = mem.load %pa{i} : f32
+""" for i in range(half))
+    stores = "".join(f"""  %e{i} = vec.extract %d2 {{index = {i}}} : f32
+  %po{i} = ptr.offset %out, %ia{i} {{elem = f32}} : ptr<global>
+  mem.store %po{i}, %e{i}
+""" for i in range(half))
+    attrs = f'{{n = {n}, dtype = "bf16", trans_a = {trans_a}, trans_b = {trans_b}}}'
+    return parse(f"""
+kernel @k(%image: ptr<global>, %acc_in: ptr<global>, %out: ptr<global>, %da0: i64, %db0: i64, %da1: i64, %db1: i64) {{block = [128, 1, 1], shared_bytes = {shared_bytes}}} {{
+  %tid = gpu.thread_id {{dim = 0}} : i32
+  %smem = mem.shared {{offset = 0, bytes = {shared_bytes}}} : ptr<shared>
+  %half = arith.constant {{value = {half}}} : i32
+  %first_value = arith.mul %tid, %half : i32
+""" + constants(*range(half)) + copy_loop("in", "image", "smem", shared_bytes // 4, 128) + f"""
+  gpu.barrier
+  fence.proxy_async
+{loads}  %acc = vec.from {", ".join(f"%a{i}" for i in range(half))} : vec<{half}xf32>
+  wgmma.fence
+  %d1 = wgmma.mma %acc, %da0, %db0 {attrs} : vec<{half}xf32>
+  %d2 = wgmma.mma %d1, %da1, %db1 {attrs} : vec<{half}xf32>
+  wgmma.commit
+  wgmma.wait {{pending = 0}}
+{stores}}}
+""")
+
+
+LAYOUTS = [("K", 128, "K", 128), ("K", 128, "MN", 128), ("MN", 128, "K", 128), ("K", 0, "K", 0),
+           ("MN", 0, "MN", 0), ("K", 64, "MN", 32), ("MN", 64, "K", 32)]
+
+
+@pytest.mark.parametrize("n", [8, 64, 256])
+@pytest.mark.parametrize("a_major, a_swizzle, b_major, b_swizzle", LAYOUTS)
+def test_wgmma_against_numpy_in_its_fragment_layout(n, a_major, a_swizzle, b_major, b_swizzle):
+    """Two k16 steps, D = acc + A[:, :16] B[:16] + A[:, 16:] B[16:], with A and B in shared memory laid out as
+    K-major (trans 0) or MN-major (trans 1), swizzled or not; small integers make every sum exact."""
+    a = RNG.integers(-3, 4, (64, 32)).astype(np.float32)
+    b = RNG.integers(-3, 4, (32, n)).astype(np.float32)
+    acc = RNG.integers(-100, 100, (64, n)).astype(np.float32)
+    a_bytes, (da0, da1) = operand_layout(a, a_major, a_swizzle, 1024)
+    b_base = 1024 + -(-a_bytes.size // 1024) * 1024
+    b_bytes, (db0, db1) = operand_layout(b.T, b_major, b_swizzle, b_base)
+    shared_bytes = b_base + -(-b_bytes.size // 1024) * 1024
+    image = np.zeros(shared_bytes, np.uint8)
+    place(image, a_bytes, 1024, a_swizzle)
+    place(image, b_bytes, b_base, b_swizzle)
+    f = wgmma_kernel(n, int(a_major == "MN"), int(b_major == "MN"), shared_bytes)
+    out = np.full((128, n // 2), np.nan, np.float32)
+    launch(f, (1, 1, 1), image.view(np.uint32), fragments(acc), out, da0, db0, da1, db1)
+    np.testing.assert_array_equal(out, fragments(acc + a @ b))
+
+
+def test_wgmma_rounds_each_k16_sum_once_to_f32_then_accumulates_in_f32():
+    """1 + 2**-24 + 2**-24 is 1 in f32 when added one at a time, but the two products sum exactly to 2**-23 first."""
+    a = np.zeros((64, 16), np.float32)
+    a[:, 0] = a[:, 1] = 2.0 ** -12
+    b = np.zeros((16, 8), np.float32)
+    b[0], b[1] = 2.0 ** -12, 2.0 ** -12
+    a_bytes, (da,) = operand_layout(a, "K", 128, 1024)
+    b_bytes, (db,) = operand_layout(b.T, "K", 128, 2048 + 1024 * 8)
+    image = np.zeros(2048 + 1024 * 9, np.uint8)
+    place(image, a_bytes, 1024, 128)
+    place(image, b_bytes, 2048 + 1024 * 8, 128)
+    f = wgmma_kernel(8, 0, 0, image.size)
+    out = np.zeros((128, 4), np.float32)
+    launch(f, (1, 1, 1), image.view(np.uint32), np.ones((128, 4), np.float32), out, da, db, da, db)
+    assert (out == np.float32(1 + 2 * 2.0 ** -23)).all()
+
+
+WARPGROUP_OPS = """
+kernel @k(%d: i64) {block = [256, 1, 1], shared_bytes = 4096} {
+  %tid = gpu.thread_id {dim = 0} : i32
+""" + constants(0, 5, 64, 128) + """
+  %zero = arith.constant {value = 0.0} : vec<4xf32>
+  BODY
+}
+"""
+
+
+def test_wgmma_with_an_inactive_lane_in_its_warpgroup_is_an_error():
+    f = parse(WARPGROUP_OPS.replace("BODY", """
+  %not5 = arith.cmp %tid, %c5 {pred = "ne"} : i1
+  %high = arith.cmp %tid, %c128 {pred = "ge"} : i1
+  %run = arith.or %not5, %high : i1
+  scf.if %run {
+    %r = wgmma.mma %zero, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32> loc("mma.py":12:5)
+  } {
+  }"""))
+    with pytest.raises(InterpreterError) as info:
+        run(f, grid=1, block=(256, 1, 1), args=[descriptor(1024, 16, 1024, 128)])
+    message = str(info.value)
+    assert message.startswith("mma.py:12:6: error: wgmma.mma must be executed by all 128 threads of a warpgroup: "
+                              "warpgroup 0 (threads 0-127) runs it without threads 5")
+
+
+def test_wgmma_descriptors_must_be_uniform_and_have_no_base_offset():
+    f = parse(WARPGROUP_OPS.replace("BODY", """
+  %wide = arith.cast %tid : i64
+  %c127 = arith.constant {value = 127} : i64
+  %mostly = arith.div %wide, %c127 : i64
+  %d2 = arith.add %d, %mostly : i64
+  %r = wgmma.mma %zero, %d, %d2 {n = 8, dtype = "bf16"} : vec<4xf32>"""))
+    with pytest.raises(InterpreterError, match="the B descriptor differs across the warpgroup .thread 0 has "
+                                               "0x400004000010040, thread 127 0x400004000010041"):
+        run(f, grid=1, block=(256, 1, 1), args=[descriptor(1024, 16, 1024, 128)])
+    with pytest.raises(InterpreterError, match="has base offset 3"):
+        run(f, grid=1, block=(256, 1, 1), args=[descriptor(1024, 16, 1024, 128) | 3 << 49])
+
+
+def test_setmaxnreg_runs_in_whole_warpgroups_only():
+    whole = parse(WARPGROUP_OPS.replace("BODY", """
+  %consumer = arith.cmp %tid, %c128 {pred = "ge"} : i1
+  scf.if %consumer {
+    gpu.setmaxnreg {count = 232, action = "inc"}
+  } {
+    gpu.setmaxnreg {count = 40, action = "dec"}
+  }"""))
+    run(whole, grid=1, block=(256, 1, 1), args=[0])
+    partial = parse(WARPGROUP_OPS.replace("BODY", """
+  %low = arith.cmp %tid, %c64 {pred = "lt"} : i1
+  scf.if %low {
+    gpu.setmaxnreg {count = 40, action = "dec"} loc("roles.py":4:5)
+  } {
+  }"""))
+    with pytest.raises(InterpreterError) as info:
+        run(partial, grid=1, block=(256, 1, 1), args=[0])
+    assert str(info.value).startswith("roles.py:4:6: error: gpu.setmaxnreg must be executed by all 128 threads of a "
+                                      "warpgroup: warpgroup 0 (threads 0-127) runs it without threads 64-127")
+
+
+def test_elect_one_picks_the_lowest_active_lane_of_each_warp():
+    f = parse("""
+kernel @k(%out: ptr<global>) {block = [96, 1, 1]} {
+  %tid = gpu.thread_id {dim = 0} : i32
+""" + constants(0, 3) + """
+  %r = arith.rem %tid, %c3 : i32
+  %some = arith.cmp %r, %c0 {pred = "ne"} : i1
+  scf.if %some {
+    %e = gpu.elect_one : i1
+    %v = arith.cast %e : i32
+    %o = ptr.offset %out, %tid {elem = i32} : ptr<global>
+    mem.store %o, %v
+  } {
+  }
+}
+""")
+    out = np.full(96, -1, np.int32)
+    launch(f, (1, 1, 1), out)
+    assert np.flatnonzero(out == 1).tolist() == [1, 32, 64]
+    assert (out[np.arange(96) % 3 == 0] == -1).all()
+
+
+# -- clusters -----------------------------------------------------------------------------------
+def test_cluster_ids_ranks_and_the_cluster_barrier():
+    """Each block writes its slot, syncs the cluster, then reads the slot of the next block of its cluster."""
+    f = parse("""
+kernel @k(%slots: ptr<global>, %out: ptr<global>) {block = [64, 1, 1], cluster = [2, 2, 1]} {
+  %tid = gpu.thread_id {dim = 0} : i32
+  %bx = gpu.block_id {dim = 0} : i32
+  %by = gpu.block_id {dim = 1} : i32
+  %gx = gpu.grid_dim {dim = 0} : i32
+  %rank = cluster.rank : i32
+  %cx = cluster.id {dim = 0} : i32
+  %cy = cluster.id {dim = 1} : i32
+""" + constants(0, 1, 3, 4, 10, 100) + """
+  %row = arith.mul %by, %gx : i32
+  %block = arith.add %row, %bx : i32
+  %first = arith.cmp %tid, %c0 {pred = "eq"} : i1
+  %cluster = arith.mul %cy, %c10 : i32
+  %cluster_index = arith.add %cluster, %cx : i32
+  scf.if %first {
+    %mine = ptr.offset %slots, %block {elem = i32} : ptr<global>
+    %v = arith.add %block, %c100 : i32
+    mem.store %mine, %v
+  } {
+  }
+  cluster.arrive
+  cluster.wait
+  scf.if %first {
+    %next_rank = arith.add %rank, %c1 : i32
+    %wrapped = arith.and %next_rank, %c3 : i32
+    %nx = arith.and %wrapped, %c1 : i32
+    %ny = arith.shr %wrapped, %c1 : i32
+    %base_x = arith.sub %bx, %rank : i32
+    %rx = arith.and %rank, %c1 : i32
+    %x0 = arith.sub %bx, %rx : i32
+    %ry = arith.shr %rank, %c1 : i32
+    %y0 = arith.sub %by, %ry : i32
+    %px = arith.add %x0, %nx : i32
+    %py = arith.add %y0, %ny : i32
+    %prow = arith.mul %py, %gx : i32
+    %peer = arith.add %prow, %px : i32
+    %src = ptr.offset %slots, %peer {elem = i32} : ptr<global>
+    %seen = mem.load %src : i32
+    %base = arith.mul %block, %c4 : i32
+    %o0 = ptr.offset %out, %base {elem = i32} : ptr<global>
+    mem.store %o0, %rank
+    %o1 = ptr.offset %o0, %c1 {elem = i32} : ptr<global>
+    mem.store %o1, %cluster_index
+    %o2 = ptr.offset %o1, %c1 {elem = i32} : ptr<global>
+    mem.store %o2, %seen
+  } {
+  }
+}
+""")
+    slots = np.zeros(8, np.int32)
+    out = np.full((8, 4), -1, np.int32)
+    launch(f, (4, 2, 1), slots, out)
+    for by in range(2):
+        for bx in range(4):
+            rank = (bx % 2) + 2 * (by % 2)
+            peer_rank = (rank + 1) % 4
+            peer = (by - by % 2 + peer_rank // 2) * 4 + (bx - bx % 2 + peer_rank % 2)
+            assert out[by * 4 + bx, :3].tolist() == [rank, 10 * (by // 2) + bx // 2, 100 + peer]
+    with pytest.raises(LaunchError, match=r"runs in clusters of \(2, 2, 1\) blocks; the grid \(3, 2, 1\) is not"):
+        launch(f, (3, 2, 1), slots, np.zeros((6, 4), np.int32))
+
+
+def test_cluster_barrier_counts_exited_threads_and_reports_the_missing_ones():
+    f = parse("""
+kernel @k() {block = [64, 1, 1], cluster = [2, 1, 1]} {
+  %tid = gpu.thread_id {dim = 0} : i32
+  %rank = cluster.rank : i32
+""" + constants(0, 1, 32) + """
+  %low = arith.cmp %tid, %c32 {pred = "lt"} : i1
+  scf.if %low {
+    func.return
+  } {
+  }
+  %r1 = arith.cmp %rank, %c1 {pred = "eq"} : i1
+  scf.if %r1 {
+    cluster.arrive
+    cluster.wait loc("sync.py":8:5)
+  } {
+  }
+  cluster.arrive
+  cluster.wait loc("sync.py":11:3)
+}
+""")
+    with pytest.raises(DeadlockError) as info:
+        run(f, grid=(2, 1, 1), block=(64, 1, 1), args=[])
+    message = str(info.value)
+    assert "deadlock in the cluster of blocks (0, 0, 0), (1, 0, 0)" in message
+    assert ("block (1, 0, 0): threads 32-63 wait at the cluster barrier at sync.py:11 for arrival 2 of every thread; "
+            "not arrived: block (0, 0, 0) threads 32-63") in message
