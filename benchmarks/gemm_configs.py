@@ -11,7 +11,8 @@ from skc.blocks import MatmulConfig  # noqa: E402
 CONFIGS = {
     "128x128x64 s6": MatmulConfig(tile_n=128, stages=6),
     "128x256x64 s4": MatmulConfig(tile_n=256, stages=4),
-    "128x256x64 s3": MatmulConfig(tile_n=256, stages=3),
+    "128x256x64 s4 c2": MatmulConfig(tile_n=256, stages=4, cluster_m=2),
+    "128x128x64 s6 c2": MatmulConfig(tile_n=128, stages=6, cluster_m=2),
 }
 for size in [int(s) for s in (sys.argv[1:] or ["4096", "8192"])]:
     a = torch.randn(size, size, device="cuda", dtype=torch.bfloat16)

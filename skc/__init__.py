@@ -21,7 +21,7 @@ from .frontend.builtins import (asm, atomic_add, atomic_and, atomic_cas, atomic_
                                 block_min, block_reduce, block_sum, cast, cdiv, ceil, cos, device_print, exp, exp2,
                                 floor, fma, full, grid_dim, int_to_ptr, lane_id, load, log, log2, maximum, minimum,
                                 num_threads, num_warps, ptr_to_int, rint, rsqrt, shared, shfl_down, shfl_idx, shfl_up,
-                                shfl_xor, sin, sqrt, static_range, store, syncthreads, tanh, thread_id, thread_index,
+                                shfl_xor, sin, sqrt, static_range, store, syncthreads, tanh, current_target, thread_id, thread_index,
                                 trunc, vector, vote_all, vote_any, warp_id, warp_max, warp_min, warp_reduce, warp_size,
                                 warp_sum, where)
 from .frontend import hopper  # noqa: E402

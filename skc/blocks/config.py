@@ -23,6 +23,7 @@ class MatmulConfig:
     stages: int = 4
     consumers: int = 2
     group_m: int = 8
+    cluster_m: int = 1           # blocks per cluster along M; they share (multicast) the B tile
     dtype: str = "bf16"
     a_k_major: bool = True       # A stored M x K (row-major A); False: stored K x M (A transposed)
     b_k_major: bool = False      # B stored N x K (B transposed); False: stored K x N (row-major B)
@@ -39,6 +40,10 @@ class MatmulConfig:
             raise ValueError(f"tile_n must be 64, 128, 192 or 256, found {self.tile_n}")
         if self.tile_k % 64:
             raise ValueError(f"tile_k must be a multiple of 64 (128-byte rows of bf16), found {self.tile_k}")
+        if self.cluster_m not in (1, 2):
+            raise ValueError(f"cluster_m must be 1 or 2, found {self.cluster_m}")
+        if self.cluster_m > 1 and self.b_k_major:
+            raise ValueError("clusters multicast B's 64-column chunks: they need B stored K x N (b_k_major=False)")
         if 128 * (self.producer_registers + self.consumers * self.consumer_registers) > 65536:
             raise ValueError("the warpgroups' registers exceed the 64K-register file of an SM")
 
@@ -80,8 +85,11 @@ class MatmulConfig:
                     b_k_major: bool = False, max_shared_bytes: int = 232448, **overrides) -> "MatmulConfig":
         """A configuration for this problem: 128 x 256 x 64 tiles for large outputs (128 x 128 otherwise)
         and as many stages as fit the device's shared memory (2 to 6)."""
-        # 128 x 256 tiles (two m64n256 warpgroups) pay off once there are enough tiles to fill the GPU
-        tile_n = overrides.pop("tile_n", 256 if N >= 256 and M * N >= 2 ** 22 else 128)
+        # 128 x 256 tiles (two m64n256 warpgroups) and clusters of 2 sharing B pay off once there are
+        # enough tiles to fill the GPU
+        large = N >= 256 and M * N >= 2 ** 22
+        tile_n = overrides.pop("tile_n", 256 if large else 128)
+        overrides.setdefault("cluster_m", 2 if large and not b_k_major else 1)
         stages = overrides.pop("stages", None)
         config = cls(tile_n=tile_n, dtype=dtype, a_k_major=a_k_major, b_k_major=b_k_major, stages=2, **overrides)
         if stages is None:

@@ -26,14 +26,15 @@ def matmul_kernel(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc
                   c_in, bias, alpha: skc.f32, beta: skc.f32, cfg: skc.constexpr):
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
     payload = cfg.payload()
-    pipe = InputTilePipeline(payload, cfg.stages, consumers=cfg.consumers)
+    skc.hopper.kernel_attributes(cluster=(cfg.cluster_m, 1, 1))
+    pipe = InputTilePipeline(payload, cfg.stages, consumers=cfg.consumers, cluster=cfg.cluster_m)
     staging = skc.shared((cfg.consumers * cfg.staging_elements,), dtype, align=1024)
     roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
-    tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m)
+    tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m)
     k_tiles = skc.cdiv(K, cfg.tile_k)
     if roles.is_producer():
         roles.enter_producer()
-        load = TmaLoader(payload, cfg.tile_k, a=a, b=b)
+        load = TmaLoader(payload, cfg.tile_k, a=a, b=b, multicast=("b", cfg.cluster_m))
         with pipe.producer() as producer:
             for tile in tiles:
                 for k in range(k_tiles):
@@ -54,6 +55,7 @@ def matmul_kernel(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc
                         mma(acc, stage.a, stage.b)
                 epilogue(acc, tile.row0 + consumer * 64, tile.col0)
         epilogue.flush()
+    pipe.close()
 
 
 # -- the host side -------------------------------------------------------------------------------
@@ -102,7 +104,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     boxes = cfg.boxes()
     maps = [skc.TensorMap(a_store, boxes["a"]), skc.TensorMap(b_store, boxes["b"]),
             skc.TensorMap(out, boxes["out"])]
-    grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors)
+    grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m)
     matmul_kernel[grid, cfg.threads](*maps, M, N, K, c if c is not None else out, bias if bias is not None else out,
                                      float(alpha if alpha is not None else 1.0), float(beta if beta is not None else 0.0),
                                      cfg)

@@ -24,20 +24,35 @@ class InputTilePipeline:
     """Stages of `payload` between a producer and `consumers` consumers (each arriving once a stage);
     the producer arrives `producer_arrivals` times a stage (1 with TMA: the copies bring the bytes)."""
 
-    def __init__(self, payload: TilePayload, stages: int, consumers: int, producer_arrivals: int = 1):
+    def __init__(self, payload: TilePayload, stages: int, consumers: int, producer_arrivals: int = 1,
+                 cluster: int = 1):
         if stages < 1:
             raise frontend.current().error(f"a pipeline needs at least one stage, found {stages}")
         self.payload = payload.allocate(stages)
         self.stages = stages
         self.consumers = consumers
+        self.cluster = cluster  # blocks whose producers multicast into each other's stages
         self.full = skc.shared((stages,), skc.u64, align=8)
         self.empty = skc.shared((stages,), skc.u64, align=8)
         if skc.thread_index() == 0:
             for s in skc.static_range(stages):
                 skc.hopper.mbarrier_init(self.full + s, producer_arrivals)
-                skc.hopper.mbarrier_init(self.empty + s, consumers)
+                # with multicast, a stage is free once the consumers of every block of the cluster released it
+                skc.hopper.mbarrier_init(self.empty + s, consumers * cluster)
             skc.hopper.fence_mbarrier_init()
-        skc.barrier()
+        self.sync()
+
+    def sync(self):
+        """Every thread of the block (of the cluster, with multicast) waits for the others."""
+        if self.cluster > 1:
+            skc.hopper.cluster_sync()
+        else:
+            skc.barrier()
+
+    def close(self):
+        """End of the kernel: with multicast, no block may exit while its peers can still write to it."""
+        if self.cluster > 1:
+            skc.hopper.cluster_sync()
 
     def producer(self) -> "ProducerRole":
         _check_role(self, "producer")
@@ -122,9 +137,14 @@ class ConsumerRole(_Role):
         self.held = index
 
     def arrive(self, index):
-        # one arrival per consumer warpgroup: its first thread
+        # one arrival per consumer warpgroup (its first thread), on the stage's empty barrier in every
+        # block of the cluster (their producers multicast into this block's stage too)
         if skc.thread_index() % 128 == 0:
-            skc.hopper.mbarrier_arrive(self.pipeline.empty + index)
+            if self.pipeline.cluster == 1:
+                skc.hopper.mbarrier_arrive(self.pipeline.empty + index)
+            else:
+                for peer in skc.static_range(self.pipeline.cluster):
+                    skc.hopper.mbarrier_arrive_cluster(self.pipeline.empty + index, peer)
 
     def __exit__(self, *exc):
         if self.lag:

@@ -16,13 +16,22 @@ class TmaLoader:
     """Loads the operand tiles of output tile (row0, col0) at k-step k into a stage, one TMA box per
     128-byte chunk of each tile. `maps` name a tensor map per payload tile (`a=`, `b=`)."""
 
-    def __init__(self, payload, tile_k: int, **maps):
+    def __init__(self, payload, tile_k: int, multicast=None, **maps):
         self.layouts = payload.layouts
         self.maps = maps
         self.tile_k = tile_k
         for name in self.layouts:
             if name not in maps:
                 raise frontend.current().error(f"TmaLoader has no tensor map for payload tile '{name}'")
+        # multicast = (tile name, blocks): that tile is the same for the cluster's blocks; each block
+        # loads its share of the tile's chunks into every block of the cluster.
+        self.shared_tile, self.cluster = multicast if multicast is not None else (None, 1)
+        if self.cluster > 1:
+            chunks = self.layouts[self.shared_tile].chunks
+            if chunks % self.cluster:
+                raise frontend.current().error(f"tile '{self.shared_tile}' has {chunks} chunks; a cluster of "
+                                               f"{self.cluster} must split them evenly")
+            self.rank = skc.hopper.cluster_rank()
         self.issuer = skc.thread_index() % 128 == 0
 
     def __call__(self, stage, row0, col0, k):
@@ -32,7 +41,10 @@ class TmaLoader:
             skc.hopper.mbarrier_arrive_tx(stage.full, self.stage_bytes())
             for name, layout in self.layouts.items():
                 origin = row0 if name == "a" else col0
-                self.load(getattr(stage, name), stage.full, self.maps[name], layout, origin, k0)
+                if name == self.shared_tile and self.cluster > 1:
+                    self.load_shared(getattr(stage, name), stage.full, self.maps[name], layout, origin, k0)
+                else:
+                    self.load(getattr(stage, name), stage.full, self.maps[name], layout, origin, k0)
 
     def stage_bytes(self) -> int:
         return sum(layout.bytes for layout in self.layouts.values())
@@ -42,6 +54,16 @@ class TmaLoader:
             destination = tile.address + chunk * layout.chunk_bytes
             coordinates = layout.box_coordinates(chunk, row0, k0)
             skc.hopper.tma_load(_pointer_to(destination), barrier, tmap, coordinates)
+
+    def load_shared(self, tile, barrier, tmap, layout: OperandLayout, row0, k0):
+        """This block's share of a tile the whole cluster uses: its chunks, multicast to every block."""
+        per_block = layout.chunks // self.cluster
+        everyone = (1 << self.cluster) - 1
+        for chunk in skc.static_range(layout.chunks):
+            if self.rank == chunk // per_block:
+                destination = tile.address + chunk * layout.chunk_bytes
+                coordinates = layout.box_coordinates(chunk, row0, k0)
+                skc.hopper.tma_load(_pointer_to(destination), barrier, tmap, coordinates, multicast_mask=everyone)
 
 
 def _pointer_to(address):

@@ -54,6 +54,12 @@ def block_dim(dim: int = 0) -> int:
 
 
 @skc_builtin
+def current_target():
+    """The Target the kernel compiles for (compile time): blocks choose instructions from it."""
+    return current().target
+
+
+@skc_builtin
 def num_threads() -> int:
     return current().num_threads
 

@@ -29,6 +29,7 @@ VARIANTS = [
     MatmulConfig(b_k_major=True),
     MatmulConfig(a_k_major=False, b_k_major=True, dtype="f16"),
     MatmulConfig(tile_n=256, stages=4),
+    MatmulConfig(tile_n=256, stages=4, cluster_m=2),
     MatmulConfig(epilogue=EpilogueSpec(alpha=True, beta=True, bias=True, activation="gelu")),
 ]
 

@@ -83,3 +83,18 @@ def test_sass_has_wgmma_and_tma():
     for instruction in ("HGMMA", "UTMALDG", "UTMASTG", "SYNCS"):
         assert instruction in sass
     assert compiled.resources["spill_stores"] == 0
+
+
+@pytest.mark.parametrize("M,N,K", [(2048, 2048, 512), (1000, 768, 320), (136, 512, 64)])
+@pytest.mark.parametrize("tile_n", [128, 256])
+def test_clusters_of_two_with_multicast(M, N, K, tile_n):
+    from skc.blocks import MatmulConfig
+
+    a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    config = MatmulConfig.for_problem(M, N, K, tile_n=tile_n, cluster_m=2)
+    assert config.cluster_m == 2
+    skc.blocks.matmul(a, b, out=out, config=config)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    assert relative_error(out, reference(a, b)) <= 1e-2
