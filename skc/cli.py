@@ -1,13 +1,14 @@
 """The `skc` command.
 
-    skc compile PATH[::KERNEL] [--target sm_90a] [--emit tile,llvm,ptx,sass] [-o DIR]
+    skc compile PATH[::KERNEL] [--target sm_90a|gfx942] [--emit tile,llvm,ptx,sass|gcn] [-o DIR]
     skc run PATH [--device cuda|interpreter]
     skc info
 
 `compile` compiles the kernels of a Python file from their annotations (parameters typed
 `skc.Ptr[...]`, `skc.i32`, ...; constexprs need defaults or --const NAME=VALUE) and prints
-or writes each stage. `run` runs an example's `main()` on the GPU when one is present,
-otherwise in the interpreter, and says which.
+or writes each stage; with -o, also the loadable image (.cubin once made, .hsaco for AMD).
+`run` runs an example's `main()` on the GPU when one is present, otherwise in the interpreter,
+and says which.
 """
 from __future__ import annotations
 
@@ -67,13 +68,17 @@ def _constants(pairs):
 def cmd_compile(args) -> int:
     path, _, kernel_name = args.path.partition("::")
     module = load_module(path)
-    stages = [s.strip() for s in args.emit.split(",") if s.strip()]
+    from .target import get_target
+
+    target = get_target(args.target)
+    emit = args.emit or ("tile,llvm,ptx" if target.vendor == "nvidia" else "tile,llvm,gcn")
+    stages = [s.strip() for s in emit.split(",") if s.strip()]
     for stage in stages:
         if stage not in _EMIT_STAGES:
             raise SkcError(f"unknown stage {stage!r} for --emit; choose from {', '.join(_EMIT_STAGES)}")
     for name, kernel in _kernels(module, kernel_name).items():
         block = tuple(int(b) for b in args.block.split(",")) if args.block else None
-        compiled = kernel.compile(target=args.target, block=block, **_constants(args.const))
+        compiled = kernel.compile(target=target, block=block, **_constants(args.const))
         for stage in stages:
             text = compiled.asm(stage) if stage in ("ptx", "sass", "gcn") else compiled.ir(stage)
             if args.output:
@@ -116,6 +121,7 @@ def cmd_run(args) -> int:
 
 def cmd_info(args) -> int:
     from . import __version__
+    from .backends.amdgpu_link import ld_lld_path
     from .backends.ptx_tools import nvdisasm_path, nvjitlink_version
     from .runtime.devices import current_device
 
@@ -123,6 +129,7 @@ def cmd_info(args) -> int:
     print(f"skc {__version__}")
     print(f"device: {device} ({device.name}), target {device.target.name}")
     print(f"nvJitLink: {nvjitlink_version()}; nvdisasm: {nvdisasm_path() or 'not found'}")
+    print(f"ld.lld (AMD code objects): {ld_lld_path() or 'not found (apt-get install lld-16)'}")
     return 0
 
 
@@ -132,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = sub.add_parser("compile", help="compile the kernels of a file and print or write each stage")
     compile_.add_argument("path", help="FILE.py or FILE.py::KERNEL")
     compile_.add_argument("--target", default="sm_90a", help="sm_90a, sm_80, gfx942, gfx90a (default sm_90a)")
-    compile_.add_argument("--emit", default="tile,llvm,ptx", help="stages: tile-raw,tile,llvm,llvm-opt,ptx,sass,gcn")
+    compile_.add_argument("--emit", help="stages: tile-raw,tile,llvm,llvm-opt,ptx,sass,gcn (default tile,llvm and "
+                                         "ptx for NVIDIA targets, gcn for AMD ones)")
     compile_.add_argument("-o", "--output", help="write each stage to this folder instead of printing it")
     compile_.add_argument("--block", help="threads per block, e.g. 256 or 128,2")
     compile_.add_argument("--const", action="append", metavar="NAME=VALUE", help="a constexpr argument")

@@ -2,7 +2,8 @@
 
 It is the one place that runs the layers in order. A compile's result, `CompiledKernel`, keeps
 every stage's text for inspection (`ir("tile")`, `ir("llvm")`, `ir("llvm-opt")`, `asm("ptx")`,
-`asm("sass")`) and the facts a launcher needs. `SKC_DUMP_DIR` writes every stage of every
+`asm("sass")`, `asm("gcn")`) and the facts a launcher needs (for AMD, the linked code object and
+its metadata: `metadata["amdgpu"]`, `resources`). `SKC_DUMP_DIR` writes every stage of every
 kernel compiled to that folder.
 """
 from __future__ import annotations
@@ -81,7 +82,9 @@ class CompiledKernel:
 
     @property
     def resources(self) -> dict:
-        """Registers, spills and stack of the kernel as ptxas reports them (needs nvJitLink)."""
+        """What the kernel uses of the machine. NVIDIA: registers, spills and stack as ptxas reports them
+        (needs nvJitLink). AMD: registers (VGPRs), agprs, sgprs, lds_bytes, scratch_bytes and spills, from
+        the code object's metadata (`metadata["amdgpu"]` holds all of it, kernel arguments included)."""
         if "resources" not in self.metadata and self.target.vendor == "nvidia":
             self._cubin()
         return self.metadata.get("resources") or {}
@@ -212,6 +215,16 @@ def _run_backend(kernel: CompiledKernel, module: ir.Module, target: Target):
         from .backends.amdgpu_link import link_code_object
 
         kernel.binary = link_code_object(assembly.obj)
+        _record_amdgpu_metadata(kernel)
+
+
+def _record_amdgpu_metadata(kernel: CompiledKernel):
+    """The kernel's entry of the code object's metadata (from the GCN assembly) and its resources."""
+    from .backends.amdgpu_link import kernel_metadata, kernel_resources
+
+    found = kernel_metadata(kernel.stages["gcn"], kernel.name)
+    kernel.metadata["amdgpu"] = found
+    kernel.metadata["resources"] = kernel_resources(found)
 
 
 _TEXT_FILES = {"tile-raw": "kernel.tile-raw", "tile": "kernel.tile", "llvm": "kernel.ll", "llvm-opt": "kernel.opt.ll",
@@ -238,6 +251,8 @@ def _from_cache(key: str, name: str, target: Target, spec, params) -> Optional[C
             kernel.stages[stage] = entry.files[file].decode()
     kernel.binary = entry.files.get("kernel.bin")
     kernel.metadata.update(deps=entry.meta.get("deps", {}), resources=entry.meta.get("resources", {}))
+    if target.vendor == "amd" and "gcn" in kernel.stages:
+        _record_amdgpu_metadata(kernel)
     return kernel
 
 
@@ -252,6 +267,9 @@ def _dump(kernel: CompiledKernel):
                   "gcn": "s", "sass": "sass"}[stage]
         with open(os.path.join(path, f"kernel.{suffix}"), "w") as f:
             f.write(text)
+    if kernel.target.vendor == "amd" and kernel.binary is not None:
+        with open(os.path.join(path, "kernel.hsaco"), "wb") as f:
+            f.write(kernel.binary)
     if kernel.target.vendor == "nvidia" and kernel.binary is not None:
         try:
             with open(os.path.join(path, "kernel.sass"), "w") as f:

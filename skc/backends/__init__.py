@@ -1,5 +1,6 @@
 """Backends: tile IR to LLVM IR (shared lowering plus per-target tables), LLVM IR to PTX or a
-GCN object through llvmlite, and on to a loadable image (cubin through nvJitLink)."""
+GCN object through llvmlite, and on to a loadable image (cubin through nvJitLink, hsaco through
+ld.lld: amdgpu_link.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -56,5 +56,7 @@ def compile_llvm(text: str, triple: str, cpu: str, features: str, emit: str = "a
         optimize(module, machine)
         optimized = str(module)
         if emit == "object":
-            return optimized, machine.emit_object(module), machine.emit_assembly(module)
+            # Code generation rewrites the module in place (AMDGPU's control-flow annotation inserts
+            # llvm.amdgcn.if/else calls, which a second code generation cannot select): emit each from a copy.
+            return optimized, machine.emit_object(module.clone()), machine.emit_assembly(module)
         return optimized, machine.emit_assembly(module)

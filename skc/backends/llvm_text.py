@@ -177,6 +177,7 @@ class ModuleText:
         self.declarations: dict[str, str] = {}
         self.globals: list[str] = []
         self.functions: list[str] = []
+        self.flags: list[str] = []
         self._strings: dict[str, str] = {}
 
     def declare(self, name: str, signature: str) -> str:
@@ -196,6 +197,14 @@ class ModuleText:
         literal, length = string_literal(text)
         return self._strings[key], length
 
+    def module_flag(self, name: str, value: int, behavior: int = 1):
+        """A module flag (LangRef "Module Flags Metadata"; behavior 1 = Error: linked modules must agree)."""
+        self.flags.append(f'!{{i32 {behavior}, !"{name}", i32 {value}}}')
+
     def render(self) -> str:
+        metadata = []
+        if self.flags:
+            metadata = ["!llvm.module.flags = !{" + ", ".join(f"!{i}" for i in range(len(self.flags))) + "}"]
+            metadata += [f"!{i} = {flag}" for i, flag in enumerate(self.flags)]
         return "\n".join(self.header + [""] + list(self.declarations.values()) + [""] + self.globals + [""]
-                         + self.functions) + "\n"
+                         + self.functions + ([""] + metadata if metadata else [])) + "\n"

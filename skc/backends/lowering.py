@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..diagnostics import CompileError
-from .llvm_text import FunctionText, ModuleText, constant_literal, llvm_type
+from .llvm_text import FunctionText, ModuleText, asm_string, constant_literal, llvm_type
 
 _INT_BINARY = {"arith.add": "add", "arith.sub": "sub", "arith.mul": "mul",
                "arith.and": "and", "arith.or": "or", "arith.xor": "xor"}
@@ -31,12 +31,30 @@ def intrinsic_suffix(t: ir.Type) -> str:
     return f".i{t.bits}"
 
 
+def _argument_type(argument: str) -> str:
+    """The type T of a typed argument "T V": T may hold spaces ('ptr addrspace(1)', '<4 x float>'), and so
+    may V when it is a vector constant ('<4 x float> <float 1.0, ...>')."""
+    opening = argument[0]
+    if opening in "<{[":
+        closing = {"<": ">", "{": "}", "[": "]"}[opening]
+        depth = 0
+        for i, c in enumerate(argument):
+            depth += (c == opening) - (c == closing)
+            if depth == 0:
+                return argument[:i + 1]
+    return argument.rsplit(" ", 1)[0]
+
+
 class FunctionLowering:
     """Writes one tile IR function as an LLVM function."""
 
     def __init__(self, fn: ir.Function, module: ModuleText, target):
         self.fn, self.module, self.target = fn, module, target
         self.spaces = target.address_spaces
+        # Var slots are allocas in the target's stack address space (the datalayout's A<n>: 5 on AMDGPU).
+        stack = target.alloca_space
+        self.alloca_suffix = f", addrspace({stack})" if stack else ""
+        self.slot_type = f"ptr addrspace({stack})" if stack else "ptr"
         self.text = FunctionText()
         self.values: dict[int, str] = {}
         self.jumps: dict[str, tuple[str, str]] = {}  # label -> (break block, continue block)
@@ -54,13 +72,13 @@ class FunctionLowering:
     def set(self, op: ir.Op, name: str, index: int = 0):
         self.values[id(op.results[index])] = name
 
-    def call(self, name: str, ret: str, args: list, attrs: str = "", result_range=None) -> str:
+    def call(self, name: str, ret: str, args: list, attrs: str = "", result_range=None, flags: str = "") -> str:
         """Call an intrinsic (declared on first use); give its result name ('' for void).
-        `result_range` (lo, hi) tells LLVM the result lies in [lo, hi)."""
-        arg_types = ", ".join(a.rsplit(" ", 1)[0] for a in args)
+        `result_range` (lo, hi) tells LLVM the result lies in [lo, hi); `flags` are fast-math flags ('afn')."""
+        arg_types = ", ".join(_argument_type(a) for a in args)
         self.module.declare(name, f"{ret} @{name}({arg_types}){attrs}")
         known = f"range({ret} {result_range[0]}, {result_range[1]}) " if result_range else ""
-        line = f"call {known}{ret} @{name}({', '.join(args)})"
+        line = f"call {flags + ' ' if flags else ''}{known}{ret} @{name}({', '.join(args)})"
         if ret == "void":
             self.text.emit(line)
             return ""
@@ -68,6 +86,27 @@ class FunctionLowering:
 
     def constant(self, value, t: ir.Type) -> str:
         return constant_literal(value, t, self.spaces)
+
+    def lanewise(self, t: ir.Type, operands: list, scalar) -> str:
+        """Apply scalar(*names) -> name to each lane of vector type t (the operands' lanes in turn)."""
+        result = "poison"
+        elem = self.type(t.elem)
+        for i in range(t.count):
+            lanes = [self.text.value(f"extractelement {self.typed(v)}, i32 {i}") for v in operands]
+            result = self.text.value(f"insertelement {self.type(t)} {result}, {elem} {scalar(*lanes)}, i32 {i}")
+        return result
+
+    def trap_unless(self, cond: ir.Value, report=None):
+        """Where cond is false: run report() (if given; it may print), then trap; go on where it holds."""
+        text = self.text
+        fail, ok = text.new_label("assert"), text.new_label("ok")
+        text.terminate(f"br i1 {self.get(cond)}, label %{ok}, label %{fail}")
+        text.start_block(fail)
+        if report is not None:
+            report()
+        self.call("llvm.trap", "void", [])
+        text.terminate("unreachable")
+        text.start_block(ok)
 
     def fail(self, op: ir.Op, message: str):
         operands = ", ".join(str(v.type) for v in op.operands) or "no operands"
@@ -309,15 +348,33 @@ class FunctionLowering:
                                      f"i32 {op.attrs['offset']}"))
 
     def _lower_var_alloc(self, op):
-        self.set(op, self.text.value(f"alloca {self.type(op.result.type.elem)}"))
+        self.set(op, self.text.value(f"alloca {self.type(op.result.type.elem)}{self.alloca_suffix}"))
 
     def _lower_var_load(self, op):
         t = op.result.type
-        self.set(op, self.text.value(f"load {self.type(t)}, ptr {self.get(op.operands[0])}"))
+        self.set(op, self.text.value(f"load {self.type(t)}, {self.slot_type} {self.get(op.operands[0])}"))
 
     def _lower_var_store(self, op):
         slot, value = op.operands
-        self.text.emit(f"store {self.typed(value)}, ptr {self.get(slot)}")
+        self.text.emit(f"store {self.typed(value)}, {self.slot_type} {self.get(slot)}")
+
+    # -- inline assembly (LLVM's `asm` calls; the code and constraints are the target's) -----
+    def _lower_asm(self, op):
+        types = [self.type(r.type) for r in op.results]
+        ret = "void" if not types else types[0] if len(types) == 1 else "{ " + ", ".join(types) + " }"
+        effects = " sideeffect" if op.attrs.get("side_effects", True) else ""
+        args = ", ".join(self.typed(v) for v in op.operands)
+        line = (f"call {ret} asm{effects} {asm_string(op.attrs['code'])}, "
+                f"{asm_string(op.attrs['constraints'])}({args})")
+        if ret == "void":
+            self.text.emit(line)
+            return
+        result = self.text.value(line)
+        if len(types) == 1:
+            self.set(op, result)
+            return
+        for i in range(len(types)):
+            self.set(op, self.text.value(f"extractvalue {ret} {result}, {i}"), i)
 
     # -- vectors ------------------------------------------------------------------------
     def _lower_vec_splat(self, op):
@@ -434,6 +491,7 @@ class FunctionLowering:
         "var.alloc": _lower_var_alloc,
         "var.load": _lower_var_load,
         "var.store": _lower_var_store,
+        "gpu.asm": _lower_asm,
         "vec.splat": _lower_vec_splat,
         "vec.from": _lower_vec_from,
         "vec.extract": _lower_vec_extract,

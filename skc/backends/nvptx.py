@@ -5,7 +5,6 @@ from __future__ import annotations
 from .. import ir
 from ..target import Target
 from . import nvptx_async
-from .llvm_text import asm_string
 from .lowering import FunctionLowering, intrinsic_suffix
 
 # LLVM NVPTXAddrSpace (llvm/Support/NVPTXAddrSpace.h).
@@ -32,6 +31,7 @@ class NVPTX:
     triple = TRIPLE
     datalayout = DATALAYOUT
     atomic_scope = 'syncscope("device")'
+    alloca_space = 0  # NVPTX allocas are generic pointers (the datalayout names no alloca space)
 
     def __init__(self, target: Target):
         self.target = target
@@ -39,7 +39,8 @@ class NVPTX:
         self.ops = {
             "gpu.thread_id": _lower_sreg, "gpu.block_id": _lower_sreg, "gpu.grid_dim": _lower_sreg,
             "gpu.lane_id": _lower_lane_id, "gpu.barrier": _lower_barrier, "gpu.shuffle": _lower_shuffle,
-            "gpu.vote": _lower_vote, "gpu.asm": _lower_asm, "gpu.print": _lower_print, "gpu.assert": _lower_assert,
+            "gpu.vote": _lower_vote, "gpu.print": _lower_print, "gpu.assert": _lower_assert,
+            "mfma.mma": _lower_mfma,
         }
         self.ops.update(nvptx_async.OPS)
 
@@ -85,14 +86,11 @@ class NVPTX:
         elem = ir.element_type(t)
         if elem.name != "f32":
             lw.fail(op, f"not available on {elem} for NVPTX; compute in f32 (skc.f32(x))")
+        scalar = _F32_MATH[op.name]
         if not isinstance(t, ir.VectorType):
-            return _F32_MATH[op.name](lw, *[lw.get(v) for v in op.operands])
-        result = "poison"  # the approximate instructions are scalar: apply them lane by lane
-        for i in range(t.count):
-            lanes = [lw.text.value(f"extractelement {lw.typed(v)}, i32 {i}") for v in op.operands]
-            scalar = _F32_MATH[op.name](lw, *lanes)
-            result = lw.text.value(f"insertelement {lw.type(t)} {result}, float {scalar}, i32 {i}")
-        return result
+            return scalar(lw, *[lw.get(v) for v in op.operands])
+        # the approximate instructions are scalar: apply them lane by lane
+        return lw.lanewise(t, op.operands, lambda *lanes: scalar(lw, *lanes))
 
     def float_to_int(self, lw: FunctionLowering, value: ir.Value, dst: ir.Type) -> str:
         src = value.type
@@ -234,21 +232,9 @@ def _lower_vote(lw: FunctionLowering, op: ir.Op):
     lw.set(op, lw.call(f"llvm.nvvm.vote.{mode}.sync", ret, [f"i32 {mask}", lw.typed(op.operands[0])]))
 
 
-def _lower_asm(lw: FunctionLowering, op: ir.Op):
-    types = [lw.type(r.type) for r in op.results]
-    ret = "void" if not types else types[0] if len(types) == 1 else "{ " + ", ".join(types) + " }"
-    effects = " sideeffect" if op.attrs.get("side_effects", True) else ""
-    args = ", ".join(lw.typed(v) for v in op.operands)
-    line = f"call {ret} asm{effects} {asm_string(op.attrs['code'])}, {asm_string(op.attrs['constraints'])}({args})"
-    if ret == "void":
-        lw.text.emit(line)
-        return
-    result = lw.text.value(line)
-    if len(types) == 1:
-        lw.set(op, result)
-        return
-    for i in range(len(types)):
-        lw.set(op, lw.text.value(f"extractvalue {ret} {result}, {i}"), i)
+def _lower_mfma(lw: FunctionLowering, op: ir.Op):
+    lw.fail(op, "MFMA is AMD's matrix-core instruction: it needs an AMD CDNA target (gfx942, gfx90a); "
+                "on NVIDIA GPUs use wgmma (sm_90a) or mma.sync")
 
 
 def _printf(lw: FunctionLowering, fmt: str, operands):
@@ -272,12 +258,5 @@ def _lower_print(lw: FunctionLowering, op: ir.Op):
 
 
 def _lower_assert(lw: FunctionLowering, op: ir.Op):
-    text = lw.text
-    fail, ok = text.new_label("assert"), text.new_label("ok")
-    text.terminate(f"br i1 {lw.get(op.operands[0])}, label %{ok}, label %{fail}")
-    text.start_block(fail)
     where = f" at {op.loc}" if op.loc is not None else ""
-    _printf(lw, f"skc: assertion failed{where}: {op.attrs['message']}\n", [])
-    lw.call("llvm.trap", "void", [])
-    text.terminate("unreachable")
-    text.start_block(ok)
+    lw.trap_unless(op.operands[0], lambda: _printf(lw, f"skc: assertion failed{where}: {op.attrs['message']}\n", []))

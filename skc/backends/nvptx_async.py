@@ -44,9 +44,11 @@ def _expect_tx(lw, op):
 
 
 def _arrive_cluster(lw, op):
-    # PTX 9.7.9.21 (mapa): the same offset in another block's shared memory, then a cluster-scope arrive.
+    # PTX 9.7.9.21 (mapa): the same offset in another block's shared memory, then an arrive there with
+    # the default semantics (release at CTA scope: what the consumer read came from the async proxy,
+    # which the wgmma wait already ordered); a cluster-scope release costs about a microsecond each.
     _asm(lw, "{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, $0, $1;\n"
-             "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}",
+             "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}",
          "r,r", [_shared_u32(lw, op.operands[0]), lw.typed(op.operands[1])])
 
 

@@ -26,11 +26,31 @@ def _hip():
 def _check(hip, result, name: str):
     status = result[0] if isinstance(result, tuple) else result
     if int(status) != 0:
-        raise DeviceError(f"{name} failed: {hip.hipGetErrorString(status)}")
+        raise DeviceError(f"{name} failed: {_error_text(hip, status)}")
     if isinstance(result, tuple):
         rest = result[1:]
         return rest[0] if len(rest) == 1 else rest
     return None
+
+
+def _error_text(hip, status) -> str:
+    """'hipErrorInvalidValue (invalid argument)'; hip-python gives (hipSuccess, text) for the texts."""
+    texts = []
+    for query in ("hipGetErrorName", "hipGetErrorString"):
+        try:
+            out = getattr(hip, query)(status)
+        except Exception:
+            continue
+        text = out[1] if isinstance(out, tuple) else out
+        if text is not None:
+            texts.append(text.decode(errors="replace") if hasattr(text, "decode") else str(text))
+    if not texts:
+        return str(status)
+    return texts[0] if len(texts) == 1 else f"{texts[0]} ({texts[1]})"
+
+
+def error_text(status) -> str:
+    return _error_text(_hip(), status)
 
 
 def call(name: str, *args):
@@ -86,3 +106,23 @@ def copy_to_host(host_address: int, address: int, nbytes: int):
 
 def memset(address: int, byte: int, nbytes: int):
     call("hipMemset", address, byte, nbytes)
+
+
+# -- code objects ------------------------------------------------------------------------------
+# hip_runtime_api.h: the `extra` launch array's tags.
+LAUNCH_PARAM_BUFFER_POINTER, LAUNCH_PARAM_BUFFER_SIZE, LAUNCH_PARAM_END = 0x01, 0x02, 0x03
+
+
+class Module:
+    """A loaded code object (.hsaco) and its kernel function, on one device."""
+
+    def __init__(self, image: bytes, kernel_name: str, device: int):
+        call("hipSetDevice", device)
+        self.image = image  # the runtime may read it after loading
+        self.handle = call("hipModuleLoadData", image)
+        self.function = call("hipModuleGetFunction", self.handle, kernel_name.encode())
+        self.device = device
+
+    def launch_function(self):
+        """hip-python's hipModuleLaunchKernel (the launcher calls it directly on its hot path)."""
+        return _hip().hipModuleLaunchKernel

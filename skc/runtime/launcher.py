@@ -1,9 +1,10 @@
 """Launchers: turn a call's arguments into a kernel launch.
 
-The CUDA launcher keeps one ctypes slot per parameter and a ready array of pointers to them,
-so a launch only writes each argument into its slot and calls cuLaunchKernel. The
-interpreter launcher maps host arrays into the interpreter's memory and runs the tile IR.
-Every check that can fail happens before anything is launched.
+The GPU launchers share a generated argument path (DeviceLauncher). The CUDA launcher keeps one
+ctypes slot per parameter and a ready array of pointers to them, so a launch only writes each
+argument into its slot and calls cuLaunchKernel; the HIP launcher (hip_launcher.py) writes them
+straight into the kernel-argument image. The interpreter launcher maps host arrays into the
+interpreter's memory and runs the tile IR. Every check that can fail happens before anything is launched.
 """
 from __future__ import annotations
 
@@ -41,23 +42,21 @@ def normalize_stream(stream) -> int:
     raise LaunchError(f"cannot use {type(stream).__name__} as a CUDA stream; pass a torch/cupy stream or an int")
 
 
-class CudaLauncher:
-    """Launches one loaded kernel. `__call__` is a function generated for this kernel's parameters:
+class DeviceLauncher:
+    """Launches one loaded GPU kernel. `launch` is a function generated for this kernel's parameters:
     for each argument one type test on the fast path (a torch tensor or an skc array of the right
-    dtype on the right device) and a slot write, then cuLaunchKernel with a ready pointer array.
-    Anything else takes a slow path that checks it fully and explains what is wrong."""
+    dtype on the right device) and a write into its slot, then the vendor's launch call. Anything
+    else takes a slow path that checks it fully and explains what is wrong. A vendor's launcher
+    makes the slots (`self.slots`, one ctypes object per parameter) and the launch call."""
 
-    def __init__(self, module, params, shared_bytes: int, device: Device, kernel_name: str, block: tuple):
-        from . import cuda
+    memory = "cuda"  # the memory kind (interop.TensorFacts.device[0]) of this vendor's device arrays
 
-        self.kernel_name, self.params, self.device = kernel_name, params, device
-        self.slots = [_slot(p) for p in params]
-        self.pointers = (ctypes.c_void_p * max(1, len(self.slots)))(*[ctypes.addressof(s) for s in self.slots])
-        namespace = {
-            "_launch": cuda.driver().cuLaunchKernel, "_f": module.function, "_addr": ctypes.addressof(self.pointers),
-            "_fail": self._fail, "_bad": self._bad_argument, "_Tensor": _torch_tensor_type(),
-            "_DeviceArray": DeviceArray, "_device": device, "_index": device.index,
-        }
+    def _generate(self, call_lines: list, namespace: dict):
+        """The launch function: unpack and check the arguments into the slots, then run call_lines
+        (with `grid` and `stream` in scope, and `namespace`'s names)."""
+        params = self.params
+        namespace.update({"_fail": self._fail, "_bad": self._bad_argument, "_Tensor": _torch_tensor_type(),
+                          "_DeviceArray": DeviceArray, "_device": self.device, "_index": self.device.index})
         lines = [f"def launch(args, grid, stream):", "    try:"]
         names = [f"a{i}" for i in range(len(params))]
         if names:
@@ -65,15 +64,11 @@ class CudaLauncher:
         for i, p in enumerate(params):
             namespace[f"_s{i}"] = self.slots[i]
             lines += ["        " + line for line in self._argument_lines(i, p, namespace)]
-        bx, by, bz = block
         lines += [f"    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
-                  f"        _bad(args, error)",
-                  f"    r = _launch(_f, grid[0], grid[1], grid[2], {bx}, {by}, {bz}, {shared_bytes}, stream, _addr, 0)[0]",
-                  f"    if r:",
-                  f"        _fail(r, grid)"]
-        exec(compile("\n".join(lines), f"<skc launcher for {kernel_name}>", "exec"), namespace)
-        self.launch = namespace["launch"]
-        self.shared_bytes, self.block = shared_bytes, block
+                  f"        _bad(args, error)"]
+        lines += ["    " + line for line in call_lines]
+        exec(compile("\n".join(lines), f"<skc launcher for {self.kernel_name}>", "exec"), namespace)
+        return namespace["launch"]
 
     def __call__(self, args, grid, stream=0):
         return self.launch(args, grid, stream)
@@ -107,6 +102,7 @@ class CudaLauncher:
     def _pointer_checker(self, param):
         """The slow path: any tensor-like argument, checked fully (dtype, memory, device)."""
         index, kernel, expected = self.device.index, self.kernel_name, param.type
+        device, memory = self.device, self.memory
 
         def pointer(arg):
             if isinstance(arg, DeviceArray):
@@ -119,15 +115,19 @@ class CudaLauncher:
                     raise LaunchError(f"{kernel}: argument '{param.name}' must be a device array or tensor, "
                                       f"found {type(arg).__name__}")
                 (where, device_index), dtype = facts.device, facts.dtype
+                if where == "cuda" and device_index is None:
+                    # __cuda_array_interface__ names no vendor or device: it is the GPU runtime's in use
+                    # (cupy's ROCm build exports it for HIP memory)
+                    where = memory
             if dtype is not expected:
                 raise LaunchError(f"{kernel}: argument '{param.name}' has dtype {dtype}, expected {expected}")
-            if where != "cuda":
+            if where != memory:
                 hint = " (a host array: copy it with skc.to_device(x) or x.cuda())" if where == "cpu" else ""
                 raise LaunchError(f"{kernel}: argument '{param.name}' is in {where} memory{hint}; "
-                                  f"the kernel runs on cuda:{index}")
+                                  f"the kernel runs on {device}")
             if device_index is not None and device_index != index:
-                raise LaunchError(f"{kernel}: argument '{param.name}' is on cuda:{device_index}, the kernel runs "
-                                  f"on cuda:{index}")
+                raise LaunchError(f"{kernel}: argument '{param.name}' is on {where}:{device_index}, the kernel runs "
+                                  f"on {device}")
             return arg.ptr if isinstance(arg, DeviceArray) else facts.pointer(arg)
         return pointer
 
@@ -149,6 +149,24 @@ class CudaLauncher:
         if data is None:
             raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be an skc.TensorMap")
         ctypes.memmove(slot, data, 128)
+
+
+class CudaLauncher(DeviceLauncher):
+    """Launches one loaded CUDA kernel: cuLaunchKernel with a ready array of pointers to the slots."""
+
+    def __init__(self, module, params, shared_bytes: int, device: Device, kernel_name: str, block: tuple):
+        from . import cuda
+
+        self.kernel_name, self.params, self.device = kernel_name, params, device
+        self.shared_bytes, self.block = shared_bytes, block
+        self.slots = [_slot(p) for p in params]
+        self.pointers = (ctypes.c_void_p * max(1, len(self.slots)))(*[ctypes.addressof(s) for s in self.slots])
+        bx, by, bz = block
+        self.launch = self._generate(
+            [f"r = _launch(_f, grid[0], grid[1], grid[2], {bx}, {by}, {bz}, {shared_bytes}, stream, _addr, 0)[0]",
+             f"if r:",
+             f"    _fail(r, grid)"],
+            {"_launch": cuda.driver().cuLaunchKernel, "_f": module.function, "_addr": ctypes.addressof(self.pointers)})
 
     def _fail(self, result, grid):
         from . import cuda

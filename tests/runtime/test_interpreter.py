@@ -735,6 +735,27 @@ def test_votes_over_the_active_lanes_of_each_warp():
         assert (got[lanes][~active[lanes]] == 0).all()
 
 
+def test_ballot_of_a_wavefront_of_64_gives_u64():
+    f = parse("""
+kernel @k(%out: ptr<global>) {block = [128, 1, 1]} {
+  %tid = gpu.thread_id {dim = 0} : i32
+  %c3 = arith.constant {value = 3} : i32
+  %c0 = arith.constant {value = 0} : i32
+  %r = arith.rem %tid, %c3 : i32
+  %p = arith.cmp %r, %c0 {pred = "eq"} : i1
+  %b = gpu.vote %p {mode = "ballot"} : u64
+  %o = ptr.offset %out, %tid {elem = u64} : ptr<global>
+  mem.store %o, %b
+}
+""")
+    out = np.zeros(128, np.uint64)
+    memory = Memory()
+    run(f, grid=1, block=(128, 1, 1), args=[memory.map_array(out)], memory=memory, target="gfx942")
+    for wave in range(2):
+        expected = sum(1 << j for j in range(64) if (64 * wave + j) % 3 == 0)
+        assert out[64 * wave:64 * wave + 64].tolist() == [expected] * 64
+
+
 # -- barriers and thread groups -------------------------------------------------------------------
 PRODUCER_CONSUMER = """
 kernel @k(%out: ptr<global>, %rounds: i32) {block = [64, 1, 1], shared_bytes = 128} {

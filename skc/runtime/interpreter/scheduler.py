@@ -22,8 +22,10 @@ import numpy as np
 from ...diagnostics import DeadlockError, Location, user_location
 from .state import Cluster, Group, lane_ranges
 
-# Rounds of nothing but spinning, with no synchronization state changing, that make a deadlock.
-SPIN_ROUNDS = 16
+# Rounds of nothing but spinning, with no synchronization state changing, that make a deadlock: a loop
+# that tries a barrier up to this many times and then does something else still runs; a spin loop that can
+# never succeed is reported after it (a few milliseconds).
+SPIN_ROUNDS = 1000
 
 
 def at(loc: Optional[Location]) -> str:

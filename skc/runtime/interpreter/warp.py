@@ -60,12 +60,14 @@ def _shuffle(op, launch):
 
 
 def _vote(op, launch):
-    """any/all of the predicate over each warp's active lanes; ballot: bit i set where lane i is active and true."""
+    """any/all of the predicate over each warp's active lanes; ballot: bit i set where lane i is active and true
+    (a u32 ballot of a wavefront of 64 keeps lanes 0-31)."""
     mode, width, n = op.attrs["mode"], launch.warp_size, launch.nthreads
     warps = -(-n // width)
     pad = warps * width - n
     weights = np.left_shift(np.uint64(1), np.arange(width, dtype=np.uint64))
     predicate, result = op.operands[0], op.result
+    ballot_dtype = np.uint64 if op.result.type.name == "u64" else np.uint32
 
     def by_warp(x):
         return (np.concatenate((x, np.zeros(pad, bool))) if pad else x).reshape(warps, width)
@@ -78,7 +80,7 @@ def _vote(op, launch):
             per_warp = ~by_warp(active & ~p).any(axis=1)
         else:
             bits = (by_warp(p & active) * weights).sum(axis=1, dtype=np.uint64)
-            per_warp = (bits & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+            per_warp = bits.astype(ballot_dtype)   # u32 keeps the low 32 lanes, u64 a wavefront of 64
         group.env[result] = np.repeat(per_warp, width)[:n]
     return vote
 

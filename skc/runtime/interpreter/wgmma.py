@@ -130,9 +130,9 @@ def _mma(op, launch):
         env, block = group.env, group.block
         out = env[acc].copy()
         for lanes in warpgroups(group, "wgmma.mma"):
-            lane = int(lanes[0])
-            a = _read_operand(block, _uniform(env[desc_a], lanes, "A"), M, trans_a, elem, "A", lane)       # (m, k)
-            b = _read_operand(block, _uniform(env[desc_b], lanes, "B"), n, trans_b, elem, "B", lane)       # (n, k)
+            lane, da, db = int(lanes[0]), _uniform(env[desc_a], lanes, "A"), _uniform(env[desc_b], lanes, "B")
+            a = _read_operand(block, da, M, trans_a, elem, "A", lane)   # (m, k)
+            b = _read_operand(block, db, n, trans_b, elem, "B", lane)   # (n, k)
             d = np.empty((M, n), np.float32)
             d[rows, cols] = env[acc][lanes]
             d = d + (a @ b.T).astype(np.float32)
