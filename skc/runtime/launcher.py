@@ -267,12 +267,24 @@ def host_view(arg, name: str, kernel: str, strided: bool = False) -> np.ndarray:
         if facts.device[0] != "cpu":
             raise LaunchError(f"{kernel}: argument '{name}' is in {facts.device[0]} memory; the interpreter needs "
                               "host arrays (numpy, CPU tensors, or skc arrays on the interpreter device)")
-        view = arg.numpy() if hasattr(arg, "numpy") else np.from_dlpack(arg)
+        view = _numpy_of(arg) if hasattr(arg, "numpy") else np.from_dlpack(arg)
     if not view.flags.c_contiguous:
         if strided and _spannable(view):
             return _span(view)
         raise LaunchError(f"{kernel}: argument '{name}' is not contiguous; pass np.ascontiguousarray(x)")
     return view
+
+
+def _numpy_of(tensor) -> np.ndarray:
+    """A CPU tensor as a numpy view; dtypes numpy lacks (bfloat16, float8) as unsigned ints holding their bits."""
+    try:
+        return tensor.numpy()
+    except TypeError:
+        import torch
+
+        bits = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[tensor.element_size()]
+        view = tensor.view(bits).numpy()
+        return view.view(np.dtype(f"u{view.itemsize}"))
 
 
 def _spannable(view: np.ndarray) -> bool:

@@ -11,7 +11,7 @@ import pytest
 
 from skc import ir
 from skc.diagnostics import DeadlockError, InterpreterError, LaunchError
-from skc.runtime.dtypes import bf16_bits_to_float32, float32_to_bf16_bits
+from skc.runtime.dtypes import float32_to_bf16_bits
 from skc.runtime.interpreter import Memory, TensorMapDescriptor, map_tensor_map, run
 from skc.runtime.tma import TensorMap
 
@@ -295,6 +295,46 @@ kernel @k() {block = [64, 1, 1], shared_bytes = 64} {
     assert "has 1 of 1 arrivals and 0 transaction bytes pending" in message
 
 
+def test_a_spin_loop_that_gives_up_is_not_a_deadlock():
+    """try_wait 300 times on a barrier nobody arrives on, then arrive on it oneself: the loop ends and so does the
+    kernel (the scheduler reports spinning as a deadlock only after SPIN_ROUNDS rounds without progress)."""
+    from skc.runtime.interpreter.scheduler import SPIN_ROUNDS
+
+    f = parse("""
+kernel @k(%out: ptr<global>) {block = [32, 1, 1], shared_bytes = 64} {
+  %tries = var.alloc : var<i32>
+  %bar = mem.shared {offset = 0, bytes = 8} : ptr<shared>
+""" + constants(0, 1, 300) + """
+  mbarrier.init %bar, %c1
+  var.store %tries, %c0
+  scf.for %c0, %c300, %c1 {label = "spin"} { ^(%i: i32)
+    %ok = mbarrier.try_wait %bar, %c0 : i1
+    scf.if %ok {
+      scf.break {label = "spin"}
+    } {
+    }
+    %n = var.load %tries : i32
+    %n1 = arith.add %n, %c1 : i32
+    var.store %tries, %n1
+  }
+  %first = gpu.elect_one : i1
+  scf.if %first {
+    mbarrier.arrive %bar
+  } {
+  }
+  mbarrier.wait %bar, %c0
+  %tid = gpu.thread_id {dim = 0} : i32
+  %o = ptr.offset %out, %tid {elem = i32} : ptr<global>
+  %total = var.load %tries : i32
+  mem.store %o, %total
+}
+""")
+    assert 300 < SPIN_ROUNDS
+    out = np.zeros(32, np.int32)
+    launch(f, (1, 1, 1), out)
+    assert (out == 300).all()
+
+
 # -- TMA loads ----------------------------------------------------------------------------------
 def tma_load_kernel(box, swizzle: int, shared_bytes: int, dst: int) -> ir.Function:
     rows, cols = box
@@ -334,23 +374,51 @@ def expected_box(tensor, box, origin, fill=0):
     return out
 
 
-@pytest.mark.parametrize("swizzle", [0, 32, 64, 128])
-@pytest.mark.parametrize("coords", [(0, 0), (-8, 5), (40, -3), (-20, 12)])   # innermost first
-def test_tma_load_places_the_box_by_the_swizzle_and_zero_fills_outside(swizzle, coords):
-    cols = swizzle // 2 if swizzle else 24          # a row of the box fills the swizzle span (or 48 bytes)
+def box_image(logical: np.ndarray, row: int, swizzle: int, dst: int, nbytes: int) -> np.ndarray:
+    """Shared memory after a TMA load of a box (row-major bytes `logical`, rows of `row` bytes) to dst: rows `pitch`
+    bytes apart, the pitch being the swizzle span when there is one (rows narrower than it are padded, as an H100
+    does), each byte where the swizzle sends it."""
+    pitch = max(row, swizzle)
+    rows = logical.size // row
+    offsets = (np.arange(rows)[:, None] * pitch + np.arange(row)).reshape(-1)
+    image = np.zeros(nbytes, np.uint8)
+    image[cute_swizzle(dst + offsets, swizzle)] = logical
+    return image
+
+
+BOXES = [(0, 24), (32, 16), (64, 32), (128, 64), (128, 32), (128, 16), (64, 16), (32, 8)]   # (swizzle, columns)
+
+
+@pytest.mark.parametrize("swizzle, cols", BOXES)
+@pytest.mark.parametrize("coords", [(0, 0), (-8, 5), (40, -3), (-24, 12)])   # innermost first
+def test_tma_load_places_the_box_by_the_swizzle_and_zero_fills_outside(swizzle, cols, coords):
     box, dst, shared_bytes = (12, cols), 2048, 4096
     tensor = RNG.integers(1, 60000, (20, 56)).astype(np.uint16)
     f = tma_load_kernel(box, swizzle, shared_bytes, dst)
     out = np.zeros(shared_bytes // 4, np.uint32)
     launch(f, (1, 1, 1), TensorMap(tensor, box=box, swizzle=swizzle), out, *coords)
     logical = expected_box(tensor, box, coords[::-1]).reshape(-1).view(np.uint8)
-    image = np.zeros(shared_bytes, np.uint8)
-    image[cute_swizzle(dst + np.arange(logical.size), swizzle)] = logical
     got = out.view(np.uint8)
     got[8:16] = 0   # the barrier's bytes (the interpreter keeps its state elsewhere)
-    np.testing.assert_array_equal(got, image)
+    np.testing.assert_array_equal(got, box_image(logical, cols * 2, swizzle, dst, shared_bytes))
     if coords != (0, 0):
         assert (logical == 0).any()   # part of the box was outside the tensor
+
+
+def test_tma_coordinates_the_gpu_faults_on_are_errors():
+    """Measured on an H100: an innermost coordinate that is not a multiple of 16 bytes, and a negative coordinate
+    of a store, raise an illegal-instruction fault."""
+    tensor = np.zeros((20, 56), np.uint16)
+    load = tma_load_kernel((12, 24), 0, 4096, 2048)
+    with pytest.raises(InterpreterError, match="innermost coordinate -20: its byte offset -40 is not a multiple of 16"):
+        launch(load, (1, 1, 1), TensorMap(tensor, box=(12, 24), swizzle=0), np.zeros(1024, np.uint32), -20, 0)
+    store = tma_store_kernel((12, 24), 0, 3072, 1024)
+    image = np.zeros(768, np.uint32)
+    with pytest.raises(InterpreterError, match="innermost coordinate 4: its byte offset 8 is not a multiple of 16"):
+        launch(store, (1, 1, 1), TensorMap(tensor, box=(12, 24), swizzle=0), image, 4, 0)
+    with pytest.raises(InterpreterError, match=r"tma.store of a box that starts before the tensor \(coordinates "
+                                               r"\[0, -1\], innermost first\)"):
+        launch(store, (1, 1, 1), TensorMap(tensor, box=(12, 24), swizzle=0), image, 0, -1)
 
 
 def test_tma_load_needs_aligned_shared_boxes_and_typed_tensor_maps():
@@ -361,6 +429,10 @@ def test_tma_load_needs_aligned_shared_boxes_and_typed_tensor_maps():
     f = tma_load_kernel((8, 32), 64, 4096, 64)
     with pytest.raises(InterpreterError, match="at offset 0x40, which is not 128-byte aligned"):
         launch(f, (1, 1, 1), TensorMap(tensor, box=(8, 32), swizzle=64), np.zeros(1024, np.uint32), 0, 0)
+    f = tma_load_kernel((8, 32), 0, 4096, 0)
+    with pytest.raises(InterpreterError, match="tma.load writes shared bytes in 0x0..0x1ff, over the mbarrier at "
+                                               "shared offset 0x8"):
+        launch(f, (1, 1, 1), TensorMap(tensor, box=(8, 32), swizzle=0), np.zeros(1024, np.uint32), 0, 0)
     bare = parse("""
 kernel @k(%t: tmap) {block = [1, 1, 1], shared_bytes = 2048} {
   %dst = mem.shared {offset = 1024, bytes = 1024} : ptr<shared>
@@ -467,17 +539,17 @@ kernel @k(%t: tmap<u16, {rows}x{cols}, swizzle={swizzle}>, %image: ptr<global>, 
 """)
 
 
-@pytest.mark.parametrize("swizzle", [0, 32, 128])
-@pytest.mark.parametrize("coords", [(0, 0), (40, -3), (-8, 15)])
-def test_tma_store_unswizzles_the_box_and_skips_elements_outside_the_tensor(swizzle, coords):
-    cols = swizzle // 2 if swizzle else 24
+@pytest.mark.parametrize("swizzle, cols", [(0, 24), (32, 16), (128, 64), (128, 32)])
+@pytest.mark.parametrize("coords", [(0, 0), (40, 10), (16, 15), (56, 0)])
+def test_tma_store_unswizzles_the_box_and_skips_elements_outside_the_tensor(swizzle, cols, coords):
     box, src, shared_bytes = (12, cols), 1024, 3072
     image = RNG.integers(0, 256, shared_bytes).astype(np.uint8)
     tensor = np.full((20, 56), 0xDEAD, np.uint16)
     f = tma_store_kernel(box, swizzle, shared_bytes, src)
     launch(f, (1, 1, 1), TensorMap(tensor, box=box, swizzle=swizzle), image.view(np.uint32), *coords)
-    nbytes = box[0] * box[1] * 2
-    values = image[cute_swizzle(src + np.arange(nbytes), swizzle)].view(np.uint16).reshape(box)
+    pitch = max(cols * 2, swizzle)
+    offsets = (np.arange(box[0])[:, None] * pitch + np.arange(cols * 2)).reshape(-1)
+    values = image[cute_swizzle(src + offsets, swizzle)].view(np.uint16).reshape(box)
     expected = np.full((20, 56), 0xDEAD, np.uint16)
     x, y = coords
     for r in range(box[0]):
@@ -485,6 +557,8 @@ def test_tma_store_unswizzles_the_box_and_skips_elements_outside_the_tensor(swiz
             if 0 <= y + r < 20 and 0 <= x + c < 56:
                 expected[y + r, x + c] = values[r, c]
     np.testing.assert_array_equal(tensor, expected)
+    if coords == (56, 0):
+        assert (tensor == 0xDEAD).all()   # a box wholly past the end writes nothing
 
 
 def test_interpreter_launcher_maps_tensor_maps_over_padded_rows():
@@ -1042,8 +1116,9 @@ def gemm_ir(cluster: int) -> str:
     %fp{i} = ptr.offset %cstage, %fi{i} {{elem = f32}} : ptr<shared>
     mem.store %fp{i}, %e{i}
 """ for i in range(32)))
-    fragment_offsets = "".join(f"  %fo{i} = arith.constant {{value = {(8 * ((i % 4) // 2)) * 64 + 8 * (i // 4) + i % 2}}}"
-                               f" : i32\n" for i in range(32))
+    offsets = [8 * ((i % 4) // 2) * 64 + 8 * (i // 4) + i % 2 for i in range(32)]   # row * 64 + column, value i
+    fragment_offsets = "".join(f"  %fo{i} = arith.constant {{value = {offset}}} : i32\n"
+                               for i, offset in enumerate(offsets))
     mmas = "".join(f"""      %a_at{kk} = arith.add %a_base, %c{kk * 32}_64 : i64
       %a_enc{kk} = arith.shr %a_at{kk}, %c4_64 : i64
       %a_field{kk} = arith.and %a_enc{kk}, %c16383_64 : i64
@@ -1081,7 +1156,8 @@ kernel @gemm(%a: tmap<bf16, 128x64, swizzle=128>, %b: tmap<bf16, {b_rows}x64, sw
   %consumers = arith.constant {{value = {consumers}}} : i32
   %high = arith.constant {{value = {high}}} : i64
 """ + constants(0, 1, 2, 4, 16, 32, 64, 128, 4096, 8192, 16384) + "".join(
-        f"  %c{v}_64 = arith.constant {{value = {v}}} : i64\n" for v in (0, 4, 32, 64, 96, 16383)) + fragment_offsets + f"""
+        f"  %c{v}_64 = arith.constant {{value = {v}}} : i64\n" for v in (0, 4, 32, 64, 96, 16383)) \
+        + fragment_offsets + f"""
   %full1 = ptr.offset %full, %c1 {{elem = i64}} : ptr<shared>
   %empty1 = ptr.offset %empty, %c1 {{elem = i64}} : ptr<shared>
   %first = arith.cmp %tid, %c0 {{pred = "eq"}} : i1
@@ -1210,3 +1286,44 @@ def test_warp_specialized_gemm_with_tma_wgmma_and_tma_store_matches_numpy(cluste
     run(f, grid=(m // 128, n // 64, 1), block=(384, 1, 1), args=args)
     assert time.perf_counter() - start < 10
     np.testing.assert_array_equal(c, a @ b.T)
+
+
+
+@pytest.mark.parametrize("shape, config", [
+    ((200, 136, 72), {}),                                      # partial tiles: TMA zero fill and clipped stores
+    ((256, 192, 256), {"a_k_major": False, "b_k_major": True}),  # MN-major A and K-major B
+    ((512, 256, 192), {"cluster_m": 2}),                       # clusters of 2, B multicast
+])
+def test_the_warp_specialized_gemm_of_skc_blocks_runs_in_the_interpreter(monkeypatch, shape, config):
+    """skc.blocks.matmul (the frontend's GEMM from the building blocks: TMA producer, wgmma consumers,
+    mbarrier pipeline, TMA-store epilogue) on the interpreter device, against numpy, exactly."""
+    torch = pytest.importorskip("torch")
+    import skc
+    from skc.runtime import devices
+
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+    m, n, k = shape
+    a_stored = RNG.integers(-2, 3, (m, k) if config.get("a_k_major", True) else (k, m)).astype(np.float32)
+    b_stored = RNG.integers(-2, 3, (n, k) if config.get("b_k_major", False) else (k, n)).astype(np.float32)
+    a = torch.from_numpy(a_stored).to(torch.bfloat16)
+    b = torch.from_numpy(b_stored).to(torch.bfloat16)
+    a = a if config.get("a_k_major", True) else a.t()
+    b = b.t() if config.get("b_k_major", False) else b
+    out = torch.full((m, n), float("nan"), dtype=torch.bfloat16)
+    skc.blocks.matmul(a, b, out=out, config=skc.blocks.MatmulConfig(**config))
+    expected = a.float().numpy() @ b.float().numpy()
+    np.testing.assert_array_equal(out.float().numpy(), expected)
+
+# -- the interpreter covers the IR -----------------------------------------------------------------
+def test_every_async_op_has_a_handler_and_blocking_ones_can_wait():
+    from skc.ir import ops_async
+    from skc.runtime.interpreter import plan
+
+    names = {op.name for op in vars(ops_async).values()
+             if isinstance(op, type) and issubclass(op, ir.Op) and op is not ir.Op and "name" in op.__dict__}
+    handled = set(plan.PURE) | set(plan.EFFECTS) | set(plan.CONTROL)
+    assert "mbarrier.wait" in names and sorted(names - handled) == []
+    assert sorted(set(ir.OPS) - handled) == []
+    blocking = {name for name in names if ir.OPS[name]((), ()).has(ir.BLOCKING)}
+    # Copies and MMAs complete when issued: their waits never block; every other blocking op can.
+    assert blocking - plan.GENERATORS == {"tma.wait", "wgmma.wait"}

@@ -59,8 +59,9 @@ def run(function, grid=(1, 1, 1), block=None, args: Sequence = (), memory: Optio
 
     `args` has one entry per function argument: an address (int) for a pointer, a number for a
     scalar, a TensorMapDescriptor (or an skc.TensorMap over a host array, mapped into `memory`)
-    for a tensor map. A function with attrs["cluster"] runs in clusters of that shape. Faults (out-of-bounds or misaligned accesses, failed asserts, ops the interpreter
-    cannot run) raise InterpreterError, deadlocks DeadlockError, at the kernel's source line.
+    for a tensor map. A function with attrs["cluster"] runs in clusters of that shape. Faults
+    (out-of-bounds or misaligned accesses, failed asserts, ops the interpreter cannot run)
+    raise InterpreterError, deadlocks DeadlockError, at the kernel's source line.
     """
     if isinstance(function, ir.Module):
         function = function.function()

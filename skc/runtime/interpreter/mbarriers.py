@@ -10,8 +10,9 @@ while: a TMA copy may complete its bytes before a thread expects them ("Tracking
 asynchronous operations by the mbarrier object").
 
 `mbarrier.wait %bar, %parity` waits until the phase with that parity has completed, i.e.
-until the current phase's parity differs from it (PTX ISA 9.7.12.15, mbarrier.test_wait/try_wait, .parity variant): a
-fresh barrier (phase 0) lets a wait for parity 1 through at once.
+until the current phase's parity differs from it (PTX ISA 9.7.12.15, mbarrier.test_wait and
+mbarrier.try_wait, .parity variant): a fresh barrier (phase 0) lets a wait for parity 1
+through at once.
 """
 from __future__ import annotations
 
@@ -157,7 +158,8 @@ def _arrive(op, launch):
 
 
 def _arrive_tx(op, launch):
-    """Each lane performs an expect-tx of its bytes, then an arrive-on (PTX ISA 9.7.12.15, mbarrier.arrive with .expect_tx)."""
+    """Each lane performs an expect-tx of its bytes, then an arrive-on (PTX ISA 9.7.12.15, mbarrier.arrive
+    with .expect_tx)."""
     bar, nbytes = op.operands
 
     def arrive_tx(group):
@@ -191,7 +193,8 @@ def cluster_block(block, rank: int, lane: int, what: str):
 
 
 def _arrive_cluster(op, launch):
-    """mbarrier.arrive.shared::cluster on the barrier at the same offset in another block (PTX ISA 9.7.12.15, mbarrier.arrive)."""
+    """mbarrier.arrive.shared::cluster on the barrier at the same offset in another block (PTX ISA 9.7.12.15,
+    mbarrier.arrive)."""
     bar, cta = op.operands
 
     def arrive_cluster(group):

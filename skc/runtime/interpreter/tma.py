@@ -3,15 +3,22 @@ global memory, described by a tensor map, and a box in shared memory; the interp
 tensor-map descriptor; the shared-memory swizzle.
 
 A copy moves the box of the tensor map's type (outermost dimension first) at coordinates
-given innermost first (PTX order), which may be negative or past the tensor's end: a load
-reads elements outside the tensor as zero, a store skips them. In shared memory the box is
-dense and row-major (innermost dimension contiguous) at logical byte offset L from the
-buffer; byte L sits at the physical address swizzle(dst + L), a function of the absolute
-shared address (CUTLASS Swizzle<3,4,3> for 128B, <2,4,3> for 64B, <1,4,3> for 32B: bits 4-6
-of the address are XORed with bits 7-9, as many of them as the mode takes; CUDA Programming
-Guide, "Tensor Memory Access", swizzle modes). A load then completes the whole box's bytes
-(zero-filled ones included) on the mbarrier it names. Copies happen when issued, by each
-lane that runs the op, with that lane's operands.
+given innermost first (PTX order). A load reads elements outside the tensor as zero; a store
+skips them. In shared memory the box is row-major (innermost dimension contiguous) from dst:
+byte b of box row r (all outer dimensions flattened) has the logical offset L = r * pitch + b
+and sits at the physical address swizzle(dst + L), a function of the absolute shared address
+(CUTLASS Swizzle<3,4,3> for 128B, <2,4,3> for 64B, <1,4,3> for 32B: bits 4-6 of the address
+are XORed with bits 7-9, as many of them as the mode takes). The pitch is the row's bytes
+without a swizzle, and the swizzle span with one: a row narrower than the span still takes
+a whole span, the rest of which the copy leaves alone. A load then completes the box's bytes
+(zero-filled ones included, the padding not) on the mbarrier it names. Copies happen when
+issued, by each lane that runs the op, with that lane's operands.
+
+Checked on an H100 (sm_90a, driver 580) against these kernels in the interpreter: the
+placement above for every swizzle, boxes narrower than the span included; and two faults the
+GPU raises (an illegal instruction) that the interpreter reports: an innermost coordinate
+whose byte offset is not a multiple of 16, and a store whose box starts before the tensor
+(a negative coordinate; loads take negative coordinates and read zeros there).
 """
 from __future__ import annotations
 
@@ -146,27 +153,47 @@ def _write_global(launch, desc, box_values, origin, lane):
 
 
 # -- the shared side of a copy -------------------------------------------------------------------
-def _shared_addresses(block, start: int, nbytes: int, swizzle_bytes: int, lane: int, what: str) -> np.ndarray:
-    """The physical shared address of each byte of a box at `start`, checked for alignment and bounds."""
-    alignment = SWIZZLE_ALIGNMENT.get(swizzle_bytes, ALIGNMENT)
+def _shared_addresses(block, start: int, t: TensorMapType, lane: int, what: str) -> np.ndarray:
+    """The physical shared address of each byte of a box of type t at `start` (in box order), checked for
+    alignment and bounds."""
+    alignment = SWIZZLE_ALIGNMENT.get(t.swizzle, ALIGNMENT)
     if start % alignment:
         raise Fault(f"{what} with its shared-memory box at offset {start:#x}, which is not {alignment}-byte aligned"
-                    f"{f' (the {swizzle_bytes}B swizzle pattern repeats every 1024 bytes)' if alignment > 128 else ''}",
+                    f"{f' (the {t.swizzle}B swizzle pattern repeats every 1024 bytes)' if alignment > 128 else ''}",
                     lane, hint=f"align the shared buffer to {alignment} bytes")
-    physical = swizzle(np.arange(start, start + nbytes, dtype=np.int64), swizzle_bytes)
+    row = t.box[-1] * t.elem.bytes
+    rows = t.box_bytes // row
+    pitch = max(row, t.swizzle)
+    logical = (np.arange(rows, dtype=np.int64)[:, None] * pitch + np.arange(row, dtype=np.int64)).reshape(-1)
+    physical = swizzle(start + logical, t.swizzle)
     end = int(physical.max()) + 1
     if end > block.shared.nbytes:
-        raise Fault(f"{what} with its {nbytes}-byte shared-memory box at offset {start:#x} reaches byte {end - 1}, "
-                    f"past the {block.shared.nbytes} bytes of shared memory", lane)
+        raise Fault(f"{what} with its {rows * pitch}-byte shared-memory box at offset {start:#x} reaches byte "
+                    f"{end - 1}, past the {block.shared.nbytes} bytes of shared memory", lane)
     return physical
 
 
-def _check_barriers_untouched(block, start: int, end: int, lane: int, what: str):
+def _check_coordinates(t: TensorMapType, origin: list, lane: int, what: str, store: bool):
+    """The coordinates an H100 accepts (measured: others raise an illegal-instruction fault there)."""
+    inner = origin[-1] * t.elem.bytes
+    if inner % 16:
+        raise Fault(f"{what} at innermost coordinate {origin[-1]}: its byte offset {inner} is not a multiple of 16, "
+                    "which the GPU faults on", lane, hint="start boxes at multiples of 16 bytes along the innermost "
+                                                          "dimension")
+    if store and min(origin) < 0:
+        raise Fault(f"{what} of a box that starts before the tensor (coordinates {origin[::-1]}, innermost first): "
+                    "the GPU faults on negative store coordinates", lane,
+                    hint="boxes may run past the tensor's end, not start before its beginning")
+
+
+def _check_barriers_untouched(block, physical: np.ndarray, lane: int, what: str):
     """A copy that overwrites an initialized mbarrier corrupts it on the GPU: stop there."""
+    low, high = int(physical.min()), int(physical.max())
     for address in block.mbarriers:
-        if address < end and start < address + BARRIER_BYTES:
-            raise Fault(f"{what} writes shared bytes {start:#x}..{end - 1:#x}, over {block.mbarriers[address].name()}",
-                        lane, hint="give the barriers their own shared buffer")
+        if address <= high and low < address + BARRIER_BYTES:
+            if ((physical >= address) & (physical < address + BARRIER_BYTES)).any():
+                raise Fault(f"{what} writes shared bytes in {low:#x}..{high:#x}, over "
+                            f"{block.mbarriers[address].name()}", lane, hint="give the barriers their own shared buffer")
 
 
 def _spec_problem(op, t) -> str:
@@ -193,12 +220,13 @@ def _tma_load(op, launch):
         env, block = group.env, group.block
         for lane in np.flatnonzero(group.mask).tolist():
             origin = [int(env[c][lane]) for c in reversed(coords)]   # outermost first
+            _check_coordinates(t, origin, lane, "tma.load", store=False)
             data = _read_global(launch, env[tmap][lane], t.box, origin, dtype, lane).reshape(-1).view(np.uint8)
             start, barrier = int(env[dst][lane]), int(env[bar][lane])
             targets = [block] if mask is None else _multicast_blocks(block, int(env[mask][lane]), lane)
             for target in targets:
-                physical = _shared_addresses(target, start, nbytes, t.swizzle, lane, "tma.load")
-                _check_barriers_untouched(target, int(physical.min()), int(physical.max()) + 1, lane, "tma.load")
+                physical = _shared_addresses(target, start, t, lane, "tma.load")
+                _check_barriers_untouched(target, physical, lane, "tma.load")
                 target.shared.data[physical] = data
                 barrier_at(target, barrier, lane, "tma.load").transact(-nbytes, lane)   # complete-tx
     return load
@@ -217,14 +245,15 @@ def _tma_store(op, launch):
         return failing(problem, hint="declare the parameter with its element type, box and swizzle")
     tmap, src = op.operands[:2]
     coords = op.operands[2:]
-    dtype, nbytes = numerics.storage_dtype(t.elem), t.box_bytes
+    dtype = numerics.storage_dtype(t.elem)
 
     def store(group):
         env, block = group.env, group.block
         for lane in np.flatnonzero(group.mask).tolist():
-            physical = _shared_addresses(block, int(env[src][lane]), nbytes, t.swizzle, lane, "tma.store")
-            values = block.shared.data[physical].view(dtype).reshape(t.box)
             origin = [int(env[c][lane]) for c in reversed(coords)]
+            _check_coordinates(t, origin, lane, "tma.store", store=True)
+            physical = _shared_addresses(block, int(env[src][lane]), t, lane, "tma.store")
+            values = block.shared.data[physical].view(dtype).reshape(t.box)
             _write_global(launch, env[tmap][lane], values, origin, lane)
     return store
 

@@ -11,8 +11,15 @@ maps that logical address to the physical one. The result is the accumulator fra
 
 Numerics: products of bf16/f16 are exact in f32; the 16 products of each element are summed
 exactly (in f64, exact unless their exponents span more than ~30 binades), rounded once to
-f32 and added to D in f32. The tensor cores' own accumulation order and rounding may differ in
-the last bits of f32; inputs whose sums are exact (small integers) agree bit for bit.
+f32 and added to D in f32. The tensor cores round differently: on an H100, with random bf16
+data, 55% of results were bit-identical and the others a few ulps off (more where sums
+cancel); a sum of D and the 16 products aligned to the largest of them, truncated 26 bits
+below it and rounded toward zero matched 99%, so the hardware truncates. Sums that are exact
+(small integers, or terms within 24 bits of each other) agree bit for bit.
+
+Checked on an H100 against these formulas: K-major and MN-major A and B, no swizzle and the
+32/64/128-byte swizzles, n = 8, 64 and 256, bit for bit (SBO along M/N for MN-major without
+swizzle, as PTX's canonical layout has it).
 """
 from __future__ import annotations
 
