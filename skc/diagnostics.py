@@ -77,12 +77,16 @@ class SkcError(Exception):
     """Base of every error skc raises for a user's mistake or an unavailable device."""
 
 
-class CompileError(SkcError):
-    """A kernel that cannot compile; `str()` starts with `FILE:LINE:COL: error:`."""
+class LocatedError(SkcError):
+    """An error at a place in the user's source: `str()` starts with `FILE:LINE:COL: error:`."""
 
     def __init__(self, message: str, loc: Optional[Location] = None, hint: str = ""):
         self.message, self.loc, self.hint = message, loc, hint
         super().__init__(format_diagnostic("error", message, loc, hint))
+
+
+class CompileError(LocatedError):
+    """A kernel that cannot compile."""
 
 
 class VerificationError(CompileError):
@@ -97,12 +101,8 @@ class DeviceError(SkcError):
     """A missing or failing device, driver or tool (no libcuda, no ROCm, a CUDA error)."""
 
 
-class InterpreterError(SkcError):
+class InterpreterError(LocatedError):
     """A fault found by the CPU interpreter (out-of-bounds access, deadlock, trap), at the kernel's source line."""
-
-    def __init__(self, message: str, loc: Optional[Location] = None, hint: str = ""):
-        self.message, self.loc, self.hint = message, loc, hint
-        super().__init__(format_diagnostic("error", message, loc, hint))
 
 
 class DeadlockError(InterpreterError):

@@ -153,7 +153,7 @@ class FunctionLowering:
                 kind = "minnum" if name == "arith.min" else "maxnum"
                 self.set(op, self.call(f"llvm.{kind}{intrinsic_suffix(t)}", ty, [self.typed(a), self.typed(b)]))
                 return
-            self.set(op, self.target.lower_float_math(self, op))
+            self.set(op, self.float_math(op))
             return
         if name in _INT_BINARY:
             self.set(op, self.text.value(f"{_INT_BINARY[name]} {ty} {self.get(a)}, {self.get(b)}"))
@@ -198,7 +198,18 @@ class FunctionLowering:
         elif op.name in _LLVM_MATH and (elem.name in ("f32", "f64") or op.name in ("math.abs", "math.sqrt")):
             self.set(op, self.call(f"llvm.{_LLVM_MATH[op.name]}{intrinsic_suffix(t)}", ty, [self.typed(a)]))
         else:
-            self.set(op, self.target.lower_float_math(self, op))
+            self.set(op, self.float_math(op))
+
+    def float_math(self, op) -> str:
+        """A transcendental op on f32 (or f32 vectors, lane by lane) from the target's table."""
+        t = op.result.type
+        elem = ir.element_type(t)
+        if elem.name != "f32":
+            self.fail(op, f"not available on {elem} for {self.target.name}; compute in f32 (skc.f32(x))")
+        scalar = self.target.f32_math[op.name]
+        if not isinstance(t, ir.VectorType):
+            return scalar(self, *[self.get(v) for v in op.operands])
+        return self.lanewise(t, op.operands, lambda *lanes: scalar(self, *lanes))
 
     def _lower_fma(self, op):
         t = op.result.type

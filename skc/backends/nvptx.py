@@ -81,16 +81,10 @@ class NVPTX:
         return SHARED_SYMBOL
 
     # -- math and conversions -----------------------------------------------------------
-    def lower_float_math(self, lw: FunctionLowering, op: ir.Op) -> str:
-        t = op.result.type
-        elem = ir.element_type(t)
-        if elem.name != "f32":
-            lw.fail(op, f"not available on {elem} for NVPTX; compute in f32 (skc.f32(x))")
-        scalar = _F32_MATH[op.name]
-        if not isinstance(t, ir.VectorType):
-            return scalar(lw, *[lw.get(v) for v in op.operands])
-        # the approximate instructions are scalar: apply them lane by lane
-        return lw.lanewise(t, op.operands, lambda *lanes: scalar(lw, *lanes))
+    @property
+    def f32_math(self) -> dict:
+        """op name -> emitter of its f32 form (the other float types are legalized to f32 first)."""
+        return _F32_MATH
 
     def float_to_int(self, lw: FunctionLowering, value: ir.Value, dst: ir.Type) -> str:
         src = value.type

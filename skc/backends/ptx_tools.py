@@ -56,20 +56,25 @@ def _log(lib, handle, kind: str) -> str:
     return bytes(buffer).rstrip(b"\0").decode(errors="replace")
 
 
-@functools.lru_cache(maxsize=None)
-def ptxas_path():
-    """ptxas from the nvidia-cuda-nvcc wheel, else from PATH; None when neither."""
+def _wheel_tool(name: str):
+    """A tool from NVIDIA's pip wheels (nvidia/cu13/bin/...), else from PATH; None when neither."""
     try:
         import nvidia
 
         for base in nvidia.__path__:
-            for sub in ("cu13", "cu12", "cuda_nvcc"):
-                candidate = os.path.join(base, sub, "bin", "ptxas")
+            for sub in ("cu13", "cu12", f"cuda_{name}"):
+                candidate = os.path.join(base, sub, "bin", name)
                 if os.access(candidate, os.X_OK):
                     return candidate
     except ImportError:
         pass
-    return shutil.which("ptxas")
+    return shutil.which(name)
+
+
+@functools.lru_cache(maxsize=None)
+def ptxas_path():
+    """ptxas (the nvidia-cuda-nvcc wheel's, else PATH's); None when neither."""
+    return _wheel_tool("ptxas")
 
 
 def link_ptx(ptx: str, arch: str, name: str = "kernel") -> tuple[bytes, str]:
@@ -131,18 +136,8 @@ def parse_resources(log: str) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def nvdisasm_path():
-    """nvdisasm from the nvidia-cuda-nvdisasm wheel, else from PATH; None when neither."""
-    try:
-        import nvidia
-
-        for base in nvidia.__path__:
-            for sub in ("cu13", "cu12", "cuda_nvdisasm"):
-                candidate = os.path.join(base, sub, "bin", "nvdisasm")
-                if os.access(candidate, os.X_OK):
-                    return candidate
-    except ImportError:
-        pass
-    return shutil.which("nvdisasm")
+    """nvdisasm (the nvidia-cuda-nvdisasm wheel's, else PATH's); None when neither."""
+    return _wheel_tool("nvdisasm")
 
 
 def disassemble(cubin: bytes) -> str:

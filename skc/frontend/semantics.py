@@ -42,23 +42,22 @@ def is_number(x) -> bool:
 
 
 def literal_type(value) -> ir.ScalarType:
-    """The type a Python literal takes on its own: bool -> i1, int -> i32 (or i64), float -> f32."""
-    if isinstance(value, bool):
-        return ir.i1
-    if isinstance(value, numbers.Integral):
-        if -2 ** 31 <= value < 2 ** 31:
-            return ir.i32
-        if -2 ** 63 <= value < 2 ** 63:
-            return ir.i64
-        if 0 <= value < 2 ** 64:
-            return ir.u64
-        raise error(f"integer literal {value} does not fit in 64 bits")
-    if isinstance(value, numbers.Real):
-        numpy_type = getattr(value, "dtype", None)
-        if numpy_type is not None and str(numpy_type) == "float64":
-            return ir.f64 if type(value).__module__ == "numpy" else ir.f32
-        return ir.f32
-    raise error(f"cannot use {value!r} ({type(value).__name__}) as a number in a kernel")
+    """The type a Python literal takes on its own: bool -> i1, int -> i32 (or i64), float -> f32
+    (a numpy scalar keeps its own type)."""
+    numpy_type = getattr(value, "dtype", None)
+    if numpy_type is not None and type(value).__module__ == "numpy" and str(numpy_type) in _NUMPY_SCALARS:
+        return ir.ScalarType(_NUMPY_SCALARS[str(numpy_type)])
+    found = ir.types.python_number_type(value) if is_number(value) else None
+    if found is None:
+        if isinstance(value, numbers.Integral):
+            raise error(f"integer literal {value} does not fit in 64 bits")
+        raise error(f"cannot use {value!r} ({type(value).__name__}) as a number in a kernel")
+    return found
+
+
+_NUMPY_SCALARS = {"float64": "f64", "float32": "f32", "float16": "f16", "int64": "i64", "int32": "i32",
+                  "int16": "i16", "int8": "i8", "uint64": "u64", "uint32": "u32", "uint16": "u16", "uint8": "u8",
+                  "bool": "i1"}
 
 
 def constant(value, t: ir.Type) -> RValue:

@@ -1,6 +1,7 @@
 """Tile IR types: immutable, interned values (scalars, pointers, vectors, var slots, tensor maps)."""
 from __future__ import annotations
 
+import numbers
 from typing import ClassVar
 
 # Address spaces of pointers. The numbers are NVPTX's (LLVM NVPTXAddrSpace), used as the
@@ -244,6 +245,23 @@ f8e4m3, f8e5m2 = ScalarType("f8e4m3"), ScalarType("f8e5m2")
 tmap = TensorMapType()
 
 SCALAR_NAMES = tuple(_SCALARS)
+
+
+def python_number_type(value):
+    """The type a Python number takes on its own (bool i1; int i32, else i64, else u64; float f32),
+    or None when it fits none. Literals in kernels and scalar launch arguments both follow it."""
+    if isinstance(value, bool):
+        return i1
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+        if -2 ** 31 <= value < 2 ** 31:
+            return i32
+        if -2 ** 63 <= value < 2 ** 63:
+            return i64
+        return u64 if 0 <= value < 2 ** 64 else None
+    if isinstance(value, numbers.Real):
+        return f32
+    return None
 
 
 def element_type(t: Type) -> Type:

@@ -141,19 +141,10 @@ def tensor_facts(arg) -> Optional[TensorFacts]:
 
 
 def scalar_type(value) -> Optional[ir.ScalarType]:
-    """The type a scalar argument specializes to: bool i1, int i32 (i64, u64 when it must), float f32."""
-    if isinstance(value, (bool, np.bool_)):
-        return ir.i1
+    """The type a scalar argument specializes to: a numpy scalar its own; else as a Python literal
+    (bool i1, int i32 (i64, u64 when it must), float f32)."""
     if isinstance(value, np.generic):
         return dtypes.from_numpy(value.dtype)
-    if isinstance(value, numbers.Integral):
-        if -2 ** 31 <= value < 2 ** 31:
-            return ir.i32
-        if -2 ** 63 <= value < 2 ** 63:
-            return ir.i64
-        if 0 <= value < 2 ** 64:
-            return ir.u64
+    if not isinstance(value, numbers.Number) or isinstance(value, complex):
         return None
-    if isinstance(value, numbers.Real):
-        return ir.f32
-    return None
+    return ir.types.python_number_type(value)
