@@ -1,12 +1,23 @@
-"""C = A · B in bf16 with the Hopper GEMM composed from skc's blocks (skc/blocks/gemm.py):
-TMA loads into a pipeline of shared-memory stages, a producer warpgroup and two consumer
-warpgroups issuing wgmma, and a TMA-store epilogue. Any M, N, K (tails are handled); rows must be
-16-byte aligned for TMA (K and N multiples of 8). Run it: `skc run examples/matmul.py`.
+"""C = A · B in bf16 with the GEMM composed from skc's blocks (skc/blocks/gemm.py), one source for
+two vendors. On Hopper (sm_90a): TMA loads into a pipeline of shared-memory stages, a producer
+warpgroup and two consumer warpgroups issuing wgmma, and a TMA-store epilogue. On AMD CDNA (gfx942,
+gfx90a): every wave loads into a ping-pong pair of LDS stages and computes with MFMAs. Any M, N, K
+(tails are handled); rows are copied 16 bytes at a time (K and N multiples of 8).
+Run it: `skc run examples/matmul.py` (SKC_DEVICE=interpreter SKC_INTERPRETER_TARGET=gfx942 for the
+AMD GEMM in the interpreter); compile it: `skc compile examples/matmul.py --target gfx942`.
 """
 import numpy as np
 
 import skc
 from skc.blocks import matmul, matmul_kernel  # noqa: F401  (the kernel, for `skc compile`)
+
+
+def compile_arguments(kernel: str, target):
+    """What `skc compile` compiles matmul_kernel for: the configuration matmul() picks for a 4096^3 bf16
+    problem on `target`, with tensor-map types (Hopper) or pointer types (AMD) for a, b and out."""
+    if kernel == "matmul_kernel":
+        return skc.blocks.compile_arguments(target, 4096, 4096, 4096, "bf16")
+    return None
 
 
 def bf16_round(x: np.ndarray) -> np.ndarray:

@@ -12,9 +12,10 @@ import skc
 VEC = 4  # floats per 16-byte access
 
 
-def block_size(n_cols: int) -> int:
-    """Threads per row: about 32 floats each (held in registers), 32 to 1024 threads."""
-    return max(32, min(1024, n_cols // 32 // 32 * 32))
+def block_size(n_cols: int, warp_size: int = 32) -> int:
+    """Threads per row: about 32 floats each (held in registers), whole warps (the block reductions
+    shuffle across every lane of a warp: 64-lane wavefronts on AMD), up to 1024 threads."""
+    return max(warp_size, min(1024, n_cols // 32 // warp_size * warp_size))
 
 
 @skc.kernel
@@ -44,10 +45,17 @@ def softmax(x: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], n_rows: skc.i32, n_cols:
         skc.store(out + base + column, exps[c] * scale, mask=column < n_cols)
 
 
+def compile_arguments(kernel: str, target):
+    """What `skc compile` compiles softmax for: rows of 4096 floats (n_cols is a compile-time constant)."""
+    if kernel == "softmax":
+        return {"n_cols": 4096, "block": block_size(4096, target.warp_size)}
+    return None
+
+
 def launch(x, out, n_rows: int, n_cols: int):
     if n_cols % VEC:
         raise ValueError(f"this example needs rows of a multiple of {VEC} floats, found {n_cols}")
-    softmax[n_rows, block_size(n_cols)](x, out, n_rows, n_cols)
+    softmax[n_rows, block_size(n_cols, skc.current_device().target.warp_size)](x, out, n_rows, n_cols)
 
 
 def reference(x: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from .frontend.builtins import (asm, atomic_add, atomic_and, atomic_cas, atomic_
                                 shfl_xor, sin, sqrt, static_range, store, syncthreads, tanh, current_target, thread_id, thread_index,
                                 trunc, vector, vote_all, vote_any, warp_id, warp_max, warp_min, warp_reduce, warp_size,
                                 warp_sum, where)
-from .frontend import hopper  # noqa: E402
+from .frontend import amd, hopper  # noqa: E402
 from .frontend.dtypes import ALIASES as _ALIASES, DTYPES as _DTYPES  # noqa: E402
 from .compiler import CompiledKernel  # noqa: E402
 from .jit import Kernel, kernel  # noqa: E402

@@ -7,6 +7,10 @@
 `compile` compiles the kernels of a Python file from their annotations (parameters typed
 `skc.Ptr[...]`, `skc.i32`, ...; constexprs need defaults or --const NAME=VALUE) and prints
 or writes each stage; with -o, also the loadable image (.cubin once made, .hsaco for AMD).
+A file whose kernels need more than annotations (unannotated parameters, configurations that
+depend on the target) defines `compile_arguments(kernel_name, target)`: it returns the keyword
+arguments of `Kernel.compile` for that kernel (argument values or types by parameter name,
+`block`, `cluster`), or None to use the annotations; --block and --const override it.
 `run` runs an example's `main()` on the GPU when one is present, otherwise in the interpreter,
 and says which.
 """
@@ -65,6 +69,23 @@ def _constants(pairs):
     return values
 
 
+def _compile_options(module, name: str, target, args) -> dict:
+    """Kernel.compile's keyword arguments for kernel `name`: the module's compile_arguments(name, target) when
+    it has one, then --block and --const."""
+    hook = getattr(module, "compile_arguments", None)
+    options = {}
+    if callable(hook):
+        found = hook(name, target)
+        if found is not None and not isinstance(found, dict):
+            raise SkcError(f"{module.__file__}: compile_arguments({name!r}, {target.name!r}) must return a dict of "
+                           f"Kernel.compile's keyword arguments or None, found {type(found).__name__}")
+        options.update(found or {})
+    if args.block:
+        options["block"] = tuple(int(b) for b in args.block.split(","))
+    options.update(_constants(args.const))
+    return options
+
+
 def cmd_compile(args) -> int:
     path, _, kernel_name = args.path.partition("::")
     module = load_module(path)
@@ -77,8 +98,7 @@ def cmd_compile(args) -> int:
         if stage not in _EMIT_STAGES:
             raise SkcError(f"unknown stage {stage!r} for --emit; choose from {', '.join(_EMIT_STAGES)}")
     for name, kernel in _kernels(module, kernel_name).items():
-        block = tuple(int(b) for b in args.block.split(",")) if args.block else None
-        compiled = kernel.compile(target=target, block=block, **_constants(args.const))
+        compiled = kernel.compile(target=target, **_compile_options(module, name, target, args))
         for stage in stages:
             text = compiled.asm(stage) if stage in ("ptx", "sass", "gcn") else compiled.ir(stage)
             if args.output:

@@ -62,7 +62,10 @@ def _key_part(arg):
     if kind is bool:
         return "i1"
     dtype = getattr(arg, "dtype", None)
-    return (kind, dtype) if dtype is not None else kind
+    if dtype is None:
+        return kind
+    # a tensor map specializes on its box and swizzle too
+    return (kind, arg.spec) if hasattr(kind, "__skc_tensor_map__") else (kind, dtype)
 
 
 def _key_function(params, annotated):
@@ -172,10 +175,12 @@ class Kernel:
 
     def launcher_for(self, device: Device, block: tuple, key: tuple, args):
         """The launcher of this specialization (compiled and loaded the first time)."""
-        found = self._launches.get((device, block, key))
+        # the target is part of the key: the interpreter's (SKC_INTERPRETER_TARGET) may change between launches
+        launch_key = (device, device.target.name, block, key)
+        found = self._launches.get(launch_key)
         if found is None:
             found = self._prepare(device, block, args)
-            self._launches[(device, block, key)] = found
+            self._launches[launch_key] = found
         return found
 
     def runtime_arguments(self, args):
@@ -223,6 +228,8 @@ class Kernel:
             return ParamSpec(param.name, POINTER, arg)
         if isinstance(arg, frontend.DType):
             return ParamSpec(param.name, SCALAR, arg.ir)
+        if isinstance(arg, ir.TensorMapType):  # the abstract type of a tensor-map argument (compile)
+            return ParamSpec(param.name, TENSORMAP, arg)
         spec = getattr(arg, "spec", None)
         if isinstance(spec, ir.TensorMapType):
             return ParamSpec(param.name, TENSORMAP, spec)
@@ -258,7 +265,8 @@ class Kernel:
 
     def compile(self, *args, target=None, block=None, cluster=None, **kwargs) -> CompiledKernel:
         """Compile without launching, for inspection. Arguments may be real ones, types (skc.Ptr[skc.f32],
-        skc.i32) or left out where the kernel's annotations and defaults say enough."""
+        skc.i32, skc.ir.TensorMapType(...) for a tensor map) or left out where the kernel's annotations and
+        defaults say enough."""
         target = get_target(target) if target is not None else _default_target()
         block = _dims(block, "block") if block is not None else (self.block or (128, 1, 1))
         values = self._abstract_arguments(args, kwargs)

@@ -1,17 +1,24 @@
-"""skc's structured building blocks, written in the DSL: TileIO (TMA and vector loaders), TilePipeline
-(producer/consumer stages over mbarriers), TileOp (wgmma), payloads, warp roles, tile schedulers,
-epilogues and configs, and the Hopper GEMM composed from them (`skc.blocks.matmul`)."""
+"""skc's structured building blocks, written in the DSL: TileIO (TMA, vector and LDS loaders), TilePipeline
+(producer/consumer stages over mbarriers on Hopper, a ping-pong pair of LDS stages over the block barrier on
+AMD), TileOp (wgmma, MFMA), payloads, warp roles, tile schedulers, epilogues and configs, and the GEMM composed
+from them for both (`skc.blocks.matmul`)."""
+from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
-from .epilogue import EpilogueSpec, TmaStoreEpilogue
-from .gemm import matmul, matmul_kernel
+from .epilogue import DirectStoreEpilogue, EpilogueSpec, FusedEpilogue, TmaStoreEpilogue
+from .gemm import compile_arguments, matmul, matmul_kernel
 from .layout import OperandLayout
+from .lds import LdsLayout, LdsLoader
+from .mfma import Mfma, MfmaAccumulator
 from .mma import Accumulator, Wgmma
 from .payload import SmemTile, TilePayload
+from .pingpong import LdsConsumer, LdsPipeline, LdsProducer
 from .pipeline import ConsumerRole, InputTilePipeline, ProducerRole, StageLease
 from .roles import WarpRoles
 from .scheduler import Tile, TileScheduler
 from .tile_io import TmaLoader, VectorLoader
 
-__all__ = ["MatmulConfig", "EpilogueSpec", "TmaStoreEpilogue", "matmul", "matmul_kernel", "OperandLayout",
-           "Accumulator", "Wgmma", "SmemTile", "TilePayload", "ConsumerRole", "InputTilePipeline", "ProducerRole",
-           "StageLease", "WarpRoles", "Tile", "TileScheduler", "TmaLoader", "VectorLoader"]
+__all__ = ["AmdMatmulConfig", "MatmulConfig", "DirectStoreEpilogue", "EpilogueSpec", "FusedEpilogue",
+           "TmaStoreEpilogue", "compile_arguments", "matmul", "matmul_kernel", "OperandLayout", "LdsLayout",
+           "LdsLoader", "Mfma", "MfmaAccumulator", "Accumulator", "Wgmma", "SmemTile", "TilePayload", "LdsConsumer",
+           "LdsPipeline", "LdsProducer", "ConsumerRole", "InputTilePipeline", "ProducerRole", "StageLease",
+           "WarpRoles", "Tile", "TileScheduler", "TmaLoader", "VectorLoader"]

@@ -1,0 +1,101 @@
+"""TilePipeline for AMD CDNA: a ring of LDS stages (two: ping-pong) that the *same* waves fill and read,
+synchronized by the block barrier (s_barrier) instead of mbarriers. The interface is the Hopper
+pipeline's (pipeline.py), with the same compile-time checks on stages:
+
+    with pipe.producer() as prod, pipe.consumer() as cons:
+        with prod.acquire() as stage:      # the stage is free for every wave: write it
+            load(stage, ...)
+        with cons.acquire() as stage:      # every wave's writes to the stage are done: read it
+            mma(acc, stage.a, stage.b)
+
+On CDNA a wave cannot wait for another's single arrival, only for the whole block, and one barrier
+settles everything issued before it: every stage filled before it is full for every wave, every stage
+released before it is free. So the pipeline counts, at run time (uniform scalars), the stages filled
+and released, and those counts at the last barrier; an acquire barriers only when its stage is not
+settled yet. A loop that reads stage k and then fills stage k + 1 (or fills, then reads) pays one
+barrier per k-step: reading k needs the barrier after its filling, which also frees the stage that
+k + 1 overwrites (last read at k - 1). The waves cannot wait for themselves: the producer may run at
+most `stages` fills ahead of the consumer's releases (a loop that fills further would overwrite a stage
+it has not read yet; the Hopper producer would block there).
+"""
+from __future__ import annotations
+
+import skc
+from skc import frontend
+
+from .payload import TilePayload
+from .pipeline import StageLease
+
+
+class LdsPipeline:
+    """`stages` copies of `payload` in LDS, filled and read in turn by every wave of the block."""
+
+    def __init__(self, payload: TilePayload, stages: int = 2):
+        if stages < 2:
+            raise frontend.current().error(f"a pipeline whose waves both fill and read stages needs at least two "
+                                           f"stages (ping-pong), found {stages}")
+        self.payload = payload.allocate(stages)
+        self.stages = stages
+        self.filled = skc.i32(0)            # stages the producer has released (written)
+        self.released = skc.i32(0)          # stages the consumer has released (read)
+        self.filled_at_barrier = skc.i32(0)
+        self.released_at_barrier = skc.i32(0)
+
+    def barrier(self):
+        """Every wave of the block waits for the others: what was filled or released before is settled."""
+        skc.barrier()
+        self.filled_at_barrier = self.filled
+        self.released_at_barrier = self.released
+
+    def producer(self) -> "LdsProducer":
+        return LdsProducer(self)
+
+    def consumer(self) -> "LdsConsumer":
+        return LdsConsumer(self)
+
+    def close(self):
+        """Nothing to wait for: the waves that wrote the stages are the ones that read them."""
+
+
+class _Ring:
+    """One role's place in the ring: the stage it acquires next (a run-time index)."""
+
+    def __init__(self, pipeline: LdsPipeline):
+        self.pipeline = pipeline
+        self.index = skc.i32(0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def acquire(self) -> StageLease:
+        return StageLease(self)
+
+    def advance(self):
+        self.index += 1
+        if self.index == self.pipeline.stages:
+            self.index = 0
+
+
+class LdsProducer(_Ring):
+    def wait_stage(self, index):
+        # the stage's previous contents (fill number filled - stages) must have been read by every wave
+        pipe = self.pipeline
+        if pipe.filled - pipe.stages >= pipe.released_at_barrier:
+            pipe.barrier()
+
+    def release_stage(self, index):
+        self.pipeline.filled += 1
+
+
+class LdsConsumer(_Ring):
+    def wait_stage(self, index):
+        # every wave must have written the stage (fill number `released`)
+        pipe = self.pipeline
+        if pipe.released >= pipe.filled_at_barrier:
+            pipe.barrier()
+
+    def release_stage(self, index):
+        self.pipeline.released += 1
