@@ -24,6 +24,7 @@ class MatmulConfig:
     consumers: int = 2
     group_m: int = 8
     cluster_m: int = 1           # blocks per cluster along M; they share (multicast) the B tile
+    loader: str = "tma"          # "tma", or "vector": the producer copies tiles with 16-byte loads
     dtype: str = "bf16"
     a_k_major: bool = True       # A stored M x K (row-major A); False: stored K x M (A transposed)
     b_k_major: bool = False      # B stored N x K (B transposed); False: stored K x N (row-major B)
@@ -40,6 +41,10 @@ class MatmulConfig:
             raise ValueError(f"tile_n must be 64, 128, 192 or 256, found {self.tile_n}")
         if self.tile_k % 64:
             raise ValueError(f"tile_k must be a multiple of 64 (128-byte rows of bf16), found {self.tile_k}")
+        if self.loader not in ("tma", "vector"):
+            raise ValueError(f"loader must be 'tma' or 'vector', found {self.loader!r}")
+        if self.loader == "vector" and self.cluster_m > 1:
+            raise ValueError("the vector loader does not multicast: use cluster_m=1")
         if self.cluster_m not in (1, 2):
             raise ValueError(f"cluster_m must be 1 or 2, found {self.cluster_m}")
         if self.cluster_m > 1 and self.b_k_major:
@@ -73,6 +78,10 @@ class MatmulConfig:
         stage = (self.tile_m + self.tile_n) * self.tile_k * self.elem_bytes
         return (stage * self.stages + self.consumers * self.staging_elements * self.elem_bytes
                 + 16 * self.stages + 1024)
+
+    def stored_shapes(self, M, N, K) -> dict:
+        """(rows, cols) of each operand's row-major stored matrix (for the vector loader)."""
+        return {"a": (M, K) if self.a_k_major else (K, M), "b": (N, K) if self.b_k_major else (K, N)}
 
     def boxes(self) -> dict:
         """The TMA box of each operand's tensor map (outermost dimension first)."""

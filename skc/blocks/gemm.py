@@ -25,7 +25,7 @@ from .pingpong import LdsPipeline
 from .pipeline import InputTilePipeline
 from .roles import WarpRoles
 from .scheduler import TileScheduler
-from .tile_io import TmaLoader
+from .tile_io import TmaLoader, VectorLoader
 
 
 @skc.kernel
@@ -44,14 +44,20 @@ def wgmma_gemm(a, b, out, M, N, K, c_in, bias, alpha, beta, cfg):
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
     payload = cfg.payload()
     skc.hopper.kernel_attributes(cluster=(cfg.cluster_m, 1, 1))
-    pipe = InputTilePipeline(payload, cfg.stages, consumers=cfg.consumers, cluster=cfg.cluster_m)
+    vector = cfg.loader == "vector"
+    pipe = InputTilePipeline(payload, cfg.stages, consumers=cfg.consumers, cluster=cfg.cluster_m,
+                             producer_arrivals=128 if vector else 1)
     staging = skc.shared((cfg.consumers * cfg.staging_elements,), dtype, align=1024)
     roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
     tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m)
     k_tiles = skc.cdiv(K, cfg.tile_k)
     if roles.is_producer():
         roles.enter_producer()
-        load = TmaLoader(payload, cfg.tile_k, a=a, b=b, multicast=("b", cfg.cluster_m))
+        if vector:
+            shapes = cfg.stored_shapes(M, N, K)
+            load = VectorLoader(128, cfg.tile_k, a=(a, *shapes["a"]), b=(b, *shapes["b"]))
+        else:
+            load = TmaLoader(payload, cfg.tile_k, a=a, b=b, multicast=("b", cfg.cluster_m))
         with pipe.producer() as producer:
             for tile in tiles:
                 for k in range(k_tiles):
@@ -172,7 +178,10 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
 def _launch_wgmma(device, a, b, out, problem, extras, cfg: MatmulConfig):
     M, N, K = problem[:3]
     boxes = cfg.boxes()
-    maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
+    if cfg.loader == "vector":  # the producer reads the operands through plain pointers
+        maps = [a, b, skc.TensorMap(out, boxes["out"])]
+    else:
+        maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
     grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m)
     matmul_kernel[grid, cfg.threads](*maps, M, N, K, *extras, cfg)
 

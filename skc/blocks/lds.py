@@ -97,7 +97,7 @@ class LdsLoader:
             # a thread holds one 16-byte vector per share of a k-contiguous tile, two (k and k + 1) otherwise
             shares = layout.rows * layout.groups // (1 if k_contiguous else 2)
             vectors = -(-shares // self.threads) * (1 if k_contiguous else 2)
-            self.registers[name] = [Registers(skc.full(PACK, 0.0, pointer.dtype.elem)) for _ in range(vectors)]
+            self.registers[name] = [Registers(skc.full(PACK, 0.0, pointer.dtype)) for _ in range(vectors)]
 
     def __call__(self, stage, row0, col0, k):
         self.fetch(row0, col0, k)

@@ -71,9 +71,11 @@ def _pointer_to(address):
 
 
 class VectorLoader:
-    """TileIO without TMA: all `threads` of the producer copy K-major operand tiles with 16-byte vector
-    loads, masked at the matrix edges, then each arrives once on the stage's barrier (make the pipeline
-    with producer_arrivals=threads). `operands` name (pointer, rows, cols) of each row-major matrix."""
+    """TileIO without TMA: all `threads` of the producer copy the operand tiles with 16-byte vector
+    loads, masked at the matrix edges, into the same swizzled layout the TMA would write, then each
+    arrives once on the stage's barrier (make the pipeline with producer_arrivals=threads).
+    `operands` name (pointer, rows, cols) of each operand's row-major stored matrix: M x K for a
+    K-major A, K x M for an MN-major one; K x N for an MN-major B, N x K for a K-major one."""
 
     def __init__(self, threads: int, tile_k: int, **operands):
         self.threads, self.tile_k, self.operands = threads, tile_k, operands
@@ -83,19 +85,24 @@ class VectorLoader:
         for name, (pointer, rows_total, cols_total) in self.operands.items():
             tile = getattr(stage, name)
             layout = tile.layout
-            if not layout.k_major:
-                raise frontend.current().error("VectorLoader copies K-major tiles only")
-            origin = row0 if name == "a" else col0
-            per_row = layout.k // 8
-            for i in skc.static_range(layout.rows * per_row // self.threads):
+            origin, k0 = (row0 if name == "a" else col0), k * self.tile_k
+            # the stored matrix's rows and columns that this tile covers (K-major: rows are M or N)
+            rows, cols = (layout.rows, layout.k) if layout.k_major else (layout.k, layout.rows)
+            first_row, first_col = (origin, k0) if layout.k_major else (k0, origin)
+            per_row = cols // 8
+            for i in skc.static_range(rows * per_row // self.threads):
                 e = t + i * self.threads
                 r, c = e // per_row, (e % per_row) * 8
-                row, col = origin + r, k * self.tile_k + c
+                row, col = first_row + r, first_col + c
                 inside = (row < rows_total) & (col < cols_total)
                 values = skc.load(pointer + (skc.i64(row) * cols_total + col), width=8, mask=inside, other=0.0)
-                # where the TMA would have put it: 128-byte rows, 16-byte chunk index XOR (row % 8)
-                chunk, within = c // layout.chunk, c % layout.chunk
-                physical = chunk * layout.chunk_bytes + r * 128 + (((within * layout.elem_bytes) // 16) ^ (r % 8)) * 16
-                skc.store(skc.int_to_ptr(tile.address + physical, pointer.dtype, "shared"), values)
+                skc.store(skc.int_to_ptr(tile.address + self.placed(layout, r, c), pointer.dtype, "shared"), values)
         skc.hopper.fence_proxy_async()  # generic-proxy writes, read next by wgmma (async proxy)
         skc.hopper.mbarrier_arrive(stage.full)
+
+    @staticmethod
+    def placed(layout, r: int, c: int):
+        """Where the TMA puts stored element (r, c) of the tile: 128-byte rows per chunk of columns,
+        the 16-byte piece index XOR (row % 8) (the 128-byte swizzle)."""
+        chunk, within = c // layout.chunk, c % layout.chunk
+        return chunk * layout.chunk_bytes + r * 128 + (((within * layout.elem_bytes) // 16) ^ (r % 8)) * 16

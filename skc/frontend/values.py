@@ -27,8 +27,8 @@ class Dyn:
         from .dtypes import DTYPES
 
         t = self.type
-        if isinstance(t, PtrType):
-            return t
+        if isinstance(t, PtrType):  # a pointer's dtype is what it points to (as a tensor's is)
+            return DTYPES[t.elem.name]
         return DTYPES[ir.element_type(t).name]
 
     def to(self, dtype):

@@ -98,3 +98,16 @@ def test_clusters_of_two_with_multicast(M, N, K, tile_n):
     torch.cuda.synchronize()
     assert not out.isnan().any()
     assert relative_error(out, reference(a, b)) <= 1e-2
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, True)])
+def test_vector_loader_without_tma(ta, tb):
+    from skc.blocks import MatmulConfig
+
+    M, N, K = 200, 136, 72
+    a, b = operand(M, K, torch.bfloat16, ta), operand(K, N, torch.bfloat16, tb)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    config = MatmulConfig(loader="vector", a_k_major=not ta, b_k_major=tb)
+    skc.blocks.matmul(a, b, out=out, config=config)
+    torch.cuda.synchronize()
+    assert relative_error(out, reference(a, b)) <= 1e-2

@@ -1293,6 +1293,8 @@ def test_warp_specialized_gemm_with_tma_wgmma_and_tma_store_matches_numpy(cluste
     ((200, 136, 72), {}),                                      # partial tiles: TMA zero fill and clipped stores
     ((256, 192, 256), {"a_k_major": False, "b_k_major": True}),  # MN-major A and K-major B
     ((512, 256, 192), {"cluster_m": 2}),                       # clusters of 2, B multicast
+    ((200, 136, 72), {"loader": "vector"}),                    # the vector loader instead of TMA
+    ((256, 192, 128), {"loader": "vector", "a_k_major": False, "b_k_major": True}),
 ])
 def test_the_warp_specialized_gemm_of_skc_blocks_runs_in_the_interpreter(monkeypatch, shape, config):
     """skc.blocks.matmul (the frontend's GEMM from the building blocks: TMA producer, wgmma consumers,
