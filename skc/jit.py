@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Optional
 
 from . import frontend, ir
 from .compiler import CompiledKernel, compile_kernel

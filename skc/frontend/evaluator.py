@@ -6,12 +6,14 @@ from .calls import CallEvaluator
 from .context import CodeGen
 from .expressions import ExpressionEvaluator
 from .frames import Frame
+from .loops import LoopEvaluator
 from .statements import StatementEvaluator
+from .withs import WithEvaluator
 
 _FINGERPRINTED = (int, float, bool, str, bytes, type(None))
 
 
-class Evaluator(ExpressionEvaluator, StatementEvaluator, CallEvaluator):
+class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEvaluator, CallEvaluator):
     def __init__(self, codegen: CodeGen):
         self.cg = codegen
         codegen.evaluator = self

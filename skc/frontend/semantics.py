@@ -279,7 +279,6 @@ def power(a, b):
 
 
 def pointer_arith(op: str, a, b) -> RValue:
-    builder = _b()
     if isinstance(a, Dyn) and isinstance(a.type, PtrType):
         p = a.rvalue()
         if isinstance(b, Dyn) and isinstance(b.type, PtrType):

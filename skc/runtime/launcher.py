@@ -57,15 +57,15 @@ class DeviceLauncher:
         params = self.params
         namespace.update({"_fail": self._fail, "_bad": self._bad_argument, "_Tensor": _torch_tensor_type(),
                           "_DeviceArray": DeviceArray, "_device": self.device, "_index": self.device.index})
-        lines = [f"def launch(args, grid, stream):", "    try:"]
+        lines = ["def launch(args, grid, stream):", "    try:"]
         names = [f"a{i}" for i in range(len(params))]
         if names:
             lines.append(f"        {', '.join(names)}, = args")
         for i, p in enumerate(params):
             namespace[f"_s{i}"] = self.slots[i]
             lines += ["        " + line for line in self._argument_lines(i, p, namespace)]
-        lines += [f"    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
-                  f"        _bad(args, error)"]
+        lines += ["    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
+                  "        _bad(args, error)"]
         lines += ["    " + line for line in call_lines]
         exec(compile("\n".join(lines), f"<skc launcher for {self.kernel_name}>", "exec"), namespace)
         return namespace["launch"]
@@ -84,7 +84,7 @@ class DeviceLauncher:
                     f"    _s{i}.value = {a}.data_ptr()",
                     f"elif t is _DeviceArray and {a}.dtype is _dtype{i} and {a}.device is _device:",
                     f"    _s{i}.value = {a}.ptr",
-                    f"else:",
+                    "else:",
                     f"    _s{i}.value = _slow{i}({a})"]
         if p.kind == SCALAR:
             t = p.type
@@ -164,8 +164,8 @@ class CudaLauncher(DeviceLauncher):
         bx, by, bz = block
         self.launch = self._generate(
             [f"r = _launch(_f, grid[0], grid[1], grid[2], {bx}, {by}, {bz}, {shared_bytes}, stream, _addr, 0)[0]",
-             f"if r:",
-             f"    _fail(r, grid)"],
+             "if r:",
+             "    _fail(r, grid)"],
             {"_launch": cuda.driver().cuLaunchKernel, "_f": module.function, "_addr": ctypes.addressof(self.pointers)})
 
     def _fail(self, result, grid):

@@ -7,7 +7,7 @@ x / 1.0 give x (signed zeros, infinities and NaN included); x + 0.0 does not (-0
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Union
+from typing import Callable, Union
 
 from ..core import Op, Value
 from ..types import element_type

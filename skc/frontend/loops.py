@@ -1,0 +1,269 @@
+"""Loops in kernels: `for` over `range` (a run-time loop), over `skc.static_range` or compile-time
+items (unrolled), over scheduler objects (`__skc_range__`), `while` (run-time, or compile-time when
+its condition is), and `break`/`continue` of each kind. Names a loop body changes live in var slots
+so that every iteration reads what the previous one wrote."""
+from __future__ import annotations
+
+import ast
+from contextlib import contextmanager
+
+from .. import ir
+from ..diagnostics import CompileError
+from . import semantics
+from .expressions import MISSING
+from .frames import CompileTimeBreak, CompileTimeContinue, LoopContext, scratch_region
+from .source import carried_names, has_nested_jump
+from .statements import _type_of
+from .values import Dyn, Poison, RValue, Slot, mutable
+
+_MAX_COMPILE_TIME_ITERATIONS = 1 << 16
+
+
+class LoopEvaluator:
+    """Mixin of the evaluator for loops and the jumps out of them."""
+
+    # -- loops ------------------------------------------------------------------------
+    def stmt_For(self, node):
+        from .builtins import static_range
+
+        if node.orelse:
+            raise self.error_at(node, "for ... else is not supported in kernels",
+                                hint="set a flag before `break` and test it after the loop")
+        if isinstance(node.iter, ast.Call):
+            func = self.eval_value(node.iter.func)
+            if func is range:
+                args, kwargs = self.eval_call_arguments(node.iter)
+                if kwargs or not 1 <= len(args) <= 3:
+                    raise self.error_at(node.iter, "range takes 1 to 3 positional arguments")
+                return self.runtime_for(node, *_range_bounds(args))
+            if func is static_range:
+                args, kwargs = self.eval_call_arguments(node.iter)
+                return self.unrolled_loop(node, static_range(*args, **kwargs))
+        iterable = self.eval_value(node.iter)
+        if hasattr(type(iterable), "__skc_range__"):
+            return self.protocol_loop(node, iterable)
+        return self.unrolled_loop(node, self.compile_time_iterable(iterable, node.iter))
+
+    def runtime_for(self, node, start, stop, step):
+        if all(semantics.is_number(v) for v in (start, stop, step)) and step == 0:
+            raise self.error_at(node.iter, "range() step must not be zero")
+        t = _index_type((start, stop, step))
+        lb, ub, st = (semantics.cast(v, t) if isinstance(v, Dyn) else semantics.constant(v, t)
+                      for v in (start, stop, step))
+        label = self.cg.label()
+
+        def make_loop():
+            return self.cg.builder.for_(lb.value, ub.value, st.value, label)
+
+        def body(for_op):
+            induction = RValue(for_op.regions[0].args[0], t)
+            if isinstance(node.target, ast.Name):
+                self.frame.env[node.target.id] = induction
+            else:
+                self.assign(node.target, induction)
+            self.exec_body(node.body)
+
+        self.runtime_loop(node, make_loop, label, body)
+        if isinstance(node.target, ast.Name) and not isinstance(self.frame.env.get(node.target.id), Slot):
+            self.frame.env[node.target.id] = Poison(
+                node.target.id, "is the variable of a run-time loop and has no value after it",
+                hint="copy it into another variable inside the loop")
+        return False
+
+    def runtime_loop(self, node, make_loop, label: str, body):
+        """Create a run-time loop with `make_loop()` and fill its region with `body(op)`; names the
+        body assigns are moved into slots first, so every iteration reads the last one's values."""
+        frame = self.frame
+        names = carried_names(node.body)
+        before = {}
+        for name in names:
+            value = frame.env.get(name, MISSING)
+            before[name] = value
+            if mutable(value) and not isinstance(value, Slot) or semantics.is_number(value):
+                slot = Slot(_type_of(value), name)
+                slot.store(value)
+                frame.env[name] = slot
+        self.keep_in_slots(node.body)
+        saved_promote = frame.promote
+        frame.promote = frame.promote | set(names)
+        loop_op = make_loop()
+        frame.loops.append(LoopContext(False, frame.runtime_depth, len(frame.withs), label, label))
+        try:
+            with self.runtime_region(loop_op.regions[0]):
+                body(loop_op)
+        finally:
+            frame.loops.pop()
+            frame.promote = saved_promote
+        for name in names:
+            value = frame.env.get(name, MISSING)
+            if value is not before.get(name, MISSING) and not isinstance(value, Slot):
+                frame.env[name] = Poison(
+                    name, "changes to a compile-time value inside a run-time loop, so its value after the loop is "
+                          "not known at compile time",
+                    hint="keep run-time state in numbers or run-time values, or mutate an object instead of "
+                         "rebinding the name")
+
+    def stmt_While(self, node):
+        if node.orelse:
+            raise self.error_at(node, "while ... else is not supported in kernels")
+        forever = isinstance(node.test, ast.Constant) and node.test.value is True
+        if not forever:
+            with self.cg.builder.at(scratch_region()):
+                probe = self.eval_value(node.test)
+            if not isinstance(probe, Dyn):
+                return self.compile_time_while(node)
+        label = self.cg.label()
+
+        def make_loop():
+            return self.cg.builder.create("scf.loop", attrs={"label": label})
+
+        def body(loop_op):
+            if not forever:
+                cond = semantics.to_bool(self.eval_value(node.test))
+                exit_op = self.cg.builder.if_(semantics.unary("not", cond).value)
+                with self.cg.builder.at(exit_op.regions[0]):
+                    self.cg.builder.create("scf.break", attrs={"label": label})
+            self.exec_body(node.body)
+
+        self.runtime_loop(node, make_loop, label, body)
+        # `while True` with no break of its own never falls through
+        return forever and not _has_own_break(node.body)
+
+    def compile_time_while(self, node):
+        frame = self.frame
+        frame.loops.append(LoopContext(True, frame.runtime_depth, len(frame.withs)))
+        try:
+            for _ in range(_MAX_COMPILE_TIME_ITERATIONS):
+                cond = self.eval_value(node.test)
+                if isinstance(cond, Dyn):
+                    raise self.error_at(node.test, "this while condition was known at compile time on entry "
+                                                   "but became a run-time value inside the loop",
+                                        hint="make the loop variable run-time from the start (e.g. `i: skc.i32 = 0`)")
+                if not self.truth(cond, node.test):
+                    return False
+                try:
+                    if self.exec_body(node.body):
+                        return True
+                except CompileTimeContinue:
+                    continue
+                except CompileTimeBreak:
+                    return False
+        finally:
+            frame.loops.pop()
+        raise self.error_at(node, f"a compile-time while loop ran {_MAX_COMPILE_TIME_ITERATIONS} times; "
+                                  "is its condition ever false?")
+
+    def unrolled_loop(self, node, items):
+        """A loop over compile-time items, unrolled; run-time jumps inside leave labeled blocks."""
+        frame, builder = self.frame, self.cg.builder
+        needs_labels = has_nested_jump(node.body)
+        context = LoopContext(True, frame.runtime_depth, len(frame.withs), continue_is_break=True)
+        outer = None
+        if needs_labels:
+            context.break_label = self.cg.label("B")
+            outer = builder.create("scf.block", attrs={"label": context.break_label})
+        frame.loops.append(context)
+        try:
+            with builder.at(outer.regions[0]) if outer else _nothing():
+                for item in items:
+                    self.assign(node.target, item)
+                    if needs_labels:
+                        context.continue_label = self.cg.label("C")
+                        iteration = builder.create("scf.block", attrs={"label": context.continue_label})
+                        with builder.at(iteration.regions[0]):
+                            ended = self.unrolled_iteration(node)
+                    else:
+                        ended = self.unrolled_iteration(node)
+                    if ended == "break":
+                        break
+                    if ended is True:
+                        return True
+        finally:
+            frame.loops.pop()
+        return False
+
+    def unrolled_iteration(self, node):
+        try:
+            return self.exec_body(node.body)
+        except CompileTimeContinue:
+            return False
+        except CompileTimeBreak:
+            return "break"
+
+    def protocol_loop(self, node, iterable):
+        """`for x in obj` where obj has `__skc_range__()` giving run-time (start, stop, step) and
+        `__skc_item__(i)` giving the item of index i: a run-time loop over the indices."""
+        start, stop, step = self.call_method(iterable, "__skc_range__", (), node.iter)
+        label = self.cg.label()
+        t = _index_type((start, stop, step))
+        lb, ub, st = (semantics.cast(v, t) for v in (start, stop, step))
+
+        def make_loop():
+            return self.cg.builder.for_(lb.value, ub.value, st.value, label)
+
+        def body(for_op):
+            index = RValue(for_op.regions[0].args[0], t)
+            self.assign(node.target, self.call_method(iterable, "__skc_item__", (index,), node.iter))
+            self.exec_body(node.body)
+
+        self.runtime_loop(node, make_loop, label, body)
+        return False
+
+    def stmt_Break(self, node):
+        return self.jump(node, "break")
+
+    def stmt_Continue(self, node):
+        return self.jump(node, "continue")
+
+    def jump(self, node, kind: str):
+        frame = self.frame
+        if not frame.loops:
+            raise self.error_at(node, f"'{kind}' outside a loop")
+        loop = frame.loops[-1]
+        if loop.unrolled and frame.runtime_depth == loop.runtime_depth:
+            raise CompileTimeBreak() if kind == "break" else CompileTimeContinue()
+        label = loop.break_label if kind == "break" else loop.continue_label
+        if label is None:
+            raise self.error_at(node, f"internal: no label for a run-time {kind}")
+        self.emit_cleanups(loop.with_depth)
+        op = "scf.break" if kind == "break" or loop.continue_is_break else "scf.continue"
+        self.cg.builder.create(op, attrs={"label": label})
+        return True
+
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def _has_own_break(stmts) -> bool:
+    from .source import _contains
+
+    return _contains(stmts, (ast.Break,), stop_at_loops=True)
+
+
+def _range_bounds(args):
+    if len(args) == 1:
+        return 0, args[0], 1
+    if len(args) == 2:
+        return args[0], args[1], 1
+    return tuple(args)
+
+
+def _index_type(values):
+    types = [v.type for v in values if isinstance(v, Dyn)]
+    for v in values:
+        if not isinstance(v, Dyn) and not (semantics.is_number(v) and float(v).is_integer()):
+            raise CompileError(f"range() bounds must be integers, found {v!r}")
+    t = ir.i32
+    for other in types:
+        if not (isinstance(other, ir.ScalarType) and other.is_int):
+            raise CompileError(f"range() bounds must be integers, found {other}")
+        if other.bits == 64:
+            t = ir.i64
+    for v in values:
+        if not isinstance(v, Dyn) and not -2 ** 31 <= v < 2 ** 31:
+            t = ir.i64
+    return t
+
