@@ -73,19 +73,19 @@ def fragment_position(i: int, thread):
 class TmaStoreEpilogue:
     """Writes one consumer warpgroup's 64 x n share of an output tile in chunks of 64 x `columns`
     (one 128-byte swizzled TMA box each), double-buffered in `staging` (2 x 64 x columns elements,
-    1024-byte aligned), so a chunk is written while the previous one is being stored. The
-    `consumers` warpgroups synchronize on named barrier 1."""
+    1024-byte aligned), so a chunk is written while the previous one is being stored. Consumer
+    `consumer` (of `consumers`) synchronizes its warpgroup on named barrier 1 + consumer."""
 
     ROWS = 64
     BUFFERS = 2
 
     def __init__(self, out_map, n: int, dtype, staging, consumers: int, spec: EpilogueSpec = EpilogueSpec(),
-                 alpha=1.0, beta=0.0, c_in=None, bias=None, M=None, N=None, columns: int = 64):
+                 alpha=1.0, beta=0.0, c_in=None, bias=None, M=None, N=None, columns: int = 64, consumer=0):
         if n % columns or columns * dtype.itemsize != 128:
             raise frontend.current().error(f"the epilogue stores 128-byte rows: {128 // dtype.itemsize} columns "
                                            f"of {dtype} at a time, dividing n = {n}")
         self.out_map, self.n, self.dtype, self.staging, self.columns = out_map, n, dtype, staging, columns
-        self.consumers, self.spec = consumers, spec
+        self.consumers, self.spec, self.consumer = consumers, spec, consumer
         self.fused = FusedEpilogue(spec, alpha, beta, c_in, bias, M, N)
         self.thread = skc.thread_index() % 128
         self.leader = self.thread == 0
@@ -105,7 +105,7 @@ class TmaStoreEpilogue:
                 pair = skc.vector(self.dtype(first), self.dtype(second))
                 skc.store(self.staged(buffer, row, column - chunk * self.columns), pair)
             skc.hopper.fence_proxy_async()  # the TMA (async proxy) reads what these stores wrote
-            skc.barrier_named(1, 128 * self.consumers)
+            self.barrier()
             if self.leader:
                 skc.hopper.tma_store(self.out_map, buffer, (row0, col0 + chunk * self.columns))
                 skc.hopper.tma_commit()
@@ -121,7 +121,14 @@ class TmaStoreEpilogue:
     def sync(self, pending: int):
         if self.leader:
             skc.hopper.tma_wait(pending, read=True)
-        skc.barrier_named(1, 128 * self.consumers)
+        self.barrier()
+
+    def barrier(self):
+        """The warpgroup's 128 threads wait for each other (named barrier 1 + its consumer index), so the
+        consumers do not wait on each other's epilogues."""
+        for c in skc.static_range(self.consumers):
+            if self.consumer == c:
+                skc.barrier_named(1 + c, 128)
 
     def flush(self):
         """Wait for the last stores to finish (before the block exits)."""

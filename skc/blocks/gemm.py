@@ -58,17 +58,18 @@ def wgmma_gemm(a, b, out, M, N, K, c_in, bias, alpha, beta, cfg):
             load = VectorLoader(128, cfg.tile_k, a=(a, *shapes["a"]), b=(b, *shapes["b"]))
         else:
             load = TmaLoader(payload, cfg.tile_k, a=a, b=b, multicast=("b", cfg.cluster_m))
-        with pipe.producer() as producer:
-            for tile in tiles:
-                for k in range(k_tiles):
-                    with producer.acquire() as stage:
-                        load(stage, tile.row0, tile.col0, k)
+        if vector or roles.is_first_warp():  # one warp issues the TMA copies; the others rest
+            with pipe.producer() as producer:
+                for tile in tiles:
+                    for k in range(k_tiles):
+                        with producer.acquire() as stage:
+                            load(stage, tile.row0, tile.col0, k)
     else:
         roles.enter_consumer()
         consumer = roles.consumer_index()
         mma = Wgmma(cfg.tile_n, cfg.tile_k, dtype, row0=consumer * 64)
         epilogue = TmaStoreEpilogue(out, cfg.tile_n, dtype, staging + consumer * cfg.staging_elements,
-                                    cfg.consumers, cfg.epilogue, alpha, beta, c_in, bias, M, N)
+                                    cfg.consumers, cfg.epilogue, alpha, beta, c_in, bias, M, N, consumer=consumer)
         acc = mma.zeros()
         with pipe.consumer(mma) as consumer_role:
             for tile in tiles:

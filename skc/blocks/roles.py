@@ -51,6 +51,10 @@ class WarpRoles:
     def enter_consumer(self):
         skc.hopper.setmaxnreg(self.consumer_registers, increase=True)
 
+    def is_first_warp(self):
+        """The first warp of this warpgroup."""
+        return skc.thread_index() % self.WARPGROUP < 32
+
     def is_leader(self):
         """The first thread of this warpgroup (the one that issues copies or arrives for the group)."""
         return skc.thread_index() % self.WARPGROUP == 0
