@@ -17,18 +17,19 @@ def empty(a: skc.Ptr[skc.f32], b: skc.Ptr[skc.f32], c: skc.Ptr[skc.f32], n: skc.
         a[0] = 1.0
 
 
-def per_launch(fn, n=20000):
-    for _ in range(200):
+def per_launch(fn, batches=100, batch=200):
+    """Host time per call, from batches small enough that the launch queue never fills."""
+    for _ in range(batch):
         fn()
     torch.cuda.synchronize()
-    best = []
-    for _ in range(5):
+    samples = []
+    for _ in range(batches):
         t = time.perf_counter()
-        for _ in range(n // 5):
+        for _ in range(batch):
             fn()
-        best.append((time.perf_counter() - t) / (n // 5) * 1e6)
+        samples.append((time.perf_counter() - t) / batch * 1e6)
         torch.cuda.synchronize()
-    return sorted(best)[len(best) // 2]
+    return sorted(samples)[len(samples) // 2]
 
 
 x = torch.zeros(1024, device="cuda")

@@ -71,18 +71,20 @@ def softmax(rows):
                      "target": ">= 1.0"})
 
 
-def _per_launch(fn, launches=20000):
+def _per_launch(fn, batches=100, batch=200):
+    """Host time of one call, from batches of `batch` calls timed without the synchronize that follows
+    each batch (few enough calls that the GPU's launch queue never fills and makes the host wait)."""
     import torch
 
-    for _ in range(100):
+    for _ in range(batch):
         fn()
     torch.cuda.synchronize()
     samples = []
-    for _ in range(5):
+    for _ in range(batches):
         started = time.perf_counter()
-        for _ in range(launches // 5):
+        for _ in range(batch):
             fn()
-        samples.append((time.perf_counter() - started) / (launches // 5))
+        samples.append((time.perf_counter() - started) / batch)
         torch.cuda.synchronize()
     return statistics.median(samples) * 1e6  # microseconds
 
