@@ -14,7 +14,7 @@ from . import frontend, ir
 from .compiler import CompiledKernel, compile_kernel
 from .diagnostics import LaunchError, SkcError
 from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
-from .runtime.devices import Device, current_device, parse_device
+from .runtime.devices import Device, _default_device, _selected, current_device, parse_device
 from .target import Target, get_target
 
 _MAX_GRID = (2 ** 31 - 1, 65535, 65535)
@@ -78,6 +78,8 @@ def _key_function(params, annotated):
             parts.append(f"getattr(args[{i}], 'spec', None)")
         elif spec is None:
             parts.append(f"_key_part(args[{i}])")
+    if not parts:
+        return None  # every parameter declared: the arguments never change the specialization
     source = "def key(args):\n    return (" + "".join(p + ", " for p in parts) + ")\n"
     namespace = {"_constant_key": _constant_key, "_key_part": _key_part}
     exec(compile(source, "<skc launch key>", "exec"), namespace)
@@ -314,8 +316,8 @@ class Launch:
         kernel = self.kernel
         if kwargs or len(args) != kernel._nparams:
             args = kernel._arguments(args, kwargs)
-        device = self.device or current_device()
-        key = kernel.key(args)
+        device = self.device or _selected[0] or _default_device()  # current_device(), inlined: hot path
+        key = kernel.key(args) if kernel.key is not None else ()
         if key != self._key or device is not self._device:
             self._launch = kernel.launcher_for(device, self.block, key, args).launch
             self._key, self._device = key, device
