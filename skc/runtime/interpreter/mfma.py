@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .access import failing
-from .state import Fault, lane_ranges
+from .wgmma import whole_units
 
 WAVE = 64
 
@@ -39,23 +39,6 @@ def operand_layout(m: int):
     return np.broadcast_to(lane % m, (WAVE, 4)), 4 * (lane // m) + value
 
 
-def _wavefronts(group, launch) -> list:
-    found = []
-    for w in np.unique(np.flatnonzero(group.mask) // WAVE).tolist():
-        lanes = np.arange(w * WAVE, (w + 1) * WAVE)
-        inside = lanes[lanes < launch.nthreads]
-        missing = inside[~group.mask[inside]]
-        if inside.size < WAVE or missing.size:
-            absent = np.zeros(max(launch.nthreads, lanes[-1] + 1), bool)
-            absent[missing] = True
-            absent[lanes[lanes >= launch.nthreads]] = True
-            raise Fault(f"mfma.mma must be executed by all 64 lanes of a wavefront: wavefront {w} (threads "
-                        f"{lanes[0]}-{lanes[-1]}) runs it without threads {lane_ranges(absent)}", group.first_lane(),
-                        hint="run it outside branches that split wavefronts")
-        found.append(lanes)
-    return found
-
-
 def _mma(op, launch):
     m, n, k = op.attrs["m"], op.attrs["n"], op.attrs["k"]
     if launch.warp_size != WAVE:
@@ -69,7 +52,7 @@ def _mma(op, launch):
     def mma(group):
         env = group.env
         out = env[acc].copy()
-        for lanes in _wavefronts(group, launch):
+        for lanes in whole_units(group, "mfma.mma", WAVE, "wavefront"):
             a = np.empty((m, k), np.float64)
             b = np.empty((k, n), np.float64)
             a[index, depth] = env[a_value][lanes]

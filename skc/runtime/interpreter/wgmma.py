@@ -35,24 +35,29 @@ M, K = 64, 16   # wgmma.mma_async .m64nNk16 for f16/bf16 (PTX ISA 9.7.15.5)
 SWIZZLE_MODES = {0: 0, 1: 128, 2: 64, 3: 32}   # descriptor bits 62-63 -> swizzle bytes
 
 
-def warpgroups(group, what: str) -> list:
-    """The lanes (arrays of 128) of each warpgroup with active lanes in the group; all of them must be active."""
+def whole_units(group, what: str, size: int, unit: str) -> list:
+    """The lanes (arrays of `size`) of each warpgroup or wavefront with active lanes in the group; ops the
+    hardware runs per unit (wgmma, MFMA, setmaxnreg) need every lane of it active."""
     launch = group.block.launch
     found = []
-    for w in np.unique(np.flatnonzero(group.mask) // WARPGROUP).tolist():
-        lanes = np.arange(w * WARPGROUP, (w + 1) * WARPGROUP)
+    for w in np.unique(np.flatnonzero(group.mask) // size).tolist():
+        lanes = np.arange(w * size, (w + 1) * size)
         inside = lanes[lanes < launch.nthreads]
         missing = inside[~group.mask[inside]]
-        if inside.size < WARPGROUP or missing.size:
+        if inside.size < size or missing.size:
             absent = np.zeros(max(launch.nthreads, lanes[-1] + 1), bool)
             absent[missing] = True
             absent[lanes[lanes >= launch.nthreads]] = True
-            raise Fault(f"{what} must be executed by all 128 threads of a warpgroup: warpgroup {w} (threads "
+            raise Fault(f"{what} must be executed by all {size} threads of a {unit}: {unit} {w} (threads "
                         f"{lanes[0]}-{lanes[-1]}) runs it without threads {lane_ranges(absent)}",
-                        group.first_lane(), hint="run it outside branches that split warpgroups (e.g. not under "
-                                                 "an elect_one), in blocks of a multiple of 128 threads")
+                        group.first_lane(), hint=f"run it outside branches that split {unit}s (e.g. not under "
+                                                 f"an elect_one), in blocks of a multiple of {size} threads")
         found.append(lanes)
     return found
+
+
+def warpgroups(group, what: str) -> list:
+    return whole_units(group, what, WARPGROUP, "warpgroup")
 
 
 def fragment_layout(n: int):
