@@ -1,7 +1,9 @@
 """Helpers shared by the tests: compiling kernels to tile IR, finding source lines, CHECK lines."""
 from __future__ import annotations
 
+import importlib.util
 import inspect
+import os
 import re
 
 import skc
@@ -24,6 +26,17 @@ def tile_module(kernel, *args, block=128, target="sm_90a", passes=True):
     if passes:
         ir.passes.run_pipeline(module)
         ir.verify(module)
+    return module
+
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def load_example(name: str, prefix: str = "example"):
+    """Import examples/<name>.py as a fresh module."""
+    spec = importlib.util.spec_from_file_location(f"{prefix}_{name}", os.path.join(EXAMPLES, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module
 
 
@@ -55,4 +68,4 @@ def check_not(text: str, pattern: str):
         raise AssertionError(f"CHECK-NOT matched: {pattern!r}\n--- text ---\n{text}")
 
 
-__all__ = ["tile_ir", "tile_module", "line_of", "check_lines", "check_not", "skc", "Specialization"]
+__all__ = ["tile_ir", "tile_module", "line_of", "check_lines", "check_not", "load_example", "skc", "Specialization"]

@@ -3,21 +3,20 @@ code objects linked with ld.lld and their metadata (registers, LDS, scratch, arg
 the clear errors for what CDNA lacks, the `skc compile` command, and the HIP launch path (without
 ROCm: a clear DeviceError; with a stand-in for hip-python: the kernel-argument image it passes)."""
 import ctypes
-import importlib.util
 import os
 import struct
 
 import pytest
 
 import skc
-from helpers import check_lines, check_not, tile_module
+from helpers import load_example, check_lines, check_not, tile_module
 from skc import ir
 from skc.backends import amdgpu_link, compile_llvm, to_llvm
 from skc.backends.amdgpu import AMDGPU, DATALAYOUT
 from skc.diagnostics import CompileError, DeviceError, LaunchError
 from skc.target import get_target
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+from helpers import EXAMPLES  # noqa: E402
 AMD = ("gfx942", "gfx90a")
 needs_lld = pytest.mark.skipif(amdgpu_link.ld_lld_path() is None,
                                reason="ld.lld 16 or newer is not installed (apt-get install lld-16)")
@@ -26,11 +25,6 @@ needs_objdump = pytest.mark.skipif(amdgpu_link.objdump_path() is None,
 F32P = skc.Ptr[skc.f32]
 
 
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def gcn_of(kernel, target, *args, block=64):

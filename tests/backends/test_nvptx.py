@@ -1,24 +1,16 @@
 """The NVPTX backend: LLVM IR and PTX of the examples and of each op family, and every PTX
 accepted by ptxas (through nvJitLink) for sm_80 and sm_90a with no spills."""
-import importlib.util
-import os
 
 import pytest
 
 import skc
-from helpers import check_lines
+from helpers import load_example, check_lines
 from skc.backends import ptx_tools
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 needs_nvjitlink = pytest.mark.skipif(not ptx_tools.have_nvjitlink(), reason="nvJitLink is not installed")
 F32P = skc.Ptr[skc.f32]
 
 
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 EXAMPLE_KERNELS = [("vector_add", {}, ("sm_90a", "sm_80")), ("softmax", {"n_cols": 4096, "block": 128}, ("sm_90a", "sm_80")),

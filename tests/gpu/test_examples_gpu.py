@@ -1,23 +1,20 @@
 """The examples on a real GPU against torch, outputs poisoned first; the GPU against the
 interpreter; and launch-time errors raised before anything is launched."""
-import importlib.util
-import os
 
 import numpy as np
 import pytest
 
 import skc
-
-pytestmark = pytest.mark.gpu
-torch = pytest.importorskip("torch")
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+from helpers import load_example as _load
 
 
 def load_example(name):
-    spec = importlib.util.spec_from_file_location(f"gpu_example_{name}", os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load(name, "gpu_example")
+
+pytestmark = pytest.mark.gpu
+torch = pytest.importorskip("torch")
+
+
 
 
 def poisoned(shape, dtype=torch.float32):

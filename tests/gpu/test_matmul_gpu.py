@@ -75,7 +75,7 @@ def test_alignment_is_checked_before_launch():
 
 
 def test_sass_has_wgmma_and_tma():
-    from skc.blocks import MatmulConfig, matmul_kernel
+    from skc.blocks import matmul_kernel
     a = torch.randn(256, 256, device="cuda", dtype=torch.bfloat16)
     skc.blocks.matmul(a, a)
     compiled = next(iter(matmul_kernel._compiled.values()))
