@@ -115,6 +115,7 @@ class Kernel:
         self._signature = inspect.signature(fn)
         self._launches: dict = {}
         self._compiled: dict = {}
+        self._loaded: dict = {}
         self._bound: dict = {}
 
     def __repr__(self):
@@ -188,14 +189,24 @@ class Kernel:
         return args if self._all_runtime else [args[i] for i in self._runtime_positions]
 
     def _prepare(self, device: Device, block: tuple, args):
-        from .runtime.launcher import CudaLauncher, InterpreterLauncher
-
         target = device.target
         total = block[0] * block[1] * block[2]
         if total > target.max_threads_per_block:
             raise LaunchError(f"block {block} has {total} threads; {target.name} allows at most "
                               f"{target.max_threads_per_block} per block")
         spec = self.specialize(args, block)
+        # several argument keys (a torch and a numpy float32, say) can select one specialization:
+        # its module is loaded and its launcher made once per device
+        loaded = self._loaded.get((device, target.name, spec.key()))
+        if loaded is None:
+            loaded = self._load(device, spec, block)
+            self._loaded[(device, target.name, spec.key())] = loaded
+        return loaded
+
+    def _load(self, device: Device, spec: Specialization, block: tuple):
+        from .runtime.launcher import CudaLauncher, InterpreterLauncher
+
+        target = device.target
         compiled = self._compile(spec, target, device.is_interpreter)
         if device.is_interpreter:
             return InterpreterLauncher(compiled.module.functions[0], compiled.params, target, block)

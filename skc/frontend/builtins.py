@@ -376,7 +376,6 @@ def warp_min(value):
 @skc_builtin
 def block_reduce(value, op: str = "sum"):
     """Reduce value over every thread of the block; every thread gets the result. All threads must call it."""
-    cg = current()
     v = warp_reduce(value, op)
     warps = num_warps()
     if warps == 1:
@@ -389,7 +388,6 @@ def block_reduce(value, op: str = "sum"):
     for w in range(1, warps):
         total = _COMBINE[op](total, semantics.load(scratch + w))
     barrier()  # the scratch may be reused right after
-    del cg
     return total
 
 

@@ -16,7 +16,7 @@ from ..diagnostics import CompileError, SkcError
 from . import semantics
 from .dtypes import DType
 from .frames import CompileTimeReturn, Frame, ReturnTarget
-from .source import SourceFunction, get_source, has_nested_return, has_source
+from .source import get_source, has_nested_return, has_source
 from .values import Dyn, Slot
 
 _MAX_INLINE_DEPTH = 64
@@ -311,6 +311,3 @@ _PYTHON_BUILTINS = {id(getattr(builtins, name)): (name, handler) for name, handl
     "bool": _to_bool, "range": _range, "print": _print, "setattr": _setattr,
 }.items()}
 
-
-def source_of(fn) -> SourceFunction:
-    return get_source(fn)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from .. import ir
-from ..diagnostics import CompileError, SkcError
+from ..diagnostics import SkcError
 from ..target import Target
 from . import context
-from .context import CodeGen, Dependencies
-from .dtypes import DType, PtrType, constexpr, is_constexpr_annotation
+from .context import CodeGen
+from .dtypes import DType, PtrType, is_constexpr_annotation
 from .evaluator import Evaluator
 from .frames import CompileTimeReturn, Frame
 from .source import get_source
@@ -172,7 +172,3 @@ def func(fn=None):
         return func
     return DeviceFunction(fn)
 
-
-__all__ = ["POINTER", "SCALAR", "CONSTEXPR", "TENSORMAP", "ParamSpec", "Specialization", "Parameter",
-           "kernel_parameters", "annotated_spec", "compile_to_ir", "func", "fingerprint", "Dependencies",
-           "CompileError", "constexpr", "field"]

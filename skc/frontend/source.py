@@ -90,9 +90,6 @@ def source_digest(fn) -> str:
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
            ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
-_names_cache: dict = {}
-
-
 def _walk_scope(nodes):
     """Every node in these statements, not descending into nested functions or comprehensions."""
     stack = list(reversed(nodes))
@@ -112,31 +109,6 @@ def _targets(target):
             yield from _targets(elt)
     elif isinstance(target, ast.Starred):
         yield from _targets(target.value)
-
-
-def assigned_names(stmts: list) -> tuple:
-    """Local names these statements assign (in order of first appearance)."""
-    key = id(stmts[0]) if stmts else 0
-    found = _names_cache.get(key)
-    if found is not None and found[0] is stmts[0]:
-        return found[1]
-    names: dict = {}
-    for node in _walk_scope(stmts):
-        if isinstance(node, ast.Assign):
-            for t in node.targets:
-                names.update(dict.fromkeys(_targets(t)))
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
-            names.update(dict.fromkeys(_targets(node.target)))
-        elif isinstance(node, (ast.For, ast.comprehension)):
-            names.update(dict.fromkeys(_targets(node.target)))
-        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
-            names.update(dict.fromkeys(_targets(node.optional_vars)))
-        elif isinstance(node, ast.NamedExpr):
-            names.update(dict.fromkeys(_targets(node.target)))
-    result = tuple(names)
-    if stmts:
-        _names_cache[key] = (stmts[0], result)
-    return result
 
 
 def carried_names(stmts: list) -> tuple:
@@ -208,7 +180,7 @@ def _contains(stmts: list, kinds, stop_at_loops: bool) -> bool:
 def has_nested_jump(stmts: list) -> bool:
     """Whether a break or continue of this loop sits inside a nested statement (so it may run at run time)."""
     for stmt in stmts:
-        if isinstance(stmt, (ast.If, ast.With, ast.Try, ast.Match if hasattr(ast, "Match") else ast.If)):
+        if isinstance(stmt, (ast.If, ast.With, ast.Try)):
             if _contains([stmt], (ast.Break, ast.Continue), stop_at_loops=True):
                 return True
     return False

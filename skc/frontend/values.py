@@ -199,10 +199,6 @@ class Poison:
         raise context.current().error(f"'{self.name}' {self.reason}", self.hint)
 
 
-def is_dyn(x) -> bool:
-    return isinstance(x, Dyn)
-
-
 def mutable(x) -> bool:
     """Whether a run-time value must live in a slot when stored somewhere that may change: every one but
     tensor maps (kernel arguments that never change and cannot be copied into a variable)."""

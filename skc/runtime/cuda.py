@@ -169,13 +169,3 @@ def copy_to_host(host_address: int, address: int, nbytes: int):
 def memset(address: int, byte: int, nbytes: int):
     if nbytes:
         call("cuMemsetD8", address, byte, nbytes)
-
-
-def pointer_device(address: int):
-    """The device ordinal an address belongs to, or None for host memory the driver does not know."""
-    module = driver()
-    attr = module.CUpointer_attribute.CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
-    out = module.cuPointerGetAttribute(attr, address)
-    if int(out[0]) != 0:
-        return None
-    return int(out[1])

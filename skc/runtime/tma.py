@@ -115,13 +115,6 @@ class TensorMap:
         facts = tensor_facts(self.tensor)
         return facts.pointer(self.tensor)
 
-    # -- what the interpreter reads ----------------------------------------------------------------
-    def host_array(self) -> np.ndarray:
-        """The tensor's storage as a flat host array (the interpreter's view; writes go through)."""
-        from .launcher import host_view
-
-        return host_view(self.tensor, "tensor map", "TensorMap")
-
 
 def _geometry(tensor, dtype):
     """(shape, strides in elements, IR dtype, device kind) of a tensor-like object."""
