@@ -1,0 +1,107 @@
+"""Kernel time of the Hopper GEMM under many configurations against cuBLAS, per shape (bf16, random data).
+
+Times the GPU work only: launches are queued behind a sleeping kernel, so host cost never shows; the
+end-to-end figures (host included) are benchmarks/run.py's. It feeds the tuning table: for each shape it
+prints the best configuration and its ratio to cuBLAS, and writes every figure to --json.
+Usage: python benchmarks/gemm_sweep.py [--json FILE] [--shapes MxNxK,...]
+"""
+import argparse
+import json
+import os
+import sys
+from dataclasses import replace
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import skc  # noqa: E402
+from skc.blocks import MatmulConfig, gemm  # noqa: E402
+from skc.blocks.scheduler import TileScheduler  # noqa: E402
+
+SHAPES = ["4096x4096x4096", "8192x8192x8192", "8192x8192x2048", "8192x28672x8192", "8192x8192x28672",
+          "4096x14336x4096", "2048x2048x2048", "1024x1024x1024", "128x8192x8192", "16x8192x8192",
+          "16384x2048x2048"]
+
+
+def candidates(M, N, K):
+    """Configurations worth trying for an M x N x K problem (names -> MatmulConfig)."""
+    found = {"default": MatmulConfig.for_problem(M, N, K)}
+    for tile_m, tile_n in ((128, 256), (128, 128), (128, 192), (128, 64), (64, 256), (64, 128), (64, 64)):
+        consumers = tile_m // 64
+        for cluster in (1, 2):
+            if cluster == 2 and (tile_n // 64) % 2:
+                continue  # clusters multicast B in 64-column chunks split evenly between the two blocks
+            base = MatmulConfig(tile_n=tile_n, tile_m=tile_m, consumers=consumers, cluster_m=cluster, stages=2)
+            stages = max(n for n in range(2, 13) if replace(base, stages=n).shared_bytes() <= 232448)
+            found[f"{tile_m}x{tile_n} s{stages} c{cluster}"] = replace(base, stages=stages)
+    return found
+
+
+def kernel_ms(launch, reps=40, rounds=7):
+    """Median GPU time of one launch: `reps` launches queued behind a sleeping kernel, timed by events."""
+    launch()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(rounds):
+        torch.cuda._sleep(3_000_000)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(reps):
+            launch()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / reps)
+    return sorted(times)[len(times) // 2]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--json")
+    parser.add_argument("--shapes", default=",".join(SHAPES))
+    args = parser.parse_args()
+    device = skc.current_device()
+    results = []
+    for shape in args.shapes.split(","):
+        M, N, K = (int(v) for v in shape.split("x"))
+        a = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+        b = torch.randn(K, N, device="cuda", dtype=torch.bfloat16)
+        out = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
+        expected = (a.float() @ b.float())
+        flops = 2 * M * N * K
+        cublas = flops / kernel_ms(lambda: torch.matmul(a, b)) / 1e9
+        row = {"shape": shape, "cublas_tflops": cublas, "configs": {}}
+        print(f"{shape}: cuBLAS {cublas:.1f} TFLOP/s", flush=True)
+        for name, cfg in candidates(M, N, K).items():
+            try:
+                boxes = cfg.boxes()
+                maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
+                grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m)
+
+                def launch():
+                    gemm.matmul_kernel[grid, cfg.threads](*maps, M, N, K, out, out, 1.0, 0.0, cfg)
+
+                out.fill_(float("nan"))
+                launch()
+                torch.cuda.synchronize()
+                error = ((out.float() - expected).norm() / expected.norm()).item()
+                tflops = flops / kernel_ms(launch, reps=40 if flops < 1e12 else 8) / 1e9
+            except Exception as exc:  # a configuration that does not compile or launch is reported, not fatal
+                print(f"  {name:18s} failed: {type(exc).__name__}: {str(exc)[:120]}", flush=True)
+                continue
+            row["configs"][name] = {"tflops": tflops, "error": error}
+            flag = "" if error < 1e-2 else "  WRONG"
+            print(f"  {name:18s} {tflops:7.1f} TFLOP/s  {tflops / cublas:5.2f}x  err {error:.1e}{flag}", flush=True)
+        good = {n: r for n, r in row["configs"].items() if r["error"] < 1e-2}
+        if good:
+            best = max(good, key=lambda n: good[n]["tflops"])
+            print(f"  BEST {shape}: {best} {good[best]['tflops']:.1f} ({good[best]['tflops'] / cublas:.2f}x)")
+        results.append(row)
+        del a, b, out, expected
+        torch.cuda.empty_cache()
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
