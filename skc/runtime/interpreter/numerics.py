@@ -205,7 +205,12 @@ def _float_to_int(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def cast(src: Type, dst: Type, x: np.ndarray) -> np.ndarray:
     """`arith.cast`: ints extend by the source's signedness and wrap; float to int truncates and
-    saturates (NaN gives 0); anything to i1 is `!= 0`; to a float rounds to nearest even."""
+    saturates (NaN gives 0); anything to i1 is `!= 0`; to a float rounds to nearest even.
+
+    To fp8 the cast is PTX's `cvt.rn.satfinite.{e4m3x2,e5m2x2}.f32` (PTX ISA 9.7.9.21): nearest even,
+    finite overflow and infinities saturate to the largest finite value (448, 57344) with x's sign,
+    NaN gives NaN (0x7F with x's sign bit). This is not torch's `.to(torch.float8_e4m3fn)`, whose
+    overflow gives NaN (e4m3) or infinity (e5m2): scale or clamp first where that matters."""
     s, d = element_type(src), element_type(dst)
     if d.is_bool:
         return x != 0
@@ -213,7 +218,12 @@ def cast(src: Type, dst: Type, x: np.ndarray) -> np.ndarray:
         if s.is_float:
             return _float_to_int(x, value_dtype(d))
         return x.astype(value_dtype(d))
-    if s.is_int and not s.is_bool and s.bits == 64 and d.name in _FORMATS:
+    if d.name in _FP8_DECODE and (s.bits == 64 or s.is_int):
+        # PTX converts to fp8 only from f32 (and f16x2): f64 and integer sources round to f32 first, as the
+        # NVPTX lowering does (f64 -> f32 -> fp8 can differ from one rounding near a midpoint).
+        with np.errstate(over="ignore"):   # beyond f32 is infinity, which saturates
+            x = x.astype(np.float32)
+    elif s.is_int and not s.is_bool and s.bits == 64 and d.name in _FORMATS:
         x = x.astype(np.float64)  # 64-bit ints round once to f64 first (exact below 2**53)
     return round_to(d, x)
 
