@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 import skc
+from skc.blocks import SmemTile, Wgmma
+from skc.blocks.layout import OperandLayout
 
 THREADS = 128
 
@@ -132,3 +134,37 @@ def fragments(d: np.ndarray) -> np.ndarray:
                     out[t, 4 * block + 2 * half + pair] = d[16 * warp + lane // 4 + 8 * half,
                                                            8 * block + 2 * (lane % 4) + pair]
     return out
+
+
+# -- the Wgmma TileOp on fp8 tiles ---------------------------------------------------------------
+@skc.kernel
+def fp8_wgmma_block(image: skc.Ptr[skc.u32], out: skc.Ptr[skc.f32], cfg: skc.constexpr):
+    """The Wgmma block on one stage of K-major fp8 tiles in shared memory (A 64 x k, B n x k, 128-byte swizzle,
+    laid out by the host): out = A B in the fragment layout. cfg: (n, k, A type, B type)."""
+    n, k, dtype_a, dtype_b = cfg
+    a_layout, b_layout = OperandLayout(64, k, 1), OperandLayout(n, k, 1)
+    words = (a_layout.bytes + b_layout.bytes) // 4
+    tid = skc.thread_id(0)
+    smem = skc.shared(words, skc.u32, align=1024)
+    for i in range(tid, words, THREADS):
+        smem[i] = image[i]
+    skc.hopper.fence_proxy_async()
+    skc.barrier()
+    base = skc.hopper.shared_address(smem)
+    mma = Wgmma(n, k, dtype_a, dtype_b=dtype_b)
+    acc = mma.zeros()
+    mma(acc, SmemTile("a", base, a_layout), SmemTile("b", base + a_layout.bytes, b_layout))
+    acc.wait()
+    for i in skc.static_range(n // 2):
+        out[tid * (n // 2) + i] = acc.fragment[i]
+
+
+def block_image(a_codes: np.ndarray, b_codes: np.ndarray) -> np.ndarray:
+    """A (64 x k) then B (n x k) codes as OperandLayout lays K-major fp8 tiles: 128-byte chunks of k, 128-byte
+    swizzle (k a multiple of 128)."""
+    a_bytes, _ = k_major_image(a_codes, 128, 0, 0)
+    b_bytes, _ = k_major_image(b_codes, 128, a_bytes.size, 0)
+    image = np.zeros(a_bytes.size + b_bytes.size, np.uint8)
+    image[swizzled(np.arange(a_bytes.size), 128)] = a_bytes
+    image[swizzled(a_bytes.size + np.arange(b_bytes.size), 128)] = b_bytes
+    return image.view(np.uint32)

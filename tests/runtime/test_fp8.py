@@ -242,3 +242,126 @@ def test_references_agree_with_ml_dtypes(name):
     plain_nan = np.isnan(sample.astype(dtype).astype(np.float32))
     assert_codes_equal(ml_plain[~plain_nan], unsaturated[~plain_nan], sample[~plain_nan])
     assert ((unsaturated[plain_nan] & 0x7F) == 0x7F).all()
+
+
+# -- conversion kernels through the frontend -----------------------------------------------------
+def test_conversion_kernels_in_the_interpreter_give_the_reference_codes():
+    """The same kernels the GPU test runs: f32 / f16 / bf16 / f64 sources, and the decoding of all 256 codes."""
+    from fp8_kernels import THREADS, decode_fp8, encode_fp8, encode_fp8_from
+
+    x = f32_cases("f8e4m3")[::37].copy()
+    n = x.size
+    grid = (-(-n // THREADS),)
+    for src, wide in (("f32", np.float32), ("f64", np.float64)):
+        e4m3, e5m2 = np.zeros(n, np.uint8), np.zeros(n, np.uint8)
+        encode_fp8.interpret[grid, THREADS](x, e4m3, e5m2, n, src=src)
+        exact = x.astype(wide).astype(np.float64)
+        assert_codes_equal(e4m3, reference_encode_array(exact, "f8e4m3"), x)
+        assert_codes_equal(e5m2, reference_encode_array(exact, "f8e5m2"), x)
+    patterns = RNG.integers(0, 1 << 16, 20_000).astype(np.uint16)
+    for src, values in (("f16", patterns.view(np.float16).astype(np.float64)),
+                        ("bf16", (patterns.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64))):
+        e4m3, e5m2 = np.zeros(patterns.size, np.uint8), np.zeros(patterns.size, np.uint8)
+        encode_fp8_from.interpret[(-(-patterns.size // THREADS),), THREADS](patterns, e4m3, e5m2, patterns.size, src=src)
+        assert_codes_equal(e4m3, reference_encode_array(values, "f8e4m3"), patterns)
+        assert_codes_equal(e5m2, reference_encode_array(values, "f8e5m2"), patterns)
+    codes = np.arange(256, dtype=np.uint8)
+    for name in FORMATS:
+        out = np.zeros(3 * 256, np.float32)
+        decode_fp8.interpret[(2,), THREADS](codes, out, 256, fmt=name)
+        expected = REFERENCE_VALUES[name]
+        for part in out.reshape(3, 256):   # f32, and through f16 and bf16 (every fp8 value is exact in both)
+            assert np.array_equal(part.astype(np.float64), expected, equal_nan=True)
+
+
+# -- fp8 wgmma -----------------------------------------------------------------------------------
+def fp8_codes(values: np.ndarray, name: str) -> np.ndarray:
+    fp8 = ir.ScalarType(name)
+    return numerics.to_storage(fp8, numerics.cast(ir.f32, fp8, values.astype(np.float32)))
+
+
+def run_fp8_wgmma(a: np.ndarray, b: np.ndarray, acc: np.ndarray, types=("f8e4m3", "f8e4m3"), swizzle=128):
+    """D = acc + a @ b by two m64nNk32 wgmmas in the interpreter (a: 64 x 64, b: 64 x n, values exact in fp8)."""
+    from fp8_kernels import fragments, fp8_wgmma, wgmma_problem
+
+    n = b.shape[1]
+    image, descriptors = wgmma_problem(fp8_codes(a, types[0]), fp8_codes(b.T, types[1]), swizzle)
+    out = np.full((128, n // 2), np.nan, np.float32)
+    fp8_wgmma.interpret[(1,), (128,)](image, fragments(acc), out, *descriptors, cfg=(n, image.size, *types))
+    return out
+
+
+@pytest.mark.parametrize("types", [("f8e4m3", "f8e4m3"), ("f8e5m2", "f8e5m2"), ("f8e4m3", "f8e5m2"),
+                                   ("f8e5m2", "f8e4m3")])
+@pytest.mark.parametrize("swizzle", [128, 64, 32, 0])
+def test_fp8_wgmma_against_numpy_in_its_fragment_layout(types, swizzle):
+    """Small integers and halves (exact in both formats) make every sum exact: D is acc + A B to the bit, read
+    from K-major A and B in every swizzle, in the m64nNk16 fragment layout (k32 keeps it)."""
+    from fp8_kernels import fragments
+
+    n = 64
+    a = RNG.integers(-6, 7, (64, 64)) / 2.0
+    b = RNG.integers(-6, 7, (64, n)) / 2.0
+    acc = RNG.integers(-100, 100, (64, n)).astype(np.float32)
+    out = run_fp8_wgmma(a, b, acc, types, swizzle)
+    np.testing.assert_array_equal(out, fragments((acc + a @ b).astype(np.float32)))
+
+
+def test_fp8_wgmma_products_are_exact_and_accumulate_in_f32_in_k_order():
+    """Products of fp8 values are exact in f32 (here 2**-9 * 2**-9 = 2**-18, from e4m3's smallest subnormal).
+    Added one at a time to 64 (whose f32 ulp is 2**-17) each is a tie that rounds back to 64; summed first they
+    would give 64 + 2**-17. Large products stay exact: 448 * 448 = 200704."""
+    from fp8_kernels import fragments
+
+    a = np.zeros((64, 64))
+    b = np.zeros((64, 8))
+    a[:, 0] = a[:, 1] = 2.0 ** -9
+    b[0, :] = b[1, :] = 2.0 ** -9
+    a[:, 40], b[40, :] = 448.0, 448.0
+    acc = np.full((64, 8), 64.0, np.float32)
+    out = run_fp8_wgmma(a, b, acc)
+    assert (out == np.float32(64.0 + 448.0 * 448.0)).all()
+    acc_small = np.full((64, 8), 64.0, np.float32)
+    a[:, 40] = 0.0
+    out = run_fp8_wgmma(a, b, acc_small)
+    assert (out == np.float32(64.0)).all()
+    np.testing.assert_array_equal(out, fragments(acc_small))
+
+
+def fp8_wgmma_ir(attrs: str) -> str:
+    return f"""
+kernel @k(%d: i64) {{block = [128, 1, 1], shared_bytes = 16384}} {{
+  %zero = arith.constant {{value = 0.0}} : vec<4xf32>
+  %r = wgmma.mma %zero, %d, %d {attrs} : vec<4xf32>
+}}
+"""
+
+
+def test_fp8_wgmma_ops_print_parse_and_verify():
+    text = fp8_wgmma_ir('{n = 8, dtype = "f8e4m3", dtype_b = "f8e5m2"}')
+    module = ir.parse_module(text)
+    ir.verify(module)
+    printed = ir.print_module(module)
+    assert 'dtype = "f8e4m3"' in printed and 'dtype_b = "f8e5m2"' in printed
+    assert ir.print_module(ir.parse_module(printed)) == printed
+    with pytest.raises(Exception, match="wgmma reads fp8 operands K-major only"):
+        ir.verify(ir.parse_module(fp8_wgmma_ir('{n = 8, dtype = "f8e4m3", trans_b = 1}')))
+    with pytest.raises(Exception, match="only the fp8 types .* may mix"):
+        ir.verify(ir.parse_module(fp8_wgmma_ir('{n = 8, dtype = "bf16", dtype_b = "f8e4m3"}')))
+    with pytest.raises(Exception, match="dtype must be one of bf16, f16, f8e4m3, f8e5m2"):
+        ir.verify(ir.parse_module(fp8_wgmma_ir('{n = 8, dtype = "i8"}')))
+
+
+@pytest.mark.parametrize("types", [("f8e4m3", "f8e4m3"), ("f8e4m3", "f8e5m2")])
+def test_the_wgmma_block_on_fp8_tiles_in_the_interpreter(types):
+    """The Wgmma TileOp on one stage of 128-deep K-major fp8 tiles (four m64nNk32 steps, 32-byte k-slices of the
+    128-byte-swizzled layout) gives A B exactly."""
+    from fp8_kernels import block_image, fp8_wgmma_block, fragments
+
+    n, k = 64, 128
+    a = RNG.integers(-6, 7, (64, k)) / 2.0
+    b = RNG.integers(-6, 7, (k, n)) / 2.0
+    image = block_image(fp8_codes(a, types[0]), fp8_codes(b.T, types[1]))
+    out = np.full((128, n // 2), np.nan, np.float32)
+    fp8_wgmma_block.interpret[(1,), (128,)](image, out, cfg=(n, k, *types))
+    np.testing.assert_array_equal(out, fragments((a @ b).astype(np.float32)))

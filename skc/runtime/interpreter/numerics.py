@@ -84,7 +84,8 @@ def _round_generic(x: np.ndarray, fmt: _Format) -> np.ndarray:
     magnitude = np.abs(x)
     _, exponent = np.frexp(magnitude)
     quantum_exp = np.maximum(exponent - 1, fmt.emin) - (fmt.precision - 1)
-    rounded = np.ldexp(np.rint(np.ldexp(magnitude, -quantum_exp)), quantum_exp)
+    with np.errstate(invalid="ignore"):   # infinities and NaN: replaced below
+        rounded = np.ldexp(np.rint(np.ldexp(magnitude, -quantum_exp)), quantum_exp)
     if fmt.name == "bf16":
         rounded = np.where(rounded > fmt.max_finite, np.inf, rounded)
     else:
