@@ -365,3 +365,12 @@ def test_the_wgmma_block_on_fp8_tiles_in_the_interpreter(types):
     out = np.full((128, n // 2), np.nan, np.float32)
     fp8_wgmma_block.interpret[(1,), (128,)](image, out, cfg=(n, k, *types))
     np.testing.assert_array_equal(out, fragments((a @ b).astype(np.float32)))
+
+
+def test_fp8_dtype_names():
+    import skc
+    from skc.frontend.dtypes import as_ir_type
+
+    assert skc.float8_e4m3fn is skc.f8e4m3 and skc.float8_e5m2 is skc.f8e5m2
+    assert as_ir_type("e4m3") is ir.f8e4m3 and as_ir_type("float8_e5m2") is ir.f8e5m2
+    assert skc.f8e4m3.bits == 8 and skc.f8e5m2.itemsize == 1
