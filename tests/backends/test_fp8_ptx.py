@@ -108,3 +108,26 @@ def test_the_wgmma_block_rejects_mn_major_fp8_tiles_and_partial_k32_steps():
     assert "store fp8 operands K-major" in str(info.value)
     with pytest.raises(CompileError, match="the k-depth of a stage must be a multiple of 32 for f8e4m3, found 48"):
         misused_block.compile(target="sm_90a", block=128, cfg=(48, True))
+
+
+def test_fp8_constants_in_llvm_ir_are_the_interpreters_codes():
+    """Constants are encoded by the backend (llvm_text.fp8_bits) and by the interpreter (numerics.from_python):
+    the same rounding (ties to even), saturation (infinities too), -0 and NaN."""
+    import numpy as np
+
+    from skc import ir
+    from skc.backends.llvm_text import fp8_bits
+    from skc.runtime.interpreter import numerics
+
+    rng = np.random.default_rng(7)
+    for name in ("f8e4m3", "f8e5m2"):
+        fp8 = ir.ScalarType(name)
+        values = numerics.from_storage(fp8, np.arange(0x7F, dtype=np.uint8)).astype(np.float64)
+        values = values[np.isfinite(values)]
+        midpoints = (values[1:] + values[:-1]) / 2
+        cases = np.concatenate([values, midpoints, np.nextafter(midpoints, np.inf), rng.normal(0, values[-1] / 4, 500),
+                                [values[-1] * 1.05, 1e30, np.inf, 1e-30, 0.0, np.nan]])
+        cases = np.concatenate([cases, -cases])
+        for value in cases:
+            expected = int(numerics.to_storage(fp8, np.array([numerics.from_python(fp8, float(value))]))[0])
+            assert fp8_bits(float(value), name) == expected, (name, value)

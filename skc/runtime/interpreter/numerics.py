@@ -142,8 +142,10 @@ _FP8_NAN = {"f8e4m3": 0x7F, "f8e5m2": 0x7F}
 def _fp8_encode(name: str, x: np.ndarray) -> np.ndarray:
     x = _round_generic(x, _FORMATS[name])
     codes = np.searchsorted(_FP8_POSITIVE[name], np.abs(x)).astype(np.uint8)
-    codes = np.where(np.isnan(x), np.uint8(_FP8_NAN[name]), codes)
-    return codes | (np.signbit(x).astype(np.uint8) << np.uint8(7))
+    codes = codes | (np.signbit(x).astype(np.uint8) << np.uint8(7))
+    # NaN of either sign gives the positive 0x7F, as the f32 form of cvt.rn.satfinite does (CUDA's
+    # cuda_fp8.hpp emulates it by making a NaN input the canonical positive NaN first)
+    return np.where(np.isnan(x), np.uint8(_FP8_NAN[name]), codes)
 
 
 def to_storage(t: Type, x: np.ndarray) -> np.ndarray:
@@ -210,7 +212,7 @@ def cast(src: Type, dst: Type, x: np.ndarray) -> np.ndarray:
 
     To fp8 the cast is PTX's `cvt.rn.satfinite.{e4m3x2,e5m2x2}.f32` (PTX ISA 9.7.9.21): nearest even,
     finite overflow and infinities saturate to the largest finite value (448, 57344) with x's sign,
-    NaN gives NaN (0x7F with x's sign bit). This is not torch's `.to(torch.float8_e4m3fn)`, whose
+    NaN gives NaN (0x7F, whatever x's sign). This is not torch's `.to(torch.float8_e4m3fn)`, whose
     overflow gives NaN (e4m3) or infinity (e5m2): scale or clamp first where that matters."""
     s, d = element_type(src), element_type(dst)
     if d.is_bool:
