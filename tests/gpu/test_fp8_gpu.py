@@ -111,7 +111,7 @@ def test_fp8_wgmma_with_exact_sums_matches_numpy_and_the_interpreter_bit_for_bit
 def test_fp8_wgmma_with_rounding_stays_within_the_accumulation_order_caveat():
     """Random e4m3 values over their whole range: sums round. The interpreter adds products in k order in f32;
     the tensor cores' order and width are unspecified. Report how many results are bit-identical and bound the
-    others by a few f32 ulps of the sum of |products| (the hardware is known to keep fewer bits for fp8)."""
+    others by 2**-8 of the sum of |products| (the hardware is known to keep fewer bits than f32 for fp8)."""
     n = 64
     a = numerics.from_storage(ir.f8e4m3, fp8_codes(RNG.normal(0, 8, (64, 64)), "f8e4m3")).astype(np.float64)
     b = numerics.from_storage(ir.f8e4m3, fp8_codes(RNG.normal(0, 8, (64, n)), "f8e4m3")).astype(np.float64)
@@ -128,7 +128,8 @@ def test_fp8_wgmma_with_rounding_stays_within_the_accumulation_order_caveat():
     identical = np.mean(gpu == cpu_out)
     print(f"fp8 wgmma with rounding: {identical:.1%} bit-identical to the interpreter, "
           f"largest difference {np.max(error / magnitude):.3g} of the sum of magnitudes")
-    assert np.all(error <= magnitude * 2.0 ** -13), np.max(error / magnitude)
+    # a wrongly placed operand errs by about the magnitude itself; fewer accumulation bits by far less
+    assert np.all(error <= magnitude * 2.0 ** -8), np.max(error / magnitude)
 
 
 @pytest.mark.parametrize("types", [("f8e4m3", "f8e4m3"), ("f8e5m2", "f8e4m3")])
