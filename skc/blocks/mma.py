@@ -83,7 +83,6 @@ class Wgmma:
                 hint="store fp8 operands K-major (A as M x K, B as N x K), transposing them beforehand if needed")
 
 
-
 def _type_name(dtype) -> str:
     return dtype.ir.name if hasattr(dtype, "ir") else str(dtype)
 

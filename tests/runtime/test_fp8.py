@@ -107,7 +107,8 @@ def assert_codes_equal(got: np.ndarray, expected: np.ndarray, inputs: np.ndarray
     if wrong.size:
         i = wrong[0]
         raise AssertionError(f"{wrong.size} of {got.size} conversions differ, first: {inputs[i]!r} "
-                             f"({np.asarray(inputs[i]).tobytes().hex()}) gave {got[i]:#04x}, expected {expected[i]:#04x}")
+                             f"({np.asarray(inputs[i]).tobytes().hex()}) gave {got[i]:#04x}, "
+                             f"expected {expected[i]:#04x}")
 
 
 # -- the 256 codes -------------------------------------------------------------------------------
@@ -262,7 +263,8 @@ def test_conversion_kernels_in_the_interpreter_give_the_reference_codes():
     for src, values in (("f16", patterns.view(np.float16).astype(np.float64)),
                         ("bf16", (patterns.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64))):
         e4m3, e5m2 = np.zeros(patterns.size, np.uint8), np.zeros(patterns.size, np.uint8)
-        encode_fp8_from.interpret[(-(-patterns.size // THREADS),), THREADS](patterns, e4m3, e5m2, patterns.size, src=src)
+        grid16 = (-(-patterns.size // THREADS),)
+        encode_fp8_from.interpret[grid16, THREADS](patterns, e4m3, e5m2, patterns.size, src=src)
         assert_codes_equal(e4m3, reference_encode_array(values, "f8e4m3"), patterns)
         assert_codes_equal(e5m2, reference_encode_array(values, "f8e5m2"), patterns)
     codes = np.arange(256, dtype=np.uint8)
