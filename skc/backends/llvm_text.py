@@ -6,6 +6,7 @@ parameters, string function attributes), with no builder API in the way.
 """
 from __future__ import annotations
 
+import math
 import struct
 
 from .. import ir
@@ -88,15 +89,18 @@ def _fp8_value(bits: int, name: str) -> float:
 
 
 def fp8_bits(value: float, name: str) -> int:
-    """The fp8 pattern nearest to value (ties to even), saturating to the largest finite e4m3 (OCP FP8)."""
+    """The fp8 code of value as the interpreter's cast and PTX cvt.rn.satfinite give it: nearest, ties to the
+    even code; beyond the largest finite value (infinities included) that value with value's sign; -0 stays
+    -0; NaN is 0x7F."""
     if value != value:
         return 0x7F
-    finite = [(b, _fp8_value(b, name)) for b in range(256) if _fp8_value(b, name) == _fp8_value(b, name)
-              and abs(_fp8_value(b, name)) != float("inf")]
-    if name == "f8e5m2" and abs(value) >= 61440.0:  # past the midpoint above the largest finite value
-        return 0x7C if value > 0 else 0xFC
-    best = min(finite, key=lambda item: (abs(item[1] - value), item[0] & 1, item[0]))
-    return best[0]
+    sign = 0x80 if math.copysign(1.0, value) < 0 else 0
+    finite = [(b, _fp8_value(b, name)) for b in range(0x7F)
+              if _fp8_value(b, name) == _fp8_value(b, name) and _fp8_value(b, name) != float("inf")]
+    magnitude = min(abs(value), finite[-1][1])
+    # near a candidate the subtraction is exact (Sterbenz), so ties are found exactly
+    best = min(finite, key=lambda item: (abs(item[1] - magnitude), item[0] & 1))
+    return sign | best[0]
 
 
 def constant_literal(value, t: ir.Type, address_spaces: dict) -> str:

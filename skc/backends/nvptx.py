@@ -104,28 +104,69 @@ class NVPTX:
                        [f"{lw.type(src)} {name}"])
 
     def convert_fp8(self, lw: FunctionLowering, value: ir.Value, dst: ir.Type, op) -> str:
-        src = value.type
+        """To or from e4m3/e5m2 through f32 (exact for every fp8 value), with PTX's fp8 conversions (PTX ISA
+        9.7.9.21 cvt, sm_89+): `cvt.rn.f16x2.{e4m3x2,e5m2x2}` decodes exactly, `cvt.rn.satfinite.{e4m3x2,
+        e5m2x2}.f32` encodes to nearest even, saturating overflow and infinities (the interpreter's cast).
+        Sources other than f32 round to f32 first (PTX has no f64 or integer form); vectors lane by lane."""
         if not self.target.has("wgmma"):
-            lw.fail(op, "fp8 conversions need sm_89 or newer")
-        if isinstance(src, ir.VectorType) or isinstance(dst, ir.VectorType):
-            lw.fail(op, "fp8 vector conversions are not supported yet")
-        if src.is_float and src.bits == 8:  # fp8 -> f16 (exact) -> dst
-            kind = "e4m3x2" if src.name == "f8e4m3" else "e5m2x2"
-            wide = lw.text.value(f"zext i8 {lw.get(value)} to i16")
-            pair = lw.text.value(f'call i32 asm "cvt.rn.f16x2.{kind} $0, $1;", "=r,h"(i16 {wide})')
-            low = lw.text.value(f"trunc i32 {pair} to i16")
-            half = lw.text.value(f"bitcast i16 {low} to half")
-            if dst is ir.f16:
-                return half
-            return lw.text.value(f"fpext half {half} to float") if dst is ir.f32 else \
-                lw.text.value(f"fpext half {half} to {lw.type(dst)}")
-        name = lw.get(value)
-        if src is not ir.f32:
-            name = lw.text.value(f"{'fpext' if src.bits < 32 else 'fptrunc'} {lw.type(src)} {name} to float") \
-                if src.is_float else lw.text.value(f"{'sitofp' if src.is_signed else 'uitofp'} {lw.type(src)} {name} to float")
-        kind = "e4m3x2" if dst.name == "f8e4m3" else "e5m2x2"
-        pair = lw.text.value(f'call i16 asm "cvt.rn.satfinite.{kind}.f32 $0, 0f00000000, $1;", "=h,f"(float {name})')
-        return lw.text.value(f"trunc i16 {pair} to i8")
+            lw.fail(op, f"fp8 conversions need sm_89 or newer; {self.name} has no fp8 instructions")
+        src_elem, dst_elem = ir.element_type(value.type), ir.element_type(dst)
+
+        def scalar(name: str) -> str:
+            wide = _fp8_to_f32(lw, name, src_elem) if _is_fp8(src_elem) else _to_f32(lw, name, src_elem)
+            if _is_fp8(dst_elem):
+                return _f32_to_fp8(lw, wide, dst_elem)
+            return self._from_f32(lw, wide, dst_elem)
+
+        if isinstance(dst, ir.VectorType):
+            return lw.lanewise(dst, [value], scalar)
+        return scalar(lw.get(value))
+
+    def _from_f32(self, lw: FunctionLowering, name: str, t: ir.ScalarType) -> str:
+        if t is ir.f32:
+            return name
+        if t.is_bool:
+            return lw.text.value(f"fcmp une float {name}, 0.0")
+        if t.is_float:
+            return lw.text.value(f"{'fpext' if t.bits > 32 else 'fptrunc'} float {name} to {lw.type(t)}")
+        intrinsic = _F2I.get(("f32", t.name))
+        if intrinsic is not None:  # cvt.rzi saturates and gives 0 for NaN, as the IR defines
+            return lw.call(f"llvm.nvvm.{intrinsic}", lw.type(t), [f"float {name}"])
+        kind = "fptosi" if t.is_signed else "fptoui"
+        return lw.call(f"llvm.{kind}.sat.i{t.bits}.f32", lw.type(t), [f"float {name}"])
+
+
+_FP8_PTX = {"f8e4m3": "e4m3x2", "f8e5m2": "e5m2x2"}
+
+
+def _is_fp8(t: ir.Type) -> bool:
+    return t.is_float and t.bits == 8
+
+
+def _to_f32(lw: FunctionLowering, name: str, t: ir.ScalarType) -> str:
+    if t is ir.f32:
+        return name
+    if t.is_float:
+        return lw.text.value(f"{'fpext' if t.bits < 32 else 'fptrunc'} {lw.type(t)} {name} to float")
+    if t.is_bool:
+        return lw.text.value(f"uitofp i1 {name} to float")
+    return lw.text.value(f"{'sitofp' if t.is_signed else 'uitofp'} {lw.type(t)} {name} to float")
+
+
+def _fp8_to_f32(lw: FunctionLowering, byte: str, t: ir.ScalarType) -> str:
+    """The low byte of the pair decodes into the low half (cvt.rn.f16x2.f8x2type d, a)."""
+    wide = lw.text.value(f"zext i8 {byte} to i16")
+    pair = lw.text.value(f'call i32 asm "cvt.rn.f16x2.{_FP8_PTX[t.name]} $0, $1;", "=r,h"(i16 {wide})')
+    low = lw.text.value(f"trunc i32 {pair} to i16")
+    half = lw.text.value(f"bitcast i16 {low} to half")
+    return lw.text.value(f"fpext half {half} to float")
+
+
+def _f32_to_fp8(lw: FunctionLowering, x: str, t: ir.ScalarType) -> str:
+    """cvt.rn.satfinite.f8x2type.f32 d, a, b puts a's code in the upper byte and b's in the lower one."""
+    pair = lw.text.value(f'call i16 asm "cvt.rn.satfinite.{_FP8_PTX[t.name]}.f32 $0, 0f00000000, $1;", '
+                         f'"=h,f"(float {x})')
+    return lw.text.value(f"trunc i16 {pair} to i8")
 
 
 def _exp(lw, x):

@@ -2,6 +2,7 @@
 setmaxnreg, elections and clusters (LLVM 22 NVVM intrinsics; inline PTX where none exists)."""
 from __future__ import annotations
 
+from ..ir.ops_async import WGMMA_FP8_TYPES, wgmma_k
 from .llvm_text import asm_string
 from .lowering import FunctionLowering
 
@@ -123,18 +124,29 @@ def _wgmma_wait(lw, op):
     lw.call("llvm.nvvm.wgmma.wait_group.sync.aligned", "void", [f"i64 {op.attrs['pending']}"])
 
 
+_WGMMA_PTX_TYPE = {"bf16": "bf16", "f16": "f16", "f8e4m3": "e4m3", "f8e5m2": "e5m2"}
+
+
+def _transposes(op) -> str:
+    """The imm-trans-a, imm-trans-b operands: only the f16/bf16 forms have them (fp8 is K-major only)."""
+    if op.attrs["dtype"] in WGMMA_FP8_TYPES:
+        return ""
+    return f", {op.attrs.get('trans_a', 0)}, {op.attrs.get('trans_b', 0)}"
+
+
 def _wgmma_mma(lw, op):
     """wgmma.mma_async as inline PTX (LLVM 22 has no intrinsic): the fragment is n/2 floats in and out."""
     acc, desc_a, desc_b = op.operands
     n, dtype = op.attrs["n"], op.attrs["dtype"]
+    dtype_b = op.attrs.get("dtype_b", dtype)
     count = n // 2
     vector = lw.get(acc)
     inputs = [f"float {lw.text.value(f'extractelement <{count} x float> {vector}, i32 {i}')}" for i in range(count)]
     outputs = ", ".join(f"${i}" for i in range(count))
     code = ("{\n.reg .pred p;\n"
             f"setp.ne.b32 p, ${count + 2}, 0;\n"
-            f"wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{dtype}.{dtype} {{{outputs}}}, ${count}, ${count + 1}, "
-            f"p, 1, 1, {op.attrs.get('trans_a', 0)}, {op.attrs.get('trans_b', 0)};\n}}")
+            f"wgmma.mma_async.sync.aligned.m64n{n}k{wgmma_k(dtype)}.f32.{_WGMMA_PTX_TYPE[dtype]}."
+            f"{_WGMMA_PTX_TYPE[dtype_b]} {{{outputs}}}, ${count}, ${count + 1}, p, 1, 1{_transposes(op)};\n}}")
     constraints = ",".join(["=f"] * count + ["l", "l", "r"] + [str(i) for i in range(count)])
     struct = "{ " + ", ".join(["float"] * count) + " }"
     result = _asm(lw, code, constraints, [lw.typed(desc_a), lw.typed(desc_b), "i32 1"] + inputs, struct)

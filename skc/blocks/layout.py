@@ -58,9 +58,9 @@ class OperandLayout:
         return (k0, row0 + chunk * self.chunk)
 
     def descriptor(self, base, k_step: int, row0: int = 0):
-        """The wgmma descriptor of the 16-deep k-slice `k_step` of rows row0.. (row0 a multiple of 8, or
+        """The wgmma descriptor of the 32-byte-deep k-slice `k_step` of rows row0.. (row0 a multiple of 8, or
         of a chunk for MN-major) of the tile at shared address `base` (a run-time u32)."""
-        k_bytes = k_step * 16 * self.elem_bytes
+        k_bytes = k_step * 32   # one wgmma's k-slice is 32 bytes: k16 of f16/bf16, k32 of fp8
         if self.k_major:
             # 8 rows of 128 bytes per group (SBO = 1024); the k-slice is an offset inside the row
             offset = (k_bytes // 128) * self.chunk_bytes + row0 * 128 + k_bytes % 128

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import skc
 from skc import frontend
+from skc.ir.ops_async import WGMMA_K   # operand type -> k of one wgmma (32 bytes of K)
 
 
 class Accumulator:
@@ -25,16 +26,20 @@ class Accumulator:
 
 class Wgmma:
     """acc += A[row0 : row0 + 64, :] · B for a stage's A (m x k) and B (k x n) tiles, with m64nNk16
-    wgmma. `row0` is this warpgroup's first row of the A tile (a multiple of 64)."""
+    wgmma (f16, bf16) or m64nNk32 (f8e4m3, f8e5m2; dtype_b for a B of the other fp8 type; K-major tiles
+    only). `row0` is this warpgroup's first row of the A tile (a multiple of 64)."""
 
     M = 64
-    K = 16
+    K = 16   # for f16/bf16; an instance's K is its dtype's
 
-    def __init__(self, n: int, k: int, dtype, row0=0):
+    def __init__(self, n: int, k: int, dtype, row0=0, dtype_b=None):
         if n % 8 or not 8 <= n <= 256:
             raise frontend.current().error(f"wgmma computes 8 to 256 columns in steps of 8, not {n}")
+        self.dtype_b = dtype if dtype_b is None else dtype_b
+        self.K, self.fp8 = _instruction_k(dtype, self.dtype_b)
         if k % self.K:
-            raise frontend.current().error(f"the k-depth of a stage must be a multiple of 16, found {k}")
+            raise frontend.current().error(f"the k-depth of a stage must be a multiple of {self.K} for "
+                                           f"{_type_name(dtype)}, found {k}")
         self.n, self.k, self.dtype, self.row0 = n, k, dtype, row0
 
     # wgmma runs asynchronously: the consumer keeps this many stages' MMAs running while it waits for the
@@ -55,7 +60,7 @@ class Wgmma:
         for step in skc.static_range(self.k // self.K):
             fragment = skc.hopper.wgmma(fragment, a.descriptor(step, self.row0), b.descriptor(step),
                                         self.n, self.dtype, trans_a=int(not a.layout.k_major),
-                                        trans_b=int(not b.layout.k_major))
+                                        trans_b=int(not b.layout.k_major), dtype_b=self.dtype_b)
         acc.fragment = fragment
         skc.hopper.wgmma_commit()
 
@@ -71,3 +76,23 @@ class Wgmma:
                 hint="build the payload and the TileOp from the same config")
         if a.layout.rows % self.M:
             raise frontend.current().error(f"the A tile has {a.layout.rows} rows, not a multiple of 64")
+        if self.fp8 and not (a.layout.k_major and b.layout.k_major):
+            raise frontend.current().error(
+                f"wgmma reads fp8 ({_type_name(self.dtype)}) tiles K-major only; the stage's "
+                f"{'A' if not a.layout.k_major else 'B'} tile is MN-major",
+                hint="store fp8 operands K-major (A as M x K, B as N x K), transposing them beforehand if needed")
+
+
+def _type_name(dtype) -> str:
+    return dtype.ir.name if hasattr(dtype, "ir") else str(dtype)
+
+
+def _instruction_k(dtype, dtype_b) -> tuple:
+    """(k of one wgmma, whether the operands are fp8) for A and B types; only the fp8 types may mix."""
+    a, b = _type_name(dtype), _type_name(dtype_b)
+    if a not in WGMMA_K or b not in WGMMA_K:
+        raise frontend.current().error(f"wgmma multiplies {', '.join(WGMMA_K)}, not {a if a not in WGMMA_K else b}")
+    fp8 = WGMMA_K[a] == 32
+    if a != b and not (fp8 and WGMMA_K[b] == 32):
+        raise frontend.current().error(f"wgmma's A is {a} and B {b}: only e4m3 and e5m2 may mix")
+    return WGMMA_K[a], fp8

@@ -43,7 +43,9 @@ def _dtypes():
 DTYPES = _dtypes()
 ALIASES = {"bool_": "i1", "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64",
            "uint8": "u8", "uint16": "u16", "uint32": "u32", "uint64": "u64",
-           "float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64"}
+           "float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64",
+           # fp8 (OCP): torch's and ml_dtypes' names, and PTX's
+           "float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2", "e4m3": "f8e4m3", "e5m2": "f8e5m2"}
 
 
 def as_ir_type(dtype) -> ir.Type:

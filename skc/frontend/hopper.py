@@ -150,14 +150,20 @@ def wgmma_wait(pending: int = 0):
 
 
 @skc_builtin
-def wgmma(accumulator, descriptor_a, descriptor_b, n: int, dtype, trans_a: int = 0, trans_b: int = 0):
-    """One m64nNk16 wgmma: the warpgroup's accumulator fragment plus A·B from shared memory."""
+def wgmma(accumulator, descriptor_a, descriptor_b, n: int, dtype, trans_a: int = 0, trans_b: int = 0, dtype_b=None):
+    """One wgmma (m64nNk16 for f16/bf16, m64nNk32 for f8e4m3/f8e5m2; dtype_b for a B of the other fp8 type):
+    the warpgroup's accumulator fragment plus A·B from shared memory."""
     _require("wgmma", "wgmma")
     acc = semantics.to_rvalue(accumulator)
-    name = dtype.ir.name if hasattr(dtype, "ir") else str(dtype)
+    attrs = {"n": int(n), "dtype": _type_name(dtype), "trans_a": int(trans_a), "trans_b": int(trans_b)}
+    if dtype_b is not None and _type_name(dtype_b) != attrs["dtype"]:
+        attrs["dtype_b"] = _type_name(dtype_b)
     return _emit("wgmma.mma", (acc.value, semantics.cast(descriptor_a, ir.i64).value,
-                               semantics.cast(descriptor_b, ir.i64).value),
-                 {"n": int(n), "dtype": name, "trans_a": int(trans_a), "trans_b": int(trans_b)}, result=acc.type)
+                               semantics.cast(descriptor_b, ir.i64).value), attrs, result=acc.type)
+
+
+def _type_name(dtype) -> str:
+    return dtype.ir.name if hasattr(dtype, "ir") else str(dtype)
 
 
 # -- registers, elections, clusters ----------------------------------------------------------------

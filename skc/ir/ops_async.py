@@ -177,7 +177,16 @@ class TmaWaitOp(Op):
 
 
 # -- wgmma (PTX 9.7.15) ---------------------------------------------------------------------------
-WGMMA_TYPES = ("bf16", "f16")
+WGMMA_TYPES = ("bf16", "f16")   # the 16-bit types (MFMA takes the same)
+# Operand type -> k of one wgmma.mma_async: 32 bytes of K per instruction (PTX ISA 9.7.15.2, shapes .m64nNk16
+# for .f16/.bf16, .m64nNk32 for .e4m3/.e5m2).
+WGMMA_K = {"bf16": 16, "f16": 16, "f8e4m3": 32, "f8e5m2": 32}
+WGMMA_FP8_TYPES = ("f8e4m3", "f8e5m2")
+
+
+def wgmma_k(dtype: str) -> int:
+    """The k of one wgmma for operands of type dtype (16 for f16/bf16, 32 for e4m3/e5m2)."""
+    return WGMMA_K[dtype]
 
 
 class WgmmaFenceOp(Op):
@@ -201,7 +210,7 @@ class WgmmaWaitOp(Op):
 
 
 class WgmmaMmaOp(Op):
-    """`wgmma.mma %acc, %desc_a, %desc_b {n, dtype, trans_a, trans_b}`: the warpgroup's acc + A(64x16) B(16xn), A and B in shared memory by descriptor; acc is each thread's f32 fragment (n/2 values)."""
+    """`wgmma.mma %acc, %desc_a, %desc_b {n, dtype, dtype_b?, trans_a, trans_b}`: the warpgroup's acc + A(64xk) B(kxn), A and B in shared memory by descriptor (k = 16 for f16/bf16, 32 for f8e4m3/f8e5m2, which may mix and must be K-major); acc is each thread's f32 fragment (n/2 values)."""
 
     name = "wgmma.mma"
     num_operands = 3
@@ -213,8 +222,12 @@ class WgmmaMmaOp(Op):
         n = self.attrs["n"]
         if n % 8 or not 8 <= n <= 256:
             self.fail(f"n must be a multiple of 8 from 8 to 256, found {n}")
-        if self.attrs["dtype"] not in WGMMA_TYPES:
-            self.fail(f"dtype must be one of {', '.join(WGMMA_TYPES)}, found {self.attrs['dtype']!r}")
+        dtype = self.attrs["dtype"]
+        if dtype not in WGMMA_K:
+            self.fail(f"dtype must be one of {', '.join(WGMMA_K)}, found {dtype!r}")
+        dtype_b = self.attrs.get("dtype_b", dtype)
+        if dtype_b != dtype and not (dtype in WGMMA_FP8_TYPES and dtype_b in WGMMA_FP8_TYPES):
+            self.fail(f"A is {dtype} and B {dtype_b}: only the fp8 types (f8e4m3, f8e5m2) may mix")
         expected = VectorType(ScalarType("f32"), n // 2)
         if acc.type is not expected or self.result.type is not expected:
             self.fail(f"accumulator is {acc.type} giving {self.result.type}, expected {expected}")
@@ -224,6 +237,13 @@ class WgmmaMmaOp(Op):
         for flag in ("trans_a", "trans_b"):
             if self.attrs.get(flag, 0) not in (0, 1):
                 self.fail(f"{flag} must be 0 or 1, found {self.attrs[flag]!r}")
+            if self.attrs.get(flag, 0) and dtype in WGMMA_FP8_TYPES:
+                self.fail(f"{flag} = 1 (MN-major) with {dtype}: wgmma reads fp8 operands K-major only "
+                          "(PTX ISA 9.7.15.5.1.2: transpose is for .f16/.bf16); store the tile K-major")
+
+    @property
+    def k(self) -> int:
+        return WGMMA_K[self.attrs["dtype"]]
 
 
 # -- registers, elections, clusters ---------------------------------------------------------------

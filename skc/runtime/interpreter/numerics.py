@@ -84,7 +84,8 @@ def _round_generic(x: np.ndarray, fmt: _Format) -> np.ndarray:
     magnitude = np.abs(x)
     _, exponent = np.frexp(magnitude)
     quantum_exp = np.maximum(exponent - 1, fmt.emin) - (fmt.precision - 1)
-    rounded = np.ldexp(np.rint(np.ldexp(magnitude, -quantum_exp)), quantum_exp)
+    with np.errstate(invalid="ignore"):   # infinities and NaN: replaced below
+        rounded = np.ldexp(np.rint(np.ldexp(magnitude, -quantum_exp)), quantum_exp)
     if fmt.name == "bf16":
         rounded = np.where(rounded > fmt.max_finite, np.inf, rounded)
     else:
@@ -141,8 +142,10 @@ _FP8_NAN = {"f8e4m3": 0x7F, "f8e5m2": 0x7F}
 def _fp8_encode(name: str, x: np.ndarray) -> np.ndarray:
     x = _round_generic(x, _FORMATS[name])
     codes = np.searchsorted(_FP8_POSITIVE[name], np.abs(x)).astype(np.uint8)
-    codes = np.where(np.isnan(x), np.uint8(_FP8_NAN[name]), codes)
-    return codes | (np.signbit(x).astype(np.uint8) << np.uint8(7))
+    codes = codes | (np.signbit(x).astype(np.uint8) << np.uint8(7))
+    # NaN of either sign gives the positive 0x7F, as the f32 form of cvt.rn.satfinite does (CUDA's
+    # cuda_fp8.hpp emulates it by making a NaN input the canonical positive NaN first)
+    return np.where(np.isnan(x), np.uint8(_FP8_NAN[name]), codes)
 
 
 def to_storage(t: Type, x: np.ndarray) -> np.ndarray:
@@ -205,7 +208,12 @@ def _float_to_int(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def cast(src: Type, dst: Type, x: np.ndarray) -> np.ndarray:
     """`arith.cast`: ints extend by the source's signedness and wrap; float to int truncates and
-    saturates (NaN gives 0); anything to i1 is `!= 0`; to a float rounds to nearest even."""
+    saturates (NaN gives 0); anything to i1 is `!= 0`; to a float rounds to nearest even.
+
+    To fp8 the cast is PTX's `cvt.rn.satfinite.{e4m3x2,e5m2x2}.f32` (PTX ISA 9.7.9.21): nearest even,
+    finite overflow and infinities saturate to the largest finite value (448, 57344) with x's sign,
+    NaN gives NaN (0x7F, whatever x's sign). This is not torch's `.to(torch.float8_e4m3fn)`, whose
+    overflow gives NaN (e4m3) or infinity (e5m2): scale or clamp first where that matters."""
     s, d = element_type(src), element_type(dst)
     if d.is_bool:
         return x != 0
@@ -213,7 +221,12 @@ def cast(src: Type, dst: Type, x: np.ndarray) -> np.ndarray:
         if s.is_float:
             return _float_to_int(x, value_dtype(d))
         return x.astype(value_dtype(d))
-    if s.is_int and not s.is_bool and s.bits == 64 and d.name in _FORMATS:
+    if d.name in _FP8_DECODE and (s.bits == 64 or s.is_int):
+        # PTX converts to fp8 only from f32 (and f16x2): f64 and integer sources round to f32 first, as the
+        # NVPTX lowering does (f64 -> f32 -> fp8 can differ from one rounding near a midpoint).
+        with np.errstate(over="ignore"):   # beyond f32 is infinity, which saturates
+            x = x.astype(np.float32)
+    elif s.is_int and not s.is_bool and s.bits == 64 and d.name in _FORMATS:
         x = x.astype(np.float64)  # 64-bit ints round once to f64 first (exact below 2**53)
     return round_to(d, x)
 

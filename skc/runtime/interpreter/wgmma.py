@@ -2,7 +2,9 @@
 matrix descriptors, its fence/commit/wait, and setmaxnreg. A warpgroup is lanes 128w..128w+127
 of the block; these ops are `.sync.aligned`: every thread of a warpgroup that runs one runs it.
 
-wgmma.mma: D(64 x n, f32) = D + A(64 x 16) B(16 x n). The descriptor (9.7.15.5.1.2.2 "Matrix
+wgmma.mma: D(64 x n, f32) = D + A(64 x k) B(k x n), k = 16 for f16/bf16 and 32 for fp8 (e4m3/e5m2, the
+two may mix; 32 bytes of K either way, so the canonical layouts below hold unchanged). The descriptor
+(9.7.15.5.1.2.2 "Matrix
 Descriptor Format") gives the start address, the leading- and stride-dimension byte offsets
 (LBO, SBO) and the swizzle; the canonical layouts (9.7.15.5.1.2.1.3, with T = 16 bytes of
 elements) say where element (row, k) of each operand lies before the swizzle (tma.swizzle)
@@ -17,7 +19,12 @@ cancel); a sum of D and the 16 products aligned to the largest of them, truncate
 below it and rounded toward zero matched 99%, so the hardware truncates. Sums that are exact
 (small integers, or terms within 24 bits of each other) agree bit for bit.
 
-Checked on an H100 against these formulas: K-major and MN-major A and B, no swizzle and the
+fp8 (m64nNk32): products of e4m3/e5m2 values are exact in f32 (at most 4 + 4 significant bits, exponents
+within 2**-32 .. 2**32); the model adds them to D one at a time in k order, each sum rounded to f32. The
+order and width of the hardware's accumulation are not specified (it is known to keep fewer bits than f32
+for fp8), so results may differ from the GPU in the last bits; sums that are exact agree bit for bit.
+
+Checked on an H100 against these formulas (16-bit types): K-major and MN-major A and B, no swizzle and the
 32/64/128-byte swizzles, n = 8, 64 and 256, bit for bit (SBO along M/N for MN-major without
 swizzle, as PTX's canonical layout has it).
 """
@@ -25,13 +32,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ir.ops_async import WGMMA_FP8_TYPES, WGMMA_K
 from ...ir.types import ScalarType
 from . import numerics
 from .state import Fault, lane_ranges
 from .tma import swizzle
 
 WARPGROUP = 128
-M, K = 64, 16   # wgmma.mma_async .m64nNk16 for f16/bf16 (PTX ISA 9.7.15.5)
+M = 64   # wgmma.mma_async .m64nNkK (PTX ISA 9.7.15.5); K per operand type in ir.ops_async.WGMMA_K
 SWIZZLE_MODES = {0: 0, 1: 128, 2: 64, 3: 32}   # descriptor bits 62-63 -> swizzle bytes
 
 
@@ -79,8 +87,8 @@ def decode_descriptor(desc: int) -> tuple:
     return start, lbo, sbo, (desc >> 49) & 0x7, SWIZZLE_MODES[desc >> 62]
 
 
-def operand_addresses(desc: int, rows: int, mn_major: bool, elem_bytes: int) -> np.ndarray:
-    """The logical shared address of element (row, k) of an operand, (rows, 16), before the swizzle.
+def operand_addresses(desc: int, rows: int, mn_major: bool, elem_bytes: int, depth: int = 16) -> np.ndarray:
+    """The logical shared address of element (row, k) of an operand, (rows, depth), before the swizzle.
 
     `row` is m for A and n for B. K-major: rows of K contiguous; MN-major: columns of M/N contiguous. From the
     canonical layouts of PTX ISA 9.7.15.5.1.2.1.3 (S = swizzle bytes, e = element bytes, c = row * e):
@@ -92,7 +100,7 @@ def operand_addresses(desc: int, rows: int, mn_major: bool, elem_bytes: int) -> 
     """
     start, lbo, sbo, _, swizzle_bytes = decode_descriptor(desc)
     row = np.arange(rows, dtype=np.int64)[:, None]
-    k = np.arange(K, dtype=np.int64)[None, :]
+    k = np.arange(depth, dtype=np.int64)[None, :]
     ke, c = k * elem_bytes, row * elem_bytes
     if not mn_major:
         if swizzle_bytes:
@@ -104,12 +112,14 @@ def operand_addresses(desc: int, rows: int, mn_major: bool, elem_bytes: int) -> 
 
 
 def _read_operand(block, desc: int, rows: int, mn_major: bool, elem: ScalarType, what: str, lane: int):
+    """The operand's (rows, k) values as float64, k = 32 bytes of elements."""
     _, _, _, base_offset, swizzle_bytes = decode_descriptor(desc)
     if base_offset:
         raise Fault(f"wgmma.mma: the {what} descriptor {desc & ((1 << 64) - 1):#018x} has base offset {base_offset}; "
                     "the interpreter takes swizzle patterns that start at their natural boundary (base offset 0)",
                     lane, hint="align the operand's shared buffer to 1024 bytes and leave bits 49-51 zero")
-    physical = swizzle(operand_addresses(desc, rows, mn_major, elem.bytes), swizzle_bytes)
+    depth = WGMMA_K[elem.name]
+    physical = swizzle(operand_addresses(desc, rows, mn_major, elem.bytes, depth), swizzle_bytes)
     end = int(physical.max()) + elem.bytes
     if end > block.shared.nbytes:
         raise Fault(f"wgmma.mma reads {what} at shared bytes up to {end - 1}, past the {block.shared.nbytes} bytes "
@@ -133,7 +143,9 @@ def _uniform(values: np.ndarray, lanes: np.ndarray, what: str) -> int:
 
 def _mma(op, launch):
     n, elem = op.attrs["n"], ScalarType(op.attrs["dtype"])
+    elem_b = ScalarType(op.attrs.get("dtype_b", elem.name))
     trans_a, trans_b = bool(op.attrs.get("trans_a", 0)), bool(op.attrs.get("trans_b", 0))
+    product = _products_in_k_order if elem.name in WGMMA_FP8_TYPES else _products_summed_once
     rows, cols = fragment_layout(n)
     acc, desc_a, desc_b = op.operands
     result = op.result
@@ -143,14 +155,27 @@ def _mma(op, launch):
         out = env[acc].copy()
         for lanes in warpgroups(group, "wgmma.mma"):
             lane, da, db = int(lanes[0]), _uniform(env[desc_a], lanes, "A"), _uniform(env[desc_b], lanes, "B")
-            a = _read_operand(block, da, M, trans_a, elem, "A", lane)   # (m, k)
-            b = _read_operand(block, db, n, trans_b, elem, "B", lane)   # (n, k)
+            a = _read_operand(block, da, M, trans_a, elem, "A", lane)     # (m, k)
+            b = _read_operand(block, db, n, trans_b, elem_b, "B", lane)   # (n, k)
             d = np.empty((M, n), np.float32)
             d[rows, cols] = env[acc][lanes]
-            d = d + (a @ b.T).astype(np.float32)
-            out[lanes] = d[rows, cols]
+            out[lanes] = product(d, a, b)[rows, cols]
         env[result] = out
     return mma
+
+
+def _products_summed_once(d: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """f16/bf16: the k products of each element summed exactly, rounded once to f32, added to D in f32."""
+    return d + (a @ b.T).astype(np.float32)
+
+
+def _products_in_k_order(d: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """fp8: each exact product added to D in f32, k = 0, 1, ... (the hardware's order and width may differ)."""
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):   # infinities and NaN propagate as on the GPU
+        for k in range(a.shape[1]):
+            d = d + np.outer(a32[:, k], b32[:, k])
+    return d
 
 
 def _whole_warpgroups(op, launch):
