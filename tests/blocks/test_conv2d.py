@@ -97,3 +97,10 @@ def test_the_composition_swaps_only_the_loader_and_assembles():
     assert "cp.async.bulk.tensor.3d.shared::cluster.global.tile" in ptx   # the filter: a plain tiled copy
     cubin, log = ptx_tools.link_ptx(ptx, "sm_90a", "conv2d")
     assert cubin and ptx_tools.parse_resources(log)
+
+
+def test_the_example_runs_in_the_interpreter(interpreter):
+    from helpers import load_example
+
+    summary = load_example("conv2d").main()
+    assert summary.startswith("conv2d 2x9x7x32 -> 40 bf16") and "3x3/s2" in summary
