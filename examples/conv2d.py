@@ -10,6 +10,17 @@ import skc
 from skc.blocks import conv2d, matmul_kernel  # noqa: F401  (the kernel, for `skc compile`)
 
 
+def compile_arguments(kernel: str, target):
+    """What `skc compile examples/conv2d.py::matmul_kernel` compiles: the GEMM with the im2col loader, as
+    conv2d() configures it for a 3x3 convolution of 64 x 56 x 56 inputs into 64 channels (batch 32)."""
+    if kernel == "matmul_kernel":
+        from skc.blocks.conv import ConvShape
+        from skc.blocks.conv import compile_arguments as conv_arguments
+
+        return conv_arguments(target, ConvShape(32, 56, 56, 64, 64, 3, 3, (1, 1), (1, 1), (1, 1)))
+    return None
+
+
 def bf16_round(x: np.ndarray) -> np.ndarray:
     """The float32 values x takes once rounded to bf16."""
     from skc.runtime.dtypes import bf16_bits_to_float32, float32_to_bf16_bits

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import skc
+from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
@@ -39,23 +40,53 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     device = skc.current_device()
     if not device.target.has("tma"):
         raise skc.LaunchError(f"conv2d loads with TMA im2col copies (sm_90a); {device.target.name} has no TMA")
-    M, N_gemm, K_gemm = conv.gemm_shape()
+    if max((R - 1) * conv.dilation[0], (S - 1) * conv.dilation[1]) > 255:
+        raise skc.LaunchError(f"a {R}x{S} filter with dilation {conv.dilation} reaches past the 255-pixel im2col "
+                              "offsets of TMA (PTX ISA 5.5.4.1); such convolutions need a vector im2col loader")
     spec = EpilogueSpec(bias=bias is not None, activation=activation)
-    cfg = config or MatmulConfig.for_problem(M, N_gemm, K_gemm, dtype, True, True, device.target.max_shared_bytes,
-                                             epilogue=spec, cluster_m=1)
-    cfg = replace(cfg, loader=replace(conv, tile_k=cfg.tile_k))
+    cfg = _config(conv, dtype, device.target.max_shared_bytes, spec, config)
     if out is None:
         out = _empty_output(x, (N, conv.P, conv.Q, K), torch_layout)
     y = _nhwc(out, "out")
+    M, N_gemm, K_gemm = conv.gemm_shape()
+    boxes = _boxes(cfg)
     lower, upper = cfg.loader.corners()
-    x_map = skc.Im2colTensorMap(x_nhwc, channels=cfg.payload().layouts["a"].chunk, pixels=cfg.tile_m,
-                                lower=lower, upper=upper, strides=conv.stride)
-    w_map = skc.TensorMap(_reshape(w_krsc, (K, R * S, C)), (cfg.tile_n, 1, cfg.payload().layouts["b"].chunk))
-    out_map = skc.TensorMap(_reshape(y, (M, K)), cfg.boxes()["out"])
+    x_map = skc.Im2colTensorMap(x_nhwc, channels=boxes["a"][1], pixels=boxes["a"][0], lower=lower, upper=upper,
+                                strides=conv.stride)
+    w_map = skc.TensorMap(_reshape(w_krsc, (K, R * S, C)), boxes["b"])
+    out_map = skc.TensorMap(_reshape(y, (M, K)), boxes["out"])
     grid = TileScheduler.grid(M, N_gemm, cfg.tile_m, cfg.tile_n, device.multiprocessors)
     matmul_kernel[grid, cfg.threads](x_map, w_map, out_map, M, N_gemm, K_gemm, y, bias if bias is not None else y,
                                      1.0, 0.0, cfg)
     return out
+
+
+def _config(conv: ConvShape, dtype: str, max_shared_bytes: int, spec: EpilogueSpec, config=None) -> MatmulConfig:
+    """The GEMM's configuration for the implicit GEMM of `conv` (B, the filter, is K-major), loading with the
+    im2col loader."""
+    cfg = config or MatmulConfig.for_problem(*conv.gemm_shape(), dtype, True, True, max_shared_bytes, epilogue=spec,
+                                             cluster_m=1)
+    return replace(cfg, loader=replace(conv, tile_k=cfg.tile_k))
+
+
+def _boxes(cfg: MatmulConfig) -> dict:
+    """The boxes of the tensor maps: pixels x channels for x's im2col map, tile_n x 1 x chunk for the filter
+    viewed as [K, R*S, C], the GEMM's own for the output."""
+    layouts = cfg.payload().layouts
+    return {"a": (cfg.tile_m, layouts["a"].chunk), "b": (cfg.tile_n, 1, layouts["b"].chunk),
+            "out": cfg.boxes()["out"]}
+
+
+def compile_arguments(target, conv: ConvShape, dtype: str = "bf16", config=None) -> dict:
+    """matmul_kernel's arguments for `Kernel.compile` without data (skc compile, tests): the configuration
+    conv2d() picks for `conv` on `target`, and the types of its tensor maps."""
+    target = skc.get_target(target)
+    cfg = _config(conv, dtype, target.max_shared_bytes, EpilogueSpec(), config)
+    elem, boxes, pointer = ir.ScalarType(dtype), _boxes(cfg), skc.Ptr[skc.bf16 if dtype == "bf16" else skc.f16]
+    M, N, K = conv.gemm_shape()
+    return dict(a=ir.Im2colTensorMapType(elem, boxes["a"], 128, 4), b=ir.TensorMapType(elem, boxes["b"], 128),
+                out=ir.TensorMapType(elem, boxes["out"], 128), M=M, N=N, K=K, c_in=pointer, bias=pointer,
+                cfg=cfg, block=cfg.threads)
 
 
 def _pair(value) -> tuple:
@@ -106,4 +137,4 @@ def _empty_output(x, nhwc, torch_layout: bool):
     return np.empty(nhwc, x.dtype)
 
 
-__all__ = ["conv2d", "ConvShape"]
+__all__ = ["conv2d", "compile_arguments", "ConvShape"]

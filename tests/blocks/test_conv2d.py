@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import skc
-from skc import ir
 from skc.backends import ptx_tools
-from skc.blocks import ConvShape, MatmulConfig, conv2d, matmul_kernel
+from skc.blocks import ConvShape, conv2d, matmul_kernel
+from skc.blocks.conv import compile_arguments
 
 RNG = np.random.default_rng(5)
 
@@ -76,20 +76,15 @@ def test_conv2d_errors_name_the_fix(interpreter):
         conv2d(np.zeros((1, 4, 4, 12), np.float16), np.zeros((8, 3, 3, 12), np.float16))
     with pytest.raises(skc.LaunchError, match="x has 16 channels but the filters take 8"):
         conv2d(np.zeros((1, 4, 4, 16), np.float16), np.zeros((8, 3, 3, 8), np.float16))
+    with pytest.raises(skc.LaunchError, match="reaches past the 255-pixel im2col offsets"):
+        conv2d(np.zeros((1, 300, 300, 16), np.float16), np.zeros((8, 3, 3, 16), np.float16), dilation=130)
     with pytest.raises(skc.LaunchError, match=r"lower corner \(-200, -200\) is outside \[-128, 127\]"):
         conv2d(np.zeros((1, 4, 4, 16), np.float16), np.zeros((8, 3, 3, 16), np.float16), padding=200)
 
 
 def test_the_composition_swaps_only_the_loader_and_assembles():
     conv = ConvShape(2, 14, 14, 64, 128, 3, 3, (1, 1), (1, 1), (1, 1))
-    M, N, K = conv.gemm_shape()
-    cfg = MatmulConfig.for_problem(M, N, K, "bf16", True, True, cluster_m=1, loader=conv)
-    x_type = ir.Im2colTensorMapType(ir.bf16, (128, 64), 128, 4)
-    w_type = ir.TensorMapType(ir.bf16, (cfg.tile_n, 1, 64), 128)
-    out_type = ir.TensorMapType(ir.bf16, cfg.boxes()["out"], 128)
-    pointer = skc.Ptr[skc.bf16]
-    k = matmul_kernel.compile(x_type, w_type, out_type, M, N, K, pointer, pointer, 1.0, 0.0, cfg=cfg,
-                              target="sm_90a", block=cfg.threads)
+    k = matmul_kernel.compile(**compile_arguments("sm_90a", conv), target="sm_90a")
     tile = k.ir("tile")
     assert tile.count("tma.load_im2col") == 1 and "wgmma.mma" in tile
     ptx = k.asm("ptx")
