@@ -4,6 +4,7 @@ is the GEMM's, unchanged: y[N·P·Q, K] = im2col(x) · w^T, stored as NHWC.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import skc
@@ -61,11 +62,13 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     return out
 
 
+@functools.lru_cache(maxsize=256)
 def _config(conv: ConvShape, dtype: str, max_shared_bytes: int, spec: EpilogueSpec, config=None) -> MatmulConfig:
     """The GEMM's configuration for the implicit GEMM of `conv` (B, the filter, is K-major), loading with the
-    im2col loader."""
+    im2col loader; 64-wide output tiles where K is no wider."""
+    narrow = {"tile_n": 64} if conv.K <= 64 else {}
     cfg = config or MatmulConfig.for_problem(*conv.gemm_shape(), dtype, True, True, max_shared_bytes, epilogue=spec,
-                                             cluster_m=1)
+                                             cluster_m=1, **narrow)
     return replace(cfg, loader=replace(conv, tile_k=cfg.tile_k))
 
 

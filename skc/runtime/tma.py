@@ -136,6 +136,7 @@ def _geometry(tensor, dtype):
 
 # -- im2col mode ---------------------------------------------------------------------------------
 IM2COL_CORNER_RANGE = {3: 2 ** 15, 4: 2 ** 7, 5: 2 ** 4}   # corners lie in [-r, r - 1] (cuTensorMapEncodeIm2col)
+_ENCODED_IM2COL: dict = {}  # im2col descriptors already encoded, by everything they encode
 
 
 class Im2colTensorMap(TensorMap):
@@ -204,7 +205,15 @@ class Im2colTensorMap(TensorMap):
     @property
     def descriptor_bytes(self) -> bytes:
         if self._descriptor is None:
-            self._descriptor = self._encode()
+            key = (self.data_pointer(), self.shape, self.strides, self.dtype, self.box, self.swizzle, self.lower,
+                   self.upper, self.traversal)
+            found = _ENCODED_IM2COL.get(key)
+            if found is None:
+                found = self._encode()
+                if len(_ENCODED_IM2COL) > 4096:
+                    _ENCODED_IM2COL.clear()
+                _ENCODED_IM2COL[key] = found
+            self._descriptor = found
         return self._descriptor
 
     def _encode(self) -> bytes:

@@ -182,3 +182,42 @@ def test_ptx_holds_the_im2col_copy_and_assembles():
     assert "cp.async.bulk.tensor.4d.shared::cluster.global.im2col" in ptx
     cubin, _ = ptx_tools.link_ptx(ptx, "sm_90a", "im2col_boxes")   # ptxas accepts it
     assert cubin
+
+
+# -- errors at the user's line and in the interpreter -------------------------------------------------
+@skc.kernel
+def tiled_map_given(x: skc.TensorMap, cfg: skc.constexpr):
+    box = skc.shared((1024,), skc.u16, align=1024)
+    bar = skc.shared((1,), skc.u64, align=8)
+    skc.hopper.tma_load_im2col(box, bar, x, (0, 0, 0, 0), (0, 0))  # TILED
+
+
+@skc.kernel
+def offsets_missing(x: skc.TensorMap, cfg: skc.constexpr):
+    box = skc.shared((1024,), skc.u16, align=1024)
+    bar = skc.shared((1,), skc.u64, align=8)
+    skc.hopper.tma_load_im2col(box, bar, x, (0, 0, 0, 0), (0,))  # ONE OFFSET
+
+
+def test_builtin_errors_point_at_the_call():
+    from helpers import line_of
+
+    with pytest.raises(skc.CompileError) as info:
+        tiled_map_given.compile(ir.TensorMapType(ir.u16, (32, 32), 64), cfg=0, target="sm_90a")
+    text = str(info.value)
+    assert f":{line_of(tiled_map_given, '# TILED')}:" in text.splitlines()[0]
+    assert "tma_load_im2col copies from an im2col map (skc.Im2colTensorMap)" in text
+    with pytest.raises(skc.CompileError, match="give 4 coordinates and 2 offsets, found 4 and 1"):
+        offsets_missing.compile(BF16_MAP, cfg=0, target="sm_90a")
+    with pytest.raises(skc.CompileError, match=r"needs a target with tma \(sm_90a\)"):
+        offsets_missing.compile(BF16_MAP, cfg=0, target="sm_80")
+
+
+def test_a_filter_base_outside_the_bounding_box_is_reported():
+    from skc.diagnostics import InterpreterError
+
+    x = np.zeros((1, 6, 6, 8), np.uint16)
+    tmap = skc.Im2colTensorMap(x, channels=8, pixels=32, lower=(-1, -1), upper=(-1, -1), swizzle=0, dtype=skc.u16)
+    with pytest.raises(InterpreterError, match=r"filter base at \[-2, 0\] \(outermost first\), outside the "
+                                               r"bounding box \[-1, -1\]\.\.\[4, 4\]"):
+        im2col_boxes[(1,), (128,)](tmap, np.zeros(256, np.uint16), 0, -2, 0, 0, 0, 0, (32, 8))
