@@ -19,12 +19,13 @@ def interpreter(monkeypatch):
 
 
 def reference(x, w, stride, pad, dilation):
-    """Direct convolution in float64: x NHWC, w KRSC."""
+    """Direct convolution in float64: x NHWC, w KRSC; pad an int or an (h, w) pair."""
     N, H, W, C = x.shape
     K, R, S, _ = w.shape
-    P = (H + 2 * pad - dilation * (R - 1) - 1) // stride + 1
-    Q = (W + 2 * pad - dilation * (S - 1) - 1) // stride + 1
-    padded = np.pad(x.astype(np.float64), ((0, 0), (pad, pad + stride * R), (pad, pad + stride * S), (0, 0)))
+    pad_h, pad_w = (pad, pad) if isinstance(pad, int) else pad
+    P = (H + 2 * pad_h - dilation * (R - 1) - 1) // stride + 1
+    Q = (W + 2 * pad_w - dilation * (S - 1) - 1) // stride + 1
+    padded = np.pad(x.astype(np.float64), ((0, 0), (pad_h, pad_h + stride * R), (pad_w, pad_w + stride * S), (0, 0)))
     y = np.zeros((N, P, Q, K))
     for r in range(R):
         for s in range(S):
@@ -44,6 +45,8 @@ def small_integers(shape):
     (1, 5, 6, 72, 8, 1, 1, 0, 1),       # 1x1, two channel blocks (the second one partly past C)
     (1, 9, 7, 16, 8, 3, 1, 2, 2),       # dilation 2
     (2, 10, 9, 16, 136, 3, 1, 1, 1),    # 2 x 2 output tiles: M and K past one tile, tiles spanning images
+    (2, 8, 7, 16, 16, 3, 2, 1, 1),      # stride 2, H != W: the bounding box's upper corners differ (-2, -1)
+    (1, 7, 8, 16, 16, 3, 1, (1, 0), 1),  # asymmetric padding: lower corner (-1, 0)
 ])
 def test_conv2d_in_the_interpreter_is_exact(interpreter, N, H, W, C, K, R, stride, pad, dilation):
     x, w = small_integers((N, H, W, C)), small_integers((K, R, R, C))

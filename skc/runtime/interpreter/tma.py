@@ -271,6 +271,9 @@ EFFECTS = {"tma.load": _tma_load, "tma.store": _tma_store, "tma.commit": _nothin
 
 
 # -- im2col mode (PTX ISA 5.5.4) -----------------------------------------------------------------
+# The walk below follows the PTX ISA's description (the filter base steps through the bounding box by the
+# traversal strides, W fastest, wrapping to the lower corner) and agrees with how CUTLASS-style conv kernels
+# set the corners; it has not been checked on an H100 yet (tests/gpu/test_conv2d_gpu.py does that).
 @dataclass(frozen=True)
 class Im2colDescriptor(TensorMapDescriptor):
     """An im2col tensor map as the interpreter reads it: a tiled descriptor whose box is (pixels, channels),
