@@ -63,3 +63,27 @@ def test_numpy_layout_device_arrays_agree_with_torch():
     y = skc.blocks.conv2d(x_nhwc, w_krsc, padding=1)
     expected = torch.nn.functional.conv2d(x.float(), w.float(), padding=1).permute(0, 2, 3, 1)
     assert relative_error(torch.from_numpy(y.numpy()).cuda(), expected) <= 1e-2
+
+
+@pytest.mark.parametrize("H, W, R, stride, pad, dilation", [(7, 9, 3, 1, 1, 1), (8, 7, 3, 2, 1, 1), (9, 7, 3, 1, 2, 2),
+                                                            (6, 11, 1, 2, 0, 1)])
+def test_im2col_boxes_match_the_interpreter(H, W, R, stride, pad, dilation):
+    """One TMA im2col copy at a time (the hand-written kernel of tests/runtime/test_tma_im2col.py) on the GPU
+    against the documented walk the interpreter models: pins down the corner arrays' order and the walk."""
+    import numpy as np
+
+    from runtime.test_tma_im2col import conv_case, im2col_boxes, reference_im2col
+
+    N, C, pixels, channels = 2, 24, 32, 8
+    x = np.random.default_rng(3).integers(1, 60000, (N, H, W, C)).astype(np.uint16)
+    P, Q, lower, upper = conv_case(N, H, W, C, R, R, stride, pad, dilation)
+    tmap = skc.Im2colTensorMap(skc.to_device(x, dtype=skc.u16), channels=channels, pixels=pixels, lower=lower,
+                               upper=upper, strides=(stride, stride), swizzle=0)
+    for m0, r, s, c0 in [(0, 0, 0, 0), (5, R - 1, 0, 8), (Q + 3, R // 2, R - 1, 16), (N * P * Q - 3, R - 1, R - 1, 8)]:
+        n, p, q = m0 // (P * Q), m0 // Q % P, m0 % Q
+        base = (n, p * stride - pad, q * stride - pad)
+        out = skc.to_device(np.zeros(pixels * channels, np.uint16), dtype=skc.u16)
+        im2col_boxes[(1,), (128,)](tmap, out, *base, c0, r * dilation, s * dilation, (pixels, channels))
+        expected = reference_im2col(x, pixels, channels, base, c0, (r * dilation, s * dilation), lower, upper,
+                                    (stride, stride))
+        np.testing.assert_array_equal(out.numpy().reshape(pixels, channels), expected)
