@@ -193,3 +193,20 @@ OPS = {
     "gpu.setmaxnreg": _setmaxnreg, "gpu.elect_one": _elect_one, "cluster.id": _cluster_id,
     "cluster.rank": _cluster_rank, "cluster.arrive": _cluster_arrive, "cluster.wait": _cluster_wait,
 }
+
+
+# -- TMA im2col ----------------------------------------------------------------------------------
+def _tma_load_im2col(lw, op):
+    """cp.async.bulk.tensor.Nd.shared::cluster.global.im2col (PTX ISA 9.7.9.25.5.1): LLVM 22's
+    g2s.im2col.Nd takes the rank's i32 coordinates, then rank-2 i16 offsets, then the multicast mask,
+    cache hint, their two enables and the CTA group, as the tile form does."""
+    rank = op.attrs["rank"]
+    dst = lw.text.value(f"addrspacecast {SHARED} {lw.get(op.operands[0])} to ptr addrspace(7)")
+    coords = [lw.typed(v) for v in op.operands[3:3 + rank]]
+    offsets = [lw.typed(v) for v in op.operands[3 + rank:]]
+    lw.call(f"llvm.nvvm.cp.async.bulk.tensor.g2s.im2col.{rank}d", "void",
+            [f"ptr addrspace(7) {dst}", _bar(lw, op, 1), f"ptr {lw.get(op.operands[2])}", *coords, *offsets,
+             "i16 0", "i64 0", "i1 false", "i1 false", "i32 0"])
+
+
+OPS["tma.load_im2col"] = _tma_load_im2col

@@ -4,8 +4,10 @@ AMD), TileOp (wgmma, MFMA), payloads, warp roles, tile schedulers, epilogues and
 from them for both (`skc.blocks.matmul`)."""
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
+from .conv import conv2d
 from .epilogue import DirectStoreEpilogue, EpilogueSpec, FusedEpilogue, TmaStoreEpilogue
 from .gemm import compile_arguments, matmul, matmul_kernel
+from .im2col import ConvShape, Im2colLoader
 from .layout import OperandLayout
 from .lds import LdsLayout, LdsLoader
 from .mfma import Mfma, MfmaAccumulator
@@ -21,4 +23,4 @@ __all__ = ["AmdMatmulConfig", "MatmulConfig", "DirectStoreEpilogue", "EpilogueSp
            "TmaStoreEpilogue", "compile_arguments", "matmul", "matmul_kernel", "OperandLayout", "LdsLayout",
            "LdsLoader", "Mfma", "MfmaAccumulator", "Accumulator", "Wgmma", "SmemTile", "TilePayload", "LdsConsumer",
            "LdsPipeline", "LdsProducer", "ConsumerRole", "InputTilePipeline", "ProducerRole", "StageLease",
-           "WarpRoles", "Tile", "TileScheduler", "TmaLoader", "VectorLoader"]
+           "WarpRoles", "Tile", "TileScheduler", "TmaLoader", "VectorLoader", "conv2d", "ConvShape", "Im2colLoader"]

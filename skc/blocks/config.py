@@ -24,7 +24,8 @@ class MatmulConfig:
     consumers: int = 2
     group_m: int = 8
     cluster_m: int = 1           # blocks per cluster along M; they share (multicast) the B tile
-    loader: str = "tma"          # "tma", or "vector": the producer copies tiles with 16-byte loads
+    loader: object = "tma"       # "tma"; "vector": the producer copies tiles with 16-byte loads; or a spec
+                                 # whose build(payload, tile_k, a, b) gives the loader (conv2d's ConvShape)
     dtype: str = "bf16"
     a_k_major: bool = True       # A stored M x K (row-major A); False: stored K x M (A transposed)
     b_k_major: bool = False      # B stored N x K (B transposed); False: stored K x N (row-major B)
@@ -41,8 +42,10 @@ class MatmulConfig:
             raise ValueError(f"tile_n must be 64, 128, 192 or 256, found {self.tile_n}")
         if self.tile_k % 64:
             raise ValueError(f"tile_k must be a multiple of 64 (128-byte rows of bf16), found {self.tile_k}")
-        if self.loader not in ("tma", "vector"):
-            raise ValueError(f"loader must be 'tma' or 'vector', found {self.loader!r}")
+        if self.loader not in ("tma", "vector") and not hasattr(self.loader, "build"):
+            raise ValueError(f"loader must be 'tma', 'vector' or a loader spec with build(), found {self.loader!r}")
+        if not isinstance(self.loader, str) and self.cluster_m > 1:
+            raise ValueError(f"{type(self.loader).__name__} loads its own tiles without multicast: use cluster_m=1")
         if self.loader == "vector" and self.cluster_m > 1:
             raise ValueError("the vector loader does not multicast: use cluster_m=1")
         if self.cluster_m not in (1, 2):

@@ -56,8 +56,10 @@ def wgmma_gemm(a, b, out, M, N, K, c_in, bias, alpha, beta, cfg):
         if vector:
             shapes = cfg.stored_shapes(M, N, K)
             load = VectorLoader(128, cfg.tile_k, a=(a, *shapes["a"]), b=(b, *shapes["b"]))
-        else:
+        elif cfg.loader == "tma":
             load = TmaLoader(payload, cfg.tile_k, a=a, b=b, multicast=("b", cfg.cluster_m))
+        else:  # a TileIO the configuration brings (conv2d's im2col loader): it reads a and b its own way
+            load = cfg.loader.build(payload, cfg.tile_k, a, b)
         if vector or roles.is_first_warp():  # one warp issues the TMA copies; the others rest
             with pipe.producer() as producer:
                 for tile in tiles:

@@ -113,6 +113,25 @@ def tma_load(destination, barrier, tmap, coordinates, multicast_mask=None):
 
 
 @skc_builtin
+def tma_load_im2col(destination, barrier, tmap, coordinates, offsets):
+    """Copy pixels x channels of an im2col tensor map (skc.Im2colTensorMap) into shared memory, completing
+    its bytes on `barrier`: `coordinates` (outermost first: n, h, w, c) place the filter base of the first
+    pixel and the first channel, `offsets` (outermost first: the filter tap's h, w) are added to it."""
+    _require("tma", "tma_load_im2col")
+    t = _tensor_map(tmap)
+    if not isinstance(t.type, ir.Im2colTensorMapType):
+        raise semantics.error(f"tma_load_im2col copies from an im2col map (skc.Im2colTensorMap), found {t.type}")
+    coords, offsets = tuple(coordinates), tuple(offsets)
+    if len(coords) != t.type.rank or len(offsets) != t.type.rank - 2:
+        raise semantics.error(f"the im2col map has {t.type.rank} dimensions: give {t.type.rank} coordinates and "
+                              f"{t.type.rank - 2} offsets, found {len(coords)} and {len(offsets)}")
+    operands = [_shared_address(destination), _shared_address(barrier), t.value]
+    operands += [_i32(c) for c in reversed(coords)]  # PTX coordinates are innermost first
+    operands += [semantics.cast(o, ir.i16).value for o in reversed(offsets)]
+    _emit("tma.load_im2col", operands, {"rank": t.type.rank})
+
+
+@skc_builtin
 def tma_store(tmap, source, coordinates):
     _require("tma", "tma_store")
     t = _tensor_map(tmap)

@@ -3,7 +3,7 @@ reallocation, clusters. Each models its PTX instruction (PTX ISA 8.0; sections c
 from __future__ import annotations
 
 from .core import BLOCKING, PURE, Op
-from .types import PointerType, ScalarType, TensorMapType, VectorType, i1, i16, i32, i64
+from .types import Im2colTensorMapType, PointerType, ScalarType, TensorMapType, VectorType, i1, i16, i32, i64
 
 SHARED = PointerType("shared")
 
@@ -139,9 +139,39 @@ class TmaLoadOp(Op):
         _shared_pointer(self, self.operands[1], "barrier")
         if not isinstance(self.operands[2].type, TensorMapType):
             self.fail(f"tensor map is {self.operands[2].type}, expected tmap")
+        if isinstance(self.operands[2].type, Im2colTensorMapType):
+            self.fail(f"tensor map is {self.operands[2].type}: copy from an im2col map with tma.load_im2col")
         _coordinates(self, self.operands[3:3 + rank], rank)
         if multicast and self.operands[-1].type is not i16:
             self.fail(f"multicast mask is {self.operands[-1].type}, expected i16")
+
+
+class TmaLoadIm2colOp(Op):
+    """`tma.load_im2col %dst, %bar, %tmap, %coords..., %offsets... {rank}`: copy pixels x channels of an im2col map (PTX ISA 5.5.4) into shared dst, completing its bytes on bar: coords (i32, innermost first: c, w, h, n for rank 4) place the filter base and the first channel, the rank-2 offsets (i16, w first) the filter tap."""
+
+    name = "tma.load_im2col"
+    num_operands = None
+    required_attrs = ("rank",)
+
+    def verify(self):
+        rank = self.attrs["rank"]
+        if not 3 <= rank <= 5:
+            self.fail(f"rank must be 3 to 5 (an im2col copy has spatial dimensions), found {rank}")
+        expected = 3 + rank + rank - 2
+        if len(self.operands) != expected:
+            self.fail(f"expected {expected} operands (dst, barrier, tensor map, {rank} coordinates, {rank - 2} "
+                      f"im2col offsets), found {len(self.operands)}")
+        _shared_pointer(self, self.operands[0], "destination")
+        _shared_pointer(self, self.operands[1], "barrier")
+        t = self.operands[2].type   # an im2col map, or a bare tmap (its facts come with the descriptor)
+        if not isinstance(t, TensorMapType) or (t.elem is not None and not isinstance(t, Im2colTensorMapType)):
+            self.fail(f"tensor map is {t}, expected an im2col map (tmap_im2col<...>)")
+        if isinstance(t, Im2colTensorMapType) and t.rank != rank:
+            self.fail(f"a rank-{rank} copy from a rank-{t.rank} tensor map ({t})")
+        _coordinates(self, self.operands[3:3 + rank], rank)
+        for i, value in enumerate(self.operands[3 + rank:]):
+            if value.type is not i16:
+                self.fail(f"im2col offset {i} is {value.type}, expected i16")
 
 
 class TmaStoreOp(Op):

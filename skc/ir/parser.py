@@ -16,7 +16,7 @@ _TOKEN = re.compile(r"""
   | (?P<value>%[A-Za-z0-9_.<>]+)
   | (?P<symbol>@[A-Za-z_][A-Za-z0-9_.$]*)
   | (?P<number>-?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+)|-?inf\b|nan\b)
-  | (?P<typed>(?:ptr|vec|var|tmap)<)
+  | (?P<typed>(?:ptr|vec|var|tmap_im2col|tmap)<)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
   | (?P<punct>[=,:(){}\[\]^])
 """, re.VERBOSE)

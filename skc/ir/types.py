@@ -234,6 +234,39 @@ class TensorMapType(Type):
         return f"tmap<{self.elem}, {'x'.join(map(str, self.box))}, swizzle={self.swizzle}>"
 
 
+class Im2colTensorMapType(TensorMapType):
+    """A TMA tensor map in im2col mode (PTX ISA 5.5.4): `tmap_im2col<bf16, 4d, 128x64, swizzle=128>` over a
+    rank-d (3 to 5) channels-last tensor; one copy moves a box of `pixels` x `channels` (box = (pixels,
+    channels)) gathered from the spatial bounding box the host encoded (corners, traversal strides)."""
+
+    __slots__ = ()
+
+    def __new__(cls, elem, box, swizzle: int, rank: int):
+        if not isinstance(elem, ScalarType):
+            raise ValueError(f"an im2col tensor map's elements are scalars, got {elem}")
+        if swizzle not in (0, 32, 64, 128):
+            raise ValueError(f"swizzle must be 0, 32, 64 or 128 bytes, got {swizzle}")
+        if len(tuple(box)) != 2 or not 3 <= int(rank) <= 5:
+            raise ValueError(f"an im2col box is (pixels, channels) over a rank 3-5 tensor, got {box}, rank {rank}")
+        return Type.__new__(cls, elem, tuple(int(b) for b in box), swizzle, int(rank))
+
+    @property
+    def rank(self) -> int:
+        """The tensor's rank (coordinates per copy); the box itself is 2-D."""
+        return self._key[3]
+
+    def __str__(self):
+        return f"tmap_im2col<{self.elem}, {self.rank}d, {'x'.join(map(str, self.box))}, swizzle={self.swizzle}>"
+
+
+def _parse_im2col_type(text: str) -> Im2colTensorMapType:
+    elem, rank, box, swizzle = (part.strip() for part in text[len("tmap_im2col<"):-1].split(","))
+    if not (rank.endswith("d") and swizzle.startswith("swizzle=")):
+        raise ValueError(f"bad im2col tensor map type {text!r}")
+    return Im2colTensorMapType(ScalarType(elem), tuple(int(b) for b in box.split("x")), int(swizzle[8:]),
+                               int(rank[:-1]))
+
+
 def scalar(name: str) -> ScalarType:
     return ScalarType(name)
 
@@ -281,6 +314,8 @@ def parse_type(text: str) -> Type:
         return ScalarType(text)
     if text == "tmap":
         return tmap
+    if text.startswith("tmap_im2col<") and text.endswith(">"):
+        return _parse_im2col_type(text)
     if text.startswith("tmap<") and text.endswith(">"):
         elem, box, swizzle = (part.strip() for part in text[5:-1].split(","))
         if not swizzle.startswith("swizzle="):

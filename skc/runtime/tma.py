@@ -132,3 +132,110 @@ def _geometry(tensor, dtype):
         strides = tuple(int(s) for s in tensor.stride())
     ir_dtype = dtypes.to_ir(dtype) if dtype is not None else facts.dtype
     return shape, strides, ir_dtype, facts.device[0]
+
+
+# -- im2col mode ---------------------------------------------------------------------------------
+IM2COL_CORNER_RANGE = {3: 2 ** 15, 4: 2 ** 7, 5: 2 ** 4}   # corners lie in [-r, r - 1] (cuTensorMapEncodeIm2col)
+_ENCODED_IM2COL: dict = {}  # im2col descriptors already encoded, by everything they encode
+
+
+class Im2colTensorMap(TensorMap):
+    """A TMA descriptor in im2col mode (PTX ISA 5.5.4) over a channels-last tensor (N, [D,] H, W, C), e.g.
+    `skc.Im2colTensorMap(x_nhwc, channels=64, pixels=128, lower=(-1, -1), upper=(-1, -1), strides=(1, 1))`.
+
+    One copy gathers `pixels` pixels of `channels` channels each into a (pixels, channels) box in shared
+    memory. The filter base walks the spatial bounding box, W fastest, then H (then D), then N, by the
+    traversal `strides`, from the lower corner `lower` to the tensor's last pixel plus `upper`; the pixel
+    read is the base plus the copy's im2col offsets, and pixels outside the tensor read as zeros. Corners
+    and strides are given outermost first (h, w), like the shape."""
+
+    def __init__(self, tensor, channels: int, pixels: int, lower, upper, strides=None, swizzle: int = 128,
+                 dtype=None):
+        self.tensor = tensor
+        self.shape, self.strides, self.dtype, self.device = _geometry(tensor, dtype)
+        self.channels, self.pixels = int(channels), int(pixels)
+        self.box = (self.pixels, self.channels)
+        self.swizzle = int(swizzle)
+        spatial = len(self.shape) - 2
+        self.lower, self.upper = tuple(int(v) for v in lower), tuple(int(v) for v in upper)
+        self.traversal = tuple(int(v) for v in (strides if strides is not None else (1,) * spatial))
+        self._check_im2col()
+        self.spec = ir.Im2colTensorMapType(self.dtype, self.box, self.swizzle, len(self.shape))
+        self._descriptor: Optional[bytes] = None
+
+    def __repr__(self):
+        return (f"Im2colTensorMap(shape={self.shape}, pixels={self.pixels}, channels={self.channels}, "
+                f"lower={self.lower}, upper={self.upper}, strides={self.traversal}, {self.dtype}, "
+                f"swizzle={self.swizzle})")
+
+    def _check_im2col(self):
+        rank, item = len(self.shape), self.dtype.bytes
+        if not 3 <= rank <= 5:
+            raise LaunchError(f"an im2col tensor map covers a 3-D to 5-D channels-last tensor, found {rank} dimensions")
+        spatial = rank - 2
+        for name, values in (("lower", self.lower), ("upper", self.upper), ("strides", self.traversal)):
+            if len(values) != spatial:
+                raise LaunchError(f"im2col '{name}' has {len(values)} values; a rank-{rank} tensor has {spatial} "
+                                  "spatial dimensions")
+        bound = IM2COL_CORNER_RANGE[rank]
+        for name, values in (("lower", self.lower), ("upper", self.upper)):
+            if any(not -bound <= v < bound for v in values):
+                raise LaunchError(f"the im2col bounding box's {name} corner {values} is outside [{-bound}, {bound - 1}],"
+                                  f" all TMA encodes for a rank-{rank} tensor (padding too large for TMA im2col)")
+        if any(not 1 <= s <= 8 for s in self.traversal):
+            raise LaunchError(f"im2col traversal strides must be 1 to 8, found {self.traversal}")
+        if not 1 <= self.channels <= 256 or not 1 <= self.pixels <= 1024:
+            raise LaunchError(f"an im2col box takes 1-256 channels and 1-1024 pixels, found {self.channels} channels, "
+                              f"{self.pixels} pixels")
+        if self.swizzle not in SWIZZLES:
+            raise LaunchError(f"swizzle must be one of {SWIZZLES} bytes, found {self.swizzle}")
+        inner = self.channels * item
+        if inner % 16:
+            raise LaunchError(f"an im2col box row is {inner} bytes ({self.channels} channels); TMA needs a multiple "
+                              "of 16 bytes")
+        if self.swizzle and inner > self.swizzle:
+            raise LaunchError(f"an im2col box row is {inner} bytes, wider than the {self.swizzle}-byte swizzle")
+        if self.strides[-1] != 1:
+            raise LaunchError("the tensor's channels must be contiguous (stride 1): pass a channels-last tensor")
+        for dim, stride in enumerate(self.strides[:-1]):
+            if stride * item % 16:
+                raise LaunchError(f"TMA needs every stride to be a multiple of 16 bytes; dimension {dim} has a stride "
+                                  f"of {stride * item} bytes (make the channels a multiple of {16 // item})")
+
+    @property
+    def descriptor_bytes(self) -> bytes:
+        if self._descriptor is None:
+            key = (self.data_pointer(), self.shape, self.strides, self.dtype, self.box, self.swizzle, self.lower,
+                   self.upper, self.traversal)
+            found = _ENCODED_IM2COL.get(key)
+            if found is None:
+                found = self._encode()
+                if len(_ENCODED_IM2COL) > 4096:
+                    _ENCODED_IM2COL.clear()
+                _ENCODED_IM2COL[key] = found
+            self._descriptor = found
+        return self._descriptor
+
+    def _encode(self) -> bytes:
+        import ctypes
+
+        from . import cuda
+
+        module = cuda.driver()
+        pointer = self.data_pointer()
+        if pointer % 16:
+            raise LaunchError(f"TMA needs the tensor's address to be 16-byte aligned; it is {pointer:#x}")
+        item = self.dtype.bytes
+        dims = [module.cuuint64_t(d) for d in reversed(self.shape)]
+        strides = [module.cuuint64_t(s * item) for s in reversed(self.strides[:-1])]
+        # every array innermost first (c, w, h, n), as the tiled encoding takes them
+        element_strides = [module.cuuint32_t(s) for s in (1, *reversed(self.traversal), 1)]
+        data_type = getattr(module.CUtensorMapDataType, f"CU_TENSOR_MAP_DATA_TYPE_{_CU_DTYPE[self.dtype.name]}")
+        swizzle = getattr(module.CUtensorMapSwizzle,
+                          "CU_TENSOR_MAP_SWIZZLE_NONE" if not self.swizzle else f"CU_TENSOR_MAP_SWIZZLE_{self.swizzle}B")
+        encoded = cuda.call("cuTensorMapEncodeIm2col", data_type, len(self.shape), pointer, dims, strides,
+                            list(reversed(self.lower)), list(reversed(self.upper)), self.channels, self.pixels,
+                            element_strides, module.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+                            module.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                            module.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
+        return ctypes.string_at(encoded.getPtr(), 128)

@@ -154,6 +154,9 @@ SAMPLES.update({
 })
 
 
+SAMPLES["tma.load_im2col"] = ("  %7 = mem.shared {offset = 0, bytes = 8} : ptr<shared>\n"
+                               "  %8 = arith.constant {value = 2} : i16\n"
+                               "  tma.load_im2col %7, %7, %5, %1, %1, %1, %1, %8, %8 {rank = 4}\n")
 SAMPLES["scf.break"] = SAMPLES["scf.block"]
 SAMPLES["scf.continue"] = SAMPLES["scf.for"]
 

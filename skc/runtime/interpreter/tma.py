@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...diagnostics import LaunchError
-from ...ir.types import ScalarType, TensorMapType
+from ...ir.types import Im2colTensorMapType, ScalarType, TensorMapType
 from . import numerics
 from .access import failing
 from .mbarriers import BARRIER_BYTES, barrier_at, cluster_block
@@ -77,6 +77,8 @@ def map_tensor_map(tensor_map, memory, name: str) -> TensorMapDescriptor:
     """
     from ..launcher import host_view
 
+    if isinstance(tensor_map.spec, Im2colTensorMapType):
+        return map_im2col_map(tensor_map, memory, name)
     array = host_view(tensor_map.tensor, name, "TensorMap", strided=True)
     elem = tensor_map.dtype
     if array.dtype.itemsize != elem.bytes:
@@ -98,7 +100,7 @@ def check_descriptor(value, t: TensorMapType, name: str):
                           f"found {type(value).__name__}")
     if t.elem is not None and value.spec is not t:
         raise LaunchError(f"argument '{name}' is a tensor map of {value.spec} but the kernel was compiled for {t}")
-    if len(value.shape) != len(value.box):
+    if len(value.shape) != value.spec.rank:
         raise LaunchError(f"tensor map '{name}' has a rank-{len(value.shape)} tensor and a rank-{len(value.box)} box")
 
 
@@ -266,3 +268,121 @@ def _nothing(op, launch):
 
 EFFECTS = {"tma.load": _tma_load, "tma.store": _tma_store, "tma.commit": _nothing, "tma.wait": _nothing,
            "fence.proxy_async": _nothing}
+
+
+# -- im2col mode (PTX ISA 5.5.4) -----------------------------------------------------------------
+# The walk below follows the PTX ISA's description (the filter base steps through the bounding box by the
+# traversal strides, W fastest, wrapping to the lower corner) and agrees with how CUTLASS-style conv kernels
+# set the corners; it has not been checked on an H100 yet (tests/gpu/test_conv2d_gpu.py does that).
+@dataclass(frozen=True)
+class Im2colDescriptor(TensorMapDescriptor):
+    """An im2col tensor map as the interpreter reads it: a tiled descriptor whose box is (pixels, channels),
+    plus the spatial bounding box's corners and traversal strides (outermost first)."""
+
+    lower: tuple = ()
+    upper: tuple = ()
+    traversal: tuple = ()
+
+    @property
+    def spec(self) -> Im2colTensorMapType:
+        return Im2colTensorMapType(self.elem, self.box, self.swizzle, len(self.shape))
+
+
+def map_im2col_map(tensor_map, memory, name: str) -> Im2colDescriptor:
+    """Map the host array of an skc.Im2colTensorMap into `memory` and describe it."""
+    from dataclasses import fields
+
+    plain = map_tensor_map(_AsTiled(tensor_map), memory, name)
+    values = {f.name: getattr(plain, f.name) for f in fields(TensorMapDescriptor)}
+    return Im2colDescriptor(**values, lower=tuple(tensor_map.lower), upper=tuple(tensor_map.upper),
+                            traversal=tuple(tensor_map.traversal))
+
+
+class _AsTiled:
+    """The tensor-map facts map_tensor_map reads, with a tiled spec: maps the array the same way."""
+
+    def __init__(self, tensor_map):
+        self.tensor, self.dtype, self.shape, self.strides = (tensor_map.tensor, tensor_map.dtype, tensor_map.shape,
+                                                             tensor_map.strides)
+        self.box, self.swizzle = tensor_map.box, tensor_map.swizzle
+        self.spec = TensorMapType(tensor_map.dtype, tensor_map.box, tensor_map.swizzle)
+
+
+def im2col_pixels(desc: Im2colDescriptor, origin: list, offsets: list, lane: int) -> list:
+    """The (n, spatial...) tensor index each pixel of a copy reads: the filter base starts at origin's spatial
+    part and walks the bounding box [lower, extent - 1 + upper] by the traversal strides, innermost dimension
+    fastest, wrapping to the lower corner of the next row (and past the outermost spatial one, to the next
+    image); each pixel read is the base plus the offsets."""
+    spatial = desc.shape[1:-1]
+    low = list(desc.lower)
+    high = [extent - 1 + upper for extent, upper in zip(spatial, desc.upper)]
+    base, image = list(origin[1:-1]), origin[0]
+    if any(not lo <= b <= hi for b, lo, hi in zip(base, low, high)):
+        raise Fault(f"tma.load_im2col with its filter base at {base} (outermost first), outside the bounding box "
+                    f"{low}..{high} that the tensor map encodes", lane,
+                    hint="start copies at a filter base inside the box (an output pixel of the convolution)")
+    pixels = []
+    for _ in range(desc.box[0]):
+        pixels.append((image, *[b + o for b, o in zip(base, offsets)]))
+        for dim in reversed(range(len(base))):   # innermost (W) first
+            base[dim] += desc.traversal[dim]
+            if base[dim] <= high[dim]:
+                break
+            base[dim] = low[dim]
+        else:
+            image += 1
+    return pixels
+
+
+def _read_im2col(launch, desc: Im2colDescriptor, origin, offsets, dtype, lane) -> np.ndarray:
+    pixels, channels = desc.box
+    out = np.zeros((pixels, channels), dtype)
+    first, last = max(origin[-1], 0), min(origin[-1] + channels, desc.shape[-1])
+    if first >= last:
+        return out
+    rows, starts = [], []
+    for row, index in enumerate(im2col_pixels(desc, origin, offsets, lane)):
+        if all(0 <= i < extent for i, extent in zip(index, desc.shape[:-1])):
+            rows.append(row)
+            starts.append(sum(i * stride for i, stride in zip(index, desc.strides[:-1])))
+    if not rows:
+        return out
+    elements = np.array(starts, np.int64)[:, None] + np.arange(first, last, dtype=np.int64) * desc.strides[-1]
+    addresses = (np.uint64(desc.address) + (elements * desc.elem.bytes).astype(np.uint64)).reshape(-1)
+    values = np.empty(addresses.size, dtype)
+    lanes = np.full(addresses.size, lane)
+    for seg, selection, byte_offsets in launch.memory.address_map_for("global", None).locate(
+            addresses, lanes, dtype.itemsize, "tma.load_im2col"):
+        picked = seg.typed(dtype)[(byte_offsets // np.uint64(dtype.itemsize)).astype(np.intp)]
+        values[slice(None) if selection is None else selection] = picked
+    out[np.array(rows)[:, None], np.arange(first - origin[-1], last - origin[-1])] = values.reshape(len(rows), -1)
+    return out
+
+
+def _tma_load_im2col(op, launch):
+    t = op.operands[2].type
+    if not isinstance(t, Im2colTensorMapType):
+        return failing(f"tma.load_im2col of a tensor map typed {t}: the interpreter needs its element type, box and "
+                       "swizzle", hint="declare the parameter as an im2col map (tmap_im2col<bf16, 4d, 128x64, "
+                                       "swizzle=128>)")
+    rank = op.attrs["rank"]
+    dst, bar, tmap = op.operands[:3]
+    coords, offsets = op.operands[3:3 + rank], op.operands[3 + rank:]
+    dtype, nbytes = numerics.storage_dtype(t.elem), t.box_bytes
+
+    def load(group):
+        env, block = group.env, group.block
+        for lane in np.flatnonzero(group.mask).tolist():
+            desc = env[tmap][lane]
+            origin = [int(env[c][lane]) for c in reversed(coords)]   # outermost first: n, (d,) h, w, c
+            shift = [int(env[o][lane]) & 0xFFFF for o in reversed(offsets)]   # unsigned 16-bit offsets
+            _check_coordinates(t, origin, lane, "tma.load_im2col", store=False)
+            data = _read_im2col(launch, desc, origin, shift, dtype, lane).reshape(-1).view(np.uint8)
+            physical = _shared_addresses(block, int(env[dst][lane]), t, lane, "tma.load_im2col")
+            _check_barriers_untouched(block, physical, lane, "tma.load_im2col")
+            block.shared.data[physical] = data
+            barrier_at(block, int(env[bar][lane]), lane, "tma.load_im2col").transact(-nbytes, lane)
+    return load
+
+
+EFFECTS["tma.load_im2col"] = _tma_load_im2col

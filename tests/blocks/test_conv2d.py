@@ -1,0 +1,104 @@
+"""conv2d as the GEMM with the im2col loader swapped in: the tile IR of the composition, its PTX through
+ptxas, the host's errors, and whole convolutions in the interpreter against numpy, exactly."""
+import numpy as np
+import pytest
+
+import skc
+from skc.backends import ptx_tools
+from skc.blocks import ConvShape, conv2d, matmul_kernel
+from skc.blocks.conv import compile_arguments
+
+RNG = np.random.default_rng(5)
+
+
+@pytest.fixture
+def interpreter(monkeypatch):
+    from skc.runtime import devices
+
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+
+
+def reference(x, w, stride, pad, dilation):
+    """Direct convolution in float64: x NHWC, w KRSC; pad an int or an (h, w) pair."""
+    N, H, W, C = x.shape
+    K, R, S, _ = w.shape
+    pad_h, pad_w = (pad, pad) if isinstance(pad, int) else pad
+    P = (H + 2 * pad_h - dilation * (R - 1) - 1) // stride + 1
+    Q = (W + 2 * pad_w - dilation * (S - 1) - 1) // stride + 1
+    padded = np.pad(x.astype(np.float64), ((0, 0), (pad_h, pad_h + stride * R), (pad_w, pad_w + stride * S), (0, 0)))
+    y = np.zeros((N, P, Q, K))
+    for r in range(R):
+        for s in range(S):
+            window = padded[:, r * dilation:r * dilation + stride * P:stride,
+                            s * dilation:s * dilation + stride * Q:stride, :]
+            y += window @ w[:, r, s, :].astype(np.float64).T
+    return y
+
+
+def small_integers(shape):
+    return RNG.integers(-2, 3, shape).astype(np.float16)
+
+
+@pytest.mark.parametrize("N, H, W, C, K, R, stride, pad, dilation", [
+    (1, 6, 5, 16, 24, 3, 1, 1, 1),      # 3x3 same padding, odd width, C below a channel block
+    (2, 7, 9, 8, 16, 3, 2, 1, 1),       # stride 2, C = 8, rows of output pixels split across tiles
+    (1, 5, 6, 72, 8, 1, 1, 0, 1),       # 1x1, two channel blocks (the second one partly past C)
+    (1, 9, 7, 16, 8, 3, 1, 2, 2),       # dilation 2
+    (2, 10, 9, 16, 136, 3, 1, 1, 1),    # 2 x 2 output tiles: M and K past one tile, tiles spanning images
+    (2, 8, 7, 16, 16, 3, 2, 1, 1),      # stride 2, H != W: the bounding box's upper corners differ (-2, -1)
+    (1, 7, 8, 16, 16, 3, 1, (1, 0), 1),  # asymmetric padding: lower corner (-1, 0)
+])
+def test_conv2d_in_the_interpreter_is_exact(interpreter, N, H, W, C, K, R, stride, pad, dilation):
+    x, w = small_integers((N, H, W, C)), small_integers((K, R, R, C))
+    y = conv2d(x, w, stride=stride, padding=pad, dilation=dilation)
+    np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, stride, pad, dilation))
+
+
+def test_conv2d_bias_and_activation_use_the_gemm_epilogue(interpreter):
+    x, w = small_integers((1, 5, 5, 16)), small_integers((16, 3, 3, 16))
+    bias = RNG.integers(-4, 5, 16).astype(np.float16)
+    y = conv2d(x, w, bias=bias, padding=1, activation="relu")
+    np.testing.assert_array_equal(y.astype(np.float64), np.maximum(reference(x, w, 1, 1, 1) + bias, 0))
+
+
+def test_conv2d_takes_channels_last_torch_tensors_as_they_are(interpreter):
+    torch = pytest.importorskip("torch")
+    x = torch.from_numpy(small_integers((2, 16, 7, 6)).astype(np.float32)).to(torch.bfloat16)
+    w = torch.from_numpy(small_integers((24, 16, 3, 3)).astype(np.float32)).to(torch.bfloat16)
+    x, w = x.to(memory_format=torch.channels_last), w.to(memory_format=torch.channels_last)
+    y = conv2d(x, w, stride=2, padding=1)
+    assert y.shape == (2, 24, 4, 3) and y.is_contiguous(memory_format=torch.channels_last)
+    expected = torch.nn.functional.conv2d(x.float(), w.float(), stride=2, padding=1)
+    assert torch.equal(y.float(), expected)
+    with pytest.raises(skc.LaunchError, match=r"channels_last memory format: pass x.to\(memory_format"):
+        conv2d(x.contiguous(), w)
+
+
+def test_conv2d_errors_name_the_fix(interpreter):
+    with pytest.raises(skc.LaunchError, match="C must be a multiple of 8, found 12"):
+        conv2d(np.zeros((1, 4, 4, 12), np.float16), np.zeros((8, 3, 3, 12), np.float16))
+    with pytest.raises(skc.LaunchError, match="x has 16 channels but the filters take 8"):
+        conv2d(np.zeros((1, 4, 4, 16), np.float16), np.zeros((8, 3, 3, 8), np.float16))
+    with pytest.raises(skc.LaunchError, match="reaches past the 255-pixel im2col offsets"):
+        conv2d(np.zeros((1, 300, 300, 16), np.float16), np.zeros((8, 3, 3, 16), np.float16), dilation=130)
+    with pytest.raises(skc.LaunchError, match=r"lower corner \(-200, -200\) is outside \[-128, 127\]"):
+        conv2d(np.zeros((1, 4, 4, 16), np.float16), np.zeros((8, 3, 3, 16), np.float16), padding=200)
+
+
+def test_the_composition_swaps_only_the_loader_and_assembles():
+    conv = ConvShape(2, 14, 14, 64, 128, 3, 3, (1, 1), (1, 1), (1, 1))
+    k = matmul_kernel.compile(**compile_arguments("sm_90a", conv), target="sm_90a")
+    tile = k.ir("tile")
+    assert tile.count("tma.load_im2col") == 1 and "wgmma.mma" in tile
+    ptx = k.asm("ptx")
+    assert "cp.async.bulk.tensor.4d.shared::cluster.global.im2col" in ptx
+    assert "cp.async.bulk.tensor.3d.shared::cluster.global.tile" in ptx   # the filter: a plain tiled copy
+    cubin, log = ptx_tools.link_ptx(ptx, "sm_90a", "conv2d")
+    assert cubin and ptx_tools.parse_resources(log)
+
+
+def test_the_example_runs_in_the_interpreter(interpreter):
+    from helpers import load_example
+
+    summary = load_example("conv2d").main()
+    assert summary.startswith("conv2d 2x9x7x32 -> 40 bf16") and "3x3/s2" in summary

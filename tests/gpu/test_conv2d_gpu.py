@@ -1,0 +1,89 @@
+"""conv2d (the GEMM with the im2col loader) on the GPU against torch.nn.functional.conv2d (cuDNN), outputs
+poisoned first. The cases with H != W, stride 2 and asymmetric padding pin down the order of the im2col
+map's corner arrays (innermost first) and the bounding-box walk the interpreter models."""
+import pytest
+
+import skc
+
+pytestmark = pytest.mark.gpu
+torch = pytest.importorskip("torch")
+
+
+def channels_last(*shape, dtype=torch.bfloat16):
+    return torch.randn(*shape, device="cuda", dtype=dtype).to(memory_format=torch.channels_last)
+
+
+def relative_error(got, expected):
+    return ((got.float() - expected).norm() / expected.norm()).item()
+
+
+def check(N, C, H, W, K, R, S, stride=1, padding=0, dilation=1, dtype=torch.bfloat16, bias=False, activation=None):
+    x, w = channels_last(N, C, H, W, dtype=dtype), channels_last(K, C, R, S, dtype=dtype)
+    b = torch.randn(K, device="cuda", dtype=dtype) if bias else None
+    expected = torch.nn.functional.conv2d(x.float(), w.float(), b.float() if bias else None, stride=stride,
+                                          padding=padding, dilation=dilation)
+    if activation == "relu":
+        expected = torch.relu(expected)
+    out = torch.full(expected.shape, float("nan"), device="cuda", dtype=dtype).to(
+        memory_format=torch.channels_last)
+    y = skc.blocks.conv2d(x, w, bias=b, stride=stride, padding=padding, dilation=dilation, activation=activation,
+                          out=out)
+    torch.cuda.synchronize()
+    assert y is out and not out.isnan().any()
+    assert relative_error(out, expected) <= 1e-2
+
+
+@pytest.mark.parametrize("N, C, H, W, K, R, stride, padding, dilation", [
+    (4, 64, 56, 56, 64, 3, 1, 1, 1),      # 3x3 stride 1 pad 1
+    (4, 128, 28, 28, 128, 3, 2, 1, 1),    # stride 2
+    (4, 256, 14, 14, 64, 1, 1, 0, 1),     # 1x1
+    (2, 64, 20, 20, 64, 3, 1, 2, 2),      # dilation 2
+    (3, 64, 15, 13, 96, 3, 1, 1, 1),      # odd H and W, H != W
+    (2, 64, 16, 15, 64, 3, 2, 1, 1),      # stride 2 with H != W: different upper corners along h and w
+    (1, 32, 9, 11, 72, 3, 1, 1, 1),       # N = 1, C below a channel block
+    (1, 8, 7, 7, 16, 3, 1, 1, 1),         # C = 8
+    (2, 96, 10, 12, 136, 3, 1, (1, 0), 1),  # asymmetric padding, C = 1.5 channel blocks, K past a tile
+])
+def test_conv2d_matches_torch(N, C, H, W, K, R, stride, padding, dilation):
+    check(N, C, H, W, K, R, R, stride, padding, dilation)
+
+
+def test_fp16_bias_and_relu():
+    check(2, 64, 14, 14, 128, 3, 3, padding=1, dtype=torch.float16, bias=True, activation="relu")
+
+
+def test_resnet_stem_sized_batch():
+    check(32, 64, 56, 56, 64, 3, 3, padding=1)
+
+
+def test_numpy_layout_device_arrays_agree_with_torch():
+    x, w = channels_last(2, 64, 12, 10), channels_last(64, 64, 3, 3)
+    x_nhwc = skc.to_device(x.permute(0, 2, 3, 1).float().cpu().numpy(), dtype=skc.bf16)
+    w_krsc = skc.to_device(w.permute(0, 2, 3, 1).float().cpu().numpy(), dtype=skc.bf16)
+    y = skc.blocks.conv2d(x_nhwc, w_krsc, padding=1)
+    expected = torch.nn.functional.conv2d(x.float(), w.float(), padding=1).permute(0, 2, 3, 1)
+    assert relative_error(torch.from_numpy(y.numpy()).cuda(), expected) <= 1e-2
+
+
+@pytest.mark.parametrize("H, W, R, stride, pad, dilation", [(7, 9, 3, 1, 1, 1), (8, 7, 3, 2, 1, 1), (9, 7, 3, 1, 2, 2),
+                                                            (6, 11, 1, 2, 0, 1)])
+def test_im2col_boxes_match_the_interpreter(H, W, R, stride, pad, dilation):
+    """One TMA im2col copy at a time (the hand-written kernel of tests/runtime/test_tma_im2col.py) on the GPU
+    against the documented walk the interpreter models: pins down the corner arrays' order and the walk."""
+    import numpy as np
+
+    from runtime.test_tma_im2col import conv_case, im2col_boxes, reference_im2col
+
+    N, C, pixels, channels = 2, 24, 32, 8
+    x = np.random.default_rng(3).integers(1, 60000, (N, H, W, C)).astype(np.uint16)
+    P, Q, lower, upper = conv_case(N, H, W, C, R, R, stride, pad, dilation)
+    tmap = skc.Im2colTensorMap(skc.to_device(x, dtype=skc.u16), channels=channels, pixels=pixels, lower=lower,
+                               upper=upper, strides=(stride, stride), swizzle=0)
+    for m0, r, s, c0 in [(0, 0, 0, 0), (5, R - 1, 0, 8), (Q + 3, R // 2, R - 1, 16), (N * P * Q - 3, R - 1, R - 1, 8)]:
+        n, p, q = m0 // (P * Q), m0 // Q % P, m0 % Q
+        base = (n, p * stride - pad, q * stride - pad)
+        out = skc.to_device(np.zeros(pixels * channels, np.uint16), dtype=skc.u16)
+        im2col_boxes[(1,), (128,)](tmap, out, *base, c0, r * dilation, s * dilation, (pixels, channels))
+        expected = reference_im2col(x, pixels, channels, base, c0, (r * dilation, s * dilation), lower, upper,
+                                    (stride, stride))
+        np.testing.assert_array_equal(out.numpy().reshape(pixels, channels), expected)
