@@ -4,7 +4,7 @@ AMD), TileOp (wgmma, MFMA), payloads, warp roles, tile schedulers, epilogues and
 from them for both (`skc.blocks.matmul`)."""
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
-from .epilogue import DirectStoreEpilogue, EpilogueSpec, FusedEpilogue, TmaStoreEpilogue
+from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, FusedEpilogue, TmaStoreEpilogue
 from .gemm import compile_arguments, matmul, matmul_kernel
 from .layout import OperandLayout
 from .lds import LdsLayout, LdsLoader
@@ -17,7 +17,7 @@ from .roles import WarpRoles
 from .scheduler import Tile, TileScheduler
 from .tile_io import TmaLoader, VectorLoader
 
-__all__ = ["AmdMatmulConfig", "MatmulConfig", "DirectStoreEpilogue", "EpilogueSpec", "FusedEpilogue",
+__all__ = ["AmdMatmulConfig", "MatmulConfig", "DirectStoreEpilogue", "EpilogueArgs", "EpilogueSpec", "FusedEpilogue",
            "TmaStoreEpilogue", "compile_arguments", "matmul", "matmul_kernel", "OperandLayout", "LdsLayout",
            "LdsLoader", "Mfma", "MfmaAccumulator", "Accumulator", "Wgmma", "SmemTile", "TilePayload", "LdsConsumer",
            "LdsPipeline", "LdsProducer", "ConsumerRole", "InputTilePipeline", "ProducerRole", "StageLease",

@@ -17,7 +17,7 @@ from skc import frontend, ir
 
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
-from .epilogue import DirectStoreEpilogue, EpilogueSpec, TmaStoreEpilogue
+from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, TmaStoreEpilogue
 from .lds import LdsLoader
 from .mfma import Mfma
 from .mma import Wgmma
@@ -33,79 +33,76 @@ def matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias, alp
                   cfg: skc.constexpr):
     """a, b and out are tensor maps on Hopper (MatmulConfig), pointers on AMD (AmdMatmulConfig)."""
     target = skc.current_target()
+    cfg = _config_for(target, cfg)
+    epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
     if target.has("wgmma"):
-        wgmma_gemm(a, b, out, M, N, K, c_in, bias, alpha, beta, _config_for(target, cfg))
+        wgmma_gemm(a, b, out, M, N, K, epilogue, cfg)
     else:
-        mfma_gemm(a, b, out, M, N, K, c_in, bias, alpha, beta, _config_for(target, cfg))
+        mfma_gemm(a, b, out, M, N, K, epilogue, cfg)
 
 
 @skc.func
-def wgmma_gemm(a, b, out, M, N, K, c_in, bias, alpha, beta, cfg):
+def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg):
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
-    payload = cfg.payload()
     skc.hopper.kernel_attributes(cluster=(cfg.cluster_m, 1, 1))
-    vector = cfg.loader == "vector"
-    pipe = InputTilePipeline(payload, cfg.stages, consumers=cfg.consumers, cluster=cfg.cluster_m,
-                             producer_arrivals=128 if vector else 1)
-    staging = skc.shared((cfg.consumers * cfg.staging_elements,), dtype, align=1024)
-    roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
-    tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m)
-    k_tiles = skc.cdiv(K, cfg.tile_k)
-    if roles.is_producer():
-        roles.enter_producer()
-        if vector:
-            shapes = cfg.stored_shapes(M, N, K)
-            load = VectorLoader(128, cfg.tile_k, a=(a, *shapes["a"]), b=(b, *shapes["b"]))
+    payload = cfg.payload()
+    load = _hopper_loader(cfg, payload, a, b, M, N, K)
+    with InputTilePipeline(payload, cfg.stages, load, consumers=cfg.consumers, cluster=cfg.cluster_m) as pipe:
+        roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
+        tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m)
+        k_tiles = skc.cdiv(K, cfg.tile_k)
+        if roles.is_producer():
+            roles.enter_producer()
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for tile in tiles:
+                        for k in range(k_tiles):
+                            with producer.acquire() as stage:
+                                load(stage, k, a=tile.row0, b=tile.col0)
         else:
-            load = TmaLoader(payload, cfg.tile_k, a=a, b=b, multicast=("b", cfg.cluster_m))
-        if vector or roles.is_first_warp():  # one warp issues the TMA copies; the others rest
-            with pipe.producer() as producer:
+            roles.enter_consumer()
+            mma = Wgmma(cfg.tile_n, cfg.tile_k, dtype, warpgroup=roles.consumer_index())
+            acc = mma.zeros()
+            with TmaStoreEpilogue(out, dtype, epilogue_args, roles.consumer_index(), cfg.consumers) as epilogue, \
+                    pipe.consumer(mma) as consumer:
                 for tile in tiles:
+                    acc.zero()
                     for k in range(k_tiles):
-                        with producer.acquire() as stage:
-                            load(stage, tile.row0, tile.col0, k)
-    else:
-        roles.enter_consumer()
-        consumer = roles.consumer_index()
-        mma = Wgmma(cfg.tile_n, cfg.tile_k, dtype, row0=consumer * 64)
-        epilogue = TmaStoreEpilogue(out, cfg.tile_n, dtype, staging + consumer * cfg.staging_elements,
-                                    cfg.consumers, cfg.epilogue, alpha, beta, c_in, bias, M, N, consumer=consumer)
-        acc = mma.zeros()
-        with pipe.consumer(mma) as consumer_role:
-            for tile in tiles:
-                acc.zero()
-                for k in range(k_tiles):
-                    with consumer_role.acquire() as stage:
-                        mma(acc, stage.a, stage.b)
-                epilogue(acc, tile.row0 + consumer * 64, tile.col0)
-        epilogue.flush()
-    pipe.close()
+                        with consumer.acquire() as stage:
+                            mma(acc, stage.a, stage.b)
+                    epilogue(acc, tile.row0, tile.col0)
 
 
 @skc.func
-def mfma_gemm(a, b, out, M, N, K, c_in, bias, alpha, beta, cfg):
+def mfma_gemm(a, b, out, M, N, K, epilogue_args, cfg):
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
     payload = cfg.payload()
-    pipe = LdsPipeline(payload, cfg.stages)
-    load = LdsLoader(payload, cfg.tile_k, a=(a, M, K, cfg.a_k_major), b=(b, N, K, cfg.b_k_major))
+    load = LdsLoader(payload, a=(a, M, K, cfg.a_k_major), b=(b, N, K, cfg.b_k_major))
     row0, col0 = cfg.wave_corner(skc.thread_index() // 64)
     mma = Mfma(cfg.wave_m, cfg.wave_n, cfg.tile_k, dtype, cfg.mfma, row0=row0, col0=col0)
-    epilogue = DirectStoreEpilogue(out, dtype, cfg.epilogue, alpha, beta, c_in, bias, M, N)
+    epilogue = DirectStoreEpilogue(out, dtype, epilogue_args)
     tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m)
     k_tiles = skc.cdiv(K, cfg.tile_k)
     acc = mma.zeros()
-    with pipe.producer() as producer, pipe.consumer() as consumer:
+    with LdsPipeline(payload, cfg.stages) as pipe, pipe.producer() as producer, pipe.consumer() as consumer:
         for tile in tiles:
             acc.zero()
-            load.fetch(tile.row0, tile.col0, 0)
+            load.fetch(0, a=tile.row0, b=tile.col0)
             for k in range(k_tiles):
                 with producer.acquire() as stage:
                     load.commit(stage)
-                load.fetch(tile.row0, tile.col0, k + 1)  # in flight during the MFMAs
+                load.fetch(k + 1, a=tile.row0, b=tile.col0)  # in flight during the MFMAs
                 with consumer.acquire() as stage:
                     mma(acc, stage.a, stage.b)
-            epilogue(acc, tile.row0 + row0, tile.col0 + col0)
-    pipe.close()
+            epilogue(acc, tile.row0, tile.col0)
+
+
+def _hopper_loader(cfg, payload, a, b, M, N, K):
+    """The configured TileIO: TMA copies (B multicast across a cluster), or vector loads of the stored matrices."""
+    if cfg.loader == "vector":
+        shapes = cfg.stored_shapes(M, N, K)
+        return VectorLoader(a=(a, *shapes["a"]), b=(b, *shapes["b"]))
+    return TmaLoader(payload, a=a, b=b, multicast=("b", cfg.cluster_m))
 
 
 def _config_for(target, cfg):

@@ -53,6 +53,12 @@ class LdsPipeline:
     def consumer(self) -> "LdsConsumer":
         return LdsConsumer(self)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def close(self):
         """Nothing to wait for: the waves that wrote the stages are the ones that read them."""
 

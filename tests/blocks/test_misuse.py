@@ -37,16 +37,16 @@ def acquire_without_with(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap,
     pipe = InputTilePipeline(payload, cfg.stages, consumers=cfg.consumers)
     roles = WarpRoles(cfg.consumers)
     if roles.is_producer():
-        load = TmaLoader(payload, cfg.tile_k, a=a, b=b)
+        load = TmaLoader(payload, a=a, b=b)
         with pipe.producer() as producer:
             stage = producer.acquire()
-            load(stage, 0, 0, 0)  # HERE
+            load(stage, 0, a=0, b=0)  # HERE
 
 
 def test_acquire_outside_a_with():
     message = compile_error(acquire_without_with)
     assert "a pipeline stage is used outside `with ....acquire() as stage:`" in message
-    assert_at(message, acquire_without_with, "load(stage, 0, 0, 0)")
+    assert_at(message, acquire_without_with, "load(stage, 0, a=0, b=0)")
 
 
 @skc.kernel
