@@ -61,10 +61,11 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg):
                                 load(stage, k, a=tile.row0, b=tile.col0)
         else:
             roles.enter_consumer()
-            mma = Wgmma(cfg.tile_n, cfg.tile_k, dtype, warpgroup=roles.consumer_index())
+            warpgroup = roles.consumer_index()
+            mma = Wgmma(cfg.tile_n, cfg.tile_k, dtype, warpgroup=warpgroup)
             acc = mma.zeros()
-            with TmaStoreEpilogue(out, dtype, epilogue_args, roles.consumer_index(), cfg.consumers) as epilogue, \
-                    pipe.consumer(mma) as consumer:
+            epilogue = TmaStoreEpilogue(out, dtype, epilogue_args, warpgroup, cfg.consumers)
+            with epilogue, pipe.consumer(mma) as consumer:  # the epilogue's stores are flushed last
                 for tile in tiles:
                     acc.zero()
                     for k in range(k_tiles):
@@ -78,7 +79,7 @@ def mfma_gemm(a, b, out, M, N, K, epilogue_args, cfg):
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
     payload = cfg.payload()
     load = LdsLoader(payload, a=(a, M, K, cfg.a_k_major), b=(b, N, K, cfg.b_k_major))
-    row0, col0 = cfg.wave_corner(skc.thread_index() // 64)
+    row0, col0 = cfg.wave_corner(skc.thread_index() // skc.warp_size())
     mma = Mfma(cfg.wave_m, cfg.wave_n, cfg.tile_k, dtype, cfg.mfma, row0=row0, col0=col0)
     epilogue = DirectStoreEpilogue(out, dtype, epilogue_args)
     tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m)

@@ -50,23 +50,26 @@ class TmaLoader:
             if chunks % self.cluster:
                 raise frontend.current().error(f"tile '{self.shared_tile}' has {chunks} chunks; a cluster of "
                                                f"{self.cluster} must split them evenly")
-        self.threads = None  # (cluster rank, issuing thread): run-time values made by is_issuing()
+        self.rank = self.issuer = None  # run-time values, made by is_issuing() (else by each call)
 
     def is_issuing(self):
         """Whether this thread runs the loading loop: the first warp of the producer warpgroup (the others
         rest); its first thread issues the copies."""
-        self.threads = self.issuer()
+        rank, issuer = self.threads()
+        self.rank = rank
+        self.issuer = issuer
         target = skc.current_target()
         return skc.thread_index() % target.warpgroup_size < target.warp_size
 
-    def issuer(self):
+    def threads(self):
+        """(this block's rank in the cluster, whether this thread issues the copies)."""
         rank = skc.hopper.cluster_rank() if self.cluster > 1 else 0
         return rank, skc.thread_index() % skc.current_target().warpgroup_size == 0
 
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
         origins = _origins("TmaLoader", self.layouts, origins)
-        rank, issuing = self.threads if self.threads is not None else self.issuer()
+        rank, issuing = (self.rank, self.issuer) if self.issuer is not None else self.threads()
         if issuing:
             skc.hopper.mbarrier_arrive_tx(stage.full, self.stage_bytes())
             for name, layout in self.layouts.items():
