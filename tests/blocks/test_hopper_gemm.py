@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import skc
-from skc import frontend, ir
+from skc import ir
 from skc.blocks import MatmulConfig, compile_arguments, matmul_kernel, roles
 from skc.blocks.epilogue import EpilogueSpec
 from skc.runtime import devices
@@ -163,3 +163,105 @@ def test_default_gemm_keeps_its_instruction_mix(monkeypatch):
     counts = instruction_histogram(compiled.asm("ptx"))
     assert {name: n for name, n in counts.items() if any(word in name for word in ASYNC_WORDS)} == DEFAULT_ASYNC
     assert 890 <= sum(counts.values()) <= 905, sum(counts.values())  # 898 before: the same work, the same loops
+
+
+# -- accumulators describe their own layout -------------------------------------------------------------
+I32P = skc.Ptr[skc.i32]
+
+
+@skc.kernel
+def wgmma_owners(owner: I32P, n: skc.constexpr):
+    """Every thread writes its index at each (row, column) its wgmma accumulator says it holds."""
+    acc = skc.blocks.Wgmma(n, 16, skc.bf16).zeros()
+    for value, row, column in acc.values():
+        owner[row * n + column] = skc.thread_index()
+
+
+def test_wgmma_accumulator_says_where_its_values_lie(hopper_interpreter):
+    n = 24
+    owner = np.full((64, n), -1, np.int32)
+    wgmma_owners.interpret[1, 128](owner, n)
+    rows, columns = np.indices((64, n))
+    # PTX ISA 9.7.15.5.1.1 (checked on the H100, TOOLCHAIN.md): thread t holds rows 16 (t / 32) + (t % 32) / 4
+    # and 8 more, columns 2 (t % 4) + {0, 1} of every 8
+    expected = 32 * (rows // 16) + 4 * (rows % 8) + (columns % 8) // 2
+    np.testing.assert_array_equal(owner, expected)
+
+
+@skc.kernel
+def mfma_owners(owner: I32P, m: skc.constexpr):
+    """Every lane writes its index at each (row, column) of the wave's 64 x 64 tile its accumulator holds."""
+    acc = skc.blocks.Mfma(64, 64, 8 * (64 // m), skc.bf16, m).zeros()
+    for value, row, column in acc.values():
+        owner[row * 64 + column] = skc.thread_index()
+
+
+@pytest.mark.parametrize("m", [32, 16])
+def test_mfma_accumulator_says_where_its_values_lie(monkeypatch, m):
+    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "gfx942")
+    devices._target_of.cache_clear()
+    try:
+        owner = np.full((64, 64), -1, np.int32)
+        mfma_owners.interpret[1, 64](owner, m)
+    finally:
+        devices._target_of.cache_clear()
+    rows, columns = np.indices((64, 64))
+    # CDNA3 ISA 7.1: lane l holds column l % m of every m x m tile, rows in groups of 4 by lane / m
+    within = rows % m
+    expected = columns % m + m * ((within // 4) % (64 // m))
+    np.testing.assert_array_equal(owner, expected)
+
+
+# -- the pipeline asks its consumer how many stages it keeps in flight ---------------------------------
+class DeepWgmma(skc.blocks.Wgmma):
+    """A Wgmma that keeps two stages' MMAs running: the pipeline must hold two stages back."""
+
+    stages_in_flight = 2
+
+
+@skc.kernel
+def gemm_two_in_flight(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, cfg: skc.constexpr):
+    """The Hopper composition with a consumer that retires its reads two stages late."""
+    dtype = skc.f16
+    payload = cfg.payload()
+    load = skc.blocks.TmaLoader(payload, a=a, b=b)
+    with skc.blocks.InputTilePipeline(payload, cfg.stages, load, consumers=cfg.consumers) as pipe:
+        roles = skc.blocks.WarpRoles(cfg.consumers)
+        tiles = skc.blocks.TileScheduler(M, N, cfg.tile_m, cfg.tile_n)
+        if roles.is_producer():
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for tile in tiles:
+                        for k in range(skc.cdiv(K, cfg.tile_k)):
+                            with producer.acquire() as stage:
+                                load(stage, k, a=tile.row0, b=tile.col0)
+        else:
+            mma = DeepWgmma(cfg.tile_n, cfg.tile_k, dtype, warpgroup=roles.consumer_index())
+            acc = mma.zeros()
+            args = skc.blocks.EpilogueArgs(EpilogueSpec(), M, N)
+            with skc.blocks.TmaStoreEpilogue(out, dtype, args, roles.consumer_index(), cfg.consumers) as epilogue:
+                with pipe.consumer(mma) as consumer:
+                    for tile in tiles:
+                        acc.zero()
+                        for k in range(skc.cdiv(K, cfg.tile_k)):
+                            with consumer.acquire() as stage:
+                                mma(acc, stage.a, stage.b)
+                        epilogue(acc, tile.row0, tile.col0)
+
+
+def test_pipeline_holds_back_as_many_stages_as_the_consumer_keeps_in_flight(hopper_interpreter):
+    cfg = MatmulConfig(stages=3, dtype="f16")
+    m, n, k = 256, 128, 320  # two tiles for one block, 5 k-steps a tile through a ring of 3 stages
+    a = RNG.integers(-2, 3, (m, k)).astype(np.float16)
+    b = RNG.integers(-2, 3, (k, n)).astype(np.float16)
+    out = np.full((m, n), np.nan, np.float16)
+    boxes = cfg.boxes()
+    maps = [skc.TensorMap(x, boxes[name]) for x, name in ((a, "a"), (b, "b"), (out, "out"))]
+    gemm_two_in_flight.interpret[1, cfg.threads](*maps, m, n, k, cfg)
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b)
+    # on the GPU: each k-step waits until at most two groups of MMAs still run, then releases the stage before
+    arguments = compile_arguments("sm_90a", config=cfg)
+    ptx = gemm_two_in_flight.compile(arguments["a"], arguments["b"], arguments["out"], skc.i32, skc.i32, skc.i32,
+                                     cfg, target="sm_90a", block=cfg.threads).asm("ptx")
+    waits = re.findall(r"wgmma\.wait_group\.sync\.aligned\s+(\d+)", ptx)
+    assert "2" in waits and "1" not in waits, waits

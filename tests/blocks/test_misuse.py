@@ -150,3 +150,22 @@ def test_layout_descriptors_and_boxes():
 def test_persistent_grid():
     assert TileScheduler.grid(4096, 4096, 128, 128, 132) == 132
     assert TileScheduler.grid(100, 100, 128, 128, 132) == 1
+
+
+@skc.kernel
+def load_without_an_origin(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
+                           K: skc.i32, cfg: skc.constexpr):
+    payload = cfg.payload()
+    load = TmaLoader(payload, a=a, b=b)
+    pipe = InputTilePipeline(payload, cfg.stages, load, consumers=cfg.consumers)
+    roles = WarpRoles(cfg.consumers)
+    if roles.is_producer():
+        with pipe.producer() as producer:
+            with producer.acquire() as stage:
+                load(stage, 0, a=0, c=0)  # HERE
+
+
+def test_a_loader_takes_an_origin_for_each_operand():
+    message = compile_error(load_without_an_origin)
+    assert "TmaLoader copies a, b: give each one origin (a=..., b=...); missing b; no operand c" in message
+    assert_at(message, load_without_an_origin, "load(stage, 0, a=0, c=0)")
