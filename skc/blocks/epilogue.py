@@ -85,13 +85,19 @@ class TmaStoreEpilogue:
     1 + warpgroup. A `with` waits on exit for the last stores (before the block may exit)."""
 
     BUFFERS = 2
+    BOX_BYTES = 128  # a row of a chunk: the width of the 128-byte swizzle
+
+    @classmethod
+    def staging_elements(cls, elem_bytes: int, rows: int = Wgmma.rows_per_warpgroup) -> int:
+        """The shared-memory elements one warpgroup's epilogue stages its chunks in (for shared-memory plans)."""
+        return cls.BUFFERS * rows * (cls.BOX_BYTES // elem_bytes)
 
     def __init__(self, out_map, dtype, args: EpilogueArgs, warpgroup=0, warpgroups: int = 1,
                  rows: int = Wgmma.rows_per_warpgroup):
-        self.columns = 128 // dtype.itemsize
+        self.columns = self.BOX_BYTES // dtype.itemsize
         self.out_map, self.dtype, self.rows, self.warpgroup, self.warpgroups = out_map, dtype, rows, warpgroup, warpgroups
         self.fused = FusedEpilogue(args)
-        per_warpgroup = self.BUFFERS * rows * self.columns
+        per_warpgroup = self.staging_elements(dtype.itemsize, rows)
         self.staging = skc.shared((warpgroups * per_warpgroup,), dtype, align=1024) + warpgroup * per_warpgroup
         self.threads = skc.current_target().warpgroup_size
         self.leader = skc.thread_index() % self.threads == 0

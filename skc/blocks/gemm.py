@@ -85,7 +85,7 @@ def mfma_gemm(a, b, out, M, N, K, epilogue_args, cfg):
     tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m)
     k_tiles = skc.cdiv(K, cfg.tile_k)
     acc = mma.zeros()
-    with LdsPipeline(payload, cfg.stages) as pipe, pipe.producer() as producer, pipe.consumer() as consumer:
+    with LdsPipeline(payload, cfg.stages) as pipe, pipe.producer() as producer, pipe.consumer(mma) as consumer:
         for tile in tiles:
             acc.zero()
             load.fetch(0, a=tile.row0, b=tile.col0)

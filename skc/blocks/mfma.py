@@ -95,8 +95,15 @@ class Mfma:
         self.lane = skc.thread_index() % 64
         self.group = self.lane // m   # which k-group of a round this lane reads (A and B alike)
 
+    # MFMA results interlock: the reads of a stage are done when the MFMAs were issued, so a pipeline may
+    # release a stage as soon as its `with` ends
+    stages_in_flight = 0
+
     def zeros(self) -> MfmaAccumulator:
         return MfmaAccumulator(self)
+
+    def retire(self, pending: int):
+        """Nothing runs behind the issued MFMAs' reads."""
 
     def position(self, v: int):
         """(row, column) in its m x m tile of accumulator value v of this lane (CDNA3 ISA 7.1)."""

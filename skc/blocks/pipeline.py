@@ -4,13 +4,13 @@ each stage guarded by a `full` mbarrier (the producer's copies landed) and an `e
 
 Roles hold the protocol; context managers make it impossible to write out of order:
 
-    with InputTilePipeline(payload, stages, producer=load, consumers=2) as pipe:   # closes on exit
-    with pipe.producer() as prod:          # on exit, waits until the consumers released every stage
-        with prod.acquire() as stage:      # waits for an empty stage; advances on exit
-            load(stage, ...)
-    with pipe.consumer(mma) as cons:       # on exit, retires mma's reads and releases the stages it held
-        with cons.acquire() as stage:      # waits for a full stage; releases it and advances on exit
-            mma(acc, stage.a, stage.b)
+    with InputTilePipeline(payload, stages, load, consumers=2) as pipe:   # the loader says its arrivals
+        with pipe.producer() as prod:          # on exit, waits until the consumers released every stage
+            with prod.acquire() as stage:      # waits for an empty stage; advances on exit
+                load(stage, k, a=row0, b=col0)
+        with pipe.consumer(mma) as cons:       # on exit, retires mma's reads and releases the stages it held
+            with cons.acquire() as stage:      # waits for a full stage; releases it (now or later) on exit
+                mma(acc, stage.a, stage.b)
 """
 from __future__ import annotations
 
