@@ -69,11 +69,11 @@ class TmaLoader:
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
         origins = _origins("TmaLoader", self.layouts, origins)
-        rank, issuing = (self.rank, self.issuer) if self.issuer is not None else self.threads()
+        first_k = [k * layout.k for layout in self.layouts.values()]
+        rank, issuing = (None, self.issuer) if self.issuer is not None else self.threads()
         if issuing:
             skc.hopper.mbarrier_arrive_tx(stage.full, self.stage_bytes())
-            for name, layout in self.layouts.items():
-                k0 = k * layout.k
+            for (name, layout), k0 in zip(self.layouts.items(), first_k):
                 if name == self.shared_tile and self.cluster > 1:
                     self.load_shared(getattr(stage, name), stage.full, self.maps[name], layout, origins[name], k0,
                                      rank)
@@ -94,7 +94,7 @@ class TmaLoader:
         per_block = layout.chunks // self.cluster
         everyone = (1 << self.cluster) - 1
         for chunk in skc.static_range(layout.chunks):
-            if rank == chunk // per_block:
+            if (self.rank if rank is None else rank) == chunk // per_block:
                 destination = tile.address + chunk * layout.chunk_bytes
                 coordinates = layout.box_coordinates(chunk, row0, k0)
                 skc.hopper.tma_load(_pointer_to(destination), barrier, tmap, coordinates, multicast_mask=everyone)
