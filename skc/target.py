@@ -20,7 +20,7 @@ class Target:
     features: frozenset = field(default_factory=frozenset)
     llvm_cpu: str = ""
     llvm_features: str = ""
-    warpgroup_size: int = 0         # threads of a warpgroup (4 consecutive warps: wgmma's unit, PTX ISA 9.7.15.2); 0: none
+    warpgroup_size: int = 0         # threads of a warpgroup: 4 consecutive warps, wgmma's unit (PTX ISA 9.7.15)
 
     def has(self, feature: str) -> bool:
         return feature in self.features

@@ -95,7 +95,8 @@ class TmaStoreEpilogue:
     def __init__(self, out_map, dtype, args: EpilogueArgs, warpgroup=0, warpgroups: int = 1,
                  rows: int = Wgmma.rows_per_warpgroup):
         self.columns = self.BOX_BYTES // dtype.itemsize
-        self.out_map, self.dtype, self.rows, self.warpgroup, self.warpgroups = out_map, dtype, rows, warpgroup, warpgroups
+        self.out_map, self.dtype, self.rows = out_map, dtype, rows
+        self.warpgroup, self.warpgroups = warpgroup, warpgroups
         self.fused = FusedEpilogue(args)
         per_warpgroup = self.staging_elements(dtype.itemsize, rows)
         self.staging = skc.shared((warpgroups * per_warpgroup,), dtype, align=1024) + warpgroup * per_warpgroup

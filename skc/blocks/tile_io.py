@@ -25,7 +25,8 @@ def _origins(loader: str, names, origins: dict) -> dict:
         missing, extra = sorted(set(names) - set(origins)), sorted(set(origins) - set(names))
         raise frontend.current().error(
             f"{loader} copies {', '.join(names)}: give each one origin ({', '.join(f'{n}=...' for n in names)})"
-            + (f"; missing {', '.join(missing)}" if missing else "") + (f"; no operand {', '.join(extra)}" if extra else ""))
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; no operand {', '.join(extra)}" if extra else ""))
     return origins
 
 
