@@ -56,4 +56,3 @@ class WarpRoles:
 
     def enter_consumer(self):
         skc.hopper.setmaxnreg(self.consumer_registers, increase=True)
-

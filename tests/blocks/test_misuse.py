@@ -169,3 +169,16 @@ def test_a_loader_takes_an_origin_for_each_operand():
     message = compile_error(load_without_an_origin)
     assert "TmaLoader copies a, b: give each one origin (a=..., b=...); missing b; no operand c" in message
     assert_at(message, load_without_an_origin, "load(stage, 0, a=0, c=0)")
+
+
+@skc.kernel
+def roles_without_warpgroups(cfg: skc.constexpr):
+    WarpRoles(cfg.consumers)  # HERE
+
+
+def test_roles_need_a_target_with_warpgroups():
+    with pytest.raises(skc.CompileError) as info:
+        roles_without_warpgroups.compile(CFG, target="sm_80", block=CFG.threads)
+    message = str(info.value)
+    assert "warp roles are warpgroups, which sm_80 lacks" in message and "compile for sm_90a" in message
+    assert_at(message, roles_without_warpgroups, "WarpRoles(cfg.consumers)")
