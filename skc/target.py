@@ -20,6 +20,7 @@ class Target:
     features: frozenset = field(default_factory=frozenset)
     llvm_cpu: str = ""
     llvm_features: str = ""
+    warpgroup_size: int = 0         # threads of a warpgroup: 4 consecutive warps, wgmma's unit (PTX ISA 9.7.15)
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -36,7 +37,8 @@ _CDNA = frozenset({"mfma", "buffer_load", "f16_arith"})
 TARGETS = {
     # sm_90a: 227 KB of shared memory per block once opted in (CUDA C Programming Guide, table of
     # compute capabilities: 228 KB per SM, 1 KB reserved per block).
-    "sm_90a": Target("sm_90a", "nvidia", 32, 1024, 232448, 49152, 255, _HOPPER, "sm_90a", "+ptx80"),
+    "sm_90a": Target("sm_90a", "nvidia", 32, 1024, 232448, 49152, 255, _HOPPER, "sm_90a", "+ptx80",
+                     warpgroup_size=128),
     "sm_80": Target("sm_80", "nvidia", 32, 1024, 166912, 49152, 255, _AMPERE, "sm_80", "+ptx80"),
     # CDNA: 64 KB of LDS per workgroup; 512 registers per lane counting the AGPRs (CDNA3 ISA 3.6).
     "gfx942": Target("gfx942", "amd", 64, 1024, 65536, 65536, 512, _CDNA | {"mfma_fp8"}, "gfx942", ""),

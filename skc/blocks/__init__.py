@@ -5,7 +5,7 @@ from them for both (`skc.blocks.matmul`)."""
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
 from .conv import conv2d
-from .epilogue import DirectStoreEpilogue, EpilogueSpec, FusedEpilogue, TmaStoreEpilogue
+from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, FusedEpilogue, TmaStoreEpilogue
 from .gemm import compile_arguments, matmul, matmul_kernel
 from .im2col import ConvShape, Im2colLoader
 from .layout import OperandLayout
@@ -19,7 +19,7 @@ from .roles import WarpRoles
 from .scheduler import Tile, TileScheduler
 from .tile_io import TmaLoader, VectorLoader
 
-__all__ = ["AmdMatmulConfig", "MatmulConfig", "DirectStoreEpilogue", "EpilogueSpec", "FusedEpilogue",
+__all__ = ["AmdMatmulConfig", "MatmulConfig", "DirectStoreEpilogue", "EpilogueArgs", "EpilogueSpec", "FusedEpilogue",
            "TmaStoreEpilogue", "compile_arguments", "matmul", "matmul_kernel", "OperandLayout", "LdsLayout",
            "LdsLoader", "Mfma", "MfmaAccumulator", "Accumulator", "Wgmma", "SmemTile", "TilePayload", "LdsConsumer",
            "LdsPipeline", "LdsProducer", "ConsumerRole", "InputTilePipeline", "ProducerRole", "StageLease",

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .epilogue import EpilogueSpec
+from skc.target import get_target
+
+from .epilogue import EpilogueSpec, TmaStoreEpilogue
 from .layout import OperandLayout
+from .mma import Wgmma
 from .payload import TilePayload
 
 DTYPES = {"bf16": 2, "f16": 2}
+WARPGROUP = get_target("sm_90a").warpgroup_size
+ROWS = Wgmma.rows_per_warpgroup  # of the tile, per consumer warpgroup
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class MatmulConfig:
     group_m: int = 8
     cluster_m: int = 1           # blocks per cluster along M; they share (multicast) the B tile
     loader: object = "tma"       # "tma"; "vector": the producer copies tiles with 16-byte loads; or a spec
-                                 # whose build(payload, tile_k, a, b) gives the loader (conv2d's ConvShape)
+                                 # whose build(payload, a=, b=) gives the loader (conv2d's ConvShape)
     dtype: str = "bf16"
     a_k_major: bool = True       # A stored M x K (row-major A); False: stored K x M (A transposed)
     b_k_major: bool = False      # B stored N x K (B transposed); False: stored K x N (row-major B)
@@ -36,8 +41,9 @@ class MatmulConfig:
     def __post_init__(self):
         if self.dtype not in DTYPES:
             raise ValueError(f"the GEMM multiplies {' or '.join(DTYPES)}, not {self.dtype}")
-        if self.tile_m != 64 * self.consumers:
-            raise ValueError(f"tile_m must be 64 per consumer warpgroup: {64 * self.consumers}, found {self.tile_m}")
+        if self.tile_m != ROWS * self.consumers:
+            raise ValueError(f"tile_m must be {ROWS} per consumer warpgroup: {ROWS * self.consumers}, found "
+                             f"{self.tile_m}")
         if self.tile_n % 64 or not 64 <= self.tile_n <= 256:
             raise ValueError(f"tile_n must be 64, 128, 192 or 256, found {self.tile_n}")
         if self.tile_k % 64:
@@ -52,12 +58,12 @@ class MatmulConfig:
             raise ValueError(f"cluster_m must be 1 or 2, found {self.cluster_m}")
         if self.cluster_m > 1 and self.b_k_major:
             raise ValueError("clusters multicast B's 64-column chunks: they need B stored K x N (b_k_major=False)")
-        if 128 * (self.producer_registers + self.consumers * self.consumer_registers) > 65536:
+        if WARPGROUP * (self.producer_registers + self.consumers * self.consumer_registers) > 65536:
             raise ValueError("the warpgroups' registers exceed the 64K-register file of an SM")
 
     @property
     def threads(self) -> int:
-        return 128 * (1 + self.consumers)
+        return WARPGROUP * (1 + self.consumers)
 
     @property
     def elem_bytes(self) -> int:
@@ -74,8 +80,8 @@ class MatmulConfig:
 
     @property
     def staging_elements(self) -> int:
-        """Each consumer's epilogue buffers: two chunks of 64 x epilogue_columns outputs."""
-        return 2 * 64 * self.epilogue_columns
+        """Each consumer's epilogue buffers (the TMA-store epilogue allocates them)."""
+        return TmaStoreEpilogue.staging_elements(self.elem_bytes)
 
     def shared_bytes(self) -> int:
         stage = (self.tile_m + self.tile_n) * self.tile_k * self.elem_bytes
@@ -90,7 +96,7 @@ class MatmulConfig:
         """The TMA box of each operand's tensor map (outermost dimension first)."""
         payload = self.payload()
         return {"a": payload.layouts["a"].box(), "b": payload.layouts["b"].box(),
-                "out": (64, self.epilogue_columns)}
+                "out": (ROWS, self.epilogue_columns)}
 
     @classmethod
     def for_problem(cls, M: int, N: int, K: int, dtype: str = "bf16", a_k_major: bool = True,

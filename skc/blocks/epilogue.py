@@ -2,7 +2,8 @@
 part (`FusedEpilogue`: alpha·AB + beta·C + bias, then an activation) and convert to the output type.
 `TmaStoreEpilogue` (Hopper) writes the warpgroup's 64 x n tile to shared memory and stores it with
 TMA (which skips whatever lies outside the output); `DirectStoreEpilogue` (AMD) stores each lane's
-accumulator values straight to global memory, masked at the edges."""
+accumulator values straight to global memory, masked at the edges. Neither knows an MMA's register
+layout: the accumulator says where each of its values lies (`runs()`, `values()`, `corner`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from typing import Optional
 
 import skc
 from skc import frontend
+
+from .mma import Wgmma
 
 ACTIVATIONS = (None, "relu", "gelu", "silu")
 
@@ -38,76 +41,94 @@ def activate(kind, v):
     return v
 
 
+class EpilogueArgs:
+    """The fused epilogue's operands: the spec (compile time) and the run-time values it reads, for an
+    M x N output: alpha, beta, the input C (`c`, row-major M x N) and the bias (N values)."""
+
+    def __init__(self, spec: EpilogueSpec, M, N, alpha=1.0, beta=0.0, c=None, bias=None):
+        spec.check()
+        self.spec, self.M, self.N = spec, M, N
+        self.alpha, self.beta, self.c, self.bias = alpha, beta, c, bias
+
+
 class FusedEpilogue:
     """The element-wise part of a GEMM epilogue: value -> activation(alpha · value + beta · C[row, column]
-    + bias[column]), each term present when `spec` asks for it (C and bias read with masks: M x N)."""
+    + bias[column]), each term present when the spec of `args` asks for it (C and bias read with masks)."""
 
-    def __init__(self, spec: EpilogueSpec, alpha=1.0, beta=0.0, c_in=None, bias=None, M=None, N=None):
-        spec.check()
-        self.spec = spec
-        self.alpha, self.beta, self.c_in, self.bias, self.M, self.N = alpha, beta, c_in, bias, M, N
+    def __init__(self, args: EpilogueArgs):
+        self.args = args
 
     def __call__(self, value, row, column):
-        spec = self.spec
+        args = self.args
+        spec = args.spec
         if spec.alpha:
-            value = value * self.alpha
+            value = value * args.alpha
         if spec.beta or spec.bias:
-            inside = (row < self.M) & (column < self.N)
+            inside = (row < args.M) & (column < args.N)
             if spec.beta:
-                value = value + self.beta * skc.f32(skc.load(self.c_in + (skc.i64(row) * self.N + column),
-                                                             mask=inside))
+                value = value + args.beta * skc.f32(skc.load(args.c + (skc.i64(row) * args.N + column), mask=inside))
             if spec.bias:
-                value = value + skc.f32(skc.load(self.bias + column, mask=column < self.N))
+                value = value + skc.f32(skc.load(args.bias + column, mask=column < args.N))
         return activate(spec.activation, value)
 
 
-def fragment_position(i: int, thread):
-    """(row, column) in the warpgroup's 64 x n tile of value i of thread `thread`'s f32 fragment
-    (PTX ISA 9.7.15.5.1.1, wgmma D fragments)."""
-    within = i % 4
-    row = 16 * (thread // 32) + (thread % 32) // 4 + 8 * (within // 2)
-    column = 8 * (i // 4) + 2 * (thread % 4) + within % 2
-    return row, column
+def _plus(x, offset):
+    """x + offset, leaving x alone for a compile-time offset of 0."""
+    return x if isinstance(offset, int) and offset == 0 else x + offset
 
 
 class TmaStoreEpilogue:
-    """Writes one consumer warpgroup's 64 x n share of an output tile in chunks of 64 x `columns`
-    (one 128-byte swizzled TMA box each), double-buffered in `staging` (2 x 64 x columns elements,
-    1024-byte aligned), so a chunk is written while the previous one is being stored. Consumer
-    `consumer` (of `consumers`) synchronizes its warpgroup on named barrier 1 + consumer."""
+    """Stores a warpgroup's accumulator (`rows` x n, wgmma's 64 by default) in chunks of rows x `columns`
+    (one 128-byte swizzled TMA box each), double-buffered in shared memory it allocates for all
+    `warpgroups` (2 x rows x columns elements each, 1024-byte aligned), so a chunk is written while the
+    previous one is being stored. Warpgroup `warpgroup` (of `warpgroups`) synchronizes on named barrier
+    1 + warpgroup. A `with` waits on exit for the last stores (before the block may exit)."""
 
-    ROWS = 64
     BUFFERS = 2
+    BOX_BYTES = 128  # a row of a chunk: the width of the 128-byte swizzle
 
-    def __init__(self, out_map, n: int, dtype, staging, consumers: int, spec: EpilogueSpec = EpilogueSpec(),
-                 alpha=1.0, beta=0.0, c_in=None, bias=None, M=None, N=None, columns: int = 64, consumer=0):
-        if n % columns or columns * dtype.itemsize != 128:
-            raise frontend.current().error(f"the epilogue stores 128-byte rows: {128 // dtype.itemsize} columns "
-                                           f"of {dtype} at a time, dividing n = {n}")
-        self.out_map, self.n, self.dtype, self.staging, self.columns = out_map, n, dtype, staging, columns
-        self.consumers, self.spec, self.consumer = consumers, spec, consumer
-        self.fused = FusedEpilogue(spec, alpha, beta, c_in, bias, M, N)
-        self.thread = skc.thread_index() % 128
-        self.leader = self.thread == 0
+    @classmethod
+    def staging_elements(cls, elem_bytes: int, rows: int = Wgmma.rows_per_warpgroup) -> int:
+        """The shared-memory elements one warpgroup's epilogue stages its chunks in (for shared-memory plans)."""
+        return cls.BUFFERS * rows * (cls.BOX_BYTES // elem_bytes)
+
+    def __init__(self, out_map, dtype, args: EpilogueArgs, warpgroup=0, warpgroups: int = 1,
+                 rows: int = Wgmma.rows_per_warpgroup):
+        self.columns = self.BOX_BYTES // dtype.itemsize
+        self.out_map, self.dtype, self.rows = out_map, dtype, rows
+        self.warpgroup, self.warpgroups = warpgroup, warpgroups
+        self.fused = FusedEpilogue(args)
+        per_warpgroup = self.staging_elements(dtype.itemsize, rows)
+        self.staging = skc.shared((warpgroups * per_warpgroup,), dtype, align=1024) + warpgroup * per_warpgroup
+        self.threads = skc.current_target().warpgroup_size
+        self.leader = skc.thread_index() % self.threads == 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.flush()
 
     def __call__(self, acc, row0, col0):
-        """Store acc as the output rows row0.. (this warpgroup's first row) and columns col0.."""
+        """Store acc where it lies in the output tile whose corner is (row0, col0)."""
+        rows, n = acc.shape
+        if rows != self.rows or n % self.columns:
+            raise frontend.current().error(f"the epilogue stores {self.rows} rows of 128 bytes ({self.columns} "
+                                           f"columns of {self.dtype}) at a time; the accumulator is {rows} x {n}")
         acc.wait()
-        fragment = acc.fragment
-        per_chunk = self.columns // 2  # fragment values per chunk of columns
-        for chunk in skc.static_range(self.n // self.columns):
-            buffer = self.staging + (chunk % self.BUFFERS) * (self.ROWS * self.columns)
+        row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
+        for chunk in skc.static_range(n // self.columns):
+            first = chunk * self.columns
+            buffer = self.staging + (chunk % self.BUFFERS) * (self.rows * self.columns)
             self.sync(self.BUFFERS - 1)  # the store that last read this buffer is done with it
-            for i in skc.static_range(chunk * per_chunk, (chunk + 1) * per_chunk, 2):
-                row, column = fragment_position(i, self.thread)
-                first = self.fused(fragment[i], row0 + row, col0 + column)
-                second = self.fused(fragment[i + 1], row0 + row, col0 + column + 1)
-                pair = skc.vector(self.dtype(first), self.dtype(second))
-                skc.store(self.staged(buffer, row, column - chunk * self.columns), pair)
+            for values, row, column in acc.runs(first, self.columns):
+                results = [self.fused(value, row0 + row, _plus(col0 + column, j)) for j, value in enumerate(values)]
+                piece = skc.vector(*[self.dtype(r) for r in results]) if len(results) > 1 else self.dtype(results[0])
+                skc.store(self.staged(buffer, row, column - first), piece)
             skc.hopper.fence_proxy_async()  # the TMA (async proxy) reads what these stores wrote
             self.barrier()
             if self.leader:
-                skc.hopper.tma_store(self.out_map, buffer, (row0, col0 + chunk * self.columns))
+                skc.hopper.tma_store(self.out_map, buffer, (row0, col0 + first))
                 skc.hopper.tma_commit()
 
     def staged(self, buffer, row, column):
@@ -124,11 +145,11 @@ class TmaStoreEpilogue:
         self.barrier()
 
     def barrier(self):
-        """The warpgroup's 128 threads wait for each other (named barrier 1 + its consumer index), so the
-        consumers do not wait on each other's epilogues."""
-        for c in skc.static_range(self.consumers):
-            if self.consumer == c:
-                skc.barrier_named(1 + c, 128)
+        """The warpgroup's threads wait for each other (named barrier 1 + its index), so the warpgroups do
+        not wait on each other's epilogues."""
+        for w in skc.static_range(self.warpgroups):
+            if self.warpgroup == w:
+                skc.barrier_named(1 + w, self.threads)
 
     def flush(self):
         """Wait for the last stores to finish (before the block exits)."""
@@ -137,23 +158,26 @@ class TmaStoreEpilogue:
 
 
 class DirectStoreEpilogue:
-    """Stores a wave's accumulator values (any TileOp's accumulator that lists `values()`: (value, row,
-    column) in the wave's tile) to the row-major M x N output at `out`, converted to `dtype` after the
-    fused part; values outside the output are not stored."""
+    """Stores a wave's accumulator values (any TileOp's accumulator: it lists its `values()` as (value, row,
+    column) in its tile, which lies at `corner` in the block's tile) to the row-major M x N output at `out`,
+    converted to `dtype` after the fused part; values outside the output are not stored."""
 
-    def __init__(self, out, dtype, spec: EpilogueSpec = EpilogueSpec(), alpha=1.0, beta=0.0, c_in=None, bias=None,
-                 M=None, N=None):
-        self.out, self.dtype, self.M, self.N = out, dtype, M, N
-        self.fused = FusedEpilogue(spec, alpha, beta, c_in, bias, M, N)
+    def __init__(self, out, dtype, args: EpilogueArgs):
+        self.out, self.dtype, self.M, self.N = out, dtype, args.M, args.N
+        self.fused = FusedEpilogue(args)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass  # plain stores: nothing in flight to wait for
 
     def __call__(self, acc, row0, col0):
-        """Store acc as the output rows row0.. and columns col0.. (the wave's corner in the output)."""
+        """Store acc where it lies in the output tile whose corner is (row0, col0)."""
         acc.wait()
+        row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
         for value, row, column in acc.values():
             row, column = row0 + row, col0 + column
             inside = (row < self.M) & (column < self.N)
             result = self.dtype(self.fused(value, row, column))
             skc.store(self.out + (skc.i64(row) * self.N + column), result, mask=inside)
-
-    def flush(self):
-        """Plain stores: nothing in flight to wait for."""

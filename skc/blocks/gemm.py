@@ -17,7 +17,7 @@ from skc import frontend, ir
 
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
-from .epilogue import DirectStoreEpilogue, EpilogueSpec, TmaStoreEpilogue
+from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, TmaStoreEpilogue
 from .lds import LdsLoader
 from .mfma import Mfma
 from .mma import Wgmma
@@ -33,81 +33,80 @@ def matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias, alp
                   cfg: skc.constexpr):
     """a, b and out are tensor maps on Hopper (MatmulConfig), pointers on AMD (AmdMatmulConfig)."""
     target = skc.current_target()
+    cfg = _config_for(target, cfg)
+    epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
     if target.has("wgmma"):
-        wgmma_gemm(a, b, out, M, N, K, c_in, bias, alpha, beta, _config_for(target, cfg))
+        wgmma_gemm(a, b, out, M, N, K, epilogue, cfg)
     else:
-        mfma_gemm(a, b, out, M, N, K, c_in, bias, alpha, beta, _config_for(target, cfg))
+        mfma_gemm(a, b, out, M, N, K, epilogue, cfg)
 
 
 @skc.func
-def wgmma_gemm(a, b, out, M, N, K, c_in, bias, alpha, beta, cfg):
+def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg):
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
-    payload = cfg.payload()
     skc.hopper.kernel_attributes(cluster=(cfg.cluster_m, 1, 1))
-    vector = cfg.loader == "vector"
-    pipe = InputTilePipeline(payload, cfg.stages, consumers=cfg.consumers, cluster=cfg.cluster_m,
-                             producer_arrivals=128 if vector else 1)
-    staging = skc.shared((cfg.consumers * cfg.staging_elements,), dtype, align=1024)
-    roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
-    tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m)
-    k_tiles = skc.cdiv(K, cfg.tile_k)
-    if roles.is_producer():
-        roles.enter_producer()
-        if vector:
-            shapes = cfg.stored_shapes(M, N, K)
-            load = VectorLoader(128, cfg.tile_k, a=(a, *shapes["a"]), b=(b, *shapes["b"]))
-        elif cfg.loader == "tma":
-            load = TmaLoader(payload, cfg.tile_k, a=a, b=b, multicast=("b", cfg.cluster_m))
-        else:  # a TileIO the configuration brings (conv2d's im2col loader): it reads a and b its own way
-            load = cfg.loader.build(payload, cfg.tile_k, a, b)
-        if vector or roles.is_first_warp():  # one warp issues the TMA copies; the others rest
-            with pipe.producer() as producer:
+    payload = cfg.payload()
+    load = _hopper_loader(cfg, payload, a, b, M, N, K)
+    with InputTilePipeline(payload, cfg.stages, load, consumers=cfg.consumers, cluster=cfg.cluster_m) as pipe:
+        roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
+        tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m)
+        k_tiles = skc.cdiv(K, cfg.tile_k)
+        if roles.is_producer():
+            roles.enter_producer()
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for tile in tiles:
+                        for k in range(k_tiles):
+                            with producer.acquire() as stage:
+                                load(stage, k, a=tile.row0, b=tile.col0)
+        else:
+            roles.enter_consumer()
+            warpgroup = roles.consumer_index()
+            mma = Wgmma(cfg.tile_n, cfg.tile_k, dtype, warpgroup=warpgroup)
+            acc = mma.zeros()
+            epilogue = TmaStoreEpilogue(out, dtype, epilogue_args, warpgroup, cfg.consumers)
+            with epilogue, pipe.consumer(mma) as consumer:  # the epilogue's stores are flushed last
                 for tile in tiles:
+                    acc.zero()
                     for k in range(k_tiles):
-                        with producer.acquire() as stage:
-                            load(stage, tile.row0, tile.col0, k)
-    else:
-        roles.enter_consumer()
-        consumer = roles.consumer_index()
-        mma = Wgmma(cfg.tile_n, cfg.tile_k, dtype, row0=consumer * 64)
-        epilogue = TmaStoreEpilogue(out, cfg.tile_n, dtype, staging + consumer * cfg.staging_elements,
-                                    cfg.consumers, cfg.epilogue, alpha, beta, c_in, bias, M, N, consumer=consumer)
-        acc = mma.zeros()
-        with pipe.consumer(mma) as consumer_role:
-            for tile in tiles:
-                acc.zero()
-                for k in range(k_tiles):
-                    with consumer_role.acquire() as stage:
-                        mma(acc, stage.a, stage.b)
-                epilogue(acc, tile.row0 + consumer * 64, tile.col0)
-        epilogue.flush()
-    pipe.close()
+                        with consumer.acquire() as stage:
+                            mma(acc, stage.a, stage.b)
+                    epilogue(acc, tile.row0, tile.col0)
 
 
 @skc.func
-def mfma_gemm(a, b, out, M, N, K, c_in, bias, alpha, beta, cfg):
+def mfma_gemm(a, b, out, M, N, K, epilogue_args, cfg):
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
     payload = cfg.payload()
-    pipe = LdsPipeline(payload, cfg.stages)
-    load = LdsLoader(payload, cfg.tile_k, a=(a, M, K, cfg.a_k_major), b=(b, N, K, cfg.b_k_major))
-    row0, col0 = cfg.wave_corner(skc.thread_index() // 64)
+    load = LdsLoader(payload, a=(a, M, K, cfg.a_k_major), b=(b, N, K, cfg.b_k_major))
+    row0, col0 = cfg.wave_corner(skc.thread_index() // skc.warp_size())
     mma = Mfma(cfg.wave_m, cfg.wave_n, cfg.tile_k, dtype, cfg.mfma, row0=row0, col0=col0)
-    epilogue = DirectStoreEpilogue(out, dtype, cfg.epilogue, alpha, beta, c_in, bias, M, N)
+    epilogue = DirectStoreEpilogue(out, dtype, epilogue_args)
     tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m)
     k_tiles = skc.cdiv(K, cfg.tile_k)
     acc = mma.zeros()
-    with pipe.producer() as producer, pipe.consumer() as consumer:
+    with LdsPipeline(payload, cfg.stages) as pipe, pipe.producer() as producer, pipe.consumer(mma) as consumer:
         for tile in tiles:
             acc.zero()
-            load.fetch(tile.row0, tile.col0, 0)
+            load.fetch(0, a=tile.row0, b=tile.col0)
             for k in range(k_tiles):
                 with producer.acquire() as stage:
                     load.commit(stage)
-                load.fetch(tile.row0, tile.col0, k + 1)  # in flight during the MFMAs
+                load.fetch(k + 1, a=tile.row0, b=tile.col0)  # in flight during the MFMAs
                 with consumer.acquire() as stage:
                     mma(acc, stage.a, stage.b)
-            epilogue(acc, tile.row0 + row0, tile.col0 + col0)
-    pipe.close()
+            epilogue(acc, tile.row0, tile.col0)
+
+
+def _hopper_loader(cfg, payload, a, b, M, N, K):
+    """The configured TileIO: TMA copies (B multicast across a cluster), vector loads of the stored matrices, or
+    a loader object the configuration names (its `build(payload, a=, b=)` makes it)."""
+    if cfg.loader == "vector":
+        shapes = cfg.stored_shapes(M, N, K)
+        return VectorLoader(a=(a, *shapes["a"]), b=(b, *shapes["b"]))
+    if cfg.loader == "tma":
+        return TmaLoader(payload, a=a, b=b, multicast=("b", cfg.cluster_m))
+    return cfg.loader.build(payload, a=a, b=b)  # a TileIO the configuration brings (conv2d's im2col loader)
 
 
 def _config_for(target, cfg):

@@ -4,7 +4,7 @@ A conv2d over NHWC activations x [N, H, W, C] with KRSC filters w [K, R, S, C] i
 y[N·P·Q, K] = A[N·P·Q, R·S·Cp] · B[R·S·Cp, K]: row m of A is output pixel (n, p, q), column
 (r, s, c) of A is channel c of the input pixel that filter tap (r, s) reads for it. Channels are
 taken in blocks of tile_k (Cp = C rounded up to tile_k; the channels past C read as zeros on both
-sides). `Im2colLoader` fills a stage as TmaLoader does, with one change: each 128-byte chunk of the
+sides). `Im2colLoader` is a TmaLoader with one change: each 128-byte chunk of the
 A tile is one TMA im2col copy of tile_m output pixels (the hardware walks the output pixels and
 zero-fills the padding), and each chunk of B one tiled copy of the filter viewed as [K, R·S, C].
 """
@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import skc
+
+from .tile_io import TmaLoader
 
 
 @dataclass(frozen=True)
@@ -56,36 +58,37 @@ class ConvShape:
                  (self.Q - 1) * self.stride[1] - self.padding[1] - (self.W - 1))
         return lower, upper
 
-    def build(self, payload, tile_k: int, a, b):
-        return Im2colLoader(payload, tile_k, self, a, b)
+    def build(self, payload, a, b):
+        return Im2colLoader(payload, self, x=a, w=b)
 
 
-class Im2colLoader:
-    """Loads the A tile (im2col map `x`) and B tile (filter map `w`, [K, R·S, C] in boxes of tile_n x 1 x
-    chunk) of output tile (row0, col0) at k-step k into a stage; one thread issues the copies."""
+class Im2colLoader(TmaLoader):
+    """A TmaLoader whose A tile is an im2col copy: at k-step k it loads output pixels a.. a + tile_m - 1 of
+    filter tap k // channel_blocks (im2col map `x`) and filters b.. b + tile_n - 1 of that tap (filter map
+    `w`, [K, R·S, C] in boxes of tile_n x 1 x chunk). Arrivals and issuing threads are TmaLoader's."""
 
-    def __init__(self, payload, tile_k: int, conv: ConvShape, x, w):
-        self.a, self.b = payload.layouts["a"], payload.layouts["b"]
-        self.tile_k, self.conv, self.x, self.w = tile_k, conv, x, w
-        self.issuer = skc.thread_index() % 128 == 0
+    def __init__(self, payload, conv: ConvShape, x, w):
+        super().__init__(payload, a=x, b=w)
+        self.a, self.b, self.conv = payload.layouts["a"], payload.layouts["b"], conv
 
-    def __call__(self, stage, row0, col0, k):
-        conv = self.conv
-        tap, c0 = k // conv.channel_blocks, (k % conv.channel_blocks) * self.tile_k
+    def __call__(self, stage, k, a, b):
+        conv, tile_k = self.conv, self.a.k
+        tap, c0 = k // conv.channel_blocks, (k % conv.channel_blocks) * tile_k
         r, s = tap // conv.S, tap % conv.S
-        # the filter base of output pixel row0: (n, p * stride - pad, q * stride - pad)
-        n, pixel = row0 // (conv.P * conv.Q), row0 % (conv.P * conv.Q)
+        # the filter base of output pixel a: (n, p * stride - pad, q * stride - pad)
+        n, pixel = a // (conv.P * conv.Q), a % (conv.P * conv.Q)
         h = pixel // conv.Q * conv.stride[0] - conv.padding[0]
         w = pixel % conv.Q * conv.stride[1] - conv.padding[1]
-        if self.issuer:
-            skc.hopper.mbarrier_arrive_tx(stage.full, self.a.bytes + self.b.bytes)
+        issuing = self.issuer if self.issuer is not None else self.threads()[1]
+        if issuing:
+            skc.hopper.mbarrier_arrive_tx(stage.full, self.stage_bytes())
             for chunk in skc.static_range(self.a.chunks):
                 skc.hopper.tma_load_im2col(_pointer_to(stage.a.address + chunk * self.a.chunk_bytes), stage.full,
-                                           self.x, (n, h, w, c0 + chunk * self.a.chunk),
+                                           self.maps["a"], (n, h, w, c0 + chunk * self.a.chunk),
                                            (r * conv.dilation[0], s * conv.dilation[1]))
             for chunk in skc.static_range(self.b.chunks):
-                skc.hopper.tma_load(_pointer_to(stage.b.address + chunk * self.b.chunk_bytes), stage.full, self.w,
-                                    (col0, tap, c0 + chunk * self.b.chunk))
+                skc.hopper.tma_load(_pointer_to(stage.b.address + chunk * self.b.chunk_bytes), stage.full,
+                                    self.maps["b"], (b, tap, c0 + chunk * self.b.chunk))
 
 
 def _pointer_to(address):

@@ -76,16 +76,17 @@ class Registers:
 
 
 class LdsLoader:
-    """Fills a stage's LDS operand tiles for output tile (row0, col0) at k-step k, with every thread of the
-    block. `operands` name (pointer, rows, K, k_contiguous) per payload tile: the matrix, its extent along
-    the tile's rows (M for A, N for B) and along k, and whether k is its contiguous dimension (A stored
-    M x K, B stored N x K) or not (B stored K x N, A stored K x M).
+    """Fills a stage's LDS operand tiles at k-step k with every thread of the block, each tile from the
+    origin it is given along its rows (`a=row0, b=col0` for a GEMM). `operands` name (pointer, rows, K,
+    k_contiguous) per payload tile: the matrix, its extent along the tile's rows (M for A, N for B) and
+    along k, and whether k is its contiguous dimension (A stored M x K, B stored N x K) or not (B stored
+    K x N, A stored K x M).
 
-    `load(stage, row0, col0, k)` copies at once. `fetch(row0, col0, k)` starts the global loads into this
-    thread's registers and `commit(stage)` writes those to LDS, so the loads can fly during the MFMAs."""
+    `load(stage, k, a=..., b=...)` copies at once. `fetch(k, a=..., b=...)` starts the global loads into
+    this thread's registers and `commit(stage)` writes those to LDS, so the loads can fly during the MFMAs."""
 
-    def __init__(self, payload, tile_k: int, **operands):
-        self.layouts, self.tile_k, self.operands = payload.layouts, tile_k, operands
+    def __init__(self, payload, **operands):
+        self.layouts, self.operands = payload.layouts, operands
         for name in self.layouts:
             if name not in operands:
                 raise frontend.current().error(f"LdsLoader has no operand for payload tile '{name}'")
@@ -99,16 +100,21 @@ class LdsLoader:
             vectors = -(-shares // self.threads) * (1 if k_contiguous else 2)
             self.registers[name] = [Registers(skc.full(PACK, 0.0, pointer.dtype)) for _ in range(vectors)]
 
-    def __call__(self, stage, row0, col0, k):
-        self.fetch(row0, col0, k)
+    def __call__(self, stage, k, **origins):
+        self.fetch(k, **origins)
         self.commit(stage)
 
-    def fetch(self, row0, col0, k):
-        """Start loading the operand tiles of k-step k into this thread's registers (zeros past the edges)."""
+    def fetch(self, k, **origins):
+        """Start loading the operand tiles of k-step k, each from its origin (a=..., b=...), into this
+        thread's registers (zeros past the edges)."""
+        if set(origins) != set(self.operands):
+            raise frontend.current().error(f"LdsLoader copies {', '.join(self.operands)}: give each one origin "
+                                           f"({', '.join(f'{n}=...' for n in self.operands)}), found "
+                                           f"{', '.join(origins) or 'none'}")
         for name, (pointer, rows_total, k_total, k_contiguous) in self.operands.items():
-            origin = row0 if name == "a" else col0
+            layout = self.layouts[name]
             fetch = self.fetch_k_contiguous if k_contiguous else self.fetch_rows_contiguous
-            fetch(self.layouts[name], self.registers[name], pointer, rows_total, k_total, origin, k * self.tile_k)
+            fetch(layout, self.registers[name], pointer, rows_total, k_total, origins[name], k * layout.k)
 
     def commit(self, stage):
         """Write the fetched vectors into the stage's tiles."""

@@ -40,19 +40,39 @@ class MfmaAccumulator:
             for fragment in row:
                 fragment.values = skc.full(self.count, 0.0, skc.f32)
 
+    @property
+    def shape(self) -> tuple:
+        """(rows, columns) of the wave's tile."""
+        return self.op.wave_m, self.op.wave_n
+
+    @property
+    def corner(self) -> tuple:
+        """(row, column) of the wave's tile in the block's output tile."""
+        return self.op.row0, self.op.col0
+
     def wait(self):
         """MFMA results are ready when read (the hardware interlocks): nothing to wait for."""
 
-    def values(self) -> list:
-        """(value, row, column) of every accumulator value of this lane, row and column in the wave's tile."""
+    def runs(self, first_column: int = 0, columns: int = None) -> list:
+        """(values, row, column) of this lane's values in columns first_column .. first_column + columns - 1
+        of the wave's tile, in runs along a row: an MFMA lane holds one column, so every run is one value."""
+        columns = self.op.wave_n - first_column if columns is None else columns
+        m = self.op.m
+        if first_column % m or columns % m:
+            raise frontend.current().error(f"{m}x{m} MFMA accumulators hold columns in groups of {m}; columns "
+                                           f"{first_column}..{first_column + columns - 1} split a group")
         found = []
         for i in skc.static_range(self.op.tiles_m):
-            for j in skc.static_range(self.op.tiles_n):
+            for j in skc.static_range(first_column // m, (first_column + columns) // m):
                 fragment = self.tiles[i][j].values
                 for v in skc.static_range(self.count):
                     row, column = self.op.position(v)
-                    found.append((fragment[v], i * self.op.m + row, j * self.op.m + column))
+                    found.append(([fragment[v]], i * m + row, j * m + column))
         return found
+
+    def values(self) -> list:
+        """(value, row, column) of every accumulator value of this lane, row and column in the wave's tile."""
+        return [(values[0], row, column) for values, row, column in self.runs()]
 
 
 class Mfma:
@@ -75,8 +95,15 @@ class Mfma:
         self.lane = skc.thread_index() % 64
         self.group = self.lane // m   # which k-group of a round this lane reads (A and B alike)
 
+    # MFMA results interlock: the reads of a stage are done when the MFMAs were issued, so a pipeline may
+    # release a stage as soon as its `with` ends
+    stages_in_flight = 0
+
     def zeros(self) -> MfmaAccumulator:
         return MfmaAccumulator(self)
+
+    def retire(self, pending: int):
+        """Nothing runs behind the issued MFMAs' reads."""
 
     def position(self, v: int):
         """(row, column) in its m x m tile of accumulator value v of this lane (CDNA3 ISA 7.1)."""

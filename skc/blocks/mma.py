@@ -1,6 +1,7 @@
 """TileOp: the warpgroup MMA (wgmma, sm_90a). A consumer warpgroup multiplies its 64-row share of
 the A tile by the whole B tile, 16 deep at a time, into an f32 accumulator fragment held in
-registers (each thread n/2 values, in the layout PTX ISA 9.7.15.5.1.1 defines)."""
+registers (each thread n/2 values, in the layout PTX ISA 9.7.15.5.1.1 defines); the accumulator
+says which element of the tile each of its values is, so epilogues need not know that layout."""
 from __future__ import annotations
 
 import skc
@@ -17,22 +18,64 @@ class Accumulator:
         self.n = n
         self.fragment = skc.full(n // 2, 0.0, skc.f32)
 
+    @property
+    def shape(self) -> tuple:
+        """(rows, columns) of the accumulator's tile."""
+        return self.op.rows_per_warpgroup, self.n
+
+    @property
+    def corner(self) -> tuple:
+        """(row, column) of the accumulator's tile in the block's output tile."""
+        return self.op.row0, 0
+
     def zero(self):
         self.fragment = skc.full(self.n // 2, 0.0, skc.f32)
 
     def wait(self):
-        self.op.wait(0)
+        self.op.retire(0)
+
+    def position(self, i: int):
+        """(row, column) in the 64 x n tile of value i of this thread's fragment (PTX ISA 9.7.15.5.1.1,
+        wgmma D fragments: thread t holds rows 16 (t / 32) + (t % 32) / 4 (+ 8), columns 2 (t % 4) + {0, 1}
+        of every 8 columns)."""
+        thread, within = self.op.thread, i % 4
+        row = 16 * (thread // 32) + (thread % 32) // 4 + 8 * (within // 2)
+        column = 8 * (i // 4) + 2 * (thread % 4) + within % 2
+        return row, column
+
+    def runs(self, first_column: int = 0, columns: int = None) -> list:
+        """(values, row, column) of this thread's values in columns first_column .. first_column + columns - 1
+        of the tile, in runs of values that lie next to each other in one row (here pairs): values[j] is
+        element (row, column + j)."""
+        columns = self.n - first_column if columns is None else columns
+        if first_column % 8 or columns % 8:
+            raise frontend.current().error(f"wgmma accumulators hold columns in groups of 8; columns "
+                                           f"{first_column}..{first_column + columns - 1} split a group")
+        found = []
+        for i in skc.static_range(first_column // 2, (first_column + columns) // 2, 2):
+            row, column = self.position(i)
+            found.append(([self.fragment[i], self.fragment[i + 1]], row, column))
+        return found
+
+    def values(self) -> list:
+        """(value, row, column) of every value of this thread, row and column in the accumulator's tile."""
+        return [(value, row, column + j) for values, row, column in self.runs()
+                for j, value in enumerate(values)]
 
 
 class Wgmma:
     """acc += A[row0 : row0 + 64, :] · B for a stage's A (m x k) and B (k x n) tiles, with m64nNk16
     wgmma (f16, bf16) or m64nNk32 (f8e4m3, f8e5m2; dtype_b for a B of the other fp8 type; K-major tiles
-    only). `row0` is this warpgroup's first row of the A tile (a multiple of 64)."""
+    only), where row0 = 64 · `warpgroup` is this warpgroup's first row of the A tile."""
 
-    M = 64
+    rows_per_warpgroup = 64  # wgmma's m (PTX ISA 9.7.15.5: every shape is m64nNk16, or m64nNk32 for fp8)
     K = 16   # for f16/bf16; an instance's K is its dtype's
 
-    def __init__(self, n: int, k: int, dtype, row0=0, dtype_b=None):
+    # wgmma runs asynchronously: the consumer keeps this many stages' MMAs running while it waits for the
+    # next stage; a stage may be released once `retire` has seen the MMAs reading it complete.
+    stages_in_flight = 1
+
+    def __init__(self, n: int, k: int, dtype, warpgroup=0, dtype_b=None):
         if n % 8 or not 8 <= n <= 256:
             raise frontend.current().error(f"wgmma computes 8 to 256 columns in steps of 8, not {n}")
         self.dtype_b = dtype if dtype_b is None else dtype_b
@@ -40,17 +83,15 @@ class Wgmma:
         if k % self.K:
             raise frontend.current().error(f"the k-depth of a stage must be a multiple of {self.K} for "
                                            f"{_type_name(dtype)}, found {k}")
-        self.n, self.k, self.dtype, self.row0 = n, k, dtype, row0
-
-    # wgmma runs asynchronously: the consumer keeps this many stages' MMAs running while it waits for the
-    # next stage, and releases a stage only once the MMAs reading it completed (ConsumerRole does).
-    stages_in_flight = 1
+        self.n, self.k, self.dtype = n, k, dtype
+        self.row0 = warpgroup * self.rows_per_warpgroup
+        self.thread = skc.thread_index() % skc.current_target().warpgroup_size
 
     def zeros(self) -> Accumulator:
         return Accumulator(self, self.n)
 
-    def wait(self, pending: int):
-        """Until at most `pending` groups of this warpgroup's MMAs are still running."""
+    def retire(self, pending: int):
+        """Wait until at most `pending` groups of this warpgroup's MMAs are still running."""
         skc.hopper.wgmma_wait(pending)
 
     def __call__(self, acc: Accumulator, a, b):
@@ -74,8 +115,9 @@ class Wgmma:
             raise frontend.current().error(
                 f"the stage's B tile has {b.layout.rows} columns; this Wgmma computes {self.n}",
                 hint="build the payload and the TileOp from the same config")
-        if a.layout.rows % self.M:
-            raise frontend.current().error(f"the A tile has {a.layout.rows} rows, not a multiple of 64")
+        if a.layout.rows % self.rows_per_warpgroup:
+            raise frontend.current().error(f"the A tile has {a.layout.rows} rows, not a multiple of "
+                                           f"{self.rows_per_warpgroup}")
         if self.fp8 and not (a.layout.k_major and b.layout.k_major):
             raise frontend.current().error(
                 f"wgmma reads fp8 ({_type_name(self.dtype)}) tiles K-major only; the stage's "

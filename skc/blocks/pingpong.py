@@ -50,8 +50,20 @@ class LdsPipeline:
     def producer(self) -> "LdsProducer":
         return LdsProducer(self)
 
-    def consumer(self) -> "LdsConsumer":
+    def consumer(self, reader=None) -> "LdsConsumer":
+        """The consumers' handle. A stage is released when its `with` ends: `reader`, the TileOp reading the
+        stages, must have finished its reads by then (`stages_in_flight` 0, as MFMAs: they interlock)."""
+        if getattr(reader, "stages_in_flight", 0):
+            raise frontend.current().error(
+                f"{type(reader).__name__} keeps {reader.stages_in_flight} stages in flight; the LDS ping-pong "
+                "pipeline releases each stage when its `with` ends", hint="use a TileOp that reads synchronously")
         return LdsConsumer(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def close(self):
         """Nothing to wait for: the waves that wrote the stages are the ones that read them."""

@@ -4,12 +4,13 @@ each stage guarded by a `full` mbarrier (the producer's copies landed) and an `e
 
 Roles hold the protocol; context managers make it impossible to write out of order:
 
-    with pipe.producer() as prod:          # on exit, waits until the consumers released every stage
-        with prod.acquire() as stage:      # waits for an empty stage; advances on exit
-            load(stage, ...)
-    with pipe.consumer() as cons:
-        with cons.acquire() as stage:      # waits for a full stage; releases it and advances on exit
-            mma(acc, stage.a, stage.b)
+    with InputTilePipeline(payload, stages, load, consumers=2) as pipe:   # the loader says its arrivals
+        with pipe.producer() as prod:          # on exit, waits until the consumers released every stage
+            with prod.acquire() as stage:      # waits for an empty stage; advances on exit
+                load(stage, k, a=row0, b=col0)
+        with pipe.consumer(mma) as cons:       # on exit, retires mma's reads and releases the stages it held
+            with cons.acquire() as stage:      # waits for a full stage; releases it (now or later) on exit
+                mma(acc, stage.a, stage.b)
 """
 from __future__ import annotations
 
@@ -21,22 +22,25 @@ from .roles import current_role
 
 
 class InputTilePipeline:
-    """Stages of `payload` between a producer and `consumers` consumers (each arriving once a stage);
-    the producer arrives `producer_arrivals` times a stage (1 with TMA: the copies bring the bytes)."""
+    """Stages of `payload` between a producer and `consumers` consumer warpgroups (each arriving once a
+    stage). The pipeline knows stages and barriers only: `producer`, the TileIO that fills the stages, says
+    how many arrivals complete a stage (`arrivals`: 1 with TMA, whose copies bring the bytes); by default
+    one. A `with` over the pipeline closes it on exit."""
 
-    def __init__(self, payload: TilePayload, stages: int, consumers: int, producer_arrivals: int = 1,
-                 cluster: int = 1):
+    def __init__(self, payload: TilePayload, stages: int, producer=None, consumers: int = 1, cluster: int = 1):
         if stages < 1:
             raise frontend.current().error(f"a pipeline needs at least one stage, found {stages}")
         self.payload = payload.allocate(stages)
         self.stages = stages
         self.consumers = consumers
         self.cluster = cluster  # blocks whose producers multicast into each other's stages
+        self.consumer_threads = skc.current_target().warpgroup_size  # a consumer is a warpgroup
         self.full = skc.shared((stages,), skc.u64, align=8)
         self.empty = skc.shared((stages,), skc.u64, align=8)
+        arrivals = producer.arrivals if producer is not None else 1
         if skc.thread_index() == 0:
             for s in skc.static_range(stages):
-                skc.hopper.mbarrier_init(self.full + s, producer_arrivals)
+                skc.hopper.mbarrier_init(self.full + s, arrivals)
                 # with multicast, a stage is free once the consumers of every block of the cluster released it
                 skc.hopper.mbarrier_init(self.empty + s, consumers * cluster)
             skc.hopper.fence_mbarrier_init()
@@ -49,6 +53,12 @@ class InputTilePipeline:
         else:
             skc.barrier()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def close(self):
         """End of the kernel: with multicast, no block may exit while its peers can still write to it."""
         if self.cluster > 1:
@@ -59,8 +69,9 @@ class InputTilePipeline:
         return ProducerRole(self)
 
     def consumer(self, reader=None) -> "ConsumerRole":
-        """The consumers' handle. `reader` is the op that reads the stages when it runs asynchronously
-        (e.g. Wgmma): stages are then released only once its reads completed."""
+        """The consumers' handle. `reader`, the TileOp that reads the stages, may keep reading a stage after
+        its `with` ended: it says how many stages it keeps in flight (`stages_in_flight`) and retires its
+        reads on request (`retire(pending)`: wait until at most `pending` stages' reads still run)."""
         _check_role(self, "consumer")
         return ConsumerRole(self, reader)
 
@@ -113,16 +124,23 @@ class ProducerRole(_Role):
             self.advance()
 
 
+class Held:
+    """A stage index a consumer still holds (-1: none), as an attribute so it lives in a run-time variable."""
+
+    def __init__(self, index):
+        self.index = index
+
+
 class ConsumerRole(_Role):
-    """Waits for full stages. With an asynchronous `reader` keeping `stages_in_flight` stages' reads
-    running, a stage is released once a later stage's reads were issued and the reader caught up."""
+    """Waits for full stages and releases them. A `reader` with `stages_in_flight` = L > 0 may still read
+    the last L stages when their `with` ends: a stage is released once L later stages were issued and
+    the reader retired all but L of them (its own policy, behind `retire`)."""
 
     def __init__(self, pipeline: InputTilePipeline, reader=None):
         super().__init__(pipeline)
         self.reader = reader
-        self.lag = reader.stages_in_flight if reader is not None else 0
-        if self.lag:
-            self.held = skc.i32(-1)  # the stage whose reads may still run (-1: none)
+        self.lag = getattr(reader, "stages_in_flight", 0)
+        self.held = [Held(skc.i32(-1)) for _ in range(self.lag)]  # oldest first
 
     def wait_stage(self, index):
         skc.hopper.mbarrier_wait(self.pipeline.full + index, self.phase)
@@ -131,15 +149,18 @@ class ConsumerRole(_Role):
         if not self.lag:
             self.arrive(index)
             return
-        self.reader.wait(self.lag)  # the reads of the stage held back have completed
-        if self.held >= 0:
-            self.arrive(self.held)
-        self.held = index
+        self.reader.retire(self.lag)  # the reads of the oldest stage held back have completed
+        oldest = self.held[0]
+        if oldest.index >= 0:
+            self.arrive(oldest.index)
+        for i in skc.static_range(self.lag - 1):
+            self.held[i].index = self.held[i + 1].index
+        self.held[self.lag - 1].index = index
 
     def arrive(self, index):
         # one arrival per consumer warpgroup (its first thread), on the stage's empty barrier in every
         # block of the cluster (their producers multicast into this block's stage too)
-        if skc.thread_index() % 128 == 0:
+        if skc.thread_index() % self.pipeline.consumer_threads == 0:
             if self.pipeline.cluster == 1:
                 skc.hopper.mbarrier_arrive(self.pipeline.empty + index)
             else:
@@ -148,9 +169,10 @@ class ConsumerRole(_Role):
 
     def __exit__(self, *exc):
         if self.lag:
-            self.reader.wait(0)
-            if self.held >= 0:
-                self.arrive(self.held)
+            self.reader.retire(0)
+            for held in self.held:
+                if held.index >= 0:
+                    self.arrive(held.index)
 
 
 class StageLease:

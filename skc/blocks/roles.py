@@ -6,39 +6,45 @@ from __future__ import annotations
 import skc
 from skc import frontend
 
-_ROLE_OF_CONDITION: dict = {}  # id of the IR value of a role test -> (value, role when true, role when false)
+
+def role_tests() -> dict:
+    """This compilation's role tests: id of the IR value of a role test -> (value, role when true, role when
+    false). They live in the compilation (frontend.current().facts), so they vanish with it."""
+    return frontend.current().facts(__name__)
 
 
 def current_role():
     """'producer', 'consumer' or None: the role of the code being compiled, from the enclosing `if`s."""
-    role = None
+    role, tests = None, role_tests()
     for condition, taken in frontend.enclosing_conditions():
-        entry = _ROLE_OF_CONDITION.get(id(condition.value))
+        entry = tests.get(id(condition.value))
         if entry is not None and entry[0] is condition.value:
             role = entry[1] if taken else entry[2]
     return role
 
 
 class WarpRoles:
-    """Warpgroup 0 is the producer; warpgroups 1.. are consumers. `threads` = 128 x (1 + consumers)."""
-
-    WARPGROUP = 128
+    """Warpgroup 0 is the producer; warpgroups 1.. are consumers: the block has 1 + consumers warpgroups."""
 
     def __init__(self, consumers: int, producer_registers: int = 40, consumer_registers: int = 232):
         threads = skc.num_threads()
-        if threads != self.WARPGROUP * (1 + consumers):
+        self.size = skc.current_target().warpgroup_size
+        if not self.size:
+            raise frontend.current().error(f"warp roles are warpgroups, which {skc.current_target().name} lacks",
+                                           hint="compile for sm_90a")
+        if threads != self.size * (1 + consumers):
             raise frontend.current().error(
                 f"warp roles for 1 producer and {consumers} consumer warpgroups need "
-                f"{self.WARPGROUP * (1 + consumers)} threads per block, the kernel has {threads}")
+                f"{self.size * (1 + consumers)} threads per block, the kernel has {threads}")
         self.consumers = consumers
         self.producer_registers = producer_registers
         self.consumer_registers = consumer_registers
-        self.warpgroup = skc.thread_index() // self.WARPGROUP
+        self.warpgroup = skc.thread_index() // self.size
         skc.hopper.kernel_attributes(min_blocks=1)  # setmaxnreg needs a register cap at entry
 
     def is_producer(self):
         condition = self.warpgroup == 0
-        _ROLE_OF_CONDITION[id(condition.value)] = (condition.value, "producer", "consumer")
+        role_tests()[id(condition.value)] = (condition.value, "producer", "consumer")
         return condition
 
     def consumer_index(self):
@@ -50,11 +56,3 @@ class WarpRoles:
 
     def enter_consumer(self):
         skc.hopper.setmaxnreg(self.consumer_registers, increase=True)
-
-    def is_first_warp(self):
-        """The first warp of this warpgroup."""
-        return skc.thread_index() % self.WARPGROUP < 32
-
-    def is_leader(self):
-        """The first thread of this warpgroup (the one that issues copies or arrives for the group)."""
-        return skc.thread_index() % self.WARPGROUP == 0

@@ -1,8 +1,15 @@
 """TileIO: moving tiles from global to shared memory.
 
-`TmaLoader` fills a pipeline stage with TMA copies (one thread issues them; the copies complete
-the stage's full barrier by their byte count). `VectorLoader` does the same job on targets
-without TMA: every thread copies 16-byte vectors, then arrives on the barrier.
+A loader fills a pipeline stage with the payload's operand tiles at the coordinates it is given:
+`load(stage, k, a=row0, b=col0)` copies each named tile from its origin along the tile's rows (M for a
+GEMM's A, N for its B; whatever the caller's problem maps there) at k-step k. Which coordinates an
+operand takes is the caller's business, not the loader's. A loader also says how it works with the
+pipeline: how many arrivals complete a stage (`arrivals`) and which of the producer's threads run the
+loading loop (`is_issuing()`).
+
+`TmaLoader` copies with TMA (one elected thread issues them; the copies complete the stage's full
+barrier by their byte count). `VectorLoader` does the same job on targets without TMA: every thread of
+the producer warpgroup copies 16-byte vectors, then arrives on the barrier.
 """
 from __future__ import annotations
 
@@ -12,14 +19,27 @@ from skc import frontend
 from .layout import OperandLayout
 
 
-class TmaLoader:
-    """Loads the operand tiles of output tile (row0, col0) at k-step k into a stage, one TMA box per
-    128-byte chunk of each tile. `maps` name a tensor map per payload tile (`a=`, `b=`)."""
+def _origins(loader: str, names, origins: dict) -> dict:
+    """The origin of every operand (checked at compile time against the operands the loader copies)."""
+    if set(origins) != set(names):
+        missing, extra = sorted(set(names) - set(origins)), sorted(set(origins) - set(names))
+        raise frontend.current().error(
+            f"{loader} copies {', '.join(names)}: give each one origin ({', '.join(f'{n}=...' for n in names)})"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; no operand {', '.join(extra)}" if extra else ""))
+    return origins
 
-    def __init__(self, payload, tile_k: int, multicast=None, **maps):
+
+class TmaLoader:
+    """Loads the payload's operand tiles at k-step k into a stage, one TMA box per 128-byte chunk of each
+    tile. `maps` name a tensor map per payload tile (`a=`, `b=`). One thread issues the copies and arrives
+    once, with the stage's byte count; only the first warp of the producer runs the loading loop."""
+
+    arrivals = 1  # the issuing thread's arrive.expect_tx; the copies complete the transaction bytes
+
+    def __init__(self, payload, multicast=None, **maps):
         self.layouts = payload.layouts
         self.maps = maps
-        self.tile_k = tile_k
         for name in self.layouts:
             if name not in maps:
                 raise frontend.current().error(f"TmaLoader has no tensor map for payload tile '{name}'")
@@ -31,20 +51,35 @@ class TmaLoader:
             if chunks % self.cluster:
                 raise frontend.current().error(f"tile '{self.shared_tile}' has {chunks} chunks; a cluster of "
                                                f"{self.cluster} must split them evenly")
-            self.rank = skc.hopper.cluster_rank()
-        self.issuer = skc.thread_index() % 128 == 0
+        self.rank = self.issuer = None  # run-time values, made by is_issuing() (else by each call)
 
-    def __call__(self, stage, row0, col0, k):
-        """Copy A rows row0.. and B columns col0.. at k-step k into the stage."""
-        k0 = k * self.tile_k
-        if self.issuer:
+    def is_issuing(self):
+        """Whether this thread runs the loading loop: the first warp of the producer warpgroup (the others
+        rest); its first thread issues the copies."""
+        rank, issuer = self.threads()
+        self.rank = rank
+        self.issuer = issuer
+        target = skc.current_target()
+        return skc.thread_index() % target.warpgroup_size < target.warp_size
+
+    def threads(self):
+        """(this block's rank in the cluster, whether this thread issues the copies)."""
+        rank = skc.hopper.cluster_rank() if self.cluster > 1 else 0
+        return rank, skc.thread_index() % skc.current_target().warpgroup_size == 0
+
+    def __call__(self, stage, k, **origins):
+        """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
+        origins = _origins("TmaLoader", self.layouts, origins)
+        first_k = [k * layout.k for layout in self.layouts.values()]
+        rank, issuing = (None, self.issuer) if self.issuer is not None else self.threads()
+        if issuing:
             skc.hopper.mbarrier_arrive_tx(stage.full, self.stage_bytes())
-            for name, layout in self.layouts.items():
-                origin = row0 if name == "a" else col0
+            for (name, layout), k0 in zip(self.layouts.items(), first_k):
                 if name == self.shared_tile and self.cluster > 1:
-                    self.load_shared(getattr(stage, name), stage.full, self.maps[name], layout, origin, k0)
+                    self.load_shared(getattr(stage, name), stage.full, self.maps[name], layout, origins[name], k0,
+                                     rank)
                 else:
-                    self.load(getattr(stage, name), stage.full, self.maps[name], layout, origin, k0)
+                    self.load(getattr(stage, name), stage.full, self.maps[name], layout, origins[name], k0)
 
     def stage_bytes(self) -> int:
         return sum(layout.bytes for layout in self.layouts.values())
@@ -55,12 +90,12 @@ class TmaLoader:
             coordinates = layout.box_coordinates(chunk, row0, k0)
             skc.hopper.tma_load(_pointer_to(destination), barrier, tmap, coordinates)
 
-    def load_shared(self, tile, barrier, tmap, layout: OperandLayout, row0, k0):
+    def load_shared(self, tile, barrier, tmap, layout: OperandLayout, row0, k0, rank):
         """This block's share of a tile the whole cluster uses: its chunks, multicast to every block."""
         per_block = layout.chunks // self.cluster
         everyone = (1 << self.cluster) - 1
         for chunk in skc.static_range(layout.chunks):
-            if self.rank == chunk // per_block:
+            if (self.rank if rank is None else rank) == chunk // per_block:
                 destination = tile.address + chunk * layout.chunk_bytes
                 coordinates = layout.box_coordinates(chunk, row0, k0)
                 skc.hopper.tma_load(_pointer_to(destination), barrier, tmap, coordinates, multicast_mask=everyone)
@@ -71,21 +106,29 @@ def _pointer_to(address):
 
 
 class VectorLoader:
-    """TileIO without TMA: all `threads` of the producer copy the operand tiles with 16-byte vector
-    loads, masked at the matrix edges, into the same swizzled layout the TMA would write, then each
-    arrives once on the stage's barrier (make the pipeline with producer_arrivals=threads).
-    `operands` name (pointer, rows, cols) of each operand's row-major stored matrix: M x K for a
-    K-major A, K x M for an MN-major one; K x N for an MN-major B, N x K for a K-major one."""
+    """TileIO without TMA: all `threads` of the producer (by default its warpgroup) copy the operand tiles
+    with 16-byte vector loads, masked at the matrix edges, into the same swizzled layout the TMA would
+    write, then each arrives once on the stage's barrier. `operands` name (pointer, rows, cols) of each
+    operand's row-major stored matrix: M x K for a K-major A, K x M for an MN-major one; K x N for an
+    MN-major B, N x K for a K-major one."""
 
-    def __init__(self, threads: int, tile_k: int, **operands):
-        self.threads, self.tile_k, self.operands = threads, tile_k, operands
+    def __init__(self, threads: int = None, **operands):
+        self.threads = threads or skc.current_target().warpgroup_size
+        self.operands = operands
+        self.arrivals = self.threads  # every copying thread arrives once a stage
 
-    def __call__(self, stage, row0, col0, k):
+    def is_issuing(self):
+        """Every thread of the producer copies."""
+        return True
+
+    def __call__(self, stage, k, **origins):
+        """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
+        origins = _origins("VectorLoader", self.operands, origins)
         t = skc.thread_index() % self.threads
         for name, (pointer, rows_total, cols_total) in self.operands.items():
             tile = getattr(stage, name)
             layout = tile.layout
-            origin, k0 = (row0 if name == "a" else col0), k * self.tile_k
+            origin, k0 = origins[name], k * layout.k
             # the stored matrix's rows and columns that this tile covers (K-major: rows are M or N)
             rows, cols = (layout.rows, layout.k) if layout.k_major else (layout.k, layout.rows)
             first_row, first_col = (origin, k0) if layout.k_major else (k0, origin)

@@ -38,6 +38,12 @@ class CodeGen:
         self.evaluator = None          # set by the evaluator that drives this kernel
         self.runtime_depth = 0         # run-time regions open (across inlined frames)
         self._labels = 0
+        self._facts: dict = {}         # owner -> dict of compile-time facts that live as long as this compilation
+
+    def facts(self, owner: str) -> dict:
+        """A dict private to `owner` (a block module's name) for compile-time facts about this kernel; it goes
+        away with the compilation, so nothing a block records outlives it (or leaks into the next kernel)."""
+        return self._facts.setdefault(owner, {})
 
     @property
     def num_threads(self) -> int:

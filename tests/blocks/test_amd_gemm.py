@@ -14,8 +14,8 @@ import pytest
 import skc
 from helpers import line_of
 from skc.backends import amdgpu_link
-from skc.blocks import (AmdMatmulConfig, DirectStoreEpilogue, LdsLayout, LdsLoader, LdsPipeline, Mfma, TileScheduler,
-                        compile_arguments, matmul_kernel)
+from skc.blocks import (AmdMatmulConfig, DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, LdsLayout, LdsLoader,
+                        LdsPipeline, Mfma, TileScheduler, compile_arguments, matmul_kernel)
 from skc.runtime import devices
 from skc.runtime.dtypes import bf16_bits_to_float32, float32_to_bf16_bits
 from skc.target import get_target
@@ -144,10 +144,10 @@ def gemm_in_order(a: BF16P, b: BF16P, out: F32P, barriers: I32P, M: skc.i32, N: 
                   order: skc.constexpr, cfg: skc.constexpr):
     payload = cfg.payload()
     pipe = CountingPipeline(payload, cfg.stages)
-    load = LdsLoader(payload, cfg.tile_k, a=(a, M, K, True), b=(b, N, K, False))
+    load = LdsLoader(payload, a=(a, M, K, True), b=(b, N, K, False))
     row0, col0 = cfg.wave_corner(skc.thread_index() // 64)
     mma = Mfma(cfg.wave_m, cfg.wave_n, cfg.tile_k, skc.bf16, cfg.mfma, row0=row0, col0=col0)
-    epilogue = DirectStoreEpilogue(out, skc.f32, M=M, N=N)
+    epilogue = DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, N))
     k_tiles = skc.cdiv(K, cfg.tile_k)
     acc = mma.zeros()
     with pipe.producer() as producer, pipe.consumer() as consumer:
@@ -155,20 +155,20 @@ def gemm_in_order(a: BF16P, b: BF16P, out: F32P, barriers: I32P, M: skc.i32, N: 
             acc.zero()
             if order != "fill k, read k":
                 with producer.acquire() as stage:
-                    load(stage, tile.row0, tile.col0, 0)
+                    load(stage, 0, a=tile.row0, b=tile.col0)
             for k in range(k_tiles):
                 if order == "fill k, read k":
                     with producer.acquire() as stage:
-                        load(stage, tile.row0, tile.col0, k)
+                        load(stage, k, a=tile.row0, b=tile.col0)
                 if order == "fill k+1, read k" and k + 1 < k_tiles:
                     with producer.acquire() as stage:
-                        load(stage, tile.row0, tile.col0, k + 1)
+                        load(stage, k + 1, a=tile.row0, b=tile.col0)
                 with consumer.acquire() as stage:
                     mma(acc, stage.a, stage.b)
                 if order == "read k, fill k+1" and k + 1 < k_tiles:
                     with producer.acquire() as stage:
-                        load(stage, tile.row0, tile.col0, k + 1)
-            epilogue(acc, tile.row0 + row0, tile.col0 + col0)
+                        load(stage, k + 1, a=tile.row0, b=tile.col0)
+            epilogue(acc, tile.row0, tile.col0)
     if skc.thread_index() == 0:
         barriers[skc.block_id(0)] = pipe.barriers
 
@@ -208,29 +208,29 @@ def operands(a, b, K):
 def acquire_without_with(a: BF16P, b: BF16P, K: skc.i32, cfg: skc.constexpr):
     payload = cfg.payload()
     pipe = LdsPipeline(payload, cfg.stages)
-    load = LdsLoader(payload, cfg.tile_k, **operands(a, b, K))
+    load = LdsLoader(payload, **operands(a, b, K))
     with pipe.producer() as producer:
         stage = producer.acquire()
-        load(stage, 0, 0, 0)  # HERE
+        load(stage, 0, a=0, b=0)  # HERE
 
 
 def test_acquire_outside_a_with():
     message = compile_error(acquire_without_with)
     assert "a pipeline stage is used outside `with ....acquire() as stage:`" in message
-    assert_at(message, acquire_without_with, "load(stage, 0, 0, 0)")
+    assert_at(message, acquire_without_with, "load(stage, 0, a=0, b=0)")
 
 
 @skc.kernel
 def stage_after_with(a: BF16P, b: BF16P, K: skc.i32, cfg: skc.constexpr):
     payload = cfg.payload()
     pipe = LdsPipeline(payload, cfg.stages)
-    load = LdsLoader(payload, cfg.tile_k, **operands(a, b, K))
+    load = LdsLoader(payload, **operands(a, b, K))
     mma = Mfma(cfg.wave_m, cfg.wave_n, cfg.tile_k, skc.bf16)
     acc = mma.zeros()
     with pipe.producer() as producer, pipe.consumer() as consumer:
         for k in range(K):
             with producer.acquire() as stage:
-                load(stage, 0, 0, k)
+                load(stage, k, a=0, b=0)
             with consumer.acquire() as stage:
                 tiles = (stage.a, stage.b)
             mma(acc, tiles[0], tiles[1])  # HERE
@@ -246,17 +246,17 @@ def test_stage_tiles_used_after_their_block():
 def load_after_with(a: BF16P, b: BF16P, K: skc.i32, cfg: skc.constexpr):
     payload = cfg.payload()
     pipe = LdsPipeline(payload, cfg.stages)
-    load = LdsLoader(payload, cfg.tile_k, **operands(a, b, K))
+    load = LdsLoader(payload, **operands(a, b, K))
     with pipe.producer() as producer:
         with producer.acquire() as stage:
             pass
-        load(stage, 0, 0, 0)  # HERE
+        load(stage, 0, a=0, b=0)  # HERE
 
 
 def test_stage_used_after_its_block():
     message = compile_error(load_after_with)
     assert "a pipeline stage is used after its `with ....acquire()` block ended" in message
-    assert_at(message, load_after_with, "load(stage, 0, 0, 0)")
+    assert_at(message, load_after_with, "load(stage, 0, a=0, b=0)")
 
 
 @skc.kernel

@@ -37,16 +37,16 @@ def acquire_without_with(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap,
     pipe = InputTilePipeline(payload, cfg.stages, consumers=cfg.consumers)
     roles = WarpRoles(cfg.consumers)
     if roles.is_producer():
-        load = TmaLoader(payload, cfg.tile_k, a=a, b=b)
+        load = TmaLoader(payload, a=a, b=b)
         with pipe.producer() as producer:
             stage = producer.acquire()
-            load(stage, 0, 0, 0)  # HERE
+            load(stage, 0, a=0, b=0)  # HERE
 
 
 def test_acquire_outside_a_with():
     message = compile_error(acquire_without_with)
     assert "a pipeline stage is used outside `with ....acquire() as stage:`" in message
-    assert_at(message, acquire_without_with, "load(stage, 0, 0, 0)")
+    assert_at(message, acquire_without_with, "load(stage, 0, a=0, b=0)")
 
 
 @skc.kernel
@@ -150,3 +150,35 @@ def test_layout_descriptors_and_boxes():
 def test_persistent_grid():
     assert TileScheduler.grid(4096, 4096, 128, 128, 132) == 132
     assert TileScheduler.grid(100, 100, 128, 128, 132) == 1
+
+
+@skc.kernel
+def load_without_an_origin(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
+                           K: skc.i32, cfg: skc.constexpr):
+    payload = cfg.payload()
+    load = TmaLoader(payload, a=a, b=b)
+    pipe = InputTilePipeline(payload, cfg.stages, load, consumers=cfg.consumers)
+    roles = WarpRoles(cfg.consumers)
+    if roles.is_producer():
+        with pipe.producer() as producer:
+            with producer.acquire() as stage:
+                load(stage, 0, a=0, c=0)  # HERE
+
+
+def test_a_loader_takes_an_origin_for_each_operand():
+    message = compile_error(load_without_an_origin)
+    assert "TmaLoader copies a, b: give each one origin (a=..., b=...); missing b; no operand c" in message
+    assert_at(message, load_without_an_origin, "load(stage, 0, a=0, c=0)")
+
+
+@skc.kernel
+def roles_without_warpgroups(cfg: skc.constexpr):
+    WarpRoles(cfg.consumers)  # HERE
+
+
+def test_roles_need_a_target_with_warpgroups():
+    with pytest.raises(skc.CompileError) as info:
+        roles_without_warpgroups.compile(CFG, target="sm_80", block=CFG.threads)
+    message = str(info.value)
+    assert "warp roles are warpgroups, which sm_80 lacks" in message and "compile for sm_90a" in message
+    assert_at(message, roles_without_warpgroups, "WarpRoles(cfg.consumers)")

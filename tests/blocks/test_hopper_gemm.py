@@ -1,0 +1,284 @@
+"""The Hopper GEMM composition in the interpreter (exact results, no torch needed) and the blocks'
+contracts: loaders load at the coordinates they are given, accumulators describe their own layout,
+the pipeline asks its producer and consumer for their policies, and nothing a block records about a
+kernel outlives the kernel's compilation."""
+import collections
+import gc
+import re
+import sys
+
+import numpy as np
+import pytest
+
+import skc
+from skc import ir
+from skc.blocks import MatmulConfig, compile_arguments, matmul_kernel, roles
+from skc.blocks.epilogue import EpilogueSpec
+from skc.runtime import devices
+
+RNG = np.random.default_rng(11)
+
+
+@pytest.fixture
+def hopper_interpreter(monkeypatch):
+    """The interpreter modelling sm_90a as the current device."""
+    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "sm_90a")
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+    devices._target_of.cache_clear()
+    assert skc.current_device().target.name == "sm_90a"
+    yield skc.current_device()
+    devices._target_of.cache_clear()
+
+
+def stored(x: np.ndarray, dtype, transposed: bool):
+    """x (float32) as `dtype`, row-major or a transposed view of a row-major array."""
+    return np.ascontiguousarray(x.T).astype(dtype).T if transposed else x.astype(dtype)
+
+
+@pytest.mark.parametrize("shape, config", [
+    ((200, 136, 72), {}),                                       # partial tiles: TMA zero fill and clipped stores
+    ((256, 192, 256), {"a_k_major": False, "b_k_major": True}),   # MN-major A and K-major B
+    ((512, 256, 192), {"cluster_m": 2}),                        # clusters of 2, B multicast
+    ((200, 136, 72), {"loader": "vector"}),                     # the vector loader instead of TMA
+    ((256, 192, 128), {"loader": "vector", "a_k_major": False, "b_k_major": True}),
+    ((136, 256, 128), {"tile_n": 256, "stages": 2}),            # 64 x 256 per warpgroup: four epilogue chunks
+], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256"])
+def test_hopper_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, config):
+    m, n, k = shape
+    a, b = RNG.integers(-2, 3, (m, k)).astype(np.float32), RNG.integers(-2, 3, (k, n)).astype(np.float32)
+    a_arg = stored(a, np.float16, not config.get("a_k_major", True))
+    b_arg = stored(b, np.float16, config.get("b_k_major", False))
+    out = np.full((m, n), np.nan, np.float16)
+    skc.blocks.matmul(a_arg, b_arg, out=out, config=MatmulConfig(dtype="f16", **config))
+    np.testing.assert_array_equal(out.astype(np.float32), a @ b)
+
+
+def test_hopper_fused_epilogue_is_exact(hopper_interpreter):
+    """alpha, beta · C, bias and relu at every (row, column) the accumulator says it holds."""
+    m, n, k = 136, 128, 64
+    a, b = RNG.integers(-2, 3, (m, k)).astype(np.float16), RNG.integers(-2, 3, (k, n)).astype(np.float16)
+    c = RNG.integers(-4, 5, (m, n)).astype(np.float16)
+    bias = RNG.integers(-4, 5, n).astype(np.float16)
+    out = np.full((m, n), np.nan, np.float16)
+    skc.blocks.matmul(a, b, out=out, c=c, bias=bias, alpha=2.0, beta=-1.0, activation="relu")
+    expected = np.maximum(2.0 * (a.astype(np.float32) @ b) - c + bias, 0.0)
+    np.testing.assert_array_equal(out.astype(np.float32), expected)
+
+
+# -- nothing outlives a compilation --------------------------------------------------------------------
+def _ir_objects() -> int:
+    gc.collect()
+    kinds = (ir.Op, ir.Value) if hasattr(ir, "Value") else (ir.Op,)
+    return sum(1 for o in gc.get_objects() if isinstance(o, kinds))
+
+
+def _module_state() -> dict:
+    """Sizes of the mutable containers at module level in skc.blocks."""
+    sizes = {}
+    for name, module in list(sys.modules.items()):
+        if name.startswith("skc.blocks"):
+            for attr, value in vars(module).items():
+                if isinstance(value, (dict, list, set)) and not attr.startswith("__"):
+                    sizes[f"{name}.{attr}"] = len(value)
+    return sizes
+
+
+def _compile_fresh(cfg):
+    """Compile the GEMM for sm_90a without the on-disk or in-memory caches, so every call runs the frontend."""
+    matmul_kernel._compiled.clear()
+    return matmul_kernel.compile(target="sm_90a", **compile_arguments("sm_90a", config=cfg))
+
+
+def test_repeated_compilations_leave_nothing_behind(monkeypatch):
+    monkeypatch.setenv("SKC_CACHE", "0")
+    cfg = MatmulConfig(tile_n=256, cluster_m=2)
+    _compile_fresh(cfg)  # warm up: imports, lru caches of the host side, interned types
+    objects, state = _ir_objects(), _module_state()
+    for _ in range(2):
+        _compile_fresh(cfg)
+    assert _module_state() == state
+    assert _ir_objects() <= objects
+    matmul_kernel._compiled.clear()
+
+
+def test_role_facts_live_in_the_compilation():
+    """The role of every `if` condition is recorded in the compilation's facts, which go with it."""
+    seen = []
+
+    @skc.kernel
+    def two_roles(cfg: skc.constexpr):
+        pipe_roles = skc.blocks.WarpRoles(cfg.consumers)
+        if pipe_roles.is_producer():
+            record(roles.current_role())
+        else:
+            record(roles.current_role())
+
+    @skc.frontend.host
+    def record(role):
+        seen.append((role, dict(roles.role_tests())))
+
+    cfg = MatmulConfig()
+    two_roles.compile(cfg, target="sm_90a", block=cfg.threads)
+    assert [role for role, _ in seen] == ["producer", "consumer"]
+    tests = seen[0][1]
+    assert len(tests) == 1 and list(tests.values())[0][1:] == ("producer", "consumer")
+    assert not any(isinstance(v, dict) and v for k, v in vars(roles).items() if not k.startswith("__"))
+    with pytest.raises(skc.CompileError, match="only works inside a kernel being compiled"):
+        roles.role_tests()
+
+
+# -- performance: the composition's instructions ----------------------------------------------------------
+def instruction_histogram(ptx: str) -> collections.Counter:
+    counts = collections.Counter()
+    for line in ptx.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("//", ".", "{", "}", "$")) or line.endswith(":"):
+            continue
+        found = re.match(r"(@!?%\w+\s+)?([a-z_][\w.:]*)", line)
+        if found:
+            counts[found.group(2)] += 1
+    return counts
+
+
+# The default configuration's PTX before the blocks' interfaces were separated (commit 9e81747): every
+# synchronizing or asynchronous instruction (wgmma, TMA, mbarriers, fences, barriers, setmaxnreg), by count.
+ASYNC_WORDS = ("wgmma", "cp.async", "mbarrier", "setmaxnreg", "bar", "fence", "elect")
+DEFAULT_ASYNC = {
+    "bar.sync": 16, "barrier.cluster.arrive": 2, "barrier.cluster.wait": 2, "cp.async.bulk.commit_group": 4,
+    "cp.async.bulk.tensor.2d.global.shared::cta.tile.bulk_group": 4,
+    "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes": 1,
+    "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster": 4,
+    "cp.async.bulk.wait_group": 1, "cp.async.bulk.wait_group.read": 4, "fence.mbarrier_init.release.cluster": 1,
+    "fence.proxy.async.shared::cta": 4, "mbarrier.arrive.expect_tx.shared.b64": 1,
+    "mbarrier.arrive.shared::cluster.b64": 4, "mbarrier.init.shared.b64": 8, "mbarrier.try_wait.parity.shared.b64": 6,
+    "setmaxnreg.dec.sync.aligned.u32": 1, "setmaxnreg.inc.sync.aligned.u32": 1, "wgmma.commit_group.sync.aligned": 1,
+    "wgmma.fence.sync.aligned": 1, "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16": 4,
+    "wgmma.wait_group.sync.aligned": 3,
+}
+
+
+def test_default_gemm_keeps_its_instruction_mix(monkeypatch):
+    monkeypatch.setenv("SKC_CACHE", "0")
+    compiled = matmul_kernel.compile(target="sm_90a", **compile_arguments("sm_90a"))
+    counts = instruction_histogram(compiled.asm("ptx"))
+    assert {name: n for name, n in counts.items() if any(word in name for word in ASYNC_WORDS)} == DEFAULT_ASYNC
+    assert 890 <= sum(counts.values()) <= 905, sum(counts.values())  # 898 before: the same work, the same loops
+
+
+# -- accumulators describe their own layout -------------------------------------------------------------
+I32P = skc.Ptr[skc.i32]
+
+
+@skc.kernel
+def wgmma_owners(owner: I32P, n: skc.constexpr):
+    """Every thread writes its index at each (row, column) its wgmma accumulator says it holds."""
+    acc = skc.blocks.Wgmma(n, 16, skc.bf16).zeros()
+    for value, row, column in acc.values():
+        owner[row * n + column] = skc.thread_index()
+
+
+def test_wgmma_accumulator_says_where_its_values_lie(hopper_interpreter):
+    n = 24
+    owner = np.full((64, n), -1, np.int32)
+    wgmma_owners.interpret[1, 128](owner, n)
+    rows, columns = np.indices((64, n))
+    # PTX ISA 9.7.15.5.1.1 (checked on the H100, TOOLCHAIN.md): thread t holds rows 16 (t / 32) + (t % 32) / 4
+    # and 8 more, columns 2 (t % 4) + {0, 1} of every 8
+    expected = 32 * (rows // 16) + 4 * (rows % 8) + (columns % 8) // 2
+    np.testing.assert_array_equal(owner, expected)
+
+
+@skc.kernel
+def mfma_owners(owner: I32P, m: skc.constexpr):
+    """Every lane writes its index at each (row, column) of the wave's 64 x 64 tile its accumulator holds."""
+    acc = skc.blocks.Mfma(64, 64, 8 * (64 // m), skc.bf16, m).zeros()
+    for value, row, column in acc.values():
+        owner[row * 64 + column] = skc.thread_index()
+
+
+@pytest.mark.parametrize("m", [32, 16])
+def test_mfma_accumulator_says_where_its_values_lie(monkeypatch, m):
+    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "gfx942")
+    devices._target_of.cache_clear()
+    try:
+        owner = np.full((64, 64), -1, np.int32)
+        mfma_owners.interpret[1, 64](owner, m)
+    finally:
+        devices._target_of.cache_clear()
+    rows, columns = np.indices((64, 64))
+    # CDNA3 ISA 7.1: lane l holds column l % m of every m x m tile, rows in groups of 4 by lane / m
+    within = rows % m
+    expected = columns % m + m * ((within // 4) % (64 // m))
+    np.testing.assert_array_equal(owner, expected)
+
+
+# -- the pipeline asks its consumer how many stages it keeps in flight ---------------------------------
+class DeepWgmma(skc.blocks.Wgmma):
+    """A Wgmma that keeps two stages' MMAs running: the pipeline must hold two stages back."""
+
+    stages_in_flight = 2
+
+
+@skc.kernel
+def gemm_two_in_flight(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, cfg: skc.constexpr):
+    """The Hopper composition with a consumer that retires its reads two stages late."""
+    dtype = skc.f16
+    payload = cfg.payload()
+    load = skc.blocks.TmaLoader(payload, a=a, b=b)
+    with skc.blocks.InputTilePipeline(payload, cfg.stages, load, consumers=cfg.consumers) as pipe:
+        roles = skc.blocks.WarpRoles(cfg.consumers)
+        tiles = skc.blocks.TileScheduler(M, N, cfg.tile_m, cfg.tile_n)
+        if roles.is_producer():
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for tile in tiles:
+                        for k in range(skc.cdiv(K, cfg.tile_k)):
+                            with producer.acquire() as stage:
+                                load(stage, k, a=tile.row0, b=tile.col0)
+        else:
+            mma = DeepWgmma(cfg.tile_n, cfg.tile_k, dtype, warpgroup=roles.consumer_index())
+            acc = mma.zeros()
+            args = skc.blocks.EpilogueArgs(EpilogueSpec(), M, N)
+            with skc.blocks.TmaStoreEpilogue(out, dtype, args, roles.consumer_index(), cfg.consumers) as epilogue:
+                with pipe.consumer(mma) as consumer:
+                    for tile in tiles:
+                        acc.zero()
+                        for k in range(skc.cdiv(K, cfg.tile_k)):
+                            with consumer.acquire() as stage:
+                                mma(acc, stage.a, stage.b)
+                        epilogue(acc, tile.row0, tile.col0)
+
+
+def test_pipeline_holds_back_as_many_stages_as_the_consumer_keeps_in_flight(hopper_interpreter):
+    cfg = MatmulConfig(stages=3, dtype="f16")
+    m, n, k = 256, 128, 320  # two tiles for one block, 5 k-steps a tile through a ring of 3 stages
+    a = RNG.integers(-2, 3, (m, k)).astype(np.float16)
+    b = RNG.integers(-2, 3, (k, n)).astype(np.float16)
+    out = np.full((m, n), np.nan, np.float16)
+    boxes = cfg.boxes()
+    maps = [skc.TensorMap(x, boxes[name]) for x, name in ((a, "a"), (b, "b"), (out, "out"))]
+    gemm_two_in_flight.interpret[1, cfg.threads](*maps, m, n, k, cfg)
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b)
+    # on the GPU: each k-step waits until at most two groups of MMAs still run, then releases the stage before
+    arguments = compile_arguments("sm_90a", config=cfg)
+    ptx = gemm_two_in_flight.compile(arguments["a"], arguments["b"], arguments["out"], skc.i32, skc.i32, skc.i32,
+                                     cfg, target="sm_90a", block=cfg.threads).asm("ptx")
+    waits = re.findall(r"wgmma\.wait_group\.sync\.aligned\s+(\d+)", ptx)
+    assert "2" in waits and "1" not in waits, waits
+
+
+@pytest.mark.gpu
+def test_two_stages_in_flight_on_the_gpu():
+    """The same composition on the GPU, where wgmma really runs behind the issuing threads: a stage is
+    overwritten only after the MMAs two stages later retired its reads (outputs poisoned, exact integers)."""
+    cfg = MatmulConfig(stages=3, dtype="f16")
+    m, n, k = 512, 256, 512  # 8 k-steps a tile through a ring of 3 stages; sums stay exact in f16
+    a = RNG.integers(-2, 3, (m, k)).astype(np.float16)
+    b = RNG.integers(-2, 3, (k, n)).astype(np.float16)
+    out = skc.empty((m, n), skc.f16).fill_bytes(0xFF)
+    boxes = cfg.boxes()
+    maps = [skc.TensorMap(skc.to_device(a), boxes["a"]), skc.TensorMap(skc.to_device(b), boxes["b"]),
+            skc.TensorMap(out, boxes["out"])]
+    grid = skc.blocks.TileScheduler.grid(m, n, cfg.tile_m, cfg.tile_n, skc.current_device().multiprocessors)
+    gemm_two_in_flight[grid, cfg.threads](*maps, m, n, k, cfg)
+    np.testing.assert_array_equal(out.numpy().astype(np.float32), a.astype(np.float32) @ b)
