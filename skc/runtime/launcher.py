@@ -92,8 +92,8 @@ class DeviceLauncher:
                 namespace[f"_convert{i}"] = _half_bits(t)
                 return [f"_s{i}.value = _convert{i}({a})"]
             if t.is_int and not t.is_bool:
-                lo, hi = (0, 2 ** t.bits - 1) if not t.is_signed else (-2 ** (t.bits - 1), 2 ** (t.bits - 1) - 1)
-                namespace[f"_range{i}"] = lambda value, p=p, lo=lo, hi=hi: self._out_of_range(p, value, lo, hi)
+                lo, hi = int_range(t)
+                namespace[f"_range{i}"] = lambda value, p=p: check_scalar(self.kernel_name, p, value)
                 return [f"if not {lo} <= {a} <= {hi}:", f"    _range{i}({a})", f"_s{i}.value = {a}"]
             return [f"_s{i}.value = {a}"]
         namespace[f"_tensormap{i}"] = lambda arg, slot=self.slots[i], p=p: self._set_tensormap(slot, p, arg)
@@ -120,7 +120,7 @@ class DeviceLauncher:
                     # (cupy's ROCm build exports it for HIP memory)
                     where = memory
             if dtype is not expected:
-                raise LaunchError(f"{kernel}: argument '{param.name}' has dtype {dtype}, expected {expected}")
+                check_pointer_dtype(kernel, param, dtype)
             if where != memory:
                 hint = " (a host array: copy it with skc.to_device(x) or x.cuda())" if where == "cpu" else ""
                 raise LaunchError(f"{kernel}: argument '{param.name}' is in {where} memory{hint}; "
@@ -130,10 +130,6 @@ class DeviceLauncher:
                                   f"on {device}")
             return arg.ptr if isinstance(arg, DeviceArray) else facts.pointer(arg)
         return pointer
-
-    def _out_of_range(self, param, value, lo, hi):
-        raise LaunchError(f"{self.kernel_name}: argument '{param.name}' = {value} does not fit in {param.type} "
-                          f"({lo}..{hi})")
 
     def _bad_argument(self, args, error):
         if isinstance(error, LaunchError):
@@ -149,6 +145,39 @@ class DeviceLauncher:
         if data is None:
             raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be an skc.TensorMap")
         ctypes.memmove(slot, data, 128)
+
+
+def int_range(t: ir.ScalarType) -> tuple:
+    """(lowest, highest) value of integer type t."""
+    return (0, 2 ** t.bits - 1) if not t.is_signed else (-2 ** (t.bits - 1), 2 ** (t.bits - 1) - 1)
+
+
+def check_scalar(kernel: str, param, value):
+    """value as the scalar argument `param` takes, or a LaunchError: a number, and within the range of an integer
+    parameter (a value that does not fit is never truncated)."""
+    t = param.type
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if not isinstance(value, (int, float, bool, np.generic)) or isinstance(value, (np.str_, np.bytes_)):
+        raise LaunchError(f"{kernel}: argument '{param.name}' must be a number ({t}), found {type(value).__name__}")
+    if t.is_int and not t.is_bool:
+        if isinstance(value, (float, np.floating)):
+            if value != int(value):
+                raise LaunchError(f"{kernel}: argument '{param.name}' = {value} is not an integer; the parameter "
+                                  f"is {t}")
+        lo, hi = int_range(t)
+        if not lo <= value <= hi:
+            raise LaunchError(f"{kernel}: argument '{param.name}' = {value} does not fit in {t} ({lo}..{hi}); "
+                              "pass a value in range or declare the parameter with a wider type")
+        return int(value)
+    return value
+
+
+def check_pointer_dtype(kernel: str, param, dtype):
+    """A LaunchError unless an array of element type `dtype` can be passed for pointer parameter `param`."""
+    if dtype is not param.type:
+        raise LaunchError(f"{kernel}: argument '{param.name}' has dtype {dtype}, the kernel's parameter takes "
+                          f"{param.type}; convert it (x.astype(...)) or launch with an array of {param.type}")
 
 
 class CudaLauncher(DeviceLauncher):
@@ -231,11 +260,14 @@ class InterpreterLauncher:
 
         memory = Memory()
         values = []
+        kernel = self.function.name
         for param, arg in zip(self.params, args):
             if param.kind == POINTER:
-                values.append(memory.map_array(host_view(arg, param.name, self.function.name), name=param.name))
+                view = host_view(arg, param.name, kernel)
+                check_pointer_dtype(kernel, param, _element_type(arg, view))
+                values.append(memory.map_array(view, name=param.name))
             elif param.kind == SCALAR:
-                values.append(arg)
+                values.append(check_scalar(kernel, param, arg))
             elif param.kind == TENSORMAP:
                 if not all(hasattr(arg, attribute) for attribute in ("tensor", "shape", "strides", "box", "swizzle")):
                     raise LaunchError(f"{self.function.name}: argument '{param.name}' must be an skc.TensorMap, "
@@ -245,6 +277,17 @@ class InterpreterLauncher:
                 values.append(arg)
         run(self.function, grid=grid, block=block, args=values, memory=memory, target=self.target,
             arg_names=[p.name for p in self.params])
+
+
+def _element_type(arg, view: np.ndarray) -> ir.ScalarType:
+    """The element type of a host array argument (its own dtype for skc arrays and tensors numpy lacks)."""
+    if isinstance(arg, DeviceArray):
+        return arg.dtype
+    if not isinstance(arg, np.ndarray):
+        facts = tensor_facts(arg)
+        if facts is not None:
+            return facts.dtype
+    return dtypes.from_numpy(view.dtype)
 
 
 def host_view(arg, name: str, kernel: str, strided: bool = False) -> np.ndarray:
