@@ -332,10 +332,37 @@ class Launch:
         if key != self._key or device is not self._device:
             self._launch = kernel.launcher_for(device, self.block, key, args).launch
             self._key, self._device = key, device
+        # stream None: the launcher uses the current stream of the arguments' framework (torch, cupy), else 0
         if kernel._all_runtime:
-            self._launch(args, self.grid, 0 if stream is None else _stream(stream))
+            self._launch(args, self.grid, None if stream is None else _stream(stream))
         else:
-            self._launch(kernel.runtime_arguments(args), self.grid, 0 if stream is None else _stream(stream))
+            self._launch(kernel.runtime_arguments(args), self.grid, None if stream is None else _stream(stream))
+
+
+    def ready(self, *args) -> "ReadyLaunch":
+        """This launch's specialization for these arguments, compiled and loaded, as a function of the run-time
+        arguments alone (constexpr ones left out): `ready(runtime_args, stream=None)`. For host code that
+        launches one specialization many times and has checked what selects it (the GEMM's plans)."""
+        kernel = self.kernel
+        if len(args) != kernel._nparams:
+            args = kernel._arguments(args, {})
+        device = self.device or current_device()
+        key = kernel.key(args) if kernel.key is not None else ()
+        launcher = kernel.launcher_for(device, self.block, key, args)
+        return ReadyLaunch(launcher.launch, self.grid)
+
+
+class ReadyLaunch:
+    """A loaded specialization and its grid: `ready(runtime_args, stream=None)` launches with no lookup (the
+    launcher still checks every argument's type, dtype and range)."""
+
+    __slots__ = ("launch", "grid")
+
+    def __init__(self, launch, grid):
+        self.launch, self.grid = launch, grid
+
+    def __call__(self, args, stream=None):
+        self.launch(args, self.grid, stream if stream is None or type(stream) is int else _stream(stream))
 
 
 class DeviceView:

@@ -111,3 +111,52 @@ def test_gpu_launcher_checks_pointer_dtypes_after_a_good_launch(stub):
         stub.launch((np.zeros(4, np.float32), 1, 1), (1, 1, 1), 0)
     assert len(stub.launched) == 1
     assert isinstance(stub.slots[0], ctypes.c_uint64)
+
+
+# -- the stream a launch without stream= goes to ------------------------------------------------------------
+def fake_framework_array(module_name):
+    """A device-array type that looks as if it came from module `module_name` (torch, cupy)."""
+    kind = type("FakeArray", (CudaArray,), {"__module__": module_name, "data_ptr": lambda self: self.address})
+    return kind("<f4", 0x4000)
+
+
+def test_a_launch_without_stream_follows_cupys_current_stream(stub, monkeypatch):
+    import sys
+    import types
+
+    current = types.SimpleNamespace(ptr=0xC0FFEE)
+    cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(get_current_stream=lambda: current))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    stub.launch((fake_framework_array("cupy._core.core"), 1, 1), (1, 1, 1), None)
+    current.ptr = 0xBEEF  # read on every launch, not remembered
+    stub.launch((fake_framework_array("cupy._core.core"), 1, 1), (1, 1, 1), None)
+    stub.launch((fake_framework_array("cupy._core.core"), 1, 1), (1, 1, 1), 5)  # an explicit stream wins
+    stub.launch((CudaArray("<f4"), 1, 1), (1, 1, 1), None)  # no framework's tensor: the default stream
+    assert [stream for _, _, stream in stub.launched] == [0xC0FFEE, 0xBEEF, 5, 0]
+
+
+def test_a_launch_without_stream_follows_torchs_current_stream_of_the_launch_device(monkeypatch):
+    import sys
+    import types
+
+    from skc.runtime import launcher
+
+    asked = []
+    torch = types.SimpleNamespace(_C=types.SimpleNamespace(_cuda_getCurrentRawStream=lambda i: asked.append(i) or 77))
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setattr(launcher, "_TORCH_STREAM", [])
+    assert launcher.current_stream((1, fake_framework_array("torch")), 3) == 77 and asked == [3]
+
+
+def test_tensor_maps_follow_their_tensors_framework(monkeypatch):
+    import sys
+    import types
+
+    from skc.runtime.launcher import current_stream
+
+    cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=9)))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    tensor_map = types.new_class("Map", exec_body=lambda ns: ns.update(__skc_tensor_map__=True))()
+    tensor_map.tensor = fake_framework_array("cupy")
+    assert current_stream((3, tensor_map), 0) == 9
+    assert current_stream((3, np.zeros(2)), 0) == 0
