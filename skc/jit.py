@@ -37,6 +37,8 @@ def _dims(value, what: str) -> tuple:
 
 
 def _stream(stream) -> int:
+    if type(stream) is int:
+        return stream
     from .runtime.launcher import normalize_stream
 
     return normalize_stream(stream)

@@ -43,6 +43,8 @@ class FakeDriver:
         self.launches: list = []
         self.encodes = 0
         self.record = record
+        self.inspect = None  # function(kernelParams address) -> what a test wants to know of a launch
+        self.checksum = False  # encode a word that depends on the address besides the address itself
         self.functions: dict = {}  # function handle -> the slot types of its parameters (set by tests)
 
     def cuInit(self, flags):
@@ -77,30 +79,39 @@ class FakeDriver:
 
     def cuTensorMapEncodeTiled(self, data_type, rank, pointer, dims, strides, box, element_strides, *modes):
         self.encodes += 1
-        words = [pointer, rank, *dims, *strides, *box]
+        words = [pointer, rank, *dims, *strides, *box] + ([pointer % 251] if self.checksum else [])
         return (0, _Encoded(struct.pack(f"<{len(words)}Q", *words)))
 
     def cuLaunchKernel(self, function, gx, gy, gz, bx, by, bz, shared, stream, arguments, extra):
         if self.record:
+            # the kernelParams array is rewritten by the next launch: `inspect` reads what this one passes
+            seen = self.inspect(arguments) if self.inspect is not None else None
             self.launches.append({"function": function, "grid": (gx, gy, gz), "block": (bx, by, bz),
-                                  "shared": shared, "stream": stream, "arguments": arguments})
+                                  "shared": shared, "stream": stream, "arguments": arguments, "seen": seen})
         return (0,)
 
 
-def argument_pointers(launch: dict, count: int) -> list:
-    """The addresses of a recorded launch's first `count` parameter values (its kernelParams array)."""
-    return list((ctypes.c_void_p * count).from_address(launch["arguments"]))
+def argument_pointers(arguments: int, count: int) -> list:
+    """The addresses of the first `count` parameter values of a kernelParams array."""
+    return list((ctypes.c_void_p * count).from_address(arguments))
+
+
+_SHARED: list = []
 
 
 @contextlib.contextmanager
 def installed(multiprocessors: int = 132, record: bool = True):
     """The fake driver in place of the real one, and cuda:0 the current device, for the `with` block."""
-    from . import cuda, devices
+    from . import cuda, devices, tma
 
     caches = (cuda.device_count, cuda.device_handle, cuda.device_name, cuda.attribute, cuda.primary_context,
               devices._target_of)
     saved_state, saved_device = dict(cuda._state), devices._selected[0]
-    fake = FakeDriver(multiprocessors, record)
+    # one driver object per process: launchers made under an earlier `installed()` hold its bound methods
+    fake = _SHARED[0] if _SHARED else FakeDriver()
+    _SHARED[:] = [fake]
+    fake.__init__(multiprocessors, record)
+    tma._ENCODED.clear()
     for cache in caches:
         cache.cache_clear()
     cuda._state.update(driver=fake, error=None)
