@@ -5,7 +5,9 @@
 
 Reports microseconds per call, with the cost of calling the fake cuLaunchKernel with a ready argument array
 subtracted, for: a plain `kernel[grid, block](...)` launch (4 arguments), and `skc.blocks.matmul` on unchanged
-shapes (the Hopper TMA plan: three tensor maps), over device arrays exporting __cuda_array_interface__.
+shapes (the Hopper TMA plan: three tensor maps), over a stand-in for torch's CUDA tensors (fake_cuda's fake torch
+module: the torch fast paths, its current stream read per launch) and over arrays exporting
+__cuda_array_interface__ (cupy's path). The fake tensors' own methods are counted in (torch's are similar).
 The GPU figures (against torch.matmul and a bare cuLaunchKernel) come from benchmarks/run.py --only launch.
 """
 from __future__ import annotations
@@ -42,6 +44,18 @@ def per_call(fn, calls=20000, repeats=7) -> float:
     return sorted(samples)[len(samples) // 2]
 
 
+def paths(label, bare, x, make) -> dict:
+    launch, matmul = empty[1, 32], skc.blocks.matmul
+    a, b, out = make((4096, 4096)), make((4096, 4096)), make((4096, 4096))
+    matmul(a, b, out)
+    return {f"{label}: kernel[grid, block](...)": per_call(lambda: launch(x, x, x, 1024)) - bare,
+            f"{label}: kernel[grid, block](..., stream=0)": per_call(lambda: launch(x, x, x, 1024, stream=0)) - bare,
+            f"{label}: empty[1, 32](...) (bracket lookup)": per_call(lambda: empty[1, 32](x, x, x, 1024)) - bare,
+            f"{label}: matmul(a, b, out)": per_call(lambda: matmul(a, b, out)) - bare,
+            f"{label}: matmul(a, b, out, stream=0)": per_call(lambda: matmul(a, b, out, stream=0)) - bare,
+            f"{label}: matmul(a, b) (allocates out)": per_call(lambda: matmul(a, b), calls=5000) - bare}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write the figures to this file")
@@ -51,18 +65,12 @@ def main():
         array = (ctypes.c_void_p * 4)(*[ctypes.addressof(s) for s in slots])
         address, launch_kernel = ctypes.addressof(array), driver.cuLaunchKernel
         bare = per_call(lambda: launch_kernel("empty", 1, 1, 1, 32, 1, 1, 0, 0, address, 0))
+        figures = {"fake cuLaunchKernel, ready array": bare}
+        with fake_cuda.torch_installed() as torch:
+            x = torch.Tensor((1024,), torch.float32)
+            figures.update(paths("torch", bare, x, lambda shape: torch.Tensor(shape, torch.bfloat16)))
         x = FakeTensor((1024,), "float32")
-        launch = empty[1, 32]
-        figures = {"fake cuLaunchKernel, ready array": bare,
-                   "kernel[grid, block](...)": per_call(lambda: launch(x, x, x, 1024)) - bare,
-                   "kernel[grid, block](..., stream=0)": per_call(lambda: launch(x, x, x, 1024, stream=0)) - bare,
-                   "empty[1, 32](...) (bracket lookup)": per_call(lambda: empty[1, 32](x, x, x, 1024)) - bare}
-        a, b, out = FakeTensor((4096, 4096)), FakeTensor((4096, 4096)), FakeTensor((4096, 4096))
-        matmul = skc.blocks.matmul
-        matmul(a, b, out)
-        figures["matmul(a, b, out)"] = per_call(lambda: matmul(a, b, out)) - bare
-        figures["matmul(a, b, out, stream=0)"] = per_call(lambda: matmul(a, b, out, stream=0)) - bare
-        figures["matmul(a, b) (allocates out)"] = per_call(lambda: matmul(a, b), calls=2000) - bare
+        figures.update(paths("cai", bare, x, lambda shape: FakeTensor(shape, "float16")))
     for name, us in figures.items():
         print(f"{name:40s} {us:7.2f} us")
     if options.json:

@@ -68,8 +68,6 @@ def _facts_function(kind: type):
 
 
 def _facts(x):
-    if x is None:
-        return None
     kind = type(x)
     function = _FACTS.get(kind) or _facts_function(kind)
     return (kind, function(x))
@@ -87,8 +85,8 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     comes from the tuning table, or from `skc.autotune` when `autotune=True` (or SKC_AUTOTUNE=1), or is chosen
     for the problem. The launch goes to `stream`, by default the current stream of the operands' framework."""
     device = skc.current_device()
-    key = (device, _facts(a), _facts(b), _facts(out), _facts(c), _facts(bias), alpha is None, activation,
-           config, autotune)
+    key = (device, _facts(a), _facts(b), out if out is None else _facts(out), c if c is None else _facts(c),
+           bias if bias is None else _facts(bias), alpha is None, activation, config, autotune)
     plan = _PLANS.get(key)
     if plan is None:
         plan = _plan(device, a, b, out, c, bias, alpha, activation, config, autotune)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import struct
+from typing import Optional
 
 
 class _Names:
@@ -177,3 +178,112 @@ def _count(shape) -> int:
     for s in shape:
         total *= s
     return total
+
+
+# -- a stand-in for torch's CUDA tensors -------------------------------------------------------------------------
+class _TorchDtype:
+    def __init__(self, name: str, itemsize: int):
+        self.name, self.itemsize = name, itemsize
+
+    def __repr__(self):
+        return f"torch.{self.name}"
+
+    __str__ = __repr__
+
+
+class _TorchDevice:
+    def __init__(self, index: int):
+        self.type, self.index = "cuda", index
+
+    def __eq__(self, other):
+        return isinstance(other, _TorchDevice) and other.index == self.index
+
+    def __hash__(self):
+        return hash(("cuda", self.index))
+
+
+def fake_torch_module(streams: Optional[list] = None):
+    """A module that passes for torch where skc looks at it (tensor type and methods, dtypes, devices, the current
+    stream: `streams[-1]`, 0 by default). Its Tensor stores nothing; addresses are made up, 256-byte aligned."""
+    import types
+
+    torch = types.ModuleType("torch")
+    streams = streams if streams is not None else [0]
+    dtypes = {name: _TorchDtype(name, size) for name, size in
+              (("float16", 2), ("bfloat16", 2), ("float32", 4), ("float64", 8), ("int32", 4), ("int64", 8))}
+    for name, dtype in dtypes.items():
+        setattr(torch, name, dtype)
+
+    class Size(tuple):
+        pass
+
+    class Tensor:
+        """shape, stride(), dtype, device, data_ptr(), get_device(), new_empty, T, reshape, [i]."""
+
+        def __init__(self, shape, dtype=dtypes["bfloat16"], strides=None, address=None, device=0):
+            self.shape, self.dtype, self._device = Size(int(s) for s in shape), dtype, device
+            self._strides = tuple(strides) if strides is not None else tuple(
+                _count(self.shape[i + 1:]) for i in range(len(self.shape)))
+            if address is None:
+                address = FakeTensor._next_address[0]
+                FakeTensor._next_address[0] += -(-max(1, _count(self.shape)) * dtype.itemsize // 256) * 256 + 256
+            self._address = address
+
+        @property
+        def device(self):
+            return _TorchDevice(self._device)
+
+        def stride(self):
+            return self._strides
+
+        def data_ptr(self):
+            return self._address
+
+        def get_device(self):
+            return self._device
+
+        def element_size(self):
+            return self.dtype.itemsize
+
+        def new_empty(self, shape):
+            return Tensor(shape, self.dtype, device=self._device)
+
+        @property
+        def T(self):
+            return Tensor(self.shape[::-1], self.dtype, self._strides[::-1], self._address, self._device)
+
+        def reshape(self, shape):
+            return Tensor(shape, self.dtype, None, self._address, self._device)
+
+        def __getitem__(self, index: int):
+            return Tensor(self.shape[1:], self.dtype, self._strides[1:],
+                          self._address + index * self._strides[0] * self.dtype.itemsize, self._device)
+
+    Tensor.__module__ = "torch"
+    torch.Tensor, torch.Size = Tensor, Size
+    torch.version = types.SimpleNamespace(hip=None, cuda="13.0")
+    torch._C = types.SimpleNamespace(_cuda_getCurrentRawStream=lambda index: streams[-1])
+    torch.cuda = types.SimpleNamespace(is_available=lambda: True,
+                                       current_stream=lambda index=None: types.SimpleNamespace(cuda_stream=streams[-1]))
+    return torch
+
+
+@contextlib.contextmanager
+def torch_installed(streams: Optional[list] = None):
+    """fake_torch_module() as `torch` in sys.modules for the `with` block (with the fake driver's device)."""
+    import sys
+
+    from . import launcher
+
+    saved = sys.modules.get("torch")
+    torch = fake_torch_module(streams)
+    sys.modules["torch"] = torch
+    launcher._TORCH_STREAM.clear()
+    try:
+        yield torch
+    finally:
+        launcher._TORCH_STREAM.clear()
+        if saved is None:
+            sys.modules.pop("torch", None)
+        else:
+            sys.modules["torch"] = saved

@@ -180,3 +180,48 @@ def test_repeated_interpreter_calls_reuse_the_plan(interpreter):
     plans = dict(matmul_host._PLANS)
     out = skc.blocks.matmul(small_ints(64, 64), b)
     assert matmul_host._PLANS == plans and out.shape == (64, 64)
+
+
+# -- torch tensors (a stand-in module: no torch here), their current stream ---------------------------------------
+def test_torch_operands_take_the_fast_paths_and_follow_torchs_current_stream(fake):
+    streams = [0]
+    with fake_cuda.torch_installed(streams) as torch:
+        a, b = torch.Tensor((256, 128)), torch.Tensor((128, 512))
+        out = skc.blocks.matmul(a, b)
+        assert isinstance(out, torch.Tensor) and out.shape == (256, 512)
+        maps, mnk, (c, bias), _ = launched(fake.launches[-1])
+        assert [m[0] for m in maps] == [a.data_ptr(), b.data_ptr(), out.data_ptr()] and c == out.data_ptr()
+        assert fake.launches[-1]["stream"] == 0
+        streams.append(0x5EED)  # as inside `with torch.cuda.stream(s):`
+        skc.blocks.matmul(a, b, out)
+        assert fake.launches[-1]["stream"] == 0x5EED
+        skc.blocks.matmul(a, b, out, stream=3)
+        assert fake.launches[-1]["stream"] == 3
+        with pytest.raises(skc.LaunchError, match="matmul multiplies bf16 or fp16 operands, found torch.float32"):
+            skc.blocks.matmul(torch.Tensor((256, 128), torch.float32), b)
+        skc.blocks.matmul(a.T.T, b, out)  # same facts as a: same plan
+        assert launched(fake.launches[-1])[0][0][0] == a.data_ptr()
+
+
+def test_a_plain_kernel_follows_torchs_current_stream(fake):
+    @skc.kernel(block=32)
+    def fill(x: skc.Ptr[skc.f32], n: skc.i32):
+        if skc.thread_id(0) < n:
+            x[skc.thread_id(0)] = 1.0
+
+    fake.inspect = None
+    streams = [0]
+    with fake_cuda.torch_installed(streams) as torch:
+        x = torch.Tensor((32,), torch.float32)
+        launch = fill[1, 32]
+        launch(x, 32)
+        streams.append(77)
+        launch(x, 32)
+        launch(x, 32, stream=5)
+        streams.pop()
+        launch(x, 32)
+        assert [entry["stream"] for entry in fake.launches] == [0, 77, 5, 0]
+        with pytest.raises(skc.LaunchError, match="'x' has dtype f64"):
+            launch(torch.Tensor((32,), torch.float64), 32)
+        with pytest.raises(skc.LaunchError, match="'n' = 4294967296 does not fit in i32"):
+            launch(x, 2 ** 32)
