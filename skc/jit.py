@@ -266,6 +266,9 @@ class Kernel:
         scalar = scalar_type(arg)
         if scalar is not None:
             return ParamSpec(param.name, SCALAR, scalar)
+        if isinstance(arg, int):
+            raise LaunchError(f"{name} = {arg} does not fit in any integer type a kernel takes "
+                              f"({-2 ** 63}..{2 ** 64 - 1})")
         raise LaunchError(f"{name} has type {type(arg).__name__}; a kernel takes tensors or arrays, numbers, "
                           "or skc.constexpr(value) for compile-time values")
 

@@ -226,6 +226,10 @@ def _batched_plan(a, b, out, c):
     if len(a.shape) not in (2, 3) or len(b.shape) not in (2, 3):
         raise skc.LaunchError(f"matmul takes 2-D operands or a batch of them (3-D), found shapes {tuple(a.shape)} "
                               f"and {tuple(b.shape)}")
+    for x in (a, b, out, c):
+        if x is not None and len(x.shape) == 3 and not (hasattr(x, "reshape") and hasattr(type(x), "__getitem__")):
+            raise skc.LaunchError(f"matmul: batched operands must be tensors or arrays that can be viewed per batch "
+                                  f"(torch, cupy, numpy), found {type(x).__name__}; pass 2-D operands per batch")
     batch = a.shape[0] if len(a.shape) == 3 else b.shape[0]
     for name, x in (("a", a), ("b", b)):
         if len(x.shape) == 3 and x.shape[0] != batch:

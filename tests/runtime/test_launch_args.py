@@ -160,3 +160,18 @@ def test_tensor_maps_follow_their_tensors_framework(monkeypatch):
     tensor_map.tensor = fake_framework_array("cupy")
     assert current_stream((3, tensor_map), 0) == 9
     assert current_stream((3, np.zeros(2)), 0) == 0
+
+
+@skc.kernel(block=1)
+def add_any(x, n):
+    x[0] = x[0] + n
+
+
+def test_unannotated_ints_specialize_by_size_and_never_wrap():
+    x = np.zeros(1, np.float32)
+    launch = add_any.interpret[1, 1]
+    launch(x, 5)
+    launch(x, 2 ** 40)  # an i64 specialization, not a truncated i32
+    assert x[0] == np.float32(5 + 2 ** 40)
+    with pytest.raises(skc.LaunchError, match=r"'n' = 36893488147419103235 does not fit in any integer type"):
+        launch(x, 2 ** 65 + 3)

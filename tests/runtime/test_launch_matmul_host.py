@@ -225,3 +225,9 @@ def test_a_plain_kernel_follows_torchs_current_stream(fake):
             launch(torch.Tensor((32,), torch.float64), 32)
         with pytest.raises(skc.LaunchError, match="'n' = 4294967296 does not fit in i32"):
             launch(x, 2 ** 32)
+
+
+def test_batched_skc_arrays_are_a_launch_error_that_says_what_to_pass(interpreter):
+    a, b = skc.to_device(small_ints(2, 16, 16)), skc.to_device(small_ints(16, 16))
+    with pytest.raises(skc.LaunchError, match="batched operands must be .* found DeviceArray; pass 2-D operands"):
+        skc.blocks.matmul(a, b)
