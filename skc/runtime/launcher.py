@@ -215,6 +215,9 @@ class DeviceLauncher:
             if param.kind == SCALAR and not isinstance(arg, (int, float, bool, np.generic)):
                 raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be a number ({param.type}), "
                                   f"found {type(arg).__name__}") from None
+            if param.kind == SCALAR and param.type.is_int and isinstance(arg, (float, np.floating)):
+                raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be an integer ({param.type}), "
+                                  f"found {type(arg).__name__} {arg}; pass int(value)") from None
         raise LaunchError(f"{self.kernel_name}: bad argument: {error}") from error
 
     def _set_tensormap(self, slot, param, arg):
@@ -239,9 +242,8 @@ def check_scalar(kernel: str, param, value):
         raise LaunchError(f"{kernel}: argument '{param.name}' must be a number ({t}), found {type(value).__name__}")
     if t.is_int and not t.is_bool:
         if isinstance(value, (float, np.floating)):
-            if value != int(value):
-                raise LaunchError(f"{kernel}: argument '{param.name}' = {value} is not an integer; the parameter "
-                                  f"is {t}")
+            raise LaunchError(f"{kernel}: argument '{param.name}' must be an integer ({t}), found "
+                              f"{type(value).__name__} {value}; pass int(value)")
         lo, hi = int_range(t)
         if not lo <= value <= hi:
             raise LaunchError(f"{kernel}: argument '{param.name}' = {value} does not fit in {t} ({lo}..{hi}); "

@@ -44,6 +44,8 @@ def test_interpreter_checks_every_launch_after_a_good_one():
         add_unsigned.interpret[1, 1](x, 256)
     with pytest.raises(skc.LaunchError, match=r"'n' = -1 does not fit in u8"):
         add_unsigned.interpret[1, 1](x, -1)
+    with pytest.raises(skc.LaunchError, match=r"'n' must be an integer \(i32\), found float 3.0"):
+        launch(x, 3.0)  # as the GPU launcher: never a silent conversion
     launch(x, np.int64(2 ** 31 - 1))  # in range, whatever its Python type
     assert x[0] == np.float32(5.0) + np.float32(2 ** 31 - 1)
 
@@ -95,6 +97,7 @@ def test_gpu_launcher_writes_good_arguments(stub):
     (0, 65536, r"'m' = 65536 does not fit in u16"),
     (0, -1, r"'m' = -1 does not fit in u16"),
     ("3", 0, r"'n' must be a number \(i32\), found str"),
+    (3.5, 0, r"'n' must be an integer \(i32\), found float 3.5; pass int\(value\)"),
 ])
 def test_gpu_launcher_rejects_out_of_range_ints_after_a_good_launch(stub, n, m, message):
     stub.launch((CudaArray("<f4"), 1, 1), (1, 1, 1), 0)
