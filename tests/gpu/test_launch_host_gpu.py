@@ -106,3 +106,22 @@ def test_matmul_autotune_picks_a_candidate_that_computes_the_product(tmp_path):
         assert list((tmp_path / "autotune").glob("*.json"))
     finally:
         skc.set_cache_dir(None)
+
+
+def test_patched_tensor_map_descriptors_equal_the_drivers_encoding():
+    """The plan writes a new address into a descriptor when the driver's encoding was probed to hold it in one
+    field; on this driver, patched descriptors must be byte for byte what cuTensorMapEncodeTiled gives."""
+    from skc.runtime import tma
+
+    x = torch.empty(4096, 1024, device="cuda", dtype=torch.bfloat16)
+    tensor_map = skc.TensorMap(x, (64, 64))
+    field = tma._probe_address_field(tensor_map._encode)
+    print("address field (offset, shift):", field[:2] if field else "not found: every new address is encoded")
+    base = x.data_ptr()
+    for offset in (0, 16, 4096, 1 << 20, 123456 * 16):
+        pointer = base + offset
+        patched = tensor_map._patched(pointer)
+        if field:
+            assert patched == tensor_map._encode(pointer)
+        else:
+            assert patched is None
