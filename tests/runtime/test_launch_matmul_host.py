@@ -231,3 +231,21 @@ def test_batched_skc_arrays_are_a_launch_error_that_says_what_to_pass(interprete
     a, b = skc.to_device(small_ints(2, 16, 16)), skc.to_device(small_ints(16, 16))
     with pytest.raises(skc.LaunchError, match="batched operands must be .* found DeviceArray; pass 2-D operands"):
         skc.blocks.matmul(a, b)
+
+
+def test_a_driver_that_refuses_the_probe_addresses_encodes_each_address(fake, monkeypatch):
+    from skc.runtime import tma
+
+    encode = fake.cuTensorMapEncodeTiled
+
+    def refuse_probes(data_type, rank, pointer, *rest):
+        if pointer in tma._PROBE_ADDRESSES:
+            return (1,)  # CUDA_ERROR_INVALID_VALUE
+        return encode(data_type, rank, pointer, *rest)
+    monkeypatch.setattr(fake, "cuTensorMapEncodeTiled", refuse_probes)
+    a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
+    skc.blocks.matmul(a, b, out)
+    encodes = fake.encodes
+    a2 = FakeTensor((256, 128))
+    skc.blocks.matmul(a2, b, out)
+    assert fake.encodes == encodes + 1 and launched(fake.launches[-1])[0][0][0] == a2.address
