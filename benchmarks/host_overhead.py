@@ -20,9 +20,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import skc  # noqa: E402
-from skc.runtime import fake_cuda  # noqa: E402
-from skc.runtime.fake_cuda import FakeTensor  # noqa: E402
+import skc
+from skc.runtime import fake_cuda
+from skc.runtime.fake_cuda import FakeTensor
 
 
 @skc.kernel(block=32)

@@ -11,7 +11,7 @@ layouts, picks a configuration for the device's target and launches a persistent
 from __future__ import annotations
 
 import skc
-from skc import frontend, ir
+from skc import frontend
 
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
@@ -120,6 +120,6 @@ def _config_for(target, cfg):
 
 # -- the host side -------------------------------------------------------------------------------
 # matmul(), its plans, configurations and batches live in matmul_host.py.
-from .matmul_host import _config, compile_arguments, matmul  # noqa: E402,F401  (re-exported)
+from .matmul_host import _config, compile_arguments, matmul
 
-__all__ = ["matmul", "matmul_kernel", "compile_arguments", "MatmulConfig", "AmdMatmulConfig", "EpilogueSpec"]
+__all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "compile_arguments", "matmul", "matmul_kernel"]

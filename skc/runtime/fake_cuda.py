@@ -127,17 +127,18 @@ def installed(multiprocessors: int = 132, record: bool = True):
             cache.cache_clear()
 
 
+_NEXT_ADDRESS = [1 << 32]
+_TYPESTR = {"float16": "<f2", "float32": "<f4", "int32": "<i4", "float64": "<f8"}
+
+
 class FakeTensor:
     """A row-major device tensor at a made-up (16-byte aligned) address, exporting __cuda_array_interface__ as
     cupy does; enough of an array for skc's launchers, tensor maps and skc.blocks.matmul. Nothing is stored."""
 
-    _next_address = [1 << 32]
-    _TYPESTR = {"float16": "<f2", "float32": "<f4", "int32": "<i4", "float64": "<f8"}
-
     def __init__(self, shape, dtype: str = "float16", strides=None, address=None):
         self.shape = tuple(int(s) for s in shape)
         self.dtype = dtype
-        self.itemsize = int(self._TYPESTR[dtype][-1])
+        self.itemsize = int(_TYPESTR[dtype][-1])
         if strides is None:
             strides, step = [], 1
             for size in reversed(self.shape):
@@ -146,8 +147,8 @@ class FakeTensor:
         self._strides = tuple(strides)
         self.strides = tuple(s * self.itemsize for s in self._strides)
         if address is None:
-            address = self._next_address[0]
-            self._next_address[0] += max(256, -(-self.itemsize * max(1, _count(self.shape)) // 256) * 256)
+            address = _NEXT_ADDRESS[0]
+            _NEXT_ADDRESS[0] += max(256, -(-self.itemsize * max(1, _count(self.shape)) // 256) * 256)
         self.address = address
 
     def stride(self):
@@ -169,7 +170,7 @@ class FakeTensor:
 
     @property
     def __cuda_array_interface__(self):
-        return {"shape": self.shape, "typestr": self._TYPESTR[self.dtype], "data": (self.address, False),
+        return {"shape": self.shape, "typestr": _TYPESTR[self.dtype], "data": (self.address, False),
                 "strides": self.strides, "version": 3}
 
 
@@ -225,8 +226,8 @@ def fake_torch_module(streams: Optional[list] = None):
             self._strides = tuple(strides) if strides is not None else tuple(
                 _count(self.shape[i + 1:]) for i in range(len(self.shape)))
             if address is None:
-                address = FakeTensor._next_address[0]
-                FakeTensor._next_address[0] += -(-max(1, _count(self.shape)) * dtype.itemsize // 256) * 256 + 256
+                address = _NEXT_ADDRESS[0]
+                _NEXT_ADDRESS[0] += -(-max(1, _count(self.shape)) * dtype.itemsize // 256) * 256 + 256
             self._address = address
 
         @property

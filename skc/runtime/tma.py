@@ -124,10 +124,7 @@ class TensorMap:
             self._address_field = _probe_address_field(self._encode)
         if not self._address_field:
             return None
-        offset, shift, template = self._address_field
-        patched = bytearray(template)
-        patched[offset:offset + 8] = (pointer >> shift).to_bytes(8, "little")
-        return bytes(patched)
+        return _with_address(self._address_field[2], self._address_field[0], self._address_field[1], pointer)
 
     def _encode(self, facts_pointer: int) -> bytes:
         import ctypes
@@ -175,20 +172,22 @@ def _probe_address_field(encode) -> tuple:
     first = encoded[0]
     for shift in (0, 4):
         for offset in range(0, 121, 8):
-            def patch(p):
-                data = bytearray(first)
-                data[offset:offset + 8] = (p >> shift).to_bytes(8, "little")
-                return bytes(data)
-            if all(patch(p) == e for p, e in zip(_PROBE_ADDRESSES, encoded)):
+            if all(_with_address(first, offset, shift, p) == e for p, e in zip(_PROBE_ADDRESSES, encoded)):
                 return offset, shift, first
     return ()
+
+
+def _with_address(descriptor: bytes, offset: int, shift: int, pointer: int) -> bytes:
+    data = bytearray(descriptor)
+    data[offset:offset + 8] = (pointer >> shift).to_bytes(8, "little")
+    return bytes(data)
 
 
 class EncodedTensorMap:
     """A tensor map reduced to what a CUDA launch passes: its 128 encoded bytes (and its type). Host code that
     launches one geometry over changing addresses makes these with `TensorMap.descriptor_at`."""
 
-    __slots__ = ("descriptor_bytes", "descriptor_address", "spec", "dtype", "_buffer")
+    __slots__ = ("_buffer", "descriptor_address", "descriptor_bytes", "dtype", "spec")
     __skc_tensor_map__ = True
 
     def __init__(self, descriptor: bytes, spec, dtype):
@@ -200,7 +199,7 @@ class EncodedTensorMap:
 class _Descriptor:
     """128 descriptor bytes in memory of their own, 64-byte aligned as CUtensorMap is (cuda.h: alignas(64))."""
 
-    __slots__ = ("raw", "address")
+    __slots__ = ("address", "raw")
 
     def __init__(self, data: bytes):
         import ctypes

@@ -69,7 +69,7 @@ class StubLauncher(DeviceLauncher):
         self.kernel_name, self.params, self.device = "k", params, Device("cuda", 0)
         self.slots = [_slot(p) for p in params]
         self.launched = []
-        record = lambda grid, stream: self.launched.append(  # noqa: E731
+        record = lambda grid, stream: self.launched.append(
             ([getattr(s, "value", None) for s in self.slots], grid, stream))
         self.launch = self._generate(["_record(grid, stream)"], {"_record": record})
 

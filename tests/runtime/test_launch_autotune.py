@@ -96,7 +96,7 @@ def test_describe_names_dataclass_configs_by_their_fields():
 @skc.kernel
 def scale(x: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], n: skc.i32, BLOCK: skc.constexpr):
     if BLOCK > 64:
-        BLOCK_IS_TOO_BIG_FOR_THIS_KERNEL  # noqa: F821  (a compile-time error for that config only)
+        BLOCK_IS_TOO_BIG_FOR_THIS_KERNEL  # noqa: B018, F821  (a compile-time error for that config only)
     i = skc.block_id(0) * BLOCK + skc.thread_id(0)
     if i < n:
         out[i] = 2.0 * x[i]
@@ -116,7 +116,7 @@ def test_configs_that_fail_to_compile_are_skipped_with_a_note(cache, monkeypatch
         launch(x, out, 100)
     np.testing.assert_array_equal(out, 2 * x)
     assert len(launch.notes) == 1 and "BLOCK_IS_TOO_BIG_FOR_THIS_KERNEL" in launch.notes[0]
-    timings = dict((json.dumps(c), ms) for c, ms in next(iter(launch.timings.values())))
+    timings = {json.dumps(c): ms for c, ms in next(iter(launch.timings.values()))}
     assert timings[json.dumps({"BLOCK": 128})] is None
     assert launch.best[next(iter(launch.best))]["BLOCK"] in (32, 64)
 

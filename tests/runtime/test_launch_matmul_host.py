@@ -87,7 +87,7 @@ def test_transposed_operands_and_epilogue_arguments_reach_the_launch(fake):
     skc.blocks.matmul(a_t, b, out, c=c, bias=bias, alpha=0.5, beta=2.0, stream=7)
     launch = fake.launches[-1]
     maps, mnk, (c_address, bias_address), (alpha, beta) = launched(launch)
-    assert maps[0] == (a_t.address, 2, 256, 128)  # the stored (K x M) array's geometry
+    assert mnk == (256, 512, 128) and maps[0] == (a_t.address, 2, 256, 128)  # the stored (K x M) array's geometry
     assert (c_address, bias_address, alpha, beta) == (c.address, bias.address, 0.5, 2.0)
     assert launch["stream"] == 7
 
@@ -189,7 +189,7 @@ def test_torch_operands_take_the_fast_paths_and_follow_torchs_current_stream(fak
         a, b = torch.Tensor((256, 128)), torch.Tensor((128, 512))
         out = skc.blocks.matmul(a, b)
         assert isinstance(out, torch.Tensor) and out.shape == (256, 512)
-        maps, mnk, (c, bias), _ = launched(fake.launches[-1])
+        maps, _, (c, _), _ = launched(fake.launches[-1])
         assert [m[0] for m in maps] == [a.data_ptr(), b.data_ptr(), out.data_ptr()] and c == out.data_ptr()
         assert fake.launches[-1]["stream"] == 0
         streams.append(0x5EED)  # as inside `with torch.cuda.stream(s):`
