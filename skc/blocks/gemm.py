@@ -120,6 +120,6 @@ def _config_for(target, cfg):
 
 # -- the host side -------------------------------------------------------------------------------
 # matmul(), its plans, configurations and batches live in matmul_host.py.
-from .matmul_host import _config, compile_arguments, matmul
+from .matmul_host import _config, compile_arguments, matmul  # noqa: F401  (_config re-exported)
 
 __all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "compile_arguments", "matmul", "matmul_kernel"]
