@@ -167,6 +167,8 @@ class _TmaPlan:
         self.encoded = [{}, {}, {}]  # per operand: address -> EncodedTensorMap
         self.pointers = [t.pointer_function() for t in self.templates[:2]] + [None]
         self.ready = None
+        for template in self.templates[:2]:
+            template.tensor = None  # a plan keeps the geometry, never the caller's tensors alive
 
     def _map(self, which: int, tensor):
         pointer = self.pointers[which](tensor)
@@ -185,6 +187,7 @@ class _TmaPlan:
         if self.templates[2] is None:  # out's geometry is known at the first call (checked then, once)
             self.templates[2] = skc.TensorMap(out, self.out_box)
             self.pointers[2] = self.templates[2].pointer_function()
+            self.templates[2].tensor = None
         args = (self._map(0, a), self._map(1, b), self._map(2, out), self.M, self.N, self.K,
                 out if c is None else c, out if bias is None else bias,
                 1.0 if alpha is None else float(alpha), 0.0 if beta is None else float(beta))

@@ -249,3 +249,16 @@ def test_a_driver_that_refuses_the_probe_addresses_encodes_each_address(fake, mo
     a2 = FakeTensor((256, 128))
     skc.blocks.matmul(a2, b, out)
     assert fake.encodes == encodes + 1 and launched(fake.launches[-1])[0][0][0] == a2.address
+
+
+def test_plans_keep_no_operand_alive(fake):
+    import gc
+    import weakref
+
+    a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
+    skc.blocks.matmul(a, b, out, bias=FakeTensor((512,)))
+    skc.blocks.matmul(a, b, out)
+    references = [weakref.ref(x) for x in (a, b, out)]
+    del a, b, out
+    gc.collect()
+    assert all(reference() is None for reference in references)
