@@ -317,7 +317,9 @@ def _default_target() -> Target:
 
 
 class Launch:
-    """`kernel[grid, block]`: call it with the kernel's arguments (and stream=...) to launch.
+    """`kernel[grid, block]`: call it with the kernel's arguments (and stream=...) to launch. Without stream=,
+    the launch goes to the current stream of the framework whose tensors it is given (torch, cupy), else to
+    the default stream, so it orders with the caller's work and CUDA graphs capture it.
 
     The call is the per-launch hot path: it remembers the launcher it used last and reuses it while
     the arguments select the same specialization on the same device."""
