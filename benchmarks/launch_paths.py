@@ -1,5 +1,6 @@
 """Per-launch host time of the ways to call cuLaunchKernel from Python (an empty 4-argument kernel):
-cuda.bindings with a ready argument array, ctypes into libcuda, and skc's whole launch path."""
+cuda.bindings with a ready argument array, ctypes into libcuda, and skc's whole launch path (with and without
+stream=, on a side stream); and host time per skc.blocks.matmul call against torch.matmul. Needs a GPU."""
 import ctypes
 import sys
 import time
@@ -36,7 +37,6 @@ x = torch.zeros(1024, device="cuda")
 launch = empty[1, 32]
 launch(x, x, x, 1024)
 torch.cuda.synchronize()
-launcher = launch._launch.__self__ if hasattr(launch._launch, "__self__") else None
 compiled = empty._compiled[next(iter(empty._compiled))]
 module = cuda.Module(compiled.stages["ptx"].encode(), "empty", 0)
 slots = [ctypes.c_uint64(x.data_ptr()) for _ in range(3)] + [ctypes.c_int32(1024)]
@@ -53,7 +53,21 @@ raw.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [ctypes.c_void_p] * 3
 handle = int(function)
 results["ctypes libcuda, argtypes"] = per_launch(lambda: raw(handle, 1, 1, 1, 32, 1, 1, 0, None, address, None))
 results["skc k[grid, block](...)"] = per_launch(lambda: launch(x, x, x, 1024))
+results["skc k[grid, block](..., stream=0)"] = per_launch(lambda: launch(x, x, x, 1024, stream=0))
+side = torch.cuda.Stream()
+with torch.cuda.stream(side):
+    results["skc k[grid, block](...) on a side stream"] = per_launch(lambda: launch(x, x, x, 1024))
 results["torch.add"] = per_launch(lambda: torch.add(x, x, out=x))
+a, b = (torch.randn(256, 256, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+c = torch.empty(256, 256, device="cuda", dtype=torch.bfloat16)
+skc.blocks.matmul(a, b, out=c)
+results["skc.blocks.matmul(a, b, out=c) 256^3"] = per_launch(lambda: skc.blocks.matmul(a, b, out=c))
+results["torch.matmul(a, b, out=c) 256^3"] = per_launch(lambda: torch.matmul(a, b, out=c))
+results["skc.blocks.matmul(a, b) 256^3"] = per_launch(lambda: skc.blocks.matmul(a, b))
+results["torch.matmul(a, b) 256^3"] = per_launch(lambda: torch.matmul(a, b))
 for name, us in results.items():
-    print(f"{name:32s} {us:6.2f} us")
-print("CUresult type:", type(bindings(function, 1, 1, 1, 32, 1, 1, 0, 0, address, 0)[0]).__mro__)
+    print(f"{name:44s} {us:6.2f} us")
+print(f"skc launch / bare cuLaunchKernel: "
+      f"{results['skc k[grid, block](...)'] / results['cuda.bindings, ready array']:.2f} (target <= 1.3)")
+print(f"skc matmul / torch.matmul host time: "
+      f"{results['skc.blocks.matmul(a, b) 256^3'] / results['torch.matmul(a, b) 256^3']:.2f} (target <= 1.0)")

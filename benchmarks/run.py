@@ -1,7 +1,11 @@
 """Side-by-side benchmarks: skc against a reference measured in the same run (needs a GPU, torch
 and triton). Prints a table and writes JSON (to $OUT or --json).
 
-    python benchmarks/run.py [--only vector_add,softmax,launch,compile,import,gemm] [--json FILE]
+    python benchmarks/run.py [--only vector_add,softmax,launch,matmul_host,compile,import,gemm] [--json FILE]
+
+(`launch`: a kernel launch against torch, Triton and a bare cuLaunchKernel with a ready argument array;
+`matmul_host`: host time per skc.blocks.matmul call against torch.matmul; benchmarks/host_overhead.py gives
+the Python part alone on a machine without a GPU.)
 
 Timing: medians of many repetitions with CUDA events (triton.testing.do_bench), after a warm-up,
 on random data, at sizes that fill the GPU. Figures are ratios of skc to the reference.
@@ -111,6 +115,52 @@ def launch(rows):
     triton_us = _per_launch(lambda: triton_add[(1,)](x, y, out, n, BLOCK=1024))
     rows.append({"benchmark": "launch_overhead", "skc_us": skc_us, "torch_add_us": torch_us,
                  "triton_us": triton_us, "target": "<= 5 us and below torch"})
+    bare_us = _per_launch(_bare_launch(example.vector_add, (x, y, out), n))
+    rows.append({"benchmark": "launch_vs_bare_cuLaunchKernel", "skc_us": skc_us, "bare_us": bare_us,
+                 "ratio": skc_us / bare_us, "target": "<= 1.3"})
+
+
+def _bare_launch(kernel, pointers, n):
+    """cuLaunchKernel of `kernel`'s loaded specialization with a ready argument array (no Python around it)."""
+    import ctypes
+
+    from skc.runtime import cuda
+
+    compiled = next(iter(kernel._compiled.values()))
+    module = cuda.Module(compiled.binary or compiled.stages["ptx"].encode(), compiled.name, 0, compiled.shared_bytes)
+    slots = [ctypes.c_uint64(p.data_ptr()) for p in pointers] + [ctypes.c_int32(n)]
+    array = (ctypes.c_void_p * len(slots))(*[ctypes.addressof(s) for s in slots])
+    address, function, launch = ctypes.addressof(array), module.function, cuda.driver().cuLaunchKernel
+    block = kernel.block or (256, 1, 1)
+    bx, by, bz = block if isinstance(block, tuple) else (block, 1, 1)
+
+    def bare():
+        launch(function, 1, 1, 1, bx, by, bz, compiled.shared_bytes, 0, address, 0)
+    bare.keep = (module, slots, array)
+    return bare
+
+
+def matmul_host(rows):
+    """Host time per call of skc.blocks.matmul on unchanged shapes against torch.matmul (a small bf16 GEMM: the
+    GPU keeps up, so the figure is the Python and driver time of one call)."""
+    import torch
+
+    import skc
+
+    for size in (256, 1024):
+        a, b = (torch.randn(size, size, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+        c = torch.empty(size, size, device="cuda", dtype=torch.bfloat16)
+        skc.blocks.matmul(a, b, out=c)
+        torch.cuda.synchronize()
+        expected = a.float() @ b.float()
+        error = ((c.float() - expected).norm() / expected.norm()).item()
+        figures = {"skc_out_us": _per_launch(lambda: skc.blocks.matmul(a, b, out=c), batches=50, batch=100),
+                   "torch_out_us": _per_launch(lambda: torch.matmul(a, b, out=c), batches=50, batch=100),
+                   "skc_us": _per_launch(lambda: skc.blocks.matmul(a, b), batches=50, batch=100),
+                   "torch_us": _per_launch(lambda: torch.matmul(a, b), batches=50, batch=100)}
+        rows.append({"benchmark": "matmul_host_us", "size": size, **figures,
+                     "ratio_vs_torch": figures["skc_us"] / figures["torch_us"], "relative_error": error,
+                     "target": "<= 1.0 (host time per call at most torch.matmul's)"})
 
 
 _COLD = textwrap.dedent('''
@@ -178,8 +228,8 @@ def gemm(rows):
                      "relative_error": error})
 
 
-BENCHMARKS = {"vector_add": vector_add, "softmax": softmax, "launch": launch, "compile": compile_times,
-              "gemm": gemm}
+BENCHMARKS = {"vector_add": vector_add, "softmax": softmax, "launch": launch, "matmul_host": matmul_host,
+              "compile": compile_times, "gemm": gemm}
 
 
 def main():

@@ -37,6 +37,8 @@ def _dims(value, what: str) -> tuple:
 
 
 def _stream(stream) -> int:
+    if type(stream) is int:
+        return stream
     from .runtime.launcher import normalize_stream
 
     return normalize_stream(stream)
@@ -264,6 +266,9 @@ class Kernel:
         scalar = scalar_type(arg)
         if scalar is not None:
             return ParamSpec(param.name, SCALAR, scalar)
+        if isinstance(arg, int):
+            raise LaunchError(f"{name} = {arg} does not fit in any integer type a kernel takes "
+                              f"({-2 ** 63}..{2 ** 64 - 1})")
         raise LaunchError(f"{name} has type {type(arg).__name__}; a kernel takes tensors or arrays, numbers, "
                           "or skc.constexpr(value) for compile-time values")
 
@@ -312,7 +317,9 @@ def _default_target() -> Target:
 
 
 class Launch:
-    """`kernel[grid, block]`: call it with the kernel's arguments (and stream=...) to launch.
+    """`kernel[grid, block]`: call it with the kernel's arguments (and stream=...) to launch. Without stream=,
+    the launch goes to the current stream of the framework whose tensors it is given (torch, cupy), else to
+    the default stream, so it orders with the caller's work and CUDA graphs capture it.
 
     The call is the per-launch hot path: it remembers the launcher it used last and reuses it while
     the arguments select the same specialization on the same device."""
@@ -332,10 +339,37 @@ class Launch:
         if key != self._key or device is not self._device:
             self._launch = kernel.launcher_for(device, self.block, key, args).launch
             self._key, self._device = key, device
+        # stream None: the launcher uses the current stream of the arguments' framework (torch, cupy), else 0
         if kernel._all_runtime:
-            self._launch(args, self.grid, 0 if stream is None else _stream(stream))
+            self._launch(args, self.grid, None if stream is None else _stream(stream))
         else:
-            self._launch(kernel.runtime_arguments(args), self.grid, 0 if stream is None else _stream(stream))
+            self._launch(kernel.runtime_arguments(args), self.grid, None if stream is None else _stream(stream))
+
+
+    def ready(self, *args) -> "ReadyLaunch":
+        """This launch's specialization for these arguments, compiled and loaded, as a function of the run-time
+        arguments alone (constexpr ones left out): `ready(runtime_args, stream=None)`. For host code that
+        launches one specialization many times and has checked what selects it (the GEMM's plans)."""
+        kernel = self.kernel
+        if len(args) != kernel._nparams:
+            args = kernel._arguments(args, {})
+        device = self.device or current_device()
+        key = kernel.key(args) if kernel.key is not None else ()
+        launcher = kernel.launcher_for(device, self.block, key, args)
+        return ReadyLaunch(launcher.launch, self.grid)
+
+
+class ReadyLaunch:
+    """A loaded specialization and its grid: `ready(runtime_args, stream=None)` launches with no lookup (the
+    launcher still checks every argument's type, dtype and range)."""
+
+    __slots__ = ("launch", "grid")
+
+    def __init__(self, launch, grid):
+        self.launch, self.grid = launch, grid
+
+    def __call__(self, args, stream=None):
+        self.launch(args, self.grid, stream if stream is None or type(stream) is int else _stream(stream))
 
 
 class DeviceView:

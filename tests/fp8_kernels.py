@@ -77,8 +77,10 @@ SWIZZLE_MODE = {0: 0, 128: 1, 64: 2, 32: 3}   # descriptor bits 62-63
 
 
 def descriptor(start: int, lbo: int, sbo: int, swizzle: int) -> int:
-    """A wgmma matrix descriptor (PTX ISA 9.7.15.5.1.2.2) with its start relative to the shared buffer."""
-    return (start >> 4) | (lbo >> 4) << 16 | (sbo >> 4) << 32 | SWIZZLE_MODE[swizzle] << 62
+    """A wgmma matrix descriptor (PTX ISA 9.7.15.5.1.2.2) with its start relative to the shared buffer, as the
+    signed 64-bit value an i64 parameter takes (the 128-byte swizzle sets bit 62, 32- and 64-byte bit 63)."""
+    bits = (start >> 4) | (lbo >> 4) << 16 | (sbo >> 4) << 32 | SWIZZLE_MODE[swizzle] << 62
+    return bits - (1 << 64) if bits >= 1 << 63 else bits
 
 
 def swizzled(offsets: np.ndarray, swizzle_bytes: int) -> np.ndarray:

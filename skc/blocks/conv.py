@@ -12,7 +12,8 @@ from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
-from .gemm import _dtype_name, matmul_kernel
+from .gemm import matmul_kernel
+from .matmul_host import _dtype_name
 from .im2col import ConvShape
 from .scheduler import TileScheduler
 

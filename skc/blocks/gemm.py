@@ -10,10 +10,8 @@ layouts, picks a configuration for the device's target and launches a persistent
 """
 from __future__ import annotations
 
-import functools
-
 import skc
-from skc import frontend, ir
+from skc import frontend
 
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
@@ -122,114 +120,7 @@ def _config_for(target, cfg):
 
 
 # -- the host side -------------------------------------------------------------------------------
-def _storage(x, k_major_if_row_major: bool):
-    """(the row-major array holding x's elements, whether that makes the operand K-major)."""
-    strides = x.stride() if callable(getattr(x, "stride", None)) else tuple(
-        s // x.itemsize for s in getattr(x, "strides", ()))
-    if len(x.shape) != 2:
-        raise skc.LaunchError(f"matmul takes 2-D operands, found shape {tuple(x.shape)}")
-    rows, cols = x.shape
-    if strides and tuple(strides) == (1, rows) and not (rows == 1 or cols == 1):
-        return x.T, not k_major_if_row_major  # a transposed view of a row-major array
-    if strides and strides[1] != 1 and cols > 1:
-        raise skc.LaunchError("matmul's operands must be row-major or transposed views of row-major arrays")
-    return x, k_major_if_row_major
+# matmul(), its plans, configurations and batches live in matmul_host.py.
+from .matmul_host import _config, compile_arguments, matmul  # noqa: F401  (_config re-exported)
 
-
-def _dtype_name(x) -> str:
-    name = str(x.dtype)
-    for candidate, label in (("bfloat16", "bf16"), ("bf16", "bf16"), ("float16", "f16"), ("f16", "f16")):
-        if candidate in name:
-            return label
-    raise skc.LaunchError(f"matmul multiplies bf16 or fp16 operands, found {x.dtype}")
-
-
-def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activation=None, config=None):
-    """out = activation(alpha · a @ b + beta · c + bias) on the current device: a Hopper GPU, an AMD CDNA GPU,
-    or the interpreter modelling either.
-
-    a (M x K) and b (K x N) are bf16 or fp16 tensors, row-major or transposed views of row-major ones;
-    out, c and bias are row-major. Rows are copied 16 bytes at a time (TMA on Hopper, vector loads on AMD):
-    K and N (and M for a transposed a) must be multiples of 8. `config` is a MatmulConfig (Hopper) or an
-    AmdMatmulConfig (AMD); by default one is chosen for the problem."""
-    dtype = _dtype_name(a)
-    if _dtype_name(b) != dtype:
-        raise skc.LaunchError(f"a is {dtype} and b is {_dtype_name(b)}; matmul needs one type")
-    M, K = a.shape
-    if b.shape[0] != K:
-        raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
-    N = b.shape[1]
-    a_store, a_k_major = _storage(a, True)
-    b_store, b_k_major = _storage(b, False)
-    device = skc.current_device()
-    spec = EpilogueSpec(alpha=alpha is not None, beta=c is not None, bias=bias is not None, activation=activation)
-    if out is None:
-        out = _empty_like(a, (M, N))
-    problem = (M, N, K, dtype, a_k_major, b_k_major)
-    if config is not None and (config.dtype, config.a_k_major, config.b_k_major) != problem[3:]:
-        raise skc.LaunchError(f"the config is for {config.dtype} with a_k_major={config.a_k_major}, b_k_major="
-                              f"{config.b_k_major}; the operands are {dtype} with a_k_major={a_k_major}, "
-                              f"b_k_major={b_k_major}")
-    extras = (c if c is not None else out, bias if bias is not None else out,
-              float(alpha if alpha is not None else 1.0), float(beta if beta is not None else 0.0))
-    launch = _launch_mfma if device.target.has("mfma") else _launch_wgmma
-    launch(device, a_store, b_store, out, problem, extras, config or _config(device.target, *problem, spec))
-    return out
-
-
-def _launch_wgmma(device, a, b, out, problem, extras, cfg: MatmulConfig):
-    M, N, K = problem[:3]
-    boxes = cfg.boxes()
-    if cfg.loader == "vector":  # the producer reads the operands through plain pointers
-        maps = [a, b, skc.TensorMap(out, boxes["out"])]
-    else:
-        maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
-    grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m)
-    matmul_kernel[grid, cfg.threads](*maps, M, N, K, *extras, cfg)
-
-
-def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig):
-    M, N, K, _, a_k_major, b_k_major = problem
-    for what, extent, name in ((a_k_major, K, "K"), (not a_k_major, M, "M (a is transposed)"),
-                               (b_k_major, K, "K (b is transposed)"), (not b_k_major, N, "N")):
-        if what and extent % 8:
-            raise skc.LaunchError(f"the AMD GEMM copies 16-byte rows: {name} must be a multiple of 8, found {extent}")
-    if _storage(out, True)[0] is not out:
-        raise skc.LaunchError("the AMD GEMM writes a row-major out, found a transposed view")
-    grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors * cfg.blocks_per_cu)
-    matmul_kernel[grid, cfg.threads](a, b, out, M, N, K, *extras, cfg)
-
-
-@functools.lru_cache(maxsize=256)
-def _config(target, M, N, K, dtype, a_k_major, b_k_major, spec):
-    if target.has("mfma"):
-        return AmdMatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, epilogue=spec)
-    return MatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, target.max_shared_bytes, epilogue=spec)
-
-
-def compile_arguments(target, M: int = 4096, N: int = 4096, K: int = 4096, dtype: str = "bf16", config=None) -> dict:
-    """matmul_kernel's arguments for `Kernel.compile` without data (skc compile, tests): the configuration
-    matmul() picks for an M x N x K problem on `target` (or `config`), tensor-map types of its boxes (Hopper)
-    or pointer types (AMD) for the operands, and the block size."""
-    target = skc.get_target(target)
-    pointer = skc.Ptr[skc.bf16 if dtype == "bf16" else skc.f16]
-    cfg = config or _config(target, M, N, K, dtype, True, False, EpilogueSpec())
-    if target.has("mfma"):
-        operands = {"a": pointer, "b": pointer, "out": pointer}
-    else:
-        boxes = cfg.boxes()
-        operands = {name: ir.TensorMapType(ir.ScalarType(dtype), boxes[name], 128) for name in ("a", "b", "out")}
-    return dict(operands, c_in=pointer, bias=pointer, cfg=cfg, block=cfg.threads)
-
-
-def _empty_like(a, shape):
-    if hasattr(a, "new_empty"):  # torch
-        return a.new_empty(shape)
-    if isinstance(a, skc.DeviceArray):
-        return skc.empty(shape, a.dtype)
-    import numpy as np
-
-    return np.empty(shape, a.dtype)
-
-
-__all__ = ["matmul", "matmul_kernel", "compile_arguments", "MatmulConfig", "AmdMatmulConfig", "EpilogueSpec"]
+__all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "compile_arguments", "matmul", "matmul_kernel"]

@@ -169,3 +169,22 @@ def copy_to_host(host_address: int, address: int, nbytes: int):
 def memset(address: int, byte: int, nbytes: int):
     if nbytes:
         call("cuMemsetD8", address, byte, nbytes)
+
+
+# -- timing ----------------------------------------------------------------------------------
+def time_ms(run, repeats: int, index: int = 0, stream: int = 0) -> float:
+    """The median milliseconds of `run()` (which launches work on `stream`), measured with CUDA events."""
+    make_current(index)
+    start, end = call("cuEventCreate", 0), call("cuEventCreate", 0)
+    samples = []
+    try:
+        for _ in range(repeats):
+            call("cuEventRecord", start, stream)
+            run()
+            call("cuEventRecord", end, stream)
+            call("cuEventSynchronize", end)
+            samples.append(float(call("cuEventElapsedTime", start, end)))
+    finally:
+        driver().cuEventDestroy(start)
+        driver().cuEventDestroy(end)
+    return sorted(samples)[len(samples) // 2]

@@ -56,9 +56,16 @@ def _numpy_pointer(a: np.ndarray) -> int:
     return a.ctypes.data
 
 
+CAI_TYPES: set = set()  # types seen exporting __cuda_array_interface__ (the launchers' fast path for them)
+_CAI_FACTS: dict = {}  # typestr -> TensorFacts (launches read them often; numpy's dtype parsing is slow)
+
+
 def _cai_facts(obj) -> TensorFacts:
-    interface = obj.__cuda_array_interface__
-    return TensorFacts(dtypes.from_typestr(interface["typestr"]), ("cuda", None), _cai_pointer)
+    typestr = obj.__cuda_array_interface__["typestr"]
+    found = _CAI_FACTS.get(typestr)
+    if found is None:
+        found = _CAI_FACTS[typestr] = TensorFacts(dtypes.from_typestr(typestr), ("cuda", None), _cai_pointer)
+    return found
 
 
 def _cai_pointer(obj) -> int:
@@ -126,6 +133,7 @@ def _facts_function(kind: type) -> Optional[Callable]:
         found = _torch_facts
     elif hasattr(kind, "__cuda_array_interface__"):
         found = _cai_facts
+        CAI_TYPES.add(kind)
     elif hasattr(kind, "__dlpack__") and hasattr(kind, "__dlpack_device__"):
         found = _dlpack_facts
     else:

@@ -16,7 +16,7 @@ from ..diagnostics import DeviceError, LaunchError
 from . import dtypes
 from .arrays import DeviceArray
 from .devices import Device
-from .interop import tensor_facts
+from .interop import CAI_TYPES, tensor_facts
 from .signature import POINTER, SCALAR, TENSORMAP, LaunchParam  # noqa: F401  (LaunchParam re-exported)
 
 
@@ -42,8 +42,66 @@ def normalize_stream(stream) -> int:
     raise LaunchError(f"cannot use {type(stream).__name__} as a CUDA stream; pass a torch/cupy stream or an int")
 
 
+# -- the stream a launch without stream= goes to ---------------------------------------------------------
+_STREAM_OF: dict = {}   # argument type -> function(arg, device index) giving its framework's current stream, or None
+_TORCH_STREAM: list = []
+
+
+def _torch_stream(arg, index: int) -> int:
+    if not _TORCH_STREAM:  # looked up once: torch.cuda.current_stream(i).cuda_stream costs microseconds
+        import torch
+
+        raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+        _TORCH_STREAM.append(raw if raw is not None else lambda i: torch.cuda.current_stream(i).cuda_stream)
+    return _TORCH_STREAM[0](index)
+
+
+def _cupy_stream(arg, index: int) -> int:
+    import cupy
+
+    return cupy.cuda.get_current_stream().ptr
+
+
+def _tensor_map_stream(arg, index: int):
+    tensor = getattr(arg, "tensor", None)
+    source = _stream_source(type(tensor))
+    return source(tensor, index) if source is not None else None
+
+
+def _stream_source(kind: type):
+    found = _STREAM_OF.get(kind, ...)
+    if found is ...:
+        root = kind.__module__.split(".")[0]
+        if root == "torch" and hasattr(kind, "data_ptr"):
+            found = _torch_stream
+        elif root == "cupy" and hasattr(kind, "__cuda_array_interface__"):
+            found = _cupy_stream
+        elif hasattr(kind, "__skc_tensor_map__"):
+            found = _tensor_map_stream
+        else:
+            found = None
+        _STREAM_OF[kind] = found
+    return found
+
+
+def current_stream(args, index: int) -> int:
+    """The stream a launch without stream= goes to: the current stream of the framework (torch, cupy) whose tensors
+    are among the arguments (as Triton does), so launches order with the caller's work and CUDA graphs capture
+    them; else the default stream (0)."""
+    for arg in args:
+        source = _STREAM_OF.get(type(arg), ...)
+        if source is ...:
+            source = _stream_source(type(arg))
+        if source is not None:
+            stream = source(arg, index)
+            if stream is not None:
+                return stream
+    return 0
+
+
 class DeviceLauncher:
-    """Launches one loaded GPU kernel. `launch` is a function generated for this kernel's parameters:
+    """Launches one loaded GPU kernel. `launch(args, grid, stream)` is a function generated for this kernel's
+    parameters (stream None: the arguments' framework's current stream, see current_stream):
     for each argument one type test on the fast path (a torch tensor or an skc array of the right
     dtype on the right device) and a write into its slot, then the vendor's launch call. Anything
     else takes a slow path that checks it fully and explains what is wrong. A vendor's launcher
@@ -55,9 +113,13 @@ class DeviceLauncher:
         """The launch function: unpack and check the arguments into the slots, then run call_lines
         (with `grid` and `stream` in scope, and `namespace`'s names)."""
         params = self.params
-        namespace.update({"_fail": self._fail, "_bad": self._bad_argument, "_Tensor": _torch_tensor_type(),
+        namespace.update({"_CAI_TYPES": CAI_TYPES, "_fail": self._fail, "_bad": self._bad_argument, "_Tensor": _torch_tensor_type(),
                           "_DeviceArray": DeviceArray, "_device": self.device, "_index": self.device.index})
         lines = ["def launch(args, grid, stream):", "    try:"]
+        # where a launch without stream= looks for the caller's stream: pointer arguments, then tensor maps
+        order = [i for i, p in enumerate(params) if p.kind == POINTER] + \
+            [i for i, p in enumerate(params) if p.kind == TENSORMAP]
+        sources = "".join(f"a{i}, " for i in order)
         names = [f"a{i}" for i in range(len(params))]
         if names:
             lines.append(f"        {', '.join(names)}, = args")
@@ -65,12 +127,15 @@ class DeviceLauncher:
             namespace[f"_s{i}"] = self.slots[i]
             lines += ["        " + line for line in self._argument_lines(i, p, namespace)]
         lines += ["    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
-                  "        _bad(args, error)"]
+                  "        _bad(args, error)",
+                  "    if stream is None:",
+                  f"        stream = _current_stream(({sources}), _index)"]
+        namespace["_current_stream"] = current_stream
         lines += ["    " + line for line in call_lines]
         exec(compile("\n".join(lines), f"<skc launcher for {self.kernel_name}>", "exec"), namespace)
         return namespace["launch"]
 
-    def __call__(self, args, grid, stream=0):
+    def __call__(self, args, grid, stream=None):
         return self.launch(args, grid, stream)
 
     def _argument_lines(self, i: int, p, namespace) -> list:
@@ -79,11 +144,15 @@ class DeviceLauncher:
             namespace[f"_torch_dtype{i}"] = _torch_dtype(p.type)
             namespace[f"_dtype{i}"] = p.type
             namespace[f"_slow{i}"] = self._pointer_checker(p)
+            namespace[f"_typestrs{i}"] = _typestrs(p.type)
             return [f"t = type({a})",
                     f"if t is _Tensor and {a}.dtype is _torch_dtype{i} and {a}.get_device() == _index:",
                     f"    _s{i}.value = {a}.data_ptr()",
                     f"elif t is _DeviceArray and {a}.dtype is _dtype{i} and {a}.device is _device:",
                     f"    _s{i}.value = {a}.ptr",
+                    "elif t in _CAI_TYPES:  # cupy and others: one look at __cuda_array_interface__",
+                    f"    ci = {a}.__cuda_array_interface__",
+                    f"    _s{i}.value = ci['data'][0] if ci['typestr'] in _typestrs{i} else _slow{i}({a})",
                     "else:",
                     f"    _s{i}.value = _slow{i}({a})"]
         if p.kind == SCALAR:
@@ -92,10 +161,15 @@ class DeviceLauncher:
                 namespace[f"_convert{i}"] = _half_bits(t)
                 return [f"_s{i}.value = _convert{i}({a})"]
             if t.is_int and not t.is_bool:
-                lo, hi = (0, 2 ** t.bits - 1) if not t.is_signed else (-2 ** (t.bits - 1), 2 ** (t.bits - 1) - 1)
-                namespace[f"_range{i}"] = lambda value, p=p, lo=lo, hi=hi: self._out_of_range(p, value, lo, hi)
+                lo, hi = int_range(t)
+                namespace[f"_range{i}"] = lambda value, p=p: check_scalar(self.kernel_name, p, value)
                 return [f"if not {lo} <= {a} <= {hi}:", f"    _range{i}({a})", f"_s{i}.value = {a}"]
             return [f"_s{i}.value = {a}"]
+        pointers = getattr(self, "pointers", None)
+        if pointers is not None:
+            # the parameter's entry in the kernelParams array points straight at the encoded descriptor
+            namespace["_pointers"] = pointers
+            return [f"_pointers[{i}] = {a}.descriptor_address"]
         namespace[f"_tensormap{i}"] = lambda arg, slot=self.slots[i], p=p: self._set_tensormap(slot, p, arg)
         return [f"_tensormap{i}({a})"]
 
@@ -120,7 +194,7 @@ class DeviceLauncher:
                     # (cupy's ROCm build exports it for HIP memory)
                     where = memory
             if dtype is not expected:
-                raise LaunchError(f"{kernel}: argument '{param.name}' has dtype {dtype}, expected {expected}")
+                check_pointer_dtype(kernel, param, dtype)
             if where != memory:
                 hint = " (a host array: copy it with skc.to_device(x) or x.cuda())" if where == "cpu" else ""
                 raise LaunchError(f"{kernel}: argument '{param.name}' is in {where} memory{hint}; "
@@ -131,17 +205,19 @@ class DeviceLauncher:
             return arg.ptr if isinstance(arg, DeviceArray) else facts.pointer(arg)
         return pointer
 
-    def _out_of_range(self, param, value, lo, hi):
-        raise LaunchError(f"{self.kernel_name}: argument '{param.name}' = {value} does not fit in {param.type} "
-                          f"({lo}..{hi})")
-
     def _bad_argument(self, args, error):
         if isinstance(error, LaunchError):
             raise error
         for param, arg in zip(self.params, args):
+            if param.kind == TENSORMAP and not hasattr(arg, "descriptor_bytes"):
+                raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be an skc.TensorMap, "
+                                  f"found {type(arg).__name__}") from None
             if param.kind == SCALAR and not isinstance(arg, (int, float, bool, np.generic)):
                 raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be a number ({param.type}), "
                                   f"found {type(arg).__name__}") from None
+            if param.kind == SCALAR and param.type.is_int and isinstance(arg, (float, np.floating)):
+                raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be an integer ({param.type}), "
+                                  f"found {type(arg).__name__} {arg}; pass int(value)") from None
         raise LaunchError(f"{self.kernel_name}: bad argument: {error}") from error
 
     def _set_tensormap(self, slot, param, arg):
@@ -149,6 +225,38 @@ class DeviceLauncher:
         if data is None:
             raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be an skc.TensorMap")
         ctypes.memmove(slot, data, 128)
+
+
+def int_range(t: ir.ScalarType) -> tuple:
+    """(lowest, highest) value of integer type t."""
+    return (0, 2 ** t.bits - 1) if not t.is_signed else (-2 ** (t.bits - 1), 2 ** (t.bits - 1) - 1)
+
+
+def check_scalar(kernel: str, param, value):
+    """value as the scalar argument `param` takes, or a LaunchError: a number, and within the range of an integer
+    parameter (a value that does not fit is never truncated)."""
+    t = param.type
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if not isinstance(value, (int, float, bool, np.generic)) or isinstance(value, (np.str_, np.bytes_)):
+        raise LaunchError(f"{kernel}: argument '{param.name}' must be a number ({t}), found {type(value).__name__}")
+    if t.is_int and not t.is_bool:
+        if isinstance(value, (float, np.floating)):
+            raise LaunchError(f"{kernel}: argument '{param.name}' must be an integer ({t}), found "
+                              f"{type(value).__name__} {value}; pass int(value)")
+        lo, hi = int_range(t)
+        if not lo <= value <= hi:
+            raise LaunchError(f"{kernel}: argument '{param.name}' = {value} does not fit in {t} ({lo}..{hi}); "
+                              "pass a value in range or declare the parameter with a wider type")
+        return int(value)
+    return value
+
+
+def check_pointer_dtype(kernel: str, param, dtype):
+    """A LaunchError unless an array of element type `dtype` can be passed for pointer parameter `param`."""
+    if dtype is not param.type:
+        raise LaunchError(f"{kernel}: argument '{param.name}' has dtype {dtype}, the kernel's parameter takes "
+                          f"{param.type}; convert it (x.astype(...)) or launch with an array of {param.type}")
 
 
 class CudaLauncher(DeviceLauncher):
@@ -189,6 +297,16 @@ def _half_bits(t: ir.ScalarType):
     return lambda value: int(dtypes.float32_to_bf16_bits(np.array([value], np.float32))[0])
 
 
+def _typestrs(t: ir.ScalarType) -> frozenset:
+    """The __cuda_array_interface__ typestrs of arrays of t (none for types numpy lacks: they take the slow path)."""
+    storage = np.dtype(dtypes.STORAGE[t.name])
+    try:
+        same = dtypes.from_numpy(storage) is t
+    except TypeError:
+        same = False
+    return frozenset({storage.str, storage.newbyteorder("=").str}) if same else frozenset()
+
+
 class _NeverMatches:
     pass
 
@@ -222,20 +340,23 @@ class InterpreterLauncher:
     def __init__(self, function: ir.Function, params, target, block: tuple):
         self.function, self.params, self.target, self.block = function, params, target, block
 
-    def __call__(self, args, grid, stream=0):
+    def __call__(self, args, grid, stream=None):
         self.launch(args, grid, stream)
 
-    def launch(self, args, grid, stream=0):
+    def launch(self, args, grid, stream=None):
         block = self.block
         from .interpreter import Memory, map_tensor_map, run
 
         memory = Memory()
         values = []
+        kernel = self.function.name
         for param, arg in zip(self.params, args):
             if param.kind == POINTER:
-                values.append(memory.map_array(host_view(arg, param.name, self.function.name), name=param.name))
+                view = host_view(arg, param.name, kernel)
+                check_pointer_dtype(kernel, param, _element_type(arg, view))
+                values.append(memory.map_array(view, name=param.name))
             elif param.kind == SCALAR:
-                values.append(arg)
+                values.append(check_scalar(kernel, param, arg))
             elif param.kind == TENSORMAP:
                 if not all(hasattr(arg, attribute) for attribute in ("tensor", "shape", "strides", "box", "swizzle")):
                     raise LaunchError(f"{self.function.name}: argument '{param.name}' must be an skc.TensorMap, "
@@ -245,6 +366,17 @@ class InterpreterLauncher:
                 values.append(arg)
         run(self.function, grid=grid, block=block, args=values, memory=memory, target=self.target,
             arg_names=[p.name for p in self.params])
+
+
+def _element_type(arg, view: np.ndarray) -> ir.ScalarType:
+    """The element type of a host array argument (its own dtype for skc arrays and tensors numpy lacks)."""
+    if isinstance(arg, DeviceArray):
+        return arg.dtype
+    if not isinstance(arg, np.ndarray):
+        facts = tensor_facts(arg)
+        if facts is not None:
+            return facts.dtype
+    return dtypes.from_numpy(view.dtype)
 
 
 def host_view(arg, name: str, kernel: str, strided: bool = False) -> np.ndarray:

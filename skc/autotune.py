@@ -1,0 +1,193 @@
+"""`skc.autotune`: pick the fastest of several configurations of a kernel by timing each on the device, once
+per device, kernel and key; the winner is kept on disk (JSON in the skc cache dir), so a later process pays
+nothing.
+
+    @skc.autotune(configs=[{"BLOCK": 128}, {"BLOCK": 256}, {"BLOCK": 512}], key=lambda x, out, n: n)
+    def scale(x, out, n, BLOCK):
+        scale_kernel[skc.cdiv(n, BLOCK), BLOCK](x, out, n)
+
+A call `scale(x, out, n)` computes the key; the first call with a new key times `scale(x, out, n, **config)`
+for every config (CUDA events on a GPU, the host clock in the interpreter) and remembers the fastest; every
+later call runs the winner at once. A config that fails (a CompileError or LaunchError: too much shared
+memory, a tile the shape does not allow) is skipped and noted in `tuner.notes`. The launch function must be
+safe to run repeatedly on the same arguments (tuning runs it several times).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+import types
+import warnings
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from .diagnostics import SkcError
+
+FORMAT = 1
+
+
+def describe(config) -> object:
+    """A JSON value that names a config: dicts and lists of plain values as they are, dataclasses (such as
+    MatmulConfig) by their fields, anything else by its repr. Stored configs are matched by it."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {"__type__": type(config).__name__, **{f.name: describe(getattr(config, f.name))
+                                                      for f in dataclasses.fields(config)}}
+    if isinstance(config, dict):
+        return {str(k): describe(v) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [describe(v) for v in config]
+    if config is None or isinstance(config, (bool, int, float, str)):
+        return config
+    return repr(config)
+
+
+class Autotuner:
+    """The fastest of `configs` (keyword-argument dicts for `fn`) per key; see the module's docstring.
+
+    `timer(run) -> milliseconds` times a no-argument callable (default: CUDA events on the current CUDA device,
+    else the host clock); `device_name()` names the device the winners are kept for."""
+
+    def __init__(self, fn: Callable, configs: Sequence[dict], key: Optional[Callable] = None, *, name=None,
+                 timer: Optional[Callable] = None, device_name: Optional[Callable] = None, warmup: int = 3,
+                 repeats: int = 10):
+        if not configs:
+            raise SkcError(f"skc.autotune of {getattr(fn, '__name__', fn)} needs at least one config")
+        self.fn, self.configs, self.key = fn, list(configs), key
+        self.name = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+        self.timer = timer or (lambda run: time_ms(run, warmup, repeats))
+        self.device_name = device_name or _device_name
+        self.best: dict = {}        # (device name, key) -> config
+        self.timings: dict = {}     # (device name, key) -> [(description, ms or None)]
+        self.notes: list = []       # configs skipped, and why
+        if hasattr(fn, "__name__"):
+            self.__name__ = fn.__name__
+            self.__doc__ = fn.__doc__
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs, **self.choose(*args, **kwargs))
+
+    def choose(self, *args, **kwargs) -> dict:
+        """The winning config for these arguments (timing the candidates the first time)."""
+        key = repr(self.key(*args, **kwargs)) if self.key is not None else "()"
+        where = (self.device_name(), key)
+        found = self.best.get(where)
+        if found is None:
+            found = self._stored(*where)
+            if found is None:
+                found = self._tune(where, lambda config: self.fn(*args, **kwargs, **config))
+            self.best[where] = found
+        return found
+
+    def _tune(self, where, run) -> dict:
+        results, best, best_ms = [], None, None
+        for config in self.configs:
+            try:
+                ms = self.timer(lambda config=config: run(config))
+            except SkcError as error:  # the config does not fit this problem or device: skip it
+                note = f"{self.name}: config {describe(config)} skipped: {str(error).splitlines()[0]}"
+                self.notes.append(note)
+                warnings.warn(note, stacklevel=3)
+                results.append((describe(config), None))
+                continue
+            results.append((describe(config), ms))
+            if best_ms is None or ms < best_ms:
+                best, best_ms = config, ms
+        self.timings[where] = results
+        if best is None:
+            raise SkcError(f"{self.name}: every config failed for key {where[1]}:\n  " + "\n  ".join(self.notes[-len(
+                self.configs):]))
+        self._store(where, best, best_ms)
+        return best
+
+    # -- the winners on disk --------------------------------------------------------------------------------
+    def path(self) -> Path:
+        from .runtime.cache import cache_dir
+
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in self.name)
+        return cache_dir() / "autotune" / f"{safe}.json"
+
+    def _read(self) -> dict:
+        try:
+            data = json.loads(self.path().read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) and data.get("format") == FORMAT else {}
+
+    def _stored(self, device: str, key: str) -> Optional[dict]:
+        entry = self._read().get("winners", {}).get(device, {}).get(key)
+        if not isinstance(entry, dict):
+            return None
+        for config in self.configs:  # the stored winner, if it is still a candidate
+            if describe(config) == entry.get("config"):
+                return config
+        return None
+
+    def _store(self, where, config, ms):
+        device, key = where
+        path = self.path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = self._read() or {"format": FORMAT, "kernel": self.name, "winners": {}}
+            data["winners"].setdefault(device, {})[key] = {"config": describe(config), "ms": ms}
+            handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(handle, "w") as file:
+                json.dump(data, file, indent=1, sort_keys=True)
+            os.replace(temporary, path)  # readers never see half a file
+        except OSError as error:
+            warnings.warn(f"{self.name}: could not keep the autotuning result in {path}: {error}", stacklevel=3)
+
+
+def autotune(configs: Sequence[dict], key: Optional[Callable] = None, **options):
+    """Decorate a launch function: `@skc.autotune(configs=[...], key=lambda *args: ...)` (see the module)."""
+    def wrap(fn):
+        return Autotuner(fn, configs, key, **options)
+    return wrap
+
+
+def _device_name() -> str:
+    from .runtime.devices import current_device
+
+    device = current_device()
+    return f"{device.name} ({device.target.name})"
+
+
+def time_ms(run: Callable, warmup: int = 3, repeats: int = 10) -> float:
+    """Median milliseconds of `run()`: CUDA events around each run on the current CUDA device (its launches
+    must go to the default stream or the current torch/cupy stream), else the host clock."""
+    from .runtime.devices import current_device
+
+    device = current_device()
+    for _ in range(warmup):
+        run()
+    if device.kind != "cuda":
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            samples.append((time.perf_counter() - start) * 1e3)
+        return sorted(samples)[len(samples) // 2]
+    from .runtime import cuda
+
+    return cuda.time_ms(run, repeats, device.index, _framework_stream(device.index))
+
+
+def _framework_stream(index: int) -> int:
+    """The stream launches without stream= go to when torch is in use (its current stream), else 0."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return torch.cuda.current_stream(index).cuda_stream
+    return 0
+
+
+class _CallableModule(types.ModuleType):
+    """`skc.autotune` is this module and the decorator both: `@skc.autotune(configs=...)`."""
+
+    def __call__(self, *args, **kwargs):
+        return autotune(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,53 @@
+"""Autotuning the GEMM (`matmul(..., autotune=True)` or SKC_AUTOTUNE=1): a few Hopper configurations around
+MatmulConfig.for_problem's choice (tile width, clusters, stages, grouping), timed with `skc.autotune` on the
+operands of the call, the winner kept on disk per device and problem. AMD problems keep the default config."""
+from __future__ import annotations
+
+import dataclasses
+
+import skc
+
+from .config import MatmulConfig
+
+# fields tried around the default, each a variation on MatmulConfig.for_problem's choice
+VARIATIONS = ({}, {"tile_n": 128, "cluster_m": 1}, {"tile_n": 256, "cluster_m": 1}, {"tile_n": 256, "cluster_m": 2},
+              {"tile_n": 128, "cluster_m": 2}, {"group_m": 16}, {"tile_n": 192, "cluster_m": 1})
+
+_TUNERS: dict = {}
+
+
+def candidates(target, problem, spec) -> list:
+    """The distinct valid configurations tried for a problem (the default first)."""
+    M, N, K, dtype, a_k_major, b_k_major = problem
+    found = []
+    for overrides in VARIATIONS:
+        try:
+            config = MatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, target.max_shared_bytes,
+                                              epilogue=spec, **overrides)
+        except ValueError:  # e.g. clusters with a transposed B
+            continue
+        if config not in found:
+            found.append(config)
+    return found
+
+
+def tune(device, problem, spec, operands):
+    """The fastest configuration for this problem on this device (timed the first time, then from disk)."""
+    from .matmul_host import _config, _empty_like, matmul
+
+    target = device.target
+    if target.has("mfma"):
+        return _config(target, *problem, spec)
+    where = (target.name, problem, spec)
+    tuner = _TUNERS.get(where)
+    if tuner is None:
+        def run(a, b, c, bias, config):
+            out = _empty_like(a, problem[:2])
+            matmul(a, b, out, c=c, bias=bias, alpha=1.0 if spec.alpha else None, beta=1.0 if spec.beta else None,
+                   activation=spec.activation, config=config)
+
+        configs = [{"config": config} for config in candidates(target, problem, spec)]
+        tuner = _TUNERS[where] = skc.autotune.Autotuner(
+            run, configs, key=lambda *args: (problem, dataclasses.astuple(spec)), name="skc.blocks.matmul")
+    a, b, _, c, bias = operands
+    return tuner.choose(a, b, c, bias)["config"]

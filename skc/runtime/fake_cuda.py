@@ -1,0 +1,290 @@
+"""A stand-in for cuda.bindings.driver that launches nothing: it records each cuLaunchKernel (function, grid,
+block, shared bytes, stream, the argument values) and encodes tensor maps as their address and geometry.
+
+It exists to check and time skc's host path on a machine without a GPU: `with fake_cuda.installed() as fake:`
+makes `cuda:0` (an sm_90a device with `multiprocessors` SMs) the current device; kernels compile for it, load
+and launch through the real launchers, and `fake.launches` shows what reached the driver.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import struct
+from typing import Optional
+
+
+class _Names:
+    """An enum namespace: every attribute is its own name."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return name
+
+
+class _Encoded:
+    def __init__(self, data: bytes):
+        self.buffer = ctypes.create_string_buffer(data, 128)
+
+    def getPtr(self):
+        return ctypes.addressof(self.buffer)
+
+
+class FakeDriver:
+    """The driver calls skc makes, each returning (CUDA_SUCCESS, outputs...)."""
+
+    CUdevice_attribute = CUfunction_attribute = CUtensorMapDataType = CUtensorMapSwizzle = _Names()
+    CUtensorMapInterleave = CUtensorMapL2promotion = CUtensorMapFloatOOBfill = _Names()
+    cuuint64_t = cuuint32_t = int
+
+    def __init__(self, multiprocessors: int = 132, record: bool = True):
+        self.attributes = {"CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR": 9,
+                           "CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR": 0,
+                           "CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT": multiprocessors}
+        self.launches: list = []
+        self.encodes = 0
+        self.record = record
+        self.inspect = None  # function(kernelParams address) -> what a test wants to know of a launch
+        self.checksum = False  # encode a word that depends on the address besides the address itself
+        self.functions: dict = {}  # function handle -> the slot types of its parameters (set by tests)
+
+    def cuInit(self, flags):
+        return (0,)
+
+    def cuDeviceGetCount(self):
+        return (0, 1)
+
+    def cuDeviceGet(self, index):
+        return (0, index)
+
+    def cuDeviceGetName(self, size, device):
+        return (0, b"skc fake sm_90a\0")
+
+    def cuDeviceGetAttribute(self, attribute, device):
+        return (0, self.attributes.get(attribute, 1 << 16))
+
+    def cuDevicePrimaryCtxRetain(self, device):
+        return (0, 1)
+
+    def cuCtxSetCurrent(self, context):
+        return (0,)
+
+    def cuModuleLoadData(self, address):
+        return (0, address)
+
+    def cuModuleGetFunction(self, module, name):
+        return (0, name.decode())
+
+    def cuFuncSetAttribute(self, function, attribute, value):
+        return (0,)
+
+    def cuTensorMapEncodeTiled(self, data_type, rank, pointer, dims, strides, box, element_strides, *modes):
+        self.encodes += 1
+        words = [pointer, rank, *dims, *strides, *box] + ([pointer % 251] if self.checksum else [])
+        return (0, _Encoded(struct.pack(f"<{len(words)}Q", *words)))
+
+    def cuLaunchKernel(self, function, gx, gy, gz, bx, by, bz, shared, stream, arguments, extra):
+        if self.record:
+            # the kernelParams array is rewritten by the next launch: `inspect` reads what this one passes
+            seen = self.inspect(arguments) if self.inspect is not None else None
+            self.launches.append({"function": function, "grid": (gx, gy, gz), "block": (bx, by, bz),
+                                  "shared": shared, "stream": stream, "arguments": arguments, "seen": seen})
+        return (0,)
+
+
+def argument_pointers(arguments: int, count: int) -> list:
+    """The addresses of the first `count` parameter values of a kernelParams array."""
+    return list((ctypes.c_void_p * count).from_address(arguments))
+
+
+_SHARED: list = []
+
+
+@contextlib.contextmanager
+def installed(multiprocessors: int = 132, record: bool = True):
+    """The fake driver in place of the real one, and cuda:0 the current device, for the `with` block."""
+    from . import cuda, devices, tma
+
+    caches = (cuda.device_count, cuda.device_handle, cuda.device_name, cuda.attribute, cuda.primary_context,
+              devices._target_of)
+    saved_state, saved_device = dict(cuda._state), devices._selected[0]
+    # one driver object per process: launchers made under an earlier `installed()` hold its bound methods
+    fake = _SHARED[0] if _SHARED else FakeDriver()
+    _SHARED[:] = [fake]
+    fake.__init__(multiprocessors, record)
+    tma._ENCODED.clear()
+    for cache in caches:
+        cache.cache_clear()
+    cuda._state.update(driver=fake, error=None)
+    devices._selected[0] = devices.Device("cuda", 0)
+    try:
+        yield fake
+    finally:
+        cuda._state.clear()
+        cuda._state.update(saved_state)
+        devices._selected[0] = saved_device
+        for cache in caches:
+            cache.cache_clear()
+
+
+_NEXT_ADDRESS = [1 << 32]
+_TYPESTR = {"float16": "<f2", "float32": "<f4", "int32": "<i4", "float64": "<f8"}
+
+
+class FakeTensor:
+    """A row-major device tensor at a made-up (16-byte aligned) address, exporting __cuda_array_interface__ as
+    cupy does; enough of an array for skc's launchers, tensor maps and skc.blocks.matmul. Nothing is stored."""
+
+    def __init__(self, shape, dtype: str = "float16", strides=None, address=None):
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = dtype
+        self.itemsize = int(_TYPESTR[dtype][-1])
+        if strides is None:
+            strides, step = [], 1
+            for size in reversed(self.shape):
+                strides.insert(0, step)
+                step *= size
+        self._strides = tuple(strides)
+        self.strides = tuple(s * self.itemsize for s in self._strides)
+        if address is None:
+            address = _NEXT_ADDRESS[0]
+            _NEXT_ADDRESS[0] += max(256, -(-self.itemsize * max(1, _count(self.shape)) // 256) * 256)
+        self.address = address
+
+    def stride(self):
+        return self._strides
+
+    @property
+    def T(self):
+        return FakeTensor(self.shape[::-1], self.dtype, self._strides[::-1], self.address)
+
+    def new_empty(self, shape):
+        return FakeTensor(shape, self.dtype)
+
+    def reshape(self, shape):
+        return FakeTensor(shape, self.dtype, None, self.address)
+
+    def __getitem__(self, index: int):
+        return FakeTensor(self.shape[1:], self.dtype, self._strides[1:],
+                          self.address + index * self._strides[0] * self.itemsize)
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": self.shape, "typestr": _TYPESTR[self.dtype], "data": (self.address, False),
+                "strides": self.strides, "version": 3}
+
+
+def _count(shape) -> int:
+    total = 1
+    for s in shape:
+        total *= s
+    return total
+
+
+# -- a stand-in for torch's CUDA tensors -------------------------------------------------------------------------
+class _TorchDtype:
+    def __init__(self, name: str, itemsize: int):
+        self.name, self.itemsize = name, itemsize
+
+    def __repr__(self):
+        return f"torch.{self.name}"
+
+    __str__ = __repr__
+
+
+class _TorchDevice:
+    def __init__(self, index: int):
+        self.type, self.index = "cuda", index
+
+    def __eq__(self, other):
+        return isinstance(other, _TorchDevice) and other.index == self.index
+
+    def __hash__(self):
+        return hash(("cuda", self.index))
+
+
+def fake_torch_module(streams: Optional[list] = None):
+    """A module that passes for torch where skc looks at it (tensor type and methods, dtypes, devices, the current
+    stream: `streams[-1]`, 0 by default). Its Tensor stores nothing; addresses are made up, 256-byte aligned."""
+    import types
+
+    torch = types.ModuleType("torch")
+    streams = streams if streams is not None else [0]
+    dtypes = {name: _TorchDtype(name, size) for name, size in
+              (("float16", 2), ("bfloat16", 2), ("float32", 4), ("float64", 8), ("int32", 4), ("int64", 8))}
+    for name, dtype in dtypes.items():
+        setattr(torch, name, dtype)
+
+    class Size(tuple):
+        pass
+
+    class Tensor:
+        """shape, stride(), dtype, device, data_ptr(), get_device(), new_empty, T, reshape, [i]."""
+
+        def __init__(self, shape, dtype=dtypes["bfloat16"], strides=None, address=None, device=0):
+            self.shape, self.dtype, self._device = Size(int(s) for s in shape), dtype, device
+            self._strides = tuple(strides) if strides is not None else tuple(
+                _count(self.shape[i + 1:]) for i in range(len(self.shape)))
+            if address is None:
+                address = _NEXT_ADDRESS[0]
+                _NEXT_ADDRESS[0] += -(-max(1, _count(self.shape)) * dtype.itemsize // 256) * 256 + 256
+            self._address = address
+
+        @property
+        def device(self):
+            return _TorchDevice(self._device)
+
+        def stride(self):
+            return self._strides
+
+        def data_ptr(self):
+            return self._address
+
+        def get_device(self):
+            return self._device
+
+        def element_size(self):
+            return self.dtype.itemsize
+
+        def new_empty(self, shape):
+            return Tensor(shape, self.dtype, device=self._device)
+
+        @property
+        def T(self):
+            return Tensor(self.shape[::-1], self.dtype, self._strides[::-1], self._address, self._device)
+
+        def reshape(self, shape):
+            return Tensor(shape, self.dtype, None, self._address, self._device)
+
+        def __getitem__(self, index: int):
+            return Tensor(self.shape[1:], self.dtype, self._strides[1:],
+                          self._address + index * self._strides[0] * self.dtype.itemsize, self._device)
+
+    Tensor.__module__ = "torch"
+    torch.Tensor, torch.Size = Tensor, Size
+    torch.version = types.SimpleNamespace(hip=None, cuda="13.0")
+    torch._C = types.SimpleNamespace(_cuda_getCurrentRawStream=lambda index: streams[-1])
+    torch.cuda = types.SimpleNamespace(is_available=lambda: True,
+                                       current_stream=lambda index=None: types.SimpleNamespace(cuda_stream=streams[-1]))
+    return torch
+
+
+@contextlib.contextmanager
+def torch_installed(streams: Optional[list] = None):
+    """fake_torch_module() as `torch` in sys.modules for the `with` block (with the fake driver's device)."""
+    import sys
+
+    from . import launcher
+
+    saved = sys.modules.get("torch")
+    torch = fake_torch_module(streams)
+    sys.modules["torch"] = torch
+    launcher._TORCH_STREAM.clear()
+    try:
+        yield torch
+    finally:
+        launcher._TORCH_STREAM.clear()
+        if saved is None:
+            sys.modules.pop("torch", None)
+        else:
+            sys.modules["torch"] = saved

@@ -1,0 +1,120 @@
+"""Launches follow the caller's stream: without stream= an skc launch with torch tensors among its arguments goes to
+torch's current stream, so it orders with the caller's work on a side stream and is captured by torch.cuda.graph;
+the replay computes the right result after the inputs change in place. The GEMM (skc.blocks.matmul) alike."""
+import pytest
+
+import skc
+
+pytestmark = pytest.mark.gpu
+torch = pytest.importorskip("torch")
+
+BLOCK = 256
+
+
+@skc.kernel(block=BLOCK)
+def scale_add(x: skc.Ptr[skc.f32], y: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], alpha: skc.f32, n: skc.i32):
+    i = skc.block_id(0) * BLOCK + skc.thread_id(0)
+    if i < n:
+        out[i] = alpha * x[i] + y[i]
+
+
+def launch(x, y, out, alpha=2.0):
+    n = x.numel()
+    scale_add[skc.cdiv(n, BLOCK), BLOCK](x, y, out, alpha, n)
+
+
+def test_plain_kernel_captured_in_a_cuda_graph_replays_with_new_inputs():
+    n = 1 << 20
+    x, y = torch.randn(n, device="cuda"), torch.randn(n, device="cuda")
+    out = torch.zeros(n, device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up (compile, load) outside the capture
+        launch(x, y, out)
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        launch(x, y, out)
+    out.zero_()
+    x.copy_(torch.randn(n, device="cuda"))
+    y.copy_(torch.randn(n, device="cuda"))
+    graph.replay()
+    torch.cuda.synchronize()
+    torch.testing.assert_close(out, 2.0 * x + y)
+    x.mul_(-1.0)
+    graph.replay()
+    torch.cuda.synchronize()
+    torch.testing.assert_close(out, 2.0 * x + y)
+
+
+def test_a_launch_on_a_side_stream_orders_with_the_streams_work():
+    n = 1 << 24
+    side = torch.cuda.Stream()
+    big = torch.randn(4096, 4096, device="cuda")
+    for _ in range(3):
+        x = torch.zeros(n, device="cuda")
+        y = torch.zeros(n, device="cuda")
+        out = torch.full((n,), float("nan"), device="cuda")
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(4):  # keep the side stream busy before x is written
+                big = big @ big / 64.0
+            x.fill_(1.5)
+            launch(x, y, out)         # must run after fill_ on `side`, not on the default stream
+            result = out * 2.0          # and before this read on `side`
+        side.synchronize()
+        assert torch.all(out == 3.0).item()
+        assert torch.all(result == 6.0).item()
+
+
+def test_an_explicit_stream_is_honoured():
+    n = 1 << 16
+    x, y, out = torch.ones(n, device="cuda"), torch.ones(n, device="cuda"), torch.zeros(n, device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    scale_add[skc.cdiv(n, BLOCK), BLOCK](x, y, out, 3.0, n, stream=side)
+    side.synchronize()
+    assert torch.all(out == 4.0).item()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_matmul_captured_in_a_cuda_graph_replays_with_new_inputs(dtype):
+    M, N, K = 512, 384, 256
+    a = torch.randn(M, K, device="cuda", dtype=dtype)
+    b = torch.randn(K, N, device="cuda", dtype=dtype)
+    out = torch.zeros(M, N, device="cuda", dtype=dtype)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        skc.blocks.matmul(a, b, out=out)
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        skc.blocks.matmul(a, b, out=out)
+    for _ in range(2):
+        out.zero_()
+        a.copy_(torch.randn(M, K, device="cuda", dtype=dtype))
+        b.copy_(torch.randn(K, N, device="cuda", dtype=dtype))
+        graph.replay()
+        torch.cuda.synchronize()
+        expected = a.float() @ b.float()
+        assert ((out.float() - expected).norm() / expected.norm()).item() <= 1e-2
+
+
+def test_matmul_takes_a_stream_and_follows_the_current_one():
+    M, N, K = 256, 256, 128
+    a = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(K, N, device="cuda", dtype=torch.bfloat16)
+    expected = a.float() @ b.float()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    out = skc.blocks.matmul(a, b, stream=side)
+    side.synchronize()
+    assert ((out.float() - expected).norm() / expected.norm()).item() <= 1e-2
+    with torch.cuda.stream(side):
+        out = skc.blocks.matmul(a, b)
+        copy = out.clone()  # ordered after the GEMM on `side`
+    side.synchronize()
+    assert ((copy.float() - expected).norm() / expected.norm()).item() <= 1e-2

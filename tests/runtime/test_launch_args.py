@@ -1,0 +1,180 @@
+"""Launch arguments are checked on every launch, the first and the fast path alike: an integer that does not fit
+its parameter's type and an array of the wrong dtype for a pointer parameter are LaunchErrors, never truncated or
+reinterpreted (in the interpreter, and in the GPU launcher's generated argument path with the driver stubbed)."""
+import ctypes
+
+import numpy as np
+import pytest
+
+import skc
+from skc import ir
+from skc.runtime.devices import Device
+from skc.runtime.launcher import DeviceLauncher, _slot
+from skc.runtime.signature import POINTER, SCALAR, LaunchParam
+
+
+@skc.kernel(block=1)
+def add_n(x: skc.Ptr[skc.f32], n: skc.i32):
+    x[0] = x[0] + skc.f32(n)
+
+
+@skc.kernel(block=1)
+def add_unsigned(x: skc.Ptr[skc.f32], n: skc.u8):
+    x[0] = x[0] + skc.f32(n)
+
+
+@pytest.mark.parametrize("value", [2 ** 40 + 7, 2 ** 64 + 3, -2 ** 31 - 1, 2 ** 31])
+def test_interpreter_rejects_an_int_that_does_not_fit_even_on_the_first_launch(value):
+    x = np.zeros(1, np.float32)
+    with pytest.raises(skc.LaunchError, match=rf"'n' = {value} does not fit in i32"):
+        add_n.interpret[1, 1](x, value)
+    assert x[0] == 0.0
+
+
+def test_interpreter_checks_every_launch_after_a_good_one():
+    x = np.zeros(1, np.float32)
+    launch = add_n.interpret[1, 1]
+    launch(x, 5)
+    assert x[0] == 5.0
+    with pytest.raises(skc.LaunchError, match="'x' has dtype f64, the kernel's parameter takes f32"):
+        launch(np.zeros(1, np.float64), 5)
+    with pytest.raises(skc.LaunchError, match=r"'n' = 18446744073709551619 does not fit in i32"):
+        launch(x, 2 ** 64 + 3)
+    with pytest.raises(skc.LaunchError, match=r"'n' = 256 does not fit in u8 \(0..255\)"):
+        add_unsigned.interpret[1, 1](x, 256)
+    with pytest.raises(skc.LaunchError, match=r"'n' = -1 does not fit in u8"):
+        add_unsigned.interpret[1, 1](x, -1)
+    with pytest.raises(skc.LaunchError, match=r"'n' must be an integer \(i32\), found float 3.0"):
+        launch(x, 3.0)  # as the GPU launcher: never a silent conversion
+    launch(x, np.int64(2 ** 31 - 1))  # in range, whatever its Python type
+    assert x[0] == np.float32(5.0) + np.float32(2 ** 31 - 1)
+
+
+# -- the GPU launcher's argument path, with the driver call stubbed ------------------------------------------
+class CudaArray:
+    """A device array as another library exports it (__cuda_array_interface__), at a fake address."""
+
+    def __init__(self, typestr, address=0x10000):
+        self.typestr, self.address = typestr, address
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"typestr": self.typestr, "data": (self.address, False), "shape": (4,), "version": 3}
+
+
+class StubLauncher(DeviceLauncher):
+    """The generated CUDA argument path with the launch call recording the slots instead of calling the driver."""
+
+    def __init__(self, params):
+        self.kernel_name, self.params, self.device = "k", params, Device("cuda", 0)
+        self.slots = [_slot(p) for p in params]
+        self.launched = []
+        record = lambda grid, stream: self.launched.append(
+            ([getattr(s, "value", None) for s in self.slots], grid, stream))
+        self.launch = self._generate(["_record(grid, stream)"], {"_record": record})
+
+    def _fail(self, result, grid):
+        raise AssertionError("the stub never fails")
+
+
+F32 = ir.ScalarType("f32")
+
+
+@pytest.fixture
+def stub():
+    return StubLauncher([LaunchParam("x", POINTER, F32), LaunchParam("n", SCALAR, ir.ScalarType("i32")),
+                         LaunchParam("m", SCALAR, ir.ScalarType("u16"))])
+
+
+def test_gpu_launcher_writes_good_arguments(stub):
+    stub.launch((CudaArray("<f4", 0x1230), -5, 65535), (1, 1, 1), 7)
+    assert stub.launched == [([0x1230, -5, 65535], (1, 1, 1), 7)]
+
+
+@pytest.mark.parametrize("n,m,message", [
+    (2 ** 40 + 7, 0, r"'n' = 1099511627783 does not fit in i32"),
+    (2 ** 64 + 3, 0, r"'n' = 18446744073709551619 does not fit in i32"),
+    (0, 65536, r"'m' = 65536 does not fit in u16"),
+    (0, -1, r"'m' = -1 does not fit in u16"),
+    ("3", 0, r"'n' must be a number \(i32\), found str"),
+    (3.5, 0, r"'n' must be an integer \(i32\), found float 3.5; pass int\(value\)"),
+])
+def test_gpu_launcher_rejects_out_of_range_ints_after_a_good_launch(stub, n, m, message):
+    stub.launch((CudaArray("<f4"), 1, 1), (1, 1, 1), 0)
+    with pytest.raises(skc.LaunchError, match=message):
+        stub.launch((CudaArray("<f4"), n, m), (1, 1, 1), 0)
+    assert len(stub.launched) == 1
+
+
+def test_gpu_launcher_checks_pointer_dtypes_after_a_good_launch(stub):
+    stub.launch((CudaArray("<f4"), 1, 1), (1, 1, 1), 0)
+    with pytest.raises(skc.LaunchError, match="'x' has dtype f64, the kernel's parameter takes f32"):
+        stub.launch((CudaArray("<f8"), 1, 1), (1, 1, 1), 0)
+    with pytest.raises(skc.LaunchError, match="'x' is in cpu memory"):
+        stub.launch((np.zeros(4, np.float32), 1, 1), (1, 1, 1), 0)
+    assert len(stub.launched) == 1
+    assert isinstance(stub.slots[0], ctypes.c_uint64)
+
+
+# -- the stream a launch without stream= goes to ------------------------------------------------------------
+def fake_framework_array(module_name):
+    """A device-array type that looks as if it came from module `module_name` (torch, cupy)."""
+    kind = type("FakeArray", (CudaArray,), {"__module__": module_name, "data_ptr": lambda self: self.address})
+    return kind("<f4", 0x4000)
+
+
+def test_a_launch_without_stream_follows_cupys_current_stream(stub, monkeypatch):
+    import sys
+    import types
+
+    current = types.SimpleNamespace(ptr=0xC0FFEE)
+    cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(get_current_stream=lambda: current))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    stub.launch((fake_framework_array("cupy._core.core"), 1, 1), (1, 1, 1), None)
+    current.ptr = 0xBEEF  # read on every launch, not remembered
+    stub.launch((fake_framework_array("cupy._core.core"), 1, 1), (1, 1, 1), None)
+    stub.launch((fake_framework_array("cupy._core.core"), 1, 1), (1, 1, 1), 5)  # an explicit stream wins
+    stub.launch((CudaArray("<f4"), 1, 1), (1, 1, 1), None)  # no framework's tensor: the default stream
+    assert [stream for _, _, stream in stub.launched] == [0xC0FFEE, 0xBEEF, 5, 0]
+
+
+def test_a_launch_without_stream_follows_torchs_current_stream_of_the_launch_device(monkeypatch):
+    import sys
+    import types
+
+    from skc.runtime import launcher
+
+    asked = []
+    torch = types.SimpleNamespace(_C=types.SimpleNamespace(_cuda_getCurrentRawStream=lambda i: asked.append(i) or 77))
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setattr(launcher, "_TORCH_STREAM", [])
+    assert launcher.current_stream((1, fake_framework_array("torch")), 3) == 77 and asked == [3]
+
+
+def test_tensor_maps_follow_their_tensors_framework(monkeypatch):
+    import sys
+    import types
+
+    from skc.runtime.launcher import current_stream
+
+    cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=9)))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    tensor_map = types.new_class("Map", exec_body=lambda ns: ns.update(__skc_tensor_map__=True))()
+    tensor_map.tensor = fake_framework_array("cupy")
+    assert current_stream((3, tensor_map), 0) == 9
+    assert current_stream((3, np.zeros(2)), 0) == 0
+
+
+@skc.kernel(block=1)
+def add_any(x, n):
+    x[0] = x[0] + n
+
+
+def test_unannotated_ints_specialize_by_size_and_never_wrap():
+    x = np.zeros(1, np.float32)
+    launch = add_any.interpret[1, 1]
+    launch(x, 5)
+    launch(x, 2 ** 40)  # an i64 specialization, not a truncated i32
+    assert x[0] == np.float32(5 + 2 ** 40)
+    with pytest.raises(skc.LaunchError, match=r"'n' = 36893488147419103235 does not fit in any integer type"):
+        launch(x, 2 ** 65 + 3)

@@ -1,0 +1,264 @@
+"""skc.blocks.matmul's host path: one lookup finds a ready plan for facts seen before; tensor maps are encoded
+once per address (checked on the GPU launch path with a fake driver that records what reaches cuLaunchKernel);
+launches go to the given stream; batched operands fold into one GEMM or run one GEMM per batch (against numpy
+in the interpreter); unsupported operands are LaunchErrors."""
+import ctypes
+import struct
+
+import numpy as np
+import pytest
+
+import skc
+from skc.blocks import matmul_host
+from skc.runtime import devices, fake_cuda
+from skc.runtime.fake_cuda import FakeTensor
+
+
+@pytest.fixture
+def fake():
+    matmul_host._PLANS.clear()
+    with fake_cuda.installed() as driver:
+        driver.inspect = matmul_arguments
+        yield driver
+    matmul_host._PLANS.clear()
+
+
+def launched(launch):
+    return launch["seen"]
+
+
+def matmul_arguments(arguments, count=10):
+    """The values a matmul_kernel launch passes: the descriptors' (address, rank, dims...) words, M, N, K,
+    the c and bias addresses, alpha and beta."""
+    pointers = fake_cuda.argument_pointers(arguments, count)
+    maps = [struct.unpack("<4Q", ctypes.string_at(p, 32)) for p in pointers[:3]]
+    m, n, k = (ctypes.c_int32.from_address(p).value for p in pointers[3:6])
+    c, bias = (ctypes.c_uint64.from_address(p).value for p in pointers[6:8])
+    alpha, beta = (ctypes.c_float.from_address(p).value for p in pointers[8:10])
+    return maps, (m, n, k), (c, bias), (alpha, beta)
+
+
+def test_a_call_launches_the_hopper_gemm_with_its_tensor_maps(fake):
+    a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
+    assert skc.blocks.matmul(a, b, out) is out
+    (launch,) = fake.launches
+    assert launch["block"] == (384, 1, 1) and launch["stream"] == 0
+    maps, mnk, (c, bias), (alpha, beta) = launched(launch)
+    # each map: the tensor's address, rank 2, its dims innermost first
+    assert maps == [(a.address, 2, 128, 256), (b.address, 2, 512, 128), (out.address, 2, 512, 256)]
+    assert mnk == (256, 512, 128) and c == bias == out.address and (alpha, beta) == (1.0, 0.0)
+
+
+def test_repeated_calls_take_the_plan_and_encode_only_new_addresses(fake):
+    a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
+    skc.blocks.matmul(a, b, out)
+    plans, encodes = len(matmul_host._PLANS), fake.encodes
+    assert encodes == 3 * 3  # each map's geometry probed at three addresses for where the address lives
+    for _ in range(5):
+        skc.blocks.matmul(a, b, out)
+    assert (len(matmul_host._PLANS), fake.encodes, len(fake.launches)) == (plans, encodes, 6)
+    a2 = FakeTensor((256, 128))  # same facts, another address: its descriptor is the probed one, patched
+    skc.blocks.matmul(a2, b, out)
+    assert fake.encodes == encodes and len(matmul_host._PLANS) == plans
+    assert launched(fake.launches[-1])[0][0][0] == a2.address
+    skc.blocks.matmul(a, b, out)  # back to the first address
+    assert fake.encodes == encodes and launched(fake.launches[-1])[0][0][0] == a.address
+    skc.blocks.matmul(FakeTensor((256, 136)), FakeTensor((136, 512)), out)  # new shapes: a new plan
+    assert len(matmul_host._PLANS) == plans + 1
+    (m, n, k) = launched(fake.launches[-1])[1]
+    assert (m, n, k) == (256, 512, 136)
+
+
+def test_a_driver_whose_descriptors_do_not_hold_a_plain_address_encodes_each_new_address(fake):
+    fake.checksum = True
+    a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
+    skc.blocks.matmul(a, b, out)
+    encodes = fake.encodes
+    a2 = FakeTensor((256, 128))
+    skc.blocks.matmul(a2, b, out)
+    skc.blocks.matmul(a2, b, out)
+    assert fake.encodes == encodes + 1
+    assert launched(fake.launches[-1])[0][0][0] == a2.address
+
+
+def test_transposed_operands_and_epilogue_arguments_reach_the_launch(fake):
+    a_t = FakeTensor((128, 256)).T  # M x K, stored K x M
+    b, out, c, bias = FakeTensor((128, 512)), FakeTensor((256, 512)), FakeTensor((256, 512)), FakeTensor((512,))
+    skc.blocks.matmul(a_t, b, out, c=c, bias=bias, alpha=0.5, beta=2.0, stream=7)
+    launch = fake.launches[-1]
+    maps, mnk, (c_address, bias_address), (alpha, beta) = launched(launch)
+    assert mnk == (256, 512, 128) and maps[0] == (a_t.address, 2, 256, 128)  # the stored (K x M) array's geometry
+    assert (c_address, bias_address, alpha, beta) == (c.address, bias.address, 0.5, 2.0)
+    assert launch["stream"] == 7
+
+
+def test_a_misaligned_address_is_a_launch_error_even_on_a_ready_plan(fake):
+    a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
+    skc.blocks.matmul(a, b, out)
+    with pytest.raises(skc.LaunchError, match="16-byte aligned"):
+        skc.blocks.matmul(FakeTensor((256, 128), address=a.address + 8), b, out)
+
+
+def test_an_out_of_the_wrong_shape_is_a_launch_error(fake):
+    with pytest.raises(skc.LaunchError, match=r"out has shape \(256, 256\); the product .* is \(256, 512\)"):
+        skc.blocks.matmul(FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 256)))
+
+
+def test_batches_fold_into_one_gemm_or_run_one_per_batch(fake):
+    a, b = FakeTensor((4, 64, 128)), FakeTensor((128, 256))
+    out = skc.blocks.matmul(a, b)
+    assert out.shape == (4, 64, 256) and len(fake.launches) == 1
+    maps, mnk, _, _ = launched(fake.launches[-1])
+    assert mnk == (256, 256, 128) and maps[0] == (a.address, 2, 128, 256) and maps[2][0] == out.address
+    b3 = FakeTensor((4, 128, 256))
+    out = skc.blocks.matmul(a, b3)
+    assert len(fake.launches) == 5
+    for i, launch in enumerate(fake.launches[1:]):
+        maps, mnk, _, _ = launched(launch)
+        assert mnk == (64, 256, 128)
+        assert [m[0] for m in maps] == [a.address + i * 64 * 128 * 2, b3.address + i * 128 * 256 * 2,
+                                        out.address + i * 64 * 256 * 2]
+
+
+@pytest.mark.parametrize("a_shape,b_shape,message", [
+    ((2, 3, 64, 64), (64, 64), r"2-D operands \(or a batch"),
+    ((3, 64, 64), (2, 64, 64), "the batch sizes differ"),
+    ((3, 64, 32), (64, 64), "inner dimensions differ"),
+])
+def test_unsupported_batches_are_launch_errors(fake, a_shape, b_shape, message):
+    with pytest.raises(skc.LaunchError, match=message):
+        skc.blocks.matmul(FakeTensor(a_shape), FakeTensor(b_shape))
+
+
+# -- batches in the interpreter, against numpy ------------------------------------------------------------------
+@pytest.fixture
+def interpreter(monkeypatch):
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+    matmul_host._PLANS.clear()
+    yield
+    matmul_host._PLANS.clear()
+
+
+RNG = np.random.default_rng(3)
+
+
+def small_ints(*shape):
+    return RNG.integers(-2, 3, shape).astype(np.float16)
+
+
+def test_a_batch_times_a_matrix_folds_into_one_gemm(interpreter):
+    a, b = small_ints(3, 40, 64), small_ints(64, 48)
+    bias = small_ints(48)
+    out = skc.blocks.matmul(a, b, bias=bias)
+    assert out.shape == (3, 40, 48)
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32) + bias)
+
+
+def test_a_batch_times_a_batch_runs_one_gemm_per_batch(interpreter):
+    a, b = small_ints(2, 40, 64), small_ints(2, 64, 48)
+    out = np.full((2, 40, 48), np.nan, np.float16)
+    skc.blocks.matmul(a, b, out=out)
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+
+
+def test_a_strided_batch_of_a_runs_one_gemm_per_batch(interpreter):
+    a = small_ints(40, 2, 64).transpose(1, 0, 2)  # batch outermost in the view, not in memory: cannot fold
+    b = small_ints(64, 48)
+    out = skc.blocks.matmul(a, b)
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+
+
+def test_a_matrix_times_a_batch(interpreter):
+    a, b = small_ints(40, 64), small_ints(2, 64, 48)
+    out = skc.blocks.matmul(a, b)
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+
+
+def test_repeated_interpreter_calls_reuse_the_plan(interpreter):
+    a, b = small_ints(64, 64), small_ints(64, 64)
+    skc.blocks.matmul(a, b)
+    plans = dict(matmul_host._PLANS)
+    out = skc.blocks.matmul(small_ints(64, 64), b)
+    assert matmul_host._PLANS == plans and out.shape == (64, 64)
+
+
+# -- torch tensors (a stand-in module: no torch here), their current stream ---------------------------------------
+def test_torch_operands_take_the_fast_paths_and_follow_torchs_current_stream(fake):
+    streams = [0]
+    with fake_cuda.torch_installed(streams) as torch:
+        a, b = torch.Tensor((256, 128)), torch.Tensor((128, 512))
+        out = skc.blocks.matmul(a, b)
+        assert isinstance(out, torch.Tensor) and out.shape == (256, 512)
+        maps, _, (c, _), _ = launched(fake.launches[-1])
+        assert [m[0] for m in maps] == [a.data_ptr(), b.data_ptr(), out.data_ptr()] and c == out.data_ptr()
+        assert fake.launches[-1]["stream"] == 0
+        streams.append(0x5EED)  # as inside `with torch.cuda.stream(s):`
+        skc.blocks.matmul(a, b, out)
+        assert fake.launches[-1]["stream"] == 0x5EED
+        skc.blocks.matmul(a, b, out, stream=3)
+        assert fake.launches[-1]["stream"] == 3
+        with pytest.raises(skc.LaunchError, match="matmul multiplies bf16 or fp16 operands, found torch.float32"):
+            skc.blocks.matmul(torch.Tensor((256, 128), torch.float32), b)
+        skc.blocks.matmul(a.T.T, b, out)  # same facts as a: same plan
+        assert launched(fake.launches[-1])[0][0][0] == a.data_ptr()
+
+
+def test_a_plain_kernel_follows_torchs_current_stream(fake):
+    @skc.kernel(block=32)
+    def fill(x: skc.Ptr[skc.f32], n: skc.i32):
+        if skc.thread_id(0) < n:
+            x[skc.thread_id(0)] = 1.0
+
+    fake.inspect = None
+    streams = [0]
+    with fake_cuda.torch_installed(streams) as torch:
+        x = torch.Tensor((32,), torch.float32)
+        launch = fill[1, 32]
+        launch(x, 32)
+        streams.append(77)
+        launch(x, 32)
+        launch(x, 32, stream=5)
+        streams.pop()
+        launch(x, 32)
+        assert [entry["stream"] for entry in fake.launches] == [0, 77, 5, 0]
+        with pytest.raises(skc.LaunchError, match="'x' has dtype f64"):
+            launch(torch.Tensor((32,), torch.float64), 32)
+        with pytest.raises(skc.LaunchError, match="'n' = 4294967296 does not fit in i32"):
+            launch(x, 2 ** 32)
+
+
+def test_batched_skc_arrays_are_a_launch_error_that_says_what_to_pass(interpreter):
+    a, b = skc.to_device(small_ints(2, 16, 16)), skc.to_device(small_ints(16, 16))
+    with pytest.raises(skc.LaunchError, match="batched operands must be .* found DeviceArray; pass 2-D operands"):
+        skc.blocks.matmul(a, b)
+
+
+def test_a_driver_that_refuses_the_probe_addresses_encodes_each_address(fake, monkeypatch):
+    from skc.runtime import tma
+
+    encode = fake.cuTensorMapEncodeTiled
+
+    def refuse_probes(data_type, rank, pointer, *rest):
+        if pointer in tma._PROBE_ADDRESSES:
+            return (1,)  # CUDA_ERROR_INVALID_VALUE
+        return encode(data_type, rank, pointer, *rest)
+    monkeypatch.setattr(fake, "cuTensorMapEncodeTiled", refuse_probes)
+    a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
+    skc.blocks.matmul(a, b, out)
+    encodes = fake.encodes
+    a2 = FakeTensor((256, 128))
+    skc.blocks.matmul(a2, b, out)
+    assert fake.encodes == encodes + 1 and launched(fake.launches[-1])[0][0][0] == a2.address
+
+
+def test_plans_keep_no_operand_alive(fake):
+    import gc
+    import weakref
+
+    a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
+    skc.blocks.matmul(a, b, out, bias=FakeTensor((512,)))
+    skc.blocks.matmul(a, b, out)
+    references = [weakref.ref(x) for x in (a, b, out)]
+    del a, b, out
+    gc.collect()
+    assert all(reference() is None for reference in references)
