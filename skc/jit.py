@@ -15,9 +15,10 @@ from .compiler import CompiledKernel, compile_kernel
 from .diagnostics import LaunchError, SkcError
 from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
 from .runtime.devices import Device, _default_device, _selected, current_device, parse_device
-from .target import Target, get_target
+from .target import TARGETS, Target, get_target
 
-_MAX_GRID = (2 ** 31 - 1, 65535, 65535)
+# A launch is checked before its device (and target) is known: against the smallest limit of any target.
+_MAX_GRID = tuple(min(t.max_grid[axis] for t in TARGETS.values()) for axis in range(3))
 
 
 def _dims(value, what: str) -> tuple:
