@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 
 from . import frontend, ir
 from .compiler import CompiledKernel, compile_kernel
@@ -68,13 +69,13 @@ def _key_part(arg):
     return (kind, arg.spec) if hasattr(kind, "__skc_tensor_map__") else (kind, dtype)
 
 
-def _key_function(params, annotated):
+def _key_function(params, annotated, kernel_name: str = ""):
     """A function of the arguments giving the facts that select a specialization: constexpr values,
     and types and dtypes of arguments the kernel does not declare. () when every parameter is declared."""
     parts = []
     for i, (param, spec) in enumerate(zip(params, annotated)):
         if param.is_constexpr:
-            parts.append(f"_constant_key(args[{i}])")
+            parts.append(f"_constant_key(args[{i}], {param.name!r}, {kernel_name!r})")
         elif spec is not None and spec.kind == TENSORMAP:
             parts.append(f"getattr(args[{i}], 'spec', None)")
         elif spec is None:
@@ -87,13 +88,34 @@ def _key_function(params, annotated):
     return namespace["key"]
 
 
-def _constant_key(value):
+_VALUE_TYPES = (int, float, bool, str, bytes, type(None))
+
+
+def _constant_key(value, name: str = "?", kernel: str = ""):
+    """The launch key of a constexpr argument: the value itself where equality is by value and hashing
+    is cheap (numbers, strings, frozen dataclasses, enums, tuples of those), a function by identity
+    (the key keeps it alive), anything else by its exact key (keying.py), computed at each launch."""
     value = value.value if isinstance(value, frontend.constexpr) else value
+    kind = type(value)
+    if kind in _VALUE_TYPES or kind is types.FunctionType:
+        return (kind, value)
+    if kind.__eq__ is not object.__eq__:
+        try:
+            hash(value)
+            return (kind, value)
+        except TypeError:
+            pass
+    return (kind, constexpr_key(value, name, kernel))
+
+
+def constexpr_key(value, name: str, kernel: str = ""):
+    """The exact key of a constexpr argument, or a LaunchError naming the parameter."""
     try:
-        hash(value)
-        return (type(value), value)
-    except TypeError:
-        return ("unhashable", id(value))
+        return frontend.value_key(value)
+    except frontend.Unkeyable as e:
+        where = f"{kernel}: " if kernel else ""
+        raise LaunchError(f"{where}constexpr argument '{name}' cannot be keyed exactly for the compile cache ({e}); "
+                          f"constexpr values may be {frontend.KEYABLE}") from None
 
 
 class Kernel:
@@ -112,7 +134,7 @@ class Kernel:
         self._runtime_positions = tuple(i for i, c in enumerate(self._constexpr) if not c)
         self._all_runtime = len(self._runtime_positions) == len(self.params)
         self._nparams = len(self.params)
-        self.key = _key_function(self.params, self._annotated)
+        self.key = _key_function(self.params, self._annotated, fn.__name__)
         self._signature = inspect.signature(fn)
         self._launches: dict = {}
         self._compiled: dict = {}
@@ -233,10 +255,10 @@ class Kernel:
         from .runtime.interop import scalar_type, tensor_facts
 
         name = f"{self.fn.__name__}: argument '{param.name}'"
-        if param.is_constexpr:
-            return ParamSpec(param.name, CONSTEXPR, value=arg.value if isinstance(arg, frontend.constexpr) else arg)
-        if isinstance(arg, frontend.constexpr):
-            return ParamSpec(param.name, CONSTEXPR, value=arg.value)
+        if param.is_constexpr or isinstance(arg, frontend.constexpr):
+            value = arg.value if isinstance(arg, frontend.constexpr) else arg
+            constexpr_key(value, param.name, self.fn.__name__)  # an error now, not a wrong kernel later
+            return ParamSpec(param.name, CONSTEXPR, value=value)
         if isinstance(arg, PtrType):
             return ParamSpec(param.name, POINTER, arg)
         if isinstance(arg, frontend.DType):

@@ -190,6 +190,7 @@ class CallEvaluator:
         try:
             self.cg.deps.helpers[where] = value_key(func)
         except Unkeyable as e:
+            self.cg.deps.helpers[where] = None  # recorded once; such a kernel is never stored
             self.cg.deps.unkeyable.append(f"{where[0]}.{where[1]}: {e}")
 
     def record_inlined(self, fn, source):

@@ -108,6 +108,13 @@ class _Keyer:
         self.alive.append(value)
         return self._compound(value)
 
+    def within(self, what: str, value) -> str:
+        """The key of a part of a value; an Unkeyable part names the way to it."""
+        try:
+            return self.key(value)
+        except Unkeyable as e:
+            raise Unkeyable(f"{what}: {e}") from None
+
     def _compound(self, value) -> str:
         numpy = sys.modules.get("numpy")
         if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic, numpy.dtype)):
@@ -172,7 +179,7 @@ class _Keyer:
             for slot in cls.__dict__.get("__slots__", ()):
                 if slot not in ("__dict__", "__weakref__") and hasattr(value, slot):
                     fields[slot] = getattr(value, slot)
-        return "{" + ",".join(f"{name}={self.key(v)}" for name, v in sorted(fields.items())) + "}"
+        return "{" + ",".join(f"{name}={self.within(f'field {name}', v)}" for name, v in sorted(fields.items())) + "}"
 
     def _class(self, cls: type) -> str:
         if _trusted(cls):
@@ -202,7 +209,7 @@ class _Keyer:
         for name in sorted(names):
             if name in fn.__globals__:
                 value = fn.__globals__[name]
-                reads.append(f"{name}={self.key(value)}")
+                reads.append(f"{name}={self.within(f'global {name} of {_name(fn)}', value)}")
                 if isinstance(value, types.ModuleType):
                     reads.append(self._module_attributes(value, names))
         return f"fn:{_name(fn)}:{self._code(fn.__code__)}:{extra}:globals[{';'.join(reads)}]"
