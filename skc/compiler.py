@@ -257,6 +257,7 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
         _run_backend(kernel, module, target)
     kernel.metadata["compile_seconds"] = time.perf_counter() - started
     kernel.metadata["deps"] = _deps_record(deps)
+    kernel.metadata["uncached_reads"] = list(deps.unkeyable)  # why it is not on disk, if it is not
     _dump(kernel)
     if key and cache.cache_enabled():
         if deps.unkeyable:

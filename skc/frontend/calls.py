@@ -197,8 +197,8 @@ class CallEvaluator:
         """An inlined function is a dependency by its source and its defaults (the globals it reads are
         recorded as the evaluator reads them)."""
         where = (source.module, source.qualname)
-        if where in self.cg.deps.functions:
-            return
+        if where in self.cg.deps.functions or trusted_module(source.module):
+            return  # skc's own functions (the blocks) are covered by skc's source digest in the key
         try:
             self.cg.deps.functions[where] = inlined_function_key(fn, source.digest)
         except Unkeyable as e:

@@ -6,8 +6,8 @@ turns that into an error (a constexpr) or into a kernel that is not served from 
 global). Nothing is keyed by `id()` or by a repr that may be truncated (numpy's, past 1000 elements).
 
 Code that belongs to skc itself is keyed by its name: the compiler's source digest is a part of
-every cache key. Code of the standard library and of installed packages (site-packages) is keyed
-by name too: it changes only with an installation. Everything else (the user's modules, scripts)
+every cache key. Code of the standard library and of the array libraries is keyed by name too: it
+changes only with an installation. Everything else (the user's modules and scripts, other packages)
 is keyed by content: a function by its code, defaults, closure and the globals its code names.
 """
 from __future__ import annotations
@@ -16,9 +16,7 @@ import dataclasses
 import enum
 import functools
 import hashlib
-import os
 import sys
-import sysconfig
 import types
 
 KEYABLE = ("ints, floats, bools, strings, bytes, None; tuples, lists, dicts and sets of those; enums; "
@@ -64,26 +62,16 @@ def inlined_function_key(fn, digest: str) -> str:
 
 
 # -- where code comes from -----------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
-def _installed_roots() -> tuple:
-    paths = sysconfig.get_paths()
-    roots = {paths.get(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
-    roots |= {os.path.join(sys.base_prefix, "lib"), os.path.join(sys.prefix, "lib")}
-    return tuple(sorted(os.path.realpath(r) + os.sep for r in roots if r))
+# Libraries whose functions and classes a kernel may name, keyed by name (their versions change
+# only with an installation; numpy's and llvmlite's are parts of the key).
+_LIBRARIES = {"skc", "builtins", "numpy", "torch", "cupy", "llvmlite", "cuda", "hip"}
 
 
-@functools.lru_cache(maxsize=4096)
 def trusted_module(name: str) -> bool:
-    """Whether code of the module `name` is keyed by name: skc itself, the standard library, installed
-    packages. A module whose file lies elsewhere is the user's."""
+    """Whether code of the module `name` is keyed by name: skc itself, the standard library and the
+    array libraries above. Any other module (the user's, another installed package) is keyed by content."""
     top = (name or "").split(".")[0]
-    if top == "skc" or top in sys.stdlib_module_names or top == "builtins":
-        return True
-    module = sys.modules.get(name) or sys.modules.get(top)
-    path = getattr(module, "__file__", None)
-    if module is None or path is None:
-        return False  # "__main__" without a file, an exec'd namespace: the user's
-    return os.path.realpath(path).startswith(_installed_roots())
+    return top in _LIBRARIES or top in sys.stdlib_module_names
 
 
 def _trusted(obj) -> bool:
