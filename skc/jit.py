@@ -7,6 +7,8 @@ disk cache) and loads the module.
 """
 from __future__ import annotations
 
+import dataclasses
+import enum
 import functools
 import inspect
 import types
@@ -89,23 +91,42 @@ def _key_function(params, annotated, kernel_name: str = ""):
 
 
 _VALUE_TYPES = (int, float, bool, str, bytes, type(None))
+_equal_by_value: dict = {}   # type -> whether == on it compares everything that keys it
 
 
 def _constant_key(value, name: str = "?", kernel: str = ""):
-    """The launch key of a constexpr argument: the value itself where equality is by value and hashing
-    is cheap (numbers, strings, frozen dataclasses, enums, tuples of those), a function by identity
-    (the key keeps it alive), anything else by its exact key (keying.py), computed at each launch."""
+    """The launch key of a constexpr argument: the value itself where == compares the whole value and
+    hashing is cheap (numbers, strings, enums, frozen dataclasses of those, tuples of numbers), a
+    function by identity (the key keeps it alive), anything else by its exact key (keying.py),
+    computed at each launch (an array changed in place is a new value)."""
     value = value.value if isinstance(value, frontend.constexpr) else value
     kind = type(value)
     if kind in _VALUE_TYPES or kind is types.FunctionType:
         return (kind, value)
-    if kind.__eq__ is not object.__eq__:
+    by_value = _equal_by_value.get(kind)
+    if by_value is None:
+        by_value = _equal_by_value[kind] = _compares_whole_value(kind)
+    if by_value and (kind is not tuple or all(type(v) in _VALUE_TYPES for v in value)):
         try:
-            hash(value)
+            hash(value)  # a frozen dataclass holding a list or an array is not hashable
             return (kind, value)
         except TypeError:
             pass
     return (kind, constexpr_key(value, name, kernel))
+
+
+def _compares_whole_value(kind) -> bool:
+    if kind is tuple or issubclass(kind, enum.Enum) or kind in (frontend.DType, frontend.PtrType):
+        return True
+    params = getattr(kind, "__dataclass_params__", None)
+    return (params is not None and params.frozen and params.eq
+            and all(f.compare for f in dataclasses.fields(kind)) and "__eq__" not in _own_methods(kind))
+
+
+def _own_methods(kind) -> set:
+    """Methods a dataclass's author wrote (dataclass writes __eq__ only where the class has none)."""
+    return {name for name, v in vars(kind).items()
+            if getattr(getattr(v, "__code__", None), "co_filename", "<")[:1] != "<"}
 
 
 def constexpr_key(value, name: str, kernel: str = ""):

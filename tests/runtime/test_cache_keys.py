@@ -2,6 +2,7 @@
 at compile time (globals, container elements, class and module attributes, what plain Python helpers
 read) is a dependency keyed exactly, or the kernel is not served from disk; constexpr values are keyed
 exactly or refused. Subprocess pairs sharing SKC_CACHE_DIR are the realistic check."""
+import dataclasses
 import json
 import os
 import shutil
@@ -310,3 +311,39 @@ def test_a_constexpr_with_no_exact_key_is_an_error():
         read_table.interpret[1, 32](x, object())
     with pytest.raises(LaunchError, match=r"(?s)constexpr argument .table.*numpy array of Python objects"):
         read_table.compile(table=np.array([object()] * 2000), target="sm_90a")
+
+
+@dataclasses.dataclass(frozen=True)
+class LooseEquality:
+    """== says nothing about factor: the launch key must not trust it."""
+    factor: float
+
+    def __eq__(self, other):
+        return isinstance(other, LooseEquality)
+
+    def __hash__(self):
+        return 0
+
+
+class MutableSettings:
+    def __init__(self, factor):
+        self.factor = factor
+
+
+@skc.kernel(block=32)
+def scale_by_setting(x: skc.Ptr[skc.f32], setting: skc.constexpr):
+    i = skc.thread_id(0)
+    x[i] = x[i] * setting.factor
+
+
+@pytest.mark.parametrize("make", [LooseEquality, MutableSettings])
+def test_constexpr_objects_are_keyed_by_their_whole_value(make):
+    x = np.ones(32, np.float32)
+    scale_by_setting.interpret[1, 32](x, make(2.0))
+    scale_by_setting.interpret[1, 32](x, make(3.0))
+    assert np.all(x == 6.0)
+    settings = MutableSettings(1.0)
+    scale_by_setting.interpret[1, 32](x, settings)
+    settings.factor = 0.5  # the same object, changed in place
+    scale_by_setting.interpret[1, 32](x, settings)
+    assert np.all(x == 3.0)
