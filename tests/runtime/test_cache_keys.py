@@ -137,6 +137,7 @@ READERS = textwrap.dedent('''
     NUMBER = np.float32({np_value})
     HELPER_VALUE = {helper_value}
     BOX = io.StringIO("{box_value}")
+    DEFAULT = {default_value}
 
 
     class Cfg:
@@ -149,6 +150,11 @@ READERS = textwrap.dedent('''
 
     def from_box():
         return int(BOX.getvalue())
+
+
+    @skc.func
+    def with_default(k=DEFAULT):
+        return k
 
 
     @skc.kernel(block=32)
@@ -182,11 +188,17 @@ READERS = textwrap.dedent('''
 
 
     @skc.kernel(block=32)
+    def inlined_default(y: skc.Ptr[skc.i32]):
+        y[0] = with_default()
+
+
+    @skc.kernel(block=32)
     def unkeyable_read(y: skc.Ptr[skc.i32]):
         y[0] = from_box()
 ''')
 
-KEYED = ["list_element", "dict_element", "numpy_scalar", "class_attribute", "through_helper", "module_attribute"]
+KEYED = ["list_element", "dict_element", "numpy_scalar", "class_attribute", "through_helper", "module_attribute",
+         "inlined_default"]
 
 
 def _write_readers(code, **values):
@@ -196,13 +208,13 @@ def _write_readers(code, **values):
 
 def _values(base: int):
     return dict(list_value=base + 1, dict_value=base + 2, np_value=base + 3.5, helper_value=base + 4,
-                class_value=base + 5, module_value=base + 6, box_value=base + 7)
+                class_value=base + 5, module_value=base + 6, box_value=base + 7, default_value=base + 8)
 
 
 def _expected(name: str, base: int) -> str:
     value = {"list_element": base + 1, "dict_element": base + 2, "numpy_scalar": base + 3.5,
              "class_attribute": base + 5, "through_helper": 2 * (base + 4), "module_attribute": base + 6,
-             "unkeyable_read": base + 7}[name]
+             "unkeyable_read": base + 7, "inlined_default": base + 8}[name]
     return f"{{value = {value}}}"
 
 
