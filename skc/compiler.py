@@ -204,7 +204,7 @@ def _dependencies_current(deps: dict) -> bool:
         namespace = sys.modules.get(module)
         if namespace is None or name not in vars(namespace):
             return False
-        if frontend.value_key(vars(namespace)[name]) != key:
+        if frontend.dependency_key(vars(namespace)[name]) != key:
             return False
     return True
 

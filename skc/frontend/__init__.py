@@ -6,7 +6,7 @@ from .context import current, generating
 from .dtypes import DTYPES, DType, Ptr, PtrType, TensorMap, as_ir_type, constexpr
 from .kernel import (CONSTEXPR, POINTER, SCALAR, TENSORMAP, DeviceFunction, Parameter, ParamSpec, Specialization,
                      annotated_spec, compile_to_ir, func, kernel_parameters)
-from .keying import KEYABLE, Unkeyable, inlined_function_key, value_key
+from .keying import KEYABLE, Unkeyable, dependency_key, inlined_function_key, value_key
 from .source import source_digest
 from .values import Dyn, RValue, Slot
 
@@ -27,5 +27,5 @@ __all__ = [
     "as_ir_type", "constexpr", "CONSTEXPR", "POINTER", "SCALAR", "TENSORMAP", "DeviceFunction", "Parameter",
     "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "func", "kernel_parameters",
     "Dyn", "RValue", "Slot", "inside_with", "enclosing_conditions", "source_digest", "KEYABLE", "Unkeyable",
-    "inlined_function_key", "value_key",
+    "dependency_key", "inlined_function_key", "value_key",
 ]

@@ -6,7 +6,7 @@ from .calls import CallEvaluator
 from .context import CodeGen
 from .expressions import ExpressionEvaluator
 from .frames import Frame
-from .keying import Unkeyable, trusted_module, value_key
+from .keying import Unkeyable, dependency_key, trusted_module
 from .loops import LoopEvaluator
 from .statements import StatementEvaluator
 from .withs import WithEvaluator
@@ -35,10 +35,8 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         deps = self.cg.deps
         if (module, name) in deps.globals or trusted_module(module):
             return  # skc's own globals are covered by its source digest; a library's change with it
-        if getattr(value, "__skc_function__", None) is not None or getattr(value, "__skc_kernel__", False):
-            return  # a DSL function is recorded when inlined: by its source, and its reads as they happen
         try:
-            deps.globals[(module, name)] = value_key(value)
+            deps.globals[(module, name)] = dependency_key(value)
         except Unkeyable as e:
             deps.unkeyable.append(f"{module}.{name}: {e}")
 

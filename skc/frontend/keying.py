@@ -53,6 +53,17 @@ def keyable(value) -> bool:
         return False
 
 
+def dependency_key(value) -> str:
+    """The key of a global (or module attribute) a kernel read. A DSL function or kernel is keyed by which
+    one it is: its source and what it reads are dependencies of their own once it is inlined."""
+    dsl = getattr(value, "__skc_function__", None)
+    if dsl is None and getattr(value, "__skc_kernel__", False):
+        dsl = value.fn
+    if isinstance(dsl, types.FunctionType):
+        return f"dsl:{dsl.__module__}.{dsl.__qualname__}"
+    return value_key(value)
+
+
 def inlined_function_key(fn, digest: str) -> str:
     """An inlined function's dependency: its source digest and the values of its defaults (evaluated
     when the def ran, so a changed global can change them with the source unchanged)."""

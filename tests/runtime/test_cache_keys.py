@@ -157,6 +157,19 @@ READERS = textwrap.dedent('''
         return k
 
 
+    @skc.func
+    def add_one(v):
+        return v + 1
+
+
+    @skc.func
+    def add_two(v):
+        return v + 2
+
+
+    CHOSEN = {chosen}
+
+
     @skc.kernel(block=32)
     def list_element(y: skc.Ptr[skc.i32]):
         y[0] = LIST[1]
@@ -193,12 +206,17 @@ READERS = textwrap.dedent('''
 
 
     @skc.kernel(block=32)
+    def rebound_function(y: skc.Ptr[skc.i32]):
+        y[0] = CHOSEN(40)
+
+
+    @skc.kernel(block=32)
     def unkeyable_read(y: skc.Ptr[skc.i32]):
         y[0] = from_box()
 ''')
 
 KEYED = ["list_element", "dict_element", "numpy_scalar", "class_attribute", "through_helper", "module_attribute",
-         "inlined_default"]
+         "inlined_default", "rebound_function"]
 
 
 def _write_readers(code, **values):
@@ -208,13 +226,15 @@ def _write_readers(code, **values):
 
 def _values(base: int):
     return dict(list_value=base + 1, dict_value=base + 2, np_value=base + 3.5, helper_value=base + 4,
-                class_value=base + 5, module_value=base + 6, box_value=base + 7, default_value=base + 8)
+                class_value=base + 5, module_value=base + 6, box_value=base + 7, default_value=base + 8,
+                chosen="add_one" if base == 100 else "add_two")
 
 
 def _expected(name: str, base: int) -> str:
     value = {"list_element": base + 1, "dict_element": base + 2, "numpy_scalar": base + 3.5,
              "class_attribute": base + 5, "through_helper": 2 * (base + 4), "module_attribute": base + 6,
-             "unkeyable_read": base + 7, "inlined_default": base + 8}[name]
+             "unkeyable_read": base + 7, "inlined_default": base + 8,
+             "rebound_function": 41 if base == 100 else 42}[name]
     return f"{{value = {value}}}"
 
 
