@@ -170,12 +170,22 @@ class CallEvaluator:
     def call_native(self, func, args, kwargs):
         self.record_helper(func)
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            if (func is getattr or func is vars) and args and isinstance(args[0], types.ModuleType):
+                self.record_module_read(func, args, result)
+            return result
         except (SkcError, CompileTimeReturn):
             raise
         except Exception as e:
             name = getattr(func, "__qualname__", None) or type(func).__name__
             raise self.cg.error(f"{name}() raised {type(e).__name__}: {e}") from e
+
+    def record_module_read(self, func, args, result):
+        """getattr(consts, "S") and vars(consts) read a module's globals as `consts.S` does."""
+        if func is getattr and len(args) >= 2 and isinstance(args[1], str):
+            self.record_read(args[0].__name__, args[1], result)
+        else:
+            self.record_read(args[0].__name__, "__dict__", vars(args[0]))
 
     def record_helper(self, func):
         """A function run as plain Python at compile time is a dependency with all it reads: its code,

@@ -206,6 +206,11 @@ READERS = textwrap.dedent('''
 
 
     @skc.kernel(block=32)
+    def through_getattr(y: skc.Ptr[skc.i32]):
+        y[0] = getattr(consts, "T")
+
+
+    @skc.kernel(block=32)
     def rebound_function(y: skc.Ptr[skc.i32]):
         y[0] = CHOSEN(40)
 
@@ -216,12 +221,12 @@ READERS = textwrap.dedent('''
 ''')
 
 KEYED = ["list_element", "dict_element", "numpy_scalar", "class_attribute", "through_helper", "module_attribute",
-         "inlined_default", "rebound_function"]
+         "inlined_default", "rebound_function", "through_getattr"]
 
 
 def _write_readers(code, **values):
     (code / "kernels.py").write_text(READERS.format(**values))
-    (code / "consts.py").write_text(f"S = {values['module_value']}\n")
+    (code / "consts.py").write_text(f"S = {values['module_value']}\nT = {values['module_value'] + 10}\n")
 
 
 def _values(base: int):
@@ -234,7 +239,7 @@ def _expected(name: str, base: int) -> str:
     value = {"list_element": base + 1, "dict_element": base + 2, "numpy_scalar": base + 3.5,
              "class_attribute": base + 5, "through_helper": 2 * (base + 4), "module_attribute": base + 6,
              "unkeyable_read": base + 7, "inlined_default": base + 8,
-             "rebound_function": 41 if base == 100 else 42}[name]
+             "rebound_function": 41 if base == 100 else 42, "through_getattr": base + 16}[name]
     return f"{{value = {value}}}"
 
 
