@@ -118,6 +118,10 @@ class _Keyer:
         numpy = sys.modules.get("numpy")
         if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic, numpy.dtype)):
             return _numpy_key(numpy, value)
+        if isinstance(value, tuple) and isinstance(getattr(type(value), "_fields", None), tuple):
+            # a namedtuple: its class is made by collections from the field names
+            cls = type(value)
+            return f"namedtuple:{_name(cls)}{cls._fields}(" + ",".join(self.key(v) for v in value) + ")"
         if isinstance(value, (tuple, list)):
             return f"{_name(type(value))}(" + ",".join(self.key(v) for v in value) + ")" + self._subclass(value)
         if isinstance(value, dict):

@@ -2,6 +2,7 @@
 at compile time (globals, container elements, class and module attributes, what plain Python helpers
 read) is a dependency keyed exactly, or the kernel is not served from disk; constexpr values are keyed
 exactly or refused. Subprocess pairs sharing SKC_CACHE_DIR are the realistic check."""
+import collections
 import dataclasses
 import json
 import os
@@ -294,6 +295,8 @@ def test_values_keyed_exactly():
     assert key(np.float32(1.5)) != key(np.float64(1.5)) != key(1.5)
     assert key(1) != key(True) and key(0.0) != key(-0.0)
     assert key((1, [2], {"a": 3})) != key((1, [2], {"a": 4}))
+    pair = collections.namedtuple("pair", "a b")
+    assert key(pair(1, 2)) != key(pair(1, 3)) and key(pair(1, 2)) != key((1, 2))
     cyclic = []
     cyclic.append(cyclic)
     assert key(cyclic).startswith("builtins.list(")
