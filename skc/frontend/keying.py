@@ -45,14 +45,6 @@ def value_key(value) -> str:
         raise Unkeyable(f"a {type(value).__name__} nested too deeply to key") from None
 
 
-def keyable(value) -> bool:
-    try:
-        value_key(value)
-        return True
-    except Unkeyable:
-        return False
-
-
 def dependency_key(value) -> str:
     """The key of a global (or module attribute) a kernel read. A DSL function or kernel is keyed by which
     one it is: its source and what it reads are dependencies of their own once it is inlined."""
