@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
+import types
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -21,6 +23,8 @@ from .diagnostics import SkcError
 from .runtime import cache
 from .runtime.signature import LaunchParam
 from .target import Target
+
+_log = logging.getLogger("skc.cache")
 
 STAGES = ("tile-raw", "tile", "llvm", "llvm-opt")
 ASSEMBLY = ("ptx", "sass", "gcn")
@@ -113,11 +117,14 @@ def launch_params(spec: frontend.Specialization) -> tuple:
 
 
 # -- the cache key ----------------------------------------------------------------------------
-def cache_key(fn, spec: frontend.Specialization, target: Target, options: dict) -> str:
-    """A digest of everything that changes the code but the inlined functions (checked on load)."""
-    parts = {
+def cache_key_parts(fn, spec: frontend.Specialization, target: Target, options: dict) -> dict:
+    """Everything that changes the code but the inlined functions, helpers and globals read (those are
+    checked on load, see dependencies_current), each part named."""
+    return {
         "skc": __version__,
+        "skc_source": skc_source_digest(),
         "llvmlite": _llvmlite_version(),
+        "numpy": _numpy_version(),
         "kernel": f"{fn.__module__}.{fn.__qualname__}",
         "source": frontend.source_digest(fn),
         "spec": repr(spec.key()),
@@ -125,7 +132,40 @@ def cache_key(fn, spec: frontend.Specialization, target: Target, options: dict) 
         "options": repr(sorted(options.items())),
         "python": sys.version_info[:2],
     }
+
+
+def cache_key(fn, spec: frontend.Specialization, target: Target, options: dict) -> str:
+    """A digest of cache_key_parts."""
+    parts = cache_key_parts(fn, spec, target, options)
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+_SKC_ROOT = os.path.dirname(os.path.abspath(__file__))
+_source_digest: list = []
+
+
+def skc_source_digest() -> str:
+    """SHA-256 over the contents of every .py file of the skc package (its path, then its bytes), once
+    per process: any edit to any layer (a lowering, a block, a pass) gives new keys. Contents rather
+    than (size, mtime): an edit that keeps the size within the clock's resolution, a checkout that
+    restores old mtimes, or a copy that resets them would otherwise keep stale entries; the read is
+    about 0.7 MB, a few milliseconds once per process (tests/runtime/test_cache_keys.py measures it)."""
+    if not _source_digest:
+        digest = hashlib.sha256()
+        for relative, path in sorted(_package_sources(_SKC_ROOT, "")):
+            with open(path, "rb") as f:
+                digest.update(relative.encode() + b"\0" + f.read() + b"\0")
+        _source_digest.append(digest.hexdigest())
+    return _source_digest[0]
+
+
+def _package_sources(folder: str, prefix: str):
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and entry.name != "__pycache__":
+                yield from _package_sources(entry.path, prefix + entry.name + "/")
+            elif entry.name.endswith(".py") and entry.is_file():
+                yield prefix + entry.name, entry.path
 
 
 def _llvmlite_version() -> str:
@@ -134,22 +174,44 @@ def _llvmlite_version() -> str:
     return llvmlite.__version__
 
 
-def dependencies_current(deps: dict) -> bool:
-    """Whether every function inlined and global read when the entry was made is still the same."""
-    for module, qualname, digest in deps.get("functions", ()):
+def _numpy_version() -> str:
+    import numpy
+
+    return numpy.__version__
+
+
+def dependencies_current(deps) -> bool:
+    """Whether every function inlined, function run at compile time and global read when the entry was
+    made is still the same. Anything malformed (a hand edit, an old format) counts as changed."""
+    try:
+        return _dependencies_current(deps)
+    except (frontend.Unkeyable, TypeError, ValueError, AttributeError, KeyError, RecursionError):
+        return False
+
+
+def _dependencies_current(deps: dict) -> bool:
+    if not isinstance(deps, dict) or set(deps) != {"functions", "globals", "helpers"}:
+        return False
+    for module, qualname, key in deps["functions"]:
         fn = _resolve(module, qualname)
-        if fn is None or frontend.source_digest(fn) != digest:
+        if fn is None or frontend.inlined_function_key(fn, frontend.source_digest(fn)) != key:
             return False
-    for module, name, fingerprint in deps.get("globals", ()):
+    for module, qualname, key in deps["helpers"]:
+        fn = _resolve(module, qualname)
+        if fn is None or frontend.value_key(fn) != key:
+            return False
+    for module, name, key in deps["globals"]:
         namespace = sys.modules.get(module)
         if namespace is None or name not in vars(namespace):
             return False
-        if frontend.global_fingerprint(vars(namespace)[name]) != fingerprint:
+        if frontend.dependency_key(vars(namespace)[name]) != key:
             return False
     return True
 
 
 def _resolve(module: str, qualname: str):
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        return None
     obj = sys.modules.get(module)
     for part in qualname.split("."):
         if obj is None or part == "<locals>":
@@ -159,12 +221,13 @@ def _resolve(module: str, qualname: str):
             obj = obj.__func__
     obj = getattr(obj, "__skc_function__", obj)
     obj = getattr(obj, "__wrapped__", obj) if not hasattr(obj, "__code__") else obj
-    return obj if hasattr(obj, "__code__") else None
+    return obj if isinstance(obj, types.FunctionType) else None
 
 
 def _deps_record(deps) -> dict:
-    return {"functions": sorted([m, q, d] for (m, q), d in deps.functions.items()),
-            "globals": sorted([m, n, f] for (m, n), f in deps.globals.items())}
+    return {"functions": sorted([m, q, k] for (m, q), k in deps.functions.items()),
+            "helpers": sorted([m, q, k] for (m, q), k in deps.helpers.items()),
+            "globals": sorted([m, n, k] for (m, n), k in deps.globals.items())}
 
 
 # -- compiling ----------------------------------------------------------------------------------
@@ -194,9 +257,17 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
         _run_backend(kernel, module, target)
     kernel.metadata["compile_seconds"] = time.perf_counter() - started
     kernel.metadata["deps"] = _deps_record(deps)
+    kernel.metadata["uncached_reads"] = list(deps.unkeyable)  # why it is not on disk, if it is not
     _dump(kernel)
     if key and cache.cache_enabled():
-        _to_cache(kernel)
+        if deps.unkeyable:
+            # a value the code depends on has no exact key: a later process could not tell whether it
+            # changed, so the kernel is compiled afresh each time rather than guessed from disk
+            _log.debug("skc: %s is not stored in the disk cache: it reads values with no exact key: %s",
+                       fn.__qualname__, "; ".join(deps.unkeyable))
+            cache.discard(key)
+        else:
+            _to_cache(kernel)
     return kernel
 
 
@@ -240,18 +311,31 @@ def _to_cache(kernel: CompiledKernel):
     cache.store(kernel.key, meta, files)
 
 
+_REQUIRED_FILES = {"nvidia": ("kernel.ptx",), "amd": ("kernel.s", "kernel.bin")}
+
+
 def _from_cache(key: str, name: str, target: Target, spec, params) -> Optional[CompiledKernel]:
+    """The cached kernel for key, or None: a miss, and the compile that follows rewrites the entry.
+    An entry that does not hold what a kernel of this target needs is a miss, never an error."""
     entry = cache.load(key)
-    if entry is None or entry.meta.get("name") != name or not dependencies_current(entry.meta.get("deps", {})):
+    if entry is None:
         return None
-    kernel = CompiledKernel(name, target, tuple(spec.block), params, entry.meta.get("shared_bytes", 0), key=key,
-                            from_cache=True)
-    for stage, file in _TEXT_FILES.items():
-        if file in entry.files:
-            kernel.stages[stage] = entry.files[file].decode()
+    meta = entry.meta
+    if (meta.get("name") != name or meta.get("target") != target.name
+            or any(f not in entry.files for f in _REQUIRED_FILES[target.vendor])
+            or not isinstance(meta.get("shared_bytes"), int) or not isinstance(meta.get("resources", {}), dict)
+            or not dependencies_current(meta.get("deps"))):
+        return None
+    kernel = CompiledKernel(name, target, tuple(spec.block), params, meta["shared_bytes"], key=key, from_cache=True)
+    try:
+        for stage, file in _TEXT_FILES.items():
+            if file in entry.files:
+                kernel.stages[stage] = entry.files[file].decode()
+    except UnicodeDecodeError:
+        return None
     kernel.binary = entry.files.get("kernel.bin")
-    kernel.metadata.update(deps=entry.meta.get("deps", {}), resources=entry.meta.get("resources", {}))
-    if target.vendor == "amd" and "gcn" in kernel.stages:
+    kernel.metadata.update(deps=meta["deps"], resources=meta.get("resources", {}))
+    if target.vendor == "amd":
         _record_amdgpu_metadata(kernel)
     return kernel
 

@@ -7,17 +7,21 @@ disk cache) and loads the module.
 """
 from __future__ import annotations
 
+import dataclasses
+import enum
 import functools
 import inspect
+import types
 
 from . import frontend, ir
 from .compiler import CompiledKernel, compile_kernel
 from .diagnostics import LaunchError, SkcError
 from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
 from .runtime.devices import Device, _default_device, _selected, current_device, parse_device
-from .target import Target, get_target
+from .target import TARGETS, Target, get_target
 
-_MAX_GRID = (2 ** 31 - 1, 65535, 65535)
+# A launch is checked before its device (and target) is known: against the smallest limit of any target.
+_MAX_GRID = tuple(min(t.max_grid[axis] for t in TARGETS.values()) for axis in range(3))
 
 
 def _dims(value, what: str) -> tuple:
@@ -69,13 +73,13 @@ def _key_part(arg):
     return (kind, arg.spec) if hasattr(kind, "__skc_tensor_map__") else (kind, dtype)
 
 
-def _key_function(params, annotated):
+def _key_function(params, annotated, kernel_name: str = ""):
     """A function of the arguments giving the facts that select a specialization: constexpr values,
     and types and dtypes of arguments the kernel does not declare. () when every parameter is declared."""
     parts = []
     for i, (param, spec) in enumerate(zip(params, annotated)):
         if param.is_constexpr:
-            parts.append(f"_constant_key(args[{i}])")
+            parts.append(f"_constant_key(args[{i}], {param.name!r}, {kernel_name!r})")
         elif spec is not None and spec.kind == TENSORMAP:
             parts.append(f"getattr(args[{i}], 'spec', None)")
         elif spec is None:
@@ -88,13 +92,53 @@ def _key_function(params, annotated):
     return namespace["key"]
 
 
-def _constant_key(value):
+_VALUE_TYPES = (int, float, bool, str, bytes, type(None))
+_equal_by_value: dict = {}   # type -> whether == on it compares everything that keys it
+
+
+def _constant_key(value, name: str = "?", kernel: str = ""):
+    """The launch key of a constexpr argument: the value itself where == compares the whole value and
+    hashing is cheap (numbers, strings, enums, frozen dataclasses of those, tuples of numbers), a
+    function by identity (the key keeps it alive), anything else by its exact key (keying.py),
+    computed at each launch (an array changed in place is a new value)."""
     value = value.value if isinstance(value, frontend.constexpr) else value
+    kind = type(value)
+    if kind in _VALUE_TYPES or kind is types.FunctionType:
+        return (kind, value)
+    by_value = _equal_by_value.get(kind)
+    if by_value is None:
+        by_value = _equal_by_value[kind] = _compares_whole_value(kind)
+    if by_value and (kind is not tuple or all(type(v) in _VALUE_TYPES for v in value)):
+        try:
+            hash(value)  # a frozen dataclass holding a list or an array is not hashable
+            return (kind, value)
+        except TypeError:
+            pass
+    return (kind, constexpr_key(value, name, kernel))
+
+
+def _compares_whole_value(kind) -> bool:
+    if kind is tuple or issubclass(kind, enum.Enum) or kind in (frontend.DType, frontend.PtrType):
+        return True
+    params = getattr(kind, "__dataclass_params__", None)
+    return (params is not None and params.frozen and params.eq
+            and all(f.compare for f in dataclasses.fields(kind)) and "__eq__" not in _own_methods(kind))
+
+
+def _own_methods(kind) -> set:
+    """Methods a dataclass's author wrote (dataclass writes __eq__ only where the class has none)."""
+    return {name for name, v in vars(kind).items()
+            if getattr(getattr(v, "__code__", None), "co_filename", "<")[:1] != "<"}
+
+
+def constexpr_key(value, name: str, kernel: str = ""):
+    """The exact key of a constexpr argument, or a LaunchError naming the parameter."""
     try:
-        hash(value)
-        return (type(value), value)
-    except TypeError:
-        return ("unhashable", id(value))
+        return frontend.value_key(value)
+    except frontend.Unkeyable as e:
+        where = f"{kernel}: " if kernel else ""
+        raise LaunchError(f"{where}constexpr argument '{name}' cannot be keyed exactly for the compile cache ({e}); "
+                          f"constexpr values may be {frontend.KEYABLE}") from None
 
 
 class Kernel:
@@ -113,7 +157,7 @@ class Kernel:
         self._runtime_positions = tuple(i for i, c in enumerate(self._constexpr) if not c)
         self._all_runtime = len(self._runtime_positions) == len(self.params)
         self._nparams = len(self.params)
-        self.key = _key_function(self.params, self._annotated)
+        self.key = _key_function(self.params, self._annotated, fn.__name__)
         self._signature = inspect.signature(fn)
         self._launches: dict = {}
         self._compiled: dict = {}
@@ -234,10 +278,10 @@ class Kernel:
         from .runtime.interop import scalar_type, tensor_facts
 
         name = f"{self.fn.__name__}: argument '{param.name}'"
-        if param.is_constexpr:
-            return ParamSpec(param.name, CONSTEXPR, value=arg.value if isinstance(arg, frontend.constexpr) else arg)
-        if isinstance(arg, frontend.constexpr):
-            return ParamSpec(param.name, CONSTEXPR, value=arg.value)
+        if param.is_constexpr or isinstance(arg, frontend.constexpr):
+            value = arg.value if isinstance(arg, frontend.constexpr) else arg
+            constexpr_key(value, param.name, self.fn.__name__)  # an error now, not a wrong kernel later
+            return ParamSpec(param.name, CONSTEXPR, value=value)
         if isinstance(arg, PtrType):
             return ParamSpec(param.name, POINTER, arg)
         if isinstance(arg, frontend.DType):

@@ -21,6 +21,9 @@ class Target:
     llvm_cpu: str = ""
     llvm_features: str = ""
     warpgroup_size: int = 0         # threads of a warpgroup: 4 consecutive warps, wgmma's unit (PTX ISA 9.7.15)
+    # blocks a launch may have along x, y, z (CUDA C Programming Guide, table of technical
+    # specifications; HIP keeps the same limits so one check serves both)
+    max_grid: tuple = (2 ** 31 - 1, 65535, 65535)
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -29,10 +32,10 @@ class Target:
         return self.name
 
 
-_HOPPER = frozenset({"bf16_arith", "f16_arith", "cp_async", "mma_sync", "mbarrier", "tma", "wgmma",
-                     "setmaxnreg", "cluster", "stmatrix", "redux", "elect"})
-_AMPERE = frozenset({"bf16_arith", "f16_arith", "cp_async", "mma_sync", "redux"})
-_CDNA = frozenset({"mfma", "buffer_load", "f16_arith"})
+# Only flags something reads: the frontend's and backends' target checks, legalization.
+_HOPPER = frozenset({"bf16_arith", "f16_arith", "mbarrier", "tma", "wgmma", "setmaxnreg", "cluster"})
+_AMPERE = frozenset({"bf16_arith", "f16_arith"})
+_CDNA = frozenset({"mfma", "f16_arith"})
 
 TARGETS = {
     # sm_90a: 227 KB of shared memory per block once opted in (CUDA C Programming Guide, table of

@@ -12,8 +12,6 @@ _DIM = "xyz"
 # Code object v5 implicit kernel arguments (LLVM AMDGPUUsage, "Code Object V5 Metadata"): the number
 # of work-groups along x, y, z (hidden_block_count_*) are the first three u32 after the explicit ones.
 _BLOCK_COUNT_OFFSET = (0, 4, 8)
-# skc's launch limits (jit._MAX_GRID): the ranges LLVM may assume for block ids and counts.
-_GRID_LIMIT = (2 ** 31 - 1, 65535, 65535)
 # MFMA intrinsics (LLVM IntrinsicsAMDGPU.td); the bf16 '1k' forms take their operands as <4 x i16>.
 _MFMA = {("bf16", 32): "llvm.amdgcn.mfma.f32.32x32x8bf16.1k", ("bf16", 16): "llvm.amdgcn.mfma.f32.16x16x16bf16.1k",
          ("f16", 32): "llvm.amdgcn.mfma.f32.32x32x8f16", ("f16", 16): "llvm.amdgcn.mfma.f32.16x16x16f16"}
@@ -29,8 +27,8 @@ def _lower_thread_id(lw: FunctionLowering, op: ir.Op):
 
 
 def _lower_block_id(lw: FunctionLowering, op: ir.Op):
-    dim = op.attrs["dim"]
-    lw.set(op, lw.call(f"llvm.amdgcn.workgroup.id.{_DIM[dim]}", "i32", [], result_range=(0, _GRID_LIMIT[dim])))
+    dim = op.attrs["dim"]  # the range LLVM may assume: the target's launch limits
+    lw.set(op, lw.call(f"llvm.amdgcn.workgroup.id.{_DIM[dim]}", "i32", [], result_range=(0, lw.target.target.max_grid[dim])))
 
 
 def _lower_grid_dim(lw: FunctionLowering, op: ir.Op):
@@ -39,7 +37,7 @@ def _lower_grid_dim(lw: FunctionLowering, op: ir.Op):
     dim = op.attrs["dim"]
     implicit = lw.call("llvm.amdgcn.implicitarg.ptr", "ptr addrspace(4)", [])
     field = lw.text.value(f"getelementptr inbounds i8, ptr addrspace(4) {implicit}, i64 {_BLOCK_COUNT_OFFSET[dim]}")
-    known = f"!range !{{i32 1, i32 {int_literal(_GRID_LIMIT[dim] + 1, ir.i32)}}}"
+    known = f"!range !{{i32 1, i32 {int_literal(lw.target.target.max_grid[dim] + 1, ir.i32)}}}"
     lw.set(op, lw.text.value(f"load i32, ptr addrspace(4) {field}, align 4, !invariant.load !{{}}, {known}"))
 
 

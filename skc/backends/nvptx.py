@@ -210,9 +210,9 @@ def _lower_sreg(lw: FunctionLowering, op: ir.Op):
     if op.name == "gpu.thread_id":
         known = (0, lw.fn.attrs.get("block", (1024, 1024, 64))[dim])
     elif op.name == "gpu.block_id":
-        known = (0, 2 ** 31 - 1 if dim == 0 else 65535)
+        known = (0, lw.target.target.max_grid[dim])
     else:
-        known = (1, 2 ** 31 if dim == 0 else 65536)
+        known = (1, lw.target.target.max_grid[dim] + 1)
     lw.set(op, lw.call(register, "i32", [], result_range=known))
 
 

@@ -5,8 +5,8 @@ from .calls import host
 from .context import current, generating
 from .dtypes import DTYPES, DType, Ptr, PtrType, TensorMap, as_ir_type, constexpr
 from .kernel import (CONSTEXPR, POINTER, SCALAR, TENSORMAP, DeviceFunction, Parameter, ParamSpec, Specialization,
-                     annotated_spec, compile_to_ir, fingerprint, func, kernel_parameters)
-from .evaluator import global_fingerprint
+                     annotated_spec, compile_to_ir, func, kernel_parameters)
+from .keying import KEYABLE, Unkeyable, dependency_key, inlined_function_key, value_key
 from .source import source_digest
 from .values import Dyn, RValue, Slot
 
@@ -25,6 +25,7 @@ def inside_with(manager) -> bool:
 __all__ = [
     "language", "Array", "host", "current", "generating", "DTYPES", "DType", "Ptr", "PtrType", "TensorMap",
     "as_ir_type", "constexpr", "CONSTEXPR", "POINTER", "SCALAR", "TENSORMAP", "DeviceFunction", "Parameter",
-    "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "fingerprint", "func", "kernel_parameters",
-    "Dyn", "RValue", "Slot", "inside_with", "enclosing_conditions", "global_fingerprint", "source_digest",
+    "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "func", "kernel_parameters",
+    "Dyn", "RValue", "Slot", "inside_with", "enclosing_conditions", "source_digest", "KEYABLE", "Unkeyable",
+    "dependency_key", "inlined_function_key", "value_key",
 ]

@@ -16,6 +16,7 @@ from ..diagnostics import CompileError, SkcError
 from . import semantics
 from .dtypes import DType
 from .frames import CompileTimeReturn, Frame, ReturnTarget
+from .keying import Unkeyable, inlined_function_key, trusted_module, value_key
 from .source import get_source, has_nested_return, has_source
 from .values import Dyn, Slot
 
@@ -167,21 +168,57 @@ class CallEvaluator:
         return self.call_native(cls, args, kwargs)
 
     def call_native(self, func, args, kwargs):
-        if isinstance(func, types.FunctionType) and has_source(func):
-            source = get_source(func)
-            self.cg.deps.functions[(source.module, source.qualname)] = source.digest
+        self.record_helper(func)
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            if (func is getattr or func is vars) and args and isinstance(args[0], types.ModuleType):
+                self.record_module_read(func, args, result)
+            return result
         except (SkcError, CompileTimeReturn):
             raise
         except Exception as e:
             name = getattr(func, "__qualname__", None) or type(func).__name__
             raise self.cg.error(f"{name}() raised {type(e).__name__}: {e}") from e
 
+    def record_module_read(self, func, args, result):
+        """getattr(consts, "S") and vars(consts) read a module's globals as `consts.S` does."""
+        if func is getattr and len(args) >= 2 and isinstance(args[1], str):
+            self.record_read(args[0].__name__, args[1], result)
+        else:
+            self.record_read(args[0].__name__, "__dict__", vars(args[0]))
+
+    def record_helper(self, func):
+        """A function run as plain Python at compile time is a dependency with all it reads: its code,
+        defaults, closure and the globals its code names (keying.py). Without an exact key, the kernel
+        is not served from the disk cache."""
+        func = func.__func__ if isinstance(func, types.MethodType) else func
+        if not isinstance(func, types.FunctionType) or trusted_module(func.__module__ or ""):
+            return
+        where = (func.__module__ or "", func.__qualname__)
+        if where in self.cg.deps.helpers:
+            return
+        try:
+            self.cg.deps.helpers[where] = value_key(func)
+        except Unkeyable as e:
+            self.cg.deps.helpers[where] = None  # recorded once; such a kernel is never stored
+            self.cg.deps.unkeyable.append(f"{where[0]}.{where[1]}: {e}")
+
+    def record_inlined(self, fn, source):
+        """An inlined function is a dependency by its source and its defaults (the globals it reads are
+        recorded as the evaluator reads them)."""
+        where = (source.module, source.qualname)
+        if where in self.cg.deps.functions or trusted_module(source.module):
+            return  # skc's own functions (the blocks) are covered by skc's source digest in the key
+        try:
+            self.cg.deps.functions[where] = inlined_function_key(fn, source.digest)
+        except Unkeyable as e:
+            self.cg.deps.functions[where] = source.digest
+            self.cg.deps.unkeyable.append(f"defaults of {source.module}.{source.qualname}: {e}")
+
     # -- inlining ---------------------------------------------------------------------
     def inline(self, fn, args, kwargs):
         source = get_source(fn)
-        self.cg.deps.functions[(source.module, source.qualname)] = source.digest
+        self.record_inlined(fn, source)
         try:
             bound = _signature(fn).bind(*args, **kwargs)
         except TypeError as e:

@@ -20,7 +20,9 @@ class Dependencies:
     """What the compiled code depends on besides its own source (feeds the cache key)."""
 
     functions: dict = field(default_factory=dict)   # (module, qualname) -> sha256 of the source
-    globals: dict = field(default_factory=dict)     # (module, name) -> fingerprint of the value
+    globals: dict = field(default_factory=dict)     # (module, name) -> exact key of the value (keying.py)
+    helpers: dict = field(default_factory=dict)     # (module, qualname) -> exact key of a function run as Python
+    unkeyable: list = field(default_factory=list)   # reads with no exact key: the kernel is not cached on disk
 
 
 class CodeGen:

@@ -6,11 +6,10 @@ from .calls import CallEvaluator
 from .context import CodeGen
 from .expressions import ExpressionEvaluator
 from .frames import Frame
+from .keying import Unkeyable, dependency_key, trusted_module
 from .loops import LoopEvaluator
 from .statements import StatementEvaluator
 from .withs import WithEvaluator
-
-_FINGERPRINTED = (int, float, bool, str, bytes, type(None))
 
 
 class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEvaluator, CallEvaluator):
@@ -27,17 +26,17 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         return self.frames[-1]
 
     def record_global(self, name: str, value):
-        """Remember a global the kernel read, for the cache key (functions are recorded when inlined)."""
-        fingerprint = global_fingerprint(value)
-        if fingerprint is not None:
-            module = self.frame.globals.get("__name__", "")
-            self.cg.deps.globals[(module, name)] = fingerprint
+        """Remember a global the kernel read, for the cache (functions are recorded when inlined)."""
+        self.record_read(self.frame.globals.get("__name__", ""), name, value)
 
+    def record_read(self, module: str, name: str, value):
+        """Remember that the code read `module.name` (a global, or an attribute of a module): the value's
+        exact key, or, where it has none, that the kernel must not be served from the disk cache."""
+        deps = self.cg.deps
+        if (module, name) in deps.globals or trusted_module(module):
+            return  # skc's own globals are covered by its source digest; a library's change with it
+        try:
+            deps.globals[(module, name)] = dependency_key(value)
+        except Unkeyable as e:
+            deps.unkeyable.append(f"{module}.{name}: {e}")
 
-def global_fingerprint(value):
-    """A text standing for a global's value in the cache key; None for values not recorded."""
-    if isinstance(value, _FINGERPRINTED):
-        return repr(value)
-    if isinstance(value, (tuple, frozenset)) and all(isinstance(v, _FINGERPRINTED) for v in value):
-        return repr(value)
-    return None

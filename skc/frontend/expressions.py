@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import builtins
 import operator
+import types
 
 from .. import ir
 from ..diagnostics import CompileError
@@ -87,6 +88,8 @@ class ExpressionEvaluator:
             value = getattr(obj, node.attr)
         except AttributeError:
             raise self.error_at(node, f"{_kind(obj)} has no attribute '{node.attr}'") from None
+        if isinstance(obj, types.ModuleType):  # `consts.S`: a global of another module
+            self.record_read(obj.__name__, node.attr, value)
         if isinstance(value, Slot):
             return value.rvalue()
         return value

@@ -15,6 +15,7 @@ from .context import CodeGen
 from .dtypes import DType, PtrType, is_constexpr_annotation
 from .evaluator import Evaluator
 from .frames import CompileTimeReturn, Frame
+from .keying import value_key
 from .source import get_source
 from .values import RValue
 
@@ -32,7 +33,7 @@ class ParamSpec:
 
     def key(self):
         if self.kind == CONSTEXPR:
-            return (self.name, self.kind, fingerprint(self.value))
+            return (self.name, self.kind, value_key(self.value))
         return (self.name, self.kind, self.type)
 
 
@@ -47,29 +48,6 @@ class Specialization:
 
     def key(self):
         return (tuple(p.key() for p in self.params), self.block, self.cluster, self.options)
-
-
-def fingerprint(value) -> str:
-    """A stable text standing for a compile-time value in cache keys."""
-    if isinstance(value, (int, float, bool, str, bytes, type(None))):
-        return f"{type(value).__name__}:{value!r}"
-    if isinstance(value, (tuple, list)):
-        return f"{type(value).__name__}(" + ",".join(fingerprint(v) for v in value) + ")"
-    if isinstance(value, dict):
-        return "dict(" + ",".join(f"{fingerprint(k)}={fingerprint(v)}" for k, v in sorted(value.items(), key=repr)) + ")"
-    if isinstance(value, (DType, PtrType, ir.Type)):
-        return repr(value)
-    if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
-        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
-    cache_key = getattr(value, "__skc_cache_key__", None)
-    if cache_key is not None:
-        return f"{type(value).__qualname__}:{cache_key()}"
-    if type(value).__repr__ is not object.__repr__:
-        return f"{type(value).__qualname__}:{value!r}"
-    fields = getattr(value, "__dict__", None)
-    if fields is not None:
-        return f"{type(value).__qualname__}(" + ",".join(f"{k}={fingerprint(v)}" for k, v in sorted(fields.items())) + ")"
-    return f"{type(value).__qualname__}@{id(value)}"
 
 
 @dataclass

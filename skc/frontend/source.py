@@ -79,11 +79,17 @@ def source_digest(fn) -> str:
     found = _cache.get(code)
     if found is not None:
         return found.digest
-    try:
-        lines, _ = inspect.getsourcelines(fn)
-    except (OSError, TypeError):
-        return ""
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
+    digest = _digests.get(code)
+    if digest is None:  # once per code object: a cache hit asks for the kernel's twice (key, dependencies)
+        try:
+            lines, _ = inspect.getsourcelines(fn)
+        except (OSError, TypeError):
+            return ""
+        digest = _digests[code] = hashlib.sha256("".join(lines).encode()).hexdigest()
+    return digest
+
+
+_digests: dict = {}
 
 
 # -- scans of a body before it runs ------------------------------------------------------

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,25 +51,55 @@ def _entry_path(key: str) -> Path:
 
 
 def load(key: str) -> Optional[Entry]:
-    """The entry for key, or None when there is none or it is damaged (then it is removed)."""
+    """The entry for key, or None when there is none or anything in it is unexpected (then it is removed,
+    so the compile that follows writes it anew). Only regular files are opened: a FIFO or a device in
+    an entry must not block the compile."""
     path = _entry_path(key)
-    manifest = path / MANIFEST
     try:
-        meta = json.loads(manifest.read_text())
+        meta = json.loads(_read_regular(path / MANIFEST))
+        if not isinstance(meta, dict):
+            raise ValueError("the manifest is not an object")
+        listed = meta.get("files")
+        if not isinstance(listed, dict) or not listed:
+            raise ValueError("the manifest lists no files")
         files = {}
-        for name, digest in meta["files"].items():
-            data = (path / name).read_bytes()
+        for name, digest in listed.items():
+            if not isinstance(name, str) or not isinstance(digest, str) or not _plain_name(name):
+                raise ValueError(f"the manifest lists a bad file entry {name!r}")
+            data = _read_regular(path / name)
             if _digest(data) != digest:
                 raise ValueError(f"{name} does not match its digest")
             files[name] = data
         return Entry(meta, files)
     except FileNotFoundError:
-        if path.exists():
-            _discard(path)
+        if os.path.lexists(path):
+            discard(key)
         return None
-    except (OSError, ValueError, KeyError, TypeError):
-        _discard(path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        discard(key)
         return None
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..", MANIFEST) and "/" not in name and "\\" not in name \
+        and "\0" not in name
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of path if it is a regular file (not a link, FIFO, device or folder); OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def discard(key: str) -> None:
+    """Remove the entry for key, whatever is in its place (a folder, a file, a link)."""
+    _discard(_entry_path(key))
 
 
 def store(key: str, meta: dict, files: dict) -> None:
@@ -76,6 +107,8 @@ def store(key: str, meta: dict, files: dict) -> None:
     path = _entry_path(key)
     staging = None
     try:
+        if path.parent.is_file() or path.parent.is_symlink():
+            path.parent.unlink()  # a plain file where the shard folder belongs
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=path.parent))
         record = dict(meta)
@@ -84,7 +117,7 @@ def store(key: str, meta: dict, files: dict) -> None:
             (staging / name).write_bytes(data)
             record["files"][name] = _digest(data)
         (staging / MANIFEST).write_text(json.dumps(record, indent=1, sort_keys=True))
-        if path.exists():
+        if os.path.lexists(path):
             _discard(path)
         os.rename(staging, path)
     except OSError:
@@ -93,7 +126,13 @@ def store(key: str, meta: dict, files: dict) -> None:
 
 
 def _discard(path: Path):
-    shutil.rmtree(path, ignore_errors=True)
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def clear() -> None:

@@ -1,0 +1,283 @@
+"""Exact keys of compile-time values: the text that stands for a value in the cache key (constexpr
+arguments) and in the dependencies checked when a cached kernel is loaded (globals, helpers).
+
+A key is exact or it is not made: a value skc cannot key exactly raises `Unkeyable`, and the caller
+turns that into an error (a constexpr) or into a kernel that is not served from the disk cache (a
+global). Nothing is keyed by `id()` or by a repr that may be truncated (numpy's, past 1000 elements).
+
+Code that belongs to skc itself is keyed by its name: the compiler's source digest is a part of
+every cache key. Code of the standard library and of the array libraries is keyed by name too: it
+changes only with an installation. Everything else (the user's modules and scripts, other packages)
+is keyed by content: a function by its code, defaults, closure and the globals its code names.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import hashlib
+import sys
+import types
+
+KEYABLE = ("ints, floats, bools, strings, bytes, None; tuples, lists, dicts and sets of those; enums; "
+           "dataclasses and plain objects of your own classes whose fields are keyable; skc dtypes and types; "
+           "numpy scalars and arrays (keyed by their full content); classes, modules, and functions "
+           "(keyed by code, defaults, closure and the globals they read)")
+
+_ATOMS = (type(None), bool, int, float, complex, str, bytes)
+_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType, types.WrapperDescriptorType,
+                types.MethodDescriptorType, types.ClassMethodDescriptorType)
+_NOT_STATE = {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__annotations__",
+              "__dataclass_fields__", "__dataclass_params__", "__match_args__", "__static_attributes__",
+              "__firstlineno__", "__orig_bases__", "__parameters__", "__slotnames__", "__hash__",
+              "__annotate_func__", "__annotations_cache__"}
+
+
+class Unkeyable(Exception):
+    """A value has no exact key; the message says which value and why."""
+
+
+def value_key(value) -> str:
+    """The exact key of a compile-time value (Unkeyable when there is none)."""
+    try:
+        return _Keyer().key(value)
+    except RecursionError:
+        raise Unkeyable(f"a {type(value).__name__} nested too deeply to key") from None
+
+
+def dependency_key(value) -> str:
+    """The key of a global (or module attribute) a kernel read. A DSL function or kernel is keyed by which
+    one it is: its source and what it reads are dependencies of their own once it is inlined."""
+    dsl = getattr(value, "__skc_function__", None)
+    if dsl is None and getattr(value, "__skc_kernel__", False):
+        dsl = value.fn
+    if isinstance(dsl, types.FunctionType):
+        return f"dsl:{dsl.__module__}.{dsl.__qualname__}"
+    return value_key(value)
+
+
+def inlined_function_key(fn, digest: str) -> str:
+    """An inlined function's dependency: its source digest and the values of its defaults (evaluated
+    when the def ran, so a changed global can change them with the source unchanged)."""
+    if not fn.__defaults__ and not fn.__kwdefaults__:
+        return digest
+    return digest + ":" + hashlib.sha256(value_key((fn.__defaults__, fn.__kwdefaults__)).encode()).hexdigest()
+
+
+# -- where code comes from -----------------------------------------------------------------------
+# Libraries whose functions and classes a kernel may name, keyed by name (their versions change
+# only with an installation; numpy's and llvmlite's are parts of the key).
+_LIBRARIES = {"skc", "builtins", "numpy", "torch", "cupy", "llvmlite", "cuda", "hip"}
+
+
+def trusted_module(name: str) -> bool:
+    """Whether code of the module `name` is keyed by name: skc itself, the standard library and the
+    array libraries above. Any other module (the user's, another installed package) is keyed by content."""
+    top = (name or "").split(".")[0]
+    return top in _LIBRARIES or top in sys.stdlib_module_names
+
+
+def _trusted(obj) -> bool:
+    return trusted_module(getattr(obj, "__module__", None) or "")
+
+
+# -- keying --------------------------------------------------------------------------------------
+class _Keyer:
+    """Keys one value; objects met twice (shared or cyclic) are keyed once and referred to after."""
+
+    def __init__(self):
+        self.seen: dict = {}   # id -> index of the object in the walk
+        self.alive: list = []  # keeps walked objects alive so their ids stay unique
+
+    def key(self, value) -> str:
+        kind = type(value)
+        if kind in _ATOMS:
+            return f"{kind.__name__}:{value!r}"
+        if id(value) in self.seen:
+            return f"@{self.seen[id(value)]}"
+        self.seen[id(value)] = len(self.seen)
+        self.alive.append(value)
+        return self._compound(value)
+
+    def within(self, what: str, value) -> str:
+        """The key of a part of a value; an Unkeyable part names the way to it."""
+        try:
+            return self.key(value)
+        except Unkeyable as e:
+            raise Unkeyable(f"{what}: {e}") from None
+
+    def _compound(self, value) -> str:
+        numpy = sys.modules.get("numpy")
+        if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic, numpy.dtype)):
+            return _numpy_key(numpy, value)
+        if isinstance(value, tuple) and isinstance(getattr(type(value), "_fields", None), tuple):
+            # a namedtuple: its class is made by collections from the field names
+            cls = type(value)
+            return f"namedtuple:{_name(cls)}{cls._fields}(" + ",".join(self.key(v) for v in value) + ")"
+        if isinstance(value, (tuple, list)):
+            return f"{_name(type(value))}(" + ",".join(self.key(v) for v in value) + ")" + self._subclass(value)
+        if isinstance(value, dict):
+            items = sorted((self.key(k), self.key(v)) for k, v in value.items())
+            return f"{_name(type(value))}{{" + ",".join(f"{k}={v}" for k, v in items) + "}" + self._subclass(value)
+        if isinstance(value, (set, frozenset)):
+            return f"{_name(type(value))}{{" + ",".join(sorted(self.key(v) for v in value)) + "}"
+        if isinstance(value, enum.Enum):
+            return f"enum:{self.key(type(value))}.{value.name}"
+        if isinstance(value, types.ModuleType):
+            return f"module:{value.__name__}"
+        if isinstance(value, type):
+            return self._class(value)
+        if isinstance(value, types.FunctionType):
+            return self._function(value)
+        if isinstance(value, (types.BuiltinFunctionType, types.BuiltinMethodType)):
+            owner = getattr(value, "__self__", None)
+            if owner is None or isinstance(owner, types.ModuleType):
+                return f"builtin:{getattr(value, '__module__', '')}.{value.__qualname__}"
+            return f"builtin-method:{value.__qualname__}:{self.key(owner)}"
+        if isinstance(value, types.MethodType):
+            return f"method:{self.key(value.__func__)}:{self.key(value.__self__)}"
+        if isinstance(value, (staticmethod, classmethod)):
+            return f"{type(value).__name__}:{self.key(value.__func__)}"
+        if isinstance(value, property):
+            return f"property:{self.key((value.fget, value.fset, value.fdel))}"
+        if isinstance(value, functools.partial):
+            return f"partial:{self.key((value.func, value.args, value.keywords))}"
+        if isinstance(value, types.CodeType):
+            return self._code(value)
+        if isinstance(value, _DESCRIPTORS):
+            return f"descriptor:{type(value).__name__}:{_name(getattr(value, '__objclass__', None))}.{value.__name__}"
+        if isinstance(value, types.CellType):
+            try:
+                return f"cell:{self.key(value.cell_contents)}"
+            except ValueError:
+                return "cell:empty"
+        special = getattr(value, "__skc_cache_key__", None)
+        if special is not None and _trusted(type(value)):
+            return f"{_name(type(value))}:{special()}"
+        return self._object(value)
+
+    def _subclass(self, value) -> str:
+        """A tuple or dict subclass (a namedtuple) may carry attributes besides its items."""
+        if type(value) in (tuple, list, dict):
+            return ""
+        return self.key(type(value)) + self._state(value)
+
+    def _object(self, value) -> str:
+        cls = type(value)
+        if not dataclasses.is_dataclass(cls) and not _own_class(cls):
+            raise Unkeyable(f"a {_name(cls)} object has no exact key")
+        return f"obj:{self.key(cls)}{self._state(value)}"
+
+    def _state(self, value) -> str:
+        fields = dict(getattr(value, "__dict__", {}))
+        for cls in type(value).__mro__:
+            for slot in cls.__dict__.get("__slots__", ()):
+                if slot not in ("__dict__", "__weakref__") and hasattr(value, slot):
+                    fields[slot] = getattr(value, slot)
+        return "{" + ",".join(f"{name}={self.within(f'field {name}', v)}" for name, v in sorted(fields.items())) + "}"
+
+    def _class(self, cls: type) -> str:
+        if _trusted(cls):
+            return f"class:{_name(cls)}"
+        bases = ",".join(self.key(b) for b in cls.__bases__)
+        body = ",".join(f"{name}={self.key(v)}" for name, v in sorted(vars(cls).items())
+                        if name not in _NOT_STATE and not _made_by_dataclass(cls, v))
+        return f"class:{_name(cls)}({bases}){{{body}}}{self._dataclass_fields(cls)}"
+
+    def _dataclass_fields(self, cls: type) -> str:
+        """The fields and options of a dataclass: they determine the methods `dataclass` wrote."""
+        if "__dataclass_fields__" not in vars(cls):
+            return ""
+        fields = []
+        for f in vars(cls)["__dataclass_fields__"].values():
+            default = "-" if f.default is dataclasses.MISSING else self.key(f.default)
+            factory = "-" if f.default_factory is dataclasses.MISSING else self.key(f.default_factory)
+            fields.append(f"{f.name}:{f._field_type!r}:{default}:{factory}:{f.init}:{f.kw_only!r}")
+        return f"dataclass[{vars(cls).get('__dataclass_params__')!r};{';'.join(fields)}]"
+
+    def _function(self, fn: types.FunctionType) -> str:
+        extra = self.key((fn.__defaults__, fn.__kwdefaults__, fn.__closure__))
+        if _trusted(fn):
+            return f"fn:{_name(fn)}:{extra}"
+        names = _names_read(fn.__code__)
+        reads = []
+        for name in sorted(names):
+            if name in fn.__globals__:
+                value = fn.__globals__[name]
+                reads.append(f"{name}={self.within(f'global {name} of {_name(fn)}', value)}")
+                if isinstance(value, types.ModuleType):
+                    reads.append(self._module_attributes(value, names))
+        return f"fn:{_name(fn)}:{self._code(fn.__code__)}:{extra}:globals[{';'.join(reads)}]"
+
+    def _module_attributes(self, module, names) -> str:
+        """Attributes of a module a function may read (`consts.S`): those its code names; the user's
+        modules only (the others are keyed by name), and their submodules the same way."""
+        if trusted_module(module.__name__):
+            return ""
+        found = []
+        for name in sorted(names):
+            if name in vars(module):
+                value = vars(module)[name]
+                found.append(f"{module.__name__}.{name}={self.key(value)}")
+                if isinstance(value, types.ModuleType):
+                    found.append(self._module_attributes(value, names))
+        return ";".join(found)
+
+    def _code(self, code: types.CodeType) -> str:
+        consts = ",".join(self.key(c) for c in code.co_consts)
+        digest = hashlib.sha256(code.co_code).hexdigest()
+        return (f"code:{code.co_name}:{digest}:{code.co_names}:{code.co_varnames}:{code.co_freevars}:"
+                f"{code.co_cellvars}:{code.co_argcount}:{code.co_kwonlyargcount}:{code.co_flags}:[{consts}]")
+
+
+def _names_read(code: types.CodeType) -> set:
+    """Every global or attribute name the code (and the code nested in it) may read."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names_read(const)
+    return names
+
+
+_DATACLASS_METHODS = {"__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__", "__lt__",
+                      "__le__", "__gt__", "__ge__", "__getstate__", "__setstate__"}
+
+
+def _made_by_dataclass(cls: type, value) -> bool:
+    """A method `dataclass` generated (its code is not in the class's file): keyed by the fields instead."""
+    if "__dataclass_fields__" not in vars(cls) or getattr(value, "__name__", None) not in _DATACLASS_METHODS:
+        return False
+    code = getattr(getattr(value, "__wrapped__", value), "__code__", None)
+    module = sys.modules.get(cls.__module__)
+    return code is not None and code.co_filename != getattr(module, "__file__", None)
+
+
+def _own_class(cls: type) -> bool:
+    """Instances of classes written in Python, in skc or by the user, are keyed by their fields; a
+    class of another package (or built on one) may keep state Python cannot see."""
+    if cls is object:
+        return False  # a bare object() is identity only
+    for base in cls.__mro__:
+        if base is object:
+            continue
+        module = getattr(base, "__module__", "") or ""
+        if module == "builtins" or (module.split(".")[0] != "skc" and trusted_module(module)):
+            return False
+    return True
+
+
+def _numpy_key(numpy, value) -> str:
+    if isinstance(value, numpy.dtype):
+        if value.hasobject:
+            raise Unkeyable("a numpy dtype holding Python objects has no exact key")
+        return f"np.dtype:{value.descr!r}"
+    if value.dtype.hasobject:
+        raise Unkeyable("a numpy array of Python objects has no exact key")
+    if isinstance(value, numpy.generic):
+        return f"np.{value.dtype.str}:{value.tobytes().hex()}"
+    data = numpy.ascontiguousarray(value).tobytes()
+    return f"np.ndarray:{value.dtype.str}:{value.shape}:{hashlib.sha256(data).hexdigest()}"
+
+
+def _name(obj) -> str:
+    return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"

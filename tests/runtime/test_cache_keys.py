@@ -1,0 +1,389 @@
+"""skc never returns a wrong kernel: the cache key holds skc's own source; every value a kernel reads
+at compile time (globals, container elements, class and module attributes, what plain Python helpers
+read) is a dependency keyed exactly, or the kernel is not served from disk; constexpr values are keyed
+exactly or refused. Subprocess pairs sharing SKC_CACHE_DIR are the realistic check."""
+import collections
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import skc
+from skc import compiler
+from skc.diagnostics import LaunchError
+from skc.frontend import keying
+
+SKC_PACKAGE = os.path.dirname(skc.__file__)
+
+RUNNER = textwrap.dedent('''
+    import json, logging, sys, time
+    import numpy  # a user's process has it already: not a cost of the cache
+    sys.path.insert(0, sys.argv[1])
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s %(message)s")
+    started = time.perf_counter()
+    import skc
+    import kernels
+    imported = time.perf_counter()
+    report = {"skc": skc.__file__, "import_seconds": imported - started, "kernels": {}}
+    for name in sys.argv[2].split(","):
+        begin = time.perf_counter()
+        compiled = getattr(kernels, name).compile(target="sm_90a")
+        report["kernels"][name] = {"from_cache": compiled.from_cache, "seconds": time.perf_counter() - begin,
+                                   "tile": compiled.ir("tile"), "llvm": compiled.ir("llvm")}
+    print(json.dumps(report))
+''')
+
+
+def run_compiles(code, cache_dir, names, pythonpath=None):
+    env = dict(os.environ, SKC_CACHE_DIR=str(cache_dir), PYTHONDONTWRITEBYTECODE="1", SKC_CACHE="1")
+    env["PYTHONPATH"] = pythonpath or os.path.dirname(SKC_PACKAGE)
+    result = subprocess.run([sys.executable, "-c", RUNNER, str(code), ",".join(names)], capture_output=True,
+                            text=True, env=env, timeout=300, cwd=str(code))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report["stderr"] = result.stderr
+    return report
+
+
+# -- skc's own source is a part of the key ---------------------------------------------------------
+VECTOR_ADD = textwrap.dedent('''
+    import skc
+
+    @skc.kernel(block=128)
+    def vector_add(x: skc.Ptr[skc.f32], y: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], n: skc.i32):
+        i = skc.block_id(0) * 128 + skc.thread_id(0)
+        if i < n:
+            out[i] = x[i] + y[i]
+
+    @skc.kernel(block=128)
+    def exp_kernel(x: skc.Ptr[skc.f32], n: skc.i32):
+        i = skc.thread_id(0)
+        if i < n:
+            x[i] = skc.exp(x[i])
+''')
+
+
+def _copy_skc(folder):
+    shutil.copytree(SKC_PACKAGE, folder / "skc", ignore=shutil.ignore_patterns("__pycache__"))
+    return str(folder)
+
+
+def test_an_edit_to_skc_misses_and_an_unchanged_skc_hits(tmp_path):
+    code, cache_dir = tmp_path / "code", tmp_path / "cache"
+    code.mkdir()
+    (code / "kernels.py").write_text(VECTOR_ADD)
+    installed = _copy_skc(tmp_path / "installed")
+    names = ["vector_add", "exp_kernel"]
+    first = run_compiles(code, cache_dir, names, installed)
+    assert first["skc"].startswith(installed)
+    assert not any(k["from_cache"] for k in first["kernels"].values())
+    second = run_compiles(code, cache_dir, names, installed)
+    assert all(k["from_cache"] for k in second["kernels"].values())
+    # a hit in a new process is cheap: the source digest is read once (budget 20 ms; loose here, as the
+    # suite may share the machine)
+    assert second["kernels"]["vector_add"]["seconds"] < 0.25, second["kernels"]["vector_add"]["seconds"]
+
+    lowering = tmp_path / "installed" / "skc" / "backends" / "nvptx.py"
+    text = lowering.read_text()
+    edited = text.replace('def _exp(lw, x):\n    scaled = lw.text.value(f"fmul float',
+                          'def _exp(lw, x):\n    scaled = lw.text.value(f"fmul nnan float')
+    assert edited != text, "the NVPTX exp lowering moved; update this test"
+    lowering.write_text(edited)
+    third = run_compiles(code, cache_dir, names, installed)
+    assert not any(k["from_cache"] for k in third["kernels"].values())
+    assert "fmul nnan float" in third["kernels"]["exp_kernel"]["llvm"]
+    assert "fmul nnan float" not in second["kernels"]["exp_kernel"]["llvm"]
+
+
+def test_the_key_names_its_parts():
+    parts = compiler.cache_key_parts(test_the_key_names_its_parts, _empty_spec(), skc.target.get_target("sm_90a"), {})
+    assert parts["skc_source"] == compiler.skc_source_digest()
+    assert len(parts["skc_source"]) == 64
+    assert {"skc", "llvmlite", "numpy", "kernel", "source", "spec", "target", "options", "python"} <= set(parts)
+
+
+def _empty_spec():
+    from skc.frontend import Specialization
+
+    return Specialization((), (32, 1, 1))
+
+
+def test_source_digest_cost():
+    """Hashing skc's sources is what a new process pays once before its first cache hit."""
+    import time
+
+    compiler._source_digest.clear()
+    started = time.perf_counter()
+    digest = compiler.skc_source_digest()
+    seconds = time.perf_counter() - started
+    assert digest == compiler.skc_source_digest()
+    assert seconds < 0.1, seconds
+
+
+# -- values read at compile time --------------------------------------------------------------------
+READERS = textwrap.dedent('''
+    import io
+    import numpy as np
+    import skc
+    import consts
+
+    LIST = [1, {list_value}, 3]
+    TABLE = {{"a": {dict_value}, "b": 0}}
+    NUMBER = np.float32({np_value})
+    HELPER_VALUE = {helper_value}
+    BOX = io.StringIO("{box_value}")
+    DEFAULT = {default_value}
+
+
+    class Cfg:
+        S = {class_value}
+
+
+    def helper():
+        return HELPER_VALUE * 2
+
+
+    def from_box():
+        return int(BOX.getvalue())
+
+
+    @skc.func
+    def with_default(k=DEFAULT):
+        return k
+
+
+    @skc.func
+    def add_one(v):
+        return v + 1
+
+
+    @skc.func
+    def add_two(v):
+        return v + 2
+
+
+    CHOSEN = {chosen}
+
+
+    @skc.kernel(block=32)
+    def list_element(y: skc.Ptr[skc.i32]):
+        y[0] = LIST[1]
+
+
+    @skc.kernel(block=32)
+    def dict_element(y: skc.Ptr[skc.i32]):
+        y[0] = TABLE["a"]
+
+
+    @skc.kernel(block=32)
+    def numpy_scalar(x: skc.Ptr[skc.f32]):
+        x[0] = NUMBER
+
+
+    @skc.kernel(block=32)
+    def class_attribute(y: skc.Ptr[skc.i32]):
+        y[0] = Cfg.S
+
+
+    @skc.kernel(block=32)
+    def through_helper(y: skc.Ptr[skc.i32]):
+        y[0] = helper()
+
+
+    @skc.kernel(block=32)
+    def module_attribute(y: skc.Ptr[skc.i32]):
+        y[0] = consts.S
+
+
+    @skc.kernel(block=32)
+    def inlined_default(y: skc.Ptr[skc.i32]):
+        y[0] = with_default()
+
+
+    @skc.kernel(block=32)
+    def through_getattr(y: skc.Ptr[skc.i32]):
+        y[0] = getattr(consts, "T")
+
+
+    @skc.kernel(block=32)
+    def rebound_function(y: skc.Ptr[skc.i32]):
+        y[0] = CHOSEN(40)
+
+
+    @skc.kernel(block=32)
+    def unkeyable_read(y: skc.Ptr[skc.i32]):
+        y[0] = from_box()
+''')
+
+KEYED = ["list_element", "dict_element", "numpy_scalar", "class_attribute", "through_helper", "module_attribute",
+         "inlined_default", "rebound_function", "through_getattr"]
+
+
+def _write_readers(code, **values):
+    (code / "kernels.py").write_text(READERS.format(**values))
+    (code / "consts.py").write_text(f"S = {values['module_value']}\nT = {values['module_value'] + 10}\n")
+
+
+def _values(base: int):
+    return dict(list_value=base + 1, dict_value=base + 2, np_value=base + 3.5, helper_value=base + 4,
+                class_value=base + 5, module_value=base + 6, box_value=base + 7, default_value=base + 8,
+                chosen="add_one" if base == 100 else "add_two")
+
+
+def _expected(name: str, base: int) -> str:
+    value = {"list_element": base + 1, "dict_element": base + 2, "numpy_scalar": base + 3.5,
+             "class_attribute": base + 5, "through_helper": 2 * (base + 4), "module_attribute": base + 6,
+             "unkeyable_read": base + 7, "inlined_default": base + 8,
+             "rebound_function": 41 if base == 100 else 42, "through_getattr": base + 16}[name]
+    return f"{{value = {value}}}"
+
+
+def test_changed_values_read_at_compile_time_miss(tmp_path):
+    code, cache_dir = tmp_path / "code", tmp_path / "cache"
+    code.mkdir()
+    names = KEYED + ["unkeyable_read"]
+    _write_readers(code, **_values(100))
+    first = run_compiles(code, cache_dir, names)
+    assert not any(k["from_cache"] for k in first["kernels"].values())
+    same = run_compiles(code, cache_dir, names)
+    for name in KEYED:  # an unchanged value still hits
+        assert same["kernels"][name]["from_cache"], name
+    _write_readers(code, **_values(200))
+    changed = run_compiles(code, cache_dir, names)
+    for name in names:
+        kernel = changed["kernels"][name]
+        assert not kernel["from_cache"], name
+        assert _expected(name, 200) in kernel["tile"], (name, kernel["tile"])
+        assert _expected(name, 100) in first["kernels"][name]["tile"], name
+
+
+def test_a_read_with_no_exact_key_is_never_served_from_disk(tmp_path):
+    code, cache_dir = tmp_path / "code", tmp_path / "cache"
+    code.mkdir()
+    _write_readers(code, **_values(100))
+    for _ in range(2):
+        report = run_compiles(code, cache_dir, ["unkeyable_read"])
+        assert report["kernels"]["unkeyable_read"]["from_cache"] is False
+        assert _expected("unkeyable_read", 100) in report["kernels"]["unkeyable_read"]["tile"]
+    assert "unkeyable_read is not stored in the disk cache" in report["stderr"]
+    assert "BOX" in report["stderr"] and "_io.StringIO" in report["stderr"]
+
+
+# -- exact keys -------------------------------------------------------------------------------------
+def _make_scale(factor):
+    def scale(v):
+        return v * factor
+    return scale
+
+
+def test_values_keyed_exactly():
+    key = keying.value_key
+    assert key(_make_scale(2.0)) != key(_make_scale(10.0))
+    assert key(_make_scale(2.0)) == key(_make_scale(2.0))
+    big = np.zeros(5000, np.float32)
+    other = big.copy()
+    other[2500] = 1.0
+    assert key(big) != key(other)
+    assert key(big) == key(big.copy())
+    assert key(big) != key(big.astype(np.float64)) and key(big) != key(big.reshape(50, 100))
+    assert key(np.float32(1.5)) != key(np.float64(1.5)) != key(1.5)
+    assert key(1) != key(True) and key(0.0) != key(-0.0)
+    assert key((1, [2], {"a": 3})) != key((1, [2], {"a": 4}))
+    pair = collections.namedtuple("pair", "a b")
+    assert key(pair(1, 2)) != key(pair(1, 3)) and key(pair(1, 2)) != key((1, 2))
+    cyclic = []
+    cyclic.append(cyclic)
+    assert key(cyclic).startswith("builtins.list(")
+
+
+@pytest.mark.parametrize("value", [object(), np.array([object()]), iter([1]), open(os.devnull)])
+def test_values_with_no_exact_key(value):
+    with pytest.raises(keying.Unkeyable, match="no exact key"):
+        keying.value_key(value)
+
+
+@skc.kernel(block=32)
+def apply_constexpr(x: skc.Ptr[skc.f32], f: skc.constexpr):
+    i = skc.thread_id(0)
+    x[i] = f(x[i])
+
+
+@skc.kernel(block=32)
+def read_table(x: skc.Ptr[skc.f32], table: skc.constexpr):
+    i = skc.thread_id(0)
+    x[i] = table[1500]
+
+
+def test_closures_as_constexpr_do_not_collide():
+    twice = apply_constexpr.compile(f=_make_scale(2.0), target="sm_90a").ir("tile")
+    ten = apply_constexpr.compile(f=_make_scale(10.0), target="sm_90a").ir("tile")
+    assert "{value = 2.0}" in twice and "{value = 10.0}" in ten
+    x = np.ones(32, np.float32)
+    apply_constexpr.interpret[1, 32](x, _make_scale(2.0))
+    apply_constexpr.interpret[1, 32](x, _make_scale(10.0))
+    assert np.all(x == 20.0)
+
+
+def test_large_arrays_as_constexpr_do_not_collide():
+    table = np.zeros(3000, np.float32)
+    other = table.copy()
+    other[1500] = 7.0
+    x = np.ones(32, np.float32)
+    read_table.interpret[1, 32](x, table)
+    assert np.all(x == 0.0)
+    read_table.interpret[1, 32](x, other)
+    assert np.all(x == 7.0)
+    table[1500] = 3.0  # changed in place: the same object, a new value
+    read_table.interpret[1, 32](x, table)
+    assert np.all(x == 3.0)
+
+
+def test_a_constexpr_with_no_exact_key_is_an_error():
+    x = np.ones(32, np.float32)
+    with pytest.raises(LaunchError, match=r"(?s)read_table: constexpr argument 'table' cannot be keyed exactly.*"
+                                          r"builtins.object.*constexpr values may be ints"):
+        read_table.interpret[1, 32](x, object())
+    with pytest.raises(LaunchError, match=r"(?s)constexpr argument .table.*numpy array of Python objects"):
+        read_table.compile(table=np.array([object()] * 2000), target="sm_90a")
+
+
+@dataclasses.dataclass(frozen=True)
+class LooseEquality:
+    """== says nothing about factor: the launch key must not trust it."""
+    factor: float
+
+    def __eq__(self, other):
+        return isinstance(other, LooseEquality)
+
+    def __hash__(self):
+        return 0
+
+
+class MutableSettings:
+    def __init__(self, factor):
+        self.factor = factor
+
+
+@skc.kernel(block=32)
+def scale_by_setting(x: skc.Ptr[skc.f32], setting: skc.constexpr):
+    i = skc.thread_id(0)
+    x[i] = x[i] * setting.factor
+
+
+@pytest.mark.parametrize("make", [LooseEquality, MutableSettings])
+def test_constexpr_objects_are_keyed_by_their_whole_value(make):
+    x = np.ones(32, np.float32)
+    scale_by_setting.interpret[1, 32](x, make(2.0))
+    scale_by_setting.interpret[1, 32](x, make(3.0))
+    assert np.all(x == 6.0)
+    settings = MutableSettings(1.0)
+    scale_by_setting.interpret[1, 32](x, settings)
+    settings.factor = 0.5  # the same object, changed in place
+    scale_by_setting.interpret[1, 32](x, settings)
+    assert np.all(x == 3.0)

@@ -1,0 +1,120 @@
+"""Cache entries that hold anything unexpected are misses that the next compile rewrites: never an
+error, never a hang, never a permanent failure."""
+import json
+import os
+import shutil
+import threading
+
+import pytest
+
+import skc
+from skc import compiler
+from skc.runtime import cache
+from skc.target import get_target
+
+
+@skc.kernel(block=64)
+def scaled(x: skc.Ptr[skc.f32], n: skc.i32):
+    i = skc.thread_id(0)
+    if i < n:
+        x[i] = x[i] * 3.0
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("SKC_CACHE", raising=False)
+    cache.set_cache_dir(tmp_path)
+    yield tmp_path
+    cache.set_cache_dir(None)
+
+
+def compile_fresh():
+    """A compile as a new process makes it: through the disk cache, past the kernel's in-memory one."""
+    spec = scaled.specialize(scaled._abstract_arguments((), {}), (64, 1, 1))
+    return compiler.compile_kernel(scaled.fn, spec, get_target("sm_90a"))
+
+
+def _entry(root):
+    manifests = list(root.rglob("manifest.json"))
+    assert len(manifests) == 1, manifests
+    return manifests[0].parent
+
+
+def _edit_manifest(entry, change):
+    path = entry / "manifest.json"
+    meta = json.loads(path.read_text())
+    change(meta)
+    path.write_text(json.dumps(meta))
+
+
+def _drop_ptx(meta):
+    del meta["files"]["kernel.ptx"]
+
+
+DAMAGE = {
+    "files_empty": lambda entry: _edit_manifest(entry, lambda m: m.update(files=[])),
+    "files_null": lambda entry: _edit_manifest(entry, lambda m: m.update(files=None)),
+    "files_not_names": lambda entry: _edit_manifest(entry, lambda m: m.update(files={"../../x": "0" * 64})),
+    "deps_null": lambda entry: _edit_manifest(entry, lambda m: m.update(deps=None)),
+    "deps_malformed": lambda entry: _edit_manifest(entry, lambda m: m.update(deps={"functions": [[1]]})),
+    "deps_bad_rows": lambda entry: _edit_manifest(
+        entry, lambda m: m.update(deps={"functions": [None], "helpers": [], "globals": [[1, 2]]})),
+    "manifest_a_list": lambda entry: (entry / "manifest.json").write_text("[]"),
+    "no_ptx": lambda entry: (_edit_manifest(entry, _drop_ptx), (entry / "kernel.ptx").unlink()),
+    "shared_bytes_text": lambda entry: _edit_manifest(entry, lambda m: m.update(shared_bytes="0")),
+    "entry_is_a_file": lambda entry: (shutil.rmtree(entry), entry.write_text("not a folder")),
+    "shard_is_a_file": lambda entry: (shutil.rmtree(entry.parent), entry.parent.write_text("not a folder")),
+    "manifest_is_a_folder": lambda entry: ((entry / "manifest.json").unlink(), (entry / "manifest.json").mkdir()),
+    "ptx_is_a_fifo": lambda entry: ((entry / "kernel.ptx").unlink(), os.mkfifo(entry / "kernel.ptx")),
+    "manifest_is_a_fifo": lambda entry: ((entry / "manifest.json").unlink(), os.mkfifo(entry / "manifest.json")),
+    "ptx_is_a_link": lambda entry: ((entry / "kernel.ptx").rename(entry / "elsewhere"),
+                                    (entry / "kernel.ptx").symlink_to(entry / "elsewhere")),
+}
+
+
+def _compile_within(seconds: float):
+    """compile_fresh(), failing (not hanging) if it blocks: a FIFO opened for reading waits for a writer."""
+    result = {}
+
+    def work():
+        try:
+            result["kernel"] = compile_fresh()
+        except BaseException as e:  # reported below
+            result["error"] = e
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "the compile blocked on something in the cache entry"
+    if "error" in result:
+        raise result["error"]
+    return result["kernel"]
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_an_unexpected_entry_is_a_miss_and_is_rewritten(cache_dir, damage):
+    if "fifo" in damage and not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    first = compile_fresh()
+    assert first.from_cache is False
+    assert compile_fresh().from_cache is True
+    DAMAGE[damage](_entry(cache_dir))
+    again = _compile_within(60)
+    assert again.from_cache is False
+    assert again.asm("ptx") == first.asm("ptx")
+    healed = _compile_within(60)
+    assert healed.from_cache is True
+    assert healed.asm("ptx") == first.asm("ptx")
+    assert healed.ir("tile") == first.ir("tile")
+
+
+def test_a_load_never_opens_anything_but_regular_files(cache_dir):
+    key = "ef" * 32
+    cache.store(key, {"name": "k"}, {"kernel.ptx": b"text"})
+    entry = cache_dir / "ef" / key
+    (entry / "kernel.ptx").unlink()
+    os.mkfifo(entry / "kernel.ptx")
+    assert cache.load(key) is None
+    assert not entry.exists()  # the damaged entry is gone, so the next store starts clean
+    cache.store(key, {"name": "k"}, {"kernel.ptx": b"text"})
+    assert cache.load(key).files == {"kernel.ptx": b"text"}
