@@ -1,0 +1,117 @@
+"""The GPU hang guard on the CPU: in debug mode every mbarrier.wait is a try_wait loop bounded by %globaltimer
+that writes a record and traps (PTX through ptxas); without debug the PTX is what it was; the compiler keeps
+the table from a record's code to the source line; the host turns a record into a DeadlockError."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import skc
+from helpers import line_of
+from skc import ir
+from skc.backends.ptx_tools import link_ptx
+from skc.runtime import hang_guard
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gpu"))
+import hang_kernels  # noqa: E402
+
+TILE = ir.TensorMapType(ir.f32, (8, 32), 128)
+
+
+def compiled(kernel, debug: bool):
+    """The kernel compiled for sm_90a with the hang guard on or off (a fresh Kernel: debug is per kernel)."""
+    fresh = skc.kernel(kernel.fn, block=64, debug=debug)
+    args = (TILE,) if kernel is hang_kernels.wrong_expect_tx else ()
+    return fresh.compile(*args, target="sm_90a", block=64)
+
+
+@pytest.mark.parametrize("name", ["short_producer", "wrong_expect_tx"])
+def test_debug_ptx_bounds_every_mbarrier_wait_and_assembles(name):
+    kernel = getattr(hang_kernels, name)
+    debug = compiled(kernel, True)
+    ptx = debug.asm("ptx")
+    waits = len(debug.metadata["hang_sites"]["sites"])
+    assert waits == (2 if name == "short_producer" else 1)
+    assert ptx.count("%globaltimer") == 2 * waits          # the start, and each look after a failed try
+    assert ptx.count("trap;") == waits
+    assert ptx.count("fence.sc.sys;") == 2 * waits         # after the record's words, after its 'written' mark
+    assert ".visible .global .align 8 .u64 __skc_hang_record;" in ptx
+    assert "ld.volatile.global.b64" in ptx and "__skc_hang_claim" in ptx
+    assert "mbarrier.try_wait.parity" in ptx
+    assert f", {hang_guard.hang_timeout_ns() + 1};" in ptx   # elapsed < limit + 1: spin again
+    cubin, log = link_ptx(ptx, "sm_90a", debug.name)
+    assert cubin[:4] == b"\x7fELF"
+
+
+@pytest.mark.parametrize("name", ["short_producer", "wrong_expect_tx"])
+def test_without_debug_the_ptx_has_no_guard(name):
+    plain = compiled(getattr(hang_kernels, name), False)
+    ptx = plain.asm("ptx")
+    for absent in ("globaltimer", "trap;", "fence.sc.sys", "__skc_hang"):
+        assert absent not in ptx
+    assert "hang_sites" not in plain.metadata
+    assert plain.key != compiled(getattr(hang_kernels, name), True).key   # debug is part of the cache key
+
+
+def test_debug_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SKC_DEBUG", "1")
+    monkeypatch.setenv("SKC_HANG_TIMEOUT", "0.5")
+    kernel = skc.kernel(hang_kernels.short_producer.fn, block=64)
+    assert kernel.debug and kernel.options == {"debug": True, "hang_timeout_ns": 500_000_000}
+    ptx = kernel.compile(target="sm_90a", block=64).asm("ptx")
+    assert "%globaltimer" in ptx and ", 500000001;" in ptx
+    monkeypatch.setenv("SKC_DEBUG", "0")
+    assert not skc.kernel(hang_kernels.short_producer.fn, block=64).debug
+    assert skc.kernel(hang_kernels.short_producer.fn, block=64, debug=True).debug
+
+
+def test_the_site_table_names_each_wait_and_the_barriers():
+    table = compiled(hang_kernels.short_producer, True).metadata["hang_sites"]
+    here = hang_kernels.__file__
+    producer_line = line_of(hang_kernels.short_producer, "mbarrier_wait(empty")
+    consumer_line = line_of(hang_kernels.short_producer, "# HANG: consumer")
+    assert [(s["file"], s["line"]) for s in table["sites"].values()] == [(here, producer_line), (here, consumer_line)]
+    full_line = line_of(hang_kernels.short_producer, "full = skc.shared")
+    assert (0, 16, "", f"{here}:{full_line}") in [tuple(b) for b in table["buffers"]]
+
+
+def test_a_record_becomes_a_deadlock_error_at_the_waiting_line():
+    """What the host does after the trap, on a record as the device writes it: the consumer's wait (code 2) on
+    the 'full' barrier of stage 1 (shared offset 8), parity 1, block 0, thread 32."""
+    table = compiled(hang_kernels.short_producer, True).metadata["hang_sites"]
+    words = np.zeros(hang_guard.RECORD_WORDS, np.int32)
+    words[:11] = [hang_guard.RECORD_WRITTEN, 2, 1, 8, 0, 0, 0, 32, 0, 0, 3_000_100_000 & 0x7FFFFFFF]
+    error = hang_guard.describe(words, table, "short_producer")
+    assert isinstance(error, skc.DeadlockError)
+    message = str(error)
+    line = line_of(hang_kernels.short_producer, "# HANG: consumer")
+    assert message.startswith(f"{hang_kernels.__file__}:{line}:"), message
+    assert "gave up after" in message and "parity 1" in message
+    assert "the mbarrier at shared offset 0x8" in message and ", stage 1" in message
+    assert f"declared at {hang_kernels.__file__}:{line_of(hang_kernels.short_producer, 'full = skc.shared')}" in message
+    assert "block (0, 0, 0), thread (32, 0, 0)" in message and "role: the code inlined through short_producer" in message
+    assert "hint:" in message and "SKC_HANG_TIMEOUT" in message
+
+
+def test_the_record_layout_agrees_between_backend_and_runtime():
+    from skc.backends import nvptx_debug
+
+    assert (nvptx_debug.RECORD_WORDS, nvptx_debug.RECORD_WRITTEN) == (hang_guard.RECORD_WORDS,
+                                                                      hang_guard.RECORD_WRITTEN)
+    assert nvptx_debug.RECORD_SYMBOL.encode() == hang_guard.RECORD_SYMBOL
+
+
+@pytest.mark.parametrize("name,marker", [("short_producer", "# HANG: consumer"), ("expect_tx_16", "# HANG: every")])
+def test_the_interpreter_reports_the_same_misuses_as_deadlocks(name, marker):
+    kernel = hang_kernels.short_producer if name == "short_producer" else hang_kernels.wrong_expect_tx
+    with pytest.raises(skc.DeadlockError) as info:
+        hang_kernels.run(name, "interpreter")
+    assert str(info.value).startswith(f"{hang_kernels.__file__}:{line_of(kernel, marker)}:")
+
+
+def test_the_correct_forms_finish_in_the_interpreter():
+    out = hang_kernels.run("expect_tx_0", "interpreter")
+    assert sorted(out.tolist()) == list(range(256))   # every element, in the 128B-swizzled order of the stage
