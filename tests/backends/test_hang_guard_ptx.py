@@ -104,12 +104,32 @@ def test_the_record_layout_agrees_between_backend_and_runtime():
     assert nvptx_debug.RECORD_SYMBOL.encode() == hang_guard.RECORD_SYMBOL
 
 
-@pytest.mark.parametrize("name,marker", [("short_producer", "# HANG: consumer"), ("expect_tx_16", "# HANG: every")])
+@pytest.mark.parametrize("name,marker", [("short_producer", "# HANG: consumer"), ("expect_tx_16", "# HANG: every"),
+                                         ("gemm_short_producer", "# HANG: consumers")])
 def test_the_interpreter_reports_the_same_misuses_as_deadlocks(name, marker):
-    kernel = hang_kernels.short_producer if name == "short_producer" else hang_kernels.wrong_expect_tx
+    kernel = hang_kernels.KERNELS[name]
     with pytest.raises(skc.DeadlockError) as info:
         hang_kernels.run(name, "interpreter")
-    assert str(info.value).startswith(f"{hang_kernels.__file__}:{line_of(kernel, marker)}:")
+    message = str(info.value)
+    assert message.startswith(f"{hang_kernels.__file__}:{line_of(kernel, marker)}:")
+    assert "threads none" not in message
+
+
+def test_the_structured_pipeline_wait_is_guarded_too():
+    """The GEMM blocks' consumer.acquire() (an mbarrier.wait inlined from skc/blocks/pipeline.py) is bounded, and its
+    site names the user's line and the functions it was inlined through."""
+    kernel = skc.kernel(hang_kernels.gemm_short_producer.fn, debug=True)
+    types = [ir.TensorMapType(ir.bf16, box, 128) for box in (hang_kernels.GEMM.boxes()["a"],
+                                                             hang_kernels.GEMM.boxes()["b"])]
+    debug = kernel.compile(*types, skc.i32, hang_kernels.GEMM, target="sm_90a", block=hang_kernels.GEMM.threads)
+    sites = debug.metadata["hang_sites"]["sites"].values()
+    line = line_of(hang_kernels.gemm_short_producer, "# HANG: consumers")
+    consumer = [s for s in sites if s["line"] == line]
+    assert consumer and "ConsumerRole.wait_stage" in consumer[0]["frames"][0]
+    assert consumer[0]["frames"][-1].startswith("gemm_short_producer (")
+    ptx = debug.asm("ptx")
+    assert ptx.count("trap;") == len(sites) and "%globaltimer" in ptx
+    link_ptx(ptx, "sm_90a", debug.name)
 
 
 def test_the_correct_forms_finish_in_the_interpreter():

@@ -6,8 +6,10 @@ import sys
 import numpy as np
 
 import skc
+from skc.blocks import InputTilePipeline, MatmulConfig, TmaLoader, WarpRoles, Wgmma
 
 STAGES = 2
+GEMM = MatmulConfig(stages=2)
 
 
 @skc.kernel(block=64, debug=True)
@@ -55,7 +57,44 @@ def wrong_expect_tx(tile: skc.TensorMap, out: skc.Ptr[skc.f32], extra: skc.i32):
         out[i] = stage[i]
 
 
+@skc.kernel(debug=True)
+def gemm_short_producer(a: skc.TensorMap, b: skc.TensorMap, K: skc.i32, cfg: skc.constexpr):
+    """The structured pipeline (TMA loader, wgmma consumers) with a producer loop one k-tile short: the consumers
+    wait in `consumer.acquire()` for a stage that is never filled."""
+    payload = cfg.payload()
+    pipe = InputTilePipeline(payload, cfg.stages, consumers=cfg.consumers)
+    roles = WarpRoles(cfg.consumers)
+    k_tiles = skc.cdiv(K, cfg.tile_k)
+    if roles.is_producer():
+        load = TmaLoader(payload, cfg.tile_k, a=a, b=b)
+        if roles.is_first_warp():
+            with pipe.producer() as producer:
+                for k in range(k_tiles - 1):                            # the misuse: one k-tile fewer
+                    with producer.acquire() as stage:
+                        load(stage, 0, 0, k)
+    else:
+        mma = Wgmma(cfg.tile_n, cfg.tile_k, skc.bf16, row0=roles.consumer_index() * 64)
+        acc = mma.zeros()
+        with pipe.consumer(mma) as consumer:
+            for k in range(k_tiles):
+                with consumer.acquire() as stage:                       # HANG: consumers
+                    mma(acc, stage.a, stage.b)
+
+
+def _run_gemm(device: str):
+    K = 4 * GEMM.tile_k
+    boxes = GEMM.boxes()
+    on = "interpreter" if device == "interpreter" else None
+    a = skc.to_device(np.zeros((GEMM.tile_m, K), np.float32), dtype=skc.bf16, device=on)
+    b = skc.to_device(np.zeros((K, GEMM.tile_n), np.float32), dtype=skc.bf16, device=on)
+    kernel = gemm_short_producer.interpret if on else gemm_short_producer
+    kernel[1, GEMM.threads](skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), K, GEMM)
+    return np.zeros(8)
+
+
 def run(name: str, device: str = "gpu"):
+    if name == "gemm_short_producer":
+        return _run_gemm(device)
     if name == "short_producer":
         out = np.zeros(4 * 32, np.int32)
         kernel = short_producer.interpret if device == "interpreter" else short_producer
@@ -76,6 +115,10 @@ def run(name: str, device: str = "gpu"):
     target = skc.to_device(out)
     wrong_expect_tx[1, 64](skc.TensorMap(source, box=(8, 32)), target, extra)
     return target.numpy()
+
+
+KERNELS = {"short_producer": short_producer, "expect_tx_16": wrong_expect_tx, "expect_tx_0": wrong_expect_tx,
+           "gemm_short_producer": gemm_short_producer}
 
 
 if __name__ == "__main__":
