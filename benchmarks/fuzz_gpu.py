@@ -62,7 +62,11 @@ def run_batch(job):
         want = batch.reference(folder)
         kernel = batch.kernel(folder)
         t0 = time.perf_counter()
-        interpreted = run_interpreter(kernel, batch)
+        try:
+            interpreted = run_interpreter(kernel, batch)
+        except skc.SkcError as error:   # a compile error or an interpreter fault: its message names the program
+            print(f"ERROR seed {batch.seed}: compiling or interpreting the batch failed: {error}")
+            return count, count, out.getvalue(), timings
         timings["interpreter"] = time.perf_counter() - t0
         bad = check(batch, "interpreter vs Python", interpreted, want)
         if skc.gpu_available():
