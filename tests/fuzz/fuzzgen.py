@@ -197,6 +197,17 @@ class Program:
         ints, floats = [("a", False), ("b", False)], [("x", False)]
         make = self.int_expr if returns == "int" else self.float_expr
         lines = ["@func", f"def {name}(a, b, x):"]
+        if self._chance(0.35):   # a value returned from inside a loop, or after it
+            acc = ("r", False)
+            inner_ints = ints + [("l", False)] + ([acc] if returns == "int" else [])
+            inner_floats = floats + ([acc] if returns == "float" else [])
+            lines += [f"    r = {'a' if returns == 'int' else 'x'}",
+                      f"    for l in range({self._nonconst(ints, floats, 1, self.int_expr)[0]} & 7):",
+                      f"        if {self.cond(inner_ints, inner_floats, 1)}:",
+                      f"            return {self._nonconst(inner_ints, inner_floats, 1, make)[0]}",
+                      f"        r = {self._nonconst(inner_ints, inner_floats, 1, make)[0]}"]
+            self.helpers.append((name, "\n".join(lines + ["    return r"]), returns))
+            return
         if self._chance(0.6):
             lines += [f"    if {self.cond(ints, floats, 1)}:", f"        return {self._nonconst(ints, floats, 1, make)[0]}"]
             if self._chance(0.4):
