@@ -17,6 +17,7 @@ EXAMPLES = {"vector_add": dict(n=5000), "softmax": dict(n_rows=5, n_cols=1000), 
             "matmul": dict(M=256, N=256, K=192)}
 
 GEMMS = {
+    "default": {},
     "128x128x64-s6": dict(config=MatmulConfig(tile_n=128, stages=6)),
     "128x256x64-s4": dict(config=MatmulConfig(tile_n=256, stages=4)),
     "128x256x64-s4-c2": dict(config=MatmulConfig(tile_n=256, stages=4, cluster_m=2)),
@@ -26,6 +27,7 @@ GEMMS = {
     "a-transposed": dict(a_transposed=True),
     "b-transposed": dict(b_transposed=True),
     "bias-c-alpha-beta": dict(epilogue=True),
+    "relu": dict(activation="relu"),
 }
 
 
@@ -58,6 +60,8 @@ def run_gemm(name: str, M=256, N=384, K=192) -> str:
         c = torch.randn(M, N, generator=generator).to(dtype).cuda()
         options.update(bias=bias, c=c, alpha=0.5, beta=2.0)
         expected = 0.5 * expected + 2.0 * c.double() + bias.double()
+    if options.get("activation") == "relu":
+        expected = expected.clamp(min=0)
     out = torch.full((M, N), float("nan"), dtype=dtype, device="cuda")
     skc.blocks.matmul(a, b, out=out, **options)
     torch.cuda.synchronize()
