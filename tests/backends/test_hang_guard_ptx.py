@@ -135,3 +135,47 @@ def test_the_structured_pipeline_wait_is_guarded_too():
 def test_the_correct_forms_finish_in_the_interpreter():
     out = hang_kernels.run("expect_tx_0", "interpreter")
     assert sorted(out.tolist()) == list(range(256))   # every element, in the 128B-swizzled order of the stage
+
+
+def test_the_guarded_launcher_turns_a_failed_launch_with_a_record_into_a_deadlock_error(monkeypatch):
+    """The host path with the driver replaced by a fake (no GPU here): the record lives in memory the fake
+    'maps'; the 'kernel' fills it and fails as a trap does; the launcher raises DeadlockError at the line."""
+    import ctypes
+    from types import SimpleNamespace
+
+    from skc.runtime import cuda
+
+    buffer = (ctypes.c_int32 * hang_guard.RECORD_WORDS)()
+    installed = {}
+    calls = {"cuMemHostAlloc": lambda n, flags: ctypes.addressof(buffer),
+             "cuMemHostGetDevicePointer": lambda host, flags: 0xD0000000 + host % 4096,
+             "cuModuleGetGlobal": lambda handle, name: (0xC0DE, 8)}
+    monkeypatch.setattr(cuda, "make_current", lambda device: None)
+    monkeypatch.setattr(cuda, "call", lambda name, *args: calls[name](*args))
+    monkeypatch.setattr(cuda, "copy_to_device", lambda address, host, n: installed.update(
+        {address: ctypes.c_uint64.from_address(host).value}))
+    result = {"code": 0}
+    monkeypatch.setattr(cuda, "driver", lambda: SimpleNamespace(
+        CU_MEMHOSTALLOC_DEVICEMAP=2, CU_MEMHOSTALLOC_PORTABLE=1, cuCtxSynchronize=lambda: (result["code"],),
+        cuGetErrorName=lambda r: (0, b"CUDA_ERROR_ILLEGAL_INSTRUCTION"), cuGetErrorString=lambda r: (0, b"trap")))
+    monkeypatch.setattr(cuda, "error_text", lambda r: "CUDA_ERROR_ILLEGAL_INSTRUCTION (trap)")
+    table = compiled(hang_kernels.short_producer, True).metadata["hang_sites"]
+
+    def kernel_launch(args, grid, stream):
+        if result["code"]:
+            buffer[:11] = [hang_guard.RECORD_WRITTEN, 2, 0, 0, 0, 0, 0, 40, 0, 0, 2_000_000_000]
+    guard = hang_guard.HangGuardLauncher(SimpleNamespace(launch=kernel_launch), SimpleNamespace(device=0, handle=7),
+                                         table, "short_producer")
+    assert installed == {0xC0DE: guard.record.device_address}    # the record's address went into the global
+    guard.launch((), (1, 1, 1))                                   # a launch that succeeds
+    result["code"] = 715
+    with pytest.raises(skc.DeadlockError) as info:
+        guard.launch((), (1, 1, 1))
+    message = str(info.value)
+    assert message.startswith(f"{hang_kernels.__file__}:{line_of(hang_kernels.short_producer, '# HANG: consumer')}:")
+    assert "stage 0" in message and "thread (40, 0, 0)" in message and "2.0 s" in message
+    buffer[0] = 0                                                 # a failure that left no record
+    monkeypatch.setattr(guard.record, "clear", lambda: None)
+    with pytest.raises(skc.DeviceError, match="no hang record: CUDA_ERROR_ILLEGAL_INSTRUCTION"):
+        guard.inner = SimpleNamespace(launch=lambda *a: None)
+        guard.launch((), (1, 1, 1))
