@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Everything worth doing on the lent GPU in one call: the environment, the GPU tests, the examples,
 # and the benchmarks (a table last; logs and JSON under $OUT). Usage: bash benchmarks/gpu_session.sh [STEPS]
-# STEPS is a comma list of env,tests,examples,bench (default: all).
+# STEPS is a comma list of env,tests,fuzz,sanitize,examples,bench (default: all).
+# sanitize: every example and GEMM variant (benchmarks/sanitize_targets.py, small sizes) under compute-sanitizer's
+# memcheck, racecheck and synccheck; error counts in $OUT/sanitizer-summary.txt (target: 0 errors).
+# fuzz: FUZZ_COUNT (default 1000) random kernels on the GPU against the interpreter (benchmarks/fuzz_gpu.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 SKC_CACHE_DIR=${SKC_CACHE_DIR:-/tmp/skc-cache}
 OUT=${OUT:-/tmp/skc-out}; mkdir -p "$OUT"
-STEPS=${1:-env,tests,examples,bench}
+STEPS=${1:-env,tests,fuzz,sanitize,examples,bench}
 BENCH=${BENCH:-vector_add,softmax,launch,compile,gemm}
 has() { [[ ",$STEPS," == *",$1,"* ]]; }
 
@@ -17,6 +20,27 @@ if has env; then
 fi
 if has tests; then
   python3 -m pytest tests/gpu -q -rs -x 2>&1 | tee "$OUT/gpu-tests.log" | tail -40
+fi
+if has fuzz; then
+  python3 benchmarks/fuzz_gpu.py --count "${FUZZ_COUNT:-1000}" --seed "${FUZZ_SEED:-2026}" 2>&1 | tee "$OUT/fuzz-gpu.log" | tail -15
+fi
+if has sanitize; then
+  summary="$OUT/sanitizer-summary.txt"; : > "$summary"; total=0
+  SANITIZER=${SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
+  for target in $(python3 benchmarks/sanitize_targets.py --list); do
+    for tool in memcheck racecheck synccheck; do
+      log="$OUT/sanitize-${target//:/-}-$tool.log"
+      timeout 600 "$SANITIZER" --tool "$tool" --error-exitcode 0 --print-limit 20 \
+        python3 benchmarks/sanitize_targets.py "$target" > "$log" 2>&1; rc=$?
+      errors=$(grep -oE "ERROR SUMMARY: [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+$")
+      # no summary line: the run itself failed (a wrong result, a crash, the tool refused the device): count it
+      if [[ -z "$errors" ]]; then errors=1; note="no ERROR SUMMARY (rc $rc): $(tail -1 "$log")"; else note="rc $rc"; fi
+      if [[ $rc -ne 0 && "$errors" == 0 ]]; then errors=1; note="rc $rc: $(tail -1 "$log")"; fi
+      total=$((total + errors))
+      printf "%-28s %-10s %5s errors  %s\n" "$target" "$tool" "$errors" "$note" | tee -a "$summary"
+    done
+  done
+  echo "compute-sanitizer: $total errors in all (target 0); logs in $OUT/sanitize-*.log" | tee -a "$summary"
 fi
 if has examples; then
   for example in examples/*.py; do python3 -m skc run "$example" 2>&1 | tail -3; done | tee "$OUT/examples.log"

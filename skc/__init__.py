@@ -13,8 +13,8 @@ and LLVM to PTX (NVIDIA) or GCN (AMD), or run exactly by a CPU interpreter.
 """
 __version__ = "0.1.0"
 
-from .diagnostics import (CompileError, DeadlockError, DeviceError, InterpreterError, LaunchError, SkcError,  # noqa
-                          VerificationError)
+from .diagnostics import (CompileError, DeadlockError, DeviceError, InterpreterError, InterpreterLimitError,  # noqa
+                          LaunchError, SkcError, VerificationError)
 from .frontend import Array, Ptr, constexpr, func, host  # noqa: E402
 from .frontend.builtins import (asm, atomic_add, atomic_and, atomic_cas, atomic_max, atomic_min, atomic_or,  # noqa
                                 atomic_xchg, atomic_xor, ballot, barrier, barrier_named, bitcast, block_dim, block_id, block_max,

@@ -254,6 +254,8 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
     if for_interpreter:
         kernel.module = module
     else:
+        if options.get("debug") and target.vendor == "nvidia":
+            _add_hang_guard(kernel, function, options)
         _run_backend(kernel, module, target)
     kernel.metadata["compile_seconds"] = time.perf_counter() - started
     kernel.metadata["deps"] = _deps_record(deps)
@@ -269,6 +271,15 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
         else:
             _to_cache(kernel)
     return kernel
+
+
+def _add_hang_guard(kernel: CompiledKernel, function: ir.Function, options: dict):
+    """Debug mode: the backend bounds every mbarrier wait (nvptx_debug.py); keep its site table for the runtime."""
+    from .backends.nvptx_debug import DEFAULT_TIMEOUT_NS, hang_sites
+
+    function.attrs["debug"] = True
+    function.attrs["hang_timeout_ns"] = int(options.get("hang_timeout_ns", DEFAULT_TIMEOUT_NS))
+    kernel.metadata["hang_sites"] = hang_sites(function)
 
 
 def _run_backend(kernel: CompiledKernel, module: ir.Module, target: Target):
@@ -308,6 +319,8 @@ def _to_cache(kernel: CompiledKernel):
         files["kernel.bin"] = kernel.binary
     meta = {"name": kernel.name, "target": kernel.target.name, "shared_bytes": kernel.shared_bytes,
             "deps": kernel.metadata["deps"], "resources": kernel.metadata.get("resources", {})}
+    if "hang_sites" in kernel.metadata:
+        meta["hang_sites"] = kernel.metadata["hang_sites"]
     cache.store(kernel.key, meta, files)
 
 
@@ -335,7 +348,9 @@ def _from_cache(key: str, name: str, target: Target, spec, params) -> Optional[C
         return None
     kernel.binary = entry.files.get("kernel.bin")
     kernel.metadata.update(deps=meta["deps"], resources=meta.get("resources", {}))
-    if target.vendor == "amd":
+    if isinstance(meta.get("hang_sites"), dict):
+        kernel.metadata["hang_sites"] = meta["hang_sites"]
+    if target.vendor == "amd" and "gcn" in kernel.stages:
         _record_amdgpu_metadata(kernel)
     return kernel
 

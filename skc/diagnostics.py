@@ -106,4 +106,9 @@ class InterpreterError(LocatedError):
 
 
 class DeadlockError(InterpreterError):
-    """Every thread still running waits on something no running thread will ever provide."""
+    """Every thread still running waits on something no running thread will ever provide (in the interpreter),
+    or a wait on the GPU gave up under the debug hang guard."""
+
+
+class InterpreterLimitError(InterpreterError):
+    """A loop of a kernel run by the CPU interpreter used up the step budget (an endless loop, most likely)."""

@@ -146,9 +146,14 @@ class Kernel:
 
     __skc_kernel__ = True
 
-    def __init__(self, fn, block=None, cluster=None):
+    def __init__(self, fn, block=None, cluster=None, debug=None):
+        from .runtime.hang_guard import debug_enabled, hang_timeout_ns
+
         functools.update_wrapper(self, fn)
         self.fn = fn
+        # debug (or SKC_DEBUG=1): GPU mbarrier waits time out and raise DeadlockError (runtime/hang_guard.py)
+        self.debug = debug_enabled(debug)
+        self.options = {"debug": True, "hang_timeout_ns": hang_timeout_ns()} if self.debug else {}
         self.params = frontend.kernel_parameters(fn)
         self.block = _dims(block, "block") if block is not None else None
         self.cluster = _dims(cluster, "cluster") if cluster is not None else (1, 1, 1)
@@ -261,7 +266,12 @@ class Kernel:
 
             image = compiled.binary if compiled.binary is not None else compiled.stages["ptx"].encode()
             module = cuda.Module(image, compiled.name, device.index, compiled.shared_bytes)
-            return CudaLauncher(module, compiled.params, compiled.shared_bytes, device, compiled.name, block)
+            launcher = CudaLauncher(module, compiled.params, compiled.shared_bytes, device, compiled.name, block)
+            if "hang_sites" in compiled.metadata:   # debug mode: synchronize and report a timed-out wait
+                from .runtime.hang_guard import HangGuardLauncher
+
+                return HangGuardLauncher(launcher, module, compiled.metadata["hang_sites"], compiled.name)
+            return launcher
         from .runtime.hip_launcher import HipLauncher
 
         return HipLauncher(compiled, device)
@@ -320,7 +330,8 @@ class Kernel:
         key = (spec.key(), target.name, for_interpreter)
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = compile_kernel(self.fn, spec, target, for_interpreter=for_interpreter)
+            compiled = compile_kernel(self.fn, spec, target, for_interpreter=for_interpreter,
+                                      options=None if for_interpreter else self.options)
             self._compiled[key] = compiled
         return compiled
 
@@ -426,8 +437,9 @@ class DeviceView:
         return self.kernel._bind(_launch_config(config), self.device)
 
 
-def kernel(fn=None, *, block=None, cluster=None):
-    """Decorate a kernel: `@skc.kernel` or `@skc.kernel(block=256)`."""
+def kernel(fn=None, *, block=None, cluster=None, debug=None):
+    """Decorate a kernel: `@skc.kernel` or `@skc.kernel(block=256)`. `debug=True` (default: SKC_DEBUG=1) bounds
+    every mbarrier wait on the GPU: a wait that never completes raises skc.DeadlockError at its line."""
     if fn is None:
-        return lambda f: Kernel(f, block=block, cluster=cluster)
-    return Kernel(fn, block=block, cluster=cluster)
+        return lambda f: Kernel(f, block=block, cluster=cluster, debug=debug)
+    return Kernel(fn, block=block, cluster=cluster, debug=debug)

@@ -63,6 +63,10 @@ def _try_wait(lw, op) -> str:
 
 
 def _wait(lw, op):
+    if lw.fn.attrs.get("debug"):   # the hang guard: a bounded wait that traps with a record (nvptx_debug.py)
+        from .nvptx_debug import lower_guarded_wait
+
+        return lower_guarded_wait(lw, op, _try_wait)
     text = lw.text
     spin, done = text.new_label("spin"), text.new_label("ready")
     text.start_block(spin)

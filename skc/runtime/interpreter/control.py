@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...diagnostics import InterpreterError, SkcError
+from ...diagnostics import InterpreterError, InterpreterLimitError, SkcError
 from .scheduler import Join
-from .state import RETURN, RUNNING, Fault, Group
+from .state import RETURN, RUNNING, Fault, Group, lane_ranges
 
 PLAIN, NESTED = 0, 1   # step kinds: a function of the group, or a generator run with `yield from`
 
@@ -49,6 +49,27 @@ def _resume(group: Group, lanes: np.ndarray, code: int):
     """Lanes of `lanes` that jumped with `code` run again."""
     jump = group.block.jump
     jump[lanes & (jump == code)] = RUNNING
+
+
+def _step(group: Group, op):
+    """Count one iteration of a loop against the block's step budget (a back-edge, not every op: cheap)."""
+    block = group.block
+    block.steps += 1
+    if block.steps > block.launch.max_steps:
+        raise _limit_error(group, op)
+
+
+def _limit_error(group: Group, op) -> InterpreterLimitError:
+    launch, block = group.block.launch, group.block
+    lane = group.first_lane()
+    threads = f"threads {lane_ranges(group.mask)}" + (f" (first: thread {launch.thread_of(lane)})"
+                                                      if lane is not None else "")
+    return InterpreterLimitError(
+        f"the loop ran past the interpreter's step budget of {launch.max_steps} loop iterations in block "
+        f"{block.index}; {threads} still run it (an endless loop: a condition that never changes, a step of 0, "
+        "or a spin on memory nothing writes?)", op.loc,
+        "fix the loop, or raise the budget if the kernel really loops that long: SKC_INTERPRETER_STEPS=N "
+        "in the environment, or run(..., max_steps=N)")
 
 
 def _if(op, launch, plan):
@@ -96,6 +117,7 @@ def _for(op, launch, plan):
             if not group.count:
                 break
             env[induction] = i
+            _step(group, op)
             yield from run_region(group, body)
             if body.jumps:
                 _resume(group, active, again)
@@ -114,6 +136,7 @@ def _loop(op, launch, plan):
     def loop(group):
         entry = active = group.mask
         while group.count:
+            _step(group, op)
             yield from run_region(group, body)
             _resume(group, active, again)
             active = active & (group.block.jump == RUNNING)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -54,14 +55,16 @@ def _argument(value, t, name: str, nthreads: int, memory: Memory) -> np.ndarray:
 
 
 def run(function, grid=(1, 1, 1), block=None, args: Sequence = (), memory: Optional[Memory] = None,
-        target="sm_90a", arg_names: Optional[Sequence[str]] = None) -> None:
+        target="sm_90a", arg_names: Optional[Sequence[str]] = None, max_steps: Optional[int] = None) -> None:
     """Run `function` (an ir.Function, or a Module of one) over `grid` blocks of `block` threads.
 
     `args` has one entry per function argument: an address (int) for a pointer, a number for a
     scalar, a TensorMapDescriptor (or an skc.TensorMap over a host array, mapped into `memory`)
     for a tensor map. A function with attrs["cluster"] runs in clusters of that shape. Faults
     (out-of-bounds or misaligned accesses, failed asserts, ops the interpreter cannot run)
-    raise InterpreterError, deadlocks DeadlockError, at the kernel's source line.
+    raise InterpreterError, deadlocks DeadlockError, at the kernel's source line. A block whose loops run more
+    than `max_steps` iterations in all (default: SKC_INTERPRETER_STEPS, else state.DEFAULT_MAX_STEPS) stops
+    with InterpreterLimitError at the loop's line: an endless loop ends.
     """
     if isinstance(function, ir.Module):
         function = function.function()
@@ -80,13 +83,28 @@ def run(function, grid=(1, 1, 1), block=None, args: Sequence = (), memory: Optio
                           f"({', '.join(names)}), found {len(args)}")
     ir.verify(function)
     cluster = _cluster_shape(function, grid)
-    launch = Launch(function, grid, block, target, memory if memory is not None else Memory(), cluster)
+    launch = Launch(function, grid, block, target, memory if memory is not None else Memory(), cluster,
+                    _step_budget(max_steps))
     values = [_argument(v, a.type, name, launch.nthreads, launch.memory)
               for v, a, name in zip(args, function.args, names)]
     plan = Plan(function, launch)
     with np.errstate(all="ignore"):
         for z, y, x in itertools.product(*(range(g // c) for g, c in zip(grid[::-1], cluster[::-1]))):
             _run_cluster(launch, plan, (x, y, z), values)
+
+
+def _step_budget(max_steps: Optional[int]) -> int:
+    """run(max_steps=...), else SKC_INTERPRETER_STEPS, else 0 (the default budget)."""
+    where = "run(max_steps=...)"
+    if max_steps is None:
+        max_steps, where = os.environ.get("SKC_INTERPRETER_STEPS", "").strip() or 0, "SKC_INTERPRETER_STEPS"
+    try:
+        value = int(max_steps)
+    except (TypeError, ValueError):
+        raise LaunchError(f"{where} must be a positive number of loop iterations, found {max_steps!r}") from None
+    if value < 0 or (value == 0 and where != "SKC_INTERPRETER_STEPS"):
+        raise LaunchError(f"{where} must be a positive number of loop iterations, found {max_steps!r}")
+    return value
 
 
 def _cluster_shape(function, grid) -> tuple:

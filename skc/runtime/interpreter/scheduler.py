@@ -69,6 +69,9 @@ class Join(Wait):
         running = [c.members for c in self.children if not c.done]
         waiting = np.logical_or.reduce(finished) if finished else group.block.launch.no_lanes
         busy = np.logical_or.reduce(running) if running else group.block.launch.no_lanes
+        if not finished:
+            return (f"threads {lane_ranges(busy)} run both branches of the 'scf.if'{at(self.loc)}; neither has "
+                    "finished")
         return (f"threads {lane_ranges(waiting)} finished their branch of the 'scf.if'{at(self.loc)} and wait "
                 f"for threads {lane_ranges(busy)} to finish the other branch")
 

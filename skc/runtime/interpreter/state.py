@@ -17,6 +17,11 @@ from ...diagnostics import InterpreterError, Location
 # construct gets a pair of codes for break and continue from the plan.
 RUNNING, RETURN = 0, 1
 
+# The step budget: loop iterations (back-edges) one block may run, summed over its thread groups, before the
+# interpreter stops with InterpreterLimitError (an endless loop would otherwise never end). About 10 s of a
+# trivial loop; SKC_INTERPRETER_STEPS or run(max_steps=...) change it.
+DEFAULT_MAX_STEPS = 1_000_000
+
 
 class Fault(Exception):
     """A thread did something the interpreter stops for; the executor adds the op's location,
@@ -30,9 +35,10 @@ class Fault(Exception):
 class Launch:
     """What stays fixed over one run: the grid, the block and cluster shapes, the target, memory, per-lane ids."""
 
-    def __init__(self, function, grid, block, target, memory, cluster=(1, 1, 1)):
+    def __init__(self, function, grid, block, target, memory, cluster=(1, 1, 1), max_steps: int = 0):
         self.function, self.grid, self.block, self.target, self.memory = function, grid, block, target, memory
         self.cluster = cluster
+        self.max_steps = max_steps or DEFAULT_MAX_STEPS   # loop iterations a block may run (BlockState.steps)
         self.nthreads = block[0] * block[1] * block[2]
         self.warp_size = target.warp_size
         self.shared_bytes = int(function.attrs.get("shared_bytes", 0))
@@ -87,6 +93,7 @@ class BlockState:
         self.cluster, self.rank = cluster, len(cluster.blocks)
         cluster.blocks.append(self)
         self.jump = np.zeros(launch.nthreads, np.int32)
+        self.steps = 0     # loop iterations run so far, against launch.max_steps
         self.barriers: dict = {}
         self.mbarriers: dict = {}
         self.root = None   # the group running the kernel's body (set by launch)

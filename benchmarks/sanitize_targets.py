@@ -1,0 +1,88 @@
+"""Small runs of every example and every GEMM variant, one per process, for compute-sanitizer.
+
+    python benchmarks/sanitize_targets.py --list          # the names, one a line
+    python benchmarks/sanitize_targets.py gemm:vector     # run one (checks its result; exit 1 when wrong)
+
+benchmarks/gpu_session.sh (step `sanitize`) runs each name under memcheck, racecheck and synccheck.
+Sizes are small (a few tiles) so that a run under the sanitizer takes seconds.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import skc  # noqa: E402
+from skc.blocks import MatmulConfig  # noqa: E402
+
+EXAMPLES = {"vector_add": dict(n=5000), "softmax": dict(n_rows=5, n_cols=1000), "sgemm": dict(M=70, N=66, K=37),
+            "matmul": dict(M=256, N=256, K=192)}
+
+GEMMS = {
+    "default": {},
+    "128x128x64-s6": dict(config=MatmulConfig(tile_n=128, stages=6)),
+    "128x256x64-s4": dict(config=MatmulConfig(tile_n=256, stages=4)),
+    "128x256x64-s4-c2": dict(config=MatmulConfig(tile_n=256, stages=4, cluster_m=2)),
+    "128x128x64-s6-c2": dict(config=MatmulConfig(tile_n=128, stages=6, cluster_m=2)),
+    "vector-loader": dict(config=MatmulConfig(loader="vector")),
+    "fp16": dict(dtype="fp16"),
+    "a-transposed": dict(a_transposed=True),
+    "b-transposed": dict(b_transposed=True),
+    "bias-c-alpha-beta": dict(epilogue=True),
+    "relu": dict(activation="relu"),
+}
+
+
+def run_example(name: str) -> str:
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", f"{name}.py")
+    spec = spec_from_file_location(f"sanitize_{name}", path)
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(**EXAMPLES[name])   # raises AssertionError when the result is wrong
+
+
+def run_gemm(name: str, M=256, N=384, K=192) -> str:
+    """One GEMM variant on torch tensors (the GPU session has torch), checked against float64."""
+    import torch
+
+    options = dict(GEMMS[name])
+    dtype = torch.float16 if options.pop("dtype", "bf16") == "fp16" else torch.bfloat16
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(M, K, generator=generator).to(dtype).cuda()
+    b = torch.randn(K, N, generator=generator).to(dtype).cuda()
+    if options.pop("a_transposed", False):
+        a = a.t().contiguous().t()          # a transposed view of a row-major K x M array
+    if options.pop("b_transposed", False):
+        b = b.t().contiguous().t()
+    expected = a.double() @ b.double()
+    if options.pop("epilogue", False):
+        bias = torch.randn(N, generator=generator).to(dtype).cuda()
+        c = torch.randn(M, N, generator=generator).to(dtype).cuda()
+        options.update(bias=bias, c=c, alpha=0.5, beta=2.0)
+        expected = 0.5 * expected + 2.0 * c.double() + bias.double()
+    if options.get("activation") == "relu":
+        expected = expected.clamp(min=0)
+    out = torch.full((M, N), float("nan"), dtype=dtype, device="cuda")
+    skc.blocks.matmul(a, b, out=out, **options)
+    torch.cuda.synchronize()
+    error = ((out.double() - expected).norm() / expected.norm()).item()
+    if not error <= 1e-2:
+        raise AssertionError(f"gemm {name}: relative error {error:.3g} (expected <= 1e-2)")
+    return f"gemm {name} {M}x{N}x{K} {dtype}: relative error {error:.2g}"
+
+
+def names():
+    return [f"example:{n}" for n in EXAMPLES] + [f"gemm:{n}" for n in GEMMS]
+
+
+def main(argv):
+    if not argv or argv[0] == "--list":
+        print("\n".join(names()))
+        return 0
+    kind, _, name = argv[0].partition(":")
+    print(run_example(name) if kind == "example" else run_gemm(name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
