@@ -12,7 +12,7 @@ from ..diagnostics import CompileError
 from . import semantics
 from .expressions import MISSING
 from .frames import CompileTimeBreak, CompileTimeContinue, LoopContext, scratch_region
-from .source import carried_names, has_nested_jump
+from .source import attribute_targets, carried_names, has_nested_jump
 from .statements import _type_of
 from .values import Dyn, Poison, RValue, Slot, mutable
 
@@ -106,12 +106,16 @@ class LoopEvaluator:
     def stmt_While(self, node):
         if node.orelse:
             raise self.error_at(node, "while ... else is not supported in kernels")
-        forever = isinstance(node.test, ast.Constant) and node.test.value is True
+        forever = isinstance(node.test, ast.Constant) and bool(node.test.value)
         if not forever:
             with self.cg.builder.at(scratch_region()):
                 probe = self.eval_value(node.test)
             if not isinstance(probe, Dyn):
-                return self.compile_time_while(node)
+                # `while FLAG:` that nothing in the body can change and only a run-time jump can leave
+                forever = (has_nested_jump(node.body) and _is_invariant(node.test, node.body)
+                           and self.truth(probe, node.test))
+                if not forever:
+                    return self.compile_time_while(node)
         label = self.cg.label()
 
         def make_loop():
@@ -130,9 +134,8 @@ class LoopEvaluator:
         return forever and not _has_own_break(node.body)
 
     def compile_time_while(self, node):
-        frame = self.frame
-        frame.loops.append(LoopContext(True, frame.runtime_depth, len(frame.withs)))
-        try:
+        """A while loop whose condition is known at compile time on every test: unrolled."""
+        def iterations():
             for _ in range(_MAX_COMPILE_TIME_ITERATIONS):
                 cond = self.eval_value(node.test)
                 if isinstance(cond, Dyn):
@@ -140,44 +143,74 @@ class LoopEvaluator:
                                                    "but became a run-time value inside the loop",
                                         hint="make the loop variable run-time from the start (e.g. `i: skc.i32 = 0`)")
                 if not self.truth(cond, node.test):
-                    return False
-                try:
-                    if self.exec_body(node.body):
-                        return True
-                except CompileTimeContinue:
-                    continue
-                except CompileTimeBreak:
-                    return False
-        finally:
-            frame.loops.pop()
-        raise self.error_at(node, f"a compile-time while loop ran {_MAX_COMPILE_TIME_ITERATIONS} times; "
-                                  "is its condition ever false?")
+                    return
+                yield None
+            raise self.error_at(node, f"a compile-time while loop ran {_MAX_COMPILE_TIME_ITERATIONS} times; "
+                                      "is its condition ever false?",
+                                hint="a loop left by a run-time `break` needs a run-time condition or `while True:`")
+
+        return self.unrolled_loop(node, iterations())
 
     def unrolled_loop(self, node, items):
-        """A loop over compile-time items, unrolled; run-time jumps inside leave labeled blocks."""
+        """A loop over compile-time items, unrolled (a while loop passes None items and has no target). A
+        run-time break or continue inside leaves a labeled block: the loop is one block, each iteration a
+        block inside it; the names each jump carries meet the fall-through path's where the jump lands."""
         frame, builder = self.frame, self.cg.builder
-        needs_labels = has_nested_jump(node.body)
+        if not has_nested_jump(node.body):
+            return self.unrolled_without_jumps(node, items)
+        self.keep_in_slots(node.body)
         context = LoopContext(True, frame.runtime_depth, len(frame.withs), continue_is_break=True)
-        outer = None
-        if needs_labels:
-            context.break_label = self.cg.label("B")
-            outer = builder.create("scf.block", attrs={"label": context.break_label})
+        context.break_label = self.cg.label("B")
+        outer = builder.create("scf.block", attrs={"label": context.break_label})
+        before = dict(frame.env)
+        reachable = True
         frame.loops.append(context)
         try:
-            with builder.at(outer.regions[0]) if outer else _nothing():
+            with builder.at(outer.regions[0]):
                 for item in items:
-                    self.assign(node.target, item)
-                    if needs_labels:
-                        context.continue_label = self.cg.label("C")
-                        iteration = builder.create("scf.block", attrs={"label": context.continue_label})
-                        with builder.at(iteration.regions[0]):
-                            ended = self.unrolled_iteration(node)
-                    else:
+                    if isinstance(node, ast.For):
+                        self.assign(node.target, item)
+                    context.continue_label = self.cg.label("C")
+                    context.continues = []
+                    iteration = builder.create("scf.block", attrs={"label": context.continue_label})
+                    with builder.at(iteration.regions[0]):
                         ended = self.unrolled_iteration(node)
+                        if ended == "break" and context.continues:
+                            # a run-time continue goes on to the next iteration: this path must leave at run time
+                            self.jump_out_of_unrolled(context, "break")
+                            ended = True
+                    paths = [(env, place) for env, place in context.continues]
+                    if ended is False:
+                        paths.insert(0, (frame.env, iteration.regions[0]))
                     if ended == "break":
                         break
-                    if ended is True:
-                        return True
+                    if not paths:        # nothing reaches the next iteration
+                        reachable = False
+                        break
+                    frame.env = self.merge_paths(before, paths, node)
+            paths = [(env, place) for env, place in context.breaks]
+            if reachable:
+                paths.insert(0, (frame.env, outer.regions[0]))
+            if not paths:
+                return True
+            frame.env = self.merge_paths(before, paths, node)
+        finally:
+            frame.loops.pop()
+        return False
+
+    def unrolled_without_jumps(self, node, items):
+        """An unrolled loop whose break and continue (if any) are taken at compile time."""
+        frame = self.frame
+        frame.loops.append(LoopContext(True, frame.runtime_depth, len(frame.withs)))
+        try:
+            for item in items:
+                if isinstance(node, ast.For):
+                    self.assign(node.target, item)
+                ended = self.unrolled_iteration(node)
+                if ended == "break":
+                    break
+                if ended is True:
+                    return True
         finally:
             frame.loops.pop()
         return False
@@ -222,14 +255,24 @@ class LoopEvaluator:
         loop = frame.loops[-1]
         if loop.unrolled and frame.runtime_depth == loop.runtime_depth:
             raise CompileTimeBreak() if kind == "break" else CompileTimeContinue()
+        if loop.unrolled:
+            return self.jump_out_of_unrolled(loop, kind)
         label = loop.break_label if kind == "break" else loop.continue_label
-        if label is None:
-            raise self.error_at(node, f"internal: no label for a run-time {kind}")
         self.emit_cleanups(loop.with_depth)
-        op = "scf.break" if kind == "break" or loop.continue_is_break else "scf.continue"
-        self.cg.builder.create(op, attrs={"label": label})
+        self.cg.builder.create("scf.break" if kind == "break" else "scf.continue", attrs={"label": label})
         return True
 
+    def jump_out_of_unrolled(self, loop: LoopContext, kind: str):
+        """A run-time jump out of an unrolled loop's iteration: leave its labeled block, and remember the
+        names as they are here, to meet the other paths where the jump lands."""
+        label = loop.break_label if kind == "break" else loop.continue_label
+        if label is None:
+            raise self.cg.error(f"internal: no label for a run-time {kind}")
+        self.emit_cleanups(loop.with_depth)
+        op = self.cg.builder.create("scf.break", attrs={"label": label})
+        exits = loop.breaks if kind == "break" else loop.continues
+        exits.append((dict(self.frame.env), (self.cg.builder.region, op)))
+        return True
 
 
 @contextmanager
@@ -241,6 +284,17 @@ def _has_own_break(stmts) -> bool:
     from .source import _contains
 
     return _contains(stmts, (ast.Break,), stop_at_loops=True)
+
+
+def _is_invariant(test, body) -> bool:
+    """Whether a loop condition reads only names the body never assigns, and calls nothing."""
+    assigned = set(carried_names(body)) | {name for name, _ in attribute_targets(body)}
+    for node in ast.walk(test):
+        if isinstance(node, (ast.Call, ast.NamedExpr, ast.Await)):
+            return False
+        if isinstance(node, ast.Name) and node.id in assigned:
+            return False
+    return True
 
 
 def _range_bounds(args):
