@@ -227,8 +227,7 @@ def _floordiv(x: RValue, y: RValue) -> RValue:
     builder, t = _b(), x.type
     elem = ir.element_type(t)
     if elem.is_float:
-        q = builder.binary("arith.div", x.value, y.value)
-        return RValue(builder.unary("math.floor", q), t)
+        return float_divmod(x, y)[0]
     q = builder.binary("arith.div", x.value, y.value)
     if not elem.is_signed:
         return RValue(q, t)
@@ -243,10 +242,47 @@ def _floordiv(x: RValue, y: RValue) -> RValue:
     return RValue(builder.select(fix, builder.binary("arith.sub", q, one), q), t)
 
 
+def float_divmod(x: RValue, y: RValue):
+    """Python's float divmod (CPython's float_divmod, numpy's npy_divmod), step by step in x's type so that
+    the interpreter and the LLVM lowering compute the same thing: the remainder is exact (fmod) and the
+    quotient is (x - mod) / y, corrected so that x == (x // y) * y + x % y as nearly as rounding allows."""
+    builder, t = _b(), x.type
+    cmp_t = ir.with_element(t, ir.i1)
+
+    def c(value):
+        return constant(value, t).value
+
+    def less(a, b):
+        return builder.cmp("lt", a, b, cmp_t)
+
+    zero = c(0.0)
+    mod = builder.binary("arith.rem", x.value, y.value)
+    div = builder.binary("arith.div", builder.binary("arith.sub", x.value, mod), y.value)
+    # a non-zero remainder of the wrong sign moves one divisor over
+    mod_nonzero = builder.cmp("ne", mod, zero, cmp_t)
+    wrong_sign = builder.cmp("ne", less(y.value, zero), less(mod, zero), cmp_t)
+    fix = builder.binary("arith.and", mod_nonzero, wrong_sign)
+    mod_fixed = builder.select(fix, builder.binary("arith.add", mod, y.value), mod)
+    div = builder.select(fix, builder.binary("arith.sub", div, c(1.0)), div)
+    # a zero remainder takes the divisor's sign
+    signed_zero = builder.select(less(y.value, zero), c(-0.0), zero)
+    mod = builder.select(mod_nonzero, mod_fixed, signed_zero)
+    # div is an integer up to rounding: floor it, rounding up when it was just below the next integer
+    floor = builder.unary("math.floor", div)
+    up = builder.cmp("gt", builder.binary("arith.sub", div, floor), c(0.5), cmp_t)
+    floor = builder.select(up, builder.binary("arith.add", floor, c(1.0)), floor)
+    # a zero quotient takes the sign of x / y
+    zero_quotient = builder.binary("arith.mul", builder.binary("arith.div", x.value, y.value), zero)
+    div_nonzero = builder.cmp("ne", div, zero, cmp_t)
+    return RValue(builder.select(div_nonzero, floor, zero_quotient), t), RValue(mod, t)
+
+
 def _mod(x: RValue, y: RValue) -> RValue:
     """Python's %: the result takes the divisor's sign."""
     builder, t = _b(), x.type
     elem = ir.element_type(t)
+    if elem.is_float:
+        return float_divmod(x, y)[1]
     r = builder.binary("arith.rem", x.value, y.value)
     if elem.is_int and not elem.is_signed:
         return RValue(r, t)
