@@ -8,6 +8,7 @@ import ast
 import builtins
 import functools
 import inspect
+import math
 import sys
 import types
 
@@ -116,6 +117,10 @@ class CallEvaluator:
             return semantics.cast(args[0], func.ir)
         special = _PYTHON_BUILTINS.get(id(func))
         if special is not None and getattr(builtins, special[0], None) is func:
+            return special[1](self, args, kwargs)
+        special = _MATH_FUNCTIONS.get(id(func))
+        if special is not None and getattr(math, special[0], None) is func and any(
+                isinstance(a, Dyn) for a in args):
             return special[1](self, args, kwargs)
         jit = getattr(func, "__skc_function__", None)
         if jit is not None:
@@ -268,6 +273,9 @@ def _abs(ev, args, kwargs):
 
 def _to_int(ev, args, kwargs):
     if args and isinstance(args[0], Dyn):
+        if len(args) > 1 or kwargs:
+            raise ev.cg.error("int() with a base parses a string; a run-time value is a number already",
+                              hint="write int(x)")
         t = args[0].type
         if isinstance(t, ir.ScalarType) and t.is_int and not t.is_bool:
             return args[0]
@@ -306,8 +314,60 @@ def _setattr(ev, args, kwargs):
     ev.set_attribute(obj, name, value)
 
 
+def _compile_time_only(name: str, why: str, hint: str):
+    """A builtin whose result must be known at compile time: an error for run-time values, else Python's."""
+    def handle(ev, args, kwargs):
+        values = list(args) + list(kwargs.values())
+        if len(args) == 1 and isinstance(args[0], (list, tuple)):
+            values += list(args[0])
+        if any(isinstance(v, Dyn) for v in values):
+            raise ev.cg.error(f"{name}() of a run-time value: {why}", hint=hint)
+        return getattr(builtins, name)(*args, **kwargs)
+    return handle
+
+
+_UNKNOWN = "its value is known only when the kernel runs"
 _PYTHON_BUILTINS = {id(getattr(builtins, name)): (name, handler) for name, handler in {
     "min": _minmax("min"), "max": _minmax("max"), "abs": _abs, "int": _to_int, "float": _to_float,
     "bool": _to_bool, "range": _range, "print": _print, "setattr": _setattr,
+    "hash": _compile_time_only("hash", _UNKNOWN + ", and hashing the compiler's object would bake a "
+                               "meaningless number into the kernel", "hash compile-time values only"),
+    "id": _compile_time_only("id", "it would bake the address of a compiler object into the kernel",
+                             "compare run-time values with =="),
+    "str": _compile_time_only("str", _UNKNOWN, "print run-time values with print('x =', x)"),
+    "repr": _compile_time_only("repr", _UNKNOWN, "print run-time values with print('x =', x)"),
+    "format": _compile_time_only("format", _UNKNOWN, "print run-time values with print('x =', x)"),
+    "sorted": _compile_time_only("sorted", "sorting compares values at compile time",
+                                 "order run-time values with skc.minimum / skc.maximum or min() / max()"),
+    "len": _compile_time_only("len", "a run-time value has no length", "pass lengths as skc.constexpr"),
+    "round": _compile_time_only("round", _UNKNOWN, "use skc.rint (ties to even, as round() does)"),
+}.items()}
+
+
+def _math(name: str, to_int: bool = False):
+    def handle(ev, args, kwargs):
+        from . import builtins as dsl
+
+        if kwargs or len(args) != 1:
+            raise ev.cg.error(f"math.{name}() of a run-time value takes one argument")
+        result = getattr(dsl, name)(args[0])
+        if to_int:   # math.floor, ceil and trunc give ints in Python
+            bits = ir.element_type(result.type).bits
+            result = semantics.cast(result, ir.with_element(result.type, ir.i64 if bits == 64 else ir.i32))
+        return result
+    return handle
+
+
+def _math_fabs(ev, args, kwargs):
+    from .builtins import _float_operand
+
+    return semantics.unary("abs", _float_operand(args[0]))
+
+
+# math functions on run-time values: the DSL's builtins, with Python's result types
+_MATH_FUNCTIONS = {id(getattr(math, name)): (name, handler) for name, handler in {
+    "sqrt": _math("sqrt"), "exp": _math("exp"), "log": _math("log"), "log2": _math("log2"),
+    "sin": _math("sin"), "cos": _math("cos"), "tanh": _math("tanh"), "fabs": _math_fabs,
+    "floor": _math("floor", True), "ceil": _math("ceil", True), "trunc": _math("trunc", True),
 }.items()}
 

@@ -37,6 +37,7 @@ class CodeGen:
         self.deps = Dependencies()
         self.evaluator = None          # set by the evaluator that drives this kernel
         self.runtime_depth = 0         # run-time regions open (across inlined frames)
+        self.unrolled = 0              # static_range iterations unrolled so far (bounded: max_unroll)
         self._labels = 0
 
     @property

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .. import ir
-from ..diagnostics import SkcError
+from ..diagnostics import CompileError, SkcError
 from ..target import Target
 from . import context
 from .context import CodeGen
@@ -118,6 +118,11 @@ def annotated_spec(param: Parameter) -> Optional[ParamSpec]:
 def compile_to_ir(fn, spec: Specialization, target: Target):
     """Run the kernel's source through the evaluator; give the tile IR module and its dependencies."""
     source = get_source(fn)
+    threads = spec.block[0] * spec.block[1] * spec.block[2]
+    if threads > target.max_threads_per_block or min(spec.block) < 1:
+        raise CompileError(f"block {tuple(spec.block)} has {threads} threads; {target.name} allows 1 to "
+                           f"{target.max_threads_per_block} threads per block", source.location(source.node),
+                           hint="use fewer threads per block and more blocks in the grid")
     runtime_params = [p for p in spec.params if p.kind != CONSTEXPR]
     arg_types = [p.type.ir if isinstance(p.type, PtrType) else p.type for p in runtime_params]
     function = ir.Function(fn.__name__, arg_types, [p.name for p in runtime_params],

@@ -38,14 +38,28 @@ class LoopEvaluator:
                 return self.runtime_for(node, *_range_bounds(args))
             if func is static_range:
                 args, kwargs = self.eval_call_arguments(node.iter)
-                return self.unrolled_loop(node, static_range(*args, **kwargs))
+                return self.unrolled_loop(node, self.counted(static_range(*args, **kwargs), node.iter))
         iterable = self.eval_value(node.iter)
         if hasattr(type(iterable), "__skc_range__"):
             return self.protocol_loop(node, iterable)
         return self.unrolled_loop(node, self.compile_time_iterable(iterable, node.iter))
 
+    def counted(self, loop, node):
+        """The items of a static_range, counting them against the kernel's unrolling budget."""
+        from .builtins import max_unroll
+
+        limit = loop.max_unroll if loop.max_unroll is not None else max_unroll()
+        if self.cg.unrolled + len(loop.range) > limit:
+            raise self.error_at(node, f"static_range would unroll {len(loop.range)} iterations here, "
+                                      f"{self.cg.unrolled + len(loop.range)} in the kernel so far; the limit is {limit}",
+                                hint="use range() for a run-time loop (or unroll part of it: an inner "
+                                     "static_range in a range loop); to unroll more anyway, pass "
+                                     "max_unroll=N or set SKC_MAX_UNROLL")
+        self.cg.unrolled += len(loop.range)
+        return loop
+
     def runtime_for(self, node, start, stop, step):
-        if all(semantics.is_number(v) for v in (start, stop, step)) and step == 0:
+        if semantics.is_number(step) and step == 0:
             raise self.error_at(node.iter, "range() step must not be zero")
         t = _index_type((start, stop, step))
         lb, ub, st = (semantics.cast(v, t) if isinstance(v, Dyn) else semantics.constant(v, t)

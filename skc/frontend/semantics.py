@@ -182,6 +182,8 @@ def binary(op: str, a, b):
         return pointer_arith(op, a, b)
     if op == "pow":
         return power(a, b)
+    if op in ("lshift", "rshift") and is_number(b):
+        return _shift_by_constant(op, a, b)
     x, y = unify(a, b)
     t = x.type
     elem = ir.element_type(t)
@@ -212,6 +214,26 @@ def binary(op: str, a, b):
 
 _SYMBOL = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%", "pow": "**",
            "lshift": "<<", "rshift": ">>", "and": "&", "or": "|", "xor": "^"}
+
+
+def _shift_by_constant(op: str, a, count):
+    """a << count or a >> count for a compile-time count, with Python's meaning: a negative count is an error,
+    and a count past the width gives what the infinitely wide shift gives after wrapping (0, or -1 for >>
+    of a negative signed value) where the machine shift would be undefined."""
+    if isinstance(count, float):
+        raise error(f"a shift count must be an integer, found {count!r}")
+    if count < 0:
+        raise error(f"negative shift count {count}", hint="as in Python, a shift count must not be negative; shift the other way")
+    x = to_rvalue(a)
+    elem = ir.element_type(x.type)
+    if elem.is_float:
+        raise error(f"operator '{_SYMBOL[op]}' needs integers, found {x.type}")
+    if count < elem.bits:
+        y = constant(count, x.type)
+        return RValue(_b().binary("arith.shl" if op == "lshift" else "arith.shr", x.value, y.value), x.type)
+    if op == "lshift" or not elem.is_signed:
+        return constant(0, x.type)
+    return RValue(_b().binary("arith.shr", x.value, constant(elem.bits - 1, x.type).value), x.type)
 
 
 def _count(t):

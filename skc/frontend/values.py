@@ -129,8 +129,20 @@ class Dyn:
         semantics.store_subscript(self.rvalue(), index, value)
 
 
+def _evaluator_files() -> frozenset:
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    return frozenset(os.path.join(here, name) for name in (
+        "calls.py", "expressions.py", "statements.py", "loops.py", "withs.py", "evaluator.py", "kernel.py"))
+
+
+_EVALUATOR_FILES = _evaluator_files()
+
+
 def _native_error(message: str, hint: str):
     """An error raised from Python code running natively (a plain helper): point at its line."""
+    import os
     import sys
 
     from ..diagnostics import CompileError, Location, _is_library_file
@@ -138,6 +150,8 @@ def _native_error(message: str, hint: str):
     caller = context.current().loc
     frame = sys._getframe(2)
     while frame is not None and _is_library_file(frame.f_code.co_filename):
+        if os.path.abspath(frame.f_code.co_filename) in _EVALUATOR_FILES:   # called by the evaluator: the kernel's line
+            return CompileError(message, caller, hint)
         frame = frame.f_back
     if frame is None or caller is not None and frame.f_code.co_filename == caller.file and \
             frame.f_lineno == caller.line:
