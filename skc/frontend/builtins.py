@@ -176,6 +176,8 @@ def _pointer(ptr):
 @skc_builtin
 def ptr_to_int(ptr, dtype=None):
     p = semantics.to_rvalue(_pointer(ptr))
+    if not isinstance(p.type, PtrType):
+        raise semantics.error(f"ptr_to_int needs a pointer, found {p.type}")
     t = as_ir_type(dtype) if dtype is not None else (ir.u32 if p.type.space in ("shared", "local") else ir.u64)
     return RValue(current().builder.value("ptr.to_int", (p.value,), t), t)
 
@@ -183,6 +185,11 @@ def ptr_to_int(ptr, dtype=None):
 @skc_builtin
 def int_to_ptr(value, dtype, space: str = "global"):
     v = semantics.to_rvalue(value)
+    if space not in ir.types.ADDRESS_SPACES:
+        raise semantics.error(f"unknown address space {space!r}",
+                              hint=f"address spaces: {', '.join(ir.types.ADDRESS_SPACES)}")
+    if isinstance(v.type, PtrType) or not ir.element_type(v.type).is_int or v.type.is_vector:
+        raise semantics.error(f"int_to_ptr needs an integer, found {v.type}")
     t = PtrType(as_ir_type(dtype), space)
     return RValue(current().builder.value("ptr.from_int", (v.value,), t.ir), t)
 
@@ -240,6 +247,9 @@ def cdiv(a, b):
 # -- math ----------------------------------------------------------------------------------------
 def _float_operand(x) -> RValue:
     v = semantics.to_rvalue(x)
+    if isinstance(v.type, PtrType):
+        raise semantics.error(f"this math function needs a number, found a pointer ({v.type})",
+                              hint="load the value first: x[i]")
     if not ir.element_type(v.type).is_float:
         count = v.type.count if v.type.is_vector else None
         v = semantics.cast(v, ir.VectorType(ir.f32, count) if count else ir.f32)

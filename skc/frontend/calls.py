@@ -109,6 +109,8 @@ class CallEvaluator:
 
     # -- dispatch ---------------------------------------------------------------------
     def invoke(self, func, args, kwargs, node=None):
+        if isinstance(func, Dyn):
+            raise self.cg.error(f"a run-time {func.type} is not callable")
         if getattr(func, "__skc_builtin__", False):
             return func(*args, **kwargs)
         if isinstance(func, DType):
@@ -296,6 +298,12 @@ def _to_bool(ev, args, kwargs):
     return bool(*args, **kwargs)
 
 
+def _divmod(ev, args, kwargs):
+    if len(args) == 2 and not kwargs and any(isinstance(a, Dyn) for a in args):
+        return semantics.binary("floordiv", *args), semantics.binary("mod", *args)
+    return divmod(*args, **kwargs)
+
+
 def _range(ev, args, kwargs):
     if any(isinstance(a, Dyn) for a in args):
         raise ev.cg.error("a range with run-time bounds can only drive a for loop",
@@ -329,7 +337,7 @@ def _compile_time_only(name: str, why: str, hint: str):
 _UNKNOWN = "its value is known only when the kernel runs"
 _PYTHON_BUILTINS = {id(getattr(builtins, name)): (name, handler) for name, handler in {
     "min": _minmax("min"), "max": _minmax("max"), "abs": _abs, "int": _to_int, "float": _to_float,
-    "bool": _to_bool, "range": _range, "print": _print, "setattr": _setattr,
+    "bool": _to_bool, "range": _range, "print": _print, "setattr": _setattr, "divmod": _divmod,
     "hash": _compile_time_only("hash", _UNKNOWN + ", and hashing the compiler's object would bake a "
                                "meaningless number into the kernel", "hash compile-time values only"),
     "id": _compile_time_only("id", "it would bake the address of a compiler object into the kernel",

@@ -323,11 +323,11 @@ def _index_type(values):
     types = [v.type for v in values if isinstance(v, Dyn)]
     for v in values:
         if not isinstance(v, Dyn) and not (semantics.is_number(v) and float(v).is_integer()):
-            raise CompileError(f"range() bounds must be integers, found {v!r}")
+            raise semantics.error(f"range() bounds must be integers, found {v!r}")
     t = ir.i32
     for other in types:
         if not (isinstance(other, ir.ScalarType) and other.is_int):
-            raise CompileError(f"range() bounds must be integers, found {other}")
+            raise semantics.error(f"range() bounds must be integers, found {other}")
         if other.bits == 64:
             t = ir.i64
     for v in values:

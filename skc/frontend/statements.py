@@ -35,6 +35,10 @@ class StatementEvaluator:
         builder.loc = self.frame.location(stmt)
         try:
             return bool(handler(stmt))
+        except CompileError as e:
+            if e.loc is None:   # raised where no place was known: it belongs to this statement
+                raise type(e)(e.message, self.frame.location(stmt), e.hint) from None
+            raise
         except (SkcError, ControlSignal):
             raise
         except RecursionError:

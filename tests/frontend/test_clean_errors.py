@@ -387,3 +387,66 @@ def test_static_range_unrolls_at_most_4096_iterations(monkeypatch):
     tile_ir(allowed_unroll, F32, passes=False)
     monkeypatch.setenv("SKC_MAX_UNROLL", "10000")
     tile_ir(huge_unroll, F32, passes=False)
+
+
+# -- more foreign exceptions found by probing: each a located CompileError -----------------------
+@skc.kernel
+def calls_a_runtime_value(x: skc.Ptr[skc.f32], n: skc.i32):
+    x[0] = n(3)  # HERE
+
+
+@skc.kernel
+def sqrt_of_a_pointer(x: skc.Ptr[skc.f32], n: skc.i32):
+    y = skc.sqrt(x)  # HERE
+
+
+@skc.kernel
+def fma_of_a_pointer(x: skc.Ptr[skc.f32], n: skc.i32):
+    y = skc.fma(x, 1.0, 2.0)  # HERE
+
+
+@skc.kernel
+def int_to_ptr_bad_space(x: skc.Ptr[skc.f32], n: skc.i32):
+    p = skc.int_to_ptr(n, skc.f32, "bogus")  # HERE
+
+
+@skc.kernel
+def ptr_to_int_of_an_int(x: skc.Ptr[skc.f32], n: skc.i32):
+    p = skc.ptr_to_int(n)  # HERE
+
+
+@skc.kernel
+def range_of_floats(x: skc.Ptr[skc.f32], n: skc.i32):
+    for i in range(0, n, 0.5):  # HERE
+        x[i] = 0.0
+
+
+@pytest.mark.parametrize("kernel, phrase", [
+    (calls_a_runtime_value, "a run-time i32 is not callable"),
+    (sqrt_of_a_pointer, "needs a number, found a pointer"),
+    (fma_of_a_pointer, "needs a number, found a pointer"),
+    (int_to_ptr_bad_space, "unknown address space 'bogus'"),
+    (ptr_to_int_of_an_int, "ptr_to_int needs a pointer, found i32"),
+    (range_of_floats, "range() bounds must be integers, found 0.5"),
+])
+def test_misuses_are_located_compile_errors(kernel, phrase):
+    assert_at(error_of(kernel, F32, skc.i32), kernel, "# HERE", phrase)
+
+
+@skc.kernel
+def runtime_divmod(x: skc.Ptr[skc.f32], n: skc.i32):
+    q, r = divmod(n, 3)
+    fq, fr = divmod(x[1], -0.75)
+    x[0] = q * 10 + r
+    x[2] = fq
+    x[3] = fr
+
+
+def test_divmod_of_runtime_values_is_pythons():
+    function = compile_kernel(runtime_divmod, x=F32, n=I32)
+    for n in (-7, -1, 0, 5, 11):
+        x = np.array([0, 2.5 + n, 0, 0], np.float32)
+        launch(function, x, n)
+        q, r = divmod(n, 3)
+        fq, fr = np.divmod(np.float32(2.5 + n), np.float32(-0.75))
+        assert x.tolist() == [q * 10 + r, 2.5 + n, fq, fr], n
