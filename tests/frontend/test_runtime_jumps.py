@@ -288,3 +288,32 @@ def test_name_assigned_on_some_paths_only_is_an_error_at_its_use():
 def test_name_defined_on_every_path_that_continues_is_fine():
     matches_python(defined_before_the_branch, eight, [(n,) for n in (-1, 0, 1)], x=F32P, n=I32)
     matches_python(defined_on_every_path, eight, [(n,) for n in (-5, -1, 0, 1)], x=F32P, n=I32)
+
+
+class Guard:
+    def __init__(self, x):
+        self.x = x
+
+    def __enter__(self):
+        self.x[6] += 1.0
+        return self
+
+    def __exit__(self, *exc):
+        self.x[7] = self.x[7] * 0.5 + 1.0
+
+
+@skc.kernel
+def return_from_nested_withs(x: skc.Ptr[skc.f32], n: skc.i32):
+    with Guard(x):
+        with Guard(x):
+            if n == 3:
+                return
+        if n == 4:
+            return
+        x[0] = 7.0
+    x[1] = 1.0
+
+
+def test_a_return_from_nested_withs_runs_every_exit_once():
+    """emit_cleanups lost the inner with-block while emitting the outer one's __exit__ (IndexError)."""
+    matches_python(return_from_nested_withs, eight, [(n,) for n in range(2, 6)], x=F32P, n=I32)
