@@ -84,7 +84,7 @@ class LoopEvaluator:
                 hint="copy it into another variable inside the loop")
         return False
 
-    def runtime_loop(self, node, make_loop, label: str, body):
+    def runtime_loop(self, node, make_loop, label: str, body, may_skip: bool = True):
         """Create a run-time loop with `make_loop()` and fill its region with `body(op)`; names the
         body assigns are moved into slots first, so every iteration reads the last one's values."""
         frame = self.frame
@@ -110,7 +110,11 @@ class LoopEvaluator:
             frame.promote = saved_promote
         for name in names:
             value = frame.env.get(name, MISSING)
-            if value is not before.get(name, MISSING) and not isinstance(value, Slot):
+            if before.get(name, MISSING) is MISSING and value is not MISSING and may_skip:
+                frame.env[name] = Poison(
+                    name, "may be undefined here: it is first assigned inside a run-time loop, which may run zero "
+                          "times", hint="assign it before the loop")
+            elif value is not before.get(name, MISSING) and not isinstance(value, Slot):
                 frame.env[name] = Poison(
                     name, "changes to a compile-time value inside a run-time loop, so its value after the loop is "
                           "not known at compile time",
@@ -143,7 +147,7 @@ class LoopEvaluator:
                     self.cg.builder.create("scf.break", attrs={"label": label})
             self.exec_body(node.body)
 
-        self.runtime_loop(node, make_loop, label, body)
+        self.runtime_loop(node, make_loop, label, body, may_skip=not forever)
         # `while True` with no break of its own never falls through
         return forever and not _has_own_break(node.body)
 

@@ -317,3 +317,29 @@ def return_from_nested_withs(x: skc.Ptr[skc.f32], n: skc.i32):
 def test_a_return_from_nested_withs_runs_every_exit_once():
     """emit_cleanups lost the inner with-block while emitting the outer one's __exit__ (IndexError)."""
     matches_python(return_from_nested_withs, eight, [(n,) for n in range(2, 6)], x=F32P, n=I32)
+
+
+@skc.kernel
+def defined_in_a_runtime_loop(x: skc.Ptr[skc.f32], n: skc.i32):
+    for i in range(n):
+        c = x[i]
+    x[0] = c  # HERE
+
+
+@skc.kernel
+def defined_before_a_runtime_loop(x: skc.Ptr[skc.f32], n: skc.i32):
+    c = x[7]
+    for i in range(n):
+        c = x[i]
+    x[0] = c
+
+
+def test_a_name_first_assigned_in_a_runtime_loop_may_be_undefined_after_it():
+    from helpers import line_of
+
+    with pytest.raises(skc.CompileError) as info:
+        compile_kernel(defined_in_a_runtime_loop, x=F32P, n=I32)
+    text = str(info.value)
+    assert f":{line_of(defined_in_a_runtime_loop, '# HERE')}:" in text.splitlines()[0], text
+    assert "may be undefined here" in text and "may run zero times" in text
+    matches_python(defined_before_a_runtime_loop, eight, [(n,) for n in (0, 1, 3)], x=F32P, n=I32)
