@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .. import ir
-from ..diagnostics import CompileError, SkcError
+from ..diagnostics import CompileError, Location, SkcError
 from ..target import Target
 from . import context
 from .context import CodeGen
@@ -113,6 +113,19 @@ def annotated_spec(param: Parameter) -> Optional[ParamSpec]:
     if getattr(a, "__skc_tensor_map__", False):
         return ParamSpec(param.name, TENSORMAP, ir.tmap)
     return None
+
+
+def check_block(fn, block: tuple):
+    """At definition (`@skc.kernel(block=...)`): a block no target can run is an error at the def line."""
+    from ..target import TARGETS
+
+    limit = max(t.max_threads_per_block for t in TARGETS.values())
+    threads = block[0] * block[1] * block[2]
+    if threads > limit or min(block) < 1:
+        code = fn.__code__
+        raise CompileError(f"block {tuple(block)} has {threads} threads; GPUs run 1 to {limit} threads per block",
+                           Location(code.co_filename, code.co_firstlineno, 0, fn.__qualname__),
+                           hint="use fewer threads per block and more blocks in the grid")
 
 
 def compile_to_ir(fn, spec: Specialization, target: Target):

@@ -450,3 +450,17 @@ def test_divmod_of_runtime_values_is_pythons():
         q, r = divmod(n, 3)
         fq, fr = np.divmod(np.float32(2.5 + n), np.float32(-0.75))
         assert x.tolist() == [q * 10 + r, 2.5 + n, fq, fr], n
+
+
+def test_a_block_no_gpu_runs_is_an_error_at_the_kernel_definition():
+    with pytest.raises(skc.CompileError) as info:
+        @skc.kernel(block=4096)  # DEF
+        def too_wide(x: skc.Ptr[skc.f32]):
+            x[0] = 1.0
+    text = str(info.value)
+    assert text.startswith(f"{HERE}:"), text
+    assert "block (4096, 1, 1) has 4096 threads; GPUs run 1 to 1024 threads per block" in text
+
+    @skc.kernel(block=1024)
+    def widest(x: skc.Ptr[skc.f32]):
+        x[0] = 1.0
