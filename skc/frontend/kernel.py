@@ -92,10 +92,19 @@ def kernel_parameters(fn) -> list:
     except Exception as e:
         raise SkcError(f"cannot evaluate the annotations of {fn.__qualname__}: {e}") from e
     params = []
+    code = getattr(fn, "__code__", None)
+    where = Location(code.co_filename, code.co_firstlineno, 0, fn.__qualname__) if code is not None else None
     for p in inspect.signature(fn).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise SkcError(f"kernel {fn.__qualname__} has *{p.name}; kernels take named parameters only")
-        params.append(Parameter(p.name, annotations.get(p.name), p.default))
+            raise CompileError(f"kernel {fn.__qualname__} has *{p.name}; kernels take named parameters only", where)
+        annotation = annotations.get(p.name)
+        if annotation in (int, float, bool):
+            raise CompileError(
+                f"parameter '{p.name}' of {fn.__qualname__} is annotated {annotation.__name__}, which names no width",
+                where, hint=f"annotate it skc.{ {int: 'i32', float: 'f32', bool: 'i1'}[annotation]} (or another skc "
+                            "dtype), skc.constexpr for a compile-time value, or leave it unannotated so that the "
+                            "argument decides")
+        params.append(Parameter(p.name, annotation, p.default))
     return params
 
 

@@ -464,3 +464,21 @@ def test_a_block_no_gpu_runs_is_an_error_at_the_kernel_definition():
     @skc.kernel(block=1024)
     def widest(x: skc.Ptr[skc.f32]):
         x[0] = 1.0
+
+
+def test_definition_errors_are_located():
+    with pytest.raises(skc.CompileError) as info:
+        @skc.kernel  # INT
+        def int_annotated(x: int):
+            x[0] = 1
+    assert str(info.value).startswith(f"{HERE}:"), str(info.value)
+    assert "annotated int, which names no width" in str(info.value) and "skc.i32" in str(info.value)
+    with pytest.raises(skc.CompileError) as info:
+        @skc.kernel
+        def star_args(x: skc.Ptr[skc.f32], *rest):
+            x[0] = 1
+    assert str(info.value).startswith(f"{HERE}:") and "kernels take named parameters only" in str(info.value)
+    with pytest.raises(skc.CompileError) as info:
+        skc.thread_id(0)  # HOST
+    assert str(info.value).startswith(f"{HERE}:"), str(info.value)
+    assert "only works inside a kernel being compiled" in str(info.value)
