@@ -124,6 +124,8 @@ class CallEvaluator:
         if special is not None and getattr(math, special[0], None) is func and any(
                 isinstance(a, Dyn) for a in args):
             return special[1](self, args, kwargs)
+        if type(func).__name__ == "ufunc" and any(isinstance(a, Dyn) for a in args):
+            return _numpy_ufunc(self, func, args, kwargs)
         jit = getattr(func, "__skc_function__", None)
         if jit is not None:
             return self.inline(jit, args, kwargs)
@@ -183,6 +185,11 @@ class CallEvaluator:
             raise
         except Exception as e:
             name = getattr(func, "__qualname__", None) or type(func).__name__
+            if any(isinstance(a, Dyn) for a in list(args) + list(kwargs.values())):
+                raise self.cg.error(f"{name}() runs as plain Python at compile time and cannot take run-time "
+                                    f"values (it raised {type(e).__name__}: {e})",
+                                    hint="use skc's builtins (skc.sqrt, skc.where, ...) or decorate the "
+                                         "function with @skc.func") from e
             raise self.cg.error(f"{name}() raised {type(e).__name__}: {e}") from e
 
     # -- inlining ---------------------------------------------------------------------
@@ -370,6 +377,25 @@ def _math_fabs(ev, args, kwargs):
     from .builtins import _float_operand
 
     return semantics.unary("abs", _float_operand(args[0]))
+
+
+def _numpy_ufunc(ev, func, args, kwargs):
+    """numpy's elementwise functions on run-time values: the DSL's builtins, with numpy's result types."""
+    from . import builtins as dsl
+
+    name = func.__name__
+    one = {"sqrt": dsl.sqrt, "exp": dsl.exp, "exp2": dsl.exp2, "log": dsl.log, "log2": dsl.log2, "sin": dsl.sin,
+           "cos": dsl.cos, "tanh": dsl.tanh, "floor": dsl.floor, "ceil": dsl.ceil, "trunc": dsl.trunc,
+           "rint": dsl.rint, "absolute": abs, "fabs": abs, "negative": lambda v: -v}
+    two = {"minimum": dsl.minimum, "maximum": dsl.maximum, "add": lambda a, b: a + b,
+           "subtract": lambda a, b: a - b, "multiply": lambda a, b: a * b, "true_divide": lambda a, b: a / b,
+           "floor_divide": lambda a, b: a // b, "remainder": lambda a, b: a % b, "power": lambda a, b: a ** b}
+    if not kwargs and len(args) == 1 and name in one:
+        return one[name](args[0])
+    if not kwargs and len(args) == 2 and name in two:
+        return two[name](*args)
+    raise ev.cg.error(f"numpy.{name} cannot take run-time values in a kernel",
+                      hint="use skc's builtins (skc.sqrt, skc.exp, skc.minimum, ...)")
 
 
 # math functions on run-time values: the DSL's builtins, with Python's result types

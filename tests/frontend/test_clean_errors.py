@@ -482,3 +482,32 @@ def test_definition_errors_are_located():
         skc.thread_id(0)  # HOST
     assert str(info.value).startswith(f"{HERE}:"), str(info.value)
     assert "only works inside a kernel being compiled" in str(info.value)
+
+
+@skc.kernel
+def numpy_on_runtime_values(x: skc.Ptr[skc.f32], n: skc.i32):
+    i = skc.thread_id(0)
+    x[i] = np.sqrt(x[i]) + np.maximum(x[i], 2.0) + np.abs(x[i] - 3.0) + np.floor(x[i] * 0.5)
+
+
+@skc.kernel
+def numpy_without_a_dsl_meaning(x: skc.Ptr[skc.f32], n: skc.i32):
+    x[0] = np.arctan2(x[1], x[2])  # HERE
+
+
+@skc.kernel
+def numpy_function_on_runtime_value(x: skc.Ptr[skc.f32], n: skc.i32):
+    x[0] = np.linalg.norm(x[1])  # HERE
+
+
+def test_numpy_ufuncs_take_runtime_values_or_say_they_cannot():
+    function = compile_kernel(numpy_on_runtime_values, block=(8, 1, 1), x=F32, n=I32)
+    x = np.linspace(0.25, 9.0, 8).astype(np.float32)
+    want = np.sqrt(x) + np.maximum(x, np.float32(2.0)) + np.abs(x - np.float32(3.0)) + np.floor(x * np.float32(0.5))
+    launch(function, x, 0)
+    np.testing.assert_allclose(x, want, rtol=1e-6)
+    assert_at(error_of(numpy_without_a_dsl_meaning, F32, skc.i32), numpy_without_a_dsl_meaning, "# HERE",
+              "numpy.arctan2 cannot take run-time values")
+    text = error_of(numpy_function_on_runtime_value, F32, skc.i32)
+    assert text.startswith(f"{HERE}:{line_of(numpy_function_on_runtime_value, '# HERE')}:"), text
+    assert "runs as plain Python at compile time and cannot take run-time values" in text
