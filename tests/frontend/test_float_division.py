@@ -92,3 +92,15 @@ def test_llvm_ir_of_float_floordiv():
     assert re.search(r"call float @llvm\.floor\.f32", body), body
     assert len(re.findall(r"fdiv float", body)) == 2          # (a - mod) / b and the sign of a / b
     assert len(re.findall(r"select i1", body)) >= 5
+
+
+def test_float_divmod_assembles_through_ptxas():
+    """nvJitLink/ptxas take the lowered formula (frem, floor, selects) for f32 and f64."""
+    @skc.kernel
+    def divmod_f64(a: skc.Ptr[skc.f64], b: skc.Ptr[skc.f64], q: skc.Ptr[skc.f64], r: skc.Ptr[skc.f64]):
+        i = skc.thread_id(0)
+        q[i], r[i] = divmod(a[i], b[i])
+
+    for kernel in (divmod_kernel, divmod_f64):
+        compiled = kernel.compile(target="sm_90a", block=N)
+        assert compiled.cubin and "cvt.rmi" in compiled.asm("ptx")
