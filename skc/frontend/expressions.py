@@ -7,7 +7,7 @@ import builtins
 import operator
 
 from .. import ir
-from ..diagnostics import CompileError
+from ..diagnostics import CompileError, SkcError
 from . import semantics
 from .frames import Frame
 from .values import Dyn, Poison, RValue, Slot
@@ -110,6 +110,8 @@ class ExpressionEvaluator:
             return result
         try:
             return _PY_BINARY[op](left, right)
+        except SkcError:
+            raise
         except Exception as e:
             raise self.error_at(node, f"{type(e).__name__}: {e}") from e
 
@@ -140,7 +142,7 @@ class ExpressionEvaluator:
         """A compile-time value's Python truth."""
         try:
             return bool(value)
-        except CompileError:
+        except SkcError:
             raise
         except Exception as e:
             raise self.error_at(node, f"cannot take the truth of {_kind(value)}: {e}") from e
@@ -203,6 +205,8 @@ class ExpressionEvaluator:
             return semantics.compare(_COMPARE[type(op)], left, right)
         try:
             return _PY_COMPARE[type(op)](left, right)
+        except SkcError:
+            raise
         except Exception as e:
             raise self.error_at(node, f"{type(e).__name__}: {e}") from e
 
@@ -262,6 +266,8 @@ class ExpressionEvaluator:
                                 hint="use `for i in range(n)` over indices")
         try:
             return list(value)
+        except SkcError:
+            raise
         except TypeError as e:
             raise self.error_at(node, f"{e}") from e
 
@@ -281,6 +287,8 @@ class ExpressionEvaluator:
             return self.inline(method, (container, index), {})
         try:
             value = container[index]
+        except SkcError:
+            raise
         except Exception as e:
             raise self.error_at(node, f"{type(e).__name__}: {e}") from e
         return value.rvalue() if isinstance(value, Slot) else value

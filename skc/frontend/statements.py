@@ -249,6 +249,8 @@ class StatementEvaluator:
             value = slot
         try:
             container[index] = value
+        except SkcError:
+            raise
         except Exception as e:
             raise self.error_at(node, f"{type(e).__name__}: {e}") from e
 

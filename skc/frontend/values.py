@@ -52,6 +52,25 @@ class Dyn:
 
     __int__ = __float__ = __index__
 
+    def __str__(self):
+        return self._text()
+
+    def __format__(self, spec):
+        return self._text()
+
+    def _text(self):
+        """repr for skc's own messages; an error where kernel or helper code turns the value into text."""
+        import os
+        import sys
+
+        from ..diagnostics import _is_library_file
+
+        caller = sys._getframe(2).f_code.co_filename
+        if _is_library_file(caller) and os.path.abspath(caller) not in _EVALUATOR_FILES:
+            return repr(self)
+        raise _native_error("a run-time value has no text at compile time (str, format, % and f-strings "
+                            "run when the kernel compiles)", hint="print run-time values with print('x =', x)")
+
     def __iter__(self):
         raise context.current().error("cannot iterate over a run-time value",
                                       hint="use `for i in range(n)` and index the pointer")

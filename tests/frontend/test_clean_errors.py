@@ -511,3 +511,30 @@ def test_numpy_ufuncs_take_runtime_values_or_say_they_cannot():
     text = error_of(numpy_function_on_runtime_value, F32, skc.i32)
     assert text.startswith(f"{HERE}:{line_of(numpy_function_on_runtime_value, '# HERE')}:"), text
     assert "runs as plain Python at compile time and cannot take run-time values" in text
+
+
+def text_helper(v):
+    return "v=%s" % v  # TEXT
+
+
+@skc.kernel
+def formats_with_method(x: skc.Ptr[skc.f32], n: skc.i32):
+    s = "{}".format(n)  # HERE
+
+
+@skc.kernel
+def formats_with_percent(x: skc.Ptr[skc.f32], n: skc.i32):
+    s = "%s" % n  # HERE
+
+
+@skc.kernel
+def formats_in_helper(x: skc.Ptr[skc.f32], n: skc.i32):
+    s = text_helper(n)
+
+
+def test_runtime_values_have_no_text_at_compile_time():
+    for kernel in (formats_with_method, formats_with_percent):
+        assert_at(error_of(kernel, F32, skc.i32), kernel, "# HERE", "a run-time value has no text at compile time")
+    text = error_of(formats_in_helper, F32, skc.i32)
+    assert text.startswith(f"{HERE}:{line_of(text_helper, '# TEXT')}:"), text
+    assert "CompileError" not in text   # not wrapped into a second message
