@@ -279,8 +279,9 @@ class ExpressionEvaluator:
     def subscript(self, container, index, node):
         if isinstance(container, Dyn):
             return semantics.subscript(container.rvalue(), index)
-        if isinstance(index, Dyn) and isinstance(container, (tuple, list)):
-            raise self.error_at(node, f"a {type(container).__name__} can only be indexed by a compile-time int",
+        if isinstance(index, Dyn) and isinstance(container, (tuple, list, dict, str, range)):
+            raise self.error_at(node, f"a {type(container).__name__} can only be indexed by a compile-time "
+                                      f"{'key' if isinstance(container, dict) else 'int'}",
                                 hint="put the values in shared memory, or select with skc.where")
         method = getattr(type(container), "__getitem__", None)
         if method is not None and not isinstance(container, _PLAIN) and self.should_inline(method):

@@ -421,7 +421,14 @@ def range_of_floats(x: skc.Ptr[skc.f32], n: skc.i32):
         x[i] = 0.0
 
 
+@skc.kernel
+def dict_at_runtime_key(x: skc.Ptr[skc.f32], n: skc.i32):
+    table = {1: 2.0}
+    x[0] = table[n]  # HERE
+
+
 @pytest.mark.parametrize("kernel, phrase", [
+    (dict_at_runtime_key, "a dict can only be indexed by a compile-time key"),
     (calls_a_runtime_value, "a run-time i32 is not callable"),
     (sqrt_of_a_pointer, "needs a number, found a pointer"),
     (fma_of_a_pointer, "needs a number, found a pointer"),
