@@ -1,9 +1,8 @@
 """Checks of `skc.asm` constraint strings before LLVM sees them: LLVM aborts the whole process on an
-unknown constraint letter or one it cannot allocate, so skc accepts only what each target's inline
-asm takes (LLVM LangRef, "Inline Assembler Expressions"; the NVPTX and AMDGPU constraint tables)."""
+unknown constraint letter, or a register class that does not fit its value, so skc accepts only what
+NVPTX inline asm takes (LLVM LangRef, "Inline Assembler Expressions"; NVPTX's constraint letters). On
+AMD, llvmlite's LLVM cannot emit a code object holding inline asm at all (it aborts), so asm is refused."""
 from __future__ import annotations
-
-from ..diagnostics import CompileError
 
 # NVPTX register classes and the bits of the value each holds: b=.pred c=.b8 h=.b16 r=.b32 l=.b64
 # f=.f32 d=.f64. A value of another width in a class makes LLVM assert, so the widths must match.

@@ -5,10 +5,8 @@ so that every iteration reads what the previous one wrote."""
 from __future__ import annotations
 
 import ast
-from contextlib import contextmanager
 
 from .. import ir
-from ..diagnostics import CompileError
 from . import semantics
 from .expressions import MISSING
 from .frames import CompileTimeBreak, CompileTimeContinue, LoopContext, scratch_region
@@ -291,11 +289,6 @@ class LoopEvaluator:
         exits = loop.breaks if kind == "break" else loop.continues
         exits.append((dict(self.frame.env), (self.cg.builder.region, op)))
         return True
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 def _has_own_break(stmts) -> bool:
