@@ -156,6 +156,8 @@ class Kernel:
         self.options = {"debug": True, "hang_timeout_ns": hang_timeout_ns()} if self.debug else {}
         self.params = frontend.kernel_parameters(fn)
         self.block = _dims(block, "block") if block is not None else None
+        if self.block is not None:
+            frontend.kernel.check_block(fn, self.block)
         self.cluster = _dims(cluster, "cluster") if cluster is not None else (1, 1, 1)
         self._annotated = [frontend.annotated_spec(p) for p in self.params]
         self._constexpr = tuple(p.is_constexpr for p in self.params)

@@ -37,22 +37,43 @@ def _f32_bits(value: float) -> int:
 
 
 def float_literal(value: float, t: ir.ScalarType) -> str:
-    """An exact LLVM literal: hex doubles for float/double, 0xH for half, 0xR for bfloat."""
+    """An exact LLVM literal: hex doubles for float/double, 0xH for half, 0xR for bfloat. The value rounds
+    to t to nearest even, and one too large for t becomes infinity, as a C cast (and the interpreter) does."""
     if t.name == "f64":
         return "0x%016X" % struct.unpack("<Q", struct.pack("<d", value))[0]
     if t.name == "f32":
-        as_f32 = struct.unpack("<f", struct.pack("<f", value))[0] if abs(value) < 3.5e38 or value != value \
-            else value
-        return "0x%016X" % struct.unpack("<Q", struct.pack("<d", as_f32))[0]
+        return "0x%016X" % struct.unpack("<Q", struct.pack("<d", _narrow(value, "<f")))[0]
     if t.name == "f16":
-        return "0xH%04X" % struct.unpack("<H", struct.pack("<e", value))[0]
+        return "0xH%04X" % struct.unpack("<H", struct.pack("<e", _narrow(value, "<e")))[0]
     if t.name == "bf16":
-        bits = _f32_bits(value)
         if value != value:
             return "0xR7FC0"
-        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16  # round to nearest even
-        return "0xR%04X" % (bits & 0xFFFF)
+        return "0xR%04X" % (_f32_bits(_round_bf16(value)) >> 16)
     raise TypeError(f"no float literal for {t}")
+
+
+def _narrow(value: float, fmt: str) -> float:
+    """value rounded to the struct format fmt ('<f', '<e'); infinity where it overflows."""
+    try:
+        return struct.unpack(fmt, struct.pack(fmt, value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+_BF16_MAX = float.fromhex("0x1.fep127")
+
+
+def _round_bf16(value: float) -> float:
+    """value rounded once (ties to even) to bf16: 8 significant bits, exponents down to -126 (then subnormal)."""
+    magnitude = abs(value)
+    if magnitude == 0 or math.isinf(magnitude):
+        return value
+    _, exponent = math.frexp(magnitude)
+    quantum = max(exponent - 1, -126) - 7
+    rounded = math.ldexp(round(math.ldexp(magnitude, -quantum)), quantum)
+    if rounded > _BF16_MAX:
+        rounded = math.inf
+    return math.copysign(rounded, value)
 
 
 def int_literal(value: int, t: ir.ScalarType) -> str:

@@ -17,7 +17,24 @@ from .values import Dyn, RValue
 # -- ids and shape ---------------------------------------------------------------------------
 
 
+def compile_time_int(value, what: str, low: Optional[int] = None, high: Optional[int] = None) -> int:
+    """value as a Python int known at compile time, low <= value <= high; else an error naming `what`."""
+    if isinstance(value, Dyn):
+        raise semantics.error(f"{what} must be known at compile time, found a run-time {value.type}",
+                              hint="pass it as an int literal, a global constant or a skc.constexpr parameter")
+    if isinstance(value, bool) or not isinstance(value, int) and not (
+            isinstance(value, float) and value.is_integer()) and not hasattr(value, "__index__"):
+        raise semantics.error(f"{what} must be an int, found {value!r}")
+    value = int(value)
+    if low is not None and value < low or high is not None and value > high:
+        bounds = f"at least {low}" if high is None else f"{low} to {high}"
+        raise semantics.error(f"{what} must be {bounds}, found {value}")
+    return value
+
+
 def _dim(dim) -> int:
+    if isinstance(dim, Dyn):
+        compile_time_int(dim, "the dimension")
     if dim not in (0, 1, 2):
         raise semantics.error(f"dimension must be 0, 1 or 2, found {dim!r}")
     return dim
@@ -112,8 +129,12 @@ syncthreads = barrier
 @skc_builtin
 def barrier_named(barrier_id: int, threads: int):
     """Wait until `threads` threads (a multiple of 32) reach named barrier `barrier_id` (1..15)."""
+    barrier_id = compile_time_int(barrier_id, "a named barrier's id")
+    threads = compile_time_int(threads, "the thread count of a named barrier", 1)
     if not 1 <= barrier_id < 16:
         raise semantics.error(f"named barrier ids are 1 to 15 (0 is the block barrier), found {barrier_id}")
+    if threads % 32:
+        raise semantics.error(f"a named barrier counts whole warps: {threads} threads is not a multiple of 32")
     current().builder.create("gpu.barrier", attrs={"id": int(barrier_id), "threads": int(threads)})
 
 
@@ -139,7 +160,7 @@ def shared(shape, dtype, align: int = 16) -> Array:
 @skc_builtin
 def load(ptr, mask=None, other=None, width: int = 1):
     """Read `width` consecutive elements at ptr (a vector when width > 1); where mask is false, give other."""
-    return semantics.load(_pointer(ptr), mask, other, width)
+    return semantics.load(_pointer(ptr), mask, other, compile_time_int(width, "a load's width", 1))
 
 
 @skc_builtin
@@ -155,6 +176,8 @@ def _pointer(ptr):
 @skc_builtin
 def ptr_to_int(ptr, dtype=None):
     p = semantics.to_rvalue(_pointer(ptr))
+    if not isinstance(p.type, PtrType):
+        raise semantics.error(f"ptr_to_int needs a pointer, found {p.type}")
     t = as_ir_type(dtype) if dtype is not None else (ir.u32 if p.type.space in ("shared", "local") else ir.u64)
     return RValue(current().builder.value("ptr.to_int", (p.value,), t), t)
 
@@ -162,6 +185,11 @@ def ptr_to_int(ptr, dtype=None):
 @skc_builtin
 def int_to_ptr(value, dtype, space: str = "global"):
     v = semantics.to_rvalue(value)
+    if space not in ir.types.ADDRESS_SPACES:
+        raise semantics.error(f"unknown address space {space!r}",
+                              hint=f"address spaces: {', '.join(ir.types.ADDRESS_SPACES)}")
+    if isinstance(v.type, PtrType) or not ir.element_type(v.type).is_int or v.type.is_vector:
+        raise semantics.error(f"int_to_ptr needs an integer, found {v.type}")
     t = PtrType(as_ir_type(dtype), space)
     return RValue(current().builder.value("ptr.from_int", (v.value,), t.ir), t)
 
@@ -185,9 +213,10 @@ def vector(*elements):
 @skc_builtin
 def full(count: int, value, dtype):
     """A vector of `count` copies of value."""
+    count = compile_time_int(count, "the length of skc.full", 1)
     elem = as_ir_type(dtype)
     scalar = semantics.cast(value, elem)
-    t = ir.VectorType(elem, int(count))
+    t = ir.VectorType(elem, count)
     return RValue(current().builder.value("vec.splat", (scalar.value,), t), t)
 
 
@@ -218,6 +247,9 @@ def cdiv(a, b):
 # -- math ----------------------------------------------------------------------------------------
 def _float_operand(x) -> RValue:
     v = semantics.to_rvalue(x)
+    if isinstance(v.type, PtrType):
+        raise semantics.error(f"this math function needs a number, found a pointer ({v.type})",
+                              hint="load the value first: x[i]")
     if not ir.element_type(v.type).is_float:
         count = v.type.count if v.type.is_vector else None
         v = semantics.cast(v, ir.VectorType(ir.f32, count) if count else ir.f32)
@@ -277,7 +309,15 @@ def _atomic(kind: str):
         p = semantics.to_rvalue(_pointer(ptr))
         if not isinstance(p.type, PtrType):
             raise semantics.error(f"atomic_{kind} needs a pointer, found {p.type}")
-        v = semantics.convert_for_store(value, p.type.elem)
+        elem = p.type.elem
+        if kind in ("and", "or", "xor") and not (isinstance(elem, ir.ScalarType) and elem.is_int):
+            raise semantics.error(f"atomic_{kind} is bitwise and needs a pointer to integers, found a pointer to "
+                                  f"{elem}", hint=f"bitwise atomics take i32/i64/u32/u64; for {elem} use atomic_cas "
+                                                  "in a loop, or atomic_add/atomic_min/atomic_max")
+        if not (isinstance(elem, ir.ScalarType) and elem.bits >= 16):
+            raise semantics.error(f"atomic_{kind} takes pointers to 16-, 32- or 64-bit scalars, found a pointer "
+                                  f"to {elem}")
+        v = semantics.convert_for_store(value, elem)
         operands = [p.value, v.value]
         if mask is not None:
             operands.append(semantics.to_bool(mask).value)
@@ -300,7 +340,11 @@ atomic_xchg = _atomic("xchg")
 def atomic_cas(ptr, compare, value):
     """If *ptr == compare, store value; atomically. Gives the old value."""
     p = semantics.to_rvalue(_pointer(ptr))
+    if not isinstance(p.type, PtrType):
+        raise semantics.error(f"atomic_cas needs a pointer, found {p.type}")
     t = p.type.elem
+    if not (isinstance(t, ir.ScalarType) and t.bits >= 16):
+        raise semantics.error(f"atomic_cas takes pointers to 16-, 32- or 64-bit scalars, found a pointer to {t}")
     c, v = semantics.convert_for_store(compare, t), semantics.convert_for_store(value, t)
     return RValue(current().builder.value("mem.atomic_cas", (p.value, c.value, v.value), t), t)
 
@@ -410,15 +454,29 @@ def block_min(value):
 @skc_builtin
 def asm(code: str, *args, constraints: str, dtype=None, side_effects: bool = True):
     """Inline target assembly. `constraints` are LLVM's ("=r,r,l"); dtype gives the result type(s)."""
+    from .asm_constraints import check_constraints
+
+    if not isinstance(code, str):
+        raise semantics.error(f"skc.asm takes the assembly as a string, found {type(code).__name__}")
     results = () if dtype is None else tuple(dtype) if isinstance(dtype, (tuple, list)) else (dtype,)
     result_types = [as_ir_type(d) for d in results]
-    operands = [semantics.to_rvalue(a).value for a in args]
+    values = [semantics.to_rvalue(a) for a in args]
+    check_constraints(constraints, current().target.vendor, [_asm_bits(t) for t in result_types],
+                      [_asm_bits(v.type) for v in values], lambda message, hint: semantics.error(message, hint=hint))
+    operands = [v.value for v in values]
     op = current().builder.create("gpu.asm", operands, result_types,
                                   {"code": code, "constraints": constraints, "side_effects": bool(side_effects)})
     values = [RValue(r, t) for r, t in zip(op.results, result_types)]
     if dtype is None:
         return None
     return tuple(values) if isinstance(dtype, (tuple, list)) else values[0]
+
+
+def _asm_bits(t) -> Optional[int]:
+    """The width of a value in an asm register: scalars their bits, pointers 64; None for others."""
+    if isinstance(t, PtrType) or isinstance(t, ir.PointerType):
+        return 64
+    return t.bits if isinstance(t, ir.ScalarType) else None
 
 
 def _format_of(v: RValue):
@@ -450,17 +508,31 @@ def device_print(*args, sep: str = " ", end: str = "\n"):
     current().builder.create("gpu.print", operands, attrs={"format": sep.join(pieces) + end})
 
 
-class static_range:
-    """`for i in skc.static_range(n)`: a loop unrolled at compile time (i is a Python int)."""
+def max_unroll() -> int:
+    """How many iterations static_range loops may unroll in one kernel, all loops together: SKC_MAX_UNROLL,
+    else 4096. Compile time grows with the unrolled code (LLVM's instruction selection and scheduling most)."""
+    import os
 
-    def __init__(self, start, stop: Optional[int] = None, step: int = 1):
+    text = os.environ.get("SKC_MAX_UNROLL", "")
+    return int(text) if text.strip().isdigit() else 4096
+
+
+class static_range:
+    """`for i in skc.static_range(n)`: a loop unrolled at compile time (i is a Python int). A kernel unrolls at
+    most max_unroll() iterations of these loops in all; `max_unroll=` raises the limit for one loop."""
+
+    def __init__(self, start, stop: Optional[int] = None, step: int = 1, *, max_unroll: Optional[int] = None):
         if stop is None:
             start, stop = 0, start
         for bound in (start, stop, step):
             if isinstance(bound, Dyn):
                 raise semantics.error("static_range bounds must be known at compile time",
                                       hint="use range() for a run-time loop")
+        start, stop, step = (compile_time_int(bound, "a static_range bound") for bound in (start, stop, step))
+        if step == 0:
+            raise semantics.error("static_range() step must not be zero")
         self.range = range(start, stop, step)
+        self.max_unroll = max_unroll
 
     def __iter__(self):
         return iter(self.range)

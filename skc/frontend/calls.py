@@ -8,6 +8,7 @@ import ast
 import builtins
 import functools
 import inspect
+import math
 import sys
 import types
 
@@ -109,6 +110,8 @@ class CallEvaluator:
 
     # -- dispatch ---------------------------------------------------------------------
     def invoke(self, func, args, kwargs, node=None):
+        if isinstance(func, Dyn):
+            raise self.cg.error(f"a run-time {func.type} is not callable")
         if getattr(func, "__skc_builtin__", False):
             return func(*args, **kwargs)
         if isinstance(func, DType):
@@ -118,6 +121,12 @@ class CallEvaluator:
         special = _PYTHON_BUILTINS.get(id(func))
         if special is not None and getattr(builtins, special[0], None) is func:
             return special[1](self, args, kwargs)
+        special = _MATH_FUNCTIONS.get(id(func))
+        if special is not None and getattr(math, special[0], None) is func and any(
+                isinstance(a, Dyn) for a in args):
+            return special[1](self, args, kwargs)
+        if type(func).__name__ == "ufunc" and any(isinstance(a, Dyn) for a in args):
+            return _numpy_ufunc(self, func, args, kwargs)
         jit = getattr(func, "__skc_function__", None)
         if jit is not None:
             return self.inline(jit, args, kwargs)
@@ -178,6 +187,11 @@ class CallEvaluator:
             raise
         except Exception as e:
             name = getattr(func, "__qualname__", None) or type(func).__name__
+            if any(isinstance(a, Dyn) for a in list(args) + list(kwargs.values())):
+                raise self.cg.error(f"{name}() runs as plain Python at compile time and cannot take run-time "
+                                    f"values (it raised {type(e).__name__}: {e})",
+                                    hint="use skc's builtins (skc.sqrt, skc.where, ...) or decorate the "
+                                         "function with @skc.func") from e
             raise self.cg.error(f"{name}() raised {type(e).__name__}: {e}") from e
 
     def record_module_read(self, func, args, result):
@@ -305,6 +319,9 @@ def _abs(ev, args, kwargs):
 
 def _to_int(ev, args, kwargs):
     if args and isinstance(args[0], Dyn):
+        if len(args) > 1 or kwargs:
+            raise ev.cg.error("int() with a base parses a string; a run-time value is a number already",
+                              hint="write int(x)")
         t = args[0].type
         if isinstance(t, ir.ScalarType) and t.is_int and not t.is_bool:
             return args[0]
@@ -325,6 +342,12 @@ def _to_bool(ev, args, kwargs):
     return bool(*args, **kwargs)
 
 
+def _divmod(ev, args, kwargs):
+    if len(args) == 2 and not kwargs and any(isinstance(a, Dyn) for a in args):
+        return semantics.binary("floordiv", *args), semantics.binary("mod", *args)
+    return divmod(*args, **kwargs)
+
+
 def _range(ev, args, kwargs):
     if any(isinstance(a, Dyn) for a in args):
         raise ev.cg.error("a range with run-time bounds can only drive a for loop",
@@ -343,8 +366,79 @@ def _setattr(ev, args, kwargs):
     ev.set_attribute(obj, name, value)
 
 
+def _compile_time_only(name: str, why: str, hint: str):
+    """A builtin whose result must be known at compile time: an error for run-time values, else Python's."""
+    def handle(ev, args, kwargs):
+        values = list(args) + list(kwargs.values())
+        if len(args) == 1 and isinstance(args[0], (list, tuple)):
+            values += list(args[0])
+        if any(isinstance(v, Dyn) for v in values):
+            raise ev.cg.error(f"{name}() of a run-time value: {why}", hint=hint)
+        return getattr(builtins, name)(*args, **kwargs)
+    return handle
+
+
+_UNKNOWN = "its value is known only when the kernel runs"
 _PYTHON_BUILTINS = {id(getattr(builtins, name)): (name, handler) for name, handler in {
     "min": _minmax("min"), "max": _minmax("max"), "abs": _abs, "int": _to_int, "float": _to_float,
-    "bool": _to_bool, "range": _range, "print": _print, "setattr": _setattr,
+    "bool": _to_bool, "range": _range, "print": _print, "setattr": _setattr, "divmod": _divmod,
+    "hash": _compile_time_only("hash", _UNKNOWN + ", and hashing the compiler's object would bake a "
+                               "meaningless number into the kernel", "hash compile-time values only"),
+    "id": _compile_time_only("id", "it would bake the address of a compiler object into the kernel",
+                             "compare run-time values with =="),
+    "str": _compile_time_only("str", _UNKNOWN, "print run-time values with print('x =', x)"),
+    "repr": _compile_time_only("repr", _UNKNOWN, "print run-time values with print('x =', x)"),
+    "format": _compile_time_only("format", _UNKNOWN, "print run-time values with print('x =', x)"),
+    "sorted": _compile_time_only("sorted", "sorting compares values at compile time",
+                                 "order run-time values with skc.minimum / skc.maximum or min() / max()"),
+    "len": _compile_time_only("len", "a run-time value has no length", "pass lengths as skc.constexpr"),
+    "round": _compile_time_only("round", _UNKNOWN, "use skc.rint (ties to even, as round() does)"),
+}.items()}
+
+
+def _math(name: str, to_int: bool = False):
+    def handle(ev, args, kwargs):
+        from . import builtins as dsl
+
+        if kwargs or len(args) != 1:
+            raise ev.cg.error(f"math.{name}() of a run-time value takes one argument")
+        result = getattr(dsl, name)(args[0])
+        if to_int:   # math.floor, ceil and trunc give ints in Python
+            bits = ir.element_type(result.type).bits
+            result = semantics.cast(result, ir.with_element(result.type, ir.i64 if bits == 64 else ir.i32))
+        return result
+    return handle
+
+
+def _math_fabs(ev, args, kwargs):
+    from .builtins import _float_operand
+
+    return semantics.unary("abs", _float_operand(args[0]))
+
+
+def _numpy_ufunc(ev, func, args, kwargs):
+    """numpy's elementwise functions on run-time values: the DSL's builtins, with numpy's result types."""
+    from . import builtins as dsl
+
+    name = func.__name__
+    one = {"sqrt": dsl.sqrt, "exp": dsl.exp, "exp2": dsl.exp2, "log": dsl.log, "log2": dsl.log2, "sin": dsl.sin,
+           "cos": dsl.cos, "tanh": dsl.tanh, "floor": dsl.floor, "ceil": dsl.ceil, "trunc": dsl.trunc,
+           "rint": dsl.rint, "absolute": abs, "fabs": abs, "negative": lambda v: -v}
+    two = {"minimum": dsl.minimum, "maximum": dsl.maximum, "add": lambda a, b: a + b,
+           "subtract": lambda a, b: a - b, "multiply": lambda a, b: a * b, "true_divide": lambda a, b: a / b,
+           "floor_divide": lambda a, b: a // b, "remainder": lambda a, b: a % b, "power": lambda a, b: a ** b}
+    if not kwargs and len(args) == 1 and name in one:
+        return one[name](args[0])
+    if not kwargs and len(args) == 2 and name in two:
+        return two[name](*args)
+    raise ev.cg.error(f"numpy.{name} cannot take run-time values in a kernel",
+                      hint="use skc's builtins (skc.sqrt, skc.exp, skc.minimum, ...)")
+
+
+# math functions on run-time values: the DSL's builtins, with Python's result types
+_MATH_FUNCTIONS = {id(getattr(math, name)): (name, handler) for name, handler in {
+    "sqrt": _math("sqrt"), "exp": _math("exp"), "log": _math("log"), "log2": _math("log2"),
+    "sin": _math("sin"), "cos": _math("cos"), "tanh": _math("tanh"), "fabs": _math_fabs,
+    "floor": _math("floor", True), "ceil": _math("ceil", True), "trunc": _math("trunc", True),
 }.items()}
 

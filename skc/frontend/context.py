@@ -39,6 +39,7 @@ class CodeGen:
         self.deps = Dependencies()
         self.evaluator = None          # set by the evaluator that drives this kernel
         self.runtime_depth = 0         # run-time regions open (across inlined frames)
+        self.unrolled = 0              # static_range iterations unrolled so far (bounded: max_unroll)
         self._labels = 0
         self._facts: dict = {}         # owner -> dict of compile-time facts that live as long as this compilation
 
@@ -83,9 +84,21 @@ _stack: list[CodeGen] = []
 
 def current() -> CodeGen:
     if not _stack:
-        raise CompileError("this skc function only works inside a kernel being compiled",
+        raise CompileError("this skc function only works inside a kernel being compiled", _host_caller(),
                            hint="call it from a function decorated with @skc.kernel or @skc.func")
     return _stack[-1]
+
+
+def _host_caller() -> Optional[Location]:
+    """The user's line that called into skc from plain host code."""
+    import sys
+
+    from ..diagnostics import _is_library_file
+
+    frame = sys._getframe(2)
+    while frame is not None and _is_library_file(frame.f_code.co_filename):
+        frame = frame.f_back
+    return None if frame is None else Location(frame.f_code.co_filename, frame.f_lineno, 0, frame.f_code.co_name)
 
 
 def active() -> bool:

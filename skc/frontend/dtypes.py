@@ -54,17 +54,57 @@ def as_ir_type(dtype) -> ir.Type:
         return dtype.ir
     if isinstance(dtype, ir.Type):
         return dtype
-    if isinstance(dtype, str):
-        name = ALIASES.get(dtype, dtype)
+    name = dtype if isinstance(dtype, str) else _foreign_dtype_name(dtype)
+    if name is not None:
+        name = ALIASES.get(name, name)
         if name in DTYPES:
             return DTYPES[name].ir
-    raise TypeError(f"expected a dtype such as skc.f32, found {dtype!r}")
+    if dtype in (int, float, bool):
+        raise dtype_error(f"{dtype.__name__} is not an skc dtype: its width is not known",
+                          hint=f"name one, e.g. skc.{ {int: 'i32', float: 'f32', bool: 'i1'}[dtype]} "
+                               f"or skc.{ {int: 'i64', float: 'f64', bool: 'i1'}[dtype]}")
+    raise dtype_error(f"expected a dtype such as skc.f32, found {dtype!r}",
+                      hint="use skc.i32, skc.f32, skc.bf16, ... (numpy and torch dtypes work too)")
+
+
+def _foreign_dtype_name(dtype):
+    """The name of a numpy dtype or scalar type ('float32'), or a torch dtype ('torch.bfloat16'), else None."""
+    module = type(dtype).__module__ or ""
+    if module.startswith("torch"):
+        return str(dtype).removeprefix("torch.")
+    if module.startswith("numpy") or isinstance(dtype, type) and (dtype.__module__ or "").startswith("numpy"):
+        import numpy as np
+
+        try:
+            return np.dtype(dtype).name
+        except TypeError:
+            return None
+    return None
+
+
+def dtype_error(message: str, hint: str = ""):
+    """A CompileError at the kernel line being compiled, or (in an annotation, at import) at the user's line."""
+    import sys
+
+    from ..diagnostics import CompileError, Location, _is_library_file
+    from . import context
+
+    if context.active():
+        return context.current().error(message, hint)
+    frame = sys._getframe(1)
+    while frame is not None and _is_library_file(frame.f_code.co_filename):
+        frame = frame.f_back
+    loc = None if frame is None else Location(frame.f_code.co_filename, frame.f_lineno, 0, frame.f_code.co_name)
+    return CompileError(message, loc, hint)
 
 
 class PtrType:
     """A pointer's DSL type: its element type and address space (`skc.Ptr[skc.f32]`)."""
 
     __slots__ = ("elem", "space")
+    is_vector = False      # answers the questions asked of IR value types, so checks name it, not crash
+    is_pointer = True
+    count = None
 
     def __init__(self, elem: ir.Type, space: str = "global"):
         self.elem, self.space = elem, space
@@ -89,7 +129,13 @@ class _PtrFactory:
 
     def __getitem__(self, key):
         if isinstance(key, tuple):
+            if len(key) != 2:
+                raise dtype_error(f"skc.Ptr takes a dtype and an optional address space, found {len(key)} items",
+                                  hint='write skc.Ptr[skc.f32] or skc.Ptr[skc.f32, "shared"]')
             elem, space = key
+            if space not in ir.types.ADDRESS_SPACES:
+                raise dtype_error(f"unknown address space {space!r} in skc.Ptr",
+                                  hint=f"address spaces: {', '.join(ir.types.ADDRESS_SPACES)}")
         else:
             elem, space = key, "global"
         return PtrType(as_ir_type(elem), space)

@@ -8,7 +8,7 @@ import operator
 import types
 
 from .. import ir
-from ..diagnostics import CompileError
+from ..diagnostics import CompileError, SkcError
 from . import semantics
 from .frames import Frame
 from .values import Dyn, Poison, RValue, Slot
@@ -113,6 +113,8 @@ class ExpressionEvaluator:
             return result
         try:
             return _PY_BINARY[op](left, right)
+        except SkcError:
+            raise
         except Exception as e:
             raise self.error_at(node, f"{type(e).__name__}: {e}") from e
 
@@ -143,7 +145,7 @@ class ExpressionEvaluator:
         """A compile-time value's Python truth."""
         try:
             return bool(value)
-        except CompileError:
+        except SkcError:
             raise
         except Exception as e:
             raise self.error_at(node, f"cannot take the truth of {_kind(value)}: {e}") from e
@@ -206,6 +208,8 @@ class ExpressionEvaluator:
             return semantics.compare(_COMPARE[type(op)], left, right)
         try:
             return _PY_COMPARE[type(op)](left, right)
+        except SkcError:
+            raise
         except Exception as e:
             raise self.error_at(node, f"{type(e).__name__}: {e}") from e
 
@@ -265,6 +269,8 @@ class ExpressionEvaluator:
                                 hint="use `for i in range(n)` over indices")
         try:
             return list(value)
+        except SkcError:
+            raise
         except TypeError as e:
             raise self.error_at(node, f"{e}") from e
 
@@ -276,14 +282,17 @@ class ExpressionEvaluator:
     def subscript(self, container, index, node):
         if isinstance(container, Dyn):
             return semantics.subscript(container.rvalue(), index)
-        if isinstance(index, Dyn) and isinstance(container, (tuple, list)):
-            raise self.error_at(node, f"a {type(container).__name__} can only be indexed by a compile-time int",
+        if isinstance(index, Dyn) and isinstance(container, (tuple, list, dict, str, range)):
+            raise self.error_at(node, f"a {type(container).__name__} can only be indexed by a compile-time "
+                                      f"{'key' if isinstance(container, dict) else 'int'}",
                                 hint="put the values in shared memory, or select with skc.where")
         method = getattr(type(container), "__getitem__", None)
         if method is not None and not isinstance(container, _PLAIN) and self.should_inline(method):
             return self.inline(method, (container, index), {})
         try:
             value = container[index]
+        except SkcError:
+            raise
         except Exception as e:
             raise self.error_at(node, f"{type(e).__name__}: {e}") from e
         return value.rvalue() if isinstance(value, Slot) else value

@@ -39,6 +39,8 @@ class LoopContext:
     break_label: Optional[str] = None
     continue_label: Optional[str] = None
     continue_is_break: bool = False  # an unrolled loop continues by leaving the iteration's block
+    breaks: list = field(default_factory=list)     # run-time jumps out of an unrolled loop: (env, (region, op))
+    continues: list = field(default_factory=list)  # the same for jumps to the next unrolled iteration
 
 
 @dataclass

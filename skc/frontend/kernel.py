@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .. import ir
-from ..diagnostics import SkcError
+from ..diagnostics import CompileError, Location, SkcError
 from ..target import Target
 from . import context
 from .context import CodeGen
@@ -70,10 +70,19 @@ def kernel_parameters(fn) -> list:
     except Exception as e:
         raise SkcError(f"cannot evaluate the annotations of {fn.__qualname__}: {e}") from e
     params = []
+    code = getattr(fn, "__code__", None)
+    where = Location(code.co_filename, code.co_firstlineno, 0, fn.__qualname__) if code is not None else None
     for p in inspect.signature(fn).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise SkcError(f"kernel {fn.__qualname__} has *{p.name}; kernels take named parameters only")
-        params.append(Parameter(p.name, annotations.get(p.name), p.default))
+            raise CompileError(f"kernel {fn.__qualname__} has *{p.name}; kernels take named parameters only", where)
+        annotation = annotations.get(p.name)
+        if annotation in (int, float, bool):
+            raise CompileError(
+                f"parameter '{p.name}' of {fn.__qualname__} is annotated {annotation.__name__}, which names no width",
+                where, hint=f"annotate it skc.{ {int: 'i32', float: 'f32', bool: 'i1'}[annotation]} (or another skc "
+                            "dtype), skc.constexpr for a compile-time value, or leave it unannotated so that the "
+                            "argument decides")
+        params.append(Parameter(p.name, annotation, p.default))
     return params
 
 
@@ -93,9 +102,27 @@ def annotated_spec(param: Parameter) -> Optional[ParamSpec]:
     return None
 
 
+def check_block(fn, block: tuple):
+    """At definition (`@skc.kernel(block=...)`): a block no target can run is an error at the def line."""
+    from ..target import TARGETS
+
+    limit = max(t.max_threads_per_block for t in TARGETS.values())
+    threads = block[0] * block[1] * block[2]
+    if threads > limit or min(block) < 1:
+        code = fn.__code__
+        raise CompileError(f"block {tuple(block)} has {threads} threads; GPUs run 1 to {limit} threads per block",
+                           Location(code.co_filename, code.co_firstlineno, 0, fn.__qualname__),
+                           hint="use fewer threads per block and more blocks in the grid")
+
+
 def compile_to_ir(fn, spec: Specialization, target: Target):
     """Run the kernel's source through the evaluator; give the tile IR module and its dependencies."""
     source = get_source(fn)
+    threads = spec.block[0] * spec.block[1] * spec.block[2]
+    if threads > target.max_threads_per_block or min(spec.block) < 1:
+        raise CompileError(f"block {tuple(spec.block)} has {threads} threads; {target.name} allows 1 to "
+                           f"{target.max_threads_per_block} threads per block", source.location(source.node),
+                           hint="use fewer threads per block and more blocks in the grid")
     runtime_params = [p for p in spec.params if p.kind != CONSTEXPR]
     arg_types = [p.type.ir if isinstance(p.type, PtrType) else p.type for p in runtime_params]
     function = ir.Function(fn.__name__, arg_types, [p.name for p in runtime_params],

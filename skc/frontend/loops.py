@@ -5,14 +5,12 @@ so that every iteration reads what the previous one wrote."""
 from __future__ import annotations
 
 import ast
-from contextlib import contextmanager
 
 from .. import ir
-from ..diagnostics import CompileError
 from . import semantics
 from .expressions import MISSING
 from .frames import CompileTimeBreak, CompileTimeContinue, LoopContext, scratch_region
-from .source import carried_names, has_nested_jump
+from .source import attribute_targets, carried_names, has_nested_jump
 from .statements import _type_of
 from .values import Dyn, Poison, RValue, Slot, mutable
 
@@ -38,14 +36,28 @@ class LoopEvaluator:
                 return self.runtime_for(node, *_range_bounds(args))
             if func is static_range:
                 args, kwargs = self.eval_call_arguments(node.iter)
-                return self.unrolled_loop(node, static_range(*args, **kwargs))
+                return self.unrolled_loop(node, self.counted(static_range(*args, **kwargs), node.iter))
         iterable = self.eval_value(node.iter)
         if hasattr(type(iterable), "__skc_range__"):
             return self.protocol_loop(node, iterable)
         return self.unrolled_loop(node, self.compile_time_iterable(iterable, node.iter))
 
+    def counted(self, loop, node):
+        """The items of a static_range, counting them against the kernel's unrolling budget."""
+        from .builtins import max_unroll
+
+        limit = loop.max_unroll if loop.max_unroll is not None else max_unroll()
+        if self.cg.unrolled + len(loop.range) > limit:
+            raise self.error_at(node, f"static_range would unroll {len(loop.range)} iterations here, "
+                                      f"{self.cg.unrolled + len(loop.range)} in the kernel so far; the limit is {limit}",
+                                hint="use range() for a run-time loop (or unroll part of it: an inner "
+                                     "static_range in a range loop); to unroll more anyway, pass "
+                                     "max_unroll=N or set SKC_MAX_UNROLL")
+        self.cg.unrolled += len(loop.range)
+        return loop
+
     def runtime_for(self, node, start, stop, step):
-        if all(semantics.is_number(v) for v in (start, stop, step)) and step == 0:
+        if semantics.is_number(step) and step == 0:
             raise self.error_at(node.iter, "range() step must not be zero")
         t = _index_type((start, stop, step))
         lb, ub, st = (semantics.cast(v, t) if isinstance(v, Dyn) else semantics.constant(v, t)
@@ -70,7 +82,7 @@ class LoopEvaluator:
                 hint="copy it into another variable inside the loop")
         return False
 
-    def runtime_loop(self, node, make_loop, label: str, body):
+    def runtime_loop(self, node, make_loop, label: str, body, may_skip: bool = True):
         """Create a run-time loop with `make_loop()` and fill its region with `body(op)`; names the
         body assigns are moved into slots first, so every iteration reads the last one's values."""
         frame = self.frame
@@ -96,7 +108,11 @@ class LoopEvaluator:
             frame.promote = saved_promote
         for name in names:
             value = frame.env.get(name, MISSING)
-            if value is not before.get(name, MISSING) and not isinstance(value, Slot):
+            if before.get(name, MISSING) is MISSING and value is not MISSING and may_skip:
+                frame.env[name] = Poison(
+                    name, "may be undefined here: it is first assigned inside a run-time loop, which may run zero "
+                          "times", hint="assign it before the loop")
+            elif value is not before.get(name, MISSING) and not isinstance(value, Slot):
                 frame.env[name] = Poison(
                     name, "changes to a compile-time value inside a run-time loop, so its value after the loop is "
                           "not known at compile time",
@@ -106,12 +122,16 @@ class LoopEvaluator:
     def stmt_While(self, node):
         if node.orelse:
             raise self.error_at(node, "while ... else is not supported in kernels")
-        forever = isinstance(node.test, ast.Constant) and node.test.value is True
+        forever = isinstance(node.test, ast.Constant) and bool(node.test.value)
         if not forever:
             with self.cg.builder.at(scratch_region()):
                 probe = self.eval_value(node.test)
             if not isinstance(probe, Dyn):
-                return self.compile_time_while(node)
+                # `while FLAG:` that nothing in the body can change and only a run-time jump can leave
+                forever = (has_nested_jump(node.body) and _is_invariant(node.test, node.body)
+                           and self.truth(probe, node.test))
+                if not forever:
+                    return self.compile_time_while(node)
         label = self.cg.label()
 
         def make_loop():
@@ -125,14 +145,13 @@ class LoopEvaluator:
                     self.cg.builder.create("scf.break", attrs={"label": label})
             self.exec_body(node.body)
 
-        self.runtime_loop(node, make_loop, label, body)
+        self.runtime_loop(node, make_loop, label, body, may_skip=not forever)
         # `while True` with no break of its own never falls through
         return forever and not _has_own_break(node.body)
 
     def compile_time_while(self, node):
-        frame = self.frame
-        frame.loops.append(LoopContext(True, frame.runtime_depth, len(frame.withs)))
-        try:
+        """A while loop whose condition is known at compile time on every test: unrolled."""
+        def iterations():
             for _ in range(_MAX_COMPILE_TIME_ITERATIONS):
                 cond = self.eval_value(node.test)
                 if isinstance(cond, Dyn):
@@ -140,44 +159,74 @@ class LoopEvaluator:
                                                    "but became a run-time value inside the loop",
                                         hint="make the loop variable run-time from the start (e.g. `i: skc.i32 = 0`)")
                 if not self.truth(cond, node.test):
-                    return False
-                try:
-                    if self.exec_body(node.body):
-                        return True
-                except CompileTimeContinue:
-                    continue
-                except CompileTimeBreak:
-                    return False
-        finally:
-            frame.loops.pop()
-        raise self.error_at(node, f"a compile-time while loop ran {_MAX_COMPILE_TIME_ITERATIONS} times; "
-                                  "is its condition ever false?")
+                    return
+                yield None
+            raise self.error_at(node, f"a compile-time while loop ran {_MAX_COMPILE_TIME_ITERATIONS} times; "
+                                      "is its condition ever false?",
+                                hint="a loop left by a run-time `break` needs a run-time condition or `while True:`")
+
+        return self.unrolled_loop(node, iterations())
 
     def unrolled_loop(self, node, items):
-        """A loop over compile-time items, unrolled; run-time jumps inside leave labeled blocks."""
+        """A loop over compile-time items, unrolled (a while loop passes None items and has no target). A
+        run-time break or continue inside leaves a labeled block: the loop is one block, each iteration a
+        block inside it; the names each jump carries meet the fall-through path's where the jump lands."""
         frame, builder = self.frame, self.cg.builder
-        needs_labels = has_nested_jump(node.body)
+        if not has_nested_jump(node.body):
+            return self.unrolled_without_jumps(node, items)
+        self.keep_in_slots(node.body)
         context = LoopContext(True, frame.runtime_depth, len(frame.withs), continue_is_break=True)
-        outer = None
-        if needs_labels:
-            context.break_label = self.cg.label("B")
-            outer = builder.create("scf.block", attrs={"label": context.break_label})
+        context.break_label = self.cg.label("B")
+        outer = builder.create("scf.block", attrs={"label": context.break_label})
+        before = dict(frame.env)
+        reachable = True
         frame.loops.append(context)
         try:
-            with builder.at(outer.regions[0]) if outer else _nothing():
+            with builder.at(outer.regions[0]):
                 for item in items:
-                    self.assign(node.target, item)
-                    if needs_labels:
-                        context.continue_label = self.cg.label("C")
-                        iteration = builder.create("scf.block", attrs={"label": context.continue_label})
-                        with builder.at(iteration.regions[0]):
-                            ended = self.unrolled_iteration(node)
-                    else:
+                    if isinstance(node, ast.For):
+                        self.assign(node.target, item)
+                    context.continue_label = self.cg.label("C")
+                    context.continues = []
+                    iteration = builder.create("scf.block", attrs={"label": context.continue_label})
+                    with builder.at(iteration.regions[0]):
                         ended = self.unrolled_iteration(node)
+                        if ended == "break" and context.continues:
+                            # a run-time continue goes on to the next iteration: this path must leave at run time
+                            self.jump_out_of_unrolled(context, "break")
+                            ended = True
+                    paths = [(env, place) for env, place in context.continues]
+                    if ended is False:
+                        paths.insert(0, (frame.env, iteration.regions[0]))
                     if ended == "break":
                         break
-                    if ended is True:
-                        return True
+                    if not paths:        # nothing reaches the next iteration
+                        reachable = False
+                        break
+                    frame.env = self.merge_paths(before, paths, node)
+            paths = [(env, place) for env, place in context.breaks]
+            if reachable:
+                paths.insert(0, (frame.env, outer.regions[0]))
+            if not paths:
+                return True
+            frame.env = self.merge_paths(before, paths, node)
+        finally:
+            frame.loops.pop()
+        return False
+
+    def unrolled_without_jumps(self, node, items):
+        """An unrolled loop whose break and continue (if any) are taken at compile time."""
+        frame = self.frame
+        frame.loops.append(LoopContext(True, frame.runtime_depth, len(frame.withs)))
+        try:
+            for item in items:
+                if isinstance(node, ast.For):
+                    self.assign(node.target, item)
+                ended = self.unrolled_iteration(node)
+                if ended == "break":
+                    break
+                if ended is True:
+                    return True
         finally:
             frame.loops.pop()
         return False
@@ -222,25 +271,41 @@ class LoopEvaluator:
         loop = frame.loops[-1]
         if loop.unrolled and frame.runtime_depth == loop.runtime_depth:
             raise CompileTimeBreak() if kind == "break" else CompileTimeContinue()
+        if loop.unrolled:
+            return self.jump_out_of_unrolled(loop, kind)
         label = loop.break_label if kind == "break" else loop.continue_label
-        if label is None:
-            raise self.error_at(node, f"internal: no label for a run-time {kind}")
         self.emit_cleanups(loop.with_depth)
-        op = "scf.break" if kind == "break" or loop.continue_is_break else "scf.continue"
-        self.cg.builder.create(op, attrs={"label": label})
+        self.cg.builder.create("scf.break" if kind == "break" else "scf.continue", attrs={"label": label})
         return True
 
-
-
-@contextmanager
-def _nothing():
-    yield
+    def jump_out_of_unrolled(self, loop: LoopContext, kind: str):
+        """A run-time jump out of an unrolled loop's iteration: leave its labeled block, and remember the
+        names as they are here, to meet the other paths where the jump lands."""
+        label = loop.break_label if kind == "break" else loop.continue_label
+        if label is None:
+            raise self.cg.error(f"internal: no label for a run-time {kind}")
+        self.emit_cleanups(loop.with_depth)
+        op = self.cg.builder.create("scf.break", attrs={"label": label})
+        exits = loop.breaks if kind == "break" else loop.continues
+        exits.append((dict(self.frame.env), (self.cg.builder.region, op)))
+        return True
 
 
 def _has_own_break(stmts) -> bool:
     from .source import _contains
 
     return _contains(stmts, (ast.Break,), stop_at_loops=True)
+
+
+def _is_invariant(test, body) -> bool:
+    """Whether a loop condition reads only names the body never assigns, and calls nothing."""
+    assigned = set(carried_names(body)) | {name for name, _ in attribute_targets(body)}
+    for node in ast.walk(test):
+        if isinstance(node, (ast.Call, ast.NamedExpr, ast.Await)):
+            return False
+        if isinstance(node, ast.Name) and node.id in assigned:
+            return False
+    return True
 
 
 def _range_bounds(args):
@@ -255,11 +320,11 @@ def _index_type(values):
     types = [v.type for v in values if isinstance(v, Dyn)]
     for v in values:
         if not isinstance(v, Dyn) and not (semantics.is_number(v) and float(v).is_integer()):
-            raise CompileError(f"range() bounds must be integers, found {v!r}")
+            raise semantics.error(f"range() bounds must be integers, found {v!r}")
     t = ir.i32
     for other in types:
         if not (isinstance(other, ir.ScalarType) and other.is_int):
-            raise CompileError(f"range() bounds must be integers, found {other}")
+            raise semantics.error(f"range() bounds must be integers, found {other}")
         if other.bits == 64:
             t = ir.i64
     for v in values:

@@ -182,6 +182,8 @@ def binary(op: str, a, b):
         return pointer_arith(op, a, b)
     if op == "pow":
         return power(a, b)
+    if op in ("lshift", "rshift") and is_number(b):
+        return _shift_by_constant(op, a, b)
     x, y = unify(a, b)
     t = x.type
     elem = ir.element_type(t)
@@ -214,6 +216,26 @@ _SYMBOL = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//",
            "lshift": "<<", "rshift": ">>", "and": "&", "or": "|", "xor": "^"}
 
 
+def _shift_by_constant(op: str, a, count):
+    """a << count or a >> count for a compile-time count, with Python's meaning: a negative count is an error,
+    and a count past the width gives what the infinitely wide shift gives after wrapping (0, or -1 for >>
+    of a negative signed value) where the machine shift would be undefined."""
+    if isinstance(count, float):
+        raise error(f"a shift count must be an integer, found {count!r}")
+    if count < 0:
+        raise error(f"negative shift count {count}", hint="as in Python, a shift count must not be negative; shift the other way")
+    x = to_rvalue(a)
+    elem = ir.element_type(x.type)
+    if elem.is_float:
+        raise error(f"operator '{_SYMBOL[op]}' needs integers, found {x.type}")
+    if count < elem.bits:
+        y = constant(count, x.type)
+        return RValue(_b().binary("arith.shl" if op == "lshift" else "arith.shr", x.value, y.value), x.type)
+    if op == "lshift" or not elem.is_signed:
+        return constant(0, x.type)
+    return RValue(_b().binary("arith.shr", x.value, constant(elem.bits - 1, x.type).value), x.type)
+
+
 def _count(t):
     return t.count if t.is_vector else None
 
@@ -227,8 +249,7 @@ def _floordiv(x: RValue, y: RValue) -> RValue:
     builder, t = _b(), x.type
     elem = ir.element_type(t)
     if elem.is_float:
-        q = builder.binary("arith.div", x.value, y.value)
-        return RValue(builder.unary("math.floor", q), t)
+        return float_divmod(x, y)[0]
     q = builder.binary("arith.div", x.value, y.value)
     if not elem.is_signed:
         return RValue(q, t)
@@ -243,10 +264,47 @@ def _floordiv(x: RValue, y: RValue) -> RValue:
     return RValue(builder.select(fix, builder.binary("arith.sub", q, one), q), t)
 
 
+def float_divmod(x: RValue, y: RValue):
+    """Python's float divmod (CPython's float_divmod, numpy's npy_divmod), step by step in x's type so that
+    the interpreter and the LLVM lowering compute the same thing: the remainder is exact (fmod) and the
+    quotient is (x - mod) / y, corrected so that x == (x // y) * y + x % y as nearly as rounding allows."""
+    builder, t = _b(), x.type
+    cmp_t = ir.with_element(t, ir.i1)
+
+    def c(value):
+        return constant(value, t).value
+
+    def less(a, b):
+        return builder.cmp("lt", a, b, cmp_t)
+
+    zero = c(0.0)
+    mod = builder.binary("arith.rem", x.value, y.value)
+    div = builder.binary("arith.div", builder.binary("arith.sub", x.value, mod), y.value)
+    # a non-zero remainder of the wrong sign moves one divisor over
+    mod_nonzero = builder.cmp("ne", mod, zero, cmp_t)
+    wrong_sign = builder.cmp("ne", less(y.value, zero), less(mod, zero), cmp_t)
+    fix = builder.binary("arith.and", mod_nonzero, wrong_sign)
+    mod_fixed = builder.select(fix, builder.binary("arith.add", mod, y.value), mod)
+    div = builder.select(fix, builder.binary("arith.sub", div, c(1.0)), div)
+    # a zero remainder takes the divisor's sign
+    signed_zero = builder.select(less(y.value, zero), c(-0.0), zero)
+    mod = builder.select(mod_nonzero, mod_fixed, signed_zero)
+    # div is an integer up to rounding: floor it, rounding up when it was just below the next integer
+    floor = builder.unary("math.floor", div)
+    up = builder.cmp("gt", builder.binary("arith.sub", div, floor), c(0.5), cmp_t)
+    floor = builder.select(up, builder.binary("arith.add", floor, c(1.0)), floor)
+    # a zero quotient takes the sign of x / y
+    zero_quotient = builder.binary("arith.mul", builder.binary("arith.div", x.value, y.value), zero)
+    div_nonzero = builder.cmp("ne", div, zero, cmp_t)
+    return RValue(builder.select(div_nonzero, floor, zero_quotient), t), RValue(mod, t)
+
+
 def _mod(x: RValue, y: RValue) -> RValue:
     """Python's %: the result takes the divisor's sign."""
     builder, t = _b(), x.type
     elem = ir.element_type(t)
+    if elem.is_float:
+        return float_divmod(x, y)[1]
     r = builder.binary("arith.rem", x.value, y.value)
     if elem.is_int and not elem.is_signed:
         return RValue(r, t)

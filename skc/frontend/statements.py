@@ -35,6 +35,10 @@ class StatementEvaluator:
         builder.loc = self.frame.location(stmt)
         try:
             return bool(handler(stmt))
+        except CompileError as e:
+            if e.loc is None:   # raised where no place was known: it belongs to this statement
+                raise type(e)(e.message, self.frame.location(stmt), e.hint) from None
+            raise
         except (SkcError, ControlSignal):
             raise
         except RecursionError:
@@ -245,6 +249,8 @@ class StatementEvaluator:
             value = slot
         try:
             container[index] = value
+        except SkcError:
+            raise
         except Exception as e:
             raise self.error_at(node, f"{type(e).__name__}: {e}") from e
 
@@ -310,19 +316,31 @@ class StatementEvaluator:
 
     def merge(self, before: dict, branches, node) -> dict:
         """The names after an `if`: unchanged ones as they were; changed numbers and run-time values in a slot."""
-        live = [(env, region) for env, region, ended in branches if not ended]
-        if not live:
+        return self.merge_paths(before, [(env, region) for env, region, ended in branches if not ended], node)
+
+    def merge_paths(self, before: dict, paths, node) -> dict:
+        """The names where several run-time paths meet. `paths` holds (env, place) of each path that reaches
+        the meeting point; place is the region whose end the path leaves by, or (region, op) for a path that
+        leaves by the jump `op`. A name with one value on every path keeps it; numbers and run-time values
+        that differ (or were computed inside a path's region) move into a slot stored on every path; a name
+        missing on some path, or holding different compile-time values, reads as an error."""
+        if not paths:
             return before
-        merged = dict(live[0][0])
-        names = set().union(*(env.keys() for env, _ in live))
+        merged = dict(paths[0][0])
+        names = set().union(*(env.keys() for env, _ in paths))
         for name in names:
-            values = [env.get(name, MISSING) for env, _ in live]
-            if all(v is values[0] for v in values):
-                merged[name] = values[0]
+            values = [env.get(name, MISSING) for env, _ in paths]
+            if any(v is MISSING for v in values):
+                merged[name] = Poison(name, "may be undefined here: it is assigned on some paths that reach this "
+                                      "point but not on others",
+                                      hint="assign it before the `if` or loop, or on every path")
                 continue
-            present = [v for v in values if v is not MISSING]
-            types = [_type_of(v) for v in present] if all(
-                isinstance(v, Dyn) or semantics.is_number(v) for v in present) else None
+            first = values[0]
+            if all(_same(v, first) for v in values) and not _defined_inside(first, before.get(name, MISSING)):
+                merged[name] = first
+                continue
+            types = [_type_of(v) for v in values] if all(
+                isinstance(v, Dyn) and mutable(v) or semantics.is_number(v) for v in values) else None
             try:
                 t = _merge_type(types, node, self) if types else None
             except CompileError:
@@ -331,15 +349,29 @@ class StatementEvaluator:
                 continue
             if t is not None:
                 slot = Slot(t, name)
-                for (env, region), v in zip(live, values):
-                    if v is not MISSING:
-                        with self.cg.builder.at(region):
-                            slot.store(v)
+                for (env, place), v in zip(paths, values):
+                    self.store_on_path(place, slot, v)
                 merged[name] = slot
             else:
                 merged[name] = Poison(name, "holds different compile-time values after the branches of a run-time `if`",
                                       hint="give it the same value on every path, or use a run-time value")
         return merged
+
+    def store_on_path(self, place, slot, value):
+        """Store value into slot at the end of a path: a region's end, or just before the jump op of (region, op)."""
+        builder = self.cg.builder
+        if isinstance(place, ir.Region):
+            with builder.at(place):
+                slot.store(value)
+            return
+        region, jump = place
+        staging = ir.Region()
+        with builder.at(staging):
+            slot.store(value)
+        index = region.ops.index(jump)
+        for op in staging.ops:
+            op.parent = region
+        region.ops[index:index] = staging.ops
 
     # -- return -----------------------------------------------------------------------
     def stmt_Return(self, node):
@@ -393,6 +425,16 @@ def _as_slot(value, name: str):
     slot = Slot(_type_of(value), name)
     slot.store(value)
     return slot
+
+
+def _same(a, b) -> bool:
+    """Whether two paths hold the same value: the same object, or equal numbers of one type."""
+    return a is b or semantics.is_number(a) and type(a) is type(b) and a == b
+
+
+def _defined_inside(value, before) -> bool:
+    """Whether value is an SSA value made after the construct began (so it may not dominate what follows)."""
+    return isinstance(value, Dyn) and mutable(value) and not isinstance(value, Slot) and value is not before
 
 
 def _type_of(value):

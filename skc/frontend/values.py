@@ -52,6 +52,25 @@ class Dyn:
 
     __int__ = __float__ = __index__
 
+    def __str__(self):
+        return self._text()
+
+    def __format__(self, spec):
+        return self._text()
+
+    def _text(self):
+        """repr for skc's own messages; an error where kernel or helper code turns the value into text."""
+        import os
+        import sys
+
+        from ..diagnostics import _is_library_file
+
+        caller = sys._getframe(2).f_code.co_filename
+        if _is_library_file(caller) and os.path.abspath(caller) not in _EVALUATOR_FILES:
+            return repr(self)
+        raise _native_error("a run-time value has no text at compile time (str, format, % and f-strings "
+                            "run when the kernel compiles)", hint="print run-time values with print('x =', x)")
+
     def __iter__(self):
         raise context.current().error("cannot iterate over a run-time value",
                                       hint="use `for i in range(n)` and index the pointer")
@@ -129,8 +148,20 @@ class Dyn:
         semantics.store_subscript(self.rvalue(), index, value)
 
 
+def _evaluator_files() -> frozenset:
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    return frozenset(os.path.join(here, name) for name in (
+        "calls.py", "expressions.py", "statements.py", "loops.py", "withs.py", "evaluator.py", "kernel.py"))
+
+
+_EVALUATOR_FILES = _evaluator_files()
+
+
 def _native_error(message: str, hint: str):
     """An error raised from Python code running natively (a plain helper): point at its line."""
+    import os
     import sys
 
     from ..diagnostics import CompileError, Location, _is_library_file
@@ -138,6 +169,8 @@ def _native_error(message: str, hint: str):
     caller = context.current().loc
     frame = sys._getframe(2)
     while frame is not None and _is_library_file(frame.f_code.co_filename):
+        if os.path.abspath(frame.f_code.co_filename) in _EVALUATOR_FILES:   # called by the evaluator: the kernel's line
+            return CompileError(message, caller, hint)
         frame = frame.f_back
     if frame is None or caller is not None and frame.f_code.co_filename == caller.file and \
             frame.f_lineno == caller.line:

@@ -45,11 +45,12 @@ class WithEvaluator:
         withs = self.frame.withs
         for index in range(len(withs) - 1, down_to - 1, -1):
             manager = withs[index]
+            left = withs[index:]   # __exit__ runs outside this block and those inside it
             del withs[index:]
             try:
                 self.call_method(manager, "__exit__", (None, None, None), None)
             finally:
-                withs[index:index] = [manager]
+                withs[index:index] = left
 
     def inside_with(self, manager) -> bool:
         """Whether a with-block of `manager` is open (in this frame or a caller's)."""

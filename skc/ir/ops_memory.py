@@ -142,6 +142,8 @@ class AtomicOp(Op):
             self.fail(f"op must be one of {', '.join(ATOMIC_KINDS)}, found {self.attrs['op']!r}")
         if not isinstance(t, ScalarType) or t.bits < 16:
             self.fail(f"atomics take 16-, 32- or 64-bit scalars, found {t}")
+        if self.attrs["op"] in ("and", "or", "xor") and not t.is_int:
+            self.fail(f"atomic {self.attrs['op']} is bitwise and takes integers, found {t}")
         if self.result.type is not t:
             self.fail(f"result is {self.result.type}, expected {t}")
 

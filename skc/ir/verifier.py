@@ -16,10 +16,22 @@ class _FunctionVerifier:
         self.labels_seen: set[str] = set()
 
     def run(self):
-        self.region(self.fn.body, visible=set(), labels=[])
+        self.visible: set = set()   # ids of the values defined so far on the path to the op being checked
+        self.region(self.fn.body, labels=[])
 
-    def region(self, region: Region, visible: set, labels: list):
-        visible = visible | {id(a) for a in region.args}
+    def region(self, region: Region, labels: list):
+        # one set for the whole walk, each region removing what it added on exit: copying the set per
+        # region made verification quadratic in unrolled code (thousands of blocks)
+        visible = self.visible
+        added = [id(a) for a in region.args if id(a) not in visible]
+        visible.update(added)
+        try:
+            self.region_ops(region, labels, visible, added)
+        finally:
+            visible.difference_update(added)
+        self.shared_bounds(region)
+
+    def region_ops(self, region: Region, labels: list, visible: set, added: list):
         for index, op in enumerate(region.ops):
             if op.parent is not region:
                 op.fail("is listed in a region that is not its parent")
@@ -41,9 +53,11 @@ class _FunctionVerifier:
                 self.labels_seen.add(label)
                 inner_labels = labels + [(label, op.name)]
             for nested in op.regions:
-                self.region(nested, visible, inner_labels)
-            visible |= {id(r) for r in op.results}
-        self.shared_bounds(region)
+                self.region(nested, inner_labels)
+            for result in op.results:
+                if id(result) not in visible:
+                    visible.add(id(result))
+                    added.append(id(result))
 
     def jump(self, op: Op, labels: list):
         if op.name not in ("scf.break", "scf.continue"):

@@ -1,0 +1,345 @@
+"""Issue 8, items 1 and 6: run-time break/continue out of unrolled loops (static_range, compile-time
+while), run-time returns next to assignments, and names defined on some paths only. Each kernel runs
+in the interpreter and as plain Python on the same arrays."""
+import numpy as np
+import pytest
+
+import skc
+from skc import ir
+from frontend_run import F32P, compile_kernel, matches_python
+
+I32 = ir.i32
+
+
+def eight():
+    return np.arange(1.0, 9.0, dtype=np.float32)
+
+
+@skc.kernel
+def break_keeps_earlier_value(x: skc.Ptr[skc.f32], n: skc.i32):
+    a = x[0]
+    for s in skc.static_range(2):
+        if n > 0:
+            break
+        a = 5.0
+    x[0] = a
+
+
+@skc.kernel
+def break_keeps_runtime_value(x: skc.Ptr[skc.f32], n: skc.i32):
+    a = x[0]
+    for s in skc.static_range(3):
+        if n > s:
+            break
+        a = x[s + 1] * 2.0
+    x[0] = a
+
+
+@skc.kernel
+def break_in_else(x: skc.Ptr[skc.f32], n: skc.i32):
+    a = x[0]
+    for s in skc.static_range(3):
+        if n == s:
+            a = x[5]
+        else:
+            break
+    x[1] = a
+
+
+@skc.kernel
+def continue_skips_rest(x: skc.Ptr[skc.f32], n: skc.i32):
+    total = 0.0
+    count = 0
+    for s in skc.static_range(4):
+        if n == s:
+            continue
+        total += x[s]
+        count += 1
+    x[0] = total
+    x[1] = count
+
+
+@skc.kernel
+def nested_static_ranges(x: skc.Ptr[skc.f32], n: skc.i32):
+    a = 0.0
+    for i in skc.static_range(3):
+        for j in skc.static_range(3):
+            if n == i + j:
+                break
+            if n == j:
+                continue
+            a += x[i * 3 + j - 2 * i]
+        if n > 3 + i:
+            break
+        a = a * 2.0
+    x[0] = a
+    x[1] = i
+
+
+@skc.kernel
+def static_range_in_runtime_loop(x: skc.Ptr[skc.f32], n: skc.i32):
+    a = 0.0
+    for k in range(n):
+        for s in skc.static_range(3):
+            if k == s:
+                continue
+            if k + s > 4:
+                break
+            a += x[s]
+    x[0] = a
+
+
+class Counter:
+    def __init__(self, x):
+        self.x = x
+
+    def __enter__(self):
+        self.x[6] += 1.0
+        return self
+
+    def __exit__(self, *exc):
+        self.x[7] += 10.0
+
+
+@skc.kernel
+def jumps_out_of_with(x: skc.Ptr[skc.f32], n: skc.i32):
+    a = x[0]
+    for s in skc.static_range(3):
+        with Counter(x):
+            if n == s:
+                break
+            if n == s + 1:
+                continue
+            a = a + x[s]
+    x[0] = a
+
+
+@skc.func
+def first_over(x, n):
+    found = -1
+    for s in skc.static_range(5):
+        if x[s] > n:
+            found = s
+            break
+    return found
+
+
+@skc.kernel
+def break_inside_func(x: skc.Ptr[skc.f32], n: skc.i32):
+    x[0] = first_over(x, n)
+
+
+@skc.kernel
+def compile_time_break_after_runtime_continue(x: skc.Ptr[skc.f32], n: skc.i32):
+    a = 0.0
+    for s in skc.static_range(4):
+        a += 1.0
+        if n > s:
+            continue
+        break
+    x[0] = a
+
+
+@skc.kernel
+def while_true_runtime_break(x: skc.Ptr[skc.f32], n: skc.i32):
+    i = 0
+    while 1:
+        if i >= n:
+            break
+        i += 1
+        if i == 2:
+            continue
+        x[i] = x[i] + 1.0
+    x[0] = i
+
+
+WIDE = 3
+
+
+@skc.kernel
+def compile_time_while_runtime_break(x: skc.Ptr[skc.f32], n: skc.i32):
+    i = 0
+    a = 0.0
+    while i < WIDE:
+        if n == i:
+            break
+        a += x[i]
+        i += 1
+    x[0] = a
+    x[1] = i
+
+
+def python_twin(kernel, *funcs):
+    """kernel's function run as Python, with the @skc.func it calls replaced by their plain functions."""
+    fn = kernel.fn
+    names = {f.__skc_function__.__name__: f.__skc_function__ for f in funcs}
+
+    def twin(*args):
+        saved = {name: fn.__globals__[name] for name in names}
+        fn.__globals__.update(names)
+        try:
+            fn(*args)
+        finally:
+            fn.__globals__.update(saved)
+    return twin
+
+
+CASES = [break_keeps_earlier_value, break_keeps_runtime_value, break_in_else, continue_skips_rest,
+         nested_static_ranges, static_range_in_runtime_loop, jumps_out_of_with, break_inside_func,
+         compile_time_break_after_runtime_continue, while_true_runtime_break, compile_time_while_runtime_break]
+
+
+@pytest.mark.parametrize("kernel", CASES, ids=lambda k: k.fn.__name__)
+def test_runtime_jumps_in_unrolled_loops_mean_what_python_means(kernel):
+    twin = python_twin(kernel, first_over, early)
+    matches_python(kernel, eight, [(n,) for n in range(-1, 7)], reference=twin, x=F32P, n=I32)
+
+
+# -- item 6: run-time return next to assignments -------------------------------------------------
+@skc.kernel
+def return_in_then_assign_in_else(x: skc.Ptr[skc.f32], n: skc.i32):
+    a = x[0]
+    if n > 2:
+        return
+    else:
+        a = x[1]
+    x[2] = a
+
+
+@skc.kernel
+def return_in_loop_then_use(x: skc.Ptr[skc.f32], n: skc.i32):
+    a = x[0]
+    for s in skc.static_range(3):
+        if n == s:
+            return
+        a = a + x[s + 1]
+    x[2] = a
+
+
+@skc.func
+def early(x, n):
+    a = x[3]
+    if n > 2:
+        return a
+    else:
+        a = x[1] + 1.0
+    return a * 2.0
+
+
+@skc.kernel
+def return_in_func(x: skc.Ptr[skc.f32], n: skc.i32):
+    x[2] = early(x, n)
+
+
+@pytest.mark.parametrize("kernel", [return_in_then_assign_in_else, return_in_loop_then_use, return_in_func],
+                         ids=lambda k: k.fn.__name__)
+def test_values_assigned_beside_a_runtime_return_reach_their_uses(kernel):
+    twin = python_twin(kernel, first_over, early)
+    matches_python(kernel, eight, [(n,) for n in range(-1, 5)], reference=twin, x=F32P, n=I32)
+
+
+# -- names defined on some paths only ------------------------------------------------------------
+@skc.kernel
+def defined_in_one_branch(x: skc.Ptr[skc.f32], n: skc.i32):
+    if n > 0:
+        a = x[1]
+    x[0] = a  # HERE
+
+
+@skc.kernel
+def defined_before_the_branch(x: skc.Ptr[skc.f32], n: skc.i32):
+    a = x[2]
+    if n > 0:
+        a = x[1]
+    x[0] = a
+
+
+@skc.kernel
+def defined_after_a_possible_break(x: skc.Ptr[skc.f32], n: skc.i32):
+    for s in skc.static_range(2):
+        if n > s:
+            break
+        b = x[s]
+    x[0] = b  # HERE
+
+
+@skc.kernel
+def defined_on_every_path(x: skc.Ptr[skc.f32], n: skc.i32):
+    if n > 0:
+        a = x[1]
+    elif n < -3:
+        return
+    else:
+        a = x[2]
+    x[0] = a
+
+
+def test_name_assigned_on_some_paths_only_is_an_error_at_its_use():
+    from helpers import line_of
+
+    for kernel in (defined_in_one_branch, defined_after_a_possible_break):
+        with pytest.raises(skc.CompileError) as info:
+            compile_kernel(kernel, x=F32P, n=I32)
+        text = str(info.value)
+        assert f":{line_of(kernel, 'x[0] = ')}:" in text.splitlines()[0], text
+        assert "may be undefined here" in text, text
+
+
+def test_name_defined_on_every_path_that_continues_is_fine():
+    matches_python(defined_before_the_branch, eight, [(n,) for n in (-1, 0, 1)], x=F32P, n=I32)
+    matches_python(defined_on_every_path, eight, [(n,) for n in (-5, -1, 0, 1)], x=F32P, n=I32)
+
+
+class Guard:
+    def __init__(self, x):
+        self.x = x
+
+    def __enter__(self):
+        self.x[6] += 1.0
+        return self
+
+    def __exit__(self, *exc):
+        self.x[7] = self.x[7] * 0.5 + 1.0
+
+
+@skc.kernel
+def return_from_nested_withs(x: skc.Ptr[skc.f32], n: skc.i32):
+    with Guard(x):
+        with Guard(x):
+            if n == 3:
+                return
+        if n == 4:
+            return
+        x[0] = 7.0
+    x[1] = 1.0
+
+
+def test_a_return_from_nested_withs_runs_every_exit_once():
+    """emit_cleanups lost the inner with-block while emitting the outer one's __exit__ (IndexError)."""
+    matches_python(return_from_nested_withs, eight, [(n,) for n in range(2, 6)], x=F32P, n=I32)
+
+
+@skc.kernel
+def defined_in_a_runtime_loop(x: skc.Ptr[skc.f32], n: skc.i32):
+    for i in range(n):
+        c = x[i]
+    x[0] = c  # HERE
+
+
+@skc.kernel
+def defined_before_a_runtime_loop(x: skc.Ptr[skc.f32], n: skc.i32):
+    c = x[7]
+    for i in range(n):
+        c = x[i]
+    x[0] = c
+
+
+def test_a_name_first_assigned_in_a_runtime_loop_may_be_undefined_after_it():
+    from helpers import line_of
+
+    with pytest.raises(skc.CompileError) as info:
+        compile_kernel(defined_in_a_runtime_loop, x=F32P, n=I32)
+    text = str(info.value)
+    assert f":{line_of(defined_in_a_runtime_loop, '# HERE')}:" in text.splitlines()[0], text
+    assert "may be undefined here" in text and "may run zero times" in text
+    matches_python(defined_before_a_runtime_loop, eight, [(n,) for n in (0, 1, 3)], x=F32P, n=I32)
