@@ -2,6 +2,7 @@
 
     skc compile PATH[::KERNEL] [--target sm_90a|gfx942] [--emit tile,llvm,ptx,sass|gcn] [-o DIR]
     skc run PATH [--device cuda|interpreter]
+    skc run --example NAME [--device cuda|interpreter]
     skc info
 
 `compile` compiles the kernels of a Python file from their annotations (parameters typed
@@ -12,7 +13,8 @@ depend on the target) defines `compile_arguments(kernel_name, target)`: it retur
 arguments of `Kernel.compile` for that kernel (argument values or types by parameter name,
 `block`, `cluster`), or None to use the annotations; --block and --const override it.
 `run` runs an example's `main()` on the GPU when one is present, otherwise in the interpreter,
-and says which.
+and says which; `--example NAME` runs one of skc's examples (vector_add, softmax, sgemm, matmul)
+from the checkout's `examples/` or, in an installed wheel, from the copy the wheel carries.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import ast
 import importlib.util
 import os
 import sys
+import sysconfig
 import time
 
 from .diagnostics import SkcError
@@ -115,9 +118,36 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def example_folders() -> list:
+    """Where the examples are: the checkout's `examples/` (beside the package in a source tree or an
+    editable install), then the wheel's copy in `<prefix>/share/skc/examples` (pyproject's data-files)."""
+    checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+    installed = [os.path.join(prefix, "share", "skc", "examples")
+                 for prefix in (sysconfig.get_path("data"), sys.prefix)]
+    return [folder for folder in dict.fromkeys([checkout, *installed]) if os.path.isdir(folder)]
+
+
+def example_path(name: str) -> str:
+    """The file of the example called `name` (with or without .py)."""
+    stem = name[:-3] if name.endswith(".py") else name
+    folders = example_folders()
+    for folder in folders:
+        path = os.path.join(folder, stem + ".py")
+        if os.path.isfile(path):
+            return path
+    known = sorted({f[:-3] for folder in folders for f in os.listdir(folder) if f.endswith(".py")})
+    raise SkcError(f"no example named {stem!r}; the examples are: {', '.join(known) or 'none found'} "
+                   f"(or pass a file: skc run FILE.py)")
+
+
 def cmd_run(args) -> int:
     from .runtime.devices import current_device, set_device
 
+    if (args.path is None) == (args.example is None):
+        raise SkcError("skc run takes a file or --example NAME (one of them): skc run examples/vector_add.py, "
+                       "or skc run --example vector_add")
+    if args.example is not None:
+        args.path = example_path(args.example)
     if args.device:
         set_device(args.device)
     device = current_device()
@@ -149,7 +179,7 @@ def cmd_info(args) -> int:
     print(f"skc {__version__}")
     print(f"device: {device} ({device.name}), target {device.target.name}")
     print(f"nvJitLink: {nvjitlink_version()}; nvdisasm: {nvdisasm_path() or 'not found'}")
-    print(f"ld.lld (AMD code objects): {ld_lld_path() or 'not found (apt-get install lld-16)'}")
+    print(f"ld.lld (AMD code objects): {ld_lld_path() or 'not found (pip install ziglang)'}")
     return 0
 
 
@@ -166,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--const", action="append", metavar="NAME=VALUE", help="a constexpr argument")
     compile_.set_defaults(handler=cmd_compile)
     run = sub.add_parser("run", help="run an example's main() and check it against numpy")
-    run.add_argument("path")
+    run.add_argument("path", nargs="?", help="FILE.py with a main()")
+    run.add_argument("--example", metavar="NAME", help="one of skc's examples: vector_add, softmax, sgemm, matmul")
     run.add_argument("--device", help="cuda, cuda:N or interpreter (default: a GPU when present)")
     run.set_defaults(handler=cmd_run)
     info = sub.add_parser("info", help="show the device and the tools skc found")

@@ -1,10 +1,12 @@
-"""AMD code objects: linking LLVM's relocatable object into a loadable `.hsaco` with ld.lld, reading
-the kernels' metadata (registers, LDS, scratch, kernel-argument layout) from the GCN assembly's
-`.amdgpu_metadata` block, and disassembling a code object with llvm-objdump."""
+"""AMD code objects: linking LLVM's relocatable object into a loadable `.hsaco` with ld.lld (a system
+one, or the LLD inside the `ziglang` pip wheel), reading the kernels' metadata (registers, LDS, scratch,
+kernel-argument layout) from the GCN assembly's `.amdgpu_metadata` block, and disassembling a code
+object with llvm-objdump where one is installed (optional: nothing in skc needs it)."""
 from __future__ import annotations
 
 import functools
 import glob
+import importlib.util
 import os
 import re
 import shutil
@@ -15,15 +17,15 @@ from typing import Optional
 from ..diagnostics import DeviceError, SkcError
 
 MINIMUM_VERSION = 16  # the oldest LLVM whose ld.lld links LLVM 22's code object v5 (and knows gfx940)
-INSTALL_HINT = ("install LLVM's linker, version 16 or newer: apt-get install lld-16 (Debian/Ubuntu), "
-                "or set SKC_LD_LLD to an ld.lld")
+INSTALL_HINT = ("install the ziglang wheel, which carries LLD: pip install ziglang (skc depends on it), "
+                "or LLVM's linker, version 16 or newer (apt-get install lld-16), or set SKC_LD_LLD to an ld.lld")
 
 
 @functools.lru_cache(maxsize=None)
-def _tool_version(path: str) -> int:
+def _tool_version(*command: str) -> int:
     """The LLVM major version of a tool ('Debian LLD 16.0.6', 'LLVM version 16.0.6'); 0 when unknown."""
     try:
-        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+        done = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return 0
     found = re.search(r"(?:LLD|LLVM version)\s+(\d+)\.", done.stdout)
@@ -56,8 +58,40 @@ def find_tool(tool: str, env: str) -> tuple:
     return None, ranked[0][0] if ranked else 0
 
 
+def _ziglang_ld_lld() -> tuple:
+    """(command, LLD major version) of the LLD inside the `ziglang` wheel (`zig ld.lld ...`, which is what
+    `python -m ziglang ld.lld` runs), found without importing the package; (None, 0) without the wheel."""
+    spec = importlib.util.find_spec("ziglang")
+    if spec is None or not spec.origin:
+        return None, 0
+    folder = os.path.dirname(spec.origin)
+    for name in ("zig", "zig.exe"):
+        zig = os.path.join(folder, name)
+        if os.access(zig, os.X_OK):
+            command = (zig, "ld.lld")
+            return command, _tool_version(*command)
+    return None, 0
+
+
+def ld_lld_command() -> tuple:
+    """(command, LLVM major version) of the ld.lld that links code objects, a tuple of argv words to which
+    the linker's own arguments are appended: SKC_LD_LLD when set, else the newest system ld.lld of version
+    16 or newer, else the ziglang wheel's LLD. (None, newest version seen) when there is none."""
+    path, newest = find_tool("ld.lld", "SKC_LD_LLD")
+    if path is not None:
+        return (path,), newest
+    if os.environ.get("SKC_LD_LLD"):
+        return None, newest  # the user's choice does not exist: say so rather than link with another
+    command, version = _ziglang_ld_lld()
+    if command is not None and version >= MINIMUM_VERSION:
+        return command, version
+    return None, max(newest, version)
+
+
 def ld_lld_path() -> Optional[str]:
-    return find_tool("ld.lld", "SKC_LD_LLD")[0]
+    """The ld.lld command as one line of text (what `skc info` shows), or None."""
+    command = ld_lld_command()[0]
+    return " ".join(command) if command else None
 
 
 def objdump_path() -> Optional[str]:
@@ -66,7 +100,7 @@ def objdump_path() -> Optional[str]:
 
 def link_code_object(obj: bytes) -> bytes:
     """The loadable code object (.hsaco) of an AMDGPU relocatable object: `ld.lld -shared`."""
-    lld, newest = find_tool("ld.lld", "SKC_LD_LLD")
+    lld, newest = ld_lld_command()
     if lld is None:
         seen = f" (only version {newest}, too old)" if newest else ""
         raise DeviceError(f"linking an AMD code object needs ld.lld, which was not found{seen}; {INSTALL_HINT}")
@@ -74,9 +108,9 @@ def link_code_object(obj: bytes) -> bytes:
         source, output = os.path.join(folder, "kernel.o"), os.path.join(folder, "kernel.hsaco")
         with open(source, "wb") as f:
             f.write(obj)
-        done = subprocess.run([lld, "-shared", source, "-o", output], capture_output=True, text=True)
+        done = subprocess.run([*lld, "-shared", source, "-o", output], capture_output=True, text=True)
         if done.returncode != 0:
-            raise DeviceError(f"{lld} could not link the AMD code object:\n{done.stderr.strip()}")
+            raise DeviceError(f"{' '.join(lld)} could not link the AMD code object:\n{done.stderr.strip()}")
         with open(output, "rb") as f:
             return f.read()
 

@@ -366,11 +366,13 @@ def _setattr(ev, args, kwargs):
     ev.set_attribute(obj, name, value)
 
 
-def _compile_time_only(name: str, why: str, hint: str):
-    """A builtin whose result must be known at compile time: an error for run-time values, else Python's."""
+def _compile_time_only(name: str, why: str, hint: str, elements: bool = True):
+    """A builtin whose result must be known at compile time: an error for run-time values, else Python's.
+    With `elements`, the elements of a list or tuple argument count too (sorted() compares them; len() does not
+    look at them: a list of run-time values has a length known at compile time)."""
     def handle(ev, args, kwargs):
         values = list(args) + list(kwargs.values())
-        if len(args) == 1 and isinstance(args[0], (list, tuple)):
+        if elements and len(args) == 1 and isinstance(args[0], (list, tuple)):
             values += list(args[0])
         if any(isinstance(v, Dyn) for v in values):
             raise ev.cg.error(f"{name}() of a run-time value: {why}", hint=hint)
@@ -391,7 +393,8 @@ _PYTHON_BUILTINS = {id(getattr(builtins, name)): (name, handler) for name, handl
     "format": _compile_time_only("format", _UNKNOWN, "print run-time values with print('x =', x)"),
     "sorted": _compile_time_only("sorted", "sorting compares values at compile time",
                                  "order run-time values with skc.minimum / skc.maximum or min() / max()"),
-    "len": _compile_time_only("len", "a run-time value has no length", "pass lengths as skc.constexpr"),
+    "len": _compile_time_only("len", "a run-time value has no length", "pass lengths as skc.constexpr",
+                              elements=False),
     "round": _compile_time_only("round", _UNKNOWN, "use skc.rint (ties to even, as round() does)"),
 }.items()}
 

@@ -545,3 +545,16 @@ def test_runtime_values_have_no_text_at_compile_time():
     text = error_of(formats_in_helper, F32, skc.i32)
     assert text.startswith(f"{HERE}:{line_of(text_helper, '# TEXT')}:"), text
     assert "CompileError" not in text   # not wrapped into a second message
+
+
+def _len_of_a_list_of_run_time_values(x):
+    values = [x[0], x[1], x[2]]
+    x[3] = len(values) + (len((x[0], x[1])) if len(values) > 1 else 0)
+
+
+def test_len_of_a_list_of_run_time_values_is_its_compile_time_length():
+    """len() refuses a run-time value, but a list holding run-time values has a length known at compile time."""
+    function = compile_kernel(_len_of_a_list_of_run_time_values, x=F32)
+    x = np.array([1.0, 2.0, 3.0, 0.0], np.float32)
+    launch(function, x)
+    assert x[3] == 5.0

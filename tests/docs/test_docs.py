@@ -1,0 +1,87 @@
+"""The docs run: every ```python block of docs/*.md executes, in order within its page (a page is one
+program, like a notebook), on the CPU interpreter (SKC_DEVICE=interpreter), with the page's own line
+numbers (an error points at docs/PAGE.md:LINE); and docs/ir.md is what docs/gen_ir_reference.py writes
+from the op classes today. A block fenced ```python torch needs PyTorch (an optional dependency): it
+runs where torch is installed and the page's test says so where it is not."""
+import glob
+import importlib.util
+import linecache
+import os
+import re
+
+import pytest
+
+DOCS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "docs"))
+PAGES = sorted(glob.glob(os.path.join(DOCS, "*.md")))
+FENCE = re.compile(r"^```python( torch)?[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
+
+
+def python_blocks(path: str) -> list:
+    """(first line number, needs torch, source) of each ```python block of a page."""
+    with open(path) as f:
+        text = f.read()
+    return [(text.count("\n", 0, found.start(2)) + 1, bool(found.group(1)), found.group(2))
+            for found in FENCE.finditer(text)]
+
+
+@pytest.fixture
+def interpreter(monkeypatch):
+    from skc.runtime import devices
+
+    monkeypatch.setenv("SKC_DEVICE", "interpreter")
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+
+
+def run_page(path: str):
+    """Runs the page's blocks in one namespace. Each block is compiled against the page itself (padded to
+    its line), so skc reads kernel sources from the .md and reports errors at the page's lines."""
+    with open(path) as f:
+        linecache.cache[path] = (os.path.getsize(path), None, f.read().splitlines(True), path)
+    namespace = {"__name__": "__docs__", "__file__": path}
+    ran = 0
+    for line, needs_torch, source in python_blocks(path):
+        if needs_torch and importlib.util.find_spec("torch") is None:
+            continue
+        code = compile("\n" * (line - 1) + source, path, "exec")
+        exec(code, namespace)
+        ran += 1
+    return ran
+
+
+def test_there_are_pages_and_every_page_has_samples():
+    names = {os.path.basename(p) for p in PAGES}
+    assert {"tutorial.md", "blocks.md", "ir.md", "cli.md", "errors.md", "torch.md"} <= names, names
+    for path in PAGES:
+        if os.path.basename(path) not in ("ir.md", "index.md"):
+            assert python_blocks(path), f"{path} has no python sample"
+
+
+@pytest.mark.parametrize("path", [p for p in PAGES if python_blocks(p)], ids=os.path.basename)
+def test_every_sample_of_the_page_runs_in_the_interpreter(path, interpreter, capsys):
+    blocks = python_blocks(path)
+    ran = run_page(path)
+    if ran < len(blocks):
+        pytest.skip(f"{len(blocks) - ran} of {len(blocks)} samples need torch, which is not installed "
+                    f"(an optional dependency: pip install torch)")
+
+
+def test_a_failing_sample_is_reported_at_its_line_of_the_page(tmp_path, interpreter):
+    page = tmp_path / "page.md"
+    page.write_text("Text.\n\n```python\nx = 1\n```\n\nMore.\n\n```python\nassert x == 2, 'x is not 2'\n```\n")
+    with pytest.raises(AssertionError, match="x is not 2") as caught:
+        run_page(str(page))
+    assert caught.traceback[-1].lineno + 1 == 10  # pytest counts lines from 0
+
+
+def test_the_ir_reference_is_up_to_date():
+    spec = importlib.util.spec_from_file_location("gen_ir_reference", os.path.join(DOCS, "gen_ir_reference.py"))
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    with open(os.path.join(DOCS, "ir.md")) as f:
+        committed = f.read()
+    assert committed == generator.render(), "docs/ir.md is out of date: run python docs/gen_ir_reference.py"
+    from skc.ir.core import OPS
+
+    for name in OPS:  # every op, with its one line
+        assert f"| `{name}` |" in committed
+    assert "(undocumented)" not in committed
