@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 SKC_CACHE_DIR=${SKC_CACHE_DIR:-/tmp/skc-cache}
-OUT=${OUT:-/tmp/skc-out}; mkdir -p "$OUT"
+OUT=${OUT:-/tmp/skc-out}; mkdir -p "$OUT"; LOGS="$OUT/logs"; mkdir -p "$LOGS"
 STEPS=${1:-env,tests,fuzz,sanitize,examples,bench}
 BENCH=${BENCH:-vector_add,softmax,launch,compile,gemm}
 has() { [[ ",$STEPS," == *",$1,"* ]]; }
@@ -19,32 +19,37 @@ if has env; then
   python3 -m skc info
 fi
 if has tests; then
-  python3 -m pytest tests/gpu -q -rs -x 2>&1 | tee "$OUT/gpu-tests.log" | tail -40
+  timeout 900 python3 -m pytest tests -m gpu -q -rs 2>&1 | tee "$LOGS/gpu-tests.log" | tail -40
 fi
 if has fuzz; then
-  python3 benchmarks/fuzz_gpu.py --count "${FUZZ_COUNT:-1000}" --seed "${FUZZ_SEED:-2026}" 2>&1 | tee "$OUT/fuzz-gpu.log" | tail -15
+  python3 benchmarks/fuzz_gpu.py --count "${FUZZ_COUNT:-1000}" --seed "${FUZZ_SEED:-2026}" 2>&1 | tee "$LOGS/fuzz-gpu.log" | tail -15
 fi
 if has sanitize; then
-  summary="$OUT/sanitizer-summary.txt"; : > "$summary"; total=0
-  SANITIZER=${SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
+  # every (target, tool) pair in its own process, SANITIZE_JOBS at a time (each has its own context on the GPU)
+  summary="$OUT/sanitizer-summary.txt"; : > "$summary"; mkdir -p "$LOGS"
+  export SANITIZER=${SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)} LOGS
+  sanitize_one() {
+    target=$1; tool=$2; log="$LOGS/sanitize-${target//:/-}-$tool.log"
+    timeout 600 "$SANITIZER" --tool "$tool" --error-exitcode 0 --print-limit 20 \
+      python3 benchmarks/sanitize_targets.py "$target" > "$log" 2>&1; rc=$?
+    errors=$(grep -oE "ERROR SUMMARY: [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+$")
+    # no summary line: the run itself failed (a wrong result, a crash, the tool refused the device): count it
+    if [[ -z "$errors" ]]; then errors=1; note="no ERROR SUMMARY (rc $rc): $(tail -1 "$log")"; else note="rc $rc"; fi
+    if [[ $rc -ne 0 && "$errors" == 0 ]]; then errors=1; note="rc $rc: $(tail -1 "$log")"; fi
+    printf "%-28s %-10s %5s errors  %s\n" "$target" "$tool" "$errors" "$note"
+  }
+  export -f sanitize_one
   for target in $(python3 benchmarks/sanitize_targets.py --list); do
-    for tool in memcheck racecheck synccheck; do
-      log="$OUT/sanitize-${target//:/-}-$tool.log"
-      timeout 600 "$SANITIZER" --tool "$tool" --error-exitcode 0 --print-limit 20 \
-        python3 benchmarks/sanitize_targets.py "$target" > "$log" 2>&1; rc=$?
-      errors=$(grep -oE "ERROR SUMMARY: [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+$")
-      # no summary line: the run itself failed (a wrong result, a crash, the tool refused the device): count it
-      if [[ -z "$errors" ]]; then errors=1; note="no ERROR SUMMARY (rc $rc): $(tail -1 "$log")"; else note="rc $rc"; fi
-      if [[ $rc -ne 0 && "$errors" == 0 ]]; then errors=1; note="rc $rc: $(tail -1 "$log")"; fi
-      total=$((total + errors))
-      printf "%-28s %-10s %5s errors  %s\n" "$target" "$tool" "$errors" "$note" | tee -a "$summary"
-    done
-  done
-  echo "compute-sanitizer: $total errors in all (target 0); logs in $OUT/sanitize-*.log" | tee -a "$summary"
+    for tool in memcheck racecheck synccheck; do echo "$target $tool"; done
+  done | xargs -P "${SANITIZE_JOBS:-6}" -L 1 bash -c 'sanitize_one "$0" "$1"' | sort | tee -a "$summary"
+  total=$(awk '{s += $3} END {print s + 0}' "$summary")
+  echo "compute-sanitizer: $total errors in all (target 0); logs in logs.tar.gz" | tee -a "$summary"
 fi
 if has examples; then
-  for example in examples/*.py; do python3 -m skc run "$example" 2>&1 | tail -3; done | tee "$OUT/examples.log"
+  for example in examples/*.py; do python3 -m skc run "$example" 2>&1 | tail -3; done | tee "$LOGS/examples.log"
 fi
 if has bench; then
-  python3 benchmarks/run.py --only "$BENCH" --json "$OUT/benchmarks.json" 2>&1 | tee "$OUT/bench.log"
+  python3 benchmarks/run.py --only "$BENCH" --json "$OUT/benchmarks.json" 2>&1 | tee "$LOGS/bench.log"
 fi
+# $OUT comes back with a few files at most: the logs travel as one archive
+tar czf "$OUT/logs.tar.gz" -C "$OUT" logs && rm -rf "$LOGS"
