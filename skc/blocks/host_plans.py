@@ -8,7 +8,6 @@ dtype, device); `MapsByAddress` turns a tensor of the plan's geometry into the e
 from __future__ import annotations
 
 import skc
-from skc.runtime.tma import EncodedTensorMap
 
 
 # -- cheap facts of an operand (the plan key) -------------------------------------------------------------------
@@ -97,5 +96,5 @@ class MapsByAddress:
         return found
 
 
-def _encoded(tensor_map) -> EncodedTensorMap:
-    return EncodedTensorMap(tensor_map.descriptor_bytes, tensor_map.spec, tensor_map.dtype)
+def _encoded(tensor_map):
+    return skc.EncodedTensorMap(tensor_map.descriptor_bytes, tensor_map.spec, tensor_map.dtype)
