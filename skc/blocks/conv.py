@@ -14,10 +14,9 @@ from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .gemm import matmul_kernel
 from .host_plans import MapsByAddress, facts, remember
-from .matmul_host import _dtype_name
 from .im2col import ConvShape
+from .matmul_host import _dtype_name
 from .scheduler import TileScheduler
-
 
 _PLANS: dict = {}  # facts of a call -> its plan
 STAGES = range(2, 9)  # pipeline depths worth having: as many as fit shared memory
@@ -107,7 +106,7 @@ def _map_makers(conv: ConvShape, cfg: MatmulConfig, M: int) -> tuple:
     channels boxes) and the filter viewed as [K, R*S, C] (tile_n x 1 x chunk boxes); for a plain-GEMM 1x1
     convolution, x viewed as [N*H*W, C] and the filter as [K, C] with the GEMM's boxes. out is [N*P*Q, K]."""
     boxes, (N, H, W, C, K, R, S) = cfg.boxes(), (conv.N, conv.H, conv.W, conv.C, conv.K, conv.R, conv.S)
-    out = lambda y: skc.TensorMap(_reshape(_nhwc(y, "out"), (M, K)), boxes["out"])  # noqa: E731
+    out = lambda y: skc.TensorMap(_reshape(_nhwc(y, "out"), (M, K)), boxes["out"])
     if cfg.loader == "tma":
         return (lambda x: skc.TensorMap(_reshape(_nhwc(x, "x"), (N * H * W, C)), boxes["a"]),
                 lambda w: skc.TensorMap(_reshape(_nhwc(w, "w"), (K, C)), boxes["b"]), out)
@@ -127,7 +126,7 @@ def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: Epi
     """The GEMM's configuration for the implicit GEMM of `conv` (B, the filter, is K-major): `config`'s tiles and
     stages, or the largest tiles that fill the SMs' waves to 85 % (the fullest otherwise), each with as many
     stages as fit; the im2col loader, or the GEMM's own TMA loader for a pointwise conv."""
-    base = dict(dtype=dtype, a_k_major=True, b_k_major=True, epilogue=spec, cluster_m=1)
+    base = {"dtype": dtype, "a_k_major": True, "b_k_major": True, "epilogue": spec, "cluster_m": 1}
     if config is None:
         M, N, _ = conv.gemm_shape()
         fits = [(m, n) for m, n in TILES if n <= max(64, -(-N // 64) * 64)]
@@ -163,8 +162,8 @@ def compile_arguments(target, conv: ConvShape, dtype: str = "bf16", config=None,
         M, N, K = conv.gemm_shape()
         a = ir.Im2colTensorMapType(elem, (cfg.tile_m, chunk), 128, 4)
         b = ir.TensorMapType(elem, (cfg.tile_n, 1, chunk), 128)
-    return dict(a=a, b=b, out=ir.TensorMapType(elem, boxes["out"], 128), M=M, N=N, K=K, c_in=pointer,
-                bias=pointer, cfg=cfg, block=cfg.threads)
+    return {"a": a, "b": b, "out": ir.TensorMapType(elem, boxes["out"], 128), "M": M, "N": N, "K": K,
+            "c_in": pointer, "bias": pointer, "cfg": cfg, "block": cfg.threads}
 
 
 def _pair(value) -> tuple:
@@ -217,4 +216,4 @@ def _empty_output(x, nhwc, torch_layout: bool):
     return np.empty(nhwc, x.dtype)
 
 
-__all__ = ["conv2d", "compile_arguments", "ConvShape"]
+__all__ = ["ConvShape", "compile_arguments", "conv2d"]

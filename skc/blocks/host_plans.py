@@ -68,7 +68,7 @@ class MapsByAddress:
     which `make` encodes anew per new address. Called with a tensor of the plan's facts (or a view of the same
     memory), it gives the EncodedTensorMap a launch passes."""
 
-    __slots__ = ("make", "template", "pointer", "seen")
+    __slots__ = ("make", "pointer", "seen", "template")
 
     def __init__(self, make, first=None):
         self.make, self.template, self.pointer, self.seen = make, None, None, {}
