@@ -129,7 +129,7 @@ def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: Epi
     base = {"dtype": dtype, "a_k_major": True, "b_k_major": True, "epilogue": spec, "cluster_m": 1}
     if config is None:
         M, N, _ = conv.gemm_shape()
-        fits = [(m, n) for m, n in TILES if n <= max(64, -(-N // 64) * 64)]
+        fits = [(m, n) for m, n in TILES if n <= max(64, -(-N // 64) * 64) and (n > 64 or N <= 64)]
         fill = {t: _wave_fill(M, N, *t, multiprocessors) for t in fits}
         tile_m, tile_n = next((t for t in fits if fill[t] >= 0.85), max(fits, key=fill.get))
         config = MatmulConfig(tile_m=tile_m, tile_n=tile_n, consumers=tile_m // 64, **base)

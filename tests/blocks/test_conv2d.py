@@ -1,5 +1,7 @@
 """conv2d as the GEMM with the im2col loader swapped in: the tile IR of the composition, its PTX through
 ptxas, the host's errors, and whole convolutions in the interpreter against numpy, exactly."""
+import ctypes
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -175,6 +177,8 @@ def test_pointwise_convs_are_plain_gemms_over_the_nhwc_tensor(fake):
     (256, 14, 256, 3, 1, (128, 128)),   # 128 x 256 tiles would fill 196 / 264 SM-waves; 128 x 128: 392 / 396
     (1024, 14, 256, 1, 1, (128, 128)),
     (128, 28, 128, 3, 1, (128, 128)),
+    (512, 7, 512, 3, 1, (64, 128)),     # 98 tiles of 128 x 256 or 196 of 128 x 128 leave SMs idle; not 64 wide
+    (64, 56, 256, 1, 1, (128, 256)),
 ])
 def test_tiles_are_the_largest_that_fill_the_waves(C, H, K, R, stride, tiles):
     from skc.blocks.conv import _config
@@ -185,3 +189,24 @@ def test_tiles_are_the_largest_that_fill_the_waves(C, H, K, R, stride, tiles):
     assert (cfg.tile_m, cfg.tile_n) == tiles and cfg.b_k_major and cfg.cluster_m == 1
     limit = skc.get_target("sm_90a").max_shared_bytes  # as many stages as fit (up to 8)
     assert cfg.shared_bytes() <= limit and (cfg.stages == 8 or replace(cfg, stages=cfg.stages + 1).shared_bytes() > limit)
+
+
+@pytest.mark.parametrize("K, waits", [(64, {"0"}), (128, {"1"}), (192, {"0", "1"})])
+def test_the_epilogue_waits_for_the_store_that_read_its_buffer(K, waits):
+    """Tiles store 64-column chunks through two staging buffers: with an odd number of chunks per tile the first
+    chunk's buffer was read by the previous tile's last store, so it waits for all stores (wait_group.read 0)."""
+    from skc.blocks import MatmulConfig
+
+    conv = ConvShape(2, 14, 14, 64, K, 3, 3, (1, 1), (1, 1), (1, 1))
+    config = MatmulConfig(tile_n=K, stages=3)
+    ptx = matmul_kernel.compile(**compile_arguments("sm_90a", conv, config=config), target="sm_90a").asm("ptx")
+    assert set(re.findall(r"cp\.async\.bulk\.wait_group\.read\s+(\d+);", ptx)) == waits
+
+
+def test_an_im2col_map_passes_by_descriptor_address(fake):
+    from skc.runtime.fake_cuda import FakeTensor
+
+    x = FakeTensor((1, 8, 8, 16))
+    tmap = skc.Im2colTensorMap(x, channels=16, pixels=32, lower=(-1, -1), upper=(-1, -1))
+    assert ctypes.string_at(tmap.descriptor_address, 16) == tmap.descriptor_bytes[:16]
+    assert tmap.descriptor_bytes[:8] == x.address.to_bytes(8, "little")
