@@ -81,7 +81,7 @@ def candidates(K: int) -> dict:
     from dataclasses import replace
 
     from skc.blocks import MatmulConfig
-    from skc.blocks.conv import TILES
+    from skc.blocks.host_plans import TILES
 
     found = {}
     for tile_m, tile_n in TILES:
@@ -118,8 +118,8 @@ def run(batch: int, sweep: bool) -> list:
             raise AssertionError(f"conv2d {C}x{H}x{W}->{K} {R}x{R}/s{stride}: relative error {error:.3g}")
         skc_call = functools.partial(skc.blocks.conv2d, x, w, stride=stride, padding=padding, out=out)
         torch_call = functools.partial(torch.nn.functional.conv2d, x, w, stride=stride, padding=padding)
-        chosen = next(plan.cfg for plan in _PLANS.values() if plan.conv.C == C and plan.conv.H == H
-                      and plan.conv.K == K and plan.conv.R == R and plan.conv.stride == (stride, stride))
+        chosen = next(gemm.cfg for conv, gemm in _PLANS.values() if (conv.C, conv.H, conv.K, conv.R, conv.stride)
+                      == (C, H, K, R, (stride, stride)))
         skc_ms, torch_ms = bench(skc_call), bench(torch_call)
         P, Q = expected.shape[2:]
         flops = 2 * batch * P * Q * K * C * R * R

@@ -12,14 +12,11 @@ from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
-from .gemm import matmul_kernel
-from .host_plans import MapsByAddress, facts, remember
+from .host_plans import GemmPlan, facts, filling_config, remember
 from .im2col import ConvShape
 from .matmul_host import _dtype_name
-from .scheduler import TileScheduler
 
 _PLANS: dict = {}  # facts of a call -> its plan
-STAGES = range(2, 9)  # pipeline depths worth having: as many as fit shared memory
 
 
 def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, out=None, config=None, stream=None):
@@ -37,11 +34,15 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
            out if out is None else facts(out), stride, padding, dilation, activation, config)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = remember(_PLANS, key, _plan(key[0], x, w, bias, stride, padding, dilation, activation, config))
-    return plan(x, w, bias, out, stream)
+        plan = remember(_PLANS, key, _checked(key[0], x, w, bias, stride, padding, dilation, activation, config))
+    conv, gemm = plan
+    if out is None:
+        out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), _is_torch(x))
+    gemm(x, w, out, c=None if gemm.cuda else _nhwc(out, "out"), bias=bias, stream=stream)
+    return out
 
 
-def _plan(device, x, w, bias, stride, padding, dilation, activation, config):
+def _checked(device, x, w, bias, stride, padding, dilation, activation, config) -> tuple:
     """Every check of a call, once per set of facts, and the plan that launches it."""
     x_nhwc, w_krsc = _nhwc(x, "x"), _nhwc(w, "w")
     dtype = _dtype_name(x)
@@ -64,56 +65,28 @@ def _plan(device, x, w, bias, stride, padding, dilation, activation, config):
                               "offsets of TMA (PTX ISA 5.5.4.1); such convolutions need a vector im2col loader")
     spec = EpilogueSpec(bias=bias is not None, activation=activation)
     cfg = _config(conv, dtype, device.target, device.multiprocessors, spec, config)
-    plan = _Plan(device, conv, cfg, _is_torch(x))
-    if device.kind == "cuda":
-        for maps, tensor in zip(plan.maps, (x, w)):
-            maps(tensor)  # checks the geometry (and alignment) of x and w now, once
-    return plan
+    plan = _plan(device, conv, cfg)
+    if plan.cuda:
+        plan.maps[0](x), plan.maps[1](w)  # checks the geometry (and alignment) of x and w now, once
+    return conv, plan
 
 
-class _Plan:
-    """One convolution's implicit GEMM, ready: its configuration and grid, and how each operand becomes a
-    tensor map. On a GPU the maps are encoded once per address and the launcher is looked up once; elsewhere
-    (the interpreter) each call makes the maps over the arrays."""
-
-    def __init__(self, device, conv: ConvShape, cfg: MatmulConfig, torch_layout: bool):
-        self.conv, self.cfg, self.torch_layout, self.cuda = conv, cfg, torch_layout, device.kind == "cuda"
-        self.gemm = conv.gemm_shape() if cfg.loader != "tma" else (conv.N * conv.H * conv.W, conv.K, conv.C)
-        self.grid = TileScheduler.grid(self.gemm[0], conv.K, cfg.tile_m, cfg.tile_n, device.multiprocessors)
-        makers = _map_makers(conv, cfg, self.gemm[0])
-        self.makers, self.maps, self.ready = makers, [MapsByAddress(make) for make in makers], None
-
-    def __call__(self, x, w, bias, out, stream):
-        conv = self.conv
-        if out is None:
-            out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), self.torch_layout)
-        if not self.cuda:
-            maps = [make(t) for make, t in zip(self.makers, (x, w, out))]
-            y = _nhwc(out, "out")
-            matmul_kernel[self.grid, self.cfg.threads](*maps, *self.gemm, y, y if bias is None else bias, 1.0, 0.0,
-                                                       self.cfg, stream=stream)
-            return out
-        args = (self.maps[0](x), self.maps[1](w), self.maps[2](out), *self.gemm, out,
-                out if bias is None else bias, 1.0, 0.0)
-        if self.ready is None:
-            self.ready = matmul_kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
-        self.ready(args, stream)
-        return out
-
-
-def _map_makers(conv: ConvShape, cfg: MatmulConfig, M: int) -> tuple:
-    """Functions from x, w and out (as the caller passes them) to their tensor maps: x's im2col map (pixels x
-    channels boxes) and the filter viewed as [K, R*S, C] (tile_n x 1 x chunk boxes); for a plain-GEMM 1x1
-    convolution, x viewed as [N*H*W, C] and the filter as [K, C] with the GEMM's boxes. out is [N*P*Q, K]."""
+def _plan(device, conv: ConvShape, cfg: MatmulConfig) -> GemmPlan:
+    """The GEMM launch of `conv`: x's im2col map (pixels x channels boxes) and the filter viewed as [K, R*S, C]
+    (tile_n x 1 x chunk boxes); for a pointwise conv, x viewed as [N*H*W, C] and the filter as [K, C] with the
+    GEMM's boxes. out is [N*P*Q, K]."""
     boxes, (N, H, W, C, K, R, S) = cfg.boxes(), (conv.N, conv.H, conv.W, conv.C, conv.K, conv.R, conv.S)
-    out = lambda y: skc.TensorMap(_reshape(_nhwc(y, "out"), (M, K)), boxes["out"])
+    gemm = conv.gemm_shape() if cfg.loader != "tma" else (N * H * W, K, C)
+    out = lambda y: skc.TensorMap(_reshape(_nhwc(y, "out"), (gemm[0], K)), boxes["out"])
     if cfg.loader == "tma":
-        return (lambda x: skc.TensorMap(_reshape(_nhwc(x, "x"), (N * H * W, C)), boxes["a"]),
-                lambda w: skc.TensorMap(_reshape(_nhwc(w, "w"), (K, C)), boxes["b"]), out)
+        return GemmPlan(device, cfg, gemm, (
+            lambda x: skc.TensorMap(_reshape(_nhwc(x, "x"), (N * H * W, C)), boxes["a"]),
+            lambda w: skc.TensorMap(_reshape(_nhwc(w, "w"), (K, C)), boxes["b"]), out))
     chunk, (lower, upper) = cfg.payload().layouts["a"].chunk, conv.corners()
-    return (lambda x: skc.Im2colTensorMap(_nhwc(x, "x"), channels=chunk, pixels=cfg.tile_m, lower=lower,
-                                          upper=upper, strides=conv.stride),
-            lambda w: skc.TensorMap(_reshape(_nhwc(w, "w"), (K, R * S, C)), (cfg.tile_n, 1, chunk)), out)
+    return GemmPlan(device, cfg, gemm, (
+        lambda x: skc.Im2colTensorMap(_nhwc(x, "x"), channels=chunk, pixels=cfg.tile_m, lower=lower, upper=upper,
+                                      strides=conv.stride),
+        lambda w: skc.TensorMap(_reshape(_nhwc(w, "w"), (K, R * S, C)), (cfg.tile_n, 1, chunk)), out))
 
 
 def pointwise(conv: ConvShape) -> bool:
@@ -124,28 +97,10 @@ def pointwise(conv: ConvShape) -> bool:
 @functools.lru_cache(maxsize=256)
 def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: EpilogueSpec, config=None):
     """The GEMM's configuration for the implicit GEMM of `conv` (B, the filter, is K-major): `config`'s tiles and
-    stages, or the largest tiles that fill the SMs' waves to 85 % (the fullest otherwise), each with as many
-    stages as fit; the im2col loader, or the GEMM's own TMA loader for a pointwise conv."""
+    stages, or tiles that fill the GPU; the im2col loader, or the GEMM's own TMA loader for a pointwise conv."""
     base = {"dtype": dtype, "a_k_major": True, "b_k_major": True, "epilogue": spec, "cluster_m": 1}
-    if config is None:
-        M, N, _ = conv.gemm_shape()
-        fits = [(m, n) for m, n in TILES if n <= max(64, -(-N // 64) * 64) and (n > 64 or N <= 64)]
-        fill = {t: _wave_fill(M, N, *t, multiprocessors) for t in fits}
-        tile_m, tile_n = next((t for t in fits if fill[t] >= 0.85), max(fits, key=fill.get))
-        config = MatmulConfig(tile_m=tile_m, tile_n=tile_n, consumers=tile_m // 64, **base)
-        config = replace(config, stages=max([n for n in STAGES if replace(config, stages=n).shared_bytes()
-                                             <= target.max_shared_bytes] or [2]))
-    loader = "tma" if pointwise(conv) else replace(conv, tile_k=config.tile_k)
-    return replace(config, loader=loader, **base)
-
-
-TILES = ((128, 256), (128, 128), (128, 64), (64, 256), (64, 128), (64, 64))  # in order of preference
-
-
-def _wave_fill(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int) -> float:
-    """The busy fraction of the SMs over the waves of output tiles."""
-    tiles = -(-M // tile_m) * -(-N // tile_n)
-    return tiles / (-(-tiles // multiprocessors) * multiprocessors)
+    config = config or filling_config(*conv.gemm_shape()[:2], multiprocessors, target.max_shared_bytes, **base)
+    return replace(config, loader="tma" if pointwise(conv) else replace(conv, tile_k=config.tile_k), **base)
 
 
 def compile_arguments(target, conv: ConvShape, dtype: str = "bf16", config=None, multiprocessors: int = 132) -> dict:

@@ -3,11 +3,16 @@ made and checked by the first call with those facts, and each operand's tensor m
 
 A plan is what a host path keeps of a checked call: its launcher, its grid and its tensor maps' geometry, never
 the caller's tensors. `facts(x)` is the part of a plan key that describes an operand (type, shape, strides,
-dtype, device); `MapsByAddress` turns a tensor of the plan's geometry into the encoded map a launch passes.
+dtype, device); `MapsByAddress` turns a tensor of the plan's geometry into the encoded map a launch passes;
+`GemmPlan` is a ready launch of the GEMM composition; `filling_config` picks tiles that fill the GPU.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import skc
+
+from .scheduler import TileScheduler
 
 
 # -- cheap facts of an operand (the plan key) -------------------------------------------------------------------
@@ -98,3 +103,56 @@ class MapsByAddress:
 
 def _encoded(tensor_map):
     return skc.EncodedTensorMap(tensor_map.descriptor_bytes, tensor_map.spec, tensor_map.dtype)
+
+
+# -- a ready GEMM launch ---------------------------------------------------------------------------------------------
+class GemmPlan:
+    """matmul_kernel over one checked geometry, ready: its configuration, grid, the GEMM's (M, N, K) and a function
+    per operand (a, b, out) from what the caller passes to that operand's tensor map. On a GPU the maps are
+    encoded once per address and the launcher is looked up once; elsewhere (the interpreter) each call makes
+    the maps over the arrays."""
+
+    def __init__(self, device, cfg, gemm: tuple, makers: tuple):
+        from .gemm import matmul_kernel
+
+        self.kernel, self.cfg, self.gemm, self.makers = matmul_kernel, cfg, gemm, makers
+        self.grid = TileScheduler.grid(gemm[0], gemm[1], cfg.tile_m, cfg.tile_n, device.multiprocessors,
+                                       cfg.cluster_m)
+        self.cuda, self.maps, self.ready = device.kind == "cuda", [MapsByAddress(make) for make in makers], None
+
+    def __call__(self, a, b, out, c=None, bias=None, alpha=1.0, beta=0.0, stream=None):
+        c = out if c is None else c
+        if not self.cuda:
+            maps = [make(t) for make, t in zip(self.makers, (a, b, out))]
+            self.kernel[self.grid, self.cfg.threads](*maps, *self.gemm, c, c if bias is None else bias, alpha, beta,
+                                                     self.cfg, stream=stream)
+            return
+        args = (self.maps[0](a), self.maps[1](b), self.maps[2](out), *self.gemm, c, c if bias is None else bias,
+                alpha, beta)
+        if self.ready is None:
+            self.ready = self.kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
+        self.ready(args, stream)
+
+
+# -- tiles that fill the GPU -------------------------------------------------------------------------------------------
+TILES = ((128, 256), (128, 128), (128, 64), (64, 256), (64, 128), (64, 64))  # (tile_m, tile_n) by preference
+
+
+def wave_fill(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int) -> float:
+    """The busy fraction of the SMs over the waves of output tiles."""
+    tiles = -(-M // tile_m) * -(-N // tile_n)
+    return tiles / (-(-tiles // multiprocessors) * multiprocessors)
+
+
+def filling_config(M: int, N: int, multiprocessors: int, max_shared_bytes: int, stages=range(2, 9), **fields):
+    """A MatmulConfig (with `fields`) of the largest tiles that fill the SMs' waves to 85 % (the fullest
+    otherwise), 64 columns wide only where N is (narrower tiles ran at 0.7x on the H200: benchmarks/NOTES.md),
+    with as many stages as fit in shared memory."""
+    from .config import MatmulConfig
+
+    fits = [(m, n) for m, n in TILES if n <= max(64, -(-N // 64) * 64) and (n > 64 or N <= 64)]
+    fill = {t: wave_fill(M, N, *t, multiprocessors) for t in fits}
+    tile_m, tile_n = next((t for t in fits if fill[t] >= 0.85), max(fits, key=fill.get))
+    config = MatmulConfig(tile_m=tile_m, tile_n=tile_n, consumers=tile_m // 64, **fields)
+    fitting = [n for n in stages if replace(config, stages=n).shared_bytes() <= max_shared_bytes]
+    return replace(config, stages=max(fitting or [2]))
