@@ -12,20 +12,39 @@ from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
-from .gemm import matmul_kernel
-from .matmul_host import _dtype_name
+from .host_plans import GemmPlan, facts, filling_config, remember
 from .im2col import ConvShape
-from .scheduler import TileScheduler
+from .matmul_host import _dtype_name
+
+_PLANS: dict = {}  # facts of a call -> its plan
 
 
-def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, out=None, config=None):
+def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, out=None, config=None, stream=None):
     """y = activation(conv2d(x, w) + bias) on a Hopper GPU (or the interpreter modelling one).
 
     x holds NHWC activations and w KRSC filters (numpy arrays or skc arrays in that order; torch tensors in
     torch's NCHW / OIHW order with the channels_last memory format, whose memory is NHWC / KRSC: taken as
     they are, no copy). bf16 or fp16; C a multiple of 8. The output is NHWC (a channels_last torch tensor
-    for torch inputs); `out` may be given. stride, padding, dilation: an int or an (h, w) pair."""
-    x_nhwc, w_krsc, torch_layout = _nhwc(x, "x"), _nhwc(w, "w"), _is_torch(x)
+    for torch inputs); `out` may be given. stride, padding, dilation: an int or an (h, w) pair. `config` is a
+    MatmulConfig (its tiles and stages; the loader is conv2d's). The launch goes to `stream`, by default the
+    current stream of the operands' framework. Like matmul, a call is one lookup of a plan made by the first
+    call with the same facts; 1x1 convolutions of stride 1 without padding are plain GEMMs (no im2col)."""
+    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    key = (skc.current_device(), facts(x), facts(w), bias if bias is None else facts(bias),
+           out if out is None else facts(out), stride, padding, dilation, activation, config)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = remember(_PLANS, key, _checked(key[0], x, w, bias, stride, padding, dilation, activation, config))
+    conv, gemm = plan
+    if out is None:
+        out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), _is_torch(x))
+    gemm(x, w, out, c=None if gemm.cuda else _nhwc(out, "out"), bias=bias, stream=stream)
+    return out
+
+
+def _checked(device, x, w, bias, stride, padding, dilation, activation, config) -> tuple:
+    """Every check of a call, once per set of facts, and the plan that launches it."""
+    x_nhwc, w_krsc = _nhwc(x, "x"), _nhwc(w, "w")
     dtype = _dtype_name(x)
     if _dtype_name(w) != dtype:
         raise skc.LaunchError(f"x is {dtype} and w is {_dtype_name(w)}; conv2d needs one type")
@@ -35,62 +54,71 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     if C % 8:
         raise skc.LaunchError(f"conv2d copies pixels 16 bytes at a time: C must be a multiple of 8, found {C} "
                               "(pad the channels with zeros to a multiple of 8)")
-    conv = ConvShape(N, H, W, C, K, R, S, _pair(stride), _pair(padding), _pair(dilation))
+    conv = ConvShape(N, H, W, C, K, R, S, stride, padding, dilation)
     if conv.P < 1 or conv.Q < 1:
-        raise skc.LaunchError(f"conv2d of a {H}x{W} input by a {R}x{S} filter (padding {conv.padding}, dilation "
-                              f"{conv.dilation}) has no output pixels")
-    device = skc.current_device()
+        raise skc.LaunchError(f"conv2d of a {H}x{W} input by a {R}x{S} filter (padding {padding}, dilation "
+                              f"{dilation}) has no output pixels")
     if not device.target.has("tma"):
         raise skc.LaunchError(f"conv2d loads with TMA im2col copies (sm_90a); {device.target.name} has no TMA")
-    if max((R - 1) * conv.dilation[0], (S - 1) * conv.dilation[1]) > 255:
-        raise skc.LaunchError(f"a {R}x{S} filter with dilation {conv.dilation} reaches past the 255-pixel im2col "
+    if max((R - 1) * dilation[0], (S - 1) * dilation[1]) > 255:
+        raise skc.LaunchError(f"a {R}x{S} filter with dilation {dilation} reaches past the 255-pixel im2col "
                               "offsets of TMA (PTX ISA 5.5.4.1); such convolutions need a vector im2col loader")
     spec = EpilogueSpec(bias=bias is not None, activation=activation)
-    cfg = _config(conv, dtype, device.target.max_shared_bytes, spec, config)
-    if out is None:
-        out = _empty_output(x, (N, conv.P, conv.Q, K), torch_layout)
-    y = _nhwc(out, "out")
-    M, N_gemm, K_gemm = conv.gemm_shape()
-    boxes = _boxes(cfg)
-    lower, upper = cfg.loader.corners()
-    x_map = skc.Im2colTensorMap(x_nhwc, channels=boxes["a"][1], pixels=boxes["a"][0], lower=lower, upper=upper,
-                                strides=conv.stride)
-    w_map = skc.TensorMap(_reshape(w_krsc, (K, R * S, C)), boxes["b"])
-    out_map = skc.TensorMap(_reshape(y, (M, K)), boxes["out"])
-    grid = TileScheduler.grid(M, N_gemm, cfg.tile_m, cfg.tile_n, device.multiprocessors)
-    matmul_kernel[grid, cfg.threads](x_map, w_map, out_map, M, N_gemm, K_gemm, y, bias if bias is not None else y,
-                                     1.0, 0.0, cfg)
-    return out
+    cfg = _config(conv, dtype, device.target, device.multiprocessors, spec, config)
+    plan = _plan(device, conv, cfg)
+    if plan.cuda:
+        plan.maps[0](x), plan.maps[1](w)  # checks the geometry (and alignment) of x and w now, once
+    return conv, plan
+
+
+def _plan(device, conv: ConvShape, cfg: MatmulConfig) -> GemmPlan:
+    """The GEMM launch of `conv`: x's im2col map (pixels x channels boxes) and the filter viewed as [K, R*S, C]
+    (tile_n x 1 x chunk boxes); for a pointwise conv, x viewed as [N*H*W, C] and the filter as [K, C] with the
+    GEMM's boxes. out is [N*P*Q, K]."""
+    boxes, (N, H, W, C, K, R, S) = cfg.boxes(), (conv.N, conv.H, conv.W, conv.C, conv.K, conv.R, conv.S)
+    gemm = conv.gemm_shape() if cfg.loader != "tma" else (N * H * W, K, C)
+    out = lambda y: skc.TensorMap(_reshape(_nhwc(y, "out"), (gemm[0], K)), boxes["out"])
+    if cfg.loader == "tma":
+        return GemmPlan(device, cfg, gemm, (
+            lambda x: skc.TensorMap(_reshape(_nhwc(x, "x"), (N * H * W, C)), boxes["a"]),
+            lambda w: skc.TensorMap(_reshape(_nhwc(w, "w"), (K, C)), boxes["b"]), out))
+    chunk, (lower, upper) = cfg.payload().layouts["a"].chunk, conv.corners()
+    return GemmPlan(device, cfg, gemm, (
+        lambda x: skc.Im2colTensorMap(_nhwc(x, "x"), channels=chunk, pixels=cfg.tile_m, lower=lower, upper=upper,
+                                      strides=conv.stride),
+        lambda w: skc.TensorMap(_reshape(_nhwc(w, "w"), (K, R * S, C)), (cfg.tile_n, 1, chunk)), out))
+
+
+def pointwise(conv: ConvShape) -> bool:
+    """Whether conv is a plain GEMM over x viewed as [N*H*W, C]: a 1x1 filter, stride 1, no padding."""
+    return (conv.R, conv.S, conv.stride, conv.padding) == (1, 1, (1, 1), (0, 0))
 
 
 @functools.lru_cache(maxsize=256)
-def _config(conv: ConvShape, dtype: str, max_shared_bytes: int, spec: EpilogueSpec, config=None) -> MatmulConfig:
-    """The GEMM's configuration for the implicit GEMM of `conv` (B, the filter, is K-major), loading with the
-    im2col loader; 64-wide output tiles where K is no wider."""
-    narrow = {"tile_n": 64} if conv.K <= 64 else {}
-    cfg = config or MatmulConfig.for_problem(*conv.gemm_shape(), dtype, True, True, max_shared_bytes, epilogue=spec,
-                                             cluster_m=1, **narrow)
-    return replace(cfg, loader=replace(conv, tile_k=cfg.tile_k))
+def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: EpilogueSpec, config=None):
+    """The GEMM's configuration for the implicit GEMM of `conv` (B, the filter, is K-major): `config`'s tiles and
+    stages, or tiles that fill the GPU; the im2col loader, or the GEMM's own TMA loader for a pointwise conv."""
+    base = {"dtype": dtype, "a_k_major": True, "b_k_major": True, "epilogue": spec, "cluster_m": 1}
+    config = config or filling_config(*conv.gemm_shape()[:2], multiprocessors, target.max_shared_bytes, **base)
+    return replace(config, loader="tma" if pointwise(conv) else replace(conv, tile_k=config.tile_k), **base)
 
 
-def _boxes(cfg: MatmulConfig) -> dict:
-    """The boxes of the tensor maps: pixels x channels for x's im2col map, tile_n x 1 x chunk for the filter
-    viewed as [K, R*S, C], the GEMM's own for the output."""
-    layouts = cfg.payload().layouts
-    return {"a": (cfg.tile_m, layouts["a"].chunk), "b": (cfg.tile_n, 1, layouts["b"].chunk),
-            "out": cfg.boxes()["out"]}
-
-
-def compile_arguments(target, conv: ConvShape, dtype: str = "bf16", config=None) -> dict:
+def compile_arguments(target, conv: ConvShape, dtype: str = "bf16", config=None, multiprocessors: int = 132) -> dict:
     """matmul_kernel's arguments for `Kernel.compile` without data (skc compile, tests): the configuration
     conv2d() picks for `conv` on `target`, and the types of its tensor maps."""
     target = skc.get_target(target)
-    cfg = _config(conv, dtype, target.max_shared_bytes, EpilogueSpec(), config)
-    elem, boxes, pointer = ir.ScalarType(dtype), _boxes(cfg), skc.Ptr[skc.bf16 if dtype == "bf16" else skc.f16]
-    M, N, K = conv.gemm_shape()
-    return dict(a=ir.Im2colTensorMapType(elem, boxes["a"], 128, 4), b=ir.TensorMapType(elem, boxes["b"], 128),
-                out=ir.TensorMapType(elem, boxes["out"], 128), M=M, N=N, K=K, c_in=pointer, bias=pointer,
-                cfg=cfg, block=cfg.threads)
+    cfg = _config(conv, dtype, target, multiprocessors, EpilogueSpec(), config)
+    elem, boxes, pointer = ir.ScalarType(dtype), cfg.boxes(), skc.Ptr[skc.bf16 if dtype == "bf16" else skc.f16]
+    chunk = cfg.payload().layouts["a"].chunk
+    if cfg.loader == "tma":
+        M, N, K = conv.N * conv.H * conv.W, conv.K, conv.C
+        a, b = ir.TensorMapType(elem, boxes["a"], 128), ir.TensorMapType(elem, boxes["b"], 128)
+    else:
+        M, N, K = conv.gemm_shape()
+        a = ir.Im2colTensorMapType(elem, (cfg.tile_m, chunk), 128, 4)
+        b = ir.TensorMapType(elem, (cfg.tile_n, 1, chunk), 128)
+    return {"a": a, "b": b, "out": ir.TensorMapType(elem, boxes["out"], 128), "M": M, "N": N, "K": K,
+            "c_in": pointer, "bias": pointer, "cfg": cfg, "block": cfg.threads}
 
 
 def _pair(value) -> tuple:
@@ -136,9 +164,11 @@ def _empty_output(x, nhwc, torch_layout: bool):
         return torch.empty((N, K, P, Q), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
     if isinstance(x, skc.DeviceArray):
         return skc.empty(nhwc, x.dtype)
+    if hasattr(x, "new_empty"):
+        return x.new_empty(nhwc)
     import numpy as np
 
     return np.empty(nhwc, x.dtype)
 
 
-__all__ = ["conv2d", "compile_arguments", "ConvShape"]
+__all__ = ["ConvShape", "compile_arguments", "conv2d"]

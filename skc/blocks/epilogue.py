@@ -117,10 +117,13 @@ class TmaStoreEpilogue:
                                            f"columns of {self.dtype}) at a time; the accumulator is {rows} x {n}")
         acc.wait()
         row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
-        for chunk in skc.static_range(n // self.columns):
+        chunks = n // self.columns
+        for chunk in skc.static_range(chunks):
             first = chunk * self.columns
             buffer = self.staging + (chunk % self.BUFFERS) * (self.rows * self.columns)
-            self.sync(self.BUFFERS - 1)  # the store that last read this buffer is done with it
+            # the store that last read this buffer is done with it: the one before last, except at the first
+            # chunk of a tile of an odd number of chunks, whose buffer the previous tile's last store read
+            self.sync(0 if chunk == 0 and chunks % self.BUFFERS else self.BUFFERS - 1)
             for values, row, column in acc.runs(first, self.columns):
                 results = [self.fused(value, row0 + row, _plus(col0 + column, j)) for j, value in enumerate(values)]
                 piece = skc.vector(*[self.dtype(r) for r in results]) if len(results) > 1 else self.dtype(results[0])

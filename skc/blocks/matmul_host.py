@@ -18,6 +18,8 @@ import skc
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
+from .host_plans import MapsByAddress
+from .host_plans import facts as _facts
 from .scheduler import TileScheduler
 
 _PLANS: dict = {}        # facts of a call -> its plan
@@ -30,47 +32,6 @@ TUNED: dict = {}
 
 def _bucket(size: int) -> int:
     return 1 << max(0, int(size) - 1).bit_length()
-
-
-# -- cheap facts of an operand (the plan key) -------------------------------------------------------------------
-def _torch_facts(x):
-    return (x.shape, x.stride(), x.dtype, x.device)
-
-
-def _numpy_facts(x):
-    return (x.shape, x.strides, x.dtype)
-
-
-def _array_facts(x):
-    return (x.shape, x.dtype, x.device)
-
-
-def _other_facts(x):
-    return (x.shape, getattr(x, "strides", None), str(getattr(x, "dtype", None)))
-
-
-_FACTS: dict = {}
-
-
-def _facts_function(kind: type):
-    found = _FACTS.get(kind)
-    if found is None:
-        if kind.__module__.split(".")[0] == "torch" and hasattr(kind, "data_ptr"):
-            found = _torch_facts
-        elif kind.__module__.split(".")[0] == "numpy" and hasattr(kind, "ctypes"):
-            found = _numpy_facts
-        elif isinstance(kind, type) and issubclass(kind, skc.DeviceArray):
-            found = _array_facts
-        else:
-            found = _other_facts
-        _FACTS[kind] = found
-    return found
-
-
-def _facts(x):
-    kind = type(x)
-    function = _FACTS.get(kind) or _facts_function(kind)
-    return (kind, function(x))
 
 
 def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activation=None, config=None,
@@ -160,35 +121,17 @@ class _TmaPlan:
         M, N, K = problem[:3]
         self.out_shape, self.M, self.N, self.K = (M, N), M, N, K
         boxes = cfg.boxes()
-        self.templates = [skc.TensorMap(a_store, boxes["a"]), skc.TensorMap(b_store, boxes["b"]), None]
-        self.out_box = boxes["out"]
         self.cfg, self.device = cfg, device
         self.grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m)
-        self.encoded = [{}, {}, {}]  # per operand: address -> EncodedTensorMap
-        self.pointers = [t.pointer_function() for t in self.templates[:2]] + [None]
+        # per operand: its tensor maps by address (out's geometry is known, and checked, at the first call)
+        self.maps = [MapsByAddress(lambda t, box=boxes[name]: skc.TensorMap(t, box), first)
+                     for name, first in (("a", a_store), ("b", b_store), ("out", None))]
         self.ready = None
-        for template in self.templates[:2]:
-            template.tensor = None  # a plan keeps the geometry, never the caller's tensors alive
-
-    def _map(self, which: int, tensor):
-        pointer = self.pointers[which](tensor)
-        found = self.encoded[which].get(pointer)
-        if found is None:
-            found = self.templates[which].encoded_at(pointer)  # checks the address's alignment
-            cache = self.encoded[which]
-            if len(cache) >= 64:
-                cache.clear()
-            cache[pointer] = found
-        return found
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
             out = _empty_like(a, self.out_shape)
-        if self.templates[2] is None:  # out's geometry is known at the first call (checked then, once)
-            self.templates[2] = skc.TensorMap(out, self.out_box)
-            self.pointers[2] = self.templates[2].pointer_function()
-            self.templates[2].tensor = None
-        args = (self._map(0, a), self._map(1, b), self._map(2, out), self.M, self.N, self.K,
+        args = (self.maps[0](a), self.maps[1](b), self.maps[2](out), self.M, self.N, self.K,
                 out if c is None else c, out if bias is None else bias,
                 1.0 if alpha is None else float(alpha), 0.0 if beta is None else float(beta))
         ready = self.ready

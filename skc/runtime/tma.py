@@ -259,7 +259,7 @@ class Im2colTensorMap(TensorMap):
         self._check_im2col()
         self.spec = ir.Im2colTensorMapType(self.dtype, self.box, self.swizzle, len(self.shape))
         self._descriptor: Optional[bytes] = None
-        self._buffer = None
+        self._buffer = None  # descriptor_address's copy of the bytes
 
     def __repr__(self):
         return (f"Im2colTensorMap(shape={self.shape}, pixels={self.pixels}, channels={self.channels}, "

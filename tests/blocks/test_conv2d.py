@@ -1,5 +1,9 @@
 """conv2d as the GEMM with the im2col loader swapped in: the tile IR of the composition, its PTX through
 ptxas, the host's errors, and whole convolutions in the interpreter against numpy, exactly."""
+import ctypes
+import re
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -102,3 +106,107 @@ def test_the_example_runs_in_the_interpreter(interpreter):
 
     summary = load_example("conv2d").main()
     assert summary.startswith("conv2d 2x9x7x32 -> 40 bf16") and "3x3/s2" in summary
+
+
+# -- the host path on a GPU, with a fake driver that records what reaches cuLaunchKernel ---------------------------
+@pytest.fixture
+def fake(monkeypatch):
+    import struct
+
+    from runtime.test_launch_matmul_host import matmul_arguments
+
+    from skc.blocks import conv
+    from skc.runtime import fake_cuda
+
+    conv._PLANS.clear()
+    with fake_cuda.installed() as driver:
+        def encode_im2col(data_type, rank, pointer, dims, strides, lower, upper, channels, pixels, *rest):
+            driver.encodes += 1
+            words = [pointer, rank, *dims, *strides, *(v & 0xFFFF for v in (*lower, *upper)), channels, pixels]
+            return (0, fake_cuda._Encoded(struct.pack(f"<{len(words)}Q", *words)))
+
+        monkeypatch.setattr(driver, "cuTensorMapEncodeIm2col", encode_im2col, raising=False)
+        driver.inspect = matmul_arguments
+        yield driver
+    conv._PLANS.clear()
+
+
+def test_conv2d_calls_take_a_ready_plan_and_encode_each_address_once(fake):
+    from skc.blocks import conv
+    from skc.runtime.fake_cuda import FakeTensor
+
+    x, w, out = FakeTensor((2, 14, 14, 64)), FakeTensor((128, 3, 3, 64)), FakeTensor((2, 14, 14, 128))
+    assert conv2d(x, w, padding=1, out=out) is out
+    (launch,) = fake.launches
+    maps, mnk, (c, bias), _ = launch["seen"]
+    assert maps[0] == (x.address, 4, 64, 14)  # x's im2col map: rank 4, dims c, w, (h, n)
+    assert maps[1] == (w.address, 3, 64, 9) and maps[2] == (out.address, 2, 128, 2 * 14 * 14)
+    assert mnk == (2 * 14 * 14, 128, 9 * 64) and c == bias == out.address
+    plans, encodes = len(conv._PLANS), fake.encodes
+    for _ in range(4):
+        conv2d(x, w, padding=1, out=out, stream=5)
+    assert (len(conv._PLANS), fake.encodes, len(fake.launches)) == (plans, encodes, 5)
+    assert fake.launches[-1]["stream"] == 5
+    x2 = FakeTensor((2, 14, 14, 64))  # same facts, a new address: one new im2col encoding, the same plan
+    conv2d(x2, w, padding=1, out=out)
+    conv2d(x2, w, padding=1, out=out)
+    assert fake.encodes == encodes + 1 and len(conv._PLANS) == plans
+    assert fake.launches[-1]["seen"][0][0][0] == x2.address
+    conv2d(x, w, padding=1, out=out)
+    assert fake.encodes == encodes + 1 and fake.launches[-1]["seen"][0][0][0] == x.address
+    with pytest.raises(skc.LaunchError, match="16-byte aligned"):
+        conv2d(FakeTensor((2, 14, 14, 64), address=x.address + 8), w, padding=1, out=out)
+
+
+def test_pointwise_convs_are_plain_gemms_over_the_nhwc_tensor(fake):
+    from skc.runtime.fake_cuda import FakeTensor
+
+    x, w = FakeTensor((4, 7, 7, 256)), FakeTensor((64, 1, 1, 256))
+    out = conv2d(x, w)
+    assert out.shape == (4, 7, 7, 64)
+    maps, mnk, _, _ = fake.launches[-1]["seen"]
+    # tiled maps of x as [N*H*W, C], the filter as [K, C] (K-major B) and out as [N*H*W, K]: no im2col
+    assert maps == [(x.address, 2, 256, 4 * 49), (w.address, 2, 256, 64), (out.address, 2, 64, 4 * 49)]
+    assert mnk == (4 * 49, 64, 256)
+    conv2d(x, w, stride=2)  # strided: the im2col loader
+    assert fake.launches[-1]["seen"][0][0][1] == 4
+
+
+@pytest.mark.parametrize("C, H, K, R, stride, tiles", [
+    (64, 56, 64, 3, 1, (128, 64)),      # 3136 tiles of 128 x 64: 99 % of 24 waves
+    (256, 14, 256, 3, 1, (128, 128)),   # 128 x 256 tiles would fill 196 / 264 SM-waves; 128 x 128: 392 / 396
+    (1024, 14, 256, 1, 1, (128, 128)),
+    (128, 28, 128, 3, 1, (128, 128)),
+    (512, 7, 512, 3, 1, (64, 128)),     # 98 tiles of 128 x 256 or 196 of 128 x 128 leave SMs idle; not 64 wide
+    (64, 56, 256, 1, 1, (128, 256)),
+])
+def test_tiles_are_the_largest_that_fill_the_waves(C, H, K, R, stride, tiles):
+    from skc.blocks.conv import _config
+    from skc.blocks.epilogue import EpilogueSpec
+
+    conv = ConvShape(128, H, H, C, K, R, R, (stride, stride), (R // 2, R // 2), (1, 1))
+    cfg = _config(conv, "bf16", skc.get_target("sm_90a"), 132, EpilogueSpec())
+    assert (cfg.tile_m, cfg.tile_n) == tiles and cfg.b_k_major and cfg.cluster_m == 1
+    limit = skc.get_target("sm_90a").max_shared_bytes  # as many stages as fit (up to 8)
+    assert cfg.shared_bytes() <= limit and (cfg.stages == 8 or replace(cfg, stages=cfg.stages + 1).shared_bytes() > limit)
+
+
+@pytest.mark.parametrize("K, waits", [(64, {"0"}), (128, {"1"}), (192, {"0", "1"})])
+def test_the_epilogue_waits_for_the_store_that_read_its_buffer(K, waits):
+    """Tiles store 64-column chunks through two staging buffers: with an odd number of chunks per tile the first
+    chunk's buffer was read by the previous tile's last store, so it waits for all stores (wait_group.read 0)."""
+    from skc.blocks import MatmulConfig
+
+    conv = ConvShape(2, 14, 14, 64, K, 3, 3, (1, 1), (1, 1), (1, 1))
+    config = MatmulConfig(tile_n=K, stages=3)
+    ptx = matmul_kernel.compile(**compile_arguments("sm_90a", conv, config=config), target="sm_90a").asm("ptx")
+    assert set(re.findall(r"cp\.async\.bulk\.wait_group\.read\s+(\d+);", ptx)) == waits
+
+
+def test_an_im2col_map_passes_by_descriptor_address(fake):
+    from skc.runtime.fake_cuda import FakeTensor
+
+    x = FakeTensor((1, 8, 8, 16))
+    tmap = skc.Im2colTensorMap(x, channels=16, pixels=32, lower=(-1, -1), upper=(-1, -1))
+    assert ctypes.string_at(tmap.descriptor_address, 16) == tmap.descriptor_bytes[:16]
+    assert tmap.descriptor_bytes[:8] == x.address.to_bytes(8, "little")

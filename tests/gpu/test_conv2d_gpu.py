@@ -71,7 +71,6 @@ def test_im2col_boxes_match_the_interpreter(H, W, R, stride, pad, dilation):
     """One TMA im2col copy at a time (the hand-written kernel of tests/runtime/test_tma_im2col.py) on the GPU
     against the documented walk the interpreter models: pins down the corner arrays' order and the walk."""
     import numpy as np
-
     from runtime.test_tma_im2col import conv_case, im2col_boxes, reference_im2col
 
     N, C, pixels, channels = 2, 24, 32, 8
@@ -87,3 +86,44 @@ def test_im2col_boxes_match_the_interpreter(H, W, R, stride, pad, dilation):
         expected = reference_im2col(x, pixels, channels, base, c0, (r * dilation, s * dilation), lower, upper,
                                     (stride, stride))
         np.testing.assert_array_equal(out.numpy().reshape(pixels, channels), expected)
+
+
+def test_pointwise_gemm_path_with_bias_and_relu():
+    check(4, 256, 14, 14, 64, 1, 1, bias=True, activation="relu")   # 1x1 stride 1: the plain GEMM
+    check(2, 72, 9, 7, 136, 1, 1)                                    # C and K not multiples of a tile
+
+
+def test_a_ready_plan_follows_new_addresses_and_streams():
+    """The second and third calls take the plan of the first: new tensors at new addresses (x's im2col map
+    encoded again, the filter's patched) and a side stream must still give the right result."""
+    w = channels_last(64, 64, 3, 3)
+    stream = torch.cuda.Stream()
+    for i in range(3):
+        x = channels_last(2, 64, 12, 10)
+        out = torch.full((2, 64, 12, 10), float("nan"), device="cuda", dtype=torch.bfloat16).to(
+            memory_format=torch.channels_last)
+        with torch.cuda.stream(stream if i == 2 else torch.cuda.current_stream()):
+            skc.blocks.conv2d(x, w, padding=1, out=out)
+        torch.cuda.synchronize()
+        expected = torch.nn.functional.conv2d(x.float(), w.float(), padding=1)
+        assert relative_error(out, expected) <= 1e-2
+        w = channels_last(64, 64, 3, 3) if i == 0 else w
+
+
+@pytest.mark.parametrize("tiles", [(128, 256), (64, 128), (128, 64)])
+def test_configured_tiles(tiles):
+    from skc.blocks import MatmulConfig
+
+    cfg = MatmulConfig(tile_m=tiles[0], tile_n=tiles[1], consumers=tiles[0] // 64, stages=3)
+    x, w = channels_last(2, 64, 14, 14), channels_last(256, 64, 3, 3)
+    expected = torch.nn.functional.conv2d(x.float(), w.float(), padding=1)
+    out = skc.blocks.conv2d(x, w, padding=1, config=cfg)
+    torch.cuda.synchronize()
+    assert relative_error(out, expected) <= 1e-2
+
+
+def test_pointwise_with_many_short_tiles_per_block():
+    """256x56x56 -> 64 1x1 at batch 128: 3136 tiles of 128 x 64 with 4 k-steps each, so a block's epilogue stores
+    come back to back (a staging buffer reused before the store that read it had finished gave 3 % errors)."""
+    check(128, 256, 56, 56, 64, 1, 1)
+    check(128, 64, 56, 56, 256, 1, 1)

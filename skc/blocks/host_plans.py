@@ -1,0 +1,158 @@
+"""Ready plans of the Hopper host paths (matmul, conv2d): the cheap facts of a call's operands, which key a plan
+made and checked by the first call with those facts, and each operand's tensor maps encoded once per address.
+
+A plan is what a host path keeps of a checked call: its launcher, its grid and its tensor maps' geometry, never
+the caller's tensors. `facts(x)` is the part of a plan key that describes an operand (type, shape, strides,
+dtype, device); `MapsByAddress` turns a tensor of the plan's geometry into the encoded map a launch passes;
+`GemmPlan` is a ready launch of the GEMM composition; `filling_config` picks tiles that fill the GPU.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import skc
+
+from .scheduler import TileScheduler
+
+
+# -- cheap facts of an operand (the plan key) -------------------------------------------------------------------
+def _torch_facts(x):
+    return (x.shape, x.stride(), x.dtype, x.device)
+
+
+def _numpy_facts(x):
+    return (x.shape, x.strides, x.dtype)
+
+
+def _array_facts(x):
+    return (x.shape, x.dtype, x.device)
+
+
+def _other_facts(x):
+    return (x.shape, getattr(x, "strides", None), str(getattr(x, "dtype", None)))
+
+
+_FACTS: dict = {}
+
+
+def _facts_function(kind: type):
+    found = _FACTS.get(kind)
+    if found is None:
+        if kind.__module__.split(".")[0] == "torch" and hasattr(kind, "data_ptr"):
+            found = _torch_facts
+        elif kind.__module__.split(".")[0] == "numpy" and hasattr(kind, "ctypes"):
+            found = _numpy_facts
+        elif isinstance(kind, type) and issubclass(kind, skc.DeviceArray):
+            found = _array_facts
+        else:
+            found = _other_facts
+        _FACTS[kind] = found
+    return found
+
+
+def facts(x):
+    """(type, shape, strides, dtype[, device]) of an operand: what a plan made for it assumed."""
+    kind = type(x)
+    function = _FACTS.get(kind) or _facts_function(kind)
+    return (kind, function(x))
+
+
+def remember(plans: dict, key, plan, limit: int = 1024):
+    """Keep `plan` under `key` in a bounded plan cache (cleared when full: plans are cheap to remake); return it."""
+    if len(plans) >= limit:
+        plans.clear()
+    plans[key] = plan
+    return plan
+
+
+# -- tensor maps per address -----------------------------------------------------------------------------------------
+class MapsByAddress:
+    """One operand's tensor maps, encoded once per address: `make(tensor)` gives the operand's (checked) TensorMap
+    for the first tensor (`first`, when the plan has it, else the first call's); later addresses reuse its
+    geometry (`encoded_at` patches the address into the descriptor where the driver allows), except im2col maps,
+    which `make` encodes anew per new address. Called with a tensor of the plan's facts (or a view of the same
+    memory), it gives the EncodedTensorMap a launch passes."""
+
+    __slots__ = ("make", "pointer", "seen", "template")
+
+    def __init__(self, make, first=None):
+        self.make, self.template, self.pointer, self.seen = make, None, None, {}
+        if first is not None:
+            self._first(first)
+
+    def _first(self, tensor):
+        template = self.template = self.make(tensor)
+        self.pointer = template.pointer_function()
+        if isinstance(template, skc.Im2colTensorMap):
+            self.seen[self.pointer(tensor)] = _encoded(template)
+        template.tensor = None  # a plan keeps the geometry, never the caller's tensors alive
+
+    def __call__(self, tensor):
+        if self.pointer is None:
+            self._first(tensor)
+        pointer = self.pointer(tensor)
+        found = self.seen.get(pointer)
+        if found is None:
+            if isinstance(self.template, skc.Im2colTensorMap):
+                found = _encoded(self.make(tensor))
+            else:
+                found = self.template.encoded_at(pointer)  # checks the address's alignment
+            remember(self.seen, pointer, found, limit=64)
+        return found
+
+
+def _encoded(tensor_map):
+    return skc.EncodedTensorMap(tensor_map.descriptor_bytes, tensor_map.spec, tensor_map.dtype)
+
+
+# -- a ready GEMM launch ---------------------------------------------------------------------------------------------
+class GemmPlan:
+    """matmul_kernel over one checked geometry, ready: its configuration, grid, the GEMM's (M, N, K) and a function
+    per operand (a, b, out) from what the caller passes to that operand's tensor map. On a GPU the maps are
+    encoded once per address and the launcher is looked up once; elsewhere (the interpreter) each call makes
+    the maps over the arrays."""
+
+    def __init__(self, device, cfg, gemm: tuple, makers: tuple):
+        from .gemm import matmul_kernel
+
+        self.kernel, self.cfg, self.gemm, self.makers = matmul_kernel, cfg, gemm, makers
+        self.grid = TileScheduler.grid(gemm[0], gemm[1], cfg.tile_m, cfg.tile_n, device.multiprocessors,
+                                       cfg.cluster_m)
+        self.cuda, self.maps, self.ready = device.kind == "cuda", [MapsByAddress(make) for make in makers], None
+
+    def __call__(self, a, b, out, c=None, bias=None, alpha=1.0, beta=0.0, stream=None):
+        c = out if c is None else c
+        if not self.cuda:
+            maps = [make(t) for make, t in zip(self.makers, (a, b, out))]
+            self.kernel[self.grid, self.cfg.threads](*maps, *self.gemm, c, c if bias is None else bias, alpha, beta,
+                                                     self.cfg, stream=stream)
+            return
+        args = (self.maps[0](a), self.maps[1](b), self.maps[2](out), *self.gemm, c, c if bias is None else bias,
+                alpha, beta)
+        if self.ready is None:
+            self.ready = self.kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
+        self.ready(args, stream)
+
+
+# -- tiles that fill the GPU -------------------------------------------------------------------------------------------
+TILES = ((128, 256), (128, 128), (128, 64), (64, 256), (64, 128), (64, 64))  # (tile_m, tile_n) by preference
+
+
+def wave_fill(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int) -> float:
+    """The busy fraction of the SMs over the waves of output tiles."""
+    tiles = -(-M // tile_m) * -(-N // tile_n)
+    return tiles / (-(-tiles // multiprocessors) * multiprocessors)
+
+
+def filling_config(M: int, N: int, multiprocessors: int, max_shared_bytes: int, stages=range(2, 9), **fields):
+    """A MatmulConfig (with `fields`) of the largest tiles that fill the SMs' waves to 85 % (the fullest
+    otherwise), 64 columns wide only where N is (narrower tiles ran at 0.7x on the H200: benchmarks/NOTES.md),
+    with as many stages as fit in shared memory."""
+    from .config import MatmulConfig
+
+    fits = [(m, n) for m, n in TILES if n <= max(64, -(-N // 64) * 64) and (n > 64 or N <= 64)]
+    fill = {t: wave_fill(M, N, *t, multiprocessors) for t in fits}
+    tile_m, tile_n = next((t for t in fits if fill[t] >= 0.85), max(fits, key=fill.get))
+    config = MatmulConfig(tile_m=tile_m, tile_n=tile_n, consumers=tile_m // 64, **fields)
+    fitting = [n for n in stages if replace(config, stages=n).shared_bytes() <= max_shared_bytes]
+    return replace(config, stages=max(fitting or [2]))
