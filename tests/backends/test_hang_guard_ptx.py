@@ -98,7 +98,7 @@ def test_debug_ptx_bounds_every_mbarrier_wait_and_assembles(name):
     assert cubin[:4] == b"\x7fELF"
 
 
-@pytest.mark.parametrize("name", ["short_producer", "wrong_expect_tx", "gemm_short_producer"])
+@pytest.mark.parametrize("name", ["short_producer", "wrong_expect_tx", "gemm_short_producer", "faults_after_wait"])
 def test_no_thread_traps_before_the_record_is_written(name):
     """The H200 defect (2026-11-30): a trap ends the whole grid, so a thread that lost the claim and trapped at once
     (another warp, timed out in the same microsecond) dropped the winner's record on its way to the host: every
