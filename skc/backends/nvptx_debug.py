@@ -6,7 +6,9 @@ A kernel compiled with attrs["debug"] lowers each `mbarrier.wait` as a try_wait 
 first timing-out thread (it wins an atomic on the module global `__skc_hang_claim`) writes a record with
 volatile stores into the memory that the module global `__skc_hang_record` points to (host-mapped pinned
 memory the runtime installs after loading; null: no record), fences at system scope (`fence.sc.sys`, so the
-host sees the stores although the context dies), and every timing-out thread traps. The record is 16 words:
+host sees the stores although the context dies), marks the record written and traps; every other timing-out
+thread first waits (at most MARK_WAIT_NS) until it sees that mark, then traps (a trap ends the grid: a loser
+trapping at once would drop the winner's stores in flight). The record is 16 words:
 
     0: RECORD_WRITTEN once complete   1: the site's code (1 + its index in hang_sites)   2: the parity waited for
     3: the barrier's shared-memory offset   4-6: block id x, y, z   7-9: thread id x, y, z   10: nanoseconds waited (low 32 bits)
@@ -23,6 +25,7 @@ from .llvm_text import asm_string
 RECORD_SYMBOL, CLAIM_SYMBOL = "__skc_hang_record", "__skc_hang_claim"
 RECORD_WORDS, RECORD_WRITTEN = 16, 0x5ECD0001
 DEFAULT_TIMEOUT_NS = 3_000_000_000
+MARK_WAIT_NS = 1_000_000_000   # how long a thread that lost the claim waits for the record before it traps
 SHARED = "ptr addrspace(3)"
 
 
@@ -102,16 +105,32 @@ def lower_guarded_wait(lw, op, try_wait):
 
 
 def _report(lw, op, elapsed: str):
-    """The first thread to time out writes the record (if one is installed); every one traps."""
+    """The first thread to time out writes the record (if one is installed) and traps; every other timed-out
+    thread waits (bounded) for the record's 'written' mark before it traps: a trap ends the whole grid, and a
+    loser that trapped at once (another warp, times out in the same microsecond) would kill the winner before
+    its stores reached the host — the H200 showed that for every kernel whose waits time out in several warps."""
     text = lw.text
-    write, trap = text.new_label("hang_record"), text.new_label("hang_trap")
+    claim, write, wait_mark, trap = (text.new_label(p) for p in ("hang_claim", "hang_record", "hang_wait_mark",
+                                                                    "hang_trap"))
     record = text.value(f"load volatile ptr, ptr addrspace(1) @{RECORD_SYMBOL}, align 8")
     installed = text.value(f"icmp ne ptr {record}, null")
+    text.terminate(f"br i1 {installed}, label %{claim}, label %{trap}")
+    text.start_block(claim)
     pair = text.value(f"cmpxchg ptr addrspace(1) @{CLAIM_SYMBOL}, i32 0, i32 1 monotonic monotonic")
     won = text.value(f"extractvalue {{ i32, i1 }} {pair}, 1")
-    first = text.value(f"and i1 {installed}, {won}")
-    text.terminate(f"br i1 {first}, label %{write}, label %{trap}")
+    text.terminate(f"br i1 {won}, label %{write}, label %{wait_mark}")
     text.start_block(write)
+    _write_record(lw, op, record, elapsed)
+    text.terminate(f"br label %{trap}")
+    text.start_block(wait_mark)
+    _await_mark(lw, record, trap)
+    text.start_block(trap)
+    lw.call("llvm.trap", "void", [])
+    text.terminate("unreachable")
+
+
+def _write_record(lw, op, record: str, elapsed: str):
+    text = lw.text
     bar = text.value(f"ptrtoint {SHARED} {lw.get(op.operands[0])} to i32")
     base = text.value(f"ptrtoint {SHARED} {lw.target.shared_base(lw)} to i32") if _has_shared(lw) else "0"
     words = [str(_code_of(lw, op)), lw.get(op.operands[1]), text.value(f"sub i32 {bar}, {base}")]
@@ -124,10 +143,26 @@ def _report(lw, op, elapsed: str):
     _fence_sys(lw)
     text.emit(f"store volatile i32 {RECORD_WRITTEN}, ptr {record}, align 4")
     _fence_sys(lw)
-    text.terminate(f"br label %{trap}")
-    text.start_block(trap)
-    lw.call("llvm.trap", "void", [])
-    text.terminate("unreachable")
+
+
+def _await_mark(lw, record: str, trap: str):
+    """A loser's wait for the winner's 'written' mark, read from the host-mapped record (ld.volatile: relaxed at
+    system scope, PTX ISA 8.5), with a nanosleep between looks; after MARK_WAIT_NS it traps anyway (a winner that
+    faulted must not turn a trap into a hang)."""
+    text = lw.text
+    look, sleep = text.new_label("hang_look"), text.new_label("hang_sleep")
+    start = lw.call("llvm.nvvm.read.ptx.sreg.globaltimer", "i64", [])
+    text.terminate(f"br label %{look}")
+    text.start_block(look)
+    mark = text.value(f"load volatile i32, ptr {record}, align 4")
+    written = text.value(f"icmp eq i32 {mark}, {RECORD_WRITTEN}")
+    text.terminate(f"br i1 {written}, label %{trap}, label %{sleep}")
+    text.start_block(sleep)
+    # PTX ISA 9.7.19.5 (nanosleep, sm_70+): up to this many ns; keeps the looks from flooding PCIe
+    text.emit(f"call void asm sideeffect {asm_string('nanosleep.u32 1000;')}, {asm_string('~{memory}')}()")
+    waited = text.value(f"sub i64 {lw.call('llvm.nvvm.read.ptx.sreg.globaltimer', 'i64', [])}, {start}")
+    late = text.value(f"icmp ugt i64 {waited}, {MARK_WAIT_NS}")
+    text.terminate(f"br i1 {late}, label %{trap}, label %{look}")
 
 
 def _has_shared(lw) -> bool:

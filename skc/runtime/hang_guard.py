@@ -125,4 +125,25 @@ class HangGuardLauncher:
         words = self.record.read()
         if words is not None:
             raise describe(words, self.table, self.kernel)
-        raise DeviceError(f"{self.kernel} failed in debug mode with no hang record: {cuda.error_text(result)}")
+        raise DeviceError(no_record_message(self.kernel, cuda.error_text(result), self.table))
+
+
+def no_record_message(kernel: str, error: str, table: dict) -> str:
+    """A debug launch failed and left no record: not a timed-out wait of the guard (or one whose record could
+    not reach the host). Name every guarded wait, so the reader knows which barriers could have been involved."""
+    sites = table.get("sites", {})
+    listed = [f"site {code}: {_site_text(site)}" for code, site in sorted(sites.items(), key=lambda s: int(s[0]))]
+    waits = ("; the kernel's bounded mbarrier waits (none of them left a record) are " + "; ".join(listed)) \
+        if listed else "; the kernel has no mbarrier wait"
+    return (f"{kernel} failed in debug mode with no hang record: {error}{waits}. A timed-out wait writes its record "
+            f"before it traps, so this is most likely a fault that is not a hang (an illegal address, a TMA "
+            f"descriptor or coordinate the hardware refuses, a trap of the kernel's own); run the kernel in the "
+            f"interpreter (kernel.interpret[...]) to check its accesses, or under compute-sanitizer")
+
+
+def _site_text(site: dict) -> str:
+    where = f"{site['file']}:{site['line']}" if site.get("file") else "unknown line"
+    buffer = f" on the barrier in '{site['buffer']}'" if site.get("buffer") else ""
+    frames = site.get("frames") or ()
+    inlined = f" (inlined through {' <- '.join(frames)})" if len(frames) > 1 else ""
+    return f"{where}{buffer}{inlined}"

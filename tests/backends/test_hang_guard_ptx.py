@@ -12,6 +12,7 @@ import pytest
 import skc
 from helpers import line_of
 from skc import ir
+from skc.backends import nvptx_debug
 from skc.backends.ptx_tools import link_ptx
 from skc.runtime import hang_guard
 
@@ -19,6 +20,54 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import hang_kernels  # noqa: E402
 
 TILE = ir.TensorMapType(ir.f32, (8, 32), 128)
+MARK = str(hang_guard.RECORD_WRITTEN)
+
+
+def ptx_instructions(ptx: str) -> list:
+    """The kernel body's instructions, one string each ('trap; exit;' kept whole), and its labels."""
+    body = ptx[ptx.index("{", ptx.index(".entry")) + 1:ptx.rindex("}")]
+    items = []
+    for line in body.splitlines():
+        line = line.split("//")[0].strip()
+        if not line or line in "{}" or line.startswith(".reg"):
+            continue
+        items.append(line)
+    return items
+
+
+def trap_reachable_without(ptx: str, start: str, cut) -> list:
+    """The instructions at which a path from each instruction containing `start` reaches `trap;` without passing an
+    instruction for which cut(instruction) holds (an instruction-level control-flow walk of the PTX)."""
+    items = ptx_instructions(ptx)
+    labels = {item[:-1]: index for index, item in enumerate(items) if item.endswith(":")}
+
+    def successors(index):
+        item = items[index]
+        words = item.replace(";", " ").split()
+        if item.startswith(("trap;", "ret;", "exit;")):
+            return []
+        if "bra" in words[0] or (words[0].startswith("@") and "bra" in words[1]):
+            target = labels[words[-1]]
+            return [target] if not words[0].startswith("@") else [target, index + 1]
+        return [index + 1] if index + 1 < len(items) else []
+
+    bad = []
+    for begin in [i for i, item in enumerate(items) if start in item]:
+        seen, todo = set(), [begin]
+        while todo:
+            index = todo.pop()
+            if index in seen or cut(items[index]):
+                continue
+            seen.add(index)
+            if items[index].startswith("trap;"):
+                bad.append(begin)
+            todo.extend(successors(index))
+    return bad
+
+
+def is_mark(instruction: str) -> bool:
+    """The winner's store of the 'written' mark, or a loser's comparison of what it read with the mark."""
+    return instruction.startswith(("st.volatile", "setp.eq")) and instruction.endswith(f", {MARK};")
 
 
 def compiled(kernel, debug: bool):
@@ -35,8 +84,11 @@ def test_debug_ptx_bounds_every_mbarrier_wait_and_assembles(name):
     ptx = debug.asm("ptx")
     waits = len(debug.metadata["hang_sites"]["sites"])
     assert waits == (2 if name == "short_producer" else 1)
-    assert ptx.count("%globaltimer") == 2 * waits          # the start, and each look after a failed try
+    # per wait: the start and each look after a failed try; a claim loser's start and each look for the mark
+    assert ptx.count("%globaltimer") == 4 * waits
     assert ptx.count("trap;") == waits
+    assert ptx.count("nanosleep.u32") == waits
+    assert f", {nvptx_debug.MARK_WAIT_NS + 1};" in ptx       # a loser gives up waiting for the mark after 1 s
     assert ptx.count("fence.sc.sys;") == 2 * waits         # after the record's words, after its 'written' mark
     assert ".visible .global .align 8 .u64 __skc_hang_record;" in ptx
     assert "ld.volatile.global.b64" in ptx and "__skc_hang_claim" in ptx
@@ -44,6 +96,29 @@ def test_debug_ptx_bounds_every_mbarrier_wait_and_assembles(name):
     assert f", {hang_guard.hang_timeout_ns() + 1};" in ptx   # elapsed < limit + 1: spin again
     cubin, log = link_ptx(ptx, "sm_90a", debug.name)
     assert cubin[:4] == b"\x7fELF"
+
+
+@pytest.mark.parametrize("name", ["short_producer", "wrong_expect_tx", "gemm_short_producer", "faults_after_wait"])
+def test_no_thread_traps_before_the_record_is_written(name):
+    """The H200 defect (2026-11-30): a trap ends the whole grid, so a thread that lost the claim and trapped at once
+    (another warp, timed out in the same microsecond) dropped the winner's record on its way to the host: every
+    path from the claim to a trap passes the winner's store of the 'written' mark or a loser's look at it."""
+    ptx = gemm_debug().asm("ptx") if name == "gemm_short_producer" else \
+        compiled(getattr(hang_kernels, name), True).asm("ptx")
+    assert ptx.count("atom.relaxed.sys.global.cas.b32") == ptx.count("trap;") > 0
+    assert trap_reachable_without(ptx, "global.cas.b32", is_mark) == []
+    # the check itself sees a path that skips the mark (the claim's result is tested before any store of it)
+    assert trap_reachable_without(ptx, "global.cas.b32", lambda instruction: False)
+    # and the one path that traps with no look: no record installed (null), where there is nothing to wait for
+    record_loads = [i for i in ptx_instructions(ptx) if "[__skc_hang_record]" in i]
+    assert len(record_loads) == ptx.count("trap;") and all(i.startswith("ld.volatile.global.b64") for i in record_loads)
+
+
+def gemm_debug():
+    kernel = skc.kernel(hang_kernels.gemm_short_producer.fn, debug=True)
+    types = [ir.TensorMapType(ir.bf16, box, 128) for box in (hang_kernels.GEMM.boxes()["a"],
+                                                             hang_kernels.GEMM.boxes()["b"])]
+    return kernel.compile(*types, skc.i32, hang_kernels.GEMM, target="sm_90a", block=hang_kernels.GEMM.threads)
 
 
 @pytest.mark.parametrize("name", ["short_producer", "wrong_expect_tx"])
@@ -176,6 +251,27 @@ def test_the_guarded_launcher_turns_a_failed_launch_with_a_record_into_a_deadloc
     assert "stage 0" in message and "thread (40, 0, 0)" in message and "2.0 s" in message
     buffer[0] = 0                                                 # a failure that left no record
     monkeypatch.setattr(guard.record, "clear", lambda: None)
-    with pytest.raises(skc.DeviceError, match="no hang record: CUDA_ERROR_ILLEGAL_INSTRUCTION"):
+    with pytest.raises(skc.DeviceError, match="no hang record: CUDA_ERROR_ILLEGAL_INSTRUCTION") as info:
         guard.inner = SimpleNamespace(launch=lambda *a: None)
         guard.launch((), (1, 1, 1))
+    assert not isinstance(info.value, skc.DeadlockError)
+    here = hang_kernels.__file__
+    for code, marker in (("1", "mbarrier_wait(empty"), ("2", "# HANG: consumer")):   # the barriers involved
+        assert f"site {code}: {here}:{line_of(hang_kernels.short_producer, marker)}" in str(info.value)
+
+
+def test_a_debug_failure_without_a_record_names_the_waits_it_could_have_been():
+    """The host's message when a debug launch fails and no record came back: every guarded wait, its line, its
+    barrier's buffer and the functions it was inlined through (the GEMM's waits come from skc/blocks)."""
+    table = gemm_debug().metadata["hang_sites"]
+    message = hang_guard.no_record_message("gemm_short_producer", "CUDA_ERROR_LAUNCH_FAILED (unspecified launch "
+                                           "failure)", table)
+    assert message.startswith("gemm_short_producer failed in debug mode with no hang record: CUDA_ERROR_LAUNCH_FAILED")
+    for code, site in table["sites"].items():
+        assert f"site {code}: {site['file']}:{site['line']}" in message
+    line = line_of(hang_kernels.gemm_short_producer, "# HANG: consumers")
+    consumer = message[message.index(f"{hang_kernels.__file__}:{line}"):]
+    assert "inlined through" in consumer.split("; site")[0] and "ConsumerRole.wait_stage" in consumer.split("; site")[0]
+    assert "interpreter" in message and "not a hang" in message
+    empty = hang_guard.no_record_message("k", "CUDA_ERROR_ILLEGAL_ADDRESS", {"sites": {}, "buffers": []})
+    assert "the kernel has no mbarrier wait" in empty

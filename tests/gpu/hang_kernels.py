@@ -81,6 +81,21 @@ def gemm_short_producer(a: skc.TensorMap, b: skc.TensorMap, K: skc.i32, cfg: skc
                         mma(acc, stage.a, stage.b)
 
 
+@skc.kernel(block=32, debug=True)
+def faults_after_wait(out: skc.Ptr[skc.i32], far: skc.i32):
+    """Not a hang: a wait that completes, then stores far past the end of `out` (an illegal address): the debug
+    launch fails with no record, and the DeviceError names the kernel's guarded waits."""
+    full = skc.shared((1,), skc.u64, align=8)
+    t = skc.thread_id(0)
+    if t == 0:
+        skc.hopper.mbarrier_init(full, 32)
+        skc.hopper.fence_mbarrier_init()
+    skc.barrier()
+    skc.hopper.mbarrier_arrive(full)
+    skc.hopper.mbarrier_wait(full, 0)                                   # SITE: completes
+    out[t * far] = t                                                    # the fault: gigabytes past the end
+
+
 def _run_gemm(device: str):
     K = 4 * GEMM.tile_k
     boxes = GEMM.boxes()
@@ -95,6 +110,10 @@ def _run_gemm(device: str):
 def run(name: str, device: str = "gpu"):
     if name == "gemm_short_producer":
         return _run_gemm(device)
+    if name == "faults_after_wait":
+        target = skc.to_device(np.zeros(32, np.int32))
+        faults_after_wait[1, 32](target, 1 << 26)
+        return target.numpy()
     if name == "short_producer":
         out = np.zeros(4 * 32, np.int32)
         kernel = short_producer.interpret if device == "interpreter" else short_producer
@@ -118,7 +137,7 @@ def run(name: str, device: str = "gpu"):
 
 
 KERNELS = {"short_producer": short_producer, "expect_tx_16": wrong_expect_tx, "expect_tx_0": wrong_expect_tx,
-           "gemm_short_producer": gemm_short_producer}
+           "gemm_short_producer": gemm_short_producer, "faults_after_wait": faults_after_wait}
 
 
 if __name__ == "__main__":

@@ -48,3 +48,14 @@ def test_a_hang_becomes_a_deadlock_error_at_the_waiting_line(name, markers):
 def test_the_correct_form_runs_under_the_guard():
     result, _ = run_script("expect_tx_0")
     assert result.returncode == 0 and "finished:" in result.stdout, result.stdout + result.stderr
+
+
+def test_a_fault_that_is_not_a_hang_names_the_waits_it_could_have_been():
+    """A debug launch that fails without a hang (an illegal address after a wait that completed) is a DeviceError,
+    not a DeadlockError, and names the kernel's guarded wait (its line) as the barrier that could be involved."""
+    result, _ = run_script("faults_after_wait")
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output
+    assert "DeviceError: faults_after_wait failed in debug mode with no hang record" in output, output
+    line = line_of(hang_kernels.faults_after_wait, "# SITE: completes")
+    assert f"site 1: {SCRIPT}:{line}" in output and "DeadlockError" not in output, output
