@@ -94,6 +94,11 @@ class Wgmma:
         """Wait until at most `pending` groups of this warpgroup's MMAs are still running."""
         skc.hopper.wgmma_wait(pending)
 
+    def consume(self, acc: Accumulator, stage, tile=None):
+        """The MMAs of one pipeline stage (its `a` and `b` tiles) for output tile `tile`, into acc. A TileOp
+        whose payload carries more (scales) reads it here."""
+        self(acc, stage.a, stage.b)
+
     def __call__(self, acc: Accumulator, a, b):
         self.check(a, b)
         skc.hopper.wgmma_fence()
