@@ -100,11 +100,10 @@ class Fp8MatmulConfig(MatmulConfig):
         return BlockScaledWgmma if self.block_scaled else Wgmma
 
     def payload(self) -> TilePayload:
-        operands = super().payload().layouts
-        if not self.block_scaled:
-            return TilePayload(**operands)
-        return TilePayload(**operands, sa=ScaleLayout(self.tile_m, "a"),
-                           sb=ScaleLayout(SB_BOX, "b", per=SCALE_BLOCK))
+        layouts = dict(super().payload().layouts)
+        if self.block_scaled:  # the scales of the stage's k-block travel with its operand tiles
+            layouts.update(sa=ScaleLayout(self.tile_m, "a"), sb=ScaleLayout(SB_BOX, "b", per=SCALE_BLOCK))
+        return TilePayload(**layouts)
 
     @property
     def out_bytes(self) -> int:

@@ -69,7 +69,8 @@ class Wgmma:
     only), where row0 = 64 · `warpgroup` is this warpgroup's first row of the A tile."""
 
     rows_per_warpgroup = 64  # wgmma's m (PTX ISA 9.7.15.5: every shape is m64nNk16, or m64nNk32 for fp8)
-    K = 16   # for f16/bf16; an instance's K is its dtype's
+    # an instance's K (k of one instruction) is its dtype's: 16 for f16/bf16, 32 for fp8 (set in __init__, with
+    # no class default: a TileOp made inside run-time control flow may not change a class's value)
 
     # wgmma runs asynchronously: the consumer keeps this many stages' MMAs running while it waits for the
     # next stage; a stage may be released once `retire` has seen the MMAs reading it complete.
