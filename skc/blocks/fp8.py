@@ -87,9 +87,9 @@ class Fp8MatmulConfig(MatmulConfig):
             raise ValueError("fp8 wgmma reads K-major operands only: a_k_major and b_k_major must be True")
         if self.loader != "tma" or self.cluster_m != 1:
             raise ValueError("the fp8 GEMM loads with TMA, without clusters (loader='tma', cluster_m=1)")
-        if self.block_scaled and (self.tile_k != SCALE_BLOCK or self.tile_n % SCALE_BLOCK
+        if self.block_scaled and (self.tile_k != SCALE_BLOCK or (self.tile_n % SCALE_BLOCK and SCALE_BLOCK % self.tile_n)
                                   or self.tile_n // SCALE_BLOCK > SB_BOX):
-            raise ValueError(f"block scales need tile_k = {SCALE_BLOCK} (one scale block a stage) and tile_n a "
+            raise ValueError(f"block scales need tile_k = {SCALE_BLOCK} (one scale block a stage) and tile_n 64 or a "
                              f"multiple of {SCALE_BLOCK}, found tile_k={self.tile_k}, tile_n={self.tile_n}")
 
     def types(self) -> tuple:
@@ -126,9 +126,17 @@ class Fp8MatmulConfig(MatmulConfig):
                     out=(Wgmma.rows_per_warpgroup, self.epilogue_columns))
 
     @classmethod
-    def for_fp8_problem(cls, M: int, N: int, K: int, max_shared_bytes: int = 232448, **fields) -> "Fp8MatmulConfig":
-        """for_problem's choice (stages to fill shared memory), with 128-wide tiles when block-scaled (two f32
-        accumulators a thread: 2 x 64 registers)."""
+    def for_fp8_problem(cls, M: int, N: int, K: int, max_shared_bytes: int = 232448, multiprocessors: int = 132,
+                        **fields) -> "Fp8MatmulConfig":
+        """for_problem's choice (stages to fill shared memory), with at most 128-wide tiles when block-scaled (two
+        f32 accumulators a thread: 2 x 64 registers), one consumer warpgroup (64-row tiles) for M <= 64, and
+        64-wide tiles when 128-wide ones would leave most SMs idle."""
+        if M <= 64:
+            fields.setdefault("consumers", 1)
+            fields.setdefault("tile_m", 64)
+        tile_m = fields.get("tile_m", 128)
+        if -(-M // tile_m) * -(-N // 128) < multiprocessors // 2:
+            fields.setdefault("tile_n", 64)
         if fields.get("block_scaled"):
             fields.setdefault("tile_n", 128)
         dtype = fields.pop("dtype", "f8e4m3")
@@ -151,7 +159,7 @@ class BlockScaledWgmma(Wgmma):
         row = self.row0 + 16 * (self.thread // 32) + (self.thread % 32) // 4
         row_scales = [_scale(stage.sa, row), _scale(stage.sa, row + 8)]
         first = stage.sb.layout.first(tile.col0)
-        column_scales = [_scale(stage.sb, first + j) for j in skc.static_range(self.n // SCALE_BLOCK)]
+        column_scales = [_scale(stage.sb, first + j) for j in skc.static_range(max(1, self.n // SCALE_BLOCK))]
         scales = [[r * c for c in column_scales] for r in row_scales]
         values = []
         for i in skc.static_range(self.n // 2):  # value i: row + 8 ((i % 4) / 2), column 8 (i / 4) + ...

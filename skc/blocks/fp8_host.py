@@ -116,34 +116,55 @@ class _Plan:
                 raise skc.LaunchError(f"the config disagrees with the operands on {', '.join(sorted(fields))}")
             self.cfg = config
         else:
-            self.cfg = Fp8MatmulConfig.for_fp8_problem(M, N, K, device.target.max_shared_bytes, **fields)
+            self.cfg = Fp8MatmulConfig.for_fp8_problem(M, N, K, device.target.max_shared_bytes,
+                                                       device.multiprocessors, **fields)
         self.M, self.N, self.K, self.block, self.out_name = M, N, K, block, out_name
         self.grid = TileScheduler.grid(M, N, self.cfg.tile_m, self.cfg.tile_n, device.multiprocessors)
         self.ready = None
+        self.templates = {}  # which tensor map -> (template, its pointer function, address -> encoded map)
 
     def scales(self, scale_a, scale_b) -> tuple:
-        """The scale arguments: f32 pointers, or tensor maps of A's scales as (K / 128) x M (padded to a multiple
-        of 4 columns) and B's as (K / 128) x (N / 128, padded to a multiple of 4)."""
+        """The scale arguments: f32 pointers, or (tensor, box) of A's scales as (K / 128) x M (padded to a multiple
+        of 4 columns) and B's as (K / 128) x (N / 128, padded to a multiple of 4), for tensor maps."""
         if not self.block:
             return _flat(scale_a), _flat(scale_b)
         boxes = self.cfg.boxes()
-        a_t = _padded(scale_a.T, 4)
-        return (skc.TensorMap(a_t, boxes["sa"], swizzle=0), skc.TensorMap(_padded(scale_b, SB_BOX), boxes["sb"],
-                                                                            swizzle=0))
+        return (_padded(scale_a.T, 4), boxes["sa"], 0), (_padded(scale_b, SB_BOX), boxes["sb"], 0)
 
     def __call__(self, a, b, scale_a, scale_b, out, bias, stream):
         if out is None:
             out = _empty(a, (self.M, self.N), self.out_name)
         boxes = self.cfg.boxes()
-        args = (skc.TensorMap(a, boxes["a"]), skc.TensorMap(b.T, boxes["b"]), skc.TensorMap(out, boxes["out"]),
-                self.M, self.N, self.K, out if bias is None else bias, *self.scales(scale_a, scale_b))
-        if skc.current_device().is_interpreter:
+        maps = [(a, boxes["a"], 128), (b.T, boxes["b"], 128), (out, boxes["out"], 128)]
+        scales = self.scales(scale_a, scale_b)
+        if self.block:
+            maps += scales
+        interpreter = skc.current_device().is_interpreter
+        maps = [skc.TensorMap(*m) if interpreter else self.encoded(i, *m) for i, m in enumerate(maps)]
+        args = (*maps[:3], self.M, self.N, self.K, out if bias is None else bias,
+                *(maps[3:] if self.block else scales))
+        if interpreter:
             fp8_matmul_kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
             return out
         if self.ready is None:
             self.ready = fp8_matmul_kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
         self.ready(args, stream)
         return out
+
+    def encoded(self, which: int, tensor, box, swizzle):
+        """Tensor map `which` over `tensor`: its geometry checked once per plan, encoded once per address."""
+        if which not in self.templates:
+            template = skc.TensorMap(tensor, box, swizzle)
+            self.templates[which] = (template, template.pointer_function(), {})
+            template.tensor = None  # the plan keeps the geometry, not the caller's tensor
+        template, pointer_of, cache = self.templates[which]
+        pointer = pointer_of(tensor)
+        found = cache.get(pointer)
+        if found is None:
+            if len(cache) >= 64:
+                cache.clear()
+            found = cache[pointer] = template.encoded_at(pointer)
+        return found
 
 
 def _flat(scale):
