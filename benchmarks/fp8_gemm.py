@@ -19,11 +19,17 @@ import torch  # noqa: E402
 from triton.testing import do_bench  # noqa: E402
 
 import skc  # noqa: E402
+from skc.blocks.fp8 import Fp8MatmulConfig  # noqa: E402
 
 SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (4096, 7168, 16384), (4096, 24576, 1536), (128, 7168, 16384),
           (64, 4096, 7168)]
 TARGETS = {(4096, 4096, 4096): (1335, 1176), (8192, 8192, 8192): (1285, 1089), (4096, 7168, 16384): (1233, 1161),
            (4096, 24576, 1536): (1155, 976), (128, 7168, 16384): (699, 550), (64, 4096, 7168): (231, 147)}
+
+
+VARIANTS = {"block-ovl": {"overlap_scaling": True},               # scaling overlapped with the next MMAs
+            "block-s4": {"stages": 4},                             # fewer stages
+            "block-g4": {"group_m": 4}}                            # another raster grouping
 
 
 def operands(M, N, K):
@@ -92,12 +98,27 @@ def measure(M, N, K, rep_ms, rows, log):
     torch.cuda.synchronize()
     row = {"shape": f"{M}x{N}x{K}", "kind": "block", "skc_err": relative_error(out, expected)}
     row["skc"] = tflops(do_bench(skc_fn, warmup=25, rep=rep_ms, return_mode="median"))
+    rows.append(row)
+    # variants of the block-scaled GEMM (other TileOp or tiles), measured on the same data
+    variants = []
+    for kind, fields in VARIANTS.items():
+        config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, **fields)
+        out.fill_(float("nan"))
+        fn = (lambda config=config: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16,
+                                                      config=config))
+        fn()
+        torch.cuda.synchronize()
+        variant = {"shape": f"{M}x{N}x{K}", "kind": kind, "skc_err": relative_error(out, expected)}
+        variant["skc"] = tflops(do_bench(fn, warmup=25, rep=rep_ms, return_mode="median"))
+        variants.append(variant)
     fn, how = cublas_block(a, b, sa, sb)
     log.write(f"{M}x{N}x{K} cuBLAS block-wise: {how}\n")
     if fn is not None:
         row["cublas_err"] = relative_error(fn(), expected)
         row["cublas"] = tflops(do_bench(fn, warmup=25, rep=rep_ms, return_mode="median"))
-    rows.append(row)
+        for variant in variants:
+            variant["cublas"], variant["cublas_err"] = row["cublas"], row["cublas_err"]
+    rows.extend(variants)
 
 
 def main():
@@ -121,7 +142,7 @@ def main():
             json.dump(rows, f, indent=1)
     print(f"{'shape':>18} {'kind':>10} {'skc':>7} {'cuBLAS':>7} {'ratio':>6} {'target':>6} {'skc err':>9} "
           f"{'cuBLAS err':>10}")
-    ratios = {"per-tensor": [], "block": []}
+    ratios = {"per-tensor": [], "block": [], **{kind: [] for kind in VARIANTS}}
     for r in rows:
         if r["kind"] == "error":
             print(f"{r['shape']:>18} error (see log)")
@@ -131,7 +152,7 @@ def main():
         if cublas:
             ratios[r["kind"]].append(ratio)
         dims = tuple(map(int, r["shape"].split("x")))
-        target = TARGETS.get(dims, (0, 0))[0 if r["kind"] == "per-tensor" else 1]
+        target = TARGETS.get(dims, (0, 0))[0 if r["kind"] == "per-tensor" else 1]  # block kinds: block-wise
         print(f"{r['shape']:>18} {r['kind']:>10} {r['skc']:7.0f} {cublas or float('nan'):7.0f} {ratio:6.2f} "
               f"{target:6d} {r['skc_err']:9.2e} {r.get('cublas_err', float('nan')):10.2e}")
     for kind, values in ratios.items():

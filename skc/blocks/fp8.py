@@ -15,7 +15,7 @@ import skc
 from .config import MatmulConfig
 from .epilogue import EpilogueArgs, TmaStoreEpilogue
 from .gemm import wgmma_gemm
-from .mma import Wgmma
+from .mma import Accumulator, Wgmma
 from .payload import TilePayload
 
 FP8_TYPES = {"f8e4m3": 1, "f8e5m2": 1}
@@ -74,6 +74,7 @@ class Fp8MatmulConfig(MatmulConfig):
     dtype_b: str = ""             # B's fp8 type when it differs from A's
     out_dtype: str = "bf16"
     block_scaled: bool = False
+    overlap_scaling: bool = False  # block-scaled: scale a stage's partial while the next stage's MMAs run
     b_k_major: bool = True
     input_types: ClassVar[dict] = FP8_TYPES
 
@@ -97,7 +98,9 @@ class Fp8MatmulConfig(MatmulConfig):
         return (getattr(skc, self.dtype), getattr(skc, self.dtype_b or self.dtype), getattr(skc, self.out_dtype))
 
     def tile_op(self):
-        return BlockScaledWgmma if self.block_scaled else Wgmma
+        if not self.block_scaled:
+            return Wgmma
+        return OverlappedBlockScaledWgmma if self.overlap_scaling else BlockScaledWgmma
 
     def payload(self) -> TilePayload:
         layouts = dict(super().payload().layouts)
@@ -145,26 +148,74 @@ class Fp8MatmulConfig(MatmulConfig):
 
 class BlockScaledWgmma(Wgmma):
     """The TileOp of the block-scaled GEMM: for one stage (one 128-deep k-block), partial = A_k · B_k with fp8
-    wgmma into a fresh f32 fragment, then acc += partial · sa[row] · sb[k-block, column block] for each value,
-    with the scales read from the stage's `sa` and `sb` tiles (two-level accumulation: the fp8 MMAs never add
-    more than 128 products). It finishes its MMAs before it returns, so the stage is released at once."""
+    wgmma into a fresh f32 fragment, then acc += partial · sa[row] · sb[k-block, column block] for each value
+    (two-level accumulation: the fp8 MMAs never add more than 128 products). It finishes a stage's MMAs before
+    scaling them (the other consumer warpgroup keeps the tensor cores busy meanwhile), so the stage is released
+    at once."""
 
     stages_in_flight = 0
 
+    @property
+    def column_blocks(self) -> int:
+        return max(1, self.n // SCALE_BLOCK)
+
     def consume(self, acc, stage, tile):
-        partial = self.zeros()
+        scales = self.scales(stage, tile)
+        partial = Accumulator(self, self.n)
         self(partial, stage.a, stage.b)
         self.retire(0)
-        # this thread's two rows (PTX ISA 9.7.15.5.1.1: 16 (t / 32) + (t % 32) / 4, and 8 below)
+        self.fold(acc, partial.fragment, scales)
+
+    def scales(self, stage, tile):
+        """sa[row] · sb[column block] for this thread's two rows (PTX ISA 9.7.15.5.1.1: 16 (t / 32) + (t % 32) / 4,
+        and 8 below) and the tile's column blocks, row-major, as a vector."""
         row = self.row0 + 16 * (self.thread // 32) + (self.thread % 32) // 4
         row_scales = [_scale(stage.sa, row), _scale(stage.sa, row + 8)]
         first = stage.sb.layout.first(tile.col0)
-        column_scales = [_scale(stage.sb, first + j) for j in skc.static_range(max(1, self.n // SCALE_BLOCK))]
-        scales = [[r * c for c in column_scales] for r in row_scales]
+        column_scales = [_scale(stage.sb, first + j) for j in skc.static_range(self.column_blocks)]
+        return skc.vector(*[r * c for r in row_scales for c in column_scales])
+
+    def fold(self, acc, partial, scales):
+        """acc += partial times its scales (value i: row + 8 ((i % 4) / 2), column block i / 64)."""
         values = []
-        for i in skc.static_range(self.n // 2):  # value i: row + 8 ((i % 4) / 2), column 8 (i / 4) + ...
-            values.append(acc.fragment[i] + partial.fragment[i] * scales[(i % 4) // 2][i // (SCALE_BLOCK // 2)])
+        for i in skc.static_range(self.n // 2):
+            scale = scales[((i % 4) // 2) * self.column_blocks + i // (SCALE_BLOCK // 2)]
+            values.append(skc.fma(partial[i], scale, acc.fragment[i]))
         acc.fragment = skc.vector(*values)
+
+
+class OverlappedBlockScaledWgmma(BlockScaledWgmma):
+    """BlockScaledWgmma that scales a stage's partial only after the next stage's MMAs were issued, so this
+    warpgroup's tensor-core work overlaps its scaling: one stage stays in flight (read by the MMAs; its scales
+    are already in registers), and `wait()` on the accumulator folds in the last partial. Costs a third
+    fragment of registers."""
+
+    stages_in_flight = 1
+
+    def __init__(self, n: int, k: int, dtype, warpgroup=0, dtype_b=None):
+        super().__init__(n, k, dtype, warpgroup, dtype_b)
+        self.pending = skc.full(n // 2, 0.0, skc.f32)  # the partial product still in flight, and its scales
+        self.pending_scales = skc.full(2 * self.column_blocks, 0.0, skc.f32)
+
+    def zeros(self):
+        return _FoldingAccumulator(self, self.n)
+
+    def consume(self, acc, stage, tile):
+        scales = self.scales(stage, tile)
+        partial = Accumulator(self, self.n)
+        self(partial, stage.a, stage.b)
+        self.retire(1)  # the previous stage's partial is complete
+        self.fold(acc, self.pending, self.pending_scales)
+        self.pending, self.pending_scales = partial.fragment, scales
+
+
+class _FoldingAccumulator(Accumulator):
+    """OverlappedBlockScaledWgmma's running accumulator: waiting for it also folds in the partial in flight."""
+
+    def wait(self):
+        self.op.retire(0)
+        self.op.fold(self, self.op.pending, self.op.pending_scales)
+        self.op.pending = skc.full(self.n // 2, 0.0, skc.f32)
 
 
 def _scale(tile, index):

@@ -11,7 +11,7 @@ import skc
 from skc import ir
 from skc.backends import ptx_tools
 from skc.blocks import MatmulConfig
-from skc.blocks.fp8 import BlockScaledWgmma, Fp8MatmulConfig, ScaleLayout, fp8_matmul_kernel
+from skc.blocks.fp8 import BlockScaledWgmma, Fp8MatmulConfig, OverlappedBlockScaledWgmma, ScaleLayout, fp8_matmul_kernel
 from skc.blocks.mma import Wgmma
 from skc.runtime import devices
 
@@ -81,14 +81,17 @@ def test_per_tensor_fp8_gemm_fused_bias_relu_to_f16(hopper_interpreter):
     np.testing.assert_array_equal(out.astype(np.float32), np.maximum(0.5 * (a @ b) + bias, 0.0))
 
 
-@pytest.mark.parametrize("shape", [(136, 256, 384), (64, 136, 256), (128, 640, 128)],
-                         ids=["m-tail", "n-tail", "wide"])
-def test_block_scaled_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape):
+@pytest.mark.parametrize("overlap", [False, True], ids=["serial", "overlapped"])
+@pytest.mark.parametrize("shape", [(136, 256, 384), (64, 136, 256), (128, 640, 128), (128, 256, 512)],
+                         ids=["m-tail", "n-tail", "wide", "n256"])
+def test_block_scaled_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, overlap):
     M, N, K = shape
     a, b, a8, b8 = operands(M, N, K)
     sa, sb = block_scales(M, N, K)
     out = np.full((M, N), np.nan, np.float32)
-    skc.blocks.matmul(a8, b8, out, scale_a=sa, scale_b=sb, out_dtype="float32")
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, out_dtype="f32", overlap_scaling=overlap,
+                                             **({"tile_n": 256, "stages": 2} if N == 256 and K == 512 else {}))
+    skc.blocks.matmul(a8, b8, out, scale_a=sa, scale_b=sb, out_dtype="float32", config=config)
     expected = block_reference(a, b, sa, sb)
     assert np.abs(expected).max() > 100  # the scales matter
     np.testing.assert_array_equal(out, expected)
@@ -162,8 +165,9 @@ def compile_fp8(cfg: Fp8MatmulConfig):
 @needs_assembler
 @pytest.mark.parametrize("cfg", [Fp8MatmulConfig(tile_n=256, stages=4),
                                  Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True),
+                                 Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, overlap_scaling=True),
                                  Fp8MatmulConfig(tile_n=256, stages=4, out_dtype="f32", dtype_b="f8e5m2")],
-                         ids=["per-tensor-n256", "block-n128", "f32-out-e5m2"])
+                         ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
@@ -173,12 +177,14 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     assert resources["spill_stores"] == 0 and resources["spill_loads"] == 0, resources
     if cfg.block_scaled:  # the scale tiles come by TMA into the same stage; the stage's MMAs finish before scaling
         assert ptx.count("cp.async.bulk.tensor.2d.shared::cluster.global") == 4
-        assert re.search(r"wgmma.wait_group.sync.aligned\s+0;", ptx)
+        assert re.search(rf"wgmma.wait_group.sync.aligned\s+{int(cfg.overlap_scaling)};", ptx)
 
 
 def test_block_scaled_is_the_same_composition_with_another_payload_and_tile_op():
     per_tensor, block = Fp8MatmulConfig(tile_n=128), Fp8MatmulConfig(tile_n=128, block_scaled=True)
     assert per_tensor.tile_op() is Wgmma and block.tile_op() is BlockScaledWgmma
+    assert Fp8MatmulConfig(block_scaled=True, overlap_scaling=True).tile_op() is OverlappedBlockScaledWgmma
     assert set(per_tensor.payload().layouts) == {"a", "b"}
     assert set(block.payload().layouts) == {"a", "b", "sa", "sb"}
     assert BlockScaledWgmma.stages_in_flight == 0  # it finishes a stage's MMAs before scaling: release at once
+    assert OverlappedBlockScaledWgmma.stages_in_flight == 1  # the next stage's MMAs run while a partial is scaled

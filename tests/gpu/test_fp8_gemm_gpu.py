@@ -3,6 +3,7 @@ the dequantized operands, on square, rectangular and tail shapes; per-tensor als
 import pytest
 
 import skc
+from skc.blocks.fp8 import Fp8MatmulConfig
 
 pytestmark = pytest.mark.gpu
 torch = pytest.importorskip("torch")
@@ -57,11 +58,14 @@ def test_per_tensor(M, N, K, out_dtype):
 
 @pytest.mark.parametrize("M,N,K", SHAPES)
 @pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32])
-def test_block_scaled(M, N, K, out_dtype):
+@pytest.mark.parametrize("overlap", [False, True], ids=["serial", "overlapped"])
+def test_block_scaled(M, N, K, out_dtype, overlap):
     a, b = quantized(M, K), quantized(N, K, seed=2).t()
     sa, sb = block_scales(M, N, K)
     out = torch.full((M, N), float("nan"), device="cuda", dtype=out_dtype)
-    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=out_dtype)
+    name = {torch.bfloat16: "bf16", torch.float32: "f32"}[out_dtype]
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, out_dtype=name, overlap_scaling=overlap)
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=out_dtype, config=config)
     torch.cuda.synchronize()
     assert not out.isnan().any()
     error = relative_error(out, dequantized_block_reference(a, b, sa, sb))
