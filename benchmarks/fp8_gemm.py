@@ -32,6 +32,9 @@ VARIANTS = {"block-ovl": {"overlap_scaling": True},               # scaling over
             "block-g4": {"group_m": 4}}                            # another raster grouping
 
 
+PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "consumers": 1}}
+
+
 def operands(M, N, K):
     a = (torch.randn(M, K, device="cuda") * 8).clamp(-400, 400).to(torch.float8_e4m3fn)
     b = (torch.randn(N, K, device="cuda") * 8).clamp(-400, 400).to(torch.float8_e4m3fn).t()  # K x N column-major
@@ -89,6 +92,16 @@ def measure(M, N, K, rep_ms, rows, log):
     row["cublas"] = tflops(do_bench(lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16),
                                     warmup=25, rep=rep_ms, return_mode="median"))
     rows.append(row)
+    for kind, fields in PER_TENSOR_VARIANTS.items():
+        config = Fp8MatmulConfig.for_fp8_problem(M, N, K, **fields)
+        out.fill_(float("nan"))
+        fn = (lambda config=config: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16,
+                                                      config=config))
+        fn()
+        torch.cuda.synchronize()
+        rows.append({"shape": row["shape"], "kind": kind, "skc_err": relative_error(out, expected),
+                     "skc": tflops(do_bench(fn, warmup=25, rep=rep_ms, return_mode="median")),
+                     "cublas": row["cublas"], "cublas_err": row["cublas_err"]})
     # block-wise
     sa, sb = block_scales(M, N, K)
     expected = block_reference(a, b, sa, sb)
@@ -142,7 +155,7 @@ def main():
             json.dump(rows, f, indent=1)
     print(f"{'shape':>18} {'kind':>10} {'skc':>7} {'cuBLAS':>7} {'ratio':>6} {'target':>6} {'skc err':>9} "
           f"{'cuBLAS err':>10}")
-    ratios = {"per-tensor": [], "block": [], **{kind: [] for kind in VARIANTS}}
+    ratios = {"per-tensor": [], "block": [], **{kind: [] for kind in (*PER_TENSOR_VARIANTS, *VARIANTS)}}
     for r in rows:
         if r["kind"] == "error":
             print(f"{r['shape']:>18} error (see log)")
@@ -152,7 +165,7 @@ def main():
         if cublas:
             ratios[r["kind"]].append(ratio)
         dims = tuple(map(int, r["shape"].split("x")))
-        target = TARGETS.get(dims, (0, 0))[0 if r["kind"] == "per-tensor" else 1]  # block kinds: block-wise
+        target = TARGETS.get(dims, (0, 0))[0 if not r["kind"].startswith("block") else 1]
         print(f"{r['shape']:>18} {r['kind']:>10} {r['skc']:7.0f} {cublas or float('nan'):7.0f} {ratio:6.2f} "
               f"{target:6d} {r['skc_err']:9.2e} {r.get('cublas_err', float('nan')):10.2e}")
     for kind, values in ratios.items():
