@@ -5,6 +5,8 @@ f32 each (per tensor), or A's M x (K / 128) and B's (K / 128) x (N / 128) (block
 is one dict lookup once its facts were seen: the plan holds the checked geometry and the kernel's launcher."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 import skc
@@ -110,11 +112,14 @@ class _Plan:
         device = skc.current_device()
         fields = dict(dtype=dtype, dtype_b="" if dtype_b == dtype else dtype_b, out_dtype=out_name,
                       block_scaled=block, epilogue=spec)
-        if config is not None:
-            fields = {k: v for k, v in fields.items() if getattr(config, k) != v}
-            if fields:
-                raise skc.LaunchError(f"the config disagrees with the operands on {', '.join(sorted(fields))}")
-            self.cfg = config
+        if config is not None:  # the call decides the epilogue (alpha = the per-tensor scales, bias, activation)
+            if not isinstance(config, Fp8MatmulConfig):
+                raise skc.LaunchError(f"scaled matmul takes an Fp8MatmulConfig, found {type(config).__name__}")
+            wrong = sorted(k for k, v in fields.items() if k != "epilogue" and getattr(config, k) != v)
+            if wrong:
+                raise skc.LaunchError(f"the config disagrees with the operands on {', '.join(wrong)}: "
+                                      + ", ".join(f"{k}={fields[k]!r}" for k in wrong))
+            self.cfg = replace(config, epilogue=spec)
         else:
             self.cfg = Fp8MatmulConfig.for_fp8_problem(M, N, K, device.target.max_shared_bytes,
                                                        device.multiprocessors, **fields)

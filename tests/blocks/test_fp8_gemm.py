@@ -71,6 +71,18 @@ def test_per_tensor_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, sha
     np.testing.assert_array_equal(out, 2.0 * (a @ b))
 
 
+def test_a_given_config_takes_the_calls_epilogue_and_must_match_the_operands(hopper_interpreter):
+    M, N, K = 64, 128, 128
+    a, b, a8, b8 = operands(M, N, K)
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, out_dtype="f32", tile_n=64)  # no alpha in its epilogue
+    out = skc.blocks.matmul(a8, b8, scale_a=np.array([2.0], np.float32), scale_b=np.array([0.5], np.float32),
+                            out_dtype="float32", config=config)
+    np.testing.assert_array_equal(out, a @ b)
+    with pytest.raises(skc.LaunchError, match="disagrees with the operands on block_scaled: block_scaled=False"):
+        skc.blocks.matmul(a8, b8, scale_a=np.array([2.0], np.float32), scale_b=np.array([0.5], np.float32),
+                          config=Fp8MatmulConfig(block_scaled=True))
+
+
 def test_per_tensor_fp8_gemm_fused_bias_relu_to_f16(hopper_interpreter):
     M, N, K = 72, 128, 128
     a, b, a8, b8 = operands(M, N, K)
