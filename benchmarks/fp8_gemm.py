@@ -15,11 +15,11 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
-from triton.testing import do_bench  # noqa: E402
+import torch
+from triton.testing import do_bench
 
-import skc  # noqa: E402
-from skc.blocks.fp8 import Fp8MatmulConfig  # noqa: E402
+import skc
+from skc.blocks.fp8 import Fp8MatmulConfig
 
 SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (4096, 7168, 16384), (4096, 24576, 1536), (128, 7168, 16384),
           (64, 4096, 7168)]
@@ -76,13 +76,13 @@ def cublas_block(a, b, sa, sb):
 
 def measure(M, N, K, rep_ms, rows, log):
     flops = 2 * M * N * K
-    tflops = lambda ms: flops / ms / 1e9  # noqa: E731
+    tflops = lambda ms: flops / ms / 1e9
     a, b = operands(M, N, K)
     # per tensor
     sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
     expected = (a.float() @ b.float()) * (0.01 * 0.02)
     out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
-    skc_fn = lambda: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)  # noqa: E731
+    skc_fn = lambda: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
     skc_fn()
     torch.cuda.synchronize()
     cublas = torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
@@ -106,7 +106,7 @@ def measure(M, N, K, rep_ms, rows, log):
     sa, sb = block_scales(M, N, K)
     expected = block_reference(a, b, sa, sb)
     out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
-    skc_fn = lambda: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)  # noqa: E731
+    skc_fn = lambda: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
     skc_fn()
     torch.cuda.synchronize()
     row = {"shape": f"{M}x{N}x{K}", "kind": "block", "skc_err": relative_error(out, expected)}
@@ -140,7 +140,7 @@ def main():
     parser.add_argument("--rep-ms", type=int, default=100)
     args = parser.parse_args()
     out_dir = os.environ.get("OUT")
-    log = open(os.path.join(out_dir, "fp8_gemm.log"), "w") if out_dir else sys.stderr
+    log = open(os.path.join(out_dir, "fp8_gemm.log"), "w") if out_dir else sys.stderr  # noqa: SIM115
     rows = []
     for shape in args.shapes.split(","):
         M, N, K = map(int, shape.split("x"))

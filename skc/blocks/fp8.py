@@ -130,7 +130,7 @@ class Fp8MatmulConfig(MatmulConfig):
 
     @classmethod
     def for_fp8_problem(cls, M: int, N: int, K: int, max_shared_bytes: int = 232448, multiprocessors: int = 132,
-                        **fields) -> "Fp8MatmulConfig":
+                        **fields) -> Fp8MatmulConfig:
         """for_problem's choice (stages to fill shared memory), with at most 128-wide tiles when block-scaled (two
         f32 accumulators a thread: 2 x 64 registers), one consumer warpgroup (64-row tiles) for M <= 64, and
         64-wide tiles when 128-wide ones would leave most SMs idle."""

@@ -110,8 +110,8 @@ class _Plan:
         except ValueError as error:
             raise skc.LaunchError(f"scaled matmul: {error}") from None
         device = skc.current_device()
-        fields = dict(dtype=dtype, dtype_b="" if dtype_b == dtype else dtype_b, out_dtype=out_name,
-                      block_scaled=block, epilogue=spec)
+        fields = {"dtype": dtype, "dtype_b": "" if dtype_b == dtype else dtype_b, "out_dtype": out_name,
+                  "block_scaled": block, "epilogue": spec}
         if config is not None:  # the call decides the epilogue (alpha = the per-tensor scales, bias, activation)
             if not isinstance(config, Fp8MatmulConfig):
                 raise skc.LaunchError(f"scaled matmul takes an Fp8MatmulConfig, found {type(config).__name__}")

@@ -11,7 +11,13 @@ import skc
 from skc import ir
 from skc.backends import ptx_tools
 from skc.blocks import MatmulConfig
-from skc.blocks.fp8 import BlockScaledWgmma, Fp8MatmulConfig, OverlappedBlockScaledWgmma, ScaleLayout, fp8_matmul_kernel
+from skc.blocks.fp8 import (
+    BlockScaledWgmma,
+    Fp8MatmulConfig,
+    OverlappedBlockScaledWgmma,
+    ScaleLayout,
+    fp8_matmul_kernel,
+)
 from skc.blocks.mma import Wgmma
 from skc.runtime import devices
 
