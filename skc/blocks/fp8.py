@@ -162,7 +162,7 @@ class BlockScaledWgmma(Wgmma):
     def consume(self, acc, stage, tile):
         scales = self.scales(stage, tile)
         partial = Accumulator(self, self.n)
-        self(partial, stage.a, stage.b)
+        self(partial, stage.a, stage.b, accumulate=False)  # partial = A_k B_k: no registers to zero
         self.retire(0)
         self.fold(acc, partial.fragment, scales)
 
@@ -203,7 +203,7 @@ class OverlappedBlockScaledWgmma(BlockScaledWgmma):
     def consume(self, acc, stage, tile):
         scales = self.scales(stage, tile)
         partial = Accumulator(self, self.n)
-        self(partial, stage.a, stage.b)
+        self(partial, stage.a, stage.b, accumulate=False)  # partial = A_k B_k: no registers to zero
         self.retire(1)  # the previous stage's partial is complete
         self.fold(acc, self.pending, self.pending_scales)
         self.pending, self.pending_scales = partial.fragment, scales

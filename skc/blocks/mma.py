@@ -100,14 +100,16 @@ class Wgmma:
         whose payload carries more (scales) reads it here."""
         self(acc, stage.a, stage.b)
 
-    def __call__(self, acc: Accumulator, a, b):
+    def __call__(self, acc: Accumulator, a, b, accumulate: bool = True):
+        """acc += A · B (acc = A · B without `accumulate`: acc's registers are then not read, nor zeroed first)."""
         self.check(a, b)
         skc.hopper.wgmma_fence()
         fragment = acc.fragment
         for step in skc.static_range(self.k // self.K):
             fragment = skc.hopper.wgmma(fragment, a.descriptor(step, self.row0), b.descriptor(step),
                                         self.n, self.dtype, trans_a=int(not a.layout.k_major),
-                                        trans_b=int(not b.layout.k_major), dtype_b=self.dtype_b)
+                                        trans_b=int(not b.layout.k_major), dtype_b=self.dtype_b,
+                                        zero_acc=not accumulate and step == 0)
         acc.fragment = fragment
         skc.hopper.wgmma_commit()
 

@@ -18,7 +18,9 @@ from skc.blocks.fp8 import (
     ScaleLayout,
     fp8_matmul_kernel,
 )
+from skc.blocks.layout import OperandLayout
 from skc.blocks.mma import Wgmma
+from skc.blocks.payload import SmemTile
 from skc.runtime import devices
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
@@ -206,3 +208,46 @@ def test_block_scaled_is_the_same_composition_with_another_payload_and_tile_op()
     assert set(block.payload().layouts) == {"a", "b", "sa", "sb"}
     assert BlockScaledWgmma.stages_in_flight == 0  # it finishes a stage's MMAs before scaling: release at once
     assert OverlappedBlockScaledWgmma.stages_in_flight == 1  # the next stage's MMAs run while a partial is scaled
+
+
+# -- wgmma without accumulator input (scale-d = 0): the block-scaled TileOp's fresh partial needs no zeroing ---------
+@skc.kernel
+def overwrite_wgmma(image: skc.Ptr[skc.u32], out: skc.Ptr[skc.f32], cfg: skc.constexpr):
+    """acc (filled with 7) then acc = A B with accumulate=False on one stage of K-major fp8 tiles (A 64 x k, B n x k)
+    laid out by the host: out is A B alone in the fragment layout. cfg: (n, k)."""
+    n, k = cfg
+    a_layout, b_layout = OperandLayout(64, k, 1), OperandLayout(n, k, 1)
+    words = (a_layout.bytes + b_layout.bytes) // 4
+    tid = skc.thread_id(0)
+    smem = skc.shared(words, skc.u32, align=1024)
+    for i in range(tid, words, 128):
+        smem[i] = image[i]
+    skc.hopper.fence_proxy_async()
+    skc.barrier()
+    base = skc.hopper.shared_address(smem)
+    mma = Wgmma(n, k, skc.f8e4m3)
+    acc = mma.zeros()
+    acc.fragment = skc.full(n // 2, 7.0, skc.f32)
+    mma(acc, SmemTile("a", base, a_layout), SmemTile("b", base + a_layout.bytes, b_layout), accumulate=False)
+    acc.wait()
+    for i in skc.static_range(n // 2):
+        out[tid * (n // 2) + i] = acc.fragment[i]
+
+
+def test_wgmma_without_accumulate_overwrites_the_fragment():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fp8_kernels import block_image, fragments
+
+    n, k = 64, 128
+    a, b = RNG.integers(-6, 7, (64, k)).astype(np.float32), RNG.integers(-6, 7, (k, n)).astype(np.float32)
+    image = block_image(a.astype(E4M3).view(np.uint8), np.ascontiguousarray(b.T).astype(E4M3).view(np.uint8))
+    out = np.full((128, n // 2), np.nan, np.float32)
+    overwrite_wgmma.interpret[(1,), (128,)](image, out, cfg=(n, k))
+    np.testing.assert_array_equal(out, fragments(a @ b))
+    tile = overwrite_wgmma.compile(skc.Ptr[skc.u32], skc.Ptr[skc.f32], (n, k), target="sm_90a", block=128)
+    assert tile.ir("tile").count("zero_acc") == 1  # the first of the four k32 steps
+    ptx = tile.asm("ptx")
+    assert ptx.count("wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3") == 4
