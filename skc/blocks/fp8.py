@@ -188,7 +188,8 @@ class OverlappedBlockScaledWgmma(BlockScaledWgmma):
     """BlockScaledWgmma that scales a stage's partial only after the next stage's MMAs were issued, so this
     warpgroup's tensor-core work overlaps its scaling: one stage stays in flight (read by the MMAs; its scales
     are already in registers), and `wait()` on the accumulator folds in the last partial. Costs a third
-    fragment of registers."""
+    fragment of registers, and ptxas 12.x/13.x serializes its wgmmas (warning C7518: it cannot prove the
+    registers of the partial in flight untouched across the loop), so it is not the default."""
 
     stages_in_flight = 1
 

@@ -251,3 +251,19 @@ def test_wgmma_without_accumulate_overwrites_the_fragment():
     assert tile.ir("tile").count("zero_acc") == 1  # the first of the four k32 steps
     ptx = tile.asm("ptx")
     assert ptx.count("wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3") == 4
+
+
+@pytest.mark.skipif(ptx_tools.ptxas_path() is None, reason="ptxas is not installed")
+@pytest.mark.parametrize("cfg", [Fp8MatmulConfig(tile_n=256, stages=4),
+                                 Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True)],
+                         ids=["per-tensor", "block"])
+def test_ptxas_keeps_the_wgmmas_asynchronous(cfg, tmp_path):
+    """ptxas serializes wgmmas (warning C7518) when it cannot prove their registers untouched while in flight; the
+    default compositions must not trigger it (OverlappedBlockScaledWgmma does, as of 2026-11-30)."""
+    import subprocess
+
+    source = tmp_path / "fp8.ptx"
+    source.write_text(compile_fp8(cfg).asm("ptx"))
+    report = subprocess.run([ptx_tools.ptxas_path(), "-arch=sm_90a", "-v", str(source), "-o", str(tmp_path / "o")],
+                            capture_output=True, text=True, check=True)
+    assert "serialized" not in report.stdout + report.stderr, report.stdout + report.stderr
