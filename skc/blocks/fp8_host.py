@@ -208,6 +208,10 @@ def scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, ac
     """matmul()'s fp8 form: what it does not take is refused by name."""
     if scale_a is None or scale_b is None:
         raise skc.LaunchError("scaled matmul needs both scale_a and scale_b (float32: one value each, or block-wise)")
+    for name, scale in (("scale_a", scale_a), ("scale_b", scale_b)):
+        if not hasattr(scale, "dtype") or not hasattr(scale, "shape"):
+            raise skc.LaunchError(f"scaled matmul: {name} is a {type(scale).__name__}; pass a float32 tensor on the "
+                                  "operands' device (torch.tensor(value, device=a.device)), as torch._scaled_mm does")
     if c is not None or alpha is not None or beta is not None:
         raise skc.LaunchError("scaled matmul's epilogue takes bias and activation; c, alpha and beta are not "
                               "supported (fold alpha into scale_a)")

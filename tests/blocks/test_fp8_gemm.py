@@ -143,6 +143,13 @@ def test_scaled_matmul_refuses_by_name(hopper_interpreter, change, message):
         skc.blocks.matmul(a8, b8, scale_a=sa, scale_b=sb)
 
 
+def test_scales_must_be_tensors(hopper_interpreter):
+    _, _, a8, b8 = operands(128, 128, 128)
+    with pytest.raises(skc.LaunchError, match="scale_a is a float; pass a float32 tensor"):
+        skc.blocks.matmul(a8, b8, scale_a=0.5, scale_b=np.ones(1, np.float32))
+    assert skc.blocks.Fp8MatmulConfig is Fp8MatmulConfig
+
+
 def test_block_scales_need_whole_k_blocks(hopper_interpreter):
     _, _, a8, b8 = operands(128, 128, 144)
     sa, sb = np.ones((128, 2), np.float32), np.ones((2, 1), np.float32)
