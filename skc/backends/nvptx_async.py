@@ -144,16 +144,18 @@ def _wgmma_mma(lw, op):
     n, dtype = op.attrs["n"], op.attrs["dtype"]
     dtype_b = op.attrs.get("dtype_b", dtype)
     count = n // 2
-    vector = lw.get(acc)
-    inputs = [f"float {lw.text.value(f'extractelement <{count} x float> {vector}, i32 {i}')}" for i in range(count)]
+    zero = bool(op.attrs.get("zero_acc", 0))  # scale-d = 0: D = A B; the accumulator's registers are not inputs
+    inputs = [] if zero else [
+        f"float {lw.text.value(f'extractelement <{count} x float> {lw.get(acc)}, i32 {i}')}" for i in range(count)]
     outputs = ", ".join(f"${i}" for i in range(count))
     code = ("{\n.reg .pred p;\n"
             f"setp.ne.b32 p, ${count + 2}, 0;\n"
             f"wgmma.mma_async.sync.aligned.m64n{n}k{wgmma_k(dtype)}.f32.{_WGMMA_PTX_TYPE[dtype]}."
             f"{_WGMMA_PTX_TYPE[dtype_b]} {{{outputs}}}, ${count}, ${count + 1}, p, 1, 1{_transposes(op)};\n}}")
-    constraints = ",".join(["=f"] * count + ["l", "l", "r"] + [str(i) for i in range(count)])
+    constraints = ",".join(["=f"] * count + ["l", "l", "r"] + ([] if zero else [str(i) for i in range(count)]))
     struct = "{ " + ", ".join(["float"] * count) + " }"
-    result = _asm(lw, code, constraints, [lw.typed(desc_a), lw.typed(desc_b), "i32 1"] + inputs, struct)
+    result = _asm(lw, code, constraints, [lw.typed(desc_a), lw.typed(desc_b), f"i32 {int(not zero)}"] + inputs,
+                  struct)
     current = "poison"
     for i in range(count):
         element = lw.text.value(f"extractvalue {struct} {result}, {i}")

@@ -6,6 +6,7 @@ from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
 from .conv import conv2d
 from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, FusedEpilogue, TmaStoreEpilogue
+from .fp8 import BlockScaledWgmma, Fp8MatmulConfig, ScaleLayout
 from .gemm import compile_arguments, matmul, matmul_kernel
 from .im2col import ConvShape, Im2colLoader
 from .layout import OperandLayout
@@ -23,4 +24,5 @@ __all__ = ["AmdMatmulConfig", "MatmulConfig", "DirectStoreEpilogue", "EpilogueAr
            "TmaStoreEpilogue", "compile_arguments", "matmul", "matmul_kernel", "OperandLayout", "LdsLayout",
            "LdsLoader", "Mfma", "MfmaAccumulator", "Accumulator", "Wgmma", "SmemTile", "TilePayload", "LdsConsumer",
            "LdsPipeline", "LdsProducer", "ConsumerRole", "InputTilePipeline", "ProducerRole", "StageLease",
-           "WarpRoles", "Tile", "TileScheduler", "TmaLoader", "VectorLoader", "conv2d", "ConvShape", "Im2colLoader"]
+           "WarpRoles", "Tile", "TileScheduler", "TmaLoader", "VectorLoader", "conv2d", "ConvShape", "Im2colLoader",
+           "Fp8MatmulConfig", "BlockScaledWgmma", "ScaleLayout"]

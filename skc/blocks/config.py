@@ -3,6 +3,7 @@ and epilogue, with the shared-memory plan derived from them and checked against 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from skc.target import get_target
 
@@ -37,17 +38,19 @@ class MatmulConfig:
     epilogue: EpilogueSpec = field(default_factory=EpilogueSpec)
     producer_registers: int = 40
     consumer_registers: int = 232
+    input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
 
     def __post_init__(self):
-        if self.dtype not in DTYPES:
-            raise ValueError(f"the GEMM multiplies {' or '.join(DTYPES)}, not {self.dtype}")
+        if self.dtype not in self.input_types:
+            raise ValueError(f"the GEMM multiplies {' or '.join(self.input_types)}, not {self.dtype}")
         if self.tile_m != ROWS * self.consumers:
             raise ValueError(f"tile_m must be {ROWS} per consumer warpgroup: {ROWS * self.consumers}, found "
                              f"{self.tile_m}")
         if self.tile_n % 64 or not 64 <= self.tile_n <= 256:
             raise ValueError(f"tile_n must be 64, 128, 192 or 256, found {self.tile_n}")
-        if self.tile_k % 64:
-            raise ValueError(f"tile_k must be a multiple of 64 (128-byte rows of bf16), found {self.tile_k}")
+        if self.tile_k * self.elem_bytes % 128:
+            raise ValueError(f"tile_k must fill 128-byte rows: a multiple of {128 // self.elem_bytes} for "
+                             f"{self.dtype}, found {self.tile_k}")
         if self.loader not in ("tma", "vector") and not hasattr(self.loader, "build"):
             raise ValueError(f"loader must be 'tma', 'vector' or a loader spec with build(), found {self.loader!r}")
         if not isinstance(self.loader, str) and self.cluster_m > 1:
@@ -67,7 +70,7 @@ class MatmulConfig:
 
     @property
     def elem_bytes(self) -> int:
-        return DTYPES[self.dtype]
+        return self.input_types[self.dtype]
 
     def payload(self) -> TilePayload:
         return TilePayload(a=OperandLayout(self.tile_m, self.tile_k, self.elem_bytes, self.a_k_major),

@@ -40,11 +40,12 @@ def matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias, alp
 
 
 @skc.func
-def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg):
-    dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
+def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, **maps):
+    """`maps`: tensor maps of the payload's other tiles (an fp8 GEMM's block scales), for the TMA loader."""
+    dtype, dtype_b, out_dtype = _types(cfg)
     skc.hopper.kernel_attributes(cluster=(cfg.cluster_m, 1, 1))
     payload = cfg.payload()
-    load = _hopper_loader(cfg, payload, a, b, M, N, K)
+    load = _hopper_loader(cfg, payload, a, b, M, N, K, maps)
     with InputTilePipeline(payload, cfg.stages, load, consumers=cfg.consumers, cluster=cfg.cluster_m) as pipe:
         roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
         tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m)
@@ -60,15 +61,16 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg):
         else:
             roles.enter_consumer()
             warpgroup = roles.consumer_index()
-            mma = Wgmma(cfg.tile_n, cfg.tile_k, dtype, warpgroup=warpgroup)
+            tile_op = _tile_op(cfg)
+            mma = tile_op(cfg.tile_n, cfg.tile_k, dtype, warpgroup=warpgroup, dtype_b=dtype_b)
             acc = mma.zeros()
-            epilogue = TmaStoreEpilogue(out, dtype, epilogue_args, warpgroup, cfg.consumers)
+            epilogue = TmaStoreEpilogue(out, out_dtype, epilogue_args, warpgroup, cfg.consumers)
             with epilogue, pipe.consumer(mma) as consumer:  # the epilogue's stores are flushed last
                 for tile in tiles:
                     acc.zero()
                     for k in range(k_tiles):
                         with consumer.acquire() as stage:
-                            mma(acc, stage.a, stage.b)
+                            mma.consume(acc, stage, tile)
                     epilogue(acc, tile.row0, tile.col0)
 
 
@@ -96,14 +98,28 @@ def mfma_gemm(a, b, out, M, N, K, epilogue_args, cfg):
             epilogue(acc, tile.row0, tile.col0)
 
 
-def _hopper_loader(cfg, payload, a, b, M, N, K):
-    """The configured TileIO: TMA copies (B multicast across a cluster), vector loads of the stored matrices, or
-    a loader object the configuration names (its `build(payload, a=, b=)` makes it)."""
+def _types(cfg) -> tuple:
+    """(A's type, B's type, the output's type) of a configuration."""
+    if hasattr(cfg, "types"):
+        return cfg.types()
+    dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
+    return dtype, dtype, dtype
+
+
+def _tile_op(cfg):
+    """The TileOp class a configuration names (its `tile_op()`: the fp8 GEMMs'), by default Wgmma."""
+    return cfg.tile_op() if hasattr(cfg, "tile_op") else Wgmma
+
+
+def _hopper_loader(cfg, payload, a, b, M, N, K, maps=None):
+    """The configured TileIO: TMA copies (B multicast across a cluster; `maps` for the payload's other tiles),
+    vector loads of the stored matrices, or a loader object the configuration names (its
+    `build(payload, a=, b=)` makes it)."""
     if cfg.loader == "vector":
         shapes = cfg.stored_shapes(M, N, K)
         return VectorLoader(a=(a, *shapes["a"]), b=(b, *shapes["b"]))
     if cfg.loader == "tma":
-        return TmaLoader(payload, a=a, b=b, multicast=("b", cfg.cluster_m))
+        return TmaLoader(payload, a=a, b=b, multicast=("b", cfg.cluster_m), **(maps or {}))
     return cfg.loader.build(payload, a=a, b=b)  # a TileIO the configuration brings (conv2d's im2col loader)
 
 

@@ -35,7 +35,7 @@ def _bucket(size: int) -> int:
 
 
 def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activation=None, config=None,
-           stream=None, autotune=None):
+           stream=None, autotune=None, scale_a=None, scale_b=None, out_dtype=None):
     """out = activation(alpha · a @ b + beta · c + bias) on the current device: a Hopper GPU, an AMD CDNA GPU,
     or the interpreter modelling either.
 
@@ -44,7 +44,12 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     K and N (and M for a transposed a) must be multiples of 8. Batched: a of B x M x K with b of K x N or
     B x K x N (out B x M x N). `config` is a MatmulConfig (Hopper) or an AmdMatmulConfig (AMD); by default one
     comes from the tuning table, or from `skc.autotune` when `autotune=True` (or SKC_AUTOTUNE=1), or is chosen
-    for the problem. The launch goes to `stream`, by default the current stream of the operands' framework."""
+    for the problem. The launch goes to `stream`, by default the current stream of the operands' framework.
+    fp8 operands with `scale_a`, `scale_b` (and `out_dtype`) are torch._scaled_mm's GEMMs (fp8_host.py)."""
+    if scale_a is not None or scale_b is not None or out_dtype is not None:
+        from .fp8_host import scaled_call
+
+        return scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream)
     device = skc.current_device()
     key = (device, _facts(a), _facts(b), out if out is None else _facts(out), c if c is None else _facts(c),
            bias if bias is None else _facts(bias), alpha is None, activation, config, autotune)

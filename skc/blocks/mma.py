@@ -69,7 +69,8 @@ class Wgmma:
     only), where row0 = 64 · `warpgroup` is this warpgroup's first row of the A tile."""
 
     rows_per_warpgroup = 64  # wgmma's m (PTX ISA 9.7.15.5: every shape is m64nNk16, or m64nNk32 for fp8)
-    K = 16   # for f16/bf16; an instance's K is its dtype's
+    # an instance's K (k of one instruction) is its dtype's: 16 for f16/bf16, 32 for fp8 (set in __init__, with
+    # no class default: a TileOp made inside run-time control flow may not change a class's value)
 
     # wgmma runs asynchronously: the consumer keeps this many stages' MMAs running while it waits for the
     # next stage; a stage may be released once `retire` has seen the MMAs reading it complete.
@@ -94,14 +95,21 @@ class Wgmma:
         """Wait until at most `pending` groups of this warpgroup's MMAs are still running."""
         skc.hopper.wgmma_wait(pending)
 
-    def __call__(self, acc: Accumulator, a, b):
+    def consume(self, acc: Accumulator, stage, tile=None):
+        """The MMAs of one pipeline stage (its `a` and `b` tiles) for output tile `tile`, into acc. A TileOp
+        whose payload carries more (scales) reads it here."""
+        self(acc, stage.a, stage.b)
+
+    def __call__(self, acc: Accumulator, a, b, accumulate: bool = True):
+        """acc += A · B (acc = A · B without `accumulate`: acc's registers are then not read, nor zeroed first)."""
         self.check(a, b)
         skc.hopper.wgmma_fence()
         fragment = acc.fragment
         for step in skc.static_range(self.k // self.K):
             fragment = skc.hopper.wgmma(fragment, a.descriptor(step, self.row0), b.descriptor(step),
                                         self.n, self.dtype, trans_a=int(not a.layout.k_major),
-                                        trans_b=int(not b.layout.k_major), dtype_b=self.dtype_b)
+                                        trans_b=int(not b.layout.k_major), dtype_b=self.dtype_b,
+                                        zero_acc=not accumulate and step == 0)
         acc.fragment = fragment
         skc.hopper.wgmma_commit()
 

@@ -28,17 +28,39 @@ class SmemTile:
         return self.layout.descriptor(self.address, k_step, row0)
 
 
+def _alignment(layout) -> int:
+    """Where a tile may start: a swizzled operand tile at a multiple of 1024 bytes (the 128-byte swizzle's
+    repeat, PTX ISA 9.7.15.5.1.2), another tile where it says (`align`), else anywhere."""
+    return getattr(layout, "align", None) or (8 * layout.swizzle if getattr(layout, "swizzle", 0) else 1)
+
+
+def _aligned(size: int, align: int) -> int:
+    return -(-size // align) * align
+
+
 class TilePayload:
-    """Named operand layouts (`TilePayload(a=OperandLayout(...), b=OperandLayout(...))`), one copy per stage."""
+    """Named tile layouts (`TilePayload(a=OperandLayout(...), b=OperandLayout(...))`), one copy per stage. A
+    layout is anything with `bytes` and `check()` (operand tiles, scale vectors); tiles are placed in order,
+    each at its alignment, and a stage is padded to the largest alignment of its tiles."""
 
     def __init__(self, **layouts):
         self.layouts = layouts
         for layout in layouts.values():
             layout.check()
 
+    def offsets(self) -> dict:
+        """Each tile's byte offset in its stage."""
+        offsets, offset = {}, 0
+        for name, layout in self.layouts.items():
+            offsets[name] = offset = _aligned(offset, _alignment(layout))
+            offset += layout.bytes
+        return offsets
+
     @property
     def stage_bytes(self) -> int:
-        return sum(layout.bytes for layout in self.layouts.values())
+        last = list(self.layouts)[-1]
+        return _aligned(self.offsets()[last] + self.layouts[last].bytes,
+                        max(_alignment(layout) for layout in self.layouts.values()))
 
     def allocate(self, stages: int):
         """Shared memory for every stage (1024-byte aligned, as the 128-byte swizzle needs)."""
@@ -50,8 +72,5 @@ class TilePayload:
     def tiles(self, stage, lease=None) -> dict:
         """The tiles of `stage` (a run-time index) by name."""
         address = self.base + stage * self.stage_bytes
-        tiles, offset = {}, 0
-        for name, layout in self.layouts.items():
-            tiles[name] = SmemTile(name, address + offset, layout, lease)
-            offset += layout.bytes
-        return tiles
+        offsets = self.offsets()
+        return {name: SmemTile(name, address + offsets[name], layout, lease) for name, layout in self.layouts.items()}

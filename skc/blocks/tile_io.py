@@ -20,7 +20,15 @@ from .layout import OperandLayout
 
 
 def _origins(loader: str, names, origins: dict) -> dict:
-    """The origin of every operand (checked at compile time against the operands the loader copies)."""
+    """The origin of every operand (checked at compile time against the operands the loader copies). A tile
+    whose layout `follows` another operand (the scales that go with A's rows) takes that operand's origin."""
+    if not isinstance(names, dict):
+        names = dict.fromkeys(names)
+    origins = dict(origins)
+    for name, layout in names.items():
+        follows = getattr(layout, "follows", None)
+        if follows is not None and name not in origins and follows in origins:
+            origins[name] = origins[follows]
     if set(origins) != set(names):
         missing, extra = sorted(set(names) - set(origins)), sorted(set(origins) - set(names))
         raise frontend.current().error(

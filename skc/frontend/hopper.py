@@ -169,14 +169,18 @@ def wgmma_wait(pending: int = 0):
 
 
 @skc_builtin
-def wgmma(accumulator, descriptor_a, descriptor_b, n: int, dtype, trans_a: int = 0, trans_b: int = 0, dtype_b=None):
+def wgmma(accumulator, descriptor_a, descriptor_b, n: int, dtype, trans_a: int = 0, trans_b: int = 0, dtype_b=None,
+          zero_acc: bool = False):
     """One wgmma (m64nNk16 for f16/bf16, m64nNk32 for f8e4m3/f8e5m2; dtype_b for a B of the other fp8 type):
-    the warpgroup's accumulator fragment plus A·B from shared memory."""
+    the warpgroup's accumulator fragment plus A·B from shared memory (zero_acc: A·B alone, the fragment's values
+    unread, so no register needs zeroing first)."""
     _require("wgmma", "wgmma")
     acc = semantics.to_rvalue(accumulator)
     attrs = {"n": int(n), "dtype": _type_name(dtype), "trans_a": int(trans_a), "trans_b": int(trans_b)}
     if dtype_b is not None and _type_name(dtype_b) != attrs["dtype"]:
         attrs["dtype_b"] = _type_name(dtype_b)
+    if zero_acc:
+        attrs["zero_acc"] = 1
     return _emit("wgmma.mma", (acc.value, semantics.cast(descriptor_a, ir.i64).value,
                                semantics.cast(descriptor_b, ir.i64).value), attrs, result=acc.type)
 

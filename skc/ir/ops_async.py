@@ -240,7 +240,7 @@ class WgmmaWaitOp(Op):
 
 
 class WgmmaMmaOp(Op):
-    """`wgmma.mma %acc, %desc_a, %desc_b {n, dtype, dtype_b?, trans_a, trans_b}`: the warpgroup's acc + A(64xk) B(kxn), A and B in shared memory by descriptor (k = 16 for f16/bf16, 32 for f8e4m3/f8e5m2, which may mix and must be K-major); acc is each thread's f32 fragment (n/2 values)."""
+    """`wgmma.mma %acc, %desc_a, %desc_b {n, dtype, dtype_b?, trans_a, trans_b}`: the warpgroup's acc + A(64xk) B(kxn), A and B in shared memory by descriptor (k = 16 for f16/bf16, 32 for f8e4m3/f8e5m2, which may mix and must be K-major); acc is each thread's f32 fragment (n/2 values); zero_acc = 1: D = A B, acc ignored (PTX's scale-d = 0)."""
 
     name = "wgmma.mma"
     num_operands = 3
@@ -264,6 +264,8 @@ class WgmmaMmaOp(Op):
         for what, desc in (("A", desc_a), ("B", desc_b)):
             if desc.type is not i64:
                 self.fail(f"{what} descriptor is {desc.type}, expected i64")
+        if self.attrs.get("zero_acc", 0) not in (0, 1):
+            self.fail(f"zero_acc must be 0 or 1, found {self.attrs['zero_acc']!r}")
         for flag in ("trans_a", "trans_b"):
             if self.attrs.get(flag, 0) not in (0, 1):
                 self.fail(f"{flag} must be 0 or 1, found {self.attrs[flag]!r}")

@@ -145,6 +145,7 @@ def _mma(op, launch):
     n, elem = op.attrs["n"], ScalarType(op.attrs["dtype"])
     elem_b = ScalarType(op.attrs.get("dtype_b", elem.name))
     trans_a, trans_b = bool(op.attrs.get("trans_a", 0)), bool(op.attrs.get("trans_b", 0))
+    zero_acc = bool(op.attrs.get("zero_acc", 0))
     product = _products_in_k_order if elem.name in WGMMA_FP8_TYPES else _products_summed_once
     rows, cols = fragment_layout(n)
     acc, desc_a, desc_b = op.operands
@@ -157,8 +158,9 @@ def _mma(op, launch):
             lane, da, db = int(lanes[0]), _uniform(env[desc_a], lanes, "A"), _uniform(env[desc_b], lanes, "B")
             a = _read_operand(block, da, M, trans_a, elem, "A", lane)     # (m, k)
             b = _read_operand(block, db, n, trans_b, elem_b, "B", lane)   # (n, k)
-            d = np.empty((M, n), np.float32)
-            d[rows, cols] = env[acc][lanes]
+            d = np.zeros((M, n), np.float32)
+            if not zero_acc:  # zero_acc: scale-d = 0, D = A B
+                d[rows, cols] = env[acc][lanes]
             out[lanes] = product(d, a, b)[rows, cols]
         env[result] = out
     return mma

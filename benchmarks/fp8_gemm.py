@@ -1,0 +1,177 @@
+"""FP8 GEMMs end to end against cuBLASLt (torch._scaled_mm), same run, H200: per-tensor and block-wise
+(DeepSeek-V3 1x128 / 128x128 scales), TFLOP/s of each and the relative error of each against a float32 reference
+of the dequantized operands (bf16 outputs). Prints a table last; JSON to $OUT/fp8_gemm.json when $OUT is set.
+
+    python benchmarks/fp8_gemm.py [--shapes 4096x4096x4096,...] [--rep-ms 100]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch
+from triton.testing import do_bench
+
+import skc
+from skc.blocks.fp8 import Fp8MatmulConfig
+
+SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (4096, 7168, 16384), (4096, 24576, 1536), (128, 7168, 16384),
+          (64, 4096, 7168)]
+TARGETS = {(4096, 4096, 4096): (1335, 1176), (8192, 8192, 8192): (1285, 1089), (4096, 7168, 16384): (1233, 1161),
+           (4096, 24576, 1536): (1155, 976), (128, 7168, 16384): (699, 550), (64, 4096, 7168): (231, 147)}
+
+
+VARIANTS = {"block-ovl": {"overlap_scaling": True},               # scaling overlapped with the next MMAs
+            "block-s4": {"stages": 4},                             # fewer stages
+            "block-g4": {"group_m": 4}}                            # another raster grouping
+
+
+PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "consumers": 1}}
+
+
+def operands(M, N, K):
+    a = (torch.randn(M, K, device="cuda") * 8).clamp(-400, 400).to(torch.float8_e4m3fn)
+    b = (torch.randn(N, K, device="cuda") * 8).clamp(-400, 400).to(torch.float8_e4m3fn).t()  # K x N column-major
+    return a, b
+
+
+def block_scales(M, N, K):
+    sa = torch.rand(M, K // 128, device="cuda") * 2 ** -6 + 2 ** -8
+    sb = torch.rand(K // 128, -(-N // 128), device="cuda") * 2 ** -6 + 2 ** -8
+    return sa.t().contiguous().t(), sb  # scale_a outer-dim-major, as cuBLASLt's block-wise path wants it
+
+
+def block_reference(a, b, sa, sb):
+    K, N = b.shape
+    a32 = a.float() * sa.repeat_interleave(128, dim=1)[:, :K]
+    b32 = b.float() * sb.repeat_interleave(128, dim=0).repeat_interleave(128, dim=1)[:K, :N]
+    return a32 @ b32
+
+
+def relative_error(got, expected):
+    return ((got.float() - expected).norm() / expected.norm()).item()
+
+
+def cublas_block(a, b, sa, sb):
+    """torch._scaled_mm block-wise, trying the scale layouts it may want; (function, layout used) or the errors."""
+    errors = []
+    for name, sa_x, sb_x in (("sa outer-dim-major, sb row-major", sa, sb.contiguous()),
+                             ("sa outer-dim-major, sb outer-dim-major", sa, sb.t().contiguous().t()),
+                             ("sa row-major, sb row-major", sa.contiguous(), sb.contiguous())):
+        try:
+            fn = (lambda sa_x=sa_x, sb_x=sb_x: torch._scaled_mm(a, b, scale_a=sa_x, scale_b=sb_x,
+                                                               out_dtype=torch.bfloat16))
+            fn()
+            return fn, name
+        except Exception as error:  # noqa: BLE001 (reported)
+            errors.append(f"{name}: {str(error).splitlines()[0][:160]}")
+    return None, "; ".join(errors)
+
+
+def measure(M, N, K, rep_ms, rows, log):
+    flops = 2 * M * N * K
+    tflops = lambda ms: flops / ms / 1e9
+    a, b = operands(M, N, K)
+    # per tensor
+    sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
+    expected = (a.float() @ b.float()) * (0.01 * 0.02)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    skc_fn = lambda: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
+    skc_fn()
+    torch.cuda.synchronize()
+    cublas = torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
+    row = {"shape": f"{M}x{N}x{K}", "kind": "per-tensor", "skc_err": relative_error(out, expected),
+           "cublas_err": relative_error(cublas, expected)}
+    row["skc"] = tflops(do_bench(skc_fn, warmup=25, rep=rep_ms, return_mode="median"))
+    row["cublas"] = tflops(do_bench(lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16),
+                                    warmup=25, rep=rep_ms, return_mode="median"))
+    rows.append(row)
+    for kind, fields in PER_TENSOR_VARIANTS.items():
+        config = Fp8MatmulConfig.for_fp8_problem(M, N, K, **fields)
+        out.fill_(float("nan"))
+        fn = (lambda config=config: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16,
+                                                      config=config))
+        fn()
+        torch.cuda.synchronize()
+        rows.append({"shape": row["shape"], "kind": kind, "skc_err": relative_error(out, expected),
+                     "skc": tflops(do_bench(fn, warmup=25, rep=rep_ms, return_mode="median")),
+                     "cublas": row["cublas"], "cublas_err": row["cublas_err"]})
+    # block-wise
+    sa, sb = block_scales(M, N, K)
+    expected = block_reference(a, b, sa, sb)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    skc_fn = lambda: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
+    skc_fn()
+    torch.cuda.synchronize()
+    row = {"shape": f"{M}x{N}x{K}", "kind": "block", "skc_err": relative_error(out, expected)}
+    row["skc"] = tflops(do_bench(skc_fn, warmup=25, rep=rep_ms, return_mode="median"))
+    rows.append(row)
+    # variants of the block-scaled GEMM (other TileOp or tiles), measured on the same data
+    variants = []
+    for kind, fields in VARIANTS.items():
+        config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, **fields)
+        out.fill_(float("nan"))
+        fn = (lambda config=config: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16,
+                                                      config=config))
+        fn()
+        torch.cuda.synchronize()
+        variant = {"shape": f"{M}x{N}x{K}", "kind": kind, "skc_err": relative_error(out, expected)}
+        variant["skc"] = tflops(do_bench(fn, warmup=25, rep=rep_ms, return_mode="median"))
+        variants.append(variant)
+    fn, how = cublas_block(a, b, sa, sb)
+    log.write(f"{M}x{N}x{K} cuBLAS block-wise: {how}\n")
+    if fn is not None:
+        row["cublas_err"] = relative_error(fn(), expected)
+        row["cublas"] = tflops(do_bench(fn, warmup=25, rep=rep_ms, return_mode="median"))
+        for variant in variants:
+            variant["cublas"], variant["cublas_err"] = row["cublas"], row["cublas_err"]
+    rows.extend(variants)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shapes", default=",".join("x".join(map(str, s)) for s in SHAPES))
+    parser.add_argument("--rep-ms", type=int, default=100)
+    args = parser.parse_args()
+    out_dir = os.environ.get("OUT")
+    log = open(os.path.join(out_dir, "fp8_gemm.log"), "w") if out_dir else sys.stderr  # noqa: SIM115
+    rows = []
+    for shape in args.shapes.split(","):
+        M, N, K = map(int, shape.split("x"))
+        try:
+            measure(M, N, K, args.rep_ms, rows, log)
+        except Exception:  # noqa: BLE001 (one failing shape must not hide the others)
+            log.write(f"{shape}: {traceback.format_exc()}\n")
+            rows.append({"shape": shape, "kind": "error"})
+        log.flush()
+    if out_dir:
+        with open(os.path.join(out_dir, "fp8_gemm.json"), "w") as f:
+            json.dump(rows, f, indent=1)
+    print(f"{'shape':>18} {'kind':>10} {'skc':>7} {'cuBLAS':>7} {'ratio':>6} {'target':>6} {'skc err':>9} "
+          f"{'cuBLAS err':>10}")
+    ratios = {"per-tensor": [], "block": [], **{kind: [] for kind in (*PER_TENSOR_VARIANTS, *VARIANTS)}}
+    for r in rows:
+        if r["kind"] == "error":
+            print(f"{r['shape']:>18} error (see log)")
+            continue
+        cublas = r.get("cublas")
+        ratio = r["skc"] / cublas if cublas else float("nan")
+        if cublas:
+            ratios[r["kind"]].append(ratio)
+        dims = tuple(map(int, r["shape"].split("x")))
+        target = TARGETS.get(dims, (0, 0))[0 if not r["kind"].startswith("block") else 1]
+        print(f"{r['shape']:>18} {r['kind']:>10} {r['skc']:7.0f} {cublas or float('nan'):7.0f} {ratio:6.2f} "
+              f"{target:6d} {r['skc_err']:9.2e} {r.get('cublas_err', float('nan')):10.2e}")
+    for kind, values in ratios.items():
+        if values:
+            print(f"geomean skc/cuBLAS {kind}: {math.exp(sum(map(math.log, values)) / len(values)):.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""FP8 GEMMs on Hopper, composed by changing the payload: `out = sa · sb · (A @ B)` with one f32 scale per
+tensor (applied in the fused epilogue, alpha = sa · sb read from device memory), and the block-scaled GEMM of
+DeepSeek-V3 (A with one f32 scale per row per 128 K-columns, B one per 128 x 128 block). For the block-scaled
+one the stage's payload also carries the two scale tiles (`ScaleLayout`): the same TMA loader fills them with
+the operand tiles, and the TileOp (`BlockScaledWgmma`) multiplies each 128-deep k-block into a fresh
+accumulator and adds it, scaled, to the running f32 one (two-level accumulation). The pipeline, the scheduler,
+the warp roles and the epilogue are the bf16 GEMM's (`gemm.wgmma_gemm`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import skc
+
+from .config import MatmulConfig
+from .epilogue import EpilogueArgs, TmaStoreEpilogue
+from .gemm import wgmma_gemm
+from .mma import Accumulator, Wgmma
+from .payload import TilePayload
+
+FP8_TYPES = {"f8e4m3": 1, "f8e5m2": 1}
+OUT_TYPES = {"bf16": 2, "f16": 2, "f32": 4}
+SCALE_BLOCK = 128   # K-columns (and B's N-columns) one block scale covers (DeepSeek-V3's 1 x 128 and 128 x 128)
+SB_BOX = 4          # B's scales are copied 4 at a time: a TMA box is at least 16 bytes wide
+
+
+@dataclass(frozen=True)
+class ScaleLayout:
+    """A payload tile of f32 scales for one k-block: `count` of them, copied as one TMA box (1 x count) of a
+    K-block-major scale matrix (`(K / 128) x rows`). It `follows` an operand (takes that operand's origin): the
+    first scale is the one of origin // `per` (A's rows: per = 1; B's columns: per = 128), and a box starts at a
+    multiple of `count` when count > 1 values of a finer origin share it (so the box stays 16-byte aligned)."""
+
+    count: int
+    follows: str
+    per: int = 1
+    k: ClassVar[int] = 1        # one k-block a stage
+    elem_bytes: ClassVar[int] = 4
+    chunks: ClassVar[int] = 1
+    align: ClassVar[int] = 128  # a TMA destination's alignment
+
+    @property
+    def bytes(self) -> int:
+        return self.count * self.elem_bytes
+
+    @property
+    def chunk_bytes(self) -> int:
+        return self.bytes
+
+    def check(self):
+        if self.bytes % 16 or self.count > 256:
+            raise ValueError(f"unsupported scale layout {self}: a TMA box of 16-byte multiples, at most 256 values")
+
+    def box(self) -> tuple:
+        return (1, self.count)
+
+    def box_coordinates(self, chunk: int, origin, k_block) -> tuple:
+        first = origin // self.per if self.per > 1 else origin
+        return (k_block, first - first % self.count if self.per > 1 else first)
+
+    def first(self, origin):
+        """Where the scale of `origin` (a run-time coordinate of the followed operand) sits in the box."""
+        return (origin // self.per) % self.count if self.per > 1 else 0
+
+
+@dataclass(frozen=True)
+class Fp8MatmulConfig(MatmulConfig):
+    """A MatmulConfig for fp8 operands (K-major both, as fp8 wgmma reads them; 128 fp8 values = 128 bytes of
+    K a stage), an `out_dtype` (bf16, f16 or f32) and the scaling: per tensor (`block_scaled=False`: alpha =
+    sa · sb in the epilogue) or per block (the scales travel in the payload; tile_k must be 128)."""
+
+    tile_k: int = 128
+    dtype: str = "f8e4m3"
+    dtype_b: str = ""             # B's fp8 type when it differs from A's
+    out_dtype: str = "bf16"
+    block_scaled: bool = False
+    overlap_scaling: bool = False  # block-scaled: scale a stage's partial while the next stage's MMAs run
+    b_k_major: bool = True
+    input_types: ClassVar[dict] = FP8_TYPES
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.dtype_b not in ("", *FP8_TYPES):
+            raise ValueError(f"dtype_b must be one of {tuple(FP8_TYPES)}, found {self.dtype_b}")
+        if self.out_dtype not in OUT_TYPES:
+            raise ValueError(f"the fp8 GEMM writes {', '.join(OUT_TYPES)}, not {self.out_dtype}")
+        if not (self.a_k_major and self.b_k_major):
+            raise ValueError("fp8 wgmma reads K-major operands only: a_k_major and b_k_major must be True")
+        if self.loader != "tma" or self.cluster_m != 1:
+            raise ValueError("the fp8 GEMM loads with TMA, without clusters (loader='tma', cluster_m=1)")
+        if self.block_scaled and (self.tile_k != SCALE_BLOCK or (self.tile_n % SCALE_BLOCK and SCALE_BLOCK % self.tile_n)
+                                  or self.tile_n // SCALE_BLOCK > SB_BOX):
+            raise ValueError(f"block scales need tile_k = {SCALE_BLOCK} (one scale block a stage) and tile_n 64 or a "
+                             f"multiple of {SCALE_BLOCK}, found tile_k={self.tile_k}, tile_n={self.tile_n}")
+
+    def types(self) -> tuple:
+        """(A's type, B's type, the output's type) as DSL types."""
+        return (getattr(skc, self.dtype), getattr(skc, self.dtype_b or self.dtype), getattr(skc, self.out_dtype))
+
+    def tile_op(self):
+        if not self.block_scaled:
+            return Wgmma
+        return OverlappedBlockScaledWgmma if self.overlap_scaling else BlockScaledWgmma
+
+    def payload(self) -> TilePayload:
+        layouts = dict(super().payload().layouts)
+        if self.block_scaled:  # the scales of the stage's k-block travel with its operand tiles
+            layouts.update(sa=ScaleLayout(self.tile_m, "a"), sb=ScaleLayout(SB_BOX, "b", per=SCALE_BLOCK))
+        return TilePayload(**layouts)
+
+    @property
+    def out_bytes(self) -> int:
+        return OUT_TYPES[self.out_dtype]
+
+    @property
+    def epilogue_columns(self) -> int:
+        return 128 // self.out_bytes
+
+    @property
+    def staging_elements(self) -> int:
+        return TmaStoreEpilogue.staging_elements(self.out_bytes)
+
+    def shared_bytes(self) -> int:
+        return (self.payload().stage_bytes * self.stages + self.consumers * self.staging_elements * self.out_bytes
+                + 16 * self.stages + 1024)
+
+    def boxes(self) -> dict:
+        return dict({name: layout.box() for name, layout in self.payload().layouts.items()},
+                    out=(Wgmma.rows_per_warpgroup, self.epilogue_columns))
+
+    @classmethod
+    def for_fp8_problem(cls, M: int, N: int, K: int, max_shared_bytes: int = 232448, multiprocessors: int = 132,
+                        **fields) -> Fp8MatmulConfig:
+        """for_problem's choice (stages to fill shared memory), with at most 128-wide tiles when block-scaled (two
+        f32 accumulators a thread: 2 x 64 registers), one consumer warpgroup (64-row tiles) for M <= 64, and
+        64-wide tiles when 128-wide ones would leave most SMs idle."""
+        if M <= 64:
+            fields.setdefault("consumers", 1)
+            fields.setdefault("tile_m", 64)
+        tile_m = fields.get("tile_m", 128)
+        if -(-M // tile_m) * -(-N // 128) < multiprocessors // 2:
+            fields.setdefault("tile_n", 64)
+        if fields.get("block_scaled"):
+            fields.setdefault("tile_n", 128)
+        dtype = fields.pop("dtype", "f8e4m3")
+        return cls.for_problem(M, N, K, dtype, True, True, max_shared_bytes, **fields)
+
+
+class BlockScaledWgmma(Wgmma):
+    """The TileOp of the block-scaled GEMM: for one stage (one 128-deep k-block), partial = A_k · B_k with fp8
+    wgmma into a fresh f32 fragment, then acc += partial · sa[row] · sb[k-block, column block] for each value
+    (two-level accumulation: the fp8 MMAs never add more than 128 products). It finishes a stage's MMAs before
+    scaling them (the other consumer warpgroup keeps the tensor cores busy meanwhile), so the stage is released
+    at once."""
+
+    stages_in_flight = 0
+
+    @property
+    def column_blocks(self) -> int:
+        return max(1, self.n // SCALE_BLOCK)
+
+    def consume(self, acc, stage, tile):
+        scales = self.scales(stage, tile)
+        partial = Accumulator(self, self.n)
+        self(partial, stage.a, stage.b, accumulate=False)  # partial = A_k B_k: no registers to zero
+        self.retire(0)
+        self.fold(acc, partial.fragment, scales)
+
+    def scales(self, stage, tile):
+        """sa[row] · sb[column block] for this thread's two rows (PTX ISA 9.7.15.5.1.1: 16 (t / 32) + (t % 32) / 4,
+        and 8 below) and the tile's column blocks, row-major, as a vector."""
+        row = self.row0 + 16 * (self.thread // 32) + (self.thread % 32) // 4
+        row_scales = [_scale(stage.sa, row), _scale(stage.sa, row + 8)]
+        first = stage.sb.layout.first(tile.col0)
+        column_scales = [_scale(stage.sb, first + j) for j in skc.static_range(self.column_blocks)]
+        return skc.vector(*[r * c for r in row_scales for c in column_scales])
+
+    def fold(self, acc, partial, scales):
+        """acc += partial times its scales (value i: row + 8 ((i % 4) / 2), column block i / 64)."""
+        values = []
+        for i in skc.static_range(self.n // 2):
+            scale = scales[((i % 4) // 2) * self.column_blocks + i // (SCALE_BLOCK // 2)]
+            values.append(skc.fma(partial[i], scale, acc.fragment[i]))
+        acc.fragment = skc.vector(*values)
+
+
+class OverlappedBlockScaledWgmma(BlockScaledWgmma):
+    """BlockScaledWgmma that scales a stage's partial only after the next stage's MMAs were issued, so this
+    warpgroup's tensor-core work overlaps its scaling: one stage stays in flight (read by the MMAs; its scales
+    are already in registers), and `wait()` on the accumulator folds in the last partial. Costs a third
+    fragment of registers, and ptxas 12.x/13.x serializes its wgmmas (warning C7518: it cannot prove the
+    registers of the partial in flight untouched across the loop), so it is not the default."""
+
+    stages_in_flight = 1
+
+    def __init__(self, n: int, k: int, dtype, warpgroup=0, dtype_b=None):
+        super().__init__(n, k, dtype, warpgroup, dtype_b)
+        self.pending = skc.full(n // 2, 0.0, skc.f32)  # the partial product still in flight, and its scales
+        self.pending_scales = skc.full(2 * self.column_blocks, 0.0, skc.f32)
+
+    def zeros(self):
+        return _FoldingAccumulator(self, self.n)
+
+    def consume(self, acc, stage, tile):
+        scales = self.scales(stage, tile)
+        partial = Accumulator(self, self.n)
+        self(partial, stage.a, stage.b, accumulate=False)  # partial = A_k B_k: no registers to zero
+        self.retire(1)  # the previous stage's partial is complete
+        self.fold(acc, self.pending, self.pending_scales)
+        self.pending, self.pending_scales = partial.fragment, scales
+
+
+class _FoldingAccumulator(Accumulator):
+    """OverlappedBlockScaledWgmma's running accumulator: waiting for it also folds in the partial in flight."""
+
+    def wait(self):
+        self.op.retire(0)
+        self.op.fold(self, self.op.pending, self.op.pending_scales)
+        self.op.pending = skc.full(self.n // 2, 0.0, skc.f32)
+
+
+def _scale(tile, index):
+    tile.check_live()
+    return skc.load(skc.int_to_ptr(tile.address + 4 * index, skc.f32, "shared"))
+
+
+@skc.kernel
+def fp8_matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, bias, scale_a, scale_b, cfg: skc.constexpr):
+    """out = sa · sb · (a @ b) (+ bias, activation): a, b, out tensor maps (a M x K, b N x K); scale_a and
+    scale_b f32 pointers to one value each (cfg.block_scaled False) or tensor maps of the block scales (A's as
+    (K / 128) x M, B's as (K / 128) x (N / 128, padded to a multiple of 4))."""
+    if cfg.block_scaled:
+        epilogue = EpilogueArgs(cfg.epilogue, M, N, bias=bias)
+        wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, sa=scale_a, sb=scale_b)
+    else:
+        epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=skc.load(scale_a) * skc.load(scale_b), bias=bias)
+        wgmma_gemm(a, b, out, M, N, K, epilogue, cfg)

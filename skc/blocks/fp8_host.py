@@ -1,0 +1,219 @@
+"""The FP8 GEMMs' host side, in torch._scaled_mm's terms: `scaled_matmul(a, b, scale_a, scale_b, out_dtype=...)`
+(reached as `skc.blocks.matmul(a, b, scale_a=..., scale_b=...)`). a is M x K row-major, b K x N column-major
+(b.t() an N x K row-major tensor): K-major both, what fp8 wgmma reads. The scales' shapes choose the GEMM: one
+f32 each (per tensor), or A's M x (K / 128) and B's (K / 128) x (N / 128) (block-wise, DeepSeek-V3 style). A call
+is one dict lookup once its facts were seen: the plan holds the checked geometry and the kernel's launcher."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+import skc
+
+from .epilogue import EpilogueSpec
+from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel
+from .matmul_host import _facts, _storage
+from .scheduler import TileScheduler
+
+_PLANS: dict = {}
+_FP8 = {"float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2"}
+_OUT = {"bfloat16": "bf16", "float16": "f16", "float32": "f32", "bf16": "bf16", "f16": "f16", "f32": "f32"}
+
+
+def _name(dtype) -> str:
+    """'float8_e4m3fn', 'bfloat16', ... for torch dtypes, numpy dtypes and types, and names."""
+    if isinstance(dtype, type):
+        dtype = np.dtype(dtype).name
+    return str(dtype).split(".")[-1]
+
+
+def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None, activation=None, config=None,
+                  stream=None):
+    """out = activation(scale_a · scale_b · (a @ b) + bias) for fp8 (e4m3 / e5m2) a (M x K, row-major) and b
+    (K x N, column-major: the transpose of an N x K row-major tensor), accumulated in f32 and written as
+    `out_dtype` (bf16 by default, f16 or f32). scale_a and scale_b are f32: one value each, or A's M x (K / 128)
+    (any strides; K-block-major ones, strides (1, M), are read in place) and B's (K / 128) x ceil(N / 128)."""
+    key = (skc.current_device(), _facts(a), _facts(b), _facts(scale_a), _facts(scale_b),
+           None if out is None else _facts(out), _name(out_dtype), None if bias is None else _facts(bias),
+           activation, config)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= 256:
+            _PLANS.clear()
+        plan = _PLANS[key] = _Plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config)
+    return plan(a, b, scale_a, scale_b, out, bias, stream)
+
+
+def _fp8_type(x, name: str) -> str:
+    found = _FP8.get(_name(x.dtype))
+    if found is None:
+        raise skc.LaunchError(f"scaled matmul: {name} is {x.dtype}; it multiplies float8_e4m3fn or float8_e5m2 "
+                              "operands (cast with .to(torch.float8_e4m3fn) after scaling)")
+    return found
+
+
+def _operands(a, b) -> tuple:
+    """(M, N, K) of K-major a and b, or a LaunchError that says what to transpose."""
+    if len(a.shape) != 2 or len(b.shape) != 2:
+        raise skc.LaunchError(f"scaled matmul takes 2-D operands, found {tuple(a.shape)} and {tuple(b.shape)}")
+    (M, K), N = a.shape, b.shape[1]
+    if b.shape[0] != K:
+        raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
+    if not _storage(a, True)[1]:
+        raise skc.LaunchError("fp8 wgmma reads K-major operands only: a is a transposed (column-major) view; "
+                              "pass a row-major M x K a (a.contiguous())")
+    if not _storage(b, False)[1]:
+        raise skc.LaunchError("fp8 wgmma reads K-major operands only: b is row-major K x N; pass b as the "
+                              "transpose of a row-major N x K tensor (b = b.t().contiguous().t()), as "
+                              "torch._scaled_mm takes it")
+    if K % 16 or N % 8:
+        raise skc.LaunchError(f"the fp8 GEMM copies 16-byte rows: K must be a multiple of 16 and N of 8, found "
+                              f"K={K}, N={N}")
+    return M, N, K
+
+
+def _scaling(scale_a, scale_b, M, N, K) -> bool:
+    """Whether the scales are block-wise (else one per tensor); checks their shapes and type."""
+    for name, s in (("scale_a", scale_a), ("scale_b", scale_b)):
+        if _name(s.dtype) != "float32":
+            raise skc.LaunchError(f"scaled matmul: {name} is {s.dtype}; scales are float32")
+    sizes = [int(np.prod(s.shape)) for s in (scale_a, scale_b)]
+    if sizes == [1, 1]:
+        return False
+    k_blocks, n_blocks = -(-K // SCALE_BLOCK), -(-N // SCALE_BLOCK)
+    wanted = ((M, k_blocks), (k_blocks, n_blocks))
+    if (tuple(scale_a.shape), tuple(scale_b.shape)) != wanted:
+        raise skc.LaunchError(
+            f"scaled matmul: scale_a {tuple(scale_a.shape)} and scale_b {tuple(scale_b.shape)} are neither one value "
+            f"each (per-tensor) nor block-wise scales for M={M}, N={N}, K={K}: scale_a {wanted[0]} (one per row "
+            f"per 128 K-columns) and scale_b {wanted[1]} (one per 128 x 128 block)")
+    if K % SCALE_BLOCK:
+        raise skc.LaunchError(f"block-wise scales cover 128 K-columns each: K must be a multiple of 128, found {K}")
+    return True
+
+
+class _Plan:
+    def __init__(self, a, b, scale_a, scale_b, out, out_dtype, bias, activation, config):
+        dtype, dtype_b = _fp8_type(a, "a"), _fp8_type(b, "b")
+        M, N, K = _operands(a, b)
+        block = _scaling(scale_a, scale_b, M, N, K)
+        out_name = _OUT.get(_name(out_dtype if out_dtype is not None else (out.dtype if out is not None
+                                                                          else "bfloat16")))
+        if out_name is None:
+            raise skc.LaunchError(f"scaled matmul writes bfloat16, float16 or float32, not {out_dtype}")
+        if out is not None and (tuple(out.shape) != (M, N) or _OUT.get(_name(out.dtype)) != out_name):
+            raise skc.LaunchError(f"out is {tuple(out.shape)} {out.dtype}; the product is {(M, N)} {out_name}")
+        spec = EpilogueSpec(alpha=not block, bias=bias is not None, activation=activation)
+        try:
+            spec.check()
+        except ValueError as error:
+            raise skc.LaunchError(f"scaled matmul: {error}") from None
+        device = skc.current_device()
+        fields = {"dtype": dtype, "dtype_b": "" if dtype_b == dtype else dtype_b, "out_dtype": out_name,
+                  "block_scaled": block, "epilogue": spec}
+        if config is not None:  # the call decides the epilogue (alpha = the per-tensor scales, bias, activation)
+            if not isinstance(config, Fp8MatmulConfig):
+                raise skc.LaunchError(f"scaled matmul takes an Fp8MatmulConfig, found {type(config).__name__}")
+            wrong = sorted(k for k, v in fields.items() if k != "epilogue" and getattr(config, k) != v)
+            if wrong:
+                raise skc.LaunchError(f"the config disagrees with the operands on {', '.join(wrong)}: "
+                                      + ", ".join(f"{k}={fields[k]!r}" for k in wrong))
+            self.cfg = replace(config, epilogue=spec)
+        else:
+            self.cfg = Fp8MatmulConfig.for_fp8_problem(M, N, K, device.target.max_shared_bytes,
+                                                       device.multiprocessors, **fields)
+        self.M, self.N, self.K, self.block, self.out_name = M, N, K, block, out_name
+        self.grid = TileScheduler.grid(M, N, self.cfg.tile_m, self.cfg.tile_n, device.multiprocessors)
+        self.ready = None
+        self.templates = {}  # which tensor map -> (template, its pointer function, address -> encoded map)
+
+    def scales(self, scale_a, scale_b) -> tuple:
+        """The scale arguments: f32 pointers, or (tensor, box) of A's scales as (K / 128) x M (padded to a multiple
+        of 4 columns) and B's as (K / 128) x (N / 128, padded to a multiple of 4), for tensor maps."""
+        if not self.block:
+            return _flat(scale_a), _flat(scale_b)
+        boxes = self.cfg.boxes()
+        return (_padded(scale_a.T, 4), boxes["sa"], 0), (_padded(scale_b, SB_BOX), boxes["sb"], 0)
+
+    def __call__(self, a, b, scale_a, scale_b, out, bias, stream):
+        if out is None:
+            out = _empty(a, (self.M, self.N), self.out_name)
+        boxes = self.cfg.boxes()
+        maps = [(a, boxes["a"], 128), (b.T, boxes["b"], 128), (out, boxes["out"], 128)]
+        scales = self.scales(scale_a, scale_b)
+        if self.block:
+            maps += scales
+        interpreter = skc.current_device().is_interpreter
+        maps = [skc.TensorMap(*m) if interpreter else self.encoded(i, *m) for i, m in enumerate(maps)]
+        args = (*maps[:3], self.M, self.N, self.K, out if bias is None else bias,
+                *(maps[3:] if self.block else scales))
+        if interpreter:
+            fp8_matmul_kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
+            return out
+        if self.ready is None:
+            self.ready = fp8_matmul_kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
+        self.ready(args, stream)
+        return out
+
+    def encoded(self, which: int, tensor, box, swizzle):
+        """Tensor map `which` over `tensor`: its geometry checked once per plan, encoded once per address."""
+        if which not in self.templates:
+            template = skc.TensorMap(tensor, box, swizzle)
+            self.templates[which] = (template, template.pointer_function(), {})
+            template.tensor = None  # the plan keeps the geometry, not the caller's tensor
+        template, pointer_of, cache = self.templates[which]
+        pointer = pointer_of(tensor)
+        found = cache.get(pointer)
+        if found is None:
+            if len(cache) >= 64:
+                cache.clear()
+            found = cache[pointer] = template.encoded_at(pointer)
+        return found
+
+
+def _flat(scale):
+    return scale.reshape(1) if hasattr(scale, "reshape") else scale
+
+
+def _padded(x, multiple: int):
+    """x (2-D) as a row-major array whose row length is a multiple of `multiple` (TMA strides are multiples of 16
+    bytes); x itself when it already is one."""
+    rows, cols = x.shape
+    strides = x.stride() if callable(getattr(x, "stride", None)) else tuple(s // x.itemsize for s in x.strides)
+    if cols % multiple == 0 and tuple(strides) == (cols, 1):
+        return x
+    width = -(-cols // multiple) * multiple
+    if hasattr(x, "new_zeros"):  # torch
+        padded = x.new_zeros((rows, width))
+    else:
+        padded = np.zeros((rows, width), x.dtype)
+    padded[:, :cols] = x
+    return padded
+
+
+def _empty(a, shape, name):
+    if hasattr(a, "new_empty"):  # torch
+        import torch  # the caller's tensors are torch's: it is installed
+
+        return a.new_empty(shape, dtype={"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}[name])
+    if name == "bf16":
+        import ml_dtypes
+
+        return np.empty(shape, ml_dtypes.bfloat16)
+    return np.empty(shape, {"f16": np.float16, "f32": np.float32}[name])
+
+
+def scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream):
+    """matmul()'s fp8 form: what it does not take is refused by name."""
+    if scale_a is None or scale_b is None:
+        raise skc.LaunchError("scaled matmul needs both scale_a and scale_b (float32: one value each, or block-wise)")
+    for name, scale in (("scale_a", scale_a), ("scale_b", scale_b)):
+        if not hasattr(scale, "dtype") or not hasattr(scale, "shape"):
+            raise skc.LaunchError(f"scaled matmul: {name} is a {type(scale).__name__}; pass a float32 tensor on the "
+                                  "operands' device (torch.tensor(value, device=a.device)), as torch._scaled_mm does")
+    if c is not None or alpha is not None or beta is not None:
+        raise skc.LaunchError("scaled matmul's epilogue takes bias and activation; c, alpha and beta are not "
+                              "supported (fold alpha into scale_a)")
+    return scaled_matmul(a, b, scale_a, scale_b, out, out_dtype=out_dtype, bias=bias, activation=activation,
+                         config=config, stream=stream)

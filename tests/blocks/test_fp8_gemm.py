@@ -1,0 +1,276 @@
+"""The FP8 GEMMs (per-tensor and block-scaled) without a GPU: exact in the interpreter against numpy on small
+shapes (tails included), their PTX holds the e4m3 wgmma and assembles with no spills, the block-scaled one is the
+per-tensor composition with a different payload and TileOp, and the host refuses what it cannot run by name."""
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import skc
+from skc import ir
+from skc.backends import ptx_tools
+from skc.blocks import MatmulConfig
+from skc.blocks.fp8 import (
+    BlockScaledWgmma,
+    Fp8MatmulConfig,
+    OverlappedBlockScaledWgmma,
+    ScaleLayout,
+    fp8_matmul_kernel,
+)
+from skc.blocks.layout import OperandLayout
+from skc.blocks.mma import Wgmma
+from skc.blocks.payload import SmemTile
+from skc.runtime import devices
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+RNG = np.random.default_rng(17)
+E4M3, E5M2 = ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e5m2
+
+needs_assembler = pytest.mark.skipif(ptx_tools.ptxas_path() is None and not ptx_tools.have_nvjitlink(),
+                                     reason="neither ptxas nor nvJitLink is installed")
+
+
+@pytest.fixture
+def hopper_interpreter(monkeypatch):
+    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "sm_90a")
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+    devices._target_of.cache_clear()
+    yield skc.current_device()
+    devices._target_of.cache_clear()
+
+
+def operands(M, N, K, dtype=E4M3, dtype_b=None):
+    """Small integers (exact in fp8 and in every sum) as a (M x K row-major) and b (K x N column-major)."""
+    a = RNG.integers(-3, 4, (M, K)).astype(np.float32)
+    b = RNG.integers(-3, 4, (K, N)).astype(np.float32)
+    return a, b, a.astype(dtype), np.ascontiguousarray(b.T).astype(dtype_b or dtype).T
+
+
+def block_scales(M, N, K):
+    """Powers of two, so that every scaled partial product is exact in f32."""
+    kb, nb = K // 128, -(-N // 128)
+    return ((2.0 ** RNG.integers(-3, 4, (M, kb))).astype(np.float32),
+            (2.0 ** RNG.integers(-3, 4, (kb, nb))).astype(np.float32))
+
+
+def block_reference(a, b, sa, sb):
+    """Two-level accumulation in f32: sum over k-blocks of (A_k B_k) · sa[:, k] · sb[k, column block]."""
+    M, N = a.shape[0], b.shape[1]
+    out = np.zeros((M, N), np.float32)
+    for k in range(sa.shape[1]):
+        part = a[:, 128 * k:128 * (k + 1)] @ b[128 * k:128 * (k + 1)]
+        out += part * sa[:, k:k + 1] * np.repeat(sb[k], 128)[:N]
+    return out
+
+
+@pytest.mark.parametrize("shape, dtypes", [
+    ((136, 128, 256), (E4M3, None)),         # row tail
+    ((128, 200, 144), (E4M3, None)),         # column and k tails (TMA zero fill, clipped stores)
+    ((64, 128, 128), (E5M2, None)),
+    ((128, 136, 128), (E4M3, E5M2)),         # mixed types
+], ids=["m-tail", "nk-tail", "e5m2", "e4m3xe5m2"])
+def test_per_tensor_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, dtypes):
+    M, N, K = shape
+    a, b, a8, b8 = operands(M, N, K, *dtypes)
+    out = np.full((M, N), np.nan, np.float32)
+    skc.blocks.matmul(a8, b8, out, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
+                      out_dtype="float32")
+    np.testing.assert_array_equal(out, 2.0 * (a @ b))
+
+
+def test_a_given_config_takes_the_calls_epilogue_and_must_match_the_operands(hopper_interpreter):
+    M, N, K = 64, 128, 128
+    a, b, a8, b8 = operands(M, N, K)
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, out_dtype="f32", tile_n=64)  # no alpha in its epilogue
+    out = skc.blocks.matmul(a8, b8, scale_a=np.array([2.0], np.float32), scale_b=np.array([0.5], np.float32),
+                            out_dtype="float32", config=config)
+    np.testing.assert_array_equal(out, a @ b)
+    with pytest.raises(skc.LaunchError, match="disagrees with the operands on block_scaled: block_scaled=False"):
+        skc.blocks.matmul(a8, b8, scale_a=np.array([2.0], np.float32), scale_b=np.array([0.5], np.float32),
+                          config=Fp8MatmulConfig(block_scaled=True))
+
+
+def test_per_tensor_fp8_gemm_fused_bias_relu_to_f16(hopper_interpreter):
+    M, N, K = 72, 128, 128
+    a, b, a8, b8 = operands(M, N, K)
+    bias = RNG.integers(-8, 9, N).astype(np.float16)
+    out = skc.blocks.matmul(a8, b8, scale_a=np.array([0.25], np.float32), scale_b=np.array([2.0], np.float32),
+                            out_dtype=np.float16, bias=bias, activation="relu")
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out.astype(np.float32), np.maximum(0.5 * (a @ b) + bias, 0.0))
+
+
+@pytest.mark.parametrize("overlap", [False, True], ids=["serial", "overlapped"])
+@pytest.mark.parametrize("shape", [(136, 256, 384), (64, 136, 256), (128, 640, 128), (128, 256, 512)],
+                         ids=["m-tail", "n-tail", "wide", "n256"])
+def test_block_scaled_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, overlap):
+    M, N, K = shape
+    a, b, a8, b8 = operands(M, N, K)
+    sa, sb = block_scales(M, N, K)
+    out = np.full((M, N), np.nan, np.float32)
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, out_dtype="f32", overlap_scaling=overlap,
+                                             **({"tile_n": 256, "stages": 2} if N == 256 and K == 512 else {}))
+    skc.blocks.matmul(a8, b8, out, scale_a=sa, scale_b=sb, out_dtype="float32", config=config)
+    expected = block_reference(a, b, sa, sb)
+    assert np.abs(expected).max() > 100  # the scales matter
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_block_scaled_reads_k_block_major_scales_in_place(hopper_interpreter):
+    """torch._scaled_mm's 'outer-dim-major' scale_a (strides (1, M)) gives the same result as a row-major one."""
+    M, N, K = 128, 128, 256
+    a, b, a8, b8 = operands(M, N, K)
+    sa, sb = block_scales(M, N, K)
+    column_major = np.asfortranarray(sa)
+    out = skc.blocks.matmul(a8, b8, scale_a=column_major, scale_b=sb, out_dtype="float32")
+    np.testing.assert_array_equal(out, block_reference(a, b, sa, sb))
+
+
+# -- errors -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("change, message", [
+    (lambda a, b, sa, sb: (a, np.ascontiguousarray(b), sa, sb), "b is row-major K x N; pass b as the transpose"),
+    (lambda a, b, sa, sb: (np.asfortranarray(a), b, sa, sb), "a is a transposed (column-major) view"),
+    (lambda a, b, sa, sb: (a, b, sa[:, :1], sb), "neither one value each (per-tensor) nor block-wise"),
+    (lambda a, b, sa, sb: (a, b, sa.astype(np.float64), sb), "scale_a is float64; scales are float32"),
+    (lambda a, b, sa, sb: (a.astype(np.float32), b, sa, sb), "it multiplies float8_e4m3fn or float8_e5m2"),
+], ids=["b-row-major", "a-transposed", "scale-shape", "scale-type", "not-fp8"])
+def test_scaled_matmul_refuses_by_name(hopper_interpreter, change, message):
+    _, _, a8, b8 = operands(128, 128, 256)
+    sa, sb = block_scales(128, 128, 256)
+    a8, b8, sa, sb = change(a8, b8, sa, sb)
+    with pytest.raises(skc.LaunchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        skc.blocks.matmul(a8, b8, scale_a=sa, scale_b=sb)
+
+
+def test_scales_must_be_tensors(hopper_interpreter):
+    _, _, a8, b8 = operands(128, 128, 128)
+    with pytest.raises(skc.LaunchError, match="scale_a is a float; pass a float32 tensor"):
+        skc.blocks.matmul(a8, b8, scale_a=0.5, scale_b=np.ones(1, np.float32))
+    assert skc.blocks.Fp8MatmulConfig is Fp8MatmulConfig
+
+
+def test_block_scales_need_whole_k_blocks(hopper_interpreter):
+    _, _, a8, b8 = operands(128, 128, 144)
+    sa, sb = np.ones((128, 2), np.float32), np.ones((2, 1), np.float32)
+    with pytest.raises(skc.LaunchError, match="K must be a multiple of 128, found 144"):
+        skc.blocks.matmul(a8, b8, scale_a=sa, scale_b=sb)
+
+
+def test_fp8_config_checks():
+    with pytest.raises(ValueError, match="K-major operands only"):
+        Fp8MatmulConfig(b_k_major=False)
+    with pytest.raises(ValueError, match="tile_k must fill 128-byte rows: a multiple of 128"):
+        Fp8MatmulConfig(tile_k=64)
+    with pytest.raises(ValueError, match="block scales need tile_k = 128"):
+        Fp8MatmulConfig(block_scaled=True, tile_k=256)
+    with pytest.raises(ValueError, match="not f8e4m3"):
+        MatmulConfig(dtype="f8e4m3")  # the bf16 configuration stays bf16/fp16
+
+
+def test_payload_places_scales_after_the_operands_and_keeps_stages_aligned():
+    payload = Fp8MatmulConfig(block_scaled=True, tile_n=128).payload()
+    offsets = payload.offsets()
+    assert offsets == {"a": 0, "b": 128 * 128, "sa": 2 * 128 * 128, "sb": 2 * 128 * 128 + 512}
+    assert payload.stage_bytes == 2 * 128 * 128 + 1024
+    assert ScaleLayout(4, "b", per=128).box() == (1, 4)
+
+
+# -- through the compiler ---------------------------------------------------------------------------------------
+def compile_fp8(cfg: Fp8MatmulConfig):
+    boxes = cfg.boxes()
+    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(t), boxes[name], 128))
+            for name, t in (("a", cfg.dtype), ("b", cfg.dtype_b or cfg.dtype), ("out", cfg.out_dtype))]
+    if cfg.block_scaled:
+        scales = [SimpleNamespace(spec=ir.TensorMapType(ir.f32, boxes[name], 0)) for name in ("sa", "sb")]
+    else:
+        scales = [skc.Ptr[skc.f32], skc.Ptr[skc.f32]]
+    return fp8_matmul_kernel.compile(*maps, skc.i32, skc.i32, skc.i32, skc.Ptr[getattr(skc, cfg.out_dtype)],
+                                     *scales, cfg, target="sm_90a", block=cfg.threads)
+
+
+@needs_assembler
+@pytest.mark.parametrize("cfg", [Fp8MatmulConfig(tile_n=256, stages=4),
+                                 Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True),
+                                 Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, overlap_scaling=True),
+                                 Fp8MatmulConfig(tile_n=256, stages=4, out_dtype="f32", dtype_b="f8e5m2")],
+                         ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2"])
+def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
+    compiled = compile_fp8(cfg)
+    ptx = compiled.asm("ptx")
+    form = f"wgmma.mma_async.sync.aligned.m64n{cfg.tile_n}k32.f32.e4m3.{'e5m2' if cfg.dtype_b else 'e4m3'}"
+    assert ptx.count(form) == 4  # one 128-deep stage: four k32 instructions
+    resources = compiled.resources
+    assert resources["spill_stores"] == 0 and resources["spill_loads"] == 0, resources
+    if cfg.block_scaled:  # the scale tiles come by TMA into the same stage; the stage's MMAs finish before scaling
+        assert ptx.count("cp.async.bulk.tensor.2d.shared::cluster.global") == 4
+        assert re.search(rf"wgmma.wait_group.sync.aligned\s+{int(cfg.overlap_scaling)};", ptx)
+
+
+def test_block_scaled_is_the_same_composition_with_another_payload_and_tile_op():
+    per_tensor, block = Fp8MatmulConfig(tile_n=128), Fp8MatmulConfig(tile_n=128, block_scaled=True)
+    assert per_tensor.tile_op() is Wgmma and block.tile_op() is BlockScaledWgmma
+    assert Fp8MatmulConfig(block_scaled=True, overlap_scaling=True).tile_op() is OverlappedBlockScaledWgmma
+    assert set(per_tensor.payload().layouts) == {"a", "b"}
+    assert set(block.payload().layouts) == {"a", "b", "sa", "sb"}
+    assert BlockScaledWgmma.stages_in_flight == 0  # it finishes a stage's MMAs before scaling: release at once
+    assert OverlappedBlockScaledWgmma.stages_in_flight == 1  # the next stage's MMAs run while a partial is scaled
+
+
+# -- wgmma without accumulator input (scale-d = 0): the block-scaled TileOp's fresh partial needs no zeroing ---------
+@skc.kernel
+def overwrite_wgmma(image: skc.Ptr[skc.u32], out: skc.Ptr[skc.f32], cfg: skc.constexpr):
+    """acc (filled with 7) then acc = A B with accumulate=False on one stage of K-major fp8 tiles (A 64 x k, B n x k)
+    laid out by the host: out is A B alone in the fragment layout. cfg: (n, k)."""
+    n, k = cfg
+    a_layout, b_layout = OperandLayout(64, k, 1), OperandLayout(n, k, 1)
+    words = (a_layout.bytes + b_layout.bytes) // 4
+    tid = skc.thread_id(0)
+    smem = skc.shared(words, skc.u32, align=1024)
+    for i in range(tid, words, 128):
+        smem[i] = image[i]
+    skc.hopper.fence_proxy_async()
+    skc.barrier()
+    base = skc.hopper.shared_address(smem)
+    mma = Wgmma(n, k, skc.f8e4m3)
+    acc = mma.zeros()
+    acc.fragment = skc.full(n // 2, 7.0, skc.f32)
+    mma(acc, SmemTile("a", base, a_layout), SmemTile("b", base + a_layout.bytes, b_layout), accumulate=False)
+    acc.wait()
+    for i in skc.static_range(n // 2):
+        out[tid * (n // 2) + i] = acc.fragment[i]
+
+
+def test_wgmma_without_accumulate_overwrites_the_fragment():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fp8_kernels import block_image, fragments
+
+    n, k = 64, 128
+    a, b = RNG.integers(-6, 7, (64, k)).astype(np.float32), RNG.integers(-6, 7, (k, n)).astype(np.float32)
+    image = block_image(a.astype(E4M3).view(np.uint8), np.ascontiguousarray(b.T).astype(E4M3).view(np.uint8))
+    out = np.full((128, n // 2), np.nan, np.float32)
+    overwrite_wgmma.interpret[(1,), (128,)](image, out, cfg=(n, k))
+    np.testing.assert_array_equal(out, fragments(a @ b))
+    tile = overwrite_wgmma.compile(skc.Ptr[skc.u32], skc.Ptr[skc.f32], (n, k), target="sm_90a", block=128)
+    assert tile.ir("tile").count("zero_acc") == 1  # the first of the four k32 steps
+    ptx = tile.asm("ptx")
+    assert ptx.count("wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3") == 4
+
+
+@pytest.mark.skipif(ptx_tools.ptxas_path() is None, reason="ptxas is not installed")
+@pytest.mark.parametrize("cfg", [Fp8MatmulConfig(tile_n=256, stages=4),
+                                 Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True)],
+                         ids=["per-tensor", "block"])
+def test_ptxas_keeps_the_wgmmas_asynchronous(cfg, tmp_path):
+    """ptxas serializes wgmmas (warning C7518) when it cannot prove their registers untouched while in flight; the
+    default compositions must not trigger it (OverlappedBlockScaledWgmma does, as of 2026-11-30)."""
+    import subprocess
+
+    source = tmp_path / "fp8.ptx"
+    source.write_text(compile_fp8(cfg).asm("ptx"))
+    report = subprocess.run([ptx_tools.ptxas_path(), "-arch=sm_90a", "-v", str(source), "-o", str(tmp_path / "o")],
+                            capture_output=True, text=True, check=True)
+    assert "serialized" not in report.stdout + report.stderr, report.stdout + report.stderr

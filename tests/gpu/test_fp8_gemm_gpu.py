@@ -1,0 +1,99 @@
+"""The FP8 GEMMs (per-tensor and block-scaled) on the GPU, outputs poisoned first: against a float32 reference of
+the dequantized operands, on square, rectangular and tail shapes; per-tensor also against torch._scaled_mm."""
+import pytest
+
+import skc
+from skc.blocks.fp8 import Fp8MatmulConfig
+
+pytestmark = pytest.mark.gpu
+torch = pytest.importorskip("torch")
+
+
+def quantized(rows, cols, dtype=torch.float8_e4m3fn, seed=0):
+    """A rows x cols fp8 tensor of random values spread over the format's range (row-major)."""
+    generator = torch.Generator(device="cuda").manual_seed(seed)
+    x = torch.randn(rows, cols, device="cuda", generator=generator) * 8
+    return x.clamp(-400, 400).to(dtype)
+
+
+def relative_error(got, expected):
+    return ((got.float() - expected).norm() / expected.norm()).item()
+
+
+def block_scales(M, N, K, seed=1):
+    generator = torch.Generator(device="cuda").manual_seed(seed)
+    kb, nb = K // 128, -(-N // 128)
+    sa = torch.rand(M, kb, device="cuda", generator=generator) * 2 ** -6 + 2 ** -8
+    sb = torch.rand(kb, nb, device="cuda", generator=generator) * 2 ** -6 + 2 ** -8
+    return sa, sb
+
+
+def dequantized_block_reference(a, b, sa, sb):
+    """(a · sa) @ (b · sb) in float32, each scale spread over its block."""
+    K, N = b.shape
+    a32 = a.float() * sa.repeat_interleave(128, dim=1)[:, :K]
+    b32 = b.float() * sb.repeat_interleave(128, dim=0).repeat_interleave(128, dim=1)[:K, :N]
+    return a32 @ b32
+
+
+SHAPES = [(128, 128, 128), (512, 512, 512), (256, 384, 1024), (1000, 1000, 1024), (200, 136, 384), (64, 4096, 512),
+          (40, 200, 256)]
+
+
+@pytest.mark.parametrize("M,N,K", SHAPES)
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32])
+def test_per_tensor(M, N, K, out_dtype):
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=out_dtype)
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=out_dtype)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    expected = (a.float() @ b.float()) * 0.01 * 0.02
+    assert relative_error(out, expected) <= (5e-3 if out_dtype == torch.bfloat16 else 1e-3)
+    if out_dtype == torch.bfloat16 and M % 16 == 0 and N % 16 == 0:
+        cublas = torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=out_dtype)
+        assert relative_error(out, cublas.float()) <= 1e-2
+
+
+@pytest.mark.parametrize("M,N,K", SHAPES)
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("overlap", [False, True], ids=["serial", "overlapped"])
+def test_block_scaled(M, N, K, out_dtype, overlap):
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    sa, sb = block_scales(M, N, K)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=out_dtype)
+    name = {torch.bfloat16: "bf16", torch.float32: "f32"}[out_dtype]
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, out_dtype=name, overlap_scaling=overlap)
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=out_dtype, config=config)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    error = relative_error(out, dequantized_block_reference(a, b, sa, sb))
+    assert error <= (5e-3 if out_dtype == torch.bfloat16 else 2e-3), error
+
+
+def test_block_scaled_outer_dim_major_scales_and_fused_bias_relu():
+    M, N, K = 256, 256, 512
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    sa, sb = block_scales(M, N, K)
+    bias = torch.randn(N, device="cuda", dtype=torch.bfloat16)
+    out = skc.blocks.matmul(a, b, scale_a=sa.t().contiguous().t(), scale_b=sb, bias=bias, activation="relu")
+    torch.cuda.synchronize()
+    expected = torch.relu(dequantized_block_reference(a, b, sa, sb) + bias.float())
+    assert out.dtype == torch.bfloat16 and relative_error(out, expected) <= 5e-3
+
+
+def test_e5m2_operand():
+    M, N, K = 256, 256, 256
+    a, b = quantized(M, K), quantized(N, K, dtype=torch.float8_e5m2, seed=2).t()
+    one = torch.tensor(1.0, device="cuda")
+    out = skc.blocks.matmul(a, b, scale_a=one, scale_b=one, out_dtype=torch.float32)
+    torch.cuda.synchronize()
+    assert relative_error(out, a.float() @ b.float()) <= 1e-3
+
+
+def test_row_major_b_is_refused_with_the_fix():
+    a, b = quantized(128, 128), quantized(128, 128)
+    one = torch.tensor(1.0, device="cuda")
+    with pytest.raises(skc.LaunchError, match="pass b as the transpose"):
+        skc.blocks.matmul(a, b, scale_a=one, scale_b=one)
