@@ -15,14 +15,14 @@ from skc import frontend
 
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
-from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, TmaStoreEpilogue
+from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, SplitKEpilogue, TmaStoreEpilogue
 from .lds import LdsLoader
 from .mfma import Mfma
 from .mma import Wgmma
 from .pingpong import LdsPipeline
 from .pipeline import InputTilePipeline
 from .roles import WarpRoles
-from .scheduler import TileScheduler
+from .scheduler import SplitKScheduler, TileScheduler
 from .tile_io import TmaLoader, VectorLoader
 
 
@@ -39,22 +39,42 @@ def matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias, alp
         mfma_gemm(a, b, out, M, N, K, epilogue, cfg)
 
 
+@skc.kernel
+def matmul_split_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias,
+                        alpha: skc.f32, beta: skc.f32, cfg: skc.constexpr):
+    """The Hopper GEMM with split-K (cfg.split_k > 1): a and b are tensor maps, out a pointer to the row-major
+    output, workspace (M x N fp32) and counters (i32, see split_counters) zero-filled buffers it leaves zero."""
+    target = skc.current_target()
+    cfg = _config_for(target, cfg)
+    epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
+    wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, split=(workspace, counters))
+
+
+def split_counters(M: int, N: int, cfg) -> int:
+    """The i32 counters matmul_split_kernel needs: one per 64-row strip (a warpgroup's) of each output tile."""
+    return -(-M // cfg.tile_m) * (cfg.tile_m // Wgmma.rows_per_warpgroup) * -(-N // cfg.tile_n)
+
+
 @skc.func
-def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg):
+def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None):
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
     skc.hopper.kernel_attributes(cluster=(cfg.cluster_m, 1, 1))
     payload = cfg.payload()
     load = _hopper_loader(cfg, payload, a, b, M, N, K)
     with InputTilePipeline(payload, cfg.stages, load, consumers=cfg.consumers, cluster=cfg.cluster_m) as pipe:
         roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
-        tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m)
         k_tiles = skc.cdiv(K, cfg.tile_k)
+        if split is None:
+            tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m)
+        else:
+            tiles = SplitKScheduler(M, N, cfg.tile_m, cfg.tile_n, k_tiles, cfg.split_k, cfg.group_m)
         if roles.is_producer():
             roles.enter_producer()
             if load.is_issuing():
                 with pipe.producer() as producer:
                     for tile in tiles:
-                        for k in range(k_tiles):
+                        k_begin, k_end = tile.k_steps(k_tiles)
+                        for k in range(k_begin, k_end):
                             with producer.acquire() as stage:
                                 load(stage, k, a=tile.row0, b=tile.col0)
         else:
@@ -62,11 +82,16 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg):
             warpgroup = roles.consumer_index()
             mma = Wgmma(cfg.tile_n, cfg.tile_k, dtype, warpgroup=warpgroup)
             acc = mma.zeros()
-            epilogue = TmaStoreEpilogue(out, dtype, epilogue_args, warpgroup, cfg.consumers)
+            if split is None:
+                epilogue = TmaStoreEpilogue(out, dtype, epilogue_args, warpgroup, cfg.consumers)
+            else:
+                epilogue = SplitKEpilogue(out, *split, dtype, epilogue_args, cfg.split_k, warpgroup, cfg.consumers,
+                                          cfg.tile_n)
             with epilogue, pipe.consumer(mma) as consumer:  # the epilogue's stores are flushed last
                 for tile in tiles:
                     acc.zero()
-                    for k in range(k_tiles):
+                    k_begin, k_end = tile.k_steps(k_tiles)
+                    for k in range(k_begin, k_end):
                         with consumer.acquire() as stage:
                             mma(acc, stage.a, stage.b)
                     epilogue(acc, tile.row0, tile.col0)
@@ -123,4 +148,5 @@ def _config_for(target, cfg):
 # matmul(), its plans, configurations and batches live in matmul_host.py.
 from .matmul_host import _config, compile_arguments, matmul  # noqa: F401  (_config re-exported)
 
-__all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "compile_arguments", "matmul", "matmul_kernel"]
+__all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "compile_arguments", "matmul", "matmul_kernel",
+           "matmul_split_kernel"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import replace
 
 import skc
 
@@ -23,9 +24,24 @@ from .scheduler import TileScheduler
 _PLANS: dict = {}        # facts of a call -> its plan
 _MAX_PLANS = 1024
 
-# Tuned configurations for known problems: (target name, M bucket, N bucket, K bucket, dtype) -> the fields that
-# differ from MatmulConfig.for_problem's choice (buckets: the next power of two). Filled from `skc.autotune` runs.
-TUNED: dict = {}
+# Tuned configurations for known problems: (target name, M bucket, N bucket, K bucket, dtype) -> the configuration's
+# fields (buckets: the next power of two). From the kernel-time sweep on the H200 (benchmarks/NOTES.md,
+# benchmarks/results/sweep-2026-11-30-baseline.json): each suite shape's fastest configuration, bf16; fp16 runs the
+# same kernels. Split-K (16 x 8192 x 8192) postdates the sweep: MatmulConfig.tile_shape's rule.
+_SWEPT = {
+    (4096, 4096, 4096): dict(tile_m=128, tile_n=256, cluster_m=1, stages=4),
+    (8192, 8192, 8192): dict(tile_m=128, tile_n=256, cluster_m=2, stages=4),
+    (8192, 8192, 2048): dict(tile_m=128, tile_n=256, cluster_m=2, stages=4),
+    (8192, 32768, 8192): dict(tile_m=128, tile_n=256, cluster_m=2, stages=4),     # 8192 x 28672 x 8192
+    (8192, 8192, 32768): dict(tile_m=128, tile_n=256, cluster_m=2, stages=4),     # 8192 x 8192 x 28672
+    (4096, 16384, 4096): dict(tile_m=128, tile_n=256, cluster_m=1, stages=4),     # 4096 x 14336 x 4096
+    (2048, 2048, 2048): dict(tile_m=64, tile_n=256, cluster_m=1, stages=5),
+    (1024, 1024, 1024): dict(tile_m=64, tile_n=128, cluster_m=1, stages=8),
+    (128, 8192, 8192): dict(tile_m=64, tile_n=128, cluster_m=1, stages=8),
+    (16, 8192, 8192): dict(tile_m=64, tile_n=128, cluster_m=1, stages=8, split_k=2),
+    (16384, 2048, 2048): dict(tile_m=128, tile_n=256, cluster_m=2, stages=4),
+}
+TUNED: dict = {("sm_90a", *shape, dtype): fields for shape, fields in _SWEPT.items() for dtype in ("bf16", "f16")}
 
 
 def _bucket(size: int) -> int:
@@ -126,6 +142,8 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
                               f"{config.b_k_major}; the operands are {dtype} with a_k_major={a_k_major}, "
                               f"b_k_major={b_k_major}")
     cfg = config or _choose_config(device, problem, spec, autotune, (a, b, out, c, bias))
+    if getattr(cfg, "split_k", 1) > 1 and out is not None and not _row_major(out):
+        cfg = replace(cfg, split_k=1)  # split-K's last share stores through a pointer to a row-major out
     transposed = (a_store is not a, b_store is not b)
     if device.kind == "cuda" and isinstance(cfg, MatmulConfig) and cfg.loader != "vector":
         return _TmaPlan(device, a_store, b_store, problem, cfg, transposed)
@@ -163,7 +181,9 @@ class _TmaPlan:
         self.templates = [skc.TensorMap(a_store, boxes["a"]), skc.TensorMap(b_store, boxes["b"]), None]
         self.out_box = boxes["out"]
         self.cfg, self.device = cfg, device
-        self.grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m)
+        self.grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m,
+                                       cfg.split_k)
+        self.split = None  # split-K: the workspace and counters (zero between launches), made at the first call
         self.encoded = [{}, {}, {}]  # per operand: address -> EncodedTensorMap
         self.pointers = [t.pointer_function() for t in self.templates[:2]] + [None]
         self.ready = None
@@ -184,16 +204,23 @@ class _TmaPlan:
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
             out = _empty_like(a, self.out_shape)
-        if self.templates[2] is None:  # out's geometry is known at the first call (checked then, once)
-            self.templates[2] = skc.TensorMap(out, self.out_box)
-            self.pointers[2] = self.templates[2].pointer_function()
-            self.templates[2].tensor = None
-        args = (self._map(0, a), self._map(1, b), self._map(2, out), self.M, self.N, self.K,
+        if self.cfg.split_k > 1:
+            if self.split is None:
+                self.split = split_buffers(a, self.M, self.N, self.cfg)
+            outputs = (out, *self.split)
+        else:
+            if self.templates[2] is None:  # out's geometry is known at the first call (checked then, once)
+                self.templates[2] = skc.TensorMap(out, self.out_box)
+                self.pointers[2] = self.templates[2].pointer_function()
+                self.templates[2].tensor = None
+            outputs = (self._map(2, out),)
+        args = (self._map(0, a), self._map(1, b), *outputs, self.M, self.N, self.K,
                 out if c is None else c, out if bias is None else bias,
                 1.0 if alpha is None else float(alpha), 0.0 if beta is None else float(beta))
         ready = self.ready
         if ready is None:
-            ready = self.ready = matmul_kernel()[self.grid, self.cfg.threads].ready(*args, self.cfg)
+            kernel = matmul_kernel(self.cfg.split_k > 1)
+            ready = self.ready = kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
         ready(args, stream)
         return out
 
@@ -203,10 +230,20 @@ def _launch_wgmma(device, a, b, out, problem, extras, cfg: MatmulConfig, stream=
     boxes = cfg.boxes()
     if cfg.loader == "vector":  # the producer reads the operands through plain pointers
         maps = [a, b, skc.TensorMap(out, boxes["out"])]
+    elif cfg.split_k > 1:  # the last share of a tile stores through a pointer
+        maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), out, *split_buffers(a, M, N, cfg)]
     else:
         maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
-    grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m)
-    matmul_kernel()[grid, cfg.threads](*maps, M, N, K, *extras, cfg, stream=stream)
+    grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m, cfg.split_k)
+    matmul_kernel(cfg.split_k > 1)[grid, cfg.threads](*maps, M, N, K, *extras, cfg, stream=stream)
+
+
+def split_buffers(a, M: int, N: int, cfg) -> tuple:
+    """Split-K's zero-filled fp32 workspace (M x N) and i32 counters, on a's device; the kernel leaves them zero,
+    so a plan makes them once (its launches must not run at once on two streams)."""
+    from .gemm import split_counters
+
+    return _zeros_like(a, M * N, "float32"), _zeros_like(a, split_counters(M, N, cfg), "int32")
 
 
 def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, stream=None):
@@ -339,20 +376,22 @@ def _choose_config(device, problem, spec, autotune, operands):
     M, N, K, dtype = problem[:4]
     overrides = TUNED.get((target.name, _bucket(M), _bucket(N), _bucket(K), dtype))
     if overrides is not None and not target.has("mfma"):
-        return _config(target, *problem, spec, tuple(sorted(overrides.items())))
+        if problem[5] and overrides.get("cluster_m", 1) > 1:  # clusters multicast B's K x N rows only
+            overrides = dict(overrides, cluster_m=1)
+        return _config(target, *problem, spec, tuple(sorted(overrides.items())), device.multiprocessors)
     if _autotune_requested(autotune) and not device.is_interpreter:
         from .matmul_tuning import tune
 
         return tune(device, problem, spec, operands)
-    return _config(target, *problem, spec)
+    return _config(target, *problem, spec, (), device.multiprocessors)
 
 
 @functools.lru_cache(maxsize=256)
-def _config(target, M, N, K, dtype, a_k_major, b_k_major, spec, overrides=()):
+def _config(target, M, N, K, dtype, a_k_major, b_k_major, spec, overrides=(), multiprocessors=132):
     if target.has("mfma"):
         return AmdMatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, epilogue=spec, **dict(overrides))
-    return MatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, target.max_shared_bytes, epilogue=spec,
-                                    **dict(overrides))
+    return MatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, target.max_shared_bytes,
+                                    multiprocessors=multiprocessors, epilogue=spec, **dict(overrides))
 
 
 def compile_arguments(target, M: int = 4096, N: int = 4096, K: int = 4096, dtype: str = "bf16", config=None) -> dict:
@@ -382,7 +421,19 @@ def _empty_like(a, shape):
     return np.empty(shape, a.dtype)
 
 
-def matmul_kernel():
-    from .gemm import matmul_kernel as kernel
+def matmul_kernel(split: bool = False):
+    from . import gemm
 
-    return kernel
+    return gemm.matmul_split_kernel if split else gemm.matmul_kernel
+
+
+def _zeros_like(a, count: int, dtype: str):
+    if hasattr(a, "new_zeros"):  # torch
+        import torch
+
+        return a.new_zeros((count,), dtype=getattr(torch, dtype))
+    if isinstance(a, skc.DeviceArray):
+        return skc.zeros((count,), dtype)
+    import numpy as np
+
+    return np.zeros((count,), dtype)

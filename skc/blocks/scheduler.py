@@ -1,16 +1,22 @@
-"""Tile schedulers: which output tiles a block computes. `TileScheduler` is persistent (a grid of
-at most one block per SM walks the tiles with a stride of the grid size) in grouped raster order
-(`group_m` tile-rows at a time, so neighbouring blocks share A and B tiles in L2)."""
+"""Tile schedulers: which output tiles a block computes, and over which k-steps. `TileScheduler` is
+persistent (a grid of at most one block per SM walks the tiles with a stride of the grid size) in grouped
+raster order (`group_m` tile-rows at a time, so neighbouring blocks share A and B tiles in L2).
+`SplitKScheduler` hands out (tile, share of K) work units, for problems with fewer tiles than SMs."""
 from __future__ import annotations
 
 import skc
 
 
 class Tile:
-    """One output tile: its first row and column."""
+    """One output tile: its first row and column (a work unit of a split-K scheduler adds its k-steps)."""
 
-    def __init__(self, row0, col0):
+    def __init__(self, row0, col0, k_begin=0, k_end=None):
         self.row0, self.col0 = row0, col0
+        self.k_begin, self.k_end = k_begin, k_end
+
+    def k_steps(self, k_tiles):
+        """(first, end) of the k-steps this work unit computes, of `k_tiles` in all."""
+        return self.k_begin, k_tiles if self.k_end is None else self.k_end
 
 
 class TileScheduler:
@@ -30,6 +36,9 @@ class TileScheduler:
         return skc.block_id(0) // self.cluster_m, self.tiles_m * self.tiles_n, skc.grid_dim(0) // self.cluster_m
 
     def __skc_item__(self, index):
+        return self._tile_at(index)
+
+    def _tile_at(self, index):
         per_group = self.group_m * self.tiles_n
         group = index // per_group
         first_m = group * self.group_m
@@ -40,8 +49,31 @@ class TileScheduler:
         return Tile(row0, (within // rows_in_group) * self.tile_n)
 
     @staticmethod
-    def grid(M: int, N: int, tile_m: int, tile_n: int, blocks_per_device: int, cluster_m: int = 1) -> int:
-        """The persistent grid: one block per SM, fewer when there are fewer tiles (host side); a
+    def grid(M: int, N: int, tile_m: int, tile_n: int, blocks_per_device: int, cluster_m: int = 1,
+             split_k: int = 1) -> int:
+        """The persistent grid: one block per SM, fewer when there are fewer work units (host side); a
         multiple of the cluster size."""
-        tiles = -(-M // (tile_m * cluster_m)) * -(-N // tile_n)
-        return max(1, min(tiles, blocks_per_device // cluster_m)) * cluster_m
+        units = -(-M // (tile_m * cluster_m)) * -(-N // tile_n) * split_k
+        return max(1, min(units, blocks_per_device // cluster_m)) * cluster_m
+
+
+class SplitKScheduler(TileScheduler):
+    """`for unit in SplitKScheduler(M, N, tile_m, tile_n, k_tiles, splits):` visits this block's work units: each
+    output tile `splits` times, unit s of a tile over k-steps [s·share, (s+1)·share) of the `k_tiles`
+    (share = cdiv(k_tiles, splits); a last share may be short or empty). Units run split-major (all tiles' first
+    shares, then all second shares), so the shares of one tile run at once on different SMs; an epilogue that adds
+    partial tiles (SplitKEpilogue) completes each tile."""
+
+    def __init__(self, M, N, tile_m: int, tile_n: int, k_tiles, splits: int, group_m: int = 8):
+        super().__init__(M, N, tile_m, tile_n, group_m, 1)
+        self.splits, self.k_tiles = splits, k_tiles
+        self.share = skc.cdiv(k_tiles, splits)
+
+    def __skc_range__(self):
+        return skc.block_id(0), self.tiles_m * self.tiles_n * self.splits, skc.grid_dim(0)
+
+    def __skc_item__(self, index):
+        tiles = self.tiles_m * self.tiles_n
+        tile = self._tile_at(index % tiles)
+        k_begin = (index // tiles) * self.share
+        return Tile(tile.row0, tile.col0, k_begin, skc.minimum(k_begin + self.share, self.k_tiles))

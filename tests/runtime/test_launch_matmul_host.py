@@ -42,7 +42,8 @@ def test_a_call_launches_the_hopper_gemm_with_its_tensor_maps(fake):
     a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
     assert skc.blocks.matmul(a, b, out) is out
     (launch,) = fake.launches
-    assert launch["block"] == (384, 1, 1) and launch["stream"] == 0
+    (plan,) = matmul_host._PLANS.values()  # the block size of the configuration chosen (64-row tiles here)
+    assert launch["block"] == (plan.cfg.threads, 1, 1) and launch["stream"] == 0
     maps, mnk, (c, bias), (alpha, beta) = launched(launch)
     # each map: the tensor's address, rank 2, its dims innermost first
     assert maps == [(a.address, 2, 128, 256), (b.address, 2, 512, 128), (out.address, 2, 512, 256)]
