@@ -105,7 +105,7 @@ class MatmulConfig:
 
     @classmethod
     def for_problem(cls, M: int, N: int, K: int, dtype: str = "bf16", a_k_major: bool = True,
-                    b_k_major: bool = False, max_shared_bytes: int = 232448, multiprocessors: int = None,
+                    b_k_major: bool = False, max_shared_bytes: int = 232448, multiprocessors: int | None = None,
                     **overrides) -> "MatmulConfig":
         """A configuration for this problem: the tile shape that fills the device's `multiprocessors` (see
         `tile_shape`), split-K when even the smallest tiles leave most of them idle, and as many stages as fit

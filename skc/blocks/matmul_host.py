@@ -29,17 +29,17 @@ _MAX_PLANS = 1024
 # benchmarks/results/sweep-2026-11-30-baseline.json): each suite shape's fastest configuration, bf16; fp16 runs the
 # same kernels. Split-K (16 x 8192 x 8192) postdates the sweep: MatmulConfig.tile_shape's rule.
 _SWEPT = {
-    (4096, 4096, 4096): dict(tile_m=128, tile_n=256, cluster_m=1, stages=4),
-    (8192, 8192, 8192): dict(tile_m=128, tile_n=256, cluster_m=2, stages=4),
-    (8192, 8192, 2048): dict(tile_m=128, tile_n=256, cluster_m=2, stages=4),
-    (8192, 32768, 8192): dict(tile_m=128, tile_n=256, cluster_m=2, stages=4),     # 8192 x 28672 x 8192
-    (8192, 8192, 32768): dict(tile_m=128, tile_n=256, cluster_m=2, stages=4),     # 8192 x 8192 x 28672
-    (4096, 16384, 4096): dict(tile_m=128, tile_n=256, cluster_m=1, stages=4),     # 4096 x 14336 x 4096
-    (2048, 2048, 2048): dict(tile_m=64, tile_n=256, cluster_m=1, stages=5),
-    (1024, 1024, 1024): dict(tile_m=64, tile_n=128, cluster_m=1, stages=8),
-    (128, 8192, 8192): dict(tile_m=64, tile_n=128, cluster_m=1, stages=8),
-    (16, 8192, 8192): dict(tile_m=64, tile_n=128, cluster_m=1, stages=8, split_k=2),
-    (16384, 2048, 2048): dict(tile_m=128, tile_n=256, cluster_m=2, stages=4),
+    (4096, 4096, 4096): {"tile_m": 128, "tile_n": 256, "cluster_m": 1, "stages": 4},
+    (8192, 8192, 8192): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
+    (8192, 8192, 2048): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
+    (8192, 32768, 8192): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},     # 8192 x 28672 x 8192
+    (8192, 8192, 32768): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},     # 8192 x 8192 x 28672
+    (4096, 16384, 4096): {"tile_m": 128, "tile_n": 256, "cluster_m": 1, "stages": 4},     # 4096 x 14336 x 4096
+    (2048, 2048, 2048): {"tile_m": 64, "tile_n": 256, "cluster_m": 1, "stages": 5},
+    (1024, 1024, 1024): {"tile_m": 64, "tile_n": 128, "cluster_m": 1, "stages": 8},
+    (128, 8192, 8192): {"tile_m": 64, "tile_n": 128, "cluster_m": 1, "stages": 8},
+    (16, 8192, 8192): {"tile_m": 64, "tile_n": 128, "cluster_m": 1, "stages": 8, "split_k": 2},
+    (16384, 2048, 2048): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
 }
 TUNED: dict = {("sm_90a", *shape, dtype): fields for shape, fields in _SWEPT.items() for dtype in ("bf16", "f16")}
 

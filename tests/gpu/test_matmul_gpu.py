@@ -111,3 +111,55 @@ def test_vector_loader_without_tma(ta, tb):
     skc.blocks.matmul(a, b, out=out, config=config)
     torch.cuda.synchronize()
     assert relative_error(out, reference(a, b)) <= 1e-2
+
+
+# -- the configurations matmul() picks (tuning table and tile-shape rule), split-K --------------------------------
+def _tuned_cases():
+    from skc.blocks.matmul_host import TUNED
+
+    shapes = {(4096, 16384, 4096): (4096, 14336, 4096), (8192, 32768, 8192): (8192, 28672, 8192),
+              (8192, 8192, 32768): (8192, 8192, 28672)}  # the suite's shape in each bucket
+    return sorted({(shapes.get(key[1:4], key[1:4]), key[4]) for key in TUNED})
+
+
+@pytest.mark.parametrize("shape,dtype", _tuned_cases(), ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple)
+                         else v)
+def test_every_tuned_configuration_on_its_shape(shape, dtype):
+    """Each TUNED entry through matmul() on the suite's shape of its bucket, output poisoned first."""
+    M, N, K = shape
+    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float16
+    a, b = operand(M, K, torch_dtype, False) / 8, operand(K, N, torch_dtype, False) / 8
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch_dtype)
+    skc.blocks.matmul(a, b, out=out)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    assert relative_error(out, reference(a, b)) <= 1e-2
+
+
+@pytest.mark.parametrize("M,N,K,split", [(16, 8192, 8192, 2), (16, 1024, 8192, 8), (20, 1000, 4104, 3),
+                                         (130, 520, 2048, 4), (64, 128, 192, 4)])
+def test_split_k(M, N, K, split):
+    from skc.blocks import MatmulConfig
+
+    a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
+    config = MatmulConfig.for_problem(M, N, K, multiprocessors=132, split_k=split)
+    assert config.split_k == split
+    for _ in range(3):  # the workspace and counters the kernel leaves zero serve the next launch
+        out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+        skc.blocks.matmul(a, b, out=out, config=config)
+        torch.cuda.synchronize()
+        assert not out.isnan().any()
+        assert relative_error(out, reference(a, b)) <= 1e-2
+
+
+def test_split_k_is_the_default_for_skinny_problems_and_fuses_its_epilogue():
+    M, N, K = 16, 4096, 8192
+    a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
+    bias = torch.randn(N, device="cuda", dtype=torch.bfloat16)
+    c = torch.randn(M, N, device="cuda", dtype=torch.bfloat16)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    skc.blocks.matmul(a, b, out=out, bias=bias, c=c, alpha=0.5, beta=2.0, activation="gelu")
+    torch.cuda.synchronize()
+    plans = [p for p in skc.blocks.matmul_host._PLANS.values() if getattr(p, "M", None) == M and p.N == N]
+    assert plans and plans[-1].cfg.split_k > 1
+    assert relative_error(out, reference(a, b, bias, c, 0.5, 2.0, "gelu")) <= 1e-2
