@@ -53,21 +53,22 @@ def measure(shape, dtype_name):
     skc_ms = bench(lambda: skc.blocks.matmul(a, b), rep)
     cublas_ms = min(cublas_ms, bench(lambda: torch.matmul(a, b), rep))  # both measured twice, interleaved
     skc_ms = min(skc_ms, bench(lambda: skc.blocks.matmul(a, b), rep))
-    config = _config_of(a, b)
+    config = _config_of(tuple(expected.shape))
     return {"shape": shape, "dtype": dtype_name, "flops": flops, "error": error, "skc_ms": skc_ms,
             "cublas_ms": cublas_ms, "skc_tflops": flops / skc_ms / 1e9, "cublas_tflops": flops / cublas_ms / 1e9,
             "ratio": cublas_ms / skc_ms, "config": config}
 
 
-def _config_of(a, b):
-    """The configuration the last plan for these operands holds (for the table), if any."""
+def _config_of(shape):
+    """The configuration of the plan matmul() made for this output shape (for the table)."""
     from skc.blocks import matmul_host
 
     for plan in reversed(list(matmul_host._PLANS.values())):
         cfg = getattr(plan, "cfg", None)
-        if cfg is not None and cfg.dtype == ("bf16" if a.dtype == torch.bfloat16 else "f16"):
-            return f"{cfg.tile_m}x{cfg.tile_n} s{cfg.stages} c{cfg.cluster_m} k{cfg.split_k}"
-    return type(list(matmul_host._PLANS.values())[-1]).__name__.strip("_")
+        if cfg is not None and tuple(plan.out_shape) == tuple(shape):
+            batch = f" batch-in-one-launch({cfg.batched})" if cfg.batched else ""
+            return f"{cfg.tile_m}x{cfg.tile_n} s{cfg.stages} c{cfg.cluster_m} k{cfg.split_k}{batch}"
+    return "per-batch loop" if len(shape) == 3 else "?"
 
 
 def summary(rows):

@@ -35,6 +35,7 @@ class MatmulConfig:
     a_k_major: bool = True       # A stored M x K (row-major A); False: stored K x M (A transposed)
     b_k_major: bool = False      # B stored N x K (B transposed); False: stored K x N (row-major B)
     epilogue: EpilogueSpec = field(default_factory=EpilogueSpec)
+    batched: str = ""            # operands with a batch dimension ("ab", "a" or "b"; out too): 3-D tensor maps
     split_k: int = 1             # work units per output tile, each over a share of K (partial sums added in fp32)
     producer_registers: int = 40
     consumer_registers: int = 232
@@ -63,6 +64,11 @@ class MatmulConfig:
             raise ValueError(f"split_k must be 1 to 16, found {self.split_k}")
         if self.split_k > 1 and (self.cluster_m > 1 or self.loader != "tma"):
             raise ValueError("split-K takes the TMA loader without clusters: use cluster_m=1")
+        if self.batched not in ("", "a", "b", "ab"):
+            raise ValueError(f"batched names the operands with a batch dimension ('a', 'b' or 'ab'), found "
+                             f"{self.batched!r}")
+        if self.batched and (self.split_k > 1 or self.loader != "tma"):
+            raise ValueError("a batch in one launch takes the TMA loader without split-K")
         if WARPGROUP * (self.producer_registers + self.consumers * self.consumer_registers) > 65536:
             raise ValueError("the warpgroups' registers exceed the 64K-register file of an SM")
 
@@ -75,8 +81,10 @@ class MatmulConfig:
         return DTYPES[self.dtype]
 
     def payload(self) -> TilePayload:
-        return TilePayload(a=OperandLayout(self.tile_m, self.tile_k, self.elem_bytes, self.a_k_major),
-                           b=OperandLayout(self.tile_n, self.tile_k, self.elem_bytes, self.b_k_major))
+        layouts = {name: (BatchedOperandLayout if name in self.batched else OperandLayout)(rows, self.tile_k,
+                                                                                           self.elem_bytes, k_major)
+                   for name, rows, k_major in (("a", self.tile_m, self.a_k_major), ("b", self.tile_n, self.b_k_major))}
+        return TilePayload(**layouts)
 
     @property
     def epilogue_columns(self) -> int:
@@ -101,7 +109,7 @@ class MatmulConfig:
         """The TMA box of each operand's tensor map (outermost dimension first)."""
         payload = self.payload()
         return {"a": payload.layouts["a"].box(), "b": payload.layouts["b"].box(),
-                "out": (ROWS, self.epilogue_columns)}
+                "out": (1, ROWS, self.epilogue_columns) if self.batched else (ROWS, self.epilogue_columns)}
 
     @classmethod
     def for_problem(cls, M: int, N: int, K: int, dtype: str = "bf16", a_k_major: bool = True,
@@ -129,6 +137,18 @@ class MatmulConfig:
             fitting = [n for n in range(2, 13) if replace(config, stages=n).shared_bytes() <= max_shared_bytes]
             stages = max(fitting) if fitting else 2
         return replace(config, stages=stages)
+
+
+class BatchedOperandLayout(OperandLayout):
+    """An operand tile of one matrix of a batch (B x rows x k or B x k x rows): the tensor map is 3-D with a box
+    one matrix deep; the tile's origin is (batch, row0)."""
+
+    def box(self) -> tuple:
+        return (1, *super().box())
+
+    def box_coordinates(self, chunk: int, origin, k0) -> tuple:
+        batch, row0 = origin
+        return (batch, *super().box_coordinates(chunk, row0, k0))
 
 
 # Tile shapes in order of preference (from benchmarks/results/sweep-2026-11-30-baseline.json, H200): 128 x 256 is

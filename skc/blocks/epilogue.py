@@ -109,8 +109,9 @@ class TmaStoreEpilogue:
     def __exit__(self, *exc):
         self.flush()
 
-    def __call__(self, acc, row0, col0):
-        """Store acc where it lies in the output tile whose corner is (row0, col0)."""
+    def __call__(self, acc, row0, col0, batch=None):
+        """Store acc where it lies in the output tile whose corner is (row0, col0) (of matrix `batch` of a batched
+        output: a 3-D tensor map)."""
         rows, n = acc.shape
         if rows != self.rows or n % self.columns:
             raise frontend.current().error(f"the epilogue stores {self.rows} rows of 128 bytes ({self.columns} "
@@ -128,7 +129,8 @@ class TmaStoreEpilogue:
             skc.hopper.fence_proxy_async()  # the TMA (async proxy) reads what these stores wrote
             self.barrier()
             if self.leader:
-                skc.hopper.tma_store(self.out_map, buffer, (row0, col0 + first))
+                corner = (row0, col0 + first) if batch is None else (batch, row0, col0 + first)
+                skc.hopper.tma_store(self.out_map, buffer, corner)
                 skc.hopper.tma_commit()
 
     def staged(self, buffer, row, column):

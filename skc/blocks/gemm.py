@@ -50,13 +50,24 @@ def matmul_split_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, 
     wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, split=(workspace, counters))
 
 
+@skc.kernel
+def matmul_batched_kernel(a, b, out, batches: skc.i32, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias,
+                          alpha: skc.f32, beta: skc.f32, cfg: skc.constexpr):
+    """`batches` Hopper GEMMs in one launch (cfg.batched names the 3-D operands; out is 3-D): the scheduler's
+    work units run over every matrix's tiles, each tile's loads and stores at its batch coordinate."""
+    target = skc.current_target()
+    cfg = _config_for(target, cfg)
+    epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
+    wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, batches=batches)
+
+
 def split_counters(M: int, N: int, cfg) -> int:
     """The i32 counters matmul_split_kernel needs: one per 64-row strip (a warpgroup's) of each output tile."""
     return -(-M // cfg.tile_m) * (cfg.tile_m // Wgmma.rows_per_warpgroup) * -(-N // cfg.tile_n)
 
 
 @skc.func
-def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None):
+def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1):
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
     skc.hopper.kernel_attributes(cluster=(cfg.cluster_m, 1, 1))
     payload = cfg.payload()
@@ -65,7 +76,7 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None):
         roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
         k_tiles = skc.cdiv(K, cfg.tile_k)
         if split is None:
-            tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m)
+            tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m, batches)
         else:
             tiles = SplitKScheduler(M, N, cfg.tile_m, cfg.tile_n, k_tiles, cfg.split_k, cfg.group_m)
         if roles.is_producer():
@@ -76,7 +87,8 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None):
                         k_begin, k_end = tile.k_steps(k_tiles)
                         for k in range(k_begin, k_end):
                             with producer.acquire() as stage:
-                                load(stage, k, a=tile.row0, b=tile.col0)
+                                load(stage, k, a=_origin(cfg, "a", tile, tile.row0),
+                                     b=_origin(cfg, "b", tile, tile.col0))
         else:
             roles.enter_consumer()
             warpgroup = roles.consumer_index()
@@ -94,7 +106,15 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None):
                     for k in range(k_begin, k_end):
                         with consumer.acquire() as stage:
                             mma(acc, stage.a, stage.b)
-                    epilogue(acc, tile.row0, tile.col0)
+                    if cfg.batched:
+                        epilogue(acc, tile.row0, tile.col0, tile.batch)
+                    else:
+                        epilogue(acc, tile.row0, tile.col0)
+
+
+def _origin(cfg, name, tile, row0):
+    """Where operand `name`'s tile starts: its first row, and its matrix of the batch if it has a batch dimension."""
+    return (tile.batch, row0) if name in cfg.batched else row0
 
 
 @skc.func
@@ -148,5 +168,5 @@ def _config_for(target, cfg):
 # matmul(), its plans, configurations and batches live in matmul_host.py.
 from .matmul_host import _config, compile_arguments, matmul  # noqa: F401  (_config re-exported)
 
-__all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "compile_arguments", "matmul", "matmul_kernel",
-           "matmul_split_kernel"]
+__all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "compile_arguments", "matmul", "matmul_batched_kernel",
+           "matmul_kernel", "matmul_split_kernel"]

@@ -115,7 +115,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
 # -- making a plan (every check happens here, once per set of facts) ---------------------------------------------
 def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     if len(a.shape) == 3 or len(b.shape) == 3:
-        return _batched_plan(a, b, out, c)
+        return _batched_plan(device, a, b, out, c, bias, alpha, activation, config)
     if len(a.shape) != 2 or len(b.shape) != 2:
         raise skc.LaunchError(f"matmul takes 2-D operands (or a batch: B x M x K times K x N or B x K x N), found "
                               f"shapes {tuple(a.shape)} and {tuple(b.shape)}")
@@ -154,9 +154,9 @@ class _Plan:
     """A checked problem and its configuration; each call builds the launch arguments (interpreter, AMD, and
     the vector loader, whose costs lie elsewhere)."""
 
-    def __init__(self, device, problem, cfg, transposed):
+    def __init__(self, device, problem, cfg, transposed, batches=None):
         self.device, self.problem, self.cfg, self.transposed = device, problem, cfg, transposed
-        self.out_shape = problem[:2]
+        self.out_shape = problem[:2] if batches is None else (batches, *problem[:2])
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
@@ -165,6 +165,9 @@ class _Plan:
         b_store = b.T if self.transposed[1] else b
         extras = (c if c is not None else out, bias if bias is not None else out,
                   float(alpha if alpha is not None else 1.0), float(beta if beta is not None else 0.0))
+        if len(self.out_shape) == 3:  # a batch in one launch (Hopper)
+            _launch_batched(self.device, a, b, out, self.problem, extras, self.cfg, stream)
+            return out
         launch = _launch_mfma if self.device.target.has("mfma") else _launch_wgmma
         launch(self.device, a_store, b_store, out, self.problem, extras, self.cfg, stream)
         return out
@@ -174,15 +177,16 @@ class _TmaPlan:
     """The Hopper TMA GEMM of one geometry, ready: the specialization's launcher and grid, and the tensor maps'
     checked geometry, encoded once per address seen."""
 
-    def __init__(self, device, a_store, b_store, problem, cfg, transposed):
+    def __init__(self, device, a_store, b_store, problem, cfg, transposed, batches=None):
         M, N, K = problem[:3]
-        self.out_shape, self.M, self.N, self.K = (M, N), M, N, K
+        self.out_shape, self.M, self.N, self.K = (M, N) if batches is None else (batches, M, N), M, N, K
+        self.batches = batches  # a batch in one launch (cfg.batched): 3-D tensor maps
         boxes = cfg.boxes()
         self.templates = [skc.TensorMap(a_store, boxes["a"]), skc.TensorMap(b_store, boxes["b"]), None]
         self.out_box = boxes["out"]
         self.cfg, self.device = cfg, device
         self.grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m,
-                                       cfg.split_k)
+                                       cfg.split_k, batches or 1)
         self.split = None  # split-K: the workspace and counters (zero between launches), made at the first call
         self.encoded = [{}, {}, {}]  # per operand: address -> EncodedTensorMap
         self.pointers = [t.pointer_function() for t in self.templates[:2]] + [None]
@@ -214,12 +218,13 @@ class _TmaPlan:
                 self.pointers[2] = self.templates[2].pointer_function()
                 self.templates[2].tensor = None
             outputs = (self._map(2, out),)
-        args = (self._map(0, a), self._map(1, b), *outputs, self.M, self.N, self.K,
+        sizes = (self.M, self.N, self.K) if self.batches is None else (self.batches, self.M, self.N, self.K)
+        args = (self._map(0, a), self._map(1, b), *outputs, *sizes,
                 out if c is None else c, out if bias is None else bias,
                 1.0 if alpha is None else float(alpha), 0.0 if beta is None else float(beta))
         ready = self.ready
         if ready is None:
-            kernel = matmul_kernel(self.cfg.split_k > 1)
+            kernel = matmul_kernel(self.cfg.split_k > 1, self.batches is not None)
             ready = self.ready = kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
         ready(args, stream)
         return out
@@ -236,6 +241,15 @@ def _launch_wgmma(device, a, b, out, problem, extras, cfg: MatmulConfig, stream=
         maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
     grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m, cfg.split_k)
     matmul_kernel(cfg.split_k > 1)[grid, cfg.threads](*maps, M, N, K, *extras, cfg, stream=stream)
+
+
+def _launch_batched(device, a, b, out, problem, extras, cfg: MatmulConfig, stream=None):
+    M, N, K = problem[:3]
+    batches = out.shape[0]
+    boxes = cfg.boxes()
+    maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
+    grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m, 1, batches)
+    matmul_kernel(False, True)[grid, cfg.threads](*maps, batches, M, N, K, *extras, cfg, stream=stream)
 
 
 def split_buffers(a, M: int, N: int, cfg) -> tuple:
@@ -259,10 +273,11 @@ def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, strea
 
 
 # -- batches ------------------------------------------------------------------------------------------------------
-def _batched_plan(a, b, out, c):
+def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
     """A batch: a (B x M x K) with b (K x N) folds B into M when a is row-major and contiguous (one GEMM of
-    (B·M) x K); otherwise (b of B x K x N, or a strided a) one GEMM per batch, launched from the host (the tile
-    scheduler has no batch coordinate yet)."""
+    (B·M) x K); otherwise (b of B x K x N, or a strided a) on Hopper one launch over every matrix's tiles with 3-D
+    tensor maps when each matrix is row-major (any batch stride) and there is no c; else one GEMM per batch,
+    launched from the host."""
     if len(a.shape) not in (2, 3) or len(b.shape) not in (2, 3):
         raise skc.LaunchError(f"matmul takes 2-D operands or a batch of them (3-D), found shapes {tuple(a.shape)} "
                               f"and {tuple(b.shape)}")
@@ -285,6 +300,17 @@ def _batched_plan(a, b, out, c):
     foldable = len(b.shape) == 2 and _row_major(a) and all(x is None or _row_major(x) for x in (out, c))
     if foldable:
         return _FoldedBatch(batch, M, N, K)
+    one_launch = (device.target.has("wgmma") and c is None and config is None and _dtype_name(a) == _dtype_name(b)
+                  and all(x is None or _strides(x)[-1] == 1 for x in (a, b, out)))
+    if one_launch:
+        batched = "a" * (len(a.shape) == 3) + "b" * (len(b.shape) == 3)
+        spec = EpilogueSpec(alpha=alpha is not None, bias=bias is not None, activation=activation)
+        cfg = MatmulConfig.for_problem(batch * M, N, K, _dtype_name(a), True, False, device.target.max_shared_bytes,
+                                       device.multiprocessors, epilogue=spec, batched=batched, split_k=1)
+        problem = (M, N, K, cfg.dtype, True, False)
+        if device.kind == "cuda":
+            return _TmaPlan(device, a, b, problem, cfg, (False, False), batch)
+        return _Plan(device, problem, cfg, (False, False), batch)
     return _LoopedBatch(batch, M, N, len(a.shape) == 3, len(b.shape) == 3)
 
 
@@ -421,10 +447,10 @@ def _empty_like(a, shape):
     return np.empty(shape, a.dtype)
 
 
-def matmul_kernel(split: bool = False):
+def matmul_kernel(split: bool = False, batched: bool = False):
     from . import gemm
 
-    return gemm.matmul_split_kernel if split else gemm.matmul_kernel
+    return gemm.matmul_split_kernel if split else gemm.matmul_batched_kernel if batched else gemm.matmul_kernel
 
 
 def _zeros_like(a, count: int, dtype: str):

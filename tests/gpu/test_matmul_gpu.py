@@ -163,3 +163,29 @@ def test_split_k_is_the_default_for_skinny_problems_and_fuses_its_epilogue():
     plans = [p for p in skc.blocks.matmul_host._PLANS.values() if getattr(p, "M", None) == M and p.N == N]
     assert plans and plans[-1].cfg.split_k > 1
     assert relative_error(out, reference(a, b, bias, c, 0.5, 2.0, "gelu")) <= 1e-2
+
+
+# -- a batch in one launch (3-D tensor maps, a batch coordinate in the scheduler) -----------------------------------
+@pytest.mark.parametrize("shape", [(8, 2048, 2048, 2048), (3, 200, 136, 72), (5, 1000, 264, 512)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_batch_times_batch_in_one_launch(shape, dtype):
+    batch, M, N, K = shape
+    a = torch.randn(batch, M, K, device="cuda", dtype=dtype)
+    b = torch.randn(batch, K, N, device="cuda", dtype=dtype)
+    out = torch.full((batch, M, N), float("nan"), device="cuda", dtype=dtype)
+    skc.blocks.matmul(a, b, out=out)
+    torch.cuda.synchronize()
+    plan = [p for p in skc.blocks.matmul_host._PLANS.values() if getattr(p, "batches", None) == batch]
+    assert plan and plan[-1].cfg.batched == "ab"
+    assert not out.isnan().any()
+    assert relative_error(out, torch.bmm(a.float(), b.float())) <= 1e-2
+
+
+def test_strided_batch_of_a_in_one_launch_with_bias():
+    a = torch.randn(256, 4, 320, device="cuda", dtype=torch.bfloat16).transpose(0, 1)  # cannot fold
+    b = torch.randn(320, 192, device="cuda", dtype=torch.bfloat16)
+    bias = torch.randn(192, device="cuda", dtype=torch.bfloat16)
+    out = skc.blocks.matmul(a, b, bias=bias, activation="relu")
+    torch.cuda.synchronize()
+    expected = torch.relu(a.float() @ b.float() + bias.float())
+    assert relative_error(out, expected) <= 1e-2
