@@ -96,8 +96,9 @@ def plot(rows, path):
         axis.set_xticks(list(xs))
         axis.set_xticklabels([r["shape"] for r in mine], rotation=20, fontsize=8)
         axis.set_ylabel("TFLOP/s")
-        axis.set_title(f"{dtype}: end to end (host included), do_bench median — geomean {summary(mine)['geomean']:.2f}x")
-        axis.legend(loc="upper right", fontsize=8)
+        title = f"{dtype}: end to end (host included), do_bench median — geomean {summary(mine)['geomean']:.2f}x"
+        axis.set_title(title, loc="left")
+        axis.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, fontsize=8, frameon=False)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 

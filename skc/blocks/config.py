@@ -154,6 +154,10 @@ class BatchedOperandLayout(OperandLayout):
 # Tile shapes in order of preference (from benchmarks/results/sweep-2026-11-30-baseline.json, H200): 128 x 256 is
 # the fastest per tile; 64-row tiles (one consumer warpgroup) win once 128-row tiles no longer give every SM one.
 TILE_SHAPES = ((128, 256), (64, 256), (64, 128))
+# Off: measured on the H200 (benchmarks/NOTES.md, 2026-11-30), split-K made 16 x 8192 x 8192 slower (kernel time
+# 51.2 -> 37.7 TFLOP/s with 2 shares): that shape is DRAM-bound with 64 SMs already, and the shares' epilogue
+# (fp32 atomics, fence, counter, exchange) adds ~15 us. Split-K stays available through MatmulConfig(split_k=).
+SPLIT_K_BY_DEFAULT = False
 
 
 def tiles_of(M: int, N: int, tile_m: int, tile_n: int) -> int:
@@ -163,14 +167,15 @@ def tiles_of(M: int, N: int, tile_m: int, tile_n: int) -> int:
 def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132) -> tuple:
     """(tile_m, tile_n, cluster_m, split_k) for an M x N x K problem on a GPU of `multiprocessors` SMs: the first
     of TILE_SHAPES whose tiles give every SM at least one (else the one with the most tiles); clusters of 2 for
-    128 x 256 tiles once M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); and
-    split-K when the tiles fill less than half of the SMs and K is deep enough to share (>= 4 k-steps a unit)."""
+    128 x 256 tiles once M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); and, when
+    SPLIT_K_BY_DEFAULT, split-K where the tiles fill less than half of the SMs and K is deep enough to share (>= 4
+    k-steps a unit)."""
     for tile_m, tile_n in TILE_SHAPES:
         if tiles_of(M, N, tile_m, tile_n) >= multiprocessors:
             break
     cluster_m = 2 if (tile_m, tile_n) == (128, 256) and M >= 8192 else 1
     tiles = tiles_of(M, N, tile_m, tile_n)
     split_k = 1
-    if 2 * tiles <= multiprocessors:
+    if SPLIT_K_BY_DEFAULT and 2 * tiles <= multiprocessors:
         split_k = max(1, min(multiprocessors // tiles, 8, K // (4 * 64)))
     return tile_m, tile_n, cluster_m, split_k

@@ -27,7 +27,7 @@ _MAX_PLANS = 1024
 # Tuned configurations for known problems: (target name, M bucket, N bucket, K bucket, dtype) -> the configuration's
 # fields (buckets: the next power of two). From the kernel-time sweep on the H200 (benchmarks/NOTES.md,
 # benchmarks/results/sweep-2026-11-30-baseline.json): each suite shape's fastest configuration, bf16; fp16 runs the
-# same kernels. Split-K (16 x 8192 x 8192) postdates the sweep: MatmulConfig.tile_shape's rule.
+# same kernels. 16 x 8192 x 8192 stays unsplit: split-K measured slower there (benchmarks/NOTES.md).
 _SWEPT = {
     (4096, 4096, 4096): {"tile_m": 128, "tile_n": 256, "cluster_m": 1, "stages": 4},
     (8192, 8192, 8192): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
@@ -38,7 +38,7 @@ _SWEPT = {
     (2048, 2048, 2048): {"tile_m": 64, "tile_n": 256, "cluster_m": 1, "stages": 5},
     (1024, 1024, 1024): {"tile_m": 64, "tile_n": 128, "cluster_m": 1, "stages": 8},
     (128, 8192, 8192): {"tile_m": 64, "tile_n": 128, "cluster_m": 1, "stages": 8},
-    (16, 8192, 8192): {"tile_m": 64, "tile_n": 128, "cluster_m": 1, "stages": 8, "split_k": 2},
+    (16, 8192, 8192): {"tile_m": 64, "tile_n": 128, "cluster_m": 1, "stages": 8},
     (16384, 2048, 2048): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
 }
 TUNED: dict = {("sm_90a", *shape, dtype): fields for shape, fields in _SWEPT.items() for dtype in ("bf16", "f16")}

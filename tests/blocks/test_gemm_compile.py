@@ -84,13 +84,15 @@ def pickable_configs() -> list:
                     (64, 64, 4096), (300, 8192, 8192), (8192, 8192, 8192)):
         for dtype in ("bf16", "f16"):
             found.append(MatmulConfig.for_problem(M, N, K, dtype, multiprocessors=132))
+    for split in (2, 4):  # split-K, off by default, taken with config=
+        found.append(MatmulConfig.for_problem(16, 8192, 8192, multiprocessors=132, split_k=split))
     return sorted(set(found), key=repr)
 
 
 PICKABLE = pickable_configs()
 
 
-def test_the_rule_picks_split_k_and_64_row_tiles():
+def test_the_rule_picks_64_row_tiles_and_clusters():
     kinds = {(c.tile_m, c.tile_n, c.cluster_m, c.split_k > 1) for c in PICKABLE}
     assert {(64, 128, 1, True), (64, 128, 1, False), (64, 256, 1, False), (128, 256, 2, False),
             (128, 256, 1, False)} <= kinds
@@ -101,6 +103,30 @@ def test_the_rule_picks_split_k_and_64_row_tiles():
                          f"-k{c.split_k}-{c.dtype}")
 def test_every_pickable_configuration_assembles_without_spills(cfg):
     compiled = compile_split_gemm(cfg) if cfg.split_k > 1 else compile_gemm(cfg)
+    check_assembled(compiled, cfg)
+
+
+@needs_assembler
+@pytest.mark.parametrize("batched", ["ab", "a", "b"])
+def test_batched_kernel_assembles_with_3d_tensor_maps(batched):
+    from skc.blocks import gemm
+
+    cfg = MatmulConfig.for_problem(16384, 2048, 2048, multiprocessors=132, batched=batched,
+                                   **({"cluster_m": 1} if batched == "a" else {}))
+    boxes = cfg.boxes()
+    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], 128))
+            for name in ("a", "b", "out")]
+    compiled = gemm.matmul_batched_kernel.compile(*maps, skc.i32, skc.i32, skc.i32, skc.i32, skc.Ptr[skc.bf16],
+                                                  skc.Ptr[skc.bf16], skc.f32, skc.f32, cfg, target="sm_90a",
+                                                  block=cfg.threads)
+    check_assembled(compiled, cfg)
+    ptx = compiled.asm("ptx")
+    assert "cp.async.bulk.tensor.3d.global.shared::cta" in ptx  # the output stores at (batch, row, column)
+    assert ("cp.async.bulk.tensor.3d.shared::cluster.global" in ptx) and (
+        ("cp.async.bulk.tensor.2d.shared::cluster.global" in ptx) == (batched != "ab"))
+
+
+def check_assembled(compiled, cfg):
     resources = compiled.resources
     assert resources["spill_stores"] == 0 and resources["spill_loads"] == 0, resources
     assert cfg.shared_bytes() <= 232448

@@ -72,26 +72,44 @@ def test_split_k_leaves_its_buffers_zero_for_the_next_launch(hopper_interpreter)
         assert not workspace.any() and not counters.any()
 
 
-def test_default_split_k_in_the_interpreter(hopper_interpreter):
-    """matmul() picks split-K by itself for a skinny problem (the interpreter models 4 SMs)."""
+def test_split_k_rule_in_the_interpreter(hopper_interpreter, monkeypatch):
+    """With the split-K rule on (it is off by default: measured slower on the H200), matmul() splits a skinny
+    problem by itself (the interpreter models 4 SMs); off, it does not."""
+    from skc.blocks import config, matmul_host
+
     m, n, k = 16, 64, 1024
-    cfg = skc.blocks.matmul_host._config(skc.current_device().target, m, n, k, "f16", True, False,
-                                         skc.blocks.EpilogueSpec(), (), 4)
-    assert cfg.split_k == 4 and cfg.tile_m == 64
-    a, b = integers(m, k), integers(k, n)
-    out = skc.blocks.matmul(a.astype(np.float16), b.astype(np.float16))
-    np.testing.assert_array_equal(out.astype(np.float32), a @ b)
+    target = skc.current_device().target
+    assert matmul_host._config(target, m, n, k, "f16", True, False, skc.blocks.EpilogueSpec(), (), 4).split_k == 1
+    monkeypatch.setattr(config, "SPLIT_K_BY_DEFAULT", True)
+    matmul_host._config.cache_clear()
+    matmul_host._PLANS.clear()
+    try:
+        cfg = matmul_host._config(target, m, n, k, "f16", True, False, skc.blocks.EpilogueSpec(), (), 4)
+        assert cfg.split_k == 4 and cfg.tile_m == 64
+        a, b = integers(m, k), integers(k, n)
+        out = skc.blocks.matmul(a.astype(np.float16), b.astype(np.float16))
+        np.testing.assert_array_equal(out.astype(np.float32), a @ b)
+    finally:
+        matmul_host._config.cache_clear()
+        matmul_host._PLANS.clear()
 
 
 @pytest.mark.parametrize("shape, expected", [
     ((4096, 4096, 4096), (128, 256, 1, 1)), ((8192, 8192, 8192), (128, 256, 2, 1)),
     ((2048, 2048, 2048), (64, 256, 1, 1)), ((1024, 1024, 1024), (64, 128, 1, 1)),
-    ((128, 8192, 8192), (64, 128, 1, 1)), ((16, 8192, 8192), (64, 128, 1, 2)),
-    ((16, 1024, 8192), (64, 128, 1, 8)), ((16, 1024, 256), (64, 128, 1, 1)),
+    ((128, 8192, 8192), (64, 128, 1, 1)), ((16, 8192, 8192), (64, 128, 1, 1)),
 ])
 def test_tile_shape_rule_reproduces_the_sweep(shape, expected):
-    """The sweep's fastest tile per shape (benchmarks/NOTES.md), and split-K where tiles fill < half the SMs."""
+    """The sweep's fastest tile per shape (benchmarks/NOTES.md); no split-K by default."""
     assert tile_shape(*shape, 132) == expected
+
+
+@pytest.mark.parametrize("shape, split", [((16, 8192, 8192), 2), ((16, 1024, 8192), 8), ((16, 1024, 256), 1)])
+def test_split_rule_when_on(monkeypatch, shape, split):
+    from skc.blocks import config
+
+    monkeypatch.setattr(config, "SPLIT_K_BY_DEFAULT", True)
+    assert tile_shape(*shape, 132)[3] == split
 
 
 def test_split_k_refuses_clusters():
