@@ -6,7 +6,9 @@ strides and dtype; the epilogue's flags; the config) finds a ready plan made, an
 call with those facts. A plan holds the launcher of its specialization, its grid and its tensor maps' geometry;
 on Hopper it encodes a tensor map only for an address it has not seen (cached per address and geometry) and
 writes the arguments straight into the launcher. Batched operands (B x M x K with K x N, or B x K x N) fold
-into one GEMM when they can and launch one GEMM per batch otherwise.
+into one GEMM when they can; otherwise on Hopper they run in one launch over every matrix's tiles (3-D tensor maps)
+and, with a c or elsewhere, as one GEMM per batch. Skinny problems can split K (MatmulConfig(split_k=n)): one
+launch whose last share of each tile completes it.
 """
 from __future__ import annotations
 
