@@ -23,9 +23,10 @@ SHAPES = ["4096x4096x4096", "8192x8192x8192", "8192x8192x2048", "8192x28672x8192
           "16384x2048x2048"]
 
 
-def candidates(M, N, K):
-    """Configurations worth trying for an M x N x K problem (names -> MatmulConfig)."""
-    found = {"default": MatmulConfig.for_problem(M, N, K)}
+def candidates(M, N, K, only_split=False):
+    """Configurations worth trying for an M x N x K problem (names -> MatmulConfig); split-K variants of the
+    64-row tiles where they leave SMs idle (only those with only_split)."""
+    found = {"default": MatmulConfig.for_problem(M, N, K, multiprocessors=132)}
     for tile_m, tile_n in ((128, 256), (128, 128), (128, 192), (128, 64), (64, 256), (64, 128), (64, 64)):
         consumers = tile_m // 64
         for cluster in (1, 2):
@@ -34,6 +35,14 @@ def candidates(M, N, K):
             base = MatmulConfig(tile_n=tile_n, tile_m=tile_m, consumers=consumers, cluster_m=cluster, stages=2)
             stages = max(n for n in range(2, 13) if replace(base, stages=n).shared_bytes() <= 232448)
             found[f"{tile_m}x{tile_n} s{stages} c{cluster}"] = replace(base, stages=stages)
+            tiles = -(-M // tile_m) * -(-N // tile_n)
+            if cluster == 1 and tile_m == 64 and 2 * tiles <= 132:
+                for split in (2, 3, 4, 8):
+                    if split * tiles <= 2 * 132 and K >= split * 256:
+                        found[f"{tile_m}x{tile_n} s{stages} c1 k{split}"] = replace(base, stages=stages, split_k=split)
+    if only_split:
+        found = {name: cfg for name, cfg in found.items() if name == "default" or " k" in name or
+                 name.startswith("64x")}
     return found
 
 
@@ -58,6 +67,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--json")
     parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--split", action="store_true", help="only the 64-row tiles and their split-K variants")
     args = parser.parse_args()
     device = skc.current_device()
     results = []
@@ -71,14 +81,19 @@ def main():
         cublas = flops / kernel_ms(lambda: torch.matmul(a, b)) / 1e9
         row = {"shape": shape, "cublas_tflops": cublas, "configs": {}}
         print(f"{shape}: cuBLAS {cublas:.1f} TFLOP/s", flush=True)
-        for name, cfg in candidates(M, N, K).items():
+        for name, cfg in candidates(M, N, K, args.split).items():
             try:
-                boxes = cfg.boxes()
-                maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
-                grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m)
+                if cfg.split_k > 1:  # through matmul()'s plan (its workspace); the host is hidden behind the sleep
+                    def launch():
+                        skc.blocks.matmul(a, b, out, config=cfg)
+                else:
+                    boxes = cfg.boxes()
+                    maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]),
+                            skc.TensorMap(out, boxes["out"])]
+                    grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m)
 
-                def launch():
-                    gemm.matmul_kernel[grid, cfg.threads](*maps, M, N, K, out, out, 1.0, 0.0, cfg)
+                    def launch():
+                        gemm.matmul_kernel[grid, cfg.threads](*maps, M, N, K, out, out, 1.0, 0.0, cfg)
 
                 out.fill_(float("nan"))
                 launch()

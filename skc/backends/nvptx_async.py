@@ -83,6 +83,10 @@ def _fence_proxy(lw, op):
     lw.call("llvm.nvvm.fence.proxy.async.shared_cta", "void", [])
 
 
+def _fence_acq_rel_gpu(lw, op):
+    _asm(lw, "fence.acq_rel.gpu;", "", [])
+
+
 def _fence_mbarrier_init(lw, op):
     _asm(lw, "fence.mbarrier_init.release.cluster;", "", [])
 
@@ -194,6 +198,7 @@ OPS = {
     "mbarrier.init": _init, "mbarrier.arrive": _arrive, "mbarrier.arrive_tx": _arrive_tx,
     "mbarrier.expect_tx": _expect_tx, "mbarrier.arrive_cluster": _arrive_cluster, "mbarrier.wait": _wait,
     "mbarrier.try_wait": _try_wait_op, "fence.proxy_async": _fence_proxy, "fence.mbarrier_init": _fence_mbarrier_init,
+    "fence.acq_rel_gpu": _fence_acq_rel_gpu,
     "tma.load": _tma_load, "tma.store": _tma_store, "tma.commit": _tma_commit, "tma.wait": _tma_wait,
     "wgmma.fence": _wgmma_fence, "wgmma.commit": _wgmma_commit, "wgmma.wait": _wgmma_wait, "wgmma.mma": _wgmma_mma,
     "gpu.setmaxnreg": _setmaxnreg, "gpu.elect_one": _elect_one, "cluster.id": _cluster_id,

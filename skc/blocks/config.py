@@ -36,6 +36,8 @@ class MatmulConfig:
     a_k_major: bool = True       # A stored M x K (row-major A); False: stored K x M (A transposed)
     b_k_major: bool = False      # B stored N x K (B transposed); False: stored K x N (row-major B)
     epilogue: EpilogueSpec = field(default_factory=EpilogueSpec)
+    batched: str = ""            # operands with a batch dimension ("ab", "a" or "b"; out too): 3-D tensor maps
+    split_k: int = 1             # work units per output tile, each over a share of K (partial sums added in fp32)
     producer_registers: int = 40
     consumer_registers: int = 232
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
@@ -61,6 +63,15 @@ class MatmulConfig:
             raise ValueError(f"cluster_m must be 1 or 2, found {self.cluster_m}")
         if self.cluster_m > 1 and self.b_k_major:
             raise ValueError("clusters multicast B's 64-column chunks: they need B stored K x N (b_k_major=False)")
+        if self.split_k < 1 or self.split_k > 16:
+            raise ValueError(f"split_k must be 1 to 16, found {self.split_k}")
+        if self.split_k > 1 and (self.cluster_m > 1 or self.loader != "tma"):
+            raise ValueError("split-K takes the TMA loader without clusters: use cluster_m=1")
+        if self.batched not in ("", "a", "b", "ab"):
+            raise ValueError(f"batched names the operands with a batch dimension ('a', 'b' or 'ab'), found "
+                             f"{self.batched!r}")
+        if self.batched and (self.split_k > 1 or self.loader != "tma"):
+            raise ValueError("a batch in one launch takes the TMA loader without split-K")
         if WARPGROUP * (self.producer_registers + self.consumers * self.consumer_registers) > 65536:
             raise ValueError("the warpgroups' registers exceed the 64K-register file of an SM")
 
@@ -73,8 +84,10 @@ class MatmulConfig:
         return self.input_types[self.dtype]
 
     def payload(self) -> TilePayload:
-        return TilePayload(a=OperandLayout(self.tile_m, self.tile_k, self.elem_bytes, self.a_k_major),
-                           b=OperandLayout(self.tile_n, self.tile_k, self.elem_bytes, self.b_k_major))
+        layouts = {name: (BatchedOperandLayout if name in self.batched else OperandLayout)(rows, self.tile_k,
+                                                                                           self.elem_bytes, k_major)
+                   for name, rows, k_major in (("a", self.tile_m, self.a_k_major), ("b", self.tile_n, self.b_k_major))}
+        return TilePayload(**layouts)
 
     @property
     def epilogue_columns(self) -> int:
@@ -99,21 +112,73 @@ class MatmulConfig:
         """The TMA box of each operand's tensor map (outermost dimension first)."""
         payload = self.payload()
         return {"a": payload.layouts["a"].box(), "b": payload.layouts["b"].box(),
-                "out": (ROWS, self.epilogue_columns)}
+                "out": (1, ROWS, self.epilogue_columns) if self.batched else (ROWS, self.epilogue_columns)}
 
     @classmethod
     def for_problem(cls, M: int, N: int, K: int, dtype: str = "bf16", a_k_major: bool = True,
-                    b_k_major: bool = False, max_shared_bytes: int = 232448, **overrides) -> "MatmulConfig":
-        """A configuration for this problem: 128 x 256 x 64 tiles for large outputs (128 x 128 otherwise)
-        and as many stages as fit the device's shared memory (2 to 6)."""
-        # 128 x 256 tiles (two m64n256 warpgroups) and clusters of 2 sharing B pay off once there are
-        # enough tiles to fill the GPU
-        large = N >= 256 and M * N >= 2 ** 22
-        tile_n = overrides.pop("tile_n", 256 if large else 128)
-        overrides.setdefault("cluster_m", 2 if large and not b_k_major else 1)
+                    b_k_major: bool = False, max_shared_bytes: int = 232448, multiprocessors: int | None = None,
+                    **overrides) -> "MatmulConfig":
+        """A configuration for this problem: the tile shape that fills the device's `multiprocessors` (see
+        `tile_shape`), split-K when even the smallest tiles leave most of them idle, and as many stages as fit
+        the device's shared memory (2 to 12). Without `multiprocessors` (the GPU unknown): 128 x 256 tiles in
+        clusters of 2 for large outputs, 128 x 128 otherwise, no split-K."""
+        if multiprocessors is None:
+            large = N >= 256 and M * N >= 2 ** 22
+            tile_m, tile_n, cluster_m, split_k = 128, 256 if large else 128, 2 if large else 1, 1
+        else:
+            tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors)
+        tile_m = overrides.pop("tile_m", tile_m)
+        tile_n = overrides.pop("tile_n", tile_n)
+        overrides.setdefault("consumers", tile_m // ROWS)
+        overrides.setdefault("cluster_m", 1 if b_k_major else cluster_m)
+        tma = overrides.get("loader", "tma") == "tma"
+        overrides.setdefault("split_k", split_k if overrides["cluster_m"] == 1 and tma else 1)
         stages = overrides.pop("stages", None)
-        config = cls(tile_n=tile_n, dtype=dtype, a_k_major=a_k_major, b_k_major=b_k_major, stages=2, **overrides)
+        config = cls(tile_m=tile_m, tile_n=tile_n, dtype=dtype, a_k_major=a_k_major, b_k_major=b_k_major, stages=2,
+                     **overrides)
         if stages is None:
-            fitting = [n for n in range(2, 7) if replace(config, stages=n).shared_bytes() <= max_shared_bytes]
+            fitting = [n for n in range(2, 13) if replace(config, stages=n).shared_bytes() <= max_shared_bytes]
             stages = max(fitting) if fitting else 2
         return replace(config, stages=stages)
+
+
+class BatchedOperandLayout(OperandLayout):
+    """An operand tile of one matrix of a batch (B x rows x k or B x k x rows): the tensor map is 3-D with a box
+    one matrix deep; the tile's origin is (batch, row0)."""
+
+    def box(self) -> tuple:
+        return (1, *super().box())
+
+    def box_coordinates(self, chunk: int, origin, k0) -> tuple:
+        batch, row0 = origin
+        return (batch, *super().box_coordinates(chunk, row0, k0))
+
+
+# Tile shapes in order of preference (from benchmarks/results/sweep-2026-11-30-baseline.json, H200): 128 x 256 is
+# the fastest per tile; 64-row tiles (one consumer warpgroup) win once 128-row tiles no longer give every SM one.
+TILE_SHAPES = ((128, 256), (64, 256), (64, 128))
+# Off: measured on the H200 (benchmarks/NOTES.md, 2026-11-30), split-K made 16 x 8192 x 8192 slower (kernel time
+# 51.2 -> 37.7 TFLOP/s with 2 shares): that shape is DRAM-bound with 64 SMs already, and the shares' epilogue
+# (fp32 atomics, fence, counter, exchange) adds ~15 us. Split-K stays available through MatmulConfig(split_k=).
+SPLIT_K_BY_DEFAULT = False
+
+
+def tiles_of(M: int, N: int, tile_m: int, tile_n: int) -> int:
+    return -(-M // tile_m) * -(-N // tile_n)
+
+
+def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132) -> tuple:
+    """(tile_m, tile_n, cluster_m, split_k) for an M x N x K problem on a GPU of `multiprocessors` SMs: the first
+    of TILE_SHAPES whose tiles give every SM at least one (else the one with the most tiles); clusters of 2 for
+    128 x 256 tiles once M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); and, when
+    SPLIT_K_BY_DEFAULT, split-K where the tiles fill less than half of the SMs and K is deep enough to share (>= 4
+    k-steps a unit)."""
+    for tile_m, tile_n in TILE_SHAPES:
+        if tiles_of(M, N, tile_m, tile_n) >= multiprocessors:
+            break
+    cluster_m = 2 if (tile_m, tile_n) == (128, 256) and M >= 8192 else 1
+    tiles = tiles_of(M, N, tile_m, tile_n)
+    split_k = 1
+    if SPLIT_K_BY_DEFAULT and 2 * tiles <= multiprocessors:
+        split_k = max(1, min(multiprocessors // tiles, 8, K // (4 * 64)))
+    return tile_m, tile_n, cluster_m, split_k

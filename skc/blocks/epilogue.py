@@ -109,8 +109,9 @@ class TmaStoreEpilogue:
     def __exit__(self, *exc):
         self.flush()
 
-    def __call__(self, acc, row0, col0):
-        """Store acc where it lies in the output tile whose corner is (row0, col0)."""
+    def __call__(self, acc, row0, col0, batch=None):
+        """Store acc where it lies in the output tile whose corner is (row0, col0) (of matrix `batch` of a batched
+        output: a 3-D tensor map)."""
         rows, n = acc.shape
         if rows != self.rows or n % self.columns:
             raise frontend.current().error(f"the epilogue stores {self.rows} rows of 128 bytes ({self.columns} "
@@ -131,7 +132,8 @@ class TmaStoreEpilogue:
             skc.hopper.fence_proxy_async()  # the TMA (async proxy) reads what these stores wrote
             self.barrier()
             if self.leader:
-                skc.hopper.tma_store(self.out_map, buffer, (row0, col0 + first))
+                corner = (row0, col0 + first) if batch is None else (batch, row0, col0 + first)
+                skc.hopper.tma_store(self.out_map, buffer, corner)
                 skc.hopper.tma_commit()
 
     def staged(self, buffer, row, column):
@@ -184,3 +186,65 @@ class DirectStoreEpilogue:
             inside = (row < self.M) & (column < self.N)
             result = self.dtype(self.fused(value, row, column))
             skc.store(self.out + (skc.i64(row) * self.N + column), result, mask=inside)
+
+
+class SplitKEpilogue:
+    """Completes output tiles computed in `splits` shares of K (SplitKScheduler's work units) in the same launch.
+    Each share adds its fp32 accumulator into `workspace` (M x N fp32, zero between launches) with atomic adds,
+    then one thread of the warpgroup counts the share in `counters` (one i32 per 64-row strip of a tile, zero
+    between launches) behind a GPU-scope fence. The share that counts last takes the sums (an atomic exchange
+    with 0, which leaves the workspace zero for the next launch), applies the fused epilogue to them — so alpha,
+    beta·C, bias and activations are exact, applied once to the whole sum — converts and stores them to the
+    row-major output at `out` (masked at the edges), and resets its counter. Sums are fp32 in any order: bitwise
+    results can differ between runs in the last bits (not with exact partial sums).
+
+    Same interface as TmaStoreEpilogue: `epilogue(acc, row0, col0)` for a warpgroup's accumulator of the tile at
+    (row0, col0); a `with` has nothing to wait for."""
+
+    def __init__(self, out, workspace, counters, dtype, args: EpilogueArgs, splits, warpgroup=0,
+                 warpgroups: int = 1, tile_n: int = 256):
+        self.out, self.workspace, self.counters, self.dtype = out, workspace, counters, dtype
+        self.M, self.N, self.splits, self.tile_n = args.M, args.N, splits, tile_n
+        self.warpgroup, self.warpgroups = warpgroup, warpgroups
+        self.fused = FusedEpilogue(args)
+        self.threads = skc.current_target().warpgroup_size
+        self.leader = skc.thread_index() % self.threads == 0
+        self.arrived = skc.shared((warpgroups,), skc.i32) + warpgroup  # the count the leader saw, for all
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass  # plain stores and atomics: nothing in flight
+
+    def __call__(self, acc, row0, col0):
+        acc.wait()
+        rows = acc.shape[0]
+        row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
+        for value, row, column in acc.values():
+            row, column = row0 + row, col0 + column
+            inside = (row < self.M) & (column < self.N)
+            skc.atomic_add(self.workspace + (skc.i64(row) * self.N + column), value, mask=inside)
+        self.barrier()
+        # one counter per strip of `rows` rows and tile_n columns (the warpgroup's share of the tile)
+        counter = self.counters + ((row0 // rows) * skc.cdiv(self.N, self.tile_n) + col0 // self.tile_n)
+        if self.leader:
+            skc.hopper.fence_acq_rel_gpu()  # the warpgroup's adds (ordered by the barrier) before the count
+            skc.store(self.arrived, skc.atomic_add(counter, 1))
+        self.barrier()
+        if skc.load(self.arrived) == self.splits - 1:  # the last share: every other share's adds are done
+            skc.hopper.fence_acq_rel_gpu()
+            for value, row, column in acc.values():
+                row, column = row0 + row, col0 + column
+                inside = (row < self.M) & (column < self.N)
+                total = skc.atomic_xchg(self.workspace + (skc.i64(row) * self.N + column), 0.0, mask=inside)
+                result = self.dtype(self.fused(total, row, column))
+                skc.store(self.out + (skc.i64(row) * self.N + column), result, mask=inside)
+            if self.leader:
+                skc.store(counter, 0)
+
+    def barrier(self):
+        """The warpgroup's threads wait for each other (named barrier 1 + its index)."""
+        for w in skc.static_range(self.warpgroups):
+            if self.warpgroup == w:
+                skc.barrier_named(1 + w, self.threads)

@@ -15,14 +15,14 @@ from skc import frontend
 
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
-from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, TmaStoreEpilogue
+from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, SplitKEpilogue, TmaStoreEpilogue
 from .lds import LdsLoader
 from .mfma import Mfma
 from .mma import Wgmma
 from .pingpong import LdsPipeline
 from .pipeline import InputTilePipeline
 from .roles import WarpRoles
-from .scheduler import TileScheduler
+from .scheduler import SplitKScheduler, TileScheduler
 from .tile_io import TmaLoader, VectorLoader
 
 
@@ -39,39 +39,85 @@ def matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias, alp
         mfma_gemm(a, b, out, M, N, K, epilogue, cfg)
 
 
+@skc.kernel
+def matmul_split_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias,
+                        alpha: skc.f32, beta: skc.f32, cfg: skc.constexpr):
+    """The Hopper GEMM with split-K (cfg.split_k > 1): a and b are tensor maps, out a pointer to the row-major
+    output, workspace (M x N fp32) and counters (i32, see split_counters) zero-filled buffers it leaves zero."""
+    target = skc.current_target()
+    cfg = _config_for(target, cfg)
+    epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
+    wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, split=(workspace, counters))
+
+
+@skc.kernel
+def matmul_batched_kernel(a, b, out, batches: skc.i32, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias,
+                          alpha: skc.f32, beta: skc.f32, cfg: skc.constexpr):
+    """`batches` Hopper GEMMs in one launch (cfg.batched names the 3-D operands; out is 3-D): the scheduler's
+    work units run over every matrix's tiles, each tile's loads and stores at its batch coordinate."""
+    target = skc.current_target()
+    cfg = _config_for(target, cfg)
+    epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
+    wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, batches=batches)
+
+
+def split_counters(M: int, N: int, cfg) -> int:
+    """The i32 counters matmul_split_kernel needs: one per 64-row strip (a warpgroup's) of each output tile."""
+    return -(-M // cfg.tile_m) * (cfg.tile_m // Wgmma.rows_per_warpgroup) * -(-N // cfg.tile_n)
+
+
 @skc.func
-def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, **maps):
-    """`maps`: tensor maps of the payload's other tiles (an fp8 GEMM's block scales), for the TMA loader."""
+def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **maps):
+    """`maps`: tensor maps of the payload's other tiles (an fp8 GEMM's block scales), for the TMA loader;
+    `split`: (workspace, counters) of a split-K launch; `batches`: matrices of a batched launch."""
     dtype, dtype_b, out_dtype = _types(cfg)
     skc.hopper.kernel_attributes(cluster=(cfg.cluster_m, 1, 1))
     payload = cfg.payload()
     load = _hopper_loader(cfg, payload, a, b, M, N, K, maps)
     with InputTilePipeline(payload, cfg.stages, load, consumers=cfg.consumers, cluster=cfg.cluster_m) as pipe:
         roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
-        tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m)
         k_tiles = skc.cdiv(K, cfg.tile_k)
+        if split is None:
+            tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m, batches)
+        else:
+            tiles = SplitKScheduler(M, N, cfg.tile_m, cfg.tile_n, k_tiles, cfg.split_k, cfg.group_m)
         if roles.is_producer():
             roles.enter_producer()
             if load.is_issuing():
                 with pipe.producer() as producer:
                     for tile in tiles:
-                        for k in range(k_tiles):
+                        k_begin, k_end = tile.k_steps(k_tiles)
+                        for k in range(k_begin, k_end):
                             with producer.acquire() as stage:
-                                load(stage, k, a=tile.row0, b=tile.col0)
+                                load(stage, k, a=_origin(cfg, "a", tile, tile.row0),
+                                     b=_origin(cfg, "b", tile, tile.col0))
         else:
             roles.enter_consumer()
             warpgroup = roles.consumer_index()
             tile_op = _tile_op(cfg)
             mma = tile_op(cfg.tile_n, cfg.tile_k, dtype, warpgroup=warpgroup, dtype_b=dtype_b)
             acc = mma.zeros()
-            epilogue = TmaStoreEpilogue(out, out_dtype, epilogue_args, warpgroup, cfg.consumers)
+            if split is None:
+                epilogue = TmaStoreEpilogue(out, out_dtype, epilogue_args, warpgroup, cfg.consumers)
+            else:
+                epilogue = SplitKEpilogue(out, *split, out_dtype, epilogue_args, cfg.split_k, warpgroup,
+                                          cfg.consumers, cfg.tile_n)
             with epilogue, pipe.consumer(mma) as consumer:  # the epilogue's stores are flushed last
                 for tile in tiles:
                     acc.zero()
-                    for k in range(k_tiles):
+                    k_begin, k_end = tile.k_steps(k_tiles)
+                    for k in range(k_begin, k_end):
                         with consumer.acquire() as stage:
                             mma.consume(acc, stage, tile)
-                    epilogue(acc, tile.row0, tile.col0)
+                    if cfg.batched:
+                        epilogue(acc, tile.row0, tile.col0, tile.batch)
+                    else:
+                        epilogue(acc, tile.row0, tile.col0)
+
+
+def _origin(cfg, name, tile, row0):
+    """Where operand `name`'s tile starts: its first row, and its matrix of the batch if it has a batch dimension."""
+    return (tile.batch, row0) if name in cfg.batched else row0
 
 
 @skc.func
@@ -139,4 +185,5 @@ def _config_for(target, cfg):
 # matmul(), its plans, configurations and batches live in matmul_host.py.
 from .matmul_host import _config, compile_arguments, matmul  # noqa: F401  (_config re-exported)
 
-__all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "compile_arguments", "matmul", "matmul_kernel"]
+__all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "compile_arguments", "matmul", "matmul_batched_kernel",
+           "matmul_kernel", "matmul_split_kernel"]

@@ -6,12 +6,15 @@ strides and dtype; the epilogue's flags; the config) finds a ready plan made, an
 call with those facts. A plan holds the launcher of its specialization, its grid and its tensor maps' geometry;
 on Hopper it encodes a tensor map only for an address it has not seen (cached per address and geometry) and
 writes the arguments straight into the launcher. Batched operands (B x M x K with K x N, or B x K x N) fold
-into one GEMM when they can and launch one GEMM per batch otherwise.
+into one GEMM when they can; otherwise on Hopper they run in one launch over every matrix's tiles (3-D tensor maps)
+and, with a c or elsewhere, as one GEMM per batch. Skinny problems can split K (MatmulConfig(split_k=n)): one
+launch whose last share of each tile completes it.
 """
 from __future__ import annotations
 
 import functools
 import os
+from dataclasses import replace
 
 import skc
 
@@ -25,9 +28,24 @@ from .scheduler import TileScheduler
 _PLANS: dict = {}        # facts of a call -> its plan
 _MAX_PLANS = 1024
 
-# Tuned configurations for known problems: (target name, M bucket, N bucket, K bucket, dtype) -> the fields that
-# differ from MatmulConfig.for_problem's choice (buckets: the next power of two). Filled from `skc.autotune` runs.
-TUNED: dict = {}
+# Tuned configurations for known problems: (target name, M bucket, N bucket, K bucket, dtype) -> the configuration's
+# fields (buckets: the next power of two). From the kernel-time sweep on the H200 (benchmarks/NOTES.md,
+# benchmarks/results/sweep-2026-11-30-baseline.json): each suite shape's fastest configuration, bf16; fp16 runs the
+# same kernels. 16 x 8192 x 8192 stays unsplit: split-K measured slower there (benchmarks/NOTES.md).
+_SWEPT = {
+    (4096, 4096, 4096): {"tile_m": 128, "tile_n": 256, "cluster_m": 1, "stages": 4},
+    (8192, 8192, 8192): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
+    (8192, 8192, 2048): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
+    (8192, 32768, 8192): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},     # 8192 x 28672 x 8192
+    (8192, 8192, 32768): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},     # 8192 x 8192 x 28672
+    (4096, 16384, 4096): {"tile_m": 128, "tile_n": 256, "cluster_m": 1, "stages": 4},     # 4096 x 14336 x 4096
+    (2048, 2048, 2048): {"tile_m": 64, "tile_n": 256, "cluster_m": 1, "stages": 5},
+    (1024, 1024, 1024): {"tile_m": 64, "tile_n": 128, "cluster_m": 1, "stages": 8},
+    (128, 8192, 8192): {"tile_m": 64, "tile_n": 128, "cluster_m": 1, "stages": 8},
+    (16, 8192, 8192): {"tile_m": 64, "tile_n": 128, "cluster_m": 1, "stages": 8},
+    (16384, 2048, 2048): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
+}
+TUNED: dict = {("sm_90a", *shape, dtype): fields for shape, fields in _SWEPT.items() for dtype in ("bf16", "f16")}
 
 
 def _bucket(size: int) -> int:
@@ -65,7 +83,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
 # -- making a plan (every check happens here, once per set of facts) ---------------------------------------------
 def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     if len(a.shape) == 3 or len(b.shape) == 3:
-        return _batched_plan(a, b, out, c)
+        return _batched_plan(device, a, b, out, c, bias, alpha, activation, config)
     if len(a.shape) != 2 or len(b.shape) != 2:
         raise skc.LaunchError(f"matmul takes 2-D operands (or a batch: B x M x K times K x N or B x K x N), found "
                               f"shapes {tuple(a.shape)} and {tuple(b.shape)}")
@@ -92,6 +110,8 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
                               f"{config.b_k_major}; the operands are {dtype} with a_k_major={a_k_major}, "
                               f"b_k_major={b_k_major}")
     cfg = config or _choose_config(device, problem, spec, autotune, (a, b, out, c, bias))
+    if getattr(cfg, "split_k", 1) > 1 and out is not None and not _row_major(out):
+        cfg = replace(cfg, split_k=1)  # split-K's last share stores through a pointer to a row-major out
     transposed = (a_store is not a, b_store is not b)
     if device.kind == "cuda" and isinstance(cfg, MatmulConfig) and cfg.loader != "vector":
         return _TmaPlan(device, a_store, b_store, problem, cfg, transposed)
@@ -102,9 +122,9 @@ class _Plan:
     """A checked problem and its configuration; each call builds the launch arguments (interpreter, AMD, and
     the vector loader, whose costs lie elsewhere)."""
 
-    def __init__(self, device, problem, cfg, transposed):
+    def __init__(self, device, problem, cfg, transposed, batches=None):
         self.device, self.problem, self.cfg, self.transposed = device, problem, cfg, transposed
-        self.out_shape = problem[:2]
+        self.out_shape = problem[:2] if batches is None else (batches, *problem[:2])
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
@@ -113,6 +133,9 @@ class _Plan:
         b_store = b.T if self.transposed[1] else b
         extras = (c if c is not None else out, bias if bias is not None else out,
                   float(alpha if alpha is not None else 1.0), float(beta if beta is not None else 0.0))
+        if len(self.out_shape) == 3:  # a batch in one launch (Hopper)
+            _launch_batched(self.device, a, b, out, self.problem, extras, self.cfg, stream)
+            return out
         launch = _launch_mfma if self.device.target.has("mfma") else _launch_wgmma
         launch(self.device, a_store, b_store, out, self.problem, extras, self.cfg, stream)
         return out
@@ -122,12 +145,15 @@ class _TmaPlan:
     """The Hopper TMA GEMM of one geometry, ready: the specialization's launcher and grid, and the tensor maps'
     checked geometry, encoded once per address seen."""
 
-    def __init__(self, device, a_store, b_store, problem, cfg, transposed):
+    def __init__(self, device, a_store, b_store, problem, cfg, transposed, batches=None):
         M, N, K = problem[:3]
-        self.out_shape, self.M, self.N, self.K = (M, N), M, N, K
+        self.out_shape, self.M, self.N, self.K = (M, N) if batches is None else (batches, M, N), M, N, K
+        self.batches = batches  # a batch in one launch (cfg.batched): 3-D tensor maps
         boxes = cfg.boxes()
         self.cfg, self.device = cfg, device
-        self.grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m)
+        self.grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m,
+                                       cfg.split_k, batches or 1)
+        self.split = None  # split-K: the workspace and counters (zero between launches), made at the first call
         # per operand: its tensor maps by address (out's geometry is known, and checked, at the first call)
         self.maps = [MapsByAddress(lambda t, box=boxes[name]: skc.TensorMap(t, box), first)
                      for name, first in (("a", a_store), ("b", b_store), ("out", None))]
@@ -136,12 +162,20 @@ class _TmaPlan:
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
             out = _empty_like(a, self.out_shape)
-        args = (self.maps[0](a), self.maps[1](b), self.maps[2](out), self.M, self.N, self.K,
+        if self.cfg.split_k > 1:  # the last share of a tile stores through a pointer
+            if self.split is None:
+                self.split = split_buffers(a, self.M, self.N, self.cfg)
+            outputs = (out, *self.split)
+        else:
+            outputs = (self.maps[2](out),)
+        sizes = (self.M, self.N, self.K) if self.batches is None else (self.batches, self.M, self.N, self.K)
+        args = (self.maps[0](a), self.maps[1](b), *outputs, *sizes,
                 out if c is None else c, out if bias is None else bias,
                 1.0 if alpha is None else float(alpha), 0.0 if beta is None else float(beta))
         ready = self.ready
         if ready is None:
-            ready = self.ready = matmul_kernel()[self.grid, self.cfg.threads].ready(*args, self.cfg)
+            kernel = matmul_kernel(self.cfg.split_k > 1, self.batches is not None)
+            ready = self.ready = kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
         ready(args, stream)
         return out
 
@@ -151,10 +185,29 @@ def _launch_wgmma(device, a, b, out, problem, extras, cfg: MatmulConfig, stream=
     boxes = cfg.boxes()
     if cfg.loader == "vector":  # the producer reads the operands through plain pointers
         maps = [a, b, skc.TensorMap(out, boxes["out"])]
+    elif cfg.split_k > 1:  # the last share of a tile stores through a pointer
+        maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), out, *split_buffers(a, M, N, cfg)]
     else:
         maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
-    grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m)
-    matmul_kernel()[grid, cfg.threads](*maps, M, N, K, *extras, cfg, stream=stream)
+    grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m, cfg.split_k)
+    matmul_kernel(cfg.split_k > 1)[grid, cfg.threads](*maps, M, N, K, *extras, cfg, stream=stream)
+
+
+def _launch_batched(device, a, b, out, problem, extras, cfg: MatmulConfig, stream=None):
+    M, N, K = problem[:3]
+    batches = out.shape[0]
+    boxes = cfg.boxes()
+    maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
+    grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m, 1, batches)
+    matmul_kernel(False, True)[grid, cfg.threads](*maps, batches, M, N, K, *extras, cfg, stream=stream)
+
+
+def split_buffers(a, M: int, N: int, cfg) -> tuple:
+    """Split-K's zero-filled fp32 workspace (M x N) and i32 counters, on a's device; the kernel leaves them zero,
+    so a plan makes them once (its launches must not run at once on two streams)."""
+    from .gemm import split_counters
+
+    return _zeros_like(a, M * N, "float32"), _zeros_like(a, split_counters(M, N, cfg), "int32")
 
 
 def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, stream=None):
@@ -170,10 +223,11 @@ def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, strea
 
 
 # -- batches ------------------------------------------------------------------------------------------------------
-def _batched_plan(a, b, out, c):
+def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
     """A batch: a (B x M x K) with b (K x N) folds B into M when a is row-major and contiguous (one GEMM of
-    (B·M) x K); otherwise (b of B x K x N, or a strided a) one GEMM per batch, launched from the host (the tile
-    scheduler has no batch coordinate yet)."""
+    (B·M) x K); otherwise (b of B x K x N, or a strided a) on Hopper one launch over every matrix's tiles with 3-D
+    tensor maps when each matrix is row-major (any batch stride) and there is no c; else one GEMM per batch,
+    launched from the host."""
     if len(a.shape) not in (2, 3) or len(b.shape) not in (2, 3):
         raise skc.LaunchError(f"matmul takes 2-D operands or a batch of them (3-D), found shapes {tuple(a.shape)} "
                               f"and {tuple(b.shape)}")
@@ -196,6 +250,17 @@ def _batched_plan(a, b, out, c):
     foldable = len(b.shape) == 2 and _row_major(a) and all(x is None or _row_major(x) for x in (out, c))
     if foldable:
         return _FoldedBatch(batch, M, N, K)
+    one_launch = (device.target.has("wgmma") and c is None and config is None and _dtype_name(a) == _dtype_name(b)
+                  and all(x is None or _strides(x)[-1] == 1 for x in (a, b, out)))
+    if one_launch:
+        batched = "a" * (len(a.shape) == 3) + "b" * (len(b.shape) == 3)
+        spec = EpilogueSpec(alpha=alpha is not None, bias=bias is not None, activation=activation)
+        cfg = MatmulConfig.for_problem(batch * M, N, K, _dtype_name(a), True, False, device.target.max_shared_bytes,
+                                       device.multiprocessors, epilogue=spec, batched=batched, split_k=1)
+        problem = (M, N, K, cfg.dtype, True, False)
+        if device.kind == "cuda":
+            return _TmaPlan(device, a, b, problem, cfg, (False, False), batch)
+        return _Plan(device, problem, cfg, (False, False), batch)
     return _LoopedBatch(batch, M, N, len(a.shape) == 3, len(b.shape) == 3)
 
 
@@ -287,20 +352,22 @@ def _choose_config(device, problem, spec, autotune, operands):
     M, N, K, dtype = problem[:4]
     overrides = TUNED.get((target.name, _bucket(M), _bucket(N), _bucket(K), dtype))
     if overrides is not None and not target.has("mfma"):
-        return _config(target, *problem, spec, tuple(sorted(overrides.items())))
+        if problem[5] and overrides.get("cluster_m", 1) > 1:  # clusters multicast B's K x N rows only
+            overrides = dict(overrides, cluster_m=1)
+        return _config(target, *problem, spec, tuple(sorted(overrides.items())), device.multiprocessors)
     if _autotune_requested(autotune) and not device.is_interpreter:
         from .matmul_tuning import tune
 
         return tune(device, problem, spec, operands)
-    return _config(target, *problem, spec)
+    return _config(target, *problem, spec, (), device.multiprocessors)
 
 
 @functools.lru_cache(maxsize=256)
-def _config(target, M, N, K, dtype, a_k_major, b_k_major, spec, overrides=()):
+def _config(target, M, N, K, dtype, a_k_major, b_k_major, spec, overrides=(), multiprocessors=132):
     if target.has("mfma"):
         return AmdMatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, epilogue=spec, **dict(overrides))
-    return MatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, target.max_shared_bytes, epilogue=spec,
-                                    **dict(overrides))
+    return MatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, target.max_shared_bytes,
+                                    multiprocessors=multiprocessors, epilogue=spec, **dict(overrides))
 
 
 def compile_arguments(target, M: int = 4096, N: int = 4096, K: int = 4096, dtype: str = "bf16", config=None) -> dict:
@@ -330,7 +397,19 @@ def _empty_like(a, shape):
     return np.empty(shape, a.dtype)
 
 
-def matmul_kernel():
-    from .gemm import matmul_kernel as kernel
+def matmul_kernel(split: bool = False, batched: bool = False):
+    from . import gemm
 
-    return kernel
+    return gemm.matmul_split_kernel if split else gemm.matmul_batched_kernel if batched else gemm.matmul_kernel
+
+
+def _zeros_like(a, count: int, dtype: str):
+    if hasattr(a, "new_zeros"):  # torch
+        import torch
+
+        return a.new_zeros((count,), dtype=getattr(torch, dtype))
+    if isinstance(a, skc.DeviceArray):
+        return skc.zeros((count,), dtype)
+    import numpy as np
+
+    return np.zeros((count,), dtype)

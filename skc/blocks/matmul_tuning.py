@@ -11,19 +11,21 @@ from .config import MatmulConfig
 
 # fields tried around the default, each a variation on MatmulConfig.for_problem's choice
 VARIATIONS = ({}, {"tile_n": 128, "cluster_m": 1}, {"tile_n": 256, "cluster_m": 1}, {"tile_n": 256, "cluster_m": 2},
-              {"tile_n": 128, "cluster_m": 2}, {"group_m": 16}, {"tile_n": 192, "cluster_m": 1})
+              {"tile_n": 128, "cluster_m": 2}, {"group_m": 16}, {"tile_n": 192, "cluster_m": 1},
+              {"tile_m": 64, "tile_n": 256, "cluster_m": 1}, {"tile_m": 64, "tile_n": 128, "cluster_m": 1},
+              {"tile_m": 128, "tile_n": 256, "cluster_m": 1}, {"split_k": 1})
 
 _TUNERS: dict = {}
 
 
-def candidates(target, problem, spec) -> list:
+def candidates(target, problem, spec, multiprocessors: int = 132) -> list:
     """The distinct valid configurations tried for a problem (the default first)."""
     M, N, K, dtype, a_k_major, b_k_major = problem
     found = []
     for overrides in VARIATIONS:
         try:
             config = MatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, target.max_shared_bytes,
-                                              epilogue=spec, **overrides)
+                                              multiprocessors, epilogue=spec, **overrides)
         except ValueError:  # e.g. clusters with a transposed B
             continue
         if config not in found:
@@ -37,7 +39,7 @@ def tune(device, problem, spec, operands):
 
     target = device.target
     if target.has("mfma"):
-        return _config(target, *problem, spec)
+        return _config(target, *problem, spec, (), device.multiprocessors)
     where = (target.name, problem, spec)
     tuner = _TUNERS.get(where)
     if tuner is None:
@@ -46,7 +48,7 @@ def tune(device, problem, spec, operands):
             matmul(a, b, out, c=c, bias=bias, alpha=1.0 if spec.alpha else None, beta=1.0 if spec.beta else None,
                    activation=spec.activation, config=config)
 
-        configs = [{"config": config} for config in candidates(target, problem, spec)]
+        configs = [{"config": config} for config in candidates(target, problem, spec, device.multiprocessors)]
         tuner = _TUNERS[where] = skc.autotune.Autotuner(
             run, configs, key=lambda *args: (problem, dataclasses.astuple(spec)), name="skc.blocks.matmul")
     a, b, _, c, bias = operands

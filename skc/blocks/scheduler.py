@@ -1,16 +1,23 @@
-"""Tile schedulers: which output tiles a block computes. `TileScheduler` is persistent (a grid of
-at most one block per SM walks the tiles with a stride of the grid size) in grouped raster order
-(`group_m` tile-rows at a time, so neighbouring blocks share A and B tiles in L2)."""
+"""Tile schedulers: which output tiles a block computes, and over which k-steps. `TileScheduler` is
+persistent (a grid of at most one block per SM walks the tiles with a stride of the grid size) in grouped
+raster order (`group_m` tile-rows at a time, so neighbouring blocks share A and B tiles in L2).
+`SplitKScheduler` hands out (tile, share of K) work units, for problems with fewer tiles than SMs."""
 from __future__ import annotations
 
 import skc
 
 
 class Tile:
-    """One output tile: its first row and column."""
+    """One output tile: its first row and column (a work unit of a split-K scheduler adds its k-steps)."""
 
-    def __init__(self, row0, col0):
+    def __init__(self, row0, col0, k_begin=0, k_end=None, batch=0):
         self.row0, self.col0 = row0, col0
+        self.k_begin, self.k_end = k_begin, k_end
+        self.batch = batch  # which matrix of a batch (TileScheduler's `batches`)
+
+    def k_steps(self, k_tiles):
+        """(first, end) of the k-steps this work unit computes, of `k_tiles` in all."""
+        return self.k_begin, k_tiles if self.k_end is None else self.k_end
 
 
 class TileScheduler:
@@ -18,18 +25,29 @@ class TileScheduler:
     With clusters of `cluster_m` blocks along M, a cluster takes `cluster_m` vertically adjacent tiles
     (which share their B tile) and each block the one of its rank."""
 
-    def __init__(self, M, N, tile_m: int, tile_n: int, group_m: int = 8, cluster_m: int = 1):
+    def __init__(self, M, N, tile_m: int, tile_n: int, group_m: int = 8, cluster_m: int = 1, batches=1):
         self.tile_m, self.tile_n, self.group_m, self.cluster_m = tile_m, tile_n, group_m, cluster_m
         self.tiles_m = skc.cdiv(M, tile_m * cluster_m)
         self.tiles_n = skc.cdiv(N, tile_n)
+        self.batches = batches  # a batch of M x N outputs: each matrix's tiles in turn, Tile.batch saying which
+        self.single = isinstance(batches, int) and batches == 1  # (compile time) no batch
         self.rank = skc.hopper.cluster_rank() if cluster_m > 1 else 0
 
     def __skc_range__(self):
+        units = self.tiles_m * self.tiles_n if self.single else self.tiles_m * self.tiles_n * self.batches
         if self.cluster_m == 1:
-            return skc.block_id(0), self.tiles_m * self.tiles_n, skc.grid_dim(0)
-        return skc.block_id(0) // self.cluster_m, self.tiles_m * self.tiles_n, skc.grid_dim(0) // self.cluster_m
+            return skc.block_id(0), units, skc.grid_dim(0)
+        return skc.block_id(0) // self.cluster_m, units, skc.grid_dim(0) // self.cluster_m
 
     def __skc_item__(self, index):
+        return self._tile_at(index) if self.single else self._batch_tile_at(index)
+
+    def _batch_tile_at(self, index):
+        tiles = self.tiles_m * self.tiles_n
+        tile = self._tile_at(index % tiles)
+        return Tile(tile.row0, tile.col0, batch=index // tiles)
+
+    def _tile_at(self, index):
         per_group = self.group_m * self.tiles_n
         group = index // per_group
         first_m = group * self.group_m
@@ -40,8 +58,31 @@ class TileScheduler:
         return Tile(row0, (within // rows_in_group) * self.tile_n)
 
     @staticmethod
-    def grid(M: int, N: int, tile_m: int, tile_n: int, blocks_per_device: int, cluster_m: int = 1) -> int:
-        """The persistent grid: one block per SM, fewer when there are fewer tiles (host side); a
+    def grid(M: int, N: int, tile_m: int, tile_n: int, blocks_per_device: int, cluster_m: int = 1,
+             split_k: int = 1, batches: int = 1) -> int:
+        """The persistent grid: one block per SM, fewer when there are fewer work units (host side); a
         multiple of the cluster size."""
-        tiles = -(-M // (tile_m * cluster_m)) * -(-N // tile_n)
-        return max(1, min(tiles, blocks_per_device // cluster_m)) * cluster_m
+        units = -(-M // (tile_m * cluster_m)) * -(-N // tile_n) * split_k * batches
+        return max(1, min(units, blocks_per_device // cluster_m)) * cluster_m
+
+
+class SplitKScheduler(TileScheduler):
+    """`for unit in SplitKScheduler(M, N, tile_m, tile_n, k_tiles, splits):` visits this block's work units: each
+    output tile `splits` times, unit s of a tile over k-steps [s·share, (s+1)·share) of the `k_tiles`
+    (share = cdiv(k_tiles, splits); a last share may be short or empty). Units run split-major (all tiles' first
+    shares, then all second shares), so the shares of one tile run at once on different SMs; an epilogue that adds
+    partial tiles (SplitKEpilogue) completes each tile."""
+
+    def __init__(self, M, N, tile_m: int, tile_n: int, k_tiles, splits: int, group_m: int = 8):
+        super().__init__(M, N, tile_m, tile_n, group_m, 1)
+        self.splits, self.k_tiles = splits, k_tiles
+        self.share = skc.cdiv(k_tiles, splits)
+
+    def __skc_range__(self):
+        return skc.block_id(0), self.tiles_m * self.tiles_n * self.splits, skc.grid_dim(0)
+
+    def __skc_item__(self, index):
+        tiles = self.tiles_m * self.tiles_n
+        tile = self._tile_at(index % tiles)
+        k_begin = (index // tiles) * self.share
+        return Tile(tile.row0, tile.col0, k_begin, skc.minimum(k_begin + self.share, self.k_tiles))

@@ -82,6 +82,11 @@ def fence_proxy_async():
 
 
 @skc_builtin
+def fence_acq_rel_gpu():
+    _emit("fence.acq_rel_gpu")
+
+
+@skc_builtin
 def fence_mbarrier_init():
     _emit("fence.mbarrier_init")
 

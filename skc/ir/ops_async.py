@@ -106,6 +106,13 @@ class FenceProxyAsyncOp(Op):
     name = "fence.proxy_async"
 
 
+class FenceAcqRelGpuOp(Op):
+    """`fence.acq_rel_gpu`: order this thread's global-memory accesses before and after it for the whole GPU
+    (PTX fence.acq_rel.gpu), e.g. partial sums before the counter that says they are complete."""
+
+    name = "fence.acq_rel_gpu"
+
+
 class FenceMbarrierInitOp(Op):
     """`fence.mbarrier_init`: make this thread's mbarrier.init visible to the whole cluster (release)."""
 

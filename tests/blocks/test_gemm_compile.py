@@ -58,3 +58,80 @@ def test_gemm_ptx_has_the_warp_specialized_structure():
     assert "mbarrier.try_wait.parity" in ptx
     tile = compiled.ir("tile")
     assert tile.count("wgmma.mma") == 4 and "tma.store" in tile
+
+
+# -- every configuration matmul() can pick ----------------------------------------------------------------------
+def compile_split_gemm(cfg: MatmulConfig):
+    from skc.blocks import gemm
+
+    boxes = cfg.boxes()
+    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], 128)) for name in ("a", "b")]
+    pointer = skc.Ptr[skc.bf16] if cfg.dtype == "bf16" else skc.Ptr[skc.f16]
+    return gemm.matmul_split_kernel.compile(*maps, pointer, skc.Ptr[skc.f32], skc.Ptr[skc.i32], skc.i32, skc.i32,
+                                            skc.i32, pointer, pointer, skc.f32, skc.f32, cfg, target="sm_90a",
+                                            block=cfg.threads)
+
+
+def pickable_configs() -> list:
+    """The distinct configurations of the tuning table and of the tile-shape rule over the benchmark suite's shapes
+    (and a few more around its thresholds), for bf16 and fp16."""
+    from skc.blocks.matmul_host import TUNED
+
+    found = []
+    for (_, M, N, K, dtype), fields in TUNED.items():
+        found.append(MatmulConfig.for_problem(M, N, K, dtype, multiprocessors=132, **fields))
+    for M, N, K in ((4096, 4096, 4096), (2048, 2048, 2048), (1024, 1024, 1024), (16, 8192, 8192), (16, 1024, 8192),
+                    (64, 64, 4096), (300, 8192, 8192), (8192, 8192, 8192)):
+        for dtype in ("bf16", "f16"):
+            found.append(MatmulConfig.for_problem(M, N, K, dtype, multiprocessors=132))
+    for split in (2, 4):  # split-K, off by default, taken with config=
+        found.append(MatmulConfig.for_problem(16, 8192, 8192, multiprocessors=132, split_k=split))
+    return sorted(set(found), key=repr)
+
+
+PICKABLE = pickable_configs()
+
+
+def test_the_rule_picks_64_row_tiles_and_clusters():
+    kinds = {(c.tile_m, c.tile_n, c.cluster_m, c.split_k > 1) for c in PICKABLE}
+    assert {(64, 128, 1, True), (64, 128, 1, False), (64, 256, 1, False), (128, 256, 2, False),
+            (128, 256, 1, False)} <= kinds
+
+
+@needs_assembler
+@pytest.mark.parametrize("cfg", PICKABLE, ids=lambda c: f"{c.tile_m}x{c.tile_n}-s{c.stages}-c{c.cluster_m}"
+                         f"-k{c.split_k}-{c.dtype}")
+def test_every_pickable_configuration_assembles_without_spills(cfg):
+    compiled = compile_split_gemm(cfg) if cfg.split_k > 1 else compile_gemm(cfg)
+    check_assembled(compiled, cfg)
+
+
+@needs_assembler
+@pytest.mark.parametrize("batched", ["ab", "a", "b"])
+def test_batched_kernel_assembles_with_3d_tensor_maps(batched):
+    from skc.blocks import gemm
+
+    cfg = MatmulConfig.for_problem(16384, 2048, 2048, multiprocessors=132, batched=batched,
+                                   **({"cluster_m": 1} if batched == "a" else {}))
+    boxes = cfg.boxes()
+    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], 128))
+            for name in ("a", "b", "out")]
+    compiled = gemm.matmul_batched_kernel.compile(*maps, skc.i32, skc.i32, skc.i32, skc.i32, skc.Ptr[skc.bf16],
+                                                  skc.Ptr[skc.bf16], skc.f32, skc.f32, cfg, target="sm_90a",
+                                                  block=cfg.threads)
+    check_assembled(compiled, cfg)
+    ptx = compiled.asm("ptx")
+    assert "cp.async.bulk.tensor.3d.global.shared::cta" in ptx  # the output stores at (batch, row, column)
+    assert ("cp.async.bulk.tensor.3d.shared::cluster.global" in ptx) and (
+        ("cp.async.bulk.tensor.2d.shared::cluster.global" in ptx) == (batched != "ab"))
+
+
+def check_assembled(compiled, cfg):
+    resources = compiled.resources
+    assert resources["spill_stores"] == 0 and resources["spill_loads"] == 0, resources
+    assert cfg.shared_bytes() <= 232448
+    ptx = compiled.asm("ptx")
+    assert f"wgmma.mma_async.sync.aligned.m64n{cfg.tile_n}k16.f32" in ptx
+    if cfg.split_k > 1:  # partial sums added in fp32 at L2, counted behind a GPU-scope fence, taken by exchange
+        assert "fence.acq_rel.gpu" in ptx and "atom.global.add.u32" in ptx
+        assert ".add.f32" in ptx and "atom.global.exch.b32" in ptx and "cp.async.bulk.tensor" in ptx

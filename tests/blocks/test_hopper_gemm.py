@@ -159,7 +159,9 @@ DEFAULT_ASYNC = {
 
 def test_default_gemm_keeps_its_instruction_mix(monkeypatch):
     monkeypatch.setenv("SKC_CACHE", "0")
-    compiled = matmul_kernel.compile(target="sm_90a", **compile_arguments("sm_90a"))
+    legacy_default = MatmulConfig.for_problem(4096, 4096, 4096)  # 128 x 256 tiles, clusters of 2 (GPU unknown)
+    assert (legacy_default.tile_n, legacy_default.cluster_m, legacy_default.stages) == (256, 2, 4)
+    compiled = matmul_kernel.compile(target="sm_90a", **compile_arguments("sm_90a", config=legacy_default))
     counts = instruction_histogram(compiled.asm("ptx"))
     assert {name: n for name, n in counts.items() if any(word in name for word in ASYNC_WORDS)} == DEFAULT_ASYNC
     assert 890 <= sum(counts.values()) <= 905, sum(counts.values())  # 898 before: the same work, the same loops

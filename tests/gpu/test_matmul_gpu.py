@@ -111,3 +111,83 @@ def test_vector_loader_without_tma(ta, tb):
     skc.blocks.matmul(a, b, out=out, config=config)
     torch.cuda.synchronize()
     assert relative_error(out, reference(a, b)) <= 1e-2
+
+
+# -- the configurations matmul() picks (tuning table and tile-shape rule), split-K --------------------------------
+def _tuned_cases():
+    from skc.blocks.matmul_host import TUNED
+
+    shapes = {(4096, 16384, 4096): (4096, 14336, 4096), (8192, 32768, 8192): (8192, 28672, 8192),
+              (8192, 8192, 32768): (8192, 8192, 28672)}  # the suite's shape in each bucket
+    return sorted({(shapes.get(key[1:4], key[1:4]), key[4]) for key in TUNED})
+
+
+@pytest.mark.parametrize("shape,dtype", _tuned_cases(), ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple)
+                         else v)
+def test_every_tuned_configuration_on_its_shape(shape, dtype):
+    """Each TUNED entry through matmul() on the suite's shape of its bucket, output poisoned first."""
+    M, N, K = shape
+    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float16
+    a, b = operand(M, K, torch_dtype, False) / 8, operand(K, N, torch_dtype, False) / 8
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch_dtype)
+    skc.blocks.matmul(a, b, out=out)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    assert relative_error(out, reference(a, b)) <= 1e-2
+
+
+@pytest.mark.parametrize("M,N,K,split", [(16, 8192, 8192, 2), (16, 1024, 8192, 8), (20, 1000, 4104, 3),
+                                         (130, 520, 2048, 4), (64, 128, 192, 4)])
+def test_split_k(M, N, K, split):
+    from skc.blocks import MatmulConfig
+
+    a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
+    config = MatmulConfig.for_problem(M, N, K, multiprocessors=132, split_k=split)
+    assert config.split_k == split
+    for _ in range(3):  # the workspace and counters the kernel leaves zero serve the next launch
+        out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+        skc.blocks.matmul(a, b, out=out, config=config)
+        torch.cuda.synchronize()
+        assert not out.isnan().any()
+        assert relative_error(out, reference(a, b)) <= 1e-2
+
+
+def test_split_k_fuses_its_epilogue():
+    from skc.blocks import EpilogueSpec, MatmulConfig
+
+    M, N, K = 16, 4096, 8192
+    a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
+    bias = torch.randn(N, device="cuda", dtype=torch.bfloat16)
+    c = torch.randn(M, N, device="cuda", dtype=torch.bfloat16)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    spec = EpilogueSpec(alpha=True, beta=True, bias=True, activation="gelu")
+    config = MatmulConfig.for_problem(M, N, K, multiprocessors=132, split_k=4, epilogue=spec)
+    skc.blocks.matmul(a, b, out=out, bias=bias, c=c, alpha=0.5, beta=2.0, activation="gelu", config=config)
+    torch.cuda.synchronize()
+    assert relative_error(out, reference(a, b, bias, c, 0.5, 2.0, "gelu")) <= 1e-2
+
+
+# -- a batch in one launch (3-D tensor maps, a batch coordinate in the scheduler) -----------------------------------
+@pytest.mark.parametrize("shape", [(8, 2048, 2048, 2048), (3, 200, 136, 72), (5, 1000, 264, 512)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_batch_times_batch_in_one_launch(shape, dtype):
+    batch, M, N, K = shape
+    a = torch.randn(batch, M, K, device="cuda", dtype=dtype)
+    b = torch.randn(batch, K, N, device="cuda", dtype=dtype)
+    out = torch.full((batch, M, N), float("nan"), device="cuda", dtype=dtype)
+    skc.blocks.matmul(a, b, out=out)
+    torch.cuda.synchronize()
+    plan = [p for p in skc.blocks.matmul_host._PLANS.values() if getattr(p, "batches", None) == batch]
+    assert plan and plan[-1].cfg.batched == "ab"
+    assert not out.isnan().any()
+    assert relative_error(out, torch.bmm(a.float(), b.float())) <= 1e-2
+
+
+def test_strided_batch_of_a_in_one_launch_with_bias():
+    a = torch.randn(256, 4, 320, device="cuda", dtype=torch.bfloat16).transpose(0, 1)  # cannot fold
+    b = torch.randn(320, 192, device="cuda", dtype=torch.bfloat16)
+    bias = torch.randn(192, device="cuda", dtype=torch.bfloat16)
+    out = skc.blocks.matmul(a, b, bias=bias, activation="relu")
+    torch.cuda.synchronize()
+    expected = torch.relu(a.float() @ b.float() + bias.float())
+    assert relative_error(out, expected) <= 1e-2

@@ -127,6 +127,7 @@ SAMPLES.update({
                           "  %8 = mbarrier.try_wait %7, %1 : i1\n"),
     "fence.proxy_async": "  fence.proxy_async\n",
     "fence.mbarrier_init": "  fence.mbarrier_init\n",
+    "fence.acq_rel_gpu": "  fence.acq_rel_gpu\n",
     "tma.load": ("  %7 = mem.shared {offset = 0, bytes = 8} : ptr<shared>\n"
                  "  %8 = mem.shared {offset = 128, bytes = 128} : ptr<shared>\n"
                  "  tma.load %8, %7, %5, %1, %1 {rank = 2}\n"

@@ -42,7 +42,8 @@ def test_a_call_launches_the_hopper_gemm_with_its_tensor_maps(fake):
     a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
     assert skc.blocks.matmul(a, b, out) is out
     (launch,) = fake.launches
-    assert launch["block"] == (384, 1, 1) and launch["stream"] == 0
+    (plan,) = matmul_host._PLANS.values()  # the block size of the configuration chosen (64-row tiles here)
+    assert launch["block"] == (plan.cfg.threads, 1, 1) and launch["stream"] == 0
     maps, mnk, (c, bias), (alpha, beta) = launched(launch)
     # each map: the tensor's address, rank 2, its dims innermost first
     assert maps == [(a.address, 2, 128, 256), (b.address, 2, 512, 128), (out.address, 2, 512, 256)]
@@ -111,13 +112,13 @@ def test_batches_fold_into_one_gemm_or_run_one_per_batch(fake):
     maps, mnk, _, _ = launched(fake.launches[-1])
     assert mnk == (256, 256, 128) and maps[0] == (a.address, 2, 128, 256) and maps[2][0] == out.address
     b3 = FakeTensor((4, 128, 256))
-    out = skc.blocks.matmul(a, b3)
-    assert len(fake.launches) == 5
-    for i, launch in enumerate(fake.launches[1:]):
-        maps, mnk, _, _ = launched(launch)
-        assert mnk == (64, 256, 128)
-        assert [m[0] for m in maps] == [a.address + i * 64 * 128 * 2, b3.address + i * 128 * 256 * 2,
-                                        out.address + i * 64 * 256 * 2]
+    out = skc.blocks.matmul(a, b3)  # a batch times a batch: one launch over every matrix's tiles, 3-D maps
+    assert len(fake.launches) == 2 and fake.launches[-1]["function"] == "matmul_batched_kernel"
+    words = fake_cuda.argument_pointers(fake.launches[-1]["arguments"], 7)
+    maps = [struct.unpack("<5Q", ctypes.string_at(p, 40)) for p in words[:3]]
+    assert [m[:5] for m in maps] == [(a.address, 3, 128, 64, 4), (b3.address, 3, 256, 128, 4),
+                                     (out.address, 3, 256, 64, 4)]
+    assert [ctypes.c_int32.from_address(p).value for p in words[3:7]] == [4, 64, 256, 128]
 
 
 @pytest.mark.parametrize("a_shape,b_shape,message", [

@@ -267,7 +267,7 @@ def _nothing(op, launch):
 
 
 EFFECTS = {"tma.load": _tma_load, "tma.store": _tma_store, "tma.commit": _nothing, "tma.wait": _nothing,
-           "fence.proxy_async": _nothing}
+           "fence.proxy_async": _nothing, "fence.acq_rel_gpu": _nothing}
 
 
 # -- im2col mode (PTX ISA 5.5.4) -----------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""A batch of GEMMs in one launch (a batch coordinate in the tile scheduler, 3-D tensor maps one matrix deep), in
+the interpreter, exact against numpy: B x M x K times B x K x N, a strided (non-foldable) a, tails, clusters."""
+import numpy as np
+import pytest
+
+import skc
+from skc.blocks import MatmulConfig, matmul_host
+from skc.runtime import devices
+
+RNG = np.random.default_rng(17)
+
+
+@pytest.fixture
+def hopper_interpreter(monkeypatch):
+    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "sm_90a")
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+    devices._target_of.cache_clear()
+    matmul_host._PLANS.clear()
+    yield skc.current_device()
+    matmul_host._PLANS.clear()
+    devices._target_of.cache_clear()
+
+
+def integers(*shape):
+    return RNG.integers(-2, 3, shape).astype(np.float16)
+
+
+def one_launch_plan():
+    plans = [p for p in matmul_host._PLANS.values() if isinstance(p, matmul_host._Plan) and p.cfg.batched]
+    assert len(plans) == 1, list(matmul_host._PLANS.values())
+    return plans[0]
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 48, 64), (2, 72, 136, 96)], ids=["small", "tails"])
+def test_batch_times_batch_in_one_launch(hopper_interpreter, shape):
+    batch, m, n, k = shape
+    a, b = integers(batch, m, k), integers(batch, k, n)
+    out = np.full((batch, m, n), np.nan, np.float16)
+    skc.blocks.matmul(a, b, out=out)
+    assert one_launch_plan().cfg.batched == "ab"
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+
+
+def test_strided_a_times_a_matrix_in_one_launch(hopper_interpreter):
+    """a's batch is not outermost in memory (cannot fold into M): its 3-D map has the batch stride it has."""
+    a = integers(40, 3, 64).transpose(1, 0, 2)
+    b, bias = integers(64, 48), integers(48)
+    out = skc.blocks.matmul(a, b, bias=bias, activation="relu")
+    assert one_launch_plan().cfg.batched == "a"
+    expected = np.maximum(a.astype(np.float32) @ b.astype(np.float32) + bias, 0.0)
+    np.testing.assert_array_equal(out.astype(np.float32), expected)
+
+
+def test_a_matrix_times_a_batch_in_one_launch(hopper_interpreter):
+    a, b = integers(40, 64), integers(2, 64, 136)
+    out = skc.blocks.matmul(a, b)
+    assert one_launch_plan().cfg.batched == "b"
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+
+
+def test_batched_kernel_with_clusters_of_two(hopper_interpreter):
+    """Clusters share (multicast) B: both blocks of a cluster work on the same matrix of the batch."""
+    from skc.blocks import gemm
+
+    batch, m, n, k = 2, 256, 128, 64
+    a, b = integers(batch, m, k), integers(batch, k, n)
+    out = np.full((batch, m, n), np.nan, np.float16)
+    cfg = MatmulConfig(dtype="f16", cluster_m=2, stages=2, batched="ab")
+    boxes = cfg.boxes()
+    maps = [skc.TensorMap(x, boxes[name]) for x, name in ((a, "a"), (b, "b"), (out, "out"))]
+    gemm.matmul_batched_kernel[4, cfg.threads](*maps, batch, m, n, k, out, out, 1.0, 0.0, cfg)
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+
+
+def test_a_batch_with_c_still_runs_one_gemm_per_batch(hopper_interpreter):
+    a, b, c = integers(2, 40, 64), integers(2, 64, 48), integers(2, 40, 48)
+    out = skc.blocks.matmul(a, b, c=c, beta=1.0)
+    assert isinstance(next(iter(matmul_host._PLANS.values())), matmul_host._LoopedBatch)
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32) + c)

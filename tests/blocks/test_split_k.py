@@ -1,0 +1,117 @@
+"""Split-K GEMM (SplitKScheduler + SplitKEpilogue, one launch) in the interpreter, exact against numpy (small
+integers: every fp32 partial sum is exact, so the order the shares add in cannot show), the tile-shape rule,
+and the scheduler's work units."""
+import numpy as np
+import pytest
+
+import skc
+from skc.blocks import MatmulConfig
+from skc.blocks.config import tile_shape
+from skc.runtime import devices
+
+RNG = np.random.default_rng(5)
+
+
+@pytest.fixture
+def hopper_interpreter(monkeypatch):
+    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "sm_90a")
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+    devices._target_of.cache_clear()
+    yield skc.current_device()
+    devices._target_of.cache_clear()
+
+
+def integers(*shape):
+    return RNG.integers(-2, 3, shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape, fields", [
+    ((16, 128, 256), {"split_k": 2}),                                # skinny M: one tile, two shares
+    ((72, 192, 320), {"split_k": 3}),                                # partial tiles and a short last share
+    ((64, 128, 192), {"split_k": 4}),                                # 3 k-steps in 4 shares: one share empty
+    ((136, 128, 256), {"split_k": 2, "tile_m": 128, "consumers": 2}),  # two warpgroups, a counter each
+], ids=["skinny", "tails", "empty-share", "two-warpgroups"])
+def test_split_k_is_exact(hopper_interpreter, shape, fields):
+    m, n, k = shape
+    a, b = integers(m, k), integers(k, n)
+    out = np.full((m, n), np.nan, np.float16)
+    fields = dict({"tile_m": 64, "consumers": 1, "stages": 2}, **fields)
+    skc.blocks.matmul(a.astype(np.float16), b.astype(np.float16), out=out,
+                      config=MatmulConfig(dtype="f16", **fields))
+    np.testing.assert_array_equal(out.astype(np.float32), a @ b)
+
+
+def test_split_k_fused_epilogue_applies_once_to_the_whole_sum(hopper_interpreter):
+    """alpha, beta · C, bias and relu by the last share only: relu of a sum is not a sum of relus."""
+    m, n, k = 40, 128, 256
+    a, b = integers(m, k), integers(k, n)
+    c, bias = RNG.integers(-4, 5, (m, n)).astype(np.float16), RNG.integers(-4, 5, n).astype(np.float16)
+    out = np.full((m, n), np.nan, np.float16)
+    cfg = MatmulConfig(dtype="f16", tile_m=64, consumers=1, stages=2, split_k=4,
+                       epilogue=skc.blocks.EpilogueSpec(alpha=True, beta=True, bias=True, activation="relu"))
+    skc.blocks.matmul(a.astype(np.float16), b.astype(np.float16), out=out, c=c, bias=bias, alpha=2.0, beta=-1.0,
+                      activation="relu", config=cfg)
+    expected = np.maximum(2.0 * (a @ b) - c + bias, 0.0)
+    np.testing.assert_array_equal(out.astype(np.float32), expected)
+
+
+def test_split_k_leaves_its_buffers_zero_for_the_next_launch(hopper_interpreter):
+    from skc.blocks import gemm
+    from skc.blocks.matmul_host import split_buffers
+
+    m, n, k = 16, 128, 256
+    cfg = MatmulConfig(dtype="f16", tile_m=64, consumers=1, stages=2, split_k=2)
+    a, b = integers(m, k).astype(np.float16), integers(k, n).astype(np.float16)
+    workspace, counters = split_buffers(a, m, n, cfg)
+    boxes = cfg.boxes()
+    for _ in range(2):  # the second launch reuses the buffers the first one left
+        out = np.full((m, n), np.nan, np.float16)
+        gemm.matmul_split_kernel[2, cfg.threads](skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), out,
+                                                  workspace, counters, m, n, k, out, out, 1.0, 0.0, cfg)
+        np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+        assert not workspace.any() and not counters.any()
+
+
+def test_split_k_rule_in_the_interpreter(hopper_interpreter, monkeypatch):
+    """With the split-K rule on (it is off by default: measured slower on the H200), matmul() splits a skinny
+    problem by itself (the interpreter models 4 SMs); off, it does not."""
+    from skc.blocks import config, matmul_host
+
+    m, n, k = 16, 64, 1024
+    target = skc.current_device().target
+    assert matmul_host._config(target, m, n, k, "f16", True, False, skc.blocks.EpilogueSpec(), (), 4).split_k == 1
+    monkeypatch.setattr(config, "SPLIT_K_BY_DEFAULT", True)
+    matmul_host._config.cache_clear()
+    matmul_host._PLANS.clear()
+    try:
+        cfg = matmul_host._config(target, m, n, k, "f16", True, False, skc.blocks.EpilogueSpec(), (), 4)
+        assert cfg.split_k == 4 and cfg.tile_m == 64
+        a, b = integers(m, k), integers(k, n)
+        out = skc.blocks.matmul(a.astype(np.float16), b.astype(np.float16))
+        np.testing.assert_array_equal(out.astype(np.float32), a @ b)
+    finally:
+        matmul_host._config.cache_clear()
+        matmul_host._PLANS.clear()
+
+
+@pytest.mark.parametrize("shape, expected", [
+    ((4096, 4096, 4096), (128, 256, 1, 1)), ((8192, 8192, 8192), (128, 256, 2, 1)),
+    ((2048, 2048, 2048), (64, 256, 1, 1)), ((1024, 1024, 1024), (64, 128, 1, 1)),
+    ((128, 8192, 8192), (64, 128, 1, 1)), ((16, 8192, 8192), (64, 128, 1, 1)),
+])
+def test_tile_shape_rule_reproduces_the_sweep(shape, expected):
+    """The sweep's fastest tile per shape (benchmarks/NOTES.md); no split-K by default."""
+    assert tile_shape(*shape, 132) == expected
+
+
+@pytest.mark.parametrize("shape, split", [((16, 8192, 8192), 2), ((16, 1024, 8192), 8), ((16, 1024, 256), 1)])
+def test_split_rule_when_on(monkeypatch, shape, split):
+    from skc.blocks import config
+
+    monkeypatch.setattr(config, "SPLIT_K_BY_DEFAULT", True)
+    assert tile_shape(*shape, 132)[3] == split
+
+
+def test_split_k_refuses_clusters():
+    with pytest.raises(ValueError, match="split-K"):
+        MatmulConfig(tile_n=256, cluster_m=2, split_k=2)
