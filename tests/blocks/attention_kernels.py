@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 import skc
+from skc.blocks import Wgmma
+from skc.blocks.softmax import OnlineSoftmax
 
 THREADS = 128
 
@@ -77,3 +79,35 @@ def d_fragments(d: np.ndarray) -> np.ndarray:
                     out[t, 4 * block + 2 * half + pair] = d[16 * warp + lane // 4 + 8 * half,
                                                            8 * block + 2 * (lane % 4) + pair]
     return out
+
+
+# -- the online softmax on its own -----------------------------------------------------------------
+@skc.kernel
+def online_softmax_kernel(scores: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], lse: skc.Ptr[skc.f32], valid: skc.i32,
+                          cfg: skc.constexpr):
+    """Stream `blocks` score blocks (each 64 x n, as accumulator fragments: block j of thread t at
+    scores[(j · 128 + t) · n/2 ...]) through OnlineSoftmax, with O += P (O as wide as a block) standing in for
+    P·V; scores at columns >= valid (of the whole row) or, causal, above the diagonal, are masked. Stores O / l
+    as fragments and each row's log-sum-exp (lse[row], by the thread holding the row's first column)."""
+    n, blocks, scale, causal = cfg
+    half = n // 2
+    tid = skc.thread_id(0)
+    mma = Wgmma(n, 16, skc.bf16)
+    s = mma.zeros()
+    o = mma.zeros()
+    softmax = OnlineSoftmax(scale)
+    for j in range(blocks):
+        base = scores + (j * THREADS + tid) * half
+        s.fragment = skc.vector(*[base[i] for i in range(half)])
+        first = j * n
+        if causal:
+            softmax(s, o, mask=lambda row, column: (first + column < valid) & (first + column <= row))
+        else:
+            softmax(s, o, mask=lambda row, column: first + column < valid)
+        o.fragment = o.fragment + s.fragment
+    rows = softmax.finish(o)
+    for i in skc.static_range(half):
+        out[tid * half + i] = o.fragment[i]
+    if tid % 4 == 0:
+        for (row, indices), value in zip(o.rows(), rows):
+            lse[row] = value

@@ -1,0 +1,184 @@
+"""Attention forward (FlashAttention-style), composed from the blocks: O = softmax(scale · Q Kᵀ) V per head.
+
+A producer warpgroup loads the block's Q tile once (a one-stage pipeline) and streams K and V blocks through
+an InputTilePipeline with TMA; two consumer warpgroups each own 64 query rows: S = Q Kᵀ with the Wgmma TileOp
+(operands in shared memory), the OnlineSoftmax TileOp turns S into P and rescales O, O += P V with the
+register-A WgmmaRegA TileOp (P never leaves the registers), and a TMA-store epilogue writes O / l. Tensors are
+(batch, heads, sequence, head_dim) views with any strides (TMA maps of rank 4), so (B, S, H, D) tensors need
+no copy; grouped-query attention maps a query head to its K/V head. Causal attention visits the key blocks up
+to the diagonal and masks only the blocks that cross it (and the key tail)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import skc
+
+from .epilogue import TmaStoreEpilogue
+from .layout import OperandLayout
+from .mma import Wgmma, WgmmaRegA
+from .payload import TilePayload
+from .pipeline import InputTilePipeline
+from .roles import WarpRoles
+from .softmax import OnlineSoftmax
+from .tile_io import TmaLoader
+
+ROWS = Wgmma.rows_per_warpgroup
+
+
+@dataclass(frozen=True)
+class HeadLayout(OperandLayout):
+    """An operand tile of one head of a (batch, heads, sequence, head_dim) tensor: TMA boxes of rank 4, whose
+    origin is (batch, head, first sequence position); the sequence is the tile's rows (K-major: Q, K) or its k
+    (MN-major: V, read as the k x head_dim B operand of P V)."""
+
+    def box(self) -> tuple:
+        return (1, 1) + super().box()
+
+    def box_coordinates(self, chunk: int, origin, k0) -> tuple:
+        batch, head, first = origin
+        if self.k_major:
+            return (batch, head) + super().box_coordinates(chunk, first, 0)
+        return (batch, head) + super().box_coordinates(chunk, 0, first)
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """One block computes `block_m` query rows (64 per consumer warpgroup) of one head against `block_n` keys
+    at a time, through `stages` K/V stages."""
+
+    head_dim: int = 128
+    block_m: int = 128
+    block_n: int = 128
+    stages: int = 2
+    consumers: int = 2
+    dtype: str = "bf16"
+    causal: bool = False
+    lse: bool = False
+    producer_registers: int = 40
+    consumer_registers: int = 232
+
+    def __post_init__(self):
+        if self.head_dim not in (64, 128, 256):
+            raise ValueError(f"head_dim must be 64, 128 or 256, found {self.head_dim}")
+        if self.block_m != ROWS * self.consumers:
+            raise ValueError(f"block_m must be {ROWS} per consumer warpgroup, found {self.block_m}")
+        if self.block_n % 16 or not 64 <= self.block_n <= 256:
+            raise ValueError(f"block_n must be 64 to 256 in steps of 16 (P·V's k-steps), found {self.block_n}")
+        if self.dtype not in ("bf16", "f16"):
+            raise ValueError(f"attention runs on bf16 or f16, not {self.dtype}")
+
+    @property
+    def threads(self) -> int:
+        return 128 * (1 + self.consumers)
+
+    def q_payload(self) -> TilePayload:
+        return TilePayload(q=HeadLayout(self.block_m, self.head_dim, 2, True))
+
+    def kv_payload(self) -> TilePayload:
+        return TilePayload(key=HeadLayout(self.block_n, self.head_dim, 2, True),
+                           value=HeadLayout(self.head_dim, self.block_n, 2, False))
+
+    def boxes(self) -> dict:
+        return {"q": self.q_payload().layouts["q"].box(), "k": self.kv_payload().layouts["key"].box(),
+                "v": self.kv_payload().layouts["value"].box(), "o": (1, 1, ROWS, 64)}
+
+    def shared_bytes(self) -> int:
+        stage = 2 * self.block_n * self.head_dim * 2
+        staging = self.consumers * TmaStoreEpilogue.staging_elements(2) * 2
+        return self.block_m * self.head_dim * 2 + self.stages * stage + staging + 1024 + 16 * (self.stages + 1)
+
+
+@skc.kernel
+def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, heads: skc.i32, group: skc.i32, scale: skc.f32,
+                     cfg: skc.constexpr):
+    """Grid (query blocks, batch · heads); q, k, v, o are rank-4 tensor maps (batch, heads, sequence, head_dim),
+    lse a pointer to (batch, heads, Sq) f32 (written when cfg.lse); a query head reads K/V head head // group."""
+    dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
+    batch, head = skc.block_id(1) // heads, skc.block_id(1) % heads
+    first_row = skc.block_id(0) * cfg.block_m
+    kv_blocks = skc.cdiv(Skv, cfg.block_n)
+    if cfg.causal:  # key blocks past the block's last query row are all masked: skip them
+        kv_blocks = skc.minimum(kv_blocks, skc.cdiv(first_row + cfg.block_m, cfg.block_n))
+    q_load, kv_load = TmaLoader(cfg.q_payload(), q=q), TmaLoader(cfg.kv_payload(), key=k, value=v)
+    with InputTilePipeline(cfg.q_payload(), 1, q_load, consumers=cfg.consumers) as q_pipe, \
+            InputTilePipeline(cfg.kv_payload(), cfg.stages, kv_load, consumers=cfg.consumers) as kv_pipe:
+        roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
+        if roles.is_producer():
+            roles.enter_producer()
+            kv_head = head // group
+            if q_load.is_issuing() & kv_load.is_issuing():
+                # Q stays in its stage until the consumers' last key block: drain the Q pipeline last
+                with q_pipe.producer() as q_producer, kv_pipe.producer() as producer:
+                    with q_producer.acquire() as stage:
+                        q_load(stage, 0, q=(batch, head, first_row))
+                    for j in range(kv_blocks):
+                        with producer.acquire() as stage:
+                            kv_load(stage, 0, key=(batch, kv_head, j * cfg.block_n), value=(batch, kv_head, j * cfg.block_n))
+        else:
+            roles.enter_consumer()
+            warpgroup = roles.consumer_index()
+            row0 = first_row + warpgroup * ROWS   # this warpgroup's first query row
+            qk = Wgmma(cfg.block_n, cfg.head_dim, dtype, warpgroup=warpgroup)
+            pv = WgmmaRegA(cfg.head_dim, cfg.block_n, dtype, warpgroup=warpgroup)
+            s, acc = qk.zeros(), pv.zeros()
+            softmax = OnlineSoftmax(scale)
+            epilogue = HeadTileEpilogue(o, dtype, warpgroup, cfg.consumers)
+            with epilogue, q_pipe.consumer() as q_consumer, kv_pipe.consumer() as kv_consumer:
+                with q_consumer.acquire() as q_stage:
+                    for j in range(kv_blocks):
+                        first_key = j * cfg.block_n
+                        with kv_consumer.acquire() as stage:
+                            s.zero()
+                            qk(s, q_stage.q, stage.key)
+                            s.wait()
+                            # masks only where a key is past the end, or (causal) past a row of this warpgroup
+                            crossing = first_key + cfg.block_n > Skv
+                            if cfg.causal:
+                                crossing = crossing | (first_key + cfg.block_n - 1 > row0)
+                            if crossing:
+                                softmax(s, acc, mask=lambda row, column: _visible(first_key + column, row0 + row, Skv,
+                                                                                  cfg.causal))
+                            else:
+                                softmax(s, acc)
+                            pv(acc, pv.fragments(s), stage.value)
+                            acc.wait()
+                rows_lse = softmax.finish(acc)
+                epilogue(acc, batch, head, row0)
+                if cfg.lse:
+                    _store_lse(lse, acc, rows_lse, (skc.block_id(1) * Sq), row0, Sq)
+
+
+@skc.func
+def _visible(key, query, Skv, causal: bool):
+    inside = key < Skv
+    return inside & (key <= query) if causal else inside
+
+
+@skc.func
+def _store_lse(lse, acc, values, head_offset, row0, Sq):
+    """Each row's log-sum-exp, stored by the thread that holds the row's first column."""
+    if acc.op.thread % 4 == 0:
+        for (row, indices), value in zip(acc.rows(), values):
+            skc.store(lse + (skc.i64(head_offset) + row0 + row), value, mask=row0 + row < Sq)
+
+
+class HeadTileEpilogue(TmaStoreEpilogue):
+    """The TMA-store epilogue for a warpgroup's 64 x head_dim output rows of one head of a rank-4
+    (batch, heads, sequence, head_dim) tensor map; rows past the sequence are not stored (TMA skips them)."""
+
+    def __init__(self, out_map, dtype, warpgroup, warpgroups: int):
+        super().__init__(out_map, dtype, None, warpgroup, warpgroups)
+
+    def __call__(self, acc, batch, head, row0):
+        acc.wait()
+        for chunk in skc.static_range(acc.n // self.columns):
+            first = chunk * self.columns
+            buffer = self.staging + (chunk % self.BUFFERS) * (self.rows * self.columns)
+            self.sync(self.BUFFERS - 1)  # the store that last read this buffer is done with it
+            for values, row, column in acc.runs(first, self.columns):
+                skc.store(self.staged(buffer, row, column - first), skc.vector(*[self.dtype(x) for x in values]))
+            skc.hopper.fence_proxy_async()  # the TMA (async proxy) reads what these stores wrote
+            self.barrier()
+            if self.leader:
+                skc.hopper.tma_store(self.out_map, buffer, (batch, head, row0, first))
+                skc.hopper.tma_commit()
