@@ -55,13 +55,16 @@ def sweep():
     out = torch.empty_like(q)
     for causal in (False, True):
         flops = 4 * B * H * S * S * D / (2 if causal else 1)
-        for block_n, stages in ((128, 2), (64, 2), (64, 4), (176, 2), (192, 2)):
-            config = AttentionConfig(head_dim=D, block_n=block_n, stages=stages, causal=causal)
+        for block_n, stages, registers in ((128, 2, (40, 232)), (128, 2, (24, 240)), (112, 2, (24, 240)),
+                                           (64, 4, (24, 240))):
+            config = AttentionConfig(head_dim=D, block_n=block_n, stages=stages, causal=causal,
+                                     producer_registers=registers[0], consumer_registers=registers[1])
             try:
                 tflops = flops / timed(lambda: attention(q, k, v, causal=causal, out=out, config=config)) / 1e12
-                print(f"sweep causal={causal} block_n={block_n} stages={stages}: {tflops:.1f} TFLOP/s")
+                print(f"sweep causal={causal} block_n={block_n} stages={stages} registers={registers}: {tflops:.1f} TFLOP/s")
             except Exception as e:  # a configuration that does not fit: say so, go on
-                print(f"sweep causal={causal} block_n={block_n} stages={stages}: {type(e).__name__}: {str(e)[:200]}")
+                print(f"sweep causal={causal} block_n={block_n} stages={stages} registers={registers}: "
+                      f"{type(e).__name__}: {str(e)[:200]}")
 
 
 def main():

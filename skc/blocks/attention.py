@@ -16,7 +16,7 @@ import skc
 from .epilogue import TmaStoreEpilogue
 from .layout import OperandLayout
 from .mma import Wgmma, WgmmaRegA
-from .payload import TilePayload
+from .payload import SmemTile, TilePayload
 from .pipeline import InputTilePipeline
 from .roles import WarpRoles
 from .softmax import OnlineSoftmax
@@ -95,7 +95,10 @@ def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, heads: skc.i32,
     lse a pointer to (batch, heads, Sq) f32 (written when cfg.lse); a query head reads K/V head head // group."""
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
     batch, head = skc.block_id(1) // heads, skc.block_id(1) % heads
-    first_row = skc.block_id(0) * cfg.block_m
+    query_block = skc.block_id(0)
+    if cfg.causal:  # the longest rows first, so that the short ones fill the GPU's tail
+        query_block = skc.grid_dim(0) - 1 - query_block
+    first_row = query_block * cfg.block_m
     kv_blocks = skc.cdiv(Skv, cfg.block_n)
     if cfg.causal:  # key blocks past the block's last query row are all masked: skip them
         kv_blocks = skc.minimum(kv_blocks, skc.cdiv(first_row + cfg.block_m, cfg.block_n))
@@ -118,34 +121,65 @@ def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, heads: skc.i32,
             roles.enter_consumer()
             warpgroup = roles.consumer_index()
             row0 = first_row + warpgroup * ROWS   # this warpgroup's first query row
-            qk = Wgmma(cfg.block_n, cfg.head_dim, dtype, warpgroup=warpgroup)
             pv = WgmmaRegA(cfg.head_dim, cfg.block_n, dtype, warpgroup=warpgroup)
-            s, acc = qk.zeros(), pv.zeros()
-            softmax = OnlineSoftmax(scale)
+            scores = KeyBlockScores(Wgmma(cfg.block_n, cfg.head_dim, dtype, warpgroup=warpgroup), OnlineSoftmax(scale),
+                                    row0, Skv, cfg)
+            acc = pv.zeros()
             epilogue = HeadTileEpilogue(o, dtype, warpgroup, cfg.consumers)
-            with epilogue, q_pipe.consumer() as q_consumer, kv_pipe.consumer() as kv_consumer:
+            # pv keeps one stage in flight: a K/V stage is released once the P·V that reads its V completed
+            with epilogue, q_pipe.consumer() as q_consumer, kv_pipe.consumer(pv) as kv_consumer:
                 with q_consumer.acquire() as q_stage:
-                    for j in range(kv_blocks):
-                        first_key = j * cfg.block_n
+                    with kv_consumer.acquire() as stage:
+                        scores.issue(q_stage.q, stage.key)
+                        scores.retire(0)
+                        scores.softmax_step(0)
+                        p, values = pv.operand(scores.s), stage.value
+                    values = values.address
+                    # block j's softmax runs while the tensor cores compute block j - 1's P·V (FlashAttention-3)
+                    for j in range(1, kv_blocks):
                         with kv_consumer.acquire() as stage:
-                            s.zero()
-                            qk(s, q_stage.q, stage.key)
-                            s.wait()
-                            # masks only where a key is past the end, or (causal) past a row of this warpgroup
-                            crossing = first_key + cfg.block_n > Skv
-                            if cfg.causal:
-                                crossing = crossing | (first_key + cfg.block_n - 1 > row0)
-                            if crossing:
-                                softmax(s, acc, mask=lambda row, column: _visible(first_key + column, row0 + row, Skv,
-                                                                                  cfg.causal))
-                            else:
-                                softmax(s, acc)
-                            pv(acc, pv.fragments(s), stage.value)
-                            acc.wait()
-                rows_lse = softmax.finish(acc)
+                            scores.issue(q_stage.q, stage.key)                  # S = Q K_jᵀ
+                            pv(acc, p, SmemTile("value", values, cfg.kv_payload().layouts["value"]))  # O += P V_j-1
+                            scores.retire(1)                                    # S is ready, P·V may still run
+                            factors = scores.softmax_step(j)
+                            pv.retire(0)
+                            scores.softmax.rescale(acc, factors)
+                            p, values = pv.operand(scores.s), stage.value.address
+                    pv(acc, p, SmemTile("value", values, cfg.kv_payload().layouts["value"]))
+                    acc.wait()
+                rows_lse = scores.softmax.finish(acc)
                 epilogue(acc, batch, head, row0)
                 if cfg.lse:
                     _store_lse(lse, acc, rows_lse, (skc.block_id(1) * Sq), row0, Sq)
+
+
+class KeyBlockScores:
+    """S = Q K_jᵀ for a warpgroup's rows and key block j, and its softmax step, masked only where the block
+    crosses the end of the keys or (causal) the diagonal of this warpgroup's rows."""
+
+    def __init__(self, qk, softmax, row0, Skv, cfg):
+        self.qk, self.softmax, self.row0, self.Skv, self.cfg = qk, softmax, row0, Skv, cfg
+        self.s = qk.zeros()
+
+    def issue(self, q, key):
+        self.s.zero()
+        self.qk(self.s, q, key)
+
+    def retire(self, pending: int):
+        self.qk.retire(pending)
+
+    def softmax_step(self, j):
+        """S becomes P; gives the factors for O (OnlineSoftmax.update)."""
+        first_key = j * self.cfg.block_n
+        crossing = first_key + self.cfg.block_n > self.Skv
+        if self.cfg.causal:
+            crossing = crossing | (first_key + self.cfg.block_n - 1 > self.row0)
+        if crossing:
+            factors = self.softmax.update(self.s, mask=lambda row, column: _visible(
+                first_key + column, self.row0 + row, self.Skv, self.cfg.causal))
+        else:
+            factors = self.softmax.update(self.s)
+        return factors
 
 
 @skc.func

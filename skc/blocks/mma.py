@@ -157,7 +157,8 @@ def _instruction_k(dtype, dtype_b) -> tuple:
 class WgmmaRegA:
     """acc += P · B where P, the warpgroup's 64 x k left operand, comes from registers (the register-A form of
     wgmma, m64nNk16, f16/bf16) and B, a k x n tile, from shared memory. P is typically an f32 accumulator of an
-    earlier MMA (S = Q·Kᵀ in attention): `fragments(p)` converts it to `dtype` as A fragments, one per 16 columns.
+    earlier MMA (S = Q·Kᵀ in attention): `operand(p)` converts it to `dtype` (the A fragments, 8 values per 16
+    columns).
     An m64 accumulator's values 8j .. 8j + 7 are exactly the A fragment of its columns 16j .. 16j + 15 (the D and
     A register layouts of PTX ISA 9.7.15.5.1.1 line up), so the conversion moves no value between threads."""
 
@@ -182,30 +183,25 @@ class WgmmaRegA:
     def retire(self, pending: int):
         skc.hopper.wgmma_wait(pending)
 
-    def fragments(self, p, scale=None) -> list:
-        """The A fragments (one vector of 8 `dtype` values per 16 columns) of accumulator p (64 x k), whose
-        MMAs must have completed (`p.wait()`); each value times `scale` first when given."""
+    def operand(self, p):
+        """This thread's part of the left operand: accumulator p (64 x k, its MMAs completed) converted to
+        `dtype`, one vector of k/2 values (8 per 16 columns: value 8j + i is element i of the A fragment of k-step
+        j). A vector, so that it can live in a loop-carried variable while the MMAs that read it run."""
         if p.n != self.k:
             raise frontend.current().error(f"P has {p.n} columns; this MMA was made for k = {self.k}")
-        found = []
-        for step in skc.static_range(self.k // self.K):
-            values = [p.fragment[8 * step + i] for i in range(8)]
-            if scale is not None:
-                values = [value * scale for value in values]
-            found.append(skc.vector(*[self.dtype(value) for value in values]))
-        return found
+        return skc.vector(*[self.dtype(p.fragment[i]) for i in range(self.k // 2)])
 
-    def __call__(self, acc: Accumulator, fragments: list, b):
+    def __call__(self, acc: Accumulator, operand, b):
+        """acc += P · B, P as `operand(p)` gave it; B a k x n tile in shared memory (K- or MN-major)."""
         if b.layout.k != self.k or b.layout.rows != self.n:
             raise frontend.current().error(
                 f"the B tile is {b.layout.k} x {b.layout.rows}; this register-A MMA was made for {self.k} x {self.n}",
                 hint="build the payload and the TileOp from the same config")
-        if len(fragments) != self.k // self.K:
-            raise frontend.current().error(f"{len(fragments)} A fragments given; k = {self.k} takes {self.k // self.K}")
         skc.hopper.wgmma_fence()   # the fragments were just written by ordinary instructions
         fragment = acc.fragment
         for step in skc.static_range(self.k // self.K):
-            fragment = skc.hopper.wgmma_rs(fragment, fragments[step], b.descriptor(step), self.n, self.dtype,
+            a = skc.vector(*[operand[8 * step + i] for i in range(8)])
+            fragment = skc.hopper.wgmma_rs(fragment, a, b.descriptor(step), self.n, self.dtype,
                                            trans_b=int(not b.layout.k_major))
         acc.fragment = fragment
         skc.hopper.wgmma_commit()

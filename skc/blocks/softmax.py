@@ -28,13 +28,19 @@ class OnlineSoftmax:
         self.sum = skc.full(self.rows_held, 0.0, skc.f32)
 
     def __call__(self, s, o, mask=None):
-        """S (its MMAs completed) becomes P in place; O is rescaled to the new row maxima. `mask(row, column)`,
-        given, is a run-time test per score (row and column in S's tile): scores where it is false are -inf."""
-        rows = s.rows()
+        """S (its MMAs completed) becomes P in place; O (its MMAs completed) is rescaled to the new row maxima.
+        `mask(row, column)`, given, is a run-time test per score (row and column in S's tile): scores where it
+        is false are -inf."""
+        self.rescale(o, self.update(s, mask))
+
+    def update(self, s, mask=None):
+        """The part of a step that needs S only: S becomes P, the running maxima and sums move on. Gives the
+        factors (a vector, one per row of `s.rows()`) that O must be multiplied by (`rescale`), so that the
+        MMAs still writing O may run meanwhile."""
         fragment = s.fragment
         probabilities = []   # (index, P value): lists grow by append in run-time loops, not by item assignment
         new_max, new_sum, factors = [], [], []
-        for h, (row, indices) in enumerate(rows):
+        for h, (row, indices) in enumerate(s.rows()):
             values = [fragment[i] for i in indices]
             if mask is not None:
                 values = [skc.where(mask(*s.position(i)), value, NEG_INF) for i, value in zip(indices, values)]
@@ -58,7 +64,7 @@ class OnlineSoftmax:
         s.fragment = _vector_of(dict(probabilities), s.n // 2)
         self.max = skc.vector(*new_max)
         self.sum = skc.vector(*new_sum)
-        self.rescale(o, factors)
+        return skc.vector(*factors)
 
     def finish(self, o) -> list:
         """O /= l for each row (0 where a row saw no score); gives each row's log-sum-exp of the scaled scores
@@ -70,13 +76,13 @@ class OnlineSoftmax:
                 total = total + skc.shfl_xor(total, lanes)
             inverses.append(skc.where(total > 0.0, 1.0 / total, 0.0))
             lse.append((self.max[h] * self.scale_log2 + skc.log2(total)) / LOG2E)
-        self.rescale(o, inverses)
+        self.rescale(o, skc.vector(*inverses))
         return lse
 
-    def rescale(self, o, factors: list):
-        """Multiply each row of accumulator o by its factor (factors in the order of `o.rows()`)."""
+    def rescale(self, o, factors):
+        """Multiply each row of accumulator o by its factor (a vector, in the order of `o.rows()`)."""
         fragment = o.fragment
-        scaled = dict((i, fragment[i] * factor) for (row, indices), factor in zip(o.rows(), factors) for i in indices)
+        scaled = dict((i, fragment[i] * factors[h]) for h, (row, indices) in enumerate(o.rows()) for i in indices)
         o.fragment = _vector_of(scaled, o.n // 2)
 
 

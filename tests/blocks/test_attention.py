@@ -108,6 +108,10 @@ def test_attention_compiles_for_sm_90a_without_spills(D, causal):
                           r"%rd\d+, %rd\d+", ptx)
     register_a = re.findall(rf"wgmma\.mma_async\.sync\.aligned\.m64n{D}k16\.f32\.bf16\.bf16 \{{[^}}]*\}}, "
                             r"\{%r\d+, %r\d+, %r\d+, %r\d+\}, %rd\d+", ptx)
-    assert len(shared_a) == D // 16 and len(register_a) == config.block_n // 16, (len(shared_a), len(register_a))
+    # S = Q Kᵀ for the first key block and in the loop; P·V in the loop (overlapping the next softmax) and last
+    assert len(shared_a) == 2 * (D // 16) and len(register_a) == 2 * (config.block_n // 16), (len(shared_a),
+                                                                                            len(register_a))
+    _, log = ptx_tools.link_ptx(ptx, "sm_90a")
+    assert "serialized" not in log, log   # ptxas would serialize wgmmas whose registers are touched in flight
     resources = compiled.resources
     assert resources["spill_stores"] == 0 and resources["stack_bytes"] == 0, resources
