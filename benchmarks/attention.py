@@ -55,15 +55,18 @@ def sweep():
     out = torch.empty_like(q)
     for causal in (False, True):
         flops = 4 * B * H * S * S * D / (2 if causal else 1)
-        for block_n, stages, registers in ((128, 2, (40, 232)), (128, 2, (24, 240)), (112, 2, (24, 240)),
-                                           (64, 4, (24, 240))):
-            config = AttentionConfig(head_dim=D, block_n=block_n, stages=stages, causal=causal,
+        for block_n, stages, registers, persistent in ((128, 2, (40, 232), False), (128, 2, (24, 240), False),
+                                                       (112, 2, (24, 240), False), (128, 2, (40, 232), True),
+                                                       (128, 2, (24, 240), True)):
+            config = AttentionConfig(head_dim=D, block_n=block_n, stages=stages, causal=causal, persistent=persistent,
                                      producer_registers=registers[0], consumer_registers=registers[1])
             try:
                 tflops = flops / timed(lambda: attention(q, k, v, causal=causal, out=out, config=config)) / 1e12
-                print(f"sweep causal={causal} block_n={block_n} stages={stages} registers={registers}: {tflops:.1f} TFLOP/s")
+                print(f"sweep causal={causal} block_n={block_n} stages={stages} registers={registers} persistent={persistent}: "
+                      f"{tflops:.1f} TFLOP/s")
             except Exception as e:  # a configuration that does not fit: say so, go on
-                print(f"sweep causal={causal} block_n={block_n} stages={stages} registers={registers}: "
+                print(f"sweep causal={causal} block_n={block_n} stages={stages} registers={registers} "
+                      f"persistent={persistent}: "
                       f"{type(e).__name__}: {str(e)[:200]}")
 
 
@@ -81,6 +84,10 @@ def main():
         result = {"shape": f"{B}x{H}x{S}x{D}{' causal' if causal else ''}"}
         result["skc"] = flops / timed(lambda: attention(q, k, v, causal=causal, out=out)) / 1e12
         result["err_skc"] = error_of(ours, q, k, v, causal)
+        from skc.blocks.attention import AttentionConfig
+
+        persistent = AttentionConfig(head_dim=D, causal=causal, persistent=True)
+        result["skc_p"] = flops / timed(lambda: attention(q, k, v, causal=causal, out=out, config=persistent)) / 1e12
         for name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
             try:
                 got = sdpa(backend, q, k, v, causal)
@@ -93,9 +100,9 @@ def main():
         rows.append(result)
         del q, k, v, out
         torch.cuda.empty_cache()
-    print(f"{'shape':>24} {'skc':>7} {'flash':>7} {'cudnn':>7} {'skc/cudnn':>9} {'err skc':>9} {'err flash':>9}")
+    print(f"{'shape':>24} {'skc':>7} {'skc-p':>7} {'flash':>7} {'cudnn':>7} {'skc/cudnn':>9} {'err skc':>9} {'err flash':>9}")
     for r in rows:
-        print(f"{r['shape']:>24} {r['skc']:7.1f} {r['flash']:7.1f} {r['cudnn']:7.1f} {r['skc'] / r['cudnn']:9.2f} "
+        print(f"{r['shape']:>24} {r['skc']:7.1f} {r['skc_p']:7.1f} {r['flash']:7.1f} {r['cudnn']:7.1f} {r['skc'] / r['cudnn']:9.2f} "
               f"{r['err_skc']:9.2e} {r.get('err_flash', float('nan')):9.2e}")
 
 

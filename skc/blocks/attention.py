@@ -54,6 +54,7 @@ class AttentionConfig:
     dtype: str = "bf16"
     causal: bool = False
     lse: bool = False
+    persistent: bool = False     # a grid of at most one block per SM walking the tiles (Q double-buffered)
     producer_registers: int = 40
     consumer_registers: int = 232
 
@@ -66,6 +67,11 @@ class AttentionConfig:
             raise ValueError(f"block_n must be 64 to 256 in steps of 16 (P·V's k-steps), found {self.block_n}")
         if self.dtype not in ("bf16", "f16"):
             raise ValueError(f"attention runs on bf16 or f16, not {self.dtype}")
+
+    @property
+    def q_stages(self) -> int:
+        """A persistent block loads the next tile's Q while it computes the current one."""
+        return 2 if self.persistent else 1
 
     @property
     def threads(self) -> int:
@@ -85,72 +91,106 @@ class AttentionConfig:
     def shared_bytes(self) -> int:
         stage = 2 * self.block_n * self.head_dim * 2
         staging = self.consumers * TmaStoreEpilogue.staging_elements(2) * 2
-        return self.block_m * self.head_dim * 2 + self.stages * stage + staging + 1024 + 16 * (self.stages + 1)
+        return self.q_stages * self.block_m * self.head_dim * 2 + self.stages * stage + staging + 1024 + 16 * (self.stages + self.q_stages)
 
 
 @skc.kernel
-def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, heads: skc.i32, group: skc.i32, scale: skc.f32,
-                     cfg: skc.constexpr):
-    """Grid (query blocks, batch · heads); q, k, v, o are rank-4 tensor maps (batch, heads, sequence, head_dim),
-    lse a pointer to (batch, heads, Sq) f32 (written when cfg.lse); a query head reads K/V head head // group."""
+def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, batches: skc.i32, heads: skc.i32, group: skc.i32,
+                     scale: skc.f32, cfg: skc.constexpr):
+    """q, k, v, o are rank-4 tensor maps (batch, heads, sequence, head_dim), lse a pointer to (batch, heads, Sq) f32
+    (written when cfg.lse); a query head reads K/V head head // group. One block per tile (query block, batch and
+    head), or (cfg.persistent) a grid of at most one block per SM walking the tiles."""
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
-    batch, head = skc.block_id(1) // heads, skc.block_id(1) % heads
-    query_block = skc.block_id(0)
-    if cfg.causal:  # the longest rows first, so that the short ones fill the GPU's tail
-        query_block = skc.grid_dim(0) - 1 - query_block
-    first_row = query_block * cfg.block_m
-    kv_blocks = skc.cdiv(Skv, cfg.block_n)
-    if cfg.causal:  # key blocks past the block's last query row are all masked: skip them
-        kv_blocks = skc.minimum(kv_blocks, skc.cdiv(first_row + cfg.block_m, cfg.block_n))
+    tiles = HeadTiles(Sq, Skv, batches * heads, heads, cfg)
+    mine = tiles.mine()   # (before the roles split: the producer runs on few registers)
     q_load, kv_load = TmaLoader(cfg.q_payload(), q=q), TmaLoader(cfg.kv_payload(), key=k, value=v)
-    with InputTilePipeline(cfg.q_payload(), 1, q_load, consumers=cfg.consumers) as q_pipe, \
+    with InputTilePipeline(cfg.q_payload(), cfg.q_stages, q_load, consumers=cfg.consumers) as q_pipe, \
             InputTilePipeline(cfg.kv_payload(), cfg.stages, kv_load, consumers=cfg.consumers) as kv_pipe:
         roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
         if roles.is_producer():
             roles.enter_producer()
-            kv_head = head // group
             if q_load.is_issuing() & kv_load.is_issuing():
                 # Q stays in its stage until the consumers' last key block: drain the Q pipeline last
                 with q_pipe.producer() as q_producer, kv_pipe.producer() as producer:
-                    with q_producer.acquire() as stage:
-                        q_load(stage, 0, q=(batch, head, first_row))
-                    for j in range(kv_blocks):
-                        with producer.acquire() as stage:
-                            kv_load(stage, 0, key=(batch, kv_head, j * cfg.block_n), value=(batch, kv_head, j * cfg.block_n))
+                    for tile in mine:
+                        with q_producer.acquire() as stage:
+                            q_load(stage, 0, q=(tile.batch, tile.head, tile.row0))
+                        for j in range(tiles.key_blocks(tile.row0)):
+                            keys = (tile.batch, tile.head // group, j * cfg.block_n)
+                            with producer.acquire() as stage:
+                                kv_load(stage, 0, key=keys, value=keys)
         else:
             roles.enter_consumer()
             warpgroup = roles.consumer_index()
-            row0 = first_row + warpgroup * ROWS   # this warpgroup's first query row
+            qk = Wgmma(cfg.block_n, cfg.head_dim, dtype, warpgroup=warpgroup)
             pv = WgmmaRegA(cfg.head_dim, cfg.block_n, dtype, warpgroup=warpgroup)
-            scores = KeyBlockScores(Wgmma(cfg.block_n, cfg.head_dim, dtype, warpgroup=warpgroup), OnlineSoftmax(scale),
-                                    row0, Skv, cfg)
-            acc = pv.zeros()
+            value_layout = cfg.kv_payload().layouts["value"]
             epilogue = HeadTileEpilogue(o, dtype, warpgroup, cfg.consumers)
             # pv keeps one stage in flight: a K/V stage is released once the P·V that reads its V completed
             with epilogue, q_pipe.consumer() as q_consumer, kv_pipe.consumer(pv) as kv_consumer:
-                with q_consumer.acquire() as q_stage:
-                    with kv_consumer.acquire() as stage:
-                        scores.issue(q_stage.q, stage.key)
-                        scores.retire(0)
-                        scores.softmax_step(0)
-                        p, values = pv.operand(scores.s), stage.value
-                    values = values.address
-                    # block j's softmax runs while the tensor cores compute block j - 1's P·V (FlashAttention-3)
-                    for j in range(1, kv_blocks):
+                for tile in mine:
+                    # S and its softmax for this warpgroup's rows (from its first query row), and O
+                    scores = KeyBlockScores(qk, OnlineSoftmax(scale), tile.row0 + warpgroup * ROWS, Skv, cfg)
+                    acc = pv.zeros()
+                    with q_consumer.acquire() as q_stage:
                         with kv_consumer.acquire() as stage:
-                            scores.issue(q_stage.q, stage.key)                  # S = Q K_jᵀ
-                            pv(acc, p, SmemTile("value", values, cfg.kv_payload().layouts["value"]))  # O += P V_j-1
-                            scores.retire(1)                                    # S is ready, P·V may still run
-                            factors = scores.softmax_step(j)
-                            pv.retire(0)
-                            scores.softmax.rescale(acc, factors)
+                            scores.issue(q_stage.q, stage.key)
+                            scores.retire(0)
+                            scores.softmax_step(0)
                             p, values = pv.operand(scores.s), stage.value.address
-                    pv(acc, p, SmemTile("value", values, cfg.kv_payload().layouts["value"]))
-                    acc.wait()
-                rows_lse = scores.softmax.finish(acc)
-                epilogue(acc, batch, head, row0)
-                if cfg.lse:
-                    _store_lse(lse, acc, rows_lse, (skc.block_id(1) * Sq), row0, Sq)
+                        # block j's softmax runs while the tensor cores compute block j - 1's P·V (FlashAttention-3)
+                        for j in range(1, tiles.key_blocks(tile.row0)):
+                            with kv_consumer.acquire() as stage:
+                                scores.issue(q_stage.q, stage.key)              # S = Q K_jᵀ
+                                pv(acc, p, SmemTile("value", values, value_layout))   # O += P V_j-1, in flight
+                                scores.retire(1)                                # S is ready, P·V may still run
+                                factors = scores.softmax_step(j)
+                                pv.retire(0)
+                                scores.softmax.rescale(acc, factors)
+                                p, values = pv.operand(scores.s), stage.value.address
+                        pv(acc, p, SmemTile("value", values, value_layout))
+                        acc.wait()
+                    rows_lse = scores.softmax.finish(acc)
+                    epilogue(acc, tile.batch, tile.head, scores.row0)
+                    if cfg.lse:
+                        _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
+
+
+class HeadTile:
+    def __init__(self, batch, head, index, row0):
+        self.batch, self.head, self.index, self.row0 = batch, head, index, row0
+
+
+class HeadTiles:
+    """`for tile in HeadTiles(...)`: the tiles (query block, batch · heads + head) this block computes, query blocks
+    of one head after another (they share K and V in L2), causal ones longest first (the short ones fill the
+    GPU's tail); one per block, or a persistent block's share (stride: the grid)."""
+
+    def __init__(self, Sq, Skv, batch_heads, heads, cfg):
+        self.Skv, self.heads, self.cfg = Skv, heads, cfg
+        self.query_blocks = skc.cdiv(Sq, cfg.block_m)
+        self.count = self.query_blocks * batch_heads
+
+    def mine(self):
+        """What `for tile in ...` walks: this scheduler (a run-time loop) when persistent, else the block's one tile
+        (a compile-time list: no loop)."""
+        return self if self.cfg.persistent else [self.__skc_item__(skc.block_id(0))]
+
+    def __skc_range__(self):
+        return skc.block_id(0), self.count, skc.grid_dim(0)
+
+    def __skc_item__(self, index):
+        batch_head, block = index // self.query_blocks, index % self.query_blocks
+        if self.cfg.causal:
+            block = self.query_blocks - 1 - block
+        return HeadTile(batch_head // self.heads, batch_head % self.heads, batch_head, block * self.cfg.block_m)
+
+    def key_blocks(self, row0):
+        """Key blocks the tile at query row row0 visits: all, or (causal) those up to its last row's diagonal."""
+        blocks = skc.cdiv(self.Skv, self.cfg.block_n)
+        if self.cfg.causal:
+            blocks = skc.minimum(blocks, skc.cdiv(row0 + self.cfg.block_m, self.cfg.block_n))
+        return blocks
 
 
 class KeyBlockScores:

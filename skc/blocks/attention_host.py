@@ -50,12 +50,13 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     boxes = config.boxes()
     maps = [skc.TensorMap(x, boxes[name], dtype=skc.bf16 if host else None)
             for x, name in zip(views + [out_view], ("q", "k", "v", "o"))]
-    grid = (-(-Sq // config.block_m), B * H)
+    tiles = -(-Sq // config.block_m) * B * H
+    grid = min(tiles, skc.current_device().multiprocessors) if config.persistent else tiles
     launch = attention_kernel[grid, config.threads]
     if stream is not None:
-        launch(*maps, lse, Sq, Skv, H, H // Hkv, float(scale), config, stream=stream)
+        launch(*maps, lse, Sq, Skv, B, H, H // Hkv, float(scale), config, stream=stream)
     else:
-        launch(*maps, lse, Sq, Skv, H, H // Hkv, float(scale), config)
+        launch(*maps, lse, Sq, Skv, B, H, H // Hkv, float(scale), config)
     if host:
         result = (out_bits.astype(np.uint32) << 16).view(np.float32)
         out = np.ascontiguousarray(np.swapaxes(result, 1, 2)) if layout == "bshd" else result
