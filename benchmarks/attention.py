@@ -40,7 +40,8 @@ def error_of(got, q, k, v, causal, rows=256):
     s = qs @ k[:1, :1].float().transpose(-1, -2) / math.sqrt(q.shape[-1])
     if causal:
         first = q.shape[2] - rows
-        keep = torch.arange(k.shape[2], device=q.device)[None, :] <= (first + torch.arange(rows, device=q.device))[:, None]
+        query = first + torch.arange(rows, device=q.device)
+        keep = torch.arange(k.shape[2], device=q.device)[None, :] <= query[:, None]
         s = s.masked_fill(~keep, float("-inf"))
     expected = torch.softmax(s, -1) @ v[:1, :1].float()
     return (got[:1, :1, -rows:].float() - expected).abs().max().item()
@@ -55,19 +56,19 @@ def sweep():
     out = torch.empty_like(q)
     for causal in (False, True):
         flops = 4 * B * H * S * S * D / (2 if causal else 1)
-        for block_n, stages, registers, persistent in ((128, 2, (40, 232), False), (128, 2, (24, 240), False),
-                                                       (112, 2, (24, 240), False), (128, 2, (40, 232), True),
-                                                       (128, 2, (24, 240), True)):
+        for block_n, stages, registers, persistent, overlap in (
+                (128, 2, (40, 232), False, False), (128, 2, (24, 240), False, False), (112, 2, (40, 232), False, False),
+                (128, 2, (40, 232), True, True), (128, 2, (40, 232), False, True), (64, 4, (40, 232), False, True)):
             config = AttentionConfig(head_dim=D, block_n=block_n, stages=stages, causal=causal, persistent=persistent,
-                                     producer_registers=registers[0], consumer_registers=registers[1])
+                                     overlap=overlap, producer_registers=registers[0], consumer_registers=registers[1])
+            name = (f"sweep causal={causal} block_n={block_n} stages={stages} registers={registers} "
+                    f"persistent={persistent} overlap={overlap}")
             try:
-                tflops = flops / timed(lambda: attention(q, k, v, causal=causal, out=out, config=config)) / 1e12
-                print(f"sweep causal={causal} block_n={block_n} stages={stages} registers={registers} persistent={persistent}: "
-                      f"{tflops:.1f} TFLOP/s")
+                tflops = flops / timed(lambda c=config, causal=causal: attention(q, k, v, causal=causal, out=out,
+                                                                                 config=c)) / 1e12
+                print(f"{name}: {tflops:.1f} TFLOP/s")
             except Exception as e:  # a configuration that does not fit: say so, go on
-                print(f"sweep causal={causal} block_n={block_n} stages={stages} registers={registers} "
-                      f"persistent={persistent}: "
-                      f"{type(e).__name__}: {str(e)[:200]}")
+                print(f"{name}: {type(e).__name__}: {str(e)[:200]}")
 
 
 def main():
@@ -86,7 +87,7 @@ def main():
         result["err_skc"] = error_of(ours, q, k, v, causal)
         from skc.blocks.attention import AttentionConfig
 
-        persistent = AttentionConfig(head_dim=D, causal=causal, persistent=True)
+        persistent = AttentionConfig(head_dim=D, causal=causal, persistent=True, overlap=True)
         result["skc_p"] = flops / timed(lambda: attention(q, k, v, causal=causal, out=out, config=persistent)) / 1e12
         for name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
             try:
@@ -98,11 +99,13 @@ def main():
                 result[name] = float("nan")
                 print(f"{name} failed on {result['shape']}: {e}", file=sys.stderr)
         rows.append(result)
-        del q, k, v, out
+        q = k = v = out = ours = got = None   # free the tensors before the next shape
         torch.cuda.empty_cache()
-    print(f"{'shape':>24} {'skc':>7} {'skc-p':>7} {'flash':>7} {'cudnn':>7} {'skc/cudnn':>9} {'err skc':>9} {'err flash':>9}")
+    print(f"{'shape':>24} {'skc':>7} {'skc-p':>7} {'flash':>7} {'cudnn':>7} {'skc/cudnn':>9} {'err skc':>9} "
+          f"{'err flash':>9}")
     for r in rows:
-        print(f"{r['shape']:>24} {r['skc']:7.1f} {r['skc_p']:7.1f} {r['flash']:7.1f} {r['cudnn']:7.1f} {r['skc'] / r['cudnn']:9.2f} "
+        print(f"{r['shape']:>24} {r['skc']:7.1f} {r['skc_p']:7.1f} {r['flash']:7.1f} {r['cudnn']:7.1f} "
+              f"{r['skc'] / r['cudnn']:9.2f} "
               f"{r['err_skc']:9.2e} {r.get('err_flash', float('nan')):9.2e}")
 
 

@@ -55,6 +55,7 @@ class AttentionConfig:
     causal: bool = False
     lse: bool = False
     persistent: bool = False     # a grid of at most one block per SM walking the tiles (Q double-buffered)
+    overlap: bool = False        # softmax of key block j during P·V of block j - 1 in each warpgroup (slower so far)
     producer_registers: int = 40
     consumer_registers: int = 232
 
@@ -65,6 +66,11 @@ class AttentionConfig:
             raise ValueError(f"block_m must be {ROWS} per consumer warpgroup, found {self.block_m}")
         if self.block_n % 16 or not 64 <= self.block_n <= 256:
             raise ValueError(f"block_n must be 64 to 256 in steps of 16 (P·V's k-steps), found {self.block_n}")
+        if self.persistent and not self.overlap:
+            raise ValueError("persistent=True needs overlap=True: in the persistent tile loop ptxas serializes the "
+                             "wgmmas of the serial key-block loop (C7519, 'WG.AR in divergent path')")
+        if self.overlap and self.stages < 2:
+            raise ValueError("overlap holds a K/V stage for P·V while the next one is read: it needs 2 stages or more")
         if self.dtype not in ("bf16", "f16"):
             raise ValueError(f"attention runs on bf16 or f16, not {self.dtype}")
 
@@ -91,7 +97,8 @@ class AttentionConfig:
     def shared_bytes(self) -> int:
         stage = 2 * self.block_n * self.head_dim * 2
         staging = self.consumers * TmaStoreEpilogue.staging_elements(2) * 2
-        return self.q_stages * self.block_m * self.head_dim * 2 + self.stages * stage + staging + 1024 + 16 * (self.stages + self.q_stages)
+        barriers = 16 * (self.stages + self.q_stages)
+        return self.q_stages * self.block_m * self.head_dim * 2 + self.stages * stage + staging + 1024 + barriers
 
 
 @skc.kernel
@@ -124,36 +131,53 @@ def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, batches: skc.i3
             warpgroup = roles.consumer_index()
             qk = Wgmma(cfg.block_n, cfg.head_dim, dtype, warpgroup=warpgroup)
             pv = WgmmaRegA(cfg.head_dim, cfg.block_n, dtype, warpgroup=warpgroup)
-            value_layout = cfg.kv_payload().layouts["value"]
             epilogue = HeadTileEpilogue(o, dtype, warpgroup, cfg.consumers)
             # pv keeps one stage in flight: a K/V stage is released once the P·V that reads its V completed
-            with epilogue, q_pipe.consumer() as q_consumer, kv_pipe.consumer(pv) as kv_consumer:
+            # with overlap, pv keeps one stage in flight: a K/V stage is released once the P·V reading its V completed
+            with epilogue, q_pipe.consumer() as q_consumer, \
+                    kv_pipe.consumer(pv if cfg.overlap else None) as kv_consumer:
                 for tile in mine:
                     # S and its softmax for this warpgroup's rows (from its first query row), and O
                     scores = KeyBlockScores(qk, OnlineSoftmax(scale), tile.row0 + warpgroup * ROWS, Skv, cfg)
                     acc = pv.zeros()
                     with q_consumer.acquire() as q_stage:
-                        with kv_consumer.acquire() as stage:
-                            scores.issue(q_stage.q, stage.key)
-                            scores.retire(0)
-                            scores.softmax_step(0)
-                            p, values = pv.operand(scores.s), stage.value.address
-                        # block j's softmax runs while the tensor cores compute block j - 1's P·V (FlashAttention-3)
-                        for j in range(1, tiles.key_blocks(tile.row0)):
-                            with kv_consumer.acquire() as stage:
-                                scores.issue(q_stage.q, stage.key)              # S = Q K_jᵀ
-                                pv(acc, p, SmemTile("value", values, value_layout))   # O += P V_j-1, in flight
-                                scores.retire(1)                                # S is ready, P·V may still run
-                                factors = scores.softmax_step(j)
-                                pv.retire(0)
-                                scores.softmax.rescale(acc, factors)
-                                p, values = pv.operand(scores.s), stage.value.address
-                        pv(acc, p, SmemTile("value", values, value_layout))
-                        acc.wait()
+                        if cfg.overlap:
+                            _overlapped(q_stage.q, kv_consumer, scores, pv, acc, tiles.key_blocks(tile.row0), cfg)
+                        else:  # the two consumer warpgroups overlap each other's softmax and MMAs
+                            for j in range(tiles.key_blocks(tile.row0)):
+                                with kv_consumer.acquire() as stage:
+                                    scores.issue(q_stage.q, stage.key)          # S = Q K_jᵀ
+                                    scores.retire(0)
+                                    scores.softmax.rescale(acc, scores.softmax_step(j))
+                                    pv(acc, pv.operand(scores.s), stage.value)  # O += P V_j
+                                    acc.wait()
                     rows_lse = scores.softmax.finish(acc)
                     epilogue(acc, tile.batch, tile.head, scores.row0)
                     if cfg.lse:
                         _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
+
+
+@skc.func
+def _overlapped(q, kv_consumer, scores, pv, acc, key_blocks, cfg):
+    """The key blocks with block j's softmax running while the tensor cores compute block j - 1's P·V
+    (FlashAttention-3's overlap inside a warpgroup); the K/V pipeline's consumer holds a stage for pv."""
+    value_layout = cfg.kv_payload().layouts["value"]
+    with kv_consumer.acquire() as stage:
+        scores.issue(q, stage.key)
+        scores.retire(0)
+        scores.softmax_step(0)
+        p, values = pv.operand(scores.s), stage.value.address
+    for j in range(1, key_blocks):
+        with kv_consumer.acquire() as stage:
+            scores.issue(q, stage.key)                                  # S = Q K_jᵀ
+            pv(acc, p, SmemTile("value", values, value_layout))         # O += P V_j-1, in flight
+            scores.retire(1)                                            # S is ready, P·V may still run
+            factors = scores.softmax_step(j)
+            pv.retire(0)
+            scores.softmax.rescale(acc, factors)
+            p, values = pv.operand(scores.s), stage.value.address
+    pv(acc, p, SmemTile("value", values, value_layout))
+    acc.wait()
 
 
 class HeadTile:

@@ -82,7 +82,7 @@ class OnlineSoftmax:
     def rescale(self, o, factors):
         """Multiply each row of accumulator o by its factor (a vector, in the order of `o.rows()`)."""
         fragment = o.fragment
-        scaled = dict((i, fragment[i] * factors[h]) for h, (row, indices) in enumerate(o.rows()) for i in indices)
+        scaled = {i: fragment[i] * factors[h] for h, (row, indices) in enumerate(o.rows()) for i in indices}
         o.fragment = _vector_of(scaled, o.n // 2)
 
 

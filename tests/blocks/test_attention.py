@@ -60,23 +60,25 @@ def online_model(q, k, v, causal, block_n):
     return o / l
 
 
-CASES = [  # (B, H, H_kv, Sq, Skv, D, causal, layout, persistent)
-    (1, 2, 1, 80, 100, 64, False, "bhsd", False),
-    (1, 2, 2, 130, 70, 64, True, "bshd", False),
-    (2, 1, 1, 64, 200, 128, False, "bshd", False),
-    (1, 2, 1, 96, 96, 128, True, "bhsd", False),
-    (2, 2, 1, 200, 150, 64, True, "bhsd", True),   # more tiles than the interpreter's SMs: blocks loop over tiles
+CASES = [  # (B, H, H_kv, Sq, Skv, D, causal, layout, persistent, overlap)
+    (1, 2, 1, 80, 100, 64, False, "bhsd", False, False),
+    (1, 2, 2, 130, 70, 64, True, "bshd", False, False),
+    (2, 1, 1, 64, 200, 128, False, "bshd", False, False),
+    (1, 2, 1, 96, 96, 128, True, "bhsd", False, False),
+    (1, 2, 1, 80, 200, 64, False, "bshd", False, True),
+    (2, 2, 1, 200, 150, 64, True, "bhsd", True, True),   # more tiles than the interpreter's SMs: blocks loop
 ]
 
 
-@pytest.mark.parametrize("B, H, Hkv, Sq, Skv, D, causal, layout, persistent", CASES)
-def test_attention_in_the_interpreter(B, H, Hkv, Sq, Skv, D, causal, layout, persistent):
+@pytest.mark.parametrize("B, H, Hkv, Sq, Skv, D, causal, layout, persistent, overlap", CASES)
+def test_attention_in_the_interpreter(B, H, Hkv, Sq, Skv, D, causal, layout, persistent, overlap):
     q = bf16(RNG.standard_normal((B, H, Sq, D)))
     k = bf16(RNG.standard_normal((B, Hkv, Skv, D)))
     v = bf16(RNG.standard_normal((B, Hkv, Skv, D)))
     swap = (lambda x: np.ascontiguousarray(np.swapaxes(x, 1, 2))) if layout == "bshd" else (lambda x: x)
     block_n = 64
-    config = AttentionConfig(head_dim=D, block_n=block_n, causal=causal, lse=True, persistent=persistent)
+    config = AttentionConfig(head_dim=D, block_n=block_n, causal=causal, lse=True, persistent=persistent,
+                             overlap=overlap)
     out, lse = attention(swap(q), swap(k), swap(v), causal=causal, layout=layout, return_lse=True, config=config)
     out = swap(out)   # back to (B, H, S, D)
     exact, exact_lse = exact_reference(q, k, v, causal)
@@ -86,6 +88,11 @@ def test_attention_in_the_interpreter(B, H, Hkv, Sq, Skv, D, causal, layout, per
     np.testing.assert_allclose(out, model, rtol=2 ** -8, atol=2e-4)
     assert np.abs(out - exact).max() < 1e-2
     np.testing.assert_allclose(lse, exact_lse, rtol=1e-5, atol=1e-5)
+
+
+def test_a_persistent_configuration_needs_the_overlapped_loop():
+    with pytest.raises(ValueError, match="persistent=True needs overlap=True"):
+        AttentionConfig(persistent=True)
 
 
 def test_attention_checks_its_tensors():
@@ -100,18 +107,21 @@ def test_attention_checks_its_tensors():
 
 
 @needs_nvjitlink
-@pytest.mark.parametrize("D, causal, persistent", [(64, False, False), (128, True, False), (128, False, True)])
-def test_attention_compiles_for_sm_90a_without_spills(D, causal, persistent):
-    config = AttentionConfig(head_dim=D, causal=causal, dtype="bf16", persistent=persistent)
+@pytest.mark.parametrize("D, causal, persistent, overlap", [(64, False, False, False), (128, True, False, False),
+                                                            (128, False, True, True), (128, True, False, True)])
+def test_attention_compiles_for_sm_90a_without_spills(D, causal, persistent, overlap):
+    config = AttentionConfig(head_dim=D, causal=causal, dtype="bf16", persistent=persistent, overlap=overlap)
     compiled = attention_kernel.compile(target="sm_90a", **compile_arguments(config))
     ptx = compiled.asm("ptx")
     shared_a = re.findall(rf"wgmma\.mma_async\.sync\.aligned\.m64n{config.block_n}k16\.f32\.bf16\.bf16 \{{[^}}]*\}}, "
                           r"%rd\d+, %rd\d+", ptx)
     register_a = re.findall(rf"wgmma\.mma_async\.sync\.aligned\.m64n{D}k16\.f32\.bf16\.bf16 \{{[^}}]*\}}, "
                             r"\{%r\d+, %r\d+, %r\d+, %r\d+\}, %rd\d+", ptx)
-    # S = Q Kᵀ for the first key block and in the loop; P·V in the loop (overlapping the next softmax) and last
-    assert len(shared_a) == 2 * (D // 16) and len(register_a) == 2 * (config.block_n // 16), (len(shared_a),
-                                                                                            len(register_a))
+    # overlapped: S = Q Kᵀ for the first key block and in the loop; P·V in the loop (during the next softmax) and
+    # last; else each once in the loop
+    copies = 2 if overlap else 1
+    assert len(shared_a) == copies * (D // 16) and len(register_a) == copies * (config.block_n // 16), \
+        (len(shared_a), len(register_a))
     _, log = ptx_tools.link_ptx(ptx, "sm_90a")
     assert "serialized" not in log, log   # ptxas would serialize wgmmas whose registers are touched in flight
     resources = compiled.resources

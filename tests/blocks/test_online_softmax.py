@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from attention_kernels import THREADS, d_fragments, online_softmax_kernel
 
 RNG = np.random.default_rng(7)

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from attention_kernels import (
+    THREADS,
+    a_register_fragments,
+    d_fragments,
+    k_major_no_swizzle,
+    wgmma_rs_kernel,
+)
+from helpers import check_lines
 
 import skc
-from attention_kernels import THREADS, a_register_fragments, d_fragments, k_major_no_swizzle, wgmma_rs_kernel
-from helpers import check_lines
 from skc import ir
 from skc.backends import ptx_tools
 

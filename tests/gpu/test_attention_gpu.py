@@ -63,9 +63,10 @@ def test_attention_on_the_gpu(B, H, Hkv, Sq, Skv, D, causal, layout, dtype):
     assert (lse - expected_lse).abs().max().item() < 1e-3
 
 
-@pytest.mark.parametrize("block_n, stages, persistent", [(112, 2, False), (64, 4, False), (128, 2, True)])
+@pytest.mark.parametrize("block_n, stages, persistent, overlap", [(112, 2, False, False), (64, 4, False, True),
+                                                                  (128, 2, False, True), (128, 2, True, True)])
 @pytest.mark.parametrize("causal", [False, True])
-def test_attention_configurations_on_the_gpu(block_n, stages, persistent, causal):
+def test_attention_configurations_on_the_gpu(block_n, stages, persistent, overlap, causal):
     """Key blocks that do not divide the sequence, deeper pipelines, other register splits, persistent blocks."""
     from skc.blocks.attention import AttentionConfig
 
@@ -73,7 +74,7 @@ def test_attention_configurations_on_the_gpu(block_n, stages, persistent, causal
     q, k, v = (torch.randn(2, 4, 1000, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     expected, reference_lse = reference(q, k, v, causal)
     config = AttentionConfig(head_dim=128, block_n=block_n, stages=stages, causal=causal, producer_registers=24,
-                             consumer_registers=240, persistent=persistent, lse=True)
+                             consumer_registers=240, persistent=persistent, overlap=overlap, lse=True)
     out, lse = attention(q, k, v, causal=causal, out=torch.full_like(q, float("nan")), config=config, return_lse=True)
     assert (lse - reference_lse).abs().max().item() < 1e-3
     error = (out.float() - expected).abs().max().item()
