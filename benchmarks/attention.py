@@ -49,7 +49,7 @@ def error_of(got, q, k, v, causal, rows=256):
 
 def sweep():
     """skc's TFLOP/s on (8, 16, 4096, 128) for a few configurations (block_n, stages)."""
-    from skc.blocks.attention import AttentionConfig
+    from skc.blocks.attention_kernel import AttentionConfig
 
     B, H, S, D = 8, 16, 4096, 128
     q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
@@ -85,7 +85,7 @@ def main():
         result = {"shape": f"{B}x{H}x{S}x{D}{' causal' if causal else ''}"}
         result["skc"] = flops / timed(lambda: attention(q, k, v, causal=causal, out=out)) / 1e12
         result["err_skc"] = error_of(ours, q, k, v, causal)
-        from skc.blocks.attention import AttentionConfig
+        from skc.blocks.attention_kernel import AttentionConfig
 
         persistent = AttentionConfig(head_dim=D, causal=causal, persistent=True, overlap=True)
         result["skc_p"] = flops / timed(lambda: attention(q, k, v, causal=causal, out=out, config=persistent)) / 1e12

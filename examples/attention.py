@@ -8,9 +8,9 @@ import math
 import numpy as np
 
 import skc
-from skc.blocks.attention import AttentionConfig, attention_kernel  # noqa: F401  (the kernel, for `skc compile`)
 from skc.blocks.attention_host import attention
 from skc.blocks.attention_host import compile_arguments as _arguments
+from skc.blocks.attention_kernel import AttentionConfig, attention_kernel  # noqa: F401  (the kernel, for `skc compile`)
 
 
 def compile_arguments(kernel: str, target):

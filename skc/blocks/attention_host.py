@@ -8,7 +8,7 @@ import numpy as np
 
 import skc
 
-from .attention import AttentionConfig, attention_kernel
+from .attention_kernel import AttentionConfig, attention_kernel
 
 LAYOUTS = ("bhsd", "bshd")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from skc.backends import ptx_tools
-from skc.blocks.attention import AttentionConfig, attention_kernel
+from skc.blocks.attention_kernel import AttentionConfig, attention_kernel
 from skc.blocks.attention_host import attention, compile_arguments
 from skc.runtime.dtypes import bf16_bits_to_float32, float32_to_bf16_bits
 

@@ -68,7 +68,7 @@ def test_attention_on_the_gpu(B, H, Hkv, Sq, Skv, D, causal, layout, dtype):
 @pytest.mark.parametrize("causal", [False, True])
 def test_attention_configurations_on_the_gpu(block_n, stages, persistent, overlap, causal):
     """Key blocks that do not divide the sequence, deeper pipelines, other register splits, persistent blocks."""
-    from skc.blocks.attention import AttentionConfig
+    from skc.blocks.attention_kernel import AttentionConfig
 
     torch.manual_seed(block_n + causal)
     q, k, v = (torch.randn(2, 4, 1000, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
