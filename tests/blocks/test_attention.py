@@ -66,6 +66,7 @@ CASES = [  # (B, H, H_kv, Sq, Skv, D, causal, layout, persistent, overlap)
     (2, 1, 1, 64, 200, 128, False, "bshd", False, False),
     (1, 2, 1, 96, 96, 128, True, "bhsd", False, False),
     (1, 2, 1, 80, 200, 64, False, "bshd", False, True),
+    (1, 1, 1, 70, 90, 256, True, "bhsd", False, False),
     (2, 2, 1, 200, 150, 64, True, "bhsd", True, True),   # more tiles than the interpreter's SMs: blocks loop
 ]
 
