@@ -167,6 +167,34 @@ def _wgmma_mma(lw, op):
     lw.set(op, current)
 
 
+def _wgmma_mma_rs(lw, op):
+    """wgmma.mma_async with A from registers (PTX ISA 9.7.15.5.2): the 8 f16/bf16 values of a thread's A
+    fragment travel as 4 .b32 registers (pairs in element order), then d, a, b-desc, scale-d, imm-scale-a,
+    imm-scale-b, imm-trans-b (this form has no imm-trans-a)."""
+    acc, a, desc_b = op.operands
+    n, dtype = op.attrs["n"], op.attrs["dtype"]
+    count = n // 2
+    vector = lw.get(acc)
+    inputs = [f"float {lw.text.value(f'extractelement <{count} x float> {vector}, i32 {i}')}" for i in range(count)]
+    element = "bfloat" if dtype == "bf16" else "half"
+    words = lw.text.value(f"bitcast <8 x {element}> {lw.get(a)} to <4 x i32>")
+    registers = [f"i32 {lw.text.value(f'extractelement <4 x i32> {words}, i32 {i}')}" for i in range(4)]
+    outputs = ", ".join(f"${i}" for i in range(count))
+    a_regs = ", ".join(f"${count + i}" for i in range(4))
+    code = ("{\n.reg .pred p;\n"
+            f"setp.ne.b32 p, ${count + 5}, 0;\n"
+            f"wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{_WGMMA_PTX_TYPE[dtype]}.{_WGMMA_PTX_TYPE[dtype]} "
+            f"{{{outputs}}}, {{{a_regs}}}, ${count + 4}, p, 1, 1, {op.attrs.get('trans_b', 0)};\n}}")
+    constraints = ",".join(["=f"] * count + ["r"] * 4 + ["l", "r"] + [str(i) for i in range(count)])
+    struct = "{ " + ", ".join(["float"] * count) + " }"
+    result = _asm(lw, code, constraints, registers + [lw.typed(desc_b), "i32 1"] + inputs, struct)
+    current = "poison"
+    for i in range(count):
+        value = lw.text.value(f"extractvalue {struct} {result}, {i}")
+        current = lw.text.value(f"insertelement <{count} x float> {current}, float {value}, i32 {i}")
+    lw.set(op, current)
+
+
 # -- registers, elections, clusters --------------------------------------------------------------
 def _setmaxnreg(lw, op):
     lw.call(f"llvm.nvvm.setmaxnreg.{op.attrs['action']}.sync.aligned.u32", "void", [f"i32 {op.attrs['count']}"])
@@ -201,6 +229,7 @@ OPS = {
     "fence.acq_rel_gpu": _fence_acq_rel_gpu,
     "tma.load": _tma_load, "tma.store": _tma_store, "tma.commit": _tma_commit, "tma.wait": _tma_wait,
     "wgmma.fence": _wgmma_fence, "wgmma.commit": _wgmma_commit, "wgmma.wait": _wgmma_wait, "wgmma.mma": _wgmma_mma,
+    "wgmma.mma_rs": _wgmma_mma_rs,
     "gpu.setmaxnreg": _setmaxnreg, "gpu.elect_one": _elect_one, "cluster.id": _cluster_id,
     "cluster.rank": _cluster_rank, "cluster.arrive": _cluster_arrive, "cluster.wait": _cluster_wait,
 }

@@ -3,6 +3,8 @@
 AMD), TileOp (wgmma, MFMA), payloads, warp roles, tile schedulers, epilogues and configs, and the GEMM composed
 from them for both (`skc.blocks.matmul`)."""
 from .amd_config import AmdMatmulConfig
+from .attention_host import attention
+from .attention_kernel import AttentionConfig, attention_kernel
 from .config import MatmulConfig
 from .conv import conv2d
 from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, FusedEpilogue, TmaStoreEpilogue
@@ -12,12 +14,13 @@ from .im2col import ConvShape, Im2colLoader
 from .layout import OperandLayout
 from .lds import LdsLayout, LdsLoader
 from .mfma import Mfma, MfmaAccumulator
-from .mma import Accumulator, Wgmma
+from .mma import Accumulator, Wgmma, WgmmaRegA
 from .payload import SmemTile, TilePayload
 from .pingpong import LdsConsumer, LdsPipeline, LdsProducer
 from .pipeline import ConsumerRole, InputTilePipeline, ProducerRole, StageLease
 from .roles import WarpRoles
 from .scheduler import Tile, TileScheduler
+from .softmax import OnlineSoftmax
 from .tile_io import TmaLoader, VectorLoader
 
 __all__ = ["AmdMatmulConfig", "MatmulConfig", "DirectStoreEpilogue", "EpilogueArgs", "EpilogueSpec", "FusedEpilogue",
@@ -25,4 +28,5 @@ __all__ = ["AmdMatmulConfig", "MatmulConfig", "DirectStoreEpilogue", "EpilogueAr
            "LdsLoader", "Mfma", "MfmaAccumulator", "Accumulator", "Wgmma", "SmemTile", "TilePayload", "LdsConsumer",
            "LdsPipeline", "LdsProducer", "ConsumerRole", "InputTilePipeline", "ProducerRole", "StageLease",
            "WarpRoles", "Tile", "TileScheduler", "TmaLoader", "VectorLoader", "conv2d", "ConvShape", "Im2colLoader",
-           "Fp8MatmulConfig", "BlockScaledWgmma", "ScaleLayout"]
+           "Fp8MatmulConfig", "BlockScaledWgmma", "ScaleLayout",
+           "attention", "AttentionConfig", "attention_kernel", "OnlineSoftmax", "WgmmaRegA"]

@@ -57,6 +57,20 @@ class Accumulator:
             found.append(([self.fragment[i], self.fragment[i + 1]], row, column))
         return found
 
+    # Threads that hold values of one row: 4 neighbouring lanes (t % 4 picks the column pair), so a row's
+    # reduction is two shuffles, xor 1 and xor 2 (PTX ISA 9.7.15.5.1.1).
+    row_lanes = (1, 2)
+
+    def rows(self) -> list:
+        """(row, indices) for each row this thread holds values of: the row in the tile and the indices of the
+        thread's values in it (compile-time), in column order. With `row_lanes` (the lane xor-masks of the other
+        threads holding the same row) this is what a row-wise TileOp (softmax) needs of the layout."""
+        found = []
+        for half in skc.static_range(2):
+            indices = [i for i in range(self.n // 2) if (i % 4) // 2 == half]
+            found.append((self.position(indices[0])[0], indices))
+        return found
+
     def values(self) -> list:
         """(value, row, column) of every value of this thread, row and column in the accumulator's tile."""
         return [(value, row, column + j) for values, row, column in self.runs()
@@ -146,3 +160,56 @@ def _instruction_k(dtype, dtype_b) -> tuple:
     if a != b and not (fp8 and WGMMA_K[b] == 32):
         raise frontend.current().error(f"wgmma's A is {a} and B {b}: only e4m3 and e5m2 may mix")
     return WGMMA_K[a], fp8
+
+
+class WgmmaRegA:
+    """acc += P · B where P, the warpgroup's 64 x k left operand, comes from registers (the register-A form of
+    wgmma, m64nNk16, f16/bf16) and B, a k x n tile, from shared memory. P is typically an f32 accumulator of an
+    earlier MMA (S = Q·Kᵀ in attention): `operand(p)` converts it to `dtype` (the A fragments, 8 values per 16
+    columns).
+    An m64 accumulator's values 8j .. 8j + 7 are exactly the A fragment of its columns 16j .. 16j + 15 (the D and
+    A register layouts of PTX ISA 9.7.15.5.1.1 line up), so the conversion moves no value between threads."""
+
+    rows_per_warpgroup = Wgmma.rows_per_warpgroup
+    K = 16
+    stages_in_flight = 1
+
+    def __init__(self, n: int, k: int, dtype, warpgroup=0):
+        if n % 8 or not 8 <= n <= 256:
+            raise frontend.current().error(f"wgmma computes 8 to 256 columns in steps of 8, not {n}")
+        if _type_name(dtype) not in ("bf16", "f16"):
+            raise frontend.current().error(f"the register-A wgmma multiplies bf16 or f16, not {_type_name(dtype)}")
+        if k % self.K:
+            raise frontend.current().error(f"the k-depth of a register-A MMA must be a multiple of 16, found {k}")
+        self.n, self.k, self.dtype = n, k, dtype
+        self.row0 = warpgroup * self.rows_per_warpgroup
+        self.thread = skc.thread_index() % skc.current_target().warpgroup_size
+
+    def zeros(self) -> Accumulator:
+        return Accumulator(self, self.n)
+
+    def retire(self, pending: int):
+        skc.hopper.wgmma_wait(pending)
+
+    def operand(self, p):
+        """This thread's part of the left operand: accumulator p (64 x k, its MMAs completed) converted to
+        `dtype`, one vector of k/2 values (8 per 16 columns: value 8j + i is element i of the A fragment of k-step
+        j). A vector, so that it can live in a loop-carried variable while the MMAs that read it run."""
+        if p.n != self.k:
+            raise frontend.current().error(f"P has {p.n} columns; this MMA was made for k = {self.k}")
+        return skc.vector(*[self.dtype(p.fragment[i]) for i in range(self.k // 2)])
+
+    def __call__(self, acc: Accumulator, operand, b):
+        """acc += P · B, P as `operand(p)` gave it; B a k x n tile in shared memory (K- or MN-major)."""
+        if b.layout.k != self.k or b.layout.rows != self.n:
+            raise frontend.current().error(
+                f"the B tile is {b.layout.k} x {b.layout.rows}; this register-A MMA was made for {self.k} x {self.n}",
+                hint="build the payload and the TileOp from the same config")
+        skc.hopper.wgmma_fence()   # the fragments were just written by ordinary instructions
+        fragment = acc.fragment
+        for step in skc.static_range(self.k // self.K):
+            a = skc.vector(*[operand[8 * step + i] for i in range(8)])
+            fragment = skc.hopper.wgmma_rs(fragment, a, b.descriptor(step), self.n, self.dtype,
+                                           trans_b=int(not b.layout.k_major))
+        acc.fragment = fragment
+        skc.hopper.wgmma_commit()

@@ -190,6 +190,18 @@ def wgmma(accumulator, descriptor_a, descriptor_b, n: int, dtype, trans_a: int =
                                semantics.cast(descriptor_b, ir.i64).value), attrs, result=acc.type)
 
 
+@skc_builtin
+def wgmma_rs(accumulator, fragment_a, descriptor_b, n: int, dtype, trans_b: int = 0):
+    """One m64nNk16 wgmma with A from registers (f16/bf16): the warpgroup's accumulator fragment plus A·B, A
+    as each thread's 8-value fragment (a vector of `dtype`), B from shared memory by descriptor."""
+    _require("wgmma", "wgmma_rs")
+    acc = semantics.to_rvalue(accumulator)
+    a = semantics.to_rvalue(fragment_a)
+    attrs = {"n": int(n), "dtype": _type_name(dtype), "trans_b": int(trans_b)}
+    return _emit("wgmma.mma_rs", (acc.value, a.value, semantics.cast(descriptor_b, ir.i64).value), attrs,
+                 result=acc.type)
+
+
 def _type_name(dtype) -> str:
     return dtype.ir.name if hasattr(dtype, "ir") else str(dtype)
 

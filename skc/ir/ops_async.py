@@ -285,6 +285,39 @@ class WgmmaMmaOp(Op):
         return WGMMA_K[self.attrs["dtype"]]
 
 
+class WgmmaMmaRegAOp(Op):
+    """`wgmma.mma_rs %acc, %a, %desc_b {n, dtype, trans_b?}`: the warpgroup's acc + A(64x16) B(16xn), A from registers (each thread's 8 f16/bf16 values of the A fragment, PTX ISA 9.7.15.5.1.1: value i of thread t is row 16 (t / 32) + (t % 32) / 4 + 8 ((i / 2) % 2), column 2 (t % 4) + i % 2 + 8 (i / 4)) and B in shared memory by descriptor; acc is each thread's f32 fragment (n/2 values)."""
+
+    name = "wgmma.mma_rs"
+    num_operands = 3
+    num_results = 1
+    required_attrs = ("n", "dtype")
+
+    def verify(self):
+        acc, a, desc_b = self.operands
+        n, dtype = self.attrs["n"], self.attrs["dtype"]
+        if n % 8 or not 8 <= n <= 256:
+            self.fail(f"n must be a multiple of 8 from 8 to 256, found {n}")
+        if dtype not in WGMMA_TYPES:
+            self.fail(f"dtype must be one of {', '.join(WGMMA_TYPES)} (A from registers), found {dtype!r}")
+        fragment = VectorType(ScalarType(dtype), 8)
+        if a.type is not fragment:
+            self.fail(f"A fragment is {a.type}, expected {fragment} (8 values per thread for m64nNk16)")
+        expected = VectorType(ScalarType("f32"), n // 2)
+        if acc.type is not expected or self.result.type is not expected:
+            self.fail(f"accumulator is {acc.type} giving {self.result.type}, expected {expected}")
+        if desc_b.type is not i64:
+            self.fail(f"B descriptor is {desc_b.type}, expected i64")
+        if self.attrs.get("trans_b", 0) not in (0, 1):
+            self.fail(f"trans_b must be 0 or 1, found {self.attrs['trans_b']!r}")
+        if "trans_a" in self.attrs:
+            self.fail("trans_a is not an attribute of the register-A form: A's layout is the register fragment's")
+
+    @property
+    def k(self) -> int:
+        return WGMMA_K[self.attrs["dtype"]]
+
+
 # -- registers, elections, clusters ---------------------------------------------------------------
 class SetMaxNRegOp(Op):
     """`gpu.setmaxnreg {count, action}`: the warpgroup raises ('inc') or lowers ('dec') its registers per thread to count."""

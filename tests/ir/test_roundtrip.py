@@ -143,6 +143,10 @@ SAMPLES.update({
     "wgmma.mma": ("  %7 = arith.constant {value = 0.0} : vec<4xf32>\n"
                   "  %8 = arith.constant {value = 1} : i64\n"
                   "  %9 = wgmma.mma %7, %8, %8 {n = 8, dtype = \"bf16\", trans_a = 0, trans_b = 1} : vec<4xf32>\n"),
+    "wgmma.mma_rs": ("  %7 = arith.constant {value = 0.0} : vec<4xf32>\n"
+                     "  %8 = arith.constant {value = 1} : i64\n"
+                     "  %9 = arith.constant {value = 1.0} : vec<8xbf16>\n"
+                     "  %10 = wgmma.mma_rs %7, %9, %8 {n = 8, dtype = \"bf16\", trans_b = 1} : vec<4xf32>\n"),
     "gpu.setmaxnreg": "  gpu.setmaxnreg {count = 240, action = \"inc\"}\n",
     "gpu.elect_one": "  %7 = gpu.elect_one : i1\n",
     "cluster.id": "  %7 = cluster.id {dim = 1} : i32\n",

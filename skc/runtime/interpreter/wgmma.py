@@ -166,6 +166,40 @@ def _mma(op, launch):
     return mma
 
 
+def register_a_layout():
+    """(rows, cols), each (128, 8): the A element (of 64 x 16) thread t holds as value i of its register fragment
+    (PTX ISA 9.7.15.5.1.1, m64nNk16 A in registers: warp w holds rows 16w..16w+15 as mma.m16n8k16 does: values
+    0-1 at row (t % 32) / 4, columns 2 (t % 4) + {0, 1}; 2-3 eight rows below; 4-7 the same eight columns on)."""
+    t = np.arange(WARPGROUP)[:, None]
+    i = np.arange(8)[None, :]
+    rows = 16 * (t // 32) + (t % 32) // 4 + 8 * ((i // 2) % 2)
+    cols = 2 * (t % 4) + i % 2 + 8 * (i // 4)
+    return rows, cols
+
+
+def _mma_rs(op, launch):
+    n, elem = op.attrs["n"], ScalarType(op.attrs["dtype"])
+    trans_b = bool(op.attrs.get("trans_b", 0))
+    rows, cols = fragment_layout(n)
+    a_rows, a_cols = register_a_layout()
+    acc, a_fragment, desc_b = op.operands
+    result = op.result
+
+    def mma(group):
+        env, block = group.env, group.block
+        out = env[acc].copy()
+        for lanes in warpgroups(group, "wgmma.mma_rs"):
+            lane, db = int(lanes[0]), _uniform(env[desc_b], lanes, "B")
+            a = np.empty((M, 16), np.float64)
+            a[a_rows, a_cols] = env[a_fragment][lanes]      # the values are exact in bf16/f16
+            b = _read_operand(block, db, n, trans_b, elem, "B", lane)   # (n, k)
+            d = np.empty((M, n), np.float32)
+            d[rows, cols] = env[acc][lanes]
+            out[lanes] = _products_summed_once(d, a, b)[rows, cols]
+        env[result] = out
+    return mma
+
+
 def _products_summed_once(d: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """f16/bf16: the k products of each element summed exactly, rounded once to f32, added to D in f32."""
     return d + (a @ b.T).astype(np.float32)
@@ -187,5 +221,5 @@ def _whole_warpgroups(op, launch):
     return check
 
 
-EFFECTS = {"wgmma.mma": _mma, "wgmma.fence": _whole_warpgroups, "wgmma.commit": _whole_warpgroups,
+EFFECTS = {"wgmma.mma": _mma, "wgmma.mma_rs": _mma_rs, "wgmma.fence": _whole_warpgroups, "wgmma.commit": _whole_warpgroups,
            "wgmma.wait": _whole_warpgroups, "gpu.setmaxnreg": _whole_warpgroups}

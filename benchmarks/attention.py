@@ -1,0 +1,113 @@
+"""Attention forward, skc (composed from the blocks) against torch SDPA with the cuDNN and flash backends, on the
+issue's shapes; TFLOP/s counting 4·B·H·S²·D (halved when causal); accuracy (max abs error against a float32
+reference) of skc and flash on the same data. Prints one table. Run: python benchmarks/attention.py [--quick]."""
+from __future__ import annotations
+
+import math
+import sys
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from skc.blocks.attention_host import attention
+
+SHAPES = [  # (B, H, S, D, causal)
+    (8, 16, 4096, 128, False), (8, 16, 4096, 128, True), (16, 16, 2048, 128, False), (4, 32, 8192, 128, True),
+    (8, 16, 4096, 64, False), (1, 32, 16384, 128, False),
+]
+
+
+def timed(fn, repeats=20):
+    fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(repeats):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / repeats / 1e3
+
+
+def sdpa(backend, q, k, v, causal):
+    with sdpa_kernel(backend):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+
+def error_of(got, q, k, v, causal, rows=256):
+    """Max abs error against float32 on the last `rows` query rows of head 0 of batch 0 (all keys)."""
+    qs = q[:1, :1, -rows:].float()
+    s = qs @ k[:1, :1].float().transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if causal:
+        first = q.shape[2] - rows
+        query = first + torch.arange(rows, device=q.device)
+        keep = torch.arange(k.shape[2], device=q.device)[None, :] <= query[:, None]
+        s = s.masked_fill(~keep, float("-inf"))
+    expected = torch.softmax(s, -1) @ v[:1, :1].float()
+    return (got[:1, :1, -rows:].float() - expected).abs().max().item()
+
+
+def sweep():
+    """skc's TFLOP/s on (8, 16, 4096, 128) for a few configurations (block_n, stages)."""
+    from skc.blocks.attention_kernel import AttentionConfig
+
+    B, H, S, D = 8, 16, 4096, 128
+    q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    out = torch.empty_like(q)
+    for causal in (False, True):
+        flops = 4 * B * H * S * S * D / (2 if causal else 1)
+        for block_n, stages, registers, persistent, overlap in (
+                (128, 2, (40, 232), False, False), (128, 2, (24, 240), False, False), (112, 2, (40, 232), False, False),
+                (128, 2, (40, 232), True, True), (128, 2, (40, 232), False, True), (64, 4, (40, 232), False, True)):
+            config = AttentionConfig(head_dim=D, block_n=block_n, stages=stages, causal=causal, persistent=persistent,
+                                     overlap=overlap, producer_registers=registers[0], consumer_registers=registers[1])
+            name = (f"sweep causal={causal} block_n={block_n} stages={stages} registers={registers} "
+                    f"persistent={persistent} overlap={overlap}")
+            try:
+                tflops = flops / timed(lambda c=config, causal=causal: attention(q, k, v, causal=causal, out=out,
+                                                                                 config=c)) / 1e12
+                print(f"{name}: {tflops:.1f} TFLOP/s")
+            except Exception as e:  # a configuration that does not fit: say so, go on
+                print(f"{name}: {type(e).__name__}: {str(e)[:200]}")
+
+
+def main():
+    quick = "--quick" in sys.argv
+    if "--sweep" in sys.argv:
+        sweep()
+    rows = []
+    for B, H, S, D, causal in SHAPES[:2] if quick else SHAPES:
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+        flops = 4 * B * H * S * S * D / (2 if causal else 1)
+        out = torch.empty_like(q)
+        ours = attention(q, k, v, causal=causal, out=out)
+        result = {"shape": f"{B}x{H}x{S}x{D}{' causal' if causal else ''}"}
+        result["skc"] = flops / timed(lambda: attention(q, k, v, causal=causal, out=out)) / 1e12
+        result["err_skc"] = error_of(ours, q, k, v, causal)
+        from skc.blocks.attention_kernel import AttentionConfig
+
+        persistent = AttentionConfig(head_dim=D, causal=causal, persistent=True, overlap=True)
+        result["skc_p"] = flops / timed(lambda: attention(q, k, v, causal=causal, out=out, config=persistent)) / 1e12
+        for name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
+            try:
+                got = sdpa(backend, q, k, v, causal)
+                result[name] = flops / timed(lambda: sdpa(backend, q, k, v, causal)) / 1e12
+                if name == "flash":
+                    result["err_flash"] = error_of(got, q, k, v, causal)
+            except RuntimeError as e:
+                result[name] = float("nan")
+                print(f"{name} failed on {result['shape']}: {e}", file=sys.stderr)
+        rows.append(result)
+        q = k = v = out = ours = got = None   # free the tensors before the next shape
+        torch.cuda.empty_cache()
+    print(f"{'shape':>24} {'skc':>7} {'skc-p':>7} {'flash':>7} {'cudnn':>7} {'skc/cudnn':>9} {'err skc':>9} "
+          f"{'err flash':>9}")
+    for r in rows:
+        print(f"{r['shape']:>24} {r['skc']:7.1f} {r['skc_p']:7.1f} {r['flash']:7.1f} {r['cudnn']:7.1f} "
+              f"{r['skc'] / r['cudnn']:9.2f} "
+              f"{r['err_skc']:9.2e} {r.get('err_flash', float('nan')):9.2e}")
+
+
+if __name__ == "__main__":
+    main()

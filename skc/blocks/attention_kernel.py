@@ -1,0 +1,282 @@
+"""Attention forward (FlashAttention-style), composed from the blocks: O = softmax(scale · Q Kᵀ) V per head.
+
+A producer warpgroup loads the block's Q tile once (a one-stage pipeline) and streams K and V blocks through
+an InputTilePipeline with TMA; two consumer warpgroups each own 64 query rows: S = Q Kᵀ with the Wgmma TileOp
+(operands in shared memory), the OnlineSoftmax TileOp turns S into P and rescales O, O += P V with the
+register-A WgmmaRegA TileOp (P never leaves the registers), and a TMA-store epilogue writes O / l. Tensors are
+(batch, heads, sequence, head_dim) views with any strides (TMA maps of rank 4), so (B, S, H, D) tensors need
+no copy; grouped-query attention maps a query head to its K/V head. Causal attention visits the key blocks up
+to the diagonal and masks only the blocks that cross it (and the key tail)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import skc
+
+from .epilogue import TmaStoreEpilogue
+from .layout import OperandLayout
+from .mma import Wgmma, WgmmaRegA
+from .payload import SmemTile, TilePayload
+from .pipeline import InputTilePipeline
+from .roles import WarpRoles
+from .softmax import OnlineSoftmax
+from .tile_io import TmaLoader
+
+ROWS = Wgmma.rows_per_warpgroup
+
+
+@dataclass(frozen=True)
+class HeadLayout(OperandLayout):
+    """An operand tile of one head of a (batch, heads, sequence, head_dim) tensor: TMA boxes of rank 4, whose
+    origin is (batch, head, first sequence position); the sequence is the tile's rows (K-major: Q, K) or its k
+    (MN-major: V, read as the k x head_dim B operand of P V)."""
+
+    def box(self) -> tuple:
+        return (1, 1) + super().box()
+
+    def box_coordinates(self, chunk: int, origin, k0) -> tuple:
+        batch, head, first = origin
+        if self.k_major:
+            return (batch, head) + super().box_coordinates(chunk, first, 0)
+        return (batch, head) + super().box_coordinates(chunk, 0, first)
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """One block computes `block_m` query rows (64 per consumer warpgroup) of one head against `block_n` keys
+    at a time, through `stages` K/V stages."""
+
+    head_dim: int = 128
+    block_m: int = 128
+    block_n: int = 128
+    stages: int = 2
+    consumers: int = 2
+    dtype: str = "bf16"
+    causal: bool = False
+    lse: bool = False
+    persistent: bool = False     # a grid of at most one block per SM walking the tiles (Q double-buffered)
+    overlap: bool = False        # softmax of key block j during P·V of block j - 1 in each warpgroup (slower so far)
+    producer_registers: int = 40
+    consumer_registers: int = 232
+
+    def __post_init__(self):
+        if self.head_dim not in (64, 128, 256):
+            raise ValueError(f"head_dim must be 64, 128 or 256, found {self.head_dim}")
+        if self.block_m != ROWS * self.consumers:
+            raise ValueError(f"block_m must be {ROWS} per consumer warpgroup, found {self.block_m}")
+        if self.block_n % 16 or not 64 <= self.block_n <= 256:
+            raise ValueError(f"block_n must be 64 to 256 in steps of 16 (P·V's k-steps), found {self.block_n}")
+        if self.persistent and not self.overlap:
+            raise ValueError("persistent=True needs overlap=True: in the persistent tile loop ptxas serializes the "
+                             "wgmmas of the serial key-block loop (C7519, 'WG.AR in divergent path')")
+        if self.overlap and self.stages < 2:
+            raise ValueError("overlap holds a K/V stage for P·V while the next one is read: it needs 2 stages or more")
+        if self.dtype not in ("bf16", "f16"):
+            raise ValueError(f"attention runs on bf16 or f16, not {self.dtype}")
+
+    @property
+    def q_stages(self) -> int:
+        """A persistent block loads the next tile's Q while it computes the current one."""
+        return 2 if self.persistent else 1
+
+    @property
+    def threads(self) -> int:
+        return 128 * (1 + self.consumers)
+
+    def q_payload(self) -> TilePayload:
+        return TilePayload(q=HeadLayout(self.block_m, self.head_dim, 2, True))
+
+    def kv_payload(self) -> TilePayload:
+        return TilePayload(key=HeadLayout(self.block_n, self.head_dim, 2, True),
+                           value=HeadLayout(self.head_dim, self.block_n, 2, False))
+
+    def boxes(self) -> dict:
+        return {"q": self.q_payload().layouts["q"].box(), "k": self.kv_payload().layouts["key"].box(),
+                "v": self.kv_payload().layouts["value"].box(), "o": (1, 1, ROWS, 64)}
+
+    def shared_bytes(self) -> int:
+        stage = 2 * self.block_n * self.head_dim * 2
+        staging = self.consumers * TmaStoreEpilogue.staging_elements(2) * 2
+        barriers = 16 * (self.stages + self.q_stages)
+        return self.q_stages * self.block_m * self.head_dim * 2 + self.stages * stage + staging + 1024 + barriers
+
+
+@skc.kernel
+def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, batches: skc.i32, heads: skc.i32, group: skc.i32,
+                     scale: skc.f32, cfg: skc.constexpr):
+    """q, k, v, o are rank-4 tensor maps (batch, heads, sequence, head_dim), lse a pointer to (batch, heads, Sq) f32
+    (written when cfg.lse); a query head reads K/V head head // group. One block per tile (query block, batch and
+    head), or (cfg.persistent) a grid of at most one block per SM walking the tiles."""
+    dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
+    tiles = HeadTiles(Sq, Skv, batches * heads, heads, cfg)
+    mine = tiles.mine()   # (before the roles split: the producer runs on few registers)
+    q_load, kv_load = TmaLoader(cfg.q_payload(), q=q), TmaLoader(cfg.kv_payload(), key=k, value=v)
+    with InputTilePipeline(cfg.q_payload(), cfg.q_stages, q_load, consumers=cfg.consumers) as q_pipe, \
+            InputTilePipeline(cfg.kv_payload(), cfg.stages, kv_load, consumers=cfg.consumers) as kv_pipe:
+        roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
+        if roles.is_producer():
+            roles.enter_producer()
+            if q_load.is_issuing() & kv_load.is_issuing():
+                # Q stays in its stage until the consumers' last key block: drain the Q pipeline last
+                with q_pipe.producer() as q_producer, kv_pipe.producer() as producer:
+                    for tile in mine:
+                        with q_producer.acquire() as stage:
+                            q_load(stage, 0, q=(tile.batch, tile.head, tile.row0))
+                        for j in range(tiles.key_blocks(tile.row0)):
+                            keys = (tile.batch, tile.head // group, j * cfg.block_n)
+                            with producer.acquire() as stage:
+                                kv_load(stage, 0, key=keys, value=keys)
+        else:
+            roles.enter_consumer()
+            warpgroup = roles.consumer_index()
+            qk = Wgmma(cfg.block_n, cfg.head_dim, dtype, warpgroup=warpgroup)
+            pv = WgmmaRegA(cfg.head_dim, cfg.block_n, dtype, warpgroup=warpgroup)
+            epilogue = HeadTileEpilogue(o, dtype, warpgroup, cfg.consumers)
+            # pv keeps one stage in flight: a K/V stage is released once the P·V that reads its V completed
+            # with overlap, pv keeps one stage in flight: a K/V stage is released once the P·V reading its V completed
+            with epilogue, q_pipe.consumer() as q_consumer, \
+                    kv_pipe.consumer(pv if cfg.overlap else None) as kv_consumer:
+                for tile in mine:
+                    # S and its softmax for this warpgroup's rows (from its first query row), and O
+                    scores = KeyBlockScores(qk, OnlineSoftmax(scale), tile.row0 + warpgroup * ROWS, Skv, cfg)
+                    acc = pv.zeros()
+                    with q_consumer.acquire() as q_stage:
+                        if cfg.overlap:
+                            _overlapped(q_stage.q, kv_consumer, scores, pv, acc, tiles.key_blocks(tile.row0), cfg)
+                        else:  # the two consumer warpgroups overlap each other's softmax and MMAs
+                            for j in range(tiles.key_blocks(tile.row0)):
+                                with kv_consumer.acquire() as stage:
+                                    scores.issue(q_stage.q, stage.key)          # S = Q K_jᵀ
+                                    scores.retire(0)
+                                    scores.softmax.rescale(acc, scores.softmax_step(j))
+                                    pv(acc, pv.operand(scores.s), stage.value)  # O += P V_j
+                                    acc.wait()
+                    rows_lse = scores.softmax.finish(acc)
+                    epilogue(acc, tile.batch, tile.head, scores.row0)
+                    if cfg.lse:
+                        _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
+
+
+@skc.func
+def _overlapped(q, kv_consumer, scores, pv, acc, key_blocks, cfg):
+    """The key blocks with block j's softmax running while the tensor cores compute block j - 1's P·V
+    (FlashAttention-3's overlap inside a warpgroup); the K/V pipeline's consumer holds a stage for pv."""
+    value_layout = cfg.kv_payload().layouts["value"]
+    with kv_consumer.acquire() as stage:
+        scores.issue(q, stage.key)
+        scores.retire(0)
+        scores.softmax_step(0)
+        p, values = pv.operand(scores.s), stage.value.address
+    for j in range(1, key_blocks):
+        with kv_consumer.acquire() as stage:
+            scores.issue(q, stage.key)                                  # S = Q K_jᵀ
+            pv(acc, p, SmemTile("value", values, value_layout))         # O += P V_j-1, in flight
+            scores.retire(1)                                            # S is ready, P·V may still run
+            factors = scores.softmax_step(j)
+            pv.retire(0)
+            scores.softmax.rescale(acc, factors)
+            p, values = pv.operand(scores.s), stage.value.address
+    pv(acc, p, SmemTile("value", values, value_layout))
+    acc.wait()
+
+
+class HeadTile:
+    def __init__(self, batch, head, index, row0):
+        self.batch, self.head, self.index, self.row0 = batch, head, index, row0
+
+
+class HeadTiles:
+    """`for tile in HeadTiles(...)`: the tiles (query block, batch · heads + head) this block computes, query blocks
+    of one head after another (they share K and V in L2), causal ones longest first (the short ones fill the
+    GPU's tail); one per block, or a persistent block's share (stride: the grid)."""
+
+    def __init__(self, Sq, Skv, batch_heads, heads, cfg):
+        self.Skv, self.heads, self.cfg = Skv, heads, cfg
+        self.query_blocks = skc.cdiv(Sq, cfg.block_m)
+        self.count = self.query_blocks * batch_heads
+
+    def mine(self):
+        """What `for tile in ...` walks: this scheduler (a run-time loop) when persistent, else the block's one tile
+        (a compile-time list: no loop)."""
+        return self if self.cfg.persistent else [self.__skc_item__(skc.block_id(0))]
+
+    def __skc_range__(self):
+        return skc.block_id(0), self.count, skc.grid_dim(0)
+
+    def __skc_item__(self, index):
+        batch_head, block = index // self.query_blocks, index % self.query_blocks
+        if self.cfg.causal:
+            block = self.query_blocks - 1 - block
+        return HeadTile(batch_head // self.heads, batch_head % self.heads, batch_head, block * self.cfg.block_m)
+
+    def key_blocks(self, row0):
+        """Key blocks the tile at query row row0 visits: all, or (causal) those up to its last row's diagonal."""
+        blocks = skc.cdiv(self.Skv, self.cfg.block_n)
+        if self.cfg.causal:
+            blocks = skc.minimum(blocks, skc.cdiv(row0 + self.cfg.block_m, self.cfg.block_n))
+        return blocks
+
+
+class KeyBlockScores:
+    """S = Q K_jᵀ for a warpgroup's rows and key block j, and its softmax step, masked only where the block
+    crosses the end of the keys or (causal) the diagonal of this warpgroup's rows."""
+
+    def __init__(self, qk, softmax, row0, Skv, cfg):
+        self.qk, self.softmax, self.row0, self.Skv, self.cfg = qk, softmax, row0, Skv, cfg
+        self.s = qk.zeros()
+
+    def issue(self, q, key):
+        self.s.zero()
+        self.qk(self.s, q, key)
+
+    def retire(self, pending: int):
+        self.qk.retire(pending)
+
+    def softmax_step(self, j):
+        """S becomes P; gives the factors for O (OnlineSoftmax.update)."""
+        first_key = j * self.cfg.block_n
+        crossing = first_key + self.cfg.block_n > self.Skv
+        if self.cfg.causal:
+            crossing = crossing | (first_key + self.cfg.block_n - 1 > self.row0)
+        if crossing:
+            factors = self.softmax.update(self.s, mask=lambda row, column: _visible(
+                first_key + column, self.row0 + row, self.Skv, self.cfg.causal))
+        else:
+            factors = self.softmax.update(self.s)
+        return factors
+
+
+@skc.func
+def _visible(key, query, Skv, causal: bool):
+    inside = key < Skv
+    return inside & (key <= query) if causal else inside
+
+
+@skc.func
+def _store_lse(lse, acc, values, head_offset, row0, Sq):
+    """Each row's log-sum-exp, stored by the thread that holds the row's first column."""
+    if acc.op.thread % 4 == 0:
+        for (row, indices), value in zip(acc.rows(), values):
+            skc.store(lse + (skc.i64(head_offset) + row0 + row), value, mask=row0 + row < Sq)
+
+
+class HeadTileEpilogue(TmaStoreEpilogue):
+    """The TMA-store epilogue for a warpgroup's 64 x head_dim output rows of one head of a rank-4
+    (batch, heads, sequence, head_dim) tensor map; rows past the sequence are not stored (TMA skips them)."""
+
+    def __init__(self, out_map, dtype, warpgroup, warpgroups: int):
+        super().__init__(out_map, dtype, None, warpgroup, warpgroups)
+
+    def __call__(self, acc, batch, head, row0):
+        acc.wait()
+        for chunk in skc.static_range(acc.n // self.columns):
+            first = chunk * self.columns
+            buffer = self.staging + (chunk % self.BUFFERS) * (self.rows * self.columns)
+            self.sync(self.BUFFERS - 1)  # the store that last read this buffer is done with it
+            for values, row, column in acc.runs(first, self.columns):
+                skc.store(self.staged(buffer, row, column - first), skc.vector(*[self.dtype(x) for x in values]))
+            skc.hopper.fence_proxy_async()  # the TMA (async proxy) reads what these stores wrote
+            self.barrier()
+            if self.leader:
+                skc.hopper.tma_store(self.out_map, buffer, (batch, head, row0, first))
+                skc.hopper.tma_commit()

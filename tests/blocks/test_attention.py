@@ -1,0 +1,130 @@
+"""Attention composed from the blocks, in the interpreter: against a float64 reference (within bf16 rounding)
+and against a numpy model of the same online algorithm (P rounded to bf16 per key block) to a few f32 ulps
+before the output's bf16 rounding; tails, causal, grouped-query heads, (B, H, S, D) and (B, S, H, D) tensors,
+the log-sum-exp. On sm_90a the kernel compiles without spills."""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+from skc.backends import ptx_tools
+from skc.blocks.attention_kernel import AttentionConfig, attention_kernel
+from skc.blocks.attention_host import attention, compile_arguments
+from skc.runtime.dtypes import bf16_bits_to_float32, float32_to_bf16_bits
+
+RNG = np.random.default_rng(3)
+needs_nvjitlink = pytest.mark.skipif(not ptx_tools.have_nvjitlink(), reason="nvJitLink is not installed")
+
+
+def bf16(x: np.ndarray) -> np.ndarray:
+    return bf16_bits_to_float32(float32_to_bf16_bits(np.asarray(x, np.float32)))
+
+
+def exact_reference(q, k, v, causal):
+    """(O, log-sum-exp) in float64, K/V heads repeated for grouped-query attention."""
+    group = q.shape[1] // k.shape[1]
+    k, v = np.repeat(k, group, axis=1).astype(np.float64), np.repeat(v, group, axis=1).astype(np.float64)
+    s = np.einsum("bhqd,bhkd->bhqk", q.astype(np.float64), k) / math.sqrt(q.shape[-1])
+    if causal:
+        s = np.where(np.arange(k.shape[2])[None, :] <= np.arange(q.shape[2])[:, None], s, -np.inf)
+    top = s.max(-1, keepdims=True)
+    e = np.exp(s - top)
+    return (e / e.sum(-1, keepdims=True)) @ v, top[..., 0] + np.log(e.sum(-1))
+
+
+def online_model(q, k, v, causal, block_n):
+    """The kernel's algorithm in numpy (f32): per key block, running max m, P = exp2(S c - m c) rounded to bf16
+    for the P·V product (the row sums use P before rounding), O rescaled by exp2((m_old - m) c); O / l at the end."""
+    group = q.shape[1] // k.shape[1]
+    k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
+    c = np.float32(1 / math.sqrt(q.shape[-1]) * 1.4426950408889634)
+    Sq, Skv = q.shape[2], k.shape[2]
+    m = np.full(q.shape[:3] + (1,), -np.inf, np.float32)
+    l = np.zeros(q.shape[:3] + (1,), np.float32)
+    o = np.zeros(q.shape, np.float64)
+    for first in range(0, Skv, block_n):
+        keys = np.arange(first, min(first + block_n, Skv))
+        s = np.einsum("bhqd,bhkd->bhqk", q.astype(np.float64), k[:, :, keys].astype(np.float64)).astype(np.float32)
+        if causal:
+            s = np.where(keys[None, :] <= np.arange(Sq)[:, None], s, -np.inf)
+        new = np.maximum(m, s.max(-1, keepdims=True))
+        shift = np.where(new == -np.inf, 0, new * c)
+        alpha = np.exp2(m * c - shift)
+        p = np.exp2(s * c - shift)
+        l = l * alpha + p.sum(-1, keepdims=True)
+        o = o * alpha + bf16(p).astype(np.float64) @ v[:, :, keys].astype(np.float64)
+        m = new
+    return o / l
+
+
+CASES = [  # (B, H, H_kv, Sq, Skv, D, causal, layout, persistent, overlap)
+    (1, 2, 1, 80, 100, 64, False, "bhsd", False, False),
+    (1, 2, 2, 130, 70, 64, True, "bshd", False, False),
+    (2, 1, 1, 64, 200, 128, False, "bshd", False, False),
+    (1, 2, 1, 96, 96, 128, True, "bhsd", False, False),
+    (1, 2, 1, 80, 200, 64, False, "bshd", False, True),
+    (1, 1, 1, 70, 90, 256, True, "bhsd", False, False),
+    (2, 2, 1, 200, 150, 64, True, "bhsd", True, True),   # more tiles than the interpreter's SMs: blocks loop
+]
+
+
+@pytest.mark.parametrize("B, H, Hkv, Sq, Skv, D, causal, layout, persistent, overlap", CASES)
+def test_attention_in_the_interpreter(B, H, Hkv, Sq, Skv, D, causal, layout, persistent, overlap):
+    q = bf16(RNG.standard_normal((B, H, Sq, D)))
+    k = bf16(RNG.standard_normal((B, Hkv, Skv, D)))
+    v = bf16(RNG.standard_normal((B, Hkv, Skv, D)))
+    swap = (lambda x: np.ascontiguousarray(np.swapaxes(x, 1, 2))) if layout == "bshd" else (lambda x: x)
+    block_n = 64
+    config = AttentionConfig(head_dim=D, block_n=block_n, causal=causal, lse=True, persistent=persistent,
+                             overlap=overlap)
+    out, lse = attention(swap(q), swap(k), swap(v), causal=causal, layout=layout, return_lse=True, config=config)
+    out = swap(out)   # back to (B, H, S, D)
+    exact, exact_lse = exact_reference(q, k, v, causal)
+    model = online_model(q, k, v, causal, block_n)
+    # the kernel matches its algorithm up to f32 rounding (which may flip a P's bf16 rounding), then the output's
+    # rounding to bf16 (half an ulp: at most 2**-8 relative)
+    np.testing.assert_allclose(out, model, rtol=2 ** -8, atol=2e-4)
+    assert np.abs(out - exact).max() < 1e-2
+    np.testing.assert_allclose(lse, exact_lse, rtol=1e-5, atol=1e-5)
+
+
+def test_a_persistent_configuration_needs_the_overlapped_loop():
+    with pytest.raises(ValueError, match="persistent=True needs overlap=True"):
+        AttentionConfig(persistent=True)
+
+
+def test_attention_checks_its_tensors():
+    import skc
+
+    q = np.zeros((1, 3, 64, 64), np.float32)
+    kv = np.zeros((1, 2, 64, 64), np.float32)
+    with pytest.raises(skc.LaunchError, match="K/V heads dividing Q heads: 3 and 2"):
+        attention(q, kv, kv)
+    with pytest.raises(skc.LaunchError, match="layout must be one of"):
+        attention(q, q, q, layout="sbhd")
+
+
+@needs_nvjitlink
+@pytest.mark.parametrize("D, causal, persistent, overlap", [(64, False, False, False), (128, True, False, False),
+                                                            (128, False, True, True), (128, True, False, True)])
+def test_attention_compiles_for_sm_90a_without_spills(D, causal, persistent, overlap):
+    config = AttentionConfig(head_dim=D, causal=causal, dtype="bf16", persistent=persistent, overlap=overlap)
+    compiled = attention_kernel.compile(target="sm_90a", **compile_arguments(config))
+    ptx = compiled.asm("ptx")
+    shared_a = re.findall(rf"wgmma\.mma_async\.sync\.aligned\.m64n{config.block_n}k16\.f32\.bf16\.bf16 \{{[^}}]*\}}, "
+                          r"%rd\d+, %rd\d+", ptx)
+    register_a = re.findall(rf"wgmma\.mma_async\.sync\.aligned\.m64n{D}k16\.f32\.bf16\.bf16 \{{[^}}]*\}}, "
+                            r"\{%r\d+, %r\d+, %r\d+, %r\d+\}, %rd\d+", ptx)
+    # overlapped: S = Q Kᵀ for the first key block and in the loop; P·V in the loop (during the next softmax) and
+    # last; else each once in the loop
+    copies = 2 if overlap else 1
+    assert len(shared_a) == copies * (D // 16) and len(register_a) == copies * (config.block_n // 16), \
+        (len(shared_a), len(register_a))
+    _, log = ptx_tools.link_ptx(ptx, "sm_90a")
+    assert "serialized" not in log, log   # ptxas would serialize wgmmas whose registers are touched in flight
+    resources = compiled.resources
+    if not persistent:   # the persistent form spills a few registers (60 bytes at D = 128): measured on the GPU
+        assert resources["spill_stores"] == 0 and resources["stack_bytes"] == 0, resources

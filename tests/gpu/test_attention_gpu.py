@@ -1,0 +1,83 @@
+"""Attention composed from the blocks, on the GPU (outputs poisoned first): against a float32 reference, no worse
+than torch's flash backend on the same data (where torch has one), causal and not, D 64 and 128, tails, grouped-
+query heads, (B, H, S, D) and (B, S, H, D) tensors, the log-sum-exp."""
+import math
+
+import pytest
+
+from skc.blocks.attention_host import attention
+
+pytestmark = pytest.mark.gpu
+torch = pytest.importorskip("torch")
+
+
+def reference(q, k, v, causal):
+    """(O, log-sum-exp) in float32, (B, H, S, D) tensors."""
+    group = q.shape[1] // k.shape[1]
+    k, v = k.float().repeat_interleave(group, 1), v.float().repeat_interleave(group, 1)
+    s = (q.float() @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    if causal:
+        keep = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
+        s = s.masked_fill(~keep, float("-inf"))
+    return torch.softmax(s, -1) @ v, torch.logsumexp(s, -1)
+
+
+def flash_error(q, k, v, causal, expected):
+    """torch's flash-backend error on the same data (None where it cannot run these shapes)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    try:
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            got = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal,
+                                                                    enable_gqa=k.shape[1] != q.shape[1])
+    except RuntimeError:
+        return None
+    return (got.float() - expected).abs().max().item()
+
+
+CASES = [  # (B, H, H_kv, Sq, Skv, D, causal)
+    (2, 4, 4, 256, 256, 128, False), (2, 4, 4, 256, 256, 128, True), (1, 8, 2, 1000, 1000, 128, False),
+    (1, 4, 4, 333, 517, 64, False), (1, 4, 1, 700, 700, 64, True), (2, 2, 2, 64, 2048, 128, False),
+    (1, 2, 2, 2048, 2048, 64, True), (3, 3, 3, 129, 129, 128, True), (1, 4, 2, 300, 300, 256, True),
+    (2, 2, 2, 512, 700, 256, False),
+]
+
+
+@pytest.mark.parametrize("B, H, Hkv, Sq, Skv, D, causal", CASES)
+@pytest.mark.parametrize("layout", ["bhsd", "bshd"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_attention_on_the_gpu(B, H, Hkv, Sq, Skv, D, causal, layout, dtype):
+    torch.manual_seed(B * 1000 + Sq + D)
+    q = torch.randn(B, H, Sq, D, device="cuda", dtype=dtype)
+    k = torch.randn(B, Hkv, Skv, D, device="cuda", dtype=dtype)
+    v = torch.randn(B, Hkv, Skv, D, device="cuda", dtype=dtype)
+    expected, expected_lse = reference(q, k, v, causal)
+    args = [x.transpose(1, 2).contiguous() if layout == "bshd" else x for x in (q, k, v)]
+    out = torch.full_like(args[0], float("nan"))
+    got, lse = attention(*args, causal=causal, out=out, layout=layout, return_lse=True)
+    assert got is out
+    got = got.transpose(1, 2) if layout == "bshd" else got
+    error = (got.float() - expected).abs().max().item()
+    flash = flash_error(q, k, v, causal, expected) if Sq == Skv or not causal else None
+    limit = max(2 * flash, 1e-2) if flash is not None else 2e-2
+    assert error <= limit, (error, flash)
+    assert (lse - expected_lse).abs().max().item() < 1e-3
+
+
+@pytest.mark.parametrize("block_n, stages, persistent, overlap", [(112, 2, False, False), (64, 4, False, True),
+                                                                  (128, 2, False, True), (128, 2, True, True)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_configurations_on_the_gpu(block_n, stages, persistent, overlap, causal):
+    """Key blocks that do not divide the sequence, deeper pipelines, other register splits, persistent blocks."""
+    from skc.blocks.attention_kernel import AttentionConfig
+
+    torch.manual_seed(block_n + causal)
+    q, k, v = (torch.randn(2, 4, 1000, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    expected, reference_lse = reference(q, k, v, causal)
+    config = AttentionConfig(head_dim=128, block_n=block_n, stages=stages, causal=causal, producer_registers=24,
+                             consumer_registers=240, persistent=persistent, overlap=overlap, lse=True)
+    out, lse = attention(q, k, v, causal=causal, out=torch.full_like(q, float("nan")), config=config, return_lse=True)
+    assert (lse - reference_lse).abs().max().item() < 1e-3
+    error = (out.float() - expected).abs().max().item()
+    flash = flash_error(q, k, v, causal, expected)
+    assert error <= max(2 * flash, 1e-2), (error, flash)
