@@ -1,6 +1,6 @@
 """Attention forward, skc (composed from the blocks) against torch SDPA with the cuDNN and flash backends, on the
 issue's shapes; TFLOP/s counting 4·B·H·S²·D (halved when causal); accuracy (max abs error against a float32
-reference) of skc and flash on the same data. Prints one table. Run: python benchmarks/attention.py [--quick]."""
+reference) of skc and flash on the same data. Prints one table. Run: python benchmarks/attention.py [--quick] [--sweep] [--no-variants] [--json FILE]."""
 from __future__ import annotations
 
 import math
@@ -88,7 +88,8 @@ def main():
         from skc.blocks.attention_kernel import AttentionConfig
 
         persistent = AttentionConfig(head_dim=D, causal=causal, persistent=True, overlap=True)
-        result["skc_p"] = flops / timed(lambda: attention(q, k, v, causal=causal, out=out, config=persistent)) / 1e12
+        result["skc_p"] = float("nan") if "--no-variants" in sys.argv else flops / timed(
+            lambda: attention(q, k, v, causal=causal, out=out, config=persistent)) / 1e12
         for name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
             try:
                 got = sdpa(backend, q, k, v, causal)
@@ -107,6 +108,11 @@ def main():
         print(f"{r['shape']:>24} {r['skc']:7.1f} {r['skc_p']:7.1f} {r['flash']:7.1f} {r['cudnn']:7.1f} "
               f"{r['skc'] / r['cudnn']:9.2f} "
               f"{r['err_skc']:9.2e} {r.get('err_flash', float('nan')):9.2e}")
+    if "--json" in sys.argv:
+        import json
+
+        with open(sys.argv[sys.argv.index("--json") + 1], "w") as handle:
+            json.dump(rows, handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 (DeepSeek-V3 1x128 / 128x128 scales), TFLOP/s of each and the relative error of each against a float32 reference
 of the dequantized operands (bf16 outputs). Prints a table last; JSON to $OUT/fp8_gemm.json when $OUT is set.
 
-    python benchmarks/fp8_gemm.py [--shapes 4096x4096x4096,...] [--rep-ms 100]
+    python benchmarks/fp8_gemm.py [--shapes 4096x4096x4096,...] [--rep-ms 100] [--no-variants]
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ VARIANTS = {"block-ovl": {"overlap_scaling": True},               # scaling over
             "block-g4": {"group_m": 4}}                            # another raster grouping
 
 
+VARIANTS_ON = True  # --no-variants: only the default configuration of each kind
 PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "consumers": 1}}
 
 
@@ -92,7 +93,7 @@ def measure(M, N, K, rep_ms, rows, log):
     row["cublas"] = tflops(do_bench(lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16),
                                     warmup=25, rep=rep_ms, return_mode="median"))
     rows.append(row)
-    for kind, fields in PER_TENSOR_VARIANTS.items():
+    for kind, fields in (PER_TENSOR_VARIANTS.items() if VARIANTS_ON else ()):
         config = Fp8MatmulConfig.for_fp8_problem(M, N, K, **fields)
         out.fill_(float("nan"))
         fn = (lambda config=config: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16,
@@ -114,7 +115,7 @@ def measure(M, N, K, rep_ms, rows, log):
     rows.append(row)
     # variants of the block-scaled GEMM (other TileOp or tiles), measured on the same data
     variants = []
-    for kind, fields in VARIANTS.items():
+    for kind, fields in (VARIANTS.items() if VARIANTS_ON else ()):
         config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, **fields)
         out.fill_(float("nan"))
         fn = (lambda config=config: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16,
@@ -138,7 +139,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--shapes", default=",".join("x".join(map(str, s)) for s in SHAPES))
     parser.add_argument("--rep-ms", type=int, default=100)
+    parser.add_argument("--no-variants", action="store_true", help="only the default configuration of each kind")
     args = parser.parse_args()
+    global VARIANTS_ON
+    VARIANTS_ON = not args.no_variants
     out_dir = os.environ.get("OUT")
     log = open(os.path.join(out_dir, "fp8_gemm.log"), "w") if out_dir else sys.stderr  # noqa: SIM115
     rows = []

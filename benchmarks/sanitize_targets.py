@@ -14,7 +14,7 @@ import skc  # noqa: E402
 from skc.blocks import MatmulConfig  # noqa: E402
 
 EXAMPLES = {"vector_add": dict(n=5000), "softmax": dict(n_rows=5, n_cols=1000), "sgemm": dict(M=70, N=66, K=37),
-            "matmul": dict(M=256, N=256, K=192)}
+            "matmul": dict(M=256, N=256, K=192), "conv2d": dict(small=True), "attention": dict(small=True)}
 
 GEMMS = {
     "default": {},
