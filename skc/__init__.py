@@ -11,7 +11,7 @@ and LLVM to PTX (NVIDIA) or GCN (AMD), or run exactly by a CPU interpreter.
 
     add[skc.cdiv(n, 256), 256](x, y, out, n)
 """
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 from .diagnostics import (CompileError, DeadlockError, DeviceError, InterpreterError, InterpreterLimitError,  # noqa
                           LaunchError, SkcError, VerificationError)

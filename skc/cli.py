@@ -170,7 +170,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from . import __version__
+    from .version import __version__
     from .backends.amdgpu_link import ld_lld_path
     from .backends.ptx_tools import nvdisasm_path, nvjitlink_version
     from .runtime.devices import current_device
