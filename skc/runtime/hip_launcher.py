@@ -13,7 +13,7 @@ import ctypes
 
 from ..diagnostics import DeviceError, LaunchError
 from .devices import Device
-from .launcher import _CTYPES, DeviceLauncher
+from .launcher import CTYPES, DeviceLauncher
 from .signature import POINTER, SCALAR
 
 _VALUE_KINDS = {POINTER: ("global_buffer",), SCALAR: ("by_value",)}
@@ -22,14 +22,12 @@ _VALUE_KINDS = {POINTER: ("global_buffer",), SCALAR: ("by_value",)}
 def kernarg_layout(compiled) -> tuple:
     """(size in bytes, [(offset, ctypes type)] per parameter) of a compiled AMD kernel's explicit
     arguments, checked against its parameters; a LaunchError when they disagree."""
-    from ..backends.amdgpu_link import explicit_arguments
-
     name = compiled.name
-    metadata = compiled.metadata.get("amdgpu")
-    if compiled.binary is None or metadata is None:
+    # The compile driver records the code object's explicit arguments (see compiler._record_amdgpu_metadata).
+    arguments = compiled.metadata.get("kernel_arguments")
+    if compiled.binary is None or arguments is None:
         raise LaunchError(f"{name} was compiled for {compiled.target.name}, not into an AMD code object; "
                           "compile it for gfx942 or gfx90a to launch it on a HIP device")
-    arguments = explicit_arguments(metadata)
     if len(arguments) != len(compiled.params):
         raise LaunchError(f"{name}: the code object has {len(arguments)} kernel arguments, the kernel "
                           f"{len(compiled.params)} parameters")
@@ -38,7 +36,7 @@ def kernarg_layout(compiled) -> tuple:
         if param.kind not in _VALUE_KINDS:
             raise LaunchError(f"{name}: argument '{param.name}' is a {param.kind}, which AMD kernels cannot take")
         kind = _VALUE_KINDS[param.kind]
-        ctype = ctypes.c_uint64 if param.kind == POINTER else _CTYPES[param.type.name]
+        ctype = ctypes.c_uint64 if param.kind == POINTER else CTYPES[param.type.name]
         offset, nbytes = argument[".offset"], argument[".size"]
         if argument.get(".value_kind") not in kind or ctypes.sizeof(ctype) != nbytes or offset % nbytes:
             raise LaunchError(f"{name}: argument '{param.name}' ({param.kind} {param.type}) does not match the code "
