@@ -28,8 +28,11 @@ class Dependencies:
 class CodeGen:
     """State shared by everything that emits IR for one kernel."""
 
-    def __init__(self, function: ir.Function, target: Target, block: tuple, cluster: tuple = (1, 1, 1)):
+    def __init__(self, function: ir.Function, target: Target, block: tuple, cluster: tuple = (1, 1, 1), *, rules):
         self.function = function
+        # The DSL's typing rules (the frontend.semantics module): run-time values and dtypes apply them
+        # through here, because semantics builds those values and imports their modules.
+        self.rules = rules
         self.builder = ir.Builder(function)
         self.target = target
         self.block = block

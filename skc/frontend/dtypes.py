@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import ir
+from . import context
 
 
 class DType:
@@ -14,9 +15,8 @@ class DType:
         self.ir = ir_type
 
     def __call__(self, value):
-        from . import semantics
-
-        return semantics.cast(value, self.ir)
+        # The typing rules come with the kernel being compiled (semantics imports this module).
+        return context.current().rules.cast(value, self.ir)
 
     def __repr__(self):
         return f"skc.{self.ir.name}"

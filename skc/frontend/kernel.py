@@ -10,7 +10,7 @@ from typing import Any, Optional
 from .. import ir
 from ..diagnostics import CompileError, Location, SkcError
 from ..target import Target
-from . import context
+from . import context, semantics
 from .context import CodeGen
 from .dtypes import DType, PtrType, is_constexpr_annotation
 from .evaluator import Evaluator
@@ -127,7 +127,7 @@ def compile_to_ir(fn, spec: Specialization, target: Target):
     arg_types = [p.type.ir if isinstance(p.type, PtrType) else p.type for p in runtime_params]
     function = ir.Function(fn.__name__, arg_types, [p.name for p in runtime_params],
                            loc=source.location(source.node))
-    codegen = CodeGen(function, target, spec.block, spec.cluster)
+    codegen = CodeGen(function, target, spec.block, spec.cluster, rules=semantics)
     evaluator = Evaluator(codegen)
     env, args = {}, iter(function.args)
     for p in spec.params:
