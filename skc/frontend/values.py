@@ -8,7 +8,11 @@ with a hint, since its value is only known when the kernel runs.
 """
 from __future__ import annotations
 
+import os
+import sys
+
 from .. import ir
+from ..diagnostics import CompileError, Location, is_library_file
 from . import context
 from .dtypes import DTYPES, PtrType, as_ir_type
 
@@ -61,13 +65,8 @@ class Dyn:
 
     def _text(self):
         """repr for skc's own messages; an error where kernel or helper code turns the value into text."""
-        import os
-        import sys
-
-        from ..diagnostics import _is_library_file
-
         caller = sys._getframe(2).f_code.co_filename
-        if _is_library_file(caller) and os.path.abspath(caller) not in _EVALUATOR_FILES:
+        if is_library_file(caller) and os.path.abspath(caller) not in _EVALUATOR_FILES:
             return repr(self)
         raise _native_error("a run-time value has no text at compile time (str, format, % and f-strings "
                             "run when the kernel compiles)", hint="print run-time values with print('x =', x)")
@@ -136,8 +135,6 @@ class Dyn:
 
 
 def _evaluator_files() -> frozenset:
-    import os
-
     here = os.path.dirname(os.path.abspath(__file__))
     return frozenset(os.path.join(here, name) for name in (
         "calls.py", "expressions.py", "statements.py", "loops.py", "withs.py", "evaluator.py", "kernel.py"))
@@ -148,14 +145,9 @@ _EVALUATOR_FILES = _evaluator_files()
 
 def _native_error(message: str, hint: str):
     """An error raised from Python code running natively (a plain helper): point at its line."""
-    import os
-    import sys
-
-    from ..diagnostics import CompileError, Location, _is_library_file
-
     caller = context.current().loc
     frame = sys._getframe(2)
-    while frame is not None and _is_library_file(frame.f_code.co_filename):
+    while frame is not None and is_library_file(frame.f_code.co_filename):
         if os.path.abspath(frame.f_code.co_filename) in _EVALUATOR_FILES:   # called by the evaluator: the kernel's line
             return CompileError(message, caller, hint)
         frame = frame.f_back
