@@ -10,8 +10,7 @@ from .. import ir
 from . import semantics
 from .expressions import MISSING
 from .frames import CompileTimeBreak, CompileTimeContinue, LoopContext, scratch_region
-from .source import attribute_targets, carried_names, has_nested_jump
-from .statements import _type_of
+from .source import attribute_targets, carried_names, contains_statements, has_nested_jump
 from .values import Dyn, Poison, RValue, Slot, mutable
 
 _MAX_COMPILE_TIME_ITERATIONS = 1 << 16
@@ -92,7 +91,7 @@ class LoopEvaluator:
             value = frame.env.get(name, MISSING)
             before[name] = value
             if mutable(value) and not isinstance(value, Slot) or semantics.is_number(value):
-                slot = Slot(_type_of(value), name)
+                slot = Slot(semantics.type_of(value), name)
                 slot.store(value)
                 frame.env[name] = slot
         self.keep_in_slots(node.body)
@@ -292,9 +291,7 @@ class LoopEvaluator:
 
 
 def _has_own_break(stmts) -> bool:
-    from .source import _contains
-
-    return _contains(stmts, (ast.Break,), stop_at_loops=True)
+    return contains_statements(stmts, (ast.Break,), stop_at_loops=True)
 
 
 def _is_invariant(test, body) -> bool:
