@@ -17,7 +17,7 @@ from . import frontend, ir
 from .compiler import CompiledKernel, compile_kernel
 from .diagnostics import LaunchError, SkcError
 from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
-from .runtime.devices import Device, _default_device, _selected, current_device, parse_device
+from .runtime.devices import Device, current_device, parse_device
 from .target import TARGETS, Target, get_target
 
 # A launch is checked before its device (and target) is known: against the smallest limit of any target.
@@ -391,7 +391,7 @@ class Launch:
         kernel = self.kernel
         if kwargs or len(args) != kernel._nparams:
             args = kernel._arguments(args, kwargs)
-        device = self.device or _selected[0] or _default_device()  # current_device(), inlined: hot path
+        device = self.device or current_device()
         key = kernel.key(args) if kernel.key is not None else ()
         if key != self._key or device is not self._device:
             self._launch = kernel.launcher_for(device, self.block, key, args).launch

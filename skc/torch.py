@@ -63,12 +63,8 @@ def on_device_of(tensor):
     if devices.current_device() == wanted:
         yield wanted
         return
-    previous = devices._selected[0]
-    devices.set_device(wanted)
-    try:
+    with devices.using_device(wanted):
         yield wanted
-    finally:
-        devices._selected[0] = previous
 
 
 def current_stream(tensor) -> Optional[int]:

@@ -5,6 +5,7 @@ first CUDA GPU when there is one, else the interpreter.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from dataclasses import dataclass
@@ -144,6 +145,17 @@ def _default_device() -> Device:
 
 def current_device() -> Device:
     return _selected[0] or _default_device()
+
+
+@contextlib.contextmanager
+def using_device(spec):
+    """The block launches on `spec`; the selection before it (set_device's, or none) comes back after it."""
+    previous = _selected[0]
+    device = set_device(spec)
+    try:
+        yield device
+    finally:
+        _selected[0] = previous
 
 
 def gpu_available() -> bool:
