@@ -324,7 +324,7 @@ def _torch_dtype(t: ir.ScalarType):
     torch = sys.modules.get("torch")
     if torch is None:
         return _NeverMatches
-    for name, ir_name in dtypes._TORCH_NAMES.items():
+    for name, ir_name in dtypes.TORCH_NAMES.items():
         if ir_name == t.name:
             found = getattr(torch, name.split(".")[1], None)
             if found is not None:
