@@ -118,9 +118,6 @@ def _config_for(target, cfg):
                                        f"{type(cfg).__name__}", hint="let skc.blocks.matmul pick the configuration")
     return cfg
 
+# matmul(), the host side (its plans, configurations and batches), lives in matmul_host.py.
 
-# -- the host side -------------------------------------------------------------------------------
-# matmul(), its plans, configurations and batches live in matmul_host.py.
-from .matmul_host import _config, compile_arguments, matmul  # noqa: F401  (_config re-exported)
-
-__all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "compile_arguments", "matmul", "matmul_kernel"]
+__all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "matmul_kernel"]

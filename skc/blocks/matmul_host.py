@@ -18,6 +18,8 @@ import skc
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
+from .gemm import matmul_kernel
+from .matmul_tuning import tune
 from .scheduler import TileScheduler
 
 _PLANS: dict = {}        # facts of a call -> its plan
@@ -193,7 +195,7 @@ class _TmaPlan:
                 1.0 if alpha is None else float(alpha), 0.0 if beta is None else float(beta))
         ready = self.ready
         if ready is None:
-            ready = self.ready = matmul_kernel()[self.grid, self.cfg.threads].ready(*args, self.cfg)
+            ready = self.ready = matmul_kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
         ready(args, stream)
         return out
 
@@ -206,7 +208,7 @@ def _launch_wgmma(device, a, b, out, problem, extras, cfg: MatmulConfig, stream=
     else:
         maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
     grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m)
-    matmul_kernel()[grid, cfg.threads](*maps, M, N, K, *extras, cfg, stream=stream)
+    matmul_kernel[grid, cfg.threads](*maps, M, N, K, *extras, cfg, stream=stream)
 
 
 def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, stream=None):
@@ -218,7 +220,7 @@ def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, strea
     if _storage(out, True)[0] is not out:
         raise skc.LaunchError("the AMD GEMM writes a row-major out, found a transposed view")
     grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors * cfg.blocks_per_cu)
-    matmul_kernel()[grid, cfg.threads](a, b, out, M, N, K, *extras, cfg, stream=stream)
+    matmul_kernel[grid, cfg.threads](a, b, out, M, N, K, *extras, cfg, stream=stream)
 
 
 # -- batches ------------------------------------------------------------------------------------------------------
@@ -340,10 +342,8 @@ def _choose_config(device, problem, spec, autotune, operands):
     overrides = TUNED.get((target.name, _bucket(M), _bucket(N), _bucket(K), dtype))
     if overrides is not None and not target.has("mfma"):
         return _config(target, *problem, spec, tuple(sorted(overrides.items())))
-    if _autotune_requested(autotune) and not device.is_interpreter:
-        from .matmul_tuning import tune
-
-        return tune(device, problem, spec, operands)
+    if _autotune_requested(autotune) and not device.is_interpreter and not target.has("mfma"):
+        return tune(device, problem, spec, operands, matmul)
     return _config(target, *problem, spec)
 
 
@@ -380,9 +380,3 @@ def _empty_like(a, shape):
     import numpy as np
 
     return np.empty(shape, a.dtype)
-
-
-def matmul_kernel():
-    from .gemm import matmul_kernel as kernel
-
-    return kernel
