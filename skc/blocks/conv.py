@@ -13,7 +13,7 @@ from skc import ir
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .gemm import matmul_kernel
-from .matmul_host import _dtype_name
+from .matmul_host import operand_dtype_name
 from .im2col import ConvShape
 from .scheduler import TileScheduler
 
@@ -26,9 +26,9 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     they are, no copy). bf16 or fp16; C a multiple of 8. The output is NHWC (a channels_last torch tensor
     for torch inputs); `out` may be given. stride, padding, dilation: an int or an (h, w) pair."""
     x_nhwc, w_krsc, torch_layout = _nhwc(x, "x"), _nhwc(w, "w"), _is_torch(x)
-    dtype = _dtype_name(x)
-    if _dtype_name(w) != dtype:
-        raise skc.LaunchError(f"x is {dtype} and w is {_dtype_name(w)}; conv2d needs one type")
+    dtype = operand_dtype_name(x)
+    if operand_dtype_name(w) != dtype:
+        raise skc.LaunchError(f"x is {dtype} and w is {operand_dtype_name(w)}; conv2d needs one type")
     (N, H, W, C), (K, R, S, C_w) = x_nhwc.shape, w_krsc.shape
     if C_w != C:
         raise skc.LaunchError(f"x has {C} channels but the filters take {C_w}")

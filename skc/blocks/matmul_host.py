@@ -105,9 +105,9 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     if len(a.shape) != 2 or len(b.shape) != 2:
         raise skc.LaunchError(f"matmul takes 2-D operands (or a batch: B x M x K times K x N or B x K x N), found "
                               f"shapes {tuple(a.shape)} and {tuple(b.shape)}")
-    dtype = _dtype_name(a)
-    if _dtype_name(b) != dtype:
-        raise skc.LaunchError(f"a is {dtype} and b is {_dtype_name(b)}; matmul needs one type")
+    dtype = operand_dtype_name(a)
+    if operand_dtype_name(b) != dtype:
+        raise skc.LaunchError(f"a is {dtype} and b is {operand_dtype_name(b)}; matmul needs one type")
     M, K = a.shape
     if b.shape[0] != K:
         raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
@@ -321,7 +321,7 @@ def _storage(x, k_major_if_row_major: bool):
     return x, k_major_if_row_major
 
 
-def _dtype_name(x) -> str:
+def operand_dtype_name(x) -> str:
     name = str(x.dtype)
     for candidate, label in (("bfloat16", "bf16"), ("bf16", "bf16"), ("float16", "f16"), ("f16", "f16")):
         if candidate in name:
