@@ -67,7 +67,7 @@ class Device:
         if self.kind == "hip":
             from . import hip
 
-            return int(hip._properties(self.index).multiProcessorCount)
+            return int(hip.properties(self.index).multiProcessorCount)
         return 4
 
     def __str__(self):
@@ -145,6 +145,18 @@ def _default_device() -> Device:
 
 def current_device() -> Device:
     return _selected[0] or _default_device()
+
+
+def swap_selection(device: Optional[Device]) -> Optional[Device]:
+    """Select `device` (or no device: the default) without checking it is present, as a fake driver's tests do;
+    gives the previous selection, to swap back."""
+    previous, _selected[0] = _selected[0], device
+    return previous
+
+
+def forget_targets():
+    """Drop the cached target of each device (after the driver behind them changed)."""
+    _target_of.cache_clear()
 
 
 @contextlib.contextmanager

@@ -56,6 +56,11 @@ def _torch_stream(arg, index: int) -> int:
     return _TORCH_STREAM[0](index)
 
 
+def forget_torch_stream():
+    """Look torch's current-stream function up again at the next launch (after torch itself was swapped)."""
+    _TORCH_STREAM.clear()
+
+
 def _cupy_stream(arg, index: int) -> int:
     import cupy
 

@@ -162,6 +162,11 @@ class TensorMap:
 _PROBE_ADDRESSES = (0x7F0000001000, 0x7F0123456780, 0x10000)
 
 
+def forget_encoded():
+    """Drop the tensor maps already encoded (after the driver that encoded them changed)."""
+    _ENCODED.clear()
+
+
 def _probe_address_field(encode) -> tuple:
     """(offset, shift, descriptor) such that each probe address `p`'s descriptor is that descriptor with bytes
     offset..offset+8 replaced by `p >> shift` (little-endian); () when the encodings differ in any other way."""
