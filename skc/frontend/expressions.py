@@ -10,6 +10,8 @@ import types
 from .. import ir
 from ..diagnostics import CompileError, SkcError
 from . import semantics
+from .calls import LocalFunction
+from .dtypes import PtrType
 from .frames import Frame
 from .values import Dyn, Poison, RValue, Slot
 
@@ -367,8 +369,6 @@ class ExpressionEvaluator:
         return self.expr_JoinedStr(ast.JoinedStr(values=[node]))
 
     def expr_Lambda(self, node):
-        from .calls import LocalFunction
-
         return LocalFunction(node, self.frame, self.eval_defaults(node.args))
 
     def expr_Await(self, node):
@@ -398,8 +398,6 @@ def _may_have_effects(node) -> bool:
 
 
 def merge_type(types, node, evaluator):
-    from .dtypes import PtrType
-
     first = types[0]
     if any(isinstance(t, PtrType) for t in types):
         if any(t != first for t in types):

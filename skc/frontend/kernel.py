@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from .. import ir
 from ..diagnostics import CompileError, Location, SkcError
-from ..target import Target
+from ..target import TARGETS, Target
 from . import context, semantics
 from .context import CodeGen
 from .dtypes import DType, PtrType, is_constexpr_annotation
@@ -104,8 +104,6 @@ def annotated_spec(param: Parameter) -> Optional[ParamSpec]:
 
 def check_block(fn, block: tuple):
     """At definition (`@skc.kernel(block=...)`): a block no target can run is an error at the def line."""
-    from ..target import TARGETS
-
     limit = max(t.max_threads_per_block for t in TARGETS.values())
     threads = block[0] * block[1] * block[2]
     if threads > limit or min(block) < 1:

@@ -8,6 +8,7 @@ import ast
 
 from .. import ir
 from . import semantics
+from .builtins import max_unroll, static_range
 from .expressions import MISSING
 from .frames import CompileTimeBreak, CompileTimeContinue, LoopContext, scratch_region
 from .source import attribute_targets, carried_names, contains_statements, has_nested_jump
@@ -21,8 +22,6 @@ class LoopEvaluator:
 
     # -- loops ------------------------------------------------------------------------
     def stmt_For(self, node):
-        from .builtins import static_range
-
         if node.orelse:
             raise self.error_at(node, "for ... else is not supported in kernels",
                                 hint="set a flag before `break` and test it after the loop")
@@ -43,8 +42,6 @@ class LoopEvaluator:
 
     def counted(self, loop, node):
         """The items of a static_range, counting them against the kernel's unrolling budget."""
-        from .builtins import max_unroll
-
         limit = loop.max_unroll if loop.max_unroll is not None else max_unroll()
         if self.cg.unrolled + len(loop.range) > limit:
             raise self.error_at(node, f"static_range would unroll {len(loop.range)} iterations here, "

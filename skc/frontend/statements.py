@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from .. import ir
 from ..diagnostics import CompileError, SkcError
 from . import semantics
+from .calls import LocalFunction
+from .dtypes import DType, PtrType
 from .expressions import BINARY_OPERATORS, MISSING, merge_type
 from .frames import CompileTimeReturn, ControlSignal, ReturnTarget
 from .source import attribute_targets, subscripted_names
@@ -61,8 +63,6 @@ class StatementEvaluator:
             self.assign(target, value)
 
     def stmt_AnnAssign(self, node):
-        from .dtypes import DType, PtrType
-
         annotation = self.eval_value(node.annotation)
         if node.value is None:
             return
@@ -121,8 +121,6 @@ class StatementEvaluator:
         self.cg.builder.create("gpu.assert", (false.value,), attrs={"message": message})
 
     def stmt_FunctionDef(self, node):
-        from .calls import LocalFunction
-
         if node.decorator_list:
             raise self.error_at(node, "functions defined inside a kernel cannot have decorators")
         self.frame.env[node.name] = LocalFunction(node, self.frame, self.eval_defaults(node.args))
