@@ -14,6 +14,7 @@ import functools
 import os
 
 import skc
+from skc import ir
 
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
@@ -359,8 +360,6 @@ def compile_arguments(target, M: int = 4096, N: int = 4096, K: int = 4096, dtype
     """matmul_kernel's arguments for `Kernel.compile` without data (skc compile, tests): the configuration
     matmul() picks for an M x N x K problem on `target` (or `config`), tensor-map types of its boxes (Hopper)
     or pointer types (AMD) for the operands, and the block size."""
-    from skc import ir
-
     target = skc.get_target(target)
     pointer = skc.Ptr[skc.bf16 if dtype == "bf16" else skc.f16]
     cfg = config or _config(target, M, N, K, dtype, True, False, EpilogueSpec())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 
 from ..diagnostics import DeviceError, LaunchError
+from . import hip
 from .devices import Device
 from .launcher import CTYPES, DeviceLauncher
 from .signature import POINTER, SCALAR
@@ -52,8 +53,6 @@ class HipLauncher(DeviceLauncher):
     memory = "hip"
 
     def __init__(self, compiled, device: Device):
-        from . import hip
-
         self.kernel_name, self.params, self.device = compiled.name, compiled.params, device
         self.block, self.shared_bytes = tuple(compiled.block), compiled.shared_bytes
         size, layout = kernarg_layout(compiled)
@@ -75,7 +74,5 @@ class HipLauncher(DeviceLauncher):
              "_extra": ctypes.addressof(self.extra)})
 
     def _fail(self, result, grid):
-        from . import hip
-
         raise DeviceError(f"hipModuleLaunchKernel of {self.kernel_name} (grid {grid}, block {self.block}, "
                           f"{self.shared_bytes} bytes of LDS) failed: {hip.error_text(result)}")

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import ir
 from ..diagnostics import DeviceError, LaunchError
-from . import dtypes
+from . import cuda, dtypes
 from .arrays import DeviceArray
 from .devices import Device
 from .interop import CAI_TYPES, tensor_facts
@@ -268,8 +268,6 @@ class CudaLauncher(DeviceLauncher):
     """Launches one loaded CUDA kernel: cuLaunchKernel with a ready array of pointers to the slots."""
 
     def __init__(self, module, params, shared_bytes: int, device: Device, kernel_name: str, block: tuple):
-        from . import cuda
-
         self.kernel_name, self.params, self.device = kernel_name, params, device
         self.shared_bytes, self.block = shared_bytes, block
         self.slots = [_slot(p) for p in params]
@@ -282,8 +280,6 @@ class CudaLauncher(DeviceLauncher):
             {"_launch": cuda.driver().cuLaunchKernel, "_f": module.function, "_addr": ctypes.addressof(self.pointers)})
 
     def _fail(self, result, grid):
-        from . import cuda
-
         raise DeviceError(f"cuLaunchKernel of {self.kernel_name} (grid {grid}, block {self.block}, "
                           f"{self.shared_bytes} bytes of shared memory) failed: {cuda.error_text(result)}")
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import ir
 from ..diagnostics import DeviceError, LaunchError
-from . import dtypes
+from . import cuda, dtypes
 from .arrays import DeviceArray
 from .interop import tensor_facts
 
@@ -128,8 +128,6 @@ class TensorMap:
 
     def _encode(self, facts_pointer: int) -> bytes:
         import ctypes
-
-        from . import cuda
 
         if facts_pointer % 16:
             raise LaunchError(f"TMA needs the tensor's address to be 16-byte aligned; it is {facts_pointer:#x}")
@@ -321,8 +319,6 @@ class Im2colTensorMap(TensorMap):
 
     def _encode(self) -> bytes:
         import ctypes
-
-        from . import cuda
 
         module = cuda.driver()
         pointer = self.data_pointer()
