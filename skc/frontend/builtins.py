@@ -9,7 +9,6 @@ from typing import Optional
 from .. import ir
 from . import semantics
 from .arrays import Array
-from .asm_constraints import check_constraints
 from .context import current
 from .dtypes import PtrType, as_ir_type
 from .markers import skc_builtin
@@ -455,6 +454,9 @@ def block_min(value):
 @skc_builtin
 def asm(code: str, *args, constraints: str, dtype=None, side_effects: bool = True):
     """Inline target assembly. `constraints` are LLVM's ("=r,r,l"); dtype gives the result type(s)."""
+    # Loaded at the first skc.asm: its patterns cost about 0.4 ms of `import skc` (measured) for a rare builtin.
+    from .asm_constraints import check_constraints
+
     if not isinstance(code, str):
         raise semantics.error(f"skc.asm takes the assembly as a string, found {type(code).__name__}")
     results = () if dtype is None else tuple(dtype) if isinstance(dtype, (tuple, list)) else (dtype,)
