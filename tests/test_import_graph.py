@@ -118,3 +118,33 @@ def test_layers_import_downward_only(layer, forbidden):
     wrong = sorted(f"{module} -> {target}" for module, targets in graph.items() if module.startswith(layer + ".")
                    or module == layer for target in targets if target.startswith(forbidden))
     assert not wrong, "\n".join(wrong)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_no_module_reaches_into_another_s_private_names():
+    """`from .x import _y`, or `x._y` on a module (or class) imported from skc: what modules share is public."""
+    modules = _modules()
+    known = set(modules)
+    wrong = []
+    for name, path in sorted(modules.items()):
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read(), path)
+        module_aliases = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            targets = _resolve(name, path.endswith("__init__.py"), node, known)
+            if isinstance(node, ast.ImportFrom) and targets:
+                wrong += [f"{name}:{node.lineno} imports {alias.name}" for alias in node.names
+                          if _private(alias.name) and alias.name not in known]
+                module_aliases |= {alias.asname or alias.name for alias in node.names}
+            elif isinstance(node, ast.Import) and targets:
+                module_aliases |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and _private(node.attr) and isinstance(node.value, ast.Name) \
+                    and node.value.id in module_aliases:
+                wrong.append(f"{name}:{node.lineno} uses {node.value.id}.{node.attr}")
+    assert not wrong, "\n".join(wrong)
