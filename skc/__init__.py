@@ -11,7 +11,7 @@ and LLVM to PTX (NVIDIA) or GCN (AMD), or run exactly by a CPU interpreter.
 
     add[skc.cdiv(n, 256), 256](x, y, out, n)
 """
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 from .diagnostics import (CompileError, DeadlockError, DeviceError, InterpreterError, InterpreterLimitError,  # noqa
                           LaunchError, SkcError, VerificationError)
@@ -30,6 +30,7 @@ from .compiler import CompiledKernel  # noqa: E402
 from .jit import Kernel, kernel  # noqa: E402
 from .runtime.cache import cache_dir, set_cache_dir  # noqa: E402
 from .runtime.devices import Device, current_device, gpu_available, set_device  # noqa: E402
+from .runtime.devices import parse_device as _parse_device  # noqa: E402
 from .target import TARGETS, Target, get_target  # noqa: E402
 
 # Scalar types: skc.f32, skc.bf16, ... and numpy-style aliases (skc.float32).
@@ -55,9 +56,8 @@ def __getattr__(name):
 
 def synchronize(device=None):
     """Wait for every kernel launched on the device (the current one unless given)."""
-    from .runtime.devices import parse_device
-
-    dev = parse_device(device) if device is not None else current_device()
+    dev = _parse_device(device) if device is not None else current_device()
+    # the drivers' modules load on first use, as in runtime/devices.py (import cost)
     if dev.kind == "cuda":
         from .runtime import cuda
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from .diagnostics import SkcError
+from .runtime import cache, cuda, devices
 
 FORMAT = 1
 
@@ -105,10 +106,8 @@ class Autotuner:
 
     # -- the winners on disk --------------------------------------------------------------------------------
     def path(self) -> Path:
-        from .runtime.cache import cache_dir
-
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in self.name)
-        return cache_dir() / "autotune" / f"{safe}.json"
+        return cache.cache_dir() / "autotune" / f"{safe}.json"
 
     def _read(self) -> dict:
         try:
@@ -149,18 +148,14 @@ def autotune(configs: Sequence[dict], key: Optional[Callable] = None, **options)
 
 
 def _device_name() -> str:
-    from .runtime.devices import current_device
-
-    device = current_device()
+    device = devices.current_device()
     return f"{device.name} ({device.target.name})"
 
 
 def time_ms(run: Callable, warmup: int = 3, repeats: int = 10) -> float:
     """Median milliseconds of `run()`: CUDA events around each run on the current CUDA device (its launches
     must go to the default stream or the current torch/cupy stream), else the host clock."""
-    from .runtime.devices import current_device
-
-    device = current_device()
+    device = devices.current_device()
     for _ in range(warmup):
         run()
     if device.kind != "cuda":
@@ -170,8 +165,6 @@ def time_ms(run: Callable, warmup: int = 3, repeats: int = 10) -> float:
             run()
             samples.append((time.perf_counter() - start) * 1e3)
         return sorted(samples)[len(samples) // 2]
-    from .runtime import cuda
-
     return cuda.time_ms(run, repeats, device.index, _framework_stream(device.index))
 
 

@@ -27,6 +27,10 @@ import sysconfig
 import time
 
 from .diagnostics import SkcError
+from .version import __version__
+
+# The commands import the compiler, backends and runtime when they run, so `skc --help` and argument errors
+# answer without loading LLVM or numpy (the same costs as in jit.py and compiler.py).
 
 _EMIT_STAGES = {"tile-raw": "tile-raw", "tile": "tile", "llvm": "llvm", "llvm-opt": "llvm-opt",
                 "ptx": "ptx", "sass": "sass", "gcn": "gcn"}
@@ -170,7 +174,6 @@ def cmd_run(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from . import __version__
     from .backends.amdgpu_link import ld_lld_path
     from .backends.ptx_tools import nvdisasm_path, nvjitlink_version
     from .runtime.devices import current_device

@@ -34,7 +34,7 @@ class Location:
             loc = loc.caller
 
 
-def _is_library_file(path: str) -> bool:
+def is_library_file(path: str) -> bool:
     """Files of skc itself (the blocks, the DSL prelude): errors point past them to the user's code."""
     import os
 
@@ -47,7 +47,7 @@ def user_location(loc: Optional[Location]) -> Optional[Location]:
     if loc is None:
         return None
     for frame in loc.frames():
-        if not _is_library_file(frame.file):
+        if not is_library_file(frame.file):
             return frame
     return loc
 

@@ -63,12 +63,8 @@ def on_device_of(tensor):
     if devices.current_device() == wanted:
         yield wanted
         return
-    previous = devices._selected[0]
-    devices.set_device(wanted)
-    try:
+    with devices.using_device(wanted):
         yield wanted
-    finally:
-        devices._selected[0] = previous
 
 
 def current_stream(tensor) -> Optional[int]:
@@ -80,6 +76,8 @@ def current_stream(tensor) -> Optional[int]:
 
 
 # -- torch.ops.skc.matmul ---------------------------------------------------------------------------------
+# skc.blocks is imported at the first matmul: it compiles nothing at import but pulls the whole GEMM composition
+# (measured about 130 ms), which registering the op must not cost.
 @functools.lru_cache(maxsize=None)
 def _matmul_takes_stream() -> bool:
     """Whether skc.blocks.matmul has a `stream=` parameter (asked once: it gained one after this module)."""

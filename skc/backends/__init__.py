@@ -8,19 +8,18 @@ from typing import Optional
 
 from .. import ir
 from ..target import Target, get_target
+from . import llvm_codegen
+from .amdgpu import AMDGPU
 from .legalize import legalize
 from .lowering import lower_module
+from .nvptx import NVPTX
 
 
 def target_lowering(target: Target):
     target = get_target(target)
     if target.vendor == "nvidia":
-        from .nvptx import NVPTX
-
         return NVPTX(target)
     if target.vendor == "amd":
-        from .amdgpu import AMDGPU
-
         return AMDGPU(target)
     raise ValueError(f"no backend for {target.vendor}")
 
@@ -42,22 +41,18 @@ class Assembly:
 
 
 def compile_llvm(llvm_text: str, target: Target) -> Assembly:
-    from .llvm_codegen import compile_llvm as run
-
     target = get_target(target)
     lowering = target_lowering(target)
     if target.vendor == "amd":
-        optimized, obj, asm = run(llvm_text, lowering.triple, target.llvm_cpu, target.llvm_features,
-                                  emit="object", reloc="pic")
+        optimized, obj, asm = llvm_codegen.compile_llvm(llvm_text, lowering.triple, target.llvm_cpu,
+                                                        target.llvm_features, emit="object", reloc="pic")
         return Assembly(optimized, asm, obj)
-    optimized, asm = run(llvm_text, lowering.triple, target.llvm_cpu, target.llvm_features)
+    optimized, asm = llvm_codegen.compile_llvm(llvm_text, lowering.triple, target.llvm_cpu, target.llvm_features)
     return Assembly(optimized, asm)
 
 
 def llvm_version() -> str:
-    from .llvm_codegen import llvm_version as version
-
-    return version()
+    return llvm_codegen.llvm_version()
 
 
 __all__ = ["target_lowering", "to_llvm", "compile_llvm", "Assembly", "legalize", "llvm_version"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import ir
 from ..target import Target
 from . import nvptx_async
+from .llvm_text import llvm_type
 from .lowering import FunctionLowering, intrinsic_suffix
 
 # LLVM NVPTXAddrSpace (llvm/Support/NVPTXAddrSpace.h).
@@ -53,8 +54,6 @@ class NVPTX:
                 # A TMA descriptor is passed by value and read in place (TOOLCHAIN.md).
                 params.append((f'ptr byval([128 x i8]) align 64 "nvvm.grid_constant" {name}', name))
             else:
-                from .llvm_text import llvm_type
-
                 params.append((f"{llvm_type(value.type, ADDRESS_SPACES)} {name}", name))
         return params
 

@@ -9,9 +9,10 @@ from .config import MatmulConfig
 from .conv import conv2d
 from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, FusedEpilogue, TmaStoreEpilogue
 from .fp8 import BlockScaledWgmma, Fp8MatmulConfig, ScaleLayout
-from .gemm import compile_arguments, matmul, matmul_kernel
+from .gemm import matmul_kernel
 from .im2col import ConvShape, Im2colLoader
 from .layout import OperandLayout
+from .matmul_host import compile_arguments, matmul
 from .lds import LdsLayout, LdsLoader
 from .mfma import Mfma, MfmaAccumulator
 from .mma import Accumulator, Wgmma, WgmmaRegA

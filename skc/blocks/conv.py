@@ -14,7 +14,7 @@ from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .host_plans import GemmPlan, facts, filling_config, remember
 from .im2col import ConvShape
-from .matmul_host import _dtype_name
+from .matmul_host import operand_dtype_name
 
 _PLANS: dict = {}  # facts of a call -> its plan
 
@@ -45,9 +45,9 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
 def _checked(device, x, w, bias, stride, padding, dilation, activation, config) -> tuple:
     """Every check of a call, once per set of facts, and the plan that launches it."""
     x_nhwc, w_krsc = _nhwc(x, "x"), _nhwc(w, "w")
-    dtype = _dtype_name(x)
-    if _dtype_name(w) != dtype:
-        raise skc.LaunchError(f"x is {dtype} and w is {_dtype_name(w)}; conv2d needs one type")
+    dtype = operand_dtype_name(x)
+    if operand_dtype_name(w) != dtype:
+        raise skc.LaunchError(f"x is {dtype} and w is {operand_dtype_name(w)}; conv2d needs one type")
     (N, H, W, C), (K, R, S, C_w) = x_nhwc.shape, w_krsc.shape
     if C_w != C:
         raise skc.LaunchError(f"x has {C} channels but the filters take {C_w}")

@@ -13,7 +13,8 @@ import skc
 
 from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel
-from .matmul_host import _facts, _storage
+from .host_plans import facts as _facts
+from .host_plans import storage as _storage
 from .scheduler import TileScheduler
 
 _PLANS: dict = {}

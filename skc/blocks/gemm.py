@@ -181,9 +181,6 @@ def _config_for(target, cfg):
     return cfg
 
 
-# -- the host side -------------------------------------------------------------------------------
-# matmul(), its plans, configurations and batches live in matmul_host.py.
-from .matmul_host import _config, compile_arguments, matmul  # noqa: F401  (_config re-exported)
-
-__all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "compile_arguments", "matmul", "matmul_batched_kernel",
-           "matmul_kernel", "matmul_split_kernel"]
+# the host side (matmul(), its plans, configurations and batches) lives in matmul_host.py
+__all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "matmul_batched_kernel", "matmul_kernel",
+           "matmul_split_kernel"]

@@ -156,3 +156,17 @@ def filling_config(M: int, N: int, multiprocessors: int, max_shared_bytes: int, 
     config = MatmulConfig(tile_m=tile_m, tile_n=tile_n, consumers=tile_m // 64, **fields)
     fitting = [n for n in stages if replace(config, stages=n).shared_bytes() <= max_shared_bytes]
     return replace(config, stages=max(fitting or [2]))
+
+
+def storage(x, k_major_if_row_major: bool):
+    """(the row-major array holding x's elements, whether that makes the operand K-major)."""
+    strides = x.stride() if callable(getattr(x, "stride", None)) else tuple(
+        s // x.itemsize for s in getattr(x, "strides", ()))
+    if len(x.shape) != 2:
+        raise skc.LaunchError(f"matmul takes 2-D operands, found shape {tuple(x.shape)}")
+    rows, cols = x.shape
+    if strides and tuple(strides) == (1, rows) and not (rows == 1 or cols == 1):
+        return x.T, not k_major_if_row_major  # a transposed view of a row-major array
+    if strides and strides[1] != 1 and cols > 1:
+        raise skc.LaunchError("matmul's operands must be row-major or transposed views of row-major arrays")
+    return x, k_major_if_row_major

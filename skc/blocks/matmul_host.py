@@ -21,8 +21,12 @@ import skc
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
+from .fp8_host import scaled_call
+from . import gemm
 from .host_plans import MapsByAddress
 from .host_plans import facts as _facts
+from .host_plans import storage as _storage
+from .matmul_tuning import tune
 from .scheduler import TileScheduler
 
 _PLANS: dict = {}        # facts of a call -> its plan
@@ -65,8 +69,6 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     for the problem. The launch goes to `stream`, by default the current stream of the operands' framework.
     fp8 operands with `scale_a`, `scale_b` (and `out_dtype`) are torch._scaled_mm's GEMMs (fp8_host.py)."""
     if scale_a is not None or scale_b is not None or out_dtype is not None:
-        from .fp8_host import scaled_call
-
         return scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream)
     device = skc.current_device()
     key = (device, _facts(a), _facts(b), out if out is None else _facts(out), c if c is None else _facts(c),
@@ -87,9 +89,9 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     if len(a.shape) != 2 or len(b.shape) != 2:
         raise skc.LaunchError(f"matmul takes 2-D operands (or a batch: B x M x K times K x N or B x K x N), found "
                               f"shapes {tuple(a.shape)} and {tuple(b.shape)}")
-    dtype = _dtype_name(a)
-    if _dtype_name(b) != dtype:
-        raise skc.LaunchError(f"a is {dtype} and b is {_dtype_name(b)}; matmul needs one type")
+    dtype = operand_dtype_name(a)
+    if operand_dtype_name(b) != dtype:
+        raise skc.LaunchError(f"a is {dtype} and b is {operand_dtype_name(b)}; matmul needs one type")
     M, K = a.shape
     if b.shape[0] != K:
         raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
@@ -205,9 +207,7 @@ def _launch_batched(device, a, b, out, problem, extras, cfg: MatmulConfig, strea
 def split_buffers(a, M: int, N: int, cfg) -> tuple:
     """Split-K's zero-filled fp32 workspace (M x N) and i32 counters, on a's device; the kernel leaves them zero,
     so a plan makes them once (its launches must not run at once on two streams)."""
-    from .gemm import split_counters
-
-    return _zeros_like(a, M * N, "float32"), _zeros_like(a, split_counters(M, N, cfg), "int32")
+    return _zeros_like(a, M * N, "float32"), _zeros_like(a, gemm.split_counters(M, N, cfg), "int32")
 
 
 def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, stream=None):
@@ -250,12 +250,12 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
     foldable = len(b.shape) == 2 and _row_major(a) and all(x is None or _row_major(x) for x in (out, c))
     if foldable:
         return _FoldedBatch(batch, M, N, K)
-    one_launch = (device.target.has("wgmma") and c is None and config is None and _dtype_name(a) == _dtype_name(b)
+    one_launch = (device.target.has("wgmma") and c is None and config is None and operand_dtype_name(a) == operand_dtype_name(b)
                   and all(x is None or _strides(x)[-1] == 1 for x in (a, b, out)))
     if one_launch:
         batched = "a" * (len(a.shape) == 3) + "b" * (len(b.shape) == 3)
         spec = EpilogueSpec(alpha=alpha is not None, bias=bias is not None, activation=activation)
-        cfg = MatmulConfig.for_problem(batch * M, N, K, _dtype_name(a), True, False, device.target.max_shared_bytes,
+        cfg = MatmulConfig.for_problem(batch * M, N, K, operand_dtype_name(a), True, False, device.target.max_shared_bytes,
                                        device.multiprocessors, epilogue=spec, batched=batched, split_k=1)
         problem = (M, N, K, cfg.dtype, True, False)
         if device.kind == "cuda":
@@ -318,21 +318,7 @@ class _LoopedBatch:
 
 
 # -- configurations -------------------------------------------------------------------------------------------------
-def _storage(x, k_major_if_row_major: bool):
-    """(the row-major array holding x's elements, whether that makes the operand K-major)."""
-    strides = x.stride() if callable(getattr(x, "stride", None)) else tuple(
-        s // x.itemsize for s in getattr(x, "strides", ()))
-    if len(x.shape) != 2:
-        raise skc.LaunchError(f"matmul takes 2-D operands, found shape {tuple(x.shape)}")
-    rows, cols = x.shape
-    if strides and tuple(strides) == (1, rows) and not (rows == 1 or cols == 1):
-        return x.T, not k_major_if_row_major  # a transposed view of a row-major array
-    if strides and strides[1] != 1 and cols > 1:
-        raise skc.LaunchError("matmul's operands must be row-major or transposed views of row-major arrays")
-    return x, k_major_if_row_major
-
-
-def _dtype_name(x) -> str:
+def operand_dtype_name(x) -> str:
     name = str(x.dtype)
     for candidate, label in (("bfloat16", "bf16"), ("bf16", "bf16"), ("float16", "f16"), ("f16", "f16")):
         if candidate in name:
@@ -355,10 +341,8 @@ def _choose_config(device, problem, spec, autotune, operands):
         if problem[5] and overrides.get("cluster_m", 1) > 1:  # clusters multicast B's K x N rows only
             overrides = dict(overrides, cluster_m=1)
         return _config(target, *problem, spec, tuple(sorted(overrides.items())), device.multiprocessors)
-    if _autotune_requested(autotune) and not device.is_interpreter:
-        from .matmul_tuning import tune
-
-        return tune(device, problem, spec, operands)
+    if _autotune_requested(autotune) and not device.is_interpreter and not target.has("mfma"):
+        return tune(device, problem, spec, operands, matmul)
     return _config(target, *problem, spec, (), device.multiprocessors)
 
 
@@ -398,8 +382,7 @@ def _empty_like(a, shape):
 
 
 def matmul_kernel(split: bool = False, batched: bool = False):
-    from . import gemm
-
+    """The GEMM kernel of a launch: plain, split-K or batched."""
     return gemm.matmul_split_kernel if split else gemm.matmul_batched_kernel if batched else gemm.matmul_kernel
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import ir
 from . import semantics
-from .calls import skc_builtin
+from .markers import skc_builtin
 from .context import current
 from .values import RValue
 

@@ -9,9 +9,9 @@ from typing import Optional
 from .. import ir
 from . import semantics
 from .arrays import Array
-from .calls import skc_builtin
 from .context import current
 from .dtypes import PtrType, as_ir_type
+from .markers import skc_builtin
 from .values import Dyn, RValue
 
 # -- ids and shape ---------------------------------------------------------------------------
@@ -245,7 +245,7 @@ def cdiv(a, b):
 
 
 # -- math ----------------------------------------------------------------------------------------
-def _float_operand(x) -> RValue:
+def float_operand(x) -> RValue:
     v = semantics.to_rvalue(x)
     if isinstance(v.type, PtrType):
         raise semantics.error(f"this math function needs a number, found a pointer ({v.type})",
@@ -260,7 +260,7 @@ def _math_unary(op: str, python):
     def fn(x):
         if not isinstance(x, Dyn):
             return python(x)
-        v = _float_operand(x)
+        v = float_operand(x)
         return RValue(current().builder.unary(op, v.value), v.type)
     fn.__name__ = op.split(".")[1]
     fn.__doc__ = ir.OPS[op].__doc__
@@ -287,7 +287,7 @@ def fma(a, b, c):
     """a * b + c rounded once."""
     if not any(isinstance(v, Dyn) for v in (a, b, c)):
         return a * b + c
-    x, y = semantics.unify(_float_operand(a), b)
+    x, y = semantics.unify(float_operand(a), b)
     x, z = semantics.unify(x, c)
     y = semantics.cast(y, x.type)
     return RValue(current().builder.value("math.fma", (x.value, y.value, z.value), x.type), x.type)
@@ -454,6 +454,7 @@ def block_min(value):
 @skc_builtin
 def asm(code: str, *args, constraints: str, dtype=None, side_effects: bool = True):
     """Inline target assembly. `constraints` are LLVM's ("=r,r,l"); dtype gives the result type(s)."""
+    # Loaded at the first skc.asm: its patterns cost about 0.4 ms of `import skc` (measured) for a rare builtin.
     from .asm_constraints import check_constraints
 
     if not isinstance(code, str):

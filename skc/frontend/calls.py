@@ -14,10 +14,12 @@ import types
 
 from .. import ir
 from ..diagnostics import CompileError, SkcError
+from . import builtins as dsl
 from . import semantics
 from .dtypes import DType
 from .frames import CompileTimeReturn, Frame, ReturnTarget
 from .keying import Unkeyable, inlined_function_key, trusted_module, value_key
+from .markers import is_builtin, is_host
 from .source import get_source, has_nested_return, has_source
 from .values import Dyn, Slot
 
@@ -50,18 +52,6 @@ class LocalFunction:
         if args.kwarg:
             params.append(inspect.Parameter(args.kwarg.arg, inspect.Parameter.VAR_KEYWORD))
         return inspect.Signature(params)
-
-
-def skc_builtin(fn):
-    """Mark a function as a DSL builtin: called directly, it emits IR through the current context."""
-    fn.__skc_builtin__ = True
-    return fn
-
-
-def host(fn):
-    """Mark a function or method to run as plain Python at compile time, never inlined."""
-    fn.__skc_host__ = True
-    return fn
 
 
 @functools.lru_cache(maxsize=None)
@@ -112,7 +102,7 @@ class CallEvaluator:
     def invoke(self, func, args, kwargs, node=None):
         if isinstance(func, Dyn):
             raise self.cg.error(f"a run-time {func.type} is not callable")
-        if getattr(func, "__skc_builtin__", False):
+        if is_builtin(func):
             return func(*args, **kwargs)
         if isinstance(func, DType):
             if len(args) != 1 or kwargs:
@@ -147,7 +137,7 @@ class CallEvaluator:
 
     def should_inline(self, fn) -> bool:
         """Methods of ordinary Python classes (the user's, skc.blocks') are inlined; library code is not."""
-        if not isinstance(fn, types.FunctionType) or getattr(fn, "__skc_host__", False):
+        if not isinstance(fn, types.FunctionType) or is_host(fn):
             return False
         module = (getattr(fn, "__module__", None) or "").split(".")
         if module[0] in _NATIVE_MODULES or module[0] in sys.stdlib_module_names:
@@ -356,9 +346,7 @@ def _range(ev, args, kwargs):
 
 
 def _print(ev, args, kwargs):
-    from .builtins import device_print
-
-    return device_print(*args, **kwargs)
+    return dsl.device_print(*args, **kwargs)
 
 
 def _setattr(ev, args, kwargs):
@@ -401,8 +389,6 @@ _PYTHON_BUILTINS = {id(getattr(builtins, name)): (name, handler) for name, handl
 
 def _math(name: str, to_int: bool = False):
     def handle(ev, args, kwargs):
-        from . import builtins as dsl
-
         if kwargs or len(args) != 1:
             raise ev.cg.error(f"math.{name}() of a run-time value takes one argument")
         result = getattr(dsl, name)(args[0])
@@ -414,15 +400,11 @@ def _math(name: str, to_int: bool = False):
 
 
 def _math_fabs(ev, args, kwargs):
-    from .builtins import _float_operand
-
-    return semantics.unary("abs", _float_operand(args[0]))
+    return semantics.unary("abs", dsl.float_operand(args[0]))
 
 
 def _numpy_ufunc(ev, func, args, kwargs):
     """numpy's elementwise functions on run-time values: the DSL's builtins, with numpy's result types."""
-    from . import builtins as dsl
-
     name = func.__name__
     one = {"sqrt": dsl.sqrt, "exp": dsl.exp, "exp2": dsl.exp2, "log": dsl.log, "log2": dsl.log2, "sin": dsl.sin,
            "cos": dsl.cos, "tanh": dsl.tanh, "floor": dsl.floor, "ceil": dsl.ceil, "trunc": dsl.trunc,

@@ -6,12 +6,13 @@ Python (operator overloading on run-time values) emits IR into the right place.
 """
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Optional
 
 from .. import ir
-from ..diagnostics import CompileError, Location
+from ..diagnostics import CompileError, Location, is_library_file
 from ..target import Target
 
 
@@ -28,8 +29,11 @@ class Dependencies:
 class CodeGen:
     """State shared by everything that emits IR for one kernel."""
 
-    def __init__(self, function: ir.Function, target: Target, block: tuple, cluster: tuple = (1, 1, 1)):
+    def __init__(self, function: ir.Function, target: Target, block: tuple, cluster: tuple = (1, 1, 1), *, rules):
         self.function = function
+        # The DSL's typing rules (the frontend.semantics module): run-time values and dtypes apply them
+        # through here, because semantics builds those values and imports their modules.
+        self.rules = rules
         self.builder = ir.Builder(function)
         self.target = target
         self.block = block
@@ -91,12 +95,8 @@ def current() -> CodeGen:
 
 def _host_caller() -> Optional[Location]:
     """The user's line that called into skc from plain host code."""
-    import sys
-
-    from ..diagnostics import _is_library_file
-
     frame = sys._getframe(2)
-    while frame is not None and _is_library_file(frame.f_code.co_filename):
+    while frame is not None and is_library_file(frame.f_code.co_filename):
         frame = frame.f_back
     return None if frame is None else Location(frame.f_code.co_filename, frame.f_lineno, 0, frame.f_code.co_name)
 

@@ -2,7 +2,11 @@
 (`skc.Ptr[skc.f32]`), `skc.constexpr` and `skc.TensorMap` annotations."""
 from __future__ import annotations
 
+import sys
+
 from .. import ir
+from ..diagnostics import CompileError, Location, is_library_file
+from . import context
 
 
 class DType:
@@ -14,9 +18,8 @@ class DType:
         self.ir = ir_type
 
     def __call__(self, value):
-        from . import semantics
-
-        return semantics.cast(value, self.ir)
+        # The typing rules come with the kernel being compiled (semantics imports this module).
+        return context.current().rules.cast(value, self.ir)
 
     def __repr__(self):
         return f"skc.{self.ir.name}"
@@ -84,15 +87,10 @@ def _foreign_dtype_name(dtype):
 
 def dtype_error(message: str, hint: str = ""):
     """A CompileError at the kernel line being compiled, or (in an annotation, at import) at the user's line."""
-    import sys
-
-    from ..diagnostics import CompileError, Location, _is_library_file
-    from . import context
-
     if context.active():
         return context.current().error(message, hint)
     frame = sys._getframe(1)
-    while frame is not None and _is_library_file(frame.f_code.co_filename):
+    while frame is not None and is_library_file(frame.f_code.co_filename):
         frame = frame.f_back
     loc = None if frame is None else Location(frame.f_code.co_filename, frame.f_lineno, 0, frame.f_code.co_name)
     return CompileError(message, loc, hint)

@@ -10,10 +10,12 @@ import types
 from .. import ir
 from ..diagnostics import CompileError, SkcError
 from . import semantics
+from .calls import LocalFunction
+from .dtypes import PtrType
 from .frames import Frame
 from .values import Dyn, Poison, RValue, Slot
 
-_BINARY = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv", ast.FloorDiv: "floordiv",
+BINARY_OPERATORS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv", ast.FloorDiv: "floordiv",
            ast.Mod: "mod", ast.Pow: "pow", ast.LShift: "lshift", ast.RShift: "rshift", ast.BitAnd: "and",
            ast.BitOr: "or", ast.BitXor: "xor", ast.MatMult: "matmul"}
 _PY_BINARY = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "truediv": operator.truediv,
@@ -96,7 +98,7 @@ class ExpressionEvaluator:
 
     # -- operators --------------------------------------------------------------------
     def expr_BinOp(self, node):
-        op = _BINARY[type(node.op)]
+        op = BINARY_OPERATORS[type(node.op)]
         left = self.eval_value(node.left)
         right = self.eval_value(node.right)
         return self.binary(op, left, right, node)
@@ -225,7 +227,7 @@ class ExpressionEvaluator:
         for region, branch in zip(if_op.regions, (node.body, node.orelse)):
             with self.runtime_region(region):
                 values.append(semantics.to_rvalue(self.eval_value(branch)))
-        t = _merge_type([v.type for v in values], node, self)
+        t = merge_type([v.type for v in values], node, self)
         result = Slot(t, "if-expression")
         for region, value in zip(if_op.regions, values):
             with self.cg.builder.at(region):
@@ -367,8 +369,6 @@ class ExpressionEvaluator:
         return self.expr_JoinedStr(ast.JoinedStr(values=[node]))
 
     def expr_Lambda(self, node):
-        from .calls import LocalFunction
-
         return LocalFunction(node, self.frame, self.eval_defaults(node.args))
 
     def expr_Await(self, node):
@@ -397,9 +397,7 @@ def _may_have_effects(node) -> bool:
     return any(isinstance(n, (ast.Call, ast.Subscript, ast.NamedExpr, ast.Await)) for n in ast.walk(node))
 
 
-def _merge_type(types, node, evaluator):
-    from .dtypes import PtrType
-
+def merge_type(types, node, evaluator):
     first = types[0]
     if any(isinstance(t, PtrType) for t in types):
         if any(t != first for t in types):

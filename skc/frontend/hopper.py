@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import ir
 from . import semantics
-from .calls import skc_builtin
+from .markers import skc_builtin
 from .context import current
 from .dtypes import PtrType
 from .values import Dyn, RValue

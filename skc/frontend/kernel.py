@@ -9,8 +9,8 @@ from typing import Any, Optional
 
 from .. import ir
 from ..diagnostics import CompileError, Location, SkcError
-from ..target import Target
-from . import context
+from ..target import TARGETS, Target
+from . import context, semantics
 from .context import CodeGen
 from .dtypes import DType, PtrType, is_constexpr_annotation
 from .evaluator import Evaluator
@@ -104,8 +104,6 @@ def annotated_spec(param: Parameter) -> Optional[ParamSpec]:
 
 def check_block(fn, block: tuple):
     """At definition (`@skc.kernel(block=...)`): a block no target can run is an error at the def line."""
-    from ..target import TARGETS
-
     limit = max(t.max_threads_per_block for t in TARGETS.values())
     threads = block[0] * block[1] * block[2]
     if threads > limit or min(block) < 1:
@@ -127,7 +125,7 @@ def compile_to_ir(fn, spec: Specialization, target: Target):
     arg_types = [p.type.ir if isinstance(p.type, PtrType) else p.type for p in runtime_params]
     function = ir.Function(fn.__name__, arg_types, [p.name for p in runtime_params],
                            loc=source.location(source.node))
-    codegen = CodeGen(function, target, spec.block, spec.cluster)
+    codegen = CodeGen(function, target, spec.block, spec.cluster, rules=semantics)
     evaluator = Evaluator(codegen)
     env, args = {}, iter(function.args)
     for p in spec.params:

@@ -8,10 +8,10 @@ import ast
 
 from .. import ir
 from . import semantics
+from .builtins import max_unroll, static_range
 from .expressions import MISSING
 from .frames import CompileTimeBreak, CompileTimeContinue, LoopContext, scratch_region
-from .source import attribute_targets, carried_names, has_nested_jump
-from .statements import _type_of
+from .source import attribute_targets, carried_names, contains_statements, has_nested_jump
 from .values import Dyn, Poison, RValue, Slot, mutable
 
 _MAX_COMPILE_TIME_ITERATIONS = 1 << 16
@@ -22,8 +22,6 @@ class LoopEvaluator:
 
     # -- loops ------------------------------------------------------------------------
     def stmt_For(self, node):
-        from .builtins import static_range
-
         if node.orelse:
             raise self.error_at(node, "for ... else is not supported in kernels",
                                 hint="set a flag before `break` and test it after the loop")
@@ -44,8 +42,6 @@ class LoopEvaluator:
 
     def counted(self, loop, node):
         """The items of a static_range, counting them against the kernel's unrolling budget."""
-        from .builtins import max_unroll
-
         limit = loop.max_unroll if loop.max_unroll is not None else max_unroll()
         if self.cg.unrolled + len(loop.range) > limit:
             raise self.error_at(node, f"static_range would unroll {len(loop.range)} iterations here, "
@@ -92,7 +88,7 @@ class LoopEvaluator:
             value = frame.env.get(name, MISSING)
             before[name] = value
             if mutable(value) and not isinstance(value, Slot) or semantics.is_number(value):
-                slot = Slot(_type_of(value), name)
+                slot = Slot(semantics.type_of(value), name)
                 slot.store(value)
                 frame.env[name] = slot
         self.keep_in_slots(node.body)
@@ -292,9 +288,7 @@ class LoopEvaluator:
 
 
 def _has_own_break(stmts) -> bool:
-    from .source import _contains
-
-    return _contains(stmts, (ast.Break,), stop_at_loops=True)
+    return contains_statements(stmts, (ast.Break,), stop_at_loops=True)
 
 
 def _is_invariant(test, body) -> bool:

@@ -86,6 +86,13 @@ def to_rvalue(x, like: Optional[ir.Type] = None) -> RValue:
     raise error(f"expected a number or a run-time value, found {_describe(x)}")
 
 
+def type_of(value):
+    """The DSL type of a value: a run-time value's own, a Python number's literal type."""
+    if isinstance(value, Dyn):
+        return value.type
+    return literal_type(value)
+
+
 def _describe(x) -> str:
     if isinstance(x, (str, tuple, list, dict)):
         return f"{type(x).__name__} {x!r}"[:80]

@@ -168,7 +168,7 @@ def _flatten(target):
         yield target
 
 
-def _contains(stmts: list, kinds, stop_at_loops: bool) -> bool:
+def contains_statements(stmts: list, kinds, stop_at_loops: bool) -> bool:
     stack = list(stmts)
     while stack:
         node = stack.pop()
@@ -187,7 +187,7 @@ def has_nested_jump(stmts: list) -> bool:
     """Whether a break or continue of this loop sits inside a nested statement (so it may run at run time)."""
     for stmt in stmts:
         if isinstance(stmt, (ast.If, ast.With, ast.Try)):
-            if _contains([stmt], (ast.Break, ast.Continue), stop_at_loops=True):
+            if contains_statements([stmt], (ast.Break, ast.Continue), stop_at_loops=True):
                 return True
     return False
 
@@ -196,6 +196,6 @@ def has_nested_return(stmts: list) -> bool:
     """Whether a return sits inside a compound statement (so the function may return at run time)."""
     for stmt in stmts:
         if isinstance(stmt, (ast.If, ast.For, ast.While, ast.With, ast.Try)):
-            if _contains([stmt], (ast.Return,), stop_at_loops=False):
+            if contains_statements([stmt], (ast.Return,), stop_at_loops=False):
                 return True
     return False

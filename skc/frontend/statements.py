@@ -10,7 +10,9 @@ from contextlib import contextmanager
 from .. import ir
 from ..diagnostics import CompileError, SkcError
 from . import semantics
-from .expressions import MISSING, _merge_type
+from .calls import LocalFunction
+from .dtypes import DType, PtrType
+from .expressions import BINARY_OPERATORS, MISSING, merge_type
 from .frames import CompileTimeReturn, ControlSignal, ReturnTarget
 from .source import attribute_targets, subscripted_names
 from .values import Dyn, Poison, Slot, mutable
@@ -61,8 +63,6 @@ class StatementEvaluator:
             self.assign(target, value)
 
     def stmt_AnnAssign(self, node):
-        from .dtypes import DType, PtrType
-
         annotation = self.eval_value(node.annotation)
         if node.value is None:
             return
@@ -77,9 +77,7 @@ class StatementEvaluator:
         self.assign(node.target, value)
 
     def stmt_AugAssign(self, node):
-        from .expressions import _BINARY
-
-        op = _BINARY[type(node.op)]
+        op = BINARY_OPERATORS[type(node.op)]
         target = node.target
         if isinstance(target, ast.Name):
             current = self.lookup(target.id, target)
@@ -123,8 +121,6 @@ class StatementEvaluator:
         self.cg.builder.create("gpu.assert", (false.value,), attrs={"message": message})
 
     def stmt_FunctionDef(self, node):
-        from .calls import LocalFunction
-
         if node.decorator_list:
             raise self.error_at(node, "functions defined inside a kernel cannot have decorators")
         self.frame.env[node.name] = LocalFunction(node, self.frame, self.eval_defaults(node.args))
@@ -174,7 +170,7 @@ class StatementEvaluator:
                     hint="use a new name for the compile-time value")
             current.store(value)
         elif name in self.frame.promote and mutable(value):
-            slot = Slot(_type_of(value), name)
+            slot = Slot(semantics.type_of(value), name)
             slot.store(value)
             env[name] = slot
         else:
@@ -339,10 +335,10 @@ class StatementEvaluator:
             if all(_same(v, first) for v in values) and not _defined_inside(first, before.get(name, MISSING)):
                 merged[name] = first
                 continue
-            types = [_type_of(v) for v in values] if all(
+            types = [semantics.type_of(v) for v in values] if all(
                 isinstance(v, Dyn) and mutable(v) or semantics.is_number(v) for v in values) else None
             try:
-                t = _merge_type(types, node, self) if types else None
+                t = merge_type(types, node, self) if types else None
             except CompileError:
                 merged[name] = Poison(name, "has different types after the branches of a run-time `if` ("
                                       + ", ".join(map(str, types)) + ")", hint="give it one type on every path")
@@ -410,7 +406,7 @@ class StatementEvaluator:
                                           f"values, found {_describe(item)}",
                                     hint="move the return out of run-time control flow")
         if ret.slots is None:
-            ret.slots = [Slot(_type_of(item), "return value") for item in items]
+            ret.slots = [Slot(semantics.type_of(item), "return value") for item in items]
             ret.shape = shape
         elif ret.shape != shape:
             raise self.error_at(node, "the returns of this function give different numbers of values")
@@ -422,7 +418,7 @@ def _as_slot(value, name: str):
     """A slot holding value, for a number or a run-time value not yet in one; else None."""
     if isinstance(value, Slot) or not (mutable(value) or semantics.is_number(value)):
         return None
-    slot = Slot(_type_of(value), name)
+    slot = Slot(semantics.type_of(value), name)
     slot.store(value)
     return slot
 
@@ -435,12 +431,6 @@ def _same(a, b) -> bool:
 def _defined_inside(value, before) -> bool:
     """Whether value is an SSA value made after the construct began (so it may not dominate what follows)."""
     return isinstance(value, Dyn) and mutable(value) and not isinstance(value, Slot) and value is not before
-
-
-def _type_of(value):
-    if isinstance(value, Dyn):
-        return value.type
-    return semantics.literal_type(value)
 
 
 def _describe(value) -> str:

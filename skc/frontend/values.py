@@ -8,9 +8,19 @@ with a hint, since its value is only known when the kernel runs.
 """
 from __future__ import annotations
 
+import os
+import sys
+
 from .. import ir
+from ..diagnostics import CompileError, Location, is_library_file
 from . import context
-from .dtypes import PtrType
+from .dtypes import DTYPES, PtrType, as_ir_type
+
+
+def _rules():
+    """The DSL's typing rules (frontend.semantics), as the kernel being compiled carries them: they build
+    run-time values, so this module cannot import them (see context.CodeGen.rules)."""
+    return context.current().rules
 
 
 class Dyn:
@@ -24,18 +34,13 @@ class Dyn:
 
     @property
     def dtype(self):
-        from .dtypes import DTYPES
-
         t = self.type
         if isinstance(t, PtrType):  # a pointer's dtype is what it points to (as a tensor's is)
             return DTYPES[t.elem.name]
         return DTYPES[ir.element_type(t).name]
 
     def to(self, dtype):
-        from . import semantics
-        from .dtypes import as_ir_type
-
-        return semantics.cast(self, as_ir_type(dtype))
+        return _rules().cast(self, as_ir_type(dtype))
 
     # -- errors for uses that need a compile-time value -------------------------------
     def __bool__(self):
@@ -60,13 +65,8 @@ class Dyn:
 
     def _text(self):
         """repr for skc's own messages; an error where kernel or helper code turns the value into text."""
-        import os
-        import sys
-
-        from ..diagnostics import _is_library_file
-
         caller = sys._getframe(2).f_code.co_filename
-        if _is_library_file(caller) and os.path.abspath(caller) not in _EVALUATOR_FILES:
+        if is_library_file(caller) and os.path.abspath(caller) not in _EVALUATOR_FILES:
             return repr(self)
         raise _native_error("a run-time value has no text at compile time (str, format, % and f-strings "
                             "run when the kernel compiles)", hint="print run-time values with print('x =', x)")
@@ -77,9 +77,7 @@ class Dyn:
 
     # -- operators --------------------------------------------------------------------
     def _binary(self, op, other, reflected=False):
-        from . import semantics
-
-        return semantics.binary(op, other, self) if reflected else semantics.binary(op, self, other)
+        return _rules().binary(op, other, self) if reflected else _rules().binary(op, self, other)
 
     def __add__(self, o): return self._binary("add", o)
     def __radd__(self, o): return self._binary("add", o, True)
@@ -107,9 +105,7 @@ class Dyn:
     def __rxor__(self, o): return self._binary("xor", o, True)
 
     def _compare(self, pred, other):
-        from . import semantics
-
-        return semantics.compare(pred, self, other)
+        return _rules().compare(pred, self, other)
 
     def __lt__(self, o): return self._compare("lt", o)
     def __le__(self, o): return self._compare("le", o)
@@ -119,38 +115,26 @@ class Dyn:
     def __ne__(self, o): return self._compare("ne", o)
 
     def __neg__(self):
-        from . import semantics
-
-        return semantics.unary("neg", self)
+        return _rules().unary("neg", self)
 
     def __pos__(self):
         return self
 
     def __invert__(self):
-        from . import semantics
-
-        return semantics.unary("invert", self)
+        return _rules().unary("invert", self)
 
     def __abs__(self):
-        from . import semantics
-
-        return semantics.unary("abs", self)
+        return _rules().unary("abs", self)
 
     # -- pointers and vectors ---------------------------------------------------------
     def __getitem__(self, index):
-        from . import semantics
-
-        return semantics.subscript(self.rvalue(), index)
+        return _rules().subscript(self.rvalue(), index)
 
     def __setitem__(self, index, value):
-        from . import semantics
-
-        semantics.store_subscript(self.rvalue(), index, value)
+        _rules().store_subscript(self.rvalue(), index, value)
 
 
 def _evaluator_files() -> frozenset:
-    import os
-
     here = os.path.dirname(os.path.abspath(__file__))
     return frozenset(os.path.join(here, name) for name in (
         "calls.py", "expressions.py", "statements.py", "loops.py", "withs.py", "evaluator.py", "kernel.py"))
@@ -161,14 +145,9 @@ _EVALUATOR_FILES = _evaluator_files()
 
 def _native_error(message: str, hint: str):
     """An error raised from Python code running natively (a plain helper): point at its line."""
-    import os
-    import sys
-
-    from ..diagnostics import CompileError, Location, _is_library_file
-
     caller = context.current().loc
     frame = sys._getframe(2)
-    while frame is not None and _is_library_file(frame.f_code.co_filename):
+    while frame is not None and is_library_file(frame.f_code.co_filename):
         if os.path.abspath(frame.f_code.co_filename) in _EVALUATOR_FILES:   # called by the evaluator: the kernel's line
             return CompileError(message, caller, hint)
         frame = frame.f_back
@@ -211,9 +190,7 @@ class Slot(Dyn):
         return RValue(builder.var_load(self.slot), self.type)
 
     def store(self, value):
-        from . import semantics
-
-        value = semantics.convert_for_variable(value, self.type, self.name)
+        value = _rules().convert_for_variable(value, self.type, self.name)
         context.current().builder.var_store(self.slot, value.value)
 
     def __repr__(self):

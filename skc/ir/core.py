@@ -153,7 +153,7 @@ class Module:
                 return fn
         raise KeyError(name)
 
-    def __str__(self):
-        from .printer import print_module
-
-        return print_module(self)
+    def __repr__(self):
+        # The text form lives in the printer (skc.ir.print_module), which imports this module.
+        names = ", ".join(fn.name for fn in self.functions)
+        return f"<skc.ir.Module {names or '(empty)'}; skc.ir.print_module(module) gives its text>"

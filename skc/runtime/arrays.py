@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import ir
 from ..diagnostics import LaunchError
-from . import dtypes
+from . import cuda, dtypes, hip
 from .devices import Device, current_device, parse_device
 
 
@@ -23,13 +23,9 @@ class DeviceArray:
         self.host = None
         self.ptr = 0
         if self.device.kind == "cuda":
-            from . import cuda
-
             self.ptr = cuda.allocate(self.nbytes, self.device.index)
             self._free = cuda.free
         elif self.device.kind == "hip":
-            from . import hip
-
             self.ptr = hip.allocate(self.nbytes, self.device.index)
             self._free = hip.free
         else:
@@ -60,13 +56,9 @@ class DeviceArray:
         if self.host is not None:
             self.host[...] = data
         elif self.device.kind == "cuda":
-            from . import cuda
-
             cuda.make_current(self.device.index)
             cuda.copy_to_device(self.ptr, data.ctypes.data, self.nbytes)
         else:
-            from . import hip
-
             hip.copy_to_device(self.ptr, data.ctypes.data, self.nbytes)
         return self
 
@@ -76,14 +68,10 @@ class DeviceArray:
             return self.host.copy()
         out = np.empty(self.shape, dtypes.storage(self.dtype))
         if self.device.kind == "cuda":
-            from . import cuda
-
             cuda.make_current(self.device.index)
             cuda.synchronize(self.device.index)
             cuda.copy_to_host(out.ctypes.data, self.ptr, self.nbytes)
         else:
-            from . import hip
-
             hip.copy_to_host(out.ctypes.data, self.ptr, self.nbytes)
         return out
 
@@ -99,13 +87,9 @@ class DeviceArray:
         if self.host is not None:
             self.host.view(np.uint8)[...] = byte
         elif self.device.kind == "cuda":
-            from . import cuda
-
             cuda.make_current(self.device.index)
             cuda.memset(self.ptr, byte, self.nbytes)
         else:
-            from . import hip
-
             hip.memset(self.ptr, byte, self.nbytes)
         return self
 

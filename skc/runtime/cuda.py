@@ -41,6 +41,19 @@ def driver():
         return module
 
 
+def install_driver(module) -> dict:
+    """Use `module` as the driver from now on (a test double: runtime.fake_cuda); gives what restore_driver
+    takes to put the previous one back."""
+    saved = dict(_state)
+    _state.update(driver=module, error=None)
+    return saved
+
+
+def restore_driver(saved: dict):
+    _state.clear()
+    _state.update(saved)
+
+
 def error_text(result) -> str:
     """The name and description of a CUresult."""
     return _error_text(driver(), result)

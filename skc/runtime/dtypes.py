@@ -22,7 +22,7 @@ _NUMPY_NAMES = {
     "bfloat16": "bf16", "float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2",
 }
 
-_TORCH_NAMES = {
+TORCH_NAMES = {
     "torch.bool": "i1", "torch.int8": "i8", "torch.int16": "i16", "torch.int32": "i32", "torch.int64": "i64",
     "torch.uint8": "u8", "torch.uint16": "u16", "torch.uint32": "u32", "torch.uint64": "u64",
     "torch.float16": "f16", "torch.bfloat16": "bf16", "torch.float32": "f32", "torch.float64": "f64",
@@ -38,7 +38,7 @@ def from_numpy(dtype) -> ir.ScalarType:
 
 
 def from_torch(dtype) -> ir.ScalarType:
-    name = _TORCH_NAMES.get(str(dtype))
+    name = TORCH_NAMES.get(str(dtype))
     if name is None:
         raise TypeError(f"torch dtype {dtype} has no skc equivalent")
     return ir.ScalarType(name)

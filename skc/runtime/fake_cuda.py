@@ -12,6 +12,8 @@ import ctypes
 import struct
 from typing import Optional
 
+from . import cuda, devices, launcher, tma
+
 
 class _Names:
     """An enum namespace: every attribute is its own name."""
@@ -103,28 +105,28 @@ _SHARED: list = []
 @contextlib.contextmanager
 def installed(multiprocessors: int = 132, record: bool = True):
     """The fake driver in place of the real one, and cuda:0 the current device, for the `with` block."""
-    from . import cuda, devices, tma
-
-    caches = (cuda.device_count, cuda.device_handle, cuda.device_name, cuda.attribute, cuda.primary_context,
-              devices._target_of)
-    saved_state, saved_device = dict(cuda._state), devices._selected[0]
+    caches = (cuda.device_count, cuda.device_handle, cuda.device_name, cuda.attribute, cuda.primary_context)
     # one driver object per process: launchers made under an earlier `installed()` hold its bound methods
     fake = _SHARED[0] if _SHARED else FakeDriver()
     _SHARED[:] = [fake]
     fake.__init__(multiprocessors, record)
-    tma._ENCODED.clear()
-    for cache in caches:
-        cache.cache_clear()
-    cuda._state.update(driver=fake, error=None)
-    devices._selected[0] = devices.Device("cuda", 0)
+    tma.forget_encoded()
+    _forget(caches)
+    saved_state = cuda.install_driver(fake)
+    saved_device = devices.swap_selection(devices.Device("cuda", 0))
     try:
         yield fake
     finally:
-        cuda._state.clear()
-        cuda._state.update(saved_state)
-        devices._selected[0] = saved_device
-        for cache in caches:
-            cache.cache_clear()
+        cuda.restore_driver(saved_state)
+        devices.swap_selection(saved_device)
+        _forget(caches)
+
+
+def _forget(caches):
+    """Drop what the runtime cached about the driver's devices (a different driver answers now)."""
+    for cache in caches:
+        cache.cache_clear()
+    devices.forget_targets()
 
 
 _NEXT_ADDRESS = [1 << 32]
@@ -274,16 +276,14 @@ def torch_installed(streams: Optional[list] = None):
     """fake_torch_module() as `torch` in sys.modules for the `with` block (with the fake driver's device)."""
     import sys
 
-    from . import launcher
-
     saved = sys.modules.get("torch")
     torch = fake_torch_module(streams)
     sys.modules["torch"] = torch
-    launcher._TORCH_STREAM.clear()
+    launcher.forget_torch_stream()
     try:
         yield torch
     finally:
-        launcher._TORCH_STREAM.clear()
+        launcher.forget_torch_stream()
         if saved is None:
             sys.modules.pop("torch", None)
         else:

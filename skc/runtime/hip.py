@@ -62,7 +62,7 @@ def device_count() -> int:
     return int(call("hipGetDeviceCount"))
 
 
-def _properties(index: int):
+def properties(index: int):
     hip = _hip()
     props = hip.hipDeviceProp_t()
     _check(hip, hip.hipGetDeviceProperties(props, index), "hipGetDeviceProperties")
@@ -70,13 +70,13 @@ def _properties(index: int):
 
 
 def device_name(index: int) -> str:
-    name = _properties(index).name
+    name = properties(index).name
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def architecture(index: int) -> str:
     """The gfx name of the device ('gfx942:sramecc+:xnack-' gives 'gfx942')."""
-    arch = _properties(index).gcnArchName
+    arch = properties(index).gcnArchName
     arch = arch.decode() if isinstance(arch, bytes) else str(arch)
     return arch.split(":")[0]
 

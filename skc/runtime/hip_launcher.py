@@ -12,8 +12,9 @@ from __future__ import annotations
 import ctypes
 
 from ..diagnostics import DeviceError, LaunchError
+from . import hip
 from .devices import Device
-from .launcher import _CTYPES, DeviceLauncher
+from .launcher import CTYPES, DeviceLauncher
 from .signature import POINTER, SCALAR
 
 _VALUE_KINDS = {POINTER: ("global_buffer",), SCALAR: ("by_value",)}
@@ -22,14 +23,12 @@ _VALUE_KINDS = {POINTER: ("global_buffer",), SCALAR: ("by_value",)}
 def kernarg_layout(compiled) -> tuple:
     """(size in bytes, [(offset, ctypes type)] per parameter) of a compiled AMD kernel's explicit
     arguments, checked against its parameters; a LaunchError when they disagree."""
-    from ..backends.amdgpu_link import explicit_arguments
-
     name = compiled.name
-    metadata = compiled.metadata.get("amdgpu")
-    if compiled.binary is None or metadata is None:
+    # The compile driver records the code object's explicit arguments (see compiler._record_amdgpu_metadata).
+    arguments = compiled.metadata.get("kernel_arguments")
+    if compiled.binary is None or arguments is None:
         raise LaunchError(f"{name} was compiled for {compiled.target.name}, not into an AMD code object; "
                           "compile it for gfx942 or gfx90a to launch it on a HIP device")
-    arguments = explicit_arguments(metadata)
     if len(arguments) != len(compiled.params):
         raise LaunchError(f"{name}: the code object has {len(arguments)} kernel arguments, the kernel "
                           f"{len(compiled.params)} parameters")
@@ -38,7 +37,7 @@ def kernarg_layout(compiled) -> tuple:
         if param.kind not in _VALUE_KINDS:
             raise LaunchError(f"{name}: argument '{param.name}' is a {param.kind}, which AMD kernels cannot take")
         kind = _VALUE_KINDS[param.kind]
-        ctype = ctypes.c_uint64 if param.kind == POINTER else _CTYPES[param.type.name]
+        ctype = ctypes.c_uint64 if param.kind == POINTER else CTYPES[param.type.name]
         offset, nbytes = argument[".offset"], argument[".size"]
         if argument.get(".value_kind") not in kind or ctypes.sizeof(ctype) != nbytes or offset % nbytes:
             raise LaunchError(f"{name}: argument '{param.name}' ({param.kind} {param.type}) does not match the code "
@@ -54,8 +53,6 @@ class HipLauncher(DeviceLauncher):
     memory = "hip"
 
     def __init__(self, compiled, device: Device):
-        from . import hip
-
         self.kernel_name, self.params, self.device = compiled.name, compiled.params, device
         self.block, self.shared_bytes = tuple(compiled.block), compiled.shared_bytes
         size, layout = kernarg_layout(compiled)
@@ -77,7 +74,5 @@ class HipLauncher(DeviceLauncher):
              "_extra": ctypes.addressof(self.extra)})
 
     def _fail(self, result, grid):
-        from . import hip
-
         raise DeviceError(f"hipModuleLaunchKernel of {self.kernel_name} (grid {grid}, block {self.block}, "
                           f"{self.shared_bytes} bytes of LDS) failed: {hip.error_text(result)}")

@@ -13,17 +13,17 @@ import numpy as np
 
 from .. import ir
 from ..diagnostics import DeviceError, LaunchError
-from . import dtypes
+from . import cuda, dtypes
 from .arrays import DeviceArray
 from .devices import Device
 from .interop import CAI_TYPES, tensor_facts
 from .signature import POINTER, SCALAR, TENSORMAP, LaunchParam  # noqa: F401  (LaunchParam re-exported)
 
 
-_CTYPES = {"i1": ctypes.c_uint8, "i8": ctypes.c_int8, "i16": ctypes.c_int16, "i32": ctypes.c_int32,
-           "i64": ctypes.c_int64, "u8": ctypes.c_uint8, "u16": ctypes.c_uint16, "u32": ctypes.c_uint32,
-           "u64": ctypes.c_uint64, "f16": ctypes.c_uint16, "bf16": ctypes.c_uint16, "f32": ctypes.c_float,
-           "f64": ctypes.c_double, "f8e4m3": ctypes.c_uint8, "f8e5m2": ctypes.c_uint8}
+CTYPES = {"i1": ctypes.c_uint8, "i8": ctypes.c_int8, "i16": ctypes.c_int16, "i32": ctypes.c_int32,
+          "i64": ctypes.c_int64, "u8": ctypes.c_uint8, "u16": ctypes.c_uint16, "u32": ctypes.c_uint32,
+          "u64": ctypes.c_uint64, "f16": ctypes.c_uint16, "bf16": ctypes.c_uint16, "f32": ctypes.c_float,
+          "f64": ctypes.c_double, "f8e4m3": ctypes.c_uint8, "f8e5m2": ctypes.c_uint8}
 
 
 def normalize_stream(stream) -> int:
@@ -54,6 +54,11 @@ def _torch_stream(arg, index: int) -> int:
         raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
         _TORCH_STREAM.append(raw if raw is not None else lambda i: torch.cuda.current_stream(i).cuda_stream)
     return _TORCH_STREAM[0](index)
+
+
+def forget_torch_stream():
+    """Look torch's current-stream function up again at the next launch (after torch itself was swapped)."""
+    _TORCH_STREAM.clear()
 
 
 def _cupy_stream(arg, index: int) -> int:
@@ -263,8 +268,6 @@ class CudaLauncher(DeviceLauncher):
     """Launches one loaded CUDA kernel: cuLaunchKernel with a ready array of pointers to the slots."""
 
     def __init__(self, module, params, shared_bytes: int, device: Device, kernel_name: str, block: tuple):
-        from . import cuda
-
         self.kernel_name, self.params, self.device = kernel_name, params, device
         self.shared_bytes, self.block = shared_bytes, block
         self.slots = [_slot(p) for p in params]
@@ -277,8 +280,6 @@ class CudaLauncher(DeviceLauncher):
             {"_launch": cuda.driver().cuLaunchKernel, "_f": module.function, "_addr": ctypes.addressof(self.pointers)})
 
     def _fail(self, result, grid):
-        from . import cuda
-
         raise DeviceError(f"cuLaunchKernel of {self.kernel_name} (grid {grid}, block {self.block}, "
                           f"{self.shared_bytes} bytes of shared memory) failed: {cuda.error_text(result)}")
 
@@ -287,7 +288,7 @@ def _slot(param):
     if param.kind == POINTER:
         return ctypes.c_uint64()
     if param.kind == SCALAR:
-        return _CTYPES[param.type.name]()
+        return CTYPES[param.type.name]()
     return (ctypes.c_uint8 * 128)()
 
 
@@ -324,7 +325,7 @@ def _torch_dtype(t: ir.ScalarType):
     torch = sys.modules.get("torch")
     if torch is None:
         return _NeverMatches
-    for name, ir_name in dtypes._TORCH_NAMES.items():
+    for name, ir_name in dtypes.TORCH_NAMES.items():
         if ir_name == t.name:
             found = getattr(torch, name.split(".")[1], None)
             if found is not None:
@@ -345,6 +346,7 @@ class InterpreterLauncher:
 
     def launch(self, args, grid, stream=None):
         block = self.block
+        # The interpreter loads on its first launch: GPU launches never need it (measured about 115 ms to import).
         from .interpreter import Memory, map_tensor_map, run
 
         memory = Memory()

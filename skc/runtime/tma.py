@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import ir
 from ..diagnostics import DeviceError, LaunchError
-from . import dtypes
+from . import cuda, dtypes
 from .arrays import DeviceArray
 from .interop import tensor_facts
 
@@ -129,8 +129,6 @@ class TensorMap:
     def _encode(self, facts_pointer: int) -> bytes:
         import ctypes
 
-        from . import cuda
-
         if facts_pointer % 16:
             raise LaunchError(f"TMA needs the tensor's address to be 16-byte aligned; it is {facts_pointer:#x}")
         if self._encode_arguments is None:  # the driver's argument objects, made once per map
@@ -160,6 +158,11 @@ class TensorMap:
 
 
 _PROBE_ADDRESSES = (0x7F0000001000, 0x7F0123456780, 0x10000)
+
+
+def forget_encoded():
+    """Drop the tensor maps already encoded (after the driver that encoded them changed)."""
+    _ENCODED.clear()
 
 
 def _probe_address_field(encode) -> tuple:
@@ -316,8 +319,6 @@ class Im2colTensorMap(TensorMap):
 
     def _encode(self) -> bytes:
         import ctypes
-
-        from . import cuda
 
         module = cuda.driver()
         pointer = self.data_pointer()

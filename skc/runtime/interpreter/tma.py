@@ -28,6 +28,7 @@ import numpy as np
 
 from ...diagnostics import LaunchError
 from ...ir.types import Im2colTensorMapType, ScalarType, TensorMapType
+from ..launcher import host_view
 from . import numerics
 from .access import failing
 from .mbarriers import BARRIER_BYTES, barrier_at, cluster_block
@@ -75,8 +76,6 @@ def map_tensor_map(tensor_map, memory, name: str) -> TensorMapDescriptor:
     The array mapped starts at the tensor's first element and spans every element its shape and strides
     reach, so tensors with padded rows (a view of a wider array) map as they are.
     """
-    from ..launcher import host_view
-
     if isinstance(tensor_map.spec, Im2colTensorMapType):
         return map_im2col_map(tensor_map, memory, name)
     array = host_view(tensor_map.tensor, name, "TensorMap", strided=True)
