@@ -15,28 +15,28 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noh
 python3 -c "import torch, triton, llvmlite; print('torch', torch.__version__, 'triton', triton.__version__, 'llvmlite', llvmlite.__version__)"
 
 step "gpu tests"
-timeout "${TESTS_S:-220}" python3 -m pytest tests -m gpu -q -rs -p no:cacheprovider > "$LOGS/gpu-tests.log" 2>&1
+timeout "${TESTS_S:-200}" python3 -m pytest tests -m gpu -q -rs -p no:cacheprovider > "$LOGS/gpu-tests.log" 2>&1
 echo "pytest rc $?"; grep -E "^(FAILED|ERROR)|passed|failed" "$LOGS/gpu-tests.log" | tail -25
 
 step "fuzz and sanitizer"
-(timeout 110 python3 benchmarks/fuzz_gpu.py --count 1000 --seed 2026 > "$LOGS/fuzz-gpu.log" 2>&1; echo "fuzz rc $?" >> "$LOGS/fuzz-gpu.log") &
-OUT="$OUT" LOGS="$LOGS" SANITIZE_JOBS=6 timeout 120 bash benchmarks/gpu_session.sh sanitize > "$LOGS/sanitize.log" 2>&1
+(timeout 100 python3 benchmarks/fuzz_gpu.py --count 1000 --seed 2026 > "$LOGS/fuzz-gpu.log" 2>&1; echo "fuzz rc $?" >> "$LOGS/fuzz-gpu.log") &
+OUT="$OUT" LOGS="$LOGS" SANITIZE_JOBS=6 timeout 100 bash benchmarks/gpu_session.sh sanitize > "$LOGS/sanitize.log" 2>&1
 wait
 tail -2 "$LOGS/fuzz-gpu.log"; grep -v " 0 errors" "$OUT/sanitizer-summary.txt" | tail -12; mv "$OUT/sanitizer-summary.txt" "$LOGS/" 2>/dev/null
 
 step "gemm suite"
-timeout 110 python3 benchmarks/gemm_suite.py --json "$LOGS/gemm_suite.json" --plot "$OUT/gemm_suite.png" > "$LOGS/gemm_suite.log" 2>&1
+timeout 100 python3 benchmarks/gemm_suite.py --json "$LOGS/gemm_suite.json" --plot "$OUT/gemm_suite.png" > "$LOGS/gemm_suite.log" 2>&1
 tail -30 "$LOGS/gemm_suite.log"
 step "fp8"
-OUT="$LOGS" timeout 60 python3 benchmarks/fp8_gemm.py --rep-ms 60 --no-variants > "$LOGS/fp8.log" 2>&1; tail -16 "$LOGS/fp8.log"
+OUT="$LOGS" timeout 50 python3 benchmarks/fp8_gemm.py --rep-ms 60 --no-variants > "$LOGS/fp8.log" 2>&1; tail -16 "$LOGS/fp8.log"
 step "conv2d"
-timeout 45 python3 benchmarks/conv2d.py --json "$LOGS/conv2d.json" --plot "$OUT/conv2d.png" > "$LOGS/conv2d.log" 2>&1
+timeout 40 python3 benchmarks/conv2d.py --json "$LOGS/conv2d.json" --plot "$OUT/conv2d.png" > "$LOGS/conv2d.log" 2>&1
 tail -14 "$LOGS/conv2d.log"
 step "attention"
-timeout 50 python3 benchmarks/attention.py --no-variants --json "$LOGS/attention.json" > "$LOGS/attention.log" 2>&1
+timeout 45 python3 benchmarks/attention.py --no-variants --json "$LOGS/attention.json" > "$LOGS/attention.log" 2>&1
 tail -9 "$LOGS/attention.log"
 step "launch, host time, vector add, softmax"
-timeout 40 python3 benchmarks/run.py --only launch,matmul_host,vector_add,softmax --json "$LOGS/run.json" > "$LOGS/run.log" 2>&1
+timeout 35 python3 benchmarks/run.py --only launch,matmul_host,vector_add,softmax --json "$LOGS/run.json" > "$LOGS/run.log" 2>&1
 tail -14 "$LOGS/run.log"
 step done
 tar czf "$OUT/logs.tar.gz" -C "$OUT" logs && rm -rf "$LOGS"
