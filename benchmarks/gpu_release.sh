@@ -22,6 +22,8 @@ step "fuzz and sanitizer"
 (timeout 100 python3 benchmarks/fuzz_gpu.py --count 1000 --seed 2026 > "$LOGS/fuzz-gpu.log" 2>&1; echo "fuzz rc $?" >> "$LOGS/fuzz-gpu.log") &
 OUT="$OUT" LOGS="$LOGS" SANITIZE_JOBS=6 timeout 100 bash benchmarks/gpu_session.sh sanitize > "$LOGS/sanitize.log" 2>&1
 wait
+# a cap stops the step's shell, not what it started: nothing of it may run beside the benchmarks
+pkill -f compute-sanitizer; pkill -f sanitize_targets.py; pkill -f fuzz_gpu.py; sleep 1
 tail -2 "$LOGS/fuzz-gpu.log"; grep -v " 0 errors" "$OUT/sanitizer-summary.txt" | tail -12; mv "$OUT/sanitizer-summary.txt" "$LOGS/" 2>/dev/null
 
 step "gemm suite"
