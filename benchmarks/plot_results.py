@@ -1,0 +1,73 @@
+"""Plots of the FP8 GEMM and attention benchmarks from their JSON (benchmarks/fp8_gemm.py writes fp8_gemm.json,
+benchmarks/attention.py --json): skc against the vendor library in the same run, TFLOP/s per shape.
+
+    python benchmarks/plot_results.py --fp8 FILE.json --attention FILE.json --out DIR
+"""
+import argparse
+import json
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def bars(axis, labels, series, title):
+    """Grouped bars: series is [(name, values)], one bar per series per label, the skc/first-reference ratio on top."""
+    width = 0.8 / len(series)
+    for i, (name, values) in enumerate(series):
+        positions = [x + (i - (len(series) - 1) / 2) * width for x in range(len(labels))]
+        drawn = axis.bar(positions, values, width, label=name)
+        if i == len(series) - 1:
+            for rect, value, reference in zip(drawn, values, series[0][1]):
+                if reference and not math.isnan(value):
+                    axis.annotate(f"{value / reference:.2f}", (rect.get_x() + rect.get_width() / 2, rect.get_height()),
+                                  ha="center", va="bottom", fontsize=8)
+    axis.set_xticks(range(len(labels)), labels, rotation=15, fontsize=8)
+    axis.set_ylabel("TFLOP/s")
+    axis.set_title(title, loc="left")
+    axis.legend(fontsize=8)
+
+
+def fp8(path, out):
+    rows = [r for r in json.load(open(path)) if r.get("kind") in ("per-tensor", "block")]
+    figure, axes = plt.subplots(2, 1, figsize=(12, 8))
+    for axis, kind, title in zip(axes, ("per-tensor", "block"), ("FP8 e4m3, per-tensor scales", "FP8 e4m3, block scales "
+                                                                  "(1x128 / 128x128)")):
+        chosen = [r for r in rows if r["kind"] == kind]
+        ratios = [r["skc"] / r["cublas"] for r in chosen if r.get("cublas")]
+        geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
+        bars(axis, [r["shape"] for r in chosen], [("cuBLASLt (torch._scaled_mm)", [r.get("cublas", math.nan) for r in chosen]),
+                                                 ("skc.blocks.matmul", [r["skc"] for r in chosen])],
+             f"{title}: end to end, geomean {geomean:.2f}x")
+    figure.tight_layout()
+    figure.savefig(os.path.join(out, "fp8_gemm.png"), dpi=110)
+
+
+def attention(path, out):
+    rows = json.load(open(path))
+    figure, axis = plt.subplots(figsize=(12, 4.5))
+    bars(axis, [r["shape"] for r in rows], [("cuDNN (SDPA)", [r["cudnn"] for r in rows]),
+                                           ("flash (SDPA)", [r["flash"] for r in rows]),
+                                           ("skc.blocks.attention", [r["skc"] for r in rows])],
+         "attention forward, bf16 (B x H x S x D): ratio skc/cuDNN on top")
+    figure.tight_layout()
+    figure.savefig(os.path.join(out, "attention.png"), dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fp8")
+    parser.add_argument("--attention")
+    parser.add_argument("--out", default=".")
+    args = parser.parse_args()
+    if args.fp8:
+        fp8(args.fp8, args.out)
+    if args.attention:
+        attention(args.attention, args.out)
+
+
+if __name__ == "__main__":
+    main()
