@@ -171,6 +171,10 @@ def test_the_attention_op_answers_in_the_bshd_layout_of_its_inputs():
     assert got.shape == (1, 64, 2, 64) and got.is_contiguous()
     expected = F.scaled_dot_product_attention(*(t.float().transpose(1, 2) for t in (q, k, v)), is_causal=True)
     torch.testing.assert_close(got.float(), expected.transpose(1, 2), rtol=2e-2, atol=2e-2)
+    # the same memory seen as strided (B, H, S, D) views: read in place, the result in that layout
+    strided = torch.ops.skc.attention(*(t.transpose(1, 2) for t in (q, k, v)), causal=True)
+    assert strided.shape == (1, 2, 64, 64) and strided.is_contiguous()
+    torch.testing.assert_close(strided, got.transpose(1, 2), rtol=0, atol=0)
 
 
 def test_the_fake_conv2d_and_attention_give_shapes_dtypes_and_strides():
@@ -241,3 +245,17 @@ def test_a_model_of_conv2d_and_attention_compiles_with_fullgraph_and_no_graph_br
     got, got_lse = compiled(x)
     torch.testing.assert_close(got, eager, rtol=0, atol=0)
     torch.testing.assert_close(got_lse, eager_lse, rtol=0, atol=0)
+
+
+def test_the_model_compiles_with_dynamic_shapes():
+    """The fake implementations compute with symbolic sizes: one graph serves other batches and image sizes."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    model = ConvAttention()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager", dynamic=True)
+    for batch, size in ((1, 8), (2, 8), (1, 16)):
+        x = channels_last(randn(batch, 16, size, size, seed=17 + batch + size))
+        got, lse = compiled(x)
+        assert got.shape == (batch, size * size, 2, 64) and lse.shape == (batch, 2, size * size)
+        torch.testing.assert_close((got, lse), model(x), rtol=0, atol=0)
