@@ -200,6 +200,17 @@ def test_the_fake_conv2d_and_attention_give_shapes_dtypes_and_strides():
             torch.ops.skc.attention(q, three_heads, three_heads, layout="bshd")
 
 
+def test_conv2d_and_attention_schemas_and_the_exact_strides_they_ask_of_torch_compile():
+    assert str(torch.ops.skc.conv2d.default._schema) == (
+        "skc::conv2d(Tensor x, Tensor w, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1, "
+        "str? activation=None) -> Tensor")
+    assert str(torch.ops.skc.attention_with_lse.default._schema).endswith(
+        "(Tensor q, Tensor k, Tensor v, bool causal=False, float? scale=None, str layout=\"bhsd\") -> (Tensor, Tensor)")
+    if skc.torch._custom_ops_take_tags():
+        for op in (torch.ops.skc.conv2d, torch.ops.skc.attention, torch.ops.skc.attention_with_lse):
+            assert torch.Tag.needs_exact_strides in op.default.tags
+
+
 def test_the_new_ops_pass_torchs_opcheck():
     """torch.library.opcheck: the schema, the fake implementation against the real one (shapes, dtypes and
     strides), and the op's behaviour under torch.compile's tracing."""
