@@ -1,7 +1,8 @@
 """skc kernels as PyTorch operators: `register_op` wraps a host function that launches skc kernels on
 torch tensors into a `torch.library.custom_op` with a fake (meta) implementation, so that a model calling
-it compiles under `torch.compile(fullgraph=True)` and records into CUDA graphs; `torch.ops.skc.matmul`
-(and `torch.ops.skc.matmul_out`) is the ready one, over `skc.blocks.matmul`.
+it compiles under `torch.compile(fullgraph=True)` and records into CUDA graphs. The ready ones are the host-side
+blocks: `torch.ops.skc.matmul` / `matmul_out` (over `skc.blocks.matmul`), `torch.ops.skc.conv2d` (over
+`skc.blocks.conv2d`), and `torch.ops.skc.attention` / `attention_with_lse` (over `skc.blocks.attention`).
 
     import torch, skc.torch                      # importing this module registers torch.ops.skc.*
     y = torch.ops.skc.matmul(x, w, bias=b, activation="relu")
@@ -15,7 +16,7 @@ torch (so CUDA-graph capture takes it from the graph's memory pool).
 import contextlib
 import functools
 import inspect
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 try:
     import torch
@@ -30,7 +31,8 @@ from .runtime import devices
 __all__ = ["register_op", "current_stream", "on_device_of", "skc_device"]
 
 
-def register_op(name: str, fn: Callable, *, fake: Callable, mutates_args: Sequence[str] = ()):
+def register_op(name: str, fn: Callable, *, fake: Callable, mutates_args: Sequence[str] = (),
+                schema: Optional[str] = None, exact_strides: bool = False):
     """Make `fn` the torch operator `torch.ops.<namespace>.<op>` (name "namespace::op") and return it.
 
     `fn` is ordinary host code that launches skc kernels on its tensor arguments; its parameters and
@@ -38,10 +40,21 @@ def register_op(name: str, fn: Callable, *, fake: Callable, mutates_args: Sequen
     which torch builds the operator's schema. It should launch on `current_stream(x)` and allocate what
     it returns with torch. `fake(*args)` has the same signature and returns tensors of the result's shape,
     dtype and device without computing anything: torch.compile traces with it. An operator that writes
-    into arguments names them in `mutates_args` and returns None."""
-    op = torch.library.custom_op(name, fn, mutates_args=tuple(mutates_args))
+    into arguments names them in `mutates_args` and returns None. `schema` ("(Tensor x, int[2] stride) -> Tensor")
+    replaces the inferred one where annotations cannot say it. `exact_strides` asks torch.compile to hand the op
+    its inputs with the strides they have in eager mode (for kernels that read a given memory layout, such as
+    channels_last, through tensor maps) rather than a layout its code generator prefers."""
+    options = {} if schema is None else {"schema": schema}
+    if exact_strides and _custom_ops_take_tags():
+        options["tags"] = (torch.Tag.needs_exact_strides,)
+    op = torch.library.custom_op(name, fn, mutates_args=tuple(mutates_args), **options)
     op.register_fake(fake)
     return op
+
+
+def _custom_ops_take_tags() -> bool:
+    """Whether this PyTorch's custom_op takes `tags` and knows needs_exact_strides (both newer than 2.4)."""
+    return hasattr(torch.Tag, "needs_exact_strides") and "tags" in inspect.signature(torch.library.custom_op).parameters
 
 
 def skc_device(tensor) -> devices.Device:
@@ -145,3 +158,125 @@ matmul = register_op("skc::matmul", _matmul, fake=_matmul_fake)
 c=None, alpha=None, beta=None, activation=None)` (activation: None, "relu", "gelu" or "silu")."""
 matmul_out = register_op("skc::matmul_out", _matmul_out, fake=_matmul_out_fake, mutates_args=("out",))
 """The same into a given row-major `out`: `torch.ops.skc.matmul_out(a, b, out, ...)`."""
+
+
+# -- torch.ops.skc.conv2d -----------------------------------------------------------------------------------
+_FLOATS = (torch.bfloat16, torch.float16)
+
+
+def _conv_output_size(size, kernel, stride, padding, dilation) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _check_conv(x, w, bias, stride, padding, dilation) -> tuple:
+    """(N, K, P, Q) of a valid convolution; the messages match what skc.blocks.conv2d says at launch."""
+    torch._check(x.dim() == 4 and w.dim() == 4,
+                 lambda: f"skc::conv2d takes 4-d x and w (NCHW / OIHW shapes in the channels_last memory format), "
+                         f"found {x.dim()}-d and {w.dim()}-d")
+    torch._check(x.dtype in _FLOATS, lambda: f"skc::conv2d runs on bf16 or fp16 tensors, found {x.dtype}")
+    torch._check(w.dtype == x.dtype, lambda: f"x is {x.dtype} and w is {w.dtype}; skc::conv2d needs one type")
+    for name, tensor in (("x", x), ("w", w)):
+        torch._check(tensor.is_contiguous(memory_format=torch.channels_last),
+                     lambda name=name: f"skc::conv2d's '{name}' must be in the channels_last memory format: pass "
+                                       f"{name}.to(memory_format=torch.channels_last)")
+    for name, pair in (("stride", stride), ("padding", padding), ("dilation", dilation)):
+        torch._check(len(pair) == 2,
+                     lambda name=name, pair=pair: f"skc::conv2d's {name} is an (h, w) pair, found {list(pair)}")
+    (N, C, H, W), (K, C_w, R, S) = x.shape, w.shape
+    torch._check(C_w == C, lambda: f"x has {C} channels but the filters take {C_w}")
+    torch._check(C % 8 == 0, lambda: f"conv2d copies pixels 16 bytes at a time: C must be a multiple of 8, found {C} "
+                                     "(pad the channels with zeros to a multiple of 8)")
+    if bias is not None:
+        torch._check(tuple(bias.shape) == (K,), lambda: f"bias has shape {tuple(bias.shape)}, expected ({K},)")
+    P = _conv_output_size(H, R, stride[0], padding[0], dilation[0])
+    Q = _conv_output_size(W, S, stride[1], padding[1], dilation[1])
+    torch._check(P >= 1 and Q >= 1, lambda: f"conv2d of a {H}x{W} input by a {R}x{S} filter (padding "
+                                            f"{tuple(padding)}, dilation {tuple(dilation)}) has no output pixels")
+    return N, K, P, Q
+
+
+def _conv2d(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), activation=None):
+    from .blocks import conv2d
+
+    N, K, P, Q = _check_conv(x, w, bias, stride, padding, dilation)
+    out = torch.empty((N, K, P, Q), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    with on_device_of(x):
+        conv2d(x, w, bias=bias, stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation),
+               activation=activation, out=out, stream=current_stream(x))
+    return out
+
+
+def _conv2d_fake(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), activation=None):
+    shape = _check_conv(x, w, bias, stride, padding, dilation)
+    return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+
+
+conv2d = register_op("skc::conv2d", _conv2d, fake=_conv2d_fake, exact_strides=True,
+                     schema="(Tensor x, Tensor w, Tensor? bias=None, int[2] stride=[1, 1], int[2] padding=[0, 0], "
+                            "int[2] dilation=[1, 1], str? activation=None) -> Tensor")
+"""activation(conv2d(x, w) + bias) as a new channels_last tensor: `torch.ops.skc.conv2d(x, w, bias=None,
+stride=(1, 1), padding=(0, 0), dilation=(1, 1), activation=None)`. x (N, C, H, W) and w (K, C, R, S) are bf16 or
+fp16 in the channels_last memory format (NHWC / KRSC memory, read in place); stride, padding and dilation are
+(h, w) pairs; activation: None, "relu", "gelu" or "silu". The output is (N, K, P, Q), channels_last."""
+
+
+# -- torch.ops.skc.attention and attention_with_lse ------------------------------------------------------------
+def _check_attention(q, k, v, layout) -> tuple:
+    """(B, H, Sq) of a valid attention; the messages match what skc.blocks.attention says at launch."""
+    torch._check(layout in ("bhsd", "bshd"), lambda: f"layout must be one of bhsd, bshd, found {layout!r}")
+    torch._check(q.dim() == 4 and k.dim() == 4 and v.dim() == 4,
+                 lambda: f"attention takes 4-D tensors ({layout}), found shapes {tuple(q.shape)}, {tuple(k.shape)}, "
+                         f"{tuple(v.shape)}")
+    torch._check(q.dtype in _FLOATS, lambda: f"attention runs on bfloat16 or float16 tensors, found {q.dtype}")
+    torch._check(k.dtype == q.dtype and v.dtype == q.dtype,
+                 lambda: f"q, k, v are {q.dtype}, {k.dtype}, {v.dtype}; skc::attention needs one type")
+    heads = (lambda t: (t.shape[0], t.shape[1], t.shape[2], t.shape[3])) if layout == "bhsd" else \
+        (lambda t: (t.shape[0], t.shape[2], t.shape[1], t.shape[3]))
+    (B, H, Sq, D), (Bk, Hkv, Skv, Dk) = heads(q), heads(k)
+    torch._check(heads(v) == (Bk, Hkv, Skv, Dk) and Bk == B and Dk == D,
+                 lambda: f"attention: q, k, v must agree in batch and head_dim and k, v in shape; found "
+                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)} ({layout})")
+    torch._check(Hkv > 0 and H % Hkv == 0,
+                 lambda: f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
+    return B, H, Sq
+
+
+def _launch_attention(q, k, v, causal, scale, layout, return_lse):
+    from .blocks import attention
+
+    _check_attention(q, k, v, layout)
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)  # q's layout, contiguous: what the block returns
+    with on_device_of(q):
+        return attention(q, k, v, causal=causal, scale=scale, out=out, layout=layout, return_lse=return_lse,
+                         stream=current_stream(q))
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: Optional[float] = None,
+               layout: str = "bhsd") -> torch.Tensor:
+    return _launch_attention(q, k, v, causal, scale, layout, False)
+
+
+def _attention_fake(q, k, v, causal=False, scale=None, layout="bhsd"):
+    _check_attention(q, k, v, layout)
+    return q.new_empty(q.shape)
+
+
+def _attention_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
+                        scale: Optional[float] = None, layout: str = "bhsd") -> Tuple[torch.Tensor, torch.Tensor]:
+    return _launch_attention(q, k, v, causal, scale, layout, True)
+
+
+def _attention_with_lse_fake(q, k, v, causal=False, scale=None, layout="bhsd"):
+    B, H, Sq = _check_attention(q, k, v, layout)
+    return q.new_empty(q.shape), q.new_empty((B, H, Sq), dtype=torch.float32)
+
+
+attention = register_op("skc::attention", _attention, fake=_attention_fake, exact_strides=True)
+"""softmax(scale · q kᵀ [causal mask]) v as a new tensor in q's shape (contiguous): `torch.ops.skc.attention(q, k,
+v, causal=False, scale=None, layout="bhsd")`, for bf16 / fp16 q, k, v of shape (B, H, S, D) ("bhsd", as
+torch.nn.functional.scaled_dot_product_attention takes them) or (B, S, H, D) ("bshd"), read in place whatever
+their strides (the last one 1). k and v may have fewer heads (grouped-query attention) and another length;
+scale defaults to 1/sqrt(D); the causal mask is torch's (top-left aligned)."""
+attention_with_lse = register_op("skc::attention_with_lse", _attention_with_lse, fake=_attention_with_lse_fake,
+                                 exact_strides=True)
+"""The same, returning (out, lse): lse is the natural log-sum-exp of each row's scaled scores, (B, H, Sq) float32."""

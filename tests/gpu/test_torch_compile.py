@@ -1,6 +1,6 @@
-"""torch.ops.skc.matmul (skc.torch) on the GPU: a small model of two Linear-like layers and relus runs under
-torch.compile(fullgraph=True) with no graph break, inside a CUDA graph, and on a side stream, each with the
-same result as eager (which matches a float32 reference)."""
+"""torch.ops.skc.matmul, conv2d and attention (skc.torch) on the GPU: a small model of two Linear-like layers and
+relus, and one of a conv2d feeding an attention, run under torch.compile(fullgraph=True) with no graph break, inside
+a CUDA graph, and on a side stream, each with the same result as eager (which matches a float32 reference)."""
 import pytest
 
 pytestmark = pytest.mark.gpu
@@ -105,3 +105,117 @@ def test_the_op_runs_on_torchs_current_stream():
         got = model(late)
     side.synchronize()
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+# -- torch.ops.skc.conv2d and torch.ops.skc.attention ---------------------------------------------------------
+class ConvAttention(torch.nn.Module):
+    """A 3x3 conv (bias, relu) on channels_last activations whose pixels are the tokens of a causal self-attention
+    of 4 heads of 64 (the conv's NHWC output read as (B, S, H, D) without a copy), then a relu in torch."""
+
+    def __init__(self, channels=64, heads=4, head_dim=64):
+        super().__init__()
+        generator = torch.Generator(device="cuda").manual_seed(10)
+        self.heads, self.head_dim = heads, head_dim
+        w = torch.randn(heads * head_dim, channels, 3, 3, device="cuda", generator=generator) / (9 * channels) ** 0.5
+        self.w = torch.nn.Parameter(w.bfloat16().to(memory_format=torch.channels_last), requires_grad=False)
+        self.b = torch.nn.Parameter(torch.randn(heads * head_dim, device="cuda", generator=generator).bfloat16(),
+                                    requires_grad=False)
+
+    def forward(self, x):
+        y = torch.ops.skc.conv2d(x, self.w, self.b, padding=(1, 1), activation="relu")
+        tokens = y.permute(0, 2, 3, 1).reshape(y.shape[0], -1, self.heads, self.head_dim)
+        out, lse = torch.ops.skc.attention_with_lse(tokens, tokens, tokens, causal=True, layout="bshd")
+        return torch.relu(out), lse
+
+
+def images(batch=2, channels=64, size=16, seed=11):
+    generator = torch.Generator(device="cuda").manual_seed(seed)
+    x = torch.randn(batch, channels, size, size, device="cuda", generator=generator).bfloat16()
+    return x.to(memory_format=torch.channels_last)
+
+
+def test_conv_attention_eager_matches_float32_torch():
+    import torch.nn.functional as F
+
+    model, x = ConvAttention(), images()
+    got, lse = model(x)
+    assert got.shape == (2, 256, 4, 64) and got.dtype == torch.bfloat16 and got.is_contiguous()
+    assert lse.shape == (2, 4, 256) and lse.dtype == torch.float32
+    y = F.relu(F.conv2d(x.float(), model.w.float(), model.b.float(), padding=1))
+    conv = torch.ops.skc.conv2d(x, model.w, model.b, padding=(1, 1), activation="relu")
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert ((conv.float() - y).norm() / y.norm()).item() < 1e-2
+    tokens = conv.permute(0, 2, 3, 1).reshape(2, 256, 4, 64).transpose(1, 2).float()  # skc's conv, in bhsd
+    expected = F.relu(F.scaled_dot_product_attention(tokens, tokens, tokens, is_causal=True)).transpose(1, 2)
+    assert ((got.float() - expected).norm() / expected.norm()).item() < 1e-2
+    scores = (tokens @ tokens.transpose(-1, -2)) / 8.0
+    scores = scores.masked_fill(torch.ones(256, 256, dtype=torch.bool, device="cuda").triu(1), float("-inf"))
+    torch.testing.assert_close(lse, torch.logsumexp(scores, dim=-1), rtol=1e-3, atol=2e-2)
+
+
+def test_conv_attention_under_torch_compile_equals_eager_with_no_graph_break():
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model, x = ConvAttention(), images()
+    eager = model(x)
+    compiled = torch.compile(model, fullgraph=True)
+    torch.testing.assert_close(compiled(x), eager, rtol=0, atol=0)  # (out, lse) against (out, lse)
+    assert sum(counters["graph_break"].values()) == 0, dict(counters["graph_break"])
+    explanation = torch._dynamo.explain(model)(x)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    other = images(seed=12)
+    torch.testing.assert_close(compiled(other), model(other), rtol=0, atol=0)
+
+
+def test_conv_attention_inside_a_cuda_graph_equals_eager():
+    model, static_x = ConvAttention(), images()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm up (compiles and loads the kernels) outside the capture
+        for _ in range(2):
+            model(static_x)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_out, static_lse = model(static_x)
+    for seed in (13, 14):
+        x = images(seed=seed)
+        static_x.copy_(x)
+        static_out.fill_(float("nan"))
+        static_lse.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        out, lse = model(x)
+        torch.testing.assert_close(static_out, out, rtol=0, atol=0)
+        torch.testing.assert_close(static_lse, lse, rtol=0, atol=0)
+
+
+def test_conv_attention_under_reduce_overhead_equals_eager():
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    model = ConvAttention()
+    compiled = torch.compile(model, fullgraph=True, mode="reduce-overhead")
+    for seed in (15, 16, 17):  # the first calls record, later ones replay
+        x = images(seed=seed)
+        got = tuple(t.clone() for t in compiled(x))
+        torch.testing.assert_close(got, model(x), rtol=0, atol=0)
+
+
+def test_conv_attention_runs_on_torchs_current_stream():
+    """As for matmul: the input is written on a side stream after a long sleep."""
+    model, x = ConvAttention(), images()
+    expected, expected_lse = model(x)
+    late = torch.full_like(x, float("nan"))
+    torch.cuda.synchronize()
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(100_000_000)
+        late.copy_(x)
+        got, lse = model(late)
+    side.synchronize()
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    torch.testing.assert_close(lse, expected_lse, rtol=0, atol=0)

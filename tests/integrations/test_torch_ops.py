@@ -110,3 +110,163 @@ def test_import_skc_does_not_import_torch():
     code = "import sys, skc; assert 'torch' not in sys.modules, 'import skc imported torch'"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+# -- torch.ops.skc.conv2d and torch.ops.skc.attention ---------------------------------------------------------
+def randn(*shape, seed=0, scale=1.0):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=generator) * scale).bfloat16()
+
+
+def channels_last(tensor):
+    return tensor.to(memory_format=torch.channels_last)
+
+
+def test_the_conv2d_op_matches_torchs_conv2d_and_returns_channels_last():
+    import torch.nn.functional as F
+
+    x, w = channels_last(randn(1, 16, 8, 8, seed=5)), channels_last(randn(16, 16, 3, 3, seed=6, scale=0.25))
+    bias = randn(16, seed=7)
+    got = torch.ops.skc.conv2d(x, w, bias, padding=(1, 1), activation="relu")
+    assert got.shape == (1, 16, 8, 8) and got.dtype == torch.bfloat16
+    assert got.is_contiguous(memory_format=torch.channels_last) and got.stride() == (1024, 1, 128, 16)
+    expected = torch.relu(F.conv2d(x.float(), w.float(), bias.float(), padding=1))
+    torch.testing.assert_close(got.float(), expected, rtol=1e-2, atol=2e-2)  # one bf16 rounding of the output
+    strided = torch.ops.skc.conv2d(x, w, stride=(2, 2), dilation=(2, 1), padding=(2, 1))
+    expected = F.conv2d(x.float(), w.float(), stride=2, dilation=(2, 1), padding=(2, 1))
+    assert strided.shape == expected.shape == (1, 16, 4, 4)
+    torch.testing.assert_close(strided.float(), expected, rtol=1e-2, atol=2e-2)
+
+
+def test_the_conv2d_op_names_a_layout_it_cannot_read():
+    x, w = randn(1, 16, 8, 8), channels_last(randn(16, 16, 3, 3))
+    with pytest.raises(RuntimeError, match=r"'x' must be in the channels_last memory format: pass "
+                                           r"x.to\(memory_format=torch.channels_last\)"):
+        torch.ops.skc.conv2d(x, w)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_the_attention_op_matches_scaled_dot_product_attention(causal):
+    import torch.nn.functional as F
+
+    q, k, v = (randn(1, 2, 64, 64, seed=seed) for seed in (8, 9, 10))
+    got = torch.ops.skc.attention(q, k, v, causal=causal)
+    assert got.shape == q.shape and got.dtype == torch.bfloat16 and got.is_contiguous()
+    expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=causal)
+    torch.testing.assert_close(got.float(), expected, rtol=2e-2, atol=2e-2)
+    out, lse = torch.ops.skc.attention_with_lse(q, k, v, causal=causal, scale=0.1)
+    scores = 0.1 * q.float() @ k.float().transpose(-1, -2)
+    if causal:
+        scores = scores.masked_fill(torch.ones(64, 64, dtype=torch.bool).triu(1), float("-inf"))
+    assert lse.shape == (1, 2, 64) and lse.dtype == torch.float32
+    torch.testing.assert_close(lse, torch.logsumexp(scores, dim=-1), rtol=1e-3, atol=1e-2)
+    torch.testing.assert_close(out.float(), torch.softmax(scores, dim=-1) @ v.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_the_attention_op_answers_in_the_bshd_layout_of_its_inputs():
+    import torch.nn.functional as F
+
+    q, k, v = (randn(1, 64, 2, 64, seed=seed) for seed in (11, 12, 13))  # (B, S, H, D)
+    got = torch.ops.skc.attention(q, k, v, layout="bshd", causal=True)
+    assert got.shape == (1, 64, 2, 64) and got.is_contiguous()
+    expected = F.scaled_dot_product_attention(*(t.float().transpose(1, 2) for t in (q, k, v)), is_causal=True)
+    torch.testing.assert_close(got.float(), expected.transpose(1, 2), rtol=2e-2, atol=2e-2)
+    # the same memory seen as strided (B, H, S, D) views: read in place, the result in that layout
+    strided = torch.ops.skc.attention(*(t.transpose(1, 2) for t in (q, k, v)), causal=True)
+    assert strided.shape == (1, 2, 64, 64) and strided.is_contiguous()
+    torch.testing.assert_close(strided, got.transpose(1, 2), rtol=0, atol=0)
+
+
+def test_the_fake_conv2d_and_attention_give_shapes_dtypes_and_strides():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        x = torch.empty(2, 32, 14, 10, dtype=torch.float16, memory_format=torch.channels_last)
+        w = torch.empty(64, 32, 3, 3, dtype=torch.float16, memory_format=torch.channels_last)
+        y = torch.ops.skc.conv2d(x, w, stride=(2, 1), padding=(1, 0))
+        assert (tuple(y.shape), y.dtype) == ((2, 64, 7, 8), torch.float16)
+        assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
+        with pytest.raises(RuntimeError, match="x has 32 channels but the filters take 16"):
+            torch.ops.skc.conv2d(x, torch.empty(64, 16, 3, 3, dtype=torch.float16, memory_format=torch.channels_last))
+        q = torch.empty(2, 128, 8, 64, dtype=torch.bfloat16)  # bshd, 8 query heads
+        kv = torch.empty(2, 256, 2, 64, dtype=torch.bfloat16)  # 2 key/value heads, another length
+        out, lse = torch.ops.skc.attention_with_lse(q, kv, kv, layout="bshd")
+        assert (tuple(out.shape), out.stride(), out.dtype) == ((2, 128, 8, 64), q.stride(), torch.bfloat16)
+        assert (tuple(lse.shape), lse.dtype) == ((2, 8, 128), torch.float32)
+        bhsd = [t.transpose(1, 2) for t in (q, kv, kv)]  # strided (B, H, S, D) views, read in place
+        assert tuple(torch.ops.skc.attention(*bhsd).shape) == (2, 8, 128, 64)
+        three_heads = torch.empty(2, 256, 3, 64, dtype=torch.bfloat16)
+        with pytest.raises(RuntimeError, match="K/V heads dividing Q heads: 8 and 3"):
+            torch.ops.skc.attention(q, three_heads, three_heads, layout="bshd")
+
+
+def test_conv2d_and_attention_schemas_and_the_exact_strides_they_ask_of_torch_compile():
+    assert str(torch.ops.skc.conv2d.default._schema) == (
+        "skc::conv2d(Tensor x, Tensor w, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1, "
+        "str? activation=None) -> Tensor")
+    assert str(torch.ops.skc.attention_with_lse.default._schema).endswith(
+        "(Tensor q, Tensor k, Tensor v, bool causal=False, float? scale=None, str layout=\"bhsd\") -> (Tensor, Tensor)")
+    if skc.torch._custom_ops_take_tags():
+        for op in (torch.ops.skc.conv2d, torch.ops.skc.attention, torch.ops.skc.attention_with_lse):
+            assert torch.Tag.needs_exact_strides in op.default.tags
+
+
+def test_the_new_ops_pass_torchs_opcheck():
+    """torch.library.opcheck: the schema, the fake implementation against the real one (shapes, dtypes and
+    strides), and the op's behaviour under torch.compile's tracing."""
+    x, w = channels_last(randn(1, 16, 8, 8)), channels_last(randn(16, 16, 3, 3, scale=0.25))
+    torch.library.opcheck(torch.ops.skc.conv2d.default, (x, w, randn(16)), dict(padding=[1, 1], activation="relu"))
+    q = randn(1, 64, 2, 64)
+    torch.library.opcheck(torch.ops.skc.attention.default, (q, q, q), dict(causal=True, layout="bshd"))
+    torch.library.opcheck(torch.ops.skc.attention_with_lse.default, (q, q, q), dict(layout="bshd"))
+
+
+class ConvAttention(torch.nn.Module):
+    """A 3x3 conv (bias, relu) whose 64 pixels become the tokens of a two-head self-attention (head_dim 64):
+    the channels_last output is read as (B, S, H, D) without a copy."""
+
+    def __init__(self, channels=16, heads=2, head_dim=64):
+        super().__init__()
+        self.heads, self.head_dim = heads, head_dim
+        self.w = channels_last(randn(heads * head_dim, channels, 3, 3, seed=14, scale=0.25))
+        self.b = randn(heads * head_dim, seed=15)
+
+    def forward(self, x):
+        y = torch.ops.skc.conv2d(x, self.w, self.b, padding=(1, 1), activation="relu")
+        tokens = y.permute(0, 2, 3, 1).reshape(y.shape[0], -1, self.heads, self.head_dim)
+        out, lse = torch.ops.skc.attention_with_lse(tokens, tokens, tokens, causal=True, layout="bshd")
+        return torch.ops.skc.attention(out, tokens, tokens, layout="bshd") + 1, lse
+
+
+def test_a_model_of_conv2d_and_attention_compiles_with_fullgraph_and_no_graph_break():
+    import torch._dynamo
+    import torch.nn.functional as F
+
+    torch._dynamo.reset()
+    model, x = ConvAttention(), channels_last(randn(1, 16, 8, 8, seed=16))
+    eager, eager_lse = model(x)
+    y = torch.relu(F.conv2d(x.float(), model.w.float(), model.b.float(), padding=1)).bfloat16()
+    tokens = y.permute(0, 2, 3, 1).reshape(1, 64, 2, 64).transpose(1, 2).float()
+    first = F.scaled_dot_product_attention(tokens, tokens, tokens, is_causal=True).bfloat16().float()
+    expected = F.scaled_dot_product_attention(first, tokens, tokens).transpose(1, 2) + 1
+    torch.testing.assert_close(eager.float(), expected, rtol=3e-2, atol=3e-2)
+    explanation = torch._dynamo.explain(model)(x)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1, explanation.break_reasons
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    got, got_lse = compiled(x)
+    torch.testing.assert_close(got, eager, rtol=0, atol=0)
+    torch.testing.assert_close(got_lse, eager_lse, rtol=0, atol=0)
+
+
+def test_the_model_compiles_with_dynamic_shapes():
+    """The fake implementations compute with symbolic sizes: one graph serves other batches and image sizes."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    model = ConvAttention()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager", dynamic=True)
+    for batch, size in ((1, 8), (2, 8), (1, 16)):
+        x = channels_last(randn(batch, 16, size, size, seed=17 + batch + size))
+        got, lse = compiled(x)
+        assert got.shape == (batch, size * size, 2, 64) and lse.shape == (batch, 2, size * size)
+        torch.testing.assert_close((got, lse), model(x), rtol=0, atol=0)
