@@ -249,7 +249,7 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
                                   f"{(batch, M, N)}")
     foldable = len(b.shape) == 2 and _row_major(a) and all(x is None or _row_major(x) for x in (out, c))
     if foldable:
-        return _FoldedBatch(batch, M, N, K)
+        return _FoldedBatch(batch, M, N, K, activation, config)
     one_launch = (device.target.has("wgmma") and c is None and config is None and operand_dtype_name(a) == operand_dtype_name(b)
                   and all(x is None or _strides(x)[-1] == 1 for x in (a, b, out)))
     if one_launch:
@@ -261,7 +261,7 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
         if device.kind == "cuda":
             return _TmaPlan(device, a, b, problem, cfg, (False, False), batch)
         return _Plan(device, problem, cfg, (False, False), batch)
-    return _LoopedBatch(batch, M, N, len(a.shape) == 3, len(b.shape) == 3)
+    return _LoopedBatch(batch, M, N, len(a.shape) == 3, len(b.shape) == 3, activation, config)
 
 
 def _strides(x) -> tuple:
@@ -291,8 +291,11 @@ def _reshape(x, shape):
 
 
 class _FoldedBatch:
-    def __init__(self, batch, M, N, K):
+    """B matrices of a that lie one after another, times one b: a single GEMM of (B·M) x K."""
+
+    def __init__(self, batch, M, N, K, activation, config):
         self.batch, self.M, self.N, self.K = batch, M, N, K
+        self.activation, self.config = activation, config
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         rows = self.batch * self.M
@@ -300,20 +303,24 @@ class _FoldedBatch:
             out = _empty_like(a, (self.batch, self.M, self.N))
         flat_c = _reshape(c, (rows, self.N)) if c is not None else None
         matmul(_reshape(a, (rows, self.K)), b, _reshape(out, (rows, self.N)), bias=bias, c=flat_c, alpha=alpha,
-               beta=beta, stream=stream)
+               beta=beta, activation=self.activation, config=self.config, stream=stream)
         return out
 
 
 class _LoopedBatch:
-    def __init__(self, batch, M, N, a_batched, b_batched):
+    """One GEMM per matrix of the batch, launched from the host."""
+
+    def __init__(self, batch, M, N, a_batched, b_batched, activation, config):
         self.batch, self.M, self.N, self.a_batched, self.b_batched = batch, M, N, a_batched, b_batched
+        self.activation, self.config = activation, config
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
             out = _empty_like(a, (self.batch, self.M, self.N))
         for i in range(self.batch):
             matmul(a[i] if self.a_batched else a, b[i] if self.b_batched else b, out[i], bias=bias,
-                   c=c[i] if c is not None else None, alpha=alpha, beta=beta, stream=stream)
+                   c=c[i] if c is not None else None, alpha=alpha, beta=beta, activation=self.activation,
+                   config=self.config, stream=stream)
         return out
 
 

@@ -77,3 +77,21 @@ def test_a_batch_with_c_still_runs_one_gemm_per_batch(hopper_interpreter):
     out = skc.blocks.matmul(a, b, c=c, beta=1.0)
     assert isinstance(next(iter(matmul_host._PLANS.values())), matmul_host._LoopedBatch)
     np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32) + c)
+
+
+def test_a_folded_batch_keeps_its_activation(hopper_interpreter):
+    """A contiguous a folds into one GEMM of (B·M) x K; the activation and bias reach that GEMM."""
+    a, b, bias = integers(3, 40, 64), integers(64, 48), integers(48)
+    out = skc.blocks.matmul(a, b, bias=bias, activation="relu")
+    assert isinstance(next(iter(matmul_host._PLANS.values())), matmul_host._FoldedBatch)
+    expected = np.maximum(a.astype(np.float32) @ b.astype(np.float32) + bias, 0.0)
+    assert (expected == 0).any() and (expected > 0).any()
+    np.testing.assert_array_equal(out.astype(np.float32), expected)
+
+
+def test_a_batch_run_per_matrix_keeps_its_activation(hopper_interpreter):
+    a, b, c = integers(2, 40, 64), integers(2, 64, 48), integers(2, 40, 48)
+    out = skc.blocks.matmul(a, b, c=c, beta=1.0, activation="relu")
+    assert isinstance(next(iter(matmul_host._PLANS.values())), matmul_host._LoopedBatch)
+    expected = np.maximum(a.astype(np.float32) @ b.astype(np.float32) + c, 0.0)
+    np.testing.assert_array_equal(out.astype(np.float32), expected)
