@@ -111,7 +111,9 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
         raise skc.LaunchError(f"the config is for {config.dtype} with a_k_major={config.a_k_major}, b_k_major="
                               f"{config.b_k_major}; the operands are {dtype} with a_k_major={a_k_major}, "
                               f"b_k_major={b_k_major}")
-    cfg = config or _choose_config(device, problem, spec, autotune, (a, b, out, c, bias))
+    # a given configuration chooses tiles, stages and the rest; the epilogue is always the call's
+    cfg = (replace(config, epilogue=spec) if config is not None
+           else _choose_config(device, problem, spec, autotune, (a, b, out, c, bias)))
     if getattr(cfg, "split_k", 1) > 1 and out is not None and not _row_major(out):
         cfg = replace(cfg, split_k=1)  # split-K's last share stores through a pointer to a row-major out
     transposed = (a_store is not a, b_store is not b)

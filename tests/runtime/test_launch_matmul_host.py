@@ -263,3 +263,20 @@ def test_plans_keep_no_operand_alive(fake):
     del a, b, out
     gc.collect()
     assert all(reference() is None for reference in references)
+
+
+def test_a_given_config_takes_the_calls_epilogue(monkeypatch):
+    """A config chooses tiles and stages; bias, activation, alpha and c still come from the call (they were dropped)."""
+    from skc.blocks import MatmulConfig
+
+    rng = np.random.default_rng(3)
+    a, b = (rng.integers(-2, 3, shape).astype(np.float16) for shape in ((64, 64), (64, 128)))
+    bias = rng.integers(-2, 3, (128,)).astype(np.float16)
+    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "sm_90a")
+    devices.forget_targets()
+    with devices.using_device("interpreter"):
+        out = skc.blocks.matmul(a, b, bias=bias, activation="relu", alpha=2.0,
+                                config=MatmulConfig(tile_n=128, dtype="f16", stages=2))
+    expected = np.maximum(2.0 * (a.astype(np.float32) @ b.astype(np.float32)) + bias, 0.0)
+    assert (expected == 0).any() and (expected > 0).any()
+    np.testing.assert_array_equal(out.astype(np.float32), expected)
