@@ -56,25 +56,6 @@ def bench(fn, rep_ms: int = 200) -> float:
         return statistics.median(times)
 
 
-def kernel_ms(launch, reps=40, rounds=7):
-    """Median GPU time of one launch: `reps` launches queued behind a sleeping kernel, timed by events."""
-    import torch
-
-    launch()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(rounds):
-        torch.cuda._sleep(3_000_000)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(reps):
-            launch()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) / reps)
-    return sorted(times)[len(times) // 2]
-
-
 def candidates(K: int) -> dict:
     """Tile configurations worth trying for a conv with K output channels (names -> MatmulConfig; as many
     stages as fit, as conv2d does)."""
@@ -128,6 +109,8 @@ def run(batch: int, sweep: bool) -> list:
                "skc_ms": skc_ms, "torch_ms": torch_ms, "skc_TFLOPs": flops / skc_ms / 1e9,
                "torch_TFLOPs": flops / torch_ms / 1e9, "ratio_vs_torch": torch_ms / skc_ms, "relative_error": error}
         if sweep:
+            from gemm_sweep import kernel_ms  # the GEMM sweep's timing of GPU work alone
+
             row["cudnn_kernel_TFLOPs"] = flops / kernel_ms(torch_call) / 1e9
             row["kernel_TFLOPs"] = {}
             for name, cfg in candidates(K).items():

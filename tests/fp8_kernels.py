@@ -7,6 +7,7 @@ import numpy as np
 import skc
 from skc.blocks import SmemTile, Wgmma
 from skc.blocks.layout import OperandLayout
+from helpers import wgmma_fragments as fragments  # noqa: F401  (the tests import it from here)
 
 THREADS = 128
 
@@ -121,21 +122,6 @@ def wgmma_problem(a_codes: np.ndarray, b_codes: np.ndarray, swizzle: int, filler
     image[swizzled(np.arange(a_bytes.size), swizzle)] = a_bytes
     image[swizzled(b_base + np.arange(b_bytes.size), swizzle)] = b_bytes
     return image.view(np.uint32), (da, db, da2, db2)
-
-
-def fragments(d: np.ndarray) -> np.ndarray:
-    """d (64 x n) as the warpgroup's f32 accumulator fragments (PTX ISA 9.7.15.5.1.1): in each 8-column block,
-    thread t holds rows 16 (t // 32) + (t % 32) // 4 and 8 below, columns 2 (t % 4) and the next."""
-    n = d.shape[1]
-    out = np.empty((THREADS, n // 2), np.float32)
-    for t in range(THREADS):
-        warp, lane = divmod(t, 32)
-        for block in range(n // 8):
-            for half in range(2):
-                for pair in range(2):
-                    out[t, 4 * block + 2 * half + pair] = d[16 * warp + lane // 4 + 8 * half,
-                                                           8 * block + 2 * (lane % 4) + pair]
-    return out
 
 
 # -- the Wgmma TileOp on fp8 tiles ---------------------------------------------------------------

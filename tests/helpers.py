@@ -69,3 +69,21 @@ def check_not(text: str, pattern: str):
 
 
 __all__ = ["tile_ir", "tile_module", "line_of", "check_lines", "check_not", "load_example", "skc", "Specialization"]
+
+
+def wgmma_fragments(d):
+    """d (64 x n) as the f32 accumulator fragments of a warpgroup (PTX ISA 9.7.15.5.1.1, figure of the m64nNk16 D
+    matrix): in each 8-column block, thread t holds rows 16 (t // 32) + (t % 32) // 4 and 8 below it, columns
+    2 (t % 4) and the next."""
+    import numpy as np
+
+    n = d.shape[1]
+    out = np.empty((128, n // 2), np.float32)
+    for t in range(128):
+        warp, lane = divmod(t, 32)
+        for block in range(n // 8):
+            for half in range(2):
+                for pair in range(2):
+                    out[t, 4 * block + 2 * half + pair] = d[16 * warp + lane // 4 + 8 * half,
+                                                           8 * block + 2 * (lane % 4) + pair]
+    return out

@@ -6,6 +6,7 @@ import numpy as np
 import skc
 from skc.blocks import Wgmma
 from skc.blocks.softmax import OnlineSoftmax
+from helpers import wgmma_fragments as d_fragments  # noqa: F401  (the tests import it from here)
 
 THREADS = 128
 
@@ -64,20 +65,6 @@ def a_register_fragments(a: np.ndarray) -> np.ndarray:
         pieces = [(row, column), (row + 8, column), (row, column + 8), (row + 8, column + 8)]
         for p, (r, c) in enumerate(pieces):
             out[t, 2 * p], out[t, 2 * p + 1] = a[r, c], a[r, c + 1]
-    return out
-
-
-def d_fragments(d: np.ndarray) -> np.ndarray:
-    """d (64 x n) as the warpgroup's f32 accumulator fragments (PTX ISA 9.7.15.5.1.1)."""
-    n = d.shape[1]
-    out = np.empty((THREADS, n // 2), np.float32)
-    for t in range(THREADS):
-        warp, lane = divmod(t, 32)
-        for block in range(n // 8):
-            for half in range(2):
-                for pair in range(2):
-                    out[t, 4 * block + 2 * half + pair] = d[16 * warp + lane // 4 + 8 * half,
-                                                           8 * block + 2 * (lane % 4) + pair]
     return out
 
 

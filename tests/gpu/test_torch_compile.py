@@ -42,26 +42,30 @@ def test_eager_matches_a_float32_reference():
     check_against_float32(model, x, got)
 
 
-def test_torch_compile_fullgraph_equals_eager_with_no_graph_break():
+def _as_tuple(outputs):
+    return outputs if isinstance(outputs, tuple) else (outputs,)
+
+
+def _compiled_equals_eager_without_graph_breaks(model, x, other):
+    """torch.compile(fullgraph=True) of model gives eager's result exactly, with no graph break, and a second call
+    with new data (`other`) reuses the compiled graph."""
     import torch._dynamo
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
     counters.clear()
-    model, x = TwoLayers(), inputs()
     eager = model(x)
     compiled = torch.compile(model, fullgraph=True)
-    got = compiled(x)
-    torch.testing.assert_close(got, eager, rtol=0, atol=0)
+    torch.testing.assert_close(compiled(x), eager, rtol=0, atol=0)
     assert sum(counters["graph_break"].values()) == 0, dict(counters["graph_break"])
     explanation = torch._dynamo.explain(model)(x)
     assert explanation.graph_break_count == 0, explanation.break_reasons
-    other = inputs(seed=2)  # a second call with new data reuses the compiled graph
     torch.testing.assert_close(compiled(other), model(other), rtol=0, atol=0)
 
 
-def test_inside_a_cuda_graph_equals_eager():
-    model, static_x = TwoLayers(), inputs()
+def _graph_replays_equal_eager(model, static_x, make_inputs, seeds):
+    """model captured in a CUDA graph over static_x; each replay on new inputs (outputs poisoned first) equals
+    eager."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):  # warm up (compiles and loads the kernels) outside the capture
@@ -70,31 +74,31 @@ def test_inside_a_cuda_graph_equals_eager():
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        static_y = model(static_x)
-    for seed in (3, 4):
-        x = inputs(seed=seed)
+        static_outputs = _as_tuple(model(static_x))
+    for seed in seeds:
+        x = make_inputs(seed=seed)
         static_x.copy_(x)
-        static_y.fill_(float("nan"))
+        for output in static_outputs:
+            output.fill_(float("nan"))
         graph.replay()
         torch.cuda.synchronize()
-        torch.testing.assert_close(static_y, model(x), rtol=0, atol=0)
+        torch.testing.assert_close(static_outputs, _as_tuple(model(x)), rtol=0, atol=0)
 
 
-def test_torch_compile_reduce_overhead_uses_cuda_graphs_and_equals_eager():
+def _reduce_overhead_equals_eager(model, make_inputs, seeds):
     import torch._dynamo
 
     torch._dynamo.reset()
-    model = TwoLayers()
     compiled = torch.compile(model, fullgraph=True, mode="reduce-overhead")
-    for seed in (5, 6, 7):  # the first calls record, later ones replay
-        x = inputs(seed=seed)
-        torch.testing.assert_close(compiled(x).clone(), model(x), rtol=0, atol=0)
+    for seed in seeds:  # the first calls record, later ones replay
+        x = make_inputs(seed=seed)
+        got = tuple(t.clone() for t in _as_tuple(compiled(x)))
+        torch.testing.assert_close(got, _as_tuple(model(x)), rtol=0, atol=0)
 
 
-def test_the_op_runs_on_torchs_current_stream():
+def _runs_on_the_current_stream(model, x):
     """The input is written on a side stream after a long sleep: an op that launched anywhere but on that
     stream would read the NaNs that were there before."""
-    model, x = TwoLayers(), inputs()
     expected = model(x)
     late = torch.full_like(x, float("nan"))
     torch.cuda.synchronize()
@@ -105,6 +109,22 @@ def test_the_op_runs_on_torchs_current_stream():
         got = model(late)
     side.synchronize()
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_torch_compile_fullgraph_equals_eager_with_no_graph_break():
+    _compiled_equals_eager_without_graph_breaks(TwoLayers(), inputs(), inputs(seed=2))
+
+
+def test_inside_a_cuda_graph_equals_eager():
+    _graph_replays_equal_eager(TwoLayers(), inputs(), inputs, seeds=(3, 4))
+
+
+def test_torch_compile_reduce_overhead_uses_cuda_graphs_and_equals_eager():
+    _reduce_overhead_equals_eager(TwoLayers(), inputs, seeds=(5, 6, 7))
+
+
+def test_the_op_runs_on_torchs_current_stream():
+    _runs_on_the_current_stream(TwoLayers(), inputs())
 
 
 # -- torch.ops.skc.conv2d and torch.ops.skc.attention ---------------------------------------------------------
@@ -154,68 +174,17 @@ def test_conv_attention_eager_matches_float32_torch():
 
 
 def test_conv_attention_under_torch_compile_equals_eager_with_no_graph_break():
-    import torch._dynamo
-    from torch._dynamo.utils import counters
-
-    torch._dynamo.reset()
-    counters.clear()
-    model, x = ConvAttention(), images()
-    eager = model(x)
-    compiled = torch.compile(model, fullgraph=True)
-    torch.testing.assert_close(compiled(x), eager, rtol=0, atol=0)  # (out, lse) against (out, lse)
-    assert sum(counters["graph_break"].values()) == 0, dict(counters["graph_break"])
-    explanation = torch._dynamo.explain(model)(x)
-    assert explanation.graph_break_count == 0, explanation.break_reasons
-    other = images(seed=12)
-    torch.testing.assert_close(compiled(other), model(other), rtol=0, atol=0)
+    _compiled_equals_eager_without_graph_breaks(ConvAttention(), images(), images(seed=12))
 
 
 def test_conv_attention_inside_a_cuda_graph_equals_eager():
-    model, static_x = ConvAttention(), images()
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm up (compiles and loads the kernels) outside the capture
-        for _ in range(2):
-            model(static_x)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static_out, static_lse = model(static_x)
-    for seed in (13, 14):
-        x = images(seed=seed)
-        static_x.copy_(x)
-        static_out.fill_(float("nan"))
-        static_lse.fill_(float("nan"))
-        graph.replay()
-        torch.cuda.synchronize()
-        out, lse = model(x)
-        torch.testing.assert_close(static_out, out, rtol=0, atol=0)
-        torch.testing.assert_close(static_lse, lse, rtol=0, atol=0)
+    _graph_replays_equal_eager(ConvAttention(), images(), images, seeds=(13, 14))
 
 
 def test_conv_attention_under_reduce_overhead_equals_eager():
-    import torch._dynamo
-
-    torch._dynamo.reset()
-    model = ConvAttention()
-    compiled = torch.compile(model, fullgraph=True, mode="reduce-overhead")
-    for seed in (15, 16, 17):  # the first calls record, later ones replay
-        x = images(seed=seed)
-        got = tuple(t.clone() for t in compiled(x))
-        torch.testing.assert_close(got, model(x), rtol=0, atol=0)
+    _reduce_overhead_equals_eager(ConvAttention(), images, seeds=(15, 16, 17))
 
 
 def test_conv_attention_runs_on_torchs_current_stream():
     """As for matmul: the input is written on a side stream after a long sleep."""
-    model, x = ConvAttention(), images()
-    expected, expected_lse = model(x)
-    late = torch.full_like(x, float("nan"))
-    torch.cuda.synchronize()
-    side = torch.cuda.Stream()
-    with torch.cuda.stream(side):
-        torch.cuda._sleep(100_000_000)
-        late.copy_(x)
-        got, lse = model(late)
-    side.synchronize()
-    torch.testing.assert_close(got, expected, rtol=0, atol=0)
-    torch.testing.assert_close(lse, expected_lse, rtol=0, atol=0)
+    _runs_on_the_current_stream(ConvAttention(), images())

@@ -14,6 +14,7 @@ from skc.diagnostics import DeadlockError, InterpreterError, LaunchError
 from skc.runtime.dtypes import float32_to_bf16_bits
 from skc.runtime.interpreter import Memory, TensorMapDescriptor, map_tensor_map, run
 from skc.runtime.tma import TensorMap
+from helpers import wgmma_fragments as fragments
 
 RNG = np.random.default_rng(90)
 
@@ -633,22 +634,6 @@ def operand_layout(values: np.ndarray, major: str, swizzle: int, base: int):
 
 def place(image: np.ndarray, logical: np.ndarray, base: int, swizzle: int):
     image[cute_swizzle(base + np.arange(logical.size), swizzle)] = logical
-
-
-def fragments(d: np.ndarray) -> np.ndarray:
-    """d (64 x n) as the f32 accumulator fragments of a warpgroup (PTX ISA 9.7.15.5.1.1, figure of the m64nNk16 D
-    matrix): in each 8-column block, thread t holds rows 16 (t // 32) + (t % 32) // 4 and 8 below it, columns
-    2 (t % 4) and the next."""
-    n = d.shape[1]
-    out = np.empty((128, n // 2), np.float32)
-    for t in range(128):
-        warp, lane = divmod(t, 32)
-        for block in range(n // 8):
-            for half in range(2):
-                for pair in range(2):
-                    out[t, 4 * block + 2 * half + pair] = d[16 * warp + lane // 4 + 8 * half, 8 * block + 2 * (lane % 4)
-                                                           + pair]
-    return out
 
 
 def wgmma_kernel(n: int, trans_a: int, trans_b: int, shared_bytes: int) -> ir.Function:
