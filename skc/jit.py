@@ -401,11 +401,9 @@ class Launch:
             self._launch = kernel.launcher_for(device, self.block, key, args).launch
             self._key, self._device = key, device
         # stream None: the launcher uses the current stream of the arguments' framework (torch, cupy), else 0
-        if kernel._all_runtime:
-            self._launch(args, self.grid, None if stream is None else _stream(stream))
-        else:
-            self._launch(kernel.runtime_arguments(args), self.grid, None if stream is None else _stream(stream))
-
+        if stream is not None and type(stream) is not int:
+            stream = _stream(stream)
+        self._launch(args if kernel._all_runtime else kernel.runtime_arguments(args), self.grid, stream)
 
     def ready(self, *args) -> "ReadyLaunch":
         """This launch's specialization for these arguments, compiled and loaded, as a function of the run-time
