@@ -52,6 +52,17 @@ raw.restype = ctypes.c_int
 raw.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [ctypes.c_void_p] * 3
 handle = int(function)
 results["ctypes libcuda, argtypes"] = per_launch(lambda: raw(handle, 1, 1, 1, 32, 1, 1, 0, None, address, None))
+results["ctypes libcuda, argtypes, stream from torch"] = per_launch(
+    lambda: raw(handle, 1, 1, 1, 32, 1, 1, 0, torch._C._cuda_getCurrentRawStream(0), address, None))
+generated = launch._launch   # skc's generated per-kernel launcher (argument checks, slots, driver call)
+args = (x, x, x, 1024)
+results["skc launcher, stream=0"] = per_launch(lambda: generated(args, (1, 1, 1), 0))
+results["skc launcher, stream=None"] = per_launch(lambda: generated(args, (1, 1, 1), None))
+results["torch: 3x (dtype, get_device, data_ptr)"] = per_launch(
+    lambda: (x.dtype, x.get_device(), x.data_ptr(), x.dtype, x.get_device(), x.data_ptr(), x.dtype, x.get_device(),
+             x.data_ptr()))
+results["torch._C._cuda_getCurrentRawStream(0)"] = per_launch(lambda: torch._C._cuda_getCurrentRawStream(0))
+results["skc.current_device()"] = per_launch(skc.runtime.devices.current_device)
 results["skc k[grid, block](...)"] = per_launch(lambda: launch(x, x, x, 1024))
 results["skc k[grid, block](..., stream=0)"] = per_launch(lambda: launch(x, x, x, 1024, stream=0))
 side = torch.cuda.Stream()
