@@ -48,7 +48,7 @@ def compile_llvm(llvm_text: str, target: Target) -> Assembly:
                                                         target.llvm_features, emit="object", reloc="pic")
         return Assembly(optimized, asm, obj)
     optimized, asm = llvm_codegen.compile_llvm(llvm_text, lowering.triple, target.llvm_cpu, target.llvm_features)
-    return Assembly(optimized, asm)
+    return Assembly(optimized, lowering.finish_assembly(asm))
 
 
 def llvm_version() -> str:

@@ -2,6 +2,8 @@
 votes, approximate math instructions, conversions, printf, and the kernel signature."""
 from __future__ import annotations
 
+import re
+
 from .. import ir
 from ..target import Target
 from . import nvptx_async
@@ -44,6 +46,10 @@ class NVPTX:
             "mfma.mma": _lower_mfma,
         }
         self.ops.update(nvptx_async.OPS)
+
+    def finish_assembly(self, ptx: str) -> str:
+        """The PTX as LLVM printed it, with integer `abs` rewritten (see _safe_integer_abs)."""
+        return _ABS.sub(_safe_integer_abs, ptx)
 
     # -- the kernel's shape -----------------------------------------------------------
     def kernel_params(self, fn: ir.Function):
@@ -294,3 +300,17 @@ def _lower_print(lw: FunctionLowering, op: ir.Op):
 def _lower_assert(lw: FunctionLowering, op: ir.Op):
     where = f" at {op.loc}" if op.loc is not None else ""
     lw.trap_unless(op.operands[0], lambda: _printf(lw, f"skc: assertion failed{where}: {op.attrs['message']}\n", []))
+
+
+# ptxas -O3 treats the result of `abs.sN` as never negative, though abs of the most negative value is that value
+# (Python's abs wrapped to the type, and LLVM's llvm.abs without its poison flag): `0 > abs(x)` folds to false and
+# `abs(x) >> k` to a logical shift (found by the GPU fuzzer; ptxas -O0 keeps the instruction's meaning). Every
+# integer abs LLVM prints is computed instead as x times its sign (-1 or 1), which wraps the same way and which
+# ptxas does not take for an abs.
+_ABS = re.compile(r"^(\s*)abs\.s(16|32|64)\s+(%\w+),\s*(%\w+|-?\d+);$", re.MULTILINE)
+
+
+def _safe_integer_abs(m: re.Match) -> str:
+    pad, bits, dst, src = m.groups()
+    return (f"{pad}{{ .reg .b{bits} sgn; shr.s{bits} sgn, {src}, {int(bits) - 1}; or.b{bits} sgn, sgn, 1; "
+            f"mul.lo.s{bits} {dst}, {src}, sgn; }}")

@@ -72,6 +72,15 @@ class Program:
             if line.endswith(":"):
                 self.labels[line[:-1]] = len(self.insts)
                 continue
+            if line.startswith("{") and line.endswith("}"):   # a scope with its own registers, on one line
+                statements = [t.strip() for t in line[1:-1].split(";") if t.strip()]
+                names = [n.strip() for t in statements if t.startswith(".reg") for n in t.split(None, 2)[2].split(",")]
+                for t in statements:
+                    if not t.startswith(".reg"):
+                        for name in names:
+                            t = re.sub(rf"(?<![%\w]){name}\b", f"%{name}", t)
+                        self.insts.append(t)
+                continue
             assert line.endswith(";"), line
             self.insts.append(line[:-1].strip())
         self.decoded = [self.decode(t) for t in self.insts]
@@ -126,8 +135,9 @@ class Program:
                     regs[a[0]] = memory.load(addr, int(parts[-1][1:]) // 8)
                 continue
             if name == "st":
-                assert parts[-1] in ("b32", "u32", "s32", "f32"), parts
-                memory.store(self.address(a[0], regs), val(a[1]) & M32)
+                width = int(parts[-1][1:])
+                assert width in (32, 64), parts
+                memory.store(self.address(a[0], regs), val(a[1]) & (M32 if width == 32 else M64), width // 8)
                 continue
             regs[a[0]] = self.compute(name, parts, [val(x) for x in a[1:]], a)
 
@@ -279,6 +289,13 @@ class Memory:
         assert 0 <= off and off + size <= raw.size
         return int.from_bytes(raw[off:off + size].tobytes(), "little")
 
-    def store(self, addr, value):
-        arr, i = self.locate(addr)
-        arr[i] = value
+    def store(self, addr, value, size=4):
+        if size == 4:
+            arr, i = self.locate(addr)
+            arr[i] = value
+            return
+        k = (addr >> 40) - 1
+        off = addr - self.bases[k]
+        raw = self.arrays[k].view(np.uint8)
+        assert 0 <= off and off + size <= raw.size, ("out of bounds", k, off)
+        raw[off:off + size] = np.frombuffer(value.to_bytes(size, "little"), np.uint8)
