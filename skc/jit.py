@@ -385,25 +385,33 @@ class Launch:
     The call is the per-launch hot path: it remembers the launcher it used last and reuses it while
     the arguments select the same specialization on the same device."""
 
-    __slots__ = ("kernel", "grid", "block", "device", "_key", "_device", "_launch")
+    __slots__ = ("kernel", "grid", "block", "device", "_key", "_device", "_launch", "_nparams", "_keyed",
+                 "_runtime")
 
     def __init__(self, kernel: Kernel, grid, block, device):
         self.kernel, self.grid, self.block, self.device = kernel, grid, block, device
         self._key = self._device = self._launch = None
+        # read once here rather than through the kernel at every call
+        self._nparams, self._keyed = kernel._nparams, kernel.key
+        self._runtime = None if kernel._all_runtime else kernel._runtime_positions
 
     def __call__(self, *args, stream=None, **kwargs):
-        kernel = self.kernel
-        if kwargs or len(args) != kernel._nparams:
-            args = kernel._arguments(args, kwargs)
+        if kwargs or len(args) != self._nparams:
+            args = self.kernel._arguments(args, kwargs)
         device = self.device or current_device()
-        key = kernel.key(args) if kernel.key is not None else ()
-        if key != self._key or device is not self._device:
-            self._launch = kernel.launcher_for(device, self.block, key, args).launch
-            self._key, self._device = key, device
+        if device is not self._device or (self._keyed is not None and self._keyed(args) != self._key):
+            self._select(device, args)
         # stream None: the launcher uses the current stream of the arguments' framework (torch, cupy), else 0
         if stream is not None and type(stream) is not int:
             stream = _stream(stream)
-        self._launch(args if kernel._all_runtime else kernel.runtime_arguments(args), self.grid, stream)
+        runtime = self._runtime
+        self._launch(args if runtime is None else [args[i] for i in runtime], self.grid, stream)
+
+    def _select(self, device, args):
+        """Compile or find the launcher these arguments select on `device` (the call's slow path)."""
+        key = self._keyed(args) if self._keyed is not None else ()
+        self._launch = self.kernel.launcher_for(device, self.block, key, args).launch
+        self._key, self._device = key, device
 
     def ready(self, *args) -> "ReadyLaunch":
         """This launch's specialization for these arguments, compiled and loaded, as a function of the run-time
