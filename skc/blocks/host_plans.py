@@ -107,31 +107,66 @@ def _encoded(tensor_map):
 
 # -- a ready GEMM launch ---------------------------------------------------------------------------------------------
 class GemmPlan:
-    """matmul_kernel over one checked geometry, ready: its configuration, grid, the GEMM's (M, N, K) and a function
-    per operand (a, b, out) from what the caller passes to that operand's tensor map. On a GPU the maps are
-    encoded once per address and the launcher is looked up once; elsewhere (the interpreter) each call makes
-    the maps over the arrays."""
+    """The GEMM composition over one checked geometry, ready (matmul's Hopper path and conv2d's): its configuration,
+    grid and sizes ((M, N, K), with the batch count first for a batch in one launch), and a function per operand
+    (a, b, out) from what the caller passes to that operand's tensor map. On a GPU the maps are encoded once per
+    address (`first` gives an operand's first tensor, whose geometry is then checked at once), the launcher is
+    looked up once and split-K's buffers made once; elsewhere (the interpreter) each call makes the maps over the
+    arrays. `empty(a)` makes the output when a call passes none."""
 
-    def __init__(self, device, cfg, gemm: tuple, makers: tuple):
-        from .gemm import matmul_kernel
+    def __init__(self, device, cfg, gemm: tuple, makers: tuple, first=(None, None, None), batches=None, empty=None):
+        from .gemm import matmul_batched_kernel, matmul_kernel, matmul_split_kernel
 
-        self.kernel, self.cfg, self.gemm, self.makers = matmul_kernel, cfg, gemm, makers
+        self.kernel = matmul_split_kernel if cfg.split_k > 1 else matmul_batched_kernel if batches else matmul_kernel
+        self.cfg, self.gemm, self.makers, self.empty = cfg, tuple(gemm), makers, empty
+        self.sizes = self.gemm if batches is None else (batches, *self.gemm)
         self.grid = TileScheduler.grid(gemm[0], gemm[1], cfg.tile_m, cfg.tile_n, device.multiprocessors,
-                                       cfg.cluster_m)
-        self.cuda, self.maps, self.ready = device.kind == "cuda", [MapsByAddress(make) for make in makers], None
+                                       cfg.cluster_m, cfg.split_k, batches or 1)
+        self.cuda, self.ready, self.split = device.kind == "cuda", None, None
+        self.maps = [MapsByAddress(make, tensor) for make, tensor in zip(makers, first)]
 
-    def __call__(self, a, b, out, c=None, bias=None, alpha=1.0, beta=0.0, stream=None):
+    def __call__(self, a, b, out, c=None, bias=None, alpha=None, beta=None, stream=None):
+        if out is None:
+            out = self.empty(a)
         c = out if c is None else c
+        scalars = (c if bias is None else bias, 1.0 if alpha is None else float(alpha),
+                   0.0 if beta is None else float(beta))
         if not self.cuda:
             maps = [make(t) for make, t in zip(self.makers, (a, b, out))]
-            self.kernel[self.grid, self.cfg.threads](*maps, *self.gemm, c, c if bias is None else bias, alpha, beta,
-                                                     self.cfg, stream=stream)
-            return
-        args = (self.maps[0](a), self.maps[1](b), self.maps[2](out), *self.gemm, c, c if bias is None else bias,
-                alpha, beta)
-        if self.ready is None:
-            self.ready = self.kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
-        self.ready(args, stream)
+            self.kernel[self.grid, self.cfg.threads](*maps, *self.sizes, c, *scalars, self.cfg, stream=stream)
+            return out
+        if self.cfg.split_k > 1:  # the last share of a tile stores through a pointer
+            if self.split is None:
+                self.split = split_buffers(a, self.gemm[0], self.gemm[1], self.cfg)
+            outputs = (out, *self.split)
+        else:
+            outputs = (self.maps[2](out),)
+        args = (self.maps[0](a), self.maps[1](b), *outputs, *self.sizes, c, *scalars)
+        ready = self.ready
+        if ready is None:
+            ready = self.ready = self.kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
+        ready(args, stream)
+        return out
+
+
+def split_buffers(a, M: int, N: int, cfg) -> tuple:
+    """Split-K's zero-filled fp32 workspace (M x N) and i32 counters, on a's device; the kernel leaves them zero,
+    so a plan makes them once (its launches must not run at once on two streams)."""
+    from .gemm import split_counters
+
+    return _zeros_like(a, M * N, "float32"), _zeros_like(a, split_counters(M, N, cfg), "int32")
+
+
+def _zeros_like(a, count: int, dtype: str):
+    if hasattr(a, "new_zeros"):  # torch
+        import torch
+
+        return a.new_zeros((count,), dtype=getattr(torch, dtype))
+    if isinstance(a, skc.DeviceArray):
+        return skc.zeros((count,), dtype)
+    import numpy as np
+
+    return np.zeros((count,), dtype)
 
 
 # -- tiles that fill the GPU -------------------------------------------------------------------------------------------

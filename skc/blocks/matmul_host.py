@@ -23,7 +23,7 @@ from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
-from .host_plans import MapsByAddress
+from .host_plans import GemmPlan, split_buffers
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -118,7 +118,7 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
         cfg = replace(cfg, split_k=1)  # split-K's last share stores through a pointer to a row-major out
     transposed = (a_store is not a, b_store is not b)
     if device.kind == "cuda" and isinstance(cfg, MatmulConfig) and cfg.loader != "vector":
-        return _TmaPlan(device, a_store, b_store, problem, cfg, transposed)
+        return _tma_plan(device, a_store, b_store, problem, cfg)
     return _Plan(device, problem, cfg, transposed)
 
 
@@ -145,43 +145,13 @@ class _Plan:
         return out
 
 
-class _TmaPlan:
-    """The Hopper TMA GEMM of one geometry, ready: the specialization's launcher and grid, and the tensor maps'
-    checked geometry, encoded once per address seen."""
-
-    def __init__(self, device, a_store, b_store, problem, cfg, transposed, batches=None):
-        M, N, K = problem[:3]
-        self.out_shape, self.M, self.N, self.K = (M, N) if batches is None else (batches, M, N), M, N, K
-        self.batches = batches  # a batch in one launch (cfg.batched): 3-D tensor maps
-        boxes = cfg.boxes()
-        self.cfg, self.device = cfg, device
-        self.grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m,
-                                       cfg.split_k, batches or 1)
-        self.split = None  # split-K: the workspace and counters (zero between launches), made at the first call
-        # per operand: its tensor maps by address (out's geometry is known, and checked, at the first call)
-        self.maps = [MapsByAddress(lambda t, box=boxes[name]: skc.TensorMap(t, box), first)
-                     for name, first in (("a", a_store), ("b", b_store), ("out", None))]
-        self.ready = None
-
-    def __call__(self, a, b, out, c, bias, alpha, beta, stream):
-        if out is None:
-            out = _empty_like(a, self.out_shape)
-        if self.cfg.split_k > 1:  # the last share of a tile stores through a pointer
-            if self.split is None:
-                self.split = split_buffers(a, self.M, self.N, self.cfg)
-            outputs = (out, *self.split)
-        else:
-            outputs = (self.maps[2](out),)
-        sizes = (self.M, self.N, self.K) if self.batches is None else (self.batches, self.M, self.N, self.K)
-        args = (self.maps[0](a), self.maps[1](b), *outputs, *sizes,
-                out if c is None else c, out if bias is None else bias,
-                1.0 if alpha is None else float(alpha), 0.0 if beta is None else float(beta))
-        ready = self.ready
-        if ready is None:
-            kernel = matmul_kernel(self.cfg.split_k > 1, self.batches is not None)
-            ready = self.ready = kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
-        ready(args, stream)
-        return out
+def _tma_plan(device, a_store, b_store, problem, cfg, batches=None) -> GemmPlan:
+    """The Hopper TMA GEMM of one geometry: a and b's tensor maps checked now, out's at the first call."""
+    boxes = cfg.boxes()
+    makers = tuple(lambda t, box=boxes[name]: skc.TensorMap(t, box) for name in ("a", "b", "out"))
+    shape = problem[:2] if batches is None else (batches, *problem[:2])
+    return GemmPlan(device, cfg, problem[:3], makers, (a_store, b_store, None), batches,
+                    empty=lambda a: _empty_like(a, shape))
 
 
 def _launch_wgmma(device, a, b, out, problem, extras, cfg: MatmulConfig, stream=None):
@@ -204,12 +174,6 @@ def _launch_batched(device, a, b, out, problem, extras, cfg: MatmulConfig, strea
     maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
     grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m, 1, batches)
     matmul_kernel(False, True)[grid, cfg.threads](*maps, batches, M, N, K, *extras, cfg, stream=stream)
-
-
-def split_buffers(a, M: int, N: int, cfg) -> tuple:
-    """Split-K's zero-filled fp32 workspace (M x N) and i32 counters, on a's device; the kernel leaves them zero,
-    so a plan makes them once (its launches must not run at once on two streams)."""
-    return _zeros_like(a, M * N, "float32"), _zeros_like(a, gemm.split_counters(M, N, cfg), "int32")
 
 
 def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, stream=None):
@@ -261,7 +225,7 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
                                        device.multiprocessors, epilogue=spec, batched=batched, split_k=1)
         problem = (M, N, K, cfg.dtype, True, False)
         if device.kind == "cuda":
-            return _TmaPlan(device, a, b, problem, cfg, (False, False), batch)
+            return _tma_plan(device, a, b, problem, cfg, batch)
         return _Plan(device, problem, cfg, (False, False), batch)
     return _LoopedBatch(batch, M, N, len(a.shape) == 3, len(b.shape) == 3, activation, config)
 
@@ -393,15 +357,3 @@ def _empty_like(a, shape):
 def matmul_kernel(split: bool = False, batched: bool = False):
     """The GEMM kernel of a launch: plain, split-K or batched."""
     return gemm.matmul_split_kernel if split else gemm.matmul_batched_kernel if batched else gemm.matmul_kernel
-
-
-def _zeros_like(a, count: int, dtype: str):
-    if hasattr(a, "new_zeros"):  # torch
-        import torch
-
-        return a.new_zeros((count,), dtype=getattr(torch, dtype))
-    if isinstance(a, skc.DeviceArray):
-        return skc.zeros((count,), dtype)
-    import numpy as np
-
-    return np.zeros((count,), dtype)
