@@ -12,7 +12,7 @@ from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
-from .host_plans import GemmPlan, facts, filling_config, remember
+from .host_plans import GemmPlan, empty_like, facts, filling_config, remember, view
 from .im2col import ConvShape
 from .matmul_host import operand_dtype_name
 
@@ -77,16 +77,16 @@ def _plan(device, conv: ConvShape, cfg: MatmulConfig) -> GemmPlan:
     GEMM's boxes. out is [N*P*Q, K]."""
     boxes, (N, H, W, C, K, R, S) = cfg.boxes(), (conv.N, conv.H, conv.W, conv.C, conv.K, conv.R, conv.S)
     gemm = conv.gemm_shape() if cfg.loader != "tma" else (N * H * W, K, C)
-    out = lambda y: skc.TensorMap(_reshape(_nhwc(y, "out"), (gemm[0], K)), boxes["out"])
+    out = lambda y: skc.TensorMap(view(_nhwc(y, "out"), (gemm[0], K)), boxes["out"])
     if cfg.loader == "tma":
         return GemmPlan(device, cfg, gemm, (
-            lambda x: skc.TensorMap(_reshape(_nhwc(x, "x"), (N * H * W, C)), boxes["a"]),
-            lambda w: skc.TensorMap(_reshape(_nhwc(w, "w"), (K, C)), boxes["b"]), out))
+            lambda x: skc.TensorMap(view(_nhwc(x, "x"), (N * H * W, C)), boxes["a"]),
+            lambda w: skc.TensorMap(view(_nhwc(w, "w"), (K, C)), boxes["b"]), out))
     chunk, (lower, upper) = cfg.payload().layouts["a"].chunk, conv.corners()
     return GemmPlan(device, cfg, gemm, (
         lambda x: skc.Im2colTensorMap(_nhwc(x, "x"), channels=chunk, pixels=cfg.tile_m, lower=lower, upper=upper,
                                       strides=conv.stride),
-        lambda w: skc.TensorMap(_reshape(_nhwc(w, "w"), (K, R * S, C)), (cfg.tile_n, 1, chunk)), out))
+        lambda w: skc.TensorMap(view(_nhwc(w, "w"), (K, R * S, C)), (cfg.tile_n, 1, chunk)), out))
 
 
 def pointwise(conv: ConvShape) -> bool:
@@ -146,29 +146,13 @@ def _nhwc(x, name: str):
     return x.permute(0, 2, 3, 1)
 
 
-def _reshape(x, shape):
-    """A view of a contiguous array with another shape (no copy)."""
-    if isinstance(x, skc.DeviceArray):
-        view = object.__new__(skc.DeviceArray)
-        view.__dict__.update(x.__dict__, shape=tuple(shape), _base=x, _free=None)
-        view.host = x.host.reshape(shape) if x.host is not None else None
-        return view
-    return x.view(*shape) if _is_torch(x) else x.reshape(shape)
-
-
 def _empty_output(x, nhwc, torch_layout: bool):
-    if torch_layout:
-        import torch
+    if not torch_layout:
+        return empty_like(x, nhwc)
+    import torch
 
-        N, P, Q, K = nhwc
-        return torch.empty((N, K, P, Q), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
-    if isinstance(x, skc.DeviceArray):
-        return skc.empty(nhwc, x.dtype)
-    if hasattr(x, "new_empty"):
-        return x.new_empty(nhwc)
-    import numpy as np
-
-    return np.empty(nhwc, x.dtype)
+    N, P, Q, K = nhwc
+    return torch.empty((N, K, P, Q), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
 
 
 __all__ = ["ConvShape", "compile_arguments", "conv2d"]

@@ -193,6 +193,22 @@ def filling_config(M: int, N: int, multiprocessors: int, max_shared_bytes: int, 
     return replace(config, stages=max(fitting or [2]))
 
 
+def view(x, shape):
+    """A view of a contiguous array (torch, numpy, skc) with another shape; never a copy."""
+    return x.view(*shape) if hasattr(x, "data_ptr") else x.reshape(shape)
+
+
+def empty_like(a, shape):
+    """An uninitialized array of `shape` and a's dtype where a lives (a torch tensor, an skc or numpy array)."""
+    if hasattr(a, "new_empty"):  # torch
+        return a.new_empty(shape)
+    if isinstance(a, skc.DeviceArray):
+        return skc.empty(shape, a.dtype)
+    import numpy as np
+
+    return np.empty(shape, a.dtype)
+
+
 def storage(x, k_major_if_row_major: bool):
     """(the row-major array holding x's elements, whether that makes the operand K-major)."""
     strides = x.stride() if callable(getattr(x, "stride", None)) else tuple(

@@ -23,7 +23,7 @@ from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
-from .host_plans import GemmPlan, split_buffers
+from .host_plans import GemmPlan, empty_like, split_buffers, view
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -132,7 +132,7 @@ class _Plan:
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
-            out = _empty_like(a, self.out_shape)
+            out = empty_like(a, self.out_shape)
         a_store = a.T if self.transposed[0] else a
         b_store = b.T if self.transposed[1] else b
         extras = (c if c is not None else out, bias if bias is not None else out,
@@ -151,7 +151,7 @@ def _tma_plan(device, a_store, b_store, problem, cfg, batches=None) -> GemmPlan:
     makers = tuple(lambda t, box=boxes[name]: skc.TensorMap(t, box) for name in ("a", "b", "out"))
     shape = problem[:2] if batches is None else (batches, *problem[:2])
     return GemmPlan(device, cfg, problem[:3], makers, (a_store, b_store, None), batches,
-                    empty=lambda a: _empty_like(a, shape))
+                    empty=lambda a: empty_like(a, shape))
 
 
 def _launch_wgmma(device, a, b, out, problem, extras, cfg: MatmulConfig, stream=None):
@@ -252,10 +252,6 @@ def _row_major(x) -> bool:
     return _strides(x) == tuple(_product(shape[i + 1:]) for i in range(len(shape)))
 
 
-def _reshape(x, shape):
-    return x.reshape(shape)
-
-
 class _FoldedBatch:
     """B matrices of a that lie one after another, times one b: a single GEMM of (B·M) x K."""
 
@@ -266,9 +262,9 @@ class _FoldedBatch:
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         rows = self.batch * self.M
         if out is None:
-            out = _empty_like(a, (self.batch, self.M, self.N))
-        flat_c = _reshape(c, (rows, self.N)) if c is not None else None
-        matmul(_reshape(a, (rows, self.K)), b, _reshape(out, (rows, self.N)), bias=bias, c=flat_c, alpha=alpha,
+            out = empty_like(a, (self.batch, self.M, self.N))
+        flat_c = view(c, (rows, self.N)) if c is not None else None
+        matmul(view(a, (rows, self.K)), b, view(out, (rows, self.N)), bias=bias, c=flat_c, alpha=alpha,
                beta=beta, activation=self.activation, config=self.config, stream=stream)
         return out
 
@@ -282,7 +278,7 @@ class _LoopedBatch:
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
-            out = _empty_like(a, (self.batch, self.M, self.N))
+            out = empty_like(a, (self.batch, self.M, self.N))
         for i in range(self.batch):
             matmul(a[i] if self.a_batched else a, b[i] if self.b_batched else b, out[i], bias=bias,
                    c=c[i] if c is not None else None, alpha=alpha, beta=beta, activation=self.activation,
@@ -342,16 +338,6 @@ def compile_arguments(target, M: int = 4096, N: int = 4096, K: int = 4096, dtype
         boxes = cfg.boxes()
         operands = {name: ir.TensorMapType(ir.ScalarType(dtype), boxes[name], 128) for name in ("a", "b", "out")}
     return dict(operands, c_in=pointer, bias=pointer, cfg=cfg, block=cfg.threads)
-
-
-def _empty_like(a, shape):
-    if hasattr(a, "new_empty"):  # torch
-        return a.new_empty(shape)
-    if isinstance(a, skc.DeviceArray):
-        return skc.empty(shape, a.dtype)
-    import numpy as np
-
-    return np.empty(shape, a.dtype)
 
 
 def matmul_kernel(split: bool = False, batched: bool = False):

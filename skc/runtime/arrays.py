@@ -46,6 +46,20 @@ class DeviceArray:
     def __len__(self):
         return self.shape[0]
 
+    def reshape(self, *shape) -> "DeviceArray":
+        """A view of the same memory with another shape (no copy), as numpy reshapes a contiguous array."""
+        shape = tuple(int(s) for s in (shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list))
+                                       else shape))
+        if -1 in shape:
+            known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+            shape = tuple(self.size // known if s == -1 and known else s for s in shape)
+        if int(np.prod(shape, dtype=np.int64)) != self.size or min(shape, default=0) < 0:
+            raise LaunchError(f"cannot view a DeviceArray of shape {self.shape} as {shape}")
+        view = object.__new__(DeviceArray)
+        view.__dict__.update(self.__dict__, shape=shape, _base=self, _free=None)   # the view never frees
+        view.host = self.host.reshape(shape) if self.host is not None else None
+        return view
+
     # -- copies ---------------------------------------------------------------------------
     def copy_from(self, array) -> "DeviceArray":
         """Fill from a host array of the same size (float arrays convert to bf16/fp8 storage)."""
