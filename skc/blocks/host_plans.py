@@ -118,7 +118,7 @@ class GemmPlan:
         from .gemm import matmul_batched_kernel, matmul_kernel, matmul_split_kernel
 
         self.kernel = matmul_split_kernel if cfg.split_k > 1 else matmul_batched_kernel if batches else matmul_kernel
-        self.cfg, self.gemm, self.makers, self.empty = cfg, tuple(gemm), makers, empty
+        self.cfg, self.gemm, self.makers, self.empty, self.batches = cfg, tuple(gemm), makers, empty, batches
         self.sizes = self.gemm if batches is None else (batches, *self.gemm)
         self.grid = TileScheduler.grid(gemm[0], gemm[1], cfg.tile_m, cfg.tile_n, device.multiprocessors,
                                        cfg.cluster_m, cfg.split_k, batches or 1)
