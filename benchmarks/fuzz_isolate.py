@@ -94,7 +94,7 @@ def main():
     if skc.gpu_available():
         images = [("driver JIT of the PTX", ptx.encode())]
         if ptx_tools.ptxas_path() is not None:
-            images += [("ptxas -O3 cubin", cubin(ptx, 3)), ("ptxas -O0 cubin", cubin(ptx, 0))]
+            images += [(f"ptxas -O{level} cubin", cubin(ptx, level)) for level in (3, 2, 1, 0)]
         for name, image in images:
             for run in range(args.repeat):
                 bad += report(batch, f"GPU, {name} #{run}", launch(image, batch), interpreted)
