@@ -65,7 +65,10 @@ class NVPTX:
 
     def kernel_header(self, fn: ir.Function, params) -> str:
         x, y, z = fn.attrs.get("block", (1, 1, 1))
-        attrs = [f'"nvvm.maxntid"="{x * y * z}"']
+        # no jump tables: ptxas -O2 and -O3 miscompile a brx.idx whose index differs between the threads of a warp
+        # (some threads skip the stores after it: the GPU fuzzer, seed 20261130 batch 19; benchmarks/NOTES.md);
+        # LLVM lowers each switch to compares and branches instead
+        attrs = [f'"nvvm.maxntid"="{x * y * z}"', '"no-jump-tables"="true"']
         if "min_blocks" in fn.attrs:
             attrs.append(f'"nvvm.minctasm"="{fn.attrs["min_blocks"]}"')
         if "cluster" in fn.attrs:

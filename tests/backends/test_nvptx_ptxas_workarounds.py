@@ -1,8 +1,11 @@
-"""Integer abs on NVPTX keeps Python's meaning wrapped to the type: abs of the most negative value is that value.
-ptxas -O3 takes the result of PTX `abs.sN` as never negative (`0 > abs(x)` folds to false, `abs(x) >> k` becomes
-a logical shift): the GPU fuzzer found it (seed 20261130, batches 9 and 19; benchmarks/NOTES.md). The backend
-prints no `abs.sN`; the PTX it prints instead computes the same values (the PTX emulator runs it) and, on the GPU,
-keeps them through ptxas."""
+"""PTX that ptxas's optimizer miscompiles, which the NVPTX backend therefore never prints (both found by the GPU
+fuzzer, seed 20261130; benchmarks/NOTES.md):
+
+- `abs.sN`: ptxas -O3 takes its result as never negative, though abs of the most negative value is that value
+  (Python's abs wrapped to the type): `0 > abs(x)` folds to false, `abs(x) >> k` becomes a logical shift (batch 9).
+  The backend computes it as x times its sign; the PTX emulator runs that, and the GPU keeps its values.
+- `brx.idx` (a jump table) with an index that differs between a warp's threads: at -O2 and -O3 some threads skip
+  the stores after it (batch 19; -O0 and -O1 agree with the interpreter). Kernels carry "no-jump-tables"."""
 import os
 import sys
 
@@ -78,3 +81,41 @@ def test_the_gpu_keeps_abs_of_the_most_negative_value():
     want_out, want_wide = _expected()
     np.testing.assert_array_equal(out.numpy(), want_out)
     np.testing.assert_array_equal(wide.numpy(), want_wide)
+
+
+@skc.kernel(block=32)
+def many_cases(x: skc.Ptr[skc.i32], out: skc.Ptr[skc.i32]):
+    t = skc.thread_id(0)
+    k = x[t]
+    if k == 0:
+        out[t] = 11
+    elif k == 1:
+        out[t] = 7
+    elif k == 2:
+        out[t] = x[t + 1]
+    elif k == 3:
+        out[t] = -4
+    elif k == 4:
+        out[t] = x[t + 2] * 3
+    elif k == 5:
+        out[t] = 99
+    elif k == 6:
+        out[t] = 1 << 20
+    else:
+        out[t] = k
+
+
+def test_a_chain_of_cases_on_a_per_thread_value_is_no_jump_table():
+    ptx = many_cases.compile(np.zeros(64, np.int32), np.zeros(32, np.int32), target="sm_90a").asm("ptx")
+    assert "brx.idx" not in ptx and ".branchtargets" not in ptx
+    assert ptx.count("setp.") >= 4        # compares and branches instead
+
+
+@pytest.mark.gpu
+def test_the_gpu_takes_each_threads_own_case():
+    x = np.arange(64, dtype=np.int32) % 9
+    want = np.zeros(32, np.int32)
+    many_cases.interpret[1, 32](x, want)
+    out = skc.to_device(np.full(32, 0x7FBADBAD, np.int32))
+    many_cases[1, 32](skc.to_device(x), out)
+    np.testing.assert_array_equal(out.numpy(), want)
