@@ -153,17 +153,17 @@ def _init(inputs):
 
 
 def sass(ptx: str, level: int) -> str:
+    """The SASS of the ptxas -O<level> cubin of `ptx` (fuzz_isolate.cubin makes the cubin)."""
+    from fuzz_isolate import cubin
     from skc.backends import ptx_tools
 
-    with tempfile.TemporaryDirectory() as folder:
-        source, output = os.path.join(folder, "k.ptx"), os.path.join(folder, "k.cubin")
-        with open(source, "w") as f:
-            f.write(ptx)
-        subprocess.run([ptx_tools.ptxas_path(), "-arch=sm_90a", f"-O{level}", source, "-o", output], check=True)
-        disasm = ptx_tools.nvdisasm_path() if hasattr(ptx_tools, "nvdisasm_path") else None
-        if disasm is None:
-            return "(no nvdisasm)"
-        return subprocess.run([disasm, "-c", output], capture_output=True, text=True).stdout
+    disasm = ptx_tools.nvdisasm_path()
+    if disasm is None:
+        return "(no nvdisasm)"
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin(ptx, level))
+        f.flush()
+        return subprocess.run([disasm, "-c", f.name], capture_output=True, text=True).stdout
 
 
 def main():

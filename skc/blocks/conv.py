@@ -12,7 +12,7 @@ from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
-from .host_plans import GemmPlan, empty_like, facts, filling_config, remember, view
+from .host_plans import Direct, GemmPlan, empty_like, facts, filling_config, remember, view
 from .im2col import ConvShape
 from .matmul_host import operand_dtype_name
 
@@ -28,7 +28,9 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     for torch inputs); `out` may be given. stride, padding, dilation: an int or an (h, w) pair. `config` is a
     MatmulConfig (its tiles and stages; the loader is conv2d's). The launch goes to `stream`, by default the
     current stream of the operands' framework. Like matmul, a call is one lookup of a plan made by the first
-    call with the same facts; 1x1 convolutions of stride 1 without padding are plain GEMMs (no im2col)."""
+    call with the same facts; 1x1 convolutions of stride 1 without padding are plain GEMMs (no im2col). Filter
+    taps more than 255 pixels apart (and `config=MatmulConfig(loader="vector", ...)`) load with the vector
+    im2col loader instead of TMA im2col."""
     stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
     key = (skc.current_device(), facts(x), facts(w), bias if bias is None else facts(bias),
            out if out is None else facts(out), stride, padding, dilation, activation, config)
@@ -60,9 +62,6 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
                               f"{dilation}) has no output pixels")
     if not device.target.has("tma"):
         raise skc.LaunchError(f"conv2d loads with TMA im2col copies (sm_90a); {device.target.name} has no TMA")
-    if max((R - 1) * dilation[0], (S - 1) * dilation[1]) > 255:
-        raise skc.LaunchError(f"a {R}x{S} filter with dilation {dilation} reaches past the 255-pixel im2col "
-                              "offsets of TMA (PTX ISA 5.5.4.1); such convolutions need a vector im2col loader")
     spec = EpilogueSpec(bias=bias is not None, activation=activation)
     cfg = _config(conv, dtype, device.target, device.multiprocessors, spec, config)
     plan = _plan(device, conv, cfg)
@@ -82,6 +81,8 @@ def _plan(device, conv: ConvShape, cfg: MatmulConfig) -> GemmPlan:
         return GemmPlan(device, cfg, gemm, (
             lambda x: skc.TensorMap(view(_nhwc(x, "x"), (N * H * W, C)), boxes["a"]),
             lambda w: skc.TensorMap(view(_nhwc(w, "w"), (K, C)), boxes["b"]), out))
+    if cfg.loader.vector:   # pointers to x and w themselves
+        return GemmPlan(device, cfg, gemm, (Direct(lambda x: _nhwc(x, "x")), Direct(lambda w: _nhwc(w, "w")), out))
     chunk, (lower, upper) = cfg.payload().layouts["a"].chunk, conv.corners()
     return GemmPlan(device, cfg, gemm, (
         lambda x: skc.Im2colTensorMap(_nhwc(x, "x"), channels=chunk, pixels=cfg.tile_m, lower=lower, upper=upper,
@@ -99,8 +100,11 @@ def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: Epi
     """The GEMM's configuration for the implicit GEMM of `conv` (B, the filter, is K-major): `config`'s tiles and
     stages, or tiles that fill the GPU; the im2col loader, or the GEMM's own TMA loader for a pointwise conv."""
     base = {"dtype": dtype, "a_k_major": True, "b_k_major": True, "epilogue": spec, "cluster_m": 1}
+    # the vector im2col loader where TMA im2col cannot reach, and where the config asks for it
+    vector = (config is not None and config.loader == "vector") or not conv.tma_reaches()
     config = config or filling_config(*conv.gemm_shape()[:2], multiprocessors, target.max_shared_bytes, **base)
-    return replace(config, loader="tma" if pointwise(conv) else replace(conv, tile_k=config.tile_k), **base)
+    loader = "tma" if pointwise(conv) and not vector else replace(conv, tile_k=config.tile_k, vector=vector)
+    return replace(config, loader=loader, **base)
 
 
 def compile_arguments(target, conv: ConvShape, dtype: str = "bf16", config=None, multiprocessors: int = 132) -> dict:
@@ -113,6 +117,8 @@ def compile_arguments(target, conv: ConvShape, dtype: str = "bf16", config=None,
     if cfg.loader == "tma":
         M, N, K = conv.N * conv.H * conv.W, conv.K, conv.C
         a, b = ir.TensorMapType(elem, boxes["a"], 128), ir.TensorMapType(elem, boxes["b"], 128)
+    elif cfg.loader.vector:
+        (M, N, K), a, b = conv.gemm_shape(), pointer, pointer
     else:
         M, N, K = conv.gemm_shape()
         a = ir.Im2colTensorMapType(elem, (cfg.tile_m, chunk), 128, 4)

@@ -101,6 +101,18 @@ class MapsByAddress:
         return found
 
 
+class Direct:
+    """A GemmPlan operand passed as the array itself (a pointer, for a vector loader): `make(tensor)` at each call."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make):
+        self.make = make
+
+    def __call__(self, tensor):
+        return self.make(tensor)
+
+
 def _encoded(tensor_map):
     return skc.EncodedTensorMap(tensor_map.descriptor_bytes, tensor_map.spec, tensor_map.dtype)
 
@@ -112,7 +124,8 @@ class GemmPlan:
     (a, b, out) from what the caller passes to that operand's tensor map. On a GPU the maps are encoded once per
     address (`first` gives an operand's first tensor, whose geometry is then checked at once), the launcher is
     looked up once and split-K's buffers made once; elsewhere (the interpreter) each call makes the maps over the
-    arrays. `empty(a)` makes the output when a call passes none."""
+    arrays. `empty(a)` makes the output when a call passes none. A maker wrapped in `Direct` passes its operand
+    as an array (a pointer) rather than a tensor map."""
 
     def __init__(self, device, cfg, gemm: tuple, makers: tuple, first=(None, None, None), batches=None, empty=None):
         from .gemm import matmul_batched_kernel, matmul_kernel, matmul_split_kernel
@@ -123,7 +136,8 @@ class GemmPlan:
         self.grid = TileScheduler.grid(gemm[0], gemm[1], cfg.tile_m, cfg.tile_n, device.multiprocessors,
                                        cfg.cluster_m, cfg.split_k, batches or 1)
         self.cuda, self.ready, self.split = device.kind == "cuda", None, None
-        self.maps = [MapsByAddress(make, tensor) for make, tensor in zip(makers, first)]
+        self.maps = [make if isinstance(make, Direct) else MapsByAddress(make, tensor)
+                     for make, tensor in zip(makers, first)]
 
     def __call__(self, a, b, out, c=None, bias=None, alpha=None, beta=None, stream=None):
         if out is None:

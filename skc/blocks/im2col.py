@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import skc
 
-from .tile_io import TmaLoader
+from .tile_io import TmaLoader, VectorLoader
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class ConvShape:
     padding: tuple = (0, 0)
     dilation: tuple = (1, 1)
     tile_k: int = 64
+    vector: bool = False   # load with Im2colVectorLoader (any padding and dilation) instead of TMA im2col
 
     @property
     def P(self) -> int:
@@ -58,8 +59,15 @@ class ConvShape:
                  (self.Q - 1) * self.stride[1] - self.padding[1] - (self.W - 1))
         return lower, upper
 
+    def tma_reaches(self) -> bool:
+        """Whether TMA im2col can load this convolution: its filter taps at most 255 pixels apart and its bounding
+        box's corners within [-128, 127] (PTX ISA 5.5.4.1; cuTensorMapEncodeIm2col for a rank-4 tensor)."""
+        lower, upper = self.corners()
+        return (max((self.R - 1) * self.dilation[0], (self.S - 1) * self.dilation[1]) <= 255
+                and all(-128 <= v <= 127 for v in lower + upper))
+
     def build(self, payload, a, b):
-        return Im2colLoader(payload, self, x=a, w=b)
+        return Im2colVectorLoader(self, x=a, w=b) if self.vector else Im2colLoader(payload, self, x=a, w=b)
 
 
 class Im2colLoader(TmaLoader):
@@ -93,3 +101,27 @@ class Im2colLoader(TmaLoader):
 
 def _pointer_to(address):
     return skc.int_to_ptr(address, skc.u8, "shared")
+
+
+class Im2colVectorLoader(VectorLoader):
+    """The im2col loader without TMA, for what TMA im2col cannot reach (filter taps more than 255 pixels apart):
+    a VectorLoader whose A element (m, tap·Cp + c) is channel c of the input pixel that tap reads for output pixel
+    m (zero in the padding), and whose B element (k, tap·Cp + c) is w[k, tap, c]; x and w are pointers to the NHWC
+    activations and the KRSC filters."""
+
+    def __init__(self, conv: ConvShape, x, w):
+        M, N, K = conv.gemm_shape()
+        super().__init__(a=(x, M, K), b=(w, N, K))
+        self.conv = conv
+
+    def element(self, name: str, row, col):
+        conv = self.conv
+        pointer = self.operands[name][0]
+        tap, c = col // (conv.channel_blocks * conv.tile_k), col % (conv.channel_blocks * conv.tile_k)
+        if name == "b":
+            return pointer + ((skc.i64(row) * (conv.R * conv.S) + tap) * conv.C + c), (row < conv.K) & (c < conv.C)
+        n, pixel = row // (conv.P * conv.Q), row % (conv.P * conv.Q)
+        h = pixel // conv.Q * conv.stride[0] - conv.padding[0] + tap // conv.S * conv.dilation[0]
+        w = pixel % conv.Q * conv.stride[1] - conv.padding[1] + tap % conv.S * conv.dilation[1]
+        inside = (row < conv.N * conv.P * conv.Q) & (c < conv.C) & (h >= 0) & (h < conv.H) & (w >= 0) & (w < conv.W)
+        return pointer + (((skc.i64(n) * conv.H + h) * conv.W + w) * conv.C + c), inside

@@ -133,7 +133,7 @@ class VectorLoader:
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
         origins = _origins("VectorLoader", self.operands, origins)
         t = skc.thread_index() % self.threads
-        for name, (pointer, rows_total, cols_total) in self.operands.items():
+        for name in self.operands:
             tile = getattr(stage, name)
             layout = tile.layout
             origin, k0 = origins[name], k * layout.k
@@ -144,12 +144,17 @@ class VectorLoader:
             for i in skc.static_range(rows * per_row // self.threads):
                 e = t + i * self.threads
                 r, c = e // per_row, (e % per_row) * 8
-                row, col = first_row + r, first_col + c
-                inside = (row < rows_total) & (col < cols_total)
-                values = skc.load(pointer + (skc.i64(row) * cols_total + col), width=8, mask=inside, other=0.0)
-                skc.store(skc.int_to_ptr(tile.address + self.placed(layout, r, c), pointer.dtype, "shared"), values)
+                source, inside = self.element(name, first_row + r, first_col + c)
+                values = skc.load(source, width=8, mask=inside, other=0.0)
+                skc.store(skc.int_to_ptr(tile.address + self.placed(layout, r, c), source.dtype, "shared"), values)
         skc.hopper.fence_proxy_async()  # generic-proxy writes, read next by wgmma (async proxy)
         skc.hopper.mbarrier_arrive(stage.full)
+
+    def element(self, name: str, row, col):
+        """Where stored element (row, col) of operand `name` is, and whether it lies inside the matrix (a loader over
+        another layout, conv2d's im2col, says so here)."""
+        pointer, rows_total, cols_total = self.operands[name]
+        return pointer + (skc.i64(row) * cols_total + col), (row < rows_total) & (col < cols_total)
 
     @staticmethod
     def placed(layout, r: int, c: int):

@@ -83,10 +83,43 @@ def test_conv2d_errors_name_the_fix(interpreter):
         conv2d(np.zeros((1, 4, 4, 12), np.float16), np.zeros((8, 3, 3, 12), np.float16))
     with pytest.raises(skc.LaunchError, match="x has 16 channels but the filters take 8"):
         conv2d(np.zeros((1, 4, 4, 16), np.float16), np.zeros((8, 3, 3, 8), np.float16))
-    with pytest.raises(skc.LaunchError, match="reaches past the 255-pixel im2col offsets"):
-        conv2d(np.zeros((1, 300, 300, 16), np.float16), np.zeros((8, 3, 3, 16), np.float16), dilation=130)
-    with pytest.raises(skc.LaunchError, match=r"lower corner \(-200, -200\) is outside \[-128, 127\]"):
-        conv2d(np.zeros((1, 4, 4, 16), np.float16), np.zeros((8, 3, 3, 16), np.float16), padding=200)
+    with pytest.raises(skc.LaunchError, match="conv2d's 'w' must have 4 dimensions"):
+        conv2d(np.zeros((1, 4, 4, 16), np.float16), np.zeros((8, 9, 16), np.float16))
+
+
+# -- where TMA im2col cannot reach: the vector im2col loader, same interface -----------------------------------------
+@pytest.mark.parametrize("H, stride, pad, dilation", [
+    (262, 1, 0, 130),      # filter taps 260 pixels apart: past TMA im2col's 255-pixel offsets
+    (4, 130, 129, 1),      # padding 129: the bounding box's lower corner outside [-128, 127]
+])
+def test_what_tma_im2col_cannot_reach_loads_with_vectors(interpreter, H, stride, pad, dilation):
+    conv = ConvShape(1, H, H, 16, 8, 3, 3, (stride, stride), (pad, pad), (dilation, dilation))
+    assert not conv.tma_reaches() and ConvShape(1, 9, 9, 16, 8, 3, 3).tma_reaches()
+    x, w = small_integers((1, H, H, 16)), small_integers((8, 3, 3, 16))
+    y = conv2d(x, w, stride=stride, padding=pad, dilation=dilation)
+    np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, stride, pad, dilation))
+
+
+@pytest.mark.parametrize("N, H, W, C, K, R, stride, pad, dilation", [
+    (2, 7, 9, 8, 16, 3, 2, 1, 1),       # stride 2, C = 8, rows of output pixels split across tiles
+    (1, 5, 6, 72, 8, 1, 1, 0, 1),       # 1x1: two channel blocks, the second one partly past C
+    (1, 9, 7, 16, 8, 3, 1, 2, 2),       # dilation 2
+])
+def test_the_vector_im2col_loader_when_the_config_asks(interpreter, N, H, W, C, K, R, stride, pad, dilation):
+    x, w = small_integers((N, H, W, C)), small_integers((K, R, R, C))
+    config = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=3, loader="vector")
+    y = conv2d(x, w, stride=stride, padding=pad, dilation=dilation, config=config)
+    np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, stride, pad, dilation))
+
+
+def test_the_vector_im2col_composition_assembles():
+    conv = ConvShape(1, 262, 262, 64, 128, 3, 3, (1, 1), (0, 0), (130, 130))
+    arguments = compile_arguments("sm_90a", conv)
+    assert arguments["cfg"].loader.vector and arguments["a"] == skc.Ptr[skc.bf16]
+    ptx = matmul_kernel.compile(**arguments, target="sm_90a").asm("ptx")
+    assert "im2col" not in ptx and "ld.global.v4" in ptx and "wgmma.mma_async" in ptx
+    cubin, log = ptx_tools.link_ptx(ptx, "sm_90a", "conv2d_vector")
+    assert cubin and ptx_tools.parse_resources(log)
 
 
 def test_the_composition_swaps_only_the_loader_and_assembles():
