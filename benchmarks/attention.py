@@ -56,13 +56,17 @@ def sweep():
     out = torch.empty_like(q)
     for causal in (False, True):
         flops = 4 * B * H * S * S * D / (2 if causal else 1)
-        for block_n, stages, registers, persistent, overlap in (
-                (128, 2, (40, 232), False, False), (128, 2, (24, 240), False, False), (112, 2, (40, 232), False, False),
-                (128, 2, (40, 232), True, True), (128, 2, (40, 232), False, True), (64, 4, (40, 232), False, True)):
+        for block_n, stages, registers, persistent, overlap, pingpong in (
+                (128, 2, (40, 232), False, False, False), (128, 2, (24, 240), False, False, False),
+                (112, 2, (40, 232), False, False, False), (128, 2, (40, 232), True, True, False),
+                (128, 2, (40, 232), False, True, False), (64, 4, (40, 232), False, True, False),
+                (128, 2, (40, 232), False, False, True), (128, 2, (40, 232), False, True, True),
+                (128, 2, (40, 232), True, True, True)):
             config = AttentionConfig(head_dim=D, block_n=block_n, stages=stages, causal=causal, persistent=persistent,
-                                     overlap=overlap, producer_registers=registers[0], consumer_registers=registers[1])
+                                     overlap=overlap, pingpong=pingpong, producer_registers=registers[0],
+                                     consumer_registers=registers[1])
             name = (f"sweep causal={causal} block_n={block_n} stages={stages} registers={registers} "
-                    f"persistent={persistent} overlap={overlap}")
+                    f"persistent={persistent} overlap={overlap} pingpong={pingpong}")
             try:
                 tflops = flops / timed(lambda c=config, causal=causal: attention(q, k, v, causal=causal, out=out,
                                                                                  config=c)) / 1e12

@@ -17,8 +17,8 @@ from .diagnostics import (CompileError, DeadlockError, DeviceError, InterpreterE
                           LaunchError, SkcError, VerificationError)
 from .frontend import Array, Ptr, constexpr, func, host  # noqa: E402
 from .frontend.builtins import (asm, atomic_add, atomic_and, atomic_cas, atomic_max, atomic_min, atomic_or,  # noqa
-                                atomic_xchg, atomic_xor, ballot, barrier, barrier_named, bitcast, block_dim, block_id, block_max,
-                                block_min, block_reduce, block_sum, cast, cdiv, ceil, cos, device_print, exp, exp2,
+                                atomic_xchg, atomic_xor, ballot, barrier, barrier_arrive, barrier_named, bitcast,
+                                block_dim, block_id, block_max, block_min, block_reduce, block_sum, cast, cdiv, ceil, cos, device_print, exp, exp2,
                                 floor, fma, full, grid_dim, int_to_ptr, lane_id, load, log, log2, maximum, minimum,
                                 num_threads, num_warps, ptr_to_int, rint, rsqrt, shared, shfl_down, shfl_idx, shfl_up,
                                 shfl_xor, sin, sqrt, static_range, store, syncthreads, tanh, current_target, thread_id, thread_index,

@@ -52,7 +52,7 @@ def _lower_lane_id(lw: FunctionLowering, op: ir.Op):
 
 
 def _lower_barrier(lw: FunctionLowering, op: ir.Op):
-    if op.attrs.get("threads") is not None:
+    if op.attrs.get("threads") is not None or op.operands:
         lw.fail(op, f"a barrier of {op.attrs['threads']} threads is a named barrier; AMD CDNA has one barrier per "
                     "work-group (s_barrier): synchronize the whole block, or use shared-memory flags")
     # s_barrier orders execution only; the workgroup-scope fences make LDS and global writes before it
@@ -60,6 +60,11 @@ def _lower_barrier(lw: FunctionLowering, op: ir.Op):
     lw.text.emit('fence syncscope("workgroup") release')
     lw.call("llvm.amdgcn.s.barrier", "void", [])
     lw.text.emit('fence syncscope("workgroup") acquire')
+
+
+def _lower_barrier_arrive(lw: FunctionLowering, op: ir.Op):
+    lw.fail(op, "barrier_arrive is a named barrier's (PTX bar.arrive); AMD CDNA has one barrier per work-group "
+                "(s_barrier): synchronize the whole block, or use shared-memory flags")
 
 
 def _source_lane(lw: FunctionLowering, mode: str, amount: str) -> str:
@@ -169,7 +174,8 @@ def _lower_hopper(lw: FunctionLowering, op: ir.Op):
 
 OPS = {
     "gpu.thread_id": _lower_thread_id, "gpu.block_id": _lower_block_id, "gpu.grid_dim": _lower_grid_dim,
-    "gpu.lane_id": _lower_lane_id, "gpu.barrier": _lower_barrier, "gpu.shuffle": _lower_shuffle,
+    "gpu.lane_id": _lower_lane_id, "gpu.barrier": _lower_barrier, "gpu.barrier_arrive": _lower_barrier_arrive,
+    "gpu.shuffle": _lower_shuffle,
     "gpu.vote": _lower_vote, "gpu.elect_one": _lower_elect_one, "gpu.print": _lower_print,
     "gpu.assert": _lower_assert, "mfma.mma": _lower_mfma,
     **{name: _lower_hopper for name in ir.OPS if name.startswith(_HOPPER_PREFIXES) or name in _HOPPER_OPS},

@@ -41,7 +41,8 @@ class NVPTX:
         self.name = target.name
         self.ops = {
             "gpu.thread_id": _lower_sreg, "gpu.block_id": _lower_sreg, "gpu.grid_dim": _lower_sreg,
-            "gpu.lane_id": _lower_lane_id, "gpu.barrier": _lower_barrier, "gpu.shuffle": _lower_shuffle,
+            "gpu.lane_id": _lower_lane_id, "gpu.barrier": _lower_barrier, "gpu.barrier_arrive": _lower_barrier_arrive,
+            "gpu.shuffle": _lower_shuffle,
             "gpu.vote": _lower_vote, "gpu.print": _lower_print, "gpu.assert": _lower_assert,
             "mfma.mma": _lower_mfma,
         }
@@ -228,13 +229,20 @@ def _lower_lane_id(lw: FunctionLowering, op: ir.Op):
     lw.set(op, lw.call("llvm.nvvm.read.ptx.sreg.laneid", "i32", [], result_range=(0, 32)))
 
 
+def _barrier_id(lw: FunctionLowering, op: ir.Op) -> str:
+    return f"i32 {lw.get(op.operands[0])}" if op.operands else f"i32 {op.attrs.get('id', 0)}"
+
+
 def _lower_barrier(lw: FunctionLowering, op: ir.Op):
-    barrier_id = op.attrs.get("id", 0)
     threads = op.attrs.get("threads")
     if threads is None:
-        lw.call("llvm.nvvm.barrier.cta.sync.aligned.all", "void", [f"i32 {barrier_id}"])
+        lw.call("llvm.nvvm.barrier.cta.sync.aligned.all", "void", [_barrier_id(lw, op)])
     else:
-        lw.call("llvm.nvvm.barrier.cta.sync.aligned.count", "void", [f"i32 {barrier_id}", f"i32 {threads}"])
+        lw.call("llvm.nvvm.barrier.cta.sync.aligned.count", "void", [_barrier_id(lw, op), f"i32 {threads}"])
+
+
+def _lower_barrier_arrive(lw: FunctionLowering, op: ir.Op):
+    lw.call("llvm.nvvm.barrier.cta.arrive.aligned.count", "void", [_barrier_id(lw, op), f"i32 {op.attrs['threads']}"])
 
 
 def _lower_shuffle(lw: FunctionLowering, op: ir.Op):

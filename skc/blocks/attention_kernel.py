@@ -18,7 +18,7 @@ from .layout import OperandLayout
 from .mma import Wgmma, WgmmaRegA
 from .payload import SmemTile, TilePayload
 from .pipeline import InputTilePipeline
-from .roles import WarpRoles
+from .roles import WarpgroupTurns, WarpRoles
 from .softmax import OnlineSoftmax
 from .tile_io import TmaLoader
 
@@ -56,6 +56,7 @@ class AttentionConfig:
     lse: bool = False
     persistent: bool = False     # a grid of at most one block per SM walking the tiles (Q double-buffered)
     overlap: bool = False        # softmax of key block j during P·V of block j - 1 in each warpgroup (slower so far)
+    pingpong: bool = False       # the consumer warpgroups take turns issuing their MMAs (WarpgroupTurns; unmeasured)
     producer_registers: int = 40
     consumer_registers: int = 232
 
@@ -107,7 +108,6 @@ def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, batches: skc.i3
     """q, k, v, o are rank-4 tensor maps (batch, heads, sequence, head_dim), lse a pointer to (batch, heads, Sq) f32
     (written when cfg.lse); a query head reads K/V head head // group. One block per tile (query block, batch and
     head), or (cfg.persistent) a grid of at most one block per SM walking the tiles."""
-    dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
     tiles = HeadTiles(Sq, Skv, batches * heads, heads, cfg)
     mine = tiles.mine()   # (before the roles split: the producer runs on few registers)
     q_load, kv_load = TmaLoader(cfg.q_payload(), q=q), TmaLoader(cfg.kv_payload(), key=k, value=v)
@@ -128,55 +128,67 @@ def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, batches: skc.i3
                                 kv_load(stage, 0, key=keys, value=keys)
         else:
             roles.enter_consumer()
-            warpgroup = roles.consumer_index()
-            qk = Wgmma(cfg.block_n, cfg.head_dim, dtype, warpgroup=warpgroup)
-            pv = WgmmaRegA(cfg.head_dim, cfg.block_n, dtype, warpgroup=warpgroup)
-            epilogue = HeadTileEpilogue(o, dtype, warpgroup, cfg.consumers)
-            # pv keeps one stage in flight: a K/V stage is released once the P·V that reads its V completed
-            # with overlap, pv keeps one stage in flight: a K/V stage is released once the P·V reading its V completed
-            with epilogue, q_pipe.consumer() as q_consumer, \
-                    kv_pipe.consumer(pv if cfg.overlap else None) as kv_consumer:
-                for tile in mine:
-                    # S and its softmax for this warpgroup's rows (from its first query row), and O
-                    scores = KeyBlockScores(qk, OnlineSoftmax(scale), tile.row0 + warpgroup * ROWS, Skv, cfg)
-                    acc = pv.zeros()
-                    with q_consumer.acquire() as q_stage:
-                        if cfg.overlap:
-                            _overlapped(q_stage.q, kv_consumer, scores, pv, acc, tiles.key_blocks(tile.row0), cfg)
-                        else:  # the two consumer warpgroups overlap each other's softmax and MMAs
-                            for j in range(tiles.key_blocks(tile.row0)):
-                                with kv_consumer.acquire() as stage:
-                                    scores.issue(q_stage.q, stage.key)          # S = Q K_jᵀ
-                                    scores.retire(0)
-                                    scores.softmax.rescale(acc, scores.softmax_step(j))
-                                    pv(acc, pv.operand(scores.s), stage.value)  # O += P V_j
-                                    acc.wait()
-                    rows_lse = scores.softmax.finish(acc)
-                    epilogue(acc, tile.batch, tile.head, scores.row0)
-                    if cfg.lse:
-                        _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
+            _consume(q_pipe, kv_pipe, mine, tiles, o, lse, Sq, Skv, scale, roles.consumer_index(), cfg)
 
 
 @skc.func
-def _overlapped(q, kv_consumer, scores, pv, acc, key_blocks, cfg):
+def _consume(q_pipe, kv_pipe, mine, tiles, o, lse, Sq, Skv, scale, warpgroup, cfg):
+    """A consumer warpgroup: for each of its tiles, S = Q Kᵀ, the online softmax and O += P V over the key blocks,
+    then the epilogue. With cfg.pingpong the consumers take turns issuing their MMAs (WarpgroupTurns)."""
+    dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
+    qk = Wgmma(cfg.block_n, cfg.head_dim, dtype, warpgroup=warpgroup)
+    pv = WgmmaRegA(cfg.head_dim, cfg.block_n, dtype, warpgroup=warpgroup)
+    epilogue = HeadTileEpilogue(o, dtype, warpgroup, cfg.consumers)
+    turn = WarpgroupTurns(cfg.consumers, warpgroup, enabled=cfg.pingpong)
+    # with overlap, pv keeps one stage in flight: a K/V stage is released once the P·V reading its V completed
+    with epilogue, q_pipe.consumer() as q_consumer, kv_pipe.consumer(pv if cfg.overlap else None) as kv_consumer:
+        for tile in mine:
+            # S and its softmax for this warpgroup's rows (from its first query row), and O
+            scores = KeyBlockScores(qk, OnlineSoftmax(scale), tile.row0 + warpgroup * ROWS, Skv, cfg)
+            acc = pv.zeros()
+            with q_consumer.acquire() as q_stage:
+                if cfg.overlap:
+                    _overlapped(q_stage.q, kv_consumer, scores, pv, acc, tiles.key_blocks(tile.row0), cfg, turn)
+                else:  # the two consumer warpgroups overlap each other's softmax and MMAs
+                    for j in range(tiles.key_blocks(tile.row0)):
+                        with kv_consumer.acquire() as stage:
+                            with turn:
+                                scores.issue(q_stage.q, stage.key)              # S = Q K_jᵀ
+                            scores.retire(0)
+                            scores.softmax.rescale(acc, scores.softmax_step(j))
+                            with turn:
+                                pv(acc, pv.operand(scores.s), stage.value)      # O += P V_j
+                            acc.wait()
+            rows_lse = scores.softmax.finish(acc)
+            epilogue(acc, tile.batch, tile.head, scores.row0)
+            if cfg.lse:
+                _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
+
+
+@skc.func
+def _overlapped(q, kv_consumer, scores, pv, acc, key_blocks, cfg, turn):
     """The key blocks with block j's softmax running while the tensor cores compute block j - 1's P·V
-    (FlashAttention-3's overlap inside a warpgroup); the K/V pipeline's consumer holds a stage for pv."""
+    (FlashAttention-3's overlap inside a warpgroup); the K/V pipeline's consumer holds a stage for pv. A turn
+    (cfg.pingpong) covers the MMAs issued together."""
     value_layout = cfg.kv_payload().layouts["value"]
     with kv_consumer.acquire() as stage:
-        scores.issue(q, stage.key)
+        with turn:
+            scores.issue(q, stage.key)
         scores.retire(0)
         scores.softmax_step(0)
         p, values = pv.operand(scores.s), stage.value.address
     for j in range(1, key_blocks):
         with kv_consumer.acquire() as stage:
-            scores.issue(q, stage.key)                                  # S = Q K_jᵀ
-            pv(acc, p, SmemTile("value", values, value_layout))         # O += P V_j-1, in flight
+            with turn:
+                scores.issue(q, stage.key)                              # S = Q K_jᵀ
+                pv(acc, p, SmemTile("value", values, value_layout))     # O += P V_j-1, in flight
             scores.retire(1)                                            # S is ready, P·V may still run
             factors = scores.softmax_step(j)
             pv.retire(0)
             scores.softmax.rescale(acc, factors)
             p, values = pv.operand(scores.s), stage.value.address
-    pv(acc, p, SmemTile("value", values, value_layout))
+    with turn:
+        pv(acc, p, SmemTile("value", values, value_layout))
     acc.wait()
 
 

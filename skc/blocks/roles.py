@@ -56,3 +56,32 @@ class WarpRoles:
 
     def enter_consumer(self):
         skc.hopper.setmaxnreg(self.consumer_registers, increase=True)
+
+
+class WarpgroupTurns:
+    """Consumer warpgroups that take turns at the tensor cores (FlashAttention-3's ping-pong): `with turns:` around
+    a warpgroup's MMA issue waits for its turn and, leaving, passes the turn to the next consumer, so that one
+    warpgroup's other work (a softmax) runs while the next one's MMAs do. Turn i is named barrier first_id + i (a
+    run-time id: no branch on the warpgroup, which would make ptxas serialize the wgmmas), completed by consumer i
+    waiting and consumer i - 1 arriving; the last consumer gives the first turn. With one consumer (or
+    `enabled=False`) a turn is free."""
+
+    def __init__(self, consumers: int, warpgroup, first_id: int = 8, enabled: bool = True):
+        self.consumers = consumers if enabled else 1
+        self.warpgroup, self.first_id = warpgroup, first_id
+        self.threads = 2 * skc.current_target().warpgroup_size
+        if self.consumers > 1:
+            if first_id + self.consumers > 16:
+                raise frontend.current().error(f"{self.consumers} turns from named barrier {first_id} pass 15")
+            if self.warpgroup == self.consumers - 1:
+                skc.barrier_arrive(self.first_id, self.threads)
+
+    def __enter__(self):
+        if self.consumers > 1:
+            skc.barrier_named(self.first_id + self.warpgroup, self.threads)
+        return self
+
+    def __exit__(self, *exc):
+        if self.consumers > 1:
+            skc.barrier_arrive(self.first_id + (self.warpgroup + 1) % self.consumers, self.threads)
+        return False

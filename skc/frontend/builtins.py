@@ -127,15 +127,31 @@ syncthreads = barrier
 
 
 @skc_builtin
-def barrier_named(barrier_id: int, threads: int):
-    """Wait until `threads` threads (a multiple of 32) reach named barrier `barrier_id` (1..15)."""
-    barrier_id = compile_time_int(barrier_id, "a named barrier's id")
+def barrier_named(barrier_id, threads: int):
+    """Wait until `threads` threads (a multiple of 32) reach named barrier `barrier_id` (1..15; a run-time id must
+    be the same across each warp, as PTX bar.sync requires)."""
+    _named_barrier("gpu.barrier", barrier_id, threads)
+
+
+@skc_builtin
+def barrier_arrive(barrier_id, threads: int):
+    """Count this thread in at named barrier `barrier_id` (1..15) and go on without waiting: the barrier's phase
+    completes when `threads` threads (a multiple of 32) arrived here or wait in `barrier_named(barrier_id, threads)`
+    (PTX bar.arrive: a producer signals consumers, or warpgroups take turns)."""
+    _named_barrier("gpu.barrier_arrive", barrier_id, threads)
+
+
+def _named_barrier(name: str, barrier_id, threads):
     threads = compile_time_int(threads, "the thread count of a named barrier", 1)
-    if not 1 <= barrier_id < 16:
-        raise semantics.error(f"named barrier ids are 1 to 15 (0 is the block barrier), found {barrier_id}")
     if threads % 32:
         raise semantics.error(f"a named barrier counts whole warps: {threads} threads is not a multiple of 32")
-    current().builder.create("gpu.barrier", attrs={"id": int(barrier_id), "threads": int(threads)})
+    if isinstance(barrier_id, Dyn):   # a run-time id: an operand (checked where it runs)
+        current().builder.create(name, [semantics.cast(barrier_id, ir.i32).value], (), {"threads": int(threads)})
+        return
+    barrier_id = compile_time_int(barrier_id, "a named barrier's id")
+    if not 1 <= barrier_id < 16:
+        raise semantics.error(f"named barrier ids are 1 to 15 (0 is the block barrier), found {barrier_id}")
+    current().builder.create(name, attrs={"id": int(barrier_id), "threads": int(threads)})
 
 
 # -- memory --------------------------------------------------------------------------------------

@@ -47,18 +47,45 @@ class LaneIdOp(Op):
 
 
 class BarrierOp(Op):
-    """`gpu.barrier {id, threads}`: wait until `threads` threads (default: the whole block) reach barrier `id` (default 0)."""
+    """`gpu.barrier {id, threads} [%id]`: wait until `threads` threads (default: the whole block) reach barrier `id`
+    (default 0), or the named barrier whose id (1..15) is the run-time operand."""
 
     name = "gpu.barrier"
+    num_operands = None   # none, or the run-time id
     traits = frozenset({BLOCKING})
 
     def verify(self):
-        bid = self.attrs.get("id", 0)
-        if not 0 <= bid < 16:
-            self.fail(f"barrier id must be within 0..15, found {bid}")
-        threads = self.attrs.get("threads")
-        if threads is not None and (threads <= 0 or threads % 32):
-            self.fail(f"thread count must be a positive multiple of 32, found {threads}")
+        _verify_barrier(self, named=bool(self.operands))
+
+
+class BarrierArriveOp(Op):
+    """`gpu.barrier_arrive {id, threads} [%id]`: count this thread in at named barrier `id` (1..15, or the run-time
+    operand), whose phase completes when `threads` threads arrived or waited there, and go on without waiting
+    (PTX bar.arrive)."""
+
+    name = "gpu.barrier_arrive"
+    num_operands = None   # none, or the run-time id
+    required_attrs = ("threads",)
+
+    def verify(self):
+        _verify_barrier(self, named=True)
+
+
+def _verify_barrier(op: Op, named: bool):
+    if op.operands:
+        if len(op.operands) != 1 or op.operands[0].type is not i32:
+            op.fail("a barrier's run-time id is one i32 operand")
+        if "id" in op.attrs:
+            op.fail("a barrier has an id attribute or an id operand, not both")
+    else:
+        bid = op.attrs.get("id", 1 if named else 0)
+        if not (1 if named else 0) <= bid < 16:
+            op.fail(f"barrier id must be within {1 if named else 0}..15, found {bid}")
+    threads = op.attrs.get("threads")
+    if named and threads is None:
+        op.fail("a named barrier needs its thread count")
+    if threads is not None and (threads <= 0 or threads % 32):
+        op.fail(f"thread count must be a positive multiple of 32, found {threads}")
 
 
 SHUFFLE_MODES = ("idx", "up", "down", "xor")

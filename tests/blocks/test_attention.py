@@ -60,8 +60,11 @@ def online_model(q, k, v, causal, block_n):
     return o / l
 
 
-CASES = [  # (B, H, H_kv, Sq, Skv, D, causal, layout, persistent, overlap)
+CASES = [  # (B, H, H_kv, Sq, Skv, D, causal, layout, persistent, overlap[, pingpong])
     (1, 2, 1, 80, 100, 64, False, "bhsd", False, False),
+    (1, 2, 1, 80, 200, 64, False, "bhsd", False, False, True),   # the warpgroups take turns (WarpgroupTurns)
+    (1, 1, 1, 130, 140, 64, True, "bshd", False, True, True),    # turns with the overlapped loop, causal
+    (2, 2, 1, 200, 150, 64, True, "bhsd", True, True, True),     # and persistent
     (1, 2, 2, 130, 70, 64, True, "bshd", False, False),
     (2, 1, 1, 64, 200, 128, False, "bshd", False, False),
     (1, 2, 1, 96, 96, 128, True, "bhsd", False, False),
@@ -71,15 +74,16 @@ CASES = [  # (B, H, H_kv, Sq, Skv, D, causal, layout, persistent, overlap)
 ]
 
 
-@pytest.mark.parametrize("B, H, Hkv, Sq, Skv, D, causal, layout, persistent, overlap", CASES)
-def test_attention_in_the_interpreter(B, H, Hkv, Sq, Skv, D, causal, layout, persistent, overlap):
+@pytest.mark.parametrize("B, H, Hkv, Sq, Skv, D, causal, layout, persistent, overlap, pingpong",
+                         [case + (False,) * (11 - len(case)) for case in CASES])
+def test_attention_in_the_interpreter(B, H, Hkv, Sq, Skv, D, causal, layout, persistent, overlap, pingpong):
     q = bf16(RNG.standard_normal((B, H, Sq, D)))
     k = bf16(RNG.standard_normal((B, Hkv, Skv, D)))
     v = bf16(RNG.standard_normal((B, Hkv, Skv, D)))
     swap = (lambda x: np.ascontiguousarray(np.swapaxes(x, 1, 2))) if layout == "bshd" else (lambda x: x)
     block_n = 64
     config = AttentionConfig(head_dim=D, block_n=block_n, causal=causal, lse=True, persistent=persistent,
-                             overlap=overlap)
+                             overlap=overlap, pingpong=pingpong)
     out, lse = attention(swap(q), swap(k), swap(v), causal=causal, layout=layout, return_lse=True, config=config)
     out = swap(out)   # back to (B, H, S, D)
     exact, exact_lse = exact_reference(q, k, v, causal)
@@ -108,10 +112,12 @@ def test_attention_checks_its_tensors():
 
 
 @needs_nvjitlink
-@pytest.mark.parametrize("D, causal, persistent, overlap", [(64, False, False, False), (128, True, False, False),
-                                                            (128, False, True, True), (128, True, False, True)])
-def test_attention_compiles_for_sm_90a_without_spills(D, causal, persistent, overlap):
-    config = AttentionConfig(head_dim=D, causal=causal, dtype="bf16", persistent=persistent, overlap=overlap)
+@pytest.mark.parametrize("D, causal, persistent, overlap, pingpong", [
+    (64, False, False, False, False), (128, True, False, False, False), (128, False, True, True, False),
+    (128, True, False, True, False), (128, False, False, False, True), (128, False, False, True, True)])
+def test_attention_compiles_for_sm_90a_without_spills(D, causal, persistent, overlap, pingpong):
+    config = AttentionConfig(head_dim=D, causal=causal, dtype="bf16", persistent=persistent, overlap=overlap,
+                             pingpong=pingpong)
     compiled = attention_kernel.compile(target="sm_90a", **compile_arguments(config))
     ptx = compiled.asm("ptx")
     shared_a = re.findall(rf"wgmma\.mma_async\.sync\.aligned\.m64n{config.block_n}k16\.f32\.bf16\.bf16 \{{[^}}]*\}}, "
@@ -123,6 +129,11 @@ def test_attention_compiles_for_sm_90a_without_spills(D, causal, persistent, ove
     copies = 2 if overlap else 1
     assert len(shared_a) == copies * (D // 16) and len(register_a) == copies * (config.block_n // 16), \
         (len(shared_a), len(register_a))
+    # each warpgroup waits for its turn (bar.sync at 8 + its index, a register) and passes it on (bar.arrive) around
+    # its MMAs; the last warpgroup gives the first turn (bar.arrive 8)
+    turns = re.findall(r"bar\.(sync|arrive)\s+(%r\d+|\d+), 256;", ptx)
+    kinds = sorted({(kind, "reg" if where.startswith("%") else where) for kind, where in turns})
+    assert kinds == ([("arrive", "8"), ("arrive", "reg"), ("sync", "reg")] if pingpong else []), turns
     _, log = ptx_tools.link_ptx(ptx, "sm_90a")
     assert "serialized" not in log, log   # ptxas would serialize wgmmas whose registers are touched in flight
     resources = compiled.resources

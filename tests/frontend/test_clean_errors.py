@@ -208,7 +208,7 @@ def sorted_runtime(x: skc.Ptr[skc.f32], n: skc.i32):
 
 @skc.kernel
 def barrier_named_runtime(x: skc.Ptr[skc.f32], n: skc.i32):
-    skc.barrier_named(n, 128)  # HERE
+    skc.barrier_named(1, n)  # HERE   (a run-time id is allowed; a run-time thread count is not)
 
 
 @skc.kernel
@@ -240,7 +240,7 @@ def calls_inlined_loader(x: skc.Ptr[skc.f32], n: skc.i32):
     (full_runtime_count, "the length of skc.full must be known at compile time"),
     (thread_id_runtime_dim, "the dimension must be known at compile time"),
     (sorted_runtime, "sorted() of a run-time value"),
-    (barrier_named_runtime, "a named barrier's id must be known at compile time"),
+    (barrier_named_runtime, "the thread count of a named barrier must be known at compile time"),
     (barrier_named_odd_threads, "100 threads is not a multiple of 32"),
 ])
 def test_errors_of_builtins_point_at_the_kernel_line(kernel, phrase):

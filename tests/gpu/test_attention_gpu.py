@@ -64,18 +64,21 @@ def test_attention_on_the_gpu(B, H, Hkv, Sq, Skv, D, causal, layout, dtype):
     assert (lse - expected_lse).abs().max().item() < 1e-3
 
 
-@pytest.mark.parametrize("block_n, stages, persistent, overlap", [(112, 2, False, False), (64, 4, False, True),
-                                                                  (128, 2, False, True), (128, 2, True, True)])
+@pytest.mark.parametrize("block_n, stages, persistent, overlap, pingpong", [
+    (112, 2, False, False, False), (64, 4, False, True, False), (128, 2, False, True, False),
+    (128, 2, True, True, False), (128, 2, False, False, True), (128, 2, False, True, True), (128, 2, True, True, True)])
 @pytest.mark.parametrize("causal", [False, True])
-def test_attention_configurations_on_the_gpu(block_n, stages, persistent, overlap, causal):
-    """Key blocks that do not divide the sequence, deeper pipelines, other register splits, persistent blocks."""
+def test_attention_configurations_on_the_gpu(block_n, stages, persistent, overlap, pingpong, causal):
+    """Key blocks that do not divide the sequence, deeper pipelines, other register splits, persistent blocks,
+    consumer warpgroups taking turns."""
     from skc.blocks.attention_kernel import AttentionConfig
 
     torch.manual_seed(block_n + causal)
     q, k, v = (torch.randn(2, 4, 1000, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     expected, reference_lse = reference(q, k, v, causal)
     config = AttentionConfig(head_dim=128, block_n=block_n, stages=stages, causal=causal, producer_registers=24,
-                             consumer_registers=240, persistent=persistent, overlap=overlap, lse=True)
+                             consumer_registers=240, persistent=persistent, overlap=overlap, pingpong=pingpong,
+                             lse=True)
     out, lse = attention(q, k, v, causal=causal, out=torch.full_like(q, float("nan")), config=config, return_lse=True)
     assert (lse - reference_lse).abs().max().item() < 1e-3
     error = (out.float() - expected).abs().max().item()

@@ -106,7 +106,8 @@ SAMPLES.update({
     "gpu.block_id": "  %7 = gpu.block_id {dim = 1} : i32\n",
     "gpu.grid_dim": "  %7 = gpu.grid_dim {dim = 2} : i32\n",
     "gpu.lane_id": "  %7 = gpu.lane_id : i32\n",
-    "gpu.barrier": "  gpu.barrier\n  gpu.barrier {id = 1, threads = 128}\n",
+    "gpu.barrier": "  gpu.barrier\n  gpu.barrier {id = 1, threads = 128}\n  gpu.barrier %1 {threads = 256}\n",
+    "gpu.barrier_arrive": "  gpu.barrier_arrive {id = 8, threads = 256}\n  gpu.barrier_arrive %1 {threads = 256}\n",
     "gpu.shuffle": "  %7 = gpu.shuffle %2, %1 {mode = \"xor\"} : f32\n",
     "gpu.vote": "  %7 = gpu.vote %3 {mode = \"ballot\"} : u32\n  %8 = gpu.vote %3 {mode = \"all\"} : i1\n",
     "gpu.asm": (  # several results, a string with quotes, a backslash, tabs and newlines, a bool

@@ -1,12 +1,13 @@
 """Block barriers (`gpu.barrier`, PTX bar.sync): threads arrive at a barrier id and wait
 until the expected number has arrived — the whole block (threads that returned count as
-arrived, as on the GPU) or the op's `threads` count for a named barrier."""
+arrived, as on the GPU) or the op's `threads` count for a named barrier. `gpu.barrier_arrive`
+(PTX bar.arrive) counts its threads in at a named barrier without waiting."""
 from __future__ import annotations
 
 import numpy as np
 
 from .scheduler import Wait, at
-from .state import Fault, lane_ranges
+from .state import Fault, Group, lane_ranges
 
 
 class Barrier:
@@ -76,19 +77,62 @@ class BarrierWait(Wait):
         return text + f"; {expected - bar.count} of {expected} threads still to arrive"
 
 
-def _barrier(op, launch, plan):
-    barrier_id, threads = op.attrs.get("id", 0), op.attrs.get("threads")
+def _barriers_of(op, group) -> list:
+    """[(barrier, the group's lanes at it)] for a group's op: the id attribute, or the run-time id operand, which may
+    differ between warps (each warp arrives at its own barrier) but not inside one (PTX bar requires it)."""
+    if not op.operands:
+        return [(_barrier(group.block, op.attrs.get("id", 0)), group)]
+    ids = group.env[op.operands[0]]
+    lanes = np.flatnonzero(group.mask)
+    warps = lanes // group.block.launch.warp_size
+    for warp in np.unique(warps):
+        seen = np.unique(ids[lanes[warps == warp]])
+        if seen.size > 1:
+            raise Fault(f"a named barrier's run-time id differs between the threads of warp {int(warp)} "
+                        f"({seen.tolist()[:4]})", group.first_lane(),
+                        hint="compute the id from warp-uniform values (a warpgroup's index)")
+    found = []
+    for barrier_id in np.unique(ids[lanes]).tolist():
+        if not 1 <= barrier_id < 16:
+            raise Fault(f"named barrier ids are 1 to 15, found {barrier_id}", group.first_lane())
+        part = group if np.unique(ids[lanes]).size == 1 else Group(group.mask & (ids == barrier_id), group.env,
+                                                                   group.block)
+        found.append((_barrier(group.block, barrier_id), part))
+    return found
+
+
+def _barrier(block, barrier_id: int) -> Barrier:
+    bar = block.barriers.get(barrier_id)
+    if bar is None:
+        bar = block.barriers[barrier_id] = Barrier(block, barrier_id)
+    return bar
+
+
+def _sync(op, launch, plan):
+    threads = op.attrs.get("threads")
 
     def barrier(group):
-        bar = group.block.barriers.get(barrier_id)
-        if bar is None:
-            bar = group.block.barriers[barrier_id] = Barrier(group.block, barrier_id)
-        generation = bar.arrive(group, threads)
-        bar.poll()
-        if bar.generation == generation:
-            yield BarrierWait(bar, generation, op)
+        waits = []
+        for bar, part in _barriers_of(op, group):
+            waits.append((bar, bar.arrive(part, threads)))
+            bar.poll()
+        for bar, generation in waits:   # the group goes on once every barrier it reached has completed
+            if bar.generation == generation:
+                yield BarrierWait(bar, generation, op)
     return barrier
 
 
-CONTROL = {"gpu.barrier": _barrier}
+def _arrive(op, launch, plan):
+    threads = op.attrs["threads"]
+
+    def arrive(group):
+        for bar, part in _barriers_of(op, group):
+            bar.arrive(part, threads)
+            bar.poll()
+        return
+        yield  # a generator that never waits
+    return arrive
+
+
+CONTROL = {"gpu.barrier": _sync, "gpu.barrier_arrive": _arrive}
 GENERATORS = frozenset(CONTROL)

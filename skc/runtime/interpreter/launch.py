@@ -124,7 +124,18 @@ def _run_cluster(launch: Launch, plan: Plan, index: tuple, values: list):
     for z, y, x in itertools.product(range(shape[2]), range(shape[1]), range(shape[0])):
         block_index = (index[0] * shape[0] + x, index[1] * shape[1] + y, index[2] * shape[2] + z)
         state = BlockState(launch, block_index, shared_segment(launch.shared_bytes), cluster)
-        root = state.root = Group(launch.all_lanes, dict(zip(launch.function.args, values)), state)
-        root.gen = run_region(root, plan.body)
-        roots.append(root)
+        state.roots = [Group(lanes, dict(zip(launch.function.args, values)), state) for lanes in _units(launch)]
+        for root in state.roots:
+            root.gen = run_region(root, plan.body)
+            roots.append(root)
     run_cluster(cluster, roots)
+
+
+def _units(launch: Launch) -> list:
+    """The lanes of the groups that run a block's body: one per warpgroup where the target has warpgroups (they
+    progress independently, as on the GPU: one may wait at a named barrier for another that is past an `if` both
+    were in), else the whole block. Each has its own values (env)."""
+    size = launch.target.warpgroup_size
+    if not size or launch.nthreads <= size or launch.nthreads % size:
+        return [launch.all_lanes]
+    return [(launch.lanes // size) == w for w in range(launch.nthreads // size)]

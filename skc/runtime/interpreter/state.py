@@ -96,7 +96,7 @@ class BlockState:
         self.steps = 0     # loop iterations run so far, against launch.max_steps
         self.barriers: dict = {}
         self.mbarriers: dict = {}
-        self.root = None   # the group running the kernel's body (set by launch)
+        self.roots: list = []   # the groups running the kernel's body (set by launch)
         self._spaces: dict = {}
         self._block_ids = None
 
@@ -117,9 +117,11 @@ class BlockState:
 
     def exited(self) -> np.ndarray:
         """Threads that left the kernel: returned, or all of them once the block's body has run to its end."""
-        if self.root is not None and self.root.done:
-            return self.launch.all_lanes
-        return self.returned()
+        exited = self.returned()
+        for root in self.roots:
+            if root.done:
+                exited = exited | root.members
+        return exited
 
     def where(self, lane: Optional[int]) -> str:
         text = f"block {self.index}"
