@@ -17,7 +17,8 @@ def relative_error(got, expected):
     return ((got.float() - expected).norm() / expected.norm()).item()
 
 
-def check(N, C, H, W, K, R, S, stride=1, padding=0, dilation=1, dtype=torch.bfloat16, bias=False, activation=None):
+def check(N, C, H, W, K, R, S, stride=1, padding=0, dilation=1, dtype=torch.bfloat16, bias=False, activation=None,
+          config=None):
     x, w = channels_last(N, C, H, W, dtype=dtype), channels_last(K, C, R, S, dtype=dtype)
     b = torch.randn(K, device="cuda", dtype=dtype) if bias else None
     expected = torch.nn.functional.conv2d(x.float(), w.float(), b.float() if bias else None, stride=stride,
@@ -27,7 +28,7 @@ def check(N, C, H, W, K, R, S, stride=1, padding=0, dilation=1, dtype=torch.bflo
     out = torch.full(expected.shape, float("nan"), device="cuda", dtype=dtype).to(
         memory_format=torch.channels_last)
     y = skc.blocks.conv2d(x, w, bias=b, stride=stride, padding=padding, dilation=dilation, activation=activation,
-                          out=out)
+                          out=out, config=config)
     torch.cuda.synchronize()
     assert y is out and not out.isnan().any()
     assert relative_error(out, expected) <= 1e-2
@@ -127,3 +128,16 @@ def test_pointwise_with_many_short_tiles_per_block():
     come back to back (a staging buffer reused before the store that read it had finished gave 3 % errors)."""
     check(128, 256, 56, 56, 64, 1, 1)
     check(128, 64, 56, 56, 256, 1, 1)
+
+
+@pytest.mark.parametrize("N, C, H, W, K, R, stride, padding, dilation", [
+    (1, 16, 262, 262, 32, 3, 1, 0, 130),   # taps 260 pixels apart: past TMA im2col's reach
+    (2, 16, 6, 6, 32, 3, 130, 129, 1),     # padding 129: a corner outside [-128, 127]
+])
+def test_what_tma_im2col_cannot_reach_loads_with_vectors(N, C, H, W, K, R, stride, padding, dilation):
+    check(N, C, H, W, K, R, R, stride, padding, dilation)
+
+
+def test_the_vector_im2col_loader_when_the_config_asks():
+    config = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=4, loader="vector")
+    check(4, 64, 30, 30, 96, 3, 3, 2, 1, 1, bias=True, activation="relu", config=config)
