@@ -24,8 +24,8 @@ CODE_OBJECT_VERSION = 500
 SHARED_SYMBOL = "@__skc_shared"
 LOG2_E = 1.4426950408889634
 # OCP fp8 formats (skc's f8e4m3/f8e5m2): the largest finite values, where conversions saturate.
-_FP8_MAX = {"f8e4m3": 448.0, "f8e5m2": 57344.0}
-_FP8_KIND = {"f8e4m3": "fp8", "f8e5m2": "bf8"}
+_FP8_MAX = {"f8e4m3": 448.0, "f8e5m2": 57344.0, "f8e4m3fnuz": 240.0, "f8e5m2fnuz": 57344.0}
+_FP8_KIND = {"f8e4m3": "fp8", "f8e5m2": "bf8", "f8e4m3fnuz": "fp8", "f8e5m2fnuz": "bf8"}
 
 
 class AMDGPU:
@@ -170,7 +170,8 @@ _F32_MATH = {
 # gfx942's fp8 instructions use the FNUZ formats (MLIR amdgpu dialect: f8E4M3FNUZ / f8E5M2FNUZ on
 # gfx94x); skc's are OCP's. The FNUZ bias is one larger, so the same bits mean half the value (for
 # normal and subnormal codes alike): convert through the hardware with a factor of 2, and fix the codes
-# whose meaning differs (OCP -0 is FNUZ NaN; OCP NaN and infinities are FNUZ finite values).
+# whose meaning differs (OCP -0 is FNUZ NaN; OCP NaN and infinities are FNUZ finite values). skc's
+# f8e4m3fnuz / f8e5m2fnuz are the hardware's formats: converted directly.
 def _to_f32(lw, name: str, t: ir.ScalarType) -> str:
     if t is ir.f32:
         return name
@@ -196,6 +197,8 @@ def _decode_fp8(lw, byte: str, fmt: str) -> str:
     text = lw.text
     word = text.value(f"zext i8 {byte} to i32")
     fnuz = lw.call(f"llvm.amdgcn.cvt.f32.{_FP8_KIND[fmt]}", "float", [f"i32 {word}", "i32 0"])
+    if fmt.endswith("fnuz"):   # the hardware's own format
+        return fnuz
     value = text.value(f"fmul float {fnuz}, 2.0")
     negative_zero = text.value(f"icmp eq i8 {byte}, -128")
     value = text.value(f"select i1 {negative_zero}, float -0.0, float {value}")
@@ -215,20 +218,24 @@ def _decode_fp8(lw, byte: str, fmt: str) -> str:
 
 def _encode_fp8(lw, x: str, fmt: str) -> str:
     """Round to nearest even, saturating finite overflow and infinities (as PTX cvt.rn.satfinite and the
-    interpreter do); NaN gives 0x7F; a result of zero keeps x's sign."""
+    interpreter do); NaN gives 0x7F (FNUZ: 0x80); a result of zero keeps x's sign (FNUZ: it is 0)."""
     text = lw.text
-    top = _FP8_MAX[fmt]
+    top, fnuz = _FP8_MAX[fmt], fmt.endswith("fnuz")
     clamped = lw.call("llvm.maxnum.f32", "float", [f"float {x}", f"float {lw.constant(-top, ir.f32)}"])
     clamped = lw.call("llvm.minnum.f32", "float", [f"float {clamped}", f"float {lw.constant(top, ir.f32)}"])
-    half = text.value(f"fmul float {clamped}, 0.5")
+    # OCP through the FNUZ hardware: the same bits mean half the value
+    scaled = clamped if fnuz else text.value(f"fmul float {clamped}, 0.5")
     packed = lw.call(f"llvm.amdgcn.cvt.pk.{_FP8_KIND[fmt]}.f32", "i32",
-                     [f"float {half}", "float 0.0", "i32 0", "i1 false"])
+                     [f"float {scaled}", "float 0.0", "i32 0", "i1 false"])
     byte = text.value(f"trunc i32 {packed} to i8")
     magnitude = text.value(f"and i8 {byte}, 127")
     zero = text.value(f"icmp eq i8 {magnitude}, 0")
     bits = text.value(f"bitcast float {x} to i32")
     negative = text.value(f"icmp slt i32 {bits}, 0")
-    signed_zero = text.value(f"select i1 {negative}, i8 -128, i8 0")
-    byte = text.value(f"select i1 {zero}, i8 {signed_zero}, i8 {byte}")
+    if fnuz:   # FNUZ has no -0 (0x80 is its NaN): every zero is 0
+        signed_zero = "i8 0"
+    else:      # an OCP zero keeps x's sign
+        signed_zero = "i8 " + text.value(f"select i1 {negative}, i8 -128, i8 0")
+    byte = text.value(f"select i1 {zero}, {signed_zero}, i8 {byte}")
     nan = text.value(f"fcmp uno float {x}, 0.0")
-    return text.value(f"select i1 {nan}, i8 127, i8 {byte}")
+    return text.value(f"select i1 {nan}, i8 {-128 if fnuz else 127}, i8 {byte}")

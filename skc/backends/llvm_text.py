@@ -14,7 +14,7 @@ from .. import ir
 _SCALAR = {"i1": "i1", "i8": "i8", "i16": "i16", "i32": "i32", "i64": "i64",
            "u8": "i8", "u16": "i16", "u32": "i32", "u64": "i64",
            "f16": "half", "bf16": "bfloat", "f32": "float", "f64": "double",
-           "f8e4m3": "i8", "f8e5m2": "i8"}
+           "f8e4m3": "i8", "f8e5m2": "i8", "f8e4m3fnuz": "i8", "f8e5m2fnuz": "i8"}
 
 
 def llvm_type(t: ir.Type, address_spaces: dict) -> str:
@@ -95,11 +95,15 @@ def scalar_literal(value, t: ir.ScalarType) -> str:
 
 
 def _fp8_value(bits: int, name: str) -> float:
-    exponent_bits, bias = (4, 7) if name == "f8e4m3" else (5, 15)
+    exponent_bits = 4 if name.startswith("f8e4m3") else 5
+    fnuz = name.endswith("fnuz")   # AMD's: bias one larger, 0x80 the only NaN, no -0 and no infinities
+    bias = (1 << (exponent_bits - 1)) - 1 + fnuz
     mantissa_bits = 7 - exponent_bits
     sign = -1.0 if bits & 0x80 else 1.0
     exponent = (bits >> mantissa_bits) & ((1 << exponent_bits) - 1)
     mantissa = bits & ((1 << mantissa_bits) - 1)
+    if fnuz and bits == 0x80:
+        return float("nan")
     if name == "f8e4m3" and exponent == 15 and mantissa == 7:
         return float("nan")
     if name == "f8e5m2" and exponent == 31:
@@ -112,16 +116,17 @@ def _fp8_value(bits: int, name: str) -> float:
 def fp8_bits(value: float, name: str) -> int:
     """The fp8 code of value as the interpreter's cast and PTX cvt.rn.satfinite give it: nearest, ties to the
     even code; beyond the largest finite value (infinities included) that value with value's sign; -0 stays
-    -0; NaN is 0x7F."""
+    -0; NaN is 0x7F (the FNUZ formats: NaN is 0x80 and a zero is 0)."""
+    fnuz = name.endswith("fnuz")
     if value != value:
-        return 0x7F
+        return 0x80 if fnuz else 0x7F
     sign = 0x80 if math.copysign(1.0, value) < 0 else 0
-    finite = [(b, _fp8_value(b, name)) for b in range(0x7F)
+    finite = [(b, _fp8_value(b, name)) for b in range(0x80)
               if _fp8_value(b, name) == _fp8_value(b, name) and _fp8_value(b, name) != float("inf")]
     magnitude = min(abs(value), finite[-1][1])
     # near a candidate the subtraction is exact (Sterbenz), so ties are found exactly
     best = min(finite, key=lambda item: (abs(item[1] - magnitude), item[0] & 1))
-    return sign | best[0]
+    return 0 if fnuz and best[0] == 0 else sign | best[0]
 
 
 def constant_literal(value, t: ir.Type, address_spaces: dict) -> str:

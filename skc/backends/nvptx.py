@@ -120,6 +120,10 @@ class NVPTX:
         if not self.target.has("wgmma"):
             lw.fail(op, f"fp8 conversions need sm_89 or newer; {self.name} has no fp8 instructions")
         src_elem, dst_elem = ir.element_type(value.type), ir.element_type(dst)
+        for t in (src_elem, dst_elem):
+            if t.name.endswith("fnuz"):
+                lw.fail(op, f"{t.name} is AMD's FNUZ fp8 format, which NVIDIA GPUs do not convert; use "
+                            f"{t.name[:-4]} (OCP) on {self.name}")
 
         def scalar(name: str) -> str:
             wide = _fp8_to_f32(lw, name, src_elem) if _is_fp8(src_elem) else _to_f32(lw, name, src_elem)

@@ -48,7 +48,10 @@ ALIASES = {"bool_": "i1", "int8": "i8", "int16": "i16", "int32": "i32", "int64":
            "uint8": "u8", "uint16": "u16", "uint32": "u32", "uint64": "u64",
            "float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64",
            # fp8 (OCP): torch's and ml_dtypes' names, and PTX's
-           "float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2", "e4m3": "f8e4m3", "e5m2": "f8e5m2"}
+           "float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2", "e4m3": "f8e4m3", "e5m2": "f8e5m2",
+           # AMD's FNUZ fp8 (gfx942)
+           "float8_e4m3fnuz": "f8e4m3fnuz", "float8_e5m2fnuz": "f8e5m2fnuz", "e4m3fnuz": "f8e4m3fnuz",
+           "e5m2fnuz": "f8e5m2fnuz"}
 
 
 def as_ir_type(dtype) -> ir.Type:

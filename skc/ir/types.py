@@ -94,7 +94,7 @@ _SCALARS = {
     "i1": ("bool", 1),
     "i8": ("int", 8), "i16": ("int", 16), "i32": ("int", 32), "i64": ("int", 64),
     "u8": ("uint", 8), "u16": ("uint", 16), "u32": ("uint", 32), "u64": ("uint", 64),
-    "f8e4m3": ("float", 8), "f8e5m2": ("float", 8),
+    "f8e4m3": ("float", 8), "f8e5m2": ("float", 8), "f8e4m3fnuz": ("float", 8), "f8e5m2fnuz": ("float", 8),
     "f16": ("float", 16), "bf16": ("float", 16), "f32": ("float", 32), "f64": ("float", 64),
 }
 
@@ -275,6 +275,7 @@ i1, i8, i16, i32, i64 = (ScalarType(n) for n in ("i1", "i8", "i16", "i32", "i64"
 u8, u16, u32, u64 = (ScalarType(n) for n in ("u8", "u16", "u32", "u64"))
 f16, bf16, f32, f64 = (ScalarType(n) for n in ("f16", "bf16", "f32", "f64"))
 f8e4m3, f8e5m2 = ScalarType("f8e4m3"), ScalarType("f8e5m2")
+f8e4m3fnuz, f8e5m2fnuz = ScalarType("f8e4m3fnuz"), ScalarType("f8e5m2fnuz")   # AMD's (gfx942's fp8 formats)
 tmap = TensorMapType()
 
 SCALAR_NAMES = tuple(_SCALARS)

@@ -11,7 +11,7 @@ STORAGE = {
     "i1": np.bool_, "i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64,
     "u8": np.uint8, "u16": np.uint16, "u32": np.uint32, "u64": np.uint64,
     "f16": np.float16, "bf16": np.uint16, "f32": np.float32, "f64": np.float64,
-    "f8e4m3": np.uint8, "f8e5m2": np.uint8,
+    "f8e4m3": np.uint8, "f8e5m2": np.uint8, "f8e4m3fnuz": np.uint8, "f8e5m2fnuz": np.uint8,
 }
 
 _NUMPY_NAMES = {
@@ -20,6 +20,7 @@ _NUMPY_NAMES = {
     "float16": "f16", "float32": "f32", "float64": "f64",
     # ml_dtypes' numpy types, where a user has them
     "bfloat16": "bf16", "float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2",
+    "float8_e4m3fnuz": "f8e4m3fnuz", "float8_e5m2fnuz": "f8e5m2fnuz",
 }
 
 TORCH_NAMES = {
@@ -27,6 +28,7 @@ TORCH_NAMES = {
     "torch.uint8": "u8", "torch.uint16": "u16", "torch.uint32": "u32", "torch.uint64": "u64",
     "torch.float16": "f16", "torch.bfloat16": "bf16", "torch.float32": "f32", "torch.float64": "f64",
     "torch.float8_e4m3fn": "f8e4m3", "torch.float8_e5m2": "f8e5m2",
+    "torch.float8_e4m3fnuz": "f8e4m3fnuz", "torch.float8_e5m2fnuz": "f8e5m2fnuz",
 }
 
 

@@ -23,7 +23,8 @@ from .signature import POINTER, SCALAR, TENSORMAP, LaunchParam  # noqa: F401  (L
 CTYPES = {"i1": ctypes.c_uint8, "i8": ctypes.c_int8, "i16": ctypes.c_int16, "i32": ctypes.c_int32,
           "i64": ctypes.c_int64, "u8": ctypes.c_uint8, "u16": ctypes.c_uint16, "u32": ctypes.c_uint32,
           "u64": ctypes.c_uint64, "f16": ctypes.c_uint16, "bf16": ctypes.c_uint16, "f32": ctypes.c_float,
-          "f64": ctypes.c_double, "f8e4m3": ctypes.c_uint8, "f8e5m2": ctypes.c_uint8}
+          "f64": ctypes.c_double, "f8e4m3": ctypes.c_uint8, "f8e5m2": ctypes.c_uint8,
+          "f8e4m3fnuz": ctypes.c_uint8, "f8e5m2fnuz": ctypes.c_uint8}
 
 
 def normalize_stream(stream) -> int:

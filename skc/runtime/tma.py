@@ -22,7 +22,7 @@ SWIZZLES = (0, 32, 64, 128)
 _ENCODED: dict = {}  # descriptors already encoded, by everything they encode
 _CU_DTYPE = {"u8": "UINT8", "u16": "UINT16", "u32": "UINT32", "i32": "INT32", "u64": "UINT64", "i64": "INT64",
              "f16": "FLOAT16", "f32": "FLOAT32", "f64": "FLOAT64", "bf16": "BFLOAT16", "f8e4m3": "UINT8",
-             "f8e5m2": "UINT8", "i8": "UINT8", "i16": "UINT16"}
+             "f8e5m2": "UINT8", "f8e4m3fnuz": "UINT8", "f8e5m2fnuz": "UINT8", "i8": "UINT8", "i16": "UINT16"}
 
 
 class TensorMap:

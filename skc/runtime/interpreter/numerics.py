@@ -20,10 +20,11 @@ _VALUE_DTYPES = {
     "i1": np.bool_, "i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64,
     "u8": np.uint8, "u16": np.uint16, "u32": np.uint32, "u64": np.uint64,
     "f16": np.float16, "bf16": np.float32, "f32": np.float32, "f64": np.float64,
-    "f8e4m3": np.float32, "f8e5m2": np.float32,
+    "f8e4m3": np.float32, "f8e5m2": np.float32, "f8e4m3fnuz": np.float32, "f8e5m2fnuz": np.float32,
 }
 # The bits a value occupies in memory (i1 takes one byte, as LLVM stores it).
-_STORAGE_DTYPES = {**_VALUE_DTYPES, "i1": np.uint8, "bf16": np.uint16, "f8e4m3": np.uint8, "f8e5m2": np.uint8}
+_STORAGE_DTYPES = {**_VALUE_DTYPES, "i1": np.uint8, "bf16": np.uint16, "f8e4m3": np.uint8, "f8e5m2": np.uint8,
+                   "f8e4m3fnuz": np.uint8, "f8e5m2fnuz": np.uint8}
 
 
 def value_dtype(t: Type) -> np.dtype:
@@ -61,6 +62,9 @@ _FORMATS = {
     # OCP FP8 (v1.0): e4m3 has no infinities (S.1111.111 is NaN), e5m2 is IEEE-like.
     "f8e4m3": _Format("f8e4m3", 4, -6, 448.0, False),
     "f8e5m2": _Format("f8e5m2", 3, -14, 57344.0, True),
+    # AMD's FNUZ fp8 (gfx942): the exponent bias one larger, 0x80 the only NaN, no -0, no infinities
+    "f8e4m3fnuz": _Format("f8e4m3fnuz", 4, -7, 240.0, False),
+    "f8e5m2fnuz": _Format("f8e5m2fnuz", 3, -15, 57344.0, False),
 }
 
 
@@ -91,7 +95,10 @@ def _round_generic(x: np.ndarray, fmt: _Format) -> np.ndarray:
     else:
         rounded = np.where(np.isinf(magnitude) | (rounded > fmt.max_finite), fmt.max_finite, rounded)
     rounded = np.where(np.isnan(x), np.nan, rounded)
-    return np.copysign(rounded, x).astype(np.float32)
+    rounded = np.copysign(rounded, x)
+    if fmt.name.endswith("fnuz"):   # no -0: a zero is +0
+        rounded = np.where(rounded == 0, 0.0, rounded)
+    return rounded.astype(np.float32)
 
 
 def round_to(t: ScalarType, x: np.ndarray) -> np.ndarray:
@@ -115,13 +122,16 @@ def needs_rounding(t: Type) -> bool:
 # -- fp8 bit patterns -----------------------------------------------------------------------------
 def _fp8_values(name: str) -> np.ndarray:
     """The value of each of the 256 codes of an fp8 format."""
-    mant_bits = 3 if name == "f8e4m3" else 2
-    bias = 7 if name == "f8e4m3" else 15
+    mant_bits = 3 if name.startswith("f8e4m3") else 2
+    fnuz = name.endswith("fnuz")
+    bias = (7 if name.startswith("f8e4m3") else 15) + fnuz
     values = np.empty(256, np.float64)
     for code in range(256):
         sign = -1.0 if code & 0x80 else 1.0
         exp, mant = (code >> mant_bits) & ((0x80 >> mant_bits) - 1), code & ((1 << mant_bits) - 1)
-        if name == "f8e4m3" and exp == 15 and mant == 7:
+        if fnuz and code == 0x80:
+            value = math.nan
+        elif name == "f8e4m3" and exp == 15 and mant == 7:
             value = math.nan
         elif name == "f8e5m2" and exp == 31:
             value = math.inf if mant == 0 else math.nan
@@ -133,18 +143,20 @@ def _fp8_values(name: str) -> np.ndarray:
     return values
 
 
-_FP8_DECODE = {name: _fp8_values(name).astype(np.float32) for name in ("f8e4m3", "f8e5m2")}
-# Non-negative codes in increasing value: 0x00..0x7E (e4m3), 0x00..0x7C with inf last (e5m2).
-_FP8_POSITIVE = {"f8e4m3": _FP8_DECODE["f8e4m3"][:0x7F], "f8e5m2": _FP8_DECODE["f8e5m2"][:0x7D]}
-_FP8_NAN = {"f8e4m3": 0x7F, "f8e5m2": 0x7F}
+_FP8_NAMES = ("f8e4m3", "f8e5m2", "f8e4m3fnuz", "f8e5m2fnuz")
+_FP8_DECODE = {name: _fp8_values(name).astype(np.float32) for name in _FP8_NAMES}
+# Non-negative codes in increasing value: 0x00..0x7E (e4m3), 0x00..0x7C with inf last (e5m2), 0x00..0x7F (FNUZ).
+_FP8_POSITIVE = {"f8e4m3": _FP8_DECODE["f8e4m3"][:0x7F], "f8e5m2": _FP8_DECODE["f8e5m2"][:0x7D],
+                 "f8e4m3fnuz": _FP8_DECODE["f8e4m3fnuz"][:0x80], "f8e5m2fnuz": _FP8_DECODE["f8e5m2fnuz"][:0x80]}
+_FP8_NAN = {"f8e4m3": 0x7F, "f8e5m2": 0x7F, "f8e4m3fnuz": 0x80, "f8e5m2fnuz": 0x80}
 
 
 def _fp8_encode(name: str, x: np.ndarray) -> np.ndarray:
     x = _round_generic(x, _FORMATS[name])
     codes = np.searchsorted(_FP8_POSITIVE[name], np.abs(x)).astype(np.uint8)
-    codes = codes | (np.signbit(x).astype(np.uint8) << np.uint8(7))
+    codes = codes | (np.signbit(x).astype(np.uint8) << np.uint8(7))   # (an FNUZ zero is +0 already)
     # NaN of either sign gives the positive 0x7F, as the f32 form of cvt.rn.satfinite does (CUDA's
-    # cuda_fp8.hpp emulates it by making a NaN input the canonical positive NaN first)
+    # cuda_fp8.hpp emulates it by making a NaN input the canonical positive NaN first); FNUZ's one NaN is 0x80
     return np.where(np.isnan(x), np.uint8(_FP8_NAN[name]), codes)
 
 
