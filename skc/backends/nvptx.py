@@ -322,7 +322,7 @@ def _lower_assert(lw: FunctionLowering, op: ir.Op):
 # `abs(x) >> k` to a logical shift (found by the GPU fuzzer; ptxas -O0 keeps the instruction's meaning). Every
 # integer abs LLVM prints is computed instead as x times its sign (-1 or 1), which wraps the same way and which
 # ptxas does not take for an abs.
-_ABS = re.compile(r"^(\s*)abs\.s(16|32|64)\s+(%\w+),\s*(%\w+|-?\d+);$", re.MULTILINE)
+_ABS = re.compile(r"^(\s*)abs\.s(16|32|64)\s+(%\w+),\s*(%\w+|-?\d+);[ \t]*(?://.*)?$", re.MULTILINE)
 
 
 def _safe_integer_abs(m: re.Match) -> str:

@@ -75,14 +75,15 @@ def _plan(device, conv: ConvShape, cfg: MatmulConfig) -> GemmPlan:
     (tile_n x 1 x chunk boxes); for a pointwise conv, x viewed as [N*H*W, C] and the filter as [K, C] with the
     GEMM's boxes. out is [N*P*Q, K]."""
     boxes, (N, H, W, C, K, R, S) = cfg.boxes(), (conv.N, conv.H, conv.W, conv.C, conv.K, conv.R, conv.S)
-    gemm = conv.gemm_shape() if cfg.loader != "tma" else (N * H * W, K, C)
+    gemm = cfg.loader.gemm_shape() if cfg.loader != "tma" else (N * H * W, K, C)   # the loader's: its tile_k
     out = lambda y: skc.TensorMap(view(_nhwc(y, "out"), (gemm[0], K)), boxes["out"])
     if cfg.loader == "tma":
         return GemmPlan(device, cfg, gemm, (
             lambda x: skc.TensorMap(view(_nhwc(x, "x"), (N * H * W, C)), boxes["a"]),
             lambda w: skc.TensorMap(view(_nhwc(w, "w"), (K, C)), boxes["b"]), out))
     if cfg.loader.vector:   # pointers to x and w themselves
-        return GemmPlan(device, cfg, gemm, (Direct(lambda x: _nhwc(x, "x")), Direct(lambda w: _nhwc(w, "w")), out))
+        return GemmPlan(device, cfg, gemm, (Direct(lambda x: _aligned(_nhwc(x, "x"), "x")),
+                                            Direct(lambda w: _aligned(_nhwc(w, "w"), "w")), out))
     chunk, (lower, upper) = cfg.payload().layouts["a"].chunk, conv.corners()
     return GemmPlan(device, cfg, gemm, (
         lambda x: skc.Im2colTensorMap(_nhwc(x, "x"), channels=chunk, pixels=cfg.tile_m, lower=lower, upper=upper,
@@ -99,7 +100,8 @@ def pointwise(conv: ConvShape) -> bool:
 def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: EpilogueSpec, config=None):
     """The GEMM's configuration for the implicit GEMM of `conv` (B, the filter, is K-major): `config`'s tiles and
     stages, or tiles that fill the GPU; the im2col loader, or the GEMM's own TMA loader for a pointwise conv."""
-    base = {"dtype": dtype, "a_k_major": True, "b_k_major": True, "epilogue": spec, "cluster_m": 1}
+    # (no split-K: its last share stores through a pointer, and conv2d's out is a tensor map of the NHWC view)
+    base = {"dtype": dtype, "a_k_major": True, "b_k_major": True, "epilogue": spec, "cluster_m": 1, "split_k": 1}
     # the vector im2col loader where TMA im2col cannot reach, and where the config asks for it
     vector = (config is not None and config.loader == "vector") or not conv.tma_reaches()
     config = config or filling_config(*conv.gemm_shape()[:2], multiprocessors, target.max_shared_bytes, **base)
@@ -118,13 +120,22 @@ def compile_arguments(target, conv: ConvShape, dtype: str = "bf16", config=None,
         M, N, K = conv.N * conv.H * conv.W, conv.K, conv.C
         a, b = ir.TensorMapType(elem, boxes["a"], 128), ir.TensorMapType(elem, boxes["b"], 128)
     elif cfg.loader.vector:
-        (M, N, K), a, b = conv.gemm_shape(), pointer, pointer
+        (M, N, K), a, b = cfg.loader.gemm_shape(), pointer, pointer
     else:
-        M, N, K = conv.gemm_shape()
+        M, N, K = cfg.loader.gemm_shape()
         a = ir.Im2colTensorMapType(elem, (cfg.tile_m, chunk), 128, 4)
         b = ir.TensorMapType(elem, (cfg.tile_n, 1, chunk), 128)
     return {"a": a, "b": b, "out": ir.TensorMapType(elem, boxes["out"], 128), "M": M, "N": N, "K": K,
             "c_in": pointer, "bias": pointer, "cfg": cfg, "block": cfg.threads}
+
+
+def _aligned(x, name: str):
+    """x, unless its memory does not start on a 16-byte boundary (the vector loader copies 16 bytes at a time)."""
+    pointer = x.data_ptr() if hasattr(x, "data_ptr") else getattr(x, "ptr", None)
+    if pointer is not None and pointer % 16:
+        raise skc.LaunchError(f"conv2d's '{name}' starts at address {pointer:#x}, not on a 16-byte boundary: pass "
+                              f"a copy in fresh storage ({name}.clone(memory_format=torch.channels_last))")
+    return x
 
 
 def _pair(value) -> tuple:

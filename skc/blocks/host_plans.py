@@ -145,17 +145,17 @@ class GemmPlan:
         c = out if c is None else c
         scalars = (c if bias is None else bias, 1.0 if alpha is None else float(alpha),
                    0.0 if beta is None else float(beta))
-        if not self.cuda:
-            maps = [make(t) for make, t in zip(self.makers, (a, b, out))]
-            self.kernel[self.grid, self.cfg.threads](*maps, *self.sizes, c, *scalars, self.cfg, stream=stream)
-            return out
-        if self.cfg.split_k > 1:  # the last share of a tile stores through a pointer
+        maps = self.maps if self.cuda else self.makers   # the interpreter: maps made over the arrays each call
+        if self.cfg.split_k > 1:  # the last share of a tile stores through a pointer to a row-major out
             if self.split is None:
                 self.split = split_buffers(a, self.gemm[0], self.gemm[1], self.cfg)
             outputs = (out, *self.split)
         else:
-            outputs = (self.maps[2](out),)
-        args = (self.maps[0](a), self.maps[1](b), *outputs, *self.sizes, c, *scalars)
+            outputs = (maps[2](out),)
+        args = (maps[0](a), maps[1](b), *outputs, *self.sizes, c, *scalars)
+        if not self.cuda:
+            self.kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
+            return out
         ready = self.ready
         if ready is None:
             ready = self.ready = self.kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)

@@ -60,11 +60,12 @@ class ConvShape:
         return lower, upper
 
     def tma_reaches(self) -> bool:
-        """Whether TMA im2col can load this convolution: its filter taps at most 255 pixels apart and its bounding
-        box's corners within [-128, 127] (PTX ISA 5.5.4.1; cuTensorMapEncodeIm2col for a rank-4 tensor)."""
+        """Whether TMA im2col can load this convolution: its filter taps at most 255 pixels apart, its bounding
+        box's corners within [-128, 127] and its strides at most 8 (PTX ISA 5.5.4.1; cuTensorMapEncodeIm2col for
+        a rank-4 tensor)."""
         lower, upper = self.corners()
         return (max((self.R - 1) * self.dilation[0], (self.S - 1) * self.dilation[1]) <= 255
-                and all(-128 <= v <= 127 for v in lower + upper))
+                and all(-128 <= v <= 127 for v in lower + upper) and max(self.stride) <= 8)
 
     def build(self, payload, a, b):
         return Im2colVectorLoader(self, x=a, w=b) if self.vector else Im2colLoader(payload, self, x=a, w=b)

@@ -243,3 +243,26 @@ def test_an_im2col_map_passes_by_descriptor_address(fake):
     tmap = skc.Im2colTensorMap(x, channels=16, pixels=32, lower=(-1, -1), upper=(-1, -1))
     assert ctypes.string_at(tmap.descriptor_address, 16) == tmap.descriptor_bytes[:16]
     assert tmap.descriptor_bytes[:8] == x.address.to_bytes(8, "little")
+
+
+# -- found in review (2026-11-30) -------------------------------------------------------------------------------------
+def test_strides_past_tma_im2col_load_with_vectors(interpreter):
+    assert not ConvShape(1, 20, 20, 16, 8, 3, 3, (9, 9)).tma_reaches()   # TMA im2col walks strides of 1 to 8
+    x, w = small_integers((1, 20, 20, 16)), small_integers((8, 3, 3, 16))
+    y = conv2d(x, w, stride=9, padding=1)
+    np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, 9, 1, 1))
+
+
+@pytest.mark.parametrize("loader", ["tma", "vector"])
+def test_a_config_with_a_deeper_k_step_pads_the_channels_to_it(interpreter, loader):
+    x, w = small_integers((1, 6, 5, 16)), small_integers((16, 3, 3, 16))
+    config = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=2, tile_k=128, loader=loader)
+    y = conv2d(x, w, padding=1, config=config)
+    np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, 1, 1, 1))
+
+
+def test_a_config_asking_for_split_k_runs_unsplit(interpreter):
+    x, w = small_integers((1, 4, 4, 16)), small_integers((8, 1, 1, 16))
+    config = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=3, split_k=2)
+    y = conv2d(x, w, config=config)
+    np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, 1, 0, 1))

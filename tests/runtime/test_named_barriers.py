@@ -95,3 +95,35 @@ def test_named_barriers_on_the_gpu():
     log, counter = skc.to_device(np.full(12, -1, np.int32)), skc.to_device(np.zeros(1, np.int32))
     take_turns[1, 256](log, counter, 6)
     np.testing.assert_array_equal(log.numpy(), [0, 1] * 6)
+
+
+@skc.kernel(block=256)
+def sum_loop(out: skc.Ptr[skc.i32], n: skc.i32):
+    t = skc.thread_id(0)
+    total = 0
+    for i in range(n):
+        total += i
+    out[t] = total
+
+
+@skc.kernel(block=256)
+def half_leaves(out: skc.Ptr[skc.i32]):
+    t = skc.thread_id(0)
+    if t >= 128:                     # warpgroup 0 runs to the end of the kernel without a barrier ...
+        skc.barrier()                # ... and counts as arrived here, as on the GPU
+        out[t] = 1
+
+
+def test_the_step_budget_is_each_warpgroups(monkeypatch):
+    monkeypatch.setenv("SKC_INTERPRETER_STEPS", "100")
+    out = np.zeros(256, np.int32)
+    sum_loop.interpret[1, 256](out, 60)              # 60 iterations in each of two warpgroups: within budget
+    assert (out == 60 * 59 // 2).all()
+    with pytest.raises(skc.InterpreterLimitError, match="budget of 100 loop iterations per warpgroup"):
+        sum_loop.interpret[1, 256](out, 150)
+
+
+def test_a_warpgroup_that_left_counts_at_a_block_barrier():
+    out = np.zeros(256, np.int32)
+    half_leaves.interpret[1, 256](out)
+    assert out[128:].all() and not out[:128].any()

@@ -40,7 +40,7 @@ class Barrier:
     def expected(self) -> int:
         if self.threads is not None:
             return self.threads
-        return self.block.launch.nthreads - int(np.count_nonzero(self.block.returned()))
+        return self.block.launch.nthreads - int(np.count_nonzero(self.block.exited()))
 
     def poll(self):
         """Release the phase when enough threads have arrived."""

@@ -55,7 +55,7 @@ def _step(group: Group, op):
     """Count one iteration of a loop against the block's step budget (a back-edge, not every op: cheap)."""
     block = group.block
     block.steps += 1
-    if block.steps > block.launch.max_steps:
+    if block.steps > block.launch.max_steps * len(block.roots or (None,)):   # the budget is each root group's
         raise _limit_error(group, op)
 
 
@@ -65,8 +65,8 @@ def _limit_error(group: Group, op) -> InterpreterLimitError:
     threads = f"threads {lane_ranges(group.mask)}" + (f" (first: thread {launch.thread_of(lane)})"
                                                       if lane is not None else "")
     return InterpreterLimitError(
-        f"the loop ran past the interpreter's step budget of {launch.max_steps} loop iterations in block "
-        f"{block.index}; {threads} still run it (an endless loop: a condition that never changes, a step of 0, "
+        f"the loop ran past the interpreter's step budget of {launch.max_steps} loop iterations"
+        f"{' per warpgroup' if len(block.roots) > 1 else ''} in block {block.index}; {threads} still run it (an endless loop: a condition that never changes, a step of 0, "
         "or a spin on memory nothing writes?)", op.loc,
         "fix the loop, or raise the budget if the kernel really loops that long: SKC_INTERPRETER_STEPS=N "
         "in the environment, or run(..., max_steps=N)")

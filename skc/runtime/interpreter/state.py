@@ -116,7 +116,8 @@ class BlockState:
         return self.jump == RETURN
 
     def exited(self) -> np.ndarray:
-        """Threads that left the kernel: returned, or all of them once the block's body has run to its end."""
+        """Threads that left the kernel: returned, or in a root group that ran the block's body to its end (a
+        block barrier counts them as arrived, as the GPU does)."""
         exited = self.returned()
         for root in self.roots:
             if root.done:
