@@ -30,17 +30,6 @@ from skc.backends import ptx_tools
 from skc.runtime import cuda
 
 
-def emulate(batch, ptx):
-    program = ptx_emulator.Program(ptx, "batch")
-    arrays = [batch.xi.copy(), batch.xf.copy(), np.zeros_like(batch.xi), np.zeros_like(batch.xf)]
-    memory = ptx_emulator.Memory(arrays)
-    params = dict(zip(program.params, memory.bases))
-    for block in range(batch.count):
-        for thread in range(fuzzgen.T):
-            program.run(memory, params, thread, block)
-    return arrays[2], arrays[3]
-
-
 def cubin(ptx: str, level: int) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         source, output = os.path.join(folder, "k.ptx"), os.path.join(folder, "k.cubin")
@@ -90,7 +79,7 @@ def main():
     kernel.interpret[batch.count, fuzzgen.T](batch.xi, batch.xf, *interpreted)
     ptx = kernel.compile(batch.xi, batch.xf, *interpreted, target="sm_90a", block=(fuzzgen.T, 1, 1)).asm("ptx")
     bad = report(batch, "interpreter vs Python", interpreted, want_ref)
-    bad += report(batch, "PTX emulator", emulate(batch, ptx), interpreted)
+    bad += report(batch, "PTX emulator", ptx_emulator.run_batch(batch, ptx), interpreted)
     if skc.gpu_available():
         images = [("driver JIT of the PTX", ptx.encode())]
         if ptx_tools.ptxas_path() is not None:

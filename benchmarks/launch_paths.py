@@ -3,12 +3,12 @@ cuda.bindings with a ready argument array, ctypes into libcuda, and skc's whole 
 stream=, on a side stream); and host time per skc.blocks.matmul call against torch.matmul. Needs a GPU."""
 import ctypes
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(__file__)))
 import skc  # noqa: E402
+from run import per_launch  # noqa: E402  (benchmarks/run.py: host time per call, median of batches)
 from skc.runtime import cuda  # noqa: E402
 
 
@@ -16,21 +16,6 @@ from skc.runtime import cuda  # noqa: E402
 def empty(a: skc.Ptr[skc.f32], b: skc.Ptr[skc.f32], c: skc.Ptr[skc.f32], n: skc.i32):
     if n < 0:
         a[0] = 1.0
-
-
-def per_launch(fn, batches=100, batch=200):
-    """Host time per call, from batches small enough that the launch queue never fills."""
-    for _ in range(batch):
-        fn()
-    torch.cuda.synchronize()
-    samples = []
-    for _ in range(batches):
-        t = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        samples.append((time.perf_counter() - t) / batch * 1e6)
-        torch.cuda.synchronize()
-    return sorted(samples)[len(samples) // 2]
 
 
 x = torch.zeros(1024, device="cuda")

@@ -75,7 +75,7 @@ def softmax(rows):
                      "target": ">= 1.0"})
 
 
-def _per_launch(fn, batches=100, batch=200):
+def per_launch(fn, batches=100, batch=200):
     """Host time of one call, from batches of `batch` calls timed without the synchronize that follows
     each batch (few enough calls that the GPU's launch queue never fills and makes the host wait)."""
     import torch
@@ -110,12 +110,12 @@ def launch(rows):
         tl.store(out_ptr + offsets, tl.load(x_ptr + offsets, mask=mask) + tl.load(y_ptr + offsets, mask=mask),
                  mask=mask)
 
-    skc_us = _per_launch(lambda: k(x, y, out, n))
-    torch_us = _per_launch(lambda: torch.add(x, y, out=out))
-    triton_us = _per_launch(lambda: triton_add[(1,)](x, y, out, n, BLOCK=1024))
+    skc_us = per_launch(lambda: k(x, y, out, n))
+    torch_us = per_launch(lambda: torch.add(x, y, out=out))
+    triton_us = per_launch(lambda: triton_add[(1,)](x, y, out, n, BLOCK=1024))
     rows.append({"benchmark": "launch_overhead", "skc_us": skc_us, "torch_add_us": torch_us,
                  "triton_us": triton_us, "target": "<= 5 us and below torch"})
-    bare_us = _per_launch(_bare_launch(example.vector_add, (x, y, out), n))
+    bare_us = per_launch(_bare_launch(example.vector_add, (x, y, out), n))
     rows.append({"benchmark": "launch_vs_bare_cuLaunchKernel", "skc_us": skc_us, "bare_us": bare_us,
                  "ratio": skc_us / bare_us, "target": "<= 1.3"})
 
@@ -154,10 +154,10 @@ def matmul_host(rows):
         torch.cuda.synchronize()
         expected = a.float() @ b.float()
         error = ((c.float() - expected).norm() / expected.norm()).item()
-        figures = {"skc_out_us": _per_launch(lambda: skc.blocks.matmul(a, b, out=c), batches=50, batch=100),
-                   "torch_out_us": _per_launch(lambda: torch.matmul(a, b, out=c), batches=50, batch=100),
-                   "skc_us": _per_launch(lambda: skc.blocks.matmul(a, b), batches=50, batch=100),
-                   "torch_us": _per_launch(lambda: torch.matmul(a, b), batches=50, batch=100)}
+        figures = {"skc_out_us": per_launch(lambda: skc.blocks.matmul(a, b, out=c), batches=50, batch=100),
+                   "torch_out_us": per_launch(lambda: torch.matmul(a, b, out=c), batches=50, batch=100),
+                   "skc_us": per_launch(lambda: skc.blocks.matmul(a, b), batches=50, batch=100),
+                   "torch_us": per_launch(lambda: torch.matmul(a, b), batches=50, batch=100)}
         rows.append({"benchmark": "matmul_host_us", "size": size, **figures,
                      "ratio_vs_torch": figures["skc_us"] / figures["torch_us"], "relative_error": error,
                      "target": "<= 1.0 (host time per call at most torch.matmul's)"})

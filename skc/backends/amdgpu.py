@@ -91,10 +91,8 @@ class AMDGPU:
         """op name -> emitter of its f32 form (the other float types are legalized to f32 first)."""
         return _F32_MATH
 
-    def float_to_int(self, lw: FunctionLowering, value: ir.Value, dst: ir.Type) -> str:
+    def float_to_int(self, lw: FunctionLowering, name: str, src: ir.Type, dst: ir.Type) -> str:
         """llvm.fpto[su]i.sat: saturates at the integer's range and gives 0 for NaN, as the IR defines."""
-        src = value.type
-        name = lw.get(value)
         if ir.element_type(src).bits < 32:  # f16 and bf16 widen to f32 first (exactly): one path for both
             wide = ir.with_element(src, ir.f32)
             name = lw.text.value(f"fpext {lw.type(src)} {name} to {lw.type(wide)}")
@@ -114,10 +112,10 @@ class AMDGPU:
             if src_elem.is_float and src_elem.bits == 8:
                 name = _decode_fp8(lw, name, src_elem.name)
             else:
-                name = _to_f32(lw, name, src_elem)
+                name = lw.convert_name(name, src_elem, ir.f32)
             if dst_elem.is_float and dst_elem.bits == 8:
                 return _encode_fp8(lw, name, dst_elem.name)
-            return _from_f32(lw, name, dst_elem)
+            return lw.convert_name(name, ir.f32, dst_elem)
 
         if isinstance(dst, ir.VectorType):
             return lw.lanewise(dst, [value], scalar)
@@ -172,27 +170,6 @@ _F32_MATH = {
 # normal and subnormal codes alike): convert through the hardware with a factor of 2, and fix the codes
 # whose meaning differs (OCP -0 is FNUZ NaN; OCP NaN and infinities are FNUZ finite values). skc's
 # f8e4m3fnuz / f8e5m2fnuz are the hardware's formats: converted directly.
-def _to_f32(lw, name: str, t: ir.ScalarType) -> str:
-    if t is ir.f32:
-        return name
-    if t.is_float:
-        return lw.text.value(f"{'fpext' if t.bits < 32 else 'fptrunc'} {llvm_type(t, ADDRESS_SPACES)} {name} to float")
-    kind = "sitofp" if t.is_signed else "uitofp"
-    return lw.text.value(f"{kind} {llvm_type(t, ADDRESS_SPACES)} {name} to float")
-
-
-def _from_f32(lw, name: str, t: ir.ScalarType) -> str:
-    ty = llvm_type(t, ADDRESS_SPACES)
-    if t is ir.f32:
-        return name
-    if t.is_bool:
-        return lw.text.value(f"fcmp une float {name}, 0.0")
-    if t.is_float:
-        return lw.text.value(f"{'fpext' if t.bits > 32 else 'fptrunc'} float {name} to {ty}")
-    kind = "fptosi" if t.is_signed else "fptoui"
-    return lw.call(f"llvm.{kind}.sat.i{t.bits}.f32", ty, [f"float {name}"])
-
-
 def _decode_fp8(lw, byte: str, fmt: str) -> str:
     text = lw.text
     word = text.value(f"zext i8 {byte} to i32")

@@ -95,13 +95,11 @@ class NVPTX:
         """op name -> emitter of its f32 form (the other float types are legalized to f32 first)."""
         return _F32_MATH
 
-    def float_to_int(self, lw: FunctionLowering, value: ir.Value, dst: ir.Type) -> str:
-        src = value.type
-        name = lw.get(value)
+    def float_to_int(self, lw: FunctionLowering, name: str, src: ir.Type, dst: ir.Type) -> str:
         if isinstance(src, ir.VectorType):
             kind = "fptosi" if dst.is_signed else "fptoui"
             return lw.call(f"llvm.{kind}.sat{intrinsic_suffix(dst)}{intrinsic_suffix(src)}", lw.type(dst),
-                           [lw.typed(value)])
+                           [f"{lw.type(src)} {name}"])
         if src.bits < 32:
             name = lw.text.value(f"fpext {lw.type(src)} {name} to float")
             src = ir.f32
@@ -126,27 +124,17 @@ class NVPTX:
                             f"{t.name[:-4]} (OCP) on {self.name}")
 
         def scalar(name: str) -> str:
-            wide = _fp8_to_f32(lw, name, src_elem) if _is_fp8(src_elem) else _to_f32(lw, name, src_elem)
+            if _is_fp8(src_elem):
+                wide = _fp8_to_f32(lw, name, src_elem)
+            else:
+                wide = lw.convert_name(name, src_elem, ir.f32)
             if _is_fp8(dst_elem):
                 return _f32_to_fp8(lw, wide, dst_elem)
-            return self._from_f32(lw, wide, dst_elem)
+            return lw.convert_name(wide, ir.f32, dst_elem)
 
         if isinstance(dst, ir.VectorType):
             return lw.lanewise(dst, [value], scalar)
         return scalar(lw.get(value))
-
-    def _from_f32(self, lw: FunctionLowering, name: str, t: ir.ScalarType) -> str:
-        if t is ir.f32:
-            return name
-        if t.is_bool:
-            return lw.text.value(f"fcmp une float {name}, 0.0")
-        if t.is_float:
-            return lw.text.value(f"{'fpext' if t.bits > 32 else 'fptrunc'} float {name} to {lw.type(t)}")
-        intrinsic = _F2I.get(("f32", t.name))
-        if intrinsic is not None:  # cvt.rzi saturates and gives 0 for NaN, as the IR defines
-            return lw.call(f"llvm.nvvm.{intrinsic}", lw.type(t), [f"float {name}"])
-        kind = "fptosi" if t.is_signed else "fptoui"
-        return lw.call(f"llvm.{kind}.sat.i{t.bits}.f32", lw.type(t), [f"float {name}"])
 
 
 _FP8_PTX = {"f8e4m3": "e4m3x2", "f8e5m2": "e5m2x2"}
@@ -154,16 +142,6 @@ _FP8_PTX = {"f8e4m3": "e4m3x2", "f8e5m2": "e5m2x2"}
 
 def _is_fp8(t: ir.Type) -> bool:
     return t.is_float and t.bits == 8
-
-
-def _to_f32(lw: FunctionLowering, name: str, t: ir.ScalarType) -> str:
-    if t is ir.f32:
-        return name
-    if t.is_float:
-        return lw.text.value(f"{'fpext' if t.bits < 32 else 'fptrunc'} {lw.type(t)} {name} to float")
-    if t.is_bool:
-        return lw.text.value(f"uitofp i1 {name} to float")
-    return lw.text.value(f"{'sitofp' if t.is_signed else 'uitofp'} {lw.type(t)} {name} to float")
 
 
 def _fp8_to_f32(lw: FunctionLowering, byte: str, t: ir.ScalarType) -> str:

@@ -13,6 +13,7 @@ import skc
 
 from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel
+from .host_plans import MapsByAddress, remember, row_major
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -40,9 +41,8 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
            activation, config)
     plan = _PLANS.get(key)
     if plan is None:
-        if len(_PLANS) >= 256:
-            _PLANS.clear()
-        plan = _PLANS[key] = _Plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config)
+        plan = remember(_PLANS, key, _Plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config),
+                        limit=256)
     return plan(a, b, scale_a, scale_b, out, bias, stream)
 
 
@@ -127,7 +127,7 @@ class _Plan:
         self.M, self.N, self.K, self.block, self.out_name = M, N, K, block, out_name
         self.grid = TileScheduler.grid(M, N, self.cfg.tile_m, self.cfg.tile_n, device.multiprocessors)
         self.ready = None
-        self.templates = {}  # which tensor map -> (template, its pointer function, address -> encoded map)
+        self.maps = {}  # which tensor map -> its MapsByAddress
 
     def scales(self, scale_a, scale_b) -> tuple:
         """The scale arguments: f32 pointers, or (tensor, box) of A's scales as (K / 128) x M (padded to a multiple
@@ -159,18 +159,10 @@ class _Plan:
 
     def encoded(self, which: int, tensor, box, swizzle):
         """Tensor map `which` over `tensor`: its geometry checked once per plan, encoded once per address."""
-        if which not in self.templates:
-            template = skc.TensorMap(tensor, box, swizzle)
-            self.templates[which] = (template, template.pointer_function(), {})
-            template.tensor = None  # the plan keeps the geometry, not the caller's tensor
-        template, pointer_of, cache = self.templates[which]
-        pointer = pointer_of(tensor)
-        found = cache.get(pointer)
-        if found is None:
-            if len(cache) >= 64:
-                cache.clear()
-            found = cache[pointer] = template.encoded_at(pointer)
-        return found
+        maps = self.maps.get(which)
+        if maps is None:
+            maps = self.maps[which] = MapsByAddress(lambda t: skc.TensorMap(t, box, swizzle))
+        return maps(tensor)
 
 
 def _flat(scale):
@@ -181,8 +173,7 @@ def _padded(x, multiple: int):
     """x (2-D) as a row-major array whose row length is a multiple of `multiple` (TMA strides are multiples of 16
     bytes); x itself when it already is one."""
     rows, cols = x.shape
-    strides = x.stride() if callable(getattr(x, "stride", None)) else tuple(s // x.itemsize for s in x.strides)
-    if cols % multiple == 0 and tuple(strides) == (cols, 1):
+    if cols % multiple == 0 and row_major(x):
         return x
     width = -(-cols // multiple) * multiple
     if hasattr(x, "new_zeros"):  # torch

@@ -223,10 +223,33 @@ def empty_like(a, shape):
     return np.empty(shape, a.dtype)
 
 
+def element_strides(x) -> tuple:
+    """x's strides in elements: torch's stride(), numpy's and cupy's strides in bytes, skc arrays' row-major ones."""
+    stride = getattr(x, "stride", None)
+    if callable(stride):
+        return tuple(stride())
+    if hasattr(x, "strides"):
+        return tuple(s // x.itemsize for s in x.strides)
+    shape = tuple(int(s) for s in x.shape)   # skc arrays are row-major
+    return tuple(_product(shape[i + 1:]) for i in range(len(shape)))
+
+
+def row_major(x) -> bool:
+    """Whether x's elements lie row after row with no gaps."""
+    shape = tuple(int(s) for s in x.shape)
+    return element_strides(x) == tuple(_product(shape[i + 1:]) for i in range(len(shape)))
+
+
+def _product(values) -> int:
+    total = 1
+    for v in values:
+        total *= int(v)
+    return total
+
+
 def storage(x, k_major_if_row_major: bool):
     """(the row-major array holding x's elements, whether that makes the operand K-major)."""
-    strides = x.stride() if callable(getattr(x, "stride", None)) else tuple(
-        s // x.itemsize for s in getattr(x, "strides", ()))
+    strides = element_strides(x)
     if len(x.shape) != 2:
         raise skc.LaunchError(f"matmul takes 2-D operands, found shape {tuple(x.shape)}")
     rows, cols = x.shape

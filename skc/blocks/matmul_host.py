@@ -23,14 +23,13 @@ from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
-from .host_plans import GemmPlan, empty_like, split_buffers, view
+from .host_plans import GemmPlan, element_strides, empty_like, remember, row_major, split_buffers, view
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
 from .scheduler import TileScheduler
 
-_PLANS: dict = {}        # facts of a call -> its plan
-_MAX_PLANS = 1024
+_PLANS: dict = {}        # facts of a call -> its plan (host_plans.remember bounds it)
 
 # Tuned configurations for known problems: (target name, M bucket, N bucket, K bucket, dtype) -> the configuration's
 # fields (buckets: the next power of two). From the kernel-time sweep on the H200 (benchmarks/NOTES.md,
@@ -75,10 +74,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
            bias if bias is None else _facts(bias), alpha is None, activation, config, autotune)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = _plan(device, a, b, out, c, bias, alpha, activation, config, autotune)
-        if len(_PLANS) >= _MAX_PLANS:
-            _PLANS.clear()
-        _PLANS[key] = plan
+        plan = remember(_PLANS, key, _plan(device, a, b, out, c, bias, alpha, activation, config, autotune))
     return plan(a, b, out, c, bias, alpha, beta, stream)
 
 
@@ -114,7 +110,7 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     # a given configuration chooses tiles, stages and the rest; the epilogue is always the call's
     cfg = (replace(config, epilogue=spec) if config is not None
            else _choose_config(device, problem, spec, autotune, (a, b, out, c, bias)))
-    if getattr(cfg, "split_k", 1) > 1 and out is not None and not _row_major(out):
+    if getattr(cfg, "split_k", 1) > 1 and out is not None and not row_major(out):
         cfg = replace(cfg, split_k=1)  # split-K's last share stores through a pointer to a row-major out
     transposed = (a_store is not a, b_store is not b)
     if device.kind == "cuda" and isinstance(cfg, MatmulConfig) and cfg.loader != "vector":
@@ -213,11 +209,11 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
         if x is not None and tuple(x.shape) != (batch, M, N):
             raise skc.LaunchError(f"matmul: {name} has shape {tuple(x.shape)}; the batched product is "
                                   f"{(batch, M, N)}")
-    foldable = len(b.shape) == 2 and _row_major(a) and all(x is None or _row_major(x) for x in (out, c))
+    foldable = len(b.shape) == 2 and row_major(a) and all(x is None or row_major(x) for x in (out, c))
     if foldable:
         return _FoldedBatch(batch, M, N, K, activation, config)
     one_launch = (device.target.has("wgmma") and c is None and config is None and operand_dtype_name(a) == operand_dtype_name(b)
-                  and all(x is None or _strides(x)[-1] == 1 for x in (a, b, out)))
+                  and all(x is None or element_strides(x)[-1] == 1 for x in (a, b, out)))
     if one_launch:
         batched = "a" * (len(a.shape) == 3) + "b" * (len(b.shape) == 3)
         spec = EpilogueSpec(alpha=alpha is not None, bias=bias is not None, activation=activation)
@@ -228,28 +224,6 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
             return _tma_plan(device, a, b, problem, cfg, batch)
         return _Plan(device, problem, cfg, (False, False), batch)
     return _LoopedBatch(batch, M, N, len(a.shape) == 3, len(b.shape) == 3, activation, config)
-
-
-def _strides(x) -> tuple:
-    stride = getattr(x, "stride", None)
-    if callable(stride):
-        return tuple(stride())
-    if hasattr(x, "strides"):
-        return tuple(s // x.itemsize for s in x.strides)
-    shape = tuple(x.shape)  # skc arrays are row-major
-    return tuple(int(_product(shape[i + 1:])) for i in range(len(shape)))
-
-
-def _product(values) -> int:
-    total = 1
-    for v in values:
-        total *= int(v)
-    return total
-
-
-def _row_major(x) -> bool:
-    shape = tuple(x.shape)
-    return _strides(x) == tuple(_product(shape[i + 1:]) for i in range(len(shape)))
 
 
 class _FoldedBatch:

@@ -77,27 +77,19 @@ class Accumulator:
                 for j, value in enumerate(values)]
 
 
-class Wgmma:
-    """acc += A[row0 : row0 + 64, :] · B for a stage's A (m x k) and B (k x n) tiles, with m64nNk16
-    wgmma (f16, bf16) or m64nNk32 (f8e4m3, f8e5m2; dtype_b for a B of the other fp8 type; K-major tiles
-    only), where row0 = 64 · `warpgroup` is this warpgroup's first row of the A tile."""
+class _WarpgroupMma:
+    """What the wgmma TileOps share: n columns (8 to 256 in steps of 8) over the warpgroup's 64 rows from row0 =
+    64 · `warpgroup` of the A tile, their accumulator, and retiring the MMAs in flight."""
 
     rows_per_warpgroup = 64  # wgmma's m (PTX ISA 9.7.15.5: every shape is m64nNk16, or m64nNk32 for fp8)
-    # an instance's K (k of one instruction) is its dtype's: 16 for f16/bf16, 32 for fp8 (set in __init__, with
-    # no class default: a TileOp made inside run-time control flow may not change a class's value)
 
     # wgmma runs asynchronously: the consumer keeps this many stages' MMAs running while it waits for the
     # next stage; a stage may be released once `retire` has seen the MMAs reading it complete.
     stages_in_flight = 1
 
-    def __init__(self, n: int, k: int, dtype, warpgroup=0, dtype_b=None):
+    def __init__(self, n: int, k: int, dtype, warpgroup=0):
         if n % 8 or not 8 <= n <= 256:
             raise frontend.current().error(f"wgmma computes 8 to 256 columns in steps of 8, not {n}")
-        self.dtype_b = dtype if dtype_b is None else dtype_b
-        self.K, self.fp8 = _instruction_k(dtype, self.dtype_b)
-        if k % self.K:
-            raise frontend.current().error(f"the k-depth of a stage must be a multiple of {self.K} for "
-                                           f"{_type_name(dtype)}, found {k}")
         self.n, self.k, self.dtype = n, k, dtype
         self.row0 = warpgroup * self.rows_per_warpgroup
         self.thread = skc.thread_index() % skc.current_target().warpgroup_size
@@ -108,6 +100,23 @@ class Wgmma:
     def retire(self, pending: int):
         """Wait until at most `pending` groups of this warpgroup's MMAs are still running."""
         skc.hopper.wgmma_wait(pending)
+
+
+class Wgmma(_WarpgroupMma):
+    """acc += A[row0 : row0 + 64, :] · B for a stage's A (m x k) and B (k x n) tiles, with m64nNk16
+    wgmma (f16, bf16) or m64nNk32 (f8e4m3, f8e5m2; dtype_b for a B of the other fp8 type; K-major tiles
+    only), where row0 = 64 · `warpgroup` is this warpgroup's first row of the A tile."""
+
+    # an instance's K (k of one instruction) is its dtype's: 16 for f16/bf16, 32 for fp8 (set in __init__, with
+    # no class default: a TileOp made inside run-time control flow may not change a class's value)
+
+    def __init__(self, n: int, k: int, dtype, warpgroup=0, dtype_b=None):
+        super().__init__(n, k, dtype, warpgroup)
+        self.dtype_b = dtype if dtype_b is None else dtype_b
+        self.K, self.fp8 = _instruction_k(dtype, self.dtype_b)
+        if k % self.K:
+            raise frontend.current().error(f"the k-depth of a stage must be a multiple of {self.K} for "
+                                           f"{_type_name(dtype)}, found {k}")
 
     def consume(self, acc: Accumulator, stage, tile=None):
         """The MMAs of one pipeline stage (its `a` and `b` tiles) for output tile `tile`, into acc. A TileOp
@@ -162,7 +171,7 @@ def _instruction_k(dtype, dtype_b) -> tuple:
     return WGMMA_K[a], fp8
 
 
-class WgmmaRegA:
+class WgmmaRegA(_WarpgroupMma):
     """acc += P · B where P, the warpgroup's 64 x k left operand, comes from registers (the register-A form of
     wgmma, m64nNk16, f16/bf16) and B, a k x n tile, from shared memory. P is typically an f32 accumulator of an
     earlier MMA (S = Q·Kᵀ in attention): `operand(p)` converts it to `dtype` (the A fragments, 8 values per 16
@@ -170,26 +179,14 @@ class WgmmaRegA:
     An m64 accumulator's values 8j .. 8j + 7 are exactly the A fragment of its columns 16j .. 16j + 15 (the D and
     A register layouts of PTX ISA 9.7.15.5.1.1 line up), so the conversion moves no value between threads."""
 
-    rows_per_warpgroup = Wgmma.rows_per_warpgroup
     K = 16
-    stages_in_flight = 1
 
     def __init__(self, n: int, k: int, dtype, warpgroup=0):
-        if n % 8 or not 8 <= n <= 256:
-            raise frontend.current().error(f"wgmma computes 8 to 256 columns in steps of 8, not {n}")
+        super().__init__(n, k, dtype, warpgroup)
         if _type_name(dtype) not in ("bf16", "f16"):
             raise frontend.current().error(f"the register-A wgmma multiplies bf16 or f16, not {_type_name(dtype)}")
         if k % self.K:
             raise frontend.current().error(f"the k-depth of a register-A MMA must be a multiple of 16, found {k}")
-        self.n, self.k, self.dtype = n, k, dtype
-        self.row0 = warpgroup * self.rows_per_warpgroup
-        self.thread = skc.thread_index() % skc.current_target().warpgroup_size
-
-    def zeros(self) -> Accumulator:
-        return Accumulator(self, self.n)
-
-    def retire(self, pending: int):
-        skc.hopper.wgmma_wait(pending)
 
     def operand(self, p):
         """This thread's part of the left operand: accumulator p (64 x k, its MMAs completed) converted to

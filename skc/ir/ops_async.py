@@ -246,6 +246,16 @@ class WgmmaWaitOp(Op):
     required_attrs = ("pending",)
 
 
+def _verify_columns_and_accumulator(op: Op, acc):
+    """A wgmma's n (8 to 256 in steps of 8) and its f32 accumulator of n/2 values per thread, in and out."""
+    n = op.attrs["n"]
+    if n % 8 or not 8 <= n <= 256:
+        op.fail(f"n must be a multiple of 8 from 8 to 256, found {n}")
+    expected = VectorType(ScalarType("f32"), n // 2)
+    if acc.type is not expected or op.result.type is not expected:
+        op.fail(f"accumulator is {acc.type} giving {op.result.type}, expected {expected}")
+
+
 class WgmmaMmaOp(Op):
     """`wgmma.mma %acc, %desc_a, %desc_b {n, dtype, dtype_b?, trans_a, trans_b}`: the warpgroup's acc + A(64xk) B(kxn), A and B in shared memory by descriptor (k = 16 for f16/bf16, 32 for f8e4m3/f8e5m2, which may mix and must be K-major); acc is each thread's f32 fragment (n/2 values); zero_acc = 1: D = A B, acc ignored (PTX's scale-d = 0)."""
 
@@ -256,18 +266,13 @@ class WgmmaMmaOp(Op):
 
     def verify(self):
         acc, desc_a, desc_b = self.operands
-        n = self.attrs["n"]
-        if n % 8 or not 8 <= n <= 256:
-            self.fail(f"n must be a multiple of 8 from 8 to 256, found {n}")
+        _verify_columns_and_accumulator(self, acc)
         dtype = self.attrs["dtype"]
         if dtype not in WGMMA_K:
             self.fail(f"dtype must be one of {', '.join(WGMMA_K)}, found {dtype!r}")
         dtype_b = self.attrs.get("dtype_b", dtype)
         if dtype_b != dtype and not (dtype in WGMMA_FP8_TYPES and dtype_b in WGMMA_FP8_TYPES):
             self.fail(f"A is {dtype} and B {dtype_b}: only the fp8 types (f8e4m3, f8e5m2) may mix")
-        expected = VectorType(ScalarType("f32"), n // 2)
-        if acc.type is not expected or self.result.type is not expected:
-            self.fail(f"accumulator is {acc.type} giving {self.result.type}, expected {expected}")
         for what, desc in (("A", desc_a), ("B", desc_b)):
             if desc.type is not i64:
                 self.fail(f"{what} descriptor is {desc.type}, expected i64")
@@ -295,17 +300,13 @@ class WgmmaMmaRegAOp(Op):
 
     def verify(self):
         acc, a, desc_b = self.operands
-        n, dtype = self.attrs["n"], self.attrs["dtype"]
-        if n % 8 or not 8 <= n <= 256:
-            self.fail(f"n must be a multiple of 8 from 8 to 256, found {n}")
+        _verify_columns_and_accumulator(self, acc)
+        dtype = self.attrs["dtype"]
         if dtype not in WGMMA_TYPES:
             self.fail(f"dtype must be one of {', '.join(WGMMA_TYPES)} (A from registers), found {dtype!r}")
         fragment = VectorType(ScalarType(dtype), 8)
         if a.type is not fragment:
             self.fail(f"A fragment is {a.type}, expected {fragment} (8 values per thread for m64nNk16)")
-        expected = VectorType(ScalarType("f32"), n // 2)
-        if acc.type is not expected or self.result.type is not expected:
-            self.fail(f"accumulator is {acc.type} giving {self.result.type}, expected {expected}")
         if desc_b.type is not i64:
             self.fail(f"B descriptor is {desc_b.type}, expected i64")
         if self.attrs.get("trans_b", 0) not in (0, 1):

@@ -63,12 +63,8 @@ def test_the_interpreter_wraps_abs_of_the_most_negative_value():
 
 
 def test_the_ptx_computes_abs_with_its_wrap_around():
-    program = ptx_emulator.Program(_ptx(), "abs_facts")
-    arrays = [INT32.copy(), INT64.copy(), np.zeros(128, np.int32), np.zeros(64, np.int64)]
-    memory = ptx_emulator.Memory(arrays)
-    params = dict(zip(program.params, memory.bases))
-    for thread in range(32):
-        program.run(memory, params, thread, 0)
+    arrays = ptx_emulator.run_grid(_ptx(), "abs_facts", [INT32.copy(), INT64.copy(), np.zeros(128, np.int32),
+                                                            np.zeros(64, np.int64)], 1, 32)
     want_out, want_wide = _expected()
     np.testing.assert_array_equal(arrays[2], want_out)
     np.testing.assert_array_equal(arrays[3], want_wide)

@@ -5,20 +5,8 @@ import pytest
 
 import skc
 from skc.blocks import MatmulConfig, matmul_host
-from skc.runtime import devices
 
 RNG = np.random.default_rng(17)
-
-
-@pytest.fixture
-def hopper_interpreter(monkeypatch):
-    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "sm_90a")
-    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
-    devices._target_of.cache_clear()
-    matmul_host._PLANS.clear()
-    yield skc.current_device()
-    matmul_host._PLANS.clear()
-    devices._target_of.cache_clear()
 
 
 def integers(*shape):

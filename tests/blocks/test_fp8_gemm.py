@@ -21,7 +21,6 @@ from skc.blocks.fp8 import (
 from skc.blocks.layout import OperandLayout
 from skc.blocks.mma import Wgmma
 from skc.blocks.payload import SmemTile
-from skc.runtime import devices
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 RNG = np.random.default_rng(17)
@@ -29,15 +28,6 @@ E4M3, E5M2 = ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e5m2
 
 needs_assembler = pytest.mark.skipif(ptx_tools.ptxas_path() is None and not ptx_tools.have_nvjitlink(),
                                      reason="neither ptxas nor nvJitLink is installed")
-
-
-@pytest.fixture
-def hopper_interpreter(monkeypatch):
-    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "sm_90a")
-    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
-    devices._target_of.cache_clear()
-    yield skc.current_device()
-    devices._target_of.cache_clear()
 
 
 def operands(M, N, K, dtype=E4M3, dtype_b=None):

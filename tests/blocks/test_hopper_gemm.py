@@ -19,17 +19,6 @@ from skc.runtime import devices
 RNG = np.random.default_rng(11)
 
 
-@pytest.fixture
-def hopper_interpreter(monkeypatch):
-    """The interpreter modelling sm_90a as the current device."""
-    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "sm_90a")
-    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
-    devices._target_of.cache_clear()
-    assert skc.current_device().target.name == "sm_90a"
-    yield skc.current_device()
-    devices._target_of.cache_clear()
-
-
 def stored(x: np.ndarray, dtype, transposed: bool):
     """x (float32) as `dtype`, row-major or a transposed view of a row-major array."""
     return np.ascontiguousarray(x.T).astype(dtype).T if transposed else x.astype(dtype)

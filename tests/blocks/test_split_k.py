@@ -7,18 +7,8 @@ import pytest
 import skc
 from skc.blocks import MatmulConfig
 from skc.blocks.config import tile_shape
-from skc.runtime import devices
 
 RNG = np.random.default_rng(5)
-
-
-@pytest.fixture
-def hopper_interpreter(monkeypatch):
-    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "sm_90a")
-    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
-    devices._target_of.cache_clear()
-    yield skc.current_device()
-    devices._target_of.cache_clear()
 
 
 def integers(*shape):

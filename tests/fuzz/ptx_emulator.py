@@ -299,3 +299,24 @@ class Memory:
         raw = self.arrays[k].view(np.uint8)
         assert 0 <= off and off + size <= raw.size, ("out of bounds", k, off)
         raw[off:off + size] = np.frombuffer(value.to_bytes(size, "little"), np.uint8)
+
+
+def run_grid(ptx: str, entry: str, arrays: list, blocks: int, threads: int) -> list:
+    """Run kernel `entry` of `ptx` over a 1-D grid, thread by thread, its pointer parameters bound to `arrays` in
+    order (changed in place); gives the arrays."""
+    program = Program(ptx, entry)
+    memory = Memory(arrays)
+    params = dict(zip(program.params, memory.bases))
+    for block in range(blocks):
+        for thread in range(threads):
+            program.run(memory, params, thread, block)
+    return arrays
+
+
+def run_batch(batch, ptx: str) -> tuple:
+    """The int and float outputs of a fuzzgen batch kernel's PTX (its inputs copied, outputs zeroed)."""
+    import fuzzgen
+
+    arrays = [batch.xi.copy(), batch.xf.copy(), np.zeros_like(batch.xi), np.zeros_like(batch.xf)]
+    run_grid(ptx, "batch", arrays, batch.count, fuzzgen.T)
+    return arrays[2], arrays[3]

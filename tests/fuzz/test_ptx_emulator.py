@@ -16,17 +16,6 @@ def _interpret(batch, folder):
     return kernel, out_i, out_f
 
 
-def _emulate(batch, ptx: str):
-    program = ptx_emulator.Program(ptx, "batch")
-    arrays = [batch.xi.copy(), batch.xf.copy(), np.zeros_like(batch.xi), np.zeros_like(batch.xf)]
-    memory = ptx_emulator.Memory(arrays)
-    params = dict(zip(program.params, memory.bases))
-    for block in range(batch.count):
-        for thread in range(fuzzgen.T):
-            program.run(memory, params, thread, block)
-    return arrays[2], arrays[3]
-
-
 def _ptx(kernel, batch):
     compiled = kernel.compile(batch.xi, batch.xf, np.zeros_like(batch.xi), np.zeros_like(batch.xf),
                               target="sm_90a", block=(fuzzgen.T, 1, 1))
@@ -38,7 +27,7 @@ def _ptx(kernel, batch):
 def test_fuzz_kernels_ptx_matches_the_interpreter(seed, tmp_path):
     batch = fuzzgen.Batch(seed, 50)
     kernel, want_i, want_f = _interpret(batch, str(tmp_path))
-    got_i, got_f = _emulate(batch, _ptx(kernel, batch))
+    got_i, got_f = ptx_emulator.run_batch(batch, _ptx(kernel, batch))
     found = fuzzgen.mismatches(batch, got_i, got_f, want_i, want_f)
     assert not found, found[:5]
 
@@ -51,7 +40,7 @@ def test_the_emulator_sees_a_wrong_instruction(tmp_path):
     kernel, want_i, want_f = _interpret(batch, str(tmp_path))
     ptx = _ptx(kernel, batch)
     swapped = ptx.replace("mul.rn.f32", "div.rn.f32")
-    assert fuzzgen.mismatches(batch, *_emulate(batch, swapped), want_i, want_f)
+    assert fuzzgen.mismatches(batch, *ptx_emulator.run_batch(batch, swapped), want_i, want_f)
     program = ptx_emulator.Program(ptx, "batch")
     assert program.compute("add", ["add", "rn", "f32"], [ptx_emulator.bits(np.float32(1.0)),
                                                          ptx_emulator.bits(np.float32(2.0 ** -24))], None) \

@@ -280,3 +280,16 @@ def test_a_given_config_takes_the_calls_epilogue(monkeypatch):
     expected = np.maximum(2.0 * (a.astype(np.float32) @ b.astype(np.float32)) + bias, 0.0)
     assert (expected == 0).any() and (expected > 0).any()
     np.testing.assert_array_equal(out.astype(np.float32), expected)
+
+
+def test_an_fp8_plan_encodes_each_map_once_per_address():
+    """The fp8 host path keeps its tensor maps as matmul's plans do (host_plans.MapsByAddress)."""
+    from skc.blocks import fp8_host
+
+    with fake_cuda.installed():
+        plan = object.__new__(fp8_host._Plan)
+        plan.maps = {}
+        a, other = fake_cuda.FakeTensor((256, 128), "float16"), fake_cuda.FakeTensor((256, 128), "float16")
+        first = plan.encoded(0, a, (64, 64), 128)
+        assert plan.encoded(0, a, (64, 64), 128) is first
+        assert plan.encoded(0, other, (64, 64), 128) is not first
