@@ -134,14 +134,8 @@ class DeviceLauncher:
             lines += ["        " + line for line in self._argument_lines(i, p, namespace)]
         lines += ["    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
                   "        _bad(args, error)",
-                  "    if stream is None:"]
-        first = order[0] if order and params[order[0]].kind == POINTER else None
-        if first is not None:   # a torch tensor first: its current stream, with no search through the arguments
-            namespace["_torch_stream"] = _torch_stream
-            lines.append(f"        stream = _torch_stream(None, _index) if type(a{first}) is _Tensor else "
-                         f"_current_stream(({sources}), _index)")
-        else:
-            lines.append(f"        stream = _current_stream(({sources}), _index)")
+                  "    if stream is None:",
+                  f"        stream = _current_stream(({sources}), _index)"]
         namespace["_current_stream"] = current_stream
         lines += ["    " + line for line in call_lines]
         exec(compile("\n".join(lines), f"<skc launcher for {self.kernel_name}>", "exec"), namespace)
