@@ -48,7 +48,7 @@ def error_of(got, q, k, v, causal, rows=256):
 
 
 def sweep():
-    """skc's TFLOP/s on (8, 16, 4096, 128) for a few configurations (block_n, stages)."""
+    """skc's TFLOP/s on (8, 16, 4096, 128) for a few configurations (AttentionConfig fields beside the defaults)."""
     from skc.blocks.attention_kernel import AttentionConfig
 
     B, H, S, D = 8, 16, 4096, 128
@@ -56,17 +56,14 @@ def sweep():
     out = torch.empty_like(q)
     for causal in (False, True):
         flops = 4 * B * H * S * S * D / (2 if causal else 1)
-        for block_n, stages, registers, persistent, overlap, pingpong in (
-                (128, 2, (40, 232), False, False, False), (128, 2, (24, 240), False, False, False),
-                (112, 2, (40, 232), False, False, False), (128, 2, (40, 232), True, True, False),
-                (128, 2, (40, 232), False, True, False), (64, 4, (40, 232), False, True, False),
-                (128, 2, (40, 232), False, False, True), (128, 2, (40, 232), False, True, True),
-                (128, 2, (40, 232), True, True, True)):
-            config = AttentionConfig(head_dim=D, block_n=block_n, stages=stages, causal=causal, persistent=persistent,
-                                     overlap=overlap, pingpong=pingpong, producer_registers=registers[0],
-                                     consumer_registers=registers[1])
-            name = (f"sweep causal={causal} block_n={block_n} stages={stages} registers={registers} "
-                    f"persistent={persistent} overlap={overlap} pingpong={pingpong}")
+        for fields in ({}, dict(producer_registers=24, consumer_registers=240), dict(overlap=True),
+                       dict(overlap=True, value_stages=3), dict(overlap=True, producer_registers=24, consumer_registers=240),
+                       dict(overlap=True, value_stages=3, producer_registers=24, consumer_registers=240),
+                       dict(overlap=True, pingpong=True), dict(overlap=True, value_stages=3, pingpong=True),
+                       dict(pingpong=True), dict(persistent=True, overlap=True),
+                       dict(block_n=64, stages=4, overlap=True), dict(block_n=112, overlap=True, value_stages=3)):
+            config = AttentionConfig(head_dim=D, causal=causal, **fields)
+            name = f"sweep causal={causal} {fields}"
             try:
                 tflops = flops / timed(lambda c=config, causal=causal: attention(q, k, v, causal=causal, out=out,
                                                                                  config=c)) / 1e12

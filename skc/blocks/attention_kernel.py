@@ -1,7 +1,7 @@
 """Attention forward (FlashAttention-style), composed from the blocks: O = softmax(scale · Q Kᵀ) V per head.
 
 A producer warpgroup loads the block's Q tile once (a one-stage pipeline) and streams K and V blocks through
-an InputTilePipeline with TMA; two consumer warpgroups each own 64 query rows: S = Q Kᵀ with the Wgmma TileOp
+two InputTilePipelines with TMA (K's stage is free once S is computed, V's once P·V is: the next K loads early); two consumer warpgroups each own 64 query rows: S = Q Kᵀ with the Wgmma TileOp
 (operands in shared memory), the OnlineSoftmax TileOp turns S into P and rescales O, O += P V with the
 register-A WgmmaRegA TileOp (P never leaves the registers), and a TMA-store epilogue writes O / l. Tensors are
 (batch, heads, sequence, head_dim) views with any strides (TMA maps of rank 4), so (B, S, H, D) tensors need
@@ -16,7 +16,7 @@ import skc
 from .epilogue import TmaStoreEpilogue
 from .layout import OperandLayout
 from .mma import Wgmma, WgmmaRegA
-from .payload import SmemTile, TilePayload
+from .payload import TilePayload
 from .pipeline import InputTilePipeline
 from .roles import WarpgroupTurns, WarpRoles
 from .softmax import OnlineSoftmax
@@ -44,12 +44,13 @@ class HeadLayout(OperandLayout):
 @dataclass(frozen=True)
 class AttentionConfig:
     """One block computes `block_m` query rows (64 per consumer warpgroup) of one head against `block_n` keys
-    at a time, through `stages` K/V stages."""
+    at a time, through `stages` K stages and `value_stages` V stages."""
 
     head_dim: int = 128
     block_m: int = 128
     block_n: int = 128
     stages: int = 2
+    value_stages: int = 0        # V's stages (0: as many as K's): with overlap, V's stage is held one block longer
     consumers: int = 2
     dtype: str = "bf16"
     causal: bool = False
@@ -70,10 +71,14 @@ class AttentionConfig:
         if self.persistent and not self.overlap:
             raise ValueError("persistent=True needs overlap=True: in the persistent tile loop ptxas serializes the "
                              "wgmmas of the serial key-block loop (C7519, 'WG.AR in divergent path')")
-        if self.overlap and self.stages < 2:
-            raise ValueError("overlap holds a K/V stage for P·V while the next one is read: it needs 2 stages or more")
+        if self.overlap and self.v_stages < 2:
+            raise ValueError("overlap holds a V stage for P·V while the next one is read: it needs 2 V stages or more")
         if self.dtype not in ("bf16", "f16"):
             raise ValueError(f"attention runs on bf16 or f16, not {self.dtype}")
+
+    @property
+    def v_stages(self) -> int:
+        return self.value_stages or self.stages
 
     @property
     def q_stages(self) -> int:
@@ -87,19 +92,22 @@ class AttentionConfig:
     def q_payload(self) -> TilePayload:
         return TilePayload(q=HeadLayout(self.block_m, self.head_dim, 2, True))
 
-    def kv_payload(self) -> TilePayload:
-        return TilePayload(key=HeadLayout(self.block_n, self.head_dim, 2, True),
-                           value=HeadLayout(self.head_dim, self.block_n, 2, False))
+    def k_payload(self) -> TilePayload:
+        return TilePayload(key=HeadLayout(self.block_n, self.head_dim, 2, True))
+
+    def v_payload(self) -> TilePayload:
+        return TilePayload(value=HeadLayout(self.head_dim, self.block_n, 2, False))
 
     def boxes(self) -> dict:
-        return {"q": self.q_payload().layouts["q"].box(), "k": self.kv_payload().layouts["key"].box(),
-                "v": self.kv_payload().layouts["value"].box(), "o": (1, 1, ROWS, 64)}
+        return {"q": self.q_payload().layouts["q"].box(), "k": self.k_payload().layouts["key"].box(),
+                "v": self.v_payload().layouts["value"].box(), "o": (1, 1, ROWS, 64)}
 
     def shared_bytes(self) -> int:
-        stage = 2 * self.block_n * self.head_dim * 2
+        tile = self.block_n * self.head_dim * 2   # a K or a V tile
         staging = self.consumers * TmaStoreEpilogue.staging_elements(2) * 2
-        barriers = 16 * (self.stages + self.q_stages)
-        return self.q_stages * self.block_m * self.head_dim * 2 + self.stages * stage + staging + 1024 + barriers
+        barriers = 16 * (self.stages + self.v_stages + self.q_stages)
+        return (self.q_stages * self.block_m * self.head_dim * 2 + (self.stages + self.v_stages) * tile + staging
+                + 1024 + barriers)
 
 
 @skc.kernel
@@ -110,29 +118,34 @@ def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, batches: skc.i3
     head), or (cfg.persistent) a grid of at most one block per SM walking the tiles."""
     tiles = HeadTiles(Sq, Skv, batches * heads, heads, cfg)
     mine = tiles.mine()   # (before the roles split: the producer runs on few registers)
-    q_load, kv_load = TmaLoader(cfg.q_payload(), q=q), TmaLoader(cfg.kv_payload(), key=k, value=v)
+    q_load, k_load, v_load = (TmaLoader(cfg.q_payload(), q=q), TmaLoader(cfg.k_payload(), key=k),
+                              TmaLoader(cfg.v_payload(), value=v))
     with InputTilePipeline(cfg.q_payload(), cfg.q_stages, q_load, consumers=cfg.consumers) as q_pipe, \
-            InputTilePipeline(cfg.kv_payload(), cfg.stages, kv_load, consumers=cfg.consumers) as kv_pipe:
+            InputTilePipeline(cfg.k_payload(), cfg.stages, k_load, consumers=cfg.consumers) as k_pipe, \
+            InputTilePipeline(cfg.v_payload(), cfg.v_stages, v_load, consumers=cfg.consumers) as v_pipe:
         roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
         if roles.is_producer():
             roles.enter_producer()
-            if q_load.is_issuing() & kv_load.is_issuing():
+            if q_load.is_issuing() & k_load.is_issuing() & v_load.is_issuing():
                 # Q stays in its stage until the consumers' last key block: drain the Q pipeline last
-                with q_pipe.producer() as q_producer, kv_pipe.producer() as producer:
+                with q_pipe.producer() as q_producer, k_pipe.producer() as k_producer, \
+                        v_pipe.producer() as v_producer:
                     for tile in mine:
                         with q_producer.acquire() as stage:
                             q_load(stage, 0, q=(tile.batch, tile.head, tile.row0))
                         for j in range(tiles.key_blocks(tile.row0)):
                             keys = (tile.batch, tile.head // group, j * cfg.block_n)
-                            with producer.acquire() as stage:
-                                kv_load(stage, 0, key=keys, value=keys)
+                            with k_producer.acquire() as stage:
+                                k_load(stage, 0, key=keys)
+                            with v_producer.acquire() as stage:
+                                v_load(stage, 0, value=keys)
         else:
             roles.enter_consumer()
-            _consume(q_pipe, kv_pipe, mine, tiles, o, lse, Sq, Skv, scale, roles.consumer_index(), cfg)
+            _consume(q_pipe, k_pipe, v_pipe, mine, tiles, o, lse, Sq, Skv, scale, roles.consumer_index(), cfg)
 
 
 @skc.func
-def _consume(q_pipe, kv_pipe, mine, tiles, o, lse, Sq, Skv, scale, warpgroup, cfg):
+def _consume(q_pipe, k_pipe, v_pipe, mine, tiles, o, lse, Sq, Skv, scale, warpgroup, cfg):
     """A consumer warpgroup: for each of its tiles, S = Q Kᵀ, the online softmax and O += P V over the key blocks,
     then the epilogue. With cfg.pingpong the consumers take turns issuing their MMAs (WarpgroupTurns)."""
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
@@ -140,22 +153,25 @@ def _consume(q_pipe, kv_pipe, mine, tiles, o, lse, Sq, Skv, scale, warpgroup, cf
     pv = WgmmaRegA(cfg.head_dim, cfg.block_n, dtype, warpgroup=warpgroup)
     epilogue = HeadTileEpilogue(o, dtype, warpgroup, cfg.consumers)
     turn = WarpgroupTurns(cfg.consumers, warpgroup, enabled=cfg.pingpong)
-    # with overlap, pv keeps one stage in flight: a K/V stage is released once the P·V reading its V completed
-    with epilogue, q_pipe.consumer() as q_consumer, kv_pipe.consumer(pv if cfg.overlap else None) as kv_consumer:
+    # with overlap, pv keeps one V stage in flight: it is released once the P·V reading it completed
+    with epilogue, q_pipe.consumer() as q_consumer, k_pipe.consumer() as k_consumer, \
+            v_pipe.consumer(pv if cfg.overlap else None) as v_consumer:
         for tile in mine:
             # S and its softmax for this warpgroup's rows (from its first query row), and O
             scores = KeyBlockScores(qk, OnlineSoftmax(scale), tile.row0 + warpgroup * ROWS, Skv, cfg)
             acc = pv.zeros()
             with q_consumer.acquire() as q_stage:
                 if cfg.overlap:
-                    _overlapped(q_stage.q, kv_consumer, scores, pv, acc, tiles.key_blocks(tile.row0), cfg, turn)
+                    _overlapped(q_stage.q, k_consumer, v_consumer, scores, pv, acc, tiles.key_blocks(tile.row0),
+                                turn)
                 else:  # the two consumer warpgroups overlap each other's softmax and MMAs
                     for j in range(tiles.key_blocks(tile.row0)):
-                        with kv_consumer.acquire() as stage:
+                        with k_consumer.acquire() as stage:
                             with turn:
                                 scores.issue(q_stage.q, stage.key)              # S = Q K_jᵀ
                             scores.retire(0)
-                            scores.softmax.rescale(acc, scores.softmax_step(j))
+                        scores.softmax.rescale(acc, scores.softmax_step(j))
+                        with v_consumer.acquire() as stage:
                             with turn:
                                 pv(acc, pv.operand(scores.s), stage.value)      # O += P V_j
                             acc.wait()
@@ -166,29 +182,29 @@ def _consume(q_pipe, kv_pipe, mine, tiles, o, lse, Sq, Skv, scale, warpgroup, cf
 
 
 @skc.func
-def _overlapped(q, kv_consumer, scores, pv, acc, key_blocks, cfg, turn):
+def _overlapped(q, k_consumer, v_consumer, scores, pv, acc, key_blocks, turn):
     """The key blocks with block j's softmax running while the tensor cores compute block j - 1's P·V
-    (FlashAttention-3's overlap inside a warpgroup); the K/V pipeline's consumer holds a stage for pv. A turn
-    (cfg.pingpong) covers the MMAs issued together."""
-    value_layout = cfg.kv_payload().layouts["value"]
-    with kv_consumer.acquire() as stage:
+    (FlashAttention-3's overlap inside a warpgroup); V's consumer holds a stage for pv. A turn (cfg.pingpong)
+    covers the MMAs issued together."""
+    with k_consumer.acquire() as stage:
         with turn:
             scores.issue(q, stage.key)
         scores.retire(0)
-        scores.softmax_step(0)
-        p, values = pv.operand(scores.s), stage.value.address
+    scores.softmax_step(0)
+    p = pv.operand(scores.s)
     for j in range(1, key_blocks):
-        with kv_consumer.acquire() as stage:
+        with k_consumer.acquire() as key_stage, v_consumer.acquire() as value_stage:
             with turn:
-                scores.issue(q, stage.key)                              # S = Q K_jᵀ
-                pv(acc, p, SmemTile("value", values, value_layout))     # O += P V_j-1, in flight
+                scores.issue(q, key_stage.key)                          # S = Q K_jᵀ
+                pv(acc, p, value_stage.value)                           # O += P V_j-1, in flight
             scores.retire(1)                                            # S is ready, P·V may still run
-            factors = scores.softmax_step(j)
-            pv.retire(0)
-            scores.softmax.rescale(acc, factors)
-            p, values = pv.operand(scores.s), stage.value.address
-    with turn:
-        pv(acc, p, SmemTile("value", values, value_layout))
+        factors = scores.softmax_step(j)
+        pv.retire(0)
+        scores.softmax.rescale(acc, factors)
+        p = pv.operand(scores.s)
+    with v_consumer.acquire() as stage:
+        with turn:
+            pv(acc, p, stage.value)
     acc.wait()
 
 
