@@ -33,8 +33,9 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
         raise skc.LaunchError(f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
     dtype = "bf16" if host else _dtype_name(q)
     if config is None:
+        # D <= 128: softmax overlapped with the previous block's P·V, V three stages deep (benchmarks/NOTES.md)
         config = AttentionConfig(head_dim=D, dtype=dtype, causal=bool(causal), lse=bool(return_lse),
-                                 block_n=128 if D <= 128 else 64)
+                                 block_n=128 if D <= 128 else 64, overlap=D <= 128, value_stages=3 if D <= 128 else 0)
     if config.head_dim != D:
         raise skc.LaunchError(f"the configuration is for head_dim {config.head_dim}, the tensors have {D}")
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)

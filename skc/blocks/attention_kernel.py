@@ -56,8 +56,8 @@ class AttentionConfig:
     causal: bool = False
     lse: bool = False
     persistent: bool = False     # a grid of at most one block per SM walking the tiles (Q double-buffered)
-    overlap: bool = False        # softmax of key block j during P·V of block j - 1 in each warpgroup (slower so far)
-    pingpong: bool = False       # the consumer warpgroups take turns issuing their MMAs (WarpgroupTurns; unmeasured)
+    overlap: bool = False        # softmax of key block j during P·V of block j - 1 in each warpgroup
+    pingpong: bool = False       # the consumer warpgroups take turns issuing their MMAs (WarpgroupTurns; no gain)
     producer_registers: int = 40
     consumer_registers: int = 232
 
