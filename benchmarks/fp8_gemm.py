@@ -2,7 +2,7 @@
 (DeepSeek-V3 1x128 / 128x128 scales), TFLOP/s of each and the relative error of each against a float32 reference
 of the dequantized operands (bf16 outputs). Prints a table last; JSON to $OUT/fp8_gemm.json when $OUT is set.
 
-    python benchmarks/fp8_gemm.py [--shapes 4096x4096x4096,...] [--rep-ms 100] [--no-variants]
+    python benchmarks/fp8_gemm.py [--shapes 4096x4096x4096,...] [--rep-ms 100] [--no-variants] [--variants A,B]
 """
 from __future__ import annotations
 
@@ -29,11 +29,13 @@ TARGETS = {(4096, 4096, 4096): (1335, 1176), (8192, 8192, 8192): (1285, 1089), (
 
 VARIANTS = {"block-ovl": {"overlap_scaling": True},               # scaling overlapped with the next MMAs
             "block-s4": {"stages": 4},                             # fewer stages
-            "block-g4": {"group_m": 4}}                            # another raster grouping
+            "block-g4": {"group_m": 4},                            # another raster grouping
+            "block-pp": {"tile_m": 64, "consumers": 2, "pingpong": True}}  # the consumers take 64-row tiles in turn
 
 
 VARIANTS_ON = True  # --no-variants: only the default configuration of each kind
-PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "consumers": 1}}
+PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "consumers": 1},
+                       "pt-pp": {"tile_m": 64, "consumers": 2, "pingpong": True}}
 
 
 def operands(M, N, K):
@@ -140,9 +142,14 @@ def main():
     parser.add_argument("--shapes", default=",".join("x".join(map(str, s)) for s in SHAPES))
     parser.add_argument("--rep-ms", type=int, default=100)
     parser.add_argument("--no-variants", action="store_true", help="only the default configuration of each kind")
+    parser.add_argument("--variants", help="only these variants (a comma list of their names)")
     args = parser.parse_args()
     global VARIANTS_ON
     VARIANTS_ON = not args.no_variants
+    if args.variants:
+        for table in (VARIANTS, PER_TENSOR_VARIANTS):
+            for name in [name for name in table if name not in args.variants.split(",")]:
+                del table[name]
     out_dir = os.environ.get("OUT")
     log = open(os.path.join(out_dir, "fp8_gemm.log"), "w") if out_dir else sys.stderr  # noqa: SIM115
     rows = []

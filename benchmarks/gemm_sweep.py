@@ -3,11 +3,12 @@
 Times the GPU work only: launches are queued behind a sleeping kernel, so host cost never shows; the
 end-to-end figures (host included) are benchmarks/run.py's. It feeds the tuning table: for each shape it
 prints the best configuration and its ratio to cuBLAS, and writes every figure to --json.
-Usage: python benchmarks/gemm_sweep.py [--json FILE] [--shapes MxNxK,...]
+Usage: python benchmarks/gemm_sweep.py [--json FILE] [--shapes MxNxK,...] [--split] [--only REGEX]
 """
 import argparse
 import json
 import os
+import re
 import sys
 from dataclasses import replace
 
@@ -40,6 +41,10 @@ def candidates(M, N, K, only_split=False):
                 for split in (2, 3, 4, 8):
                     if split * tiles <= 2 * 132 and K >= split * 256:
                         found[f"{tile_m}x{tile_n} s{stages} c1 k{split}"] = replace(base, stages=stages, split_k=split)
+    for tile_n in (256, 192, 128):   # pingpong: each consumer warpgroup its own 64-row tiles, taking turns
+        base = MatmulConfig(tile_n=tile_n, tile_m=64, consumers=2, pingpong=True, stages=2)
+        stages = max(n for n in range(2, 13) if replace(base, stages=n).shared_bytes() <= 232448)
+        found[f"64x{tile_n} s{stages} pp"] = replace(base, stages=stages)
     if only_split:
         found = {name: cfg for name, cfg in found.items() if name == "default" or " k" in name or
                  name.startswith("64x")}
@@ -68,6 +73,7 @@ def main():
     parser.add_argument("--json")
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--split", action="store_true", help="only the 64-row tiles and their split-K variants")
+    parser.add_argument("--only", help="only the configurations whose names match this regular expression")
     args = parser.parse_args()
     device = skc.current_device()
     results = []
@@ -82,6 +88,8 @@ def main():
         row = {"shape": shape, "cublas_tflops": cublas, "configs": {}}
         print(f"{shape}: cuBLAS {cublas:.1f} TFLOP/s", flush=True)
         for name, cfg in candidates(M, N, K, args.split).items():
+            if args.only and not re.search(args.only, name):
+                continue
             try:
                 if cfg.split_k > 1:  # through matmul()'s plan (its workspace); the host is hidden behind the sleep
                     def launch():

@@ -38,6 +38,8 @@ class MatmulConfig:
     epilogue: EpilogueSpec = field(default_factory=EpilogueSpec)
     batched: str = ""            # operands with a batch dimension ("ab", "a" or "b"; out too): 3-D tensor maps
     split_k: int = 1             # work units per output tile, each over a share of K (partial sums added in fp32)
+    pingpong: bool = False       # each consumer computes its own 64-row tiles, the consumers taking turns at the
+                                 # tensor cores: one's epilogue runs during the other's mainloop (tile_m = 64)
     producer_registers: int = 40
     consumer_registers: int = 232
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
@@ -45,9 +47,14 @@ class MatmulConfig:
     def __post_init__(self):
         if self.dtype not in self.input_types:
             raise ValueError(f"the GEMM multiplies {' or '.join(self.input_types)}, not {self.dtype}")
-        if self.tile_m != ROWS * self.consumers:
+        if self.pingpong and (self.tile_m != ROWS or self.consumers < 2):
+            raise ValueError(f"pingpong: each of 2 or more consumer warpgroups computes its own tiles of {ROWS} rows "
+                             f"(tile_m={ROWS}), found tile_m={self.tile_m} with {self.consumers} consumers")
+        if not self.pingpong and self.tile_m != ROWS * self.consumers:
             raise ValueError(f"tile_m must be {ROWS} per consumer warpgroup: {ROWS * self.consumers}, found "
                              f"{self.tile_m}")
+        if self.pingpong and (self.split_k > 1 or self.cluster_m > 1):
+            raise ValueError("pingpong takes whole tiles without clusters: use split_k=1, cluster_m=1")
         if self.tile_n % 64 or not 64 <= self.tile_n <= 256:
             raise ValueError(f"tile_n must be 64, 128, 192 or 256, found {self.tile_n}")
         if self.tile_k * self.elem_bytes % 128:

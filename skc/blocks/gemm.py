@@ -21,7 +21,7 @@ from .mfma import Mfma
 from .mma import Wgmma
 from .pingpong import LdsPipeline
 from .pipeline import InputTilePipeline
-from .roles import WarpRoles
+from .roles import WarpgroupTurns, WarpRoles
 from .scheduler import SplitKScheduler, TileScheduler
 from .tile_io import TmaLoader, VectorLoader
 
@@ -74,7 +74,9 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
     skc.hopper.kernel_attributes(cluster=(cfg.cluster_m, 1, 1))
     payload = cfg.payload()
     load = _hopper_loader(cfg, payload, a, b, M, N, K, maps)
-    with InputTilePipeline(payload, cfg.stages, load, consumers=cfg.consumers, cluster=cfg.cluster_m) as pipe:
+    # with pingpong each stage has one reader: the consumer whose tile it holds
+    readers = 1 if cfg.pingpong else cfg.consumers
+    with InputTilePipeline(payload, cfg.stages, load, consumers=readers, cluster=cfg.cluster_m) as pipe:
         roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
         k_tiles = skc.cdiv(K, cfg.tile_k)
         if split is None:
@@ -95,24 +97,34 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
             roles.enter_consumer()
             warpgroup = roles.consumer_index()
             tile_op = _tile_op(cfg)
-            mma = tile_op(cfg.tile_n, cfg.tile_k, dtype, warpgroup=warpgroup, dtype_b=dtype_b)
+            # pingpong: each consumer's tiles are its own (all 64 rows of the stage's A tile are its)
+            mma = tile_op(cfg.tile_n, cfg.tile_k, dtype, warpgroup=0 if cfg.pingpong else warpgroup, dtype_b=dtype_b)
             acc = mma.zeros()
             if split is None:
                 epilogue = TmaStoreEpilogue(out, out_dtype, epilogue_args, warpgroup, cfg.consumers)
             else:
                 epilogue = SplitKEpilogue(out, *split, out_dtype, epilogue_args, cfg.split_k, warpgroup,
                                           cfg.consumers, cfg.tile_n)
+            turn = WarpgroupTurns(cfg.consumers, warpgroup, enabled=cfg.pingpong)
+            others = cfg.consumers - 1 if cfg.pingpong else 0   # consumers whose tiles come between two of mine
             with epilogue, pipe.consumer(mma) as consumer:  # the epilogue's stores are flushed last
-                for tile in tiles:
+                if others:
+                    consumer.skip(warpgroup * k_tiles)      # the earlier consumers' first tiles
+                for tile in tiles.every(cfg.consumers, warpgroup) if others else tiles:
                     acc.zero()
                     k_begin, k_end = tile.k_steps(k_tiles)
-                    for k in range(k_begin, k_end):
-                        with consumer.acquire() as stage:
-                            mma.consume(acc, stage, tile)
+                    with turn:
+                        for k in range(k_begin, k_end):
+                            with consumer.acquire() as stage:
+                                mma.consume(acc, stage, tile)
+                    if others:
+                        consumer.skip(others * k_tiles)
                     if cfg.batched:
                         epilogue(acc, tile.row0, tile.col0, tile.batch)
                     else:
                         epilogue(acc, tile.row0, tile.col0)
+                if others:
+                    turn.close(tiles.count())
 
 
 def _origin(cfg, name, tile, row0):

@@ -157,6 +157,19 @@ class ConsumerRole(_Role):
             self.held[i].index = self.held[i + 1].index
         self.held[self.lag - 1].index = index
 
+    def skip(self, steps):
+        """Leave the next `steps` (a run-time count) stages to the other consumers (warpgroups that take tiles in
+        turn): release the stages this one still holds, once its reader retired them, and move past those."""
+        if self.lag:
+            self.reader.retire(0)
+            for held in self.held:
+                if held.index >= 0:
+                    self.arrive(held.index)
+                held.index = -1
+        position = self.index + steps
+        self.phase ^= (position // self.pipeline.stages) & 1
+        self.index = position % self.pipeline.stages
+
     def arrive(self, index):
         # one arrival per consumer warpgroup (its first thread), on the stage's empty barrier in every
         # block of the cluster (their producers multicast into this block's stage too)

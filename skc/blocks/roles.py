@@ -85,3 +85,10 @@ class WarpgroupTurns:
         if self.consumers > 1:
             skc.barrier_arrive(self.first_id + (self.warpgroup + 1) % self.consumers, self.threads)
         return False
+
+    def close(self, turns):
+        """After `turns` turns in all (taken round-robin), the last one passed on waits at warpgroup turns %
+        consumers: that warpgroup takes it, so that the block exits with no arrival pending at a barrier."""
+        if self.consumers > 1:
+            if self.warpgroup == turns % self.consumers:
+                skc.barrier_named(self.first_id + self.warpgroup, self.threads)

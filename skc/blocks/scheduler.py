@@ -42,6 +42,16 @@ class TileScheduler:
     def __skc_item__(self, index):
         return self._tile_at(index) if self.single else self._batch_tile_at(index)
 
+    def count(self):
+        """How many tiles this block visits (a run-time value; at least one: the grid has no more blocks)."""
+        first, units, step = self.__skc_range__()
+        return skc.cdiv(units - first, step)
+
+    def every(self, n: int, first):
+        """`for tile in tiles.every(n, i):` visits tiles i, i + n, i + 2n, ... of this block's (consumer warpgroup i of
+        n taking its tiles in turn)."""
+        return _EveryNth(self, n, first)
+
     def _batch_tile_at(self, index):
         tiles = self.tiles_m * self.tiles_n
         tile = self._tile_at(index % tiles)
@@ -86,3 +96,15 @@ class SplitKScheduler(TileScheduler):
         tile = self._tile_at(index % tiles)
         k_begin = (index // tiles) * self.share
         return Tile(tile.row0, tile.col0, k_begin, skc.minimum(k_begin + self.share, self.k_tiles))
+
+
+class _EveryNth:
+    def __init__(self, tiles: TileScheduler, n: int, first):
+        self.tiles, self.n, self.first = tiles, n, first
+
+    def __skc_range__(self):
+        start, units, step = self.tiles.__skc_range__()
+        return start + self.first * step, units, step * self.n
+
+    def __skc_item__(self, index):
+        return self.tiles.__skc_item__(index)

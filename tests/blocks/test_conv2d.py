@@ -266,3 +266,11 @@ def test_a_config_asking_for_split_k_runs_unsplit(interpreter):
     config = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=3, split_k=2)
     y = conv2d(x, w, config=config)
     np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, 1, 0, 1))
+
+
+@pytest.mark.parametrize("R, pad", [(3, 1), (1, 0)], ids=["im2col", "pointwise"])
+def test_the_consumers_may_take_tiles_in_turn(interpreter, R, pad):
+    x, w = small_integers((2, 9, 8, 16)), small_integers((8, R, R, 16))   # 144 output pixels: three 64-row tiles
+    config = skc.blocks.MatmulConfig(tile_m=64, tile_n=64, consumers=2, pingpong=True, stages=3)
+    y = conv2d(x, w, padding=pad, config=config)
+    np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, 1, pad, 1))

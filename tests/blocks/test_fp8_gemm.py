@@ -69,6 +69,17 @@ def test_per_tensor_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, sha
     np.testing.assert_array_equal(out, 2.0 * (a @ b))
 
 
+def test_per_tensor_fp8_gemm_with_consumers_taking_turns(hopper_interpreter):
+    M, N, K = 200, 136, 256   # four 64-row tiles of two 128-wide ones: the two consumers take four each
+    a, b, a8, b8 = operands(M, N, K)
+    out = np.full((M, N), np.nan, np.float32)
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, out_dtype="f32", tile_m=64, tile_n=128, consumers=2,
+                                             pingpong=True, stages=3)
+    skc.blocks.matmul(a8, b8, out, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
+                      out_dtype="float32", config=config)
+    np.testing.assert_array_equal(out, 2.0 * (a @ b))
+
+
 def test_a_given_config_takes_the_calls_epilogue_and_must_match_the_operands(hopper_interpreter):
     M, N, K = 64, 128, 128
     a, b, a8, b8 = operands(M, N, K)
@@ -91,7 +102,7 @@ def test_per_tensor_fp8_gemm_fused_bias_relu_to_f16(hopper_interpreter):
     np.testing.assert_array_equal(out.astype(np.float32), np.maximum(0.5 * (a @ b) + bias, 0.0))
 
 
-@pytest.mark.parametrize("overlap", [False, True], ids=["serial", "overlapped"])
+@pytest.mark.parametrize("overlap", [False, True, "pingpong"], ids=["serial", "overlapped", "pingpong"])
 @pytest.mark.parametrize("shape", [(136, 256, 384), (64, 136, 256), (128, 640, 128), (128, 256, 512)],
                          ids=["m-tail", "n-tail", "wide", "n256"])
 def test_block_scaled_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, overlap):
@@ -99,8 +110,11 @@ def test_block_scaled_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, s
     a, b, a8, b8 = operands(M, N, K)
     sa, sb = block_scales(M, N, K)
     out = np.full((M, N), np.nan, np.float32)
-    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, out_dtype="f32", overlap_scaling=overlap,
-                                             **({"tile_n": 256, "stages": 2} if N == 256 and K == 512 else {}))
+    fields = {"tile_n": 256, "stages": 2} if N == 256 and K == 512 else {}
+    if overlap == "pingpong":  # the consumers take 64-row tiles in turn
+        fields.update(tile_m=64, consumers=2, pingpong=True, stages=2)
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, out_dtype="f32",
+                                             overlap_scaling=overlap is True, **fields)
     skc.blocks.matmul(a8, b8, out, scale_a=sa, scale_b=sb, out_dtype="float32", config=config)
     expected = block_reference(a, b, sa, sb)
     assert np.abs(expected).max() > 100  # the scales matter

@@ -31,6 +31,7 @@ VARIANTS = [
     MatmulConfig(tile_n=256, stages=4),
     MatmulConfig(tile_n=256, stages=4, cluster_m=2),
     MatmulConfig(epilogue=EpilogueSpec(alpha=True, beta=True, bias=True, activation="gelu")),
+    MatmulConfig(tile_m=64, tile_n=256, stages=4, pingpong=True),   # the consumers take 64-row tiles in turn
 ]
 
 

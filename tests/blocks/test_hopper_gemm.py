@@ -31,7 +31,12 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     ((200, 136, 72), {"loader": "vector"}),                     # the vector loader instead of TMA
     ((256, 192, 128), {"loader": "vector", "a_k_major": False, "b_k_major": True}),
     ((136, 256, 128), {"tile_n": 256, "stages": 2}),            # 64 x 256 per warpgroup: four epilogue chunks
-], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256"])
+    # pingpong: each consumer its own 64-row tiles, taking turns; odd and even tile counts per block, a ring of
+    # stages that the k-steps of a tile do not divide, and more tiles than the interpreter has SMs
+    ((200, 136, 72), {"tile_m": 64, "stages": 3, "pingpong": True}),
+    ((256, 128, 320), {"tile_m": 64, "tile_n": 64, "stages": 4, "pingpong": True}),
+    ((64 * 9, 128, 64), {"tile_m": 64, "stages": 2, "pingpong": True}),
+], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256", "pingpong", "pingpong-ring", "pingpong-many"])
 def test_hopper_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, config):
     m, n, k = shape
     a, b = RNG.integers(-2, 3, (m, k)).astype(np.float32), RNG.integers(-2, 3, (k, n)).astype(np.float32)
