@@ -30,7 +30,9 @@ TARGETS = {(4096, 4096, 4096): (1335, 1176), (8192, 8192, 8192): (1285, 1089), (
 VARIANTS = {"block-ovl": {"overlap_scaling": True},               # scaling overlapped with the next MMAs
             "block-s4": {"stages": 4},                             # fewer stages
             "block-g4": {"group_m": 4},                            # another raster grouping
-            "block-pp": {"tile_m": 64, "consumers": 2, "pingpong": True}}  # the consumers take 64-row tiles in turn
+            "block-pp": {"tile_m": 64, "consumers": 2, "pingpong": True},  # the consumers take 64-row tiles in turn
+            "block-m192": {"tile_m": 192, "consumers": 3, "producer_registers": 24,  # three consumer warpgroups
+                           "consumer_registers": 160}}
 
 
 VARIANTS_ON = True  # --no-variants: only the default configuration of each kind

@@ -45,6 +45,11 @@ def candidates(M, N, K, only_split=False):
         base = MatmulConfig(tile_n=tile_n, tile_m=64, consumers=2, pingpong=True, stages=2)
         stages = max(n for n in range(2, 13) if replace(base, stages=n).shared_bytes() <= 232448)
         found[f"64x{tile_n} s{stages} pp"] = replace(base, stages=stages)
+    for tile_n in (192, 128):   # three consumer warpgroups: 192-row tiles
+        base = MatmulConfig(tile_n=tile_n, tile_m=192, consumers=3, stages=2, producer_registers=24,
+                            consumer_registers=160)
+        stages = max(n for n in range(2, 13) if replace(base, stages=n).shared_bytes() <= 232448)
+        found[f"192x{tile_n} s{stages} c1"] = replace(base, stages=stages)
     if only_split:
         found = {name: cfg for name, cfg in found.items() if name == "default" or " k" in name or
                  name.startswith("64x")}

@@ -81,6 +81,13 @@ class MatmulConfig:
             raise ValueError("a batch in one launch takes the TMA loader without split-K")
         if WARPGROUP * (self.producer_registers + self.consumers * self.consumer_registers) > 65536:
             raise ValueError("the warpgroups' registers exceed the 64K-register file of an SM")
+        # ptxas compiles for the registers of an even share of the file; a consumer's accumulator (tile_n / 2
+        # registers) and its addresses and loop state (about 24) must fit in it
+        share = 65536 // self.threads // 8 * 8
+        if self.tile_n // 2 + 24 > share:
+            raise ValueError(f"{self.consumers} consumer warpgroups leave {share} registers a thread at compile time, "
+                             f"too few for a 64 x {self.tile_n} accumulator: use a tile_n of at most "
+                             f"{(share - 24) * 2 // 64 * 64}")
 
     @property
     def threads(self) -> int:

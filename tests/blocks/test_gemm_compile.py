@@ -136,3 +136,15 @@ def check_assembled(compiled, cfg):
     if cfg.split_k > 1:  # partial sums added in fp32 at L2, counted behind a GPU-scope fence, taken by exchange
         assert "fence.acq_rel.gpu" in ptx and "atom.global.add.u32" in ptx
         assert ".add.f32" in ptx and "atom.global.exch.b32" in ptx and "cp.async.bulk.tensor" in ptx
+
+
+def test_a_config_refuses_what_ptxas_could_not_compile():
+    """Three consumers leave ptxas 128 registers a thread: a 64 x 256 accumulator does not fit (ptxas C7602), 192 does;
+    pingpong takes 64-row tiles for each of its consumers."""
+    with pytest.raises(ValueError, match="3 consumer warpgroups leave 128 registers .* at most 192"):
+        MatmulConfig(tile_m=192, tile_n=256, consumers=3, producer_registers=24, consumer_registers=160)
+    MatmulConfig(tile_m=192, tile_n=192, consumers=3, producer_registers=24, consumer_registers=160)
+    with pytest.raises(ValueError, match="pingpong: each of 2 or more consumer warpgroups"):
+        MatmulConfig(tile_m=128, pingpong=True)
+    with pytest.raises(ValueError, match="pingpong takes whole tiles without clusters"):
+        MatmulConfig(tile_m=64, pingpong=True, split_k=2)
