@@ -3,7 +3,8 @@
 # and the benchmarks (a table last; logs and JSON under $OUT). Usage: bash benchmarks/gpu_session.sh [STEPS]
 # STEPS is a comma list of env,tests,fuzz,sanitize,examples,bench (default: all).
 # sanitize: every example and GEMM variant (benchmarks/sanitize_targets.py, small sizes) under compute-sanitizer's
-# memcheck, racecheck and synccheck; error counts in $OUT/sanitizer-summary.txt (target: 0 errors).
+# memcheck, racecheck and synccheck; error counts in $OUT/sanitizer-summary.txt (target: 0 errors). SANITIZE_ONLY: a
+# regular expression of the targets to run (default: all).
 # fuzz: FUZZ_COUNT (default 1000) random kernels on the GPU against the interpreter (benchmarks/fuzz_gpu.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +44,7 @@ if has sanitize; then
     printf "%-28s %-10s %5s errors  %s\n" "$target" "$tool" "$errors" "$note"
   }
   export -f sanitize_one
-  for target in $(python3 benchmarks/sanitize_targets.py --list); do
+  for target in $(python3 benchmarks/sanitize_targets.py --list | grep -E "${SANITIZE_ONLY:-.}"); do
     for tool in memcheck racecheck synccheck; do echo "$target $tool"; done
   done | xargs -P "${SANITIZE_JOBS:-6}" -L 1 bash -c 'sanitize_one "$0" "$1"' | sort | tee -a "$summary"
   total=$(awk '{s += $3} END {print s + 0}' "$summary")
