@@ -65,7 +65,8 @@ def _config_of(shape):
 
     for plan in reversed(list(matmul_host._PLANS.values())):
         cfg = getattr(plan, "cfg", None)
-        if cfg is not None and tuple(plan.out_shape) == tuple(shape):
+        sizes = getattr(plan, "sizes", None)   # GemmPlan: (M, N, K), the batch count first for a batch in one launch
+        if cfg is not None and sizes is not None and tuple(sizes[:-1]) == tuple(shape):
             batch = f" batch-in-one-launch({cfg.batched})" if cfg.batched else ""
             return f"{cfg.tile_m}x{cfg.tile_n} s{cfg.stages} c{cfg.cluster_m} k{cfg.split_k}{batch}"
     return "per-batch loop" if len(shape) == 3 else "?"
