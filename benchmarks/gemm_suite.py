@@ -65,8 +65,10 @@ def _config_of(shape):
 
     for plan in reversed(list(matmul_host._PLANS.values())):
         cfg = getattr(plan, "cfg", None)
-        sizes = getattr(plan, "sizes", None)   # GemmPlan: (M, N, K), the batch count first for a batch in one launch
-        if cfg is not None and sizes is not None and tuple(sizes[:-1]) == tuple(shape):
+        # matmul's own plans say their output's shape; a GemmPlan (the Hopper path) its sizes: (M, N, K), the batch
+        # count first for a batch in one launch
+        out_shape = getattr(plan, "out_shape", None) or getattr(plan, "sizes", (None,))[:-1]
+        if cfg is not None and tuple(out_shape) == tuple(shape):
             batch = f" batch-in-one-launch({cfg.batched})" if cfg.batched else ""
             return f"{cfg.tile_m}x{cfg.tile_n} s{cfg.stages} c{cfg.cluster_m} k{cfg.split_k}{batch}"
     return "per-batch loop" if len(shape) == 3 else "?"
