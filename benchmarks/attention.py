@@ -56,12 +56,10 @@ def sweep():
     out = torch.empty_like(q)
     for causal in (False, True):
         flops = 4 * B * H * S * S * D / (2 if causal else 1)
-        for fields in ({}, dict(producer_registers=24, consumer_registers=240), dict(overlap=True),
-                       dict(overlap=True, value_stages=3), dict(overlap=True, producer_registers=24, consumer_registers=240),
-                       dict(overlap=True, value_stages=3, producer_registers=24, consumer_registers=240),
-                       dict(overlap=True, pingpong=True), dict(overlap=True, value_stages=3, pingpong=True),
-                       dict(pingpong=True), dict(persistent=True, overlap=True),
-                       dict(block_n=64, stages=4, overlap=True), dict(block_n=112, overlap=True, value_stages=3)):
+        for fields in ({}, dict(producer_registers=24, consumer_registers=240), dict(stages=3),
+                       dict(block_n=144), dict(block_n=160, value_stages=2), dict(block_n=176, value_stages=2),
+                       dict(persistent=True), dict(overlap=False, value_stages=2), dict(pingpong=True)):
+            fields = dict(dict(overlap=True, value_stages=3), **fields)   # the default's, then the variation
             config = AttentionConfig(head_dim=D, causal=causal, **fields)
             name = f"sweep causal={causal} {fields}"
             try:

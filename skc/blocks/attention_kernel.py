@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import skc
+from skc import frontend
 
 from .epilogue import TmaStoreEpilogue
 from .layout import OperandLayout
@@ -103,11 +104,9 @@ class AttentionConfig:
                 "v": self.v_payload().layouts["value"].box(), "o": (1, 1, ROWS, 64)}
 
     def shared_bytes(self) -> int:
-        tile = self.block_n * self.head_dim * 2   # a K or a V tile
-        staging = self.consumers * TmaStoreEpilogue.staging_elements(2) * 2
+        tile = self.block_n * self.head_dim * 2   # a K or a V tile (the epilogue stages in Q's tile)
         barriers = 16 * (self.stages + self.v_stages + self.q_stages)
-        return (self.q_stages * self.block_m * self.head_dim * 2 + (self.stages + self.v_stages) * tile + staging
-                + 1024 + barriers)
+        return self.q_stages * self.block_m * self.head_dim * 2 + (self.stages + self.v_stages) * tile + 1024 + barriers
 
 
 @skc.kernel
@@ -175,8 +174,9 @@ def _consume(q_pipe, k_pipe, v_pipe, mine, tiles, o, lse, Sq, Skv, scale, warpgr
                             with turn:
                                 pv(acc, pv.operand(scores.s), stage.value)      # O += P V_j
                             acc.wait()
-            rows_lse = scores.softmax.finish(acc)
-            epilogue(acc, tile.batch, tile.head, scores.row0)
+                rows_lse = scores.softmax.finish(acc)
+                epilogue(acc, tile.batch, tile.head, scores.row0, q_stage.q)
+                epilogue.sync(0)   # its stores have read the staging in Q: the stage may take the next Q
             if cfg.lse:
                 _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
 
@@ -290,16 +290,24 @@ def _store_lse(lse, acc, values, head_offset, row0, Sq):
 
 class HeadTileEpilogue(TmaStoreEpilogue):
     """The TMA-store epilogue for a warpgroup's 64 x head_dim output rows of one head of a rank-4
-    (batch, heads, sequence, head_dim) tensor map; rows past the sequence are not stored (TMA skips them)."""
+    (batch, heads, sequence, head_dim) tensor map; rows past the sequence are not stored (TMA skips them). It
+    stages its chunks in the Q tile, in this warpgroup's rows of its first two 64-column chunks: only this
+    warpgroup's S = Q Kᵀ read them, and they are done once its accumulator is (no shared memory of its own)."""
 
     def __init__(self, out_map, dtype, warpgroup, warpgroups: int):
-        super().__init__(out_map, dtype, None, warpgroup, warpgroups)
+        super().__init__(out_map, dtype, None, warpgroup, warpgroups, allocate=False)
 
-    def __call__(self, acc, batch, head, row0):
-        acc.wait()
+    def __call__(self, acc, batch, head, row0, q):
+        acc.wait()   # (and with it every MMA of this warpgroup that read q)
+        chunk_elements = q.layout.chunk_bytes // self.dtype.itemsize   # a 64-column chunk of all the tile's rows
+        if chunk_elements != self.warpgroups * self.rows * self.columns:
+            raise frontend.current().error(f"the epilogue stages in a Q tile of {self.warpgroups * self.rows} rows of "
+                                           f"128 bytes a chunk, not {q.layout}")
+        q.check_live()
+        mine = skc.int_to_ptr(q.address, self.dtype, "shared") + self.warpgroup * self.rows * self.columns
         for chunk in skc.static_range(acc.n // self.columns):
             first = chunk * self.columns
-            buffer = self.staging + (chunk % self.BUFFERS) * (self.rows * self.columns)
+            buffer = mine + (chunk % self.BUFFERS) * chunk_elements
             self.sync(self.BUFFERS - 1)  # the store that last read this buffer is done with it
             for values, row, column in acc.runs(first, self.columns):
                 skc.store(self.staged(buffer, row, column - first), skc.vector(*[self.dtype(x) for x in values]))

@@ -93,13 +93,15 @@ class TmaStoreEpilogue:
         return cls.BUFFERS * rows * (cls.BOX_BYTES // elem_bytes)
 
     def __init__(self, out_map, dtype, args: EpilogueArgs, warpgroup=0, warpgroups: int = 1,
-                 rows: int = Wgmma.rows_per_warpgroup):
+                 rows: int = Wgmma.rows_per_warpgroup, allocate: bool = True):
         self.columns = self.BOX_BYTES // dtype.itemsize
         self.out_map, self.dtype, self.rows = out_map, dtype, rows
         self.warpgroup, self.warpgroups = warpgroup, warpgroups
         self.fused = FusedEpilogue(args)
         per_warpgroup = self.staging_elements(dtype.itemsize, rows)
-        self.staging = skc.shared((warpgroups * per_warpgroup,), dtype, align=1024) + warpgroup * per_warpgroup
+        # without `allocate`, the caller stages in memory it owns (a subclass says where)
+        self.staging = (skc.shared((warpgroups * per_warpgroup,), dtype, align=1024) + warpgroup * per_warpgroup
+                        if allocate else None)
         self.threads = skc.current_target().warpgroup_size
         self.leader = skc.thread_index() % self.threads == 0
 
