@@ -1,6 +1,6 @@
 """Attention forward, skc (composed from the blocks) against torch SDPA with the cuDNN and flash backends, on the
 issue's shapes; TFLOP/s counting 4·B·H·S²·D (halved when causal); accuracy (max abs error against a float32
-reference) of skc and flash on the same data. Prints one table. Run: python benchmarks/attention.py [--quick] [--sweep] [--no-variants] [--json FILE]."""
+reference) of skc and flash on the same data, times triton.testing.do_bench medians. Prints one table. Run: python benchmarks/attention.py [--quick] [--sweep] [--no-variants] [--json FILE]."""
 from __future__ import annotations
 
 import math
@@ -17,16 +17,12 @@ SHAPES = [  # (B, H, S, D, causal)
 ]
 
 
-def timed(fn, repeats=20):
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(repeats):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / repeats / 1e3
+def timed(fn):
+    """Seconds per call: triton's do_bench median (as the other benchmarks; 20 back-to-back calls around CUDA
+    events, used before, moved by up to 6 % between two runs of the same kernel)."""
+    from triton.testing import do_bench
+
+    return do_bench(fn, warmup=25, rep=100, return_mode="median") / 1e3
 
 
 def sdpa(backend, q, k, v, causal):
