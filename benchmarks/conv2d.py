@@ -71,7 +71,7 @@ def candidates(K: int) -> dict:
         base = MatmulConfig(tile_m=tile_m, tile_n=tile_n, consumers=tile_m // 64, b_k_major=True, stages=2)
         stages = max(n for n in range(2, 9) if replace(base, stages=n).shared_bytes() <= 232448)
         found[f"{tile_m}x{tile_n} s{stages}"] = replace(base, stages=stages)
-        if tile_m == 64:   # the consumers taking 64-row tiles in turn
+        if tile_m == 64 or tile_n <= 128:   # the consumers taking tiles in turn
             pingpong = replace(base, consumers=2, pingpong=True)
             stages = max(n for n in range(2, 9) if replace(pingpong, stages=n).shared_bytes() <= 232448)
             found[f"{tile_m}x{tile_n} s{stages} pp"] = replace(pingpong, stages=stages)

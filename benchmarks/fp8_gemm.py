@@ -37,7 +37,8 @@ VARIANTS = {"block-ovl": {"overlap_scaling": True},               # scaling over
 
 VARIANTS_ON = True  # --no-variants: only the default configuration of each kind
 PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "consumers": 1},
-                       "pt-pp": {"tile_m": 64, "consumers": 2, "pingpong": True}}
+                       "pt-pp": {"tile_m": 64, "consumers": 2, "pingpong": True},
+                       "pt-pp128": {"tile_m": 128, "tile_n": 128, "consumers": 2, "pingpong": True}}
 
 
 def operands(M, N, K):

@@ -41,10 +41,10 @@ def candidates(M, N, K, only_split=False):
                 for split in (2, 3, 4, 8):
                     if split * tiles <= 2 * 132 and K >= split * 256:
                         found[f"{tile_m}x{tile_n} s{stages} c1 k{split}"] = replace(base, stages=stages, split_k=split)
-    for tile_n in (256, 192, 128):   # pingpong: each consumer warpgroup its own 64-row tiles, taking turns
-        base = MatmulConfig(tile_n=tile_n, tile_m=64, consumers=2, pingpong=True, stages=2)
+    for tile_m, tile_n in ((64, 256), (64, 192), (64, 128), (128, 128), (128, 64)):   # pingpong: each consumer
+        base = MatmulConfig(tile_n=tile_n, tile_m=tile_m, consumers=2, pingpong=True, stages=2)   # its own tiles
         stages = max(n for n in range(2, 13) if replace(base, stages=n).shared_bytes() <= 232448)
-        found[f"64x{tile_n} s{stages} pp"] = replace(base, stages=stages)
+        found[f"{tile_m}x{tile_n} s{stages} pp"] = replace(base, stages=stages)
     for tile_n in (192, 128):   # three consumer warpgroups: 192-row tiles
         base = MatmulConfig(tile_n=tile_n, tile_m=192, consumers=3, stages=2, producer_registers=24,
                             consumer_registers=160)

@@ -38,8 +38,8 @@ class MatmulConfig:
     epilogue: EpilogueSpec = field(default_factory=EpilogueSpec)
     batched: str = ""            # operands with a batch dimension ("ab", "a" or "b"; out too): 3-D tensor maps
     split_k: int = 1             # work units per output tile, each over a share of K (partial sums added in fp32)
-    pingpong: bool = False       # each consumer computes its own 64-row tiles, the consumers taking turns at the
-                                 # tensor cores: one's epilogue runs during the other's mainloop (tile_m = 64)
+    pingpong: bool = False       # each consumer computes its own tiles (tile_m 64 or 128), the consumers taking
+                                 # turns at the tensor cores: one's epilogue runs during the other's mainloop
     producer_registers: int = 40
     consumer_registers: int = 232
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
@@ -47,9 +47,9 @@ class MatmulConfig:
     def __post_init__(self):
         if self.dtype not in self.input_types:
             raise ValueError(f"the GEMM multiplies {' or '.join(self.input_types)}, not {self.dtype}")
-        if self.pingpong and (self.tile_m != ROWS or self.consumers < 2):
-            raise ValueError(f"pingpong: each of 2 or more consumer warpgroups computes its own tiles of {ROWS} rows "
-                             f"(tile_m={ROWS}), found tile_m={self.tile_m} with {self.consumers} consumers")
+        if self.pingpong and (self.tile_m not in (ROWS, 2 * ROWS) or self.consumers < 2):
+            raise ValueError(f"pingpong: each of 2 or more consumer warpgroups computes its own tiles of {ROWS} or "
+                             f"{2 * ROWS} rows, found tile_m={self.tile_m} with {self.consumers} consumers")
         if not self.pingpong and self.tile_m != ROWS * self.consumers:
             raise ValueError(f"tile_m must be {ROWS} per consumer warpgroup: {ROWS * self.consumers}, found "
                              f"{self.tile_m}")
@@ -84,10 +84,11 @@ class MatmulConfig:
         # ptxas compiles for the registers of an even share of the file; a consumer's accumulator (tile_n / 2
         # registers) and its addresses and loop state (about 24) must fit in it
         share = 65536 // self.threads // 8 * 8
-        if self.tile_n // 2 + 24 > share:
+        rows = self.tile_m if self.pingpong else ROWS   # a consumer's accumulator
+        if rows // ROWS * self.tile_n // 2 + 24 > share:
             raise ValueError(f"{self.consumers} consumer warpgroups leave {share} registers a thread at compile time, "
-                             f"too few for a 64 x {self.tile_n} accumulator: use a tile_n of at most "
-                             f"{(share - 24) * 2 // 64 * 64}")
+                             f"too few for a {rows} x {self.tile_n} accumulator: use a tile_n of at most "
+                             f"{(share - 24) * 2 * ROWS // rows // 64 * 64}")
 
     @property
     def threads(self) -> int:

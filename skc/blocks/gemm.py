@@ -18,7 +18,7 @@ from .config import MatmulConfig
 from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, SplitKEpilogue, TmaStoreEpilogue
 from .lds import LdsLoader
 from .mfma import Mfma
-from .mma import Wgmma
+from .mma import StackedWgmma, Wgmma
 from .pingpong import LdsPipeline
 from .pipeline import InputTilePipeline
 from .roles import WarpgroupTurns, WarpRoles
@@ -96,9 +96,7 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
         else:
             roles.enter_consumer()
             warpgroup = roles.consumer_index()
-            tile_op = _tile_op(cfg)
-            # pingpong: each consumer's tiles are its own (all 64 rows of the stage's A tile are its)
-            mma = tile_op(cfg.tile_n, cfg.tile_k, dtype, warpgroup=0 if cfg.pingpong else warpgroup, dtype_b=dtype_b)
+            mma = _consumer_mma(cfg, dtype, dtype_b, warpgroup)
             acc = mma.zeros()
             if split is None:
                 epilogue = TmaStoreEpilogue(out, out_dtype, epilogue_args, warpgroup, cfg.consumers)
@@ -119,10 +117,11 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
                                 mma.consume(acc, stage, tile)
                     if others:
                         consumer.skip(others * k_tiles)
-                    if cfg.batched:
-                        epilogue(acc, tile.row0, tile.col0, tile.batch)
-                    else:
-                        epilogue(acc, tile.row0, tile.col0)
+                    for part in acc.parts:   # (a pingpong consumer's 128-row tile: two)
+                        if cfg.batched:
+                            epilogue(part, tile.row0, tile.col0, tile.batch)
+                        else:
+                            epilogue(part, tile.row0, tile.col0)
                 if others:
                     turn.close(tiles.count())
 
@@ -162,6 +161,19 @@ def _types(cfg) -> tuple:
         return cfg.types()
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
     return dtype, dtype, dtype
+
+
+@skc.func
+def _consumer_mma(cfg, dtype, dtype_b, warpgroup):
+    """A consumer warpgroup's TileOp: for its 64 rows of the block's tile, or (pingpong) for all the rows of its own
+    tiles — 128 of them with a StackedWgmma of the configuration's Wgmma (fp8 configurations refuse to stack a
+    block-scaled one)."""
+    if cfg.pingpong and cfg.tile_m > Wgmma.rows_per_warpgroup:
+        mma = StackedWgmma(cfg.tile_n, cfg.tile_k, dtype, cfg.tile_m // Wgmma.rows_per_warpgroup, dtype_b)
+    else:
+        mma = _tile_op(cfg)(cfg.tile_n, cfg.tile_k, dtype, warpgroup=0 if cfg.pingpong else warpgroup,
+                            dtype_b=dtype_b)
+    return mma
 
 
 def _tile_op(cfg):

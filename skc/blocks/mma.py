@@ -34,6 +34,11 @@ class Accumulator:
     def wait(self):
         self.op.retire(0)
 
+    @property
+    def parts(self) -> list:
+        """The 64-row accumulators this one is made of (itself; a StackedAccumulator's are several)."""
+        return [self]
+
     def position(self, i: int):
         """(row, column) in the 64 x n tile of value i of this thread's fragment (PTX ISA 9.7.15.5.1.1,
         wgmma D fragments: thread t holds rows 16 (t / 32) + (t % 32) / 4 (+ 8), columns 2 (t % 4) + {0, 1}
@@ -127,6 +132,11 @@ class Wgmma(_WarpgroupMma):
         """acc += A · B (acc = A · B without `accumulate`: acc's registers are then not read, nor zeroed first)."""
         self.check(a, b)
         skc.hopper.wgmma_fence()
+        self.issue(acc, a, b, accumulate)
+        skc.hopper.wgmma_commit()
+
+    def issue(self, acc: Accumulator, a, b, accumulate: bool = True):
+        """The wgmma instructions of acc += A · B, without the fence before them and the commit after them."""
         fragment = acc.fragment
         for step in skc.static_range(self.k // self.K):
             fragment = skc.hopper.wgmma(fragment, a.descriptor(step, self.row0), b.descriptor(step),
@@ -134,7 +144,6 @@ class Wgmma(_WarpgroupMma):
                                         trans_b=int(not b.layout.k_major), dtype_b=self.dtype_b,
                                         zero_acc=not accumulate and step == 0)
         acc.fragment = fragment
-        skc.hopper.wgmma_commit()
 
     def check(self, a, b):
         """The payload's tiles must be what this op was built for."""
@@ -154,6 +163,45 @@ class Wgmma(_WarpgroupMma):
                 f"wgmma reads fp8 ({_type_name(self.dtype)}) tiles K-major only; the stage's "
                 f"{'A' if not a.layout.k_major else 'B'} tile is MN-major",
                 hint="store fp8 operands K-major (A as M x K, B as N x K), transposing them beforehand if needed")
+
+
+class StackedWgmma:
+    """acc += A · B for `parts` x 64 rows of the stage's A tile in one warpgroup (a pingpong consumer's 128-row
+    tile): a Wgmma per 64-row part, all of a stage's MMAs one group (one fence, one commit), into a
+    StackedAccumulator whose `parts` are the parts' accumulators."""
+
+    stages_in_flight = 1
+
+    def __init__(self, n: int, k: int, dtype, parts: int = 2, dtype_b=None):
+        self.parts = [Wgmma(n, k, dtype, warpgroup=part, dtype_b=dtype_b) for part in range(parts)]
+
+    def zeros(self) -> "StackedAccumulator":
+        return StackedAccumulator([part.zeros() for part in self.parts])
+
+    def retire(self, pending: int):
+        self.parts[0].retire(pending)
+
+    def consume(self, acc: "StackedAccumulator", stage, tile=None):
+        for part in self.parts:
+            part.check(stage.a, stage.b)
+        skc.hopper.wgmma_fence()
+        for part, piece in zip(self.parts, acc.parts):
+            part.issue(piece, stage.a, stage.b)
+        skc.hopper.wgmma_commit()
+
+
+class StackedAccumulator:
+    """The 64-row accumulators of a StackedWgmma, top to bottom (each says where it lies: `corner`)."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+
+    def zero(self):
+        for part in self.parts:
+            part.zero()
+
+    def wait(self):
+        self.parts[0].wait()
 
 
 def _type_name(dtype) -> str:

@@ -32,6 +32,7 @@ VARIANTS = [
     MatmulConfig(tile_n=256, stages=4, cluster_m=2),
     MatmulConfig(epilogue=EpilogueSpec(alpha=True, beta=True, bias=True, activation="gelu")),
     MatmulConfig(tile_m=64, tile_n=256, stages=4, pingpong=True),   # the consumers take 64-row tiles in turn
+    MatmulConfig(tile_m=128, tile_n=128, stages=6, pingpong=True),  # and 128-row tiles (two wgmma parts each)
 ]
 
 
@@ -140,11 +141,13 @@ def check_assembled(compiled, cfg):
 
 def test_a_config_refuses_what_ptxas_could_not_compile():
     """Three consumers leave ptxas 128 registers a thread: a 64 x 256 accumulator does not fit (ptxas C7602), 192 does;
-    pingpong takes 64-row tiles for each of its consumers."""
+    pingpong takes 64- or 128-row tiles for each of its consumers, whose accumulator must fit too."""
     with pytest.raises(ValueError, match="3 consumer warpgroups leave 128 registers .* at most 192"):
         MatmulConfig(tile_m=192, tile_n=256, consumers=3, producer_registers=24, consumer_registers=160)
     MatmulConfig(tile_m=192, tile_n=192, consumers=3, producer_registers=24, consumer_registers=160)
     with pytest.raises(ValueError, match="pingpong: each of 2 or more consumer warpgroups"):
-        MatmulConfig(tile_m=128, pingpong=True)
+        MatmulConfig(tile_m=192, consumers=3, pingpong=True, producer_registers=24, consumer_registers=160)
+    with pytest.raises(ValueError, match="too few for a 128 x 256 accumulator: use a tile_n of at most 128"):
+        MatmulConfig(tile_m=128, tile_n=256, pingpong=True)
     with pytest.raises(ValueError, match="pingpong takes whole tiles without clusters"):
         MatmulConfig(tile_m=64, pingpong=True, split_k=2)

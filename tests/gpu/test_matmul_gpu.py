@@ -114,12 +114,12 @@ def test_vector_loader_without_tma(ta, tb):
 
 
 @pytest.mark.parametrize("M,N,K", [(200, 136, 72), (1000, 768, 320), (2048, 2048, 512), (4096, 4096, 1024)])
-@pytest.mark.parametrize("tile_n", [128, 256])
-def test_consumers_taking_tiles_in_turn(M, N, K, tile_n):
+@pytest.mark.parametrize("tile_m,tile_n", [(64, 128), (64, 256), (128, 128)])
+def test_consumers_taking_tiles_in_turn(M, N, K, tile_m, tile_n):
     from skc.blocks import MatmulConfig
 
     a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
-    config = MatmulConfig(tile_m=64, tile_n=tile_n, stages=4, pingpong=True)
+    config = MatmulConfig(tile_m=tile_m, tile_n=tile_n, stages=4, pingpong=True)
     for _ in range(2):   # twice: nothing left behind (a barrier arrival, a stage) breaks the next launch
         out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
         skc.blocks.matmul(a, b, out=out, config=config)
