@@ -33,19 +33,20 @@ _PLANS: dict = {}        # facts of a call -> its plan (host_plans.remember boun
 
 # Tuned configurations for known problems: (target name, M bucket, N bucket, K bucket, dtype) -> the configuration's
 # fields (buckets: the next power of two). From the kernel-time sweeps on the H200 (benchmarks/NOTES.md,
-# benchmarks/results/sweep-2026-11-30-{baseline,c3,pingpong128}.json): each suite shape's fastest configuration,
-# bf16; fp16 runs the same kernels. 16 x 8192 x 8192 stays unsplit: split-K measured slower there (benchmarks/NOTES.md).
+# benchmarks/results/sweep-2026-11-30-{baseline,c3}.json): each suite shape's fastest configuration, bf16; fp16
+# runs the same kernels. 16 x 8192 x 8192 stays unsplit: split-K measured slower there (benchmarks/NOTES.md).
 _SWEPT = {
     (4096, 4096, 4096): {"tile_m": 128, "tile_n": 256, "cluster_m": 1, "stages": 4},
     (8192, 8192, 8192): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
     (8192, 8192, 2048): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
-    # 8192 x 28672 x 8192: three consumer warpgroups on 192 x 192 tiles, 708 against 675 TFLOP/s (11:35 sweep)
+    # 8192 x 28672 x 8192: three consumer warpgroups on 192 x 192 tiles, 708 against 675 TFLOP/s (sweep-...-c3)
     (8192, 32768, 8192): {"tile_m": 192, "tile_n": 192, "cluster_m": 1, "stages": 3, "producer_registers": 24,
                           "consumer_registers": 160},
     (8192, 8192, 32768): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},     # 8192 x 8192 x 28672
     (4096, 16384, 4096): {"tile_m": 128, "tile_n": 256, "cluster_m": 1, "stages": 4},     # 4096 x 14336 x 4096
-    # 2048³: the consumers take 128 x 128 tiles in turn (pingpong), 705 against 685 TFLOP/s (sweep-...-pingpong128)
-    (2048, 2048, 2048): {"tile_m": 128, "tile_n": 128, "cluster_m": 1, "stages": 6, "pingpong": True},
+    # (128 x 128 pingpong tiles measured 705 against 685 TFLOP/s of kernel time at 2048³, but 0.97x cuBLAS end to
+    # end against 1.00x with these: benchmarks/NOTES.md)
+    (2048, 2048, 2048): {"tile_m": 64, "tile_n": 256, "cluster_m": 1, "stages": 5},
     (1024, 1024, 1024): {"tile_m": 64, "tile_n": 128, "cluster_m": 1, "stages": 8},
     (128, 8192, 8192): {"tile_m": 64, "tile_n": 128, "cluster_m": 1, "stages": 8},
     (16, 8192, 8192): {"tile_m": 64, "tile_n": 128, "cluster_m": 1, "stages": 8},
