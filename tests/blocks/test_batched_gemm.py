@@ -83,3 +83,18 @@ def test_a_batch_run_per_matrix_keeps_its_activation(hopper_interpreter):
     assert isinstance(next(iter(matmul_host._PLANS.values())), matmul_host._LoopedBatch)
     expected = np.maximum(a.astype(np.float32) @ b.astype(np.float32) + c, 0.0)
     np.testing.assert_array_equal(out.astype(np.float32), expected)
+
+
+@pytest.mark.parametrize("tile_m", [64, 128])
+def test_batched_kernel_with_consumers_taking_tiles_in_turn(hopper_interpreter, tile_m):
+    """pingpong over a batch: each consumer takes every other tile of the block's, across the batch's matrices."""
+    from skc.blocks import gemm
+
+    batch, m, n, k = 3, 136, 128, 128
+    a, b = integers(batch, m, k), integers(batch, k, n)
+    out = np.full((batch, m, n), np.nan, np.float16)
+    cfg = MatmulConfig(dtype="f16", tile_m=tile_m, tile_n=64, stages=3, batched="ab", pingpong=True)
+    boxes = cfg.boxes()
+    maps = [skc.TensorMap(x, boxes[name]) for x, name in ((a, "a"), (b, "b"), (out, "out"))]
+    gemm.matmul_batched_kernel[2, cfg.threads](*maps, batch, m, n, k, out, out, 1.0, 0.0, cfg)
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))

@@ -37,8 +37,9 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     ((256, 128, 320), {"tile_m": 64, "tile_n": 64, "stages": 4, "pingpong": True}),
     ((64 * 9, 128, 64), {"tile_m": 64, "stages": 2, "pingpong": True}),
     ((328, 136, 200), {"tile_m": 128, "stages": 3, "pingpong": True}),   # 128-row tiles: two wgmma parts a consumer
+    ((200, 136, 72), {"tile_m": 128, "stages": 3, "pingpong": True, "loader": "vector", "b_k_major": True}),
 ], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256", "pingpong", "pingpong-ring", "pingpong-many",
-        "pingpong-128"])
+        "pingpong-128", "pingpong-vector"])
 def test_hopper_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, config):
     m, n, k = shape
     a, b = RNG.integers(-2, 3, (m, k)).astype(np.float32), RNG.integers(-2, 3, (k, n)).astype(np.float32)
