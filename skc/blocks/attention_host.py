@@ -31,6 +31,9 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
                               f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)} ({layout})")
     if Hkv == 0 or H % Hkv:
         raise skc.LaunchError(f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
+    if 0 in (B, H, Sq, Skv, D):   # (no key at all leaves softmax undefined; the kernel needs a key block)
+        raise skc.LaunchError(f"attention of empty tensors: q, k, v are {tuple(q.shape)}, {tuple(k.shape)}, "
+                              f"{tuple(v.shape)} ({layout}); every dimension must be at least 1")
     dtype = "bf16" if host else _dtype_name(q)
     if config is None:
         # D <= 128: softmax overlapped with the previous block's P·V, V three stages deep (benchmarks/NOTES.md)

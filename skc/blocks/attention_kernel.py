@@ -106,7 +106,8 @@ class AttentionConfig:
     def shared_bytes(self) -> int:
         tile = self.block_n * self.head_dim * 2   # a K or a V tile (the epilogue stages in Q's tile)
         barriers = 16 * (self.stages + self.v_stages + self.q_stages)
-        return self.q_stages * self.block_m * self.head_dim * 2 + (self.stages + self.v_stages) * tile + 1024 + barriers
+        aligning = 3 * 1024   # Q's, K's and V's stages each start on a 1024-byte boundary after the barriers
+        return self.q_stages * self.block_m * self.head_dim * 2 + (self.stages + self.v_stages) * tile + aligning + barriers
 
 
 @skc.kernel

@@ -114,6 +114,10 @@ class TmaStoreEpilogue:
     def __call__(self, acc, row0, col0, batch=None):
         """Store acc where it lies in the output tile whose corner is (row0, col0) (of matrix `batch` of a batched
         output: a 3-D tensor map)."""
+        if self.staging is None:
+            raise frontend.current().error("this TmaStoreEpilogue was made with allocate=False: it has no staging "
+                                           "buffer of its own", hint="allocate=True, or a subclass that says where it "
+                                           "stages (as attention's HeadTileEpilogue does)")
         rows, n = acc.shape
         if rows != self.rows or n % self.columns:
             raise frontend.current().error(f"the epilogue stores {self.rows} rows of 128 bytes ({self.columns} "

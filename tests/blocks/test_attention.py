@@ -109,6 +109,9 @@ def test_attention_checks_its_tensors():
         attention(q, kv, kv)
     with pytest.raises(skc.LaunchError, match="layout must be one of"):
         attention(q, q, q, layout="sbhd")
+    empty = np.zeros((1, 3, 0, 64), np.float32)   # no key: the overlapped loop would wait for a key block forever
+    with pytest.raises(skc.LaunchError, match="attention of empty tensors: .* every dimension must be at least 1"):
+        attention(q, empty, empty)
 
 
 @needs_nvjitlink
