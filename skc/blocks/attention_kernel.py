@@ -1,7 +1,8 @@
 """Attention forward (FlashAttention-style), composed from the blocks: O = softmax(scale · Q Kᵀ) V per head.
 
 A producer warpgroup loads the block's Q tile once (a one-stage pipeline) and streams K and V blocks through
-two InputTilePipelines with TMA (K's stage is free once S is computed, V's once P·V is: the next K loads early); two consumer warpgroups each own 64 query rows: S = Q Kᵀ with the Wgmma TileOp
+two InputTilePipelines with TMA (K's stage is free once S is computed, V's once P·V is: the next K loads early);
+two consumer warpgroups each own 64 query rows: S = Q Kᵀ with the Wgmma TileOp
 (operands in shared memory), the OnlineSoftmax TileOp turns S into P and rescales O, O += P V with the
 register-A WgmmaRegA TileOp (P never leaves the registers), and a TMA-store epilogue writes O / l. Tensors are
 (batch, heads, sequence, head_dim) views with any strides (TMA maps of rank 4), so (B, S, H, D) tensors need
@@ -306,14 +307,4 @@ class HeadTileEpilogue(TmaStoreEpilogue):
                                            f"128 bytes a chunk, not {q.layout}")
         q.check_live()
         mine = skc.int_to_ptr(q.address, self.dtype, "shared") + self.warpgroup * self.rows * self.columns
-        for chunk in skc.static_range(acc.n // self.columns):
-            first = chunk * self.columns
-            buffer = mine + (chunk % self.BUFFERS) * chunk_elements
-            self.sync(self.BUFFERS - 1)  # the store that last read this buffer is done with it
-            for values, row, column in acc.runs(first, self.columns):
-                skc.store(self.staged(buffer, row, column - first), skc.vector(*[self.dtype(x) for x in values]))
-            skc.hopper.fence_proxy_async()  # the TMA (async proxy) reads what these stores wrote
-            self.barrier()
-            if self.leader:
-                skc.hopper.tma_store(self.out_map, buffer, (batch, head, row0, first))
-                skc.hopper.tma_commit()
+        self.store(acc, row0, 0, (batch, head), mine, chunk_elements)

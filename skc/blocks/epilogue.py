@@ -97,9 +97,9 @@ class TmaStoreEpilogue:
         self.columns = self.BOX_BYTES // dtype.itemsize
         self.out_map, self.dtype, self.rows = out_map, dtype, rows
         self.warpgroup, self.warpgroups = warpgroup, warpgroups
-        self.fused = FusedEpilogue(args)
+        self.fused = FusedEpilogue(args) if args is not None else None   # None: the values as they are
         per_warpgroup = self.staging_elements(dtype.itemsize, rows)
-        # without `allocate`, the caller stages in memory it owns (a subclass says where)
+        # without `allocate`, the caller stages in memory it owns (a subclass says where, to `store`)
         self.staging = (skc.shared((warpgroups * per_warpgroup,), dtype, align=1024) + warpgroup * per_warpgroup
                         if allocate else None)
         self.threads = skc.current_target().warpgroup_size
@@ -124,22 +124,29 @@ class TmaStoreEpilogue:
                                            f"columns of {self.dtype}) at a time; the accumulator is {rows} x {n}")
         acc.wait()
         row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
-        chunks = n // self.columns
+        self.store(acc, row0, col0, () if batch is None else (batch,), self.staging, self.rows * self.columns)
+
+    def store(self, acc, row0, col0, outer: tuple, staging, stride):
+        """The chunks of acc (its MMAs complete) to the output at (row0, col0) of the matrix at coordinates `outer`
+        of the tensor map's outer dimensions, through the two staging buffers at `staging` and `stride` elements
+        after it."""
+        chunks = acc.n // self.columns
         for chunk in skc.static_range(chunks):
             first = chunk * self.columns
-            buffer = self.staging + (chunk % self.BUFFERS) * (self.rows * self.columns)
+            buffer = staging + (chunk % self.BUFFERS) * stride
             # the store that last read this buffer is done with it: the one before last, except at the first
             # chunk of a tile of an odd number of chunks, whose buffer the previous tile's last store read
             self.sync(0 if chunk == 0 and chunks % self.BUFFERS else self.BUFFERS - 1)
             for values, row, column in acc.runs(first, self.columns):
-                results = [self.fused(value, row0 + row, _plus(col0 + column, j)) for j, value in enumerate(values)]
-                piece = skc.vector(*[self.dtype(r) for r in results]) if len(results) > 1 else self.dtype(results[0])
-                skc.store(self.staged(buffer, row, column - first), piece)
+                results = values if self.fused is None else \
+                    [self.fused(value, row0 + row, _plus(col0 + column, j)) for j, value in enumerate(values)]
+                where = self.staged(buffer, row, column - first)
+                skc.store(where, skc.vector(*[self.dtype(r) for r in results]) if len(results) > 1 else
+                          self.dtype(results[0]))
             skc.hopper.fence_proxy_async()  # the TMA (async proxy) reads what these stores wrote
             self.barrier()
             if self.leader:
-                corner = (row0, col0 + first) if batch is None else (batch, row0, col0 + first)
-                skc.hopper.tma_store(self.out_map, buffer, corner)
+                skc.hopper.tma_store(self.out_map, buffer, (*outer, row0, col0 + first))
                 skc.hopper.tma_commit()
 
     def staged(self, buffer, row, column):

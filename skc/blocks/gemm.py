@@ -122,8 +122,7 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
                             epilogue(part, tile.row0, tile.col0, tile.batch)
                         else:
                             epilogue(part, tile.row0, tile.col0)
-                if others:
-                    turn.close(tiles.count())
+                turn.close(tiles.count())
 
 
 def _origin(cfg, name, tile, row0):

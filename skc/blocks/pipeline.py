@@ -160,12 +160,7 @@ class ConsumerRole(_Role):
     def skip(self, steps):
         """Leave the next `steps` (a run-time count) stages to the other consumers (warpgroups that take tiles in
         turn): release the stages this one still holds, once its reader retired them, and move past those."""
-        if self.lag:
-            self.reader.retire(0)
-            for held in self.held:
-                if held.index >= 0:
-                    self.arrive(held.index)
-                held.index = -1
+        self.release_held()
         position = self.index + steps
         self.phase ^= (position // self.pipeline.stages) & 1
         self.index = position % self.pipeline.stages
@@ -181,11 +176,16 @@ class ConsumerRole(_Role):
                     skc.hopper.mbarrier_arrive_cluster(self.pipeline.empty + index, peer)
 
     def __exit__(self, *exc):
+        self.release_held()
+
+    def release_held(self):
+        """Release the stages the reader may still have been reading, once it retired all its reads."""
         if self.lag:
             self.reader.retire(0)
             for held in self.held:
                 if held.index >= 0:
                     self.arrive(held.index)
+                held.index = -1
 
 
 class StageLease:
