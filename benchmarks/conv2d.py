@@ -65,6 +65,15 @@ def candidates(K: int) -> dict:
     from skc.blocks.host_plans import TILES
 
     found = {}
+    fit = lambda config: replace(config, stages=max(n for n in range(2, 9)
+                                                    if replace(config, stages=n).shared_bytes() <= 232448))
+    for tile_n in (64, 128):   # three or four consumer warpgroups (registers shared out as the tuning table does)
+        for consumers, registers in ((3, 160), (4, 112)):
+            if tile_n <= max(64, -(-K // 64) * 64):
+                config = fit(MatmulConfig(tile_m=64 * consumers, tile_n=tile_n, consumers=consumers, b_k_major=True,
+                                          stages=2, producer_registers=24, consumer_registers=registers))
+                if config.stages >= 3:
+                    found[f"{config.tile_m}x{tile_n} s{config.stages}"] = config
     for tile_m, tile_n in TILES:
         if tile_n > max(64, -(-K // 64) * 64) or (tile_m, tile_n) == (64, 64) and K > 64:
             continue
