@@ -210,7 +210,7 @@ def test_pointwise_convs_are_plain_gemms_over_the_nhwc_tensor(fake):
     (256, 14, 256, 3, 1, (128, 128)),   # 128 x 256 tiles would fill 196 / 264 SM-waves; 128 x 128: 392 / 396
     (1024, 14, 256, 1, 1, (128, 128)),
     (128, 28, 128, 3, 1, (128, 128)),
-    (512, 7, 512, 3, 1, (64, 128)),     # 98 tiles of 128 x 256 or 196 of 128 x 128 leave SMs idle; not 64 wide
+    (512, 7, 512, 3, 1, (192, 128)),    # 98 tiles of 128 x 256 or 196 of 128 x 128 leave SMs idle; 33 x 4 do not
     (64, 56, 256, 1, 1, (128, 256)),
 ])
 def test_tiles_are_the_largest_that_fill_the_waves(C, H, K, R, stride, tiles):
@@ -220,6 +220,7 @@ def test_tiles_are_the_largest_that_fill_the_waves(C, H, K, R, stride, tiles):
     conv = ConvShape(128, H, H, C, K, R, R, (stride, stride), (R // 2, R // 2), (1, 1))
     cfg = _config(conv, "bf16", skc.get_target("sm_90a"), 132, EpilogueSpec())
     assert (cfg.tile_m, cfg.tile_n) == tiles and cfg.b_k_major and cfg.cluster_m == 1
+    assert cfg.consumers == cfg.tile_m // 64
     limit = skc.get_target("sm_90a").max_shared_bytes  # as many stages as fit (up to 8)
     assert cfg.shared_bytes() <= limit and (cfg.stages == 8 or replace(cfg, stages=cfg.stages + 1).shared_bytes() > limit)
 

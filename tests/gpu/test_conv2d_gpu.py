@@ -111,16 +111,26 @@ def test_a_ready_plan_follows_new_addresses_and_streams():
         w = channels_last(64, 64, 3, 3) if i == 0 else w
 
 
-@pytest.mark.parametrize("tiles", [(128, 256), (64, 128), (128, 64)])
+@pytest.mark.parametrize("tiles", [(128, 256), (64, 128), (128, 64), (192, 128)])
 def test_configured_tiles(tiles):
     from skc.blocks import MatmulConfig
+    from skc.blocks.host_plans import REGISTERS
 
-    cfg = MatmulConfig(tile_m=tiles[0], tile_n=tiles[1], consumers=tiles[0] // 64, stages=3)
+    cfg = MatmulConfig(tile_m=tiles[0], tile_n=tiles[1], consumers=tiles[0] // 64, stages=3,
+                       **REGISTERS.get(tiles[0] // 64, {}))
     x, w = channels_last(2, 64, 14, 14), channels_last(256, 64, 3, 3)
     expected = torch.nn.functional.conv2d(x.float(), w.float(), padding=1)
     out = skc.blocks.conv2d(x, w, padding=1, config=cfg)
     torch.cuda.synchronize()
     assert relative_error(out, expected) <= 1e-2
+
+
+def test_three_consumer_tiles_chosen_for_a_deep_small_conv():
+    """512x7x7 -> 512 at batch 128: conv2d picks 192 x 128 tiles (33 x 4 of them, one per SM)."""
+    from skc.blocks.conv import _PLANS
+
+    check(128, 512, 7, 7, 512, 3, 3, padding=1)
+    assert any(gemm.cfg.tile_m == 192 for conv, gemm in _PLANS.values() if conv.C == 512 and conv.N == 128)
 
 
 def test_pointwise_with_many_short_tiles_per_block():
