@@ -104,7 +104,8 @@ def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: Epi
     base = {"dtype": dtype, "a_k_major": True, "b_k_major": True, "epilogue": spec, "cluster_m": 1, "split_k": 1}
     # the vector im2col loader where TMA im2col cannot reach, and where the config asks for it
     vector = (config is not None and config.loader == "vector") or not conv.tma_reaches()
-    config = config or filling_config(*conv.gemm_shape()[:2], multiprocessors, target.max_shared_bytes, **base)
+    M, N, K = conv.gemm_shape()
+    config = config or filling_config(M, N, multiprocessors, target.max_shared_bytes, k_steps=K // conv.tile_k, **base)
     loader = "tma" if pointwise(conv) and not vector else replace(conv, tile_k=config.tile_k, vector=vector)
     return replace(config, loader=loader, **base)
 

@@ -197,13 +197,16 @@ def wave_fill(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int) ->
     return tiles / (-(-tiles // multiprocessors) * multiprocessors)
 
 
-def filling_config(M: int, N: int, multiprocessors: int, max_shared_bytes: int, stages=range(2, 9), **fields):
+def filling_config(M: int, N: int, multiprocessors: int, max_shared_bytes: int, stages=range(2, 9), k_steps=None,
+                   **fields):
     """A MatmulConfig (with `fields`) of the largest tiles that fill the SMs' waves to 85 % (the fullest
-    otherwise), 64 columns wide only where N is (narrower tiles ran at 0.7x on the H200: benchmarks/NOTES.md),
-    with as many stages as fit in shared memory."""
+    otherwise), 64 columns wide only where N is (narrower tiles ran at 0.7x on the H200: benchmarks/NOTES.md) or
+    where K is one k-step (`k_steps`: the tiles are then copies bound by their stores, and 128 x 64 ran at
+    1.04x of 128 x 256), with as many stages as fit in shared memory."""
     from .config import MatmulConfig
 
-    fits = [(m, n) for m, n in TILES if n <= max(64, -(-N // 64) * 64) and (n > 64 or N <= 64)]
+    narrow = N <= 64 or k_steps == 1
+    fits = [(m, n) for m, n in TILES if n <= max(64, -(-N // 64) * 64) and (n > 64) != narrow]
     fill = {t: wave_fill(M, N, *t, multiprocessors) for t in fits}
     tile_m, tile_n = next((t for t in fits if fill[t] >= 0.85), max(fits, key=fill.get))
     config = MatmulConfig(tile_m=tile_m, tile_n=tile_n, consumers=tile_m // 64,

@@ -211,7 +211,8 @@ def test_pointwise_convs_are_plain_gemms_over_the_nhwc_tensor(fake):
     (1024, 14, 256, 1, 1, (128, 128)),
     (128, 28, 128, 3, 1, (128, 128)),
     (512, 7, 512, 3, 1, (192, 128)),    # 98 tiles of 128 x 256 or 196 of 128 x 128 leave SMs idle; 33 x 4 do not
-    (64, 56, 256, 1, 1, (128, 256)),
+    (64, 56, 256, 1, 1, (128, 64)),     # one k-step (C = 64): 64-wide tiles
+    (128, 56, 256, 1, 1, (128, 256)),   # two k-steps: the widest tiles again
 ])
 def test_tiles_are_the_largest_that_fill_the_waves(C, H, K, R, stride, tiles):
     from skc.blocks.conv import _config
