@@ -71,29 +71,36 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
 
 
 def _plan(device, conv: ConvShape, cfg: MatmulConfig) -> GemmPlan:
-    """The GEMM launch of `conv`: x's im2col map (pixels x channels boxes) and the filter viewed as [K, R*S, C]
-    (tile_n x 1 x chunk boxes); for a pointwise conv, x viewed as [N*H*W, C] and the filter as [K, C] with the
-    GEMM's boxes. out is [N*P*Q, K]."""
-    boxes, (N, H, W, C, K, R, S) = cfg.boxes(), (conv.N, conv.H, conv.W, conv.C, conv.K, conv.R, conv.S)
-    gemm = cfg.loader.gemm_shape() if cfg.loader != "tma" else (N * H * W, K, C)   # the loader's: its tile_k
-    out = lambda y: skc.TensorMap(view(_nhwc(y, "out"), (gemm[0], K)), boxes["out"])
+    """The GEMM launch of `conv`: x and w as `_operands` makes them, out as [N*P*Q, K] in the GEMM's boxes."""
+    (_, a), (_, b) = _operands(conv, cfg)
+    out = lambda y: skc.TensorMap(view(_nhwc(y, "out"), (conv.N * conv.P * conv.Q, conv.K)), cfg.boxes()["out"])
+    return GemmPlan(device, cfg, _gemm_shape(conv, cfg), (a, b, out))
+
+
+def _operands(conv: ConvShape, cfg: MatmulConfig) -> tuple:
+    """What the kernel takes for x and for w, each as (its type, the function making it from a call's tensor): x's
+    im2col map (pixels x chunk boxes) and the filter viewed as [K, R*S, C] (tile_n x 1 x chunk boxes); for a
+    pointwise conv, x viewed as [N*H*W, C] and the filter as [K, C] in the GEMM's boxes; for the vector loader,
+    pointers to x and w themselves."""
+    elem, boxes, chunk = ir.ScalarType(cfg.dtype), cfg.boxes(), cfg.payload().layouts["a"].chunk
+
+    def tiled(name, shape, box):
+        return ir.TensorMapType(elem, box, 128), lambda t: skc.TensorMap(view(_nhwc(t, name), shape), box)
+
     if cfg.loader == "tma":
-        return GemmPlan(device, cfg, gemm, (
-            lambda x: skc.TensorMap(view(_nhwc(x, "x"), (N * H * W, C)), boxes["a"]),
-            lambda w: skc.TensorMap(view(_nhwc(w, "w"), (K, C)), boxes["b"]), out))
-    if cfg.loader.vector:   # pointers to x and w themselves
-        return GemmPlan(device, cfg, gemm, (Direct(lambda x: _aligned(_nhwc(x, "x"), "x")),
-                                            Direct(lambda w: _aligned(_nhwc(w, "w"), "w")), out))
-    chunk, (lower, upper) = cfg.payload().layouts["a"].chunk, conv.corners()
-    return GemmPlan(device, cfg, gemm, (
-        lambda x: skc.Im2colTensorMap(_nhwc(x, "x"), channels=chunk, pixels=cfg.tile_m, lower=lower, upper=upper,
-                                      strides=conv.stride),
-        lambda w: skc.TensorMap(view(_nhwc(w, "w"), (K, R * S, C)), (cfg.tile_n, 1, chunk)), out))
+        return tiled("x", (conv.N * conv.H * conv.W, conv.C), boxes["a"]), tiled("w", (conv.K, conv.C), boxes["b"])
+    if cfg.loader.vector:
+        return tuple((_pointer(cfg.dtype), Direct(lambda t, n=name: _aligned(_nhwc(t, n), n))) for name in "xw")
+    lower, upper = conv.corners()
+    return ((ir.Im2colTensorMapType(elem, (cfg.tile_m, chunk), 128, 4),
+             lambda x: skc.Im2colTensorMap(_nhwc(x, "x"), channels=chunk, pixels=cfg.tile_m, lower=lower, upper=upper,
+                                           strides=conv.stride)),
+            tiled("w", (conv.K, conv.R * conv.S, conv.C), (cfg.tile_n, 1, chunk)))
 
 
-def pointwise(conv: ConvShape) -> bool:
-    """Whether conv is a plain GEMM over x viewed as [N*H*W, C]: a 1x1 filter, stride 1, no padding."""
-    return (conv.R, conv.S, conv.stride, conv.padding) == (1, 1, (1, 1), (0, 0))
+def _gemm_shape(conv: ConvShape, cfg: MatmulConfig) -> tuple:
+    """(M, N, K) of the GEMM: the im2col loader's (its K padded to whole channel blocks), or x as [N*H*W, C]."""
+    return cfg.loader.gemm_shape() if cfg.loader != "tma" else (conv.N * conv.H * conv.W, conv.K, conv.C)
 
 
 @functools.lru_cache(maxsize=256)
@@ -106,28 +113,23 @@ def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: Epi
     vector = (config is not None and config.loader == "vector") or not conv.tma_reaches()
     M, N, K = conv.gemm_shape()
     config = config or filling_config(M, N, multiprocessors, target.max_shared_bytes, k_steps=K // conv.tile_k, **base)
-    loader = "tma" if pointwise(conv) and not vector else replace(conv, tile_k=config.tile_k, vector=vector)
+    pointwise = (conv.R, conv.S, conv.stride, conv.padding) == (1, 1, (1, 1), (0, 0))  # a GEMM over x: [N*H*W, C]
+    loader = "tma" if pointwise and not vector else replace(conv, tile_k=config.tile_k, vector=vector)
     return replace(config, loader=loader, **base)
 
 
 def compile_arguments(target, conv: ConvShape, dtype: str = "bf16", config=None, multiprocessors: int = 132) -> dict:
     """matmul_kernel's arguments for `Kernel.compile` without data (skc compile, tests): the configuration
-    conv2d() picks for `conv` on `target`, and the types of its tensor maps."""
-    target = skc.get_target(target)
-    cfg = _config(conv, dtype, target, multiprocessors, EpilogueSpec(), config)
-    elem, boxes, pointer = ir.ScalarType(dtype), cfg.boxes(), skc.Ptr[skc.bf16 if dtype == "bf16" else skc.f16]
-    chunk = cfg.payload().layouts["a"].chunk
-    if cfg.loader == "tma":
-        M, N, K = conv.N * conv.H * conv.W, conv.K, conv.C
-        a, b = ir.TensorMapType(elem, boxes["a"], 128), ir.TensorMapType(elem, boxes["b"], 128)
-    elif cfg.loader.vector:
-        (M, N, K), a, b = cfg.loader.gemm_shape(), pointer, pointer
-    else:
-        M, N, K = cfg.loader.gemm_shape()
-        a = ir.Im2colTensorMapType(elem, (cfg.tile_m, chunk), 128, 4)
-        b = ir.TensorMapType(elem, (cfg.tile_n, 1, chunk), 128)
-    return {"a": a, "b": b, "out": ir.TensorMapType(elem, boxes["out"], 128), "M": M, "N": N, "K": K,
-            "c_in": pointer, "bias": pointer, "cfg": cfg, "block": cfg.threads}
+    conv2d() picks for `conv` on `target`, and the types of its operands."""
+    cfg = _config(conv, dtype, skc.get_target(target), multiprocessors, EpilogueSpec(), config)
+    (a, _), (b, _) = _operands(conv, cfg)
+    M, N, K = _gemm_shape(conv, cfg)
+    return {"a": a, "b": b, "out": ir.TensorMapType(ir.ScalarType(dtype), cfg.boxes()["out"], 128), "M": M, "N": N,
+            "K": K, "c_in": _pointer(dtype), "bias": _pointer(dtype), "cfg": cfg, "block": cfg.threads}
+
+
+def _pointer(dtype: str):
+    return skc.Ptr[skc.bf16 if dtype == "bf16" else skc.f16]
 
 
 def _aligned(x, name: str):

@@ -78,30 +78,21 @@ class Im2colLoader(TmaLoader):
 
     def __init__(self, payload, conv: ConvShape, x, w):
         super().__init__(payload, a=x, b=w)
-        self.a, self.b, self.conv = payload.layouts["a"], payload.layouts["b"], conv
+        self.conv = conv
 
-    def __call__(self, stage, k, a, b):
-        conv, tile_k = self.conv, self.a.k
-        tap, c0 = k // conv.channel_blocks, (k % conv.channel_blocks) * tile_k
-        r, s = tap // conv.S, tap % conv.S
-        # the filter base of output pixel a: (n, p * stride - pad, q * stride - pad)
-        n, pixel = a // (conv.P * conv.Q), a % (conv.P * conv.Q)
-        h = pixel // conv.Q * conv.stride[0] - conv.padding[0]
-        w = pixel % conv.Q * conv.stride[1] - conv.padding[1]
-        issuing = self.issuer if self.issuer is not None else self.threads()[1]
-        if issuing:
-            skc.hopper.mbarrier_arrive_tx(stage.full, self.stage_bytes())
-            for chunk in skc.static_range(self.a.chunks):
-                skc.hopper.tma_load_im2col(_pointer_to(stage.a.address + chunk * self.a.chunk_bytes), stage.full,
-                                           self.maps["a"], (n, h, w, c0 + chunk * self.a.chunk),
-                                           (r * conv.dilation[0], s * conv.dilation[1]))
-            for chunk in skc.static_range(self.b.chunks):
-                skc.hopper.tma_load(_pointer_to(stage.b.address + chunk * self.b.chunk_bytes), stage.full,
-                                    self.maps["b"], (b, tap, c0 + chunk * self.b.chunk))
-
-
-def _pointer_to(address):
-    return skc.int_to_ptr(address, skc.u8, "shared")
+    def load(self, tile, barrier, tmap, layout, row0, k0):
+        conv, k = self.conv, k0 // layout.k
+        tap, c0 = k // conv.channel_blocks, k % conv.channel_blocks * layout.k
+        # for A, the filter base of output pixel row0: (n, p * stride - pad, q * stride - pad)
+        n, pixel = row0 // (conv.P * conv.Q), row0 % (conv.P * conv.Q)
+        h, w = pixel // conv.Q * conv.stride[0] - conv.padding[0], pixel % conv.Q * conv.stride[1] - conv.padding[1]
+        for chunk in skc.static_range(layout.chunks):
+            destination = skc.int_to_ptr(tile.address + chunk * layout.chunk_bytes, skc.u8, "shared")
+            if layout is self.layouts["b"]:
+                skc.hopper.tma_load(destination, barrier, tmap, (row0, tap, c0 + chunk * layout.chunk))
+            else:
+                skc.hopper.tma_load_im2col(destination, barrier, tmap, (n, h, w, c0 + chunk * layout.chunk),
+                                           (tap // conv.S * conv.dilation[0], tap % conv.S * conv.dilation[1]))
 
 
 class Im2colVectorLoader(VectorLoader):
