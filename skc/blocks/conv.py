@@ -134,10 +134,13 @@ def _pointer(dtype: str):
 
 def _aligned(x, name: str):
     """x, unless its memory does not start on a 16-byte boundary (the vector loader copies 16 bytes at a time)."""
-    pointer = x.data_ptr() if hasattr(x, "data_ptr") else getattr(x, "ptr", None)
+    interface = getattr(x, "__cuda_array_interface__", None)   # cupy's and others'
+    pointer = (x.data_ptr() if hasattr(x, "data_ptr") else interface["data"][0] if interface is not None
+               else getattr(x, "ptr", None))
     if pointer is not None and pointer % 16:
         raise skc.LaunchError(f"conv2d's '{name}' starts at address {pointer:#x}, not on a 16-byte boundary: pass "
-                              f"a copy in fresh storage ({name}.clone(memory_format=torch.channels_last))")
+                              f"a copy in fresh storage ({name}.clone(memory_format=torch.channels_last) for a "
+                              f"torch tensor, {name}.copy() for a cupy array)")
     return x
 
 

@@ -191,6 +191,21 @@ def test_conv2d_calls_take_a_ready_plan_and_encode_each_address_once(fake):
         conv2d(FakeTensor((2, 14, 14, 64), address=x.address + 8), w, padding=1, out=out)
 
 
+def test_the_vector_loader_refuses_misaligned_arrays_of_any_framework(fake):
+    """The vector loader takes pointers, so no tensor map checks their alignment: conv2d does, for torch tensors,
+    skc arrays and arrays exporting __cuda_array_interface__ (cupy's; FakeTensor is one)."""
+    from skc.runtime.fake_cuda import FakeTensor
+
+    vector = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=3, loader="vector")
+    x, w = FakeTensor((1, 9, 9, 16)), FakeTensor((32, 3, 3, 16))
+    conv2d(x, w, padding=1, config=vector)
+    assert len(fake.launches) == 1   # aligned: launched
+    for shifted in ((FakeTensor((1, 9, 9, 16), address=x.address + 8), w), (x, FakeTensor((32, 3, 3, 16),
+                                                                                            address=w.address + 4))):
+        with pytest.raises(skc.LaunchError, match="not on a 16-byte boundary.*copy"):
+            conv2d(*shifted, padding=1, config=vector)
+
+
 def test_pointwise_convs_are_plain_gemms_over_the_nhwc_tensor(fake):
     from skc.runtime.fake_cuda import FakeTensor
 
