@@ -74,8 +74,34 @@ def run_gemm(name: str, M=256, N=384, K=192) -> str:
     return f"gemm {name} {M}x{N}x{K} {dtype}: relative error {error:.2g}"
 
 
+CONVS = {   # conv2d's own tile choices beyond the example's (N, C, H, K, R, stride, padding, config)
+    "192x128-3-consumers": (2, 64, 14, 256, 3, 1, 1, MatmulConfig(tile_m=192, tile_n=128, consumers=3, stages=3,
+                                                                   producer_registers=24, consumer_registers=160)),
+    "pointwise-one-k-step": (4, 64, 14, 256, 1, 1, 0, None),   # 128 x 64 tiles, one k-step each
+}
+
+
+def run_conv(name: str) -> str:
+    """One conv2d configuration on channels_last torch tensors, checked against torch's conv2d in float32."""
+    import torch
+
+    N, C, H, K, R, stride, padding, config = CONVS[name]
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(N, C, H, H, generator=generator).to(torch.bfloat16).cuda().to(memory_format=torch.channels_last)
+    w = torch.randn(K, C, R, R, generator=generator).to(torch.bfloat16).cuda().to(memory_format=torch.channels_last)
+    expected = torch.nn.functional.conv2d(x.float(), w.float(), stride=stride, padding=padding)
+    out = torch.full(expected.shape, float("nan"), dtype=torch.bfloat16, device="cuda").to(
+        memory_format=torch.channels_last)
+    skc.blocks.conv2d(x, w, stride=stride, padding=padding, out=out, config=config)
+    torch.cuda.synchronize()
+    error = ((out.float() - expected).norm() / expected.norm()).item()
+    if not error <= 1e-2:
+        raise AssertionError(f"conv {name}: relative error {error:.3g} (expected <= 1e-2)")
+    return f"conv {name}: relative error {error:.2g}"
+
+
 def names():
-    return [f"example:{n}" for n in EXAMPLES] + [f"gemm:{n}" for n in GEMMS]
+    return [f"example:{n}" for n in EXAMPLES] + [f"gemm:{n}" for n in GEMMS] + [f"conv:{n}" for n in CONVS]
 
 
 def main(argv):
@@ -83,7 +109,7 @@ def main(argv):
         print("\n".join(names()))
         return 0
     kind, _, name = argv[0].partition(":")
-    print(run_example(name) if kind == "example" else run_gemm(name))
+    print({"example": run_example, "gemm": run_gemm, "conv": run_conv}[kind](name))
     return 0
 
 
