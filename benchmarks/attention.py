@@ -44,26 +44,31 @@ def error_of(got, q, k, v, causal, rows=256):
 
 
 def sweep():
-    """skc's TFLOP/s on (8, 16, 4096, 128) for a few configurations (AttentionConfig fields beside the defaults)."""
+    """skc's TFLOP/s on (8, 16, 4096, 128) and (8, 16, 4096, 64) for a few configurations (AttentionConfig fields
+    beside the defaults)."""
     from skc.blocks.attention_kernel import AttentionConfig
 
-    B, H, S, D = 8, 16, 4096, 128
-    q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-    out = torch.empty_like(q)
-    for causal in (False, True):
-        flops = 4 * B * H * S * S * D / (2 if causal else 1)
-        for fields in ({}, dict(producer_registers=24, consumer_registers=240), dict(stages=3),
-                       dict(block_n=144), dict(block_n=160, value_stages=2), dict(block_n=176, value_stages=2),
-                       dict(persistent=True), dict(overlap=False, value_stages=2), dict(pingpong=True)):
-            fields = dict(dict(overlap=True, value_stages=3), **fields)   # the default's, then the variation
-            config = AttentionConfig(head_dim=D, causal=causal, **fields)
-            name = f"sweep causal={causal} {fields}"
-            try:
-                tflops = flops / timed(lambda c=config, causal=causal: attention(q, k, v, causal=causal, out=out,
-                                                                                 config=c)) / 1e12
-                print(f"{name}: {tflops:.1f} TFLOP/s")
-            except Exception as e:  # a configuration that does not fit: say so, go on
-                print(f"{name}: {type(e).__name__}: {str(e)[:200]}")
+    B, H, S = 8, 16, 4096
+    for D in (128, 64):
+        q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+        out = torch.empty_like(q)
+        for causal in (False, True):
+            flops = 4 * B * H * S * S * D / (2 if causal else 1)
+            for fields in ({}, dict(tree_reductions=True), dict(exp2_on_fma=8), dict(exp2_on_fma=4),
+                           dict(exp2_on_fma=3), dict(exp2_on_fma=2), dict(exp2_on_fma=4, tree_reductions=True),
+                           dict(producer_registers=24, consumer_registers=240), dict(stages=3), dict(pingpong=True),
+                           dict(pingpong=True, exp2_on_fma=4)):
+                fields = dict(dict(overlap=True, value_stages=3), **fields)   # the default's, then the variation
+                config = AttentionConfig(head_dim=D, causal=causal, **fields)
+                name = f"sweep D={D} causal={causal} {fields}"
+                try:
+                    tflops = flops / timed(lambda c=config, causal=causal: attention(q, k, v, causal=causal, out=out,
+                                                                                     config=c)) / 1e12
+                    print(f"{name}: {tflops:.1f} TFLOP/s", flush=True)
+                except Exception as e:  # a configuration that does not fit: say so, go on
+                    print(f"{name}: {type(e).__name__}: {str(e)[:200]}", flush=True)
+        q = k = v = out = None
+        torch.cuda.empty_cache()
 
 
 def main():

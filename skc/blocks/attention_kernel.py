@@ -60,6 +60,8 @@ class AttentionConfig:
     persistent: bool = False     # a grid of at most one block per SM walking the tiles (Q double-buffered)
     overlap: bool = False        # softmax of key block j during P·V of block j - 1 in each warpgroup
     pingpong: bool = False       # the consumer warpgroups take turns issuing their MMAs (WarpgroupTurns; no gain)
+    exp2_on_fma: int = 0         # every n-th score of a row takes its exp2 on the FMA pipe, not the MUFU (0: none)
+    tree_reductions: bool = False  # the softmax reduces rows pairwise
     producer_registers: int = 40
     consumer_registers: int = 232
 
@@ -159,7 +161,8 @@ def _consume(q_pipe, k_pipe, v_pipe, mine, tiles, o, lse, Sq, Skv, scale, warpgr
             v_pipe.consumer(pv if cfg.overlap else None) as v_consumer:
         for tile in mine:
             # S and its softmax for this warpgroup's rows (from its first query row), and O
-            scores = KeyBlockScores(qk, OnlineSoftmax(scale), tile.row0 + warpgroup * ROWS, Skv, cfg)
+            softmax = OnlineSoftmax(scale, exp2_on_fma=cfg.exp2_on_fma, tree=cfg.tree_reductions)
+            scores = KeyBlockScores(qk, softmax, tile.row0 + warpgroup * ROWS, Skv, cfg)
             acc = pv.zeros()
             with q_consumer.acquire() as q_stage:
                 if cfg.overlap:

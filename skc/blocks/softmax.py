@@ -17,9 +17,11 @@ class OnlineSoftmax:
     compile-time float or a run-time f32). The row sums are kept per thread (each holds part of a row) and
     reduced across the row's lanes once, in `finish`."""
 
-    def __init__(self, scale, rows: int = 2):
+    def __init__(self, scale, rows: int = 2, exp2_on_fma: int = 0, tree: bool = False):
         self.scale_log2 = scale * LOG2E
         self.rows_held = rows
+        self.exp2_on_fma = exp2_on_fma   # every n-th score of a row takes exp2 on the FMA pipe (0: none)
+        self.tree = tree                 # reduce a row's maximum and sum pairwise (a shorter dependent chain)
         self.max = skc.full(rows, NEG_INF, skc.f32)   # run-time vectors: they live in loop-carried variables
         self.sum = skc.full(rows, 0.0, skc.f32)
 
@@ -44,20 +46,25 @@ class OnlineSoftmax:
             values = [fragment[i] for i in indices]
             if mask is not None:
                 values = [skc.where(mask(*s.position(i)), value, NEG_INF) for i, value in zip(indices, values)]
-            block_max = values[0]
-            for value in values[1:]:
-                block_max = skc.maximum(block_max, value)
+            block_max = _reduce(values, skc.maximum, self.tree)
             for lanes in s.row_lanes:
                 block_max = skc.maximum(block_max, skc.shfl_xor(block_max, lanes))
             running = skc.maximum(self.max[h], block_max)
             # a row that has seen only masked scores keeps maximum -inf: subtract 0 there (no inf - inf)
             shift = skc.where(running == NEG_INF, 0.0, running * self.scale_log2)
             factor = skc.exp2(self.max[h] * self.scale_log2 - shift)
-            total = self.sum[h] * factor
-            for i, value in zip(indices, values):
-                p = skc.exp2(skc.fma(value, self.scale_log2, -shift))
-                total = total + p
-                probabilities.append((i, p))
+            row_probabilities = []
+            for n, (i, value) in enumerate(zip(indices, values)):
+                x = skc.fma(value, self.scale_log2, -shift)
+                fma_pipe = self.exp2_on_fma and n % self.exp2_on_fma == self.exp2_on_fma - 1
+                row_probabilities.append(exp2_on_fma(x) if fma_pipe else skc.exp2(x))
+                probabilities.append((i, row_probabilities[-1]))
+            if self.tree:
+                total = self.sum[h] * factor + _reduce(row_probabilities, _add, True)
+            else:
+                total = self.sum[h] * factor
+                for p in row_probabilities:
+                    total = total + p
             new_max.append(running)
             new_sum.append(total)
             factors.append(factor)
@@ -84,6 +91,43 @@ class OnlineSoftmax:
         fragment = o.fragment
         scaled = {i: fragment[i] * factors[h] for h, (row, indices) in enumerate(o.rows()) for i in indices}
         o.fragment = _vector_of(scaled, o.n // 2)
+
+
+# 2^x on the FMA pipe: x = j + f, j the integer nearest x and f in [-0.5, 0.5]; 2^f by a polynomial (of degree 3,
+# 1 at f = 0, fitted for the least maximum relative error on [-0.5, 0.5]: 1.01e-4), then j added to its exponent
+ROUNDING = 12582912.0   # 1.5 * 2^23: x + this keeps round(x) in the float's low bits (|x| < 2^22)
+EXP2_POLYNOMIAL = (1.0, 0.6932829022407532, 0.24221037328243256, 0.05500858277082443)   # of f^0 .. f^3
+
+
+@skc.func
+def exp2_on_fma(x):
+    """2^x for x <= 0 without the MUFU (whose 16 results a clock per SM bound the softmax of small heads; the
+    trick of FlashAttention-4): a max, three adds, three fmas and two integer operations. The relative error is the
+    polynomial's down to x = -126; below, a value under 2^-126; from -127 down (and -inf, a masked score), 0."""
+    x = skc.maximum(x, -127.0)
+    t = x + ROUNDING
+    f = x - (t - ROUNDING)
+    c0, c1, c2, c3 = EXP2_POLYNOMIAL
+    p = skc.fma(skc.fma(skc.fma(c3, f, c2), f, c1), f, c0)
+    return skc.bitcast(skc.bitcast(p, skc.i32) + (skc.bitcast(t, skc.i32) << 23), skc.f32)
+
+
+def _add(a, b):
+    return a + b
+
+
+def _reduce(values: list, combine, tree: bool):
+    """combine over values: left to right, or pairwise (a tree of depth log2 n)."""
+    values = list(values)
+    if not tree:
+        total = values[0]
+        for value in values[1:]:
+            total = combine(total, value)
+        return total
+    while len(values) > 1:
+        values = [combine(values[i], values[i + 1]) if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
 
 
 def _vector_of(values: dict, count: int):

@@ -5,7 +5,7 @@ import numpy as np
 
 import skc
 from skc.blocks import Wgmma
-from skc.blocks.softmax import OnlineSoftmax
+from skc.blocks.softmax import OnlineSoftmax, exp2_on_fma
 from helpers import wgmma_fragments as d_fragments  # noqa: F401  (the tests import it from here)
 
 THREADS = 128
@@ -76,13 +76,14 @@ def online_softmax_kernel(scores: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], lse: 
     scores[(j · 128 + t) · n/2 ...]) through OnlineSoftmax, with O += P (O as wide as a block) standing in for
     P·V; scores at columns >= valid (of the whole row) or, causal, above the diagonal, are masked. Stores O / l
     as fragments and each row's log-sum-exp (lse[row], by the thread holding the row's first column)."""
-    n, blocks, scale, causal = cfg
+    n, blocks, scale, causal = cfg[:4]
+    exp2_on_fma, tree = cfg[4:] if len(cfg) > 4 else (0, False)
     half = n // 2
     tid = skc.thread_id(0)
     mma = Wgmma(n, 16, skc.bf16)
     s = mma.zeros()
     o = mma.zeros()
-    softmax = OnlineSoftmax(scale)
+    softmax = OnlineSoftmax(scale, exp2_on_fma=exp2_on_fma, tree=tree)
     for j in range(blocks):
         base = scores + (j * THREADS + tid) * half
         s.fragment = skc.vector(*[base[i] for i in range(half)])
@@ -98,3 +99,11 @@ def online_softmax_kernel(scores: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], lse: 
     if tid % 4 == 0:
         for (row, indices), value in zip(o.rows(), rows):
             lse[row] = value
+
+
+@skc.kernel
+def exp2_on_fma_kernel(x: skc.Ptr[skc.f32], y: skc.Ptr[skc.f32], n: skc.i32):
+    """y = exp2_on_fma(x), one value a thread."""
+    i = skc.block_id(0) * skc.block_dim(0) + skc.thread_id(0)
+    if i < n:
+        y[i] = exp2_on_fma(x[i])

@@ -24,16 +24,45 @@ def reference(scores: np.ndarray, valid: int, scale: float, causal: bool):
     return p, lse
 
 
-@pytest.mark.parametrize("n, blocks, valid, causal", [(64, 3, 192, False), (64, 3, 150, False), (32, 4, 100, True),
-                                                      (128, 2, 256, True)])
-def test_online_softmax_matches_the_softmax_of_whole_rows(n, blocks, valid, causal):
+@pytest.mark.parametrize("n, blocks, valid, causal, exp2_on_fma, tree", [
+    (64, 3, 192, False, 0, False), (64, 3, 150, False, 0, False), (32, 4, 100, True, 0, False),
+    (128, 2, 256, True, 0, False),
+    (64, 3, 150, False, 4, False),   # every 4th exp2 of a row on the FMA pipe
+    (32, 4, 100, True, 1, True),     # all of them, and the rows reduced pairwise
+    (128, 2, 256, True, 0, True),
+])
+def test_online_softmax_matches_the_softmax_of_whole_rows(n, blocks, valid, causal, exp2_on_fma, tree):
     scale = 0.125
     scores = (RNG.standard_normal((64, n * blocks)) * 6).astype(np.float32)
     image = np.stack([d_fragments(scores[:, j * n:(j + 1) * n]) for j in range(blocks)])
     out = np.full((THREADS, n // 2), np.nan, np.float32)
     lse = np.full(64, np.nan, np.float32)
-    online_softmax_kernel.interpret[(1,), (THREADS,)](image, out, lse, valid, cfg=(n, blocks, scale, causal))
+    online_softmax_kernel.interpret[(1,), (THREADS,)](image, out, lse, valid,
+                                                      cfg=(n, blocks, scale, causal, exp2_on_fma, tree))
     p, expected_lse = reference(scores, valid, scale, causal)
     expected = p.reshape(64, blocks, n).sum(axis=1)
-    np.testing.assert_allclose(out, d_fragments(expected.astype(np.float32)), rtol=2e-6, atol=2e-7)
-    np.testing.assert_allclose(lse, expected_lse, rtol=2e-6, atol=2e-6)
+    # the polynomial's relative error (1.01e-4) where exp2 runs on the FMA pipe; f32 rounding otherwise
+    rtol, atol = (2.5e-4, 2e-6) if exp2_on_fma else (2e-6, 2e-7)
+    np.testing.assert_allclose(out, d_fragments(expected.astype(np.float32)), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(lse, expected_lse, rtol=rtol, atol=2e-6 if not exp2_on_fma else 2e-4)
+
+
+def test_exp2_on_the_fma_pipe():
+    """2^x through the polynomial: relative error at most 1.02e-4 over the softmax's range, exactly 1 at 0, exactly 0
+    from -127 down (and for -inf: masked scores), powers of two exact."""
+    from attention_kernels import exp2_on_fma_kernel
+
+    x = np.concatenate([np.linspace(-126, 0, 200001, dtype=np.float32), -np.arange(0, 127, dtype=np.float32),
+                        np.array([-127, -127.4, -200, -1e30, -np.inf], np.float32)])
+    y = np.full_like(x, np.nan)
+    exp2_on_fma_kernel.interpret[(-(-len(x) // 256),), (256,)](x, y, len(x))
+    finite = x >= -126
+    relative = np.abs(y[finite].astype(np.float64) / np.exp2(x[finite].astype(np.float64)) - 1)
+    assert relative.max() <= 1.02e-4
+    whole = (x == np.round(x)) & finite
+    np.testing.assert_array_equal(y[whole], np.exp2(x[whole]))
+    assert (y[x <= -127] == 0).all()
+    between = np.linspace(-127, -126, 1001, dtype=np.float32)
+    tiny = np.full_like(between, np.nan)
+    exp2_on_fma_kernel.interpret[(4,), (256,)](between, tiny, len(between))
+    assert ((tiny >= 0) & (tiny < 2.0 ** -125)).all()

@@ -84,3 +84,39 @@ def test_attention_configurations_on_the_gpu(block_n, stages, persistent, overla
     error = (out.float() - expected).abs().max().item()
     flash = flash_error(q, k, v, causal, expected)
     assert error <= max(2 * flash, 1e-2), (error, flash)
+
+
+@pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, False)])
+@pytest.mark.parametrize("fields", [dict(exp2_on_fma=4), dict(exp2_on_fma=2, tree_reductions=True),
+                                    dict(tree_reductions=True)])
+def test_softmax_options_on_the_gpu(D, causal, fields):
+    """Every n-th exp2 on the FMA pipe, rows reduced pairwise: as accurate as the flash backend."""
+    from skc.blocks.attention_kernel import AttentionConfig
+
+    torch.manual_seed(D + causal)
+    q, k, v = (torch.randn(2, 4, 1000, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    expected, reference_lse = reference(q, k, v, causal)
+    config = AttentionConfig(head_dim=D, causal=causal, overlap=True, value_stages=3, lse=True, **fields)
+    out, lse = attention(q, k, v, causal=causal, out=torch.full_like(q, float("nan")), config=config, return_lse=True)
+    assert (lse - reference_lse).abs().max().item() < 1e-3
+    error = (out.float() - expected).abs().max().item()
+    flash = flash_error(q, k, v, causal, expected)
+    assert error <= max(2 * flash, 1e-2), (error, flash)
+
+
+def test_exp2_on_the_fma_pipe_is_the_interpreters_to_the_bit():
+    import os
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "blocks"))
+    from attention_kernels import exp2_on_fma_kernel
+
+    x = np.concatenate([np.linspace(-130, 0.5, 100001, dtype=np.float32), np.array([-np.inf, -1e30], np.float32)])
+    on_cpu = np.full_like(x, np.nan)
+    exp2_on_fma_kernel.interpret[(-(-len(x) // 256),), (256,)](x, on_cpu, len(x))
+    device_x = torch.from_numpy(x).cuda()
+    on_gpu = torch.full_like(device_x, float("nan"))
+    exp2_on_fma_kernel[(-(-len(x) // 256),), (256,)](device_x, on_gpu, len(x))
+    np.testing.assert_array_equal(on_gpu.cpu().numpy().view(np.uint32), on_cpu.view(np.uint32))
