@@ -1,6 +1,6 @@
 """Attention forward, skc (composed from the blocks) against torch SDPA with the cuDNN and flash backends, on the
 issue's shapes; TFLOP/s counting 4·B·H·S²·D (halved when causal); accuracy (max abs error against a float32
-reference) of skc and flash on the same data, times triton.testing.do_bench medians. Prints one table. Run: python benchmarks/attention.py [--quick] [--sweep] [--no-variants] [--json FILE]."""
+reference) of skc and flash on the same data, times triton.testing.do_bench medians. Prints one table. Run: python benchmarks/attention.py [--quick] [--sweep] [--compare] [--no-variants] [--json FILE]."""
 from __future__ import annotations
 
 import math
@@ -71,10 +71,41 @@ def sweep():
         torch.cuda.empty_cache()
 
 
+def compare(rounds: int = 3):
+    """The default configuration against a few variations on every shape (and D = 64 causal), timed in turn
+    `rounds` times with cuDNN beside them (one GPU's clocks move by several percent within a run): medians."""
+    import statistics
+
+    from skc.blocks.attention_kernel import AttentionConfig
+
+    variations = {"default": {}, "tree": dict(tree_reductions=True), "pingpong": dict(pingpong=True),
+                  "pingpong+tree": dict(pingpong=True, tree_reductions=True)}
+    for B, H, S, D, causal in SHAPES + [(8, 16, 4096, 64, True)]:
+        q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+        out, flops = torch.empty_like(q), 4 * B * H * S * S * D / (2 if causal else 1)
+        configs = {name: AttentionConfig(head_dim=D, causal=causal, overlap=True, value_stages=3, **fields)
+                   for name, fields in variations.items()}
+        calls = {name: (lambda c=config: attention(q, k, v, causal=causal, out=out, config=c))
+                 for name, config in configs.items()}
+        calls["cudnn"] = lambda: sdpa(SDPBackend.CUDNN_ATTENTION, q, k, v, causal)
+        times = {name: [] for name in calls}
+        for _ in range(rounds):
+            for name, call in calls.items():
+                times[name].append(timed(call))
+        tflops = {name: flops / statistics.median(t) / 1e12 for name, t in times.items()}
+        print(f"compare {B}x{H}x{S}x{D}{' causal' if causal else ''}: " + "  ".join(
+            f"{name} {value:.1f} ({value / tflops['cudnn']:.2f}x)" for name, value in tflops.items()), flush=True)
+        q = k = v = out = None
+        torch.cuda.empty_cache()
+
+
 def main():
     quick = "--quick" in sys.argv
     if "--sweep" in sys.argv:
         sweep()
+    if "--compare" in sys.argv:
+        compare()
+        return
     rows = []
     for B, H, S, D, causal in SHAPES[:2] if quick else SHAPES:
         torch.manual_seed(0)
