@@ -36,9 +36,12 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
                               f"{tuple(v.shape)} ({layout}); every dimension must be at least 1")
     dtype = "bf16" if host else _dtype_name(q)
     if config is None:
-        # D <= 128: softmax overlapped with the previous block's P·V, V three stages deep (benchmarks/NOTES.md)
+        # D <= 128: softmax overlapped with the previous block's P·V, V three stages deep; D = 64 causal: the
+        # warpgroups taking turns and rows reduced pairwise, 1.13x there, within noise elsewhere (benchmarks/NOTES.md)
+        small_causal = D == 64 and bool(causal)
         config = AttentionConfig(head_dim=D, dtype=dtype, causal=bool(causal), lse=bool(return_lse),
-                                 block_n=128 if D <= 128 else 64, overlap=D <= 128, value_stages=3 if D <= 128 else 0)
+                                 block_n=128 if D <= 128 else 64, overlap=D <= 128, value_stages=3 if D <= 128 else 0,
+                                 pingpong=small_causal, tree_reductions=small_causal)
     if config.head_dim != D:
         raise skc.LaunchError(f"the configuration is for head_dim {config.head_dim}, the tensors have {D}")
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
