@@ -78,15 +78,18 @@ def compare(rounds: int = 3):
 
     from skc.blocks.attention_kernel import AttentionConfig
 
-    variations = {"default": {}, "tree": dict(tree_reductions=True), "pingpong": dict(pingpong=True),
-                  "pingpong+tree": dict(pingpong=True, tree_reductions=True)}
+    three = dict(block_m=192, consumers=3, producer_registers=24, consumer_registers=160)   # D = 64 only (registers)
+    variations = {"default": {}, "pingpong+tree": dict(pingpong=True, tree_reductions=True), "c3": three,
+                  "c3 s3/4": dict(three, stages=3, value_stages=4), "c3 pingpong": dict(three, pingpong=True),
+                  "c3 pingpong+tree": dict(three, pingpong=True, tree_reductions=True)}
     for B, H, S, D, causal in SHAPES + [(8, 16, 4096, 64, True)]:
         q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
         out, flops = torch.empty_like(q), 4 * B * H * S * S * D / (2 if causal else 1)
-        configs = {name: AttentionConfig(head_dim=D, causal=causal, overlap=True, value_stages=3, **fields)
-                   for name, fields in variations.items()}
+        configs = {name: None if name == "default" else
+                   AttentionConfig(head_dim=D, causal=causal, overlap=True, value_stages=3, **fields)
+                   for name, fields in variations.items() if D == 64 or not name.startswith("c3")}
         calls = {name: (lambda c=config: attention(q, k, v, causal=causal, out=out, config=c))
-                 for name, config in configs.items()}
+                 for name, config in configs.items()}   # default: the configuration attention() picks
         calls["cudnn"] = lambda: sdpa(SDPBackend.CUDNN_ATTENTION, q, k, v, causal)
         times = {name: [] for name in calls}
         for _ in range(rounds):

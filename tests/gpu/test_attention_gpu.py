@@ -120,3 +120,20 @@ def test_exp2_on_the_fma_pipe_is_the_interpreters_to_the_bit():
     on_gpu = torch.full_like(device_x, float("nan"))
     exp2_on_fma_kernel[(-(-len(x) // 256),), (256,)](device_x, on_gpu, len(x))
     np.testing.assert_array_equal(on_gpu.cpu().numpy().view(np.uint32), on_cpu.view(np.uint32))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("fields", [{}, dict(pingpong=True), dict(stages=3, value_stages=4)])
+def test_three_consumer_warpgroups_for_small_heads(causal, fields):
+    """head_dim 64 with 192-row query tiles (three consumer warpgroups, 160 registers each)."""
+    from skc.blocks.attention_kernel import AttentionConfig
+
+    torch.manual_seed(3 + causal)
+    q, k, v = (torch.randn(2, 3, 1000, 64, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    expected, _ = reference(q, k, v, causal)
+    config = AttentionConfig(head_dim=64, causal=causal, overlap=True, **dict(dict(
+        block_m=192, consumers=3, producer_registers=24, consumer_registers=160, value_stages=3), **fields)))
+    out = attention(q, k, v, causal=causal, out=torch.full_like(q, float("nan")), config=config)
+    error = (out.float() - expected).abs().max().item()
+    flash = flash_error(q, k, v, causal, expected)
+    assert error <= max(2 * flash, 1e-2), (error, flash)
