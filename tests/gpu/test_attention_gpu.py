@@ -131,8 +131,8 @@ def test_three_consumer_warpgroups_for_small_heads(causal, fields):
     torch.manual_seed(3 + causal)
     q, k, v = (torch.randn(2, 3, 1000, 64, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     expected, _ = reference(q, k, v, causal)
-    config = AttentionConfig(head_dim=64, causal=causal, overlap=True, **dict(dict(
-        block_m=192, consumers=3, producer_registers=24, consumer_registers=160, value_stages=3), **fields)))
+    three = dict(block_m=192, consumers=3, producer_registers=24, consumer_registers=160, value_stages=3)
+    config = AttentionConfig(head_dim=64, causal=causal, overlap=True, **dict(three, **fields))
     out = attention(q, k, v, causal=causal, out=torch.full_like(q, float("nan")), config=config)
     error = (out.float() - expected).abs().max().item()
     flash = flash_error(q, k, v, causal, expected)
