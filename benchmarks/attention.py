@@ -82,11 +82,14 @@ def compare(rounds: int = 3):
     variations = {"default": {}, "pingpong+tree": dict(pingpong=True, tree_reductions=True), "c3": three,
                   "c3 s3/4": dict(three, stages=3, value_stages=4), "c3 pingpong": dict(three, pingpong=True),
                   "c3 pingpong+tree": dict(three, pingpong=True, tree_reductions=True)}
+    only = sys.argv[sys.argv.index("--compare") + 1] if sys.argv.index("--compare") + 1 < len(sys.argv) else ""
     for B, H, S, D, causal in SHAPES + [(8, 16, 4096, 64, True)]:
+        if only.isdigit() and D != int(only):   # --compare 64: only that head dimension's shapes
+            continue
         q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
         out, flops = torch.empty_like(q), 4 * B * H * S * S * D / (2 if causal else 1)
         configs = {name: None if name == "default" else
-                   AttentionConfig(head_dim=D, causal=causal, overlap=True, value_stages=3, **fields)
+                   AttentionConfig(head_dim=D, causal=causal, **dict(dict(overlap=True, value_stages=3), **fields))
                    for name, fields in variations.items() if D == 64 or not name.startswith("c3")}
         calls = {name: (lambda c=config: attention(q, k, v, causal=causal, out=out, config=c))
                  for name, config in configs.items()}   # default: the configuration attention() picks
