@@ -36,12 +36,7 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
                               f"{tuple(v.shape)} ({layout}); every dimension must be at least 1")
     dtype = "bf16" if host else _dtype_name(q)
     if config is None:
-        # D <= 128: softmax overlapped with the previous block's P·V, V three stages deep; D = 64 causal: the
-        # warpgroups taking turns and rows reduced pairwise, 1.13x there, within noise elsewhere (benchmarks/NOTES.md)
-        small_causal = D == 64 and bool(causal)
-        config = AttentionConfig(head_dim=D, dtype=dtype, causal=bool(causal), lse=bool(return_lse),
-                                 block_n=128 if D <= 128 else 64, overlap=D <= 128, value_stages=3 if D <= 128 else 0,
-                                 pingpong=small_causal, tree_reductions=small_causal)
+        config = default_config(D, dtype, bool(causal), bool(return_lse))
     if config.head_dim != D:
         raise skc.LaunchError(f"the configuration is for head_dim {config.head_dim}, the tensors have {D}")
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
@@ -102,6 +97,19 @@ def _new_lse(q, host: bool, shape):
     import torch
 
     return torch.empty(shape, dtype=torch.float32, device=q.device)
+
+
+def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool = False) -> AttentionConfig:
+    """What attention() runs without a config (measured on the H200, benchmarks/NOTES.md): for D <= 128, each
+    warpgroup's softmax overlapped with its previous block's P·V, V three stages deep; for D = 64, the warpgroups
+    taking turns at the tensor cores, with three of them on 192-row query tiles (1.07x of two) where not causal,
+    and rows reduced pairwise where causal (1.13x)."""
+    fields = dict(block_n=128, overlap=True, value_stages=3) if D <= 128 else dict(block_n=64)
+    if D == 64:
+        fields.update(pingpong=True, tree_reductions=causal)
+        if not causal:   # (causal: 0.9x, the diagonal's masks spill at 160 registers)
+            fields.update(block_m=192, consumers=3, producer_registers=24, consumer_registers=160)
+    return AttentionConfig(head_dim=D, dtype=dtype, causal=causal, lse=lse, **fields)
 
 
 def compile_arguments(config: AttentionConfig) -> dict:

@@ -112,6 +112,29 @@ def test_softmax_options_in_the_interpreter(D, causal, fields):
     np.testing.assert_allclose(lse, exact_lse, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, True)])
+def test_the_default_configurations_in_the_interpreter(D, causal):
+    """attention() without a config: for D = 64, three consumer warpgroups taking turns (not causal) or two with
+    pairwise row reductions (causal)."""
+    q, k, v = (bf16(RNG.standard_normal((1, 2, 230, D))) for _ in range(3))
+    out = attention(q, k, v, causal=causal)
+    exact, _ = exact_reference(q, k, v, causal)
+    assert np.abs(out - exact).max() < 1e-2
+    np.testing.assert_allclose(out, online_model(q, k, v, causal, 128), rtol=2 ** -7, atol=2e-3)
+
+
+@needs_nvjitlink
+@pytest.mark.parametrize("D", [64, 128, 256])
+@pytest.mark.parametrize("causal, lse", [(False, False), (True, True)])
+def test_the_default_configurations_compile_without_spills(D, causal, lse):
+    from skc.blocks.attention_host import default_config
+
+    config = default_config(D, "bf16", causal, lse)
+    assert (config.block_m, config.consumers) == ((192, 3) if (D, causal) == (64, False) else (128, 2))
+    resources = attention_kernel.compile(**compile_arguments(config), target="sm_90a").resources
+    assert resources["spill_stores"] == 0 and resources["stack_bytes"] == 0, resources
+
+
 def test_a_persistent_configuration_needs_the_overlapped_loop():
     with pytest.raises(ValueError, match="persistent=True needs overlap=True"):
         AttentionConfig(persistent=True)
