@@ -34,14 +34,19 @@ GEMMS = {
 }
 
 
+# more runs of an example with other arguments: name -> (example, its main's arguments)
+VARIANTS = {"attention-not-causal": ("attention", dict(small=True, causal=False))}   # D = 64: three consumers
+
+
 def run_example(name: str) -> str:
     from importlib.util import module_from_spec, spec_from_file_location
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", f"{name}.py")
-    spec = spec_from_file_location(f"sanitize_{name}", path)
+    example, arguments = VARIANTS.get(name, (name, EXAMPLES.get(name)))
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", f"{example}.py")
+    spec = spec_from_file_location(f"sanitize_{example}", path)
     module = module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main(**EXAMPLES[name])   # raises AssertionError when the result is wrong
+    return module.main(**arguments)   # raises AssertionError when the result is wrong
 
 
 def run_gemm(name: str, M=256, N=384, K=192) -> str:
@@ -101,7 +106,8 @@ def run_conv(name: str) -> str:
 
 
 def names():
-    return [f"example:{n}" for n in EXAMPLES] + [f"gemm:{n}" for n in GEMMS] + [f"conv:{n}" for n in CONVS]
+    return ([f"example:{n}" for n in (*EXAMPLES, *VARIANTS)] + [f"gemm:{n}" for n in GEMMS]
+            + [f"conv:{n}" for n in CONVS])
 
 
 def main(argv):
