@@ -21,7 +21,7 @@ GROUPS = {
     "loader and geometry (im2col.py)": ("skc/blocks/im2col.py", None),
     "host side that builds the descriptors (conv.py)": ("skc/blocks/conv.py", ("_config", "_plan", "_operands",
                                                                               "_gemm_shape")),
-    "argument types for compiling without data (conv.py)": ("skc/blocks/conv.py", ("compile_arguments", "_pointer")),
+    "argument types for compiling without data (conv.py)": ("skc/blocks/conv.py", ("compile_arguments",)),
     "conv2d(): argument checks, errors, torch layouts (conv.py)": ("skc/blocks/conv.py", (
         "conv2d", "_checked", "_aligned", "_pair", "_is_torch", "_nhwc", "_empty_output")),
 }

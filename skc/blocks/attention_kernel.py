@@ -59,7 +59,7 @@ class AttentionConfig:
     lse: bool = False
     persistent: bool = False     # a grid of at most one block per SM walking the tiles (Q double-buffered)
     overlap: bool = False        # softmax of key block j during P·V of block j - 1 in each warpgroup
-    pingpong: bool = False       # the consumer warpgroups take turns issuing their MMAs (WarpgroupTurns; no gain)
+    pingpong: bool = False       # the consumer warpgroups take turns issuing their MMAs (WarpgroupTurns)
     exp2_on_fma: int = 0         # every n-th score of a row takes its exp2 on the FMA pipe, not the MUFU (0: none)
     tree_reductions: bool = False  # the softmax reduces rows pairwise
     producer_registers: int = 40

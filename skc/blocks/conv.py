@@ -90,7 +90,7 @@ def _operands(conv: ConvShape, cfg: MatmulConfig) -> tuple:
     if cfg.loader == "tma":
         return tiled("x", (conv.N * conv.H * conv.W, conv.C), boxes["a"]), tiled("w", (conv.K, conv.C), boxes["b"])
     if cfg.loader.vector:
-        return tuple((_pointer(cfg.dtype), Direct(lambda t, n=name: _aligned(_nhwc(t, n), n))) for name in "xw")
+        return tuple((skc.Ptr[elem], Direct(lambda t, n=name: _aligned(_nhwc(t, n), n))) for name in "xw")
     lower, upper = conv.corners()
     return ((ir.Im2colTensorMapType(elem, (cfg.tile_m, chunk), 128, 4),
              lambda x: skc.Im2colTensorMap(_nhwc(x, "x"), channels=chunk, pixels=cfg.tile_m, lower=lower, upper=upper,
@@ -123,20 +123,19 @@ def compile_arguments(target, conv: ConvShape, dtype: str = "bf16", config=None,
     conv2d() picks for `conv` on `target`, and the types of its operands."""
     cfg = _config(conv, dtype, skc.get_target(target), multiprocessors, EpilogueSpec(), config)
     (a, _), (b, _) = _operands(conv, cfg)
-    M, N, K = _gemm_shape(conv, cfg)
-    return {"a": a, "b": b, "out": ir.TensorMapType(ir.ScalarType(dtype), cfg.boxes()["out"], 128), "M": M, "N": N,
-            "K": K, "c_in": _pointer(dtype), "bias": _pointer(dtype), "cfg": cfg, "block": cfg.threads}
-
-
-def _pointer(dtype: str):
-    return skc.Ptr[skc.bf16 if dtype == "bf16" else skc.f16]
+    (M, N, K), elem = _gemm_shape(conv, cfg), ir.ScalarType(dtype)
+    return {"a": a, "b": b, "out": ir.TensorMapType(elem, cfg.boxes()["out"], 128), "M": M, "N": N, "K": K,
+            "c_in": skc.Ptr[elem], "bias": skc.Ptr[elem], "cfg": cfg, "block": cfg.threads}
 
 
 def _aligned(x, name: str):
     """x, unless its memory does not start on a 16-byte boundary (the vector loader copies 16 bytes at a time)."""
-    interface = getattr(x, "__cuda_array_interface__", None)   # cupy's and others'
-    pointer = (x.data_ptr() if hasattr(x, "data_ptr") else interface["data"][0] if interface is not None
-               else getattr(x, "ptr", None))
+    if hasattr(x, "data_ptr"):   # torch (whose __cuda_array_interface__ refuses tensors that require grad)
+        pointer = x.data_ptr()
+    elif hasattr(x, "__cuda_array_interface__"):   # cupy and others
+        pointer = x.__cuda_array_interface__["data"][0]
+    else:
+        pointer = getattr(x, "ptr", None)   # skc arrays
     if pointer is not None and pointer % 16:
         raise skc.LaunchError(f"conv2d's '{name}' starts at address {pointer:#x}, not on a 16-byte boundary: pass "
                               f"a copy in fresh storage ({name}.clone(memory_format=torch.channels_last) for a "

@@ -72,9 +72,11 @@ class ConvShape:
 
 
 class Im2colLoader(TmaLoader):
-    """A TmaLoader whose A tile is an im2col copy: at k-step k it loads output pixels a.. a + tile_m - 1 of
-    filter tap k // channel_blocks (im2col map `x`) and filters b.. b + tile_n - 1 of that tap (filter map
-    `w`, [K, R·S, C] in boxes of tile_n x 1 x chunk). Arrivals and issuing threads are TmaLoader's."""
+    """A TmaLoader whose A tile is an im2col copy: at k-step k, for origins a= and b=, it loads output pixels
+    a.. a + tile_m - 1 of filter tap k // channel_blocks (im2col map `x`) and filters b.. b + tile_n - 1 of that
+    tap (filter map `w`, [K, R·S, C] in boxes of tile_n x 1 x chunk). Arrivals, issuing threads and the stage's
+    byte count are TmaLoader's; only `load`, one operand's copies, differs. No multicast (MatmulConfig refuses
+    clusters with a loader spec)."""
 
     def __init__(self, payload, conv: ConvShape, x, w):
         super().__init__(payload, a=x, b=w)
@@ -83,12 +85,12 @@ class Im2colLoader(TmaLoader):
     def load(self, tile, barrier, tmap, layout, row0, k0):
         conv, k = self.conv, k0 // layout.k
         tap, c0 = k // conv.channel_blocks, k % conv.channel_blocks * layout.k
-        # for A, the filter base of output pixel row0: (n, p * stride - pad, q * stride - pad)
+        # A's origin row0 is an output pixel; its filter base (n, p * stride - pad, q * stride - pad) (unused for B)
         n, pixel = row0 // (conv.P * conv.Q), row0 % (conv.P * conv.Q)
         h, w = pixel // conv.Q * conv.stride[0] - conv.padding[0], pixel % conv.Q * conv.stride[1] - conv.padding[1]
         for chunk in skc.static_range(layout.chunks):
             destination = skc.int_to_ptr(tile.address + chunk * layout.chunk_bytes, skc.u8, "shared")
-            if layout is self.layouts["b"]:
+            if layout is self.layouts["b"]:   # (the payload's own layout objects: a's equals b's for square tiles)
                 skc.hopper.tma_load(destination, barrier, tmap, (row0, tap, c0 + chunk * layout.chunk))
             else:
                 skc.hopper.tma_load_im2col(destination, barrier, tmap, (n, h, w, c0 + chunk * layout.chunk),
