@@ -191,6 +191,21 @@ def test_conv2d_calls_take_a_ready_plan_and_encode_each_address_once(fake):
         conv2d(FakeTensor((2, 14, 14, 64), address=x.address + 8), w, padding=1, out=out)
 
 
+def test_the_alignment_check_asks_torch_for_data_ptr_first():
+    from skc.blocks.conv import _aligned
+
+    class RequiringGrad:   # torch refuses __cuda_array_interface__ for tensors that require grad
+        def data_ptr(self):
+            return 0x10000
+
+        @property
+        def __cuda_array_interface__(self):
+            raise RuntimeError("Can't get __cuda_array_interface__ on Variable that requires grad")
+
+    x = RequiringGrad()
+    assert _aligned(x, "x") is x
+
+
 def test_the_vector_loader_refuses_misaligned_arrays_of_any_framework(fake):
     """The vector loader takes pointers, so no tensor map checks their alignment: conv2d does, for torch tensors,
     skc arrays and arrays exporting __cuda_array_interface__ (cupy's; FakeTensor is one)."""
