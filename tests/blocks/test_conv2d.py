@@ -134,6 +134,20 @@ def test_the_composition_swaps_only_the_loader_and_assembles():
     assert cubin and ptx_tools.parse_resources(log)
 
 
+@pytest.mark.parametrize("C, H, K, R, tiles", [(512, 7, 512, 3, (192, 128)), (64, 56, 256, 1, (128, 64))])
+def test_the_chosen_tiles_assemble_without_spills(C, H, K, R, tiles):
+    """What conv2d picks at batch 128 beyond the 128-row tiles: 192 x 128 (three consumer warpgroups, 160 registers
+    each) and the one-k-step pointwise tiles."""
+    conv = ConvShape(128, H, H, C, K, R, R, (1, 1), (R // 2, R // 2), (1, 1))
+    arguments = compile_arguments("sm_90a", conv)
+    assert (arguments["cfg"].tile_m, arguments["cfg"].tile_n) == tiles
+    ptx = matmul_kernel.compile(**arguments, target="sm_90a").asm("ptx")
+    assert re.search(rf"setmaxnreg.inc.sync.aligned.u32\s+{arguments['cfg'].consumer_registers};", ptx)
+    _, log = ptx_tools.link_ptx(ptx, "sm_90a", "conv2d")
+    (resources,) = ptx_tools.parse_resources(log).values()
+    assert resources.spill_stores == 0 and resources.spill_loads == 0
+
+
 def test_the_example_runs_in_the_interpreter(interpreter):
     from helpers import load_example
 
