@@ -5,6 +5,7 @@ is the GEMM's, unchanged: y[N·P·Q, K] = im2col(x) · w^T, stored as NHWC.
 from __future__ import annotations
 
 import functools
+from numbers import Integral
 from dataclasses import replace
 
 import skc
@@ -25,13 +26,15 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     x holds NHWC activations and w KRSC filters (numpy arrays or skc arrays in that order; torch tensors in
     torch's NCHW / OIHW order with the channels_last memory format, whose memory is NHWC / KRSC: taken as
     they are, no copy). bf16 or fp16; C a multiple of 8. The output is NHWC (a channels_last torch tensor
-    for torch inputs); `out` may be given. stride, padding, dilation: an int or an (h, w) pair. `config` is a
+    for torch inputs); `out` may be given. stride, padding, dilation: an int or an (h, w) pair (padding also
+    "valid" or, for stride 1, "same", as torch takes them). `config` is a
     MatmulConfig (its tiles and stages; the loader is conv2d's). The launch goes to `stream`, by default the
     current stream of the operands' framework. Like matmul, a call is one lookup of a plan made by the first
     call with the same facts; 1x1 convolutions of stride 1 without padding are plain GEMMs (no im2col). Filter
     taps more than 255 pixels apart (and `config=MatmulConfig(loader="vector", ...)`) load with the vector
     im2col loader instead of TMA im2col."""
-    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
+    padding = padding if isinstance(padding, str) else _pair(padding, "padding", 0)   # a string: see _checked
     key = (skc.current_device(), facts(x), facts(w), bias if bias is None else facts(bias),
            out if out is None else facts(out), stride, padding, dilation, activation, config)
     plan = _PLANS.get(key)
@@ -56,6 +59,7 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
     if C % 8:
         raise skc.LaunchError(f"conv2d copies pixels 16 bytes at a time: C must be a multiple of 8, found {C} "
                               "(pad the channels with zeros to a multiple of 8)")
+    padding = _padding(padding, stride, dilation, R, S)
     conv = ConvShape(N, H, W, C, K, R, S, stride, padding, dilation)
     if conv.P < 1 or conv.Q < 1:
         raise skc.LaunchError(f"conv2d of a {H}x{W} input by a {R}x{S} filter (padding {padding}, dilation "
@@ -143,11 +147,33 @@ def _aligned(x, name: str):
     return x
 
 
-def _pair(value) -> tuple:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or any(not isinstance(v, int) for v in pair):
-        raise skc.LaunchError(f"expected an int or an (h, w) pair of ints, found {value!r}")
-    return pair
+def _pair(value, name: str, least: int) -> tuple:
+    """An int or an (h, w) pair of ints, each at least `least`, as a pair."""
+    pair = (value, value) if isinstance(value, Integral) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(pair) != 2 or any(not isinstance(v, Integral) or isinstance(v, bool) or v < least for v in pair):
+        raise skc.LaunchError(f"conv2d's {name} must be an int or an (h, w) pair of ints, each at least {least}, "
+                              f"found {value!r}")
+    return tuple(int(v) for v in pair)
+
+
+def _padding(padding, stride, dilation, R: int, S: int) -> tuple:
+    """The (h, w) padding, from a pair or torch's "valid" and "same" (the output as large as the input: each side
+    padded by half the filter's extent, dilation included)."""
+    if not isinstance(padding, str):
+        return padding
+    if padding == "valid":
+        return (0, 0)
+    if padding != "same":
+        raise skc.LaunchError(f"conv2d's padding must be an int, an (h, w) pair, 'valid' or 'same', found {padding!r}")
+    if stride != (1, 1):
+        raise skc.LaunchError(f"padding='same' needs stride 1 (as in torch), found stride {stride}: pass the padding "
+                              "as numbers")
+    extent = (dilation[0] * (R - 1), dilation[1] * (S - 1))
+    if extent[0] % 2 or extent[1] % 2:
+        raise skc.LaunchError(f"padding='same' with a {R}x{S} filter (dilation {dilation}) pads one side more than "
+                              "the other, which conv2d does not do: pad x yourself (torch.nn.functional.pad) and "
+                              "pass padding=0")
+    return (extent[0] // 2, extent[1] // 2)
 
 
 def _is_torch(x) -> bool:

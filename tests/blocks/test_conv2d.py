@@ -148,6 +148,33 @@ def test_the_chosen_tiles_assemble_without_spills(C, H, K, R, tiles):
     assert resources.spill_stores == 0 and resources.spill_loads == 0
 
 
+@pytest.mark.parametrize("padding, R, dilation, same_as", [("same", 3, 1, 1), ("same", 5, 1, 2), ("same", 3, 2, 2),
+                                                             ("valid", 3, 1, 0)])
+def test_torch_padding_words_in_the_interpreter(interpreter, padding, R, dilation, same_as):
+    x, w = small_integers((1, 9, 8, 16)), small_integers((16, R, R, 16))
+    y = conv2d(x, w, padding=padding, dilation=dilation)
+    np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, 1, same_as, dilation))
+    if padding == "same":
+        assert y.shape[1:3] == x.shape[1:3]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(stride=0), "stride must be an int or an \\(h, w\\) pair of ints, each at least 1, found 0"),
+    (dict(stride=(1, 2, 3)), "stride must be"),
+    (dict(padding=-1), "padding must be an int .* at least 0, found -1"),
+    (dict(padding=1.5), "padding must be"),
+    (dict(dilation=0), "dilation must be .* at least 1"),
+    (dict(padding="full"), "'valid' or 'same', found 'full'"),
+    (dict(padding="same", stride=2), "padding='same' needs stride 1"),
+    (dict(padding="same", dilation=(1, 3), w=(8, 2, 2, 8)), "pads one side more than the other"),
+])
+def test_conv2d_refuses_what_torch_refuses(interpreter, arguments, message):
+    arguments = dict(arguments)
+    x, w = small_integers((1, 6, 6, 8)), small_integers(arguments.pop("w", (8, 3, 3, 8)))
+    with pytest.raises(skc.LaunchError, match=message):
+        conv2d(x, w, **arguments)
+
+
 def test_the_example_runs_in_the_interpreter(interpreter):
     from helpers import load_example
 

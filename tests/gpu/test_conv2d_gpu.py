@@ -44,6 +44,8 @@ def check(N, C, H, W, K, R, S, stride=1, padding=0, dilation=1, dtype=torch.bflo
     (1, 32, 9, 11, 72, 3, 1, 1, 1),       # N = 1, C below a channel block
     (1, 8, 7, 7, 16, 3, 1, 1, 1),         # C = 8
     (2, 96, 10, 12, 136, 3, 1, (1, 0), 1),  # asymmetric padding, C = 1.5 channel blocks, K past a tile
+    (2, 64, 15, 13, 64, 3, 1, "same", 2),   # torch's padding words
+    (1, 32, 9, 11, 40, 5, 1, "valid", 1),
 ])
 def test_conv2d_matches_torch(N, C, H, W, K, R, stride, padding, dilation):
     check(N, C, H, W, K, R, R, stride, padding, dilation)
