@@ -23,7 +23,7 @@ GROUPS = {
                                                                               "_gemm_shape")),
     "argument types for compiling without data (conv.py)": ("skc/blocks/conv.py", ("compile_arguments",)),
     "conv2d(): argument checks, errors, torch layouts (conv.py)": ("skc/blocks/conv.py", (
-        "conv2d", "_checked", "_aligned", "_pair", "_is_torch", "_nhwc", "_empty_output")),
+        "conv2d", "_checked", "_aligned", "_pair", "_padding", "_is_torch", "_nhwc", "_empty_output")),
 }
 TARGET = ("loader and geometry (im2col.py)", "host side that builds the descriptors (conv.py)")
 
@@ -56,6 +56,11 @@ def code_lines(path: str, names=None) -> int:
 
 
 def main():
+    with open(os.path.join(ROOT, "skc/blocks/conv.py")) as handle:
+        defined = {node.name for node in ast.parse(handle.read()).body if hasattr(node, "name")}
+    grouped = {name for path, names in GROUPS.values() if names for name in names}
+    if defined - grouped:   # every definition of conv.py is in some group: nothing goes uncounted
+        raise SystemExit(f"conv.py defines {', '.join(sorted(defined - grouped))}, in no group of {__file__}")
     counts = {name: code_lines(path, names) for name, (path, names) in GROUPS.items()}
     for name, count in counts.items():
         print(f"{count:4d}  {name}")
