@@ -33,13 +33,13 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     call with the same facts; 1x1 convolutions of stride 1 without padding are plain GEMMs (no im2col). Filter
     taps more than 255 pixels apart (and `config=MatmulConfig(loader="vector", ...)`) load with the vector
     im2col loader instead of TMA im2col."""
-    stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
-    padding = padding if isinstance(padding, str) else _pair(padding, "padding", 0)   # a string: see _checked
+    # the arguments as given key the plan (lists as tuples); _checked reads and checks them once per plan
+    geometry = tuple(tuple(v) if isinstance(v, list) else v for v in (stride, padding, dilation))
     key = (skc.current_device(), facts(x), facts(w), bias if bias is None else facts(bias),
-           out if out is None else facts(out), stride, padding, dilation, activation, config)
+           out if out is None else facts(out), geometry, activation, config)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = remember(_PLANS, key, _checked(key[0], x, w, bias, stride, padding, dilation, activation, config))
+        plan = remember(_PLANS, key, _checked(key[0], x, w, bias, *geometry, activation, config))
     conv, gemm = plan
     if out is None:
         out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), _is_torch(x))
@@ -59,6 +59,7 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
     if C % 8:
         raise skc.LaunchError(f"conv2d copies pixels 16 bytes at a time: C must be a multiple of 8, found {C} "
                               "(pad the channels with zeros to a multiple of 8)")
+    stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
     padding = _padding(padding, stride, dilation, R, S)
     conv = ConvShape(N, H, W, C, K, R, S, stride, padding, dilation)
     if conv.P < 1 or conv.Q < 1:
@@ -160,7 +161,7 @@ def _padding(padding, stride, dilation, R: int, S: int) -> tuple:
     """The (h, w) padding, from a pair or torch's "valid" and "same" (the output as large as the input: each side
     padded by half the filter's extent, dilation included)."""
     if not isinstance(padding, str):
-        return padding
+        return _pair(padding, "padding", 0)
     if padding == "valid":
         return (0, 0)
     if padding != "same":

@@ -8,6 +8,7 @@ dtype, device); `MapsByAddress` turns a tensor of the plan's geometry into the e
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import skc
@@ -238,21 +239,17 @@ def element_strides(x) -> tuple:
         return tuple(stride())
     if hasattr(x, "strides"):
         return tuple(s // x.itemsize for s in x.strides)
-    shape = tuple(int(s) for s in x.shape)   # skc arrays are row-major
-    return tuple(_product(shape[i + 1:]) for i in range(len(shape)))
+    return _row_major_strides(x.shape)   # skc arrays are row-major
 
 
 def row_major(x) -> bool:
     """Whether x's elements lie row after row with no gaps."""
-    shape = tuple(int(s) for s in x.shape)
-    return element_strides(x) == tuple(_product(shape[i + 1:]) for i in range(len(shape)))
+    return element_strides(x) == _row_major_strides(x.shape)
 
 
-def _product(values) -> int:
-    total = 1
-    for v in values:
-        total *= int(v)
-    return total
+def _row_major_strides(shape) -> tuple:
+    shape = tuple(int(s) for s in shape)
+    return tuple(math.prod(shape[i + 1:]) for i in range(len(shape)))
 
 
 def storage(x, k_major_if_row_major: bool):

@@ -6,6 +6,8 @@ divides O by l and gives the rows' log-sum-exp. It reads the layout only through
 description (`rows()`, `row_lanes`, `position`), so it serves any TileOp whose accumulator says that."""
 from __future__ import annotations
 
+import operator
+
 import skc
 
 LOG2E = 1.4426950408889634
@@ -59,12 +61,10 @@ class OnlineSoftmax:
                 fma_pipe = self.exp2_on_fma and n % self.exp2_on_fma == self.exp2_on_fma - 1
                 row_probabilities.append(exp2_on_fma(x) if fma_pipe else skc.exp2(x))
                 probabilities.append((i, row_probabilities[-1]))
-            if self.tree:
-                total = self.sum[h] * factor + _reduce(row_probabilities, _add, True)
-            else:
-                total = self.sum[h] * factor
-                for p in row_probabilities:
-                    total = total + p
+            if self.tree:   # the row's scores pairwise, then the carried sum
+                total = self.sum[h] * factor + _reduce(row_probabilities, operator.add, True)
+            else:           # the carried sum, then the scores one after the other
+                total = _reduce([self.sum[h] * factor, *row_probabilities], operator.add, False)
             new_max.append(running)
             new_sum.append(total)
             factors.append(factor)
@@ -110,10 +110,6 @@ def exp2_on_fma(x):
     c0, c1, c2, c3 = EXP2_POLYNOMIAL
     p = skc.fma(skc.fma(skc.fma(c3, f, c2), f, c1), f, c0)
     return skc.bitcast(skc.bitcast(p, skc.i32) + (skc.bitcast(t, skc.i32) << 23), skc.f32)
-
-
-def _add(a, b):
-    return a + b
 
 
 def _reduce(values: list, combine, tree: bool):
