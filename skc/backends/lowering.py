@@ -265,7 +265,7 @@ class FunctionLowering:
             return self.text.value(f"{kind} {sty} {name} to {dty}")
         if s.is_float and d.is_int:
             return self.target.float_to_int(self, name, src, dst)
-        if s.bits == d.bits and s is not d:  # f16 <-> bf16 go through f32
+        if s.bits == d.bits:  # f16 <-> bf16 go through f32
             wide = ir.with_element(src, ir.f32)
             mid = self.text.value(f"fpext {sty} {name} to {self.type(wide)}")
             return self.text.value(f"fptrunc {self.type(wide)} {mid} to {dty}")

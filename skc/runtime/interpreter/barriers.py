@@ -65,12 +65,12 @@ class BarrierWait(Wait):
 
     def describe(self, group) -> str:
         bar = self.barrier
-        returned = bar.block.returned()
-        absent = ~bar.arrived & ~returned
+        exited = bar.block.exited()   # as expected() counts them: returned, or their warpgroup ran to its end
+        absent = ~bar.arrived & ~exited
         text = (f"threads {lane_ranges(group.mask)} wait at {bar.name()}{at(self.loc)}: "
                 f"threads {lane_ranges(bar.arrived)} arrived")
-        if returned.any():
-            text += f", {lane_ranges(returned)} returned"
+        if exited.any():
+            text += f", {lane_ranges(exited)} exited"
         if absent.any():
             text += f", {lane_ranges(absent)} did not arrive"
         expected = bar.expected()
@@ -84,6 +84,12 @@ def _barriers_of(op, group) -> list:
         return [(_barrier(group.block, op.attrs.get("id", 0)), group)]
     ids = group.env[op.operands[0]]
     lanes = np.flatnonzero(group.mask)
+    unique = np.unique(ids[lanes]).tolist()
+    for barrier_id in unique:
+        if not 1 <= barrier_id < 16:
+            raise Fault(f"named barrier ids are 1 to 15, found {barrier_id}", group.first_lane())
+    if len(unique) == 1:   # one id for the whole group: every warp's is the same
+        return [(_barrier(group.block, unique[0]), group)]
     warps = lanes // group.block.launch.warp_size
     for warp in np.unique(warps):
         seen = np.unique(ids[lanes[warps == warp]])
@@ -91,14 +97,8 @@ def _barriers_of(op, group) -> list:
             raise Fault(f"a named barrier's run-time id differs between the threads of warp {int(warp)} "
                         f"({seen.tolist()[:4]})", group.first_lane(),
                         hint="compute the id from warp-uniform values (a warpgroup's index)")
-    found = []
-    for barrier_id in np.unique(ids[lanes]).tolist():
-        if not 1 <= barrier_id < 16:
-            raise Fault(f"named barrier ids are 1 to 15, found {barrier_id}", group.first_lane())
-        part = group if np.unique(ids[lanes]).size == 1 else Group(group.mask & (ids == barrier_id), group.env,
-                                                                   group.block)
-        found.append((_barrier(group.block, barrier_id), part))
-    return found
+    return [(_barrier(group.block, barrier_id), Group(group.mask & (ids == barrier_id), group.env, group.block))
+            for barrier_id in unique]
 
 
 def _barrier(block, barrier_id: int) -> Barrier:

@@ -55,7 +55,7 @@ def _step(group: Group, op):
     """Count one iteration of a loop against the block's step budget (a back-edge, not every op: cheap)."""
     block = group.block
     block.steps += 1
-    if block.steps > block.launch.max_steps * len(block.roots or (None,)):   # the budget is each root group's
+    if block.steps > block.step_budget:
         raise _limit_error(group, op)
 
 

@@ -119,12 +119,13 @@ def _cluster_shape(function, grid) -> tuple:
 
 def _run_cluster(launch: Launch, plan: Plan, index: tuple, values: list):
     """Run the blocks of cluster `index`, in rank order (x fastest), interleaved in one scheduler."""
-    cluster, shape = Cluster(launch, index), launch.cluster
+    cluster, shape, units = Cluster(launch, index), launch.cluster, _units(launch)
     roots = []
     for z, y, x in itertools.product(range(shape[2]), range(shape[1]), range(shape[0])):
         block_index = (index[0] * shape[0] + x, index[1] * shape[1] + y, index[2] * shape[2] + z)
         state = BlockState(launch, block_index, shared_segment(launch.shared_bytes), cluster)
-        state.roots = [Group(lanes, dict(zip(launch.function.args, values)), state) for lanes in _units(launch)]
+        state.roots = [Group(lanes, dict(zip(launch.function.args, values)), state) for lanes in units]
+        state.step_budget = launch.max_steps * len(state.roots)   # the budget is each root group's
         for root in state.roots:
             root.gen = run_region(root, plan.body)
             roots.append(root)

@@ -93,7 +93,8 @@ class BlockState:
         self.cluster, self.rank = cluster, len(cluster.blocks)
         cluster.blocks.append(self)
         self.jump = np.zeros(launch.nthreads, np.int32)
-        self.steps = 0     # loop iterations run so far, against launch.max_steps
+        self.steps = 0     # loop iterations run so far, against step_budget
+        self.step_budget = launch.max_steps   # launch.max_steps for each root group (set by launch)
         self.barriers: dict = {}
         self.mbarriers: dict = {}
         self.roots: list = []   # the groups running the kernel's body (set by launch)
