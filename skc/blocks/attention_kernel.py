@@ -20,7 +20,7 @@ from .layout import OperandLayout
 from .mma import Wgmma, WgmmaRegA
 from .payload import TilePayload
 from .pipeline import InputTilePipeline
-from .roles import WarpgroupTurns, WarpRoles
+from .roles import WarpgroupTurns, WarpRoles, fill_register_shares
 from .softmax import OnlineSoftmax
 from .tile_io import TmaLoader
 
@@ -62,10 +62,11 @@ class AttentionConfig:
     pingpong: bool = False       # the consumer warpgroups take turns issuing their MMAs (WarpgroupTurns)
     exp2_on_fma: int = 0         # every n-th score of a row takes its exp2 on the FMA pipe, not the MUFU (0: none)
     tree_reductions: bool = False  # the softmax reduces rows pairwise
-    producer_registers: int = 40
-    consumer_registers: int = 232
+    producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
+    consumer_registers: int = None
 
     def __post_init__(self):
+        fill_register_shares(self)
         if self.head_dim not in (64, 128, 256):
             raise ValueError(f"head_dim must be 64, 128 or 256, found {self.head_dim}")
         if self.block_m != ROWS * self.consumers:

@@ -11,6 +11,7 @@ from .epilogue import EpilogueSpec, TmaStoreEpilogue
 from .layout import OperandLayout
 from .mma import Wgmma
 from .payload import TilePayload
+from .roles import fill_register_shares
 
 DTYPES = {"bf16": 2, "f16": 2}
 WARPGROUP = get_target("sm_90a").warpgroup_size
@@ -40,11 +41,12 @@ class MatmulConfig:
     split_k: int = 1             # work units per output tile, each over a share of K (partial sums added in fp32)
     pingpong: bool = False       # each consumer computes its own tiles (tile_m 64 or 128), the consumers taking
                                  # turns at the tensor cores: one's epilogue runs during the other's mainloop
-    producer_registers: int = 40
-    consumer_registers: int = 232
+    producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
+    consumer_registers: int = None
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
 
     def __post_init__(self):
+        fill_register_shares(self)
         if self.dtype not in self.input_types:
             raise ValueError(f"the GEMM multiplies {' or '.join(self.input_types)}, not {self.dtype}")
         if self.pingpong and (self.tile_m not in (ROWS, 2 * ROWS) or self.consumers < 2):

@@ -189,7 +189,6 @@ def _zeros_like(a, count: int, dtype: str):
 # wave part-empty: they measured 1.02-1.28x of 128x128 there (512x7x7 conv: 33 x 4 tiles on 132 SMs), 0.91x
 # with stride 2 or 16 k-steps (benchmarks/NOTES.md)
 TILES = ((128, 256), (128, 128), (192, 128), (128, 64), (64, 256), (64, 128), (64, 64))
-REGISTERS = {3: {"producer_registers": 24, "consumer_registers": 160}}  # setmaxnreg shares by consumer count
 
 
 def wave_fill(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int) -> float:
@@ -210,8 +209,7 @@ def filling_config(M: int, N: int, multiprocessors: int, max_shared_bytes: int, 
     fits = [(m, n) for m, n in TILES if n <= max(64, -(-N // 64) * 64) and (n > 64) != narrow]
     fill = {t: wave_fill(M, N, *t, multiprocessors) for t in fits}
     tile_m, tile_n = next((t for t in fits if fill[t] >= 0.85), max(fits, key=fill.get))
-    config = MatmulConfig(tile_m=tile_m, tile_n=tile_n, consumers=tile_m // 64,
-                          **{**REGISTERS.get(tile_m // 64, {}), **fields})
+    config = MatmulConfig(tile_m=tile_m, tile_n=tile_n, consumers=tile_m // 64, **fields)
     fitting = [n for n in stages if replace(config, stages=n).shared_bytes() <= max_shared_bytes]
     return replace(config, stages=max(fitting or [2]))
 

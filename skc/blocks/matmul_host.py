@@ -40,8 +40,7 @@ _SWEPT = {
     (8192, 8192, 8192): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
     (8192, 8192, 2048): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
     # 8192 x 28672 x 8192: three consumer warpgroups on 192 x 192 tiles, 708 against 675 TFLOP/s (sweep-...-c3)
-    (8192, 32768, 8192): {"tile_m": 192, "tile_n": 192, "cluster_m": 1, "stages": 3, "producer_registers": 24,
-                          "consumer_registers": 160},
+    (8192, 32768, 8192): {"tile_m": 192, "tile_n": 192, "cluster_m": 1, "stages": 3},
     (8192, 8192, 32768): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},     # 8192 x 8192 x 28672
     (4096, 16384, 4096): {"tile_m": 128, "tile_n": 256, "cluster_m": 1, "stages": 4},     # 4096 x 14336 x 4096
     # (128 x 128 pingpong tiles measured 705 against 685 TFLOP/s of kernel time at 2048³, but 0.97x cuBLAS end to

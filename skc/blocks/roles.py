@@ -23,10 +23,32 @@ def current_role():
     return role
 
 
-class WarpRoles:
-    """Warpgroup 0 is the producer; warpgroups 1.. are consumers: the block has 1 + consumers warpgroups."""
+REGISTER_FILE = 65536   # registers of an SM (sm_90a), shared by the block's warpgroups of 128 threads
 
-    def __init__(self, consumers: int, producer_registers: int = 40, consumer_registers: int = 232):
+
+def register_shares(consumers: int) -> tuple:
+    """(producer, consumer) registers a thread after setmaxnreg for a block of 1 + consumers warpgroups: 40 and 232
+    for one or two consumers; from three on, 24 for the producer and what the file leaves each consumer (a multiple
+    of 8: 160 for three)."""
+    if consumers <= 2:
+        return 40, 232
+    return 24, (REGISTER_FILE // 128 - 24) // consumers // 8 * 8
+
+
+def fill_register_shares(config):
+    """Give a frozen config's producer_registers / consumer_registers left None the shares of its consumer count."""
+    producer, consumer = register_shares(config.consumers)
+    if config.producer_registers is None:
+        object.__setattr__(config, "producer_registers", producer)
+    if config.consumer_registers is None:
+        object.__setattr__(config, "consumer_registers", consumer)
+
+
+class WarpRoles:
+    """Warpgroup 0 is the producer; warpgroups 1.. are consumers: the block has 1 + consumers warpgroups. The
+    registers after setmaxnreg are `register_shares(consumers)` unless given."""
+
+    def __init__(self, consumers: int, producer_registers: int = None, consumer_registers: int = None):
         threads = skc.num_threads()
         self.size = skc.current_target().warpgroup_size
         if not self.size:
@@ -37,8 +59,9 @@ class WarpRoles:
                 f"warp roles for 1 producer and {consumers} consumer warpgroups need "
                 f"{self.size * (1 + consumers)} threads per block, the kernel has {threads}")
         self.consumers = consumers
-        self.producer_registers = producer_registers
-        self.consumer_registers = consumer_registers
+        shares = register_shares(consumers)
+        self.producer_registers = shares[0] if producer_registers is None else producer_registers
+        self.consumer_registers = shares[1] if consumer_registers is None else consumer_registers
         self.warpgroup = skc.thread_index() // self.size
         skc.hopper.kernel_attributes(min_blocks=1)  # setmaxnreg needs a register cap at entry
 

@@ -116,10 +116,8 @@ def test_a_ready_plan_follows_new_addresses_and_streams():
 @pytest.mark.parametrize("tiles", [(128, 256), (64, 128), (128, 64), (192, 128)])
 def test_configured_tiles(tiles):
     from skc.blocks import MatmulConfig
-    from skc.blocks.host_plans import REGISTERS
 
-    cfg = MatmulConfig(tile_m=tiles[0], tile_n=tiles[1], consumers=tiles[0] // 64, stages=3,
-                       **REGISTERS.get(tiles[0] // 64, {}))
+    cfg = MatmulConfig(tile_m=tiles[0], tile_n=tiles[1], consumers=tiles[0] // 64, stages=3)
     x, w = channels_last(2, 64, 14, 14), channels_last(256, 64, 3, 3)
     expected = torch.nn.functional.conv2d(x.float(), w.float(), padding=1)
     out = skc.blocks.conv2d(x, w, padding=1, config=cfg)
