@@ -13,6 +13,9 @@ step() { echo "=== $1 ($(date -u +%H:%M:%S))"; }
 step env
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader
 python3 -c "import torch, triton, llvmlite; print('torch', torch.__version__, 'triton', triton.__version__, 'llvmlite', llvmlite.__version__)"
+# which code ran (the device's copy of the tree may carry stale git metadata): the digest of skc's own source, as
+# `python -c "from skc.compiler import skc_source_digest as d; print(d())"` prints it for a commit
+python3 -c "from skc.compiler import skc_source_digest as d; print('skc source', d())" | tee "$LOGS/skc-source.txt"
 
 step "gpu tests"
 timeout "${TESTS_S:-200}" python3 -m pytest tests -m gpu -q -rs -p no:cacheprovider > "$LOGS/gpu-tests.log" 2>&1

@@ -107,18 +107,30 @@ def test_softmax_options_in_the_interpreter(D, causal, fields):
     exact, exact_lse = exact_reference(q, k, v, causal)
     # P's bf16 rounding flips where the polynomial moved P across a rounding boundary (about 1 value in 40)
     np.testing.assert_allclose(out, online_model(q, k, v, causal, 64), rtol=2 ** -7, atol=5e-3)
-    plain = attention(q, k, v, causal=causal, config=AttentionConfig(head_dim=D, block_n=64, causal=causal,
-                                                                      overlap=True))
+    plain, plain_lse = attention(q, k, v, causal=causal, return_lse=True,
+                                 config=AttentionConfig(head_dim=D, block_n=64, causal=causal, lse=True, overlap=True))
     assert np.abs(out - exact).max() <= 1.5 * np.abs(plain - exact).max()
     np.testing.assert_allclose(lse, exact_lse, rtol=1e-4, atol=1e-4)
+    assert not np.array_equal(lse, plain_lse)   # the options took effect (other exp2s, other sums)
 
 
 @pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, True)])
-def test_the_default_configurations_in_the_interpreter(D, causal):
+def test_the_default_configurations_in_the_interpreter(D, causal, monkeypatch):
     """attention() without a config: for D = 64, three consumer warpgroups taking turns (not causal) or two with
     pairwise row reductions (causal)."""
+    from skc.blocks import attention_host
+
+    launched = []
+
+    class Recording:   # the kernel, noting the configuration each launch passes (its last argument)
+        def __getitem__(self, shape):
+            launch = attention_kernel[shape]
+            return lambda *args, **options: (launched.append(args[-1]), launch(*args, **options))[1]
+
+    monkeypatch.setattr(attention_host, "attention_kernel", Recording())
     q, k, v = (bf16(RNG.standard_normal((1, 2, 230, D))) for _ in range(3))
     out = attention(q, k, v, causal=causal)
+    assert launched == [attention_host.default_config(D, "bf16", causal, False)]
     exact, _ = exact_reference(q, k, v, causal)
     assert np.abs(out - exact).max() < 1e-2
     np.testing.assert_allclose(out, online_model(q, k, v, causal, 128), rtol=2 ** -7, atol=2e-3)

@@ -39,6 +39,17 @@ def reference(x, w, stride, pad, dilation):
     return y
 
 
+def launched_config(x, w, config):
+    """The configuration of the plan conv2d made for x and w with `config` (its key: device, x's and w's facts, ...,
+    the config last)."""
+    from skc.blocks import conv
+    from skc.blocks.host_plans import facts
+
+    (found,) = {gemm.cfg for key, (_, gemm) in conv._PLANS.items() if key[1:3] == (facts(x), facts(w))
+                and key[-1] == config}
+    return found
+
+
 def small_integers(shape):
     return RNG.integers(-2, 3, shape).astype(np.float16)
 
@@ -110,6 +121,7 @@ def test_the_vector_im2col_loader_when_the_config_asks(interpreter, N, H, W, C, 
     config = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=3, loader="vector")
     y = conv2d(x, w, stride=stride, padding=pad, dilation=dilation, config=config)
     np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, stride, pad, dilation))
+    assert launched_config(x, w, config).loader.vector
 
 
 def test_the_vector_im2col_composition_assembles():
@@ -332,6 +344,8 @@ def test_a_config_with_a_deeper_k_step_pads_the_channels_to_it(interpreter, load
     config = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=2, tile_k=128, loader=loader)
     y = conv2d(x, w, padding=1, config=config)
     np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, 1, 1, 1))
+    launched = launched_config(x, w, config)
+    assert launched.tile_k == 128 and launched.loader.vector == (loader == "vector")
 
 
 def test_a_config_asking_for_split_k_runs_unsplit(interpreter):
@@ -339,6 +353,14 @@ def test_a_config_asking_for_split_k_runs_unsplit(interpreter):
     config = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=3, split_k=2)
     y = conv2d(x, w, config=config)
     np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, 1, 0, 1))
+
+
+@pytest.mark.parametrize("R, pad", [(3, 1), (1, 0)], ids=["im2col", "pointwise"])
+def test_three_consumer_warpgroups_on_192_row_tiles(interpreter, R, pad):
+    x, w = small_integers((2, 15, 14, 16)), small_integers((136, R, R, 16))   # 420 output pixels: 3 row tiles
+    config = skc.blocks.MatmulConfig(tile_m=192, tile_n=128, consumers=3, stages=3)
+    y = conv2d(x, w, padding=pad, config=config)
+    np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, 1, pad, 1))
 
 
 @pytest.mark.parametrize("R, pad", [(3, 1), (1, 0)], ids=["im2col", "pointwise"])

@@ -102,7 +102,8 @@ def test_per_tensor_fp8_gemm_fused_bias_relu_to_f16(hopper_interpreter):
     np.testing.assert_array_equal(out.astype(np.float32), np.maximum(0.5 * (a @ b) + bias, 0.0))
 
 
-@pytest.mark.parametrize("overlap", [False, True, "pingpong"], ids=["serial", "overlapped", "pingpong"])
+@pytest.mark.parametrize("overlap", [False, True, "pingpong", "three"], ids=["serial", "overlapped", "pingpong",
+                                                                           "three-consumers"])
 @pytest.mark.parametrize("shape", [(136, 256, 384), (64, 136, 256), (128, 640, 128), (128, 256, 512)],
                          ids=["m-tail", "n-tail", "wide", "n256"])
 def test_block_scaled_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, overlap):
@@ -113,6 +114,8 @@ def test_block_scaled_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, s
     fields = {"tile_n": 256, "stages": 2} if N == 256 and K == 512 else {}
     if overlap == "pingpong":  # the consumers take 64-row tiles in turn
         fields.update(tile_m=64, consumers=2, pingpong=True, stages=2)
+    if overlap == "three":     # three consumer warpgroups on 192-row tiles
+        fields.update(tile_m=192, consumers=3, stages=2, tile_n=128)
     config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, out_dtype="f32",
                                              overlap_scaling=overlap is True, **fields)
     skc.blocks.matmul(a8, b8, out, scale_a=sa, scale_b=sb, out_dtype="float32", config=config)

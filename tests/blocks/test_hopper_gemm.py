@@ -38,8 +38,11 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     ((64 * 9, 128, 64), {"tile_m": 64, "stages": 2, "pingpong": True}),
     ((328, 136, 200), {"tile_m": 128, "stages": 3, "pingpong": True}),   # 128-row tiles: two wgmma parts a consumer
     ((200, 136, 72), {"tile_m": 128, "stages": 3, "pingpong": True, "loader": "vector", "b_k_major": True}),
+    # three consumer warpgroups: 192-row tiles (registers from roles.register_shares)
+    ((200, 136, 72), {"tile_m": 192, "consumers": 3, "stages": 3}),
+    ((400, 192, 128), {"tile_m": 192, "tile_n": 192, "consumers": 3, "stages": 2}),
 ], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256", "pingpong", "pingpong-ring", "pingpong-many",
-        "pingpong-128", "pingpong-vector"])
+        "pingpong-128", "pingpong-vector", "three-consumers", "three-consumers-192"])
 def test_hopper_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, config):
     m, n, k = shape
     a, b = RNG.integers(-2, 3, (m, k)).astype(np.float32), RNG.integers(-2, 3, (k, n)).astype(np.float32)

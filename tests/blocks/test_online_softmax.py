@@ -45,6 +45,11 @@ def test_online_softmax_matches_the_softmax_of_whole_rows(n, blocks, valid, caus
     rtol, atol = (2.5e-4, 2e-6) if exp2_on_fma else (2e-6, 2e-7)
     np.testing.assert_allclose(out, d_fragments(expected.astype(np.float32)), rtol=rtol, atol=atol)
     np.testing.assert_allclose(lse, expected_lse, rtol=rtol, atol=2e-6 if not exp2_on_fma else 2e-4)
+    if exp2_on_fma or tree:   # the options took effect: other exp2s, other sums than the plain softmax's
+        plain = np.full_like(out, np.nan)
+        online_softmax_kernel.interpret[(1,), (THREADS,)](image, plain, np.full_like(lse, np.nan), valid,
+                                                          cfg=(n, blocks, scale, causal))
+        assert not np.array_equal(out, plain)
 
 
 def test_exp2_on_the_fma_pipe():
