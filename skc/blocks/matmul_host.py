@@ -23,7 +23,7 @@ from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
-from .host_plans import GemmPlan, element_strides, empty_like, remember, row_major, split_buffers, view
+from .host_plans import Direct, GemmPlan, element_strides, empty_like, remember, row_major, view
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -115,64 +115,43 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
            else _choose_config(device, problem, spec, autotune, (a, b, out, c, bias)))
     if getattr(cfg, "split_k", 1) > 1 and out is not None and not row_major(out):
         cfg = replace(cfg, split_k=1)  # split-K's last share stores through a pointer to a row-major out
-    transposed = (a_store is not a, b_store is not b)
-    if device.kind == "cuda" and isinstance(cfg, MatmulConfig) and cfg.loader != "vector":
-        return _tma_plan(device, a_store, b_store, problem, cfg)
-    return _Plan(device, problem, cfg, transposed)
+    if isinstance(cfg, MatmulConfig):
+        return _hopper_plan(device, a, b, problem, cfg, (a_store is not a, b_store is not b))
+    return _AmdPlan(device, problem, cfg, (a_store is not a, b_store is not b))
 
 
-class _Plan:
-    """A checked problem and its configuration; each call builds the launch arguments (interpreter, AMD, and
-    the vector loader, whose costs lie elsewhere)."""
+class _AmdPlan:
+    """A checked AMD problem and its configuration; each call passes the operands as pointers."""
 
-    def __init__(self, device, problem, cfg, transposed, batches=None):
+    def __init__(self, device, problem, cfg, transposed):
         self.device, self.problem, self.cfg, self.transposed = device, problem, cfg, transposed
-        self.out_shape = problem[:2] if batches is None else (batches, *problem[:2])
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
-            out = empty_like(a, self.out_shape)
+            out = empty_like(a, self.problem[:2])
         a_store = a.T if self.transposed[0] else a
         b_store = b.T if self.transposed[1] else b
         extras = (c if c is not None else out, bias if bias is not None else out,
                   float(alpha if alpha is not None else 1.0), float(beta if beta is not None else 0.0))
-        if len(self.out_shape) == 3:  # a batch in one launch (Hopper)
-            _launch_batched(self.device, a, b, out, self.problem, extras, self.cfg, stream)
-            return out
-        launch = _launch_mfma if self.device.target.has("mfma") else _launch_wgmma
-        launch(self.device, a_store, b_store, out, self.problem, extras, self.cfg, stream)
+        _launch_mfma(self.device, a_store, b_store, out, self.problem, extras, self.cfg, stream)
         return out
 
 
-def _tma_plan(device, a_store, b_store, problem, cfg, batches=None) -> GemmPlan:
-    """The Hopper TMA GEMM of one geometry: a and b's tensor maps checked now, out's at the first call."""
+def _hopper_plan(device, a, b, problem, cfg, transposed=(False, False), batches=None) -> GemmPlan:
+    """The Hopper GEMM of one geometry, for a GPU or the interpreter: tensor maps of the row-major storage of a and b
+    (a transposed view is read through its .T), or, for the vector loader, that storage itself; a and b's maps are
+    checked now, out's at the first call."""
     boxes = cfg.boxes()
-    makers = tuple(lambda t, box=boxes[name]: skc.TensorMap(t, box) for name in ("a", "b", "out"))
+
+    def maker(name, flip):
+        stored = (lambda t: t.T) if flip else (lambda t: t)
+        if name != "out" and cfg.loader == "vector":   # the producer reads the operands through plain pointers
+            return Direct(stored)
+        return lambda t: skc.TensorMap(stored(t), boxes[name])
+
+    makers = (maker("a", transposed[0]), maker("b", transposed[1]), maker("out", False))
     shape = problem[:2] if batches is None else (batches, *problem[:2])
-    return GemmPlan(device, cfg, problem[:3], makers, (a_store, b_store, None), batches,
-                    empty=lambda a: empty_like(a, shape))
-
-
-def _launch_wgmma(device, a, b, out, problem, extras, cfg: MatmulConfig, stream=None):
-    M, N, K = problem[:3]
-    boxes = cfg.boxes()
-    if cfg.loader == "vector":  # the producer reads the operands through plain pointers
-        maps = [a, b, skc.TensorMap(out, boxes["out"])]
-    elif cfg.split_k > 1:  # the last share of a tile stores through a pointer
-        maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), out, *split_buffers(a, M, N, cfg)]
-    else:
-        maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
-    grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m, cfg.split_k)
-    matmul_kernel(cfg.split_k > 1)[grid, cfg.threads](*maps, M, N, K, *extras, cfg, stream=stream)
-
-
-def _launch_batched(device, a, b, out, problem, extras, cfg: MatmulConfig, stream=None):
-    M, N, K = problem[:3]
-    batches = out.shape[0]
-    boxes = cfg.boxes()
-    maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"])]
-    grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m, 1, batches)
-    matmul_kernel(False, True)[grid, cfg.threads](*maps, batches, M, N, K, *extras, cfg, stream=stream)
+    return GemmPlan(device, cfg, problem[:3], makers, (a, b, None), batches, empty=lambda a: empty_like(a, shape))
 
 
 def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, stream=None):
@@ -184,7 +163,7 @@ def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, strea
     if _storage(out, True)[0] is not out:
         raise skc.LaunchError("the AMD GEMM writes a row-major out, found a transposed view")
     grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors * cfg.blocks_per_cu)
-    matmul_kernel()[grid, cfg.threads](a, b, out, M, N, K, *extras, cfg, stream=stream)
+    gemm.matmul_kernel[grid, cfg.threads](a, b, out, M, N, K, *extras, cfg, stream=stream)
 
 
 # -- batches ------------------------------------------------------------------------------------------------------
@@ -223,9 +202,7 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
         cfg = MatmulConfig.for_problem(batch * M, N, K, operand_dtype_name(a), True, False, device.target.max_shared_bytes,
                                        device.multiprocessors, epilogue=spec, batched=batched, split_k=1)
         problem = (M, N, K, cfg.dtype, True, False)
-        if device.kind == "cuda":
-            return _tma_plan(device, a, b, problem, cfg, batch)
-        return _Plan(device, problem, cfg, (False, False), batch)
+        return _hopper_plan(device, a, b, problem, cfg, batches=batch)
     return _LoopedBatch(batch, M, N, len(a.shape) == 3, len(b.shape) == 3, activation, config)
 
 
@@ -316,7 +293,3 @@ def compile_arguments(target, M: int = 4096, N: int = 4096, K: int = 4096, dtype
         operands = {name: ir.TensorMapType(ir.ScalarType(dtype), boxes[name], 128) for name in ("a", "b", "out")}
     return dict(operands, c_in=pointer, bias=pointer, cfg=cfg, block=cfg.threads)
 
-
-def matmul_kernel(split: bool = False, batched: bool = False):
-    """The GEMM kernel of a launch: plain, split-K or batched."""
-    return gemm.matmul_split_kernel if split else gemm.matmul_batched_kernel if batched else gemm.matmul_kernel

@@ -5,6 +5,7 @@ import pytest
 
 import skc
 from skc.blocks import MatmulConfig, matmul_host
+from skc.blocks.host_plans import GemmPlan
 
 RNG = np.random.default_rng(17)
 
@@ -14,7 +15,7 @@ def integers(*shape):
 
 
 def one_launch_plan():
-    plans = [p for p in matmul_host._PLANS.values() if isinstance(p, matmul_host._Plan) and p.cfg.batched]
+    plans = [p for p in matmul_host._PLANS.values() if isinstance(p, GemmPlan) and p.cfg.batched]
     assert len(plans) == 1, list(matmul_host._PLANS.values())
     return plans[0]
 

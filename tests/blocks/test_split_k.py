@@ -47,7 +47,7 @@ def test_split_k_fused_epilogue_applies_once_to_the_whole_sum(hopper_interpreter
 
 def test_split_k_leaves_its_buffers_zero_for_the_next_launch(hopper_interpreter):
     from skc.blocks import gemm
-    from skc.blocks.matmul_host import split_buffers
+    from skc.blocks.host_plans import split_buffers
 
     m, n, k = 16, 128, 256
     cfg = MatmulConfig(dtype="f16", tile_m=64, consumers=1, stages=2, split_k=2)
