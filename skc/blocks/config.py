@@ -2,6 +2,7 @@
 and epilogue, with the shared-memory plan derived from them and checked against the device."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
@@ -57,8 +58,10 @@ class MatmulConfig:
                              f"{self.tile_m}")
         if self.pingpong and (self.split_k > 1 or self.cluster_m > 1):
             raise ValueError("pingpong takes whole tiles without clusters: use split_k=1, cluster_m=1")
-        if self.tile_n % 64 or not 64 <= self.tile_n <= 256:
-            raise ValueError(f"tile_n must be 64, 128, 192 or 256, found {self.tile_n}")
+        # B's tile is rows of K when B is K-major (any multiple of 8 of them, as wgmma's n), else 64-column chunks
+        if self.tile_n % (8 if self.b_k_major else 64) or not 8 <= self.tile_n <= 256:
+            raise ValueError(f"tile_n must be a multiple of 64 up to 256 (of 8 when B is K-major), found "
+                             f"{self.tile_n}")
         if self.tile_k * self.elem_bytes % 128:
             raise ValueError(f"tile_k must fill 128-byte rows: a multiple of {128 // self.elem_bytes} for "
                              f"{self.dtype}, found {self.tile_k}")
@@ -108,8 +111,13 @@ class MatmulConfig:
 
     @property
     def epilogue_columns(self) -> int:
-        """Columns the epilogue stores at a time: one 128-byte swizzled row of outputs."""
-        return 128 // self.elem_bytes
+        """Columns the epilogue stores at a time: one 128-byte swizzled row of outputs, or the part of one that
+        divides tile_n."""
+        return math.gcd(self.tile_n, 128 // self.out_bytes)
+
+    @property
+    def out_bytes(self) -> int:
+        return self.elem_bytes
 
     @property
     def staging_elements(self) -> int:

@@ -79,7 +79,7 @@ def _plus(x, offset):
 
 class TmaStoreEpilogue:
     """Stores a warpgroup's accumulator (`rows` x n, wgmma's 64 by default) in chunks of rows x `columns`
-    (one 128-byte swizzled TMA box each), double-buffered in shared memory it allocates for all
+    (one 128-byte swizzled TMA box each, or a narrower box of `columns`), double-buffered in shared memory it allocates for all
     `warpgroups` (2 x rows x columns elements each, 1024-byte aligned), so a chunk is written while the
     previous one is being stored. Warpgroup `warpgroup` (of `warpgroups`) synchronizes on named barrier
     1 + warpgroup. A `with` waits on exit for the last stores (before the block may exit)."""
@@ -93,8 +93,13 @@ class TmaStoreEpilogue:
         return cls.BUFFERS * rows * (cls.BOX_BYTES // elem_bytes)
 
     def __init__(self, out_map, dtype, args: EpilogueArgs, warpgroup=0, warpgroups: int = 1,
-                 rows: int = Wgmma.rows_per_warpgroup, allocate: bool = True):
-        self.columns = self.BOX_BYTES // dtype.itemsize
+                 rows: int = Wgmma.rows_per_warpgroup, allocate: bool = True, columns: int = 0):
+        # a chunk is one swizzled 128-byte row of columns, or (`columns`: a narrower box, for tiles narrower than
+        # that or no multiple of it) part of one: each row still takes a whole 128-byte span in shared memory
+        self.columns = columns or self.BOX_BYTES // dtype.itemsize
+        if self.columns * dtype.itemsize > self.BOX_BYTES or self.columns * dtype.itemsize % 16:
+            raise frontend.current().error(f"the epilogue stores chunks of whole 16-byte pieces of a 128-byte row: "
+                                           f"{self.columns} columns of {dtype} are not")
         self.out_map, self.dtype, self.rows = out_map, dtype, rows
         self.warpgroup, self.warpgroups = warpgroup, warpgroups
         self.fused = FusedEpilogue(args) if args is not None else None   # None: the values as they are
@@ -120,8 +125,8 @@ class TmaStoreEpilogue:
                                            "stages (as attention's HeadTileEpilogue does)")
         rows, n = acc.shape
         if rows != self.rows or n % self.columns:
-            raise frontend.current().error(f"the epilogue stores {self.rows} rows of 128 bytes ({self.columns} "
-                                           f"columns of {self.dtype}) at a time; the accumulator is {rows} x {n}")
+            raise frontend.current().error(f"the epilogue stores {self.rows} rows of {self.columns} columns of "
+                                           f"{self.dtype} at a time; the accumulator is {rows} x {n}")
         acc.wait()
         row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
         self.store(acc, row0, col0, () if batch is None else (batch,), self.staging, self.rows * self.columns)

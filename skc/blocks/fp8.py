@@ -7,6 +7,7 @@ accumulator and adds it, scaled, to the running f32 one (two-level accumulation)
 the warp roles and the epilogue are the bf16 GEMM's (`gemm.wgmma_gemm`)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -24,16 +25,43 @@ SCALE_BLOCK = 128   # K-columns (and B's N-columns) one block scale covers (Deep
 SB_BOX = 4          # B's scales are copied 4 at a time: a TMA box is at least 16 bytes wide
 
 
+def column_keys(n: int) -> list:
+    """For each 8-column group of an n-wide tile (the columns a wgmma fragment value lies in), the scale block of B
+    it reads, counted from the tile's first: `d` where that is the same wherever the tile starts, or `(d, t)`
+    where it is d + 1 for tiles that start t or more columns into a block (col0 % 128 >= t), else d. Tiles start
+    at multiples of n, so a tile that is no multiple of 128 wide starts up to 128 - gcd(n, 128) columns in."""
+    step = math.gcd(n, SCALE_BLOCK)
+    furthest = 0 if n % SCALE_BLOCK == 0 else SCALE_BLOCK - step
+    keys = []
+    for group in range(n // 8):
+        low, high = 8 * group // SCALE_BLOCK, (furthest + 8 * group) // SCALE_BLOCK
+        threshold = SCALE_BLOCK * (low + 1) - 8 * group   # the start from which the group is in block low + 1
+        keys.append(low if low == high else (low, -(-threshold // step) * step))
+    return keys
+
+
+def sb_count(n: int):
+    """How many of B's scales a stage of an n-wide tile copies (one box starting at a multiple of SB_BOX): 4, or 8
+    when a tile can reach past the box of 4 its first block is in; None when n is too wide for either."""
+    if n < 8 or n > 256:
+        return None
+    starts = range(0, math.lcm(n, SCALE_BLOCK * SB_BOX), n)  # every (block % SB_BOX, offset) a tile starts at
+    needed = max(col0 // SCALE_BLOCK % SB_BOX + (col0 % SCALE_BLOCK + n - 1) // SCALE_BLOCK + 1 for col0 in starts)
+    return next((count for count in (SB_BOX, 2 * SB_BOX) if needed <= count), None)
+
+
 @dataclass(frozen=True)
 class ScaleLayout:
     """A payload tile of f32 scales for one k-block: `count` of them, copied as one TMA box (1 x count) of a
     K-block-major scale matrix (`(K / 128) x rows`). It `follows` an operand (takes that operand's origin): the
     first scale is the one of origin // `per` (A's rows: per = 1; B's columns: per = 128), and a box starts at a
-    multiple of `count` when count > 1 values of a finer origin share it (so the box stays 16-byte aligned)."""
+    multiple of `granule` (by default `count`) when values of a finer origin share it (so the box stays 16-byte
+    aligned)."""
 
     count: int
     follows: str
     per: int = 1
+    granule: int = 0            # a box of a finer origin starts at a multiple of this many values (0: count)
     k: ClassVar[int] = 1        # one k-block a stage
     elem_bytes: ClassVar[int] = 4
     chunks: ClassVar[int] = 1
@@ -56,11 +84,11 @@ class ScaleLayout:
 
     def box_coordinates(self, chunk: int, origin, k_block) -> tuple:
         first = origin // self.per if self.per > 1 else origin
-        return (k_block, first - first % self.count if self.per > 1 else first)
+        return (k_block, first - first % (self.granule or self.count) if self.per > 1 else first)
 
     def first(self, origin):
         """Where the scale of `origin` (a run-time coordinate of the followed operand) sits in the box."""
-        return (origin // self.per) % self.count if self.per > 1 else 0
+        return (origin // self.per) % (self.granule or self.count) if self.per > 1 else 0
 
 
 @dataclass(frozen=True)
@@ -90,10 +118,9 @@ class Fp8MatmulConfig(MatmulConfig):
             raise ValueError("block-scaled pingpong takes 64-row tiles: its TileOp scales one 64-row part at a time")
         if self.loader != "tma" or self.cluster_m != 1:
             raise ValueError("the fp8 GEMM loads with TMA, without clusters (loader='tma', cluster_m=1)")
-        if self.block_scaled and (self.tile_k != SCALE_BLOCK or (self.tile_n % SCALE_BLOCK and SCALE_BLOCK % self.tile_n)
-                                  or self.tile_n // SCALE_BLOCK > SB_BOX):
-            raise ValueError(f"block scales need tile_k = {SCALE_BLOCK} (one scale block a stage) and tile_n 64 or a "
-                             f"multiple of {SCALE_BLOCK}, found tile_k={self.tile_k}, tile_n={self.tile_n}")
+        if self.block_scaled and (self.tile_k != SCALE_BLOCK or self.tile_n % 8 or sb_count(self.tile_n) is None):
+            raise ValueError(f"block scales need tile_k = {SCALE_BLOCK} (one scale block a stage) and tile_n a "
+                             f"multiple of 8 up to 256, found tile_k={self.tile_k}, tile_n={self.tile_n}")
 
     def types(self) -> tuple:
         """(A's type, B's type, the output's type) as DSL types."""
@@ -107,16 +134,13 @@ class Fp8MatmulConfig(MatmulConfig):
     def payload(self) -> TilePayload:
         layouts = dict(super().payload().layouts)
         if self.block_scaled:  # the scales of the stage's k-block travel with its operand tiles
-            layouts.update(sa=ScaleLayout(self.tile_m, "a"), sb=ScaleLayout(SB_BOX, "b", per=SCALE_BLOCK))
+            layouts.update(sa=ScaleLayout(self.tile_m, "a"),
+                           sb=ScaleLayout(sb_count(self.tile_n), "b", per=SCALE_BLOCK, granule=SB_BOX))
         return TilePayload(**layouts)
 
     @property
     def out_bytes(self) -> int:
         return OUT_TYPES[self.out_dtype]
-
-    @property
-    def epilogue_columns(self) -> int:
-        return 128 // self.out_bytes
 
     @property
     def staging_elements(self) -> int:
@@ -158,8 +182,9 @@ class BlockScaledWgmma(Wgmma):
     stages_in_flight = 0
 
     @property
-    def column_blocks(self) -> int:
-        return max(1, self.n // SCALE_BLOCK)
+    def column_scales(self) -> list:
+        """The distinct column scales of the tile's fragment (column_keys' keys, in order of first use)."""
+        return list(dict.fromkeys(column_keys(self.n)))
 
     def consume(self, acc, stage, tile):
         scales = self.scales(stage, tile)
@@ -169,19 +194,27 @@ class BlockScaledWgmma(Wgmma):
         self.fold(acc, partial.fragment, scales)
 
     def scales(self, stage, tile):
-        """sa[row] · sb[column block] for this thread's two rows (PTX ISA 9.7.15.5.1.1: 16 (t / 32) + (t % 32) / 4,
-        and 8 below) and the tile's column blocks, row-major, as a vector."""
+        """sa[row] · sb[column scale] for this thread's two rows (PTX ISA 9.7.15.5.1.1: 16 (t / 32) + (t % 32) / 4,
+        and 8 below) and the tile's column scales (`column_scales`), row-major, as a vector. A tile that is no
+        multiple of 128 wide may start inside a block: a group whose block depends on where (a key (d, t)) takes
+        block d or d + 1 by the tile's run-time start."""
         row = self.row0 + 16 * (self.thread // 32) + (self.thread % 32) // 4
         row_scales = [_scale(stage.sa, row), _scale(stage.sa, row + 8)]
         first = stage.sb.layout.first(tile.col0)
-        column_scales = [_scale(stage.sb, first + j) for j in skc.static_range(self.column_blocks)]
-        return skc.vector(*[r * c for r in row_scales for c in column_scales])
+        keys = self.column_scales
+        blocks = sorted({d for key in keys for d in ((key,) if isinstance(key, int) else (key[0], key[0] + 1))})
+        block = {d: _scale(stage.sb, first + d) for d in blocks}
+        offset = tile.col0 % SCALE_BLOCK if any(not isinstance(key, int) for key in keys) else None
+        columns = [block[key] if isinstance(key, int) else skc.where(offset >= key[1], block[key[0] + 1], block[key[0]])
+                   for key in keys]
+        return skc.vector(*[r * c for r in row_scales for c in columns])
 
     def fold(self, acc, partial, scales):
-        """acc += partial times its scales (value i: row + 8 ((i % 4) / 2), column block i / 64)."""
+        """acc += partial times its scales (value i: row + 8 ((i % 4) / 2), column group i / 4)."""
+        keys, distinct = column_keys(self.n), self.column_scales
         values = []
         for i in skc.static_range(self.n // 2):
-            scale = scales[((i % 4) // 2) * self.column_blocks + i // (SCALE_BLOCK // 2)]
+            scale = scales[((i % 4) // 2) * len(distinct) + distinct.index(keys[i // 4])]
             values.append(skc.fma(partial[i], scale, acc.fragment[i]))
         acc.fragment = skc.vector(*values)
 
@@ -198,7 +231,7 @@ class OverlappedBlockScaledWgmma(BlockScaledWgmma):
     def __init__(self, n: int, k: int, dtype, warpgroup=0, dtype_b=None):
         super().__init__(n, k, dtype, warpgroup, dtype_b)
         self.pending = skc.full(n // 2, 0.0, skc.f32)  # the partial product still in flight, and its scales
-        self.pending_scales = skc.full(2 * self.column_blocks, 0.0, skc.f32)
+        self.pending_scales = skc.full(2 * len(self.column_scales), 0.0, skc.f32)
 
     def zeros(self):
         return _FoldingAccumulator(self, self.n)

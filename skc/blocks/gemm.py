@@ -99,7 +99,8 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
             mma = _consumer_mma(cfg, dtype, dtype_b, warpgroup)
             acc = mma.zeros()
             if split is None:
-                epilogue = TmaStoreEpilogue(out, out_dtype, epilogue_args, warpgroup, cfg.consumers)
+                epilogue = TmaStoreEpilogue(out, out_dtype, epilogue_args, warpgroup, cfg.consumers,
+                                            columns=cfg.epilogue_columns)
             else:
                 epilogue = SplitKEpilogue(out, *split, out_dtype, epilogue_args, cfg.split_k, warpgroup,
                                           cfg.consumers, cfg.tile_n)

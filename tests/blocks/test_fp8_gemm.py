@@ -4,6 +4,7 @@ per-tensor composition with a different payload and TileOp, and the host refuses
 import re
 from types import SimpleNamespace
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -69,6 +70,21 @@ def test_per_tensor_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, sha
     np.testing.assert_array_equal(out, 2.0 * (a @ b))
 
 
+@pytest.mark.parametrize("fields", [{"tile_n": 32}, {"tile_n": 56}, {"tile_m": 64, "consumers": 1, "tile_n": 32}],
+                         ids=["n32", "n56", "m64-n32"])
+def test_per_tensor_fp8_gemm_with_narrow_tiles(hopper_interpreter, fields):
+    """Tiles narrower than a 128-byte row of outputs, or no multiple of one, store through narrower boxes."""
+    M, N, K = 136, 200, 256
+    a, b, a8, b8 = operands(M, N, K)
+    out = np.full((M, N), np.nan, np.float32)
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, out_dtype="bf16", stages=3, **fields)
+    assert config.epilogue_columns == (8 if fields["tile_n"] == 56 else 32)
+    result = skc.blocks.matmul(a8, b8, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
+                               config=config)
+    np.testing.assert_array_equal(result.astype(np.float32), (2.0 * (a @ b)).astype(ml_dtypes.bfloat16)
+                                  .astype(np.float32))
+
+
 def test_per_tensor_fp8_gemm_with_consumers_taking_turns(hopper_interpreter):
     M, N, K = 200, 136, 256   # four 64-row tiles of two 128-wide ones: the two consumers take four each
     a, b, a8, b8 = operands(M, N, K)
@@ -104,14 +120,19 @@ def test_per_tensor_fp8_gemm_fused_bias_relu_to_f16(hopper_interpreter):
 
 @pytest.mark.parametrize("overlap", [False, True, "pingpong", "three"], ids=["serial", "overlapped", "pingpong",
                                                                            "three-consumers"])
-@pytest.mark.parametrize("shape", [(136, 256, 384), (64, 136, 256), (128, 640, 128), (128, 256, 512)],
-                         ids=["m-tail", "n-tail", "wide", "n256"])
+@pytest.mark.parametrize("shape", [(136, 256, 384), (64, 136, 256), (128, 640, 128), (128, 256, 512),
+                                   (72, 1000, 256), (72, 1064, 256), (72, 1064, 384)],
+                         ids=["m-tail", "n-tail", "wide", "n256", "n192", "n56", "n160"])
 def test_block_scaled_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, overlap):
     M, N, K = shape
     a, b, a8, b8 = operands(M, N, K)
     sa, sb = block_scales(M, N, K)
     out = np.full((M, N), np.nan, np.float32)
     fields = {"tile_n": 256, "stages": 2} if N == 256 and K == 512 else {}
+    if N == 1000:  # 192-wide tiles start 0 or 64 columns into a scale block, and cross B's scale boxes of 4
+        fields = {"tile_n": 192, "stages": 2}
+    if N == 1064:  # 56-wide tiles start anywhere on 8-column steps in a scale block; 160-wide ones on 32
+        fields = {"tile_n": 56 if K == 256 else 160, "stages": 2}
     if overlap == "pingpong":  # the consumers take 64-row tiles in turn
         fields.update(tile_m=64, consumers=2, pingpong=True, stages=2)
     if overlap == "three":     # three consumer warpgroups on 192-row tiles

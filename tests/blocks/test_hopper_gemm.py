@@ -41,8 +41,11 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     # three consumer warpgroups: 192-row tiles (registers from roles.register_shares)
     ((200, 136, 72), {"tile_m": 192, "consumers": 3, "stages": 3}),
     ((400, 192, 128), {"tile_m": 192, "tile_n": 192, "consumers": 3, "stages": 2}),
+    # tiles narrower than a 128-byte row of outputs, or no multiple of one (a K-major B): narrower epilogue boxes
+    ((72, 200, 128), {"tile_m": 64, "consumers": 1, "tile_n": 32, "b_k_major": True, "stages": 3}),
+    ((136, 200, 64), {"tile_n": 96, "b_k_major": True, "stages": 2}),
 ], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256", "pingpong", "pingpong-ring", "pingpong-many",
-        "pingpong-128", "pingpong-vector", "three-consumers", "three-consumers-192"])
+        "pingpong-128", "pingpong-vector", "three-consumers", "three-consumers-192", "n32", "n96"])
 def test_hopper_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, config):
     m, n, k = shape
     a, b = RNG.integers(-2, 3, (m, k)).astype(np.float32), RNG.integers(-2, 3, (k, n)).astype(np.float32)

@@ -56,15 +56,20 @@ def test_per_tensor(M, N, K, out_dtype):
         assert relative_error(out, cublas.float()) <= 1e-2
 
 
-@pytest.mark.parametrize("M,N,K", SHAPES)
+VARIANTS = {"serial": {}, "overlapped": {"overlap_scaling": True},
+            # 192-wide tiles start inside scale blocks and cross B's scale boxes (for_fp8_problem's wide tile)
+            "n192": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240}}
+
+
+@pytest.mark.parametrize("M,N,K", SHAPES + [(256, 2000, 512)])
 @pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32])
-@pytest.mark.parametrize("overlap", [False, True], ids=["serial", "overlapped"])
-def test_block_scaled(M, N, K, out_dtype, overlap):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_block_scaled(M, N, K, out_dtype, variant):
     a, b = quantized(M, K), quantized(N, K, seed=2).t()
     sa, sb = block_scales(M, N, K)
     out = torch.full((M, N), float("nan"), device="cuda", dtype=out_dtype)
     name = {torch.bfloat16: "bf16", torch.float32: "f32"}[out_dtype]
-    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, out_dtype=name, overlap_scaling=overlap)
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, out_dtype=name, **VARIANTS[variant])
     skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=out_dtype, config=config)
     torch.cuda.synchronize()
     assert not out.isnan().any()
