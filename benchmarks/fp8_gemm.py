@@ -32,13 +32,19 @@ VARIANTS = {"block-ovl": {"overlap_scaling": True},               # scaling over
             "block-g4": {"group_m": 4},                            # another raster grouping
             "block-pp": {"tile_m": 64, "consumers": 2, "pingpong": True},  # the consumers take 64-row tiles in turn
             "block-m192": {"tile_m": 192, "consumers": 3, "producer_registers": 24,  # three consumer warpgroups
-                           "consumer_registers": 160}}
+                           "consumer_registers": 160},
+            # wider tiles (two 96- or 80-register fragments a thread: 240 registers for the consumers)
+            "block-n192": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240},
+            "block-n160": {"tile_n": 160, "producer_registers": 24, "consumer_registers": 240},
+            # narrow tiles that give small-M problems a tile on (nearly) every SM
+            "block-n56": {"tile_n": 56}, "block-m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32}}
 
 
 VARIANTS_ON = True  # --no-variants: only the default configuration of each kind
 PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "consumers": 1},
                        "pt-pp": {"tile_m": 64, "consumers": 2, "pingpong": True},
-                       "pt-pp128": {"tile_m": 128, "tile_n": 128, "consumers": 2, "pingpong": True}}
+                       "pt-pp128": {"tile_m": 128, "tile_n": 128, "consumers": 2, "pingpong": True},
+                       "pt-n56": {"tile_n": 56}, "pt-m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32}}
 
 
 def operands(M, N, K):

@@ -57,8 +57,24 @@ def test_per_tensor(M, N, K, out_dtype):
 
 
 VARIANTS = {"serial": {}, "overlapped": {"overlap_scaling": True},
-            # 192-wide tiles start inside scale blocks and cross B's scale boxes (for_fp8_problem's wide tile)
-            "n192": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240}}
+            # tiles that start inside scale blocks and cross B's scale boxes; narrower epilogue boxes
+            "n192": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240},
+            "n160": {"tile_n": 160, "producer_registers": 24, "consumer_registers": 240},
+            "n56": {"tile_n": 56}, "m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32}}
+
+
+@pytest.mark.parametrize("M,N,K", [(128, 1000, 512), (200, 136, 384), (64, 4096, 512)])
+@pytest.mark.parametrize("fields", [{"tile_n": 56}, {"tile_m": 64, "consumers": 1, "tile_n": 32}],
+                         ids=["n56", "m64n32"])
+def test_per_tensor_narrow_tiles(M, N, K, fields):
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, **fields)
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, config=config)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    assert relative_error(out, (a.float() @ b.float()) * 0.01 * 0.02) <= 5e-3
 
 
 @pytest.mark.parametrize("M,N,K", SHAPES + [(256, 2000, 512)])
