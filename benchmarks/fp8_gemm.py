@@ -35,7 +35,9 @@ VARIANTS = {"block-ovl": {"overlap_scaling": True},               # scaling over
                            "consumer_registers": 160},
             # wider tiles (two 96- or 80-register fragments a thread: 240 registers for the consumers)
             "block-n192": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240},
+            "block-n144": {"tile_n": 144, "producer_registers": 24, "consumer_registers": 240},
             "block-n160": {"tile_n": 160, "producer_registers": 24, "consumer_registers": 240},
+            "block-n176": {"tile_n": 176, "stages": 4, "producer_registers": 24, "consumer_registers": 240},
             # narrow tiles that give small-M problems a tile on (nearly) every SM
             "block-n56": {"tile_n": 56}, "block-m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32}}
 

@@ -129,7 +129,9 @@ class TmaStoreEpilogue:
                                            f"{self.dtype} at a time; the accumulator is {rows} x {n}")
         acc.wait()
         row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
-        self.store(acc, row0, col0, () if batch is None else (batch,), self.staging, self.rows * self.columns)
+        # a buffer holds `rows` whole 128-byte rows, however few columns a chunk has
+        self.store(acc, row0, col0, () if batch is None else (batch,), self.staging,
+                   self.rows * (self.BOX_BYTES // self.dtype.itemsize))
 
     def store(self, acc, row0, col0, outer: tuple, staging, stride):
         """The chunks of acc (its MMAs complete) to the output at (row0, col0) of the matrix at coordinates `outer`

@@ -60,6 +60,7 @@ VARIANTS = {"serial": {}, "overlapped": {"overlap_scaling": True},
             # tiles that start inside scale blocks and cross B's scale boxes; narrower epilogue boxes
             "n192": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240},
             "n160": {"tile_n": 160, "producer_registers": 24, "consumer_registers": 240},
+            "n176": {"tile_n": 176, "stages": 4, "producer_registers": 24, "consumer_registers": 240},
             "n56": {"tile_n": 56}, "m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32}}
 
 

@@ -562,6 +562,52 @@ def test_tma_store_unswizzles_the_box_and_skips_elements_outside_the_tensor(swiz
         assert (tensor == 0xDEAD).all()   # a box wholly past the end writes nothing
 
 
+def store_then_write_kernel(first: int, second: int, write: int, pending: int) -> ir.Function:
+    """Thread 0 stores the box at shared offset `first` (one bulk group), then the box at `second` (a second group),
+    waits until `pending` groups are left unread, and writes a word at shared offset `write`."""
+    return parse(f"""
+kernel @k(%t: tmap<u16, 8x64, swizzle=128>) {{block = [1, 1, 1], shared_bytes = 4096}} {{
+  %smem = mem.shared {{offset = 0, bytes = 4096}} : ptr<shared>
+  %c0 = arith.constant {{value = 0}} : i32
+  %first_offset = arith.constant {{value = {first}}} : i32
+  %first = ptr.offset %smem, %first_offset {{elem = u8}} : ptr<shared>
+  %second_offset = arith.constant {{value = {second}}} : i32
+  %second = ptr.offset %smem, %second_offset {{elem = u8}} : ptr<shared>
+  %write_offset = arith.constant {{value = {write}}} : i32
+  %where = ptr.offset %smem, %write_offset {{elem = u8}} : ptr<shared>
+  fence.proxy_async
+  tma.store %t, %first, %c0, %c0 {{rank = 2}}
+  tma.commit
+  tma.store %t, %second, %c0, %c0 {{rank = 2}}
+  tma.commit
+  tma.wait {{pending = {pending}, read = true}}
+  %v = arith.constant {{value = 7}} : u32
+  mem.store %where, %v
+}}
+""")
+
+
+@pytest.mark.parametrize("write, pending, racing", [
+    (1024 + 64, 2, True),    # both stores may still read: writing the first's source races
+    (1024 + 64, 1, False),   # the first group was read
+    (2048 + 8, 1, True),     # the second group may still read its source
+    (2048 + 8, 0, False),    # both read
+    (3072, 2, False),        # memory no store reads
+])
+def test_writing_the_source_of_a_tma_store_in_flight_is_an_error(write, pending, racing):
+    """On the GPU the copy engine reads a TMA store's shared source at some time before a wait for its bulk group:
+    a write there before that wait may change what is stored. The interpreter, whose copies happen at once, names
+    the race (a 64-column chunk stored from a 128-byte-row buffer of half the rows it needs caught this)."""
+    f = store_then_write_kernel(1024, 2048, write, pending)
+    tensor = np.zeros((8, 64), np.uint16)
+    if racing:
+        with pytest.raises(InterpreterError, match="writes shared memory that a TMA store issued earlier may still "
+                                                   "be reading"):
+            launch(f, (1, 1, 1), TensorMap(tensor, box=(8, 64), swizzle=128))
+    else:
+        launch(f, (1, 1, 1), TensorMap(tensor, box=(8, 64), swizzle=128))
+
+
 def test_interpreter_launcher_maps_tensor_maps_over_padded_rows():
     """A tensor map over a view with padded rows (row stride 64 of 56 columns): the store lands in the parent
     array, padding untouched; the launcher passes a TensorMapDescriptor of the mapped array."""

@@ -126,10 +126,24 @@ def _store(op, launch):
             if not lanes.size:
                 return
             addrs, bits = addrs[lanes], bits[lanes]
-        for seg, selection, offsets in group.block.space(access.space).locate(addrs, lanes, access.size, "store"):
+        block = group.block
+        for seg, selection, offsets in block.space(access.space).locate(addrs, lanes, access.size, "store"):
             _check_writable(seg, lanes, selection)
+            if block.reading is not None and seg is block.shared:
+                _check_not_read_by_stores(block, offsets, access.size, lanes, selection)
             seg.typed(access.dtype)[access.index(offsets)] = bits if selection is None else bits[selection]
     return store
+
+
+def _check_not_read_by_stores(block, offsets, size: int, lanes, selection):
+    from .tma import check_not_read_by_stores
+
+    def lane_of(row):
+        position = row if selection is None else int(selection[row])
+        return int(lanes[position]) if lanes is not None else position
+
+    written = offsets.astype(np.int64)[:, None] + np.arange(size)
+    check_not_read_by_stores(block, written, lane_of, "a store")
 
 
 def _check_writable(seg, lanes, selection):

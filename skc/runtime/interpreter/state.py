@@ -97,6 +97,10 @@ class BlockState:
         self.step_budget = launch.max_steps   # launch.max_steps for each root group (set by launch)
         self.barriers: dict = {}
         self.mbarriers: dict = {}
+        # TMA stores whose shared source the copy engine may still read (tma.py): by issuing lane, the open
+        # group's and each committed group's shared byte addresses; `reading`, their union (None: none pending)
+        self.bulk_reads: dict = {}
+        self.reading = None
         self.roots: list = []   # the groups running the kernel's body (set by launch)
         self._spaces: dict = {}
         self._block_ids = None

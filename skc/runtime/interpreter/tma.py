@@ -228,6 +228,8 @@ def _tma_load(op, launch):
             for target in targets:
                 physical = _shared_addresses(target, start, t, lane, "tma.load")
                 _check_barriers_untouched(target, physical, lane, "tma.load")
+                if target.reading is not None:
+                    check_not_read_by_stores(target, physical[None], lambda row: lane, "tma.load")
                 target.shared.data[physical] = data
                 barrier_at(target, barrier, lane, "tma.load").transact(-nbytes, lane)   # complete-tx
     return load
@@ -256,16 +258,69 @@ def _tma_store(op, launch):
             physical = _shared_addresses(block, int(env[src][lane]), t, lane, "tma.store")
             values = block.shared.data[physical].view(dtype).reshape(t.box)
             _write_global(launch, env[tmap][lane], values, origin, lane)
+            # the GPU's copy engine reads the source some time before the lane's wait for its group: until then
+            # the bytes must not change (check_not_read_by_stores)
+            block.bulk_reads.setdefault(lane, ([], []))[0].append(physical)
+            _reading_changed(block)
     return store
 
 
+# -- TMA stores in flight: their shared source is read until a wait for their bulk group -----------------------------
+def _tma_commit(op, launch):
+    """Close each lane's open group of stores (cp.async.bulk.commit_group)."""
+    def commit(group):
+        block = group.block
+        for lane in np.flatnonzero(group.mask).tolist():
+            open_group, groups = block.bulk_reads.setdefault(lane, ([], []))
+            groups.append(np.concatenate(open_group) if open_group else np.empty(0, np.int64))
+            open_group.clear()
+    return commit
+
+
+def _tma_wait(op, launch):
+    """At most `pending` of each lane's committed groups are left in flight (cp.async.bulk.wait_group[.read])."""
+    pending = int(op.attrs["pending"])
+
+    def wait(group):
+        block = group.block
+        for lane in np.flatnonzero(group.mask).tolist():
+            groups = block.bulk_reads.get(lane, ((), []))[1]
+            del groups[:max(0, len(groups) - pending)]
+        _reading_changed(block)
+    return wait
+
+
+def _reading_changed(block):
+    parts = [addresses for open_group, groups in block.bulk_reads.values() for addresses in (*open_group, *groups)]
+    parts = [addresses for addresses in parts if addresses.size]
+    if not parts:
+        block.reading = None
+        return
+    reading = np.zeros(block.shared.nbytes, bool)
+    for addresses in parts:
+        reading[addresses] = True
+    block.reading = reading
+
+
+def check_not_read_by_stores(block, addresses: np.ndarray, lane_of, what: str):
+    """A Fault if a write of shared bytes `addresses` (an array of byte addresses, any shape whose first axis is
+    the writing lanes') hits the source of a TMA store still in flight: on the GPU the copy may read the new bytes.
+    `lane_of(i)` names the lane of row i."""
+    hits = block.reading[addresses]
+    if hits.any():
+        row = int(np.flatnonzero(hits.reshape(hits.shape[0], -1).any(axis=1))[0])
+        raise Fault(f"{what} writes shared memory that a TMA store issued earlier may still be reading (its bulk "
+                    f"group was not waited for)", lane_of(row),
+                    hint="wait for the store's group first (skc.hopper.tma_wait(pending, read=True)), or write "
+                         "another buffer")
+
+
 def _nothing(op, launch):
-    """Copies complete when issued and memory is sequentially consistent: commits, waits and proxy fences have
-    nothing left to do."""
+    """Memory is sequentially consistent: proxy fences have nothing left to do."""
     return lambda group: None
 
 
-EFFECTS = {"tma.load": _tma_load, "tma.store": _tma_store, "tma.commit": _nothing, "tma.wait": _nothing,
+EFFECTS = {"tma.load": _tma_load, "tma.store": _tma_store, "tma.commit": _tma_commit, "tma.wait": _tma_wait,
            "fence.proxy_async": _nothing, "fence.acq_rel_gpu": _nothing}
 
 
