@@ -16,6 +16,7 @@ import skc
 from .config import MatmulConfig
 from .epilogue import EpilogueArgs, TmaStoreEpilogue
 from .gemm import wgmma_gemm
+from .host_plans import wave_fill
 from .mma import Accumulator, Wgmma
 from .payload import TilePayload
 
@@ -23,6 +24,10 @@ FP8_TYPES = {"f8e4m3": 1, "f8e5m2": 1}
 OUT_TYPES = {"bf16": 2, "f16": 2, "f32": 4}
 SCALE_BLOCK = 128   # K-columns (and B's N-columns) one block scale covers (DeepSeek-V3's 1 x 128 and 128 x 128)
 SB_BOX = 4          # B's scales are copied 4 at a time: a TMA box is at least 16 bytes wide
+# Block-scaled tile widths (128-row tiles) and their speed over full waves relative to 128: 192-wide tiles ran
+# 1.035-1.07x as fast once their emptier last waves are accounted for (benchmarks/NOTES.md, H200, 2026-11-30,
+# four shapes, two runs); for_fp8_problem takes the width whose rate times its wave fill is highest.
+BLOCK_SCALED_WIDTHS = {128: 1.0, 192: 1.06}
 
 
 def column_keys(n: int) -> list:
@@ -157,15 +162,24 @@ class Fp8MatmulConfig(MatmulConfig):
     @classmethod
     def for_fp8_problem(cls, M: int, N: int, K: int, max_shared_bytes: int = 232448, multiprocessors: int = 132,
                         **fields) -> Fp8MatmulConfig:
-        """for_problem's choice (stages to fill shared memory), with at most 128-wide tiles when block-scaled (two
-        f32 accumulators a thread: 2 x 64 registers), one consumer warpgroup (64-row tiles) for M <= 64, and
-        64-wide tiles when 128-wide ones would leave most SMs idle."""
+        """for_problem's choice (stages to fill shared memory), one consumer warpgroup (64-row tiles) for M <= 64,
+        and 64-wide tiles when 128-wide ones would leave most SMs idle. Block-scaled tiles hold two f32 fragments a
+        thread (the running sum and the k-block's partial): 128 wide, or 192 (with 240 registers for the consumers)
+        where that is faster by BLOCK_SCALED_WIDTHS' model."""
         if M <= 64:
             fields.setdefault("consumers", 1)
             fields.setdefault("tile_m", 64)
         tile_m = fields.get("tile_m", 128)
         if -(-M // tile_m) * -(-N // 128) < multiprocessors // 2:
             fields.setdefault("tile_n", 64)
+        if fields.get("block_scaled") and "tile_n" not in fields:
+            _, tile_n = max((rate * wave_fill(M, N, tile_m, n, multiprocessors), n)
+                                for n, rate in BLOCK_SCALED_WIDTHS.items() if tile_m == 128 and n <= max(N, 128))
+            fields["tile_n"] = tile_n
+            if tile_n > 128:
+                fields.setdefault("stages", 4)
+                fields.setdefault("producer_registers", 24)
+                fields.setdefault("consumer_registers", 240)
         if fields.get("block_scaled"):
             fields.setdefault("tile_n", 128)
         dtype = fields.pop("dtype", "f8e4m3")

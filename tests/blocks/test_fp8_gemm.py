@@ -221,8 +221,9 @@ def compile_fp8(cfg: Fp8MatmulConfig):
 @pytest.mark.parametrize("cfg", [Fp8MatmulConfig(tile_n=256, stages=4),
                                  Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True),
                                  Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, overlap_scaling=True),
-                                 Fp8MatmulConfig(tile_n=256, stages=4, out_dtype="f32", dtype_b="f8e5m2")],
-                         ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2"])
+                                 Fp8MatmulConfig(tile_n=256, stages=4, out_dtype="f32", dtype_b="f8e5m2"),
+                                 Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192, block_scaled=True)],
+                         ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
@@ -233,6 +234,17 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     if cfg.block_scaled:  # the scale tiles come by TMA into the same stage; the stage's MMAs finish before scaling
         assert ptx.count("cp.async.bulk.tensor.2d.shared::cluster.global") == 4
         assert re.search(rf"wgmma.wait_group.sync.aligned\s+{int(cfg.overlap_scaling)};", ptx)
+
+
+def test_block_scaled_tiles_are_192_wide_where_their_waves_fill_the_gpu():
+    """BLOCK_SCALED_WIDTHS' model: 192-wide tiles where their last wave is full enough to keep their gain."""
+    choose = lambda M, N, K: Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True)
+    wide, square = choose(8192, 8192, 8192), choose(4096, 4096, 4096)
+    assert (wide.tile_n, wide.stages, wide.consumer_registers) == (192, 4, 240)
+    assert wide.payload().layouts["sb"].count == 8
+    assert square.tile_n == 128   # 704 tiles of 192 leave a third of the last of six waves busy
+    assert choose(4096, 24576, 1536).tile_n == 192 and choose(128, 7168, 16384).tile_n == 64
+    assert choose(8192, 8192, 8192).shared_bytes() <= 232448
 
 
 def test_block_scaled_is_the_same_composition_with_another_payload_and_tile_op():

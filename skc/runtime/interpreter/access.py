@@ -136,14 +136,12 @@ def _store(op, launch):
 
 
 def _check_not_read_by_stores(block, offsets, size: int, lanes, selection):
-    from .tma import check_not_read_by_stores
-
     def lane_of(row):
         position = row if selection is None else int(selection[row])
         return int(lanes[position]) if lanes is not None else position
 
     written = offsets.astype(np.int64)[:, None] + np.arange(size)
-    check_not_read_by_stores(block, written, lane_of, "a store")
+    block.check_not_read_by_stores(written, lane_of, "a store")
 
 
 def _check_writable(seg, lanes, selection):

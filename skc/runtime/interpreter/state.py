@@ -129,6 +129,18 @@ class BlockState:
                 exited = exited | root.members
         return exited
 
+    def check_not_read_by_stores(self, addresses: np.ndarray, lane_of, what: str):
+        """A Fault if a write of shared bytes `addresses` (byte addresses, any shape whose first axis is the writing
+        lanes') hits the source of a TMA store still in flight (`reading`): on the GPU the copy may read the new
+        bytes. `lane_of(i)` names the lane of row i."""
+        hits = self.reading[addresses]
+        if hits.any():
+            row = int(np.flatnonzero(hits.reshape(hits.shape[0], -1).any(axis=1))[0])
+            raise Fault(f"{what} writes shared memory that a TMA store issued earlier may still be reading (its bulk "
+                        f"group was not waited for)", lane_of(row),
+                        hint="wait for the store's group first (skc.hopper.tma_wait(pending, read=True)), or write "
+                             "another buffer")
+
     def where(self, lane: Optional[int]) -> str:
         text = f"block {self.index}"
         if lane is not None:

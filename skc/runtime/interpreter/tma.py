@@ -229,7 +229,7 @@ def _tma_load(op, launch):
                 physical = _shared_addresses(target, start, t, lane, "tma.load")
                 _check_barriers_untouched(target, physical, lane, "tma.load")
                 if target.reading is not None:
-                    check_not_read_by_stores(target, physical[None], lambda row: lane, "tma.load")
+                    target.check_not_read_by_stores(physical[None], lambda row: lane, "tma.load")
                 target.shared.data[physical] = data
                 barrier_at(target, barrier, lane, "tma.load").transact(-nbytes, lane)   # complete-tx
     return load
@@ -259,7 +259,7 @@ def _tma_store(op, launch):
             values = block.shared.data[physical].view(dtype).reshape(t.box)
             _write_global(launch, env[tmap][lane], values, origin, lane)
             # the GPU's copy engine reads the source some time before the lane's wait for its group: until then
-            # the bytes must not change (check_not_read_by_stores)
+            # the bytes must not change (BlockState.check_not_read_by_stores)
             block.bulk_reads.setdefault(lane, ([], []))[0].append(physical)
             _reading_changed(block)
     return store
@@ -300,19 +300,6 @@ def _reading_changed(block):
     for addresses in parts:
         reading[addresses] = True
     block.reading = reading
-
-
-def check_not_read_by_stores(block, addresses: np.ndarray, lane_of, what: str):
-    """A Fault if a write of shared bytes `addresses` (an array of byte addresses, any shape whose first axis is
-    the writing lanes') hits the source of a TMA store still in flight: on the GPU the copy may read the new bytes.
-    `lane_of(i)` names the lane of row i."""
-    hits = block.reading[addresses]
-    if hits.any():
-        row = int(np.flatnonzero(hits.reshape(hits.shape[0], -1).any(axis=1))[0])
-        raise Fault(f"{what} writes shared memory that a TMA store issued earlier may still be reading (its bulk "
-                    f"group was not waited for)", lane_of(row),
-                    hint="wait for the store's group first (skc.hopper.tma_wait(pending, read=True)), or write "
-                         "another buffer")
 
 
 def _nothing(op, launch):
