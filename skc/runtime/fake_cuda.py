@@ -221,7 +221,7 @@ def fake_torch_module(streams: Optional[list] = None):
         pass
 
     class Tensor:
-        """shape, stride(), dtype, device, data_ptr(), get_device(), new_empty, T, reshape, [i]."""
+        """shape, stride(), dtype, device, data_ptr(), get_device(), new_empty, new_zeros, T, reshape, [i]."""
 
         def __init__(self, shape, dtype=dtypes["bfloat16"], strides=None, address=None, device=0):
             self.shape, self.dtype, self._device = Size(int(s) for s in shape), dtype, device
@@ -250,6 +250,9 @@ def fake_torch_module(streams: Optional[list] = None):
 
         def new_empty(self, shape):
             return Tensor(shape, self.dtype, device=self._device)
+
+        def new_zeros(self, shape, dtype=None):
+            return Tensor(shape, dtype or self.dtype, device=self._device)
 
         @property
         def T(self):

@@ -293,3 +293,70 @@ def test_an_fp8_plan_encodes_each_map_once_per_address():
         first = plan.encoded(0, a, (64, 64), 128)
         assert plan.encoded(0, a, (64, 64), 128) is first
         assert plan.encoded(0, other, (64, 64), 128) is not first
+
+
+# -- bound launches: a call with addresses seen before is a lookup and the driver call --------------------------------
+def test_a_call_with_the_same_addresses_reuses_its_bound_launch(fake):
+    a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
+    skc.blocks.matmul(a, b, out)
+    (plan,) = matmul_host._PLANS.values()
+    encodes, (bound,) = fake.encodes, plan.bound.values()
+    for _ in range(3):
+        skc.blocks.matmul(a, b, out)
+    assert fake.encodes == encodes and list(plan.bound.values()) == [bound]
+    assert {launch["arguments"] for launch in fake.launches} == {bound.arguments}  # one kernelParams image
+    assert all(launched(launch) == launched(fake.launches[0]) for launch in fake.launches)
+
+
+def test_new_addresses_and_scalars_bind_new_images(fake):
+    a, b, out, c = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512)), FakeTensor((256, 512))
+    skc.blocks.matmul(a, b, out, c=c, alpha=0.5, beta=2.0)
+    first = fake.launches[-1]["arguments"]
+    a2, c2 = FakeTensor((256, 128)), FakeTensor((256, 512))
+    skc.blocks.matmul(a2, b, out, c=c, alpha=0.5, beta=2.0)
+    maps, _, (c_address, _), scalars = launched(fake.launches[-1])
+    assert fake.launches[-1]["arguments"] != first
+    assert maps[0][0] == a2.address and c_address == c.address and scalars == (0.5, 2.0)
+    skc.blocks.matmul(a, b, out, c=c2, alpha=1.5, beta=-1.0)  # the same plan (alpha and c given), a new image
+    maps, _, (c_address, bias_address), scalars = launched(fake.launches[-1])
+    assert maps[0][0] == a.address and c_address == bias_address == c2.address and scalars == (1.5, -1.0)
+    skc.blocks.matmul(a, b, out, c=c2, alpha=1.5, beta=-1)  # an int beta keys as its float: the same image
+    skc.blocks.matmul(a, b, out, c=c, alpha=0.5, beta=2.0)  # back to the first addresses and scalars
+    assert fake.launches[-1]["arguments"] == first and launched(fake.launches[-1])[3] == (0.5, 2.0)
+    (plan,) = matmul_host._PLANS.values()
+    assert len(plan.bound) == 3 and len(fake.launches) == 5
+
+
+def test_bound_launches_take_the_given_stream_or_torchs_current_one(fake):
+    import types
+
+    streams = [0]
+    with fake_cuda.torch_installed(streams) as torch:
+        a, b, out = torch.Tensor((256, 128)), torch.Tensor((128, 512)), torch.Tensor((256, 512))
+        skc.blocks.matmul(a, b, out)
+        streams.append(0x5EED)
+        skc.blocks.matmul(a, b, out)
+        skc.blocks.matmul(a, b, out, stream=3)
+        skc.blocks.matmul(a, b, out, stream=types.SimpleNamespace(cuda_stream=9))  # a torch.cuda.Stream
+        streams.pop()
+        skc.blocks.matmul(a, b, out)
+    assert [launch["stream"] for launch in fake.launches] == [0, 0x5EED, 3, 9, 0]
+    assert len({launch["arguments"] for launch in fake.launches}) == 1
+
+
+def test_split_k_binds_its_buffers_once(fake):
+    from skc.blocks import MatmulConfig
+
+    fake.inspect = None
+    with fake_cuda.torch_installed() as torch:
+        a, b, out = torch.Tensor((64, 1024)), torch.Tensor((1024, 128)), torch.Tensor((64, 128))
+        config = MatmulConfig(tile_m=64, tile_n=128, consumers=1, stages=4, split_k=4)
+        for _ in range(2):
+            skc.blocks.matmul(a, b, out, config=config)
+        (plan,) = matmul_host._PLANS.values()
+        workspace, counters = plan.split
+        words = fake_cuda.argument_pointers(fake.launches[-1]["arguments"], 5)
+        assert [ctypes.c_uint64.from_address(p).value for p in words[2:5]] == \
+            [out.data_ptr(), workspace.data_ptr(), counters.data_ptr()]
+        assert fake.launches[0]["function"] == "matmul_split_kernel" and len(plan.bound) == 1
+        assert fake.launches[0]["arguments"] == fake.launches[1]["arguments"]
