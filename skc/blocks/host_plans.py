@@ -59,6 +59,18 @@ def facts(x):
     return (kind, function(x))
 
 
+TORCH_TYPES: set = set()   # the torch tensor types seen: a host path keys their calls by their facts read in place
+
+
+def torch_type(kind: type) -> bool:
+    """Whether `kind` is torch's tensor type (whose facts are shape, stride(), dtype and device); remembered in
+    TORCH_TYPES, so a host path tests `kind in TORCH_TYPES or torch_type(kind)`."""
+    found = (_FACTS.get(kind) or _facts_function(kind)) is _torch_facts
+    if found:
+        TORCH_TYPES.add(kind)
+    return found
+
+
 def remember(plans: dict, key, plan, limit: int = 1024):
     """Keep `plan` under `key` in a bounded plan cache (cleared when full: plans are cheap to remake); return it."""
     if len(plans) >= limit:

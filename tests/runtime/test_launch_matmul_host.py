@@ -360,3 +360,26 @@ def test_split_k_binds_its_buffers_once(fake):
             [out.data_ptr(), workspace.data_ptr(), counters.data_ptr()]
         assert fake.launches[0]["function"] == "matmul_split_kernel" and len(plan.bound) == 1
         assert fake.launches[0]["arguments"] == fake.launches[1]["arguments"]
+
+
+def test_a_torch_tensor_that_changed_never_takes_a_plan_made_for_another(fake):
+    with fake_cuda.torch_installed() as torch:
+        a, b, out = torch.Tensor((256, 128)), torch.Tensor((128, 512)), torch.Tensor((256, 512))
+        skc.blocks.matmul(a, b, out)
+        skc.blocks.matmul(a, b, out)
+        assert len(matmul_host._PLANS) == 1
+        as_f16 = torch.Tensor((256, 128), torch.float16, address=a.data_ptr())  # the same memory, another dtype
+        with pytest.raises(skc.LaunchError, match="a is f16 and b is bf16"):
+            skc.blocks.matmul(as_f16, b, out)
+        transposed = torch.Tensor((128, 256), address=a.data_ptr()).T  # a's shape, column-major
+        skc.blocks.matmul(transposed, b, out)
+        assert [plan.cfg.a_k_major for plan in matmul_host._PLANS.values()] == [True, False]
+        assert launched(fake.launches[-1])[0][0] == (a.data_ptr(), 2, 256, 128)  # the stored K x M geometry
+        on_cuda1 = [torch.Tensor(x.shape, device=1) for x in (a, b, out)]
+        with pytest.raises(skc.LaunchError, match="is on cuda:1, the kernel runs on cuda:0"):
+            skc.blocks.matmul(*on_cuda1)
+        assert len(matmul_host._PLANS) == 3 and len(fake.launches) == 3
+        a16, out16, cai = torch.Tensor((256, 128), torch.float16), torch.Tensor((256, 512), torch.float16), \
+            FakeTensor((128, 512), "float16")  # operands of several kinds: keyed by facts()
+        skc.blocks.matmul(a16, cai, out16)
+        assert launched(fake.launches[-1])[0][1][0] == cai.address and len(matmul_host._PLANS) == 4
