@@ -109,11 +109,12 @@ def current_stream(args, index: int) -> int:
     return 0
 
 
-def stream_reader(args, index: int):
-    """A function of no arguments giving the stream `current_stream(args, index)` gives for arguments of these types,
-    chosen once (torch's current-stream function of device `index`, cupy's, or the default stream): what a bound
-    launch calls at each launch without stream=. It keeps none of `args`."""
-    for arg in args:
+def stream_reader(args, index: int, order=None):
+    """A function of no arguments giving the stream `current_stream(args, index)` gives for arguments of these types
+    (those at the positions `order`, if given), chosen once (torch's current-stream function of device `index`,
+    cupy's, or the default stream): what a bound launch calls at each launch without stream=. It keeps none of
+    `args`."""
+    for arg in (args if order is None else map(args.__getitem__, order)):
         source = _STREAM_OF.get(type(arg), ...)
         if source is ...:
             source = _stream_source(type(arg))
@@ -303,13 +304,15 @@ class CudaLauncher(DeviceLauncher):
         self.kernel_name, self.params, self.device = kernel_name, params, device
         self.shared_bytes, self.block = shared_bytes, block
         self.offsets, self.image_bytes = _image_layout(params)
-        self._image = ctypes.create_string_buffer(self.image_bytes + DESCRIPTOR_ALIGN)
-        start = -ctypes.addressof(self._image) % DESCRIPTOR_ALIGN
-        self.image_address = ctypes.addressof(self._image) + start
-        self.slots = [_slot_type(p).from_buffer(self._image, start + offset)
+        # the image in a bytearray, so `bind` copies it with a slice (a third of ctypes.string_at's time); a ctypes
+        # view of it pins it (a bytearray with a view cannot be resized, so its memory never moves)
+        self._image = bytearray(self.image_bytes + DESCRIPTOR_ALIGN)
+        self._image_view = (ctypes.c_char * len(self._image)).from_buffer(self._image)
+        self._image_start = -ctypes.addressof(self._image_view) % DESCRIPTOR_ALIGN
+        self.image_address = ctypes.addressof(self._image_view) + self._image_start
+        self.slots = [_slot_type(p).from_buffer(self._image, self._image_start + offset)
                       for p, offset in zip(params, self.offsets)]
-        self._pointer_array = ctypes.c_void_p * max(1, len(self.slots))
-        self.pointers = self._pointer_array(*[self.image_address + offset for offset in self.offsets])
+        self.pointers = (ctypes.c_void_p * max(1, len(self.slots)))(*[self.image_address + o for o in self.offsets])
         self._tensormaps = [i for i, p in enumerate(params) if p.kind == TENSORMAP]
         self._word_ones = sum(1 << 64 * i for i in range(len(params)))
         self._offset_words = sum(offset << 64 * i for i, offset in enumerate(self.offsets))
@@ -327,19 +330,20 @@ class CudaLauncher(DeviceLauncher):
         copied in: the image keeps none of `args` alive). stream None: the current stream of the arguments'
         framework, its reading function chosen now (stream_reader); else the given stream, as `launch` takes it."""
         self.fill(args)  # the launch's own checks, writing this launcher's image
-        image = bytearray(ctypes.string_at(self.image_address, self.image_bytes))
-        offsets = self.offsets
+        start, offsets = self._image_start, self.offsets
+        image = self._image[start:start + self.image_bytes]
         for i in self._tensormaps:  # the bytes `fill` pointed this launcher's array at
             image[offsets[i]:offsets[i] + 128] = args[i].descriptor_bytes
         # one buffer: the image (64-byte aligned), then the kernelParams array pointing into it, its n 64-bit words
         # made as one integer (base·(1, ..., 1) + the offsets; no word carries into the next)
-        raw = ctypes.create_string_buffer(DESCRIPTOR_ALIGN + len(image) + 8 * len(offsets))
-        base = ctypes.addressof(raw) + (-ctypes.addressof(raw) % DESCRIPTOR_ALIGN)
+        memory = ctypes.create_string_buffer(DESCRIPTOR_ALIGN + self.image_bytes + 8 * len(offsets))
+        base = ctypes.addressof(memory)
+        base += -base % DESCRIPTOR_ALIGN
         image += (base * self._word_ones + self._offset_words).to_bytes(8 * len(offsets), "little")
         ctypes.memmove(base, bytes(image), len(image))
-        current = stream_reader([args[i] for i in self.stream_order], self.device.index)
+        current = stream_reader(args, self.device.index, self.stream_order)
         return _bound_launch(self._driver_launch, self._function, tuple(grid), self.block, self.shared_bytes,
-                             base + self.image_bytes, current, self._fail, raw)
+                             base + self.image_bytes, current, self._fail, memory)
 
     def _fail(self, result, grid):
         raise DeviceError(f"cuLaunchKernel of {self.kernel_name} (grid {grid}, block {self.block}, "
