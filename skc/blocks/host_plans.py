@@ -156,8 +156,7 @@ class GemmPlan:
         self.maps = [make if isinstance(make, Direct) else MapsByAddress(make, tensor)
                      for make, tensor in zip(makers, first)]
         self.bound: dict = {}   # (addresses of a, b, out, c, bias; alpha, beta) -> its bound launch
-        self.address: list = [None] * 5   # per operand (a, b, out, c, bias): its type's address function
-        self.address[:] = [_learning(self.address, i) for i in range(5)]
+        self.address = address_functions(5)   # a, b, out, c, bias
 
     def __call__(self, a, b, out, c=None, bias=None, alpha=None, beta=None, stream=None):
         if out is None:
@@ -201,9 +200,17 @@ class GemmPlan:
                 1.0 if alpha is None else float(alpha), 0.0 if beta is None else float(beta))
 
 
+def address_functions(count: int) -> list:
+    """Per operand of a plan, the function giving its address (skc.pointer_function of its type), each found at the
+    first call given an operand there: a plan serves one type per operand (its key holds them)."""
+    functions: list = [None] * count
+    functions[:] = [_learning(functions, i) for i in range(count)]
+    return functions
+
+
 def _learning(functions: list, i: int):
-    """Operand i's address function until its first call: it finds the function of the operand's type (the first
-    operand given there; a plan serves one type per operand) and puts it in its place."""
+    """Operand i's address function until its first call, which puts the function of its operand's type in its
+    place."""
     def learn(x):
         functions[i] = skc.pointer_function(x)
         return functions[i](x)

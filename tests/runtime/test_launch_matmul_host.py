@@ -383,3 +383,36 @@ def test_a_torch_tensor_that_changed_never_takes_a_plan_made_for_another(fake):
             FakeTensor((128, 512), "float16")  # operands of several kinds: keyed by facts()
         skc.blocks.matmul(a16, cai, out16)
         assert launched(fake.launches[-1])[0][1][0] == cai.address and len(matmul_host._PLANS) == 4
+
+
+def test_fp8_calls_at_known_addresses_reuse_their_bound_launch(fake):
+    fake.inspect = None
+    with fake_cuda.torch_installed() as torch:
+        f8 = torch.float8_e4m3fn
+        a, b_t = torch.Tensor((256, 128), f8), torch.Tensor((512, 128), f8)  # b: K-major, the transpose of N x K
+        scale_a, scale_b = torch.Tensor((1,), torch.float32), torch.Tensor((1,), torch.float32)
+        out = torch.Tensor((256, 512))
+        for _ in range(2):
+            skc.blocks.matmul(a, b_t.T, scale_a=scale_a, scale_b=scale_b, out=out)
+        scale_a2 = torch.Tensor((1,), torch.float32)
+        skc.blocks.matmul(a, b_t.T, scale_a=scale_a2, scale_b=scale_b, out=out, stream=5)
+    first, second, third = fake.launches
+    assert first["function"] == "fp8_matmul_kernel" and first["arguments"] == second["arguments"]
+    words = [fake_cuda.argument_pointers(launch["arguments"], 9) for launch in (first, third)]
+    assert [ctypes.c_uint64.from_address(p).value for p in words[0][7:9]] == [scale_a.data_ptr(), scale_b.data_ptr()]
+    assert [ctypes.c_uint64.from_address(p).value for p in words[1][7:9]] == [scale_a2.data_ptr(), scale_b.data_ptr()]
+    assert third["stream"] == 5
+
+
+def test_fp8_block_scales_that_must_be_padded_are_not_bound(fake):
+    from skc.blocks import fp8_host
+
+    with fake_cuda.torch_installed() as torch:
+        f8, f32 = torch.float8_e4m3fn, torch.float32
+        a, b = torch.Tensor((256, 256), f8), torch.Tensor((512, 256), f8).T
+        k_block_major = torch.Tensor((2, 256), f32).T   # scale_a (M x K/128) read in place through its transpose
+        row_major = torch.Tensor((256, 2), f32)          # scale_a copied into a padded tensor at each call
+        scale_b = torch.Tensor((2, 4), f32)
+        bound = fp8_host._Plan(a, b, k_block_major, scale_b, None, None, None, None, None)
+        copied = fp8_host._Plan(a, b, row_major, scale_b, None, None, None, None, None)
+    assert bound.binds and not copied.binds
