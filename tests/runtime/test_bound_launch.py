@@ -102,3 +102,19 @@ def test_only_cuda_launches_bind():
     ready = touch.interpret[1, 32].ready(skc.TensorMap(np.zeros((64, 64), np.float16), (64, 64)), x, 5, 2.5)
     with pytest.raises(skc.LaunchError, match="a bound launch packs CUDA kernel parameters"):
         ready.bind((skc.TensorMap(np.zeros((64, 64), np.float16), (64, 64)), x, 5, 2.5))
+
+
+def test_a_debug_launcher_binds_its_inner_launcher_and_waits_after_each_launch(fake, monkeypatch):
+    from skc.runtime.hang_guard import HangGuardLauncher
+
+    data, x = FakeTensor((64, 64)), FakeTensor((16,), "float32")
+    args = (skc.TensorMap(data, (64, 64)), x, 5, 2.5)
+    events = []
+    guard = object.__new__(HangGuardLauncher)  # the hang record's device memory is the real driver's
+    guard.inner, guard.table, guard.kernel = touch[4, 32].ready(*args).launcher, {}, "touch"
+    guard.record = types.SimpleNamespace(clear=lambda: events.append("clear"), read=lambda: None)
+    monkeypatch.setattr(fake, "cuCtxSynchronize", lambda: events.append("wait") or (0,), raising=False)
+    bound = guard.bind(args, (4, 1, 1))
+    bound()
+    assert events == ["clear", "wait"] and fake.launches[-1]["arguments"] == bound.arguments
+    assert fake.launches[-1]["seen"] == ((data.address, 2), x.address, 5, 2.5)
