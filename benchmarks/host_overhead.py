@@ -7,7 +7,8 @@ Reports microseconds per call, with the cost of calling the fake cuLaunchKernel 
 subtracted, for: a plain `kernel[grid, block](...)` launch (4 arguments), and `skc.blocks.matmul` on unchanged
 shapes (the Hopper TMA plan: three tensor maps), over a stand-in for torch's CUDA tensors (fake_cuda's fake torch
 module: the torch fast paths, its current stream read per launch) and over arrays exporting
-__cuda_array_interface__ (cupy's path). The fake tensors' own methods are counted in (torch's are similar).
+__cuda_array_interface__ (cupy's path). The fake tensors' own methods are counted in (torch's are similar). The
+fake allocates every tensor at a new address; the last row reuses freed blocks, as torch's caching allocator does.
 The GPU figures (against torch.matmul and a bare cuLaunchKernel) come from benchmarks/run.py --only launch.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import sys
 import time
+import weakref
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import skc
@@ -42,6 +44,21 @@ def per_call(fn, calls=20000, repeats=7) -> float:
             fn()
         samples.append((time.perf_counter() - start) / calls * 1e6)
     return sorted(samples)[len(samples) // 2]
+
+
+def reusing_freed_blocks(torch):
+    """The fake torch module's new_empty handing back the block of a tensor freed since, as torch's caching allocator
+    does (an out that matmul allocates and the caller drops lies where the last one lay)."""
+    free: dict = {}
+
+    def new_empty(self, shape, dtype=None):
+        dtype = dtype or self.dtype
+        blocks = free.setdefault((tuple(shape), dtype.name), [])
+        tensor = torch.Tensor(shape, dtype, address=blocks.pop() if blocks else None, device=self.get_device())
+        weakref.finalize(tensor, blocks.append, tensor.data_ptr())
+        return tensor
+
+    torch.Tensor.new_empty = new_empty
 
 
 def paths(label, bare, x, make) -> dict:
@@ -69,6 +86,10 @@ def main():
         with fake_cuda.torch_installed() as torch:
             x = torch.Tensor((1024,), torch.float32)
             figures.update(paths("torch", bare, x, lambda shape: torch.Tensor(shape, torch.bfloat16)))
+            reusing_freed_blocks(torch)
+            a, b = torch.Tensor((4096, 4096), torch.bfloat16), torch.Tensor((4096, 4096), torch.bfloat16)
+            figures["torch: matmul(a, b) (reused block)"] = per_call(lambda: skc.blocks.matmul(a, b),
+                                                                              calls=5000) - bare
         x = FakeTensor((1024,), "float32")
         figures.update(paths("cai", bare, x, lambda shape: FakeTensor(shape, "float16")))
     for name, us in figures.items():

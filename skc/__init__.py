@@ -40,7 +40,7 @@ globals().update({alias: _DTYPES[name] for alias, name in _ALIASES.items()})
 
 _LAZY = {"DeviceArray": "runtime.arrays", "empty": "runtime.arrays", "to_device": "runtime.arrays",
          "zeros": "runtime.arrays", "testing": None, "TensorMap": "runtime.tma", "Im2colTensorMap": "runtime.tma",
-         "EncodedTensorMap": "runtime.tma",
+         "EncodedTensorMap": "runtime.tma", "pointer_function": "runtime.interop",
          "blocks": None, "autotune": None}
 
 

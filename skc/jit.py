@@ -423,20 +423,32 @@ class Launch:
         device = self.device or current_device()
         key = kernel.key(args) if kernel.key is not None else ()
         launcher = kernel.launcher_for(device, self.block, key, args)
-        return ReadyLaunch(launcher.launch, self.grid)
+        return ReadyLaunch(launcher, self.grid)
 
 
 class ReadyLaunch:
     """A loaded specialization and its grid: `ready(runtime_args, stream=None)` launches with no lookup (the
-    launcher still checks every argument's type, dtype and range)."""
+    launcher still checks every argument's type, dtype and range); `ready.bind(runtime_args)` checks them once and
+    gives a bound launch of those arguments, `bound(stream=None)` (CUDA devices)."""
 
-    __slots__ = ("launch", "grid")
+    __slots__ = ("launcher", "launch", "grid")
 
-    def __init__(self, launch, grid):
-        self.launch, self.grid = launch, grid
+    def __init__(self, launcher, grid):
+        self.launcher, self.launch, self.grid = launcher, launcher.launch, grid
 
     def __call__(self, args, stream=None):
         self.launch(args, self.grid, stream if stream is None or type(stream) is int else _stream(stream))
+
+    def bind(self, args):
+        """These run-time arguments checked and packed once: a function `bound(stream=None)` that only picks the
+        stream (by default the arguments' framework's current one, its reading function chosen now) and launches.
+        It keeps none of the arguments alive: a tensor map's bytes are copied, a tensor's address taken, so the
+        caller keeps the memory it names alive while it launches it."""
+        bind = getattr(self.launcher, "bind", None)
+        if bind is None:
+            raise LaunchError(f"a bound launch packs CUDA kernel parameters; {type(self.launcher).__name__} launches "
+                              "take their arguments at each call (call the ready launch instead)")
+        return bind(args, self.grid)
 
 
 class DeviceView:

@@ -2,7 +2,8 @@
 (reached as `skc.blocks.matmul(a, b, scale_a=..., scale_b=...)`). a is M x K row-major, b K x N column-major
 (b.t() an N x K row-major tensor): K-major both, what fp8 wgmma reads. The scales' shapes choose the GEMM: one
 f32 each (per tensor), or A's M x (K / 128) and B's (K / 128) x (N / 128) (block-wise, DeepSeek-V3 style). A call
-is one dict lookup once its facts were seen: the plan holds the checked geometry and the kernel's launcher."""
+is one dict lookup once its facts were seen: the plan holds the checked geometry and the kernel's launcher, and on a
+GPU a bound launch per set of operand addresses (as host_plans.GemmPlan), unless the call copies block scales."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -13,7 +14,7 @@ import skc
 
 from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel
-from .host_plans import MapsByAddress, remember, row_major
+from .host_plans import MapsByAddress, address_functions, remember, row_major
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -128,6 +129,11 @@ class _Plan:
         self.grid = TileScheduler.grid(M, N, self.cfg.tile_m, self.cfg.tile_n, device.multiprocessors)
         self.ready = None
         self.maps = {}  # which tensor map -> its MapsByAddress
+        # on a GPU, a bound launch per set of operand addresses (as GemmPlan), unless the call copies block scales
+        # into padded tensors (new memory, new contents at each call)
+        self.bound: dict = {}
+        self.binds = device.kind == "cuda" and not (block and (_pads(scale_a.T, 4) or _pads(scale_b, SB_BOX)))
+        self.address = address_functions(6)   # a, b, out, scale_a, scale_b, bias
 
     def scales(self, scale_a, scale_b) -> tuple:
         """The scale arguments: f32 pointers, or (tensor, box) of A's scales as (K / 128) x M (padded to a multiple
@@ -140,22 +146,41 @@ class _Plan:
     def __call__(self, a, b, scale_a, scale_b, out, bias, stream):
         if out is None:
             out = _empty(a, (self.M, self.N), self.out_name)
+        if self.binds:
+            address = self.address
+            key = (address[0](a), address[1](b), address[2](out), address[3](scale_a), address[4](scale_b),
+                   None if bias is None else address[5](bias))
+            bound = self.bound.get(key)
+            if bound is None:
+                args = self.arguments(a, b, scale_a, scale_b, out, bias, False)
+                bound = remember(self.bound, key, self.launch(args).bind(args), limit=256)
+            bound(stream)
+            return out
+        interpreter = skc.current_device().is_interpreter
+        args = self.arguments(a, b, scale_a, scale_b, out, bias, interpreter)
+        if interpreter:
+            fp8_matmul_kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
+        else:
+            self.launch(args)(args, stream)
+        return out
+
+    def arguments(self, a, b, scale_a, scale_b, out, bias, interpreter: bool) -> tuple:
+        """The kernel's run-time arguments: the operands' tensor maps (made over the arrays in the interpreter,
+        else encoded once per address), the sizes, bias (out when none) and the scales."""
         boxes = self.cfg.boxes()
         maps = [(a, boxes["a"], 128), (b.T, boxes["b"], 128), (out, boxes["out"], 128)]
         scales = self.scales(scale_a, scale_b)
         if self.block:
             maps += scales
-        interpreter = skc.current_device().is_interpreter
         maps = [skc.TensorMap(*m) if interpreter else self.encoded(i, *m) for i, m in enumerate(maps)]
-        args = (*maps[:3], self.M, self.N, self.K, out if bias is None else bias,
+        return (*maps[:3], self.M, self.N, self.K, out if bias is None else bias,
                 *(maps[3:] if self.block else scales))
-        if interpreter:
-            fp8_matmul_kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
-            return out
+
+    def launch(self, args):
+        """The ready launch of the plan's kernel (looked up once)."""
         if self.ready is None:
             self.ready = fp8_matmul_kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
-        self.ready(args, stream)
-        return out
+        return self.ready
 
     def encoded(self, which: int, tensor, box, swizzle):
         """Tensor map `which` over `tensor`: its geometry checked once per plan, encoded once per address."""
@@ -169,11 +194,16 @@ def _flat(scale):
     return scale.reshape(1) if hasattr(scale, "reshape") else scale
 
 
+def _pads(x, multiple: int) -> bool:
+    """Whether _padded(x, multiple) copies x (a fact of its shape and strides)."""
+    return x.shape[1] % multiple != 0 or not row_major(x)
+
+
 def _padded(x, multiple: int):
     """x (2-D) as a row-major array whose row length is a multiple of `multiple` (TMA strides are multiples of 16
     bytes); x itself when it already is one."""
     rows, cols = x.shape
-    if cols % multiple == 0 and row_major(x):
+    if not _pads(x, multiple):
         return x
     width = -(-cols // multiple) * multiple
     if hasattr(x, "new_zeros"):  # torch

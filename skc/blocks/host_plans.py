@@ -1,10 +1,11 @@
 """Ready plans of the Hopper host paths (matmul, conv2d): the cheap facts of a call's operands, which key a plan
 made and checked by the first call with those facts, and each operand's tensor maps encoded once per address.
 
-A plan is what a host path keeps of a checked call: its launcher, its grid and its tensor maps' geometry, never
-the caller's tensors. `facts(x)` is the part of a plan key that describes an operand (type, shape, strides,
-dtype, device); `MapsByAddress` turns a tensor of the plan's geometry into the encoded map a launch passes;
-`GemmPlan` is a ready launch of the GEMM composition; `filling_config` picks tiles that fill the GPU.
+A plan is what a host path keeps of a checked call: its launcher, its grid, its tensor maps' geometry and, on a
+GPU, a bound launch per set of operand addresses, never the caller's tensors. `facts(x)` is the part of a plan key
+that describes an operand (type, shape, strides, dtype, device); `MapsByAddress` turns a tensor of the plan's
+geometry into the encoded map a launch passes; `GemmPlan` is a ready launch of the GEMM composition;
+`filling_config` picks tiles that fill the GPU.
 """
 from __future__ import annotations
 
@@ -58,6 +59,18 @@ def facts(x):
     return (kind, function(x))
 
 
+TORCH_TYPES: set = set()   # the torch tensor types seen: a host path keys their calls by their facts read in place
+
+
+def torch_type(kind: type) -> bool:
+    """Whether `kind` is torch's tensor type (whose facts are shape, stride(), dtype and device); remembered in
+    TORCH_TYPES, so a host path tests `kind in TORCH_TYPES or torch_type(kind)`."""
+    found = (_FACTS.get(kind) or _facts_function(kind)) is _torch_facts
+    if found:
+        TORCH_TYPES.add(kind)
+    return found
+
+
 def remember(plans: dict, key, plan, limit: int = 1024):
     """Keep `plan` under `key` in a bounded plan cache (cleared when full: plans are cheap to remake); return it."""
     if len(plans) >= limit:
@@ -74,17 +87,18 @@ class MapsByAddress:
     which `make` encodes anew per new address. Called with a tensor of the plan's facts (or a view of the same
     memory), it gives the EncodedTensorMap a launch passes."""
 
-    __slots__ = ("make", "pointer", "seen", "template")
+    __slots__ = ("im2col", "make", "pointer", "seen", "template")
 
     def __init__(self, make, first=None):
-        self.make, self.template, self.pointer, self.seen = make, None, None, {}
+        self.make, self.template, self.pointer, self.seen, self.im2col = make, None, None, {}, False
         if first is not None:
             self._first(first)
 
     def _first(self, tensor):
         template = self.template = self.make(tensor)
         self.pointer = template.pointer_function()
-        if isinstance(template, skc.Im2colTensorMap):
+        self.im2col = isinstance(template, skc.Im2colTensorMap)
+        if self.im2col:
             self.seen[self.pointer(tensor)] = _encoded(template)
         template.tensor = None  # a plan keeps the geometry, never the caller's tensors alive
 
@@ -94,7 +108,7 @@ class MapsByAddress:
         pointer = self.pointer(tensor)
         found = self.seen.get(pointer)
         if found is None:
-            if isinstance(self.template, skc.Im2colTensorMap):
+            if self.im2col:
                 found = _encoded(self.make(tensor))
             else:
                 found = self.template.encoded_at(pointer)  # checks the address's alignment
@@ -122,11 +136,13 @@ def _encoded(tensor_map):
 class GemmPlan:
     """The GEMM composition over one checked geometry, ready (matmul's Hopper path and conv2d's): its configuration,
     grid and sizes ((M, N, K), with the batch count first for a batch in one launch), and a function per operand
-    (a, b, out) from what the caller passes to that operand's tensor map. On a GPU the maps are encoded once per
-    address (`first` gives an operand's first tensor, whose geometry is then checked at once), the launcher is
-    looked up once and split-K's buffers made once; elsewhere (the interpreter) each call makes the maps over the
-    arrays. `empty(a)` makes the output when a call passes none. A maker wrapped in `Direct` passes its operand
-    as an array (a pointer) rather than a tensor map."""
+    (a, b, out) from what the caller passes to that operand's tensor map. On a GPU a call with operands at addresses
+    seen before (and the same alpha and beta) is a bound launch found by those addresses; a new set of addresses
+    binds one: the maps encoded once per address (`first` gives an operand's first tensor, whose geometry is then
+    checked at once), the launcher looked up once and split-K's buffers made once. Elsewhere (the interpreter)
+    each call makes the maps over the arrays. `empty(a)` makes the output when a call passes none. A maker wrapped
+    in `Direct` passes its operand as an array (a pointer) rather than a tensor map. A plan serves the operand
+    types it was made for (its callers' keys hold them), and keeps addresses, never the caller's tensors."""
 
     def __init__(self, device, cfg, gemm: tuple, makers: tuple, first=(None, None, None), batches=None, empty=None):
         from .gemm import matmul_batched_kernel, matmul_kernel, matmul_split_kernel
@@ -139,29 +155,66 @@ class GemmPlan:
         self.cuda, self.ready, self.split = device.kind == "cuda", None, None
         self.maps = [make if isinstance(make, Direct) else MapsByAddress(make, tensor)
                      for make, tensor in zip(makers, first)]
+        self.bound: dict = {}   # (addresses of a, b, out, c, bias; alpha, beta) -> its bound launch
+        self.address = address_functions(5)   # a, b, out, c, bias
 
     def __call__(self, a, b, out, c=None, bias=None, alpha=None, beta=None, stream=None):
         if out is None:
             out = self.empty(a)
+        if not self.cuda:   # the interpreter: maps made over the arrays each call
+            self.kernel[self.grid, self.cfg.threads](*self.arguments(self.makers, a, b, out, c, bias, alpha, beta),
+                                                     self.cfg, stream=stream)
+            return out
+        if alpha is not None and type(alpha) is not float:
+            alpha = float(alpha)   # a key of numbers only (a tensor as alpha would be kept alive by the key)
+        if beta is not None and type(beta) is not float:
+            beta = float(beta)
+        address = self.address
+        key = (address[0](a), address[1](b), address[2](out), None if c is None else address[3](c),
+               None if bias is None else address[4](bias), alpha, beta)
+        bound = self.bound.get(key)
+        if bound is None:
+            bound = remember(self.bound, key, self._bind(a, b, out, c, bias, alpha, beta), limit=256)
+        bound(stream)
+        return out
+
+    def _bind(self, a, b, out, c, bias, alpha, beta):
+        """The bound launch of these operands (ReadyLaunch.bind): its maps encoded (once per address), its
+        arguments checked and packed."""
+        args = self.arguments(self.maps, a, b, out, c, bias, alpha, beta)
+        if self.ready is None:
+            self.ready = self.kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
+        return self.ready.bind(args)
+
+    def arguments(self, maps, a, b, out, c, bias, alpha, beta) -> tuple:
+        """The kernel's run-time arguments: a's and b's maps (or arrays), out's (or, split-K, out and the plan's
+        buffers), the sizes, c (out when none), bias (c when none), alpha and beta."""
         c = out if c is None else c
-        scalars = (c if bias is None else bias, 1.0 if alpha is None else float(alpha),
-                   0.0 if beta is None else float(beta))
-        maps = self.maps if self.cuda else self.makers   # the interpreter: maps made over the arrays each call
         if self.cfg.split_k > 1:  # the last share of a tile stores through a pointer to a row-major out
             if self.split is None:
                 self.split = split_buffers(a, self.gemm[0], self.gemm[1], self.cfg)
             outputs = (out, *self.split)
         else:
             outputs = (maps[2](out),)
-        args = (maps[0](a), maps[1](b), *outputs, *self.sizes, c, *scalars)
-        if not self.cuda:
-            self.kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
-            return out
-        ready = self.ready
-        if ready is None:
-            ready = self.ready = self.kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
-        ready(args, stream)
-        return out
+        return (maps[0](a), maps[1](b), *outputs, *self.sizes, c, c if bias is None else bias,
+                1.0 if alpha is None else float(alpha), 0.0 if beta is None else float(beta))
+
+
+def address_functions(count: int) -> list:
+    """Per operand of a plan, the function giving its address (skc.pointer_function of its type), each found at the
+    first call given an operand there: a plan serves one type per operand (its key holds them)."""
+    functions: list = [None] * count
+    functions[:] = [_learning(functions, i) for i in range(count)]
+    return functions
+
+
+def _learning(functions: list, i: int):
+    """Operand i's address function until its first call, which puts the function of its operand's type in its
+    place."""
+    def learn(x):
+        functions[i] = skc.pointer_function(x)
+        return functions[i](x)
+    return learn
 
 
 def split_buffers(a, M: int, N: int, cfg) -> tuple:

@@ -2,10 +2,11 @@
 target and launches matmul_kernel's persistent grid.
 
 A call is one dict lookup in the common case: a tuple of cheap facts (device; each operand's type, shape,
-strides and dtype; the epilogue's flags; the config) finds a ready plan made, and fully checked, by the first
-call with those facts. A plan holds the launcher of its specialization, its grid and its tensor maps' geometry;
-on Hopper it encodes a tensor map only for an address it has not seen (cached per address and geometry) and
-writes the arguments straight into the launcher. Batched operands (B x M x K with K x N, or B x K x N) fold
+strides and dtype, read in place for torch tensors; the epilogue's flags; the config) finds a ready plan made,
+and fully checked, by the first call with those facts. A plan holds the launcher of its specialization, its grid and its tensor maps' geometry;
+on a Hopper GPU, operands at addresses it has seen (with the same alpha and beta) find a bound launch, whose
+kernel parameters were checked and packed once: the call is then the lookup and the driver call. A new address
+binds one, encoding its tensor map once (cached per address and geometry). Batched operands (B x M x K with K x N, or B x K x N) fold
 into one GEMM when they can; otherwise on Hopper they run in one launch over every matrix's tiles (3-D tensor maps)
 and, with a c or elsewhere, as one GEMM per batch. Skinny problems can split K (MatmulConfig(split_k=n)): one
 launch whose last share of each tile completes it.
@@ -23,7 +24,8 @@ from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
-from .host_plans import Direct, GemmPlan, element_strides, empty_like, remember, row_major, view
+from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
+from .host_plans import view
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -73,8 +75,18 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     if scale_a is not None or scale_b is not None or out_dtype is not None:
         return scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream)
     device = skc.current_device()
-    key = (device, _facts(a), _facts(b), out if out is None else _facts(out), c if c is None else _facts(c),
-           bias if bias is None else _facts(bias), alpha is None, activation, config, autotune)
+    kind = type(a)
+    if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and (out is None or type(out) is kind)
+            and (c is None or type(c) is kind) and (bias is None or type(bias) is kind)):
+        # torch tensors (the common call): their facts read in place into one tuple, led by their type
+        key = (kind, device, a.shape, a.stride(), a.dtype, a.device, b.shape, b.stride(), b.dtype, b.device,
+               out if out is None else (out.shape, out.stride(), out.dtype, out.device),
+               c if c is None else (c.shape, c.stride(), c.dtype, c.device),
+               bias if bias is None else (bias.shape, bias.stride(), bias.dtype, bias.device),
+               alpha is None, activation, config, autotune)
+    else:
+        key = (device, _facts(a), _facts(b), out if out is None else _facts(out), c if c is None else _facts(c),
+               bias if bias is None else _facts(bias), alpha is None, activation, config, autotune)
     plan = _PLANS.get(key)
     if plan is None:
         plan = remember(_PLANS, key, _plan(device, a, b, out, c, bias, alpha, activation, config, autotune))

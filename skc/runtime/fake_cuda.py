@@ -213,7 +213,8 @@ def fake_torch_module(streams: Optional[list] = None):
     torch = types.ModuleType("torch")
     streams = streams if streams is not None else [0]
     dtypes = {name: _TorchDtype(name, size) for name, size in
-              (("float16", 2), ("bfloat16", 2), ("float32", 4), ("float64", 8), ("int32", 4), ("int64", 8))}
+              (("float16", 2), ("bfloat16", 2), ("float32", 4), ("float64", 8), ("int32", 4), ("int64", 8),
+               ("float8_e4m3fn", 1))}
     for name, dtype in dtypes.items():
         setattr(torch, name, dtype)
 
@@ -221,7 +222,7 @@ def fake_torch_module(streams: Optional[list] = None):
         pass
 
     class Tensor:
-        """shape, stride(), dtype, device, data_ptr(), get_device(), new_empty, T, reshape, [i]."""
+        """shape, stride(), dtype, device, data_ptr(), get_device(), new_empty, new_zeros, T, reshape, [i]."""
 
         def __init__(self, shape, dtype=dtypes["bfloat16"], strides=None, address=None, device=0):
             self.shape, self.dtype, self._device = Size(int(s) for s in shape), dtype, device
@@ -248,14 +249,18 @@ def fake_torch_module(streams: Optional[list] = None):
         def element_size(self):
             return self.dtype.itemsize
 
-        def new_empty(self, shape):
-            return Tensor(shape, self.dtype, device=self._device)
+        def new_empty(self, shape, dtype=None):
+            return Tensor(shape, dtype or self.dtype, device=self._device)
+
+        def new_zeros(self, shape, dtype=None):
+            return Tensor(shape, dtype or self.dtype, device=self._device)
 
         @property
         def T(self):
             return Tensor(self.shape[::-1], self.dtype, self._strides[::-1], self._address, self._device)
 
-        def reshape(self, shape):
+        def reshape(self, *shape):
+            shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
             return Tensor(shape, self.dtype, None, self._address, self._device)
 
         def __getitem__(self, index: int):

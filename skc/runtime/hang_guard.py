@@ -114,12 +114,26 @@ class HangGuardLauncher:
         self.launch(args, grid, stream)
 
     def launch(self, args, grid, stream=0):
-        from . import cuda
-
         self.record.clear()
         self.inner.launch(args, grid, stream)
-        module = cuda.driver()
-        result = module.cuCtxSynchronize()[0]   # debug mode: wait for everything, whatever the stream
+        self._wait()
+
+    def bind(self, args, grid):
+        """The inner launcher's bound launch (CudaLauncher.bind), each launch waited for and checked."""
+        inner = self.inner.bind(args, grid)
+
+        def bound(stream=None):
+            self.record.clear()
+            inner(stream)
+            self._wait()
+
+        bound.arguments, bound.grid, bound.memory = inner.arguments, inner.grid, inner
+        return bound
+
+    def _wait(self):
+        from . import cuda
+
+        result = cuda.driver().cuCtxSynchronize()[0]   # debug mode: wait for everything, whatever the stream
         if int(result) == 0:
             return
         words = self.record.read()

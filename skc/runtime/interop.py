@@ -11,6 +11,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import ir
+from ..diagnostics import LaunchError
 from . import dtypes
 from .arrays import DeviceArray
 
@@ -146,6 +147,15 @@ def tensor_facts(arg) -> Optional[TensorFacts]:
     """What a launch needs of a tensor-like argument, or None when arg is not one."""
     fn = _facts_function(type(arg))
     return fn(arg) if fn is not None else None
+
+
+def pointer_function(arg) -> Callable:
+    """A function giving the device address of arrays of arg's type, with no checks: what host code that keys
+    ready launches by address reads at each call (torch's own data_ptr for torch tensors)."""
+    facts = tensor_facts(arg)
+    if facts is None:
+        raise LaunchError(f"expected a tensor or array, found {type(arg).__name__}")
+    return type(arg).data_ptr if facts.pointer is _torch_pointer else facts.pointer
 
 
 def scalar_type(value) -> Optional[ir.ScalarType]:

@@ -2,13 +2,17 @@
 
 The GPU launchers share a generated argument path (DeviceLauncher). The CUDA launcher keeps one
 ctypes slot per parameter and a ready array of pointers to them, so a launch only writes each
-argument into its slot and calls cuLaunchKernel; the HIP launcher (hip_launcher.py) writes them
-straight into the kernel-argument image. The interpreter launcher maps host arrays into the
-interpreter's memory and runs the tile IR. Every check that can fail happens before anything is launched.
+argument into its slot and calls cuLaunchKernel; its `bind` copies one checked set of arguments
+into an image of their own, for a bound launch that only picks the stream and calls the driver.
+The HIP launcher (hip_launcher.py) writes them straight into the kernel-argument image. The
+interpreter launcher maps host arrays into the interpreter's memory and runs the tile IR. Every
+check that can fail happens before anything is launched.
 """
 from __future__ import annotations
 
 import ctypes
+import functools
+
 import numpy as np
 
 from .. import ir
@@ -105,6 +109,30 @@ def current_stream(args, index: int) -> int:
     return 0
 
 
+def stream_reader(args, index: int, order=None):
+    """A function of no arguments giving the stream `current_stream(args, index)` gives for arguments of these types
+    (those at the positions `order`, if given), chosen once (torch's current-stream function of device `index`,
+    cupy's, or the default stream): what a bound launch calls at each launch without stream=. It keeps none of
+    `args`."""
+    for arg in (args if order is None else map(args.__getitem__, order)):
+        source = _STREAM_OF.get(type(arg), ...)
+        if source is ...:
+            source = _stream_source(type(arg))
+        if source is _tensor_map_stream:  # a tensor map follows the framework of the tensor it was made of
+            tensor = getattr(arg, "tensor", None)
+            arg, source = tensor, _stream_source(type(tensor))
+        if source is _torch_stream:
+            source(arg, index)  # looks torch's function up
+            return functools.partial(_TORCH_STREAM[0], index)
+        if source is _cupy_stream:
+            return functools.partial(_cupy_stream, None, index)
+    return _default_stream
+
+
+def _default_stream() -> int:
+    return 0
+
+
 class DeviceLauncher:
     """Launches one loaded GPU kernel. `launch(args, grid, stream)` is a function generated for this kernel's
     parameters (stream None: the arguments' framework's current stream, see current_stream):
@@ -117,28 +145,31 @@ class DeviceLauncher:
 
     def _generate(self, call_lines: list, namespace: dict):
         """The launch function: unpack and check the arguments into the slots, then run call_lines
-        (with `grid` and `stream` in scope, and `namespace`'s names)."""
+        (with `grid` and `stream` in scope, and `namespace`'s names). Also `self.fill(args)`: the same checks
+        and writes into the slots, without the launch (what a bound launch copies, see CudaLauncher.bind)."""
         params = self.params
         namespace.update({"_CAI_TYPES": CAI_TYPES, "_fail": self._fail, "_bad": self._bad_argument, "_Tensor": _torch_tensor_type(),
                           "_DeviceArray": DeviceArray, "_device": self.device, "_index": self.device.index})
-        lines = ["def launch(args, grid, stream):", "    try:"]
         # where a launch without stream= looks for the caller's stream: pointer arguments, then tensor maps
-        order = [i for i, p in enumerate(params) if p.kind == POINTER] + \
+        self.stream_order = [i for i, p in enumerate(params) if p.kind == POINTER] + \
             [i for i, p in enumerate(params) if p.kind == TENSORMAP]
-        sources = "".join(f"a{i}, " for i in order)
+        sources = "".join(f"a{i}, " for i in self.stream_order)
         names = [f"a{i}" for i in range(len(params))]
-        if names:
-            lines.append(f"        {', '.join(names)}, = args")
+        body = [f"{', '.join(names)}, = args"] if names else ["pass"]
         for i, p in enumerate(params):
             namespace[f"_s{i}"] = self.slots[i]
-            lines += ["        " + line for line in self._argument_lines(i, p, namespace)]
-        lines += ["    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
-                  "        _bad(args, error)",
-                  "    if stream is None:",
-                  f"        stream = _current_stream(({sources}), _index)"]
+            body += self._argument_lines(i, p, namespace)
+        checks = ["    try:", *("        " + line for line in body),
+                  "    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
+                  "        _bad(args, error)"]
+        lines = ["def launch(args, grid, stream):", *checks,
+                 "    if stream is None:",
+                 f"        stream = _current_stream(({sources}), _index)",
+                 *("    " + line for line in call_lines),
+                 "def fill(args):", *checks]
         namespace["_current_stream"] = current_stream
-        lines += ["    " + line for line in call_lines]
         exec(compile("\n".join(lines), f"<skc launcher for {self.kernel_name}>", "exec"), namespace)
+        self.fill = namespace["fill"]
         return namespace["launch"]
 
     def __call__(self, args, grid, stream=None):
@@ -266,31 +297,104 @@ def check_pointer_dtype(kernel: str, param, dtype):
 
 
 class CudaLauncher(DeviceLauncher):
-    """Launches one loaded CUDA kernel: cuLaunchKernel with a ready array of pointers to the slots."""
+    """Launches one loaded CUDA kernel: cuLaunchKernel with a ready array of pointers to the slots. The slots lie in
+    one image (`image_bytes` from `image_address`), so `bind` copies a checked set of arguments at once."""
 
     def __init__(self, module, params, shared_bytes: int, device: Device, kernel_name: str, block: tuple):
         self.kernel_name, self.params, self.device = kernel_name, params, device
         self.shared_bytes, self.block = shared_bytes, block
-        self.slots = [_slot(p) for p in params]
-        self.pointers = (ctypes.c_void_p * max(1, len(self.slots)))(*[ctypes.addressof(s) for s in self.slots])
+        self.offsets, self.image_bytes = _image_layout(params)
+        # the image in a bytearray, so `bind` copies it with a slice (a third of ctypes.string_at's time); a ctypes
+        # view of it pins it (a bytearray with a view cannot be resized, so its memory never moves)
+        self._image = bytearray(self.image_bytes + DESCRIPTOR_ALIGN)
+        self._image_view = (ctypes.c_char * len(self._image)).from_buffer(self._image)
+        self._image_start = -ctypes.addressof(self._image_view) % DESCRIPTOR_ALIGN
+        self.image_address = ctypes.addressof(self._image_view) + self._image_start
+        self.slots = [_slot_type(p).from_buffer(self._image, self._image_start + offset)
+                      for p, offset in zip(params, self.offsets)]
+        self.pointers = (ctypes.c_void_p * max(1, len(self.slots)))(*[self.image_address + o for o in self.offsets])
+        self._tensormaps = [i for i, p in enumerate(params) if p.kind == TENSORMAP]
+        self._word_ones = sum(1 << 64 * i for i in range(len(params)))
+        self._offset_words = sum(offset << 64 * i for i, offset in enumerate(self.offsets))
+        self._driver_launch, self._function = cuda.driver().cuLaunchKernel, module.function
         bx, by, bz = block
         self.launch = self._generate(
             [f"r = _launch(_f, grid[0], grid[1], grid[2], {bx}, {by}, {bz}, {shared_bytes}, stream, _addr, 0)[0]",
              "if r:",
              "    _fail(r, grid)"],
-            {"_launch": cuda.driver().cuLaunchKernel, "_f": module.function, "_addr": ctypes.addressof(self.pointers)})
+            {"_launch": self._driver_launch, "_f": module.function, "_addr": ctypes.addressof(self.pointers)})
+
+    def bind(self, args, grid: tuple):
+        """A launch of these (run-time) arguments over `grid`, ready to repeat: `bound(stream=None)` calls
+        cuLaunchKernel with a kernelParams image of its own, made now after the launch's own checks (tensor maps
+        copied in: the image keeps none of `args` alive). stream None: the current stream of the arguments'
+        framework, its reading function chosen now (stream_reader); else the given stream, as `launch` takes it."""
+        self.fill(args)  # the launch's own checks, writing this launcher's image
+        start, offsets = self._image_start, self.offsets
+        image = self._image[start:start + self.image_bytes]
+        for i in self._tensormaps:  # the bytes `fill` pointed this launcher's array at
+            image[offsets[i]:offsets[i] + 128] = args[i].descriptor_bytes
+        # one buffer: the image (64-byte aligned), then the kernelParams array pointing into it, its n 64-bit words
+        # made as one integer (base·(1, ..., 1) + the offsets; no word carries into the next)
+        memory = ctypes.create_string_buffer(DESCRIPTOR_ALIGN + self.image_bytes + 8 * len(offsets))
+        base = ctypes.addressof(memory)
+        base += -base % DESCRIPTOR_ALIGN
+        image += (base * self._word_ones + self._offset_words).to_bytes(8 * len(offsets), "little")
+        ctypes.memmove(base, bytes(image), len(image))
+        current = stream_reader(args, self.device.index, self.stream_order)
+        return _bound_launch(self._driver_launch, self._function, tuple(grid), self.block, self.shared_bytes,
+                             base + self.image_bytes, current, self._fail, memory)
 
     def _fail(self, result, grid):
         raise DeviceError(f"cuLaunchKernel of {self.kernel_name} (grid {grid}, block {self.block}, "
                           f"{self.shared_bytes} bytes of shared memory) failed: {cuda.error_text(result)}")
 
 
+def _bound_launch(launch, function, grid, block, shared_bytes, arguments: int, current, fail, keep):
+    """`bound(stream=None)`: pick the stream, call the driver's launch with a ready kernelParams array (`arguments`,
+    an address; `keep` holds its memory). A function, not an object with __call__: this is the whole per-launch path
+    of a bound launch, and a closure's call is the cheapest Python has (measured about half of a __call__'s)."""
+    (gx, gy, gz), (bx, by, bz) = grid, block
+
+    def bound(stream=None):
+        if stream is None:
+            stream = current()
+        elif type(stream) is not int:
+            stream = normalize_stream(stream)
+        result = launch(function, gx, gy, gz, bx, by, bz, shared_bytes, stream, arguments, 0)[0]
+        if result:
+            fail(result, grid)
+
+    bound.arguments, bound.grid, bound.memory = arguments, grid, keep
+    return bound
+
+
+DESCRIPTOR_ALIGN = 64  # a CUtensorMap is 64-byte aligned (cuda.h: alignas(64)); its copies are too
+
+
+def _image_layout(params) -> tuple:
+    """(offset of each parameter's slot, total bytes) of a CUDA launcher's image: 128-byte tensor-map slots first,
+    each 64-byte aligned, then pointers and scalars, 8 bytes each."""
+    offsets, size = [None] * len(params), 0
+    for i, p in enumerate(params):
+        if p.kind == TENSORMAP:
+            offsets[i], size = size, size + 128
+    for i, p in enumerate(params):
+        if p.kind != TENSORMAP:
+            offsets[i], size = size, size + 8
+    return offsets, max(size, 8)
+
+
 def _slot(param):
+    return _slot_type(param)()
+
+
+def _slot_type(param):
     if param.kind == POINTER:
-        return ctypes.c_uint64()
+        return ctypes.c_uint64
     if param.kind == SCALAR:
-        return CTYPES[param.type.name]()
-    return (ctypes.c_uint8 * 128)()
+        return CTYPES[param.type.name]
+    return ctypes.c_uint8 * 128
 
 
 def _half_bits(t: ir.ScalarType):

@@ -293,3 +293,126 @@ def test_an_fp8_plan_encodes_each_map_once_per_address():
         first = plan.encoded(0, a, (64, 64), 128)
         assert plan.encoded(0, a, (64, 64), 128) is first
         assert plan.encoded(0, other, (64, 64), 128) is not first
+
+
+# -- bound launches: a call with addresses seen before is a lookup and the driver call --------------------------------
+def test_a_call_with_the_same_addresses_reuses_its_bound_launch(fake):
+    a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
+    skc.blocks.matmul(a, b, out)
+    (plan,) = matmul_host._PLANS.values()
+    encodes, (bound,) = fake.encodes, plan.bound.values()
+    for _ in range(3):
+        skc.blocks.matmul(a, b, out)
+    assert fake.encodes == encodes and list(plan.bound.values()) == [bound]
+    assert {launch["arguments"] for launch in fake.launches} == {bound.arguments}  # one kernelParams image
+    assert all(launched(launch) == launched(fake.launches[0]) for launch in fake.launches)
+
+
+def test_new_addresses_and_scalars_bind_new_images(fake):
+    a, b, out, c = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512)), FakeTensor((256, 512))
+    skc.blocks.matmul(a, b, out, c=c, alpha=0.5, beta=2.0)
+    first = fake.launches[-1]["arguments"]
+    a2, c2 = FakeTensor((256, 128)), FakeTensor((256, 512))
+    skc.blocks.matmul(a2, b, out, c=c, alpha=0.5, beta=2.0)
+    maps, _, (c_address, _), scalars = launched(fake.launches[-1])
+    assert fake.launches[-1]["arguments"] != first
+    assert maps[0][0] == a2.address and c_address == c.address and scalars == (0.5, 2.0)
+    skc.blocks.matmul(a, b, out, c=c2, alpha=1.5, beta=-1.0)  # the same plan (alpha and c given), a new image
+    maps, _, (c_address, bias_address), scalars = launched(fake.launches[-1])
+    assert maps[0][0] == a.address and c_address == bias_address == c2.address and scalars == (1.5, -1.0)
+    skc.blocks.matmul(a, b, out, c=c2, alpha=1.5, beta=-1)  # an int beta keys as its float: the same image
+    skc.blocks.matmul(a, b, out, c=c, alpha=0.5, beta=2.0)  # back to the first addresses and scalars
+    assert fake.launches[-1]["arguments"] == first and launched(fake.launches[-1])[3] == (0.5, 2.0)
+    (plan,) = matmul_host._PLANS.values()
+    assert len(plan.bound) == 3 and len(fake.launches) == 5
+
+
+def test_bound_launches_take_the_given_stream_or_torchs_current_one(fake):
+    import types
+
+    streams = [0]
+    with fake_cuda.torch_installed(streams) as torch:
+        a, b, out = torch.Tensor((256, 128)), torch.Tensor((128, 512)), torch.Tensor((256, 512))
+        skc.blocks.matmul(a, b, out)
+        streams.append(0x5EED)
+        skc.blocks.matmul(a, b, out)
+        skc.blocks.matmul(a, b, out, stream=3)
+        skc.blocks.matmul(a, b, out, stream=types.SimpleNamespace(cuda_stream=9))  # a torch.cuda.Stream
+        streams.pop()
+        skc.blocks.matmul(a, b, out)
+    assert [launch["stream"] for launch in fake.launches] == [0, 0x5EED, 3, 9, 0]
+    assert len({launch["arguments"] for launch in fake.launches}) == 1
+
+
+def test_split_k_binds_its_buffers_once(fake):
+    from skc.blocks import MatmulConfig
+
+    fake.inspect = None
+    with fake_cuda.torch_installed() as torch:
+        a, b, out = torch.Tensor((64, 1024)), torch.Tensor((1024, 128)), torch.Tensor((64, 128))
+        config = MatmulConfig(tile_m=64, tile_n=128, consumers=1, stages=4, split_k=4)
+        for _ in range(2):
+            skc.blocks.matmul(a, b, out, config=config)
+        (plan,) = matmul_host._PLANS.values()
+        workspace, counters = plan.split
+        words = fake_cuda.argument_pointers(fake.launches[-1]["arguments"], 5)
+        assert [ctypes.c_uint64.from_address(p).value for p in words[2:5]] == \
+            [out.data_ptr(), workspace.data_ptr(), counters.data_ptr()]
+        assert fake.launches[0]["function"] == "matmul_split_kernel" and len(plan.bound) == 1
+        assert fake.launches[0]["arguments"] == fake.launches[1]["arguments"]
+
+
+def test_a_torch_tensor_that_changed_never_takes_a_plan_made_for_another(fake):
+    with fake_cuda.torch_installed() as torch:
+        a, b, out = torch.Tensor((256, 128)), torch.Tensor((128, 512)), torch.Tensor((256, 512))
+        skc.blocks.matmul(a, b, out)
+        skc.blocks.matmul(a, b, out)
+        assert len(matmul_host._PLANS) == 1
+        as_f16 = torch.Tensor((256, 128), torch.float16, address=a.data_ptr())  # the same memory, another dtype
+        with pytest.raises(skc.LaunchError, match="a is f16 and b is bf16"):
+            skc.blocks.matmul(as_f16, b, out)
+        transposed = torch.Tensor((128, 256), address=a.data_ptr()).T  # a's shape, column-major
+        skc.blocks.matmul(transposed, b, out)
+        assert [plan.cfg.a_k_major for plan in matmul_host._PLANS.values()] == [True, False]
+        assert launched(fake.launches[-1])[0][0] == (a.data_ptr(), 2, 256, 128)  # the stored K x M geometry
+        on_cuda1 = [torch.Tensor(x.shape, device=1) for x in (a, b, out)]
+        with pytest.raises(skc.LaunchError, match="is on cuda:1, the kernel runs on cuda:0"):
+            skc.blocks.matmul(*on_cuda1)
+        assert len(matmul_host._PLANS) == 3 and len(fake.launches) == 3
+        a16, out16, cai = torch.Tensor((256, 128), torch.float16), torch.Tensor((256, 512), torch.float16), \
+            FakeTensor((128, 512), "float16")  # operands of several kinds: keyed by facts()
+        skc.blocks.matmul(a16, cai, out16)
+        assert launched(fake.launches[-1])[0][1][0] == cai.address and len(matmul_host._PLANS) == 4
+
+
+def test_fp8_calls_at_known_addresses_reuse_their_bound_launch(fake):
+    fake.inspect = None
+    with fake_cuda.torch_installed() as torch:
+        f8 = torch.float8_e4m3fn
+        a, b_t = torch.Tensor((256, 128), f8), torch.Tensor((512, 128), f8)  # b: K-major, the transpose of N x K
+        scale_a, scale_b = torch.Tensor((1,), torch.float32), torch.Tensor((1,), torch.float32)
+        out = torch.Tensor((256, 512))
+        for _ in range(2):
+            skc.blocks.matmul(a, b_t.T, scale_a=scale_a, scale_b=scale_b, out=out)
+        scale_a2 = torch.Tensor((1,), torch.float32)
+        skc.blocks.matmul(a, b_t.T, scale_a=scale_a2, scale_b=scale_b, out=out, stream=5)
+    first, second, third = fake.launches
+    assert first["function"] == "fp8_matmul_kernel" and first["arguments"] == second["arguments"]
+    words = [fake_cuda.argument_pointers(launch["arguments"], 9) for launch in (first, third)]
+    assert [ctypes.c_uint64.from_address(p).value for p in words[0][7:9]] == [scale_a.data_ptr(), scale_b.data_ptr()]
+    assert [ctypes.c_uint64.from_address(p).value for p in words[1][7:9]] == [scale_a2.data_ptr(), scale_b.data_ptr()]
+    assert third["stream"] == 5
+
+
+def test_fp8_block_scales_that_must_be_padded_are_not_bound(fake):
+    from skc.blocks import fp8_host
+
+    with fake_cuda.torch_installed() as torch:
+        f8, f32 = torch.float8_e4m3fn, torch.float32
+        a, b = torch.Tensor((256, 256), f8), torch.Tensor((512, 256), f8).T
+        k_block_major = torch.Tensor((2, 256), f32).T   # scale_a (M x K/128) read in place through its transpose
+        row_major = torch.Tensor((256, 2), f32)          # scale_a copied into a padded tensor at each call
+        scale_b = torch.Tensor((2, 4), f32)
+        bound = fp8_host._Plan(a, b, k_block_major, scale_b, None, None, None, None, None)
+        copied = fp8_host._Plan(a, b, row_major, scale_b, None, None, None, None, None)
+    assert bound.binds and not copied.binds
