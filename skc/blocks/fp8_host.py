@@ -14,7 +14,7 @@ import skc
 
 from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel
-from .host_plans import MapsByAddress, address_functions, remember, row_major
+from .host_plans import Bindings, MapsByAddress, address_functions, remember, row_major
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -131,7 +131,7 @@ class _Plan:
         self.maps = {}  # which tensor map -> its MapsByAddress
         # on a GPU, a bound launch per set of operand addresses (as GemmPlan), unless the call copies block scales
         # into padded tensors (new memory, new contents at each call)
-        self.bound: dict = {}
+        self.bound = Bindings()
         self.binds = device.kind == "cuda" and not (block and (_pads(scale_a.T, 4) or _pads(scale_b, SB_BOX)))
         self.address = address_functions(6)   # a, b, out, scale_a, scale_b, bias
 
@@ -151,10 +151,10 @@ class _Plan:
             key = (address[0](a), address[1](b), address[2](out), address[3](scale_a), address[4](scale_b),
                    None if bias is None else address[5](bias))
             bound = self.bound.get(key)
-            if bound is None:
-                args = self.arguments(a, b, scale_a, scale_b, out, bias, False)
-                bound = remember(self.bound, key, self.launch(args).bind(args), limit=256)
-            bound(stream)
+            if bound is not None:
+                bound(stream)
+            else:
+                self.bound.launch(key, self.launch, self.arguments(a, b, scale_a, scale_b, out, bias, False), stream)
             return out
         interpreter = skc.current_device().is_interpreter
         args = self.arguments(a, b, scale_a, scale_b, out, bias, interpreter)

@@ -155,7 +155,7 @@ class GemmPlan:
         self.cuda, self.ready, self.split = device.kind == "cuda", None, None
         self.maps = [make if isinstance(make, Direct) else MapsByAddress(make, tensor)
                      for make, tensor in zip(makers, first)]
-        self.bound: dict = {}   # (addresses of a, b, out, c, bias; alpha, beta) -> its bound launch
+        self.bound = Bindings()   # (addresses of a, b, out, c, bias; alpha, beta) -> its bound launch
         self.address = address_functions(5)   # a, b, out, c, bias
 
     def __call__(self, a, b, out, c=None, bias=None, alpha=None, beta=None, stream=None):
@@ -173,18 +173,17 @@ class GemmPlan:
         key = (address[0](a), address[1](b), address[2](out), None if c is None else address[3](c),
                None if bias is None else address[4](bias), alpha, beta)
         bound = self.bound.get(key)
-        if bound is None:
-            bound = remember(self.bound, key, self._bind(a, b, out, c, bias, alpha, beta), limit=256)
-        bound(stream)
+        if bound is not None:
+            bound(stream)
+        else:
+            self.bound.launch(key, self._ready, self.arguments(self.maps, a, b, out, c, bias, alpha, beta), stream)
         return out
 
-    def _bind(self, a, b, out, c, bias, alpha, beta):
-        """The bound launch of these operands (ReadyLaunch.bind): its maps encoded (once per address), its
-        arguments checked and packed."""
-        args = self.arguments(self.maps, a, b, out, c, bias, alpha, beta)
+    def _ready(self, args):
+        """The ready launch of the plan's kernel (looked up once)."""
         if self.ready is None:
             self.ready = self.kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
-        return self.ready.bind(args)
+        return self.ready
 
     def arguments(self, maps, a, b, out, c, bias, alpha, beta) -> tuple:
         """The kernel's run-time arguments: a's and b's maps (or arrays), out's (or, split-K, out and the plan's
@@ -198,6 +197,37 @@ class GemmPlan:
             outputs = (maps[2](out),)
         return (maps[0](a), maps[1](b), *outputs, *self.sizes, c, c if bias is None else bias,
                 1.0 if alpha is None else float(alpha), 0.0 if beta is None else float(beta))
+
+
+class Bindings:
+    """A plan's bound launches (ReadyLaunch.bind) by the key of their operands' addresses and scalars. A key seen
+    the first time launches through the ready launch, which checks and packs the arguments at each call: binding
+    costs more than that, and a caller whose outputs are new memory at each call never sees a key again. Seen
+    again, the key binds, and a call with it is then one lookup and the driver call. Both caches are bounded."""
+
+    __slots__ = ("bound", "seen")
+
+    def __init__(self):
+        self.bound, self.seen = {}, {}
+
+    def get(self, key):
+        return self.bound.get(key)
+
+    def values(self):
+        return self.bound.values()
+
+    def __len__(self):
+        return len(self.bound)
+
+    def launch(self, key, ready, args, stream):
+        """Launch `args` (their key not bound yet) through `ready(args)`, the plan's ready launch; bind them if
+        their key was seen before."""
+        launch = ready(args)
+        if key in self.seen:
+            remember(self.bound, key, launch.bind(args), limit=256)(stream)
+        else:
+            remember(self.seen, key, True, limit=1024)
+            launch(args, stream)
 
 
 def address_functions(count: int) -> list:

@@ -300,31 +300,47 @@ def test_a_call_with_the_same_addresses_reuses_its_bound_launch(fake):
     a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
     skc.blocks.matmul(a, b, out)
     (plan,) = matmul_host._PLANS.values()
+    assert len(plan.bound) == 0   # seen once: launched through the ready launch, not bound
+    skc.blocks.matmul(a, b, out)  # seen again: bound
     encodes, (bound,) = fake.encodes, plan.bound.values()
     for _ in range(3):
         skc.blocks.matmul(a, b, out)
     assert fake.encodes == encodes and list(plan.bound.values()) == [bound]
-    assert {launch["arguments"] for launch in fake.launches} == {bound.arguments}  # one kernelParams image
+    assert {launch["arguments"] for launch in fake.launches[1:]} == {bound.arguments}  # one kernelParams image
     assert all(launched(launch) == launched(fake.launches[0]) for launch in fake.launches)
+
+
+def test_addresses_seen_once_never_bind(fake):
+    """A caller whose outputs are new memory at each call pays no binding: each new set of addresses launches
+    through the ready launch."""
+    a, b = FakeTensor((256, 128)), FakeTensor((128, 512))
+    outs = [FakeTensor((256, 512)) for _ in range(4)]
+    for out in outs:
+        skc.blocks.matmul(a, b, out)
+    (plan,) = matmul_host._PLANS.values()
+    assert len(plan.bound) == 0 and len(fake.launches) == 4
+    assert [launched(launch)[0][2][0] for launch in fake.launches] == [o.address for o in outs]
 
 
 def test_new_addresses_and_scalars_bind_new_images(fake):
     a, b, out, c = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512)), FakeTensor((256, 512))
-    skc.blocks.matmul(a, b, out, c=c, alpha=0.5, beta=2.0)
+    twice = lambda *args, **kwargs: [skc.blocks.matmul(*args, **kwargs) for _ in range(2)]  # the second binds
+    twice(a, b, out, c=c, alpha=0.5, beta=2.0)
     first = fake.launches[-1]["arguments"]
     a2, c2 = FakeTensor((256, 128)), FakeTensor((256, 512))
-    skc.blocks.matmul(a2, b, out, c=c, alpha=0.5, beta=2.0)
+    twice(a2, b, out, c=c, alpha=0.5, beta=2.0)
     maps, _, (c_address, _), scalars = launched(fake.launches[-1])
     assert fake.launches[-1]["arguments"] != first
     assert maps[0][0] == a2.address and c_address == c.address and scalars == (0.5, 2.0)
-    skc.blocks.matmul(a, b, out, c=c2, alpha=1.5, beta=-1.0)  # the same plan (alpha and c given), a new image
+    twice(a, b, out, c=c2, alpha=1.5, beta=-1.0)  # the same plan (alpha and c given), a new image
     maps, _, (c_address, bias_address), scalars = launched(fake.launches[-1])
     assert maps[0][0] == a.address and c_address == bias_address == c2.address and scalars == (1.5, -1.0)
     skc.blocks.matmul(a, b, out, c=c2, alpha=1.5, beta=-1)  # an int beta keys as its float: the same image
+    assert fake.launches[-1]["arguments"] == fake.launches[-2]["arguments"]
     skc.blocks.matmul(a, b, out, c=c, alpha=0.5, beta=2.0)  # back to the first addresses and scalars
     assert fake.launches[-1]["arguments"] == first and launched(fake.launches[-1])[3] == (0.5, 2.0)
     (plan,) = matmul_host._PLANS.values()
-    assert len(plan.bound) == 3 and len(fake.launches) == 5
+    assert len(plan.bound) == 3 and len(fake.launches) == 8
 
 
 def test_bound_launches_take_the_given_stream_or_torchs_current_one(fake):
@@ -341,7 +357,7 @@ def test_bound_launches_take_the_given_stream_or_torchs_current_one(fake):
         streams.pop()
         skc.blocks.matmul(a, b, out)
     assert [launch["stream"] for launch in fake.launches] == [0, 0x5EED, 3, 9, 0]
-    assert len({launch["arguments"] for launch in fake.launches}) == 1
+    assert len({launch["arguments"] for launch in fake.launches[1:]}) == 1   # the first was not bound yet
 
 
 def test_split_k_binds_its_buffers_once(fake):
@@ -358,8 +374,10 @@ def test_split_k_binds_its_buffers_once(fake):
         words = fake_cuda.argument_pointers(fake.launches[-1]["arguments"], 5)
         assert [ctypes.c_uint64.from_address(p).value for p in words[2:5]] == \
             [out.data_ptr(), workspace.data_ptr(), counters.data_ptr()]
+        skc.blocks.matmul(a, b, out, config=config)
         assert fake.launches[0]["function"] == "matmul_split_kernel" and len(plan.bound) == 1
-        assert fake.launches[0]["arguments"] == fake.launches[1]["arguments"]
+        assert fake.launches[1]["arguments"] == fake.launches[2]["arguments"]
+        assert plan.split == (workspace, counters)
 
 
 def test_a_torch_tensor_that_changed_never_takes_a_plan_made_for_another(fake):
@@ -392,11 +410,12 @@ def test_fp8_calls_at_known_addresses_reuse_their_bound_launch(fake):
         a, b_t = torch.Tensor((256, 128), f8), torch.Tensor((512, 128), f8)  # b: K-major, the transpose of N x K
         scale_a, scale_b = torch.Tensor((1,), torch.float32), torch.Tensor((1,), torch.float32)
         out = torch.Tensor((256, 512))
-        for _ in range(2):
+        for _ in range(3):
             skc.blocks.matmul(a, b_t.T, scale_a=scale_a, scale_b=scale_b, out=out)
         scale_a2 = torch.Tensor((1,), torch.float32)
-        skc.blocks.matmul(a, b_t.T, scale_a=scale_a2, scale_b=scale_b, out=out, stream=5)
-    first, second, third = fake.launches
+        for _ in range(2):
+            skc.blocks.matmul(a, b_t.T, scale_a=scale_a2, scale_b=scale_b, out=out, stream=5)
+    _, first, second, _, third = fake.launches   # each set of addresses binds when seen the second time
     assert first["function"] == "fp8_matmul_kernel" and first["arguments"] == second["arguments"]
     words = [fake_cuda.argument_pointers(launch["arguments"], 9) for launch in (first, third)]
     assert [ctypes.c_uint64.from_address(p).value for p in words[0][7:9]] == [scale_a.data_ptr(), scale_b.data_ptr()]
