@@ -14,7 +14,7 @@ import skc
 
 from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel
-from .host_plans import Bindings, MapsByAddress, address_functions, remember, row_major
+from .host_plans import TORCH_TYPES, Bindings, MapsByAddress, address_functions, remember, row_major, torch_type
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -37,14 +37,29 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
     (K x N, column-major: the transpose of an N x K row-major tensor), accumulated in f32 and written as
     `out_dtype` (bf16 by default, f16 or f32). scale_a and scale_b are f32: one value each, or A's M x (K / 128)
     (any strides; K-block-major ones, strides (1, M), are read in place) and B's (K / 128) x ceil(N / 128)."""
-    key = (skc.current_device(), _facts(a), _facts(b), _facts(scale_a), _facts(scale_b),
-           None if out is None else _facts(out), _name(out_dtype), None if bias is None else _facts(bias),
-           activation, config)
+    key = _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config)
     plan = _PLANS.get(key)
     if plan is None:
         plan = remember(_PLANS, key, _Plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config),
                         limit=256)
     return plan(a, b, scale_a, scale_b, out, bias, stream)
+
+
+def _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config) -> tuple:
+    """What a plan assumed of a call: for torch tensors (the common call) their facts read in place into one
+    tuple, led by their type; for other arrays facts() of each."""
+    device, kind = skc.current_device(), type(a)
+    if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and type(scale_a) is kind
+            and type(scale_b) is kind and (out is None or type(out) is kind) and (bias is None or type(bias) is kind)):
+        return (kind, device, a.shape, a.stride(), a.dtype, a.device, b.shape, b.stride(), b.dtype, b.device,
+                scale_a.shape, scale_a.stride(), scale_a.dtype, scale_a.device,
+                scale_b.shape, scale_b.stride(), scale_b.dtype, scale_b.device,
+                out if out is None else (out.shape, out.stride(), out.dtype, out.device),
+                bias if bias is None else (bias.shape, bias.stride(), bias.dtype, bias.device),
+                out_dtype if out_dtype is None or type(out_dtype) is type(a.dtype) else _name(out_dtype),
+                activation, config)
+    return (device, _facts(a), _facts(b), _facts(scale_a), _facts(scale_b), None if out is None else _facts(out),
+            _name(out_dtype), None if bias is None else _facts(bias), activation, config)
 
 
 def _fp8_type(x, name: str) -> str:
@@ -228,6 +243,11 @@ def _empty(a, shape, name):
 
 def scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream):
     """matmul()'s fp8 form: what it does not take is refused by name."""
+    kind = type(a)
+    if type(scale_a) is kind and type(scale_b) is kind and c is None and alpha is None and beta is None:
+        # tensors of one kind: the plan's key holds their facts (a plan is made only for what it checked)
+        return scaled_matmul(a, b, scale_a, scale_b, out, out_dtype=out_dtype, bias=bias, activation=activation,
+                             config=config, stream=stream)
     if scale_a is None or scale_b is None:
         raise skc.LaunchError("scaled matmul needs both scale_a and scale_b (float32: one value each, or block-wise)")
     for name, scale in (("scale_a", scale_a), ("scale_b", scale_b)):
