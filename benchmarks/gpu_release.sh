@@ -22,8 +22,8 @@ timeout "${TESTS_S:-200}" python3 -m pytest tests -m gpu -q -rs -p no:cacheprovi
 echo "pytest rc $?"; grep -E "^(FAILED|ERROR)|passed|failed" "$LOGS/gpu-tests.log" | tail -25
 
 step "fuzz and sanitizer"
-(timeout 100 python3 benchmarks/fuzz_gpu.py --count 1000 --seed 2026 > "$LOGS/fuzz-gpu.log" 2>&1; echo "fuzz rc $?" >> "$LOGS/fuzz-gpu.log") &
-SKC_KEEP_LOGS=1 OUT="$OUT" LOGS="$LOGS" SANITIZE_JOBS=6 SANITIZE_ONLY="${SANITIZE_ONLY:-.}" timeout 100 bash benchmarks/gpu_session.sh sanitize > "$LOGS/sanitize.log" 2>&1
+(timeout 120 python3 benchmarks/fuzz_gpu.py --count 1000 --seed 2026 > "$LOGS/fuzz-gpu.log" 2>&1; echo "fuzz rc $?" >> "$LOGS/fuzz-gpu.log") &
+SKC_KEEP_LOGS=1 OUT="$OUT" LOGS="$LOGS" SANITIZE_JOBS=6 SANITIZE_ONLY="${SANITIZE_ONLY:-.}" timeout 130 bash benchmarks/gpu_session.sh sanitize > "$LOGS/sanitize.log" 2>&1
 wait
 # a cap stops the step's shell, not what it started: nothing of it may run beside the benchmarks
 pkill -f compute-sanitizer; pkill -f sanitize_targets.py; pkill -f fuzz_gpu.py; sleep 1

@@ -105,9 +105,47 @@ def run_conv(name: str) -> str:
     return f"conv {name}: relative error {error:.2g}"
 
 
+FP8 = {   # fp8 GEMMs (M, N, K, block-scaled, Fp8MatmulConfig fields)
+    "per-tensor": (256, 384, 256, False, {}),
+    "per-tensor-n56": (256, 600, 256, False, {"tile_n": 56}),   # narrow epilogue boxes (8 columns)
+    "block": (256, 384, 384, True, {}),
+    "block-n192": (256, 1000, 384, True, {"tile_n": 192, "stages": 4, "producer_registers": 24,
+                                          "consumer_registers": 240}),   # tiles that start inside scale blocks
+}
+
+
+def run_fp8(name: str) -> str:
+    """One fp8 GEMM (e4m3, bf16 out) on torch tensors, checked against a float32 product of the dequantized
+    operands."""
+    import torch
+
+    from skc.blocks import Fp8MatmulConfig
+
+    M, N, K, block, fields = FP8[name]
+    generator = torch.Generator().manual_seed(0)
+    a = (torch.randn(M, K, generator=generator) * 8).to(torch.float8_e4m3fn).cuda()
+    b = (torch.randn(N, K, generator=generator) * 8).to(torch.float8_e4m3fn).cuda().t()
+    if block:
+        sa = (torch.rand(M, K // 128, generator=generator) + 0.5).cuda()
+        sb = (torch.rand(K // 128, -(-N // 128), generator=generator) + 0.5).cuda()
+        expected = (a.float() * sa.repeat_interleave(128, 1)) @ (b.float() * sb.repeat_interleave(128, 0)
+                                                                  .repeat_interleave(128, 1)[:, :N])
+    else:
+        sa, sb = torch.tensor(0.5, device="cuda"), torch.tensor(2.0, device="cuda")
+        expected = a.float() @ b.float()
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=block, **fields)
+    out = torch.full((M, N), float("nan"), dtype=torch.bfloat16, device="cuda")
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, config=config)
+    torch.cuda.synchronize()
+    error = ((out.float() - expected).norm() / expected.norm()).item()
+    if not error <= 1e-2:
+        raise AssertionError(f"fp8 {name}: relative error {error:.3g} (expected <= 1e-2)")
+    return f"fp8 {name} {M}x{N}x{K}: relative error {error:.2g}"
+
+
 def names():
     return ([f"example:{n}" for n in (*EXAMPLES, *VARIANTS)] + [f"gemm:{n}" for n in GEMMS]
-            + [f"conv:{n}" for n in CONVS])
+            + [f"conv:{n}" for n in CONVS] + [f"fp8:{n}" for n in FP8])
 
 
 def main(argv):
@@ -115,7 +153,7 @@ def main(argv):
         print("\n".join(names()))
         return 0
     kind, _, name = argv[0].partition(":")
-    print({"example": run_example, "gemm": run_gemm, "conv": run_conv}[kind](name))
+    print({"example": run_example, "gemm": run_gemm, "conv": run_conv, "fp8": run_fp8}[kind](name))
     return 0
 
 
