@@ -18,7 +18,7 @@ python3 -c "import torch, triton, llvmlite; print('torch', torch.__version__, 't
 python3 -c "from skc.compiler import skc_source_digest as d; print('skc source', d())" | tee "$LOGS/skc-source.txt"
 
 step "gpu tests"
-timeout "${TESTS_S:-200}" python3 -m pytest tests -m gpu -q -rs -p no:cacheprovider > "$LOGS/gpu-tests.log" 2>&1
+timeout "${TESTS_S:-300}" python3 -m pytest tests -m gpu -q -rs -p no:cacheprovider > "$LOGS/gpu-tests.log" 2>&1
 echo "pytest rc $?"; grep -E "^(FAILED|ERROR)|passed|failed" "$LOGS/gpu-tests.log" | tail -25
 
 step "fuzz and sanitizer"

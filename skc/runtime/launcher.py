@@ -162,12 +162,18 @@ class DeviceLauncher:
         checks = ["    try:", *("        " + line for line in body),
                   "    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
                   "        _bad(args, error)"]
-        lines = ["def launch(args, grid, stream):", *checks,
+        # the first argument current_stream would ask, when it is a torch tensor on the fast path, says the stream
+        # is torch's current one (`src`): no walk over the arguments
+        first = self.stream_order[0] if self.stream_order and params[self.stream_order[0]].kind == POINTER else None
+        launch_checks = checks if first is None else ["    src = None", *checks]
+        lines = ["def launch(args, grid, stream):", *launch_checks,
                  "    if stream is None:",
-                 f"        stream = _current_stream(({sources}), _index)",
+                 f"        stream = _current_stream(({sources}), _index)" if first is None else
+                 f"        stream = _torch_stream(src, _index) if src is not None else _current_stream(({sources}), "
+                 "_index)",
                  *("    " + line for line in call_lines),
                  "def fill(args):", *checks]
-        namespace["_current_stream"] = current_stream
+        namespace["_current_stream"], namespace["_torch_stream"] = current_stream, _torch_stream
         exec(compile("\n".join(lines), f"<skc launcher for {self.kernel_name}>", "exec"), namespace)
         self.fill = namespace["fill"]
         return namespace["launch"]
@@ -182,9 +188,11 @@ class DeviceLauncher:
             namespace[f"_dtype{i}"] = p.type
             namespace[f"_slow{i}"] = self._pointer_checker(p)
             namespace[f"_typestrs{i}"] = _typestrs(p.type)
+            first = self.stream_order and self.stream_order[0] == i
             return [f"t = type({a})",
                     f"if t is _Tensor and {a}.dtype is _torch_dtype{i} and {a}.get_device() == _index:",
                     f"    _s{i}.value = {a}.data_ptr()",
+                    *([f"    src = {a}"] if first else []),
                     f"elif t is _DeviceArray and {a}.dtype is _dtype{i} and {a}.device is _device:",
                     f"    _s{i}.value = {a}.ptr",
                     "elif t in _CAI_TYPES:  # cupy and others: one look at __cuda_array_interface__",
