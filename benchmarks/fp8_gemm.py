@@ -46,7 +46,8 @@ VARIANTS_ON = True  # --no-variants: only the default configuration of each kind
 PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "consumers": 1},
                        "pt-pp": {"tile_m": 64, "consumers": 2, "pingpong": True},
                        "pt-pp128": {"tile_m": 128, "tile_n": 128, "consumers": 2, "pingpong": True},
-                       "pt-n56": {"tile_n": 56}, "pt-m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32}}
+                       "pt-n56": {"tile_n": 56}, "pt-m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32},
+                       "pt-m64n128": {"tile_m": 64, "consumers": 1, "tile_n": 128}}
 
 
 def operands(M, N, K):
