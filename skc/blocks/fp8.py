@@ -162,13 +162,19 @@ class Fp8MatmulConfig(MatmulConfig):
     @classmethod
     def for_fp8_problem(cls, M: int, N: int, K: int, max_shared_bytes: int = 232448, multiprocessors: int = 132,
                         **fields) -> Fp8MatmulConfig:
-        """for_problem's choice (stages to fill shared memory), one consumer warpgroup (64-row tiles) for M <= 64,
-        and 64-wide tiles when 128-wide ones would leave most SMs idle. Block-scaled tiles hold two f32 fragments a
+        """for_problem's choice (stages to fill shared memory), one consumer warpgroup (64-row tiles) for M <= 64
+        (and 64 x 128 per-tensor tiles for M <= 128 when few tiles fill the GPU), and 64-wide tiles when 128-wide
+        ones would leave most SMs idle. Block-scaled tiles hold two f32 fragments a
         thread (the running sum and the k-block's partial): 128 wide, or 192 (with 240 registers for the consumers)
         where that is faster by BLOCK_SCALED_WIDTHS' model."""
         if M <= 64:
             fields.setdefault("consumers", 1)
             fields.setdefault("tile_m", 64)
+        if (64 < M <= 128 and not fields.get("block_scaled") and not {"tile_m", "tile_n", "consumers"} & set(fields)
+                and -(-N // 128) < multiprocessors // 2):
+            # as many tiles as 128 x 64 ones, but one m64n128 wgmma a k32 step instead of two m64n64: 1.03-1.04x
+            # cuBLAS at 128 x 7168 x 16384 against 0.98-1.00 (benchmarks/NOTES.md, three runs)
+            fields.update(tile_m=64, consumers=1, tile_n=128)
         tile_m = fields.get("tile_m", 128)
         if -(-M // tile_m) * -(-N // 128) < multiprocessors // 2:
             fields.setdefault("tile_n", 64)

@@ -245,6 +245,9 @@ def test_block_scaled_tiles_are_192_wide_where_their_waves_fill_the_gpu():
     assert square.tile_n == 128   # 704 tiles of 192 leave a third of the last of six waves busy
     assert choose(4096, 24576, 1536).tile_n == 192 and choose(128, 7168, 16384).tile_n == 64
     assert choose(8192, 8192, 8192).shared_bytes() <= 232448
+    small = Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384)   # per-tensor: 64 x 128 tiles, one consumer
+    assert (small.tile_m, small.tile_n, small.consumers) == (64, 128, 1)
+    assert Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384).tile_m == 128
 
 
 def test_block_scaled_is_the_same_composition_with_another_payload_and_tile_op():
