@@ -47,7 +47,8 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-pp": {"tile_m": 64, "consumers": 2, "pingpong": True},
                        "pt-pp128": {"tile_m": 128, "tile_n": 128, "consumers": 2, "pingpong": True},
                        "pt-n56": {"tile_n": 56}, "pt-m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32},
-                       "pt-m64n128": {"tile_m": 64, "consumers": 1, "tile_n": 128}}
+                       "pt-m64n128": {"tile_m": 64, "consumers": 1, "tile_n": 128},
+                       "pt-k256": {"tile_k": 256}}   # two 128-byte chunks of K a stage: half the stage hand-overs
 
 
 def operands(M, N, K):
