@@ -165,13 +165,12 @@ class GemmPlan:
             self.kernel[self.grid, self.cfg.threads](*self.arguments(self.makers, a, b, out, c, bias, alpha, beta),
                                                      self.cfg, stream=stream)
             return out
-        if alpha is not None and type(alpha) is not float:
-            alpha = float(alpha)   # a key of numbers only (a tensor as alpha would be kept alive by the key)
-        if beta is not None and type(beta) is not float:
-            beta = float(beta)
+        # the scalars key by their bits (float.hex: -0.0 is not 0.0), never as objects a key would keep alive
+        alpha_bits = None if alpha is None else float(alpha).hex()
+        beta_bits = None if beta is None else float(beta).hex()
         address = self.address
         key = (address[0](a), address[1](b), address[2](out), None if c is None else address[3](c),
-               None if bias is None else address[4](bias), alpha, beta)
+               None if bias is None else address[4](bias), alpha_bits, beta_bits)
         bound = self.bound.get(key)
         if bound is not None:
             bound(stream)

@@ -121,9 +121,8 @@ def stream_reader(args, index: int, order=None):
         if source is _tensor_map_stream:  # a tensor map follows the framework of the tensor it was made of
             tensor = getattr(arg, "tensor", None)
             arg, source = tensor, _stream_source(type(tensor))
-        if source is _torch_stream:
-            source(arg, index)  # looks torch's function up
-            return functools.partial(_TORCH_STREAM[0], index)
+        if source is _torch_stream:   # (through _torch_stream, which follows forget_torch_stream)
+            return functools.partial(_torch_stream, None, index)
         if source is _cupy_stream:
             return functools.partial(_cupy_stream, None, index)
     return _default_stream
@@ -145,8 +144,8 @@ class DeviceLauncher:
 
     def _generate(self, call_lines: list, namespace: dict):
         """The launch function: unpack and check the arguments into the slots, then run call_lines
-        (with `grid` and `stream` in scope, and `namespace`'s names). Also `self.fill(args)`: the same checks
-        and writes into the slots, without the launch (what a bound launch copies, see CudaLauncher.bind)."""
+        (with `grid` and `stream` in scope, and `namespace`'s names). Also `self.fill(args, slots)`: the same checks
+        and writes into the given slots, without the launch (a bound launch's own image, see CudaLauncher.bind)."""
         params = self.params
         namespace.update({"_CAI_TYPES": CAI_TYPES, "_fail": self._fail, "_bad": self._bad_argument, "_Tensor": _torch_tensor_type(),
                           "_DeviceArray": DeviceArray, "_device": self.device, "_index": self.device.index})
@@ -162,6 +161,14 @@ class DeviceLauncher:
         checks = ["    try:", *("        " + line for line in body),
                   "    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
                   "        _bad(args, error)"]
+        # fill(args, slots): the same checks and writes into slots of the caller's (a bound launch's own image), never
+        # this launcher's: a launch on another thread may be writing those; a tensor map's slot is the caller's to fill
+        private = [f"{', '.join(f'_s{i}' for i in range(len(params)))}, = slots"] if params else []
+        private += [line.split(" = ", 1)[1] if line.startswith("_pointers[") else line   # only its check: a.descriptor_address
+                    for line in body]
+        fill_checks = ["    try:", *("        " + line for line in private),
+                       "    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
+                       "        _bad(args, error)"]
         # the first argument current_stream would ask, when it is a torch tensor on the fast path, says the stream
         # is torch's current one (`src`): no walk over the arguments
         first = self.stream_order[0] if self.stream_order and params[self.stream_order[0]].kind == POINTER else None
@@ -172,7 +179,7 @@ class DeviceLauncher:
                  f"        stream = _torch_stream(src, _index) if src is not None else _current_stream(({sources}), "
                  "_index)",
                  *("    " + line for line in call_lines),
-                 "def fill(args):", *checks]
+                 "def fill(args, slots):", *fill_checks]
         namespace["_current_stream"], namespace["_torch_stream"] = current_stream, _torch_stream
         exec(compile("\n".join(lines), f"<skc launcher for {self.kernel_name}>", "exec"), namespace)
         self.fill = namespace["fill"]
@@ -337,18 +344,19 @@ class CudaLauncher(DeviceLauncher):
         cuLaunchKernel with a kernelParams image of its own, made now after the launch's own checks (tensor maps
         copied in: the image keeps none of `args` alive). stream None: the current stream of the arguments'
         framework, its reading function chosen now (stream_reader); else the given stream, as `launch` takes it."""
-        self.fill(args)  # the launch's own checks, writing this launcher's image
-        start, offsets = self._image_start, self.offsets
-        image = self._image[start:start + self.image_bytes]
-        for i in self._tensormaps:  # the bytes `fill` pointed this launcher's array at
-            image[offsets[i]:offsets[i] + 128] = args[i].descriptor_bytes
         # one buffer: the image (64-byte aligned), then the kernelParams array pointing into it, its n 64-bit words
         # made as one integer (base·(1, ..., 1) + the offsets; no word carries into the next)
+        offsets = self.offsets
         memory = ctypes.create_string_buffer(DESCRIPTOR_ALIGN + self.image_bytes + 8 * len(offsets))
         base = ctypes.addressof(memory)
         base += -base % DESCRIPTOR_ALIGN
-        image += (base * self._word_ones + self._offset_words).to_bytes(8 * len(offsets), "little")
-        ctypes.memmove(base, bytes(image), len(image))
+        # the launch's own checks, writing slots in this image (never the launcher's, which another thread's launch
+        # may be writing at the same time)
+        self.fill(args, [_slot_type(p).from_address(base + offset) for p, offset in zip(self.params, offsets)])
+        for i in self._tensormaps:
+            ctypes.memmove(base + offsets[i], args[i].descriptor_bytes, 128)
+        words = (base * self._word_ones + self._offset_words).to_bytes(8 * len(offsets), "little")
+        ctypes.memmove(base + self.image_bytes, words, len(words))
         current = stream_reader(args, self.device.index, self.stream_order)
         return _bound_launch(self._driver_launch, self._function, tuple(grid), self.block, self.shared_bytes,
                              base + self.image_bytes, current, self._fail, memory)

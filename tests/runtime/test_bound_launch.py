@@ -53,6 +53,21 @@ def test_a_bound_launch_passes_its_own_image_of_the_checked_arguments(fake):
     assert fake.launches[-1]["seen"] == ((data.address, 2), x.address, 5, 2.5)
 
 
+def test_binding_never_writes_the_launchers_own_slots(fake):
+    """A launch on another thread may be writing the launcher's slots while a plan binds: binding checks and packs
+    into the bound launch's own image, so neither can take the other's arguments."""
+    data, x = FakeTensor((64, 64)), FakeTensor((16,), "float32")
+    touch[4, 32](skc.TensorMap(data, (64, 64)), x, 5, 2.5)   # a plain launch: the launcher's slots hold these
+    shared = fake_cuda.argument_pointers(fake.launches[-1]["arguments"], 4)   # they, through its pointer array
+    other, y = FakeTensor((64, 64)), FakeTensor((16,), "float32")
+    args = (skc.TensorMap(other, (64, 64)), y, 9, -4.0)
+    bound = touch[4, 32].ready(*args).bind(args)
+    assert (ctypes.c_uint64.from_address(shared[1]).value, ctypes.c_int32.from_address(shared[2]).value,
+            ctypes.c_float.from_address(shared[3]).value) == (x.address, 5, 2.5)
+    bound()
+    assert fake.launches[-1]["seen"] == ((other.address, 2), y.address, 9, -4.0)
+
+
 def test_binding_checks_the_arguments_as_a_launch_does(fake):
     data, x = FakeTensor((64, 64)), FakeTensor((16,), "float32")
     ready = touch[4, 32].ready(skc.TensorMap(data, (64, 64)), x, 5, 2.5)

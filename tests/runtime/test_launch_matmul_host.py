@@ -357,7 +357,20 @@ def test_bound_launches_take_the_given_stream_or_torchs_current_one(fake):
         streams.pop()
         skc.blocks.matmul(a, b, out)
     assert [launch["stream"] for launch in fake.launches] == [0, 0x5EED, 3, 9, 0]
-    assert len({launch["arguments"] for launch in fake.launches[1:]}) == 1   # the first was not bound yet
+    (plan,) = matmul_host._PLANS.values()
+    (bound,) = plan.bound.values()   # the first call was not bound; the others are one bound launch
+    assert {launch["arguments"] for launch in fake.launches[1:]} == {bound.arguments}
+
+
+def test_signed_zero_scalars_bind_apart(fake):
+    """beta = -0.0 is not beta = 0.0 (the sign of a zero product): the bound launches key by the scalars' bits."""
+    a, b, out, c = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512)), FakeTensor((256, 512))
+    for beta in (0.0, 0.0, -0.0, -0.0):
+        skc.blocks.matmul(a, b, out, c=c, alpha=1.0, beta=beta)
+    (plan,) = matmul_host._PLANS.values()
+    assert len(plan.bound) == 2
+    betas = [struct.pack("<f", launched(launch)[3][1]) for launch in fake.launches]
+    assert betas == [struct.pack("<f", 0.0)] * 2 + [struct.pack("<f", -0.0)] * 2
 
 
 def test_split_k_binds_its_buffers_once(fake):
@@ -404,6 +417,9 @@ def test_a_torch_tensor_that_changed_never_takes_a_plan_made_for_another(fake):
 
 
 def test_fp8_calls_at_known_addresses_reuse_their_bound_launch(fake):
+    from skc.blocks import fp8_host
+
+    fp8_host._PLANS.clear()
     fake.inspect = None
     with fake_cuda.torch_installed() as torch:
         f8 = torch.float8_e4m3fn
@@ -417,6 +433,8 @@ def test_fp8_calls_at_known_addresses_reuse_their_bound_launch(fake):
             skc.blocks.matmul(a, b_t.T, scale_a=scale_a2, scale_b=scale_b, out=out, stream=5)
     _, first, second, _, third = fake.launches   # each set of addresses binds when seen the second time
     assert first["function"] == "fp8_matmul_kernel" and first["arguments"] == second["arguments"]
+    (plan,) = fp8_host._PLANS.values()
+    assert len(plan.bound) == 2 and {first["arguments"], third["arguments"]} == {b.arguments for b in plan.bound.values()}
     words = [fake_cuda.argument_pointers(launch["arguments"], 9) for launch in (first, third)]
     assert [ctypes.c_uint64.from_address(p).value for p in words[0][7:9]] == [scale_a.data_ptr(), scale_b.data_ptr()]
     assert [ctypes.c_uint64.from_address(p).value for p in words[1][7:9]] == [scale_a2.data_ptr(), scale_b.data_ptr()]
