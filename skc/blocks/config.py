@@ -71,6 +71,13 @@ class MatmulConfig:
             raise ValueError(f"{type(self.loader).__name__} loads its own tiles without multicast: use cluster_m=1")
         if self.loader == "vector" and self.cluster_m > 1:
             raise ValueError("the vector loader does not multicast: use cluster_m=1")
+        if self.loader == "vector" and any(rows * self.tile_k * self.elem_bytes // 16 % WARPGROUP
+                                           for rows in (self.tile_m, self.tile_n)):
+            pieces = self.tile_k * self.elem_bytes // 16   # a row's 16-byte pieces
+            raise ValueError(f"the vector loader's {WARPGROUP} threads copy 16 bytes each at a time: a tile's "
+                             f"rows x tile_k must be a multiple of {WARPGROUP * 16 // self.elem_bytes} elements, found "
+                             f"{self.tile_m} x {self.tile_k} and {self.tile_n} x {self.tile_k}; use a tile_n that is "
+                             f"a multiple of {WARPGROUP // math.gcd(WARPGROUP, pieces)}")
         if self.cluster_m not in (1, 2):
             raise ValueError(f"cluster_m must be 1 or 2, found {self.cluster_m}")
         if self.cluster_m > 1 and self.b_k_major:

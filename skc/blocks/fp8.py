@@ -127,6 +127,18 @@ class Fp8MatmulConfig(MatmulConfig):
             raise ValueError(f"block scales need tile_k = {SCALE_BLOCK} (one scale block a stage) and tile_n a "
                              f"multiple of 8 up to 256, found tile_k={self.tile_k}, tile_n={self.tile_n}")
 
+        if self.block_scaled:
+            # the running sum and the k-block's partial (and, overlapped, the partial in flight), two scales a
+            # column class, addresses and loop state (about 24, as MatmulConfig counts): what a consumer's registers
+            # must hold. Near the limit ptxas spills a few bytes (192 wide at 232 registers: 8), beyond it hundreds
+            fragments = (3 if self.overlap_scaling else 2) * self.tile_n // 2
+            needed = fragments + 2 * len(dict.fromkeys(column_keys(self.tile_n))) + 24
+            if needed > self.consumer_registers:
+                raise ValueError(f"a block-scaled {self.tile_n}-wide tile needs about {needed} registers a consumer "
+                                 f"thread (its fp32 fragments and scales), more than consumer_registers="
+                                 f"{self.consumer_registers}: use a narrower tile_n, or more consumer_registers (192 "
+                                 f"wide takes 240)")
+
     def types(self) -> tuple:
         """(A's type, B's type, the output's type) as DSL types."""
         return (getattr(skc, self.dtype), getattr(skc, self.dtype_b or self.dtype), getattr(skc, self.out_dtype))
@@ -170,17 +182,18 @@ class Fp8MatmulConfig(MatmulConfig):
         if M <= 64:
             fields.setdefault("consumers", 1)
             fields.setdefault("tile_m", 64)
-        if (64 < M <= 128 and not fields.get("block_scaled") and not {"tile_m", "tile_n", "consumers"} & set(fields)
-                and -(-N // 128) < multiprocessors // 2):
+        if (64 < M <= 128 and N > 64 and not fields.get("block_scaled")
+                and not {"tile_m", "tile_n", "consumers", "pingpong"} & set(fields) and -(-N // 128) < multiprocessors // 2):
             # as many tiles as 128 x 64 ones, but one m64n128 wgmma a k32 step instead of two m64n64: 1.03-1.04x
             # cuBLAS at 128 x 7168 x 16384 against 0.98-1.00 (benchmarks/NOTES.md, three runs)
             fields.update(tile_m=64, consumers=1, tile_n=128)
         tile_m = fields.get("tile_m", 128)
         if -(-M // tile_m) * -(-N // 128) < multiprocessors // 2:
             fields.setdefault("tile_n", 64)
-        if fields.get("block_scaled") and "tile_n" not in fields:
+        if (fields.get("block_scaled") and "tile_n" not in fields and tile_m == 128 and not fields.get("pingpong")
+                and not fields.get("overlap_scaling")):   # (a third fragment leaves no registers for 192)
             _, tile_n = max((rate * wave_fill(M, N, tile_m, n, multiprocessors), n)
-                                for n, rate in BLOCK_SCALED_WIDTHS.items() if tile_m == 128 and n <= max(N, 128))
+                            for n, rate in BLOCK_SCALED_WIDTHS.items() if n <= max(N, 128))
             fields["tile_n"] = tile_n
             if tile_n > 128:
                 fields.setdefault("stages", 4)

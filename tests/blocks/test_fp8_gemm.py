@@ -128,11 +128,14 @@ def test_block_scaled_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, s
     a, b, a8, b8 = operands(M, N, K)
     sa, sb = block_scales(M, N, K)
     out = np.full((M, N), np.nan, np.float32)
-    fields = {"tile_n": 256, "stages": 2} if N == 256 and K == 512 else {}
+    # 256 wide: two fragments of 128 registers, which a consumer cannot hold (refused; see below): 128 here
+    fields = {"tile_n": 128, "stages": 2} if N == 256 and K == 512 else {}
     if N == 1000:  # 192-wide tiles start 0 or 64 columns into a scale block, and cross B's scale boxes of 4
         fields = {"tile_n": 192, "stages": 2}
     if N == 1064:  # 56-wide tiles start anywhere on 8-column steps in a scale block; 160-wide ones on 32
         fields = {"tile_n": 56 if K == 256 else 160, "stages": 2}
+    if overlap is True and fields.get("tile_n", 0) > 128:   # a third fragment: 128 wide at most
+        fields["tile_n"] = 56 if fields["tile_n"] == 56 else 128
     if overlap == "pingpong":  # the consumers take 64-row tiles in turn
         fields.update(tile_m=64, consumers=2, pingpong=True, stages=2)
     if overlap == "three":     # three consumer warpgroups on 192-row tiles
@@ -248,6 +251,20 @@ def test_block_scaled_tiles_are_192_wide_where_their_waves_fill_the_gpu():
     small = Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384)   # per-tensor: 64 x 128 tiles, one consumer
     assert (small.tile_m, small.tile_n, small.consumers) == (64, 128, 1)
     assert Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384).tile_m == 128
+    # the rules leave what a caller chose alone, and never fail on a shape
+    assert Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384, pingpong=True).consumers == 2
+    assert Fp8MatmulConfig.for_fp8_problem(128, 64, 1024).tile_n == 64
+    assert choose(64, 16384, 1024).tile_n == 128 and choose(64, 8448, 128).tile_m == 64
+    assert Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192, block_scaled=True, overlap_scaling=True).tile_n == 128
+    assert Fp8MatmulConfig.for_fp8_problem(4096, 4096, 4096, block_scaled=True, tile_m=192, consumers=3).tile_n == 128
+
+
+@pytest.mark.parametrize("fields, needed", [({"tile_n": 200, "consumer_registers": 240, "producer_registers": 24}, 274),
+                                            ({"tile_n": 136, "overlap_scaling": True}, 262)])
+def test_block_scaled_tiles_the_registers_cannot_hold_are_refused(fields, needed):
+    """Two f32 fragments (three overlapped) and the column scales must fit a consumer's registers."""
+    with pytest.raises(ValueError, match=f"needs about {needed} registers a consumer thread"):
+        Fp8MatmulConfig(block_scaled=True, **fields)
 
 
 def test_block_scaled_is_the_same_composition_with_another_payload_and_tile_op():

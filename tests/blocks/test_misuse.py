@@ -134,6 +134,8 @@ def test_config_checks():
         MatmulConfig(tile_m=192, consumers=2)
     with pytest.raises(ValueError, match="tile_n must be"):
         MatmulConfig(tile_n=100)
+    with pytest.raises(ValueError, match="vector loader's 128 threads copy 16 bytes.*a multiple of 16"):
+        MatmulConfig(dtype="f16", tile_n=40, b_k_major=True, loader="vector")   # it would leave rows unloaded
     config = MatmulConfig.for_problem(4096, 4096, 4096)
     assert config.shared_bytes() <= 232448 and config.stages >= 4
 

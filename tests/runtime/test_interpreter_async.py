@@ -562,9 +562,11 @@ def test_tma_store_unswizzles_the_box_and_skips_elements_outside_the_tensor(swiz
         assert (tensor == 0xDEAD).all()   # a box wholly past the end writes nothing
 
 
-def store_then_write_kernel(first: int, second: int, write: int, pending: int) -> ir.Function:
+def store_then_write_kernel(first: int, second: int, write: int, pending: int, atomic: bool = False) -> ir.Function:
     """Thread 0 stores the box at shared offset `first` (one bulk group), then the box at `second` (a second group),
-    waits until `pending` groups are left unread, and writes a word at shared offset `write`."""
+    waits until `pending` groups are left unread, and writes a word at shared offset `write` (a store, or an
+    atomic add)."""
+    write_op = '%old = mem.atomic %where, %v {op = "add"} : u32' if atomic else "mem.store %where, %v"
     return parse(f"""
 kernel @k(%t: tmap<u16, 8x64, swizzle=128>) {{block = [1, 1, 1], shared_bytes = 4096}} {{
   %smem = mem.shared {{offset = 0, bytes = 4096}} : ptr<shared>
@@ -582,7 +584,7 @@ kernel @k(%t: tmap<u16, 8x64, swizzle=128>) {{block = [1, 1, 1], shared_bytes = 
   tma.commit
   tma.wait {{pending = {pending}, read = true}}
   %v = arith.constant {{value = 7}} : u32
-  mem.store %where, %v
+  {write_op}
 }}
 """)
 
@@ -600,12 +602,16 @@ def test_writing_the_source_of_a_tma_store_in_flight_is_an_error(write, pending,
     the race (a 64-column chunk stored from a 128-byte-row buffer of half the rows it needs caught this)."""
     f = store_then_write_kernel(1024, 2048, write, pending)
     tensor = np.zeros((8, 64), np.uint16)
+    atomic = store_then_write_kernel(1024, 2048, write, pending, atomic=True)   # an atomic there races too
     if racing:
-        with pytest.raises(InterpreterError, match="writes shared memory that a TMA store issued earlier may still "
-                                                   "be reading"):
+        with pytest.raises(InterpreterError, match="a store writes shared memory that a TMA store issued earlier may "
+                                                   "still be reading"):
             launch(f, (1, 1, 1), TensorMap(tensor, box=(8, 64), swizzle=128))
+        with pytest.raises(InterpreterError, match="an atomic writes shared memory that a TMA store"):
+            launch(atomic, (1, 1, 1), TensorMap(tensor, box=(8, 64), swizzle=128))
     else:
         launch(f, (1, 1, 1), TensorMap(tensor, box=(8, 64), swizzle=128))
+        launch(atomic, (1, 1, 1), TensorMap(tensor, box=(8, 64), swizzle=128))
 
 
 def test_interpreter_launcher_maps_tensor_maps_over_padded_rows():

@@ -135,13 +135,13 @@ def _store(op, launch):
     return store
 
 
-def _check_not_read_by_stores(block, offsets, size: int, lanes, selection):
+def _check_not_read_by_stores(block, offsets, size: int, lanes, selection, what: str = "a store"):
     def lane_of(row):
         position = row if selection is None else int(selection[row])
         return int(lanes[position]) if lanes is not None else position
 
     written = offsets.astype(np.int64)[:, None] + np.arange(size)
-    block.check_not_read_by_stores(written, lane_of, "a store")
+    block.check_not_read_by_stores(written, lane_of, what)
 
 
 def _check_writable(seg, lanes, selection):
@@ -197,6 +197,9 @@ def _atomic_step(op, launch, make_update):
             for seg, selection, offsets in group.block.space(access.space).locate(env[ptr][lanes], lanes, access.size,
                                                                                    "atomic"):
                 _check_writable(seg, lanes, selection)
+                block = group.block
+                if block.reading is not None and seg is block.shared:
+                    _check_not_read_by_stores(block, offsets, access.size, lanes, selection, "an atomic")
                 chosen = slice(None) if selection is None else selection
                 out[lanes[chosen]] = _apply_atomic(access, seg, offsets, _restrict(update, chosen))
         env[result] = out

@@ -421,6 +421,8 @@ def _tma_load_im2col(op, launch):
             data = _read_im2col(launch, desc, origin, shift, dtype, lane).reshape(-1).view(np.uint8)
             physical = _shared_addresses(block, int(env[dst][lane]), t, lane, "tma.load_im2col")
             _check_barriers_untouched(block, physical, lane, "tma.load_im2col")
+            if block.reading is not None:
+                block.check_not_read_by_stores(physical[None], lambda row: lane, "tma.load_im2col")
             block.shared.data[physical] = data
             barrier_at(block, int(env[bar][lane]), lane, "tma.load_im2col").transact(-nbytes, lane)
     return load
