@@ -45,6 +45,12 @@ def column_keys(n: int) -> list:
     return keys
 
 
+def column_scales(n: int) -> list:
+    """The distinct keys of column_keys(n), in order of first use: the column scales an n-wide tile's fragment
+    reads (two registers each, one per row a thread holds)."""
+    return list(dict.fromkeys(column_keys(n)))
+
+
 def sb_count(n: int):
     """How many of B's scales a stage of an n-wide tile copies (one box starting at a multiple of SB_BOX): 4, or 8
     when a tile can reach past the box of 4 its first block is in; None when n is too wide for either."""
@@ -132,7 +138,7 @@ class Fp8MatmulConfig(MatmulConfig):
             # column class, addresses and loop state (about 24, as MatmulConfig counts): what a consumer's registers
             # must hold. Near the limit ptxas spills a few bytes (192 wide at 232 registers: 8), beyond it hundreds
             fragments = (3 if self.overlap_scaling else 2) * self.tile_n // 2
-            needed = fragments + 2 * len(dict.fromkeys(column_keys(self.tile_n))) + 24
+            needed = fragments + 2 * len(column_scales(self.tile_n)) + 24
             if needed > self.consumer_registers:
                 raise ValueError(f"a block-scaled {self.tile_n}-wide tile needs about {needed} registers a consumer "
                                  f"thread (its fp32 fragments and scales), more than consumer_registers="
@@ -182,8 +188,9 @@ class Fp8MatmulConfig(MatmulConfig):
         if M <= 64:
             fields.setdefault("consumers", 1)
             fields.setdefault("tile_m", 64)
-        if (64 < M <= 128 and N > 64 and not fields.get("block_scaled")
-                and not {"tile_m", "tile_n", "consumers", "pingpong"} & set(fields) and -(-N // 128) < multiprocessors // 2):
+        chosen = {"tile_m", "tile_n", "consumers", "pingpong"} & set(fields)   # what the caller decided
+        if 64 < M <= 128 and N > 64 and not fields.get("block_scaled") and not chosen \
+                and -(-N // 128) < multiprocessors // 2:
             # as many tiles as 128 x 64 ones, but one m64n128 wgmma a k32 step instead of two m64n64: 1.03-1.04x
             # cuBLAS at 128 x 7168 x 16384 against 0.98-1.00 (benchmarks/NOTES.md, three runs)
             fields.update(tile_m=64, consumers=1, tile_n=128)
@@ -214,10 +221,6 @@ class BlockScaledWgmma(Wgmma):
 
     stages_in_flight = 0
 
-    @property
-    def column_scales(self) -> list:
-        """The distinct column scales of the tile's fragment (column_keys' keys, in order of first use)."""
-        return list(dict.fromkeys(column_keys(self.n)))
 
     def consume(self, acc, stage, tile):
         scales = self.scales(stage, tile)
@@ -228,13 +231,13 @@ class BlockScaledWgmma(Wgmma):
 
     def scales(self, stage, tile):
         """sa[row] · sb[column scale] for this thread's two rows (PTX ISA 9.7.15.5.1.1: 16 (t / 32) + (t % 32) / 4,
-        and 8 below) and the tile's column scales (`column_scales`), row-major, as a vector. A tile that is no
+        and 8 below) and the tile's column scales (column_scales(n)), row-major, as a vector. A tile that is no
         multiple of 128 wide may start inside a block: a group whose block depends on where (a key (d, t)) takes
         block d or d + 1 by the tile's run-time start."""
         row = self.row0 + 16 * (self.thread // 32) + (self.thread % 32) // 4
         row_scales = [_scale(stage.sa, row), _scale(stage.sa, row + 8)]
         first = stage.sb.layout.first(tile.col0)
-        keys = self.column_scales
+        keys = column_scales(self.n)
         blocks = sorted({d for key in keys for d in ((key,) if isinstance(key, int) else (key[0], key[0] + 1))})
         block = {d: _scale(stage.sb, first + d) for d in blocks}
         offset = tile.col0 % SCALE_BLOCK if any(not isinstance(key, int) for key in keys) else None
@@ -244,7 +247,7 @@ class BlockScaledWgmma(Wgmma):
 
     def fold(self, acc, partial, scales):
         """acc += partial times its scales (value i: row + 8 ((i % 4) / 2), column group i / 4)."""
-        keys, distinct = column_keys(self.n), self.column_scales
+        keys, distinct = column_keys(self.n), column_scales(self.n)
         values = []
         for i in skc.static_range(self.n // 2):
             scale = scales[((i % 4) // 2) * len(distinct) + distinct.index(keys[i // 4])]
@@ -264,7 +267,7 @@ class OverlappedBlockScaledWgmma(BlockScaledWgmma):
     def __init__(self, n: int, k: int, dtype, warpgroup=0, dtype_b=None):
         super().__init__(n, k, dtype, warpgroup, dtype_b)
         self.pending = skc.full(n // 2, 0.0, skc.f32)  # the partial product still in flight, and its scales
-        self.pending_scales = skc.full(2 * len(self.column_scales), 0.0, skc.f32)
+        self.pending_scales = skc.full(2 * len(column_scales(self.n)), 0.0, skc.f32)
 
     def zeros(self):
         return _FoldingAccumulator(self, self.n)

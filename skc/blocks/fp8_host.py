@@ -142,7 +142,7 @@ class _Plan:
                                                        device.multiprocessors, **fields)
         self.M, self.N, self.K, self.block, self.out_name = M, N, K, block, out_name
         self.grid = TileScheduler.grid(M, N, self.cfg.tile_m, self.cfg.tile_n, device.multiprocessors)
-        self.ready = None
+        self.ready, self.boxes, self.interpreter = None, self.cfg.boxes(), device.is_interpreter
         self.maps = {}  # which tensor map -> its MapsByAddress
         # on a GPU, a bound launch per set of operand addresses (as GemmPlan), unless the call copies block scales
         # into padded tensors (new memory, new contents at each call)
@@ -155,8 +155,7 @@ class _Plan:
         of 4 columns) and B's as (K / 128) x (N / 128, padded to a multiple of 4), for tensor maps."""
         if not self.block:
             return _flat(scale_a), _flat(scale_b)
-        boxes = self.cfg.boxes()
-        return (_padded(scale_a.T, 4), boxes["sa"], 0), (_padded(scale_b, SB_BOX), boxes["sb"], 0)
+        return (_padded(scale_a.T, 4), self.boxes["sa"], 0), (_padded(scale_b, SB_BOX), self.boxes["sb"], 0)
 
     def __call__(self, a, b, scale_a, scale_b, out, bias, stream):
         if out is None:
@@ -169,29 +168,28 @@ class _Plan:
             if bound is not None:
                 bound(stream)
             else:
-                self.bound.launch(key, self.launch, self.arguments(a, b, scale_a, scale_b, out, bias, False), stream)
+                self.bound.launch(key, self._ready, self.arguments(a, b, scale_a, scale_b, out, bias), stream)
             return out
-        interpreter = skc.current_device().is_interpreter
-        args = self.arguments(a, b, scale_a, scale_b, out, bias, interpreter)
-        if interpreter:
+        args = self.arguments(a, b, scale_a, scale_b, out, bias)
+        if self.interpreter:
             fp8_matmul_kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
         else:
-            self.launch(args)(args, stream)
+            self._ready(args)(args, stream)
         return out
 
-    def arguments(self, a, b, scale_a, scale_b, out, bias, interpreter: bool) -> tuple:
+    def arguments(self, a, b, scale_a, scale_b, out, bias) -> tuple:
         """The kernel's run-time arguments: the operands' tensor maps (made over the arrays in the interpreter,
         else encoded once per address), the sizes, bias (out when none) and the scales."""
-        boxes = self.cfg.boxes()
+        boxes = self.boxes
         maps = [(a, boxes["a"], 128), (b.T, boxes["b"], 128), (out, boxes["out"], 128)]
         scales = self.scales(scale_a, scale_b)
         if self.block:
             maps += scales
-        maps = [skc.TensorMap(*m) if interpreter else self.encoded(i, *m) for i, m in enumerate(maps)]
+        maps = [skc.TensorMap(*m) if self.interpreter else self.encoded(i, *m) for i, m in enumerate(maps)]
         return (*maps[:3], self.M, self.N, self.K, out if bias is None else bias,
                 *(maps[3:] if self.block else scales))
 
-    def launch(self, args):
+    def _ready(self, args):
         """The ready launch of the plan's kernel (looked up once)."""
         if self.ready is None:
             self.ready = fp8_matmul_kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)

@@ -3,12 +3,12 @@ target and launches matmul_kernel's persistent grid.
 
 A call is one dict lookup in the common case: a tuple of cheap facts (device; each operand's type, shape,
 strides and dtype, read in place for torch tensors; the epilogue's flags; the config) finds a ready plan made,
-and fully checked, by the first call with those facts. A plan holds the launcher of its specialization, its grid and its tensor maps' geometry;
-on a Hopper GPU, operands at addresses it has seen (with the same alpha and beta) find a bound launch, whose
-kernel parameters were checked and packed once: the call is then the lookup and the driver call. A new address
-binds one, encoding its tensor map once (cached per address and geometry). Batched operands (B x M x K with K x N, or B x K x N) fold
-into one GEMM when they can; otherwise on Hopper they run in one launch over every matrix's tiles (3-D tensor maps)
-and, with a c or elsewhere, as one GEMM per batch. Skinny problems can split K (MatmulConfig(split_k=n)): one
+and fully checked, by the first call with those facts. A plan holds the launcher of its specialization, its grid
+and its tensor maps' geometry; on a Hopper GPU, operands at addresses it has seen twice (with the same alpha and
+beta) find a bound launch, whose kernel parameters were checked and packed once: the call is then the lookup and
+the driver call. A tensor map is encoded once per address and geometry. Batched operands (B x M x K with K x N,
+or B x K x N) fold into one GEMM when they can; otherwise on Hopper they run in one launch over every matrix's
+tiles (3-D tensor maps) and, with a c or elsewhere, as one GEMM per batch. Skinny problems can split K (MatmulConfig(split_k=n)): one
 launch whose last share of each tile completes it.
 """
 from __future__ import annotations

@@ -72,10 +72,7 @@ def _cupy_stream(arg, index: int) -> int:
     return cupy.cuda.get_current_stream().ptr
 
 
-def _tensor_map_stream(arg, index: int):
-    tensor = getattr(arg, "tensor", None)
-    source = _stream_source(type(tensor))
-    return source(tensor, index) if source is not None else None
+_TENSOR_MAP_STREAM = object()   # a tensor map's stream source: that of the tensor it was made of (_first_source)
 
 
 def _stream_source(kind: type):
@@ -87,45 +84,43 @@ def _stream_source(kind: type):
         elif root == "cupy" and hasattr(kind, "__cuda_array_interface__"):
             found = _cupy_stream
         elif hasattr(kind, "__skc_tensor_map__"):
-            found = _tensor_map_stream
+            found = _TENSOR_MAP_STREAM
         else:
             found = None
         _STREAM_OF[kind] = found
     return found
 
 
-def current_stream(args, index: int) -> int:
-    """The stream a launch without stream= goes to: the current stream of the framework (torch, cupy) whose tensors
-    are among the arguments (as Triton does), so launches order with the caller's work and CUDA graphs capture
-    them; else the default stream (0)."""
+def _first_source(args) -> tuple:
+    """(the current-stream function of the first argument whose framework has one, that argument: a tensor map's
+    own tensor), or (None, None)."""
     for arg in args:
         source = _STREAM_OF.get(type(arg), ...)
         if source is ...:
             source = _stream_source(type(arg))
+        if source is _TENSOR_MAP_STREAM:  # a tensor map follows the framework of the tensor it was made of
+            arg = getattr(arg, "tensor", None)
+            source = _stream_source(type(arg))
         if source is not None:
-            stream = source(arg, index)
-            if stream is not None:
-                return stream
-    return 0
+            return source, arg
+    return None, None
+
+
+def current_stream(args, index: int) -> int:
+    """The stream a launch without stream= goes to: the current stream of the framework (torch, cupy) whose tensors
+    are among the arguments (as Triton does), so launches order with the caller's work and CUDA graphs capture
+    them; else the default stream (0)."""
+    source, arg = _first_source(args)
+    return 0 if source is None else source(arg, index)
 
 
 def stream_reader(args, index: int, order=None):
     """A function of no arguments giving the stream `current_stream(args, index)` gives for arguments of these types
-    (those at the positions `order`, if given), chosen once (torch's current-stream function of device `index`,
-    cupy's, or the default stream): what a bound launch calls at each launch without stream=. It keeps none of
-    `args`."""
-    for arg in (args if order is None else map(args.__getitem__, order)):
-        source = _STREAM_OF.get(type(arg), ...)
-        if source is ...:
-            source = _stream_source(type(arg))
-        if source is _tensor_map_stream:  # a tensor map follows the framework of the tensor it was made of
-            tensor = getattr(arg, "tensor", None)
-            arg, source = tensor, _stream_source(type(tensor))
-        if source is _torch_stream:   # (through _torch_stream, which follows forget_torch_stream)
-            return functools.partial(_torch_stream, None, index)
-        if source is _cupy_stream:
-            return functools.partial(_cupy_stream, None, index)
-    return _default_stream
+    (those at the positions `order`, if given), chosen once: what a bound launch calls at each launch without
+    stream=. It keeps none of `args` (torch's function is read through _torch_stream, which follows
+    forget_torch_stream)."""
+    source, _ = _first_source(args if order is None else [args[i] for i in order])
+    return _default_stream if source is None else functools.partial(source, None, index)
 
 
 def _default_stream() -> int:
@@ -153,33 +148,33 @@ class DeviceLauncher:
         self.stream_order = [i for i, p in enumerate(params) if p.kind == POINTER] + \
             [i for i, p in enumerate(params) if p.kind == TENSORMAP]
         sources = "".join(f"a{i}, " for i in self.stream_order)
-        names = [f"a{i}" for i in range(len(params))]
-        body = [f"{', '.join(names)}, = args"] if names else ["pass"]
-        for i, p in enumerate(params):
-            namespace[f"_s{i}"] = self.slots[i]
-            body += self._argument_lines(i, p, namespace)
-        checks = ["    try:", *("        " + line for line in body),
-                  "    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
-                  "        _bad(args, error)"]
-        # fill(args, slots): the same checks and writes into slots of the caller's (a bound launch's own image), never
-        # this launcher's: a launch on another thread may be writing those; a tensor map's slot is the caller's to fill
-        private = [f"{', '.join(f'_s{i}' for i in range(len(params)))}, = slots"] if params else []
-        private += [line.split(" = ", 1)[1] if line.startswith("_pointers[") else line   # only its check: a.descriptor_address
-                    for line in body]
-        fill_checks = ["    try:", *("        " + line for line in private),
-                       "    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
-                       "        _bad(args, error)"]
+        for i, slot in enumerate(self.slots):
+            namespace[f"_s{i}"] = slot
+
+        def checks(filling: bool) -> list:
+            names = [f"a{i}" for i in range(len(params))]
+            body = [f"{', '.join(names)}, = args"] if names else ["pass"]
+            if filling and params:   # the caller's slots, as locals of the same names
+                body.append(f"{', '.join(f'_s{i}' for i in range(len(params)))}, = slots")
+            for i, p in enumerate(params):
+                body += self._argument_lines(i, p, namespace, filling)
+            return ["    try:", *("        " + line for line in body),
+                    "    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
+                    "        _bad(args, error)"]
+
         # the first argument current_stream would ask, when it is a torch tensor on the fast path, says the stream
         # is torch's current one (`src`): no walk over the arguments
         first = self.stream_order[0] if self.stream_order and params[self.stream_order[0]].kind == POINTER else None
-        launch_checks = checks if first is None else ["    src = None", *checks]
+        launch_checks = checks(False) if first is None else ["    src = None", *checks(False)]
+        # fill(args, slots): the same checks, writing slots of the caller's (a bound launch's own image), never this
+        # launcher's, which a launch on another thread may be writing
         lines = ["def launch(args, grid, stream):", *launch_checks,
                  "    if stream is None:",
                  f"        stream = _current_stream(({sources}), _index)" if first is None else
                  f"        stream = _torch_stream(src, _index) if src is not None else _current_stream(({sources}), "
                  "_index)",
                  *("    " + line for line in call_lines),
-                 "def fill(args, slots):", *fill_checks]
+                 "def fill(args, slots):", *checks(True)]
         namespace["_current_stream"], namespace["_torch_stream"] = current_stream, _torch_stream
         exec(compile("\n".join(lines), f"<skc launcher for {self.kernel_name}>", "exec"), namespace)
         self.fill = namespace["fill"]
@@ -188,14 +183,16 @@ class DeviceLauncher:
     def __call__(self, args, grid, stream=None):
         return self.launch(args, grid, stream)
 
-    def _argument_lines(self, i: int, p, namespace) -> list:
+    def _argument_lines(self, i: int, p, namespace, filling: bool = False) -> list:
+        """Argument i's check and write into its slot `_s{i}` (`filling`: for fill(args, slots), which keeps no
+        stream source and leaves a tensor map's bytes to its caller, checking only that it is one)."""
         a = f"a{i}"
         if p.kind == POINTER:
             namespace[f"_torch_dtype{i}"] = _torch_dtype(p.type)
             namespace[f"_dtype{i}"] = p.type
             namespace[f"_slow{i}"] = self._pointer_checker(p)
             namespace[f"_typestrs{i}"] = _typestrs(p.type)
-            first = self.stream_order and self.stream_order[0] == i
+            first = not filling and self.stream_order and self.stream_order[0] == i
             return [f"t = type({a})",
                     f"if t is _Tensor and {a}.dtype is _torch_dtype{i} and {a}.get_device() == _index:",
                     f"    _s{i}.value = {a}.data_ptr()",
@@ -221,7 +218,7 @@ class DeviceLauncher:
         if pointers is not None:
             # the parameter's entry in the kernelParams array points straight at the encoded descriptor
             namespace["_pointers"] = pointers
-            return [f"_pointers[{i}] = {a}.descriptor_address"]
+            return [f"{a}.descriptor_address"] if filling else [f"_pointers[{i}] = {a}.descriptor_address"]
         namespace[f"_tensormap{i}"] = lambda arg, slot=self.slots[i], p=p: self._set_tensormap(slot, p, arg)
         return [f"_tensormap{i}({a})"]
 
@@ -312,25 +309,16 @@ def check_pointer_dtype(kernel: str, param, dtype):
 
 
 class CudaLauncher(DeviceLauncher):
-    """Launches one loaded CUDA kernel: cuLaunchKernel with a ready array of pointers to the slots. The slots lie in
-    one image (`image_bytes` from `image_address`), so `bind` copies a checked set of arguments at once."""
+    """Launches one loaded CUDA kernel: cuLaunchKernel with a ready array of pointers to the slots; `bind` packs one
+    checked set of arguments into an image of their own (a bound launch)."""
 
     def __init__(self, module, params, shared_bytes: int, device: Device, kernel_name: str, block: tuple):
         self.kernel_name, self.params, self.device = kernel_name, params, device
         self.shared_bytes, self.block = shared_bytes, block
-        self.offsets, self.image_bytes = _image_layout(params)
-        # the image in a bytearray, so `bind` copies it with a slice (a third of ctypes.string_at's time); a ctypes
-        # view of it pins it (a bytearray with a view cannot be resized, so its memory never moves)
-        self._image = bytearray(self.image_bytes + DESCRIPTOR_ALIGN)
-        self._image_view = (ctypes.c_char * len(self._image)).from_buffer(self._image)
-        self._image_start = -ctypes.addressof(self._image_view) % DESCRIPTOR_ALIGN
-        self.image_address = ctypes.addressof(self._image_view) + self._image_start
-        self.slots = [_slot_type(p).from_buffer(self._image, self._image_start + offset)
-                      for p, offset in zip(params, self.offsets)]
-        self.pointers = (ctypes.c_void_p * max(1, len(self.slots)))(*[self.image_address + o for o in self.offsets])
+        self.slots = [_slot(p) for p in params]
+        self.pointers = (ctypes.c_void_p * max(1, len(self.slots)))(*[ctypes.addressof(s) for s in self.slots])
+        self.offsets, self.image_bytes = _image_layout(params)   # a bound launch's image
         self._tensormaps = [i for i, p in enumerate(params) if p.kind == TENSORMAP]
-        self._word_ones = sum(1 << 64 * i for i in range(len(params)))
-        self._offset_words = sum(offset << 64 * i for i, offset in enumerate(self.offsets))
         self._driver_launch, self._function = cuda.driver().cuLaunchKernel, module.function
         bx, by, bz = block
         self.launch = self._generate(
@@ -344,8 +332,7 @@ class CudaLauncher(DeviceLauncher):
         cuLaunchKernel with a kernelParams image of its own, made now after the launch's own checks (tensor maps
         copied in: the image keeps none of `args` alive). stream None: the current stream of the arguments'
         framework, its reading function chosen now (stream_reader); else the given stream, as `launch` takes it."""
-        # one buffer: the image (64-byte aligned), then the kernelParams array pointing into it, its n 64-bit words
-        # made as one integer (base·(1, ..., 1) + the offsets; no word carries into the next)
+        # one buffer: the image (64-byte aligned), then the kernelParams array pointing into it
         offsets = self.offsets
         memory = ctypes.create_string_buffer(DESCRIPTOR_ALIGN + self.image_bytes + 8 * len(offsets))
         base = ctypes.addressof(memory)
@@ -355,8 +342,7 @@ class CudaLauncher(DeviceLauncher):
         self.fill(args, [_slot_type(p).from_address(base + offset) for p, offset in zip(self.params, offsets)])
         for i in self._tensormaps:
             ctypes.memmove(base + offsets[i], args[i].descriptor_bytes, 128)
-        words = (base * self._word_ones + self._offset_words).to_bytes(8 * len(offsets), "little")
-        ctypes.memmove(base + self.image_bytes, words, len(words))
+        (ctypes.c_uint64 * len(offsets)).from_address(base + self.image_bytes)[:] = [base + o for o in offsets]
         current = stream_reader(args, self.device.index, self.stream_order)
         return _bound_launch(self._driver_launch, self._function, tuple(grid), self.block, self.shared_bytes,
                              base + self.image_bytes, current, self._fail, memory)

@@ -16,7 +16,7 @@ from .. import ir
 from ..diagnostics import DeviceError, LaunchError
 from . import cuda, dtypes
 from .arrays import DeviceArray
-from .interop import tensor_facts
+from .interop import pointer_function, tensor_facts
 
 SWIZZLES = (0, 32, 64, 128)
 _ENCODED: dict = {}  # descriptors already encoded, by everything they encode
@@ -91,9 +91,7 @@ class TensorMap:
 
     def pointer_function(self):
         """A function giving the address of a tensor of this map's tensor's type (cheap: no checks)."""
-        if isinstance(self.tensor, DeviceArray):
-            return _array_address
-        return tensor_facts(self.tensor).pointer
+        return pointer_function(self.tensor)
 
     def encoded_at(self, pointer: int) -> "EncodedTensorMap":
         """This map's geometry over the tensor at `pointer`, encoded: what a CUDA launch needs of a tensor map."""
@@ -210,10 +208,6 @@ class _Descriptor:
         self.raw = ctypes.create_string_buffer(128 + 64)
         self.address = -(-ctypes.addressof(self.raw) // 64) * 64
         ctypes.memmove(self.address, data, 128)
-
-
-def _array_address(array: DeviceArray) -> int:
-    return array.ptr
 
 
 def _geometry(tensor, dtype):
