@@ -1,5 +1,6 @@
 """Per-launch host time of the ways to call cuLaunchKernel from Python (an empty 4-argument kernel):
-cuda.bindings with a ready argument array, ctypes into libcuda, and skc's whole launch path (with and without
+cuda.bindings with a ready argument array, ctypes into libcuda, skc's native entry (runtime.native), and skc's whole
+launch path (with and without
 stream=, on a side stream); and host time per skc.blocks.matmul call against torch.matmul. Needs a GPU."""
 import ctypes
 import sys
@@ -39,6 +40,10 @@ handle = int(function)
 results["ctypes libcuda, argtypes"] = per_launch(lambda: raw(handle, 1, 1, 1, 32, 1, 1, 0, None, address, None))
 results["ctypes libcuda, argtypes, stream from torch"] = per_launch(
     lambda: raw(handle, 1, 1, 1, 32, 1, 1, 0, torch._C._cuda_getCurrentRawStream(0), address, None))
+native_launch, handle = cuda.launch_entry()   # skc's entry: a JIT-compiled builtin around libcuda's cuLaunchKernel
+native_function = handle(function)
+results["skc native entry, ready array"] = per_launch(
+    lambda: native_launch(native_function, 1, 1, 1, 32, 1, 1, 0, 0, address))
 generated = launch._launch   # skc's generated per-kernel launcher (argument checks, slots, driver call)
 args = (x, x, x, 1024)
 results["skc launcher, stream=0"] = per_launch(lambda: generated(args, (1, 1, 1), 0))

@@ -61,6 +61,8 @@ def error_text(result) -> str:
 
 def _error_text(module, result) -> str:
     try:
+        if type(result) is int and hasattr(module, "CUresult"):   # the native launch entry gives plain ints
+            result = module.CUresult(result)
         _, name = module.cuGetErrorName(result)
         _, text = module.cuGetErrorString(result)
         return f"{name.decode()} ({text.decode()})"
@@ -79,6 +81,43 @@ def call(name: str, *args):
     if not rest:
         return None
     return rest[0] if len(rest) == 1 else rest
+
+
+def launch_entry():
+    """(launch, handle): `launch(handle(function), gx, gy, gz, bx, by, bz, shared_bytes, stream, params)` launches
+    a kernel with a kernelParams array at address `params` (stream an int) and gives the CUresult as an int.
+
+    With the real driver, `launch` is runtime.native's builtin around libcuda's cuLaunchKernel (a C call that takes
+    Python ints: cuda.bindings' wrapper costs about as much again as the driver). With a driver module that has no
+    C entry (a test double; a host where the JIT fails), it calls the module's cuLaunchKernel."""
+    return _launch_entry(driver())
+
+
+def _launch_entry(module):
+    address = getattr(module, "cuLaunchKernel_address", None)   # a test double's C entry
+    if address is None and getattr(module, "__name__", "").startswith("cuda.bindings"):
+        try:
+            import ctypes
+
+            address = ctypes.cast(ctypes.CDLL("libcuda.so.1").cuLaunchKernel, ctypes.c_void_p).value
+        except (OSError, AttributeError):
+            address = None
+    if address is not None:
+        from . import native
+
+        try:
+            return native.launcher(address), int
+        except DeviceError:
+            pass
+    python_launch = module.cuLaunchKernel
+
+    def launch(function, gx, gy, gz, bx, by, bz, shared_bytes, stream, params):
+        return int(python_launch(function, gx, gy, gz, bx, by, bz, shared_bytes, stream, params, 0)[0])
+    return launch, _same
+
+
+def _same(function):
+    return function
 
 
 def available() -> bool:

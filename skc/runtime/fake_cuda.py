@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import struct
+import zlib
 from typing import Optional
 
 from . import cuda, devices, launcher, tma
@@ -32,6 +33,14 @@ class _Encoded:
         return ctypes.addressof(self.buffer)
 
 
+class FunctionName(str):
+    """A fake kernel handle: the kernel's name, which also converts to an int (for a C launch entry,
+    `FakeDriver.cuLaunchKernel_address`, that tests may set)."""
+
+    def __int__(self):
+        return zlib.crc32(self.encode()) or 1
+
+
 class FakeDriver:
     """The driver calls skc makes, each returning (CUDA_SUCCESS, outputs...)."""
 
@@ -49,6 +58,8 @@ class FakeDriver:
         self.inspect = None  # function(kernelParams address) -> what a test wants to know of a launch
         self.checksum = False  # encode a word that depends on the address besides the address itself
         self.functions: dict = {}  # function handle -> the slot types of its parameters (set by tests)
+        # cuda.launch_entry takes a C function at this address instead of cuLaunchKernel when a test sets it
+        self.cuLaunchKernel_address = None
 
     def cuInit(self, flags):
         return (0,)
@@ -75,7 +86,7 @@ class FakeDriver:
         return (0, address)
 
     def cuModuleGetFunction(self, module, name):
-        return (0, name.decode())
+        return (0, FunctionName(name.decode()))
 
     def cuFuncSetAttribute(self, function, attribute, value):
         return (0,)

@@ -309,8 +309,8 @@ def check_pointer_dtype(kernel: str, param, dtype):
 
 
 class CudaLauncher(DeviceLauncher):
-    """Launches one loaded CUDA kernel: cuLaunchKernel with a ready array of pointers to the slots; `bind` packs one
-    checked set of arguments into an image of their own (a bound launch)."""
+    """Launches one loaded CUDA kernel: cuLaunchKernel (through cuda.launch_entry) with a ready array of pointers to
+    the slots; `bind` packs one checked set of arguments into an image of their own (a bound launch)."""
 
     def __init__(self, module, params, shared_bytes: int, device: Device, kernel_name: str, block: tuple):
         self.kernel_name, self.params, self.device = kernel_name, params, device
@@ -319,13 +319,14 @@ class CudaLauncher(DeviceLauncher):
         self.pointers = (ctypes.c_void_p * max(1, len(self.slots)))(*[ctypes.addressof(s) for s in self.slots])
         self.offsets, self.image_bytes = _image_layout(params)   # a bound launch's image
         self._tensormaps = [i for i, p in enumerate(params) if p.kind == TENSORMAP]
-        self._driver_launch, self._function = cuda.driver().cuLaunchKernel, module.function
+        self._driver_launch, handle = cuda.launch_entry()
+        self._function = handle(module.function)
         bx, by, bz = block
         self.launch = self._generate(
-            [f"r = _launch(_f, grid[0], grid[1], grid[2], {bx}, {by}, {bz}, {shared_bytes}, stream, _addr, 0)[0]",
+            [f"r = _launch(_f, grid[0], grid[1], grid[2], {bx}, {by}, {bz}, {shared_bytes}, stream, _addr)",
              "if r:",
              "    _fail(r, grid)"],
-            {"_launch": self._driver_launch, "_f": module.function, "_addr": ctypes.addressof(self.pointers)})
+            {"_launch": self._driver_launch, "_f": self._function, "_addr": ctypes.addressof(self.pointers)})
 
     def bind(self, args, grid: tuple):
         """A launch of these (run-time) arguments over `grid`, ready to repeat: `bound(stream=None)` calls
@@ -363,7 +364,7 @@ def _bound_launch(launch, function, grid, block, shared_bytes, arguments: int, c
             stream = current()
         elif type(stream) is not int:
             stream = normalize_stream(stream)
-        result = launch(function, gx, gy, gz, bx, by, bz, shared_bytes, stream, arguments, 0)[0]
+        result = launch(function, gx, gy, gz, bx, by, bz, shared_bytes, stream, arguments)
         if result:
             fail(result, grid)
 
