@@ -208,18 +208,21 @@ class DirectStoreEpilogue:
             skc.store(self.out + (skc.i64(row) * self.N + column), result, mask=inside)
 
 
+SUMMED = 8   # values of a thread whose shares the last share of a split-K tile adds up at a time
+
+
 class SplitKEpilogue:
     """Completes output tiles computed in `splits` shares of K (SplitKScheduler's work units) in the same launch.
-    Each share adds its fp32 accumulator into `workspace` (M x N fp32, zero between launches) with atomic adds,
-    then one thread of the warpgroup counts the share in `counters` (one i32 per 64-row strip of a tile, zero
-    between launches) behind a GPU-scope fence. The share that counts last takes the sums (an atomic exchange
-    with 0, which leaves the workspace zero for the next launch), applies the fused epilogue to them — so alpha,
-    beta·C, bias and activations are exact, applied once to the whole sum — converts and stores them to the
-    row-major output at `out` (masked at the edges), and resets its counter. Sums are fp32 in any order: bitwise
-    results can differ between runs in the last bits (not with exact partial sums).
+    Share s stores its fp32 accumulator into its own M x N slice s of `workspace` (splits x M x N fp32: plain
+    stores, no atomics), then one thread of the warpgroup counts the share in `counters` (one i32 per 64-row strip
+    of a tile, zero between launches) behind a GPU-scope fence. The share that counts last reads every slice
+    behind an acquiring fence and adds them in share order (so results are the same bits in every run, whichever
+    share comes last), applies the fused epilogue to the sum — so alpha, beta·C, bias and activations are exact,
+    applied once to the whole sum — converts and stores it to the row-major output at `out` (masked at the edges),
+    and resets its counter. The workspace needs no zeroing: a launch reads only what it wrote.
 
-    Same interface as TmaStoreEpilogue: `epilogue(acc, row0, col0)` for a warpgroup's accumulator of the tile at
-    (row0, col0); a `with` has nothing to wait for."""
+    Same interface as TmaStoreEpilogue, with the work unit's share: `epilogue(acc, row0, col0, share)` for a
+    warpgroup's accumulator of the tile at (row0, col0); a `with` has nothing to wait for."""
 
     def __init__(self, out, workspace, counters, dtype, args: EpilogueArgs, splits, warpgroup=0,
                  warpgroups: int = 1, tile_n: int = 256):
@@ -237,29 +240,42 @@ class SplitKEpilogue:
     def __exit__(self, *exc):
         pass  # plain stores and atomics: nothing in flight
 
-    def __call__(self, acc, row0, col0):
+    def __call__(self, acc, row0, col0, share):
         acc.wait()
         rows = acc.shape[0]
         row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
+        size = skc.i64(self.M) * self.N   # one share's slice
         for value, row, column in acc.values():
             row, column = row0 + row, col0 + column
             inside = (row < self.M) & (column < self.N)
-            skc.atomic_add(self.workspace + (skc.i64(row) * self.N + column), value, mask=inside)
+            skc.store(self.workspace + (share * size + skc.i64(row) * self.N + column), value, mask=inside)
         self.barrier()
         # one counter per strip of `rows` rows and tile_n columns (the warpgroup's share of the tile)
         counter = self.counters + ((row0 // rows) * skc.cdiv(self.N, self.tile_n) + col0 // self.tile_n)
         if self.leader:
-            skc.hopper.fence_acq_rel_gpu()  # the warpgroup's adds (ordered by the barrier) before the count
+            skc.hopper.fence_acq_rel_gpu()  # the warpgroup's stores (ordered by the barrier) before the count
             skc.store(self.arrived, skc.atomic_add(counter, 1))
         self.barrier()
-        if skc.load(self.arrived) == self.splits - 1:  # the last share: every other share's adds are done
+        if skc.load(self.arrived) == self.splits - 1:  # the last share: every other share's slice is written
             skc.hopper.fence_acq_rel_gpu()
-            for value, row, column in acc.values():
-                row, column = row0 + row, col0 + column
-                inside = (row < self.M) & (column < self.N)
-                total = skc.atomic_xchg(self.workspace + (skc.i64(row) * self.N + column), 0.0, mask=inside)
-                result = self.dtype(self.fused(total, row, column))
-                skc.store(self.out + (skc.i64(row) * self.N + column), result, mask=inside)
+            # the other slices' values are loaded before any is used, so the loads are in flight together; each
+            # unmasked, from the nearest place inside (a masked load is a branch, and the code using its value
+            # sinks into it and waits there: a memory round trip per value, ~16 us a tile)
+            # (SUMMED values at a time: enough loads in flight, few enough registers)
+            values = acc.values()
+            for first in skc.static_range(0, len(values), SUMMED):
+                chunk = values[first:first + SUMMED]
+                nearest = [skc.i64(skc.minimum(row0 + row, self.M - 1)) * self.N +
+                           skc.minimum(col0 + column, self.N - 1) for value, row, column in chunk]
+                totals = [skc.load(self.workspace + place) for place in nearest]
+                for other in skc.static_range(1, self.splits):   # in share order, whichever share adds them up
+                    totals = [total + skc.load(self.workspace + (other * size + place))
+                              for total, place in zip(totals, nearest)]
+                for (value, row, column), total in zip(chunk, totals):
+                    row, column = row0 + row, col0 + column
+                    inside = (row < self.M) & (column < self.N)
+                    skc.store(self.out + (skc.i64(row) * self.N + column),
+                              self.dtype(self.fused(total, row, column)), mask=inside)
             if self.leader:
                 skc.store(counter, 0)
 

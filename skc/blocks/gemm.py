@@ -43,7 +43,8 @@ def matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias, alp
 def matmul_split_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias,
                         alpha: skc.f32, beta: skc.f32, cfg: skc.constexpr):
     """The Hopper GEMM with split-K (cfg.split_k > 1): a and b are tensor maps, out a pointer to the row-major
-    output, workspace (M x N fp32) and counters (i32, see split_counters) zero-filled buffers it leaves zero."""
+    output, workspace (split_k x M x N fp32, any contents) and counters (i32, see split_counters: zero-filled, and
+    left zero) buffers of split_buffers."""
     target = skc.current_target()
     cfg = _config_for(target, cfg)
     epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
@@ -121,6 +122,8 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
                     for part in acc.parts:   # (a pingpong consumer's 128-row tile: two)
                         if cfg.batched:
                             epilogue(part, tile.row0, tile.col0, tile.batch)
+                        elif split is not None:
+                            epilogue(part, tile.row0, tile.col0, tile.share)
                         else:
                             epilogue(part, tile.row0, tile.col0)
                 turn.close(tiles.count())

@@ -247,11 +247,12 @@ def _learning(functions: list, i: int):
 
 
 def split_buffers(a, M: int, N: int, cfg) -> tuple:
-    """Split-K's zero-filled fp32 workspace (M x N) and i32 counters, on a's device; the kernel leaves them zero,
-    so a plan makes them once (its launches must not run at once on two streams)."""
+    """Split-K's fp32 workspace (a slice of M x N for each share) and its zero-filled i32 counters, on a's device;
+    the kernel leaves the counters zero, so a plan makes them once (its launches must not run at once on two
+    streams)."""
     from .gemm import split_counters
 
-    return _zeros_like(a, M * N, "float32"), _zeros_like(a, split_counters(M, N, cfg), "int32")
+    return _zeros_like(a, cfg.split_k * M * N, "float32"), _zeros_like(a, split_counters(M, N, cfg), "int32")
 
 
 def _zeros_like(a, count: int, dtype: str):

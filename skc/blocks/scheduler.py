@@ -10,9 +10,10 @@ import skc
 class Tile:
     """One output tile: its first row and column (a work unit of a split-K scheduler adds its k-steps)."""
 
-    def __init__(self, row0, col0, k_begin=0, k_end=None, batch=0):
+    def __init__(self, row0, col0, k_begin=0, k_end=None, batch=0, share=0):
         self.row0, self.col0 = row0, col0
         self.k_begin, self.k_end = k_begin, k_end
+        self.share = share  # which share of K a split-K work unit is (SplitKScheduler)
         self.batch = batch  # which matrix of a batch (TileScheduler's `batches`)
 
     def k_steps(self, k_tiles):
@@ -94,8 +95,9 @@ class SplitKScheduler(TileScheduler):
     def __skc_item__(self, index):
         tiles = self.tiles_m * self.tiles_n
         tile = self._tile_at(index % tiles)
-        k_begin = (index // tiles) * self.share
-        return Tile(tile.row0, tile.col0, k_begin, skc.minimum(k_begin + self.share, self.k_tiles))
+        share = index // tiles
+        k_begin = share * self.share
+        return Tile(tile.row0, tile.col0, k_begin, skc.minimum(k_begin + self.share, self.k_tiles), share=share)
 
 
 class _EveryNth:
