@@ -82,6 +82,13 @@ def compare(rounds: int = 3):
     variations = {"default": {}, "pingpong+tree": dict(pingpong=True, tree_reductions=True), "c3": three,
                   "c3 s3/4": dict(three, stages=3, value_stages=4), "c3 pingpong": dict(three, pingpong=True),
                   "c3 pingpong+tree": dict(three, pingpong=True, tree_reductions=True)}
+    # one consumer warpgroup a block, two blocks an SM (their softmax and MMAs interleave as two warpgroups' do)
+    one = dict(block_m=64, consumers=1, blocks_per_sm=2)
+    variations.update({"c1x2 n64 ov": dict(one, block_n=64, stages=2, value_stages=3),
+                       "c1x2 n64": dict(one, block_n=64, overlap=False, stages=2, value_stages=2),
+                       "c1x2 n128": dict(one, block_n=128, overlap=False, stages=1, value_stages=1)})
+    if "--only-c1" in sys.argv:
+        variations = {name: fields for name, fields in variations.items() if name == "default" or name.startswith("c1")}
     only = sys.argv[sys.argv.index("--compare") + 1] if sys.argv.index("--compare") + 1 < len(sys.argv) else ""
     for B, H, S, D, causal in SHAPES + [(8, 16, 4096, 64, True)]:
         if only.isdigit() and D != int(only):   # --compare 64: only that head dimension's shapes
@@ -94,6 +101,12 @@ def compare(rounds: int = 3):
         calls = {name: (lambda c=config: attention(q, k, v, causal=causal, out=out, config=c))
                  for name, config in configs.items()}   # default: the configuration attention() picks
         calls["cudnn"] = lambda: sdpa(SDPBackend.CUDNN_ATTENTION, q, k, v, causal)
+        reference = sdpa(SDPBackend.CUDNN_ATTENTION, q, k, v, causal)
+        for name, call in calls.items():   # each variation's output against cuDNN's before it is timed
+            call()
+            difference = (out - reference).abs().max().item() if name != "cudnn" else 0.0
+            if not difference < 2e-2:
+                print(f"compare {name}: max abs difference {difference:.3g} from cuDNN", flush=True)
         times = {name: [] for name in calls}
         for _ in range(rounds):
             for name, call in calls.items():

@@ -25,6 +25,7 @@ from .softmax import OnlineSoftmax
 from .tile_io import TmaLoader
 
 ROWS = Wgmma.rows_per_warpgroup
+SHARED_PER_SM = 233472   # bytes of shared memory an SM gives its blocks (sm_90: 228 KB, 1 KB of it per block reserved)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class AttentionConfig:
     pingpong: bool = False       # the consumer warpgroups take turns issuing their MMAs (WarpgroupTurns)
     exp2_on_fma: int = 0         # every n-th score of a row takes its exp2 on the FMA pipe, not the MUFU (0: none)
     tree_reductions: bool = False  # the softmax reduces rows pairwise
+    blocks_per_sm: int = 1       # blocks sharing an SM (registers and shared memory planned for that many)
     producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
     consumer_registers: int = None
 
@@ -80,6 +82,13 @@ class AttentionConfig:
             raise ValueError("overlap holds a V stage for P·V while the next one is read: it needs 2 V stages or more")
         if self.dtype not in ("bf16", "f16"):
             raise ValueError(f"attention runs on bf16 or f16, not {self.dtype}")
+        if self.blocks_per_sm not in (1, 2) or (self.blocks_per_sm == 2 and self.consumers > 2):
+            raise ValueError(f"blocks_per_sm must be 1, or 2 for blocks of one or two consumers, found "
+                             f"{self.blocks_per_sm} with {self.consumers} consumers")
+        if self.blocks_per_sm > 1 and self.shared_bytes() > SHARED_PER_SM // self.blocks_per_sm - 1024:
+            raise ValueError(f"{self.blocks_per_sm} blocks a SM have {SHARED_PER_SM // self.blocks_per_sm - 1024} "
+                             f"bytes of shared memory each; this configuration takes {self.shared_bytes()}: use "
+                             "fewer stages or a narrower block_n")
 
     @property
     def v_stages(self) -> int:
@@ -127,7 +136,7 @@ def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, batches: skc.i3
     with InputTilePipeline(cfg.q_payload(), cfg.q_stages, q_load, consumers=cfg.consumers) as q_pipe, \
             InputTilePipeline(cfg.k_payload(), cfg.stages, k_load, consumers=cfg.consumers) as k_pipe, \
             InputTilePipeline(cfg.v_payload(), cfg.v_stages, v_load, consumers=cfg.consumers) as v_pipe:
-        roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
+        roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers, cfg.blocks_per_sm)
         if roles.is_producer():
             roles.enter_producer()
             if q_load.is_issuing() & k_load.is_issuing() & v_load.is_issuing():

@@ -26,18 +26,19 @@ def current_role():
 REGISTER_FILE = 65536   # registers of an SM (sm_90a), shared by the block's warpgroups of 128 threads
 
 
-def register_shares(consumers: int) -> tuple:
-    """(producer, consumer) registers a thread after setmaxnreg for a block of 1 + consumers warpgroups: 40 and 232
-    for one or two consumers; from three on, 24 for the producer and what the file leaves each consumer (a multiple
-    of 8: 160 for three)."""
-    if consumers <= 2:
+def register_shares(consumers: int, blocks_per_sm: int = 1) -> tuple:
+    """(producer, consumer) registers a thread after setmaxnreg for a block of 1 + consumers warpgroups, `blocks_per_sm`
+    of them sharing an SM: 40 and 232 for one or two consumers alone on the SM; else 24 for the producer and what
+    the block's part of the file leaves each consumer (a multiple of 8: 160 for three, 232 for one of two blocks)."""
+    if consumers <= 2 and blocks_per_sm == 1:
         return 40, 232
-    return 24, (REGISTER_FILE // 128 - 24) // consumers // 8 * 8
+    return 24, min(256, (REGISTER_FILE // blocks_per_sm // 128 - 24) // consumers // 8 * 8)
 
 
 def fill_register_shares(config):
-    """Give a frozen config's producer_registers / consumer_registers left None the shares of its consumer count."""
-    producer, consumer = register_shares(config.consumers)
+    """Give a frozen config's producer_registers / consumer_registers left None the shares of its consumer count
+    (and its blocks per SM, where it has that field)."""
+    producer, consumer = register_shares(config.consumers, getattr(config, "blocks_per_sm", 1))
     if config.producer_registers is None:
         object.__setattr__(config, "producer_registers", producer)
     if config.consumer_registers is None:
@@ -46,9 +47,11 @@ def fill_register_shares(config):
 
 class WarpRoles:
     """Warpgroup 0 is the producer; warpgroups 1.. are consumers: the block has 1 + consumers warpgroups. The
-    registers after setmaxnreg are `register_shares(consumers)` unless given."""
+    registers after setmaxnreg are `register_shares(consumers, blocks_per_sm)` unless given; ptxas plans the kernel's
+    registers for `blocks_per_sm` blocks on an SM."""
 
-    def __init__(self, consumers: int, producer_registers: int = None, consumer_registers: int = None):
+    def __init__(self, consumers: int, producer_registers: int = None, consumer_registers: int = None,
+                 blocks_per_sm: int = 1):
         threads = skc.num_threads()
         self.size = skc.current_target().warpgroup_size
         if not self.size:
@@ -59,11 +62,12 @@ class WarpRoles:
                 f"warp roles for 1 producer and {consumers} consumer warpgroups need "
                 f"{self.size * (1 + consumers)} threads per block, the kernel has {threads}")
         self.consumers = consumers
-        shares = register_shares(consumers)
+        shares = register_shares(consumers, blocks_per_sm)
         self.producer_registers = shares[0] if producer_registers is None else producer_registers
         self.consumer_registers = shares[1] if consumer_registers is None else consumer_registers
         self.warpgroup = skc.thread_index() // self.size
-        skc.hopper.kernel_attributes(min_blocks=1)  # setmaxnreg needs a register cap at entry
+        # setmaxnreg needs a register cap at entry: the file's share of each of blocks_per_sm blocks
+        skc.hopper.kernel_attributes(min_blocks=blocks_per_sm)
 
     def is_producer(self):
         condition = self.warpgroup == 0

@@ -195,3 +195,22 @@ def test_attention_compiles_for_sm_90a_without_spills(D, causal, persistent, ove
     resources = compiled.resources
     if not persistent:   # the persistent form spills a few registers (60 bytes at D = 128): measured on the GPU
         assert resources["spill_stores"] == 0 and resources["stack_bytes"] == 0, resources
+
+
+def test_two_blocks_an_sm_plan_registers_and_shared_memory_for_both():
+    """blocks_per_sm=2 (one consumer warpgroup a block): ptxas plans 128 registers a thread at entry (two blocks of
+    256 threads fill the file), setmaxnreg moves them to the consumer (24 / 232), and a configuration whose shared
+    memory two blocks cannot both have is refused by name."""
+    config = AttentionConfig(consumers=1, block_m=64, block_n=64, overlap=True, stages=2, value_stages=3,
+                             blocks_per_sm=2)
+    assert (config.producer_registers, config.consumer_registers) == (24, 232)
+    compiled = attention_kernel.compile(**compile_arguments(config), target="sm_90a")
+    ptx = compiled.asm("ptx")
+    assert ".minnctapersm 2" in ptx and re.search(r"setmaxnreg.inc.sync.aligned.u32\s+232;", ptx)
+    assert re.search(r"setmaxnreg.dec.sync.aligned.u32\s+24;", ptx)
+    assert compiled.resources["registers"] <= 128 and compiled.resources["spill_stores"] == 0
+    with pytest.raises(ValueError, match="2 blocks a SM have 115712 bytes"):
+        AttentionConfig(consumers=1, block_m=64, block_n=128, overlap=True, stages=1, value_stages=2,
+                        blocks_per_sm=2)
+    with pytest.raises(ValueError, match="blocks_per_sm must be 1, or 2"):
+        AttentionConfig(consumers=3, block_m=192, blocks_per_sm=2)
