@@ -41,6 +41,10 @@ def candidates(M, N, K, only_split=False):
                 for split in (2, 3, 4, 8):
                     if split * tiles <= 2 * 132 and K >= split * 256:
                         found[f"{tile_m}x{tile_n} s{stages} c1 k{split}"] = replace(base, stages=stages, split_k=split)
+    for cluster in (1, 2):   # 256-row tiles: each of two consumers computes 128 rows (two stacked wgmma parts)
+        base = MatmulConfig(tile_m=256, tile_n=128, consumers=2, cluster_m=cluster, stages=2)
+        stages = max(n for n in range(2, 13) if replace(base, stages=n).shared_bytes() <= 232448)
+        found[f"256x128 s{stages} c{cluster}"] = replace(base, stages=stages)
     for tile_m, tile_n in ((64, 256), (64, 192), (64, 128), (128, 128), (128, 64)):   # pingpong: each consumer
         base = MatmulConfig(tile_n=tile_n, tile_m=tile_m, consumers=2, pingpong=True, stages=2)   # its own tiles
         stages = max(n for n in range(2, 13) if replace(base, stages=n).shared_bytes() <= 232448)

@@ -53,9 +53,9 @@ class MatmulConfig:
         if self.pingpong and (self.tile_m not in (ROWS, 2 * ROWS) or self.consumers < 2):
             raise ValueError(f"pingpong: each of 2 or more consumer warpgroups computes its own tiles of {ROWS} or "
                              f"{2 * ROWS} rows, found tile_m={self.tile_m} with {self.consumers} consumers")
-        if not self.pingpong and self.tile_m != ROWS * self.consumers:
-            raise ValueError(f"tile_m must be {ROWS} per consumer warpgroup: {ROWS * self.consumers}, found "
-                             f"{self.tile_m}")
+        if not self.pingpong and self.tile_m not in (ROWS * self.consumers, 2 * ROWS * self.consumers):
+            raise ValueError(f"tile_m must be {ROWS} or {2 * ROWS} per consumer warpgroup: {ROWS * self.consumers} or "
+                             f"{2 * ROWS * self.consumers}, found {self.tile_m}")
         if self.pingpong and (self.split_k > 1 or self.cluster_m > 1):
             raise ValueError("pingpong takes whole tiles without clusters: use split_k=1, cluster_m=1")
         # B's tile is rows of K when B is K-major (any multiple of 8 of them, as wgmma's n), else 64-column chunks
@@ -96,7 +96,7 @@ class MatmulConfig:
         # ptxas compiles for the registers of an even share of the file; a consumer's accumulator (tile_n / 2
         # registers) and its addresses and loop state (about 24) must fit in it
         share = 65536 // self.threads // 8 * 8
-        rows = self.tile_m if self.pingpong else ROWS   # a consumer's accumulator
+        rows = self.consumer_rows   # a consumer's accumulator
         if rows // ROWS * self.tile_n // 2 + 24 > share:
             raise ValueError(f"{self.consumers} consumer warpgroups leave {share} registers a thread at compile time, "
                              f"too few for a {rows} x {self.tile_n} accumulator: use a tile_n of at most "
@@ -105,6 +105,12 @@ class MatmulConfig:
     @property
     def threads(self) -> int:
         return WARPGROUP * (1 + self.consumers)
+
+    @property
+    def consumer_rows(self) -> int:
+        """Rows of the tile each consumer warpgroup computes: 64, or 128 as two stacked 64-row parts (a pingpong
+        consumer's own 128-row tiles, or its half of a cooperative 256-row tile)."""
+        return self.tile_m if self.pingpong else self.tile_m // self.consumers
 
     @property
     def elem_bytes(self) -> int:

@@ -125,8 +125,9 @@ class Fp8MatmulConfig(MatmulConfig):
             raise ValueError(f"the fp8 GEMM writes {', '.join(OUT_TYPES)}, not {self.out_dtype}")
         if not (self.a_k_major and self.b_k_major):
             raise ValueError("fp8 wgmma reads K-major operands only: a_k_major and b_k_major must be True")
-        if self.block_scaled and self.pingpong and self.tile_m > Wgmma.rows_per_warpgroup:
-            raise ValueError("block-scaled pingpong takes 64-row tiles: its TileOp scales one 64-row part at a time")
+        if self.block_scaled and self.consumer_rows > Wgmma.rows_per_warpgroup:
+            raise ValueError("block-scaled consumers take 64 rows each (pingpong: 64-row tiles): the TileOp scales one "
+                             "64-row part at a time")
         if self.loader != "tma" or self.cluster_m != 1:
             raise ValueError("the fp8 GEMM loads with TMA, without clusters (loader='tma', cluster_m=1)")
         if self.block_scaled and (self.tile_k != SCALE_BLOCK or self.tile_n % 8 or sb_count(self.tile_n) is None):

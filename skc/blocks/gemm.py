@@ -168,11 +168,12 @@ def _types(cfg) -> tuple:
 
 @skc.func
 def _consumer_mma(cfg, dtype, dtype_b, warpgroup):
-    """A consumer warpgroup's TileOp: for its 64 rows of the block's tile, or (pingpong) for all the rows of its own
-    tiles — 128 of them with a StackedWgmma of the configuration's Wgmma (fp8 configurations refuse to stack a
-    block-scaled one)."""
-    if cfg.pingpong and cfg.tile_m > Wgmma.rows_per_warpgroup:
-        mma = StackedWgmma(cfg.tile_n, cfg.tile_k, dtype, cfg.tile_m // Wgmma.rows_per_warpgroup, dtype_b)
+    """A consumer warpgroup's TileOp: for its 64 or 128 rows of the block's tile, or (pingpong) for all the rows of
+    its own tiles — 128 rows with a StackedWgmma of the configuration's Wgmma (fp8 configurations refuse to stack
+    a block-scaled one)."""
+    parts = cfg.consumer_rows // Wgmma.rows_per_warpgroup
+    if parts > 1:   # the 64-row parts of this consumer's rows: all of them (pingpong), else its share of the tile
+        mma = StackedWgmma(cfg.tile_n, cfg.tile_k, dtype, parts, dtype_b, first=0 if cfg.pingpong else warpgroup * parts)
     else:
         mma = _tile_op(cfg)(cfg.tile_n, cfg.tile_k, dtype, warpgroup=0 if cfg.pingpong else warpgroup,
                             dtype_b=dtype_b)

@@ -166,14 +166,15 @@ class Wgmma(_WarpgroupMma):
 
 
 class StackedWgmma:
-    """acc += A · B for `parts` x 64 rows of the stage's A tile in one warpgroup (a pingpong consumer's 128-row
-    tile): a Wgmma per 64-row part, all of a stage's MMAs one group (one fence, one commit), into a
-    StackedAccumulator whose `parts` are the parts' accumulators."""
+    """acc += A · B for `parts` x 64 rows of the stage's A tile in one warpgroup, from 64-row part `first` on (a
+    pingpong consumer's 128-row tile, or a consumer's half of a cooperative 256-row tile): a Wgmma per 64-row part,
+    all of a stage's MMAs one group (one fence, one commit), into a StackedAccumulator whose `parts` are the parts'
+    accumulators."""
 
     stages_in_flight = 1
 
-    def __init__(self, n: int, k: int, dtype, parts: int = 2, dtype_b=None):
-        self.parts = [Wgmma(n, k, dtype, warpgroup=part, dtype_b=dtype_b) for part in range(parts)]
+    def __init__(self, n: int, k: int, dtype, parts: int = 2, dtype_b=None, first=0):
+        self.parts = [Wgmma(n, k, dtype, warpgroup=first + part, dtype_b=dtype_b) for part in range(parts)]
 
     def zeros(self) -> "StackedAccumulator":
         return StackedAccumulator([part.zeros() for part in self.parts])

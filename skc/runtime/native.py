@@ -6,7 +6,8 @@ cuda.bindings' `cuLaunchKernel` spends about as long turning its Python argument
 spends launching; ctypes spends longer. This function is compiled for the host by llvmlite's JIT once per
 process: a METH_FASTCALL builtin (CPython's calling convention for C functions), so a launch costs one C call
 beyond the driver's own. Every CPython entry it uses is read from the running interpreter by address, so nothing
-is linked by name. It holds the GIL through the launch, as torch's launches do.
+is linked by name. It lets go of the GIL through the driver call, as cuda.bindings does (a launch can block
+while the GPU's queue is full, and host functions queued before it may need the GIL to run).
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ def _ir(entries: dict, target: int) -> str:
     occurred = fn("PyErr_Occurred", ptr)
     set_string = fn("PyErr_SetString", "void", ptr, ptr)
     from_long = fn("PyLong_FromLong", ptr, "i64")
+    save = fn("PyEval_SaveThread", ptr)
+    restore = fn("PyEval_RestoreThread", "void", ptr)
     launch = (f"inttoptr (i64 {target} to i32 ({ptr}, i32, i32, i32, i32, i32, i32, i32, {ptr}, {ptr}, {ptr})*)")
     count_message = b"skc native launch takes 10 integers\x00"
     range_message = b"skc native launch: a grid, block or shared-memory size does not fit in 32 bits\x00"
@@ -83,8 +86,10 @@ def _ir(entries: dict, target: int) -> str:
     lines += ["call:",
               *(f"  %u{i} = trunc i64 %v{i} to i32" for i in _U32),
               *(f"  %p{i} = inttoptr i64 %v{i} to {ptr}" for i in (0, 8, 9)),
+              f"  %thread = call {ptr} {save}()",
               f"  %result = call i32 {launch}({ptr} %p0, i32 %u1, i32 %u2, i32 %u3, i32 %u4, i32 %u5, i32 %u6, "
               f"i32 %u7, {ptr} %p8, {ptr} %p9, {ptr} null)",
+              f"  call void {restore}({ptr} %thread)",
               "  %wide = zext i32 %result to i64",
               f"  %boxed = call {ptr} {from_long}(i64 %wide)",
               f"  ret {ptr} %boxed",
@@ -118,7 +123,8 @@ def _make(target: int):
         llvm.initialize_native_asmprinter()
         api = ctypes.pythonapi
         entries = {name: _address(getattr(api, name)) for name in
-                   ("PyLong_AsUnsignedLongLong", "PyErr_Occurred", "PyErr_SetString", "PyLong_FromLong")}
+                   ("PyLong_AsUnsignedLongLong", "PyErr_Occurred", "PyErr_SetString", "PyLong_FromLong",
+                    "PyEval_SaveThread", "PyEval_RestoreThread")}
         for name in ("PyExc_TypeError", "PyExc_OverflowError"):
             entries[name] = ctypes.addressof(ctypes.c_void_p.in_dll(api, name))
         module = llvm.parse_assembly(_ir(entries, target))

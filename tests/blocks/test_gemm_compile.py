@@ -33,6 +33,7 @@ VARIANTS = [
     MatmulConfig(epilogue=EpilogueSpec(alpha=True, beta=True, bias=True, activation="gelu")),
     MatmulConfig(tile_m=64, tile_n=256, stages=4, pingpong=True),   # the consumers take 64-row tiles in turn
     MatmulConfig(tile_m=128, tile_n=128, stages=6, pingpong=True),  # and 128-row tiles (two wgmma parts each)
+    MatmulConfig(tile_m=256, tile_n=128, consumers=2, stages=4),     # 128 rows (two parts) for each consumer
 ]
 
 

@@ -44,8 +44,13 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     # tiles narrower than a 128-byte row of outputs, or no multiple of one (a K-major B): narrower epilogue boxes
     ((72, 200, 128), {"tile_m": 64, "consumers": 1, "tile_n": 32, "b_k_major": True, "stages": 3}),
     ((136, 200, 64), {"tile_n": 96, "b_k_major": True, "stages": 2}),
+    # 256-row tiles, each of two consumers computing 128 rows as two stacked wgmma parts (cuBLAS's 256 x 128)
+    ((328, 136, 200), {"tile_m": 256, "consumers": 2, "stages": 3}),
+    ((600, 256, 128), {"tile_m": 256, "consumers": 2, "stages": 2, "cluster_m": 2}),
+    ((296, 200, 96), {"tile_m": 256, "consumers": 2, "stages": 2, "a_k_major": False, "b_k_major": True}),
 ], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256", "pingpong", "pingpong-ring", "pingpong-many",
-        "pingpong-128", "pingpong-vector", "three-consumers", "three-consumers-192", "n32", "n96"])
+        "pingpong-128", "pingpong-vector", "three-consumers", "three-consumers-192", "n32", "n96", "m256",
+        "m256-cluster2", "m256-mn"])
 def test_hopper_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, config):
     m, n, k = shape
     a, b = RNG.integers(-2, 3, (m, k)).astype(np.float32), RNG.integers(-2, 3, (k, n)).astype(np.float32)

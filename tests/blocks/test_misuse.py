@@ -130,7 +130,7 @@ def test_roles_need_the_right_block():
 
 
 def test_config_checks():
-    with pytest.raises(ValueError, match="tile_m must be 64 per consumer"):
+    with pytest.raises(ValueError, match="tile_m must be 64 or 128 per consumer"):
         MatmulConfig(tile_m=192, consumers=2)
     with pytest.raises(ValueError, match="tile_n must be"):
         MatmulConfig(tile_n=100)
