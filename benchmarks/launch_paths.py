@@ -44,8 +44,10 @@ native_launch, handle = cuda.launch_entry()   # skc's entry: a JIT-compiled buil
 native_function = handle(function)
 results["skc native entry, ready array"] = per_launch(
     lambda: native_launch(native_function, 1, 1, 1, 32, 1, 1, 0, 0, address))
-generated = launch._launch   # skc's generated per-kernel launcher (argument checks, slots, driver call)
+generated = launch._launch   # skc's per-kernel launcher: native code, the generated Python one behind it
 args = (x, x, x, 1024)
+python_launch = launch.ready(x, x, x, 1024).launcher.python_launch
+results["skc Python launcher alone, stream=None"] = per_launch(lambda: python_launch(args, (1, 1, 1), None))
 results["skc launcher, stream=0"] = per_launch(lambda: generated(args, (1, 1, 1), 0))
 results["skc launcher, stream=None"] = per_launch(lambda: generated(args, (1, 1, 1), None))
 results["torch: 3x (dtype, get_device, data_ptr)"] = per_launch(

@@ -93,7 +93,12 @@ def launch_entry():
     return _launch_entry(driver())
 
 
-def _launch_entry(module):
+def launch_address():
+    """The address of the driver's C cuLaunchKernel (libcuda's, or a test double's `cuLaunchKernel_address`), or None
+    where there is none (a test double without one) or the native launch code cannot run on this interpreter."""
+    from . import native
+
+    module = driver()
     address = getattr(module, "cuLaunchKernel_address", None)   # a test double's C entry
     if address is None and getattr(module, "__name__", "").startswith("cuda.bindings"):
         try:
@@ -102,6 +107,11 @@ def _launch_entry(module):
             address = ctypes.cast(ctypes.CDLL("libcuda.so.1").cuLaunchKernel, ctypes.c_void_p).value
         except (OSError, AttributeError):
             address = None
+    return address if address is not None and native.supported() else None
+
+
+def _launch_entry(module):
+    address = launch_address()
     if address is not None:
         from . import native
 

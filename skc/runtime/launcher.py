@@ -322,11 +322,13 @@ class CudaLauncher(DeviceLauncher):
         self._driver_launch, handle = cuda.launch_entry()
         self._function = handle(module.function)
         bx, by, bz = block
-        self.launch = self._generate(
+        self.launch = self.python_launch = self._generate(
             [f"r = _launch(_f, grid[0], grid[1], grid[2], {bx}, {by}, {bz}, {shared_bytes}, stream, _addr)",
              "if r:",
              "    _fail(r, grid)"],
             {"_launch": self._driver_launch, "_f": self._function, "_addr": ctypes.addressof(self.pointers)})
+        # torch tensors and plain numbers go through native code that hands anything else to python_launch
+        self.launch = _native_launch(self) or self.python_launch
 
     def bind(self, args, grid: tuple):
         """A launch of these (run-time) arguments over `grid`, ready to repeat: `bound(stream=None)` calls
@@ -351,6 +353,34 @@ class CudaLauncher(DeviceLauncher):
     def _fail(self, result, grid):
         raise DeviceError(f"cuLaunchKernel of {self.kernel_name} (grid {grid}, block {self.block}, "
                           f"{self.shared_bytes} bytes of shared memory) failed: {cuda.error_text(result)}")
+
+
+def _native_launch(launcher: CudaLauncher):
+    """The launcher's `launch` as native code (runtime.native.fast_launch) for its fast path: torch tensors of the
+    parameters' dtypes on its device, Python ints and floats for its scalars; None where it cannot have one (no C
+    entry into the driver, torch not imported, a tensor-map, half-precision or boolean parameter)."""
+    from . import native
+
+    address, tensor = cuda.launch_address(), _torch_tensor_type()
+    if address is None or tensor is _NeverMatches:
+        return None
+    params = []
+    for p, slot in zip(launcher.params, launcher.slots):
+        where = ctypes.addressof(slot)
+        if p.kind == POINTER and _torch_dtype(p.type) is not _NeverMatches:
+            params.append(("tensor", where, _torch_dtype(p.type)))
+        elif p.kind == SCALAR and p.type.is_int and not p.type.is_bool:
+            params.append(("int", where, p.type.bits, p.type.is_signed))
+        elif p.kind == SCALAR and p.type.name in ("f32", "f64"):
+            params.append(("float", where, p.type.bits))
+        else:
+            return None
+    try:
+        return native.fast_launch(address, launcher._function, launcher.block, launcher.shared_bytes,
+                                  ctypes.addressof(launcher.pointers), params, tensor, launcher.device.index,
+                                  _TORCH_STREAM, bool(launcher.stream_order), launcher.python_launch, launcher._fail)
+    except DeviceError:
+        return None
 
 
 def _bound_launch(launch, function, grid, block, shared_bytes, arguments: int, current, fail, keep):

@@ -1,25 +1,41 @@
-"""A native entry into the driver's kernel launch: `launcher(address)` gives a builtin function
-`launch(function, gx, gy, gz, bx, by, bz, shared_bytes, stream, params)` that converts its ten integers and calls
-the C function at `address` (cuLaunchKernel's signature, `extra` NULL), returning its CUresult as an int.
+"""Native launch code, compiled for the host by llvmlite's JIT: builtin functions (CPython's METH_FASTCALL
+convention) that call the driver's cuLaunchKernel with no Python in between.
 
-cuda.bindings' `cuLaunchKernel` spends about as long turning its Python arguments into C values as the driver
-spends launching; ctypes spends longer. This function is compiled for the host by llvmlite's JIT once per
-process: a METH_FASTCALL builtin (CPython's calling convention for C functions), so a launch costs one C call
-beyond the driver's own. Every CPython entry it uses is read from the running interpreter by address, so nothing
-is linked by name. It lets go of the GIL through the driver call, as cuda.bindings does (a launch can block
-while the GPU's queue is full, and host functions queued before it may need the GIL to run).
+- `launcher(address)`: `launch(function, gx, gy, gz, bx, by, bz, shared_bytes, stream, params)` converts its ten
+  ints and calls the C function at `address` (cuLaunchKernel's signature, `extra` NULL), giving the CUresult as an
+  int. cuda.bindings' wrapper spends about as long turning its Python arguments into C values as the driver spends
+  launching; ctypes spends longer.
+- `fast_launch(...)`: one kernel's whole launch, `launch(args, grid, stream)` as the generated Python launcher
+  takes it: on its fast path (torch tensors of the right dtype on the right device, Python ints and floats for
+  scalars, ints for the grid and the stream, or no stream: torch's current one) it reads each argument, writes
+  the launcher's slots and launches; anything else it hands, untouched, to the Python launcher, which checks it
+  fully and explains what is wrong.
+
+Every CPython entry point is read from the running interpreter by address, nothing is linked by name. The GIL is
+held through the driver call: the launcher's slots are shared by the threads that launch the kernel, and the GIL is
+what keeps one thread's writes and launch from interleaving with another's (torch's launches hold it too).
 """
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 
 from ..diagnostics import DeviceError
 
 METH_FASTCALL = 0x0080
-ARGUMENTS = ("function", "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z", "shared_bytes", "stream",
-             "params")
-_U32 = range(1, 8)   # the arguments cuLaunchKernel takes as unsigned int
+_U32 = range(1, 8)   # the arguments of cuLaunchKernel that are unsigned ints
+P = "i8*"            # a PyObject* (or any pointer) in the IR
+
+# (name, return type, parameter types) of the CPython entry points the code calls
+_API = {
+    "PyLong_AsUnsignedLongLong": ("i64", [P]), "PyLong_AsLongLong": ("i64", [P]), "PyFloat_AsDouble": ("double", [P]),
+    "PyErr_Occurred": (P, []), "PyErr_Clear": ("void", []), "PyErr_SetString": ("void", [P, P]),
+    "PyLong_FromLong": (P, ["i64"]), "PyTuple_Size": ("i64", [P]), "PyTuple_GetItem": (P, [P, "i64"]),
+    "PyList_GetItem": (P, [P, "i64"]), "PyObject_GetAttr": (P, [P, P]),
+    "PyObject_VectorcallMethod": (P, [P, P + "*", "i64", P]), "PyObject_Call": (P, [P, P, P]),
+    "PyObject_CallFunctionObjArgs": (P, [P, "..."]), "Py_DecRef": ("void", [P]), "Py_IncRef": ("void", [P]),
+}
 
 
 class _MethodDef(ctypes.Structure):
@@ -27,82 +43,70 @@ class _MethodDef(ctypes.Structure):
                 ("ml_doc", ctypes.c_char_p)]
 
 
-def _address(function) -> int:
-    return ctypes.cast(function, ctypes.c_void_p).value
+def supported() -> bool:
+    """Whether this interpreter's objects have the layout the code reads (a 64-bit CPython with the GIL, no
+    reference tracing: the object's type at byte 8)."""
+    import sysconfig
+
+    return (sys.implementation.name == "cpython" and sys.maxsize == 2 ** 63 - 1 and sys.getsizeof(object()) == 16
+            and not sysconfig.get_config_var("Py_GIL_DISABLED") and sys.byteorder == "little")
 
 
-def _ir(entries: dict, target: int) -> str:
-    """LLVM IR of `PyObject *launch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)`."""
-    ptr = "i8*"
+class _Code:
+    """Lines of LLVM IR for one function, with CPython calls by address and object constants."""
 
-    def fn(name, ret, *params):   # a CPython entry point as a typed constant
-        return f"inttoptr (i64 {entries[name]} to {ret} ({', '.join(params)})*)"
+    def __init__(self):
+        self.lines, self.count = [], 0
+        self.entries = {name: ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value for name in _API}
 
-    as_u64 = fn("PyLong_AsUnsignedLongLong", "i64", ptr)
-    occurred = fn("PyErr_Occurred", ptr)
-    set_string = fn("PyErr_SetString", "void", ptr, ptr)
-    from_long = fn("PyLong_FromLong", ptr, "i64")
-    save = fn("PyEval_SaveThread", ptr)
-    restore = fn("PyEval_RestoreThread", "void", ptr)
-    launch = (f"inttoptr (i64 {target} to i32 ({ptr}, i32, i32, i32, i32, i32, i32, i32, {ptr}, {ptr}, {ptr})*)")
-    count_message = b"skc native launch takes 10 integers\x00"
-    range_message = b"skc native launch: a grid, block or shared-memory size does not fit in 32 bits\x00"
-    lines = [f"@count_message = private constant [{len(count_message)} x i8] c\"{_c_string(count_message)}\"",
-             f"@range_message = private constant [{len(range_message)} x i8] c\"{_c_string(range_message)}\"",
-             f"define {ptr} @launch({ptr} %self, {ptr}* %args, i64 %nargs) {{",
-             "entry:",
-             "  %count_ok = icmp eq i64 %nargs, 10",
-             "  br i1 %count_ok, label %a0, label %bad_count",
-             "bad_count:",
-             f"  %type_error = load {ptr}, {ptr}* inttoptr (i64 {entries['PyExc_TypeError']} to {ptr}*)",
-             f"  call void {set_string}({ptr} %type_error, {ptr} getelementptr ([{len(count_message)} x i8], "
-             f"[{len(count_message)} x i8]* @count_message, i64 0, i64 0))",
-             f"  ret {ptr} null",
-             "bad_range:",
-             f"  %overflow = load {ptr}, {ptr}* inttoptr (i64 {entries['PyExc_OverflowError']} to {ptr}*)",
-             f"  call void {set_string}({ptr} %overflow, {ptr} getelementptr ([{len(range_message)} x i8], "
-             f"[{len(range_message)} x i8]* @range_message, i64 0, i64 0))",
-             f"  ret {ptr} null",
-             "failed:",
-             f"  ret {ptr} null"]
-    for i in range(10):
-        lines += [f"a{i}:",
-                  f"  %slot{i} = getelementptr {ptr}, {ptr}* %args, i64 {i}",
-                  f"  %object{i} = load {ptr}, {ptr}* %slot{i}",
-                  f"  %v{i} = call i64 {as_u64}({ptr} %object{i})",
-                  f"  %minus{i} = icmp eq i64 %v{i}, -1",
-                  f"  br i1 %minus{i}, label %check{i}, label %range{i}",
-                  f"check{i}:",
-                  f"  %error{i} = call {ptr} {occurred}()",
-                  f"  %raised{i} = icmp ne {ptr} %error{i}, null",
-                  f"  br i1 %raised{i}, label %failed, label %range{i}",
-                  f"range{i}:"]
-        following = f"a{i + 1}" if i < 9 else "call"
-        if i in _U32:
-            lines += [f"  %fits{i} = icmp ule i64 %v{i}, 4294967295",
-                      f"  br i1 %fits{i}, label %{following}, label %bad_range"]
-        else:
-            lines += [f"  br label %{following}"]
-    lines += ["call:",
-              *(f"  %u{i} = trunc i64 %v{i} to i32" for i in _U32),
-              *(f"  %p{i} = inttoptr i64 %v{i} to {ptr}" for i in (0, 8, 9)),
-              f"  %thread = call {ptr} {save}()",
-              f"  %result = call i32 {launch}({ptr} %p0, i32 %u1, i32 %u2, i32 %u3, i32 %u4, i32 %u5, i32 %u6, "
-              f"i32 %u7, {ptr} %p8, {ptr} %p9, {ptr} null)",
-              f"  call void {restore}({ptr} %thread)",
-              "  %wide = zext i32 %result to i64",
-              f"  %boxed = call {ptr} {from_long}(i64 %wide)",
-              f"  ret {ptr} %boxed",
-              "}"]
-    return "\n".join(lines) + "\n"
+    def fresh(self) -> str:
+        self.count += 1
+        return f"%v{self.count}"
 
+    def __call__(self, line: str):
+        self.lines.append("  " + line)
 
-def _c_string(data: bytes) -> str:
-    return "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:02X}" for b in data)
+    def label(self, name: str):
+        self.lines.append(f"{name}:")
+
+    def api(self, name: str, *args: str) -> str:
+        """Call CPython's `name` with IR operands `args` ("type value"); gives the result's register (or None)."""
+        result, params = _API[name]
+        signature = f"{result} ({', '.join(params)})"
+        call = f"call {signature} inttoptr (i64 {self.entries[name]} to {signature}*)({', '.join(args)})"
+        if result == "void":
+            self(call)
+            return None
+        value = self.fresh()
+        self(f"{value} = {call}")
+        return value
+
+    @staticmethod
+    def obj(address: int) -> str:
+        """An object (or any address) known now, as a pointer constant."""
+        return f"inttoptr (i64 {address} to {P})"
+
+    def type_of(self, value: str) -> str:
+        slot = self.fresh()
+        self(f"{slot} = getelementptr i8, {P} {value}, i64 8")
+        typed = self.fresh()
+        self(f"{typed} = bitcast {P} {slot} to {P}*")
+        found = self.fresh()
+        self(f"{found} = load {P}, {P}* {typed}")
+        return found
+
+    def branch(self, condition: str, then: str, otherwise: str):
+        self(f"br i1 {condition}, label %{then}, label %{otherwise}")
+
+    def compare(self, op: str, kind: str, a: str, b: str) -> str:
+        value = self.fresh()
+        self(f"{value} = icmp {op} {kind} {a}, {b}")
+        return value
 
 
 _lock = threading.Lock()
 _made: dict = {}    # target address -> (builtin, what keeps it alive)
+_keep: list = []    # the fast launchers' engines and method definitions: a builtin's code must outlive it
 
 
 def launcher(target: int):
@@ -111,32 +115,311 @@ def launcher(target: int):
     with _lock:
         found = _made.get(target)
         if found is None:
-            found = _made[target] = _make(target)
+            found = _made[target] = _builtin(_entry_ir(target), "launch")
         return found[0]
 
 
-def _make(target: int):
+def _entry_ir(target: int) -> str:
+    code = _Code()
+    count_message, range_message = (b"skc native launch takes 10 integers\x00",
+                                    b"skc native launch: a grid, block or shared-memory size does not fit in 32 bits\x00")
+    code.label("entry")
+    code.branch(code.compare("eq", "i64", "%nargs", "10"), "a0", "bad_count")
+    code.label("bad_count")
+    _raise(code, "PyExc_TypeError", "@count_message", len(count_message))
+    code.label("bad_range")
+    _raise(code, "PyExc_OverflowError", "@range_message", len(range_message))
+    code.label("failed")
+    code(f"ret {P} null")
+    values = []
+    for i in range(10):
+        code.label(f"a{i}")
+        item = _argument(code, "%args", i)
+        value = code.api("PyLong_AsUnsignedLongLong", f"{P} {item}")
+        values.append(value)
+        _on_error(code, value, "-1", "failed", f"fits{i}")
+        code.label(f"fits{i}")
+        following = f"a{i + 1}" if i < 9 else "call"
+        if i in _U32:
+            code.branch(code.compare("ule", "i64", value, "4294967295"), following, "bad_range")
+        else:
+            code(f"br label %{following}")
+    code.label("call")
+    result = _driver_call(code, target, [f"i64 {values[0]}", *[f"i64 {values[i]}" for i in _U32],
+                                         f"i64 {values[8]}", f"i64 {values[9]}"])
+    wide = code.fresh()
+    code(f"{wide} = zext i32 {result} to i64")
+    boxed = code.api("PyLong_FromLong", f"i64 {wide}")
+    code(f"ret {P} {boxed}")
+    return (_string("count_message", count_message) + _string("range_message", range_message)
+            + _function("launch", code))
+
+
+def fast_launch(target: int, function: int, block: tuple, shared_bytes: int, params_address: int, params: list,
+                tensor_type, index: int, torch_stream: list, stream_source: bool, fallback, fail):
+    """One kernel's launch as a builtin `launch(args, grid, stream)` (see the module's description).
+
+    `params`: for each kernel parameter, ("tensor", slot address, torch dtype), ("int", slot address, bits,
+    signed) or ("float", slot address, bits); `tensor_type` is torch.Tensor and `index` the device's index
+    (get_device()); `torch_stream` the launcher's list holding torch's current-raw-stream function (empty until
+    known); `stream_source`: a launch without a stream goes to torch's current stream (else to stream 0);
+    `fallback(args, grid, stream)` the Python launcher, `fail(result, grid)` what raises a failed launch's error."""
+    keep = [tensor_type, torch_stream, fallback, fail, (index,), index]
+    names = {name: sys.intern(name) for name in ("dtype", "get_device", "data_ptr")}
+    keep += list(names.values()) + [entry[2] for entry in params if entry[0] == "tensor"]
+    code = _Code()
+    obj = code.obj
+    code.label("entry")
+    code.branch(code.compare("eq", "i64", "%nargs", "3"), "start", "fallback")
+    code.label("start")
+    args, grid, stream = (_argument(code, "%args", i) for i in range(3))
+    code.branch(code.compare("eq", P, code.type_of(args), obj(id(tuple))), "sized", "fallback")
+    code.label("sized")
+    size = code.api("PyTuple_Size", f"{P} {args}")
+    code.branch(code.compare("eq", "i64", size, str(len(params))), "p0", "fallback")
+    # an argument array for the methods: self alone
+    code.label("p0")
+    holder = code.fresh()
+    code(f"{holder} = alloca {P}")
+    if not params:
+        code("br label %grid")
+    for i, (kind, slot, *facts) in enumerate(params):
+        if i:
+            code.label(f"p{i}")
+        item = code.api("PyTuple_GetItem", f"{P} {args}", f"i64 {i}")
+        following = f"p{i + 1}" if i + 1 < len(params) else "grid"
+        if kind == "tensor":
+            _tensor(code, i, item, slot, facts[0], tensor_type, index, names, holder, following)
+        elif kind == "int":
+            _integer(code, i, item, slot, *facts, following)
+        else:
+            _real(code, i, item, slot, facts[0], following)
+    code.label("grid")
+    code.branch(code.compare("eq", P, code.type_of(grid), obj(id(tuple))), "grid_sized", "fallback")
+    code.label("grid_sized")
+    code.branch(code.compare("eq", "i64", code.api("PyTuple_Size", f"{P} {grid}"), "3"), "g0", "fallback")
+    extents = []
+    for axis in range(3):
+        code.label(f"g{axis}")
+        item = code.api("PyTuple_GetItem", f"{P} {grid}", f"i64 {axis}")
+        code.branch(code.compare("eq", P, code.type_of(item), obj(id(int))), f"g{axis}_value", "fallback")
+        code.label(f"g{axis}_value")
+        value = code.api("PyLong_AsUnsignedLongLong", f"{P} {item}")
+        extents.append(value)
+        _on_error(code, value, "-1", "fallback", f"g{axis}_fits")
+        code.label(f"g{axis}_fits")
+        code.branch(code.compare("ule", "i64", value, "4294967295"), f"g{axis + 1}" if axis < 2 else "stream",
+                    "fallback")
+    code.label("stream")
+    chosen_slot = code.fresh()   # the stream's handle (a slot: several paths give it)
+    code(f"{chosen_slot} = alloca i64")
+    code.branch(code.compare("eq", P, stream, obj(id(None))), "stream_none", "stream_int")
+    code.label("stream_int")
+    code.branch(code.compare("eq", P, code.type_of(stream), obj(id(int))), "stream_value", "fallback")
+    code.label("stream_value")
+    given = code.api("PyLong_AsUnsignedLongLong", f"{P} {stream}")
+    code(f"store i64 {given}, i64* {chosen_slot}")
+    _on_error(code, given, "-1", "fallback", "launch")
+    code.label("stream_none")
+    if stream_source:   # torch's current stream: its function from the launcher's list, called with the index
+        getter = code.api("PyList_GetItem", f"{P} {obj(id(torch_stream))}", "i64 0")
+        code.branch(code.compare("eq", P, getter, "null"), "fallback", "stream_call")
+        code.label("stream_call")
+        raw = code.api("PyObject_Call", f"{P} {getter}", f"{P} {obj(id(keep[4]))}", f"{P} null")
+        code.branch(code.compare("eq", P, raw, "null"), "fallback", "stream_raw")
+        code.label("stream_raw")
+        current = code.api("PyLong_AsUnsignedLongLong", f"{P} {raw}")
+        code.api("Py_DecRef", f"{P} {raw}")
+        code(f"store i64 {current}, i64* {chosen_slot}")
+        _on_error(code, current, "-1", "fallback", "launch")
+    else:
+        code(f"store i64 0, i64* {chosen_slot}")
+        code("br label %launch")
+    code.label("launch")
+    chosen = code.fresh()
+    code(f"{chosen} = load i64, i64* {chosen_slot}")
+    bx, by, bz = block
+    result = _driver_call(code, target, [f"i64 {function}", *[f"i64 {e}" for e in extents], f"i64 {bx}",
+                                         f"i64 {by}", f"i64 {bz}", f"i64 {shared_bytes}", f"i64 {chosen}",
+                                         f"i64 {params_address}"])
+    code.branch(code.compare("eq", "i32", result, "0"), "done", "failed")
+    code.label("done")
+    code.api("Py_IncRef", f"{P} {obj(id(None))}")
+    code(f"ret {P} {obj(id(None))}")
+    code.label("failed")
+    wide = code.fresh()
+    code(f"{wide} = zext i32 {result} to i64")
+    number = code.api("PyLong_FromLong", f"i64 {wide}")
+    raised = code.api("PyObject_CallFunctionObjArgs", f"{P} {obj(id(fail))}", f"{P} {number}", f"{P} {grid}",
+                      f"{P} null")
+    code.api("Py_DecRef", f"{P} {number}")
+    code(f"ret {P} {raised}")
+    # anything off the fast path: the Python launcher, with the call's own arguments (an error cleared first)
+    code.label("fallback")
+    code.api("PyErr_Clear")
+    code.branch(code.compare("eq", "i64", "%nargs", "3"), "fallback_call", "fallback_count")
+    code.label("fallback_call")
+    first, second, third = (_argument(code, "%args", i) for i in range(3))
+    handed = code.api("PyObject_CallFunctionObjArgs", f"{P} {obj(id(fallback))}", f"{P} {first}", f"{P} {second}",
+                      f"{P} {third}", f"{P} null")
+    code(f"ret {P} {handed}")
+    code.label("fallback_count")
+    message = b"a kernel launch takes (args, grid, stream)\x00"
+    _raise(code, "PyExc_TypeError", "@count_message", len(message))
+    with _lock:
+        builtin, kept = _builtin(_string("count_message", message) + _function("launch", code), "launch")
+        _keep.append((kept, keep))
+    return builtin
+
+
+def _tensor(code, i, item, slot, dtype, tensor_type, index, names, holder, following):
+    """A torch tensor of exactly torch.Tensor's type, of `dtype`, on device `index`: its address into the slot."""
+    obj = code.obj
+    code.branch(code.compare("eq", P, code.type_of(item), obj(id(tensor_type))), f"p{i}_dtype", "fallback")
+    code.label(f"p{i}_dtype")
+    found = code.api("PyObject_GetAttr", f"{P} {item}", f"{P} {obj(id(names['dtype']))}")
+    code.branch(code.compare("eq", P, found, "null"), "fallback", f"p{i}_dtype_found")
+    code.label(f"p{i}_dtype_found")
+    code.api("Py_DecRef", f"{P} {found}")   # (a dtype is a lasting singleton: its address stays comparable)
+    code.branch(code.compare("eq", P, found, obj(id(dtype))), f"p{i}_device", "fallback")
+    code.label(f"p{i}_device")
+    code(f"store {P} {item}, {P}* {holder}")
+    device = code.api("PyObject_VectorcallMethod", f"{P} {obj(id(names['get_device']))}", f"{P}* {holder}",
+                      "i64 1", f"{P} null")
+    code.branch(code.compare("eq", P, device, "null"), "fallback", f"p{i}_device_found")
+    code.label(f"p{i}_device_found")
+    number = code.api("PyLong_AsLongLong", f"{P} {device}")
+    code.api("Py_DecRef", f"{P} {device}")
+    code.branch(code.compare("eq", "i64", number, str(index)), f"p{i}_address", "fallback")
+    code.label(f"p{i}_address")
+    address = code.api("PyObject_VectorcallMethod", f"{P} {obj(id(names['data_ptr']))}", f"{P}* {holder}",
+                       "i64 1", f"{P} null")
+    code.branch(code.compare("eq", P, address, "null"), "fallback", f"p{i}_address_found")
+    code.label(f"p{i}_address_found")
+    value = code.api("PyLong_AsUnsignedLongLong", f"{P} {address}")
+    code.api("Py_DecRef", f"{P} {address}")
+    _on_error(code, value, "-1", "fallback", f"p{i}_store")
+    code.label(f"p{i}_store")
+    code(f"store i64 {value}, i64* inttoptr (i64 {slot} to i64*)")
+    code(f"br label %{following}")
+
+
+def _integer(code, i, item, slot, bits: int, signed: bool, following):
+    """A Python int within the parameter's range: its value into the slot."""
+    code.branch(code.compare("eq", P, code.type_of(item), code.obj(id(int))), f"p{i}_value", "fallback")
+    code.label(f"p{i}_value")
+    value = code.api("PyLong_AsLongLong" if signed or bits < 64 else "PyLong_AsUnsignedLongLong", f"{P} {item}")
+    _on_error(code, value, "-1", "fallback", f"p{i}_range")
+    code.label(f"p{i}_range")
+    if bits < 64:
+        low, high = (-2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
+        above = code.compare("sge", "i64", value, str(low))
+        below = code.compare("sle", "i64", value, str(high))
+        inside = code.fresh()
+        code(f"{inside} = and i1 {above}, {below}")
+        code.branch(inside, f"p{i}_store", "fallback")
+        code.label(f"p{i}_store")
+        narrow = code.fresh()
+        code(f"{narrow} = trunc i64 {value} to i{bits}")
+        code(f"store i{bits} {narrow}, i{bits}* inttoptr (i64 {slot} to i{bits}*)")
+    else:
+        code(f"store i64 {value}, i64* inttoptr (i64 {slot} to i64*)")
+    code(f"br label %{following}")
+
+
+def _real(code, i, item, slot, bits: int, following):
+    """A Python float (or int): its value, as an f32 or f64, into the slot."""
+    kind = code.type_of(item)
+    is_float = code.compare("eq", P, kind, code.obj(id(float)))
+    is_int = code.compare("eq", P, kind, code.obj(id(int)))
+    either = code.fresh()
+    code(f"{either} = or i1 {is_float}, {is_int}")
+    code.branch(either, f"p{i}_value", "fallback")
+    code.label(f"p{i}_value")
+    value = code.api("PyFloat_AsDouble", f"{P} {item}")
+    minus = code.fresh()
+    code(f"{minus} = fcmp oeq double {value}, -1.0")
+    code.branch(minus, f"p{i}_check", f"p{i}_store")
+    code.label(f"p{i}_check")
+    code.branch(code.compare("eq", P, code.api("PyErr_Occurred"), "null"), f"p{i}_store", "fallback")
+    code.label(f"p{i}_store")
+    if bits == 32:
+        narrow = code.fresh()
+        code(f"{narrow} = fptrunc double {value} to float")
+        code(f"store float {narrow}, float* inttoptr (i64 {slot} to float*)")
+    else:
+        code(f"store double {value}, double* inttoptr (i64 {slot} to double*)")
+    code(f"br label %{following}")
+
+
+def _argument(code, array: str, i: int) -> str:
+    slot = code.fresh()
+    code(f"{slot} = getelementptr {P}, {P}* {array}, i64 {i}")
+    value = code.fresh()
+    code(f"{value} = load {P}, {P}* {slot}")
+    return value
+
+
+def _on_error(code, value: str, marker: str, failed: str, ok: str):
+    """After a CPython conversion: where it gave `marker` and an exception is set, go to `failed`, else `ok`."""
+    check = code.fresh().lstrip("%")
+    code.branch(code.compare("eq", "i64", value, marker), check, ok)
+    code.label(check)
+    code.branch(code.compare("eq", P, code.api("PyErr_Occurred"), "null"), ok, failed)
+
+
+def _driver_call(code, target: int, values: list) -> str:
+    """cuLaunchKernel(function, grid x 3, block x 3, shared bytes, stream, params, NULL) from ten i64 operands."""
+    operands = []
+    for i, operand in enumerate(values):
+        kind, value = operand.split(" ", 1)
+        converted = code.fresh()
+        if i in _U32:
+            code(f"{converted} = trunc i64 {value} to i32")
+            operands.append(f"i32 {converted}")
+        else:
+            code(f"{converted} = inttoptr i64 {value} to {P}")
+            operands.append(f"{P} {converted}")
+    signature = f"i32 ({P}, i32, i32, i32, i32, i32, i32, i32, {P}, {P}, {P})"
+    result = code.fresh()
+    code(f"{result} = call {signature} inttoptr (i64 {target} to {signature}*)({', '.join(operands)}, {P} null)")
+    return result
+
+
+def _raise(code, exception: str, message: str, length: int):
+    kind = code.fresh()
+    code(f"{kind} = load {P}, {P}* inttoptr (i64 {ctypes.addressof(ctypes.c_void_p.in_dll(ctypes.pythonapi, exception))} "
+         f"to {P}*)")
+    code.api("PyErr_SetString", f"{P} {kind}", f"{P} getelementptr ([{length} x i8], [{length} x i8]* {message}, "
+                                                 "i64 0, i64 0)")
+    code(f"ret {P} null")
+
+
+def _string(name: str, data: bytes) -> str:
+    text = "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:02X}" for b in data)
+    return f"@{name} = private constant [{len(data)} x i8] c\"{text}\"\n"
+
+
+def _function(name: str, code: _Code) -> str:
+    return f"define {P} @{name}({P} %self, {P}* %args, i64 %nargs) {{\n" + "\n".join(code.lines) + "\n}\n"
+
+
+def _builtin(ir: str, name: str):
+    """The function `name` of module `ir`, compiled for the host, as a builtin (and what must outlive it)."""
     try:
         import llvmlite.binding as llvm
 
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
-        api = ctypes.pythonapi
-        entries = {name: _address(getattr(api, name)) for name in
-                   ("PyLong_AsUnsignedLongLong", "PyErr_Occurred", "PyErr_SetString", "PyLong_FromLong",
-                    "PyEval_SaveThread", "PyEval_RestoreThread")}
-        for name in ("PyExc_TypeError", "PyExc_OverflowError"):
-            entries[name] = ctypes.addressof(ctypes.c_void_p.in_dll(api, name))
-        module = llvm.parse_assembly(_ir(entries, target))
+        module = llvm.parse_assembly(ir)
         module.verify()
-        machine = llvm.Target.from_default_triple().create_target_machine(opt=2)
+        machine = llvm.Target.from_default_triple().create_target_machine(opt=0)
         engine = llvm.create_mcjit_compiler(module, machine)
         engine.finalize_object()
-        code = engine.get_function_address("launch")
-        definition = _MethodDef(b"launch", code, METH_FASTCALL, None)
-        new = api.PyCFunction_NewEx
+        definition = _MethodDef(name.encode(), engine.get_function_address(name), METH_FASTCALL, None)
+        new = ctypes.pythonapi.PyCFunction_NewEx
         new.restype, new.argtypes = ctypes.py_object, [ctypes.POINTER(_MethodDef), ctypes.c_void_p, ctypes.c_void_p]
         builtin = new(ctypes.byref(definition), None, None)
     except Exception as error:  # llvmlite without a host target, an interpreter without these entries
-        raise DeviceError(f"cannot make skc's native launch entry on this host: {error}") from None
+        raise DeviceError(f"cannot make skc's native launch code on this host: {error}") from None
     return builtin, (engine, definition, module)

@@ -88,3 +88,126 @@ def test_cuda_launches_go_through_the_drivers_c_entry_when_it_has_one():
         assert ctypes.c_uint64.from_address(pointer).value == x.address
         assert ctypes.c_int32.from_address(n).value == 1000
         assert ctypes.c_float.from_address(scale).value == 2.5
+
+
+# -- a kernel's whole launch in native code (fast_launch) ------------------------------------------------------
+torch = pytest.importorskip("torch")
+
+
+class FastLaunch:
+    """fast_launch over four slots (two f32 tensors, an i32, an f32) aimed at a Recorder, for CPU tensors: the
+    device index it checks is -1, what torch's get_device() says of host memory."""
+
+    def __init__(self, result=0, stream_source=True):
+        self.recorder = Recorder(result=result)
+        self.slots = [ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_int32(), ctypes.c_float()]
+        self.pointers = (ctypes.c_void_p * 4)(*[ctypes.addressof(s) for s in self.slots])
+        self.fallbacks, self.failures = [], []
+        self.streams = [lambda index: 4242 + index]
+        params = [("tensor", ctypes.addressof(self.slots[0]), torch.float32),
+                  ("tensor", ctypes.addressof(self.slots[1]), torch.float32),
+                  ("int", ctypes.addressof(self.slots[2]), 32, True), ("float", ctypes.addressof(self.slots[3]), 32)]
+        self.launch = native.fast_launch(self.recorder.address, 0xF00D, (256, 1, 1), 512,
+                                         ctypes.addressof(self.pointers), params, torch.Tensor, -1, self.streams,
+                                         stream_source, self.fallback, self.fail)
+
+    def fallback(self, args, grid, stream):
+        self.fallbacks.append((args, grid, stream))
+        return "python"
+
+    def fail(self, result, grid):
+        self.failures.append((result, grid))
+        raise skc.DeviceError(f"launch failed: {result}")
+
+    def values(self):
+        return [slot.value for slot in self.slots]
+
+
+def test_fast_launch_writes_the_slots_and_launches_on_torchs_stream():
+    fast = FastLaunch()
+    x, y = torch.zeros(10), torch.zeros(10)
+    assert fast.launch((x, y, -7, 2.5), (3, 2, 1), None) is None
+    assert fast.values() == [x.data_ptr(), y.data_ptr(), -7, 2.5]
+    assert fast.recorder.calls[-1][:10] == (0xF00D, 3, 2, 1, 256, 1, 1, 512, 4242 - 1, ctypes.addressof(fast.pointers))
+    fast.launch((y, x, 2 ** 31 - 1, 3), (1, 1, 1), 99)   # an int for the float; a stream given
+    assert fast.values() == [y.data_ptr(), x.data_ptr(), 2 ** 31 - 1, 3.0] and fast.recorder.calls[-1][8] == 99
+    assert fast.fallbacks == []
+
+
+def test_fast_launch_without_a_stream_source_launches_on_stream_zero():
+    fast = FastLaunch(stream_source=False)
+    fast.launch((torch.zeros(1), torch.zeros(1), 1, 1.0), (1, 1, 1), None)
+    assert fast.recorder.calls[-1][8] is None   # (a null stream: ctypes gives None)
+
+
+@pytest.mark.parametrize("case", ["float-for-int", "other-dtype", "int-out-of-range", "string", "too-few", "list",
+                                  "grid-of-two", "grid-too-big", "stream-object", "tensor-subclass", "no-getter",
+                                  "getter-raises"])
+def test_fast_launch_hands_anything_else_to_the_python_launcher(case):
+    """Off the fast path nothing is launched: the Python launcher gets the call's own arguments (and no exception
+    is left pending)."""
+    fast = FastLaunch()
+    x, y = torch.zeros(4), torch.zeros(4)
+    args, grid, stream = (x, y, 5, 2.5), (3, 1, 1), None
+    if case == "float-for-int":
+        args = (x, y, 5.0, 2.5)
+    elif case == "other-dtype":
+        args = (x, y.double(), 5, 2.5)
+    elif case == "int-out-of-range":
+        args = (x, y, 2 ** 31, 2.5)
+    elif case == "string":
+        args = (x, y, 5, "2.5")
+    elif case == "too-few":
+        args = (x, y, 5)
+    elif case == "list":
+        args = [x, y, 5, 2.5]
+    elif case == "grid-of-two":
+        grid = (3, 1)
+    elif case == "grid-too-big":
+        grid = (2 ** 32, 1, 1)
+    elif case == "stream-object":
+        stream = "a stream"
+    elif case == "tensor-subclass":
+        args = (torch.nn.Parameter(x), y, 5, 2.5)
+    elif case == "no-getter":
+        fast.streams.clear()
+    else:
+        fast.streams[:] = [lambda index: 1 / 0]
+    assert fast.launch(args, grid, stream) == "python"
+    assert fast.recorder.calls == [] and len(fast.fallbacks) == 1
+    assert all(a is b for a, b in zip(fast.fallbacks[0], (args, grid, stream)))
+
+
+def test_fast_launch_raises_what_fail_raises_on_a_driver_error():
+    fast = FastLaunch(result=701)
+    with pytest.raises(skc.DeviceError, match="launch failed: 701"):
+        fast.launch((torch.zeros(1), torch.zeros(1), 1, 1.0), (4, 1, 1), 0)
+    assert fast.failures == [(701, (4, 1, 1))]
+
+
+def test_fast_launch_keeps_reference_counts():
+    import sys
+
+    fast = FastLaunch()
+    x, y, grid = torch.zeros(4), torch.zeros(4), (3, 1, 1)
+    args = (x, y, 5, 2.5)
+    before = sys.getrefcount(x), sys.getrefcount(y), sys.getrefcount(grid), sys.getrefcount(None)
+    for _ in range(1000):
+        fast.launch(args, grid, None)
+        fast.launch((x, y, 5.0, 2.5), grid, 0)   # a fallback too
+    fast.fallbacks.clear()
+    assert (sys.getrefcount(x), sys.getrefcount(y), sys.getrefcount(grid)) == before[:3]
+    with pytest.raises(TypeError, match="takes \\(args, grid, stream\\)"):
+        fast.launch(args, grid)
+
+
+def test_a_cuda_launcher_launches_through_native_code_with_torch_imported():
+    recorder = Recorder(params_count=3)
+    with fake_cuda.installed() as fake:
+        fake.cuLaunchKernel_address = recorder.address
+        try:
+            launcher = _scaled[16, 64].ready(FakeTensor((64,), "float32"), 64, 1.0).launcher
+        finally:
+            fake.cuLaunchKernel_address = None
+    assert type(launcher.launch).__name__ == "builtin_function_or_method"
+    assert launcher.launch is not launcher.python_launch
