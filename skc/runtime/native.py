@@ -106,7 +106,6 @@ class _Code:
 
 _lock = threading.Lock()
 _made: dict = {}    # target address -> (builtin, what keeps it alive)
-_keep: list = []    # the fast launchers' engines and method definitions: a builtin's code must outlive it
 
 
 def launcher(target: int):
@@ -267,9 +266,7 @@ def fast_launch(target: int, function: int, block: tuple, shared_bytes: int, par
     message = b"a kernel launch takes (args, grid, stream)\x00"
     _raise(code, "PyExc_TypeError", "@count_message", len(message))
     with _lock:
-        builtin, kept = _builtin(_string("count_message", message) + _function("launch", code), "launch")
-        _keep.append((kept, keep))
-    return builtin
+        return _builtin(_string("count_message", message) + _function("launch", code), "launch", keep)[0]
 
 
 def _tensor(code, i, item, slot, dtype, tensor_type, index, names, holder, following):
@@ -404,8 +401,10 @@ def _function(name: str, code: _Code) -> str:
     return f"define {P} @{name}({P} %self, {P}* %args, i64 %nargs) {{\n" + "\n".join(code.lines) + "\n}\n"
 
 
-def _builtin(ir: str, name: str):
-    """The function `name` of module `ir`, compiled for the host, as a builtin (and what must outlive it)."""
+def _builtin(ir: str, name: str, keep=()):
+    """The function `name` of module `ir`, compiled for the host, as a builtin whose own object (its __self__)
+    holds what must outlive it: the compiled code, its method definition and the objects `keep` whose addresses
+    the code holds. (The builtin, and what it holds.)"""
     try:
         import llvmlite.binding as llvm
 
@@ -417,9 +416,19 @@ def _builtin(ir: str, name: str):
         engine = llvm.create_mcjit_compiler(module, machine)
         engine.finalize_object()
         definition = _MethodDef(name.encode(), engine.get_function_address(name), METH_FASTCALL, None)
+        held = _Held((engine, definition, module, tuple(keep)))
         new = ctypes.pythonapi.PyCFunction_NewEx
-        new.restype, new.argtypes = ctypes.py_object, [ctypes.POINTER(_MethodDef), ctypes.c_void_p, ctypes.c_void_p]
-        builtin = new(ctypes.byref(definition), None, None)
+        new.restype, new.argtypes = ctypes.py_object, [ctypes.POINTER(_MethodDef), ctypes.py_object, ctypes.c_void_p]
+        builtin = new(ctypes.byref(definition), held, None)
     except Exception as error:  # llvmlite without a host target, an interpreter without these entries
         raise DeviceError(f"cannot make skc's native launch code on this host: {error}") from None
-    return builtin, (engine, definition, module)
+    return builtin, held
+
+
+class _Held:
+    """What a native builtin holds as its __self__: its code and method definition, and the objects it reads."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts):
+        self.parts = parts

@@ -189,14 +189,14 @@ def test_fast_launch_keeps_reference_counts():
     import sys
 
     fast = FastLaunch()
-    x, y, grid = torch.zeros(4), torch.zeros(4), (3, 1, 1)
+    x, y, grid = torch.zeros(4), torch.zeros(4), tuple([3, 1, 1])   # (not a constant that code objects share)
     args = (x, y, 5, 2.5)
-    before = sys.getrefcount(x), sys.getrefcount(y), sys.getrefcount(grid), sys.getrefcount(None)
+    before = sys.getrefcount(x), sys.getrefcount(y), sys.getrefcount(grid)
     for _ in range(1000):
         fast.launch(args, grid, None)
         fast.launch((x, y, 5.0, 2.5), grid, 0)   # a fallback too
     fast.fallbacks.clear()
-    assert (sys.getrefcount(x), sys.getrefcount(y), sys.getrefcount(grid)) == before[:3]
+    assert (sys.getrefcount(x), sys.getrefcount(y), sys.getrefcount(grid)) == before
     with pytest.raises(TypeError, match="takes \\(args, grid, stream\\)"):
         fast.launch(args, grid)
 
@@ -211,3 +211,18 @@ def test_a_cuda_launcher_launches_through_native_code_with_torch_imported():
             fake.cuLaunchKernel_address = None
     assert type(launcher.launch).__name__ == "builtin_function_or_method"
     assert launcher.launch is not launcher.python_launch
+
+
+def test_a_fast_launch_holds_its_code_and_objects_as_long_as_it_lives():
+    import gc
+    import weakref
+
+    fast = FastLaunch()
+    launch, probe = fast.launch, weakref.ref(fast.fallback.__func__)
+    held = launch.__self__
+    assert any(part is fast.streams for part in held.parts[3])
+    del fast
+    gc.collect()
+    x = torch.zeros(2)
+    assert launch((x, x, 1, 1.0), (1, 1, 1), 0) is None   # its slots and callbacks still there
+    assert probe() is not None
