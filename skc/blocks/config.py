@@ -82,6 +82,10 @@ class MatmulConfig:
             raise ValueError(f"cluster_m must be 1 or 2, found {self.cluster_m}")
         if self.cluster_m > 1 and self.b_k_major:
             raise ValueError("clusters multicast B's 64-column chunks: they need B stored K x N (b_k_major=False)")
+        if self.cluster_m > 1 and (self.tile_n // 64) % self.cluster_m:
+            raise ValueError(f"a cluster of {self.cluster_m} splits B's {self.tile_n // 64} 64-column chunks evenly "
+                             f"between its blocks: use a tile_n that is a multiple of {64 * self.cluster_m}, or "
+                             "cluster_m=1")
         if self.split_k < 1 or self.split_k > 16:
             raise ValueError(f"split_k must be 1 to 16, found {self.split_k}")
         if self.split_k > 1 and (self.cluster_m > 1 or self.loader != "tma"):
@@ -168,7 +172,7 @@ class MatmulConfig:
         tile_m = overrides.pop("tile_m", tile_m)
         tile_n = overrides.pop("tile_n", tile_n)
         overrides.setdefault("consumers", tile_m // ROWS)
-        overrides.setdefault("cluster_m", 1 if b_k_major else cluster_m)
+        overrides.setdefault("cluster_m", 1 if b_k_major or (tile_n // 64) % cluster_m else cluster_m)
         tma = overrides.get("loader", "tma") == "tma"
         overrides.setdefault("split_k", split_k if overrides["cluster_m"] == 1 and tma else 1)
         stages = overrides.pop("stages", None)

@@ -134,6 +134,11 @@ def test_config_checks():
         MatmulConfig(tile_m=192, consumers=2)
     with pytest.raises(ValueError, match="tile_n must be"):
         MatmulConfig(tile_n=100)
+    with pytest.raises(ValueError, match="a cluster of 2 splits B's 3 64-column chunks evenly"):
+        MatmulConfig(tile_m=192, tile_n=192, consumers=3, cluster_m=2, producer_registers=24, consumer_registers=160)
+    # a tile the problem's cluster cannot split takes none
+    assert MatmulConfig.for_problem(8192, 8192, 8192, multiprocessors=132, tile_m=192, tile_n=192, consumers=3,
+                                    producer_registers=24, consumer_registers=160).cluster_m == 1
     with pytest.raises(ValueError, match="vector loader's 128 threads copy 16 bytes.*a multiple of 16"):
         MatmulConfig(dtype="f16", tile_n=40, b_k_major=True, loader="vector")   # it would leave rows unloaded
     config = MatmulConfig.for_problem(4096, 4096, 4096)
