@@ -66,6 +66,12 @@ class _Code:
     def __call__(self, line: str):
         self.lines.append("  " + line)
 
+    def op(self, text: str) -> str:
+        """An instruction with a result: its register."""
+        value = self.fresh()
+        self(f"{value} = {text}")
+        return value
+
     def label(self, name: str):
         self.lines.append(f"{name}:")
 
@@ -77,9 +83,7 @@ class _Code:
         if result == "void":
             self(call)
             return None
-        value = self.fresh()
-        self(f"{value} = {call}")
-        return value
+        return self.op(call)
 
     @staticmethod
     def obj(address: int) -> str:
@@ -87,21 +91,15 @@ class _Code:
         return f"inttoptr (i64 {address} to {P})"
 
     def type_of(self, value: str) -> str:
-        slot = self.fresh()
-        self(f"{slot} = getelementptr i8, {P} {value}, i64 8")
-        typed = self.fresh()
-        self(f"{typed} = bitcast {P} {slot} to {P}*")
-        found = self.fresh()
-        self(f"{found} = load {P}, {P}* {typed}")
-        return found
+        slot = self.op(f"getelementptr i8, {P} {value}, i64 8")
+        typed = self.op(f"bitcast {P} {slot} to {P}*")
+        return self.op(f"load {P}, {P}* {typed}")
 
     def branch(self, condition: str, then: str, otherwise: str):
         self(f"br i1 {condition}, label %{then}, label %{otherwise}")
 
     def compare(self, op: str, kind: str, a: str, b: str) -> str:
-        value = self.fresh()
-        self(f"{value} = icmp {op} {kind} {a}, {b}")
-        return value
+        return self.op(f"icmp {op} {kind} {a}, {b}")
 
 
 _lock = threading.Lock()
@@ -146,8 +144,7 @@ def _entry_ir(target: int) -> str:
     code.label("call")
     result = _driver_call(code, target, [f"i64 {values[0]}", *[f"i64 {values[i]}" for i in _U32],
                                          f"i64 {values[8]}", f"i64 {values[9]}"])
-    wide = code.fresh()
-    code(f"{wide} = zext i32 {result} to i64")
+    wide = code.op(f"zext i32 {result} to i64")
     boxed = code.api("PyLong_FromLong", f"i64 {wide}")
     code(f"ret {P} {boxed}")
     return (_string("count_message", count_message) + _string("range_message", range_message)
@@ -178,8 +175,7 @@ def fast_launch(target: int, function: int, block: tuple, shared_bytes: int, par
     code.branch(code.compare("eq", "i64", size, str(len(params))), "p0", "fallback")
     # an argument array for the methods: self alone
     code.label("p0")
-    holder = code.fresh()
-    code(f"{holder} = alloca {P}")
+    holder = code.op(f"alloca {P}")
     if not params:
         code("br label %grid")
     for i, (kind, slot, *facts) in enumerate(params):
@@ -235,8 +231,7 @@ def fast_launch(target: int, function: int, block: tuple, shared_bytes: int, par
         code(f"store i64 0, i64* {chosen_slot}")
         code("br label %launch")
     code.label("launch")
-    chosen = code.fresh()
-    code(f"{chosen} = load i64, i64* {chosen_slot}")
+    chosen = code.op(f"load i64, i64* {chosen_slot}")
     bx, by, bz = block
     result = _driver_call(code, target, [f"i64 {function}", *[f"i64 {e}" for e in extents], f"i64 {bx}",
                                          f"i64 {by}", f"i64 {bz}", f"i64 {shared_bytes}", f"i64 {chosen}",
@@ -246,8 +241,7 @@ def fast_launch(target: int, function: int, block: tuple, shared_bytes: int, par
     code.api("Py_IncRef", f"{P} {obj(id(None))}")
     code(f"ret {P} {obj(id(None))}")
     code.label("failed")
-    wide = code.fresh()
-    code(f"{wide} = zext i32 {result} to i64")
+    wide = code.op(f"zext i32 {result} to i64")
     number = code.api("PyLong_FromLong", f"i64 {wide}")
     raised = code.api("PyObject_CallFunctionObjArgs", f"{P} {obj(id(fail))}", f"{P} {number}", f"{P} {grid}",
                       f"{P} null")
@@ -281,24 +275,25 @@ def _tensor(code, i, item, slot, dtype, tensor_type, index, names, holder, follo
     code.branch(code.compare("eq", P, found, obj(id(dtype))), f"p{i}_device", "fallback")
     code.label(f"p{i}_device")
     code(f"store {P} {item}, {P}* {holder}")
-    device = code.api("PyObject_VectorcallMethod", f"{P} {obj(id(names['get_device']))}", f"{P}* {holder}",
-                      "i64 1", f"{P} null")
-    code.branch(code.compare("eq", P, device, "null"), "fallback", f"p{i}_device_found")
-    code.label(f"p{i}_device_found")
-    number = code.api("PyLong_AsLongLong", f"{P} {device}")
-    code.api("Py_DecRef", f"{P} {device}")
+    number = _method_int(code, names["get_device"], holder, "PyLong_AsLongLong", f"p{i}_device_found")
     code.branch(code.compare("eq", "i64", number, str(index)), f"p{i}_address", "fallback")
     code.label(f"p{i}_address")
-    address = code.api("PyObject_VectorcallMethod", f"{P} {obj(id(names['data_ptr']))}", f"{P}* {holder}",
-                       "i64 1", f"{P} null")
-    code.branch(code.compare("eq", P, address, "null"), "fallback", f"p{i}_address_found")
-    code.label(f"p{i}_address_found")
-    value = code.api("PyLong_AsUnsignedLongLong", f"{P} {address}")
-    code.api("Py_DecRef", f"{P} {address}")
+    value = _method_int(code, names["data_ptr"], holder, "PyLong_AsUnsignedLongLong", f"p{i}_address_found")
     _on_error(code, value, "-1", "fallback", f"p{i}_store")
     code.label(f"p{i}_store")
     code(f"store i64 {value}, i64* inttoptr (i64 {slot} to i64*)")
     code(f"br label %{following}")
+
+
+def _method_int(code, name: str, holder: str, convert: str, found: str) -> str:
+    """The int that method `name` of the object in `holder` gives (to "fallback" if it raises), converted."""
+    result = code.api("PyObject_VectorcallMethod", f"{P} {code.obj(id(name))}", f"{P}* {holder}", "i64 1",
+                      f"{P} null")
+    code.branch(code.compare("eq", P, result, "null"), "fallback", found)
+    code.label(found)
+    value = code.api(convert, f"{P} {result}")
+    code.api("Py_DecRef", f"{P} {result}")
+    return value
 
 
 def _integer(code, i, item, slot, bits: int, signed: bool, following):
@@ -312,12 +307,10 @@ def _integer(code, i, item, slot, bits: int, signed: bool, following):
         low, high = (-2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
         above = code.compare("sge", "i64", value, str(low))
         below = code.compare("sle", "i64", value, str(high))
-        inside = code.fresh()
-        code(f"{inside} = and i1 {above}, {below}")
+        inside = code.op(f"and i1 {above}, {below}")
         code.branch(inside, f"p{i}_store", "fallback")
         code.label(f"p{i}_store")
-        narrow = code.fresh()
-        code(f"{narrow} = trunc i64 {value} to i{bits}")
+        narrow = code.op(f"trunc i64 {value} to i{bits}")
         code(f"store i{bits} {narrow}, i{bits}* inttoptr (i64 {slot} to i{bits}*)")
     else:
         code(f"store i64 {value}, i64* inttoptr (i64 {slot} to i64*)")
@@ -329,20 +322,17 @@ def _real(code, i, item, slot, bits: int, following):
     kind = code.type_of(item)
     is_float = code.compare("eq", P, kind, code.obj(id(float)))
     is_int = code.compare("eq", P, kind, code.obj(id(int)))
-    either = code.fresh()
-    code(f"{either} = or i1 {is_float}, {is_int}")
+    either = code.op(f"or i1 {is_float}, {is_int}")
     code.branch(either, f"p{i}_value", "fallback")
     code.label(f"p{i}_value")
     value = code.api("PyFloat_AsDouble", f"{P} {item}")
-    minus = code.fresh()
-    code(f"{minus} = fcmp oeq double {value}, -1.0")
+    minus = code.op(f"fcmp oeq double {value}, -1.0")
     code.branch(minus, f"p{i}_check", f"p{i}_store")
     code.label(f"p{i}_check")
     code.branch(code.compare("eq", P, code.api("PyErr_Occurred"), "null"), f"p{i}_store", "fallback")
     code.label(f"p{i}_store")
     if bits == 32:
-        narrow = code.fresh()
-        code(f"{narrow} = fptrunc double {value} to float")
+        narrow = code.op(f"fptrunc double {value} to float")
         code(f"store float {narrow}, float* inttoptr (i64 {slot} to float*)")
     else:
         code(f"store double {value}, double* inttoptr (i64 {slot} to double*)")
@@ -350,10 +340,8 @@ def _real(code, i, item, slot, bits: int, following):
 
 
 def _argument(code, array: str, i: int) -> str:
-    slot = code.fresh()
-    code(f"{slot} = getelementptr {P}, {P}* {array}, i64 {i}")
-    value = code.fresh()
-    code(f"{value} = load {P}, {P}* {slot}")
+    slot = code.op(f"getelementptr {P}, {P}* {array}, i64 {i}")
+    value = code.op(f"load {P}, {P}* {slot}")
     return value
 
 
@@ -369,24 +357,18 @@ def _driver_call(code, target: int, values: list) -> str:
     """cuLaunchKernel(function, grid x 3, block x 3, shared bytes, stream, params, NULL) from ten i64 operands."""
     operands = []
     for i, operand in enumerate(values):
-        kind, value = operand.split(" ", 1)
-        converted = code.fresh()
+        value = operand.split(" ", 1)[1]
         if i in _U32:
-            code(f"{converted} = trunc i64 {value} to i32")
-            operands.append(f"i32 {converted}")
+            operands.append(f"i32 {code.op(f'trunc i64 {value} to i32')}")
         else:
-            code(f"{converted} = inttoptr i64 {value} to {P}")
-            operands.append(f"{P} {converted}")
+            operands.append(f"{P} {code.op(f'inttoptr i64 {value} to {P}')}")
     signature = f"i32 ({P}, i32, i32, i32, i32, i32, i32, i32, {P}, {P}, {P})"
-    result = code.fresh()
-    code(f"{result} = call {signature} inttoptr (i64 {target} to {signature}*)({', '.join(operands)}, {P} null)")
-    return result
+    return code.op(f"call {signature} inttoptr (i64 {target} to {signature}*)({', '.join(operands)}, {P} null)")
 
 
 def _raise(code, exception: str, message: str, length: int):
-    kind = code.fresh()
-    code(f"{kind} = load {P}, {P}* inttoptr (i64 {ctypes.addressof(ctypes.c_void_p.in_dll(ctypes.pythonapi, exception))} "
-         f"to {P}*)")
+    where = ctypes.addressof(ctypes.c_void_p.in_dll(ctypes.pythonapi, exception))
+    kind = code.op(f"load {P}, {P}* inttoptr (i64 {where} to {P}*)")
     code.api("PyErr_SetString", f"{P} {kind}", f"{P} getelementptr ([{length} x i8], [{length} x i8]* {message}, "
                                                  "i64 0, i64 0)")
     code(f"ret {P} null")
