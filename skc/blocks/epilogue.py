@@ -208,18 +208,21 @@ class DirectStoreEpilogue:
             skc.store(self.out + (skc.i64(row) * self.N + column), result, mask=inside)
 
 
-SUMMED = 8   # values of a thread whose shares the last share of a split-K tile adds up at a time
+IN_FLIGHT = 64   # floats a thread of a split-K tile's last share has loads in flight for (a group of values' shares)
 
 
 class SplitKEpilogue:
     """Completes output tiles computed in `splits` shares of K (SplitKScheduler's work units) in the same launch.
-    Share s stores its fp32 accumulator into its own M x N slice s of `workspace` (splits x M x N fp32: plain
-    stores, no atomics), then one thread of the warpgroup counts the share in `counters` (one i32 per 64-row strip
-    of a tile, zero between launches) behind a GPU-scope fence. The share that counts last reads every slice
-    behind an acquiring fence and adds them in share order (so results are the same bits in every run, whichever
-    share comes last), applies the fused epilogue to the sum — so alpha, beta·C, bias and activations are exact,
-    applied once to the whole sum — converts and stores it to the row-major output at `out` (masked at the edges),
-    and resets its counter. The workspace needs no zeroing: a launch reads only what it wrote.
+    Each warpgroup's strip of a tile (64 rows by tile_n) has a record in `workspace` per share: share s stores its
+    fp32 accumulator there in the fragment's own order (every thread four values at a time, the warpgroup's 128
+    threads side by side: whole 512-byte runs, no atomics), then one thread of the warpgroup counts the share in
+    `counters` (one i32 per strip, zero between launches) behind a GPU-scope fence. The share that counts last
+    reads every share's record of the strip behind an acquiring fence, each thread the values it holds itself,
+    adds them in share order (so results are the same bits in every run, whichever share comes last), applies the
+    fused epilogue to the sum — so alpha, beta·C, bias and activations are exact, applied once to the whole sum —
+    converts and stores it to the row-major output at `out` (masked at the edges), and resets its counter. The
+    workspace (split_buffers: strips x splits x 64 x tile_n fp32) needs no zeroing: a launch reads only what it
+    wrote.
 
     Same interface as TmaStoreEpilogue, with the work unit's share: `epilogue(acc, row0, col0, share)` for a
     warpgroup's accumulator of the tile at (row0, col0); a `with` has nothing to wait for."""
@@ -231,7 +234,8 @@ class SplitKEpilogue:
         self.warpgroup, self.warpgroups = warpgroup, warpgroups
         self.fused = FusedEpilogue(args)
         self.threads = skc.current_target().warpgroup_size
-        self.leader = skc.thread_index() % self.threads == 0
+        self.thread = skc.thread_index() % self.threads
+        self.leader = self.thread == 0
         self.arrived = skc.shared((warpgroups,), skc.i32) + warpgroup  # the count the leader saw, for all
 
     def __enter__(self):
@@ -244,38 +248,40 @@ class SplitKEpilogue:
         acc.wait()
         rows = acc.shape[0]
         row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
-        size = skc.i64(self.M) * self.N   # one share's slice
-        for value, row, column in acc.values():
-            row, column = row0 + row, col0 + column
-            inside = (row < self.M) & (column < self.N)
-            skc.store(self.workspace + (share * size + skc.i64(row) * self.N + column), value, mask=inside)
+        values = acc.values()
+        # the strip's counter and records: one per strip of `rows` rows and tile_n columns (a warpgroup's)
+        strip = (row0 // rows) * skc.cdiv(self.N, self.tile_n) + col0 // self.tile_n
+        record = len(values) * self.threads   # floats of one share's record of a strip
+
+        def quad(which, j):   # where this thread's values 4j .. 4j + 3 lie in share `which`'s record
+            return self.workspace + ((skc.i64(strip) * self.splits + which) * record + (j * self.threads + self.thread) * 4)
+
+        for j in skc.static_range(len(values) // 4):
+            skc.store(quad(share, j), skc.vector([value for value, row, column in values[4 * j:4 * j + 4]]))
         self.barrier()
-        # one counter per strip of `rows` rows and tile_n columns (the warpgroup's share of the tile)
-        counter = self.counters + ((row0 // rows) * skc.cdiv(self.N, self.tile_n) + col0 // self.tile_n)
+        counter = self.counters + strip
         if self.leader:
             skc.hopper.fence_acq_rel_gpu()  # the warpgroup's stores (ordered by the barrier) before the count
             skc.store(self.arrived, skc.atomic_add(counter, 1))
         self.barrier()
-        if skc.load(self.arrived) == self.splits - 1:  # the last share: every other share's slice is written
+        if skc.load(self.arrived) == self.splits - 1:  # the last share: every other share's record is written
             skc.hopper.fence_acq_rel_gpu()
-            # the other slices' values are loaded before any is used, so the loads are in flight together; each
-            # unmasked, from the nearest place inside (a masked load is a branch, and the code using its value
-            # sinks into it and waits there: a memory round trip per value, ~16 us a tile)
-            # (SUMMED values at a time: enough loads in flight, few enough registers)
-            values = acc.values()
-            for first in skc.static_range(0, len(values), SUMMED):
-                chunk = values[first:first + SUMMED]
-                nearest = [skc.i64(skc.minimum(row0 + row, self.M - 1)) * self.N +
-                           skc.minimum(col0 + column, self.N - 1) for value, row, column in chunk]
-                totals = [skc.load(self.workspace + place) for place in nearest]
+            # a group of values at a time (their shares' loads in flight together; the next group's loads wait
+            # for the round trip of this group's stores, which they might alias): a bigger group, fewer trips,
+            # more registers
+            group = max(4, IN_FLIGHT // self.splits // 4 * 4)
+            for first in skc.static_range(0, len(values), group):
+                quads = range(first // 4, min(first + group, len(values)) // 4)
+                totals = [skc.load(quad(0, j), width=4) for j in quads]
                 for other in skc.static_range(1, self.splits):   # in share order, whichever share adds them up
-                    totals = [total + skc.load(self.workspace + (other * size + place))
-                              for total, place in zip(totals, nearest)]
-                for (value, row, column), total in zip(chunk, totals):
-                    row, column = row0 + row, col0 + column
-                    inside = (row < self.M) & (column < self.N)
-                    skc.store(self.out + (skc.i64(row) * self.N + column),
-                              self.dtype(self.fused(total, row, column)), mask=inside)
+                    totals = [total + skc.load(quad(other, j), width=4) for total, j in zip(totals, quads)]
+                for j, total in zip(quads, totals):
+                    for i in skc.static_range(4):
+                        value, row, column = values[4 * j + i]
+                        row, column = row0 + row, col0 + column
+                        inside = (row < self.M) & (column < self.N)
+                        skc.store(self.out + (skc.i64(row) * self.N + column),
+                                  self.dtype(self.fused(total[i], row, column)), mask=inside)
             if self.leader:
                 skc.store(counter, 0)
 

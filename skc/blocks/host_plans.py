@@ -247,12 +247,13 @@ def _learning(functions: list, i: int):
 
 
 def split_buffers(a, M: int, N: int, cfg) -> tuple:
-    """Split-K's fp32 workspace (a slice of M x N for each share) and its zero-filled i32 counters, on a's device;
-    the kernel leaves the counters zero, so a plan makes them once (its launches must not run at once on two
-    streams)."""
+    """Split-K's fp32 workspace (a record of a strip's 64 x tile_n values for each share of each strip) and its
+    zero-filled i32 counters (one a strip), on a's device; the kernel leaves the counters zero, so a plan makes them
+    once (its launches must not run at once on two streams)."""
     from .gemm import split_counters
 
-    return _zeros_like(a, cfg.split_k * M * N, "float32"), _zeros_like(a, split_counters(M, N, cfg), "int32")
+    strips = split_counters(M, N, cfg)
+    return _zeros_like(a, strips * cfg.split_k * 64 * cfg.tile_n, "float32"), _zeros_like(a, strips, "int32")
 
 
 def _zeros_like(a, count: int, dtype: str):

@@ -135,9 +135,9 @@ def check_assembled(compiled, cfg):
     assert cfg.shared_bytes() <= 232448
     ptx = compiled.asm("ptx")
     assert f"wgmma.mma_async.sync.aligned.m64n{cfg.tile_n}k16.f32" in ptx
-    if cfg.split_k > 1:  # partial sums stored in fp32 slices, counted behind a GPU-scope fence, read by the last
-        assert "fence.acq_rel.gpu" in ptx and "atom.global.add.u32" in ptx
-        assert "st.global.b32" in ptx and "ld.global.b32" in ptx and "cp.async.bulk.tensor" in ptx
+    if cfg.split_k > 1:  # partial sums stored in fragment order, 16 bytes at a time, counted behind a GPU-scope
+        assert "fence.acq_rel.gpu" in ptx and "atom.global.add.u32" in ptx   # fence, read back by the last share
+        assert "st.global.v4.b32" in ptx and "ld.global.v4.b32" in ptx and "cp.async.bulk.tensor" in ptx
         assert "atom.global.add.f32" not in ptx and "atom.global.exch" not in ptx   # no atomics on the sums
 
 

@@ -55,7 +55,7 @@ def test_split_k_leaves_its_counters_zero_for_the_next_launch(hopper_interpreter
     cfg = MatmulConfig(dtype="f16", tile_m=64, consumers=1, stages=2, split_k=2)
     a, b = integers(m, k).astype(np.float16), integers(k, n).astype(np.float16)
     workspace, counters = split_buffers(a, m, n, cfg)
-    assert workspace.shape == (2 * m * n,)
+    assert workspace.shape == (2 * 64 * cfg.tile_n,)   # one strip, two shares
     workspace[:] = np.nan
     boxes = cfg.boxes()
     for _ in range(2):  # the second launch reuses the buffers the first one left
