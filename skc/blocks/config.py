@@ -201,8 +201,8 @@ class BatchedOperandLayout(OperandLayout):
 TILE_SHAPES = ((128, 256), (64, 256), (64, 128))
 # Off: measured on the H200 (benchmarks/NOTES.md, 2026-11-30), split-K made 16 x 8192 x 8192 slower (kernel time
 # 51.2 -> 37.7 TFLOP/s with 2 shares): that shape is DRAM-bound with 64 SMs already, and the shares' epilogue
-# (then fp32 atomics, fence, counter, exchange) added ~15 us; its records-in-fragment-order epilogue (sixth session) still
-# measured slower than the unsplit kernel everywhere. Split-K stays available through MatmulConfig(split_k=).
+# (then fp32 atomics, fence, counter, exchange) added ~15 us; the sixth session's epilogue (records in fragment order)
+# still measured slower than the unsplit kernel everywhere. Split-K stays available through MatmulConfig(split_k=).
 SPLIT_K_BY_DEFAULT = False
 
 
