@@ -48,7 +48,10 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-pp128": {"tile_m": 128, "tile_n": 128, "consumers": 2, "pingpong": True},
                        "pt-n56": {"tile_n": 56}, "pt-m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32},
                        "pt-m64n128": {"tile_m": 64, "consumers": 1, "tile_n": 128},
-                       "pt-k256": {"tile_k": 256}}   # two 128-byte chunks of K a stage: half the stage hand-overs
+                       "pt-k256": {"tile_k": 256},   # two 128-byte chunks of K a stage: half the stage hand-overs
+                       # K in shares (split-K) for problems with few tiles
+                       "pt-split2": {"split_k": 2}, "pt-split4": {"split_k": 4},
+                       "pt-n128-split4": {"tile_n": 128, "split_k": 4}}
 
 
 def operands(M, N, K):

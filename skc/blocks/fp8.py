@@ -130,6 +130,8 @@ class Fp8MatmulConfig(MatmulConfig):
                              "64-row part at a time")
         if self.loader != "tma" or self.cluster_m != 1:
             raise ValueError("the fp8 GEMM loads with TMA, without clusters (loader='tma', cluster_m=1)")
+        if self.block_scaled and self.split_k > 1:
+            raise ValueError("split-K takes per-tensor scales: a block-scaled GEMM runs unsplit (split_k=1)")
         if self.block_scaled and (self.tile_k != SCALE_BLOCK or self.tile_n % 8 or sb_count(self.tile_n) is None):
             raise ValueError(f"block scales need tile_k = {SCALE_BLOCK} (one scale block a stage) and tile_n a "
                              f"multiple of 8 up to 256, found tile_k={self.tile_k}, tile_n={self.tile_n}")
@@ -307,3 +309,12 @@ def fp8_matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, bias, scale
     else:
         epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=skc.load(scale_a) * skc.load(scale_b), bias=bias)
         wgmma_gemm(a, b, out, M, N, K, epilogue, cfg)
+
+
+@skc.kernel
+def fp8_matmul_split_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, K: skc.i32, bias, scale_a,
+                            scale_b, cfg: skc.constexpr):
+    """The per-tensor fp8 GEMM with split-K (cfg.split_k > 1): a and b tensor maps, out a pointer to the row-major
+    output, workspace and counters split_buffers' (see matmul_split_kernel), scale_a and scale_b f32 pointers."""
+    epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=skc.load(scale_a) * skc.load(scale_b), bias=bias)
+    wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, split=(workspace, counters))

@@ -13,8 +13,9 @@ import numpy as np
 import skc
 
 from .epilogue import EpilogueSpec
-from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel
-from .host_plans import TORCH_TYPES, Bindings, MapsByAddress, address_functions, remember, row_major, torch_type
+from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel
+from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, address_functions, remember, row_major, split_buffers,
+                         torch_type)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -140,8 +141,13 @@ class _Plan:
         else:
             self.cfg = Fp8MatmulConfig.for_fp8_problem(M, N, K, device.target.max_shared_bytes,
                                                        device.multiprocessors, **fields)
+        if self.cfg.split_k > 1 and out is not None and not row_major(out):
+            self.cfg = replace(self.cfg, split_k=1)  # split-K's last share stores through a pointer to a row-major out
         self.M, self.N, self.K, self.block, self.out_name = M, N, K, block, out_name
-        self.grid = TileScheduler.grid(M, N, self.cfg.tile_m, self.cfg.tile_n, device.multiprocessors)
+        self.grid = TileScheduler.grid(M, N, self.cfg.tile_m, self.cfg.tile_n, device.multiprocessors,
+                                       split_k=self.cfg.split_k)
+        self.kernel = fp8_matmul_split_kernel if self.cfg.split_k > 1 else fp8_matmul_kernel
+        self.split = None   # split-K's workspace and counters, made at the first call
         self.ready, self.boxes, self.interpreter = None, self.cfg.boxes(), device.is_interpreter
         self.maps = {}  # which tensor map -> its MapsByAddress
         # on a GPU, a bound launch per set of operand addresses (as GemmPlan), unless the call copies block scales
@@ -172,7 +178,7 @@ class _Plan:
             return out
         args = self.arguments(a, b, scale_a, scale_b, out, bias)
         if self.interpreter:
-            fp8_matmul_kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
+            self.kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
         else:
             self._ready(args)(args, stream)
         return out
@@ -185,14 +191,20 @@ class _Plan:
         scales = self.scales(scale_a, scale_b)
         if self.block:
             maps += scales
+        if self.cfg.split_k > 1:   # the last share of a tile stores through a pointer to the row-major out
+            maps = maps[:2]
         maps = [skc.TensorMap(*m) if self.interpreter else self.encoded(i, *m) for i, m in enumerate(maps)]
+        if self.cfg.split_k > 1:
+            if self.split is None:
+                self.split = split_buffers(a, self.M, self.N, self.cfg)
+            return (*maps, out, *self.split, self.M, self.N, self.K, out if bias is None else bias, *scales)
         return (*maps[:3], self.M, self.N, self.K, out if bias is None else bias,
                 *(maps[3:] if self.block else scales))
 
     def _ready(self, args):
         """The ready launch of the plan's kernel (looked up once)."""
         if self.ready is None:
-            self.ready = fp8_matmul_kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
+            self.ready = self.kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
         return self.ready
 
     def encoded(self, which: int, tensor, box, swizzle):

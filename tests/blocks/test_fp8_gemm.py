@@ -96,6 +96,24 @@ def test_per_tensor_fp8_gemm_with_consumers_taking_turns(hopper_interpreter):
     np.testing.assert_array_equal(out, 2.0 * (a @ b))
 
 
+@pytest.mark.parametrize("split, out_dtype", [(2, "float32"), (3, "bfloat16")])
+def test_per_tensor_fp8_gemm_split_k_is_exact(hopper_interpreter, split, out_dtype):
+    """K in shares (fp8_matmul_split_kernel): the scales applied once to the whole sum, stored to a row-major out."""
+    M, N, K = 40, 136, 640   # partial tiles, a short last share (5 k-steps in 3 shares of 2)
+    a, b, a8, b8 = operands(M, N, K)
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, out_dtype="f32" if out_dtype == "float32" else "bf16",
+                                             split_k=split, stages=2)
+    assert config.split_k == split and config.tile_m == 64
+    out = skc.blocks.matmul(a8, b8, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
+                            out_dtype=out_dtype, config=config)
+    expected = 2.0 * (a @ b)
+    if out_dtype == "bfloat16":
+        expected = expected.astype(ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(out.astype(np.float32), expected.astype(np.float32))
+    with pytest.raises(ValueError, match="split-K takes per-tensor scales"):
+        Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, split_k=2)
+
+
 def test_a_given_config_takes_the_calls_epilogue_and_must_match_the_operands(hopper_interpreter):
     M, N, K = 64, 128, 128
     a, b, a8, b8 = operands(M, N, K)
@@ -208,6 +226,23 @@ def test_payload_places_scales_after_the_operands_and_keeps_stages_aligned():
 
 
 # -- through the compiler ---------------------------------------------------------------------------------------
+@needs_assembler
+@pytest.mark.parametrize("fields", [{"tile_n": 64, "split_k": 2}, {"tile_n": 128, "split_k": 4}], ids=["n64-k2", "n128-k4"])
+def test_fp8_split_k_assembles_without_spills(fields):
+    from skc.blocks.fp8 import fp8_matmul_split_kernel
+
+    cfg = Fp8MatmulConfig.for_fp8_problem(64, 4096, 7168, out_dtype="bf16", **fields)
+    boxes = cfg.boxes()
+    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], 128)) for name in ("a", "b")]
+    compiled = fp8_matmul_split_kernel.compile(*maps, skc.Ptr[skc.bf16], skc.Ptr[skc.f32], skc.Ptr[skc.i32], skc.i32,
+                                               skc.i32, skc.i32, skc.Ptr[skc.bf16], skc.Ptr[skc.f32], skc.Ptr[skc.f32],
+                                               cfg, target="sm_90a", block=cfg.threads)
+    resources = compiled.resources
+    assert resources["spill_stores"] == 0 and resources["spill_loads"] == 0, resources
+    ptx = compiled.asm("ptx")
+    assert f"wgmma.mma_async.sync.aligned.m64n{cfg.tile_n}k32.f32.e4m3.e4m3" in ptx and "st.global.v4.b32" in ptx
+
+
 def compile_fp8(cfg: Fp8MatmulConfig):
     boxes = cfg.boxes()
     maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(t), boxes[name], 128))

@@ -56,6 +56,23 @@ def test_per_tensor(M, N, K, out_dtype):
         assert relative_error(out, cublas.float()) <= 1e-2
 
 
+@pytest.mark.parametrize("M,N,K", [(64, 4096, 7168), (40, 200, 640), (128, 1000, 1024)])
+@pytest.mark.parametrize("fields", [{"split_k": 2}, {"split_k": 4, "tile_n": 128}], ids=["k2", "k4-n128"])
+def test_per_tensor_split_k(M, N, K, fields):
+    """K in shares, twice on the same plan (its counters must be left zero), outputs poisoned before each."""
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, out_dtype="bf16", **fields)
+    assert config.split_k == fields["split_k"]
+    expected = (a.float() @ b.float()) * 0.01 * 0.02
+    for _ in range(2):
+        out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+        skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, config=config)
+        torch.cuda.synchronize()
+        assert not out.isnan().any()
+        assert relative_error(out, expected) <= 5e-3
+
+
 VARIANTS = {"serial": {}, "overlapped": {"overlap_scaling": True},
             # tiles that start inside scale blocks and cross B's scale boxes; narrower epilogue boxes
             "n192": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240},
