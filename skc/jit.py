@@ -243,7 +243,7 @@ class Kernel:
         return found
 
     def runtime_arguments(self, args):
-        return args if self._all_runtime else [args[i] for i in self._runtime_positions]
+        return args if self._all_runtime else tuple([args[i] for i in self._runtime_positions])
 
     def _prepare(self, device: Device, block: tuple, args):
         target = device.target
@@ -405,7 +405,7 @@ class Launch:
         if stream is not None and type(stream) is not int:
             stream = _stream(stream)
         runtime = self._runtime
-        self._launch(args if runtime is None else [args[i] for i in runtime], self.grid, stream)
+        self._launch(args if runtime is None else tuple([args[i] for i in runtime]), self.grid, stream)
 
     def _select(self, device, args):
         """Compile or find the launcher these arguments select on `device` (the call's slow path)."""

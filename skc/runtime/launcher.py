@@ -378,7 +378,8 @@ def _native_launch(launcher: CudaLauncher):
     try:
         return native.fast_launch(address, launcher._function, launcher.block, launcher.shared_bytes,
                                   ctypes.addressof(launcher.pointers), params, tensor, launcher.device.index,
-                                  _TORCH_STREAM, bool(launcher.stream_order), launcher.python_launch, launcher._fail)
+                                  _TORCH_STREAM, bool(launcher.stream_order), launcher.python_launch, launcher._fail,
+                                  owner=(launcher.slots, launcher.pointers))
     except DeviceError:
         return None
 

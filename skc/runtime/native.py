@@ -12,8 +12,11 @@ convention) that call the driver's cuLaunchKernel with no Python in between.
   fully and explains what is wrong.
 
 Every CPython entry point is read from the running interpreter by address, nothing is linked by name. The GIL is
-held through the driver call: the launcher's slots are shared by the threads that launch the kernel, and the GIL is
-what keeps one thread's writes and launch from interleaving with another's (torch's launches hold it too).
+held through the driver call, and the fast path reads every argument before it writes any slot: the launcher's
+slots are shared by the threads that launch the kernel, and with no Python run between the first write and the
+driver call no other thread's launch can come in between (torch's launches hold the GIL too). The generated Python
+launcher, which the fast path hands everything else to, writes the slots one bytecode at a time: two threads
+launching one kernel through it at once can still mix their arguments, as before.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ P = "i8*"            # a PyObject* (or any pointer) in the IR
 _API = {
     "PyLong_AsUnsignedLongLong": ("i64", [P]), "PyLong_AsLongLong": ("i64", [P]), "PyFloat_AsDouble": ("double", [P]),
     "PyErr_Occurred": (P, []), "PyErr_Clear": ("void", []), "PyErr_SetString": ("void", [P, P]),
+    "PyErr_ExceptionMatches": ("i32", [P]),
     "PyLong_FromLong": (P, ["i64"]), "PyTuple_Size": ("i64", [P]), "PyTuple_GetItem": (P, [P, "i64"]),
     "PyList_GetItem": (P, [P, "i64"]), "PyObject_GetAttr": (P, [P, P]),
     "PyObject_VectorcallMethod": (P, [P, P + "*", "i64", P]), "PyObject_Call": (P, [P, P, P]),
@@ -112,7 +116,11 @@ def launcher(target: int):
     with _lock:
         found = _made.get(target)
         if found is None:
-            found = _made[target] = _builtin(_entry_ir(target), "launch")
+            try:
+                ir = _entry_ir(target)
+            except Exception as error:  # an interpreter without one of the C-API entries
+                raise DeviceError(f"cannot make skc's native launch code on this host: {error}") from None
+            found = _made[target] = _builtin(ir, "launch")
         return found[0]
 
 
@@ -152,17 +160,32 @@ def _entry_ir(target: int) -> str:
 
 
 def fast_launch(target: int, function: int, block: tuple, shared_bytes: int, params_address: int, params: list,
-                tensor_type, index: int, torch_stream: list, stream_source: bool, fallback, fail):
+                tensor_type, index: int, torch_stream: list, stream_source: bool, fallback, fail, owner=None):
     """One kernel's launch as a builtin `launch(args, grid, stream)` (see the module's description).
 
     `params`: for each kernel parameter, ("tensor", slot address, torch dtype), ("int", slot address, bits,
     signed) or ("float", slot address, bits); `tensor_type` is torch.Tensor and `index` the device's index
     (get_device()); `torch_stream` the launcher's list holding torch's current-raw-stream function (empty until
     known); `stream_source`: a launch without a stream goes to torch's current stream (else to stream 0);
-    `fallback(args, grid, stream)` the Python launcher, `fail(result, grid)` what raises a failed launch's error."""
-    keep = [tensor_type, torch_stream, fallback, fail, (index,), index]
+    `fallback(args, grid, stream)` the Python launcher, `fail(result, grid)` what raises a failed launch's error;
+    `owner` what holds the slots and the kernelParams array (kept as long as the builtin).
+
+    Every argument is read (and the stream, which may run Python) before any slot is written: from the first write
+    to the driver call no Python runs, so no other thread's launch can come in between."""
+    keep = [tensor_type, torch_stream, fallback, fail, (index,), index, owner]
     names = {name: sys.intern(name) for name in ("dtype", "get_device", "data_ptr")}
     keep += list(names.values()) + [entry[2] for entry in params if entry[0] == "tensor"]
+    try:
+        ir = _fast_ir(target, function, block, shared_bytes, params_address, params, tensor_type, index, torch_stream,
+                      stream_source, fallback, fail, names, keep[4])
+    except Exception as error:  # an interpreter without one of the C-API entries
+        raise DeviceError(f"cannot make skc's native launch code on this host: {error}") from None
+    with _lock:
+        return _builtin(ir, "launch", keep)[0]
+
+
+def _fast_ir(target, function, block, shared_bytes, params_address, params, tensor_type, index, torch_stream,
+             stream_source, fallback, fail, names, index_args) -> str:
     code = _Code()
     obj = code.obj
     code.label("entry")
@@ -172,23 +195,7 @@ def fast_launch(target: int, function: int, block: tuple, shared_bytes: int, par
     code.branch(code.compare("eq", P, code.type_of(args), obj(id(tuple))), "sized", "fallback")
     code.label("sized")
     size = code.api("PyTuple_Size", f"{P} {args}")
-    code.branch(code.compare("eq", "i64", size, str(len(params))), "p0", "fallback")
-    # an argument array for the methods: self alone
-    code.label("p0")
-    holder = code.op(f"alloca {P}")
-    if not params:
-        code("br label %grid")
-    for i, (kind, slot, *facts) in enumerate(params):
-        if i:
-            code.label(f"p{i}")
-        item = code.api("PyTuple_GetItem", f"{P} {args}", f"i64 {i}")
-        following = f"p{i + 1}" if i + 1 < len(params) else "grid"
-        if kind == "tensor":
-            _tensor(code, i, item, slot, facts[0], tensor_type, index, names, holder, following)
-        elif kind == "int":
-            _integer(code, i, item, slot, *facts, following)
-        else:
-            _real(code, i, item, slot, facts[0], following)
+    code.branch(code.compare("eq", "i64", size, str(len(params))), "grid", "fallback")
     code.label("grid")
     code.branch(code.compare("eq", P, code.type_of(grid), obj(id(tuple))), "grid_sized", "fallback")
     code.label("grid_sized")
@@ -206,31 +213,51 @@ def fast_launch(target: int, function: int, block: tuple, shared_bytes: int, par
         code.branch(code.compare("ule", "i64", value, "4294967295"), f"g{axis + 1}" if axis < 2 else "stream",
                     "fallback")
     code.label("stream")
-    chosen_slot = code.fresh()   # the stream's handle (a slot: several paths give it)
-    code(f"{chosen_slot} = alloca i64")
+    chosen_slot = code.op("alloca i64")   # the stream's handle (several paths give it)
+    holder = code.op(f"alloca {P}")       # an argument array for the tensors' methods: self alone
     code.branch(code.compare("eq", P, stream, obj(id(None))), "stream_none", "stream_int")
     code.label("stream_int")
     code.branch(code.compare("eq", P, code.type_of(stream), obj(id(int))), "stream_value", "fallback")
     code.label("stream_value")
     given = code.api("PyLong_AsUnsignedLongLong", f"{P} {stream}")
     code(f"store i64 {given}, i64* {chosen_slot}")
-    _on_error(code, given, "-1", "fallback", "launch")
+    _on_error(code, given, "-1", "fallback", "p0")
     code.label("stream_none")
     if stream_source:   # torch's current stream: its function from the launcher's list, called with the index
         getter = code.api("PyList_GetItem", f"{P} {obj(id(torch_stream))}", "i64 0")
         code.branch(code.compare("eq", P, getter, "null"), "fallback", "stream_call")
         code.label("stream_call")
-        raw = code.api("PyObject_Call", f"{P} {getter}", f"{P} {obj(id(keep[4]))}", f"{P} null")
+        code.api("Py_IncRef", f"{P} {getter}")   # (the list may let go of it while it runs)
+        raw = code.api("PyObject_Call", f"{P} {getter}", f"{P} {obj(id(index_args))}", f"{P} null")
+        code.api("Py_DecRef", f"{P} {getter}")
         code.branch(code.compare("eq", P, raw, "null"), "fallback", "stream_raw")
         code.label("stream_raw")
         current = code.api("PyLong_AsUnsignedLongLong", f"{P} {raw}")
         code.api("Py_DecRef", f"{P} {raw}")
         code(f"store i64 {current}, i64* {chosen_slot}")
-        _on_error(code, current, "-1", "fallback", "launch")
+        _on_error(code, current, "-1", "fallback", "p0")
     else:
         code(f"store i64 0, i64* {chosen_slot}")
+        code("br label %p0")
+    stores = []   # what each argument writes into its slot, once every one is read
+    code.label("p0")
+    if not params:
         code("br label %launch")
+    for i, (kind, slot, *facts) in enumerate(params):
+        if i:
+            code.label(f"p{i}")
+        item = code.api("PyTuple_GetItem", f"{P} {args}", f"i64 {i}")
+        following = f"p{i + 1}" if i + 1 < len(params) else "launch"
+        if kind == "tensor":
+            stores.append(_tensor(code, i, item, slot, facts[0], tensor_type, index, names, holder, following))
+        elif kind == "int":
+            stores.append(_integer(code, i, item, slot, *facts, following))
+        else:
+            stores.append(_real(code, i, item, slot, facts[0], following))
     code.label("launch")
+    for store in stores:
+        for line in store(code):
+            code(line)
     chosen = code.op(f"load i64, i64* {chosen_slot}")
     bx, by, bz = block
     result = _driver_call(code, target, [f"i64 {function}", *[f"i64 {e}" for e in extents], f"i64 {bx}",
@@ -247,9 +274,22 @@ def fast_launch(target: int, function: int, block: tuple, shared_bytes: int, par
                       f"{P} null")
     code.api("Py_DecRef", f"{P} {number}")
     code(f"ret {P} {raised}")
-    # anything off the fast path: the Python launcher, with the call's own arguments (an error cleared first)
+    # anything off the fast path: the Python launcher, with the call's own arguments; an Exception met on the way
+    # is cleared first (the Python launcher meets it again, or says what is wrong), anything else (a
+    # KeyboardInterrupt) propagates
     code.label("fallback")
+    code.branch(code.compare("eq", P, code.api("PyErr_Occurred"), "null"), "fallback_clean", "fallback_error")
+    code.label("fallback_error")
+    where = ctypes.addressof(ctypes.c_void_p.in_dll(ctypes.pythonapi, "PyExc_Exception"))
+    kind = code.op(f"load {P}, {P}* inttoptr (i64 {where} to {P}*)")
+    matches = code.api("PyErr_ExceptionMatches", f"{P} {kind}")
+    code.branch(code.compare("ne", "i32", matches, "0"), "fallback_clear", "fallback_raise")
+    code.label("fallback_raise")
+    code(f"ret {P} null")
+    code.label("fallback_clear")
     code.api("PyErr_Clear")
+    code("br label %fallback_clean")
+    code.label("fallback_clean")
     code.branch(code.compare("eq", "i64", "%nargs", "3"), "fallback_call", "fallback_count")
     code.label("fallback_call")
     first, second, third = (_argument(code, "%args", i) for i in range(3))
@@ -259,12 +299,12 @@ def fast_launch(target: int, function: int, block: tuple, shared_bytes: int, par
     code.label("fallback_count")
     message = b"a kernel launch takes (args, grid, stream)\x00"
     _raise(code, "PyExc_TypeError", "@count_message", len(message))
-    with _lock:
-        return _builtin(_string("count_message", message) + _function("launch", code), "launch", keep)[0]
+    return _string("count_message", message) + _function("launch", code)
 
 
 def _tensor(code, i, item, slot, dtype, tensor_type, index, names, holder, following):
-    """A torch tensor of exactly torch.Tensor's type, of `dtype`, on device `index`: its address into the slot."""
+    """A torch tensor of exactly torch.Tensor's type, of `dtype`, on device `index`: its address, for the slot (what
+    writes it, given the code)."""
     obj = code.obj
     code.branch(code.compare("eq", P, code.type_of(item), obj(id(tensor_type))), f"p{i}_dtype", "fallback")
     code.label(f"p{i}_dtype")
@@ -276,13 +316,13 @@ def _tensor(code, i, item, slot, dtype, tensor_type, index, names, holder, follo
     code.label(f"p{i}_device")
     code(f"store {P} {item}, {P}* {holder}")
     number = _method_int(code, names["get_device"], holder, "PyLong_AsLongLong", f"p{i}_device_found")
+    _on_error(code, number, "-1", "fallback", f"p{i}_device_read")
+    code.label(f"p{i}_device_read")
     code.branch(code.compare("eq", "i64", number, str(index)), f"p{i}_address", "fallback")
     code.label(f"p{i}_address")
     value = _method_int(code, names["data_ptr"], holder, "PyLong_AsUnsignedLongLong", f"p{i}_address_found")
-    _on_error(code, value, "-1", "fallback", f"p{i}_store")
-    code.label(f"p{i}_store")
-    code(f"store i64 {value}, i64* inttoptr (i64 {slot} to i64*)")
-    code(f"br label %{following}")
+    _on_error(code, value, "-1", "fallback", following)
+    return lambda code: [f"store i64 {value}, i64* inttoptr (i64 {slot} to i64*)"]
 
 
 def _method_int(code, name: str, holder: str, convert: str, found: str) -> str:
@@ -297,46 +337,44 @@ def _method_int(code, name: str, holder: str, convert: str, found: str) -> str:
 
 
 def _integer(code, i, item, slot, bits: int, signed: bool, following):
-    """A Python int within the parameter's range: its value into the slot."""
+    """A Python int within the parameter's range: its value, for the slot."""
     code.branch(code.compare("eq", P, code.type_of(item), code.obj(id(int))), f"p{i}_value", "fallback")
     code.label(f"p{i}_value")
     value = code.api("PyLong_AsLongLong" if signed or bits < 64 else "PyLong_AsUnsignedLongLong", f"{P} {item}")
+    if bits == 64:
+        _on_error(code, value, "-1", "fallback", following)
+        return lambda code: [f"store i64 {value}, i64* inttoptr (i64 {slot} to i64*)"]
     _on_error(code, value, "-1", "fallback", f"p{i}_range")
     code.label(f"p{i}_range")
-    if bits < 64:
-        low, high = (-2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
-        above = code.compare("sge", "i64", value, str(low))
-        below = code.compare("sle", "i64", value, str(high))
-        inside = code.op(f"and i1 {above}, {below}")
-        code.branch(inside, f"p{i}_store", "fallback")
-        code.label(f"p{i}_store")
+    low, high = (-2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
+    above = code.compare("sge", "i64", value, str(low))
+    below = code.compare("sle", "i64", value, str(high))
+    code.branch(code.op(f"and i1 {above}, {below}"), following, "fallback")
+
+    def store(code):
         narrow = code.op(f"trunc i64 {value} to i{bits}")
-        code(f"store i{bits} {narrow}, i{bits}* inttoptr (i64 {slot} to i{bits}*)")
-    else:
-        code(f"store i64 {value}, i64* inttoptr (i64 {slot} to i64*)")
-    code(f"br label %{following}")
+        return [f"store i{bits} {narrow}, i{bits}* inttoptr (i64 {slot} to i{bits}*)"]
+    return store
 
 
 def _real(code, i, item, slot, bits: int, following):
-    """A Python float (or int): its value, as an f32 or f64, into the slot."""
+    """A Python float (or int): its value, as an f32 or f64, for the slot."""
     kind = code.type_of(item)
     is_float = code.compare("eq", P, kind, code.obj(id(float)))
     is_int = code.compare("eq", P, kind, code.obj(id(int)))
-    either = code.op(f"or i1 {is_float}, {is_int}")
-    code.branch(either, f"p{i}_value", "fallback")
+    code.branch(code.op(f"or i1 {is_float}, {is_int}"), f"p{i}_value", "fallback")
     code.label(f"p{i}_value")
     value = code.api("PyFloat_AsDouble", f"{P} {item}")
-    minus = code.op(f"fcmp oeq double {value}, -1.0")
-    code.branch(minus, f"p{i}_check", f"p{i}_store")
+    code.branch(code.op(f"fcmp oeq double {value}, -1.0"), f"p{i}_check", following)
     code.label(f"p{i}_check")
-    code.branch(code.compare("eq", P, code.api("PyErr_Occurred"), "null"), f"p{i}_store", "fallback")
-    code.label(f"p{i}_store")
-    if bits == 32:
+    code.branch(code.compare("eq", P, code.api("PyErr_Occurred"), "null"), following, "fallback")
+    if bits == 64:
+        return lambda code: [f"store double {value}, double* inttoptr (i64 {slot} to double*)"]
+
+    def store(code):
         narrow = code.op(f"fptrunc double {value} to float")
-        code(f"store float {narrow}, float* inttoptr (i64 {slot} to float*)")
-    else:
-        code(f"store double {value}, double* inttoptr (i64 {slot} to double*)")
-    code(f"br label %{following}")
+        return [f"store float {narrow}, float* inttoptr (i64 {slot} to float*)"]
+    return store
 
 
 def _argument(code, array: str, i: int) -> str:

@@ -226,3 +226,48 @@ def test_a_fast_launch_holds_its_code_and_objects_as_long_as_it_lives():
     x = torch.zeros(2)
     assert launch((x, x, 1, 1.0), (1, 1, 1), 0) is None   # its slots and callbacks still there
     assert probe() is not None
+
+
+def test_fast_launch_reads_the_stream_before_it_writes_any_slot():
+    """torch's stream function may run Python (and let another thread launch): no slot is written before it."""
+    fast = FastLaunch()
+    x, y = torch.zeros(2), torch.zeros(2)
+    seen = []
+    fast.streams[:] = [lambda index: seen.append(fast.values()) or 7]
+    fast.launch((x, y, 3, 1.5), (1, 1, 1), None)
+    assert seen == [[0, 0, 0, 0.0]] and fast.values() == [x.data_ptr(), y.data_ptr(), 3, 1.5]
+
+
+def test_fast_launch_lets_an_interrupt_through():
+    fast = FastLaunch()
+
+    def interrupted(index):
+        raise KeyboardInterrupt
+    fast.streams[:] = [interrupted]
+    with pytest.raises(KeyboardInterrupt):
+        fast.launch((torch.zeros(1), torch.zeros(1), 1, 1.0), (1, 1, 1), None)
+    assert fast.fallbacks == [] and fast.recorder.calls == []
+
+
+@skc.kernel(block=64)
+def _with_constexpr(x: skc.Ptr[skc.f32], n: skc.i32, scale: skc.constexpr):
+    i = skc.block_id(0) * 64 + skc.thread_index()
+    if i < n:
+        x[i] = x[i] * scale
+
+
+def test_a_kernel_with_compile_time_arguments_passes_its_run_time_ones_as_a_tuple():
+    """The native fast path takes a tuple of the run-time arguments (a list would always fall back)."""
+    with fake_cuda.installed() as fake:
+        x = FakeTensor((64,), "float32")
+        _with_constexpr[1, 64](x, 64, 2.0)
+        launcher = _with_constexpr[1, 64].ready(x, 64, skc.constexpr(2.0)).launcher
+        seen = []
+        original, launcher.launch = launcher.launch, lambda args, grid, stream: seen.append(type(args))
+        try:
+            launch = _with_constexpr[1, 64]
+            launch._key = launch._device = None   # (it finds the launcher again, patched)
+            launch(x, 64, 2.0)
+        finally:
+            launcher.launch = original
+    assert seen == [tuple]
