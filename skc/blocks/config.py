@@ -56,6 +56,9 @@ class MatmulConfig:
         if not self.pingpong and self.tile_m not in (ROWS * self.consumers, 2 * ROWS * self.consumers):
             raise ValueError(f"tile_m must be {ROWS} or {2 * ROWS} per consumer warpgroup: {ROWS * self.consumers} or "
                              f"{2 * ROWS * self.consumers}, found {self.tile_m}")
+        if self.a_k_major and self.tile_m > 256:
+            raise ValueError(f"a K-major A tile is one TMA box of tile_m rows, at most 256, found {self.tile_m}: use "
+                             "fewer consumers or 64 rows each")
         if self.pingpong and (self.split_k > 1 or self.cluster_m > 1):
             raise ValueError("pingpong takes whole tiles without clusters: use split_k=1, cluster_m=1")
         # B's tile is rows of K when B is K-major (any multiple of 8 of them, as wgmma's n), else 64-column chunks

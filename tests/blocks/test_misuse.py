@@ -134,6 +134,11 @@ def test_config_checks():
         MatmulConfig(tile_m=192, consumers=2)
     with pytest.raises(ValueError, match="tile_n must be"):
         MatmulConfig(tile_n=100)
+    with pytest.raises(ValueError, match="a K-major A tile is one TMA box of tile_m rows, at most 256, found 384"):
+        MatmulConfig(dtype="f16", tile_m=384, consumers=3, tile_n=64, stages=2, producer_registers=24,
+                     consumer_registers=160)
+    assert MatmulConfig(dtype="f16", tile_m=384, consumers=3, tile_n=64, stages=2, a_k_major=False,
+                        producer_registers=24, consumer_registers=160).tile_m == 384   # MN-major A: 64-row boxes
     with pytest.raises(ValueError, match="a cluster of 2 splits B's 3 64-column chunks evenly"):
         MatmulConfig(tile_m=192, tile_n=192, consumers=3, cluster_m=2, producer_registers=24, consumer_registers=160)
     # a tile the problem's cluster cannot split takes none
