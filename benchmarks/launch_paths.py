@@ -40,7 +40,7 @@ handle = int(function)
 results["ctypes libcuda, argtypes"] = per_launch(lambda: raw(handle, 1, 1, 1, 32, 1, 1, 0, None, address, None))
 results["ctypes libcuda, argtypes, stream from torch"] = per_launch(
     lambda: raw(handle, 1, 1, 1, 32, 1, 1, 0, torch._C._cuda_getCurrentRawStream(0), address, None))
-native_launch, handle = cuda.launch_entry()   # skc's entry: a JIT-compiled builtin around libcuda's cuLaunchKernel
+native_launch, handle, _ = cuda.launch_entry()   # skc's entry: a JIT-compiled builtin around libcuda's cuLaunchKernel
 native_function = handle(function)
 results["skc native entry, ready array"] = per_launch(
     lambda: native_launch(native_function, 1, 1, 1, 32, 1, 1, 0, 0, address))

@@ -254,7 +254,8 @@ class SplitKEpilogue:
         record = len(values) * self.threads   # floats of one share's record of a strip
 
         def quad(which, j):   # where this thread's values 4j .. 4j + 3 lie in share `which`'s record
-            return self.workspace + ((skc.i64(strip) * self.splits + which) * record + (j * self.threads + self.thread) * 4)
+            first = (skc.i64(strip) * self.splits + which) * record
+            return self.workspace + (first + (j * self.threads + self.thread) * 4)
 
         for j in skc.static_range(len(values) // 4):
             skc.store(quad(share, j), skc.vector([value for value, row, column in values[4 * j:4 * j + 4]]))

@@ -15,7 +15,7 @@ import skc
 from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, address_functions, remember, row_major, split_buffers,
-                         torch_type)
+                         torch_type, unsplit_unless_row_major)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -141,8 +141,7 @@ class _Plan:
         else:
             self.cfg = Fp8MatmulConfig.for_fp8_problem(M, N, K, device.target.max_shared_bytes,
                                                        device.multiprocessors, **fields)
-        if self.cfg.split_k > 1 and out is not None and not row_major(out):
-            self.cfg = replace(self.cfg, split_k=1)  # split-K's last share stores through a pointer to a row-major out
+        self.cfg = unsplit_unless_row_major(self.cfg, out)
         self.M, self.N, self.K, self.block, self.out_name = M, N, K, block, out_name
         self.grid = TileScheduler.grid(M, N, self.cfg.tile_m, self.cfg.tile_n, device.multiprocessors,
                                        split_k=self.cfg.split_k)
@@ -186,15 +185,14 @@ class _Plan:
     def arguments(self, a, b, scale_a, scale_b, out, bias) -> tuple:
         """The kernel's run-time arguments: the operands' tensor maps (made over the arrays in the interpreter,
         else encoded once per address), the sizes, bias (out when none) and the scales."""
-        boxes = self.boxes
-        maps = [(a, boxes["a"], 128), (b.T, boxes["b"], 128), (out, boxes["out"], 128)]
+        boxes, split = self.boxes, self.cfg.split_k > 1
         scales = self.scales(scale_a, scale_b)
+        # (split-K: the last share of a tile stores through a pointer to the row-major out; block scales never split)
+        maps = [(a, boxes["a"], 128), (b.T, boxes["b"], 128)] + ([] if split else [(out, boxes["out"], 128)])
         if self.block:
             maps += scales
-        if self.cfg.split_k > 1:   # the last share of a tile stores through a pointer to the row-major out
-            maps = maps[:2]
         maps = [skc.TensorMap(*m) if self.interpreter else self.encoded(i, *m) for i, m in enumerate(maps)]
-        if self.cfg.split_k > 1:
+        if split:
             if self.split is None:
                 self.split = split_buffers(a, self.M, self.N, self.cfg)
             return (*maps, out, *self.split, self.M, self.N, self.K, out if bias is None else bias, *scales)

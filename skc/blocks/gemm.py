@@ -43,8 +43,8 @@ def matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias, alp
 def matmul_split_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias,
                         alpha: skc.f32, beta: skc.f32, cfg: skc.constexpr):
     """The Hopper GEMM with split-K (cfg.split_k > 1): a and b are tensor maps, out a pointer to the row-major
-    output, workspace (split_k x M x N fp32, any contents) and counters (i32, see split_counters: zero-filled, and
-    left zero) buffers of split_buffers."""
+    output, workspace (each share's records of each strip, any contents) and counters (i32, one a strip:
+    zero-filled, and left zero) split_buffers' buffers."""
     target = skc.current_target()
     cfg = _config_for(target, cfg)
     epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
@@ -173,7 +173,8 @@ def _consumer_mma(cfg, dtype, dtype_b, warpgroup):
     a block-scaled one)."""
     parts = cfg.consumer_rows // Wgmma.rows_per_warpgroup
     if parts > 1:   # the 64-row parts of this consumer's rows: all of them (pingpong), else its share of the tile
-        mma = StackedWgmma(cfg.tile_n, cfg.tile_k, dtype, parts, dtype_b, first=0 if cfg.pingpong else warpgroup * parts)
+        first = 0 if cfg.pingpong else warpgroup * parts
+        mma = StackedWgmma(cfg.tile_n, cfg.tile_k, dtype, parts, dtype_b, first=first)
     else:
         mma = _tile_op(cfg)(cfg.tile_n, cfg.tile_k, dtype, warpgroup=0 if cfg.pingpong else warpgroup,
                             dtype_b=dtype_b)

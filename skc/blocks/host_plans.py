@@ -246,6 +246,14 @@ def _learning(functions: list, i: int):
     return learn
 
 
+def unsplit_unless_row_major(cfg, out):
+    """cfg, without split-K when the call's `out` is not row-major: split-K's last share stores through a pointer to
+    a row-major out."""
+    if getattr(cfg, "split_k", 1) > 1 and out is not None and not row_major(out):
+        return replace(cfg, split_k=1)
+    return cfg
+
+
 def split_buffers(a, M: int, N: int, cfg) -> tuple:
     """Split-K's fp32 workspace (a record of a strip's 64 x tile_n values for each share of each strip) and its
     zero-filled i32 counters (one a strip), on a's device; the kernel leaves the counters zero, so a plan makes them

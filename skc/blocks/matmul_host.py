@@ -25,7 +25,7 @@ from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
 from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
-from .host_plans import view
+from .host_plans import unsplit_unless_row_major, view
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -125,8 +125,7 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     # a given configuration chooses tiles, stages and the rest; the epilogue is always the call's
     cfg = (replace(config, epilogue=spec) if config is not None
            else _choose_config(device, problem, spec, autotune, (a, b, out, c, bias)))
-    if getattr(cfg, "split_k", 1) > 1 and out is not None and not row_major(out):
-        cfg = replace(cfg, split_k=1)  # split-K's last share stores through a pointer to a row-major out
+    cfg = unsplit_unless_row_major(cfg, out)
     if isinstance(cfg, MatmulConfig):
         return _hopper_plan(device, a, b, problem, cfg, (a_store is not a, b_store is not b))
     return _AmdPlan(device, problem, cfg, (a_store is not a, b_store is not b))

@@ -84,18 +84,14 @@ def call(name: str, *args):
 
 
 def launch_entry():
-    """(launch, handle): `launch(handle(function), gx, gy, gz, bx, by, bz, shared_bytes, stream, params)` launches
-    a kernel with a kernelParams array at address `params` (stream an int) and gives the CUresult as an int.
+    """(launch, handle, address): `launch(handle(function), gx, gy, gz, bx, by, bz, shared_bytes, stream, params)`
+    launches a kernel with a kernelParams array at address `params` (stream an int) and gives the CUresult as an int.
 
     With the real driver, `launch` is runtime.native's builtin around libcuda's cuLaunchKernel (a C call that takes
-    Python ints: cuda.bindings' wrapper costs about as much again as the driver). With a driver module that has no
-    C entry (a test double; a host where the JIT fails), it calls the module's cuLaunchKernel."""
-    return _launch_entry(driver())
-
-
-def launch_address():
-    """The address of the driver's C cuLaunchKernel (libcuda's, or a test double's `cuLaunchKernel_address`), or None
-    where there is none (a test double without one) or the native launch code cannot run on this interpreter."""
+    Python ints: cuda.bindings' wrapper costs about as much again as the driver), and `address` that C function's
+    (for runtime.native's per-kernel launches). With a driver module that has no C entry (a test double without
+    `cuLaunchKernel_address`; an interpreter the native code cannot run on, or a host where the JIT fails), it
+    calls the module's cuLaunchKernel, and `address` is None."""
     from . import native
 
     module = driver()
@@ -107,23 +103,16 @@ def launch_address():
             address = ctypes.cast(ctypes.CDLL("libcuda.so.1").cuLaunchKernel, ctypes.c_void_p).value
         except (OSError, AttributeError):
             address = None
-    return address if address is not None and native.supported() else None
-
-
-def _launch_entry(module):
-    address = launch_address()
-    if address is not None:
-        from . import native
-
+    if address is not None and native.supported():
         try:
-            return native.launcher(address), int
+            return native.launcher(address), int, address
         except DeviceError:
             pass
     python_launch = module.cuLaunchKernel
 
     def launch(function, gx, gy, gz, bx, by, bz, shared_bytes, stream, params):
         return int(python_launch(function, gx, gy, gz, bx, by, bz, shared_bytes, stream, params, 0)[0])
-    return launch, _same
+    return launch, _same, None
 
 
 def _same(function):

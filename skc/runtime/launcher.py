@@ -319,7 +319,7 @@ class CudaLauncher(DeviceLauncher):
         self.pointers = (ctypes.c_void_p * max(1, len(self.slots)))(*[ctypes.addressof(s) for s in self.slots])
         self.offsets, self.image_bytes = _image_layout(params)   # a bound launch's image
         self._tensormaps = [i for i, p in enumerate(params) if p.kind == TENSORMAP]
-        self._driver_launch, handle = cuda.launch_entry()
+        self._driver_launch, handle, entry = cuda.launch_entry()
         self._function = handle(module.function)
         bx, by, bz = block
         self.launch = self.python_launch = self._generate(
@@ -328,7 +328,7 @@ class CudaLauncher(DeviceLauncher):
              "    _fail(r, grid)"],
             {"_launch": self._driver_launch, "_f": self._function, "_addr": ctypes.addressof(self.pointers)})
         # torch tensors and plain numbers go through native code that hands anything else to python_launch
-        self.launch = _native_launch(self) or self.python_launch
+        self.launch = (entry is not None and _native_launch(self, entry)) or self.python_launch
 
     def bind(self, args, grid: tuple):
         """A launch of these (run-time) arguments over `grid`, ready to repeat: `bound(stream=None)` calls
@@ -355,20 +355,21 @@ class CudaLauncher(DeviceLauncher):
                           f"{self.shared_bytes} bytes of shared memory) failed: {cuda.error_text(result)}")
 
 
-def _native_launch(launcher: CudaLauncher):
-    """The launcher's `launch` as native code (runtime.native.fast_launch) for its fast path: torch tensors of the
-    parameters' dtypes on its device, Python ints and floats for its scalars; None where it cannot have one (no C
-    entry into the driver, torch not imported, a tensor-map, half-precision or boolean parameter)."""
+def _native_launch(launcher: CudaLauncher, address: int):
+    """The launcher's `launch` as native code (runtime.native.fast_launch, calling the C function at `address`) for
+    its fast path: torch tensors of the parameters' dtypes on its device, Python ints and floats for its scalars;
+    None where it cannot have one (torch not imported, a tensor-map, half-precision or boolean parameter)."""
     from . import native
 
-    address, tensor = cuda.launch_address(), _torch_tensor_type()
-    if address is None or tensor is _NeverMatches:
+    tensor = _torch_tensor_type()
+    if tensor is _NeverMatches:
         return None
     params = []
     for p, slot in zip(launcher.params, launcher.slots):
         where = ctypes.addressof(slot)
-        if p.kind == POINTER and _torch_dtype(p.type) is not _NeverMatches:
-            params.append(("tensor", where, _torch_dtype(p.type)))
+        dtype = _torch_dtype(p.type) if p.kind == POINTER else _NeverMatches
+        if dtype is not _NeverMatches:
+            params.append(("tensor", where, dtype))
         elif p.kind == SCALAR and p.type.is_int and not p.type.is_bool:
             params.append(("int", where, p.type.bits, p.type.is_signed))
         elif p.kind == SCALAR and p.type.name in ("f32", "f64"):

@@ -107,7 +107,7 @@ class _Code:
 
 
 _lock = threading.Lock()
-_made: dict = {}    # target address -> (builtin, what keeps it alive)
+_made: dict = {}    # target address -> its builtin
 
 
 def launcher(target: int):
@@ -116,18 +116,14 @@ def launcher(target: int):
     with _lock:
         found = _made.get(target)
         if found is None:
-            try:
-                ir = _entry_ir(target)
-            except Exception as error:  # an interpreter without one of the C-API entries
-                raise DeviceError(f"cannot make skc's native launch code on this host: {error}") from None
-            found = _made[target] = _builtin(ir, "launch")
-        return found[0]
+            found = _made[target] = _builtin(lambda: _entry_ir(target))
+        return found
 
 
 def _entry_ir(target: int) -> str:
     code = _Code()
-    count_message, range_message = (b"skc native launch takes 10 integers\x00",
-                                    b"skc native launch: a grid, block or shared-memory size does not fit in 32 bits\x00")
+    count_message = b"skc native launch takes 10 integers\x00"
+    range_message = b"skc native launch: a grid, block or shared-memory size does not fit in 32 bits\x00"
     code.label("entry")
     code.branch(code.compare("eq", "i64", "%nargs", "10"), "a0", "bad_count")
     code.label("bad_count")
@@ -150,8 +146,7 @@ def _entry_ir(target: int) -> str:
         else:
             code(f"br label %{following}")
     code.label("call")
-    result = _driver_call(code, target, [f"i64 {values[0]}", *[f"i64 {values[i]}" for i in _U32],
-                                         f"i64 {values[8]}", f"i64 {values[9]}"])
+    result = _driver_call(code, target, values)
     wide = code.op(f"zext i32 {result} to i64")
     boxed = code.api("PyLong_FromLong", f"i64 {wide}")
     code(f"ret {P} {boxed}")
@@ -172,16 +167,12 @@ def fast_launch(target: int, function: int, block: tuple, shared_bytes: int, par
 
     Every argument is read (and the stream, which may run Python) before any slot is written: from the first write
     to the driver call no Python runs, so no other thread's launch can come in between."""
-    keep = [tensor_type, torch_stream, fallback, fail, (index,), index, owner]
+    index_args = (index,)   # torch's stream function's arguments
     names = {name: sys.intern(name) for name in ("dtype", "get_device", "data_ptr")}
-    keep += list(names.values()) + [entry[2] for entry in params if entry[0] == "tensor"]
-    try:
-        ir = _fast_ir(target, function, block, shared_bytes, params_address, params, tensor_type, index, torch_stream,
-                      stream_source, fallback, fail, names, keep[4])
-    except Exception as error:  # an interpreter without one of the C-API entries
-        raise DeviceError(f"cannot make skc's native launch code on this host: {error}") from None
-    with _lock:
-        return _builtin(ir, "launch", keep)[0]
+    keep = [tensor_type, torch_stream, fallback, fail, index_args, owner, *names.values(),
+            *[entry[2] for entry in params if entry[0] == "tensor"]]
+    return _builtin(lambda: _fast_ir(target, function, block, shared_bytes, params_address, params, tensor_type,
+                                     index, torch_stream, stream_source, fallback, fail, names, index_args), keep)
 
 
 def _fast_ir(target, function, block, shared_bytes, params_address, params, tensor_type, index, torch_stream,
@@ -260,9 +251,7 @@ def _fast_ir(target, function, block, shared_bytes, params_address, params, tens
             code(line)
     chosen = code.op(f"load i64, i64* {chosen_slot}")
     bx, by, bz = block
-    result = _driver_call(code, target, [f"i64 {function}", *[f"i64 {e}" for e in extents], f"i64 {bx}",
-                                         f"i64 {by}", f"i64 {bz}", f"i64 {shared_bytes}", f"i64 {chosen}",
-                                         f"i64 {params_address}"])
+    result = _driver_call(code, target, [function, *extents, bx, by, bz, shared_bytes, chosen, params_address])
     code.branch(code.compare("eq", "i32", result, "0"), "done", "failed")
     code.label("done")
     code.api("Py_IncRef", f"{P} {obj(id(None))}")
@@ -280,9 +269,7 @@ def _fast_ir(target, function, block, shared_bytes, params_address, params, tens
     code.label("fallback")
     code.branch(code.compare("eq", P, code.api("PyErr_Occurred"), "null"), "fallback_clean", "fallback_error")
     code.label("fallback_error")
-    where = ctypes.addressof(ctypes.c_void_p.in_dll(ctypes.pythonapi, "PyExc_Exception"))
-    kind = code.op(f"load {P}, {P}* inttoptr (i64 {where} to {P}*)")
-    matches = code.api("PyErr_ExceptionMatches", f"{P} {kind}")
+    matches = code.api("PyErr_ExceptionMatches", f"{P} {_exception(code, 'PyExc_Exception')}")
     code.branch(code.compare("ne", "i32", matches, "0"), "fallback_clear", "fallback_raise")
     code.label("fallback_raise")
     code(f"ret {P} null")
@@ -392,10 +379,10 @@ def _on_error(code, value: str, marker: str, failed: str, ok: str):
 
 
 def _driver_call(code, target: int, values: list) -> str:
-    """cuLaunchKernel(function, grid x 3, block x 3, shared bytes, stream, params, NULL) from ten i64 operands."""
+    """cuLaunchKernel(function, grid x 3, block x 3, shared bytes, stream, params, NULL) from ten i64 operands (its
+    registers or constants)."""
     operands = []
-    for i, operand in enumerate(values):
-        value = operand.split(" ", 1)[1]
+    for i, value in enumerate(values):
         if i in _U32:
             operands.append(f"i32 {code.op(f'trunc i64 {value} to i32')}")
         else:
@@ -404,11 +391,15 @@ def _driver_call(code, target: int, values: list) -> str:
     return code.op(f"call {signature} inttoptr (i64 {target} to {signature}*)({', '.join(operands)}, {P} null)")
 
 
+def _exception(code, name: str) -> str:
+    """CPython's exception class `name` (PyExc_...), loaded."""
+    where = ctypes.addressof(ctypes.c_void_p.in_dll(ctypes.pythonapi, name))
+    return code.op(f"load {P}, {P}* inttoptr (i64 {where} to {P}*)")
+
+
 def _raise(code, exception: str, message: str, length: int):
-    where = ctypes.addressof(ctypes.c_void_p.in_dll(ctypes.pythonapi, exception))
-    kind = code.op(f"load {P}, {P}* inttoptr (i64 {where} to {P}*)")
-    code.api("PyErr_SetString", f"{P} {kind}", f"{P} getelementptr ([{length} x i8], [{length} x i8]* {message}, "
-                                                 "i64 0, i64 0)")
+    code.api("PyErr_SetString", f"{P} {_exception(code, exception)}",
+             f"{P} getelementptr ([{length} x i8], [{length} x i8]* {message}, i64 0, i64 0)")
     code(f"ret {P} null")
 
 
@@ -421,16 +412,18 @@ def _function(name: str, code: _Code) -> str:
     return f"define {P} @{name}({P} %self, {P}* %args, i64 %nargs) {{\n" + "\n".join(code.lines) + "\n}\n"
 
 
-def _builtin(ir: str, name: str, keep=()):
-    """The function `name` of module `ir`, compiled for the host, as a builtin whose own object (its __self__)
-    holds what must outlive it: the compiled code, its method definition and the objects `keep` whose addresses
-    the code holds. (The builtin, and what it holds.)"""
+def _builtin(make_ir, keep=()):
+    """The function `launch` of the module `make_ir()` gives, compiled for the host, as a builtin whose own object
+    (its __self__) holds what must outlive it: the compiled code, its method definition and the objects `keep`
+    whose addresses the code holds. A DeviceError if the host cannot make it (llvmlite without a host target, an
+    interpreter without one of the C-API entries)."""
+    name = "launch"
     try:
         import llvmlite.binding as llvm
 
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
-        module = llvm.parse_assembly(ir)
+        module = llvm.parse_assembly(make_ir())
         module.verify()
         machine = llvm.Target.from_default_triple().create_target_machine(opt=0)
         engine = llvm.create_mcjit_compiler(module, machine)
@@ -440,9 +433,9 @@ def _builtin(ir: str, name: str, keep=()):
         new = ctypes.pythonapi.PyCFunction_NewEx
         new.restype, new.argtypes = ctypes.py_object, [ctypes.POINTER(_MethodDef), ctypes.py_object, ctypes.c_void_p]
         builtin = new(ctypes.byref(definition), held, None)
-    except Exception as error:  # llvmlite without a host target, an interpreter without these entries
+    except Exception as error:
         raise DeviceError(f"cannot make skc's native launch code on this host: {error}") from None
-    return builtin, held
+    return builtin
 
 
 class _Held:
