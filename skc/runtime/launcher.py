@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import threading
 
 import numpy as np
 
@@ -133,7 +134,8 @@ class DeviceLauncher:
     for each argument one type test on the fast path (a torch tensor or an skc array of the right
     dtype on the right device) and a write into its slot, then the vendor's launch call. Anything
     else takes a slow path that checks it fully and explains what is wrong. A vendor's launcher
-    makes the slots (`self.slots`, one ctypes object per parameter) and the launch call."""
+    makes the slots (`self.slots`, one ctypes object per parameter) and the launch call; one launch at a time
+    (the launcher's lock) writes them and calls the driver."""
 
     memory = "cuda"  # the memory kind (interop.TensorFacts.device[0]) of this vendor's device arrays
 
@@ -166,16 +168,19 @@ class DeviceLauncher:
         # is torch's current one (`src`): no walk over the arguments
         first = self.stream_order[0] if self.stream_order and params[self.stream_order[0]].kind == POINTER else None
         launch_checks = checks(False) if first is None else ["    src = None", *checks(False)]
-        # fill(args, slots): the same checks, writing slots of the caller's (a bound launch's own image), never this
-        # launcher's, which a launch on another thread may be writing
-        lines = ["def launch(args, grid, stream):", *launch_checks,
-                 "    if stream is None:",
-                 f"        stream = _current_stream(({sources}), _index)" if first is None else
-                 f"        stream = _torch_stream(src, _index) if src is not None else _current_stream(({sources}), "
-                 "_index)",
-                 *("    " + line for line in call_lines),
+        launch_body = [*launch_checks,
+                       "    if stream is None:",
+                       f"        stream = _current_stream(({sources}), _index)" if first is None else
+                       f"        stream = _torch_stream(src, _index) if src is not None else "
+                       f"_current_stream(({sources}), _index)",
+                       *("    " + line for line in call_lines)]
+        # one launch at a time writes the slots and launches: between two bytecodes (or in a stream function that
+        # runs Python) another thread's launch could otherwise write its arguments over this one's. fill(args,
+        # slots): the same checks, writing slots of the caller's (a bound launch's own image), never these
+        lines = ["def launch(args, grid, stream):", "    with _lock:", *("    " + line for line in launch_body),
                  "def fill(args, slots):", *checks(True)]
         namespace["_current_stream"], namespace["_torch_stream"] = current_stream, _torch_stream
+        namespace["_lock"] = threading.Lock()
         exec(compile("\n".join(lines), f"<skc launcher for {self.kernel_name}>", "exec"), namespace)
         self.fill = namespace["fill"]
         return namespace["launch"]
@@ -364,8 +369,12 @@ def _native_launch(launcher: CudaLauncher, address: int):
     tensor = _torch_tensor_type()
     if tensor is _NeverMatches:
         return None
+    # slots of its own: the native launch writes and launches with the GIL held throughout, the Python one under
+    # its lock; neither may write into the other's slots meanwhile
+    slots = [_slot(p) for p in launcher.params]
+    pointers = (ctypes.c_void_p * max(1, len(slots)))(*[ctypes.addressof(s) for s in slots])
     params = []
-    for p, slot in zip(launcher.params, launcher.slots):
+    for p, slot in zip(launcher.params, slots):
         where = ctypes.addressof(slot)
         dtype = _torch_dtype(p.type) if p.kind == POINTER else _NeverMatches
         if dtype is not _NeverMatches:
@@ -378,9 +387,9 @@ def _native_launch(launcher: CudaLauncher, address: int):
             return None
     try:
         return native.fast_launch(address, launcher._function, launcher.block, launcher.shared_bytes,
-                                  ctypes.addressof(launcher.pointers), params, tensor, launcher.device.index,
+                                  ctypes.addressof(pointers), params, tensor, launcher.device.index,
                                   _TORCH_STREAM, bool(launcher.stream_order), launcher.python_launch, launcher._fail,
-                                  owner=(launcher.slots, launcher.pointers))
+                                  owner=(slots, pointers))
     except DeviceError:
         return None
 

@@ -138,6 +138,35 @@ def test_a_launch_without_stream_follows_cupys_current_stream(stub, monkeypatch)
     assert [stream for _, _, stream in stub.launched] == [0xC0FFEE, 0xBEEF, 5, 0]
 
 
+def test_two_threads_launching_one_kernel_keep_their_own_arguments(stub, monkeypatch):
+    """A stream function that runs Python lets another thread run: its launch must not write over the slots of a
+    launch that has written them and not yet called the driver (it waits for it)."""
+    import sys
+    import threading
+    import time
+    import types
+
+    first_in = threading.Event()
+
+    def get_current_stream():
+        if threading.current_thread().name == "first":
+            first_in.set()
+            time.sleep(0.05)   # (the GIL goes to the other thread meanwhile)
+        return types.SimpleNamespace(ptr=1)
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=types.SimpleNamespace(
+        get_current_stream=get_current_stream)))
+    arrays = {name: type("FakeArray", (CudaArray,), {"__module__": "cupy._core.core"})("<f4", address)
+              for name, address in (("first", 0x1000), ("second", 0x2000))}
+    first = threading.Thread(target=stub.launch, args=((arrays["first"], 1, 1), (1, 1, 1), None), name="first")
+    second = threading.Thread(target=lambda: first_in.wait() and stub.launch((arrays["second"], 2, 2), (1, 1, 1), None),
+                              name="second")
+    for thread in (first, second):
+        thread.start()
+    for thread in (first, second):
+        thread.join()
+    assert sorted(values for values, _, _ in stub.launched) == [[0x1000, 1, 1], [0x2000, 2, 2]]
+
+
 def test_a_launch_without_stream_follows_torchs_current_stream_of_the_launch_device(monkeypatch):
     import sys
     import types
