@@ -39,7 +39,11 @@ VARIANTS = {"block-ovl": {"overlap_scaling": True},               # scaling over
             "block-n160": {"tile_n": 160, "producer_registers": 24, "consumer_registers": 240},
             "block-n176": {"tile_n": 176, "stages": 4, "producer_registers": 24, "consumer_registers": 240},
             # narrow tiles that give small-M problems a tile on (nearly) every SM
-            "block-n56": {"tile_n": 56}, "block-m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32}}
+            "block-n56": {"tile_n": 56}, "block-m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32},
+            # the consumers take turns issuing each stage's MMAs: one's fold runs during the other's MMAs
+            "block-turns": {"stage_turns": True}, "block-n128-turns": {"stage_turns": True, "tile_n": 128},
+            "block-n192-turns": {"stage_turns": True, "tile_n": 192, "stages": 4, "producer_registers": 24,
+                                 "consumer_registers": 240}}
 
 
 VARIANTS_ON = True  # --no-variants: only the default configuration of each kind
@@ -51,7 +55,8 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-k256": {"tile_k": 256},   # two 128-byte chunks of K a stage: half the stage hand-overs
                        # K in shares (split-K) for problems with few tiles
                        "pt-split2": {"split_k": 2}, "pt-split4": {"split_k": 4},
-                       "pt-n128-split4": {"tile_n": 128, "split_k": 4}}
+                       "pt-n128-split4": {"tile_n": 128, "split_k": 4},
+                       "pt-turns": {"stage_turns": True}}
 
 
 def operands(M, N, K):
@@ -93,6 +98,16 @@ def cublas_block(a, b, sa, sb):
     return None, "; ".join(errors)
 
 
+def variant_config(M, N, K, log, kind, **fields):
+    """The variant's configuration for this problem, or None (logged) where it does not apply (stage turns where
+    one consumer computes the tile)."""
+    try:
+        return Fp8MatmulConfig.for_fp8_problem(M, N, K, **fields)
+    except ValueError as error:
+        log.write(f"{M}x{N}x{K} {kind}: not measured ({error})\n")
+        return None
+
+
 def measure(M, N, K, rep_ms, rows, log):
     flops = 2 * M * N * K
     tflops = lambda ms: flops / ms / 1e9
@@ -112,7 +127,9 @@ def measure(M, N, K, rep_ms, rows, log):
                                     warmup=25, rep=rep_ms, return_mode="median"))
     rows.append(row)
     for kind, fields in (PER_TENSOR_VARIANTS.items() if VARIANTS_ON else ()):
-        config = Fp8MatmulConfig.for_fp8_problem(M, N, K, **fields)
+        config = variant_config(M, N, K, log, kind, **fields)
+        if config is None:
+            continue
         out.fill_(float("nan"))
         fn = (lambda config=config: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16,
                                                       config=config))
@@ -134,7 +151,9 @@ def measure(M, N, K, rep_ms, rows, log):
     # variants of the block-scaled GEMM (other TileOp or tiles), measured on the same data
     variants = []
     for kind, fields in (VARIANTS.items() if VARIANTS_ON else ()):
-        config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, **fields)
+        config = variant_config(M, N, K, log, kind, block_scaled=True, **fields)
+        if config is None:
+            continue
         out.fill_(float("nan"))
         fn = (lambda config=config: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16,
                                                       config=config))

@@ -54,6 +54,9 @@ def candidates(M, N, K, only_split=False):
                             consumer_registers=160)
         stages = max(n for n in range(2, 13) if replace(base, stages=n).shared_bytes() <= 232448)
         found[f"192x{tile_n} s{stages} c1"] = replace(base, stages=stages)
+    default = found["default"]
+    if default.consumers > 1 and not default.pingpong:   # the default's consumers taking turns at each stage
+        found["default turns"] = replace(default, stage_turns=True)
     if only_split:
         found = {name: cfg for name, cfg in found.items() if name == "default" or " k" in name or
                  name.startswith("64x")}

@@ -42,6 +42,8 @@ class MatmulConfig:
     split_k: int = 1             # work units per output tile, each over a share of K (partial sums added in fp32)
     pingpong: bool = False       # each consumer computes its own tiles (tile_m 64 or 128), the consumers taking
                                  # turns at the tensor cores: one's epilogue runs during the other's mainloop
+    stage_turns: bool = False    # the consumers of a tile take turns issuing each stage's MMAs: one's register work
+                                 # on a stage (a block-scaled fold) runs during the next one's MMAs
     producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
     consumer_registers: int = None
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
@@ -61,6 +63,9 @@ class MatmulConfig:
                              "fewer consumers or 64 rows each")
         if self.pingpong and (self.split_k > 1 or self.cluster_m > 1):
             raise ValueError("pingpong takes whole tiles without clusters: use split_k=1, cluster_m=1")
+        if self.stage_turns and (self.pingpong or self.consumers < 2):
+            raise ValueError("stage_turns: two or more consumer warpgroups of one tile take turns at each stage; "
+                             "pingpong consumers take turns over whole tiles already")
         # B's tile is rows of K when B is K-major (any multiple of 8 of them, as wgmma's n), else 64-column chunks
         if self.tile_n % (8 if self.b_k_major else 64) or not 8 <= self.tile_n <= 256:
             raise ValueError(f"tile_n must be a multiple of 64 up to 256 (of 8 when B is K-major), found "

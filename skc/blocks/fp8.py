@@ -17,7 +17,7 @@ from .config import MatmulConfig
 from .epilogue import EpilogueArgs, TmaStoreEpilogue
 from .gemm import wgmma_gemm
 from .host_plans import wave_fill
-from .mma import Accumulator, Wgmma
+from .mma import NO_TURN, Accumulator, Wgmma
 from .payload import TilePayload
 
 FP8_TYPES = {"f8e4m3": 1, "f8e5m2": 1}
@@ -225,10 +225,11 @@ class BlockScaledWgmma(Wgmma):
     stages_in_flight = 0
 
 
-    def consume(self, acc, stage, tile):
+    def consume(self, acc, stage, tile, turn=NO_TURN):
         scales = self.scales(stage, tile)
         partial = Accumulator(self, self.n)
-        self(partial, stage.a, stage.b, accumulate=False)  # partial = A_k B_k: no registers to zero
+        with turn:   # (the fold runs outside the turn: during the other consumers' MMAs)
+            self(partial, stage.a, stage.b, accumulate=False)  # partial = A_k B_k: no registers to zero
         self.retire(0)
         self.fold(acc, partial.fragment, scales)
 
@@ -275,10 +276,11 @@ class OverlappedBlockScaledWgmma(BlockScaledWgmma):
     def zeros(self):
         return _FoldingAccumulator(self, self.n)
 
-    def consume(self, acc, stage, tile):
+    def consume(self, acc, stage, tile, turn=NO_TURN):
         scales = self.scales(stage, tile)
         partial = Accumulator(self, self.n)
-        self(partial, stage.a, stage.b, accumulate=False)  # partial = A_k B_k: no registers to zero
+        with turn:
+            self(partial, stage.a, stage.b, accumulate=False)  # partial = A_k B_k: no registers to zero
         self.retire(1)  # the previous stage's partial is complete
         self.fold(acc, self.pending, self.pending_scales)
         self.pending, self.pending_scales = partial.fragment, scales

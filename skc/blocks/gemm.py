@@ -18,7 +18,7 @@ from .config import MatmulConfig
 from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, SplitKEpilogue, TmaStoreEpilogue
 from .lds import LdsLoader
 from .mfma import Mfma
-from .mma import StackedWgmma, Wgmma
+from .mma import NO_TURN, StackedWgmma, Wgmma
 from .pingpong import LdsPipeline
 from .pipeline import InputTilePipeline
 from .roles import WarpgroupTurns, WarpRoles
@@ -105,7 +105,10 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
             else:
                 epilogue = SplitKEpilogue(out, *split, out_dtype, epilogue_args, cfg.split_k, warpgroup,
                                           cfg.consumers, cfg.tile_n)
-            turn = WarpgroupTurns(cfg.consumers, warpgroup, enabled=cfg.pingpong)
+            # turns at the tensor cores: over a whole tile's mainloop (pingpong), or each stage's MMAs (stage_turns)
+            turn = WarpgroupTurns(cfg.consumers, warpgroup, enabled=cfg.pingpong or cfg.stage_turns)
+            tile_turn = turn if cfg.pingpong else WarpgroupTurns(1, warpgroup)
+            stage_turn = turn if cfg.stage_turns else NO_TURN
             others = cfg.consumers - 1 if cfg.pingpong else 0   # consumers whose tiles come between two of mine
             with epilogue, pipe.consumer(mma) as consumer:  # the epilogue's stores are flushed last
                 if others:
@@ -113,10 +116,10 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
                 for tile in tiles.every(cfg.consumers, warpgroup) if others else tiles:
                     acc.zero()
                     k_begin, k_end = tile.k_steps(k_tiles)
-                    with turn:
+                    with tile_turn:
                         for k in range(k_begin, k_end):
                             with consumer.acquire() as stage:
-                                mma.consume(acc, stage, tile)
+                                mma.consume(acc, stage, tile, stage_turn)
                     if others:
                         consumer.skip(others * k_tiles)
                     for part in acc.parts:   # (a pingpong consumer's 128-row tile: two)
@@ -126,7 +129,8 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
                             epilogue(part, tile.row0, tile.col0, tile.share)
                         else:
                             epilogue(part, tile.row0, tile.col0)
-                turn.close(tiles.count())
+                # (stage turns: every consumer takes one a stage, so the last goes back to the first consumer)
+                turn.close(tiles.count() if cfg.pingpong else 0)
 
 
 def _origin(cfg, name, tile, row0):

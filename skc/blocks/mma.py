@@ -4,9 +4,13 @@ registers (each thread n/2 values, in the layout PTX ISA 9.7.15.5.1.1 defines); 
 says which element of the tile each of its values is, so epilogues need not know that layout."""
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import skc
 from skc import frontend
 from skc.ir.ops_async import WGMMA_K   # operand type -> k of one wgmma (32 bytes of K)
+
+NO_TURN = nullcontext()   # MMAs issued whenever the warpgroup gets there (no turns taken)
 
 
 class Accumulator:
@@ -123,10 +127,12 @@ class Wgmma(_WarpgroupMma):
             raise frontend.current().error(f"the k-depth of a stage must be a multiple of {self.K} for "
                                            f"{_type_name(dtype)}, found {k}")
 
-    def consume(self, acc: Accumulator, stage, tile=None):
-        """The MMAs of one pipeline stage (its `a` and `b` tiles) for output tile `tile`, into acc. A TileOp
-        whose payload carries more (scales) reads it here."""
-        self(acc, stage.a, stage.b)
+    def consume(self, acc: Accumulator, stage, tile=None, turn=NO_TURN):
+        """The MMAs of one pipeline stage (its `a` and `b` tiles) for output tile `tile`, into acc, issued inside
+        `turn` (a context: the consumers' turns at the tensor cores, roles.WarpgroupTurns). A TileOp whose payload
+        carries more (scales) reads it here."""
+        with turn:
+            self(acc, stage.a, stage.b)
 
     def __call__(self, acc: Accumulator, a, b, accumulate: bool = True):
         """acc += A · B (acc = A · B without `accumulate`: acc's registers are then not read, nor zeroed first)."""
@@ -182,12 +188,13 @@ class StackedWgmma:
     def retire(self, pending: int):
         self.parts[0].retire(pending)
 
-    def consume(self, acc: "StackedAccumulator", stage, tile=None):
+    def consume(self, acc: "StackedAccumulator", stage, tile=None, turn=NO_TURN):
         self.parts[0].check(stage.a, stage.b)   # (the parts are one op at different rows: one check covers them)
-        skc.hopper.wgmma_fence()
-        for part, piece in zip(self.parts, acc.parts):
-            part.issue(piece, stage.a, stage.b)
-        skc.hopper.wgmma_commit()
+        with turn:
+            skc.hopper.wgmma_fence()
+            for part, piece in zip(self.parts, acc.parts):
+                part.issue(piece, stage.a, stage.b)
+            skc.hopper.wgmma_commit()
 
 
 class StackedAccumulator:

@@ -136,8 +136,8 @@ def test_per_tensor_fp8_gemm_fused_bias_relu_to_f16(hopper_interpreter):
     np.testing.assert_array_equal(out.astype(np.float32), np.maximum(0.5 * (a @ b) + bias, 0.0))
 
 
-@pytest.mark.parametrize("overlap", [False, True, "pingpong", "three"], ids=["serial", "overlapped", "pingpong",
-                                                                           "three-consumers"])
+@pytest.mark.parametrize("overlap", [False, True, "pingpong", "three", "turns", "three-turns"],
+                         ids=["serial", "overlapped", "pingpong", "three-consumers", "stage-turns", "three-turns"])
 @pytest.mark.parametrize("shape", [(136, 256, 384), (64, 136, 256), (128, 640, 128), (128, 256, 512),
                                    (72, 1000, 256), (72, 1064, 256), (72, 1064, 384)],
                          ids=["m-tail", "n-tail", "wide", "n256", "n192", "n56", "n160"])
@@ -156,8 +156,12 @@ def test_block_scaled_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, s
         fields["tile_n"] = 56 if fields["tile_n"] == 56 else 128
     if overlap == "pingpong":  # the consumers take 64-row tiles in turn
         fields.update(tile_m=64, consumers=2, pingpong=True, stages=2)
-    if overlap == "three":     # three consumer warpgroups on 192-row tiles
+    if overlap in ("three", "three-turns"):     # three consumer warpgroups on 192-row tiles
         fields.update(tile_m=192, consumers=3, stages=2, tile_n=128)
+    if overlap in ("turns", "three-turns"):     # the consumers take turns issuing each stage's MMAs
+        fields.update(stage_turns=True)
+        fields.setdefault("consumers", 2)
+        fields.setdefault("tile_m", 128)
     config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, out_dtype="f32",
                                              overlap_scaling=overlap is True, **fields)
     skc.blocks.matmul(a8, b8, out, scale_a=sa, scale_b=sb, out_dtype="float32", config=config)
@@ -215,6 +219,10 @@ def test_fp8_config_checks():
         Fp8MatmulConfig(block_scaled=True, tile_k=256)
     with pytest.raises(ValueError, match="not f8e4m3"):
         MatmulConfig(dtype="f8e4m3")  # the bf16 configuration stays bf16/fp16
+    with pytest.raises(ValueError, match="stage_turns: two or more consumer warpgroups"):
+        Fp8MatmulConfig(block_scaled=True, tile_m=64, consumers=1, stage_turns=True)
+    with pytest.raises(ValueError, match="pingpong consumers take turns over whole tiles already"):
+        MatmulConfig(tile_m=64, pingpong=True, stage_turns=True)
 
 
 def test_payload_places_scales_after_the_operands_and_keeps_stages_aligned():
@@ -260,8 +268,10 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                                  Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True),
                                  Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, overlap_scaling=True),
                                  Fp8MatmulConfig(tile_n=256, stages=4, out_dtype="f32", dtype_b="f8e5m2"),
-                                 Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192, block_scaled=True)],
-                         ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192"])
+                                 Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192, block_scaled=True),
+                                 Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, stage_turns=True)],
+                         ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192",
+                              "block-n128-turns"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
@@ -272,6 +282,9 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     if cfg.block_scaled:  # the scale tiles come by TMA into the same stage; the stage's MMAs finish before scaling
         assert ptx.count("cp.async.bulk.tensor.2d.shared::cluster.global") == 4
         assert re.search(rf"wgmma.wait_group.sync.aligned\s+{int(cfg.overlap_scaling)};", ptx)
+    # stage turns: a turn (named barriers 8 and 9, of both consumers' 256 threads) around each stage's MMAs
+    turns = re.findall(r"bar\.(sync|arrive)\s+(%r\d+|\d+), 256;", ptx)
+    assert len(turns) == (4 if cfg.stage_turns else 0), turns   # first arrival, a stage's wait and pass, the close
 
 
 def test_block_scaled_tiles_are_192_wide_where_their_waves_fill_the_gpu():

@@ -78,7 +78,11 @@ VARIANTS = {"serial": {}, "overlapped": {"overlap_scaling": True},
             "n192": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240},
             "n160": {"tile_n": 160, "producer_registers": 24, "consumer_registers": 240},
             "n176": {"tile_n": 176, "stages": 4, "producer_registers": 24, "consumer_registers": 240},
-            "n56": {"tile_n": 56}, "m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32}}
+            "n56": {"tile_n": 56}, "m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32},
+            # the consumers take turns issuing each stage's MMAs (two of them even where M is small)
+            "turns": {"stage_turns": True, "tile_m": 128, "consumers": 2},
+            "n192-turns": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240,
+                           "stage_turns": True, "tile_m": 128, "consumers": 2}}
 
 
 @pytest.mark.parametrize("M,N,K", [(128, 1000, 512), (200, 136, 384), (64, 4096, 512)])
