@@ -151,9 +151,17 @@ def _tanh(lw, x):
     return lw.text.value(f"select i1 {small}, float {x}, float {signed}")
 
 
+def _exp2_ftz(lw, x):
+    """exp2 with results under 2^-126 flushed to 0, as NVIDIA's ex2.approx.ftz gives them."""
+    power = _afn("exp2")(lw, x)
+    tiny = lw.text.value(f"fcmp olt float {power}, {lw.constant(2.0 ** -126, ir.f32)}")
+    return lw.text.value(f"select i1 {tiny}, float {lw.constant(0.0, ir.f32)}, float {power}")
+
+
 _F32_MATH = {
     "math.exp": _afn("exp"),
     "math.exp2": _afn("exp2"),
+    "math.exp2_ftz": _exp2_ftz,
     "math.log": _afn("log"),
     "math.log2": _afn("log2"),
     "math.rsqrt": lambda lw, x: lw.call("llvm.amdgcn.rsq.f32", "float", [f"float {x}"]),

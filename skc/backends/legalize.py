@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import ir
 
 # Ops whose f16/bf16 form is promoted on every target: the approximate instructions exist for f32.
-_TRANSCENDENTAL = {"math.exp", "math.exp2", "math.log", "math.log2", "math.rsqrt", "math.sin", "math.cos",
+_TRANSCENDENTAL = {"math.exp", "math.exp2", "math.exp2_ftz", "math.log", "math.log2", "math.rsqrt", "math.sin", "math.cos",
                    "math.tanh", "math.pow"}
 _ARITHMETIC = set(ir.ops_arith.BINARY) | set(ir.ops_arith.UNARY) | {"math.fma"}
 

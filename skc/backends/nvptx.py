@@ -183,6 +183,7 @@ def _nvvm(name):
 _F32_MATH = {
     "math.exp": _exp,
     "math.exp2": _nvvm("ex2.approx.f"),
+    "math.exp2_ftz": _nvvm("ex2.approx.ftz.f"),   # one MUFU.EX2 (the form above adds a subnormal range fix-up)
     "math.log": _log,
     "math.log2": _nvvm("lg2.approx.f"),
     "math.rsqrt": _nvvm("rsqrt.approx.f"),

@@ -103,12 +103,14 @@ def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool 
     """What attention() runs without a config (measured on the H200, benchmarks/NOTES.md): for D <= 128, each
     warpgroup's softmax overlapped with its previous block's P·V, V three stages deep; for D = 64, the warpgroups
     taking turns at the tensor cores, with three of them on 192-row query tiles (1.07x of two) where not causal,
-    and rows reduced pairwise where causal (1.13x)."""
+    and rows reduced pairwise where causal (1.13x); for D = 128, causal with the log-sum-exp, rows reduced pairwise."""
     fields = dict(block_n=128, overlap=True, value_stages=3) if D <= 128 else dict(block_n=64)
     if D == 64:
         fields.update(pingpong=True, tree_reductions=causal)
         if not causal:   # (causal: 0.9x, the diagonal's masks spill at 160 registers)
             fields.update(block_m=192, consumers=3)
+    elif D == 128 and causal and lse:   # (rows reduced in order spill 4 bytes there; pairwise: 1.01x, no spill)
+        fields.update(tree_reductions=True)
     return AttentionConfig(head_dim=D, dtype=dtype, causal=causal, lse=lse, **fields)
 
 

@@ -1,6 +1,7 @@
 """TileOp: the online softmax of attention (a row-wise softmax over a stream of score blocks). For each block
 S of a warpgroup's accumulator rows it keeps the running row maximum m and row sum l, turns S into
-P = exp2(S·c - m·c) in place (c = scale · log2(e): the softmax scale folded into exp2), and rescales the output
+P = exp2(S·c - m·c) in place (c = scale · log2(e): the softmax scale folded into exp2; a P under 2^-126 is 0, which
+lets NVIDIA GPUs take one MUFU.EX2 for it), and rescales the output
 accumulator O by exp2((m_old - m_new)·c) so that O stays Σ P·V of the rows' current maximum. `finish(o)`
 divides O by l and gives the rows' log-sum-exp. It reads the layout only through the accumulator's own
 description (`rows()`, `row_lanes`, `position`), so it serves any TileOp whose accumulator says that."""
@@ -54,12 +55,12 @@ class OnlineSoftmax:
             running = skc.maximum(self.max[h], block_max)
             # a row that has seen only masked scores keeps maximum -inf: subtract 0 there (no inf - inf)
             shift = skc.where(running == NEG_INF, 0.0, running * self.scale_log2)
-            factor = skc.exp2(self.max[h] * self.scale_log2 - shift)
+            factor = skc.exp2(self.max[h] * self.scale_log2 - shift, ftz=True)
             row_probabilities = []
             for n, (i, value) in enumerate(zip(indices, values)):
                 x = skc.fma(value, self.scale_log2, -shift)
                 fma_pipe = self.exp2_on_fma and n % self.exp2_on_fma == self.exp2_on_fma - 1
-                row_probabilities.append(exp2_on_fma(x) if fma_pipe else skc.exp2(x))
+                row_probabilities.append(exp2_on_fma(x) if fma_pipe else skc.exp2(x, ftz=True))
                 probabilities.append((i, row_probabilities[-1]))
             if self.tree:   # the row's scores pairwise, then the carried sum
                 total = self.sum[h] * factor + _reduce(row_probabilities, operator.add, True)

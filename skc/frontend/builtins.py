@@ -284,7 +284,17 @@ def _math_unary(op: str, python):
 
 
 exp = _math_unary("math.exp", math.exp)
-exp2 = _math_unary("math.exp2", lambda x: 2.0 ** x)
+_exp2 = _math_unary("math.exp2", lambda x: 2.0 ** x)
+_exp2_ftz = _math_unary("math.exp2_ftz", lambda x: 0.0 if 2.0 ** x < 2.0 ** -126 else 2.0 ** x)
+
+
+@skc_builtin
+def exp2(x, ftz: bool = False):
+    """2 ** x. With ftz=True a result under 2 ** -126 (the smallest normal f32) is 0: on NVIDIA GPUs one
+    MUFU.EX2 instead of four instructions (what a softmax wants; CUDA's fast-math exp2f)."""
+    if not isinstance(ftz, bool):
+        raise current().error(f"skc.exp2's ftz must be True or False (a compile-time value), found {ftz!r}")
+    return _exp2_ftz(x) if ftz else _exp2(x)
 log = _math_unary("math.log", math.log)
 log2 = _math_unary("math.log2", math.log2)
 sqrt = _math_unary("math.sqrt", math.sqrt)

@@ -91,6 +91,7 @@ UNARY_OPS = {
     "math.abs": ("|a|", ("int", "float")),
     "math.exp": ("e ** a", ("float",)),
     "math.exp2": ("2 ** a", ("float",)),
+    "math.exp2_ftz": ("2 ** a, with a result under the smallest normal f32 (2 ** -126) flushed to 0", ("float",)),
     "math.log": ("natural logarithm", ("float",)),
     "math.log2": ("base-2 logarithm", ("float",)),
     "math.sqrt": ("square root, correctly rounded", ("float",)),

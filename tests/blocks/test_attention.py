@@ -140,12 +140,17 @@ def test_the_default_configurations_in_the_interpreter(D, causal, monkeypatch):
 @pytest.mark.parametrize("D", [64, 128, 256])
 @pytest.mark.parametrize("causal, lse", [(False, False), (True, True)])
 def test_the_default_configurations_compile_without_spills(D, causal, lse):
+    """No spills, except a few bytes of loop state in the three-consumer D = 64 tile at 160 registers (since the
+    softmax's exp2 is one instruction ptxas keeps 12 bytes there: 7 % faster than the unspilled two-consumer tile,
+    benchmarks/NOTES.md, seventh session)."""
     from skc.blocks.attention_host import default_config
 
     config = default_config(D, "bf16", causal, lse)
-    assert (config.block_m, config.consumers) == ((192, 3) if (D, causal) == (64, False) else (128, 2))
+    three = (D, causal) == (64, False)
+    assert (config.block_m, config.consumers) == ((192, 3) if three else (128, 2))
     resources = attention_kernel.compile(**compile_arguments(config), target="sm_90a").resources
-    assert resources["spill_stores"] == 0 and resources["stack_bytes"] == 0, resources
+    assert resources["spill_stores"] <= (12 if three else 0) and resources["stack_bytes"] <= (16 if three else 0), \
+        resources
 
 
 def test_a_persistent_configuration_needs_the_overlapped_loop():

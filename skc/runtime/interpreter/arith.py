@@ -74,8 +74,13 @@ _FLOAT_UNARY = {
     "arith.neg": np.negative, "math.abs": np.abs, "math.exp": np.exp, "math.exp2": np.exp2, "math.log": np.log,
     "math.log2": np.log2, "math.sqrt": np.sqrt, "math.rsqrt": lambda x: np.reciprocal(np.sqrt(x)),
     "math.floor": np.floor, "math.ceil": np.ceil, "math.trunc": np.trunc, "math.round": np.rint,
-    "math.sin": np.sin, "math.cos": np.cos, "math.tanh": np.tanh,
+    "math.sin": np.sin, "math.cos": np.cos, "math.tanh": np.tanh, "math.exp2_ftz": lambda x: _flushed(np.exp2(x)),
 }
+
+
+def _flushed(x):
+    """x with the values under the smallest normal f32 (in magnitude) set to 0 (of x's sign)."""
+    return np.where(np.abs(x) < np.float32(2.0 ** -126), x * 0, x)
 
 
 def _on_bits(fn: Callable, bits: int) -> Callable:
