@@ -1,5 +1,6 @@
 """The host side of attention: `attention(q, k, v, ...)` reads the tensors' layouts (B, H, S, D) or (B, S, H, D)
-as rank-4 strided views (no copy), picks a configuration and launches attention_kernel."""
+as rank-4 strided views (no copy), picks a configuration and launches attention_kernel; calls over torch tensors on
+a GPU keep a ready plan per set of facts (AttentionPlan)."""
 from __future__ import annotations
 
 import math
@@ -9,8 +10,12 @@ import numpy as np
 import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel
+from .host_plans import TORCH_TYPES, Bindings, MapsByAddress, address_functions, remember, torch_type
 
 LAYOUTS = ("bhsd", "bshd")
+
+
+_PLANS: dict = {}   # facts of a call over torch tensors on a GPU -> its AttentionPlan (host_plans.remember bounds it)
 
 
 def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: str = "bhsd", return_lse: bool = False,
@@ -20,26 +25,24 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     scaled_dot_product_attention` takes, (B, H, S, D) ("bhsd"), or (B, S, H, D) ("bshd"). K and V may have fewer
     heads than Q (grouped-query attention: their count must divide Q's) and another sequence length. The causal
     mask is torch's (top-left aligned: query i sees keys 0 .. i). Returns out (like q), and with return_lse the
-    natural log-sum-exp of each row's scaled scores, (B, H, Sq) float32."""
-    if layout not in LAYOUTS:
-        raise skc.LaunchError(f"layout must be one of {', '.join(LAYOUTS)}, found {layout!r}")
+    natural log-sum-exp of each row's scaled scores, (B, H, Sq) float32.
+
+    Torch tensors on a GPU: their facts (shapes, strides, dtypes, devices) and the options key a ready plan, made
+    and checked by the first call with them, so a call is one lookup and a launch (as matmul's)."""
+    device = skc.current_device()
+    kind = type(q)
+    if (device.kind == "cuda" and (kind in TORCH_TYPES or torch_type(kind)) and type(k) is kind and type(v) is kind
+            and (out is None or type(out) is kind)):
+        key = (kind, device, q.shape, q.stride(), q.dtype, q.device, k.shape, k.stride(), k.dtype, k.device, v.shape,
+               v.stride(), v.dtype, v.device, out if out is None else (out.shape, out.stride(), out.dtype, out.device),
+               causal, scale, layout, return_lse, config)
+        plan = _PLANS.get(key)
+        if plan is None:
+            plan = remember(_PLANS, key, AttentionPlan(q, k, v, out, causal, scale, layout, return_lse, config))
+        return plan(q, k, v, out, stream)
+    problem = _Problem(q, k, v, out, causal, scale, layout, return_lse, config)
     host = isinstance(q, np.ndarray)
-    views = [_heads_view(x, layout) for x in (q, k, v)]
-    (B, H, Sq, D), (Bk, Hkv, Skv, Dk) = views[0].shape, views[1].shape
-    if tuple(views[2].shape) != (Bk, Hkv, Skv, Dk) or Bk != B or Dk != D:
-        raise skc.LaunchError(f"attention: q, k, v must agree in batch and head_dim and k, v in shape; found "
-                              f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)} ({layout})")
-    if Hkv == 0 or H % Hkv:
-        raise skc.LaunchError(f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
-    if 0 in (B, H, Sq, Skv, D):   # (no key at all leaves softmax undefined; the kernel needs a key block)
-        raise skc.LaunchError(f"attention of empty tensors: q, k, v are {tuple(q.shape)}, {tuple(k.shape)}, "
-                              f"{tuple(v.shape)} ({layout}); every dimension must be at least 1")
-    dtype = "bf16" if host else _dtype_name(q)
-    if config is None:
-        config = default_config(D, dtype, bool(causal), bool(return_lse))
-    if config.head_dim != D:
-        raise skc.LaunchError(f"the configuration is for head_dim {config.head_dim}, the tensors have {D}")
-    scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    views = problem.views
     if host:
         views = [_bf16_bits(x) for x in views]
         out_bits = np.zeros(views[0].shape, np.uint16)
@@ -48,21 +51,94 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
         if out is None:
             out = q.new_empty(q.shape)
         out_view = _heads_view(out, layout)
-    lse = _new_lse(q, host, (B, H, Sq) if return_lse else (1,))
-    boxes = config.boxes()
+    lse = _new_lse(q, host, problem.lse_shape if return_lse else (1,))
+    boxes = problem.config.boxes()
     maps = [skc.TensorMap(x, boxes[name], dtype=skc.bf16 if host else None)
             for x, name in zip(views + [out_view], ("q", "k", "v", "o"))]
-    tiles = -(-Sq // config.block_m) * B * H
-    grid = min(tiles, skc.current_device().multiprocessors) if config.persistent else tiles
-    launch = attention_kernel[grid, config.threads]
+    launch = attention_kernel[problem.grid, problem.config.threads]
     if stream is not None:
-        launch(*maps, lse, Sq, Skv, B, H, H // Hkv, float(scale), config, stream=stream)
+        launch(*maps, lse, *problem.scalars, problem.config, stream=stream)
     else:
-        launch(*maps, lse, Sq, Skv, B, H, H // Hkv, float(scale), config)
+        launch(*maps, lse, *problem.scalars, problem.config)
     if host:
         result = (out_bits.astype(np.uint32) << 16).view(np.float32)
         out = np.ascontiguousarray(np.swapaxes(result, 1, 2)) if layout == "bshd" else result
     return (out, lse) if return_lse else out
+
+
+class _Problem:
+    """One call's checked geometry: the (B, H, S, D) views of q, k and v, the configuration, the grid and the
+    kernel's run-time scalars after the maps and the log-sum-exp (Sq, Skv, B, H, the group, the scale)."""
+
+    def __init__(self, q, k, v, out, causal, scale, layout, return_lse, config):
+        if layout not in LAYOUTS:
+            raise skc.LaunchError(f"layout must be one of {', '.join(LAYOUTS)}, found {layout!r}")
+        host = isinstance(q, np.ndarray)
+        self.views = views = [_heads_view(x, layout) for x in (q, k, v)]
+        (B, H, Sq, D), (Bk, Hkv, Skv, Dk) = views[0].shape, views[1].shape
+        if tuple(views[2].shape) != (Bk, Hkv, Skv, Dk) or Bk != B or Dk != D:
+            raise skc.LaunchError(f"attention: q, k, v must agree in batch and head_dim and k, v in shape; found "
+                                  f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)} ({layout})")
+        if Hkv == 0 or H % Hkv:
+            raise skc.LaunchError(f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
+        if 0 in (B, H, Sq, Skv, D):   # (no key at all leaves softmax undefined; the kernel needs a key block)
+            raise skc.LaunchError(f"attention of empty tensors: q, k, v are {tuple(q.shape)}, {tuple(k.shape)}, "
+                                  f"{tuple(v.shape)} ({layout}); every dimension must be at least 1")
+        dtype = "bf16" if host else _dtype_name(q)
+        if out is not None and not host and (tuple(out.shape) != tuple(q.shape) or out.dtype != q.dtype):
+            raise skc.LaunchError(f"attention: out must be like q, {tuple(q.shape)} of {q.dtype}; found "
+                                  f"{tuple(out.shape)} of {out.dtype}")
+        if config is None:
+            config = default_config(D, dtype, bool(causal), bool(return_lse), Skv)
+        if config.head_dim != D:
+            raise skc.LaunchError(f"the configuration is for head_dim {config.head_dim}, the tensors have {D}")
+        self.config = config
+        scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+        self.scalars = (Sq, Skv, B, H, H // Hkv, scale)
+        self.lse_shape = (B, H, Sq)
+        tiles = -(-Sq // config.block_m) * B * H
+        self.grid = min(tiles, skc.current_device().multiprocessors) if config.persistent else tiles
+
+
+class AttentionPlan:
+    """attention() over torch tensors of one set of facts on a GPU, ready: the checked geometry, each operand's
+    tensor map encoded once per address (host_plans.MapsByAddress) and, for operands at addresses seen twice, a
+    bound launch (host_plans.Bindings). It keeps addresses and geometry, never the caller's tensors (the one tensor
+    it owns stands in for the log-sum-exp when none is asked for: the kernel does not write it then)."""
+
+    def __init__(self, q, k, v, out, causal, scale, layout, return_lse, config):
+        import torch
+
+        problem = _Problem(q, k, v, out, causal, scale, layout, return_lse, config)
+        self.config, self.grid, self.scalars = problem.config, problem.grid, problem.scalars
+        self.return_lse, self.out_shape, self.lse_shape = bool(return_lse), tuple(q.shape), problem.lse_shape
+        self.lse_dtype = torch.float32
+        self.no_lse = q.new_empty((1,), dtype=torch.float32)
+        boxes = problem.config.boxes()
+        self.maps = [MapsByAddress(lambda t, box=boxes[name]: skc.TensorMap(_heads_view(t, layout), box), first)
+                     for name, first in zip(("q", "k", "v", "o"), (q, k, v, out))]
+        self.bound, self.address, self.ready = Bindings(), address_functions(5), None   # q, k, v, out, lse
+
+    def __call__(self, q, k, v, out, stream):
+        if out is None:
+            out = q.new_empty(self.out_shape)
+        lse = q.new_empty(self.lse_shape, dtype=self.lse_dtype) if self.return_lse else self.no_lse
+        address = self.address
+        key = (address[0](q), address[1](k), address[2](v), address[3](out), address[4](lse))
+        bound = self.bound.get(key)
+        if bound is not None:
+            bound(stream)
+        else:
+            maps = self.maps
+            args = (maps[0](q), maps[1](k), maps[2](v), maps[3](out), lse, *self.scalars)
+            self.bound.launch(key, self._ready, args, stream)
+        return (out, lse) if self.return_lse else out
+
+    def _ready(self, args):
+        """The ready launch of the plan's kernel (looked up once)."""
+        if self.ready is None:
+            self.ready = attention_kernel[self.grid, self.config.threads].ready(*args, self.config)
+        return self.ready
 
 
 def _heads_view(x, layout: str):
@@ -96,14 +172,17 @@ def _new_lse(q, host: bool, shape):
         return np.zeros(shape, np.float32)
     import torch
 
-    return torch.empty(shape, dtype=torch.float32, device=q.device)
+    return q.new_empty(shape, dtype=torch.float32)
 
 
-def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool = False) -> AttentionConfig:
-    """What attention() runs without a config (measured on the H200, benchmarks/NOTES.md): for D <= 128, each
-    warpgroup's softmax overlapped with its previous block's P·V, V three stages deep; for D = 64, the warpgroups
-    taking turns at the tensor cores, with three of them on 192-row query tiles (1.07x of two) where not causal,
-    and rows reduced pairwise where causal (1.13x); for D = 128, causal with the log-sum-exp, rows reduced pairwise."""
+def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool = False,
+                   keys: int = 0) -> AttentionConfig:
+    """What attention() runs without a config for `keys` keys (0: unknown), measured on the H200 (benchmarks/NOTES.md):
+    for D <= 128, each warpgroup's softmax overlapped with its previous block's P·V, V three stages deep; for D = 64,
+    the warpgroups taking turns at the tensor cores, with three of them on 192-row query tiles (1.07x of two) where
+    not causal, and rows reduced pairwise where causal (1.13x); for D = 128, causal with the log-sum-exp, rows reduced
+    pairwise; not causal with at most 2048 keys, persistent blocks (a tile's few key blocks leave its start and end
+    a large share: the next tile's loads overlap them, 1.05x at 2048 keys, 1.00x at 4096, 0.98x at 16384)."""
     fields = dict(block_n=128, overlap=True, value_stages=3) if D <= 128 else dict(block_n=64)
     if D == 64:
         fields.update(pingpong=True, tree_reductions=causal)
@@ -111,6 +190,8 @@ def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool 
             fields.update(block_m=192, consumers=3)
     elif D == 128 and causal and lse:   # (rows reduced in order spill 4 bytes there; pairwise: 1.01x, no spill)
         fields.update(tree_reductions=True)
+    elif D == 128 and not causal and 0 < keys <= 2048:   # (causal: 0.90x, its tiles differ in length)
+        fields.update(persistent=True)
     return AttentionConfig(head_dim=D, dtype=dtype, causal=causal, lse=lse, **fields)
 
 

@@ -233,7 +233,7 @@ def fake_torch_module(streams: Optional[list] = None):
         pass
 
     class Tensor:
-        """shape, stride(), dtype, device, data_ptr(), get_device(), new_empty, new_zeros, T, reshape, [i]."""
+        """shape, stride(), dtype, device, data_ptr(), get_device(), new_empty, new_zeros, T, transpose, reshape, [i]."""
 
         def __init__(self, shape, dtype=dtypes["bfloat16"], strides=None, address=None, device=0):
             self.shape, self.dtype, self._device = Size(int(s) for s in shape), dtype, device
@@ -269,6 +269,11 @@ def fake_torch_module(streams: Optional[list] = None):
         @property
         def T(self):
             return Tensor(self.shape[::-1], self.dtype, self._strides[::-1], self._address, self._device)
+
+        def transpose(self, d0: int, d1: int):
+            shape, strides = list(self.shape), list(self._strides)
+            shape[d0], shape[d1], strides[d0], strides[d1] = shape[d1], shape[d0], strides[d1], strides[d0]
+            return Tensor(shape, self.dtype, strides, self._address, self._device)
 
         def reshape(self, *shape):
             shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape

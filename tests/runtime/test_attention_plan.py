@@ -1,0 +1,86 @@
+"""attention() over torch tensors on a GPU keeps a ready plan per set of facts (a stand-in torch and the fake driver
+here): one plan for repeated calls, descriptors over each call's addresses, the kernel's scalars, torch's current
+stream, bound launches for addresses seen twice, and what it refuses."""
+import ctypes
+import struct
+
+import pytest
+
+import skc
+from skc.blocks import attention_host
+from skc.runtime import fake_cuda
+
+
+def launch_values(arguments, count=11):
+    """(the four descriptors' first words: the tensors' addresses, the lse address, Sq, Skv, B, H, group, scale)."""
+    pointers = fake_cuda.argument_pointers(arguments, count)
+    addresses = [struct.unpack("<Q", ctypes.string_at(p, 8))[0] for p in pointers[:4]]
+    lse = ctypes.c_uint64.from_address(pointers[4]).value
+    ints = [ctypes.c_int32.from_address(p).value for p in pointers[5:10]]
+    return addresses, lse, ints, ctypes.c_float.from_address(pointers[10]).value
+
+
+@pytest.fixture
+def fake():
+    attention_host._PLANS.clear()
+    streams = [0]
+    with fake_cuda.installed() as driver, fake_cuda.torch_installed(streams) as torch:
+        driver.inspect = launch_values
+        yield driver, torch, streams
+    attention_host._PLANS.clear()
+
+
+def test_repeated_calls_share_one_plan_and_pass_each_calls_tensors(fake):
+    driver, torch, streams = fake
+    q, k, v = (torch.Tensor((2, 4, 300, 128)) for _ in range(3))
+    out = skc.blocks.attention(q, k, v)
+    assert isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 4, 300, 128)
+    addresses, _, ints, scale = driver.launches[-1]["seen"]
+    assert addresses == [q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr()]
+    assert ints == [300, 300, 2, 4, 1] and scale == pytest.approx(128 ** -0.5)
+    (plan,) = attention_host._PLANS.values()
+    assert plan.config.persistent   # D = 128, not causal, at most 2048 keys
+    q2, k2, v2, out2 = (torch.Tensor((2, 4, 300, 128)) for _ in range(4))
+    for _ in range(3):   # new addresses, then the same ones again (bound on their second sighting)
+        assert skc.blocks.attention(q2, k2, v2, out=out2) is out2
+        assert driver.launches[-1]["seen"][0] == [q2.data_ptr(), k2.data_ptr(), v2.data_ptr(), out2.data_ptr()]
+    assert len(attention_host._PLANS) == 2 and len(plan.bound) == 0   # (out= is another set of facts)
+    assert len(list(attention_host._PLANS.values())[1].bound) == 1
+
+
+def test_the_launch_follows_torchs_stream_and_takes_a_given_one(fake):
+    driver, torch, streams = fake
+    q, k, v = (torch.Tensor((1, 2, 128, 64)) for _ in range(3))
+    out = torch.Tensor((1, 2, 128, 64))
+    for stream in (0x5EED, 0xBEEF):
+        streams.append(stream)   # as inside `with torch.cuda.stream(s):`
+        skc.blocks.attention(q, k, v, out=out)
+        assert driver.launches[-1]["stream"] == stream
+    skc.blocks.attention(q, k, v, out=out, stream=7)
+    assert driver.launches[-1]["stream"] == 7
+
+
+def test_bshd_grouped_causal_with_the_log_sum_exp(fake):
+    driver, torch, streams = fake
+    q = torch.Tensor((2, 500, 8, 64))        # (B, S, H, D)
+    k, v = (torch.Tensor((2, 700, 2, 64)) for _ in range(2))
+    out, lse = skc.blocks.attention(q, k, v, causal=True, layout="bshd", return_lse=True, scale=0.25)
+    assert tuple(out.shape) == (2, 500, 8, 64) and tuple(lse.shape) == (2, 8, 500) and lse.dtype is torch.float32
+    addresses, lse_address, ints, scale = driver.launches[-1]["seen"]
+    assert addresses[0] == q.data_ptr() and lse_address == lse.data_ptr()
+    assert ints == [500, 700, 2, 8, 4] and scale == 0.25
+    (plan,) = attention_host._PLANS.values()
+    assert plan.config.causal and plan.config.lse and not plan.config.persistent
+
+
+def test_bad_calls_are_refused_by_name_every_time(fake):
+    driver, torch, streams = fake
+    q, k, v = (torch.Tensor((1, 2, 128, 64)) for _ in range(3))
+    for _ in range(2):   # the refusal is not remembered as a plan
+        with pytest.raises(skc.LaunchError, match="out must be like q"):
+            skc.blocks.attention(q, k, v, out=torch.Tensor((1, 2, 64, 64)))
+        with pytest.raises(skc.LaunchError, match="grouped-query attention needs K/V heads dividing Q heads"):
+            skc.blocks.attention(q, torch.Tensor((1, 3, 128, 64)), torch.Tensor((1, 3, 128, 64)))
+        with pytest.raises(skc.LaunchError, match="bfloat16 or float16"):
+            skc.blocks.attention(*(torch.Tensor((1, 2, 128, 64), torch.float32) for _ in range(3)))
+    assert not attention_host._PLANS
