@@ -42,8 +42,8 @@ for run in $(seq 2 "${CONV_RUNS:-1}"); do   # more runs of the same benchmark: c
   tail -1 "$LOGS/conv2d-$run.log"
 done
 step "attention"
-timeout 45 python3 benchmarks/attention.py --no-variants --json "$LOGS/attention.json" > "$LOGS/attention.log" 2>&1
-tail -9 "$LOGS/attention.log"
+timeout 60 python3 benchmarks/attention.py --no-variants --json "$LOGS/attention.json" > "$LOGS/attention.log" 2>&1
+tail -10 "$LOGS/attention.log"
 step "launch, host time, vector add, softmax"
 timeout 35 python3 benchmarks/run.py --only launch,matmul_host,vector_add,softmax --json "$LOGS/run.json" > "$LOGS/run.log" 2>&1
 tail -14 "$LOGS/run.log"
