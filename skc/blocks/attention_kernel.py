@@ -63,6 +63,7 @@ class AttentionConfig:
     pingpong: bool = False       # the consumer warpgroups take turns issuing their MMAs (WarpgroupTurns)
     exp2_on_fma: int = 0         # every n-th score of a row takes its exp2 on the FMA pipe, not the MUFU (0: none)
     tree_reductions: bool = False  # the softmax reduces rows pairwise
+    lazy_rescale: float = 0.0    # > 0: a row's maximum moves only past 2^lazy_rescale in P, O rescaled only then
     blocks_per_sm: int = 1       # blocks sharing an SM (registers and shared memory planned for that many)
     producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
     consumer_registers: int = None
@@ -171,7 +172,8 @@ def _consume(q_pipe, k_pipe, v_pipe, mine, tiles, o, lse, Sq, Skv, scale, warpgr
             v_pipe.consumer(pv if cfg.overlap else None) as v_consumer:
         for tile in mine:
             # S and its softmax for this warpgroup's rows (from its first query row), and O
-            softmax = OnlineSoftmax(scale, exp2_on_fma=cfg.exp2_on_fma, tree=cfg.tree_reductions)
+            softmax = OnlineSoftmax(scale, exp2_on_fma=cfg.exp2_on_fma, tree=cfg.tree_reductions,
+                                    lazy=cfg.lazy_rescale)
             scores = KeyBlockScores(qk, softmax, tile.row0 + warpgroup * ROWS, Skv, cfg)
             acc = pv.zeros()
             with q_consumer.acquire() as q_stage:

@@ -20,11 +20,16 @@ class OnlineSoftmax:
     compile-time float or a run-time f32). The row sums are kept per thread (each holds part of a row) and
     reduced across the row's lanes once, in `finish`."""
 
-    def __init__(self, scale, rows: int = 2, exp2_on_fma: int = 0, tree: bool = False):
+    def __init__(self, scale, rows: int = 2, exp2_on_fma: int = 0, tree: bool = False, lazy: float = 0.0):
         self.scale_log2 = scale * LOG2E
         self.rows_held = rows
         self.exp2_on_fma = exp2_on_fma   # every n-th score of a row takes exp2 on the FMA pipe (0: none)
         self.tree = tree                 # reduce a row's maximum and sum pairwise (a shorter dependent chain)
+        # lazy > 0: a row's maximum (the reference of its exponents) moves only when a block's scores pass it by
+        # more than 2^lazy in P (FlashAttention-4's conditional rescaling: P stays under 2^lazy, and O is rescaled
+        # only when some row of the warp moved: `moved`, warp-uniform, from the last update)
+        self.lazy = lazy
+        self.moved = None
         self.max = skc.full(rows, NEG_INF, skc.f32)   # run-time vectors: they live in loop-carried variables
         self.sum = skc.full(rows, 0.0, skc.f32)
 
@@ -53,6 +58,10 @@ class OnlineSoftmax:
             for lanes in s.row_lanes:
                 block_max = skc.maximum(block_max, skc.shfl_xor(block_max, lanes))
             running = skc.maximum(self.max[h], block_max)
+            if self.lazy:   # (from -inf any score moves it; -inf to -inf, a row masked so far, stays)
+                grew = (running - self.max[h]) * self.scale_log2 > self.lazy
+                running = skc.where(grew, running, self.max[h])
+                moved = grew if h == 0 else moved | grew
             # a row that has seen only masked scores keeps maximum -inf: subtract 0 there (no inf - inf)
             shift = skc.where(running == NEG_INF, 0.0, running * self.scale_log2)
             factor = skc.exp2(self.max[h] * self.scale_log2 - shift, ftz=True)
@@ -72,6 +81,8 @@ class OnlineSoftmax:
         s.fragment = _vector_of(dict(probabilities), s.n // 2)
         self.max = skc.vector(*new_max)
         self.sum = skc.vector(*new_sum)
+        if self.lazy:
+            self.moved = skc.vote_any(moved)
         return skc.vector(*factors)
 
     def finish(self, o) -> list:
@@ -84,11 +95,19 @@ class OnlineSoftmax:
                 total = total + skc.shfl_xor(total, lanes)
             inverses.append(skc.where(total > 0.0, 1.0 / total, 0.0))
             lse.append((self.max[h] * self.scale_log2 + skc.log2(total)) / LOG2E)
-        self.rescale(o, skc.vector(*inverses))
+        self._scale(o, skc.vector(*inverses))
         return lse
 
     def rescale(self, o, factors):
-        """Multiply each row of accumulator o by its factor (a vector, in the order of `o.rows()`)."""
+        """Multiply each row of accumulator o by its factor (a vector, in the order of `o.rows()`); lazily, only
+        when some row of the warp moved its maximum at the last update (the factors are 1 otherwise)."""
+        if self.moved is None:
+            self._scale(o, factors)
+        else:
+            if self.moved:
+                self._scale(o, factors)
+
+    def _scale(self, o, factors):
         fragment = o.fragment
         scaled = {i: fragment[i] * factors[h] for h, (row, indices) in enumerate(o.rows()) for i in indices}
         o.fragment = _vector_of(scaled, o.n // 2)

@@ -96,10 +96,11 @@ def test_attention_in_the_interpreter(B, H, Hkv, Sq, Skv, D, causal, layout, per
 
 
 @pytest.mark.parametrize("D, causal, fields", [(64, True, dict(exp2_on_fma=4, tree_reductions=True)),
-                                               (128, False, dict(exp2_on_fma=2))])
+                                               (128, False, dict(exp2_on_fma=2)),
+                                               (128, True, dict(lazy_rescale=8.0)), (128, False, dict(lazy_rescale=8.0))])
 def test_softmax_options_in_the_interpreter(D, causal, fields):
-    """Every n-th exp2 on the FMA pipe and pairwise row reductions: the same attention up to the polynomial's
-    relative error (1e-4, below P's bf16 rounding)."""
+    """Every n-th exp2 on the FMA pipe, pairwise row reductions, lazy rescaling: the same attention up to the
+    polynomial's relative error (1e-4, below P's bf16 rounding) or other roundings of P."""
     rng = np.random.default_rng(D + causal)   # its own data, whatever ran before
     q, k, v = (bf16(rng.standard_normal((1, 2, 100, D))) for _ in range(3))
     config = AttentionConfig(head_dim=D, block_n=64, causal=causal, lse=True, overlap=True, **fields)

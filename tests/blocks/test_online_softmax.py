@@ -24,28 +24,31 @@ def reference(scores: np.ndarray, valid: int, scale: float, causal: bool):
     return p, lse
 
 
-@pytest.mark.parametrize("n, blocks, valid, causal, exp2_on_fma, tree", [
-    (64, 3, 192, False, 0, False), (64, 3, 150, False, 0, False), (32, 4, 100, True, 0, False),
-    (128, 2, 256, True, 0, False),
-    (64, 3, 150, False, 4, False),   # every 4th exp2 of a row on the FMA pipe
-    (32, 4, 100, True, 1, True),     # all of them, and the rows reduced pairwise
-    (128, 2, 256, True, 0, True),
+@pytest.mark.parametrize("n, blocks, valid, causal, exp2_on_fma, tree, lazy, climb", [
+    (64, 3, 192, False, 0, False, 0.0, 0), (64, 3, 150, False, 0, False, 0.0, 0),
+    (32, 4, 100, True, 0, False, 0.0, 0), (128, 2, 256, True, 0, False, 0.0, 0),
+    (64, 3, 150, False, 4, False, 0.0, 0),   # every 4th exp2 of a row on the FMA pipe
+    (32, 4, 100, True, 1, True, 0.0, 0),     # all of them, and the rows reduced pairwise
+    (128, 2, 256, True, 0, True, 0.0, 0),
+    # a row's maximum moves only past 2^8 in P: never after the first block, or (scores climbing by 60 a block,
+    # 10.8 in exp2) at every block
+    (64, 3, 150, False, 0, False, 8.0, 0), (32, 4, 100, True, 0, False, 8.0, 60), (64, 3, 192, False, 0, True, 8.0, 60),
 ])
-def test_online_softmax_matches_the_softmax_of_whole_rows(n, blocks, valid, causal, exp2_on_fma, tree):
+def test_online_softmax_matches_the_softmax_of_whole_rows(n, blocks, valid, causal, exp2_on_fma, tree, lazy, climb):
     scale = 0.125
-    scores = (RNG.standard_normal((64, n * blocks)) * 6).astype(np.float32)
+    scores = (RNG.standard_normal((64, n * blocks)) * 6 + climb * (np.arange(n * blocks) // n)).astype(np.float32)
     image = np.stack([d_fragments(scores[:, j * n:(j + 1) * n]) for j in range(blocks)])
     out = np.full((THREADS, n // 2), np.nan, np.float32)
     lse = np.full(64, np.nan, np.float32)
     online_softmax_kernel.interpret[(1,), (THREADS,)](image, out, lse, valid,
-                                                      cfg=(n, blocks, scale, causal, exp2_on_fma, tree))
+                                                      cfg=(n, blocks, scale, causal, exp2_on_fma, tree, lazy))
     p, expected_lse = reference(scores, valid, scale, causal)
     expected = p.reshape(64, blocks, n).sum(axis=1)
     # the polynomial's relative error (1.01e-4) where exp2 runs on the FMA pipe; f32 rounding otherwise
     rtol, atol = (2.5e-4, 2e-6) if exp2_on_fma else (2e-6, 2e-7)
     np.testing.assert_allclose(out, d_fragments(expected.astype(np.float32)), rtol=rtol, atol=atol)
     np.testing.assert_allclose(lse, expected_lse, rtol=rtol, atol=2e-6 if not exp2_on_fma else 2e-4)
-    if exp2_on_fma or tree:   # the options took effect: other exp2s, other sums than the plain softmax's
+    if exp2_on_fma or tree or lazy:   # the options took effect: other exp2s, other sums than the plain softmax's
         plain = np.full_like(out, np.nan)
         online_softmax_kernel.interpret[(1,), (THREADS,)](image, plain, np.full_like(lse, np.nan), valid,
                                                           cfg=(n, blocks, scale, causal))
