@@ -33,13 +33,17 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     kind = type(q)
     if (device.kind == "cuda" and (kind in TORCH_TYPES or torch_type(kind)) and type(k) is kind and type(v) is kind
             and (out is None or type(out) is kind)):
+        # (the scale keys by its value's bits, never as the object: a tensor would be kept alive, or go stale)
         key = (kind, device, q.shape, q.stride(), q.dtype, q.device, k.shape, k.stride(), k.dtype, k.device, v.shape,
                v.stride(), v.dtype, v.device, out if out is None else (out.shape, out.stride(), out.dtype, out.device),
-               causal, scale, layout, return_lse, config)
+               bool(causal), None if scale is None else _scale_value(scale).hex(), layout, bool(return_lse), config)
         plan = _PLANS.get(key)
-        if plan is None:
-            plan = remember(_PLANS, key, AttentionPlan(q, k, v, out, causal, scale, layout, return_lse, config))
-        return plan(q, k, v, out, stream)
+        if plan is not None:
+            return plan(q, k, v, out, stream)
+        plan = AttentionPlan(q, k, v, out, causal, scale, layout, return_lse, config)
+        result = plan(q, k, v, out, stream)   # (kept once its first launch compiled and ran: a refusal keeps none)
+        remember(_PLANS, key, plan)
+        return result
     problem = _Problem(q, k, v, out, causal, scale, layout, return_lse, config)
     host = isinstance(q, np.ndarray)
     views = problem.views
@@ -85,6 +89,8 @@ class _Problem:
             raise skc.LaunchError(f"attention of empty tensors: q, k, v are {tuple(q.shape)}, {tuple(k.shape)}, "
                                   f"{tuple(v.shape)} ({layout}); every dimension must be at least 1")
         dtype = "bf16" if host else _dtype_name(q)
+        if not host and (k.dtype != q.dtype or v.dtype != q.dtype):
+            raise skc.LaunchError(f"attention: q, k and v must have one dtype, found {q.dtype}, {k.dtype}, {v.dtype}")
         if out is not None and not host and (tuple(out.shape) != tuple(q.shape) or out.dtype != q.dtype):
             raise skc.LaunchError(f"attention: out must be like q, {tuple(q.shape)} of {q.dtype}; found "
                                   f"{tuple(out.shape)} of {out.dtype}")
@@ -92,8 +98,12 @@ class _Problem:
             config = default_config(D, dtype, bool(causal), bool(return_lse), Skv)
         if config.head_dim != D:
             raise skc.LaunchError(f"the configuration is for head_dim {config.head_dim}, the tensors have {D}")
+        if (config.causal, config.lse, config.dtype) != (bool(causal), bool(return_lse), dtype):
+            raise skc.LaunchError(f"the configuration has causal={config.causal}, lse={config.lse} and dtype "
+                                  f"{config.dtype}; the call asks causal={bool(causal)}, return_lse="
+                                  f"{bool(return_lse)} on {dtype} tensors: make the configuration with the same")
         self.config = config
-        scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+        scale = 1.0 / math.sqrt(D) if scale is None else _scale_value(scale)
         self.scalars = (Sq, Skv, B, H, H // Hkv, scale)
         self.lse_shape = (B, H, Sq)
         tiles = -(-Sq // config.block_m) * B * H
@@ -139,6 +149,21 @@ class AttentionPlan:
         if self.ready is None:
             self.ready = attention_kernel[self.grid, self.config.threads].ready(*args, self.config)
         return self.ready
+
+
+def _scale_value(scale) -> float:
+    """scale as a float, or a LaunchError: the online softmax tracks each row's largest raw score, which is the
+    largest scaled one only for a positive scale."""
+    try:
+        if isinstance(scale, (str, bytes)):
+            raise TypeError
+        value = float(scale)
+    except (TypeError, ValueError):
+        raise skc.LaunchError(f"attention's scale must be a number, found {type(scale).__name__}") from None
+    if not 0.0 < value < math.inf:
+        raise skc.LaunchError(f"attention's scale must be positive and finite, found {value} (a score's weight "
+                              "grows with it; for uniform weights average v instead)")
+    return value
 
 
 def _heads_view(x, layout: str):

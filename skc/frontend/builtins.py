@@ -283,9 +283,20 @@ def _math_unary(op: str, python):
     return skc_builtin(fn)
 
 
-exp = _math_unary("math.exp", math.exp)
-_exp2 = _math_unary("math.exp2", lambda x: 2.0 ** x)
-_exp2_ftz = _math_unary("math.exp2_ftz", lambda x: 0.0 if 2.0 ** x < 2.0 ** -126 else 2.0 ** x)
+def _overflowing_to_inf(fn):
+    """fn on a compile-time value, inf where Python's float overflows (as the GPU's float gives)."""
+    def folded(x):
+        try:
+            return fn(x)
+        except OverflowError:
+            return math.inf
+    return folded
+
+
+_py_exp2 = _overflowing_to_inf(lambda x: 2.0 ** x)
+exp = _math_unary("math.exp", _overflowing_to_inf(math.exp))
+_exp2 = _math_unary("math.exp2", _py_exp2)
+_exp2_ftz = _math_unary("math.exp2_ftz", lambda x: 0.0 if _py_exp2(x) < 2.0 ** -126 else _py_exp2(x))
 
 
 @skc_builtin

@@ -12,11 +12,10 @@ convention) that call the driver's cuLaunchKernel with no Python in between.
   fully and explains what is wrong.
 
 Every CPython entry point is read from the running interpreter by address, nothing is linked by name. The GIL is
-held through the driver call, and the fast path reads every argument before it writes any slot: the launcher's
-slots are shared by the threads that launch the kernel, and with no Python run between the first write and the
-driver call no other thread's launch can come in between (torch's launches hold the GIL too). The generated Python
-launcher, which the fast path hands everything else to, writes the slots one bytecode at a time: two threads
-launching one kernel through it at once can still mix their arguments, as before.
+held through the driver call, and the fast path reads every argument before it writes any slot: its slots are
+shared by the threads that launch the kernel, and with no Python run between the first write and the driver call
+no other thread's launch can come in between (torch's launches hold the GIL too). The generated Python launcher,
+which the fast path hands everything else to, has slots of its own and writes them under a lock of its own.
 """
 from __future__ import annotations
 

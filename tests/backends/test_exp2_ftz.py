@@ -56,3 +56,16 @@ def test_ftz_is_a_compile_time_bool():
 
     with pytest.raises(skc.CompileError, match="ftz must be True or False"):
         bad.compile(F32P, skc.i32, target="sm_90a", block=32)
+
+
+def test_compile_time_values_fold_to_inf_where_they_overflow():
+    @skc.kernel
+    def folded(out: F32P):
+        out[0] = skc.exp2(2000.0, ftz=True)
+        out[1] = skc.exp2(2000.0)
+        out[2] = skc.exp(800.0)
+        out[3] = skc.exp2(-2000.0, ftz=True)
+
+    out = np.full(4, np.nan, np.float32)
+    folded.interpret[1, 1](out)
+    assert list(out) == [np.inf, np.inf, np.inf, 0.0]

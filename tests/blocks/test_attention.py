@@ -155,6 +155,24 @@ def test_the_default_configurations_compile_without_spills(D, causal, lse):
         resources
 
 
+@pytest.mark.parametrize("scale, message", [(0.0, "positive and finite, found 0.0"), (-0.125, "found -0.125"),
+                                            (float("nan"), "found nan"), ("0.1", "must be a number, found str")])
+def test_attention_refuses_a_scale_its_softmax_cannot_take(scale, message):
+    """The online softmax tracks each row's largest raw score: the largest scaled one only for a positive scale
+    (a zero or negative one gave NaN, or with lazy rescaling wrong values)."""
+    import skc
+
+    q = bf16(RNG.standard_normal((1, 1, 64, 64)))
+    with pytest.raises(skc.LaunchError, match=message):
+        attention(q, q, q, scale=scale)
+
+
+def test_lazy_rescale_stays_where_p_is_finite():
+    with pytest.raises(ValueError, match="lazy_rescale must be 0 to 15"):
+        AttentionConfig(head_dim=128, lazy_rescale=16.0)
+    assert AttentionConfig(head_dim=128, lazy_rescale=15.0).lazy_rescale == 15.0
+
+
 def test_a_persistent_configuration_needs_the_overlapped_loop():
     with pytest.raises(ValueError, match="persistent=True needs overlap=True"):
         AttentionConfig(persistent=True)

@@ -84,3 +84,43 @@ def test_bad_calls_are_refused_by_name_every_time(fake):
         with pytest.raises(skc.LaunchError, match="bfloat16 or float16"):
             skc.blocks.attention(*(torch.Tensor((1, 2, 128, 64), torch.float32) for _ in range(3)))
     assert not attention_host._PLANS
+
+
+def test_the_scale_keys_the_plan_by_its_value(fake):
+    import numpy as np
+
+    driver, torch, streams = fake
+    q, k, v, out = (torch.Tensor((1, 2, 128, 64)) for _ in range(4))
+    for scale in (0.25, np.float32(0.25), np.array(0.25)):   # one value, three types: one plan
+        skc.blocks.attention(q, k, v, out=out, scale=scale)
+        assert driver.launches[-1]["seen"][3] == 0.25
+    skc.blocks.attention(q, k, v, out=out, scale=np.array(0.5))
+    assert driver.launches[-1]["seen"][3] == 0.5 and len(attention_host._PLANS) == 2
+
+
+def test_a_configuration_the_compiler_refuses_leaves_no_plan(fake):
+    from skc.blocks.attention_kernel import AttentionConfig
+
+    driver, torch, streams = fake
+    q, k, v = (torch.Tensor((1, 2, 128, 256)) for _ in range(3))
+    for _ in range(2):
+        with pytest.raises(skc.CompileError, match="shared memory"):
+            skc.blocks.attention(q, k, v, config=AttentionConfig(head_dim=256, block_n=256))
+    assert not attention_host._PLANS
+
+
+def test_what_the_call_asks_must_agree_with_its_configuration(fake):
+    from skc.blocks.attention_kernel import AttentionConfig
+
+    driver, torch, streams = fake
+    q, k, v = (torch.Tensor((1, 2, 128, 64)) for _ in range(3))
+    config = AttentionConfig(head_dim=64, lse=True)
+    with pytest.raises(skc.LaunchError, match="lse=True .* return_lse=False"):
+        skc.blocks.attention(q, k, v, config=config)   # (the kernel would write lse into a 4-byte stand-in)
+    with pytest.raises(skc.LaunchError, match="causal=False.*causal=True"):
+        skc.blocks.attention(q, k, v, causal=True, config=AttentionConfig(head_dim=64))
+    with pytest.raises(skc.LaunchError, match="dtype f16.*on bf16 tensors"):
+        skc.blocks.attention(q, k, v, config=AttentionConfig(head_dim=64, dtype="f16"))
+    with pytest.raises(skc.LaunchError, match="one dtype"):
+        skc.blocks.attention(q, torch.Tensor((1, 2, 128, 64), torch.float16), v)
+    assert not attention_host._PLANS
