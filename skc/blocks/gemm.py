@@ -107,7 +107,7 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
                                           cfg.consumers, cfg.tile_n)
             # turns at the tensor cores: over a whole tile's mainloop (pingpong), or each stage's MMAs (stage_turns)
             turn = WarpgroupTurns(cfg.consumers, warpgroup, enabled=cfg.pingpong or cfg.stage_turns)
-            tile_turn = turn if cfg.pingpong else WarpgroupTurns(1, warpgroup)
+            tile_turn = turn if cfg.pingpong else NO_TURN
             stage_turn = turn if cfg.stage_turns else NO_TURN
             others = cfg.consumers - 1 if cfg.pingpong else 0   # consumers whose tiles come between two of mine
             with epilogue, pipe.consumer(mma) as consumer:  # the epilogue's stores are flushed last
