@@ -54,6 +54,10 @@ def candidates(M, N, K, only_split=False):
                             consumer_registers=160)
         stages = max(n for n in range(2, 13) if replace(base, stages=n).shared_bytes() <= 232448)
         found[f"192x{tile_n} s{stages} c1"] = replace(base, stages=stages)
+    for name, cfg in list(found.items()):   # stream-K where the tiles leave the last wave part-full
+        tiles = -(-M // cfg.tile_m) * -(-N // cfg.tile_n)
+        if cfg.cluster_m == 1 and not cfg.pingpong and cfg.split_k == 1 and tiles > 132 and tiles % 132:
+            found[f"{name} sk"] = replace(cfg, stream_k=True)
     default = found["default"]
     if default.consumers > 1 and not default.pingpong:   # the default's consumers taking turns at each stage
         found["default turns"] = replace(default, stage_turns=True)
@@ -103,7 +107,8 @@ def main():
             if args.only and not re.search(args.only, name):
                 continue
             try:
-                if cfg.split_k > 1:  # through matmul()'s plan (its workspace); the host is hidden behind the sleep
+                if cfg.split_k > 1 or cfg.stream_k:  # through matmul()'s plan (its workspace); the host is hidden
+                    #                                    behind the sleep
                     def launch():
                         skc.blocks.matmul(a, b, out, config=cfg)
                 else:

@@ -40,6 +40,8 @@ class MatmulConfig:
     epilogue: EpilogueSpec = field(default_factory=EpilogueSpec)
     batched: str = ""            # operands with a batch dimension ("ab", "a" or "b"; out too): 3-D tensor maps
     split_k: int = 1             # work units per output tile, each over a share of K (partial sums added in fp32)
+    stream_k: bool = False       # the last waves' k-steps shared evenly between the blocks (a tile split between
+                                 # two blocks completed by the second: StreamKScheduler, StreamKFixup)
     pingpong: bool = False       # each consumer computes its own tiles (tile_m 64 or 128), the consumers taking
                                  # turns at the tensor cores: one's epilogue runs during the other's mainloop
     stage_turns: bool = False    # the consumers of a tile take turns issuing each stage's MMAs: one's register work
@@ -98,6 +100,9 @@ class MatmulConfig:
             raise ValueError(f"split_k must be 1 to 16, found {self.split_k}")
         if self.split_k > 1 and (self.cluster_m > 1 or self.loader != "tma"):
             raise ValueError("split-K takes the TMA loader without clusters: use cluster_m=1")
+        if self.stream_k and (self.split_k > 1 or self.cluster_m > 1 or self.pingpong or self.batched):
+            raise ValueError("stream_k shares the k-steps of whole tiles between single blocks: use it without "
+                             "split_k, clusters, pingpong or a batch in one launch")
         if self.batched not in ("", "a", "b", "ab"):
             raise ValueError(f"batched names the operands with a batch dimension ('a', 'b' or 'ab'), found "
                              f"{self.batched!r}")
@@ -180,7 +185,8 @@ class MatmulConfig:
         tile_m = overrides.pop("tile_m", tile_m)
         tile_n = overrides.pop("tile_n", tile_n)
         overrides.setdefault("consumers", tile_m // ROWS)
-        overrides.setdefault("cluster_m", 1 if b_k_major or (tile_n // 64) % cluster_m else cluster_m)
+        overrides.setdefault("cluster_m", 1 if b_k_major or overrides.get("stream_k") or (tile_n // 64) % cluster_m
+                             else cluster_m)
         tma = overrides.get("loader", "tma") == "tma"
         overrides.setdefault("split_k", split_k if overrides["cluster_m"] == 1 and tma else 1)
         stages = overrides.pop("stages", None)

@@ -254,8 +254,8 @@ class SplitKEpilogue:
         record = len(values) * self.threads   # floats of one share's record of a strip
 
         def quad(which, j):   # where this thread's values 4j .. 4j + 3 lie in share `which`'s record
-            first = (skc.i64(strip) * self.splits + which) * record
-            return self.workspace + (first + (j * self.threads + self.thread) * 4)
+            return record_quad(self.workspace, skc.i64(strip) * self.splits + which, record, j, self.thread,
+                               self.threads)
 
         for j in skc.static_range(len(values) // 4):
             skc.store(quad(share, j), skc.vector([value for value, row, column in values[4 * j:4 * j + 4]]))
@@ -288,6 +288,76 @@ class SplitKEpilogue:
 
     def barrier(self):
         """The warpgroup's threads wait for each other (named barrier 1 + its index)."""
+        for w in skc.static_range(self.warpgroups):
+            if self.warpgroup == w:
+                skc.barrier_named(1 + w, self.threads)
+
+
+def record_quad(workspace, index, floats: int, j: int, thread, threads: int):
+    """Where a thread's accumulator values 4j .. 4j + 3 lie in record `index` (of `floats` floats) of a workspace:
+    a record holds a warpgroup's fragments in their own order, four values of every thread side by side (each
+    warpgroup's access whole 512-byte runs)."""
+    return workspace + (index * floats + (j * threads + thread) * 4)
+
+
+class StreamKFixup:
+    """Completes the output tiles StreamKScheduler splits between two blocks, before the tile's epilogue.
+    `fixup(acc, unit)` for a warpgroup's accumulator of a work unit (its MMAs may still run) gives whether the unit
+    now holds the whole tile (store it): a whole tile's unit does. Of a split tile's two units, the first to get
+    here counts itself in its strip's counter (`counters`: i32, one per 64-row strip of each slot, zero between
+    launches), writes its sum into the strip's record in `workspace` (64 x tile_n fp32 a strip, any contents) and
+    counts again behind a GPU-scope fence: it stores nothing. The second counts itself, finding the first counted,
+    waits for the count of 3 (the first is past its first count, writing: the wait is short and never on a block
+    that has not run), adds the record to its registers and resets the counter; the tile's own epilogue (TMA stores, the fused
+    part applied once to the whole sum) then stores it."""
+
+    def __init__(self, workspace, counters, warpgroup=0, warpgroups: int = 1, tile_m: int = 128):
+        self.workspace, self.counters = workspace, counters
+        self.warpgroup, self.warpgroups = warpgroup, warpgroups
+        self.strips = tile_m // Wgmma.rows_per_warpgroup   # a tile's 64-row strips
+        self.threads = skc.current_target().warpgroup_size
+        self.thread = skc.thread_index() % self.threads
+        self.leader = self.thread == 0
+        self.arrived = skc.shared((warpgroups,), skc.i32) + warpgroup  # the count the leader saw, for all
+
+    def __call__(self, acc, unit):
+        store = ~unit.partial
+        if unit.partial:
+            acc.wait()
+            strip = unit.slot * self.strips + acc.corner[0] // acc.shape[0]
+            counter = self.counters + strip
+            values = acc.values()
+            record = len(values) * self.threads
+            if self.leader:
+                skc.store(self.arrived, skc.atomic_add(counter, 1))
+            self.barrier()
+            first = skc.load(self.arrived) == 0
+            if first:
+                for j in skc.static_range(len(values) // 4):
+                    skc.store(record_quad(self.workspace, skc.i64(strip), record, j, self.thread, self.threads),
+                              skc.vector([value for value, row, column in values[4 * j:4 * j + 4]]))
+                self.barrier()
+                if self.leader:
+                    skc.hopper.fence_acq_rel_gpu()   # the warpgroup's stores (ordered by the barrier) before the count
+                    skc.atomic_add(counter, 1)
+            else:
+                if self.leader:
+                    while skc.atomic_cas(counter, 3, 0) != 3:   # both counts of the first and this one: the
+                        pass                                       # record is written; the counter back to zero
+                    skc.hopper.fence_acq_rel_gpu()
+                self.barrier()
+                fragment = acc.fragment
+                added = []
+                for j in skc.static_range(len(values) // 4):
+                    other = skc.load(record_quad(self.workspace, skc.i64(strip), record, j, self.thread,
+                                                 self.threads), width=4)
+                    added += [fragment[4 * j + i] + other[i] for i in range(4)]
+                acc.fragment = skc.vector(*added)
+            store = ~first
+        return store
+
+    def barrier(self):
+        """The warpgroup's threads wait for each other (named barrier 1 + its index, as the epilogue's)."""
         for w in skc.static_range(self.warpgroups):
             if self.warpgroup == w:
                 skc.barrier_named(1 + w, self.threads)

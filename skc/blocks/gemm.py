@@ -15,14 +15,14 @@ from skc import frontend
 
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
-from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, SplitKEpilogue, TmaStoreEpilogue
+from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, SplitKEpilogue, StreamKFixup, TmaStoreEpilogue
 from .lds import LdsLoader
 from .mfma import Mfma
 from .mma import NO_TURN, StackedWgmma, Wgmma
 from .pingpong import LdsPipeline
 from .pipeline import InputTilePipeline
 from .roles import WarpgroupTurns, WarpRoles
-from .scheduler import SplitKScheduler, TileScheduler
+from .scheduler import SplitKScheduler, StreamKScheduler, TileScheduler
 from .tile_io import TmaLoader, VectorLoader
 
 
@@ -52,6 +52,18 @@ def matmul_split_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, 
 
 
 @skc.kernel
+def matmul_stream_k_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias,
+                           alpha: skc.f32, beta: skc.f32, cfg: skc.constexpr):
+    """The Hopper GEMM with stream-K (cfg.stream_k): a, b and out are tensor maps, workspace (a record of 64 x tile_n
+    fp32 for each 64-row strip of a tile at each of the grid's slots, any contents) and counters (i32, one a strip:
+    zero-filled, and left zero) stream_k_buffers' buffers."""
+    target = skc.current_target()
+    cfg = _config_for(target, cfg)
+    epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
+    wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, stream_k=(workspace, counters))
+
+
+@skc.kernel
 def matmul_batched_kernel(a, b, out, batches: skc.i32, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias,
                           alpha: skc.f32, beta: skc.f32, cfg: skc.constexpr):
     """`batches` Hopper GEMMs in one launch (cfg.batched names the 3-D operands; out is 3-D): the scheduler's
@@ -68,9 +80,10 @@ def split_counters(M: int, N: int, cfg) -> int:
 
 
 @skc.func
-def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **maps):
+def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, stream_k=None, **maps):
     """`maps`: tensor maps of the payload's other tiles (an fp8 GEMM's block scales), for the TMA loader;
-    `split`: (workspace, counters) of a split-K launch; `batches`: matrices of a batched launch."""
+    `split`: (workspace, counters) of a split-K launch; `batches`: matrices of a batched launch; `stream_k`:
+    (workspace, counters) of a stream-K launch."""
     dtype, dtype_b, out_dtype = _types(cfg)
     skc.hopper.kernel_attributes(cluster=(cfg.cluster_m, 1, 1))
     payload = cfg.payload()
@@ -80,10 +93,12 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
     with InputTilePipeline(payload, cfg.stages, load, consumers=readers, cluster=cfg.cluster_m) as pipe:
         roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
         k_tiles = skc.cdiv(K, cfg.tile_k)
-        if split is None:
-            tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m, batches)
-        else:
+        if split is not None:
             tiles = SplitKScheduler(M, N, cfg.tile_m, cfg.tile_n, k_tiles, cfg.split_k, cfg.group_m)
+        elif stream_k is not None:
+            tiles = StreamKScheduler(M, N, cfg.tile_m, cfg.tile_n, k_tiles, cfg.group_m)
+        else:
+            tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m, batches)
         if roles.is_producer():
             roles.enter_producer()
             if load.is_issuing():
@@ -105,6 +120,8 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
             else:
                 epilogue = SplitKEpilogue(out, *split, out_dtype, epilogue_args, cfg.split_k, warpgroup,
                                           cfg.consumers, cfg.tile_n)
+            # stream-K: a tile split between two blocks is completed in the registers of its second part
+            fixup = None if stream_k is None else StreamKFixup(*stream_k, warpgroup, cfg.consumers, cfg.tile_m)
             # turns at the tensor cores: over a whole tile's mainloop (pingpong), or each stage's MMAs (stage_turns)
             turn = WarpgroupTurns(cfg.consumers, warpgroup, enabled=cfg.pingpong or cfg.stage_turns)
             tile_turn = turn if cfg.pingpong else NO_TURN
@@ -127,6 +144,9 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, **
                             epilogue(part, tile.row0, tile.col0, tile.batch)
                         elif split is not None:
                             epilogue(part, tile.row0, tile.col0, tile.share)
+                        elif fixup is not None:
+                            if fixup(part, tile):
+                                epilogue(part, tile.row0, tile.col0)
                         else:
                             epilogue(part, tile.row0, tile.col0)
                 # (stage turns: every consumer takes one a stage, so the last goes back to the first consumer)
@@ -216,4 +236,4 @@ def _config_for(target, cfg):
 
 # the host side (matmul(), its plans, configurations and batches) lives in matmul_host.py
 __all__ = ["AmdMatmulConfig", "EpilogueSpec", "MatmulConfig", "matmul_batched_kernel", "matmul_kernel",
-           "matmul_split_kernel"]
+           "matmul_split_kernel", "matmul_stream_k_kernel"]

@@ -145,9 +145,10 @@ class GemmPlan:
     types it was made for (its callers' keys hold them), and keeps addresses, never the caller's tensors."""
 
     def __init__(self, device, cfg, gemm: tuple, makers: tuple, first=(None, None, None), batches=None, empty=None):
-        from .gemm import matmul_batched_kernel, matmul_kernel, matmul_split_kernel
+        from .gemm import matmul_batched_kernel, matmul_kernel, matmul_split_kernel, matmul_stream_k_kernel
 
-        self.kernel = matmul_split_kernel if cfg.split_k > 1 else matmul_batched_kernel if batches else matmul_kernel
+        self.kernel = (matmul_split_kernel if cfg.split_k > 1 else matmul_batched_kernel if batches else
+                       matmul_stream_k_kernel if getattr(cfg, "stream_k", False) else matmul_kernel)
         self.cfg, self.gemm, self.makers, self.empty, self.batches = cfg, tuple(gemm), makers, empty, batches
         self.sizes = self.gemm if batches is None else (batches, *self.gemm)
         self.grid = TileScheduler.grid(gemm[0], gemm[1], cfg.tile_m, cfg.tile_n, device.multiprocessors,
@@ -192,6 +193,10 @@ class GemmPlan:
             if self.split is None:
                 self.split = split_buffers(a, self.gemm[0], self.gemm[1], self.cfg)
             outputs = (out, *self.split)
+        elif getattr(self.cfg, "stream_k", False):   # a tile split between two blocks meets in the plan's buffers
+            if self.split is None:
+                self.split = stream_k_buffers(a, self.grid, self.cfg)
+            outputs = (maps[2](out), *self.split)
         else:
             outputs = (maps[2](out),)
         return (maps[0](a), maps[1](b), *outputs, *self.sizes, c, c if bias is None else bias,
@@ -262,6 +267,14 @@ def split_buffers(a, M: int, N: int, cfg) -> tuple:
 
     strips = split_counters(M, N, cfg)
     return _zeros_like(a, strips * cfg.split_k * 64 * cfg.tile_n, "float32"), _zeros_like(a, strips, "int32")
+
+
+def stream_k_buffers(a, grid: int, cfg) -> tuple:
+    """Stream-K's fp32 workspace (a record of 64 x tile_n values for each 64-row strip of a tile at each of the
+    grid's slots: a block id) and its zero-filled i32 counters (one a strip), on a's device; the kernel leaves the
+    counters zero (as split_buffers')."""
+    strips = grid * (cfg.tile_m // 64)
+    return _zeros_like(a, strips * 64 * cfg.tile_n, "float32"), _zeros_like(a, strips, "int32")
 
 
 def _zeros_like(a, count: int, dtype: str):

@@ -1,7 +1,8 @@
 """Tile schedulers: which output tiles a block computes, and over which k-steps. `TileScheduler` is
 persistent (a grid of at most one block per SM walks the tiles with a stride of the grid size) in grouped
 raster order (`group_m` tile-rows at a time, so neighbouring blocks share A and B tiles in L2).
-`SplitKScheduler` hands out (tile, share of K) work units, for problems with fewer tiles than SMs."""
+`SplitKScheduler` hands out (tile, share of K) work units, for problems with fewer tiles than SMs;
+`StreamKScheduler` shares the last waves' k-steps evenly between the blocks, for tiles that leave a wave part-full."""
 from __future__ import annotations
 
 import skc
@@ -10,11 +11,13 @@ import skc
 class Tile:
     """One output tile: its first row and column (a work unit of a split-K scheduler adds its k-steps)."""
 
-    def __init__(self, row0, col0, k_begin=0, k_end=None, batch=0, share=0):
+    def __init__(self, row0, col0, k_begin=0, k_end=None, batch=0, share=0, partial=False, slot=0):
         self.row0, self.col0 = row0, col0
         self.k_begin, self.k_end = k_begin, k_end
         self.share = share  # which share of K a split-K work unit is (SplitKScheduler)
         self.batch = batch  # which matrix of a batch (TileScheduler's `batches`)
+        self.partial = partial  # part of a tile whose other part another block computes (StreamKScheduler)
+        self.slot = slot        # where the two parts of such a tile meet (StreamKFixup's record and counter)
 
     def k_steps(self, k_tiles):
         """(first, end) of the k-steps this work unit computes, of `k_tiles` in all."""
@@ -98,6 +101,47 @@ class SplitKScheduler(TileScheduler):
         share = index // tiles
         k_begin = share * self.share
         return Tile(tile.row0, tile.col0, k_begin, skc.minimum(k_begin + self.share, self.k_tiles), share=share)
+
+
+class StreamKScheduler(TileScheduler):
+    """`for unit in StreamKScheduler(M, N, tile_m, tile_n, k_tiles):` visits this block's work units, stream-K
+    style, when the tiles leave the grid's last wave part-full: the tiles of the whole waves but the last one as
+    TileScheduler hands them out (a tile a unit), then the rest (the last whole wave and the part-full one, in
+    raster order) as one run of k-steps cut into a contiguous range per block, of equal lengths. A range is at
+    least a tile's k-steps long, so a tile in it is either the block's alone or split between two neighbouring
+    blocks: a unit that is such a part (`partial`, run-time) is completed by StreamKFixup at `slot`, the block id
+    of the tile's first part. Tiles in whole waves (or fewer tiles than blocks): every unit a whole tile."""
+
+    def __init__(self, M, N, tile_m: int, tile_n: int, k_tiles, group_m: int = 8):
+        super().__init__(M, N, tile_m, tile_n, group_m, 1)
+        self.k_tiles = k_tiles
+        blocks, self.block = skc.grid_dim(0), skc.block_id(0)
+        tiles = self.tiles_m * self.tiles_n
+        rest = tiles % blocks
+        shared = skc.where((rest == 0) | (tiles < blocks), 0, rest + blocks)   # tiles whose k-steps are shared
+        self.whole = (tiles - shared) // blocks   # this block's whole tiles: a multiple of the grid come first
+        # this block's range of the shared k-steps, in k-steps from the first tile's first (64-bit: tiles x k-steps)
+        first, steps = skc.i64(tiles - shared) * k_tiles, skc.i64(shared) * k_tiles
+        self.begin = first + skc.i64(self.block) * steps // blocks
+        self.end = first + skc.i64(self.block + 1) * steps // blocks
+        self.first_shared = skc.i32(self.begin // k_tiles)   # the tile of this block's first shared k-step
+
+    def __skc_range__(self):
+        shared_units = skc.where(self.end > self.begin, skc.i32((self.end - 1) // self.k_tiles) -
+                                 self.first_shared + 1, 0)
+        return 0, self.whole + shared_units, 1
+
+    def __skc_item__(self, index):
+        alone = index < self.whole
+        tile_index = skc.where(alone, self.block + index * skc.grid_dim(0), self.first_shared + index - self.whole)
+        tile = self._tile_at(tile_index)
+        start = skc.i64(tile_index) * self.k_tiles
+        k_begin = skc.where(alone, 0, skc.i32(skc.maximum(self.begin - start, 0)))
+        k_end = skc.where(alone, self.k_tiles, skc.i32(skc.minimum(self.end - start, self.k_tiles)))
+        partial = (k_begin != 0) | (k_end != self.k_tiles)
+        # the tile's first part is the previous block's when this one starts inside it
+        return Tile(tile.row0, tile.col0, k_begin, k_end, partial=partial,
+                    slot=skc.where(k_begin == 0, self.block, self.block - 1))
 
 
 class _EveryNth:

@@ -75,6 +75,18 @@ def compile_split_gemm(cfg: MatmulConfig):
                                             block=cfg.threads)
 
 
+def compile_stream_k_gemm(cfg: MatmulConfig):
+    from skc.blocks import gemm
+
+    boxes = cfg.boxes()
+    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], 128))
+            for name in ("a", "b", "out")]
+    pointer = skc.Ptr[skc.bf16] if cfg.dtype == "bf16" else skc.Ptr[skc.f16]
+    return gemm.matmul_stream_k_kernel.compile(*maps, skc.Ptr[skc.f32], skc.Ptr[skc.i32], skc.i32, skc.i32, skc.i32,
+                                               pointer, pointer, skc.f32, skc.f32, cfg, target="sm_90a",
+                                               block=cfg.threads)
+
+
 def pickable_configs() -> list:
     """The distinct configurations of the tuning table and of the tile-shape rule over the benchmark suite's shapes
     (and a few more around its thresholds), for bf16 and fp16."""
@@ -89,6 +101,8 @@ def pickable_configs() -> list:
             found.append(MatmulConfig.for_problem(M, N, K, dtype, multiprocessors=132))
     for split in (2, 4):  # split-K, off by default, taken with config=
         found.append(MatmulConfig.for_problem(16, 8192, 8192, multiprocessors=132, split_k=split))
+    for M, N, K in ((4096, 4096, 4096), (2048, 2048, 2048)):   # stream-K, taken with config= (or the table)
+        found.append(MatmulConfig.for_problem(M, N, K, multiprocessors=132, stream_k=True))
     return sorted(set(found), key=repr)
 
 
@@ -103,9 +117,10 @@ def test_the_rule_picks_64_row_tiles_and_clusters():
 
 @needs_assembler
 @pytest.mark.parametrize("cfg", PICKABLE, ids=lambda c: f"{c.tile_m}x{c.tile_n}-s{c.stages}-c{c.cluster_m}"
-                         f"-k{c.split_k}-{c.dtype}")
+                         f"-k{c.split_k}{'-streamk' * c.stream_k}-{c.dtype}")
 def test_every_pickable_configuration_assembles_without_spills(cfg):
-    compiled = compile_split_gemm(cfg) if cfg.split_k > 1 else compile_gemm(cfg)
+    compiled = (compile_split_gemm(cfg) if cfg.split_k > 1 else compile_stream_k_gemm(cfg) if cfg.stream_k else
+                compile_gemm(cfg))
     check_assembled(compiled, cfg)
 
 
@@ -139,6 +154,9 @@ def check_assembled(compiled, cfg):
         assert "fence.acq_rel.gpu" in ptx and "atom.global.add.u32" in ptx   # fence, read back by the last share
         assert "st.global.v4.b32" in ptx and "ld.global.v4.b32" in ptx and "cp.async.bulk.tensor" in ptx
         assert "atom.global.add.f32" not in ptx and "atom.global.exch" not in ptx   # no atomics on the sums
+    if cfg.stream_k:   # a split tile's first part counted and written behind a fence, the second waits for it
+        assert "fence.acq_rel.gpu" in ptx and "global.cas.b32" in ptx and "st.global.v4.b32" in ptx
+        assert "ld.global.v4.b32" in ptx and "cp.async.bulk.tensor.2d.global.shared::cta" in ptx   # TMA stores
 
 
 def test_a_config_refuses_what_ptxas_could_not_compile():

@@ -181,6 +181,43 @@ def test_split_k_fuses_its_epilogue():
     assert relative_error(out, reference(a, b, bias, c, 0.5, 2.0, "gelu")) <= 1e-2
 
 
+# -- stream-K (the last waves' k-steps shared between the blocks; split tiles completed by their second part) ------
+@pytest.mark.parametrize("M,N,K,fields", [
+    (4096, 4096, 4096, {}), (2048, 2048, 2048, {"tile_m": 64, "tile_n": 256}), (4096, 14336, 1024, {}),
+    (1000, 3000, 2056, {"tile_n": 128}), (2176, 2304, 8192, {"tile_m": 256, "tile_n": 128}),
+    (384, 512, 64, {"tile_m": 64, "tile_n": 128}), (4096, 4096, 128, {}),
+])
+def test_stream_k_is_exact(M, N, K, fields):
+    """Small integers in fp16: every sum is exact, so a split tile's two parts must add to the very product (a part
+    missing, added twice or read before it was written shows); the buffers serve launch after launch."""
+    from skc.blocks import MatmulConfig
+
+    a = torch.randint(-1, 2, (M, K), device="cuda").half()
+    b = torch.randint(-1, 2, (K, N), device="cuda").half()
+    expected = (a.float() @ b.float()).half()
+    config = MatmulConfig.for_problem(M, N, K, "f16", multiprocessors=132, stream_k=True, **fields)
+    for _ in range(3):
+        out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.float16)
+        skc.blocks.matmul(a, b, out=out, config=config)
+        torch.cuda.synchronize()
+        assert torch.equal(out, expected)
+
+
+def test_stream_k_fuses_its_epilogue():
+    from skc.blocks import EpilogueSpec, MatmulConfig
+
+    M, N, K = 4096, 4096, 2048
+    a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
+    bias = torch.randn(N, device="cuda", dtype=torch.bfloat16)
+    c = torch.randn(M, N, device="cuda", dtype=torch.bfloat16)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    spec = EpilogueSpec(alpha=True, beta=True, bias=True, activation="gelu")
+    config = MatmulConfig.for_problem(M, N, K, multiprocessors=132, stream_k=True, epilogue=spec)
+    skc.blocks.matmul(a, b, out=out, bias=bias, c=c, alpha=0.5, beta=2.0, activation="gelu", config=config)
+    torch.cuda.synchronize()
+    assert relative_error(out, reference(a, b, bias, c, 0.5, 2.0, "gelu")) <= 1e-2
+
+
 # -- a batch in one launch (3-D tensor maps, a batch coordinate in the scheduler) -----------------------------------
 @pytest.mark.parametrize("shape", [(8, 2048, 2048, 2048), (3, 200, 136, 72), (5, 1000, 264, 512)])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

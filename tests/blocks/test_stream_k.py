@@ -1,0 +1,92 @@
+"""Stream-K GEMM (StreamKScheduler + StreamKFixup, one launch) in the interpreter, exact against numpy (small
+integers: every fp32 partial sum is exact), on grids that leave the last wave part-full (the interpreter models
+4 SMs): tiles split between two blocks, whole tiles before them, tails in M, N and K, and the buffers' contract."""
+import numpy as np
+import pytest
+
+import skc
+from skc.blocks import EpilogueSpec, MatmulConfig, gemm
+from skc.blocks.host_plans import stream_k_buffers
+
+RNG = np.random.default_rng(11)
+
+
+def integers(*shape):
+    return RNG.integers(-2, 3, shape).astype(np.float32)
+
+
+def launch(a, b, out, workspace, counters, cfg, grid, c=None, bias=None, alpha=1.0, beta=0.0):
+    boxes = cfg.boxes()
+    (m, k), n = a.shape, b.shape[1]
+    c = out if c is None else c
+    gemm.matmul_stream_k_kernel[grid, cfg.threads](
+        skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"]), workspace,
+        counters, m, n, k, c, c if bias is None else bias, alpha, beta, cfg)
+
+
+@pytest.mark.parametrize("shape, fields", [
+    ((64 * 5, 128, 256), {}),                                         # 5 tiles on 4 blocks: all shared
+    ((64 * 9, 128, 320), {}),                                         # a whole tile a block, then 5 shared
+    ((136, 136, 200), {"tile_n": 64}),                                # tails in M, N and K (a short last k-step)
+    ((136 * 2, 256, 256), {"tile_m": 128, "consumers": 2}),           # two warpgroups: a counter each
+    ((256 * 3, 128, 192), {"tile_m": 256, "consumers": 2}),           # 128 rows a consumer: two parts each
+], ids=["all-shared", "whole-then-shared", "tails", "two-warpgroups", "stacked"])
+def test_stream_k_is_exact(hopper_interpreter, shape, fields):
+    m, n, k = shape
+    a, b = integers(m, k), integers(k, n)
+    out = np.full((m, n), np.nan, np.float16)
+    fields = dict({"tile_m": 64, "consumers": 1, "stages": 2, "stream_k": True}, **fields)
+    skc.blocks.matmul(a.astype(np.float16), b.astype(np.float16), out=out, config=MatmulConfig(dtype="f16", **fields))
+    np.testing.assert_array_equal(out.astype(np.float32), a @ b)
+
+
+def test_stream_k_buffers_are_reused_and_left_zero(hopper_interpreter):
+    """Split tiles meet in the workspace (here garbage at first: a launch reads only what it wrote) and leave the
+    counters zero for the next launch; grids of 3 and 4 blocks for 5 tiles split differently."""
+    m, n, k = 64 * 5, 128, 384
+    cfg = MatmulConfig(dtype="f16", tile_m=64, consumers=1, stages=2, stream_k=True)
+    a, b = integers(m, k).astype(np.float16), integers(k, n).astype(np.float16)
+    for grid in (4, 3, 4):
+        workspace, counters = stream_k_buffers(a, grid, cfg)
+        assert workspace.shape == (grid * 64 * cfg.tile_n,) and counters.shape == (grid,)
+        workspace[:] = np.nan
+        for _ in range(2):
+            out = np.full((m, n), np.nan, np.float16)
+            launch(a, b, out, workspace, counters, cfg, grid)
+            np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+            assert not counters.any()
+        assert np.isfinite(workspace).any()   # tiles were split: a first part left its sum there
+
+
+def test_whole_waves_split_no_tile(hopper_interpreter):
+    """8 tiles on 4 blocks fill two waves: every unit is a whole tile, the workspace is never written."""
+    m, n, k = 64 * 8, 128, 256
+    cfg = MatmulConfig(dtype="f16", tile_m=64, consumers=1, stages=2, stream_k=True)
+    a, b = integers(m, k).astype(np.float16), integers(k, n).astype(np.float16)
+    workspace, counters = stream_k_buffers(a, 4, cfg)
+    workspace[:] = np.nan
+    out = np.full((m, n), np.nan, np.float16)
+    launch(a, b, out, workspace, counters, cfg, 4)
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+    assert np.isnan(workspace).all() and not counters.any()
+
+
+def test_stream_k_fused_epilogue_applies_once_to_the_whole_sum(hopper_interpreter):
+    """alpha, beta · C, bias and relu by the unit that completes a split tile, once: relu of a sum is not a sum of
+    relus."""
+    m, n, k = 64 * 5, 128, 320
+    a, b = integers(m, k), integers(k, n)
+    c, bias = RNG.integers(-4, 5, (m, n)).astype(np.float16), RNG.integers(-4, 5, n).astype(np.float16)
+    out = np.full((m, n), np.nan, np.float16)
+    cfg = MatmulConfig(dtype="f16", tile_m=64, consumers=1, stages=2, stream_k=True,
+                       epilogue=EpilogueSpec(alpha=True, beta=True, bias=True, activation="relu"))
+    skc.blocks.matmul(a.astype(np.float16), b.astype(np.float16), out=out, c=c, bias=bias, alpha=2.0, beta=-1.0,
+                      activation="relu", config=cfg)
+    np.testing.assert_array_equal(out.astype(np.float32), np.maximum(2.0 * (a @ b) - c + bias, 0.0))
+
+
+@pytest.mark.parametrize("fields", [{"split_k": 2}, {"tile_n": 256, "cluster_m": 2}, {"pingpong": True, "tile_m": 64},
+                                    {"batched": "a"}])
+def test_stream_k_refuses_what_it_does_not_share(fields):
+    with pytest.raises(ValueError, match="stream_k"):
+        MatmulConfig(stream_k=True, **fields)
