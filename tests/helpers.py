@@ -5,6 +5,7 @@ import importlib.util
 import inspect
 import os
 import re
+import threading
 
 import skc
 from skc import ir
@@ -27,6 +28,24 @@ def tile_module(kernel, *args, block=128, target="sm_90a", passes=True):
         ir.passes.run_pipeline(module)
         ir.verify(module)
     return module
+
+
+def finished(function, timeout: float = 10.0) -> bool:
+    """Whether `function()` returns within `timeout` seconds, run on a daemon thread of its own, so a test of what
+    could hang fails instead (the thread is left waiting); raises what the function raised."""
+    errors = []
+
+    def run():
+        try:
+            function()
+        except Exception as error:
+            errors.append(error)
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if errors:
+        raise errors[0]
+    return not worker.is_alive()
 
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")

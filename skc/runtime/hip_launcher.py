@@ -67,9 +67,7 @@ class HipLauncher(DeviceLauncher):
         bx, by, bz = self.block
         # The LDS is static (the code object's group segment): no dynamic shared memory at launch.
         self.launch = self._generate(
-            [f"r = _launch(_f, grid[0], grid[1], grid[2], {bx}, {by}, {bz}, 0, stream, None, _extra)[0]",
-             "if int(r):",
-             "    _fail(r, grid)"],
+            f"_launch(_f, gx, gy, gz, {bx}, {by}, {bz}, 0, stream, None, _extra)[0]", "int(r)",
             {"_launch": self.module.launch_function(), "_f": self.module.function,
              "_extra": ctypes.addressof(self.extra)})
 

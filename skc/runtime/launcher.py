@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import operator
 import threading
 
 import numpy as np
@@ -130,22 +131,31 @@ def _default_stream() -> int:
 
 class DeviceLauncher:
     """Launches one loaded GPU kernel. `launch(args, grid, stream)` is a function generated for this kernel's
-    parameters (stream None: the arguments' framework's current stream, see current_stream):
-    for each argument one type test on the fast path (a torch tensor or an skc array of the right
-    dtype on the right device) and a write into its slot, then the vendor's launch call. Anything
-    else takes a slow path that checks it fully and explains what is wrong. A vendor's launcher
-    makes the slots (`self.slots`, one ctypes object per parameter) and the launch call; one launch at a time
-    (the launcher's lock) writes them and calls the driver."""
+    parameters (grid a tuple of three ints; stream an int, or None: the arguments' framework's current stream, see
+    current_stream): for each argument one type test on the fast path (a torch tensor or an skc array of the right
+    dtype on the right device) and a read of its value, then the writes into the slots and the vendor's launch
+    call. Anything else takes a slow path that checks it fully and explains what is wrong. A vendor's launcher
+    makes the slots (`self.slots`, one ctypes object per parameter) and the launch call.
+
+    One launch at a time (the launcher's lock) writes the slots and calls the driver, and nothing else runs under
+    the lock: every argument is first read into a plain value (an int, a float, a tensor map's bytes or address)
+    and the stream found, which runs the arguments' own code (a tensor's data_ptr, a __cuda_array_interface__
+    property, an __index__) and the framework's. That code may launch this kernel again on this thread (a
+    finalizer the garbage collector runs, a tensor subclass's method): its launch must neither wait for a lock
+    its own thread holds (a hang) nor write its arguments over slots this launch has written (a wrong answer)."""
 
     memory = "cuda"  # the memory kind (interop.TensorFacts.device[0]) of this vendor's device arrays
 
-    def _generate(self, call_lines: list, namespace: dict):
-        """The launch function: unpack and check the arguments into the slots, then run call_lines
-        (with `grid` and `stream` in scope, and `namespace`'s names). Also `self.fill(args, slots)`: the same checks
-        and writes into the given slots, without the launch (a bound launch's own image, see CudaLauncher.bind)."""
+    def _generate(self, call: str, failed: str, namespace: dict):
+        """The launch function: read and check the arguments into values `v{i}`, find the stream, then under the
+        lock write the values into the slots and run `call` (an expression of `gx, gy, gz`, `stream` and
+        `namespace`'s names) into `r`; after the lock, `failed` (an expression of `r`) says whether the driver
+        failed. Also `self.fill(args, slots)`: the same reads and writes into the given slots, without the launch
+        (a bound launch's own image, see CudaLauncher.bind)."""
         params = self.params
         namespace.update({"_CAI_TYPES": CAI_TYPES, "_fail": self._fail, "_bad": self._bad_argument, "_Tensor": _torch_tensor_type(),
-                          "_DeviceArray": DeviceArray, "_device": self.device, "_index": self.device.index})
+                          "_DeviceArray": DeviceArray, "_device": self.device, "_index": self.device.index,
+                          "_memmove": ctypes.memmove})
         # where a launch without stream= looks for the caller's stream: pointer arguments, then tensor maps
         self.stream_order = [i for i, p in enumerate(params) if p.kind == POINTER] + \
             [i for i, p in enumerate(params) if p.kind == TENSORMAP]
@@ -153,32 +163,40 @@ class DeviceLauncher:
         for i, slot in enumerate(self.slots):
             namespace[f"_s{i}"] = slot
 
-        def checks(filling: bool) -> list:
+        def reads(filling: bool) -> tuple:
+            """(lines that read every argument into its value, lines that write the values into the slots)."""
             names = [f"a{i}" for i in range(len(params))]
-            body = [f"{', '.join(names)}, = args"] if names else ["pass"]
-            if filling and params:   # the caller's slots, as locals of the same names
-                body.append(f"{', '.join(f'_s{i}' for i in range(len(params)))}, = slots")
+            body, writes = [f"{', '.join(names)}, = args"] if names else ["pass"], []
             for i, p in enumerate(params):
-                body += self._argument_lines(i, p, namespace, filling)
+                read, write = self._argument_lines(i, p, namespace, filling)
+                body += read
+                writes += write
             return ["    try:", *("        " + line for line in body),
                     "    except (TypeError, ValueError, OverflowError, AttributeError) as error:",
-                    "        _bad(args, error)"]
+                    "        _bad(args, error)"], writes
 
         # the first argument current_stream would ask, when it is a torch tensor on the fast path, says the stream
         # is torch's current one (`src`): no walk over the arguments
         first = self.stream_order[0] if self.stream_order and params[self.stream_order[0]].kind == POINTER else None
-        launch_checks = checks(False) if first is None else ["    src = None", *checks(False)]
-        launch_body = [*launch_checks,
-                       "    if stream is None:",
-                       f"        stream = _current_stream(({sources}), _index)" if first is None else
-                       f"        stream = _torch_stream(src, _index) if src is not None else "
-                       f"_current_stream(({sources}), _index)",
-                       *("    " + line for line in call_lines)]
-        # one launch at a time writes the slots and launches: between two bytecodes (or in a stream function that
-        # runs Python) another thread's launch could otherwise write its arguments over this one's. fill(args,
-        # slots): the same checks, writing slots of the caller's (a bound launch's own image), never these
-        lines = ["def launch(args, grid, stream):", "    with _lock:", *("    " + line for line in launch_body),
-                 "def fill(args, slots):", *checks(True)]
+        launch_reads, writes = reads(False)
+        fill_reads, fill_writes = reads(True)
+        lines = ["def launch(args, grid, stream):",
+                 *([] if first is None else ["    src = None"]), *launch_reads,
+                 "    if stream is None:",
+                 f"        stream = _current_stream(({sources}), _index)" if first is None else
+                 f"        stream = _torch_stream(src, _index) if src is not None else "
+                 f"_current_stream(({sources}), _index)",
+                 "    gx, gy, gz = grid",
+                 # one launch at a time writes the slots and calls the driver (between two bytecodes another
+                 # thread's launch could otherwise write its arguments over this one's); only ctypes' stores of
+                 # plain values and the driver call run in here, none of the arguments' code (see the class)
+                 "    with _lock:", *("        " + line for line in writes), f"        r = {call}",
+                 f"    if {failed}:", "        _fail(r, grid)",
+                 # fill(args, slots): the same reads, writing slots of the caller's (a bound launch's own image),
+                 # never these
+                 "def fill(args, slots):", *fill_reads,
+                 *([f"    {', '.join(f'_s{i}' for i in range(len(params)))}, = slots"] if params else []),
+                 *("    " + line for line in fill_writes)]
         namespace["_current_stream"], namespace["_torch_stream"] = current_stream, _torch_stream
         namespace["_lock"] = threading.Lock()
         exec(compile("\n".join(lines), f"<skc launcher for {self.kernel_name}>", "exec"), namespace)
@@ -188,44 +206,62 @@ class DeviceLauncher:
     def __call__(self, args, grid, stream=None):
         return self.launch(args, grid, stream)
 
-    def _argument_lines(self, i: int, p, namespace, filling: bool = False) -> list:
-        """Argument i's check and write into its slot `_s{i}` (`filling`: for fill(args, slots), which keeps no
-        stream source and leaves a tensor map's bytes to its caller, checking only that it is one)."""
-        a = f"a{i}"
+    def _argument_lines(self, i: int, p, namespace, filling: bool = False) -> tuple:
+        """(the lines that check argument i and read it into `v{i}`, the lines that write `v{i}` into its slot
+        `_s{i}`). `filling`: for fill(args, slots), which keeps no stream source and leaves a tensor map's bytes
+        to its caller, checking only that it is one."""
+        a, v = f"a{i}", f"v{i}"
         if p.kind == POINTER:
             namespace[f"_torch_dtype{i}"] = _torch_dtype(p.type)
             namespace[f"_dtype{i}"] = p.type
             namespace[f"_slow{i}"] = self._pointer_checker(p)
             namespace[f"_typestrs{i}"] = _typestrs(p.type)
             first = not filling and self.stream_order and self.stream_order[0] == i
+            # data_ptr() and the interface's data give ints (torch's and the protocol's contracts); _slow gives one
             return [f"t = type({a})",
                     f"if t is _Tensor and {a}.dtype is _torch_dtype{i} and {a}.get_device() == _index:",
-                    f"    _s{i}.value = {a}.data_ptr()",
+                    f"    {v} = {a}.data_ptr()",
                     *([f"    src = {a}"] if first else []),
                     f"elif t is _DeviceArray and {a}.dtype is _dtype{i} and {a}.device is _device:",
-                    f"    _s{i}.value = {a}.ptr",
+                    f"    {v} = {a}.ptr",
                     "elif t in _CAI_TYPES:  # cupy and others: one look at __cuda_array_interface__",
                     f"    ci = {a}.__cuda_array_interface__",
-                    f"    _s{i}.value = ci['data'][0] if ci['typestr'] in _typestrs{i} else _slow{i}({a})",
+                    f"    {v} = ci['data'][0] if ci['typestr'] in _typestrs{i} else _slow{i}({a})",
                     "else:",
-                    f"    _s{i}.value = _slow{i}({a})"]
+                    f"    {v} = _slow{i}({a})"], [f"_s{i}.value = {v}"]
         if p.kind == SCALAR:
-            t = p.type
-            if t.name in ("f16", "bf16"):
-                namespace[f"_convert{i}"] = _half_bits(t)
-                return [f"_s{i}.value = _convert{i}({a})"]
-            if t.is_int and not t.is_bool:
-                lo, hi = int_range(t)
-                namespace[f"_range{i}"] = lambda value, p=p: check_scalar(self.kernel_name, p, value)
-                return [f"if not {lo} <= {a} <= {hi}:", f"    _range{i}({a})", f"_s{i}.value = {a}"]
-            return [f"_s{i}.value = {a}"]
+            return self._scalar_lines(i, p, namespace), [f"_s{i}.value = {v}"]
         pointers = getattr(self, "pointers", None)
         if pointers is not None:
             # the parameter's entry in the kernelParams array points straight at the encoded descriptor
             namespace["_pointers"] = pointers
-            return [f"{a}.descriptor_address"] if filling else [f"_pointers[{i}] = {a}.descriptor_address"]
-        namespace[f"_tensormap{i}"] = lambda arg, slot=self.slots[i], p=p: self._set_tensormap(slot, p, arg)
-        return [f"_tensormap{i}({a})"]
+            return [f"{v} = {a}.descriptor_address"], [] if filling else [f"_pointers[{i}] = {v}"]
+        namespace[f"_descriptor{i}"] = lambda arg, p=p: self._descriptor(p, arg)
+        return [f"{v} = _descriptor{i}({a})"], [f"_memmove(_s{i}, {v}, 128)"]
+
+    def _scalar_lines(self, i: int, p, namespace) -> list:
+        """The lines that read scalar argument i into `v{i}`, a value of the Python type its slot holds (int or
+        float): the ctypes store under the lock then runs no __index__ or __float__ of the argument's. The fast
+        path takes that type itself (an int within the parameter's range); anything else is checked and converted
+        by `_scalar{i}` as the slot would convert it."""
+        t, a, v = p.type, f"a{i}", f"v{i}"
+        ctype = CTYPES[t.name]
+        if t.name in ("f16", "bf16"):
+            namespace[f"_convert{i}"] = _half_bits(t)
+            return [f"{v} = _convert{i}({a})"]
+        if t.is_int and not t.is_bool:
+            lo, hi = int_range(t)
+
+            def integer(value):
+                if not lo <= value <= hi:
+                    check_scalar(self.kernel_name, p, value)   # raises, saying what is wrong
+                return ctype(value).value
+            namespace[f"_scalar{i}"] = integer
+            return [f"if type({a}) is int and {lo} <= {a} <= {hi}:", f"    {v} = {a}", "else:",
+                    f"    {v} = _scalar{i}({a})"]
+        namespace[f"_scalar{i}"] = lambda value: ctype(value).value
+        fast = "float" if ctype in (ctypes.c_float, ctypes.c_double) else "bool" if t.is_bool else "int"
+        return [f"{v} = {a} if type({a}) is {fast} else _scalar{i}({a})"]
 
     def _pointer_checker(self, param):
         """The slow path: any tensor-like argument, checked fully (dtype, memory, device)."""
@@ -256,7 +292,8 @@ class DeviceLauncher:
             if device_index is not None and device_index != index:
                 raise LaunchError(f"{kernel}: argument '{param.name}' is on {where}:{device_index}, the kernel runs "
                                   f"on {device}")
-            return arg.ptr if isinstance(arg, DeviceArray) else facts.pointer(arg)
+            # an int here (as the slot's store would take it), so that store runs no __index__ of the argument's
+            return operator.index(arg.ptr if isinstance(arg, DeviceArray) else facts.pointer(arg))
         return pointer
 
     def _bad_argument(self, args, error):
@@ -274,11 +311,13 @@ class DeviceLauncher:
                                   f"found {type(arg).__name__} {arg}; pass int(value)") from None
         raise LaunchError(f"{self.kernel_name}: bad argument: {error}") from error
 
-    def _set_tensormap(self, slot, param, arg):
+    def _descriptor(self, param, arg) -> bytes:
+        """A tensor-map argument's 128 encoded bytes (for a launcher without a kernelParams array to point at
+        them): bytes, which the copy into the slot under the lock takes without running Python."""
         data = getattr(arg, "descriptor_bytes", None)
         if data is None:
             raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be an skc.TensorMap")
-        ctypes.memmove(slot, data, 128)
+        return bytes(data)
 
 
 def int_range(t: ir.ScalarType) -> tuple:
@@ -328,9 +367,7 @@ class CudaLauncher(DeviceLauncher):
         self._function = handle(module.function)
         bx, by, bz = block
         self.launch = self.python_launch = self._generate(
-            [f"r = _launch(_f, grid[0], grid[1], grid[2], {bx}, {by}, {bz}, {shared_bytes}, stream, _addr)",
-             "if r:",
-             "    _fail(r, grid)"],
+            f"_launch(_f, gx, gy, gz, {bx}, {by}, {bz}, {shared_bytes}, stream, _addr)", "r",
             {"_launch": self._driver_launch, "_f": self._function, "_addr": ctypes.addressof(self.pointers)})
         # torch tensors and plain numbers go through native code that hands anything else to python_launch
         self.launch = (entry is not None and _native_launch(self, entry)) or self.python_launch

@@ -2,13 +2,17 @@
 its parameter's type and an array of the wrong dtype for a pointer parameter are LaunchErrors, never truncated or
 reinterpreted (in the interpreter, and in the GPU launcher's generated argument path with the driver stubbed)."""
 import ctypes
+import struct
 
 import numpy as np
 import pytest
+from helpers import finished
 
 import skc
 from skc import ir
+from skc.runtime import fake_cuda
 from skc.runtime.devices import Device
+from skc.runtime.fake_cuda import FakeTensor
 from skc.runtime.launcher import DeviceLauncher, _slot
 from skc.runtime.signature import POINTER, SCALAR, LaunchParam
 
@@ -71,7 +75,7 @@ class StubLauncher(DeviceLauncher):
         self.launched = []
         record = lambda grid, stream: self.launched.append(
             ([getattr(s, "value", None) for s in self.slots], grid, stream))
-        self.launch = self._generate(["_record(grid, stream)"], {"_record": record})
+        self.launch = self._generate("_record(grid, stream)", "r", {"_record": record})
 
     def _fail(self, result, grid):
         raise AssertionError("the stub never fails")
@@ -165,6 +169,97 @@ def test_two_threads_launching_one_kernel_keep_their_own_arguments(stub, monkeyp
     for thread in (first, second):
         thread.join()
     assert sorted(values for values, _, _ in stub.launched) == [[0x1000, 1, 1], [0x2000, 2, 2]]
+
+
+# -- a launch that an argument's own code (or the framework's) launches again, on the same thread --------------
+@skc.kernel(block=32)
+def reentered(t: skc.TensorMap, x: skc.Ptr[skc.f32], n: skc.i32, scale: skc.f32):
+    if n < 0:
+        x[0] = scale
+
+
+def reentered_values(arguments):
+    """(the descriptor's address word, x's address, n, scale) of a launch of `reentered`."""
+    t, x, n, scale = fake_cuda.argument_pointers(arguments, 4)
+    return (struct.unpack("<Q", ctypes.string_at(t, 8))[0], ctypes.c_uint64.from_address(x).value,
+            ctypes.c_int32.from_address(n).value, ctypes.c_float.from_address(scale).value)
+
+
+def hooked_arguments(hook: str, torch, enter, data, x) -> tuple:
+    """(the arguments of a launch of `reentered` over `data` and at x's address, its stream) in which `hook` (an
+    argument's method or property, or torch's current-stream function) calls enter() as the launch reads it."""
+    class HookedTensor(torch.Tensor):   # a torch tensor subclass: the slow path asks its data_ptr
+        __module__ = "torch"
+
+        def data_ptr(self):
+            enter()
+            return super().data_ptr()
+
+    class HookedArray(FakeTensor):
+        @property
+        def __cuda_array_interface__(self):
+            enter()
+            return super().__cuda_array_interface__
+
+    class HookedInt:   # a number compared with the parameter's range, then read through __index__
+        def __le__(self, other):
+            return 1 <= other
+
+        def __ge__(self, other):
+            return 1 >= other
+
+        def __index__(self):
+            enter()
+            return 1
+
+    class HookedFloat:
+        def __float__(self):
+            enter()
+            return 1.5
+
+    class HookedMap(skc.TensorMap):
+        @property
+        def descriptor_address(self):
+            enter()
+            return super().descriptor_address
+
+    args = [skc.TensorMap(data, (64, 64)), torch.Tensor((16,), torch.float32, address=x.address), 1, 1.5]
+    position, value = {"data_ptr": (1, lambda: HookedTensor((16,), torch.float32, address=x.address)),
+                       "__cuda_array_interface__": (1, lambda: HookedArray((16,), "float32", address=x.address)),
+                       "__index__": (2, HookedInt), "__float__": (3, HookedFloat),
+                       "descriptor_address": (0, lambda: HookedMap(data, (64, 64)))}.get(hook, (None, None))
+    if position is None:
+        torch._C._cuda_getCurrentRawStream = lambda index: enter() or 7
+        return tuple(args), None
+    args[position] = value()
+    return tuple(args), 0
+
+
+@pytest.mark.parametrize("hook", ["data_ptr", "__cuda_array_interface__", "__index__", "__float__",
+                                  "descriptor_address", "current stream"])
+def test_a_launch_nested_in_reading_an_argument_neither_hangs_nor_takes_the_other_launchs_arguments(hook):
+    """Reading an argument runs its code (a tensor subclass's data_ptr, a __cuda_array_interface__ property, an
+    __index__ or __float__, a finalizer the garbage collector runs in any of them) and the framework's
+    current-stream function, which may launch the same kernel on the same thread: that launch must not wait for a
+    lock its own thread holds (the outer launch runs on a thread of its own, which must finish), and each launch
+    must reach the driver with its own arguments."""
+    with fake_cuda.installed() as fake, fake_cuda.torch_installed() as torch:
+        fake.inspect = reentered_values
+        inner = (skc.TensorMap(FakeTensor((64, 64)), (64, 64)), torch.Tensor((16,), torch.float32), 2, 0.5)
+        launch = reentered[1, 32].ready(*inner)
+        nested = []
+
+        def launch_inner():   # once, from inside the outer launch
+            if not nested:
+                nested.append(True)
+                launch(inner, 0)
+        data, x = FakeTensor((64, 64)), FakeTensor((16,), "float32")
+        outer, stream = hooked_arguments(hook, torch, launch_inner, data, x)
+        assert finished(lambda: launch(outer, stream)), f"the launch nested in {hook} waits for its own thread"
+        assert nested == [True]
+        assert [(launched["seen"], launched["stream"]) for launched in fake.launches] == [
+            ((inner[0].tensor.address, inner[1].data_ptr(), 2, 0.5), 0),
+            ((data.address, x.address, 1, 1.5), 0 if stream == 0 else 7)]
 
 
 def test_a_launch_without_stream_follows_torchs_current_stream_of_the_launch_device(monkeypatch):
