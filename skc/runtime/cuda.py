@@ -10,7 +10,10 @@ import threading
 
 from ..diagnostics import DeviceError
 
-_lock = threading.Lock()
+# Re-entrant: the import and cuInit run Python, where a finalizer the garbage collector runs may launch a kernel,
+# which asks for the driver on the same thread. That nested call initializes the driver itself (cuInit may run
+# twice; a DeviceError while the import is half done) instead of waiting for a lock its own thread holds.
+_lock = threading.RLock()
 _state = {"driver": None, "error": None}
 
 

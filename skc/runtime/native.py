@@ -14,8 +14,10 @@ convention) that call the driver's cuLaunchKernel with no Python in between.
 Every CPython entry point is read from the running interpreter by address, nothing is linked by name. The GIL is
 held through the driver call, and the fast path reads every argument before it writes any slot: its slots are
 shared by the threads that launch the kernel, and with no Python run between the first write and the driver call
-no other thread's launch can come in between (torch's launches hold the GIL too). The generated Python launcher,
-which the fast path hands everything else to, has slots of its own and writes them under a lock of its own.
+no other thread's launch can come in between (torch's launches hold the GIL too). It takes no lock: a launch of
+the same kernel that reading an argument or the stream starts on this thread (a finalizer the garbage collector
+runs there) runs to its end before this one writes a slot. The generated Python launcher, which the fast path
+hands everything else to, has slots of its own and writes them under a lock of its own.
 """
 from __future__ import annotations
 
@@ -105,7 +107,10 @@ class _Code:
         return self.op(f"icmp {op} {kind} {a}, {b}")
 
 
-_lock = threading.Lock()
+# Re-entrant: compiling an entry runs Python (llvmlite), where a finalizer the garbage collector runs may load a
+# kernel, which makes its entry on the same thread. That nested call builds one of its own (a harmless duplicate,
+# the outer one is kept) instead of waiting for a lock its own thread holds.
+_lock = threading.RLock()
 _made: dict = {}    # target address -> its builtin
 
 

@@ -1,8 +1,11 @@
 """The native launch entry (runtime.native): a JIT-compiled builtin that turns ten Python ints into a C call with
 cuLaunchKernel's signature, here aimed at a ctypes callback that records what arrives."""
 import ctypes
+import sys
+import types
 
 import pytest
+from helpers import finished
 
 import skc
 from skc.runtime import cuda, fake_cuda, native
@@ -17,11 +20,14 @@ class Recorder:
 
     def __init__(self, result=0, params_count=0):
         self.calls, self.result, self.params_count = [], result, params_count
+        self.inspect = None   # a function whose result each call records too (what the slots hold then)
 
         def record(*args):
             values = args
             if self.params_count and args[9]:
                 values = args + (fake_cuda.argument_pointers(args[9], self.params_count),)
+            if self.inspect is not None:
+                values = values + (self.inspect(),)
             self.calls.append(values)
             return self.result
         self.function = _SIGNATURE(record)
@@ -56,6 +62,45 @@ def test_native_launch_refuses_what_is_not_ten_fitting_integers(args, error, tex
     with pytest.raises(error, match=text):
         native.launcher(recorder.address)(*args)
     assert recorder.calls == []   # nothing reached the driver
+
+
+def test_an_entry_made_inside_the_making_of_the_same_entry_does_not_wait_for_it(monkeypatch):
+    """Compiling an entry runs Python (llvmlite), where a finalizer the garbage collector runs may load a kernel and
+    so ask for the same entry on the same thread: it must not wait for the lock its own thread holds."""
+    # a fresh lock of native's kind and no entry made yet: a hang leaves no other test waiting on the module's lock
+    monkeypatch.setattr(native, "_lock", type(native._lock)())
+    monkeypatch.setattr(native, "_made", {})
+    recorder, build, nested = Recorder(), native._builtin, []
+
+    def builtin(make_ir, keep=()):
+        if not nested:
+            nested.append(None)
+            nested[0] = native.launcher(recorder.address)
+        return build(make_ir, keep)
+    monkeypatch.setattr(native, "_builtin", builtin)
+    assert finished(lambda: native.launcher(recorder.address)), "the nested entry waits for its own thread"
+    for launch in (nested[0], native.launcher(recorder.address)):
+        launch(1, 2, 1, 1, 32, 1, 1, 0, 0, 8)
+    assert [call[:2] for call in recorder.calls] == [(1, 2), (1, 2)]
+
+
+def test_a_driver_asked_for_inside_its_initialization_does_not_wait_for_it(monkeypatch):
+    """The import and cuInit run Python under cuda's lock, where a finalizer the garbage collector runs may launch
+    a kernel, which asks for the driver on the same thread: it must not wait for the lock its own thread holds."""
+    nested = []
+
+    def cuInit(flags):
+        if not nested:
+            nested.append(None)
+            nested[0] = cuda.driver()
+        return (0,)
+    module = types.SimpleNamespace(cuInit=cuInit)
+    monkeypatch.setitem(sys.modules, "cuda.bindings", types.SimpleNamespace(driver=module))
+    # a fresh lock of cuda's kind, the driver not yet initialized: a hang leaves no other test waiting
+    monkeypatch.setattr(cuda, "_lock", type(cuda._lock)())
+    monkeypatch.setattr(cuda, "_state", {"driver": None, "error": None})
+    assert finished(cuda.driver), "the nested initialization waits for its own thread"
+    assert nested == [module] and cuda.driver() is module
 
 
 @skc.kernel(block=64)
@@ -236,6 +281,24 @@ def test_fast_launch_reads_the_stream_before_it_writes_any_slot():
     fast.streams[:] = [lambda index: seen.append(fast.values()) or 7]
     fast.launch((x, y, 3, 1.5), (1, 1, 1), None)
     assert seen == [[0, 0, 0, 0.0]] and fast.values() == [x.data_ptr(), y.data_ptr(), 3, 1.5]
+
+
+def test_a_fast_launch_nested_in_reading_the_stream_neither_waits_nor_takes_the_other_launchs_arguments():
+    """The fast path takes no lock, and reads everything before it writes a slot: a launch of the same kernel that
+    the stream function (or a finalizer run in it) starts on this thread runs to its end first."""
+    fast = FastLaunch()
+    fast.recorder.inspect = fast.values
+    x, y = torch.zeros(2), torch.zeros(2)
+
+    def stream(index):
+        if not fast.recorder.calls:
+            fast.launch((y, x, 2, 0.5), (1, 1, 1), 0)
+        return 7
+    fast.streams[:] = [stream]
+    assert finished(lambda: fast.launch((x, y, 1, 1.5), (1, 1, 1), None))
+    assert [(call[8], call[-1]) for call in fast.recorder.calls] == [
+        (None, [y.data_ptr(), x.data_ptr(), 2, 0.5]), (7, [x.data_ptr(), y.data_ptr(), 1, 1.5])]
+    assert fast.fallbacks == []
 
 
 def test_fast_launch_lets_an_interrupt_through():
