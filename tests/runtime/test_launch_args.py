@@ -120,6 +120,19 @@ def test_gpu_launcher_checks_pointer_dtypes_after_a_good_launch(stub):
     assert isinstance(stub.slots[0], ctypes.c_uint64)
 
 
+def test_gpu_launcher_takes_floats_ints_and_numbers_for_a_float_parameter():
+    stub = StubLauncher([LaunchParam("x", POINTER, F32), LaunchParam("scale", SCALAR, F32)])
+    array = CudaArray("<f4")
+    for value in (2.5, 3, np.float32(0.5), np.int64(7), True):
+        stub.launch((array, value), (1, 1, 1), 0)
+    assert [values[1] for values, _, _ in stub.launched] == [2.5, 3.0, 0.5, 7.0, 1.0]
+    with pytest.raises(skc.LaunchError, match="bad argument: int too large to convert to float"):
+        stub.launch((array, 2 ** 1024), (1, 1, 1), 0)
+    with pytest.raises(skc.LaunchError, match=r"'scale' must be a number \(f32\), found str"):
+        stub.launch((array, "2.5"), (1, 1, 1), 0)
+    assert len(stub.launched) == 5
+
+
 # -- the stream a launch without stream= goes to ------------------------------------------------------------
 def fake_framework_array(module_name):
     """A device-array type that looks as if it came from module `module_name` (torch, cupy)."""
