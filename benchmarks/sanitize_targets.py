@@ -31,6 +31,11 @@ GEMMS = {
     "b-transposed": dict(b_transposed=True),
     "bias-c-alpha-beta": dict(epilogue=True),
     "relu": dict(activation="relu"),
+    # stream-K: more tiles than the 132 blocks, so that tiles are split between two blocks and meet in the fix-up
+    "stream-k-64x128": dict(config=MatmulConfig(tile_m=64, consumers=1, tile_n=128, stages=4, stream_k=True),
+                            shape=(896, 1280, 192)),
+    "stream-k-256x128": dict(config=MatmulConfig(tile_m=256, tile_n=128, stages=3, stream_k=True),
+                             shape=(3072, 1536, 192)),
 }
 
 
@@ -54,6 +59,7 @@ def run_gemm(name: str, M=256, N=384, K=192) -> str:
     import torch
 
     options = dict(GEMMS[name])
+    M, N, K = options.pop("shape", (M, N, K))
     dtype = torch.float16 if options.pop("dtype", "bf16") == "fp16" else torch.bfloat16
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(M, K, generator=generator).to(dtype).cuda()

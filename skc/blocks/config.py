@@ -108,8 +108,6 @@ class MatmulConfig:
                              f"{self.batched!r}")
         if self.batched and (self.split_k > 1 or self.loader != "tma"):
             raise ValueError("a batch in one launch takes the TMA loader without split-K")
-        if WARPGROUP * (self.producer_registers + self.consumers * self.consumer_registers) > 65536:
-            raise ValueError("the warpgroups' registers exceed the 64K-register file of an SM")
         # ptxas compiles for the registers of an even share of the file; a consumer's accumulator (tile_n / 2
         # registers) and its addresses and loop state (about 24) must fit in it
         share = 65536 // self.threads // 8 * 8

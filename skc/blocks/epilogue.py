@@ -308,7 +308,7 @@ class StreamKFixup:
     launches), writes its sum into the strip's record in `workspace` (64 x tile_n fp32 a strip, any contents) and
     counts again behind a GPU-scope fence: it stores nothing. The second counts itself, finding the first counted,
     waits for the count of 3 (the first is past its first count, writing: the wait is short and never on a block
-    that has not run), adds the record to its registers and resets the counter; the tile's own epilogue (TMA stores, the fused
+    that has not run), resets the counter and adds the record to its registers; the tile's own epilogue (TMA stores, the fused
     part applied once to the whole sum) then stores it."""
 
     def __init__(self, workspace, counters, warpgroup=0, warpgroups: int = 1, tile_m: int = 128):
@@ -341,9 +341,14 @@ class StreamKFixup:
                     skc.hopper.fence_acq_rel_gpu()   # the warpgroup's stores (ordered by the barrier) before the count
                     skc.atomic_add(counter, 1)
             else:
+                # the first's two counts and this one: its record is written. Warp 0 waits, every lane reading the
+                # count and the warp leaving together once one saw it: a loop of the leader alone leaves its warp
+                # diverged at the named barrier below, which counts the warp in before the leader has arrived
+                if self.thread < skc.warp_size():
+                    while skc.vote_all(skc.atomic_add(counter, 0) != 3):
+                        pass
                 if self.leader:
-                    while skc.atomic_cas(counter, 3, 0) != 3:   # both counts of the first and this one: the
-                        pass                                       # record is written; the counter back to zero
+                    skc.store(counter, 0)   # for the next launch
                     skc.hopper.fence_acq_rel_gpu()
                 self.barrier()
                 fragment = acc.fragment

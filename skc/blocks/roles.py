@@ -29,20 +29,37 @@ REGISTER_FILE = 65536   # registers of an SM (sm_90a), shared by the block's war
 def register_shares(consumers: int, blocks_per_sm: int = 1) -> tuple:
     """(producer, consumer) registers a thread after setmaxnreg for a block of 1 + consumers warpgroups, `blocks_per_sm`
     of them sharing an SM: 40 and 232 for one or two consumers alone on the SM; else 24 for the producer and what
-    the block's part of the file leaves each consumer (a multiple of 8: 160 for three, 232 for one of two blocks)."""
+    the block's registers leave each consumer (a multiple of 8: 160 for three, 112 for four, 232 for one of two
+    blocks). A block holds the registers ptxas compiled its threads for (an even share of the file, a multiple of
+    8) from launch to exit; setmaxnreg only moves them between its warpgroups, and a request past them waits for
+    ever."""
     if consumers <= 2 and blocks_per_sm == 1:
         return 40, 232
-    return 24, min(256, (REGISTER_FILE // blocks_per_sm // 128 - 24) // consumers // 8 * 8)
+    return 24, min(256, (held_registers(consumers, blocks_per_sm) // 128 - 24) // consumers // 8 * 8)
+
+
+def held_registers(consumers: int, blocks_per_sm: int = 1) -> int:
+    """The registers a block of 1 + consumers warpgroups holds (ptxas's even share of the file for its threads):
+    what its warpgroups' setmaxnreg counts may add up to."""
+    threads = 128 * (1 + consumers)
+    return threads * (REGISTER_FILE // blocks_per_sm // threads // 8 * 8)
 
 
 def fill_register_shares(config):
     """Give a frozen config's producer_registers / consumer_registers left None the shares of its consumer count
-    (and its blocks per SM, where it has that field)."""
-    producer, consumer = register_shares(config.consumers, getattr(config, "blocks_per_sm", 1))
+    (and its blocks per SM, where it has that field); refuse counts that add up to more than the block holds."""
+    blocks_per_sm = getattr(config, "blocks_per_sm", 1)
+    producer, consumer = register_shares(config.consumers, blocks_per_sm)
     if config.producer_registers is None:
         object.__setattr__(config, "producer_registers", producer)
     if config.consumer_registers is None:
         object.__setattr__(config, "consumer_registers", consumer)
+    held = held_registers(config.consumers, blocks_per_sm)
+    if 128 * (config.producer_registers + config.consumers * config.consumer_registers) > held:
+        raise ValueError(f"the warpgroups' registers ({config.producer_registers} a producer thread, "
+                         f"{config.consumer_registers} a consumer thread) exceed the {held} a block of "
+                         f"{128 * (1 + config.consumers)} threads holds with {blocks_per_sm} block(s) an SM "
+                         f"(setmaxnreg past them would wait for ever): use {register_shares(config.consumers, blocks_per_sm)}")
 
 
 class WarpRoles:

@@ -29,7 +29,7 @@ def launch(a, b, out, workspace, counters, cfg, grid, c=None, bias=None, alpha=1
     ((64 * 9, 128, 320), {}),                                         # a whole tile a block, then 5 shared
     ((136, 136, 200), {"tile_n": 64}),                                # tails in M, N and K (a short last k-step)
     ((136 * 2, 256, 256), {"tile_m": 128, "consumers": 2}),           # two warpgroups: a counter each
-    ((256 * 3, 128, 192), {"tile_m": 256, "consumers": 2}),           # 128 rows a consumer: two parts each
+    ((256 * 5, 128, 192), {"tile_m": 256, "consumers": 2}),           # 128 rows a consumer: two parts each
 ], ids=["all-shared", "whole-then-shared", "tails", "two-warpgroups", "stacked"])
 def test_stream_k_is_exact(hopper_interpreter, shape, fields):
     m, n, k = shape
@@ -90,3 +90,22 @@ def test_stream_k_fused_epilogue_applies_once_to_the_whole_sum(hopper_interprete
 def test_stream_k_refuses_what_it_does_not_share(fields):
     with pytest.raises(ValueError, match="stream_k"):
         MatmulConfig(stream_k=True, **fields)
+
+
+def test_register_shares_fit_what_the_block_holds():
+    """setmaxnreg only moves the registers ptxas compiled the block's threads for: four consumers (640 threads, 96
+    registers each at launch) get 112, not the 120 an even split of the whole file gives (a wait for ever on the
+    GPU); two blocks of two consumers get 104; a config asking for more is refused by name."""
+    from skc.blocks.attention_kernel import AttentionConfig
+    from skc.blocks.roles import held_registers, register_shares
+
+    assert register_shares(4) == (24, 112) and register_shares(3) == (24, 160) and register_shares(2) == (40, 232)
+    assert register_shares(2, 2) == (24, 104) and register_shares(1, 2) == (24, 232)
+    for consumers, blocks in ((1, 1), (2, 1), (3, 1), (4, 1), (6, 1), (1, 2), (2, 2)):
+        producer, consumer = register_shares(consumers, blocks)
+        assert 128 * (producer + consumers * consumer) <= held_registers(consumers, blocks)
+    assert MatmulConfig(tile_m=256, tile_n=128, consumers=4).consumer_registers == 112
+    with pytest.raises(ValueError, match="setmaxnreg"):
+        MatmulConfig(tile_m=256, tile_n=128, consumers=4, producer_registers=24, consumer_registers=120)
+    with pytest.raises(ValueError, match="setmaxnreg"):
+        AttentionConfig(head_dim=64, blocks_per_sm=2, consumers=2, block_m=128, consumer_registers=112)
