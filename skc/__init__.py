@@ -54,6 +54,18 @@ def __getattr__(name):
     raise AttributeError(f"module 'skc' has no attribute {name!r}")
 
 
+def launch_stream(stream=None, *arrays, device=None) -> int:
+    """The CUstream handle a launch with `stream=` goes to: that stream's (an int, a torch or cupy stream), or for
+    None the current stream of the framework whose `arrays` are given (torch, cupy), as a launch without stream=
+    takes it; else the default stream (0)."""
+    from .runtime.launcher import current_stream, normalize_stream
+
+    if stream is not None:
+        return normalize_stream(stream)
+    dev = _parse_device(device) if device is not None else current_device()
+    return current_stream(arrays, dev.index)
+
+
 def synchronize(device=None):
     """Wait for every kernel launched on the device (the current one unless given)."""
     dev = _parse_device(device) if device is not None else current_device()

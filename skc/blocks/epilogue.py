@@ -347,9 +347,9 @@ class StreamKFixup:
                 if self.thread < skc.warp_size():
                     while skc.vote_all(skc.atomic_add(counter, 0) != 3):
                         pass
+                    skc.hopper.fence_acq_rel_gpu()   # by every lane: the one whose read saw the count among them
                 if self.leader:
                     skc.store(counter, 0)   # for the next launch
-                    skc.hopper.fence_acq_rel_gpu()
                 self.barrier()
                 fragment = acc.fragment
                 added = []

@@ -119,6 +119,9 @@ class Fp8MatmulConfig(MatmulConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.stream_k:
+            raise ValueError("the fp8 GEMMs have no stream-K kernel: use stream_k=False (split_k=n for a "
+                             "per-tensor GEMM with few tiles)")
         if self.dtype_b not in ("", *FP8_TYPES):
             raise ValueError(f"dtype_b must be one of {tuple(FP8_TYPES)}, found {self.dtype_b}")
         if self.out_dtype not in OUT_TYPES:

@@ -14,8 +14,8 @@ import skc
 
 from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel
-from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, address_functions, remember, row_major, split_buffers,
-                         torch_type, unsplit_unless_row_major)
+from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, remember, row_major,
+                         split_buffers, torch_type, unsplit_unless_row_major)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -146,7 +146,8 @@ class _Plan:
         self.grid = TileScheduler.grid(M, N, self.cfg.tile_m, self.cfg.tile_n, device.multiprocessors,
                                        split_k=self.cfg.split_k)
         self.kernel = fp8_matmul_split_kernel if self.cfg.split_k > 1 else fp8_matmul_kernel
-        self.split = None   # split-K's workspace and counters, made at the first call
+        # split-K's workspace and counters, a set per launch stream
+        self.buffers = StreamBuffers(lambda a: split_buffers(a, M, N, self.cfg)) if self.cfg.split_k > 1 else None
         self.ready, self.boxes, self.interpreter = None, self.cfg.boxes(), device.is_interpreter
         self.maps = {}  # which tensor map -> its MapsByAddress
         # on a GPU, a bound launch per set of operand addresses (as GemmPlan), unless the call copies block scales
@@ -165,26 +166,29 @@ class _Plan:
     def __call__(self, a, b, scale_a, scale_b, out, bias, stream):
         if out is None:
             out = _empty(a, (self.M, self.N), self.out_name)
+        if self.buffers is not None and not self.interpreter:   # the launch's stream picks its buffers
+            stream = skc.launch_stream(stream, a)
         if self.binds:
             address = self.address
             key = (address[0](a), address[1](b), address[2](out), address[3](scale_a), address[4](scale_b),
-                   None if bias is None else address[5](bias))
+                   None if bias is None else address[5](bias), None if self.buffers is None else stream)
             bound = self.bound.get(key)
             if bound is not None:
                 bound(stream)
             else:
-                self.bound.launch(key, self._ready, self.arguments(a, b, scale_a, scale_b, out, bias), stream)
+                self.bound.launch(key, self._ready, self.arguments(a, b, scale_a, scale_b, out, bias, stream), stream)
             return out
-        args = self.arguments(a, b, scale_a, scale_b, out, bias)
+        args = self.arguments(a, b, scale_a, scale_b, out, bias, stream)
         if self.interpreter:
             self.kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
         else:
             self._ready(args)(args, stream)
         return out
 
-    def arguments(self, a, b, scale_a, scale_b, out, bias) -> tuple:
+    def arguments(self, a, b, scale_a, scale_b, out, bias, stream=None) -> tuple:
         """The kernel's run-time arguments: the operands' tensor maps (made over the arrays in the interpreter,
-        else encoded once per address), the sizes, bias (out when none) and the scales."""
+        else encoded once per address), split-K's buffers for `stream`, the sizes, bias (out when none) and the
+        scales."""
         boxes, split = self.boxes, self.cfg.split_k > 1
         scales = self.scales(scale_a, scale_b)
         # (split-K: the last share of a tile stores through a pointer to the row-major out; block scales never split)
@@ -193,9 +197,8 @@ class _Plan:
             maps += scales
         maps = [skc.TensorMap(*m) if self.interpreter else self.encoded(i, *m) for i, m in enumerate(maps)]
         if split:
-            if self.split is None:
-                self.split = split_buffers(a, self.M, self.N, self.cfg)
-            return (*maps, out, *self.split, self.M, self.N, self.K, out if bias is None else bias, *scales)
+            return (*maps, out, *self.buffers(a, stream), self.M, self.N, self.K, out if bias is None else bias,
+                    *scales)
         return (*maps[:3], self.M, self.N, self.K, out if bias is None else bias,
                 *(maps[3:] if self.block else scales))
 

@@ -153,7 +153,11 @@ class GemmPlan:
         self.sizes = self.gemm if batches is None else (batches, *self.gemm)
         self.grid = TileScheduler.grid(gemm[0], gemm[1], cfg.tile_m, cfg.tile_n, device.multiprocessors,
                                        cfg.cluster_m, cfg.split_k, batches or 1)
-        self.cuda, self.ready, self.split = device.kind == "cuda", None, None
+        self.cuda, self.ready = device.kind == "cuda", None
+        # split-K's and stream-K's workspace and counters, a set per launch stream
+        self.buffers = (StreamBuffers(lambda a: split_buffers(a, gemm[0], gemm[1], cfg)) if cfg.split_k > 1 else
+                        StreamBuffers(lambda a: stream_k_buffers(a, self.grid, cfg))
+                        if getattr(cfg, "stream_k", False) else None)
         self.maps = [make if isinstance(make, Direct) else MapsByAddress(make, tensor)
                      for make, tensor in zip(makers, first)]
         self.bound = Bindings()   # (addresses of a, b, out, c, bias; alpha, beta) -> its bound launch
@@ -163,20 +167,24 @@ class GemmPlan:
         if out is None:
             out = self.empty(a)
         if not self.cuda:   # the interpreter: maps made over the arrays each call
-            self.kernel[self.grid, self.cfg.threads](*self.arguments(self.makers, a, b, out, c, bias, alpha, beta),
-                                                     self.cfg, stream=stream)
+            self.kernel[self.grid, self.cfg.threads](*self.arguments(self.makers, a, b, out, c, bias, alpha, beta,
+                                                                     stream), self.cfg, stream=stream)
             return out
+        if self.buffers is not None:   # the launch's stream picks its buffers: known now, and part of the key
+            stream = skc.launch_stream(stream, a)
         # the scalars key by their bits (float.hex: -0.0 is not 0.0), never as objects a key would keep alive
         alpha_bits = None if alpha is None else float(alpha).hex()
         beta_bits = None if beta is None else float(beta).hex()
         address = self.address
         key = (address[0](a), address[1](b), address[2](out), None if c is None else address[3](c),
-               None if bias is None else address[4](bias), alpha_bits, beta_bits)
+               None if bias is None else address[4](bias), alpha_bits, beta_bits,
+               None if self.buffers is None else stream)
         bound = self.bound.get(key)
         if bound is not None:
             bound(stream)
         else:
-            self.bound.launch(key, self._ready, self.arguments(self.maps, a, b, out, c, bias, alpha, beta), stream)
+            self.bound.launch(key, self._ready, self.arguments(self.maps, a, b, out, c, bias, alpha, beta, stream),
+                              stream)
         return out
 
     def _ready(self, args):
@@ -185,18 +193,14 @@ class GemmPlan:
             self.ready = self.kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
         return self.ready
 
-    def arguments(self, maps, a, b, out, c, bias, alpha, beta) -> tuple:
+    def arguments(self, maps, a, b, out, c, bias, alpha, beta, stream=None) -> tuple:
         """The kernel's run-time arguments: a's and b's maps (or arrays), out's (or, split-K, out and the plan's
-        buffers), the sizes, c (out when none), bias (c when none), alpha and beta."""
+        buffers for `stream`), the sizes, c (out when none), bias (c when none), alpha and beta."""
         c = out if c is None else c
         if self.cfg.split_k > 1:  # the last share of a tile stores through a pointer to a row-major out
-            if self.split is None:
-                self.split = split_buffers(a, self.gemm[0], self.gemm[1], self.cfg)
-            outputs = (out, *self.split)
-        elif getattr(self.cfg, "stream_k", False):   # a tile split between two blocks meets in the plan's buffers
-            if self.split is None:
-                self.split = stream_k_buffers(a, self.grid, self.cfg)
-            outputs = (maps[2](out), *self.split)
+            outputs = (out, *self.buffers(a, stream))
+        elif self.buffers is not None:   # stream-K: a tile split between two blocks meets in the buffers
+            outputs = (maps[2](out), *self.buffers(a, stream))
         else:
             outputs = (maps[2](out),)
         return (maps[0](a), maps[1](b), *outputs, *self.sizes, c, c if bias is None else bias,
@@ -259,10 +263,31 @@ def unsplit_unless_row_major(cfg, out):
     return cfg
 
 
+class StreamBuffers:
+    """A plan's split-K or stream-K buffers, a set per launch stream: a launch takes its counters from zero back to
+    zero, so two launches running at once on two streams must not share them (they would add each other's partial
+    sums, and stream-K's waits could wait for ever). `make(a)` makes a zero-filled set on a's device, filled on the
+    current stream of a's framework: a launch on another stream first waits for the device (once a set; a launch
+    on the current stream, as in a CUDA graph's capture, is ordered after the fill already)."""
+
+    __slots__ = ("make", "sets")
+
+    def __init__(self, make):
+        self.make, self.sets = make, {}
+
+    def __call__(self, a, stream):
+        found = self.sets.get(stream)
+        if found is None:
+            found = self.sets[stream] = self.make(a)
+            if stream is not None and stream != skc.launch_stream(None, a):
+                skc.synchronize()
+        return found
+
+
 def split_buffers(a, M: int, N: int, cfg) -> tuple:
     """Split-K's fp32 workspace (a record of a strip's 64 x tile_n values for each share of each strip) and its
     zero-filled i32 counters (one a strip), on a's device; the kernel leaves the counters zero, so a plan makes them
-    once (its launches must not run at once on two streams)."""
+    once per launch stream (StreamBuffers)."""
     from .gemm import split_counters
 
     strips = split_counters(M, N, cfg)

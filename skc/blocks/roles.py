@@ -49,6 +49,10 @@ def fill_register_shares(config):
     """Give a frozen config's producer_registers / consumer_registers left None the shares of its consumer count
     (and its blocks per SM, where it has that field); refuse counts that add up to more than the block holds."""
     blocks_per_sm = getattr(config, "blocks_per_sm", 1)
+    if not isinstance(config.consumers, int) or config.consumers < 1:
+        raise ValueError(f"consumers is the number of consumer warpgroups, 1 or more, found {config.consumers!r}")
+    if blocks_per_sm not in (1, 2):
+        raise ValueError(f"blocks_per_sm must be 1 or 2, found {blocks_per_sm!r}")
     producer, consumer = register_shares(config.consumers, blocks_per_sm)
     if config.producer_registers is None:
         object.__setattr__(config, "producer_registers", producer)

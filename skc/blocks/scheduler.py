@@ -118,16 +118,19 @@ class StreamKScheduler(TileScheduler):
         blocks, self.block = skc.grid_dim(0), skc.block_id(0)
         tiles = self.tiles_m * self.tiles_n
         rest = tiles % blocks
-        shared = skc.where((rest == 0) | (tiles < blocks), 0, rest + blocks)   # tiles whose k-steps are shared
-        self.whole = (tiles - shared) // blocks   # this block's whole tiles: a multiple of the grid come first
+        # tiles whose k-steps are shared (none: whole waves, fewer tiles than blocks, or no k-steps at all)
+        shared = skc.where((rest == 0) | (tiles < blocks) | (k_tiles == 0), 0, rest + blocks)
+        # this block's whole tiles (those before the shared ones; a block past the last tile has none)
+        self.whole = (tiles - shared - self.block + blocks - 1) // blocks
         # this block's range of the shared k-steps, in k-steps from the first tile's first (64-bit: tiles x k-steps)
         first, steps = skc.i64(tiles - shared) * k_tiles, skc.i64(shared) * k_tiles
         self.begin = first + skc.i64(self.block) * steps // blocks
         self.end = first + skc.i64(self.block + 1) * steps // blocks
-        self.first_shared = skc.i32(self.begin // k_tiles)   # the tile of this block's first shared k-step
+        self.steps = skc.maximum(k_tiles, 1)   # (a divisor: with no k-steps there is no shared range to divide)
+        self.first_shared = skc.i32(self.begin // self.steps)   # the tile of this block's first shared k-step
 
     def __skc_range__(self):
-        shared_units = skc.where(self.end > self.begin, skc.i32((self.end - 1) // self.k_tiles) -
+        shared_units = skc.where(self.end > self.begin, skc.i32((self.end - 1) // self.steps) -
                                  self.first_shared + 1, 0)
         return 0, self.whole + shared_units, 1
 

@@ -82,6 +82,10 @@ class FakeDriver:
     def cuCtxSetCurrent(self, context):
         return (0,)
 
+    def cuCtxSynchronize(self):
+        self.synchronizes = getattr(self, "synchronizes", 0) + 1
+        return (0,)
+
     def cuModuleLoadData(self, address):
         return (0, address)
 

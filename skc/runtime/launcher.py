@@ -259,6 +259,9 @@ class DeviceLauncher:
             namespace[f"_scalar{i}"] = integer
             return [f"if type({a}) is int and {lo} <= {a} <= {hi}:", f"    {v} = {a}", "else:",
                     f"    {v} = _scalar{i}({a})"]
+        if t.is_bool:
+            namespace[f"_scalar{i}"] = lambda value: check_scalar(self.kernel_name, p, value)
+            return [f"{v} = {a} if type({a}) is bool else _scalar{i}({a})"]
         namespace[f"_scalar{i}"] = lambda value: ctype(value).value
         if ctype in (ctypes.c_float, ctypes.c_double):
             # an int (`scale=1`) is common: float() here, where one too large for a float raises among the checks
@@ -335,7 +338,12 @@ def check_scalar(kernel: str, param, value):
         value = value[()]
     if not isinstance(value, (int, float, bool, np.generic)) or isinstance(value, (np.str_, np.bytes_)):
         raise LaunchError(f"{kernel}: argument '{param.name}' must be a number ({t}), found {type(value).__name__}")
-    if t.is_int and not t.is_bool:
+    if t.is_bool:   # (a 1-bit parameter: 2 or 256 would read as False, so only truth values and 0 / 1 pass)
+        if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+            return int(bool(value))
+        raise LaunchError(f"{kernel}: argument '{param.name}' is a bool ({t}): pass True or False (or 0 or 1), "
+                          f"found {type(value).__name__} {value!r}")
+    if t.is_int:
         if isinstance(value, (float, np.floating)):
             raise LaunchError(f"{kernel}: argument '{param.name}' must be an integer ({t}), found "
                               f"{type(value).__name__} {value}; pass int(value)")

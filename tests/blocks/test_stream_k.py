@@ -109,3 +109,35 @@ def test_register_shares_fit_what_the_block_holds():
         MatmulConfig(tile_m=256, tile_n=128, consumers=4, producer_registers=24, consumer_registers=120)
     with pytest.raises(ValueError, match="setmaxnreg"):
         AttentionConfig(head_dim=64, blocks_per_sm=2, consumers=2, block_m=128, consumer_registers=112)
+
+
+@pytest.mark.parametrize("grid, k", [(8, 128), (6, 128), (5, 128), (4, 0)], ids=["8-blocks", "6-blocks", "5-blocks",
+                                                                                  "no-k-steps"])
+def test_stream_k_with_more_blocks_than_tiles_or_no_k_steps(hopper_interpreter, grid, k):
+    """5 tiles on more blocks than that: a tile a block, the rest idle; K = 0: every tile whole, zero."""
+    m, n = 64 * 5, 128
+    cfg = MatmulConfig(dtype="f16", tile_m=64, consumers=1, stages=2, stream_k=True)
+    width = max(k, 64)   # (the operands' maps need a column; the kernel reads K = k of them)
+    a, b = integers(m, width).astype(np.float16), integers(width, n).astype(np.float16)
+    workspace, counters = stream_k_buffers(a, grid, cfg)
+    out = np.full((m, n), np.nan, np.float16)
+    boxes = cfg.boxes()
+    gemm.matmul_stream_k_kernel[grid, cfg.threads](
+        skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]), skc.TensorMap(out, boxes["out"]), workspace,
+        counters, m, n, k, out, out, 1.0, 0.0, cfg)
+    expected = a.astype(np.float32)[:, :k] @ b.astype(np.float32)[:k]
+    np.testing.assert_array_equal(out.astype(np.float32), expected)
+    assert not counters.any()
+
+
+def test_consumer_counts_that_make_no_block_are_refused():
+    from skc.blocks.attention_kernel import AttentionConfig
+
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="consumer warpgroups, 1 or more"):
+            MatmulConfig(consumers=bad)
+        with pytest.raises(ValueError, match="consumer warpgroups, 1 or more"):
+            AttentionConfig(consumers=bad)
+    with pytest.raises(ValueError, match="no stream-K kernel"):
+        from skc.blocks.fp8 import Fp8MatmulConfig
+        Fp8MatmulConfig(tile_n=128, stream_k=True)

@@ -120,6 +120,28 @@ def test_gpu_launcher_checks_pointer_dtypes_after_a_good_launch(stub):
     assert isinstance(stub.slots[0], ctypes.c_uint64)
 
 
+def test_a_bool_parameter_takes_truth_values_and_refuses_other_ints():
+    """An i1 parameter reads its slot's low bit: 2 or 256 would launch as False. True, False, 0, 1 and numpy's bools
+    pass (as 1 or 0); other values are refused by name, in the GPU launcher and the interpreter alike."""
+    stub = StubLauncher([LaunchParam("x", POINTER, F32), LaunchParam("flag", SCALAR, ir.ScalarType("i1"))])
+    for value, stored in ((True, 1), (False, 0), (1, 1), (0, 0), (np.bool_(True), 1)):
+        stub.launch((CudaArray("<f4"), value), (1, 1, 1), 0)
+        assert stub.launched[-1][0][1] == stored
+    for value in (2, 256, -1, 0.5, "yes"):
+        with pytest.raises(skc.LaunchError, match="'flag'"):
+            stub.launch((CudaArray("<f4"), value), (1, 1, 1), 0)
+
+    @skc.kernel(block=1)
+    def pick(x: skc.Ptr[skc.f32], flag: skc.i1):
+        x[0] = 1.0 if flag else 2.0
+
+    x = np.zeros(1, np.float32)
+    pick.interpret[1, 1](x, 1)
+    assert x[0] == 1.0
+    with pytest.raises(skc.LaunchError, match=r"'flag' is a bool \(i1\): pass True or False"):
+        pick.interpret[1, 1](x, 2)
+
+
 def test_gpu_launcher_takes_floats_ints_and_numbers_for_a_float_parameter():
     stub = StubLauncher([LaunchParam("x", POINTER, F32), LaunchParam("scale", SCALAR, F32)])
     array = CudaArray("<f4")

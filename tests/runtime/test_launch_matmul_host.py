@@ -383,14 +383,37 @@ def test_split_k_binds_its_buffers_once(fake):
         for _ in range(2):
             skc.blocks.matmul(a, b, out, config=config)
         (plan,) = matmul_host._PLANS.values()
-        workspace, counters = plan.split
+        ((stream, (workspace, counters)),) = plan.buffers.sets.items()
         words = fake_cuda.argument_pointers(fake.launches[-1]["arguments"], 5)
         assert [ctypes.c_uint64.from_address(p).value for p in words[2:5]] == \
             [out.data_ptr(), workspace.data_ptr(), counters.data_ptr()]
         skc.blocks.matmul(a, b, out, config=config)
         assert fake.launches[0]["function"] == "matmul_split_kernel" and len(plan.bound) == 1
         assert fake.launches[1]["arguments"] == fake.launches[2]["arguments"]
-        assert plan.split == (workspace, counters)
+        assert plan.buffers.sets == {stream: (workspace, counters)}
+
+
+@pytest.mark.parametrize("fields", [{"split_k": 4}, {"stream_k": True}], ids=["split-k", "stream-k"])
+def test_split_and_stream_k_keep_buffers_per_stream(fake, fields):
+    """Launches on two streams may run at once: each stream has its own workspace and counters (shared, two
+    launches would add each other's partial sums, and stream-K's second parts could wait for ever)."""
+    from skc.blocks import MatmulConfig
+
+    fake.inspect = None
+    with fake_cuda.torch_installed() as torch:
+        a, b = torch.Tensor((64 * 133, 1024)), torch.Tensor((1024, 128))
+        out = torch.Tensor((64 * 133, 128))
+        config = MatmulConfig(tile_m=64, tile_n=128, consumers=1, stages=4, **fields)
+        buffers = []
+        for stream in (1, 2, 1):
+            skc.blocks.matmul(a, b, out, config=config, stream=stream)
+            words = fake_cuda.argument_pointers(fake.launches[-1]["arguments"], 5)   # (read at once: slots are reused)
+            buffers.append([ctypes.c_uint64.from_address(p).value for p in words[3:5]])   # workspace, counters
+        (plan,) = matmul_host._PLANS.values()
+        assert sorted(plan.buffers.sets) == [1, 2]
+        assert [launch["stream"] for launch in fake.launches] == [1, 2, 1]
+        assert buffers[0] == buffers[2] != buffers[1]
+        assert buffers[1] == [x.data_ptr() for x in plan.buffers.sets[2]]
 
 
 def test_a_torch_tensor_that_changed_never_takes_a_plan_made_for_another(fake):
