@@ -137,12 +137,15 @@ class DeviceLauncher:
     call. Anything else takes a slow path that checks it fully and explains what is wrong. A vendor's launcher
     makes the slots (`self.slots`, one ctypes object per parameter) and the launch call.
 
-    One launch at a time (the launcher's lock) writes the slots and calls the driver, and nothing else runs under
-    the lock: every argument is first read into a plain value (an int, a float, a tensor map's bytes or address)
-    and the stream found, which runs the arguments' own code (a tensor's data_ptr, a __cuda_array_interface__
-    property, an __index__) and the framework's. That code may launch this kernel again on this thread (a
-    finalizer the garbage collector runs, a tensor subclass's method): its launch must neither wait for a lock
-    its own thread holds (a hang) nor write its arguments over slots this launch has written (a wrong answer)."""
+    One launch at a time (the launcher's lock) writes the slots and calls the driver, and nothing of the
+    arguments' runs under the lock: every argument is first read into a plain value (an int, a float, a tensor
+    map's bytes or address) and the stream found, which runs the arguments' own code (a tensor's data_ptr, a
+    __cuda_array_interface__ property, an __index__) and the framework's. That code may launch this kernel again
+    on this thread (a finalizer the garbage collector runs, a tensor subclass's method): its launch must neither
+    wait for a lock its own thread holds (a hang) nor write its arguments over slots this launch has written (a
+    wrong answer). A driver call that runs Python (cuda.bindings' fallback, HIP's binding) may run such a
+    finalizer with the lock held: the lock is re-entrant, and a launch that finds the slots in use launches from
+    an image of its own (`_nested_launch`: CudaLauncher binds one; a launcher that cannot refuses it by name)."""
 
     memory = "cuda"  # the memory kind (interop.TensorFacts.device[0]) of this vendor's device arrays
 
@@ -189,8 +192,18 @@ class DeviceLauncher:
                  "    gx, gy, gz = grid",
                  # one launch at a time writes the slots and calls the driver (between two bytecodes another
                  # thread's launch could otherwise write its arguments over this one's); only ctypes' stores of
-                 # plain values and the driver call run in here, none of the arguments' code (see the class)
-                 "    with _lock:", *("        " + line for line in writes), f"        r = {call}",
+                 # plain values and the driver call run in here, none of the arguments' code (see the class).
+                 # The lock is re-entrant: a launch made on the thread that holds it (by a finalizer that runs in
+                 # the driver call's Python) finds `_busy` set and launches an image of its own (waiting for the
+                 # lock would wait for ever; writing the slots would change the launch in progress); one made
+                 # before `_busy` is set or after it is cleared writes no slot the outer launch still needs
+                 "    _lock.acquire()",
+                 "    if _busy[0]:",
+                 "        _lock.release()",
+                 "        return _nested(args, grid, stream)",
+                 "    _busy[0] = True",
+                 "    try:", *("        " + line for line in writes), f"        r = {call}",
+                 "    finally:", "        _busy[0] = False", "        _lock.release()",
                  f"    if {failed}:", "        _fail(r, grid)",
                  # fill(args, slots): the same reads, writing slots of the caller's (a bound launch's own image),
                  # never these
@@ -198,13 +211,20 @@ class DeviceLauncher:
                  *([f"    {', '.join(f'_s{i}' for i in range(len(params)))}, = slots"] if params else []),
                  *("    " + line for line in fill_writes)]
         namespace["_current_stream"], namespace["_torch_stream"] = current_stream, _torch_stream
-        namespace["_lock"] = threading.Lock()
+        namespace["_lock"], namespace["_busy"] = threading.RLock(), [False]
+        namespace["_nested"] = self._nested_launch
         exec(compile("\n".join(lines), f"<skc launcher for {self.kernel_name}>", "exec"), namespace)
         self.fill = namespace["fill"]
         return namespace["launch"]
 
     def __call__(self, args, grid, stream=None):
         return self.launch(args, grid, stream)
+
+    def _nested_launch(self, args, grid, stream):
+        """A launch made on the thread that is inside this launcher's lock (a finalizer that the driver call's Python
+        ran). A vendor launcher that can bind launches them from an image of their own (CudaLauncher)."""
+        raise LaunchError(f"{self.kernel_name} was launched from inside its own launch on this thread (a finalizer "
+                          "run during the driver call): launch it after the outer launch returns")
 
     def _argument_lines(self, i: int, p, namespace, filling: bool = False) -> tuple:
         """(the lines that check argument i and read it into `v{i}`, the lines that write `v{i}` into its slot
@@ -401,6 +421,9 @@ class CudaLauncher(DeviceLauncher):
         current = stream_reader(args, self.device.index, self.stream_order)
         return _bound_launch(self._driver_launch, self._function, tuple(grid), self.block, self.shared_bytes,
                              base + self.image_bytes, current, self._fail, memory)
+
+    def _nested_launch(self, args, grid, stream):
+        return self.bind(args, grid)(stream)
 
     def _fail(self, result, grid):
         raise DeviceError(f"cuLaunchKernel of {self.kernel_name} (grid {grid}, block {self.block}, "

@@ -297,6 +297,30 @@ def test_a_launch_nested_in_reading_an_argument_neither_hangs_nor_takes_the_othe
             ((data.address, x.address, 1, 1.5), 0 if stream == 0 else 7)]
 
 
+def test_a_launch_made_in_the_driver_call_neither_hangs_nor_changes_the_launch_in_progress():
+    """Where the driver call runs Python (the cuda.bindings fallback, HIP's binding, the fake driver), a finalizer
+    the garbage collector runs in it may launch the same kernel on the same thread, the launcher's lock held: that
+    launch goes out from an image of its own, and the launch in progress keeps its arguments."""
+    with fake_cuda.installed() as fake, fake_cuda.torch_installed() as torch:
+        fake.inspect = reentered_values
+        inner = (skc.TensorMap(FakeTensor((64, 64)), (64, 64)), torch.Tensor((16,), torch.float32), 2, 0.5)
+        launch = reentered[1, 32].ready(*inner)
+        data, x = FakeTensor((64, 64)), FakeTensor((16,), "float32")
+        outer = (skc.TensorMap(data, (64, 64)), torch.Tensor((16,), torch.float32, address=x.address), 1, 1.5)
+        nested = []
+
+        def in_the_driver(arguments):   # (the fake driver's call reads what it launches with this)
+            if not nested:   # the outer launch's driver call launches the inner one, then reads its own arguments
+                nested.append(True)
+                launch(inner, 0)
+            return reentered_values(arguments)
+        fake.inspect = in_the_driver
+        assert finished(lambda: launch(outer, 0)), "the launch made in the driver call waits for its own thread"
+        assert nested == [True]
+        assert [launched["seen"] for launched in fake.launches] == [
+            (inner[0].tensor.address, inner[1].data_ptr(), 2, 0.5), (data.address, x.address, 1, 1.5)]
+
+
 def test_a_launch_without_stream_follows_torchs_current_stream_of_the_launch_device(monkeypatch):
     import sys
     import types
