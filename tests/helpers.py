@@ -106,3 +106,23 @@ def wgmma_fragments(d):
                     out[t, 4 * block + 2 * half + pair] = d[16 * warp + lane // 4 + 8 * half,
                                                            8 * block + 2 * (lane % 4) + pair]
     return out
+
+
+# a kernel with a parameter of each launch kind (a tensor map, a pointer, an int, a float), for launcher tests
+@skc.kernel(block=32)
+def touch(t: skc.TensorMap, x: skc.Ptr[skc.f32], n: skc.i32, scale: skc.f32):
+    if n < 0:
+        x[0] = scale
+
+
+def touch_arguments(arguments):
+    """(the descriptor's address and rank words, x's address, n, scale) of a launch of `touch`, from the kernelParams
+    the fake driver was given (its `inspect`)."""
+    import ctypes
+    import struct
+
+    from skc.runtime import fake_cuda
+
+    t, x, n, scale = fake_cuda.argument_pointers(arguments, 4)
+    return (struct.unpack("<2Q", ctypes.string_at(t, 16)), ctypes.c_uint64.from_address(x).value,
+            ctypes.c_int32.from_address(n).value, ctypes.c_float.from_address(scale).value)

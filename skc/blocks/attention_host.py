@@ -127,7 +127,8 @@ class AttentionPlan:
         boxes = problem.config.boxes()
         self.maps = [MapsByAddress(lambda t, box=boxes[name]: skc.TensorMap(_heads_view(t, layout), box), first)
                      for name, first in zip(("q", "k", "v", "o"), (q, k, v, out))]
-        self.bound, self.address, self.ready = Bindings(), address_functions(5), None   # q, k, v, out, lse
+        self.bound = Bindings(attention_kernel[self.grid, self.config.threads], self.config)
+        self.address = address_functions(5)   # q, k, v, out, lse
 
     def __call__(self, q, k, v, out, stream):
         if out is None:
@@ -141,14 +142,8 @@ class AttentionPlan:
         else:
             maps = self.maps
             args = (maps[0](q), maps[1](k), maps[2](v), maps[3](out), lse, *self.scalars)
-            self.bound.launch(key, self._ready, args, stream)
+            self.bound.launch(key, args, stream)
         return (out, lse) if self.return_lse else out
-
-    def _ready(self, args):
-        """The ready launch of the plan's kernel (looked up once)."""
-        if self.ready is None:
-            self.ready = attention_kernel[self.grid, self.config.threads].ready(*args, self.config)
-        return self.ready
 
 
 def _scale_value(scale) -> float:

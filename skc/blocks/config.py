@@ -12,7 +12,7 @@ from .epilogue import EpilogueSpec, TmaStoreEpilogue
 from .layout import OperandLayout
 from .mma import Wgmma
 from .payload import TilePayload
-from .roles import fill_register_shares
+from .roles import fill_register_shares, held_registers
 
 DTYPES = {"bf16": 2, "f16": 2}
 WARPGROUP = get_target("sm_90a").warpgroup_size
@@ -110,7 +110,7 @@ class MatmulConfig:
             raise ValueError("a batch in one launch takes the TMA loader without split-K")
         # ptxas compiles for the registers of an even share of the file; a consumer's accumulator (tile_n / 2
         # registers) and its addresses and loop state (about 24) must fit in it
-        share = 65536 // self.threads // 8 * 8
+        share = held_registers(self.consumers) // self.threads
         rows = self.consumer_rows   # a consumer's accumulator
         if rows // ROWS * self.tile_n // 2 + 24 > share:
             raise ValueError(f"{self.consumers} consumer warpgroups leave {share} registers a thread at compile time, "

@@ -77,7 +77,18 @@ def _plus(x, offset):
     return x if isinstance(offset, int) and offset == 0 else x + offset
 
 
-class TmaStoreEpilogue:
+class _WarpgroupBarrier:
+    """A warpgroup's own barrier, for the epilogue pieces that need `warpgroup`, `warpgroups` and `threads`."""
+
+    def barrier(self):
+        """The warpgroup's threads wait for each other (named barrier 1 + its index), so the warpgroups do
+        not wait on each other's epilogues."""
+        for w in skc.static_range(self.warpgroups):
+            if self.warpgroup == w:
+                skc.barrier_named(1 + w, self.threads)
+
+
+class TmaStoreEpilogue(_WarpgroupBarrier):
     """Stores a warpgroup's accumulator (`rows` x n, wgmma's 64 by default) in chunks of rows x `columns`
     (one 128-byte swizzled TMA box each, or a narrower box of `columns`), double-buffered in shared memory it allocates for all
     `warpgroups` (2 x rows x columns elements each, 1024-byte aligned), so a chunk is written while the
@@ -169,13 +180,6 @@ class TmaStoreEpilogue:
             skc.hopper.tma_wait(pending, read=True)
         self.barrier()
 
-    def barrier(self):
-        """The warpgroup's threads wait for each other (named barrier 1 + its index), so the warpgroups do
-        not wait on each other's epilogues."""
-        for w in skc.static_range(self.warpgroups):
-            if self.warpgroup == w:
-                skc.barrier_named(1 + w, self.threads)
-
     def flush(self):
         """Wait for the last stores to finish (before the block exits)."""
         if self.leader:
@@ -211,7 +215,33 @@ class DirectStoreEpilogue:
 IN_FLIGHT = 64   # floats a thread of a split-K tile's last share has loads in flight for (a group of values' shares)
 
 
-class SplitKEpilogue:
+class _StripRecords(_WarpgroupBarrier):
+    """What split-K's epilogue and stream-K's fix-up share: a warpgroup's 64-row strips of output tiles, each with a
+    counter in `counters` (i32, zero between launches) and fp32 records in `workspace` that hold the warpgroup's
+    fragments in their own order (every thread four values at a time, the warpgroup's threads side by side: whole
+    512-byte runs); the count the warpgroup's leader saw (`arrived`, in shared memory, for every thread)."""
+
+    def __init__(self, workspace, counters, warpgroup, warpgroups: int):
+        self.workspace, self.counters = workspace, counters
+        self.warpgroup, self.warpgroups = warpgroup, warpgroups
+        self.threads = skc.current_target().warpgroup_size
+        self.thread = skc.thread_index() % self.threads
+        self.leader = self.thread == 0
+        self.arrived = skc.shared((warpgroups,), skc.i32) + warpgroup  # the count the leader saw, for all
+
+    def quad(self, record, floats: int, j: int):
+        """Where this thread's values 4j .. 4j + 3 lie in record `record` (of `floats` floats)."""
+        return self.workspace + (record * floats + (j * self.threads + self.thread) * 4)
+
+    def write(self, record, values: list):
+        """This thread's accumulator values ((value, row, column) as acc.values() gives them) into record `record`."""
+        floats = len(values) * self.threads
+        for j in skc.static_range(len(values) // 4):
+            quad = [value for value, row, column in values[4 * j:4 * j + 4]]
+            skc.store(self.quad(record, floats, j), skc.vector(quad))
+
+
+class SplitKEpilogue(_StripRecords):
     """Completes output tiles computed in `splits` shares of K (SplitKScheduler's work units) in the same launch.
     Each warpgroup's strip of a tile (64 rows by tile_n) has a record in `workspace` per share: share s stores its
     fp32 accumulator there in the fragment's own order (every thread four values at a time, the warpgroup's 128
@@ -229,14 +259,10 @@ class SplitKEpilogue:
 
     def __init__(self, out, workspace, counters, dtype, args: EpilogueArgs, splits, warpgroup=0,
                  warpgroups: int = 1, tile_n: int = 256):
-        self.out, self.workspace, self.counters, self.dtype = out, workspace, counters, dtype
+        self.out, self.dtype = out, dtype
         self.M, self.N, self.splits, self.tile_n = args.M, args.N, splits, tile_n
-        self.warpgroup, self.warpgroups = warpgroup, warpgroups
         self.fused = FusedEpilogue(args)
-        self.threads = skc.current_target().warpgroup_size
-        self.thread = skc.thread_index() % self.threads
-        self.leader = self.thread == 0
-        self.arrived = skc.shared((warpgroups,), skc.i32) + warpgroup  # the count the leader saw, for all
+        super().__init__(workspace, counters, warpgroup, warpgroups)
 
     def __enter__(self):
         return self
@@ -254,11 +280,9 @@ class SplitKEpilogue:
         record = len(values) * self.threads   # floats of one share's record of a strip
 
         def quad(which, j):   # where this thread's values 4j .. 4j + 3 lie in share `which`'s record
-            return record_quad(self.workspace, skc.i64(strip) * self.splits + which, record, j, self.thread,
-                               self.threads)
+            return self.quad(skc.i64(strip) * self.splits + which, record, j)
 
-        for j in skc.static_range(len(values) // 4):
-            skc.store(quad(share, j), skc.vector([value for value, row, column in values[4 * j:4 * j + 4]]))
+        self.write(skc.i64(strip) * self.splits + share, values)
         self.barrier()
         counter = self.counters + strip
         if self.leader:
@@ -286,21 +310,8 @@ class SplitKEpilogue:
             if self.leader:
                 skc.store(counter, 0)
 
-    def barrier(self):
-        """The warpgroup's threads wait for each other (named barrier 1 + its index)."""
-        for w in skc.static_range(self.warpgroups):
-            if self.warpgroup == w:
-                skc.barrier_named(1 + w, self.threads)
 
-
-def record_quad(workspace, index, floats: int, j: int, thread, threads: int):
-    """Where a thread's accumulator values 4j .. 4j + 3 lie in record `index` (of `floats` floats) of a workspace:
-    a record holds a warpgroup's fragments in their own order, four values of every thread side by side (each
-    warpgroup's access whole 512-byte runs)."""
-    return workspace + (index * floats + (j * threads + thread) * 4)
-
-
-class StreamKFixup:
+class StreamKFixup(_StripRecords):
     """Completes the output tiles StreamKScheduler splits between two blocks, before the tile's epilogue.
     `fixup(acc, unit)` for a warpgroup's accumulator of a work unit (its MMAs may still run) gives whether the unit
     now holds the whole tile (store it): a whole tile's unit does. Of a split tile's two units, the first to get
@@ -308,17 +319,12 @@ class StreamKFixup:
     launches), writes its sum into the strip's record in `workspace` (64 x tile_n fp32 a strip, any contents) and
     counts again behind a GPU-scope fence: it stores nothing. The second counts itself, finding the first counted,
     waits for the count of 3 (the first is past its first count, writing: the wait is short and never on a block
-    that has not run), resets the counter and adds the record to its registers; the tile's own epilogue (TMA stores, the fused
-    part applied once to the whole sum) then stores it."""
+    that has not run), resets the counter and adds the record to its registers; the tile's own epilogue (TMA
+    stores, the fused part applied once to the whole sum) then stores it."""
 
     def __init__(self, workspace, counters, warpgroup=0, warpgroups: int = 1, tile_m: int = 128):
-        self.workspace, self.counters = workspace, counters
-        self.warpgroup, self.warpgroups = warpgroup, warpgroups
         self.strips = tile_m // Wgmma.rows_per_warpgroup   # a tile's 64-row strips
-        self.threads = skc.current_target().warpgroup_size
-        self.thread = skc.thread_index() % self.threads
-        self.leader = self.thread == 0
-        self.arrived = skc.shared((warpgroups,), skc.i32) + warpgroup  # the count the leader saw, for all
+        super().__init__(workspace, counters, warpgroup, warpgroups)
 
     def __call__(self, acc, unit):
         store = ~unit.partial
@@ -333,9 +339,7 @@ class StreamKFixup:
             self.barrier()
             first = skc.load(self.arrived) == 0
             if first:
-                for j in skc.static_range(len(values) // 4):
-                    skc.store(record_quad(self.workspace, skc.i64(strip), record, j, self.thread, self.threads),
-                              skc.vector([value for value, row, column in values[4 * j:4 * j + 4]]))
+                self.write(skc.i64(strip), values)
                 self.barrier()
                 if self.leader:
                     skc.hopper.fence_acq_rel_gpu()   # the warpgroup's stores (ordered by the barrier) before the count
@@ -354,15 +358,8 @@ class StreamKFixup:
                 fragment = acc.fragment
                 added = []
                 for j in skc.static_range(len(values) // 4):
-                    other = skc.load(record_quad(self.workspace, skc.i64(strip), record, j, self.thread,
-                                                 self.threads), width=4)
+                    other = skc.load(self.quad(skc.i64(strip), record, j), width=4)
                     added += [fragment[4 * j + i] + other[i] for i in range(4)]
                 acc.fragment = skc.vector(*added)
             store = ~first
         return store
-
-    def barrier(self):
-        """The warpgroup's threads wait for each other (named barrier 1 + its index, as the epilogue's)."""
-        for w in skc.static_range(self.warpgroups):
-            if self.warpgroup == w:
-                skc.barrier_named(1 + w, self.threads)

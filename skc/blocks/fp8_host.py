@@ -148,11 +148,11 @@ class _Plan:
         self.kernel = fp8_matmul_split_kernel if self.cfg.split_k > 1 else fp8_matmul_kernel
         # split-K's workspace and counters, a set per launch stream
         self.buffers = StreamBuffers(lambda a: split_buffers(a, M, N, self.cfg)) if self.cfg.split_k > 1 else None
-        self.ready, self.boxes, self.interpreter = None, self.cfg.boxes(), device.is_interpreter
+        self.boxes, self.interpreter = self.cfg.boxes(), device.is_interpreter
         self.maps = {}  # which tensor map -> its MapsByAddress
         # on a GPU, a bound launch per set of operand addresses (as GemmPlan), unless the call copies block scales
         # into padded tensors (new memory, new contents at each call)
-        self.bound = Bindings()
+        self.bound = Bindings(self.kernel[self.grid, self.cfg.threads], self.cfg)
         self.binds = device.kind == "cuda" and not (block and (_pads(scale_a.T, 4) or _pads(scale_b, SB_BOX)))
         self.address = address_functions(6)   # a, b, out, scale_a, scale_b, bias
 
@@ -176,13 +176,13 @@ class _Plan:
             if bound is not None:
                 bound(stream)
             else:
-                self.bound.launch(key, self._ready, self.arguments(a, b, scale_a, scale_b, out, bias, stream), stream)
+                self.bound.launch(key, self.arguments(a, b, scale_a, scale_b, out, bias, stream), stream)
             return out
         args = self.arguments(a, b, scale_a, scale_b, out, bias, stream)
         if self.interpreter:
             self.kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
         else:
-            self._ready(args)(args, stream)
+            self.bound.ready(args)(args, stream)
         return out
 
     def arguments(self, a, b, scale_a, scale_b, out, bias, stream=None) -> tuple:
@@ -201,12 +201,6 @@ class _Plan:
                     *scales)
         return (*maps[:3], self.M, self.N, self.K, out if bias is None else bias,
                 *(maps[3:] if self.block else scales))
-
-    def _ready(self, args):
-        """The ready launch of the plan's kernel (looked up once)."""
-        if self.ready is None:
-            self.ready = self.kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
-        return self.ready
 
     def encoded(self, which: int, tensor, box, swizzle):
         """Tensor map `which` over `tensor`: its geometry checked once per plan, encoded once per address."""

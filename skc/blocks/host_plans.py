@@ -148,19 +148,19 @@ class GemmPlan:
         from .gemm import matmul_batched_kernel, matmul_kernel, matmul_split_kernel, matmul_stream_k_kernel
 
         self.kernel = (matmul_split_kernel if cfg.split_k > 1 else matmul_batched_kernel if batches else
-                       matmul_stream_k_kernel if getattr(cfg, "stream_k", False) else matmul_kernel)
+                       matmul_stream_k_kernel if cfg.stream_k else matmul_kernel)
         self.cfg, self.gemm, self.makers, self.empty, self.batches = cfg, tuple(gemm), makers, empty, batches
         self.sizes = self.gemm if batches is None else (batches, *self.gemm)
         self.grid = TileScheduler.grid(gemm[0], gemm[1], cfg.tile_m, cfg.tile_n, device.multiprocessors,
                                        cfg.cluster_m, cfg.split_k, batches or 1)
-        self.cuda, self.ready = device.kind == "cuda", None
+        self.cuda = device.kind == "cuda"
         # split-K's and stream-K's workspace and counters, a set per launch stream
         self.buffers = (StreamBuffers(lambda a: split_buffers(a, gemm[0], gemm[1], cfg)) if cfg.split_k > 1 else
-                        StreamBuffers(lambda a: stream_k_buffers(a, self.grid, cfg))
-                        if getattr(cfg, "stream_k", False) else None)
+                        StreamBuffers(lambda a: stream_k_buffers(a, self.grid, cfg)) if cfg.stream_k else None)
         self.maps = [make if isinstance(make, Direct) else MapsByAddress(make, tensor)
                      for make, tensor in zip(makers, first)]
-        self.bound = Bindings()   # (addresses of a, b, out, c, bias; alpha, beta) -> its bound launch
+        # (addresses of a, b, out, c, bias; alpha, beta; the stream where it picks buffers) -> its bound launch
+        self.bound = Bindings(self.kernel[self.grid, cfg.threads], cfg)
         self.address = address_functions(5)   # a, b, out, c, bias
 
     def __call__(self, a, b, out, c=None, bias=None, alpha=None, beta=None, stream=None):
@@ -183,15 +183,8 @@ class GemmPlan:
         if bound is not None:
             bound(stream)
         else:
-            self.bound.launch(key, self._ready, self.arguments(self.maps, a, b, out, c, bias, alpha, beta, stream),
-                              stream)
+            self.bound.launch(key, self.arguments(self.maps, a, b, out, c, bias, alpha, beta, stream), stream)
         return out
-
-    def _ready(self, args):
-        """The ready launch of the plan's kernel (looked up once)."""
-        if self.ready is None:
-            self.ready = self.kernel[self.grid, self.cfg.threads].ready(*args, self.cfg)
-        return self.ready
 
     def arguments(self, maps, a, b, out, c, bias, alpha, beta, stream=None) -> tuple:
         """The kernel's run-time arguments: a's and b's maps (or arrays), out's (or, split-K, out and the plan's
@@ -208,15 +201,24 @@ class GemmPlan:
 
 
 class Bindings:
-    """A plan's bound launches (ReadyLaunch.bind) by the key of their operands' addresses and scalars. A key seen
-    the first time launches through the ready launch, which checks and packs the arguments at each call: binding
-    costs more than that, and a caller whose outputs are new memory at each call never sees a key again. Seen
-    again, the key binds, and a call with it is then one lookup and the driver call. Both caches are bounded."""
+    """A plan's launches of `kernel` (a kernel over its grid and block, `kernel[grid, block]`) with the compile-time
+    arguments `constants`: its ready launch, looked up at the first call (`ready(args)`), and its bound launches
+    (ReadyLaunch.bind) by the key of their operands' addresses and scalars. A key seen the first time launches
+    through the ready launch, which checks and packs the arguments at each call: binding costs more than that, and a
+    caller whose outputs are new memory at each call never sees a key again. Seen again, the key binds, and a call
+    with it is then one lookup and the driver call. Both caches are bounded."""
 
-    __slots__ = ("bound", "seen")
+    __slots__ = ("kernel", "constants", "ready_launch", "bound", "seen")
 
-    def __init__(self):
+    def __init__(self, kernel, *constants):
+        self.kernel, self.constants, self.ready_launch = kernel, constants, None
         self.bound, self.seen = {}, {}
+
+    def ready(self, args):
+        """The ready launch of the plan's kernel (looked up once, with the first call's run-time arguments)."""
+        if self.ready_launch is None:
+            self.ready_launch = self.kernel.ready(*args, *self.constants)
+        return self.ready_launch
 
     def get(self, key):
         return self.bound.get(key)
@@ -227,10 +229,10 @@ class Bindings:
     def __len__(self):
         return len(self.bound)
 
-    def launch(self, key, ready, args, stream):
-        """Launch `args` (their key not bound yet) through `ready(args)`, the plan's ready launch; bind them if
-        their key was seen before."""
-        launch = ready(args)
+    def launch(self, key, args, stream):
+        """Launch `args` (their key not bound yet) through the ready launch; bind them if their key was seen
+        before."""
+        launch = self.ready(args)
         if key in self.seen:
             remember(self.bound, key, launch.bind(args), limit=256)(stream)
         else:

@@ -63,7 +63,8 @@ def fill_register_shares(config):
         raise ValueError(f"the warpgroups' registers ({config.producer_registers} a producer thread, "
                          f"{config.consumer_registers} a consumer thread) exceed the {held} a block of "
                          f"{128 * (1 + config.consumers)} threads holds with {blocks_per_sm} block(s) an SM "
-                         f"(setmaxnreg past them would wait for ever): use {register_shares(config.consumers, blocks_per_sm)}")
+                         f"(setmaxnreg past them would wait for ever): use "
+                         f"{register_shares(config.consumers, blocks_per_sm)}")
 
 
 class WarpRoles:

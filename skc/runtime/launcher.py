@@ -286,7 +286,7 @@ class DeviceLauncher:
         if ctype in (ctypes.c_float, ctypes.c_double):
             # an int (`scale=1`) is common: float() here, where one too large for a float raises among the checks
             return [f"{v} = {a} if type({a}) is float else float({a}) if type({a}) is int else _scalar{i}({a})"]
-        return [f"{v} = {a} if type({a}) is {'bool' if t.is_bool else 'int'} else _scalar{i}({a})"]
+        return [f"{v} = {a} if type({a}) is int else _scalar{i}({a})"]
 
     def _pointer_checker(self, param):
         """The slow path: any tensor-like argument, checked fully (dtype, memory, device)."""

@@ -166,21 +166,6 @@ def test_split_k(M, N, K, split):
         assert relative_error(out, reference(a, b)) <= 1e-2
 
 
-def test_split_k_fuses_its_epilogue():
-    from skc.blocks import EpilogueSpec, MatmulConfig
-
-    M, N, K = 16, 4096, 8192
-    a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
-    bias = torch.randn(N, device="cuda", dtype=torch.bfloat16)
-    c = torch.randn(M, N, device="cuda", dtype=torch.bfloat16)
-    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
-    spec = EpilogueSpec(alpha=True, beta=True, bias=True, activation="gelu")
-    config = MatmulConfig.for_problem(M, N, K, multiprocessors=132, split_k=4, epilogue=spec)
-    skc.blocks.matmul(a, b, out=out, bias=bias, c=c, alpha=0.5, beta=2.0, activation="gelu", config=config)
-    torch.cuda.synchronize()
-    assert relative_error(out, reference(a, b, bias, c, 0.5, 2.0, "gelu")) <= 1e-2
-
-
 # -- stream-K (the last waves' k-steps shared between the blocks; split tiles completed by their second part) ------
 @pytest.mark.parametrize("M,N,K,fields", [
     (4096, 4096, 4096, {}), (2048, 2048, 2048, {"tile_m": 64, "tile_n": 256}), (4096, 14336, 1024, {}),
@@ -203,16 +188,18 @@ def test_stream_k_is_exact(M, N, K, fields):
         assert torch.equal(out, expected)
 
 
-def test_stream_k_fuses_its_epilogue():
+@pytest.mark.parametrize("M,N,K,fields", [(16, 4096, 8192, {"split_k": 4}), (4096, 4096, 2048, {"stream_k": True})],
+                         ids=["split-k", "stream-k"])
+def test_split_and_stream_k_fuse_their_epilogue(M, N, K, fields):
+    """alpha, beta · C, bias and gelu applied once, to the whole sum of a tile's parts."""
     from skc.blocks import EpilogueSpec, MatmulConfig
 
-    M, N, K = 4096, 4096, 2048
     a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
     bias = torch.randn(N, device="cuda", dtype=torch.bfloat16)
     c = torch.randn(M, N, device="cuda", dtype=torch.bfloat16)
     out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
     spec = EpilogueSpec(alpha=True, beta=True, bias=True, activation="gelu")
-    config = MatmulConfig.for_problem(M, N, K, multiprocessors=132, stream_k=True, epilogue=spec)
+    config = MatmulConfig.for_problem(M, N, K, multiprocessors=132, epilogue=spec, **fields)
     skc.blocks.matmul(a, b, out=out, bias=bias, c=c, alpha=0.5, beta=2.0, activation="gelu", config=config)
     torch.cuda.synchronize()
     assert relative_error(out, reference(a, b, bias, c, 0.5, 2.0, "gelu")) <= 1e-2

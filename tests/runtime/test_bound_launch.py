@@ -3,35 +3,22 @@ into a kernelParams image of the bound launch's own; `bound(stream=None)` then o
 driver. Checked with the fake driver, which records what reaches cuLaunchKernel."""
 import ctypes
 import gc
-import struct
 import types
 import weakref
 
 import numpy as np
 import pytest
+from helpers import touch, touch_arguments
 
 import skc
 from skc.runtime import fake_cuda
 from skc.runtime.fake_cuda import FakeTensor
 
 
-@skc.kernel(block=32)
-def touch(t: skc.TensorMap, x: skc.Ptr[skc.f32], n: skc.i32, scale: skc.f32):
-    if n < 0:
-        x[0] = scale
-
-
-def passed(arguments):
-    """(the descriptor's address and rank words, x's address, n, scale) of a launch of `touch`."""
-    t, x, n, scale = fake_cuda.argument_pointers(arguments, 4)
-    return (struct.unpack("<2Q", ctypes.string_at(t, 16)), ctypes.c_uint64.from_address(x).value,
-            ctypes.c_int32.from_address(n).value, ctypes.c_float.from_address(scale).value)
-
-
 @pytest.fixture
 def fake():
     with fake_cuda.installed() as driver:
-        driver.inspect = passed
+        driver.inspect = touch_arguments
         yield driver
 
 

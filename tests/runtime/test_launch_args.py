@@ -2,11 +2,10 @@
 its parameter's type and an array of the wrong dtype for a pointer parameter are LaunchErrors, never truncated or
 reinterpreted (in the interpreter, and in the GPU launcher's generated argument path with the driver stubbed)."""
 import ctypes
-import struct
 
 import numpy as np
 import pytest
-from helpers import finished
+from helpers import finished, touch, touch_arguments
 
 import skc
 from skc import ir
@@ -207,21 +206,8 @@ def test_two_threads_launching_one_kernel_keep_their_own_arguments(stub, monkeyp
 
 
 # -- a launch that an argument's own code (or the framework's) launches again, on the same thread --------------
-@skc.kernel(block=32)
-def reentered(t: skc.TensorMap, x: skc.Ptr[skc.f32], n: skc.i32, scale: skc.f32):
-    if n < 0:
-        x[0] = scale
-
-
-def reentered_values(arguments):
-    """(the descriptor's address word, x's address, n, scale) of a launch of `reentered`."""
-    t, x, n, scale = fake_cuda.argument_pointers(arguments, 4)
-    return (struct.unpack("<Q", ctypes.string_at(t, 8))[0], ctypes.c_uint64.from_address(x).value,
-            ctypes.c_int32.from_address(n).value, ctypes.c_float.from_address(scale).value)
-
-
 def hooked_arguments(hook: str, torch, enter, data, x) -> tuple:
-    """(the arguments of a launch of `reentered` over `data` and at x's address, its stream) in which `hook` (an
+    """(the arguments of a launch of `touch` over `data` and at x's address, its stream) in which `hook` (an
     argument's method or property, or torch's current-stream function) calls enter() as the launch reads it."""
     class HookedTensor(torch.Tensor):   # a torch tensor subclass: the slow path asks its data_ptr
         __module__ = "torch"
@@ -279,9 +265,9 @@ def test_a_launch_nested_in_reading_an_argument_neither_hangs_nor_takes_the_othe
     lock its own thread holds (the outer launch runs on a thread of its own, which must finish), and each launch
     must reach the driver with its own arguments."""
     with fake_cuda.installed() as fake, fake_cuda.torch_installed() as torch:
-        fake.inspect = reentered_values
+        fake.inspect = touch_arguments
         inner = (skc.TensorMap(FakeTensor((64, 64)), (64, 64)), torch.Tensor((16,), torch.float32), 2, 0.5)
-        launch = reentered[1, 32].ready(*inner)
+        launch = touch[1, 32].ready(*inner)
         nested = []
 
         def launch_inner():   # once, from inside the outer launch
@@ -293,8 +279,8 @@ def test_a_launch_nested_in_reading_an_argument_neither_hangs_nor_takes_the_othe
         assert finished(lambda: launch(outer, stream)), f"the launch nested in {hook} waits for its own thread"
         assert nested == [True]
         assert [(launched["seen"], launched["stream"]) for launched in fake.launches] == [
-            ((inner[0].tensor.address, inner[1].data_ptr(), 2, 0.5), 0),
-            ((data.address, x.address, 1, 1.5), 0 if stream == 0 else 7)]
+            (((inner[0].tensor.address, 2), inner[1].data_ptr(), 2, 0.5), 0),
+            (((data.address, 2), x.address, 1, 1.5), 0 if stream == 0 else 7)]
 
 
 def test_a_launch_made_in_the_driver_call_neither_hangs_nor_changes_the_launch_in_progress():
@@ -302,9 +288,8 @@ def test_a_launch_made_in_the_driver_call_neither_hangs_nor_changes_the_launch_i
     the garbage collector runs in it may launch the same kernel on the same thread, the launcher's lock held: that
     launch goes out from an image of its own, and the launch in progress keeps its arguments."""
     with fake_cuda.installed() as fake, fake_cuda.torch_installed() as torch:
-        fake.inspect = reentered_values
         inner = (skc.TensorMap(FakeTensor((64, 64)), (64, 64)), torch.Tensor((16,), torch.float32), 2, 0.5)
-        launch = reentered[1, 32].ready(*inner)
+        launch = touch[1, 32].ready(*inner)
         data, x = FakeTensor((64, 64)), FakeTensor((16,), "float32")
         outer = (skc.TensorMap(data, (64, 64)), torch.Tensor((16,), torch.float32, address=x.address), 1, 1.5)
         nested = []
@@ -313,12 +298,12 @@ def test_a_launch_made_in_the_driver_call_neither_hangs_nor_changes_the_launch_i
             if not nested:   # the outer launch's driver call launches the inner one, then reads its own arguments
                 nested.append(True)
                 launch(inner, 0)
-            return reentered_values(arguments)
+            return touch_arguments(arguments)
         fake.inspect = in_the_driver
         assert finished(lambda: launch(outer, 0)), "the launch made in the driver call waits for its own thread"
         assert nested == [True]
         assert [launched["seen"] for launched in fake.launches] == [
-            (inner[0].tensor.address, inner[1].data_ptr(), 2, 0.5), (data.address, x.address, 1, 1.5)]
+            ((inner[0].tensor.address, 2), inner[1].data_ptr(), 2, 0.5), ((data.address, 2), x.address, 1, 1.5)]
 
 
 def test_a_launch_without_stream_follows_torchs_current_stream_of_the_launch_device(monkeypatch):
