@@ -113,7 +113,7 @@ class Fp8MatmulConfig(MatmulConfig):
     dtype_b: str = ""             # B's fp8 type when it differs from A's
     out_dtype: str = "bf16"
     block_scaled: bool = False
-    overlap_scaling: bool = False  # block-scaled: scale a stage's partial while the next stage's MMAs run
+    overlap_scaling: bool = False  # block-scaled, two stages a step: one partial scaled during the next one's MMAs
     b_k_major: bool = True
     input_types: ClassVar[dict] = FP8_TYPES
 
@@ -133,6 +133,10 @@ class Fp8MatmulConfig(MatmulConfig):
                              "64-row part at a time")
         if self.loader != "tma" or self.cluster_m != 1:
             raise ValueError("the fp8 GEMM loads with TMA, without clusters (loader='tma', cluster_m=1)")
+        if self.overlap_scaling and not (self.block_scaled and self.stages >= 2):
+            raise ValueError(f"overlap_scaling scales a block-scaled GEMM's partials two stages at a time: it needs "
+                             f"block_scaled=True and stages >= 2, found block_scaled={self.block_scaled}, "
+                             f"stages={self.stages}")
         if self.block_scaled and self.split_k > 1:
             raise ValueError("split-K takes per-tensor scales: a block-scaled GEMM runs unsplit (split_k=1)")
         if self.block_scaled and (self.tile_k != SCALE_BLOCK or self.tile_n % 8 or sb_count(self.tile_n) is None):
@@ -263,39 +267,28 @@ class BlockScaledWgmma(Wgmma):
 
 
 class OverlappedBlockScaledWgmma(BlockScaledWgmma):
-    """BlockScaledWgmma that scales a stage's partial only after the next stage's MMAs were issued, so this
-    warpgroup's tensor-core work overlaps its scaling: one stage stays in flight (read by the MMAs; its scales
-    are already in registers), and `wait()` on the accumulator folds in the last partial. Costs a third
-    fragment of registers, and ptxas 12.x/13.x serializes its wgmmas (warning C7518: it cannot prove the
-    registers of the partial in flight untouched across the loop), so it is not the default."""
+    """BlockScaledWgmma two stages a step (`stages_per_step`: the mainloop acquires them together): both stages'
+    MMAs are issued, each into a partial of its own, and the first partial is scaled while the second's MMAs run,
+    so half the scaling overlaps this warpgroup's own tensor-core work. Costs a third fragment of registers. (A
+    partial kept in flight from one step to the next would overlap all of it, but ptxas serializes the wgmmas
+    of such a loop: warning C7514.)"""
 
-    stages_in_flight = 1
+    stages_per_step = 2
 
-    def __init__(self, n: int, k: int, dtype, warpgroup=0, dtype_b=None):
-        super().__init__(n, k, dtype, warpgroup, dtype_b)
-        self.pending = skc.full(n // 2, 0.0, skc.f32)  # the partial product still in flight, and its scales
-        self.pending_scales = skc.full(2 * len(column_scales(self.n)), 0.0, skc.f32)
-
-    def zeros(self):
-        return _FoldingAccumulator(self, self.n)
-
-    def consume(self, acc, stage, tile, turn=NO_TURN):
-        scales = self.scales(stage, tile)
-        partial = Accumulator(self, self.n)
+    def consume_run(self, acc, run, tile, turn=NO_TURN):
+        first, second = run.stage(0), run.stage(1)
+        scales = [self.scales(first, tile), self.scales(second, tile)]
+        partials = [Accumulator(self, self.n), Accumulator(self, self.n)]
         with turn:
-            self(partial, stage.a, stage.b, accumulate=False)  # partial = A_k B_k: no registers to zero
-        self.retire(1)  # the previous stage's partial is complete
-        self.fold(acc, self.pending, self.pending_scales)
-        self.pending, self.pending_scales = partial.fragment, scales
-
-
-class _FoldingAccumulator(Accumulator):
-    """OverlappedBlockScaledWgmma's running accumulator: waiting for it also folds in the partial in flight."""
-
-    def wait(self):
-        self.op.retire(0)
-        self.op.fold(self, self.op.pending, self.op.pending_scales)
-        self.op.pending = skc.full(self.n // 2, 0.0, skc.f32)
+            skc.hopper.wgmma_fence()
+            for partial, stage in zip(partials, (first, second)):
+                self.check(stage.a, stage.b)
+                self.issue(partial, stage.a, stage.b, accumulate=False)   # partial = A_k B_k
+                skc.hopper.wgmma_commit()
+        self.retire(1)   # the first partial is complete, the second's MMAs may still run
+        self.fold(acc, partials[0].fragment, scales[0])
+        self.retire(0)
+        self.fold(acc, partials[1].fragment, scales[1])
 
 
 def _scale(tile, index):

@@ -134,9 +134,7 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
                     acc.zero()
                     k_begin, k_end = tile.k_steps(k_tiles)
                     with tile_turn:
-                        for k in range(k_begin, k_end):
-                            with consumer.acquire() as stage:
-                                mma.consume(acc, stage, tile, stage_turn)
+                        _mainloop(consumer, mma, acc, tile, k_begin, k_end, stage_turn)
                     if others:
                         consumer.skip(others * k_tiles)
                     for part in acc.parts:   # (a pingpong consumer's 128-row tile: two)
@@ -151,6 +149,24 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
                             epilogue(part, tile.row0, tile.col0)
                 # (stage turns: every consumer takes one a stage, so the last goes back to the first consumer)
                 turn.close(tiles.count() if cfg.pingpong else 0)
+
+
+@skc.func
+def _mainloop(consumer, mma, acc, tile, k_begin, k_end, turn):
+    """The consumer's k-steps of one tile: a stage at a time, or (a TileOp with `stages_per_step` = 2) two
+    stages a time, the last one alone when their count is odd."""
+    step = getattr(mma, "stages_per_step", 1)
+    if step == 1:
+        for k in range(k_begin, k_end):
+            with consumer.acquire() as stage:
+                mma.consume(acc, stage, tile, turn)
+    else:
+        for k in range(k_begin, k_end - 1, 2):
+            with consumer.acquire(2) as run:
+                mma.consume_run(acc, run, tile, turn)
+        if (k_end - k_begin) % 2 == 1:
+            with consumer.acquire() as stage:
+                mma.consume(acc, stage, tile, turn)
 
 
 def _origin(cfg, name, tile, row0):

@@ -95,8 +95,10 @@ class _Role:
     def __enter__(self):
         return self
 
-    def acquire(self) -> "StageLease":
-        return StageLease(self)
+    def acquire(self, count: int = 1):
+        """The next stage (a StageLease), or the next `count` stages together (a StageRun: a TileOp that reads
+        several stages at once, its MMAs of one in flight while it works on another's)."""
+        return StageLease(self) if count == 1 else StageRun(self, count)
 
     def advance(self):
         self.index += 1
@@ -192,10 +194,11 @@ class StageLease:
     """One acquired stage. Its tiles (`stage.a`, ...) and barrier (`stage.full`) exist only inside
     the `with` that acquired it."""
 
-    def __init__(self, role: _Role):
+    def __init__(self, role: _Role, run=None):
         self.role = role
         self.index = role.index
         self.entered = False
+        self.run = run   # the StageRun this stage was acquired in, if any
 
     def __enter__(self):
         self.entered = True
@@ -212,17 +215,48 @@ class StageLease:
         return self.role.pipeline.full + self.index
 
     def __getattr__(self, name):
-        if name.startswith("_") or name in ("role", "index", "entered"):
+        if name.startswith("_") or name in ("role", "index", "entered", "run"):
             raise AttributeError(name)
         self._check()
-        tiles = self.role.pipeline.payload.tiles(self.index, lease=self)
+        tiles = self.role.pipeline.payload.tiles(self.index, lease=self.run or self)
         if name not in tiles:
             raise AttributeError(f"a stage holds {', '.join(tiles)}; it has no tile '{name}'")
         return tiles[name]
 
     def _check(self):
-        if not frontend.inside_with(self):
+        if not frontend.inside_with(self.run or self):
             raise frontend.current().error(
                 "a pipeline stage is used outside `with ....acquire() as stage:`" if not self.entered else
                 "a pipeline stage is used after its `with ....acquire()` block ended",
                 hint="acquire stages only as `with prod.acquire() as stage:` / `with cons.acquire() as stage:`")
+
+
+class StageRun:
+    """`count` consecutive stages acquired together (`with cons.acquire(2) as run:`, then `run.stage(i)`): each is
+    waited for in order, all are held until the `with` ends, then released in order."""
+
+    def __init__(self, role: _Role, count: int):
+        if not 1 <= count <= role.pipeline.stages:
+            raise frontend.current().error(f"a run of stages holds 1 to {role.pipeline.stages} (the pipeline's "
+                                           f"stages), not {count}: the stages it waits for would never come")
+        self.role = role
+        self.count = count
+        self.leases = []
+
+    def __enter__(self):
+        for _ in skc.static_range(self.count):
+            lease = StageLease(self.role, run=self)
+            self.role.wait_stage(lease.index)
+            lease.entered = True
+            self.leases.append(lease)
+            self.role.advance()
+        return self
+
+    def stage(self, i: int) -> StageLease:
+        if not 0 <= i < len(self.leases):
+            raise frontend.current().error(f"this run holds {self.count} stages; stage({i}) is none of them")
+        return self.leases[i]
+
+    def __exit__(self, *exc):
+        for i in skc.static_range(self.count):
+            self.role.release_stage(self.leases[i].index)

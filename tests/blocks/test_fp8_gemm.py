@@ -276,7 +276,8 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
     form = f"wgmma.mma_async.sync.aligned.m64n{cfg.tile_n}k32.f32.e4m3.{'e5m2' if cfg.dtype_b else 'e4m3'}"
-    assert ptx.count(form) == 4  # one 128-deep stage: four k32 instructions
+    # one 128-deep stage: four k32 instructions (overlapped: a step of two stages, and a lone last one)
+    assert ptx.count(form) == (12 if cfg.overlap_scaling else 4)
     resources = compiled.resources
     assert resources["spill_stores"] == 0 and resources["spill_loads"] == 0, resources
     if cfg.block_scaled:  # the scale tiles come by TMA into the same stage; the stage's MMAs finish before scaling
@@ -315,6 +316,12 @@ def test_block_scaled_tiles_the_registers_cannot_hold_are_refused(fields, needed
         Fp8MatmulConfig(block_scaled=True, **fields)
 
 
+@pytest.mark.parametrize("fields", [{"block_scaled": False}, {"block_scaled": True, "stages": 1}])
+def test_overlapped_scaling_needs_block_scales_and_two_stages(fields):
+    with pytest.raises(ValueError, match="overlap_scaling scales a block-scaled GEMM's partials two stages at a time"):
+        Fp8MatmulConfig(overlap_scaling=True, **fields)
+
+
 def test_block_scaled_is_the_same_composition_with_another_payload_and_tile_op():
     per_tensor, block = Fp8MatmulConfig(tile_n=128), Fp8MatmulConfig(tile_n=128, block_scaled=True)
     assert per_tensor.tile_op() is Wgmma and block.tile_op() is BlockScaledWgmma
@@ -322,7 +329,8 @@ def test_block_scaled_is_the_same_composition_with_another_payload_and_tile_op()
     assert set(per_tensor.payload().layouts) == {"a", "b"}
     assert set(block.payload().layouts) == {"a", "b", "sa", "sb"}
     assert BlockScaledWgmma.stages_in_flight == 0  # it finishes a stage's MMAs before scaling: release at once
-    assert OverlappedBlockScaledWgmma.stages_in_flight == 1  # the next stage's MMAs run while a partial is scaled
+    # two stages a step: the second stage's MMAs run while the first's partial is scaled, both retired at its end
+    assert OverlappedBlockScaledWgmma.stages_in_flight == 0 and OverlappedBlockScaledWgmma.stages_per_step == 2
 
 
 # -- wgmma without accumulator input (scale-d = 0): the block-scaled TileOp's fresh partial needs no zeroing ---------
@@ -370,11 +378,13 @@ def test_wgmma_without_accumulate_overwrites_the_fragment():
 
 @pytest.mark.skipif(ptx_tools.ptxas_path() is None, reason="ptxas is not installed")
 @pytest.mark.parametrize("cfg", [Fp8MatmulConfig(tile_n=256, stages=4),
-                                 Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True)],
-                         ids=["per-tensor", "block"])
+                                 Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True),
+                                 Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, overlap_scaling=True)],
+                         ids=["per-tensor", "block", "block-overlapped"])
 def test_ptxas_keeps_the_wgmmas_asynchronous(cfg, tmp_path):
-    """ptxas serializes wgmmas (warning C7518) when it cannot prove their registers untouched while in flight; the
-    default compositions must not trigger it (OverlappedBlockScaledWgmma does, as of 2026-11-30)."""
+    """ptxas serializes wgmmas (warnings C7514, C7518) when it cannot prove their registers untouched while in
+    flight. OverlappedBlockScaledWgmma reads its first partial while the second's MMAs run: within one step, which
+    ptxas follows (a partial in flight from one step to the next it did not, 2026-11-30)."""
     import subprocess
 
     source = tmp_path / "fp8.ptx"

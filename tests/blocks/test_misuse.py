@@ -87,6 +87,49 @@ def test_stage_used_after_its_block():
 
 
 @skc.kernel
+def run_of_stages(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
+                  K: skc.i32, cfg: skc.constexpr):
+    """cfg: (the config, how many stages a run takes, which of them is read, whether after the run's with)."""
+    config, count, which, after = cfg
+    pipe = InputTilePipeline(config.payload(), config.stages, consumers=config.consumers)
+    roles = WarpRoles(config.consumers)
+    if not roles.is_producer():
+        mma = Wgmma(config.tile_n, config.tile_k, skc.bf16)
+        acc = mma.zeros()
+        with pipe.consumer() as consumer:
+            with consumer.acquire(count) as run:  # RUN
+                stage = run.stage(which)  # STAGE
+                tiles = (stage.a, stage.b)
+                if not after:
+                    mma(acc, tiles[0], tiles[1])
+            if after:
+                mma(acc, tiles[0], tiles[1])  # AFTER
+
+
+def run_error(count, which, after) -> str:
+    with pytest.raises(skc.CompileError) as info:
+        run_of_stages.compile(*tensor_maps(), skc.i32, skc.i32, skc.i32, (CFG, count, which, after), target="sm_90a",
+                              block=CFG.threads)
+    return str(info.value)
+
+
+def test_a_run_of_stages_is_checked_at_the_users_line():
+    """A run holds 1 to `stages` stages (more would wait for stages it holds itself), names only those, and its
+    stages' tiles live inside its with."""
+    message = run_error(3, 0, False)   # CFG has two stages
+    assert "a run of stages holds 1 to 2 (the pipeline's stages), not 3" in message
+    assert_at(message, run_of_stages, "# RUN")
+    message = run_error(2, 2, False)
+    assert "this run holds 2 stages; stage(2) is none of them" in message
+    assert_at(message, run_of_stages, "# STAGE")
+    message = run_error(2, 1, True)
+    assert "tile 'a' of a pipeline stage is used after the `with ... acquire()` block" in message
+    assert_at(message, run_of_stages, "# AFTER")
+    run_of_stages.compile(*tensor_maps(), skc.i32, skc.i32, skc.i32, (CFG, 2, 1, False), target="sm_90a",
+                          block=CFG.threads)   # the right use compiles
+
+
+@skc.kernel
 def payload_disagrees(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
                       K: skc.i32, cfg: skc.constexpr):
     pipe = InputTilePipeline(cfg.payload(), cfg.stages, consumers=cfg.consumers)
