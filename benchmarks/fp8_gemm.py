@@ -27,7 +27,8 @@ TARGETS = {(4096, 4096, 4096): (1335, 1176), (8192, 8192, 8192): (1285, 1089), (
            (4096, 24576, 1536): (1155, 976), (128, 7168, 16384): (699, 550), (64, 4096, 7168): (231, 147)}
 
 
-VARIANTS = {"block-ovl": {"overlap_scaling": True},               # scaling overlapped with the next MMAs
+VARIANTS = {"block-ovl": {"overlap_scaling": True},   # two stages a step, one's scaling during the other's MMAs
+            "block-ovl-turns": {"overlap_scaling": True, "stage_turns": True},
             "block-s4": {"stages": 4},                             # fewer stages
             "block-g4": {"group_m": 4},                            # another raster grouping
             "block-pp": {"tile_m": 64, "consumers": 2, "pingpong": True},  # the consumers take 64-row tiles in turn
