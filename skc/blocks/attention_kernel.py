@@ -251,10 +251,23 @@ class HeadTiles:
         return skc.block_id(0), self.count, skc.grid_dim(0)
 
     def __skc_item__(self, index):
+        if self.cfg.persistent and self.cfg.causal:
+            index = self.snaked(index)
         batch_head, block = index // self.query_blocks, index % self.query_blocks
         if self.cfg.causal:
             block = self.query_blocks - 1 - block
         return HeadTile(batch_head // self.heads, batch_head % self.heads, batch_head, block * self.cfg.block_m)
+
+    def snaked(self, index):
+        """A persistent block's i-th tile of a causal grid: every other round of `grid` tiles is taken in reverse,
+        so that a block which took one of a round's long tiles takes one of the next round's short ones (striding
+        alone, a block keeps the same place within each head's longest-first tiles: 132 blocks over heads of 32
+        query blocks gave each block one residue mod 4, and the longest share 1.2x the shortest's work). A last
+        partial round keeps its order (reversed, it would name tiles past the end)."""
+        grid = skc.grid_dim(0)
+        round_ = index // grid
+        reverse = (round_ % 2 == 1) & ((round_ + 1) * grid <= self.count)
+        return skc.where(reverse, round_ * grid + grid - 1 - index % grid, index)
 
     def key_blocks(self, row0):
         """Key blocks the tile at query row row0 visits: all, or (causal) those up to its last row's diagonal."""
