@@ -46,6 +46,9 @@ class MatmulConfig:
                                  # turns at the tensor cores: one's epilogue runs during the other's mainloop
     stage_turns: bool = False    # the consumers of a tile take turns issuing each stage's MMAs: one's register work
                                  # on a stage (a block-scaled fold) runs during the next one's MMAs
+    a_rows: int = 0              # rows of A's tile a stage loads (0: tile_m): a problem of fewer rows than a tile
+                                 # loads only those (a box past the end of A is filled with zeros, slowly); the
+                                 # rest of the tile's rows compute outputs that are never stored
     producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
     consumer_registers: int = None
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
@@ -103,6 +106,11 @@ class MatmulConfig:
         if self.stream_k and (self.split_k > 1 or self.cluster_m > 1 or self.pingpong or self.batched):
             raise ValueError("stream_k shares the k-steps of whole tiles between single blocks: use it without "
                              "split_k, clusters, pingpong or a batch in one launch")
+        if self.a_rows and not (self.a_k_major and self.loader == "tma" and self.a_rows % 8 == 0
+                                and 8 <= self.a_rows <= self.tile_m):
+            raise ValueError(f"a_rows is how many of a K-major A tile's rows the TMA loader fills: a multiple of 8 "
+                             f"from 8 to tile_m={self.tile_m}, with a_k_major=True and loader='tma'; found "
+                             f"a_rows={self.a_rows}, a_k_major={self.a_k_major}, loader={self.loader!r}")
         if self.batched not in ("", "a", "b", "ab"):
             raise ValueError(f"batched names the operands with a batch dimension ('a', 'b' or 'ab'), found "
                              f"{self.batched!r}")
@@ -132,9 +140,10 @@ class MatmulConfig:
         return self.input_types[self.dtype]
 
     def payload(self) -> TilePayload:
-        layouts = {name: (BatchedOperandLayout if name in self.batched else OperandLayout)(rows, self.tile_k,
-                                                                                           self.elem_bytes, k_major)
-                   for name, rows, k_major in (("a", self.tile_m, self.a_k_major), ("b", self.tile_n, self.b_k_major))}
+        layouts = {name: (BatchedOperandLayout if name in self.batched else OperandLayout)(
+                       rows, self.tile_k, self.elem_bytes, k_major, loaded_rows=loaded)
+                   for name, rows, k_major, loaded in (("a", self.tile_m, self.a_k_major, self.a_rows),
+                                                       ("b", self.tile_n, self.b_k_major, 0))}
         return TilePayload(**layouts)
 
     @property
@@ -187,6 +196,8 @@ class MatmulConfig:
                              else cluster_m)
         tma = overrides.get("loader", "tma") == "tma"
         overrides.setdefault("split_k", split_k if overrides["cluster_m"] == 1 and tma else 1)
+        if M < tile_m and a_k_major and tma:   # fewer rows than a tile: load only those (a box past A's end is slow)
+            overrides.setdefault("a_rows", max(8, -(-M // 8) * 8))
         stages = overrides.pop("stages", None)
         config = cls(tile_m=tile_m, tile_n=tile_n, dtype=dtype, a_k_major=a_k_major, b_k_major=b_k_major, stages=2,
                      **overrides)

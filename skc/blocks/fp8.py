@@ -86,6 +86,10 @@ class ScaleLayout:
     def chunk_bytes(self) -> int:
         return self.bytes
 
+    @property
+    def loaded_bytes(self) -> int:
+        return self.bytes
+
     def check(self):
         if self.bytes % 16 or self.count > 256:
             raise ValueError(f"unsupported scale layout {self}: a TMA box of 16-byte multiples, at most 256 values")

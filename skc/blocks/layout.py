@@ -24,6 +24,7 @@ class OperandLayout:
     elem_bytes: int = 2
     k_major: bool = True
     swizzle: int = 128
+    loaded_rows: int = 0   # K-major: the rows a TMA box fills (0: all); the others keep what the stage held before
 
     @property
     def chunk(self) -> int:
@@ -33,6 +34,11 @@ class OperandLayout:
     @property
     def bytes(self) -> int:
         return self.rows * self.k * self.elem_bytes
+
+    @property
+    def loaded_bytes(self) -> int:
+        """The bytes the TMA boxes bring (a stage's transaction count)."""
+        return (self.loaded_rows or self.rows) * self.k * self.elem_bytes
 
     @property
     def chunks(self) -> int:
@@ -46,10 +52,12 @@ class OperandLayout:
         extent = self.k if self.k_major else self.rows
         if self.swizzle != 128 or extent % self.chunk or (self.rows if self.k_major else self.k) % 8:
             raise ValueError(f"unsupported operand layout {self}: tiles are whole 128-byte chunks, 8 rows a group")
+        if self.loaded_rows and not (self.k_major and self.loaded_rows % 8 == 0 and self.loaded_rows <= self.rows):
+            raise ValueError(f"unsupported operand layout {self}: a K-major tile's boxes fill whole 8-row groups")
 
     def box(self) -> tuple:
         """The TMA box of one chunk, outermost dimension first, in the tensor's own order."""
-        return (self.rows, self.chunk) if self.k_major else (self.k, self.chunk)
+        return (self.loaded_rows or self.rows, self.chunk) if self.k_major else (self.k, self.chunk)
 
     def box_coordinates(self, chunk: int, row0, k0) -> tuple:
         """The tensor coordinates (outermost first) of chunk `chunk` of the tile whose corner is (row0, k0)."""

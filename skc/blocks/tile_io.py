@@ -90,7 +90,7 @@ class TmaLoader:
                     self.load(getattr(stage, name), stage.full, self.maps[name], layout, origins[name], k0)
 
     def stage_bytes(self) -> int:
-        return sum(layout.bytes for layout in self.layouts.values())
+        return sum(layout.loaded_bytes for layout in self.layouts.values())
 
     def load(self, tile, barrier, tmap, layout: OperandLayout, row0, k0):
         for chunk in skc.static_range(layout.chunks):

@@ -1,5 +1,6 @@
 """The Hopper GEMM through the whole compiler: every operand layout and epilogue assembles for
 sm_90a with no spills, and its SASS holds wgmma (HGMMA), TMA (UTMALDG/UTMASTG) and mbarriers (SYNCS)."""
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -122,6 +123,17 @@ def test_every_pickable_configuration_assembles_without_spills(cfg):
     compiled = (compile_split_gemm(cfg) if cfg.split_k > 1 else compile_stream_k_gemm(cfg) if cfg.stream_k else
                 compile_gemm(cfg))
     check_assembled(compiled, cfg)
+
+
+def test_a_small_m_stage_expects_only_the_rows_it_loads():
+    """16 x 8192 x 8192 on 64 x 128 tiles: A's box is 16 rows, and the stage's transaction count says so
+    (16 x 64 x 2 bytes of A and 64 x 128 x 2 of B); a count of the whole tile would wait for bytes that never come."""
+    cfg = MatmulConfig.for_problem(16, 8192, 8192, multiprocessors=132)
+    assert (cfg.tile_m, cfg.tile_n, cfg.a_rows) == (64, 128, 16)
+    ptx = compile_gemm(cfg).asm("ptx")
+    counts = set(re.findall(r"mbarrier.arrive.expect_tx.shared.b64\s+%rd\d+, \[[^]]+\], (%r\d+|\d+);", ptx))
+    moves = {m for c in counts if c.startswith("%r") for m in re.findall(rf"mov.b32\s+{c}, (\d+);", ptx)}
+    assert ({c for c in counts if not c.startswith("%r")} | moves) == {str(16 * 64 * 2 + 64 * 128 * 2)}, counts
 
 
 @needs_assembler

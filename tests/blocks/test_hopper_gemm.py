@@ -73,6 +73,38 @@ def test_hopper_fused_epilogue_is_exact(hopper_interpreter):
     np.testing.assert_array_equal(out.astype(np.float32), expected)
 
 
+@pytest.mark.parametrize("m, config", [(16, {}), (5, {"tile_n": 64}), (40, {"split_k": 2}), (100, {"tile_m": 128}),
+                                       (16, {"stream_k": True})],
+                         ids=["m16", "m5", "m40-split", "m100-of-128", "m16-stream-k"])
+def test_a_tile_taller_than_the_problem_loads_only_its_rows(hopper_interpreter, monkeypatch, m, config):
+    """for_problem loads only A's rows (a_rows: a box past A's end is zero-filled slowly on the GPU); the tile's
+    other rows keep whatever the stage held. Shared memory filled with NaN bytes stands for that: the stored
+    outputs, which never read those rows, stay exact (with bias, C and relu in the epilogue)."""
+    from skc.runtime.interpreter import launch as interpreter_launch
+    from skc.runtime.interpreter.memory import Segment
+
+    monkeypatch.setattr(interpreter_launch, "shared_segment",
+                        lambda nbytes: Segment("shared memory", 0, np.full(nbytes, 0xFF, np.uint8)))
+    n, k = 200, 256
+    cfg = MatmulConfig.for_problem(m, n, k, "f16", multiprocessors=4, **config)
+    assert cfg.a_rows == -(-m // 8) * 8 and cfg.boxes()["a"] == (cfg.a_rows, 64)
+    a, b = RNG.integers(-2, 3, (m, k)).astype(np.float16), RNG.integers(-2, 3, (k, n)).astype(np.float16)
+    c, bias = RNG.integers(-4, 5, (m, n)).astype(np.float16), RNG.integers(-4, 5, n).astype(np.float16)
+    out = np.full((m, n), np.nan, np.float16)
+    skc.blocks.matmul(a, b, out=out, c=c, bias=bias, beta=1.0, activation="relu", config=cfg)
+    np.testing.assert_array_equal(out.astype(np.float32), np.maximum(a.astype(np.float32) @ b + c + bias, 0.0))
+
+
+def test_a_rows_is_checked():
+    assert MatmulConfig.for_problem(16, 4096, 4096, multiprocessors=132).a_rows == 16
+    assert MatmulConfig.for_problem(64, 4096, 4096, multiprocessors=132).a_rows == 0    # a whole tile
+    assert MatmulConfig.for_problem(16, 4096, 4096, a_k_major=False, multiprocessors=132).a_rows == 0
+    for fields in ({"a_rows": 12}, {"a_rows": 72}, {"a_rows": 16, "a_k_major": False},
+                   {"a_rows": 16, "loader": "vector"}):
+        with pytest.raises(ValueError, match="a_rows is how many of a K-major A tile's rows the TMA loader fills"):
+            MatmulConfig(tile_m=64, consumers=1, **fields)
+
+
 # -- nothing outlives a compilation --------------------------------------------------------------------
 def _ir_objects() -> int:
     gc.collect()
