@@ -110,6 +110,10 @@ def _tma_store(lw, op):
             [_bar(lw, op, 1), f"ptr {lw.get(op.operands[0])}", *coords, "i64 0", "i1 false"])
 
 
+def _tma_prefetch(lw, op):
+    _asm(lw, "prefetch.tensormap [$0];", "l", [f"ptr {lw.get(op.operands[0])}"])
+
+
 def _tma_commit(lw, op):
     lw.call("llvm.nvvm.cp.async.bulk.commit.group", "void", [])
 
@@ -227,7 +231,8 @@ OPS = {
     "mbarrier.expect_tx": _expect_tx, "mbarrier.arrive_cluster": _arrive_cluster, "mbarrier.wait": _wait,
     "mbarrier.try_wait": _try_wait_op, "fence.proxy_async": _fence_proxy, "fence.mbarrier_init": _fence_mbarrier_init,
     "fence.acq_rel_gpu": _fence_acq_rel_gpu,
-    "tma.load": _tma_load, "tma.store": _tma_store, "tma.commit": _tma_commit, "tma.wait": _tma_wait,
+    "tma.load": _tma_load, "tma.store": _tma_store, "tma.prefetch": _tma_prefetch, "tma.commit": _tma_commit,
+    "tma.wait": _tma_wait,
     "wgmma.fence": _wgmma_fence, "wgmma.commit": _wgmma_commit, "wgmma.wait": _wgmma_wait, "wgmma.mma": _wgmma_mma,
     "wgmma.mma_rs": _wgmma_mma_rs,
     "gpu.setmaxnreg": _setmaxnreg, "gpu.elect_one": _elect_one, "cluster.id": _cluster_id,

@@ -143,6 +143,8 @@ def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, batches: skc.i3
         if roles.is_producer():
             roles.enter_producer()
             if q_load.is_issuing() & k_load.is_issuing() & v_load.is_issuing():
+                for loader in (q_load, k_load, v_load):
+                    loader.prefetch()
                 # Q stays in its stage until the consumers' last key block: drain the Q pipeline last
                 with q_pipe.producer() as q_producer, k_pipe.producer() as k_producer, \
                         v_pipe.producer() as v_producer:

@@ -120,6 +120,8 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
                         if allocate else None)
         self.threads = skc.current_target().warpgroup_size
         self.leader = skc.thread_index() % self.threads == 0
+        if self.leader:   # the descriptor, fetched while the mainloop runs rather than at the first store
+            skc.hopper.tma_prefetch(out_map)
 
     def __enter__(self):
         return self

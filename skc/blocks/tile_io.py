@@ -92,6 +92,14 @@ class TmaLoader:
     def stage_bytes(self) -> int:
         return sum(layout.loaded_bytes for layout in self.layouts.values())
 
+    def prefetch(self):
+        """Before the first stage: the issuing thread fetches its tensor maps' descriptors, so that the first copies
+        do not wait for them."""
+        rank, issuing = (None, self.issuer) if self.issuer is not None else self.threads()
+        if issuing:
+            for name in self.layouts:
+                skc.hopper.tma_prefetch(self.maps[name])
+
     def load(self, tile, barrier, tmap, layout: OperandLayout, row0, k0):
         for chunk in skc.static_range(layout.chunks):
             destination = tile.address + chunk * layout.chunk_bytes
@@ -128,6 +136,9 @@ class VectorLoader:
     def is_issuing(self):
         """Every thread of the producer copies."""
         return True
+
+    def prefetch(self):
+        """Nothing to fetch ahead: the copies read the matrices through plain pointers."""
 
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""

@@ -148,6 +148,13 @@ def tma_store(tmap, source, coordinates):
 
 
 @skc_builtin
+def tma_prefetch(tmap):
+    """Fetch a tensor map's descriptor ahead of its first copy (one thread, once: the first copy waits less)."""
+    _require("tma", "tma_prefetch")
+    _emit("tma.prefetch", [_tensor_map(tmap).value])
+
+
+@skc_builtin
 def tma_commit():
     _emit("tma.commit")
 

@@ -199,6 +199,17 @@ class TmaStoreOp(Op):
         _coordinates(self, self.operands[2:], rank)
 
 
+class TmaPrefetchOp(Op):
+    """`tma.prefetch %tmap`: bring the tensor map's descriptor into the cache ahead of the copies that read it."""
+
+    name = "tma.prefetch"
+    num_operands = 1
+
+    def verify(self):
+        if not isinstance(self.operands[0].type, TensorMapType):
+            self.fail(f"tensor map is {self.operands[0].type}, expected tmap")
+
+
 class TmaCommitOp(Op):
     """`tma.commit`: close the group of this thread's TMA stores issued so far (cp.async.bulk.commit_group)."""
 

@@ -136,6 +136,16 @@ def test_a_small_m_stage_expects_only_the_rows_it_loads():
     assert ({c for c in counts if not c.startswith("%r")} | moves) == {str(16 * 64 * 2 + 64 * 128 * 2)}, counts
 
 
+def test_the_tensor_maps_are_prefetched():
+    """The producer's issuing thread prefetches A's and B's descriptors before its loop, and each consumer
+    warpgroup's leader the output's before its mainloop: three prefetches, of the three maps the copies use."""
+    ptx = compile_gemm(MatmulConfig.for_problem(4096, 4096, 4096, multiprocessors=132)).asm("ptx")
+    prefetched = re.findall(r"prefetch.tensormap \[(%rd\d+)\];", ptx)
+    copied = set(re.findall(r"cp.async.bulk.tensor.2d[^\[]*\[[^\]]*\], \[(%rd\d+), \{", ptx))
+    copied |= set(re.findall(r"cp.async.bulk.tensor.2d.global.shared::cta[^\[]*\[(%rd\d+), \{", ptx))
+    assert len(prefetched) == 3 and set(prefetched) == copied, (prefetched, copied)
+
+
 @needs_assembler
 @pytest.mark.parametrize("batched", ["ab", "a", "b"])
 def test_batched_kernel_assembles_with_3d_tensor_maps(batched):

@@ -136,6 +136,7 @@ SAMPLES.update({
                  "  tma.load %8, %7, %5, %1, %1, %9 {rank = 2, multicast = true}\n"),
     "tma.store": ("  %7 = mem.shared {offset = 128, bytes = 128} : ptr<shared>\n"
                   "  tma.store %5, %7, %1, %1, %1 {rank = 3}\n"),
+    "tma.prefetch": "  tma.prefetch %5\n",
     "tma.commit": "  tma.commit\n",
     "tma.wait": "  tma.wait {pending = 1, read = true}\n",
     "wgmma.fence": "  wgmma.fence\n",

@@ -303,12 +303,12 @@ def _reading_changed(block):
 
 
 def _nothing(op, launch):
-    """Memory is sequentially consistent: proxy fences have nothing left to do."""
+    """Memory is sequentially consistent: proxy fences have nothing left to do, nor has a descriptor prefetch."""
     return lambda group: None
 
 
 EFFECTS = {"tma.load": _tma_load, "tma.store": _tma_store, "tma.commit": _tma_commit, "tma.wait": _tma_wait,
-           "fence.proxy_async": _nothing, "fence.acq_rel_gpu": _nothing}
+           "fence.proxy_async": _nothing, "fence.acq_rel_gpu": _nothing, "tma.prefetch": _nothing}
 
 
 # -- im2col mode (PTX ISA 5.5.4) -----------------------------------------------------------------
