@@ -152,7 +152,8 @@ class Fp8MatmulConfig(MatmulConfig):
             # column class, addresses and loop state (about 24, as MatmulConfig counts): what a consumer's registers
             # must hold. Near the limit ptxas spills a few bytes (192 wide at 232 registers: 8), beyond it hundreds
             fragments = (3 if self.overlap_scaling else 2) * self.tile_n // 2
-            needed = fragments + 2 * len(column_scales(self.tile_n)) + 24
+            scale_sets = 2 if self.overlap_scaling else 1   # overlapped: both stages' scales live at once
+            needed = fragments + scale_sets * 2 * len(column_scales(self.tile_n)) + 24
             if needed > self.consumer_registers:
                 raise ValueError(f"a block-scaled {self.tile_n}-wide tile needs about {needed} registers a consumer "
                                  f"thread (its fp32 fragments and scales), more than consumer_registers="

@@ -154,18 +154,18 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
 
 @skc.func
 def _mainloop(consumer, mma, acc, tile, k_begin, k_end, turn):
-    """The consumer's k-steps of one tile: a stage at a time, or (a TileOp with `stages_per_step` = 2) two
-    stages a time, the last one alone when their count is odd."""
+    """The consumer's k-steps of one tile: a stage at a time, or (a TileOp with `stages_per_step` = n > 1) n
+    stages at a time, the last (k-steps mod n) one at a time."""
     step = getattr(mma, "stages_per_step", 1)
     if step == 1:
         for k in range(k_begin, k_end):
             with consumer.acquire() as stage:
                 mma.consume(acc, stage, tile, turn)
     else:
-        for k in range(k_begin, k_end - 1, 2):
-            with consumer.acquire(2) as run:
+        for k in range(k_begin, k_end - (step - 1), step):
+            with consumer.acquire(step) as run:
                 mma.consume_run(acc, run, tile, turn)
-        if (k_end - k_begin) % 2 == 1:
+        for k in range(k_end - (k_end - k_begin) % step, k_end):
             with consumer.acquire() as stage:
                 mma.consume(acc, stage, tile, turn)
 

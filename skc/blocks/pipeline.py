@@ -98,6 +98,8 @@ class _Role:
     def acquire(self, count: int = 1):
         """The next stage (a StageLease), or the next `count` stages together (a StageRun: a TileOp that reads
         several stages at once, its MMAs of one in flight while it works on another's)."""
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise frontend.current().error(f"acquire(count) takes a compile-time int, found {count!r}")
         return StageLease(self) if count == 1 else StageRun(self, count)
 
     def advance(self):
@@ -142,6 +144,10 @@ class ConsumerRole(_Role):
         super().__init__(pipeline)
         self.reader = reader
         self.lag = getattr(reader, "stages_in_flight", 0)
+        if self.lag >= pipeline.stages:
+            raise frontend.current().error(
+                f"the reader keeps {self.lag} stage(s) in flight, and the pipeline has {pipeline.stages}: the consumer "
+                "would wait for a stage it still holds", hint="give the pipeline more stages")
         self.held = [Held(skc.i32(-1)) for _ in range(self.lag)]  # oldest first
 
     def wait_stage(self, index):
@@ -236,14 +242,18 @@ class StageRun:
     waited for in order, all are held until the `with` ends, then released in order."""
 
     def __init__(self, role: _Role, count: int):
-        if not 1 <= count <= role.pipeline.stages:
-            raise frontend.current().error(f"a run of stages holds 1 to {role.pipeline.stages} (the pipeline's "
-                                           f"stages), not {count}: the stages it waits for would never come")
+        lag = getattr(role, "lag", 0)   # the stages the consumer's reader still holds when a run begins
+        room = role.pipeline.stages - lag
+        if not 1 <= count <= room:
+            raise frontend.current().error(
+                f"a run of stages holds 1 to {room} (the pipeline's {role.pipeline.stages} stages, less the {lag} its "
+                f"reader keeps in flight), not {count}: the stages it waits for would never come")
         self.role = role
         self.count = count
         self.leases = []
 
     def __enter__(self):
+        self.leases = []
         for _ in skc.static_range(self.count):
             lease = StageLease(self.role, run=self)
             self.role.wait_stage(lease.index)
@@ -253,6 +263,10 @@ class StageRun:
         return self
 
     def stage(self, i: int) -> StageLease:
+        if not isinstance(i, int) or isinstance(i, bool):
+            raise frontend.current().error(f"run.stage(i) takes a compile-time int, found {i!r}")
+        if not frontend.inside_with(self):
+            raise frontend.current().error("a run's stages are used outside `with ....acquire(n) as run:`")
         if not 0 <= i < len(self.leases):
             raise frontend.current().error(f"this run holds {self.count} stages; stage({i}) is none of them")
         return self.leases[i]

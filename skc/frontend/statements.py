@@ -114,6 +114,8 @@ class StatementEvaluator:
 
     def stmt_Raise(self, node):
         exc = self.eval_value(node.exc) if node.exc is not None else None
+        if isinstance(exc, CompileError) and exc.loc is not None and self.frame.runtime_depth == 0:
+            raise exc   # a block's own error (frontend.current().error(...)): already placed, and its hint kept
         message = str(exc) if exc is not None else "raise"
         if self.frame.runtime_depth == 0:
             raise self.error_at(node, message)

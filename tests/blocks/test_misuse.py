@@ -89,14 +89,15 @@ def test_stage_used_after_its_block():
 @skc.kernel
 def run_of_stages(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
                   K: skc.i32, cfg: skc.constexpr):
-    """cfg: (the config, how many stages a run takes, which of them is read, whether after the run's with)."""
-    config, count, which, after = cfg
+    """cfg: (the config, how many stages a run takes, which of them is read, whether after the run's with, whether
+    the consumer's reader is the Wgmma, which keeps a stage in flight)."""
+    config, count, which, after, lagging = cfg
     pipe = InputTilePipeline(config.payload(), config.stages, consumers=config.consumers)
     roles = WarpRoles(config.consumers)
     if not roles.is_producer():
         mma = Wgmma(config.tile_n, config.tile_k, skc.bf16)
         acc = mma.zeros()
-        with pipe.consumer() as consumer:
+        with pipe.consumer(mma if lagging else None) as consumer:
             with consumer.acquire(count) as run:  # RUN
                 stage = run.stage(which)  # STAGE
                 tiles = (stage.a, stage.b)
@@ -106,10 +107,10 @@ def run_of_stages(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc
                 mma(acc, tiles[0], tiles[1])  # AFTER
 
 
-def run_error(count, which, after) -> str:
+def run_error(count, which, after, lagging=False, cfg=CFG) -> str:
     with pytest.raises(skc.CompileError) as info:
-        run_of_stages.compile(*tensor_maps(), skc.i32, skc.i32, skc.i32, (CFG, count, which, after), target="sm_90a",
-                              block=CFG.threads)
+        run_of_stages.compile(*tensor_maps(cfg), skc.i32, skc.i32, skc.i32, (cfg, count, which, after, lagging),
+                              target="sm_90a", block=cfg.threads)
     return str(info.value)
 
 
@@ -117,15 +118,23 @@ def test_a_run_of_stages_is_checked_at_the_users_line():
     """A run holds 1 to `stages` stages (more would wait for stages it holds itself), names only those, and its
     stages' tiles live inside its with."""
     message = run_error(3, 0, False)   # CFG has two stages
-    assert "a run of stages holds 1 to 2 (the pipeline's stages), not 3" in message
+    assert message.count(": error: ") == 1, message   # a block's error is placed once (not wrapped again by raise)
+    assert "a run of stages holds 1 to 2 (the pipeline's 2 stages, less the 0 its reader keeps in flight), not 3" \
+        in message
     assert_at(message, run_of_stages, "# RUN")
+    # a reader that keeps a stage in flight still holds it when the next run waits: a hang, refused
+    message = run_error(2, 0, False, lagging=True)
+    assert "holds 1 to 1 (the pipeline's 2 stages, less the 1 its reader keeps in flight), not 2" in message
+    assert_at(message, run_of_stages, "# RUN")
+    message = run_error(1, 0, False, lagging=True, cfg=MatmulConfig(stages=1))
+    assert "the reader keeps 1 stage(s) in flight, and the pipeline has 1" in message
     message = run_error(2, 2, False)
     assert "this run holds 2 stages; stage(2) is none of them" in message
     assert_at(message, run_of_stages, "# STAGE")
     message = run_error(2, 1, True)
     assert "tile 'a' of a pipeline stage is used after the `with ... acquire()` block" in message
     assert_at(message, run_of_stages, "# AFTER")
-    run_of_stages.compile(*tensor_maps(), skc.i32, skc.i32, skc.i32, (CFG, 2, 1, False), target="sm_90a",
+    run_of_stages.compile(*tensor_maps(), skc.i32, skc.i32, skc.i32, (CFG, 2, 1, False, False), target="sm_90a",
                           block=CFG.threads)   # the right use compiles
 
 
