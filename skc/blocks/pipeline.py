@@ -220,17 +220,22 @@ class StageLease:
         self._check()
         return self.role.pipeline.full + self.index
 
+    @property
+    def holder(self):
+        """What the stage is held by: its `with` (the lease itself, or the run it was acquired in)."""
+        return self.run or self
+
     def __getattr__(self, name):
         if name.startswith("_") or name in ("role", "index", "entered", "run"):
             raise AttributeError(name)
         self._check()
-        tiles = self.role.pipeline.payload.tiles(self.index, lease=self.run or self)
+        tiles = self.role.pipeline.payload.tiles(self.index, lease=self.holder)
         if name not in tiles:
             raise AttributeError(f"a stage holds {', '.join(tiles)}; it has no tile '{name}'")
         return tiles[name]
 
     def _check(self):
-        if not frontend.inside_with(self.run or self):
+        if not frontend.inside_with(self.holder):
             raise frontend.current().error(
                 "a pipeline stage is used outside `with ....acquire() as stage:`" if not self.entered else
                 "a pipeline stage is used after its `with ....acquire()` block ended",
@@ -250,7 +255,7 @@ class StageRun:
                 f"reader keeps in flight), not {count}: the stages it waits for would never come")
         self.role = role
         self.count = count
-        self.leases = []
+        self.leases = []   # made when the run is entered (anew each time)
 
     def __enter__(self):
         self.leases = []
@@ -267,7 +272,7 @@ class StageRun:
             raise frontend.current().error(f"run.stage(i) takes a compile-time int, found {i!r}")
         if not frontend.inside_with(self):
             raise frontend.current().error("a run's stages are used outside `with ....acquire(n) as run:`")
-        if not 0 <= i < len(self.leases):
+        if not 0 <= i < self.count:
             raise frontend.current().error(f"this run holds {self.count} stages; stage({i}) is none of them")
         return self.leases[i]
 

@@ -75,11 +75,15 @@ class TmaLoader:
         rank = skc.hopper.cluster_rank() if self.cluster > 1 else 0
         return rank, skc.thread_index() % skc.current_target().warpgroup_size == 0
 
+    def issuing(self) -> tuple:
+        """threads(), or, after is_issuing() made them, (None: its rank, its issuer)."""
+        return (None, self.issuer) if self.issuer is not None else self.threads()
+
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
         origins = _origins("TmaLoader", self.layouts, origins)
         first_k = [k * layout.k for layout in self.layouts.values()]
-        rank, issuing = (None, self.issuer) if self.issuer is not None else self.threads()
+        rank, issuing = self.issuing()
         if issuing:
             skc.hopper.mbarrier_arrive_tx(stage.full, self.stage_bytes())
             for (name, layout), k0 in zip(self.layouts.items(), first_k):
@@ -95,7 +99,7 @@ class TmaLoader:
     def prefetch(self):
         """Before the first stage: the issuing thread fetches its tensor maps' descriptors, so that the first copies
         do not wait for them."""
-        rank, issuing = (None, self.issuer) if self.issuer is not None else self.threads()
+        _, issuing = self.issuing()
         if issuing:
             for name in self.layouts:
                 skc.hopper.tma_prefetch(self.maps[name])
