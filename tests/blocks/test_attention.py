@@ -172,6 +172,40 @@ def test_attention_refuses_a_scale_its_softmax_cannot_take(scale, message):
         attention(q, q, q, scale=scale)
 
 
+@pytest.mark.parametrize("group", [1, 2, 4, 7])
+def test_causal_tiles_go_longest_first_across_a_group_of_heads(group):
+    """Every (head, query block) once; within each group of `group` heads (the last one smaller) the query blocks
+    from the last to the first, the group's heads taking turns at each."""
+    from skc.blocks.attention_kernel import HeadTiles
+
+    batch_heads, blocks = 6, 5
+    tiles = HeadTiles(blocks * 128, blocks * 128, batch_heads, 3, AttentionConfig(causal=True, head_group=group))
+    order = [tiles.longest_first(i) for i in range(tiles.count)]
+    assert sorted(order) == [(h, b) for h in range(batch_heads) for b in range(blocks)]
+    expected = [(h, b) for first in range(0, batch_heads, group) for b in reversed(range(blocks))
+                for h in range(first, min(first + group, batch_heads))]
+    assert order == expected
+
+
+def test_head_group_is_a_positive_int():
+    with pytest.raises(ValueError, match="head_group must be a positive int"):
+        AttentionConfig(head_group=0)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_causal_attention_over_head_groups_in_the_interpreter(persistent):
+    """Groups of 4 heads over 6 (a last group of 2), three query blocks each: the same attention."""
+    rng = np.random.default_rng(11)
+    q, k, v = (bf16(rng.standard_normal((2, 3, 300, 64))) for _ in range(3))
+    config = AttentionConfig(head_dim=64, block_n=64, causal=True, head_group=4, persistent=persistent,
+                             overlap=True)
+    out = attention(q, k, v, causal=True, config=config)
+    exact, _ = exact_reference(q, k, v, True)
+    assert np.abs(out - exact).max() < 1e-2
+    close = np.isclose(out, online_model(q, k, v, True, 64), rtol=2 ** -8, atol=2e-4)
+    assert close.mean() >= 0.9999, np.argwhere(~close)[:8]
+
+
 def test_lazy_rescale_stays_where_p_is_finite():
     with pytest.raises(ValueError, match="lazy_rescale must be 0 to 15"):
         AttentionConfig(head_dim=128, lazy_rescale=16.0)
