@@ -86,9 +86,12 @@ class AttentionConfig:
             raise ValueError("overlap holds a V stage for P·V while the next one is read: it needs 2 V stages or more")
         if self.dtype not in ("bf16", "f16"):
             raise ValueError(f"attention runs on bf16 or f16, not {self.dtype}")
-        if not isinstance(self.head_group, int) or self.head_group < 1:
+        if type(self.head_group) is not int or self.head_group < 1:
             raise ValueError(f"head_group must be a positive int (heads whose query blocks interleave), found "
                              f"{self.head_group!r}")
+        if self.head_group > 1 and not self.causal:
+            raise ValueError("head_group orders causal tiles, longest first (tiles of one length need no order): "
+                             "use it with causal=True")
         if self.blocks_per_sm not in (1, 2) or (self.blocks_per_sm == 2 and self.consumers > 2):
             raise ValueError(f"blocks_per_sm must be 1, or 2 for blocks of one or two consumers, found "
                              f"{self.blocks_per_sm} with {self.consumers} consumers")

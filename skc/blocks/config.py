@@ -170,6 +170,14 @@ class MatmulConfig:
         """(rows, cols) of each operand's row-major stored matrix (for the vector loader)."""
         return {"a": (M, K) if self.a_k_major else (K, M), "b": (N, K) if self.b_k_major else (K, N)}
 
+    def covering(self, M: int) -> "MatmulConfig":
+        """This configuration for a problem of M rows (A's rows, all of a batch's): a_rows, chosen for fewer rows
+        (for_problem), grows to M rounded up to 8, or to the whole tile (0) once M fills one; the rows past
+        a_rows would keep whatever a stage held before."""
+        if not self.a_rows or M <= self.a_rows:
+            return self
+        return replace(self, a_rows=0 if M >= self.tile_m else -(-M // 8) * 8)
+
     def boxes(self) -> dict:
         """The TMA box of each operand's tensor map (outermost dimension first)."""
         payload = self.payload()

@@ -137,7 +137,7 @@ class _Plan:
             if wrong:
                 raise skc.LaunchError(f"the config disagrees with the operands on {', '.join(wrong)}: "
                                       + ", ".join(f"{k}={fields[k]!r}" for k in wrong))
-            self.cfg = replace(config, epilogue=spec)
+            self.cfg = replace(config, epilogue=spec).covering(M)
         else:
             self.cfg = Fp8MatmulConfig.for_fp8_problem(M, N, K, device.target.max_shared_bytes,
                                                        device.multiprocessors, **fields)

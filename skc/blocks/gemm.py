@@ -102,7 +102,8 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
         if roles.is_producer():
             roles.enter_producer()
             if load.is_issuing():
-                load.prefetch()
+                if hasattr(load, "prefetch"):   # (optional in a loader's interface: docs/blocks.md)
+                    load.prefetch()
                 with pipe.producer() as producer:
                     for tile in tiles:
                         k_begin, k_end = tile.k_steps(k_tiles)

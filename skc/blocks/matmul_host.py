@@ -127,7 +127,7 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
            else _choose_config(device, problem, spec, autotune, (a, b, out, c, bias)))
     cfg = unsplit_unless_row_major(cfg, out)
     if isinstance(cfg, MatmulConfig):
-        return _hopper_plan(device, a, b, problem, cfg, (a_store is not a, b_store is not b))
+        return _hopper_plan(device, a, b, problem, cfg.covering(M), (a_store is not a, b_store is not b))
     return _AmdPlan(device, problem, cfg, (a_store is not a, b_store is not b))
 
 

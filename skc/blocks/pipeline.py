@@ -14,6 +14,8 @@ Roles hold the protocol; context managers make it impossible to write out of ord
 """
 from __future__ import annotations
 
+import numbers
+
 import skc
 from skc import frontend
 
@@ -98,8 +100,7 @@ class _Role:
     def acquire(self, count: int = 1):
         """The next stage (a StageLease), or the next `count` stages together (a StageRun: a TileOp that reads
         several stages at once, its MMAs of one in flight while it works on another's)."""
-        if not isinstance(count, int) or isinstance(count, bool):
-            raise frontend.current().error(f"acquire(count) takes a compile-time int, found {count!r}")
+        count = _compile_time_int(count, "acquire(count)")
         return StageLease(self) if count == 1 else StageRun(self, count)
 
     def advance(self):
@@ -268,8 +269,7 @@ class StageRun:
         return self
 
     def stage(self, i: int) -> StageLease:
-        if not isinstance(i, int) or isinstance(i, bool):
-            raise frontend.current().error(f"run.stage(i) takes a compile-time int, found {i!r}")
+        i = _compile_time_int(i, "run.stage(i)")
         if not frontend.inside_with(self):
             raise frontend.current().error("a run's stages are used outside `with ....acquire(n) as run:`")
         if not 0 <= i < self.count:
@@ -279,3 +279,10 @@ class StageRun:
     def __exit__(self, *exc):
         for i in skc.static_range(self.count):
             self.role.release_stage(self.leases[i].index)
+
+
+def _compile_time_int(value, what: str) -> int:
+    """value as a Python int (numpy's integers too); a run-time value or another type is a compile error."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise frontend.current().error(f"{what} takes a compile-time int, found {value!r}")
+    return int(value)

@@ -94,7 +94,8 @@ class TmaLoader:
                     self.load(getattr(stage, name), stage.full, self.maps[name], layout, origins[name], k0)
 
     def stage_bytes(self) -> int:
-        return sum(layout.loaded_bytes for layout in self.layouts.values())
+        # (loaded_bytes is optional in a layout's interface: bytes where a stage loads the whole tile)
+        return sum(getattr(layout, "loaded_bytes", layout.bytes) for layout in self.layouts.values())
 
     def prefetch(self):
         """Before the first stage: the issuing thread fetches its tensor maps' descriptors, so that the first copies

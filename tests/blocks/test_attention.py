@@ -187,9 +187,13 @@ def test_causal_tiles_go_longest_first_across_a_group_of_heads(group):
     assert order == expected
 
 
-def test_head_group_is_a_positive_int():
-    with pytest.raises(ValueError, match="head_group must be a positive int"):
-        AttentionConfig(head_group=0)
+def test_head_group_is_a_positive_int_for_causal_tiles():
+    for group in (0, True, 2.0):
+        with pytest.raises(ValueError, match="head_group must be a positive int"):
+            AttentionConfig(causal=True, head_group=group)
+    with pytest.raises(ValueError, match="head_group orders causal tiles"):
+        AttentionConfig(head_group=2)
+    assert AttentionConfig(causal=True, head_group=2).head_group == 2
 
 
 @pytest.mark.parametrize("persistent", [False, True])

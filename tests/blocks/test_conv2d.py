@@ -69,6 +69,19 @@ def test_conv2d_in_the_interpreter_is_exact(interpreter, N, H, W, C, K, R, strid
     np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, stride, pad, dilation))
 
 
+@pytest.mark.parametrize("R", [1, 3])
+def test_conv2d_takes_a_config_chosen_for_a_gemm_of_fewer_rows(interpreter, R):
+    """A GEMM config picked for 16 rows (a_rows 16) given to conv2d: every output pixel's row is loaded (the
+    pointwise conv's TMA loader), and the im2col loader takes it too."""
+    from skc.blocks import MatmulConfig
+
+    config = MatmulConfig.for_problem(16, 16, 16, "f16", b_k_major=True, multiprocessors=4)
+    assert config.a_rows == 16
+    x, w = small_integers((2, 8, 8, 16)), small_integers((16, R, R, 16))
+    y = conv2d(x, w, padding=R // 2, config=config)
+    np.testing.assert_array_equal(np.asarray(y, np.float64), reference(x, w, 1, R // 2, 1))
+
+
 def test_conv2d_bias_and_activation_use_the_gemm_epilogue(interpreter):
     x, w = small_integers((1, 5, 5, 16)), small_integers((16, 3, 3, 16))
     bias = RNG.integers(-4, 5, 16).astype(np.float16)

@@ -70,6 +70,21 @@ def test_per_tensor_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, sha
     np.testing.assert_array_equal(out, 2.0 * (a @ b))
 
 
+def test_an_fp8_config_chosen_for_fewer_rows_loads_all_of_a_larger_problems(hopper_interpreter, monkeypatch):
+    """An Fp8MatmulConfig picked for 16 rows (a_rows 16) given to a 64-row problem: all 64 rows are loaded."""
+    from skc.runtime.interpreter import launch as interpreter_launch
+    from skc.runtime.interpreter.memory import Segment
+
+    monkeypatch.setattr(interpreter_launch, "shared_segment",
+                        lambda nbytes: Segment("shared memory", 0, np.full(nbytes, 0xFF, np.uint8)))
+    cfg = Fp8MatmulConfig.for_fp8_problem(16, 128, 256, out_dtype="f32", multiprocessors=4)
+    assert cfg.a_rows == 16
+    a, b, a8, b8 = operands(64, 128, 256)
+    out = skc.blocks.matmul(a8, b8, scale_a=np.array([1.0], np.float32), scale_b=np.array([1.0], np.float32),
+                            out_dtype="float32", config=cfg)
+    np.testing.assert_array_equal(np.asarray(out), a @ b)
+
+
 @pytest.mark.parametrize("fields", [{"tile_n": 32}, {"tile_n": 56}, {"tile_m": 64, "consumers": 1, "tile_n": 32}],
                          ids=["n32", "n56", "m64-n32"])
 def test_per_tensor_fp8_gemm_with_narrow_tiles(hopper_interpreter, fields):

@@ -3,6 +3,7 @@ contracts: loaders load at the coordinates they are given, accumulators describe
 the pipeline asks its producer and consumer for their policies, and nothing a block records about a
 kernel outlives the kernel's compilation."""
 import collections
+import dataclasses
 import gc
 import re
 import sys
@@ -14,6 +15,9 @@ import skc
 from skc import ir
 from skc.blocks import MatmulConfig, compile_arguments, matmul_kernel, roles
 from skc.blocks.epilogue import EpilogueSpec
+from skc.blocks.layout import OperandLayout
+from skc.blocks.payload import TilePayload
+from skc.blocks.tile_io import TmaLoader
 from skc.runtime import devices
 
 RNG = np.random.default_rng(11)
@@ -93,6 +97,84 @@ def test_a_tile_taller_than_the_problem_loads_only_its_rows(hopper_interpreter, 
     out = np.full((m, n), np.nan, np.float16)
     skc.blocks.matmul(a, b, out=out, c=c, bias=bias, beta=1.0, activation="relu", config=cfg)
     np.testing.assert_array_equal(out.astype(np.float32), np.maximum(a.astype(np.float32) @ b + c + bias, 0.0))
+
+
+def _nan_shared_memory(monkeypatch):
+    """Shared memory filled with NaN bytes: rows a stage never loaded show as NaN, not as zeros."""
+    from skc.runtime.interpreter import launch as interpreter_launch
+    from skc.runtime.interpreter.memory import Segment
+
+    monkeypatch.setattr(interpreter_launch, "shared_segment",
+                        lambda nbytes: Segment("shared memory", 0, np.full(nbytes, 0xFF, np.uint8)))
+
+
+@pytest.mark.parametrize("m", [16, 40, 200])
+def test_a_config_chosen_for_fewer_rows_loads_all_of_a_larger_problems(hopper_interpreter, monkeypatch, m):
+    """A config picked for 16 rows (a_rows 16) given to matmul for more: each plan loads the rows its problem has
+    (the rows past a_rows would hold what a stage held before), also over a batch folded into one GEMM."""
+    _nan_shared_memory(monkeypatch)
+    n, k = 128, 128
+    cfg = MatmulConfig.for_problem(16, n, k, "f16", multiprocessors=4)
+    assert cfg.a_rows == 16
+    assert cfg.covering(16) is cfg and cfg.covering(40).a_rows == 40 and cfg.covering(64).a_rows == 0
+    a, b = RNG.integers(-2, 3, (m, k)).astype(np.float16), RNG.integers(-2, 3, (k, n)).astype(np.float16)
+    out = skc.blocks.matmul(a, b, config=cfg)
+    np.testing.assert_array_equal(np.asarray(out, np.float32), a.astype(np.float32) @ b)
+    batch = RNG.integers(-2, 3, (3, m, k)).astype(np.float16)   # B x m x K times K x N: one GEMM of 3m rows
+    out = skc.blocks.matmul(batch, b, config=cfg)
+    np.testing.assert_array_equal(np.asarray(out, np.float32), batch.astype(np.float32) @ b)
+
+
+class _WrappingLoader:
+    """A loader written to docs/blocks.md's interface only (`__call__`, `arrivals`, `is_issuing()`): it wraps a
+    TmaLoader rather than subclassing it, so it has no `prefetch`."""
+
+    arrivals = 1
+
+    def __init__(self, payload, a, b):
+        self.inner = TmaLoader(payload, a=a, b=b)
+
+    def is_issuing(self):
+        return self.inner.is_issuing()
+
+    def __call__(self, stage, k, **origins):
+        self.inner(stage, k, **origins)
+
+
+@dataclasses.dataclass(frozen=True)
+class _WrappingSpec:
+    def build(self, payload, a, b):
+        return _WrappingLoader(payload, a, b)
+
+
+def test_a_loader_with_only_the_documented_members_runs_the_gemm(hopper_interpreter):
+    """prefetch() is optional in a loader (the GEMM's producer calls it where there is one)."""
+    m, n, k = 128, 128, 128
+    a, b = RNG.integers(-2, 3, (m, k)).astype(np.float16), RNG.integers(-2, 3, (k, n)).astype(np.float16)
+    out = skc.blocks.matmul(a, b, config=MatmulConfig(dtype="f16", loader=_WrappingSpec()))
+    np.testing.assert_array_equal(np.asarray(out, np.float32), a.astype(np.float32) @ b)
+
+
+def test_a_payload_tile_without_loaded_bytes_counts_its_bytes():
+    """loaded_bytes is optional in a payload tile's layout: a TmaLoader's stage expects `bytes` for it."""
+
+    @dataclasses.dataclass(frozen=True)
+    class RowOfScales:   # 64 f32 a stage: its bytes and its TMA box
+        bytes: int = 256
+        chunks: int = 1
+        chunk_bytes: int = 256
+
+        def check(self):
+            pass
+
+        def box(self):
+            return (1, 64)
+
+        def box_coordinates(self, chunk, origin, k):
+            return (k, origin)
+
+    payload = TilePayload(a=OperandLayout(128, 64), b=OperandLayout(128, 64), scales=RowOfScales())
+    assert TmaLoader(payload, a="A", b="B", scales="S").stage_bytes() == 2 * 128 * 64 * 2 + 256
 
 
 def test_a_rows_is_checked():

@@ -2,6 +2,7 @@
 import os
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 import skc
@@ -136,6 +137,10 @@ def test_a_run_of_stages_is_checked_at_the_users_line():
     assert_at(message, run_of_stages, "# AFTER")
     run_of_stages.compile(*tensor_maps(), skc.i32, skc.i32, skc.i32, (CFG, 2, 1, False, False), target="sm_90a",
                           block=CFG.threads)   # the right use compiles
+    run_of_stages.compile(*tensor_maps(), skc.i32, skc.i32, skc.i32, (CFG, np.int64(2), np.int32(1), False, False),
+                          target="sm_90a", block=CFG.threads)   # numpy's integers are ints too
+    assert "acquire(count) takes a compile-time int, found 2.0" in run_error(2.0, 0, False)
+    assert "run.stage(i) takes a compile-time int, found True" in run_error(2, True, False)
 
 
 @skc.kernel
