@@ -1,6 +1,6 @@
 """Attention forward, skc (composed from the blocks) against torch SDPA with the cuDNN and flash backends, on the
 issue's shapes; TFLOP/s counting 4·B·H·S²·D (halved when causal); accuracy (max abs error against a float32
-reference) of skc and flash on the same data, times triton.testing.do_bench medians. Prints one table. Run: python benchmarks/attention.py [--quick] [--sweep] [--compare] [--no-variants] [--json FILE]."""
+reference) of skc and flash on the same data, times triton.testing.do_bench medians, taken in turn (fair.py). Prints one table. Run: python benchmarks/attention.py [--quick] [--sweep] [--compare] [--no-variants] [--json FILE]."""
 from __future__ import annotations
 
 import math
@@ -10,6 +10,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from skc.blocks.attention_host import attention
+
+from fair import fair_times
 
 SHAPES = [  # (B, H, S, D, causal)
     (8, 16, 4096, 128, False), (8, 16, 4096, 128, True), (16, 16, 2048, 128, False), (4, 32, 8192, 128, True),
@@ -133,23 +135,25 @@ def main():
         flops = 4 * B * H * S * S * D / (2 if causal else 1)
         out = torch.empty_like(q)
         ours = attention(q, k, v, causal=causal, out=out)
-        result = {"shape": f"{B}x{H}x{S}x{D}{' causal' if causal else ''}"}
-        result["skc"] = flops / timed(lambda: attention(q, k, v, causal=causal, out=out)) / 1e12
-        result["err_skc"] = error_of(ours, q, k, v, causal)
+        result = {"shape": f"{B}x{H}x{S}x{D}{' causal' if causal else ''}", "err_skc": error_of(ours, q, k, v, causal)}
         from skc.blocks.attention_kernel import AttentionConfig
 
-        persistent = AttentionConfig(head_dim=D, causal=causal, persistent=True, overlap=True)
-        result["skc_p"] = float("nan") if "--no-variants" in sys.argv else flops / timed(
-            lambda: attention(q, k, v, causal=causal, out=out, config=persistent)) / 1e12
+        calls = {"skc": lambda: attention(q, k, v, causal=causal, out=out)}
+        if "--no-variants" not in sys.argv:
+            persistent = AttentionConfig(head_dim=D, causal=causal, persistent=True, overlap=True)
+            calls["skc_p"] = lambda: attention(q, k, v, causal=causal, out=out, config=persistent)
         for name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
             try:
                 got = sdpa(backend, q, k, v, causal)
-                result[name] = flops / timed(lambda: sdpa(backend, q, k, v, causal)) / 1e12
-                if name == "flash":
-                    result["err_flash"] = error_of(got, q, k, v, causal)
             except RuntimeError as e:
-                result[name] = float("nan")
                 print(f"{name} failed on {result['shape']}: {e}", file=sys.stderr)
+                continue
+            calls[name] = lambda backend=backend: sdpa(backend, q, k, v, causal)
+            if name == "flash":
+                result["err_flash"] = error_of(got, q, k, v, causal)
+        times = fair_times(calls, timed)   # each first once after a rest (benchmarks/fair.py)
+        for name in ("skc", "skc_p", "flash", "cudnn"):
+            result[name] = flops / times[name] / 1e12 if name in times else float("nan")
         rows.append(result)
         q = k = v = out = ours = got = None   # free the tensors before the next shape
         torch.cuda.empty_cache()

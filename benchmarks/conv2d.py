@@ -1,7 +1,7 @@
 """conv2d: skc (the GEMM composition with the im2col loader; 1x1 stride-1 convs as plain GEMMs) against torch
 (cuDNN), channels_last bf16, on ResNet-50-like shapes at batch 128. Checks each result against torch first.
 
-End to end (the call as a user makes it, host work included) by default; --sweep also times the GPU work alone
+End to end (the call as a user makes it, host work included; skc and cuDNN in turn, benchmarks/fair.py) by default; --sweep also times the GPU work alone
 (launches queued behind a sleeping kernel, as benchmarks/gemm_sweep.py does) for each tile configuration worth
 trying, cuDNN's too, and marks the one conv2d picks. Prints tables, writes JSON (to $OUT/conv2d.json or --json)
 and, with --plot FILE, a PNG of the ratios to cuDNN (matplotlib).
@@ -18,6 +18,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from fair import fair_times  # noqa: E402  (beside this file)
 
 # (C, H, W, K, R, stride, padding)
 SHAPES = [
@@ -117,7 +119,8 @@ def run(batch: int, sweep: bool) -> list:
         torch_call = functools.partial(torch.nn.functional.conv2d, x, w, stride=stride, padding=padding)
         chosen = next(gemm.cfg for conv, gemm in _PLANS.values() if (conv.C, conv.H, conv.K, conv.R, conv.stride)
                       == (C, H, K, R, (stride, stride)))
-        skc_ms, torch_ms = bench(skc_call), bench(torch_call)
+        times = fair_times({"skc": skc_call, "torch": torch_call}, bench)   # each first once after a rest
+        skc_ms, torch_ms = times["skc"], times["torch"]
         P, Q = expected.shape[2:]
         flops = 2 * batch * P * Q * K * C * R * R
         row = {"benchmark": "conv2d", "shape": f"{batch}x{C}x{H}x{W}->{K} {R}x{R}/s{stride}",

@@ -18,6 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch
 from triton.testing import do_bench
 
+from fair import fair_times
+
 import skc
 from skc.blocks.fp8 import Fp8MatmulConfig
 
@@ -112,6 +114,7 @@ def variant_config(M, N, K, log, kind, **fields):
 def measure(M, N, K, rep_ms, rows, log):
     flops = 2 * M * N * K
     tflops = lambda ms: flops / ms / 1e9
+    timer = lambda fn: do_bench(fn, warmup=25, rep=rep_ms, return_mode="median")
     a, b = operands(M, N, K)
     # per tensor
     sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
@@ -123,9 +126,9 @@ def measure(M, N, K, rep_ms, rows, log):
     cublas = torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
     row = {"shape": f"{M}x{N}x{K}", "kind": "per-tensor", "skc_err": relative_error(out, expected),
            "cublas_err": relative_error(cublas, expected)}
-    row["skc"] = tflops(do_bench(skc_fn, warmup=25, rep=rep_ms, return_mode="median"))
-    row["cublas"] = tflops(do_bench(lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16),
-                                    warmup=25, rep=rep_ms, return_mode="median"))
+    times = fair_times({"skc": skc_fn, "cublas": lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb,
+                                                                          out_dtype=torch.bfloat16)}, timer)
+    row["skc"], row["cublas"] = tflops(times["skc"]), tflops(times["cublas"])
     rows.append(row)
     for kind, fields in (PER_TENSOR_VARIANTS.items() if VARIANTS_ON else ()):
         config = variant_config(M, N, K, log, kind, **fields)
@@ -147,7 +150,14 @@ def measure(M, N, K, rep_ms, rows, log):
     skc_fn()
     torch.cuda.synchronize()
     row = {"shape": f"{M}x{N}x{K}", "kind": "block", "skc_err": relative_error(out, expected)}
-    row["skc"] = tflops(do_bench(skc_fn, warmup=25, rep=rep_ms, return_mode="median"))
+    fn, how = cublas_block(a, b, sa, sb)
+    log.write(f"{M}x{N}x{K} cuBLAS block-wise: {how}\n")
+    if fn is not None:
+        row["cublas_err"] = relative_error(fn(), expected)
+        times = fair_times({"skc": skc_fn, "cublas": fn}, timer)
+        row["skc"], row["cublas"] = tflops(times["skc"]), tflops(times["cublas"])
+    else:
+        row["skc"] = tflops(timer(skc_fn))
     rows.append(row)
     # variants of the block-scaled GEMM (other TileOp or tiles), measured on the same data
     variants = []
@@ -163,11 +173,7 @@ def measure(M, N, K, rep_ms, rows, log):
         variant = {"shape": f"{M}x{N}x{K}", "kind": kind, "skc_err": relative_error(out, expected)}
         variant["skc"] = tflops(do_bench(fn, warmup=25, rep=rep_ms, return_mode="median"))
         variants.append(variant)
-    fn, how = cublas_block(a, b, sa, sb)
-    log.write(f"{M}x{N}x{K} cuBLAS block-wise: {how}\n")
     if fn is not None:
-        row["cublas_err"] = relative_error(fn(), expected)
-        row["cublas"] = tflops(do_bench(fn, warmup=25, rep=rep_ms, return_mode="median"))
         for variant in variants:
             variant["cublas"], variant["cublas_err"] = row["cublas"], row["cublas_err"]
     rows.extend(variants)

@@ -1,7 +1,7 @@
 """The GEMM shape suite end to end: skc.blocks.matmul against torch.matmul (cuBLAS) in the same run, bf16 and fp16.
 
 The timed callable is the Python call, host included (`skc.blocks.matmul(a, b)` against `torch.matmul(a, b)`,
-each allocating its output), timed by triton.testing.do_bench's median. Each shape is checked against torch first
+each allocating its output), timed by triton.testing.do_bench's median, the two in turn (benchmarks/fair.py). Each shape is checked against torch first
 (relative error under 1e-2, output poisoned). Prints a table (TFLOP/s, ratio, geometric mean, minimum), writes
 every figure to --json and draws skc and cuBLAS TFLOP/s per shape to --plot (PNG, matplotlib).
 
@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import skc  # noqa: E402
+from fair import fair_times  # noqa: E402
 
 SHAPES = ["4096x4096x4096", "8192x8192x8192", "8192x8192x2048", "8192x28672x8192", "8192x8192x28672",
           "4096x14336x4096", "2048x2048x2048", "1024x1024x1024", "128x8192x8192", "16x8192x8192",
@@ -49,10 +50,10 @@ def measure(shape, dtype_name):
     torch.cuda.synchronize()
     error = ((out.float() - expected.float()).norm() / expected.float().norm()).item()
     rep = 100 if flops > 1e12 else 200
-    cublas_ms = bench(lambda: torch.matmul(a, b), rep)
-    skc_ms = bench(lambda: skc.blocks.matmul(a, b), rep)
-    cublas_ms = min(cublas_ms, bench(lambda: torch.matmul(a, b), rep))  # both measured twice, interleaved
-    skc_ms = min(skc_ms, bench(lambda: skc.blocks.matmul(a, b), rep))
+    # each first once after a rest, the better of two kept (benchmarks/fair.py)
+    times = fair_times({"cublas": lambda: torch.matmul(a, b), "skc": lambda: skc.blocks.matmul(a, b)},
+                       lambda fn: bench(fn, rep))
+    cublas_ms, skc_ms = times["cublas"], times["skc"]
     config = _config_of(tuple(expected.shape))
     return {"shape": shape, "dtype": dtype_name, "flops": flops, "error": error, "skc_ms": skc_ms,
             "cublas_ms": cublas_ms, "skc_tflops": flops / skc_ms / 1e9, "cublas_tflops": flops / cublas_ms / 1e9,
