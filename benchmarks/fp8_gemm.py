@@ -46,7 +46,12 @@ VARIANTS = {"block-ovl": {"overlap_scaling": True},   # two stages a step, one's
             # the consumers take turns issuing each stage's MMAs: one's fold runs during the other's MMAs
             "block-turns": {"stage_turns": True}, "block-n128-turns": {"stage_turns": True, "tile_n": 128},
             "block-n192-turns": {"stage_turns": True, "tile_n": 192, "stages": 4, "producer_registers": 24,
-                                 "consumer_registers": 240}}
+                                 "consumer_registers": 240},
+            # each k-block's partial in two column halves (a 256-wide tile in the registers of 192)
+            "block-n256-halves": {"tile_n": 256, "half_partials": True, "producer_registers": 24,
+                                  "consumer_registers": 240},
+            "block-n256-halves-turns": {"tile_n": 256, "half_partials": True, "stage_turns": True,
+                                        "producer_registers": 24, "consumer_registers": 240}}
 
 
 VARIANTS_ON = True  # --no-variants: only the default configuration of each kind
@@ -150,16 +155,17 @@ def measure(M, N, K, rep_ms, rows, log):
     skc_fn()
     torch.cuda.synchronize()
     row = {"shape": f"{M}x{N}x{K}", "kind": "block", "skc_err": relative_error(out, expected)}
-    fn, how = cublas_block(a, b, sa, sb)
+    cublas_fn, how = cublas_block(a, b, sa, sb)
     log.write(f"{M}x{N}x{K} cuBLAS block-wise: {how}\n")
-    if fn is not None:
-        row["cublas_err"] = relative_error(fn(), expected)
-        times = fair_times({"skc": skc_fn, "cublas": fn}, timer)
-        row["skc"], row["cublas"] = tflops(times["skc"]), tflops(times["cublas"])
-    else:
-        row["skc"] = tflops(timer(skc_fn))
+    calls = {"skc": skc_fn}
+    if cublas_fn is not None:
+        row["cublas_err"] = relative_error(cublas_fn(), expected)
+        calls["cublas"] = cublas_fn
+    times = fair_times(calls, timer)
+    row.update({name: tflops(t) for name, t in times.items()})
     rows.append(row)
-    # variants of the block-scaled GEMM (other TileOp or tiles), measured on the same data
+    # variants of the block-scaled GEMM (other TileOp or tiles), measured on the same data, each in turn with the
+    # default and cuBLAS (its "skc_default" the default's figure in its own rounds)
     variants = []
     for kind, fields in (VARIANTS.items() if VARIANTS_ON else ()):
         config = variant_config(M, N, K, log, kind, block_scaled=True, **fields)
@@ -170,12 +176,13 @@ def measure(M, N, K, rep_ms, rows, log):
                                                       config=config))
         fn()
         torch.cuda.synchronize()
-        variant = {"shape": f"{M}x{N}x{K}", "kind": kind, "skc_err": relative_error(out, expected)}
-        variant["skc"] = tflops(do_bench(fn, warmup=25, rep=rep_ms, return_mode="median"))
+        variant = {"shape": f"{M}x{N}x{K}", "kind": kind, "skc_err": relative_error(out, expected),
+                   "cublas_err": row.get("cublas_err")}
+        times = fair_times(dict(calls, variant=fn), timer)
+        variant.update(skc=tflops(times["variant"]), skc_default=tflops(times["skc"]))
+        if "cublas" in times:
+            variant["cublas"] = tflops(times["cublas"])
         variants.append(variant)
-    if fn is not None:
-        for variant in variants:
-            variant["cublas"], variant["cublas_err"] = row["cublas"], row["cublas_err"]
     rows.extend(variants)
 
 
@@ -219,8 +226,9 @@ def main():
             ratios[r["kind"]].append(ratio)
         dims = tuple(map(int, r["shape"].split("x")))
         target = TARGETS.get(dims, (0, 0))[0 if not r["kind"].startswith("block") else 1]
+        default = f"  (the default in the same rounds: {r['skc_default']:.0f})" if "skc_default" in r else ""
         print(f"{r['shape']:>18} {r['kind']:>10} {r['skc']:7.0f} {cublas or float('nan'):7.0f} {ratio:6.2f} "
-              f"{target:6d} {r['skc_err']:9.2e} {r.get('cublas_err', float('nan')):10.2e}")
+              f"{target:6d} {r['skc_err']:9.2e} {r.get('cublas_err') or float('nan'):10.2e}{default}")
     for kind, values in ratios.items():
         if values:
             print(f"geomean skc/cuBLAS {kind}: {math.exp(sum(map(math.log, values)) / len(values)):.3f}")

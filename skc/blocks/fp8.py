@@ -118,6 +118,7 @@ class Fp8MatmulConfig(MatmulConfig):
     out_dtype: str = "bf16"
     block_scaled: bool = False
     overlap_scaling: bool = False  # block-scaled, two stages a step: one partial scaled during the next one's MMAs
+    half_partials: bool = False    # block-scaled: the k-block's partial in two column halves, one after the other
     b_k_major: bool = True
     input_types: ClassVar[dict] = FP8_TYPES
 
@@ -141,6 +142,11 @@ class Fp8MatmulConfig(MatmulConfig):
             raise ValueError(f"overlap_scaling scales a block-scaled GEMM's partials two stages at a time: it needs "
                              f"block_scaled=True and stages >= 2, found block_scaled={self.block_scaled}, "
                              f"stages={self.stages}")
+        if self.half_partials and not (self.block_scaled and not self.overlap_scaling and self.tile_n % 16 == 0):
+            raise ValueError(f"half_partials multiplies a block-scaled k-block in two column halves: it needs "
+                             f"block_scaled=True, overlap_scaling=False and a tile_n that halves into multiples of "
+                             f"8, found block_scaled={self.block_scaled}, overlap_scaling={self.overlap_scaling}, "
+                             f"tile_n={self.tile_n}")
         if self.block_scaled and self.split_k > 1:
             raise ValueError("split-K takes per-tensor scales: a block-scaled GEMM runs unsplit (split_k=1)")
         if self.block_scaled and (self.tile_k != SCALE_BLOCK or self.tile_n % 8 or sb_count(self.tile_n) is None):
@@ -152,6 +158,8 @@ class Fp8MatmulConfig(MatmulConfig):
             # column class, addresses and loop state (about 24, as MatmulConfig counts): what a consumer's registers
             # must hold. Near the limit ptxas spills a few bytes (192 wide at 232 registers: 8), beyond it hundreds
             fragments = (3 if self.overlap_scaling else 2) * self.tile_n // 2
+            if self.half_partials:   # the running sum and half a partial
+                fragments = self.tile_n // 2 + self.tile_n // 4
             scale_sets = 2 if self.overlap_scaling else 1   # overlapped: both stages' scales live at once
             needed = fragments + scale_sets * 2 * len(column_scales(self.tile_n)) + 24
             if needed > self.consumer_registers:
@@ -167,6 +175,8 @@ class Fp8MatmulConfig(MatmulConfig):
     def tile_op(self):
         if not self.block_scaled:
             return Wgmma
+        if self.half_partials:
+            return HalvedBlockScaledWgmma
         return OverlappedBlockScaledWgmma if self.overlap_scaling else BlockScaledWgmma
 
     def payload(self) -> TilePayload:
@@ -261,13 +271,18 @@ class BlockScaledWgmma(Wgmma):
                    for key in keys]
         return skc.vector(*[r * c for r in row_scales for c in columns])
 
-    def fold(self, acc, partial, scales):
-        """acc += partial times its scales (value i: row + 8 ((i % 4) / 2), column group i / 4)."""
+    def fold(self, acc, partial, scales, first: int = 0, count: int = 0):
+        """acc += partial times its scales (value i: row + 8 ((i % 4) / 2), column group i / 4); a partial of
+        `count` values (0: all of the tile's) being acc's from value `first` on (HalvedBlockScaledWgmma)."""
         keys, distinct = column_keys(self.n), column_scales(self.n)
+        last = first + (count or self.n // 2)
         values = []
         for i in skc.static_range(self.n // 2):
-            scale = scales[((i % 4) // 2) * len(distinct) + distinct.index(keys[i // 4])]
-            values.append(skc.fma(partial[i], scale, acc.fragment[i]))
+            if first <= i < last:
+                scale = scales[((i % 4) // 2) * len(distinct) + distinct.index(keys[i // 4])]
+                values.append(skc.fma(partial[i - first], scale, acc.fragment[i]))
+            else:
+                values.append(acc.fragment[i])
         acc.fragment = skc.vector(*values)
 
 
@@ -294,6 +309,30 @@ class OverlappedBlockScaledWgmma(BlockScaledWgmma):
         self.fold(acc, partials[0].fragment, scales[0])
         self.retire(0)
         self.fold(acc, partials[1].fragment, scales[1])
+
+
+class HalvedBlockScaledWgmma(BlockScaledWgmma):
+    """BlockScaledWgmma with the k-block's partial in two column halves: the MMAs of the tile's first n/2 columns
+    into a partial of n/2, scaled into the running sum, then those of the other half into the same registers. A
+    partial takes half the registers, so a 256-wide tile fits where the whole partial allowed 192."""
+
+    def consume(self, acc, stage, tile, turn=NO_TURN):
+        self.check(stage.a, stage.b)
+        scales = self.scales(stage, tile)
+        half = self.n // 2
+        for part in skc.static_range(2):
+            partial = Accumulator(self, half)
+            with turn:
+                skc.hopper.wgmma_fence()
+                fragment = partial.fragment
+                for step in skc.static_range(self.k // self.K):   # partial = A_k B_k, this half's columns of B
+                    fragment = skc.hopper.wgmma(fragment, stage.a.descriptor(step, self.row0),
+                                                stage.b.descriptor(step, part * half), half, self.dtype,
+                                                dtype_b=self.dtype_b, zero_acc=step == 0)
+                partial.fragment = fragment
+                skc.hopper.wgmma_commit()
+            self.retire(0)
+            self.fold(acc, partial.fragment, scales, first=part * half // 2, count=half // 2)
 
 
 def _scale(tile, index):

@@ -151,6 +151,36 @@ def test_per_tensor_fp8_gemm_fused_bias_relu_to_f16(hopper_interpreter):
     np.testing.assert_array_equal(out.astype(np.float32), np.maximum(0.5 * (a @ b) + bias, 0.0))
 
 
+@pytest.mark.parametrize("shape, tile_n", [((136, 512, 384), 256), ((72, 1000, 256), 256), ((128, 600, 256), 192),
+                                          ((64, 320, 128), 160)],
+                         ids=["n256", "n256-tail", "n192", "n160"])
+@pytest.mark.parametrize("turns", [False, True], ids=["serial", "stage-turns"])
+def test_block_scaled_fp8_gemm_in_column_halves_is_exact(hopper_interpreter, shape, tile_n, turns):
+    """half_partials: a k-block's partial in two column halves (a 256-wide tile in a consumer's registers), the
+    halves' scales those of their own columns (a 160-wide tile's halves start inside a scale block)."""
+    M, N, K = shape
+    a, b, a8, b8 = operands(M, N, K)
+    sa, sb = block_scales(M, N, K)
+    out = np.full((M, N), np.nan, np.float32)
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, out_dtype="f32", tile_n=tile_n,
+                                             half_partials=True, stages=2, stage_turns=turns, consumers=2,
+                                             tile_m=128, producer_registers=24, consumer_registers=240)
+    skc.blocks.matmul(a8, b8, out, scale_a=sa, scale_b=sb, out_dtype="float32", config=config)
+    expected = block_reference(a, b, sa, sb)
+    assert np.abs(expected).max() > 100  # the scales matter
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_half_partials_are_checked():
+    with pytest.raises(ValueError, match="half_partials multiplies a block-scaled k-block in two column halves"):
+        Fp8MatmulConfig(half_partials=True)
+    with pytest.raises(ValueError, match="half_partials"):
+        Fp8MatmulConfig(block_scaled=True, half_partials=True, overlap_scaling=True)
+    # the running sum (128) and half a partial (64), two scales a row of 2 column blocks, 24 of addresses and state
+    with pytest.raises(ValueError, match="a block-scaled 256-wide tile needs about 220 registers"):
+        Fp8MatmulConfig(block_scaled=True, half_partials=True, tile_n=256, consumer_registers=200)
+
+
 @pytest.mark.parametrize("overlap", [False, True, "pingpong", "three", "turns", "three-turns"],
                          ids=["serial", "overlapped", "pingpong", "three-consumers", "stage-turns", "three-turns"])
 @pytest.mark.parametrize("shape", [(136, 256, 384), (64, 136, 256), (128, 640, 128), (128, 256, 512),
@@ -284,15 +314,18 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                                  Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, overlap_scaling=True),
                                  Fp8MatmulConfig(tile_n=256, stages=4, out_dtype="f32", dtype_b="f8e5m2"),
                                  Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192, block_scaled=True),
-                                 Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, stage_turns=True)],
+                                 Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, stage_turns=True),
+                                 Fp8MatmulConfig(tile_n=256, stages=3, block_scaled=True, half_partials=True,
+                                                 producer_registers=24, consumer_registers=240)],
                          ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192",
-                              "block-n128-turns"])
+                              "block-n128-turns", "block-n256-halves"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
-    form = f"wgmma.mma_async.sync.aligned.m64n{cfg.tile_n}k32.f32.e4m3.{'e5m2' if cfg.dtype_b else 'e4m3'}"
+    n = cfg.tile_n // 2 if cfg.half_partials else cfg.tile_n   # halves: two groups of m64n128 a stage
+    form = f"wgmma.mma_async.sync.aligned.m64n{n}k32.f32.e4m3.{'e5m2' if cfg.dtype_b else 'e4m3'}"
     # one 128-deep stage: four k32 instructions (overlapped: a step of two stages, and a lone last one)
-    assert ptx.count(form) == (12 if cfg.overlap_scaling else 4)
+    assert ptx.count(form) == (12 if cfg.overlap_scaling else 8 if cfg.half_partials else 4)
     resources = compiled.resources
     assert resources["spill_stores"] == 0 and resources["spill_loads"] == 0, resources
     if cfg.block_scaled:  # the scale tiles come by TMA into the same stage; the stage's MMAs finish before scaling
@@ -395,8 +428,10 @@ def test_wgmma_without_accumulate_overwrites_the_fragment():
 @pytest.mark.skipif(ptx_tools.ptxas_path() is None, reason="ptxas is not installed")
 @pytest.mark.parametrize("cfg", [Fp8MatmulConfig(tile_n=256, stages=4),
                                  Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True),
-                                 Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, overlap_scaling=True)],
-                         ids=["per-tensor", "block", "block-overlapped"])
+                                 Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, overlap_scaling=True),
+                                 Fp8MatmulConfig(tile_n=256, stages=3, block_scaled=True, half_partials=True,
+                                                 producer_registers=24, consumer_registers=240)],
+                         ids=["per-tensor", "block", "block-overlapped", "block-halves"])
 def test_ptxas_keeps_the_wgmmas_asynchronous(cfg, tmp_path):
     """ptxas serializes wgmmas (warnings C7514, C7518) when it cannot prove their registers untouched while in
     flight. OverlappedBlockScaledWgmma reads its first partial while the second's MMAs run: within one step, which

@@ -82,7 +82,11 @@ VARIANTS = {"serial": {}, "overlapped": {"overlap_scaling": True},
             # the consumers take turns issuing each stage's MMAs (two of them even where M is small)
             "turns": {"stage_turns": True, "tile_m": 128, "consumers": 2},
             "n192-turns": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240,
-                           "stage_turns": True, "tile_m": 128, "consumers": 2}}
+                           "stage_turns": True, "tile_m": 128, "consumers": 2},
+            # each k-block's partial in two column halves: 256-wide tiles
+            "n256-halves": {"tile_n": 256, "half_partials": True, "producer_registers": 24, "consumer_registers": 240},
+            "n256-halves-turns": {"tile_n": 256, "half_partials": True, "producer_registers": 24,
+                                  "consumer_registers": 240, "stage_turns": True, "tile_m": 128, "consumers": 2}}
 
 
 @pytest.mark.parametrize("M,N,K", [(128, 1000, 512), (200, 136, 384), (64, 4096, 512)])
