@@ -26,8 +26,10 @@ SCALE_BLOCK = 128   # K-columns (and B's N-columns) one block scale covers (Deep
 SB_BOX = 4          # B's scales are copied 4 at a time: a TMA box is at least 16 bytes wide
 # Block-scaled tile widths (128-row tiles) and their speed over full waves relative to 128: 192-wide tiles ran
 # 1.035-1.07x as fast once their emptier last waves are accounted for (benchmarks/NOTES.md, H200, 2026-11-30,
-# four shapes, two runs); for_fp8_problem takes the width whose rate times its wave fill is highest.
-BLOCK_SCALED_WIDTHS = {128: 1.0, 192: 1.06}
+# four shapes, two runs); 256-wide ones (each k-block's partial in two column halves, the consumers taking turns at
+# the MMAs) 1.04-1.06x on three shapes and 1.15x on a fourth (2026-12-01, two runs): 1.07 puts them first where
+# their waves fill as well as 192's. for_fp8_problem takes the width whose rate times its wave fill is highest.
+BLOCK_SCALED_WIDTHS = {128: 1.0, 192: 1.06, 256: 1.07}
 
 
 def column_keys(n: int) -> list:
@@ -208,8 +210,9 @@ class Fp8MatmulConfig(MatmulConfig):
         """for_problem's choice (stages to fill shared memory), one consumer warpgroup (64-row tiles) for M <= 64
         (and 64 x 128 per-tensor tiles for M <= 128 when few tiles fill the GPU), and 64-wide tiles when 128-wide
         ones would leave most SMs idle. Block-scaled tiles hold two f32 fragments a
-        thread (the running sum and the k-block's partial): 128 wide, or 192 (with 240 registers for the consumers)
-        where that is faster by BLOCK_SCALED_WIDTHS' model."""
+        thread (the running sum and the k-block's partial): 128 wide, or 192 (with 240 registers for the consumers),
+        or 256 (the partial in two column halves, the consumers taking turns at the MMAs) where that is faster by
+        BLOCK_SCALED_WIDTHS' model."""
         if M <= 64:
             fields.setdefault("consumers", 1)
             fields.setdefault("tile_m", 64)
@@ -224,11 +227,16 @@ class Fp8MatmulConfig(MatmulConfig):
             fields.setdefault("tile_n", 64)
         if (fields.get("block_scaled") and "tile_n" not in fields and tile_m == 128 and not fields.get("pingpong")
                 and not fields.get("overlap_scaling")):   # (a third fragment leaves no registers for 192)
+            halves = fields.get("half_partials", True)   # (256 wide: only with the partial in halves)
             _, tile_n = max((rate * wave_fill(M, N, tile_m, n, multiprocessors), n)
-                            for n, rate in BLOCK_SCALED_WIDTHS.items() if n <= max(N, 128))
+                            for n, rate in BLOCK_SCALED_WIDTHS.items() if n <= max(N, 128) and (n < 256 or halves))
             fields["tile_n"] = tile_n
-            if tile_n > 128:
+            if tile_n == 256:   # three stages fit; as measured, with the consumers taking turns at the MMAs
+                fields.update(half_partials=True)
+                fields.setdefault("stage_turns", True)
+            elif tile_n > 128:
                 fields.setdefault("stages", 4)
+            if tile_n > 128:
                 fields.setdefault("producer_registers", 24)
                 fields.setdefault("consumer_registers", 240)
         if fields.get("block_scaled"):

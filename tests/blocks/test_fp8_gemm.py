@@ -336,14 +336,18 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     assert len(turns) == (4 if cfg.stage_turns else 0), turns   # first arrival, a stage's wait and pass, the close
 
 
-def test_block_scaled_tiles_are_192_wide_where_their_waves_fill_the_gpu():
-    """BLOCK_SCALED_WIDTHS' model: 192-wide tiles where their last wave is full enough to keep their gain."""
+def test_block_scaled_tiles_are_as_wide_as_their_waves_allow():
+    """BLOCK_SCALED_WIDTHS' model: 192- or 256-wide tiles where their last wave is full enough to keep their gain;
+    256 wide with each k-block's partial in halves and the consumers taking turns at the MMAs."""
     choose = lambda M, N, K: Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True)
     wide, square = choose(8192, 8192, 8192), choose(4096, 4096, 4096)
-    assert (wide.tile_n, wide.stages, wide.consumer_registers) == (192, 4, 240)
+    assert (wide.tile_n, wide.stages, wide.consumer_registers) == (192, 4, 240)   # 2752 tiles: 20.8 of 21 waves
     assert wide.payload().layouts["sb"].count == 8
-    assert square.tile_n == 128   # 704 tiles of 192 leave a third of the last of six waves busy
-    assert choose(4096, 24576, 1536).tile_n == 192 and choose(128, 7168, 16384).tile_n == 64
+    # 512 tiles of 256 fill 3.9 of 4 waves (704 of 192 a third of the last of six)
+    assert (square.tile_n, square.half_partials, square.stage_turns, square.stages) == (256, True, True, 3)
+    assert choose(4096, 7168, 16384).tile_n == 256 and choose(128, 7168, 16384).tile_n == 64
+    assert square.shared_bytes() <= 232448
+    assert Fp8MatmulConfig.for_fp8_problem(4096, 4096, 4096, block_scaled=True, half_partials=False).tile_n == 128
     assert choose(8192, 8192, 8192).shared_bytes() <= 232448
     small = Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384)   # per-tensor: 64 x 128 tiles, one consumer
     assert (small.tile_m, small.tile_n, small.consumers) == (64, 128, 1)

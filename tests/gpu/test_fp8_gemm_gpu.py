@@ -103,7 +103,7 @@ def test_per_tensor_narrow_tiles(M, N, K, fields):
     assert relative_error(out, (a.float() @ b.float()) * 0.01 * 0.02) <= 5e-3
 
 
-@pytest.mark.parametrize("M,N,K", SHAPES + [(256, 2000, 512), (2048, 6144, 256)])  # the last: 192 wide by default
+@pytest.mark.parametrize("M,N,K", SHAPES + [(256, 2000, 512), (2048, 6144, 256)])  # the last: 256 wide by default
 @pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_block_scaled(M, N, K, out_dtype, variant):
