@@ -167,8 +167,9 @@ class Fp8MatmulConfig(MatmulConfig):
             if needed > self.consumer_registers:
                 raise ValueError(f"a block-scaled {self.tile_n}-wide tile needs about {needed} registers a consumer "
                                  f"thread (its fp32 fragments and scales), more than consumer_registers="
-                                 f"{self.consumer_registers}: use a narrower tile_n, or more consumer_registers (192 "
-                                 f"wide takes 240)")
+                                 f"{self.consumer_registers}: use a narrower tile_n, more consumer_registers (192 "
+                                 f"wide takes 240), or half_partials=True (the partial in two column halves: 256 "
+                                 f"wide in 240)")
 
     def types(self) -> tuple:
         """(A's type, B's type, the output's type) as DSL types."""
