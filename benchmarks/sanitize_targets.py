@@ -117,6 +117,8 @@ FP8 = {   # fp8 GEMMs (M, N, K, block-scaled, Fp8MatmulConfig fields)
     "block": (256, 384, 384, True, {}),
     "block-n192": (256, 1000, 384, True, {"tile_n": 192, "stages": 4, "producer_registers": 24,
                                           "consumer_registers": 240}),   # tiles that start inside scale blocks
+    "block-n256-halves": (256, 600, 384, True, {"tile_n": 256, "half_partials": True, "stage_turns": True,
+                                                "producer_registers": 24, "consumer_registers": 240}),   # the default
 }
 
 
