@@ -27,6 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from fair import fair_times  # noqa: E402  (beside this file)
+
 
 def load_example(name):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(ROOT, "examples", f"{name}.py"))
@@ -48,10 +50,11 @@ def vector_add(rows):
     for n in (1 << 24, 1 << 26, 1 << 28):
         x, y = torch.randn(n, device="cuda"), torch.randn(n, device="cuda")
         out = torch.empty_like(x)
-        skc_ms = bench(lambda: example.launch(x, y, out, n))
+        example.launch(x, y, out, n)
         assert torch.equal(out, x + y)
-        copy_ms = bench(lambda: out.copy_(x))
-        torch_add_ms = bench(lambda: torch.add(x, y, out=out))
+        times = fair_times({"skc": lambda: example.launch(x, y, out, n), "copy": lambda: out.copy_(x),
+                            "add": lambda: torch.add(x, y, out=out)}, bench)   # in turn (fair.py)
+        skc_ms, copy_ms, torch_add_ms = times["skc"], times["copy"], times["add"]
         skc_bw = 3 * n * 4 / skc_ms / 1e9
         copy_bw = 2 * n * 4 / copy_ms / 1e9
         add_bw = 3 * n * 4 / torch_add_ms / 1e9
@@ -67,9 +70,11 @@ def softmax(rows):
         n_rows = (1 << 28) // (cols * 4)  # 256 MiB of input
         x = torch.randn(n_rows, cols, device="cuda")
         out = torch.empty_like(x)
-        skc_ms = bench(lambda: example.launch(x, out, n_rows, cols))
+        example.launch(x, out, n_rows, cols)
         torch.testing.assert_close(out, torch.softmax(x, dim=1), rtol=1e-4, atol=1e-6)
-        torch_ms = bench(lambda: torch.softmax(x, dim=1, out=out) if False else torch.softmax(x, dim=1))
+        times = fair_times({"skc": lambda: example.launch(x, out, n_rows, cols),
+                            "torch": lambda: torch.softmax(x, dim=1)}, bench)   # in turn (fair.py)
+        skc_ms, torch_ms = times["skc"], times["torch"]
         rows.append({"benchmark": "softmax", "size": f"{n_rows}x{cols}", "skc_ms": skc_ms, "torch_ms": torch_ms,
                      "skc_TBps": 2 * x.numel() * 4 / skc_ms / 1e9, "ratio_vs_torch": torch_ms / skc_ms,
                      "target": ">= 1.0"})
@@ -242,8 +247,9 @@ def gemm(rows):
         skc.blocks.matmul(a, b, out=c)
         expected = a.float() @ b.float()
         error = ((c.float() - expected).norm() / expected.norm()).item()
-        skc_ms = bench(lambda: skc.blocks.matmul(a, b, out=c), rep_ms=500)
-        torch_ms = bench(lambda: torch.matmul(a, b), rep_ms=500)
+        times = fair_times({"skc": lambda: skc.blocks.matmul(a, b, out=c), "torch": lambda: torch.matmul(a, b)},
+                           lambda fn: bench(fn, rep_ms=500))   # in turn (fair.py)
+        skc_ms, torch_ms = times["skc"], times["torch"]
         flops = 2 * size ** 3
         rows.append({"benchmark": "gemm_bf16", "size": size, "skc_TFLOPs": flops / skc_ms / 1e9,
                      "cublas_TFLOPs": flops / torch_ms / 1e9, "ratio_vs_cublas": torch_ms / skc_ms,
