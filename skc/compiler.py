@@ -355,7 +355,9 @@ def _from_cache(key: str, name: str, target: Target, spec, params) -> Optional[C
     except UnicodeDecodeError:
         return None
     kernel.binary = entry.files.get("kernel.bin")
-    kernel.metadata.update(deps=meta["deps"], resources=meta.get("resources", {}))
+    kernel.metadata["deps"] = meta["deps"]
+    if meta.get("resources"):   # (an entry stored before its cubin was made has none: made again on demand)
+        kernel.metadata["resources"] = meta["resources"]
     if isinstance(meta.get("hang_sites"), dict):
         kernel.metadata["hang_sites"] = meta["hang_sites"]
     if target.vendor == "amd" and "gcn" in kernel.stages:

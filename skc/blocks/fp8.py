@@ -163,13 +163,15 @@ class Fp8MatmulConfig(MatmulConfig):
             if self.half_partials:   # the running sum and half a partial
                 fragments = self.tile_n // 2 + self.tile_n // 4
             scale_sets = 2 if self.overlap_scaling else 1   # overlapped: both stages' scales live at once
+            if self.half_partials:   # the tile's scales stay live across both halves' MMAs: count them twice
+                scale_sets = 2
             needed = fragments + scale_sets * 2 * len(column_scales(self.tile_n)) + 24
             if needed > self.consumer_registers:
                 raise ValueError(f"a block-scaled {self.tile_n}-wide tile needs about {needed} registers a consumer "
                                  f"thread (its fp32 fragments and scales), more than consumer_registers="
                                  f"{self.consumer_registers}: use a narrower tile_n, more consumer_registers (192 "
-                                 f"wide takes 240), or half_partials=True (the partial in two column halves: 256 "
-                                 f"wide in 240)")
+                                 f"wide takes 240)" + ("" if self.half_partials else ", or half_partials=True (the "
+                                                       "partial in two column halves: 256 wide in 240)"))
 
     def types(self) -> tuple:
         """(A's type, B's type, the output's type) as DSL types."""
@@ -228,22 +230,41 @@ class Fp8MatmulConfig(MatmulConfig):
             fields.setdefault("tile_n", 64)
         if (fields.get("block_scaled") and "tile_n" not in fields and tile_m == 128 and not fields.get("pingpong")
                 and not fields.get("overlap_scaling")):   # (a third fragment leaves no registers for 192)
-            halves = fields.get("half_partials", True)   # (256 wide: only with the partial in halves)
-            _, tile_n = max((rate * wave_fill(M, N, tile_m, n, multiprocessors), n)
-                            for n, rate in BLOCK_SCALED_WIDTHS.items() if n <= max(N, 128) and (n < 256 or halves))
-            fields["tile_n"] = tile_n
-            if tile_n == 256:   # three stages fit; as measured, with the consumers taking turns at the MMAs
-                fields.update(half_partials=True)
-                fields.setdefault("stage_turns", True)
-            elif tile_n > 128:
-                fields.setdefault("stages", 4)
-            if tile_n > 128:
-                fields.setdefault("producer_registers", 24)
-                fields.setdefault("consumer_registers", 240)
+            # (256 wide: only with the partial in halves, and not for f32 out, whose staging spills there)
+            halves = fields.get("half_partials", True) and fields.get("out_dtype") != "f32"
+            ranked = sorted(((rate * wave_fill(M, N, tile_m, n, multiprocessors), n)
+                             for n, rate in BLOCK_SCALED_WIDTHS.items() if n <= max(N, 128) and (n < 256 or halves)),
+                            reverse=True)
+            for _, tile_n in ranked:   # the best width whose configuration the caller's other fields allow
+                width = _block_scaled_width(dict(fields), tile_n)
+                try:
+                    config = cls.for_problem(M, N, K, width.pop("dtype", "f8e4m3"), True, True, max_shared_bytes,
+                                             **width)
+                except ValueError:
+                    continue
+                if config.shared_bytes() <= max_shared_bytes or tile_n == 128:
+                    break
+            fields = _block_scaled_width(fields, tile_n)
         if fields.get("block_scaled"):
             fields.setdefault("tile_n", 128)
         dtype = fields.pop("dtype", "f8e4m3")
         return cls.for_problem(M, N, K, dtype, True, True, max_shared_bytes, **fields)
+
+
+def _block_scaled_width(fields: dict, tile_n: int) -> dict:
+    """for_fp8_problem's fields for a block-scaled tile `tile_n` wide: 256 with the partial in halves and the
+    consumers taking turns at the MMAs (as measured; three stages fit), 192 with four stages, both with 240
+    registers for the consumers; the caller's own fields kept."""
+    fields["tile_n"] = tile_n
+    if tile_n == 256:
+        fields.update(half_partials=True)
+        fields.setdefault("stage_turns", True)
+    elif tile_n > 128:
+        fields.setdefault("stages", 4)
+    if tile_n > 128:
+        fields.setdefault("producer_registers", 24)
+        fields.setdefault("consumer_registers", 240)
+    return fields
 
 
 class BlockScaledWgmma(Wgmma):

@@ -118,3 +118,17 @@ def test_a_load_never_opens_anything_but_regular_files(cache_dir):
     assert not entry.exists()  # the damaged entry is gone, so the next store starts clean
     cache.store(key, {"name": "k"}, {"kernel.ptx": b"text"})
     assert cache.load(key).files == {"kernel.ptx": b"text"}
+
+
+@pytest.mark.skipif(not __import__("skc.backends.ptx_tools", fromlist=["x"]).have_nvjitlink(),
+                    reason="nvJitLink is not installed")
+def test_a_cached_kernel_reports_its_resources(cache_dir):
+    """An entry stored before the kernel's cubin was made holds no resources; a kernel loaded from it makes the
+    cubin when asked (it reported {} before: found in review, 2026-12-01)."""
+    first = compile_fresh()
+    expected = first.resources
+    assert expected.get("registers"), expected
+    again = compile_fresh()
+    assert again.from_cache is True
+    assert again.resources == expected
+
