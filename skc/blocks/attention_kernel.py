@@ -273,9 +273,9 @@ class HeadTiles:
     def longest_first(self, index):
         """The causal grid's i-th tile (batch · heads + head, query block): the heads in groups of cfg.head_group
         (the last one smaller), each group's query blocks from the last (the longest) to the first, the group's
-        heads taking turns at each. One head at a time, the last head's longest tiles start when little work is
-        left to cover them: 8 × 16 heads of 32 query blocks end 3 % after an even share (a greedy model of the
-        block dispatch), groups of 4 heads 0.3 %."""
+        heads taking turns at each. A greedy model of the block dispatch (benchmarks/causal_tile_model.py) has one
+        head at a time end 3 % later than groups of 4 at 8 × 16 heads of 32 query blocks; on the H200 the two
+        measured alike (benchmarks/NOTES.md, tenth session), so the default stays 1."""
         group = self.cfg.head_group
         if group == 1:
             return index // self.query_blocks, self.query_blocks - 1 - index % self.query_blocks

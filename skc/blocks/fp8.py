@@ -88,10 +88,6 @@ class ScaleLayout:
     def chunk_bytes(self) -> int:
         return self.bytes
 
-    @property
-    def loaded_bytes(self) -> int:
-        return self.bytes
-
     def check(self):
         if self.bytes % 16 or self.count > 256:
             raise ValueError(f"unsupported scale layout {self}: a TMA box of 16-byte multiples, at most 256 values")
@@ -159,12 +155,12 @@ class Fp8MatmulConfig(MatmulConfig):
             # the running sum and the k-block's partial (and, overlapped, the partial in flight), two scales a
             # column class, addresses and loop state (about 24, as MatmulConfig counts): what a consumer's registers
             # must hold. Near the limit ptxas spills a few bytes (192 wide at 232 registers: 8), beyond it hundreds
-            fragments = (3 if self.overlap_scaling else 2) * self.tile_n // 2
-            if self.half_partials:   # the running sum and half a partial
-                fragments = self.tile_n // 2 + self.tile_n // 4
-            scale_sets = 2 if self.overlap_scaling else 1   # overlapped: both stages' scales live at once
-            if self.half_partials:   # the tile's scales stay live across both halves' MMAs: count them twice
-                scale_sets = 2
+            # halves: the running sum and half a partial, the tile's scales live across both halves' MMAs
+            # (counted twice); overlapped: a third fragment, both stages' scales live at once
+            partials = (self.tile_n // 4 if self.half_partials
+                        else (2 if self.overlap_scaling else 1) * self.tile_n // 2)
+            fragments = self.tile_n // 2 + partials
+            scale_sets = 2 if self.overlap_scaling or self.half_partials else 1
             needed = fragments + scale_sets * 2 * len(column_scales(self.tile_n)) + 24
             if needed > self.consumer_registers:
                 raise ValueError(f"a block-scaled {self.tile_n}-wide tile needs about {needed} registers a consumer "
@@ -352,14 +348,9 @@ class HalvedBlockScaledWgmma(BlockScaledWgmma):
         half = self.n // 2
         for part in skc.static_range(2):
             partial = Accumulator(self, half)
-            with turn:
+            with turn:   # partial = A_k B_k for this half's columns of B
                 skc.hopper.wgmma_fence()
-                fragment = partial.fragment
-                for step in skc.static_range(self.k // self.K):   # partial = A_k B_k, this half's columns of B
-                    fragment = skc.hopper.wgmma(fragment, stage.a.descriptor(step, self.row0),
-                                                stage.b.descriptor(step, part * half), half, self.dtype,
-                                                dtype_b=self.dtype_b, zero_acc=step == 0)
-                partial.fragment = fragment
+                self.issue(partial, stage.a, stage.b, accumulate=False, column0=part * half)
                 skc.hopper.wgmma_commit()
             self.retire(0)
             self.fold(acc, partial.fragment, scales, first=part * half // 2, count=half // 2)

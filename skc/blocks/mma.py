@@ -141,12 +141,13 @@ class Wgmma(_WarpgroupMma):
         self.issue(acc, a, b, accumulate)
         skc.hopper.wgmma_commit()
 
-    def issue(self, acc: Accumulator, a, b, accumulate: bool = True):
-        """The wgmma instructions of acc += A · B, without the fence before them and the commit after them."""
+    def issue(self, acc: Accumulator, a, b, accumulate: bool = True, column0: int = 0):
+        """The wgmma instructions of acc += A · B, without the fence before them and the commit after them; acc
+        may cover acc.n of B's columns from `column0` on (a compile-time int)."""
         fragment = acc.fragment
         for step in skc.static_range(self.k // self.K):
-            fragment = skc.hopper.wgmma(fragment, a.descriptor(step, self.row0), b.descriptor(step),
-                                        self.n, self.dtype, trans_a=int(not a.layout.k_major),
+            fragment = skc.hopper.wgmma(fragment, a.descriptor(step, self.row0), b.descriptor(step, column0),
+                                        acc.n, self.dtype, trans_a=int(not a.layout.k_major),
                                         trans_b=int(not b.layout.k_major), dtype_b=self.dtype_b,
                                         zero_acc=not accumulate and step == 0)
         acc.fragment = fragment

@@ -142,9 +142,6 @@ class VectorLoader:
         """Every thread of the producer copies."""
         return True
 
-    def prefetch(self):
-        """Nothing to fetch ahead: the copies read the matrices through plain pointers."""
-
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
         origins = _origins("VectorLoader", self.operands, origins)
