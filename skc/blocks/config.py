@@ -49,6 +49,8 @@ class MatmulConfig:
     a_rows: int = 0              # rows of A's tile a stage loads (0: tile_m): a problem of fewer rows than a tile
                                  # loads only those (a box past the end of A is filled with zeros, slowly); the
                                  # rest of the tile's rows compute outputs that are never stored
+    cluster_n: int = 1           # blocks per cluster along N; they share (multicast) the A tile (few rows, many
+                                 # columns: each block loads a share of A's 128-byte chunks)
     producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
     consumer_registers: int = None
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
@@ -66,8 +68,8 @@ class MatmulConfig:
         if self.a_k_major and self.tile_m > 256:
             raise ValueError(f"a K-major A tile is one TMA box of tile_m rows, at most 256, found {self.tile_m}: use "
                              "fewer consumers or 64 rows each")
-        if self.pingpong and (self.split_k > 1 or self.cluster_m > 1):
-            raise ValueError("pingpong takes whole tiles without clusters: use split_k=1, cluster_m=1")
+        if self.pingpong and (self.split_k > 1 or self.cluster > 1):
+            raise ValueError("pingpong takes whole tiles without clusters: use split_k=1, cluster_m=1, cluster_n=1")
         if self.stage_turns and (self.pingpong or self.consumers < 2):
             raise ValueError("stage_turns: two or more consumer warpgroups of one tile take turns at each stage; "
                              "pingpong consumers take turns over whole tiles already")
@@ -80,10 +82,11 @@ class MatmulConfig:
                              f"{self.dtype}, found {self.tile_k}")
         if self.loader not in ("tma", "vector") and not hasattr(self.loader, "build"):
             raise ValueError(f"loader must be 'tma', 'vector' or a loader spec with build(), found {self.loader!r}")
-        if not isinstance(self.loader, str) and self.cluster_m > 1:
-            raise ValueError(f"{type(self.loader).__name__} loads its own tiles without multicast: use cluster_m=1")
-        if self.loader == "vector" and self.cluster_m > 1:
-            raise ValueError("the vector loader does not multicast: use cluster_m=1")
+        if not isinstance(self.loader, str) and self.cluster > 1:
+            raise ValueError(f"{type(self.loader).__name__} loads its own tiles without multicast: use cluster_m=1 "
+                             "and cluster_n=1")
+        if self.loader == "vector" and self.cluster > 1:
+            raise ValueError("the vector loader does not multicast: use cluster_m=1 and cluster_n=1")
         if self.loader == "vector" and any(rows * self.tile_k * self.elem_bytes // 16 % WARPGROUP
                                            for rows in (self.tile_m, self.tile_n)):
             pieces = self.tile_k * self.elem_bytes // 16   # a row's 16-byte pieces
@@ -99,11 +102,23 @@ class MatmulConfig:
             raise ValueError(f"a cluster of {self.cluster_m} splits B's {self.tile_n // 64} 64-column chunks evenly "
                              f"between its blocks: use a tile_n that is a multiple of {64 * self.cluster_m}, or "
                              "cluster_m=1")
+        if self.cluster_n not in (1, 2, 4):
+            raise ValueError(f"cluster_n must be 1, 2 or 4, found {self.cluster_n}")
+        if self.cluster_n > 1 and self.cluster_m > 1:
+            raise ValueError("a cluster runs along M (cluster_m, B shared) or along N (cluster_n, A shared), not both")
+        if self.cluster_n > 1 and self.a_k_major and self.tile_k * self.elem_bytes // 128 % self.cluster_n:
+            raise ValueError(f"a cluster of {self.cluster_n} along N splits A's {self.tile_k * self.elem_bytes // 128} "
+                             f"128-byte chunks of K evenly between its blocks: use a tile_k of "
+                             f"{128 * self.cluster_n // self.elem_bytes} (or a multiple), or cluster_n=1")
+        if self.cluster_n > 1 and not self.a_k_major and (self.tile_m // 64) % self.cluster_n:
+            raise ValueError(f"a cluster of {self.cluster_n} along N splits A's {self.tile_m // 64} 64-row chunks "
+                             f"evenly between its blocks: use a tile_m that is a multiple of {64 * self.cluster_n}, "
+                             "or cluster_n=1")
         if self.split_k < 1 or self.split_k > 16:
             raise ValueError(f"split_k must be 1 to 16, found {self.split_k}")
-        if self.split_k > 1 and (self.cluster_m > 1 or self.loader != "tma"):
-            raise ValueError("split-K takes the TMA loader without clusters: use cluster_m=1")
-        if self.stream_k and (self.split_k > 1 or self.cluster_m > 1 or self.pingpong or self.batched):
+        if self.split_k > 1 and (self.cluster > 1 or self.loader != "tma"):
+            raise ValueError("split-K takes the TMA loader without clusters: use cluster_m=1 and cluster_n=1")
+        if self.stream_k and (self.split_k > 1 or self.cluster > 1 or self.pingpong or self.batched):
             raise ValueError("stream_k shares the k-steps of whole tiles between single blocks: use it without "
                              "split_k, clusters, pingpong or a batch in one launch")
         if self.a_rows and not (self.a_k_major and self.loader == "tma" and self.a_rows % 8 == 0
@@ -124,6 +139,11 @@ class MatmulConfig:
             raise ValueError(f"{self.consumers} consumer warpgroups leave {share} registers a thread at compile time, "
                              f"too few for a {rows} x {self.tile_n} accumulator: use a tile_n of at most "
                              f"{(share - 24) * 2 * ROWS // rows // 64 * 64}")
+
+    @property
+    def cluster(self) -> int:
+        """Blocks per cluster (along M or along N)."""
+        return self.cluster_m * self.cluster_n
 
     @property
     def threads(self) -> int:
@@ -201,9 +221,10 @@ class MatmulConfig:
         tile_n = overrides.pop("tile_n", tile_n)
         overrides.setdefault("consumers", tile_m // ROWS)
         overrides.setdefault("cluster_m", 1 if b_k_major or overrides.get("stream_k") or (tile_n // 64) % cluster_m
-                             else cluster_m)
+                             or overrides.get("cluster_n", 1) > 1 else cluster_m)
         tma = overrides.get("loader", "tma") == "tma"
-        overrides.setdefault("split_k", split_k if overrides["cluster_m"] == 1 and tma else 1)
+        overrides.setdefault("split_k", split_k if overrides["cluster_m"] == overrides.get("cluster_n", 1) == 1 and tma
+                             else 1)
         if M < tile_m and a_k_major and tma:   # fewer rows than a tile: load only those (a box past A's end is slow)
             overrides.setdefault("a_rows", max(8, -(-M // 8) * 8))
         stages = overrides.pop("stages", None)

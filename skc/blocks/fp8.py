@@ -135,7 +135,8 @@ class Fp8MatmulConfig(MatmulConfig):
             raise ValueError("block-scaled consumers take 64 rows each (pingpong: 64-row tiles): the TileOp scales one "
                              "64-row part at a time")
         if self.loader != "tma" or self.cluster_m != 1:
-            raise ValueError("the fp8 GEMM loads with TMA, without clusters (loader='tma', cluster_m=1)")
+            raise ValueError("the fp8 GEMM loads with TMA, without clusters along M (loader='tma', cluster_m=1; B is "
+                             "K-major, one 128-byte chunk a stage: nothing to split between blocks)")
         if self.overlap_scaling and not (self.block_scaled and self.stages >= 2):
             raise ValueError(f"overlap_scaling scales a block-scaled GEMM's partials two stages at a time: it needs "
                              f"block_scaled=True and stages >= 2, found block_scaled={self.block_scaled}, "
@@ -208,7 +209,7 @@ class Fp8MatmulConfig(MatmulConfig):
                         **fields) -> Fp8MatmulConfig:
         """for_problem's choice (stages to fill shared memory), one consumer warpgroup (64-row tiles) for M <= 64
         (and 64 x 128 per-tensor tiles for M <= 128 when few tiles fill the GPU), and 64-wide tiles when 128-wide
-        ones would leave most SMs idle. Block-scaled tiles hold two f32 fragments a
+        ones would leave most SMs idle (48 wide and 256 deep, per tensor, where even 64-wide ones would). Block-scaled tiles hold two f32 fragments a
         thread (the running sum and the k-block's partial): 128 wide, or 192 (with 240 registers for the consumers),
         or 256 (the partial in two column halves, the consumers taking turns at the MMAs) where that is faster by
         BLOCK_SCALED_WIDTHS' model."""
@@ -222,6 +223,11 @@ class Fp8MatmulConfig(MatmulConfig):
             # cuBLAS at 128 x 7168 x 16384 against 0.98-1.00 (benchmarks/NOTES.md, three runs)
             fields.update(tile_m=64, consumers=1, tile_n=128)
         tile_m = fields.get("tile_m", 128)
+        if (M <= tile_m == 64 and not fields.get("block_scaled") and not {"tile_n", "tile_k"} & set(fields)
+                and -(-N // 64) < multiprocessors // 2 and -(-N // 48) <= multiprocessors):
+            # one row of tiles, 64-wide ones on under half the SMs: 48 wide, 256 deep (as many stages of B in flight
+            # in the shared memory left): 64 x 4096 x 7168 at 0.99x cuBLAS against 0.96 (benchmarks/NOTES.md)
+            fields.update(tile_n=48, tile_k=256)
         if -(-M // tile_m) * -(-N // 128) < multiprocessors // 2:
             fields.setdefault("tile_n", 64)
         if (fields.get("block_scaled") and "tile_n" not in fields and tile_m == 128 and not fields.get("pingpong")

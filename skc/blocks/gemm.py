@@ -85,12 +85,12 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
     `split`: (workspace, counters) of a split-K launch; `batches`: matrices of a batched launch; `stream_k`:
     (workspace, counters) of a stream-K launch."""
     dtype, dtype_b, out_dtype = _types(cfg)
-    skc.hopper.kernel_attributes(cluster=(cfg.cluster_m, 1, 1))
+    skc.hopper.kernel_attributes(cluster=(cfg.cluster, 1, 1))
     payload = cfg.payload()
     load = _hopper_loader(cfg, payload, a, b, M, N, K, maps)
     # with pingpong each stage has one reader: the consumer whose tile it holds
     readers = 1 if cfg.pingpong else cfg.consumers
-    with InputTilePipeline(payload, cfg.stages, load, consumers=readers, cluster=cfg.cluster_m) as pipe:
+    with InputTilePipeline(payload, cfg.stages, load, consumers=readers, cluster=cfg.cluster) as pipe:
         roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers)
         k_tiles = skc.cdiv(K, cfg.tile_k)
         if split is not None:
@@ -98,7 +98,7 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
         elif stream_k is not None:
             tiles = StreamKScheduler(M, N, cfg.tile_m, cfg.tile_n, k_tiles, cfg.group_m)
         else:
-            tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m, batches)
+            tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m, batches, cfg.cluster_n)
         if roles.is_producer():
             roles.enter_producer()
             if load.is_issuing():
@@ -229,14 +229,16 @@ def _tile_op(cfg):
 
 
 def _hopper_loader(cfg, payload, a, b, M, N, K, maps=None):
-    """The configured TileIO: TMA copies (B multicast across a cluster; `maps` for the payload's other tiles),
+    """The configured TileIO: TMA copies (B multicast across a cluster along M, A across one along N; `maps` for
+    the payload's other tiles),
     vector loads of the stored matrices, or a loader object the configuration names (its
     `build(payload, a=, b=)` makes it)."""
     if cfg.loader == "vector":
         shapes = cfg.stored_shapes(M, N, K)
         return VectorLoader(a=(a, *shapes["a"]), b=(b, *shapes["b"]))
     if cfg.loader == "tma":
-        return TmaLoader(payload, a=a, b=b, multicast=("b", cfg.cluster_m), **(maps or {}))
+        shared = ("a", cfg.cluster_n) if cfg.cluster_n > 1 else ("b", cfg.cluster_m)
+        return TmaLoader(payload, a=a, b=b, multicast=shared, **(maps or {}))
     return cfg.loader.build(payload, a=a, b=b)  # a TileIO the configuration brings (conv2d's im2col loader)
 
 

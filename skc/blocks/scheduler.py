@@ -6,6 +6,7 @@ raster order (`group_m` tile-rows at a time, so neighbouring blocks share A and 
 from __future__ import annotations
 
 import skc
+from skc import frontend
 
 
 class Tile:
@@ -27,21 +28,29 @@ class Tile:
 class TileScheduler:
     """`for tile in TileScheduler(M, N, tile_m, tile_n):` visits this block's tiles (a run-time loop).
     With clusters of `cluster_m` blocks along M, a cluster takes `cluster_m` vertically adjacent tiles
-    (which share their B tile) and each block the one of its rank."""
+    (which share their B tile) and each block the one of its rank; with clusters of `cluster_n` blocks along N,
+    `cluster_n` horizontally adjacent tiles (which share their A tile). A cluster's last tiles may lie past the
+    matrix: their blocks still load their share of the shared tile, and store nothing."""
 
-    def __init__(self, M, N, tile_m: int, tile_n: int, group_m: int = 8, cluster_m: int = 1, batches=1):
-        self.tile_m, self.tile_n, self.group_m, self.cluster_m = tile_m, tile_n, group_m, cluster_m
+    def __init__(self, M, N, tile_m: int, tile_n: int, group_m: int = 8, cluster_m: int = 1, batches=1,
+                 cluster_n: int = 1):
+        if cluster_m > 1 and cluster_n > 1:
+            raise frontend.current().error("a cluster runs along M or along N, not both",
+                                           hint="cluster_m=1 or cluster_n=1")
+        self.tile_m, self.tile_n, self.group_m = tile_m, tile_n, group_m
+        self.cluster_m, self.cluster_n = cluster_m, cluster_n
+        self.cluster = cluster_m * cluster_n
         self.tiles_m = skc.cdiv(M, tile_m * cluster_m)
-        self.tiles_n = skc.cdiv(N, tile_n)
+        self.tiles_n = skc.cdiv(N, tile_n * cluster_n)
         self.batches = batches  # a batch of M x N outputs: each matrix's tiles in turn, Tile.batch saying which
         self.single = isinstance(batches, int) and batches == 1  # (compile time) no batch
-        self.rank = skc.hopper.cluster_rank() if cluster_m > 1 else 0
+        self.rank = skc.hopper.cluster_rank() if self.cluster > 1 else 0
 
     def __skc_range__(self):
         units = self.tiles_m * self.tiles_n if self.single else self.tiles_m * self.tiles_n * self.batches
-        if self.cluster_m == 1:
+        if self.cluster == 1:
             return skc.block_id(0), units, skc.grid_dim(0)
-        return skc.block_id(0) // self.cluster_m, units, skc.grid_dim(0) // self.cluster_m
+        return skc.block_id(0) // self.cluster, units, skc.grid_dim(0) // self.cluster
 
     def __skc_item__(self, index):
         return self._tile_at(index) if self.single else self._batch_tile_at(index)
@@ -67,17 +76,22 @@ class TileScheduler:
         first_m = group * self.group_m
         rows_in_group = skc.minimum(self.tiles_m - first_m, self.group_m)
         within = index % per_group
-        span = self.tile_m * self.cluster_m
-        row0 = (first_m + within % rows_in_group) * span + self.rank * self.tile_m
-        return Tile(row0, (within // rows_in_group) * self.tile_n)
+        row0 = (first_m + within % rows_in_group) * (self.tile_m * self.cluster_m)
+        col0 = (within // rows_in_group) * (self.tile_n * self.cluster_n)
+        if self.cluster_m > 1:   # the block's tile of its cluster's
+            row0 += self.rank * self.tile_m
+        if self.cluster_n > 1:
+            col0 += self.rank * self.tile_n
+        return Tile(row0, col0)
 
     @staticmethod
     def grid(M: int, N: int, tile_m: int, tile_n: int, blocks_per_device: int, cluster_m: int = 1,
-             split_k: int = 1, batches: int = 1) -> int:
+             split_k: int = 1, batches: int = 1, cluster_n: int = 1) -> int:
         """The persistent grid: one block per SM, fewer when there are fewer work units (host side); a
         multiple of the cluster size."""
-        units = -(-M // (tile_m * cluster_m)) * -(-N // tile_n) * split_k * batches
-        return max(1, min(units, blocks_per_device // cluster_m)) * cluster_m
+        units = -(-M // (tile_m * cluster_m)) * -(-N // (tile_n * cluster_n)) * split_k * batches
+        cluster = cluster_m * cluster_n
+        return max(1, min(units, blocks_per_device // cluster)) * cluster
 
 
 class SplitKScheduler(TileScheduler):

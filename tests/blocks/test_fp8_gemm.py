@@ -100,6 +100,40 @@ def test_per_tensor_fp8_gemm_with_narrow_tiles(hopper_interpreter, fields):
                                   .astype(np.float32))
 
 
+@pytest.mark.parametrize("M, N, K, fields", [
+    (40, 328, 640, {"tile_n": 64, "tile_k": 256, "cluster_n": 2}),   # 6 tiles: a cluster's last tile past N
+    (64, 200, 1024, {"tile_n": 48, "tile_k": 512, "cluster_n": 4}),  # 5 tiles of 48 in clusters of 4
+    (136, 200, 512, {"tile_n": 64, "tile_k": 256, "cluster_n": 2})], ids=["m40-n2", "m64-n48-c4", "m136-n2"])
+def test_per_tensor_fp8_gemm_in_clusters_along_n_is_exact(hopper_interpreter, M, N, K, fields):
+    """Each block of a cluster along N loads its share of A's 128-byte chunks of K and multicasts it to the others."""
+    a, b, a8, b8 = operands(M, N, K)
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, stages=2, **fields)
+    assert config.cluster == fields["cluster_n"]
+    result = skc.blocks.matmul(a8, b8, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
+                               config=config)
+    np.testing.assert_array_equal(result.astype(np.float32), (2.0 * (a @ b)).astype(ml_dtypes.bfloat16)
+                                  .astype(np.float32))
+
+
+def test_one_row_of_per_tensor_tiles_on_few_sms_goes_48_wide_and_256_deep(hopper_interpreter):
+    """Where 64-wide tiles would leave over half the SMs idle and 48-wide ones fit in a wave (per tensor, M <= 64);
+    elsewhere the 64-wide tiles as before. The chosen configuration is exact, with a_rows and a K of 2.5 stages."""
+    pick = Fp8MatmulConfig.for_fp8_problem
+    assert (pick(64, 4096, 7168).tile_n, pick(64, 4096, 7168).tile_k) == (48, 256)
+    assert (pick(64, 7168, 8192).tile_n, pick(64, 7168, 8192).tile_k) == (64, 128)      # 112 tiles of 64 already
+    assert (pick(64, 8192, 7168, multiprocessors=160).tile_n) == 64                      # 171 of 48: two waves
+    assert pick(64, 4096, 7168, block_scaled=True).tile_n == 64                          # one scale block a stage
+    assert (pick(64, 4096, 7168, tile_k=128).tile_n, pick(64, 4096, 7168, tile_n=64).tile_k) == (64, 128)
+    M, N, K = 40, 200, 640
+    config = pick(M, N, K, multiprocessors=16)
+    assert (config.tile_n, config.tile_k, config.a_rows) == (48, 256, 40)
+    a, b, a8, b8 = operands(M, N, K)
+    result = skc.blocks.matmul(a8, b8, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
+                               config=config)
+    np.testing.assert_array_equal(result.astype(np.float32), (2.0 * (a @ b)).astype(ml_dtypes.bfloat16)
+                                  .astype(np.float32))
+
+
 def test_per_tensor_fp8_gemm_with_consumers_taking_turns(hopper_interpreter):
     M, N, K = 200, 136, 256   # four 64-row tiles of two 128-wide ones: the two consumers take four each
     a, b, a8, b8 = operands(M, N, K)
@@ -323,16 +357,23 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                                  Fp8MatmulConfig(tile_n=256, stages=3, block_scaled=True, half_partials=True,
                                                  producer_registers=24, consumer_registers=240),
                                  Fp8MatmulConfig.for_fp8_problem(4096, 4096, 4096, block_scaled=True),
-                                 Fp8MatmulConfig.for_fp8_problem(4096, 4096, 4096, block_scaled=True, out_dtype="f32")],
+                                 Fp8MatmulConfig.for_fp8_problem(4096, 4096, 4096, block_scaled=True, out_dtype="f32"),
+                                 Fp8MatmulConfig.for_fp8_problem(64, 4096, 7168, tile_n=64, tile_k=256, cluster_n=2),
+                                 Fp8MatmulConfig.for_fp8_problem(64, 4096, 7168),
+                                 Fp8MatmulConfig.for_fp8_problem(64, 4096, 7168, out_dtype="f32")],
                          ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192",
-                              "block-n128-turns", "block-n256-halves", "block-default", "block-default-f32"])
+                              "block-n128-turns", "block-n256-halves", "block-default", "block-default-f32",
+                              "per-tensor-cluster-n2", "per-tensor-m64-n48", "per-tensor-m64-n48-f32"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
     n = cfg.tile_n // 2 if cfg.half_partials else cfg.tile_n   # halves: two groups of m64n128 a stage
     form = f"wgmma.mma_async.sync.aligned.m64n{n}k32.f32.e4m3.{'e5m2' if cfg.dtype_b else 'e4m3'}"
     # one 128-deep stage: four k32 instructions (overlapped: a step of two stages, and a lone last one)
-    assert ptx.count(form) == (12 if cfg.overlap_scaling else 8 if cfg.half_partials else 4)
+    assert ptx.count(form) == (12 if cfg.overlap_scaling else 8 if cfg.half_partials else 4 * cfg.tile_k // 128)
+    if cfg.cluster_n > 1:  # A's chunks multicast (each by the block of its rank), B's copied by each block alone
+        assert ptx.count(".multicast::cluster") == cfg.tile_k // 128
+        assert re.search(r"\.reqnctapercluster\s+2, 1, 1", ptx)
     resources = compiled.resources
     assert resources["spill_stores"] == 0 and resources["spill_loads"] == 0, resources
     if cfg.block_scaled:  # the scale tiles come by TMA into the same stage; the stage's MMAs finish before scaling

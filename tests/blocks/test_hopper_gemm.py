@@ -52,9 +52,16 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     ((328, 136, 200), {"tile_m": 256, "consumers": 2, "stages": 3}),
     ((600, 256, 128), {"tile_m": 256, "consumers": 2, "stages": 2, "cluster_m": 2}),
     ((296, 200, 96), {"tile_m": 256, "consumers": 2, "stages": 2, "a_k_major": False, "b_k_major": True}),
+    # clusters along N, A multicast: each block loads one of A's two (four) 128-byte chunks of K; a cluster's last
+    # tile past N (5 tiles of 64 in clusters of 2 and 4), K in a share of a stage, an MN-major A (its 64-row chunks)
+    ((40, 320, 320), {"tile_m": 64, "consumers": 1, "tile_n": 64, "tile_k": 128, "cluster_n": 2, "stages": 3,
+                      "a_rows": 40}),
+    ((72, 296, 200), {"tile_m": 64, "consumers": 1, "tile_n": 64, "tile_k": 256, "cluster_n": 4, "stages": 2}),
+    ((200, 136, 136), {"tile_n": 64, "b_k_major": True, "tile_k": 128, "cluster_n": 2, "stages": 2}),
+    ((136, 200, 72), {"a_k_major": False, "cluster_n": 2, "stages": 3}),
 ], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256", "pingpong", "pingpong-ring", "pingpong-many",
         "pingpong-128", "pingpong-vector", "three-consumers", "three-consumers-192", "n32", "n96", "m256",
-        "m256-cluster2", "m256-mn"])
+        "m256-cluster2", "m256-mn", "cluster-n2", "cluster-n4", "cluster-n2-kmajor-b", "cluster-n2-mn-a"])
 def test_hopper_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, config):
     m, n, k = shape
     a, b = RNG.integers(-2, 3, (m, k)).astype(np.float32), RNG.integers(-2, 3, (k, n)).astype(np.float32)

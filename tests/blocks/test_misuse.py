@@ -203,6 +203,19 @@ def test_config_checks():
                                     producer_registers=24, consumer_registers=160).cluster_m == 1
     with pytest.raises(ValueError, match="vector loader's 128 threads copy 16 bytes.*a multiple of 16"):
         MatmulConfig(dtype="f16", tile_n=40, b_k_major=True, loader="vector")   # it would leave rows unloaded
+    # clusters along N: A's chunks split evenly, one direction, no split-K, and sizes of 1, 2 or 4
+    with pytest.raises(ValueError, match="splits A's 1 128-byte chunks of K evenly.*use a tile_k of 128"):
+        MatmulConfig(cluster_n=2)
+    with pytest.raises(ValueError, match="splits A's 1 64-row chunks evenly.*multiple of 128"):
+        MatmulConfig(tile_m=64, consumers=1, a_k_major=False, cluster_n=2)
+    with pytest.raises(ValueError, match="along M .* or along N .*, not both"):
+        MatmulConfig(tile_n=256, tile_k=128, stages=2, cluster_m=2, cluster_n=2)
+    with pytest.raises(ValueError, match="cluster_n must be 1, 2 or 4, found 3"):
+        MatmulConfig(tile_k=192, cluster_n=3)
+    with pytest.raises(ValueError, match="split-K takes the TMA loader without clusters"):
+        MatmulConfig(tile_k=128, cluster_n=2, split_k=2)
+    assert MatmulConfig.for_problem(8192, 8192, 8192, multiprocessors=132).cluster_m == 2
+    assert MatmulConfig.for_problem(8192, 8192, 8192, multiprocessors=132, tile_k=128, cluster_n=2).cluster_m == 1
     config = MatmulConfig.for_problem(4096, 4096, 4096)
     assert config.shared_bytes() <= 232448 and config.stages >= 4
 

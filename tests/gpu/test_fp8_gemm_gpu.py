@@ -89,9 +89,12 @@ VARIANTS = {"serial": {}, "overlapped": {"overlap_scaling": True},
                                   "consumer_registers": 240, "stage_turns": True, "tile_m": 128, "consumers": 2}}
 
 
-@pytest.mark.parametrize("M,N,K", [(128, 1000, 512), (200, 136, 384), (64, 4096, 512)])
-@pytest.mark.parametrize("fields", [{"tile_n": 56}, {"tile_m": 64, "consumers": 1, "tile_n": 32}],
-                         ids=["n56", "m64n32"])
+@pytest.mark.parametrize("M,N,K", [(128, 1000, 512), (200, 136, 384), (64, 4096, 512), (64, 4096, 7168)])
+@pytest.mark.parametrize("fields", [{"tile_n": 56}, {"tile_m": 64, "consumers": 1, "tile_n": 32},
+                                    {"tile_m": 64, "consumers": 1, "tile_n": 48, "tile_k": 256},
+                                    {"tile_n": 64, "tile_k": 256, "cluster_n": 2},
+                                    {"tile_n": 48, "tile_k": 512, "cluster_n": 4}],
+                         ids=["n56", "m64n32", "m64n48-k256", "cluster-n2", "n48-cluster-n4"])
 def test_per_tensor_narrow_tiles(M, N, K, fields):
     a, b = quantized(M, K), quantized(N, K, seed=2).t()
     sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")

@@ -100,6 +100,24 @@ def test_clusters_of_two_with_multicast(M, N, K, tile_n):
     assert relative_error(out, reference(a, b)) <= 1e-2
 
 
+@pytest.mark.parametrize("M,N,K", [(16, 8192, 1024), (1000, 768, 320), (136, 520, 200)])
+@pytest.mark.parametrize("fields", [{"tile_m": 64, "consumers": 1, "tile_n": 64, "cluster_n": 2},
+                                    {"tile_m": 64, "consumers": 1, "tile_n": 128, "cluster_n": 4}],
+                         ids=["n2", "n4"])
+def test_clusters_along_n_with_a_multicast(M, N, K, fields):
+    from skc.blocks import MatmulConfig
+
+    a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    # each block of the cluster loads one of A's 128-byte chunks of K (64 bf16 values) for all of them
+    config = MatmulConfig.for_problem(M, N, K, tile_k=64 * fields["cluster_n"], **fields)
+    assert config.cluster == fields["cluster_n"]
+    skc.blocks.matmul(a, b, out=out, config=config)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    assert relative_error(out, reference(a, b)) <= 1e-2
+
+
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, True)])
 def test_vector_loader_without_tma(ta, tb):
     from skc.blocks import MatmulConfig
