@@ -222,6 +222,8 @@ class MatmulConfig:
         overrides.setdefault("consumers", tile_m // ROWS)
         overrides.setdefault("cluster_m", 1 if b_k_major or overrides.get("stream_k") or (tile_n // 64) % cluster_m
                              or overrides.get("cluster_n", 1) > 1 else cluster_m)
+        if overrides.get("cluster_n", 1) > 1 and a_k_major:   # a 128-byte chunk of A's K for each block of the cluster
+            overrides.setdefault("tile_k", 128 * overrides["cluster_n"] // cls.input_types[dtype])
         tma = overrides.get("loader", "tma") == "tma"
         overrides.setdefault("split_k", split_k if overrides["cluster_m"] == overrides.get("cluster_n", 1) == 1 and tma
                              else 1)

@@ -223,10 +223,11 @@ class Fp8MatmulConfig(MatmulConfig):
             # cuBLAS at 128 x 7168 x 16384 against 0.98-1.00 (benchmarks/NOTES.md, three runs)
             fields.update(tile_m=64, consumers=1, tile_n=128)
         tile_m = fields.get("tile_m", 128)
-        if (M <= tile_m == 64 and not fields.get("block_scaled") and not {"tile_n", "tile_k"} & set(fields)
-                and -(-N // 64) < multiprocessors // 2 and -(-N // 48) <= multiprocessors):
-            # one row of tiles, 64-wide ones on under half the SMs: 48 wide, 256 deep (as many stages of B in flight
-            # in the shared memory left): 64 x 4096 x 7168 at 0.99x cuBLAS against 0.96 (benchmarks/NOTES.md)
+        if (M <= tile_m == 64 and not fields.get("block_scaled") and N > 64 and K > 128
+                and not {"tile_n", "tile_k", "stages", "cluster_n"} & set(fields) and -(-N // 64) < multiprocessors // 2):
+            # one row of tiles, 64-wide ones on under half the SMs (48-wide ones then fit in a wave): 48 wide, 256 deep
+            # (as many bytes of B in flight in the shared memory left): 64 x 4096 x 7168 at 0.99x cuBLAS against 0.96
+            # (benchmarks/NOTES.md); not where the caller chose the tile or the stages it must hold
             fields.update(tile_n=48, tile_k=256)
         if -(-M // tile_m) * -(-N // 128) < multiprocessors // 2:
             fields.setdefault("tile_n", 64)

@@ -368,6 +368,17 @@ def test_a_config_asking_for_split_k_runs_unsplit(interpreter):
     np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, 1, 0, 1))
 
 
+@pytest.mark.parametrize("R", [1, 3])
+def test_a_config_with_a_cluster_along_n_runs_without_one(interpreter, R):
+    """conv2d's loaders take their own tiles: a GEMM config of blocks sharing A (cluster_n) runs unclustered."""
+    x, w = small_integers((2, 8, 8, 128)), small_integers((136, R, R, 128))
+    config = skc.blocks.MatmulConfig(dtype="f16", tile_m=64, consumers=1, tile_n=64, tile_k=128, stages=2,
+                                     cluster_n=2, b_k_major=True)
+    y = conv2d(x, w, padding=R // 2, config=config)
+    np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, 1, R // 2, 1))
+    assert launched_config(x, w, config).cluster == 1
+
+
 @pytest.mark.parametrize("R, pad", [(3, 1), (1, 0)], ids=["im2col", "pointwise"])
 def test_three_consumer_warpgroups_on_192_row_tiles(interpreter, R, pad):
     x, w = small_integers((2, 15, 14, 16)), small_integers((136, R, R, 16))   # 420 output pixels: 3 row tiles

@@ -121,7 +121,9 @@ def test_one_row_of_per_tensor_tiles_on_few_sms_goes_48_wide_and_256_deep(hopper
     pick = Fp8MatmulConfig.for_fp8_problem
     assert (pick(64, 4096, 7168).tile_n, pick(64, 4096, 7168).tile_k) == (48, 256)
     assert (pick(64, 7168, 8192).tile_n, pick(64, 7168, 8192).tile_k) == (64, 128)      # 112 tiles of 64 already
-    assert (pick(64, 8192, 7168, multiprocessors=160).tile_n) == 64                      # 171 of 48: two waves
+    assert (pick(64, 64, 7168).tile_n, pick(64, 4096, 128).tile_n) == (64, 64)          # one tile; one k-step
+    assert pick(64, 4096, 7168, stages=8).tile_n == 64      # the caller's stages: a 64-wide tile's (8 of 28 KB overflow)
+    assert pick(64, 4096, 7168, cluster_n=4).tile_k == 512  # a cluster along N: a chunk of A's K for each block
     assert pick(64, 4096, 7168, block_scaled=True).tile_n == 64                          # one scale block a stage
     assert (pick(64, 4096, 7168, tile_k=128).tile_n, pick(64, 4096, 7168, tile_n=64).tile_k) == (64, 128)
     M, N, K = 40, 200, 640
