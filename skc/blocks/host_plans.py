@@ -151,7 +151,7 @@ class GemmPlan:
                        matmul_stream_k_kernel if cfg.stream_k else matmul_kernel)
         self.cfg, self.gemm, self.makers, self.empty, self.batches = cfg, tuple(gemm), makers, empty, batches
         self.sizes = self.gemm if batches is None else (batches, *self.gemm)
-        self.grid = TileScheduler.grid(gemm[0], gemm[1], cfg.tile_m, cfg.tile_n, device.multiprocessors,
+        self.grid = TileScheduler.grid(gemm[0], gemm[1], cfg.tile_m, cfg.tile_n, device.cluster_blocks(cfg.cluster),
                                        cfg.cluster_m, cfg.split_k, batches or 1, cfg.cluster_n)
         self.cuda = device.kind == "cuda"
         # split-K's and stream-K's workspace and counters, a set per launch stream

@@ -165,6 +165,34 @@ def primary_context(index: int):
     return call("cuDevicePrimaryCtxRetain", device_handle(index))
 
 
+_ONE_BLOCK_AN_SM = b""".version 8.0
+.target sm_90a
+.address_size 64
+.visible .entry skc_cluster_probe() { ret; }
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def resident_clusters(index: int, size: int) -> int:
+    """How many clusters of `size` blocks the device runs at once when each block takes a whole SM's shared memory
+    (a persistent GEMM's blocks): the driver's count, which a GPU whose SMs do not group evenly into clusters makes
+    smaller than SMs / size (an H200: 30 clusters of 4 on 132 SMs)."""
+    multiprocessors = attribute(index, "MULTIPROCESSOR_COUNT")
+    if size == 1 or compute_capability(index)[0] < 9:
+        return multiprocessors // size
+    module = driver()
+    probe = Module(_ONE_BLOCK_AN_SM, "skc_cluster_probe", index, attribute(index, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN"))
+    config = module.CUlaunchConfig()
+    config.gridDimX, config.gridDimY, config.gridDimZ = size, 1, 1   # (a grid of whole clusters)
+    config.blockDimX, config.blockDimY, config.blockDimZ = 128, 1, 1
+    config.sharedMemBytes = attribute(index, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN")
+    cluster = module.CUlaunchAttribute()
+    cluster.id = module.CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION
+    cluster.value.clusterDim.x, cluster.value.clusterDim.y, cluster.value.clusterDim.z = size, 1, 1
+    config.attrs, config.numAttrs = [cluster], 1
+    return int(call("cuOccupancyMaxActiveClusters", probe.function, config))
+
+
 def make_current(index: int):
     context = primary_context(index)
     call("cuCtxSetCurrent", context)

@@ -72,6 +72,15 @@ class Device:
             return int(hip.properties(self.index).multiProcessorCount)
         return 4
 
+    def cluster_blocks(self, size: int) -> int:
+        """Blocks of one SM each that run at once in clusters of `size` (a persistent grid's most): on a CUDA GPU the
+        driver's count of resident clusters times `size`, elsewhere the SMs in whole clusters."""
+        if self.kind == "cuda" and size > 1:
+            from . import cuda
+
+            return cuda.resident_clusters(self.index, size) * size
+        return self.multiprocessors // size * size
+
     def __str__(self):
         return "interpreter" if self.is_interpreter else f"{self.kind}:{self.index}"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import struct
+import types
 import zlib
 from typing import Optional
 
@@ -45,7 +46,7 @@ class FakeDriver:
     """The driver calls skc makes, each returning (CUDA_SUCCESS, outputs...)."""
 
     CUdevice_attribute = CUfunction_attribute = CUtensorMapDataType = CUtensorMapSwizzle = _Names()
-    CUtensorMapInterleave = CUtensorMapL2promotion = CUtensorMapFloatOOBfill = _Names()
+    CUtensorMapInterleave = CUtensorMapL2promotion = CUtensorMapFloatOOBfill = CUlaunchAttributeID = _Names()
     cuuint64_t = cuuint32_t = int
 
     def __init__(self, multiprocessors: int = 132, record: bool = True):
@@ -60,6 +61,7 @@ class FakeDriver:
         self.functions: dict = {}  # function handle -> the slot types of its parameters (set by tests)
         # cuda.launch_entry takes a C function at this address instead of cuLaunchKernel when a test sets it
         self.cuLaunchKernel_address = None
+        self.cluster_holes = 12
 
     def cuInit(self, flags):
         return (0,)
@@ -95,6 +97,21 @@ class FakeDriver:
     def cuFuncSetAttribute(self, function, attribute, value):
         return (0,)
 
+    class CUlaunchConfig:
+        """A launch configuration (cuOccupancyMaxActiveClusters reads its grid and cluster attribute)."""
+
+    class CUlaunchAttribute:
+        def __init__(self):
+            self.value = types.SimpleNamespace(clusterDim=types.SimpleNamespace(x=1, y=1, z=1))
+
+    def cuOccupancyMaxActiveClusters(self, function, config):
+        """As an H200 counts them: clusters of 4 or 8 leave 12 of its 132 SMs idle (`cluster_holes` SMs here)."""
+        size = config.attrs[0].value.clusterDim.x
+        if config.gridDimX % size:   # as the driver: CUDA_ERROR_INVALID_CLUSTER_SIZE
+            return (912,)
+        sms = self.attributes["CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT"]
+        return (0, (sms - (self.cluster_holes if size >= 4 else 0)) // size)
+
     def cuTensorMapEncodeTiled(self, data_type, rank, pointer, dims, strides, box, element_strides, *modes):
         self.encodes += 1
         words = [pointer, rank, *dims, *strides, *box] + ([pointer % 251] if self.checksum else [])
@@ -120,7 +137,8 @@ _SHARED: list = []
 @contextlib.contextmanager
 def installed(multiprocessors: int = 132, record: bool = True):
     """The fake driver in place of the real one, and cuda:0 the current device, for the `with` block."""
-    caches = (cuda.device_count, cuda.device_handle, cuda.device_name, cuda.attribute, cuda.primary_context)
+    caches = (cuda.device_count, cuda.device_handle, cuda.device_name, cuda.attribute, cuda.primary_context,
+              cuda.resident_clusters)
     # one driver object per process: launchers made under an earlier `installed()` hold its bound methods
     fake = _SHARED[0] if _SHARED else FakeDriver()
     _SHARED[:] = [fake]

@@ -118,6 +118,17 @@ def test_clusters_along_n_with_a_multicast(M, N, K, fields):
     assert relative_error(out, reference(a, b)) <= 1e-2
 
 
+def test_the_driver_counts_the_clusters_a_persistent_grid_may_hold():
+    from skc.runtime import devices
+
+    device = devices.Device("cuda", 0)
+    sms = device.multiprocessors
+    assert device.cluster_blocks(1) == sms
+    for size in (2, 4, 8):   # whole clusters, at most one block an SM (the H200: 66 of 2, 30 of 4, 15 of 8)
+        blocks = device.cluster_blocks(size)
+        assert blocks % size == 0 and 0 < blocks <= sms, (size, blocks)
+
+
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, True)])
 def test_vector_loader_without_tma(ta, tb):
     from skc.blocks import MatmulConfig

@@ -476,3 +476,23 @@ def test_fp8_block_scales_that_must_be_padded_are_not_bound(fake):
         bound = fp8_host._Plan(a, b, k_block_major, scale_b, None, None, None, None, None)
         copied = fp8_host._Plan(a, b, row_major, scale_b, None, None, None, None, None)
     assert bound.binds and not copied.binds
+
+
+@pytest.mark.parametrize("size, blocks", [(1, 132), (2, 132), (4, 120)])
+def test_a_persistent_grid_of_clusters_holds_only_the_clusters_the_gpu_runs_at_once(fake, size, blocks):
+    """The fake driver counts clusters as an H200 does (30 of 4 on 132 SMs): a grid of 33 clusters of 4 would leave
+    three to run after the others, each with a whole share of the tiles."""
+    from skc.blocks import MatmulConfig
+
+    assert devices.Device("cuda", 0).cluster_blocks(size) == blocks
+    assert devices.Device("cuda", 0).cluster_blocks(8) == 120   # (a count for any size, 132 SMs or not)
+    a, b, out = FakeTensor((64, 512)), FakeTensor((512, 65536)), FakeTensor((64, 65536))
+    config = MatmulConfig.for_problem(64, 65536, 512, "f16", tile_m=64, consumers=1, tile_n=64, multiprocessors=132,
+                                      cluster_n=size)
+    skc.blocks.matmul(a, b, out, config=config)
+    assert fake.launches[-1]["grid"] == (blocks, 1, 1)
+
+
+def test_the_interpreter_counts_its_sms_in_whole_clusters():
+    interpreter = devices.Device("interpreter")
+    assert [interpreter.cluster_blocks(size) for size in (1, 2, 4)] == [4, 4, 4]
