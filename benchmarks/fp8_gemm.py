@@ -64,7 +64,11 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        # K in shares (split-K) for problems with few tiles
                        "pt-split2": {"split_k": 2}, "pt-split4": {"split_k": 4},
                        "pt-n128-split4": {"tile_n": 128, "split_k": 4},
-                       "pt-turns": {"stage_turns": True}}
+                       "pt-turns": {"stage_turns": True},
+                       # one row of small tiles (M <= 64): 64 wide (the default before the eleventh session), and
+                       # clusters along N sharing A (measured slower; benchmarks/NOTES.md)
+                       "pt-n64": {"tile_n": 64, "tile_k": 128}, "pt-cluster-n2": {"tile_n": 64, "cluster_n": 2},
+                       "pt-cluster-n4": {"tile_n": 64, "cluster_n": 4}}
 
 
 def operands(M, N, K):
