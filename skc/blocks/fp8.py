@@ -209,7 +209,8 @@ class Fp8MatmulConfig(MatmulConfig):
                         **fields) -> Fp8MatmulConfig:
         """for_problem's choice (stages to fill shared memory), one consumer warpgroup (64-row tiles) for M <= 64
         (and 64 x 128 per-tensor tiles for M <= 128 when few tiles fill the GPU), and 64-wide tiles when 128-wide
-        ones would leave most SMs idle (48 wide and 256 deep, per tensor, where even 64-wide ones would). Block-scaled tiles hold two f32 fragments a
+        ones would leave most SMs idle (48 wide and 256 deep, per tensor, where even 64-wide ones would).
+        Block-scaled tiles hold two f32 fragments a
         thread (the running sum and the k-block's partial): 128 wide, or 192 (with 240 registers for the consumers),
         or 256 (the partial in two column halves, the consumers taking turns at the MMAs) where that is faster by
         BLOCK_SCALED_WIDTHS' model."""
@@ -223,8 +224,9 @@ class Fp8MatmulConfig(MatmulConfig):
             # cuBLAS at 128 x 7168 x 16384 against 0.98-1.00 (benchmarks/NOTES.md, three runs)
             fields.update(tile_m=64, consumers=1, tile_n=128)
         tile_m = fields.get("tile_m", 128)
-        if (M <= tile_m == 64 and not fields.get("block_scaled") and N > 64 and K > 128
-                and not {"tile_n", "tile_k", "stages", "cluster_n"} & set(fields) and -(-N // 64) < multiprocessors // 2):
+        chosen_shape = {"tile_n", "tile_k", "stages", "cluster_n"} & set(fields)
+        if (M <= tile_m == 64 and not fields.get("block_scaled") and N > 64 and K > 128 and not chosen_shape
+                and -(-N // 64) < multiprocessors // 2):
             # one row of tiles, 64-wide ones on under half the SMs (48-wide ones then fit in a wave): 48 wide, 256 deep
             # (as many bytes of B in flight in the shared memory left): 64 x 4096 x 7168 at 0.99x cuBLAS against 0.96
             # (benchmarks/NOTES.md); not where the caller chose the tile or the stages it must hold
