@@ -181,7 +181,11 @@ def resident_clusters(index: int, size: int) -> int:
     if size == 1 or compute_capability(index)[0] < 9:
         return multiprocessors // size
     module = driver()
-    probe = Module(_ONE_BLOCK_AN_SM, "skc_cluster_probe", index, attribute(index, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN"))
+    try:   # (a driver that cannot load the probe now, inside a graph capture say: the count of whole clusters)
+        probe = Module(_ONE_BLOCK_AN_SM, "skc_cluster_probe", index,
+                       attribute(index, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN"))
+    except DeviceError:
+        return multiprocessors // size
     config = module.CUlaunchConfig()
     config.gridDimX, config.gridDimY, config.gridDimZ = size, 1, 1   # (a grid of whole clusters)
     config.blockDimX, config.blockDimY, config.blockDimZ = 128, 1, 1

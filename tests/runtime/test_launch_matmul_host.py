@@ -496,3 +496,8 @@ def test_a_persistent_grid_of_clusters_holds_only_the_clusters_the_gpu_runs_at_o
 def test_the_interpreter_counts_its_sms_in_whole_clusters():
     interpreter = devices.Device("interpreter")
     assert [interpreter.cluster_blocks(size) for size in (1, 2, 4)] == [4, 4, 4]
+
+
+def test_a_driver_that_cannot_load_the_cluster_probe_counts_whole_clusters(fake, monkeypatch):
+    monkeypatch.setattr(fake, "cuModuleLoadData", lambda address: (700,))   # as inside a capture that refuses it
+    assert devices.Device("cuda", 0).cluster_blocks(4) == 132
