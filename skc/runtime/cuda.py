@@ -172,24 +172,31 @@ _ONE_BLOCK_AN_SM = b""".version 8.0
 """
 
 
-@functools.lru_cache(maxsize=None)
 def resident_clusters(index: int, size: int) -> int:
     """How many clusters of `size` blocks the device runs at once when each block takes a whole SM's shared memory
     (a persistent GEMM's blocks): the driver's count, which a GPU whose SMs do not group evenly into clusters makes
-    smaller than SMs / size (an H200: 30 clusters of 4 on 132 SMs)."""
+    smaller than SMs / size (an H200: 30 clusters of 4 on 132 SMs). Where the driver cannot answer (it cannot load
+    the probe inside a graph capture, say), the SMs in whole clusters, asking again next time."""
     multiprocessors = attribute(index, "MULTIPROCESSOR_COUNT")
     if size == 1 or compute_capability(index)[0] < 9:
         return multiprocessors // size
-    module = driver()
-    try:   # (a driver that cannot load the probe now, inside a graph capture say: the count of whole clusters)
-        probe = Module(_ONE_BLOCK_AN_SM, "skc_cluster_probe", index,
-                       attribute(index, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN"))
+    try:
+        count = _counted_clusters(index, size)
     except DeviceError:
-        return multiprocessors // size
+        count = 0
+    return count if count > 0 else multiprocessors // size
+
+
+@functools.lru_cache(maxsize=None)
+def _counted_clusters(index: int, size: int) -> int:
+    """The driver's count for resident_clusters (cached only when the driver answers)."""
+    module = driver()
+    shared = attribute(index, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN")
+    probe = Module(_ONE_BLOCK_AN_SM, "skc_cluster_probe", index, shared)
     config = module.CUlaunchConfig()
     config.gridDimX, config.gridDimY, config.gridDimZ = size, 1, 1   # (a grid of whole clusters)
     config.blockDimX, config.blockDimY, config.blockDimZ = 128, 1, 1
-    config.sharedMemBytes = attribute(index, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN")
+    config.sharedMemBytes = shared
     cluster = module.CUlaunchAttribute()
     cluster.id = module.CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION
     cluster.value.clusterDim.x, cluster.value.clusterDim.y, cluster.value.clusterDim.z = size, 1, 1

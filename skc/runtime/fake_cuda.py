@@ -110,7 +110,7 @@ class FakeDriver:
         if config.gridDimX % size:   # as the driver: CUDA_ERROR_INVALID_CLUSTER_SIZE
             return (912,)
         sms = self.attributes["CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT"]
-        return (0, (sms - (self.cluster_holes if size >= 4 else 0)) // size)
+        return (0, max(0, sms - (self.cluster_holes if size >= 4 else 0)) // size)
 
     def cuTensorMapEncodeTiled(self, data_type, rank, pointer, dims, strides, box, element_strides, *modes):
         self.encodes += 1
@@ -138,7 +138,7 @@ _SHARED: list = []
 def installed(multiprocessors: int = 132, record: bool = True):
     """The fake driver in place of the real one, and cuda:0 the current device, for the `with` block."""
     caches = (cuda.device_count, cuda.device_handle, cuda.device_name, cuda.attribute, cuda.primary_context,
-              cuda.resident_clusters)
+              cuda._counted_clusters)
     # one driver object per process: launchers made under an earlier `installed()` hold its bound methods
     fake = _SHARED[0] if _SHARED else FakeDriver()
     _SHARED[:] = [fake]

@@ -498,6 +498,17 @@ def test_the_interpreter_counts_its_sms_in_whole_clusters():
     assert [interpreter.cluster_blocks(size) for size in (1, 2, 4)] == [4, 4, 4]
 
 
-def test_a_driver_that_cannot_load_the_cluster_probe_counts_whole_clusters(fake, monkeypatch):
+def test_a_driver_that_cannot_count_clusters_now_counts_whole_ones_and_is_asked_again(fake, monkeypatch):
+    device = devices.Device("cuda", 0)
+    load = fake.cuModuleLoadData
     monkeypatch.setattr(fake, "cuModuleLoadData", lambda address: (700,))   # as inside a capture that refuses it
-    assert devices.Device("cuda", 0).cluster_blocks(4) == 132
+    assert device.cluster_blocks(4) == 132
+    monkeypatch.setattr(fake, "cuModuleLoadData", load)
+    assert device.cluster_blocks(4) == 120            # the failure was not kept
+    monkeypatch.setattr(fake, "cuOccupancyMaxActiveClusters", lambda function, config: (801,))
+    assert device.cluster_blocks(2) == 132            # an error from the query itself: no DeviceError for the user
+
+
+def test_a_gpu_too_small_for_the_fake_drivers_holes_still_counts_whole_clusters():
+    with fake_cuda.installed(multiprocessors=8):
+        assert devices.Device("cuda", 0).cluster_blocks(4) == 8   # (the driver's count of 0: whole clusters)
