@@ -181,14 +181,14 @@ def resident_clusters(index: int, size: int) -> int:
     if size == 1 or compute_capability(index)[0] < 9:
         return multiprocessors // size
     try:
-        count = _counted_clusters(index, size)
+        count = counted_clusters(index, size)
     except DeviceError:
         count = 0
     return count if count > 0 else multiprocessors // size
 
 
 @functools.lru_cache(maxsize=None)
-def _counted_clusters(index: int, size: int) -> int:
+def counted_clusters(index: int, size: int) -> int:
     """The driver's count for resident_clusters (cached only when the driver answers)."""
     module = driver()
     shared = attribute(index, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN")

@@ -138,7 +138,7 @@ _SHARED: list = []
 def installed(multiprocessors: int = 132, record: bool = True):
     """The fake driver in place of the real one, and cuda:0 the current device, for the `with` block."""
     caches = (cuda.device_count, cuda.device_handle, cuda.device_name, cuda.attribute, cuda.primary_context,
-              cuda._counted_clusters)
+              cuda.counted_clusters)
     # one driver object per process: launchers made under an earlier `installed()` hold its bound methods
     fake = _SHARED[0] if _SHARED else FakeDriver()
     _SHARED[:] = [fake]
