@@ -220,13 +220,14 @@ class MatmulConfig:
         tile_m = overrides.pop("tile_m", tile_m)
         tile_n = overrides.pop("tile_n", tile_n)
         overrides.setdefault("consumers", tile_m // ROWS)
+        cluster_n = overrides.get("cluster_n", 1)
         overrides.setdefault("cluster_m", 1 if b_k_major or overrides.get("stream_k") or (tile_n // 64) % cluster_m
-                             or overrides.get("cluster_n", 1) > 1 else cluster_m)
-        if overrides.get("cluster_n", 1) > 1 and a_k_major:   # a 128-byte chunk of A's K for each block of the cluster
-            overrides.setdefault("tile_k", 128 * overrides["cluster_n"] // cls.input_types[dtype])
+                             or cluster_n > 1 else cluster_m)
+        if cluster_n > 1 and a_k_major:   # a 128-byte chunk of A's K for each block of the cluster
+            overrides.setdefault("tile_k", 128 * cluster_n // cls.input_types[dtype])
         tma = overrides.get("loader", "tma") == "tma"
-        overrides.setdefault("split_k", split_k if overrides["cluster_m"] == overrides.get("cluster_n", 1) == 1 and tma
-                             else 1)
+        clustered = overrides["cluster_m"] > 1 or cluster_n > 1
+        overrides.setdefault("split_k", split_k if tma and not clustered else 1)
         if M < tile_m and a_k_major and tma:   # fewer rows than a tile: load only those (a box past A's end is slow)
             overrides.setdefault("a_rows", max(8, -(-M // 8) * 8))
         stages = overrides.pop("stages", None)

@@ -134,9 +134,8 @@ class Fp8MatmulConfig(MatmulConfig):
         if self.block_scaled and self.consumer_rows > Wgmma.rows_per_warpgroup:
             raise ValueError("block-scaled consumers take 64 rows each (pingpong: 64-row tiles): the TileOp scales one "
                              "64-row part at a time")
-        if self.loader != "tma" or self.cluster_m != 1:
-            raise ValueError("the fp8 GEMM loads with TMA, without clusters along M (loader='tma', cluster_m=1; B is "
-                             "K-major, one 128-byte chunk a stage: nothing to split between blocks)")
+        if self.loader != "tma":   # (clusters along M: MatmulConfig refuses them for a K-major B)
+            raise ValueError(f"the fp8 GEMM loads with TMA (loader='tma'), found loader={self.loader!r}")
         if self.overlap_scaling and not (self.block_scaled and self.stages >= 2):
             raise ValueError(f"overlap_scaling scales a block-scaled GEMM's partials two stages at a time: it needs "
                              f"block_scaled=True and stages >= 2, found block_scaled={self.block_scaled}, "

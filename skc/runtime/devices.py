@@ -75,7 +75,7 @@ class Device:
     def cluster_blocks(self, size: int) -> int:
         """Blocks of one SM each that run at once in clusters of `size` (a persistent grid's most): on a CUDA GPU the
         driver's count of resident clusters times `size`, elsewhere the SMs in whole clusters."""
-        if self.kind == "cuda" and size > 1:
+        if self.kind == "cuda":
             from . import cuda
 
             return cuda.resident_clusters(self.index, size) * size
