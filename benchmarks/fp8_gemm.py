@@ -51,7 +51,14 @@ VARIANTS = {"block-ovl": {"overlap_scaling": True},   # two stages a step, one's
             "block-n256-halves": {"tile_n": 256, "half_partials": True, "producer_registers": 24,
                                   "consumer_registers": 240},
             "block-n256-halves-turns": {"tile_n": 256, "half_partials": True, "stage_turns": True,
-                                        "producer_registers": 24, "consumer_registers": 240}}
+                                        "producer_registers": 24, "consumer_registers": 240},
+            # one epilogue buffer a consumer: the shared memory of a fourth stage at 256 wide, a fifth at 192
+            "block-n256-halves-turns-e1": {"tile_n": 256, "half_partials": True, "stage_turns": True,
+                                           "epilogue_buffers": 1, "producer_registers": 24, "consumer_registers": 240},
+            "block-n192-e1": {"tile_n": 192, "epilogue_buffers": 1, "producer_registers": 24,
+                              "consumer_registers": 240},
+            "block-n192-s4-e1": {"tile_n": 192, "stages": 4, "epilogue_buffers": 1, "producer_registers": 24,
+                                 "consumer_registers": 240}}
 
 
 VARIANTS_ON = True  # --no-variants: only the default configuration of each kind

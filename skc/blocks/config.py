@@ -51,6 +51,8 @@ class MatmulConfig:
                                  # rest of the tile's rows compute outputs that are never stored
     cluster_n: int = 1           # blocks per cluster along N; they share (multicast) the A tile (few rows, many
                                  # columns: each block loads a share of A's 128-byte chunks)
+    epilogue_buffers: int = 2    # the TMA-store epilogue's staging buffers a consumer: 2, or 1 (half the shared
+                                 # memory, for a deeper pipeline; each chunk waits for the store of the one before)
     producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
     consumer_registers: int = None
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
@@ -94,6 +96,8 @@ class MatmulConfig:
                              f"rows x tile_k must be a multiple of {WARPGROUP * 16 // self.elem_bytes} elements, found "
                              f"{self.tile_m} x {self.tile_k} and {self.tile_n} x {self.tile_k}; use a tile_n that is "
                              f"a multiple of {WARPGROUP // math.gcd(WARPGROUP, pieces)}")
+        if self.epilogue_buffers not in (1, 2):
+            raise ValueError(f"epilogue_buffers must be 1 or 2, found {self.epilogue_buffers}")
         if self.cluster_m not in (1, 2):
             raise ValueError(f"cluster_m must be 1 or 2, found {self.cluster_m}")
         if self.cluster_m > 1 and self.b_k_major:
@@ -179,7 +183,7 @@ class MatmulConfig:
     @property
     def staging_elements(self) -> int:
         """Each consumer's epilogue buffers (the TMA-store epilogue allocates them)."""
-        return TmaStoreEpilogue.staging_elements(self.elem_bytes)
+        return TmaStoreEpilogue.staging_elements(self.elem_bytes, buffers=self.epilogue_buffers)
 
     def shared_bytes(self) -> int:
         stage = (self.tile_m + self.tile_n) * self.tile_k * self.elem_bytes

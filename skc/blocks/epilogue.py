@@ -92,29 +92,33 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
     """Stores a warpgroup's accumulator (`rows` x n, wgmma's 64 by default) in chunks of rows x `columns`
     (one 128-byte swizzled TMA box each, or a narrower box of `columns`), double-buffered in shared memory it allocates for all
     `warpgroups` (2 x rows x columns elements each, 1024-byte aligned), so a chunk is written while the
-    previous one is being stored. Warpgroup `warpgroup` (of `warpgroups`) synchronizes on named barrier
+    previous one is being stored (`buffers=1`: one buffer, half the shared memory, each chunk written once the
+    store before it has read the buffer). Warpgroup `warpgroup` (of `warpgroups`) synchronizes on named barrier
     1 + warpgroup. A `with` waits on exit for the last stores (before the block may exit)."""
 
     BUFFERS = 2
     BOX_BYTES = 128  # a row of a chunk: the width of the 128-byte swizzle
 
     @classmethod
-    def staging_elements(cls, elem_bytes: int, rows: int = Wgmma.rows_per_warpgroup) -> int:
+    def staging_elements(cls, elem_bytes: int, rows: int = Wgmma.rows_per_warpgroup, buffers: int = BUFFERS) -> int:
         """The shared-memory elements one warpgroup's epilogue stages its chunks in (for shared-memory plans)."""
-        return cls.BUFFERS * rows * (cls.BOX_BYTES // elem_bytes)
+        return buffers * rows * (cls.BOX_BYTES // elem_bytes)
 
     def __init__(self, out_map, dtype, args: EpilogueArgs, warpgroup=0, warpgroups: int = 1,
-                 rows: int = Wgmma.rows_per_warpgroup, allocate: bool = True, columns: int = 0):
+                 rows: int = Wgmma.rows_per_warpgroup, allocate: bool = True, columns: int = 0,
+                 buffers: int = BUFFERS):
         # a chunk is one swizzled 128-byte row of columns, or (`columns`: a narrower box, for tiles narrower than
         # that or no multiple of it) part of one: each row still takes a whole 128-byte span in shared memory
         self.columns = columns or self.BOX_BYTES // dtype.itemsize
         if self.columns * dtype.itemsize > self.BOX_BYTES or self.columns * dtype.itemsize % 16:
             raise frontend.current().error(f"the epilogue stores chunks of whole 16-byte pieces of a 128-byte row: "
                                            f"{self.columns} columns of {dtype} are not")
-        self.out_map, self.dtype, self.rows = out_map, dtype, rows
+        if buffers not in (1, 2):
+            raise frontend.current().error(f"the epilogue stages its chunks in 1 or 2 buffers, not {buffers}")
+        self.out_map, self.dtype, self.rows, self.buffers = out_map, dtype, rows, buffers
         self.warpgroup, self.warpgroups = warpgroup, warpgroups
         self.fused = FusedEpilogue(args) if args is not None else None   # None: the values as they are
-        per_warpgroup = self.staging_elements(dtype.itemsize, rows)
+        per_warpgroup = self.staging_elements(dtype.itemsize, rows, buffers)
         # without `allocate`, the caller stages in memory it owns (a subclass says where, to `store`)
         self.staging = (skc.shared((warpgroups * per_warpgroup,), dtype, align=1024) + warpgroup * per_warpgroup
                         if allocate else None)
@@ -148,15 +152,15 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
 
     def store(self, acc, row0, col0, outer: tuple, staging, stride):
         """The chunks of acc (its MMAs complete) to the output at (row0, col0) of the matrix at coordinates `outer`
-        of the tensor map's outer dimensions, through the two staging buffers at `staging` and `stride` elements
-        after it."""
+        of the tensor map's outer dimensions, through the staging buffers at `staging` (the second, if two, `stride`
+        elements after it)."""
         chunks = acc.n // self.columns
         for chunk in skc.static_range(chunks):
             first = chunk * self.columns
-            buffer = staging + (chunk % self.BUFFERS) * stride
-            # the store that last read this buffer is done with it: the one before last, except at the first
-            # chunk of a tile of an odd number of chunks, whose buffer the previous tile's last store read
-            self.sync(0 if chunk == 0 and chunks % self.BUFFERS else self.BUFFERS - 1)
+            buffer = staging + (chunk % self.buffers) * stride
+            # the store that last read this buffer is done with it: the one before last (two buffers), except at
+            # the first chunk of a tile of an odd number of chunks, whose buffer the previous tile's last store read
+            self.sync(0 if chunk == 0 and chunks % self.buffers else self.buffers - 1)
             for values, row, column in acc.runs(first, self.columns):
                 results = values if self.fused is None else \
                     [self.fused(value, row0 + row, _plus(col0 + column, j)) for j, value in enumerate(values)]

@@ -193,7 +193,7 @@ class Fp8MatmulConfig(MatmulConfig):
 
     @property
     def staging_elements(self) -> int:
-        return TmaStoreEpilogue.staging_elements(self.out_bytes)
+        return TmaStoreEpilogue.staging_elements(self.out_bytes, buffers=self.epilogue_buffers)
 
     def shared_bytes(self) -> int:
         return (self.payload().stage_bytes * self.stages + self.consumers * self.staging_elements * self.out_bytes

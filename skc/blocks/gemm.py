@@ -118,7 +118,7 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
             acc = mma.zeros()
             if split is None:
                 epilogue = TmaStoreEpilogue(out, out_dtype, epilogue_args, warpgroup, cfg.consumers,
-                                            columns=cfg.epilogue_columns)
+                                            columns=cfg.epilogue_columns, buffers=cfg.epilogue_buffers)
             else:
                 epilogue = SplitKEpilogue(out, *split, out_dtype, epilogue_args, cfg.split_k, warpgroup,
                                           cfg.consumers, cfg.tile_n)

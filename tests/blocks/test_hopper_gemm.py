@@ -59,9 +59,15 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     ((72, 296, 200), {"tile_m": 64, "consumers": 1, "tile_n": 64, "tile_k": 256, "cluster_n": 4, "stages": 2}),
     ((200, 136, 136), {"tile_n": 64, "b_k_major": True, "tile_k": 128, "cluster_n": 2, "stages": 2}),
     ((136, 200, 72), {"a_k_major": False, "cluster_n": 2, "stages": 3}),
+    # one epilogue buffer a consumer: each chunk written once the store of the one before has read it (four chunks
+    # a tile; two a tile over several tiles a block; pingpong)
+    ((136, 256, 128), {"tile_n": 256, "stages": 2, "epilogue_buffers": 1}),
+    ((200 * 3, 136, 72), {"epilogue_buffers": 1}),
+    ((200, 136, 72), {"tile_m": 64, "stages": 3, "pingpong": True, "epilogue_buffers": 1}),
 ], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256", "pingpong", "pingpong-ring", "pingpong-many",
         "pingpong-128", "pingpong-vector", "three-consumers", "three-consumers-192", "n32", "n96", "m256",
-        "m256-cluster2", "m256-mn", "cluster-n2", "cluster-n4", "cluster-n2-kmajor-b", "cluster-n2-mn-a"])
+        "m256-cluster2", "m256-mn", "cluster-n2", "cluster-n4", "cluster-n2-kmajor-b", "cluster-n2-mn-a", "n256-one-buffer", "one-buffer-tiles",
+        "pingpong-one-buffer"])
 def test_hopper_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, config):
     m, n, k = shape
     a, b = RNG.integers(-2, 3, (m, k)).astype(np.float32), RNG.integers(-2, 3, (k, n)).astype(np.float32)

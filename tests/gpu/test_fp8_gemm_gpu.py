@@ -86,7 +86,12 @@ VARIANTS = {"serial": {}, "overlapped": {"overlap_scaling": True},
             # each k-block's partial in two column halves: 256-wide tiles
             "n256-halves": {"tile_n": 256, "half_partials": True, "producer_registers": 24, "consumer_registers": 240},
             "n256-halves-turns": {"tile_n": 256, "half_partials": True, "producer_registers": 24,
-                                  "consumer_registers": 240, "stage_turns": True, "tile_m": 128, "consumers": 2}}
+                                  "consumer_registers": 240, "stage_turns": True, "tile_m": 128, "consumers": 2},
+            # one epilogue buffer a consumer: a fourth stage at 256 wide, a fifth at 192
+            "n256-halves-turns-e1": {"tile_n": 256, "half_partials": True, "producer_registers": 24,
+                                     "consumer_registers": 240, "stage_turns": True, "tile_m": 128, "consumers": 2,
+                                     "epilogue_buffers": 1},
+            "n192-e1": {"tile_n": 192, "producer_registers": 24, "consumer_registers": 240, "epilogue_buffers": 1}}
 
 
 @pytest.mark.parametrize("M,N,K", [(128, 1000, 512), (200, 136, 384), (64, 4096, 512), (64, 4096, 7168)])
