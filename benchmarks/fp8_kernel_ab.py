@@ -1,0 +1,63 @@
+"""Block-scaled fp8 configurations against each other (and cuBLASLt) at sustained load: each sample is ~150 ms of
+back-to-back calls timed with CUDA events, the configurations alternated over rounds (the order reversed every
+other round, a 0.1 s rest before each sample), medians reported. Steadier than fp8_gemm.py's short bursts for
+telling two kernels a few percent apart. Run:
+python benchmarks/fp8_kernel_ab.py 8192x8192x8192,4096x4096x4096 default,block-n256-halves-turns,cublas [rounds]
+(names: `default`, `cublas`, or a variant of fp8_gemm.VARIANTS; the first is the baseline)."""
+import statistics
+import sys
+import time
+
+import torch
+
+import skc
+from fp8_gemm import VARIANTS, block_scales, cublas_block, operands
+from skc.blocks.fp8 import Fp8MatmulConfig
+
+
+def timed(fn, reps):
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / reps
+
+
+def main():
+    shapes = [tuple(map(int, s.split("x"))) for s in sys.argv[1].split(",")]
+    names = sys.argv[2].split(",")
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 8
+    for M, N, K in shapes:
+        a, b = operands(M, N, K)
+        sa, sb = block_scales(M, N, K)
+        out = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
+        calls = {}
+        for name in names:
+            if name == "cublas":
+                calls[name] = cublas_block(a, b, sa, sb)[0]
+                continue
+            config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True,
+                                                     **({} if name == "default" else VARIANTS[name]))
+            calls[name] = (lambda config=config: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb,
+                                                                   out_dtype=torch.bfloat16, config=config))
+        flops = 2 * M * N * K
+        reps = max(10, int(150 / (flops / 1.1e15 * 1e3)))   # ~150 ms a sample at 1,100 TFLOP/s
+        for call in calls.values():
+            timed(call, 5)
+        results = {name: [] for name in calls}
+        for r in range(rounds):
+            for name in (names if r % 2 == 0 else names[::-1]):
+                time.sleep(0.1)
+                results[name].append(flops / timed(calls[name], reps) / 1e9)
+        base = statistics.median(results[names[0]])
+        print(f"{M}x{N}x{K} reps={reps}")
+        for name, values in results.items():
+            median = statistics.median(values)
+            print(f"  {name:32s} median {median:7.0f}  min {min(values):7.0f} max {max(values):7.0f}  "
+                  f"vs {names[0]}: {median / base:.3f}")
+
+
+if __name__ == "__main__":
+    main()
