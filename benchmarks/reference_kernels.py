@@ -1,7 +1,8 @@
 """Which kernels the references launch, and for how long, beside skc's: torch.matmul (cuBLAS) and
-skc.blocks.matmul at the GEMM suite's small and mid shapes, and torch SDPA (cuDNN, flash) beside skc.attention.
+skc.blocks.matmul at the GEMM suite's small and mid shapes, torch._scaled_mm (cuBLASLt, per-tensor and block-wise
+fp8) beside skc's fp8 GEMMs, and torch SDPA (cuDNN, flash) beside skc.attention.
 Names and GPU times come from torch.profiler (CUPTI), averaged over `--reps` calls after a warm-up. Needs a GPU.
-Usage: python benchmarks/reference_kernels.py [--reps N] [--only gemm,attention]
+Usage: python benchmarks/reference_kernels.py [--reps N] [--only gemm,fp8,attention]
 """
 import argparse
 import os
@@ -15,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import skc  # noqa: E402
 
 GEMM_SHAPES = [(16, 8192, 8192), (128, 8192, 8192), (1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096)]
+FP8_SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (4096, 7168, 16384)]
 ATTENTION_SHAPES = [(8, 16, 4096, 128, False), (8, 16, 4096, 128, True), (16, 16, 2048, 128, False)]
 
 
@@ -44,7 +46,7 @@ def show(label, rows):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--only", default="gemm,attention")
+    parser.add_argument("--only", default="gemm,fp8,attention")
     args = parser.parse_args()
     torch.manual_seed(0)
     if "gemm" in args.only:
@@ -53,6 +55,23 @@ def main():
             b = torch.randn(K, N, device="cuda", dtype=torch.bfloat16)
             show(f"torch.matmul {M}x{N}x{K} bf16", kernels(lambda: torch.matmul(a, b), args.reps))
             show(f"skc.blocks.matmul {M}x{N}x{K} bf16", kernels(lambda: skc.blocks.matmul(a, b), args.reps))
+    if "fp8" in args.only:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from fp8_gemm import block_scales, cublas_block, operands
+        for M, N, K in FP8_SHAPES:
+            a, b = operands(M, N, K)
+            sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
+            show(f"torch._scaled_mm {M}x{N}x{K} per-tensor",
+                 kernels(lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16), args.reps))
+            show(f"skc.blocks.matmul {M}x{N}x{K} per-tensor",
+                 kernels(lambda: skc.blocks.matmul(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16), args.reps))
+            block_a, block_b = block_scales(M, N, K)
+            cublas, _ = cublas_block(a, b, block_a, block_b)
+            if cublas is not None:
+                show(f"torch._scaled_mm {M}x{N}x{K} block-wise", kernels(cublas, args.reps))
+            show(f"skc.blocks.matmul {M}x{N}x{K} block-wise",
+                 kernels(lambda: skc.blocks.matmul(a, b, scale_a=block_a, scale_b=block_b, out_dtype=torch.bfloat16),
+                         args.reps))
     if "attention" in args.only:
         from torch.nn.attention import SDPBackend, sdpa_kernel
         for B, H, S, D, causal in ATTENTION_SHAPES:

@@ -36,6 +36,8 @@ GEMMS = {
                             shape=(896, 1280, 192)),
     "stream-k-256x128": dict(config=MatmulConfig(tile_m=256, tile_n=128, stages=3, stream_k=True),
                              shape=(3072, 1536, 192)),
+    # one epilogue buffer a consumer: each chunk written once the store of the one before has read it
+    "128x256x64-s4-one-buffer": dict(config=MatmulConfig(tile_n=256, stages=4, epilogue_buffers=1)),
 }
 
 
@@ -121,6 +123,9 @@ FP8 = {   # fp8 GEMMs (M, N, K, block-scaled, Fp8MatmulConfig fields)
                                           "consumer_registers": 240}),   # tiles that start inside scale blocks
     "block-n256-halves": (256, 600, 384, True, {"tile_n": 256, "half_partials": True, "stage_turns": True,
                                                 "producer_registers": 24, "consumer_registers": 240}),   # the default
+    "block-n256-halves-one-buffer": (256, 600, 384, True, {"tile_n": 256, "half_partials": True, "stage_turns": True,
+                                                           "epilogue_buffers": 1, "producer_registers": 24,
+                                                           "consumer_registers": 240}),   # four stages
 }
 
 
