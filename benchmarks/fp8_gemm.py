@@ -58,7 +58,16 @@ VARIANTS = {"block-ovl": {"overlap_scaling": True},   # two stages a step, one's
             "block-n192-e1": {"tile_n": 192, "epilogue_buffers": 1, "producer_registers": 24,
                               "consumer_registers": 240},
             "block-n192-s4-e1": {"tile_n": 192, "stages": 4, "epilogue_buffers": 1, "producer_registers": 24,
-                                 "consumer_registers": 240}}
+                                 "consumer_registers": 240},
+            # clusters of 2 along M sharing B (each block loads half its rows): cuBLASLt's block-wise kernels run
+            # 128 x 128 x 128 tiles, 6 stages, in clusters of 2 (benchmarks/reference_kernels.py)
+            "block-c2": {"cluster_m": 2},
+            "block-n128-c2": {"tile_n": 128, "cluster_m": 2},
+            "block-n128-c2-s6-e1": {"tile_n": 128, "cluster_m": 2, "stages": 6, "epilogue_buffers": 1},
+            "block-n192-c2": {"tile_n": 192, "stages": 4, "cluster_m": 2, "producer_registers": 24,
+                              "consumer_registers": 240},
+            "block-n256-halves-turns-c2": {"tile_n": 256, "half_partials": True, "stage_turns": True, "cluster_m": 2,
+                                           "producer_registers": 24, "consumer_registers": 240}}
 
 
 VARIANTS_ON = True  # --no-variants: only the default configuration of each kind
@@ -75,7 +84,9 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        # one row of small tiles (M <= 64): 64 wide (the default before the eleventh session), and
                        # clusters along N sharing A (measured slower; benchmarks/NOTES.md)
                        "pt-n64": {"tile_n": 64, "tile_k": 128}, "pt-cluster-n2": {"tile_n": 64, "cluster_n": 2},
-                       "pt-cluster-n4": {"tile_n": 64, "cluster_n": 4}}
+                       "pt-cluster-n4": {"tile_n": 64, "cluster_n": 4},
+                       # clusters of 2 along M sharing B (each block loads half its rows)
+                       "pt-c2": {"cluster_m": 2}, "pt-n128-c2": {"tile_n": 128, "cluster_m": 2}}
 
 
 def operands(M, N, K):

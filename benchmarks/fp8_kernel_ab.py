@@ -3,7 +3,8 @@ back-to-back calls timed with CUDA events, the configurations alternated over ro
 other round, a 0.1 s rest before each sample), medians reported. Steadier than fp8_gemm.py's short bursts for
 telling two kernels a few percent apart. Run:
 python benchmarks/fp8_kernel_ab.py 8192x8192x8192,4096x4096x4096 default,block-n256-halves-turns,cublas [rounds]
-(names: `default`, `cublas`, or a variant of fp8_gemm.VARIANTS; the first is the baseline)."""
+(names: `default`, `cublas`, or a variant of fp8_gemm.VARIANTS; `pt-default`, `pt-cublas` or a variant of
+fp8_gemm.PER_TENSOR_VARIANTS for per-tensor scales; the first is the baseline)."""
 import statistics
 import sys
 import time
@@ -11,7 +12,7 @@ import time
 import torch
 
 import skc
-from fp8_gemm import VARIANTS, block_scales, cublas_block, operands
+from fp8_gemm import PER_TENSOR_VARIANTS, VARIANTS, block_scales, cublas_block, operands
 from skc.blocks.fp8 import Fp8MatmulConfig
 
 
@@ -31,17 +32,22 @@ def main():
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 8
     for M, N, K in shapes:
         a, b = operands(M, N, K)
-        sa, sb = block_scales(M, N, K)
+        block_a, block_b = block_scales(M, N, K)
+        tensor_a, tensor_b = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
         out = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
         calls = {}
         for name in names:
-            if name == "cublas":
-                calls[name] = cublas_block(a, b, sa, sb)[0]
+            per_tensor = name.startswith("pt-")
+            sa, sb = (tensor_a, tensor_b) if per_tensor else (block_a, block_b)
+            if name in ("cublas", "pt-cublas"):
+                calls[name] = (cublas_block(a, b, sa, sb)[0] if not per_tensor else
+                               lambda: torch._scaled_mm(a, b, scale_a=tensor_a, scale_b=tensor_b,
+                                                        out_dtype=torch.bfloat16))
                 continue
-            config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True,
-                                                     **({} if name == "default" else VARIANTS[name]))
-            calls[name] = (lambda config=config: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb,
-                                                                   out_dtype=torch.bfloat16, config=config))
+            fields = {} if name in ("default", "pt-default") else (PER_TENSOR_VARIANTS if per_tensor else VARIANTS)[name]
+            config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=not per_tensor, **fields)
+            calls[name] = (lambda config=config, sa=sa, sb=sb: skc.blocks.matmul(
+                a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, config=config))
         flops = 2 * M * N * K
         reps = max(10, int(150 / (flops / 1.1e15 * 1e3)))   # ~150 ms a sample at 1,100 TFLOP/s
         for call in calls.values():

@@ -31,7 +31,8 @@ class MatmulConfig:
     stages: int = 4
     consumers: int = 2
     group_m: int = 8
-    cluster_m: int = 1           # blocks per cluster along M; they share (multicast) the B tile
+    cluster_m: int = 1           # blocks per cluster along M; they share (multicast) the B tile (each block loads a
+                                 # share of its 64-column chunks, or, B K-major, of its rows)
     loader: object = "tma"       # "tma"; "vector": the producer copies tiles with 16-byte loads; or a spec
                                  # whose build(payload, a=, b=) gives the loader (conv2d's ConvShape)
     dtype: str = "bf16"
@@ -100,9 +101,11 @@ class MatmulConfig:
             raise ValueError(f"epilogue_buffers must be 1 or 2, found {self.epilogue_buffers}")
         if self.cluster_m not in (1, 2):
             raise ValueError(f"cluster_m must be 1 or 2, found {self.cluster_m}")
-        if self.cluster_m > 1 and self.b_k_major:
-            raise ValueError("clusters multicast B's 64-column chunks: they need B stored K x N (b_k_major=False)")
-        if self.cluster_m > 1 and (self.tile_n // 64) % self.cluster_m:
+        if self.cluster_m > 1 and self.b_k_major and self.tile_n % (8 * self.cluster_m):
+            raise ValueError(f"a cluster of {self.cluster_m} along M splits a K-major B tile's {self.tile_n} rows "
+                             f"evenly between its blocks, in whole 8-row groups: use a tile_n that is a multiple of "
+                             f"{8 * self.cluster_m}, or cluster_m=1")
+        if self.cluster_m > 1 and not self.b_k_major and (self.tile_n // 64) % self.cluster_m:
             raise ValueError(f"a cluster of {self.cluster_m} splits B's {self.tile_n // 64} 64-column chunks evenly "
                              f"between its blocks: use a tile_n that is a multiple of {64 * self.cluster_m}, or "
                              "cluster_m=1")
@@ -164,10 +167,12 @@ class MatmulConfig:
         return self.input_types[self.dtype]
 
     def payload(self) -> TilePayload:
+        # a K-major B shared along M: each block of the cluster loads a share of its rows
+        b_shares = self.cluster_m if self.b_k_major else 1
         layouts = {name: (BatchedOperandLayout if name in self.batched else OperandLayout)(
-                       rows, self.tile_k, self.elem_bytes, k_major, loaded_rows=loaded)
-                   for name, rows, k_major, loaded in (("a", self.tile_m, self.a_k_major, self.a_rows),
-                                                       ("b", self.tile_n, self.b_k_major, 0))}
+                       rows, self.tile_k, self.elem_bytes, k_major, loaded_rows=loaded, row_shares=shares)
+                   for name, rows, k_major, loaded, shares in (("a", self.tile_m, self.a_k_major, self.a_rows, 1),
+                                                               ("b", self.tile_n, self.b_k_major, 0, b_shares))}
         return TilePayload(**layouts)
 
     @property
@@ -249,6 +254,10 @@ class BatchedOperandLayout(OperandLayout):
 
     def box(self) -> tuple:
         return (1, *super().box())
+
+    def share_origin(self, origin, share):
+        batch, row0 = origin
+        return batch, super().share_origin(row0, share)
 
     def box_coordinates(self, chunk: int, origin, k0) -> tuple:
         batch, row0 = origin

@@ -134,7 +134,7 @@ class Fp8MatmulConfig(MatmulConfig):
         if self.block_scaled and self.consumer_rows > Wgmma.rows_per_warpgroup:
             raise ValueError("block-scaled consumers take 64 rows each (pingpong: 64-row tiles): the TileOp scales one "
                              "64-row part at a time")
-        if self.loader != "tma":   # (clusters along M: MatmulConfig refuses them for a K-major B)
+        if self.loader != "tma":
             raise ValueError(f"the fp8 GEMM loads with TMA (loader='tma'), found loader={self.loader!r}")
         if self.overlap_scaling and not (self.block_scaled and self.stages >= 2):
             raise ValueError(f"overlap_scaling scales a block-scaled GEMM's partials two stages at a time: it needs "

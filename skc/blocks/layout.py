@@ -15,8 +15,9 @@ class OperandLayout:
     """An operand tile of `rows` x `k` elements (rows is M for A, N for B) of `elem_bytes` each.
 
     K-major: k is contiguous; each row is split into 128-byte chunks of k, chunk c of every row at
-    c * rows * 128 (one TMA box a chunk: rows x 64 for bf16). MN-major: rows are contiguous; 64-row
-    chunks (128 bytes), chunk c of every k at c * k * 128 (one box a chunk: k x 64).
+    c * rows * 128 (one TMA box a chunk: rows x 64 for bf16, or `row_shares` boxes of rows / row_shares rows
+    each, which the blocks of a cluster load one each). MN-major: rows are contiguous; 64-row chunks (128 bytes),
+    chunk c of every k at c * k * 128 (one box a chunk: k x 64).
     """
 
     rows: int
@@ -25,6 +26,7 @@ class OperandLayout:
     k_major: bool = True
     swizzle: int = 128
     loaded_rows: int = 0   # K-major: the rows a TMA box fills (0: all); the others keep what the stage held before
+    row_shares: int = 1    # K-major: boxes a chunk, each a share of the rows (a cluster's blocks load one each)
 
     @property
     def chunk(self) -> int:
@@ -54,13 +56,27 @@ class OperandLayout:
             raise ValueError(f"unsupported operand layout {self}: tiles are whole 128-byte chunks, 8 rows a group")
         if self.loaded_rows and not (self.k_major and self.loaded_rows % 8 == 0 and self.loaded_rows <= self.rows):
             raise ValueError(f"unsupported operand layout {self}: a K-major tile's boxes fill whole 8-row groups")
+        if self.row_shares > 1 and not (self.k_major and not self.loaded_rows
+                                        and self.rows % (8 * self.row_shares) == 0):
+            raise ValueError(f"unsupported operand layout {self}: a K-major tile's rows are shared out in whole "
+                             "8-row groups")
 
     def box(self) -> tuple:
         """The TMA box of one chunk, outermost dimension first, in the tensor's own order."""
-        return (self.loaded_rows or self.rows, self.chunk) if self.k_major else (self.k, self.chunk)
+        return ((self.loaded_rows or self.rows // self.row_shares), self.chunk) if self.k_major else (self.k, self.chunk)
+
+    @property
+    def share_rows(self) -> int:
+        """K-major: the rows of one share of a chunk (all of them without row_shares)."""
+        return self.rows // self.row_shares
+
+    def share_origin(self, row0, share):
+        """The first row of share `share` (a run-time value too) of the tile's rows, for box_coordinates."""
+        return row0 + share * self.share_rows
 
     def box_coordinates(self, chunk: int, row0, k0) -> tuple:
-        """The tensor coordinates (outermost first) of chunk `chunk` of the tile whose corner is (row0, k0)."""
+        """The tensor coordinates (outermost first) of chunk `chunk` of the tile whose corner is (row0, k0) (of a
+        share of its rows: row0 that share's first row)."""
         if self.k_major:
             return (row0, k0 + chunk * self.chunk)
         return (k0, row0 + chunk * self.chunk)

@@ -272,7 +272,7 @@ def _choose_config(device, problem, spec, autotune, operands):
     M, N, K, dtype = problem[:4]
     overrides = TUNED.get((target.name, _bucket(M), _bucket(N), _bucket(K), dtype))
     if overrides is not None and not target.has("mfma"):
-        if problem[5] and overrides.get("cluster_m", 1) > 1:  # clusters multicast B's K x N rows only
+        if problem[5] and overrides.get("cluster_m", 1) > 1:  # (the table's clusters were measured on a K x N B)
             overrides = dict(overrides, cluster_m=1)
         return _config(target, *problem, spec, tuple(sorted(overrides.items())), device.multiprocessors)
     if _autotune_requested(autotune) and not device.is_interpreter and not target.has("mfma"):

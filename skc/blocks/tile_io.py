@@ -52,12 +52,17 @@ class TmaLoader:
             if name not in maps:
                 raise frontend.current().error(f"TmaLoader has no tensor map for payload tile '{name}'")
         # multicast = (tile name, blocks): that tile is the same for the cluster's blocks; each block
-        # loads its share of the tile's chunks into every block of the cluster.
+        # loads its share of the tile's chunks (or, a layout in row shares, its share of every chunk's rows) into
+        # every block of the cluster.
         self.shared_tile, self.cluster = multicast if multicast is not None else (None, 1)
         if self.cluster > 1:
-            chunks = self.layouts[self.shared_tile].chunks
-            if chunks % self.cluster:
-                raise frontend.current().error(f"tile '{self.shared_tile}' has {chunks} chunks; a cluster of "
+            layout = self.layouts[self.shared_tile]
+            shares = getattr(layout, "row_shares", 1)
+            if shares > 1 and shares != self.cluster:
+                raise frontend.current().error(f"tile '{self.shared_tile}' is loaded in {shares} shares of its rows; "
+                                               f"a cluster of {self.cluster} loads one share a block")
+            if shares == 1 and layout.chunks % self.cluster:
+                raise frontend.current().error(f"tile '{self.shared_tile}' has {layout.chunks} chunks; a cluster of "
                                                f"{self.cluster} must split them evenly")
         self.rank = self.issuer = None  # run-time values, made by is_issuing() (else by each call)
 
@@ -106,20 +111,35 @@ class TmaLoader:
                 skc.hopper.tma_prefetch(self.maps[name])
 
     def load(self, tile, barrier, tmap, layout: OperandLayout, row0, k0):
-        for chunk in skc.static_range(layout.chunks):
+        # (row_shares is optional in a layout's interface: one box a chunk without it)
+        for share in skc.static_range(getattr(layout, "row_shares", 1)):
+            for chunk in skc.static_range(layout.chunks):
+                self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, share)
+
+    @staticmethod
+    def load_share(tile, barrier, tmap, layout, row0, k0, chunk, share, **multicast):
+        """One box: share `share` (a run-time value too) of chunk `chunk`'s rows (the whole chunk without shares)."""
+        if getattr(layout, "row_shares", 1) > 1:
+            destination = tile.address + chunk * layout.chunk_bytes + share * layout.share_rows * 128
+            row0 = layout.share_origin(row0, share)
+        else:
             destination = tile.address + chunk * layout.chunk_bytes
-            coordinates = layout.box_coordinates(chunk, row0, k0)
-            skc.hopper.tma_load(_pointer_to(destination), barrier, tmap, coordinates)
+        skc.hopper.tma_load(_pointer_to(destination), barrier, tmap, layout.box_coordinates(chunk, row0, k0),
+                            **multicast)
 
     def load_shared(self, tile, barrier, tmap, layout: OperandLayout, row0, k0, rank):
-        """This block's share of a tile the whole cluster uses: its chunks, multicast to every block."""
-        per_block = layout.chunks // self.cluster
+        """This block's share of a tile the whole cluster uses: its chunks (or its share of every chunk's rows),
+        multicast to every block."""
         everyone = (1 << self.cluster) - 1
+        rank = self.rank if rank is None else rank
+        if getattr(layout, "row_shares", 1) > 1:
+            for chunk in skc.static_range(layout.chunks):
+                self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, rank, multicast_mask=everyone)
+            return
+        per_block = layout.chunks // self.cluster
         for chunk in skc.static_range(layout.chunks):
-            if (self.rank if rank is None else rank) == chunk // per_block:
-                destination = tile.address + chunk * layout.chunk_bytes
-                coordinates = layout.box_coordinates(chunk, row0, k0)
-                skc.hopper.tma_load(_pointer_to(destination), barrier, tmap, coordinates, multicast_mask=everyone)
+            if rank == chunk // per_block:
+                self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, 0, multicast_mask=everyone)
 
 
 def _pointer_to(address):

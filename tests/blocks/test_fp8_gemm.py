@@ -256,6 +256,38 @@ def test_block_scaled_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, s
     np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.parametrize("shape, fields", [
+    ((200, 392, 384), {}),                                                  # per tensor, 128 x 128
+    ((328, 600, 384), {"block_scaled": True, "tile_n": 192, "stages": 2}),  # B's 96-row shares, scale blocks crossed
+    ((136, 520, 256), {"block_scaled": True, "tile_n": 256, "half_partials": True, "stage_turns": True,
+                       "stages": 2}),
+    ((200, 136, 256), {"block_scaled": True, "tile_n": 48, "stages": 3}),  # 24-row shares
+], ids=["per-tensor", "block-n192", "block-n256-halves", "block-n48"])
+def test_fp8_gemm_in_clusters_along_m_is_exact(hopper_interpreter, shape, fields):
+    """Clusters of 2 along M share B's tile: each block loads half of its rows (K-major) and multicasts them, the
+    block scales loaded by each block for itself; a cluster's second tile may lie past M."""
+    M, N, K = shape
+    a, b, a8, b8 = operands(M, N, K)
+    out = np.full((M, N), np.nan, np.float32)
+    regs = {"producer_registers": 24, "consumer_registers": 240} if fields.get("tile_n", 0) > 128 else {}
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, out_dtype="f32", cluster_m=2, **regs, **fields)
+    assert config.cluster_m == 2 and config.payload().layouts["b"].box()[0] == config.tile_n // 2
+    if fields.get("block_scaled"):
+        sa, sb = block_scales(M, N, K)
+        expected = block_reference(a, b, sa, sb)
+    else:
+        sa, sb = np.float32(0.5), np.float32(2.0)
+        expected = a @ b
+    skc.blocks.matmul(a8, b8, out, scale_a=sa, scale_b=sb, out_dtype="float32", config=config)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_a_k_major_b_in_clusters_shares_whole_8_row_groups():
+    with pytest.raises(ValueError, match="in whole 8-row groups: use a tile_n that is a multiple of 16"):
+        Fp8MatmulConfig(cluster_m=2, tile_n=56)
+    assert Fp8MatmulConfig(cluster_m=2, tile_n=48).payload().layouts["b"].box() == (24, 128)
+
+
 def test_block_scaled_reads_k_block_major_scales_in_place(hopper_interpreter):
     """torch._scaled_mm's 'outer-dim-major' scale_a (strides (1, M)) gives the same result as a row-major one."""
     M, N, K = 128, 128, 256

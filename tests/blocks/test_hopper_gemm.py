@@ -64,10 +64,15 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     ((136, 256, 128), {"tile_n": 256, "stages": 2, "epilogue_buffers": 1}),
     ((200 * 3, 136, 72), {"epilogue_buffers": 1}),
     ((200, 136, 72), {"tile_m": 64, "stages": 3, "pingpong": True, "epilogue_buffers": 1}),
+    # clusters along M with a K-major B: each block loads a share of B's rows (of every chunk of K), multicast; a
+    # cluster's second tile past M, tiles past N, two chunks of K a stage, 32-wide tiles (16-row shares)
+    ((328, 200, 200), {"cluster_m": 2, "b_k_major": True, "stages": 3}),
+    ((520, 136, 256), {"cluster_m": 2, "b_k_major": True, "tile_k": 128, "stages": 2}),
+    ((200, 72, 128), {"cluster_m": 2, "b_k_major": True, "tile_n": 32, "stages": 3}),
 ], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256", "pingpong", "pingpong-ring", "pingpong-many",
         "pingpong-128", "pingpong-vector", "three-consumers", "three-consumers-192", "n32", "n96", "m256",
         "m256-cluster2", "m256-mn", "cluster-n2", "cluster-n4", "cluster-n2-kmajor-b", "cluster-n2-mn-a", "n256-one-buffer", "one-buffer-tiles",
-        "pingpong-one-buffer"])
+        "pingpong-one-buffer", "cluster2-kmajor-b", "cluster2-kmajor-b-k128", "cluster2-kmajor-b-n32"])
 def test_hopper_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, config):
     m, n, k = shape
     a, b = RNG.integers(-2, 3, (m, k)).astype(np.float32), RNG.integers(-2, 3, (k, n)).astype(np.float32)

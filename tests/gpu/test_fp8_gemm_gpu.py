@@ -91,15 +91,20 @@ VARIANTS = {"serial": {}, "overlapped": {"overlap_scaling": True},
             "n256-halves-turns-e1": {"tile_n": 256, "half_partials": True, "producer_registers": 24,
                                      "consumer_registers": 240, "stage_turns": True, "tile_m": 128, "consumers": 2,
                                      "epilogue_buffers": 1},
-            "n192-e1": {"tile_n": 192, "producer_registers": 24, "consumer_registers": 240, "epilogue_buffers": 1}}
+            "n192-e1": {"tile_n": 192, "producer_registers": 24, "consumer_registers": 240, "epilogue_buffers": 1},
+            # clusters of 2 along M, each block loading half of B's rows for both
+            "c2": {"cluster_m": 2}, "n128-c2-s6-e1": {"tile_n": 128, "cluster_m": 2, "stages": 6, "epilogue_buffers": 1},
+            "n256-halves-turns-c2": {"tile_n": 256, "half_partials": True, "producer_registers": 24,
+                                     "consumer_registers": 240, "stage_turns": True, "tile_m": 128, "consumers": 2,
+                                     "cluster_m": 2}}
 
 
 @pytest.mark.parametrize("M,N,K", [(128, 1000, 512), (200, 136, 384), (64, 4096, 512), (64, 4096, 7168)])
 @pytest.mark.parametrize("fields", [{"tile_n": 56}, {"tile_m": 64, "consumers": 1, "tile_n": 32},
                                     {"tile_m": 64, "consumers": 1, "tile_n": 48, "tile_k": 256},
                                     {"tile_n": 64, "tile_k": 256, "cluster_n": 2},
-                                    {"tile_n": 48, "tile_k": 512, "cluster_n": 4}],
-                         ids=["n56", "m64n32", "m64n48-k256", "cluster-n2", "n48-cluster-n4"])
+                                    {"tile_n": 48, "tile_k": 512, "cluster_n": 4}, {"tile_n": 128, "cluster_m": 2}],
+                         ids=["n56", "m64n32", "m64n48-k256", "cluster-n2", "n48-cluster-n4", "n128-cluster-m2"])
 def test_per_tensor_narrow_tiles(M, N, K, fields):
     a, b = quantized(M, K), quantized(N, K, seed=2).t()
     sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")

@@ -100,6 +100,22 @@ def test_clusters_of_two_with_multicast(M, N, K, tile_n):
     assert relative_error(out, reference(a, b)) <= 1e-2
 
 
+@pytest.mark.parametrize("M,N,K", [(2048, 2048, 512), (1000, 776, 320), (136, 512, 64)])
+@pytest.mark.parametrize("tile_n", [128, 256, 48])
+def test_clusters_of_two_share_a_k_major_b_by_rows(M, N, K, tile_n):
+    """B stored N x K (K-major): each block of a cluster along M loads half of B's tile's rows for both."""
+    from skc.blocks import MatmulConfig
+
+    a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, True)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    config = MatmulConfig.for_problem(M, N, K, b_k_major=True, tile_n=tile_n, cluster_m=2)
+    assert config.cluster_m == 2 and config.b_k_major
+    skc.blocks.matmul(a, b, out=out, config=config)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    assert relative_error(out, reference(a, b)) <= 1e-2
+
+
 @pytest.mark.parametrize("M,N,K", [(16, 8192, 1024), (1000, 768, 320), (136, 520, 200)])
 @pytest.mark.parametrize("fields", [{"tile_m": 64, "consumers": 1, "tile_n": 64, "cluster_n": 2},
                                     {"tile_m": 64, "consumers": 1, "tile_n": 128, "cluster_n": 4}],
