@@ -124,22 +124,22 @@ class TmaLoader:
             row0 = layout.share_origin(row0, share)
         else:
             destination = tile.address + chunk * layout.chunk_bytes
-        skc.hopper.tma_load(_pointer_to(destination), barrier, tmap, layout.box_coordinates(chunk, row0, k0),
-                            **multicast)
+        coordinates = layout.box_coordinates(chunk, row0, k0)
+        skc.hopper.tma_load(_pointer_to(destination), barrier, tmap, coordinates, **multicast)
 
     def load_shared(self, tile, barrier, tmap, layout: OperandLayout, row0, k0, rank):
         """This block's share of a tile the whole cluster uses: its chunks (or its share of every chunk's rows),
         multicast to every block."""
         everyone = (1 << self.cluster) - 1
-        rank = self.rank if rank is None else rank
         if getattr(layout, "row_shares", 1) > 1:
             for chunk in skc.static_range(layout.chunks):
-                self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, rank, multicast_mask=everyone)
-            return
-        per_block = layout.chunks // self.cluster
-        for chunk in skc.static_range(layout.chunks):
-            if rank == chunk // per_block:
-                self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, 0, multicast_mask=everyone)
+                self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, self.rank if rank is None else rank,
+                                multicast_mask=everyone)
+        else:
+            per_block = layout.chunks // self.cluster
+            for chunk in skc.static_range(layout.chunks):
+                if (self.rank if rank is None else rank) == chunk // per_block:
+                    self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, 0, multicast_mask=everyone)
 
 
 def _pointer_to(address):
