@@ -144,7 +144,7 @@ class _Plan:
         self.cfg = unsplit_unless_row_major(self.cfg, out)
         self.M, self.N, self.K, self.block, self.out_name = M, N, K, block, out_name
         self.grid = TileScheduler.grid(M, N, self.cfg.tile_m, self.cfg.tile_n, device.cluster_blocks(self.cfg.cluster),
-                                       split_k=self.cfg.split_k, cluster_n=self.cfg.cluster_n)
+                                       self.cfg.cluster_m, self.cfg.split_k, cluster_n=self.cfg.cluster_n)
         self.kernel = fp8_matmul_split_kernel if self.cfg.split_k > 1 else fp8_matmul_kernel
         # split-K's workspace and counters, a set per launch stream
         self.buffers = StreamBuffers(lambda a: split_buffers(a, M, N, self.cfg)) if self.cfg.split_k > 1 else None

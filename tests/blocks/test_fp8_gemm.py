@@ -262,7 +262,9 @@ def test_block_scaled_fp8_gemm_is_exact_in_the_interpreter(hopper_interpreter, s
     ((136, 520, 256), {"block_scaled": True, "tile_n": 256, "half_partials": True, "stage_turns": True,
                        "stages": 2}),
     ((200, 136, 256), {"block_scaled": True, "tile_n": 48, "stages": 3}),  # 24-row shares
-], ids=["per-tensor", "block-n192", "block-n256-halves", "block-n48"])
+    ((128, 128, 128), {"block_scaled": True, "tile_n": 128, "stages": 6, "epilogue_buffers": 1}),   # one tile
+    ((264, 264, 128), {}),    # nine tiles in clusters of two
+], ids=["per-tensor", "block-n192", "block-n256-halves", "block-n48", "one-tile", "odd-tiles"])
 def test_fp8_gemm_in_clusters_along_m_is_exact(hopper_interpreter, shape, fields):
     """Clusters of 2 along M share B's tile: each block loads half of its rows (K-major) and multicasts them, the
     block scales loaded by each block for itself; a cluster's second tile may lie past M."""
