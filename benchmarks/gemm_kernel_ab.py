@@ -1,0 +1,74 @@
+"""bf16 GEMM configurations against each other and cuBLAS (torch.matmul) at sustained load, through
+skc.blocks.matmul: each sample ~150 ms of back-to-back calls timed with CUDA events, the configurations alternated
+over rounds (the order reversed every other round, a 0.1 s rest before each sample), medians reported.
+`--b-k-major`: B given as the transpose of an N x K tensor (torch's `x @ w.t()`, nn.Linear's weight), else K x N.
+Run: python benchmarks/gemm_kernel_ab.py 8192x8192x8192 default,c2,cublas [--rounds 8] [--b-k-major]
+(names: `default` (matmul's own choice), `cublas`, or a key of CONFIGS; the first is the baseline)."""
+import argparse
+import statistics
+import time
+
+import torch
+
+import skc
+from skc.blocks import MatmulConfig
+
+CONFIGS = {"c1": {"tile_m": 128, "tile_n": 256, "cluster_m": 1},   # 128 x 256 tiles, no cluster
+           "c2": {"tile_m": 128, "tile_n": 256, "cluster_m": 2},   # in clusters of 2 along M (B multicast)
+           "n128-c2": {"tile_m": 128, "tile_n": 128, "cluster_m": 2}}
+
+
+def timed(fn, reps):
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / reps
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("shapes")
+    parser.add_argument("names")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--b-k-major", action="store_true")
+    args = parser.parse_args()
+    names = args.names.split(",")
+    for M, N, K in (tuple(map(int, s.split("x"))) for s in args.shapes.split(",")):
+        a = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+        b = (torch.randn(N, K, device="cuda", dtype=torch.bfloat16).t() if args.b_k_major else
+             torch.randn(K, N, device="cuda", dtype=torch.bfloat16))
+        out = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
+        expected = a.float() @ b.float()
+        calls = {}
+        for name in names:
+            if name == "cublas":
+                calls[name] = lambda: torch.matmul(a, b, out=out)
+                continue
+            config = None if name == "default" else MatmulConfig.for_problem(
+                M, N, K, "bf16", True, args.b_k_major, multiprocessors=132, **CONFIGS[name])
+            calls[name] = lambda config=config: skc.blocks.matmul(a, b, out=out, config=config)
+            calls[name]()
+            error = ((out.float() - expected).norm() / expected.norm()).item()
+            assert error < 1e-2, (name, error)
+        flops = 2 * M * N * K
+        reps = max(10, int(150 / (flops / 7e14 * 1e3)))   # ~150 ms a sample at 700 TFLOP/s
+        for call in calls.values():
+            timed(call, 5)
+        results = {name: [] for name in calls}
+        for r in range(args.rounds):
+            for name in (names if r % 2 == 0 else names[::-1]):
+                time.sleep(0.1)
+                results[name].append(flops / timed(calls[name], reps) / 1e9)
+        base = statistics.median(results[names[0]])
+        print(f"{M}x{N}x{K} {'B K-major' if args.b_k_major else 'B K x N'} reps={reps}")
+        for name, values in results.items():
+            median = statistics.median(values)
+            print(f"  {name:12s} median {median:7.0f}  min {min(values):7.0f} max {max(values):7.0f}  "
+                  f"vs {names[0]}: {median / base:.3f}")
+
+
+if __name__ == "__main__":
+    main()
