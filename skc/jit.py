@@ -107,26 +107,46 @@ def _constant_key(value, name: str = "?", kernel: str = ""):
     computed at each launch (an array changed in place is a new value)."""
     value = value.value if isinstance(value, frontend.constexpr) else value
     kind = type(value)
-    if kind in _VALUE_TYPES or kind is types.FunctionType:
+    if kind is types.FunctionType:
         return (kind, value)
-    by_value = _equal_by_value.get(kind)
-    if by_value is None:
-        by_value = _equal_by_value[kind] = _compares_whole_value(kind)
-    if by_value and (kind is not tuple or all(type(v) in _VALUE_TYPES for v in value)):
-        try:
-            hash(value)  # a frozen dataclass holding a list or an array is not hashable
-            return (kind, value)
-        except TypeError:
-            pass
+    plain = _plain_key(value)
+    if plain is not None:
+        return (kind, plain)
     return (kind, constexpr_key(value, name, kernel))
 
 
+def _plain_key(value):
+    """A value made of numbers, strings, enums, skc types, tuples and frozen dataclasses of those, as a hashable
+    key that tells apart what == does not but the kernel may (-0.0 and 0.0; 1, 1.0 and True inside a tuple or a
+    field); None for anything else."""
+    kind = type(value)
+    if kind is float:
+        return value.hex()
+    if kind in _VALUE_TYPES or kind in (frontend.DType, frontend.PtrType) or isinstance(value, enum.Enum):
+        return value
+    if kind is tuple:
+        parts = value
+    elif _compares_whole_value(kind):
+        parts = [getattr(value, f.name) for f in dataclasses.fields(kind)]
+    else:
+        return None
+    keys = []
+    for part in parts:
+        key = _plain_key(part)
+        if key is None:
+            return None
+        keys.append((type(part), key))
+    return tuple(keys)
+
+
 def _compares_whole_value(kind) -> bool:
-    if kind is tuple or issubclass(kind, enum.Enum) or kind in (frontend.DType, frontend.PtrType):
-        return True
-    params = getattr(kind, "__dataclass_params__", None)
-    return (params is not None and params.frozen and params.eq
+    by_value = _equal_by_value.get(kind)
+    if by_value is None:
+        params = getattr(kind, "__dataclass_params__", None)
+        by_value = _equal_by_value[kind] = bool(
+            params is not None and params.frozen and params.eq
             and all(f.compare for f in dataclasses.fields(kind)) and "__eq__" not in _own_methods(kind))
+    return by_value
 
 
 def _own_methods(kind) -> set:

@@ -387,3 +387,43 @@ def test_constexpr_objects_are_keyed_by_their_whole_value(make):
     settings.factor = 0.5  # the same object, changed in place
     scale_by_setting.interpret[1, 32](x, settings)
     assert np.all(x == 3.0)
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Offset:
+    value: object
+
+
+@skc.kernel(block=1)
+def add_offset(x: skc.Ptr[skc.f32], c: skc.constexpr):
+    x[0] = skc.thread_id(0) + c.value + 1
+
+
+def test_constexpr_values_equal_under_eq_get_kernels_of_their_own():
+    # == calls the two configs equal, but i32 arithmetic wraps where f32 does not
+    x = np.zeros(1, np.float32)
+    add_offset.interpret[1, 1](x, Offset(2147483647))
+    assert x[0] == -2147483648.0
+    add_offset.interpret[1, 1](x, Offset(2147483647.0))
+    assert x[0] == 2147483648.0
+
+
+@skc.kernel(block=1)
+def store_first(x: skc.Ptr[skc.f32], c: skc.constexpr):
+    x[0] = c[0]
+
+
+@skc.kernel(block=1)
+def store_constant(x: skc.Ptr[skc.f32], c: skc.constexpr):
+    x[0] = c
+
+
+def test_minus_zero_is_not_zero_to_the_launch_key():
+    for kernel, zero, minus_zero in ((store_constant, 0.0, -0.0), (store_first, (0.0,), (-0.0,))):
+        x = np.ones(1, np.float32)
+        kernel.interpret[1, 1](x, zero)
+        assert not np.signbit(x[0])
+        kernel.interpret[1, 1](x, minus_zero)
+        assert np.signbit(x[0]), kernel
