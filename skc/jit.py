@@ -72,6 +72,8 @@ def _key_part(arg):
         return "i1"
     dtype = getattr(arg, "dtype", None)
     if dtype is None:
+        if kind is frontend.constexpr:   # a compile-time value given to an unannotated parameter
+            return (kind, _constant_key(arg))
         return kind
     # a tensor map specializes on its box and swizzle too
     return (kind, arg.spec) if hasattr(kind, "__skc_tensor_map__") else (kind, dtype)
@@ -272,13 +274,15 @@ class Kernel:
             raise LaunchError(f"block {block} has {total} threads; {target.name} allows at most "
                               f"{target.max_threads_per_block} per block")
         spec = self.specialize(args, block)
+        # unannotated parameters given skc.constexpr(...) values: the launch passes them with the run-time arguments
+        keep = tuple(j for j, i in enumerate(self._runtime_positions) if spec.params[i].kind != CONSTEXPR)
         # several argument keys (a torch and a numpy float32, say) can select one specialization:
         # its module is loaded and its launcher made once per device
         loaded = self._loaded.get((device, target.name, spec.key()))
         if loaded is None:
             loaded = self._load(device, spec, block)
             self._loaded[(device, target.name, spec.key())] = loaded
-        return loaded
+        return loaded if len(keep) == len(self._runtime_positions) else _WithoutConstants(loaded, keep)
 
     def _load(self, device: Device, spec: Specialization, block: tuple):
         from .runtime.launcher import CudaLauncher, InterpreterLauncher
@@ -314,6 +318,10 @@ class Kernel:
         from .runtime.interop import scalar_type, tensor_facts
 
         name = f"{self.fn.__name__}: argument '{param.name}'"
+        if isinstance(arg, frontend.constexpr) and annotated is not None and not param.is_constexpr:
+            # (the launch key of a declared parameter never looks at its argument: a compile-time one would stick)
+            raise LaunchError(f"{name} is declared {param.annotation!r}, a run-time value; pass it as it is, or "
+                              "annotate the parameter skc.constexpr for a compile-time value")
         if param.is_constexpr or isinstance(arg, frontend.constexpr):
             value = arg.value if isinstance(arg, frontend.constexpr) else arg
             constexpr_key(value, param.name, self.fn.__name__)  # an error now, not a wrong kernel later
@@ -443,7 +451,25 @@ class Launch:
         device = self.device or current_device()
         key = kernel.key(args) if kernel.key is not None else ()
         launcher = kernel.launcher_for(device, self.block, key, args)
+        if isinstance(launcher, _WithoutConstants):   # the ready launch takes the run-time arguments alone
+            launcher = launcher.launcher
         return ReadyLaunch(launcher, self.grid)
+
+
+class _WithoutConstants:
+    """The launcher of a specialization in which unannotated parameters took skc.constexpr(...) values: it leaves
+    those out of the run-time arguments a launch passes (the kernel has no parameters for them)."""
+
+    __slots__ = ("launcher", "keep")
+
+    def __init__(self, launcher, keep: tuple):
+        self.launcher, self.keep = launcher, keep
+
+    def launch(self, args, grid, stream=None):
+        self.launcher.launch(tuple([args[i] for i in self.keep]), grid, stream)
+
+    def bind(self, args, grid):
+        return self.launcher.bind(tuple([args[i] for i in self.keep]), grid)
 
 
 class ReadyLaunch:

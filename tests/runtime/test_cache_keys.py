@@ -427,3 +427,34 @@ def test_minus_zero_is_not_zero_to_the_launch_key():
         assert not np.signbit(x[0])
         kernel.interpret[1, 1](x, minus_zero)
         assert np.signbit(x[0]), kernel
+
+
+@skc.kernel(block=1)
+def store_unannotated(c, x):
+    x[0] = c
+
+
+@skc.kernel(block=1)
+def store_declared(x: skc.Ptr[skc.f32], n: skc.i32):
+    x[0] = n
+
+
+def test_a_compile_time_value_given_to_a_parameter_without_annotation_keys_its_kernel():
+    x = np.zeros(1, np.float32)
+    store_unannotated.interpret[1, 1](skc.constexpr(3.0), x)   # (the kernel has no run-time parameter c)
+    assert x[0] == 3.0
+    store_unannotated.interpret[1, 1](skc.constexpr(5.0), x)
+    assert x[0] == 5.0
+    store_unannotated.interpret[1, 1](7.0, x)
+    assert x[0] == 7.0
+    ready = store_unannotated.interpret[1, 1].ready(skc.constexpr(2.0), x)   # it takes the run-time arguments alone
+    ready((x,))
+    assert x[0] == 2.0
+
+
+def test_a_compile_time_value_given_to_a_declared_run_time_parameter_is_refused():
+    x = np.zeros(1, np.float32)
+    with pytest.raises(LaunchError, match="argument 'n' is declared skc.i32, a run-time value; pass it as it is"):
+        store_declared.interpret[1, 1](x, skc.constexpr(3))
+    store_declared.interpret[1, 1](x, 7)
+    assert x[0] == 7.0
