@@ -72,6 +72,8 @@ def _key_part(arg):
         return "i1"
     dtype = getattr(arg, "dtype", None)
     if dtype is None:
+        if kind is frontend.constexpr:   # a compile-time value given to an unannotated parameter
+            return (kind, _constant_key(arg))
         return kind
     # a tensor map specializes on its box and swizzle too
     return (kind, arg.spec) if hasattr(kind, "__skc_tensor_map__") else (kind, dtype)
@@ -107,26 +109,46 @@ def _constant_key(value, name: str = "?", kernel: str = ""):
     computed at each launch (an array changed in place is a new value)."""
     value = value.value if isinstance(value, frontend.constexpr) else value
     kind = type(value)
-    if kind in _VALUE_TYPES or kind is types.FunctionType:
+    if kind is types.FunctionType:
         return (kind, value)
-    by_value = _equal_by_value.get(kind)
-    if by_value is None:
-        by_value = _equal_by_value[kind] = _compares_whole_value(kind)
-    if by_value and (kind is not tuple or all(type(v) in _VALUE_TYPES for v in value)):
-        try:
-            hash(value)  # a frozen dataclass holding a list or an array is not hashable
-            return (kind, value)
-        except TypeError:
-            pass
+    plain = _plain_key(value)
+    if plain is not None:
+        return (kind, plain)
     return (kind, constexpr_key(value, name, kernel))
 
 
+def _plain_key(value):
+    """A value made of numbers, strings, enums, skc types, tuples and frozen dataclasses of those, as a hashable
+    key that tells apart what == does not but the kernel may (-0.0 and 0.0; 1, 1.0 and True inside a tuple or a
+    field); None for anything else."""
+    kind = type(value)
+    if kind is float:
+        return value.hex()
+    if kind in _VALUE_TYPES or kind in (frontend.DType, frontend.PtrType) or isinstance(value, enum.Enum):
+        return value
+    if kind is tuple:
+        parts = value
+    elif _compares_whole_value(kind):
+        parts = [getattr(value, f.name) for f in dataclasses.fields(kind)]
+    else:
+        return None
+    keys = []
+    for part in parts:
+        key = _plain_key(part)
+        if key is None:
+            return None
+        keys.append((type(part), key))
+    return tuple(keys)
+
+
 def _compares_whole_value(kind) -> bool:
-    if kind is tuple or issubclass(kind, enum.Enum) or kind in (frontend.DType, frontend.PtrType):
-        return True
-    params = getattr(kind, "__dataclass_params__", None)
-    return (params is not None and params.frozen and params.eq
+    by_value = _equal_by_value.get(kind)
+    if by_value is None:
+        params = getattr(kind, "__dataclass_params__", None)
+        by_value = _equal_by_value[kind] = bool(
+            params is not None and params.frozen and params.eq
             and all(f.compare for f in dataclasses.fields(kind)) and "__eq__" not in _own_methods(kind))
+    return by_value
 
 
 def _own_methods(kind) -> set:
@@ -252,13 +274,15 @@ class Kernel:
             raise LaunchError(f"block {block} has {total} threads; {target.name} allows at most "
                               f"{target.max_threads_per_block} per block")
         spec = self.specialize(args, block)
+        # unannotated parameters given skc.constexpr(...) values: the launch passes them with the run-time arguments
+        keep = tuple(j for j, i in enumerate(self._runtime_positions) if spec.params[i].kind != CONSTEXPR)
         # several argument keys (a torch and a numpy float32, say) can select one specialization:
         # its module is loaded and its launcher made once per device
         loaded = self._loaded.get((device, target.name, spec.key()))
         if loaded is None:
             loaded = self._load(device, spec, block)
             self._loaded[(device, target.name, spec.key())] = loaded
-        return loaded
+        return loaded if len(keep) == len(self._runtime_positions) else _WithoutConstants(loaded, keep)
 
     def _load(self, device: Device, spec: Specialization, block: tuple):
         from .runtime.launcher import CudaLauncher, InterpreterLauncher
@@ -294,6 +318,10 @@ class Kernel:
         from .runtime.interop import scalar_type, tensor_facts
 
         name = f"{self.fn.__name__}: argument '{param.name}'"
+        if isinstance(arg, frontend.constexpr) and annotated is not None and not param.is_constexpr:
+            # (the launch key of a declared parameter never looks at its argument: a compile-time one would stick)
+            raise LaunchError(f"{name} is declared {param.annotation!r}, a run-time value; pass it as it is, or "
+                              "annotate the parameter skc.constexpr for a compile-time value")
         if param.is_constexpr or isinstance(arg, frontend.constexpr):
             value = arg.value if isinstance(arg, frontend.constexpr) else arg
             constexpr_key(value, param.name, self.fn.__name__)  # an error now, not a wrong kernel later
@@ -423,7 +451,25 @@ class Launch:
         device = self.device or current_device()
         key = kernel.key(args) if kernel.key is not None else ()
         launcher = kernel.launcher_for(device, self.block, key, args)
+        if isinstance(launcher, _WithoutConstants):   # the ready launch takes the run-time arguments alone
+            launcher = launcher.launcher
         return ReadyLaunch(launcher, self.grid)
+
+
+class _WithoutConstants:
+    """The launcher of a specialization in which unannotated parameters took skc.constexpr(...) values: it leaves
+    those out of the run-time arguments a launch passes (the kernel has no parameters for them)."""
+
+    __slots__ = ("launcher", "keep")
+
+    def __init__(self, launcher, keep: tuple):
+        self.launcher, self.keep = launcher, keep
+
+    def launch(self, args, grid, stream=None):
+        self.launcher.launch(tuple([args[i] for i in self.keep]), grid, stream)
+
+    def bind(self, args, grid):
+        return self.launcher.bind(tuple([args[i] for i in self.keep]), grid)
 
 
 class ReadyLaunch:

@@ -97,6 +97,9 @@ class MatmulConfig:
                              f"rows x tile_k must be a multiple of {WARPGROUP * 16 // self.elem_bytes} elements, found "
                              f"{self.tile_m} x {self.tile_k} and {self.tile_n} x {self.tile_k}; use a tile_n that is "
                              f"a multiple of {WARPGROUP // math.gcd(WARPGROUP, pieces)}")
+        if self.group_m < 1:
+            raise ValueError(f"group_m is how many tile-rows the scheduler walks at a time, 1 or more, found "
+                             f"{self.group_m!r}")
         if self.epilogue_buffers not in (1, 2):
             raise ValueError(f"epilogue_buffers must be 1 or 2, found {self.epilogue_buffers}")
         if self.cluster_m not in (1, 2):

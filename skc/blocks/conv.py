@@ -13,7 +13,7 @@ from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
-from .host_plans import Direct, GemmPlan, empty_like, facts, filling_config, remember, view
+from .host_plans import Direct, GemmPlan, check_epilogue_operands, empty_like, facts, filling_config, remember, view
 from .im2col import ConvShape
 from .matmul_host import operand_dtype_name
 
@@ -67,6 +67,7 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
                               f"{dilation}) has no output pixels")
     if not device.target.has("tma"):
         raise skc.LaunchError(f"conv2d loads with TMA im2col copies (sm_90a); {device.target.name} has no TMA")
+    check_epilogue_operands("conv2d", None, K, bias=bias)
     spec = EpilogueSpec(bias=bias is not None, activation=activation)
     cfg = _config(conv, dtype, device.target, device.multiprocessors, spec, config)
     plan = _plan(device, conv, cfg)

@@ -346,6 +346,15 @@ def filling_config(M: int, N: int, multiprocessors: int, max_shared_bytes: int, 
     return replace(config, stages=max(fitting or [2]))
 
 
+def check_epilogue_operands(what: str, rows, cols: int, c=None, bias=None):
+    """c must be rows x cols and bias hold cols values: the kernel reads c as rows of `cols` elements and bias by
+    column, so any other shape would read other elements, or past the end (the messages are torch.ops.skc's)."""
+    if bias is not None and tuple(bias.shape) != (cols,):
+        raise skc.LaunchError(f"{what}: bias has shape {tuple(bias.shape)}, expected ({cols},)")
+    if c is not None and tuple(c.shape) != (rows, cols):
+        raise skc.LaunchError(f"{what}: c has shape {tuple(c.shape)}, expected ({rows}, {cols})")
+
+
 def view(x, shape):
     """A view of a contiguous array (torch, numpy, skc) with another shape; never a copy."""
     return x.view(*shape) if hasattr(x, "data_ptr") else x.reshape(shape)

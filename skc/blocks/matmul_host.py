@@ -25,7 +25,7 @@ from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
 from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
-from .host_plans import unsplit_unless_row_major, view
+from .host_plans import check_epilogue_operands, unsplit_unless_row_major, view
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -112,6 +112,7 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     if out is not None and tuple(out.shape) != (M, N):
         raise skc.LaunchError(f"out has shape {tuple(out.shape)}; the product of {tuple(a.shape)} and "
                               f"{tuple(b.shape)} is {(M, N)}")
+    check_epilogue_operands("matmul", M, N, c, bias)
     spec = EpilogueSpec(alpha=alpha is not None, beta=c is not None, bias=bias is not None, activation=activation)
     try:
         spec.check()
@@ -202,6 +203,7 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
         if x is not None and tuple(x.shape) != (batch, M, N):
             raise skc.LaunchError(f"matmul: {name} has shape {tuple(x.shape)}; the batched product is "
                                   f"{(batch, M, N)}")
+    check_epilogue_operands("matmul", None, N, bias=bias)
     foldable = len(b.shape) == 2 and row_major(a) and all(x is None or row_major(x) for x in (out, c))
     if foldable:
         return _FoldedBatch(batch, M, N, K, activation, config)

@@ -37,6 +37,9 @@ class TileScheduler:
         if cluster_m > 1 and cluster_n > 1:
             raise frontend.current().error("a cluster runs along M or along N, not both",
                                            hint="cluster_m=1 or cluster_n=1")
+        if isinstance(group_m, int) and group_m < 1:   # 0 divides by zero; fewer skips tiles (never stored)
+            raise frontend.current().error(f"group_m is how many tile-rows the raster walks at a time, 1 or more, "
+                                           f"found {group_m}")
         self.tile_m, self.tile_n, self.group_m = tile_m, tile_n, group_m
         self.cluster_m, self.cluster_n = cluster_m, cluster_n
         self.cluster = cluster_m * cluster_n

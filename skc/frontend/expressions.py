@@ -165,22 +165,28 @@ class ExpressionEvaluator:
         return result
 
     def runtime_bool_op(self, is_and: bool, left, right_node):
-        left = semantics.to_bool(left)
+        """`a and b` is b where a is true, else a; `a or b` is a where a is true, else b: Python's value, which is
+        a truth value only where both operands are (then it is the i1 `and`/`or`)."""
+        left = semantics.to_rvalue(left)
+        cond = semantics.to_bool(left)
         if not _may_have_effects(right_node):
             right = self.eval_value(right_node)
-            if not isinstance(right, Dyn):
-                # x and True == x; x and False == False (and dually for or)
-                if self.truth(right, right_node) == is_and:
-                    return left
-                return semantics.constant(not is_and, ir.i1)
-            return semantics.binary("and" if is_and else "or", left, semantics.to_bool(right))
+            if _is_truth_value(left) and _is_truth_value(right):
+                if not isinstance(right, Dyn):
+                    # x and True == x; x and False == False (and dually for or)
+                    return left if right == is_and else semantics.constant(not is_and, ir.i1)
+                return semantics.binary("and" if is_and else "or", left, right)
+            return semantics.select(cond, right, left) if is_and else semantics.select(cond, left, right)
         # The right side may load or call: evaluate it only where it matters, as Python does.
-        result = Slot(ir.i1, "and" if is_and else "or")
-        result.store(left)
-        cond = left if is_and else semantics.unary("not", left)
-        if_op = self.cg.builder.if_(cond.value)
+        if_op = self.cg.builder.if_((cond if is_and else semantics.unary("not", cond)).value)
         with self.runtime_region(if_op.regions[0]):
-            result.store(semantics.to_bool(self.eval_value(right_node)))
+            right = self.eval_value(right_node)
+            right = (semantics.to_bool(right) if _is_truth_value(left) and _is_truth_value(right)
+                     else semantics.to_rvalue(right))
+        result = Slot(merge_type([left.type, right.type], right_node, self), "and" if is_and else "or")
+        for region, value in zip(if_op.regions, (right, left)):
+            with self.cg.builder.at(region):
+                result.store(value)
         return result.rvalue()
 
     def expr_Compare(self, node):
@@ -390,6 +396,10 @@ def _kind(obj) -> str:
     if isinstance(obj, type):
         return f"class {obj.__name__}"
     return f"'{type(obj).__name__}' object"
+
+
+def _is_truth_value(x) -> bool:
+    return type(x) is bool or (isinstance(x, Dyn) and x.type is ir.i1)
 
 
 def _may_have_effects(node) -> bool:

@@ -109,6 +109,8 @@ def test_conv2d_errors_name_the_fix(interpreter):
         conv2d(np.zeros((1, 4, 4, 16), np.float16), np.zeros((8, 3, 3, 8), np.float16))
     with pytest.raises(skc.LaunchError, match="conv2d's 'w' must have 4 dimensions"):
         conv2d(np.zeros((1, 4, 4, 16), np.float16), np.zeros((8, 9, 16), np.float16))
+    with pytest.raises(skc.LaunchError, match=r"bias has shape \(4,\), expected \(8,\)"):   # read past its end
+        conv2d(np.zeros((1, 4, 4, 16), np.float16), np.zeros((8, 3, 3, 16), np.float16), bias=np.zeros(4, np.float16))
 
 
 # -- where TMA im2col cannot reach: the vector im2col loader, same interface -----------------------------------------

@@ -323,6 +323,13 @@ def test_scales_must_be_tensors(hopper_interpreter):
     assert skc.blocks.Fp8MatmulConfig is Fp8MatmulConfig
 
 
+def test_a_bias_of_another_shape_is_refused(hopper_interpreter):
+    _, _, a8, b8 = operands(128, 128, 128)
+    one = np.ones(1, np.float32)
+    with pytest.raises(skc.LaunchError, match=r"bias has shape \(64,\), expected \(128,\)"):   # read past its end
+        skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, bias=np.ones(64, np.float32))
+
+
 def test_block_scales_need_whole_k_blocks(hopper_interpreter):
     _, _, a8, b8 = operands(128, 128, 144)
     sa, sb = np.ones((128, 2), np.float32), np.ones((2, 1), np.float32)

@@ -95,6 +95,22 @@ def test_hopper_fused_epilogue_is_exact(hopper_interpreter):
     np.testing.assert_array_equal(out.astype(np.float32), expected)
 
 
+@pytest.mark.parametrize("what, shape, message", [
+    ("bias", (40,), r"bias has shape \(40,\), expected \(48,\)"),     # too short: read past its end
+    ("bias", (64,), r"bias has shape \(64,\), expected \(48,\)"),
+    ("bias", (40, 48), r"bias has shape \(40, 48\), expected \(48,\)"),
+    ("c", (48, 40), r"c has shape \(48, 40\), expected \(40, 48\)"),  # as many elements, read as 40 x 48
+    ("c", (40, 64), r"c has shape \(40, 64\), expected \(40, 48\)"),
+])
+def test_bias_and_c_of_another_shape_are_refused(hopper_interpreter, what, shape, message):
+    a, b = np.ones((40, 64), np.float16), np.ones((64, 48), np.float16)
+    with pytest.raises(skc.LaunchError, match=message):
+        skc.blocks.matmul(a, b, beta=1.0, **{what: np.ones(shape, np.float16)})
+    if what == "bias":   # a batch run in one launch reads bias the same way
+        with pytest.raises(skc.LaunchError, match=message):
+            skc.blocks.matmul(np.ones((40, 2, 64), np.float16).transpose(1, 0, 2), b, bias=np.ones(shape, np.float16))
+
+
 @pytest.mark.parametrize("m, config", [(16, {}), (5, {"tile_n": 64}), (40, {"split_k": 2}), (100, {"tile_m": 128}),
                                        (16, {"stream_k": True})],
                          ids=["m16", "m5", "m40-split", "m100-of-128", "m16-stream-k"])

@@ -218,6 +218,10 @@ def test_config_checks():
     assert MatmulConfig.for_problem(8192, 8192, 8192, multiprocessors=132, tile_k=128, cluster_n=2).cluster_m == 1
     config = MatmulConfig.for_problem(4096, 4096, 4096)
     assert config.shared_bytes() <= 232448 and config.stages >= 4
+    # group_m 0 divided by zero (a GPU fault at a negative store), fewer left tiles unstored (a partial result)
+    with pytest.raises(ValueError, match="group_m is how many tile-rows the scheduler walks at a time, 1 or more, "
+                                         "found -1"):
+        MatmulConfig(group_m=-1)
 
 
 def test_layout_descriptors_and_boxes():
@@ -227,6 +231,19 @@ def test_layout_descriptors_and_boxes():
     assert mn_major.box() == (64, 64) and mn_major.chunks == 2 and mn_major.chunk_bytes == 8192
     assert mn_major.box_coordinates(1, 256, 64) == (64, 320)
     assert TilePayload(a=k_major, b=mn_major).stage_bytes == 32768
+
+
+@skc.kernel
+def scheduler_without_groups(out: skc.Ptr[skc.i32], M: skc.i32, N: skc.i32):
+    for tile in TileScheduler(M, N, 64, 64, group_m=0):  # HERE
+        out[0] = tile.row0
+
+
+def test_a_scheduler_walks_groups_of_one_tile_row_or_more():
+    with pytest.raises(skc.CompileError) as info:
+        scheduler_without_groups.compile(target="sm_90a")
+    assert "group_m is how many tile-rows the raster walks at a time, 1 or more, found 0" in str(info.value)
+    assert_at(str(info.value), scheduler_without_groups, "TileScheduler(M, N, 64, 64, group_m=0)")
 
 
 def test_persistent_grid():

@@ -6,7 +6,8 @@ import pytest
 
 import skc
 from skc import ir
-from frontend_run import F32P, compile_kernel, matches_python
+from frontend_run import F32P, compile_kernel, launch, matches_python
+from skc.frontend import PtrType
 
 I32 = ir.i32
 
@@ -343,3 +344,25 @@ def test_a_name_first_assigned_in_a_runtime_loop_may_be_undefined_after_it():
     assert f":{line_of(defined_in_a_runtime_loop, '# HERE')}:" in text.splitlines()[0], text
     assert "may be undefined here" in text and "may run zero times" in text
     matches_python(defined_before_a_runtime_loop, eight, [(n,) for n in (0, 1, 3)], x=F32P, n=I32)
+
+
+@skc.kernel
+def and_or_values(x: skc.Ptr[skc.f32], p: skc.Ptr[skc.i32], a: skc.i32, b: skc.i32):
+    x[0] = a and b
+    x[1] = a or b
+    x[2] = b or 2.5
+    x[3] = (a > 1) and 5
+    x[4] = a and p[0]           # a load on the right: evaluated only where it decides the value
+    x[5] = (a > 1) or p[1]
+    x[6] = a and 2.5 or b
+    x[7] = (a > 0 and b > 0) or a < -5
+
+
+def test_and_or_of_numbers_give_an_operand_as_in_python():
+    # `a or b` is a where a is true, else b: a number, not the i1 of a != 0 or b != 0
+    function = compile_kernel(and_or_values, x=F32P, p=PtrType(ir.i32), a=I32, b=I32)
+    for a, b in ((0, 3), (2, 3), (2, 0), (0, 0), (-7, 1)):
+        got, want = np.zeros(8, np.float32), np.zeros(8, np.float32)
+        launch(function, got, np.array([4, 0], np.int32), a, b)
+        and_or_values.fn(want, np.array([4, 0], np.int32), a, b)
+        np.testing.assert_array_equal(got, want, err_msg=f"a={a}, b={b}")

@@ -387,3 +387,74 @@ def test_constexpr_objects_are_keyed_by_their_whole_value(make):
     settings.factor = 0.5  # the same object, changed in place
     scale_by_setting.interpret[1, 32](x, settings)
     assert np.all(x == 3.0)
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Offset:
+    value: object
+
+
+@skc.kernel(block=1)
+def add_offset(x: skc.Ptr[skc.f32], c: skc.constexpr):
+    x[0] = skc.thread_id(0) + c.value + 1
+
+
+def test_constexpr_values_equal_under_eq_get_kernels_of_their_own():
+    # == calls the two configs equal, but i32 arithmetic wraps where f32 does not
+    x = np.zeros(1, np.float32)
+    add_offset.interpret[1, 1](x, Offset(2147483647))
+    assert x[0] == -2147483648.0
+    add_offset.interpret[1, 1](x, Offset(2147483647.0))
+    assert x[0] == 2147483648.0
+
+
+@skc.kernel(block=1)
+def store_first(x: skc.Ptr[skc.f32], c: skc.constexpr):
+    x[0] = c[0]
+
+
+@skc.kernel(block=1)
+def store_constant(x: skc.Ptr[skc.f32], c: skc.constexpr):
+    x[0] = c
+
+
+def test_minus_zero_is_not_zero_to_the_launch_key():
+    for kernel, zero, minus_zero in ((store_constant, 0.0, -0.0), (store_first, (0.0,), (-0.0,))):
+        x = np.ones(1, np.float32)
+        kernel.interpret[1, 1](x, zero)
+        assert not np.signbit(x[0])
+        kernel.interpret[1, 1](x, minus_zero)
+        assert np.signbit(x[0]), kernel
+
+
+@skc.kernel(block=1)
+def store_unannotated(c, x):
+    x[0] = c
+
+
+@skc.kernel(block=1)
+def store_declared(x: skc.Ptr[skc.f32], n: skc.i32):
+    x[0] = n
+
+
+def test_a_compile_time_value_given_to_a_parameter_without_annotation_keys_its_kernel():
+    x = np.zeros(1, np.float32)
+    store_unannotated.interpret[1, 1](skc.constexpr(3.0), x)   # (the kernel has no run-time parameter c)
+    assert x[0] == 3.0
+    store_unannotated.interpret[1, 1](skc.constexpr(5.0), x)
+    assert x[0] == 5.0
+    store_unannotated.interpret[1, 1](7.0, x)
+    assert x[0] == 7.0
+    ready = store_unannotated.interpret[1, 1].ready(skc.constexpr(2.0), x)   # it takes the run-time arguments alone
+    ready((x,))
+    assert x[0] == 2.0
+
+
+def test_a_compile_time_value_given_to_a_declared_run_time_parameter_is_refused():
+    x = np.zeros(1, np.float32)
+    with pytest.raises(LaunchError, match="argument 'n' is declared skc.i32, a run-time value; pass it as it is"):
+        store_declared.interpret[1, 1](x, skc.constexpr(3))
+    store_declared.interpret[1, 1](x, 7)
+    assert x[0] == 7.0
