@@ -11,10 +11,12 @@ import dataclasses
 import enum
 import functools
 import inspect
+import sys
 import types
+import weakref
 
 from . import frontend, ir
-from .compiler import CompiledKernel, compile_kernel
+from .compiler import CompiledKernel, compile_kernel, dependencies_current
 from .diagnostics import LaunchError, SkcError
 from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
 from .runtime.devices import Device, current_device, parse_device
@@ -196,6 +198,10 @@ class Kernel:
         self._compiled: dict = {}
         self._loaded: dict = {}
         self._bound: dict = {}
+        # the user's module-level bindings the compiled specializations read, as (namespace, name, value) when read:
+        # a launch checks them (rebound()), which sends every launch object made (weakly held) back to its slow path
+        self._watch: tuple = ()
+        self._launch_objects = weakref.WeakSet()
 
     def __repr__(self):
         return f"<skc.kernel {self.fn.__qualname__}>"
@@ -226,7 +232,9 @@ class Kernel:
         else:
             raise LaunchError(f"{self.fn.__name__}[grid] needs a block size: {self.fn.__name__}[grid, block](...) "
                               "or @skc.kernel(block=...)")
-        return Launch(self, grid, block, device)
+        launch = Launch(self, grid, block, device)
+        self._launch_objects.add(launch)
+        return launch
 
     @property
     def interpret(self) -> "DeviceView":
@@ -367,7 +375,31 @@ class Kernel:
             compiled = compile_kernel(self.fn, spec, target, for_interpreter=for_interpreter,
                                       options=None if for_interpreter else self.options)
             self._compiled[key] = compiled
+            watched = {(id(space), name) for space, name, _ in self._watch}
+            self._watch += tuple(w for w in _watched(compiled.metadata.get("deps")) if (id(w[0]), w[1]) not in watched)
         return compiled
+
+    def rebound(self) -> bool:
+        """Whether a module-level global or function of the user's that a compiled specialization read has been
+        bound to another value since (`N = 8` after a launch compiled with `N = 4`). Then every specialization
+        in memory is dropped, so that the next launch compiles (or loads from the disk cache) against the new
+        value, and it is True. Bound again to an equal value (another int object of the same value), the kernels
+        are kept."""
+        for space, name, value in self._watch:
+            if space.get(name, _MISSING) is not value:
+                break
+        else:
+            return False
+        if all(dependencies_current(compiled.metadata.get("deps")) for compiled in self._compiled.values()):
+            self._watch = tuple((space, name, space.get(name, value)) for space, name, value in self._watch)
+            return False
+        self._launches.clear()
+        self._compiled.clear()
+        self._loaded.clear()
+        self._watch = ()
+        for launch in self._launch_objects:
+            launch.forget()
+        return True
 
     def compile(self, *args, target=None, block=None, cluster=None, **kwargs) -> CompiledKernel:
         """Compile without launching, for inspection. Arguments may be real ones, types (skc.Ptr[skc.f32],
@@ -400,6 +432,26 @@ class Kernel:
         return values
 
 
+_MISSING = object()
+
+
+def _watched(deps) -> tuple:
+    """(namespace, name, value) of each module-level global and function of the user's code (not skc's, the
+    standard library's or the array libraries', whose code the cache keys by name) that a compile read, as it is
+    bound now: what a launch checks to tell that one was bound to another value since."""
+    found = []
+    for part in ("globals", "functions", "helpers"):
+        for module, name, _ in (deps or {}).get(part, ()):
+            if "." in name or frontend.trusted_module(module) or module not in sys.modules:
+                continue
+            space = vars(sys.modules[module])
+            value = space.get(name, _MISSING)
+            # (a module, or a kernel, is keyed by which one it is: bound again, it is read again at its next compile)
+            if value is not _MISSING and not isinstance(value, types.ModuleType) and not isinstance(value, Kernel):
+                found.append((space, name, value))
+    return tuple(found)
+
+
 def _default_target() -> Target:
     device = current_device()
     return device.target
@@ -414,7 +466,7 @@ class Launch:
     the arguments select the same specialization on the same device."""
 
     __slots__ = ("kernel", "grid", "block", "device", "_key", "_device", "_launch", "_nparams", "_keyed",
-                 "_runtime")
+                 "_runtime", "__weakref__")
 
     def __init__(self, kernel: Kernel, grid, block, device):
         self.kernel, self.grid, self.block, self.device = kernel, grid, block, device
@@ -427,6 +479,11 @@ class Launch:
         if kwargs or len(args) != self._nparams:
             args = self.kernel._arguments(args, kwargs)
         device = self.device or current_device()
+        kernel = self.kernel
+        for space, name, value in kernel._watch:   # a global the kernel read bound to another value: compile again
+            if space.get(name, _MISSING) is not value:
+                kernel.rebound()
+                break
         if device is not self._device or (self._keyed is not None and self._keyed(args) != self._key):
             self._select(device, args)
         # stream None: the launcher uses the current stream of the arguments' framework (torch, cupy), else 0
@@ -440,6 +497,10 @@ class Launch:
         key = self._keyed(args) if self._keyed is not None else ()
         self._launch = self.kernel.launcher_for(device, self.block, key, args).launch
         self._key, self._device = key, device
+
+    def forget(self):
+        """Drop the launcher chosen last (the kernel's specializations were dropped): the next call selects again."""
+        self._device = self._launch = None
 
     def ready(self, *args) -> "ReadyLaunch":
         """This launch's specialization for these arguments, compiled and loaded, as a function of the run-time

@@ -5,7 +5,7 @@ from .context import current, generating
 from .dtypes import DTYPES, DType, Ptr, PtrType, TensorMap, as_ir_type, constexpr
 from .kernel import (CONSTEXPR, POINTER, SCALAR, TENSORMAP, DeviceFunction, Parameter, ParamSpec, Specialization,
                      annotated_spec, compile_to_ir, func, kernel_parameters)
-from .keying import KEYABLE, Unkeyable, dependency_key, inlined_function_key, value_key
+from .keying import KEYABLE, Unkeyable, dependency_key, inlined_function_key, trusted_module, value_key
 from .markers import host
 from .source import source_digest
 from .values import Dyn, RValue, Slot

@@ -458,3 +458,68 @@ def test_a_compile_time_value_given_to_a_declared_run_time_parameter_is_refused(
         store_declared.interpret[1, 1](x, skc.constexpr(3))
     store_declared.interpret[1, 1](x, 7)
     assert x[0] == 7.0
+
+
+# -- a global bound to another value after a launch ---------------------------------------------------
+REBOUND = textwrap.dedent('''
+    import skc
+
+    N = 4
+    SCALE = 1.5
+
+    @skc.func
+    def helper(x):
+        return x * 2.0
+
+    @skc.func
+    def tripled(x):
+        return x * 3.0
+
+    @skc.kernel
+    def k(out: skc.Ptr[skc.f32]):
+        out[skc.thread_index()] = helper(SCALE) + N
+''')
+
+
+@pytest.fixture
+def rebound_module(tmp_path, monkeypatch):
+    (tmp_path / "rebound_kernels.py").write_text(REBOUND)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SKC_CACHE_DIR", str(tmp_path / "cache"))
+    import importlib
+    module = importlib.import_module("rebound_kernels")
+    yield module
+    sys.modules.pop("rebound_kernels", None)
+
+
+def test_a_launch_after_a_global_is_bound_to_another_value_compiles_again(rebound_module):
+    """A kernel compiled with N = 4 ran for N = 8 too: the in-memory launchers never looked at the globals again
+    (the disk cache did, in a new process). Every launch object of the kernel sees the change."""
+    u, out = rebound_module, np.zeros(4, np.float32)
+    launch, other = u.k[1, 4], u.k.interpret[1, 4]
+    launch(out)
+    other(out)
+    assert out[0] == 7.0
+    u.N = 8
+    launch(out)
+    assert out[0] == 11.0
+    out[:] = 0
+    other(out)
+    assert out[0] == 11.0
+    u.SCALE = 0.5
+    launch(out)
+    assert out[0] == 9.0
+    u.helper = u.tripled   # a DSL function the kernel calls, bound to another
+    launch(out)
+    assert out[0] == 9.5
+
+
+def test_a_global_bound_again_to_an_equal_value_keeps_the_kernel(rebound_module):
+    u, out = rebound_module, np.zeros(4, np.float32)
+    launch = u.k[1, 4]
+    launch(out)
+    compiled = dict(u.k._compiled)
+    u.SCALE = float("1.5")      # another object, the same value
+    u.N = int("4")
+    launch(out)
+    assert out[0] == 7.0 and u.k._compiled == compiled
