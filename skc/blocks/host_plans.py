@@ -10,6 +10,7 @@ geometry into the encoded map a launch passes; `GemmPlan` is a ready launch of t
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import replace
 
 import skc
@@ -173,8 +174,8 @@ class GemmPlan:
         if self.buffers is not None:   # the launch's stream picks its buffers: known now, and part of the key
             stream = skc.launch_stream(stream, a)
         # the scalars key by their bits (float.hex: -0.0 is not 0.0), never as objects a key would keep alive
-        alpha_bits = None if alpha is None else float(alpha).hex()
-        beta_bits = None if beta is None else float(beta).hex()
+        alpha_bits = None if alpha is None else real(alpha, "alpha").hex()
+        beta_bits = None if beta is None else real(beta, "beta").hex()
         address = self.address
         key = (address[0](a), address[1](b), address[2](out), None if c is None else address[3](c),
                None if bias is None else address[4](bias), alpha_bits, beta_bits,
@@ -197,7 +198,7 @@ class GemmPlan:
         else:
             outputs = (maps[2](out),)
         return (maps[0](a), maps[1](b), *outputs, *self.sizes, c, c if bias is None else bias,
-                1.0 if alpha is None else float(alpha), 0.0 if beta is None else float(beta))
+                1.0 if alpha is None else real(alpha, "alpha"), 0.0 if beta is None else real(beta, "beta"))
 
 
 class Bindings:
@@ -344,6 +345,20 @@ def filling_config(M: int, N: int, multiprocessors: int, max_shared_bytes: int, 
     config = MatmulConfig(tile_m=tile_m, tile_n=tile_n, consumers=tile_m // 64, **fields)
     fitting = [n for n in stages if replace(config, stages=n).shared_bytes() <= max_shared_bytes]
     return replace(config, stages=max(fitting or [2]))
+
+
+def real(value, name: str) -> float:
+    """A GEMM's alpha or beta as a float: a Python or numpy real number (or a one-element tensor); anything else
+    (a string, a complex number) an error that names it."""
+    if type(value) is float or type(value) is int:
+        return float(value)
+    if not isinstance(value, (str, bytes)) and (isinstance(value, numbers.Real)
+                                                or not isinstance(value, numbers.Complex)):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise skc.LaunchError(f"{name} must be a real number, found {type(value).__name__} {value!r}")
 
 
 def check_epilogue_operands(what: str, rows, cols: int, c=None, bias=None):

@@ -144,7 +144,7 @@ class _AmdPlan:
         a_store = a.T if self.transposed[0] else a
         b_store = b.T if self.transposed[1] else b
         extras = (c if c is not None else out, bias if bias is not None else out,
-                  float(alpha if alpha is not None else 1.0), float(beta if beta is not None else 0.0))
+                  real(alpha if alpha is not None else 1.0, "alpha"), real(beta if beta is not None else 0.0, "beta"))
         _launch_mfma(self.device, a_store, b_store, out, self.problem, extras, self.cfg, stream)
         return out
 

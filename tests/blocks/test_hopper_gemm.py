@@ -111,6 +111,18 @@ def test_bias_and_c_of_another_shape_are_refused(hopper_interpreter, what, shape
             skc.blocks.matmul(np.ones((40, 2, 64), np.float16).transpose(1, 0, 2), b, bias=np.ones(shape, np.float16))
 
 
+@pytest.mark.parametrize("value", ["2", 1j, np.complex64(1), [1.0]], ids=["str", "complex", "numpy-complex", "list"])
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+def test_alpha_and_beta_are_real_numbers(hopper_interpreter, name, value):
+    """alpha="2" was taken as 2.0, alpha=1j raised a bare TypeError from float()."""
+    a, b = np.ones((40, 64), np.float16), np.ones((64, 48), np.float16)
+    c = np.ones((40, 48), np.float16) if name == "beta" else None
+    with pytest.raises(skc.LaunchError, match=f"{name} must be a real number"):
+        skc.blocks.matmul(a, b, c=c, **{name: value})
+    out = skc.blocks.matmul(a, b, alpha=np.float32(0.5), c=np.ones((40, 48), np.float16), beta=np.int64(2))
+    assert np.array_equal(np.asarray(out, np.float32), np.full((40, 48), 0.5 * 64 + 2, np.float32))
+
+
 @pytest.mark.parametrize("m, config", [(16, {}), (5, {"tile_n": 64}), (40, {"split_k": 2}), (100, {"tile_m": 128}),
                                        (16, {"stream_k": True})],
                          ids=["m16", "m5", "m40-split", "m100-of-128", "m16-stream-k"])
