@@ -368,6 +368,10 @@ def check_epilogue_operands(what: str, rows, cols: int, c=None, bias=None):
         raise skc.LaunchError(f"{what}: bias has shape {tuple(bias.shape)}, expected ({cols},)")
     if c is not None and tuple(c.shape) != (rows, cols):
         raise skc.LaunchError(f"{what}: c has shape {tuple(c.shape)}, expected ({rows}, {cols})")
+    for name, x in (("c", c), ("bias", bias)):
+        if x is not None and not row_major(x):
+            raise skc.LaunchError(f"{what}: {name} (strides {element_strides(x)}) must be contiguous: pass a "
+                                  f"contiguous copy ({name}.contiguous() in torch, np.ascontiguousarray in numpy)")
 
 
 def view(x, shape):

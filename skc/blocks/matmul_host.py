@@ -25,7 +25,7 @@ from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
 from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
-from .host_plans import check_epilogue_operands, unsplit_unless_row_major, view
+from .host_plans import check_epilogue_operands, real, unsplit_unless_row_major, view
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -107,11 +107,19 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     if b.shape[0] != K:
         raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
     N = b.shape[1]
+    if not (M and N and K):
+        raise skc.LaunchError(f"matmul of {tuple(a.shape)} by {tuple(b.shape)}: M, N and K must each be at least 1")
     a_store, a_k_major = _storage(a, True)
     b_store, b_k_major = _storage(b, False)
     if out is not None and tuple(out.shape) != (M, N):
         raise skc.LaunchError(f"out has shape {tuple(out.shape)}; the product of {tuple(a.shape)} and "
                               f"{tuple(b.shape)} is {(M, N)}")
+    if out is not None and (dtype not in str(out.dtype).replace("bfloat16", "bf16").replace("float16", "f16")):
+        raise skc.LaunchError(f"out is {out.dtype}; matmul writes the operands' type ({dtype}): pass an out of that "
+                              "type, or none")
+    if out is not None and not row_major(out):
+        raise skc.LaunchError(f"out (strides {element_strides(out)}) must be row-major: pass a contiguous out, or "
+                              "none")
     check_epilogue_operands("matmul", M, N, c, bias)
     spec = EpilogueSpec(alpha=alpha is not None, beta=c is not None, bias=bias is not None, activation=activation)
     try:
