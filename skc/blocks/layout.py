@@ -56,6 +56,9 @@ class OperandLayout:
             raise ValueError(f"unsupported operand layout {self}: tiles are whole 128-byte chunks, 8 rows a group")
         if self.loaded_rows and not (self.k_major and self.loaded_rows % 8 == 0 and self.loaded_rows <= self.rows):
             raise ValueError(f"unsupported operand layout {self}: a K-major tile's boxes fill whole 8-row groups")
+        if self.row_shares < 1:
+            raise ValueError(f"unsupported operand layout {self}: row_shares is how many boxes load a chunk's rows, "
+                             "1 or more")
         if self.row_shares > 1 and not (self.k_major and not self.loaded_rows
                                         and self.rows % (8 * self.row_shares) == 0):
             raise ValueError(f"unsupported operand layout {self}: a K-major tile's rows are shared out in whole "

@@ -231,6 +231,12 @@ def test_layout_descriptors_and_boxes():
     assert mn_major.box() == (64, 64) and mn_major.chunks == 2 and mn_major.chunk_bytes == 8192
     assert mn_major.box_coordinates(1, 256, 64) == (64, 320)
     assert TilePayload(a=k_major, b=mn_major).stage_bytes == 32768
+    shared = OperandLayout(48, 64, 2, row_shares=2)   # a cluster's two blocks load 24 rows of each chunk each
+    assert shared.box() == (24, 64) and shared.share_origin(96, 1) == 120
+    # no boxes at all would leave a stage's transaction count unmet (a hang): refused when the payload checks it
+    for shares in (0, -1):
+        with pytest.raises(ValueError, match="row_shares is how many boxes load a chunk's rows, 1 or more"):
+            TilePayload(b=OperandLayout(64, 64, 2, row_shares=shares))
 
 
 @skc.kernel
