@@ -38,6 +38,9 @@ GEMMS = {
                              shape=(3072, 1536, 192)),
     # one epilogue buffer a consumer: each chunk written once the store of the one before has read it
     "128x256x64-s4-one-buffer": dict(config=MatmulConfig(tile_n=256, stages=4, epilogue_buffers=1)),
+    # clusters of 2 along M sharing a K-major B by rows (each block loads half of every chunk's rows)
+    "128x256x64-c2-kmajor-b": dict(config=MatmulConfig(tile_n=256, stages=4, cluster_m=2, b_k_major=True),
+                                   b_transposed=True),
 }
 
 
@@ -126,6 +129,7 @@ FP8 = {   # fp8 GEMMs (M, N, K, block-scaled, Fp8MatmulConfig fields)
     "block-n256-halves-one-buffer": (256, 600, 384, True, {"tile_n": 256, "half_partials": True, "stage_turns": True,
                                                            "epilogue_buffers": 1, "producer_registers": 24,
                                                            "consumer_registers": 240}),   # four stages
+    "block-c2": (256, 600, 384, True, {"cluster_m": 2}),   # clusters of 2 along M sharing B by rows
 }
 
 
