@@ -26,3 +26,42 @@ def fair_times(calls: dict, timer, rounds: int = 0, rest_s: float = REST_S) -> d
         for name in names[first:] + names[:first]:
             best[name] = min(best[name], timer(calls[name]))
     return best
+
+
+def sustained(calls: dict, flops: int, reps: int, rounds: int = 8, rest_s: float = 0.1) -> dict:
+    """{name: [TFLOP/s of each round]} of back-to-back batches of `reps` calls (CUDA events around each batch),
+    the callables alternated over the rounds (the order reversed every other round, a rest before each batch):
+    sustained load, for telling kernels a few percent apart (benchmarks/fp8_kernel_ab.py, gemm_kernel_ab.py)."""
+    import torch
+
+    def batch(call, count):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(count):
+            call()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / count
+
+    names = list(calls)
+    for call in calls.values():
+        batch(call, 5)
+    results = {name: [] for name in names}
+    for round_ in range(rounds):
+        for name in (names if round_ % 2 == 0 else names[::-1]):
+            time.sleep(rest_s)
+            results[name].append(flops / batch(calls[name], reps) / 1e9)
+    return results
+
+
+def report(title: str, results: dict, width: int = 32):
+    """The medians (and the spread) of sustained()'s rounds, each against the first callable's."""
+    import statistics
+
+    names = list(results)
+    base = statistics.median(results[names[0]])
+    print(title)
+    for name, values in results.items():
+        median = statistics.median(values)
+        print(f"  {name:{width}s} median {median:7.0f}  min {min(values):7.0f} max {max(values):7.0f}  "
+              f"vs {names[0]}: {median / base:.3f}")

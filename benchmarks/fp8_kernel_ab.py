@@ -5,25 +5,14 @@ telling two kernels a few percent apart. Run:
 python benchmarks/fp8_kernel_ab.py 8192x8192x8192,4096x4096x4096 default,block-n256-halves-turns,cublas [rounds]
 (names: `default`, `cublas`, or a variant of fp8_gemm.VARIANTS; `pt-default`, `pt-cublas` or a variant of
 fp8_gemm.PER_TENSOR_VARIANTS for per-tensor scales; the first is the baseline)."""
-import statistics
 import sys
-import time
 
 import torch
 
 import skc
+from fair import report, sustained
 from fp8_gemm import PER_TENSOR_VARIANTS, VARIANTS, block_scales, cublas_block, operands
 from skc.blocks.fp8 import Fp8MatmulConfig
-
-
-def timed(fn, reps):
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / reps
 
 
 def main():
@@ -44,25 +33,14 @@ def main():
                                lambda: torch._scaled_mm(a, b, scale_a=tensor_a, scale_b=tensor_b,
                                                         out_dtype=torch.bfloat16))
                 continue
-            fields = {} if name in ("default", "pt-default") else (PER_TENSOR_VARIANTS if per_tensor else VARIANTS)[name]
+            table = PER_TENSOR_VARIANTS if per_tensor else VARIANTS
+            fields = {} if name in ("default", "pt-default") else table[name]
             config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=not per_tensor, **fields)
             calls[name] = (lambda config=config, sa=sa, sb=sb: skc.blocks.matmul(
                 a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, config=config))
         flops = 2 * M * N * K
         reps = max(10, int(150 / (flops / 1.1e15 * 1e3)))   # ~150 ms a sample at 1,100 TFLOP/s
-        for call in calls.values():
-            timed(call, 5)
-        results = {name: [] for name in calls}
-        for r in range(rounds):
-            for name in (names if r % 2 == 0 else names[::-1]):
-                time.sleep(0.1)
-                results[name].append(flops / timed(calls[name], reps) / 1e9)
-        base = statistics.median(results[names[0]])
-        print(f"{M}x{N}x{K} reps={reps}")
-        for name, values in results.items():
-            median = statistics.median(values)
-            print(f"  {name:32s} median {median:7.0f}  min {min(values):7.0f} max {max(values):7.0f}  "
-                  f"vs {names[0]}: {median / base:.3f}")
+        report(f"{M}x{N}x{K} reps={reps}", sustained(calls, flops, reps, rounds), 32)
 
 
 if __name__ == "__main__":

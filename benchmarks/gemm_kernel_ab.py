@@ -5,27 +5,16 @@ over rounds (the order reversed every other round, a 0.1 s rest before each samp
 Run: python benchmarks/gemm_kernel_ab.py 8192x8192x8192 default,c2,cublas [--rounds 8] [--b-k-major]
 (names: `default` (matmul's own choice), `cublas`, or a key of CONFIGS; the first is the baseline)."""
 import argparse
-import statistics
-import time
 
 import torch
 
 import skc
+from fair import report, sustained
 from skc.blocks import MatmulConfig
 
 CONFIGS = {"c1": {"tile_m": 128, "tile_n": 256, "cluster_m": 1},   # 128 x 256 tiles, no cluster
            "c2": {"tile_m": 128, "tile_n": 256, "cluster_m": 2},   # in clusters of 2 along M (B multicast)
            "n128-c2": {"tile_m": 128, "tile_n": 128, "cluster_m": 2}}
-
-
-def timed(fn, reps):
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / reps
 
 
 def main():
@@ -55,19 +44,8 @@ def main():
             assert error < 1e-2, (name, error)
         flops = 2 * M * N * K
         reps = max(10, int(150 / (flops / 7e14 * 1e3)))   # ~150 ms a sample at 700 TFLOP/s
-        for call in calls.values():
-            timed(call, 5)
-        results = {name: [] for name in calls}
-        for r in range(args.rounds):
-            for name in (names if r % 2 == 0 else names[::-1]):
-                time.sleep(0.1)
-                results[name].append(flops / timed(calls[name], reps) / 1e9)
-        base = statistics.median(results[names[0]])
-        print(f"{M}x{N}x{K} {'B K-major' if args.b_k_major else 'B K x N'} reps={reps}")
-        for name, values in results.items():
-            median = statistics.median(values)
-            print(f"  {name:12s} median {median:7.0f}  min {min(values):7.0f} max {max(values):7.0f}  "
-                  f"vs {names[0]}: {median / base:.3f}")
+        layout = "B K-major" if args.b_k_major else "B K x N"
+        report(f"{M}x{N}x{K} {layout} reps={reps}", sustained(calls, flops, reps, args.rounds), 12)
 
 
 if __name__ == "__main__":
