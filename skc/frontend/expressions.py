@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import itertools
 import operator
 import types
 
@@ -14,6 +15,10 @@ from .calls import LocalFunction
 from .dtypes import PtrType
 from .frames import Frame
 from .values import Dyn, Poison, RValue, Slot
+
+# the most iterations a compile-time loop unrolls (a for over a Python iterable, a while whose condition is known
+# at compile time): a bound that ends a loop that never would instead of compiling forever
+MAX_COMPILE_TIME_ITERATIONS = 1 << 16
 
 BINARY_OPERATORS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv", ast.FloorDiv: "floordiv",
            ast.Mod: "mod", ast.Pow: "pow", ast.LShift: "lshift", ast.RShift: "rshift", ast.BitAnd: "and",
@@ -272,15 +277,21 @@ class ExpressionEvaluator:
         return result
 
     def compile_time_iterable(self, value, node):
+        """The items of a compile-time iterable (a loop over it unrolls), at most MAX_COMPILE_TIME_ITERATIONS."""
         if isinstance(value, Dyn):
             raise self.error_at(node, "cannot iterate over a run-time value",
                                 hint="use `for i in range(n)` over indices")
         try:
-            return list(value)
+            items = list(itertools.islice(value, MAX_COMPILE_TIME_ITERATIONS + 1))
         except SkcError:
             raise
         except TypeError as e:
             raise self.error_at(node, f"{e}") from e
+        if len(items) > MAX_COMPILE_TIME_ITERATIONS:
+            raise self.error_at(node, f"this compile-time {type(value).__name__} has more than "
+                                      f"{MAX_COMPILE_TIME_ITERATIONS} items, each unrolled at compile time",
+                                hint="loop over run-time indices with `for i in range(n)`")
+        return items
 
     def expr_Subscript(self, node):
         container = self.eval_value(node.value)

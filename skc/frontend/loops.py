@@ -9,12 +9,10 @@ import ast
 from .. import ir
 from . import semantics
 from .builtins import max_unroll, static_range
-from .expressions import MISSING
+from .expressions import MAX_COMPILE_TIME_ITERATIONS, MISSING
 from .frames import CompileTimeBreak, CompileTimeContinue, LoopContext, scratch_region
 from .source import attribute_targets, carried_names, contains_statements, has_nested_jump
 from .values import Dyn, Poison, RValue, Slot, mutable
-
-_MAX_COMPILE_TIME_ITERATIONS = 1 << 16
 
 
 class LoopEvaluator:
@@ -148,7 +146,7 @@ class LoopEvaluator:
     def compile_time_while(self, node):
         """A while loop whose condition is known at compile time on every test: unrolled."""
         def iterations():
-            for _ in range(_MAX_COMPILE_TIME_ITERATIONS):
+            for _ in range(MAX_COMPILE_TIME_ITERATIONS):
                 cond = self.eval_value(node.test)
                 if isinstance(cond, Dyn):
                     raise self.error_at(node.test, "this while condition was known at compile time on entry "
@@ -157,7 +155,7 @@ class LoopEvaluator:
                 if not self.truth(cond, node.test):
                     return
                 yield None
-            raise self.error_at(node, f"a compile-time while loop ran {_MAX_COMPILE_TIME_ITERATIONS} times; "
+            raise self.error_at(node, f"a compile-time while loop ran {MAX_COMPILE_TIME_ITERATIONS} times; "
                                       "is its condition ever false?",
                                 hint="a loop left by a run-time `break` needs a run-time condition or `while True:`")
 

@@ -558,3 +558,30 @@ def test_len_of_a_list_of_run_time_values_is_its_compile_time_length():
     x = np.array([1.0, 2.0, 3.0, 0.0], np.float32)
     launch(function, x)
     assert x[3] == 5.0
+
+
+HUGE = range(10 ** 12)
+
+
+@skc.kernel
+def loops_over_a_huge_range(x: skc.Ptr[skc.f32]):
+    for i in HUGE:  # HERE
+        x[0] += i
+
+
+@skc.kernel
+def sums_a_long_list(x: skc.Ptr[skc.f32]):
+    x[0] = sum([1.0 for _ in range(70000)])   # (range() in a comprehension: a compile-time list)  # HERE
+
+
+@pytest.mark.parametrize("kernel", [loops_over_a_huge_range, sums_a_long_list], ids=["for", "comprehension"])
+def test_a_compile_time_loop_over_too_many_items_is_an_error_at_its_line(kernel):
+    """A loop over a Python iterable unrolls at compile time: over 10**12 items it compiled until memory ran out,
+    over 100,000 for half a minute; past 65536 items it is an error at once."""
+    import time
+
+    begin = time.perf_counter()
+    with pytest.raises(skc.CompileError, match="has more than 65536 items") as info:
+        compile_kernel(kernel, x=skc.Ptr[skc.f32])
+    assert str(info.value).startswith(f"{HERE}:{line_of(kernel, '# HERE')}:"), str(info.value)
+    assert time.perf_counter() - begin < 5
