@@ -12,6 +12,7 @@ import enum
 import functools
 import inspect
 import sys
+import threading
 import types
 import weakref
 
@@ -202,6 +203,7 @@ class Kernel:
         # a launch checks them (rebound()), which sends every launch object made (weakly held) back to its slow path
         self._watch: tuple = ()
         self._launch_objects = weakref.WeakSet()
+        self._launch_objects_lock = threading.Lock()   # (a launch object made on one thread while another forgets)
 
     def __repr__(self):
         return f"<skc.kernel {self.fn.__qualname__}>"
@@ -233,7 +235,8 @@ class Kernel:
             raise LaunchError(f"{self.fn.__name__}[grid] needs a block size: {self.fn.__name__}[grid, block](...) "
                               "or @skc.kernel(block=...)")
         launch = Launch(self, grid, block, device)
-        self._launch_objects.add(launch)
+        with self._launch_objects_lock:
+            self._launch_objects.add(launch)
         return launch
 
     @property
@@ -397,8 +400,9 @@ class Kernel:
         self._compiled.clear()
         self._loaded.clear()
         self._watch = ()
-        for launch in self._launch_objects:
-            launch.forget()
+        with self._launch_objects_lock:
+            for launch in list(self._launch_objects):
+                launch.forget()
         return True
 
     def compile(self, *args, target=None, block=None, cluster=None, **kwargs) -> CompiledKernel:
