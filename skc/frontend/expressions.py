@@ -171,25 +171,31 @@ class ExpressionEvaluator:
 
     def runtime_bool_op(self, is_and: bool, left, right_node):
         """`a and b` is b where a is true, else a; `a or b` is a where a is true, else b: Python's value, which is
-        a truth value only where both operands are (then it is the i1 `and`/`or`)."""
+        a truth value only where both operands are (then it is the i1 `and`/`or`). Where no one type holds both
+        (a pointer and a number, a compile-time None or tuple) it is the i1 of their truth, as a condition needs."""
         left = semantics.to_rvalue(left)
         cond = semantics.to_bool(left)
         if not _may_have_effects(right_node):
             right = self.eval_value(right_node)
-            if _is_truth_value(left) and _is_truth_value(right):
+            if _is_truth_value(left) and _is_truth_value(right) or not _one_type(left, right):
                 if not isinstance(right, Dyn):
                     # x and True == x; x and False == False (and dually for or)
-                    return left if right == is_and else semantics.constant(not is_and, ir.i1)
-                return semantics.binary("and" if is_and else "or", left, right)
+                    return cond if self.truth(right, right_node) == is_and else semantics.constant(not is_and, ir.i1)
+                return semantics.binary("and" if is_and else "or", cond, semantics.to_bool(right))
             return semantics.select(cond, right, left) if is_and else semantics.select(cond, left, right)
         # The right side may load or call: evaluate it only where it matters, as Python does.
         if_op = self.cg.builder.if_((cond if is_and else semantics.unary("not", cond)).value)
         with self.runtime_region(if_op.regions[0]):
             right = self.eval_value(right_node)
-            right = (semantics.to_bool(right) if _is_truth_value(left) and _is_truth_value(right)
-                     else semantics.to_rvalue(right))
-        result = Slot(merge_type([left.type, right.type], right_node, self), "and" if is_and else "or")
-        for region, value in zip(if_op.regions, (right, left)):
+            truth = _is_truth_value(left) and _is_truth_value(right) or not _one_type(left, right)
+            if truth:
+                right = (semantics.to_bool(right) if isinstance(right, Dyn)
+                         else semantics.constant(self.truth(right, right_node), ir.i1))
+            else:
+                right = semantics.to_rvalue(right)
+        result = Slot(ir.i1 if truth else merge_type([left.type, right.type], right_node, self),
+                      "and" if is_and else "or")
+        for region, value in zip(if_op.regions, (right, cond if truth else left)):
             with self.cg.builder.at(region):
                 result.store(value)
         return result.rvalue()
@@ -411,6 +417,15 @@ def _kind(obj) -> str:
 
 def _is_truth_value(x) -> bool:
     return type(x) is bool or (isinstance(x, Dyn) and x.type is ir.i1)
+
+
+def _one_type(left, right) -> bool:
+    """Whether one DSL type holds both operands of a run-time and/or (its value is either)."""
+    if not isinstance(right, Dyn):
+        return semantics.is_number(right) and not isinstance(left.type, PtrType)
+    if isinstance(left.type, PtrType) or isinstance(right.type, PtrType):
+        return left.type == right.type
+    return True
 
 
 def _may_have_effects(node) -> bool:

@@ -366,3 +366,29 @@ def test_and_or_of_numbers_give_an_operand_as_in_python():
         launch(function, got, np.array([4, 0], np.int32), a, b)
         and_or_values.fn(want, np.array([4, 0], np.int32), a, b)
         np.testing.assert_array_equal(got, want, err_msg=f"a={a}, b={b}")
+
+
+NO_BIAS = None
+
+
+@skc.kernel
+def and_or_conditions(x: skc.Ptr[skc.f32], p: skc.Ptr[skc.i32], a: skc.i32):
+    if p and a > 0:             # a pointer and a truth value: no one type holds both, their truth decides
+        x[0] = 1.0
+    if a > 0 and p:
+        x[1] = 1.0
+    if p and p[0] > 0:          # lazily evaluated right side
+        x[2] = 1.0
+    if a > 0 and NO_BIAS:       # a compile-time None on the right
+        x[3] = 1.0
+    if a or NO_BIAS:
+        x[4] = 1.0
+    x[5] = (a < 0) or (p and p[0] > 3)
+
+
+def test_and_or_of_a_pointer_or_none_in_a_condition_is_their_truth():
+    function = compile_kernel(and_or_conditions, x=F32P, p=PtrType(ir.i32), a=I32)
+    for a in (-1, 0, 2):
+        got = np.zeros(6, np.float32)
+        launch(function, got, np.array([4], np.int32), a)
+        np.testing.assert_array_equal(got, [a > 0, a > 0, 1, 0, a != 0, 1], err_msg=f"a={a}")
