@@ -393,8 +393,10 @@ class Kernel:
                 break
         else:
             return False
-        if all(dependencies_current(compiled.metadata.get("deps")) for compiled in self._compiled.values()):
-            self._watch = tuple((space, name, space.get(name, value)) for space, name, value in self._watch)
+        # (the values taken before they are checked: one bound again meanwhile, by another thread, is checked later)
+        now = tuple((space, name, space.get(name, _MISSING)) for space, name, _ in self._watch)
+        if all(dependencies_current(compiled.metadata.get("deps")) for compiled in list(self._compiled.values())):
+            self._watch = now
             return False
         self._launches.clear()
         self._compiled.clear()
@@ -437,6 +439,7 @@ class Kernel:
 
 
 _MISSING = object()
+_CHANGED = object()   # the value of a watched binding not known to be the one compiled: never the one bound
 
 
 def _watched(deps) -> tuple:
@@ -444,8 +447,9 @@ def _watched(deps) -> tuple:
     standard library's or the array libraries', whose code the cache keys by name) that a compile read, as it is
     bound now: what a launch checks to tell that one was bound to another value since."""
     found = []
+    recorded = {"globals": [], "functions": [], "helpers": []}   # their keys as the compile recorded them
     for part in ("globals", "functions", "helpers"):
-        for module, name, _ in (deps or {}).get(part, ()):
+        for module, name, key in (deps or {}).get(part, ()):
             if "." in name or frontend.trusted_module(module) or module not in sys.modules:
                 continue
             space = vars(sys.modules[module])
@@ -453,6 +457,11 @@ def _watched(deps) -> tuple:
             # (a module, or a kernel, is keyed by which one it is: bound again, it is read again at its next compile)
             if value is not _MISSING and not isinstance(value, types.ModuleType) and not isinstance(value, Kernel):
                 found.append((space, name, value))
+                recorded[part].append((module, name, key))
+    if found and not dependencies_current(recorded):
+        # one was bound to another value after the compile read it (by another thread): the values taken now are
+        # not the compiled ones, so none is kept, and the next launch finds them changed and compiles again
+        found = [(space, name, _CHANGED) for space, name, _ in found]
     return tuple(found)
 
 
@@ -503,8 +512,9 @@ class Launch:
         self._key, self._device = key, device
 
     def forget(self):
-        """Drop the launcher chosen last (the kernel's specializations were dropped): the next call selects again."""
-        self._device = self._launch = None
+        """The kernel's specializations were dropped: the next call selects again. (The launcher chosen last stays
+        for a call on another thread that has already passed its check: it calls it next.)"""
+        self._device = None
 
     def ready(self, *args) -> "ReadyLaunch":
         """This launch's specialization for these arguments, compiled and loaded, as a function of the run-time

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -523,3 +524,41 @@ def test_a_global_bound_again_to_an_equal_value_keeps_the_kernel(rebound_module)
     u.N = int("4")
     launch(out)
     assert out[0] == 7.0 and u.k._compiled == compiled
+
+
+def test_a_global_bound_again_while_its_kernel_compiles_compiles_again(rebound_module):
+    """The kernel kept the value a global had after its compile, not the one the compile read: N = 8 bound (by
+    another thread) while the kernel compiled with N = 4 left the N = 4 kernel running for N = 8 from then on."""
+    u, out = rebound_module, np.zeros(4, np.float32)
+    compile_kernel = skc.jit.compile_kernel
+
+    def compile_while_rebound(*args, **kwargs):
+        compiled = compile_kernel(*args, **kwargs)   # read N = 4
+        u.N = 8                                      # (another thread)
+        return compiled
+
+    with mock.patch.object(skc.jit, "compile_kernel", compile_while_rebound):
+        u.k.interpret[1, 4](out)
+    assert out[0] == 7.0
+    u.k.interpret[1, 4](out)
+    assert out[0] == 11.0
+
+
+def test_a_launch_object_forgotten_after_passing_its_check_still_launches(rebound_module):
+    """A launch on one thread past its check, while another thread's launch finds a global rebound and forgets
+    every launch object, called None: TypeError. (The stream's normalization stands in for the other thread.)"""
+    u, out = rebound_module, np.zeros(4, np.float32)
+    launch = u.k.interpret[1, 4]
+    launch(out)
+
+    class Stream:
+        @property
+        def cuda_stream(self):
+            u.N = 8
+            u.k.interpret[2, 4](np.zeros(8, np.float32))   # another launch object: rebound() forgets `launch`
+            return 0
+
+    launch(out, stream=Stream())
+    assert out[0] == 7.0
+    launch(out)
+    assert out[0] == 11.0
