@@ -369,7 +369,7 @@ def check_epilogue_operands(what: str, rows, cols: int, c=None, bias=None):
     if c is not None and tuple(c.shape) != (rows, cols):
         raise skc.LaunchError(f"{what}: c has shape {tuple(c.shape)}, expected ({rows}, {cols})")
     for name, x in (("c", c), ("bias", bias)):
-        if x is not None and not row_major(x):
+        if x is not None and not contiguous(x):
             raise skc.LaunchError(f"{what}: {name} (strides {element_strides(x)}) must be contiguous: pass a "
                                   f"contiguous copy ({name}.contiguous() in torch, np.ascontiguousarray in numpy)")
 
@@ -403,6 +403,13 @@ def element_strides(x) -> tuple:
 def row_major(x) -> bool:
     """Whether x's elements lie row after row with no gaps."""
     return element_strides(x) == _row_major_strides(x.shape)
+
+
+def contiguous(x) -> bool:
+    """Whether x's elements lie row after row with no gaps, whatever the stride of a dimension of one element
+    (numpy's and torch's contiguity: `big[i:i + 1, :n]`, one row of a wider array, is)."""
+    return all(size == 1 or stride == dense for size, stride, dense
+               in zip(x.shape, element_strides(x), _row_major_strides(x.shape)))
 
 
 def _row_major_strides(shape) -> tuple:

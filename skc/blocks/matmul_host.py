@@ -25,7 +25,7 @@ from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
 from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
-from .host_plans import check_epilogue_operands, real, unsplit_unless_row_major, view
+from .host_plans import check_epilogue_operands, contiguous, real, unsplit_unless_row_major, view
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -114,10 +114,10 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     if out is not None and tuple(out.shape) != (M, N):
         raise skc.LaunchError(f"out has shape {tuple(out.shape)}; the product of {tuple(a.shape)} and "
                               f"{tuple(b.shape)} is {(M, N)}")
-    if out is not None and (dtype not in str(out.dtype).replace("bfloat16", "bf16").replace("float16", "f16")):
+    if out is not None and _dtype_label(out) != dtype:   # (a bf16 out holds "f16" in its name)
         raise skc.LaunchError(f"out is {out.dtype}; matmul writes the operands' type ({dtype}): pass an out of that "
                               "type, or none")
-    if out is not None and not row_major(out):
+    if out is not None and not contiguous(out):
         raise skc.LaunchError(f"out (strides {element_strides(out)}) must be row-major: pass a contiguous out, or "
                               "none")
     check_epilogue_operands("matmul", M, N, c, bias)
@@ -268,6 +268,14 @@ def operand_dtype_name(x) -> str:
         if candidate in name:
             return label
     raise skc.LaunchError(f"matmul multiplies bf16 or fp16 operands, found {x.dtype}")
+
+
+def _dtype_label(x):
+    """operand_dtype_name(x), or None for a dtype matmul does not take."""
+    try:
+        return operand_dtype_name(x)
+    except skc.LaunchError:
+        return None
 
 
 def _autotune_requested(autotune) -> bool:

@@ -127,6 +127,25 @@ def test_empty_problems_and_outputs_it_cannot_write_are_named(hopper_interpreter
         call(np.ones((40, 64), np.float16), np.ones((64, 48), np.float16))
 
 
+def test_a_bf16_out_of_an_f16_product_is_refused(hopper_interpreter):
+    """The out check asked whether "f16" was in the out's dtype name with bfloat16 written bf16: a bf16 out took
+    the f16 product's bits (64.0 read as 2.2e12)."""
+    torch = pytest.importorskip("torch")
+    a, b = torch.ones(40, 64, dtype=torch.float16), torch.ones(64, 48, dtype=torch.float16)
+    with pytest.raises(skc.LaunchError, match=r"out is torch.bfloat16; matmul writes the operands' type \(f16\)"):
+        skc.blocks.matmul(a, b, out=torch.zeros(40, 48, dtype=torch.bfloat16))
+
+
+def test_one_row_of_a_wider_array_is_a_contiguous_out_and_c(hopper_interpreter):
+    """An M = 1 product's out and c as `big[:1, :n]` (strides (2n, 1): one row, contiguous) were refused as not
+    row-major by the out, c and bias checks; the launchers took them before those checks."""
+    a, b = RNG.integers(-2, 3, (1, 64)).astype(np.float16), RNG.integers(-2, 3, (64, 48)).astype(np.float16)
+    out, c = np.zeros((2, 96), np.float16), RNG.integers(-4, 5, (2, 96)).astype(np.float16)
+    skc.blocks.matmul(a, b, out=out[:1, :48], c=c[:1, :48], beta=1.0)
+    np.testing.assert_array_equal(out[:1, :48].astype(np.float32), a.astype(np.float32) @ b + c[:1, :48])
+    assert not out[1:].any() and not out[:1, 48:].any()
+
+
 @pytest.mark.parametrize("value", ["2", 1j, np.complex64(1), [1.0]], ids=["str", "complex", "numpy-complex", "list"])
 @pytest.mark.parametrize("name", ["alpha", "beta"])
 def test_alpha_and_beta_are_real_numbers(hopper_interpreter, name, value):
