@@ -383,16 +383,11 @@ class Kernel:
         return compiled
 
     def rebound(self) -> bool:
-        """Whether a module-level global or function of the user's that a compiled specialization read has been
-        bound to another value since (`N = 8` after a launch compiled with `N = 4`). Then every specialization
-        in memory is dropped, so that the next launch compiles (or loads from the disk cache) against the new
-        value, and it is True. Bound again to an equal value (another int object of the same value), the kernels
-        are kept."""
-        for space, name, value in self._watch:
-            if space.get(name, _MISSING) is not value:
-                break
-        else:
-            return False
+        """A launch found a module-level global or function of the user's that a compiled specialization read bound
+        to another object (its identity check, in Launch.__call__). Whether that is another value (`N = 8` after a
+        launch compiled with `N = 4`): then every specialization in memory is dropped, so that the next launch
+        compiles (or loads from the disk cache) against the new value, and it is True. Bound again to an equal
+        value (another int object of the same value), the kernels are kept and the new objects watched."""
         # (the values taken before they are checked: one bound again meanwhile, by another thread, is checked later)
         now = tuple((space, name, space.get(name, _MISSING)) for space, name, _ in self._watch)
         if all(dependencies_current(compiled.metadata.get("deps")) for compiled in list(self._compiled.values())):

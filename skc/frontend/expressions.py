@@ -177,7 +177,7 @@ class ExpressionEvaluator:
         cond = semantics.to_bool(left)
         if not _may_have_effects(right_node):
             right = self.eval_value(right_node)
-            if _is_truth_value(left) and _is_truth_value(right) or not _one_type(left, right):
+            if _truth_of_both(left, right):
                 if not isinstance(right, Dyn):
                     # x and True == x; x and False == False (and dually for or)
                     return cond if self.truth(right, right_node) == is_and else semantics.constant(not is_and, ir.i1)
@@ -187,7 +187,7 @@ class ExpressionEvaluator:
         if_op = self.cg.builder.if_((cond if is_and else semantics.unary("not", cond)).value)
         with self.runtime_region(if_op.regions[0]):
             right = self.eval_value(right_node)
-            truth = _is_truth_value(left) and _is_truth_value(right) or not _one_type(left, right)
+            truth = _truth_of_both(left, right)
             if truth:
                 right = (semantics.to_bool(right) if isinstance(right, Dyn)
                          else semantics.constant(self.truth(right, right_node), ir.i1))
@@ -417,6 +417,12 @@ def _kind(obj) -> str:
 
 def _is_truth_value(x) -> bool:
     return type(x) is bool or (isinstance(x, Dyn) and x.type is ir.i1)
+
+
+def _truth_of_both(left, right) -> bool:
+    """Whether a run-time and/or of these operands is the i1 of their truth: both are truth values, or no one type
+    holds both; else it is one of them, as in Python."""
+    return _is_truth_value(left) and _is_truth_value(right) or not _one_type(left, right)
 
 
 def _one_type(left, right) -> bool:
