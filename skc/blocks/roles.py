@@ -87,7 +87,10 @@ class WarpRoles:
         shares = register_shares(consumers, blocks_per_sm)
         self.producer_registers = shares[0] if producer_registers is None else producer_registers
         self.consumer_registers = shares[1] if consumer_registers is None else consumer_registers
-        self.warpgroup = skc.thread_index() // self.size
+        # the same in every lane of a warp, but ptxas cannot tell from the thread index alone: taken from lane 0
+        # by a shuffle, it is, and what derives from it (the stage addresses, the wgmma descriptors) lives in
+        # uniform registers instead of being moved into them before every wgmma
+        self.warpgroup = skc.shfl_idx(skc.thread_index() // self.size, 0)
         # setmaxnreg needs a register cap at entry: the file's share of each of blocks_per_sm blocks
         skc.hopper.kernel_attributes(min_blocks=blocks_per_sm)
 
