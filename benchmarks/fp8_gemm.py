@@ -67,7 +67,12 @@ VARIANTS = {"block-ovl": {"overlap_scaling": True},   # two stages a step, one's
             "block-n192-c2": {"tile_n": 192, "stages": 4, "cluster_m": 2, "producer_registers": 24,
                               "consumer_registers": 240},
             "block-n256-halves-turns-c2": {"tile_n": 256, "half_partials": True, "stage_turns": True, "cluster_m": 2,
-                                           "producer_registers": 24, "consumer_registers": 240}}
+                                           "producer_registers": 24, "consumer_registers": 240},
+            # 224 wide in halves: N = 7168 in 32 whole tiles (192 leaves a third of a tile, 256 a wave's fraction)
+            "block-n224-halves": {"tile_n": 224, "half_partials": True, "producer_registers": 24,
+                                  "consumer_registers": 240},
+            "block-n224-halves-turns": {"tile_n": 224, "half_partials": True, "stage_turns": True,
+                                        "producer_registers": 24, "consumer_registers": 240}}
 
 
 VARIANTS_ON = True  # --no-variants: only the default configuration of each kind
