@@ -1,6 +1,7 @@
 """The FP8 GEMMs (per-tensor and block-scaled) without a GPU: exact in the interpreter against numpy on small
-shapes (tails included), their PTX holds the e4m3 wgmma and assembles with no spills, the block-scaled one is the
-per-tensor composition with a different payload and TileOp, and the host refuses what it cannot run by name."""
+shapes (tails included), their PTX holds the e4m3 wgmma and assembles with no spills (64 bytes at 256 wide in
+halves), the block-scaled one is the per-tensor composition with a different payload and TileOp, and the host
+refuses what it cannot run by name."""
 import re
 from types import SimpleNamespace
 
@@ -418,7 +419,12 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
         assert ptx.count(".multicast::cluster") == cfg.tile_k // 128
         assert re.search(r"\.reqnctapercluster\s+2, 1, 1", ptx)
     resources = compiled.resources
-    assert resources["spill_stores"] == 0 and resources["spill_loads"] == 0, resources
+    # 256 wide in halves holds 128 + 64 values in 240 registers: since its descriptors live in uniform registers,
+    # ptxas keeps 16 of the epilogue's staging addresses in local memory (64 bytes, written once a block, read in
+    # each tile's epilogue and one of them once a k-block); measured faster than before all the same
+    # (benchmarks/NOTES.md, thirteenth session)
+    limit = 64 if cfg.half_partials else 0
+    assert resources["spill_stores"] <= limit and resources["spill_loads"] <= limit, resources
     if cfg.block_scaled:  # the scale tiles come by TMA into the same stage; the stage's MMAs finish before scaling
         assert ptx.count("cp.async.bulk.tensor.2d.shared::cluster.global") == 4
         assert re.search(rf"wgmma.wait_group.sync.aligned\s+{int(cfg.overlap_scaling)};", ptx)
@@ -430,13 +436,15 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
 
 def test_block_scaled_tiles_are_as_wide_as_their_waves_allow():
     """BLOCK_SCALED_WIDTHS' model: 192- or 256-wide tiles where their last wave is full enough to keep their gain;
-    256 wide with each k-block's partial in halves and the consumers taking turns at the MMAs."""
+    256 wide with each k-block's partial in halves, the consumers not taking turns at the MMAs."""
     choose = lambda M, N, K: Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True)
     wide, square = choose(8192, 8192, 8192), choose(4096, 4096, 4096)
     assert (wide.tile_n, wide.stages, wide.consumer_registers) == (192, 4, 240)   # 2752 tiles: 20.8 of 21 waves
     assert wide.payload().layouts["sb"].count == 8
     # 512 tiles of 256 fill 3.9 of 4 waves (704 of 192 a third of the last of six)
-    assert (square.tile_n, square.half_partials, square.stage_turns, square.stages) == (256, True, True, 3)
+    assert (square.tile_n, square.half_partials, square.stage_turns, square.stages) == (256, True, False, 3)
+    # 4096 tiles of 192 fill 31.03 of 32 waves, 3072 of 256 23.3 of 24: as full, and 192 is the faster tile
+    assert choose(4096, 24576, 1536).tile_n == 192
     assert choose(4096, 7168, 16384).tile_n == 256 and choose(128, 7168, 16384).tile_n == 64
     assert square.shared_bytes() <= 232448
     assert Fp8MatmulConfig.for_fp8_problem(4096, 4096, 4096, block_scaled=True, half_partials=False).tile_n == 128

@@ -52,6 +52,45 @@ def test_gemm_assembles_with_wgmma_and_tma(cfg):
     assert f"HGMMA.64x{cfg.tile_n}x16.F32{'.BF16' if cfg.dtype == 'bf16' else ''}" in sass  # fp16 is SASS's default
 
 
+def moves_into_uniform_registers_between_wgmmas(sass: str) -> int:
+    """R2UR instructions between two wgmmas of one group (no wait or branch between them): a descriptor built in
+    ordinary registers and moved into uniform ones just before its wgmma."""
+    count, inside = 0, False
+    for line in (line.split("*/")[-1].strip() for line in sass.splitlines() if "*/" in line):
+        if "GMMA" in line:
+            inside = "gsb0" not in line
+        elif "DEPBAR" in line or "BRA" in line:
+            inside = False
+        elif inside and line.startswith("R2UR"):
+            count += 1
+    return count
+
+
+@needs_disassembler
+@pytest.mark.parametrize("kernel", ["bf16", "fp8-block", "attention"])
+def test_wgmma_descriptors_are_built_in_uniform_registers(kernel):
+    """The warpgroup index is taken from lane 0 by a shuffle (WarpRoles), so ptxas knows the stage addresses and
+    the wgmma descriptors derived from it are the same in a warp: it builds them in uniform registers. Taken from
+    the thread index alone, every wgmma waited for its descriptors to be moved there (12 R2UR between the wgmmas
+    of a group in each of these kernels, 3-4 % of the block-scaled fp8 GEMM's and causal attention's speed on the
+    H200: benchmarks/NOTES.md, thirteenth session)."""
+    if kernel == "bf16":
+        compiled = compile_gemm(MatmulConfig())
+    elif kernel == "fp8-block":
+        from test_fp8_gemm import compile_fp8
+
+        from skc.blocks.fp8 import Fp8MatmulConfig
+        compiled = compile_fp8(Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192, block_scaled=True))
+    else:
+        from skc.blocks.attention_host import compile_arguments, default_config
+        from skc.blocks.attention_kernel import attention_kernel
+        compiled = attention_kernel.compile(**compile_arguments(default_config(128, "bf16", True, False)),
+                                            target="sm_90a")
+    sass = compiled.asm("sass")
+    assert "GMMA" in sass
+    assert moves_into_uniform_registers_between_wgmmas(sass) == 0
+
+
 def test_gemm_ptx_has_the_warp_specialized_structure():
     compiled = compile_gemm(MatmulConfig())
     ptx = compiled.asm("ptx")
