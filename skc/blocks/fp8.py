@@ -26,10 +26,12 @@ SCALE_BLOCK = 128   # K-columns (and B's N-columns) one block scale covers (Deep
 SB_BOX = 4          # B's scales are copied 4 at a time: a TMA box is at least 16 bytes wide
 # Block-scaled tile widths (128-row tiles) and their speed over full waves relative to 128: 192-wide tiles ran
 # 1.035-1.07x as fast once their emptier last waves are accounted for (benchmarks/NOTES.md, H200, 2026-11-30,
-# four shapes, two runs); 256-wide ones (each k-block's partial in two column halves, the consumers taking turns at
-# the MMAs) 1.04-1.06x on three shapes and 1.15x on a fourth (2026-12-01, two runs): 1.07 puts them first where
-# their waves fill as well as 192's. for_fp8_problem takes the width whose rate times its wave fill is highest.
-BLOCK_SCALED_WIDTHS = {128: 1.0, 192: 1.06, 256: 1.07}
+# four shapes, two runs); 256-wide ones (each k-block's partial in two column halves) 1.04-1.06x on three shapes
+# and 1.15x on a fourth (2026-12-01, two runs). Since the wgmma descriptors live in uniform registers (WarpRoles'
+# warpgroup index), 192 ran 1.01-1.05x as fast as 256 over full waves (2026-12-01, thirteenth session, three
+# shapes): 1.03 puts 256 first only where its waves fill better. for_fp8_problem takes the width whose rate times
+# its wave fill is highest.
+BLOCK_SCALED_WIDTHS = {128: 1.0, 192: 1.06, 256: 1.03}
 
 
 def column_keys(n: int) -> list:
@@ -256,13 +258,13 @@ class Fp8MatmulConfig(MatmulConfig):
 
 
 def _block_scaled_width(fields: dict, tile_n: int) -> dict:
-    """for_fp8_problem's fields for a block-scaled tile `tile_n` wide: 256 with the partial in halves and the
-    consumers taking turns at the MMAs (as measured; three stages fit), 192 with four stages, both with 240
-    registers for the consumers; the caller's own fields kept."""
+    """for_fp8_problem's fields for a block-scaled tile `tile_n` wide: 256 with the partial in halves (three
+    stages fit), 192 with four stages, both with 240 registers for the consumers; the caller's own fields kept.
+    (256 wide ran 1.01-1.03x as fast without the consumers taking turns at the MMAs as with, once the wgmma
+    descriptors lived in uniform registers: benchmarks/NOTES.md, thirteenth session.)"""
     fields["tile_n"] = tile_n
     if tile_n == 256:
         fields.update(half_partials=True)
-        fields.setdefault("stage_turns", True)
     elif tile_n > 128:
         fields.setdefault("stages", 4)
     if tile_n > 128:
