@@ -1,0 +1,56 @@
+"""One call of one kernel (skc's or the vendor's) inside cudaProfilerStart/Stop, after 20 warm-up calls, for
+Nsight Compute: `ncu --profile-from-start off --clock-control none --set full -o NAME python3
+benchmarks/ncu_profile.py CASE [SIZE]` (benchmarks/ncu_profile.sh runs every case and exports text). Cases:
+fp8blk-skc, fp8blk-cublas, fp8pt-skc, fp8pt-cublas (SIZE³ fp8, block-wise or per-tensor scales), bf16-skc,
+bf16-cublas (SIZE³), attn-skc, attn-cudnn (causal 8 x 16 x 4096 x 128)."""
+import os
+import sys
+
+import torch
+
+import skc
+from skc.blocks.fp8 import Fp8MatmulConfig
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fp8_gemm import block_scales, cublas_block, operands  # noqa: E402
+
+case = sys.argv[1]
+n = int(sys.argv[2]) if len(sys.argv) > 2 else 8192
+M = N = K = n
+if case.startswith("fp8"):
+    a, b = operands(M, N, K)
+    block = case.startswith("fp8blk")
+    if block:
+        sa, sb = block_scales(M, N, K)
+    else:
+        sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
+    out = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
+    if case.endswith("cublas"):
+        fn = cublas_block(a, b, sa, sb)[0] if block else (lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16))
+    else:
+        config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=block)
+        print(config)
+        fn = lambda: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, config=config)
+elif case.startswith("bf16"):
+    a = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(K, N, device="cuda", dtype=torch.bfloat16)
+    out = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
+    fn = (lambda: torch.matmul(a, b, out=out)) if case.endswith("cublas") else (lambda: skc.blocks.matmul(a, b, out))
+elif case.startswith("attn"):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from skc.blocks.attention_host import attention
+    B, H, S, D = 8, 16, 4096, 128
+    q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    o = torch.empty_like(q)
+    def cudnn():
+        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    fn = cudnn if case.endswith("cudnn") else (lambda: attention(q, k, v, causal=True, out=o))
+for _ in range(20):
+    fn()
+torch.cuda.synchronize()
+torch.cuda.profiler.start()
+fn()
+torch.cuda.synchronize()
+torch.cuda.profiler.stop()
+print("done", case)
