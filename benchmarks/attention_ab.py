@@ -1,0 +1,44 @@
+"""skc attention against cuDNN at sustained load (fair.sustained: ~150 ms batches of back-to-back calls, the two
+alternated over rounds, medians), on the issue-12 shapes: steadier than benchmarks/attention.py's short bursts.
+Run: python benchmarks/attention_ab.py [ROWS] [ROUNDS] (ROWS: a comma list of indices into SHAPES; default all)."""
+import os
+import sys
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from skc.blocks.attention_host import attention
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fair import report, sustained  # noqa: E402
+
+SHAPES = [(8, 16, 4096, 128, False), (8, 16, 4096, 128, True), (16, 16, 2048, 128, False), (4, 32, 8192, 128, True),
+          (8, 16, 4096, 64, False), (1, 32, 16384, 128, False)]
+
+
+def main():
+    rows = sys.argv[1].split(",") if len(sys.argv) > 1 and sys.argv[1] else None
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 6
+    for i, (B, H, S, D, causal) in enumerate(SHAPES):
+        if rows and str(i) not in rows:
+            continue
+        q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+        out = torch.empty_like(q)
+        flops = 4 * B * H * S * S * D / (2 if causal else 1)
+
+        def cudnn(q=q, k=k, v=v, causal=causal):
+            with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+        calls = {"skc": lambda: attention(q, k, v, causal=causal, out=out), "cudnn": cudnn}
+        reference = cudnn()
+        attention(q, k, v, causal=causal, out=out)
+        print("max diff vs cudnn", (out - reference).abs().max().item())
+        reps = max(5, int(150 / (flops / 6.0e14 * 1e3)))   # ~150 ms a sample at 600 TFLOP/s
+        report(f"{B}x{H}x{S}x{D}{' causal' if causal else ''} reps={reps}", sustained(calls, flops, reps, rounds), 12)
+        q = k = v = out = reference = None
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
