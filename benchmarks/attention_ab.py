@@ -37,7 +37,7 @@ def main():
                 return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
         calls = {"skc": lambda: attention(q, k, v, causal=causal, out=out)}
-        base = default_config(D, "bf16", causal, False, S)
+        base = default_config(D, "bf16", causal, False)
         for name in variants:
             config = dataclasses.replace(base, **VARIANTS[name])
             calls[name] = lambda config=config: attention(q, k, v, causal=causal, out=out, config=config)

@@ -95,7 +95,7 @@ class _Problem:
             raise skc.LaunchError(f"attention: out must be like q, {tuple(q.shape)} of {q.dtype}; found "
                                   f"{tuple(out.shape)} of {out.dtype}")
         if config is None:
-            config = default_config(D, dtype, bool(causal), bool(return_lse), Skv)
+            config = default_config(D, dtype, bool(causal), bool(return_lse))
         if config.head_dim != D:
             raise skc.LaunchError(f"the configuration is for head_dim {config.head_dim}, the tensors have {D}")
         if (config.causal, config.lse, config.dtype) != (bool(causal), bool(return_lse), dtype):
@@ -195,15 +195,15 @@ def _new_lse(q, host: bool, shape):
     return q.new_empty(shape, dtype=torch.float32)
 
 
-def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool = False,
-                   keys: int = 0) -> AttentionConfig:
-    """What attention() runs without a config for `keys` keys (0: unknown), measured on the H200 (benchmarks/NOTES.md):
+def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool = False) -> AttentionConfig:
+    """What attention() runs without a config, measured on the H200 (benchmarks/NOTES.md):
     for D <= 128, each warpgroup's softmax overlapped with its previous block's P·V, V three stages deep; for D = 64,
     the warpgroups taking turns at the tensor cores, with three of them on 192-row query tiles (1.07x of two) where
     not causal, and rows reduced pairwise where causal (1.13x); for D = 128, causal with the log-sum-exp, rows reduced
-    pairwise; not causal with at most 2048 keys, persistent blocks (a tile's few key blocks leave its start and end
-    a large share: the next tile's loads overlap them, 1.05x at 2048 keys, 1.00x at 4096, 0.98x at 16384); else for
-    D = 128 O rescaled only when a row's maximum moves past 2^8 in P (1.04x causal, 1.00-1.02x not)."""
+    pairwise; for D = 128 O rescaled only when a row's maximum moves past 2^8 in P (1.04x causal), and not causal,
+    persistent blocks too (the next tile's loads overlap a tile's start and end: 1.10x at 2048 keys, 1.05x at 4096,
+    1.02x at 16384, once the wgmma descriptors lived in uniform registers; before, persistent blocks spilled with
+    lazy rescaling)."""
     fields = dict(block_n=128, overlap=True, value_stages=3) if D <= 128 else dict(block_n=64)
     if D == 64:
         fields.update(pingpong=True, tree_reductions=causal)
@@ -211,10 +211,10 @@ def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool 
             fields.update(block_m=192, consumers=3)
     if D == 128 and causal and lse:   # (rows reduced in order spill 4 bytes there; pairwise: 1.01x, no spill)
         fields.update(tree_reductions=True)
-    if D == 128 and not causal and 0 < keys <= 2048:   # (causal: 0.90x, its tiles differ in length)
-        fields.update(persistent=True)
-    elif D == 128:   # (persistent blocks spill 44 bytes with it, and measured no faster)
+    if D == 128:
         fields.update(lazy_rescale=8.0)
+        if not causal:   # (causal: 0.90x, its tiles differ in length)
+            fields.update(persistent=True)
     return AttentionConfig(head_dim=D, dtype=dtype, causal=causal, lse=lse, **fields)
 
 

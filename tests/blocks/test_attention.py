@@ -123,7 +123,7 @@ def test_softmax_options_in_the_interpreter(D, causal, fields):
 @pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, True), (128, False)])
 def test_the_default_configurations_in_the_interpreter(D, causal, monkeypatch):
     """attention() without a config: for D = 64, three consumer warpgroups taking turns (not causal) or two with
-    pairwise row reductions (causal); for D = 128 and few keys, not causal, persistent blocks."""
+    pairwise row reductions (causal); for D = 128, lazy rescaling, and persistent blocks where not causal."""
     from skc.blocks import attention_host
 
     launched = []
@@ -136,8 +136,9 @@ def test_the_default_configurations_in_the_interpreter(D, causal, monkeypatch):
     monkeypatch.setattr(attention_host, "attention_kernel", Recording())
     q, k, v = (bf16(RNG.standard_normal((1, 2, 230, D))) for _ in range(3))
     out = attention(q, k, v, causal=causal)
-    assert launched == [attention_host.default_config(D, "bf16", causal, False, 230)]
+    assert launched == [attention_host.default_config(D, "bf16", causal, False)]
     assert launched[0].persistent == (D == 128 and not causal)
+    assert launched[0].lazy_rescale == (8.0 if D == 128 else 0.0)
     exact, _ = exact_reference(q, k, v, causal)
     assert np.abs(out - exact).max() < 1e-2
     np.testing.assert_allclose(out, online_model(q, k, v, causal, 128), rtol=2 ** -7, atol=2e-3)
