@@ -83,6 +83,11 @@ class WarpRoles:
             raise frontend.current().error(
                 f"warp roles for 1 producer and {consumers} consumer warpgroups need "
                 f"{self.size * (1 + consumers)} threads per block, the kernel has {threads}")
+        if frontend.enclosing_conditions():
+            raise frontend.current().error(
+                "WarpRoles is made inside a run-time `if`: it reads the warpgroup index with a warp shuffle, which "
+                "needs every lane of the warp", hint="make WarpRoles where the whole block runs, before any "
+                "run-time branch")
         self.consumers = consumers
         shares = register_shares(consumers, blocks_per_sm)
         self.producer_registers = shares[0] if producer_registers is None else producer_registers

@@ -186,6 +186,21 @@ def test_roles_need_the_right_block():
     assert "need 512 threads per block, the kernel has 384" in message
 
 
+@skc.kernel
+def roles_under_a_branch(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
+                         K: skc.i32, cfg: skc.constexpr):
+    if skc.thread_index() < M:
+        roles = WarpRoles(cfg.consumers)  # HERE
+
+
+def test_roles_are_made_where_the_whole_block_runs():
+    """WarpRoles takes the warpgroup index from lane 0 by a shuffle (so that ptxas knows it is warp-uniform): in
+    a run-time branch some lanes may not run it, and the shuffle would read lanes that never wrote."""
+    message = compile_error(roles_under_a_branch)
+    assert "WarpRoles is made inside a run-time `if`" in message and "before any run-time branch" in message
+    assert_at(message, roles_under_a_branch, "WarpRoles(cfg.consumers)")
+
+
 def test_config_checks():
     with pytest.raises(ValueError, match="tile_m must be 64 or 128 per consumer"):
         MatmulConfig(tile_m=192, consumers=2)
