@@ -14,43 +14,64 @@ from skc.blocks.fp8 import Fp8MatmulConfig
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fp8_gemm import block_scales, cublas_block, operands  # noqa: E402
 
-case = sys.argv[1]
-n = int(sys.argv[2]) if len(sys.argv) > 2 else 8192
-M = N = K = n
-if case.startswith("fp8"):
-    a, b = operands(M, N, K)
+
+def fp8_call(case: str, n: int):
+    a, b = operands(n, n, n)
     block = case.startswith("fp8blk")
     if block:
-        sa, sb = block_scales(M, N, K)
+        sa, sb = block_scales(n, n, n)
     else:
         sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
-    out = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
     if case.endswith("cublas"):
-        fn = cublas_block(a, b, sa, sb)[0] if block else (lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16))
-    else:
-        config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=block)
-        print(config)
-        fn = lambda: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, config=config)
-elif case.startswith("bf16"):
-    a = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(K, N, device="cuda", dtype=torch.bfloat16)
-    out = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
-    fn = (lambda: torch.matmul(a, b, out=out)) if case.endswith("cublas") else (lambda: skc.blocks.matmul(a, b, out))
-elif case.startswith("attn"):
+        return cublas_block(a, b, sa, sb)[0] if block else (
+            lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16))
+    out = torch.empty(n, n, device="cuda", dtype=torch.bfloat16)
+    config = Fp8MatmulConfig.for_fp8_problem(n, n, n, block_scaled=block)
+    print(config)
+    return lambda: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, config=config)
+
+
+def bf16_call(case: str, n: int):
+    a, b = (torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    out = torch.empty(n, n, device="cuda", dtype=torch.bfloat16)
+    return (lambda: torch.matmul(a, b, out=out)) if case.endswith("cublas") else (lambda: skc.blocks.matmul(a, b, out))
+
+
+def attention_call(case: str, n: int):
     from torch.nn.attention import SDPBackend, sdpa_kernel
+
     from skc.blocks.attention_host import attention
-    B, H, S, D = 8, 16, 4096, 128
-    q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-    o = torch.empty_like(q)
+
+    q, k, v = (torch.randn(8, 16, 4096, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    out = torch.empty_like(q)
+
     def cudnn():
         with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
             return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-    fn = cudnn if case.endswith("cudnn") else (lambda: attention(q, k, v, causal=True, out=o))
-for _ in range(20):
+
+    return cudnn if case.endswith("cudnn") else (lambda: attention(q, k, v, causal=True, out=out))
+
+
+CALLS = {"fp8blk": fp8_call, "fp8pt": fp8_call, "bf16": bf16_call, "attn": attention_call}
+
+
+def main():
+    case = sys.argv[1]
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 8192
+    kind, _, who = case.partition("-")
+    if kind not in CALLS or who not in ("skc", "cublas", "cudnn"):
+        sys.exit(f"unknown case {case!r}: one of {', '.join(f'{k}-skc' for k in CALLS)} or their vendor's "
+                 "(-cublas, attn-cudnn)")
+    fn = CALLS[kind](case, n)
+    for _ in range(20):
+        fn()
+    torch.cuda.synchronize()
+    torch.cuda.profiler.start()
     fn()
-torch.cuda.synchronize()
-torch.cuda.profiler.start()
-fn()
-torch.cuda.synchronize()
-torch.cuda.profiler.stop()
-print("done", case)
+    torch.cuda.synchronize()
+    torch.cuda.profiler.stop()
+    print("done", case)
+
+
+if __name__ == "__main__":
+    main()

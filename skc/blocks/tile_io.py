@@ -57,7 +57,7 @@ class TmaLoader:
         self.shared_tile, self.cluster = multicast if multicast is not None else (None, 1)
         if self.cluster > 1:
             layout = self.layouts[self.shared_tile]
-            shares = getattr(layout, "row_shares", 1)
+            shares = _row_shares(layout)
             if shares > 1 and shares != self.cluster:
                 raise frontend.current().error(f"tile '{self.shared_tile}' is loaded in {shares} shares of its rows; "
                                                f"a cluster of {self.cluster} loads one share a block")
@@ -111,16 +111,15 @@ class TmaLoader:
                 skc.hopper.tma_prefetch(self.maps[name])
 
     def load(self, tile, barrier, tmap, layout: OperandLayout, row0, k0):
-        # (row_shares is optional in a layout's interface: one box a chunk without it)
-        for share in skc.static_range(getattr(layout, "row_shares", 1)):
+        for share in skc.static_range(_row_shares(layout)):
             for chunk in skc.static_range(layout.chunks):
                 self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, share)
 
     @staticmethod
     def load_share(tile, barrier, tmap, layout, row0, k0, chunk, share, **multicast):
         """One box: share `share` (a run-time value too) of chunk `chunk`'s rows (the whole chunk without shares)."""
-        if getattr(layout, "row_shares", 1) > 1:
-            destination = tile.address + chunk * layout.chunk_bytes + share * layout.share_rows * 128
+        if _row_shares(layout) > 1:
+            destination = tile.address + chunk * layout.chunk_bytes + share * layout.share_rows * layout.swizzle
             row0 = layout.share_origin(row0, share)
         else:
             destination = tile.address + chunk * layout.chunk_bytes
@@ -131,7 +130,7 @@ class TmaLoader:
         """This block's share of a tile the whole cluster uses: its chunks (or its share of every chunk's rows),
         multicast to every block."""
         everyone = (1 << self.cluster) - 1
-        if getattr(layout, "row_shares", 1) > 1:
+        if _row_shares(layout) > 1:
             for chunk in skc.static_range(layout.chunks):
                 self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, self.rank if rank is None else rank,
                                 multicast_mask=everyone)
@@ -140,6 +139,12 @@ class TmaLoader:
             for chunk in skc.static_range(layout.chunks):
                 if (self.rank if rank is None else rank) == chunk // per_block:
                     self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, 0, multicast_mask=everyone)
+
+
+def _row_shares(layout) -> int:
+    """How many boxes load each chunk's rows (a cluster's blocks one each): row_shares is optional in a layout's
+    interface, one box a chunk without it."""
+    return getattr(layout, "row_shares", 1)
 
 
 def _pointer_to(address):
