@@ -124,9 +124,6 @@ class Fp8MatmulConfig(MatmulConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.stream_k:
-            raise ValueError("the fp8 GEMMs have no stream-K kernel: use stream_k=False (split_k=n for a "
-                             "per-tensor GEMM with few tiles)")
         if self.dtype_b not in ("", *FP8_TYPES):
             raise ValueError(f"dtype_b must be one of {tuple(FP8_TYPES)}, found {self.dtype_b}")
         if self.out_dtype not in OUT_TYPES:
@@ -382,6 +379,20 @@ def fp8_matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, bias, scale
     else:
         epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=skc.load(scale_a) * skc.load(scale_b), bias=bias)
         wgmma_gemm(a, b, out, M, N, K, epilogue, cfg)
+
+
+@skc.kernel
+def fp8_matmul_stream_k_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, K: skc.i32, bias, scale_a,
+                               scale_b, cfg: skc.constexpr):
+    """fp8_matmul_kernel with stream-K (cfg.stream_k): the last waves' k-steps shared evenly between the blocks, a
+    tile split between two blocks completed in its second part's registers (its scaled f32 sum); workspace and
+    counters are host_plans.stream_k_buffers'."""
+    if cfg.block_scaled:
+        epilogue = EpilogueArgs(cfg.epilogue, M, N, bias=bias)
+        wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, stream_k=(workspace, counters), sa=scale_a, sb=scale_b)
+    else:
+        epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=skc.load(scale_a) * skc.load(scale_b), bias=bias)
+        wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, stream_k=(workspace, counters))
 
 
 @skc.kernel

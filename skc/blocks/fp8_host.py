@@ -13,9 +13,10 @@ import numpy as np
 import skc
 
 from .epilogue import EpilogueSpec
-from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel
+from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel, \
+    fp8_matmul_stream_k_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions,
-                         check_epilogue_operands, remember, row_major, split_buffers, torch_type,
+                         check_epilogue_operands, remember, row_major, split_buffers, stream_k_buffers, torch_type,
                          unsplit_unless_row_major)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
@@ -147,9 +148,12 @@ class _Plan:
         self.M, self.N, self.K, self.block, self.out_name = M, N, K, block, out_name
         self.grid = TileScheduler.grid(M, N, self.cfg.tile_m, self.cfg.tile_n, device.cluster_blocks(self.cfg.cluster),
                                        self.cfg.cluster_m, self.cfg.split_k, cluster_n=self.cfg.cluster_n)
-        self.kernel = fp8_matmul_split_kernel if self.cfg.split_k > 1 else fp8_matmul_kernel
-        # split-K's workspace and counters, a set per launch stream
-        self.buffers = StreamBuffers(lambda a: split_buffers(a, M, N, self.cfg)) if self.cfg.split_k > 1 else None
+        self.kernel = (fp8_matmul_split_kernel if self.cfg.split_k > 1 else
+                       fp8_matmul_stream_k_kernel if self.cfg.stream_k else fp8_matmul_kernel)
+        # split-K's and stream-K's workspace and counters, a set per launch stream
+        self.buffers = (StreamBuffers(lambda a: split_buffers(a, M, N, self.cfg)) if self.cfg.split_k > 1 else
+                        StreamBuffers(lambda a: stream_k_buffers(a, self.grid, self.cfg)) if self.cfg.stream_k else
+                        None)
         self.boxes, self.interpreter = self.cfg.boxes(), device.is_interpreter
         self.maps = {}  # which tensor map -> its MapsByAddress
         # on a GPU, a bound launch per set of operand addresses (as GemmPlan), unless the call copies block scales
@@ -201,7 +205,8 @@ class _Plan:
         if split:
             return (*maps, out, *self.buffers(a, stream), self.M, self.N, self.K, out if bias is None else bias,
                     *scales)
-        return (*maps[:3], self.M, self.N, self.K, out if bias is None else bias,
+        buffers = () if self.buffers is None else self.buffers(a, stream)   # (stream-K's)
+        return (*maps[:3], *buffers, self.M, self.N, self.K, out if bias is None else bias,
                 *(maps[3:] if self.block else scales))
 
     def encoded(self, which: int, tensor, box, swizzle):

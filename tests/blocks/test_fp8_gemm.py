@@ -285,6 +285,36 @@ def test_fp8_gemm_in_clusters_along_m_is_exact(hopper_interpreter, shape, fields
     np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.parametrize("shape, fields", [
+    ((128 * 3, 128 * 3, 384), {"block_scaled": True, "tile_n": 128, "stages": 2}),   # 9 tiles: a whole one a block
+    ((136, 800, 384), {"block_scaled": True, "tile_n": 192, "stages": 2}),           # tails; scale blocks crossed
+    ((136, 520, 256), {"block_scaled": True, "tile_n": 256, "half_partials": True, "stages": 2}),   # all shared
+    ((200, 520, 384), {"tile_n": 128, "stages": 2}),                                  # per tensor
+], ids=["block-n128", "block-n192-tails", "block-n256-halves", "per-tensor"])
+def test_fp8_gemm_with_stream_k_is_exact(hopper_interpreter, shape, fields):
+    """Stream-K (the interpreter models 4 SMs): the last waves' k-steps shared between the blocks, a tile split
+    between two completed by its second part from the first's record. Block-scaled, the record is the scaled f32
+    sum of the first part's k-blocks."""
+    M, N, K = shape
+    a, b, a8, b8 = operands(M, N, K)
+    out = np.full((M, N), np.nan, np.float32)
+    regs = {"producer_registers": 24, "consumer_registers": 240} if fields.get("tile_n", 0) > 128 else {}
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, out_dtype="f32", stream_k=True, **regs, **fields)
+    tiles = -(-M // config.tile_m) * -(-N // config.tile_n)
+    assert config.stream_k and tiles % 4 and tiles > 4   # the last wave part-full: tiles are split
+    if fields.get("block_scaled"):
+        sa, sb = block_scales(M, N, K)
+        expected = block_reference(a, b, sa, sb)
+        assert np.abs(expected).max() > 100  # the scales matter
+    else:
+        sa, sb = np.float32(0.5), np.float32(2.0)
+        expected = a @ b
+    for _ in range(2):   # the second launch finds the counters zero again, the workspace as the first left it
+        out[:] = np.nan
+        skc.blocks.matmul(a8, b8, out, scale_a=sa, scale_b=sb, out_dtype="float32", config=config)
+        np.testing.assert_array_equal(out, expected)
+
+
 def test_a_k_major_b_in_clusters_shares_whole_8_row_groups():
     with pytest.raises(ValueError, match="in whole 8-row groups: use a tile_n that is a multiple of 16"):
         Fp8MatmulConfig(cluster_m=2, tile_n=56)

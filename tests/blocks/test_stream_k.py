@@ -138,6 +138,3 @@ def test_consumer_counts_that_make_no_block_are_refused():
             MatmulConfig(consumers=bad)
         with pytest.raises(ValueError, match="consumer warpgroups, 1 or more"):
             AttentionConfig(consumers=bad)
-    with pytest.raises(ValueError, match="no stream-K kernel"):
-        from skc.blocks.fp8 import Fp8MatmulConfig
-        Fp8MatmulConfig(tile_n=128, stream_k=True)

@@ -132,6 +132,34 @@ def test_block_scaled(M, N, K, out_dtype, variant):
     assert error <= (5e-3 if out_dtype == torch.bfloat16 else 2e-3), error
 
 
+@pytest.mark.parametrize("M,N,K,fields", [
+    (2048, 2000, 1024, {"block_scaled": True, **VARIANTS["n192"]}),         # 176 tiles: every one shared
+    (2176, 2304, 1024, {"block_scaled": True, **VARIANTS["n256-halves"]}),  # 153 tiles: 21 past a whole wave
+    (4096, 1920, 512, {"block_scaled": True, "tile_n": 128}),
+    (4096, 1920, 512, {"tile_n": 128}),                                       # per tensor
+    (2176, 2304, 1000, {}),                                                   # per tensor, a short last k-step
+], ids=["block-n192", "block-n256-halves", "block-n128", "per-tensor-n128", "per-tensor"])
+def test_stream_k(M, N, K, fields):
+    """Stream-K on a grid whose last wave is part-full, twice on one plan (its counters must be left zero),
+    outputs poisoned before each."""
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    if fields.get("block_scaled"):
+        sa, sb = block_scales(M, N, K)
+        expected = dequantized_block_reference(a, b, sa, sb)
+    else:
+        sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
+        expected = (a.float() @ b.float()) * 0.01 * 0.02
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, stream_k=True, **fields)
+    tiles = -(-M // config.tile_m) * -(-N // config.tile_n)
+    assert config.stream_k and tiles > 132 and tiles % 132
+    for _ in range(2):
+        out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+        skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, config=config)
+        torch.cuda.synchronize()
+        assert not out.isnan().any()
+        assert relative_error(out, expected) <= 5e-3
+
+
 def test_block_scaled_outer_dim_major_scales_and_fused_bias_relu():
     M, N, K = 256, 256, 512
     a, b = quantized(M, K), quantized(N, K, seed=2).t()
