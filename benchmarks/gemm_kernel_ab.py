@@ -14,7 +14,8 @@ from skc.blocks import MatmulConfig
 
 CONFIGS = {"c1": {"tile_m": 128, "tile_n": 256, "cluster_m": 1},   # 128 x 256 tiles, no cluster
            "c2": {"tile_m": 128, "tile_n": 256, "cluster_m": 2},   # in clusters of 2 along M (B multicast)
-           "n128-c2": {"tile_m": 128, "tile_n": 128, "cluster_m": 2}}
+           "n128-c2": {"tile_m": 128, "tile_n": 128, "cluster_m": 2},
+           "g4": {"group_m": 4}, "g16": {"group_m": 16}, "g32": {"group_m": 32}}   # the raster's tile-row groups
 
 
 def main():
