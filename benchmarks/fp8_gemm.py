@@ -79,7 +79,12 @@ VARIANTS = {"block-ovl": {"overlap_scaling": True},   # two stages a step, one's
             "block-n192-sk": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240,
                               "stream_k": True},
             "block-n256-halves-sk": {"tile_n": 256, "half_partials": True, "producer_registers": 24,
-                                     "consumer_registers": 240, "stream_k": True}}
+                                     "consumer_registers": 240, "stream_k": True},
+            # the part-full last wave's tiles split along K (up to 4 shares)
+            "block-st": {"split_tail": True},
+            "block-n192-st": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240,
+                              "split_tail": True},
+            "block-n128-st": {"tile_n": 128, "split_tail": True}}
 
 
 VARIANTS_ON = True  # --no-variants: only the default configuration of each kind
@@ -92,7 +97,7 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        # K in shares (split-K) for problems with few tiles
                        "pt-split2": {"split_k": 2}, "pt-split4": {"split_k": 4},
                        "pt-n128-split4": {"tile_n": 128, "split_k": 4},
-                       "pt-turns": {"stage_turns": True}, "pt-sk": {"stream_k": True},
+                       "pt-turns": {"stage_turns": True}, "pt-sk": {"stream_k": True}, "pt-st": {"split_tail": True},
                        # one row of small tiles (M <= 64): 64 wide (the default before the eleventh session), and
                        # clusters along N sharing A (measured slower; benchmarks/NOTES.md)
                        "pt-n64": {"tile_n": 64, "tile_k": 128}, "pt-cluster-n2": {"tile_n": 64, "cluster_n": 2},

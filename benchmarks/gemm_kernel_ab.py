@@ -15,7 +15,9 @@ from skc.blocks import MatmulConfig
 CONFIGS = {"c1": {"tile_m": 128, "tile_n": 256, "cluster_m": 1},   # 128 x 256 tiles, no cluster
            "c2": {"tile_m": 128, "tile_n": 256, "cluster_m": 2},   # in clusters of 2 along M (B multicast)
            "n128-c2": {"tile_m": 128, "tile_n": 128, "cluster_m": 2},
-           "g4": {"group_m": 4}, "g16": {"group_m": 16}, "g32": {"group_m": 32}}   # the raster's tile-row groups
+           "g4": {"group_m": 4}, "g16": {"group_m": 16}, "g32": {"group_m": 32},   # the raster's tile-row groups
+           "st": {"split_tail": True}, "n128-st": {"tile_m": 128, "tile_n": 128, "cluster_m": 1, "split_tail": True},
+           "n192-st": {"tile_m": 128, "tile_n": 192, "cluster_m": 1, "split_tail": True}}   # the last wave split
 
 
 def main():

@@ -43,6 +43,8 @@ class MatmulConfig:
     split_k: int = 1             # work units per output tile, each over a share of K (partial sums added in fp32)
     stream_k: bool = False       # the last waves' k-steps shared evenly between the blocks (a tile split between
                                  # two blocks completed by the second: StreamKScheduler, StreamKFixup)
+    split_tail: bool = False     # the part-full last wave's tiles split along K into as many shares as the grid
+                                 # holds (up to 4; SplitTailScheduler), the last share to finish adds them up
     pingpong: bool = False       # each consumer computes its own tiles (tile_m 64 or 128), the consumers taking
                                  # turns at the tensor cores: one's epilogue runs during the other's mainloop
     stage_turns: bool = False    # the consumers of a tile take turns issuing each stage's MMAs: one's register work
@@ -131,6 +133,10 @@ class MatmulConfig:
         if self.stream_k and (self.split_k > 1 or self.cluster > 1 or self.pingpong or self.batched):
             raise ValueError("stream_k shares the k-steps of whole tiles between single blocks: use it without "
                              "split_k, clusters, pingpong or a batch in one launch")
+        if self.split_tail and (self.stream_k or self.split_k > 1 or self.cluster > 1 or self.pingpong
+                                or self.batched):
+            raise ValueError("split_tail splits the last wave's tiles between single blocks: use it without "
+                             "stream_k, split_k, clusters, pingpong or a batch in one launch")
         if self.a_rows and not (self.a_k_major and self.loader == "tma" and self.a_rows % 8 == 0
                                 and 8 <= self.a_rows <= self.tile_m):
             raise ValueError(f"a_rows is how many of a K-major A tile's rows the TMA loader fills: a multiple of 8 "
@@ -149,6 +155,12 @@ class MatmulConfig:
             raise ValueError(f"{self.consumers} consumer warpgroups leave {share} registers a thread at compile time, "
                              f"too few for a {rows} x {self.tile_n} accumulator: use a tile_n of at most "
                              f"{(share - 24) * 2 * ROWS // rows // 64 * 64}")
+
+    @property
+    def shares_tiles(self) -> bool:
+        """Whether tiles of the last waves are split between blocks (stream-K or a split tail): the launch takes
+        host_plans.stream_k_buffers'."""
+        return self.stream_k or self.split_tail
 
     @property
     def cluster(self) -> int:
@@ -233,8 +245,8 @@ class MatmulConfig:
         tile_n = overrides.pop("tile_n", tile_n)
         overrides.setdefault("consumers", tile_m // ROWS)
         cluster_n = overrides.get("cluster_n", 1)
-        overrides.setdefault("cluster_m", 1 if b_k_major or overrides.get("stream_k") or (tile_n // 64) % cluster_m
-                             or cluster_n > 1 else cluster_m)
+        overrides.setdefault("cluster_m", 1 if (b_k_major or overrides.get("stream_k") or overrides.get("split_tail")
+                                                or (tile_n // 64) % cluster_m or cluster_n > 1) else cluster_m)
         if cluster_n > 1 and a_k_major:   # a 128-byte chunk of A's K for each block of the cluster
             overrides.setdefault("tile_k", 128 * cluster_n // cls.input_types[dtype])
         tma = overrides.get("loader", "tma") == "tma"

@@ -239,6 +239,11 @@ class _StripRecords(_WarpgroupBarrier):
         """Where this thread's values 4j .. 4j + 3 lie in record `record` (of `floats` floats)."""
         return self.workspace + (record * floats + (j * self.threads + self.thread) * 4)
 
+    def read(self, record, floats: int, count: int):
+        """This thread's `count` values of record `record` (of `floats` floats), as one vector."""
+        quads = [skc.load(self.quad(record, floats, j), width=4) for j in range(count // 4)]
+        return skc.vector(*[quad[i] for quad in quads for i in range(4)])
+
     def write(self, record, values: list):
         """This thread's accumulator values ((value, row, column) as acc.values() gives them) into record `record`."""
         floats = len(values) * self.threads
@@ -368,4 +373,46 @@ class StreamKFixup(_StripRecords):
                     added += [fragment[4 * j + i] + other[i] for i in range(4)]
                 acc.fragment = skc.vector(*added)
             store = ~first
+        return store
+
+
+class SplitTailFixup(_StripRecords):
+    """Completes the tiles SplitTailScheduler splits along K, before the tile's epilogue (StreamKFixup's interface:
+    `fixup(acc, unit)` gives whether the unit now holds the whole tile). Each share of a split tile writes its sum
+    into its record of the strip (`workspace`, stream_k_buffers': records of 64 x tile_n fp32, any contents) and
+    counts itself in the strip's counter (`counters`, zero between launches) behind a GPU-scope fence; the share that
+    counts last adds every share's record in share order (the same bits whichever share is last), resets the
+    counter and keeps the sum in its registers for the epilogue. No share waits for another."""
+
+    def __init__(self, workspace, counters, tiles, warpgroup=0, warpgroups: int = 1, tile_m: int = 128):
+        self.tiles = tiles   # the SplitTailScheduler (its run-time count of shares)
+        self.strips = tile_m // Wgmma.rows_per_warpgroup
+        super().__init__(workspace, counters, warpgroup, warpgroups)
+
+    def __call__(self, acc, unit):
+        store = ~unit.partial
+        if unit.partial:
+            acc.wait()
+            splits = self.tiles.splits
+            strip = unit.slot * self.strips + acc.corner[0] // acc.shape[0]
+            values = acc.values()
+            record = len(values) * self.threads
+            self.write(skc.i64(strip) * splits + unit.share, values)
+            self.barrier()
+            counter = self.counters + strip
+            if self.leader:
+                skc.hopper.fence_acq_rel_gpu()   # the warpgroup's stores (ordered by the barrier) before the count
+                skc.store(self.arrived, skc.atomic_add(counter, 1))
+            self.barrier()
+            last = skc.load(self.arrived) == splits - 1
+            if last:   # every other share's record is written
+                skc.hopper.fence_acq_rel_gpu()
+                first = skc.i64(strip) * splits
+                total = self.read(first, record, len(values))
+                for share in range(1, splits):   # (a run-time count of shares, added in share order)
+                    total = total + self.read(first + share, record, len(values))
+                acc.fragment = total
+                if self.leader:
+                    skc.store(counter, 0)   # for the next launch
+            store = last
         return store

@@ -384,9 +384,10 @@ def fp8_matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, bias, scale
 @skc.kernel
 def fp8_matmul_stream_k_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, K: skc.i32, bias, scale_a,
                                scale_b, cfg: skc.constexpr):
-    """fp8_matmul_kernel with stream-K (cfg.stream_k): the last waves' k-steps shared evenly between the blocks, a
-    tile split between two blocks completed in its second part's registers (its scaled f32 sum); workspace and
-    counters are host_plans.stream_k_buffers'."""
+    """fp8_matmul_kernel with stream-K (cfg.stream_k: the last waves' k-steps shared evenly between the blocks) or
+    a split tail (cfg.split_tail: the last wave's tiles split along K), a split tile completed in the registers of
+    its last part (block-scaled: the parts' scaled f32 sums added); workspace and counters are
+    host_plans.stream_k_buffers'."""
     if cfg.block_scaled:
         epilogue = EpilogueArgs(cfg.epilogue, M, N, bias=bias)
         wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, stream_k=(workspace, counters), sa=scale_a, sb=scale_b)

@@ -149,10 +149,10 @@ class _Plan:
         self.grid = TileScheduler.grid(M, N, self.cfg.tile_m, self.cfg.tile_n, device.cluster_blocks(self.cfg.cluster),
                                        self.cfg.cluster_m, self.cfg.split_k, cluster_n=self.cfg.cluster_n)
         self.kernel = (fp8_matmul_split_kernel if self.cfg.split_k > 1 else
-                       fp8_matmul_stream_k_kernel if self.cfg.stream_k else fp8_matmul_kernel)
+                       fp8_matmul_stream_k_kernel if self.cfg.shares_tiles else fp8_matmul_kernel)
         # split-K's and stream-K's workspace and counters, a set per launch stream
         self.buffers = (StreamBuffers(lambda a: split_buffers(a, M, N, self.cfg)) if self.cfg.split_k > 1 else
-                        StreamBuffers(lambda a: stream_k_buffers(a, self.grid, self.cfg)) if self.cfg.stream_k else
+                        StreamBuffers(lambda a: stream_k_buffers(a, self.grid, self.cfg)) if self.cfg.shares_tiles else
                         None)
         self.boxes, self.interpreter = self.cfg.boxes(), device.is_interpreter
         self.maps = {}  # which tensor map -> its MapsByAddress

@@ -15,14 +15,15 @@ from skc import frontend
 
 from .amd_config import AmdMatmulConfig
 from .config import MatmulConfig
-from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, SplitKEpilogue, StreamKFixup, TmaStoreEpilogue
+from .epilogue import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, SplitKEpilogue, SplitTailFixup, StreamKFixup,
+                       TmaStoreEpilogue)
 from .lds import LdsLoader
 from .mfma import Mfma
 from .mma import NO_TURN, StackedWgmma, Wgmma
 from .pingpong import LdsPipeline
 from .pipeline import InputTilePipeline
 from .roles import WarpgroupTurns, WarpRoles
-from .scheduler import SplitKScheduler, StreamKScheduler, TileScheduler
+from .scheduler import SplitKScheduler, SplitTailScheduler, StreamKScheduler, TileScheduler
 from .tile_io import TmaLoader, VectorLoader
 
 
@@ -54,7 +55,7 @@ def matmul_split_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, 
 @skc.kernel
 def matmul_stream_k_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias,
                            alpha: skc.f32, beta: skc.f32, cfg: skc.constexpr):
-    """The Hopper GEMM with stream-K (cfg.stream_k): a, b and out are tensor maps, workspace (a record of 64 x tile_n
+    """The Hopper GEMM with stream-K or a split tail (cfg.stream_k, cfg.split_tail): a, b and out are tensor maps, workspace (a record of 64 x tile_n
     fp32 for each 64-row strip of a tile at each of the grid's slots, any contents) and counters (i32, one a strip:
     zero-filled, and left zero) stream_k_buffers' buffers."""
     target = skc.current_target()
@@ -96,7 +97,8 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
         if split is not None:
             tiles = SplitKScheduler(M, N, cfg.tile_m, cfg.tile_n, k_tiles, cfg.split_k, cfg.group_m)
         elif stream_k is not None:
-            tiles = StreamKScheduler(M, N, cfg.tile_m, cfg.tile_n, k_tiles, cfg.group_m)
+            tiles = (SplitTailScheduler if cfg.split_tail else StreamKScheduler)(M, N, cfg.tile_m, cfg.tile_n,
+                                                                                  k_tiles, cfg.group_m)
         else:
             tiles = TileScheduler(M, N, cfg.tile_m, cfg.tile_n, cfg.group_m, cfg.cluster_m, batches, cfg.cluster_n)
         if roles.is_producer():
@@ -123,7 +125,10 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
                 epilogue = SplitKEpilogue(out, *split, out_dtype, epilogue_args, cfg.split_k, warpgroup,
                                           cfg.consumers, cfg.tile_n)
             # stream-K: a tile split between two blocks is completed in the registers of its second part
-            fixup = None if stream_k is None else StreamKFixup(*stream_k, warpgroup, cfg.consumers, cfg.tile_m)
+            # (split tail: completed in the registers of its last share)
+            fixup = (None if stream_k is None else
+                     SplitTailFixup(*stream_k, tiles, warpgroup, cfg.consumers, cfg.tile_m) if cfg.split_tail else
+                     StreamKFixup(*stream_k, warpgroup, cfg.consumers, cfg.tile_m))
             # turns at the tensor cores: over a whole tile's mainloop (pingpong), or each stage's MMAs (stage_turns)
             turn = WarpgroupTurns(cfg.consumers, warpgroup, enabled=cfg.pingpong or cfg.stage_turns)
             tile_turn = turn if cfg.pingpong else NO_TURN

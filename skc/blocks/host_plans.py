@@ -149,7 +149,7 @@ class GemmPlan:
         from .gemm import matmul_batched_kernel, matmul_kernel, matmul_split_kernel, matmul_stream_k_kernel
 
         self.kernel = (matmul_split_kernel if cfg.split_k > 1 else matmul_batched_kernel if batches else
-                       matmul_stream_k_kernel if cfg.stream_k else matmul_kernel)
+                       matmul_stream_k_kernel if cfg.shares_tiles else matmul_kernel)
         self.cfg, self.gemm, self.makers, self.empty, self.batches = cfg, tuple(gemm), makers, empty, batches
         self.sizes = self.gemm if batches is None else (batches, *self.gemm)
         self.grid = TileScheduler.grid(gemm[0], gemm[1], cfg.tile_m, cfg.tile_n, device.cluster_blocks(cfg.cluster),
@@ -157,7 +157,7 @@ class GemmPlan:
         self.cuda = device.kind == "cuda"
         # split-K's and stream-K's workspace and counters, a set per launch stream
         self.buffers = (StreamBuffers(lambda a: split_buffers(a, gemm[0], gemm[1], cfg)) if cfg.split_k > 1 else
-                        StreamBuffers(lambda a: stream_k_buffers(a, self.grid, cfg)) if cfg.stream_k else None)
+                        StreamBuffers(lambda a: stream_k_buffers(a, self.grid, cfg)) if cfg.shares_tiles else None)
         self.maps = [make if isinstance(make, Direct) else MapsByAddress(make, tensor)
                      for make, tensor in zip(makers, first)]
         # (addresses of a, b, out, c, bias; alpha, beta; the stream where it picks buffers) -> its bound launch

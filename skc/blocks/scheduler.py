@@ -2,7 +2,8 @@
 persistent (a grid of at most one block per SM walks the tiles with a stride of the grid size) in grouped
 raster order (`group_m` tile-rows at a time, so neighbouring blocks share A and B tiles in L2).
 `SplitKScheduler` hands out (tile, share of K) work units, for problems with fewer tiles than SMs;
-`StreamKScheduler` shares the last waves' k-steps evenly between the blocks, for tiles that leave a wave part-full."""
+`StreamKScheduler` shares the last waves' k-steps evenly between the blocks, for tiles that leave a wave part-full;
+`SplitTailScheduler` splits the part-full last wave's tiles along K."""
 from __future__ import annotations
 
 import skc
@@ -162,6 +163,44 @@ class StreamKScheduler(TileScheduler):
         # the tile's first part is the previous block's when this one starts inside it
         return Tile(tile.row0, tile.col0, k_begin, k_end, partial=partial,
                     slot=skc.where(k_begin == 0, self.block, self.block - 1))
+
+
+class SplitTailScheduler(TileScheduler):
+    """`for unit in SplitTailScheduler(M, N, tile_m, tile_n, k_tiles):` visits this block's work units when the tiles
+    leave the grid's last wave part-full: the whole waves as TileScheduler hands them out (a tile a unit), then the
+    `rest` tiles of the last wave each split along K into `splits` shares (as many as the grid holds, up to
+    MAX_SPLITS and the k-steps: rest x splits <= blocks), one unit a block, share-major (all the tiles' first
+    shares, then their second, ...: a share's blocks read neighbouring tiles' A and B panels at the same k-steps).
+    A share (`partial`, `share` of `splits`, `slot` the tile's place among the rest) is completed by
+    SplitTailFixup. Whole waves, or a last wave too full to split: every unit a whole tile."""
+
+    MAX_SPLITS = 4   # more shares shorten the tail less than the last share's sum of their records costs
+
+    def __init__(self, M, N, tile_m: int, tile_n: int, k_tiles, group_m: int = 8):
+        super().__init__(M, N, tile_m, tile_n, group_m, 1)
+        blocks, self.block = skc.grid_dim(0), skc.block_id(0)
+        tiles = self.tiles_m * self.tiles_n
+        self.rest = tiles % blocks
+        self.whole = tiles - self.rest
+        fits = blocks // skc.maximum(self.rest, 1)
+        self.splits = skc.maximum(skc.minimum(skc.minimum(fits, self.MAX_SPLITS), k_tiles), 1)
+        self.k_tiles = k_tiles
+        self.shared = self.rest * self.splits   # tail units: one a block, blocks 0 .. shared - 1
+
+    def __skc_range__(self):
+        whole = (self.whole - self.block + skc.grid_dim(0) - 1) // skc.grid_dim(0)
+        return 0, whole + skc.where(self.block < self.shared, 1, 0), 1
+
+    def __skc_item__(self, index):
+        blocks = skc.grid_dim(0)
+        alone = self.block + index * blocks < self.whole
+        slot = self.block % skc.maximum(self.rest, 1)
+        tile = self._tile_at(skc.where(alone, self.block + index * blocks, self.whole + slot))
+        share = self.block // skc.maximum(self.rest, 1)
+        k_begin = skc.where(alone, 0, share * self.k_tiles // self.splits)
+        k_end = skc.where(alone, self.k_tiles, (share + 1) * self.k_tiles // self.splits)
+        partial = ~alone & (self.splits > 1)
+        return Tile(tile.row0, tile.col0, k_begin, k_end, share=share, partial=partial, slot=slot)
 
 
 class _EveryNth:

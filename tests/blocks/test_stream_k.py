@@ -85,6 +85,48 @@ def test_stream_k_fused_epilogue_applies_once_to_the_whole_sum(hopper_interprete
     np.testing.assert_array_equal(out.astype(np.float32), np.maximum(2.0 * (a @ b) - c + bias, 0.0))
 
 
+@pytest.mark.parametrize("shape, fields", [
+    ((64 * 5, 128, 256), {}),                                  # 5 tiles on 4 blocks: 1 whole a block, 1 in 4 shares
+    ((64 * 6, 128, 320), {}),                                  # 2 left: 2 shares each (5 k-steps: 2 and 3)
+    ((64 * 3, 128, 192), {}),                                  # fewer tiles than blocks: each alone (3 left, 1 share)
+    ((136, 200, 200), {"tile_n": 64}),                         # 12 tiles: whole waves, nothing split
+    ((64 * 5 + 8, 128, 200), {}),                              # 6 tiles: 2 left; tails in M and K
+    ((128 * 5, 256, 256), {"tile_m": 128, "consumers": 2}),    # two warpgroups: a counter each
+    ((64, 128, 64), {}),                                       # one tile, one k-step: a single share
+], ids=["one-left", "two-left", "few-tiles", "whole-waves", "tails", "two-warpgroups", "one-k-step"])
+def test_split_tail_is_exact(hopper_interpreter, shape, fields):
+    """The last part-full wave's tiles split along K into as many shares as the 4 modelled SMs hold (up to 4), the
+    last share to count adding the others' records: exact, twice on one plan (the counters left zero)."""
+    m, n, k = shape
+    a, b = integers(m, k), integers(k, n)
+    fields = dict({"tile_m": 64, "consumers": 1, "stages": 2, "split_tail": True}, **fields)
+    for _ in range(2):
+        out = np.full((m, n), np.nan, np.float16)
+        skc.blocks.matmul(a.astype(np.float16), b.astype(np.float16), out=out,
+                          config=MatmulConfig(dtype="f16", **fields))
+        np.testing.assert_array_equal(out.astype(np.float32), a @ b)
+
+
+def test_split_tail_splits_what_is_left_of_the_last_wave():
+    """The schedule itself (host-side arithmetic of SplitTailScheduler's fields, as the kernel computes them)."""
+    def plan(tiles, blocks, k_tiles):
+        rest = tiles % blocks
+        splits = max(min(blocks // max(rest, 1), 4, k_tiles), 1)
+        return rest, splits
+
+    assert plan(1216, 132, 128) == (28, 4)    # 4096 x 7168 in 128 x 192 tiles: 28 tiles in 4 shares
+    assert plan(896, 132, 128) == (104, 1)    # 128 x 256: 104 left, no room to split them
+    assert plan(4096, 132, 12) == (4, 4)      # at most 4 shares
+    assert plan(264, 132, 64) == (0, 4)       # whole waves: nothing left to split
+
+
+@pytest.mark.parametrize("fields", [{"split_k": 2}, {"tile_n": 256, "cluster_m": 2}, {"pingpong": True, "tile_m": 64},
+                                    {"batched": "a"}, {"stream_k": True}])
+def test_split_tail_refuses_what_it_does_not_split(fields):
+    with pytest.raises(ValueError, match="split_tail"):
+        MatmulConfig(split_tail=True, **fields)
+
+
 @pytest.mark.parametrize("fields", [{"split_k": 2}, {"tile_n": 256, "cluster_m": 2}, {"pingpong": True, "tile_m": 64},
                                     {"batched": "a"}])
 def test_stream_k_refuses_what_it_does_not_share(fields):
