@@ -159,7 +159,7 @@ class FunctionLowering:
             self.set(op, self.text.value(f"{_INT_BINARY[name]} {ty} {self.get(a)}, {self.get(b)}"))
         elif name in ("arith.div", "arith.rem"):
             kind = ("sdiv" if elem.is_signed else "udiv") if name == "arith.div" else ("srem" if elem.is_signed else "urem")
-            self.set(op, self.text.value(f"{kind} {ty} {self.get(a)}, {self.get(b)}"))
+            self.set(op, self.text.value(f"{kind} {ty} {self.get(a)}, {self._safe_divisor(a, b, t)}"))
         elif name in ("arith.min", "arith.max"):
             kind = ("s" if elem.is_signed else "u") + name[-3:]
             self.set(op, self.call(f"llvm.{kind}{intrinsic_suffix(t)}", ty, [self.typed(a), self.typed(b)]))
@@ -167,6 +167,26 @@ class FunctionLowering:
             self.set(op, self._shift(op, a, b, t))
         else:
             self.fail(op, "not defined on integers")
+
+    def _safe_divisor(self, a, b, t) -> str:
+        """The divisor of an integer division, made 1 where LLVM's division would be undefined behaviour (by zero,
+        and INT_MIN / -1 for signed types). The IR's result there is only an unspecified value, but an LLVM
+        `sdiv`/`srem` by zero lets the optimizer assume the divisor is non-zero everywhere, and delete the
+        program's own test of it (`x // y if y != 0 else 0` and `y != 0 and x % y == 0` evaluate both sides)."""
+        elem = ir.element_type(t)
+        owner = b.owner if isinstance(b.owner, ir.Op) else None
+        if owner is not None and owner.name == "arith.constant" and not isinstance(t, ir.VectorType):
+            value = owner.attrs["value"]
+            if value != 0 and not (elem.is_signed and value == -1):
+                return self.get(b)
+        ty, i1 = self.type(t), self.type(ir.with_element(t, ir.i1))
+        unsafe = self.text.value(f"icmp eq {ty} {self.get(b)}, {self.constant(0, t)}")
+        if elem.is_signed and elem.bits > 1:
+            minus_one = self.text.value(f"icmp eq {ty} {self.get(b)}, {self.constant(-1, t)}")
+            smallest = self.text.value(f"icmp eq {ty} {self.get(a)}, {self.constant(-(1 << (elem.bits - 1)), t)}")
+            overflow = self.text.value(f"and {i1} {minus_one}, {smallest}")
+            unsafe = self.text.value(f"or {i1} {unsafe}, {overflow}")
+        return self.text.value(f"select {i1} {unsafe}, {ty} {self.constant(1, t)}, {ty} {self.get(b)}")
 
     def _shift(self, op, a, b, t) -> str:
         """Shifts of the bit width or more give 0 (or the sign for signed >>), as the IR defines."""

@@ -118,14 +118,19 @@ class LoopEvaluator:
             raise self.error_at(node, "while ... else is not supported in kernels")
         forever = isinstance(node.test, ast.Constant) and bool(node.test.value)
         if not forever:
-            with self.cg.builder.at(scratch_region()):
+            scratch = scratch_region()
+            with self.cg.builder.at(scratch):
                 probe = self.eval_value(node.test)
             if not isinstance(probe, Dyn):
                 # `while FLAG:` that nothing in the body can change and only a run-time jump can leave
                 forever = (has_nested_jump(node.body) and _is_invariant(node.test, node.body)
                            and self.truth(probe, node.test))
                 if not forever:
-                    return self.compile_time_while(node)
+                    # the probe was the loop's first test: it ran once, here, as Python runs it (a test that
+                    # calls or consumes something, `while next(it, None) is not None`, must not run twice)
+                    for op in list(scratch.ops):
+                        self.cg.builder.region.append(op)
+                    return self.compile_time_while(node, probe)
         label = self.cg.label()
 
         def make_loop():
@@ -143,17 +148,21 @@ class LoopEvaluator:
         # `while True` with no break of its own never falls through
         return forever and not _has_own_break(node.body)
 
-    def compile_time_while(self, node):
-        """A while loop whose condition is known at compile time on every test: unrolled."""
+    def compile_time_while(self, node, first=MISSING):
+        """A while loop whose condition is known at compile time on every test: unrolled (`first`: the value of
+        the first test, when it has been evaluated already)."""
         def iterations():
+            cond = first
             for _ in range(MAX_COMPILE_TIME_ITERATIONS):
-                cond = self.eval_value(node.test)
+                if cond is MISSING:
+                    cond = self.eval_value(node.test)
                 if isinstance(cond, Dyn):
                     raise self.error_at(node.test, "this while condition was known at compile time on entry "
                                                    "but became a run-time value inside the loop",
                                         hint="make the loop variable run-time from the start (e.g. `i: skc.i32 = 0`)")
                 if not self.truth(cond, node.test):
                     return
+                cond = MISSING
                 yield None
             raise self.error_at(node, f"a compile-time while loop ran {MAX_COMPILE_TIME_ITERATIONS} times; "
                                       "is its condition ever false?",

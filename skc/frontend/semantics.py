@@ -191,6 +191,8 @@ def binary(op: str, a, b):
         return power(a, b)
     if op in ("lshift", "rshift") and is_number(b):
         return _shift_by_constant(op, a, b)
+    if op in ("lshift", "rshift") and isinstance(a, Dyn):
+        return _shift_by_value(op, a, b)
     x, y = unify(a, b)
     t = x.type
     elem = ir.element_type(t)
@@ -231,16 +233,44 @@ def _shift_by_constant(op: str, a, count):
         raise error(f"a shift count must be an integer, found {count!r}")
     if count < 0:
         raise error(f"negative shift count {count}", hint="as in Python, a shift count must not be negative; shift the other way")
-    x = to_rvalue(a)
+    x = _shifted(op, a)
     elem = ir.element_type(x.type)
-    if elem.is_float:
-        raise error(f"operator '{_SYMBOL[op]}' needs integers, found {x.type}")
     if count < elem.bits:
         y = constant(count, x.type)
         return RValue(_b().binary("arith.shl" if op == "lshift" else "arith.shr", x.value, y.value), x.type)
     if op == "lshift" or not elem.is_signed:
         return constant(0, x.type)
     return RValue(_b().binary("arith.shr", x.value, constant(elem.bits - 1, x.type).value), x.type)
+
+
+def _shifted(op: str, a) -> RValue:
+    """The left operand of a shift as the shift's result type: its own (an i1 as i32, as True << 1 == 2)."""
+    x = to_rvalue(a)
+    elem = ir.element_type(x.type)
+    if elem.is_float:
+        raise error(f"operator '{_SYMBOL[op]}' needs integers, found {x.type}")
+    return cast(x, ir.with_element(x.type, ir.i32)) if elem.is_bool else x
+
+
+def _shift_by_value(op: str, a, b) -> RValue:
+    """a << b or a >> b for a run-time a and count b: the result has a's type whatever b's type, as in C and as for a
+    compile-time count (an unsigned count must not make a signed >> logical, nor a wide one widen the result).
+    A count that a's type cannot hold is past a's width, and shifts as such."""
+    x = _shifted(op, a)
+    n = to_rvalue(b)
+    nelem = ir.element_type(n.type)
+    if not nelem.is_int:
+        raise error(f"operator '{_SYMBOL[op]}' needs integers, found {n.type}")
+    elem = ir.element_type(x.type)
+    if n.type.is_vector and x.type.is_vector and n.type.count != x.type.count:
+        raise error(f"vector lengths differ: {x.type} and {n.type}")
+    count = _count(x.type) or _count(n.type)
+    if nelem.bits > elem.bits:
+        unsigned = cast(n, ir.with_element(n.type, ir.ScalarType(f"u{nelem.bits}")))
+        n = select(compare("ge", unsigned, elem.bits), elem.bits, unsigned)
+    x, n = _coerce(x, elem, count), _coerce(n, elem, count)
+    name = "arith.shl" if op == "lshift" else "arith.shr"
+    return RValue(_b().binary(name, x.value, n.value), x.type)
 
 
 def _count(t):
@@ -335,6 +365,18 @@ def power(a, b):
         result = constant(1, x.type) if b == 0 else x
         for _ in range(max(0, b - 1)):
             result = binary("mul", result, x)
+        return result
+    if (is_number(b) and isinstance(b, int) and not isinstance(b, bool) and b > 8 and isinstance(a, Dyn)
+            and ir.element_type(a.type).is_int and not ir.element_type(a.type).is_bool):
+        # an integer to a larger constant power: square and multiply, exact and wrapping like `*` (through f32's
+        # math.pow it lost digits past 2**24: 3 ** 16 gave 43046720, and its type changed from x ** 8's)
+        result, square = None, to_rvalue(a)
+        while b:
+            if b & 1:
+                result = square if result is None else binary("mul", result, square)
+            b >>= 1
+            if b:
+                square = binary("mul", square, square)
         return result
     x, y = unify(a, b)
     elem = ir.element_type(x.type)
@@ -521,6 +563,13 @@ def convert_for_variable(value, t, name: str) -> RValue:
             if elem.is_int and isinstance(value, float) and not value.is_integer():
                 raise error(f"variable '{name}' holds {t}; it cannot take the float {value!r}",
                             hint=f"start it as a float, e.g. `{name} = 0.0`, or declare `{name}: skc.f32 = ...`")
+            if elem.is_int and is_number(value) and not _number_fits_variable(value, elem):
+                # (a run-time value that t cannot represent is an error below; a number must not wrap silently)
+                wider = literal_type(value) if isinstance(value, numbers.Integral) else ir.f32
+                start = "0.0" if wider.is_float else f"skc.{wider}(0)"
+                raise error(f"variable '{name}' holds {t}; it cannot take {value!r}, which {t} cannot represent",
+                            hint=f"give it a type that holds the value from the start, e.g. `{name} = {start}` or "
+                                 f"`{name}: skc.{wider} = ...`")
         return convert_for_store(value, t, f"variable '{name}'")
     v = value.rvalue()
     if v.type is t:
@@ -535,6 +584,19 @@ def convert_for_variable(value, t, name: str) -> RValue:
                     hint=f"give it the wider type from the start, e.g. `{name} = {start}` or "
                          f"`{name}: skc.{widened} = ...`")
     return cast(v, t)
+
+
+def _number_fits_variable(value, elem: ir.ScalarType) -> bool:
+    """Whether an integer variable of type elem holds the compile-time number value as it is (negative numbers
+    wrap into unsigned types, as `x - 1` does; an i1 holds 0 and 1)."""
+    if not isinstance(value, numbers.Integral):
+        value = float(value)
+        if not value.is_integer():
+            return False
+    value = int(value)
+    if elem.is_bool:
+        return value in (0, 1)
+    return _literal_fits(value, elem)
 
 
 # -- memory ------------------------------------------------------------------------------
