@@ -55,9 +55,18 @@ class Autotuner:
     def __init__(self, fn: Callable, configs: Sequence[dict], key: Optional[Callable] = None, *, name=None,
                  timer: Optional[Callable] = None, device_name: Optional[Callable] = None, warmup: int = 3,
                  repeats: int = 10):
+        what = f"skc.autotune of {getattr(fn, '__name__', fn)}"
         if not configs:
-            raise SkcError(f"skc.autotune of {getattr(fn, '__name__', fn)} needs at least one config")
-        self.fn, self.configs, self.key = fn, list(configs), key
+            raise SkcError(f"{what} needs at least one config")
+        if isinstance(configs, (str, bytes, dict)):
+            raise SkcError(f"{what}: configs is a list of dicts of keyword arguments, found a {type(configs).__name__}")
+        configs = list(configs)
+        for config in configs:   # (each is passed as fn(*args, **config): a timing run is no place to find out)
+            if not isinstance(config, dict) or not all(isinstance(name, str) for name in config):
+                raise SkcError(f"{what}: every config is a dict of keyword arguments for it, found {config!r}")
+        if key is not None and not callable(key):
+            raise SkcError(f"{what}: key is a function of the call's arguments, found {key!r}")
+        self.fn, self.configs, self.key = fn, configs, key
         self.name = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
         self.timer = timer or (lambda run: time_ms(run, warmup, repeats))
         self.device_name = device_name or _device_name

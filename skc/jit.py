@@ -11,6 +11,7 @@ import dataclasses
 import enum
 import functools
 import inspect
+import operator
 import sys
 import threading
 import types
@@ -35,8 +36,12 @@ def _dims(value, what: str) -> tuple:
     if isinstance(value, int):
         dims = (value, 1, 1)
     else:
+        # integers only (numpy's too), never truncated: (2.7, 1) is not (2, 1), nor the string "12" the grid (1, 2)
         try:
-            dims = tuple(int(v) for v in value)
+            if isinstance(value, (str, bytes)):
+                raise TypeError
+            dims = ((operator.index(value),) if hasattr(type(value), "__index__")
+                    else tuple(operator.index(v) for v in value))
         except TypeError:
             raise LaunchError(f"{what} must be an int or a tuple of up to 3 ints, found {value!r}") from None
         if not 1 <= len(dims) <= 3:

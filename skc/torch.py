@@ -179,9 +179,13 @@ def _check_conv(x, w, bias, stride, padding, dilation) -> tuple:
         torch._check(tensor.is_contiguous(memory_format=torch.channels_last),
                      lambda name=name: f"skc::conv2d's '{name}' must be in the channels_last memory format: pass "
                                        f"{name}.to(memory_format=torch.channels_last)")
-    for name, pair in (("stride", stride), ("padding", padding), ("dilation", dilation)):
+    for name, pair, least in (("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)):
         torch._check(len(pair) == 2,
                      lambda name=name, pair=pair: f"skc::conv2d's {name} is an (h, w) pair, found {list(pair)}")
+        # (before the output size is computed: a stride of 0 divides by zero, a negative one gives no pixels)
+        torch._check(all(v >= least for v in pair),
+                     lambda name=name, pair=pair, least=least: f"conv2d's {name} must be an int or an (h, w) pair of "
+                                                               f"ints, each at least {least}, found {tuple(pair)}")
     (N, C, H, W), (K, C_w, R, S) = x.shape, w.shape
     torch._check(C_w == C, lambda: f"x has {C} channels but the filters take {C_w}")
     torch._check(C % 8 == 0, lambda: f"conv2d copies pixels 16 bytes at a time: C must be a multiple of 8, found {C} "

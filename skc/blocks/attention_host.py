@@ -10,7 +10,8 @@ import numpy as np
 import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel
-from .host_plans import TORCH_TYPES, Bindings, MapsByAddress, address_functions, remember, torch_type
+from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, address_functions, check_no_overlap, remember,
+                         require_arrays, torch_type)
 
 LAYOUTS = ("bhsd", "bshd")
 
@@ -54,6 +55,8 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     else:
         if out is None:
             out = q.new_empty(q.shape)
+        # (q may be out: each query tile reads its own rows before it stores them; keys and values are read by all)
+        check_no_overlap("attention", out, k=k, v=v)
         out_view = _heads_view(out, layout)
     lse = _new_lse(q, host, problem.lse_shape if return_lse else (1,))
     boxes = problem.config.boxes()
@@ -65,8 +68,13 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     else:
         launch(*maps, lse, *problem.scalars, problem.config)
     if host:
-        result = (out_bits.astype(np.uint32) << 16).view(np.float32)
-        out = np.ascontiguousarray(np.swapaxes(result, 1, 2)) if layout == "bshd" else result
+        result = out_bits if out is not None and out.dtype == np.uint16 else (
+            out_bits.astype(np.uint32) << 16).view(np.float32)
+        result = np.swapaxes(result, 1, 2) if layout == "bshd" else result
+        if out is not None:   # the caller's array holds the result, as for tensors
+            out[...] = result
+        else:
+            out = np.ascontiguousarray(result)
     return (out, lse) if return_lse else out
 
 
@@ -77,7 +85,11 @@ class _Problem:
     def __init__(self, q, k, v, out, causal, scale, layout, return_lse, config):
         if layout not in LAYOUTS:
             raise skc.LaunchError(f"layout must be one of {', '.join(LAYOUTS)}, found {layout!r}")
+        require_arrays("attention", ("out",), q=q, k=k, v=v, out=out)
         host = isinstance(q, np.ndarray)
+        if host and not all(isinstance(x, np.ndarray) for x in (k, v) + (() if out is None else (out,))):
+            raise skc.LaunchError(f"attention: q is a numpy array, so k, v (and out) must be too; found "
+                                  f"{', '.join(type(x).__name__ for x in (q, k, v))}")
         self.views = views = [_heads_view(x, layout) for x in (q, k, v)]
         (B, H, Sq, D), (Bk, Hkv, Skv, Dk) = views[0].shape, views[1].shape
         if tuple(views[2].shape) != (Bk, Hkv, Skv, Dk) or Bk != B or Dk != D:
@@ -91,11 +103,20 @@ class _Problem:
         dtype = "bf16" if host else _dtype_name(q)
         if not host and (k.dtype != q.dtype or v.dtype != q.dtype):
             raise skc.LaunchError(f"attention: q, k and v must have one dtype, found {q.dtype}, {k.dtype}, {v.dtype}")
+        if out is not None and host and (tuple(out.shape) != tuple(q.shape) or out.dtype.kind != "f"
+                                         and out.dtype != np.uint16):
+            raise skc.LaunchError(f"attention: out must be a float array of q's shape {tuple(q.shape)} (or uint16 "
+                                  f"for bf16 bits); found {tuple(out.shape)} of {out.dtype}")
         if out is not None and not host and (tuple(out.shape) != tuple(q.shape) or out.dtype != q.dtype):
             raise skc.LaunchError(f"attention: out must be like q, {tuple(q.shape)} of {q.dtype}; found "
                                   f"{tuple(out.shape)} of {out.dtype}")
         if config is None:
+            if D not in (64, 128, 256):
+                raise skc.LaunchError(f"attention runs head dimensions 64, 128 and 256, found {D}: pad q, k and v "
+                                      "with zeros to the next of them (and pass scale=1/sqrt(D) of the unpadded D)")
             config = default_config(D, dtype, bool(causal), bool(return_lse))
+        elif not isinstance(config, AttentionConfig):
+            raise skc.LaunchError(f"attention's config is an AttentionConfig, found {type(config).__name__}")
         if config.head_dim != D:
             raise skc.LaunchError(f"the configuration is for head_dim {config.head_dim}, the tensors have {D}")
         if (config.causal, config.lse, config.dtype) != (bool(causal), bool(return_lse), dtype):
@@ -137,9 +158,10 @@ class AttentionPlan:
         address = self.address
         key = (address[0](q), address[1](k), address[2](v), address[3](out), address[4](lse))
         bound = self.bound.get(key)
-        if bound is not None:
+        if bound is not None:   # (its addresses were checked when they were new)
             bound(stream)
         else:
+            check_no_overlap("attention", out, k=k, v=v)
             maps = self.maps
             args = (maps[0](q), maps[1](k), maps[2](v), maps[3](out), lse, *self.scalars)
             self.bound.launch(key, args, stream)

@@ -13,7 +13,8 @@ from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
-from .host_plans import Direct, GemmPlan, check_epilogue_operands, empty_like, facts, filling_config, remember, view
+from .host_plans import (Direct, GemmPlan, check_epilogue_operands, contiguous, empty_like, facts, filling_config,
+                         remember, require_arrays, view)
 from .im2col import ConvShape
 from .matmul_host import operand_dtype_name
 
@@ -33,13 +34,21 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     call with the same facts; 1x1 convolutions of stride 1 without padding are plain GEMMs (no im2col). Filter
     taps more than 255 pixels apart (and `config=MatmulConfig(loader="vector", ...)`) load with the vector
     im2col loader instead of TMA im2col."""
+    require_arrays("conv2d", ("bias", "out"), x=x, w=w, bias=bias, out=out)
+    if config is not None and not isinstance(config, MatmulConfig):
+        raise skc.LaunchError(f"conv2d's config is a MatmulConfig, found {type(config).__name__}")
+    if activation is not None and type(activation) is not str:
+        raise skc.LaunchError(f"conv2d: activation is None, 'relu', 'gelu' or 'silu', found {activation!r}")
     # the arguments as given key the plan (lists as tuples); _checked reads and checks them once per plan
     geometry = tuple(tuple(v) if isinstance(v, list) else v for v in (stride, padding, dilation))
     key = (skc.current_device(), facts(x), facts(w), bias if bias is None else facts(bias),
            out if out is None else facts(out), geometry, activation, config)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = remember(_PLANS, key, _checked(key[0], x, w, bias, *geometry, activation, config))
+        checked = _checked(key[0], x, w, bias, *geometry, activation, config)
+        if out is not None:   # (before the plan is kept: a call with the same facts finds it checked)
+            _check_out(checked[0], x, out)
+        plan = remember(_PLANS, key, checked)
     conv, gemm = plan
     if out is None:
         out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), _is_torch(x))
@@ -54,6 +63,9 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
     if operand_dtype_name(w) != dtype:
         raise skc.LaunchError(f"x is {dtype} and w is {operand_dtype_name(w)}; conv2d needs one type")
     (N, H, W, C), (K, R, S, C_w) = x_nhwc.shape, w_krsc.shape
+    if not (N and C and K and R and S):   # (H or W of 0 leaves no output pixels: said below)
+        raise skc.LaunchError(f"conv2d of x {tuple(x.shape)} by w {tuple(w.shape)}: the batch, the channels, the "
+                              "filters and the filter's extent must each be at least 1")
     if C_w != C:
         raise skc.LaunchError(f"x has {C} channels but the filters take {C_w}")
     if C % 8:
@@ -69,6 +81,10 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
         raise skc.LaunchError(f"conv2d loads with TMA im2col copies (sm_90a); {device.target.name} has no TMA")
     check_epilogue_operands("conv2d", None, K, bias=bias)
     spec = EpilogueSpec(bias=bias is not None, activation=activation)
+    try:
+        spec.check()
+    except ValueError as error:
+        raise skc.LaunchError(f"conv2d: {error}") from None
     cfg = _config(conv, dtype, device.target, device.multiprocessors, spec, config)
     plan = _plan(device, conv, cfg)
     if plan.cuda:
@@ -76,11 +92,28 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
     return conv, plan
 
 
+def _check_out(conv: ConvShape, x, out):
+    """out must be the convolution's output as the call would make it: (N, K, P, Q) channels_last for torch, NHWC
+    (N, P, Q, K) and row-major otherwise, of x's type (the kernel stores its tiles through a map of that type)."""
+    torch_layout = _is_torch(x)
+    shape = (conv.N, conv.K, conv.P, conv.Q) if torch_layout else (conv.N, conv.P, conv.Q, conv.K)
+    if tuple(out.shape) != shape:
+        raise skc.LaunchError(f"conv2d's out has shape {tuple(out.shape)}; the convolution's output is {shape} "
+                              f"({'NCHW shape, channels_last' if torch_layout else 'NHWC'})")
+    dtype = operand_dtype_name(x)
+    if str(out.dtype) != str(x.dtype):
+        raise skc.LaunchError(f"conv2d's out is {out.dtype}; conv2d writes x's type ({dtype}): pass an out of that "
+                              "type, or none")
+    if not contiguous(_nhwc(out, "out")):
+        raise skc.LaunchError("conv2d's out must be contiguous NHWC memory (channels_last for torch): pass a fresh "
+                              "out, or none")
+
+
 def _plan(device, conv: ConvShape, cfg: MatmulConfig) -> GemmPlan:
     """The GEMM launch of `conv`: x and w as `_operands` makes them, out as [N*P*Q, K] in the GEMM's boxes."""
     (_, a), (_, b) = _operands(conv, cfg)
     out = lambda y: skc.TensorMap(view(_nhwc(y, "out"), (conv.N * conv.P * conv.Q, conv.K)), cfg.boxes()["out"])
-    return GemmPlan(device, cfg, _gemm_shape(conv, cfg), (a, b, out))
+    return GemmPlan(device, cfg, _gemm_shape(conv, cfg), (a, b, out), names=("conv2d", "x", "w"))
 
 
 def _operands(conv: ConvShape, cfg: MatmulConfig) -> tuple:

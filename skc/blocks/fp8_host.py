@@ -16,8 +16,8 @@ from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel, \
     fp8_matmul_stream_k_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions,
-                         check_epilogue_operands, remember, row_major, split_buffers, stream_k_buffers, torch_type,
-                         unsplit_unless_row_major)
+                         check_epilogue_operands, check_no_overlap, remember, require_arrays, row_major, split_buffers,
+                         stream_k_buffers, torch_type, unsplit_unless_row_major)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -40,6 +40,10 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
     (K x N, column-major: the transpose of an N x K row-major tensor), accumulated in f32 and written as
     `out_dtype` (bf16 by default, f16 or f32). scale_a and scale_b are f32: one value each, or A's M x (K / 128)
     (any strides; K-block-major ones, strides (1, M), are read in place) and B's (K / 128) x ceil(N / 128)."""
+    if config is not None and not isinstance(config, Fp8MatmulConfig):
+        raise skc.LaunchError(f"scaled matmul takes an Fp8MatmulConfig, found {type(config).__name__}")
+    if activation is not None and type(activation) is not str:
+        raise skc.LaunchError(f"scaled matmul: activation is None, 'relu', 'gelu' or 'silu', found {activation!r}")
     key = _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config)
     plan = _PLANS.get(key)
     if plan is None:
@@ -61,6 +65,8 @@ def _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config) -> tu
                 bias if bias is None else (bias.shape, bias.stride(), bias.dtype, bias.device),
                 out_dtype if out_dtype is None or type(out_dtype) is type(a.dtype) else _name(out_dtype),
                 activation, config)
+    require_arrays("scaled matmul", ("out", "bias"), a=a, b=b, scale_a=scale_a, scale_b=scale_b, out=out,
+                   bias=bias)
     return (device, _facts(a), _facts(b), _facts(scale_a), _facts(scale_b), None if out is None else _facts(out),
             _name(out_dtype), None if bias is None else _facts(bias), activation, config)
 
@@ -80,6 +86,9 @@ def _operands(a, b) -> tuple:
     (M, K), N = a.shape, b.shape[1]
     if b.shape[0] != K:
         raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
+    if not (M and N and K):   # (before the layouts: an empty dimension makes any strides look transposed)
+        raise skc.LaunchError(f"scaled matmul of {tuple(a.shape)} by {tuple(b.shape)}: M, N and K must each be at "
+                              "least 1")
     if not _storage(a, True)[1]:
         raise skc.LaunchError("fp8 wgmma reads K-major operands only: a is a transposed (column-major) view; "
                               "pass a row-major M x K a (a.contiguous())")
@@ -179,11 +188,13 @@ class _Plan:
             key = (address[0](a), address[1](b), address[2](out), address[3](scale_a), address[4](scale_b),
                    None if bias is None else address[5](bias), None if self.buffers is None else stream)
             bound = self.bound.get(key)
-            if bound is not None:
+            if bound is not None:   # (its addresses were checked when they were new)
                 bound(stream)
             else:
+                check_no_overlap("scaled matmul", out, a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
                 self.bound.launch(key, self.arguments(a, b, scale_a, scale_b, out, bias, stream), stream)
             return out
+        check_no_overlap("scaled matmul", out, a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
         args = self.arguments(a, b, scale_a, scale_b, out, bias, stream)
         if self.interpreter:
             self.kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)

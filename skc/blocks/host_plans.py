@@ -60,6 +60,15 @@ def facts(x):
     return (kind, function(x))
 
 
+def require_arrays(what: str, optional: tuple = (), **operands):
+    """Each operand must be a tensor or an array (it has a shape and a dtype), or None where its name is `optional`:
+    a list, a number or another object is a LaunchError that names it, before a plan key reads its facts."""
+    for name, x in operands.items():
+        if not (hasattr(x, "shape") and hasattr(x, "dtype")) and not (x is None and name in optional):
+            raise skc.LaunchError(f"{what}: {name} is a {type(x).__name__}, not a tensor or array; pass a torch or "
+                                  f"cupy tensor, a numpy array (numpy.asarray(...) of a list) or an skc array")
+
+
 TORCH_TYPES: set = set()   # the torch tensor types seen: a host path keys their calls by their facts read in place
 
 
@@ -78,6 +87,69 @@ def remember(plans: dict, key, plan, limit: int = 1024):
         plans.clear()
     plans[key] = plan
     return plan
+
+
+# -- outputs that share memory with inputs ----------------------------------------------------------------------------
+def _layout(x):
+    """(address, shape, element strides, item bytes) of an array's elements, or None where they are not known (an
+    interpreter's skc array is read through its host array)."""
+    if isinstance(x, skc.DeviceArray) and x.host is not None:
+        x = x.host
+    try:
+        item = int(x.itemsize) if hasattr(x, "itemsize") else int(x.element_size())
+        return skc.pointer_function(x)(x), tuple(int(n) for n in x.shape), element_strides(x), item
+    except (skc.SkcError, AttributeError, TypeError, ValueError):
+        return None
+
+
+def _bounds(layout) -> tuple:
+    """[first byte, past the last byte) of a layout's elements (empty for an empty array)."""
+    start, shape, strides, item = layout
+    if 0 in shape:
+        return start, start
+    low = sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
+    high = sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
+    return start + low * item, start + (high + 1) * item
+
+
+def _runs(layout) -> tuple:
+    """A layout's elements as runs of adjacent bytes: (their sorted start addresses, the runs' length in bytes)."""
+    import numpy as np
+
+    start, shape, strides, item = layout
+    inner = bool(shape) and strides[-1] == 1
+    outer, outer_strides = (shape[:-1], strides[:-1]) if inner else (shape, strides)
+    starts = np.full(1, start, np.int64)
+    for n, s in zip(outer, outer_strides):
+        starts = (starts[:, None] + np.arange(n, dtype=np.int64)[None, :] * (s * item)).reshape(-1)
+    return np.sort(starts), (shape[-1] if inner else 1) * item
+
+
+def overlaps(x, y) -> bool:
+    """Whether arrays x and y share an element's bytes (exact: two views of one buffer that interleave without
+    sharing, such as two column blocks, do not overlap); False where an address is not known."""
+    import numpy as np
+
+    lx, ly = _layout(x), _layout(y)
+    if lx is None or ly is None:
+        return False
+    (x0, x1), (y0, y1) = _bounds(lx), _bounds(ly)
+    if x1 <= y0 or y1 <= x0 or x0 == x1 or y0 == y1:
+        return False   # (the common case: separate memory, decided without listing any element)
+    (xs, x_run), (ys, y_run) = _runs(lx), _runs(ly)
+    # the last run of x that starts before each run of y ends reaches furthest: they overlap if it reaches that run
+    last = np.searchsorted(xs, ys + y_run, side="left") - 1
+    return bool(np.any((last >= 0) & (xs[np.maximum(last, 0)] + x_run > ys)))
+
+
+def check_no_overlap(what: str, out, **inputs):
+    """A LaunchError when `out` shares memory with one of `inputs` (None skipped): a kernel that still reads an
+    input after writing part of out would read its own results (a wrong answer, which element depending on the
+    order the tiles ran in)."""
+    for name, x in inputs.items():
+        if x is not None and overlaps(out, x):
+            raise skc.LaunchError(f"{what}: out shares memory with {name}, which the kernel reads while it writes "
+                                  f"out; pass an out in memory of its own (or none)")
 
 
 # -- tensor maps per address -----------------------------------------------------------------------------------------
@@ -145,12 +217,14 @@ class GemmPlan:
     in `Direct` passes its operand as an array (a pointer) rather than a tensor map. A plan serves the operand
     types it was made for (its callers' keys hold them), and keeps addresses, never the caller's tensors."""
 
-    def __init__(self, device, cfg, gemm: tuple, makers: tuple, first=(None, None, None), batches=None, empty=None):
+    def __init__(self, device, cfg, gemm: tuple, makers: tuple, first=(None, None, None), batches=None, empty=None,
+                 names=("matmul", "a", "b")):
         from .gemm import matmul_batched_kernel, matmul_kernel, matmul_split_kernel, matmul_stream_k_kernel
 
         self.kernel = (matmul_split_kernel if cfg.split_k > 1 else matmul_batched_kernel if batches else
                        matmul_stream_k_kernel if cfg.shares_tiles else matmul_kernel)
         self.cfg, self.gemm, self.makers, self.empty, self.batches = cfg, tuple(gemm), makers, empty, batches
+        self.names = names   # (the host function, its names of a and b): what an overlap error says
         self.sizes = self.gemm if batches is None else (batches, *self.gemm)
         self.grid = TileScheduler.grid(gemm[0], gemm[1], cfg.tile_m, cfg.tile_n, device.cluster_blocks(cfg.cluster),
                                        cfg.cluster_m, cfg.split_k, batches or 1, cfg.cluster_n)
@@ -167,7 +241,9 @@ class GemmPlan:
     def __call__(self, a, b, out, c=None, bias=None, alpha=None, beta=None, stream=None):
         if out is None:
             out = self.empty(a)
+        what, a_name, b_name = self.names
         if not self.cuda:   # the interpreter: maps made over the arrays each call
+            check_no_overlap(what, out, **{a_name: a, b_name: b, "bias": bias})
             self.kernel[self.grid, self.cfg.threads](*self.arguments(self.makers, a, b, out, c, bias, alpha, beta,
                                                                      stream), self.cfg, stream=stream)
             return out
@@ -181,9 +257,10 @@ class GemmPlan:
                None if bias is None else address[4](bias), alpha_bits, beta_bits,
                None if self.buffers is None else stream)
         bound = self.bound.get(key)
-        if bound is not None:
+        if bound is not None:   # (its addresses were checked when they were new)
             bound(stream)
         else:
+            check_no_overlap(what, out, **{a_name: a, b_name: b, "bias": bias})
             self.bound.launch(key, self.arguments(self.maps, a, b, out, c, bias, alpha, beta, stream), stream)
         return out
 
@@ -423,8 +500,9 @@ def storage(x, k_major_if_row_major: bool):
     if len(x.shape) != 2:
         raise skc.LaunchError(f"matmul takes 2-D operands, found shape {tuple(x.shape)}")
     rows, cols = x.shape
-    if strides and tuple(strides) == (1, rows) and not (rows == 1 or cols == 1):
-        return x.T, not k_major_if_row_major  # a transposed view of a row-major array
+    if strides and strides[0] == 1 and strides[1] >= rows and not (rows == 1 or cols == 1):
+        # a transposed view of a row-major array, whose rows may be longer than this view's (W[:, :K].T)
+        return x.T, not k_major_if_row_major
     if strides and strides[1] != 1 and cols > 1:
         raise skc.LaunchError("matmul's operands must be row-major or transposed views of row-major arrays")
     return x, k_major_if_row_major

@@ -25,7 +25,8 @@ from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
 from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
-from .host_plans import check_epilogue_operands, contiguous, real, unsplit_unless_row_major, view
+from .host_plans import (check_epilogue_operands, check_no_overlap, contiguous, real, require_arrays,
+                         unsplit_unless_row_major, view)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -74,6 +75,11 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     fp8 operands with `scale_a`, `scale_b` (and `out_dtype`) are torch._scaled_mm's GEMMs (fp8_host.py)."""
     if scale_a is not None or scale_b is not None or out_dtype is not None:
         return scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream)
+    if config is not None and not isinstance(config, (MatmulConfig, AmdMatmulConfig)):
+        raise skc.LaunchError(f"matmul's config is a MatmulConfig (Hopper) or an AmdMatmulConfig (AMD), found "
+                              f"{type(config).__name__}")
+    if activation is not None and type(activation) is not str:
+        raise skc.LaunchError(f"matmul: activation is None, 'relu', 'gelu' or 'silu', found {activation!r}")
     device = skc.current_device()
     kind = type(a)
     if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and (out is None or type(out) is kind)
@@ -85,6 +91,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
                bias if bias is None else (bias.shape, bias.stride(), bias.dtype, bias.device),
                alpha is None, activation, config, autotune)
     else:
+        require_arrays("matmul", ("out", "c", "bias"), a=a, b=b, out=out, c=c, bias=bias)
         key = (device, _facts(a), _facts(b), out if out is None else _facts(out), c if c is None else _facts(c),
                bias if bias is None else _facts(bias), alpha is None, activation, config, autotune)
     plan = _PLANS.get(key)
@@ -149,6 +156,7 @@ class _AmdPlan:
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
             out = empty_like(a, self.problem[:2])
+        check_no_overlap("matmul", out, a=a, b=b, bias=bias)
         a_store = a.T if self.transposed[0] else a
         b_store = b.T if self.transposed[1] else b
         extras = (c if c is not None else out, bias if bias is not None else out,
@@ -207,10 +215,19 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
     if b.shape[-2] != K:
         raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
     N = b.shape[-1]
+    if not (batch and M and N and K):
+        raise skc.LaunchError(f"matmul of {tuple(a.shape)} by {tuple(b.shape)}: the batch, M, N and K must each be at "
+                              "least 1")
     for name, x in (("out", out), ("c", c)):
         if x is not None and tuple(x.shape) != (batch, M, N):
             raise skc.LaunchError(f"matmul: {name} has shape {tuple(x.shape)}; the batched product is "
                                   f"{(batch, M, N)}")
+    dtype = operand_dtype_name(a)
+    if operand_dtype_name(b) != dtype:
+        raise skc.LaunchError(f"a is {dtype} and b is {operand_dtype_name(b)}; matmul needs one type")
+    if out is not None and _dtype_label(out) != dtype:   # (one launch writes out through a map of the operands' type)
+        raise skc.LaunchError(f"out is {out.dtype}; matmul writes the operands' type ({dtype}): pass an out of that "
+                              "type, or none")
     check_epilogue_operands("matmul", None, N, bias=bias)
     foldable = len(b.shape) == 2 and row_major(a) and all(x is None or row_major(x) for x in (out, c))
     if foldable:

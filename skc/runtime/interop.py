@@ -108,7 +108,8 @@ def _dlpack_facts(obj) -> TensorFacts:
     bits = tensor.dtype.bits
     name = {"i": f"i{bits}", "u": f"u{bits}", "f": f"f{bits}", "bf": "bf16", "b": "i1"}.get(code)
     if name not in ir.types.SCALAR_NAMES or tensor.dtype.lanes != 1:
-        raise TypeError(f"DLPack dtype (code {tensor.dtype.code}, {bits} bits) has no skc equivalent")
+        raise dtypes.UnsupportedDtypeError(f"DLPack dtype (code {tensor.dtype.code}, {bits} bits) has no skc "
+                                           "equivalent")
     kind = _DL_DEVICES.get(int(kind_id), "unknown")
     return TensorFacts(ir.ScalarType(name), (kind, int(index) if kind != "cpu" else None), _dlpack_pointer)
 

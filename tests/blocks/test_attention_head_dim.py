@@ -1,0 +1,29 @@
+"""attention names a head dimension it does not run (was: ValueError from AttentionConfig, also through
+torch.ops.skc.attention)."""
+import pytest
+
+import skc
+from skc.blocks import attention
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("D", [32, 80, 96, 512])
+def test_attention_names_an_unsupported_head_dim(hopper_interpreter, D):
+    q = torch.zeros(1, 1, 64, D, dtype=torch.bfloat16)
+    with pytest.raises(skc.LaunchError, match=f"head dimensions 64, 128 and 256, found {D}: pad"):
+        attention(q, q, q)
+
+
+def test_attention_op_names_an_unsupported_head_dim(hopper_interpreter):
+    import skc.torch  # noqa: F401
+
+    q = torch.zeros(1, 1, 64, 32, dtype=torch.bfloat16)
+    with pytest.raises(skc.LaunchError, match="head dimensions 64, 128 and 256, found 32"):
+        torch.ops.skc.attention(q, q, q)
+
+
+def test_attention_refuses_a_config_of_another_kind(hopper_interpreter):
+    q = torch.zeros(1, 1, 64, 64, dtype=torch.bfloat16)
+    with pytest.raises(skc.LaunchError, match="config is an AttentionConfig, found MatmulConfig"):
+        attention(q, q, q, config=skc.blocks.MatmulConfig())

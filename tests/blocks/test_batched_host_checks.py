@@ -1,0 +1,35 @@
+"""Batched matmul's host checks: an out of another type than the operands is refused on every batched path (the
+one-launch path wrote bf16 values into an fp16 out), and an empty batch or dimension is named (was: "matmul_kernel
+takes 11 arguments, 12 given" for a batch of 0, a TMA stride error for K or N of 0)."""
+import pytest
+
+import skc
+from skc.blocks import matmul
+
+torch = pytest.importorskip("torch")
+
+
+def ints(*shape, dtype=torch.bfloat16):
+    return torch.randint(-2, 3, shape).to(dtype)
+
+
+@pytest.mark.parametrize("out_dtype", [torch.float16, torch.float32])
+@pytest.mark.parametrize("b_shape", [(3, 32, 64), (32, 64)])
+def test_batched_out_of_another_type_is_refused(hopper_interpreter, out_dtype, b_shape):
+    a = ints(64, 3, 32).transpose(0, 1)  # not foldable: one launch over the batch (b 3-D), or one GEMM per matrix
+    with pytest.raises(skc.LaunchError, match=r"out is torch.float(16|32); matmul writes the operands' type \(bf16\)"):
+        matmul(a, ints(*b_shape), out=torch.empty(3, 64, 64, dtype=out_dtype))
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [((0, 64, 32), (0, 32, 64)), ((3, 64, 0), (3, 0, 64)),
+                                              ((3, 64, 32), (3, 32, 0)), ((3, 0, 32), (3, 32, 64)),
+                                              ((0, 64, 32), (32, 64))])
+def test_empty_batched_problem_is_named(hopper_interpreter, a_shape, b_shape):
+    with pytest.raises(skc.LaunchError, match="the batch, M, N and K must each be at least 1"):
+        matmul(ints(*a_shape), ints(*b_shape))
+
+
+def test_batched_one_launch_still_exact(hopper_interpreter):
+    a, b = ints(3, 64, 32), ints(3, 32, 64)
+    out = torch.empty(3, 64, 64, dtype=torch.bfloat16)
+    assert matmul(a, b, out=out) is out and torch.equal(out.float(), a.float() @ b.float())

@@ -1,0 +1,25 @@
+"""conv2d names an empty problem (was: ZeroDivisionError in filling_config for N = 0 or K = 0) and an unknown
+activation at the call (was: a CompileError at a line inside skc/blocks/epilogue.py)."""
+import pytest
+
+import skc
+from skc.blocks import conv2d
+
+torch = pytest.importorskip("torch")
+CL = torch.channels_last
+
+
+def ints(*shape):
+    return torch.randint(-2, 3, shape).to(torch.bfloat16).to(memory_format=CL)
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [((0, 16, 6, 5), (16, 16, 3, 3)), ((1, 16, 6, 5), (0, 16, 3, 3)),
+                                              ((1, 0, 6, 5), (16, 0, 3, 3)), ((1, 16, 6, 5), (16, 16, 0, 3))])
+def test_conv2d_names_an_empty_problem(hopper_interpreter, x_shape, w_shape):
+    with pytest.raises(skc.LaunchError, match="must each be at least 1"):
+        conv2d(ints(*x_shape), ints(*w_shape))
+
+
+def test_conv2d_names_an_unknown_activation(hopper_interpreter):
+    with pytest.raises(skc.LaunchError, match="conv2d: unknown activation 'tanh'"):
+        conv2d(ints(1, 16, 6, 5), ints(16, 16, 3, 3), activation="tanh")

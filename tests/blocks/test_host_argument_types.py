@@ -1,0 +1,53 @@
+"""The host entry points name arguments of the wrong kind (a list, None, a number, a dict as config) with a
+LaunchError, before a plan key reads their facts (was: AttributeError or TypeError from inside the host path)."""
+import numpy as np
+import pytest
+
+import skc
+from skc.blocks import attention, conv2d, matmul
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("a, b", [([[1.0] * 32] * 64, "b"), (None, "b"), (3, "b"), ("a", [[1.0] * 64] * 32),
+                                  ("a", None)])
+def test_matmul_refuses_operands_that_are_not_arrays(hopper_interpreter, a, b):
+    tensors = {"a": torch.ones(64, 32, dtype=torch.bfloat16), "b": torch.ones(32, 64, dtype=torch.bfloat16)}
+    a, b = tensors.get(a, a) if isinstance(a, str) else a, tensors.get(b, b) if isinstance(b, str) else b
+    with pytest.raises(skc.LaunchError, match="not a tensor or array"):
+        matmul(a, b)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(config="fast"), "config is a MatmulConfig"), (dict(config={"tile_n": 64}), "config is a MatmulConfig"),
+    (dict(activation=["relu"]), "activation is None, 'relu'")])
+def test_matmul_refuses_options_of_the_wrong_type(hopper_interpreter, options, message):
+    a, b = torch.ones(64, 32, dtype=torch.bfloat16), torch.ones(32, 64, dtype=torch.bfloat16)
+    with pytest.raises(skc.LaunchError, match=message):
+        matmul(a, b, **options)
+
+
+def test_scaled_matmul_refuses_operands_that_are_not_arrays(hopper_interpreter):
+    b = torch.ones(64, 256).to(torch.float8_e4m3fn).T
+    one = torch.ones(())
+    with pytest.raises(skc.LaunchError, match="a is a list, not a tensor or array"):
+        matmul([[1.0]], b, scale_a=one, scale_b=one)
+    with pytest.raises(skc.LaunchError, match="takes an Fp8MatmulConfig, found dict"):
+        matmul(torch.ones(64, 256).to(torch.float8_e4m3fn), b, scale_a=one, scale_b=one, config={})
+
+
+def test_conv2d_refuses_operands_and_options_of_the_wrong_kind(hopper_interpreter):
+    w = torch.ones(16, 16, 3, 3, dtype=torch.bfloat16).to(memory_format=torch.channels_last)
+    x = torch.ones(1, 16, 6, 5, dtype=torch.bfloat16).to(memory_format=torch.channels_last)
+    with pytest.raises(skc.LaunchError, match="x is a NoneType, not a tensor or array"):
+        conv2d(None, w)
+    with pytest.raises(skc.LaunchError, match="config is a MatmulConfig, found dict"):
+        conv2d(x, w, config={"tile_n": 64})
+
+
+def test_attention_refuses_operands_that_are_not_arrays_and_mixed_kinds(hopper_interpreter):
+    q = np.zeros((1, 1, 64, 64), np.float32)
+    with pytest.raises(skc.LaunchError, match="q is a list, not a tensor or array"):
+        attention(q.tolist(), q, q)
+    with pytest.raises(skc.LaunchError, match="q is a numpy array, so k, v"):
+        attention(q, torch.zeros(1, 1, 64, 64, dtype=torch.bfloat16), q)

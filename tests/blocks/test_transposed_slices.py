@@ -1,0 +1,27 @@
+"""matmul takes transposed views of row-major arrays whose rows are longer than the view's (b = W[:, :K].T), as it
+takes row-major views with long rows (was: "operands must be row-major or transposed views of row-major arrays")."""
+import pytest
+
+from skc.blocks import matmul
+
+torch = pytest.importorskip("torch")
+
+
+def ints(*shape):
+    return torch.randint(-2, 3, shape).to(torch.bfloat16)
+
+
+def test_bf16_transposed_slices(hopper_interpreter):
+    weight, activations = ints(64, 48), ints(32, 48)
+    b = weight[:, :32].T                  # K x N = 32 x 64, strides (1, 48)
+    a = activations[:, 8:40].T            # M x K = 32 x 32, a transposed view too
+    assert torch.equal(matmul(a, b).float(), a.float() @ b.float())
+
+
+def test_fp8_transposed_slice(hopper_interpreter):
+    weight = torch.randint(-3, 4, (128, 288)).float()
+    a = torch.randint(-3, 4, (64, 256)).float()
+    b = weight.to(torch.float8_e4m3fn)[:, :256].T    # K x N, column-major with rows of 288
+    one = torch.ones(())
+    out = matmul(a.to(torch.float8_e4m3fn), b, scale_a=one, scale_b=one, out_dtype=torch.float32)
+    assert torch.equal(out, a @ weight[:, :256].T)

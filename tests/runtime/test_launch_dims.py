@@ -1,0 +1,33 @@
+"""kernel[grid, block] takes integers (Python's or numpy's) and refuses anything else by name (was: floats inside a
+tuple truncated, (2.7, 1) launching 2 blocks; the string "12" launching the grid (1, 2); numpy's integers refused
+alone but taken in a tuple)."""
+import numpy as np
+import pytest
+
+import skc
+
+
+@skc.kernel
+def mark(out):
+    out[skc.block_id(0) + 4 * skc.block_id(1)] = 1.0
+
+
+@pytest.mark.parametrize("grid", [(2.7, 1), (1.5,), "12", "3", ("a",), 2.5, None])
+def test_a_grid_that_is_not_integers_is_refused(grid):
+    out = np.zeros(16, np.float32)
+    with pytest.raises(skc.LaunchError, match="grid must be an int or a tuple of up to 3 ints"):
+        mark[grid, 1](out)
+    assert not out.any()
+
+
+@pytest.mark.parametrize("block", [(64.0,), "64", 63.5])
+def test_a_block_that_is_not_integers_is_refused(block):
+    with pytest.raises(skc.LaunchError, match="block must be an int or a tuple of up to 3 ints"):
+        mark[1, block](np.zeros(16, np.float32))
+
+
+@pytest.mark.parametrize("grid", [np.int64(3), (np.int32(3),), (3, np.int64(1))])
+def test_numpy_integers_are_grids(grid):
+    out = np.zeros(16, np.float32)
+    mark[grid, 1](out)
+    assert np.nonzero(out)[0].tolist() == [0, 1, 2]
