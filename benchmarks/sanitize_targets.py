@@ -36,6 +36,9 @@ GEMMS = {
                             shape=(896, 1280, 192)),
     "stream-k-256x128": dict(config=MatmulConfig(tile_m=256, tile_n=128, stages=3, stream_k=True),
                              shape=(3072, 1536, 192)),
+    # a split tail: 140 tiles on 132 blocks, the last 8 split along K in 3 shares that meet in the fix-up
+    "split-tail-64x128": dict(config=MatmulConfig(tile_m=64, consumers=1, tile_n=128, stages=4, split_tail=True),
+                              shape=(896, 1280, 192)),
     # one epilogue buffer a consumer: each chunk written once the store of the one before has read it
     "128x256x64-s4-one-buffer": dict(config=MatmulConfig(tile_n=256, stages=4, epilogue_buffers=1)),
     # clusters of 2 along M sharing a K-major B by rows (each block loads half of every chunk's rows)
@@ -130,6 +133,9 @@ FP8 = {   # fp8 GEMMs (M, N, K, block-scaled, Fp8MatmulConfig fields)
                                                            "epilogue_buffers": 1, "producer_registers": 24,
                                                            "consumer_registers": 240}),   # four stages
     "block-c2": (256, 600, 384, True, {"cluster_m": 2}),   # clusters of 2 along M sharing B by rows
+    # a split tail: 150 tiles on 132 blocks, the last 18 in 3 shares along K
+    "block-n192-split-tail": (1280, 2880, 384, True, {"tile_n": 192, "stages": 4, "producer_registers": 24,
+                                                      "consumer_registers": 240, "split_tail": True}),
 }
 
 
