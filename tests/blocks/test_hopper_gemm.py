@@ -367,7 +367,9 @@ def test_default_gemm_keeps_its_instruction_mix(monkeypatch):
     compiled = matmul_kernel.compile(target="sm_90a", **compile_arguments("sm_90a", config=legacy_default))
     counts = instruction_histogram(compiled.asm("ptx"))
     assert {name: n for name, n in counts.items() if any(word in name for word in ASYNC_WORDS)} == DEFAULT_ASYNC
-    assert 890 <= sum(counts.values()) <= 905, sum(counts.values())  # 898 before: the same work, the same loops
+    # the same work, the same loops: 898 before the scheduler's run-time divisions were guarded (a division by 0 or
+    # of INT_MIN by -1 divides by 1: LLVM may not assume the divisor non-zero), 913 since
+    assert 905 <= sum(counts.values()) <= 920, sum(counts.values())
 
 
 # -- accumulators describe their own layout -------------------------------------------------------------
