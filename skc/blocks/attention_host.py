@@ -22,7 +22,7 @@ _PLANS: dict = {}   # facts of a call over torch tensors on a GPU -> its Attenti
 def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: str = "bhsd", return_lse: bool = False,
               config: AttentionConfig = None, stream=None):
     """Scaled-dot-product attention forward, softmax(scale · Q Kᵀ [causal mask]) V, for bf16/f16 torch tensors
-    (or, in the interpreter, numpy arrays: float32 values are rounded to bf16) in the layout `torch.nn.functional.
+    (or, in the interpreter, numpy arrays: real values are rounded to bf16) in the layout `torch.nn.functional.
     scaled_dot_product_attention` takes, (B, H, S, D) ("bhsd"), or (B, S, H, D) ("bshd"). K and V may have fewer
     heads than Q (grouped-query attention: their count must divide Q's) and another sequence length. The causal
     mask is torch's (top-left aligned: query i sees keys 0 .. i). Returns out (like q), and with return_lse the
@@ -30,6 +30,8 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
 
     Torch tensors on a GPU: their facts (shapes, strides, dtypes, devices) and the options key a ready plan, made
     and checked by the first call with them, so a call is one lookup and a launch (as matmul's)."""
+    if type(causal) is not bool and not (isinstance(causal, (int, np.bool_)) and causal in (0, 1)):
+        raise skc.LaunchError(f"attention: causal is True or False, found {causal!r}")
     device = skc.current_device()
     kind = type(q)
     if (device.kind == "cuda" and (kind in TORCH_TYPES or torch_type(kind)) and type(k) is kind and type(v) is kind
@@ -101,6 +103,10 @@ class _Problem:
             raise skc.LaunchError(f"attention of empty tensors: q, k, v are {tuple(q.shape)}, {tuple(k.shape)}, "
                                   f"{tuple(v.shape)} ({layout}); every dimension must be at least 1")
         dtype = "bf16" if host else _dtype_name(q)
+        if host and any(x.dtype.kind not in "fiu" for x in (q, k, v)):
+            # (numpy arrays hold real values, rounded to bf16, or bf16 bits as uint16)
+            raise skc.LaunchError(f"attention over numpy arrays takes real values (rounded to bf16) or bf16 bits as "
+                                  f"uint16, found {q.dtype}, {k.dtype}, {v.dtype}")
         if not host and (k.dtype != q.dtype or v.dtype != q.dtype):
             raise skc.LaunchError(f"attention: q, k and v must have one dtype, found {q.dtype}, {k.dtype}, {v.dtype}")
         if out is not None and host and (tuple(out.shape) != tuple(q.shape) or out.dtype.kind != "f"

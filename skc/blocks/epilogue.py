@@ -251,6 +251,19 @@ class _StripRecords(_WarpgroupBarrier):
             quad = [value for value, row, column in values[4 * j:4 * j + 4]]
             skc.store(self.quad(record, floats, j), skc.vector(quad))
 
+    def count_in(self, record, values: list, strip):
+        """Writes this warpgroup's values into record `record`, then its leader counts the warpgroup in strip
+        `strip`'s counter behind a GPU-scope fence (the records written before the count): the count before this
+        one, for every thread."""
+        self.write(record, values)
+        self.barrier()
+        counter = self.counters + strip
+        if self.leader:
+            skc.hopper.fence_acq_rel_gpu()  # the warpgroup's stores (ordered by the barrier) before the count
+            skc.store(self.arrived, skc.atomic_add(counter, 1))
+        self.barrier()
+        return skc.load(self.arrived)
+
 
 class SplitKEpilogue(_StripRecords):
     """Completes output tiles computed in `splits` shares of K (SplitKScheduler's work units) in the same launch.
@@ -293,14 +306,9 @@ class SplitKEpilogue(_StripRecords):
         def quad(which, j):   # where this thread's values 4j .. 4j + 3 lie in share `which`'s record
             return self.quad(skc.i64(strip) * self.splits + which, record, j)
 
-        self.write(skc.i64(strip) * self.splits + share, values)
-        self.barrier()
+        arrived = self.count_in(skc.i64(strip) * self.splits + share, values, strip)
         counter = self.counters + strip
-        if self.leader:
-            skc.hopper.fence_acq_rel_gpu()  # the warpgroup's stores (ordered by the barrier) before the count
-            skc.store(self.arrived, skc.atomic_add(counter, 1))
-        self.barrier()
-        if skc.load(self.arrived) == self.splits - 1:  # the last share: every other share's record is written
+        if arrived == self.splits - 1:  # the last share: every other share's record is written
             skc.hopper.fence_acq_rel_gpu()
             # a group of values at a time (their shares' loads in flight together; the next group's loads wait
             # for the round trip of this group's stores, which they might alias): a bigger group, fewer trips,
@@ -397,14 +405,8 @@ class SplitTailFixup(_StripRecords):
             strip = unit.slot * self.strips + acc.corner[0] // acc.shape[0]
             values = acc.values()
             record = len(values) * self.threads
-            self.write(skc.i64(strip) * splits + unit.share, values)
-            self.barrier()
+            last = self.count_in(skc.i64(strip) * splits + unit.share, values, strip) == splits - 1
             counter = self.counters + strip
-            if self.leader:
-                skc.hopper.fence_acq_rel_gpu()   # the warpgroup's stores (ordered by the barrier) before the count
-                skc.store(self.arrived, skc.atomic_add(counter, 1))
-            self.barrier()
-            last = skc.load(self.arrived) == splits - 1
             if last:   # every other share's record is written
                 skc.hopper.fence_acq_rel_gpu()
                 first = skc.i64(strip) * splits
