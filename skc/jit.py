@@ -40,8 +40,10 @@ def _dims(value, what: str) -> tuple:
         try:
             if isinstance(value, (str, bytes)):
                 raise TypeError
-            dims = ((operator.index(value),) if hasattr(type(value), "__index__")
-                    else tuple(operator.index(v) for v in value))
+            try:   # one integer (numpy's, a 0-d array); else a sequence of them (a tuple, a 1-D array or tensor)
+                dims = (operator.index(value),)
+            except TypeError:
+                dims = tuple(operator.index(v) for v in value)
         except TypeError:
             raise LaunchError(f"{what} must be an int or a tuple of up to 3 ints, found {value!r}") from None
         if not 1 <= len(dims) <= 3:
@@ -220,7 +222,10 @@ class Kernel:
     def __getitem__(self, config):
         config = _launch_config(config)
         key = (config, None)
-        bound = self._bound.get(key)
+        try:
+            bound = self._bound.get(key)
+        except TypeError:   # a grid or block that is no tuple of ints (an array): bound each time, or refused by name
+            return self._bind(config, None)
         if bound is None:
             bound = self._bind(config, None)
             if len(self._bound) < 256:

@@ -57,8 +57,7 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     else:
         if out is None:
             out = q.new_empty(q.shape)
-        # (q may be out: each query tile reads its own rows before it stores them; keys and values are read by all)
-        check_no_overlap("attention", out, k=k, v=v)
+        check_no_overlap("attention", out, **_read_while_written(q, k, v, out))
         out_view = _heads_view(out, layout)
     lse = _new_lse(q, host, problem.lse_shape if return_lse else (1,))
     boxes = problem.config.boxes()
@@ -167,11 +166,20 @@ class AttentionPlan:
         if bound is not None:   # (its addresses were checked when they were new)
             bound(stream)
         else:
-            check_no_overlap("attention", out, k=k, v=v)
+            check_no_overlap("attention", out, **_read_while_written(q, k, v, out))
             maps = self.maps
             args = (maps[0](q), maps[1](k), maps[2](v), maps[3](out), lse, *self.scalars)
             self.bound.launch(key, args, stream)
         return (out, lse) if self.return_lse else out
+
+
+def _read_while_written(q, k, v, out) -> dict:
+    """The inputs that out must share no memory with: k and v (every query tile reads them), and q unless out is q's
+    own view (each query tile reads its own rows before it stores them; a shifted view would read rows another tile
+    already wrote)."""
+    same = out is q or (out.data_ptr() == q.data_ptr() and tuple(out.shape) == tuple(q.shape)
+                        and tuple(out.stride()) == tuple(q.stride()))
+    return dict(k=k, v=v) if same else dict(q=q, k=k, v=v)
 
 
 def _scale_value(scale) -> float:

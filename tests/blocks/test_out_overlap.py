@@ -57,3 +57,10 @@ def test_attention_takes_interleaved_head_blocks_of_one_buffer(hopper_interprete
     expected = attention(q, k, v, layout="bshd")
     out = attention(q, k, v, out=q, layout="bshd")   # q itself: each query tile reads its rows before storing them
     assert out is q and torch.equal(out, expected)
+
+
+def test_attention_refuses_an_out_that_overlaps_q_elsewhere(hopper_interpreter):
+    buffer = torch.randn(1, 1, 160, 64).to(bf16)
+    q, k, v = buffer[:, :, :128], torch.randn(1, 1, 128, 64).to(bf16), torch.randn(1, 1, 128, 64).to(bf16)
+    with pytest.raises(skc.LaunchError, match="attention: out shares memory with q"):
+        attention(q, k, v, out=buffer[:, :, 32:])   # q's rows 32 .. 127, shifted: read after another tile wrote them

@@ -31,3 +31,17 @@ def test_numpy_integers_are_grids(grid):
     out = np.zeros(16, np.float32)
     mark[grid, 1](out)
     assert np.nonzero(out)[0].tolist() == [0, 1, 2]
+
+
+def test_one_dimensional_arrays_and_tensors_are_grids():
+    """A 1-D numpy array or torch tensor of integers is a grid, as a tuple is (refused for a while: both have
+    __index__, which raises for more than one element)."""
+    grids = [np.array([3, 1]), np.array(3)]
+    torch = pytest.importorskip("torch")
+    grids += [torch.tensor([3, 1]), torch.tensor(3)]
+    for grid in grids:
+        out = np.zeros(16, np.float32)
+        mark[grid, 1](out)
+        assert np.nonzero(out)[0].tolist() == [0, 1, 2], grid
+    with pytest.raises(skc.LaunchError, match="grid must be an int"):
+        mark[np.array([2.5, 1.0]), 1](np.zeros(16, np.float32))
