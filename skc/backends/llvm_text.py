@@ -215,6 +215,11 @@ class ModuleText:
         self.declarations.setdefault(name, f"declare {signature}")
         return f"@{name}"
 
+    def define(self, name: str, definition: str) -> str:
+        """Add the full text of helper function @name (an `internal` definition) once; give @name."""
+        self.declarations.setdefault(name, definition)
+        return f"@{name}"
+
     def string(self, text: str, address_space: int) -> tuple[str, int]:
         """A private constant string global; give its name and length."""
         key = f"{address_space}:{text}"

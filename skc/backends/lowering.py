@@ -146,6 +146,9 @@ class FunctionLowering:
         ty = self.type(t)
         name = op.name
         if elem.is_float:
+            if name == "arith.rem":
+                self.set(op, self.float_rem(a, b, t))
+                return
             if name in _FLOAT_BINARY:
                 self.set(op, self.text.value(f"{_FLOAT_BINARY[name]} {ty} {self.get(a)}, {self.get(b)}"))
                 return
@@ -167,6 +170,127 @@ class FunctionLowering:
             self.set(op, self._shift(op, a, b, t))
         else:
             self.fail(op, "not defined on integers")
+
+    def float_rem(self, a, b, t) -> str:
+        """C's fmod, exact (LLVM's `frem` is not: NVPTX and AMDGPU lower it to x - trunc(x / y) * y, which is wrong
+        once the quotient has more digits than the format, e.g. 1e10 % 3.0 gave 256). f16/bf16 go through f32,
+        where the remainder is exact and representable in the narrow format too; vectors lane by lane."""
+        elem = ir.element_type(t)
+        wide = ir.f64 if elem.name == "f64" else ir.f32
+        helper = self._fmod_helper(wide)
+        wty, ety = self.type(wide), self.type(elem)
+
+        def scalar(x, y):
+            if elem is not wide:
+                x = self.text.value(f"fpext {ety} {x} to {wty}")
+                y = self.text.value(f"fpext {ety} {y} to {wty}")
+            r = self.text.value(f"call {wty} {helper}({wty} {x}, {wty} {y})")
+            return r if elem is wide else self.text.value(f"fptrunc {wty} {r} to {ety}")
+
+        if isinstance(t, ir.VectorType):
+            return self.lanewise(t, [a, b], scalar)
+        return scalar(self.get(a), self.get(b))
+
+    def _fmod_helper(self, t: ir.ScalarType) -> str:
+        """@__skc_fmod_f32/_f64: fmod by long division of the significands (as musl's fmodf: subnormals normalized
+        first), every step exact."""
+        bits, mant = (32, 23) if t.name == "f32" else (64, 52)
+        ity, fty = f"i{bits}", self.type(t)
+        sign, inf, frac = 1 << (bits - 1), ((1 << (bits - mant - 1)) - 1) << mant, (1 << mant) - 1
+        self.module.declare(f"llvm.ctlz.{ity}", f"{ity} @llvm.ctlz.{ity}({ity}, i1)")
+        self.module.declare(f"llvm.umin.{ity}", f"{ity} @llvm.umin.{ity}({ity}, {ity})")
+        name = f"__skc_fmod_{t.name}"
+        lit = lambda v: str(v - (1 << bits) if v >= 1 << (bits - 1) else v)  # noqa: E731 (LLVM reads them signed)
+        body = f"""define internal {fty} @{name}({fty} %x, {fty} %y) alwaysinline {{
+entry:
+  %ux = bitcast {fty} %x to {ity}
+  %uy = bitcast {fty} %y to {ity}
+  %sx = and {ity} %ux, {lit(sign)}
+  %ax = and {ity} %ux, {lit(sign - 1)}
+  %ay = and {ity} %uy, {lit(sign - 1)}
+  %yzero = icmp eq {ity} %ay, 0
+  %ynan = icmp ugt {ity} %ay, {lit(inf)}
+  %xbig = icmp uge {ity} %ax, {lit(inf)}
+  %bad0 = or i1 %yzero, %ynan
+  %bad = or i1 %bad0, %xbig
+  br i1 %bad, label %nan, label %small
+nan:
+  %p = fmul {fty} %x, %y
+  %q = fdiv {fty} %p, %p
+  ret {fty} %q
+small:
+  %lt = icmp ult {ity} %ax, %ay
+  br i1 %lt, label %keep, label %same
+keep:
+  ret {fty} %x
+same:
+  %eq = icmp eq {ity} %ax, %ay
+  br i1 %eq, label %zero, label %start
+zero:
+  %z = bitcast {ity} %sx to {fty}
+  ret {fty} %z
+start:
+  %ex = lshr {ity} %ax, {mant}
+  %ey = lshr {ity} %ay, {mant}
+  %exz = icmp eq {ity} %ex, 0
+  %eyz = icmp eq {ity} %ey, 0
+  %fx = and {ity} %ax, {frac}
+  %fy = and {ity} %ay, {frac}
+  %hx = or {ity} %fx, {frac + 1}
+  %hy = or {ity} %fy, {frac + 1}
+  %lzx = call {ity} @llvm.ctlz.{ity}({ity} %ax, i1 true)
+  %lzy = call {ity} @llvm.ctlz.{ity}({ity} %ay, i1 true)
+  %shx = sub {ity} %lzx, {bits - mant - 1}
+  %shy = sub {ity} %lzy, {bits - mant - 1}
+  %nx = shl {ity} %ax, %shx
+  %ny = shl {ity} %ay, %shy
+  %sex = sub {ity} 1, %shx
+  %sey = sub {ity} 1, %shy
+  %mx = select i1 %exz, {ity} %nx, {ity} %hx
+  %my = select i1 %eyz, {ity} %ny, {ity} %hy
+  %ex1 = select i1 %exz, {ity} %sex, {ity} %ex
+  %ey1 = select i1 %eyz, {ity} %sey, {ity} %ey
+  %n = sub {ity} %ex1, %ey1
+  br label %loop
+loop:
+  %i = phi {ity} [ %n, %start ], [ %i1, %step ]
+  %m = phi {ity} [ %mx, %start ], [ %m1, %step ]
+  %d = sub {ity} %m, %my
+  %ge = icmp uge {ity} %m, %my
+  %r = select i1 %ge, {ity} %d, {ity} %m
+  %more = icmp ne {ity} %i, 0
+  br i1 %more, label %step, label %done
+step:
+  %m1 = shl {ity} %r, 1
+  %i1 = sub {ity} %i, 1
+  br label %loop
+done:
+  %rz = icmp eq {ity} %r, 0
+  br i1 %rz, label %zero, label %pack
+pack:
+  %normal = icmp sgt {ity} %ey1, 0
+  br i1 %normal, label %big, label %tiny
+tiny:
+  %down = sub {ity} 1, %ey1
+  %bt = lshr {ity} %r, %down
+  br label %out
+big:
+  %lz = call {ity} @llvm.ctlz.{ity}({ity} %r, i1 true)
+  %up = sub {ity} %lz, {bits - mant - 1}
+  %room = sub {ity} %ey1, 1
+  %s = call {ity} @llvm.umin.{ity}({ity} %up, {ity} %room)
+  %rm = shl {ity} %r, %s
+  %e2 = sub {ity} %room, %s
+  %eb = shl {ity} %e2, {mant}
+  %bb = add {ity} %rm, %eb
+  br label %out
+out:
+  %b = phi {ity} [ %bt, %tiny ], [ %bb, %big ]
+  %bs = or {ity} %b, %sx
+  %f = bitcast {ity} %bs to {fty}
+  ret {fty} %f
+}}"""
+        return self.module.define(name, body)
 
     def _safe_divisor(self, a, b, t) -> str:
         """The divisor of an integer division, made 1 where LLVM's division would be undefined behaviour (by zero,
@@ -227,9 +351,36 @@ class FunctionLowering:
         if elem.name != "f32":
             self.fail(op, f"not available on {elem} for {self.target.name}; compute in f32 (skc.f32(x))")
         scalar = self.target.f32_math[op.name]
+        if op.name == "math.pow":
+            target_pow = scalar
+            scalar = lambda lw, a, b: lw.pow_cases(target_pow, a, b)  # noqa: E731
         if not isinstance(t, ir.VectorType):
             return scalar(self, *[self.get(v) for v in op.operands])
         return self.lanewise(t, op.operands, lambda *lanes: scalar(self, *lanes))
+
+    def pow_cases(self, target_pow, a: str, b: str) -> str:
+        """a ** b as the interpreter's (C's) pow gives it, around the target's exp2(b * log2 |a|), which alone gave NaN
+        for 0 ** 0, inf ** 0, 1 ** inf and 1 ** nan (all 1) and for every negative a (-3 ** 2.0 is 9): a ** 0 is 1;
+        |a| == 1 takes log2 0 and no product with an infinite or NaN b; a negative a (or -0) is negated where b is
+        an odd integer; a negative a with a b that is no integer is NaN."""
+        def v(text):
+            return self.text.value(text)
+
+        one, zero = self.constant(1.0, ir.f32), self.constant(0.0, ir.f32)
+        size = self.call("llvm.fabs.f32", "float", [f"float {a}"])
+        unit = v(f"fcmp oeq float {size}, {one}")
+        exponent = v(f"select i1 {unit}, float {zero}, float {b}")
+        power = target_pow(self, size, exponent)
+        whole = v(f"fcmp oeq float {self.call('llvm.trunc.f32', 'float', [f'float {b}'])}, {b}")
+        half = v(f"fmul float {b}, {self.constant(0.5, ir.f32)}")
+        even = v(f"fcmp oeq float {self.call('llvm.trunc.f32', 'float', [f'float {half}'])}, {half}")
+        odd = v(f"and i1 {whole}, {v(f'xor i1 {even}, true')}")
+        negative_zero_or_less = v(f"icmp slt i32 {v(f'bitcast float {a} to i32')}, 0")
+        flip = v(f"and i1 {negative_zero_or_less}, {odd}")
+        signed = v(f"select i1 {flip}, float {v(f'fneg float {power}')}, float {power}")
+        undefined = v(f"and i1 {v(f'fcmp olt float {a}, {zero}')}, {v(f'xor i1 {whole}, true')}")
+        result = v(f"select i1 {undefined}, float {self.constant(float('nan'), ir.f32)}, float {signed}")
+        return v(f"select i1 {v(f'fcmp oeq float {b}, {zero}')}, float {one}, float {result}")
 
     def _lower_fma(self, op):
         t = op.result.type
@@ -335,11 +486,17 @@ class FunctionLowering:
         mask = op.operands[1] if len(op.operands) > 1 else None
         t = op.result.type
         align = op.attrs.get("align", getattr(t, "bytes", 8))
-        memory_t = "i8" if t is ir.i1 else self.type(t)
+        bools = ir.element_type(t) is ir.i1
+        memory_t = self.type(ir.with_element(t, ir.u8)) if bools else self.type(t)
 
         def access():
             loaded = self.text.value(f"load {memory_t}, {self.typed(ptr)}, align {align}")
-            return self.text.value(f"trunc i8 {loaded} to i1") if t is ir.i1 else loaded
+            if t is ir.i1:
+                return self.text.value(f"trunc i8 {loaded} to i1")
+            if bools:   # an i1 vector takes a byte an element in memory, as the interpreter stores it (LLVM's
+                #         <N x i1> in memory is N packed bits): a byte is true where it is not 0, as there
+                return self.text.value(f"icmp ne {memory_t} {loaded}, zeroinitializer")
+            return loaded
 
         other = self.get(op.operands[2]) if len(op.operands) > 2 else self.constant(0, t) if not t.is_pointer \
             else "null"
@@ -352,8 +509,9 @@ class FunctionLowering:
 
         def access():
             stored = self.typed(value)
-            if value.type is ir.i1:
-                stored = f"i8 {self.text.value(f'zext {stored} to i8')}"
+            if ir.element_type(value.type) is ir.i1:   # a byte an element (see _lower_load)
+                bytes_t = self.type(ir.with_element(value.type, ir.u8))
+                stored = f"{bytes_t} {self.text.value(f'zext {stored} to {bytes_t}')}"
             self.text.emit(f"store {stored}, {self.typed(ptr)}, align {align}")
 
         self.guarded(mask, access)

@@ -170,6 +170,12 @@ class Program:
                      # PTX ISA min/max.f32: a NaN operand gives the other one (both NaN: NaN)
                      "max": lambda: np.fmax(x[0], x[1]), "min": lambda: np.fmin(x[0], x[1])}[name]()
             return bits(r)
+        if name in ("ex2", "lg2") and t == "f32":
+            # the approximate instructions, modelled as correctly rounded (the hardware's error is a few ulp)
+            with np.errstate(all="ignore"):
+                return bits((np.exp2 if name == "ex2" else np.log2)(f32(v[0])))
+        if name == "cvt" and parts[-2:] == ["f32", "f32"]:   # cvt.{rzi,rmi,rpi,rni}.f32.f32: round to an integer
+            return bits({"rzi": np.trunc, "rmi": np.floor, "rpi": np.ceil, "rni": np.rint}[parts[1]](f32(v[0])))
         if name == "cvt":
             dst, src = parts[-2], parts[-1]
             if dst == "f32":
@@ -236,6 +242,8 @@ class Program:
                     break
                 out = (out & ~(1 << (pos + i))) | (((v[0] >> i) & 1) << (pos + i))
             return out & mask
+        if name == "clz":   # PTX ISA clz: leading zeros of the width-bit value (the width for 0)
+            return width - (v[0] & mask).bit_length()
         if name == "shl":
             n = min(v[1] & M32, width)
             return (v[0] << n) & mask

@@ -239,8 +239,21 @@ def cast(src: Type, dst: Type, x: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):   # beyond f32 is infinity, which saturates
             x = x.astype(np.float32)
     elif s.is_int and not s.is_bool and s.bits == 64 and d.name in _FORMATS:
-        x = x.astype(np.float64)  # 64-bit ints round once to f64 first (exact below 2**53)
+        x = _int64_to_f64_sticky(x)   # exact where the narrow format must round, so that it rounds once
     return round_to(d, x)
+
+
+def _int64_to_f64_sticky(x: np.ndarray) -> np.ndarray:
+    """64-bit ints as float64 for a second rounding to a format of at most 51 bits (bf16): below 2**53 exact; above,
+    bits 0-10 are replaced by one bit at position 11 when any is set (x.astype(np.float64) rounded them to nearest,
+    which can land on a bf16 midpoint: 2**62 + 2**54 + 1 became 2**62 + 2**54 and then 2**62, where PTX's one
+    rounding, cvt.rn.bf16.s64, gives 2**62 + 2**55). The result keeps x's side of every midpoint of the format."""
+    negative = x < 0 if x.dtype.kind == "i" else np.zeros(x.shape, bool)
+    magnitude = np.where(negative, -(x.astype(np.uint64)), x.astype(np.uint64))   # wraps right for INT64_MIN
+    sticky = (magnitude & np.uint64(0x7FF)) != 0
+    kept = (magnitude & ~np.uint64(0x7FF)) | (sticky.astype(np.uint64) << np.uint64(11))
+    magnitude = np.where(magnitude >= np.uint64(1 << 53), kept, magnitude)
+    return np.where(negative, -magnitude.astype(np.float64), magnitude.astype(np.float64))
 
 
 def _to_bytes(t: Type, x: np.ndarray) -> np.ndarray:
