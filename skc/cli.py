@@ -13,8 +13,8 @@ depend on the target) defines `compile_arguments(kernel_name, target)`: it retur
 arguments of `Kernel.compile` for that kernel (argument values or types by parameter name,
 `block`, `cluster`), or None to use the annotations; --block and --const override it.
 `run` runs an example's `main()` on the GPU when one is present, otherwise in the interpreter,
-and says which; `--example NAME` runs one of skc's examples (vector_add, softmax, sgemm, matmul)
-from the checkout's `examples/` or, in an installed wheel, from the copy the wheel carries.
+and says which; `--example NAME` runs one of skc's examples (vector_add, softmax, sgemm, matmul, conv2d,
+attention) from the checkout's `examples/` or, in an installed wheel, from the copy the wheel carries.
 """
 from __future__ import annotations
 
@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.set_defaults(handler=cmd_compile)
     run = sub.add_parser("run", help="run an example's main() and check it against numpy")
     run.add_argument("path", nargs="?", help="FILE.py with a main()")
-    run.add_argument("--example", metavar="NAME", help="one of skc's examples: vector_add, softmax, sgemm, matmul")
+    run.add_argument("--example", metavar="NAME",
+                     help="one of skc's examples: vector_add, softmax, sgemm, matmul, conv2d, attention")
     run.add_argument("--device", help="cuda, cuda:N or interpreter (default: a GPU when present)")
     run.set_defaults(handler=cmd_run)
     info = sub.add_parser("info", help="show the device and the tools skc found")

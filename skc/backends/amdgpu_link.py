@@ -17,7 +17,7 @@ from typing import Optional
 from ..diagnostics import DeviceError, SkcError
 
 MINIMUM_VERSION = 16  # the oldest LLVM whose ld.lld links LLVM 22's code object v5 (and knows gfx940)
-INSTALL_HINT = ("install the ziglang wheel, which carries LLD: pip install ziglang (skc depends on it), "
+INSTALL_HINT = ("install the ziglang wheel, which carries LLD: pip install ziglang (in skc's amd and test extras), "
                 "or LLVM's linker, version 16 or newer (apt-get install lld-16), or set SKC_LD_LLD to an ld.lld")
 
 
