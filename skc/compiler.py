@@ -329,7 +329,19 @@ def _to_cache(kernel: CompiledKernel):
             "deps": kernel.metadata["deps"], "resources": kernel.metadata.get("resources", {})}
     if "hang_sites" in kernel.metadata:
         meta["hang_sites"] = kernel.metadata["hang_sites"]
+        # the table names files and lines, which the key (source text) does not hold: where each function is now
+        meta["locations"] = _locations(kernel.metadata["deps"])
     cache.store(kernel.key, meta, files)
+
+
+def _locations(deps: dict) -> list:
+    """[module, qualname, file, first line] of each function inlined, where it is defined now."""
+    found = []
+    for module, qualname, _ in deps["functions"]:
+        fn = _resolve(module, qualname)
+        code = getattr(fn, "__code__", None)
+        found.append([module, qualname, code.co_filename if code else "", code.co_firstlineno if code else 0])
+    return found
 
 
 _REQUIRED_FILES = {"nvidia": ("kernel.ptx",), "amd": ("kernel.s", "kernel.bin")}
@@ -345,7 +357,8 @@ def _from_cache(key: str, name: str, target: Target, spec, params) -> Optional[C
     if (meta.get("name") != name or meta.get("target") != target.name
             or any(f not in entry.files for f in _REQUIRED_FILES[target.vendor])
             or not isinstance(meta.get("shared_bytes"), int) or not isinstance(meta.get("resources", {}), dict)
-            or not dependencies_current(meta.get("deps"))):
+            or not dependencies_current(meta.get("deps"))
+            or ("hang_sites" in meta and meta.get("locations") != _locations(meta["deps"]))):
         return None
     kernel = CompiledKernel(name, target, tuple(spec.block), params, meta["shared_bytes"], key=key, from_cache=True)
     try:

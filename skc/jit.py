@@ -12,6 +12,7 @@ import enum
 import functools
 import inspect
 import operator
+import struct
 import sys
 import threading
 import types
@@ -132,8 +133,8 @@ def _plain_key(value):
     key that tells apart what == does not but the kernel may (-0.0 and 0.0; 1, 1.0 and True inside a tuple or a
     field); None for anything else."""
     kind = type(value)
-    if kind is float:
-        return value.hex()
+    if kind is float:   # (a NaN by its bits: hex() gives 'nan' whatever its sign and payload)
+        return value.hex() if value == value else struct.pack("<d", value).hex()
     if kind in _VALUE_TYPES or kind in (frontend.DType, frontend.PtrType) or isinstance(value, enum.Enum):
         return value
     if kind is tuple:
@@ -392,6 +393,14 @@ class Kernel:
             self._watch += tuple(w for w in _watched(compiled.metadata.get("deps")) if (id(w[0]), w[1]) not in watched)
         return compiled
 
+    def check_watched(self):
+        """What a launch checks first (inline, in Launch.__call__): a global the compiled specializations read bound to
+        another object since. The ways to a specialization that are no launch (compile(), ready()) check it here."""
+        for space, name, value in self._watch:
+            if space.get(name, _MISSING) is not value:
+                self.rebound()
+                return
+
     def rebound(self) -> bool:
         """A launch found a module-level global or function of the user's that a compiled specialization read bound
         to another object (its identity check, in Launch.__call__). Whether that is another value (`N = 8` after a
@@ -416,6 +425,7 @@ class Kernel:
         """Compile without launching, for inspection. Arguments may be real ones, types (skc.Ptr[skc.f32],
         skc.i32, skc.ir.TensorMapType(...) for a tensor map) or left out where the kernel's annotations and
         defaults say enough."""
+        self.check_watched()
         target = get_target(target) if target is not None else _default_target()
         block = _dims(block, "block") if block is not None else (self.block or (128, 1, 1))
         values = self._abstract_arguments(args, kwargs)
@@ -529,6 +539,7 @@ class Launch:
         if len(args) != kernel._nparams:
             args = kernel._arguments(args, {})
         device = self.device or current_device()
+        kernel.check_watched()
         key = kernel.key(args) if kernel.key is not None else ()
         launcher = kernel.launcher_for(device, self.block, key, args)
         if isinstance(launcher, _WithoutConstants):   # the ready launch takes the run-time arguments alone

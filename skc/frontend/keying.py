@@ -16,6 +16,7 @@ import dataclasses
 import enum
 import functools
 import hashlib
+import struct
 import sys
 import types
 
@@ -92,6 +93,9 @@ class _Keyer:
     def key(self, value) -> str:
         kind = type(value)
         if kind in _ATOMS:
+            if (kind is float or kind is complex) and value != value:
+                # NaNs differ in sign and payload, which repr (and ==) do not tell: copysign(1.0, x) is code
+                return f"{kind.__name__}:{_nan_bits(value)}"
             return f"{kind.__name__}:{value!r}"
         if id(value) in self.seen:
             return f"@{self.seen[id(value)]}"
@@ -228,6 +232,12 @@ class _Keyer:
         digest = hashlib.sha256(code.co_code).hexdigest()
         return (f"code:{code.co_name}:{digest}:{code.co_names}:{code.co_varnames}:{code.co_freevars}:"
                 f"{code.co_cellvars}:{code.co_argcount}:{code.co_kwonlyargcount}:{code.co_flags}:[{consts}]")
+
+
+def _nan_bits(value) -> str:
+    """A float or complex holding a NaN by its bits (repr gives 'nan' for all of them)."""
+    parts = (value.real, value.imag) if isinstance(value, complex) else (value,)
+    return "nan:" + ":".join(struct.pack("<d", part).hex() for part in parts)
 
 
 def _names_read(code: types.CodeType) -> set:

@@ -562,3 +562,76 @@ def test_a_launch_object_forgotten_after_passing_its_check_still_launches(reboun
     assert out[0] == 7.0
     launch(out)
     assert out[0] == 11.0
+
+
+NAN_SIGN = textwrap.dedent('''
+    import math
+    import skc
+
+    @skc.kernel(block=1)
+    def sign_of(out: skc.Ptr[skc.f32], C: skc.constexpr):
+        out[0] = math.copysign(1.0, C)
+''')
+
+
+def test_nans_of_other_signs_get_kernels_of_their_own(tmp_path, monkeypatch):
+    """float('nan') and -float('nan') had one key in memory (float.hex) and on disk (repr): the kernel compiled for
+    one ran for the other, though copysign (or the constant's bits) tell them apart."""
+    (tmp_path / "nan_sign.py").write_text(NAN_SIGN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SKC_CACHE_DIR", str(tmp_path / "cache"))
+    import importlib
+    try:
+        u = importlib.import_module("nan_sign")
+        nan, out = float("nan"), np.zeros(1, np.float32)
+        for value, sign in ((nan, 1.0), (-nan, -1.0), (nan, 1.0)):
+            u.sign_of.interpret[1, 1](out, value)
+            assert out[0] == sign
+        positive = u.sign_of.compile(C=nan, target="sm_90a")
+        u.sign_of._compiled.clear()
+        negative = u.sign_of.compile(C=-nan, target="sm_90a")
+        assert positive.key != negative.key and not negative.from_cache
+        assert keying.value_key(complex(0, nan)) != keying.value_key(complex(0, -nan))
+    finally:
+        sys.modules.pop("nan_sign", None)
+
+
+def test_compile_and_ready_after_a_global_is_bound_to_another_value_compile_again(rebound_module):
+    """compile() and ready() took the specialization kept in memory without the launch's check of the globals it
+    read: after N = 8 they gave the kernel compiled for N = 4."""
+    u, out = rebound_module, np.zeros(4, np.float32)
+    u.k.compile(target="sm_90a")
+    u.N = 8
+    assert "value = 11.0" in u.k.compile(target="sm_90a").ir("tile")
+    u.k.interpret[1, 4].ready(out)((out,))
+    assert out[0] == 11.0
+    u.N = 9
+    u.k.interpret[1, 4].ready(out)((out,))
+    assert out[0] == 12.0
+
+
+def test_a_debug_kernel_moved_in_its_file_names_its_new_lines(tmp_path):
+    """The hang guard's table (which wait is at which line) came from the disk cache after lines were added above
+    the kernel: the key holds the kernel's text, not where it is, so a DeadlockError named the old line."""
+    source = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "gpu", "hang_kernels.py")).read()
+    code = tmp_path / "code"
+    code.mkdir()
+    runner = textwrap.dedent('''
+        import json, sys
+        sys.path.insert(0, sys.argv[1])
+        import hang_kernels
+        compiled = hang_kernels.short_producer.compile(target="sm_90a")
+        print(json.dumps([compiled.from_cache, compiled.metadata["hang_sites"]["sites"]["2"]["line"]]))
+    ''')
+    env = dict(os.environ, SKC_CACHE_DIR=str(tmp_path / "cache"), PYTHONDONTWRITEBYTECODE="1", SKC_CACHE="1",
+               PYTHONPATH=os.path.dirname(SKC_PACKAGE))
+    lines = []
+    for text in (source, "# two lines\n# above it\n" + source):
+        (code / "hang_kernels.py").write_text(text)
+        result = subprocess.run([sys.executable, "-c", runner, str(code)], capture_output=True, text=True, env=env,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr
+        lines.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        consumer = [i for i, line in enumerate(text.splitlines(), 1) if "# HANG: consumer" in line][0]
+        assert lines[-1][1] == consumer
+    assert lines[0][0] is False
