@@ -265,6 +265,9 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
     kernel.metadata["compile_seconds"] = time.perf_counter() - started
     kernel.metadata["deps"] = _deps_record(deps)
     kernel.metadata["uncached_reads"] = list(deps.unkeyable)  # why it is not on disk, if it is not
+    # (in memory only) the module-level bindings the compile read, as read: a launch checks them (jit.py)
+    kernel.metadata["bindings"] = tuple(deps.bindings)
+    kernel.metadata["unkeyed_bindings"] = tuple(deps.unkeyed)
     _dump(kernel)
     if key and cache.cache_enabled():
         if deps.unkeyable:

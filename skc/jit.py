@@ -19,7 +19,7 @@ import types
 import weakref
 
 from . import frontend, ir
-from .compiler import CompiledKernel, compile_kernel, dependencies_current
+from .compiler import CompiledKernel, _resolve, compile_kernel, dependencies_current
 from .diagnostics import LaunchError, SkcError
 from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
 from .runtime.devices import Device, current_device, parse_device
@@ -390,7 +390,10 @@ class Kernel:
                                       options=None if for_interpreter else self.options)
             self._compiled[key] = compiled
             watched = {(id(space), name) for space, name, _ in self._watch}
-            self._watch += tuple(w for w in _watched(compiled.metadata.get("deps")) if (id(w[0]), w[1]) not in watched)
+            for w in _watched(compiled):
+                if (id(w[0]), w[1]) not in watched:
+                    watched.add((id(w[0]), w[1]))
+                    self._watch += (w,)
         return compiled
 
     def check_watched(self):
@@ -409,7 +412,8 @@ class Kernel:
         value (another int object of the same value), the kernels are kept and the new objects watched."""
         # (the values taken before they are checked: one bound again meanwhile, by another thread, is checked later)
         now = tuple((space, name, space.get(name, _MISSING)) for space, name, _ in self._watch)
-        if all(dependencies_current(compiled.metadata.get("deps")) for compiled in list(self._compiled.values())):
+        if all(dependencies_current(compiled.metadata.get("deps")) and _same_objects(compiled)
+               for compiled in list(self._compiled.values())):
             self._watch = now
             return False
         self._launches.clear()
@@ -457,27 +461,51 @@ _MISSING = object()
 _CHANGED = object()   # the value of a watched binding not known to be the one compiled: never the one bound
 
 
-def _watched(deps) -> tuple:
+def _watched(compiled) -> tuple:
     """(namespace, name, value) of each module-level global and function of the user's code (not skc's, the
-    standard library's or the array libraries', whose code the cache keys by name) that a compile read, as it is
-    bound now: what a launch checks to tell that one was bound to another value since."""
+    standard library's or the array libraries', whose code the cache keys by name) that a compile read, directly or
+    through a function keyed by its content (a helper run at compile time reads globals of its own): what a launch
+    checks to tell that one was bound to another value since. A compile in this process recorded the objects it
+    read; for a kernel from the disk cache they are the ones bound now, if they are still the ones it was made for."""
+    meta = compiled.metadata
+    if "bindings" in meta:
+        found = [w for w in meta["bindings"] + meta.get("unkeyed_bindings", ()) if _watchable(w[2])]
+        return tuple(found)
+    deps = meta.get("deps")
     found = []
-    recorded = {"globals": [], "functions": [], "helpers": []}   # their keys as the compile recorded them
     for part in ("globals", "functions", "helpers"):
         for module, name, key in (deps or {}).get(part, ()):
-            if "." in name or frontend.trusted_module(module) or module not in sys.modules:
+            if frontend.trusted_module(module) or module not in sys.modules:
                 continue
             space = vars(sys.modules[module])
-            value = space.get(name, _MISSING)
-            # (a module, or a kernel, is keyed by which one it is: bound again, it is read again at its next compile)
-            if value is not _MISSING and not isinstance(value, types.ModuleType) and not isinstance(value, Kernel):
-                found.append((space, name, value))
-                recorded[part].append((module, name, key))
-    if found and not dependencies_current(recorded):
+            reads = []
+            if "." not in name and name in space:
+                reads.append((space, name, space[name]))
+            if part != "functions":   # the bindings its key covers (the globals of a helper run at compile time)
+                value = space.get(name, _MISSING) if part == "globals" else _resolve(module, name)
+                try:
+                    frontend.dependency_key(value, reads) if part == "globals" else frontend.value_key(value, reads)
+                except frontend.Unkeyable:
+                    pass
+            found_here = []
+            frontend.keying.record_bindings(found_here, reads)
+            found += [w for w in found_here if _watchable(w[2])]
+    if found and not dependencies_current(deps):
         # one was bound to another value after the compile read it (by another thread): the values taken now are
         # not the compiled ones, so none is kept, and the next launch finds them changed and compiles again
         found = [(space, name, _CHANGED) for space, name, _ in found]
     return tuple(found)
+
+
+def _watchable(value) -> bool:
+    # (a module, or a kernel, is keyed by which one it is: bound again, it is read again at its next compile)
+    return value is not _MISSING and not isinstance(value, types.ModuleType) and not isinstance(value, Kernel)
+
+
+def _same_objects(compiled) -> bool:
+    """Whether the globals a compile read that have no exact key (only their identity tells them apart) are still
+    bound to the objects it read."""
+    return all(space.get(name, _MISSING) is value for space, name, value in compiled.metadata.get("unkeyed_bindings", ()))
 
 
 def _default_target() -> Target:

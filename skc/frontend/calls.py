@@ -18,7 +18,7 @@ from . import builtins as dsl
 from . import semantics
 from .dtypes import DType
 from .frames import CompileTimeReturn, Frame, ReturnTarget
-from .keying import Unkeyable, inlined_function_key, trusted_module, value_key
+from .keying import Unkeyable, inlined_function_key, record_bindings, trusted_module, value_key
 from .markers import is_builtin, is_host
 from .source import get_source, has_nested_return, has_source
 from .values import Dyn, Slot
@@ -201,11 +201,15 @@ class CallEvaluator:
         where = (func.__module__ or "", func.__qualname__)
         if where in self.cg.deps.helpers:
             return
+        reads = []
         try:
-            self.cg.deps.helpers[where] = value_key(func)
+            self.cg.deps.helpers[where] = value_key(func, reads)
         except Unkeyable as e:
             self.cg.deps.helpers[where] = None  # recorded once; such a kernel is never stored
             self.cg.deps.unkeyable.append(f"{where[0]}.{where[1]}: {e}")
+            record_bindings(self.cg.deps.unkeyed, reads)
+        else:
+            record_bindings(self.cg.deps.bindings, reads)
 
     def record_inlined(self, fn, source):
         """An inlined function is a dependency by its source and its defaults (the globals it reads are

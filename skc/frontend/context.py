@@ -24,6 +24,11 @@ class Dependencies:
     globals: dict = field(default_factory=dict)     # (module, name) -> exact key of the value (keying.py)
     helpers: dict = field(default_factory=dict)     # (module, qualname) -> exact key of a function run as Python
     unkeyable: list = field(default_factory=list)   # reads with no exact key: the kernel is not cached on disk
+    # (in memory only) module-level bindings read, directly or by what a key covers (the globals of a helper run at
+    # compile time), as (namespace, name, value) when read: what a launch checks by identity (jit.py); `unkeyed`
+    # those whose value has no exact key, which only their identity tells apart
+    bindings: list = field(default_factory=list)
+    unkeyed: list = field(default_factory=list)
 
 
 class CodeGen:

@@ -2,11 +2,13 @@
 time as Python and emitting tile IR for the rest (see expressions.py, statements.py, calls.py)."""
 from __future__ import annotations
 
+import sys
+
 from .calls import CallEvaluator
 from .context import CodeGen
 from .expressions import ExpressionEvaluator
 from .frames import Frame
-from .keying import Unkeyable, dependency_key, trusted_module
+from .keying import Unkeyable, dependency_key, record_bindings, trusted_module
 from .loops import LoopEvaluator
 from .statements import StatementEvaluator
 from .withs import WithEvaluator
@@ -27,16 +29,25 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
 
     def record_global(self, name: str, value):
         """Remember a global the kernel read, for the cache (functions are recorded when inlined)."""
-        self.record_read(self.frame.globals.get("__name__", ""), name, value)
+        self.record_read(self.frame.globals.get("__name__", ""), name, value, self.frame.globals)
 
-    def record_read(self, module: str, name: str, value):
+    def record_read(self, module: str, name: str, value, namespace=None):
         """Remember that the code read `module.name` (a global, or an attribute of a module): the value's
         exact key, or, where it has none, that the kernel must not be served from the disk cache."""
         deps = self.cg.deps
         if (module, name) in deps.globals or trusted_module(module):
             return  # skc's own globals are covered by its source digest; a library's change with it
+        reads = [(namespace if namespace is not None else _namespace(module), name, value)]
         try:
-            deps.globals[(module, name)] = dependency_key(value)
+            deps.globals[(module, name)] = dependency_key(value, reads)
         except Unkeyable as e:
             deps.unkeyable.append(f"{module}.{name}: {e}")
+            record_bindings(deps.unkeyed, reads)
+        else:
+            record_bindings(deps.bindings, reads)
+
+
+def _namespace(module: str):
+    found = sys.modules.get(module)
+    return vars(found) if found is not None else None
 

@@ -38,15 +38,17 @@ class Unkeyable(Exception):
     """A value has no exact key; the message says which value and why."""
 
 
-def value_key(value) -> str:
-    """The exact key of a compile-time value (Unkeyable when there is none)."""
+def value_key(value, reads: list = None) -> str:
+    """The exact key of a compile-time value (Unkeyable when there is none). `reads`, a list, gets the module-level
+    bindings the key covers, as (namespace, name, value): the globals functions in it read, the attributes of the
+    user's modules they name (what a launch watches in memory to see one bound to another value)."""
     try:
-        return _Keyer().key(value)
+        return _Keyer(reads).key(value)
     except RecursionError:
         raise Unkeyable(f"a {type(value).__name__} nested too deeply to key") from None
 
 
-def dependency_key(value) -> str:
+def dependency_key(value, reads: list = None) -> str:
     """The key of a global (or module attribute) a kernel read. A DSL function or kernel is keyed by which
     one it is: its source and what it reads are dependencies of their own once it is inlined."""
     dsl = getattr(value, "__skc_function__", None)
@@ -54,7 +56,7 @@ def dependency_key(value) -> str:
         dsl = value.fn
     if isinstance(dsl, types.FunctionType):
         return f"dsl:{dsl.__module__}.{dsl.__qualname__}"
-    return value_key(value)
+    return value_key(value, reads)
 
 
 def inlined_function_key(fn, digest: str) -> str:
@@ -82,13 +84,22 @@ def _trusted(obj) -> bool:
     return trusted_module(getattr(obj, "__module__", None) or "")
 
 
+def record_bindings(into: list, reads):
+    """The reads that are module-level bindings of the user's code as bound now (not `vars(module)`'s "__dict__")."""
+    for namespace, name, value in reads:
+        if (isinstance(namespace, dict) and namespace.get(name, into) is value
+                and not trusted_module(namespace.get("__name__") or "")):
+            into.append((namespace, name, value))
+
+
 # -- keying --------------------------------------------------------------------------------------
 class _Keyer:
     """Keys one value; objects met twice (shared or cyclic) are keyed once and referred to after."""
 
-    def __init__(self):
+    def __init__(self, reads: list = None):
         self.seen: dict = {}   # id -> index of the object in the walk
         self.alive: list = []  # keeps walked objects alive so their ids stay unique
+        self.reads = reads     # (namespace, name, value) of each module-level binding keyed, if a list
 
     def key(self, value) -> str:
         kind = type(value)
@@ -208,6 +219,8 @@ class _Keyer:
         for name in sorted(names):
             if name in fn.__globals__:
                 value = fn.__globals__[name]
+                if self.reads is not None:
+                    self.reads.append((fn.__globals__, name, value))
                 reads.append(f"{name}={self.within(f'global {name} of {_name(fn)}', value)}")
                 if isinstance(value, types.ModuleType):
                     reads.append(self._module_attributes(value, names))
@@ -222,6 +235,8 @@ class _Keyer:
         for name in sorted(names):
             if name in vars(module):
                 value = vars(module)[name]
+                if self.reads is not None:
+                    self.reads.append((vars(module), name, value))
                 found.append(f"{module.__name__}.{name}={self.key(value)}")
                 if isinstance(value, types.ModuleType):
                     found.append(self._module_attributes(value, names))

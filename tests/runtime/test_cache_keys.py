@@ -635,3 +635,88 @@ def test_a_debug_kernel_moved_in_its_file_names_its_new_lines(tmp_path):
         consumer = [i for i, line in enumerate(text.splitlines(), 1) if "# HANG: consumer" in line][0]
         assert lines[-1][1] == consumer
     assert lines[0][0] is False
+
+
+# -- globals a compile read through a helper, or with no exact key ---------------------------------------------
+THROUGH_HELPERS = textwrap.dedent('''
+    import types
+    import skc
+
+    FACTOR = 2
+    CFG = types.SimpleNamespace(n=4)       # no exact key: never on disk, and told apart in memory by identity
+
+    @skc.host
+    def scaled(n):
+        return n * FACTOR
+
+    @skc.host
+    def configured():
+        return CFG.n
+
+    @skc.kernel(block=1)
+    def by_helper(out: skc.Ptr[skc.i32]):
+        out[0] = scaled(10)
+
+    @skc.kernel(block=1)
+    def unkeyed(out: skc.Ptr[skc.i32]):
+        out[0] = CFG.n
+
+    @skc.kernel(block=1)
+    def unkeyed_helper(out: skc.Ptr[skc.i32]):
+        out[0] = configured()
+''')
+
+
+@pytest.fixture
+def helpers_module(tmp_path, monkeypatch):
+    (tmp_path / "through_helpers.py").write_text(THROUGH_HELPERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SKC_CACHE_DIR", str(tmp_path / "cache"))
+    import importlib
+    module = importlib.import_module("through_helpers")
+    yield module
+    sys.modules.pop("through_helpers", None)
+
+
+def test_a_global_read_through_a_helper_or_with_no_exact_key_bound_again_compiles_again(helpers_module):
+    """A global that a helper run at compile time read (FACTOR), and one with no exact key (CFG), bound to another
+    value after a launch: the launch ran the kernel compiled for the old one (only the globals the kernel's own code
+    named were watched, and only those with an exact key)."""
+    import types
+    u, out = helpers_module, np.zeros(1, np.int32)
+    launch = u.by_helper.interpret[1, 1]
+    launch(out)
+    assert out[0] == 20
+    u.FACTOR = 3
+    launch(out)
+    assert out[0] == 30
+    u.unkeyed.interpret[1, 1](out)
+    assert out[0] == 4
+    u.CFG = types.SimpleNamespace(n=8)
+    u.unkeyed.interpret[1, 1](out)
+    assert out[0] == 8
+    u.CFG = types.SimpleNamespace(n=5)
+    u.unkeyed_helper.interpret[1, 1](out)
+    assert out[0] == 5
+    u.CFG = types.SimpleNamespace(n=6)
+    u.unkeyed_helper.interpret[1, 1](out)
+    assert out[0] == 6
+
+
+def test_a_kernel_with_an_unkeyable_helper_compiles_once(helpers_module):
+    """Its helper's key (None) never matched, so every launch found the watched values 'changed' and compiled."""
+    u, out = helpers_module, np.zeros(1, np.int32)
+    with mock.patch.object(skc.jit, "compile_kernel", wraps=skc.jit.compile_kernel) as compiles:
+        for _ in range(3):
+            u.unkeyed_helper.interpret[1, 1](out)
+    assert out[0] == 4 and compiles.call_count == 1
+
+
+def test_a_kernel_from_disk_watches_the_globals_its_helpers_read(helpers_module):
+    u = helpers_module
+    first = u.by_helper.compile(target="sm_90a")
+    assert not first.from_cache
+    u.by_helper._compiled.clear()
+    loaded = u.by_helper.compile(target="sm_90a")
+    assert loaded.from_cache
+    assert {"FACTOR", "scaled"} <= {name for _, name, _ in skc.jit._watched(loaded)}
