@@ -198,11 +198,11 @@ def _dependencies_current(deps: dict) -> bool:
     if not isinstance(deps, dict) or set(deps) != {"functions", "globals", "helpers"}:
         return False
     for module, qualname, key in deps["functions"]:
-        fn = _resolve(module, qualname)
+        fn = resolve(module, qualname)
         if fn is None or frontend.inlined_function_key(fn, frontend.source_digest(fn)) != key:
             return False
     for module, qualname, key in deps["helpers"]:
-        fn = _resolve(module, qualname)
+        fn = resolve(module, qualname)
         if fn is None or frontend.value_key(fn) != key:
             return False
     for module, name, key in deps["globals"]:
@@ -214,7 +214,9 @@ def _dependencies_current(deps: dict) -> bool:
     return True
 
 
-def _resolve(module: str, qualname: str):
+def resolve(module: str, qualname: str):
+    """The object `qualname` names in the loaded module `module` as it is bound now, or None (not loaded, gone, or
+    under `<locals>`)."""
     if not isinstance(module, str) or not isinstance(qualname, str):
         return None
     obj = sys.modules.get(module)
@@ -341,7 +343,7 @@ def _locations(deps: dict) -> list:
     """[module, qualname, file, first line] of each function inlined, where it is defined now."""
     found = []
     for module, qualname, _ in deps["functions"]:
-        fn = _resolve(module, qualname)
+        fn = resolve(module, qualname)
         code = getattr(fn, "__code__", None)
         found.append([module, qualname, code.co_filename if code else "", code.co_firstlineno if code else 0])
     return found

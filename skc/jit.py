@@ -19,7 +19,7 @@ import types
 import weakref
 
 from . import frontend, ir
-from .compiler import CompiledKernel, _resolve, compile_kernel, dependencies_current
+from .compiler import CompiledKernel, compile_kernel, dependencies_current, resolve
 from .diagnostics import LaunchError, SkcError
 from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
 from .runtime.devices import Device, current_device, parse_device
@@ -482,7 +482,7 @@ def _watched(compiled) -> tuple:
             if "." not in name and name in space:
                 reads.append((space, name, space[name]))
             if part != "functions":   # the bindings its key covers (the globals of a helper run at compile time)
-                value = space.get(name, _MISSING) if part == "globals" else _resolve(module, name)
+                value = space.get(name, _MISSING) if part == "globals" else resolve(module, name)
                 try:
                     frontend.dependency_key(value, reads) if part == "globals" else frontend.value_key(value, reads)
                 except frontend.Unkeyable:
