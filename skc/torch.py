@@ -140,17 +140,25 @@ def _matmul_fake(a, b, bias=None, c=None, alpha=None, beta=None, activation=None
     return a.new_empty((M, N))
 
 
-def _matmul_out(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: Optional[torch.Tensor] = None,
-                c: Optional[torch.Tensor] = None, alpha: Optional[float] = None, beta: Optional[float] = None,
-                activation: Optional[str] = None) -> None:
+def _check_out(a, b, out, bias, c) -> None:
+    """out must be the product's (M, N) row-major tensor of the operands' type (eagerly and in the fake
+    implementation, so that torch.compile refuses at tracing what the op refuses at run time)."""
     M, N = _check_operands(a, b, bias, c)
     torch._check(tuple(out.shape) == (M, N) and out.dtype == a.dtype,
                  lambda: f"out is {tuple(out.shape)} {out.dtype}, expected ({M}, {N}) {a.dtype}")
+    torch._check(out.is_contiguous(), lambda: f"out (strides {tuple(out.stride())}) must be row-major: pass a "
+                                              "contiguous out")
+
+
+def _matmul_out(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: Optional[torch.Tensor] = None,
+                c: Optional[torch.Tensor] = None, alpha: Optional[float] = None, beta: Optional[float] = None,
+                activation: Optional[str] = None) -> None:
+    _check_out(a, b, out, bias, c)
     _launch_matmul(a, b, out, bias, c, alpha, beta, activation)
 
 
 def _matmul_out_fake(a, b, out, bias=None, c=None, alpha=None, beta=None, activation=None):
-    _check_operands(a, b, bias, c)
+    _check_out(a, b, out, bias, c)
 
 
 matmul = register_op("skc::matmul", _matmul, fake=_matmul_fake)
@@ -260,8 +268,19 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool =
     return _launch_attention(q, k, v, causal, scale, layout, False)
 
 
+def _check_attention_options(q, scale) -> None:
+    """What skc.blocks.attention refuses beyond the shapes (the fake implementations' share of its checks)."""
+    D = q.shape[-1]
+    torch._check(D in (64, 128, 256), lambda: f"attention runs head dimensions 64, 128 and 256, found {D}: pad q, k "
+                                              "and v with zeros to the next of them (and pass scale=1/sqrt(D) of the "
+                                              "unpadded D)")
+    torch._check(scale is None or 0.0 < scale < float("inf"),
+                 lambda: f"attention's scale must be positive and finite, found {scale}")
+
+
 def _attention_fake(q, k, v, causal=False, scale=None, layout="bhsd"):
     _check_attention(q, k, v, layout)
+    _check_attention_options(q, scale)
     return q.new_empty(q.shape)
 
 
@@ -272,6 +291,7 @@ def _attention_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causa
 
 def _attention_with_lse_fake(q, k, v, causal=False, scale=None, layout="bhsd"):
     B, H, Sq = _check_attention(q, k, v, layout)
+    _check_attention_options(q, scale)
     return q.new_empty(q.shape), q.new_empty((B, H, Sq), dtype=torch.float32)
 
 
@@ -284,3 +304,78 @@ scale defaults to 1/sqrt(D); the causal mask is torch's (top-left aligned)."""
 attention_with_lse = register_op("skc::attention_with_lse", _attention_with_lse, fake=_attention_with_lse_fake,
                                  exact_strides=True)
 """The same, returning (out, lse): lse is the natural log-sum-exp of each row's scaled scores, (B, H, Sq) float32."""
+
+
+# -- autograd: the backward of each ready operator ---------------------------------------------------------------
+# skc's kernels are forward only. Without a registered formula, torch.compile of a model whose weights require grad
+# (every nn.Parameter) fails while tracing even a forward-only call (AOTAutograd traces the backward), and eager
+# backward fails. The backward below differentiates a float32 torch reference of each operator (torch.func.vjp),
+# which also gives the gradient of the fused epilogue (alpha, beta, c, bias, activation).
+_ACTIVATIONS = {None: lambda z: z, "relu": torch.relu, "gelu": torch.nn.functional.gelu,
+                "silu": torch.nn.functional.silu}
+
+
+def _vjp_backward(reference, names):
+    """A backward for `register_autograd`: the vector-Jacobian product of `reference(*tensors, **options)` (float32)
+    for the saved tensors named in `names` (None ones get None)."""
+    def setup_context(ctx, inputs, keyword_only_inputs=None, output=None):
+        ctx.tensors = inputs[:len(names)]
+        ctx.options = inputs[len(names):]
+
+    def backward(ctx, *grads):
+        present = [i for i, t in enumerate(ctx.tensors) if t is not None]
+        tensors = [ctx.tensors[i] for i in present]
+
+        def run(*values):
+            full = list(ctx.tensors)
+            for i, value in zip(present, values):
+                full[i] = value
+            return reference(*full, *ctx.options)
+
+        _, vjp = torch.func.vjp(run, *(t.float() for t in tensors))
+        cotangents = tuple(g.float() if g is not None else None for g in grads)
+        got = vjp(cotangents if len(cotangents) > 1 else cotangents[0])
+        result = [None] * (len(names) + len(ctx.options))
+        for i, g in zip(present, got):
+            result[i] = g.to(ctx.tensors[i].dtype)
+        return tuple(result)
+
+    return backward, setup_context
+
+
+def _matmul_reference(a, b, bias, c, alpha, beta, activation):
+    z = (a.float() @ b.float()) * (1.0 if alpha is None else alpha)
+    if c is not None:
+        z = z + (0.0 if beta is None else beta) * c.float()
+    if bias is not None:
+        z = z + bias.float()
+    return _ACTIVATIONS[activation](z)
+
+
+def _conv2d_reference(x, w, bias, stride, padding, dilation, activation):
+    z = torch.nn.functional.conv2d(x.float(), w.float(), None if bias is None else bias.float(), tuple(stride),
+                                   tuple(padding), tuple(dilation))
+    return _ACTIVATIONS[activation](z)
+
+
+def _attention_reference(q, k, v, causal, scale, layout, lse=False):
+    if layout == "bshd":
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+    group = q.shape[1] // k.shape[1]
+    k, v = (t.float().repeat_interleave(group, dim=1) for t in (k, v))
+    scores = (q.float() @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5 if scale is None else scale)
+    if causal:
+        mask = torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device).triu(1)
+        scores = scores.masked_fill(mask, float("-inf"))
+    out = torch.softmax(scores, dim=-1) @ v
+    out = out.transpose(1, 2) if layout == "bshd" else out
+    return (out, torch.logsumexp(scores, dim=-1)) if lse else out
+
+
+for _op, _reference, _names in ((matmul, _matmul_reference, ("a", "b", "bias", "c")),
+                                (conv2d, _conv2d_reference, ("x", "w", "bias")),
+                                (attention, _attention_reference, ("q", "k", "v")),
+                                (attention_with_lse, functools.partial(_attention_reference, lse=True),
+                                 ("q", "k", "v"))):
+    _backward, _setup = _vjp_backward(_reference, _names)
+    _op.register_autograd(_backward, setup_context=_setup)

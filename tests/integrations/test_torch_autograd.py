@@ -1,0 +1,54 @@
+"""torch.ops.skc.* with inputs that require grad (nn.Parameter weights): torch.compile of a forward-only call traces
+(AOTAutograd traces the backward too), and backward gives the gradients of a float32 torch reference."""
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+import skc.torch  # noqa: E402,F401
+
+
+def randn(*shape, seed=0, scale=1.0):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=generator) * scale).bfloat16()
+
+
+class Linear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w, self.b = torch.nn.Parameter(randn(32, 16, seed=1)), torch.nn.Parameter(randn(16, seed=2))
+
+    def forward(self, x):
+        return torch.ops.skc.matmul(x, self.w, bias=self.b, activation="relu")
+
+
+def test_a_model_with_parameters_compiles():
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    model, x = Linear(), randn(8, 32)
+    eager = model(x)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")(x)   # was: BackendCompilerFailed
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=0)
+
+
+def _grads(inputs, output):
+    torch.manual_seed(0)
+    outputs = output if isinstance(output, tuple) else (output,)
+    cotangents = [torch.randn(o.shape) for o in outputs]
+    return torch.autograd.grad([o.float() for o in outputs], inputs, cotangents)
+
+
+def test_backward_matches_torch():
+    a, b, bias = (t.requires_grad_() for t in (randn(16, 32), randn(32, 16, seed=1), randn(16, seed=2)))
+    got = _grads((a, b, bias), torch.ops.skc.matmul(a, b, bias=bias, alpha=0.5, activation="silu"))
+    want = _grads((a, b, bias), F.silu(0.5 * (a.float() @ b.float()) + bias.float()))
+    torch.testing.assert_close(got, tuple(g.bfloat16() for g in want), rtol=2e-2, atol=5e-2)
+    x = randn(1, 16, 8, 8).to(memory_format=torch.channels_last).requires_grad_()
+    w = randn(16, 16, 3, 3, seed=3, scale=0.25).to(memory_format=torch.channels_last).requires_grad_()
+    got = _grads((x, w), torch.ops.skc.conv2d(x, w, padding=(1, 1)))
+    want = _grads((x, w), F.conv2d(x.float(), w.float(), padding=1))
+    torch.testing.assert_close(got, tuple(g.bfloat16() for g in want), rtol=2e-2, atol=5e-2)
+    q, k, v = (randn(1, 2, 64, 64, seed=s).requires_grad_() for s in (4, 5, 6))
+    got = _grads((q, k, v), torch.ops.skc.attention(q, k, v, causal=True))
+    want = _grads((q, k, v), F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True))
+    torch.testing.assert_close(got, tuple(g.bfloat16() for g in want), rtol=2e-2, atol=5e-2)

@@ -1,0 +1,23 @@
+"""The fake implementations refuse what the ops refuse at run time, so torch.compile fails while tracing rather
+than in the compiled graph (was: matmul_out's fake took any out; attention's any head dimension and scale)."""
+import pytest
+
+torch = pytest.importorskip("torch")
+import skc.torch  # noqa: E402,F401
+from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda t: torch.ops.skc.matmul_out(t(16, 32), t(32, 16), t(8, 16)), r"out is \(8, 16\)"),
+    (lambda t: torch.ops.skc.matmul_out(t(16, 32), t(32, 16), t(16, 16).float()), r"expected \(16, 16\)"),
+    (lambda t: torch.ops.skc.matmul_out(t(16, 32), t(32, 16), t(16, 16).T), "must be row-major"),
+    (lambda t: torch.ops.skc.attention(t(1, 2, 64, 32), t(1, 2, 64, 32), t(1, 2, 64, 32)), "head dimensions"),
+    (lambda t: torch.ops.skc.attention_with_lse(t(1, 2, 64, 32), t(1, 2, 64, 32), t(1, 2, 64, 32)),
+     "head dimensions"),
+    (lambda t: torch.ops.skc.attention(t(1, 2, 64, 64), t(1, 2, 64, 64), t(1, 2, 64, 64), scale=-1.0),
+     "positive and finite")])
+def test_fake_refuses_what_the_op_refuses(call, message):
+    with pytest.raises(Exception, match=message):   # eagerly (RuntimeError or skc.LaunchError)
+        call(lambda *shape: torch.zeros(*shape, dtype=torch.bfloat16))
+    with FakeTensorMode(), pytest.raises(RuntimeError, match=message):
+        call(lambda *shape: torch.empty(*shape, dtype=torch.bfloat16))
