@@ -12,7 +12,6 @@ import enum
 import functools
 import inspect
 import operator
-import struct
 import sys
 import threading
 import types
@@ -134,7 +133,7 @@ def _plain_key(value):
     field); None for anything else."""
     kind = type(value)
     if kind is float:   # (a NaN by its bits: hex() gives 'nan' whatever its sign and payload)
-        return value.hex() if value == value else struct.pack("<d", value).hex()
+        return value.hex() if value == value else frontend.keying.nan_bits(value)
     if kind in _VALUE_TYPES or kind in (frontend.DType, frontend.PtrType) or isinstance(value, enum.Enum):
         return value
     if kind is tuple:

@@ -491,10 +491,8 @@ out:
 
         def access():
             loaded = self.text.value(f"load {memory_t}, {self.typed(ptr)}, align {align}")
-            if t is ir.i1:
-                return self.text.value(f"trunc i8 {loaded} to i1")
-            if bools:   # an i1 vector takes a byte an element in memory, as the interpreter stores it (LLVM's
-                #         <N x i1> in memory is N packed bits): a byte is true where it is not 0, as there
+            if bools:   # an i1 takes a byte in memory (an i1 vector a byte an element), as the interpreter stores it
+                #         (LLVM's <N x i1> in memory is N packed bits): a byte is true where it is not 0, as there
                 return self.text.value(f"icmp ne {memory_t} {loaded}, zeroinitializer")
             return loaded
 

@@ -13,8 +13,8 @@ from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
-from .host_plans import (Direct, GemmPlan, check_epilogue_operands, contiguous, empty_like, facts, filling_config,
-                         remember, require_arrays, view)
+from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, contiguous, empty_like, facts,
+                         filling_config, remember, require_arrays, view)
 from .im2col import ConvShape
 from .matmul_host import operand_dtype_name
 
@@ -37,8 +37,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     require_arrays("conv2d", ("bias", "out"), x=x, w=w, bias=bias, out=out)
     if config is not None and not isinstance(config, MatmulConfig):
         raise skc.LaunchError(f"conv2d's config is a MatmulConfig, found {type(config).__name__}")
-    if activation is not None and type(activation) is not str:
-        raise skc.LaunchError(f"conv2d: activation is None, 'relu', 'gelu' or 'silu', found {activation!r}")
+    check_activation("conv2d", activation)
     # the arguments as given key the plan (lists as tuples); _checked reads and checks them once per plan
     geometry = tuple(tuple(v) if isinstance(v, list) else v for v in (stride, padding, dilation))
     key = (skc.current_device(), facts(x), facts(w), bias if bias is None else facts(bias),

@@ -368,17 +368,24 @@ def _scale(tile, index):
     return skc.load(skc.int_to_ptr(tile.address + 4 * index, skc.f32, "shared"))
 
 
+@skc.func
+def _scaled_gemm(a, b, out, M, N, K, bias, scale_a, scale_b, cfg, stream_k=None):
+    """The GEMM of both fp8 kernels: block scales as tensor maps of the payload, or one scale each folded into the
+    epilogue's alpha; `stream_k`, the buffers of a stream-K or split-tail launch."""
+    if cfg.block_scaled:
+        epilogue = EpilogueArgs(cfg.epilogue, M, N, bias=bias)
+        wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, stream_k=stream_k, sa=scale_a, sb=scale_b)
+    else:
+        epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=skc.load(scale_a) * skc.load(scale_b), bias=bias)
+        wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, stream_k=stream_k)
+
+
 @skc.kernel
 def fp8_matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, bias, scale_a, scale_b, cfg: skc.constexpr):
     """out = sa · sb · (a @ b) (+ bias, activation): a, b, out tensor maps (a M x K, b N x K); scale_a and
     scale_b f32 pointers to one value each (cfg.block_scaled False) or tensor maps of the block scales (A's as
     (K / 128) x M, B's as (K / 128) x (N / 128, padded to a multiple of 4))."""
-    if cfg.block_scaled:
-        epilogue = EpilogueArgs(cfg.epilogue, M, N, bias=bias)
-        wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, sa=scale_a, sb=scale_b)
-    else:
-        epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=skc.load(scale_a) * skc.load(scale_b), bias=bias)
-        wgmma_gemm(a, b, out, M, N, K, epilogue, cfg)
+    _scaled_gemm(a, b, out, M, N, K, bias, scale_a, scale_b, cfg)
 
 
 @skc.kernel
@@ -388,12 +395,7 @@ def fp8_matmul_stream_k_kernel(a, b, out, workspace, counters, M: skc.i32, N: sk
     a split tail (cfg.split_tail: the last wave's tiles split along K), a split tile completed in the registers of
     its last part (block-scaled: the parts' scaled f32 sums added); workspace and counters are
     host_plans.stream_k_buffers'."""
-    if cfg.block_scaled:
-        epilogue = EpilogueArgs(cfg.epilogue, M, N, bias=bias)
-        wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, stream_k=(workspace, counters), sa=scale_a, sb=scale_b)
-    else:
-        epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=skc.load(scale_a) * skc.load(scale_b), bias=bias)
-        wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, stream_k=(workspace, counters))
+    _scaled_gemm(a, b, out, M, N, K, bias, scale_a, scale_b, cfg, stream_k=(workspace, counters))
 
 
 @skc.kernel

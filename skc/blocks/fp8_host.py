@@ -15,7 +15,7 @@ import skc
 from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel, \
     fp8_matmul_stream_k_kernel
-from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions,
+from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, check_activation,
                          check_epilogue_operands, check_no_overlap, remember, require_arrays, row_major, split_buffers,
                          stream_k_buffers, torch_type, unsplit_unless_row_major)
 from .host_plans import facts as _facts
@@ -42,8 +42,7 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
     (any strides; K-block-major ones, strides (1, M), are read in place) and B's (K / 128) x ceil(N / 128)."""
     if config is not None and not isinstance(config, Fp8MatmulConfig):
         raise skc.LaunchError(f"scaled matmul takes an Fp8MatmulConfig, found {type(config).__name__}")
-    if activation is not None and type(activation) is not str:
-        raise skc.LaunchError(f"scaled matmul: activation is None, 'relu', 'gelu' or 'silu', found {activation!r}")
+    check_activation("scaled matmul", activation)
     key = _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config)
     plan = _PLANS.get(key)
     if plan is None:
@@ -143,8 +142,6 @@ class _Plan:
         fields = {"dtype": dtype, "dtype_b": "" if dtype_b == dtype else dtype_b, "out_dtype": out_name,
                   "block_scaled": block, "epilogue": spec}
         if config is not None:  # the call decides the epilogue (alpha = the per-tensor scales, bias, activation)
-            if not isinstance(config, Fp8MatmulConfig):
-                raise skc.LaunchError(f"scaled matmul takes an Fp8MatmulConfig, found {type(config).__name__}")
             wrong = sorted(k for k, v in fields.items() if k != "epilogue" and getattr(config, k) != v)
             if wrong:
                 raise skc.LaunchError(f"the config disagrees with the operands on {', '.join(wrong)}: "

@@ -55,9 +55,9 @@ def matmul_split_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, 
 @skc.kernel
 def matmul_stream_k_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias,
                            alpha: skc.f32, beta: skc.f32, cfg: skc.constexpr):
-    """The Hopper GEMM with stream-K or a split tail (cfg.stream_k, cfg.split_tail): a, b and out are tensor maps, workspace (a record of 64 x tile_n
-    fp32 for each 64-row strip of a tile at each of the grid's slots, any contents) and counters (i32, one a strip:
-    zero-filled, and left zero) stream_k_buffers' buffers."""
+    """The Hopper GEMM with stream-K or a split tail (cfg.stream_k, cfg.split_tail): a, b and out are tensor maps,
+    workspace (a record of 64 x tile_n fp32 for each 64-row strip of a tile at each of the grid's slots, any
+    contents) and counters (i32, one a strip: zero-filled, and left zero) stream_k_buffers' buffers."""
     target = skc.current_target()
     cfg = _config_for(target, cfg)
     epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)

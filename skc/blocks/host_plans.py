@@ -69,6 +69,13 @@ def require_arrays(what: str, optional: tuple = (), **operands):
                                   f"cupy tensor, a numpy array (numpy.asarray(...) of a list) or an skc array")
 
 
+def check_activation(what: str, activation):
+    """activation is a name or None: anything else is a LaunchError here, before a plan key holds it (a list would
+    fail to hash there); EpilogueSpec.check() then refuses a name it does not know."""
+    if activation is not None and type(activation) is not str:
+        raise skc.LaunchError(f"{what}: activation is None, 'relu', 'gelu' or 'silu', found {activation!r}")
+
+
 TORCH_TYPES: set = set()   # the torch tensor types seen: a host path keys their calls by their facts read in place
 
 

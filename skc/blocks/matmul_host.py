@@ -25,8 +25,8 @@ from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
 from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
-from .host_plans import (address_functions, check_epilogue_operands, check_no_overlap, contiguous, real,
-                         require_arrays, unsplit_unless_row_major, view)
+from .host_plans import (address_functions, check_activation, check_epilogue_operands, check_no_overlap, contiguous,
+                         real, require_arrays, unsplit_unless_row_major, view)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -78,8 +78,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     if config is not None and not isinstance(config, (MatmulConfig, AmdMatmulConfig)):
         raise skc.LaunchError(f"matmul's config is a MatmulConfig (Hopper) or an AmdMatmulConfig (AMD), found "
                               f"{type(config).__name__}")
-    if activation is not None and type(activation) is not str:
-        raise skc.LaunchError(f"matmul: activation is None, 'relu', 'gelu' or 'silu', found {activation!r}")
+    check_activation("matmul", activation)
     device = skc.current_device()
     kind = type(a)
     if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and (out is None or type(out) is kind)
@@ -107,9 +106,7 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     if len(a.shape) != 2 or len(b.shape) != 2:
         raise skc.LaunchError(f"matmul takes 2-D operands (or a batch: B x M x K times K x N or B x K x N), found "
                               f"shapes {tuple(a.shape)} and {tuple(b.shape)}")
-    dtype = operand_dtype_name(a)
-    if operand_dtype_name(b) != dtype:
-        raise skc.LaunchError(f"a is {dtype} and b is {operand_dtype_name(b)}; matmul needs one type")
+    dtype = _one_type(a, b)
     M, K = a.shape
     if b.shape[0] != K:
         raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
@@ -121,9 +118,7 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     if out is not None and tuple(out.shape) != (M, N):
         raise skc.LaunchError(f"out has shape {tuple(out.shape)}; the product of {tuple(a.shape)} and "
                               f"{tuple(b.shape)} is {(M, N)}")
-    if out is not None and _dtype_label(out) != dtype:   # (a bf16 out holds "f16" in its name)
-        raise skc.LaunchError(f"out is {out.dtype}; matmul writes the operands' type ({dtype}): pass an out of that "
-                              "type, or none")
+    _check_out_type(out, dtype)
     if out is not None and not contiguous(out):
         raise skc.LaunchError(f"out (strides {element_strides(out)}) must be row-major: pass a contiguous out, or "
                               "none")
@@ -159,7 +154,7 @@ class _AmdPlan:
 
     def __init__(self, device, problem, cfg, transposed):
         self.device, self.problem, self.cfg, self.transposed = device, problem, cfg, transposed
-        self.address, self.checked = address_functions(4), set()   # (addresses of a, b, out, bias) checked
+        self.address, self.checked = address_functions(4), {}   # (addresses of a, b, out, bias) checked
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
@@ -168,9 +163,7 @@ class _AmdPlan:
         key = (address[0](a), address[1](b), address[2](out), None if bias is None else address[3](bias))
         if key not in self.checked:   # (the plan's key fixes the layouts: the verdict depends on the addresses only)
             check_no_overlap("matmul", out, a=a, b=b, bias=bias)
-            if len(self.checked) > 1024:
-                self.checked.clear()
-            self.checked.add(key)
+            remember(self.checked, key, True)
         a_store = a.T if self.transposed[0] else a
         b_store = b.T if self.transposed[1] else b
         extras = (c if c is not None else out, bias if bias is not None else out,
@@ -236,22 +229,18 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
         if x is not None and tuple(x.shape) != (batch, M, N):
             raise skc.LaunchError(f"matmul: {name} has shape {tuple(x.shape)}; the batched product is "
                                   f"{(batch, M, N)}")
-    dtype = operand_dtype_name(a)
-    if operand_dtype_name(b) != dtype:
-        raise skc.LaunchError(f"a is {dtype} and b is {operand_dtype_name(b)}; matmul needs one type")
-    if out is not None and _dtype_label(out) != dtype:   # (one launch writes out through a map of the operands' type)
-        raise skc.LaunchError(f"out is {out.dtype}; matmul writes the operands' type ({dtype}): pass an out of that "
-                              "type, or none")
+    dtype = _one_type(a, b)
+    _check_out_type(out, dtype)   # (one launch writes out through a map of the operands' type)
     check_epilogue_operands("matmul", None, N, bias=bias)
     foldable = len(b.shape) == 2 and row_major(a) and all(x is None or row_major(x) for x in (out, c))
     if foldable:
         return _FoldedBatch(batch, M, N, K, activation, config)
-    one_launch = (device.target.has("wgmma") and c is None and config is None and operand_dtype_name(a) == operand_dtype_name(b)
+    one_launch = (device.target.has("wgmma") and c is None and config is None
                   and all(x is None or element_strides(x)[-1] == 1 for x in (a, b, out)))
     if one_launch:
         batched = "a" * (len(a.shape) == 3) + "b" * (len(b.shape) == 3)
         spec = EpilogueSpec(alpha=alpha is not None, bias=bias is not None, activation=activation)
-        cfg = MatmulConfig.for_problem(batch * M, N, K, operand_dtype_name(a), True, False, device.target.max_shared_bytes,
+        cfg = MatmulConfig.for_problem(batch * M, N, K, dtype, True, False, device.target.max_shared_bytes,
                                        device.multiprocessors, epilogue=spec, batched=batched, split_k=1)
         problem = (M, N, K, cfg.dtype, True, False)
         return _hopper_plan(device, a, b, problem, cfg, batches=batch)
@@ -299,6 +288,21 @@ def operand_dtype_name(x) -> str:
         if candidate in name:
             return label
     raise skc.LaunchError(f"matmul multiplies bf16 or fp16 operands, found {x.dtype}")
+
+
+def _one_type(a, b) -> str:
+    """The operands' type (bf16 or f16), which they must share."""
+    dtype = operand_dtype_name(a)
+    if operand_dtype_name(b) != dtype:
+        raise skc.LaunchError(f"a is {dtype} and b is {operand_dtype_name(b)}; matmul needs one type")
+    return dtype
+
+
+def _check_out_type(out, dtype: str):
+    """matmul writes the operands' type: an out of another is refused (a bf16 out holds "f16" in its name)."""
+    if out is not None and _dtype_label(out) != dtype:
+        raise skc.LaunchError(f"out is {out.dtype}; matmul writes the operands' type ({dtype}): pass an out of that "
+                              "type, or none")
 
 
 def _dtype_label(x):

@@ -180,23 +180,22 @@ class SplitTailScheduler(TileScheduler):
         super().__init__(M, N, tile_m, tile_n, group_m, 1)
         blocks, self.block = skc.grid_dim(0), skc.block_id(0)
         tiles = self.tiles_m * self.tiles_n
-        self.rest = tiles % blocks
-        self.whole = tiles - self.rest
-        fits = blocks // skc.maximum(self.rest, 1)
-        self.splits = skc.maximum(skc.minimum(skc.minimum(fits, self.MAX_SPLITS), k_tiles), 1)
+        rest = tiles % blocks
+        self.whole = tiles - rest   # whole waves: as many tiles for every block
+        tail = skc.maximum(rest, 1)   # (a divisor: with no tail, no block has a tail unit)
+        self.splits = skc.maximum(skc.minimum(skc.minimum(blocks // tail, self.MAX_SPLITS), k_tiles), 1)
         self.k_tiles = k_tiles
-        self.shared = self.rest * self.splits   # tail units: one a block, blocks 0 .. shared - 1
+        self.shared = rest * self.splits   # tail units: one a block, blocks 0 .. shared - 1
+        self.slot, self.share = self.block % tail, self.block // tail   # this block's tail tile, and its share
 
     def __skc_range__(self):
-        whole = (self.whole - self.block + skc.grid_dim(0) - 1) // skc.grid_dim(0)
-        return 0, whole + skc.where(self.block < self.shared, 1, 0), 1
+        return 0, self.whole // skc.grid_dim(0) + skc.where(self.block < self.shared, 1, 0), 1
 
     def __skc_item__(self, index):
         blocks = skc.grid_dim(0)
         alone = self.block + index * blocks < self.whole
-        slot = self.block % skc.maximum(self.rest, 1)
+        slot, share = self.slot, self.share
         tile = self._tile_at(skc.where(alone, self.block + index * blocks, self.whole + slot))
-        share = self.block // skc.maximum(self.rest, 1)
         k_begin = skc.where(alone, 0, share * self.k_tiles // self.splits)
         k_end = skc.where(alone, self.k_tiles, (share + 1) * self.k_tiles // self.splits)
         partial = ~alone & (self.splits > 1)

@@ -106,7 +106,7 @@ class _Keyer:
         if kind in _ATOMS:
             if (kind is float or kind is complex) and value != value:
                 # NaNs differ in sign and payload, which repr (and ==) do not tell: copysign(1.0, x) is code
-                return f"{kind.__name__}:{_nan_bits(value)}"
+                return f"{kind.__name__}:{nan_bits(value)}"
             return f"{kind.__name__}:{value!r}"
         if id(value) in self.seen:
             return f"@{self.seen[id(value)]}"
@@ -249,7 +249,7 @@ class _Keyer:
                 f"{code.co_cellvars}:{code.co_argcount}:{code.co_kwonlyargcount}:{code.co_flags}:[{consts}]")
 
 
-def _nan_bits(value) -> str:
+def nan_bits(value) -> str:
     """A float or complex holding a NaN by its bits (repr gives 'nan' for all of them)."""
     parts = (value.real, value.imag) if isinstance(value, complex) else (value,)
     return "nan:" + ":".join(struct.pack("<d", part).hex() for part in parts)

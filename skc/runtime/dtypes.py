@@ -12,6 +12,9 @@ class UnsupportedDtypeError(LaunchError, TypeError):
     """An array's dtype that no IR type holds (complex, strings, objects, dates, long double): a LaunchError for
     the user, and still a TypeError for code that asks whether a dtype has an skc type."""
 
+
+_TAKES = "skc takes bool, integers of 8 to 64 bits, float16, bfloat16, float32, float64 and float8"
+
 # IR type -> numpy dtype that holds its bits (bf16 and fp8 have no numpy type: their bits)
 STORAGE = {
     "i1": np.bool_, "i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64,
@@ -41,16 +44,14 @@ TORCH_NAMES = {
 def from_numpy(dtype) -> ir.ScalarType:
     name = _NUMPY_NAMES.get(np.dtype(dtype).name)
     if name is None:
-        raise UnsupportedDtypeError(f"numpy dtype {np.dtype(dtype)} has no skc equivalent: skc takes bool, "
-                                    "integers of 8 to 64 bits, float16, bfloat16, float32, float64 and float8")
+        raise UnsupportedDtypeError(f"numpy dtype {np.dtype(dtype)} has no skc equivalent: {_TAKES}")
     return ir.ScalarType(name)
 
 
 def from_torch(dtype) -> ir.ScalarType:
     name = TORCH_NAMES.get(str(dtype))
     if name is None:
-        raise UnsupportedDtypeError(f"torch dtype {dtype} has no skc equivalent: skc takes bool, integers of 8 to "
-                                    "64 bits, float16, bfloat16, float32, float64 and float8")
+        raise UnsupportedDtypeError(f"torch dtype {dtype} has no skc equivalent: {_TAKES}")
     return ir.ScalarType(name)
 
 

@@ -38,3 +38,20 @@ def test_the_llvm_ir_moves_a_byte_an_element():
     assert re.search(r"load <4 x i8>", llvm) and re.search(r"store <4 x i8>", llvm), llvm
     ptx = compiled.asm("ptx")
     assert "ld.global.b8" not in ptx and "st.global.b8" not in ptx     # 4 bytes each, not one
+
+
+@skc.kernel(block=4)
+def bool_scalars(x: B, out: I32P):
+    t = skc.thread_id(0)
+    out[t] = 1 if x[t] else 0
+
+
+def test_a_scalar_bool_byte_is_true_where_it_is_not_0_as_a_vector_lane_is():
+    """A byte other than 0 and 1 (torch and numpy hold only those; a raw buffer may not) is true, in the
+    interpreter and in the LLVM IR alike: the load compares it with 0 (it took the byte's low bit before)."""
+    x = np.array([0, 1, 2, 0], np.uint8).view(np.bool_)
+    out = np.zeros(4, np.int32)
+    bool_scalars.interpret[1, 4](x, out)
+    assert out.tolist() == [0, 1, 1, 0]
+    llvm = bool_scalars.compile(x, out, target="sm_90a").ir("llvm")
+    assert re.search(r"icmp ne i8 %\S+, (0|zeroinitializer)", llvm) and "trunc i8" not in llvm, llvm

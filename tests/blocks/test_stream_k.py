@@ -7,6 +7,7 @@ import pytest
 import skc
 from skc.blocks import EpilogueSpec, MatmulConfig, gemm
 from skc.blocks.host_plans import stream_k_buffers
+from skc.blocks.scheduler import SplitTailScheduler
 
 RNG = np.random.default_rng(11)
 
@@ -107,17 +108,40 @@ def test_split_tail_is_exact(hopper_interpreter, shape, fields):
         np.testing.assert_array_equal(out.astype(np.float32), a @ b)
 
 
-def test_split_tail_splits_what_is_left_of_the_last_wave():
-    """The schedule itself (host-side arithmetic of SplitTailScheduler's fields, as the kernel computes them)."""
-    def plan(tiles, blocks, k_tiles):
-        rest = tiles % blocks
-        splits = max(min(blocks // max(rest, 1), 4, k_tiles), 1)
-        return rest, splits
+@skc.kernel(block=1)
+def split_tail_units(units: skc.Ptr[skc.i32], M: skc.i32, N: skc.i32, k_tiles: skc.i32, tile_n: skc.constexpr):
+    """Each block's work units as SplitTailScheduler gives them: (row0, col0, k_begin, k_end, share or -1)."""
+    first = skc.block_id(0) * 64
+    i = 0
+    for unit in SplitTailScheduler(M, N, 128, tile_n, k_tiles):
+        at = units + (first + i) * 5
+        at[0], at[1], at[2], at[3] = unit.row0, unit.col0, unit.k_begin, unit.k_end
+        at[4] = skc.where(unit.partial, unit.share, -1)
+        i += 1
 
-    assert plan(1216, 132, 128) == (28, 4)    # 4096 x 7168 in 128 x 192 tiles: 28 tiles in 4 shares
-    assert plan(896, 132, 128) == (104, 1)    # 128 x 256: 104 left, no room to split them
-    assert plan(4096, 132, 12) == (4, 4)      # at most 4 shares
-    assert plan(264, 132, 64) == (0, 4)       # whole waves: nothing left to split
+
+@pytest.mark.parametrize("M, N, tile_n, k_tiles, split, shares", [
+    (4096, 7168, 192, 128, 28, 4),     # 1216 tiles on 132 blocks: the last 28 in 4 shares each
+    (4096, 7168, 256, 128, 0, 1),      # 896 tiles: 104 left, no room to split them
+    (4096, 24576, 192, 12, 4, 4),      # 4096 tiles: 4 left, at most 4 shares
+    (1536, 4224, 192, 64, 0, 1),       # 264 tiles: whole waves, nothing split
+])
+def test_split_tail_splits_what_is_left_of_the_last_wave(hopper_interpreter, M, N, tile_n, k_tiles, split, shares):
+    """The schedule itself, in the interpreter on the H200's 132 blocks: every tile's k-steps covered once, by one
+    unit or by `shares` consecutive ones (share-major across the last wave's tiles), and only the last wave's split."""
+    units = np.full((132 * 64, 5), -2, np.int32)
+    split_tail_units[132, 1](units, M, N, k_tiles, tile_n)
+    pieces = {}
+    for row0, col0, k_begin, k_end, share in units[units[:, 0] != -2].tolist():
+        pieces.setdefault((row0, col0), []).append((k_begin, k_end, share))
+    assert len(pieces) == -(-M // 128) * -(-N // tile_n)
+    split_tiles = {tile: sorted(p) for tile, p in pieces.items() if len(p) > 1}
+    assert len(split_tiles) == split
+    for tile, parts in pieces.items():
+        parts = sorted(parts)
+        assert parts[0][0] == 0 and parts[-1][1] == k_tiles and all(
+            a[1] == b[0] for a, b in zip(parts, parts[1:])), (tile, parts)
+        assert [share for _, _, share in parts] == (list(range(shares)) if len(parts) > 1 else [-1])
 
 
 @pytest.mark.parametrize("fields", [{"split_k": 2}, {"tile_n": 256, "cluster_m": 2}, {"pingpong": True, "tile_m": 64},
