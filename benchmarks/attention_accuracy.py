@@ -2,7 +2,8 @@
 rows (B = 1, H = 4, all four heads analysed), the max abs error against float32 on the benchmark's 256 rows
 (benchmarks/attention.py's measure), on all rows, and the RMS error, for skc's default configuration, skc
 without lazy rescaling (or persistent tiles), flash, cuDNN and the float32 result rounded to bf16 (the floor:
-output rounding alone). Run: python benchmarks/attention_accuracy.py [--seeds N]."""
+output rounding alone). --lazy 4,2 adds skc with those lazy_rescale thresholds (rows that rescale lazily).
+Run: python benchmarks/attention_accuracy.py [--seeds N] [--lazy T,...]."""
 import argparse
 import math
 import statistics
@@ -26,12 +27,15 @@ def reference(q, k, v, causal):
     return torch.softmax(s, -1) @ v.float()
 
 
-def outputs(q, k, v, causal, expected):
+def outputs(q, k, v, causal, expected, lazy=()):
     S, D = q.shape[2], q.shape[3]
     found = {"skc": attention(q, k, v, causal=causal)}
     config = default_config(D, "bf16", causal, False)
     if config.lazy_rescale:
         found["skc-nolazy"] = attention(q, k, v, causal=causal, config=replace(config, lazy_rescale=0.0))
+        for threshold in lazy:
+            found[f"skc-lazy{threshold:g}"] = attention(q, k, v, causal=causal,
+                                                       config=replace(config, lazy_rescale=threshold))
     if config.persistent:
         found["skc-nopers"] = attention(q, k, v, causal=causal, config=replace(config, persistent=False))
     for name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
@@ -44,7 +48,9 @@ def outputs(q, k, v, causal, expected):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=6)
+    parser.add_argument("--lazy", default="", help="lazy_rescale thresholds to add, a comma list")
     args = parser.parse_args()
+    lazy = [float(t) for t in args.lazy.split(",") if t]
     for S, D, causal in ROWS:
         runs = []
         for seed in range(args.seeds):
@@ -53,7 +59,7 @@ def main():
             expected = torch.cat([reference(q[:, h:h + 1], k[:, h:h + 1], v[:, h:h + 1], causal)
                                   for h in range(HEADS)], 1)
             errors = {}
-            for name, got in outputs(q, k, v, causal, expected).items():
+            for name, got in outputs(q, k, v, causal, expected, lazy).items():
                 error = (got.float() - expected).abs()
                 errors[name] = (error[:, :1, -256:].max().item(), error.max().item(), error.pow(2).mean().sqrt().item())
             runs.append(errors)
@@ -63,9 +69,10 @@ def main():
             print(f"  {name:11s} last256 max {last} | all rows max (median) "
                   f"{statistics.median(run[name][1] for run in runs):.3e} | rms (median) "
                   f"{statistics.median(run[name][2] for run in runs):.4e}")
-        wins = sum(run["skc"][0] <= run["flash"][0] for run in runs)
-        print(f"  skc <= flash on the 256 rows: {wins}/{len(runs)} seeds; on all rows: "
-              f"{sum(run['skc'][1] <= run['flash'][1] for run in runs)}/{len(runs)}", flush=True)
+        for name in (n for n in runs[0] if n.startswith("skc")):
+            wins = sum(run[name][0] <= run["flash"][0] for run in runs)
+            print(f"  {name} <= flash on the 256 rows: {wins}/{len(runs)} seeds; on all rows: "
+                  f"{sum(run[name][1] <= run['flash'][1] for run in runs)}/{len(runs)}", flush=True)
 
 
 if __name__ == "__main__":
