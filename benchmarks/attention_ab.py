@@ -19,7 +19,9 @@ SHAPES = [(8, 16, 4096, 128, False), (8, 16, 4096, 128, True), (16, 16, 2048, 12
 
 VARIANTS = {"persistent": {"persistent": True, "lazy_rescale": 0.0}, "lazy": {"persistent": False, "lazy_rescale": 8.0},
             "persistent-lazy": {"persistent": True, "lazy_rescale": 8.0}, "lazy4": {"lazy_rescale": 4.0},
-            "lazy2": {"lazy_rescale": 2.0}, "lazy1": {"lazy_rescale": 1.0}}
+            "lazy2": {"lazy_rescale": 2.0}, "lazy1": {"lazy_rescale": 1.0},
+            "fetch": {"persistent": True, "fetch_tiles": True},
+            "fetch-tree": {"persistent": True, "fetch_tiles": True, "tree_reductions": True}}
 
 
 def main():

@@ -10,7 +10,8 @@ import numpy as np
 import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel
-from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, address_functions, check_no_overlap, remember,
+from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, check_no_overlap,
+                         remember, tile_counter,
                          require_arrays, torch_type)
 
 LAYOUTS = ("bhsd", "bshd")
@@ -60,14 +61,15 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
         check_no_overlap("attention", out, **_read_while_written(q, k, v, out))
         out_view = _heads_view(out, layout)
     lse = _new_lse(q, host, problem.lse_shape if return_lse else (1,))
+    counter = tile_counter(q)
     boxes = problem.config.boxes()
     maps = [skc.TensorMap(x, boxes[name], dtype=skc.bf16 if host else None)
             for x, name in zip(views + [out_view], ("q", "k", "v", "o"))]
     launch = attention_kernel[problem.grid, problem.config.threads]
     if stream is not None:
-        launch(*maps, lse, *problem.scalars, problem.config, stream=stream)
+        launch(*maps, lse, counter, *problem.scalars, problem.config, stream=stream)
     else:
-        launch(*maps, lse, *problem.scalars, problem.config)
+        launch(*maps, lse, counter, *problem.scalars, problem.config)
     if host:
         result = out_bits if out is not None and out.dtype == np.uint16 else (
             out_bits.astype(np.uint32) << 16).view(np.float32)
@@ -140,7 +142,8 @@ class AttentionPlan:
     """attention() over torch tensors of one set of facts on a GPU, ready: the checked geometry, each operand's
     tensor map encoded once per address (host_plans.MapsByAddress) and, for operands at addresses seen twice, a
     bound launch (host_plans.Bindings). It keeps addresses and geometry, never the caller's tensors (the one tensor
-    it owns stands in for the log-sum-exp when none is asked for: the kernel does not write it then)."""
+    it owns stands in for the log-sum-exp when none is asked for: the kernel does not write it then; another for the
+    tile counter where the configuration takes none; with cfg.fetch_tiles, a counter per launch stream)."""
 
     def __init__(self, q, k, v, out, causal, scale, layout, return_lse, config):
         import torch
@@ -150,6 +153,8 @@ class AttentionPlan:
         self.return_lse, self.out_shape, self.lse_shape = bool(return_lse), tuple(q.shape), problem.lse_shape
         self.lse_dtype = torch.float32
         self.no_lse = q.new_empty((1,), dtype=torch.float32)
+        self.counters = StreamBuffers(tile_counter) if problem.config.fetch_tiles else None
+        self.no_counter = None if self.counters else tile_counter(q)
         boxes = problem.config.boxes()
         self.maps = [MapsByAddress(lambda t, box=boxes[name]: skc.TensorMap(_heads_view(t, layout), box), first)
                      for name, first in zip(("q", "k", "v", "o"), (q, k, v, out))]
@@ -160,15 +165,19 @@ class AttentionPlan:
         if out is None:
             out = q.new_empty(self.out_shape)
         lse = q.new_empty(self.lse_shape, dtype=self.lse_dtype) if self.return_lse else self.no_lse
+        if self.counters is not None:   # the launch's stream picks its counter: known now, and part of the key
+            stream = skc.launch_stream(stream, q)
         address = self.address
-        key = (address[0](q), address[1](k), address[2](v), address[3](out), address[4](lse))
+        key = (address[0](q), address[1](k), address[2](v), address[3](out), address[4](lse),
+               None if self.counters is None else stream)
         bound = self.bound.get(key)
         if bound is not None:   # (its addresses were checked when they were new)
             bound(stream)
         else:
             check_no_overlap("attention", out, **_read_while_written(q, k, v, out))
             maps = self.maps
-            args = (maps[0](q), maps[1](k), maps[2](v), maps[3](out), lse, *self.scalars)
+            counter = self.no_counter if self.counters is None else self.counters(q, stream)
+            args = (maps[0](q), maps[1](k), maps[2](v), maps[3](out), lse, counter, *self.scalars)
             self.bound.launch(key, args, stream)
         return (out, lse) if self.return_lse else out
 
@@ -257,9 +266,10 @@ def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool 
 
 def compile_arguments(config: AttentionConfig) -> dict:
     """attention_kernel's arguments for `Kernel.compile` without data (skc compile, tests): rank-4 tensor-map
-    types of the configuration's boxes, an f32 pointer for the log-sum-exp, the configuration and block size."""
+    types of the configuration's boxes, an f32 pointer for the log-sum-exp, an i32 one for the tile counter, the
+    configuration and block size."""
     from skc import ir
 
     boxes = config.boxes()
     maps = {name: ir.TensorMapType(ir.ScalarType(config.dtype), boxes[name[0]], 128) for name in ("q", "k", "v", "o")}
-    return dict(maps, lse=skc.Ptr[skc.f32], cfg=config, block=config.threads)
+    return dict(maps, lse=skc.Ptr[skc.f32], counter=skc.Ptr[skc.i32], cfg=config, block=config.threads)

@@ -59,6 +59,7 @@ class AttentionConfig:
     causal: bool = False
     lse: bool = False
     persistent: bool = False     # a grid of at most one block per SM walking the tiles (Q double-buffered)
+    fetch_tiles: bool = False    # persistent: each block takes its next tile from a counter (longest first), not a share
     overlap: bool = False        # softmax of key block j during P·V of block j - 1 in each warpgroup
     pingpong: bool = False       # the consumer warpgroups take turns issuing their MMAs (WarpgroupTurns)
     exp2_on_fma: int = 0         # every n-th score of a row takes its exp2 on the FMA pipe, not the MUFU (0: none)
@@ -77,6 +78,8 @@ class AttentionConfig:
             raise ValueError(f"block_m must be {ROWS} per consumer warpgroup, found {self.block_m}")
         if self.block_n % 16 or not 64 <= self.block_n <= 256:
             raise ValueError(f"block_n must be 64 to 256 in steps of 16 (P·V's k-steps), found {self.block_n}")
+        if self.fetch_tiles and not self.persistent:
+            raise ValueError("fetch_tiles=True is how persistent blocks share the tiles: use it with persistent=True")
         if self.persistent and not self.overlap:
             raise ValueError("persistent=True needs overlap=True: in the persistent tile loop ptxas serializes the "
                              "wgmmas of the serial key-block loop (C7519, 'WG.AR in divergent path')")
@@ -128,17 +131,18 @@ class AttentionConfig:
 
     def shared_bytes(self) -> int:
         tile = self.block_n * self.head_dim * 2   # a K or a V tile (the epilogue stages in Q's tile)
-        barriers = 16 * (self.stages + self.v_stages + self.q_stages)
+        barriers = 16 * (self.stages + self.v_stages + self.q_stages + self.fetch_tiles)   # (and the tile slots)
         aligning = 3 * 1024   # Q's, K's and V's stages each start on a 1024-byte boundary after the barriers
         return self.q_stages * self.block_m * self.head_dim * 2 + (self.stages + self.v_stages) * tile + aligning + barriers
 
 
 @skc.kernel
-def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, batches: skc.i32, heads: skc.i32, group: skc.i32,
-                     scale: skc.f32, cfg: skc.constexpr):
+def attention_kernel(q, k, v, o, lse, counter, Sq: skc.i32, Skv: skc.i32, batches: skc.i32, heads: skc.i32,
+                     group: skc.i32, scale: skc.f32, cfg: skc.constexpr):
     """q, k, v, o are rank-4 tensor maps (batch, heads, sequence, head_dim), lse a pointer to (batch, heads, Sq) f32
-    (written when cfg.lse); a query head reads K/V head head // group. One block per tile (query block, batch and
-    head), or (cfg.persistent) a grid of at most one block per SM walking the tiles."""
+    (written when cfg.lse), counter a pointer to one i32, zero between launches (read when cfg.fetch_tiles); a query
+    head reads K/V head head // group. One block per tile (query block, batch and head), or (cfg.persistent) a grid
+    of at most one block per SM walking the tiles."""
     tiles = HeadTiles(Sq, Skv, batches * heads, heads, cfg)
     mine = tiles.mine()   # (before the roles split: the producer runs on few registers)
     q_load, k_load, v_load = (TmaLoader(cfg.q_payload(), q=q), TmaLoader(cfg.k_payload(), key=k),
@@ -146,6 +150,8 @@ def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, batches: skc.i3
     with InputTilePipeline(cfg.q_payload(), cfg.q_stages, q_load, consumers=cfg.consumers) as q_pipe, \
             InputTilePipeline(cfg.k_payload(), cfg.stages, k_load, consumers=cfg.consumers) as k_pipe, \
             InputTilePipeline(cfg.v_payload(), cfg.v_stages, v_load, consumers=cfg.consumers) as v_pipe:
+        # (its slots after the stages: before them, they would push the stages' 1024-byte alignment)
+        fetched = FetchedTiles(tiles, counter, cfg.q_stages) if cfg.fetch_tiles else None
         roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers, cfg.blocks_per_sm)
         if roles.is_producer():
             roles.enter_producer()
@@ -155,24 +161,48 @@ def attention_kernel(q, k, v, o, lse, Sq: skc.i32, Skv: skc.i32, batches: skc.i3
                 # Q stays in its stage until the consumers' last key block: drain the Q pipeline last
                 with q_pipe.producer() as q_producer, k_pipe.producer() as k_producer, \
                         v_pipe.producer() as v_producer:
-                    for tile in mine:
-                        with q_producer.acquire() as stage:
-                            q_load(stage, 0, q=(tile.batch, tile.head, tile.row0))
-                        for j in range(tiles.key_blocks(tile.row0)):
-                            keys = (tile.batch, tile.head // group, j * cfg.block_n)
-                            with k_producer.acquire() as stage:
-                                k_load(stage, 0, key=keys)
-                            with v_producer.acquire() as stage:
-                                v_load(stage, 0, value=keys)
+                    loads = (q_producer, k_producer, v_producer, q_load, k_load, v_load)
+                    if cfg.fetch_tiles:
+                        index = skc.block_id(0)   # (the grid has at most as many blocks as tiles)
+                        while index < tiles.count:
+                            taken = fetched.take(q_load.issuer)   # the next one's index, on its way meanwhile
+                            _load_tile(tiles, tiles.__skc_item__(index), group, loads, fetched, index)
+                            index = taken
+                        with q_producer.acquire() as stage:   # a Q stage without copies: the end of the tiles
+                            fetched.announce(stage, index, q_load.issuer)
+                            if q_load.issuer:
+                                skc.hopper.mbarrier_arrive(stage.full)
+                    else:
+                        for tile in mine:
+                            _load_tile(tiles, tile, group, loads)
         else:
             roles.enter_consumer()
-            _consume(q_pipe, k_pipe, v_pipe, mine, tiles, o, lse, Sq, Skv, scale, roles.consumer_index(), cfg)
+            _consume(q_pipe, k_pipe, v_pipe, mine, fetched, tiles, o, lse, Sq, Skv, scale, roles.consumer_index(), cfg)
 
 
 @skc.func
-def _consume(q_pipe, k_pipe, v_pipe, mine, tiles, o, lse, Sq, Skv, scale, warpgroup, cfg):
+def _load_tile(tiles, tile, group, loads, fetched=None, index=0):
+    """The producer's copies for one tile: its Q (with, for fetched tiles, its index in the slot beside the stage),
+    then its key blocks' K and V."""
+    q_producer, k_producer, v_producer, q_load, k_load, v_load = loads
+    cfg = tiles.cfg
+    with q_producer.acquire() as stage:
+        if fetched is not None:
+            fetched.announce(stage, index, q_load.issuer)
+        q_load(stage, 0, q=(tile.batch, tile.head, tile.row0))
+    for j in range(tiles.key_blocks(tile.row0)):
+        keys = (tile.batch, tile.head // group, j * cfg.block_n)
+        with k_producer.acquire() as stage:
+            k_load(stage, 0, key=keys)
+        with v_producer.acquire() as stage:
+            v_load(stage, 0, value=keys)
+
+
+@skc.func
+def _consume(q_pipe, k_pipe, v_pipe, mine, fetched, tiles, o, lse, Sq, Skv, scale, warpgroup, cfg):
     """A consumer warpgroup: for each of its tiles, S = Q Kᵀ, the online softmax and O += P V over the key blocks,
-    then the epilogue. With cfg.pingpong the consumers take turns issuing their MMAs (WarpgroupTurns)."""
+    then the epilogue. With cfg.pingpong the consumers take turns issuing their MMAs (WarpgroupTurns); with
+    cfg.fetch_tiles each tile's index comes with its Q stage, until one past the tiles."""
     dtype = skc.bf16 if cfg.dtype == "bf16" else skc.f16
     qk = Wgmma(cfg.block_n, cfg.head_dim, dtype, warpgroup=warpgroup)
     pv = WgmmaRegA(cfg.head_dim, cfg.block_n, dtype, warpgroup=warpgroup)
@@ -181,32 +211,55 @@ def _consume(q_pipe, k_pipe, v_pipe, mine, tiles, o, lse, Sq, Skv, scale, warpgr
     # with overlap, pv keeps one V stage in flight: it is released once the P·V reading it completed
     with epilogue, q_pipe.consumer() as q_consumer, k_pipe.consumer() as k_consumer, \
             v_pipe.consumer(pv if cfg.overlap else None) as v_consumer:
-        for tile in mine:
-            # S and its softmax for this warpgroup's rows (from its first query row), and O
-            softmax = OnlineSoftmax(scale, exp2_on_fma=cfg.exp2_on_fma, tree=cfg.tree_reductions,
-                                    lazy=cfg.lazy_rescale)
-            scores = KeyBlockScores(qk, softmax, tile.row0 + warpgroup * ROWS, Skv, cfg)
-            acc = pv.zeros()
-            with q_consumer.acquire() as q_stage:
-                if cfg.overlap:
-                    _overlapped(q_stage.q, k_consumer, v_consumer, scores, pv, acc, tiles.key_blocks(tile.row0),
-                                turn)
-                else:  # the two consumer warpgroups overlap each other's softmax and MMAs
-                    for j in range(tiles.key_blocks(tile.row0)):
-                        with k_consumer.acquire() as stage:
-                            with turn:
-                                scores.issue(q_stage.q, stage.key)              # S = Q K_jᵀ
-                            scores.retire(0)
-                        scores.softmax.rescale(acc, scores.softmax_step(j))
-                        with v_consumer.acquire() as stage:
-                            with turn:
-                                pv(acc, pv.operand(scores.s), stage.value)      # O += P V_j
-                            acc.wait()
-                rows_lse = scores.softmax.finish(acc)
-                epilogue(acc, tile.batch, tile.head, scores.row0, q_stage.q)
-                epilogue.sync(0)   # its stores have read the staging in Q: the stage may take the next Q
-            if cfg.lse:
-                _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
+        if cfg.fetch_tiles:
+            index = skc.i32(0)
+            while index < tiles.count:
+                with q_consumer.acquire() as q_stage:
+                    index = fetched.read(q_stage)
+                    if index < tiles.count:
+                        tile = tiles.__skc_item__(index)
+                        scores, acc = _start_tile(qk, pv, tile, scale, Skv, warpgroup, cfg)
+                        rows_lse = _tile(q_stage, k_consumer, v_consumer, tiles, tile, scores, pv, acc, epilogue, turn,
+                                         cfg)
+                        if cfg.lse:
+                            _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
+        else:
+            for tile in mine:
+                scores, acc = _start_tile(qk, pv, tile, scale, Skv, warpgroup, cfg)
+                with q_consumer.acquire() as q_stage:
+                    rows_lse = _tile(q_stage, k_consumer, v_consumer, tiles, tile, scores, pv, acc, epilogue, turn,
+                                     cfg)
+                if cfg.lse:
+                    _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
+
+
+@skc.func
+def _start_tile(qk, pv, tile, scale, Skv, warpgroup, cfg):
+    """S and its softmax for this warpgroup's rows of the tile (from its first query row), and O."""
+    softmax = OnlineSoftmax(scale, exp2_on_fma=cfg.exp2_on_fma, tree=cfg.tree_reductions, lazy=cfg.lazy_rescale)
+    return KeyBlockScores(qk, softmax, tile.row0 + warpgroup * ROWS, Skv, cfg), pv.zeros()
+
+
+@skc.func
+def _tile(q_stage, k_consumer, v_consumer, tiles, tile, scores, pv, acc, epilogue, turn, cfg):
+    """One tile with its Q in q_stage: the key blocks, then the epilogue; gives the rows' log-sum-exp."""
+    if cfg.overlap:
+        _overlapped(q_stage.q, k_consumer, v_consumer, scores, pv, acc, tiles.key_blocks(tile.row0), turn)
+    else:  # the two consumer warpgroups overlap each other's softmax and MMAs
+        for j in range(tiles.key_blocks(tile.row0)):
+            with k_consumer.acquire() as stage:
+                with turn:
+                    scores.issue(q_stage.q, stage.key)              # S = Q K_jᵀ
+                scores.retire(0)
+            scores.softmax.rescale(acc, scores.softmax_step(j))
+            with v_consumer.acquire() as stage:
+                with turn:
+                    pv(acc, pv.operand(scores.s), stage.value)      # O += P V_j
+                acc.wait()
+    rows_lse = scores.softmax.finish(acc)
+    epilogue(acc, tile.batch, tile.head, scores.row0, q_stage.q)
+    epilogue.sync(0)   # its stores have read the staging in Q: the stage may take the next Q
+    return rows_lse
 
 
 @skc.func
@@ -262,7 +315,7 @@ class HeadTiles:
         return skc.block_id(0), self.count, skc.grid_dim(0)
 
     def __skc_item__(self, index):
-        if self.cfg.persistent and self.cfg.causal:
+        if self.cfg.persistent and self.cfg.causal and not self.cfg.fetch_tiles:
             index = self.snaked(index)
         if self.cfg.causal:
             batch_head, block = self.longest_first(index)
@@ -302,6 +355,37 @@ class HeadTiles:
         if self.cfg.causal:
             blocks = skc.minimum(blocks, skc.cdiv(row0 + self.cfg.block_m, self.cfg.block_n))
         return blocks
+
+
+class FetchedTiles:
+    """Tiles handed out at run time (cfg.fetch_tiles): a persistent block's producer starts with the tile of its
+    block id and takes each next one from `counter` (an atomic add: the grid's blocks after the first ones, in the
+    order HeadTiles gives, causal ones longest first), so a block that drew short tiles draws more. The producer puts
+    each tile's index in a slot beside the Q stage it loads (before the stage's arrival, which publishes it), where
+    the consumers read it; an index past the tiles ends them. The counter is zero between launches: a launch takes
+    from it once for each tile past the grid's first ones and once more for each block (its index past the end),
+    as many times as there are tiles, and the last take (the one that finds tiles - 1) sets it back to zero."""
+
+    def __init__(self, tiles, counter, stages: int):
+        self.tiles, self.counter = tiles, counter
+        self.slots = skc.shared((stages,), skc.i32)
+
+    def take(self, issuer):
+        """(The producer's loading warp.) The index of the block's next tile, from the counter."""
+        taken = skc.i32(0)
+        if issuer:
+            taken = skc.atomic_add(self.counter, 1)
+            if taken == self.tiles.count - 1:   # the last take of the launch: no block reads the counter again
+                skc.store(self.counter, 0)
+        return skc.grid_dim(0) + skc.shfl_idx(taken, 0)
+
+    def announce(self, stage, index, issuer):
+        if issuer:
+            skc.store(self.slots + stage.index, index)
+
+    def read(self, stage):
+        """(A consumer, once the stage is full.) The index of the stage's tile."""
+        return skc.load(self.slots + stage.index)
 
 
 class KeyBlockScores:

@@ -389,6 +389,12 @@ def stream_k_buffers(a, grid: int, cfg) -> tuple:
     return _zeros_like(a, strips * 64 * cfg.tile_n, "float32"), _zeros_like(a, strips, "int32")
 
 
+def tile_counter(a):
+    """A zero-filled i32 on a's device: the counter from which a kernel's blocks take tiles at run time (the kernel
+    leaves it zero, so a plan makes one per launch stream: StreamBuffers)."""
+    return _zeros_like(a, 1, "int32")
+
+
 def _zeros_like(a, count: int, dtype: str):
     if hasattr(a, "new_zeros"):  # torch
         import torch

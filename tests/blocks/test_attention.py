@@ -241,6 +241,37 @@ def test_lazy_rescale_stays_where_p_is_finite():
     assert AttentionConfig(head_dim=128, lazy_rescale=15.0).lazy_rescale == 15.0
 
 
+@pytest.mark.parametrize("B, H, Sq, Skv, D, causal", [(1, 3, 300, 300, 128, True), (2, 2, 200, 150, 64, True),
+                                                 (1, 5, 256, 200, 64, False)])
+def test_blocks_fetching_their_tiles_in_the_interpreter(B, H, Sq, Skv, D, causal, monkeypatch):
+    """Persistent blocks taking their tiles from a counter (cfg.fetch_tiles): 6 to 10 tiles on the interpreter's
+    4 blocks, each computed once, as by a block a tile; the counter is zero again after each launch."""
+    from skc.blocks import attention_host
+
+    counter = np.zeros(1, np.int32)
+    monkeypatch.setattr(attention_host, "tile_counter", lambda a: counter)
+    rng = np.random.default_rng([B, H, Sq, Skv, D])
+    q = bf16(rng.standard_normal((B, H, Sq, D)))
+    k, v = (bf16(rng.standard_normal((B, H, Skv, D))) for _ in range(2))
+    block_n = 64
+    fields = dict(head_dim=D, block_n=block_n, causal=causal, lse=True, overlap=True, lazy_rescale=2.0)
+    fetched = AttentionConfig(persistent=True, fetch_tiles=True, **fields)
+    for _ in range(2):
+        out, lse = attention(q, k, v, causal=causal, return_lse=True, config=fetched)
+        assert counter[0] == 0
+    plain, plain_lse = attention(q, k, v, causal=causal, return_lse=True, config=AttentionConfig(**fields))
+    np.testing.assert_array_equal(out, plain)
+    np.testing.assert_array_equal(lse, plain_lse)
+    exact, exact_lse = exact_reference(q, k, v, causal)
+    assert np.abs(out - exact).max() < 1e-2
+    np.testing.assert_allclose(lse, exact_lse, rtol=1e-5, atol=1e-5)
+
+
+def test_fetched_tiles_are_for_persistent_blocks():
+    with pytest.raises(ValueError, match="fetch_tiles=True is how persistent blocks share the tiles"):
+        AttentionConfig(head_dim=128, overlap=True, fetch_tiles=True)
+
+
 def test_a_persistent_configuration_needs_the_overlapped_loop():
     with pytest.raises(ValueError, match="persistent=True needs overlap=True"):
         AttentionConfig(persistent=True)

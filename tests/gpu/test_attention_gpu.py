@@ -104,6 +104,40 @@ def test_causal_tiles_across_head_groups_on_the_gpu(persistent, group):
     assert error <= max(2 * flash_error(q, k, v, True, expected), 1e-2), error
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_blocks_fetching_their_tiles_on_the_gpu(causal):
+    """Persistent blocks taking their tiles from a counter: 192 tiles on the GPU's SMs, three launches in a row and
+    two replays of a captured CUDA graph, each right (the counter is zero again after every launch)."""
+    from skc.blocks.attention_kernel import AttentionConfig
+
+    torch.manual_seed(11 + causal)
+    q, k, v = (torch.randn(2, 8, 1500, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    expected, reference_lse = reference(q, k, v, causal)
+    limit = max(2 * flash_error(q, k, v, causal, expected), 1e-2)
+    config = AttentionConfig(head_dim=128, causal=causal, overlap=True, value_stages=3, lse=True, persistent=True,
+                             fetch_tiles=True, lazy_rescale=2.0, tree_reductions=causal)
+
+    def check(out, lse):
+        assert (lse - reference_lse).abs().max().item() < 1e-3
+        error = (out.float() - expected).abs().max().item()
+        assert error <= limit, error
+
+    for _ in range(3):
+        check(*attention(q, k, v, causal=causal, out=torch.full_like(q, float("nan")), config=config,
+                         return_lse=True))
+    out = torch.empty_like(q)
+    attention(q, k, v, causal=causal, out=out, config=config, return_lse=True)   # (compiled before the capture)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        _, lse = attention(q, k, v, causal=causal, out=out, config=config, return_lse=True)
+    for _ in range(2):
+        out.fill_(float("nan"))
+        lse.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        check(out, lse)
+
+
 @pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, False)])
 @pytest.mark.parametrize("fields", [dict(exp2_on_fma=4), dict(exp2_on_fma=2, tree_reductions=True),
                                     dict(tree_reductions=True)])
