@@ -147,7 +147,8 @@ def test_a_key_standing_out_late_in_a_row_keeps_its_exact_weight():
 @pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, True), (128, False)])
 def test_the_default_configurations_in_the_interpreter(D, causal, monkeypatch):
     """attention() without a config: for D = 64, three consumer warpgroups taking turns (not causal) or two with
-    pairwise row reductions (causal); for D = 128, lazy rescaling, and persistent blocks where not causal."""
+    pairwise row reductions (causal); for D = 128, lazy rescaling and persistent blocks, which take their tiles from
+    a counter where causal."""
     from skc.blocks import attention_host
 
     launched = []
@@ -161,7 +162,8 @@ def test_the_default_configurations_in_the_interpreter(D, causal, monkeypatch):
     q, k, v = (bf16(RNG.standard_normal((1, 2, 230, D))) for _ in range(3))
     out = attention(q, k, v, causal=causal)
     assert launched == [attention_host.default_config(D, "bf16", causal, False)]
-    assert launched[0].persistent == (D == 128 and not causal)
+    assert launched[0].persistent == (D == 128)
+    assert launched[0].fetch_tiles == (D == 128 and causal)
     assert launched[0].lazy_rescale == (2.0 if D == 128 else 0.0)
     exact, _ = exact_reference(q, k, v, causal)
     assert np.abs(out - exact).max() < 1e-2
@@ -170,19 +172,21 @@ def test_the_default_configurations_in_the_interpreter(D, causal, monkeypatch):
 
 @needs_nvjitlink
 @pytest.mark.parametrize("D", [64, 128, 256])
-@pytest.mark.parametrize("causal, lse", [(False, False), (True, True)])
+@pytest.mark.parametrize("causal, lse", [(False, False), (True, True), (True, False)])
 def test_the_default_configurations_compile_without_spills(D, causal, lse):
     """No spills, except a few bytes of loop state in the three-consumer D = 64 tile at 160 registers (since the
     softmax's exp2 is one instruction ptxas keeps 12 bytes there: 7 % faster than the unspilled two-consumer tile,
-    benchmarks/NOTES.md, seventh session)."""
+    benchmarks/NOTES.md, seventh session), and 4 in the causal D = 128 tile whose blocks fetch their tiles (one value
+    kept across the tile loop, stored before it and loaded once a tile: 1.03x of the tile a block, fifteenth
+    session)."""
     from skc.blocks.attention_host import default_config
 
     config = default_config(D, "bf16", causal, lse)
     three = (D, causal) == (64, False)
     assert (config.block_m, config.consumers) == ((192, 3) if three else (128, 2))
     resources = attention_kernel.compile(**compile_arguments(config), target="sm_90a").resources
-    assert resources["spill_stores"] <= (12 if three else 0) and resources["stack_bytes"] <= (16 if three else 0), \
-        resources
+    allowed = 12 if three else 4 if config.fetch_tiles else 0
+    assert resources["spill_stores"] <= allowed and resources["stack_bytes"] <= -(-allowed // 8) * 8, resources
 
 
 @pytest.mark.parametrize("scale, message", [(0.0, "positive and finite, found 0.0"), (-0.125, "found -0.125"),
