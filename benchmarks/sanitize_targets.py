@@ -48,7 +48,10 @@ GEMMS = {
 
 
 # more runs of an example with other arguments: name -> (example, its main's arguments)
-VARIANTS = {"attention-not-causal": ("attention", dict(small=True, causal=False))}   # D = 64: three consumers
+VARIANTS = {"attention-not-causal": ("attention", dict(small=True, causal=False)),   # D = 64: three consumers
+            # D = 128: persistent blocks, which fetch their tiles where causal (136 tiles on 132 blocks)
+            "attention-d128-causal": ("attention", dict(causal=True, shape=(1, 34, 34, 512, 128))),
+            "attention-d128-not-causal": ("attention", dict(causal=False, shape=(1, 34, 34, 512, 128)))}
 
 
 def run_example(name: str) -> str:

@@ -36,10 +36,11 @@ def reference(q, k, v, causal):
     return (e / e.sum(-1, keepdims=True)) @ v
 
 
-def main(causal=True, small=None) -> str:
+def main(causal=True, small=None, shape=None) -> str:
+    """Attention on random data against float64 numpy; `shape` (B, H, H_kv, S, D) overrides the sizes."""
     device = skc.current_device()
     small = device.is_interpreter if small is None else small
-    B, H, Hkv, S, D = (1, 2, 1, 100, 64) if small else (4, 16, 4, 2048, 128)
+    B, H, Hkv, S, D = shape or ((1, 2, 1, 100, 64) if small else (4, 16, 4, 2048, 128))
     rng = np.random.default_rng(0)
     q, k, v = (bf16_round(rng.standard_normal(shape, dtype=np.float32))
                for shape in ((B, H, S, D), (B, Hkv, S, D), (B, Hkv, S, D)))
