@@ -150,8 +150,8 @@ def attention_kernel(q, k, v, o, lse, counter, Sq: skc.i32, Skv: skc.i32, batche
     with InputTilePipeline(cfg.q_payload(), cfg.q_stages, q_load, consumers=cfg.consumers) as q_pipe, \
             InputTilePipeline(cfg.k_payload(), cfg.stages, k_load, consumers=cfg.consumers) as k_pipe, \
             InputTilePipeline(cfg.v_payload(), cfg.v_stages, v_load, consumers=cfg.consumers) as v_pipe:
-        # (its slots after the stages: before them, they would push the stages' 1024-byte alignment)
-        fetched = FetchedTiles(tiles, counter, cfg.q_stages) if cfg.fetch_tiles else None
+        # (its slot after the stages: before them, it would push the stages' 1024-byte alignment)
+        fetched = FetchedTiles(tiles, counter, cfg.consumers) if cfg.fetch_tiles else None
         roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers, cfg.blocks_per_sm)
         if roles.is_producer():
             roles.enter_producer()
@@ -168,12 +168,11 @@ def attention_kernel(q, k, v, o, lse, counter, Sq: skc.i32, Skv: skc.i32, batche
                             taken = fetched.take(q_load.issuer)   # the next one's index, on its way meanwhile
                             _load_tile(tiles, tiles.__skc_item__(index), group, loads, fetched, index)
                             index = taken
-                        # the end of the tiles: a Q stage filled as any other (with the first tile's Q, not read),
-                        # so that the stage's slot is published as every other's (compute-sanitizer's racecheck
-                        # counted a plain arrival's slot store as a race with its read)
-                        with q_producer.acquire() as stage:
-                            fetched.announce(stage, index, q_load.issuer)
-                            q_load(stage, 0, q=(0, 0, 0))
+                        with q_producer.acquire() as stage:   # a Q stage without copies: the end of the tiles
+                            fetched.announce(index, q_load.issuer)
+                            if q_load.issuer:
+                                skc.hopper.mbarrier_arrive(stage.full)
+                        fetched.close()
                     else:
                         for tile in mine:
                             _load_tile(tiles, tile, group, loads)
@@ -190,7 +189,7 @@ def _load_tile(tiles, tile, group, loads, fetched=None, index=0):
     cfg = tiles.cfg
     with q_producer.acquire() as stage:
         if fetched is not None:
-            fetched.announce(stage, index, q_load.issuer)
+            fetched.announce(index, q_load.issuer)
         q_load(stage, 0, q=(tile.batch, tile.head, tile.row0))
     for j in range(tiles.key_blocks(tile.row0)):
         keys = (tile.batch, tile.head // group, j * cfg.block_n)
@@ -214,10 +213,11 @@ def _consume(q_pipe, k_pipe, v_pipe, mine, fetched, tiles, o, lse, Sq, Skv, scal
     with epilogue, q_pipe.consumer() as q_consumer, k_pipe.consumer() as k_consumer, \
             v_pipe.consumer(pv if cfg.overlap else None) as v_consumer:
         if cfg.fetch_tiles:
+            fetched.open()
             index = skc.i32(0)
             while index < tiles.count:
                 with q_consumer.acquire() as q_stage:
-                    index = fetched.read(q_stage)
+                    index = fetched.read()
                     if index < tiles.count:
                         tile = tiles.__skc_item__(index)
                         scores, acc = _start_tile(qk, pv, tile, scale, Skv, warpgroup, cfg)
@@ -362,15 +362,23 @@ class HeadTiles:
 class FetchedTiles:
     """Tiles handed out at run time (cfg.fetch_tiles): a persistent block's producer starts with the tile of its
     block id and takes each next one from `counter` (an atomic add: the grid's blocks after the first ones, in the
-    order HeadTiles gives, causal ones longest first), so a block that drew short tiles draws more. The producer puts
-    each tile's index in a slot beside the Q stage it loads (before the stage's arrival, which publishes it), where
-    the consumers read it; an index past the tiles ends them. The counter is zero between launches: a launch takes
-    from it once for each tile past the grid's first ones and once more for each block (its index past the end),
-    as many times as there are tiles, and the last take (the one that finds tiles - 1) sets it back to zero."""
+    order HeadTiles gives, causal ones longest first), so a block that drew short tiles draws more. The producer's
+    loading warp puts each tile's index in a slot as it loads the tile's Q, and the consumers read it from there once
+    the Q stage is full; an index past the tiles ends them. Two named barriers pass the slot between them: the
+    consumers wait at `written` until the producer arrived there after writing it, and the producer waits at `read`
+    until every consumer thread arrived there after reading it (once at the start, so that the slot may be written;
+    the producer's last wait, `close`, meets the consumers' arrival after the end). The counter is zero between
+    launches: a launch takes from it once for each tile past the grid's first ones and once more for each block (its
+    index past the end), as many times as there are tiles, and the last take (the one that finds tiles - 1) sets it
+    back to zero."""
 
-    def __init__(self, tiles, counter, stages: int):
+    written, read_id = 14, 15   # named barrier ids (the epilogue takes 1 + a warpgroup, WarpgroupTurns 8 on)
+
+    def __init__(self, tiles, counter, consumers: int):
         self.tiles, self.counter = tiles, counter
-        self.slots = skc.shared((stages,), skc.i32)
+        self.slot = skc.shared((1,), skc.i32)
+        target = skc.current_target()
+        self.threads = consumers * target.warpgroup_size + target.warp_size   # the consumers and the loading warp
 
     def take(self, issuer):
         """(The producer's loading warp.) The index of the block's next tile, from the counter."""
@@ -381,13 +389,27 @@ class FetchedTiles:
                 skc.store(self.counter, 0)
         return skc.grid_dim(0) + skc.shfl_idx(taken, 0)
 
-    def announce(self, stage, index, issuer):
+    def announce(self, index, issuer):
+        """(The loading warp, before the Q stage's arrival.) Put the index in the slot once its last one was read."""
+        skc.barrier_named(self.read_id, self.threads)
         if issuer:
-            skc.store(self.slots + stage.index, index)
+            skc.store(self.slot, index)
+        skc.barrier_arrive(self.written, self.threads)
 
-    def read(self, stage):
-        """(A consumer, once the stage is full.) The index of the stage's tile."""
-        return skc.load(self.slots + stage.index)
+    def close(self):
+        """(The loading warp, after its last announce.) Meet the consumers' reading of the last index."""
+        skc.barrier_named(self.read_id, self.threads)
+
+    def open(self):
+        """(Each consumer thread, before its first read.) The slot may be written."""
+        skc.barrier_arrive(self.read_id, self.threads)
+
+    def read(self):
+        """(Each consumer thread, once its Q stage is full.) The index of the stage's tile."""
+        skc.barrier_named(self.written, self.threads)
+        index = skc.load(self.slot)
+        skc.barrier_arrive(self.read_id, self.threads)
+        return index
 
 
 class KeyBlockScores:
