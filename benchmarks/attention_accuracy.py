@@ -37,7 +37,8 @@ def outputs(q, k, v, causal, expected, lazy=()):
             found[f"skc-lazy{threshold:g}"] = attention(q, k, v, causal=causal,
                                                        config=replace(config, lazy_rescale=threshold))
     if config.persistent:
-        found["skc-nopers"] = attention(q, k, v, causal=causal, config=replace(config, persistent=False))
+        found["skc-nopers"] = attention(q, k, v, causal=causal,
+                                       config=replace(config, persistent=False, fetch_tiles=False))
     for name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
         with sdpa_kernel(backend):
             found[name] = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
