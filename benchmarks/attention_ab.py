@@ -21,7 +21,8 @@ VARIANTS = {"persistent": {"persistent": True, "lazy_rescale": 0.0}, "lazy": {"p
             "persistent-lazy": {"persistent": True, "lazy_rescale": 8.0}, "lazy4": {"lazy_rescale": 4.0},
             "lazy2": {"lazy_rescale": 2.0}, "lazy1": {"lazy_rescale": 1.0},
             "fetch": {"persistent": True, "fetch_tiles": True},
-            "fetch-tree": {"persistent": True, "fetch_tiles": True, "tree_reductions": True}}
+            "fetch-tree": {"persistent": True, "fetch_tiles": True, "tree_reductions": True},
+            "tile-a-block": {"persistent": False, "fetch_tiles": False}}
 
 
 def main():
