@@ -150,8 +150,8 @@ def attention_kernel(q, k, v, o, lse, counter, Sq: skc.i32, Skv: skc.i32, batche
     with InputTilePipeline(cfg.q_payload(), cfg.q_stages, q_load, consumers=cfg.consumers) as q_pipe, \
             InputTilePipeline(cfg.k_payload(), cfg.stages, k_load, consumers=cfg.consumers) as k_pipe, \
             InputTilePipeline(cfg.v_payload(), cfg.v_stages, v_load, consumers=cfg.consumers) as v_pipe:
-        # (its slot after the stages: before them, it would push the stages' 1024-byte alignment)
-        fetched = FetchedTiles(tiles, counter, cfg.consumers) if cfg.fetch_tiles else None
+        # (its slots after the stages: before them, they would push the stages' 1024-byte alignment)
+        fetched = FetchedTiles(tiles, counter, cfg.q_stages) if cfg.fetch_tiles else None
         roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers, cfg.blocks_per_sm)
         if roles.is_producer():
             roles.enter_producer()
@@ -164,14 +164,14 @@ def attention_kernel(q, k, v, o, lse, counter, Sq: skc.i32, Skv: skc.i32, batche
                     loads = (q_producer, k_producer, v_producer, q_load, k_load, v_load)
                     if cfg.fetch_tiles:
                         index = skc.block_id(0)   # (the grid has at most as many blocks as tiles)
-                        following = fetched.take(q_load.issuer)
                         while index < tiles.count:
-                            after = following   # the index after the next, on its way while this tile loads
-                            if following < tiles.count:
-                                after = fetched.take(q_load.issuer)
-                            _load_tile(tiles, tiles.__skc_item__(index), group, loads, fetched, (index, following))
-                            index, following = following, after
-                        fetched.close()
+                            taken = fetched.take(q_load.issuer)   # the next one's index, on its way meanwhile
+                            _load_tile(tiles, tiles.__skc_item__(index), group, loads, fetched, index)
+                            index = taken
+                        with q_producer.acquire() as stage:   # a Q stage without copies: the end of the tiles
+                            fetched.announce(stage, index, q_load.issuer)
+                            if q_load.issuer:
+                                skc.hopper.mbarrier_arrive(stage.full)
                     else:
                         for tile in mine:
                             _load_tile(tiles, tile, group, loads)
@@ -181,14 +181,14 @@ def attention_kernel(q, k, v, o, lse, counter, Sq: skc.i32, Skv: skc.i32, batche
 
 
 @skc.func
-def _load_tile(tiles, tile, group, loads, fetched=None, indices=None):
-    """The producer's copies for one tile: its Q (with, for fetched tiles, its index and the next one's, told to the
-    consumers), then its key blocks' K and V."""
+def _load_tile(tiles, tile, group, loads, fetched=None, index=0):
+    """The producer's copies for one tile: its Q (with, for fetched tiles, its index in the slot beside the stage),
+    then its key blocks' K and V."""
     q_producer, k_producer, v_producer, q_load, k_load, v_load = loads
     cfg = tiles.cfg
     with q_producer.acquire() as stage:
         if fetched is not None:
-            fetched.announce(indices, q_load.issuer)
+            fetched.announce(stage, index, q_load.issuer)
         q_load(stage, 0, q=(tile.batch, tile.head, tile.row0))
     for j in range(tiles.key_blocks(tile.row0)):
         keys = (tile.batch, tile.head // group, j * cfg.block_n)
@@ -212,17 +212,17 @@ def _consume(q_pipe, k_pipe, v_pipe, mine, fetched, tiles, o, lse, Sq, Skv, scal
     with epilogue, q_pipe.consumer() as q_consumer, k_pipe.consumer() as k_consumer, \
             v_pipe.consumer(pv if cfg.overlap else None) as v_consumer:
         if cfg.fetch_tiles:
-            fetched.open()
-            following = skc.i32(0)   # (any index of a tile: there is one)
-            while following < tiles.count:
+            index = skc.i32(0)
+            while index < tiles.count:
                 with q_consumer.acquire() as q_stage:
-                    index, following = fetched.read()
-                    tile = tiles.__skc_item__(index)
-                    scores, acc = _start_tile(qk, pv, tile, scale, Skv, warpgroup, cfg)
-                    rows_lse = _tile(q_stage, k_consumer, v_consumer, tiles, tile, scores, pv, acc, epilogue, turn,
-                                     cfg)
-                if cfg.lse:
-                    _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
+                    index = fetched.read(q_stage)
+                    if index < tiles.count:
+                        tile = tiles.__skc_item__(index)
+                        scores, acc = _start_tile(qk, pv, tile, scale, Skv, warpgroup, cfg)
+                        rows_lse = _tile(q_stage, k_consumer, v_consumer, tiles, tile, scores, pv, acc, epilogue, turn,
+                                         cfg)
+                        if cfg.lse:
+                            _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
         else:
             for tile in mine:
                 scores, acc = _start_tile(qk, pv, tile, scale, Skv, warpgroup, cfg)
@@ -360,26 +360,18 @@ class HeadTiles:
 class FetchedTiles:
     """Tiles handed out at run time (cfg.fetch_tiles): a persistent block's producer starts with the tile of its
     block id and takes each next one from `counter` (an atomic add: the grid's blocks after the first ones, in the
-    order HeadTiles gives, causal ones longest first), so a block that drew short tiles draws more. As the producer's
-    loading warp loads a tile's Q it puts the tile's index and the next one's in a slot, where the consumers read
-    them once the Q stage is full; a next index past the tiles is the block's last tile. Two named barriers pass the
-    slot between them: the consumers wait at `written` until the producer arrived there after writing it, and the
-    producer waits at `read` until every consumer thread arrived there after reading it (once at the start, so that
-    the slot may be written; the producer's last wait, `close`, meets the consumers' last reading). The counter is
-    zero between launches: a launch takes from it once for each tile past the grid's first ones and once more for
-    each block (an index past the end), as many times as there are tiles, and the last take (the one that finds
-    tiles - 1) sets it back to zero."""
+    order HeadTiles gives, causal ones longest first), so a block that drew short tiles draws more. The producer puts
+    each tile's index in a slot beside the Q stage it loads (before the stage's arrival, which publishes it), where
+    the consumers read it; an index past the tiles ends them. The counter is zero between launches: a launch takes
+    from it once for each tile past the grid's first ones and once more for each block (its index past the end),
+    as many times as there are tiles, and the last take (the one that finds tiles - 1) sets it back to zero."""
 
-    written, read_id = 14, 15   # named barrier ids (the epilogue takes 1 + a warpgroup, WarpgroupTurns 8 on)
-
-    def __init__(self, tiles, counter, consumers: int):
+    def __init__(self, tiles, counter, stages: int):
         self.tiles, self.counter = tiles, counter
-        self.slot = skc.shared((2,), skc.i32)
-        target = skc.current_target()
-        self.threads = consumers * target.warpgroup_size + target.warp_size   # the consumers and the loading warp
+        self.slots = skc.shared((stages,), skc.i32)
 
     def take(self, issuer):
-        """(The producer's loading warp.) The index of a next tile, from the counter."""
+        """(The producer's loading warp.) The index of the block's next tile, from the counter."""
         taken = skc.i32(0)
         if issuer:
             taken = skc.atomic_add(self.counter, 1)
@@ -387,29 +379,13 @@ class FetchedTiles:
                 skc.store(self.counter, 0)
         return skc.grid_dim(0) + skc.shfl_idx(taken, 0)
 
-    def announce(self, indices, issuer):
-        """(The loading warp, before the Q stage's arrival.) Put (this tile's index, the next one's) in the slot once
-        the last ones were read."""
-        skc.barrier_named(self.read_id, self.threads)
+    def announce(self, stage, index, issuer):
         if issuer:
-            skc.store(self.slot, indices[0])
-            skc.store(self.slot + 1, indices[1])
-        skc.barrier_arrive(self.written, self.threads)
+            skc.store(self.slots + stage.index, index)
 
-    def close(self):
-        """(The loading warp, after its last announce.) Meet the consumers' reading of the last indices."""
-        skc.barrier_named(self.read_id, self.threads)
-
-    def open(self):
-        """(Each consumer thread, before its first read.) The slot may be written."""
-        skc.barrier_arrive(self.read_id, self.threads)
-
-    def read(self):
-        """(Each consumer thread, once its Q stage is full.) (The stage's tile's index, the next one's)."""
-        skc.barrier_named(self.written, self.threads)
-        indices = skc.load(self.slot), skc.load(self.slot + 1)
-        skc.barrier_arrive(self.read_id, self.threads)
-        return indices
+    def read(self, stage):
+        """(A consumer, once the stage is full.) The index of the stage's tile."""
+        return skc.load(self.slots + stage.index)
 
 
 class KeyBlockScores:

@@ -176,8 +176,8 @@ def test_the_default_configurations_in_the_interpreter(D, causal, monkeypatch):
 def test_the_default_configurations_compile_without_spills(D, causal, lse):
     """No spills, except a few bytes of loop state in the three-consumer D = 64 tile at 160 registers (since the
     softmax's exp2 is one instruction ptxas keeps 12 bytes there: 7 % faster than the unspilled two-consumer tile,
-    benchmarks/NOTES.md, seventh session), and 12 in the causal D = 128 tile whose blocks fetch their tiles (three
-    values kept across the tile loop, stored before it and loaded once a tile: 1.03x of the tile a block, fifteenth
+    benchmarks/NOTES.md, seventh session), and 4 in the causal D = 128 tile whose blocks fetch their tiles (one value
+    kept across the tile loop, stored before it and loaded once a tile: 1.03x of the tile a block, fifteenth
     session)."""
     from skc.blocks.attention_host import default_config
 
@@ -185,7 +185,7 @@ def test_the_default_configurations_compile_without_spills(D, causal, lse):
     three = (D, causal) == (64, False)
     assert (config.block_m, config.consumers) == ((192, 3) if three else (128, 2))
     resources = attention_kernel.compile(**compile_arguments(config), target="sm_90a").resources
-    allowed = 12 if three or config.fetch_tiles else 0
+    allowed = 12 if three else 4 if config.fetch_tiles else 0
     assert resources["spill_stores"] <= allowed and resources["stack_bytes"] <= -(-allowed // 8) * 8, resources
 
 
