@@ -17,7 +17,9 @@ from fair import report, sustained  # noqa: E402
 SHAPES = [(8, 16, 4096, 128, False), (8, 16, 4096, 128, True), (16, 16, 2048, 128, False), (4, 32, 8192, 128, True),
           (8, 16, 4096, 64, False), (1, 32, 16384, 128, False)]
 
-VARIANTS = {"persistent": {"persistent": True, "lazy_rescale": 0.0}, "lazy": {"persistent": False, "lazy_rescale": 8.0},
+# (a variant of blocks a tile sets fetch_tiles=False too: the causal D = 128 default's blocks fetch their tiles)
+VARIANTS = {"persistent": {"persistent": True, "lazy_rescale": 0.0},
+            "lazy": {"persistent": False, "fetch_tiles": False, "lazy_rescale": 8.0},
             "persistent-lazy": {"persistent": True, "lazy_rescale": 8.0}, "lazy4": {"lazy_rescale": 4.0},
             "lazy2": {"lazy_rescale": 2.0}, "lazy1": {"lazy_rescale": 1.0},
             "fetch": {"persistent": True, "fetch_tiles": True},

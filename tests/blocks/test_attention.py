@@ -276,6 +276,24 @@ def test_fetched_tiles_are_for_persistent_blocks():
         AttentionConfig(head_dim=128, overlap=True, fetch_tiles=True)
 
 
+def test_the_ab_benchmarks_variants_fit_each_of_its_shapes():
+    """benchmarks/attention_ab.py times each variant's fields over the default configuration of each of its shapes
+    (read from its source: it imports torch): each makes a configuration, the causal D = 128 one, whose blocks fetch
+    their tiles, too."""
+    import ast
+    import dataclasses
+    import pathlib
+
+    from skc.blocks.attention_host import default_config
+
+    source = pathlib.Path(__file__).parents[2] / "benchmarks" / "attention_ab.py"
+    found = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(source.read_text()).body
+             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) in ("SHAPES", "VARIANTS")}
+    for B, H, S, D, causal in found["SHAPES"]:
+        for name, fields in found["VARIANTS"].items():
+            dataclasses.replace(default_config(D, "bf16", causal, False), **fields)   # (a ValueError names it)
+
+
 def test_a_persistent_configuration_needs_the_overlapped_loop():
     with pytest.raises(ValueError, match="persistent=True needs overlap=True"):
         AttentionConfig(persistent=True)

@@ -67,13 +67,15 @@ def moves_into_uniform_registers_between_wgmmas(sass: str) -> int:
 
 
 @needs_disassembler
-@pytest.mark.parametrize("kernel", ["bf16", "fp8-block", "attention"])
+@pytest.mark.parametrize("kernel", ["bf16", "fp8-block", "attention", "attention-persistent", "attention-fetched"])
 def test_wgmma_descriptors_are_built_in_uniform_registers(kernel):
     """The warpgroup index is taken from lane 0 by a shuffle (WarpRoles), so ptxas knows the stage addresses and
     the wgmma descriptors derived from it are the same in a warp: it builds them in uniform registers. Taken from
     the thread index alone, every wgmma waited for its descriptors to be moved there (12 R2UR between the wgmmas
     of a group in each of these kernels, 3-4 % of the block-scaled fp8 GEMM's and causal attention's speed on the
-    H200: benchmarks/NOTES.md, thirteenth session)."""
+    H200: benchmarks/NOTES.md, thirteenth session). Attention's persistent kernels (the D = 128 defaults, causal ones
+    fetching their tiles) move 8 between the wgmmas of a tile's first S = Q Kᵀ, which runs once a tile before the
+    key-block loop; none in the loop."""
     if kernel == "bf16":
         compiled = compile_gemm(MatmulConfig())
     elif kernel == "fp8-block":
@@ -82,13 +84,18 @@ def test_wgmma_descriptors_are_built_in_uniform_registers(kernel):
         from skc.blocks.fp8 import Fp8MatmulConfig
         compiled = compile_fp8(Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192, block_scaled=True))
     else:
+        from dataclasses import replace
+
         from skc.blocks.attention_host import compile_arguments, default_config
         from skc.blocks.attention_kernel import attention_kernel
-        compiled = attention_kernel.compile(**compile_arguments(default_config(128, "bf16", True, False)),
-                                            target="sm_90a")
+        config = default_config(128, "bf16", kernel == "attention-fetched" or kernel == "attention", False)
+        if kernel == "attention":   # causal, a block a tile
+            config = replace(config, persistent=False, fetch_tiles=False)
+        assert config.persistent == (kernel != "attention") and config.fetch_tiles == (kernel == "attention-fetched")
+        compiled = attention_kernel.compile(**compile_arguments(config), target="sm_90a")
     sass = compiled.asm("sass")
     assert "GMMA" in sass
-    assert moves_into_uniform_registers_between_wgmmas(sass) == 0
+    assert moves_into_uniform_registers_between_wgmmas(sass) == (8 if kernel.startswith("attention-") else 0)
 
 
 def test_gemm_ptx_has_the_warp_specialized_structure():

@@ -11,13 +11,14 @@ from skc.blocks import attention_host
 from skc.runtime import fake_cuda
 
 
-def launch_values(arguments, count=11):
-    """(the four descriptors' first words: the tensors' addresses, the lse address, Sq, Skv, B, H, group, scale)."""
+def launch_values(arguments, count=12):
+    """(the four descriptors' first words: the tensors' addresses, the lse address, Sq, Skv, B, H, group, scale,
+    the tile counter's address)."""
     pointers = fake_cuda.argument_pointers(arguments, count)
     addresses = [struct.unpack("<Q", ctypes.string_at(p, 8))[0] for p in pointers[:4]]
-    lse = ctypes.c_uint64.from_address(pointers[4]).value
-    ints = [ctypes.c_int32.from_address(p).value for p in pointers[5:10]]
-    return addresses, lse, ints, ctypes.c_float.from_address(pointers[10]).value
+    lse, counter = (ctypes.c_uint64.from_address(pointers[i]).value for i in (4, 5))
+    ints = [ctypes.c_int32.from_address(p).value for p in pointers[6:11]]
+    return addresses, lse, ints, ctypes.c_float.from_address(pointers[11]).value, counter
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def test_repeated_calls_share_one_plan_and_pass_each_calls_tensors(fake):
     q, k, v = (torch.Tensor((2, 4, 300, 128)) for _ in range(3))
     out = skc.blocks.attention(q, k, v)
     assert isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 4, 300, 128)
-    addresses, _, ints, scale = driver.launches[-1]["seen"]
+    addresses, _, ints, scale, _ = driver.launches[-1]["seen"]
     assert addresses == [q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr()]
     assert ints == [300, 300, 2, 4, 1] and scale == pytest.approx(128 ** -0.5)
     (plan,) = attention_host._PLANS.values()
@@ -60,13 +61,31 @@ def test_the_launch_follows_torchs_stream_and_takes_a_given_one(fake):
     assert driver.launches[-1]["stream"] == 7
 
 
+def test_blocks_fetching_their_tiles_take_a_counter_per_stream(fake):
+    """Causal D = 128 without the log-sum-exp: persistent blocks taking their tiles from a counter, which a launch
+    takes from zero back to zero, so two streams never share one; a stream keeps its counter (a bound launch too)."""
+    driver, torch, streams = fake
+    q, k, v, out = (torch.Tensor((1, 4, 1000, 128)) for _ in range(4))
+    counters = {}
+    for stream in (0, 0x5EED, 0, 0x5EED, 0x5EED):
+        streams.append(stream)
+        skc.blocks.attention(q, k, v, causal=True, out=out)
+        launch = driver.launches[-1]
+        assert launch["stream"] == stream and launch["grid"][0] == 32   # (8 query blocks x 4 heads, on 132 SMs)
+        counters.setdefault(stream, set()).add(launch["seen"][4])
+    (plan,) = attention_host._PLANS.values()
+    assert plan.config.persistent and plan.config.fetch_tiles
+    assert [len(found) for found in counters.values()] == [1, 1] and counters[0] != counters[0x5EED]
+    assert 0 not in counters[0] | counters[0x5EED]
+
+
 def test_bshd_grouped_causal_with_the_log_sum_exp(fake):
     driver, torch, streams = fake
     q = torch.Tensor((2, 500, 8, 64))        # (B, S, H, D)
     k, v = (torch.Tensor((2, 700, 2, 64)) for _ in range(2))
     out, lse = skc.blocks.attention(q, k, v, causal=True, layout="bshd", return_lse=True, scale=0.25)
     assert tuple(out.shape) == (2, 500, 8, 64) and tuple(lse.shape) == (2, 8, 500) and lse.dtype is torch.float32
-    addresses, lse_address, ints, scale = driver.launches[-1]["seen"]
+    addresses, lse_address, ints, scale, _ = driver.launches[-1]["seen"]
     assert addresses[0] == q.data_ptr() and lse_address == lse.data_ptr()
     assert ints == [500, 700, 2, 8, 4] and scale == 0.25
     (plan,) = attention_host._PLANS.values()
