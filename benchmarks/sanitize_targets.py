@@ -51,6 +51,8 @@ GEMMS = {
 VARIANTS = {"attention-not-causal": ("attention", dict(small=True, causal=False)),   # D = 64: three consumers
             # D = 128: persistent blocks, which fetch their tiles where causal (136 tiles on 132 blocks)
             "attention-d128-causal": ("attention", dict(causal=True, shape=(1, 34, 34, 512, 128))),
+            # 132 tiles: every block takes one and the end (no slot used twice)
+            "attention-d128-causal-132": ("attention", dict(causal=True, shape=(1, 33, 33, 512, 128))),
             "attention-d128-not-causal": ("attention", dict(causal=False, shape=(1, 34, 34, 512, 128)))}
 
 
