@@ -3,6 +3,7 @@ at compile time (globals, container elements, class and module attributes, what 
 read) is a dependency keyed exactly, or the kernel is not served from disk; constexpr values are keyed
 exactly or refused. Subprocess pairs sharing SKC_CACHE_DIR are the realistic check."""
 import collections
+import contextlib
 import dataclasses
 import json
 import os
@@ -482,15 +483,24 @@ REBOUND = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture
-def rebound_module(tmp_path, monkeypatch):
-    (tmp_path / "rebound_kernels.py").write_text(REBOUND)
+@contextlib.contextmanager
+def imported(tmp_path, monkeypatch, name: str, source: str):
+    """`source` written to tmp_path as module `name` and imported, with a disk cache of its own there; forgotten on
+    exit, so that the next test imports it anew."""
+    (tmp_path / f"{name}.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("SKC_CACHE_DIR", str(tmp_path / "cache"))
     import importlib
-    module = importlib.import_module("rebound_kernels")
-    yield module
-    sys.modules.pop("rebound_kernels", None)
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def rebound_module(tmp_path, monkeypatch):
+    with imported(tmp_path, monkeypatch, "rebound_kernels", REBOUND) as module:
+        yield module
 
 
 def test_a_launch_after_a_global_is_bound_to_another_value_compiles_again(rebound_module):
@@ -577,12 +587,7 @@ NAN_SIGN = textwrap.dedent('''
 def test_nans_of_other_signs_get_kernels_of_their_own(tmp_path, monkeypatch):
     """float('nan') and -float('nan') had one key in memory (float.hex) and on disk (repr): the kernel compiled for
     one ran for the other, though copysign (or the constant's bits) tell them apart."""
-    (tmp_path / "nan_sign.py").write_text(NAN_SIGN)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("SKC_CACHE_DIR", str(tmp_path / "cache"))
-    import importlib
-    try:
-        u = importlib.import_module("nan_sign")
+    with imported(tmp_path, monkeypatch, "nan_sign", NAN_SIGN) as u:
         nan, out = float("nan"), np.zeros(1, np.float32)
         for value, sign in ((nan, 1.0), (-nan, -1.0), (nan, 1.0)):
             u.sign_of.interpret[1, 1](out, value)
@@ -592,8 +597,6 @@ def test_nans_of_other_signs_get_kernels_of_their_own(tmp_path, monkeypatch):
         negative = u.sign_of.compile(C=-nan, target="sm_90a")
         assert positive.key != negative.key and not negative.from_cache
         assert keying.value_key(complex(0, nan)) != keying.value_key(complex(0, -nan))
-    finally:
-        sys.modules.pop("nan_sign", None)
 
 
 def test_compile_and_ready_after_a_global_is_bound_to_another_value_compile_again(rebound_module):
@@ -669,13 +672,8 @@ THROUGH_HELPERS = textwrap.dedent('''
 
 @pytest.fixture
 def helpers_module(tmp_path, monkeypatch):
-    (tmp_path / "through_helpers.py").write_text(THROUGH_HELPERS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("SKC_CACHE_DIR", str(tmp_path / "cache"))
-    import importlib
-    module = importlib.import_module("through_helpers")
-    yield module
-    sys.modules.pop("through_helpers", None)
+    with imported(tmp_path, monkeypatch, "through_helpers", THROUGH_HELPERS) as module:
+        yield module
 
 
 def test_a_global_read_through_a_helper_or_with_no_exact_key_bound_again_compiles_again(helpers_module):
