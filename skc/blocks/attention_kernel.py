@@ -151,7 +151,7 @@ def attention_kernel(q, k, v, o, lse, counter, Sq: skc.i32, Skv: skc.i32, batche
             InputTilePipeline(cfg.k_payload(), cfg.stages, k_load, consumers=cfg.consumers) as k_pipe, \
             InputTilePipeline(cfg.v_payload(), cfg.v_stages, v_load, consumers=cfg.consumers) as v_pipe:
         # (its slots after the stages: before them, they would push the stages' 1024-byte alignment)
-        fetched = FetchedTiles(tiles, counter, cfg.q_stages) if cfg.fetch_tiles else None
+        fetched = FetchedTiles(tiles, counter, cfg.q_stages, cfg.consumers) if cfg.fetch_tiles else None
         roles = WarpRoles(cfg.consumers, cfg.producer_registers, cfg.consumer_registers, cfg.blocks_per_sm)
         if roles.is_producer():
             roles.enter_producer()
@@ -362,13 +362,24 @@ class FetchedTiles:
     block id and takes each next one from `counter` (an atomic add: the grid's blocks after the first ones, in the
     order HeadTiles gives, causal ones longest first), so a block that drew short tiles draws more. The producer puts
     each tile's index in a slot beside the Q stage it loads (before the stage's arrival, which publishes it), where
-    the consumers read it; an index past the tiles ends them. The counter is zero between launches: a launch takes
-    from it once for each tile past the grid's first ones and once more for each block (its index past the end),
-    as many times as there are tiles, and the last take (the one that finds tiles - 1) sets it back to zero."""
+    the consumers read it; an index past the tiles ends them. Each consumer warp reads a slot once (its first lane,
+    which passes it on to the others) and arrives on the slot's `read` barrier: the producer writes a slot again only
+    once every reader arrived, each reader's own arrival releasing its read (the Q stage's release, one thread's
+    arrival per warpgroup, orders the others' reads only through their named barrier, which compute-sanitizer's
+    racecheck does not follow). The counter is zero between launches: a launch takes from it once for each tile
+    past the grid's first ones and once more for each block (its index past the end), as many times as there are
+    tiles, and the last take (the one that finds tiles - 1) sets it back to zero."""
 
-    def __init__(self, tiles, counter, stages: int):
+    def __init__(self, tiles, counter, stages: int, consumers: int):
         self.tiles, self.counter = tiles, counter
         self.slots = skc.shared((stages,), skc.i32)
+        self.read_by = skc.shared((stages,), skc.u64, align=8)
+        target = skc.current_target()
+        if skc.thread_index() == 0:
+            for s in skc.static_range(stages):
+                skc.hopper.mbarrier_init(self.read_by + s, consumers * (target.warpgroup_size // target.warp_size))
+            skc.hopper.fence_mbarrier_init()
+        skc.barrier()
 
     def take(self, issuer):
         """(The producer's loading warp.) The index of the block's next tile, from the counter."""
@@ -380,12 +391,20 @@ class FetchedTiles:
         return skc.grid_dim(0) + skc.shfl_idx(taken, 0)
 
     def announce(self, stage, index, issuer):
+        """(The producer's loading warp, the Q stage acquired.) Once the slot's last readers are done with it (the
+        first time round at once, as the stage's own wait), `index` into the slot."""
+        skc.hopper.mbarrier_wait(self.read_by + stage.index, stage.role.phase ^ 1)
         if issuer:
             skc.store(self.slots + stage.index, index)
 
     def read(self, stage):
         """(A consumer, once the stage is full.) The index of the stage's tile."""
-        return skc.load(self.slots + stage.index)
+        first = skc.lane_id() == 0
+        index = skc.i32(0)
+        if first:
+            index = skc.load(self.slots + stage.index)
+            skc.hopper.mbarrier_arrive(self.read_by + stage.index)
+        return skc.shfl_idx(index, 0)
 
 
 class KeyBlockScores:
