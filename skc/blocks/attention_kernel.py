@@ -362,22 +362,22 @@ class FetchedTiles:
     block id and takes each next one from `counter` (an atomic add: the grid's blocks after the first ones, in the
     order HeadTiles gives, causal ones longest first), so a block that drew short tiles draws more. The producer puts
     each tile's index in a slot beside the Q stage it loads (before the stage's arrival, which publishes it), where
-    the consumers read it; an index past the tiles ends them. Each consumer warp reads a slot once (its first lane,
-    which passes it on to the others) and arrives on the slot's `read` barrier: the producer writes a slot again only
-    once every reader arrived, each reader's own arrival releasing its read (the Q stage's release, one thread's
-    arrival per warpgroup, orders the others' reads only through their named barrier, which compute-sanitizer's
-    racecheck does not follow). The counter is zero between launches: a launch takes from it once for each tile
-    past the grid's first ones and once more for each block (its index past the end), as many times as there are
-    tiles, and the last take (the one that finds tiles - 1) sets it back to zero."""
+    the consumers read it; an index past the tiles ends them. Every consumer thread arrives on the slot's `read_by`
+    barrier once it read the slot, and the producer writes the slot again only once all have: each reader's own
+    arrival releases its read. (The Q stage's release, one thread's arrival a warpgroup, orders the others' reads
+    too, through their named barrier before it, but compute-sanitizer's racecheck does not follow that chain: it
+    reported the slot's reuse as a hazard until each reader arrived itself.) The counter is zero between launches:
+    a launch takes from it once for each tile past the grid's first ones and once more for each block (its index
+    past the end), as many times as there are tiles, and the last take (the one that finds tiles - 1) sets it back
+    to zero."""
 
     def __init__(self, tiles, counter, stages: int, consumers: int):
         self.tiles, self.counter = tiles, counter
         self.slots = skc.shared((stages,), skc.i32)
         self.read_by = skc.shared((stages,), skc.u64, align=8)
-        target = skc.current_target()
         if skc.thread_index() == 0:
             for s in skc.static_range(stages):
-                skc.hopper.mbarrier_init(self.read_by + s, consumers * (target.warpgroup_size // target.warp_size))
+                skc.hopper.mbarrier_init(self.read_by + s, consumers * skc.current_target().warpgroup_size)
             skc.hopper.fence_mbarrier_init()
         skc.barrier()
 
@@ -398,13 +398,11 @@ class FetchedTiles:
             skc.store(self.slots + stage.index, index)
 
     def read(self, stage):
-        """(A consumer, once the stage is full.) The index of the stage's tile."""
-        first = skc.lane_id() == 0
-        index = skc.i32(0)
-        if first:
-            index = skc.load(self.slots + stage.index)
-            skc.hopper.mbarrier_arrive(self.read_by + stage.index)
-        return skc.shfl_idx(index, 0)
+        """(A consumer thread, once the stage is full.) The index of the stage's tile; the thread's arrival on the
+        slot's `read_by` barrier releases its read."""
+        index = skc.load(self.slots + stage.index)
+        skc.hopper.mbarrier_arrive(self.read_by + stage.index)
+        return index
 
 
 class KeyBlockScores:
