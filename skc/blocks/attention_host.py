@@ -154,7 +154,7 @@ class AttentionPlan:
         self.lse_dtype = torch.float32
         self.no_lse = q.new_empty((1,), dtype=torch.float32)
         self.counters = StreamBuffers(tile_counter) if problem.config.fetch_tiles else None
-        self.no_counter = None if self.counters else tile_counter(q)
+        self.no_counter = None if self.counters is not None else tile_counter(q)
         boxes = problem.config.boxes()
         self.maps = [MapsByAddress(lambda t, box=boxes[name]: skc.TensorMap(_heads_view(t, layout), box), first)
                      for name, first in zip(("q", "k", "v", "o"), (q, k, v, out))]
