@@ -245,11 +245,13 @@ def test_lazy_rescale_stays_where_p_is_finite():
     assert AttentionConfig(head_dim=128, lazy_rescale=15.0).lazy_rescale == 15.0
 
 
-@pytest.mark.parametrize("B, H, Sq, Skv, D, causal", [(1, 3, 300, 300, 128, True), (2, 2, 200, 150, 64, True),
-                                                 (1, 5, 256, 200, 64, False)])
-def test_blocks_fetching_their_tiles_in_the_interpreter(B, H, Sq, Skv, D, causal, monkeypatch):
+@pytest.mark.parametrize("B, H, Sq, Skv, D, causal, consumers", [
+    (1, 3, 300, 300, 128, True, 2), (2, 2, 200, 150, 64, True, 2), (1, 5, 256, 200, 64, False, 2),
+    (1, 4, 400, 300, 64, True, 3)])
+def test_blocks_fetching_their_tiles_in_the_interpreter(B, H, Sq, Skv, D, causal, consumers, monkeypatch):
     """Persistent blocks taking their tiles from a counter (cfg.fetch_tiles): 6 to 10 tiles on the interpreter's
-    4 blocks, each computed once, as by a block a tile; the counter is zero again after each launch."""
+    4 blocks, each computed once, as by a block a tile; the counter is zero again after each launch. With three
+    consumer warpgroups taking turns, the slot's barrier waits for all three (384 arrivals) before each reuse."""
     from skc.blocks import attention_host
 
     counter = np.zeros(1, np.int32)
@@ -259,6 +261,8 @@ def test_blocks_fetching_their_tiles_in_the_interpreter(B, H, Sq, Skv, D, causal
     k, v = (bf16(rng.standard_normal((B, H, Skv, D))) for _ in range(2))
     block_n = 64
     fields = dict(head_dim=D, block_n=block_n, causal=causal, lse=True, overlap=True, lazy_rescale=2.0)
+    if consumers == 3:
+        fields.update(block_m=192, consumers=3, pingpong=True, producer_registers=24, consumer_registers=160)
     fetched = AttentionConfig(persistent=True, fetch_tiles=True, **fields)
     for _ in range(2):
         out, lse = attention(q, k, v, causal=causal, return_lse=True, config=fetched)
