@@ -37,7 +37,8 @@ wait
 pkill -f compute-sanitizer; pkill -f sanitize_targets.py; pkill -f fuzz_gpu.py; sleep 1
 tail -2 "$LOGS/fuzz-gpu.log"; grep -v " 0 errors" "$OUT/sanitizer-summary.txt" | tail -12
 # (a step cut by its cap has no total line: the count of runs and the last line tell a finished step from a cut one)
-echo "sanitizer runs: $(grep -c " rc " "$OUT/sanitizer-summary.txt")"; tail -1 "$OUT/sanitizer-summary.txt"
+echo "sanitizer runs finished: $(grep -vc "^compute-sanitizer:" "$OUT/sanitizer-summary.txt")"
+tail -1 "$OUT/sanitizer-summary.txt"
 mv "$OUT/sanitizer-summary.txt" "$LOGS/" 2>/dev/null
 fi
 

@@ -37,7 +37,8 @@ if has sanitize; then
       python3 benchmarks/sanitize_targets.py "$target" > "$log" 2>&1; rc=$?
     errors=$(grep -oE "ERROR SUMMARY: [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+$")
     # racecheck ends with "RACECHECK SUMMARY: N hazards displayed (E errors, W warnings)" instead
-    [[ -z "$errors" ]] && errors=$(grep -oE "RACECHECK SUMMARY: .*\(([0-9]+) errors" "$log" | tail -1 | grep -oE "[0-9]+ errors" | grep -oE "[0-9]+")
+    # ("(1 error, ...": the singular too)
+    [[ -z "$errors" ]] && errors=$(grep -oE "RACECHECK SUMMARY: .*\(([0-9]+) errors?" "$log" | tail -1 | grep -oE "[0-9]+ errors?$" | grep -oE "^[0-9]+")
     # no summary line: the run itself failed (a wrong result, a crash, the tool refused the device): count it
     if [[ -z "$errors" ]]; then errors=1; note="no ERROR SUMMARY (rc $rc): $(tail -1 "$log")"; else note="rc $rc"; fi
     if [[ $rc -ne 0 && "$errors" == 0 ]]; then errors=1; note="rc $rc: $(tail -1 "$log")"; fi
@@ -46,7 +47,10 @@ if has sanitize; then
   export -f sanitize_one
   for target in $(python3 benchmarks/sanitize_targets.py --list | grep -E "${SANITIZE_ONLY:-.}"); do
     for tool in memcheck racecheck synccheck; do echo "$target $tool"; done
-  done | xargs -P "${SANITIZE_JOBS:-6}" -L 1 bash -c 'sanitize_one "$0" "$1"' | sort | tee -a "$summary"
+  # (each run's line reaches the summary as it finishes, so a step cut by a cap keeps the runs that finished; sorted
+  # at the end)
+  done | xargs -P "${SANITIZE_JOBS:-6}" -L 1 bash -c 'sanitize_one "$0" "$1"' | tee -a "$summary"
+  sort -o "$summary" "$summary"
   total=$(awk '{s += $3} END {print s + 0}' "$summary")
   echo "compute-sanitizer: $total errors in all (target 0); logs in logs.tar.gz" | tee -a "$summary"
 fi

@@ -53,7 +53,7 @@ VARIANTS = {"attention-not-causal": ("attention", dict(small=True, causal=False)
             "attention-d128-causal": ("attention", dict(causal=True, shape=(1, 34, 34, 512, 128))),
             # 132 tiles: every block takes one and the end (no slot used twice)
             "attention-d128-causal-132": ("attention", dict(causal=True, shape=(1, 33, 33, 512, 128))),
-            # 256 tiles of unequal length (16 a head): blocks take two to four, every slot used again and again
+            # 256 tiles of unequal length (16 a head) on 132 blocks: about two a block, most blocks using a slot twice
             "attention-d128-causal-256": ("attention", dict(causal=True, shape=(1, 16, 16, 2048, 128))),
             "attention-d128-not-causal": ("attention", dict(causal=False, shape=(1, 34, 34, 512, 128)))}
 
