@@ -23,3 +23,19 @@ def test_conv2d_names_an_empty_problem(hopper_interpreter, x_shape, w_shape):
 def test_conv2d_names_an_unknown_activation(hopper_interpreter):
     with pytest.raises(skc.LaunchError, match="conv2d: unknown activation 'tanh'"):
         conv2d(ints(1, 16, 6, 5), ints(16, 16, 3, 3), activation="tanh")
+
+
+@pytest.mark.parametrize("geometry", [dict(stride=[2, 2]), dict(padding=(1, 1)), dict(dilation=1)])
+def test_conv2d_names_unhashable_or_float_geometry(hopper_interpreter, geometry):
+    """A numpy array as stride, padding or dilation raised a bare TypeError from the plan cache's lookup; a float
+    stride was refused on a first call but taken after an equal int's (2.0 == 2 as a key)."""
+    import numpy as np
+
+    x, w = ints(1, 16, 6, 7), ints(16, 16, 3, 3)
+    (name, value), = geometry.items()
+    with pytest.raises(skc.LaunchError, match=f"conv2d's {name} must be an int or an"):
+        conv2d(x, w, **{name: np.array(value)})
+    conv2d(x, w, **{name: value})   # the ints first: the float below must not find their plan
+    floats = [float(v) for v in value] if isinstance(value, (list, tuple)) else float(value)
+    with pytest.raises(skc.LaunchError, match=f"conv2d's {name} must be an int or an"):
+        conv2d(x, w, **{name: floats})
