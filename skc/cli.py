@@ -41,8 +41,12 @@ _SUFFIX = {"tile-raw": "tile-raw", "tile": "tile", "llvm": "ll", "llvm-opt": "op
 def load_module(path: str):
     if not os.path.exists(path):
         raise SkcError(f"{path}: no such file")
+    if not os.path.isfile(path):
+        raise SkcError(f"{path} is not a file: name a Python file (path/to/kernels.py)")
     name = "_skc_" + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None:   # (importlib takes only a Python suffix)
+        raise SkcError(f"{path} is not a Python file: skc loads kernels from a .py file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     directory = os.path.dirname(os.path.abspath(path))
@@ -93,6 +97,16 @@ def _compile_options(module, name: str, target, args) -> dict:
     return options
 
 
+def _output_folder(path: str):
+    """-o's folder, made where it is missing; an error that names it where it cannot be."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise SkcError(f"-o {path}: a file of that name exists; -o names a folder for the stages' files")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise SkcError(f"-o {path}: cannot make the folder ({error.strerror})") from None
+
+
 def cmd_compile(args) -> int:
     path, _, kernel_name = args.path.partition("::")
     module = load_module(path)
@@ -109,7 +123,7 @@ def cmd_compile(args) -> int:
         for stage in stages:
             text = compiled.asm(stage) if stage in ("ptx", "sass", "gcn") else compiled.ir(stage)
             if args.output:
-                os.makedirs(args.output, exist_ok=True)
+                _output_folder(args.output)
                 with open(os.path.join(args.output, f"{name}.{_SUFFIX[stage]}"), "w") as f:
                     f.write(text)
             else:

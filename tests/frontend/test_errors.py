@@ -241,3 +241,20 @@ def test_cli_compile_error_exit_code(tmp_path, capsys):
     assert main(["compile", str(source), "--emit", "tile"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"{source}:5:12: error: name 'y' is not defined")
+
+
+def test_cli_names_a_path_it_cannot_load_or_write(tmp_path, capsys):
+    """A file that is not Python, a folder, and an -o that names a file or cannot be made ended in tracebacks
+    (AttributeError from importlib, FileExistsError and FileNotFoundError from os.makedirs)."""
+    from skc.cli import main
+
+    text, source, taken = tmp_path / "notes.txt", tmp_path / "k.py", tmp_path / "taken"
+    text.write_text("hello\n")
+    source.write_text("import skc\n\n@skc.kernel\ndef k(x: skc.Ptr[skc.f32]):\n    x[0] = 1.0\n")
+    taken.write_text("")
+    cases = [(["compile", str(text)], "is not a Python file"), (["compile", str(tmp_path)], "is not a file"),
+             (["compile", str(source), "--emit", "tile", "-o", str(taken)], "a file of that name exists"),
+             (["compile", str(source), "--emit", "tile", "-o", str(taken / "below")], "cannot make the folder")]
+    for argv, message in cases:
+        assert main(argv) == 1
+        assert message in capsys.readouterr().err
