@@ -20,7 +20,7 @@ from .layout import OperandLayout
 from .mma import Wgmma, WgmmaRegA
 from .payload import TilePayload
 from .pipeline import InputTilePipeline
-from .roles import WarpgroupTurns, WarpRoles, fill_register_shares
+from .roles import WarpgroupTurns, WarpRoles, check_counts, fill_register_shares
 from .softmax import OnlineSoftmax
 from .tile_io import TmaLoader
 
@@ -71,6 +71,7 @@ class AttentionConfig:
     consumer_registers: int = None
 
     def __post_init__(self):
+        check_counts(self, head_dim=1, block_m=1, block_n=1, stages=1, value_stages=0, exp2_on_fma=0)
         fill_register_shares(self)
         if self.head_dim not in (64, 128, 256):
             raise ValueError(f"head_dim must be 64, 128 or 256, found {self.head_dim}")

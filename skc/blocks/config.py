@@ -12,7 +12,7 @@ from .epilogue import EpilogueSpec, TmaStoreEpilogue
 from .layout import OperandLayout
 from .mma import Wgmma
 from .payload import TilePayload
-from .roles import fill_register_shares, held_registers
+from .roles import check_counts, fill_register_shares, held_registers
 
 DTYPES = {"bf16": 2, "f16": 2}
 WARPGROUP = get_target("sm_90a").warpgroup_size
@@ -61,6 +61,8 @@ class MatmulConfig:
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
 
     def __post_init__(self):
+        check_counts(self, tile_m=1, tile_n=1, tile_k=1, stages=1, group_m=1, split_k=1, a_rows=0,
+                     cluster_m=1, cluster_n=1, epilogue_buffers=1)
         fill_register_shares(self)
         if self.dtype not in self.input_types:
             raise ValueError(f"the GEMM multiplies {' or '.join(self.input_types)}, not {self.dtype}")

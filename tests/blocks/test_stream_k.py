@@ -204,3 +204,23 @@ def test_consumer_counts_that_make_no_block_are_refused():
             MatmulConfig(consumers=bad)
         with pytest.raises(ValueError, match="consumer warpgroups, 1 or more"):
             AttentionConfig(consumers=bad)
+
+
+@pytest.mark.parametrize("make, fields, message", [
+    ("matmul", dict(producer_registers=7), "producer_registers is a count setmaxnreg sets: a multiple of 8 from 24"),
+    ("attention", dict(head_dim=64, consumer_registers=100), "consumer_registers is a count setmaxnreg sets"),
+    ("matmul", dict(stages=2.0), "stages must be an int of at least 1, found 2.0"),
+    ("matmul", dict(split_k=2.0), "split_k must be an int of at least 1, found 2.0"),
+    ("matmul", dict(tile_k=0), "tile_k must be an int of at least 1, found 0"),
+    ("matmul", dict(group_m=1.5), "group_m must be an int of at least 1, found 1.5"),
+    ("attention", dict(stages=0), "stages must be an int of at least 1, found 0"),
+    ("attention", dict(exp2_on_fma=-1), "exp2_on_fma must be an int of at least 0, found -1"),
+    ("attention", dict(exp2_on_fma=True), "exp2_on_fma must be an int of at least 0, found True")])
+def test_configs_refuse_counts_that_would_fail_inside_a_block(make, fields, message):
+    """A register count setmaxnreg cannot set failed the IR verifier (an error docs/errors.md calls skc's own bug);
+    stages=0, tile_k=0 and float counts failed deep in the pipeline, the TMA boxes or the grid; group_m=1.5 and
+    exp2_on_fma=-1 were taken."""
+    from skc.blocks.attention_kernel import AttentionConfig
+
+    with pytest.raises(ValueError, match=message):
+        (MatmulConfig if make == "matmul" else AttentionConfig)(**fields)
