@@ -346,3 +346,20 @@ def test_unannotated_ints_specialize_by_size_and_never_wrap():
     assert x[0] == np.float32(5 + 2 ** 40)
     with pytest.raises(skc.LaunchError, match=r"'n' = 36893488147419103235 does not fit in any integer type"):
         launch(x, 2 ** 65 + 3)
+
+
+def test_the_interpreter_takes_cpu_tensors_that_require_grad():
+    """A CPU tensor that requires grad raised torch's "Can't call numpy() on Tensor that requires grad" from the
+    launcher; a GPU launch takes its address, so the interpreter now takes its data (a view: the kernel's writes
+    land in the tensor)."""
+    torch = pytest.importorskip("torch")
+
+    @skc.kernel
+    def fill(x, n):
+        i = skc.thread_id(0)
+        if i < n:
+            x[i] = 2.0
+
+    x = torch.zeros(64, requires_grad=True)
+    fill[1, 64](x, 64)
+    assert bool((x.detach() == 2.0).all())
