@@ -346,7 +346,7 @@ def _vjp_backward(reference, names):
 def _matmul_reference(a, b, bias, c, alpha, beta, activation):
     z = (a.float() @ b.float()) * (1.0 if alpha is None else alpha)
     if c is not None:
-        z = z + (0.0 if beta is None else beta) * c.float()
+        z = z + (1.0 if beta is None else beta) * c.float()
     if bias is not None:
         z = z + bias.float()
     return _ACTIVATIONS[activation](z)

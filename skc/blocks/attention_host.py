@@ -114,6 +114,8 @@ class _Problem:
                                          and out.dtype != np.uint16):
             raise skc.LaunchError(f"attention: out must be a float array of q's shape {tuple(q.shape)} (or uint16 "
                                   f"for bf16 bits); found {tuple(out.shape)} of {out.dtype}")
+        if out is not None and host and not out.flags.writeable:
+            raise skc.LaunchError("attention: out is a read-only array; pass a writeable one (or out=None)")
         if out is not None and not host and (tuple(out.shape) != tuple(q.shape) or out.dtype != q.dtype):
             raise skc.LaunchError(f"attention: out must be like q, {tuple(q.shape)} of {q.dtype}; found "
                                   f"{tuple(out.shape)} of {out.dtype}")
@@ -198,6 +200,8 @@ def _scale_value(scale) -> float:
         if isinstance(scale, (str, bytes)):
             raise TypeError
         value = float(scale)
+    except OverflowError:   # an int past float's range
+        value = math.inf
     except (TypeError, ValueError):
         raise skc.LaunchError(f"attention's scale must be a number, found {type(scale).__name__}") from None
     if not 0.0 < value < math.inf:
@@ -228,8 +232,11 @@ def _bf16_bits(x: np.ndarray) -> np.ndarray:
     strides: a (B, S, H, D) array stays one); uint16 arrays are taken as bf16 bits already."""
     if x.dtype == np.uint16:
         return x
-    bits = np.asarray(x, np.float32).view(np.uint32)
-    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    values = np.asarray(x, np.float32)
+    bits = values.view(np.uint32)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    # a NaN stays one: rounding would carry 0x7FFFFFFF's mantissa into its exponent (0x8000: -0.0)
+    return np.where(np.isnan(values), np.uint16(0x7FC0), rounded)
 
 
 def _new_lse(q, host: bool, shape):

@@ -274,6 +274,7 @@ class GemmPlan:
     def arguments(self, maps, a, b, out, c, bias, alpha, beta, stream=None) -> tuple:
         """The kernel's run-time arguments: a's and b's maps (or arrays), out's (or, split-K, out and the plan's
         buffers for `stream`), the sizes, c (out when none), bias (c when none), alpha and beta."""
+        beta = (0.0 if c is None else 1.0) if beta is None else real(beta, "beta")   # (torch.addmm's default)
         c = out if c is None else c
         if self.cfg.split_k > 1:  # the last share of a tile stores through a pointer to a row-major out
             outputs = (out, *self.buffers(a, stream))
@@ -282,7 +283,7 @@ class GemmPlan:
         else:
             outputs = (maps[2](out),)
         return (maps[0](a), maps[1](b), *outputs, *self.sizes, c, c if bias is None else bias,
-                1.0 if alpha is None else real(alpha, "alpha"), 0.0 if beta is None else real(beta, "beta"))
+                1.0 if alpha is None else real(alpha, "alpha"), beta)
 
 
 class Bindings:
@@ -440,12 +441,15 @@ def filling_config(M: int, N: int, multiprocessors: int, max_shared_bytes: int, 
 def real(value, name: str) -> float:
     """A GEMM's alpha or beta as a float: a Python or numpy real number (or a one-element tensor); anything else
     (a string, a complex number) an error that names it."""
-    if type(value) is float or type(value) is int:
-        return float(value)
+    if type(value) is float:
+        return value
     if not isinstance(value, (str, bytes)) and (isinstance(value, numbers.Real)
                                                 or not isinstance(value, numbers.Complex)):
         try:
             return float(value)
+        except OverflowError:   # an int past float's range
+            raise skc.LaunchError(f"{name} is an int of {value.bit_length()} bits, past the range of a float (the "
+                                  "kernel takes it as f32)") from None
         except (TypeError, ValueError):
             pass
     raise skc.LaunchError(f"{name} must be a real number, found {type(value).__name__} {value!r}")

@@ -64,7 +64,7 @@ def _bucket(size: int) -> int:
 def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activation=None, config=None,
            stream=None, autotune=None, scale_a=None, scale_b=None, out_dtype=None):
     """out = activation(alpha · a @ b + beta · c + bias) on the current device: a Hopper GPU, an AMD CDNA GPU,
-    or the interpreter modelling either.
+    or the interpreter modelling either. alpha defaults to 1, beta to 1 where c is given (torch.addmm's defaults).
 
     a (M x K) and b (K x N) are bf16 or fp16 tensors, row-major or transposed views of row-major ones;
     out, c and bias are row-major. Rows are copied 16 bytes at a time (TMA on Hopper, vector loads on AMD):
@@ -166,8 +166,9 @@ class _AmdPlan:
             remember(self.checked, key, True)
         a_store = a.T if self.transposed[0] else a
         b_store = b.T if self.transposed[1] else b
+        beta = (0.0 if c is None else 1.0) if beta is None else beta   # (torch.addmm's default)
         extras = (c if c is not None else out, bias if bias is not None else out,
-                  real(alpha if alpha is not None else 1.0, "alpha"), real(beta if beta is not None else 0.0, "beta"))
+                  real(alpha if alpha is not None else 1.0, "alpha"), real(beta, "beta"))
         _launch_mfma(self.device, a_store, b_store, out, self.problem, extras, self.cfg, stream)
         return out
 

@@ -190,7 +190,8 @@ def test_the_default_configurations_compile_without_spills(D, causal, lse):
 
 
 @pytest.mark.parametrize("scale, message", [(0.0, "positive and finite, found 0.0"), (-0.125, "found -0.125"),
-                                            (float("nan"), "found nan"), ("0.1", "must be a number, found str")])
+                                            (float("nan"), "found nan"), ("0.1", "must be a number, found str"),
+                                            (10**400, "positive and finite, found inf")])
 def test_attention_refuses_a_scale_its_softmax_cannot_take(scale, message):
     """The online softmax tracks each row's largest raw score: the largest scaled one only for a positive scale
     (a zero or negative one gave NaN, or with lazy rescaling wrong values)."""

@@ -158,6 +158,30 @@ def test_alpha_and_beta_are_real_numbers(hopper_interpreter, name, value):
     assert np.array_equal(np.asarray(out, np.float32), np.full((40, 48), 0.5 * 64 + 2, np.float32))
 
 
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+def test_alpha_and_beta_past_a_float_are_named(hopper_interpreter, name):
+    """alpha=10**400 raised a bare OverflowError from float()."""
+    a = np.ones((40, 64), np.float16)
+    with pytest.raises(skc.LaunchError, match=f"{name} is an int of 1329 bits, past the range of a float"):
+        skc.blocks.matmul(a, a.T.copy(), c=np.ones((40, 40), np.float16), **{name: 10**400})
+
+
+@pytest.mark.parametrize("config", [{}, {"split_k": 2}], ids=["plain", "split-k"])
+def test_c_without_beta_is_added_once(hopper_interpreter, config):
+    """As torch.addmm: c without beta is added with beta = 1 (it was multiplied by 0, so c was ignored and an inf in
+    it made a NaN); c with beta = 0 is ignored, as torch ignores it."""
+    a, b = np.ones((40, 64), np.float16), np.ones((64, 48), np.float16)
+    c = np.full((40, 48), 5, np.float16)
+    c[0, 0] = np.inf
+    kwargs = dict(config=MatmulConfig.for_problem(40, 48, 64, "f16", **config)) if config else {}
+    out = np.asarray(skc.blocks.matmul(a, b, c=c, **kwargs), np.float32)
+    expected = np.full((40, 48), 69, np.float32)
+    expected[0, 0] = np.inf
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(np.asarray(skc.blocks.matmul(a, b, c=np.full((40, 48), 5, np.float16), beta=0.0,
+                                                               **kwargs), np.float32), np.full((40, 48), 64))
+
+
 @pytest.mark.parametrize("m, config", [(16, {}), (5, {"tile_n": 64}), (40, {"split_k": 2}), (100, {"tile_m": 128}),
                                        (16, {"stream_k": True})],
                          ids=["m16", "m5", "m40-split", "m100-of-128", "m16-stream-k"])
