@@ -61,7 +61,7 @@ class MatmulConfig:
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
 
     def __post_init__(self):
-        check_counts(self, tile_m=1, tile_n=1, tile_k=1, stages=1, group_m=1, split_k=1, a_rows=0,
+        check_counts(self, tile_m=1, tile_n=1, tile_k=1, stages=1, split_k=1, a_rows=0,
                      cluster_m=1, cluster_n=1, epilogue_buffers=1)
         fill_register_shares(self)
         if self.dtype not in self.input_types:
@@ -101,7 +101,7 @@ class MatmulConfig:
                              f"rows x tile_k must be a multiple of {WARPGROUP * 16 // self.elem_bytes} elements, found "
                              f"{self.tile_m} x {self.tile_k} and {self.tile_n} x {self.tile_k}; use a tile_n that is "
                              f"a multiple of {WARPGROUP // math.gcd(WARPGROUP, pieces)}")
-        if self.group_m < 1:
+        if isinstance(self.group_m, bool) or not isinstance(self.group_m, int) or self.group_m < 1:
             raise ValueError(f"group_m is how many tile-rows the scheduler walks at a time, 1 or more, found "
                              f"{self.group_m!r}")
         if self.epilogue_buffers not in (1, 2):

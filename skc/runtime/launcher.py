@@ -630,7 +630,7 @@ def host_view(arg, name: str, kernel: str, strided: bool = False) -> np.ndarray:
 
 def _numpy_of(tensor) -> np.ndarray:
     """A CPU tensor as a numpy view; dtypes numpy lacks (bfloat16, float8) as unsigned ints holding their bits. A
-    tensor that requires grad is taken as its data (as a GPU launch takes its address: autograd does not see kernels)."""
+    tensor that requires grad is taken as its data (as a GPU launch takes its address: autograd sees no kernel)."""
     if hasattr(tensor, "detach"):
         tensor = tensor.detach()
     try:

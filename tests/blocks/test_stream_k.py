@@ -212,7 +212,7 @@ def test_consumer_counts_that_make_no_block_are_refused():
     ("matmul", dict(stages=2.0), "stages must be an int of at least 1, found 2.0"),
     ("matmul", dict(split_k=2.0), "split_k must be an int of at least 1, found 2.0"),
     ("matmul", dict(tile_k=0), "tile_k must be an int of at least 1, found 0"),
-    ("matmul", dict(group_m=1.5), "group_m must be an int of at least 1, found 1.5"),
+    ("matmul", dict(group_m=1.5), "group_m is how many tile-rows the scheduler walks at a time, 1 or more, found 1.5"),
     ("attention", dict(stages=0), "stages must be an int of at least 1, found 0"),
     ("attention", dict(exp2_on_fma=-1), "exp2_on_fma must be an int of at least 0, found -1"),
     ("attention", dict(exp2_on_fma=True), "exp2_on_fma must be an int of at least 0, found True")])
