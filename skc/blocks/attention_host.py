@@ -235,7 +235,8 @@ def _bf16_bits(x: np.ndarray) -> np.ndarray:
     values = np.asarray(x, np.float32)
     bits = values.view(np.uint32)
     rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-    # a NaN stays one: rounding would carry 0x7FFFFFFF's mantissa into its exponent (0x8000: -0.0)
+    # a NaN stays one: rounding would carry 0x7FFFFFFF's mantissa into its exponent (0x8000: -0.0). (As
+    # skc.runtime.dtypes.float32_to_bf16_bits, which the blocks may not import, and which makes a C-contiguous copy.)
     return np.where(np.isnan(values), np.uint16(0x7FC0), rounded)
 
 

@@ -12,7 +12,7 @@ from .epilogue import EpilogueSpec, TmaStoreEpilogue
 from .layout import OperandLayout
 from .mma import Wgmma
 from .payload import TilePayload
-from .roles import check_counts, fill_register_shares, held_registers
+from .roles import check_counts, fill_register_shares, held_registers, whole
 
 DTYPES = {"bf16": 2, "f16": 2}
 WARPGROUP = get_target("sm_90a").warpgroup_size
@@ -101,7 +101,7 @@ class MatmulConfig:
                              f"rows x tile_k must be a multiple of {WARPGROUP * 16 // self.elem_bytes} elements, found "
                              f"{self.tile_m} x {self.tile_k} and {self.tile_n} x {self.tile_k}; use a tile_n that is "
                              f"a multiple of {WARPGROUP // math.gcd(WARPGROUP, pieces)}")
-        if isinstance(self.group_m, bool) or not isinstance(self.group_m, int) or self.group_m < 1:
+        if not whole(self.group_m) or self.group_m < 1:
             raise ValueError(f"group_m is how many tile-rows the scheduler walks at a time, 1 or more, found "
                              f"{self.group_m!r}")
         if self.epilogue_buffers not in (1, 2):

@@ -41,13 +41,13 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     # the arguments as given key the plan (lists as tuples), with their types (2.0 equals 2 as a key, and the
     # checks refuse it); _checked reads and checks them once per plan
     geometry = tuple(tuple(v) if isinstance(v, list) else v for v in (stride, padding, dilation))
-    kinds = tuple(tuple(map(type, v)) if isinstance(v, tuple) else type(v) for v in geometry)
+    kinds = None if type(stride) is type(padding) is type(dilation) is int else tuple(
+        tuple(map(type, v)) if isinstance(v, tuple) else type(v) for v in geometry)
     key = (skc.current_device(), facts(x), facts(w), bias if bias is None else facts(bias),
            out if out is None else facts(out), geometry, kinds, activation, config)
     try:
         plan = _PLANS.get(key)
     except TypeError:   # an unhashable stride, padding or dilation (a numpy array): the checks name it
-        plan = None
         _checked(key[0], x, w, bias, *geometry, activation, config)
         raise skc.LaunchError("conv2d's stride, padding and dilation are ints, (h, w) pairs of ints or (padding) "
                               "'valid' or 'same'") from None

@@ -274,7 +274,6 @@ class GemmPlan:
     def arguments(self, maps, a, b, out, c, bias, alpha, beta, stream=None) -> tuple:
         """The kernel's run-time arguments: a's and b's maps (or arrays), out's (or, split-K, out and the plan's
         buffers for `stream`), the sizes, c (out when none), bias (c when none), alpha and beta."""
-        beta = (0.0 if c is None else 1.0) if beta is None else real(beta, "beta")   # (torch.addmm's default)
         c = out if c is None else c
         if self.cfg.split_k > 1:  # the last share of a tile stores through a pointer to a row-major out
             outputs = (out, *self.buffers(a, stream))
@@ -283,7 +282,7 @@ class GemmPlan:
         else:
             outputs = (maps[2](out),)
         return (maps[0](a), maps[1](b), *outputs, *self.sizes, c, c if bias is None else bias,
-                1.0 if alpha is None else real(alpha, "alpha"), beta)
+                1.0 if alpha is None else real(alpha, "alpha"), 0.0 if beta is None else real(beta, "beta"))
 
 
 class Bindings:

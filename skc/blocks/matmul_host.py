@@ -79,6 +79,8 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
         raise skc.LaunchError(f"matmul's config is a MatmulConfig (Hopper) or an AmdMatmulConfig (AMD), found "
                               f"{type(config).__name__}")
     check_activation("matmul", activation)
+    if beta is None and c is not None:   # torch.addmm's default (the plans take None as 0: no c)
+        beta = 1.0
     device = skc.current_device()
     kind = type(a)
     if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and (out is None or type(out) is kind)
@@ -166,9 +168,8 @@ class _AmdPlan:
             remember(self.checked, key, True)
         a_store = a.T if self.transposed[0] else a
         b_store = b.T if self.transposed[1] else b
-        beta = (0.0 if c is None else 1.0) if beta is None else beta   # (torch.addmm's default)
         extras = (c if c is not None else out, bias if bias is not None else out,
-                  real(alpha if alpha is not None else 1.0, "alpha"), real(beta, "beta"))
+                  real(alpha if alpha is not None else 1.0, "alpha"), real(beta if beta is not None else 0.0, "beta"))
         _launch_mfma(self.device, a_store, b_store, out, self.problem, extras, self.cfg, stream)
         return out
 

@@ -45,12 +45,17 @@ def held_registers(consumers: int, blocks_per_sm: int = 1) -> int:
     return threads * (REGISTER_FILE // blocks_per_sm // threads // 8 * 8)
 
 
+def whole(value) -> bool:
+    """An int, and no bool (True is an int to Python, never a count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_counts(config, **lowest):
     """Refuse a config's count fields (name=lowest value) that are not ints (a bool, a float) or are under their
     lowest value: they would fail late, inside a block (a grid of floats, a pipeline of no stages)."""
     for name, low in lowest.items():
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        if not whole(value) or value < low:
             raise ValueError(f"{name} must be an int of at least {low}, found {value!r}")
 
 
@@ -69,7 +74,7 @@ def fill_register_shares(config):
         object.__setattr__(config, "consumer_registers", consumer)
     for name in ("producer_registers", "consumer_registers"):   # setmaxnreg's counts (PTX ISA: 24 to 256, by 8)
         count = getattr(config, name)
-        if isinstance(count, bool) or not isinstance(count, int) or not 24 <= count <= 256 or count % 8:
+        if not whole(count) or not 24 <= count <= 256 or count % 8:
             raise ValueError(f"{name} is a count setmaxnreg sets: a multiple of 8 from 24 to 256, found {count!r}")
     held = held_registers(config.consumers, blocks_per_sm)
     if 128 * (config.producer_registers + config.consumers * config.consumer_registers) > held:
