@@ -233,16 +233,17 @@ class MatmulConfig:
     @classmethod
     def for_problem(cls, M: int, N: int, K: int, dtype: str = "bf16", a_k_major: bool = True,
                     b_k_major: bool = False, max_shared_bytes: int = 232448, multiprocessors: int | None = None,
-                    **overrides) -> "MatmulConfig":
+                    batch: int = 1, **overrides) -> "MatmulConfig":
         """A configuration for this problem: the tile shape that fills the device's `multiprocessors` (see
         `tile_shape`), split-K when even the smallest tiles leave most of them idle, and as many stages as fit
         the device's shared memory (2 to 12). Without `multiprocessors` (the GPU unknown): 128 x 256 tiles in
-        clusters of 2 for large outputs, 128 x 128 otherwise, no split-K."""
+        clusters of 2 for large outputs, 128 x 128 otherwise, no split-K. `batch`: M counts that many matrices of
+        M / batch rows (a batch in one launch, whose tiles do not cross matrices)."""
         if multiprocessors is None:
             large = N >= 256 and M * N >= 2 ** 22
             tile_m, tile_n, cluster_m, split_k = 128, 256 if large else 128, 2 if large else 1, 1
         else:
-            tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors)
+            tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch)
         tile_m = overrides.pop("tile_m", tile_m)
         tile_n = overrides.pop("tile_n", tile_n)
         overrides.setdefault("consumers", tile_m // ROWS)
@@ -281,13 +282,11 @@ class BatchedOperandLayout(OperandLayout):
         return (batch, *super().box_coordinates(chunk, row0, k0))
 
 
-# Tile shapes in order of preference (from benchmarks/results/sweep-2026-11-30-baseline.json, H200): 128 x 256 is
-# the fastest per tile; 64-row tiles (one consumer warpgroup) win once 128-row tiles no longer give every SM one.
-TILE_SHAPES = ((128, 256), (64, 256), (64, 128))
-# Off: measured on the H200 (benchmarks/NOTES.md, 2026-11-30), split-K made 16 x 8192 x 8192 slower (kernel time
-# 51.2 -> 37.7 TFLOP/s with 2 shares): that shape is DRAM-bound with 64 SMs already, and the shares' epilogue
-# (then fp32 atomics, fence, counter, exchange) added ~15 us; the sixth session's epilogue (records in fragment order)
-# still measured slower than the unsplit kernel everywhere. Split-K stays available through MatmulConfig(split_k=).
+# Tile shapes (rows, columns) and the speed of each per SM when every SM has many tiles, relative to 128 x 256's
+# (kernel time on the H200, benchmarks/results/sweep-2026-11-30-{baseline,c3}.json and
+# session17-2026-12-01-gemm-waves.json; 192-row tiles: three consumer warpgroups). Ties go to the earlier shape.
+TILE_SPEEDS = {(128, 256): 1.00, (192, 192): 1.00, (128, 192): 0.97, (192, 128): 0.97, (128, 128): 0.93,
+               (64, 256): 0.93, (64, 128): 0.75}
 SPLIT_K_BY_DEFAULT = False
 
 
@@ -295,17 +294,25 @@ def tiles_of(M: int, N: int, tile_m: int, tile_n: int) -> int:
     return -(-M // tile_m) * -(-N // tile_n)
 
 
-def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132) -> tuple:
-    """(tile_m, tile_n, cluster_m, split_k) for an M x N x K problem on a GPU of `multiprocessors` SMs: the first
-    of TILE_SHAPES whose tiles give every SM at least one (else the one with the most tiles); clusters of 2 for
-    128 x 256 tiles once M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); and, when
-    SPLIT_K_BY_DEFAULT, split-K where the tiles fill less than half of the SMs and K is deep enough to share (>= 4
-    k-steps a unit)."""
-    for tile_m, tile_n in TILE_SHAPES:
-        if tiles_of(M, N, tile_m, tile_n) >= multiprocessors:
-            break
+def wave_cost(M: int, N: int, tile: tuple, multiprocessors: int = 132, batch: int = 1) -> float:
+    """The time of an M x N output (a batch of `batch` of them) in tiles of `tile`, in units of one SM's time for a
+    128 x 256 tile's work (K cancels): the waves of tiles over the SMs, rounded up (a part-full last wave takes as
+    long as a full one), times each tile's work over the tile shape's speed (TILE_SPEEDS)."""
+    tile_m, tile_n = tile
+    waves = -(-batch * tiles_of(M, N, tile_m, tile_n) // multiprocessors)
+    return waves * tile_m * tile_n / (TILE_SPEEDS[tile] * 128 * 256)
+
+
+def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1) -> tuple:
+    """(tile_m, tile_n, cluster_m, split_k) for an M x N x K problem on a GPU of `multiprocessors` SMs: the tile
+    shape of the least `wave_cost` (3072³ takes 192 x 192 tiles, 2 waves of 256, where 128 x 256 tiles left the
+    third of 3 waves 18 % full: 1.30x faster; a problem of fewer tiles than SMs takes the smallest, which keep most
+    SMs busy); clusters of 2 for 128 x 256 tiles once M >= 8192 (where the sweep measured them 1-6% faster, and 1-3%
+    slower below); and, when SPLIT_K_BY_DEFAULT, split-K where the tiles fill less than half of the SMs and K is
+    deep enough to share (>= 4 k-steps a unit). M counts `batch` matrices of M / batch rows."""
+    tile_m, tile_n = min(TILE_SPEEDS, key=lambda tile: wave_cost(M // batch, N, tile, multiprocessors, batch))
     cluster_m = 2 if (tile_m, tile_n) == (128, 256) and M >= 8192 else 1
-    tiles = tiles_of(M, N, tile_m, tile_n)
+    tiles = batch * tiles_of(M // batch, N, tile_m, tile_n)
     split_k = 1
     if SPLIT_K_BY_DEFAULT and 2 * tiles <= multiprocessors:
         split_k = max(1, min(multiprocessors // tiles, 8, K // (4 * 64)))

@@ -34,18 +34,19 @@ from .scheduler import TileScheduler
 
 _PLANS: dict = {}        # facts of a call -> its plan (host_plans.remember bounds it)
 
-# Tuned configurations for known problems: (target name, M bucket, N bucket, K bucket, dtype) -> the configuration's
-# fields (buckets: the next power of two). From the kernel-time sweeps on the H200 (benchmarks/NOTES.md,
-# benchmarks/results/sweep-2026-11-30-{baseline,c3}.json): each suite shape's fastest configuration, bf16; fp16
-# runs the same kernels. 16 x 8192 x 8192 stays unsplit: split-K measured slower there (benchmarks/NOTES.md).
+# Tuned configurations for known problems: (target name, M, N, K, dtype) -> the configuration's fields. From the
+# kernel-time sweeps on the H200 (benchmarks/NOTES.md, benchmarks/results/sweep-2026-11-30-{baseline,c3}.json): each
+# suite shape's fastest configuration, bf16; fp16 runs the same kernels. Exact shapes only: a neighbour's tiles
+# fill the SMs in other waves (3072³ on 4096³'s 128 x 256 tiles measured 0.77x cuBLAS; MatmulConfig.for_problem
+# weighs the waves). 16 x 8192 x 8192 stays unsplit: split-K measured slower there (benchmarks/NOTES.md).
 _SWEPT = {
     (4096, 4096, 4096): {"tile_m": 128, "tile_n": 256, "cluster_m": 1, "stages": 4},
     (8192, 8192, 8192): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
     (8192, 8192, 2048): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
-    # 8192 x 28672 x 8192: three consumer warpgroups on 192 x 192 tiles, 708 against 675 TFLOP/s (sweep-...-c3)
-    (8192, 32768, 8192): {"tile_m": 192, "tile_n": 192, "cluster_m": 1, "stages": 3},
-    (8192, 8192, 32768): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},     # 8192 x 8192 x 28672
-    (4096, 16384, 4096): {"tile_m": 128, "tile_n": 256, "cluster_m": 1, "stages": 4},     # 4096 x 14336 x 4096
+    # three consumer warpgroups on 192 x 192 tiles, 708 against 675 TFLOP/s (sweep-...-c3)
+    (8192, 28672, 8192): {"tile_m": 192, "tile_n": 192, "cluster_m": 1, "stages": 3},
+    (8192, 8192, 28672): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
+    (4096, 14336, 4096): {"tile_m": 128, "tile_n": 256, "cluster_m": 1, "stages": 4},
     # (128 x 128 pingpong tiles measured 705 against 685 TFLOP/s of kernel time at 2048³, but 0.97x cuBLAS end to
     # end against 1.00x with these: benchmarks/NOTES.md)
     (2048, 2048, 2048): {"tile_m": 64, "tile_n": 256, "cluster_m": 1, "stages": 5},
@@ -55,10 +56,6 @@ _SWEPT = {
     (16384, 2048, 2048): {"tile_m": 128, "tile_n": 256, "cluster_m": 2, "stages": 4},
 }
 TUNED: dict = {("sm_90a", *shape, dtype): fields for shape, fields in _SWEPT.items() for dtype in ("bf16", "f16")}
-
-
-def _bucket(size: int) -> int:
-    return 1 << max(0, int(size) - 1).bit_length()
 
 
 def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activation=None, config=None,
@@ -243,7 +240,7 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
         batched = "a" * (len(a.shape) == 3) + "b" * (len(b.shape) == 3)
         spec = EpilogueSpec(alpha=alpha is not None, bias=bias is not None, activation=activation)
         cfg = MatmulConfig.for_problem(batch * M, N, K, dtype, True, False, device.target.max_shared_bytes,
-                                       device.multiprocessors, epilogue=spec, batched=batched, split_k=1)
+                                       device.multiprocessors, batch, epilogue=spec, batched=batched, split_k=1)
         problem = (M, N, K, cfg.dtype, True, False)
         return _hopper_plan(device, a, b, problem, cfg, batches=batch)
     return _LoopedBatch(batch, M, N, len(a.shape) == 3, len(b.shape) == 3, activation, config)
@@ -325,7 +322,7 @@ def _choose_config(device, problem, spec, autotune, operands):
     """The tuning table's entry for this problem, else (when asked) an autotuned one, else the default."""
     target = device.target
     M, N, K, dtype = problem[:4]
-    overrides = TUNED.get((target.name, _bucket(M), _bucket(N), _bucket(K), dtype))
+    overrides = TUNED.get((target.name, M, N, K, dtype))
     if overrides is not None and not target.has("mfma"):
         if problem[5] and overrides.get("cluster_m", 1) > 1:  # (the table's clusters were measured on a K x N B)
             overrides = dict(overrides, cluster_m=1)

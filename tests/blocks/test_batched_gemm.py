@@ -99,3 +99,27 @@ def test_batched_kernel_with_consumers_taking_tiles_in_turn(hopper_interpreter, 
     maps = [skc.TensorMap(x, boxes[name]) for x, name in ((a, "a"), (b, "b"), (out, "out"))]
     gemm.matmul_batched_kernel[2, cfg.threads](*maps, batch, m, n, k, out, out, 1.0, 0.0, cfg)
     np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+
+
+def test_batched_kernel_on_three_consumers_192_row_tiles(hopper_interpreter):
+    """192-row tiles (three consumer warpgroups), which the wave rule may pick for a batch: M (200) is no multiple
+    of them, so each matrix's last tile is part-full and no tile reads the next matrix's rows."""
+    from skc.blocks import gemm
+
+    batch, m, n, k = 2, 200, 136, 72
+    a, b = integers(batch, m, k), integers(batch, k, n)
+    out = np.full((batch, m, n), np.nan, np.float16)
+    cfg = MatmulConfig(dtype="f16", tile_m=192, tile_n=192, consumers=3, stages=2, batched="ab")
+    boxes = cfg.boxes()
+    maps = [skc.TensorMap(x, boxes[name]) for x, name in ((a, "a"), (b, "b"), (out, "out"))]
+    gemm.matmul_batched_kernel[2, cfg.threads](*maps, batch, m, n, k, out, out, 1.0, 0.0, cfg)
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+
+
+def test_the_wave_rule_counts_a_batchs_tiles_per_matrix():
+    """24 matrices of 1000 rows on 192-row tiles take 6 tiles each, 144 (two waves on 132 SMs), not 24000 rows
+    over 192 (125, one wave)."""
+    from skc.blocks.config import tile_shape, wave_cost
+
+    assert wave_cost(1000, 192, (192, 192), 132, 24) == 2 * wave_cost(1000, 192, (192, 192), 132)
+    assert tile_shape(8 * 2048, 2048, 2048, 132, 8)[:2] == (128, 256)

@@ -146,6 +146,10 @@ def pickable_configs() -> list:
                     (64, 64, 4096), (300, 8192, 8192), (8192, 8192, 8192)):
         for dtype in ("bf16", "f16"):
             found.append(MatmulConfig.for_problem(M, N, K, dtype, multiprocessors=132))
+    # tiles the wave rule takes (192 x 192, 128 x 192, 192 x 128), B row-major and K-major (x @ w.t())
+    for M, N, K in ((3072, 3072, 3072), (1536, 1536, 1536), (512, 12288, 4096), (1920, 1664, 1024)):
+        for b_k_major in (False, True):
+            found.append(MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132))
     for split in (2, 4):  # split-K, off by default, taken with config=
         found.append(MatmulConfig.for_problem(16, 8192, 8192, multiprocessors=132, split_k=split))
     for M, N, K in ((4096, 4096, 4096), (2048, 2048, 2048)):   # stream-K, taken with config= (or the table)
@@ -159,7 +163,7 @@ PICKABLE = pickable_configs()
 def test_the_rule_picks_64_row_tiles_and_clusters():
     kinds = {(c.tile_m, c.tile_n, c.cluster_m, c.split_k > 1) for c in PICKABLE}
     assert {(64, 128, 1, True), (64, 128, 1, False), (64, 256, 1, False), (128, 256, 2, False),
-            (128, 256, 1, False)} <= kinds
+            (128, 256, 1, False), (192, 192, 1, False), (128, 192, 1, False), (192, 128, 1, False)} <= kinds
 
 
 @needs_assembler

@@ -90,11 +90,17 @@ def test_split_k_rule_in_the_interpreter(hopper_interpreter, monkeypatch):
 
 @pytest.mark.parametrize("shape, expected", [
     ((4096, 4096, 4096), (128, 256, 1, 1)), ((8192, 8192, 8192), (128, 256, 2, 1)),
-    ((2048, 2048, 2048), (64, 256, 1, 1)), ((1024, 1024, 1024), (64, 128, 1, 1)),
-    ((128, 8192, 8192), (64, 128, 1, 1)), ((16, 8192, 8192), (64, 128, 1, 1)),
+    ((1024, 1024, 1024), (64, 128, 1, 1)), ((128, 8192, 8192), (64, 128, 1, 1)), ((16, 8192, 8192), (64, 128, 1, 1)),
+    # where the waves decide (session17-2026-12-01-gemm-waves.json, kernel time against cuBLAS): 3072³ 192 x 192
+    # 1.00x (128 x 256 0.77x); 1536³ 128 x 192 0.82x (64 x 256 0.64x); 512 x 12288 x 4096 128 x 192 1.02x (128 x 256
+    # 0.82x); 1024 x 4096 x 4096 and 2048 x 2048 x 8192, 128 tiles of 128 x 256 on 132 SMs, 1.00x and 0.99x (64 x 256
+    # 0.97x and 0.94x)
+    ((3072, 3072, 3072), (192, 192, 1, 1)), ((1536, 1536, 1536), (128, 192, 1, 1)),
+    ((512, 12288, 4096), (128, 192, 1, 1)), ((1024, 4096, 4096), (128, 256, 1, 1)),
+    ((2048, 2048, 8192), (128, 256, 1, 1)),
 ])
 def test_tile_shape_rule_reproduces_the_sweep(shape, expected):
-    """The sweep's fastest tile per shape (benchmarks/NOTES.md); no split-K by default."""
+    """The sweep's fastest tile per shape (benchmarks/NOTES.md), or one within 2 % of it; no split-K by default."""
     assert tile_shape(*shape, 132) == expected
 
 

@@ -176,21 +176,40 @@ def test_consumers_taking_tiles_in_turn(M, N, K, tile_m, tile_n):
 def _tuned_cases():
     from skc.blocks.matmul_host import TUNED
 
-    shapes = {(4096, 16384, 4096): (4096, 14336, 4096), (8192, 32768, 8192): (8192, 28672, 8192),
-              (8192, 8192, 32768): (8192, 8192, 28672)}  # the suite's shape in each bucket
-    return sorted({(shapes.get(key[1:4], key[1:4]), key[4]) for key in TUNED})
+    return sorted({(key[1:4], key[4]) for key in TUNED})
 
 
 @pytest.mark.parametrize("shape,dtype", _tuned_cases(), ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple)
                          else v)
 def test_every_tuned_configuration_on_its_shape(shape, dtype):
-    """Each TUNED entry through matmul() on the suite's shape of its bucket, output poisoned first."""
+    """Each TUNED entry through matmul() on its shape, output poisoned first."""
     M, N, K = shape
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float16
     a, b = operand(M, K, torch_dtype, False) / 8, operand(K, N, torch_dtype, False) / 8
     out = torch.full((M, N), float("nan"), device="cuda", dtype=torch_dtype)
     skc.blocks.matmul(a, b, out=out)
     torch.cuda.synchronize()
+    assert not out.isnan().any()
+    assert relative_error(out, reference(a, b)) <= 1e-2
+
+
+@pytest.mark.parametrize("M,N,K,tile", [(3072, 3072, 3072, (192, 192)), (3000, 2960, 1000, (192, 192)),
+                                        (1536, 1536, 1536, (128, 192)), (512, 12288, 4096, (128, 192)),
+                                        (1920, 1664, 1024, (192, 128)), (1900, 1640, 1000, (192, 128)),
+                                        (1024, 4096, 4096, (128, 256))])
+@pytest.mark.parametrize("tb", [False, True])
+def test_the_tiles_the_wave_rule_picks(M, N, K, tile, tb):
+    """The tile shapes MatmulConfig.for_problem weighs by their waves (192 x 192 and 192 x 128: three consumer
+    warpgroups), with tails in M, N and K, B row-major and K-major (x @ w.t()), output poisoned first."""
+    from skc.blocks import matmul_host
+
+    a, b = operand(M, K, torch.bfloat16, False) / 8, operand(K, N, torch.bfloat16, tb) / 8
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    skc.blocks.matmul(a, b, out=out)
+    torch.cuda.synchronize()
+    plans = [plan for plan in matmul_host._PLANS.values() if getattr(plan, "sizes", None) == (M, N, K)]
+    plan = plans[-1]
+    assert (plan.cfg.tile_m, plan.cfg.tile_n) == tile
     assert not out.isnan().any()
     assert relative_error(out, reference(a, b)) <= 1e-2
 

@@ -176,7 +176,7 @@ def test_matmul_tunes_only_when_asked_and_a_fresh_process_reads_the_winner(fake,
 
 def test_the_tuning_table_gives_known_problems_their_config(fake, monkeypatch):
     target = skc.current_device().target
-    monkeypatch.setitem(matmul_host.TUNED, (target.name, 512, 512, 256, "f16"), {"tile_n": 64, "stages": 3})
+    monkeypatch.setitem(matmul_host.TUNED, (target.name, 500, 512, 256, "f16"), {"tile_n": 64, "stages": 3})
     skc.blocks.matmul(FakeTensor((500, 256)), FakeTensor((256, 512)), FakeTensor((500, 512)))
     (plan,) = matmul_host._PLANS.values()
     assert (plan.cfg.tile_n, plan.cfg.stages) == (64, 3)
