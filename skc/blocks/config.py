@@ -66,6 +66,7 @@ class MatmulConfig:
         fill_register_shares(self)
         if self.dtype not in self.input_types:
             raise ValueError(f"the GEMM multiplies {' or '.join(self.input_types)}, not {self.dtype}")
+        self.check_stages()
         if self.pingpong and (self.tile_m not in (ROWS, 2 * ROWS) or self.consumers < 2):
             raise ValueError(f"pingpong: each of 2 or more consumer warpgroups computes its own tiles of {ROWS} or "
                              f"{2 * ROWS} rows, found tile_m={self.tile_m} with {self.consumers} consumers")
@@ -157,6 +158,21 @@ class MatmulConfig:
             raise ValueError(f"{self.consumers} consumer warpgroups leave {share} registers a thread at compile time, "
                              f"too few for a {rows} x {self.tile_n} accumulator: use a tile_n of at most "
                              f"{(share - 24) * 2 * ROWS // rows // 64 * 64}")
+
+    def tile_op(self):
+        """The TileOp class of a consumer's 64-row part (the fp8 configuration's depends on its scaling)."""
+        return Wgmma
+
+    def check_stages(self):
+        """Refuse a pipeline too shallow for the consumers' TileOp: a step acquires `stages_per_step` stages, and
+        its MMAs keep reading `stages_in_flight` more while the next step waits (wgmma's are asynchronous). With
+        fewer stages the consumer would wait for a stage it still holds."""
+        op = self.tile_op()
+        step, lag = getattr(op, "stages_per_step", 1), op.stages_in_flight
+        if self.stages < step + lag:
+            raise ValueError(f"stages must be at least {step + lag} for {op.__name__}, which takes {step} stage(s) a "
+                             f"step and keeps {lag} more in flight while the next step waits, found "
+                             f"stages={self.stages}: the consumer would wait for a stage it still holds")
 
     @property
     def shares_tiles(self) -> bool:

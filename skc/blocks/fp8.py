@@ -135,10 +135,9 @@ class Fp8MatmulConfig(MatmulConfig):
                              "64-row part at a time")
         if self.loader != "tma":
             raise ValueError(f"the fp8 GEMM loads with TMA (loader='tma'), found loader={self.loader!r}")
-        if self.overlap_scaling and not (self.block_scaled and self.stages >= 2):
-            raise ValueError(f"overlap_scaling scales a block-scaled GEMM's partials two stages at a time: it needs "
-                             f"block_scaled=True and stages >= 2, found block_scaled={self.block_scaled}, "
-                             f"stages={self.stages}")
+        if self.overlap_scaling and not self.block_scaled:   # (its two stages a step: MatmulConfig.check_stages)
+            raise ValueError("overlap_scaling scales a block-scaled GEMM's partials two stages at a time: it needs "
+                             "block_scaled=True")
         if self.half_partials and not (self.block_scaled and not self.overlap_scaling and self.tile_n % 16 == 0):
             raise ValueError(f"half_partials multiplies a block-scaled k-block in two column halves: it needs "
                              f"block_scaled=True, overlap_scaling=False and a tile_n that halves into multiples of "

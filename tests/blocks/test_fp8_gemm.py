@@ -506,9 +506,11 @@ def test_block_scaled_tiles_the_registers_cannot_hold_are_refused(fields, needed
         Fp8MatmulConfig(block_scaled=True, **fields)
 
 
-@pytest.mark.parametrize("fields", [{"block_scaled": False}, {"block_scaled": True, "stages": 1}])
-def test_overlapped_scaling_needs_block_scales_and_two_stages(fields):
-    with pytest.raises(ValueError, match="overlap_scaling scales a block-scaled GEMM's partials two stages at a time"):
+@pytest.mark.parametrize("fields, message", [
+    ({"block_scaled": False}, "overlap_scaling scales a block-scaled GEMM's partials two stages at a time"),
+    ({"block_scaled": True, "stages": 1}, "stages must be at least 2 for OverlappedBlockScaledWgmma")])
+def test_overlapped_scaling_needs_block_scales_and_two_stages(fields, message):
+    with pytest.raises(ValueError, match=message):
         Fp8MatmulConfig(overlap_scaling=True, **fields)
 
 

@@ -91,9 +91,9 @@ def test_stage_used_after_its_block():
 def run_of_stages(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
                   K: skc.i32, cfg: skc.constexpr):
     """cfg: (the config, how many stages a run takes, which of them is read, whether after the run's with, whether
-    the consumer's reader is the Wgmma, which keeps a stage in flight)."""
-    config, count, which, after, lagging = cfg
-    pipe = InputTilePipeline(config.payload(), config.stages, consumers=config.consumers)
+    the consumer's reader is the Wgmma, which keeps a stage in flight, the pipeline's stages)."""
+    config, count, which, after, lagging, stages = cfg
+    pipe = InputTilePipeline(config.payload(), stages, consumers=config.consumers)
     roles = WarpRoles(config.consumers)
     if not roles.is_producer():
         mma = Wgmma(config.tile_n, config.tile_k, skc.bf16)
@@ -108,10 +108,11 @@ def run_of_stages(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc
                 mma(acc, tiles[0], tiles[1])  # AFTER
 
 
-def run_error(count, which, after, lagging=False, cfg=CFG) -> str:
+def run_error(count, which, after, lagging=False, stages=CFG.stages) -> str:
+    """(a pipeline of one stage is refused by MatmulConfig for its Wgmma: `stages` makes one past that check)"""
     with pytest.raises(skc.CompileError) as info:
-        run_of_stages.compile(*tensor_maps(cfg), skc.i32, skc.i32, skc.i32, (cfg, count, which, after, lagging),
-                              target="sm_90a", block=cfg.threads)
+        run_of_stages.compile(*tensor_maps(), skc.i32, skc.i32, skc.i32, (CFG, count, which, after, lagging, stages),
+                              target="sm_90a", block=CFG.threads)
     return str(info.value)
 
 
@@ -127,7 +128,7 @@ def test_a_run_of_stages_is_checked_at_the_users_line():
     message = run_error(2, 0, False, lagging=True)
     assert "holds 1 to 1 (the pipeline's 2 stages, less the 1 its reader keeps in flight), not 2" in message
     assert_at(message, run_of_stages, "# RUN")
-    message = run_error(1, 0, False, lagging=True, cfg=MatmulConfig(stages=1))
+    message = run_error(1, 0, False, lagging=True, stages=1)
     assert "the reader keeps 1 stage(s) in flight, and the pipeline has 1" in message
     message = run_error(2, 2, False)
     assert "this run holds 2 stages; stage(2) is none of them" in message
@@ -135,9 +136,10 @@ def test_a_run_of_stages_is_checked_at_the_users_line():
     message = run_error(2, 1, True)
     assert "tile 'a' of a pipeline stage is used after the `with ... acquire()` block" in message
     assert_at(message, run_of_stages, "# AFTER")
-    run_of_stages.compile(*tensor_maps(), skc.i32, skc.i32, skc.i32, (CFG, 2, 1, False, False), target="sm_90a",
-                          block=CFG.threads)   # the right use compiles
-    run_of_stages.compile(*tensor_maps(), skc.i32, skc.i32, skc.i32, (CFG, np.int64(2), np.int32(1), False, False),
+    run_of_stages.compile(*tensor_maps(), skc.i32, skc.i32, skc.i32, (CFG, 2, 1, False, False, CFG.stages),
+                          target="sm_90a", block=CFG.threads)   # the right use compiles
+    run_of_stages.compile(*tensor_maps(), skc.i32, skc.i32, skc.i32,
+                          (CFG, np.int64(2), np.int32(1), False, False, CFG.stages),
                           target="sm_90a", block=CFG.threads)   # numpy's integers are ints too
     assert "acquire(count) takes a compile-time int, found 2.0" in run_error(2.0, 0, False)
     assert "run.stage(i) takes a compile-time int, found True" in run_error(2, True, False)
