@@ -114,7 +114,7 @@ def _check_operands(a, b, bias, c) -> tuple:
     torch._check(a.dim() == 2 and b.dim() == 2, lambda: f"skc::matmul multiplies matrices, found {a.dim()}-d "
                                                         f"and {b.dim()}-d tensors")
     torch._check(a.dtype in (torch.bfloat16, torch.float16),
-                 lambda: f"skc::matmul multiplies bf16 or fp16 operands, found {a.dtype}")
+                 lambda: f"skc::matmul multiplies bf16 or fp16 operands; a is {a.dtype}")
     torch._check(b.dtype == a.dtype, lambda: f"a is {a.dtype} and b is {b.dtype}; skc::matmul needs one type")
     torch._check(a.shape[1] == b.shape[0], lambda: f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: "
                                                    f"inner dimensions differ")

@@ -66,9 +66,9 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
 def _checked(device, x, w, bias, stride, padding, dilation, activation, config) -> tuple:
     """Every check of a call, once per set of facts, and the plan that launches it."""
     x_nhwc, w_krsc = _nhwc(x, "x"), _nhwc(w, "w")
-    dtype = operand_dtype_name(x)
-    if operand_dtype_name(w) != dtype:
-        raise skc.LaunchError(f"x is {dtype} and w is {operand_dtype_name(w)}; conv2d needs one type")
+    dtype, dtype_w = operand_dtype_name(x, "x", "conv2d"), operand_dtype_name(w, "w", "conv2d")
+    if dtype_w != dtype:
+        raise skc.LaunchError(f"x is {dtype} and w is {dtype_w}; conv2d needs one type")
     (N, H, W, C), (K, R, S, C_w) = x_nhwc.shape, w_krsc.shape
     if not (N and C and K and R and S):   # (H or W of 0 leaves no output pixels: said below)
         raise skc.LaunchError(f"conv2d of x {tuple(x.shape)} by w {tuple(w.shape)}: the batch, the channels, the "
@@ -107,7 +107,7 @@ def _check_out(conv: ConvShape, x, out):
     if tuple(out.shape) != shape:
         raise skc.LaunchError(f"conv2d's out has shape {tuple(out.shape)}; the convolution's output is {shape} "
                               f"({'NCHW shape, channels_last' if torch_layout else 'NHWC'})")
-    dtype = operand_dtype_name(x)
+    dtype = operand_dtype_name(x, "x", "conv2d")
     if str(out.dtype) != str(x.dtype):
         raise skc.LaunchError(f"conv2d's out is {out.dtype}; conv2d writes x's type ({dtype}): pass an out of that "
                               "type, or none")

@@ -88,10 +88,10 @@ def _operands(a, b) -> tuple:
     if not (M and N and K):   # (before the layouts: an empty dimension makes any strides look transposed)
         raise skc.LaunchError(f"scaled matmul of {tuple(a.shape)} by {tuple(b.shape)}: M, N and K must each be at "
                               "least 1")
-    if not _storage(a, True)[1]:
+    if not _storage(a, True, "a", "scaled matmul")[1]:
         raise skc.LaunchError("fp8 wgmma reads K-major operands only: a is a transposed (column-major) view; "
                               "pass a row-major M x K a (a.contiguous())")
-    if not _storage(b, False)[1]:
+    if not _storage(b, False, "b", "scaled matmul")[1]:
         raise skc.LaunchError("fp8 wgmma reads K-major operands only: b is row-major K x N; pass b as the "
                               "transpose of a row-major N x K tensor (b = b.t().contiguous().t()), as "
                               "torch._scaled_mm takes it")

@@ -510,15 +510,17 @@ def _row_major_strides(shape) -> tuple:
     return tuple(math.prod(shape[i + 1:]) for i in range(len(shape)))
 
 
-def storage(x, k_major_if_row_major: bool):
-    """(the row-major array holding x's elements, whether that makes the operand K-major)."""
+def storage(x, k_major_if_row_major: bool, name: str, what: str = "matmul"):
+    """(the row-major array holding x's elements, whether that makes the operand K-major); x is `what`'s operand
+    `name`, which a refusal names."""
     strides = element_strides(x)
     if len(x.shape) != 2:
-        raise skc.LaunchError(f"matmul takes 2-D operands, found shape {tuple(x.shape)}")
+        raise skc.LaunchError(f"{what} takes 2-D operands, found {name} of shape {tuple(x.shape)}")
     rows, cols = x.shape
     if strides and strides[0] == 1 and strides[1] >= rows and not (rows == 1 or cols == 1):
         # a transposed view of a row-major array, whose rows may be longer than this view's (W[:, :K].T)
         return x.T, not k_major_if_row_major
     if strides and strides[1] != 1 and cols > 1:
-        raise skc.LaunchError("matmul's operands must be row-major or transposed views of row-major arrays")
+        raise skc.LaunchError(f"{what}'s operands must be row-major or transposed views of row-major arrays; {name} "
+                              f"(strides {strides}) is neither: pass a copy of it that is one")
     return x, k_major_if_row_major

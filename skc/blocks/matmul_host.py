@@ -112,8 +112,8 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     N = b.shape[1]
     if not (M and N and K):
         raise skc.LaunchError(f"matmul of {tuple(a.shape)} by {tuple(b.shape)}: M, N and K must each be at least 1")
-    a_store, a_k_major = _storage(a, True)
-    b_store, b_k_major = _storage(b, False)
+    a_store, a_k_major = _storage(a, True, "a")
+    b_store, b_k_major = _storage(b, False, "b")
     if out is not None and tuple(out.shape) != (M, N):
         raise skc.LaunchError(f"out has shape {tuple(out.shape)}; the product of {tuple(a.shape)} and "
                               f"{tuple(b.shape)} is {(M, N)}")
@@ -194,7 +194,7 @@ def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, strea
                                (b_k_major, K, "K (b is transposed)"), (not b_k_major, N, "N")):
         if what and extent % 8:
             raise skc.LaunchError(f"the AMD GEMM copies 16-byte rows: {name} must be a multiple of 8, found {extent}")
-    if _storage(out, True)[0] is not out:
+    if _storage(out, True, "out")[0] is not out:
         raise skc.LaunchError("the AMD GEMM writes a row-major out, found a transposed view")
     grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors * cfg.blocks_per_cu)
     gemm.matmul_kernel[grid, cfg.threads](a, b, out, M, N, K, *extras, cfg, stream=stream)
@@ -281,19 +281,20 @@ class _LoopedBatch:
 
 
 # -- configurations -------------------------------------------------------------------------------------------------
-def operand_dtype_name(x) -> str:
-    name = str(x.dtype)
+def operand_dtype_name(x, name: str, what: str = "matmul") -> str:
+    """bf16 or f16, the type of `what`'s operand `name`; another type is a LaunchError that names the operand."""
+    dtype = str(x.dtype)
     for candidate, label in (("bfloat16", "bf16"), ("bf16", "bf16"), ("float16", "f16"), ("f16", "f16")):
-        if candidate in name:
+        if candidate in dtype:
             return label
-    raise skc.LaunchError(f"matmul multiplies bf16 or fp16 operands, found {x.dtype}")
+    raise skc.LaunchError(f"{what} multiplies bf16 or fp16 operands; {name} is {x.dtype}")
 
 
 def _one_type(a, b) -> str:
     """The operands' type (bf16 or f16), which they must share."""
-    dtype = operand_dtype_name(a)
-    if operand_dtype_name(b) != dtype:
-        raise skc.LaunchError(f"a is {dtype} and b is {operand_dtype_name(b)}; matmul needs one type")
+    dtype, dtype_b = operand_dtype_name(a, "a"), operand_dtype_name(b, "b")
+    if dtype_b != dtype:
+        raise skc.LaunchError(f"a is {dtype} and b is {dtype_b}; matmul needs one type")
     return dtype
 
 
@@ -307,7 +308,7 @@ def _check_out_type(out, dtype: str):
 def _dtype_label(x):
     """operand_dtype_name(x), or None for a dtype matmul does not take."""
     try:
-        return operand_dtype_name(x)
+        return operand_dtype_name(x, "out")
     except skc.LaunchError:
         return None
 

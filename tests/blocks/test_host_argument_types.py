@@ -51,3 +51,35 @@ def test_attention_refuses_operands_that_are_not_arrays_and_mixed_kinds(hopper_i
         attention(q.tolist(), q, q)
     with pytest.raises(skc.LaunchError, match="q is a numpy array, so k, v"):
         attention(q, torch.zeros(1, 1, 64, 64, dtype=torch.bfloat16), q)
+
+
+def _fp8(*shape):
+    return torch.ones(*shape).to(torch.float8_e4m3fn)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda a, b: matmul(a.float(), b), "matmul multiplies bf16 or fp16 operands; a is torch.float32"),
+    (lambda a, b: matmul(a, b.float()), "matmul multiplies bf16 or fp16 operands; b is torch.float32"),
+    (lambda a, b: matmul(a, torch.ones(32, 128, dtype=torch.bfloat16)[:, ::2]),
+     r"matmul's operands must be row-major .*; b \(strides \(128, 2\)\) is neither"),
+    (lambda a, b: matmul(torch.ones(64, 64, dtype=torch.bfloat16)[:, ::2], b),
+     r"matmul's operands must be row-major .*; a \(strides \(64, 2\)\) is neither"),
+    (lambda a, b: matmul(_fp8(64, 256)[:, ::2], _fp8(64, 128).T, scale_a=torch.ones(()), scale_b=torch.ones(())),
+     r"scaled matmul's operands must be row-major .*; a \(strides \(256, 2\)\) is neither"),
+    (lambda a, b: matmul(_fp8(64, 128), _fp8(64, 256)[:, ::2].T, scale_a=torch.ones(()), scale_b=torch.ones(())),
+     r"scaled matmul's operands must be row-major .*; b \(strides \(2, 256\)\) is neither")])
+def test_matmul_names_the_operand_of_the_wrong_type_or_layout(hopper_interpreter, call, message):
+    """(was: "matmul multiplies bf16 or fp16 operands, found torch.float32" and "matmul's operands must be row-major
+    ...", naming neither operand)"""
+    with pytest.raises(skc.LaunchError, match=message):
+        call(torch.ones(64, 32, dtype=torch.bfloat16), torch.ones(32, 64, dtype=torch.bfloat16))
+
+
+@pytest.mark.parametrize("operand", ["x", "w"])
+def test_conv2d_names_its_operand_of_the_wrong_type(hopper_interpreter, operand):
+    """(was: "matmul multiplies bf16 or fp16 operands, found torch.float32": another function, neither operand)"""
+    tensors = {"w": torch.ones(16, 16, 3, 3, dtype=torch.bfloat16).to(memory_format=torch.channels_last),
+               "x": torch.ones(1, 16, 6, 5, dtype=torch.bfloat16).to(memory_format=torch.channels_last)}
+    tensors[operand] = tensors[operand].float()
+    with pytest.raises(skc.LaunchError, match=f"conv2d multiplies bf16 or fp16 operands; {operand} is torch.float32"):
+        conv2d(tensors["x"], tensors["w"])
