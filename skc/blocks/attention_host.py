@@ -11,8 +11,7 @@ import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, check_no_overlap,
-                         remember, tile_counter,
-                         require_arrays, torch_type)
+                         element_strides, remember, require_arrays, tile_counter, torch_type)
 
 LAYOUTS = ("bhsd", "bshd")
 
@@ -59,7 +58,7 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
         if out is None:
             out = q.new_empty(q.shape)
         check_no_overlap("attention", out, **_read_while_written(q, k, v, out))
-        out_view = _heads_view(out, layout)
+        out_view = _heads_view(out, layout, "out")
     lse = _new_lse(q, host, problem.lse_shape if return_lse else (1,))
     counter = tile_counter(q)
     boxes = problem.config.boxes()
@@ -93,7 +92,7 @@ class _Problem:
         if host and not all(isinstance(x, np.ndarray) for x in (k, v) + (() if out is None else (out,))):
             raise skc.LaunchError(f"attention: q is a numpy array, so k, v (and out) must be too; found "
                                   f"{', '.join(type(x).__name__ for x in (q, k, v))}")
-        self.views = views = [_heads_view(x, layout) for x in (q, k, v)]
+        self.views = views = [_heads_view(x, layout, name) for name, x in (("q", q), ("k", k), ("v", v))]
         (B, H, Sq, D), (Bk, Hkv, Skv, Dk) = views[0].shape, views[1].shape
         if tuple(views[2].shape) != (Bk, Hkv, Skv, Dk) or Bk != B or Dk != D:
             raise skc.LaunchError(f"attention: q, k, v must agree in batch and head_dim and k, v in shape; found "
@@ -119,6 +118,10 @@ class _Problem:
         if out is not None and not host and (tuple(out.shape) != tuple(q.shape) or out.dtype != q.dtype):
             raise skc.LaunchError(f"attention: out must be like q, {tuple(q.shape)} of {q.dtype}; found "
                                   f"{tuple(out.shape)} of {out.dtype}")
+        for name, x in () if host else (("q", q), ("k", k), ("v", v), ("out", out)):
+            if x is not None and element_strides(x)[-1] != 1:   # (numpy arrays are copied to the interpreter's)
+                raise skc.LaunchError(f"attention: {name} (strides {element_strides(x)}) is not contiguous along "
+                                      f"head_dim, which TMA copies need: pass {name}.contiguous()")
         if config is None:
             if D not in (64, 128, 256):
                 raise skc.LaunchError(f"attention runs head dimensions 64, 128 and 256, found {D}: pad q, k and v "
@@ -158,8 +161,9 @@ class AttentionPlan:
         self.counters = StreamBuffers(tile_counter) if problem.config.fetch_tiles else None
         self.no_counter = None if self.counters is not None else tile_counter(q)
         boxes = problem.config.boxes()
-        self.maps = [MapsByAddress(lambda t, box=boxes[name]: skc.TensorMap(_heads_view(t, layout), box), first)
-                     for name, first in zip(("q", "k", "v", "o"), (q, k, v, out))]
+        self.maps = [MapsByAddress(lambda t, box=boxes[key], name=name: skc.TensorMap(_heads_view(t, layout, name),
+                                                                                      box), first)
+                     for key, name, first in zip(("q", "k", "v", "o"), ("q", "k", "v", "out"), (q, k, v, out))]
         self.bound = Bindings(attention_kernel[self.grid, self.config.threads], self.config)
         self.address = address_functions(5)   # q, k, v, out, lse
 
@@ -210,10 +214,10 @@ def _scale_value(scale) -> float:
     return value
 
 
-def _heads_view(x, layout: str):
-    """x as a (B, H, S, D) view, without a copy."""
+def _heads_view(x, layout: str, name: str):
+    """x (the operand `name`) as a (B, H, S, D) view, without a copy."""
     if len(x.shape) != 4:
-        raise skc.LaunchError(f"attention takes 4-D tensors ({layout}), found shape {tuple(x.shape)}")
+        raise skc.LaunchError(f"attention takes 4-D tensors ({layout}), found {name} of shape {tuple(x.shape)}")
     if layout == "bhsd":
         return x
     return np.swapaxes(x, 1, 2) if isinstance(x, np.ndarray) else x.transpose(1, 2)

@@ -83,3 +83,18 @@ def test_conv2d_names_its_operand_of_the_wrong_type(hopper_interpreter, operand)
     tensors[operand] = tensors[operand].float()
     with pytest.raises(skc.LaunchError, match=f"conv2d multiplies bf16 or fp16 operands; {operand} is torch.float32"):
         conv2d(tensors["x"], tensors["w"])
+
+
+@pytest.mark.parametrize("operand", ["q", "k", "v", "out"])
+def test_attention_names_its_operand_of_the_wrong_rank_or_strides(hopper_interpreter, operand):
+    """(was: "attention takes 4-D tensors (bhsd), found shape ..." and TensorMap's "the tensor's innermost dimension
+    must be contiguous (stride 1) for TMA", naming neither the operand nor attention)"""
+    tensors = {name: torch.ones(1, 1, 64, 64, dtype=torch.bfloat16) for name in ("q", "k", "v", "out")}
+    tensors[operand] = torch.ones(1, 1, 64, 128, dtype=torch.bfloat16)[..., ::2]
+    with pytest.raises(skc.LaunchError, match=rf"attention: {operand} \(strides \(8192, 8192, 128, 2\)\) is not "
+                                              "contiguous along head_dim"):
+        attention(tensors["q"], tensors["k"], tensors["v"], out=tensors["out"])
+    if operand != "out":   # (out is checked against q's shape)
+        tensors[operand] = torch.ones(1, 64, 64, dtype=torch.bfloat16)
+        with pytest.raises(skc.LaunchError, match=rf"attention takes 4-D tensors \(bhsd\), found {operand} of shape"):
+            attention(tensors["q"], tensors["k"], tensors["v"])
