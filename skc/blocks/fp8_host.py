@@ -16,8 +16,8 @@ from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel, \
     fp8_matmul_stream_k_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, check_activation,
-                         check_epilogue_operands, check_no_overlap, remember, require_arrays, row_major, split_buffers,
-                         stream_k_buffers, torch_type, unsplit_unless_row_major)
+                         check_epilogue_operands, check_no_overlap, element_strides, remember, require_arrays,
+                         row_major, split_buffers, stream_k_buffers, torch_type, unsplit_unless_row_major)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -132,6 +132,9 @@ class _Plan:
             raise skc.LaunchError(f"scaled matmul writes bfloat16, float16 or float32, not {out_dtype}")
         if out is not None and (tuple(out.shape) != (M, N) or _OUT.get(_name(out.dtype)) != out_name):
             raise skc.LaunchError(f"out is {tuple(out.shape)} {out.dtype}; the product is {(M, N)} {out_name}")
+        if out is not None and element_strides(out)[-1] != 1:   # (its rows are stored through a tensor map)
+            raise skc.LaunchError(f"scaled matmul: out (strides {element_strides(out)}) must have contiguous rows: "
+                                  "pass a contiguous out, or none")
         check_epilogue_operands("scaled matmul", M, N, bias=bias)
         spec = EpilogueSpec(alpha=not block, bias=bias is not None, activation=activation)
         try:

@@ -98,3 +98,10 @@ def test_attention_names_its_operand_of_the_wrong_rank_or_strides(hopper_interpr
         tensors[operand] = torch.ones(1, 64, 64, dtype=torch.bfloat16)
         with pytest.raises(skc.LaunchError, match=rf"attention takes 4-D tensors \(bhsd\), found {operand} of shape"):
             attention(tensors["q"], tensors["k"], tensors["v"])
+
+
+def test_scaled_matmul_names_an_out_whose_rows_are_strided(hopper_interpreter):
+    """(was: TensorMap's "the tensor's innermost dimension must be contiguous (stride 1) for TMA")"""
+    out = torch.empty(64, 128, dtype=torch.bfloat16)[:, ::2]
+    with pytest.raises(skc.LaunchError, match=r"scaled matmul: out \(strides \(128, 2\)\) must have contiguous rows"):
+        matmul(_fp8(64, 128), _fp8(64, 128).T, scale_a=torch.ones(()), scale_b=torch.ones(()), out=out)
