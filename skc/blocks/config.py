@@ -301,8 +301,10 @@ class BatchedOperandLayout(OperandLayout):
 # Tile shapes (rows, columns) and the speed of each per SM when every SM has many tiles, relative to 128 x 256's
 # (kernel time on the H200, benchmarks/results/sweep-2026-11-30-{baseline,c3}.json and
 # session17-2026-12-01-gemm-waves.json; 192-row tiles: three consumer warpgroups). Ties go to the earlier shape.
+# 64 x 64 tiles win only where 64 x 128 ones leave most SMs idle and they still fit in one wave (64 x 5120 x 5120
+# 0.97x cuBLAS end to end against 0.84x, 128 x 4096 x 4096 1.00x against 0.89x: session17-2026-12-01-small-m.txt).
 TILE_SPEEDS = {(128, 256): 1.00, (192, 192): 1.00, (128, 192): 0.97, (192, 128): 0.97, (128, 128): 0.93,
-               (64, 256): 0.93, (64, 128): 0.75}
+               (64, 256): 0.93, (64, 128): 0.75, (64, 64): 0.50}
 SPLIT_K_BY_DEFAULT = False
 
 

@@ -146,8 +146,9 @@ def pickable_configs() -> list:
                     (64, 64, 4096), (300, 8192, 8192), (8192, 8192, 8192)):
         for dtype in ("bf16", "f16"):
             found.append(MatmulConfig.for_problem(M, N, K, dtype, multiprocessors=132))
-    # tiles the wave rule takes (192 x 192, 128 x 192, 192 x 128), B row-major and K-major (x @ w.t())
-    for M, N, K in ((3072, 3072, 3072), (1536, 1536, 1536), (512, 12288, 4096), (1920, 1664, 1024)):
+    # tiles the wave rule takes (192 x 192, 128 x 192, 192 x 128, 64 x 64), B row-major and K-major (x @ w.t())
+    for M, N, K in ((3072, 3072, 3072), (1536, 1536, 1536), (512, 12288, 4096), (1920, 1664, 1024), (64, 5120, 5120),
+                    (20, 1000, 1032)):
         for b_k_major in (False, True):
             found.append(MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132))
     for split in (2, 4):  # split-K, off by default, taken with config=
@@ -162,8 +163,9 @@ PICKABLE = pickable_configs()
 
 def test_the_rule_picks_64_row_tiles_and_clusters():
     kinds = {(c.tile_m, c.tile_n, c.cluster_m, c.split_k > 1) for c in PICKABLE}
-    assert {(64, 128, 1, True), (64, 128, 1, False), (64, 256, 1, False), (128, 256, 2, False),
-            (128, 256, 1, False), (192, 192, 1, False), (128, 192, 1, False), (192, 128, 1, False)} <= kinds
+    assert {(64, 64, 1, True), (64, 128, 1, False), (64, 256, 1, False), (128, 256, 2, False),
+            (128, 256, 1, False), (192, 192, 1, False), (128, 192, 1, False), (192, 128, 1, False),
+            (64, 64, 1, False)} <= kinds
 
 
 @needs_assembler
@@ -178,7 +180,7 @@ def test_every_pickable_configuration_assembles_without_spills(cfg):
 def test_a_small_m_stage_expects_only_the_rows_it_loads():
     """16 x 8192 x 8192 on 64 x 128 tiles: A's box is 16 rows, and the stage's transaction count says so
     (16 x 64 x 2 bytes of A and 64 x 128 x 2 of B); a count of the whole tile would wait for bytes that never come."""
-    cfg = MatmulConfig.for_problem(16, 8192, 8192, multiprocessors=132)
+    cfg = MatmulConfig.for_problem(16, 8192, 8192, multiprocessors=132, tile_n=128)
     assert (cfg.tile_m, cfg.tile_n, cfg.a_rows) == (64, 128, 16)
     ptx = compile_gemm(cfg).asm("ptx")
     counts = set(re.findall(r"mbarrier.arrive.expect_tx.shared.b64\s+%rd\d+, \[[^]]+\], (%r\d+|\d+);", ptx))

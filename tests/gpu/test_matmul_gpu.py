@@ -196,11 +196,13 @@ def test_every_tuned_configuration_on_its_shape(shape, dtype):
 @pytest.mark.parametrize("M,N,K,tile", [(3072, 3072, 3072, (192, 192)), (3000, 2960, 1000, (192, 192)),
                                         (1536, 1536, 1536, (128, 192)), (512, 12288, 4096, (128, 192)),
                                         (1920, 1664, 1024, (192, 128)), (1900, 1640, 1000, (192, 128)),
-                                        (1024, 4096, 4096, (128, 256))])
+                                        (1024, 4096, 4096, (128, 256)), (64, 5120, 5120, (64, 64)),
+                                        (100, 3000, 5000, (64, 64)), (20, 1000, 1032, (64, 64))])
 @pytest.mark.parametrize("tb", [False, True])
 def test_the_tiles_the_wave_rule_picks(M, N, K, tile, tb):
     """The tile shapes MatmulConfig.for_problem weighs by their waves (192 x 192 and 192 x 128: three consumer
-    warpgroups), with tails in M, N and K, B row-major and K-major (x @ w.t()), output poisoned first."""
+    warpgroups; 64 x 64 for few rows), with tails in M, N and K, B row-major and K-major (x @ w.t()), output
+    poisoned first."""
     from skc.blocks import matmul_host
 
     a, b = operand(M, K, torch.bfloat16, False) / 8, operand(K, N, torch.bfloat16, tb) / 8
