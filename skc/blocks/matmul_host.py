@@ -8,13 +8,15 @@ and its tensor maps' geometry; on a Hopper GPU, operands at addresses it has see
 beta) find a bound launch, whose kernel parameters were checked and packed once: the call is then the lookup and
 the driver call. A tensor map is encoded once per address and geometry. Batched operands (B x M x K with K x N,
 or B x K x N) fold into one GEMM when they can; otherwise on Hopper they run in one launch over every matrix's
-tiles (3-D tensor maps) and, with a c or elsewhere, as one GEMM per batch. Skinny problems can split K (MatmulConfig(split_k=n)): one
-launch whose last share of each tile completes it.
+tiles (3-D tensor maps) and, with a c or elsewhere, as one GEMM per batch. Skinny problems can split K
+(MatmulConfig(split_k=n)): one launch whose last share of each tile completes it. Rows TMA cannot address (K or N
+no multiple of 8) are copied into zero-padded buffers first (_PaddedRows).
 """
 from __future__ import annotations
 
 import functools
 import os
+from contextlib import nullcontext
 from dataclasses import replace
 
 import skc
@@ -64,11 +66,12 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     or the interpreter modelling either. alpha defaults to 1, beta to 1 where c is given (torch.addmm's defaults).
 
     a (M x K) and b (K x N) are bf16 or fp16 tensors, row-major or transposed views of row-major ones;
-    out, c and bias are row-major. Rows are copied 16 bytes at a time (TMA on Hopper, vector loads on AMD):
-    K and N (and M for a transposed a) must be multiples of 8. Batched: a of B x M x K with b of K x N or
-    B x K x N (out B x M x N). `config` is a MatmulConfig (Hopper) or an AmdMatmulConfig (AMD); by default one
-    comes from the tuning table, or from `skc.autotune` when `autotune=True` (or SKC_AUTOTUNE=1), or is chosen
-    for the problem. The launch goes to `stream`, by default the current stream of the operands' framework.
+    out, c and bias are row-major. Rows are copied 16 bytes at a time (TMA on Hopper, vector loads on AMD): where
+    K or N (or M for a transposed a) is no multiple of 8, the Hopper GEMM copies the operands that need it into
+    zero-padded rows (torch tensors, numpy arrays); the AMD GEMM and batches refuse such shapes. Batched: a of
+    B x M x K with b of K x N or B x K x N (out B x M x N). `config` is a MatmulConfig (Hopper) or an
+    AmdMatmulConfig (AMD); by default one comes from the tuning table, or from `skc.autotune` when
+    `autotune=True` (or SKC_AUTOTUNE=1), or is chosen for the problem. The launch goes to `stream`, by default the current stream of the operands' framework.
     fp8 operands with `scale_a`, `scale_b` (and `out_dtype`) are torch._scaled_mm's GEMMs (fp8_host.py)."""
     if scale_a is not None or scale_b is not None or out_dtype is not None:
         return scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream)
@@ -144,8 +147,104 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
                               "through plain pointers here: pass row-major operands with no gaps between rows "
                               "(x.contiguous()), or transposed views of such")
     if isinstance(cfg, MatmulConfig):
-        return _hopper_plan(device, a, b, problem, cfg.covering(M), (a_store is not a, b_store is not b))
+        flips = (a_store is not a, b_store is not b)
+        copies = _PaddedRows.copies(M, N, K, *flips, _misaligned(a_store), _misaligned(b_store))
+        if cfg.loader == "tma" and any(copies) and _paddable(a, b, out, c, bias):
+            return _PaddedRows(M, N, K, flips, copies, activation, config)
+        return _hopper_plan(device, a, b, problem, cfg.covering(M), flips)
     return _AmdPlan(device, problem, cfg, (a_store is not a, b_store is not b))
+
+
+def _round8(n: int) -> int:
+    return -(-n // 8) * 8
+
+
+def _misaligned(store) -> bool:
+    """Whether a row-major storage's rows start at no multiple of 16 bytes from each other (2-byte elements)."""
+    return len(store.shape) == 2 and element_strides(store)[0] % 8 != 0
+
+
+def _paddable(*arrays) -> bool:
+    """Whether the operands are torch tensors or numpy arrays (their copies are made by slice assignment)."""
+    import numpy as np
+
+    return all(x is None or isinstance(x, np.ndarray) or torch_type(type(x)) for x in arrays)
+
+
+class _PaddedRows:
+    """A problem whose rows TMA cannot address (its row strides must be whole 16-byte units: K, N, or M for a
+    transposed a, a multiple of 8): a, b, c and bias copied where they need it into zero-filled buffers whose rows
+    are padded to a multiple of 8 (a transposed operand keeps its layout), their product by the GEMM (a plan of its
+    own), and its M x N part copied to out: what torch.matmul's users expect of any shape, at the cost of those
+    copies (in the launch's stream)."""
+
+    def __init__(self, M, N, K, flipped, copies, activation, config):
+        self.M, self.N, self.K = M, N, K
+        self.flipped = flipped
+        self.copy_a, self.copy_b, self.pad_k, self.pad_n = copies
+        self.activation, self.config = activation, config
+
+    @staticmethod
+    def copies(M, N, K, a_flipped, b_flipped, a_misaligned, b_misaligned) -> tuple:
+        """(copy a, copy b, pad K, pad N): K is padded where a row-major a or a K-major b has misaligned rows of K
+        (both operands then take the padded K), N where out's rows are (N no multiple of 8: b takes the padded N
+        too); an operand whose rows are misaligned for another reason (a transposed a's rows of M, a view of
+        longer rows) is copied as it is."""
+        pad_k = bool(K % 8) and ((a_misaligned and not a_flipped) or (b_misaligned and b_flipped))
+        pad_n = bool(N % 8)
+        return a_misaligned or pad_k, b_misaligned or pad_k or pad_n, pad_k, pad_n
+
+    def __call__(self, a, b, out, c, bias, alpha, beta, stream):
+        M, N, K = self.M, self.N, self.K
+        K8, N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
+        with _on_stream(a, stream):
+            if self.copy_a:
+                a = _padded(a, (M, K8), self.flipped[0])
+            if self.copy_b:
+                b = _padded(b, (K8, N8), self.flipped[1])
+            if self.pad_n:
+                c = None if c is None else _padded(c, (M, N8), False)
+                bias = None if bias is None else _padded(bias, (N8,), False)
+            product = matmul(a, b, c=c, bias=bias, alpha=alpha, beta=beta, activation=self.activation,
+                             config=self.config, stream=stream)
+            if not self.pad_n and out is None:
+                return product
+            if out is None:
+                out = empty_like(product, (M, N))
+            out[...] = product[:, :N]
+        return out
+
+
+def _padded(x, shape, flipped: bool):
+    """x (of shape[:len(x.shape)] or less) at the top left of a zero-filled array of `shape`, x's type and device;
+    flipped: x is a transposed view, and so is the copy (a transposed view of a row-major array whose rows, the
+    copy's columns, are padded to a multiple of 8)."""
+    if flipped:
+        rows, cols = shape
+        store = _zeros(x, (cols, _round8(rows)))
+        store[:x.shape[1], :x.shape[0]] = x.T
+        return store[:, :rows].T
+    buffer = _zeros(x, shape)
+    buffer[tuple(slice(0, n) for n in x.shape)] = x
+    return buffer
+
+
+def _zeros(x, shape):
+    if hasattr(x, "new_zeros"):   # torch
+        return x.new_zeros(shape)
+    import numpy as np
+
+    return np.zeros(shape, x.dtype)
+
+
+def _on_stream(x, stream):
+    """A context in which torch's copies of x go to the launch's `stream` (given, and torch's x): the copies
+    around a launch run in its order."""
+    if stream is None or not hasattr(x, "new_zeros") or not x.is_cuda:
+        return nullcontext()
+    import torch
+
+    return torch.cuda.stream(torch.cuda.ExternalStream(skc.launch_stream(stream)))
 
 
 class _AmdPlan:

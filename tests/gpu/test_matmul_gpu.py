@@ -67,11 +67,30 @@ def test_fused_epilogue(activation):
     assert relative_error(out, expected) <= 1e-2
 
 
-def test_alignment_is_checked_before_launch():
-    a = torch.randn(64, 70, device="cuda", dtype=torch.bfloat16)  # rows of 140 bytes
-    b = torch.randn(70, 64, device="cuda", dtype=torch.bfloat16)
-    with pytest.raises(skc.LaunchError, match="multiple of 16 bytes"):
-        skc.blocks.matmul(a, b)
+@pytest.mark.parametrize("M,N,K", [(333, 777, 999), (64, 70, 70), (2048, 50257, 512)])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, True), (False, True)])
+def test_shapes_whose_rows_tma_cannot_address(M, N, K, ta, tb):
+    """K or N (or M for a transposed a) no multiple of 8, as torch.matmul takes them: the operands that need it are
+    copied into zero-padded rows (matmul_host._PaddedRows); output poisoned first."""
+    a, b = operand(M, K, torch.bfloat16, ta) / 8, operand(K, N, torch.bfloat16, tb) / 8
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    skc.blocks.matmul(a, b, out=out)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    assert relative_error(out, reference(a, b)) <= 1e-2
+    assert relative_error(skc.blocks.matmul(a, b), reference(a, b)) <= 1e-2
+
+
+def test_padded_rows_on_a_side_stream_with_c_and_bias():
+    """The copies around the GEMM go to the launch's stream (given, not torch's current one)."""
+    a, b = operand(200, 70, torch.bfloat16, False) / 8, operand(70, 90, torch.bfloat16, False) / 8
+    c, bias = torch.randn(200, 90, device="cuda", dtype=torch.bfloat16), torch.randn(90, device="cuda",
+                                                                                      dtype=torch.bfloat16)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    out = skc.blocks.matmul(a, b, c=c, beta=0.5, bias=bias, activation="relu", stream=side)
+    side.synchronize()
+    assert relative_error(out, reference(a, b, bias, c, 1.0, 0.5, "relu")) <= 1e-2
 
 
 def test_sass_has_wgmma_and_tma():

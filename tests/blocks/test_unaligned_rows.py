@@ -1,0 +1,67 @@
+"""matmul of shapes whose rows TMA cannot address (a row stride of no whole number of 16-byte units: K or N, or M
+for a transposed a, no multiple of 8), as torch.matmul takes any shape: the operands that need it are copied into
+buffers whose rows are padded with zeros, and the output's M x N part copied out (matmul_host._PaddedRows). Exact
+against numpy in the interpreter, with every layout, c, bias and an activation, out given or not."""
+import numpy as np
+import pytest
+
+import skc
+from skc.blocks import matmul, matmul_host
+
+RNG = np.random.default_rng(70)
+
+
+def ints(*shape):
+    return RNG.integers(-2, 3, shape).astype(np.float16)
+
+
+def exact(a, b):
+    return a.astype(np.float32) @ b.astype(np.float32)
+
+
+@pytest.mark.parametrize("M, N, K", [(40, 48, 70), (40, 70, 64), (37, 70, 70), (1, 9, 3)])
+@pytest.mark.parametrize("ta, tb", [(False, False), (True, False), (False, True), (True, True)],
+                         ids=["nn", "tn", "nt", "tt"])
+def test_any_shape_in_every_layout(hopper_interpreter, M, N, K, ta, tb):
+    a = np.ascontiguousarray(ints(K, M)).T if ta else ints(M, K)
+    b = np.ascontiguousarray(ints(N, K)).T if tb else ints(K, N)
+    out = matmul(a, b)
+    assert out.shape == (M, N)
+    np.testing.assert_array_equal(out.astype(np.float32), exact(a, b))
+    # copies only where some row holds a K, N or M that is no multiple of 8 (a transposed a's rows are of M, a
+    # K-major b's of K; out's of N)
+    copied = bool(K % 8 and (not ta or tb)) or bool(N % 8) or bool(M % 8 and ta)
+    assert any(isinstance(plan, matmul_host._PaddedRows) for plan in matmul_host._PLANS.values()) == copied
+
+
+def test_c_bias_activation_and_out(hopper_interpreter):
+    M, N, K = 24, 30, 20
+    a, b, c, bias = ints(M, K), ints(K, N), ints(M, N), ints(N)
+    out = np.full((M, N), np.nan, np.float16)
+    got = matmul(a, b, out=out, c=c, beta=2.0, bias=bias, activation="relu")
+    assert got is out
+    expected = np.maximum(exact(a, b) + 2 * c.astype(np.float32) + bias, 0.0)
+    assert (expected == 0).any() and (expected > 0).any()
+    np.testing.assert_array_equal(out.astype(np.float32), expected)
+
+
+def test_aligned_shapes_take_no_copies(hopper_interpreter):
+    a, b = ints(40, 64), ints(64, 48)
+    np.testing.assert_array_equal(matmul(a, b).astype(np.float32), exact(a, b))
+    assert not any(isinstance(plan, matmul_host._PaddedRows) for plan in matmul_host._PLANS.values())
+
+
+def test_views_of_longer_misaligned_rows_are_copied_as_they_are(hopper_interpreter):
+    """K and N multiples of 8, but a and b views of arrays whose rows are 70 long: copied without padding."""
+    a, b = ints(24, 70)[:, :64], ints(64, 70)[:, :48]
+    np.testing.assert_array_equal(matmul(a, b).astype(np.float32), exact(a, b))
+    (plan,) = [plan for plan in matmul_host._PLANS.values() if isinstance(plan, matmul_host._PaddedRows)]
+    assert (plan.copy_a, plan.copy_b, plan.pad_k, plan.pad_n) == (True, True, False, False)
+
+
+def test_torch_tensors(hopper_interpreter):
+    torch = pytest.importorskip("torch")
+    a, b = torch.randint(-2, 3, (20, 30)).to(torch.bfloat16), torch.randint(-2, 3, (30, 50)).to(torch.bfloat16)
+    out = matmul(a, b)
+    assert out.shape == (20, 50) and out.is_contiguous()
+    assert torch.equal(out.float(), a.float() @ b.float())
