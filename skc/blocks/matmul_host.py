@@ -71,7 +71,8 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     zero-padded rows (torch tensors, numpy arrays); the AMD GEMM and batches refuse such shapes. Batched: a of
     B x M x K with b of K x N or B x K x N (out B x M x N). `config` is a MatmulConfig (Hopper) or an
     AmdMatmulConfig (AMD); by default one comes from the tuning table, or from `skc.autotune` when
-    `autotune=True` (or SKC_AUTOTUNE=1), or is chosen for the problem. The launch goes to `stream`, by default the current stream of the operands' framework.
+    `autotune=True` (or SKC_AUTOTUNE=1), or is chosen for the problem. The launch goes to `stream`, by default
+    the current stream of the operands' framework.
     fp8 operands with `scale_a`, `scale_b` (and `out_dtype`) are torch._scaled_mm's GEMMs (fp8_host.py)."""
     if scale_a is not None or scale_b is not None or out_dtype is not None:
         return scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream)
