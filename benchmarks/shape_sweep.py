@@ -88,12 +88,20 @@ def fp8_cases(shape):
         def ours(scale_a=scale_a, scale_b=scale_b):
             return skc.blocks.matmul(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=torch.bfloat16)
 
-        def reference(scale_a=scale_a, scale_b=scale_b):
-            return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=torch.bfloat16)
+        if kind == "fp8 block-wise":   # the scale layouts cuBLASLt takes (benchmarks/fp8_gemm.py)
+            from fp8_gemm import cublas_block
+
+            reference, layouts = cublas_block(a, b, scale_a, scale_b)
+            if reference is None:
+                rows.append({"kind": kind, "case": shape, "note": f"reference failed: {layouts[:120]}"})
+                continue
+        else:
+            def reference(scale_a=scale_a, scale_b=scale_b):
+                return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=torch.bfloat16)
 
         try:
             expected = reference().float()
-        except RuntimeError as error:   # a shape cuBLASLt's block-wise path refuses
+        except RuntimeError as error:   # a shape cuBLASLt refuses
             rows.append({"kind": kind, "case": shape, "note": f"reference failed: {str(error).splitlines()[0][:120]}"})
             continue
         try:
