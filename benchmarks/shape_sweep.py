@@ -8,7 +8,8 @@ included; do_bench medians taken in turn, benchmarks/fair.py): where a user's ow
   head and sequence sizes, query and key lengths that differ, grouped-query heads, (B, S, H, D) tensors.
 
 Every output is checked against the reference first. Prints one line a case and the geometric mean per kind.
-    python benchmarks/shape_sweep.py [--kinds gemm,linear,fp8,attention] [--json FILE]
+    python benchmarks/shape_sweep.py [--kinds gemm,linear,fp8,attention] [--json FILE] [--plot FILE.png]
+    python benchmarks/shape_sweep.py --replot FILE.json --plot FILE.png   (draws a run's figures again, no GPU)
 """
 from __future__ import annotations
 
@@ -161,12 +162,44 @@ def attention_case(B, H, Hkv, Sq, Skv, D, causal, layout):
             "ratio": mine / ref, "error": difference, "ok": difference < 2e-2}
 
 
+def plot(rows, path):
+    """skc's and the reference's TFLOP/s per case, one panel per kind (PNG, matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = list(dict.fromkeys(row["kind"] for row in rows if "ratio" in row))
+    figure, axes = plt.subplots(len(kinds), 1, figsize=(13, 3.6 * len(kinds)), squeeze=False)
+    for axis, kind in zip(axes[:, 0], kinds):
+        mine = [row for row in rows if row["kind"] == kind and "ratio" in row]
+        xs = range(len(mine))
+        axis.bar([x - 0.2 for x in xs], [row["reference"] for row in mine], 0.4, label="reference")
+        axis.bar([x + 0.2 for x in xs], [row["skc"] for row in mine], 0.4, label="skc")
+        for x, row in zip(xs, mine):
+            axis.text(x + 0.2, row["skc"], f"{row['ratio']:.2f}", ha="center", va="bottom", fontsize=7)
+        axis.set_xticks(list(xs))
+        axis.set_xticklabels([row["case"] for row in mine], rotation=25, fontsize=7, ha="right")
+        axis.set_ylabel("TFLOP/s")
+        axis.set_title(f"{kind}: end to end, skc against "
+                       f"{'cuDNN SDPA' if kind == 'attention' else 'cuBLAS'} (ratio above skc's bar)", loc="left")
+        axis.legend(loc="upper left", fontsize=8, frameon=False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--kinds", default="gemm,linear,fp8,attention")
     parser.add_argument("--json")
     parser.add_argument("--from", dest="start", default="", help="skip the GEMM shapes before this one")
+    parser.add_argument("--plot", help="draw the figures to this PNG")
+    parser.add_argument("--replot", help="only draw a run's --json file (with --plot)")
     args = parser.parse_args()
+    if args.replot:
+        with open(args.replot) as handle:
+            plot(json.load(handle), args.plot)
+        return
     kinds = args.kinds.split(",")
     rows = []
 
@@ -201,6 +234,8 @@ def main():
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=1)
+    if args.plot:
+        plot(rows, args.plot)
 
 
 if __name__ == "__main__":
