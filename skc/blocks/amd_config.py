@@ -9,6 +9,7 @@ from .epilogue import EpilogueSpec
 from .lds import PACK, LdsLayout
 from .mfma import SHAPES
 from .payload import TilePayload
+from .roles import check_counts
 
 DTYPES = {"bf16": 2, "f16": 2}
 WAVE = 64
@@ -36,6 +37,8 @@ class AmdMatmulConfig:
     epilogue: EpilogueSpec = field(default_factory=EpilogueSpec)
 
     def __post_init__(self):
+        # ints (no float, no bool) before the arithmetic below reads them: 2.5 stages or 'x' as tile_k failed there
+        check_counts(self, tile_m=1, tile_n=1, tile_k=1, waves_m=1, waves_n=1, mfma=1, stages=1, group_m=1)
         if self.dtype not in DTYPES:
             raise ValueError(f"the GEMM multiplies {' or '.join(DTYPES)}, not {self.dtype}")
         if self.mfma not in SHAPES:

@@ -406,3 +406,14 @@ def test_interpreter_time_stays_small(amd_interpreter):
     skc.blocks.matmul(a_arg, b_arg, out=out)
     assert time.perf_counter() - started < 10
     np.testing.assert_array_equal(out.astype(np.float32), a @ b)
+
+
+@pytest.mark.parametrize("fields", [dict(stages=2.5), dict(group_m=0), dict(tile_k="x"), dict(waves_m=True),
+                                    dict(mfma=32.0)], ids=["float-stages", "group-0", "str-tile-k", "bool-waves",
+                                                           "float-mfma"])
+def test_a_config_refuses_counts_that_are_no_ints(fields):
+    """As MatmulConfig: a float, a bool, a string or a count under its least is refused by name when the config is
+    made (2.5 stages and group_m=0 were taken; tile_k='x' failed inside a string format)."""
+    name = next(iter(fields))
+    with pytest.raises(ValueError, match=f"{name} must be an int of at least"):
+        AmdMatmulConfig(**fields)

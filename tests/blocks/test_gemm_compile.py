@@ -150,7 +150,8 @@ def pickable_configs() -> list:
     for M, N, K in ((3072, 3072, 3072), (1536, 1536, 1536), (512, 12288, 4096), (1920, 1664, 1024), (64, 5120, 5120),
                     (20, 1000, 1032)):
         for b_k_major in (False, True):
-            found.append(MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132))
+            for dtype in ("bf16", "f16"):
+                found.append(MatmulConfig.for_problem(M, N, K, dtype, True, b_k_major, multiprocessors=132))
     for split in (2, 4):  # split-K, off by default, taken with config=
         found.append(MatmulConfig.for_problem(16, 8192, 8192, multiprocessors=132, split_k=split))
     for M, N, K in ((4096, 4096, 4096), (2048, 2048, 2048)):   # stream-K, taken with config= (or the table)
