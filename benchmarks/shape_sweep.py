@@ -163,27 +163,17 @@ def attention_case(B, H, Hkv, Sq, Skv, D, causal, layout):
 
 
 def plot(rows, path):
-    """skc's and the reference's TFLOP/s per case, one panel per kind (PNG, matplotlib)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """skc's and the reference's TFLOP/s per case, one panel per kind (PNG, plot_results.bars)."""
+    from plot_results import bars, plt
 
     kinds = list(dict.fromkeys(row["kind"] for row in rows if "ratio" in row))
     figure, axes = plt.subplots(len(kinds), 1, figsize=(13, 3.6 * len(kinds)), squeeze=False)
     for axis, kind in zip(axes[:, 0], kinds):
         mine = [row for row in rows if row["kind"] == kind and "ratio" in row]
-        xs = range(len(mine))
-        axis.bar([x - 0.2 for x in xs], [row["reference"] for row in mine], 0.4, label="reference")
-        axis.bar([x + 0.2 for x in xs], [row["skc"] for row in mine], 0.4, label="skc")
-        for x, row in zip(xs, mine):
-            axis.text(x + 0.2, row["skc"], f"{row['ratio']:.2f}", ha="center", va="bottom", fontsize=7)
-        axis.set_xticks(list(xs))
-        axis.set_xticklabels([row["case"] for row in mine], rotation=25, fontsize=7, ha="right")
-        axis.set_ylabel("TFLOP/s")
-        axis.set_title(f"{kind}: end to end, skc against "
-                       f"{'cuDNN SDPA' if kind == 'attention' else 'cuBLAS'} (ratio above skc's bar)", loc="left")
-        axis.legend(loc="upper left", fontsize=8, frameon=False)
+        reference = "cuDNN (SDPA)" if kind == "attention" else "cuBLAS"
+        bars(axis, [row["case"] for row in mine], [(reference, [row["reference"] for row in mine]),
+                                                   ("skc", [row["skc"] for row in mine])],
+             f"{kind}: end to end, skc against {reference} (ratio on top)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
