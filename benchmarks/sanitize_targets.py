@@ -44,6 +44,14 @@ GEMMS = {
     # clusters of 2 along M sharing a K-major B by rows (each block loads half of every chunk's rows)
     "128x256x64-c2-kmajor-b": dict(config=MatmulConfig(tile_n=256, stages=4, cluster_m=2, b_k_major=True),
                                    b_transposed=True),
+    # the wave rule's tiles (seventeenth session): 192 x 192 with a K-major B, 128 x 192, 64 x 64 for few rows
+    "192x192-kmajor-b": dict(config=MatmulConfig(tile_m=192, tile_n=192, consumers=3, stages=3, b_k_major=True),
+                             b_transposed=True, shape=(400, 392, 200)),
+    "128x192": dict(config=MatmulConfig(tile_n=192, stages=4), shape=(264, 392, 200)),
+    "64x64-few-rows": dict(config=MatmulConfig(tile_m=64, consumers=1, tile_n=64, stages=12, a_rows=24),
+                           shape=(20, 1000, 1032)),
+    # rows TMA cannot address: the operands copied into zero-padded rows (matmul_host._PaddedRows)
+    "padded-rows": dict(shape=(333, 777, 999)),
 }
 
 
