@@ -324,10 +324,11 @@ def wave_cost(M: int, N: int, tile: tuple, multiprocessors: int = 132, batch: in
 def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1) -> tuple:
     """(tile_m, tile_n, cluster_m, split_k) for an M x N x K problem on a GPU of `multiprocessors` SMs: the tile
     shape of the least `wave_cost` (3072³ takes 192 x 192 tiles, 2 waves of 256, where 128 x 256 tiles left the
-    third of 3 waves 18 % full: 1.30x faster; a problem of fewer tiles than SMs takes the smallest, which keep most
-    SMs busy); clusters of 2 for 128 x 256 tiles once M >= 8192 (where the sweep measured them 1-6% faster, and 1-3%
-    slower below); and, when SPLIT_K_BY_DEFAULT, split-K where the tiles fill less than half of the SMs and K is
-    deep enough to share (>= 4 k-steps a unit). M counts `batch` matrices of M / batch rows."""
+    third of 3 waves 18 % full: 1.30x faster; where one wave holds the tiles of several shapes, the one of least
+    work over speed, which spreads the problem over the most SMs); clusters of 2 for 128 x 256 tiles once
+    M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); and, when SPLIT_K_BY_DEFAULT,
+    split-K where the tiles fill less than half of the SMs and K is deep enough to share (>= 4 k-steps a unit).
+    M counts `batch` matrices of M / batch rows."""
     tile_m, tile_n = min(TILE_SPEEDS, key=lambda tile: wave_cost(M // batch, N, tile, multiprocessors, batch))
     cluster_m = 2 if (tile_m, tile_n) == (128, 256) and M >= 8192 else 1
     tiles = batch * tiles_of(M // batch, N, tile_m, tile_n)

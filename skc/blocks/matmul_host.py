@@ -9,8 +9,9 @@ beta) find a bound launch, whose kernel parameters were checked and packed once:
 the driver call. A tensor map is encoded once per address and geometry. Batched operands (B x M x K with K x N,
 or B x K x N) fold into one GEMM when they can; otherwise on Hopper they run in one launch over every matrix's
 tiles (3-D tensor maps) and, with a c or elsewhere, as one GEMM per batch. Skinny problems can split K
-(MatmulConfig(split_k=n)): one launch whose last share of each tile completes it. Rows TMA cannot address (K or N
-no multiple of 8) are copied into zero-padded buffers first (_PaddedRows).
+(MatmulConfig(split_k=n)): one launch whose last share of each tile completes it. Rows that 16-byte copies cannot
+address (K or N, or M of a transposed a, no multiple of 8; views of such rows) are copied into zero-padded buffers
+first (_PaddedRows).
 """
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     a (M x K) and b (K x N) are bf16 or fp16 tensors, row-major or transposed views of row-major ones;
     out, c and bias are row-major. Rows are copied 16 bytes at a time (TMA on Hopper, vector loads on AMD): where
     K or N (or M for a transposed a) is no multiple of 8, the Hopper GEMM copies the operands that need it into
-    zero-padded rows (torch tensors, numpy arrays); the AMD GEMM and batches refuse such shapes. Batched: a of
+    zero-padded rows (torch tensors, numpy arrays; a batch then runs a GEMM per matrix); the AMD GEMM refuses such
+    shapes. Batched: a of
     B x M x K with b of K x N or B x K x N (out B x M x N). `config` is a MatmulConfig (Hopper) or an
     AmdMatmulConfig (AMD); by default one comes from the tuning table, or from `skc.autotune` when
     `autotune=True` (or SKC_AUTOTUNE=1), or is chosen for the problem. The launch goes to `stream`, by default
@@ -136,6 +138,11 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
         raise skc.LaunchError(f"the config is for {config.dtype} with a_k_major={config.a_k_major}, b_k_major="
                               f"{config.b_k_major}; the operands are {dtype} with a_k_major={a_k_major}, "
                               f"b_k_major={b_k_major}")
+    if not device.target.has("mfma"):   # Hopper: rows TMA (or the vector loader) cannot address are padded
+        flips = (a_store is not a, b_store is not b)
+        copies = _PaddedRows.copies(M, N, K, *flips, _misaligned(a_store), _misaligned(b_store))
+        if any(copies) and _paddable(a, b, out, c, bias):
+            return _PaddedRows(M, N, K, flips, copies, activation, config, autotune)
     # a given configuration chooses tiles, stages and the rest; the epilogue is always the call's
     cfg = (replace(config, epilogue=spec) if config is not None
            else _choose_config(device, problem, spec, autotune, (a, b, out, c, bias)))
@@ -148,11 +155,7 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
                               "through plain pointers here: pass row-major operands with no gaps between rows "
                               "(x.contiguous()), or transposed views of such")
     if isinstance(cfg, MatmulConfig):
-        flips = (a_store is not a, b_store is not b)
-        copies = _PaddedRows.copies(M, N, K, *flips, _misaligned(a_store), _misaligned(b_store))
-        if cfg.loader == "tma" and any(copies) and _paddable(a, b, out, c, bias):
-            return _PaddedRows(M, N, K, flips, copies, activation, config)
-        return _hopper_plan(device, a, b, problem, cfg.covering(M), flips)
+        return _hopper_plan(device, a, b, problem, cfg.covering(M), (a_store is not a, b_store is not b))
     return _AmdPlan(device, problem, cfg, (a_store is not a, b_store is not b))
 
 
@@ -179,18 +182,18 @@ class _PaddedRows:
     own), and its M x N part copied to out: what torch.matmul's users expect of any shape, at the cost of those
     copies (in the launch's stream)."""
 
-    def __init__(self, M, N, K, flipped, copies, activation, config):
+    def __init__(self, M, N, K, flipped, copies, activation, config, autotune=None):
         self.M, self.N, self.K = M, N, K
         self.flipped = flipped
         self.copy_a, self.copy_b, self.pad_k, self.pad_n = copies
-        self.activation, self.config = activation, config
+        self.activation, self.config, self.autotune = activation, config, autotune
 
     @staticmethod
     def copies(M, N, K, a_flipped, b_flipped, a_misaligned, b_misaligned) -> tuple:
         """(copy a, copy b, pad K, pad N): K is padded where a row-major a or a K-major b has misaligned rows of K
         (both operands then take the padded K), N where out's rows are (N no multiple of 8: b takes the padded N
         too); an operand whose rows are misaligned for another reason (a transposed a's rows of M, a view of
-        longer rows) is copied as it is."""
+        longer rows) is copied at its size, its rows padded to a multiple of 8."""
         pad_k = bool(K % 8) and ((a_misaligned and not a_flipped) or (b_misaligned and b_flipped))
         pad_n = bool(N % 8)
         return a_misaligned or pad_k, b_misaligned or pad_k or pad_n, pad_k, pad_n
@@ -198,7 +201,7 @@ class _PaddedRows:
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         M, N, K = self.M, self.N, self.K
         K8, N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
-        with _on_stream(a, stream):
+        with _on_stream(a, stream), _no_grad(a):
             if self.copy_a:
                 a = _padded(a, (M, K8), self.flipped[0])
             if self.copy_b:
@@ -206,9 +209,9 @@ class _PaddedRows:
             if self.pad_n:
                 c = None if c is None else _padded(c, (M, N8), False)
                 bias = None if bias is None else _padded(bias, (N8,), False)
-            product = matmul(a, b, c=c, bias=bias, alpha=alpha, beta=beta, activation=self.activation,
-                             config=self.config, stream=stream)
-            if not self.pad_n and out is None:
+            product = matmul(a, b, None if self.pad_n else out, c=c, bias=bias, alpha=alpha, beta=beta,
+                             activation=self.activation, config=self.config, stream=stream, autotune=self.autotune)
+            if not self.pad_n:
                 return product
             if out is None:
                 out = empty_like(product, (M, N))
@@ -245,7 +248,17 @@ def _on_stream(x, stream):
         return nullcontext()
     import torch
 
-    return torch.cuda.stream(torch.cuda.ExternalStream(skc.launch_stream(stream)))
+    return torch.cuda.stream(torch.cuda.ExternalStream(skc.launch_stream(stream), device=x.device))
+
+
+def _no_grad(x):
+    """torch's no_grad for torch's x: the copies are no part of a graph (an out that requires grad is written as
+    the kernel writes it)."""
+    if not hasattr(x, "new_zeros"):
+        return nullcontext()
+    import torch
+
+    return torch.no_grad()
 
 
 class _AmdPlan:
@@ -335,7 +348,9 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
     if foldable:
         return _FoldedBatch(batch, M, N, K, activation, config)
     one_launch = (device.target.has("wgmma") and c is None and config is None
-                  and all(x is None or element_strides(x)[-1] == 1 for x in (a, b, out)))
+                  and all(x is None or element_strides(x)[-1] == 1 for x in (a, b, out))
+                  and all(x is None or all(s % 8 == 0 for s in element_strides(x)[:-1]) for x in (a, b, out))
+                  and N % 8 == 0)   # (out's rows when it is made here; else rows TMA cannot address: per matrix)
     if one_launch:
         batched = "a" * (len(a.shape) == 3) + "b" * (len(b.shape) == 3)
         spec = EpilogueSpec(alpha=alpha is not None, bias=bias is not None, activation=activation)

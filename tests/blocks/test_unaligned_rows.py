@@ -65,3 +65,43 @@ def test_torch_tensors(hopper_interpreter):
     out = matmul(a, b)
     assert out.shape == (20, 50) and out.is_contiguous()
     assert torch.equal(out.float(), a.float() @ b.float())
+
+
+def test_the_vector_loader_reads_padded_rows_too(hopper_interpreter):
+    """The vector loader copies 16 bytes at a time as TMA does: K = 21 read past a's end before (a review)."""
+    from skc.blocks import MatmulConfig
+
+    a, b = ints(16, 21), ints(21, 16)
+    out = matmul(a, b, config=MatmulConfig(dtype="f16", loader="vector"))
+    np.testing.assert_array_equal(out.astype(np.float32), exact(a, b))
+
+
+def test_a_batch_whose_rows_tma_cannot_address_runs_per_matrix(hopper_interpreter):
+    """Not one launch over the batch (its 3-D maps would need the rows): a GEMM per matrix, each padded."""
+    a, b = ints(2, 8, 5), ints(2, 5, 12)
+    out = matmul(a, b)
+    np.testing.assert_array_equal(out.astype(np.float32), exact(a, b))
+    assert any(isinstance(plan, matmul_host._LoopedBatch) for plan in matmul_host._PLANS.values())
+
+
+def test_autotune_reaches_the_padded_problem(hopper_interpreter, monkeypatch):
+    """The configuration is chosen once, for the padded problem, with the call's autotune (it was chosen for the
+    unpadded problem, then dropped)."""
+    chosen, choose = [], matmul_host._choose_config
+    monkeypatch.setattr(matmul_host, "_choose_config",
+                        lambda device, problem, spec, autotune, operands: (chosen.append((problem[:3], autotune)),
+                                                                          choose(device, problem, spec, autotune,
+                                                                                 operands))[1])
+    matmul(ints(16, 21), ints(21, 16), autotune=True)
+    assert chosen == [((16, 16, 24), True)]
+
+
+def test_an_out_that_requires_grad_and_an_out_written_in_place(hopper_interpreter):
+    torch = pytest.importorskip("torch")
+    a, b = torch.ones(8, 8, dtype=torch.bfloat16), torch.ones(8, 5, dtype=torch.bfloat16)
+    out = torch.empty(8, 5, dtype=torch.bfloat16, requires_grad=True)
+    assert torch.equal(matmul(a, b, out=out).detach().float(), torch.full((8, 5), 8.0))
+    # N a multiple of 8, K not: the GEMM writes the given out itself (no product to copy)
+    a, b, out = torch.ones(8, 5, dtype=torch.bfloat16), torch.ones(5, 8, dtype=torch.bfloat16), None
+    out = torch.empty(8, 8, dtype=torch.bfloat16)
+    assert matmul(a, b, out=out) is out and torch.equal(out.float(), torch.full((8, 8), 5.0))
