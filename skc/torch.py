@@ -196,8 +196,6 @@ def _check_conv(x, w, bias, stride, padding, dilation) -> tuple:
                                                                f"ints, each at least {least}, found {tuple(pair)}")
     (N, C, H, W), (K, C_w, R, S) = x.shape, w.shape
     torch._check(C_w == C, lambda: f"x has {C} channels but the filters take {C_w}")
-    torch._check(C % 8 == 0, lambda: f"conv2d copies pixels 16 bytes at a time: C must be a multiple of 8, found {C} "
-                                     "(pad the channels with zeros to a multiple of 8)")
     if bias is not None:
         torch._check(tuple(bias.shape) == (K,), lambda: f"bias has shape {tuple(bias.shape)}, expected ({K},)")
     P = _conv_output_size(H, R, stride[0], padding[0], dilation[0])

@@ -14,7 +14,7 @@ from skc import ir
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, contiguous, empty_like, facts,
-                         filling_config, remember, require_arrays, view)
+                         filling_config, on_stream, paddable, remember, require_arrays, view, without_grad)
 from .im2col import ConvShape
 from .matmul_host import operand_dtype_name
 
@@ -26,7 +26,8 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
 
     x holds NHWC activations and w KRSC filters (numpy arrays or skc arrays in that order; torch tensors in
     torch's NCHW / OIHW order with the channels_last memory format, whose memory is NHWC / KRSC: taken as
-    they are, no copy). bf16 or fp16; C a multiple of 8. The output is NHWC (a channels_last torch tensor
+    they are, no copy). bf16 or fp16; C not a multiple of 8 (an RGB input's 3) is padded with zero channels to the
+    next one, x and w copied (torch tensors and numpy arrays). The output is NHWC (a channels_last torch tensor
     for torch inputs); `out` may be given. stride, padding, dilation: an int or an (h, w) pair (padding also
     "valid" or, for stride 1, "same", as torch takes them). `config` is a
     MatmulConfig (its tiles and stages; the loader is conv2d's). The launch goes to `stream`, by default the
@@ -75,15 +76,18 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
                               "filters and the filter's extent must each be at least 1")
     if C_w != C:
         raise skc.LaunchError(f"x has {C} channels but the filters take {C_w}")
-    if C % 8:
+    if C % 8 and not paddable(x, w):
         raise skc.LaunchError(f"conv2d copies pixels 16 bytes at a time: C must be a multiple of 8, found {C} "
                               "(pad the channels with zeros to a multiple of 8)")
+    geometry = (stride, padding, dilation)   # as given: a padded call passes them on
     stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
     padding = _padding(padding, stride, dilation, R, S)
     conv = ConvShape(N, H, W, C, K, R, S, stride, padding, dilation)
     if conv.P < 1 or conv.Q < 1:
         raise skc.LaunchError(f"conv2d of a {H}x{W} input by a {R}x{S} filter (padding {padding}, dilation "
                               f"{dilation}) has no output pixels")
+    if C % 8:   # the convolution of x and w padded with zero channels (its own plan checks the rest)
+        return conv, _PaddedChannels(-(-C // 8) * 8, geometry, activation, config)
     if not device.target.has("tma"):
         raise skc.LaunchError(f"conv2d loads with TMA im2col copies (sm_90a); {device.target.name} has no TMA")
     check_epilogue_operands("conv2d", None, K, bias=bias)
@@ -97,6 +101,39 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
     if plan.cuda:
         plan.maps[0](x), plan.maps[1](w)  # checks the geometry (and alignment) of x and w now, once
     return conv, plan
+
+
+class _PaddedChannels:
+    """A convolution of C channels, no multiple of 8 (the 3 of an RGB image), which the im2col copies (16 bytes a
+    pixel) cannot read: x and w copied with `channels` channels, the ones past C zero, and that convolution (a
+    plan of its own) written to out. Each call copies x and w once more, in the launch's stream."""
+
+    cuda = True   # (conv2d passes out itself, not the interpreter's NHWC view of it)
+
+    def __init__(self, channels: int, geometry: tuple, activation, config):
+        self.channels, self.geometry, self.activation, self.config = channels, geometry, activation, config
+
+    def __call__(self, x, w, out, c=None, bias=None, stream=None):
+        with on_stream(x, stream), without_grad(x):
+            x, w = _with_channels(x, self.channels), _with_channels(w, self.channels)
+            conv2d(x, w, bias, *self.geometry, self.activation, out, self.config, stream)
+
+
+def _with_channels(x, channels: int):
+    """x (torch's channels_last N x C x H x W, or NHWC) with `channels` channels, the ones past x's zero."""
+    if _is_torch(x):
+        import torch
+
+        shape = (x.shape[0], channels, *x.shape[2:])
+        padded = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+        padded.zero_()
+        padded[:, :x.shape[1]] = x
+        return padded
+    import numpy as np
+
+    padded = np.zeros((*x.shape[:3], channels), x.dtype)
+    padded[..., :x.shape[3]] = x
+    return padded
 
 
 def _check_out(conv: ConvShape, x, out):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from contextlib import nullcontext
 from dataclasses import replace
 
 import skc
@@ -524,3 +525,32 @@ def storage(x, k_major_if_row_major: bool, name: str, what: str = "matmul"):
         raise skc.LaunchError(f"{what}'s operands must be row-major or transposed views of row-major arrays; {name} "
                               f"(strides {strides}) is neither: pass a copy of it that is one")
     return x, k_major_if_row_major
+
+
+# -- copies around a launch (operands a kernel cannot read as they are) -------------------------------------------------
+def paddable(*arrays) -> bool:
+    """Whether the operands are torch tensors or numpy arrays (or None): what the host paths copy, by slice
+    assignment, into buffers a kernel can read (rows padded to 16 bytes)."""
+    import numpy as np
+
+    return all(x is None or isinstance(x, np.ndarray) or torch_type(type(x)) for x in arrays)
+
+
+def on_stream(x, stream):
+    """A context in which torch's copies of x go to the launch's `stream` (given, and torch's x): the copies
+    around a launch run in its order."""
+    if stream is None or not hasattr(x, "new_zeros") or not x.is_cuda:
+        return nullcontext()
+    import torch
+
+    return torch.cuda.stream(torch.cuda.ExternalStream(skc.launch_stream(stream), device=x.device))
+
+
+def without_grad(x):
+    """torch's no_grad for torch's x: the copies are no part of a graph (an out that requires grad is written as
+    the kernel writes it)."""
+    if not hasattr(x, "new_zeros"):
+        return nullcontext()
+    import torch
+
+    return torch.no_grad()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import os
-from contextlib import nullcontext
 from dataclasses import replace
 
 import skc
@@ -29,7 +28,7 @@ from .fp8_host import scaled_call
 from . import gemm
 from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
 from .host_plans import (address_functions, check_activation, check_epilogue_operands, check_no_overlap, contiguous,
-                         real, require_arrays, unsplit_unless_row_major, view)
+                         on_stream, paddable, real, require_arrays, unsplit_unless_row_major, view, without_grad)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -141,7 +140,7 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     if not device.target.has("mfma"):   # Hopper: rows TMA (or the vector loader) cannot address are padded
         flips = (a_store is not a, b_store is not b)
         copies = _PaddedRows.copies(M, N, K, *flips, _misaligned(a_store), _misaligned(b_store))
-        if any(copies) and _paddable(a, b, out, c, bias):
+        if any(copies) and paddable(a, b, out, c, bias):
             return _PaddedRows(M, N, K, flips, copies, activation, config, autotune)
     # a given configuration chooses tiles, stages and the rest; the epilogue is always the call's
     cfg = (replace(config, epilogue=spec) if config is not None
@@ -166,13 +165,6 @@ def _round8(n: int) -> int:
 def _misaligned(store) -> bool:
     """Whether a row-major storage's rows start at no multiple of 16 bytes from each other (2-byte elements)."""
     return len(store.shape) == 2 and element_strides(store)[0] % 8 != 0
-
-
-def _paddable(*arrays) -> bool:
-    """Whether the operands are torch tensors or numpy arrays (their copies are made by slice assignment)."""
-    import numpy as np
-
-    return all(x is None or isinstance(x, np.ndarray) or torch_type(type(x)) for x in arrays)
 
 
 class _PaddedRows:
@@ -201,7 +193,7 @@ class _PaddedRows:
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         M, N, K = self.M, self.N, self.K
         K8, N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
-        with _on_stream(a, stream), _no_grad(a):
+        with on_stream(a, stream), without_grad(a):
             if self.copy_a:
                 a = _padded(a, (M, K8), self.flipped[0])
             if self.copy_b:
@@ -239,26 +231,6 @@ def _zeros(x, shape):
     import numpy as np
 
     return np.zeros(shape, x.dtype)
-
-
-def _on_stream(x, stream):
-    """A context in which torch's copies of x go to the launch's `stream` (given, and torch's x): the copies
-    around a launch run in its order."""
-    if stream is None or not hasattr(x, "new_zeros") or not x.is_cuda:
-        return nullcontext()
-    import torch
-
-    return torch.cuda.stream(torch.cuda.ExternalStream(skc.launch_stream(stream), device=x.device))
-
-
-def _no_grad(x):
-    """torch's no_grad for torch's x: the copies are no part of a graph (an out that requires grad is written as
-    the kernel writes it)."""
-    if not hasattr(x, "new_zeros"):
-        return nullcontext()
-    import torch
-
-    return torch.no_grad()
 
 
 class _AmdPlan:

@@ -102,9 +102,27 @@ def test_conv2d_takes_channels_last_torch_tensors_as_they_are(interpreter):
         conv2d(x.contiguous(), w)
 
 
+@pytest.mark.parametrize("C, stride, pad", [(3, 2, 1), (12, 1, 1), (1, 1, 0)])
+def test_channels_no_multiple_of_8_are_padded(interpreter, C, stride, pad):
+    """An RGB input's 3 channels (and 12, and 1): x and w copied with zero channels to the next multiple of 8."""
+    x, w = small_integers((2, 7, 6, C)), small_integers((16, 3, 3, C))
+    y = conv2d(x, w, stride=stride, padding=pad)
+    np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, stride, pad, 1))
+
+
+def test_torch_channels_no_multiple_of_8(interpreter):
+    torch = pytest.importorskip("torch")
+    x = torch.from_numpy(small_integers((2, 3, 8, 8)).astype(np.float32)).to(torch.bfloat16)
+    w = torch.from_numpy(small_integers((16, 3, 3, 3)).astype(np.float32)).to(torch.bfloat16)
+    x, w = x.to(memory_format=torch.channels_last), w.to(memory_format=torch.channels_last)
+    y = conv2d(x, w, padding=1, activation="relu")
+    assert y.shape == (2, 16, 8, 8) and y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y.float(), torch.relu(torch.nn.functional.conv2d(x.float(), w.float(), padding=1)))
+
+
 def test_conv2d_errors_name_the_fix(interpreter):
-    with pytest.raises(skc.LaunchError, match="C must be a multiple of 8, found 12"):
-        conv2d(np.zeros((1, 4, 4, 12), np.float16), np.zeros((8, 3, 3, 12), np.float16))
+    with pytest.raises(skc.LaunchError, match="C must be a multiple of 8, found 12"):   # skc's own arrays: no copy
+        conv2d(skc.to_device(np.zeros((1, 4, 4, 12), np.float16)), skc.to_device(np.zeros((8, 3, 3, 12), np.float16)))
     with pytest.raises(skc.LaunchError, match="x has 16 channels but the filters take 8"):
         conv2d(np.zeros((1, 4, 4, 16), np.float16), np.zeros((8, 3, 3, 8), np.float16))
     with pytest.raises(skc.LaunchError, match="conv2d's 'w' must have 4 dimensions"):
