@@ -14,7 +14,7 @@ from skc import ir
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, contiguous, empty_like, facts,
-                         filling_config, on_stream, paddable, remember, require_arrays, view, without_grad)
+                         filling_config, on_stream, paddable, padded, remember, require_arrays, view, without_grad)
 from .im2col import ConvShape
 from .matmul_host import operand_dtype_name
 
@@ -115,25 +115,16 @@ class _PaddedChannels:
 
     def __call__(self, x, w, out, c=None, bias=None, stream=None):
         with on_stream(x, stream), without_grad(x):
-            x, w = _with_channels(x, self.channels), _with_channels(w, self.channels)
+            x, w = _with_channels(x, "x", self.channels), _with_channels(w, "w", self.channels)
             conv2d(x, w, bias, *self.geometry, self.activation, out, self.config, stream)
 
 
-def _with_channels(x, channels: int):
-    """x (torch's channels_last N x C x H x W, or NHWC) with `channels` channels, the ones past x's zero."""
-    if _is_torch(x):
-        import torch
-
-        shape = (x.shape[0], channels, *x.shape[2:])
-        padded = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
-        padded.zero_()
-        padded[:, :x.shape[1]] = x
-        return padded
-    import numpy as np
-
-    padded = np.zeros((*x.shape[:3], channels), x.dtype)
-    padded[..., :x.shape[3]] = x
-    return padded
+def _with_channels(x, name: str, channels: int):
+    """x (torch's channels_last N x C x H x W, or NHWC) with `channels` channels, the ones past x's zero: a copy of
+    its NHWC memory (host_plans.padded), seen as x is."""
+    nhwc = _nhwc(x, name)
+    copy = padded(nhwc, (*nhwc.shape[:3], channels))
+    return copy.permute(0, 3, 1, 2) if _is_torch(x) else copy
 
 
 def _check_out(conv: ConvShape, x, out):

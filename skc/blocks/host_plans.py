@@ -396,16 +396,18 @@ def tile_counter(a):
     return _zeros_like(a, 1, "int32")
 
 
-def _zeros_like(a, count: int, dtype: str):
+def _zeros_like(a, shape, dtype: str = None):
+    """A zero-filled array of `shape` (a count: one dimension) and `dtype` (by default a's) where a lives."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if hasattr(a, "new_zeros"):  # torch
         import torch
 
-        return a.new_zeros((count,), dtype=getattr(torch, dtype))
+        return a.new_zeros(shape) if dtype is None else a.new_zeros(shape, dtype=getattr(torch, dtype))
     if isinstance(a, skc.DeviceArray):
-        return skc.zeros((count,), dtype)
+        return skc.zeros(shape, dtype or a.dtype)
     import numpy as np
 
-    return np.zeros((count,), dtype)
+    return np.zeros(shape, dtype or a.dtype)
 
 
 # -- tiles that fill the GPU -------------------------------------------------------------------------------------------
@@ -443,8 +445,8 @@ def real(value, name: str) -> float:
     (a string, a complex number) an error that names it."""
     if type(value) is float:
         return value
-    if not isinstance(value, (str, bytes)) and (isinstance(value, numbers.Real)
-                                                or not isinstance(value, numbers.Complex)):
+    if type(value) is int or not isinstance(value, (str, bytes)) and (isinstance(value, numbers.Real)
+                                                                      or not isinstance(value, numbers.Complex)):
         try:
             return float(value)
         except OverflowError:   # an int past float's range
@@ -527,13 +529,21 @@ def storage(x, k_major_if_row_major: bool, name: str, what: str = "matmul"):
     return x, k_major_if_row_major
 
 
-# -- copies around a launch (operands a kernel cannot read as they are) -------------------------------------------------
+# -- copies around a launch (operands a kernel cannot read as they are) -----------------------------------------------
 def paddable(*arrays) -> bool:
     """Whether the operands are torch tensors or numpy arrays (or None): what the host paths copy, by slice
     assignment, into buffers a kernel can read (rows padded to 16 bytes)."""
     import numpy as np
 
     return all(x is None or isinstance(x, np.ndarray) or torch_type(type(x)) for x in arrays)
+
+
+def padded(x, shape):
+    """x at the top left of a zero-filled row-major array of `shape` (each dimension at least x's), of x's type and
+    where x lives: a copy whose rows a kernel's 16-byte copies can address."""
+    buffer = _zeros_like(x, shape)
+    buffer[tuple(slice(0, n) for n in x.shape)] = x
+    return buffer
 
 
 def on_stream(x, stream):

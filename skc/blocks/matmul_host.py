@@ -28,7 +28,8 @@ from .fp8_host import scaled_call
 from . import gemm
 from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
 from .host_plans import (address_functions, check_activation, check_epilogue_operands, check_no_overlap, contiguous,
-                         on_stream, paddable, real, require_arrays, unsplit_unless_row_major, view, without_grad)
+                         on_stream, paddable, padded, real, require_arrays, unsplit_unless_row_major, view,
+                         without_grad)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -164,7 +165,7 @@ def _round8(n: int) -> int:
 
 def _misaligned(store) -> bool:
     """Whether a row-major storage's rows start at no multiple of 16 bytes from each other (2-byte elements)."""
-    return len(store.shape) == 2 and element_strides(store)[0] % 8 != 0
+    return element_strides(store)[0] % 8 != 0
 
 
 class _PaddedRows:
@@ -212,25 +213,12 @@ class _PaddedRows:
 
 
 def _padded(x, shape, flipped: bool):
-    """x (of shape[:len(x.shape)] or less) at the top left of a zero-filled array of `shape`, x's type and device;
-    flipped: x is a transposed view, and so is the copy (a transposed view of a row-major array whose rows, the
-    copy's columns, are padded to a multiple of 8)."""
+    """host_plans.padded(x, shape); flipped: x is a transposed view, and so is the copy (a transposed view of a
+    row-major array whose rows, the copy's columns, are padded to a multiple of 8)."""
     if flipped:
         rows, cols = shape
-        store = _zeros(x, (cols, _round8(rows)))
-        store[:x.shape[1], :x.shape[0]] = x.T
-        return store[:, :rows].T
-    buffer = _zeros(x, shape)
-    buffer[tuple(slice(0, n) for n in x.shape)] = x
-    return buffer
-
-
-def _zeros(x, shape):
-    if hasattr(x, "new_zeros"):   # torch
-        return x.new_zeros(shape)
-    import numpy as np
-
-    return np.zeros(shape, x.dtype)
+        return padded(x.T, (cols, _round8(rows)))[:, :rows].T
+    return padded(x, shape)
 
 
 class _AmdPlan:
