@@ -123,3 +123,7 @@ def test_the_wave_rule_counts_a_batchs_tiles_per_matrix():
 
     assert wave_cost(1000, 192, (192, 192), 132, 24) == 2 * wave_cost(1000, 192, (192, 192), 132)
     assert tile_shape(8 * 2048, 2048, 2048, 132, 8)[:2] == (128, 256)
+    # 3 matrices of 1000 rows: 192-row tiles take 6 a matrix (18 rows of tiles, not 3000 / 192 = 16), so 128 x 256
+    # tiles win; counted as one matrix of 3000 rows, 192 x 128 would
+    assert tile_shape(3 * 1000, 1024, 512, 132, 3)[:2] == (128, 256)
+    assert tile_shape(3 * 1000, 1024, 512, 132)[:2] == (192, 128)
