@@ -103,7 +103,12 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-n64": {"tile_n": 64, "tile_k": 128}, "pt-cluster-n2": {"tile_n": 64, "cluster_n": 2},
                        "pt-cluster-n4": {"tile_n": 64, "cluster_n": 4},
                        # clusters of 2 along M sharing B (each block loads half its rows)
-                       "pt-c2": {"cluster_m": 2}, "pt-n128-c2": {"tile_n": 128, "cluster_m": 2}}
+                       "pt-c2": {"cluster_m": 2}, "pt-n128-c2": {"tile_n": 128, "cluster_m": 2},
+                       # the other tile shapes of the bf16 GEMM's wave rule (config.TILE_SPEEDS): 192 rows are
+                       # three consumer warpgroups; 192 x 192 fits three stages, or four with one epilogue buffer
+                       "pt-192x192": {"tile_m": 192, "tile_n": 192, "consumers": 3},
+                       "pt-192x192-s4": {"tile_m": 192, "tile_n": 192, "consumers": 3, "epilogue_buffers": 1},
+                       "pt-128x192": {"tile_n": 192}, "pt-192x128": {"tile_m": 192, "tile_n": 128, "consumers": 3}}
 
 
 def operands(M, N, K):

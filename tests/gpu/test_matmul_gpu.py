@@ -218,14 +218,15 @@ def test_every_tuned_configuration_on_its_shape(shape, dtype):
                                         (1024, 4096, 4096, (128, 256)), (64, 5120, 5120, (64, 64)),
                                         (100, 3000, 5000, (64, 64)), (20, 1000, 1032, (64, 64))])
 @pytest.mark.parametrize("tb", [False, True])
-def test_the_tiles_the_wave_rule_picks(M, N, K, tile, tb):
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_tiles_the_wave_rule_picks(M, N, K, tile, tb, dtype):
     """The tile shapes MatmulConfig.for_problem weighs by their waves (192 x 192 and 192 x 128: three consumer
-    warpgroups; 64 x 64 for few rows), with tails in M, N and K, B row-major and K-major (x @ w.t()), output
-    poisoned first."""
+    warpgroups; 64 x 64 for few rows), with tails in M, N and K, B row-major and K-major (x @ w.t()), bf16 and
+    fp16, output poisoned first."""
     from skc.blocks import matmul_host
 
-    a, b = operand(M, K, torch.bfloat16, False) / 8, operand(K, N, torch.bfloat16, tb) / 8
-    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    a, b = operand(M, K, dtype, False) / 8, operand(K, N, dtype, tb) / 8
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=dtype)
     skc.blocks.matmul(a, b, out=out)
     torch.cuda.synchronize()
     plans = [plan for plan in matmul_host._PLANS.values() if getattr(plan, "sizes", None) == (M, N, K)]
