@@ -139,6 +139,9 @@ FP8 = {   # fp8 GEMMs (M, N, K, block-scaled, Fp8MatmulConfig fields)
     "per-tensor-n56": (256, 600, 256, False, {"tile_n": 56}),   # narrow epilogue boxes (8 columns)
     "per-tensor-m64-n48": (40, 4096, 640, False, {}),   # the small-M default: 48 wide, 256 deep, 40 rows loaded
     "per-tensor-cluster-n2": (64, 1000, 1024, False, {"tile_n": 64, "tile_k": 256, "cluster_n": 2}),  # A multicast
+    # the wave rule's tiles (three consumer warpgroups for 192 rows), a second row and column of tiles past the ends
+    "per-tensor-192x192": (200, 392, 384, False, {"tile_m": 192, "tile_n": 192, "consumers": 3}),
+    "per-tensor-128x192": (200, 392, 384, False, {"tile_n": 192}),
     "block": (256, 384, 384, True, {}),
     "block-n192": (256, 1000, 384, True, {"tile_n": 192, "stages": 4, "producer_registers": 24,
                                           "consumer_registers": 240}),   # tiles that start inside scale blocks

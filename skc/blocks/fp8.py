@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import skc
 
-from .config import MatmulConfig
+from .config import MatmulConfig, tile_shape
 from .epilogue import EpilogueArgs, TmaStoreEpilogue
 from .gemm import wgmma_gemm
 from .host_plans import wave_fill
@@ -230,6 +230,14 @@ class Fp8MatmulConfig(MatmulConfig):
             fields.update(tile_n=48, tile_k=256)
         if -(-M // tile_m) * -(-N // 128) < multiprocessors // 2:
             fields.setdefault("tile_n", 64)
+        if M > 128 and not fields.get("block_scaled") and not (chosen or chosen_shape):
+            # the bf16 GEMM's wave rule where it takes a 192-row or 192-wide tile: 3072³ on 192 x 192 tiles ran
+            # 1.23x as fast as on 128 x 256, 5120³ 1.06x; where the rule keeps 128 x 256 (4096³, 2048 x 2048 x
+            # 8192) 192-wide tiles ran 0.91-0.92x (benchmarks/NOTES.md, eighteenth session, sustained)
+            rule_m, rule_n = tile_shape(M, N, K, multiprocessors)[:2]
+            if 192 in (rule_m, rule_n):
+                fields.update(tile_m=rule_m, tile_n=rule_n, consumers=rule_m // Wgmma.rows_per_warpgroup)
+                tile_m = rule_m
         if (fields.get("block_scaled") and "tile_n" not in fields and tile_m == 128 and not fields.get("pingpong")
                 and not fields.get("overlap_scaling")):   # (a third fragment leaves no registers for 192)
             # (256 wide: only with the partial in halves, and not for f32 out, whose staging spills there)

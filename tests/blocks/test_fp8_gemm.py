@@ -435,10 +435,14 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                                  Fp8MatmulConfig.for_fp8_problem(4096, 4096, 4096, block_scaled=True, out_dtype="f32"),
                                  Fp8MatmulConfig.for_fp8_problem(64, 4096, 7168, tile_n=64, tile_k=256, cluster_n=2),
                                  Fp8MatmulConfig.for_fp8_problem(64, 4096, 7168),
-                                 Fp8MatmulConfig.for_fp8_problem(64, 4096, 7168, out_dtype="f32")],
+                                 Fp8MatmulConfig.for_fp8_problem(64, 4096, 7168, out_dtype="f32"),
+                                 Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072),
+                                 Fp8MatmulConfig.for_fp8_problem(1536, 1536, 1536),
+                                 Fp8MatmulConfig.for_fp8_problem(1900, 1640, 1024)],
                          ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192",
                               "block-n128-turns", "block-n256-halves", "block-default", "block-default-f32",
-                              "per-tensor-cluster-n2", "per-tensor-m64-n48", "per-tensor-m64-n48-f32"])
+                              "per-tensor-cluster-n2", "per-tensor-m64-n48", "per-tensor-m64-n48-f32",
+                              "per-tensor-192x192", "per-tensor-128x192", "per-tensor-192x128"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
@@ -463,6 +467,39 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     turns = re.findall(r"bar\.(sync|arrive)\s+(%r\d+|\d+), 256;", ptx)
     # first arrival, a stage's wait and pass (two of them in halves), the close
     assert len(turns) == ((6 if cfg.half_partials else 4) if cfg.stage_turns else 0), turns
+
+
+@pytest.mark.parametrize("shape, tile", [((3072, 3072, 3072), (192, 192)), ((5120, 5120, 5120), (192, 192)),
+                                         ((1536, 1536, 1536), (128, 192)), ((1900, 1640, 1024), (192, 128)),
+                                         ((4096, 4096, 4096), (128, 256)), ((2048, 2048, 8192), (128, 256)),
+                                         ((2048, 7168, 2048), (128, 256)), ((256, 4096, 4096), (128, 64)),
+                                         ((128, 7168, 16384), (64, 128))])
+def test_per_tensor_tiles_follow_the_wave_rule_where_it_takes_192(shape, tile):
+    """Per-tensor fp8 takes the bf16 GEMM's wave rule (config.tile_shape) where it picks a tile 192 rows or 192
+    wide (3072³: 256 tiles of 192 x 192 in two waves, not 288 of 128 x 256 in three), three consumer warpgroups for
+    192 rows; elsewhere its own rule (128 x 256; 64-row and narrow tiles for few rows)."""
+    cfg = Fp8MatmulConfig.for_fp8_problem(*shape)
+    assert (cfg.tile_m, cfg.tile_n) == tile
+    assert cfg.consumers == max(1, cfg.tile_m // 64)
+
+
+def test_the_fp8_wave_rule_leaves_the_callers_fields_and_block_scales_alone():
+    assert Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, tile_n=128).tile_m == 128
+    assert Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, stages=2).tile_n == 256
+    block = Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, block_scaled=True)
+    assert block.tile_m == 128 and block.consumer_rows == 64
+
+
+@pytest.mark.parametrize("fields", [{"tile_m": 192, "tile_n": 192, "consumers": 3}, {"tile_n": 192},
+                                    {"tile_m": 192, "tile_n": 128, "consumers": 3}], ids=["192x192", "128x192", "192x128"])
+def test_per_tensor_fp8_gemm_on_the_wave_rules_tiles_is_exact(hopper_interpreter, fields):
+    M, N, K = 200, 392, 256   # tails in M and N: a second row and column of tiles mostly past the ends
+    a, b, a8, b8 = operands(M, N, K)
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, out_dtype="f32", stages=2, **fields)
+    out = np.full((M, N), np.nan, np.float32)
+    skc.blocks.matmul(a8, b8, out, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
+                      out_dtype="float32", config=config)
+    np.testing.assert_array_equal(out, 2.0 * (a @ b))
 
 
 def test_block_scaled_tiles_are_as_wide_as_their_waves_allow():

@@ -116,6 +116,27 @@ def test_per_tensor_narrow_tiles(M, N, K, fields):
     assert relative_error(out, (a.float() @ b.float()) * 0.01 * 0.02) <= 5e-3
 
 
+@pytest.mark.parametrize("M,N,K,tile", [(3072, 3072, 3072, (192, 192)), (3000, 2960, 1040, (192, 192)),
+                                        (1536, 1536, 1536, (128, 192)), (1900, 1640, 1024, (192, 128)),
+                                        (4096, 4096, 1024, (128, 256))])
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32])
+def test_per_tensor_tiles_the_wave_rule_picks(M, N, K, tile, out_dtype):
+    """Per-tensor fp8 takes the bf16 GEMM's wave rule where it picks a 192-row or 192-wide tile (three consumer
+    warpgroups for 192 rows), tails in M, N and K, through matmul() with no config; output poisoned first."""
+    from skc.blocks import fp8_host
+
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=out_dtype)
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=out_dtype)
+    torch.cuda.synchronize()
+    plans = [plan for plan in fp8_host._PLANS.values() if (plan.M, plan.N, plan.K) == (M, N, K)]
+    assert (plans[-1].cfg.tile_m, plans[-1].cfg.tile_n) == tile
+    assert not out.isnan().any()
+    expected = (a.float() @ b.float()) * 0.01 * 0.02
+    assert relative_error(out, expected) <= (5e-3 if out_dtype == torch.bfloat16 else 1e-3)
+
+
 @pytest.mark.parametrize("M,N,K", SHAPES + [(256, 2000, 512), (2048, 6144, 256)])  # the last: 256 wide by default
 @pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("variant", VARIANTS)
