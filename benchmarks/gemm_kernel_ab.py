@@ -17,7 +17,8 @@ CONFIGS = {"c1": {"tile_m": 128, "tile_n": 256, "cluster_m": 1},   # 128 x 256 t
            "n128-c2": {"tile_m": 128, "tile_n": 128, "cluster_m": 2},
            "g4": {"group_m": 4}, "g16": {"group_m": 16}, "g32": {"group_m": 32},   # the raster's tile-row groups
            "st": {"split_tail": True}, "n128-st": {"tile_m": 128, "tile_n": 128, "cluster_m": 1, "split_tail": True},
-           "n192-st": {"tile_m": 128, "tile_n": 192, "cluster_m": 1, "split_tail": True}}   # the last wave split
+           "n192-st": {"tile_m": 128, "tile_n": 192, "cluster_m": 1, "split_tail": True},   # the last wave split
+           "192x192": {"tile_m": 192, "tile_n": 192}}   # three consumer warpgroups
 
 
 def main():
