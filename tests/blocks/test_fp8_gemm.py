@@ -473,7 +473,7 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
                                          ((1536, 1536, 1536), (128, 192)), ((1900, 1640, 1024), (192, 128)),
                                          ((4096, 4096, 4096), (128, 256)), ((2048, 2048, 8192), (128, 256)),
                                          ((2048, 7168, 2048), (128, 256)), ((256, 4096, 4096), (128, 64)),
-                                         ((128, 7168, 16384), (64, 128))])
+                                         ((128, 7168, 16384), (64, 128)), ((6144, 6144, 6144), (192, 192))])
 def test_per_tensor_tiles_follow_the_wave_rule_where_it_takes_192(shape, tile):
     """Per-tensor fp8 takes the bf16 GEMM's wave rule (config.tile_shape) where it picks a tile 192 rows or 192
     wide (3072³: 256 tiles of 192 x 192 in two waves, not 288 of 128 x 256 in three), three consumer warpgroups for

@@ -101,6 +101,10 @@ def test_split_k_rule_in_the_interpreter(hopper_interpreter, monkeypatch):
     ((3072, 3072, 3072), (192, 192, 1, 1)), ((1536, 1536, 1536), (128, 192, 1, 1)),
     ((512, 12288, 4096), (128, 192, 1, 1)), ((1024, 4096, 4096), (128, 256, 1, 1)),
     ((2048, 2048, 8192), (128, 256, 1, 1)),
+    # where 192 x 192's waves cost as much as 128 x 256's (6144³: 9 waves of 1152 tiles, 8 of 1024 a third larger),
+    # 192 x 192 (6144³ and 3072 x 12288 x 4096 1.02x as fast, sustained: session18-2026-12-02-bf16-192-ties-ab.txt)
+    ((6144, 6144, 6144), (192, 192, 1, 1)), ((3072, 12288, 4096), (192, 192, 1, 1)),
+    ((8192, 8192, 2048), (128, 256, 2, 1)), ((4096, 14336, 4096), (128, 256, 1, 1)),
 ])
 def test_tile_shape_rule_reproduces_the_sweep(shape, expected):
     """The sweep's fastest tile per shape (benchmarks/NOTES.md), or one within 2 % of it; no split-K by default."""
