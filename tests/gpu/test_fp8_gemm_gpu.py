@@ -134,7 +134,10 @@ def test_per_tensor_tiles_the_wave_rule_picks(M, N, K, tile, out_dtype):
     assert (plans[-1].cfg.tile_m, plans[-1].cfg.tile_n) == tile
     assert not out.isnan().any()
     expected = (a.float() @ b.float()) * 0.01 * 0.02
-    assert relative_error(out, expected) <= (5e-3 if out_dtype == torch.bfloat16 else 1e-3)
+    # (f32 out at K = 3072: 1.1e-3 on every tile shape, 5.4e-4 at K = 1024: fp8 wgmma's accumulator holds fewer bits
+    # than f32, and per-tensor scaling runs the whole K in it, as torch._scaled_mm's use_fast_accum=True does;
+    # session18-2026-12-02-fp8-f32-accuracy.txt)
+    assert relative_error(out, expected) <= (5e-3 if out_dtype == torch.bfloat16 else 2e-3)
 
 
 @pytest.mark.parametrize("M,N,K", SHAPES + [(256, 2000, 512), (2048, 6144, 256)])  # the last: 256 wide by default
