@@ -303,8 +303,8 @@ class BatchedOperandLayout(OperandLayout):
 # session17-2026-12-01-gemm-waves.json; 192-row tiles: three consumer warpgroups). Ties go to the earlier shape.
 # 64 x 64 tiles win only where 64 x 128 ones leave most SMs idle and they still fit in one wave (64 x 5120 x 5120
 # 0.97x cuBLAS end to end against 0.84x, 128 x 4096 x 4096 1.00x against 0.89x: session17-2026-12-01-small-m.txt).
-# 192 x 192 wins where its waves cost as much as 128 x 256's (6144³ and 3072 x 12288 x 4096: 1.02x as fast, 5120 x
-# 7168 x 4096 and 14336 x 14336 x 4096 level, sustained: session18-2026-12-02-bf16-192-ties-ab.txt).
+# 192 x 192 wins where its waves cost as much as 128 x 256's, or about 1 % more (6144³ and 3072 x 12288 x 4096:
+# 1.02x as fast, 5120 x 7168 x 4096 and 14336 x 14336 x 4096 level, sustained: session18-2026-12-02-bf16-192-ties-ab.txt).
 TILE_SPEEDS = {(128, 256): 1.00, (192, 192): 1.01, (128, 192): 0.97, (192, 128): 0.97, (128, 128): 0.93,
                (64, 256): 0.93, (64, 128): 0.75, (64, 64): 0.50}
 SPLIT_K_BY_DEFAULT = False
