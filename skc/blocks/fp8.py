@@ -106,6 +106,10 @@ class ScaleLayout:
         return (origin // self.per) % (self.granule or self.count) if self.per > 1 else 0
 
 
+# for_fp8_problem's fields that describe the operands and the epilogue, not the schedule
+_OPERAND_FIELDS = {"dtype", "dtype_b", "out_dtype", "block_scaled", "epilogue"}
+
+
 @dataclass(frozen=True)
 class Fp8MatmulConfig(MatmulConfig):
     """A MatmulConfig for fp8 operands (K-major both, as fp8 wgmma reads them; 128 fp8 values = 128 bytes of
@@ -230,10 +234,12 @@ class Fp8MatmulConfig(MatmulConfig):
             fields.update(tile_n=48, tile_k=256)
         if -(-M // tile_m) * -(-N // 128) < multiprocessors // 2:
             fields.setdefault("tile_n", 64)
-        if M > 128 and not fields.get("block_scaled") and not (chosen or chosen_shape):
+        if M > 128 and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS:
             # the bf16 GEMM's wave rule where it takes a 192-row or 192-wide tile: 3072³ on 192 x 192 tiles ran
             # 1.23x as fast as on 128 x 256, 5120³ 1.06x; where the rule keeps 128 x 256 (4096³, 2048 x 2048 x
-            # 8192) 192-wide tiles ran 0.91-0.92x (benchmarks/NOTES.md, eighteenth session, sustained)
+            # 8192) 192-wide tiles ran 0.91-0.92x (benchmarks/NOTES.md, eighteenth session, sustained). Only
+            # where the caller chose nothing of the schedule (the tiles of clusters, splits, stream-K and register
+            # budgets it names stay those it measured)
             rule_m, rule_n = tile_shape(M, N, K, multiprocessors)[:2]
             if 192 in (rule_m, rule_n):
                 fields.update(tile_m=rule_m, tile_n=rule_n, consumers=rule_m // Wgmma.rows_per_warpgroup)

@@ -13,6 +13,7 @@ import skc
 from skc import ir
 from skc.backends import ptx_tools
 from skc.blocks import MatmulConfig
+from skc.blocks.epilogue import EpilogueSpec
 from skc.blocks.fp8 import (
     BlockScaledWgmma,
     Fp8MatmulConfig,
@@ -483,9 +484,16 @@ def test_per_tensor_tiles_follow_the_wave_rule_where_it_takes_192(shape, tile):
     assert cfg.consumers == max(1, cfg.tile_m // 64)
 
 
-def test_the_fp8_wave_rule_leaves_the_callers_fields_and_block_scales_alone():
-    assert Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, tile_n=128).tile_m == 128
-    assert Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, stages=2).tile_n == 256
+@pytest.mark.parametrize("fields", [{"tile_n": 128}, {"stages": 2}, {"cluster_m": 2}, {"stream_k": True},
+                                    {"split_k": 2}, {"producer_registers": 40}, {"stage_turns": True}],
+                         ids=lambda fields: next(iter(fields)))
+def test_the_fp8_wave_rule_leaves_the_callers_schedule_and_block_scales_alone(fields):
+    """A caller that names any part of the schedule gets the tiles it measured with (128 rows, as before the rule);
+    the operands' and the epilogue's fields leave the rule on."""
+    assert Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, **fields).tile_m == 128
+    chosen = Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, out_dtype="f32", dtype_b="f8e5m2",
+                                             epilogue=EpilogueSpec(alpha=True, bias=True, activation="relu"))
+    assert (chosen.tile_m, chosen.tile_n) == (192, 192)
     block = Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, block_scaled=True)
     assert block.tile_m == 128 and block.consumer_rows == 64
 
