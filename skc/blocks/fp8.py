@@ -210,7 +210,9 @@ class Fp8MatmulConfig(MatmulConfig):
                         **fields) -> Fp8MatmulConfig:
         """for_problem's choice (stages to fill shared memory), one consumer warpgroup (64-row tiles) for M <= 64
         (and 64 x 128 per-tensor tiles for M <= 128 when few tiles fill the GPU), and 64-wide tiles when 128-wide
-        ones would leave most SMs idle (48 wide and 256 deep, per tensor, where even 64-wide ones would).
+        ones would leave most SMs idle (48 wide and 256 deep, per tensor, where even 64-wide ones would). Per
+        tensor, with no part of the schedule given, the bf16 GEMM's wave rule (`config.tile_shape`) where it picks
+        a tile 192 rows or 192 wide (3072³ on 192 x 192).
         Block-scaled tiles hold two f32 fragments a
         thread (the running sum and the k-block's partial): 128 wide, or 192 (with 240 registers for the consumers),
         or 256 (the partial in two column halves, the consumers taking turns at the MMAs) where that is faster by

@@ -498,6 +498,27 @@ def test_the_fp8_wave_rule_leaves_the_callers_schedule_and_block_scales_alone(fi
     assert block.tile_m == 128 and block.consumer_rows == 64
 
 
+def test_a_192_row_fp8_tile_over_fewer_rows_loads_only_those(hopper_interpreter, monkeypatch):
+    """M between 129 and 191 on the wave rule's 192-row tile: A's box holds M rounded up to 8 rows (a_rows), the
+    rest of the tile's shared memory is never read (poisoned here)."""
+    from skc.runtime.interpreter import launch as interpreter_launch
+    from skc.runtime.interpreter.memory import Segment
+
+    monkeypatch.setattr(interpreter_launch, "shared_segment",
+                        lambda nbytes: Segment("shared memory", 0, np.full(nbytes, 0xFF, np.uint8)))
+    M, N, K = 150, 768, 256
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, out_dtype="f32", stages=2, tile_m=192, tile_n=192,
+                                             consumers=3)
+    picked = Fp8MatmulConfig.for_fp8_problem(M, 25344, 4096)   # what the rule picks for 150 rows on 132 SMs
+    assert (picked.tile_m, picked.tile_n, picked.a_rows) == (192, 192, 152)
+    assert config.a_rows == 152
+    a, b, a8, b8 = operands(M, N, K)
+    out = np.full((M, N), np.nan, np.float32)
+    skc.blocks.matmul(a8, b8, out, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
+                      out_dtype="float32", config=config)
+    np.testing.assert_array_equal(out, 2.0 * (a @ b))
+
+
 @pytest.mark.parametrize("fields", [{"tile_m": 192, "tile_n": 192, "consumers": 3}, {"tile_n": 192},
                                     {"tile_m": 192, "tile_n": 128, "consumers": 3}], ids=["192x192", "128x192", "192x128"])
 def test_per_tensor_fp8_gemm_on_the_wave_rules_tiles_is_exact(hopper_interpreter, fields):
