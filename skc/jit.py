@@ -199,9 +199,11 @@ class Kernel:
         self._constexpr = tuple(p.is_constexpr for p in self.params)
         self._runtime_positions = tuple(i for i, c in enumerate(self._constexpr) if not c)
         self._all_runtime = len(self._runtime_positions) == len(self.params)
-        self._nparams = len(self.params)
-        self.key = _key_function(self.params, self._annotated, fn.__name__)
         self._signature = inspect.signature(fn)
+        # keyword-only parameters are bound by name alone: such a kernel's calls always go through _arguments
+        self._keyword_only = any(p.kind is p.KEYWORD_ONLY for p in self._signature.parameters.values())
+        self._nparams = -1 if self._keyword_only else len(self.params)
+        self.key = _key_function(self.params, self._annotated, fn.__name__)
         self._launches: dict = {}
         self._compiled: dict = {}
         self._loaded: dict = {}
@@ -259,7 +261,7 @@ class Kernel:
         return DeviceView(self, parse_device(device))
 
     def _arguments(self, args, kwargs) -> tuple:
-        if kwargs:
+        if kwargs or self._keyword_only:
             try:
                 bound = self._signature.bind(*args, **kwargs)
             except TypeError as e:

@@ -26,6 +26,11 @@ from .values import Dyn, Slot
 _MAX_INLINE_DEPTH = 64
 _NATIVE_MODULES = {"numpy", "torch", "cupy", "math", "functools", "itertools", "operator", "dataclasses",
                    "typing", "enum", "collections", "abc", "builtins"}
+# compile-time containers, and their methods that change them in place (CallEvaluator.check_mutation)
+_CONTAINERS = (list, dict, set, bytearray)
+_MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "reverse", "sort", "update", "add", "discard",
+             "setdefault", "popitem", "difference_update", "intersection_update", "symmetric_difference_update",
+             "__setitem__", "__delitem__", "__iadd__", "__imul__", "__ior__", "__iand__", "__ixor__", "__isub__"}
 
 
 class LocalFunction:
@@ -166,10 +171,31 @@ class CallEvaluator:
             return obj
         return self.call_native(cls, args, kwargs)
 
+    def check_mutation(self, func):
+        """A compile-time list, dict or set made outside the run-time branch or loop that runs this call cannot be
+        changed in it: the call runs once, at compile time, whatever path the program takes at run time."""
+        container = getattr(func, "__self__", None)
+        if (not self.region_stack or not isinstance(container, _CONTAINERS)
+                or getattr(func, "__name__", None) not in _MUTATORS):
+            return
+        origin = self.container_origin.get(id(container))
+        if origin is not None and origin[0] is container and origin[1] == self.region_stack[-1]:
+            return
+        kind = type(container).__name__
+        raise self.cg.error(f"{kind}.{func.__name__}() changes a {kind} made outside this run-time loop or branch, "
+                            f"where a compile-time {kind} cannot follow the path taken (the call would run once, "
+                            "at compile time, whichever path the program takes)",
+                            hint=f"build the {kind} inside the loop or branch, keep the values in a run-time "
+                                 "variable or in memory, or decide with a compile-time condition "
+                                 "(skc.static_range, a constexpr)")
+
     def call_native(self, func, args, kwargs):
         self.record_helper(func)
+        self.check_mutation(func)
         try:
             result = func(*args, **kwargs)
+            if isinstance(result, _CONTAINERS) and result is not getattr(func, "__self__", None):
+                self.made_here(result)
             if (func is getattr or func is vars) and args and isinstance(args[0], types.ModuleType):
                 self.record_module_read(func, args, result)
             return result
@@ -297,6 +323,12 @@ class _Unchanged:
 # -- Python's builtins inside kernels ------------------------------------------------------
 def _minmax(op):
     def handle(ev, args, kwargs):
+        if len(args) == 1 and isinstance(args[0], Dyn):   # Python's max(iterable): a vector's lanes
+            value = semantics.to_rvalue(args[0])
+            if not getattr(value.type, "is_vector", False):
+                raise ev.cg.error(f"{op}() of one run-time {value.type}: Python's {op}() takes several values or "
+                                  "one iterable", hint=f"write {op}(a, b), or {op}() of a vector for its lanes")
+            args = tuple(semantics.subscript(value, lane) for lane in range(value.type.count))
         values = list(args[0]) if len(args) == 1 and not isinstance(args[0], Dyn) else list(args)
         if any(isinstance(v, Dyn) for v in values):
             if kwargs:

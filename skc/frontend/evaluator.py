@@ -21,6 +21,7 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         self.frames: list[Frame] = []
         self.region_stack: list[int] = []       # ids of the run-time regions open now
         self.attribute_origin: dict = {}        # (id(obj), attr) -> (obj, region id where last set)
+        self.container_origin: dict = {}        # id(list, dict or set) -> (it, the run-time region made in)
         self.conditions: list = []              # (condition RValue, branch taken) of the enclosing run-time ifs
 
     @property

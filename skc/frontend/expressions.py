@@ -261,10 +261,16 @@ class ExpressionEvaluator:
         return tuple(self.eval_sequence(node.elts))
 
     def expr_List(self, node):
-        return list(self.eval_sequence(node.elts))
+        return self.made_here(list(self.eval_sequence(node.elts)))
 
     def expr_Set(self, node):
-        return set(self.eval_sequence(node.elts))
+        return self.made_here(set(self.eval_sequence(node.elts)))
+
+    def made_here(self, container):
+        """Note the run-time region a compile-time list, dict or set is made in (CallEvaluator.check_mutation)."""
+        if self.region_stack:
+            self.container_origin[id(container)] = (container, self.region_stack[-1])
+        return container
 
     def eval_sequence(self, elts):
         for elt in elts:
@@ -280,7 +286,7 @@ class ExpressionEvaluator:
                 result.update(self.eval_value(value))
             else:
                 result[self.eval_value(key)] = self.eval_value(value)
-        return result
+        return self.made_here(result)
 
     def compile_time_iterable(self, value, node):
         """The items of a compile-time iterable (a loop over it unrolls), at most MAX_COMPILE_TIME_ITERATIONS."""
@@ -362,16 +368,17 @@ class ExpressionEvaluator:
         return results
 
     def expr_ListComp(self, node):
-        return self.comprehension(node, lambda: self.eval_value(node.elt))
+        return self.made_here(self.comprehension(node, lambda: self.eval_value(node.elt)))
 
     def expr_GeneratorExp(self, node):
         return iter(self.comprehension(node, lambda: self.eval_value(node.elt)))
 
     def expr_SetComp(self, node):
-        return set(self.comprehension(node, lambda: self.eval_value(node.elt)))
+        return self.made_here(set(self.comprehension(node, lambda: self.eval_value(node.elt))))
 
     def expr_DictComp(self, node):
-        return dict(self.comprehension(node, lambda: (self.eval_value(node.key), self.eval_value(node.value))))
+        return self.made_here(dict(self.comprehension(node, lambda: (self.eval_value(node.key),
+                                                                     self.eval_value(node.value)))))
 
     def expr_JoinedStr(self, node):
         parts = []

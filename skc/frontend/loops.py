@@ -326,7 +326,10 @@ def _index_type(values):
     for other in types:
         if not (isinstance(other, ir.ScalarType) and other.is_int):
             raise semantics.error(f"range() bounds must be integers, found {other}")
-        if other.bits == 64:
+        if other.bits == 64 and not other.is_signed:   # (no signed type holds every u64, and the loop compares signed)
+            raise semantics.error("range() bounds of u64: the loop counts in i64, which holds no u64 past 2**63 - 1",
+                                  hint="convert the bounds with skc.i64(...) where they fit")
+        if other.bits == 64 or (other.bits == 32 and not other.is_signed):   # (i32 holds no u32 past 2**31 - 1)
             t = ir.i64
     for v in values:
         if not isinstance(v, Dyn) and not -2 ** 31 <= v < 2 ** 31:

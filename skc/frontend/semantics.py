@@ -63,6 +63,8 @@ _NUMPY_SCALARS = {"float64": "f64", "float32": "f32", "float16": "f16", "int64":
 def constant(value, t: ir.Type) -> RValue:
     """A constant of type t (scalar or vector splat); ints wrap into t's range, like C."""
     elem = ir.element_type(t)
+    if isinstance(value, (str, bytes)) or value is None:   # (float('2.5') would parse a string into a number)
+        raise error(f"cannot use {value!r} as a {elem}: it is no number", hint="write the number itself")
     if elem.is_bool:
         value = int(bool(value))
     elif elem.is_int:
@@ -380,9 +382,31 @@ def power(a, b):
         return result
     x, y = unify(a, b)
     elem = ir.element_type(x.type)
+    if elem.is_int and not elem.is_bool and isinstance(b, Dyn):
+        return _integer_power(x, y)
     if not elem.is_float:
         x, y = _coerce(x, ir.f32, _count(x.type)), _coerce(y, ir.f32, _count(x.type))
     return RValue(_b().binary("math.pow", x.value, y.value), x.type)
+
+
+def _integer_power(x: RValue, y: RValue) -> RValue:
+    """x ** y for integers and a run-time exponent: an integer of their common type, exact and wrapping like `*`
+    (square and multiply over the exponent's bits, no branches). A negative exponent (where Python gives a float)
+    gives the power truncated toward zero as an integer: 1 for x = 1, ±1 for x = -1, else 0 (0 ** -n too, where
+    Python raises). (Through f32's math.pow, 3 ** 19 read 1162261376 and the result was an f32.)"""
+    elem = ir.element_type(x.type)
+    one, zero = constant(1, x.type), _zero_like(x)
+    result, square = one, x
+    for bit in range(elem.bits - (1 if elem.is_signed else 0)):
+        taken = compare("ne", binary("and", binary("rshift", y, bit), 1), 0)
+        result = select(taken, binary("mul", result, square), result)
+        square = binary("mul", square, square)
+    if not elem.is_signed:
+        return result
+    odd = compare("ne", binary("and", y, 1), 0)
+    negative_one = compare("eq", x, -1)
+    truncated = select(compare("eq", x, 1), one, select(negative_one, select(odd, constant(-1, x.type), one), zero))
+    return select(compare("lt", y, 0), truncated, result)
 
 
 def pointer_arith(op: str, a, b) -> RValue:

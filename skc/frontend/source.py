@@ -29,14 +29,23 @@ class SourceFunction:
                         getattr(node, "col_offset", 0) + self.indent, self.qualname, caller)
 
 
+# Parsed sources and digests by code object *identity* (id -> (code, value); the code kept alive, so its id is not
+# reused): equal code objects need not share a source. Two functions of one name at one line in two files, with the
+# same body but for a local annotation (`v: skc.f16 = ...` against `v: skc.f32 = ...`, which the code object does not
+# hold), compare equal, as do a function and its edited reload.
 _cache: dict = {}
+
+
+def _cached(table: dict, code):
+    found = table.get(id(code))
+    return found[1] if found is not None and found[0] is code else None
 
 
 def has_source(fn) -> bool:
     code = getattr(fn, "__code__", None)
     if code is None:
         return False
-    if code in _cache:
+    if _cached(_cache, code) is not None:
         return True
     try:
         inspect.getsourcelines(fn)
@@ -48,7 +57,7 @@ def has_source(fn) -> bool:
 def get_source(fn) -> SourceFunction:
     """Parse fn's source (cached by code object)."""
     code = fn.__code__
-    found = _cache.get(code)
+    found = _cached(_cache, code)
     if found is not None:
         return found
     try:
@@ -69,23 +78,24 @@ def get_source(fn) -> SourceFunction:
                            Location(code.co_filename, node.lineno, node.col_offset + indent))
     found = SourceFunction(node, code.co_filename, indent, fn.__name__, fn.__qualname__,
                            getattr(fn, "__module__", "") or "", hashlib.sha256(text.encode()).hexdigest())
-    _cache[code] = found
+    _cache[id(code)] = (code, found)
     return found
 
 
 def source_digest(fn) -> str:
     """SHA-256 of fn's source text (the same digest get_source records), without parsing it."""
     code = fn.__code__
-    found = _cache.get(code)
+    found = _cached(_cache, code)
     if found is not None:
         return found.digest
-    digest = _digests.get(code)
+    digest = _cached(_digests, code)
     if digest is None:  # once per code object: a cache hit asks for the kernel's twice (key, dependencies)
         try:
             lines, _ = inspect.getsourcelines(fn)
         except (OSError, TypeError):
             return ""
-        digest = _digests[code] = hashlib.sha256("".join(lines).encode()).hexdigest()
+        digest = hashlib.sha256("".join(lines).encode()).hexdigest()
+        _digests[id(code)] = (code, digest)
     return digest
 
 
