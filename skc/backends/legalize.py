@@ -7,7 +7,10 @@ from .. import ir
 
 # Ops whose f16/bf16 form is promoted on every target: the approximate instructions exist for f32.
 _TRANSCENDENTAL = {"math.exp", "math.exp2", "math.exp2_ftz", "math.log", "math.log2", "math.rsqrt", "math.sin", "math.cos",
-                   "math.tanh", "math.pow"}
+                   "math.tanh", "math.pow",
+                   # rounding to an integer: exact through f32 (a half value that large is an integer already),
+                   # and NVPTX has no f16/bf16 form of LLVM's floor, ceil, trunc and roundeven
+                   "math.floor", "math.ceil", "math.trunc", "math.round"}
 _ARITHMETIC = set(ir.ops_arith.BINARY) | set(ir.ops_arith.UNARY) | {"math.fma"}
 
 
