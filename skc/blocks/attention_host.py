@@ -224,6 +224,9 @@ def _heads_view(x, layout: str, name: str):
 
 
 def _dtype_name(x) -> str:
+    if isinstance(x, skc.DeviceArray):
+        raise skc.LaunchError("attention takes torch tensors or numpy arrays (bfloat16 or float16), not skc arrays: "
+                              "pass the torch tensor, or the numpy array, itself")
     name = str(x.dtype).replace("torch.", "")
     found = {"bfloat16": "bf16", "float16": "f16"}.get(name)
     if found is None:

@@ -13,8 +13,9 @@ from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
-from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, contiguous, empty_like, facts,
-                         filling_config, on_stream, paddable, padded, remember, require_arrays, view, without_grad)
+from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, check_writeable, contiguous,
+                         empty_like, facts, filling_config, on_stream, paddable, padded, remember, require_arrays, view,
+                         without_grad)
 from .im2col import ConvShape
 from .matmul_host import operand_dtype_name
 
@@ -36,6 +37,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     taps more than 255 pixels apart (and `config=MatmulConfig(loader="vector", ...)`) load with the vector
     im2col loader instead of TMA im2col."""
     require_arrays("conv2d", ("bias", "out"), x=x, w=w, bias=bias, out=out)
+    check_writeable("conv2d", out)
     if config is not None and not isinstance(config, MatmulConfig):
         raise skc.LaunchError(f"conv2d's config is a MatmulConfig, found {type(config).__name__}")
     check_activation("conv2d", activation)
@@ -60,7 +62,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     conv, gemm = plan
     if out is None:
         out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), _is_torch(x))
-    gemm(x, w, out, c=None if gemm.cuda else _nhwc(out, "out"), bias=bias, stream=stream)
+    gemm(x, w, out, c=None if gemm.cuda else _nhwc(out, "out"), bias=bias, stream=stream, c_is_out=True)
     return out
 
 
@@ -88,6 +90,10 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
                               f"{dilation}) has no output pixels")
     if C % 8:   # the convolution of x and w padded with zero channels (its own plan checks the rest)
         return conv, _PaddedChannels(-(-C // 8) * 8, geometry, activation, config)
+    if K % 8:   # (out's rows of K channels are stored through a tensor map: 16-byte multiples)
+        raise skc.LaunchError(f"conv2d stores output pixels of K channels through TMA, whose rows must be 16-byte "
+                              f"multiples: K (w's filters, w.shape[0]) must be a multiple of 8, found {K} (pad w "
+                              f"with zero filters to {-(-K // 8) * 8} and keep the first {K} output channels)")
     if not device.target.has("tma"):
         raise skc.LaunchError(f"conv2d loads with TMA im2col copies (sm_90a); {device.target.name} has no TMA")
     check_epilogue_operands("conv2d", None, K, bias=bias)
@@ -113,7 +119,7 @@ class _PaddedChannels:
     def __init__(self, channels: int, geometry: tuple, activation, config):
         self.channels, self.geometry, self.activation, self.config = channels, geometry, activation, config
 
-    def __call__(self, x, w, out, c=None, bias=None, stream=None):
+    def __call__(self, x, w, out, c=None, bias=None, stream=None, c_is_out=False):
         with on_stream(x, stream), without_grad(x):
             x, w = _with_channels(x, "x", self.channels), _with_channels(w, "w", self.channels)
             conv2d(x, w, bias, *self.geometry, self.activation, out, self.config, stream)

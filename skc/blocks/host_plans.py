@@ -70,6 +70,13 @@ def require_arrays(what: str, optional: tuple = (), **operands):
                                   f"cupy tensor, a numpy array (numpy.asarray(...) of a list) or an skc array")
 
 
+def check_writeable(what: str, out):
+    """A numpy out must be writeable (a read-only one failed inside the kernel, after it ran)."""
+    flags = getattr(out, "flags", None)
+    if flags is not None and getattr(flags, "writeable", True) is False:
+        raise skc.LaunchError(f"{what}: out is a read-only array; pass a writeable one (or none)")
+
+
 def check_activation(what: str, activation):
     """activation is a name or None: anything else is a LaunchError here, before a plan key holds it (a list would
     fail to hash there); EpilogueSpec.check() then refuses a name it does not know."""
@@ -148,6 +155,16 @@ def overlaps(x, y) -> bool:
     # the last run of x that starts before each run of y ends reaches furthest: they overlap if it reaches that run
     last = np.searchsorted(xs, ys + y_run, side="left") - 1
     return bool(np.any((last >= 0) & (xs[np.maximum(last, 0)] + x_run > ys)))
+
+
+def read_in_place(out, c):
+    """c, or None where it is out itself element for element: the epilogue reads c as a dense row-major array, each
+    element just before it writes out's at the same place, so c may be out (or its very view: the same address,
+    shape and strides, dense), but no other view that shares its memory."""
+    if c is None or c is out:
+        return None
+    lo = _layout(out)
+    return None if lo is not None and lo == _layout(c) and contiguous(out) else c
 
 
 def check_no_overlap(what: str, out, **inputs):
@@ -246,12 +263,15 @@ class GemmPlan:
         self.bound = Bindings(self.kernel[self.grid, cfg.threads], cfg)
         self.address = address_functions(5)   # a, b, out, c, bias
 
-    def __call__(self, a, b, out, c=None, bias=None, alpha=None, beta=None, stream=None):
+    def __call__(self, a, b, out, c=None, bias=None, alpha=None, beta=None, stream=None, c_is_out=False):
+        """c_is_out: c is out's own memory as the kernel reads it (conv2d's NHWC view of its out, which the
+        interpreter reads as c where a GPU launch passes none)."""
         if out is None:
             out = self.empty(a)
         what, a_name, b_name = self.names
         if not self.cuda:   # the interpreter: maps made over the arrays each call
-            check_no_overlap(what, out, **{a_name: a, b_name: b, "bias": bias})
+            check_no_overlap(what, out, **{a_name: a, b_name: b, "c": None if c_is_out else read_in_place(out, c),
+                                           "bias": bias})
             self.kernel[self.grid, self.cfg.threads](*self.arguments(self.makers, a, b, out, c, bias, alpha, beta,
                                                                      stream), self.cfg, stream=stream)
             return out
@@ -268,7 +288,7 @@ class GemmPlan:
         if bound is not None:   # (its addresses were checked when they were new)
             bound(stream)
         else:
-            check_no_overlap(what, out, **{a_name: a, b_name: b, "bias": bias})
+            check_no_overlap(what, out, **{a_name: a, b_name: b, "c": read_in_place(out, c), "bias": bias})
             self.bound.launch(key, self.arguments(self.maps, a, b, out, c, bias, alpha, beta, stream), stream)
         return out
 

@@ -28,8 +28,8 @@ from .fp8_host import scaled_call
 from . import gemm
 from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
 from .host_plans import (address_functions, check_activation, check_epilogue_operands, check_no_overlap, contiguous,
-                         on_stream, paddable, padded, real, require_arrays, unsplit_unless_row_major, view,
-                         without_grad)
+                         check_writeable, on_stream, paddable, padded, read_in_place, real, require_arrays,
+                         unsplit_unless_row_major, view, without_grad)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -84,6 +84,9 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     check_activation("matmul", activation)
     if beta is None and c is not None:   # torch.addmm's default (the plans take None as 0: no c)
         beta = 1.0
+    if autotune is not None and type(autotune) is not bool:
+        raise skc.LaunchError(f"matmul's autotune is True, False or None (the environment's SKC_AUTOTUNE), found "
+                              f"{autotune!r}")
     device = skc.current_device()
     kind = type(a)
     if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and (out is None or type(out) is kind)
@@ -96,6 +99,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
                alpha is None, activation, config, autotune)
     else:
         require_arrays("matmul", ("out", "c", "bias"), a=a, b=b, out=out, c=c, bias=bias)
+        check_writeable("matmul", out)
         key = (device, _facts(a), _facts(b), out if out is None else _facts(out), c if c is None else _facts(c),
                bias if bias is None else _facts(bias), alpha is None, activation, config, autotune)
     plan = _PLANS.get(key)
@@ -226,15 +230,16 @@ class _AmdPlan:
 
     def __init__(self, device, problem, cfg, transposed):
         self.device, self.problem, self.cfg, self.transposed = device, problem, cfg, transposed
-        self.address, self.checked = address_functions(4), {}   # (addresses of a, b, out, bias) checked
+        self.address, self.checked = address_functions(5), {}   # (addresses of a, b, out, bias, c) checked
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
             out = empty_like(a, self.problem[:2])
         address = self.address
-        key = (address[0](a), address[1](b), address[2](out), None if bias is None else address[3](bias))
+        key = (address[0](a), address[1](b), address[2](out), None if bias is None else address[3](bias),
+               None if c is None else address[4](c))
         if key not in self.checked:   # (the plan's key fixes the layouts: the verdict depends on the addresses only)
-            check_no_overlap("matmul", out, a=a, b=b, bias=bias)
+            check_no_overlap("matmul", out, a=a, b=b, c=read_in_place(out, c), bias=bias)
             remember(self.checked, key, True)
         a_store = a.T if self.transposed[0] else a
         b_store = b.T if self.transposed[1] else b
@@ -348,6 +353,8 @@ class _LoopedBatch:
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
             out = empty_like(a, (self.batch, self.M, self.N))
+        else:   # (each matrix's GEMM checks its own operands; a later one must not read what an earlier one wrote)
+            check_no_overlap("matmul", out, a=a, b=b, c=read_in_place(out, c), bias=bias)
         for i in range(self.batch):
             matmul(a[i] if self.a_batched else a, b[i] if self.b_batched else b, out[i], bias=bias,
                    c=c[i] if c is not None else None, alpha=alpha, beta=beta, activation=self.activation,

@@ -1,5 +1,6 @@
 """conv2d names an empty problem (was: ZeroDivisionError in filling_config for N = 0 or K = 0) and an unknown
 activation at the call (was: a CompileError at a line inside skc/blocks/epilogue.py)."""
+import numpy as np
 import pytest
 
 import skc
@@ -39,3 +40,20 @@ def test_conv2d_names_unhashable_or_float_geometry(hopper_interpreter, geometry)
     floats = [float(v) for v in value] if isinstance(value, (list, tuple)) else float(value)
     with pytest.raises(skc.LaunchError, match=f"conv2d's {name} must be an int or an"):
         conv2d(x, w, **{name: floats})
+
+
+def test_filters_no_multiple_of_8_are_a_conv2d_error_naming_k(hopper_interpreter):
+    """(was TMA's message about strides, naming neither conv2d nor K)"""
+    torch = pytest.importorskip("torch")
+    x = torch.randint(-2, 3, (1, 8, 6, 6)).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    w = torch.randint(-2, 3, (4, 8, 3, 3)).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    with pytest.raises(skc.LaunchError, match=r"K \(w's filters, w.shape\[0\]\) must be a multiple of 8, found 4"):
+        skc.blocks.conv2d(x, w)
+
+
+def test_a_read_only_out_is_refused_before_the_launch(hopper_interpreter):
+    x, w = np.ones((1, 6, 6, 8), np.float16), np.ones((8, 3, 3, 8), np.float16)
+    out = np.zeros((1, 4, 4, 8), np.float16)
+    out.setflags(write=False)
+    with pytest.raises(skc.LaunchError, match="conv2d: out is a read-only array"):
+        skc.blocks.conv2d(x, w, out=out)

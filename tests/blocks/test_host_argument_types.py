@@ -20,7 +20,8 @@ def test_matmul_refuses_operands_that_are_not_arrays(hopper_interpreter, a, b):
 
 @pytest.mark.parametrize("options, message", [
     (dict(config="fast"), "config is a MatmulConfig"), (dict(config={"tile_n": 64}), "config is a MatmulConfig"),
-    (dict(activation=["relu"]), "activation is None, 'relu'")])
+    (dict(activation=["relu"]), "activation is None, 'relu'"),
+    (dict(autotune=[1]), "autotune is True, False or None"), (dict(autotune="yes"), "autotune is True, False or None")])
 def test_matmul_refuses_options_of_the_wrong_type(hopper_interpreter, options, message):
     a, b = torch.ones(64, 32, dtype=torch.bfloat16), torch.ones(32, 64, dtype=torch.bfloat16)
     with pytest.raises(skc.LaunchError, match=message):
@@ -105,3 +106,18 @@ def test_scaled_matmul_names_an_out_whose_rows_are_strided(hopper_interpreter):
     out = torch.empty(64, 128, dtype=torch.bfloat16)[:, ::2]
     with pytest.raises(skc.LaunchError, match=r"scaled matmul: out \(strides \(128, 2\)\) must have contiguous rows"):
         matmul(_fp8(64, 128), _fp8(64, 128).T, scale_a=torch.ones(()), scale_b=torch.ones(()), out=out)
+
+
+def test_matmul_refuses_a_read_only_out_before_the_launch(hopper_interpreter):
+    """(was an InterpreterError inside the epilogue, after the kernel had run)"""
+    out = np.zeros((16, 16), np.float16)
+    out.setflags(write=False)
+    with pytest.raises(skc.LaunchError, match="matmul: out is a read-only array"):
+        matmul(np.ones((16, 32), np.float16), np.ones((32, 16), np.float16), out)
+
+
+def test_attention_names_skc_arrays_as_what_it_does_not_take(hopper_interpreter):
+    """(was: "attention runs on bfloat16 or float16 tensors, found bf16", of a bf16 skc array)"""
+    q = skc.to_device(np.zeros((1, 1, 8, 64), np.float32), skc.bf16)
+    with pytest.raises(skc.LaunchError, match="not skc arrays"):
+        attention(q, q, q)

@@ -64,3 +64,27 @@ def test_attention_refuses_an_out_that_overlaps_q_elsewhere(hopper_interpreter):
     q, k, v = buffer[:, :, :128], torch.randn(1, 1, 128, 64).to(bf16), torch.randn(1, 1, 128, 64).to(bf16)
     with pytest.raises(skc.LaunchError, match="attention: out shares memory with q"):
         attention(q, k, v, out=buffer[:, :, 32:])   # q's rows 32 .. 127, shifted: read after another tile wrote them
+
+
+def test_matmul_refuses_a_c_that_overlaps_out_elsewhere(hopper_interpreter):
+    """c one row above out in one buffer: a tile read c rows another tile had already written as out (rows 64, 128
+    and 192 came out wrong); c as out's very view stays allowed, and exact."""
+    a, b, buffer = ints(256, 32), ints(32, 16), ints(257, 16)
+    with pytest.raises(skc.LaunchError, match="out shares memory with c"):
+        matmul(a, b, buffer[1:], c=buffer[:256])
+    out = buffer[:256]
+    expected = a.float() @ b.float() + out.float()
+    matmul(a, b, out, c=buffer[:256])
+    assert torch.equal(out.float(), expected)
+
+
+def test_a_batch_run_matrix_by_matrix_refuses_an_out_over_a_later_matrix(hopper_interpreter):
+    """A batch that runs one GEMM per matrix (here: with c) checked each matrix's out against that matrix's operands
+    only: out[0] overwrote a[1] before the second GEMM read it."""
+    buffer, b = ints(4, 16, 16), ints(3, 16, 16)
+    with pytest.raises(skc.LaunchError, match="out shares memory with a"):
+        matmul(buffer[:3], b, buffer[1:], c=torch.zeros(3, 16, 16, dtype=bf16))
+    out = ints(3, 16, 16)
+    expected = buffer[:3].float() @ b.float() + out.float()
+    matmul(buffer[:3], b, out, c=out)
+    assert torch.equal(out.float(), expected)
