@@ -17,7 +17,8 @@ from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_ma
     fp8_matmul_stream_k_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, check_activation,
                          check_epilogue_operands, check_no_overlap, element_strides, remember, require_arrays,
-                         row_major, split_buffers, stream_k_buffers, torch_type, unsplit_unless_row_major)
+                         row_major, split_buffers, stream_k_buffers, torch_type, unread_stand_in,
+                         unsplit_unless_row_major)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -208,16 +209,17 @@ class _Plan:
         scales."""
         boxes, split = self.boxes, self.cfg.split_k > 1
         scales = self.scales(scale_a, scale_b)
+        if bias is None:
+            bias = unread_stand_in(out, not self.interpreter)
         # (split-K: the last share of a tile stores through a pointer to the row-major out; block scales never split)
         maps = [(a, boxes["a"], 128), (b.T, boxes["b"], 128)] + ([] if split else [(out, boxes["out"], 128)])
         if self.block:
             maps += scales
         maps = [skc.TensorMap(*m) if self.interpreter else self.encoded(i, *m) for i, m in enumerate(maps)]
         if split:
-            return (*maps, out, *self.buffers(a, stream), self.M, self.N, self.K, out if bias is None else bias,
-                    *scales)
+            return (*maps, out, *self.buffers(a, stream), self.M, self.N, self.K, bias, *scales)
         buffers = () if self.buffers is None else self.buffers(a, stream)   # (stream-K's)
-        return (*maps[:3], *buffers, self.M, self.N, self.K, out if bias is None else bias,
+        return (*maps[:3], *buffers, self.M, self.N, self.K, bias,
                 *(maps[3:] if self.block else scales))
 
     def encoded(self, which: int, tensor, box, swizzle):

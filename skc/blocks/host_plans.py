@@ -157,6 +157,13 @@ def overlaps(x, y) -> bool:
     return bool(np.any((last >= 0) & (xs[np.maximum(last, 0)] + x_run > ys)))
 
 
+def unread_stand_in(out, cuda: bool):
+    """What a launch passes for a pointer the kernel never reads (c or bias where there is none): out itself, or,
+    for the interpreter, which takes only dense arrays as pointers, one zero of out's type where out is strided (a
+    strided out was refused as "argument 'c_in' is not contiguous")."""
+    return out if cuda or contiguous(out) else _zeros_like(out, 1)
+
+
 def read_in_place(out, c):
     """c, or None where it is out itself element for element: the epilogue reads c as a dense row-major array, each
     element just before it writes out's at the same place, so c may be out (or its very view: the same address,
@@ -295,7 +302,8 @@ class GemmPlan:
     def arguments(self, maps, a, b, out, c, bias, alpha, beta, stream=None) -> tuple:
         """The kernel's run-time arguments: a's and b's maps (or arrays), out's (or, split-K, out and the plan's
         buffers for `stream`), the sizes, c (out when none), bias (c when none), alpha and beta."""
-        c = out if c is None else c
+        if c is None:
+            c = unread_stand_in(out, self.cuda)
         if self.cfg.split_k > 1:  # the last share of a tile stores through a pointer to a row-major out
             outputs = (out, *self.buffers(a, stream))
         elif self.buffers is not None:   # stream-K: a tile split between two blocks meets in the buffers

@@ -121,3 +121,18 @@ def test_attention_names_skc_arrays_as_what_it_does_not_take(hopper_interpreter)
     q = skc.to_device(np.zeros((1, 1, 8, 64), np.float32), skc.bf16)
     with pytest.raises(skc.LaunchError, match="not skc arrays"):
         attention(q, q, q)
+
+
+def test_strided_outs_the_gpu_takes_run_in_the_interpreter_too(hopper_interpreter):
+    """A batched out whose rows are strided, and an fp8 out likewise: the interpreter was handed out as the stand-in
+    for the c or bias it never reads, and refused it as "argument 'c_in' is not contiguous"."""
+    a, b = torch.randint(-2, 3, (3, 16, 32)).to(torch.bfloat16), torch.randint(-2, 3, (3, 32, 16)).to(torch.bfloat16)
+    out = torch.full((3, 16, 32), float("nan"), dtype=torch.bfloat16)[:, :, :16]
+    matmul(a, b, out)
+    assert torch.equal(out.float(), a.float() @ b.float())
+    e4m3 = torch.float8_e4m3fn
+    a8, b8 = torch.randint(-2, 3, (16, 32)).to(e4m3), torch.randint(-2, 3, (16, 32)).to(e4m3).t()
+    out8 = torch.full((16, 32), float("nan"), dtype=torch.bfloat16)[:, :16]
+    one = torch.tensor(1.0)
+    matmul(a8, b8, out8, scale_a=one, scale_b=one)
+    assert torch.equal(out8.float(), a8.float() @ b8.float())
