@@ -63,7 +63,9 @@ _NUMPY_SCALARS = {"float64": "f64", "float32": "f32", "float16": "f16", "int64":
 def constant(value, t: ir.Type) -> RValue:
     """A constant of type t (scalar or vector splat); ints wrap into t's range, like C."""
     elem = ir.element_type(t)
-    if isinstance(value, (str, bytes)) or value is None:   # (float('2.5') would parse a string into a number)
+    if not (is_number(value) or hasattr(value, "__index__")
+            or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"))):
+        # (float('2.5') would parse a string into a number; int() of a tuple raised TypeError from here)
         raise error(f"cannot use {value!r} as a {elem}: it is no number", hint="write the number itself")
     if elem.is_bool:
         value = int(bool(value))

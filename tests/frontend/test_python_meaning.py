@@ -215,8 +215,29 @@ def store_a_string(x: F32):
     x[0] = "2.5"
 
 
-def test_a_string_is_no_number_to_store():
-    assert "'2.5'" in compile_error(store_a_string, np.zeros(1, np.float32))
+@skc.kernel(block=1)
+def store_a_tuple(x: F32):
+    x[0] = (1, 2)
+
+
+@skc.kernel(block=1)
+def store_numpy_scalars(x: F32):
+    x[0] = np.float32(2.5)
+    x[1] = np.bool_(True)
+    x[2] = np.int64(3)
+
+
+@pytest.mark.parametrize("kernel, shown", [(store_a_string, "'2.5'"), (store_a_tuple, "(1, 2)")])
+def test_what_is_no_number_is_no_constant_to_store(kernel, shown):
+    """(a string was parsed into a number; a tuple raised int()'s TypeError from inside the compiler)"""
+    text = compile_error(kernel, np.zeros(1, np.float32))
+    assert f"cannot use {shown} as a f32: it is no number" in text and "TypeError" not in text
+
+
+def test_numpy_scalars_are_numbers():
+    x = np.zeros(3, np.float32)
+    store_numpy_scalars[1, 1](x)
+    assert x.tolist() == [2.5, 1.0, 3.0]
 
 
 # -- equal code objects, different sources -------------------------------------------------------------------------
