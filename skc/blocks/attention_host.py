@@ -30,8 +30,9 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
 
     Torch tensors on a GPU: their facts (shapes, strides, dtypes, devices) and the options key a ready plan, made
     and checked by the first call with them, so a call is one lookup and a launch (as matmul's)."""
-    if type(causal) is not bool and not (isinstance(causal, (int, np.bool_)) and causal in (0, 1)):
-        raise skc.LaunchError(f"attention: causal is True or False, found {causal!r}")
+    for name, flag in (("causal", causal), ("return_lse", return_lse)):
+        if type(flag) is not bool and not (isinstance(flag, (int, np.bool_)) and flag in (0, 1)):
+            raise skc.LaunchError(f"attention: {name} is True or False, found {flag!r}")
     device = skc.current_device()
     kind = type(q)
     if (device.kind == "cuda" and (kind in TORCH_TYPES or torch_type(kind)) and type(k) is kind and type(v) is kind

@@ -70,6 +70,15 @@ def require_arrays(what: str, optional: tuple = (), **operands):
                                   f"cupy tensor, a numpy array (numpy.asarray(...) of a list) or an skc array")
 
 
+def check_has_data(what: str, **operands):
+    """No operand is a torch meta tensor (shapes without memory: every address reads 0, so they looked like
+    overlapping arrays)."""
+    for name, x in operands.items():
+        if getattr(x, "is_meta", False):
+            raise skc.LaunchError(f"{what}: {name} is a meta tensor, which holds no data to compute on; pass tensors "
+                                  "on a device (under torch.compile, skc's operators give meta results themselves)")
+
+
 def check_writeable(what: str, out):
     """A numpy out must be writeable (a read-only one failed inside the kernel, after it ran)."""
     flags = getattr(out, "flags", None)

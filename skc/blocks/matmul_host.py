@@ -27,9 +27,9 @@ from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
 from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
-from .host_plans import (address_functions, check_activation, check_epilogue_operands, check_no_overlap, contiguous,
-                         check_writeable, on_stream, paddable, padded, read_in_place, real, require_arrays,
-                         unsplit_unless_row_major, view, without_grad)
+from .host_plans import (address_functions, check_activation, check_epilogue_operands, check_has_data,
+                         check_no_overlap, check_writeable, contiguous, on_stream, paddable, padded, read_in_place,
+                         real, require_arrays, unsplit_unless_row_major, view, without_grad)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -110,6 +110,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
 
 # -- making a plan (every check happens here, once per set of facts) ---------------------------------------------
 def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
+    check_has_data("matmul", a=a, b=b, out=out, c=c, bias=bias)
     if len(a.shape) == 3 or len(b.shape) == 3:
         return _batched_plan(device, a, b, out, c, bias, alpha, activation, config)
     if len(a.shape) != 2 or len(b.shape) != 2:
@@ -138,6 +139,8 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     except ValueError as error:
         raise skc.LaunchError(f"matmul: {error}") from None
     problem = (M, N, K, dtype, a_k_major, b_k_major)
+    if config is not None:
+        _check_config(device, config)
     if config is not None and (config.dtype, config.a_k_major, config.b_k_major) != problem[3:]:
         raise skc.LaunchError(f"the config is for {config.dtype} with a_k_major={config.a_k_major}, b_k_major="
                               f"{config.b_k_major}; the operands are {dtype} with a_k_major={a_k_major}, "
@@ -324,6 +327,22 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
         problem = (M, N, K, cfg.dtype, True, False)
         return _hopper_plan(device, a, b, problem, cfg, batches=batch)
     return _LoopedBatch(batch, M, N, len(a.shape) == 3, len(b.shape) == 3, activation, config)
+
+
+def _check_config(device, config):
+    """A given config fits the device and the call (was: errors from inside the compiler, at skc's own lines)."""
+    wanted = AmdMatmulConfig if device.target.has("mfma") else MatmulConfig
+    if not isinstance(config, wanted):
+        raise skc.LaunchError(f"matmul on {device.target.name} takes a {wanted.__name__}, found "
+                              f"{type(config).__name__}")
+    if getattr(config, "batched", ""):
+        raise skc.LaunchError(f"matmul: config.batched={config.batched!r} is matmul's own choice for a batch in one "
+                              "launch; pass a config without it (a given config runs on each matrix)")
+    needed, limit = config.shared_bytes(), device.target.max_shared_bytes
+    if needed > limit:
+        raise skc.LaunchError(f"matmul: the config's tiles and stages take {needed} bytes of shared memory, more "
+                              f"than the {limit} a block may use on {device.target.name}: use fewer stages "
+                              f"(stages={config.stages}) or smaller tiles")
 
 
 class _FoldedBatch:

@@ -382,7 +382,13 @@ def _range(ev, args, kwargs):
 
 
 def _print(ev, args, kwargs):
-    return dsl.device_print(*args, **kwargs)
+    for name, value in kwargs.items():
+        if name not in ("sep", "end"):
+            raise ev.cg.error(f"print() in a kernel takes sep= and end=, not {name}= (its lines go to the device's "
+                              "output, flushed when the kernel ends)")
+        if value is not None and not isinstance(value, str):
+            raise ev.cg.error(f"print()'s {name} is a compile-time string, found {value!r}")
+    return dsl.device_print(*args, **{name: value for name, value in kwargs.items() if value is not None})
 
 
 def _setattr(ev, args, kwargs):

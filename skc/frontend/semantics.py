@@ -678,6 +678,16 @@ def subscript(base: RValue, index):
     if t.is_vector:
         if isinstance(index, Dyn):
             raise error("a vector element index must be a compile-time int")
+        if isinstance(index, slice):   # Python's slice: a vector of those lanes
+            lanes = range(t.count)[index]
+            if len(lanes) < 2:
+                raise error(f"v[{index.start}:{index.stop}:{index.step}] of {t} takes {len(lanes)} lane(s); a vector "
+                            "has 2 or more", hint="index one lane as v[i]")
+            values = [_b().value("vec.extract", (base.value,), t.elem, index=i) for i in lanes]
+            sliced = ir.VectorType(t.elem, len(lanes))
+            return RValue(_b().value("vec.from", values, sliced), sliced)
+        if not (isinstance(index, numbers.Integral) or hasattr(index, "__index__")):
+            raise error(f"a vector's lane index is an int, found {index!r}")
         i = int(index)
         if not -t.count <= i < t.count:
             raise error(f"index {i} is out of range for {t}")

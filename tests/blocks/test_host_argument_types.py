@@ -136,3 +136,29 @@ def test_strided_outs_the_gpu_takes_run_in_the_interpreter_too(hopper_interprete
     one = torch.tensor(1.0)
     matmul(a8, b8, out8, scale_a=one, scale_b=one)
     assert torch.equal(out8.float(), a8.float() @ b8.float())
+
+
+@pytest.mark.parametrize("config, message", [
+    (lambda: skc.blocks.MatmulConfig(batched="ab"), "config.batched='ab' is matmul's own choice"),
+    (lambda: skc.blocks.AmdMatmulConfig(), "matmul on sm_90a takes a MatmulConfig, found AmdMatmulConfig"),
+    (lambda: skc.blocks.MatmulConfig(stages=30), r"more than the 232448 a block may use on sm_90a: use fewer stages")])
+def test_matmul_refuses_a_config_that_does_not_fit_at_the_call(hopper_interpreter, config, message):
+    """(were errors from inside the compiler, at skc's own lines: a 3-D box for a 2-D tensor, the AMD config in the
+    Hopper GEMM, shared memory in the payload block)"""
+    a, b = torch.ones(16, 64, dtype=torch.bfloat16), torch.ones(64, 64, dtype=torch.bfloat16)
+    with pytest.raises(skc.LaunchError, match=message):
+        matmul(a, b, config=config())
+
+
+def test_attention_takes_return_lse_as_a_bool(hopper_interpreter):
+    q = torch.zeros(1, 1, 8, 64, dtype=torch.bfloat16)
+    with pytest.raises(skc.LaunchError, match="return_lse is True or False, found 'no'"):
+        attention(q, q, q, return_lse="no")
+
+
+def test_matmul_names_meta_tensors(hopper_interpreter):
+    """(was "out shares memory with a": a meta tensor's address reads 0)"""
+    a, b = torch.empty(16, 32, dtype=torch.bfloat16, device="meta"), torch.empty(32, 16, dtype=torch.bfloat16,
+                                                                                   device="meta")
+    with pytest.raises(skc.LaunchError, match="a is a meta tensor"):
+        matmul(a, b)

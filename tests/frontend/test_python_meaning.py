@@ -275,3 +275,66 @@ def test_kernels_whose_code_objects_compare_equal_compile_from_their_own_sources
     finally:
         sys.modules.pop("widen_f32", None)
         sys.modules.pop("widen_f16", None)
+
+
+# -- vector slices, print's keywords, reductions of narrow values --------------------------------------------------
+@skc.kernel(block=1)
+def slices(x: F32):
+    v = skc.load(x, width=4)
+    middle = v[1:3]
+    backwards = v[::-1]
+    x[4] = middle[0] * 10 + middle[1]
+    x[5] = backwards[0]
+
+
+@skc.kernel(block=1)
+def one_lane_slice(x: F32):
+    v = skc.load(x, width=4)
+    x[0] = v[1:2][0]
+
+
+def test_a_vector_slice_is_a_vector_of_those_lanes():
+    x = np.array([1, 2, 3, 4, 0, 0], np.float32)
+    slices[1, 1](x)
+    assert x[4:].tolist() == [23, 4]
+    assert "takes 1 lane(s); a vector has 2 or more" in compile_error(one_lane_slice, x)
+
+
+@skc.kernel(block=1)
+def print_flush(x: F32, n: skc.i32):
+    print(n, flush=True)
+
+
+@skc.kernel(block=1)
+def print_run_time_sep(x: F32, n: skc.i32):
+    print(n, n, sep=n)
+
+
+@pytest.mark.parametrize("kernel, message", [(print_flush, "takes sep= and end=, not flush="),
+                                             (print_run_time_sep, "print()'s sep is a compile-time string")])
+def test_print_names_the_keywords_it_takes(kernel, message):
+    """(were a TypeError and an AttributeError from inside the compiler)"""
+    text = compile_error(kernel, np.zeros(1, np.float32), 3)
+    assert message in text and "Error:" not in text.splitlines()[0].split("error:")[1]
+
+
+@skc.kernel(block=32)
+def narrow_reductions(x: skc.Ptr[skc.i8], out: skc.Ptr[skc.i32], n: skc.i32):
+    t = skc.thread_id(0)
+    v = x[t]
+    count = skc.warp_sum(t < n)
+    largest = skc.warp_max(v)
+    smallest = skc.block_min(v)
+    if t == 0:
+        out[0] = count
+        out[1] = largest
+        out[2] = smallest
+
+
+def test_warp_and_block_reductions_of_bools_and_bytes():
+    """A bool's sum counts (as Python's sum() of bools); i8 reduces widened, exactly (shuffles move 16 bits or
+    more: these were the IR verifier's error)."""
+    x, out = np.arange(-10, 22).astype(np.int8), np.zeros(3, np.int32)
+    narrow_reductions[1, 32](x, out, 5)
+    assert out.tolist() == [5, 21, -10]
+    assert narrow_reductions.compile(target="sm_90a", block=32).asm("ptx")
