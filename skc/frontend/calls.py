@@ -120,6 +120,12 @@ class CallEvaluator:
         if special is not None and getattr(math, special[0], None) is func and any(
                 isinstance(a, Dyn) for a in args):
             return special[1](self, args, kwargs)
+        name = getattr(func, "__name__", "")
+        if (special is None and getattr(math, name, None) is func
+                and any(isinstance(a, Dyn) for a in list(args) + list(kwargs.values()))):
+            raise self.cg.error(f"math.{name}() runs at compile time and has no run-time form in skc",
+                                hint=_MATH_HINTS.get(name, "use skc's builtins (skc.sqrt, skc.exp2, skc.where, ...) "
+                                                           "on run-time values"))
         if type(func).__name__ == "ufunc" and any(isinstance(a, Dyn) for a in args):
             return _numpy_ufunc(self, func, args, kwargs)
         jit = getattr(func, "__skc_function__", None)
@@ -463,6 +469,10 @@ def _numpy_ufunc(ev, func, args, kwargs):
 
 
 # math functions on run-time values: the DSL's builtins, with Python's result types
+_MATH_HINTS = {"isnan": "x != x is true for a NaN", "isinf": "abs(x) == float('inf')",
+               "isfinite": "abs(x) < float('inf')", "copysign": "skc.where(y < 0, -abs(x), abs(x))",
+               "log10": "skc.log2(x) * 0.30102999566398120", "hypot": "skc.sqrt(x * x + y * y)",
+               "fmod": "x - y * skc.trunc(x / y)"}
 _MATH_FUNCTIONS = {id(getattr(math, name)): (name, handler) for name, handler in {
     "sqrt": _math("sqrt"), "exp": _math("exp"), "log": _math("log"), "log2": _math("log2"),
     "sin": _math("sin"), "cos": _math("cos"), "tanh": _math("tanh"), "fabs": _math_fabs,

@@ -131,7 +131,10 @@ class StatementEvaluator:
         raise self.error_at(node, "'global' is not supported in kernels",
                             hint="kernels cannot change module state; write results to memory")
 
-    stmt_Nonlocal = stmt_Global
+    def stmt_Nonlocal(self, node):
+        raise self.error_at(node, "'nonlocal' is not supported in kernels",
+                            hint="a function inside a kernel cannot rebind the names around it: return the new "
+                                 "value, or keep it in a list element or an attribute")
 
     # -- assignment -------------------------------------------------------------------
     def assign(self, target, value):

@@ -5,6 +5,7 @@ max() / min() of one vector (returned the vector); keyword-only kernel parameter
 stored as a number; and two kernels whose code objects compare equal but whose sources differ (one compiled from
 the other's source)."""
 import importlib
+import math
 import sys
 
 import numpy as np
@@ -338,3 +339,31 @@ def test_warp_and_block_reductions_of_bools_and_bytes():
     narrow_reductions[1, 32](x, out, 5)
     assert out.tolist() == [5, 21, -10]
     assert narrow_reductions.compile(target="sm_90a", block=32).asm("ptx")
+
+
+# -- hints that named the wrong thing ------------------------------------------------------------------------------
+@skc.kernel(block=1)
+def isnan_of_a_run_time_value(x: F32):
+    y = x[0]
+    x[1] = math.isnan(y)
+
+
+@skc.kernel(block=1)
+def nonlocal_in_a_kernel(x: F32):
+    total = 0.0
+
+    def add(v):
+        nonlocal total
+        total += v
+
+    add(x[0])
+    x[1] = total
+
+
+@pytest.mark.parametrize("kernel, message, hint", [
+    (isnan_of_a_run_time_value, "math.isnan() runs at compile time and has no run-time form", "x != x"),
+    (nonlocal_in_a_kernel, "'nonlocal' is not supported in kernels", "return the new value")])
+def test_hints_name_what_was_written(kernel, message, hint):
+    """(math.isnan of a run-time value asked for a compile-time int; nonlocal was reported as 'global')"""
+    text = compile_error(kernel, np.zeros(2, np.float32))
+    assert message in text and hint in text
