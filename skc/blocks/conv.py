@@ -62,7 +62,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     conv, gemm = plan
     if out is None:
         out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), _is_torch(x))
-    gemm(x, w, out, c=None if gemm.cuda else _nhwc(out, "out"), bias=bias, stream=stream, c_is_out=True)
+    gemm(x, w, out, bias=bias, stream=stream)
     return out
 
 
@@ -114,12 +114,10 @@ class _PaddedChannels:
     pixel) cannot read: x and w copied with `channels` channels, the ones past C zero, and that convolution (a
     plan of its own) written to out. Each call copies x and w once more, in the launch's stream."""
 
-    cuda = True   # (conv2d passes out itself, not the interpreter's NHWC view of it)
-
     def __init__(self, channels: int, geometry: tuple, activation, config):
         self.channels, self.geometry, self.activation, self.config = channels, geometry, activation, config
 
-    def __call__(self, x, w, out, c=None, bias=None, stream=None, c_is_out=False):
+    def __call__(self, x, w, out, bias=None, stream=None):
         with on_stream(x, stream), without_grad(x):
             x, w = _with_channels(x, "x", self.channels), _with_channels(w, "w", self.channels)
             conv2d(x, w, bias, *self.geometry, self.activation, out, self.config, stream)

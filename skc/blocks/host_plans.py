@@ -168,8 +168,9 @@ def overlaps(x, y) -> bool:
 
 def unread_stand_in(out, cuda: bool):
     """What a launch passes for a pointer the kernel never reads (c or bias where there is none): out itself, or,
-    for the interpreter, which takes only dense arrays as pointers, one zero of out's type where out is strided (a
-    strided out was refused as "argument 'c_in' is not contiguous")."""
+    for the interpreter, which takes only dense arrays as pointers, one zero of out's type where out is not dense
+    row-major (a batched out of strided rows, a channels_last conv2d out; a strided out was refused as "argument
+    'c_in' is not contiguous")."""
     return out if cuda or contiguous(out) else _zeros_like(out, 1)
 
 
@@ -279,15 +280,12 @@ class GemmPlan:
         self.bound = Bindings(self.kernel[self.grid, cfg.threads], cfg)
         self.address = address_functions(5)   # a, b, out, c, bias
 
-    def __call__(self, a, b, out, c=None, bias=None, alpha=None, beta=None, stream=None, c_is_out=False):
-        """c_is_out: c is out's own memory as the kernel reads it (conv2d's NHWC view of its out, which the
-        interpreter reads as c where a GPU launch passes none)."""
+    def __call__(self, a, b, out, c=None, bias=None, alpha=None, beta=None, stream=None):
         if out is None:
             out = self.empty(a)
         what, a_name, b_name = self.names
         if not self.cuda:   # the interpreter: maps made over the arrays each call
-            check_no_overlap(what, out, **{a_name: a, b_name: b, "c": None if c_is_out else read_in_place(out, c),
-                                           "bias": bias})
+            check_no_overlap(what, out, **{a_name: a, b_name: b, "c": read_in_place(out, c), "bias": bias})
             self.kernel[self.grid, self.cfg.threads](*self.arguments(self.makers, a, b, out, c, bias, alpha, beta,
                                                                      stream), self.cfg, stream=stream)
             return out

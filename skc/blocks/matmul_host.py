@@ -140,11 +140,7 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
         raise skc.LaunchError(f"matmul: {error}") from None
     problem = (M, N, K, dtype, a_k_major, b_k_major)
     if config is not None:
-        _check_config(device, config)
-    if config is not None and (config.dtype, config.a_k_major, config.b_k_major) != problem[3:]:
-        raise skc.LaunchError(f"the config is for {config.dtype} with a_k_major={config.a_k_major}, b_k_major="
-                              f"{config.b_k_major}; the operands are {dtype} with a_k_major={a_k_major}, "
-                              f"b_k_major={b_k_major}")
+        _check_config(device, config, problem)
     if not device.target.has("mfma"):   # Hopper: rows TMA (or the vector loader) cannot address are padded
         flips = (a_store is not a, b_store is not b)
         copies = _PaddedRows.copies(M, N, K, *flips, _misaligned(a_store), _misaligned(b_store))
@@ -329,12 +325,18 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
     return _LoopedBatch(batch, M, N, len(a.shape) == 3, len(b.shape) == 3, activation, config)
 
 
-def _check_config(device, config):
-    """A given config fits the device and the call (was: errors from inside the compiler, at skc's own lines)."""
+def _check_config(device, config, problem):
+    """A given config fits the device and the call's operands (the device, batched and shared memory were errors
+    from inside the compiler, at skc's own lines)."""
     wanted = AmdMatmulConfig if device.target.has("mfma") else MatmulConfig
     if not isinstance(config, wanted):
         raise skc.LaunchError(f"matmul on {device.target.name} takes a {wanted.__name__}, found "
                               f"{type(config).__name__}")
+    dtype, a_k_major, b_k_major = problem[3:]
+    if (config.dtype, config.a_k_major, config.b_k_major) != (dtype, a_k_major, b_k_major):
+        raise skc.LaunchError(f"the config is for {config.dtype} with a_k_major={config.a_k_major}, b_k_major="
+                              f"{config.b_k_major}; the operands are {dtype} with a_k_major={a_k_major}, "
+                              f"b_k_major={b_k_major}")
     if getattr(config, "batched", ""):
         raise skc.LaunchError(f"matmul: config.batched={config.batched!r} is matmul's own choice for a batch in one "
                               "launch; pass a config without it (a given config runs on each matrix)")

@@ -433,11 +433,10 @@ def warp_reduce(value, op: str = "sum"):
         raise semantics.error(f"unknown reduction {op!r}; use 'sum', 'max' or 'min'")
     v = semantics.to_rvalue(value)
     elem = ir.element_type(v.type)
-    if elem.bits < 16:   # (shuffles move 16, 32 or 64 bits) bools are counted or compared as i32; 8-bit values
-        wide = ir.i32 if not elem.is_float else ir.f32   # reduce widened, exactly, and keep their type (a bool's
-        narrow = ir.i32 if elem.is_bool and op == "sum" else v.type   # sum is a count, as Python's sum() of bools)
-        return semantics.cast(warp_reduce(semantics.cast(v, ir.with_element(v.type, wide)), op),
-                              ir.with_element(v.type, ir.element_type(narrow)))
+    if elem.bits < 16:   # shuffles move 16, 32 or 64 bits: bools and 8-bit values reduce widened, exactly, and
+        # keep their type, but for a sum of bools, which is a count (as Python's sum() of bools)
+        wide = warp_reduce(semantics.cast(v, ir.with_element(v.type, ir.f32 if elem.is_float else ir.i32)), op)
+        return wide if elem.is_bool and op == "sum" else semantics.cast(wide, v.type)
     offset = current().target.warp_size // 2
     while offset:
         v = combine(v, shfl_xor(v, offset))

@@ -63,7 +63,8 @@ _NUMPY_SCALARS = {"float64": "f64", "float32": "f32", "float16": "f16", "int64":
 def constant(value, t: ir.Type) -> RValue:
     """A constant of type t (scalar or vector splat); ints wrap into t's range, like C."""
     elem = ir.element_type(t)
-    if not (is_number(value) or hasattr(value, "__index__")
+    if type(value) not in (int, float, bool) and not (  # (the common constants first: the ABC test costs more)
+            is_number(value) or hasattr(value, "__index__")
             or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"))):
         # (float('2.5') would parse a string into a number; int() of a tuple raised TypeError from here)
         raise error(f"cannot use {value!r} as a {elem}: it is no number", hint="write the number itself")
