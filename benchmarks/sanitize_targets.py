@@ -50,8 +50,13 @@ GEMMS = {
     "128x192": dict(config=MatmulConfig(tile_n=192, stages=4), shape=(264, 392, 200)),
     "64x64-few-rows": dict(config=MatmulConfig(tile_m=64, consumers=1, tile_n=64, stages=12, a_rows=24),
                            shape=(20, 1000, 1032)),
-    # rows TMA cannot address: the operands copied into zero-padded rows (matmul_host._PaddedRows)
-    "padded-rows": dict(shape=(333, 777, 999)),
+    # rows TMA cannot address: read by 1-element loads and stored directly (matmul_host._UnalignedRows), or (a
+    # configuration with TMA given) copied into zero-padded rows (_PaddedRows)
+    "unaligned-rows": dict(shape=(333, 777, 999)),
+    "unaligned-rows-128x128-epilogue": dict(shape=(300, 390, 202), epilogue=True, activation="relu",
+                                            config=MatmulConfig(tile_n=128, stages=4, loader="vector",
+                                                                store="direct", vector_width=2)),
+    "padded-rows": dict(shape=(333, 777, 999), config=MatmulConfig(tile_n=128, stages=6)),
 }
 
 

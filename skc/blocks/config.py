@@ -19,6 +19,12 @@ WARPGROUP = get_target("sm_90a").warpgroup_size
 ROWS = Wgmma.rows_per_warpgroup  # of the tile, per consumer warpgroup
 
 
+# (producer, consumer) registers a thread beside 1 or 2 consumer warpgroups when the producer is the vector loader:
+# each of its threads keeps loads and their addresses (TMA's one issuing thread, a few), and with the 40 registers
+# of a TMA producer ptxas spills them (tests/blocks/test_gemm_compile.py)
+VECTOR_LOADER_REGISTERS = {1: (160, 232), 2: (96, 200)}
+
+
 @dataclass(frozen=True)
 class MatmulConfig:
     """C[M, N] = A[M, K] · B[K, N] on Hopper, one `tile_m` x `tile_n` output tile per step of a
@@ -58,11 +64,20 @@ class MatmulConfig:
                                  # memory, for a deeper pipeline; each chunk waits for the store of the one before)
     producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
     consumer_registers: int = None
+    vector_width: int = 8        # elements a load of the vector loader copies: 8 (16 bytes), or 4, 2 or 1 for rows of
+                                 # a length (or at an address) TMA cannot address: a multiple of 8 elements
+    store: str = "tma"           # "tma": the TMA-store epilogue; "direct": each consumer thread stores its values to a
+                                 # dense row-major out of any row length (DirectStoreEpilogue; one matrix, no split)
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
 
     def __post_init__(self):
         check_counts(self, tile_m=1, tile_n=1, tile_k=1, stages=1, split_k=1, a_rows=0,
                      cluster_m=1, cluster_n=1, epilogue_buffers=1)
+        if self.loader == "vector" and self.producer_registers is None and self.consumer_registers is None:
+            shares = VECTOR_LOADER_REGISTERS.get(self.consumers)
+            if shares is not None:
+                object.__setattr__(self, "producer_registers", shares[0])
+                object.__setattr__(self, "consumer_registers", shares[1])
         fill_register_shares(self)
         if self.dtype not in self.input_types:
             raise ValueError(f"the GEMM multiplies {' or '.join(self.input_types)}, not {self.dtype}")
@@ -95,13 +110,21 @@ class MatmulConfig:
                              "and cluster_n=1")
         if self.loader == "vector" and self.cluster > 1:
             raise ValueError("the vector loader does not multicast: use cluster_m=1 and cluster_n=1")
-        if self.loader == "vector" and any(rows * self.tile_k * self.elem_bytes // 16 % WARPGROUP
+        if self.vector_width not in (1, 2, 4, 8) or (self.vector_width != 8 and self.loader != "vector"):
+            raise ValueError(f"vector_width is how many elements the vector loader copies a load: 8, 4, 2 or 1 with "
+                             f"loader='vector', found {self.vector_width!r} with loader={self.loader!r}")
+        if self.loader == "vector" and any(rows * self.tile_k // self.vector_width % WARPGROUP
                                            for rows in (self.tile_m, self.tile_n)):
-            pieces = self.tile_k * self.elem_bytes // 16   # a row's 16-byte pieces
-            raise ValueError(f"the vector loader's {WARPGROUP} threads copy 16 bytes each at a time: a tile's "
-                             f"rows x tile_k must be a multiple of {WARPGROUP * 16 // self.elem_bytes} elements, found "
-                             f"{self.tile_m} x {self.tile_k} and {self.tile_n} x {self.tile_k}; use a tile_n that is "
-                             f"a multiple of {WARPGROUP // math.gcd(WARPGROUP, pieces)}")
+            pieces = self.tile_k // self.vector_width   # a row's loads
+            raise ValueError(f"the vector loader's {WARPGROUP} threads copy {self.vector_width} elements each at a "
+                             f"time: a tile's rows x tile_k must be a multiple of {WARPGROUP * self.vector_width} "
+                             f"elements, found {self.tile_m} x {self.tile_k} and {self.tile_n} x {self.tile_k}; use a "
+                             f"tile_n that is a multiple of {WARPGROUP // math.gcd(WARPGROUP, pieces)}")
+        if self.store not in ("tma", "direct"):
+            raise ValueError(f"store must be 'tma' or 'direct', found {self.store!r}")
+        if self.store == "direct" and (self.batched or self.split_k > 1 or self.stream_k or self.split_tail):
+            raise ValueError("store='direct' writes one matrix's tiles whole: use it without a batch in one launch, "
+                             "split_k, stream_k or split_tail")
         if not whole(self.group_m) or self.group_m < 1:
             raise ValueError(f"group_m is how many tile-rows the scheduler walks at a time, 1 or more, found "
                              f"{self.group_m!r}")

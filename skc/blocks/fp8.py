@@ -137,8 +137,9 @@ class Fp8MatmulConfig(MatmulConfig):
         if self.block_scaled and self.consumer_rows > Wgmma.rows_per_warpgroup:
             raise ValueError("block-scaled consumers take 64 rows each (pingpong: 64-row tiles): the TileOp scales one "
                              "64-row part at a time")
-        if self.loader != "tma":
-            raise ValueError(f"the fp8 GEMM loads with TMA (loader='tma'), found loader={self.loader!r}")
+        if self.loader != "tma" or self.store != "tma":
+            raise ValueError(f"the fp8 GEMM loads and stores with TMA (loader='tma', store='tma'), found "
+                             f"loader={self.loader!r}, store={self.store!r}")
         if self.overlap_scaling and not self.block_scaled:   # (its two stages a step: MatmulConfig.check_stages)
             raise ValueError("overlap_scaling scales a block-scaled GEMM's partials two stages at a time: it needs "
                              "block_scaled=True")

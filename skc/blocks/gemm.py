@@ -118,7 +118,9 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
             warpgroup = roles.consumer_index()
             mma = _consumer_mma(cfg, dtype, dtype_b, warpgroup)
             acc = mma.zeros()
-            if split is None:
+            if cfg.store == "direct":
+                epilogue = DirectStoreEpilogue(out, out_dtype, epilogue_args)
+            elif split is None:
                 epilogue = TmaStoreEpilogue(out, out_dtype, epilogue_args, warpgroup, cfg.consumers,
                                             columns=cfg.epilogue_columns, buffers=cfg.epilogue_buffers)
             else:
@@ -235,12 +237,11 @@ def _tile_op(cfg):
 
 def _hopper_loader(cfg, payload, a, b, M, N, K, maps=None):
     """The configured TileIO: TMA copies (B multicast across a cluster along M, A across one along N; `maps` for
-    the payload's other tiles),
-    vector loads of the stored matrices, or a loader object the configuration names (its
-    `build(payload, a=, b=)` makes it)."""
+    the payload's other tiles), vector loads of `cfg.vector_width` elements from the stored matrices, or a loader
+    object the configuration names (its `build(payload, a=, b=)` makes it)."""
     if cfg.loader == "vector":
         shapes = cfg.stored_shapes(M, N, K)
-        return VectorLoader(a=(a, *shapes["a"]), b=(b, *shapes["b"]))
+        return VectorLoader(width=cfg.vector_width, a=(a, *shapes["a"]), b=(b, *shapes["b"]))
     if cfg.loader == "tma":
         shared = ("a", cfg.cluster_n) if cfg.cluster_n > 1 else ("b", cfg.cluster_m)
         return TmaLoader(payload, a=a, b=b, multicast=shared, **(maps or {}))

@@ -10,19 +10,21 @@ the driver call. A tensor map is encoded once per address and geometry. Batched 
 or B x K x N) fold into one GEMM when they can; otherwise on Hopper they run in one launch over every matrix's
 tiles (3-D tensor maps) and, with a c or elsewhere, as one GEMM per batch. Skinny problems can split K
 (MatmulConfig(split_k=n)): one launch whose last share of each tile completes it. Rows that 16-byte copies cannot
-address (K or N, or M of a transposed a, no multiple of 8; views of such rows) are copied into zero-padded buffers
-first (_PaddedRows).
+address (K or N, or M of a transposed a, no multiple of 8) are read by the vector loader's narrower loads, with
+direct stores to out, in small problems (_UnalignedRows); in large ones, and views of such rows, the operands are
+copied into zero-padded buffers first (_PaddedRows).
 """
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import replace
 
 import skc
 
 from .amd_config import AmdMatmulConfig
-from .config import MatmulConfig
+from .config import ROWS, MatmulConfig
 from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
@@ -68,7 +70,8 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
 
     a (M x K) and b (K x N) are bf16 or fp16 tensors, row-major or transposed views of row-major ones;
     out, c and bias are row-major. Rows are copied 16 bytes at a time (TMA on Hopper, vector loads on AMD): where
-    K or N (or M for a transposed a) is no multiple of 8, the Hopper GEMM copies the operands that need it into
+    K or N (or M for a transposed a) is no multiple of 8, the Hopper GEMM reads them with narrower loads and stores
+    out directly (problems up to UNALIGNED_DIRECT_MACS multiply-adds), or copies the operands that need it into
     zero-padded rows (torch tensors, numpy arrays; a batch then runs a GEMM per matrix); the AMD GEMM refuses such
     shapes. Batched: a of
     B x M x K with b of K x N or B x K x N (out B x M x N). `config` is a MatmulConfig (Hopper) or an
@@ -141,11 +144,15 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     problem = (M, N, K, dtype, a_k_major, b_k_major)
     if config is not None:
         _check_config(device, config, problem)
-    if not device.target.has("mfma"):   # Hopper: rows TMA (or the vector loader) cannot address are padded
+    if not device.target.has("mfma"):   # Hopper: rows TMA cannot address are read by narrower loads, or padded
         flips = (a_store is not a, b_store is not b)
         copies = _PaddedRows.copies(M, N, K, *flips, _misaligned(a_store), _misaligned(b_store))
-        if any(copies) and paddable(a, b, out, c, bias):
-            return _PaddedRows(M, N, K, flips, copies, activation, config, autotune)
+        if any(copies):
+            direct = _UnalignedRows.config(device, problem, spec, config, autotune, a_store, b_store)
+            if direct is not None:
+                return _UnalignedRows(device, problem, direct, flips, a_store, b_store)
+            if paddable(a, b, out, c, bias):
+                return _PaddedRows(M, N, K, flips, copies, activation, config, autotune)
     # a given configuration chooses tiles, stages and the rest; the epilogue is always the call's
     cfg = (replace(config, epilogue=spec) if config is not None
            else _choose_config(device, problem, spec, autotune, (a, b, out, c, bias)))
@@ -169,6 +176,51 @@ def _round8(n: int) -> int:
 def _misaligned(store) -> bool:
     """Whether a row-major storage's rows start at no multiple of 16 bytes from each other (2-byte elements)."""
     return element_strides(store)[0] % 8 != 0
+
+
+# Problems of rows TMA cannot address run without copies up to this many multiply-adds (M·N·K): there the operand
+# copies of _PaddedRows cost more than the narrower loads (benchmarks/NOTES.md, nineteenth session)
+UNALIGNED_DIRECT_MACS = 2 ** 31
+
+
+class _UnalignedRows:
+    """A problem whose rows TMA cannot address, run without copies: the vector loader reads the stored a and b with
+    loads of as many elements (8, 4, 2 or 1) as their rows' lengths and their addresses allow, and each consumer
+    thread stores its values to out (store='direct'), so no row needs padding. A GEMM plan per load width, made at
+    the first call whose addresses take it."""
+
+    def __init__(self, device, problem, cfg, flipped, a_store, b_store):
+        self.device, self.problem, self.cfg, self.flipped = device, problem, cfg, flipped
+        self.rows = math.gcd(8, a_store.shape[1], b_store.shape[1])   # the widest load the rows' lengths allow
+        self.address = address_functions(2)
+        self.plans = {}
+
+    @staticmethod
+    def config(device, problem, spec, config, autotune, a_store, b_store):
+        """The configuration of a problem this plan runs (its stored operands' rows with no gaps), or None: a given
+        configuration with the vector loader and direct stores; else, with none given and no tuning asked, the
+        default tiles for a problem of at most UNALIGNED_DIRECT_MACS multiply-adds."""
+        if not (contiguous(a_store) and contiguous(b_store)):
+            return None
+        if config is not None:
+            return replace(config, epilogue=spec) if config.loader == "vector" and config.store == "direct" else None
+        M, N, K = problem[:3]
+        if _autotune_requested(autotune) or M * N * K > UNALIGNED_DIRECT_MACS:
+            return None
+        chosen = _config(device.target, *problem, spec, (), device.multiprocessors)
+        rows = min(chosen.tile_m, 2 * ROWS)   # (three consumers leave the vector loader too few registers)
+        return replace(chosen, tile_m=rows, consumers=rows // ROWS, loader="vector", store="direct", cluster_m=1,
+                       cluster_n=1, split_k=1, stream_k=False, split_tail=False, a_rows=0, producer_registers=None,
+                       consumer_registers=None)
+
+    def __call__(self, a, b, out, c, bias, alpha, beta, stream):
+        stored = (a.T if self.flipped[0] else a), (b.T if self.flipped[1] else b)
+        width = math.gcd(self.rows, *(self.address[i](x) // 2 for i, x in enumerate(stored)))   # (2-byte types)
+        plan = self.plans.get(width)
+        if plan is None:
+            plan = self.plans[width] = _hopper_plan(self.device, a, b, self.problem,
+                                                    replace(self.cfg, vector_width=width), self.flipped)
+        return plan(a, b, out, c, bias, alpha, beta, stream)
 
 
 class _PaddedRows:
@@ -256,8 +308,8 @@ def _hopper_plan(device, a, b, problem, cfg, transposed=(False, False), batches=
 
     def maker(name, flip):
         stored = (lambda t: t.T) if flip else (lambda t: t)
-        if name != "out" and cfg.loader == "vector":   # the producer reads the operands through plain pointers
-            return Direct(stored)
+        if cfg.loader == "vector" if name != "out" else cfg.store == "direct":   # plain pointers: the vector loader
+            return Direct(stored)                                                 # reads them, direct stores write
         return lambda t: skc.TensorMap(stored(t), boxes[name])
 
     makers = (maker("a", transposed[0]), maker("b", transposed[1]), maker("out", False))

@@ -13,6 +13,8 @@ the producer warpgroup copies 16-byte vectors, then arrives on the barrier.
 """
 from __future__ import annotations
 
+import math
+
 import skc
 from skc import frontend
 
@@ -141,6 +143,9 @@ class TmaLoader:
                     self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, 0, multicast_mask=everyone)
 
 
+BYTES_IN_FLIGHT = 32   # what the vector loader's producer thread loads before it stores what it read
+
+
 def _row_shares(layout) -> int:
     """How many boxes load each chunk's rows (a cluster's blocks one each): row_shares is optional in a layout's
     interface, one box a chunk without it."""
@@ -153,13 +158,15 @@ def _pointer_to(address):
 
 class VectorLoader:
     """TileIO without TMA: all `threads` of the producer (by default its warpgroup) copy the operand tiles
-    with 16-byte vector loads, masked at the matrix edges, into the same swizzled layout the TMA would
-    write, then each arrives once on the stage's barrier. `operands` name (pointer, rows, cols) of each
-    operand's row-major stored matrix: M x K for a K-major A, K x M for an MN-major one; K x N for an
-    MN-major B, N x K for a K-major one."""
+    with vector loads of `width` elements (8: 16 bytes), masked at the matrix edges, into the same swizzled
+    layout the TMA would write, then each arrives once on the stage's barrier. `operands` name (pointer, rows,
+    cols) of each operand's row-major stored matrix: M x K for a K-major A, K x M for an MN-major one; K x N for
+    an MN-major B, N x K for a K-major one. A load is masked whole, so `width` must divide each stored matrix's
+    cols (and its address, in elements): narrower loads read rows of any length, which TMA cannot address."""
 
-    def __init__(self, threads: int = None, **operands):
+    def __init__(self, threads: int = None, width: int = 8, **operands):
         self.threads = threads or skc.current_target().warpgroup_size
+        self.width = width
         self.operands = operands
         self.arrivals = self.threads  # every copying thread arrives once a stage
 
@@ -178,13 +185,19 @@ class VectorLoader:
             # the stored matrix's rows and columns that this tile covers (K-major: rows are M or N)
             rows, cols = (layout.rows, layout.k) if layout.k_major else (layout.k, layout.rows)
             first_row, first_col = (origin, k0) if layout.k_major else (k0, origin)
-            per_row = cols // 8
-            for i in skc.static_range(rows * per_row // self.threads):
-                e = t + i * self.threads
-                r, c = e // per_row, (e % per_row) * 8
-                source, inside = self.element(name, first_row + r, first_col + c)
-                values = skc.load(source, width=8, mask=inside, other=0.0)
-                skc.store(skc.int_to_ptr(tile.address + self.placed(layout, r, c), source.dtype, "shared"), values)
+            per_row = cols // self.width
+            count = rows * per_row // self.threads   # loads a thread makes
+            group = math.gcd(count, max(1, BYTES_IN_FLIGHT // (self.width * layout.elem_bytes)))
+            # a run-time loop over groups of loads: unrolled whole, ptxas would keep every load in flight at once
+            # and spill the producer's few registers
+            for g in range(count // group):
+                for j in skc.static_range(group):
+                    e = t + (g * group + j) * self.threads
+                    r, c = e // per_row, (e % per_row) * self.width
+                    source, inside = self.element(name, first_row + r, first_col + c)
+                    values = skc.load(source, width=self.width, mask=inside, other=0.0)
+                    skc.store(skc.int_to_ptr(tile.address + self.placed(layout, r, c), source.dtype, "shared"),
+                              values)
         skc.hopper.fence_proxy_async()  # generic-proxy writes, read next by wgmma (async proxy)
         skc.hopper.mbarrier_arrive(stage.full)
 
@@ -197,6 +210,6 @@ class VectorLoader:
     @staticmethod
     def placed(layout, r: int, c: int):
         """Where the TMA puts stored element (r, c) of the tile: 128-byte rows per chunk of columns,
-        the 16-byte piece index XOR (row % 8) (the 128-byte swizzle)."""
-        chunk, within = c // layout.chunk, c % layout.chunk
-        return chunk * layout.chunk_bytes + r * 128 + (((within * layout.elem_bytes) // 16) ^ (r % 8)) * 16
+        the 16-byte piece index XOR (row % 8) (the 128-byte swizzle), and the element's bytes within its piece."""
+        chunk, byte = c // layout.chunk, c % layout.chunk * layout.elem_bytes
+        return chunk * layout.chunk_bytes + r * 128 + ((byte // 16) ^ (r % 8)) * 16 + byte % 16

@@ -165,6 +165,8 @@ def test_per_tensor_fp8_gemm_split_k_is_exact(hopper_interpreter, split, out_dty
     np.testing.assert_array_equal(out.astype(np.float32), expected.astype(np.float32))
     with pytest.raises(ValueError, match="split-K takes per-tensor scales"):
         Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=True, split_k=2)
+    with pytest.raises(ValueError, match="the fp8 GEMM loads and stores with TMA .* store='direct'"):
+        Fp8MatmulConfig(store="direct")
 
 
 def test_a_given_config_takes_the_calls_epilogue_and_must_match_the_operands(hopper_interpreter):

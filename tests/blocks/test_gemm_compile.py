@@ -235,6 +235,29 @@ def check_assembled(compiled, cfg):
         assert "ld.global.v4.b32" in ptx and "cp.async.bulk.tensor.2d.global.shared::cta" in ptx   # TMA stores
 
 
+@needs_assembler
+@pytest.mark.parametrize("width", [1, 2, 4, 8])
+@pytest.mark.parametrize("tile", [(64, 64, True, False), (64, 128, False, True), (128, 128, True, False),
+                                  (128, 256, True, True)], ids=lambda t: f"{t[0]}x{t[1]}-a{'KM'[1 - t[2]]}-b{'KM'[t[3]]}")
+def test_the_unaligned_rows_path_assembles_without_spills(tile, width):
+    """The configurations of matmul_host._UnalignedRows (vector loads of 1 to 8 elements, direct stores), with the
+    vector loader's register shares, at the tiles the rule gives small problems."""
+    tile_m, tile_n, a_k_major, b_k_major = tile
+    cfg = MatmulConfig(tile_m=tile_m, consumers=tile_m // 64, tile_n=tile_n, stages=4, loader="vector",
+                       vector_width=width, store="direct", a_k_major=a_k_major, b_k_major=b_k_major,
+                       epilogue=EpilogueSpec(beta=True, bias=True, activation="relu"))
+    pointer = skc.Ptr[skc.bf16]
+    compiled = matmul_kernel.compile(pointer, pointer, pointer, skc.i32, skc.i32, skc.i32, pointer, pointer, skc.f32,
+                                     skc.f32, cfg, target="sm_90a", block=cfg.threads)
+    resources = compiled.resources
+    assert resources["spill_stores"] == 0 and resources["spill_loads"] == 0, resources
+    ptx = compiled.asm("ptx")
+    load = {1: "ld.global.b16", 2: "ld.global.b32", 4: "ld.global.v2.b32", 8: "ld.global.v4.b32"}[width]
+    assert load in ptx and f"wgmma.mma_async.sync.aligned.m64n{tile_n}k16.f32" in ptx
+    assert "cp.async.bulk.tensor" not in ptx   # neither TMA loads nor TMA stores
+    assert re.search(r"st.global(\.v2)?\.b16", ptx)
+
+
 def test_a_config_refuses_what_ptxas_could_not_compile():
     """Three consumers leave ptxas 128 registers a thread: a 64 x 256 accumulator does not fit (ptxas C7602), 192 does;
     pingpong takes 64- or 128-row tiles for each of its consumers, whose accumulator must fit too."""

@@ -218,8 +218,24 @@ def test_config_checks():
     # a tile the problem's cluster cannot split takes none
     assert MatmulConfig.for_problem(8192, 8192, 8192, multiprocessors=132, tile_m=192, tile_n=192, consumers=3,
                                     producer_registers=24, consumer_registers=160).cluster_m == 1
-    with pytest.raises(ValueError, match="vector loader's 128 threads copy 16 bytes.*a multiple of 16"):
+    with pytest.raises(ValueError, match="vector loader's 128 threads copy 8 elements.*a multiple of 16"):
         MatmulConfig(dtype="f16", tile_n=40, b_k_major=True, loader="vector")   # it would leave rows unloaded
+    # narrower loads (rows TMA cannot address) and direct stores
+    with pytest.raises(ValueError, match="vector_width is how many elements .* 8, 4, 2 or 1 with loader='vector', "
+                                         "found 3"):
+        MatmulConfig(loader="vector", vector_width=3)
+    with pytest.raises(ValueError, match="found 2 with loader='tma'"):
+        MatmulConfig(vector_width=2)
+    with pytest.raises(ValueError, match="store must be 'tma' or 'direct', found 'dma'"):
+        MatmulConfig(store="dma")
+    with pytest.raises(ValueError, match="store='direct' writes one matrix's tiles whole: use it without"):
+        MatmulConfig(store="direct", split_k=2)
+    with pytest.raises(ValueError, match="store='direct'"):
+        MatmulConfig(store="direct", batched="ab")
+    # the vector loader's threads keep loads and addresses: more registers than a TMA producer's 40
+    assert (MatmulConfig(loader="vector").producer_registers, MatmulConfig().producer_registers) == (96, 40)
+    assert MatmulConfig(tile_m=64, consumers=1, loader="vector").producer_registers == 160
+    assert MatmulConfig(loader="vector", producer_registers=40, consumer_registers=232).producer_registers == 40
     # clusters along N: A's chunks split evenly, one direction, no split-K, and sizes of 1, 2 or 4
     with pytest.raises(ValueError, match="splits A's 1 128-byte chunks of K evenly.*use a tile_k of 128"):
         MatmulConfig(cluster_n=2)

@@ -1,7 +1,9 @@
 """matmul of shapes whose rows TMA cannot address (a row stride of no whole number of 16-byte units: K or N, or M
-for a transposed a, no multiple of 8), as torch.matmul takes any shape: the operands that need it are copied into
-buffers whose rows are padded with zeros, and the output's M x N part copied out (matmul_host._PaddedRows). Exact
-against numpy in the interpreter, with every layout, c, bias and an activation, out given or not."""
+for a transposed a, no multiple of 8), as torch.matmul takes any shape. Up to matmul_host.UNALIGNED_DIRECT_MACS
+the vector loader reads such rows with narrower loads and the consumers store to out directly
+(matmul_host._UnalignedRows); past it, the operands that need it are copied into buffers whose rows are padded with
+zeros, and the output's M x N part copied out (_PaddedRows). Exact against numpy in the interpreter on both paths,
+with every layout, c, bias and an activation, out given or not."""
 import numpy as np
 import pytest
 
@@ -19,19 +21,57 @@ def exact(a, b):
     return a.astype(np.float32) @ b.astype(np.float32)
 
 
+@pytest.fixture(params=["direct", "padded"])
+def path(request, monkeypatch):
+    """Each path forced by the problem size up to which matmul takes the direct one."""
+    monkeypatch.setattr(matmul_host, "UNALIGNED_DIRECT_MACS", 2 ** 62 if request.param == "direct" else 0)
+    return matmul_host._UnalignedRows if request.param == "direct" else matmul_host._PaddedRows
+
+
 @pytest.mark.parametrize("M, N, K", [(40, 48, 70), (40, 70, 64), (37, 70, 70), (1, 9, 3)])
 @pytest.mark.parametrize("ta, tb", [(False, False), (True, False), (False, True), (True, True)],
                          ids=["nn", "tn", "nt", "tt"])
-def test_any_shape_in_every_layout(hopper_interpreter, M, N, K, ta, tb):
+def test_any_shape_in_every_layout(hopper_interpreter, path, M, N, K, ta, tb):
     a = np.ascontiguousarray(ints(K, M)).T if ta else ints(M, K)
     b = np.ascontiguousarray(ints(N, K)).T if tb else ints(K, N)
     out = matmul(a, b)
     assert out.shape == (M, N)
     np.testing.assert_array_equal(out.astype(np.float32), exact(a, b))
-    # copies only where some row holds a K, N or M that is no multiple of 8 (a transposed a's rows are of M, a
-    # K-major b's of K; out's of N)
-    copied = bool(K % 8 and (not ta or tb)) or bool(N % 8) or bool(M % 8 and ta)
-    assert any(isinstance(plan, matmul_host._PaddedRows) for plan in matmul_host._PLANS.values()) == copied
+    # another path only where some row holds a K, N or M that is no multiple of 8 (a transposed a's rows are of M,
+    # a K-major b's of K; out's of N)
+    unaligned = bool(K % 8 and (not ta or tb)) or bool(N % 8) or bool(M % 8 and ta)
+    assert any(isinstance(plan, path) for plan in matmul_host._PLANS.values()) == unaligned
+
+
+@pytest.mark.parametrize("offset, width", [(0, 2), (1, 1), (2, 2), (4, 2)])
+def test_the_direct_path_loads_as_wide_as_rows_and_addresses_allow(hopper_interpreter, offset, width):
+    """Rows of 70 take 2-element loads; operands `offset` elements into their buffers at most gcd(offset, 8)."""
+    M, N, K = 24, 70, 40
+    a = ints(M * K + 8)[offset:offset + M * K].reshape(M, K)
+    b = ints(K * N + 8)[offset:offset + K * N].reshape(K, N)
+    np.testing.assert_array_equal(matmul(a, b).astype(np.float32), exact(a, b))
+    (plan,) = matmul_host._PLANS.values()
+    assert isinstance(plan, matmul_host._UnalignedRows) and list(plan.plans) == [width]
+    assert plan.plans[width].cfg.vector_width == width and plan.plans[width].cfg.store == "direct"
+
+
+def test_c_bias_activation_and_out_on_the_direct_path(hopper_interpreter):
+    M, N, K = 24, 30, 21
+    a, b, c, bias = ints(M, K), ints(K, N), ints(M, N), ints(N)
+    out = np.full((M, N), np.nan, np.float16)
+    assert matmul(a, b, out=out, c=c, beta=2.0, alpha=0.5, bias=bias, activation="relu") is out
+    expected = np.maximum(0.5 * exact(a, b) + 2 * c.astype(np.float32) + bias, 0.0)
+    assert (expected == 0).any() and (expected > 0).any()
+    np.testing.assert_array_equal(out.astype(np.float32), expected)
+    assert any(isinstance(plan, matmul_host._UnalignedRows) for plan in matmul_host._PLANS.values())
+
+
+def test_large_problems_and_autotune_take_the_padded_path(hopper_interpreter, monkeypatch):
+    """The size limit is the plan's choice; autotune tunes the padded problem (the direct path has nothing to tune)."""
+    monkeypatch.setattr(matmul_host, "UNALIGNED_DIRECT_MACS", 24 * 30 * 21 - 1)
+    a, b = ints(24, 21), ints(21, 30)
+    np.testing.assert_array_equal(matmul(a, b).astype(np.float32), exact(a, b))
+    assert isinstance(next(iter(matmul_host._PLANS.values())), matmul_host._PaddedRows)
 
 
 def test_c_bias_activation_and_out(hopper_interpreter):

@@ -1,4 +1,6 @@
 """The Hopper GEMM composed from the blocks, on the GPU against a float32 reference (outputs poisoned)."""
+import math
+
 import pytest
 
 import skc
@@ -67,18 +69,58 @@ def test_fused_epilogue(activation):
     assert relative_error(out, expected) <= 1e-2
 
 
-@pytest.mark.parametrize("M,N,K", [(333, 777, 999), (64, 70, 70), (2048, 50257, 512)])
+@pytest.fixture(params=["direct", "padded"])
+def unaligned_path(request, monkeypatch):
+    """Rows TMA cannot address, read by the vector loader's narrower loads and stored directly
+    (matmul_host._UnalignedRows), or copied into zero-padded rows (_PaddedRows): each path forced by the problem
+    size up to which matmul takes the direct one."""
+    from skc.blocks import matmul_host
+
+    monkeypatch.setattr(matmul_host, "UNALIGNED_DIRECT_MACS", 2 ** 62 if request.param == "direct" else 0)
+    matmul_host._PLANS.clear()
+    yield request.param
+    matmul_host._PLANS.clear()
+
+
+def _took(path: str) -> bool:
+    from skc.blocks import matmul_host
+
+    kind = matmul_host._UnalignedRows if path == "direct" else matmul_host._PaddedRows
+    return any(isinstance(plan, kind) for plan in matmul_host._PLANS.values())
+
+
+@pytest.mark.parametrize("M,N,K", [(333, 777, 999), (64, 70, 70), (2048, 50257, 512), (100, 3000, 5001),
+                                   (1000, 1000, 1002)])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, True), (False, True)])
-def test_shapes_whose_rows_tma_cannot_address(M, N, K, ta, tb):
-    """K or N (or M for a transposed a) no multiple of 8, as torch.matmul takes them: the operands that need it are
-    copied into zero-padded rows (matmul_host._PaddedRows); output poisoned first."""
+def test_shapes_whose_rows_tma_cannot_address(unaligned_path, M, N, K, ta, tb):
+    """K or N (or M for a transposed a) no multiple of 8, as torch.matmul takes them; output poisoned first."""
     a, b = operand(M, K, torch.bfloat16, ta) / 8, operand(K, N, torch.bfloat16, tb) / 8
     out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
     skc.blocks.matmul(a, b, out=out)
     torch.cuda.synchronize()
+    assert _took(unaligned_path)
     assert not out.isnan().any()
     assert relative_error(out, reference(a, b)) <= 1e-2
     assert relative_error(skc.blocks.matmul(a, b), reference(a, b)) <= 1e-2
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 4])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_direct_path_at_every_load_width(offset, dtype):
+    """N = 300 allows 4-element loads; operands that start `offset` elements into their buffers take 1- or
+    2-element ones (a plan per width), with c, bias, alpha and an activation; output poisoned first."""
+    from skc.blocks import matmul_host
+
+    M, N, K = 200, 300, 1000
+    a = (torch.randn(M * K + 8, device="cuda", dtype=dtype) / 8)[offset:offset + M * K].view(M, K)
+    b = (torch.randn(K * N + 8, device="cuda", dtype=dtype) / 8)[offset:offset + K * N].view(K, N)
+    c, bias = torch.randn(M, N, device="cuda", dtype=dtype), torch.randn(N, device="cuda", dtype=dtype)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=dtype)
+    skc.blocks.matmul(a, b, out=out, c=c, beta=0.5, bias=bias, alpha=2.0, activation="gelu")
+    torch.cuda.synchronize()
+    assert relative_error(out, reference(a, b, bias, c, 2.0, 0.5, "gelu")) <= 1e-2
+    (plan,) = [p for p in matmul_host._PLANS.values() if isinstance(p, matmul_host._UnalignedRows)]
+    assert math.gcd(4, offset) in plan.plans
 
 
 def test_padded_rows_on_a_side_stream_with_c_and_bias():
