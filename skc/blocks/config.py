@@ -66,6 +66,8 @@ class MatmulConfig:
     consumer_registers: int = None
     vector_width: int = 8        # elements a load of the vector loader copies: 8 (16 bytes), or 4, 2 or 1 for rows of
                                  # a length (or at an address) TMA cannot address: a multiple of 8 elements
+    vector_in_flight: int = 0    # 4-byte registers of loaded data a vector loader's thread keeps in flight (0: what
+                                 # its register share leaves beyond 40 for addresses and the loop)
     store: str = "tma"           # "tma": the TMA-store epilogue; "direct": each consumer thread stores its values to a
                                  # dense row-major out of any row length (DirectStoreEpilogue; one matrix, no split)
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
@@ -79,6 +81,8 @@ class MatmulConfig:
                 object.__setattr__(self, "producer_registers", shares[0])
                 object.__setattr__(self, "consumer_registers", shares[1])
         fill_register_shares(self)
+        if self.loader == "vector" and not self.vector_in_flight:
+            object.__setattr__(self, "vector_in_flight", max(8, self.producer_registers - 40))
         if self.dtype not in self.input_types:
             raise ValueError(f"the GEMM multiplies {' or '.join(self.input_types)}, not {self.dtype}")
         self.check_stages()

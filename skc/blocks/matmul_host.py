@@ -211,7 +211,7 @@ class _UnalignedRows:
         rows = min(chosen.tile_m, 2 * ROWS)   # (three consumers leave the vector loader too few registers)
         return replace(chosen, tile_m=rows, consumers=rows // ROWS, loader="vector", store="direct", cluster_m=1,
                        cluster_n=1, split_k=1, stream_k=False, split_tail=False, a_rows=0, producer_registers=None,
-                       consumer_registers=None)
+                       consumer_registers=None, vector_in_flight=0)
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         stored = (a.T if self.flipped[0] else a), (b.T if self.flipped[1] else b)

@@ -143,7 +143,9 @@ class TmaLoader:
                     self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, 0, multicast_mask=everyone)
 
 
-BYTES_IN_FLIGHT = 32   # what the vector loader's producer thread loads before it stores what it read
+def _largest_divisor(count: int, limit: int) -> int:
+    """The largest divisor of count that is at most limit (1 at least)."""
+    return max(d for d in range(1, max(1, limit) + 1) if count % d == 0)
 
 
 def _row_shares(layout) -> int:
@@ -164,9 +166,10 @@ class VectorLoader:
     an MN-major B, N x K for a K-major one. A load is masked whole, so `width` must divide each stored matrix's
     cols (and its address, in elements): narrower loads read rows of any length, which TMA cannot address."""
 
-    def __init__(self, threads: int = None, width: int = 8, **operands):
+    def __init__(self, threads: int = None, width: int = 8, in_flight: int = 8, **operands):
         self.threads = threads or skc.current_target().warpgroup_size
         self.width = width
+        self.in_flight = in_flight   # 4-byte registers of loaded data a thread keeps in flight
         self.operands = operands
         self.arrivals = self.threads  # every copying thread arrives once a stage
 
@@ -187,9 +190,10 @@ class VectorLoader:
             first_row, first_col = (origin, k0) if layout.k_major else (k0, origin)
             per_row = cols // self.width
             count = rows * per_row // self.threads   # loads a thread makes
-            group = math.gcd(count, max(1, BYTES_IN_FLIGHT // (self.width * layout.elem_bytes)))
-            # a run-time loop over groups of loads: unrolled whole, ptxas would keep every load in flight at once
-            # and spill the producer's few registers
+            # a run-time loop over groups of loads, as many in a group as `in_flight` registers hold: unrolled
+            # whole, ptxas would keep every load in flight at once and spill the producer's registers
+            registers = -(-self.width * layout.elem_bytes // 4)   # a load's
+            group = _largest_divisor(count, self.in_flight // registers)
             for g in range(count // group):
                 for j in skc.static_range(group):
                     e = t + (g * group + j) * self.threads
