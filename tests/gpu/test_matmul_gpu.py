@@ -111,6 +111,7 @@ def test_the_direct_path_at_every_load_width(offset, dtype):
     2-element ones (a plan per width), with c, bias, alpha and an activation; output poisoned first."""
     from skc.blocks import matmul_host
 
+    matmul_host._PLANS.clear()
     M, N, K = 200, 300, 1000
     a = (torch.randn(M * K + 8, device="cuda", dtype=dtype) / 8)[offset:offset + M * K].view(M, K)
     b = (torch.randn(K * N + 8, device="cuda", dtype=dtype) / 8)[offset:offset + K * N].view(K, N)
