@@ -19,10 +19,11 @@ WARPGROUP = get_target("sm_90a").warpgroup_size
 ROWS = Wgmma.rows_per_warpgroup  # of the tile, per consumer warpgroup
 
 
-# (producer, consumer) registers a thread beside 1 or 2 consumer warpgroups when the producer is the vector loader:
-# each of its threads keeps loads and their addresses (TMA's one issuing thread, a few), and with the 40 registers
-# of a TMA producer ptxas spills them (tests/blocks/test_gemm_compile.py)
-VECTOR_LOADER_REGISTERS = {1: (160, 232), 2: (96, 200)}
+# (producer, consumer) registers a thread beside 1 or 2 consumer warpgroups when the producer is the vector loader,
+# and the 4-byte registers of loaded data it keeps in flight: each of its threads keeps loads and their addresses
+# (TMA's one issuing thread, a few), and with the 40 registers of a TMA producer ptxas spills them; more in flight
+# spills too (tests/blocks/test_gemm_compile.py)
+VECTOR_LOADER_REGISTERS = {1: (160, 232, 16), 2: (96, 200, 8)}
 
 
 @dataclass(frozen=True)
@@ -66,23 +67,22 @@ class MatmulConfig:
     consumer_registers: int = None
     vector_width: int = 8        # elements a load of the vector loader copies: 8 (16 bytes), or 4, 2 or 1 for rows of
                                  # a length (or at an address) TMA cannot address: a multiple of 8 elements
-    vector_in_flight: int = 0    # 4-byte registers of loaded data a vector loader's thread keeps in flight (0: what
-                                 # its register share leaves beyond 40 for addresses and the loop)
+    vector_in_flight: int = 0    # 4-byte registers of loaded data a vector loader's thread keeps in flight (0: the
+                                 # default of its consumer count, VECTOR_LOADER_REGISTERS)
     store: str = "tma"           # "tma": the TMA-store epilogue; "direct": each consumer thread stores its values to a
                                  # dense row-major out of any row length (DirectStoreEpilogue; one matrix, no split)
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
 
     def __post_init__(self):
         check_counts(self, tile_m=1, tile_n=1, tile_k=1, stages=1, split_k=1, a_rows=0,
-                     cluster_m=1, cluster_n=1, epilogue_buffers=1)
-        if self.loader == "vector" and self.producer_registers is None and self.consumer_registers is None:
-            shares = VECTOR_LOADER_REGISTERS.get(self.consumers)
-            if shares is not None:
-                object.__setattr__(self, "producer_registers", shares[0])
-                object.__setattr__(self, "consumer_registers", shares[1])
+                     cluster_m=1, cluster_n=1, epilogue_buffers=1, vector_in_flight=0)
+        shares = VECTOR_LOADER_REGISTERS.get(self.consumers, (None, None, 8)) if self.loader == "vector" else None
+        if shares and self.producer_registers is None and self.consumer_registers is None:
+            object.__setattr__(self, "producer_registers", shares[0])
+            object.__setattr__(self, "consumer_registers", shares[1])
+        if shares and not self.vector_in_flight:
+            object.__setattr__(self, "vector_in_flight", shares[2])
         fill_register_shares(self)
-        if self.loader == "vector" and not self.vector_in_flight:
-            object.__setattr__(self, "vector_in_flight", max(8, self.producer_registers - 40))
         if self.dtype not in self.input_types:
             raise ValueError(f"the GEMM multiplies {' or '.join(self.input_types)}, not {self.dtype}")
         self.check_stages()

@@ -194,14 +194,20 @@ class VectorLoader:
             # whole, ptxas would keep every load in flight at once and spill the producer's registers
             registers = -(-self.width * layout.elem_bytes // 4)   # a load's
             group = _largest_divisor(count, self.in_flight // registers)
+            # (a group's loads all issue before its first store: a masked load is a branch around it, and a store
+            # right after each would wait for every load in turn)
             for g in range(count // group):
+                loaded = []
                 for j in skc.static_range(group):
                     e = t + (g * group + j) * self.threads
                     r, c = e // per_row, (e % per_row) * self.width
                     source, inside = self.element(name, first_row + r, first_col + c)
-                    values = skc.load(source, width=self.width, mask=inside, other=0.0)
-                    skc.store(skc.int_to_ptr(tile.address + self.placed(layout, r, c), source.dtype, "shared"),
-                              values)
+                    loaded.append((skc.load(source, width=self.width, mask=inside, other=0.0), source.dtype))
+                for j in skc.static_range(group):
+                    e = t + (g * group + j) * self.threads
+                    values, dtype = loaded[j]
+                    address = tile.address + self.placed(layout, e // per_row, (e % per_row) * self.width)
+                    skc.store(skc.int_to_ptr(address, dtype, "shared"), values)
         skc.hopper.fence_proxy_async()  # generic-proxy writes, read next by wgmma (async proxy)
         skc.hopper.mbarrier_arrive(stage.full)
 
