@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
 from dataclasses import replace
 
 import skc
@@ -148,10 +149,11 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
         flips = (a_store is not a, b_store is not b)
         copies = _PaddedRows.copies(M, N, K, *flips, _misaligned(a_store), _misaligned(b_store))
         if any(copies):
-            direct = _UnalignedRows.config(device, problem, spec, config, autotune, a_store, b_store)
+            copyable = paddable(a, b, out, c, bias)
+            direct = _UnalignedRows.config(device, problem, spec, config, autotune, a_store, b_store, copyable)
             if direct is not None:
                 return _UnalignedRows(device, problem, direct, flips, a_store, b_store)
-            if paddable(a, b, out, c, bias):
+            if copyable:
                 return _PaddedRows(M, N, K, flips, copies, activation, config, autotune)
     # a given configuration chooses tiles, stages and the rest; the epilogue is always the call's
     cfg = (replace(config, epilogue=spec) if config is not None
@@ -178,9 +180,11 @@ def _misaligned(store) -> bool:
     return element_strides(store)[0] % 8 != 0
 
 
-# Problems of rows TMA cannot address run without copies up to this many multiply-adds (M·N·K): there the operand
-# copies of _PaddedRows cost more than the narrower loads (benchmarks/NOTES.md, nineteenth session)
-UNALIGNED_DIRECT_MACS = 2 ** 31
+# Problems of rows TMA cannot address run without copies (_UnalignedRows) up to this many multiply-adds (M·N·K),
+# and whatever their size where the operands cannot be copied (skc's own arrays). 0: measured on the H200, the
+# narrower loads were slower than _PaddedRows's copies at every size but the smallest (benchmarks/unaligned_rows.py;
+# benchmarks/NOTES.md, nineteenth session)
+UNALIGNED_DIRECT_MACS = 0
 
 
 class _UnalignedRows:
@@ -196,16 +200,17 @@ class _UnalignedRows:
         self.plans = {}
 
     @staticmethod
-    def config(device, problem, spec, config, autotune, a_store, b_store):
+    def config(device, problem, spec, config, autotune, a_store, b_store, copyable=True):
         """The configuration of a problem this plan runs (its stored operands' rows with no gaps), or None: a given
-        configuration with the vector loader and direct stores; else, with none given and no tuning asked, the
-        default tiles for a problem of at most UNALIGNED_DIRECT_MACS multiply-adds."""
+        configuration with the vector loader and direct stores; else, with none given, the default tiles for
+        operands that cannot be copied (`copyable` false), or without tuning asked for a problem of at most
+        UNALIGNED_DIRECT_MACS multiply-adds."""
         if not (contiguous(a_store) and contiguous(b_store)):
             return None
         if config is not None:
             return replace(config, epilogue=spec) if config.loader == "vector" and config.store == "direct" else None
         M, N, K = problem[:3]
-        if _autotune_requested(autotune) or M * N * K > UNALIGNED_DIRECT_MACS:
+        if copyable and (_autotune_requested(autotune) or M * N * K > UNALIGNED_DIRECT_MACS):
             return None
         chosen = _config(device.target, *problem, spec, (), device.multiprocessors)
         rows = min(chosen.tile_m, 2 * ROWS)   # (three consumers leave the vector loader too few registers)
@@ -223,18 +228,46 @@ class _UnalignedRows:
         return plan(a, b, out, c, bias, alpha, beta, stream)
 
 
+# _PaddedRows keeps its buffers on the GPU (zero padding written once, one copy into each a call) where they take at
+# most this many bytes a launch stream: a small problem's allocations and fills cost more host time than its GEMM
+KEPT_BYTES = 32 << 20
+
+
 class _PaddedRows:
     """A problem whose rows TMA cannot address (its row strides must be whole 16-byte units: K, N, or M for a
     transposed a, a multiple of 8): a, b, c and bias copied where they need it into zero-filled buffers whose rows
     are padded to a multiple of 8 (a transposed operand keeps its layout), their product by the GEMM (a plan of its
     own), and its M x N part copied to out: what torch.matmul's users expect of any shape, at the cost of those
-    copies (in the launch's stream)."""
+    copies (in the launch's stream). Small problems on the GPU keep a's, b's and the product's buffers a launch
+    stream (KEPT_BYTES), made at its first call outside a CUDA graph's capture; a lock keeps two threads' copies
+    and launches into one set from interleaving."""
 
     def __init__(self, M, N, K, flipped, copies, activation, config, autotune=None):
         self.M, self.N, self.K = M, N, K
         self.flipped = flipped
         self.copy_a, self.copy_b, self.pad_k, self.pad_n = copies
         self.activation, self.config, self.autotune = activation, config, autotune
+        K8, N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
+        self.keeps = 2 * (M * K8 * self.copy_a + K8 * N8 * self.copy_b + M * N8 * self.pad_n) <= KEPT_BYTES
+        self.kept, self.lock = {}, threading.Lock()   # launch stream -> (a's, b's, the product's buffer or None)
+
+    def _kept(self, a, b, stream):
+        """The buffers kept for the launch's stream (made now at its first call), or None: numpy arrays, a large
+        problem, or a call that a CUDA graph captures (whose memory the graph owns, not this plan)."""
+        if not self.keeps or not getattr(a, "is_cuda", False):
+            return None
+        import torch
+
+        if torch.cuda.is_current_stream_capturing():
+            return None
+        handle = skc.launch_stream(stream, a)
+        found = self.kept.get(handle)
+        if found is None:
+            K8, N8 = (_round8(self.K) if self.pad_k else self.K), (_round8(self.N) if self.pad_n else self.N)
+            found = self.kept[handle] = (_padded(a, (self.M, K8), self.flipped[0]) if self.copy_a else None,
+                                         _padded(b, (K8, N8), self.flipped[1]) if self.copy_b else None,
+                                         empty_like(a, (self.M, N8)) if self.pad_n else None)
+        return found
 
     @staticmethod
     def copies(M, N, K, a_flipped, b_flipped, a_misaligned, b_misaligned) -> tuple:
@@ -247,24 +280,46 @@ class _PaddedRows:
         return a_misaligned or pad_k, b_misaligned or pad_k or pad_n, pad_k, pad_n
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
+        with on_stream(a, stream), without_grad(a):
+            kept = self._kept(a, b, stream)
+            if kept is None:
+                return self._product(a, b, out, c, bias, alpha, beta, stream, (None, None, None))
+            with self.lock:
+                return self._product(a, b, out, c, bias, alpha, beta, stream, kept)
+
+    def _product(self, a, b, out, c, bias, alpha, beta, stream, kept):
+        """The call's copies, GEMM and copy out, into the `kept` buffers (a, b, product) where given."""
         M, N, K = self.M, self.N, self.K
         K8, N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
-        with on_stream(a, stream), without_grad(a):
-            if self.copy_a:
-                a = _padded(a, (M, K8), self.flipped[0])
-            if self.copy_b:
-                b = _padded(b, (K8, N8), self.flipped[1])
-            if self.pad_n:
-                c = None if c is None else _padded(c, (M, N8), False)
-                bias = None if bias is None else _padded(bias, (N8,), False)
-            product = matmul(a, b, None if self.pad_n else out, c=c, bias=bias, alpha=alpha, beta=beta,
-                             activation=self.activation, config=self.config, stream=stream, autotune=self.autotune)
-            if not self.pad_n:
-                return product
-            if out is None:
-                out = empty_like(product, (M, N))
-            out[...] = product[:, :N]
+        if self.copy_a:
+            a = _padded(a, (M, K8), self.flipped[0]) if kept[0] is None else _filled(kept[0], a)
+        if self.copy_b:
+            b = _padded(b, (K8, N8), self.flipped[1]) if kept[1] is None else _filled(kept[1], b)
+        if self.pad_n:
+            c = None if c is None else _padded(c, (M, N8), False)
+            bias = None if bias is None else _padded(bias, (N8,), False)
+        product = matmul(a, b, kept[2] if self.pad_n else out, c=c, bias=bias, alpha=alpha, beta=beta,
+                         activation=self.activation, config=self.config, stream=stream, autotune=self.autotune)
+        if not self.pad_n:
+            return product
+        if out is None:   # (always a copy: a kept product buffer is the plan's, and a view of one row is contiguous)
+            if hasattr(product, "clone"):
+                return product[:, :N].clone(memory_format=_torch().contiguous_format)
+            out = empty_like(product, (M, N))
+        out[...] = product[:, :N]
         return out
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _filled(buffer, x):
+    """buffer (a kept padded buffer) with x copied to its top left: its padding stays the zeros it was made with."""
+    buffer[tuple(slice(0, n) for n in x.shape)] = x
+    return buffer
 
 
 def _padded(x, shape, flipped: bool):

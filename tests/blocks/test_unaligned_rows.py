@@ -1,9 +1,9 @@
 """matmul of shapes whose rows TMA cannot address (a row stride of no whole number of 16-byte units: K or N, or M
-for a transposed a, no multiple of 8), as torch.matmul takes any shape. Up to matmul_host.UNALIGNED_DIRECT_MACS
-the vector loader reads such rows with narrower loads and the consumers store to out directly
-(matmul_host._UnalignedRows); past it, the operands that need it are copied into buffers whose rows are padded with
-zeros, and the output's M x N part copied out (_PaddedRows). Exact against numpy in the interpreter on both paths,
-with every layout, c, bias and an activation, out given or not."""
+for a transposed a, no multiple of 8), as torch.matmul takes any shape. The operands that need it are copied into
+buffers whose rows are padded with zeros, and the output's M x N part copied out (matmul_host._PaddedRows); or,
+up to matmul_host.UNALIGNED_DIRECT_MACS and for arrays that cannot be copied (skc's own), the vector loader reads
+such rows with narrower loads and the consumers store to out directly (_UnalignedRows). Exact against numpy in the
+interpreter on both paths, with every layout, c, bias and an activation, out given or not."""
 import numpy as np
 import pytest
 
@@ -43,19 +43,42 @@ def test_any_shape_in_every_layout(hopper_interpreter, path, M, N, K, ta, tb):
     assert any(isinstance(plan, path) for plan in matmul_host._PLANS.values()) == unaligned
 
 
+def test_the_padded_path_is_the_default_and_skc_arrays_take_the_direct_one(hopper_interpreter):
+    a, b = ints(24, 21), ints(21, 30)
+    np.testing.assert_array_equal(matmul(a, b).astype(np.float32), exact(a, b))
+    assert [type(plan) for plan in matmul_host._PLANS.values()][0] is matmul_host._PaddedRows
+    matmul_host._PLANS.clear()
+    out = matmul(skc.to_device(a), skc.to_device(b))   # (no copy of skc's arrays: they were refused by TMA's check)
+    np.testing.assert_array_equal(out.numpy().astype(np.float32), exact(a, b))
+    assert [type(plan) for plan in matmul_host._PLANS.values()] == [matmul_host._UnalignedRows]
+
+
+def test_a_config_with_the_vector_loader_and_direct_stores_takes_the_direct_path(hopper_interpreter):
+    from skc.blocks import MatmulConfig
+
+    a, b = ints(24, 21), ints(21, 30)
+    config = MatmulConfig(tile_m=64, consumers=1, tile_n=64, loader="vector", store="direct", dtype="f16")
+    np.testing.assert_array_equal(matmul(a, b, config=config).astype(np.float32), exact(a, b))
+    (plan,) = matmul_host._PLANS.values()
+    assert isinstance(plan, matmul_host._UnalignedRows) and plan.plans[1].cfg.tile_n == 64
+
+
 @pytest.mark.parametrize("offset, width", [(0, 2), (1, 1), (2, 2), (4, 2)])
-def test_the_direct_path_loads_as_wide_as_rows_and_addresses_allow(hopper_interpreter, offset, width):
+def test_the_direct_path_loads_as_wide_as_rows_and_addresses_allow(hopper_interpreter, path, offset, width):
     """Rows of 70 take 2-element loads; operands `offset` elements into their buffers at most gcd(offset, 8)."""
     M, N, K = 24, 70, 40
     a = ints(M * K + 8)[offset:offset + M * K].reshape(M, K)
     b = ints(K * N + 8)[offset:offset + K * N].reshape(K, N)
     np.testing.assert_array_equal(matmul(a, b).astype(np.float32), exact(a, b))
+    if path is matmul_host._PaddedRows:
+        return
     (plan,) = matmul_host._PLANS.values()
     assert isinstance(plan, matmul_host._UnalignedRows) and list(plan.plans) == [width]
     assert plan.plans[width].cfg.vector_width == width and plan.plans[width].cfg.store == "direct"
 
 
-def test_c_bias_activation_and_out_on_the_direct_path(hopper_interpreter):
+def test_c_bias_activation_and_out_on_the_direct_path(hopper_interpreter, monkeypatch):
+    monkeypatch.setattr(matmul_host, "UNALIGNED_DIRECT_MACS", 2 ** 62)
     M, N, K = 24, 30, 21
     a, b, c, bias = ints(M, K), ints(K, N), ints(M, N), ints(N)
     out = np.full((M, N), np.nan, np.float16)
@@ -66,12 +89,15 @@ def test_c_bias_activation_and_out_on_the_direct_path(hopper_interpreter):
     assert any(isinstance(plan, matmul_host._UnalignedRows) for plan in matmul_host._PLANS.values())
 
 
-def test_large_problems_and_autotune_take_the_padded_path(hopper_interpreter, monkeypatch):
-    """The size limit is the plan's choice; autotune tunes the padded problem (the direct path has nothing to tune)."""
-    monkeypatch.setattr(matmul_host, "UNALIGNED_DIRECT_MACS", 24 * 30 * 21 - 1)
+@pytest.mark.parametrize("limit, autotune, kind", [(24 * 30 * 21, None, "_UnalignedRows"),
+                                                   (24 * 30 * 21 - 1, None, "_PaddedRows"),
+                                                   (24 * 30 * 21, True, "_PaddedRows")])
+def test_the_size_limit_and_autotune_choose_the_path(hopper_interpreter, monkeypatch, limit, autotune, kind):
+    """Problems past the size limit, and calls that ask for tuning (the direct path has nothing to tune), are padded."""
+    monkeypatch.setattr(matmul_host, "UNALIGNED_DIRECT_MACS", limit)
     a, b = ints(24, 21), ints(21, 30)
-    np.testing.assert_array_equal(matmul(a, b).astype(np.float32), exact(a, b))
-    assert isinstance(next(iter(matmul_host._PLANS.values())), matmul_host._PaddedRows)
+    np.testing.assert_array_equal(matmul(a, b, autotune=autotune).astype(np.float32), exact(a, b))
+    assert type(next(iter(matmul_host._PLANS.values()))).__name__ == kind
 
 
 def test_c_bias_activation_and_out(hopper_interpreter):

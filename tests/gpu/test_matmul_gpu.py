@@ -136,6 +136,53 @@ def test_padded_rows_on_a_side_stream_with_c_and_bias():
     assert relative_error(out, reference(a, b, bias, c, 1.0, 0.5, "relu")) <= 1e-2
 
 
+@pytest.mark.parametrize("M,N,K,ta,tb", [(333, 777, 999, False, False), (1, 777, 999, False, False),
+                                         (200, 90, 70, True, True), (64, 64, 70, False, True)])
+def test_kept_padded_buffers_serve_call_after_call(M, N, K, ta, tb):
+    """A small padded problem keeps its buffers a launch stream: each call copies new operands into them, their
+    padding stays zero, and what a call returns is its own (a later call leaves it alone: a view of one row of the
+    kept product would be contiguous, and must not be returned). A side stream gets a set of its own."""
+    from skc.blocks import matmul_host
+
+    matmul_host._PLANS.clear()
+    results = []
+    side = torch.cuda.Stream()
+    for i in range(3):
+        a, b = operand(M, K, torch.bfloat16, ta) / 8, operand(K, N, torch.bfloat16, tb) / 8
+        stream = side if i == 2 else None
+        if stream is not None:
+            stream.wait_stream(torch.cuda.current_stream())
+        got = skc.blocks.matmul(a, b, stream=stream)
+        (stream or torch.cuda.current_stream()).synchronize()
+        results.append((got, reference(a, b)))
+    for got, expected in results:
+        assert relative_error(got, expected) <= 1e-2
+    (plan,) = [p for p in matmul_host._PLANS.values() if isinstance(p, matmul_host._PaddedRows)]
+    assert len(plan.kept) == 2   # the current stream's and the side stream's
+
+
+def test_a_padded_problem_in_a_cuda_graph():
+    """Captured calls use memory the graph owns (not the plan's kept buffers): replays compute the operands' new
+    values, before and after the plan has kept buffers for the stream."""
+    M, N, K = 100, 90, 70
+    a, b = operand(M, K, torch.bfloat16, False) / 8, operand(K, N, torch.bfloat16, False) / 8
+    skc.blocks.matmul(a, b)   # the plan, its kernels and kept buffers, outside the capture
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        skc.blocks.matmul(a, b)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = skc.blocks.matmul(a, b)
+    for _ in range(2):
+        a.copy_(torch.randn_like(a) / 8)
+        b.copy_(torch.randn_like(b) / 8)
+        graph.replay()
+        torch.cuda.synchronize()
+        assert relative_error(out, reference(a, b)) <= 1e-2
+
+
 def test_sass_has_wgmma_and_tma():
     from skc.blocks import matmul_kernel
     a = torch.randn(256, 256, device="cuda", dtype=torch.bfloat16)
