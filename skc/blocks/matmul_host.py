@@ -264,9 +264,10 @@ class _PaddedRows:
         found = self.kept.get(handle)
         if found is None:
             K8, N8 = (_round8(self.K) if self.pad_k else self.K), (_round8(self.N) if self.pad_n else self.N)
-            found = self.kept[handle] = (_padded(a, (self.M, K8), self.flipped[0]) if self.copy_a else None,
-                                         _padded(b, (K8, N8), self.flipped[1]) if self.copy_b else None,
-                                         empty_like(a, (self.M, N8)) if self.pad_n else None)
+            found = self.kept[handle] = _Kept(_padded(a, (self.M, K8), self.flipped[0]) if self.copy_a else None,
+                                              _padded(b, (K8, N8), self.flipped[1]) if self.copy_b else None,
+                                              empty_like(a, (self.M, N8)) if self.pad_n else None,
+                                              self.M, self.N, self.K)
         return found
 
     @staticmethod
@@ -283,43 +284,58 @@ class _PaddedRows:
         with on_stream(a, stream), without_grad(a):
             kept = self._kept(a, b, stream)
             if kept is None:
-                return self._product(a, b, out, c, bias, alpha, beta, stream, (None, None, None))
+                return self._product(a, b, out, c, bias, alpha, beta, stream)
             with self.lock:
                 return self._product(a, b, out, c, bias, alpha, beta, stream, kept)
 
-    def _product(self, a, b, out, c, bias, alpha, beta, stream, kept):
-        """The call's copies, GEMM and copy out, into the `kept` buffers (a, b, product) where given."""
+    def _product(self, a, b, out, c, bias, alpha, beta, stream, kept=None):
+        """The call's copies, GEMM and copy out, into `kept` buffers (a _Kept) where given."""
         M, N, K = self.M, self.N, self.K
         K8, N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
         if self.copy_a:
-            a = _padded(a, (M, K8), self.flipped[0]) if kept[0] is None else _filled(kept[0], a)
+            a = _padded(a, (M, K8), self.flipped[0]) if kept is None else kept.filled("a", a)
         if self.copy_b:
-            b = _padded(b, (K8, N8), self.flipped[1]) if kept[1] is None else _filled(kept[1], b)
+            b = _padded(b, (K8, N8), self.flipped[1]) if kept is None else kept.filled("b", b)
         if self.pad_n:
             c = None if c is None else _padded(c, (M, N8), False)
             bias = None if bias is None else _padded(bias, (N8,), False)
-        product = matmul(a, b, kept[2] if self.pad_n else out, c=c, bias=bias, alpha=alpha, beta=beta,
-                         activation=self.activation, config=self.config, stream=stream, autotune=self.autotune)
+        product = matmul(a, b, (None if kept is None else kept.product) if self.pad_n else out, c=c, bias=bias,
+                         alpha=alpha, beta=beta, activation=self.activation, config=self.config, stream=stream,
+                         autotune=self.autotune)
         if not self.pad_n:
             return product
+        top = product[:, :N] if kept is None else kept.product_top
         if out is None:   # (always a copy: a kept product buffer is the plan's, and a view of one row is contiguous)
-            if hasattr(product, "clone"):
-                return product[:, :N].clone(memory_format=_torch().contiguous_format)
+            if hasattr(top, "clone"):
+                return top.clone(memory_format=_torch().contiguous_format)
             out = empty_like(product, (M, N))
-        out[...] = product[:, :N]
+        out[...] = top
         return out
+
+
+class _Kept:
+    """One launch stream's kept buffers of a padded problem (a's, b's, the product's; None where the problem copies
+    no such operand), with views of the parts a call writes and reads, made once (torch's slicing costs host time):
+    a call copies its operands into the tops, whose padding keeps the zeros the buffers were made with."""
+
+    __slots__ = ("a", "b", "product", "a_top", "b_top", "product_top")
+
+    def __init__(self, a, b, product, M, N, K):
+        self.a, self.b, self.product = a, b, product
+        self.a_top = None if a is None else a[:M, :K]
+        self.b_top = None if b is None else b[:K, :N]
+        self.product_top = None if product is None else product[:, :N]
+
+    def filled(self, name: str, x):
+        """The buffer of operand `name`, x copied into its top."""
+        getattr(self, f"{name}_top").copy_(x)
+        return getattr(self, name)
 
 
 def _torch():
     import torch
 
     return torch
-
-
-def _filled(buffer, x):
-    """buffer (a kept padded buffer) with x copied to its top left: its padding stays the zeros it was made with."""
-    buffer[tuple(slice(0, n) for n in x.shape)] = x
-    return buffer
 
 
 def _padded(x, shape, flipped: bool):
