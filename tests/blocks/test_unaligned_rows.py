@@ -171,3 +171,27 @@ def test_an_out_that_requires_grad_and_an_out_written_in_place(hopper_interprete
     a, b, out = torch.ones(8, 5, dtype=torch.bfloat16), torch.ones(5, 8, dtype=torch.bfloat16), None
     out = torch.empty(8, 8, dtype=torch.bfloat16)
     assert matmul(a, b, out=out) is out and torch.equal(out.float(), torch.full((8, 8), 5.0))
+
+
+@pytest.mark.parametrize("M, ta, tb", [(1, False, False), (24, True, True)])
+def test_kept_buffers_take_each_calls_operands(hopper_interpreter, M, ta, tb):
+    """What the GPU path keeps a launch stream (matmul_host._Kept), run by the interpreter on torch's CPU tensors:
+    two calls through one set of buffers each give their own product, and neither is a view of the kept product
+    (one row of it would be contiguous)."""
+    torch = pytest.importorskip("torch")
+    N, K = 30, 21
+
+    def operand(rows, cols, transposed):
+        x = torch.randint(-2, 3, (cols, rows) if transposed else (rows, cols)).to(torch.bfloat16)
+        return x.t() if transposed else x
+
+    a, b = operand(M, K, ta), operand(K, N, tb)
+    plan = matmul_host._PaddedRows(M, N, K, (ta, tb), matmul_host._PaddedRows.copies(M, N, K, ta, tb, True, True),
+                                   None, None)
+    kept = matmul_host._Kept(matmul_host._padded(a, (M, 24), ta), matmul_host._padded(b, (24, 32), tb),
+                             torch.empty(M, 32, dtype=torch.bfloat16), M, N, K)
+    first = plan._product(a, b, None, None, None, None, None, None, kept)
+    a2, b2 = operand(M, K, ta), operand(K, N, tb)
+    second = plan._product(a2, b2, None, None, None, None, None, None, kept)
+    assert torch.equal(first.float(), a.float() @ b.float()) and torch.equal(second.float(), a2.float() @ b2.float())
+    assert first.data_ptr() != kept.product.data_ptr() and first.is_contiguous()
