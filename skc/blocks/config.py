@@ -247,7 +247,9 @@ class MatmulConfig:
 
     @property
     def staging_elements(self) -> int:
-        """Each consumer's epilogue buffers (the TMA-store epilogue allocates them)."""
+        """Each consumer's epilogue buffers (the TMA-store epilogue allocates them; direct stores need none)."""
+        if self.store == "direct":
+            return 0
         return TmaStoreEpilogue.staging_elements(self.elem_bytes, buffers=self.epilogue_buffers)
 
     def shared_bytes(self) -> int:

@@ -187,8 +187,9 @@ def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: Epi
     stages, or tiles that fill the GPU; the im2col loader, or the GEMM's own TMA loader for a pointwise conv."""
     # (no split-K: its last share stores through a pointer, and conv2d's out is a tensor map of the NHWC view)
     # (all of A's rows: a config chosen for a GEMM of fewer rows than a tile loads only those, a_rows)
+    # (TMA stores to the NHWC view's map, and the im2col loaders' own loads: no direct store, no narrower loads)
     base = {"dtype": dtype, "a_k_major": True, "b_k_major": True, "epilogue": spec, "cluster_m": 1, "cluster_n": 1,
-            "split_k": 1, "a_rows": 0}
+            "split_k": 1, "a_rows": 0, "store": "tma", "vector_width": 8}
     # the vector im2col loader where TMA im2col cannot reach, and where the config asks for it
     vector = (config is not None and config.loader == "vector") or not conv.tma_reaches()
     M, N, K = conv.gemm_shape()

@@ -10,9 +10,10 @@ the driver call. A tensor map is encoded once per address and geometry. Batched 
 or B x K x N) fold into one GEMM when they can; otherwise on Hopper they run in one launch over every matrix's
 tiles (3-D tensor maps) and, with a c or elsewhere, as one GEMM per batch. Skinny problems can split K
 (MatmulConfig(split_k=n)): one launch whose last share of each tile completes it. Rows that 16-byte copies cannot
-address (K or N, or M of a transposed a, no multiple of 8) are read by the vector loader's narrower loads, with
-direct stores to out, in small problems (_UnalignedRows); in large ones, and views of such rows, the operands are
-copied into zero-padded buffers first (_PaddedRows).
+address (K or N, or M of a transposed a, no multiple of 8; views of such rows) are copied into zero-padded buffers
+first (_PaddedRows, which keeps them on the GPU for small problems); arrays it cannot copy (skc's own), and a
+configuration that asks, read them with the vector loader's narrower loads and store out directly
+(_UnalignedRows).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import functools
 import math
 import os
 import threading
+import weakref
 from dataclasses import replace
 
 import skc
@@ -71,10 +73,10 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
 
     a (M x K) and b (K x N) are bf16 or fp16 tensors, row-major or transposed views of row-major ones;
     out, c and bias are row-major. Rows are copied 16 bytes at a time (TMA on Hopper, vector loads on AMD): where
-    K or N (or M for a transposed a) is no multiple of 8, the Hopper GEMM reads them with narrower loads and stores
-    out directly (problems up to UNALIGNED_DIRECT_MACS multiply-adds), or copies the operands that need it into
-    zero-padded rows (torch tensors, numpy arrays; a batch then runs a GEMM per matrix); the AMD GEMM refuses such
-    shapes. Batched: a of
+    K or N (or M for a transposed a) is no multiple of 8, the Hopper GEMM copies the operands that need it into
+    zero-padded rows (torch tensors, numpy arrays; a batch then runs a GEMM per matrix), or, for skc's own arrays
+    and a config with loader="vector" and store="direct", reads them with narrower loads and stores out directly;
+    the AMD GEMM refuses such shapes. Batched: a of
     B x M x K with b of K x N or B x K x N (out B x M x N). `config` is a MatmulConfig (Hopper) or an
     AmdMatmulConfig (AMD); by default one comes from the tuning table, or from `skc.autotune` when
     `autotune=True` (or SKC_AUTOTUNE=1), or is chosen for the problem. The launch goes to `stream`, by default
@@ -148,12 +150,13 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     if not device.target.has("mfma"):   # Hopper: rows TMA cannot address are read by narrower loads, or padded
         flips = (a_store is not a, b_store is not b)
         copies = _PaddedRows.copies(M, N, K, *flips, _misaligned(a_store), _misaligned(b_store))
-        if any(copies):
+        # (a given vector-loader configuration: its load width is checked against each call's rows and addresses)
+        if any(copies) or (config is not None and config.loader == "vector"):
             copyable = paddable(a, b, out, c, bias)
             direct = _UnalignedRows.config(device, problem, spec, config, autotune, a_store, b_store, copyable)
             if direct is not None:
                 return _UnalignedRows(device, problem, direct, flips, a_store, b_store)
-            if copyable:
+            if any(copies) and copyable:
                 return _PaddedRows(M, N, K, flips, copies, activation, config, autotune)
     # a given configuration chooses tiles, stages and the rest; the epilogue is always the call's
     cfg = (replace(config, epilogue=spec) if config is not None
@@ -189,27 +192,30 @@ UNALIGNED_DIRECT_MACS = 0
 
 class _UnalignedRows:
     """A problem whose rows TMA cannot address, run without copies: the vector loader reads the stored a and b with
-    loads of as many elements (8, 4, 2 or 1) as their rows' lengths and their addresses allow, and each consumer
-    thread stores its values to out (store='direct'), so no row needs padding. A GEMM plan per load width, made at
-    the first call whose addresses take it."""
+    loads of as many elements (8, 4, 2 or 1) as their rows' lengths and their addresses allow (at most a given
+    configuration's vector_width), and each consumer thread stores its values to out (store='direct'), so no row
+    needs padding. A GEMM plan per load width, made at the first call whose addresses take it. A given vector-loader
+    configuration with TMA stores runs here too (out's rows aligned), for the same checks of its width."""
 
     def __init__(self, device, problem, cfg, flipped, a_store, b_store):
         self.device, self.problem, self.cfg, self.flipped = device, problem, cfg, flipped
-        self.rows = math.gcd(8, a_store.shape[1], b_store.shape[1])   # the widest load the rows' lengths allow
+        # the widest load the rows' lengths (and a given configuration's width) allow
+        self.rows = math.gcd(cfg.vector_width, a_store.shape[1], b_store.shape[1])
         self.address = address_functions(2)
         self.plans = {}
 
     @staticmethod
     def config(device, problem, spec, config, autotune, a_store, b_store, copyable=True):
         """The configuration of a problem this plan runs (its stored operands' rows with no gaps), or None: a given
-        configuration with the vector loader and direct stores; else, with none given, the default tiles for
-        operands that cannot be copied (`copyable` false), or without tuning asked for a problem of at most
-        UNALIGNED_DIRECT_MACS multiply-adds."""
+        configuration with the vector loader and direct stores, or TMA stores where out's rows allow them (N a
+        multiple of 8); else, with none given, the default tiles for operands that cannot be copied (`copyable`
+        false), or without tuning asked for a problem of at most UNALIGNED_DIRECT_MACS multiply-adds."""
         if not (contiguous(a_store) and contiguous(b_store)):
             return None
-        if config is not None:
-            return replace(config, epilogue=spec) if config.loader == "vector" and config.store == "direct" else None
         M, N, K = problem[:3]
+        if config is not None:
+            fits = config.loader == "vector" and (config.store == "direct" or N % 8 == 0)
+            return replace(config, epilogue=spec) if fits else None
         if copyable and (_autotune_requested(autotune) or M * N * K > UNALIGNED_DIRECT_MACS):
             return None
         chosen = _config(device.target, *problem, spec, (), device.multiprocessors)
@@ -229,8 +235,12 @@ class _UnalignedRows:
 
 
 # _PaddedRows keeps its buffers on the GPU (zero padding written once, one copy into each a call) where they take at
-# most this many bytes a launch stream: a small problem's allocations and fills cost more host time than its GEMM
+# most KEPT_BYTES a launch stream: a small problem's allocations and fills cost more host time than its GEMM. All
+# plans' kept buffers together take at most KEPT_TOTAL_BYTES (past it a call copies as an unkept one does); a set's
+# bytes return to the budget when its plan goes (the plan cache's bound, or matmul_host._PLANS.clear()).
 KEPT_BYTES = 32 << 20
+KEPT_TOTAL_BYTES = 256 << 20
+_kept_total = [0]
 
 
 class _PaddedRows:
@@ -248,7 +258,8 @@ class _PaddedRows:
         self.copy_a, self.copy_b, self.pad_k, self.pad_n = copies
         self.activation, self.config, self.autotune = activation, config, autotune
         K8, N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
-        self.keeps = 2 * (M * K8 * self.copy_a + K8 * N8 * self.copy_b + M * N8 * self.pad_n) <= KEPT_BYTES
+        self.set_bytes = 2 * (M * K8 * self.copy_a + K8 * N8 * self.copy_b + M * N8 * self.pad_n)
+        self.keeps = self.set_bytes <= KEPT_BYTES
         self.kept, self.lock = {}, threading.Lock()   # launch stream -> (a's, b's, the product's buffer or None)
 
     def _kept(self, a, b, stream):
@@ -263,11 +274,15 @@ class _PaddedRows:
         handle = skc.launch_stream(stream, a)
         found = self.kept.get(handle)
         if found is None:
+            if _kept_total[0] + self.set_bytes > KEPT_TOTAL_BYTES:
+                return None
             K8, N8 = (_round8(self.K) if self.pad_k else self.K), (_round8(self.N) if self.pad_n else self.N)
             found = self.kept[handle] = _Kept(_padded(a, (self.M, K8), self.flipped[0]) if self.copy_a else None,
                                               _padded(b, (K8, N8), self.flipped[1]) if self.copy_b else None,
                                               empty_like(a, (self.M, N8)) if self.pad_n else None,
                                               self.M, self.N, self.K)
+            _kept_total[0] += self.set_bytes
+            weakref.finalize(found, _release, self.set_bytes)
         return found
 
     @staticmethod
@@ -318,7 +333,7 @@ class _Kept:
     no such operand), with views of the parts a call writes and reads, made once (torch's slicing costs host time):
     a call copies its operands into the tops, whose padding keeps the zeros the buffers were made with."""
 
-    __slots__ = ("a", "b", "product", "a_top", "b_top", "product_top")
+    __slots__ = ("a", "b", "product", "a_top", "b_top", "product_top", "__weakref__")
 
     def __init__(self, a, b, product, M, N, K):
         self.a, self.b, self.product = a, b, product
@@ -330,6 +345,11 @@ class _Kept:
         """The buffer of operand `name`, x copied into its top."""
         getattr(self, f"{name}_top").copy_(x)
         return getattr(self, name)
+
+
+def _release(set_bytes: int):
+    """A kept set's bytes back to the budget (its buffers are freed with it)."""
+    _kept_total[0] -= set_bytes
 
 
 def _torch():
@@ -578,8 +598,9 @@ def compile_arguments(target, M: int = 4096, N: int = 4096, K: int = 4096, dtype
     cfg = config or _config(target, M, N, K, dtype, True, False, EpilogueSpec())
     if target.has("mfma"):
         operands = {"a": pointer, "b": pointer, "out": pointer}
-    else:
+    else:   # (the vector loader reads a and b, and direct stores write out, through pointers)
         boxes = cfg.boxes()
-        operands = {name: ir.TensorMapType(ir.ScalarType(dtype), boxes[name], 128) for name in ("a", "b", "out")}
+        operands = {name: pointer if (cfg.loader == "vector" if name != "out" else cfg.store == "direct") else
+                    ir.TensorMapType(ir.ScalarType(dtype), boxes[name], 128) for name in ("a", "b", "out")}
     return dict(operands, c_in=pointer, bias=pointer, cfg=cfg, block=cfg.threads)
 

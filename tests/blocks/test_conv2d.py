@@ -157,6 +157,18 @@ def test_the_vector_im2col_loader_when_the_config_asks(interpreter, N, H, W, C, 
     assert launched_config(x, w, config).loader.vector
 
 
+@pytest.mark.parametrize("fields", [dict(store="direct"), dict(loader="vector", vector_width=4),
+                                    dict(loader="vector", store="direct")])
+def test_a_config_of_direct_stores_or_narrower_loads_keeps_conv2ds_own(interpreter, fields):
+    """conv2d stores through its output's tensor map and loads through its im2col loaders: a config's store and
+    vector_width are the GEMM's (they failed inside the compiler, or as a config error naming the ConvShape)."""
+    x, w = small_integers((1, 7, 9, 16)), small_integers((16, 3, 3, 16))
+    config = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=3, **fields)
+    y = conv2d(x, w, padding=1, config=config)
+    np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, 1, 1, 1))
+    assert launched_config(x, w, config).store == "tma"
+
+
 def test_the_vector_im2col_composition_assembles():
     conv = ConvShape(1, 262, 262, 64, 128, 3, 3, (1, 1), (0, 0), (130, 130))
     arguments = compile_arguments("sm_90a", conv)

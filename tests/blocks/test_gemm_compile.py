@@ -258,6 +258,20 @@ def test_the_unaligned_rows_path_assembles_without_spills(tile, width):
     assert re.search(r"st.global(\.v2)?\.b16", ptx)
 
 
+@pytest.mark.parametrize("fields", [dict(store="direct"), dict(loader="vector"),
+                                    dict(loader="vector", vector_width=1, store="direct")])
+def test_compile_arguments_give_pointers_where_the_config_reads_or_writes_through_them(fields):
+    """`skc compile`'s arguments for a config of the vector loader (a and b) or direct stores (out): pointers, not
+    tensor maps (a map there failed inside the compiler)."""
+    from skc.blocks.matmul_host import compile_arguments
+
+    arguments = compile_arguments("sm_90a", 256, 256, 256, config=MatmulConfig(**fields))
+    pointer = skc.Ptr[skc.bf16]
+    assert (arguments["a"] == pointer) == (arguments["b"] == pointer) == ("loader" in fields)
+    assert (arguments["out"] == pointer) == ("store" in fields)
+    assert "wgmma.mma_async" in matmul_kernel.compile(**arguments, target="sm_90a").asm("ptx")
+
+
 def test_a_config_refuses_what_ptxas_could_not_compile():
     """Three consumers leave ptxas 128 registers a thread: a 64 x 256 accumulator does not fit (ptxas C7602), 192 does;
     pingpong takes 64- or 128-row tiles for each of its consumers, whose accumulator must fit too."""

@@ -4,6 +4,8 @@ buffers whose rows are padded with zeros, and the output's M x N part copied out
 up to matmul_host.UNALIGNED_DIRECT_MACS and for arrays that cannot be copied (skc's own), the vector loader reads
 such rows with narrower loads and the consumers store to out directly (_UnalignedRows). Exact against numpy in the
 interpreter on both paths, with every layout, c, bias and an activation, out given or not."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -195,3 +197,28 @@ def test_kept_buffers_take_each_calls_operands(hopper_interpreter, M, ta, tb):
     second = plan._product(a2, b2, None, None, None, None, None, None, kept)
     assert torch.equal(first.float(), a.float() @ b.float()) and torch.equal(second.float(), a2.float() @ b2.float())
     assert first.data_ptr() != kept.product.data_ptr() and first.is_contiguous()
+
+
+def test_a_vector_loader_config_loads_as_wide_as_each_calls_rows_and_addresses(hopper_interpreter):
+    """A given vector-loader configuration, TMA stores included, runs through the per-call width choice: rows of 22
+    (skc's arrays, which are not copied) take 2-element loads where the config says 8 (a misaligned load before), a
+    config's narrower width is kept, and a transposed a of 37 rows takes 1-element loads (it was copied into a
+    padded view, which the vector loader refused)."""
+    from skc.blocks import MatmulConfig
+
+    config = MatmulConfig(tile_m=64, consumers=1, tile_n=64, dtype="f16", loader="vector")
+    a, b = ints(24, 22), ints(22, 32)
+    out = matmul(skc.to_device(a), skc.to_device(b), config=config)
+    np.testing.assert_array_equal(out.numpy().astype(np.float32), exact(a, b))
+    (plan,) = matmul_host._PLANS.values()
+    assert isinstance(plan, matmul_host._UnalignedRows) and list(plan.plans) == [2]
+    matmul_host._PLANS.clear()
+    a, b = ints(24, 40), ints(40, 36)
+    np.testing.assert_array_equal(matmul(a, b, config=replace(config, store="direct", vector_width=2)).astype(
+        np.float32), exact(a, b))
+    assert list(next(iter(matmul_host._PLANS.values())).plans) == [2]   # (rows of 40 and 36 would take 4)
+    matmul_host._PLANS.clear()
+    a, b = np.ascontiguousarray(ints(40, 37)).T, ints(40, 64)
+    np.testing.assert_array_equal(matmul(a, b, config=replace(config, a_k_major=False)).astype(np.float32),
+                                  exact(a, b))
+    assert list(next(iter(matmul_host._PLANS.values())).plans) == [1]
