@@ -222,3 +222,32 @@ def test_a_vector_loader_config_loads_as_wide_as_each_calls_rows_and_addresses(h
     np.testing.assert_array_equal(matmul(a, b, config=replace(config, a_k_major=False)).astype(np.float32),
                                   exact(a, b))
     assert list(next(iter(matmul_host._PLANS.values())).plans) == [1]
+
+
+def test_kept_buffers_stay_within_their_budget_over_all_plans(monkeypatch):
+    """The GPU path's bookkeeping, on torch CPU tensors that say they are CUDA ones: a plan keeps a set a launch
+    stream while all plans' sets fit KEPT_TOTAL_BYTES, then copies as an unkept plan does; a plan's bytes return to
+    the budget when it goes."""
+    import gc
+
+    torch = pytest.importorskip("torch")
+
+    class Cuda(torch.Tensor):
+        is_cuda = property(lambda self: True)
+
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: False)
+    monkeypatch.setattr(skc, "launch_stream", lambda stream, *arrays: stream or 0)
+    M, N, K = 24, 30, 21
+    copies = matmul_host._PaddedRows.copies(M, N, K, False, False, True, True)
+    set_bytes = 2 * (M * 24 + 24 * 32 + M * 32)
+    monkeypatch.setattr(matmul_host, "KEPT_TOTAL_BYTES", matmul_host._kept_total[0] + 2 * set_bytes)
+    a, b = torch.ones(M, K).as_subclass(Cuda), torch.ones(K, N).as_subclass(Cuda)
+    first, second = (matmul_host._PaddedRows(M, N, K, (False, False), copies, None, None) for _ in range(2))
+    assert first.set_bytes == set_bytes
+    kept = first._kept(a, b, None)
+    assert kept is not None and first._kept(a, b, None) is kept            # one set a stream
+    assert first._kept(a, b, 5) is not None                                 # another stream: a second set
+    assert second._kept(a, b, None) is None                                 # the budget is spent
+    del first, kept
+    gc.collect()
+    assert second._kept(a, b, None) is not None                             # the first plan's bytes came back
