@@ -1,8 +1,10 @@
 """The cost of matmul's padded path (rows TMA cannot address: K or N no multiple of 8) by phase, on the GPU: the
-whole call, torch.matmul, the padded copies of a and b, skc's GEMM on operands padded beforehand, the copy of the
-product out, and one torch.zeros of a's padded size. Each timed three ways: `wall` (n calls, then a sync), `host`
-(the same n calls without waiting for the GPU) and triton's do_bench (L2 cleared before each call); then the torch
-profiler's table of 20 whole calls. Run: python benchmarks/padded_path.py [MxNxK] (default 333x777x999)."""
+whole call, torch.matmul, the padded copies of a and b made afresh (what an unkept call does), skc's GEMM on
+operands padded beforehand, the copy of the product out, and one torch.zeros of a's padded size; then the phases
+of a call through the buffers the plan keeps for the stream (matmul_host._Kept): a's copy into its buffer, the
+GEMM on the kept buffers, the clone out. Each timed three ways: `wall` (n calls, then a sync), `host` (the same n
+calls without waiting for the GPU) and triton's do_bench (L2 cleared before each call); then the torch profiler's
+table of 20 whole calls. Run: python benchmarks/padded_path.py [MxNxK] (default 333x777x999)."""
 import sys
 import time
 
@@ -49,6 +51,15 @@ def main():
              "skc matmul on padded operands": lambda: skc.blocks.matmul(ap, bp),
              "copy out": copy_out,
              f"torch.zeros({M}x{K8})": lambda: torch.zeros(M, K8, device="cuda", dtype=torch.bfloat16)}
+    skc.blocks.matmul(a, b)   # the plan, and the buffers it keeps for this stream (a small problem)
+    from skc.blocks import matmul_host
+
+    (plan,) = [p for p in matmul_host._PLANS.values() if isinstance(p, matmul_host._PaddedRows)]
+    kept = next(iter(plan.kept.values()), None)
+    if kept is not None:
+        cases.update({"kept: a copied into its buffer": lambda: kept.filled("a", a),
+                      "kept: skc matmul on the kept buffers": lambda: skc.blocks.matmul(kept.a, kept.b, kept.product),
+                      "kept: the clone out": lambda: kept.product_top.clone(memory_format=torch.contiguous_format)})
     for name, fn in cases.items():
         print(f"{name:40s} wall {wall(fn):8.1f} us  host {wall(fn, wait=False):8.1f} us  "
               f"do_bench {do_bench(fn, rep=100) * 1e3:8.1f} us", flush=True)

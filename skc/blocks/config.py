@@ -245,6 +245,11 @@ class MatmulConfig:
     def out_bytes(self) -> int:
         return self.elem_bytes
 
+    def through_pointer(self, operand: str) -> bool:
+        """Whether a launch passes operand `operand` ("a", "b" or "out") as a pointer rather than a tensor map: the
+        vector loader reads a and b through pointers, and direct stores write out through one."""
+        return self.store == "direct" if operand == "out" else self.loader == "vector"
+
     @property
     def staging_elements(self) -> int:
         """Each consumer's epilogue buffers (the TMA-store epilogue allocates them; direct stores need none)."""
@@ -333,7 +338,8 @@ class BatchedOperandLayout(OperandLayout):
 # 64 x 64 tiles win only where 64 x 128 ones leave most SMs idle and they still fit in one wave (64 x 5120 x 5120
 # 0.97x cuBLAS end to end against 0.84x, 128 x 4096 x 4096 1.00x against 0.89x: session17-2026-12-01-small-m.txt).
 # 192 x 192 wins where its waves cost as much as 128 x 256's, or about 1 % more (6144³ and 3072 x 12288 x 4096:
-# 1.02x as fast, 5120 x 7168 x 4096 and 14336 x 14336 x 4096 level, sustained: session18-2026-12-02-bf16-192-ties-ab.txt).
+# 1.02x as fast, 5120 x 7168 x 4096 and 14336 x 14336 x 4096 level, sustained:
+# session18-2026-12-02-bf16-192-ties-ab.txt).
 TILE_SPEEDS = {(128, 256): 1.00, (192, 192): 1.01, (128, 192): 0.97, (192, 128): 0.97, (128, 128): 0.93,
                (64, 256): 0.93, (64, 128): 0.75, (64, 64): 0.50}
 SPLIT_K_BY_DEFAULT = False

@@ -225,8 +225,8 @@ class _UnalignedRows:
                        consumer_registers=None, vector_in_flight=0)
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
-        stored = (a.T if self.flipped[0] else a), (b.T if self.flipped[1] else b)
-        width = math.gcd(self.rows, *(self.address[i](x) // 2 for i, x in enumerate(stored)))   # (2-byte types)
+        # (a transposed view starts where its stored matrix does; 2-byte types)
+        width = math.gcd(self.rows, self.address[0](a) // 2, self.address[1](b) // 2)
         plan = self.plans.get(width)
         if plan is None:
             plan = self.plans[width] = _hopper_plan(self.device, a, b, self.problem,
@@ -257,7 +257,9 @@ class _PaddedRows:
         self.flipped = flipped
         self.copy_a, self.copy_b, self.pad_k, self.pad_n = copies
         self.activation, self.config, self.autotune = activation, config, autotune
-        K8, N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
+        # the padded buffers' K and N
+        self.K8, self.N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
+        K8, N8 = self.K8, self.N8
         self.set_bytes = 2 * (M * K8 * self.copy_a + K8 * N8 * self.copy_b + M * N8 * self.pad_n)
         self.keeps = self.set_bytes <= KEPT_BYTES
         self.kept, self.lock = {}, threading.Lock()   # launch stream -> (a's, b's, the product's buffer or None)
@@ -276,11 +278,10 @@ class _PaddedRows:
         if found is None:
             if _kept_total[0] + self.set_bytes > KEPT_TOTAL_BYTES:
                 return None
-            K8, N8 = (_round8(self.K) if self.pad_k else self.K), (_round8(self.N) if self.pad_n else self.N)
-            found = self.kept[handle] = _Kept(_padded(a, (self.M, K8), self.flipped[0]) if self.copy_a else None,
+            M, K8, N8 = self.M, self.K8, self.N8
+            found = self.kept[handle] = _Kept(_padded(a, (M, K8), self.flipped[0]) if self.copy_a else None,
                                               _padded(b, (K8, N8), self.flipped[1]) if self.copy_b else None,
-                                              empty_like(a, (self.M, N8)) if self.pad_n else None,
-                                              self.M, self.N, self.K)
+                                              empty_like(a, (M, N8)) if self.pad_n else None, M, self.N, self.K)
             _kept_total[0] += self.set_bytes
             weakref.finalize(found, _release, self.set_bytes)
         return found
@@ -305,8 +306,7 @@ class _PaddedRows:
 
     def _product(self, a, b, out, c, bias, alpha, beta, stream, kept=None):
         """The call's copies, GEMM and copy out, into `kept` buffers (a _Kept) where given."""
-        M, N, K = self.M, self.N, self.K
-        K8, N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
+        M, N, K8, N8 = self.M, self.N, self.K8, self.N8
         if self.copy_a:
             a = _padded(a, (M, K8), self.flipped[0]) if kept is None else kept.filled("a", a)
         if self.copy_b:
@@ -314,15 +314,17 @@ class _PaddedRows:
         if self.pad_n:
             c = None if c is None else _padded(c, (M, N8), False)
             bias = None if bias is None else _padded(bias, (N8,), False)
-        product = matmul(a, b, (None if kept is None else kept.product) if self.pad_n else out, c=c, bias=bias,
-                         alpha=alpha, beta=beta, activation=self.activation, config=self.config, stream=stream,
-                         autotune=self.autotune)
-        if not self.pad_n:
-            return product
+        if not self.pad_n:   # the GEMM writes out itself
+            return matmul(a, b, out, c=c, bias=bias, alpha=alpha, beta=beta, activation=self.activation,
+                          config=self.config, stream=stream, autotune=self.autotune)
+        product = matmul(a, b, None if kept is None else kept.product, c=c, bias=bias, alpha=alpha, beta=beta,
+                         activation=self.activation, config=self.config, stream=stream, autotune=self.autotune)
         top = product[:, :N] if kept is None else kept.product_top
         if out is None:   # (always a copy: a kept product buffer is the plan's, and a view of one row is contiguous)
             if hasattr(top, "clone"):
-                return top.clone(memory_format=_torch().contiguous_format)
+                import torch
+
+                return top.clone(memory_format=torch.contiguous_format)
             out = empty_like(product, (M, N))
         out[...] = top
         return out
@@ -350,12 +352,6 @@ class _Kept:
 def _release(set_bytes: int):
     """A kept set's bytes back to the budget (its buffers are freed with it)."""
     _kept_total[0] -= set_bytes
-
-
-def _torch():
-    import torch
-
-    return torch
 
 
 def _padded(x, shape, flipped: bool):
@@ -399,8 +395,8 @@ def _hopper_plan(device, a, b, problem, cfg, transposed=(False, False), batches=
 
     def maker(name, flip):
         stored = (lambda t: t.T) if flip else (lambda t: t)
-        if cfg.loader == "vector" if name != "out" else cfg.store == "direct":   # plain pointers: the vector loader
-            return Direct(stored)                                                 # reads them, direct stores write
+        if cfg.through_pointer(name):
+            return Direct(stored)
         return lambda t: skc.TensorMap(stored(t), boxes[name])
 
     makers = (maker("a", transposed[0]), maker("b", transposed[1]), maker("out", False))
@@ -598,9 +594,9 @@ def compile_arguments(target, M: int = 4096, N: int = 4096, K: int = 4096, dtype
     cfg = config or _config(target, M, N, K, dtype, True, False, EpilogueSpec())
     if target.has("mfma"):
         operands = {"a": pointer, "b": pointer, "out": pointer}
-    else:   # (the vector loader reads a and b, and direct stores write out, through pointers)
+    else:
         boxes = cfg.boxes()
-        operands = {name: pointer if (cfg.loader == "vector" if name != "out" else cfg.store == "direct") else
+        operands = {name: pointer if cfg.through_pointer(name) else
                     ir.TensorMapType(ir.ScalarType(dtype), boxes[name], 128) for name in ("a", "b", "out")}
     return dict(operands, c_in=pointer, bias=pointer, cfg=cfg, block=cfg.threads)
 

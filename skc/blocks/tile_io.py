@@ -8,8 +8,9 @@ pipeline: how many arrivals complete a stage (`arrivals`) and which of the produ
 loading loop (`is_issuing()`).
 
 `TmaLoader` copies with TMA (one elected thread issues them; the copies complete the stage's full
-barrier by their byte count). `VectorLoader` does the same job on targets without TMA: every thread of
-the producer warpgroup copies 16-byte vectors, then arrives on the barrier.
+barrier by their byte count). `VectorLoader` does the same job without TMA: every thread of the producer
+warpgroup copies vectors of 8 elements (16 bytes), or fewer for rows TMA cannot address, then arrives on the
+barrier.
 """
 from __future__ import annotations
 
@@ -199,15 +200,13 @@ class VectorLoader:
             for g in range(count // group):
                 loaded = []
                 for j in skc.static_range(group):
-                    e = t + (g * group + j) * self.threads
-                    r, c = e // per_row, (e % per_row) * self.width
+                    r, c = self.position(t + (g * group + j) * self.threads, per_row)
                     source, inside = self.element(name, first_row + r, first_col + c)
-                    loaded.append((skc.load(source, width=self.width, mask=inside, other=0.0), source.dtype))
-                for j in skc.static_range(group):
-                    e = t + (g * group + j) * self.threads
-                    values, dtype = loaded[j]
-                    address = tile.address + self.placed(layout, e // per_row, (e % per_row) * self.width)
-                    skc.store(skc.int_to_ptr(address, dtype, "shared"), values)
+                    loaded.append(skc.load(source, width=self.width, mask=inside, other=0.0))
+                for j in skc.static_range(group):   # (the positions again: no registers held across the loads)
+                    r, c = self.position(t + (g * group + j) * self.threads, per_row)
+                    skc.store(skc.int_to_ptr(tile.address + self.placed(layout, r, c), source.dtype, "shared"),
+                              loaded[j])
         skc.hopper.fence_proxy_async()  # generic-proxy writes, read next by wgmma (async proxy)
         skc.hopper.mbarrier_arrive(stage.full)
 
@@ -216,6 +215,10 @@ class VectorLoader:
         another layout, conv2d's im2col, says so here)."""
         pointer, rows_total, cols_total = self.operands[name]
         return pointer + (skc.i64(row) * cols_total + col), (row < rows_total) & (col < cols_total)
+
+    def position(self, e, per_row: int):
+        """(row, column) in the stored matrix's part of the tile of the e-th load (per_row loads a row)."""
+        return e // per_row, (e % per_row) * self.width
 
     @staticmethod
     def placed(layout, r: int, c: int):
