@@ -59,8 +59,8 @@ class MatmulConfig:
     a_rows: int = 0              # rows of A's tile a stage loads (0: tile_m): a problem of fewer rows than a tile
                                  # loads only those (a box past the end of A is filled with zeros, slowly); the
                                  # rest of the tile's rows compute outputs that are never stored
-    cluster_n: int = 1           # blocks per cluster along N; they share (multicast) the A tile (few rows, many
-                                 # columns: each block loads a share of A's 128-byte chunks)
+    cluster_n: int = 1           # blocks per cluster along N; they share (multicast) the A tile (each block loads a
+                                 # share of its rows, or, A transposed, of its 64-row chunks)
     epilogue_buffers: int = 2    # the TMA-store epilogue's staging buffers a consumer: 2, or 1 (half the shared
                                  # memory, for a deeper pipeline; each chunk waits for the store of the one before)
     producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
@@ -148,10 +148,10 @@ class MatmulConfig:
             raise ValueError(f"cluster_n must be 1, 2 or 4, found {self.cluster_n}")
         if self.cluster_n > 1 and self.cluster_m > 1:
             raise ValueError("a cluster runs along M (cluster_m, B shared) or along N (cluster_n, A shared), not both")
-        if self.cluster_n > 1 and self.a_k_major and self.tile_k * self.elem_bytes // 128 % self.cluster_n:
-            raise ValueError(f"a cluster of {self.cluster_n} along N splits A's {self.tile_k * self.elem_bytes // 128} "
-                             f"128-byte chunks of K evenly between its blocks: use a tile_k of "
-                             f"{128 * self.cluster_n // self.elem_bytes} (or a multiple), or cluster_n=1")
+        if self.cluster_n > 1 and self.a_k_major and (self.a_rows or self.tile_m) % (8 * self.cluster_n):
+            raise ValueError(f"a cluster of {self.cluster_n} along N splits A's {self.a_rows or self.tile_m} loaded "
+                             f"rows evenly between its blocks in 8-row groups: use a tile_m (or a_rows) that is a "
+                             f"multiple of {8 * self.cluster_n}, or cluster_n=1")
         if self.cluster_n > 1 and not self.a_k_major and (self.tile_m // 64) % self.cluster_n:
             raise ValueError(f"a cluster of {self.cluster_n} along N splits A's {self.tile_m // 64} 64-row chunks "
                              f"evenly between its blocks: use a tile_m that is a multiple of {64 * self.cluster_n}, "
@@ -227,12 +227,14 @@ class MatmulConfig:
         return self.input_types[self.dtype]
 
     def payload(self) -> TilePayload:
-        # a K-major B shared along M: each block of the cluster loads a share of its rows
+        # a K-major B shared along M, or a K-major A along N: each block of the cluster loads a share of its rows
+        a_shares = self.cluster_n if self.a_k_major else 1
         b_shares = self.cluster_m if self.b_k_major else 1
+        operands = (("a", self.tile_m, self.a_k_major, self.a_rows, a_shares),
+                    ("b", self.tile_n, self.b_k_major, 0, b_shares))
         layouts = {name: (BatchedOperandLayout if name in self.batched else OperandLayout)(
                        rows, self.tile_k, self.elem_bytes, k_major, loaded_rows=loaded, row_shares=shares)
-                   for name, rows, k_major, loaded, shares in (("a", self.tile_m, self.a_k_major, self.a_rows, 1),
-                                                               ("b", self.tile_n, self.b_k_major, 0, b_shares))}
+                   for name, rows, k_major, loaded, shares in operands}
         return TilePayload(**layouts)
 
     @property
@@ -300,13 +302,12 @@ class MatmulConfig:
         cluster_n = overrides.get("cluster_n", 1)
         overrides.setdefault("cluster_m", 1 if (b_k_major or overrides.get("stream_k") or overrides.get("split_tail")
                                                 or (tile_n // 64) % cluster_m or cluster_n > 1) else cluster_m)
-        if cluster_n > 1 and a_k_major:   # a 128-byte chunk of A's K for each block of the cluster
-            overrides.setdefault("tile_k", 128 * cluster_n // cls.input_types[dtype])
         tma = overrides.get("loader", "tma") == "tma"
         clustered = overrides["cluster_m"] > 1 or cluster_n > 1
         overrides.setdefault("split_k", split_k if tma and not clustered else 1)
         if M < tile_m and a_k_major and tma:   # fewer rows than a tile: load only those (a box past A's end is slow)
-            overrides.setdefault("a_rows", max(8, -(-M // 8) * 8))
+            group = 8 * cluster_n   # (A shared along N: each block of the cluster loads an 8-row group or more)
+            overrides.setdefault("a_rows", min(tile_m, -(-M // group) * group))
         stages = overrides.pop("stages", None)
         config = cls(tile_m=tile_m, tile_n=tile_n, dtype=dtype, a_k_major=a_k_major, b_k_major=b_k_major, stages=2,
                      **overrides)

@@ -25,8 +25,8 @@ class OperandLayout:
     elem_bytes: int = 2
     k_major: bool = True
     swizzle: int = 128
-    loaded_rows: int = 0   # K-major: the rows a TMA box fills (0: all); the others keep what the stage held before
-    row_shares: int = 1    # K-major: boxes a chunk, each a share of the rows (a cluster's blocks load one each)
+    loaded_rows: int = 0   # K-major: the rows the TMA boxes fill (0: all); the others keep what the stage held before
+    row_shares: int = 1    # K-major: boxes a chunk, each a share of the (loaded) rows (a cluster's blocks one each)
 
     @property
     def chunk(self) -> int:
@@ -59,19 +59,19 @@ class OperandLayout:
         if self.row_shares < 1:
             raise ValueError(f"unsupported operand layout {self}: row_shares is how many boxes load a chunk's rows, "
                              "1 or more")
-        if self.row_shares > 1 and not (self.k_major and not self.loaded_rows
-                                        and self.rows % (8 * self.row_shares) == 0):
-            raise ValueError(f"unsupported operand layout {self}: a K-major tile's rows are shared out in whole "
-                             "8-row groups")
+        shared_rows = self.loaded_rows or self.rows
+        if self.row_shares > 1 and not (self.k_major and shared_rows % (8 * self.row_shares) == 0):
+            raise ValueError(f"unsupported operand layout {self}: a K-major tile's (loaded) rows are shared out in "
+                             "whole 8-row groups")
 
     def box(self) -> tuple:
         """The TMA box of one chunk, outermost dimension first, in the tensor's own order."""
-        return ((self.loaded_rows or self.rows // self.row_shares), self.chunk) if self.k_major else (self.k, self.chunk)
+        return (self.share_rows, self.chunk) if self.k_major else (self.k, self.chunk)
 
     @property
     def share_rows(self) -> int:
-        """K-major: the rows of one share of a chunk (all of them without row_shares)."""
-        return self.rows // self.row_shares
+        """K-major: the rows one box of a chunk fills (the loaded rows, or a share of them)."""
+        return (self.loaded_rows or self.rows) // self.row_shares
 
     def share_origin(self, row0, share):
         """The first row of share `share` (a run-time value too) of the tile's rows, for box_coordinates."""

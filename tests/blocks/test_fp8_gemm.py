@@ -107,7 +107,7 @@ def test_per_tensor_fp8_gemm_with_narrow_tiles(hopper_interpreter, fields):
     (64, 200, 1024, {"tile_n": 48, "tile_k": 512, "cluster_n": 4}),  # 5 tiles of 48 in clusters of 4
     (136, 200, 512, {"tile_n": 64, "tile_k": 256, "cluster_n": 2})], ids=["m40-n2", "m64-n48-c4", "m136-n2"])
 def test_per_tensor_fp8_gemm_in_clusters_along_n_is_exact(hopper_interpreter, M, N, K, fields):
-    """Each block of a cluster along N loads its share of A's 128-byte chunks of K and multicasts it to the others."""
+    """Each block of a cluster along N loads its share of A's rows and multicasts it to the others."""
     a, b, a8, b8 = operands(M, N, K)
     config = Fp8MatmulConfig.for_fp8_problem(M, N, K, stages=2, **fields)
     assert config.cluster == fields["cluster_n"]
@@ -125,7 +125,8 @@ def test_one_row_of_per_tensor_tiles_on_few_sms_goes_48_wide_and_256_deep(hopper
     assert (pick(64, 7168, 8192).tile_n, pick(64, 7168, 8192).tile_k) == (64, 128)      # 112 tiles of 64 already
     assert (pick(64, 64, 7168).tile_n, pick(64, 4096, 128).tile_n) == (64, 64)          # one tile; one k-step
     assert pick(64, 4096, 7168, stages=8).tile_n == 64      # the caller's stages: a 64-wide tile's (8 of 28 KB overflow)
-    assert pick(64, 4096, 7168, cluster_n=4).tile_k == 512  # a cluster along N: a chunk of A's K for each block
+    assert pick(64, 4096, 7168, cluster_n=4).tile_k == 128  # a cluster along N: a share of A's rows for each block
+    assert pick(40, 4096, 7168, cluster_n=4).a_rows == 64   # (40 rows loaded as 64: 16 rows a block)
     assert pick(64, 4096, 7168, block_scaled=True).tile_n == 64                          # one scale block a stage
     assert (pick(64, 4096, 7168, tile_k=128).tile_n, pick(64, 4096, 7168, tile_n=64).tile_k) == (64, 128)
     M, N, K = 40, 200, 640
@@ -453,7 +454,7 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     form = f"wgmma.mma_async.sync.aligned.m64n{n}k32.f32.e4m3.{'e5m2' if cfg.dtype_b else 'e4m3'}"
     # one 128-deep stage: four k32 instructions (overlapped: a step of two stages, and a lone last one)
     assert ptx.count(form) == (12 if cfg.overlap_scaling else 8 if cfg.half_partials else 4 * cfg.tile_k // 128)
-    if cfg.cluster_n > 1:  # A's chunks multicast (each by the block of its rank), B's copied by each block alone
+    if cfg.cluster_n > 1:  # a share of A's rows multicast by each block, a box a chunk; B copied by each block alone
         assert ptx.count(".multicast::cluster") == cfg.tile_k // 128
         assert re.search(r"\.reqnctapercluster\s+2, 1, 1", ptx)
     resources = compiled.resources

@@ -55,13 +55,15 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     ((328, 136, 200), {"tile_m": 256, "consumers": 2, "stages": 3}),
     ((600, 256, 128), {"tile_m": 256, "consumers": 2, "stages": 2, "cluster_m": 2}),
     ((296, 200, 96), {"tile_m": 256, "consumers": 2, "stages": 2, "a_k_major": False, "b_k_major": True}),
-    # clusters along N, A multicast: each block loads one of A's two (four) 128-byte chunks of K; a cluster's last
-    # tile past N (5 tiles of 64 in clusters of 2 and 4), K in a share of a stage, an MN-major A (its 64-row chunks)
+    # clusters along N, A multicast: each block loads a share of A's (loaded) rows, of every 128-byte chunk of K;
+    # a cluster's last tile past N (5 tiles of 64 in clusters of 2 and 4), K in a share of a stage, an MN-major A
+    # (its 64-row chunks), 192-row tiles one chunk deep (96-row shares)
     ((40, 320, 320), {"tile_m": 64, "consumers": 1, "tile_n": 64, "tile_k": 128, "cluster_n": 2, "stages": 3,
-                      "a_rows": 40}),
+                      "a_rows": 48}),
     ((72, 296, 200), {"tile_m": 64, "consumers": 1, "tile_n": 64, "tile_k": 256, "cluster_n": 4, "stages": 2}),
     ((200, 136, 136), {"tile_n": 64, "b_k_major": True, "tile_k": 128, "cluster_n": 2, "stages": 2}),
     ((136, 200, 72), {"a_k_major": False, "cluster_n": 2, "stages": 3}),
+    ((400, 520, 136), {"tile_m": 192, "consumers": 3, "tile_n": 192, "cluster_n": 2, "stages": 2}),
     # one epilogue buffer a consumer: each chunk written once the store of the one before has read it (four chunks
     # a tile; two a tile over several tiles a block; pingpong)
     ((136, 256, 128), {"tile_n": 256, "stages": 2, "epilogue_buffers": 1}),
@@ -75,7 +77,8 @@ def stored(x: np.ndarray, dtype, transposed: bool):
 ], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256", "pingpong", "pingpong-ring", "pingpong-many",
         "pingpong-128", "pingpong-vector", "three-consumers", "three-consumers-192",
         "three-consumers-192-kmajor-b", "n192-kmajor-b", "n32", "n96", "m256",
-        "m256-cluster2", "m256-mn", "cluster-n2", "cluster-n4", "cluster-n2-kmajor-b", "cluster-n2-mn-a", "n256-one-buffer", "one-buffer-tiles",
+        "m256-cluster2", "m256-mn", "cluster-n2", "cluster-n4", "cluster-n2-kmajor-b", "cluster-n2-mn-a",
+        "cluster-n2-192", "n256-one-buffer", "one-buffer-tiles",
         "pingpong-one-buffer", "cluster2-kmajor-b", "cluster2-kmajor-b-k128", "cluster2-kmajor-b-n32"])
 def test_hopper_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, config):
     m, n, k = shape

@@ -236,9 +236,14 @@ def test_config_checks():
     assert (MatmulConfig(loader="vector").producer_registers, MatmulConfig().producer_registers) == (96, 40)
     assert MatmulConfig(tile_m=64, consumers=1, loader="vector").producer_registers == 160
     assert MatmulConfig(loader="vector", producer_registers=40, consumer_registers=232).producer_registers == 40
-    # clusters along N: A's chunks split evenly, one direction, no split-K, and sizes of 1, 2 or 4
-    with pytest.raises(ValueError, match="splits A's 1 128-byte chunks of K evenly.*use a tile_k of 128"):
-        MatmulConfig(cluster_n=2)
+    # clusters along N: A's rows (or chunks) split evenly, one direction, no split-K, and sizes of 1, 2 or 4
+    with pytest.raises(ValueError, match="splits A's 40 loaded rows evenly between its blocks in 8-row groups.*"
+                                         "multiple of 16, or cluster_n=1"):
+        MatmulConfig(tile_m=64, consumers=1, a_rows=40, cluster_n=2)
+    with pytest.raises(ValueError, match="splits A's 48 loaded rows .*multiple of 32"):
+        MatmulConfig(tile_m=64, consumers=1, cluster_n=4, a_rows=48)
+    assert MatmulConfig(tile_m=64, consumers=1, cluster_n=4).payload().layouts["a"].box() == (16, 64)
+    assert MatmulConfig(cluster_n=2).payload().layouts["a"].box() == (64, 64)    # 128 rows: 64 a block
     with pytest.raises(ValueError, match="splits A's 1 64-row chunks evenly.*multiple of 128"):
         MatmulConfig(tile_m=64, consumers=1, a_k_major=False, cluster_n=2)
     with pytest.raises(ValueError, match="along M .* or along N .*, not both"):

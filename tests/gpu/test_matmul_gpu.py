@@ -235,8 +235,8 @@ def test_clusters_along_n_with_a_multicast(M, N, K, fields):
 
     a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
     out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
-    # each block of the cluster loads one of A's 128-byte chunks of K (64 bf16 values) for all of them
-    config = MatmulConfig.for_problem(M, N, K, tile_k=64 * fields["cluster_n"], **fields)
+    # each block of the cluster loads a share of A's rows for all of them
+    config = MatmulConfig.for_problem(M, N, K, **fields)
     assert config.cluster == fields["cluster_n"]
     skc.blocks.matmul(a, b, out=out, config=config)
     torch.cuda.synchronize()
