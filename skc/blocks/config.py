@@ -39,7 +39,8 @@ class MatmulConfig:
     consumers: int = 2
     group_m: int = 8
     cluster_m: int = 1           # blocks per cluster along M; they share (multicast) the B tile (each block loads a
-                                 # share of its 64-column chunks, or, B K-major, of its rows)
+                                 # share of its 64-column chunks, or, B K-major or its chunks not splitting evenly, of
+                                 # its rows)
     loader: object = "tma"       # "tma"; "vector": the producer copies tiles with 16-byte loads; or a spec
                                  # whose build(payload, a=, b=) gives the loader (conv2d's ConvShape)
     dtype: str = "bf16"
@@ -140,10 +141,6 @@ class MatmulConfig:
             raise ValueError(f"a cluster of {self.cluster_m} along M splits a K-major B tile's {self.tile_n} rows "
                              f"evenly between its blocks, in whole 8-row groups: use a tile_n that is a multiple of "
                              f"{8 * self.cluster_m}, or cluster_m=1")
-        if self.cluster_m > 1 and not self.b_k_major and (self.tile_n // 64) % self.cluster_m:
-            raise ValueError(f"a cluster of {self.cluster_m} splits B's {self.tile_n // 64} 64-column chunks evenly "
-                             f"between its blocks: use a tile_n that is a multiple of {64 * self.cluster_m}, or "
-                             "cluster_m=1")
         if self.cluster_n not in (1, 2, 4):
             raise ValueError(f"cluster_n must be 1, 2 or 4, found {self.cluster_n}")
         if self.cluster_n > 1 and self.cluster_m > 1:
@@ -227,9 +224,10 @@ class MatmulConfig:
         return self.input_types[self.dtype]
 
     def payload(self) -> TilePayload:
-        # a K-major B shared along M, or a K-major A along N: each block of the cluster loads a share of its rows
+        # a K-major B shared along M, or a K-major A along N: each block of the cluster loads a share of its rows; an
+        # MN-major B whose 64-column chunks do not split evenly: a share of its rows of K
         a_shares = self.cluster_n if self.a_k_major else 1
-        b_shares = self.cluster_m if self.b_k_major else 1
+        b_shares = self.cluster_m if self.b_k_major or (self.tile_n // 64) % self.cluster_m else 1
         operands = (("a", self.tile_m, self.a_k_major, self.a_rows, a_shares),
                     ("b", self.tile_n, self.b_k_major, 0, b_shares))
         layouts = {name: (BatchedOperandLayout if name in self.batched else OperandLayout)(
@@ -324,9 +322,10 @@ class BatchedOperandLayout(OperandLayout):
     def box(self) -> tuple:
         return (1, *super().box())
 
-    def share_origin(self, origin, share):
+    def share_corner(self, origin, k0, share) -> tuple:
         batch, row0 = origin
-        return batch, super().share_origin(row0, share)
+        row0, k0 = super().share_corner(row0, k0, share)
+        return (batch, row0), k0
 
     def box_coordinates(self, chunk: int, origin, k0) -> tuple:
         batch, row0 = origin

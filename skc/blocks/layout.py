@@ -15,9 +15,9 @@ class OperandLayout:
     """An operand tile of `rows` x `k` elements (rows is M for A, N for B) of `elem_bytes` each.
 
     K-major: k is contiguous; each row is split into 128-byte chunks of k, chunk c of every row at
-    c * rows * 128 (one TMA box a chunk: rows x 64 for bf16, or `row_shares` boxes of rows / row_shares rows
-    each, which the blocks of a cluster load one each). MN-major: rows are contiguous; 64-row chunks (128 bytes),
-    chunk c of every k at c * k * 128 (one box a chunk: k x 64).
+    c * rows * 128 (one TMA box a chunk: rows x 64 for bf16). MN-major: rows are contiguous; 64-row chunks (128
+    bytes), chunk c of every k at c * k * 128 (one box a chunk: k x 64). With `row_shares`, a chunk's box rows (rows
+    K-major, k MN-major) are loaded in that many boxes, which the blocks of a cluster load one each.
     """
 
     rows: int
@@ -26,7 +26,7 @@ class OperandLayout:
     k_major: bool = True
     swizzle: int = 128
     loaded_rows: int = 0   # K-major: the rows the TMA boxes fill (0: all); the others keep what the stage held before
-    row_shares: int = 1    # K-major: boxes a chunk, each a share of the (loaded) rows (a cluster's blocks one each)
+    row_shares: int = 1    # boxes a chunk, each a share of its (loaded) box rows (a cluster's blocks load one each)
 
     @property
     def chunk(self) -> int:
@@ -59,23 +59,26 @@ class OperandLayout:
         if self.row_shares < 1:
             raise ValueError(f"unsupported operand layout {self}: row_shares is how many boxes load a chunk's rows, "
                              "1 or more")
-        shared_rows = self.loaded_rows or self.rows
-        if self.row_shares > 1 and not (self.k_major and shared_rows % (8 * self.row_shares) == 0):
-            raise ValueError(f"unsupported operand layout {self}: a K-major tile's (loaded) rows are shared out in "
+        box_rows = (self.loaded_rows or self.rows) if self.k_major else self.k
+        if self.row_shares > 1 and box_rows % (8 * self.row_shares):
+            raise ValueError(f"unsupported operand layout {self}: a chunk's {box_rows} box rows are shared out in "
                              "whole 8-row groups")
 
     def box(self) -> tuple:
         """The TMA box of one chunk, outermost dimension first, in the tensor's own order."""
-        return (self.share_rows, self.chunk) if self.k_major else (self.k, self.chunk)
+        return self.share_rows, self.chunk
 
     @property
     def share_rows(self) -> int:
-        """K-major: the rows one box of a chunk fills (the loaded rows, or a share of them)."""
-        return (self.loaded_rows or self.rows) // self.row_shares
+        """The rows of 128 bytes one box of a chunk fills: K-major, the tile's (loaded) rows, MN-major its k; or a
+        share of them."""
+        return ((self.loaded_rows or self.rows) if self.k_major else self.k) // self.row_shares
 
-    def share_origin(self, row0, share):
-        """The first row of share `share` (a run-time value too) of the tile's rows, for box_coordinates."""
-        return row0 + share * self.share_rows
+    def share_corner(self, row0, k0, share) -> tuple:
+        """(row0, k0) of share `share` (a run-time value too) of the tile at (row0, k0), for box_coordinates."""
+        if self.k_major:
+            return row0 + share * self.share_rows, k0
+        return row0, k0 + share * self.share_rows
 
     def box_coordinates(self, chunk: int, row0, k0) -> tuple:
         """The tensor coordinates (outermost first) of chunk `chunk` of the tile whose corner is (row0, k0) (of a

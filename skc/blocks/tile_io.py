@@ -123,7 +123,7 @@ class TmaLoader:
         """One box: share `share` (a run-time value too) of chunk `chunk`'s rows (the whole chunk without shares)."""
         if _row_shares(layout) > 1:
             destination = tile.address + chunk * layout.chunk_bytes + share * layout.share_rows * layout.swizzle
-            row0 = layout.share_origin(row0, share)
+            row0, k0 = layout.share_corner(row0, k0, share)
         else:
             destination = tile.address + chunk * layout.chunk_bytes
         coordinates = layout.box_coordinates(chunk, row0, k0)

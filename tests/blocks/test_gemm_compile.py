@@ -35,13 +35,16 @@ VARIANTS = [
     MatmulConfig(tile_m=64, tile_n=256, stages=4, pingpong=True),   # the consumers take 64-row tiles in turn
     MatmulConfig(tile_m=128, tile_n=128, stages=6, pingpong=True),  # and 128-row tiles (two wgmma parts each)
     MatmulConfig(tile_m=256, tile_n=128, consumers=2, stages=4),     # 128 rows (two parts) for each consumer
+    # clusters sharing a share of A's rows, or of B's rows of K (three chunks of B), a block each
+    MatmulConfig(tile_m=192, tile_n=192, consumers=3, stages=3, cluster_n=2),
+    MatmulConfig(tile_m=192, tile_n=192, consumers=3, stages=3, cluster_m=2),
 ]
 
 
 @needs_assembler
 @needs_disassembler
 @pytest.mark.parametrize("cfg", VARIANTS, ids=lambda c: f"a{'K' if c.a_k_major else 'M'}-b{'K' if c.b_k_major else 'N'}"
-                         f"-n{c.tile_n}-{c.dtype}-{c.epilogue.activation}")
+                         f"-m{c.tile_m}-n{c.tile_n}-{c.dtype}-{c.epilogue.activation}-c{c.cluster_m}x{c.cluster_n}")
 def test_gemm_assembles_with_wgmma_and_tma(cfg):
     compiled = compile_gemm(cfg)
     resources = compiled.resources
@@ -50,6 +53,10 @@ def test_gemm_assembles_with_wgmma_and_tma(cfg):
     for instruction in ("HGMMA", "UTMALDG", "UTMASTG", "SYNCS"):
         assert instruction in sass, instruction
     assert f"HGMMA.64x{cfg.tile_n}x16.F32{'.BF16' if cfg.dtype == 'bf16' else ''}" in sass  # fp16 is SASS's default
+    if cfg.cluster > 1:   # the shared tile: a multicast box a chunk (of this block's share of its rows, or, shared
+        # by chunks, under a test of the block's rank)
+        shared = cfg.payload().layouts["a" if cfg.cluster_n > 1 else "b"]
+        assert compiled.asm("ptx").count(".multicast::cluster") == shared.chunks
 
 
 def moves_into_uniform_registers_between_wgmmas(sass: str) -> int:

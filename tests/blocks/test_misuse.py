@@ -213,9 +213,11 @@ def test_config_checks():
                      consumer_registers=160)
     assert MatmulConfig(dtype="f16", tile_m=384, consumers=3, tile_n=64, stages=2, a_k_major=False,
                         producer_registers=24, consumer_registers=160).tile_m == 384   # MN-major A: 64-row boxes
-    with pytest.raises(ValueError, match="a cluster of 2 splits B's 3 64-column chunks evenly"):
-        MatmulConfig(tile_m=192, tile_n=192, consumers=3, cluster_m=2, producer_registers=24, consumer_registers=160)
-    # a tile the problem's cluster cannot split takes none
+    # B's three chunks shared out by their rows of K (tile_k, a multiple of 64, always splits between 2 blocks): 32
+    # a block, at 32 rows into each chunk
+    assert MatmulConfig(tile_m=192, tile_n=192, consumers=3, cluster_m=2, producer_registers=24,
+                        consumer_registers=160).payload().layouts["b"].box() == (32, 64)
+    # a tile the problem's cluster does not split by its chunks takes none
     assert MatmulConfig.for_problem(8192, 8192, 8192, multiprocessors=132, tile_m=192, tile_n=192, consumers=3,
                                     producer_registers=24, consumer_registers=160).cluster_m == 1
     with pytest.raises(ValueError, match="vector loader's 128 threads copy 8 elements.*a multiple of 16"):
@@ -270,7 +272,12 @@ def test_layout_descriptors_and_boxes():
     assert mn_major.box_coordinates(1, 256, 64) == (64, 320)
     assert TilePayload(a=k_major, b=mn_major).stage_bytes == 32768
     shared = OperandLayout(48, 64, 2, row_shares=2)   # a cluster's two blocks load 24 rows of each chunk each
-    assert shared.box() == (24, 64) and shared.share_origin(96, 1) == 120
+    assert shared.box() == (24, 64) and shared.share_corner(96, 128, 1) == (120, 128)
+    # MN-major: the shares are of each chunk's rows of K
+    by_k = OperandLayout(192, 64, 2, k_major=False, row_shares=2)
+    assert by_k.box() == (32, 64) and by_k.share_corner(96, 128, 1) == (96, 160) and by_k.share_rows == 32
+    with pytest.raises(ValueError, match="a chunk's 48 box rows are shared out in whole 8-row groups"):
+        TilePayload(b=OperandLayout(48, 64, 2, row_shares=4))
     # no boxes at all would leave a stage's transaction count unmet (a hang): refused when the payload checks it
     for shares in (0, -1):
         with pytest.raises(ValueError, match="row_shares is how many boxes load a chunk's rows, 1 or more"):

@@ -244,6 +244,28 @@ def test_clusters_along_n_with_a_multicast(M, N, K, fields):
     assert relative_error(out, reference(a, b)) <= 1e-2
 
 
+@pytest.mark.parametrize("M,N,K", [(1000, 1000, 1000), (3000, 1000, 520), (100, 3000, 5000)])
+@pytest.mark.parametrize("fields", [{"tile_m": 192, "tile_n": 192, "cluster_n": 2},
+                                    {"tile_m": 192, "tile_n": 192, "cluster_m": 2},
+                                    {"tile_m": 64, "tile_n": 64, "cluster_m": 2},
+                                    {"tile_m": 64, "tile_n": 128, "cluster_n": 2}],
+                         ids=["192-n2", "192-m2", "64-m2", "64x128-n2"])
+def test_clusters_sharing_rows_of_a_or_rows_of_k_of_b(M, N, K, fields):
+    """Each block of a cluster loads a share of A's rows (along N), or of the rows of K of each of B's 64-column
+    chunks (along M, where the chunks do not split evenly), and multicasts it; rows TMA reads at 16-byte but not
+    128-byte alignment."""
+    from skc.blocks import MatmulConfig
+
+    a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    config = MatmulConfig.for_problem(M, N, K, **fields)
+    assert config.cluster == 2
+    skc.blocks.matmul(a, b, out=out, config=config)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    assert relative_error(out, reference(a, b)) <= 1e-2
+
+
 def test_the_driver_counts_the_clusters_a_persistent_grid_may_hold():
     from skc.runtime import devices
 
