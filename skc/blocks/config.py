@@ -61,7 +61,8 @@ class MatmulConfig:
                                  # loads only those (a box past the end of A is filled with zeros, slowly); the
                                  # rest of the tile's rows compute outputs that are never stored
     cluster_n: int = 1           # blocks per cluster along N; they share (multicast) the A tile (each block loads a
-                                 # share of its rows, or, A transposed, of its 64-row chunks)
+                                 # share of its rows, or, A transposed, of its 64-row chunks, or, those not splitting
+                                 # evenly, of its rows of K)
     epilogue_buffers: int = 2    # the TMA-store epilogue's staging buffers a consumer: 2, or 1 (half the shared
                                  # memory, for a deeper pipeline; each chunk waits for the store of the one before)
     producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
@@ -149,10 +150,6 @@ class MatmulConfig:
             raise ValueError(f"a cluster of {self.cluster_n} along N splits A's {self.a_rows or self.tile_m} loaded "
                              f"rows evenly between its blocks in 8-row groups: use a tile_m (or a_rows) that is a "
                              f"multiple of {8 * self.cluster_n}, or cluster_n=1")
-        if self.cluster_n > 1 and not self.a_k_major and (self.tile_m // 64) % self.cluster_n:
-            raise ValueError(f"a cluster of {self.cluster_n} along N splits A's {self.tile_m // 64} 64-row chunks "
-                             f"evenly between its blocks: use a tile_m that is a multiple of {64 * self.cluster_n}, "
-                             "or cluster_n=1")
         if self.split_k < 1 or self.split_k > 16:
             raise ValueError(f"split_k must be 1 to 16, found {self.split_k}")
         if self.split_k > 1 and (self.cluster > 1 or self.loader != "tma"):
@@ -225,8 +222,8 @@ class MatmulConfig:
 
     def payload(self) -> TilePayload:
         # a K-major B shared along M, or a K-major A along N: each block of the cluster loads a share of its rows; an
-        # MN-major B whose 64-column chunks do not split evenly: a share of its rows of K
-        a_shares = self.cluster_n if self.a_k_major else 1
+        # MN-major operand whose 64-row chunks do not split evenly: a share of its rows of K
+        a_shares = self.cluster_n if self.a_k_major or (self.tile_m // 64) % self.cluster_n else 1
         b_shares = self.cluster_m if self.b_k_major or (self.tile_n // 64) % self.cluster_m else 1
         operands = (("a", self.tile_m, self.a_k_major, self.a_rows, a_shares),
                     ("b", self.tile_n, self.b_k_major, 0, b_shares))
@@ -283,12 +280,14 @@ class MatmulConfig:
     @classmethod
     def for_problem(cls, M: int, N: int, K: int, dtype: str = "bf16", a_k_major: bool = True,
                     b_k_major: bool = False, max_shared_bytes: int = 232448, multiprocessors: int | None = None,
-                    batch: int = 1, **overrides) -> "MatmulConfig":
+                    batch: int = 1, unaligned: tuple = (False, False), **overrides) -> "MatmulConfig":
         """A configuration for this problem: the tile shape that fills the device's `multiprocessors` (see
         `tile_shape`), split-K when even the smallest tiles leave most of them idle, and as many stages as fit
         the device's shared memory (2 to 12). Without `multiprocessors` (the GPU unknown): 128 x 256 tiles in
         clusters of 2 for large outputs, 128 x 128 otherwise, no split-K. `batch`: M counts that many matrices of
-        M / batch rows (a batch in one launch, whose tiles do not cross matrices)."""
+        M / batch rows (a batch in one launch, whose tiles do not cross matrices). `unaligned`: whether A's and B's
+        rows start at no multiple of 128 bytes from each other: such tiles go in clusters of two
+        (`unaligned_cluster`) unless the caller names a cluster, a split or another loader."""
         if multiprocessors is None:
             large = N >= 256 and M * N >= 2 ** 22
             tile_m, tile_n, cluster_m, split_k = 128, 256 if large else 128, 2 if large else 1, 1
@@ -296,6 +295,9 @@ class MatmulConfig:
             tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch)
         tile_m = overrides.pop("tile_m", tile_m)
         tile_n = overrides.pop("tile_n", tile_n)
+        if any(unaligned) and multiprocessors is not None and not {
+                "cluster_m", "cluster_n", "split_k", "stream_k", "split_tail", "pingpong", "loader"} & set(overrides):
+            overrides.update(unaligned_cluster(M // batch, N, tile_m, tile_n))
         overrides.setdefault("consumers", tile_m // ROWS)
         cluster_n = overrides.get("cluster_n", 1)
         overrides.setdefault("cluster_m", 1 if (b_k_major or overrides.get("stream_k") or overrides.get("split_tail")
@@ -356,6 +358,19 @@ def wave_cost(M: int, N: int, tile: tuple, multiprocessors: int = 132, batch: in
     tile_m, tile_n = tile
     waves = -(-batch * tiles_of(M, N, tile_m, tile_n) // multiprocessors)
     return waves * tile_m * tile_n / (TILE_SPEEDS[tile] * 128 * 256)
+
+
+def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int) -> dict:
+    """The cluster for tiles of operands whose rows start at no multiple of 128 bytes from each other (a row pitch
+    of 3000 bf16 values): TMA then reads each 128-byte row of a box in two pieces, and the copies, not the tensor
+    cores, set the pace (3000³ on 192 x 192 tiles: 507 TFLOP/s, 707 with the same rows 128-byte aligned). A cluster
+    of two blocks copies the tile they share once: B along M (the faster where both are possible), or A along N for
+    192 x 192 tiles and for a single row of tiles. Measured sustained (benchmarks/NOTES.md, twentieth session): 3000³
+    507 -> 627, 1000³ 172 -> 206, 100 x 3000 x 5000 115 -> 145 TFLOP/s. {} where the problem has one tile."""
+    tiles_m, tiles_n = -(-M // tile_m), -(-N // tile_n)
+    if tiles_n > 1 and (tiles_m == 1 or (tile_m, tile_n) == (192, 192)):
+        return {"cluster_n": 2}
+    return {"cluster_m": 2} if tiles_m > 1 else {}
 
 
 def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1) -> tuple:

@@ -160,7 +160,8 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
                 return _PaddedRows(M, N, K, flips, copies, activation, config, autotune)
     # a given configuration chooses tiles, stages and the rest; the epilogue is always the call's
     cfg = (replace(config, epilogue=spec) if config is not None
-           else _choose_config(device, problem, spec, autotune, (a, b, out, c, bias)))
+           else _choose_config(device, problem, spec, autotune, (a, b, out, c, bias),
+                               (_unaligned_pitch(a_store), _unaligned_pitch(b_store))))
     cfg = unsplit_unless_row_major(cfg, out)
     pointers = not isinstance(cfg, MatmulConfig) or cfg.loader == "vector"
     if pointers and not (row_major(a_store) and row_major(b_store)):
@@ -176,6 +177,11 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
 
 def _round8(n: int) -> int:
     return -(-n // 8) * 8
+
+
+def _unaligned_pitch(store) -> bool:
+    """Whether a row-major storage's rows start at no multiple of 128 bytes from each other (2-byte elements)."""
+    return element_strides(store)[0] % 64 != 0
 
 
 def _misaligned(store) -> bool:
@@ -260,7 +266,9 @@ class _PaddedRows:
         # the padded buffers' K and N
         self.K8, self.N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
         K8, N8 = self.K8, self.N8
-        self.set_bytes = 2 * (M * K8 * self.copy_a + K8 * N8 * self.copy_b + M * N8 * self.pad_n)
+        a_bytes = K8 * _pitch(M) if flipped[0] else M * _pitch(K8)
+        b_bytes = N8 * _pitch(K8) if flipped[1] else K8 * _pitch(N8)
+        self.set_bytes = 2 * (a_bytes * self.copy_a + b_bytes * self.copy_b + M * N8 * self.pad_n)
         self.keeps = self.set_bytes <= KEPT_BYTES
         self.kept, self.lock = {}, threading.Lock()   # launch stream -> (a's, b's, the product's buffer or None)
 
@@ -312,8 +320,8 @@ class _PaddedRows:
         if self.copy_b:
             b = _padded(b, (K8, N8), self.flipped[1]) if kept is None else kept.filled("b", b)
         if self.pad_n:
-            c = None if c is None else _padded(c, (M, N8), False)
-            bias = None if bias is None else _padded(bias, (N8,), False)
+            c = None if c is None else padded(c, (M, N8))
+            bias = None if bias is None else padded(bias, (N8,))
         if not self.pad_n:   # the GEMM writes out itself
             return matmul(a, b, out, c=c, bias=bias, alpha=alpha, beta=beta, activation=self.activation,
                           config=self.config, stream=stream, autotune=self.autotune)
@@ -355,12 +363,18 @@ def _release(set_bytes: int):
 
 
 def _padded(x, shape, flipped: bool):
-    """host_plans.padded(x, shape); flipped: x is a transposed view, and so is the copy (a transposed view of a
+    """host_plans.padded(x, shape), as a view of rows 128 bytes apart or a multiple of that (TMA reads rows that
+    are not in half as many pieces); flipped: x is a transposed view, and so is the copy (a transposed view of a
     row-major array whose rows, the copy's columns, are padded to a multiple of 8)."""
+    rows, cols = shape
     if flipped:
-        rows, cols = shape
-        return padded(x.T, (cols, _round8(rows)))[:, :rows].T
-    return padded(x, shape)
+        return padded(x.T, (cols, _pitch(rows)))[:, :rows].T
+    return padded(x, (rows, _pitch(cols)))[:, :cols]
+
+
+def _pitch(n: int) -> int:
+    """Elements in rows of n 2-byte elements padded to a multiple of 128 bytes."""
+    return -(-n // 64) * 64
 
 
 class _AmdPlan:
@@ -561,8 +575,9 @@ def _autotune_requested(autotune) -> bool:
     return os.environ.get("SKC_AUTOTUNE", "") not in ("", "0")
 
 
-def _choose_config(device, problem, spec, autotune, operands):
-    """The tuning table's entry for this problem, else (when asked) an autotuned one, else the default."""
+def _choose_config(device, problem, spec, autotune, operands, unaligned=(False, False)):
+    """The tuning table's entry for this problem, else (when asked) an autotuned one, else the default (in clusters
+    where `unaligned` says A's or B's rows start at no multiple of 128 bytes from each other)."""
     target = device.target
     M, N, K, dtype = problem[:4]
     overrides = TUNED.get((target.name, M, N, K, dtype))
@@ -572,15 +587,17 @@ def _choose_config(device, problem, spec, autotune, operands):
         return _config(target, *problem, spec, tuple(sorted(overrides.items())), device.multiprocessors)
     if _autotune_requested(autotune) and not device.is_interpreter and not target.has("mfma"):
         return tune(device, problem, spec, operands, matmul)
-    return _config(target, *problem, spec, (), device.multiprocessors)
+    return _config(target, *problem, spec, (), device.multiprocessors, unaligned)
 
 
 @functools.lru_cache(maxsize=256)
-def _config(target, M, N, K, dtype, a_k_major, b_k_major, spec, overrides=(), multiprocessors=132):
+def _config(target, M, N, K, dtype, a_k_major, b_k_major, spec, overrides=(), multiprocessors=132,
+            unaligned=(False, False)):
     if target.has("mfma"):
         return AmdMatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, epilogue=spec, **dict(overrides))
     return MatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, target.max_shared_bytes,
-                                    multiprocessors=multiprocessors, epilogue=spec, **dict(overrides))
+                                    multiprocessors=multiprocessors, unaligned=unaligned, epilogue=spec,
+                                    **dict(overrides))
 
 
 def compile_arguments(target, M: int = 4096, N: int = 4096, K: int = 4096, dtype: str = "bf16", config=None) -> dict:

@@ -78,13 +78,14 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     # loads a share of every chunk's rows of K; a tail of K inside the second share
     ((400, 520, 136), {"tile_m": 192, "consumers": 3, "tile_n": 192, "cluster_m": 2, "stages": 2}),
     ((200, 136, 232), {"tile_m": 64, "consumers": 1, "tile_n": 64, "cluster_m": 2, "stages": 3}),
+    ((72, 200, 232), {"tile_m": 64, "consumers": 1, "a_k_major": False, "cluster_n": 2, "stages": 3}),
 ], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256", "pingpong", "pingpong-ring", "pingpong-many",
         "pingpong-128", "pingpong-vector", "three-consumers", "three-consumers-192",
         "three-consumers-192-kmajor-b", "n192-kmajor-b", "n32", "n96", "m256",
         "m256-cluster2", "m256-mn", "cluster-n2", "cluster-n4", "cluster-n2-kmajor-b", "cluster-n2-mn-a",
         "cluster-n2-192", "n256-one-buffer", "one-buffer-tiles",
         "pingpong-one-buffer", "cluster2-kmajor-b", "cluster2-kmajor-b-k128", "cluster2-kmajor-b-n32",
-        "cluster2-n192-k-shares", "cluster2-n64-k-shares"])
+        "cluster2-n192-k-shares", "cluster2-n64-k-shares", "cluster-n2-mn-a-k-shares"])
 def test_hopper_gemm_is_exact_in_the_interpreter(hopper_interpreter, shape, config):
     m, n, k = shape
     a, b = RNG.integers(-2, 3, (m, k)).astype(np.float32), RNG.integers(-2, 3, (k, n)).astype(np.float32)

@@ -157,9 +157,9 @@ def test_autotune_reaches_the_padded_problem(hopper_interpreter, monkeypatch):
     unpadded problem, then dropped)."""
     chosen, choose = [], matmul_host._choose_config
     monkeypatch.setattr(matmul_host, "_choose_config",
-                        lambda device, problem, spec, autotune, operands: (chosen.append((problem[:3], autotune)),
-                                                                          choose(device, problem, spec, autotune,
-                                                                                 operands))[1])
+                        lambda device, problem, spec, autotune, *rest: (chosen.append((problem[:3], autotune)),
+                                                                       choose(device, problem, spec, autotune,
+                                                                              *rest))[1])
     matmul(ints(16, 21), ints(21, 16), autotune=True)
     assert chosen == [((16, 16, 24), True)]
 
@@ -239,7 +239,7 @@ def test_kept_buffers_stay_within_their_budget_over_all_plans(monkeypatch):
     monkeypatch.setattr(skc, "launch_stream", lambda stream, *arrays: stream or 0)
     M, N, K = 24, 30, 21
     copies = matmul_host._PaddedRows.copies(M, N, K, False, False, True, True)
-    set_bytes = 2 * (M * 24 + 24 * 32 + M * 32)
+    set_bytes = 2 * (M * 64 + 24 * 64 + M * 32)   # a's and b's rows 128 bytes apart, the product's 32 wide
     monkeypatch.setattr(matmul_host, "KEPT_TOTAL_BYTES", matmul_host._kept_total[0] + 2 * set_bytes)
     a, b = torch.ones(M, K).as_subclass(Cuda), torch.ones(K, N).as_subclass(Cuda)
     first, second = (matmul_host._PaddedRows(M, N, K, (False, False), copies, None, None) for _ in range(2))
@@ -251,3 +251,16 @@ def test_kept_buffers_stay_within_their_budget_over_all_plans(monkeypatch):
     del first, kept
     gc.collect()
     assert second._kept(a, b, None) is not None                             # the first plan's bytes came back
+
+
+def test_padded_copies_have_rows_128_bytes_apart():
+    """TMA reads a row that starts at no multiple of 128 bytes in two pieces: the copies' rows are 64 elements
+    apart (or a multiple), their padding zero, their values the operand's."""
+    torch = pytest.importorskip("torch")
+    x = torch.arange(5 * 21, dtype=torch.bfloat16).reshape(5, 21)
+    copy = matmul_host._padded(x, (5, 24), False)
+    assert copy.shape == (5, 24) and copy.stride() == (64, 1)
+    assert torch.equal(copy[:, :21], x) and not copy[:, 21:].any()
+    flipped = torch.arange(24 * 37, dtype=torch.bfloat16).reshape(24, 37).T   # a transposed a of 37 rows
+    copy = matmul_host._padded(flipped, (37, 24), True)
+    assert copy.shape == (37, 24) and copy.stride() == (1, 64) and torch.equal(copy, flipped)

@@ -512,3 +512,36 @@ def test_a_driver_that_cannot_count_clusters_now_counts_whole_ones_and_is_asked_
 def test_a_gpu_too_small_for_the_fake_drivers_holes_still_counts_whole_clusters():
     with fake_cuda.installed(multiprocessors=8):
         assert devices.Device("cuda", 0).cluster_blocks(4) == 8   # (the driver's count of 0: whole clusters)
+
+
+# -- rows 16-byte but not 128-byte aligned: tiles in clusters of two ---------------------------------------------------
+@pytest.mark.parametrize("shapes, strides, cluster", [
+    (((1000, 1000), (1000, 1000)), (None, None), (2, 1)),         # both rows 2000 bytes apart: B shared along M
+    (((1000, 1024), (1024, 1000)), (None, None), (2, 1)),         # only B's rows: likewise
+    (((1000, 1000), (1000, 1024)), ((1024, 1), None), (1, 1)),    # a view of 1000 of 1024 columns: aligned rows
+    (((16, 1000), (1000, 4096)), (None, None), (1, 2)),           # one row of tiles: A shared along N
+    (((1024, 1024), (1024, 1024)), (None, None), (1, 1))])        # aligned rows: the tuning table's choice
+def test_rows_not_128_byte_aligned_take_clusters_of_two(fake, shapes, strides, cluster):
+    (a_shape, b_shape), (a_strides, b_strides) = shapes, strides
+    a, b = FakeTensor(a_shape, strides=a_strides), FakeTensor(b_shape, strides=b_strides)
+    skc.blocks.matmul(a, b, FakeTensor((a_shape[0], b_shape[1])))
+    (plan,) = matmul_host._PLANS.values()
+    assert (plan.cfg.cluster_m, plan.cfg.cluster_n) == cluster and len(fake.launches) == 1
+
+
+def test_the_unaligned_cluster_rule():
+    from skc.blocks.config import unaligned_cluster
+    from skc.blocks import MatmulConfig
+
+    assert unaligned_cluster(3000, 3000, 192, 192) == {"cluster_n": 2}   # 192 x 192: A shared (measured faster)
+    assert unaligned_cluster(3000, 192, 192, 192) == {"cluster_m": 2}    # ... unless one column of tiles
+    assert unaligned_cluster(1000, 1000, 64, 128) == {"cluster_m": 2}
+    assert unaligned_cluster(64, 1000, 64, 128) == {"cluster_n": 2}      # one row of tiles
+    assert unaligned_cluster(64, 128, 64, 128) == {}                      # one tile
+    pick = MatmulConfig.for_problem
+    assert pick(3000, 3000, 3000, multiprocessors=132, unaligned=(True, False)).cluster_n == 2
+    assert pick(3000, 3000, 3000, multiprocessors=132, unaligned=(False, False)).cluster == 1
+    # the caller's cluster, split or loader stays the caller's
+    assert pick(3000, 3000, 3000, multiprocessors=132, unaligned=(True, True), cluster_m=1).cluster == 1
+    assert pick(3000, 3000, 3000, multiprocessors=132, unaligned=(True, True), split_k=2).cluster == 1
+    assert pick(1000, 1000, 1000, multiprocessors=132, unaligned=(True, True), loader="vector").cluster == 1

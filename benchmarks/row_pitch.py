@@ -1,0 +1,70 @@
+"""GEMMs whose rows start at no multiple of 128 bytes from each other (16-byte aligned, so TMA reads them, in two
+pieces a 128-byte row of a box): skc's default (tiles in clusters of two, `config.unaligned_cluster`) against the
+same tiles unclustered and torch.matmul, end to end and in turn (benchmarks/fair.py); and, beside them, the same
+shapes as views of tensors whose rows are 128-byte aligned (what the row pitch costs each side).
+Run: python benchmarks/row_pitch.py [--shapes 3000x3000x3000,...] [--linear]"""
+import argparse
+import math
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import skc  # noqa: E402
+from fair import fair_times  # noqa: E402
+from skc.blocks import MatmulConfig  # noqa: E402
+
+SHAPES = ["3000x3000x3000", "1000x1000x1000", "100x3000x5000", "2000x2000x2000", "5000x5000x5000",
+          "1000x4000x1000", "6000x2000x3000", "8x3000x5000", "200x5000x3000", "4000x4000x1000"]
+
+
+def timer(fn):
+    from triton.testing import do_bench
+
+    return do_bench(fn, warmup=25, rep=100, return_mode="median")
+
+
+def operands(M, N, K, linear, aligned):
+    def matrix(rows, cols):   # rows x cols, as a view of 128-byte-aligned rows where asked
+        wide = -(-cols // 64) * 64 if aligned else cols
+        return torch.randn(rows, wide, device="cuda", dtype=torch.bfloat16)[:, :cols]
+
+    return matrix(M, K), (matrix(N, K).t() if linear else matrix(K, N))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--linear", action="store_true", help="b as the transpose of an N x K tensor (x @ w.t())")
+    args = parser.parse_args()
+    ratios = []
+    print(f"{'M x N x K':18s} {'skc':>7s} {'unclustered':>11s} {'torch':>7s} {'ratio':>6s}   aligned rows: "
+          f"{'skc':>7s} {'torch':>7s}   (TFLOP/s)")
+    for shape in args.shapes.split(","):
+        M, N, K = map(int, shape.split("x"))
+        flops = 2 * M * N * K
+        a, b = operands(M, N, K, args.linear, False)
+        expected = a.float() @ b.float()
+        got = skc.blocks.matmul(a, b).float()
+        error = ((got - expected).norm() / expected.norm()).item()
+        default = skc.blocks.matmul_host._PLANS[next(reversed(skc.blocks.matmul_host._PLANS))].cfg
+        plain = MatmulConfig.for_problem(M, N, K, "bf16", True, args.linear, multiprocessors=132,
+                                         tile_m=default.tile_m, tile_n=default.tile_n)
+        calls = {"skc": lambda: skc.blocks.matmul(a, b), "unclustered": lambda: skc.blocks.matmul(a, b, config=plain),
+                 "torch": lambda: torch.matmul(a, b)}
+        times = fair_times(calls, timer)
+        a2, b2 = operands(M, N, K, args.linear, True)
+        aligned = fair_times({"skc": lambda: skc.blocks.matmul(a2, b2), "torch": lambda: torch.matmul(a2, b2)}, timer)
+        rate = {name: flops / t / 1e9 for name, t in times.items()}
+        ratios.append(rate["skc"] / rate["torch"])
+        print(f"{shape:18s} {rate['skc']:7.1f} {rate['unclustered']:11.1f} {rate['torch']:7.1f} {ratios[-1]:6.2f}   "
+              f"{'':14s}{flops / aligned['skc'] / 1e9:7.1f} {flops / aligned['torch'] / 1e9:7.1f}   "
+              f"cluster {default.cluster_m}x{default.cluster_n} {default.tile_m}x{default.tile_n}"
+              f"{'' if error < 1e-2 else f'  WRONG (error {error:.3g})'}", flush=True)
+    print(f"geometric mean skc / torch {math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f} over {len(ratios)}, "
+          f"lowest {min(ratios):.2f}")
+
+
+if __name__ == "__main__":
+    main()
