@@ -292,7 +292,7 @@ class MatmulConfig:
             large = N >= 256 and M * N >= 2 ** 22
             tile_m, tile_n, cluster_m, split_k = 128, 256 if large else 128, 2 if large else 1, 1
         else:
-            tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch)
+            tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch, any(unaligned))
         tile_m = overrides.pop("tile_m", tile_m)
         tile_n = overrides.pop("tile_n", tile_n)
         if any(unaligned) and multiprocessors is not None and not {
@@ -344,6 +344,14 @@ class BatchedOperandLayout(OperandLayout):
 # session18-2026-12-02-bf16-192-ties-ab.txt).
 TILE_SPEEDS = {(128, 256): 1.00, (192, 192): 1.01, (128, 192): 0.97, (192, 128): 0.97, (128, 128): 0.93,
                (64, 256): 0.93, (64, 128): 0.75, (64, 64): 0.50}
+# The same, where the operands' rows start at no multiple of 128 bytes from each other, in the clusters of
+# unaligned_cluster: the producer's copies set the pace, a tile's speed going as its work over its TMA requests
+# (two a 128-byte row of a box: 2(m + n) a k-step for an m x n tile, of which a cluster of two halves the shared
+# operand's), about 700 TFLOP/s at 128 x 256's. Fitted to sustained figures (benchmarks/NOTES.md, twentieth
+# session): at 3000³ 627 TFLOP/s on 192 x 192, 554 on 128 x 192, 432 on 128 x 128, 253 on 64 x 64; 449 on 64 x 256
+# at 5000³.
+UNALIGNED_TILE_SPEEDS = {(128, 256): 0.95, (192, 192): 0.92, (128, 192): 0.82, (192, 128): 0.82, (128, 128): 0.64,
+                         (64, 256): 0.64, (64, 128): 0.48, (64, 64): 0.33}
 SPLIT_K_BY_DEFAULT = False
 
 
@@ -351,37 +359,42 @@ def tiles_of(M: int, N: int, tile_m: int, tile_n: int) -> int:
     return -(-M // tile_m) * -(-N // tile_n)
 
 
-def wave_cost(M: int, N: int, tile: tuple, multiprocessors: int = 132, batch: int = 1) -> float:
+def wave_cost(M: int, N: int, tile: tuple, multiprocessors: int = 132, batch: int = 1,
+              speeds: dict = TILE_SPEEDS) -> float:
     """The time of an M x N output (a batch of `batch` of them) in tiles of `tile`, in units of one SM's time for a
     128 x 256 tile's work (K cancels): the waves of tiles over the SMs, rounded up (a part-full last wave takes as
     long as a full one), times each tile's work over the tile shape's speed (TILE_SPEEDS)."""
     tile_m, tile_n = tile
     waves = -(-batch * tiles_of(M, N, tile_m, tile_n) // multiprocessors)
-    return waves * tile_m * tile_n / (TILE_SPEEDS[tile] * 128 * 256)
+    return waves * tile_m * tile_n / (speeds[tile] * 128 * 256)
 
 
 def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int) -> dict:
     """The cluster for tiles of operands whose rows start at no multiple of 128 bytes from each other (a row pitch
     of 3000 bf16 values): TMA then reads each 128-byte row of a box in two pieces, and the copies, not the tensor
     cores, set the pace (3000³ on 192 x 192 tiles: 507 TFLOP/s, 707 with the same rows 128-byte aligned). A cluster
-    of two blocks copies the tile they share once: B along M (the faster where both are possible), or A along N for
-    192 x 192 tiles and for a single row of tiles. Measured sustained (benchmarks/NOTES.md, twentieth session): 3000³
-    507 -> 627, 1000³ 172 -> 206, 100 x 3000 x 5000 115 -> 145 TFLOP/s. {} where the problem has one tile."""
+    of two blocks copies the tile they share once: the larger, A along N for tiles of more rows than columns and for
+    192 x 192 ones (627 against 612 TFLOP/s at 3000³), else B along M (1000³ on 64 x 128: 206 against 174). Measured sustained (benchmarks/NOTES.md, twentieth session): 3000³ 507 -> 627, 1000³ 172 ->
+    206, 100 x 3000 x 5000 115 -> 145 TFLOP/s. {} for a single row of tiles."""
     tiles_m, tiles_n = -(-M // tile_m), -(-N // tile_n)
-    if tiles_n > 1 and (tiles_m == 1 or (tile_m, tile_n) == (192, 192)):
+    if tiles_m == 1:   # (few rows of A: sharing them saves little; 8 x 3000 x 5000 measured 0.93x in clusters)
+        return {}
+    if (tile_m > tile_n or (tile_m, tile_n) == (192, 192)) and tiles_n > 1:
         return {"cluster_n": 2}
-    return {"cluster_m": 2} if tiles_m > 1 else {}
+    return {"cluster_m": 2}
 
 
-def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1) -> tuple:
+def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, unaligned: bool = False) -> tuple:
     """(tile_m, tile_n, cluster_m, split_k) for an M x N x K problem on a GPU of `multiprocessors` SMs: the tile
     shape of the least `wave_cost` (3072³ takes 192 x 192 tiles, 2 waves of 256, where 128 x 256 tiles left the
     third of 3 waves 18 % full: 1.30x faster; where one wave holds the tiles of several shapes, the one of least
     work over speed, which spreads the problem over the most SMs); clusters of 2 for 128 x 256 tiles once
     M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); and, when SPLIT_K_BY_DEFAULT,
     split-K where the tiles fill less than half of the SMs and K is deep enough to share (>= 4 k-steps a unit).
-    M counts `batch` matrices of M / batch rows."""
-    tile_m, tile_n = min(TILE_SPEEDS, key=lambda tile: wave_cost(M // batch, N, tile, multiprocessors, batch))
+    M counts `batch` matrices of M / batch rows. `unaligned`: the operands' rows start at no multiple of 128 bytes
+    from each other, and the tiles, in clusters of two, go at UNALIGNED_TILE_SPEEDS."""
+    speeds = UNALIGNED_TILE_SPEEDS if unaligned else TILE_SPEEDS
+    tile_m, tile_n = min(speeds, key=lambda tile: wave_cost(M // batch, N, tile, multiprocessors, batch, speeds))
     cluster_m = 2 if (tile_m, tile_n) == (128, 256) and M >= 8192 else 1
     tiles = batch * tiles_of(M // batch, N, tile_m, tile_n)
     split_k = 1

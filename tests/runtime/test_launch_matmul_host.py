@@ -519,7 +519,7 @@ def test_a_gpu_too_small_for_the_fake_drivers_holes_still_counts_whole_clusters(
     (((1000, 1000), (1000, 1000)), (None, None), (2, 1)),         # both rows 2000 bytes apart: B shared along M
     (((1000, 1024), (1024, 1000)), (None, None), (2, 1)),         # only B's rows: likewise
     (((1000, 1000), (1000, 1024)), ((1024, 1), None), (1, 1)),    # a view of 1000 of 1024 columns: aligned rows
-    (((16, 1000), (1000, 4096)), (None, None), (1, 2)),           # one row of tiles: A shared along N
+    (((16, 1000), (1000, 4096)), (None, None), (1, 1)),           # one row of tiles: none
     (((1024, 1024), (1024, 1024)), (None, None), (1, 1))])        # aligned rows: the tuning table's choice
 def test_rows_not_128_byte_aligned_take_clusters_of_two(fake, shapes, strides, cluster):
     (a_shape, b_shape), (a_strides, b_strides) = shapes, strides
@@ -535,11 +535,16 @@ def test_the_unaligned_cluster_rule():
 
     assert unaligned_cluster(3000, 3000, 192, 192) == {"cluster_n": 2}   # 192 x 192: A shared (measured faster)
     assert unaligned_cluster(3000, 192, 192, 192) == {"cluster_m": 2}    # ... unless one column of tiles
-    assert unaligned_cluster(1000, 1000, 64, 128) == {"cluster_m": 2}
-    assert unaligned_cluster(64, 1000, 64, 128) == {"cluster_n": 2}      # one row of tiles
-    assert unaligned_cluster(64, 128, 64, 128) == {}                      # one tile
+    assert unaligned_cluster(3000, 3000, 192, 128) == {"cluster_n": 2}   # more rows than columns: A shared
+    assert unaligned_cluster(1000, 1000, 64, 128) == {"cluster_m": 2}    # else B
+    assert unaligned_cluster(64, 1000, 64, 128) == {}                     # one row of tiles
     pick = MatmulConfig.for_problem
     assert pick(3000, 3000, 3000, multiprocessors=132, unaligned=(True, False)).cluster_n == 2
+    # the tiles at UNALIGNED_TILE_SPEEDS: 5000³ on 192 x 192 (12 waves of 64 x 256 ones when aligned)
+    assert (pick(5000, 5000, 5000, multiprocessors=132).tile_m, pick(5000, 5000, 5000, multiprocessors=132).tile_n) \
+        == (64, 256)
+    unaligned = pick(5000, 5000, 5000, multiprocessors=132, unaligned=(True, True))
+    assert (unaligned.tile_m, unaligned.tile_n, unaligned.cluster_n) == (192, 192, 2)
     assert pick(3000, 3000, 3000, multiprocessors=132, unaligned=(False, False)).cluster == 1
     # the caller's cluster, split or loader stays the caller's
     assert pick(3000, 3000, 3000, multiprocessors=132, unaligned=(True, True), cluster_m=1).cluster == 1
