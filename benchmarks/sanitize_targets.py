@@ -57,6 +57,13 @@ GEMMS = {
                                             config=MatmulConfig(tile_n=128, stages=4, loader="vector",
                                                                 store="direct", vector_width=2)),
     "padded-rows": dict(shape=(333, 777, 999), config=MatmulConfig(tile_n=128, stages=6)),
+    # clusters sharing a share of A's rows (along N), or of the rows of K of B's three 64-column chunks (along M);
+    # and the default for rows 16-byte but not 128-byte aligned (64 x 64 tiles sharing B's one chunk by rows of K)
+    "192x192-cluster-n2": dict(config=MatmulConfig(tile_m=192, tile_n=192, consumers=3, stages=3, cluster_n=2),
+                               shape=(400, 776, 200)),
+    "192x192-cluster-m2": dict(config=MatmulConfig(tile_m=192, tile_n=192, consumers=3, stages=3, cluster_m=2),
+                               shape=(776, 400, 200)),
+    "unaligned-pitch-default": dict(shape=(200, 1000, 1000)),
 }
 
 
