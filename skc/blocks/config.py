@@ -265,11 +265,12 @@ class MatmulConfig:
 
     def covering(self, M: int) -> "MatmulConfig":
         """This configuration for a problem of M rows (A's rows, all of a batch's): a_rows, chosen for fewer rows
-        (for_problem), grows to M rounded up to 8, or to the whole tile (0) once M fills one; the rows past
-        a_rows would keep whatever a stage held before."""
+        (for_problem), grows to M rounded up to 8 (to 8 a block of a cluster sharing A), or to the whole tile (0)
+        once M fills one; the rows past a_rows would keep whatever a stage held before."""
         if not self.a_rows or M <= self.a_rows:
             return self
-        return replace(self, a_rows=0 if M >= self.tile_m else -(-M // 8) * 8)
+        group = 8 * (self.cluster_n if self.a_k_major else 1)
+        return replace(self, a_rows=0 if M >= self.tile_m else min(self.tile_m, -(-M // group) * group))
 
     def boxes(self) -> dict:
         """The TMA box of each operand's tensor map (outermost dimension first)."""
@@ -287,16 +288,18 @@ class MatmulConfig:
         clusters of 2 for large outputs, 128 x 128 otherwise, no split-K. `batch`: M counts that many matrices of
         M / batch rows (a batch in one launch, whose tiles do not cross matrices). `unaligned`: whether A's and B's
         rows start at no multiple of 128 bytes from each other: such tiles go in clusters of two
-        (`unaligned_cluster`) unless the caller names a cluster, a split or another loader."""
+        (`unaligned_cluster`) unless the caller names a tile, a cluster, a split or another loader."""
         if multiprocessors is None:
             large = N >= 256 and M * N >= 2 ** 22
             tile_m, tile_n, cluster_m, split_k = 128, 256 if large else 128, 2 if large else 1, 1
         else:
             tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch, any(unaligned))
+        named = set(overrides)
         tile_m = overrides.pop("tile_m", tile_m)
         tile_n = overrides.pop("tile_n", tile_n)
-        if any(unaligned) and multiprocessors is not None and not {
-                "cluster_m", "cluster_n", "split_k", "stream_k", "split_tail", "pingpong", "loader"} & set(overrides):
+        if any(unaligned) and multiprocessors is not None and not {"tile_m", "tile_n", "cluster_m", "cluster_n",
+                                                                   "split_k", "stream_k", "split_tail", "pingpong",
+                                                                   "loader"} & named:
             overrides.update(unaligned_cluster(M // batch, N, tile_m, tile_n))
         overrides.setdefault("consumers", tile_m // ROWS)
         cluster_n = overrides.get("cluster_n", 1)
@@ -374,8 +377,9 @@ def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int) -> dict:
     of 3000 bf16 values): TMA then reads each 128-byte row of a box in two pieces, and the copies, not the tensor
     cores, set the pace (3000³ on 192 x 192 tiles: 507 TFLOP/s, 707 with the same rows 128-byte aligned). A cluster
     of two blocks copies the tile they share once: the larger, A along N for tiles of more rows than columns and for
-    192 x 192 ones (627 against 612 TFLOP/s at 3000³), else B along M (1000³ on 64 x 128: 206 against 174). Measured sustained (benchmarks/NOTES.md, twentieth session): 3000³ 507 -> 627, 1000³ 172 ->
-    206, 100 x 3000 x 5000 115 -> 145 TFLOP/s. {} for a single row of tiles."""
+    192 x 192 ones (627 against 612 TFLOP/s at 3000³), else B along M (1000³ on 64 x 128: 206 against 174).
+    Measured sustained (benchmarks/NOTES.md, twentieth session): 3000³ 507 -> 627, 1000³ 172 -> 206, 100 x 3000 x
+    5000 115 -> 145 TFLOP/s. {} for a single row of tiles."""
     tiles_m, tiles_n = -(-M // tile_m), -(-N // tile_n)
     if tiles_m == 1:   # (few rows of A: sharing them saves little; 8 x 3000 x 5000 measured 0.93x in clusters)
         return {}

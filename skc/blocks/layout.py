@@ -82,7 +82,7 @@ class OperandLayout:
 
     def box_coordinates(self, chunk: int, row0, k0) -> tuple:
         """The tensor coordinates (outermost first) of chunk `chunk` of the tile whose corner is (row0, k0) (of a
-        share of its rows: row0 that share's first row)."""
+        share of its box rows: that share's corner, `share_corner`)."""
         if self.k_major:
             return (row0, k0 + chunk * self.chunk)
         return (k0, row0 + chunk * self.chunk)

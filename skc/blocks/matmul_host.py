@@ -252,22 +252,25 @@ _kept_total = [0]
 class _PaddedRows:
     """A problem whose rows TMA cannot address (its row strides must be whole 16-byte units: K, N, or M for a
     transposed a, a multiple of 8): a, b, c and bias copied where they need it into zero-filled buffers whose rows
-    are padded to a multiple of 8 (a transposed operand keeps its layout), their product by the GEMM (a plan of its
-    own), and its M x N part copied to out: what torch.matmul's users expect of any shape, at the cost of those
-    copies (in the launch's stream). Small problems on the GPU keep a's, b's and the product's buffers a launch
-    stream (KEPT_BYTES), made at its first call outside a CUDA graph's capture; a lock keeps two threads' copies
-    and launches into one set from interleaving."""
+    are padded to a multiple of 8 (a's and b's rows 128 bytes apart for TMA; a transposed operand keeps its layout),
+    their product by the GEMM (a plan of its own), and its M x N part copied to out: what torch.matmul's users
+    expect of any shape, at the cost of those copies (in the launch's stream). Small problems on the GPU keep a's,
+    b's and the product's buffers a launch stream (KEPT_BYTES), made at its first call outside a CUDA graph's
+    capture; a lock keeps two threads' copies and launches into one set from interleaving."""
 
     def __init__(self, M, N, K, flipped, copies, activation, config, autotune=None):
         self.M, self.N, self.K = M, N, K
         self.flipped = flipped
         self.copy_a, self.copy_b, self.pad_k, self.pad_n = copies
         self.activation, self.config, self.autotune = activation, config, autotune
-        # the padded buffers' K and N
+        # the padded buffers' K and N; a's and b's rows 128 bytes apart where TMA reads them (the vector loader reads
+        # dense rows through pointers)
         self.K8, self.N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
         K8, N8 = self.K8, self.N8
-        a_bytes = K8 * _pitch(M) if flipped[0] else M * _pitch(K8)
-        b_bytes = N8 * _pitch(K8) if flipped[1] else K8 * _pitch(N8)
+        self.pitch = _round8 if config is not None and config.through_pointer("a") else _pitch
+        pitch = self.pitch
+        a_bytes = K8 * pitch(M) if flipped[0] else M * pitch(K8)
+        b_bytes = N8 * pitch(K8) if flipped[1] else K8 * pitch(N8)
         self.set_bytes = 2 * (a_bytes * self.copy_a + b_bytes * self.copy_b + M * N8 * self.pad_n)
         self.keeps = self.set_bytes <= KEPT_BYTES
         self.kept, self.lock = {}, threading.Lock()   # launch stream -> (a's, b's, the product's buffer or None)
@@ -287,8 +290,9 @@ class _PaddedRows:
             if _kept_total[0] + self.set_bytes > KEPT_TOTAL_BYTES:
                 return None
             M, K8, N8 = self.M, self.K8, self.N8
-            found = self.kept[handle] = _Kept(_padded(a, (M, K8), self.flipped[0]) if self.copy_a else None,
-                                              _padded(b, (K8, N8), self.flipped[1]) if self.copy_b else None,
+            flip_a, flip_b = self.flipped
+            found = self.kept[handle] = _Kept(_padded(a, (M, K8), flip_a, self.pitch) if self.copy_a else None,
+                                              _padded(b, (K8, N8), flip_b, self.pitch) if self.copy_b else None,
                                               empty_like(a, (M, N8)) if self.pad_n else None, M, self.N, self.K)
             _kept_total[0] += self.set_bytes
             weakref.finalize(found, _release, self.set_bytes)
@@ -316,9 +320,9 @@ class _PaddedRows:
         """The call's copies, GEMM and copy out, into `kept` buffers (a _Kept) where given."""
         M, N, K8, N8 = self.M, self.N, self.K8, self.N8
         if self.copy_a:
-            a = _padded(a, (M, K8), self.flipped[0]) if kept is None else kept.filled("a", a)
+            a = _padded(a, (M, K8), self.flipped[0], self.pitch) if kept is None else kept.filled("a", a)
         if self.copy_b:
-            b = _padded(b, (K8, N8), self.flipped[1]) if kept is None else kept.filled("b", b)
+            b = _padded(b, (K8, N8), self.flipped[1], self.pitch) if kept is None else kept.filled("b", b)
         if self.pad_n:
             c = None if c is None else padded(c, (M, N8))
             bias = None if bias is None else padded(bias, (N8,))
@@ -362,14 +366,15 @@ def _release(set_bytes: int):
     _kept_total[0] -= set_bytes
 
 
-def _padded(x, shape, flipped: bool):
-    """host_plans.padded(x, shape), as a view of rows 128 bytes apart or a multiple of that (TMA reads rows that
-    are not in half as many pieces); flipped: x is a transposed view, and so is the copy (a transposed view of a
-    row-major array whose rows, the copy's columns, are padded to a multiple of 8)."""
+def _padded(x, shape, flipped: bool, pitch=None):
+    """host_plans.padded(x, shape), as a view of rows `pitch(n)` elements apart (by default `_pitch`: 128 bytes
+    apart, or a multiple of that, which TMA reads in one piece a box row); flipped: x is a transposed view, and so
+    is the copy (a transposed view of a row-major array whose rows, the copy's columns, are padded)."""
+    pitch = pitch or _pitch
     rows, cols = shape
     if flipped:
-        return padded(x.T, (cols, _pitch(rows)))[:, :rows].T
-    return padded(x, (rows, _pitch(cols)))[:, :cols]
+        return padded(x.T, (cols, pitch(rows)))[:, :rows].T
+    return padded(x, (rows, pitch(cols)))[:, :cols]
 
 
 def _pitch(n: int) -> int:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import skc
-from skc.blocks import matmul, matmul_host
+from skc.blocks import MatmulConfig, matmul, matmul_host
 
 RNG = np.random.default_rng(70)
 
@@ -264,3 +264,23 @@ def test_padded_copies_have_rows_128_bytes_apart():
     flipped = torch.arange(24 * 37, dtype=torch.bfloat16).reshape(24, 37).T   # a transposed a of 37 rows
     copy = matmul_host._padded(flipped, (37, 24), True)
     assert copy.shape == (37, 24) and copy.stride() == (1, 64) and torch.equal(copy, flipped)
+
+
+@pytest.mark.parametrize("store", ["tma", "direct"])
+def test_a_vector_loader_config_on_the_padded_path_reads_dense_copies(hopper_interpreter, store):
+    """The vector loader reads a and b through pointers, as dense rows: a given vector-loader config on the padded
+    path gets copies whose rows are padded to a multiple of 8 only (rows 128 bytes apart are for TMA)."""
+    config = MatmulConfig(dtype="f16", loader="vector", store=store)
+    a, b = ints(16, 21), ints(21, 20)
+    np.testing.assert_array_equal(matmul(a, b, config=config).astype(np.float32), exact(a, b))
+    a = ints(16, 30)[:, :21]   # a view of rows 30 apart
+    np.testing.assert_array_equal(matmul(a, b, config=config).astype(np.float32), exact(a, b))
+
+
+def test_a_config_for_few_rows_in_a_cluster_covers_more_rows(hopper_interpreter):
+    """covering(M) grows a_rows in groups of 8 a block of a cluster sharing A (24 rows: 32, two shares of 16)."""
+    config = MatmulConfig(tile_m=64, consumers=1, tile_n=64, dtype="f16", cluster_n=2, a_rows=16, stages=2)
+    assert config.covering(24).a_rows == 32 and config.covering(60).a_rows == 64 and config.covering(64).a_rows == 0
+    for M in (16, 24):
+        a, b = ints(M, 64), ints(64, 128)
+        np.testing.assert_array_equal(matmul(a, b, config=config).astype(np.float32), exact(a, b))

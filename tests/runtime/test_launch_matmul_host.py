@@ -550,3 +550,5 @@ def test_the_unaligned_cluster_rule():
     assert pick(3000, 3000, 3000, multiprocessors=132, unaligned=(True, True), cluster_m=1).cluster == 1
     assert pick(3000, 3000, 3000, multiprocessors=132, unaligned=(True, True), split_k=2).cluster == 1
     assert pick(1000, 1000, 1000, multiprocessors=132, unaligned=(True, True), loader="vector").cluster == 1
+    named = pick(1000, 1000, 1000, multiprocessors=132, unaligned=(True, True), b_k_major=True, tile_n=40)
+    assert (named.tile_n, named.cluster) == (40, 1)   # the caller's tile: no cluster the rule did not weigh
