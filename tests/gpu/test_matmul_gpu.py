@@ -290,6 +290,20 @@ def test_vector_loader_without_tma(ta, tb):
     assert relative_error(out, reference(a, b)) <= 1e-2
 
 
+@pytest.mark.parametrize("store", ["tma", "direct"])
+def test_a_vector_loader_config_on_padded_rows(store):
+    """A given vector-loader config where N is no multiple of 8 (store="tma") or a is a view of longer rows: the
+    padded path's copies are dense for it (the vector loader reads rows through pointers)."""
+    from skc.blocks import MatmulConfig
+
+    config = MatmulConfig(loader="vector", store=store)
+    b = operand(520, 300, torch.bfloat16, False)
+    for a in (operand(200, 520, torch.bfloat16, False), operand(200, 530, torch.bfloat16, False)[:, :520]):
+        out = skc.blocks.matmul(a, b, config=config)
+        torch.cuda.synchronize()
+        assert out.shape == (200, 300) and relative_error(out, reference(a, b)) <= 1e-2
+
+
 @pytest.mark.parametrize("M,N,K", [(200, 136, 72), (1000, 768, 320), (2048, 2048, 512), (4096, 4096, 1024)])
 @pytest.mark.parametrize("tile_m,tile_n", [(64, 128), (64, 256), (128, 128)])
 def test_consumers_taking_tiles_in_turn(M, N, K, tile_m, tile_n):
