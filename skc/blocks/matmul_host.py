@@ -591,7 +591,7 @@ def _choose_config(device, problem, spec, autotune, operands, unaligned=(False, 
             overrides = dict(overrides, cluster_m=1)
         return _config(target, *problem, spec, tuple(sorted(overrides.items())), device.multiprocessors)
     if _autotune_requested(autotune) and not device.is_interpreter and not target.has("mfma"):
-        return tune(device, problem, spec, operands, matmul)
+        return tune(device, problem, spec, operands, matmul, unaligned)
     return _config(target, *problem, spec, (), device.multiprocessors, unaligned)
 
 

@@ -14,18 +14,25 @@ VARIATIONS = ({}, {"tile_n": 128, "cluster_m": 1}, {"tile_n": 256, "cluster_m": 
               {"tile_n": 128, "cluster_m": 2}, {"group_m": 16}, {"tile_n": 192, "cluster_m": 1},
               {"tile_m": 64, "tile_n": 256, "cluster_m": 1}, {"tile_m": 64, "tile_n": 128, "cluster_m": 1},
               {"tile_m": 128, "tile_n": 256, "cluster_m": 1}, {"split_k": 1})
+# and, where the operands' rows start at no multiple of 128 bytes from each other, the tiles in the clusters that
+# share them (config.unaligned_cluster)
+UNALIGNED_VARIATIONS = ({"tile_m": 192, "tile_n": 192, "cluster_n": 2}, {"tile_m": 192, "tile_n": 192, "cluster_m": 2},
+                        {"tile_m": 128, "tile_n": 192, "cluster_m": 2}, {"tile_m": 64, "tile_n": 128, "cluster_m": 2},
+                        {"tile_m": 64, "tile_n": 64, "cluster_m": 2})
 
 _TUNERS: dict = {}
 
 
-def candidates(target, problem, spec, multiprocessors: int = 132) -> list:
-    """The distinct valid configurations tried for a problem (the default first)."""
+def candidates(target, problem, spec, multiprocessors: int = 132, unaligned: tuple = (False, False)) -> list:
+    """The distinct valid configurations tried for a problem (the default first); `unaligned`: whether A's and
+    B's rows start at no multiple of 128 bytes from each other (the default then in clusters, and more of them
+    tried)."""
     M, N, K, dtype, a_k_major, b_k_major = problem
     found = []
-    for overrides in VARIATIONS:
+    for overrides in VARIATIONS + (UNALIGNED_VARIATIONS if any(unaligned) else ()):
         try:
             config = MatmulConfig.for_problem(M, N, K, dtype, a_k_major, b_k_major, target.max_shared_bytes,
-                                              multiprocessors, epilogue=spec, **overrides)
+                                              multiprocessors, unaligned=unaligned, epilogue=spec, **overrides)
         except ValueError:  # e.g. clusters with a transposed B
             continue
         if config not in found:
@@ -33,19 +40,21 @@ def candidates(target, problem, spec, multiprocessors: int = 132) -> list:
     return found
 
 
-def tune(device, problem, spec, operands, matmul):
+def tune(device, problem, spec, operands, matmul, unaligned: tuple = (False, False)):
     """The fastest configuration for this problem on this (Hopper) device, timed the first time, then from disk.
-    `matmul` is the host function that runs one configuration (skc.blocks.matmul; passed in, as it calls here)."""
+    `matmul` is the host function that runs one configuration (skc.blocks.matmul; passed in, as it calls here);
+    `unaligned` as `candidates` takes it (a key of its own: another problem for the tuner)."""
     target = device.target
-    where = (target.name, problem, spec)
+    where = (target.name, problem, spec, unaligned)
     tuner = _TUNERS.get(where)
     if tuner is None:
         def run(a, b, c, bias, config):
             matmul(a, b, None, c=c, bias=bias, alpha=1.0 if spec.alpha else None, beta=1.0 if spec.beta else None,
                    activation=spec.activation, config=config)
 
-        configs = [{"config": config} for config in candidates(target, problem, spec, device.multiprocessors)]
-        tuner = _TUNERS[where] = skc.autotune.Autotuner(
-            run, configs, key=lambda *args: (problem, dataclasses.astuple(spec)), name="skc.blocks.matmul")
+        configs = [{"config": config}
+                   for config in candidates(target, problem, spec, device.multiprocessors, unaligned)]
+        key = (problem, dataclasses.astuple(spec)) + ((unaligned,) if any(unaligned) else ())
+        tuner = _TUNERS[where] = skc.autotune.Autotuner(run, configs, key=lambda *args: key, name="skc.blocks.matmul")
     a, b, _, c, bias = operands
     return tuner.choose(a, b, c, bias)["config"]

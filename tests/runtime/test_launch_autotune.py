@@ -181,3 +181,35 @@ def test_the_tuning_table_gives_known_problems_their_config(fake, monkeypatch):
     (plan,) = matmul_host._PLANS.values()
     assert (plan.cfg.tile_n, plan.cfg.stages) == (64, 3)
     assert fake.launches[-1]["block"] == (plan.cfg.threads, 1, 1)
+
+
+def test_autotuning_rows_not_128_byte_aligned_tries_the_clusters_that_share_them(fake, monkeypatch):
+    """Operands whose rows start at no multiple of 128 bytes from each other: the default first (in a cluster), the
+    clustered tiles among the candidates, a tuner key of their own (the aligned problem's winner is not theirs)."""
+    import skc.autotune as autotune_module
+
+    timed = []
+
+    def stub_time_ms(run, warmup, repeats):
+        run()
+        timed.append(1)
+        return 10.0 - len(timed)  # the last candidate wins
+
+    monkeypatch.setattr(autotune_module, "time_ms", stub_time_ms)
+    target = skc.current_device().target
+    problem = (3000, 3000, 3000, "f16", True, False)
+    aligned = matmul_tuning.candidates(target, problem, skc.blocks.EpilogueSpec())
+    unaligned = matmul_tuning.candidates(target, problem, skc.blocks.EpilogueSpec(), unaligned=(True, True))
+    assert (unaligned[0].tile_m, unaligned[0].tile_n, unaligned[0].cluster_n) == (192, 192, 2)
+    assert aligned[0].cluster == 1 and len(unaligned) > len(aligned)
+    assert {(c.tile_m, c.tile_n, c.cluster_m, c.cluster_n) for c in unaligned} >= {(192, 192, 1, 2), (192, 192, 2, 1),
+                                                                                   (128, 192, 2, 1)}
+    a, b, out = FakeTensor((3000, 3000)), FakeTensor((3000, 3000)), FakeTensor((3000, 3000))
+    skc.blocks.matmul(a, b, out, autotune=True)
+    assert len(timed) == len(unaligned)
+    tuned = [p for key, p in matmul_host._PLANS.items() if key[-1] is True]
+    assert tuned and tuned[0].cfg == unaligned[-1]
+    # the same problem in rows 3072 elements apart (128-byte aligned): tuned again, as an aligned problem
+    a, b = (FakeTensor((3000, 3000), strides=(3072, 1), address=FakeTensor((3000, 3072)).address) for _ in "ab")
+    skc.blocks.matmul(a, b, out, autotune=True)
+    assert len(timed) == len(unaligned) + len(aligned)
