@@ -269,8 +269,7 @@ class MatmulConfig:
         once M fills one; the rows past a_rows would keep whatever a stage held before."""
         if not self.a_rows or M <= self.a_rows:
             return self
-        group = 8 * (self.cluster_n if self.a_k_major else 1)
-        return replace(self, a_rows=0 if M >= self.tile_m else min(self.tile_m, -(-M // group) * group))
+        return replace(self, a_rows=0 if M >= self.tile_m else loaded_rows(M, self.tile_m, self.cluster_n))
 
     def boxes(self) -> dict:
         """The TMA box of each operand's tensor map (outermost dimension first)."""
@@ -309,8 +308,7 @@ class MatmulConfig:
         clustered = overrides["cluster_m"] > 1 or cluster_n > 1
         overrides.setdefault("split_k", split_k if tma and not clustered else 1)
         if M < tile_m and a_k_major and tma:   # fewer rows than a tile: load only those (a box past A's end is slow)
-            group = 8 * cluster_n   # (A shared along N: each block of the cluster loads an 8-row group or more)
-            overrides.setdefault("a_rows", min(tile_m, -(-M // group) * group))
+            overrides.setdefault("a_rows", loaded_rows(M, tile_m, cluster_n))
         stages = overrides.pop("stages", None)
         config = cls(tile_m=tile_m, tile_n=tile_n, dtype=dtype, a_k_major=a_k_major, b_k_major=b_k_major, stages=2,
                      **overrides)
@@ -318,6 +316,13 @@ class MatmulConfig:
             fitting = [n for n in range(2, 13) if replace(config, stages=n).shared_bytes() <= max_shared_bytes]
             stages = max(fitting) if fitting else 2
         return replace(config, stages=stages)
+
+
+def loaded_rows(M: int, tile_m: int, cluster_n: int = 1) -> int:
+    """The rows a K-major A's boxes load for a problem of M < tile_m rows: M rounded up to whole 8-row groups, one
+    group or more a block of a cluster sharing A (its row shares), at most the tile."""
+    group = 8 * cluster_n
+    return min(tile_m, -(-M // group) * group)
 
 
 class BatchedOperandLayout(OperandLayout):

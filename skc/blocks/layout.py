@@ -59,20 +59,23 @@ class OperandLayout:
         if self.row_shares < 1:
             raise ValueError(f"unsupported operand layout {self}: row_shares is how many boxes load a chunk's rows, "
                              "1 or more")
-        box_rows = (self.loaded_rows or self.rows) if self.k_major else self.k
-        if self.row_shares > 1 and box_rows % (8 * self.row_shares):
-            raise ValueError(f"unsupported operand layout {self}: a chunk's {box_rows} box rows are shared out in "
-                             "whole 8-row groups")
+        if self.row_shares > 1 and self.box_rows % (8 * self.row_shares):
+            raise ValueError(f"unsupported operand layout {self}: a chunk's {self.box_rows} box rows are shared out "
+                             "in whole 8-row groups")
 
     def box(self) -> tuple:
         """The TMA box of one chunk, outermost dimension first, in the tensor's own order."""
         return self.share_rows, self.chunk
 
     @property
+    def box_rows(self) -> int:
+        """The rows of 128 bytes a chunk's boxes fill: K-major, the tile's (loaded) rows, MN-major its k."""
+        return (self.loaded_rows or self.rows) if self.k_major else self.k
+
+    @property
     def share_rows(self) -> int:
-        """The rows of 128 bytes one box of a chunk fills: K-major, the tile's (loaded) rows, MN-major its k; or a
-        share of them."""
-        return ((self.loaded_rows or self.rows) if self.k_major else self.k) // self.row_shares
+        """The rows one box of a chunk fills: the chunk's box rows, or a share of them."""
+        return self.box_rows // self.row_shares
 
     def share_corner(self, row0, k0, share) -> tuple:
         """(row0, k0) of share `share` (a run-time value too) of the tile at (row0, k0), for box_coordinates."""

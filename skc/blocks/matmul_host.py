@@ -267,8 +267,7 @@ class _PaddedRows:
         # dense rows through pointers)
         self.K8, self.N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
         K8, N8 = self.K8, self.N8
-        self.pitch = _round8 if config is not None and config.through_pointer("a") else _pitch
-        pitch = self.pitch
+        self.pitch = pitch = _round8 if config is not None and config.through_pointer("a") else _pitch
         a_bytes = K8 * pitch(M) if flipped[0] else M * pitch(K8)
         b_bytes = N8 * pitch(K8) if flipped[1] else K8 * pitch(N8)
         self.set_bytes = 2 * (a_bytes * self.copy_a + b_bytes * self.copy_b + M * N8 * self.pad_n)
