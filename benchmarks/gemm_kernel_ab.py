@@ -19,6 +19,11 @@ CONFIGS = {"c1": {"tile_m": 128, "tile_n": 256, "cluster_m": 1},   # 128 x 256 t
            "st": {"split_tail": True}, "n128-st": {"tile_m": 128, "tile_n": 128, "cluster_m": 1, "split_tail": True},
            "n192-st": {"tile_m": 128, "tile_n": 192, "cluster_m": 1, "split_tail": True},   # the last wave split
            "192x192": {"tile_m": 192, "tile_n": 192}}   # three consumer warpgroups
+for _m, _n in ((128, 256), (192, 192), (128, 192), (192, 128), (128, 128), (64, 256), (64, 128), (64, 64)):
+    CONFIGS[f"{_m}x{_n}"] = {"tile_m": _m, "tile_n": _n, "cluster_m": 1}
+    for _split in (2, 3, 4):   # split along K, the partial sums added by the split-K epilogue
+        CONFIGS[f"{_m}x{_n}-k{_split}"] = {"tile_m": _m, "tile_n": _n, "cluster_m": 1, "split_k": _split}
+    CONFIGS[f"{_m}x{_n}-sk"] = {"tile_m": _m, "tile_n": _n, "cluster_m": 1, "stream_k": True}
 
 
 def main():
