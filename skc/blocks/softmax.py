@@ -13,6 +13,8 @@ import skc
 
 LOG2E = 1.4426950408889634
 NEG_INF = float("-inf")
+# |m·c| from which a row's exponents are taken from its scores less m (two operations a score), not from one fma
+LARGE = 2.0 ** 15
 
 
 class OnlineSoftmax:
@@ -47,14 +49,14 @@ class OnlineSoftmax:
         """The part of a step that needs S only: S becomes P, the running maxima and sums move on. Gives the
         factors (a vector, one per row of `s.rows()`) that O must be multiplied by (`rescale`), so that the
         MMAs still writing O may run meanwhile."""
+        rows = list(s.rows())
         fragment = s.fragment
-        probabilities = []   # (index, P value): lists grow by append in run-time loops, not by item assignment
-        new_max, new_sum, factors = [], [], []
-        for h, (row, indices) in enumerate(s.rows()):
-            values = [fragment[i] for i in indices]
-            if mask is not None:
-                values = [skc.where(mask(*s.position(i)), value, NEG_INF) for i, value in zip(indices, values)]
-            block_max = _reduce(values, skc.maximum, self.tree)
+        if mask is not None:
+            fragment = _vector_of({i: skc.where(mask(*s.position(i)), fragment[i], NEG_INF)
+                                   for row, indices in rows for i in indices}, s.n // 2)
+        maxima, large = [], []
+        for h, (row, indices) in enumerate(rows):
+            block_max = _reduce([fragment[i] for i in indices], skc.maximum, self.tree)
             for lanes in s.row_lanes:
                 block_max = skc.maximum(block_max, skc.shfl_xor(block_max, lanes))
             running = skc.maximum(self.max[h], block_max)
@@ -62,12 +64,31 @@ class OnlineSoftmax:
                 grew = (running - self.max[h]) * self.scale_log2 > self.lazy
                 running = skc.where(grew, running, self.max[h])
                 moved = grew if h == 0 else moved | grew
+            maxima.append(running)
+            large.append(self._large(running))
+        # A row's exponents are s·c - m·c in one fma, m·c rounded to f32: off by up to half its ulp, 2^-10 under
+        # LARGE, but past 2^31 more than exp2's range (P infinite or 0: NaN). A warp with such a row (rare: huge
+        # scores or scale) first subtracts those rows' maxima from their scores, exactly for the maximum itself.
+        any_large = large[0]
+        for flag in large[1:]:
+            any_large = any_large | flag
+        if skc.vote_any(any_large):
+            fragment = _vector_of({i: fragment[i] - skc.where(large[h], maxima[h], 0.0)
+                                   for h, (row, indices) in enumerate(rows) for i in indices}, s.n // 2)
+        probabilities = []   # (index, P value): lists grow by append in run-time loops, not by item assignment
+        new_sum, factors = [], []
+        for h, (row, indices) in enumerate(rows):
+            running, before = maxima[h], self.max[h]
             # a row that has seen only masked scores keeps maximum -inf: subtract 0 there (no inf - inf)
-            shift = skc.where(running == NEG_INF, 0.0, running * self.scale_log2)
-            factor = skc.exp2(self.max[h] * self.scale_log2 - shift, ftz=True)
+            shift = skc.where(large[h] | (running == NEG_INF), 0.0, running * self.scale_log2)
+            # O and the sum move from the old reference of the exponents to the new one: each is m·c, less its
+            # rounding to f32 where the exponents came from one fma (exactly 0 where the maximum stayed)
+            moved_by = ((before - running) * self.scale_log2 - self._rounding(before, self._large(before))
+                        + self._rounding(running, large[h]))
+            factor = skc.exp2(skc.where(before == NEG_INF, NEG_INF, moved_by), ftz=True)
             row_probabilities = []
-            for n, (i, value) in enumerate(zip(indices, values)):
-                x = skc.fma(value, self.scale_log2, -shift)
+            for n, i in enumerate(indices):
+                x = skc.fma(fragment[i], self.scale_log2, -shift)
                 fma_pipe = self.exp2_on_fma and n % self.exp2_on_fma == self.exp2_on_fma - 1
                 row_probabilities.append(exp2_on_fma(x) if fma_pipe else skc.exp2(x, ftz=True))
                 probabilities.append((i, row_probabilities[-1]))
@@ -75,15 +96,25 @@ class OnlineSoftmax:
                 total = self.sum[h] * factor + _reduce(row_probabilities, operator.add, True)
             else:           # the carried sum, then the scores one after the other
                 total = _reduce([self.sum[h] * factor, *row_probabilities], operator.add, False)
-            new_max.append(running)
             new_sum.append(total)
             factors.append(factor)
         s.fragment = _vector_of(dict(probabilities), s.n // 2)
-        self.max = skc.vector(*new_max)
+        self.max = skc.vector(*maxima)
         self.sum = skc.vector(*new_sum)
         if self.lazy:
             self.moved = skc.vote_any(moved)
         return skc.vector(*factors)
+
+    def _large(self, maximum):
+        """Whether a row of this maximum takes its exponents from its scores less the maximum (|m·c| >= LARGE)."""
+        scaled = maximum * self.scale_log2
+        return ((scaled >= LARGE) | (scaled <= -LARGE)) & (maximum != NEG_INF)
+
+    def _rounding(self, maximum, large):
+        """m·c less the reference the exponents of a row of maximum m subtract: m·c's rounding to f32 where
+        they come from one fma, 0 where they come from the scores less m (and for m = -inf)."""
+        scaled = maximum * self.scale_log2
+        return skc.where(large | (maximum == NEG_INF), 0.0, skc.fma(maximum, self.scale_log2, -scaled))
 
     def finish(self, o) -> list:
         """O /= l for each row (0 where a row saw no score); gives each row's log-sum-exp of the scaled scores
