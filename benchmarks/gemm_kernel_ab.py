@@ -3,8 +3,10 @@ skc.blocks.matmul: each sample ~150 ms of back-to-back calls timed with CUDA eve
 over rounds (the order reversed every other round, a 0.1 s rest before each sample), medians reported.
 `--b-k-major`: B given as the transpose of an N x K tensor (torch's `x @ w.t()`, nn.Linear's weight), else K x N.
 Run: python benchmarks/gemm_kernel_ab.py 8192x8192x8192 default,c2,cublas [--rounds 8] [--b-k-major]
-(names: `default` (matmul's own choice), `cublas`, or a key of CONFIGS; the first is the baseline)."""
+(names: `default` (matmul's own choice), `cublas`, a key of CONFIGS or tiles with suffixes (`fields`); the
+first is the baseline)."""
 import argparse
+import re
 
 import torch
 
@@ -19,11 +21,25 @@ CONFIGS = {"c1": {"tile_m": 128, "tile_n": 256, "cluster_m": 1},   # 128 x 256 t
            "st": {"split_tail": True}, "n128-st": {"tile_m": 128, "tile_n": 128, "cluster_m": 1, "split_tail": True},
            "n192-st": {"tile_m": 128, "tile_n": 192, "cluster_m": 1, "split_tail": True},   # the last wave split
            "192x192": {"tile_m": 192, "tile_n": 192}}   # three consumer warpgroups
-for _m, _n in ((128, 256), (192, 192), (128, 192), (192, 128), (128, 128), (64, 256), (64, 128), (64, 64)):
-    CONFIGS[f"{_m}x{_n}"] = {"tile_m": _m, "tile_n": _n, "cluster_m": 1}
-    for _split in (2, 3, 4):   # split along K, the partial sums added by the split-K epilogue
-        CONFIGS[f"{_m}x{_n}-k{_split}"] = {"tile_m": _m, "tile_n": _n, "cluster_m": 1, "split_k": _split}
-    CONFIGS[f"{_m}x{_n}-sk"] = {"tile_m": _m, "tile_n": _n, "cluster_m": 1, "stream_k": True}
+
+
+def fields(name: str) -> dict:
+    """A key of CONFIGS, or `MxN` tiles (no cluster) with suffixes `-k2` (split-K), `-sk` (stream-K), `-cm2` /
+    `-cn4` (clusters along M sharing B / along N sharing A), `-s5` (stages): 128x168-cn2, 64x64-k2."""
+    if name in CONFIGS:
+        return CONFIGS[name]
+    match = re.fullmatch(r"(\d+)x(\d+)((?:-(?:k|cm|cn|s)\d+|-sk)*)", name)
+    if not match:
+        raise SystemExit(f"unknown configuration {name!r}: a key of {sorted(CONFIGS)} or MxN[-k2][-sk][-cm2][-cn2][-s5]")
+    result = {"tile_m": int(match[1]), "tile_n": int(match[2]), "cluster_m": 1}
+    keys = {"k": "split_k", "cm": "cluster_m", "cn": "cluster_n", "s": "stages"}
+    for suffix in filter(None, match[3].split("-")):
+        if suffix == "sk":
+            result["stream_k"] = True
+        else:
+            key = re.match(r"[a-z]+", suffix)[0]
+            result[keys[key]] = int(suffix[len(key):])
+    return result
 
 
 def main():
@@ -46,7 +62,7 @@ def main():
                 calls[name] = lambda: torch.matmul(a, b, out=out)
                 continue
             config = None if name == "default" else MatmulConfig.for_problem(
-                M, N, K, "bf16", True, args.b_k_major, multiprocessors=132, **CONFIGS[name])
+                M, N, K, "bf16", True, args.b_k_major, multiprocessors=132, **fields(name))
             calls[name] = lambda config=config: skc.blocks.matmul(a, b, out=out, config=config)
             calls[name]()
             error = ((out.float() - expected).norm() / expected.norm()).item()
