@@ -173,7 +173,21 @@ def test_the_rule_picks_64_row_tiles_and_clusters():
     kinds = {(c.tile_m, c.tile_n, c.cluster_m, c.split_k > 1) for c in PICKABLE}
     assert {(64, 64, 1, True), (64, 128, 1, False), (64, 256, 1, False), (128, 256, 2, False),
             (128, 256, 1, False), (192, 192, 1, False), (128, 192, 1, False), (192, 128, 1, False),
-            (64, 64, 1, False)} <= kinds
+            (64, 64, 1, False), (192, 96, 1, False)} <= kinds
+
+
+def test_the_rule_takes_192_x_96_tiles_only_for_a_k_major_b():
+    """192 x 96 tiles put 1536² in 128 tiles (128 x 192 ones leave 36 of 132 SMs idle); a row-major B's tiles are
+    whole 64-column chunks, so it keeps 128 x 192; rows that are not 128-byte aligned go at their own speeds."""
+    def tile(*args, **fields):
+        config = MatmulConfig.for_problem(*args, multiprocessors=132, **fields)
+        return config.tile_m, config.tile_n
+
+    assert tile(1536, 1536, 1536, "bf16", True, True) == (192, 96)
+    assert tile(1500, 1530, 1000, "f16", True, True) == (192, 96)
+    assert tile(1536, 1536, 1536, "bf16", True, False) == (128, 192)
+    assert tile(1536, 1536, 1536, "bf16", True, True, unaligned=(True, True)) != (192, 96)
+    assert tile(4096, 4096, 4096, "bf16", True, True) == (128, 256)   # elsewhere as before
 
 
 @needs_assembler

@@ -48,6 +48,7 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     # the wave rule's other tiles with a K-major B (x @ w.t()) and tails: 192 x 192, 128 x 192
     ((200, 200, 136), {"tile_m": 192, "tile_n": 192, "consumers": 3, "stages": 3, "b_k_major": True}),
     ((136, 200, 72), {"tile_n": 192, "stages": 3, "b_k_major": True}),
+    ((400, 200, 136), {"tile_m": 192, "tile_n": 96, "consumers": 3, "stages": 3, "b_k_major": True}),   # 192 x 96
     # tiles narrower than a 128-byte row of outputs, or no multiple of one (a K-major B): narrower epilogue boxes
     ((72, 200, 128), {"tile_m": 64, "consumers": 1, "tile_n": 32, "b_k_major": True, "stages": 3}),
     ((136, 200, 64), {"tile_n": 96, "b_k_major": True, "stages": 2}),
@@ -81,7 +82,7 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     ((72, 200, 232), {"tile_m": 64, "consumers": 1, "a_k_major": False, "cluster_n": 2, "stages": 3}),
 ], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256", "pingpong", "pingpong-ring", "pingpong-many",
         "pingpong-128", "pingpong-vector", "three-consumers", "three-consumers-192",
-        "three-consumers-192-kmajor-b", "n192-kmajor-b", "n32", "n96", "m256",
+        "three-consumers-192-kmajor-b", "n192-kmajor-b", "192x96-kmajor-b", "n32", "n96", "m256",
         "m256-cluster2", "m256-mn", "cluster-n2", "cluster-n4", "cluster-n2-kmajor-b", "cluster-n2-mn-a",
         "cluster-n2-192", "n256-one-buffer", "one-buffer-tiles",
         "pingpong-one-buffer", "cluster2-kmajor-b", "cluster2-kmajor-b-k128", "cluster2-kmajor-b-n32",
