@@ -130,8 +130,8 @@ def main():
                         skc.blocks.matmul(a, b, out, config=cfg)
                 else:
                     boxes = cfg.boxes()
-                    maps = [skc.TensorMap(a, boxes["a"]), skc.TensorMap(b, boxes["b"]),
-                            skc.TensorMap(out, boxes["out"])]
+                    maps = [skc.TensorMap(x, boxes[name], cfg.swizzle(name)) for x, name in ((a, "a"), (b, "b"),
+                                                                                             (out, "out"))]
                     grid = TileScheduler.grid(M, N, cfg.tile_m, cfg.tile_n, device.multiprocessors, cfg.cluster_m)
 
                     def launch():

@@ -102,10 +102,14 @@ class MatmulConfig:
         if self.stage_turns and (self.pingpong or self.consumers < 2):
             raise ValueError("stage_turns: two or more consumer warpgroups of one tile take turns at each stage; "
                              "pingpong consumers take turns over whole tiles already")
-        # B's tile is rows of K when B is K-major (any multiple of 8 of them, as wgmma's n), else 64-column chunks
-        if self.tile_n % (8 if self.b_k_major else 64) or not 8 <= self.tile_n <= 256:
-            raise ValueError(f"tile_n must be a multiple of 64 up to 256 (of 8 when B is K-major), found "
+        # B's tile is rows of K when B is K-major (any multiple of 8 of them, as wgmma's n), else 64-column chunks,
+        # or 32-column ones (the 64-byte swizzle) where tile_n is an odd multiple of 32
+        if self.tile_n % (8 if self.b_k_major else 32) or not 8 <= self.tile_n <= 256:
+            raise ValueError(f"tile_n must be a multiple of 32 up to 256 (of 8 when B is K-major), found "
                              f"{self.tile_n}")
+        if not self.b_k_major and self.tile_n % 64 and self.loader != "tma":
+            raise ValueError(f"a row-major B {self.tile_n} columns wide takes the 64-byte swizzle, which only the TMA "
+                             "loader writes: use a tile_n that is a multiple of 64, or loader='tma'")
         if self.tile_k * self.elem_bytes % 128:
             raise ValueError(f"tile_k must fill 128-byte rows: a multiple of {128 // self.elem_bytes} for "
                              f"{self.dtype}, found {self.tile_k}")
@@ -223,14 +227,22 @@ class MatmulConfig:
     def payload(self) -> TilePayload:
         # a K-major B shared along M, or a K-major A along N: each block of the cluster loads a share of its rows; an
         # MN-major operand whose 64-row chunks do not split evenly: a share of its rows of K
+        swizzles = {"a": self.swizzle("a"), "b": self.swizzle("b")}
+        chunk_b = swizzles["b"] // self.elem_bytes
         a_shares = self.cluster_n if self.a_k_major or (self.tile_m // 64) % self.cluster_n else 1
-        b_shares = self.cluster_m if self.b_k_major or (self.tile_n // 64) % self.cluster_m else 1
+        b_shares = self.cluster_m if self.b_k_major or (self.tile_n // chunk_b) % self.cluster_m else 1
         operands = (("a", self.tile_m, self.a_k_major, self.a_rows, a_shares),
                     ("b", self.tile_n, self.b_k_major, 0, b_shares))
         layouts = {name: (BatchedOperandLayout if name in self.batched else OperandLayout)(
-                       rows, self.tile_k, self.elem_bytes, k_major, loaded_rows=loaded, row_shares=shares)
+                       rows, self.tile_k, self.elem_bytes, k_major, swizzles[name], loaded_rows=loaded,
+                       row_shares=shares)
                    for name, rows, k_major, loaded, shares in operands}
         return TilePayload(**layouts)
+
+    def swizzle(self, operand: str) -> int:
+        """The shared-memory swizzle (bytes) of operand "a", "b" or "out"'s tiles, which its tensor map must name:
+        128, but 64 for a row-major B whose tiles are an odd multiple of 32 columns wide (32-column chunks)."""
+        return 64 if operand == "b" and not self.b_k_major and self.tile_n % 64 else 128
 
     @property
     def epilogue_columns(self) -> int:

@@ -16,8 +16,10 @@ class OperandLayout:
 
     K-major: k is contiguous; each row is split into 128-byte chunks of k, chunk c of every row at
     c * rows * 128 (one TMA box a chunk: rows x 64 for bf16). MN-major: rows are contiguous; 64-row chunks (128
-    bytes), chunk c of every k at c * k * 128 (one box a chunk: k x 64). With `row_shares`, a chunk's box rows (rows
-    K-major, k MN-major) are loaded in that many boxes, which the blocks of a cluster load one each.
+    bytes), chunk c of every k at c * k * 128 (one box a chunk: k x 64); or, with the 64-byte swizzle (an MN-major
+    tile an odd multiple of 32 rows wide, 96 or 160), 32-row chunks of 64 bytes, chunk c at c * k * 64. With
+    `row_shares`, a chunk's box rows (rows K-major, k MN-major) are loaded in that many boxes, which the blocks of a
+    cluster load one each.
     """
 
     rows: int
@@ -30,7 +32,7 @@ class OperandLayout:
 
     @property
     def chunk(self) -> int:
-        """Elements in one 128-byte (swizzle-wide) chunk."""
+        """Elements in one swizzle-wide chunk (128 bytes, or 64)."""
         return self.swizzle // self.elem_bytes
 
     @property
@@ -52,8 +54,10 @@ class OperandLayout:
 
     def check(self):
         extent = self.k if self.k_major else self.rows
-        if self.swizzle != 128 or extent % self.chunk or (self.rows if self.k_major else self.k) % 8:
-            raise ValueError(f"unsupported operand layout {self}: tiles are whole 128-byte chunks, 8 rows a group")
+        if (self.swizzle not in (128, 64) or (self.swizzle == 64 and self.k_major) or extent % self.chunk
+                or (self.rows if self.k_major else self.k) % 8):
+            raise ValueError(f"unsupported operand layout {self}: tiles are whole 128-byte chunks (or 64-byte ones, "
+                             "MN-major), 8 rows a group")
         if self.loaded_rows and not (self.k_major and self.loaded_rows % 8 == 0 and self.loaded_rows <= self.rows):
             raise ValueError(f"unsupported operand layout {self}: a K-major tile's boxes fill whole 8-row groups")
         if self.row_shares < 1:
@@ -99,9 +103,10 @@ class OperandLayout:
             offset = (k_bytes // 128) * self.chunk_bytes + row0 * 128 + k_bytes % 128
             lbo, sbo = 16, 1024
         else:
-            # chunks of 64 rows at LBO; 8 k-rows of 128 bytes per group (SBO = 1024)
-            offset = (row0 // self.chunk) * self.chunk_bytes + k_step * 16 * 128
-            lbo, sbo = self.chunk_bytes, 1024
+            # chunks of 64 rows (32 with the 64-byte swizzle) at LBO; 8 k-rows of a chunk's width per group (SBO =
+            # 1024, or 512)
+            offset = (row0 // self.chunk) * self.chunk_bytes + k_step * 16 * self.swizzle
+            lbo, sbo = self.chunk_bytes, 8 * self.swizzle
         fixed = ((lbo >> 4) & 0x3FFF) << 16 | ((sbo >> 4) & 0x3FFF) << 32 | SWIZZLE_MODE[self.swizzle] << 62
         start = skc.u64(((base + offset) >> 4) & 0x3FFF)
         return skc.i64(start | fixed)

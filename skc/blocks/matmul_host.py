@@ -415,7 +415,7 @@ def _hopper_plan(device, a, b, problem, cfg, transposed=(False, False), batches=
         stored = (lambda t: t.T) if flip else (lambda t: t)
         if cfg.through_pointer(name):
             return Direct(stored)
-        return lambda t: skc.TensorMap(stored(t), boxes[name])
+        return lambda t: skc.TensorMap(stored(t), boxes[name], cfg.swizzle(name))
 
     makers = (maker("a", transposed[0]), maker("b", transposed[1]), maker("out", False))
     shape = problem[:2] if batches is None else (batches, *problem[:2])
@@ -618,6 +618,6 @@ def compile_arguments(target, M: int = 4096, N: int = 4096, K: int = 4096, dtype
     else:
         boxes = cfg.boxes()
         operands = {name: pointer if cfg.through_pointer(name) else
-                    ir.TensorMapType(ir.ScalarType(dtype), boxes[name], 128) for name in ("a", "b", "out")}
+                    ir.TensorMapType(ir.ScalarType(dtype), boxes[name], cfg.swizzle(name)) for name in ("a", "b", "out")}
     return dict(operands, c_in=pointer, bias=pointer, cfg=cfg, block=cfg.threads)
 

@@ -51,9 +51,15 @@ class TmaLoader:
     def __init__(self, payload, multicast=None, **maps):
         self.layouts = payload.layouts
         self.maps = maps
-        for name in self.layouts:
+        for name, layout in self.layouts.items():
             if name not in maps:
                 raise frontend.current().error(f"TmaLoader has no tensor map for payload tile '{name}'")
+            swizzle = getattr(getattr(maps[name], "type", None), "swizzle", None)
+            if swizzle is not None and swizzle != getattr(layout, "swizzle", swizzle):
+                raise frontend.current().error(
+                    f"the tensor map for payload tile '{name}' swizzles {swizzle} bytes; the tile's layout is "
+                    f"{layout.swizzle}-byte swizzled", hint="make the map with the layout's swizzle "
+                    "(MatmulConfig.swizzle(name))")
         # multicast = (tile name, blocks): that tile is the same for the cluster's blocks; each block
         # loads its share of the tile's chunks (or, a layout in row shares, its share of every chunk's rows) into
         # every block of the cluster.

@@ -17,7 +17,7 @@ needs_disassembler = pytest.mark.skipif(ptx_tools.nvdisasm_path() is None, reaso
 
 def compile_gemm(cfg: MatmulConfig):
     boxes = cfg.boxes()
-    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], 128))
+    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], cfg.swizzle(name)))
             for name in ("a", "b", "out")]
     pointer = skc.Ptr[skc.bf16] if cfg.dtype == "bf16" else skc.Ptr[skc.f16]
     return matmul_kernel.compile(*maps, skc.i32, skc.i32, skc.i32, pointer, pointer, skc.f32, skc.f32, cfg,
@@ -38,6 +38,9 @@ VARIANTS = [
     # clusters sharing a share of A's rows, or of B's rows of K (three chunks of B), a block each
     MatmulConfig(tile_m=192, tile_n=192, consumers=3, stages=3, cluster_n=2),
     MatmulConfig(tile_m=192, tile_n=192, consumers=3, stages=3, cluster_m=2),
+    # a row-major B in 32-column chunks (the 64-byte swizzle); in a cluster, by rows of K
+    MatmulConfig(tile_m=192, tile_n=96, consumers=3, stages=4),
+    MatmulConfig(tile_n=160, stages=4, cluster_m=2),
 ]
 
 
@@ -122,7 +125,7 @@ def compile_split_gemm(cfg: MatmulConfig):
     from skc.blocks import gemm
 
     boxes = cfg.boxes()
-    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], 128)) for name in ("a", "b")]
+    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], cfg.swizzle(name))) for name in ("a", "b")]
     pointer = skc.Ptr[skc.bf16] if cfg.dtype == "bf16" else skc.Ptr[skc.f16]
     return gemm.matmul_split_kernel.compile(*maps, pointer, skc.Ptr[skc.f32], skc.Ptr[skc.i32], skc.i32, skc.i32,
                                             skc.i32, pointer, pointer, skc.f32, skc.f32, cfg, target="sm_90a",
@@ -133,7 +136,7 @@ def compile_stream_k_gemm(cfg: MatmulConfig):
     from skc.blocks import gemm
 
     boxes = cfg.boxes()
-    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], 128))
+    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], cfg.swizzle(name)))
             for name in ("a", "b", "out")]
     pointer = skc.Ptr[skc.bf16] if cfg.dtype == "bf16" else skc.Ptr[skc.f16]
     return gemm.matmul_stream_k_kernel.compile(*maps, skc.Ptr[skc.f32], skc.Ptr[skc.i32], skc.i32, skc.i32, skc.i32,
@@ -228,7 +231,7 @@ def test_batched_kernel_assembles_with_3d_tensor_maps(batched):
     cfg = MatmulConfig.for_problem(16384, 2048, 2048, multiprocessors=132, batched=batched,
                                    **({"cluster_m": 1} if batched == "a" else {}))
     boxes = cfg.boxes()
-    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], 128))
+    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], cfg.swizzle(name)))
             for name in ("a", "b", "out")]
     compiled = gemm.matmul_batched_kernel.compile(*maps, skc.i32, skc.i32, skc.i32, skc.i32, skc.Ptr[skc.bf16],
                                                   skc.Ptr[skc.bf16], skc.f32, skc.f32, cfg, target="sm_90a",

@@ -52,6 +52,12 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     # tiles narrower than a 128-byte row of outputs, or no multiple of one (a K-major B): narrower epilogue boxes
     ((72, 200, 128), {"tile_m": 64, "consumers": 1, "tile_n": 32, "b_k_major": True, "stages": 3}),
     ((136, 200, 64), {"tile_n": 96, "b_k_major": True, "stages": 2}),
+    # a row-major B an odd multiple of 32 columns wide: 32-column chunks, the 64-byte swizzle; 96 with 192-row tiles,
+    # 160 with a tail in N; in clusters along M sharing B by rows of K (three and five chunks do not split in two)
+    ((400, 200, 136), {"tile_m": 192, "tile_n": 96, "consumers": 3, "stages": 3}),
+    ((136, 200, 72), {"tile_n": 160, "stages": 3}),
+    ((520, 200, 136), {"tile_n": 96, "cluster_m": 2, "stages": 3}),
+    ((328, 168, 200), {"tile_n": 160, "cluster_m": 2, "stages": 2}),
     # 256-row tiles, each of two consumers computing 128 rows as two stacked wgmma parts (cuBLAS's 256 x 128)
     ((328, 136, 200), {"tile_m": 256, "consumers": 2, "stages": 3}),
     ((600, 256, 128), {"tile_m": 256, "consumers": 2, "stages": 2, "cluster_m": 2}),
@@ -82,7 +88,8 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     ((72, 200, 232), {"tile_m": 64, "consumers": 1, "a_k_major": False, "cluster_n": 2, "stages": 3}),
 ], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256", "pingpong", "pingpong-ring", "pingpong-many",
         "pingpong-128", "pingpong-vector", "three-consumers", "three-consumers-192",
-        "three-consumers-192-kmajor-b", "n192-kmajor-b", "192x96-kmajor-b", "n32", "n96", "m256",
+        "three-consumers-192-kmajor-b", "n192-kmajor-b", "192x96-kmajor-b", "n32", "n96", "192x96-swizzle64",
+        "n160-swizzle64", "n96-swizzle64-cluster2", "n160-swizzle64-cluster2", "m256",
         "m256-cluster2", "m256-mn", "cluster-n2", "cluster-n4", "cluster-n2-kmajor-b", "cluster-n2-mn-a",
         "cluster-n2-192", "n256-one-buffer", "one-buffer-tiles",
         "pingpong-one-buffer", "cluster2-kmajor-b", "cluster2-kmajor-b-k128", "cluster2-kmajor-b-n32",

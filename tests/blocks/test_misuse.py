@@ -284,6 +284,26 @@ def test_layout_descriptors_and_boxes():
             TilePayload(b=OperandLayout(64, 64, 2, row_shares=shares))
 
 
+def test_a_row_major_b_of_32_column_chunks():
+    """tile_n an odd multiple of 32 with a row-major B: 32-column chunks under the 64-byte swizzle, which the
+    config names for B's tensor map; a K-major tile keeps the 128-byte swizzle, and the vector loader (which
+    writes the 128-byte pattern itself) is refused."""
+    layout = OperandLayout(96, 64, 2, k_major=False, swizzle=64)
+    assert layout.chunk == 32 and layout.chunks == 3 and layout.box() == (64, 32) and layout.chunk_bytes == 4096
+    assert layout.box_coordinates(2, 192, 64) == (64, 256)
+    config = MatmulConfig(tile_m=192, tile_n=96, consumers=3, stages=3)
+    assert (config.swizzle("a"), config.swizzle("b"), config.swizzle("out")) == (128, 64, 128)
+    assert config.boxes()["b"] == (64, 32) and config.payload().layouts["b"].swizzle == 64
+    assert MatmulConfig(tile_n=96, b_k_major=True).swizzle("b") == 128
+    assert MatmulConfig(tile_n=160, cluster_m=2).payload().layouts["b"].row_shares == 2   # five chunks: rows of K
+    with pytest.raises(ValueError, match="tiles are whole 128-byte chunks \\(or 64-byte ones, MN-major\\)"):
+        TilePayload(a=OperandLayout(128, 64, 2, k_major=True, swizzle=64))
+    with pytest.raises(ValueError, match="takes the 64-byte swizzle, which only the TMA loader writes"):
+        MatmulConfig(tile_n=96, loader="vector")
+    with pytest.raises(ValueError, match="tile_n must be a multiple of 32 up to 256"):
+        MatmulConfig(tile_n=80)
+
+
 @skc.kernel
 def scheduler_without_groups(out: skc.Ptr[skc.i32], M: skc.i32, N: skc.i32):
     for tile in TileScheduler(M, N, 64, 64, group_m=0):  # HERE
@@ -332,3 +352,21 @@ def test_roles_need_a_target_with_warpgroups():
     message = str(info.value)
     assert "warp roles are warpgroups, which sm_80 lacks" in message and "compile for sm_90a" in message
     assert_at(message, roles_without_warpgroups, "WarpRoles(cfg.consumers)")
+
+
+def test_a_tensor_map_of_another_swizzle_than_its_tile_is_a_compile_error():
+    """A map swizzling 128 bytes into a 64-byte-swizzled tile would put B's columns where the MMA does not read
+    them (a wrong product): the loader refuses it."""
+    from types import SimpleNamespace
+
+    from skc import ir
+    from skc.blocks import matmul_kernel
+
+    cfg = MatmulConfig(tile_n=96, stages=3)
+    boxes = cfg.boxes()
+    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType("bf16"), boxes[name], 128)) for name in ("a", "b", "out")]
+    pointer = skc.Ptr[skc.bf16]
+    with pytest.raises(skc.CompileError, match="the tensor map for payload tile 'b' swizzles 128 bytes; the tile's "
+                                               "layout is 64-byte swizzled"):
+        matmul_kernel.compile(*maps, skc.i32, skc.i32, skc.i32, pointer, pointer, skc.f32, skc.f32, cfg,
+                              target="sm_90a", block=cfg.threads)

@@ -445,3 +445,25 @@ def test_strided_batch_of_a_in_one_launch_with_bias():
     torch.cuda.synchronize()
     expected = torch.relu(a.float() @ b.float() + bias.float())
     assert relative_error(out, expected) <= 1e-2
+
+
+@pytest.mark.parametrize("M,N,K,fields", [
+    (1536, 1536, 1536, {"tile_m": 192, "tile_n": 96, "cluster_m": 1}),   # 128 tiles, cuBLAS's tile at 1536³
+    (1000, 1000, 1024, {"tile_m": 192, "tile_n": 96, "cluster_m": 1}),   # tails in M and N
+    (2048, 1600, 512, {"tile_n": 160, "cluster_m": 2}),                   # five chunks, shared by rows of K
+    (520, 2000, 776, {"tile_n": 96, "cluster_m": 2})])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_row_major_b_in_32_column_chunks(M, N, K, fields, dtype):
+    """Tiles of a row-major B an odd multiple of 32 columns wide: 32-column chunks under the 64-byte swizzle (TMA
+    boxes and wgmma descriptors alike), alone and in clusters along M; output poisoned first."""
+    from skc.blocks import MatmulConfig
+
+    a, b = operand(M, K, dtype, False) / 8, operand(K, N, dtype, False) / 8
+    config = MatmulConfig.for_problem(M, N, K, "bf16" if dtype == torch.bfloat16 else "f16", multiprocessors=132,
+                                      **fields)
+    assert config.swizzle("b") == 64
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=dtype)
+    skc.blocks.matmul(a, b, out=out, config=config)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    assert relative_error(out, reference(a, b)) <= 1e-2
