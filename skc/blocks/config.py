@@ -39,8 +39,8 @@ class MatmulConfig:
     consumers: int = 2
     group_m: int = 8
     cluster_m: int = 1           # blocks per cluster along M; they share (multicast) the B tile (each block loads a
-                                 # share of its 64-column chunks, or, B K-major or its chunks not splitting evenly, of
-                                 # its rows)
+                                 # share of its 64- or 32-column chunks, or, B K-major or its chunks not splitting
+                                 # evenly, of its rows)
     loader: object = "tma"       # "tma"; "vector": the producer copies tiles with 16-byte loads; or a spec
                                  # whose build(payload, a=, b=) gives the loader (conv2d's ConvShape)
     dtype: str = "bf16"
@@ -315,7 +315,8 @@ class MatmulConfig:
         overrides.setdefault("consumers", tile_m // ROWS)
         cluster_n = overrides.get("cluster_n", 1)
         overrides.setdefault("cluster_m", 1 if (b_k_major or overrides.get("stream_k") or overrides.get("split_tail")
-                                                or (tile_n // 64) % cluster_m or cluster_n > 1) else cluster_m)
+                                                or tile_n // (32 if tile_n % 64 else 64) % cluster_m or cluster_n > 1)
+                                   else cluster_m)
         tma = overrides.get("loader", "tma") == "tma"
         clustered = overrides["cluster_m"] > 1 or cluster_n > 1
         overrides.setdefault("split_k", split_k if tma and not clustered else 1)
@@ -372,7 +373,8 @@ TILE_SPEEDS = {(128, 256): 1.00, (192, 192): 1.01, (128, 192): 0.97, (192, 128):
 # at 5000³.
 UNALIGNED_TILE_SPEEDS = {(128, 256): 0.95, (192, 192): 0.92, (128, 192): 0.82, (192, 128): 0.82, (128, 128): 0.64,
                          (64, 256): 0.64, (64, 128): 0.48, (64, 64): 0.33}
-# Tiles a K-major B (x @ w.t()) allows besides those (its tiles may be any multiple of 8 wide; a row-major B's, of 64):
+# Tiles a K-major B (x @ w.t()) allows besides those (its tiles may be any multiple of 8 wide; a row-major B's, of 32,
+# and those an odd multiple of 32 wide are not measured yet):
 # 192 x 96 puts 1536² in 128 tiles on 132 SMs, where 128 x 192 leaves 96: 567 against 497 TFLOP/s sustained at 1536³
 # (benchmarks/NOTES.md, twenty-first session), a speed of 0.83 at that wave.
 K_MAJOR_B_TILE_SPEEDS = {(192, 96): 0.83}

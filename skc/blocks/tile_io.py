@@ -191,6 +191,10 @@ class VectorLoader:
         for name in self.operands:
             tile = getattr(stage, name)
             layout = tile.layout
+            if getattr(layout, "swizzle", 128) != 128:
+                raise frontend.current().error(
+                    f"the vector loader writes the 128-byte swizzle; tile '{name}' is {layout.swizzle}-byte swizzled",
+                    hint="load it with TmaLoader, or lay it out in 128-byte chunks")
             origin, k0 = origins[name], k * layout.k
             # the stored matrix's rows and columns that this tile covers (K-major: rows are M or N)
             rows, cols = (layout.rows, layout.k) if layout.k_major else (layout.k, layout.rows)
