@@ -64,6 +64,12 @@ GEMMS = {
     "192x192-cluster-m2": dict(config=MatmulConfig(tile_m=192, tile_n=192, consumers=3, stages=3, cluster_m=2),
                                shape=(776, 400, 200)),
     "unaligned-pitch-default": dict(shape=(200, 1000, 1000)),
+    # a row-major B in 32-column chunks (the 64-byte swizzle), alone and shared by rows of K in a cluster along M;
+    # a K-major B on 192 x 96 tiles (the wave rule's, at 1536²-like shapes)
+    "192x96-swizzle64": dict(config=MatmulConfig(tile_m=192, tile_n=96, consumers=3, stages=4), shape=(400, 296, 200)),
+    "160-swizzle64-cluster-m2": dict(config=MatmulConfig(tile_n=160, stages=4, cluster_m=2), shape=(520, 328, 200)),
+    "192x96-k-major-b": dict(config=MatmulConfig(tile_m=192, tile_n=96, consumers=3, stages=4, b_k_major=True),
+                             shape=(400, 296, 200), b_transposed=True),
 }
 
 
