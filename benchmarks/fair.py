@@ -4,6 +4,7 @@ the first slot after a rest equally often; the best round of each is kept.
 
 Why (benchmarks/NOTES.md, tenth session): at a power-limited shape the first 100 ms of work after a pause runs
 faster than the next. Timing cuBLAS always first put 4096³ at 0.92–0.98 of it; skc first, 1.00."""
+import json
 import math
 import time
 
@@ -65,3 +66,25 @@ def report(title: str, results: dict, width: int = 32):
         median = statistics.median(values)
         print(f"  {name:{width}s} median {median:7.0f}  min {min(values):7.0f} max {max(values):7.0f}  "
               f"vs {names[0]}: {median / base:.3f}")
+
+
+def bench_ms(fn, rep_ms: int = 100) -> float:
+    """Milliseconds a call: triton's do_bench median (L2 flushed before each call), the one-callable timer that
+    fair_times takes in the sweeps."""
+    from triton.testing import do_bench
+
+    return do_bench(fn, warmup=25, rep=rep_ms, return_mode="median")
+
+
+def geomean(values) -> float:
+    values = list(values)
+    return math.exp(sum(map(math.log, values)) / len(values))
+
+
+def save(rows: list, json_path=None, plot_path=None, plot=None):
+    """A run's rows written as JSON (json_path) and drawn by plot(rows, plot_path), where asked."""
+    if json_path:
+        with open(json_path, "w") as handle:
+            json.dump(rows, handle, indent=1)
+    if plot_path:
+        plot(rows, plot_path)

@@ -6,7 +6,6 @@ Run: python benchmarks/row_pitch.py [--shapes 3000x3000x3000,...] [--linear] [--
 (`--replot FILE.json|FILE.txt --plot PNG` draws a run's JSON, or its printed table, again)."""
 import argparse
 import json
-import math
 import os
 import re
 import sys
@@ -15,17 +14,11 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import skc  # noqa: E402
-from fair import fair_times  # noqa: E402
+from fair import bench_ms, fair_times, geomean, save  # noqa: E402
 from skc.blocks import MatmulConfig  # noqa: E402
 
 SHAPES = ["3000x3000x3000", "1000x1000x1000", "100x3000x5000", "2000x2000x2000", "5000x5000x5000",
           "1000x4000x1000", "6000x2000x3000", "8x3000x5000", "200x5000x3000", "4000x4000x1000"]
-
-
-def timer(fn):
-    from triton.testing import do_bench
-
-    return do_bench(fn, warmup=25, rep=100, return_mode="median")
 
 
 def operands(M, N, K, linear, aligned):
@@ -101,9 +94,9 @@ def main():
                                          tile_m=default.tile_m, tile_n=default.tile_n)
         calls = {"skc": lambda: skc.blocks.matmul(a, b), "unclustered": lambda: skc.blocks.matmul(a, b, config=plain),
                  "torch": lambda: torch.matmul(a, b)}
-        times = fair_times(calls, timer)
+        times = fair_times(calls, bench_ms)
         a2, b2 = operands(M, N, K, args.linear, True)
-        aligned = fair_times({"skc": lambda: skc.blocks.matmul(a2, b2), "torch": lambda: torch.matmul(a2, b2)}, timer)
+        aligned = fair_times({"skc": lambda: skc.blocks.matmul(a2, b2), "torch": lambda: torch.matmul(a2, b2)}, bench_ms)
         rate = {name: flops / t / 1e9 for name, t in times.items()}
         ratios.append(rate["skc"] / rate["torch"])
         rows.append(dict(case=shape, **rate, skc_aligned=flops / aligned["skc"] / 1e9,
@@ -113,13 +106,9 @@ def main():
               f"{'':14s}{flops / aligned['skc'] / 1e9:7.1f} {flops / aligned['torch'] / 1e9:7.1f}   "
               f"cluster {default.cluster_m}x{default.cluster_n} {default.tile_m}x{default.tile_n}"
               f"{'' if error < 1e-2 else f'  WRONG (error {error:.3g})'}", flush=True)
-    print(f"geometric mean skc / torch {math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f} over {len(ratios)}, "
+    print(f"geometric mean skc / torch {geomean(ratios):.3f} over {len(ratios)}, "
           f"lowest {min(ratios):.2f}")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(rows, handle, indent=1)
-    if args.plot:
-        plot(rows, args.plot)
+    save(rows, args.json, args.plot, plot)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 
@@ -23,7 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import skc  # noqa: E402
-from fair import fair_times  # noqa: E402
+from fair import bench_ms, fair_times, geomean, save  # noqa: E402
 
 GEMM = ["1x4096x4096", "8x4096x4096", "32x4096x11008", "64x5120x5120", "256x4096x4096", "512x12288x4096",
         "1000x1000x1000", "1536x1536x1536", "3000x3000x3000", "3072x3072x3072", "5120x5120x5120", "6144x6144x6144",
@@ -43,14 +42,8 @@ ATTENTION = [  # (B, H, H_kv, Sq, Skv, D, causal, layout)
 ]
 
 
-def timer(fn, rep_ms=100):
-    from triton.testing import do_bench
-
-    return do_bench(fn, warmup=25, rep=rep_ms, return_mode="median")   # milliseconds
-
-
 def side_by_side(ours, reference, flops):
-    times = fair_times({"skc": ours, "reference": reference}, timer)
+    times = fair_times({"skc": ours, "reference": reference}, bench_ms)
     return flops / times["skc"] / 1e9, flops / times["reference"] / 1e9
 
 
@@ -219,13 +212,9 @@ def main():
     for kind in dict.fromkeys(row["kind"] for row in rows):
         ratios = [row["ratio"] for row in rows if row["kind"] == kind and row.get("ok")]
         if ratios:
-            print(f"{kind}: geometric mean {math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f}, "
+            print(f"{kind}: geometric mean {geomean(ratios):.3f}, "
                   f"lowest {min(ratios):.2f} over {len(ratios)} cases", flush=True)
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(rows, handle, indent=1)
-    if args.plot:
-        plot(rows, args.plot)
+    save(rows, args.json, args.plot, plot)
 
 
 if __name__ == "__main__":

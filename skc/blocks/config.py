@@ -227,22 +227,22 @@ class MatmulConfig:
     def payload(self) -> TilePayload:
         # a K-major B shared along M, or a K-major A along N: each block of the cluster loads a share of its rows; an
         # MN-major operand whose 64-row chunks do not split evenly: a share of its rows of K
-        swizzles = {"a": self.swizzle("a"), "b": self.swizzle("b")}
-        chunk_b = swizzles["b"] // self.elem_bytes
-        a_shares = self.cluster_n if self.a_k_major or (self.tile_m // 64) % self.cluster_n else 1
-        b_shares = self.cluster_m if self.b_k_major or (self.tile_n // chunk_b) % self.cluster_m else 1
-        operands = (("a", self.tile_m, self.a_k_major, self.a_rows, a_shares),
-                    ("b", self.tile_n, self.b_k_major, 0, b_shares))
+        def shares(name, rows, k_major, cluster):
+            chunk = self.swizzle(name) // self.elem_bytes
+            return cluster if k_major or (rows // chunk) % cluster else 1
+
+        operands = (("a", self.tile_m, self.a_k_major, self.a_rows, self.cluster_n),
+                    ("b", self.tile_n, self.b_k_major, 0, self.cluster_m))
         layouts = {name: (BatchedOperandLayout if name in self.batched else OperandLayout)(
-                       rows, self.tile_k, self.elem_bytes, k_major, swizzles[name], loaded_rows=loaded,
-                       row_shares=shares)
-                   for name, rows, k_major, loaded, shares in operands}
+                       rows, self.tile_k, self.elem_bytes, k_major, self.swizzle(name), loaded_rows=loaded,
+                       row_shares=shares(name, rows, k_major, cluster))
+                   for name, rows, k_major, loaded, cluster in operands}
         return TilePayload(**layouts)
 
     def swizzle(self, operand: str) -> int:
         """The shared-memory swizzle (bytes) of operand "a", "b" or "out"'s tiles, which its tensor map must name:
         128, but 64 for a row-major B whose tiles are an odd multiple of 32 columns wide (32-column chunks)."""
-        return 64 if operand == "b" and not self.b_k_major and self.tile_n % 64 else 128
+        return mn_major_swizzle(self.tile_n, self.elem_bytes) if operand == "b" and not self.b_k_major else 128
 
     @property
     def epilogue_columns(self) -> int:
@@ -314,9 +314,10 @@ class MatmulConfig:
             overrides.update(unaligned_cluster(M // batch, N, tile_m, tile_n))
         overrides.setdefault("consumers", tile_m // ROWS)
         cluster_n = overrides.get("cluster_n", 1)
+        elem_bytes = cls.input_types.get(dtype, 2)   # (a dtype it does not take is the config's own error)
         overrides.setdefault("cluster_m", 1 if (b_k_major or overrides.get("stream_k") or overrides.get("split_tail")
-                                                or tile_n // (32 if tile_n % 64 else 64) % cluster_m or cluster_n > 1)
-                                   else cluster_m)
+                                                or tile_n * elem_bytes // mn_major_swizzle(tile_n, elem_bytes)
+                                                % cluster_m or cluster_n > 1) else cluster_m)
         tma = overrides.get("loader", "tma") == "tma"
         clustered = overrides["cluster_m"] > 1 or cluster_n > 1
         overrides.setdefault("split_k", split_k if tma and not clustered else 1)
@@ -329,6 +330,12 @@ class MatmulConfig:
             fitting = [n for n in range(2, 13) if replace(config, stages=n).shared_bytes() <= max_shared_bytes]
             stages = max(fitting) if fitting else 2
         return replace(config, stages=stages)
+
+
+def mn_major_swizzle(extent: int, elem_bytes: int) -> int:
+    """The swizzle (bytes) of an MN-major tile `extent` elements wide: 128, in 128-byte chunks, or 64 where it is an
+    odd multiple of 64 bytes (a row-major B tile 96 or 160 wide: 32-column chunks)."""
+    return 128 if extent * elem_bytes % 128 == 0 else 64
 
 
 def loaded_rows(M: int, tile_m: int, cluster_n: int = 1) -> int:
@@ -422,7 +429,10 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     M counts `batch` matrices of M / batch rows. `unaligned`: the operands' rows start at no multiple of 128 bytes
     from each other, and the tiles, in clusters of two, go at UNALIGNED_TILE_SPEEDS. `b_k_major`: B is K-major, and
     K_MAJOR_B_TILE_SPEEDS's tiles are weighed too."""
-    speeds = UNALIGNED_TILE_SPEEDS if unaligned else {**TILE_SPEEDS, **K_MAJOR_B_TILE_SPEEDS} if b_k_major else TILE_SPEEDS
+    if unaligned:
+        speeds = UNALIGNED_TILE_SPEEDS
+    else:
+        speeds = {**TILE_SPEEDS, **K_MAJOR_B_TILE_SPEEDS} if b_k_major else TILE_SPEEDS
     tile_m, tile_n = min(speeds, key=lambda tile: wave_cost(M // batch, N, tile, multiprocessors, batch, speeds))
     cluster_m = 2 if (tile_m, tile_n) == (128, 256) and M >= 8192 else 1
     tiles = batch * tiles_of(M // batch, N, tile_m, tile_n)

@@ -179,9 +179,12 @@ def _round8(n: int) -> int:
     return -(-n // 8) * 8
 
 
+LINE = 64   # 2-byte elements in 128 bytes: rows a multiple of that apart, TMA reads a box row in one piece
+
+
 def _unaligned_pitch(store) -> bool:
     """Whether a row-major storage's rows start at no multiple of 128 bytes from each other (2-byte elements)."""
-    return element_strides(store)[0] % 64 != 0
+    return element_strides(store)[0] % LINE != 0
 
 
 def _misaligned(store) -> bool:
@@ -365,20 +368,19 @@ def _release(set_bytes: int):
     _kept_total[0] -= set_bytes
 
 
-def _padded(x, shape, flipped: bool, pitch=None):
-    """host_plans.padded(x, shape), as a view of rows `pitch(n)` elements apart (by default `_pitch`: 128 bytes
-    apart, or a multiple of that, which TMA reads in one piece a box row); flipped: x is a transposed view, and so
-    is the copy (a transposed view of a row-major array whose rows, the copy's columns, are padded)."""
-    pitch = pitch or _pitch
+def _pitch(n: int) -> int:
+    """Elements in rows of n 2-byte elements padded to a multiple of 128 bytes."""
+    return -(-n // LINE) * LINE
+
+
+def _padded(x, shape, flipped: bool, pitch=_pitch):
+    """host_plans.padded(x, shape), as a view of rows `pitch(n)` elements apart (`_pitch`: a multiple of 128 bytes,
+    which TMA reads in one piece a box row; `_round8` for dense rows); flipped: x is a transposed view, and so is
+    the copy (a transposed view of a row-major array whose rows, the copy's columns, are padded)."""
     rows, cols = shape
     if flipped:
         return padded(x.T, (cols, pitch(rows)))[:, :rows].T
     return padded(x, (rows, pitch(cols)))[:, :cols]
-
-
-def _pitch(n: int) -> int:
-    """Elements in rows of n 2-byte elements padded to a multiple of 128 bytes."""
-    return -(-n // 64) * 64
 
 
 class _AmdPlan:
@@ -415,7 +417,8 @@ def _hopper_plan(device, a, b, problem, cfg, transposed=(False, False), batches=
         stored = (lambda t: t.T) if flip else (lambda t: t)
         if cfg.through_pointer(name):
             return Direct(stored)
-        return lambda t: skc.TensorMap(stored(t), boxes[name], cfg.swizzle(name))
+        box, swizzle = boxes[name], cfg.swizzle(name)
+        return lambda t: skc.TensorMap(stored(t), box, swizzle)
 
     makers = (maker("a", transposed[0]), maker("b", transposed[1]), maker("out", False))
     shape = problem[:2] if batches is None else (batches, *problem[:2])
