@@ -380,11 +380,12 @@ TILE_SPEEDS = {(128, 256): 1.00, (192, 192): 1.01, (128, 192): 0.97, (192, 128):
 # at 5000³.
 UNALIGNED_TILE_SPEEDS = {(128, 256): 0.95, (192, 192): 0.92, (128, 192): 0.82, (192, 128): 0.82, (128, 128): 0.64,
                          (64, 256): 0.64, (64, 128): 0.48, (64, 64): 0.33}
-# Tiles a K-major B (x @ w.t()) allows besides those (its tiles may be any multiple of 8 wide; a row-major B's, of 32,
-# and those an odd multiple of 32 wide are not measured yet):
-# 192 x 96 puts 1536² in 128 tiles on 132 SMs, where 128 x 192 leaves 96: 567 against 497 TFLOP/s sustained at 1536³
-# (benchmarks/NOTES.md, twenty-first session), a speed of 0.83 at that wave.
-K_MAJOR_B_TILE_SPEEDS = {(192, 96): 0.83}
+# Tiles that fill one wave where the shapes above leave SMs idle, by B's layout (b_k_major): 192 x 96 puts 1536²
+# in 128 tiles on 132 SMs, where 128 x 192 leaves 96. A K-major B's tiles may be any multiple of 8 wide: 567 against
+# 497 TFLOP/s sustained at 1536³ `x @ w.t()` (twenty-first session), a speed of 0.83 at that wave; a row-major B's an
+# odd multiple of 32 in 64-byte swizzled chunks: 538 against 491 at 1536³ and 414 against 364 at 768 x 3072 x 768
+# (cuBLAS 473 and 245; benchmarks/NOTES.md, twenty-second session), 0.80.
+NARROW_TILE_SPEEDS = {True: {(192, 96): 0.83}, False: {(192, 96): 0.80}}
 SPLIT_K_BY_DEFAULT = False
 
 
@@ -419,7 +420,7 @@ def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int) -> dict:
 
 
 def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, unaligned: bool = False,
-               b_k_major: bool = False) -> tuple:
+               b_k_major: bool = False, narrow: bool = True) -> tuple:
     """(tile_m, tile_n, cluster_m, split_k) for an M x N x K problem on a GPU of `multiprocessors` SMs: the tile
     shape of the least `wave_cost` (3072³ takes 192 x 192 tiles, 2 waves of 256, where 128 x 256 tiles left the
     third of 3 waves 18 % full: 1.30x faster; where one wave holds the tiles of several shapes, the one of least
@@ -427,12 +428,12 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); and, when SPLIT_K_BY_DEFAULT,
     split-K where the tiles fill less than half of the SMs and K is deep enough to share (>= 4 k-steps a unit).
     M counts `batch` matrices of M / batch rows. `unaligned`: the operands' rows start at no multiple of 128 bytes
-    from each other, and the tiles, in clusters of two, go at UNALIGNED_TILE_SPEEDS. `b_k_major`: B is K-major, and
-    K_MAJOR_B_TILE_SPEEDS's tiles are weighed too."""
+    from each other, and the tiles, in clusters of two, go at UNALIGNED_TILE_SPEEDS. `narrow`: NARROW_TILE_SPEEDS's
+    tiles for B's layout (`b_k_major`) are weighed too (their speeds are the bf16 GEMM's)."""
     if unaligned:
         speeds = UNALIGNED_TILE_SPEEDS
     else:
-        speeds = {**TILE_SPEEDS, **K_MAJOR_B_TILE_SPEEDS} if b_k_major else TILE_SPEEDS
+        speeds = {**TILE_SPEEDS, **NARROW_TILE_SPEEDS[b_k_major]} if narrow else TILE_SPEEDS
     tile_m, tile_n = min(speeds, key=lambda tile: wave_cost(M // batch, N, tile, multiprocessors, batch, speeds))
     cluster_m = 2 if (tile_m, tile_n) == (128, 256) and M >= 8192 else 1
     tiles = batch * tiles_of(M // batch, N, tile_m, tile_n)

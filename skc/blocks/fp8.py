@@ -243,7 +243,7 @@ class Fp8MatmulConfig(MatmulConfig):
             # 8192) 192-wide tiles ran 0.91-0.92x (benchmarks/NOTES.md, eighteenth session, sustained). Only
             # where the caller chose nothing of the schedule (the tiles of clusters, splits, stream-K and register
             # budgets it names stay those it measured)
-            rule_m, rule_n = tile_shape(M, N, K, multiprocessors)[:2]
+            rule_m, rule_n = tile_shape(M, N, K, multiprocessors, narrow=False)[:2]   # (narrow tiles: unmeasured in fp8)
             if 192 in (rule_m, rule_n):
                 fields.update(tile_m=rule_m, tile_n=rule_n, consumers=rule_m // Wgmma.rows_per_warpgroup)
                 tile_m = rule_m

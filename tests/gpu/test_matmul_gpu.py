@@ -340,8 +340,8 @@ def test_every_tuned_configuration_on_its_shape(shape, dtype):
 
 
 @pytest.mark.parametrize("M,N,K,tile", [(3072, 3072, 3072, (192, 192)), (3000, 2960, 1000, (192, 192)),
-                                        (1536, 1536, 1536, {False: (128, 192), True: (192, 96)}),
-                                        (1530, 1536, 1472, {False: (128, 192), True: (192, 96)}),
+                                        (1536, 1536, 1536, (192, 96)), (1530, 1536, 1472, (192, 96)),
+                                        (768, 3072, 768, (192, 96)), (760, 3008, 704, (192, 96)),
                                         (512, 12288, 4096, (128, 192)),
                                         (1920, 1664, 1024, (192, 128)), (1900, 1640, 1000, (192, 128)),
                                         (1024, 4096, 4096, (128, 256)), (64, 5120, 5120, (64, 64)),
@@ -351,7 +351,7 @@ def test_every_tuned_configuration_on_its_shape(shape, dtype):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_the_tiles_the_wave_rule_picks(M, N, K, tile, tb, dtype):
     """The tile shapes MatmulConfig.for_problem weighs by their waves (192 x 192 and 192 x 128: three consumer
-    warpgroups; 64 x 64 for few rows; 192 x 96 for a K-major B only), with tails in M, N and K, B row-major and
+    warpgroups; 64 x 64 for few rows; 192 x 96, whose row-major B is read in 32-column chunks), with tails in M, N and K, B row-major and
     K-major (x @ w.t()), bf16 and fp16, output poisoned first."""
     from skc.blocks import matmul_host
 
