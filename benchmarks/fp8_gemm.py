@@ -1,6 +1,8 @@
 """FP8 GEMMs end to end against cuBLASLt (torch._scaled_mm), same run, H200: per-tensor and block-wise
 (DeepSeek-V3 1x128 / 128x128 scales), TFLOP/s of each and the relative error of each against a float32 reference
-of the dequantized operands (bf16 outputs). Prints a table last; JSON to $OUT/fp8_gemm.json when $OUT is set.
+of the dequantized operands (bf16 outputs; per tensor also f32 outputs). Per tensor twice: both sides' defaults
+(each k-block added into f32) and both with use_fast_accum=True ("per-tensor-fast"). Prints a table last; JSON to
+$OUT/fp8_gemm.json when $OUT is set.
 
     python benchmarks/fp8_gemm.py [--shapes 4096x4096x4096,...] [--rep-ms 100] [--no-variants] [--variants A,B]
 """
@@ -94,6 +96,14 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-n56": {"tile_n": 56}, "pt-m64n32": {"tile_m": 64, "consumers": 1, "tile_n": 32},
                        "pt-m64n128": {"tile_m": 64, "consumers": 1, "tile_n": 128},
                        "pt-k256": {"tile_k": 256},   # two 128-byte chunks of K a stage: half the stage hand-overs
+                       # each k-block added into f32 (the default): other widths and folds
+                       "pt-n192": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240},
+                       "pt-n256-halves": {"tile_n": 256, "half_partials": True, "producer_registers": 24,
+                                          "consumer_registers": 240},
+                       "pt-n128-ovl": {"tile_n": 128, "overlap_scaling": True},
+                       "pt-n128-c2": {"tile_n": 128, "cluster_m": 2},
+                       "pt-n192-turns": {"tile_n": 192, "stages": 4, "producer_registers": 24,
+                                         "consumer_registers": 240, "stage_turns": True},
                        # K in shares (split-K) for problems with few tiles
                        "pt-split2": {"split_k": 2}, "pt-split4": {"split_k": 4},
                        "pt-n128-split4": {"tile_n": 128, "split_k": 4},
@@ -178,7 +188,27 @@ def measure(M, N, K, rep_ms, rows, log):
     pair = {"skc": skc_fn, "cublas": lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)}
     times = fair_times(pair, timer)
     row["skc"], row["cublas"] = tflops(times["skc"]), tflops(times["cublas"])
+    # f32 out, where the accumulation's bits show (bf16 out rounds them away)
+    row["skc_err_f32"] = relative_error(skc.blocks.matmul(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.float32),
+                                        expected)
+    row["cublas_err_f32"] = relative_error(torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.float32),
+                                           expected)
     rows.append(row)
+    # use_fast_accum=True on both sides: the whole K in fp8 wgmma's accumulator
+    fast = {"skc": lambda: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16,
+                                             use_fast_accum=True),
+            "cublas": lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16,
+                                               use_fast_accum=True)}
+    fast_row = {"shape": row["shape"], "kind": "per-tensor-fast", "skc_err": relative_error(fast["skc"](), expected),
+                "cublas_err": relative_error(fast["cublas"](), expected)}
+    fast_row["skc_err_f32"] = relative_error(skc.blocks.matmul(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.float32,
+                                                               use_fast_accum=True), expected)
+    fast_row["cublas_err_f32"] = relative_error(torch._scaled_mm(a, b, scale_a=sa, scale_b=sb,
+                                                                 out_dtype=torch.float32, use_fast_accum=True),
+                                                expected)
+    times = fair_times(fast, timer)
+    fast_row["skc"], fast_row["cublas"] = tflops(times["skc"]), tflops(times["cublas"])
+    rows.append(fast_row)
     for kind, fields in (PER_TENSOR_VARIANTS.items() if VARIANTS_ON else ()):
         config = variant_config(M, N, K, log, kind, **fields)
         if config is None:
@@ -260,7 +290,8 @@ def main():
             json.dump(rows, f, indent=1)
     print(f"{'shape':>18} {'kind':>10} {'skc':>7} {'cuBLAS':>7} {'ratio':>6} {'target':>6} {'skc err':>9} "
           f"{'cuBLAS err':>10}")
-    ratios = {"per-tensor": [], "block": [], **{kind: [] for kind in (*PER_TENSOR_VARIANTS, *VARIANTS)}}
+    ratios = {"per-tensor": [], "per-tensor-fast": [], "block": [],
+              **{kind: [] for kind in (*PER_TENSOR_VARIANTS, *VARIANTS)}}
     for r in rows:
         if r["kind"] == "error":
             print(f"{r['shape']:>18} error (see log)")
@@ -272,6 +303,8 @@ def main():
         dims = tuple(map(int, r["shape"].split("x")))
         target = TARGETS.get(dims, (0, 0))[0 if not r["kind"].startswith("block") else 1]
         default = f"  (the default in the same rounds: {r['skc_default']:.0f})" if "skc_default" in r else ""
+        if "skc_err_f32" in r:
+            default += f"  f32 out: skc err {r['skc_err_f32']:.2e}, cuBLAS {r['cublas_err_f32']:.2e}"
         print(f"{r['shape']:>18} {r['kind']:>10} {r['skc']:7.0f} {cublas or float('nan'):7.0f} {ratio:6.2f} "
               f"{target:6d} {r['skc_err']:9.2e} {r.get('cublas_err') or float('nan'):10.2e}{default}")
     for kind, values in ratios.items():

@@ -4,7 +4,8 @@ other round, a 0.1 s rest before each sample), medians reported. Steadier than f
 telling two kernels a few percent apart. Run:
 python benchmarks/fp8_kernel_ab.py 8192x8192x8192,4096x4096x4096 default,block-n256-halves-turns,cublas [rounds]
 (names: `default`, `cublas`, or a variant of fp8_gemm.VARIANTS; `pt-default`, `pt-cublas` or a variant of
-fp8_gemm.PER_TENSOR_VARIANTS for per-tensor scales; the first is the baseline)."""
+fp8_gemm.PER_TENSOR_VARIANTS for per-tensor scales, `pt-fast` and `pt-cublas-fast` for both with use_fast_accum=True;
+the first is the baseline)."""
 import sys
 
 import torch
@@ -28,13 +29,15 @@ def main():
         for name in names:
             per_tensor = name.startswith("pt-")
             sa, sb = (tensor_a, tensor_b) if per_tensor else (block_a, block_b)
-            if name in ("cublas", "pt-cublas"):
+            if name in ("cublas", "pt-cublas", "pt-cublas-fast"):
                 calls[name] = (cublas_block(a, b, sa, sb)[0] if not per_tensor else
-                               lambda: torch._scaled_mm(a, b, scale_a=tensor_a, scale_b=tensor_b,
-                                                        out_dtype=torch.bfloat16))
+                               lambda fast=name.endswith("fast"): torch._scaled_mm(
+                                   a, b, scale_a=tensor_a, scale_b=tensor_b, out_dtype=torch.bfloat16,
+                                   use_fast_accum=fast))
                 continue
             table = PER_TENSOR_VARIANTS if per_tensor else VARIANTS
-            fields = {} if name in ("default", "pt-default") else table[name]
+            fields = ({} if name in ("default", "pt-default") else {"fast_accum": True} if name == "pt-fast"
+                      else table[name])
             config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=not per_tensor, **fields)
             calls[name] = (lambda config=config, sa=sa, sb=sb: skc.blocks.matmul(
                 a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, config=config))

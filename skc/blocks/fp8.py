@@ -107,14 +107,17 @@ class ScaleLayout:
 
 
 # for_fp8_problem's fields that describe the operands and the epilogue, not the schedule
-_OPERAND_FIELDS = {"dtype", "dtype_b", "out_dtype", "block_scaled", "epilogue"}
+_OPERAND_FIELDS = {"dtype", "dtype_b", "out_dtype", "block_scaled", "fast_accum", "epilogue"}
 
 
 @dataclass(frozen=True)
 class Fp8MatmulConfig(MatmulConfig):
     """A MatmulConfig for fp8 operands (K-major both, as fp8 wgmma reads them; 128 fp8 values = 128 bytes of
     K a stage), an `out_dtype` (bf16, f16 or f32) and the scaling: per tensor (`block_scaled=False`: alpha =
-    sa · sb in the epilogue) or per block (the scales travel in the payload; tile_k must be 128)."""
+    sa · sb in the epilogue) or per block (the scales travel in the payload; tile_k must be 128). Each stage's
+    k-block is multiplied into a fresh fragment and added into the f32 sum (`promotes`: fp8 wgmma's accumulator
+    keeps fewer bits than f32), unless per-tensor scaling takes `fast_accum=True` (torch._scaled_mm's
+    use_fast_accum): then the whole K runs through wgmma's accumulator, as in the bf16 GEMM."""
 
     tile_k: int = 128
     dtype: str = "f8e4m3"
@@ -123,6 +126,7 @@ class Fp8MatmulConfig(MatmulConfig):
     block_scaled: bool = False
     overlap_scaling: bool = False  # block-scaled, two stages a step: one partial scaled during the next one's MMAs
     half_partials: bool = False    # block-scaled: the k-block's partial in two column halves, one after the other
+    fast_accum: bool = False       # per tensor: the whole K in wgmma's accumulator (no f32 sum of k-blocks)
     b_k_major: bool = True
     input_types: ClassVar[dict] = FP8_TYPES
 
@@ -134,27 +138,31 @@ class Fp8MatmulConfig(MatmulConfig):
             raise ValueError(f"the fp8 GEMM writes {', '.join(OUT_TYPES)}, not {self.out_dtype}")
         if not (self.a_k_major and self.b_k_major):
             raise ValueError("fp8 wgmma reads K-major operands only: a_k_major and b_k_major must be True")
-        if self.block_scaled and self.consumer_rows > Wgmma.rows_per_warpgroup:
-            raise ValueError("block-scaled consumers take 64 rows each (pingpong: 64-row tiles): the TileOp scales one "
-                             "64-row part at a time")
+        if self.block_scaled and self.fast_accum:
+            raise ValueError("block scales are applied to each k-block's partial in f32: fast_accum=True is for "
+                             "per-tensor scaling only")
+        if self.promotes and self.consumer_rows > Wgmma.rows_per_warpgroup:
+            raise ValueError("consumers that add each k-block's partial into f32 (block scales, or per-tensor scales "
+                             "without fast_accum) take 64 rows each (pingpong: 64-row tiles): the TileOp adds one "
+                             "64-row part at a time; fast_accum=True takes larger consumers")
         if self.loader != "tma" or self.store != "tma":
             raise ValueError(f"the fp8 GEMM loads and stores with TMA (loader='tma', store='tma'), found "
                              f"loader={self.loader!r}, store={self.store!r}")
-        if self.overlap_scaling and not self.block_scaled:   # (its two stages a step: MatmulConfig.check_stages)
-            raise ValueError("overlap_scaling scales a block-scaled GEMM's partials two stages at a time: it needs "
-                             "block_scaled=True")
-        if self.half_partials and not (self.block_scaled and not self.overlap_scaling and self.tile_n % 16 == 0):
-            raise ValueError(f"half_partials multiplies a block-scaled k-block in two column halves: it needs "
-                             f"block_scaled=True, overlap_scaling=False and a tile_n that halves into multiples of "
-                             f"8, found block_scaled={self.block_scaled}, overlap_scaling={self.overlap_scaling}, "
-                             f"tile_n={self.tile_n}")
+        if self.overlap_scaling and not self.promotes:   # (its two stages a step: MatmulConfig.check_stages)
+            raise ValueError("overlap_scaling adds the k-blocks' partials two stages at a time: it needs "
+                             "block_scaled=True or fast_accum=False")
+        if self.half_partials and not (self.promotes and not self.overlap_scaling and self.tile_n % 16 == 0):
+            raise ValueError(f"half_partials multiplies a k-block in two column halves: it needs block_scaled=True "
+                             f"or fast_accum=False, overlap_scaling=False and a tile_n that halves into multiples "
+                             f"of 8, found block_scaled={self.block_scaled}, fast_accum={self.fast_accum}, "
+                             f"overlap_scaling={self.overlap_scaling}, tile_n={self.tile_n}")
         if self.block_scaled and self.split_k > 1:
             raise ValueError("split-K takes per-tensor scales: a block-scaled GEMM runs unsplit (split_k=1)")
         if self.block_scaled and (self.tile_k != SCALE_BLOCK or self.tile_n % 8 or sb_count(self.tile_n) is None):
             raise ValueError(f"block scales need tile_k = {SCALE_BLOCK} (one scale block a stage) and tile_n a "
                              f"multiple of 8 up to 256, found tile_k={self.tile_k}, tile_n={self.tile_n}")
 
-        if self.block_scaled:
+        if self.promotes:
             # the running sum and the k-block's partial (and, overlapped, the partial in flight), two scales a
             # column class, addresses and loop state (about 24, as MatmulConfig counts): what a consumer's registers
             # must hold. Near the limit ptxas spills a few bytes (192 wide at 232 registers: 8), beyond it hundreds
@@ -163,25 +171,35 @@ class Fp8MatmulConfig(MatmulConfig):
             partials = (self.tile_n // 4 if self.half_partials
                         else (2 if self.overlap_scaling else 1) * self.tile_n // 2)
             fragments = self.tile_n // 2 + partials
-            scale_sets = 2 if self.overlap_scaling or self.half_partials else 1
+            scale_sets = (2 if self.overlap_scaling or self.half_partials else 1) if self.block_scaled else 0
             needed = fragments + scale_sets * 2 * len(column_scales(self.tile_n)) + 24
             if needed > self.consumer_registers:
-                raise ValueError(f"a block-scaled {self.tile_n}-wide tile needs about {needed} registers a consumer "
-                                 f"thread (its fp32 fragments and scales), more than consumer_registers="
+                kind = "block-scaled" if self.block_scaled else "per-tensor (fast_accum=False)"
+                raise ValueError(f"a {kind} {self.tile_n}-wide tile needs about {needed} registers a consumer thread "
+                                 f"(its fp32 fragments{' and scales' if self.block_scaled else ''}), more than "
+                                 f"consumer_registers="
                                  f"{self.consumer_registers}: use a narrower tile_n, more consumer_registers (192 "
                                  f"wide takes 240)" + ("" if self.half_partials else ", or half_partials=True (the "
-                                                       "partial in two column halves: 256 wide in 240)"))
+                                                       "partial in two column halves: 256 wide in 240)")
+                                 + ("" if self.block_scaled else ", or fast_accum=True"))
+
+    @property
+    def promotes(self) -> bool:
+        """Whether each stage's k-block is multiplied into a fresh fragment and added into the f32 sum."""
+        return self.block_scaled or not self.fast_accum
 
     def types(self) -> tuple:
         """(A's type, B's type, the output's type) as DSL types."""
         return (getattr(skc, self.dtype), getattr(skc, self.dtype_b or self.dtype), getattr(skc, self.out_dtype))
 
     def tile_op(self):
-        if not self.block_scaled:
+        if not self.promotes:
             return Wgmma
         if self.half_partials:
-            return HalvedBlockScaledWgmma
-        return OverlappedBlockScaledWgmma if self.overlap_scaling else BlockScaledWgmma
+            return HalvedBlockScaledWgmma if self.block_scaled else HalvedPromotedWgmma
+        if self.overlap_scaling:
+            return OverlappedBlockScaledWgmma if self.block_scaled else OverlappedPromotedWgmma
+        return BlockScaledWgmma if self.block_scaled else PromotedWgmma
 
     def payload(self) -> TilePayload:
         layouts = dict(super().payload().layouts)
@@ -212,12 +230,12 @@ class Fp8MatmulConfig(MatmulConfig):
         """for_problem's choice (stages to fill shared memory), one consumer warpgroup (64-row tiles) for M <= 64
         (and 64 x 128 per-tensor tiles for M <= 128 when few tiles fill the GPU), and 64-wide tiles when 128-wide
         ones would leave most SMs idle (48 wide and 256 deep, per tensor, where even 64-wide ones would). Per
-        tensor, with no part of the schedule given, the bf16 GEMM's wave rule (`config.tile_shape`) where it picks
-        a tile 192 rows or 192 wide (3072³ on 192 x 192).
-        Block-scaled tiles hold two f32 fragments a
-        thread (the running sum and the k-block's partial): 128 wide, or 192 (with 240 registers for the consumers),
-        or 256 (the partial in two column halves, the consumers taking turns at the MMAs) where that is faster by
-        BLOCK_SCALED_WIDTHS' model."""
+        tensor with fast_accum, with no part of the schedule given, the bf16 GEMM's wave rule (`config.tile_shape`)
+        where it picks a tile 192 rows or 192 wide (3072³ on 192 x 192).
+        Tiles that add each k-block's partial into f32 (block scales, or per-tensor ones without fast_accum) hold
+        two f32 fragments a thread (the running sum and the k-block's partial): 128 wide, or 192 (with 240 registers
+        for the consumers), or 256 (the partial in two column halves) where that is faster by BLOCK_SCALED_WIDTHS'
+        model."""
         if M <= 64:
             fields.setdefault("consumers", 1)
             fields.setdefault("tile_m", 64)
@@ -237,17 +255,18 @@ class Fp8MatmulConfig(MatmulConfig):
             fields.update(tile_n=48, tile_k=256)
         if -(-M // tile_m) * -(-N // 128) < multiprocessors // 2:
             fields.setdefault("tile_n", 64)
-        if M > 128 and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS:
+        promotes = fields.get("block_scaled") or not fields.get("fast_accum")   # (two f32 fragments a thread)
+        if M > 128 and not promotes and set(fields) <= _OPERAND_FIELDS:
             # the bf16 GEMM's wave rule where it takes a 192-row or 192-wide tile: 3072³ on 192 x 192 tiles ran
             # 1.23x as fast as on 128 x 256, 5120³ 1.06x; where the rule keeps 128 x 256 (4096³, 2048 x 2048 x
             # 8192) 192-wide tiles ran 0.91-0.92x (benchmarks/NOTES.md, eighteenth session, sustained). Only
             # where the caller chose nothing of the schedule (the tiles of clusters, splits, stream-K and register
             # budgets it names stay those it measured)
-            rule_m, rule_n = tile_shape(M, N, K, multiprocessors, narrow=False)[:2]   # (narrow tiles: unmeasured in fp8)
+            rule_m, rule_n = tile_shape(M, N, K, multiprocessors, narrow=False)[:2]   # (narrow ones: unmeasured)
             if 192 in (rule_m, rule_n):
                 fields.update(tile_m=rule_m, tile_n=rule_n, consumers=rule_m // Wgmma.rows_per_warpgroup)
                 tile_m = rule_m
-        if (fields.get("block_scaled") and "tile_n" not in fields and tile_m == 128 and not fields.get("pingpong")
+        if (promotes and "tile_n" not in fields and tile_m == 128 and not fields.get("pingpong")
                 and not fields.get("overlap_scaling")):   # (a third fragment leaves no registers for 192)
             # (256 wide: only with the partial in halves, and not for f32 out, whose staging spills there)
             halves = fields.get("half_partials", True) and fields.get("out_dtype") != "f32"
@@ -264,7 +283,7 @@ class Fp8MatmulConfig(MatmulConfig):
                 if config.shared_bytes() <= max_shared_bytes or tile_n == 128:
                     break
             fields = _block_scaled_width(fields, tile_n)
-        if fields.get("block_scaled"):
+        if promotes:
             fields.setdefault("tile_n", 128)
         dtype = fields.pop("dtype", "f8e4m3")
         return cls.for_problem(M, N, K, dtype, True, True, max_shared_bytes, **fields)
@@ -291,13 +310,14 @@ class BlockScaledWgmma(Wgmma):
     wgmma into a fresh f32 fragment, then acc += partial · sa[row] · sb[k-block, column block] for each value
     (two-level accumulation: the fp8 MMAs never add more than 128 products). It finishes a stage's MMAs before
     scaling them (the other consumer warpgroup keeps the tensor cores busy meanwhile), so the stage is released
-    at once."""
+    at once. Unscaled (`scaled = False`, the per-tensor GEMM without fast_accum: PromotedWgmma) it adds the
+    partials as they are, into f32."""
 
     stages_in_flight = 0
-
+    scaled = True   # whether the payload carries block scales that multiply each partial
 
     def consume(self, acc, stage, tile, turn=NO_TURN):
-        scales = self.scales(stage, tile)
+        scales = self.scales(stage, tile) if self.scaled else None
         partial = Accumulator(self, self.n)
         with turn:   # (the fold runs outside the turn: during the other consumers' MMAs)
             self(partial, stage.a, stage.b, accumulate=False)  # partial = A_k B_k: no registers to zero
@@ -321,13 +341,16 @@ class BlockScaledWgmma(Wgmma):
         return skc.vector(*[r * c for r in row_scales for c in columns])
 
     def fold(self, acc, partial, scales, first: int = 0, count: int = 0):
-        """acc += partial times its scales (value i: row + 8 ((i % 4) / 2), column group i / 4); a partial of
-        `count` values (0: all of the tile's) being acc's from value `first` on (HalvedBlockScaledWgmma)."""
+        """acc += partial times its scales (value i: row + 8 ((i % 4) / 2), column group i / 4), or as it is
+        (unscaled); a partial of `count` values (0: all of the tile's) being acc's from value `first` on
+        (HalvedBlockScaledWgmma)."""
         keys, distinct = column_keys(self.n), column_scales(self.n)
         last = first + (count or self.n // 2)
         values = []
         for i in skc.static_range(self.n // 2):
-            if first <= i < last:
+            if first <= i < last and not self.scaled:
+                values.append(acc.fragment[i] + partial[i - first])
+            elif first <= i < last:
                 scale = scales[((i % 4) // 2) * len(distinct) + distinct.index(keys[i // 4])]
                 values.append(skc.fma(partial[i - first], scale, acc.fragment[i]))
             else:
@@ -346,7 +369,7 @@ class OverlappedBlockScaledWgmma(BlockScaledWgmma):
 
     def consume_run(self, acc, run, tile, turn=NO_TURN):
         first, second = run.stage(0), run.stage(1)
-        scales = [self.scales(first, tile), self.scales(second, tile)]
+        scales = [self.scales(first, tile), self.scales(second, tile)] if self.scaled else [None, None]
         partials = [Accumulator(self, self.n), Accumulator(self, self.n)]
         with turn:
             skc.hopper.wgmma_fence()
@@ -367,7 +390,7 @@ class HalvedBlockScaledWgmma(BlockScaledWgmma):
 
     def consume(self, acc, stage, tile, turn=NO_TURN):
         self.check(stage.a, stage.b)
-        scales = self.scales(stage, tile)
+        scales = self.scales(stage, tile) if self.scaled else None
         half = self.n // 2
         for part in skc.static_range(2):
             partial = Accumulator(self, half)
@@ -377,6 +400,25 @@ class HalvedBlockScaledWgmma(BlockScaledWgmma):
                 skc.hopper.wgmma_commit()
             self.retire(0)
             self.fold(acc, partial.fragment, scales, first=part * half // 2, count=half // 2)
+
+
+class PromotedWgmma(BlockScaledWgmma):
+    """The per-tensor fp8 GEMM's TileOp without fast_accum: each k-block multiplied into a fresh fragment and added
+    into the f32 sum (what torch._scaled_mm does with use_fast_accum=False); the scales stay in the epilogue."""
+
+    scaled = False
+
+
+class OverlappedPromotedWgmma(OverlappedBlockScaledWgmma):
+    """PromotedWgmma two stages a step (OverlappedBlockScaledWgmma without scales)."""
+
+    scaled = False
+
+
+class HalvedPromotedWgmma(HalvedBlockScaledWgmma):
+    """PromotedWgmma with each k-block's partial in two column halves (HalvedBlockScaledWgmma without scales)."""
+
+    scaled = False
 
 
 def _scale(tile, index):

@@ -36,23 +36,28 @@ def _name(dtype) -> str:
 
 
 def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None, activation=None, config=None,
-                  stream=None):
+                  stream=None, use_fast_accum=None):
     """out = activation(scale_a · scale_b · (a @ b) + bias) for fp8 (e4m3 / e5m2) a (M x K, row-major) and b
     (K x N, column-major: the transpose of an N x K row-major tensor), accumulated in f32 and written as
     `out_dtype` (bf16 by default, f16 or f32). scale_a and scale_b are f32: one value each, or A's M x (K / 128)
-    (any strides; K-block-major ones, strides (1, M), are read in place) and B's (K / 128) x ceil(N / 128)."""
+    (any strides; K-block-major ones, strides (1, M), are read in place) and B's (K / 128) x ceil(N / 128).
+    Each 128-deep k-block's product is added into f32 registers, as torch._scaled_mm does by default;
+    `use_fast_accum=True` (per-tensor scales only) runs the whole K through fp8 wgmma's accumulator instead, which
+    keeps fewer bits (torch's use_fast_accum). None: the config's `fast_accum`, else False."""
     if config is not None and not isinstance(config, Fp8MatmulConfig):
         raise skc.LaunchError(f"scaled matmul takes an Fp8MatmulConfig, found {type(config).__name__}")
+    if use_fast_accum not in (None, True, False):
+        raise skc.LaunchError(f"scaled matmul's use_fast_accum is True, False or None, found {use_fast_accum!r}")
     check_activation("scaled matmul", activation)
-    key = _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config)
+    key = _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = remember(_PLANS, key, _Plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config),
-                        limit=256)
+        plan = remember(_PLANS, key, _Plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config,
+                                           use_fast_accum), limit=256)
     return plan(a, b, scale_a, scale_b, out, bias, stream)
 
 
-def _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config) -> tuple:
+def _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum) -> tuple:
     """What a plan assumed of a call: for torch tensors (the common call) their facts read in place into one
     tuple, led by their type; for other arrays facts() of each."""
     device, kind = skc.current_device(), type(a)
@@ -64,11 +69,11 @@ def _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config) -> tu
                 out if out is None else (out.shape, out.stride(), out.dtype, out.device),
                 bias if bias is None else (bias.shape, bias.stride(), bias.dtype, bias.device),
                 out_dtype if out_dtype is None or type(out_dtype) is type(a.dtype) else _name(out_dtype),
-                activation, config)
+                activation, config, use_fast_accum)
     require_arrays("scaled matmul", ("out", "bias"), a=a, b=b, scale_a=scale_a, scale_b=scale_b, out=out,
                    bias=bias)
     return (device, _facts(a), _facts(b), _facts(scale_a), _facts(scale_b), None if out is None else _facts(out),
-            _name(out_dtype), None if bias is None else _facts(bias), activation, config)
+            _name(out_dtype), None if bias is None else _facts(bias), activation, config, use_fast_accum)
 
 
 def _fp8_type(x, name: str) -> str:
@@ -123,10 +128,14 @@ def _scaling(scale_a, scale_b, M, N, K) -> bool:
 
 
 class _Plan:
-    def __init__(self, a, b, scale_a, scale_b, out, out_dtype, bias, activation, config):
+    def __init__(self, a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum):
         dtype, dtype_b = _fp8_type(a, "a"), _fp8_type(b, "b")
         M, N, K = _operands(a, b)
         block = _scaling(scale_a, scale_b, M, N, K)
+        if block and use_fast_accum:
+            raise skc.LaunchError("scaled matmul: use_fast_accum=True runs the whole K in fp8 wgmma's accumulator, "
+                                  "which per-tensor scales allow; block-wise scales multiply each k-block's product "
+                                  "in f32: leave use_fast_accum unset (or False)")
         out_name = _OUT.get(_name(out_dtype if out_dtype is not None else (out.dtype if out is not None
                                                                           else "bfloat16")))
         if out_name is None:
@@ -145,6 +154,8 @@ class _Plan:
         device = skc.current_device()
         fields = {"dtype": dtype, "dtype_b": "" if dtype_b == dtype else dtype_b, "out_dtype": out_name,
                   "block_scaled": block, "epilogue": spec}
+        if use_fast_accum is not None or config is None:   # (None with a config: the config's fast_accum)
+            fields["fast_accum"] = bool(use_fast_accum)
         if config is not None:  # the call decides the epilogue (alpha = the per-tensor scales, bias, activation)
             wrong = sorted(k for k, v in fields.items() if k != "epilogue" and getattr(config, k) != v)
             if wrong:
@@ -266,13 +277,14 @@ def _empty(a, shape, name):
     return np.empty(shape, {"f16": np.float16, "f32": np.float32}[name])
 
 
-def scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream):
+def scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream,
+                use_fast_accum=None):
     """matmul()'s fp8 form: what it does not take is refused by name."""
     kind = type(a)
     if type(scale_a) is kind and type(scale_b) is kind and c is None and alpha is None and beta is None:
         # tensors of one kind: the plan's key holds their facts (a plan is made only for what it checked)
         return scaled_matmul(a, b, scale_a, scale_b, out, out_dtype=out_dtype, bias=bias, activation=activation,
-                             config=config, stream=stream)
+                             config=config, stream=stream, use_fast_accum=use_fast_accum)
     if scale_a is None or scale_b is None:
         raise skc.LaunchError("scaled matmul needs both scale_a and scale_b (float32: one value each, or block-wise)")
     for name, scale in (("scale_a", scale_a), ("scale_b", scale_b)):
@@ -283,4 +295,4 @@ def scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, ac
         raise skc.LaunchError("scaled matmul's epilogue takes bias and activation; c, alpha and beta are not "
                               "supported (fold alpha into scale_a)")
     return scaled_matmul(a, b, scale_a, scale_b, out, out_dtype=out_dtype, bias=bias, activation=activation,
-                         config=config, stream=stream)
+                         config=config, stream=stream, use_fast_accum=use_fast_accum)

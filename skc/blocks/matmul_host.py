@@ -67,7 +67,7 @@ TUNED: dict = {("sm_90a", *shape, dtype): fields for shape, fields in _SWEPT.ite
 
 
 def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activation=None, config=None,
-           stream=None, autotune=None, scale_a=None, scale_b=None, out_dtype=None):
+           stream=None, autotune=None, scale_a=None, scale_b=None, out_dtype=None, use_fast_accum=None):
     """out = activation(alpha · a @ b + beta · c + bias) on the current device: a Hopper GPU, an AMD CDNA GPU,
     or the interpreter modelling either. alpha defaults to 1, beta to 1 where c is given (torch.addmm's defaults).
 
@@ -81,9 +81,11 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     AmdMatmulConfig (AMD); by default one comes from the tuning table, or from `skc.autotune` when
     `autotune=True` (or SKC_AUTOTUNE=1), or is chosen for the problem. The launch goes to `stream`, by default
     the current stream of the operands' framework.
-    fp8 operands with `scale_a`, `scale_b` (and `out_dtype`) are torch._scaled_mm's GEMMs (fp8_host.py)."""
-    if scale_a is not None or scale_b is not None or out_dtype is not None:
-        return scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream)
+    fp8 operands with `scale_a`, `scale_b` (and `out_dtype`, `use_fast_accum`) are torch._scaled_mm's GEMMs
+    (fp8_host.py)."""
+    if scale_a is not None or scale_b is not None or out_dtype is not None or use_fast_accum is not None:
+        return scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream,
+                           use_fast_accum)
     if config is not None and not isinstance(config, (MatmulConfig, AmdMatmulConfig)):
         raise skc.LaunchError(f"matmul's config is a MatmulConfig (Hopper) or an AmdMatmulConfig (AMD), found "
                               f"{type(config).__name__}")

@@ -18,6 +18,8 @@ from skc.blocks.fp8 import (
     BlockScaledWgmma,
     Fp8MatmulConfig,
     OverlappedBlockScaledWgmma,
+    OverlappedPromotedWgmma,
+    PromotedWgmma,
     ScaleLayout,
     fp8_matmul_kernel,
 )
@@ -182,6 +184,42 @@ def test_a_given_config_takes_the_calls_epilogue_and_must_match_the_operands(hop
                           config=Fp8MatmulConfig(block_scaled=True))
 
 
+@pytest.mark.parametrize("use_fast_accum, op", [(None, PromotedWgmma), (False, PromotedWgmma), (True, Wgmma)])
+def test_per_tensor_fp8_gemm_adds_each_k_block_in_f32_unless_fast_accum(hopper_interpreter, use_fast_accum, op):
+    """torch._scaled_mm's default: each k-block's product added into f32 registers (fp8 wgmma's own accumulator
+    keeps fewer bits); use_fast_accum=True runs the whole K through wgmma's accumulator. Both exact here."""
+    from skc.blocks import fp8_host
+
+    M, N, K = 136, 200, 384   # tails in M and N, three k-blocks
+    a, b, a8, b8 = operands(M, N, K)
+    fp8_host._PLANS.clear()
+    out = skc.blocks.matmul(a8, b8, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
+                            out_dtype="float32", use_fast_accum=use_fast_accum)
+    np.testing.assert_array_equal(out, 2.0 * (a @ b))
+    (plan,) = fp8_host._PLANS.values()
+    assert plan.cfg.tile_op() is op and plan.cfg.fast_accum == bool(use_fast_accum)
+
+
+def test_use_fast_accum_is_checked(hopper_interpreter):
+    M, N, K = 64, 128, 256
+    _, _, a8, b8 = operands(M, N, K)
+    one = np.ones(1, np.float32)
+    sa, sb = block_scales(M, N, K)
+    with pytest.raises(skc.LaunchError, match="block-wise scales multiply each k-block's product in f32"):
+        skc.blocks.matmul(a8, b8, scale_a=sa, scale_b=sb, use_fast_accum=True)
+    with pytest.raises(skc.LaunchError, match="use_fast_accum is True, False or None, found 'yes'"):
+        skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, use_fast_accum="yes")
+    with pytest.raises(skc.LaunchError, match="disagrees with the operands on fast_accum: fast_accum=False"):
+        skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, use_fast_accum=False,
+                          config=Fp8MatmulConfig(tile_n=64, fast_accum=True))
+    # a config without use_fast_accum keeps its own
+    out = skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, out_dtype="float32",
+                            config=Fp8MatmulConfig(tile_m=64, consumers=1, tile_n=64, fast_accum=True, out_dtype="f32"))
+    assert out.shape == (M, N)
+    with pytest.raises(skc.LaunchError, match="needs both scale_a and scale_b"):
+        skc.blocks.matmul(np.ones((64, 64), np.float16), np.ones((64, 64), np.float16), use_fast_accum=True)
+
+
 def test_per_tensor_fp8_gemm_fused_bias_relu_to_f16(hopper_interpreter):
     M, N, K = 72, 128, 128
     a, b, a8, b8 = operands(M, N, K)
@@ -217,8 +255,13 @@ def test_half_partials_are_checked():
     with pytest.raises(ValueError, match="a block-scaled 240-wide tile needs about 264 registers"):
         Fp8MatmulConfig(block_scaled=True, half_partials=True, tile_n=240, consumer_registers=240,
                         producer_registers=24)
-    with pytest.raises(ValueError, match="half_partials multiplies a block-scaled k-block in two column halves"):
-        Fp8MatmulConfig(half_partials=True)
+    with pytest.raises(ValueError, match="half_partials multiplies a k-block in two column halves"):
+        Fp8MatmulConfig(half_partials=True, fast_accum=True)
+    with pytest.raises(ValueError, match="block scales are applied to each k-block's partial in f32"):
+        Fp8MatmulConfig(block_scaled=True, fast_accum=True)
+    # without scales a 256-wide partial in halves holds 128 + 64 values: no scales to keep live
+    with pytest.raises(ValueError, match=r"a per-tensor \(fast_accum=False\) 256-wide tile needs about 216"):
+        Fp8MatmulConfig(half_partials=True, tile_n=256, consumer_registers=200)
     with pytest.raises(ValueError, match="half_partials"):
         Fp8MatmulConfig(block_scaled=True, half_partials=True, overlap_scaling=True)
     # the running sum (128) and half a partial (64), two scales a row of 2 column blocks (counted twice: live
@@ -427,10 +470,11 @@ def compile_fp8(cfg: Fp8MatmulConfig):
 
 
 @needs_assembler
-@pytest.mark.parametrize("cfg", [Fp8MatmulConfig(tile_n=256, stages=4),
+@pytest.mark.parametrize("cfg", [Fp8MatmulConfig(tile_n=256, stages=4, fast_accum=True),
                                  Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True),
                                  Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, overlap_scaling=True),
-                                 Fp8MatmulConfig(tile_n=256, stages=4, out_dtype="f32", dtype_b="f8e5m2"),
+                                 Fp8MatmulConfig(tile_n=256, stages=4, out_dtype="f32", dtype_b="f8e5m2",
+                                                 fast_accum=True),
                                  Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192, block_scaled=True),
                                  Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, stage_turns=True),
                                  Fp8MatmulConfig(tile_n=256, stages=3, block_scaled=True, half_partials=True,
@@ -440,13 +484,18 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                                  Fp8MatmulConfig.for_fp8_problem(64, 4096, 7168, tile_n=64, tile_k=256, cluster_n=2),
                                  Fp8MatmulConfig.for_fp8_problem(64, 4096, 7168),
                                  Fp8MatmulConfig.for_fp8_problem(64, 4096, 7168, out_dtype="f32"),
-                                 Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072),
-                                 Fp8MatmulConfig.for_fp8_problem(1536, 1536, 1536),
-                                 Fp8MatmulConfig.for_fp8_problem(1900, 1640, 1024)],
+                                 Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, fast_accum=True),
+                                 Fp8MatmulConfig.for_fp8_problem(1536, 1536, 1536, fast_accum=True),
+                                 Fp8MatmulConfig.for_fp8_problem(1900, 1640, 1024, fast_accum=True),
+                                 Fp8MatmulConfig.for_fp8_problem(4096, 4096, 4096),
+                                 Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192),
+                                 Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, out_dtype="f32"),
+                                 Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384)],
                          ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192",
                               "block-n128-turns", "block-n256-halves", "block-default", "block-default-f32",
                               "per-tensor-cluster-n2", "per-tensor-m64-n48", "per-tensor-m64-n48-f32",
-                              "per-tensor-192x192", "per-tensor-128x192", "per-tensor-192x128"])
+                              "per-tensor-192x192", "per-tensor-128x192", "per-tensor-192x128",
+                              "promoted-n256-halves", "promoted-n192", "promoted-n192-f32", "promoted-m64-n128"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
@@ -464,9 +513,13 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     # (benchmarks/NOTES.md, thirteenth session)
     limit = 64 if cfg.half_partials else 0
     assert resources["spill_stores"] <= limit and resources["spill_loads"] <= limit, resources
-    if cfg.block_scaled:  # the scale tiles come by TMA into the same stage; the stage's MMAs finish before scaling
+    if cfg.block_scaled:  # the scale tiles come by TMA into the same stage
         assert ptx.count("cp.async.bulk.tensor.2d.shared::cluster.global") == 4
+    if cfg.promotes:   # the stage's MMAs finish before their partial is added into the f32 sum
         assert re.search(rf"wgmma.wait_group.sync.aligned\s+{int(cfg.overlap_scaling)};", ptx)
+        # each of the fragment's tile_n / 2 values a k-block: an fma by its scales, or (per tensor) an add
+        folds = re.findall(r"\bfma\.rn\.f32" if cfg.block_scaled else r"\badd\.(?:rn\.)?f32", ptx)
+        assert len(folds) >= cfg.tile_n // 2, len(folds)
     # stage turns: a turn (named barriers 8 and 9, of both consumers' 256 threads) around each stage's MMAs
     turns = re.findall(r"bar\.(sync|arrive)\s+(%r\d+|\d+), 256;", ptx)
     # first arrival, a stage's wait and pass (two of them in halves), the close
@@ -481,10 +534,13 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
 def test_per_tensor_tiles_follow_the_wave_rule_where_it_takes_192(shape, tile):
     """Per-tensor fp8 takes the bf16 GEMM's wave rule (config.tile_shape) where it picks a tile 192 rows or 192
     wide (3072³: 256 tiles of 192 x 192 in two waves, not 288 of 128 x 256 in three), three consumer warpgroups for
-    192 rows; elsewhere its own rule (128 x 256; 64-row and narrow tiles for few rows)."""
-    cfg = Fp8MatmulConfig.for_fp8_problem(*shape)
+    192 rows; elsewhere its own rule (128 x 256; 64-row and narrow tiles for few rows). That is with fast_accum;
+    without it (the default) each consumer holds a partial beside its sum, in 64 rows."""
+    cfg = Fp8MatmulConfig.for_fp8_problem(*shape, fast_accum=True)
     assert (cfg.tile_m, cfg.tile_n) == tile
     assert cfg.consumers == max(1, cfg.tile_m // 64)
+    promoted = Fp8MatmulConfig.for_fp8_problem(*shape)
+    assert promoted.consumer_rows == 64 and promoted.tile_n <= 256 and promoted.tile_op() is not Wgmma
 
 
 @pytest.mark.parametrize("fields", [{"tile_n": 128}, {"stages": 2}, {"cluster_m": 2}, {"stream_k": True},
@@ -493,8 +549,8 @@ def test_per_tensor_tiles_follow_the_wave_rule_where_it_takes_192(shape, tile):
 def test_the_fp8_wave_rule_leaves_the_callers_schedule_and_block_scales_alone(fields):
     """A caller that names any part of the schedule gets the tiles it measured with (128 rows, as before the rule);
     the operands' and the epilogue's fields leave the rule on."""
-    assert Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, **fields).tile_m == 128
-    chosen = Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, out_dtype="f32", dtype_b="f8e5m2",
+    assert Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, fast_accum=True, **fields).tile_m == 128
+    chosen = Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, out_dtype="f32", dtype_b="f8e5m2", fast_accum=True,
                                              epilogue=EpilogueSpec(alpha=True, bias=True, activation="relu"))
     assert (chosen.tile_m, chosen.tile_n) == (192, 192)
     block = Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, block_scaled=True)
@@ -511,8 +567,8 @@ def test_a_192_row_fp8_tile_over_fewer_rows_loads_only_those(hopper_interpreter,
                         lambda nbytes: Segment("shared memory", 0, np.full(nbytes, 0xFF, np.uint8)))
     M, N, K = 150, 768, 256
     config = Fp8MatmulConfig.for_fp8_problem(M, N, K, out_dtype="f32", stages=2, tile_m=192, tile_n=192,
-                                             consumers=3)
-    picked = Fp8MatmulConfig.for_fp8_problem(M, 25344, 4096)   # what the rule picks for 150 rows on 132 SMs
+                                             consumers=3, fast_accum=True)
+    picked = Fp8MatmulConfig.for_fp8_problem(M, 25344, 4096, fast_accum=True)   # the rule's pick: 150 rows, 132 SMs
     assert (picked.tile_m, picked.tile_n, picked.a_rows) == (192, 192, 152)
     assert config.a_rows == 152
     a, b, a8, b8 = operands(M, N, K)
@@ -522,8 +578,15 @@ def test_a_192_row_fp8_tile_over_fewer_rows_loads_only_those(hopper_interpreter,
     np.testing.assert_array_equal(out, 2.0 * (a @ b))
 
 
-@pytest.mark.parametrize("fields", [{"tile_m": 192, "tile_n": 192, "consumers": 3}, {"tile_n": 192},
-                                    {"tile_m": 192, "tile_n": 128, "consumers": 3}], ids=["192x192", "128x192", "192x128"])
+@pytest.mark.parametrize("fields", [{"tile_m": 192, "tile_n": 192, "consumers": 3, "fast_accum": True},
+                                    {"tile_n": 192, "fast_accum": True},
+                                    {"tile_m": 192, "tile_n": 128, "consumers": 3, "fast_accum": True},
+                                    {"tile_n": 192}, {"tile_m": 192, "tile_n": 128, "consumers": 3},
+                                    {"tile_n": 256, "half_partials": True, "consumer_registers": 240,
+                                     "producer_registers": 24},
+                                    {"tile_n": 128, "overlap_scaling": True}],
+                         ids=["192x192", "128x192", "192x128", "promoted-128x192", "promoted-192x128",
+                              "promoted-256-halves", "promoted-overlapped"])
 def test_per_tensor_fp8_gemm_on_the_wave_rules_tiles_is_exact(hopper_interpreter, fields):
     M, N, K = 200, 392, 256   # tails in M and N: a second row and column of tiles mostly past the ends
     a, b, a8, b8 = operands(M, N, K)
@@ -559,7 +622,7 @@ def test_block_scaled_tiles_are_as_wide_as_their_waves_allow():
     assert (small.tile_m, small.tile_n, small.consumers) == (64, 128, 1)
     assert Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384).tile_m == 128
     # the rules leave what a caller chose alone, and never fail on a shape
-    assert Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384, pingpong=True).consumers == 2
+    assert Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384, pingpong=True, fast_accum=True).consumers == 2
     assert Fp8MatmulConfig.for_fp8_problem(128, 64, 1024).tile_n == 64
     assert choose(64, 16384, 1024).tile_n == 128 and choose(64, 8448, 128).tile_m == 64
     assert Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192, block_scaled=True, overlap_scaling=True).tile_n == 128
@@ -576,7 +639,7 @@ def test_block_scaled_tiles_the_registers_cannot_hold_are_refused(fields, needed
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"block_scaled": False}, "overlap_scaling scales a block-scaled GEMM's partials two stages at a time"),
+    ({"block_scaled": False, "fast_accum": True}, "overlap_scaling adds the k-blocks' partials two stages at a time"),
     ({"block_scaled": True, "stages": 1}, "stages must be at least 2 for OverlappedBlockScaledWgmma")])
 def test_overlapped_scaling_needs_block_scales_and_two_stages(fields, message):
     with pytest.raises(ValueError, match=message):
@@ -585,8 +648,11 @@ def test_overlapped_scaling_needs_block_scales_and_two_stages(fields, message):
 
 def test_block_scaled_is_the_same_composition_with_another_payload_and_tile_op():
     per_tensor, block = Fp8MatmulConfig(tile_n=128), Fp8MatmulConfig(tile_n=128, block_scaled=True)
-    assert per_tensor.tile_op() is Wgmma and block.tile_op() is BlockScaledWgmma
+    assert Fp8MatmulConfig(tile_n=128, fast_accum=True).tile_op() is Wgmma and block.tile_op() is BlockScaledWgmma
     assert Fp8MatmulConfig(block_scaled=True, overlap_scaling=True).tile_op() is OverlappedBlockScaledWgmma
+    # per tensor without fast_accum: the same TileOps without scales (each k-block's partial added into f32)
+    assert per_tensor.tile_op() is PromotedWgmma and issubclass(PromotedWgmma, BlockScaledWgmma)
+    assert Fp8MatmulConfig(overlap_scaling=True).tile_op() is OverlappedPromotedWgmma
     assert set(per_tensor.payload().layouts) == {"a", "b"}
     assert set(block.payload().layouts) == {"a", "b", "sa", "sb"}
     assert BlockScaledWgmma.stages_in_flight == 0  # it finishes a stage's MMAs before scaling: release at once
@@ -638,12 +704,15 @@ def test_wgmma_without_accumulate_overwrites_the_fragment():
 
 
 @pytest.mark.skipif(ptx_tools.ptxas_path() is None, reason="ptxas is not installed")
-@pytest.mark.parametrize("cfg", [Fp8MatmulConfig(tile_n=256, stages=4),
+@pytest.mark.parametrize("cfg", [Fp8MatmulConfig(tile_n=256, stages=4, fast_accum=True),
                                  Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True),
                                  Fp8MatmulConfig(tile_n=128, stages=5, block_scaled=True, overlap_scaling=True),
                                  Fp8MatmulConfig(tile_n=256, stages=3, block_scaled=True, half_partials=True,
-                                                 producer_registers=24, consumer_registers=240)],
-                         ids=["per-tensor", "block", "block-overlapped", "block-halves"])
+                                                 producer_registers=24, consumer_registers=240),
+                                 Fp8MatmulConfig.for_fp8_problem(4096, 4096, 4096),
+                                 Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192)],
+                         ids=["per-tensor-fast", "block", "block-overlapped", "block-halves", "promoted-halves",
+                              "promoted-n192"])
 def test_ptxas_keeps_the_wgmmas_asynchronous(cfg, tmp_path):
     """ptxas serializes wgmmas (warnings C7514, C7518) when it cannot prove their registers untouched while in
     flight. OverlappedBlockScaledWgmma reads its first partial while the second's MMAs run: within one step, which

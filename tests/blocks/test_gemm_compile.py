@@ -319,15 +319,16 @@ def test_a_config_refuses_what_ptxas_could_not_compile():
 def test_a_config_refuses_a_pipeline_too_shallow_for_its_tile_op():
     """wgmma keeps a stage's MMAs in flight while the next stage is waited for, and the overlapped block-scaled
     TileOp takes two stages a step: with fewer stages the consumer waits for a stage it holds. Refused when the
-    config is made (was: a CompileError at a line inside the pipeline block); block-scaled fp8, whose TileOp
-    finishes each stage's MMAs, runs in one."""
+    config is made (was: a CompileError at a line inside the pipeline block); fp8 that adds each k-block into f32,
+    whose TileOp finishes each stage's MMAs, runs in one."""
     from skc.blocks.fp8 import Fp8MatmulConfig
     with pytest.raises(ValueError, match=r"stages must be at least 2 for Wgmma, which takes 1 stage\(s\) a step and "
                                          r"keeps 1 more in flight .* found stages=1"):
         MatmulConfig(stages=1)
     with pytest.raises(ValueError, match="stages must be at least 2 for Wgmma"):
-        Fp8MatmulConfig(stages=1)
+        Fp8MatmulConfig(stages=1, fast_accum=True)
     with pytest.raises(ValueError, match="stages must be at least 2 for OverlappedBlockScaledWgmma, which takes 2"):
         Fp8MatmulConfig(stages=1, block_scaled=True, overlap_scaling=True)
     assert Fp8MatmulConfig(stages=1, block_scaled=True).stages == 1
+    assert Fp8MatmulConfig(stages=1).stages == 1   # (per tensor, each k-block added into f32 likewise)
     assert MatmulConfig(stages=2).stages == 2
