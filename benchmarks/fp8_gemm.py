@@ -104,6 +104,12 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-n128-c2": {"tile_n": 128, "cluster_m": 2},
                        "pt-n192-turns": {"tile_n": 192, "stages": 4, "producer_registers": 24,
                                          "consumer_registers": 240, "stage_turns": True},
+                       # few rows: two consumers taking turns, or one with two stages a step
+                       "pt-n64-c2": {"tile_m": 128, "consumers": 2, "tile_n": 64},
+                       "pt-m64n128-ovl": {"tile_m": 64, "consumers": 1, "tile_n": 128, "overlap_scaling": True},
+                       "pt-m64n64-ovl": {"tile_m": 64, "consumers": 1, "tile_n": 64, "overlap_scaling": True},
+                       "pt-m64n48-k128": {"tile_m": 64, "consumers": 1, "tile_n": 48, "tile_k": 128},
+                       "pt-m64n64": {"tile_m": 64, "consumers": 1, "tile_n": 64},
                        # K in shares (split-K) for problems with few tiles
                        "pt-split2": {"split_k": 2}, "pt-split4": {"split_k": 4},
                        "pt-n128-split4": {"tile_n": 128, "split_k": 4},

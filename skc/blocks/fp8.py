@@ -32,6 +32,11 @@ SB_BOX = 4          # B's scales are copied 4 at a time: a TMA box is at least 1
 # shapes): 1.03 puts 256 first only where its waves fill better. for_fp8_problem takes the width whose rate times
 # its wave fill is highest.
 BLOCK_SCALED_WIDTHS = {128: 1.0, 192: 1.06, 256: 1.03}
+# The same for per-tensor tiles that add each k-block into f32 (no scales; 128 wide with two stages a step, one's
+# partial added while the other's MMAs run): at sustained load 4096³ 1239 (128), 1154 (192), 1202 TFLOP/s (256 in
+# halves); 8192³ 1216, 1306, 1212; 4096 x 7168 x 16384 1230, 1254, 1191 (benchmarks/NOTES.md, twenty-second
+# session), over full waves about 1.0, 1.07 and 0.97.
+PROMOTED_WIDTHS = {128: 1.0, 192: 1.07, 256: 0.97}
 
 
 def column_keys(n: int) -> list:
@@ -148,6 +153,9 @@ class Fp8MatmulConfig(MatmulConfig):
         if self.loader != "tma" or self.store != "tma":
             raise ValueError(f"the fp8 GEMM loads and stores with TMA (loader='tma', store='tma'), found "
                              f"loader={self.loader!r}, store={self.store!r}")
+        if (self.overlap_scaling or self.half_partials) and self.tile_k != SCALE_BLOCK:
+            raise ValueError(f"overlap_scaling and half_partials add 128-deep k-blocks: they need tile_k = "
+                             f"{SCALE_BLOCK}, found {self.tile_k}")
         if self.overlap_scaling and not self.promotes:   # (its two stages a step: MatmulConfig.check_stages)
             raise ValueError("overlap_scaling adds the k-blocks' partials two stages at a time: it needs "
                              "block_scaled=True or fast_accum=False")
@@ -270,11 +278,14 @@ class Fp8MatmulConfig(MatmulConfig):
                 and not fields.get("overlap_scaling")):   # (a third fragment leaves no registers for 192)
             # (256 wide: only with the partial in halves, and not for f32 out, whose staging spills there)
             halves = fields.get("half_partials", True) and fields.get("out_dtype") != "f32"
+            widths = BLOCK_SCALED_WIDTHS if fields.get("block_scaled") else PROMOTED_WIDTHS
             ranked = sorted(((rate * wave_fill(M, N, tile_m, n, multiprocessors), n)
-                             for n, rate in BLOCK_SCALED_WIDTHS.items() if n <= max(N, 128) and (n < 256 or halves)),
+                             for n, rate in widths.items() if n <= max(N, 128) and (n < 256 or halves)),
                             reverse=True)
+            # (unscaled, 128 wide, where the caller chose nothing of the schedule: two stages a step)
+            overlap = not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS
             for _, tile_n in ranked:   # the best width whose configuration the caller's other fields allow
-                width = _block_scaled_width(dict(fields), tile_n)
+                width = _block_scaled_width(dict(fields), tile_n, overlap)
                 try:
                     config = cls.for_problem(M, N, K, width.pop("dtype", "f8e4m3"), True, True, max_shared_bytes,
                                              **width)
@@ -282,19 +293,22 @@ class Fp8MatmulConfig(MatmulConfig):
                     continue
                 if config.shared_bytes() <= max_shared_bytes or tile_n == 128:
                     break
-            fields = _block_scaled_width(fields, tile_n)
+            fields = _block_scaled_width(fields, tile_n, overlap)
         if promotes:
             fields.setdefault("tile_n", 128)
         dtype = fields.pop("dtype", "f8e4m3")
         return cls.for_problem(M, N, K, dtype, True, True, max_shared_bytes, **fields)
 
 
-def _block_scaled_width(fields: dict, tile_n: int) -> dict:
-    """for_fp8_problem's fields for a block-scaled tile `tile_n` wide: 256 with the partial in halves (three
-    stages fit), 192 with four stages, both with 240 registers for the consumers; the caller's own fields kept.
+def _block_scaled_width(fields: dict, tile_n: int, overlap: bool = False) -> dict:
+    """for_fp8_problem's fields for a block-scaled (or promoted) tile `tile_n` wide: 256 with the partial in halves
+    (three stages fit), 192 with four stages, both with 240 registers for the consumers, 128 with two stages a step
+    where `overlap`; the caller's own fields kept.
     (256 wide ran 1.01-1.03x as fast without the consumers taking turns at the MMAs as with, once the wgmma
     descriptors lived in uniform registers: benchmarks/NOTES.md, thirteenth session.)"""
     fields["tile_n"] = tile_n
+    if tile_n == 128 and overlap:
+        fields.setdefault("overlap_scaling", True)
     if tile_n == 256:
         fields.update(half_partials=True)
     elif tile_n > 128:
@@ -311,18 +325,19 @@ class BlockScaledWgmma(Wgmma):
     (two-level accumulation: the fp8 MMAs never add more than 128 products). It finishes a stage's MMAs before
     scaling them (the other consumer warpgroup keeps the tensor cores busy meanwhile), so the stage is released
     at once. Unscaled (`scaled = False`, the per-tensor GEMM without fast_accum: PromotedWgmma) it adds the
-    partials as they are, into f32."""
+    partials as they are, into f32, one for each 128 deep of a deeper stage."""
 
     stages_in_flight = 0
     scaled = True   # whether the payload carries block scales that multiply each partial
 
     def consume(self, acc, stage, tile, turn=NO_TURN):
         scales = self.scales(stage, tile) if self.scaled else None
-        partial = Accumulator(self, self.n)
-        with turn:   # (the fold runs outside the turn: during the other consumers' MMAs)
-            self(partial, stage.a, stage.b, accumulate=False)  # partial = A_k B_k: no registers to zero
-        self.retire(0)
-        self.fold(acc, partial.fragment, scales)
+        for k0 in skc.static_range(0, self.k, SCALE_BLOCK):   # (block scales: one; unscaled, a partial each 128)
+            partial = Accumulator(self, self.n)
+            with turn:   # (the fold runs outside the turn: during the other consumers' MMAs)
+                self(partial, stage.a, stage.b, accumulate=False, k0=k0, k=min(SCALE_BLOCK, self.k))
+            self.retire(0)
+            self.fold(acc, partial.fragment, scales)
 
     def scales(self, stage, tile):
         """sa[row] · sb[column scale] for this thread's two rows (PTX ISA 9.7.15.5.1.1: 16 (t / 32) + (t % 32) / 4,

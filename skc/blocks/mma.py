@@ -134,22 +134,25 @@ class Wgmma(_WarpgroupMma):
         with turn:
             self(acc, stage.a, stage.b)
 
-    def __call__(self, acc: Accumulator, a, b, accumulate: bool = True):
-        """acc += A · B (acc = A · B without `accumulate`: acc's registers are then not read, nor zeroed first)."""
+    def __call__(self, acc: Accumulator, a, b, accumulate: bool = True, k0: int = 0, k: int = 0):
+        """acc += A · B (acc = A · B without `accumulate`: acc's registers are then not read, nor zeroed first);
+        over the stage's k from `k0`, `k` deep (0: all of it; compile-time ints, multiples of the instruction's)."""
         self.check(a, b)
         skc.hopper.wgmma_fence()
-        self.issue(acc, a, b, accumulate)
+        self.issue(acc, a, b, accumulate, k0=k0, k=k)
         skc.hopper.wgmma_commit()
 
-    def issue(self, acc: Accumulator, a, b, accumulate: bool = True, column0: int = 0):
+    def issue(self, acc: Accumulator, a, b, accumulate: bool = True, column0: int = 0, k0: int = 0, k: int = 0):
         """The wgmma instructions of acc += A · B, without the fence before them and the commit after them; acc
-        may cover acc.n of B's columns from `column0` on (a compile-time int)."""
+        may cover acc.n of B's columns from `column0` on, and the stage's k from `k0`, `k` deep (0: to its end;
+        compile-time ints)."""
         fragment = acc.fragment
-        for step in skc.static_range(self.k // self.K):
+        first = k0 // self.K
+        for step in skc.static_range(first, first + (k or self.k - k0) // self.K):
             fragment = skc.hopper.wgmma(fragment, a.descriptor(step, self.row0), b.descriptor(step, column0),
                                         acc.n, self.dtype, trans_a=int(not a.layout.k_major),
                                         trans_b=int(not b.layout.k_major), dtype_b=self.dtype_b,
-                                        zero_acc=not accumulate and step == 0)
+                                        zero_acc=not accumulate and step == first)
         acc.fragment = fragment
 
     def check(self, a, b):

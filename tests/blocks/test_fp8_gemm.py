@@ -257,6 +257,8 @@ def test_half_partials_are_checked():
                         producer_registers=24)
     with pytest.raises(ValueError, match="half_partials multiplies a k-block in two column halves"):
         Fp8MatmulConfig(half_partials=True, fast_accum=True)
+    with pytest.raises(ValueError, match="overlap_scaling and half_partials add 128-deep k-blocks: they need tile_k"):
+        Fp8MatmulConfig(overlap_scaling=True, tile_k=256, tile_n=64)
     with pytest.raises(ValueError, match="block scales are applied to each k-block's partial in f32"):
         Fp8MatmulConfig(block_scaled=True, fast_accum=True)
     # without scales a 256-wide partial in halves holds 128 + 64 values: no scales to keep live
@@ -517,9 +519,9 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
         assert ptx.count("cp.async.bulk.tensor.2d.shared::cluster.global") == 4
     if cfg.promotes:   # the stage's MMAs finish before their partial is added into the f32 sum
         assert re.search(rf"wgmma.wait_group.sync.aligned\s+{int(cfg.overlap_scaling)};", ptx)
-        # each of the fragment's tile_n / 2 values a k-block: an fma by its scales, or (per tensor) an add
+        # each of the fragment's tile_n / 2 values each 128 deep: an fma by its scales, or (per tensor) an add
         folds = re.findall(r"\bfma\.rn\.f32" if cfg.block_scaled else r"\badd\.(?:rn\.)?f32", ptx)
-        assert len(folds) >= cfg.tile_n // 2, len(folds)
+        assert len(folds) >= cfg.tile_n // 2 * cfg.tile_k // 128, len(folds)
     # stage turns: a turn (named barriers 8 and 9, of both consumers' 256 threads) around each stage's MMAs
     turns = re.findall(r"bar\.(sync|arrive)\s+(%r\d+|\d+), 256;", ptx)
     # first arrival, a stage's wait and pass (two of them in halves), the close
