@@ -110,6 +110,11 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-m64n64-ovl": {"tile_m": 64, "consumers": 1, "tile_n": 64, "overlap_scaling": True},
                        "pt-m64n48-k128": {"tile_m": 64, "consumers": 1, "tile_n": 48, "tile_k": 128},
                        "pt-m64n64": {"tile_m": 64, "consumers": 1, "tile_n": 64},
+                       "pt-n192-c2": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240,
+                                      "cluster_m": 2},
+                       # three consumers of 64 rows (more warpgroups to take turns at the tensor cores)
+                       "pt-m192n128": {"tile_m": 192, "consumers": 3, "tile_n": 128, "producer_registers": 24,
+                                       "consumer_registers": 160},
                        # K in shares (split-K) for problems with few tiles
                        "pt-split2": {"split_k": 2}, "pt-split4": {"split_k": 4},
                        "pt-n128-split4": {"tile_n": 128, "split_k": 4},

@@ -253,6 +253,10 @@ class Fp8MatmulConfig(MatmulConfig):
             # as many tiles as 128 x 64 ones, but one m64n128 wgmma a k32 step instead of two m64n64: 1.03-1.04x
             # cuBLAS at 128 x 7168 x 16384 against 0.98-1.00 (benchmarks/NOTES.md, three runs)
             fields.update(tile_m=64, consumers=1, tile_n=128)
+            if not fields.get("fast_accum") and set(fields) <= _OPERAND_FIELDS | {"tile_m", "consumers", "tile_n"}:
+                # each k-block added into f32, its one consumer two stages a step: 756 TFLOP/s against 692 at
+                # 128 x 7168 x 16384, sustained (benchmarks/NOTES.md, twenty-second session)
+                fields.update(overlap_scaling=True)
         tile_m = fields.get("tile_m", 128)
         chosen_shape = {"tile_n", "tile_k", "stages", "cluster_n"} & set(fields)
         if (M <= tile_m == 64 and not fields.get("block_scaled") and N > 64 and K > 128 and not chosen_shape
