@@ -10,7 +10,7 @@ from .. import ir
 from . import semantics
 from .builtins import max_unroll, static_range
 from .expressions import MAX_COMPILE_TIME_ITERATIONS, MISSING
-from .frames import CompileTimeBreak, CompileTimeContinue, LoopContext, scratch_region
+from .frames import CompileTimeBreak, CompileTimeContinue, CompileTimeReturn, LoopContext, scratch_region
 from .source import attribute_targets, carried_names, contains_statements, has_nested_jump
 from .values import Dyn, Poison, RValue, Slot, mutable
 
@@ -183,6 +183,7 @@ class LoopEvaluator:
         outer = builder.create("scf.block", attrs={"label": context.break_label})
         before = dict(frame.env)
         reachable = True
+        end = outer.regions[0]   # where the path that falls out of the loop leaves it
         frame.loops.append(context)
         try:
             with builder.at(outer.regions[0]):
@@ -193,7 +194,12 @@ class LoopEvaluator:
                     context.continues = []
                     iteration = builder.create("scf.block", attrs={"label": context.continue_label})
                     with builder.at(iteration.regions[0]):
-                        ended = self.unrolled_iteration(node)
+                        try:
+                            ended = self.unrolled_iteration(node)
+                        except CompileTimeReturn as signal:
+                            if not signal.cleaned:
+                                raise
+                            ended = True   # this path returned at run time; the loop's run-time jumps go on
                         if ended == "break" and context.continues:
                             # a run-time continue goes on to the next iteration: this path must leave at run time
                             self.jump_out_of_unrolled(context, "break")
@@ -201,7 +207,8 @@ class LoopEvaluator:
                     paths = [(env, place) for env, place in context.continues]
                     if ended is False:
                         paths.insert(0, (frame.env, iteration.regions[0]))
-                    if ended == "break":
+                    if ended == "break":   # at compile time: the names as this iteration's block leaves them
+                        end = iteration.regions[0]
                         break
                     if not paths:        # nothing reaches the next iteration
                         reachable = False
@@ -209,7 +216,7 @@ class LoopEvaluator:
                     frame.env = self.merge_paths(before, paths, node)
             paths = [(env, place) for env, place in context.breaks]
             if reachable:
-                paths.insert(0, (frame.env, outer.regions[0]))
+                paths.insert(0, (frame.env, end))
             if not paths:
                 return True
             frame.env = self.merge_paths(before, paths, node)

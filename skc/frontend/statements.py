@@ -378,15 +378,23 @@ class StatementEvaluator:
     def stmt_Return(self, node):
         frame = self.frame
         value = self.eval_value(node.value) if node.value is not None else None
+        # an unrolled loop with run-time breaks or continues may have left paths that never reach this return
+        # (an earlier iteration's break): the return is then a run-time jump, and the loop goes on with those paths
+        jumps = any(loop.break_label for loop in frame.loops)
         if frame.is_kernel:
             if value is not None:
                 raise self.error_at(node, "a kernel returns nothing", hint="write results to an output pointer")
-            if frame.runtime_depth == 0:
+            if frame.runtime_depth == 0 and not jumps:
                 raise CompileTimeReturn(None)
             self.emit_cleanups(0)
             self.cg.builder.create("func.return")
+            if frame.runtime_depth == 0:
+                raise CompileTimeReturn(None, cleaned=True)
             return True
-        if frame.ret is None:
+        if frame.ret is None or (frame.runtime_depth == 0 and frame.ret.slots is None and not frame.ret.returns_none
+                                 and not jumps):
+            # every run-time path reaches this return (no run-time return came before it): the value as it is, a
+            # compile-time one staying compile-time, as in a function without nested returns
             raise CompileTimeReturn(value)
         self.store_return(frame.ret, value, node)
         self.emit_cleanups(0)

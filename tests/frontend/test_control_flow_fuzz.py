@@ -40,6 +40,17 @@ def helper(x, n, a):
             return a - 1.0
     return a
 
+
+@skc.func
+def helper2(x, n, a):
+    for s in skc.static_range(3):
+        if n > s + 1:
+            break
+        if s == 1:   # reached at compile time, after a run-time break that skips it
+            return a + x[4]
+        a = a - x[s]
+    return a
+
 '''
 
 
@@ -47,6 +58,7 @@ class Generator:
     def __init__(self, seed: int):
         self.rng = random.Random(seed)
         self.loops = 0
+        self.static = []   # the unrolled loops' variables in scope (compile-time ints)
 
     def block(self, depth: int, indent: str, in_loop: bool) -> list:
         lines = []
@@ -60,7 +72,11 @@ class Generator:
         if depth >= 3 or r < 0.3:
             return [indent + self.rng.choice([
                 f"a = a + x[{self.rng.randint(0, 5)}]", f"b = x[{self.rng.randint(0, 5)}] * 2.0 + b",
-                f"a = {self.rng.randint(0, 9)}.0", "a, b = b, a", "b = b - a * 0.5", "a = helper(x, n, a)"])]
+                f"a = {self.rng.randint(0, 9)}.0", "a, b = b, a", "b = b - a * 0.5", "a = helper(x, n, a)",
+                "b = helper2(x, n, b)"])]
+        if r < 0.38 and self.static:   # a jump taken at compile time, in some iterations only
+            return [indent + f"if {self.rng.choice(self.static)} == {self.rng.randint(0, 2)}:",
+                    inner + self.rng.choice(["return", "break", "continue"] if in_loop else ["return"])]
         if r < 0.45 and in_loop:
             return [indent + f"if n {self.rng.choice(['>', '==', '<'])} {k}:",
                     inner + self.rng.choice(["break", "continue"])]
@@ -77,7 +93,11 @@ class Generator:
         var = f"i{self.loops}"
         kind = self.rng.random()
         if kind < 0.6:
+            self.static.append(var)
             head = f"for {var} in skc.static_range({self.rng.randint(1, 3)}):"
+            lines = [indent + head] + self.block(depth + 1, inner, True)
+            self.static.pop()
+            return lines
         elif kind < 0.75:
             head = f"for {var} in range(n % 3):"
         elif kind < 0.85:
@@ -115,14 +135,14 @@ def test_random_control_flow_matches_python(module, seed):
     def x():
         return np.array([1.5, -2.0, 3.25, 0.5, 8.0, -1.0, 0.0, 0.0], np.float32)
 
-    plain = module.helper.__skc_function__
+    plain = {name: getattr(module, name).__skc_function__ for name in ("helper", "helper2")}
 
     def reference(*args):
-        saved = kernel.fn.__globals__["helper"]
-        kernel.fn.__globals__["helper"] = plain
+        saved = {name: kernel.fn.__globals__[name] for name in plain}
+        kernel.fn.__globals__.update(plain)
         try:
             kernel.fn(*args)
         finally:
-            kernel.fn.__globals__["helper"] = saved
+            kernel.fn.__globals__.update(saved)
 
     matches_python(kernel, x, [(n,) for n in range(-2, 7)], reference=reference, x=F32P, n=ir.i32)

@@ -239,6 +239,110 @@ def test_values_assigned_beside_a_runtime_return_reach_their_uses(kernel):
     matches_python(kernel, eight, [(n,) for n in range(-1, 5)], reference=twin, x=F32P, n=I32)
 
 
+# -- a return an unrolled loop's earlier run-time break can skip ---------------------------------
+@skc.func
+def returns_after_a_break(x, n):
+    a = x[0]
+    for s in skc.static_range(3):
+        if n > s:
+            break
+        if s == 1:
+            return a + 10.0
+        a = a + 1.0
+    return a
+
+
+@skc.kernel
+def func_returns_after_a_break(x: skc.Ptr[skc.f32], n: skc.i32):
+    x[1] = returns_after_a_break(x, n)
+
+
+@skc.kernel
+def kernel_returns_after_a_break(x: skc.Ptr[skc.f32], n: skc.i32):
+    for s in skc.static_range(3):
+        if n > s:
+            break
+        if s == 1:
+            return
+        x[2] = x[2] + 1.0
+    x[0] = 50.0
+
+
+@skc.kernel
+def return_after_a_continue(x: skc.Ptr[skc.f32], n: skc.i32):
+    for s in skc.static_range(3):
+        if n == s:
+            continue
+        if s == 0:
+            return
+    x[0] = 5.0
+
+
+@skc.kernel
+def compile_time_break_in_the_first_iteration(x: skc.Ptr[skc.f32], n: skc.i32):
+    a = x[0]
+    for s in skc.static_range(3):
+        a = a + x[1]
+        if s == 0:
+            break
+    x[0] = a
+
+
+@pytest.mark.parametrize("kernel", [func_returns_after_a_break, kernel_returns_after_a_break,
+                                    return_after_a_continue,
+                                    compile_time_break_in_the_first_iteration], ids=lambda k: k.fn.__name__)
+def test_a_return_reached_at_compile_time_after_a_runtime_break_is_a_runtime_return(kernel):
+    """A static_range iteration's return is reached at compile time, but an earlier iteration's run-time break (or
+    this iteration's continue) leaves paths that never reach it: those paths go on after the loop (the function's
+    value, the kernel's last store was lost: 0.0 in x[1], no store to x[0]). And a compile-time break in the first
+    iteration of a loop with run-time jumps kept its names at the loop's end, where their values were not visible
+    (a VerificationError)."""
+    twin = python_twin(kernel, returns_after_a_break)
+    matches_python(kernel, eight, [(n,) for n in range(-1, 5)], reference=twin, x=F32P, n=I32)
+
+
+class Choice:
+    def __init__(self, wide):
+        self.wide = wide
+
+    def swizzle(self):
+        if self.wide:
+            return 128
+        return 64
+
+
+@skc.func
+def small_or_large(flag):
+    if flag:
+        return 3
+    return 5
+
+
+@skc.kernel
+def compile_time_returns_stay_compile_time(x: skc.Ptr[skc.f32], wide: skc.constexpr):
+    swizzle = Choice(wide).swizzle()
+    count = small_or_large(wide)
+    for s in skc.static_range(count):   # (a run-time count: "static_range bounds must be known at compile time")
+        x[s] = x[s] + 1.0
+    if swizzle in (64, 128):            # ("'NotIn' cannot take a run-time operand")
+        x[7] = float(swizzle)
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_an_early_return_at_compile_time_gives_a_compile_time_value(wide, monkeypatch):
+    """`if <compile-time test>: return x` then `return y` in an inlined function or method: the value stays a
+    compile-time one (it became a run-time one, refused where a compile-time value is needed)."""
+    from skc.runtime import devices
+
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+    got = eight()
+    compile_time_returns_stay_compile_time[1, 1](got, wide)
+    want = eight()
+    want[:3 if wide else 5] += 1.0
+    want[7] = 128.0 if wide else 64.0
+    np.testing.assert_array_equal(got, want)
+
+
 # -- names defined on some paths only ------------------------------------------------------------
 @skc.kernel
 def defined_in_one_branch(x: skc.Ptr[skc.f32], n: skc.i32):
