@@ -392,9 +392,10 @@ class StatementEvaluator:
                 raise CompileTimeReturn(None, cleaned=True)
             return True
         if frame.ret is None or (frame.runtime_depth == 0 and frame.ret.slots is None and not frame.ret.returns_none
-                                 and not jumps):
-            # every run-time path reaches this return (no run-time return came before it): the value as it is, a
-            # compile-time one staying compile-time, as in a function without nested returns
+                                 and not jumps and _constant(value)):
+            # every run-time path reaches this return (no run-time return came before it), and its value is a
+            # Python constant (nothing defined inside the function's block): it stays a compile-time value, as in a
+            # function without nested returns
             raise CompileTimeReturn(value)
         self.store_return(frame.ret, value, node)
         self.emit_cleanups(0)
@@ -425,6 +426,13 @@ class StatementEvaluator:
             raise self.error_at(node, "the returns of this function give different numbers of values")
         for slot, item in zip(ret.slots, items):
             slot.store(item)
+
+
+def _constant(value) -> bool:
+    """Whether a returned value is made of Python numbers, strings and None only (no run-time value, no object that
+    may hold one)."""
+    items = value if isinstance(value, tuple) else (value,)
+    return all(item is None or isinstance(item, str) or semantics.is_number(item) for item in items)
 
 
 def _as_slot(value, name: str):
