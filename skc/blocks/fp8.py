@@ -243,7 +243,17 @@ class Fp8MatmulConfig(MatmulConfig):
         Tiles that add each k-block's partial into f32 (block scales, or per-tensor ones without fast_accum) hold
         two f32 fragments a thread (the running sum and the k-block's partial): 128 wide, or 192 (with 240 registers
         for the consumers), or 256 (the partial in two column halves) where that is faster by BLOCK_SCALED_WIDTHS'
-        model."""
+        model. A caller's pingpong or wide tile_n with such tiles gets what they need: 64-row tiles for two
+        consumers, 240 registers (and, 256 wide, the partial in halves)."""
+        promotes = fields.get("block_scaled") or not fields.get("fast_accum")   # (two f32 fragments a thread)
+        if promotes and fields.get("pingpong"):   # (each consumer adds its partials 64 rows at a time)
+            fields.setdefault("tile_m", 64)
+            fields.setdefault("consumers", 2)
+        if promotes and fields.get("tile_n", 0) > 128 and not fields.get("overlap_scaling"):
+            if fields["tile_n"] > 192:
+                fields.setdefault("half_partials", True)
+            fields.setdefault("producer_registers", 24)
+            fields.setdefault("consumer_registers", 240)
         if M <= 64:
             fields.setdefault("consumers", 1)
             fields.setdefault("tile_m", 64)
@@ -267,7 +277,6 @@ class Fp8MatmulConfig(MatmulConfig):
             fields.update(tile_n=48, tile_k=256)
         if -(-M // tile_m) * -(-N // 128) < multiprocessors // 2:
             fields.setdefault("tile_n", 64)
-        promotes = fields.get("block_scaled") or not fields.get("fast_accum")   # (two f32 fragments a thread)
         if M > 128 and not promotes and set(fields) <= _OPERAND_FIELDS:
             # the bf16 GEMM's wave rule where it takes a 192-row or 192-wide tile: 3072³ on 192 x 192 tiles ran
             # 1.23x as fast as on 128 x 256, 5120³ 1.06x; where the rule keeps 128 x 256 (4096³, 2048 x 2048 x

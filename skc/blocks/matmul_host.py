@@ -231,9 +231,11 @@ class _UnalignedRows:
             return None
         chosen = _config(device.target, *problem, spec, (), device.multiprocessors)
         rows = min(chosen.tile_m, 2 * ROWS)   # (three consumers leave the vector loader too few registers)
-        return replace(chosen, tile_m=rows, consumers=rows // ROWS, loader="vector", store="direct", cluster_m=1,
-                       cluster_n=1, split_k=1, stream_k=False, split_tail=False, a_rows=0, producer_registers=None,
-                       consumer_registers=None, vector_in_flight=0)
+        # (the vector loader writes 128-byte swizzled chunks: a row-major B's tile whole 64-column chunks)
+        columns = chosen.tile_n if chosen.swizzle("b") == 128 else -(-chosen.tile_n // 64) * 64
+        return replace(chosen, tile_m=rows, consumers=rows // ROWS, tile_n=columns, loader="vector", store="direct",
+                       cluster_m=1, cluster_n=1, split_k=1, stream_k=False, split_tail=False, a_rows=0,
+                       producer_registers=None, consumer_registers=None, vector_in_flight=0)
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         # (a transposed view starts where its stored matrix does; 2-byte types)

@@ -378,9 +378,9 @@ class StatementEvaluator:
     def stmt_Return(self, node):
         frame = self.frame
         value = self.eval_value(node.value) if node.value is not None else None
-        # an unrolled loop with run-time breaks or continues may have left paths that never reach this return
-        # (an earlier iteration's break): the return is then a run-time jump, and the loop goes on with those paths
-        jumps = any(loop.break_label for loop in frame.loops)
+        # an unrolled loop's run-time break (an earlier iteration's) or continue (this iteration's) left paths that
+        # never reach this return: the return is then a run-time jump, and the loop goes on with those paths
+        jumps = any(loop.breaks or loop.continues for loop in frame.loops)
         if frame.is_kernel:
             if value is not None:
                 raise self.error_at(node, "a kernel returns nothing", hint="write results to an output pointer")

@@ -586,9 +586,9 @@ def test_a_192_row_fp8_tile_over_fewer_rows_loads_only_those(hopper_interpreter,
                                     {"tile_n": 192}, {"tile_m": 192, "tile_n": 128, "consumers": 3},
                                     {"tile_n": 256, "half_partials": True, "consumer_registers": 240,
                                      "producer_registers": 24},
-                                    {"tile_n": 128, "overlap_scaling": True}],
+                                    {"tile_n": 128, "overlap_scaling": True}, {"pingpong": True}, {"tile_n": 256}],
                          ids=["192x192", "128x192", "192x128", "promoted-128x192", "promoted-192x128",
-                              "promoted-256-halves", "promoted-overlapped"])
+                              "promoted-256-halves", "promoted-overlapped", "promoted-pingpong", "promoted-256"])
 def test_per_tensor_fp8_gemm_on_the_wave_rules_tiles_is_exact(hopper_interpreter, fields):
     M, N, K = 200, 392, 256   # tails in M and N: a second row and column of tiles mostly past the ends
     a, b, a8, b8 = operands(M, N, K)
@@ -625,6 +625,12 @@ def test_block_scaled_tiles_are_as_wide_as_their_waves_allow():
     assert Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384).tile_m == 128
     # the rules leave what a caller chose alone, and never fail on a shape
     assert Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384, pingpong=True, fast_accum=True).consumers == 2
+    # tiles that add each k-block into f32 take what a caller's pingpong or width needs (found in review: refused)
+    for block in (False, True):
+        pingpong = Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384, pingpong=True, block_scaled=block)
+        assert (pingpong.consumer_rows, pingpong.consumers) == (64, 2)
+        wide = Fp8MatmulConfig.for_fp8_problem(4096, 4096, 4096, tile_n=256, block_scaled=block)
+        assert wide.half_partials and wide.consumer_registers == 240
     assert Fp8MatmulConfig.for_fp8_problem(128, 64, 1024).tile_n == 64
     assert choose(64, 16384, 1024).tile_n == 128 and choose(64, 8448, 128).tile_m == 64
     assert Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192, block_scaled=True, overlap_scaling=True).tile_n == 128

@@ -55,6 +55,18 @@ def test_the_padded_path_is_the_default_and_skc_arrays_take_the_direct_one(hoppe
     assert [type(plan) for plan in matmul_host._PLANS.values()] == [matmul_host._UnalignedRows]
 
 
+def test_the_direct_path_keeps_whole_64_column_chunks_of_a_row_major_b(hopper_interpreter):
+    """The rule may pick 192 x 96 tiles (a row-major B in 32-column chunks, under the 64-byte swizzle only TMA
+    writes); the vector loader writes 128-byte chunks, so the direct path widens such tiles to 128 (found in review:
+    a ValueError at the first call of skc arrays that fit 192 x 96 tiles in one wave of the interpreter's 4 SMs)."""
+    a, b = ints(136, 64), ints(64, 258)
+    assert MatmulConfig.for_problem(136, 258, 64, multiprocessors=4).tile_n == 96
+    out = matmul(skc.to_device(a), skc.to_device(b))
+    np.testing.assert_array_equal(out.numpy().astype(np.float32), exact(a, b))
+    (plan,) = matmul_host._PLANS.values()
+    assert isinstance(plan, matmul_host._UnalignedRows) and plan.cfg.tile_n == 128
+
+
 def test_a_config_with_the_vector_loader_and_direct_stores_takes_the_direct_path(hopper_interpreter):
     from skc.blocks import MatmulConfig
 
