@@ -203,11 +203,9 @@ class Fp8MatmulConfig(MatmulConfig):
     def tile_op(self):
         if not self.promotes:
             return Wgmma
-        if self.half_partials:
-            return HalvedBlockScaledWgmma if self.block_scaled else HalvedPromotedWgmma
-        if self.overlap_scaling:
-            return OverlappedBlockScaledWgmma if self.block_scaled else OverlappedPromotedWgmma
-        return BlockScaledWgmma if self.block_scaled else PromotedWgmma
+        op = (HalvedBlockScaledWgmma if self.half_partials else
+              OverlappedBlockScaledWgmma if self.overlap_scaling else BlockScaledWgmma)
+        return op if self.block_scaled else _UNSCALED[op]
 
     def payload(self) -> TilePayload:
         layouts = dict(super().payload().layouts)
@@ -250,10 +248,7 @@ class Fp8MatmulConfig(MatmulConfig):
             fields.setdefault("tile_m", 64)
             fields.setdefault("consumers", 2)
         if promotes and fields.get("tile_n", 0) > 128 and not fields.get("overlap_scaling"):
-            if fields["tile_n"] > 192:
-                fields.setdefault("half_partials", True)
-            fields.setdefault("producer_registers", 24)
-            fields.setdefault("consumer_registers", 240)
+            _two_fragments(fields, fields["tile_n"])
         if M <= 64:
             fields.setdefault("consumers", 1)
             fields.setdefault("tile_m", 64)
@@ -322,10 +317,16 @@ def _block_scaled_width(fields: dict, tile_n: int, overlap: bool = False) -> dic
     fields["tile_n"] = tile_n
     if tile_n == 128 and overlap:
         fields.setdefault("overlap_scaling", True)
-    if tile_n == 256:
-        fields.update(half_partials=True)
-    elif tile_n > 128:
+    if 128 < tile_n <= 192:
         fields.setdefault("stages", 4)
+    return _two_fragments(fields, tile_n)
+
+
+def _two_fragments(fields: dict, tile_n: int) -> dict:
+    """The fields a tile wider than 128 needs for a running sum and a k-block's partial a consumer thread: 240
+    registers for the consumers, and past 192 wide the partial in halves (unless the caller's fields say)."""
+    if tile_n > 192:
+        fields.setdefault("half_partials", True)
     if tile_n > 128:
         fields.setdefault("producer_registers", 24)
         fields.setdefault("consumer_registers", 240)
@@ -447,6 +448,10 @@ class HalvedPromotedWgmma(HalvedBlockScaledWgmma):
     """PromotedWgmma with each k-block's partial in two column halves (HalvedBlockScaledWgmma without scales)."""
 
     scaled = False
+
+
+_UNSCALED = {BlockScaledWgmma: PromotedWgmma, OverlappedBlockScaledWgmma: OverlappedPromotedWgmma,
+             HalvedBlockScaledWgmma: HalvedPromotedWgmma}   # each TileOp's twin for per-tensor scales
 
 
 def _scale(tile, index):

@@ -232,7 +232,7 @@ class _UnalignedRows:
         chosen = _config(device.target, *problem, spec, (), device.multiprocessors)
         rows = min(chosen.tile_m, 2 * ROWS)   # (three consumers leave the vector loader too few registers)
         # (the vector loader writes 128-byte swizzled chunks: a row-major B's tile whole 64-column chunks)
-        columns = chosen.tile_n if chosen.swizzle("b") == 128 else -(-chosen.tile_n // 64) * 64
+        columns = chosen.tile_n if chosen.swizzle("b") == 128 else -(-chosen.tile_n // LINE) * LINE
         return replace(chosen, tile_m=rows, consumers=rows // ROWS, tile_n=columns, loader="vector", store="direct",
                        cluster_m=1, cluster_n=1, split_k=1, stream_k=False, split_tail=False, a_rows=0,
                        producer_registers=None, consumer_registers=None, vector_in_flight=0)
