@@ -129,7 +129,17 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        # three consumer warpgroups; 192 x 192 fits three stages, or four with one epilogue buffer
                        "pt-192x192": {"tile_m": 192, "tile_n": 192, "consumers": 3},
                        "pt-192x192-s4": {"tile_m": 192, "tile_n": 192, "consumers": 3, "epilogue_buffers": 1},
-                       "pt-128x192": {"tile_n": 192}, "pt-192x128": {"tile_m": 192, "tile_n": 128, "consumers": 3}}
+                       "pt-128x192": {"tile_n": 192}, "pt-192x128": {"tile_m": 192, "tile_n": 128, "consumers": 3},
+                       # twenty-third session: tiles that fill the SMs at few rows, each k-block added into f32 (128 x
+                       # 7168: 64 x 112 makes 128 tiles where 64 x 128 makes 112; 64 x 4096: 32 or 40 wide)
+                       "pt-m64n112-ovl": {"tile_m": 64, "consumers": 1, "tile_n": 112, "overlap_scaling": True},
+                       "pt-m64n96-ovl": {"tile_m": 64, "consumers": 1, "tile_n": 96, "overlap_scaling": True},
+                       "pt-m128n56": {"tile_m": 128, "consumers": 2, "tile_n": 56},
+                       "pt-n32-k256": {"tile_n": 32, "tile_k": 256}, "pt-n40-k256": {"tile_n": 40, "tile_k": 256},
+                       "pt-n32-ovl": {"tile_n": 32, "tile_k": 128, "overlap_scaling": True},
+                       "pt-n32-ovl-s16": {"tile_n": 32, "tile_k": 128, "overlap_scaling": True, "stages": 16},
+                       "pt-n48-ovl": {"tile_n": 48, "tile_k": 128, "overlap_scaling": True},
+                       "pt-n48-ovl-s14": {"tile_n": 48, "tile_k": 128, "overlap_scaling": True, "stages": 14}}
 
 
 def operands(M, N, K):
