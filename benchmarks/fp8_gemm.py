@@ -139,7 +139,12 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-n32-ovl": {"tile_n": 32, "tile_k": 128, "overlap_scaling": True},
                        "pt-n32-ovl-s16": {"tile_n": 32, "tile_k": 128, "overlap_scaling": True, "stages": 16},
                        "pt-n48-ovl": {"tile_n": 48, "tile_k": 128, "overlap_scaling": True},
-                       "pt-n48-ovl-s14": {"tile_n": 48, "tile_k": 128, "overlap_scaling": True, "stages": 14}}
+                       "pt-n48-ovl-s14": {"tile_n": 48, "tile_k": 128, "overlap_scaling": True, "stages": 14},
+                       "pt-m64n128-ovl-c2": {"tile_m": 64, "consumers": 1, "tile_n": 128, "overlap_scaling": True,
+                                             "cluster_m": 2},
+                       "pt-m64n112-ovl-c2": {"tile_m": 64, "consumers": 1, "tile_n": 112, "overlap_scaling": True,
+                                             "cluster_m": 2},
+                       "pt-m64n112-fast": {"tile_m": 64, "consumers": 1, "tile_n": 112, "fast_accum": True}}
 
 
 def operands(M, N, K):

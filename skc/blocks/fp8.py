@@ -37,6 +37,10 @@ BLOCK_SCALED_WIDTHS = {128: 1.0, 192: 1.06, 256: 1.03}
 # halves); 8192³ 1216, 1306, 1212; 4096 x 7168 x 16384 1230, 1254, 1191 (benchmarks/NOTES.md, twenty-second
 # session), over full waves about 1.0, 1.07 and 0.97.
 PROMOTED_WIDTHS = {128: 1.0, 192: 1.07, 256: 0.97}
+# The same for one row of 64-row tiles (64 < M <= 128, one consumer, two stages a step), where the tiles make one
+# wave: at 128 x 7168 x 16384, 128 tiles 112 wide ran at 754 TFLOP/s against 722 for 112 tiles 128 wide (sustained;
+# 711 against 700 in short bursts; benchmarks/NOTES.md, twenty-third session): 0.91 of 128's rate over a full wave.
+FEW_ROWS_PROMOTED_WIDTHS = {128: 1.0, 112: 0.91}
 
 
 def column_keys(n: int) -> list:
@@ -260,8 +264,11 @@ class Fp8MatmulConfig(MatmulConfig):
             fields.update(tile_m=64, consumers=1, tile_n=128)
             if not fields.get("fast_accum") and set(fields) <= _OPERAND_FIELDS | {"tile_m", "consumers", "tile_n"}:
                 # each k-block added into f32, its one consumer two stages a step: 756 TFLOP/s against 692 at
-                # 128 x 7168 x 16384, sustained (benchmarks/NOTES.md, twenty-second session)
-                fields.update(overlap_scaling=True)
+                # 128 x 7168 x 16384, sustained (benchmarks/NOTES.md, twenty-second session); 112 wide where
+                # its one wave fills the SMs enough better (128 x 7168: 128 tiles, not 112)
+                fields.update(overlap_scaling=True, tile_n=max(
+                    FEW_ROWS_PROMOTED_WIDTHS,
+                    key=lambda n: FEW_ROWS_PROMOTED_WIDTHS[n] * wave_fill(M, N, 64, n, multiprocessors)))
         tile_m = fields.get("tile_m", 128)
         chosen_shape = {"tile_n", "tile_k", "stages", "cluster_n"} & set(fields)
         if (M <= tile_m == 64 and not fields.get("block_scaled") and N > 64 and K > 128 and not chosen_shape

@@ -497,7 +497,7 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                               "block-n128-turns", "block-n256-halves", "block-default", "block-default-f32",
                               "per-tensor-cluster-n2", "per-tensor-m64-n48", "per-tensor-m64-n48-f32",
                               "per-tensor-192x192", "per-tensor-128x192", "per-tensor-192x128",
-                              "promoted-n256-halves", "promoted-n192", "promoted-n192-f32", "promoted-m64-n128"])
+                              "promoted-n256-halves", "promoted-n192", "promoted-n192-f32", "promoted-few-rows"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
@@ -586,9 +586,11 @@ def test_a_192_row_fp8_tile_over_fewer_rows_loads_only_those(hopper_interpreter,
                                     {"tile_n": 192}, {"tile_m": 192, "tile_n": 128, "consumers": 3},
                                     {"tile_n": 256, "half_partials": True, "consumer_registers": 240,
                                      "producer_registers": 24},
-                                    {"tile_n": 128, "overlap_scaling": True}, {"pingpong": True}, {"tile_n": 256}],
+                                    {"tile_n": 128, "overlap_scaling": True}, {"pingpong": True}, {"tile_n": 256},
+                                    {"tile_m": 64, "consumers": 1, "tile_n": 112, "overlap_scaling": True}],
                          ids=["192x192", "128x192", "192x128", "promoted-128x192", "promoted-192x128",
-                              "promoted-256-halves", "promoted-overlapped", "promoted-pingpong", "promoted-256"])
+                              "promoted-256-halves", "promoted-overlapped", "promoted-pingpong", "promoted-256",
+                              "promoted-few-rows-112"])
 def test_per_tensor_fp8_gemm_on_the_wave_rules_tiles_is_exact(hopper_interpreter, fields):
     M, N, K = 200, 392, 256   # tails in M and N: a second row and column of tiles mostly past the ends
     a, b, a8, b8 = operands(M, N, K)
@@ -620,8 +622,12 @@ def test_block_scaled_tiles_are_as_wide_as_their_waves_allow():
         config = Fp8MatmulConfig.for_fp8_problem(4096, 4096, 4096, block_scaled=True, **fields)
         assert config.tile_n == 128 and config.shared_bytes() <= 232448, fields
     assert choose(8192, 8192, 8192).shared_bytes() <= 232448
-    small = Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384)   # per-tensor: 64 x 128 tiles, one consumer
-    assert (small.tile_m, small.tile_n, small.consumers) == (64, 128, 1)
+    # per-tensor, few rows: 64-row tiles, one consumer, 112 wide where that fills the one wave better (128 x 7168:
+    # 128 tiles, not 112), else 128
+    small = Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384)
+    assert (small.tile_m, small.tile_n, small.consumers, small.overlap_scaling) == (64, 112, 1, True)
+    assert Fp8MatmulConfig.for_fp8_problem(128, 8192, 4096).tile_n == 128   # (128 tiles; 112 wide, 148: two waves)
+    assert Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384, fast_accum=True).tile_n == 128   # (measured so)
     assert Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384).tile_m == 128
     # the rules leave what a caller chose alone, and never fail on a shape
     assert Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384, pingpong=True, fast_accum=True).consumers == 2
