@@ -17,7 +17,7 @@ from ..diagnostics import CompileError, SkcError
 from . import builtins as dsl
 from . import semantics
 from .dtypes import DType
-from .frames import CompileTimeReturn, Frame, ReturnTarget
+from .frames import CompileTimeReturn, Frame, ReturnTarget, inline_unjumped
 from .keying import Unkeyable, inlined_function_key, record_bindings, trusted_module, value_key
 from .markers import is_builtin, is_host
 from .source import get_source, has_nested_return, has_source
@@ -308,6 +308,8 @@ class CallEvaluator:
                     result, ended = signal.value, True
         finally:
             self.frames.pop()
+        if block is not None:
+            inline_unjumped(block, {frame.ret.label})
         if frame.ret is not None and frame.ret.slots is not None:
             if not ended:
                 raise CompileError(f"{frame.source.qualname} returns a value on some paths and reaches its end "

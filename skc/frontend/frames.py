@@ -74,3 +74,19 @@ class Frame:
 def scratch_region() -> ir.Region:
     """A region that is never attached: IR emitted while probing an expression is dropped with it."""
     return ir.Region()
+
+
+def inline_unjumped(outer, labels: set):
+    """A labeled block (an unrolled loop's, or an inlined function's) that no jump leaves at run time (its breaks,
+    continues or returns all taken at compile time) is no block: its ops, and those of the blocks inside it named
+    by `labels`, go where it was, so values made in it (kept in a list, say) stay visible after it."""
+    body = outer.regions[0]
+    if any(op.name == "scf.break" and op.attrs["label"] in labels for op in body.walk()):
+        return
+    ops = [inner for op in body.ops
+           for inner in (op.regions[0].ops if op.name == "scf.block" and op.attrs["label"] in labels else (op,))]
+    parent = outer.parent
+    at = parent.ops.index(outer)
+    parent.ops[at:at + 1] = ops
+    for op in ops:
+        op.parent = parent

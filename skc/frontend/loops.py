@@ -10,7 +10,8 @@ from .. import ir
 from . import semantics
 from .builtins import max_unroll, static_range
 from .expressions import MAX_COMPILE_TIME_ITERATIONS, MISSING
-from .frames import CompileTimeBreak, CompileTimeContinue, CompileTimeReturn, LoopContext, scratch_region
+from .frames import (CompileTimeBreak, CompileTimeContinue, CompileTimeReturn, LoopContext, inline_unjumped,
+                     scratch_region)
 from .source import attribute_targets, carried_names, contains_statements, has_nested_jump
 from .values import Dyn, Poison, RValue, Slot, mutable
 
@@ -181,6 +182,7 @@ class LoopEvaluator:
         context = LoopContext(True, frame.runtime_depth, len(frame.withs), continue_is_break=True)
         context.break_label = self.cg.label("B")
         outer = builder.create("scf.block", attrs={"label": context.break_label})
+        labels = {context.break_label}
         before = dict(frame.env)
         reachable = True
         end = outer.regions[0]   # where the path that falls out of the loop leaves it
@@ -191,6 +193,7 @@ class LoopEvaluator:
                     if isinstance(node, ast.For):
                         self.assign(node.target, item)
                     context.continue_label = self.cg.label("C")
+                    labels.add(context.continue_label)
                     context.continues = []
                     iteration = builder.create("scf.block", attrs={"label": context.continue_label})
                     with builder.at(iteration.regions[0]):
@@ -222,6 +225,7 @@ class LoopEvaluator:
             frame.env = self.merge_paths(before, paths, node)
         finally:
             frame.loops.pop()
+        inline_unjumped(outer, labels)
         return False
 
     def unrolled_without_jumps(self, node, items):
