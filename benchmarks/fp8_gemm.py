@@ -144,7 +144,8 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                                              "cluster_m": 2},
                        "pt-m64n112-ovl-c2": {"tile_m": 64, "consumers": 1, "tile_n": 112, "overlap_scaling": True,
                                              "cluster_m": 2},
-                       "pt-m64n112-fast": {"tile_m": 64, "consumers": 1, "tile_n": 112, "fast_accum": True}}
+                       "pt-m64n112-fast": {"tile_m": 64, "consumers": 1, "tile_n": 112, "fast_accum": True},
+                       "pt-n112-ovl": {"tile_n": 112, "overlap_scaling": True}}
 
 
 def operands(M, N, K):

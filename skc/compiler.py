@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from . import frontend, ir
-from .diagnostics import SkcError
+from .diagnostics import CompileError, SkcError
 from .runtime import cache
 from .runtime.signature import LaunchParam
 from .target import Target
@@ -238,6 +238,22 @@ def _deps_record(deps) -> dict:
 
 
 # -- compiling ----------------------------------------------------------------------------------
+def _verify_frontend_output(module):
+    """The frontend's IR, verified. Names reach the places where run-time paths meet through variables the frontend
+    merges; a value the program keeps elsewhere (a list, a dict, an object's attribute) does not, and where it was
+    made inside a block that a run-time jump may leave (an unrolled loop's iteration, an if, an inlined function)
+    and is read after it, the verifier finds it out of reach: said in the program's terms."""
+    try:
+        ir.verify(module)
+    except ir.InvisibleOperand as error:
+        raise CompileError(
+            "this reads a value made on only some of the run-time paths that reach here (inside a loop iteration, an "
+            "if, or a function that a run-time break, continue or return may leave), kept in a list, a dict or an "
+            "object's attribute: skc merges the paths' variables only", error.loc,
+            hint="assign the value to a variable on every path (a list's length must be the same on all of them), "
+                 "or make the jump's condition known at compile time") from None
+
+
 def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_interpreter: bool = False,
                    options: Optional[dict] = None) -> CompiledKernel:
     """Compile fn for spec and target (through the disk cache unless for the interpreter)."""
@@ -252,7 +268,7 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
     module, deps = frontend.compile_to_ir(fn, spec, target)
     kernel = CompiledKernel(fn.__name__, target, tuple(spec.block), params, key=key)
     kernel.stages["tile-raw"] = ir.print_module(module)
-    ir.verify(module)
+    _verify_frontend_output(module)
     ir.passes.run_pipeline(module)
     ir.verify(module)
     function = module.functions[0]

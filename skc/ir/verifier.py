@@ -10,6 +10,11 @@ from .ops_control import LABELED, LOOPS
 NO_REGION_ARGS = ("scf.if", "scf.loop", "scf.block")
 
 
+class InvisibleOperand(VerificationError):
+    """An op reads a value whose definition does not dominate it (defined later, or inside a region the op is not
+    in)."""
+
+
 class _FunctionVerifier:
     def __init__(self, fn: Function):
         self.fn = fn
@@ -38,8 +43,9 @@ class _FunctionVerifier:
             _check_op(op)
             for i, operand in enumerate(op.operands):
                 if id(operand) not in visible:
-                    op.fail(f"operand {i} ({operand.type}) is used where its definition is not visible "
-                            "(defined later, or inside a region this op is not in)")
+                    raise InvisibleOperand(f"'{op.name}' op: operand {i} ({operand.type}) is used where its "
+                                           "definition is not visible (defined later, or inside a region this op "
+                                           "is not in)", op.loc)
             if op.has(TERMINATOR) and index != len(region.ops) - 1:
                 region.ops[index + 1].fail(f"unreachable: follows '{op.name}' in the same region")
             self.jump(op, labels)

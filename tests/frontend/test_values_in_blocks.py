@@ -2,6 +2,7 @@
 taken at compile time stay visible after it, in a list or any other Python object (a compiler error before: the
 loop's labeled blocks hid them). Each kernel runs in the interpreter and as plain Python on the same arrays."""
 import numpy as np
+import pytest
 
 import skc
 from skc import ir
@@ -98,3 +99,23 @@ def test_a_list_filled_before_a_compile_time_break_is_read_after_the_loop():
 
 def test_values_an_inlined_function_made_are_read_after_it():
     matches_python(helpers, eight, [(0,), (7,)], reference=helpers_py, x=F32P, n=ir.i32)
+
+
+@skc.kernel
+def list_grown_before_a_run_time_break(x: skc.Ptr[skc.f32], n: skc.i32):
+    vals = [x[7]]
+    for s in skc.static_range(4):
+        if n == s:
+            break
+        vals.append(x[s] * 2.0)
+    x[0] = vals[-1]   # (a list one item longer on each path: nothing a kernel can hold)
+
+
+def test_a_value_kept_in_a_list_on_some_run_time_paths_is_a_clear_error():
+    """A list grown inside an unrolled iteration that a run-time break may leave has a different length on each
+    path: it cannot be merged where the paths meet, and reading it after is refused at the read, by name (it was
+    the IR verifier's 'definition is not visible' before)."""
+    x = eight()
+    with pytest.raises(skc.CompileError, match="a value made on only some of the run-time paths") as caught:
+        list_grown_before_a_run_time_break[1, 1](x, 2)
+    assert "x[0] = vals[-1]" in str(caught.value) and "hint: assign the value to a variable" in str(caught.value)
