@@ -158,7 +158,7 @@ FP8 = {   # fp8 GEMMs (M, N, K, block-scaled, Fp8MatmulConfig fields)
     "per-tensor-m64-n48": (40, 4096, 640, False, {}),   # the small-M default: 48 wide, 256 deep, 40 rows loaded
     "per-tensor-cluster-n2": (64, 1000, 1024, False, {"tile_n": 64, "tile_k": 256, "cluster_n": 2}),  # A multicast
     # few rows, each k-block added into f32: one consumer, 112 wide, two stages a step (five k-blocks: a lone last)
-    "per-tensor-few-rows-112": (100, 500, 640, False, {"tile_m": 64, "consumers": 1, "tile_n": 112,
+    "per-tensor-few-rows-112": (100, 504, 640, False, {"tile_m": 64, "consumers": 1, "tile_n": 112,
                                                       "overlap_scaling": True}),
     # the wave rule's tiles (three consumer warpgroups for 192 rows), a second row and column of tiles past the ends
     "per-tensor-192x192": (200, 392, 384, False, {"tile_m": 192, "tile_n": 192, "consumers": 3}),
