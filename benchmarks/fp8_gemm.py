@@ -145,7 +145,12 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-m64n112-ovl-c2": {"tile_m": 64, "consumers": 1, "tile_n": 112, "overlap_scaling": True,
                                              "cluster_m": 2},
                        "pt-m64n112-fast": {"tile_m": 64, "consumers": 1, "tile_n": 112, "fast_accum": True},
-                       "pt-n112-ovl": {"tile_n": 112, "overlap_scaling": True}}
+                       "pt-n112-ovl": {"tile_n": 112, "overlap_scaling": True},
+                       # cuBLASLt's tiles at 256 x 7168 x 16384 and 4096 x 7168 x 16384 (112 x 128 and 128 x 128,
+                       # clusters of 2)
+                       "pt-n112-ovl-c2": {"tile_n": 112, "overlap_scaling": True, "cluster_m": 2},
+                       "pt-n112-c2": {"tile_n": 112, "cluster_m": 2},
+                       "pt-n128-ovl-c2": {"tile_n": 128, "overlap_scaling": True, "cluster_m": 2}}
 
 
 def operands(M, N, K):
