@@ -150,7 +150,9 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        # clusters of 2)
                        "pt-n112-ovl-c2": {"tile_n": 112, "overlap_scaling": True, "cluster_m": 2},
                        "pt-n112-c2": {"tile_n": 112, "cluster_m": 2},
-                       "pt-n128-ovl-c2": {"tile_n": 128, "overlap_scaling": True, "cluster_m": 2}}
+                       "pt-n128-ovl-c2": {"tile_n": 128, "overlap_scaling": True, "cluster_m": 2},
+                       "pt-n112-ovl-cn2": {"tile_n": 112, "overlap_scaling": True, "cluster_n": 2},
+                       "pt-n112-cn2": {"tile_n": 112, "cluster_n": 2}}
 
 
 def operands(M, N, K):
