@@ -152,7 +152,12 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-n112-c2": {"tile_n": 112, "cluster_m": 2},
                        "pt-n128-ovl-c2": {"tile_n": 128, "overlap_scaling": True, "cluster_m": 2},
                        "pt-n112-ovl-cn2": {"tile_n": 112, "overlap_scaling": True, "cluster_n": 2},
-                       "pt-n112-cn2": {"tile_n": 112, "cluster_n": 2}}
+                       "pt-n112-cn2": {"tile_n": 112, "cluster_n": 2},
+                       # a seventh stage, beside one epilogue buffer (cuBLASLt holds 7 at 112 x 128)
+                       "pt-n112-ovl-c2-s7": {"tile_n": 112, "overlap_scaling": True, "cluster_m": 2, "stages": 7,
+                                             "epilogue_buffers": 1},
+                       "pt-n112-ovl-s7": {"tile_n": 112, "overlap_scaling": True, "stages": 7, "epilogue_buffers": 1},
+                       "pt-n112-c2-s7": {"tile_n": 112, "cluster_m": 2, "stages": 7, "epilogue_buffers": 1}}
 
 
 def operands(M, N, K):
