@@ -159,7 +159,8 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-n112-ovl-s7": {"tile_n": 112, "overlap_scaling": True, "stages": 7, "epilogue_buffers": 1},
                        "pt-n112-c2-s7": {"tile_n": 112, "cluster_m": 2, "stages": 7, "epilogue_buffers": 1},
                        "pt-n112-s7": {"tile_n": 112, "stages": 7, "epilogue_buffers": 1},
-                       "pt-n112-s7-fast": {"tile_n": 112, "stages": 7, "epilogue_buffers": 1, "fast_accum": True}}
+                       "pt-n112-s7-fast": {"tile_n": 112, "stages": 7, "epilogue_buffers": 1, "fast_accum": True},
+                       "pt-n128-fast": {"tile_n": 128, "fast_accum": True}}
 
 
 def operands(M, N, K):

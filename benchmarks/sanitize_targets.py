@@ -163,6 +163,8 @@ FP8 = {   # fp8 GEMMs (M, N, K, block-scaled, Fp8MatmulConfig fields)
     # two rows of 128-row tiles in one wave: 112 wide, seven stages beside one epilogue buffer (the rule's at 232 rows)
     "per-tensor-one-wave-112": (232, 504, 640, False, {"tile_n": 112, "overlap_scaling": True, "stages": 7,
                                                       "epilogue_buffers": 1}),
+    "per-tensor-fast-one-wave-112": (232, 504, 640, False, {"tile_n": 112, "stages": 7, "epilogue_buffers": 1,
+                                                           "fast_accum": True}),
     # the wave rule's tiles (three consumer warpgroups for 192 rows), a second row and column of tiles past the ends
     "per-tensor-192x192": (200, 392, 384, False, {"tile_m": 192, "tile_n": 192, "consumers": 3}),
     "per-tensor-128x192": (200, 392, 384, False, {"tile_n": 192}),

@@ -493,13 +493,14 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                                  Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192),
                                  Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, out_dtype="f32"),
                                  Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384),
-                                 Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384)],
+                                 Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384),
+                                 Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384, fast_accum=True)],
                          ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192",
                               "block-n128-turns", "block-n256-halves", "block-default", "block-default-f32",
                               "per-tensor-cluster-n2", "per-tensor-m64-n48", "per-tensor-m64-n48-f32",
                               "per-tensor-192x192", "per-tensor-128x192", "per-tensor-192x128",
                               "promoted-n256-halves", "promoted-n192", "promoted-n192-f32", "promoted-few-rows",
-                              "promoted-one-wave-112"])
+                              "promoted-one-wave-112", "per-tensor-one-wave-112"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
@@ -590,10 +591,11 @@ def test_a_192_row_fp8_tile_over_fewer_rows_loads_only_those(hopper_interpreter,
                                      "producer_registers": 24},
                                     {"tile_n": 128, "overlap_scaling": True}, {"pingpong": True}, {"tile_n": 256},
                                     {"tile_m": 64, "consumers": 1, "tile_n": 112, "overlap_scaling": True},
-                                    {"tile_n": 112, "overlap_scaling": True, "epilogue_buffers": 1}],
+                                    {"tile_n": 112, "overlap_scaling": True, "epilogue_buffers": 1},
+                                    {"tile_n": 112, "epilogue_buffers": 1, "fast_accum": True}],
                          ids=["192x192", "128x192", "192x128", "promoted-128x192", "promoted-192x128",
                               "promoted-256-halves", "promoted-overlapped", "promoted-pingpong", "promoted-256",
-                              "promoted-few-rows-112", "promoted-one-wave-112"])
+                              "promoted-few-rows-112", "promoted-one-wave-112", "one-wave-112"])
 def test_per_tensor_fp8_gemm_on_the_wave_rules_tiles_is_exact(hopper_interpreter, fields):
     M, N, K = 200, 392, 256   # tails in M and N: a second row and column of tiles mostly past the ends
     a, b, a8, b8 = operands(M, N, K)
@@ -632,14 +634,16 @@ def test_block_scaled_tiles_are_as_wide_as_their_waves_allow():
     assert Fp8MatmulConfig.for_fp8_problem(128, 8192, 4096).tile_n == 128   # (128 tiles; 112 wide, 148: two waves)
     assert Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384, fast_accum=True).tile_n == 128   # (measured so)
     # two rows of 128-row tiles, the last at least three quarters full, in one wave: 112 wide, a seventh stage
-    # beside one epilogue buffer, two stages a step (256 x 7168: 128 tiles, not 112); not where the last row is
-    # emptier (208), 112-wide tiles make two waves (256 x 8192), or the caller chose the fast form or block scales
+    # beside one epilogue buffer, two stages a step unless fast (256 x 7168: 128 tiles, not 112); not where the
+    # last row is emptier (208), 112-wide tiles make two waves (256 x 8192), or the caller chose block scales or
+    # a part of the schedule
     for M in (224, 232, 256):
-        one_wave = Fp8MatmulConfig.for_fp8_problem(M, 7168, 16384)
-        assert (one_wave.tile_m, one_wave.tile_n, one_wave.stages, one_wave.epilogue_buffers,
-                one_wave.overlap_scaling) == (128, 112, 7, 1, True), M
-    for M, N, fields in ((208, 7168, {}), (256, 8192, {}), (256, 7168, {"fast_accum": True}),
-                         (256, 7168, {"block_scaled": True}), (256, 7168, {"stages": 4})):
+        for fast in (False, True):
+            one_wave = Fp8MatmulConfig.for_fp8_problem(M, 7168, 16384, fast_accum=fast)
+            assert (one_wave.tile_m, one_wave.tile_n, one_wave.stages, one_wave.epilogue_buffers,
+                    one_wave.overlap_scaling) == (128, 112, 7, 1, not fast), (M, fast)
+    for M, N, fields in ((208, 7168, {}), (256, 8192, {}), (256, 7168, {"block_scaled": True}),
+                         (256, 7168, {"stages": 4})):
         assert Fp8MatmulConfig.for_fp8_problem(M, N, 16384, **fields).tile_n == 128, (M, N, fields)
     assert Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384).tile_m == 128
     # the rules leave what a caller chose alone, and never fail on a shape
