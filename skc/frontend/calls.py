@@ -181,15 +181,18 @@ class CallEvaluator:
         """A compile-time list, dict or set made outside the run-time branch or loop that runs this call cannot be
         changed in it: the call runs once, at compile time, whatever path the program takes at run time."""
         container = getattr(func, "__self__", None)
-        if (not self.region_stack or not isinstance(container, _CONTAINERS)
+        if (not self.scope_stack or not isinstance(container, _CONTAINERS)
                 or getattr(func, "__name__", None) not in _MUTATORS):
             return
         origin = self.container_origin.get(id(container))
-        if origin is not None and origin[0] is container and origin[1] == self.region_stack[-1]:
-            return
+        top = self.scope_stack[-1]
+        if origin is not None and origin[0] is container and (
+                origin[1] == top or (origin[2] is self.frame and top == id(self.frame.return_mark))):
+            return   # (made here; or, past a run-time return, made by this function, which drops it on returning)
         kind = type(container).__name__
-        raise self.cg.error(f"{kind}.{func.__name__}() changes a {kind} made outside this run-time loop or branch, "
-                            f"where a compile-time {kind} cannot follow the path taken (the call would run once, "
+        raise self.cg.error(f"{kind}.{func.__name__}() changes a {kind} made outside this run-time loop or branch "
+                            "(or before a run-time break, continue or return that this code follows), where a "
+                            f"compile-time {kind} cannot follow the path taken (the call would run once, "
                             "at compile time, whichever path the program takes)",
                             hint=f"build the {kind} inside the loop or branch, keep the values in a run-time "
                                  "variable or in memory, or decide with a compile-time condition "
@@ -307,6 +310,7 @@ class CallEvaluator:
                 except CompileTimeReturn as signal:
                     result, ended = signal.value, True
         finally:
+            self.unmark_jump(frame, "return_mark")
             self.frames.pop()
         if block is not None:
             inline_unjumped(block, {frame.ret.label})

@@ -20,6 +20,9 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         codegen.evaluator = self
         self.frames: list[Frame] = []
         self.region_stack: list[int] = []       # ids of the run-time regions open now
+        # the same, with a mark where code past a run-time jump begins (it runs on some paths only, until the jump's
+        # target): where a compile-time container may be changed (CallEvaluator.check_mutation)
+        self.scope_stack: list[int] = []
         self.attribute_origin: dict = {}        # (id(obj), attr) -> (obj, region id where last set)
         self.container_origin: dict = {}        # id(list, dict or set) -> (it, the run-time region made in)
         self.conditions: list = []              # (condition RValue, branch taken) of the enclosing run-time ifs

@@ -268,8 +268,9 @@ class ExpressionEvaluator:
 
     def made_here(self, container):
         """Note the run-time region a compile-time list, dict or set is made in (CallEvaluator.check_mutation)."""
-        if self.region_stack:
-            self.container_origin[id(container)] = (container, self.region_stack[-1])
+        if self.frames:
+            self.container_origin[id(container)] = (container, self.scope_stack[-1] if self.scope_stack else None,
+                                                     self.frame)
         return container
 
     def eval_sequence(self, elts):

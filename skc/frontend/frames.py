@@ -41,6 +41,8 @@ class LoopContext:
     continue_is_break: bool = False  # an unrolled loop continues by leaving the iteration's block
     breaks: list = field(default_factory=list)     # run-time jumps out of an unrolled loop: (env, (region, op))
     continues: list = field(default_factory=list)  # the same for jumps to the next unrolled iteration
+    break_mark: object = None      # set by the first run-time break: the rest of the loop runs on some paths only
+    continue_mark: object = None   # the same for a run-time continue, to the end of its iteration
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Frame:
     withs: list = field(default_factory=list)
     promote: frozenset = frozenset()   # names kept in slots when assigned run-time values
     ret: Optional[ReturnTarget] = None
+    return_mark: object = None         # set by the first run-time return: the rest runs on some paths only
 
     def location(self, node) -> Location:
         return self.source.location(node, self.caller)

@@ -207,6 +207,7 @@ class LoopEvaluator:
                             # a run-time continue goes on to the next iteration: this path must leave at run time
                             self.jump_out_of_unrolled(context, "break")
                             ended = True
+                    self.unmark_jump(context, "continue_mark")   # (the paths a continue took meet again here)
                     paths = [(env, place) for env, place in context.continues]
                     if ended is False:
                         paths.insert(0, (frame.env, iteration.regions[0]))
@@ -223,7 +224,12 @@ class LoopEvaluator:
             if not paths:
                 return True
             frame.env = self.merge_paths(before, paths, node)
+        except CompileTimeReturn:   # (the function ends here at compile time: its blocks go all the same)
+            inline_unjumped(outer, labels)
+            raise
         finally:
+            self.unmark_jump(context, "continue_mark")
+            self.unmark_jump(context, "break_mark")
             frame.loops.pop()
         inline_unjumped(outer, labels)
         return False
@@ -302,6 +308,7 @@ class LoopEvaluator:
         op = self.cg.builder.create("scf.break", attrs={"label": label})
         exits = loop.breaks if kind == "break" else loop.continues
         exits.append((dict(self.frame.env), (self.cg.builder.region, op)))
+        self.mark_jump(loop, f"{kind}_mark", self.frame.runtime_depth - loop.runtime_depth)
         return True
 
 

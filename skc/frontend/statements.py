@@ -285,13 +285,36 @@ class StatementEvaluator:
         self.cg.runtime_depth += 1
         self.frame.runtime_depth += 1
         self.region_stack.append(id(region))
+        self.scope_stack.append(id(region))
         try:
             with self.cg.builder.at(region):
                 yield region
         finally:
             self.region_stack.pop()
+            self.scope_stack.pop()   # (marks go in below the regions open when they are made)
             self.cg.runtime_depth -= 1
             self.frame.runtime_depth -= 1
+
+    def mark_jump(self, holder, attr: str, opened: int):
+        """A run-time jump was just emitted, `opened` run-time regions deep inside the construct it leaves (`holder`,
+        a loop or a frame): from where those regions close to where the jump lands, code runs on some paths only.
+        The first such jump puts a mark on the scope stack under those regions, which `unmark_jump` takes off."""
+        if getattr(holder, attr) is not None:
+            return
+        mark = object()
+        setattr(holder, attr, mark)
+        stack, at = self.scope_stack, len(self.scope_stack)
+        for _ in range(opened):   # (below `opened` entries that are regions, not marks)
+            at -= 1
+            while stack[at] not in self.region_stack:
+                at -= 1
+        stack.insert(at, id(mark))
+
+    def unmark_jump(self, holder, attr: str):
+        mark = getattr(holder, attr)
+        if mark is not None:
+            setattr(holder, attr, None)
+            self.scope_stack.remove(id(mark))
 
     # -- if ---------------------------------------------------------------------------
     def stmt_If(self, node):
@@ -400,6 +423,7 @@ class StatementEvaluator:
         self.store_return(frame.ret, value, node)
         self.emit_cleanups(0)
         self.cg.builder.create("scf.break", attrs={"label": frame.ret.label})
+        self.mark_jump(frame, "return_mark", frame.runtime_depth)
         if frame.runtime_depth == 0:
             raise CompileTimeReturn(None, cleaned=True)
         return True
