@@ -298,7 +298,8 @@ class Fp8MatmulConfig(MatmulConfig):
                 fields.update(tile_m=rule_m, tile_n=rule_n, consumers=rule_m // Wgmma.rows_per_warpgroup)
                 tile_m = rule_m
         if (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
-                and M > 128 and -M % 128 <= 32 and -(-M // 128) * -(-N // 112) <= multiprocessors
+                and 128 < M <= 256 and -M % 128 <= 32 and -(-M // 128) * -(-N // 112) <= multiprocessors
+                and max_shared_bytes >= 232448   # (seven stages and the staging fill an H100's or H200's exactly)
                 and wave_fill(M, N, 128, 112, multiprocessors) > wave_fill(M, N, 128, 128, multiprocessors)):
             fields.update(ONE_WAVE_112, overlap_scaling=True)
         if (promotes and "tile_n" not in fields and tile_m == 128 and not fields.get("pingpong")

@@ -642,8 +642,11 @@ def test_block_scaled_tiles_are_as_wide_as_their_waves_allow():
         one_wave = Fp8MatmulConfig.for_fp8_problem(M, 7168, 16384)
         assert (one_wave.tile_m, one_wave.tile_n, one_wave.stages, one_wave.epilogue_buffers,
                 one_wave.overlap_scaling) == (128, 112, 7, 1, True), M
+    # (nor past two rows, unmeasured: 384 x 3584 and 512 x 3584 would make one wave; nor with less shared memory)
+    assert Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384, max_shared_bytes=200000).stages < 7
     for M, N, fields in ((208, 7168, {}), (256, 8192, {}), (256, 7168, {"fast_accum": True}),
-                         (256, 7168, {"block_scaled": True}), (256, 7168, {"stages": 4})):
+                         (256, 7168, {"block_scaled": True}), (256, 7168, {"stages": 4}), (384, 3584, {}),
+                         (512, 3584, {})):
         assert Fp8MatmulConfig.for_fp8_problem(M, N, 16384, **fields).tile_n == 128, (M, N, fields)
     assert Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384).tile_m == 128
     # the rules leave what a caller chose alone, and never fail on a shape
