@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import skc
 
-from .config import MatmulConfig, tile_shape
+from .config import MatmulConfig, tile_shape, tiles_of
 from .epilogue import EpilogueArgs, TmaStoreEpilogue
 from .gemm import wgmma_gemm
 from .host_plans import wave_fill
@@ -298,7 +298,7 @@ class Fp8MatmulConfig(MatmulConfig):
                 fields.update(tile_m=rule_m, tile_n=rule_n, consumers=rule_m // Wgmma.rows_per_warpgroup)
                 tile_m = rule_m
         if (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
-                and 128 < M <= 256 and -M % 128 <= 32 and -(-M // 128) * -(-N // 112) <= multiprocessors
+                and 128 < M <= 256 and -M % 128 <= 32 and tiles_of(M, N, 128, 112) <= multiprocessors
                 and max_shared_bytes >= 232448   # (seven stages and the staging fill an H100's or H200's exactly)
                 and wave_fill(M, N, 128, 112, multiprocessors) > wave_fill(M, N, 128, 128, multiprocessors)):
             fields.update(ONE_WAVE_112, overlap_scaling=True)

@@ -178,8 +178,9 @@ class CallEvaluator:
         return self.call_native(cls, args, kwargs)
 
     def check_mutation(self, func):
-        """A compile-time list, dict or set made outside the run-time branch or loop that runs this call cannot be
-        changed in it: the call runs once, at compile time, whatever path the program takes at run time."""
+        """A compile-time list, dict or set made outside the run-time branch or loop that runs this call, or before a
+        run-time jump this call follows, cannot be changed here: the call runs once, at compile time, whatever path
+        the program takes at run time."""
         container = getattr(func, "__self__", None)
         if (not self.scope_stack or not isinstance(container, _CONTAINERS)
                 or getattr(func, "__name__", None) not in _MUTATORS):

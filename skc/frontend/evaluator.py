@@ -24,7 +24,7 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         # target): where a compile-time container may be changed (CallEvaluator.check_mutation)
         self.scope_stack: list[int] = []
         self.attribute_origin: dict = {}        # (id(obj), attr) -> (obj, region id where last set)
-        self.container_origin: dict = {}        # id(list, dict or set) -> (it, the run-time region made in)
+        self.container_origin: dict = {}        # id(list, dict or set) -> (it, scope_stack's top, frame) made in
         self.conditions: list = []              # (condition RValue, branch taken) of the enclosing run-time ifs
 
     @property

@@ -267,7 +267,8 @@ class ExpressionEvaluator:
         return self.made_here(set(self.eval_sequence(node.elts)))
 
     def made_here(self, container):
-        """Note the run-time region a compile-time list, dict or set is made in (CallEvaluator.check_mutation)."""
+        """Note where a compile-time list, dict or set is made: the top of the scope stack (a run-time region, or the
+        mark of a run-time jump this code follows) and the frame (CallEvaluator.check_mutation)."""
         if self.frames:
             self.container_origin[id(container)] = (container, self.scope_stack[-1] if self.scope_stack else None,
                                                      self.frame)

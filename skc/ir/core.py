@@ -96,8 +96,8 @@ class Op:
         return trait in self.traits
 
     # -- verification -----------------------------------------------------------------
-    def fail(self, message: str):
-        raise VerificationError(f"'{self.name}' op: {message}", self.loc)
+    def fail(self, message: str, error: type = VerificationError):
+        raise error(f"'{self.name}' op: {message}", self.loc)
 
     def verify_shape(self):
         """Arity, regions and attributes, which every op checks the same way."""

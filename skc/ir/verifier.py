@@ -43,9 +43,8 @@ class _FunctionVerifier:
             _check_op(op)
             for i, operand in enumerate(op.operands):
                 if id(operand) not in visible:
-                    raise InvisibleOperand(f"'{op.name}' op: operand {i} ({operand.type}) is used where its "
-                                           "definition is not visible (defined later, or inside a region this op "
-                                           "is not in)", op.loc)
+                    op.fail(f"operand {i} ({operand.type}) is used where its definition is not visible "
+                            "(defined later, or inside a region this op is not in)", InvisibleOperand)
             if op.has(TERMINATOR) and index != len(region.ops) - 1:
                 region.ops[index + 1].fail(f"unreachable: follows '{op.name}' in the same region")
             self.jump(op, labels)
