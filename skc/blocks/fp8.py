@@ -41,13 +41,12 @@ PROMOTED_WIDTHS = {128: 1.0, 192: 1.07, 256: 0.97}
 # wave: at 128 x 7168 x 16384, 128 tiles 112 wide ran at 754 TFLOP/s against 722 for 112 tiles 128 wide (sustained;
 # 711 against 700 in short bursts; benchmarks/NOTES.md, twenty-third session): 0.91 of 128's rate over a full wave.
 FEW_ROWS_PROMOTED_WIDTHS = {128: 1.0, 112: 0.91}
-# Two rows of 128-row tiles whose last is at least three quarters full (224 <= M <= 256), per tensor, each k-block
-# into f32: where 112-wide tiles fill the one wave better than 128-wide ones, 112 wide with a seventh stage beside one
-# epilogue buffer (one tile a block: nothing to overlap its epilogue with) and two stages a step. Sustained, against
-# 128 x 128: 1.08-1.095x at 256 x 7168 x 16384 (cuBLASLt's tiling there), 1.09 at 256 x 6144 x 16384, 1.06 at K =
-# 8192, 1.14 at K = 4096, 1.07-1.09 at M = 224-248; 0.95-0.99 at M = 192-208, where the last row of tiles is
-# emptier (benchmarks/NOTES.md, twenty-third session). The fast form measured 1.04x on these tiles but has not run
-# its GPU correctness test yet: not picked for it.
+# Two rows of 128-row tiles whose last is at least three quarters full (224 <= M <= 256), per tensor: where 112-wide
+# tiles fill the one wave better than 128-wide ones, 112 wide with a seventh stage beside one epilogue buffer (one
+# tile a block: nothing to overlap its epilogue with), and, each k-block into f32, two stages a step. Sustained,
+# against 128 x 128: 1.08-1.095x at 256 x 7168 x 16384 (cuBLASLt's tiling there), 1.09 at 256 x 6144 x 16384, 1.06
+# at K = 8192, 1.14 at K = 4096, 1.07-1.09 at M = 224-248; 0.95-0.99 at M = 192-208, where the last row of tiles is
+# emptier; the fast form 1.04 at 256 x 7168 x 16384 and 232 x 7168 x 8192 (benchmarks/NOTES.md, twenty-third session).
 ONE_WAVE_112 = {"tile_n": 112, "stages": 7, "epilogue_buffers": 1}
 
 
@@ -297,11 +296,11 @@ class Fp8MatmulConfig(MatmulConfig):
             if 192 in (rule_m, rule_n):
                 fields.update(tile_m=rule_m, tile_n=rule_n, consumers=rule_m // Wgmma.rows_per_warpgroup)
                 tile_m = rule_m
-        if (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
+        if (not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
                 and 128 < M <= 256 and -M % 128 <= 32 and tiles_of(M, N, 128, 112) <= multiprocessors
                 and max_shared_bytes >= 232448   # (seven stages and the staging fill an H100's or H200's exactly)
                 and wave_fill(M, N, 128, 112, multiprocessors) > wave_fill(M, N, 128, 128, multiprocessors)):
-            fields.update(ONE_WAVE_112, overlap_scaling=True)
+            fields.update(ONE_WAVE_112, overlap_scaling=promotes)
         if (promotes and "tile_n" not in fields and tile_m == 128 and not fields.get("pingpong")
                 and not fields.get("overlap_scaling")):   # (a third fragment leaves no registers for 192)
             # (256 wide: only with the partial in halves, and not for f32 out, whose staging spills there)

@@ -15,7 +15,6 @@ from skc.backends import ptx_tools
 from skc.blocks import MatmulConfig
 from skc.blocks.epilogue import EpilogueSpec
 from skc.blocks.fp8 import (
-    ONE_WAVE_112,
     BlockScaledWgmma,
     Fp8MatmulConfig,
     OverlappedBlockScaledWgmma,
@@ -495,7 +494,7 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                                  Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, out_dtype="f32"),
                                  Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384),
                                  Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384),
-                                 Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384, fast_accum=True, **ONE_WAVE_112)],
+                                 Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384, fast_accum=True)],
                          ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192",
                               "block-n128-turns", "block-n256-halves", "block-default", "block-default-f32",
                               "per-tensor-cluster-n2", "per-tensor-m64-n48", "per-tensor-m64-n48-f32",
@@ -635,18 +634,18 @@ def test_block_scaled_tiles_are_as_wide_as_their_waves_allow():
     assert Fp8MatmulConfig.for_fp8_problem(128, 8192, 4096).tile_n == 128   # (128 tiles; 112 wide, 148: two waves)
     assert Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384, fast_accum=True).tile_n == 128   # (measured so)
     # two rows of 128-row tiles, the last at least three quarters full, in one wave: 112 wide, a seventh stage
-    # beside one epilogue buffer, two stages a step (256 x 7168: 128 tiles, not 112); not where the last row is
-    # emptier (208), 112-wide tiles make two waves (256 x 8192), or the caller chose the fast form (measured 1.04x
-    # on these tiles, not yet run on the GPU's correctness tests), block scales or a part of the schedule
+    # beside one epilogue buffer, two stages a step unless fast (256 x 7168: 128 tiles, not 112); not where the
+    # last row is emptier (208), 112-wide tiles make two waves (256 x 8192), or the caller chose block scales or
+    # a part of the schedule
     for M in (224, 232, 256):
-        one_wave = Fp8MatmulConfig.for_fp8_problem(M, 7168, 16384)
-        assert (one_wave.tile_m, one_wave.tile_n, one_wave.stages, one_wave.epilogue_buffers,
-                one_wave.overlap_scaling) == (128, 112, 7, 1, True), M
+        for fast in (False, True):
+            one_wave = Fp8MatmulConfig.for_fp8_problem(M, 7168, 16384, fast_accum=fast)
+            assert (one_wave.tile_m, one_wave.tile_n, one_wave.stages, one_wave.epilogue_buffers,
+                    one_wave.overlap_scaling) == (128, 112, 7, 1, not fast), (M, fast)
     # (nor past two rows, unmeasured: 384 x 3584 and 512 x 3584 would make one wave; nor with less shared memory)
     assert Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384, max_shared_bytes=200000).stages < 7
-    for M, N, fields in ((208, 7168, {}), (256, 8192, {}), (256, 7168, {"fast_accum": True}),
-                         (256, 7168, {"block_scaled": True}), (256, 7168, {"stages": 4}), (384, 3584, {}),
-                         (512, 3584, {})):
+    for M, N, fields in ((208, 7168, {}), (256, 8192, {}), (256, 7168, {"block_scaled": True}),
+                         (256, 7168, {"stages": 4}), (384, 3584, {}), (512, 3584, {})):
         assert Fp8MatmulConfig.for_fp8_problem(M, N, 16384, **fields).tile_n == 128, (M, N, fields)
     assert Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384).tile_m == 128
     # the rules leave what a caller chose alone, and never fail on a shape

@@ -118,12 +118,12 @@ def test_per_tensor_narrow_tiles(M, N, K, fields):
 
 @pytest.mark.parametrize("M,N,K,tile", [(3072, 3072, 3072, (192, 192)), (3000, 2960, 1040, (192, 192)),
                                         (1536, 1536, 1536, (128, 192)), (1900, 1640, 1024, (192, 128)),
-                                        (4096, 4096, 1024, (128, 256))])
+                                        (4096, 4096, 1024, (128, 256)), (232, 6000, 1040, (128, 112))])
 @pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32])
 def test_per_tensor_tiles_the_wave_rule_picks(M, N, K, tile, out_dtype):
     """Per-tensor fp8 with use_fast_accum=True takes the bf16 GEMM's wave rule where it picks a 192-row or
-    192-wide tile (three consumer warpgroups for 192 rows), tails in M, N and K, through matmul() with no config;
-    output poisoned first."""
+    192-wide tile (three consumer warpgroups for 192 rows), and 128 x 112 in seven stages for two rows of tiles in
+    one wave; tails in M, N and K, through matmul() with no config; output poisoned first."""
     from skc.blocks import fp8_host
 
     a, b = quantized(M, K), quantized(N, K, seed=2).t()
