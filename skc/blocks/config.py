@@ -60,6 +60,9 @@ class MatmulConfig:
     a_rows: int = 0              # rows of A's tile a stage loads (0: tile_m): a problem of fewer rows than a tile
                                  # loads only those (a box past the end of A is filled with zeros, slowly); the
                                  # rest of the tile's rows compute outputs that are never stored
+    a_box_rows: int = 0          # rows of each TMA box of a K-major A's tile (0: the whole tile in one box): the
+                                 # boxes that start past A's last row are not loaded (the last row of tiles of a
+                                 # problem whose M is no multiple of tile_m; a box past the end of A is slow)
     cluster_n: int = 1           # blocks per cluster along N; they share (multicast) the A tile (each block loads a
                                  # share of its rows, or, A transposed, of its 64-row chunks, or, those not splitting
                                  # evenly, of its rows of K)
@@ -76,7 +79,7 @@ class MatmulConfig:
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
 
     def __post_init__(self):
-        check_counts(self, tile_m=1, tile_n=1, tile_k=1, stages=1, split_k=1, a_rows=0,
+        check_counts(self, tile_m=1, tile_n=1, tile_k=1, stages=1, split_k=1, a_rows=0, a_box_rows=0,
                      cluster_m=1, cluster_n=1, epilogue_buffers=1, vector_in_flight=0)
         shares = VECTOR_LOADER_REGISTERS.get(self.consumers, (None, None, 8)) if self.loader == "vector" else None
         if shares and self.producer_registers is None and self.consumer_registers is None:
@@ -170,6 +173,12 @@ class MatmulConfig:
             raise ValueError(f"a_rows is how many of a K-major A tile's rows the TMA loader fills: a multiple of 8 "
                              f"from 8 to tile_m={self.tile_m}, with a_k_major=True and loader='tma'; found "
                              f"a_rows={self.a_rows}, a_k_major={self.a_k_major}, loader={self.loader!r}")
+        if self.a_box_rows and not (self.a_k_major and self.loader == "tma" and not self.a_rows
+                                    and self.cluster_n == 1 and not self.batched and self.a_box_rows % 8 == 0
+                                    and self.tile_m % self.a_box_rows == 0 and self.a_box_rows < self.tile_m):
+            raise ValueError(f"a_box_rows is how many rows each TMA box of a K-major A tile fills: a multiple of 8 "
+                             f"dividing tile_m={self.tile_m} (and less), with a_k_major=True, loader='tma', no a_rows, "
+                             f"cluster_n=1 and no batch in one launch; found a_box_rows={self.a_box_rows}")
         if self.batched not in ("", "a", "b", "ab"):
             raise ValueError(f"batched names the operands with a batch dimension ('a', 'b' or 'ab'), found "
                              f"{self.batched!r}")
@@ -235,7 +244,8 @@ class MatmulConfig:
                     ("b", self.tile_n, self.b_k_major, 0, self.cluster_m))
         layouts = {name: (BatchedOperandLayout if name in self.batched else OperandLayout)(
                        rows, self.tile_k, self.elem_bytes, k_major, self.swizzle(name), loaded_rows=loaded,
-                       row_shares=shares(name, rows, k_major, cluster))
+                       row_shares=(rows // self.a_box_rows if name == "a" and self.a_box_rows else
+                                   shares(name, rows, k_major, cluster)))
                    for name, rows, k_major, loaded, cluster in operands}
         return TilePayload(**layouts)
 

@@ -189,7 +189,7 @@ def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: Epi
     # (all of A's rows: a config chosen for a GEMM of fewer rows than a tile loads only those, a_rows)
     # (TMA stores to the NHWC view's map, and the im2col loaders' own loads: no direct store, no narrower loads)
     base = {"dtype": dtype, "a_k_major": True, "b_k_major": True, "epilogue": spec, "cluster_m": 1, "cluster_n": 1,
-            "split_k": 1, "a_rows": 0, "store": "tma", "vector_width": 8}
+            "split_k": 1, "a_rows": 0, "a_box_rows": 0, "store": "tma", "vector_width": 8}
     # the vector im2col loader where TMA im2col cannot reach, and where the config asks for it
     vector = (config is not None and config.loader == "vector") or not conv.tma_reaches()
     M, N, K = conv.gemm_shape()

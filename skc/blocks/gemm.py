@@ -245,7 +245,8 @@ def _hopper_loader(cfg, payload, a, b, M, N, K, maps=None):
                             b=(b, *shapes["b"]))
     if cfg.loader == "tma":
         shared = ("a", cfg.cluster_n) if cfg.cluster_n > 1 else ("b", cfg.cluster_m)
-        return TmaLoader(payload, a=a, b=b, multicast=shared, **(maps or {}))
+        return TmaLoader(payload, a=a, b=b, multicast=shared, extents={"a": M} if cfg.a_box_rows else None,
+                         **(maps or {}))
     return cfg.loader.build(payload, a=a, b=b)  # a TileIO the configuration brings (conv2d's im2col loader)
 
 

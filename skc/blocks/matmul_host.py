@@ -234,7 +234,7 @@ class _UnalignedRows:
         # (the vector loader writes 128-byte swizzled chunks: a row-major B's tile whole 64-column chunks)
         columns = chosen.tile_n if chosen.swizzle("b") == 128 else -(-chosen.tile_n // LINE) * LINE
         return replace(chosen, tile_m=rows, consumers=rows // ROWS, tile_n=columns, loader="vector", store="direct",
-                       cluster_m=1, cluster_n=1, split_k=1, stream_k=False, split_tail=False, a_rows=0,
+                       cluster_m=1, cluster_n=1, split_k=1, stream_k=False, split_tail=False, a_rows=0, a_box_rows=0,
                        producer_registers=None, consumer_registers=None, vector_in_flight=0)
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):

@@ -48,9 +48,22 @@ class TmaLoader:
 
     arrivals = 1  # the issuing thread's arrive.expect_tx; the copies complete the transaction bytes
 
-    def __init__(self, payload, multicast=None, **maps):
+    def __init__(self, payload, multicast=None, extents=None, **maps):
         self.layouts = payload.layouts
         self.maps = maps
+        # extents = {tile name: its operand's rows (a run-time value)} for K-major tiles loaded in row shares: a
+        # share that starts past the operand's last row is not loaded, nor counted in the stage's bytes (TMA fills
+        # a box past the end with zeros, slowly: the last row of a GEMM's tiles ran 1.3-1.6x as long as a full
+        # one, benchmarks/NOTES.md, twenty-fourth session). The rows it would fill keep what the stage held: the
+        # caller's outputs from them must never be stored (a GEMM's rows past M).
+        self.extents = dict(extents or {})
+        for name in self.extents:
+            layout = self.layouts.get(name)
+            if layout is None or not layout.k_major or _row_shares(layout) < 2:
+                raise frontend.current().error(
+                    f"TmaLoader skips the row shares of K-major tiles loaded in shares past their operand's rows; "
+                    f"'{name}' is " + ("no payload tile" if layout is None else "not one"),
+                    hint="give extents only for tiles whose layout has row_shares > 1 and k_major")
         for name, layout in self.layouts.items():
             if name not in maps:
                 raise frontend.current().error(f"TmaLoader has no tensor map for payload tile '{name}'")
@@ -73,6 +86,9 @@ class TmaLoader:
             if shares == 1 and layout.chunks % self.cluster:
                 raise frontend.current().error(f"tile '{self.shared_tile}' has {layout.chunks} chunks; a cluster of "
                                                f"{self.cluster} must split them evenly")
+            if self.shared_tile in self.extents:
+                raise frontend.current().error(f"tile '{self.shared_tile}' is shared out between a cluster's blocks "
+                                               "by its row shares: it cannot also skip the ones past its rows")
         self.rank = self.issuer = None  # run-time values, made by is_issuing() (else by each call)
 
     def is_issuing(self):
@@ -99,17 +115,28 @@ class TmaLoader:
         first_k = [k * layout.k for layout in self.layouts.values()]
         rank, issuing = self.issuing()
         if issuing:
-            skc.hopper.mbarrier_arrive_tx(stage.full, self.stage_bytes())
+            skc.hopper.mbarrier_arrive_tx(stage.full, self.stage_bytes(origins))
             for (name, layout), k0 in zip(self.layouts.items(), first_k):
                 if name == self.shared_tile and self.cluster > 1:
                     self.load_shared(getattr(stage, name), stage.full, self.maps[name], layout, origins[name], k0,
                                      rank)
                 else:
-                    self.load(getattr(stage, name), stage.full, self.maps[name], layout, origins[name], k0)
+                    self.load(getattr(stage, name), stage.full, self.maps[name], layout, origins[name], k0,
+                              self.extents.get(name))
 
-    def stage_bytes(self) -> int:
+    def stage_bytes(self, origins=None):
+        """The bytes a stage's copies bring: a compile-time int, or, with `extents`, a run-time one that leaves out
+        the row shares past the operands' rows (for the tiles at `origins`)."""
         # (loaded_bytes is optional in a layout's interface: bytes where a stage loads the whole tile)
-        return sum(getattr(layout, "loaded_bytes", layout.bytes) for layout in self.layouts.values())
+        whole = sum(getattr(layout, "loaded_bytes", layout.bytes) for layout in self.layouts.values())
+        if not self.extents:
+            return whole
+        for name, extent in self.extents.items():
+            layout = self.layouts[name]
+            shares, share_bytes = _row_shares(layout), layout.loaded_bytes // _row_shares(layout)
+            loaded = skc.minimum(skc.cdiv(extent - origins[name], layout.share_rows), shares)
+            whole = whole - (shares - loaded) * share_bytes
+        return whole
 
     def prefetch(self):
         """Before the first stage: the issuing thread fetches its tensor maps' descriptors, so that the first copies
@@ -119,10 +146,13 @@ class TmaLoader:
             for name in self.layouts:
                 skc.hopper.tma_prefetch(self.maps[name])
 
-    def load(self, tile, barrier, tmap, layout: OperandLayout, row0, k0):
+    def load(self, tile, barrier, tmap, layout: OperandLayout, row0, k0, extent=None):
+        """Every box of the tile at (row0, k0); with `extent` (the operand's rows), only the row shares that start
+        before it (the first always: a tile starts inside its operand)."""
         for share in skc.static_range(_row_shares(layout)):
-            for chunk in skc.static_range(layout.chunks):
-                self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, share)
+            if extent is None or share == 0 or row0 + share * layout.share_rows < extent:
+                for chunk in skc.static_range(layout.chunks):
+                    self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, share)
 
     @staticmethod
     def load_share(tile, barrier, tmap, layout, row0, k0, chunk, share, **multicast):

@@ -251,6 +251,37 @@ def test_a_config_chosen_for_fewer_rows_loads_all_of_a_larger_problems(hopper_in
     np.testing.assert_array_equal(np.asarray(out, np.float32), batch.astype(np.float32) @ b)
 
 
+@pytest.mark.parametrize("m,box,config", [(200, 16, {}), (136, 32, {}), (130, 8, {"stream_k": True}),
+                                          (136, 64, {"split_k": 2}), (300, 16, {"cluster_m": 2}),
+                                          (200, 16, {"tile_m": 192, "consumers": 3, "tile_n": 64}),
+                                          (256, 16, {})],
+                         ids=["200-16", "136-32", "130-8-stream-k", "136-64-split-k", "300-16-cluster-m2",
+                              "200-16-192-rows", "256-whole"])
+def test_a_boxes_past_the_last_row_are_not_loaded(hopper_interpreter, monkeypatch, m, box, config):
+    """a_box_rows: A's tile in boxes of that many rows, those that start past A's last row not loaded (the stage's
+    byte count leaves them out; the interpreter would name a count its copies do not complete). Shared memory
+    filled with NaN bytes: the rows never loaded stay NaN, and the stored outputs, which never read them, stay exact
+    (with bias, C and relu in the epilogue)."""
+    _nan_shared_memory(monkeypatch)
+    n, k = 200, 256
+    cfg = MatmulConfig.for_problem(m, n, k, "f16", multiprocessors=4, a_box_rows=box, **config)
+    assert cfg.boxes()["a"] == (box, 64)
+    a, b = RNG.integers(-2, 3, (m, k)).astype(np.float16), RNG.integers(-2, 3, (k, n)).astype(np.float16)
+    c, bias = RNG.integers(-4, 5, (m, n)).astype(np.float16), RNG.integers(-4, 5, n).astype(np.float16)
+    out = np.full((m, n), np.nan, np.float16)
+    skc.blocks.matmul(a, b, out=out, c=c, bias=bias, beta=1.0, activation="relu", config=cfg)
+    np.testing.assert_array_equal(out.astype(np.float32), np.maximum(a.astype(np.float32) @ b + c + bias, 0.0))
+
+
+@pytest.mark.parametrize("fields", [{"a_box_rows": 12}, {"a_box_rows": 128}, {"a_box_rows": 48},
+                                    {"a_box_rows": 16, "a_k_major": False}, {"a_box_rows": 16, "loader": "vector"},
+                                    {"a_box_rows": 16, "cluster_n": 2}, {"a_box_rows": 16, "a_rows": 64},
+                                    {"a_box_rows": 16, "batched": "a"}])
+def test_a_box_rows_is_checked(fields):
+    with pytest.raises(ValueError, match="a_box_rows is how many rows"):
+        MatmulConfig(**fields)
+
+
 class _WrappingLoader:
     """A loader written to docs/blocks.md's interface only (`__call__`, `arrivals`, `is_issuing()`): it wraps a
     TmaLoader rather than subclassing it, so it has no `prefetch`."""
