@@ -70,6 +70,11 @@ GEMMS = {
     "160-swizzle64-cluster-m2": dict(config=MatmulConfig(tile_n=160, stages=4, cluster_m=2), shape=(520, 328, 200)),
     "192x96-k-major-b": dict(config=MatmulConfig(tile_m=192, tile_n=96, consumers=3, stages=4, b_k_major=True),
                              shape=(400, 296, 200), b_transposed=True),
+    # one row of 192 x 64 tiles (128 < M <= 192): A's box holding M's rows (152 of 192), one epilogue buffer; and A
+    # in 16-row boxes, those past M not loaded (a_box_rows), over two rows of tiles
+    "192x64-one-row": dict(config=MatmulConfig(tile_m=192, consumers=3, tile_n=64, stages=6, epilogue_buffers=1,
+                                               a_rows=152), shape=(150, 600, 200)),
+    "a-box-rows-16": dict(config=MatmulConfig(tile_n=128, stages=4, a_box_rows=16), shape=(200, 392, 200)),
 }
 
 
@@ -165,6 +170,9 @@ FP8 = {   # fp8 GEMMs (M, N, K, block-scaled, Fp8MatmulConfig fields)
                                                       "epilogue_buffers": 1}),
     "per-tensor-fast-one-wave-112": (232, 504, 640, False, {"tile_n": 112, "stages": 7, "epilogue_buffers": 1,
                                                            "fast_accum": True}),
+    # one row of 192 x 64 tiles, each k-block into f32, two stages a step, 160 of 192 rows loaded (the rule's)
+    "per-tensor-one-row-192x64": (160, 600, 640, False, {"tile_m": 192, "consumers": 3, "tile_n": 64,
+                                                        "epilogue_buffers": 1, "overlap_scaling": True}),
     # the wave rule's tiles (three consumer warpgroups for 192 rows), a second row and column of tiles past the ends
     "per-tensor-192x192": (200, 392, 384, False, {"tile_m": 192, "tile_n": 192, "consumers": 3}),
     "per-tensor-128x192": (200, 392, 384, False, {"tile_n": 192}),

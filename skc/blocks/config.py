@@ -333,6 +333,8 @@ class MatmulConfig:
         overrides.setdefault("split_k", split_k if tma and not clustered else 1)
         if M < tile_m and a_k_major and tma:   # fewer rows than a tile: load only those (a box past A's end is slow)
             overrides.setdefault("a_rows", loaded_rows(M, tile_m, cluster_n))
+        if (tile_m, tile_n) in ONE_ROW_TILE_SPEEDS and "tile_n" not in named and tma:
+            overrides.setdefault("epilogue_buffers", 1)   # (one tile a block: a sixth stage instead)
         stages = overrides.pop("stages", None)
         config = cls(tile_m=tile_m, tile_n=tile_n, dtype=dtype, a_k_major=a_k_major, b_k_major=b_k_major, stages=2,
                      **overrides)
@@ -396,6 +398,13 @@ UNALIGNED_TILE_SPEEDS = {(128, 256): 0.95, (192, 192): 0.92, (128, 192): 0.82, (
 # odd multiple of 32 in 64-byte swizzled chunks: 538 against 491 at 1536³ and 414 against 364 at 768 x 3072 x 768
 # (cuBLAS 473 and 245; benchmarks/NOTES.md, twenty-second session), 0.80.
 NARROW_TILE_SPEEDS = {True: {(192, 96): 0.83}, False: {(192, 96): 0.80}}
+# One row of 192-row tiles for 128 < M <= 192: 192 x 64, A's box holding only M's rows (a_rows), one epilogue buffer
+# for a sixth stage (one tile a block). 128- or 64-row tiles leave a last row of tiles part past M there, and TMA
+# fills a box past A's end with zeros slowly: the same grid at 192 x 7168 x 16384 ran 1.28x as long as with 256 rows
+# (bf16, 128 x 128; fp8 1.11-1.33x, and 1.39-1.6x at 160 rows). Sustained at 192 x 7168 x 16384: 535 TFLOP/s
+# against 415 on 128 x 128 (cuBLAS 531); 453 against 259 at 160 rows (benchmarks/NOTES.md, twenty-fourth session).
+ONE_ROW_TILE_SPEEDS = {(192, 64): 0.84}
+PAST_END_COST = 0.5   # a last row of tiles part past M: another (0.5 x its fraction past M) of a wave
 SPLIT_K_BY_DEFAULT = False
 
 
@@ -404,12 +413,15 @@ def tiles_of(M: int, N: int, tile_m: int, tile_n: int) -> int:
 
 
 def wave_cost(M: int, N: int, tile: tuple, multiprocessors: int = 132, batch: int = 1,
-              speeds: dict = TILE_SPEEDS) -> float:
+              speeds: dict = TILE_SPEEDS, past_end: bool = False) -> float:
     """The time of an M x N output (a batch of `batch` of them) in tiles of `tile`, in units of one SM's time for a
     128 x 256 tile's work (K cancels): the waves of tiles over the SMs, rounded up (a part-full last wave takes as
-    long as a full one), times each tile's work over the tile shape's speed (TILE_SPEEDS)."""
+    long as a full one), times each tile's work over the tile shape's speed (TILE_SPEEDS). `past_end`: a last row
+    of tiles part past M (after a full one) adds PAST_END_COST of a wave for its rows past M."""
     tile_m, tile_n = tile
     waves = -(-batch * tiles_of(M, N, tile_m, tile_n) // multiprocessors)
+    if past_end and M > tile_m:
+        waves += PAST_END_COST * (-M % tile_m) / tile_m
     return waves * tile_m * tile_n / (speeds[tile] * 128 * 256)
 
 
@@ -444,7 +456,11 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
         speeds = UNALIGNED_TILE_SPEEDS
     else:
         speeds = {**TILE_SPEEDS, **NARROW_TILE_SPEEDS[b_k_major]} if narrow else TILE_SPEEDS
-    tile_m, tile_n = min(speeds, key=lambda tile: wave_cost(M // batch, N, tile, multiprocessors, batch, speeds))
+    one_row = not unaligned and batch == 1 and 128 < M <= 192   # (where ONE_ROW_TILE_SPEEDS was measured)
+    if one_row:
+        speeds = {**speeds, **ONE_ROW_TILE_SPEEDS}
+    tile_m, tile_n = min(speeds, key=lambda tile: wave_cost(M // batch, N, tile, multiprocessors, batch, speeds,
+                                                            one_row))
     cluster_m = 2 if (tile_m, tile_n) == (128, 256) and M >= 8192 else 1
     tiles = batch * tiles_of(M // batch, N, tile_m, tile_n)
     split_k = 1

@@ -48,6 +48,12 @@ FEW_ROWS_PROMOTED_WIDTHS = {128: 1.0, 112: 0.91}
 # at K = 8192, 1.14 at K = 4096, 1.07-1.09 at M = 224-248; 0.95-0.99 at M = 192-208, where the last row of tiles is
 # emptier; the fast form 1.04 at 256 x 7168 x 16384 and 232 x 7168 x 8192 (benchmarks/NOTES.md, twenty-third session).
 ONE_WAVE_112 = {"tile_n": 112, "stages": 7, "epilogue_buffers": 1}
+# Per tensor, each k-block into f32, 128 < M <= 192: one row of 192 x 64 tiles (three consumers, A's box holding only
+# M's rows, one epilogue buffer for a sixth stage), where 128-row tiles would leave a second row part past M, whose
+# boxes past A's end TMA fills slowly (config.ONE_ROW_TILE_SPEEDS). Sustained at 7168 x 16384: 863 TFLOP/s against
+# 764 on 128 x 128 at 192 rows (cuBLASLt 896), 719 against 525 at 160, 650 against 423 at 144 (benchmarks/NOTES.md,
+# twenty-fourth session).
+ONE_ROW_192 = {"tile_m": 192, "consumers": 3, "tile_n": 64, "epilogue_buffers": 1}
 
 
 def column_keys(n: int) -> list:
@@ -296,6 +302,12 @@ class Fp8MatmulConfig(MatmulConfig):
             if 192 in (rule_m, rule_n):
                 fields.update(tile_m=rule_m, tile_n=rule_n, consumers=rule_m // Wgmma.rows_per_warpgroup)
                 tile_m = rule_m
+        if (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
+                and "tile_n" not in fields and 128 < M <= 192 and tiles_of(M, N, 192, 64) <= multiprocessors):
+            # one row of 192-row tiles where 128-row ones would leave their second row part past M (and as many
+            # tiles: N > 4096 or so; fewer take 64-wide tiles above): ONE_ROW_192
+            fields.update(ONE_ROW_192, overlap_scaling=True)
+            tile_m = 192
         if (not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
                 and 128 < M <= 256 and -M % 128 <= 32 and tiles_of(M, N, 128, 112) <= multiprocessors
                 and max_shared_bytes >= 232448   # (seven stages and the staging fill an H100's or H200's exactly)

@@ -134,7 +134,8 @@ class TmaLoader:
         for name, extent in self.extents.items():
             layout = self.layouts[name]
             shares, share_bytes = _row_shares(layout), layout.loaded_bytes // _row_shares(layout)
-            loaded = skc.minimum(skc.cdiv(extent - origins[name], layout.share_rows), shares)
+            # (the first share always: a cluster's tile may lie wholly past the operand's rows)
+            loaded = skc.maximum(skc.minimum(skc.cdiv(extent - origins[name], layout.share_rows), shares), 1)
             whole = whole - (shares - loaded) * share_bytes
         return whole
 
@@ -148,7 +149,7 @@ class TmaLoader:
 
     def load(self, tile, barrier, tmap, layout: OperandLayout, row0, k0, extent=None):
         """Every box of the tile at (row0, k0); with `extent` (the operand's rows), only the row shares that start
-        before it (the first always: a tile starts inside its operand)."""
+        before it, and the first always (a tile of a cluster may lie wholly past it: TMA fills its box with zeros)."""
         for share in skc.static_range(_row_shares(layout)):
             if extent is None or share == 0 or row0 + share * layout.share_rows < extent:
                 for chunk in skc.static_range(layout.chunks):

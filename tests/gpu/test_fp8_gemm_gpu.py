@@ -143,10 +143,11 @@ def test_per_tensor_tiles_the_wave_rule_picks(M, N, K, tile, out_dtype):
 
 @pytest.mark.parametrize("M,N,K", [(3072, 3072, 3072), (4096, 4096, 1024), (8192, 1024, 4096), (1000, 1000, 1024),
                                    (128, 7168, 4096), (100, 7000, 1024), (64, 4096, 7168), (2176, 2304, 1008),
-                                   (256, 7168, 1024), (232, 6000, 1024)])
+                                   (256, 7168, 1024), (232, 6000, 1024), (160, 7000, 1024), (192, 7168, 2048)])
 def test_per_tensor_without_fast_accum_is_as_accurate_as_cublaslt(M, N, K):
     """The default (each k-block's product added into f32 registers) on the tiles matmul() picks for it (256 wide
-    in halves, 192 wide, 64 x 112 with tails, 128 x 112 in seven stages, 48 wide and 256 deep, tails), f32 out
+    in halves, 192 wide, 64 x 112 with tails, 128 x 112 in seven stages, one row of 192 x 64, 48 wide and 256 deep,
+    tails), f32 out
     against float32: no worse than torch._scaled_mm's default (use_fast_accum=False) on the same data, where
     use_fast_accum=True read 8x its error at K = 3072."""
     a, b = quantized(M, K), quantized(N, K, seed=2).t()
