@@ -404,7 +404,9 @@ NARROW_TILE_SPEEDS = {True: {(192, 96): 0.83}, False: {(192, 96): 0.80}}
 # (bf16, 128 x 128; fp8 1.11-1.33x, and 1.39-1.6x at 160 rows). Sustained at 192 x 7168 x 16384: 535 TFLOP/s
 # against 415 on 128 x 128 (cuBLAS 531); 453 against 259 at 160 rows (benchmarks/NOTES.md, twenty-fourth session).
 ONE_ROW_TILE_SPEEDS = {(192, 64): 0.84}
-PAST_END_COST = 0.5   # a last row of tiles part past M: another (0.5 x its fraction past M) of a wave
+# A last row of 128-row tiles part past M: another (0.5 x its fraction past M) of a wave. (Not counted for 64-row
+# tiles: 144 x 4096 x 14336 ran 1.12x as fast on 64 x 128 as on 192 x 64, where the count would have taken 192 x 64.)
+PAST_END_COST = 0.5
 SPLIT_K_BY_DEFAULT = False
 
 
@@ -417,10 +419,10 @@ def wave_cost(M: int, N: int, tile: tuple, multiprocessors: int = 132, batch: in
     """The time of an M x N output (a batch of `batch` of them) in tiles of `tile`, in units of one SM's time for a
     128 x 256 tile's work (K cancels): the waves of tiles over the SMs, rounded up (a part-full last wave takes as
     long as a full one), times each tile's work over the tile shape's speed (TILE_SPEEDS). `past_end`: a last row
-    of tiles part past M (after a full one) adds PAST_END_COST of a wave for its rows past M."""
+    of 128-row tiles part past M (after a full one) adds PAST_END_COST of a wave for its rows past M."""
     tile_m, tile_n = tile
     waves = -(-batch * tiles_of(M, N, tile_m, tile_n) // multiprocessors)
-    if past_end and M > tile_m:
+    if past_end and M > tile_m >= 128:
         waves += PAST_END_COST * (-M % tile_m) / tile_m
     return waves * tile_m * tile_n / (speeds[tile] * 128 * 256)
 
