@@ -120,9 +120,11 @@ class TmaLoader:
                 if name == self.shared_tile and self.cluster > 1:
                     self.load_shared(getattr(stage, name), stage.full, self.maps[name], layout, origins[name], k0,
                                      rank)
-                else:
+                elif name in self.extents:
                     self.load(getattr(stage, name), stage.full, self.maps[name], layout, origins[name], k0,
-                              self.extents.get(name))
+                              self.extents[name])
+                else:   # (a subclass's load may take no extent: conv2d's im2col loader)
+                    self.load(getattr(stage, name), stage.full, self.maps[name], layout, origins[name], k0)
 
     def stage_bytes(self, origins=None):
         """The bytes a stage's copies bring: a compile-time int, or, with `extents`, a run-time one that leaves out
