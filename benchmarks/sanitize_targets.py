@@ -173,6 +173,8 @@ FP8 = {   # fp8 GEMMs (M, N, K, block-scaled, Fp8MatmulConfig fields)
     # one row of 192 x 64 tiles, each k-block into f32, two stages a step, 160 of 192 rows loaded (the rule's)
     "per-tensor-one-row-192x64": (160, 600, 640, False, {"tile_m": 192, "consumers": 3, "tile_n": 64,
                                                         "epilogue_buffers": 1, "overlap_scaling": True}),
+    "per-tensor-fast-one-row-192x64": (160, 600, 640, False, {"tile_m": 192, "consumers": 3, "tile_n": 64,
+                                                             "epilogue_buffers": 1, "fast_accum": True}),
     # the wave rule's tiles (three consumer warpgroups for 192 rows), a second row and column of tiles past the ends
     "per-tensor-192x192": (200, 392, 384, False, {"tile_m": 192, "tile_n": 192, "consumers": 3}),
     "per-tensor-128x192": (200, 392, 384, False, {"tile_n": 192}),

@@ -118,7 +118,8 @@ def test_per_tensor_narrow_tiles(M, N, K, fields):
 
 @pytest.mark.parametrize("M,N,K,tile", [(3072, 3072, 3072, (192, 192)), (3000, 2960, 1040, (192, 192)),
                                         (1536, 1536, 1536, (128, 192)), (1900, 1640, 1024, (192, 128)),
-                                        (4096, 4096, 1024, (128, 256)), (232, 6000, 1040, (128, 112))])
+                                        (4096, 4096, 1024, (128, 256)), (232, 6000, 1040, (128, 112)),
+                                        (192, 7168, 1024, (192, 64)), (150, 6016, 1040, (192, 64))])
 @pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32])
 def test_per_tensor_tiles_the_wave_rule_picks(M, N, K, tile, out_dtype):
     """Per-tensor fp8 with use_fast_accum=True takes the bf16 GEMM's wave rule where it picks a 192-row or
