@@ -314,7 +314,11 @@ class MatmulConfig:
             large = N >= 256 and M * N >= 2 ** 22
             tile_m, tile_n, cluster_m, split_k = 128, 256 if large else 128, 2 if large else 1, 1
         else:
-            tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch, any(unaligned), b_k_major)
+            # (one row of 192-row tiles only where the caller names no tile width, warpgroups or turns: those
+            # are 128-row tiles' choices)
+            one_row = not {"tile_n", "consumers", "pingpong"} & set(overrides)
+            tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch, any(unaligned), b_k_major,
+                                                            one_row=one_row)
         named = set(overrides)
         tile_m = overrides.pop("tile_m", tile_m)
         tile_n = overrides.pop("tile_n", tile_n)
@@ -331,9 +335,11 @@ class MatmulConfig:
         tma = overrides.get("loader", "tma") == "tma"
         clustered = overrides["cluster_m"] > 1 or cluster_n > 1
         overrides.setdefault("split_k", split_k if tma and not clustered else 1)
-        if M < tile_m and a_k_major and tma:   # fewer rows than a tile: load only those (a box past A's end is slow)
+        if M < tile_m and a_k_major and tma and "a_box_rows" not in named:
+            # fewer rows than a tile: load only those (a box past A's end is slow)
             overrides.setdefault("a_rows", loaded_rows(M, tile_m, cluster_n))
-        if (tile_m, tile_n) in ONE_ROW_TILE_SPEEDS and "tile_n" not in named and tma:
+        if ((tile_m, tile_n) in ONE_ROW_TILE_SPEEDS and not {"tile_m", "tile_n"} & named and tma
+                and tiles_of(M, N, tile_m, tile_n) <= multiprocessors):
             overrides.setdefault("epilogue_buffers", 1)   # (one tile a block: a sixth stage instead)
         stages = overrides.pop("stages", None)
         config = cls(tile_m=tile_m, tile_n=tile_n, dtype=dtype, a_k_major=a_k_major, b_k_major=b_k_major, stages=2,
@@ -444,7 +450,7 @@ def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int) -> dict:
 
 
 def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, unaligned: bool = False,
-               b_k_major: bool = False, narrow: bool = True) -> tuple:
+               b_k_major: bool = False, narrow: bool = True, one_row: bool = True) -> tuple:
     """(tile_m, tile_n, cluster_m, split_k) for an M x N x K problem on a GPU of `multiprocessors` SMs: the tile
     shape of the least `wave_cost` (3072³ takes 192 x 192 tiles, 2 waves of 256, where 128 x 256 tiles left the
     third of 3 waves 18 % full: 1.30x faster; where one wave holds the tiles of several shapes, the one of least
@@ -453,12 +459,15 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     split-K where the tiles fill less than half of the SMs and K is deep enough to share (>= 4 k-steps a unit).
     M counts `batch` matrices of M / batch rows. `unaligned`: the operands' rows start at no multiple of 128 bytes
     from each other, and the tiles, in clusters of two, go at UNALIGNED_TILE_SPEEDS. `narrow`: NARROW_TILE_SPEEDS's
-    tiles for B's layout (`b_k_major`) are weighed too (their speeds are the bf16 GEMM's)."""
+    tiles for B's layout (`b_k_major`) are weighed too (their speeds are the bf16 GEMM's). `one_row`: for
+    128 < M <= 192 (one matrix, aligned rows), ONE_ROW_TILE_SPEEDS's 192-row tiles are weighed too, and a last row
+    of 128-row tiles part past M costs the more of PAST_END_COST the emptier it is (TMA fills a box past A's end
+    with zeros slowly)."""
     if unaligned:
         speeds = UNALIGNED_TILE_SPEEDS
     else:
         speeds = {**TILE_SPEEDS, **NARROW_TILE_SPEEDS[b_k_major]} if narrow else TILE_SPEEDS
-    one_row = not unaligned and batch == 1 and 128 < M <= 192   # (where ONE_ROW_TILE_SPEEDS was measured)
+    one_row = one_row and not unaligned and batch == 1 and 128 < M <= 192   # (where ONE_ROW_TILE_SPEEDS was measured)
     if one_row:
         speeds = {**speeds, **ONE_ROW_TILE_SPEEDS}
     tile_m, tile_n = min(speeds, key=lambda tile: wave_cost(M // batch, N, tile, multiprocessors, batch, speeds,

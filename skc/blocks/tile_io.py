@@ -64,6 +64,10 @@ class TmaLoader:
                     f"TmaLoader skips the row shares of K-major tiles loaded in shares past their operand's rows; "
                     f"'{name}' is " + ("no payload tile" if layout is None else "not one"),
                     hint="give extents only for tiles whose layout has row_shares > 1 and k_major")
+            if len(layout.box()) != 2:   # (a batch's tile: its origin is (matrix, row), its rows one matrix's)
+                raise frontend.current().error(
+                    f"TmaLoader skips row shares past the rows of one matrix; tile '{name}' is a batch's (a "
+                    f"{len(layout.box())}-D box)", hint="give extents only for tiles of a single matrix")
         for name, layout in self.layouts.items():
             if name not in maps:
                 raise frontend.current().error(f"TmaLoader has no tensor map for payload tile '{name}'")
@@ -133,6 +137,10 @@ class TmaLoader:
         whole = sum(getattr(layout, "loaded_bytes", layout.bytes) for layout in self.layouts.values())
         if not self.extents:
             return whole
+        if origins is None:
+            raise frontend.current().error(
+                "this TmaLoader skips row shares past its operands' rows, so a stage's bytes depend on the tiles' "
+                "origins", hint="call stage_bytes(origins) with the origins given to the loader (a=..., b=...)")
         for name, extent in self.extents.items():
             layout = self.layouts[name]
             shares, share_bytes = _row_shares(layout), layout.loaded_bytes // _row_shares(layout)

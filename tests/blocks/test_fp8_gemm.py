@@ -497,13 +497,16 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                                  Fp8MatmulConfig.for_fp8_problem(3072, 3072, 3072, out_dtype="f32"),
                                  Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384),
                                  Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384),
-                                 Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384, fast_accum=True)],
+                                 Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384, fast_accum=True),
+                                 Fp8MatmulConfig.for_fp8_problem(160, 7168, 16384),
+                                 Fp8MatmulConfig.for_fp8_problem(160, 7168, 16384, fast_accum=True)],
                          ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192",
                               "block-n128-turns", "block-n256-halves", "block-default", "block-default-f32",
                               "per-tensor-cluster-n2", "per-tensor-m64-n48", "per-tensor-m64-n48-f32",
                               "per-tensor-192x192", "per-tensor-128x192", "per-tensor-192x128",
                               "promoted-n256-halves", "promoted-n192", "promoted-n192-f32", "promoted-few-rows",
-                              "promoted-one-wave-112", "per-tensor-one-wave-112"])
+                              "promoted-one-wave-112", "per-tensor-one-wave-112", "promoted-one-row-192x64",
+                              "per-tensor-one-row-192x64"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")

@@ -158,7 +158,7 @@ def pickable_configs() -> list:
             found.append(MatmulConfig.for_problem(M, N, K, dtype, multiprocessors=132))
     # tiles the wave rule takes (192 x 192, 128 x 192, 192 x 128, 64 x 64), B row-major and K-major (x @ w.t())
     for M, N, K in ((3072, 3072, 3072), (1536, 1536, 1536), (512, 12288, 4096), (1920, 1664, 1024), (64, 5120, 5120),
-                    (20, 1000, 1032)):
+                    (20, 1000, 1032), (192, 7168, 16384), (160, 7168, 16384)):   # (one row of 192 x 64: 129-192)
         for b_k_major in (False, True):
             for dtype in ("bf16", "f16"):
                 found.append(MatmulConfig.for_problem(M, N, K, dtype, True, b_k_major, multiprocessors=132))
@@ -197,6 +197,29 @@ def test_the_rule_takes_192_x_96_tiles_where_they_fill_one_wave():
     assert tile(4096, 4096, 4096, "bf16", True, False) == (128, 256)
     fp8 = Fp8MatmulConfig.for_fp8_problem(1536, 1536, 1536, fast_accum=True)   # (the fp8 tiles that take the rule)
     assert (fp8.tile_m, fp8.tile_n) != (192, 96)
+
+
+def test_one_row_of_192_x_64_tiles_for_129_to_192_rows():
+    """128 < M <= 192: one row of 192 x 64 tiles, A's box holding M's rows, one epilogue buffer where the tiles fill
+    one wave; a caller naming a width, the warpgroups or turns gets 128-row tiles as before (no 192-row tile takes
+    them), and one naming a_box_rows gets no a_rows (which a_box_rows excludes)."""
+    def pick(M, N, K, **fields):
+        config = MatmulConfig.for_problem(M, N, K, "bf16", multiprocessors=132, **fields)
+        return config.tile_m, config.tile_n, config.a_rows, config.epilogue_buffers
+
+    assert pick(192, 7168, 16384) == (192, 64, 0, 1)
+    assert pick(160, 7168, 16384) == (192, 64, 160, 1)
+    assert pick(129, 8192, 4096) == (192, 64, 136, 1)
+    assert pick(256, 7168, 16384)[:2] != (192, 64) and pick(120, 7168, 16384)[:2] != (192, 64)
+    assert MatmulConfig.for_problem(160, 7168, 4096, "bf16", True, True, multiprocessors=132,
+                                    unaligned=(True, False)).tile_m != 192
+    for named in ({"pingpong": True}, {"consumers": 2}, {"tile_n": 128}):
+        assert pick(150, 7168, 4096, **named)[:2] == (128, 128)
+    # a caller's 192-row tile on many tiles keeps two epilogue buffers (one is for one tile a block)
+    assert pick(65536, 64, 4096, tile_m=192)[3] == 2
+    assert pick(150, 256, 256, tile_m=192, consumers=3, tile_n=64, a_box_rows=16)[2] == 0
+    fp8 = Fp8MatmulConfig.for_fp8_problem(160, 7168, 16384)
+    assert (fp8.tile_m, fp8.tile_n, fp8.a_rows, fp8.epilogue_buffers) == (192, 64, 160, 1)
 
 
 @needs_assembler

@@ -10,6 +10,7 @@ from helpers import line_of
 from skc import ir
 from skc.blocks import (InputTilePipeline, MatmulConfig, OperandLayout, TileScheduler, TilePayload, TmaLoader,
                         WarpRoles, Wgmma)
+from skc.blocks.config import BatchedOperandLayout
 
 HERE = os.path.abspath(__file__)
 CFG = MatmulConfig(stages=2)
@@ -370,3 +371,33 @@ def test_a_tensor_map_of_another_swizzle_than_its_tile_is_a_compile_error():
                                                "layout is 64-byte swizzled"):
         matmul_kernel.compile(*maps, skc.i32, skc.i32, skc.i32, pointer, pointer, skc.f32, skc.f32, cfg,
                               target="sm_90a", block=cfg.threads)
+
+
+BOXED = MatmulConfig(stages=2, a_box_rows=32)   # A's tile in four boxes of 32 rows
+
+
+@skc.kernel
+def extents_on_a_batch(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
+                       K: skc.i32, cfg: skc.constexpr):
+    payload = TilePayload(a=BatchedOperandLayout(128, 64, 2, True, row_shares=4), b=cfg.payload().layouts["b"])
+    TmaLoader(payload, extents={"a": M}, a=a, b=b)  # HERE
+
+
+def test_a_loader_skips_row_shares_only_in_a_single_matrix():
+    message = compile_error(extents_on_a_batch, BOXED)
+    assert "TmaLoader skips row shares past the rows of one matrix; tile 'a' is a batch's (a 3-D box)" in message
+    assert_at(message, extents_on_a_batch, "TmaLoader(payload, extents=")
+
+
+@skc.kernel
+def stage_bytes_without_origins(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32,
+                                K: skc.i32, cfg: skc.constexpr):
+    load = TmaLoader(cfg.payload(), extents={"a": M}, a=a, b=b)
+    load.stage_bytes()  # HERE
+
+
+def test_a_loader_with_extents_counts_a_stages_bytes_from_its_origins():
+    message = compile_error(stage_bytes_without_origins, BOXED)
+    assert "so a stage's bytes depend on the tiles' origins" in message
+    assert "call stage_bytes(origins)" in message
+    assert_at(message, stage_bytes_without_origins, "load.stage_bytes()")
