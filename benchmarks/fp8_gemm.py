@@ -109,6 +109,11 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-m64n128-ovl": {"tile_m": 64, "consumers": 1, "tile_n": 128, "overlap_scaling": True},
                        "pt-m64n64-ovl": {"tile_m": 64, "consumers": 1, "tile_n": 64, "overlap_scaling": True},
                        "pt-m64n48-k128": {"tile_m": 64, "consumers": 1, "tile_n": 48, "tile_k": 128},
+                       # more of the SMs streaming B for M <= 64 (128 tiles of 64 x 32 at N = 4096; 64 x 64 in two
+                       # shares of K)
+                       "pt-m64n32-k256": {"tile_m": 64, "consumers": 1, "tile_n": 32, "tile_k": 256},
+                       "pt-m64n40-k256": {"tile_m": 64, "consumers": 1, "tile_n": 40, "tile_k": 256},
+                       "pt-m64n64-split2": {"tile_m": 64, "consumers": 1, "tile_n": 64, "split_k": 2},
                        "pt-m64n64": {"tile_m": 64, "consumers": 1, "tile_n": 64},
                        "pt-n192-c2": {"tile_n": 192, "stages": 4, "producer_registers": 24, "consumer_registers": 240,
                                       "cluster_m": 2},
