@@ -165,7 +165,15 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-n112-c2-s7": {"tile_n": 112, "cluster_m": 2, "stages": 7, "epilogue_buffers": 1},
                        "pt-n112-s7": {"tile_n": 112, "stages": 7, "epilogue_buffers": 1},
                        "pt-n112-s7-fast": {"tile_n": 112, "stages": 7, "epilogue_buffers": 1, "fast_accum": True},
-                       "pt-n128-fast": {"tile_n": 128, "fast_accum": True}}
+                       "pt-n128-fast": {"tile_n": 128, "fast_accum": True},
+                       # 128 < M <= 192: one row of 192 x 64 tiles (the rule's for shallow K), and out^T = b^T a^T on
+                       # 128 x M/2 tiles (swap_ab) for the fast form too
+                       "pt-one-row-192": {"tile_m": 192, "consumers": 3, "tile_n": 64, "epilogue_buffers": 1,
+                                          "overlap_scaling": True},
+                       "pt-fast-one-row-192": {"tile_m": 192, "consumers": 3, "tile_n": 64, "epilogue_buffers": 1,
+                                               "fast_accum": True},
+                       "pt-fast-swapped": {"tile_m": 128, "consumers": 2, "swap_ab": True, "fast_accum": True},
+                       "pt-swapped-64": {"tile_m": 64, "consumers": 1, "swap_ab": True}}
 
 
 def operands(M, N, K):
@@ -207,11 +215,20 @@ def cublas_block(a, b, sa, sb):
     return None, "; ".join(errors)
 
 
+def swapped_or_not(M, N, K, **fields):
+    """Fp8MatmulConfig.for_fp8_problem's configuration with these fields; with swap_ab, for the problem b^T a^T (N x M),
+    M / 2 wide on 128-row tiles, M wide on 64-row ones (rounded up to 8), unless the fields name a width."""
+    if fields.get("swap_ab"):
+        width = -(-M // 16) * 8 if fields.get("tile_m", 128) == 128 else -(-M // 8) * 8
+        return Fp8MatmulConfig.for_fp8_problem(N, M, K, **{"tile_n": width, **fields})
+    return Fp8MatmulConfig.for_fp8_problem(M, N, K, **fields)
+
+
 def variant_config(M, N, K, log, kind, **fields):
     """The variant's configuration for this problem, or None (logged) where it does not apply (stage turns where
     one consumer computes the tile)."""
     try:
-        return Fp8MatmulConfig.for_fp8_problem(M, N, K, **fields)
+        return swapped_or_not(M, N, K, **fields)
     except ValueError as error:
         log.write(f"{M}x{N}x{K} {kind}: not measured ({error})\n")
         return None

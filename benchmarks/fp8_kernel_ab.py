@@ -12,8 +12,7 @@ import torch
 
 import skc
 from fair import report, sustained
-from fp8_gemm import PER_TENSOR_VARIANTS, VARIANTS, block_scales, cublas_block, operands
-from skc.blocks.fp8 import Fp8MatmulConfig
+from fp8_gemm import PER_TENSOR_VARIANTS, VARIANTS, block_scales, cublas_block, operands, swapped_or_not
 
 
 def main():
@@ -38,7 +37,7 @@ def main():
             table = PER_TENSOR_VARIANTS if per_tensor else VARIANTS
             fields = ({} if name in ("default", "pt-default") else {"fast_accum": True} if name == "pt-fast"
                       else table[name])
-            config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=not per_tensor, **fields)
+            config = swapped_or_not(M, N, K, block_scaled=not per_tensor, **fields)
             calls[name] = (lambda config=config, sa=sa, sb=sb: skc.blocks.matmul(
                 a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, config=config))
         flops = 2 * M * N * K

@@ -26,14 +26,15 @@ CONFIGS = {"c1": {"tile_m": 128, "tile_n": 256, "cluster_m": 1},   # 128 x 256 t
 def fields(name: str) -> dict:
     """A key of CONFIGS, or `MxN` tiles (no cluster) with suffixes `-k2` (split-K), `-sk` (stream-K), `-st` (the
     last wave's tiles split), `-cm2` /
-    `-cn4` (clusters along M sharing B / along N sharing A), `-s5` (stages): 128x168-cn2, 64x64-k2."""
+    `-cn4` (clusters along M sharing B / along N sharing A), `-s5` (stages), `-e1` (epilogue buffers): 128x168-cn2,
+    64x64-k2, 192x64-e1."""
     if name in CONFIGS:
         return CONFIGS[name]
-    match = re.fullmatch(r"(\d+)x(\d+)((?:-(?:k|cm|cn|s)\d+|-sk|-st)*)", name)
+    match = re.fullmatch(r"(\d+)x(\d+)((?:-(?:k|cm|cn|s|e)\d+|-sk|-st)*)", name)
     if not match:
-        raise SystemExit(f"unknown configuration {name!r}: a key of {sorted(CONFIGS)} or MxN[-k2][-sk][-st][-cm2][-cn2][-s5]")
+        raise SystemExit(f"unknown configuration {name!r}: a key of {sorted(CONFIGS)} or MxN[-k2][-sk][-st][-cm2][-cn2][-s5][-e1]")
     result = {"tile_m": int(match[1]), "tile_n": int(match[2]), "cluster_m": 1}
-    keys = {"k": "split_k", "cm": "cluster_m", "cn": "cluster_n", "s": "stages"}
+    keys = {"k": "split_k", "cm": "cluster_m", "cn": "cluster_n", "s": "stages", "e": "epilogue_buffers"}
     for suffix in filter(None, match[3].split("-")):
         if suffix in ("sk", "st"):
             result["stream_k" if suffix == "sk" else "split_tail"] = True

@@ -75,6 +75,11 @@ GEMMS = {
     "192x64-one-row": dict(config=MatmulConfig(tile_m=192, consumers=3, tile_n=64, stages=6, epilogue_buffers=1,
                                                a_rows=152), shape=(150, 600, 200)),
     "a-box-rows-16": dict(config=MatmulConfig(tile_n=128, stages=4, a_box_rows=16), shape=(200, 392, 200)),
+    # out^T = b^T a^T (swap_ab, 128 < M <= 192 with deep K): 64-row tiles of N, 152 wide over a's 150 rows, each tile
+    # stored transposed, with C, bias and relu read at out's places
+    "swapped-64x152": dict(config=MatmulConfig(tile_m=64, consumers=1, tile_n=152, stages=7, a_k_major=False,
+                                                b_k_major=True, swap_ab=True),
+                           shape=(150, 600, 200), epilogue=True, activation="relu"),
 }
 
 
@@ -175,6 +180,9 @@ FP8 = {   # fp8 GEMMs (M, N, K, block-scaled, Fp8MatmulConfig fields)
                                                         "epilogue_buffers": 1, "overlap_scaling": True}),
     "per-tensor-fast-one-row-192x64": (160, 600, 640, False, {"tile_m": 192, "consumers": 3, "tile_n": 64,
                                                              "epilogue_buffers": 1, "fast_accum": True}),
+    # out^T = b^T a^T on 128 x 80 tiles (swap_ab: the rule's for 128 < M <= 192 with deep K), stored transposed
+    "per-tensor-swapped-128x80": (150, 600, 640, False, {"tile_m": 128, "consumers": 2, "tile_n": 80,
+                                                        "swap_ab": True}),
     # the wave rule's tiles (three consumer warpgroups for 192 rows), a second row and column of tiles past the ends
     "per-tensor-192x192": (200, 392, 384, False, {"tile_m": 192, "tile_n": 192, "consumers": 3}),
     "per-tensor-128x192": (200, 392, 384, False, {"tile_n": 192}),
@@ -212,7 +220,9 @@ def run_fp8(name: str) -> str:
     else:
         sa, sb = torch.tensor(0.5, device="cuda"), torch.tensor(2.0, device="cuda")
         expected = a.float() @ b.float()
-    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=block, **fields)
+    # (a swap_ab configuration is for the problem b^T a^T)
+    config = Fp8MatmulConfig.for_fp8_problem(*((N, M) if fields.get("swap_ab") else (M, N)), K, block_scaled=block,
+                                             **fields)
     out = torch.full((M, N), float("nan"), dtype=torch.bfloat16, device="cuda")
     skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, config=config)
     torch.cuda.synchronize()

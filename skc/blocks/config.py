@@ -76,7 +76,11 @@ class MatmulConfig:
                                  # default of its consumer count, VECTOR_LOADER_REGISTERS)
     store: str = "tma"           # "tma": the TMA-store epilogue; "direct": each consumer thread stores its values to a
                                  # dense row-major out of any row length (DirectStoreEpilogue; one matrix, no split)
+    swap_ab: bool = False        # the kernel computes out^T = b^T a^T: its problem is the caller's with M and N (and
+                                 # a and b) swapped, so few rows become wgmma's n (any multiple of 8), and its
+                                 # epilogue stores each tile transposed into the caller's row-major out
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
+    swappable: ClassVar[bool] = True      # for_problem may swap a and b (swaps()); the fp8 configuration's own rule
 
     def __post_init__(self):
         check_counts(self, tile_m=1, tile_n=1, tile_k=1, stages=1, split_k=1, a_rows=0, a_box_rows=0,
@@ -138,6 +142,11 @@ class MatmulConfig:
         if self.store == "direct" and (self.batched or self.split_k > 1 or self.stream_k or self.split_tail):
             raise ValueError("store='direct' writes one matrix's tiles whole: use it without a batch in one launch, "
                              "split_k, stream_k or split_tail")
+        if self.swap_ab and (self.store != "tma" or self.batched or self.split_k > 1 or self.stream_k
+                             or self.split_tail or self.out_bytes != 2):
+            raise ValueError("swap_ab stores each tile transposed through the TMA-store epilogue, 64 two-byte outputs "
+                             "a row: use it with store='tma', a 16-bit output and no batch in one launch, split_k, "
+                             "stream_k or split_tail")
         if not whole(self.group_m) or self.group_m < 1:
             raise ValueError(f"group_m is how many tile-rows the scheduler walks at a time, 1 or more, found "
                              f"{self.group_m!r}")
@@ -297,7 +306,8 @@ class MatmulConfig:
         """The TMA box of each operand's tensor map (outermost dimension first)."""
         payload = self.payload()
         return {"a": payload.layouts["a"].box(), "b": payload.layouts["b"].box(),
-                "out": (1, ROWS, self.epilogue_columns) if self.batched else (ROWS, self.epilogue_columns)}
+                "out": ((1, ROWS, self.epilogue_columns) if self.batched else
+                        (self.epilogue_columns, ROWS) if self.swap_ab else (ROWS, self.epilogue_columns))}
 
     @classmethod
     def for_problem(cls, M: int, N: int, K: int, dtype: str = "bf16", a_k_major: bool = True,
@@ -310,6 +320,11 @@ class MatmulConfig:
         M / batch rows (a batch in one launch, whose tiles do not cross matrices). `unaligned`: whether A's and B's
         rows start at no multiple of 128 bytes from each other: such tiles go in clusters of two
         (`unaligned_cluster`) unless the caller names a tile, a cluster, a split or another loader."""
+        if (cls.swappable and multiprocessors is not None and not set(overrides) - {"epilogue"}
+                and swaps(M, N, K, multiprocessors, batch, any(unaligned))):
+            # out^T = b^T a^T on one consumer's 64 x M tiles (M rounded up to 8: wgmma's n)
+            return cls.for_problem(N, M, K, dtype, b_k_major, a_k_major, max_shared_bytes, multiprocessors,
+                                   tile_m=ROWS, consumers=1, tile_n=-(-M // 8) * 8, swap_ab=True)
         if multiprocessors is None:
             large = N >= 256 and M * N >= 2 ** 22
             tile_m, tile_n, cluster_m, split_k = 128, 256 if large else 128, 2 if large else 1, 1
@@ -414,6 +429,17 @@ ONE_ROW_TILE_SPEEDS = {(192, 64): 0.84}
 # tiles: 144 x 4096 x 14336 ran 1.12x as fast on 64 x 128 as on 192 x 64, where the count would have taken 192 x 64.)
 PAST_END_COST = 0.5
 SPLIT_K_BY_DEFAULT = False
+
+
+def swaps(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, unaligned: bool = False) -> bool:
+    """Whether an M x N x K problem of 128 < M <= 192 rows runs as out^T = b^T a^T (MatmulConfig.swap_ab): M is then
+    the tiles' width, any multiple of 8 (wgmma's n), where 128- or 192-row tiles do a third more MMA work than the
+    rows need or more; N's 64-row tiles (or 128-row ones, fp8) fill one wave of the SMs. Sustained at 7168 x 16384,
+    kernel against the one row of 192 x 64 tiles (benchmarks/NOTES.md, twenty-fifth session): bf16 64 x M tiles
+    1.05-1.18x (at or above cuBLAS), fp8 per tensor 128 x M/2 1.06-1.13x. Deep K only (>= 4096): the transposed
+    stores' share of a tile grows as K shrinks."""
+    return (not unaligned and batch == 1 and 128 < M <= 192 and K >= 4096
+            and multiprocessors // 2 <= tiles_of(N, M, 64, -(-M // 8) * 8) <= multiprocessors)
 
 
 def tiles_of(M: int, N: int, tile_m: int, tile_n: int) -> int:

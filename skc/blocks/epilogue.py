@@ -50,6 +50,10 @@ class EpilogueArgs:
         self.spec, self.M, self.N = spec, M, N
         self.alpha, self.beta, self.c, self.bias = alpha, beta, c, bias
 
+    def transposed(self) -> "EpilogueArgs":
+        """The same operands for the N x M output whose transpose a kernel computes (MatmulConfig.swap_ab)."""
+        return EpilogueArgs(self.spec, self.N, self.M, self.alpha, self.beta, self.c, self.bias)
+
 
 class FusedEpilogue:
     """The element-wise part of a GEMM epilogue: value -> activation(alpha · value + beta · C[row, column]
@@ -106,7 +110,7 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
 
     def __init__(self, out_map, dtype, args: EpilogueArgs, warpgroup=0, warpgroups: int = 1,
                  rows: int = Wgmma.rows_per_warpgroup, allocate: bool = True, columns: int = 0,
-                 buffers: int = BUFFERS):
+                 buffers: int = BUFFERS, transposed: bool = False):
         # a chunk is one swizzled 128-byte row of columns, or (`columns`: a narrower box, for tiles narrower than
         # that or no multiple of it) part of one: each row still takes a whole 128-byte span in shared memory
         self.columns = columns or self.BOX_BYTES // dtype.itemsize
@@ -115,8 +119,15 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
                                            f"{self.columns} columns of {dtype} are not")
         if buffers not in (1, 2):
             raise frontend.current().error(f"the epilogue stages its chunks in 1 or 2 buffers, not {buffers}")
+        # transposed: the output is the accumulator's transpose (args and out_map are the output's): a chunk is
+        # staged as `columns` rows of the warpgroup's `rows` outputs, which must fill one 128-byte row
+        if transposed and rows * dtype.itemsize != self.BOX_BYTES:
+            raise frontend.current().error(f"a transposed epilogue stages a chunk's columns as 128-byte rows of "
+                                           f"{rows} outputs: {rows} outputs of {dtype} are not")
         self.out_map, self.dtype, self.rows, self.buffers = out_map, dtype, rows, buffers
-        self.warpgroup, self.warpgroups = warpgroup, warpgroups
+        self.warpgroup, self.warpgroups, self.transposed = warpgroup, warpgroups, transposed
+        if args is not None and transposed:
+            args = args.transposed()
         self.fused = FusedEpilogue(args) if args is not None else None   # None: the values as they are
         per_warpgroup = self.staging_elements(dtype.itemsize, rows, buffers)
         # without `allocate`, the caller stages in memory it owns (a subclass says where, to `store`)
@@ -162,6 +173,12 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
             # the first chunk of a tile of an odd number of chunks, whose buffer the previous tile's last store read
             self.sync(0 if chunk == 0 and chunks % self.buffers else self.buffers - 1)
             for values, row, column in acc.runs(first, self.columns):
+                if self.transposed:   # (the output's row is the accumulator's column: one value a staged row)
+                    for j, value in enumerate(values):
+                        result = value if self.fused is None else self.fused(value, _plus(col0 + column, j),
+                                                                             row0 + row)
+                        skc.store(self.staged(buffer, column - first + j, row), self.dtype(result))
+                    continue
                 results = values if self.fused is None else \
                     [self.fused(value, row0 + row, _plus(col0 + column, j)) for j, value in enumerate(values)]
                 where = self.staged(buffer, row, column - first)
@@ -170,7 +187,8 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
             skc.hopper.fence_proxy_async()  # the TMA (async proxy) reads what these stores wrote
             self.barrier()
             if self.leader:
-                skc.hopper.tma_store(self.out_map, buffer, (*outer, row0, col0 + first))
+                corner = (col0 + first, row0) if self.transposed else (row0, col0 + first)
+                skc.hopper.tma_store(self.out_map, buffer, (*outer, *corner))
                 skc.hopper.tma_commit()
 
     def staged(self, buffer, row, column):

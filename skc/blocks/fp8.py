@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import skc
 
-from .config import ONE_ROW_TILE_SPEEDS, MatmulConfig, tile_shape, tiles_of
+from .config import ONE_ROW_TILE_SPEEDS, MatmulConfig, swaps, tile_shape, tiles_of
 from .epilogue import EpilogueArgs, TmaStoreEpilogue
 from .gemm import wgmma_gemm
 from .host_plans import wave_fill
@@ -54,6 +54,11 @@ ONE_WAVE_112 = {"tile_n": 112, "stages": 7, "epilogue_buffers": 1}
 # 764 on 128 x 128 at 192 rows (cuBLASLt 896), 719 against 525 at 160, 650 against 423 at 144 (benchmarks/NOTES.md,
 # twenty-fourth session).
 ONE_ROW_192 = {"tile_m": 192, "consumers": 3, "tile_n": 64, "epilogue_buffers": 1}
+# Per tensor, each k-block into f32, 128 < M <= 192 with deep K (config.swaps): out^T = b^T a^T on 128 x M/2 tiles,
+# M/2 rounded up to 8 (112 tiles at N = 7168). Sustained at 7168 x 16384 against ONE_ROW_192: 780 TFLOP/s against 700
+# at 160 rows (cuBLASLt 881), 659 against 586 at 136 (751), 871 against 825 at 192 (778) (benchmarks/NOTES.md,
+# twenty-fifth session).
+SWAPPED = {"tile_m": 128, "consumers": 2, "swap_ab": True}
 
 
 def column_keys(n: int) -> list:
@@ -151,6 +156,7 @@ class Fp8MatmulConfig(MatmulConfig):
     fast_accum: bool = False       # per tensor: the whole K in wgmma's accumulator (no f32 sum of k-blocks)
     b_k_major: bool = True
     input_types: ClassVar[dict] = FP8_TYPES
+    swappable: ClassVar[bool] = False   # (for_fp8_problem's rule swaps a and b itself)
 
     def __post_init__(self):
         super().__post_init__()
@@ -160,6 +166,9 @@ class Fp8MatmulConfig(MatmulConfig):
             raise ValueError(f"the fp8 GEMM writes {', '.join(OUT_TYPES)}, not {self.out_dtype}")
         if not (self.a_k_major and self.b_k_major):
             raise ValueError("fp8 wgmma reads K-major operands only: a_k_major and b_k_major must be True")
+        if self.block_scaled and self.swap_ab:
+            raise ValueError("block scales are A's per row and B's per 128 x 128 block: swap_ab (which swaps A and "
+                             "B) is for per-tensor scaling only")
         if self.block_scaled and self.fast_accum:
             raise ValueError("block scales are applied to each k-block's partial in f32: fast_accum=True is for "
                              "per-tensor scaling only")
@@ -245,7 +254,8 @@ class Fp8MatmulConfig(MatmulConfig):
 
     def boxes(self) -> dict:
         return dict({name: layout.box() for name, layout in self.payload().layouts.items()},
-                    out=(Wgmma.rows_per_warpgroup, self.epilogue_columns))
+                    out=((self.epilogue_columns, Wgmma.rows_per_warpgroup) if self.swap_ab else
+                         (Wgmma.rows_per_warpgroup, self.epilogue_columns)))
 
     @classmethod
     def for_fp8_problem(cls, M: int, N: int, K: int, max_shared_bytes: int = 232448, multiprocessors: int = 132,
@@ -304,6 +314,12 @@ class Fp8MatmulConfig(MatmulConfig):
                 tile_m = rule_m
                 if (rule_m, rule_n) in ONE_ROW_TILE_SPEEDS:   # (one tile a block: a sixth stage, 1.06-1.09x)
                     fields.update(epilogue_buffers=1)
+        if (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
+                and "tile_n" not in fields and not fields.get("dtype_b") and fields.get("out_dtype") != "f32"
+                and swaps(M, N, K, multiprocessors)):
+            # out^T = b^T a^T on 128 x M/2 tiles (M/2 rounded up to 8: wgmma's n), each k-block into f32: SWAPPED
+            return cls.for_problem(N, M, K, fields.pop("dtype", "f8e4m3"), True, True, max_shared_bytes,
+                                   **fields, **SWAPPED, tile_n=-(-M // 16) * 8)
         if (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
                 and "tile_n" not in fields and 128 < M <= 192 and tiles_of(M, N, 192, 64) <= multiprocessors):
             # one row of 192-row tiles where 128-row ones would leave their second row part past M (and as many

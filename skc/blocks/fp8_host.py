@@ -161,18 +161,22 @@ class _Plan:
             if wrong:
                 raise skc.LaunchError(f"the config disagrees with the operands on {', '.join(wrong)}: "
                                       + ", ".join(f"{k}={fields[k]!r}" for k in wrong))
-            self.cfg = replace(config, epilogue=spec).covering(M)
+            self.cfg = replace(config, epilogue=spec).covering(N if config.swap_ab else M)
         else:
             self.cfg = Fp8MatmulConfig.for_fp8_problem(M, N, K, device.target.max_shared_bytes,
                                                        device.multiprocessors, **fields)
         self.cfg = unsplit_unless_row_major(self.cfg, out)
         self.M, self.N, self.K, self.block, self.out_name = M, N, K, block, out_name
-        self.grid = TileScheduler.grid(M, N, self.cfg.tile_m, self.cfg.tile_n, device.cluster_blocks(self.cfg.cluster),
-                                       self.cfg.cluster_m, self.cfg.split_k, cluster_n=self.cfg.cluster_n)
+        # swap_ab: the kernel's problem is b^T a^T (N x M), its epilogue storing each tile transposed into out
+        self.swap = self.cfg.swap_ab
+        self.sizes = (N, M, K) if self.swap else (M, N, K)
+        self.grid = TileScheduler.grid(*self.sizes[:2], self.cfg.tile_m, self.cfg.tile_n,
+                                       device.cluster_blocks(self.cfg.cluster), self.cfg.cluster_m, self.cfg.split_k,
+                                       cluster_n=self.cfg.cluster_n)
         self.kernel = (fp8_matmul_split_kernel if self.cfg.split_k > 1 else
                        fp8_matmul_stream_k_kernel if self.cfg.shares_tiles else fp8_matmul_kernel)
         # split-K's and stream-K's workspace and counters, a set per launch stream
-        self.buffers = (StreamBuffers(lambda a: split_buffers(a, M, N, self.cfg)) if self.cfg.split_k > 1 else
+        self.buffers = (StreamBuffers(lambda a: split_buffers(a, *self.sizes[:2], self.cfg)) if self.cfg.split_k > 1 else
                         StreamBuffers(lambda a: stream_k_buffers(a, self.grid, self.cfg)) if self.cfg.shares_tiles else
                         None)
         self.boxes, self.interpreter = self.cfg.boxes(), device.is_interpreter
@@ -223,14 +227,17 @@ class _Plan:
         if bias is None:
             bias = unread_stand_in(out, not self.interpreter)
         # (split-K: the last share of a tile stores through a pointer to the row-major out; block scales never split)
-        maps = [(a, boxes["a"], 128), (b.T, boxes["b"], 128)] + ([] if split else [(out, boxes["out"], 128)])
+        # (b^T a^T: b's N x K storage is the kernel's a, a's M x K storage its b)
+        operands = [(b.T, boxes["a"], 128), (a, boxes["b"], 128)] if self.swap else \
+            [(a, boxes["a"], 128), (b.T, boxes["b"], 128)]
+        maps = operands + ([] if split else [(out, boxes["out"], 128)])
         if self.block:
             maps += scales
         maps = [skc.TensorMap(*m) if self.interpreter else self.encoded(i, *m) for i, m in enumerate(maps)]
         if split:
-            return (*maps, out, *self.buffers(a, stream), self.M, self.N, self.K, bias, *scales)
+            return (*maps, out, *self.buffers(a, stream), *self.sizes, bias, *scales)
         buffers = () if self.buffers is None else self.buffers(a, stream)   # (stream-K's)
-        return (*maps[:3], *buffers, self.M, self.N, self.K, bias,
+        return (*maps[:3], *buffers, *self.sizes, bias,
                 *(maps[3:] if self.block else scales))
 
     def encoded(self, which: int, tensor, box, swizzle):

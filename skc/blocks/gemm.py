@@ -122,7 +122,8 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
                 epilogue = DirectStoreEpilogue(out, out_dtype, epilogue_args)
             elif split is None:
                 epilogue = TmaStoreEpilogue(out, out_dtype, epilogue_args, warpgroup, cfg.consumers,
-                                            columns=cfg.epilogue_columns, buffers=cfg.epilogue_buffers)
+                                            columns=cfg.epilogue_columns, buffers=cfg.epilogue_buffers,
+                                            transposed=cfg.swap_ab)
             else:
                 epilogue = SplitKEpilogue(out, *split, out_dtype, epilogue_args, cfg.split_k, warpgroup,
                                           cfg.consumers, cfg.tile_n)

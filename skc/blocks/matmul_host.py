@@ -172,6 +172,10 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
         raise skc.LaunchError(f"matmul: a (strides {element_strides(a)}) and b (strides {element_strides(b)}) are read "
                               "through plain pointers here: pass row-major operands with no gaps between rows "
                               "(x.contiguous()), or transposed views of such")
+    if isinstance(cfg, MatmulConfig) and cfg.swap_ab:   # out^T = b^T a^T: a^T's storage is a's, b^T's b's
+        inner = _hopper_plan(device, b.T, a.T, _swapped(problem), cfg.covering(N), (b_store is b, a_store is a),
+                             out_flipped=True)
+        return _SwappedPlan(inner, (M, N))
     if isinstance(cfg, MatmulConfig):
         return _hopper_plan(device, a, b, problem, cfg.covering(M), (a_store is not a, b_store is not b))
     return _AmdPlan(device, problem, cfg, (a_store is not a, b_store is not b))
@@ -411,10 +415,33 @@ class _AmdPlan:
         return out
 
 
-def _hopper_plan(device, a, b, problem, cfg, transposed=(False, False), batches=None) -> GemmPlan:
+def _swapped(problem: tuple) -> tuple:
+    """The problem b^T a^T of (M, N, K, dtype, a_k_major, b_k_major): a^T is K-major where b is, b^T where a is."""
+    M, N, K, dtype, a_k_major, b_k_major = problem
+    return N, M, K, dtype, b_k_major, a_k_major
+
+
+class _SwappedPlan:
+    """out = a @ b as out^T = b^T a^T (MatmulConfig.swap_ab): the inner plan multiplies the transposed views, and
+    its epilogue stores each tile transposed into the row-major out (c and bias it reads at out's own places)."""
+
+    def __init__(self, inner: GemmPlan, shape: tuple):
+        self.inner, self.shape = inner, shape
+
+    def __call__(self, a, b, out, c, bias, alpha, beta, stream):
+        if out is None:
+            out = empty_like(a, self.shape)
+        # (c may be out itself: the epilogue reads each element of it just before it writes out's; the inner plan
+        # compares c with its out's transpose)
+        self.inner(b.T, a.T, out.T, c, bias, alpha, beta, stream)
+        return out
+
+
+def _hopper_plan(device, a, b, problem, cfg, transposed=(False, False), batches=None,
+                 out_flipped: bool = False) -> GemmPlan:
     """The Hopper GEMM of one geometry, for a GPU or the interpreter: tensor maps of the row-major storage of a and b
     (a transposed view is read through its .T), or, for the vector loader, that storage itself; a and b's maps are
-    checked now, out's at the first call."""
+    checked now, out's at the first call (`out_flipped`: out is passed as the transpose of a row-major array)."""
     boxes = cfg.boxes()
 
     def maker(name, flip):
@@ -424,9 +451,11 @@ def _hopper_plan(device, a, b, problem, cfg, transposed=(False, False), batches=
         box, swizzle = boxes[name], cfg.swizzle(name)
         return lambda t: skc.TensorMap(stored(t), box, swizzle)
 
-    makers = (maker("a", transposed[0]), maker("b", transposed[1]), maker("out", False))
+    makers = (maker("a", transposed[0]), maker("b", transposed[1]), maker("out", out_flipped))
     shape = problem[:2] if batches is None else (batches, *problem[:2])
-    return GemmPlan(device, cfg, problem[:3], makers, (a, b, None), batches, empty=lambda a: empty_like(a, shape))
+    plan = GemmPlan(device, cfg, problem[:3], makers, (a, b, None), batches, empty=lambda a: empty_like(a, shape))
+    plan.out_flipped = out_flipped
+    return plan
 
 
 def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, stream=None):
@@ -496,11 +525,14 @@ def _check_config(device, config, problem):
     if not isinstance(config, wanted):
         raise skc.LaunchError(f"matmul on {device.target.name} takes a {wanted.__name__}, found "
                               f"{type(config).__name__}")
+    swapped = getattr(config, "swap_ab", False)
+    if swapped:   # (its problem is b^T a^T)
+        problem = _swapped(problem)
     dtype, a_k_major, b_k_major = problem[3:]
     if (config.dtype, config.a_k_major, config.b_k_major) != (dtype, a_k_major, b_k_major):
         raise skc.LaunchError(f"the config is for {config.dtype} with a_k_major={config.a_k_major}, b_k_major="
-                              f"{config.b_k_major}; the operands are {dtype} with a_k_major={a_k_major}, "
-                              f"b_k_major={b_k_major}")
+                              f"{config.b_k_major}; the operands " + ("(swap_ab: b^T a^T's) " if swapped else "")
+                              + f"are {dtype} with a_k_major={a_k_major}, b_k_major={b_k_major}")
     if getattr(config, "batched", ""):
         raise skc.LaunchError(f"matmul: config.batched={config.batched!r} is matmul's own choice for a batch in one "
                               "launch; pass a config without it (a given config runs on each matrix)")

@@ -498,15 +498,17 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                                  Fp8MatmulConfig.for_fp8_problem(128, 7168, 16384),
                                  Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384),
                                  Fp8MatmulConfig.for_fp8_problem(256, 7168, 16384, fast_accum=True),
+                                 Fp8MatmulConfig.for_fp8_problem(160, 7168, 2048),
+                                 Fp8MatmulConfig.for_fp8_problem(160, 7168, 2048, fast_accum=True),
                                  Fp8MatmulConfig.for_fp8_problem(160, 7168, 16384),
-                                 Fp8MatmulConfig.for_fp8_problem(160, 7168, 16384, fast_accum=True)],
+                                 Fp8MatmulConfig.for_fp8_problem(136, 7168, 16384)],
                          ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192",
                               "block-n128-turns", "block-n256-halves", "block-default", "block-default-f32",
                               "per-tensor-cluster-n2", "per-tensor-m64-n48", "per-tensor-m64-n48-f32",
                               "per-tensor-192x192", "per-tensor-128x192", "per-tensor-192x128",
                               "promoted-n256-halves", "promoted-n192", "promoted-n192-f32", "promoted-few-rows",
                               "promoted-one-wave-112", "per-tensor-one-wave-112", "promoted-one-row-192x64",
-                              "per-tensor-one-row-192x64"])
+                              "per-tensor-one-row-192x64", "promoted-swapped-128x80", "promoted-swapped-128x72"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
@@ -763,3 +765,19 @@ def test_ptxas_keeps_the_wgmmas_asynchronous(cfg, tmp_path):
     report = subprocess.run([ptx_tools.ptxas_path(), "-arch=sm_90a", "-v", str(source), "-o", str(tmp_path / "o")],
                             capture_output=True, text=True, check=True)
     assert "serialized" not in report.stdout + report.stderr, report.stdout + report.stderr
+
+
+@pytest.mark.parametrize("m", [40, 150])
+def test_per_tensor_fp8_with_swapped_operands(hopper_interpreter, m):
+    """swap_ab (per tensor): out^T = b^T a^T on 128 x M/2 tiles, each k-block into f32, stored transposed into the
+    row-major out with the bias and activation at out's places."""
+    n, k = 256, 384
+    a, b, a8, b8 = operands(m, n, k)
+    bias = RNG.integers(-4, 5, n).astype(np.float32)
+    cfg = Fp8MatmulConfig.for_fp8_problem(n, m, k, multiprocessors=4, tile_m=128, consumers=2,
+                                          tile_n=-(-m // 16) * 8, swap_ab=True, out_dtype="bf16")
+    out = np.full((m, n), np.nan, ml_dtypes.bfloat16)
+    skc.blocks.matmul(a8, b8, out, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
+                      bias=bias.astype(ml_dtypes.bfloat16), activation="relu", config=cfg)
+    np.testing.assert_array_equal(out.astype(np.float32),
+                                  np.maximum(2.0 * (a @ b) + bias, 0.0).astype(ml_dtypes.bfloat16).astype(np.float32))

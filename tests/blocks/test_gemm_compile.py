@@ -207,9 +207,9 @@ def test_one_row_of_192_x_64_tiles_for_129_to_192_rows():
         config = MatmulConfig.for_problem(M, N, K, "bf16", multiprocessors=132, **fields)
         return config.tile_m, config.tile_n, config.a_rows, config.epilogue_buffers
 
-    assert pick(192, 7168, 16384) == (192, 64, 0, 1)
-    assert pick(160, 7168, 16384) == (192, 64, 160, 1)
-    assert pick(129, 8192, 4096) == (192, 64, 136, 1)
+    assert pick(192, 7168, 2048) == (192, 64, 0, 1)   # (deeper K swaps a and b: the next test)
+    assert pick(160, 7168, 2048) == (192, 64, 160, 1)
+    assert pick(129, 8192, 1024) == (192, 64, 136, 1)
     assert pick(256, 7168, 16384)[:2] != (192, 64) and pick(120, 7168, 16384)[:2] != (192, 64)
     assert MatmulConfig.for_problem(160, 7168, 4096, "bf16", True, True, multiprocessors=132,
                                     unaligned=(True, False)).tile_m != 192
@@ -218,8 +218,36 @@ def test_one_row_of_192_x_64_tiles_for_129_to_192_rows():
     # a caller's 192-row tile on many tiles keeps two epilogue buffers (one is for one tile a block)
     assert pick(65536, 64, 4096, tile_m=192)[3] == 2
     assert pick(150, 256, 256, tile_m=192, consumers=3, tile_n=64, a_box_rows=16)[2] == 0
-    fp8 = Fp8MatmulConfig.for_fp8_problem(160, 7168, 16384)
+    fp8 = Fp8MatmulConfig.for_fp8_problem(160, 7168, 2048)
     assert (fp8.tile_m, fp8.tile_n, fp8.a_rows, fp8.epilogue_buffers) == (192, 64, 160, 1)
+
+
+def test_few_rows_and_deep_k_swap_a_and_b():
+    """128 < M <= 192 with K >= 4096: out^T = b^T a^T, M the tiles' width (rounded up to 8), on 64-row tiles of N
+    (bf16, one consumer) or 128-row ones and M / 2 wide (fp8 per tensor); the configuration is for the swapped
+    problem (a^T K-major where b is). Not for a caller naming fields, a batch, unaligned rows, shallow K, or the fp8
+    GEMM's block scales, fast form or f32 output."""
+    def pick(M, N, K, *layout, **fields):
+        config = MatmulConfig.for_problem(M, N, K, "bf16", *layout, multiprocessors=132, **fields)
+        return config.swap_ab, config.tile_m, config.tile_n, config.consumers, config.a_k_major, config.b_k_major
+
+    assert pick(160, 7168, 16384) == (True, 64, 160, 1, False, True)
+    assert pick(136, 7168, 16384, True, True) == (True, 64, 136, 1, True, True)   # x @ w.t(): both K-major
+    assert pick(150, 7168, 4096) == (True, 64, 152, 1, False, True)
+    assert not pick(160, 7168, 2048)[0] and not pick(160, 7168, 16384, tile_n=64)[0]
+    assert not pick(160, 7168, 16384, batch=2)[0] and not pick(160, 7168, 16384, unaligned=(True, False))[0]
+    assert not pick(160, 2048, 16384)[0]   # (32 tiles of 64 rows: too few for the SMs)
+    fp8 = Fp8MatmulConfig.for_fp8_problem(160, 7168, 16384)
+    assert (fp8.swap_ab, fp8.tile_m, fp8.tile_n, fp8.consumers) == (True, 128, 80, 2)
+    assert Fp8MatmulConfig.for_fp8_problem(136, 7168, 16384).tile_n == 72
+    for fields in ({"block_scaled": True}, {"fast_accum": True}, {"out_dtype": "f32"}):
+        assert not Fp8MatmulConfig.for_fp8_problem(160, 7168, 16384, **fields).swap_ab
+    with pytest.raises(ValueError, match="swap_ab stores each tile transposed"):
+        MatmulConfig(swap_ab=True, split_k=2)
+    with pytest.raises(ValueError, match="swap_ab stores each tile transposed"):
+        Fp8MatmulConfig(swap_ab=True, out_dtype="f32")
+    with pytest.raises(ValueError, match="swap_ab .* is for per-tensor scaling only"):
+        Fp8MatmulConfig(swap_ab=True, block_scaled=True)
 
 
 @needs_assembler

@@ -566,3 +566,52 @@ def test_two_stages_in_flight_on_the_gpu():
     grid = skc.blocks.TileScheduler.grid(m, n, cfg.tile_m, cfg.tile_n, skc.current_device().multiprocessors)
     gemm_two_in_flight[grid, cfg.threads](*maps, m, n, k, cfg)
     np.testing.assert_array_equal(out.numpy().astype(np.float32), a.astype(np.float32) @ b)
+
+
+@pytest.mark.parametrize("m,b_k_major,dtype", [(40, False, np.float16), (150, True, np.float16),
+                                               (136, False, "bf16")], ids=["40", "150-x-wt", "136-bf16"])
+def test_swapped_operands_store_each_tile_transposed(hopper_interpreter, monkeypatch, m, b_k_major, dtype):
+    """swap_ab: out^T = b^T a^T, M the tiles' width (150 rounded up to 152: a row of B^T's tile past a's end), each
+    tile stored transposed into the row-major out; C (also in place: c is out), bias, alpha and relu read and
+    written at out's own places. Shared memory and out filled with NaN first."""
+    import ml_dtypes
+
+    _nan_shared_memory(monkeypatch)
+    dtype = ml_dtypes.bfloat16 if dtype == "bf16" else dtype
+    n, k = 200, 256
+    cfg = MatmulConfig.for_problem(n, m, k, "bf16" if dtype is ml_dtypes.bfloat16 else "f16", b_k_major, True,
+                                   multiprocessors=4, tile_m=64, consumers=1, tile_n=-(-m // 8) * 8, swap_ab=True)
+    a = RNG.integers(-2, 3, (m, k)).astype(dtype)
+    stored_b = RNG.integers(-2, 3, (n, k) if b_k_major else (k, n)).astype(dtype)
+    b = stored_b.T if b_k_major else stored_b
+    c, bias = RNG.integers(-4, 5, (m, n)).astype(dtype), RNG.integers(-4, 5, n).astype(dtype)
+    product = a.astype(np.float32) @ b.astype(np.float32)
+    out = np.full((m, n), np.nan, dtype)
+    skc.blocks.matmul(a, b, out=out, c=c, bias=bias, alpha=2.0, beta=1.0, activation="relu", config=cfg)
+    np.testing.assert_array_equal(out.astype(np.float32), np.maximum(2 * product + c + bias, 0.0))
+    in_place = c.copy()
+    skc.blocks.matmul(a, b, out=in_place, c=in_place, config=cfg)
+    np.testing.assert_array_equal(in_place.astype(np.float32), product + c)
+    made = skc.blocks.matmul(a, b, config=cfg)   # (no out: a row-major one made)
+    assert made.shape == (m, n) and made.flags.c_contiguous
+    np.testing.assert_array_equal(made.astype(np.float32), product)
+
+
+def test_swapped_operands_are_the_default_for_few_rows_and_deep_k(hopper_interpreter):
+    """matmul takes swap_ab by itself at 136 x 256 x 4096 (the interpreter counts 4 SMs: four 64-row tiles of N fill
+    them) and its result is exact; a config whose layout is not the swapped problem's is refused, naming both."""
+    from skc.blocks import matmul_host
+
+    m, n, k = 136, 256, 4096
+    a = RNG.integers(-1, 2, (m, k)).astype(np.float16)
+    b = RNG.integers(-1, 2, (k, n)).astype(np.float16)
+    matmul_host._PLANS.clear()
+    out = skc.blocks.matmul(a, b)
+    (plan,) = matmul_host._PLANS.values()
+    assert plan.inner.cfg.swap_ab and (plan.inner.cfg.tile_m, plan.inner.cfg.tile_n) == (64, 136)
+    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+    refused = (r"the config is for f16 with a_k_major=True, b_k_major=True; the operands \(swap_ab: b\^T a\^T's\) "
+               r"are f16 with a_k_major=False, b_k_major=True")
+    with pytest.raises(skc.LaunchError, match=refused):
+        skc.blocks.matmul(a, b, config=MatmulConfig(dtype="f16", tile_m=64, consumers=1, tile_n=136, b_k_major=True,
+                                                    swap_ab=True))

@@ -165,6 +165,34 @@ def test_per_tensor_without_fast_accum_is_as_accurate_as_cublaslt(M, N, K):
     assert error <= 3e-4, error
 
 
+@pytest.mark.parametrize("M,N,K", [(160, 7168, 4096), (136, 7168, 8192), (150, 6016, 4096), (192, 8192, 4096),
+                                   (129, 5000, 4096)])
+def test_per_tensor_few_rows_and_deep_k_swap_a_and_b(M, N, K):
+    """128 < M <= 192 with K >= 4096, each k-block into f32, bf16 out: out^T = b^T a^T on 128 x M/2 tiles (M/2
+    rounded up to 8), stored transposed into the row-major out (poisoned first), tails in M and N; as accurate as
+    torch._scaled_mm's default on the same data, and with a bias and relu."""
+    from skc.blocks import fp8_host
+
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
+    torch.cuda.synchronize()
+    plans = [plan for plan in fp8_host._PLANS.values() if (plan.M, plan.N, plan.K) == (M, N, K)]
+    assert plans[-1].cfg.swap_ab and plans[-1].cfg.tile_n == -(-M // 16) * 8
+    assert not out.isnan().any()
+    expected = (a.float() @ b.float()) * 0.01 * 0.02
+    error = relative_error(out, expected)
+    if M % 16 == 0 and N % 16 == 0:
+        cublas = relative_error(torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16), expected)
+        assert error <= 1.25 * cublas + 1e-6, (error, cublas)
+    assert error <= 5e-3, error
+    bias = torch.randn(N, device="cuda", dtype=torch.bfloat16)
+    out.fill_(float("nan"))
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, bias=bias, activation="relu", out_dtype=torch.bfloat16)
+    assert relative_error(out, torch.relu(expected + bias.float())) <= 5e-3
+
+
 @pytest.mark.parametrize("M,N,K", SHAPES + [(256, 2000, 512), (2048, 6144, 256)])  # the last: 256 wide by default
 @pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -368,6 +368,35 @@ def test_the_tiles_the_wave_rule_picks(M, N, K, tile, tb, dtype):
     assert relative_error(out, reference(a, b)) <= 1e-2
 
 
+@pytest.mark.parametrize("M,N,K", [(160, 7168, 4096), (136, 7168, 8192), (150, 6016, 4104), (192, 8192, 4096),
+                                   (129, 5000, 4096)])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_few_rows_and_deep_k_swap_a_and_b(M, N, K, tb, dtype):
+    """128 < M <= 192 with K >= 4096: matmul runs out^T = b^T a^T on 64-row tiles of N, M wide (rounded up to 8),
+    each tile stored transposed into the row-major out (poisoned first), with tails in M, N and K, B row-major and
+    K-major; then with C, bias, alpha and gelu, and in place (c is out)."""
+    from skc.blocks import matmul_host
+
+    a, b = operand(M, K, dtype, False) / 8, operand(K, N, dtype, tb) / 8
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=dtype)
+    skc.blocks.matmul(a, b, out=out)
+    torch.cuda.synchronize()
+    swapped = [plan for plan in matmul_host._PLANS.values() if getattr(getattr(plan, "inner", None), "sizes", None)
+               == (N, M, K)]
+    assert swapped and swapped[-1].inner.cfg.swap_ab and swapped[-1].inner.cfg.tile_n == -(-M // 8) * 8
+    assert not out.isnan().any()
+    assert relative_error(out, reference(a, b)) <= 1e-2
+    c, bias = torch.randn(M, N, device="cuda", dtype=dtype), torch.randn(N, device="cuda", dtype=dtype)
+    out.fill_(float("nan"))
+    skc.blocks.matmul(a, b, out=out, c=c, bias=bias, alpha=0.5, beta=2.0, activation="gelu")
+    expected = reference(a, b, bias, c, 0.5, 2.0, "gelu")
+    assert relative_error(out, expected) <= 1e-2
+    in_place = c.clone()
+    skc.blocks.matmul(a, b, out=in_place, c=in_place)
+    assert relative_error(in_place, reference(a, b, c=c, beta=1.0)) <= 1e-2
+
+
 @pytest.mark.parametrize("M,N,K,split", [(16, 8192, 8192, 2), (16, 1024, 8192, 8), (20, 1000, 4104, 3),
                                          (130, 520, 2048, 4), (64, 128, 192, 4)])
 def test_split_k(M, N, K, split):
