@@ -324,7 +324,7 @@ class MatmulConfig:
                 and swaps(M, N, K, multiprocessors, batch, any(unaligned))):
             # out^T = b^T a^T on one consumer's 64 x M tiles (M rounded up to 8: wgmma's n)
             return cls.for_problem(N, M, K, dtype, b_k_major, a_k_major, max_shared_bytes, multiprocessors,
-                                   tile_m=ROWS, consumers=1, tile_n=-(-M // 8) * 8, swap_ab=True)
+                                   tile_m=ROWS, consumers=1, tile_n=-(-M // 8) * 8, swap_ab=True, **overrides)
         if multiprocessors is None:
             large = N >= 256 and M * N >= 2 ** 22
             tile_m, tile_n, cluster_m, split_k = 128, 256 if large else 128, 2 if large else 1, 1

@@ -781,3 +781,20 @@ def test_per_tensor_fp8_with_swapped_operands(hopper_interpreter, m):
                       bias=bias.astype(ml_dtypes.bfloat16), activation="relu", config=cfg)
     np.testing.assert_array_equal(out.astype(np.float32),
                                   np.maximum(2.0 * (a @ b) + bias, 0.0).astype(ml_dtypes.bfloat16).astype(np.float32))
+
+
+def test_per_tensor_fp8_swaps_a_and_b_by_itself_with_the_calls_epilogue(hopper_interpreter):
+    """The rule's swapped configuration (136 x 256 x 4096: 128 x 72 tiles, two of them on the interpreter's 4 SMs)
+    through matmul() with no config keeps the call's bias and activation."""
+    from skc.blocks import fp8_host
+
+    m, n, k = 136, 256, 4096
+    a, b, a8, b8 = operands(m, n, k)
+    bias = RNG.integers(-4, 5, n).astype(np.float32)
+    fp8_host._PLANS.clear()
+    out = skc.blocks.matmul(a8, b8, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
+                            bias=bias.astype(ml_dtypes.bfloat16), activation="relu", out_dtype="bfloat16")
+    (plan,) = fp8_host._PLANS.values()
+    assert plan.cfg.swap_ab and (plan.cfg.tile_m, plan.cfg.tile_n) == (128, 72)
+    np.testing.assert_array_equal(out.astype(np.float32),
+                                  np.maximum(2.0 * (a @ b) + bias, 0.0).astype(ml_dtypes.bfloat16).astype(np.float32))

@@ -609,7 +609,13 @@ def test_swapped_operands_are_the_default_for_few_rows_and_deep_k(hopper_interpr
     out = skc.blocks.matmul(a, b)
     (plan,) = matmul_host._PLANS.values()
     assert plan.inner.cfg.swap_ab and (plan.inner.cfg.tile_m, plan.inner.cfg.tile_n) == (64, 136)
-    np.testing.assert_array_equal(out.astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+    product = a.astype(np.float32) @ b.astype(np.float32)
+    np.testing.assert_array_equal(out.astype(np.float32), product)
+    # the rule's swapped configuration keeps the call's epilogue (C, bias, alpha, relu)
+    c, bias = RNG.integers(-4, 5, (m, n)).astype(np.float16), RNG.integers(-4, 5, n).astype(np.float16)
+    out = skc.blocks.matmul(a, b, c=c, bias=bias, alpha=2.0, beta=1.0, activation="relu")
+    assert all(plan.inner.cfg.swap_ab for plan in matmul_host._PLANS.values())
+    np.testing.assert_array_equal(out.astype(np.float32), np.maximum(2 * product + c + bias, 0.0))
     refused = (r"the config is for f16 with a_k_major=True, b_k_major=True; the operands \(swap_ab: b\^T a\^T's\) "
                r"are f16 with a_k_major=False, b_k_major=True")
     with pytest.raises(skc.LaunchError, match=refused):
