@@ -368,14 +368,15 @@ def test_the_tiles_the_wave_rule_picks(M, N, K, tile, tb, dtype):
     assert relative_error(out, reference(a, b)) <= 1e-2
 
 
-@pytest.mark.parametrize("M,N,K", [(160, 7168, 4096), (136, 7168, 8192), (150, 6016, 4104), (192, 8192, 4096),
-                                   (129, 5000, 4096)])
-@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("M,N,K,tb", [(160, 7168, 4096, False), (160, 7168, 4096, True), (136, 7168, 8192, False),
+                                      (136, 7168, 8192, True), (150, 6016, 4096, False), (150, 6016, 4096, True),
+                                      (192, 8192, 4096, False), (129, 5056, 4096, False), (129, 5000, 4096, True)])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_few_rows_and_deep_k_swap_a_and_b(M, N, K, tb, dtype):
-    """128 < M <= 192 with K >= 4096: matmul runs out^T = b^T a^T on 64-row tiles of N, M wide (rounded up to 8),
-    each tile stored transposed into the row-major out (poisoned first), with tails in M, N and K, B row-major and
-    K-major; then with C, bias, alpha and gelu, and in place (c is out)."""
+    """128 < M <= 192 with K >= 4096 (rows 128-byte aligned: a row-major B's N a multiple of 64): matmul runs
+    out^T = b^T a^T on 64-row tiles of N, M wide (rounded up to 8), each tile stored transposed into the row-major out
+    (poisoned first), with tails in M and in N (a K-major B), B row-major and K-major; then with C, bias, alpha and
+    gelu, and in place (c is out)."""
     from skc.blocks import matmul_host
 
     a, b = operand(M, K, dtype, False) / 8, operand(K, N, dtype, tb) / 8
