@@ -172,24 +172,31 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
             # the store that last read this buffer is done with it: the one before last (two buffers), except at
             # the first chunk of a tile of an odd number of chunks, whose buffer the previous tile's last store read
             self.sync(0 if chunk == 0 and chunks % self.buffers else self.buffers - 1)
-            for values, row, column in acc.runs(first, self.columns):
-                if self.transposed:   # (the output's row is the accumulator's column: one value a staged row)
-                    for j, value in enumerate(values):
-                        result = value if self.fused is None else self.fused(value, _plus(col0 + column, j),
-                                                                             row0 + row)
-                        skc.store(self.staged(buffer, column - first + j, row), self.dtype(result))
-                    continue
-                results = values if self.fused is None else \
-                    [self.fused(value, row0 + row, _plus(col0 + column, j)) for j, value in enumerate(values)]
-                where = self.staged(buffer, row, column - first)
-                skc.store(where, skc.vector(*[self.dtype(r) for r in results]) if len(results) > 1 else
-                          self.dtype(results[0]))
+            if self.transposed:
+                self.stage_transposed(acc, first, buffer, row0, col0)
+            else:
+                for values, row, column in acc.runs(first, self.columns):
+                    results = values if self.fused is None else \
+                        [self.fused(value, row0 + row, _plus(col0 + column, j)) for j, value in enumerate(values)]
+                    where = self.staged(buffer, row, column - first)
+                    skc.store(where, skc.vector(*[self.dtype(r) for r in results]) if len(results) > 1 else
+                              self.dtype(results[0]))
             skc.hopper.fence_proxy_async()  # the TMA (async proxy) reads what these stores wrote
             self.barrier()
             if self.leader:
-                corner = (col0 + first, row0) if self.transposed else (row0, col0 + first)
-                skc.hopper.tma_store(self.out_map, buffer, (*outer, *corner))
+                if self.transposed:   # (the output's rows are the accumulator's columns)
+                    skc.hopper.tma_store(self.out_map, buffer, (*outer, col0 + first, row0))
+                else:
+                    skc.hopper.tma_store(self.out_map, buffer, (*outer, row0, col0 + first))
                 skc.hopper.tma_commit()
+
+    def stage_transposed(self, acc, first, buffer, row0, col0):
+        """The chunk of acc's columns from `first` into the buffer as rows (the output's rows are the accumulator's
+        columns), one value a staged row, after the fused part at the output's own places."""
+        for values, row, column in acc.runs(first, self.columns):
+            for j, value in enumerate(values):
+                result = value if self.fused is None else self.fused(value, _plus(col0 + column, j), row0 + row)
+                skc.store(self.staged(buffer, column - first + j, row), self.dtype(result))
 
     def staged(self, buffer, row, column):
         """Where (row, column) of a chunk sits in a 128-byte-swizzled buffer (the TMA box's layout):
