@@ -142,11 +142,11 @@ class MatmulConfig:
         if self.store == "direct" and (self.batched or self.split_k > 1 or self.stream_k or self.split_tail):
             raise ValueError("store='direct' writes one matrix's tiles whole: use it without a batch in one launch, "
                              "split_k, stream_k or split_tail")
-        if self.swap_ab and (self.store != "tma" or self.batched or self.split_k > 1 or self.stream_k
-                             or self.split_tail or self.out_bytes != 2):
+        if self.swap_ab and (self.store != "tma" or self.loader != "tma" or self.batched or self.split_k > 1
+                             or self.stream_k or self.split_tail or self.out_bytes != 2):
             raise ValueError("swap_ab stores each tile transposed through the TMA-store epilogue, 64 two-byte outputs "
-                             "a row: use it with store='tma', a 16-bit output and no batch in one launch, split_k, "
-                             "stream_k or split_tail")
+                             "a row: use it with loader='tma', store='tma', a 16-bit output and no batch in one "
+                             "launch, split_k, stream_k or split_tail")
         if not whole(self.group_m) or self.group_m < 1:
             raise ValueError(f"group_m is how many tile-rows the scheduler walks at a time, 1 or more, found "
                              f"{self.group_m!r}")
@@ -320,9 +320,10 @@ class MatmulConfig:
         M / batch rows (a batch in one launch, whose tiles do not cross matrices). `unaligned`: whether A's and B's
         rows start at no multiple of 128 bytes from each other: such tiles go in clusters of two
         (`unaligned_cluster`) unless the caller names a tile, a cluster, a split or another loader."""
-        if (cls.swappable and multiprocessors is not None and not set(overrides) - {"epilogue"}
+        if (cls.swappable and multiprocessors is not None and not set(overrides) - {"epilogue"} and a_k_major
                 and swaps(M, N, K, multiprocessors, batch, any(unaligned))):
-            # out^T = b^T a^T on one consumer's 64 x M tiles (M rounded up to 8: wgmma's n)
+            # out^T = b^T a^T on one consumer's 64 x M tiles (M rounded up to 8: wgmma's n, which a K-major a^T
+            # allows; a transposed a would be a row-major B of whole 32-column chunks)
             return cls.for_problem(N, M, K, dtype, b_k_major, a_k_major, max_shared_bytes, multiprocessors,
                                    tile_m=ROWS, consumers=1, tile_n=-(-M // 8) * 8, swap_ab=True, **overrides)
         if multiprocessors is None:

@@ -166,6 +166,8 @@ class Fp8MatmulConfig(MatmulConfig):
             raise ValueError(f"the fp8 GEMM writes {', '.join(OUT_TYPES)}, not {self.out_dtype}")
         if not (self.a_k_major and self.b_k_major):
             raise ValueError("fp8 wgmma reads K-major operands only: a_k_major and b_k_major must be True")
+        if self.swap_ab and self.dtype_b:
+            raise ValueError("swap_ab multiplies b^T a^T: give a and b one fp8 type (dtype_b='') to swap them")
         if self.block_scaled and self.swap_ab:
             raise ValueError("block scales are A's per row and B's per 128 x 128 block: swap_ab (which swaps A and "
                              "B) is for per-tensor scaling only")

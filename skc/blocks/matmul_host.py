@@ -161,9 +161,16 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
             if any(copies) and copyable:
                 return _PaddedRows(M, N, K, flips, copies, activation, config, autotune)
     # a given configuration chooses tiles, stages and the rest; the epilogue is always the call's
+    unaligned = (_unaligned_pitch(a_store), _unaligned_pitch(b_store))
     cfg = (replace(config, epilogue=spec) if config is not None
-           else _choose_config(device, problem, spec, autotune, (a, b, out, c, bias),
-                               (_unaligned_pitch(a_store), _unaligned_pitch(b_store))))
+           else _choose_config(device, problem, spec, autotune, (a, b, out, c, bias), unaligned))
+    if getattr(cfg, "swap_ab", False) and not all(x is None or hasattr(x, "T") for x in (a, b, out)):
+        # (the swapped product multiplies transposed views: skc's own arrays have none)
+        if config is not None:
+            raise skc.LaunchError(f"matmul: swap_ab multiplies the operands' transposed views (.T), which "
+                                  f"{type(a).__name__} has not: pass torch tensors or numpy arrays, or a config "
+                                  "without swap_ab")
+        cfg = _config(device.target, *problem, spec, UNSWAPPED, device.multiprocessors, unaligned)
     cfg = unsplit_unless_row_major(cfg, out)
     pointers = not isinstance(cfg, MatmulConfig) or cfg.loader == "vector"
     if pointers and not (row_major(a_store) and row_major(b_store)):
@@ -179,6 +186,9 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     if isinstance(cfg, MatmulConfig):
         return _hopper_plan(device, a, b, problem, cfg.covering(M), (a_store is not a, b_store is not b))
     return _AmdPlan(device, problem, cfg, (a_store is not a, b_store is not b))
+
+
+UNSWAPPED = (("swap_ab", False),)   # _config's overrides for the rule's choice without swapped operands
 
 
 def _round8(n: int) -> int:
@@ -233,7 +243,7 @@ class _UnalignedRows:
             return replace(config, epilogue=spec) if fits else None
         if copyable and (_autotune_requested(autotune) or M * N * K > UNALIGNED_DIRECT_MACS):
             return None
-        chosen = _config(device.target, *problem, spec, (), device.multiprocessors)
+        chosen = _config(device.target, *problem, spec, UNSWAPPED, device.multiprocessors)
         rows = min(chosen.tile_m, 2 * ROWS)   # (three consumers leave the vector loader too few registers)
         # (the vector loader writes 128-byte swizzled chunks: a row-major B's tile whole 64-column chunks)
         columns = chosen.tile_n if chosen.swizzle("b") == 128 else -(-chosen.tile_n // LINE) * LINE

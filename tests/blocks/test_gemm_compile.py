@@ -248,6 +248,12 @@ def test_few_rows_and_deep_k_swap_a_and_b():
         Fp8MatmulConfig(swap_ab=True, out_dtype="f32")
     with pytest.raises(ValueError, match="swap_ab .* is for per-tensor scaling only"):
         Fp8MatmulConfig(swap_ab=True, block_scaled=True)
+    # a transposed a would be the swapped problem's row-major B, whose tiles are whole 32-column chunks
+    assert not pick(136, 7168, 16384, False, False)[0] and not pick(136, 7168, 16384, False, True)[0]
+    with pytest.raises(ValueError, match="use it with loader='tma'"):
+        MatmulConfig(swap_ab=True, loader="vector")
+    with pytest.raises(ValueError, match="give a and b one fp8 type"):
+        Fp8MatmulConfig(swap_ab=True, dtype_b="f8e5m2")
 
 
 @needs_assembler

@@ -621,3 +621,20 @@ def test_swapped_operands_are_the_default_for_few_rows_and_deep_k(hopper_interpr
     with pytest.raises(skc.LaunchError, match=refused):
         skc.blocks.matmul(a, b, config=MatmulConfig(dtype="f16", tile_m=64, consumers=1, tile_n=136, b_k_major=True,
                                                     swap_ab=True))
+
+
+def test_skc_arrays_take_the_unswapped_rule(hopper_interpreter):
+    """skc's own arrays have no transposed views: where the rule would swap a and b (136 x 256 x 4096 on the
+    interpreter's 4 SMs) they take its unswapped choice, also through the direct path of rows TMA cannot address
+    (N = 250), and a given swap_ab configuration is refused by name."""
+    m, k = 136, 4096
+    for n in (256, 250):
+        a = RNG.integers(-1, 2, (m, k)).astype(np.float16)
+        b = RNG.integers(-1, 2, (k, n)).astype(np.float16)
+        out = skc.blocks.matmul(skc.to_device(a), skc.to_device(b))
+        np.testing.assert_array_equal(out.numpy().astype(np.float32), a.astype(np.float32) @ b.astype(np.float32))
+    config = MatmulConfig.for_problem(256, m, k, "f16", False, True, multiprocessors=4, tile_m=64, consumers=1,
+                                      tile_n=136, swap_ab=True)
+    with pytest.raises(skc.LaunchError, match=r"swap_ab multiplies the operands' transposed views \(.T\)"):
+        skc.blocks.matmul(skc.to_device(a), skc.to_device(RNG.integers(-1, 2, (k, 256)).astype(np.float16)),
+                          config=config)
