@@ -305,9 +305,14 @@ class MatmulConfig:
     def boxes(self) -> dict:
         """The TMA box of each operand's tensor map (outermost dimension first)."""
         payload = self.payload()
-        return {"a": payload.layouts["a"].box(), "b": payload.layouts["b"].box(),
-                "out": ((1, ROWS, self.epilogue_columns) if self.batched else
-                        (self.epilogue_columns, ROWS) if self.swap_ab else (ROWS, self.epilogue_columns))}
+        return {"a": payload.layouts["a"].box(), "b": payload.layouts["b"].box(), "out": self.out_box()}
+
+    def out_box(self) -> tuple:
+        """The TMA box of the output's tensor map: a warpgroup's rows by a chunk of columns (one matrix's, of a
+        batch's 3-D map), or, swap_ab, the output's rows that a chunk of the accumulator's columns are."""
+        if self.batched:
+            return 1, ROWS, self.epilogue_columns
+        return (self.epilogue_columns, ROWS) if self.swap_ab else (ROWS, self.epilogue_columns)
 
     @classmethod
     def for_problem(cls, M: int, N: int, K: int, dtype: str = "bf16", a_k_major: bool = True,

@@ -255,9 +255,7 @@ class Fp8MatmulConfig(MatmulConfig):
                 + 16 * self.stages + 1024)
 
     def boxes(self) -> dict:
-        return dict({name: layout.box() for name, layout in self.payload().layouts.items()},
-                    out=((self.epilogue_columns, Wgmma.rows_per_warpgroup) if self.swap_ab else
-                         (Wgmma.rows_per_warpgroup, self.epilogue_columns)))
+        return dict({name: layout.box() for name, layout in self.payload().layouts.items()}, out=self.out_box())
 
     @classmethod
     def for_fp8_problem(cls, M: int, N: int, K: int, max_shared_bytes: int = 232448, multiprocessors: int = 132,

@@ -168,8 +168,7 @@ class _Plan:
         self.cfg = unsplit_unless_row_major(self.cfg, out)
         self.M, self.N, self.K, self.block, self.out_name = M, N, K, block, out_name
         # swap_ab: the kernel's problem is b^T a^T (N x M), its epilogue storing each tile transposed into out
-        self.swap = self.cfg.swap_ab
-        self.sizes = (N, M, K) if self.swap else (M, N, K)
+        self.sizes = (N, M, K) if self.cfg.swap_ab else (M, N, K)
         self.grid = TileScheduler.grid(*self.sizes[:2], self.cfg.tile_m, self.cfg.tile_n,
                                        device.cluster_blocks(self.cfg.cluster), self.cfg.cluster_m, self.cfg.split_k,
                                        cluster_n=self.cfg.cluster_n)
@@ -228,7 +227,7 @@ class _Plan:
             bias = unread_stand_in(out, not self.interpreter)
         # (split-K: the last share of a tile stores through a pointer to the row-major out; block scales never split)
         # (b^T a^T: b's N x K storage is the kernel's a, a's M x K storage its b)
-        operands = [(b.T, boxes["a"], 128), (a, boxes["b"], 128)] if self.swap else \
+        operands = [(b.T, boxes["a"], 128), (a, boxes["b"], 128)] if self.cfg.swap_ab else \
             [(a, boxes["a"], 128), (b.T, boxes["b"], 128)]
         maps = operands + ([] if split else [(out, boxes["out"], 128)])
         if self.block:

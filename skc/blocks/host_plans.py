@@ -279,14 +279,13 @@ class GemmPlan:
         # (addresses of a, b, out, c, bias; alpha, beta; the stream where it picks buffers) -> its bound launch
         self.bound = Bindings(self.kernel[self.grid, cfg.threads], cfg)
         self.address = address_functions(5)   # a, b, out, c, bias
-        self.out_flipped = False   # out is passed as the transpose of the output (swap_ab), c as the output's shape
 
     def __call__(self, a, b, out, c=None, bias=None, alpha=None, beta=None, stream=None):
         if out is None:
             out = self.empty(a)
         what, a_name, b_name = self.names
         if not self.cuda:   # the interpreter: maps made over the arrays each call
-            check_no_overlap(what, out, **{a_name: a, b_name: b, "c": self.read_c(out, c), "bias": bias})
+            check_no_overlap(what, out, **{a_name: a, b_name: b, "c": read_in_place(out, c), "bias": bias})
             self.kernel[self.grid, self.cfg.threads](*self.arguments(self.makers, a, b, out, c, bias, alpha, beta,
                                                                      stream), self.cfg, stream=stream)
             return out
@@ -303,13 +302,9 @@ class GemmPlan:
         if bound is not None:   # (its addresses were checked when they were new)
             bound(stream)
         else:
-            check_no_overlap(what, out, **{a_name: a, b_name: b, "c": self.read_c(out, c), "bias": bias})
+            check_no_overlap(what, out, **{a_name: a, b_name: b, "c": read_in_place(out, c), "bias": bias})
             self.bound.launch(key, self.arguments(self.maps, a, b, out, c, bias, alpha, beta, stream), stream)
         return out
-
-    def read_c(self, out, c):
-        """c, or None where the epilogue reads it in place (read_in_place; out's transpose where out is flipped)."""
-        return read_in_place(out.T if self.out_flipped else out, c)
 
     def arguments(self, maps, a, b, out, c, bias, alpha, beta, stream=None) -> tuple:
         """The kernel's run-time arguments: a's and b's maps (or arrays), out's (or, split-K, out and the plan's

@@ -179,10 +179,9 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
         raise skc.LaunchError(f"matmul: a (strides {element_strides(a)}) and b (strides {element_strides(b)}) are read "
                               "through plain pointers here: pass row-major operands with no gaps between rows "
                               "(x.contiguous()), or transposed views of such")
-    if isinstance(cfg, MatmulConfig) and cfg.swap_ab:   # out^T = b^T a^T: a^T's storage is a's, b^T's b's
-        inner = _hopper_plan(device, b.T, a.T, _swapped(problem), cfg.covering(N), (b_store is b, a_store is a),
-                             out_flipped=True)
-        return _SwappedPlan(inner, (M, N))
+    if isinstance(cfg, MatmulConfig) and cfg.swap_ab:   # out^T = b^T a^T: the kernel's a is b, its b a
+        return _SwappedPlan(_hopper_plan(device, b, a, _swapped(problem), cfg.covering(N),
+                                         (b_store is not b, a_store is not a)))
     if isinstance(cfg, MatmulConfig):
         return _hopper_plan(device, a, b, problem, cfg.covering(M), (a_store is not a, b_store is not b))
     return _AmdPlan(device, problem, cfg, (a_store is not a, b_store is not b))
@@ -432,26 +431,22 @@ def _swapped(problem: tuple) -> tuple:
 
 
 class _SwappedPlan:
-    """out = a @ b as out^T = b^T a^T (MatmulConfig.swap_ab): the inner plan multiplies the transposed views, and
-    its epilogue stores each tile transposed into the row-major out (c and bias it reads at out's own places)."""
+    """out = a @ b as out^T = b^T a^T (MatmulConfig.swap_ab): the inner plan (`_hopper_plan` of the swapped problem)
+    takes b as the kernel's a and a as its b, and its epilogue stores each tile transposed into the row-major out
+    (reading c and bias at out's own places)."""
 
-    def __init__(self, inner: GemmPlan, shape: tuple):
-        self.inner, self.shape = inner, shape
+    def __init__(self, inner: GemmPlan):
+        self.inner = inner
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
-        if out is None:
-            out = empty_like(a, self.shape)
-        # (c may be out itself: the epilogue reads each element of it just before it writes out's; the inner plan
-        # compares c with its out's transpose)
-        self.inner(b.T, a.T, out.T, c, bias, alpha, beta, stream)
-        return out
+        return self.inner(b, a, out, c, bias, alpha, beta, stream)
 
 
-def _hopper_plan(device, a, b, problem, cfg, transposed=(False, False), batches=None,
-                 out_flipped: bool = False) -> GemmPlan:
+def _hopper_plan(device, a, b, problem, cfg, transposed=(False, False), batches=None) -> GemmPlan:
     """The Hopper GEMM of one geometry, for a GPU or the interpreter: tensor maps of the row-major storage of a and b
     (a transposed view is read through its .T), or, for the vector loader, that storage itself; a and b's maps are
-    checked now, out's at the first call (`out_flipped`: out is passed as the transpose of a row-major array)."""
+    checked now, out's at the first call. A swap_ab configuration's problem is b^T a^T: `a` is the caller's b, `b`
+    its a, and out keeps the caller's shape (the transpose of the problem's)."""
     boxes = cfg.boxes()
 
     def maker(name, flip):
@@ -461,11 +456,12 @@ def _hopper_plan(device, a, b, problem, cfg, transposed=(False, False), batches=
         box, swizzle = boxes[name], cfg.swizzle(name)
         return lambda t: skc.TensorMap(stored(t), box, swizzle)
 
-    makers = (maker("a", transposed[0]), maker("b", transposed[1]), maker("out", out_flipped))
-    shape = problem[:2] if batches is None else (batches, *problem[:2])
-    plan = GemmPlan(device, cfg, problem[:3], makers, (a, b, None), batches, empty=lambda a: empty_like(a, shape))
-    plan.out_flipped = out_flipped
-    return plan
+    makers = (maker("a", transposed[0]), maker("b", transposed[1]), maker("out", False))
+    rows, columns = problem[:2][::-1] if cfg.swap_ab else problem[:2]
+    shape = (rows, columns) if batches is None else (batches, rows, columns)
+    names = ("matmul", "b", "a") if cfg.swap_ab else ("matmul", "a", "b")
+    return GemmPlan(device, cfg, problem[:3], makers, (a, b, None), batches, empty=lambda a: empty_like(a, shape),
+                    names=names)
 
 
 def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, stream=None):

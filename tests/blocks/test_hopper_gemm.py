@@ -586,15 +586,19 @@ def test_swapped_operands_store_each_tile_transposed(hopper_interpreter, monkeyp
     b = stored_b.T if b_k_major else stored_b
     c, bias = RNG.integers(-4, 5, (m, n)).astype(dtype), RNG.integers(-4, 5, n).astype(dtype)
     product = a.astype(np.float32) @ b.astype(np.float32)
+
+    def rounded(exact):   # (f32 sums of small integers are exact; the output rounds them once, as numpy does)
+        return exact.astype(dtype).astype(np.float32)
+
     out = np.full((m, n), np.nan, dtype)
     skc.blocks.matmul(a, b, out=out, c=c, bias=bias, alpha=2.0, beta=1.0, activation="relu", config=cfg)
-    np.testing.assert_array_equal(out.astype(np.float32), np.maximum(2 * product + c + bias, 0.0))
+    np.testing.assert_array_equal(out.astype(np.float32), rounded(np.maximum(2 * product + c + bias, 0.0)))
     in_place = c.copy()
     skc.blocks.matmul(a, b, out=in_place, c=in_place, config=cfg)
-    np.testing.assert_array_equal(in_place.astype(np.float32), product + c)
+    np.testing.assert_array_equal(in_place.astype(np.float32), rounded(product + c))
     made = skc.blocks.matmul(a, b, config=cfg)   # (no out: a row-major one made)
     assert made.shape == (m, n) and made.flags.c_contiguous
-    np.testing.assert_array_equal(made.astype(np.float32), product)
+    np.testing.assert_array_equal(made.astype(np.float32), rounded(product))
 
 
 def test_swapped_operands_are_the_default_for_few_rows_and_deep_k(hopper_interpreter):
@@ -616,6 +620,8 @@ def test_swapped_operands_are_the_default_for_few_rows_and_deep_k(hopper_interpr
     out = skc.blocks.matmul(a, b, c=c, bias=bias, alpha=2.0, beta=1.0, activation="relu")
     assert all(plan.inner.cfg.swap_ab for plan in matmul_host._PLANS.values())
     np.testing.assert_array_equal(out.astype(np.float32), np.maximum(2 * product + c + bias, 0.0))
+    with pytest.raises(skc.LaunchError, match="out shares memory with b,"):   # (named as the caller names it)
+        skc.blocks.matmul(a, b, out=b[:m])
     refused = (r"the config is for f16 with a_k_major=True, b_k_major=True; the operands \(swap_ab: b\^T a\^T's\) "
                r"are f16 with a_k_major=False, b_k_major=True")
     with pytest.raises(skc.LaunchError, match=refused):
