@@ -341,12 +341,14 @@ class MatmulConfig:
             tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch, any(unaligned), b_k_major,
                                                             one_row=one_row)
         named = set(overrides)
+        if named & {"tile_m", "tile_n", "stream_k", "split_tail", "cluster_m", "cluster_n", "loader"}:
+            split_k = 1   # (the rule's shares are for its own tiles; a caller's tiles or schedule keep theirs)
         tile_m = overrides.pop("tile_m", tile_m)
         tile_n = overrides.pop("tile_n", tile_n)
         if any(unaligned) and multiprocessors is not None and not {"tile_m", "tile_n", "cluster_m", "cluster_n",
                                                                    "split_k", "stream_k", "split_tail", "pingpong",
                                                                    "loader"} & named:
-            overrides.update(unaligned_cluster(M // batch, N, tile_m, tile_n))
+            overrides.update(unaligned_cluster(M // batch, N, tile_m, tile_n, multiprocessors, batch))
         overrides.setdefault("consumers", tile_m // ROWS)
         cluster_n = overrides.get("cluster_n", 1)
         elem_bytes = cls.input_types.get(dtype, 2)   # (a dtype it does not take is the config's own error)
@@ -435,6 +437,15 @@ ONE_ROW_TILE_SPEEDS = {(192, 64): 0.84}
 # tiles: 144 x 4096 x 14336 ran 1.12x as fast on 64 x 128 as on 192 x 64, where the count would have taken 192 x 64.)
 PAST_END_COST = 0.5
 SPLIT_K_BY_DEFAULT = False
+# Few tiles over a deep K (they fill at most a quarter of the SMs): split-K into as many shares as keep at most
+# FEW_TILES_SHARE of the SMs busy, each share FEW_TILES_MIN_STEPS k-steps deep at least. End to end against
+# torch.matmul (benchmarks/NOTES.md, twenty-sixth session): 4 x 1152 x 4800 (18 tiles of 64 x 64) 0.69 unsplit,
+# 1.03 in 4 shares (0.94 in 6, 0.81 in 8); 32 x 1472 x 4416 (23 tiles) 0.75, 0.98 in 3 (0.95 in 4); `x @ w.t()` 8 x
+# 320 x 3280 (5 tiles) 0.75, 1.07 in 4 (1.01 in 8); per-tensor fp8 18 x 512 x 13568 (8 tiles) 0.57, 0.88 in 8.
+# Where the tiles fill more (64 x 3904 x 5248: 61 tiles; 16 x 8192 x 8192), the shares' epilogue costs more than
+# the SMs gain (0.87 against 0.88 unsplit; eighth session).
+FEW_TILES_SHARE = 0.55
+FEW_TILES_MIN_STEPS = 12
 
 
 def swaps(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, unaligned: bool = False) -> bool:
@@ -465,20 +476,34 @@ def wave_cost(M: int, N: int, tile: tuple, multiprocessors: int = 132, batch: in
     return waves * tile_m * tile_n / (speeds[tile] * 128 * 256)
 
 
-def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int) -> dict:
+def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int | None = None,
+                      batch: int = 1) -> dict:
     """The cluster for tiles of operands whose rows start at no multiple of 128 bytes from each other (a row pitch
     of 3000 bf16 values): TMA then reads each 128-byte row of a box in two pieces, and the copies, not the tensor
     cores, set the pace (3000³ on 192 x 192 tiles: 507 TFLOP/s, 707 with the same rows 128-byte aligned). A cluster
     of two blocks copies the tile they share once: the larger, A along N for tiles of more rows than columns and for
     192 x 192 ones (627 against 612 TFLOP/s at 3000³), else B along M (1000³ on 64 x 128: 206 against 174).
     Measured sustained (benchmarks/NOTES.md, twentieth session): 3000³ 507 -> 627, 1000³ 172 -> 206, 100 x 3000 x
-    5000 115 -> 145 TFLOP/s. {} for a single row of tiles."""
+    5000 115 -> 145 TFLOP/s. {} for a single row of tiles. With `multiprocessors`, a cluster that would round an
+    odd count of tiles up into more than a quarter more waves (787 x 4504 x 9216 on 128 x 256 tiles: 7 rows of 18,
+    one wave; in clusters along M, 8 rows, two: 0.52x torch.matmul, 0.70x in clusters along N) gives way to the
+    other direction, or to none; one more wave of several stays (7000 x 3000 x 2000: 6 waves of clusters along M
+    against 5 unclustered, 0.88x, along N 0.84x; twenty-sixth session)."""
     tiles_m, tiles_n = -(-M // tile_m), -(-N // tile_n)
     if tiles_m == 1:   # (few rows of A: sharing them saves little; 8 x 3000 x 5000 measured 0.93x in clusters)
         return {}
-    if (tile_m > tile_n or (tile_m, tile_n) == (192, 192)) and tiles_n > 1:
-        return {"cluster_n": 2}
-    return {"cluster_m": 2}
+    along_n = (tile_m > tile_n or (tile_m, tile_n) == (192, 192)) and tiles_n > 1
+    choices = [{"cluster_n": 2}, {"cluster_m": 2}] if along_n else [{"cluster_m": 2}, {"cluster_n": 2}]
+    if multiprocessors is None:
+        return choices[0]
+    waves = -(-batch * tiles_m * tiles_n // multiprocessors)
+    for choice in choices:
+        if choice.get("cluster_n") and tiles_n == 1:
+            continue
+        units = batch * -(-tiles_m // choice.get("cluster_m", 1)) * -(-tiles_n // choice.get("cluster_n", 1))
+        if -(-units // (multiprocessors // 2)) <= waves * 1.25:   # (clusters of two: half as many of them at once)
+            return choice
+    return {}
 
 
 def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, unaligned: bool = False,
@@ -487,8 +512,10 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     shape of the least `wave_cost` (3072³ takes 192 x 192 tiles, 2 waves of 256, where 128 x 256 tiles left the
     third of 3 waves 18 % full: 1.30x faster; where one wave holds the tiles of several shapes, the one of least
     work over speed, which spreads the problem over the most SMs); clusters of 2 for 128 x 256 tiles once
-    M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); and, when SPLIT_K_BY_DEFAULT,
-    split-K where the tiles fill less than half of the SMs and K is deep enough to share (>= 4 k-steps a unit).
+    M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); split-K where the tiles fill at
+    most a quarter of the SMs over a deep K (`few_tiles_split`; one matrix, aligned rows), or, when
+    SPLIT_K_BY_DEFAULT, where they fill less than half of the SMs and K is deep enough to share (>= 4 k-steps a
+    unit).
     M counts `batch` matrices of M / batch rows. `unaligned`: the operands' rows start at no multiple of 128 bytes
     from each other, and the tiles, in clusters of two, go at UNALIGNED_TILE_SPEEDS. `narrow`: NARROW_TILE_SPEEDS's
     tiles for B's layout (`b_k_major`) are weighed too (their speeds are the bf16 GEMM's). `one_row`: for
@@ -509,4 +536,20 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     split_k = 1
     if SPLIT_K_BY_DEFAULT and 2 * tiles <= multiprocessors:
         split_k = max(1, min(multiprocessors // tiles, 8, K // (4 * 64)))
+    elif batch == 1 and (not unaligned or tiles == tiles_of(tile_m, N, tile_m, tile_n)):
+        # (rows not 128-byte aligned: only one row of tiles, which takes no cluster; 7 x 280 x 2816 1.01x torch in
+        # 4 shares against 0.75x unsplit)
+        split_k = few_tiles_split(tiles, K // 64, multiprocessors)
     return tile_m, tile_n, cluster_m, split_k
+
+
+def few_tiles_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int:
+    """The shares of split-K for `tiles` tiles of `k_steps` k-steps each: 1 unless the tiles fill at most a quarter
+    of the SMs; then the most shares (up to 8) that keep FEW_TILES_SHARE of the SMs busy at most, each share
+    FEW_TILES_MIN_STEPS k-steps deep at least."""
+    if 4 * tiles > multiprocessors:
+        return 1
+    for split in range(8, 1, -1):
+        if tiles * split <= FEW_TILES_SHARE * multiprocessors and k_steps >= FEW_TILES_MIN_STEPS * split:
+            return split
+    return 1

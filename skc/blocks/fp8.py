@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import skc
 
-from .config import ONE_ROW_TILE_SPEEDS, MatmulConfig, swaps, tile_shape, tiles_of
+from .config import ONE_ROW_TILE_SPEEDS, MatmulConfig, few_tiles_split, swaps, tile_shape, tiles_of
 from .epilogue import EpilogueArgs, TmaStoreEpilogue
 from .gemm import wgmma_gemm
 from .host_plans import wave_fill
@@ -294,12 +294,26 @@ class Fp8MatmulConfig(MatmulConfig):
                     key=lambda n: FEW_ROWS_PROMOTED_WIDTHS[n] * wave_fill(M, N, 64, n, multiprocessors)))
         tile_m = fields.get("tile_m", 128)
         chosen_shape = {"tile_n", "tile_k", "stages", "cluster_n"} & set(fields)
+        split = few_tiles_split(-(-N // 64), K // 128, multiprocessors)   # (a k-step: 128 fp8 values)
+        if (M <= tile_m == 64 and not fields.get("block_scaled") and split > 1
+                and set(fields) <= _OPERAND_FIELDS | {"tile_m", "consumers"}):
+            # one row of few 64 x 64 tiles over a deep K, per tensor: split-K (config.FEW_TILES_SHARE; 18 x 512 x
+            # 13568 0.88x cuBLASLt in 8 shares against 0.57x unsplit, benchmarks/NOTES.md, twenty-sixth session)
+            fields.update(tile_n=64, split_k=split)
+            chosen_shape = {"tile_n"}
         if (M <= tile_m == 64 and not fields.get("block_scaled") and N > 64 and K > 128 and not chosen_shape
                 and -(-N // 64) < multiprocessors // 2):
             # one row of tiles, 64-wide ones on under half the SMs (48-wide ones then fit in a wave): 48 wide, 256 deep
             # (as many bytes of B in flight in the shared memory left): 64 x 4096 x 7168 at 0.99x cuBLAS against 0.96
             # (benchmarks/NOTES.md); not where the caller chose the tile or the stages it must hold
             fields.update(tile_n=48, tile_k=256)
+        if (M > 192 and tile_m == 128 and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS
+                and tiles_of(M, N, 128, 64) <= multiprocessors // 2):
+            # per tensor, where even 128 x 64 tiles fill at most half the SMs: 64 x 64 ones, twice as many
+            # (212 x 2096 x 6016: 0.90x cuBLASLt against 0.80x; 321 x 560 x 4224: 0.80x against 0.71x; end to end,
+            # benchmarks/NOTES.md, twenty-sixth session)
+            fields.update(tile_m=64, consumers=1, tile_n=64)
+            tile_m = 64
         if -(-M // tile_m) * -(-N // 128) < multiprocessors // 2:
             fields.setdefault("tile_n", 64)
         if M > 128 and not promotes and set(fields) <= _OPERAND_FIELDS:

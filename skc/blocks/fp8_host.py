@@ -6,6 +6,8 @@ is one dict lookup once its facts were seen: the plan holds the checked geometry
 GPU a bound launch per set of operand addresses (as host_plans.GemmPlan), unless the call copies block scales."""
 from __future__ import annotations
 
+import threading
+from contextlib import nullcontext
 from dataclasses import replace
 
 import numpy as np
@@ -16,9 +18,9 @@ from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel, \
     fp8_matmul_stream_k_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, check_activation,
-                         check_epilogue_operands, check_no_overlap, element_strides, remember, require_arrays,
-                         row_major, split_buffers, stream_k_buffers, torch_type, unread_stand_in,
-                         unsplit_unless_row_major)
+                         check_epilogue_operands, check_no_overlap, element_strides, on_stream, remember,
+                         require_arrays, row_major, split_buffers, stream_k_buffers, torch_type, unread_stand_in,
+                         unsplit_unless_row_major, without_grad)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -180,35 +182,84 @@ class _Plan:
                         None)
         self.boxes, self.interpreter = self.cfg.boxes(), device.is_interpreter
         self.maps = {}  # which tensor map -> its MapsByAddress
-        # on a GPU, a bound launch per set of operand addresses (as GemmPlan), unless the call copies block scales
-        # into padded tensors (new memory, new contents at each call)
+        # on a GPU, a bound launch per set of operand addresses (as GemmPlan); block scales whose rows TMA cannot
+        # address (A's M or B's N / 128 no multiple of 4, or A's scales M-major) are copied at each call into
+        # padded buffers kept a launch stream (_KeptScales), so that such calls bind too
         self.bound = Bindings(self.kernel[self.grid, self.cfg.threads], self.cfg)
-        self.binds = device.kind == "cuda" and not (block and (_pads(scale_a.T, 4) or _pads(scale_b, SB_BOX)))
+        self.binds = device.kind == "cuda"
+        self.pads = (block and _pads(scale_a.T, 4), block and _pads(scale_b, SB_BOX))
+        self.kept, self.lock = {}, threading.Lock()   # launch stream -> _KeptScales
         self.address = address_functions(6)   # a, b, out, scale_a, scale_b, bias
 
-    def scales(self, scale_a, scale_b) -> tuple:
+    def scales(self, scale_a, scale_b, kept=None) -> tuple:
         """The scale arguments: f32 pointers, or (tensor, box) of A's scales as (K / 128) x M (padded to a multiple
-        of 4 columns) and B's as (K / 128) x (N / 128, padded to a multiple of 4), for tensor maps."""
+        of 4 columns) and B's as (K / 128) x (N / 128, padded to a multiple of 4), for tensor maps; `kept`'s
+        buffers (filled) in place of the scales they pad."""
         if not self.block:
             return _flat(scale_a), _flat(scale_b)
-        return (_padded(scale_a.T, 4), self.boxes["sa"], 0), (_padded(scale_b, SB_BOX), self.boxes["sb"], 0)
+        sa = kept.sa if kept is not None and kept.sa is not None else _padded(scale_a.T, 4)
+        sb = kept.sb if kept is not None and kept.sb is not None else _padded(scale_b, SB_BOX)
+        return (sa, self.boxes["sa"], 0), (sb, self.boxes["sb"], 0)
 
     def __call__(self, a, b, scale_a, scale_b, out, bias, stream):
         if out is None:
             out = _empty(a, (self.M, self.N), self.out_name)
+        if self.binds and (self.pads[0] or self.pads[1]):
+            return self.padded_scales(a, b, scale_a, scale_b, out, bias, stream)
         if self.buffers is not None and not self.interpreter:   # the launch's stream picks its buffers
             stream = skc.launch_stream(stream, a)
         if self.binds:
-            address = self.address
-            key = (address[0](a), address[1](b), address[2](out), address[3](scale_a), address[4](scale_b),
-                   None if bias is None else address[5](bias), None if self.buffers is None else stream)
-            bound = self.bound.get(key)
-            if bound is not None:   # (its addresses were checked when they were new)
-                bound(stream)
-            else:
-                check_no_overlap("scaled matmul", out, a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
-                self.bound.launch(key, self.arguments(a, b, scale_a, scale_b, out, bias, stream), stream)
+            self.bound_launch(a, b, scale_a, scale_b, out, bias, stream)
             return out
+        return self.checked_launch(a, b, scale_a, scale_b, out, bias, stream)
+
+    def bound_launch(self, a, b, scale_a, scale_b, out, bias, stream, kept=None):
+        """Launch through the bound launch of these operands' addresses (bound at their second sighting); `kept`:
+        the launch stream's padded scale buffers, which the call filled (the key then holds the stream)."""
+        address = self.address
+        key = (address[0](a), address[1](b), address[2](out), address[3](scale_a), address[4](scale_b),
+               None if bias is None else address[5](bias),
+               None if self.buffers is None and kept is None else stream)
+        bound = self.bound.get(key)
+        if bound is not None:   # (its addresses were checked when they were new)
+            bound(stream)
+        else:
+            check_no_overlap("scaled matmul", out, a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
+            self.bound.launch(key, self.arguments(a, b, scale_a, scale_b, out, bias, stream, kept), stream)
+
+    def padded_scales(self, a, b, scale_a, scale_b, out, bias, stream):
+        """A call whose block scales need padded rows: copied into the launch stream's kept buffers (torch's copies
+        in the launch's stream, a lock keeping two threads' copies and launches apart), then a bound launch; under a
+        CUDA graph's capture, or for arrays other than torch's, into new buffers at each call."""
+        if self.buffers is not None:   # (the launch's stream picks split-K's or stream-K's buffers)
+            stream = skc.launch_stream(stream, a)
+        grads = getattr(scale_a, "requires_grad", False) or getattr(scale_b, "requires_grad", False)
+        with on_stream(a, stream), without_grad(a) if grads else nullcontext():
+            kept = self.kept_scales(a, stream)
+            if kept is None:
+                return self.checked_launch(a, b, scale_a, scale_b, out, bias, stream)
+            with self.lock:
+                kept.fill(scale_a, scale_b)
+                self.bound_launch(a, b, scale_a, scale_b, out, bias, kept.stream, kept)
+        return out
+
+    def kept_scales(self, a, stream):
+        """The launch stream's _KeptScales (made at its first call), or None (no torch CUDA tensors, or a call that
+        a CUDA graph captures: its memory is the graph's, not this plan's)."""
+        if not getattr(a, "is_cuda", False):
+            return None
+        import torch
+
+        if torch.cuda.is_current_stream_capturing():
+            return None
+        handle = skc.launch_stream(stream, a)
+        found = self.kept.get(handle)
+        if found is None:
+            found = self.kept[handle] = _KeptScales(a, handle, self.M, self.N, self.K, self.pads)
+        return found
+
+    def checked_launch(self, a, b, scale_a, scale_b, out, bias, stream):
+        """A launch whose arguments are checked and packed at this call (the interpreter's, or one not bound)."""
         check_no_overlap("scaled matmul", out, a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
         args = self.arguments(a, b, scale_a, scale_b, out, bias, stream)
         if self.interpreter:
@@ -217,12 +268,12 @@ class _Plan:
             self.bound.ready(args)(args, stream)
         return out
 
-    def arguments(self, a, b, scale_a, scale_b, out, bias, stream=None) -> tuple:
+    def arguments(self, a, b, scale_a, scale_b, out, bias, stream=None, kept=None) -> tuple:
         """The kernel's run-time arguments: the operands' tensor maps (made over the arrays in the interpreter,
         else encoded once per address), split-K's buffers for `stream`, the sizes, bias (out when none) and the
-        scales."""
+        scales (`kept`'s padded buffers where given)."""
         boxes, split = self.boxes, self.cfg.split_k > 1
-        scales = self.scales(scale_a, scale_b)
+        scales = self.scales(scale_a, scale_b, kept)
         if bias is None:
             bias = unread_stand_in(out, not self.interpreter)
         # (split-K: the last share of a tile stores through a pointer to the row-major out; block scales never split)
@@ -245,6 +296,32 @@ class _Plan:
         if maps is None:
             maps = self.maps[which] = MapsByAddress(lambda t: skc.TensorMap(t, box, swizzle))
         return maps(tensor)
+
+
+class _KeptScales:
+    """One launch stream's padded block-scale buffers for a plan (None where its scales need no padding): A's as
+    (K / 128) x M rounded up to 4, B's as (K / 128) x (N / 128) rounded up to SB_BOX, zero-filled once, with views
+    of the parts a call writes (torch's slicing costs host time): fill() copies the call's scales into them."""
+
+    __slots__ = ("stream", "sa", "sb", "sa_top", "sb_top")
+
+    def __init__(self, a, stream, M, N, K, pads):
+        import torch
+
+        k_blocks, n_blocks = K // SCALE_BLOCK, -(-N // SCALE_BLOCK)
+        self.stream, self.sa, self.sb, self.sa_top, self.sb_top = stream, None, None, None, None
+        if pads[0]:
+            self.sa = a.new_zeros((k_blocks, -(-M // 4) * 4), dtype=torch.float32)
+            self.sa_top = self.sa[:, :M]
+        if pads[1]:
+            self.sb = a.new_zeros((k_blocks, -(-n_blocks // SB_BOX) * SB_BOX), dtype=torch.float32)
+            self.sb_top = self.sb[:, :n_blocks]
+
+    def fill(self, scale_a, scale_b):
+        if self.sa_top is not None:
+            self.sa_top.copy_(scale_a.T)
+        if self.sb_top is not None:
+            self.sb_top.copy_(scale_b)
 
 
 def _flat(scale):

@@ -446,11 +446,15 @@ def test_payload_places_scales_after_the_operands_and_keeps_stages_aligned():
 
 # -- through the compiler ---------------------------------------------------------------------------------------
 @needs_assembler
-@pytest.mark.parametrize("fields", [{"tile_n": 64, "split_k": 2}, {"tile_n": 128, "split_k": 4}], ids=["n64-k2", "n128-k4"])
-def test_fp8_split_k_assembles_without_spills(fields):
+@pytest.mark.parametrize("shape, fields", [
+    ((64, 4096, 7168), {"tile_n": 64, "split_k": 2}), ((64, 4096, 7168), {"tile_n": 128, "split_k": 4}),
+    ((18, 512, 13568), {}), ((18, 512, 13568), {"fast_accum": True}), ((7, 1456, 6272), {}),   # the rule's splits
+], ids=["n64-k2", "n128-k4", "rule-k8", "rule-k8-fast", "rule-k3"])
+def test_fp8_split_k_assembles_without_spills(shape, fields):
     from skc.blocks.fp8 import fp8_matmul_split_kernel
 
-    cfg = Fp8MatmulConfig.for_fp8_problem(64, 4096, 7168, out_dtype="bf16", **fields)
+    cfg = Fp8MatmulConfig.for_fp8_problem(*shape, out_dtype="bf16", **fields)
+    assert cfg.split_k > 1
     boxes = cfg.boxes()
     maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(cfg.dtype), boxes[name], 128)) for name in ("a", "b")]
     compiled = fp8_matmul_split_kernel.compile(*maps, skc.Ptr[skc.bf16], skc.Ptr[skc.f32], skc.Ptr[skc.i32], skc.i32,
@@ -501,14 +505,16 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                                  Fp8MatmulConfig.for_fp8_problem(160, 7168, 2048),
                                  Fp8MatmulConfig.for_fp8_problem(160, 7168, 2048, fast_accum=True),
                                  Fp8MatmulConfig.for_fp8_problem(160, 7168, 16384),
-                                 Fp8MatmulConfig.for_fp8_problem(136, 7168, 16384)],
+                                 Fp8MatmulConfig.for_fp8_problem(136, 7168, 16384),
+                                 Fp8MatmulConfig.for_fp8_problem(212, 2096, 6016)],
                          ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192",
                               "block-n128-turns", "block-n256-halves", "block-default", "block-default-f32",
                               "per-tensor-cluster-n2", "per-tensor-m64-n48", "per-tensor-m64-n48-f32",
                               "per-tensor-192x192", "per-tensor-128x192", "per-tensor-192x128",
                               "promoted-n256-halves", "promoted-n192", "promoted-n192-f32", "promoted-few-rows",
                               "promoted-one-wave-112", "per-tensor-one-wave-112", "promoted-one-row-192x64",
-                              "per-tensor-one-row-192x64", "promoted-swapped-128x80", "promoted-swapped-128x72"])
+                              "per-tensor-one-row-192x64", "promoted-swapped-128x80", "promoted-swapped-128x72",
+                              "promoted-64x64-rows"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")

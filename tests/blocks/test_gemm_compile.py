@@ -162,8 +162,12 @@ def pickable_configs() -> list:
         for b_k_major in (False, True):
             for dtype in ("bf16", "f16"):
                 found.append(MatmulConfig.for_problem(M, N, K, dtype, True, b_k_major, multiprocessors=132))
-    for split in (2, 4):  # split-K, off by default, taken with config=
+    for split in (2, 4):  # split-K, taken with config=
         found.append(MatmulConfig.for_problem(16, 8192, 8192, multiprocessors=132, split_k=split))
+    for M, N, K, b_k_major in ((4, 1152, 4800, False), (32, 1472, 4416, False), (8, 320, 3280, True)):
+        found.append(MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132))  # few tiles: split
+    # rows not 128-byte aligned, where clusters along M would add a wave: along N
+    found.append(MatmulConfig.for_problem(787, 4504, 9216, multiprocessors=132, unaligned=(False, True)))
     for M, N, K in ((4096, 4096, 4096), (2048, 2048, 2048)):   # stream-K, taken with config= (or the table)
         found.append(MatmulConfig.for_problem(M, N, K, multiprocessors=132, stream_k=True))
     return sorted(set(found), key=repr)

@@ -112,6 +112,70 @@ def test_tile_shape_rule_reproduces_the_sweep(shape, expected):
     assert tile_shape(*shape, 132) == expected
 
 
+@pytest.mark.parametrize("shape, b_k_major, expected", [
+    # few tiles over a deep K: split-K (end to end, twenty-sixth session: 0.69 -> 1.03, 0.75 -> 0.98, 0.75 -> 1.07)
+    ((4, 1152, 4800), False, (64, 64, 1, 4)), ((32, 1472, 4416), False, (64, 64, 1, 3)),
+    ((8, 320, 3280), True, (64, 64, 1, 4)),
+    # more tiles, or a shallow K: unsplit (64 x 3904 x 5248 0.87 in 2 shares against 0.88; 86 x 1504 x 1616 0.81
+    # against 0.87)
+    ((64, 3904, 5248), False, (64, 64, 1, 1)), ((86, 1504, 1616), False, (64, 64, 1, 1)),
+    ((8, 320, 264), False, (64, 64, 1, 1)), ((16, 8192, 8192), False, (64, 64, 1, 1)),
+])
+def test_few_tiles_over_a_deep_k_split(shape, b_k_major, expected):
+    assert tile_shape(*shape, 132, b_k_major=b_k_major) == expected
+
+
+def test_few_tiles_split_counts_the_sms_and_the_depth():
+    from skc.blocks.config import few_tiles_split
+
+    assert few_tiles_split(34, 1000) == 1           # more than a quarter of 132 SMs
+    assert few_tiles_split(8, 106) == 8             # 64 SMs busy, 13 k-steps a share
+    assert few_tiles_split(8, 95) == 7              # (12 k-steps a share at least)
+    assert few_tiles_split(18, 75) == 4             # 72 SMs of 132 (FEW_TILES_SHARE)
+    assert few_tiles_split(5, 20) == 1              # too shallow to share
+    assert few_tiles_split(1, 100, 4) == 2          # the interpreter's 4 SMs
+
+
+def test_rows_not_128_byte_aligned_split_one_row_of_tiles_only():
+    assert tile_shape(7, 280, 2816, 132, unaligned=True) == (64, 64, 1, 3)   # one row of tiles: no cluster
+    assert tile_shape(8, 320, 3280, 132, unaligned=True, b_k_major=True) == (64, 64, 1, 4)
+    assert tile_shape(130, 320, 3280, 132, unaligned=True)[3] == 1             # three rows: clusters instead
+    config = MatmulConfig.for_problem(7, 280, 2816, multiprocessors=132, unaligned=(False, True))
+    assert (config.split_k, config.cluster_m, config.cluster_n) == (3, 1, 1)
+
+
+def test_the_rule_splits_only_its_own_tiles():
+    """A caller's tile or schedule keeps its own split (none unless named)."""
+    assert MatmulConfig.for_problem(4, 1152, 4800, multiprocessors=132).split_k == 4
+    assert MatmulConfig.for_problem(4, 1152, 4800, multiprocessors=132, tile_n=128).split_k == 1
+    assert MatmulConfig.for_problem(4, 1152, 4800, multiprocessors=132, stream_k=True).split_k == 1
+    assert MatmulConfig.for_problem(4, 1152, 4800, multiprocessors=132, split_k=2).split_k == 2
+
+
+def test_per_tensor_fp8_with_few_tiles_splits():
+    from skc.blocks.fp8 import Fp8MatmulConfig
+
+    pick = Fp8MatmulConfig.for_fp8_problem
+    config = pick(18, 512, 13568, dtype="f8e4m3", out_dtype="bf16")
+    assert (config.tile_m, config.tile_n, config.split_k) == (64, 64, 8)
+    assert pick(18, 512, 13568, dtype="f8e4m3", out_dtype="bf16", block_scaled=True).split_k == 1
+    assert pick(18, 512, 13568, dtype="f8e4m3", out_dtype="bf16", tile_n=128).split_k == 1
+    assert pick(64, 4096, 7168, dtype="f8e4m3", out_dtype="bf16").split_k == 1   # 64 tiles: 48 wide, 256 deep
+    assert pick(64, 4096, 7168, dtype="f8e4m3", out_dtype="bf16").tile_n == 48
+
+
+@pytest.mark.parametrize("shape, tile", [((212, 2096, 6016), (64, 64)), ((321, 560, 4224), (64, 64)),
+                                         ((217, 2736, 11776), (128, 64)), ((1703, 336, 7680), (128, 64)),
+                                         ((160, 2000, 8192), (128, 64))])
+def test_per_tensor_fp8_takes_64_row_tiles_where_128_row_ones_fill_half_the_sms(shape, tile):
+    """Past 192 rows, where even 128 x 64 tiles fill at most half of the SMs: 64 x 64, twice as many."""
+    from skc.blocks.fp8 import Fp8MatmulConfig
+
+    config = Fp8MatmulConfig.for_fp8_problem(*shape, dtype="f8e4m3", out_dtype="bf16")
+    assert (config.tile_m, config.tile_n) == tile
+    assert Fp8MatmulConfig.for_fp8_problem(*shape, block_scaled=True).tile_m == 128
+
+
 @pytest.mark.parametrize("shape, split", [((16, 4096, 8192), 2), ((16, 1024, 8192), 8), ((16, 1024, 256), 1)])
 def test_split_rule_when_on(monkeypatch, shape, split):
     from skc.blocks import config

@@ -263,3 +263,98 @@ def test_row_major_b_is_refused_with_the_fix():
     one = torch.tensor(1.0, device="cuda")
     with pytest.raises(skc.LaunchError, match="pass b as the transpose"):
         skc.blocks.matmul(a, b, scale_a=one, scale_b=one)
+
+
+@pytest.mark.parametrize("M,N,K,a_m_major", [(180, 3872, 1024, True), (48, 1168, 1280, False), (256, 512, 384, False)],
+                         ids=["b-padded", "a-and-b-padded", "a-copied"])
+def test_block_scales_padded_into_kept_buffers(M, N, K, a_m_major):
+    """Block scales whose rows TMA cannot address (N / 128 or M no multiple of 4; A's scales row-major, which the
+    kernel reads M-major) go through the plan's kept buffers: calls that change the scales in place, new scale
+    tensors, a side stream and a CUDA graph's capture (then replayed after the scales changed) each read the
+    scales of their own call."""
+    from skc.blocks import fp8_host
+
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    out = torch.empty((M, N), device="cuda", dtype=torch.bfloat16)
+
+    def check(sa, sb):
+        expected = dequantized_block_reference(a, b, sa, sb)
+        assert not out.isnan().any()
+        assert relative_error(out, expected) <= 5e-3
+
+    sa, sb = block_scales(M, N, K)
+    sa = sa.t().contiguous().t() if a_m_major else sa.contiguous()
+    for seed in range(3):   # the same tensors, new values: the third call is a bound launch
+        sa.copy_(block_scales(M, N, K, seed=seed + 5)[0])
+        sb.copy_(block_scales(M, N, K, seed=seed + 5)[1])
+        out.fill_(float("nan"))
+        skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb)
+        check(sa, sb)
+    plan = next(p for p in fp8_host._PLANS.values() if p.M == M and p.N == N and p.K == K and p.block)
+    assert any(plan.pads) and len(plan.kept) == 1 and len(plan.bound) >= 1
+    sa2, sb2 = (s.clone() * 2 for s in (sa, sb))   # new tensors of the same facts
+    sa2 = sa2.t().contiguous().t() if a_m_major else sa2.contiguous()
+    out.fill_(float("nan"))
+    skc.blocks.matmul(a, b, out, scale_a=sa2, scale_b=sb2)
+    check(sa2, sb2)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        out.fill_(float("nan"))
+        skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb)
+    side.synchronize()
+    check(sa, sb)
+    assert len(plan.kept) == 2
+    graph = torch.cuda.CUDAGraph()
+    capture = torch.cuda.Stream()
+    capture.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(capture):
+        with torch.cuda.graph(graph, stream=capture):
+            skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb)
+    sa.mul_(0.5)
+    sb.mul_(3.0)
+    out.fill_(float("nan"))
+    graph.replay()
+    torch.cuda.synchronize()
+    check(sa, sb)
+
+
+@pytest.mark.parametrize("M,N,K,split", [(18, 512, 13568, 8), (7, 1456, 6272, 3)])
+@pytest.mark.parametrize("fast", [False, True])
+def test_per_tensor_few_tiles_split_by_the_rule(M, N, K, split, fast):
+    """The rule's split-K for few 64 x 64 per-tensor tiles over a deep K, each k-block into f32 or not, twice on one
+    plan; against cuBLASLt's error on the same data."""
+    from skc.blocks import fp8_host
+
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
+    expected = (a.float() @ b.float()) * 0.01 * 0.02
+    cublas = torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, use_fast_accum=fast)
+    fp8_host._PLANS.clear()
+    for _ in range(2):
+        out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+        skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, use_fast_accum=fast)
+        torch.cuda.synchronize()
+        assert not out.isnan().any()
+        assert relative_error(out, expected) <= max(5e-3, 1.5 * relative_error(cublas, expected))
+    (plan,) = fp8_host._PLANS.values()
+    assert (plan.cfg.tile_n, plan.cfg.split_k) == (64, split)
+
+
+@pytest.mark.parametrize("M,N,K", [(212, 2096, 6016), (321, 560, 4224), (265, 1232, 256)])
+@pytest.mark.parametrize("fast", [False, True])
+def test_per_tensor_64_row_tiles_where_128_row_ones_fill_half_the_sms(M, N, K, fast):
+    from skc.blocks import fp8_host
+
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
+    expected = (a.float() @ b.float()) * 0.01 * 0.02
+    cublas = torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, use_fast_accum=fast)
+    fp8_host._PLANS.clear()
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, use_fast_accum=fast)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    assert relative_error(out, expected) <= max(5e-3, 1.5 * relative_error(cublas, expected))
+    (plan,) = fp8_host._PLANS.values()
+    assert (plan.cfg.tile_m, plan.cfg.tile_n) == (64, 64)

@@ -499,3 +499,42 @@ def test_a_row_major_b_in_32_column_chunks(M, N, K, fields, dtype):
     torch.cuda.synchronize()
     assert not out.isnan().any()
     assert relative_error(out, reference(a, b)) <= 1e-2
+
+
+@pytest.mark.parametrize("M,N,K,b_k_major,split", [(4, 1152, 4800, False, 4), (32, 1472, 4416, False, 3),
+                                                    (7, 280, 2816, False, 3), (8, 320, 3280, True, 4)])
+@pytest.mark.parametrize("epilogue", [False, True])
+def test_few_tiles_over_a_deep_k_split_by_the_rule(M, N, K, b_k_major, split, epilogue):
+    """The rule's split-K for few tiles over a deep K (config.few_tiles_split), twice on one plan (its workspace
+    and counters reused), with and without C, bias, alpha and an activation; outputs poisoned."""
+    from skc.blocks import matmul_host
+
+    a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, b_k_major)
+    extras = {}
+    if epilogue:
+        extras = {"c": torch.randn(M, N, device="cuda", dtype=torch.bfloat16), "beta": 0.5, "alpha": 2.0,
+                  "bias": torch.randn(N, device="cuda", dtype=torch.bfloat16), "activation": "gelu"}
+    matmul_host._PLANS.clear()
+    for _ in range(2):
+        out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+        skc.blocks.matmul(a, b, out=out, **extras)
+        torch.cuda.synchronize()
+        assert not out.isnan().any()
+        assert relative_error(out, reference(a, b, **extras)) <= 1e-2
+    (plan,) = matmul_host._PLANS.values()
+    assert plan.cfg.split_k == split
+
+
+def test_unaligned_rows_cluster_along_n_where_along_m_adds_a_wave():
+    """787 x 4504 x 9216 (B's rows 9008 bytes apart): 128 x 256 tiles in clusters along N (config.unaligned_cluster)."""
+    from skc.blocks import matmul_host
+
+    M, N, K = 787, 4504, 9216
+    a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, False)
+    matmul_host._PLANS.clear()
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    skc.blocks.matmul(a, b, out=out)
+    torch.cuda.synchronize()
+    assert relative_error(out, reference(a, b)) <= 1e-2
+    (plan,) = matmul_host._PLANS.values()
+    assert (plan.cfg.tile_m, plan.cfg.tile_n, plan.cfg.cluster_m, plan.cfg.cluster_n) == (128, 256, 1, 2)

@@ -464,18 +464,21 @@ def test_fp8_calls_at_known_addresses_reuse_their_bound_launch(fake):
     assert third["stream"] == 5
 
 
-def test_fp8_block_scales_that_must_be_padded_are_not_bound(fake):
+def test_fp8_block_scales_that_must_be_padded_are_copied_into_kept_buffers_and_bound(fake):
+    """Scales TMA cannot read in place are copied into the plan's padded buffers (kept a launch stream), so those
+    calls bind as the others do (before, they took the checked launch with new padded copies: ~140 us a call)."""
     from skc.blocks import fp8_host
 
     with fake_cuda.torch_installed() as torch:
         f8, f32 = torch.float8_e4m3fn, torch.float32
         a, b = torch.Tensor((256, 256), f8), torch.Tensor((512, 256), f8).T
         k_block_major = torch.Tensor((2, 256), f32).T   # scale_a (M x K/128) read in place through its transpose
-        row_major = torch.Tensor((256, 2), f32)          # scale_a copied into a padded tensor at each call
+        row_major = torch.Tensor((256, 2), f32)          # scale_a copied into a kept padded buffer at each call
         scale_b = torch.Tensor((2, 4), f32)
         bound = fp8_host._Plan(a, b, k_block_major, scale_b, None, None, None, None, None, None)
         copied = fp8_host._Plan(a, b, row_major, scale_b, None, None, None, None, None, None)
-    assert bound.binds and not copied.binds
+    assert bound.binds and copied.binds
+    assert bound.pads == (False, False) and copied.pads == (True, False)
 
 
 @pytest.mark.parametrize("size, blocks", [(1, 132), (2, 132), (4, 120)])
@@ -538,6 +541,17 @@ def test_the_unaligned_cluster_rule():
     assert unaligned_cluster(3000, 3000, 192, 128) == {"cluster_n": 2}   # more rows than columns: A shared
     assert unaligned_cluster(1000, 1000, 64, 128) == {"cluster_m": 2}    # else B
     assert unaligned_cluster(64, 1000, 64, 128) == {}                     # one row of tiles
+    # with the SMs counted: a cluster that rounds an odd count of tiles into another wave gives way (787 x 4504 on
+    # 128 x 256 tiles: 7 rows of 18 in one wave; 8 rows in clusters along M, two waves), to the other direction or
+    # to none
+    assert unaligned_cluster(787, 4504, 128, 256) == {"cluster_m": 2}
+    assert unaligned_cluster(787, 4504, 128, 256, 132) == {"cluster_n": 2}
+    assert unaligned_cluster(3000, 3000, 192, 192, 132) == {"cluster_n": 2}   # (16 x 16 tiles: even either way)
+    assert unaligned_cluster(1000, 1000, 64, 128, 132) == {"cluster_m": 2}
+    assert unaligned_cluster(787, 256, 128, 256, 132) == {"cluster_m": 2}     # (one column: M's 7 rows in 1 wave)
+    assert unaligned_cluster(7 * 128, 3 * 256, 128, 256, 22) == {}            # 21 tiles, 1 wave; 24 or 28 in pairs: 3
+    assert unaligned_cluster(7000, 3000, 128, 256, 132) == {"cluster_m": 2}   # 5 waves, 6 in pairs along M: kept
+    assert MatmulConfig.for_problem(787, 4504, 9216, multiprocessors=132, unaligned=(False, True)).cluster_n == 2
     pick = MatmulConfig.for_problem
     assert pick(3000, 3000, 3000, multiprocessors=132, unaligned=(True, False)).cluster_n == 2
     # the tiles at UNALIGNED_TILE_SPEEDS: 5000³ on 192 x 192 (12 waves of 64 x 256 ones when aligned)
