@@ -18,9 +18,9 @@ from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel, \
     fp8_matmul_stream_k_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, check_activation,
-                         check_epilogue_operands, check_no_overlap, element_strides, on_stream, remember,
-                         require_arrays, row_major, split_buffers, stream_k_buffers, torch_type, unread_stand_in,
-                         unsplit_unless_row_major, without_grad)
+                         check_epilogue_operands, check_no_overlap, element_strides, keeping_stream, on_stream,
+                         remember, require_arrays, row_major, split_buffers, stream_k_buffers, torch_type,
+                         unread_stand_in, unsplit_unless_row_major, without_grad)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -246,13 +246,9 @@ class _Plan:
     def kept_scales(self, a, stream):
         """The launch stream's _KeptScales (made at its first call), or None (no torch CUDA tensors, or a call that
         a CUDA graph captures: its memory is the graph's, not this plan's)."""
-        if not getattr(a, "is_cuda", False):
+        handle = keeping_stream(a, stream)
+        if handle is None:
             return None
-        import torch
-
-        if torch.cuda.is_current_stream_capturing():
-            return None
-        handle = skc.launch_stream(stream, a)
         found = self.kept.get(handle)
         if found is None:
             found = self.kept[handle] = _KeptScales(a, handle, self.M, self.N, self.K, self.pads)

@@ -591,6 +591,18 @@ def on_stream(x, stream):
     return torch.cuda.stream(torch.cuda.ExternalStream(skc.launch_stream(stream), device=x.device))
 
 
+def keeping_stream(x, stream):
+    """The launch stream whose buffers a plan may keep for a call over x (a handle), or None: arrays other than
+    torch's CUDA tensors, or a call that a CUDA graph captures (whose memory the graph owns, not the plan)."""
+    if not getattr(x, "is_cuda", False):
+        return None
+    import torch
+
+    if torch.cuda.is_current_stream_capturing():
+        return None
+    return skc.launch_stream(stream, x)
+
+
 def without_grad(x):
     """torch's no_grad for torch's x: the copies are no part of a graph (an out that requires grad is written as
     the kernel writes it)."""

@@ -33,7 +33,8 @@ from .fp8_host import scaled_call
 from . import gemm
 from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
 from .host_plans import (address_functions, check_activation, check_epilogue_operands, check_has_data,
-                         check_no_overlap, check_writeable, contiguous, on_stream, paddable, padded, read_in_place,
+                         check_no_overlap, check_writeable, contiguous, keeping_stream, on_stream, paddable, padded,
+                         read_in_place,
                          real, require_arrays, unsplit_unless_row_major, view, without_grad)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
@@ -297,13 +298,9 @@ class _PaddedRows:
     def _kept(self, a, b, stream):
         """The buffers kept for the launch's stream (made now at its first call), or None: numpy arrays, a large
         problem, or a call that a CUDA graph captures (whose memory the graph owns, not this plan)."""
-        if not self.keeps or not getattr(a, "is_cuda", False):
+        handle = keeping_stream(a, stream) if self.keeps else None
+        if handle is None:
             return None
-        import torch
-
-        if torch.cuda.is_current_stream_capturing():
-            return None
-        handle = skc.launch_stream(stream, a)
         found = self.kept.get(handle)
         if found is None:
             if _kept_total[0] + self.set_bytes > KEPT_TOTAL_BYTES:

@@ -319,11 +319,14 @@ def test_block_scales_padded_into_kept_buffers(M, N, K, a_m_major):
     check(sa, sb)
 
 
-@pytest.mark.parametrize("M,N,K,split", [(18, 512, 13568, 8), (7, 1456, 6272, 3)])
+@pytest.mark.parametrize("M,N,K,tile", [
+    (18, 512, 13568, (64, 64, 8)), (7, 1456, 6272, (64, 64, 3)),   # few 64 x 64 tiles over a deep K: split-K
+    (212, 2096, 6016, (64, 64, 1)), (321, 560, 4224, (64, 64, 1)),  # past 192 rows, 128 x 64 filling half the SMs
+    (265, 1232, 256, (64, 64, 1))])
 @pytest.mark.parametrize("fast", [False, True])
-def test_per_tensor_few_tiles_split_by_the_rule(M, N, K, split, fast):
-    """The rule's split-K for few 64 x 64 per-tensor tiles over a deep K, each k-block into f32 or not, twice on one
-    plan; against cuBLASLt's error on the same data."""
+def test_per_tensor_tiles_the_rule_takes_for_few_tiles(M, N, K, tile, fast):
+    """The rule's per-tensor choices where few tiles would fill the SMs (split-K, or 64-row tiles), each k-block into
+    f32 or not, twice on one plan (split-K's buffers reused); against cuBLASLt's error on the same data."""
     from skc.blocks import fp8_host
 
     a, b = quantized(M, K), quantized(N, K, seed=2).t()
@@ -338,23 +341,4 @@ def test_per_tensor_few_tiles_split_by_the_rule(M, N, K, split, fast):
         assert not out.isnan().any()
         assert relative_error(out, expected) <= max(5e-3, 1.5 * relative_error(cublas, expected))
     (plan,) = fp8_host._PLANS.values()
-    assert (plan.cfg.tile_n, plan.cfg.split_k) == (64, split)
-
-
-@pytest.mark.parametrize("M,N,K", [(212, 2096, 6016), (321, 560, 4224), (265, 1232, 256)])
-@pytest.mark.parametrize("fast", [False, True])
-def test_per_tensor_64_row_tiles_where_128_row_ones_fill_half_the_sms(M, N, K, fast):
-    from skc.blocks import fp8_host
-
-    a, b = quantized(M, K), quantized(N, K, seed=2).t()
-    sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
-    expected = (a.float() @ b.float()) * 0.01 * 0.02
-    cublas = torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, use_fast_accum=fast)
-    fp8_host._PLANS.clear()
-    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
-    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, use_fast_accum=fast)
-    torch.cuda.synchronize()
-    assert not out.isnan().any()
-    assert relative_error(out, expected) <= max(5e-3, 1.5 * relative_error(cublas, expected))
-    (plan,) = fp8_host._PLANS.values()
-    assert (plan.cfg.tile_m, plan.cfg.tile_n) == (64, 64)
+    assert (plan.cfg.tile_m, plan.cfg.tile_n, plan.cfg.split_k) == tile
