@@ -341,7 +341,8 @@ class MatmulConfig:
             tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch, any(unaligned), b_k_major,
                                                             one_row=one_row)
         named = set(overrides)
-        if named & {"tile_m", "tile_n", "stream_k", "split_tail", "cluster_m", "cluster_n", "loader"}:
+        if named & {"tile_m", "tile_n", "stream_k", "split_tail", "cluster_m", "cluster_n", "loader", "store",
+                    "swap_ab", "batched", "pingpong"}:
             split_k = 1   # (the rule's shares are for its own tiles; a caller's tiles or schedule keep theirs)
         tile_m = overrides.pop("tile_m", tile_m)
         tile_n = overrides.pop("tile_n", tile_n)

@@ -134,6 +134,10 @@ class _Plan:
         dtype, dtype_b = _fp8_type(a, "a"), _fp8_type(b, "b")
         M, N, K = _operands(a, b)
         block = _scaling(scale_a, scale_b, M, N, K)
+        for name, scale in (("scale_a", scale_a), ("scale_b", scale_b)):
+            if block and getattr(scale, "device", None) != getattr(a, "device", None):
+                raise skc.LaunchError(f"scaled matmul: {name} is on {scale.device}, the operands on {a.device}: "
+                                      f"pass block scales on the operands' device ({name}.to(a.device))")
         if block and use_fast_accum:
             raise skc.LaunchError("scaled matmul: use_fast_accum=True runs the whole K in fp8 wgmma's accumulator, "
                                   "which per-tensor scales allow; block-wise scales multiply each k-block's product "
@@ -235,24 +239,16 @@ class _Plan:
             stream = skc.launch_stream(stream, a)
         grads = getattr(scale_a, "requires_grad", False) or getattr(scale_b, "requires_grad", False)
         with on_stream(a, stream), without_grad(a) if grads else nullcontext():
-            kept = self.kept_scales(a, stream)
-            if kept is None:
+            handle = keeping_stream(a, stream)
+            if handle is None:
                 return self.checked_launch(a, b, scale_a, scale_b, out, bias, stream)
-            with self.lock:
+            with self.lock:   # (a stream's set is made once: a bound launch reads the set it was bound with)
+                kept = self.kept.get(handle)
+                if kept is None:
+                    kept = self.kept[handle] = _KeptScales(a, handle, self.M, self.N, self.K, self.pads)
                 kept.fill(scale_a, scale_b)
-                self.bound_launch(a, b, scale_a, scale_b, out, bias, kept.stream, kept)
+                self.bound_launch(a, b, scale_a, scale_b, out, bias, handle, kept)
         return out
-
-    def kept_scales(self, a, stream):
-        """The launch stream's _KeptScales (made at its first call), or None (no torch CUDA tensors, or a call that
-        a CUDA graph captures: its memory is the graph's, not this plan's)."""
-        handle = keeping_stream(a, stream)
-        if handle is None:
-            return None
-        found = self.kept.get(handle)
-        if found is None:
-            found = self.kept[handle] = _KeptScales(a, handle, self.M, self.N, self.K, self.pads)
-        return found
 
     def checked_launch(self, a, b, scale_a, scale_b, out, bias, stream):
         """A launch whose arguments are checked and packed at this call (the interpreter's, or one not bound)."""
@@ -306,12 +302,13 @@ class _KeptScales:
 
         k_blocks, n_blocks = K // SCALE_BLOCK, -(-N // SCALE_BLOCK)
         self.stream, self.sa, self.sb, self.sa_top, self.sb_top = stream, None, None, None, None
-        if pads[0]:
-            self.sa = a.new_zeros((k_blocks, -(-M // 4) * 4), dtype=torch.float32)
-            self.sa_top = self.sa[:, :M]
-        if pads[1]:
-            self.sb = a.new_zeros((k_blocks, -(-n_blocks // SB_BOX) * SB_BOX), dtype=torch.float32)
-            self.sb_top = self.sb[:, :n_blocks]
+        with torch.inference_mode(False):   # (made under inference_mode, they could not be filled outside it)
+            if pads[0]:
+                self.sa = a.new_zeros((k_blocks, -(-M // 4) * 4), dtype=torch.float32)
+                self.sa_top = self.sa[:, :M]
+            if pads[1]:
+                self.sb = a.new_zeros((k_blocks, -(-n_blocks // SB_BOX) * SB_BOX), dtype=torch.float32)
+                self.sb_top = self.sb[:, :n_blocks]
 
     def fill(self, scale_a, scale_b):
         if self.sa_top is not None:

@@ -307,9 +307,13 @@ class _PaddedRows:
                 return None
             M, K8, N8 = self.M, self.K8, self.N8
             flip_a, flip_b = self.flipped
-            found = self.kept[handle] = _Kept(_padded(a, (M, K8), flip_a, self.pitch) if self.copy_a else None,
-                                              _padded(b, (K8, N8), flip_b, self.pitch) if self.copy_b else None,
-                                              empty_like(a, (M, N8)) if self.pad_n else None, M, self.N, self.K)
+            import torch
+
+            with torch.inference_mode(False):   # (made under inference_mode, they could not be filled outside it)
+                found = self.kept[handle] = _Kept(
+                    _padded(a, (M, K8), flip_a, self.pitch) if self.copy_a else None,
+                    _padded(b, (K8, N8), flip_b, self.pitch) if self.copy_b else None,
+                    empty_like(a, (M, N8)) if self.pad_n else None, M, self.N, self.K)
             _kept_total[0] += self.set_bytes
             weakref.finalize(found, _release, self.set_bytes)
         return found

@@ -150,6 +150,9 @@ def test_the_rule_splits_only_its_own_tiles():
     assert MatmulConfig.for_problem(4, 1152, 4800, multiprocessors=132, tile_n=128).split_k == 1
     assert MatmulConfig.for_problem(4, 1152, 4800, multiprocessors=132, stream_k=True).split_k == 1
     assert MatmulConfig.for_problem(4, 1152, 4800, multiprocessors=132, split_k=2).split_k == 2
+    # fields split-K cannot go with: the rule's split gives way (it raised before)
+    for fields in ({"store": "direct"}, {"swap_ab": True}, {"batched": "ab"}):
+        assert MatmulConfig.for_problem(1, 8, 1536, multiprocessors=132, **fields).split_k == 1, fields
 
 
 def test_per_tensor_fp8_with_few_tiles_splits():

@@ -2,6 +2,7 @@
 once per address (checked on the GPU launch path with a fake driver that records what reaches cuLaunchKernel);
 launches go to the given stream; batched operands fold into one GEMM or run one GEMM per batch (against numpy
 in the interpreter); unsupported operands are LaunchErrors."""
+import contextlib
 import ctypes
 import struct
 
@@ -479,6 +480,95 @@ def test_fp8_block_scales_that_must_be_padded_are_copied_into_kept_buffers_and_b
         copied = fp8_host._Plan(a, b, row_major, scale_b, None, None, None, None, None, None)
     assert bound.binds and copied.binds
     assert bound.pads == (False, False) and copied.pads == (True, False)
+
+
+def _with_kept_path(torch):
+    """The fake torch's tensors with what the kept path uses: CUDA, copy_ (counted), prefix views t[:, :n], and no
+    capture under way."""
+    tensor = torch.Tensor
+    tensor.is_cuda, tensor.requires_grad, tensor.copies = True, False, 0
+
+    def copy_(self, x):
+        type(self).copies += 1
+        return self
+
+    def getitem(self, index):
+        if isinstance(index, tuple):   # [:, :n]: the first rows' first n columns, in place
+            rows = self.shape[0] if index[0].stop is None else index[0].stop
+            return tensor((rows, index[1].stop), self.dtype, self._strides, self._address, self._device)
+        return plain(self, index)
+
+    plain = tensor.__getitem__
+    tensor.copy_, tensor.__getitem__ = copy_, getitem
+    torch.cuda.is_current_stream_capturing = lambda: False
+    torch.inference_mode = lambda mode=True: contextlib.nullcontext()
+
+
+def test_fp8_kept_scales_are_made_once_a_stream_under_the_lock_and_read_by_the_bound_launch(fake):
+    """Padded block scales: a call copies them into its stream's kept buffers (made once, under the plan's lock, so
+    two threads' first calls cannot leave a bound launch reading a set later calls do not fill), the third call of
+    a key is bound, and the bound launch reads the kept buffer; another stream gets a set of its own."""
+    from skc.blocks import fp8_host
+
+    fake.inspect = None   # (the fixture reads a bf16 GEMM's arguments)
+    fp8_host._PLANS.clear()
+    streams = [0]
+    with fake_cuda.torch_installed(streams) as torch:
+        _with_kept_path(torch)
+        f8, f32 = torch.float8_e4m3fn, torch.float32
+        a, b, out = torch.Tensor((256, 256), f8), torch.Tensor((512, 256), f8).T, torch.Tensor((256, 512))
+        sa, sb = torch.Tensor((256, 2), f32), torch.Tensor((2, 4), f32)   # sa row-major: copied M-major
+        made = []
+        init = fp8_host._KeptScales.__init__
+
+        def checked_init(self, *args):
+            (plan,) = fp8_host._PLANS.values()
+            made.append(plan.lock.locked())
+            init(self, *args)
+
+        fp8_host._KeptScales.__init__ = checked_init
+        try:
+            for _ in range(3):
+                skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb)
+            (plan,) = fp8_host._PLANS.values()
+            assert made == [True] and list(plan.kept) == [0] and len(plan.bound) == 1
+            assert torch.Tensor.copies == 3 and plan.pads == (True, False)
+            (bound,) = plan.bound.values()
+            words = fake_cuda.argument_pointers(bound.arguments, 9)   # a, b, out, M, N, K, bias, sa, sb
+            assert ctypes.c_uint64.from_address(words[7]).value == plan.kept[0].sa.data_ptr()
+            streams.append(5)
+            skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb)
+            assert made == [True, True] and sorted(plan.kept) == [0, 5]
+            assert fake.launches[-1]["stream"] == 5
+        finally:
+            fp8_host._KeptScales.__init__ = init
+            fp8_host._PLANS.clear()
+
+
+def test_fp8_block_scales_on_another_device_are_refused(fake):
+    with fake_cuda.torch_installed() as torch:
+        f8, f32 = torch.float8_e4m3fn, torch.float32
+        a, b = torch.Tensor((256, 256), f8), torch.Tensor((512, 256), f8).T
+        sa, sb = torch.Tensor((256, 2), f32, device=1), torch.Tensor((2, 4), f32)
+        with pytest.raises(skc.LaunchError, match="scale_a is on .* pass block scales on the operands' device"):
+            skc.blocks.matmul(a, b, scale_a=sa, scale_b=sb)
+
+
+def test_fp8_kept_scales_made_under_inference_mode_fill_outside_it():
+    """A serving loop's first call under torch.inference_mode(): the kept buffers are normal tensors, so later
+    calls outside it can fill them (an inference tensor refuses in-place updates there)."""
+    torch = pytest.importorskip("torch")
+    from skc.blocks.fp8_host import _KeptScales
+
+    M, N, K = 6, 200, 256
+    a, sa, sb = torch.zeros(M, K), torch.rand(M, K // 128), torch.rand(K // 128, 2)
+    with torch.inference_mode():
+        kept = _KeptScales(a, 0, M, N, K, (True, True))
+        kept.fill(sa, sb)
+    kept.fill(sa * 2, sb * 3)
+    assert not kept.sa.is_inference()
+    assert torch.equal(kept.sa_top, (sa * 2).T) and torch.equal(kept.sb_top, sb * 3)
+    assert not kept.sa[:, M:].any() and kept.sb.shape == (2, 4) and not kept.sb[:, 2:].any()
 
 
 @pytest.mark.parametrize("size, blocks", [(1, 132), (2, 132), (4, 120)])
