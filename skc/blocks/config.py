@@ -339,7 +339,7 @@ class MatmulConfig:
             # are 128-row tiles' choices)
             one_row = not {"tile_n", "consumers", "pingpong"} & set(overrides)
             tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch, any(unaligned), b_k_major,
-                                                            one_row=one_row)
+                                                            one_row=one_row, a_aligned=a_k_major and not unaligned[0])
         named = set(overrides)
         if named & {"tile_m", "tile_n", "stream_k", "split_tail", "cluster_m", "cluster_n", "loader", "store",
                     "swap_ab", "batched", "pingpong"}:
@@ -434,6 +434,13 @@ NARROW_TILE_SPEEDS = {True: {(192, 96): 0.83}, False: {(192, 96): 0.80}}
 # (bf16, 128 x 128; fp8 1.11-1.33x, and 1.39-1.6x at 160 rows). Sustained at 192 x 7168 x 16384: 535 TFLOP/s
 # against 415 on 128 x 128 (cuBLAS 531); 453 against 259 at 160 rows (benchmarks/NOTES.md, twenty-fourth session).
 ONE_ROW_TILE_SPEEDS = {(192, 64): 0.84}
+# Where only B's rows start at no multiple of 128 bytes (A's K-major rows aligned), one row of 192 x 64 tiles for
+# 128 < M <= 192 when they fill at least this share of the SMs, and at most one wave. End to end against
+# torch.matmul (benchmarks/NOTES.md, twenty-seventh session; the rule's tiles, in clusters, before): 129 x 5000 x 4096
+# (79 tiles) 1.01 against 0.73, 150 x 7000 x 2000 (110) 0.88 against 0.76, 170 x 8200 x 6000 (129) 0.77 against
+# 0.73, 136 x 4504 x 1000 (71) 0.82 against 0.83; with fewer tiles slower (160 x 3000 x 5000, 47 tiles: 0.66 against
+# 0.78; 192 x 2984 x 8192 0.81 against 0.92), and in two waves (180 x 12000 x 4096: 0.77 against 0.84).
+UNALIGNED_ONE_ROW = 0.5
 # A last row of 128-row tiles part past M: another (0.5 x its fraction past M) of a wave. (Not counted for 64-row
 # tiles: 144 x 4096 x 14336 ran 1.12x as fast on 64 x 128 as on 192 x 64, where the count would have taken 192 x 64.)
 PAST_END_COST = 0.5
@@ -508,7 +515,7 @@ def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int, multiprocessors:
 
 
 def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, unaligned: bool = False,
-               b_k_major: bool = False, narrow: bool = True, one_row: bool = True) -> tuple:
+               b_k_major: bool = False, narrow: bool = True, one_row: bool = True, a_aligned: bool = False) -> tuple:
     """(tile_m, tile_n, cluster_m, split_k) for an M x N x K problem on a GPU of `multiprocessors` SMs: the tile
     shape of the least `wave_cost` (3072³ takes 192 x 192 tiles, 2 waves of 256, where 128 x 256 tiles left the
     third of 3 waves 18 % full: 1.30x faster; where one wave holds the tiles of several shapes, the one of least
@@ -522,7 +529,11 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     tiles for B's layout (`b_k_major`) are weighed too (their speeds are the bf16 GEMM's). `one_row`: for
     128 < M <= 192 (one matrix, aligned rows), ONE_ROW_TILE_SPEEDS's 192-row tiles are weighed too, and a last row
     of 128-row tiles part past M costs the more of PAST_END_COST the emptier it is (TMA fills a box past A's end
-    with zeros slowly)."""
+    with zeros slowly). `a_aligned`: where only B's rows are unaligned (A K-major), 128 < M <= 192 rows take one
+    row of 192 x 64 tiles where those fill between half the SMs and all of them (`UNALIGNED_ONE_ROW`)."""
+    if (unaligned and a_aligned and one_row and batch == 1 and 128 < M <= 192
+            and multiprocessors * UNALIGNED_ONE_ROW <= tiles_of(M, N, 192, 64) <= multiprocessors):
+        return 192, 64, 1, 1
     if unaligned:
         speeds = UNALIGNED_TILE_SPEEDS
     else:

@@ -46,17 +46,25 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
     Each 128-deep k-block's product is added into f32 registers, as torch._scaled_mm does by default;
     `use_fast_accum=True` (per-tensor scales only) runs the whole K through fp8 wgmma's accumulator instead, which
     keeps fewer bits (torch's use_fast_accum). None: the config's `fast_accum`, else False."""
+    key = _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum)
+    try:
+        plan = _PLANS.get(key)
+    except TypeError:   # (an unhashable config, activation or use_fast_accum: _checked says which)
+        plan = None
+    if plan is None:   # (a plan is kept only for a key whose call passed these checks)
+        _checked(config, use_fast_accum, activation)
+        plan = remember(_PLANS, key, _Plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config,
+                                           use_fast_accum), limit=256)
+    return plan(a, b, scale_a, scale_b, out, bias, stream)
+
+
+def _checked(config, use_fast_accum, activation):
+    """The call's choices that its plan's key holds: refused here, before a plan is made for them."""
     if config is not None and not isinstance(config, Fp8MatmulConfig):
         raise skc.LaunchError(f"scaled matmul takes an Fp8MatmulConfig, found {type(config).__name__}")
     if use_fast_accum not in (None, True, False):
         raise skc.LaunchError(f"scaled matmul's use_fast_accum is True, False or None, found {use_fast_accum!r}")
     check_activation("scaled matmul", activation)
-    key = _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum)
-    plan = _PLANS.get(key)
-    if plan is None:
-        plan = remember(_PLANS, key, _Plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config,
-                                           use_fast_accum), limit=256)
-    return plan(a, b, scale_a, scale_b, out, bias, stream)
 
 
 def _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum) -> tuple:
@@ -192,6 +200,8 @@ class _Plan:
         self.bound = Bindings(self.kernel[self.grid, self.cfg.threads], self.cfg)
         self.binds = device.kind == "cuda"
         self.pads = (block and _pads(scale_a.T, 4), block and _pads(scale_b, SB_BOX))
+        self.keeps = self.binds and (self.pads[0] or self.pads[1])
+        self.empty = _empty_maker(a, (M, N), out_name)
         self.kept, self.lock = {}, threading.Lock()   # launch stream -> _KeptScales
         self.address = address_functions(6)   # a, b, out, scale_a, scale_b, bias
 
@@ -207,8 +217,8 @@ class _Plan:
 
     def __call__(self, a, b, scale_a, scale_b, out, bias, stream):
         if out is None:
-            out = _empty(a, (self.M, self.N), self.out_name)
-        if self.binds and (self.pads[0] or self.pads[1]):
+            out = self.empty(a)
+        if self.keeps:
             return self.padded_scales(a, b, scale_a, scale_b, out, bias, stream)
         if self.buffers is not None and not self.interpreter:   # the launch's stream picks its buffers
             stream = skc.launch_stream(stream, a)
@@ -341,16 +351,20 @@ def _padded(x, multiple: int):
     return padded
 
 
-def _empty(a, shape, name):
+def _empty_maker(a, shape, name):
+    """The function making a call's output (`shape`, of type `name`) where `a` lives: its dtype found once."""
     if hasattr(a, "new_empty"):  # torch
         import torch  # the caller's tensors are torch's: it is installed
 
-        return a.new_empty(shape, dtype={"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}[name])
+        dtype = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}[name]
+        return lambda a: a.new_empty(shape, dtype=dtype)
     if name == "bf16":
         import ml_dtypes
 
-        return np.empty(shape, ml_dtypes.bfloat16)
-    return np.empty(shape, {"f16": np.float16, "f32": np.float32}[name])
+        dtype = ml_dtypes.bfloat16
+    else:
+        dtype = {"f16": np.float16, "f32": np.float32}[name]
+    return lambda a: np.empty(shape, dtype)
 
 
 def scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream,

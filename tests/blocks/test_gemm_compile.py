@@ -168,6 +168,8 @@ def pickable_configs() -> list:
         found.append(MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132))  # few tiles: split
     # rows not 128-byte aligned, where clusters along M would add a wave: along N
     found.append(MatmulConfig.for_problem(787, 4504, 9216, multiprocessors=132, unaligned=(False, True)))
+    # only B's rows unaligned, 129-192 rows: one row of 192 x 64
+    found.append(MatmulConfig.for_problem(129, 5000, 4096, multiprocessors=132, unaligned=(False, True)))
     for M, N, K in ((4096, 4096, 4096), (2048, 2048, 2048)):   # stream-K, taken with config= (or the table)
         found.append(MatmulConfig.for_problem(M, N, K, multiprocessors=132, stream_k=True))
     return sorted(set(found), key=repr)
@@ -224,6 +226,25 @@ def test_one_row_of_192_x_64_tiles_for_129_to_192_rows():
     assert pick(150, 256, 256, tile_m=192, consumers=3, tile_n=64, a_box_rows=16)[2] == 0
     fp8 = Fp8MatmulConfig.for_fp8_problem(160, 7168, 2048)
     assert (fp8.tile_m, fp8.tile_n, fp8.a_rows, fp8.epilogue_buffers) == (192, 64, 160, 1)
+
+
+def test_one_row_of_192_x_64_tiles_where_only_bs_rows_are_unaligned():
+    """B's rows at no multiple of 128 bytes, A's aligned: 128 < M <= 192 takes one row of 192 x 64 tiles where they
+    fill half the SMs to all of them; not with fewer or more tiles, A's rows unaligned too, a transposed A, a batch or
+    a caller's own tile."""
+    def pick(M, N, K, a_k_major=True, unaligned=(False, True), **fields):
+        config = MatmulConfig.for_problem(M, N, K, "bf16", a_k_major, multiprocessors=132, unaligned=unaligned,
+                                          **fields)
+        return config.tile_m, config.tile_n, config.cluster_m, config.cluster_n, config.a_rows, config.epilogue_buffers
+
+    assert pick(129, 5000, 4096) == (192, 64, 1, 1, 136, 1)
+    assert pick(150, 7000, 2000) == (192, 64, 1, 1, 152, 1)
+    assert pick(160, 3000, 5000)[:2] != (192, 64)      # 47 tiles: under half the SMs
+    assert pick(180, 12000, 4096)[:2] != (192, 64)     # 188 tiles: two waves
+    assert pick(150, 7000, 2000, unaligned=(True, True))[:2] != (192, 64)
+    assert pick(150, 7000, 2000, a_k_major=False)[:2] != (192, 64)
+    assert pick(150, 7000, 2000, tile_n=128)[:2] == (128, 128)
+    assert pick(300, 7000, 2000, batch=2)[:2] != (192, 64)   # (two matrices of 150 rows)
 
 
 def test_few_rows_and_deep_k_swap_a_and_b():

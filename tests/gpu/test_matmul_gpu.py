@@ -347,13 +347,15 @@ def test_every_tuned_configuration_on_its_shape(shape, dtype):
                                         (1024, 4096, 4096, (128, 256)), (64, 5120, 5120, (64, 64)),
                                         (100, 3000, 5000, (64, 64)), (20, 1000, 1032, (64, 64)),
                                         (6144, 6144, 1024, (192, 192)), (192, 7168, 1024, (192, 64)),
-                                        (150, 6016, 1024, (192, 64))])
+                                        (150, 6016, 1024, (192, 64)),
+                                        (129, 5000, 1024, {False: (192, 64), True: (64, 128)})])
 @pytest.mark.parametrize("tb", [False, True])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_the_tiles_the_wave_rule_picks(M, N, K, tile, tb, dtype):
     """The tile shapes MatmulConfig.for_problem weighs by their waves (192 x 192 and 192 x 128: three consumer
     warpgroups; 64 x 64 for few rows; 192 x 96, whose row-major B is read in 32-column chunks; one row of 192 x 64
-    for 128 < M <= 192, A's box holding M's rows, one epilogue buffer), with tails in M, N and K, B row-major and
+    for 128 < M <= 192, A's box holding M's rows, one epilogue buffer; likewise where only B's rows are not 128-byte
+    aligned, 129 x 5000 with B row-major), with tails in M, N and K, B row-major and
     K-major (x @ w.t()), bf16 and fp16, output poisoned first."""
     from skc.blocks import matmul_host
 
