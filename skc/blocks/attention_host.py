@@ -127,7 +127,8 @@ class _Problem:
             if D not in (64, 128, 256):
                 raise skc.LaunchError(f"attention runs head dimensions 64, 128 and 256, found {D}: pad q, k and v "
                                       "with zeros to the next of them (and pass scale=1/sqrt(D) of the unpadded D)")
-            config = default_config(D, dtype, bool(causal), bool(return_lse))
+            config = default_config(D, dtype, bool(causal), bool(return_lse), problem=(B * H, Sq),
+                                    multiprocessors=skc.current_device().multiprocessors)
         elif not isinstance(config, AttentionConfig):
             raise skc.LaunchError(f"attention's config is an AttentionConfig, found {type(config).__name__}")
         if config.head_dim != D:
@@ -256,12 +257,15 @@ def _new_lse(q, host: bool, shape):
     return q.new_empty(shape, dtype=torch.float32)
 
 
-def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool = False) -> AttentionConfig:
+def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool = False, problem: tuple = None,
+                   multiprocessors: int = None) -> AttentionConfig:
     """What attention() runs without a config, measured on the H200 (benchmarks/NOTES.md):
     for D <= 128, each warpgroup's softmax overlapped with its previous block's P·V, V three stages deep; for D = 64,
     the warpgroups taking turns at the tensor cores, with three of them on 192-row query tiles (1.07x of two) where
-    not causal, and rows reduced pairwise where causal (1.13x); for D = 128, causal with the log-sum-exp, rows reduced
-    pairwise; for D = 128 O rescaled only when a row's maximum moves past 2^2 in P (1.04x causal; past 2^8 before,
+    not causal; causal, rows reduced in order (pairwise before: 0.88-0.96x of cuDNN against 0.94-1.02x in order,
+    twenty-seventh session) and, for a `problem` of (heads, query length) of many short tiles on `multiprocessors`
+    SMs (`fetches_short_tiles`), persistent blocks taking their tiles from a counter; for D = 128, causal with the
+    log-sum-exp, rows reduced pairwise; for D = 128 O rescaled only when a row's maximum moves past 2^2 in P (1.04x causal; past 2^8 before,
     as fast, but a key standing out later in a row then had its P rounded anywhere in its binade), and not causal,
     persistent blocks too (the next tile's loads overlap a tile's start and end: 1.10x at 2048 keys, 1.05x at 4096,
     1.02x at 16384, once the wgmma descriptors lived in uniform registers; before, persistent blocks spilled with
@@ -269,9 +273,11 @@ def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool 
     first (1.03x at 4096 keys, 1.01x at 8192; with pairwise reductions, as the log-sum-exp needs, 0.99x)."""
     fields = dict(block_n=128, overlap=True, value_stages=3) if D <= 128 else dict(block_n=64)
     if D == 64:
-        fields.update(pingpong=True, tree_reductions=causal)
+        fields.update(pingpong=True)
         if not causal:   # (causal: 0.9x, the diagonal's masks spill at 160 registers)
             fields.update(block_m=192, consumers=3)
+        elif problem is not None and fetches_short_tiles(*problem, multiprocessors):
+            fields.update(persistent=True, fetch_tiles=True)
     if D == 128 and causal and lse:   # (rows reduced in order spill 4 bytes there; pairwise: 1.01x, no spill)
         fields.update(tree_reductions=True)
     if D == 128:
@@ -281,6 +287,24 @@ def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool 
         elif not lse:   # (taking a fixed share of tiles that differ in length, 0.90x)
             fields.update(persistent=True, fetch_tiles=True)
     return AttentionConfig(head_dim=D, dtype=dtype, causal=causal, lse=lse, **fields)
+
+
+# Causal D = 64 takes persistent blocks fetching their tiles where the tiles (128 query rows of a head) are many,
+# at least this many a multiprocessor, and short, at most SHORT_TILE_BLOCKS query blocks a head. Against cuDNN,
+# end to end, rows reduced in order either way (benchmarks/NOTES.md, twenty-seventh session): 16 x 16 / 4 x 1024
+# 0.97 against 0.79, 4 x 32 x 2048 0.98 against 0.87, 8 x 16 x 4096 1.01-1.04 against 0.96, 11 x 8 x 443 0.94-0.96
+# against 0.88-0.90, 1 x 32 x 3000 0.95 against 0.94; with fewer tiles or longer rows slower: 1 x 16 x 1630 (208
+# tiles) 0.84-0.86 against 0.96-0.98, 1 x 8 / 2 x 6208 (49 blocks a head) 0.88 against 1.02; 2 x 16 x 8192 level.
+FETCH_TILES_PER_SM = 2
+SHORT_TILE_BLOCKS = 32
+
+
+def fetches_short_tiles(heads: int, queries: int, multiprocessors: int = None) -> bool:
+    """Whether `heads` heads (batch times query heads) of `queries` query rows make tiles many and short enough that
+    persistent blocks taking them from a counter pay (causal D = 64; FETCH_TILES_PER_SM, SHORT_TILE_BLOCKS)."""
+    blocks = -(-queries // 128)
+    return multiprocessors is not None and heads * blocks >= FETCH_TILES_PER_SM * multiprocessors \
+        and blocks <= SHORT_TILE_BLOCKS
 
 
 def compile_arguments(config: AttentionConfig) -> dict:

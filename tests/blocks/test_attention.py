@@ -146,9 +146,9 @@ def test_a_key_standing_out_late_in_a_row_keeps_its_exact_weight():
 
 @pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, True), (128, False)])
 def test_the_default_configurations_in_the_interpreter(D, causal, monkeypatch):
-    """attention() without a config: for D = 64, three consumer warpgroups taking turns (not causal) or two with
-    pairwise row reductions (causal); for D = 128, lazy rescaling and persistent blocks, which take their tiles from
-    a counter where causal."""
+    """attention() without a config: for D = 64, three consumer warpgroups taking turns (not causal) or two, rows
+    reduced in order (causal: few tiles here, one a block); for D = 128, lazy rescaling and persistent blocks, which
+    take their tiles from a counter where causal."""
     from skc.blocks import attention_host
 
     launched = []
@@ -165,9 +165,35 @@ def test_the_default_configurations_in_the_interpreter(D, causal, monkeypatch):
     assert launched[0].persistent == (D == 128)
     assert launched[0].fetch_tiles == (D == 128 and causal)
     assert launched[0].lazy_rescale == (2.0 if D == 128 else 0.0)
+    assert not launched[0].tree_reductions
     exact, _ = exact_reference(q, k, v, causal)
     assert np.abs(out - exact).max() < 1e-2
     np.testing.assert_allclose(out, online_model(q, k, v, causal, 128), rtol=2 ** -7, atol=2e-3)
+
+
+def test_causal_head_dim_64_fetches_many_short_tiles():
+    """Causal D = 64: persistent blocks taking their tiles from a counter where the tiles are many (two an SM) and
+    short (at most 32 query blocks a head), with or without the log-sum-exp; a tile a block otherwise, and where the
+    device is unknown. The persistent configuration runs exactly in the interpreter (three tiles on two blocks)."""
+    from skc.blocks.attention_host import default_config, fetches_short_tiles
+
+    assert fetches_short_tiles(16 * 16, 1024, 132) and fetches_short_tiles(11 * 8, 443, 132)
+    assert not fetches_short_tiles(16, 1630, 132)        # 208 tiles
+    assert not fetches_short_tiles(8, 6208, 132)         # 49 query blocks a head
+    assert not fetches_short_tiles(4096, 1024, None)
+    for lse in (False, True):
+        many = default_config(64, "bf16", True, lse, problem=(256, 1024), multiprocessors=132)
+        assert many.persistent and many.fetch_tiles and not many.tree_reductions and many.pingpong
+        few = default_config(64, "bf16", True, lse, problem=(16, 1630), multiprocessors=132)
+        assert not few.persistent and not few.fetch_tiles
+    assert not default_config(64, "bf16", False, False, problem=(256, 1024), multiprocessors=132).persistent
+    q, k, v = (bf16(RNG.standard_normal((1, 3, 100, 64))) for _ in range(3))
+    config = default_config(64, "bf16", True, True, problem=(3, 100), multiprocessors=1)
+    assert config.persistent and config.fetch_tiles
+    out, lse = attention(q, k, v, causal=True, config=config, return_lse=True)
+    exact, exact_lse = exact_reference(q, k, v, True)
+    assert np.abs(out - exact).max() < 1e-2 and np.abs(lse - exact_lse).max() < 1e-3
+    np.testing.assert_allclose(out, online_model(q, k, v, True, 128), rtol=2 ** -7, atol=2e-3)
 
 
 @pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, True), (128, False)])
@@ -195,15 +221,19 @@ def test_the_default_configurations_compile_without_spills(D, causal, lse):
     softmax's exp2 is one instruction ptxas keeps 12 bytes there: 7 % faster than the unspilled two-consumer tile,
     benchmarks/NOTES.md, seventh session), and 4 in the causal D = 128 tile whose blocks fetch their tiles (one value
     kept across the tile loop, stored before it and loaded once a tile: 1.03x of the tile a block, fifteenth
-    session)."""
+    session). Each configuration the shape can choose: causal D = 64 fetches many short tiles (256 heads of 1024
+    queries), and takes a tile a block for few."""
     from skc.blocks.attention_host import default_config
 
-    config = default_config(D, "bf16", causal, lse)
-    three = (D, causal) == (64, False)
-    assert (config.block_m, config.consumers) == ((192, 3) if three else (128, 2))
-    resources = attention_kernel.compile(**compile_arguments(config), target="sm_90a").resources
-    allowed = 12 if three else 4 if config.fetch_tiles else 0
-    assert resources["spill_stores"] <= allowed and resources["stack_bytes"] <= -(-allowed // 8) * 8, resources
+    configs = {default_config(D, "bf16", causal, lse, problem=problem, multiprocessors=132)
+               for problem in ((256, 1024), (16, 1630))}
+    assert len(configs) == (2 if (D, causal) == (64, True) else 1)
+    for config in configs:
+        three = (D, causal) == (64, False)
+        assert (config.block_m, config.consumers) == ((192, 3) if three else (128, 2))
+        resources = attention_kernel.compile(**compile_arguments(config), target="sm_90a").resources
+        allowed = 12 if three else 4 if config.fetch_tiles else 0
+        assert resources["spill_stores"] <= allowed and resources["stack_bytes"] <= -(-allowed // 8) * 8, resources
 
 
 @pytest.mark.parametrize("scale, message", [(0.0, "positive and finite, found 0.0"), (-0.125, "found -0.125"),

@@ -206,3 +206,30 @@ def test_a_large_scale_on_the_gpu(D, causal):
     got, lse = attention(q, k, v, causal=causal, scale=scale, out=out, return_lse=True)
     torch.testing.assert_close(got.double(), expected, rtol=2 ** -7, atol=1e-2)
     torch.testing.assert_close(lse.double(), expected_lse, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("lse", [False, True])
+@pytest.mark.parametrize("layout", ["bhsd", "bshd"])
+def test_causal_head_dim_64_fetching_many_short_tiles_on_the_gpu(lse, layout):
+    """Causal D = 64 over many short tiles (4 x 24 heads of 400 queries, three to a K/V head): the default
+    configuration's persistent blocks take their tiles from a counter; three calls in a row, outputs poisoned first,
+    against float32 and no worse than twice flash's error, the log-sum-exp too."""
+    from skc.blocks.attention_host import default_config
+
+    SMs = torch.cuda.get_device_properties(0).multi_processor_count
+    assert default_config(64, "bf16", True, lse, problem=(4 * 24, 400), multiprocessors=SMs).fetch_tiles
+    torch.manual_seed(27)
+    q = torch.randn(4, 24, 400, 64, device="cuda", dtype=torch.bfloat16)
+    k, v = (torch.randn(4, 8, 400, 64, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    expected, reference_lse = reference(q, k, v, True)
+    limit = max(2 * flash_error(q, k, v, True, expected), 1e-2)
+    args = [x.transpose(1, 2).contiguous() if layout == "bshd" else x for x in (q, k, v)]
+    for _ in range(3):
+        out = torch.full_like(args[0], float("nan"))
+        result = attention(*args, causal=True, out=out, layout=layout, return_lse=lse)
+        got, got_lse = result if lse else (result, None)
+        got = got.transpose(1, 2) if layout == "bshd" else got
+        error = (got.float() - expected).abs().max().item()
+        assert error <= limit, error
+        if lse:
+            assert (got_lse - reference_lse).abs().max().item() < 1e-3
