@@ -454,6 +454,13 @@ SPLIT_K_BY_DEFAULT = False
 # the SMs gain (0.87 against 0.88 unsplit; eighth session).
 FEW_TILES_SHARE = 0.55
 FEW_TILES_MIN_STEPS = 12
+# Several rows of tiles that fill a quarter to half of the SMs over a deep K: split-K into as many shares (up to 4)
+# as fit one wave, each HALF_WAVE_MIN_STEPS k-steps deep at least (`half_wave_split`). End to end against
+# torch.matmul (benchmarks/NOTES.md, twenty-seventh session): `x @ w.t()` 427 x 384 x 8192 (42 tiles of 64 x 64)
+# 0.57 unsplit, 0.90 in 3 shares (0.78 in 2, 0.66 in 4); `x @ w.t()` 95 x 1936 x 13632 (62 tiles) 0.69, 0.92 in 2;
+# 256 x 576 x 4608 (36 tiles, 72 k-steps) 0.70, 0.85 in 2 (0.93 in 3, 24 k-steps a share). With more tiles (84, 93)
+# no split helped; one row of tiles (64 x 3904 x 5248, 61 tiles: 0.87 in 2 against 0.88) stays unsplit.
+HALF_WAVE_MIN_STEPS = 32
 
 
 def swaps(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, unaligned: bool = False) -> bool:
@@ -521,7 +528,8 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     third of 3 waves 18 % full: 1.30x faster; where one wave holds the tiles of several shapes, the one of least
     work over speed, which spreads the problem over the most SMs); clusters of 2 for 128 x 256 tiles once
     M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); split-K where the tiles fill at
-    most a quarter of the SMs over a deep K (`few_tiles_split`; one matrix, aligned rows), or, when
+    most a quarter of the SMs over a deep K (`few_tiles_split`; one matrix, aligned rows) or several rows of them
+    fill at most half (`half_wave_split`), or, when
     SPLIT_K_BY_DEFAULT, where they fill less than half of the SMs and K is deep enough to share (>= 4 k-steps a
     unit).
     M counts `batch` matrices of M / batch rows. `unaligned`: the operands' rows start at no multiple of 128 bytes
@@ -552,7 +560,21 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
         # (rows not 128-byte aligned: only one row of tiles, which takes no cluster; 7 x 280 x 2816 1.01x torch in
         # 4 shares against 0.75x unsplit)
         split_k = few_tiles_split(tiles, K // 64, multiprocessors)
+        if split_k == 1 and not unaligned and -(-M // tile_m) > 1:
+            split_k = half_wave_split(tiles, K // 64, multiprocessors)
     return tile_m, tile_n, cluster_m, split_k
+
+
+def half_wave_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int:
+    """The shares of split-K for `tiles` tiles (several rows of them, aligned rows) that fill more than a quarter
+    of the SMs and at most half: the most shares (up to 4) whose units fit one wave, each HALF_WAVE_MIN_STEPS k-steps
+    deep at least; 1 where none do."""
+    if not multiprocessors < 4 * tiles <= 2 * multiprocessors:
+        return 1
+    for split in (4, 3, 2):
+        if tiles * split <= multiprocessors and k_steps >= HALF_WAVE_MIN_STEPS * split:
+            return split
+    return 1
 
 
 def few_tiles_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int:

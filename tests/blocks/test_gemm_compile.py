@@ -164,7 +164,8 @@ def pickable_configs() -> list:
                 found.append(MatmulConfig.for_problem(M, N, K, dtype, True, b_k_major, multiprocessors=132))
     for split in (2, 4):  # split-K, taken with config=
         found.append(MatmulConfig.for_problem(16, 8192, 8192, multiprocessors=132, split_k=split))
-    for M, N, K, b_k_major in ((4, 1152, 4800, False), (32, 1472, 4416, False), (8, 320, 3280, True)):
+    for M, N, K, b_k_major in ((4, 1152, 4800, False), (32, 1472, 4416, False), (8, 320, 3280, True),
+                               (427, 384, 8192, True), (256, 576, 4608, False)):   # (several rows: half a wave)
         found.append(MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132))  # few tiles: split
     # rows not 128-byte aligned, where clusters along M would add a wave: along N
     found.append(MatmulConfig.for_problem(787, 4504, 9216, multiprocessors=132, unaligned=(False, True)))

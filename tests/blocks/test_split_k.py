@@ -125,6 +125,30 @@ def test_few_tiles_over_a_deep_k_split(shape, b_k_major, expected):
     assert tile_shape(*shape, 132, b_k_major=b_k_major) == expected
 
 
+@pytest.mark.parametrize("shape, b_k_major, split", [
+    # several rows of tiles filling a quarter to half of the SMs over a deep K: as many shares as fit one wave
+    # (twenty-seventh session: 0.57 -> 0.90, 0.69 -> 0.92, 0.70 -> 0.85)
+    ((427, 384, 8192), True, 3), ((95, 1936, 13632), True, 2), ((256, 576, 4608), False, 2),
+    # one row of tiles, more than half the SMs, a shallow K, rows not 128-byte aligned: unsplit
+    ((64, 3904, 5248), False, 1), ((712, 400, 4544), False, 1), ((152, 1936, 3750), True, 1),
+    ((86, 1504, 1616), False, 1),
+])
+def test_several_rows_of_tiles_filling_half_the_sms_split(shape, b_k_major, split):
+    assert tile_shape(*shape, 132, b_k_major=b_k_major)[3] == split
+    assert tile_shape(*shape, 132, unaligned=True, b_k_major=b_k_major)[3] == 1 or shape[0] <= 64
+
+
+def test_half_wave_split_fits_one_wave_of_deep_enough_shares():
+    from skc.blocks.config import half_wave_split
+
+    assert half_wave_split(42, 128) == 3            # 126 units of 132; 42 k-steps a share
+    assert half_wave_split(42, 95) == 2             # (32 k-steps a share at least)
+    assert half_wave_split(33, 1000) == 1           # a quarter of the SMs: few_tiles_split's
+    assert half_wave_split(67, 1000) == 1           # more than half
+    assert half_wave_split(62, 40) == 1             # too shallow to share
+    assert half_wave_split(2, 1000, 4) == 2         # the interpreter's 4 SMs
+
+
 def test_few_tiles_split_counts_the_sms_and_the_depth():
     from skc.blocks.config import few_tiles_split
 

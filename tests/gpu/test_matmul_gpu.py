@@ -504,10 +504,12 @@ def test_a_row_major_b_in_32_column_chunks(M, N, K, fields, dtype):
 
 
 @pytest.mark.parametrize("M,N,K,b_k_major,split", [(4, 1152, 4800, False, 4), (32, 1472, 4416, False, 3),
-                                                    (7, 280, 2816, False, 3), (8, 320, 3280, True, 4)])
+                                                    (7, 280, 2816, False, 3), (8, 320, 3280, True, 4),
+                                                    (427, 384, 8192, True, 3), (256, 576, 4608, False, 2)])
 @pytest.mark.parametrize("epilogue", [False, True])
 def test_few_tiles_over_a_deep_k_split_by_the_rule(M, N, K, b_k_major, split, epilogue):
-    """The rule's split-K for few tiles over a deep K (config.few_tiles_split), twice on one plan (its workspace
+    """The rule's split-K for few tiles over a deep K (config.few_tiles_split; several rows of tiles filling at
+    most half the SMs: config.half_wave_split), twice on one plan (its workspace
     and counters reused), with and without C, bias, alpha and an activation; outputs poisoned."""
     from skc.blocks import matmul_host
 
