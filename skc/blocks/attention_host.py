@@ -260,17 +260,18 @@ def _new_lse(q, host: bool, shape):
 def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool = False, problem: tuple = None,
                    multiprocessors: int = None) -> AttentionConfig:
     """What attention() runs without a config, measured on the H200 (benchmarks/NOTES.md):
-    for D <= 128, each warpgroup's softmax overlapped with its previous block's P·V, V three stages deep; for D = 64,
-    the warpgroups taking turns at the tensor cores, with three of them on 192-row query tiles (1.07x of two) where
-    not causal; causal, rows reduced in order (pairwise before: 0.88-0.96x of cuDNN against 0.94-1.02x in order,
-    twenty-seventh session) and, for a `problem` of (heads, query length) of many short tiles on `multiprocessors`
-    SMs (`fetches_short_tiles`), persistent blocks taking their tiles from a counter; for D = 128, causal with the
-    log-sum-exp, rows reduced pairwise; for D = 128 O rescaled only when a row's maximum moves past 2^2 in P (1.04x causal; past 2^8 before,
-    as fast, but a key standing out later in a row then had its P rounded anywhere in its binade), and not causal,
-    persistent blocks too (the next tile's loads overlap a tile's start and end: 1.10x at 2048 keys, 1.05x at 4096,
-    1.02x at 16384, once the wgmma descriptors lived in uniform registers; before, persistent blocks spilled with
-    lazy rescaling); causal without the log-sum-exp, persistent blocks taking their tiles from a counter, longest
-    first (1.03x at 4096 keys, 1.01x at 8192; with pairwise reductions, as the log-sum-exp needs, 0.99x)."""
+    for D <= 128, each warpgroup's softmax overlapped with its previous block's P·V, V three stages deep; for
+    D = 64, the warpgroups taking turns at the tensor cores, with three of them on 192-row query tiles (1.07x of two)
+    where not causal; causal, rows reduced in order (1.03-1.08x as fast as pairwise on eight shapes, twenty-seventh
+    session) and, for a `problem` of (heads, query length) of many short tiles on `multiprocessors` SMs
+    (`fetches_short_tiles`), persistent blocks taking their tiles from a counter; for D = 128, causal with the
+    log-sum-exp, rows reduced pairwise; for D = 128 O rescaled only when a row's maximum moves past 2^2 in P (1.04x
+    causal; past 2^8 before, as fast, but a key standing out later in a row then had its P rounded anywhere in its
+    binade), and not causal, persistent blocks too (the next tile's loads overlap a tile's start and end: 1.10x at
+    2048 keys, 1.05x at 4096, 1.02x at 16384, once the wgmma descriptors lived in uniform registers; before,
+    persistent blocks spilled with lazy rescaling); causal without the log-sum-exp, persistent blocks taking their
+    tiles from a counter, longest first (1.03x at 4096 keys, 1.01x at 8192; with pairwise reductions, as the
+    log-sum-exp needs, 0.99x)."""
     fields = dict(block_n=128, overlap=True, value_stages=3) if D <= 128 else dict(block_n=64)
     if D == 64:
         fields.update(pingpong=True)
