@@ -454,7 +454,7 @@ SPLIT_K_BY_DEFAULT = False
 # the SMs gain (0.87 against 0.88 unsplit; eighth session).
 FEW_TILES_SHARE = 0.55
 FEW_TILES_MIN_STEPS = 12
-# Several rows of tiles that fill a quarter to half of the SMs over a deep K: split-K into as many shares (up to 4)
+# Several rows of tiles that fill a quarter to half of the SMs over a deep K: split-K into as many shares (3 or 2)
 # as fit one wave, each HALF_WAVE_MIN_STEPS k-steps deep at least (`half_wave_split`). End to end against
 # torch.matmul (benchmarks/NOTES.md, twenty-seventh session): `x @ w.t()` 427 x 384 x 8192 (42 tiles of 64 x 64)
 # 0.57 unsplit, 0.90 in 3 shares (0.78 in 2, 0.66 in 4); `x @ w.t()` 95 x 1936 x 13632 (62 tiles) 0.69, 0.92 in 2;
@@ -567,11 +567,11 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
 
 def half_wave_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int:
     """The shares of split-K for `tiles` tiles (several rows of them, aligned rows) that fill more than a quarter
-    of the SMs and at most half: the most shares (up to 4) whose units fit one wave, each HALF_WAVE_MIN_STEPS k-steps
+    of the SMs and at most half: the most shares (3 or 2) whose units fit one wave, each HALF_WAVE_MIN_STEPS k-steps
     deep at least; 1 where none do."""
     if not multiprocessors < 4 * tiles <= 2 * multiprocessors:
         return 1
-    for split in (4, 3, 2):
+    for split in (3, 2):   # (four shares of more than a quarter of the SMs' tiles would not fit one wave)
         if tiles * split <= multiprocessors and k_steps >= HALF_WAVE_MIN_STEPS * split:
             return split
     return 1

@@ -438,7 +438,8 @@ def _zeros_like(a, shape, dtype: str = None):
         import torch
 
         return a.new_zeros(shape) if dtype is None else a.new_zeros(shape, dtype=getattr(torch, dtype))
-    if isinstance(a, skc.DeviceArray):
+    if isinstance(a, skc.DeviceArray) or (dtype is not None and hasattr(a, "__cuda_array_interface__")):
+        # (skc's arrays, and a plan's buffers beside another framework's GPU arrays, cupy's: on the current device)
         return skc.zeros(shape, dtype or a.dtype)
     import numpy as np
 

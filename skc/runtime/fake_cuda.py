@@ -91,6 +91,19 @@ class FakeDriver:
     def cuModuleLoadData(self, address):
         return (0, address)
 
+    def cuMemAlloc(self, nbytes):
+        """A made-up device address (nothing is stored), counted in `allocations`."""
+        self.allocations = getattr(self, "allocations", 0) + 1
+        address = _NEXT_ADDRESS[0]
+        _NEXT_ADDRESS[0] += -(-max(1, nbytes) // 256) * 256
+        return (0, address)
+
+    def cuMemFree(self, address):
+        return (0,)
+
+    def cuMemsetD8(self, address, byte, nbytes):
+        return (0,)
+
     def cuModuleGetFunction(self, module, name):
         return (0, FunctionName(name.decode()))
 

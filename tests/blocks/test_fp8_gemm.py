@@ -212,6 +212,8 @@ def test_use_fast_accum_is_checked(hopper_interpreter):
         skc.blocks.matmul(a8, b8, scale_a=sa, scale_b=sb, use_fast_accum=True)
     with pytest.raises(skc.LaunchError, match="use_fast_accum is True, False or None, found 'yes'"):
         skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, use_fast_accum="yes")
+    with pytest.raises(skc.LaunchError, match=r"use_fast_accum is True, False or None, found array\(True\)"):
+        skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, use_fast_accum=np.array(True))   # (not a key)
     with pytest.raises(skc.LaunchError, match="disagrees with the operands on fast_accum: fast_accum=False"):
         skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, use_fast_accum=False,
                           config=Fp8MatmulConfig(tile_n=64, fast_accum=True))
@@ -804,3 +806,17 @@ def test_per_tensor_fp8_swaps_a_and_b_by_itself_with_the_calls_epilogue(hopper_i
     assert plan.cfg.swap_ab and (plan.cfg.tile_m, plan.cfg.tile_n) == (128, 72)
     np.testing.assert_array_equal(out.astype(np.float32),
                                   np.maximum(2.0 * (a @ b) + bias, 0.0).astype(ml_dtypes.bfloat16).astype(np.float32))
+
+
+def test_an_activation_is_checked_at_every_call_whatever_plans_exist(hopper_interpreter):
+    """A str subclass equal to an activation's name is refused before and after a plan for the name exists (a plan's
+    key cannot tell them apart, so the check runs at every call)."""
+    M, N, K = 64, 64, 128
+    _, _, a8, b8 = operands(M, N, K)
+    one = np.ones(1, np.float32)
+    for activation in (np.str_("relu"), "relu", np.str_("relu")):
+        if type(activation) is str:
+            assert skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, activation=activation).shape == (M, N)
+            continue
+        with pytest.raises(skc.LaunchError, match="activation is None, 'relu', 'gelu' or 'silu'"):
+            skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, activation=activation)

@@ -465,6 +465,23 @@ def test_fp8_calls_at_known_addresses_reuse_their_bound_launch(fake):
     assert third["stream"] == 5
 
 
+def test_split_k_beside_arrays_of_another_framework_keeps_its_buffers_on_the_device(fake):
+    """Arrays exporting __cuda_array_interface__ (cupy's) at shapes the rule splits (few tiles; several rows of tiles
+    filling half the SMs): split-K's workspace and counters are device memory (they were numpy arrays on the host,
+    which the launch refused), made once a plan."""
+    for a, b, split in ((FakeTensor((4, 4800)), FakeTensor((4800, 1152)), 4),
+                        (FakeTensor((256, 4608)), FakeTensor((4608, 576)), 2),
+                        (FakeTensor((427, 8192)), FakeTensor((384, 8192)).T, 3)):
+        matmul_host._PLANS.clear()
+        fake.inspect = None
+        allocations = getattr(fake, "allocations", 0)
+        for _ in range(2):
+            skc.blocks.matmul(a, b)
+        (plan,) = matmul_host._PLANS.values()
+        assert plan.cfg.split_k == split and fake.launches[-1]["function"] == "matmul_split_kernel"
+        assert fake.allocations == allocations + 2   # (the workspace and the counters, once)
+
+
 def test_fp8_block_scales_that_must_be_padded_are_copied_into_kept_buffers_and_bound(fake):
     """Scales TMA cannot read in place are copied into the plan's padded buffers (kept a launch stream), so those
     calls bind as the others do (before, they took the checked launch with new padded copies: ~140 us a call)."""
