@@ -437,9 +437,10 @@ ONE_ROW_TILE_SPEEDS = {(192, 64): 0.84}
 # Where only B's rows start at no multiple of 128 bytes (A's K-major rows aligned), one row of 192 x 64 tiles for
 # 128 < M <= 192 when they fill at least this share of the SMs, and at most one wave. End to end against
 # torch.matmul (benchmarks/NOTES.md, twenty-seventh session; the rule's tiles, in clusters, before): 129 x 5000 x 4096
-# (79 tiles) 1.01 against 0.73, 150 x 7000 x 2000 (110) 0.88 against 0.76, 170 x 8200 x 6000 (129) 0.77 against
-# 0.73, 136 x 4504 x 1000 (71) 0.82 against 0.83; with fewer tiles slower (160 x 3000 x 5000, 47 tiles: 0.66 against
-# 0.78; 192 x 2984 x 8192 0.81 against 0.92), and in two waves (180 x 12000 x 4096: 0.77 against 0.84).
+# (79 tiles) 1.01 against 0.73, 184 x 5400 x 8000 (85) 1.19 against 0.82, 131 x 8040 x 2048 (126) 0.97 against 0.74,
+# 145 x 4600 x 12288 (72) 0.84 against 0.52; with fewer tiles slower (192 x 2984 x 8192, 47 tiles: 0.81 against
+# 0.92), and in two waves (180 x 12000 x 4096: 0.77 against 0.84). Where A's rows are unaligned too, mixed (0.52-0.90
+# against 0.56-0.86): not taken.
 UNALIGNED_ONE_ROW = 0.5
 # A last row of 128-row tiles part past M: another (0.5 x its fraction past M) of a wave. (Not counted for 64-row
 # tiles: 144 x 4096 x 14336 ran 1.12x as fast on 64 x 128 as on 192 x 64, where the count would have taken 192 x 64.)

@@ -47,26 +47,24 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
     Each 128-deep k-block's product is added into f32 registers, as torch._scaled_mm does by default;
     `use_fast_accum=True` (per-tensor scales only) runs the whole K through fp8 wgmma's accumulator instead, which
     keeps fewer bits (torch's use_fast_accum). None: the config's `fast_accum`, else False."""
-    check_activation("scaled matmul", activation)   # (at every call: a str subclass equal to a name is refused)
+    _checked(config, use_fast_accum, activation)
     key = _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum)
-    try:
-        plan = _PLANS.get(key)
-    except TypeError:   # (an unhashable config or use_fast_accum: _checked refuses what it knows)
-        plan = None
-    if plan is None:   # (a plan is kept only for a key whose call passed these checks)
-        _checked(config, use_fast_accum)
+    plan = _PLANS.get(key)
+    if plan is None:
         plan = remember(_PLANS, key, _Plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config,
                                            use_fast_accum), limit=256)
     return plan(a, b, scale_a, scale_b, out, bias, stream)
 
 
-def _checked(config, use_fast_accum):
-    """The call's choices that its plan's key holds: refused here, before a plan is made for them (a value its
-    key could not tell from an accepted one is accepted by these checks too)."""
+def _checked(config, use_fast_accum, activation):
+    """The call's choices that its plan's key holds, checked at every call (a key cannot tell a refused value from
+    an accepted one equal to it, np.str_("relu") from "relu"): the common values pass in a test or two."""
     if config is not None and not isinstance(config, Fp8MatmulConfig):
         raise skc.LaunchError(f"scaled matmul takes an Fp8MatmulConfig, found {type(config).__name__}")
-    if use_fast_accum not in (None, True, False) or not isinstance(use_fast_accum, Hashable):
+    if use_fast_accum is not None and type(use_fast_accum) is not bool and (
+            use_fast_accum not in (True, False) or not isinstance(use_fast_accum, Hashable)):
         raise skc.LaunchError(f"scaled matmul's use_fast_accum is True, False or None, found {use_fast_accum!r}")
+    check_activation("scaled matmul", activation)
 
 
 def _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum) -> tuple:
