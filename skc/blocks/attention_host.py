@@ -271,7 +271,8 @@ def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool 
     2048 keys, 1.05x at 4096, 1.02x at 16384, once the wgmma descriptors lived in uniform registers; before,
     persistent blocks spilled with lazy rescaling); causal without the log-sum-exp, persistent blocks taking their
     tiles from a counter, longest first (1.03x at 4096 keys, 1.01x at 8192; with pairwise reductions, as the
-    log-sum-exp needs, 0.99x)."""
+    log-sum-exp needs, 0.99x) where the tiles are very many or many and short (`fetches_tiles_of_128`), a tile a
+    block where they are few or long (1.06-1.5x there, twenty-eighth session)."""
     fields = dict(block_n=128, overlap=True, value_stages=3) if D <= 128 else dict(block_n=64)
     if D == 64:
         fields.update(pingpong=True)
@@ -285,7 +286,8 @@ def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool 
         fields.update(lazy_rescale=2.0)
         if not causal:
             fields.update(persistent=True)
-        elif not lse:   # (taking a fixed share of tiles that differ in length, 0.90x)
+        elif not lse and (problem is None or fetches_tiles_of_128(*problem, multiprocessors)):
+            # (taking a fixed share of tiles that differ in length, 0.90x)
             fields.update(persistent=True, fetch_tiles=True)
     return AttentionConfig(head_dim=D, dtype=dtype, causal=causal, lse=lse, **fields)
 
@@ -300,12 +302,35 @@ FETCH_TILES_PER_SM = 2
 SHORT_TILE_BLOCKS = 32
 
 
-def fetches_short_tiles(heads: int, queries: int, multiprocessors: int = None) -> bool:
+def fetches_short_tiles(heads: int, queries: int, multiprocessors: int = None,
+                        short: int = SHORT_TILE_BLOCKS) -> bool:
     """Whether `heads` heads (batch times query heads) of `queries` query rows make tiles many and short enough that
-    persistent blocks taking them from a counter pay (causal D = 64; FETCH_TILES_PER_SM, SHORT_TILE_BLOCKS)."""
+    persistent blocks taking them from a counter pay (causal D = 64; FETCH_TILES_PER_SM, at most `short` query
+    blocks a head)."""
     blocks = -(-queries // 128)
     return multiprocessors is not None and heads * blocks >= FETCH_TILES_PER_SM * multiprocessors \
-        and blocks <= SHORT_TILE_BLOCKS
+        and blocks <= short
+
+
+# Causal D = 128 without the log-sum-exp fetches its tiles where they are many and short as for D = 64, with rows of
+# at most SHORT_TILE_BLOCKS_128 query blocks, or very many, at least MANY_TILES_PER_SM a multiprocessor (the
+# issue's causal rows, 4096 and 8192 tiles: 1.03x and 1.01x of a tile a block, fifteenth session); a tile a block
+# otherwise. Against cuDNN, end to end, fetching / a tile a block (benchmarks/NOTES.md, twenty-eighth session):
+# 1 x 8 x 3264 0.85 / 1.07, 1 x 32 / 4 x 514 0.84 / 0.98, 2 x 8 x 2000 0.96 / 1.02, 1 x 16 x 1500 0.86 / 1.00,
+# 1 x 8 x 8192 1.01 / 1.12, 1 x 12 x 4096 0.99 / 1.10, 1 x 4 x 6000 0.81 / 1.22; many short tiles fetched:
+# 2 x 32 / 8 x 700 0.97 / 0.92, 3 x 16 x 900 0.97 / 0.96; 4 x 8 x 1024 (256 tiles) level, 0.98 / 0.97.
+SHORT_TILE_BLOCKS_128 = 16
+MANY_TILES_PER_SM = 8
+
+
+def fetches_tiles_of_128(heads: int, queries: int, multiprocessors: int = None) -> bool:
+    """Whether causal head_dim 128 attention (without the log-sum-exp) over `heads` heads of `queries` query rows
+    runs persistent blocks taking their tiles from a counter (SHORT_TILE_BLOCKS_128, MANY_TILES_PER_SM); where the
+    device is unknown, it does (the configuration the issue's rows measure)."""
+    if multiprocessors is None:
+        return True
+    many = heads * -(-queries // 128) >= MANY_TILES_PER_SM * multiprocessors
+    return many or fetches_short_tiles(heads, queries, multiprocessors, SHORT_TILE_BLOCKS_128)
 
 
 def compile_arguments(config: AttentionConfig) -> dict:

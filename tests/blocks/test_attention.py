@@ -196,6 +196,28 @@ def test_causal_head_dim_64_fetches_many_short_tiles():
     np.testing.assert_allclose(out, online_model(q, k, v, True, 128), rtol=2 ** -7, atol=2e-3)
 
 
+def test_causal_head_dim_128_fetches_its_tiles_only_where_they_are_many():
+    """Causal D = 128 without the log-sum-exp: persistent blocks taking tiles from a counter where the tiles are
+    very many (8 an SM: the issue's causal rows) or many (2 an SM) and short (at most 16 query blocks a head); a tile
+    a block for few or long ones; fetching where the device is unknown. With the log-sum-exp, a tile a block."""
+    from skc.blocks.attention_host import default_config, fetches_tiles_of_128
+
+    assert fetches_tiles_of_128(8 * 16, 4096, 132) and fetches_tiles_of_128(4 * 32, 8192, 132)   # 4096, 8192 tiles
+    assert fetches_tiles_of_128(2 * 32, 700, 132) and fetches_tiles_of_128(3 * 16, 900, 132)     # 384, 6 and 8 long
+    assert not fetches_tiles_of_128(8, 3264, 132) and not fetches_tiles_of_128(32, 514, 132)     # 208, 160 tiles
+    assert not fetches_tiles_of_128(12, 4096, 132)        # 384 tiles of 32 blocks
+    assert not fetches_tiles_of_128(8, 8192, 132)         # 512 tiles of 64 blocks
+    assert fetches_tiles_of_128(12, 4096, None)
+    for problem, fetched in (((128, 4096), True), ((12, 4096), False), ((64, 700), True), ((8, 3264), False)):
+        config = default_config(128, "bf16", True, False, problem=problem, multiprocessors=132)
+        assert (config.persistent, config.fetch_tiles) == (fetched, fetched), problem
+        assert not config.tree_reductions and config.lazy_rescale == 2.0
+        with_lse = default_config(128, "bf16", True, True, problem=problem, multiprocessors=132)
+        assert not with_lse.persistent and with_lse.tree_reductions
+    config = default_config(128, "bf16", True, False)
+    assert config.persistent and config.fetch_tiles
+
+
 @pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, True), (128, False)])
 def test_a_large_scale(D, causal):
     """scale = 3e4: scaled scores near 1e5 in exp2's units, where each row's m·c rounded to f32 is off by up to
@@ -222,12 +244,12 @@ def test_the_default_configurations_compile_without_spills(D, causal, lse):
     benchmarks/NOTES.md, seventh session), and 4 in the causal D = 128 tile whose blocks fetch their tiles (one value
     kept across the tile loop, stored before it and loaded once a tile: 1.03x of the tile a block, fifteenth
     session). Each configuration the shape can choose: causal D = 64 fetches many short tiles (256 heads of 1024
-    queries), and takes a tile a block for few."""
+    queries), and takes a tile a block for few; so does causal D = 128 without the log-sum-exp."""
     from skc.blocks.attention_host import default_config
 
     configs = {default_config(D, "bf16", causal, lse, problem=problem, multiprocessors=132)
                for problem in ((256, 1024), (16, 1630))}
-    assert len(configs) == (2 if (D, causal) == (64, True) else 1)
+    assert len(configs) == (2 if (D, causal) == (64, True) or (D, causal, lse) == (128, True, False) else 1)
     for config in configs:
         three = (D, causal) == (64, False)
         assert (config.block_m, config.consumers) == ((192, 3) if three else (128, 2))
