@@ -582,6 +582,18 @@ def padded(x, shape):
     return buffer
 
 
+def span(x):
+    """The flat array of x's elements from its first to its last, the gaps between its rows included (the same
+    memory): a strided view as the interpreter takes a pointer argument, a contiguous array, where a GPU launch
+    takes the address of its first element (torch tensors and numpy arrays)."""
+    count = 1 + sum((n - 1) * s for n, s in zip(x.shape, element_strides(x)))
+    if hasattr(x, "as_strided"):
+        return x.as_strided((count,), (1,))
+    import numpy as np
+
+    return np.lib.stride_tricks.as_strided(x, shape=(count,), strides=(x.itemsize,))
+
+
 def on_stream(x, stream):
     """A context in which torch's copies of x go to the launch's `stream` (given, and torch's x): the copies
     around a launch run in its order."""

@@ -32,10 +32,11 @@ from .epilogue import EpilogueSpec
 from .fp8_host import scaled_call
 from . import gemm
 from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
-from .host_plans import (address_functions, check_activation, check_epilogue_operands, check_has_data,
-                         check_no_overlap, check_writeable, contiguous, keeping_stream, on_stream, paddable, padded,
-                         read_in_place,
-                         real, require_arrays, unsplit_unless_row_major, view, without_grad)
+from .copies import BLOCK as COPY_BLOCK
+from .copies import blocks, copy_rows
+from .host_plans import (Bindings, address_functions, check_activation, check_epilogue_operands, check_has_data,
+                         check_no_overlap, check_writeable, contiguous, keeping_stream, on_stream, paddable,
+                         read_in_place, real, require_arrays, span, unsplit_unless_row_major, view)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -150,28 +151,36 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     problem = (M, N, K, dtype, a_k_major, b_k_major)
     if config is not None:
         _check_config(device, config, problem)
-    if not device.target.has("mfma"):   # Hopper: rows TMA cannot address are read by narrower loads, or padded
+    unaligned = (_unaligned_pitch(a_store), _unaligned_pitch(b_store))
+    if not device.target.has("mfma"):   # Hopper: rows TMA cannot address are read by narrower loads, or copied
         flips = (a_store is not a, b_store is not b)
-        copies = _PaddedRows.copies(M, N, K, *flips, _misaligned(a_store), _misaligned(b_store))
+        copies = (_misaligned(a_store), _misaligned(b_store))
         # (a given vector-loader configuration: its load width is checked against each call's rows and addresses)
-        if any(copies) or (config is not None and config.loader == "vector"):
+        if any(copies) or N % 8 or (config is not None and config.loader == "vector"):
             copyable = paddable(a, b, out, c, bias)
             direct = _UnalignedRows.config(device, problem, spec, config, autotune, a_store, b_store, copyable)
             if direct is not None:
                 return _UnalignedRows(device, problem, direct, flips, a_store, b_store)
-            if any(copies) and copyable:
-                return _PaddedRows(M, N, K, flips, copies, activation, config, autotune)
+            if (any(copies) or N % 8) and copyable:
+                return _PaddedRows(device, problem, flips, copies, spec, config, autotune, unaligned)
     # a given configuration chooses tiles, stages and the rest; the epilogue is always the call's
-    unaligned = (_unaligned_pitch(a_store), _unaligned_pitch(b_store))
     cfg = (replace(config, epilogue=spec) if config is not None
            else _choose_config(device, problem, spec, autotune, (a, b, out, c, bias), unaligned))
+    return _gemm_plan(device, a, b, out, problem, cfg, config is not None, unaligned)
+
+
+def _gemm_plan(device, a, b, out, problem, cfg, given: bool, unaligned):
+    """The plan running configuration `cfg` (`given` by the caller, or chosen) over a, b and out, whose storage's
+    rows the GEMM can address: Hopper's (its operands swapped where cfg says so) or AMD's."""
+    M, N = problem[:2]
+    a_store, b_store = _storage(a, True, "a")[0], _storage(b, False, "b")[0]
     if getattr(cfg, "swap_ab", False) and not all(x is None or hasattr(x, "T") for x in (a, b, out)):
         # (the swapped product multiplies transposed views: skc's own arrays have none)
-        if config is not None:
+        if given:
             raise skc.LaunchError(f"matmul: swap_ab multiplies the operands' transposed views (.T), which "
                                   f"{type(a).__name__} has not: pass torch tensors or numpy arrays, or a config "
                                   "without swap_ab")
-        cfg = _config(device.target, *problem, spec, UNSWAPPED, device.multiprocessors, unaligned)
+        cfg = _config(device.target, *problem, cfg.epilogue, UNSWAPPED, device.multiprocessors, unaligned)
     cfg = unsplit_unless_row_major(cfg, out)
     pointers = not isinstance(cfg, MatmulConfig) or cfg.loader == "vector"
     if pointers and not (row_major(a_store) and row_major(b_store)):
@@ -189,10 +198,6 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
 
 
 UNSWAPPED = (("swap_ab", False),)   # _config's overrides for the rule's choice without swapped operands
-
-
-def _round8(n: int) -> int:
-    return -(-n // 8) * 8
 
 
 LINE = 64   # 2-byte elements in 128 bytes: rows a multiple of that apart, TMA reads a box row in one piece
@@ -238,9 +243,11 @@ class _UnalignedRows:
         if not (contiguous(a_store) and contiguous(b_store)):
             return None
         M, N, K = problem[:3]
-        if config is not None:
-            fits = config.loader == "vector" and (config.store == "direct" or N % 8 == 0)
-            return replace(config, epilogue=spec) if fits else None
+        if config is not None:   # (out's rows of N no multiple of 8: stored directly)
+            if config.loader != "vector":
+                return None
+            config = replace(config, epilogue=spec)
+            return storing_directly(config) if N % 8 else config
         if copyable and (_autotune_requested(autotune) or M * N * K > UNALIGNED_DIRECT_MACS):
             return None
         chosen = _config(device.target, *problem, spec, UNSWAPPED, device.multiprocessors)
@@ -261,124 +268,165 @@ class _UnalignedRows:
         return plan(a, b, out, c, bias, alpha, beta, stream)
 
 
-# _PaddedRows keeps its buffers on the GPU (zero padding written once, one copy into each a call) where they take at
-# most KEPT_BYTES a launch stream: a small problem's allocations and fills cost more host time than its GEMM. All
-# plans' kept buffers together take at most KEPT_TOTAL_BYTES (past it a call copies as an unkept one does); a set's
-# bytes return to the budget when its plan goes (the plan cache's bound, or matmul_host._PLANS.clear()).
+# _PaddedRows keeps its buffers on the GPU (made once, one copy into each a call) where they take at most KEPT_BYTES
+# a launch stream: a small problem's allocations cost more host time than its GEMM, and buffers at fixed addresses
+# make the copy and the GEMM bound launches. All plans' kept buffers together take at most KEPT_TOTAL_BYTES (past
+# it a call copies as an unkept one does); a set's bytes return to the budget when its plan goes (the plan cache's
+# bound, or matmul_host._PLANS.clear()).
 KEPT_BYTES = 32 << 20
 KEPT_TOTAL_BYTES = 256 << 20
 _kept_total = [0]
 
+# Where out's rows are of N no multiple of 8, _PaddedRows' GEMM stores to out directly up to this many elements of
+# out (a launch less); a larger out is stored by TMA into rows 128 bytes apart and copied (benchmarks/NOTES.md,
+# twenty-eighth session: direct stores took 2048 x 50257 x 512 from 490 to 624 us and 3000 x 3001 x 3000 from 129
+# to 137; 2500 x 2500 x 2500 level; 1000 x 1000 x 999 and smaller faster, a launch and torch's clone less)
+DIRECT_STORE_ELEMENTS = 1 << 22
+
 
 class _PaddedRows:
-    """A problem whose rows TMA cannot address (its row strides must be whole 16-byte units: K, N, or M for a
-    transposed a, a multiple of 8): a, b, c and bias copied where they need it into zero-filled buffers whose rows
-    are padded to a multiple of 8 (a's and b's rows 128 bytes apart for TMA; a transposed operand keeps its layout),
-    their product by the GEMM (a plan of its own), and its M x N part copied to out: what torch.matmul's users
-    expect of any shape, at the cost of those copies (in the launch's stream). Small problems on the GPU keep a's,
-    b's and the product's buffers a launch stream (KEPT_BYTES), made at its first call outside a CUDA graph's
-    capture; a lock keeps two threads' copies and launches into one set from interleaving."""
+    """A problem whose rows TMA cannot address (row strides of no whole number of 16-byte units: K or N, or M for a
+    transposed a, no multiple of 8; views of longer such rows): each such operand copied, in one launch of
+    copies.copy_rows, into a buffer whose rows start 128 bytes apart (a transposed operand keeps its layout, its
+    storage copied), and the product of those copies' views by the GEMM (a plan of its own, of the problem's own
+    M, N and K: TMA reads past a row's end as zeros); where out's rows are of N no multiple of 8, the consumers store
+    to out directly (store="direct", or split-K's last share), or, for a large out (DIRECT_STORE_ELEMENTS), by TMA
+    into a buffer whose rows start 128 bytes apart, then copied to out. Two launches (three), in the launch's
+    stream: what torch.matmul's users expect of any shape. Small problems keep their buffers a launch stream
+    (KEPT_BYTES), made at its first call outside a CUDA graph's capture; a lock keeps two threads' copies and
+    launches into one set from interleaving."""
 
-    def __init__(self, M, N, K, flipped, copies, activation, config, autotune=None):
-        self.M, self.N, self.K = M, N, K
-        self.flipped = flipped
-        self.copy_a, self.copy_b, self.pad_k, self.pad_n = copies
-        self.activation, self.config, self.autotune = activation, config, autotune
-        # the padded buffers' K and N; a's and b's rows 128 bytes apart where TMA reads them (the vector loader reads
-        # dense rows through pointers)
-        self.K8, self.N8 = (_round8(K) if self.pad_k else K), (_round8(N) if self.pad_n else N)
-        K8, N8 = self.K8, self.N8
-        self.pitch = pitch = _round8 if config is not None and config.through_pointer("a") else _pitch
-        a_bytes = K8 * pitch(M) if flipped[0] else M * pitch(K8)
-        b_bytes = N8 * pitch(K8) if flipped[1] else K8 * pitch(N8)
-        self.set_bytes = 2 * (a_bytes * self.copy_a + b_bytes * self.copy_b + M * N8 * self.pad_n)
+    def __init__(self, device, problem, flipped, copies, spec, config, autotune, unaligned):
+        self.device, self.problem, self.flipped, self.copies = device, problem, flipped, copies
+        self.spec, self.config, self.autotune = spec, config, autotune
+        # (a copied operand's rows start 128 bytes apart)
+        self.unaligned = tuple(was and not copied for was, copied in zip(unaligned, copies))
+        M, N, K = problem[:3]
+        # the shapes of a's and b's storage (a transposed view's is its .T's) and of their copies
+        self.stored = ((K, M) if flipped[0] else (M, K), (N, K) if flipped[1] else (K, N))
+        # (a given vector-loader configuration reads dense rows through pointers: its copies are dense)
+        self.pitch = (lambda n: n) if config is not None and config.loader == "vector" else _pitch
+        self.through_product = bool(N % 8) and M * N > DIRECT_STORE_ELEMENTS
+        self.set_bytes = 2 * (sum(rows * self.pitch(cols) for (rows, cols), copied in zip(self.stored, copies)
+                                  if copied) + self.through_product * M * _pitch(N))
         self.keeps = self.set_bytes <= KEPT_BYTES
-        self.kept, self.lock = {}, threading.Lock()   # launch stream -> (a's, b's, the product's buffer or None)
+        self.kept, self.lock = {}, threading.Lock()   # launch stream -> its _Kept buffers
+        self.cuda = device.kind == "cuda"
+        self.grid = sum(blocks(*shape) for shape, copied in zip(self.stored, copies) if copied)
+        self.copy = Bindings(copy_rows[max(1, self.grid), COPY_BLOCK])
+        self.copy_out = Bindings(copy_rows[blocks(M, N), COPY_BLOCK])
+        self.address = address_functions(1)   # (of a torch tensor or array: the operands' type)
+        self.gemm = None   # the GEMM's plan, made at the first call over its operands
 
-    def _kept(self, a, b, stream):
-        """The buffers kept for the launch's stream (made now at its first call), or None: numpy arrays, a large
+    def _kept(self, a, stream):
+        """The buffers kept for the launch's stream (made now at its first call), or None: the interpreter, a large
         problem, or a call that a CUDA graph captures (whose memory the graph owns, not this plan)."""
-        handle = keeping_stream(a, stream) if self.keeps else None
+        handle = keeping_stream(a, stream) if self.keeps and (any(self.copies) or self.through_product) else None
         if handle is None:
             return None
         found = self.kept.get(handle)
         if found is None:
             if _kept_total[0] + self.set_bytes > KEPT_TOTAL_BYTES:
                 return None
-            M, K8, N8 = self.M, self.K8, self.N8
-            flip_a, flip_b = self.flipped
             import torch
 
-            with torch.inference_mode(False):   # (made under inference_mode, they could not be filled outside it)
-                found = self.kept[handle] = _Kept(
-                    _padded(a, (M, K8), flip_a, self.pitch) if self.copy_a else None,
-                    _padded(b, (K8, N8), flip_b, self.pitch) if self.copy_b else None,
-                    empty_like(a, (M, N8)) if self.pad_n else None, M, self.N, self.K)
+            with torch.inference_mode(False):   # (made under inference_mode, they could not be written outside it)
+                found = self.kept[handle] = self._buffers(a)
             _kept_total[0] += self.set_bytes
             weakref.finalize(found, _release, self.set_bytes)
         return found
 
-    @staticmethod
-    def copies(M, N, K, a_flipped, b_flipped, a_misaligned, b_misaligned) -> tuple:
-        """(copy a, copy b, pad K, pad N): K is padded where a row-major a or a K-major b has misaligned rows of K
-        (both operands then take the padded K), N where out's rows are (N no multiple of 8: b takes the padded N
-        too); an operand whose rows are misaligned for another reason (a transposed a's rows of M, a view of
-        longer rows) is copied at its size, its rows padded to a multiple of 8."""
-        pad_k = bool(K % 8) and ((a_misaligned and not a_flipped) or (b_misaligned and b_flipped))
-        pad_n = bool(N % 8)
-        return a_misaligned or pad_k, b_misaligned or pad_k or pad_n, pad_k, pad_n
+    def _buffers(self, a) -> "_Kept":
+        """Buffers like a's for the operands the plan copies (the stored shapes) and the product it stores through
+        TMA, rows 128 bytes apart."""
+        M, N = self.problem[:2]
+        return _Kept(*(empty_like(a, (rows, self.pitch(cols)))[:, :cols] if copied else None
+                       for (rows, cols), copied in zip(self.stored, self.copies)),
+                     empty_like(a, (M, _pitch(N)))[:, :N] if self.through_product else None)
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
-        with on_stream(a, stream), without_grad(a):
-            kept = self._kept(a, b, stream)
-            if kept is None:
-                return self._product(a, b, out, c, bias, alpha, beta, stream)
-            with self.lock:
-                return self._product(a, b, out, c, bias, alpha, beta, stream, kept)
+        with on_stream(a, stream):   # (buffers and outs made here belong to the launch's stream)
+            kept = self._kept(a, stream)
+            if kept is not None:
+                with self.lock:
+                    return self._product(a, b, out, c, bias, alpha, beta, stream, kept, True)
+            return self._product(a, b, out, c, bias, alpha, beta, stream, self._buffers(a), False)
 
-    def _product(self, a, b, out, c, bias, alpha, beta, stream, kept=None):
-        """The call's copies, GEMM and copy out, into `kept` buffers (a _Kept) where given."""
-        M, N, K8, N8 = self.M, self.N, self.K8, self.N8
-        if self.copy_a:
-            a = _padded(a, (M, K8), self.flipped[0], self.pitch) if kept is None else kept.filled("a", a)
-        if self.copy_b:
-            b = _padded(b, (K8, N8), self.flipped[1], self.pitch) if kept is None else kept.filled("b", b)
-        if self.pad_n:
-            c = None if c is None else padded(c, (M, N8))
-            bias = None if bias is None else padded(bias, (N8,))
-        if not self.pad_n:   # the GEMM writes out itself
-            return matmul(a, b, out, c=c, bias=bias, alpha=alpha, beta=beta, activation=self.activation,
-                          config=self.config, stream=stream, autotune=self.autotune)
-        product = matmul(a, b, None if kept is None else kept.product, c=c, bias=bias, alpha=alpha, beta=beta,
-                         activation=self.activation, config=self.config, stream=stream, autotune=self.autotune)
-        top = product[:, :N] if kept is None else kept.product_top
-        if out is None:   # (always a copy: a kept product buffer is the plan's, and a view of one row is contiguous)
-            if hasattr(top, "clone"):
-                import torch
-
-                return top.clone(memory_format=torch.contiguous_format)
-            out = empty_like(product, (M, N))
-        out[...] = top
+    def _product(self, a, b, out, c, bias, alpha, beta, stream, buffers, bound: bool):
+        """The call's copies into `buffers` (a _Kept; `bound`: the plan's own, at fixed addresses) and its GEMM."""
+        operands = []
+        for x, flip, copy in zip((a, b), self.flipped, (buffers.a, buffers.b)):
+            operands.append(x if copy is None else copy.T if flip else copy)
+        if any(self.copies):
+            self._copy(a, b, buffers, stream, bound)
+        product = out if buffers.product is None else buffers.product
+        if self.gemm is None:
+            self.gemm = self._gemm(*operands, product, c, bias)
+        product = self.gemm(*operands, product, c, bias, alpha, beta, stream)
+        if buffers.product is None:
+            return product
+        if out is None:
+            out = empty_like(a, self.problem[:2])
+        self._launch(self.copy_out, [(product, out, self.problem[1], element_strides(product)[0],
+                                      element_strides(out)[0])], stream, bound)
         return out
+
+    def _copy(self, a, b, buffers, stream, bound: bool):
+        """One launch copying the storage of a and b (those the plan copies) into the buffers' views."""
+        jobs = [(x.T if flip else x, copy, copy.shape[1], element_strides(x.T if flip else x)[0],
+                 element_strides(copy)[0])
+                for x, flip, copy in zip((a, b), self.flipped, (buffers.a, buffers.b)) if copy is not None]
+        self._launch(self.copy, jobs, stream, bound)
+
+    def _launch(self, launches: Bindings, jobs: list, stream, bound: bool):
+        """copy_rows over one or two jobs (source, target, columns, source's row stride, target's), bound by the
+        four addresses where `bound` (the plan's kept buffers, and operands at addresses seen before)."""
+        first_blocks = blocks(jobs[0][0].shape[0], jobs[0][2])
+        if not self.cuda:   # (the interpreter takes pointer arguments as contiguous arrays: spans)
+            jobs = [(span(source), span(target), *rest) for source, target, *rest in jobs]
+        first, second = jobs if len(jobs) == 2 else jobs * 2
+        args = (*first, first_blocks, *second)
+        if not bound or not self.cuda:
+            launches.kernel(*args, stream=stream)
+            return
+        address = self.address[0]
+        key = (address(first[0]), address(first[1]), address(second[0]), address(second[1]))
+        launch = launches.get(key)
+        if launch is not None:
+            launch(stream)
+        else:
+            launches.launch(key, args, stream)
+
+    def _gemm(self, a, b, out, c, bias):
+        """The GEMM's plan over the copies' views (and any operand not copied): the call's config, or the one
+        chosen for the problem, storing to out directly where TMA cannot (out's rows of N no multiple of 8) and out
+        is not stored through the plan's product buffer."""
+        device, problem, given = self.device, self.problem, self.config is not None
+        cfg = (replace(self.config, epilogue=self.spec) if given else
+               _choose_config(device, problem, self.spec, self.autotune, (a, b, out, c, bias), self.unaligned))
+        if problem[1] % 8 and not self.through_product:
+            if cfg.swap_ab:   # (its epilogue stores tiles transposed through TMA)
+                if given:
+                    raise skc.LaunchError(f"matmul: swap_ab stores out's tiles through TMA, which cannot address "
+                                          f"rows of N = {problem[1]} (no multiple of 8): pass a config without "
+                                          "swap_ab")
+                cfg = _config(device.target, *problem, self.spec, UNSWAPPED, device.multiprocessors, self.unaligned)
+            cfg = storing_directly(cfg)
+        if cfg.loader == "vector":   # (a given configuration: each call's widest loads over the dense copies)
+            return _UnalignedRows(device, problem, cfg, self.flipped, *(x.T if flip else x for x, flip
+                                                                         in zip((a, b), self.flipped)))
+        return _gemm_plan(device, a, b, out, problem, cfg, given, self.unaligned)
 
 
 class _Kept:
-    """One launch stream's kept buffers of a padded problem (a's, b's, the product's; None where the problem copies
-    no such operand), with views of the parts a call writes and reads, made once (torch's slicing costs host time):
-    a call copies its operands into the tops, whose padding keeps the zeros the buffers were made with."""
+    """The buffers of a padded problem's copies (views of a's and b's stored shapes) and of the product stored
+    through TMA (M x N), rows 128 bytes apart; None where the problem has no such buffer: a launch stream's, kept by
+    its plan, or one call's."""
 
-    __slots__ = ("a", "b", "product", "a_top", "b_top", "product_top", "__weakref__")
+    __slots__ = ("a", "b", "product", "__weakref__")
 
-    def __init__(self, a, b, product, M, N, K):
+    def __init__(self, a, b, product):
         self.a, self.b, self.product = a, b, product
-        self.a_top = None if a is None else a[:M, :K]
-        self.b_top = None if b is None else b[:K, :N]
-        self.product_top = None if product is None else product[:, :N]
-
-    def filled(self, name: str, x):
-        """The buffer of operand `name`, x copied into its top."""
-        getattr(self, f"{name}_top").copy_(x)
-        return getattr(self, name)
 
 
 def _release(set_bytes: int):
@@ -391,14 +439,12 @@ def _pitch(n: int) -> int:
     return -(-n // LINE) * LINE
 
 
-def _padded(x, shape, flipped: bool, pitch=_pitch):
-    """host_plans.padded(x, shape), as a view of rows `pitch(n)` elements apart (`_pitch`: a multiple of 128 bytes,
-    which TMA reads in one piece a box row; `_round8` for dense rows); flipped: x is a transposed view, and so is
-    the copy (a transposed view of a row-major array whose rows, the copy's columns, are padded)."""
-    rows, cols = shape
-    if flipped:
-        return padded(x.T, (cols, pitch(rows)))[:, :rows].T
-    return padded(x, (rows, pitch(cols)))[:, :cols]
+def storing_directly(cfg: MatmulConfig) -> MatmulConfig:
+    """cfg writing out through a pointer, whatever its rows: split-K's last share does already; otherwise the
+    consumers store their values directly (no stream-K or split tail, whose tiles end in TMA stores)."""
+    if cfg.split_k > 1 or cfg.store == "direct":
+        return cfg
+    return replace(cfg, store="direct", stream_k=False, split_tail=False)
 
 
 class _AmdPlan:

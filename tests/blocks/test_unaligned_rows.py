@@ -1,6 +1,7 @@
 """matmul of shapes whose rows TMA cannot address (a row stride of no whole number of 16-byte units: K or N, or M
-for a transposed a, no multiple of 8), as torch.matmul takes any shape. The operands that need it are copied into
-buffers whose rows are padded with zeros, and the output's M x N part copied out (matmul_host._PaddedRows); or,
+for a transposed a, no multiple of 8), as torch.matmul takes any shape. The operands that need it are copied, in one
+launch, into buffers whose rows start 128 bytes apart, and the GEMM over them stores to out directly where out's
+rows are of N no multiple of 8 (matmul_host._PaddedRows); or,
 up to matmul_host.UNALIGNED_DIRECT_MACS and for arrays that cannot be copied (skc's own), the vector loader reads
 such rows with narrower loads and the consumers store to out directly (_UnalignedRows). Exact against numpy in the
 interpreter on both paths, with every layout, c, bias and an activation, out given or not."""
@@ -132,11 +133,28 @@ def test_aligned_shapes_take_no_copies(hopper_interpreter):
 
 
 def test_views_of_longer_misaligned_rows_are_copied_as_they_are(hopper_interpreter):
-    """K and N multiples of 8, but a and b views of arrays whose rows are 70 long: copied without padding."""
+    """K and N multiples of 8, but a and b views of arrays whose rows are 70 long: both copied, as they are."""
     a, b = ints(24, 70)[:, :64], ints(64, 70)[:, :48]
     np.testing.assert_array_equal(matmul(a, b).astype(np.float32), exact(a, b))
     (plan,) = [plan for plan in matmul_host._PLANS.values() if isinstance(plan, matmul_host._PaddedRows)]
-    assert (plan.copy_a, plan.copy_b, plan.pad_k, plan.pad_n) == (True, True, False, False)
+    assert plan.copies == (True, True) and plan.stored == ((24, 64), (64, 48)) and plan.gemm.cfg.store == "tma"
+
+
+@pytest.mark.parametrize("M, N, K, ta, tb, copies", [(24, 30, 64, False, True, (False, False)),
+                                                    (24, 30, 21, False, False, (True, True)),
+                                                    (37, 32, 64, True, False, (True, False)),
+                                                    (24, 32, 21, False, False, (True, False))])
+def test_only_the_operands_tma_cannot_read_are_copied_and_out_is_stored_directly_where_tma_cannot(
+        hopper_interpreter, M, N, K, ta, tb, copies):
+    """A K-major b of rows of K = 64 is read as it is, even where out's rows of N = 30 are stored directly (no copy
+    at all); a row-major b of N = 32 is not copied for a's rows of K = 21 (TMA reads past K as zeros); out's rows of
+    N = 32 take TMA stores."""
+    a = np.ascontiguousarray(ints(K, M)).T if ta else ints(M, K)
+    b = np.ascontiguousarray(ints(N, K)).T if tb else ints(K, N)
+    np.testing.assert_array_equal(matmul(a, b).astype(np.float32), exact(a, b))
+    (plan,) = matmul_host._PLANS.values()
+    assert isinstance(plan, matmul_host._PaddedRows) and plan.copies == copies
+    assert plan.gemm.cfg.store == ("direct" if N % 8 else "tma") and plan.gemm.gemm == (M, N, K)
 
 
 def test_torch_tensors(hopper_interpreter):
@@ -164,16 +182,34 @@ def test_a_batch_whose_rows_tma_cannot_address_runs_per_matrix(hopper_interprete
     assert any(isinstance(plan, matmul_host._LoopedBatch) for plan in matmul_host._PLANS.values())
 
 
+@pytest.mark.parametrize("M, N, K, ta, tb", [(24, 30, 21, False, False), (37, 70, 70, True, True),
+                                             (24, 30, 64, False, True)])
+def test_a_large_out_is_stored_through_tma_and_copied(hopper_interpreter, monkeypatch, M, N, K, ta, tb):
+    """Past DIRECT_STORE_ELEMENTS, out's rows of N no multiple of 8 are stored by TMA into the plan's product buffer
+    (rows 128 bytes apart), then copied to out, with c, bias, alpha and an activation, out given or not."""
+    monkeypatch.setattr(matmul_host, "DIRECT_STORE_ELEMENTS", 0)
+    a = np.ascontiguousarray(ints(K, M)).T if ta else ints(M, K)
+    b = np.ascontiguousarray(ints(N, K)).T if tb else ints(K, N)
+    c, bias = ints(M, N), ints(N)
+    out = np.full((M, N), np.nan, np.float16)
+    assert matmul(a, b, out=out, c=c, bias=bias, alpha=0.5, activation="relu") is out
+    expected = np.maximum(0.5 * exact(a, b) + c.astype(np.float32) + bias, 0.0)
+    np.testing.assert_array_equal(out.astype(np.float32), expected)
+    np.testing.assert_array_equal(matmul(a, b).astype(np.float32), exact(a, b))
+    plans = [plan for plan in matmul_host._PLANS.values() if isinstance(plan, matmul_host._PaddedRows)]
+    assert len(plans) == 2 and all(plan.through_product and plan.gemm.cfg.store == "tma" for plan in plans)
+
+
 def test_autotune_reaches_the_padded_problem(hopper_interpreter, monkeypatch):
-    """The configuration is chosen once, for the padded problem, with the call's autotune (it was chosen for the
-    unpadded problem, then dropped)."""
+    """The configuration is chosen once, for the problem itself (over the copies), with the call's autotune (it was
+    chosen for the unpadded problem, then dropped, before the twenty-eighth session's copies)."""
     chosen, choose = [], matmul_host._choose_config
     monkeypatch.setattr(matmul_host, "_choose_config",
                         lambda device, problem, spec, autotune, *rest: (chosen.append((problem[:3], autotune)),
                                                                        choose(device, problem, spec, autotune,
                                                                               *rest))[1])
     matmul(ints(16, 21), ints(21, 16), autotune=True)
-    assert chosen == [((16, 16, 24), True)]
+    assert chosen == [((16, 16, 21), True)]
 
 
 def test_an_out_that_requires_grad_and_an_out_written_in_place(hopper_interpreter):
@@ -190,8 +226,7 @@ def test_an_out_that_requires_grad_and_an_out_written_in_place(hopper_interprete
 @pytest.mark.parametrize("M, ta, tb", [(1, False, False), (24, True, True)])
 def test_kept_buffers_take_each_calls_operands(hopper_interpreter, M, ta, tb):
     """What the GPU path keeps a launch stream (matmul_host._Kept), run by the interpreter on torch's CPU tensors:
-    two calls through one set of buffers each give their own product, and neither is a view of the kept product
-    (one row of it would be contiguous)."""
+    two calls through one set of buffers each give their own product, in an out of their own."""
     torch = pytest.importorskip("torch")
     N, K = 30, 21
 
@@ -200,15 +235,14 @@ def test_kept_buffers_take_each_calls_operands(hopper_interpreter, M, ta, tb):
         return x.t() if transposed else x
 
     a, b = operand(M, K, ta), operand(K, N, tb)
-    plan = matmul_host._PaddedRows(M, N, K, (ta, tb), matmul_host._PaddedRows.copies(M, N, K, ta, tb, True, True),
-                                   None, None)
-    kept = matmul_host._Kept(matmul_host._padded(a, (M, 24), ta), matmul_host._padded(b, (24, 32), tb),
-                             torch.empty(M, 32, dtype=torch.bfloat16), M, N, K)
-    first = plan._product(a, b, None, None, None, None, None, None, kept)
+    matmul(a, b)
+    (plan,) = matmul_host._PLANS.values()
+    kept = plan._buffers(a)
+    first = plan._product(a, b, None, None, None, None, None, None, kept, True)
     a2, b2 = operand(M, K, ta), operand(K, N, tb)
-    second = plan._product(a2, b2, None, None, None, None, None, None, kept)
+    second = plan._product(a2, b2, None, None, None, None, None, None, kept, True)
     assert torch.equal(first.float(), a.float() @ b.float()) and torch.equal(second.float(), a2.float() @ b2.float())
-    assert first.data_ptr() != kept.product.data_ptr() and first.is_contiguous()
+    assert first.data_ptr() != second.data_ptr() and first.is_contiguous()
 
 
 def test_a_vector_loader_config_loads_as_wide_as_each_calls_rows_and_addresses(hopper_interpreter):
@@ -249,44 +283,56 @@ def test_kept_buffers_stay_within_their_budget_over_all_plans(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: False)
     monkeypatch.setattr(skc, "launch_stream", lambda stream, *arrays: stream or 0)
+    from skc.blocks.epilogue import EpilogueSpec
+
     M, N, K = 24, 30, 21
-    copies = matmul_host._PaddedRows.copies(M, N, K, False, False, True, True)
-    set_bytes = 2 * (M * 64 + 24 * 64 + M * 32)   # a's and b's rows 128 bytes apart, the product's 32 wide
+    set_bytes = 2 * (M * 64 + K * 64)   # a's and b's rows 128 bytes apart
     monkeypatch.setattr(matmul_host, "KEPT_TOTAL_BYTES", matmul_host._kept_total[0] + 2 * set_bytes)
-    a, b = torch.ones(M, K).as_subclass(Cuda), torch.ones(K, N).as_subclass(Cuda)
-    first, second = (matmul_host._PaddedRows(M, N, K, (False, False), copies, None, None) for _ in range(2))
+    a = torch.ones(M, K, dtype=torch.bfloat16).as_subclass(Cuda)
+    problem = (M, N, K, "bf16", True, False)
+    first, second = (matmul_host._PaddedRows(skc.current_device(), problem, (False, False), (True, True),
+                                             EpilogueSpec(), None, None, (True, True)) for _ in range(2))
     assert first.set_bytes == set_bytes
-    kept = first._kept(a, b, None)
-    assert kept is not None and first._kept(a, b, None) is kept            # one set a stream
-    assert first._kept(a, b, 5) is not None                                 # another stream: a second set
-    assert second._kept(a, b, None) is None                                 # the budget is spent
+    kept = first._kept(a, None)
+    assert kept is not None and first._kept(a, None) is kept            # one set a stream
+    assert first._kept(a, 5) is not None                                 # another stream: a second set
+    assert second._kept(a, None) is None                                 # the budget is spent
     del first, kept
     gc.collect()
-    assert second._kept(a, b, None) is not None                             # the first plan's bytes came back
+    assert second._kept(a, None) is not None                             # the first plan's bytes came back
 
 
-def test_padded_copies_have_rows_128_bytes_apart():
+def test_copies_have_rows_128_bytes_apart(hopper_interpreter):
     """TMA reads a row that starts at no multiple of 128 bytes in two pieces: the copies' rows are 64 elements
-    apart (or a multiple), their padding zero, their values the operand's."""
+    apart (or a multiple), their values the operand's; a transposed a's copy keeps its layout."""
     torch = pytest.importorskip("torch")
-    x = torch.arange(5 * 21, dtype=torch.bfloat16).reshape(5, 21)
-    copy = matmul_host._padded(x, (5, 24), False)
-    assert copy.shape == (5, 24) and copy.stride() == (64, 1)
-    assert torch.equal(copy[:, :21], x) and not copy[:, 21:].any()
-    flipped = torch.arange(24 * 37, dtype=torch.bfloat16).reshape(24, 37).T   # a transposed a of 37 rows
-    copy = matmul_host._padded(flipped, (37, 24), True)
-    assert copy.shape == (37, 24) and copy.stride() == (1, 64) and torch.equal(copy, flipped)
+    a = (torch.arange(5 * 21) % 7 - 3).to(torch.bfloat16).reshape(5, 21)
+    flipped = (torch.arange(21 * 37) % 5 - 2).to(torch.bfloat16).reshape(21, 37).T   # a transposed a of 37 rows
+    for x in (a, flipped):
+        b = torch.ones(21, 8, dtype=torch.bfloat16)
+        matmul_host._PLANS.clear()
+        assert torch.equal(matmul(x, b).float(), x.float() @ b.float())
+        (plan,) = matmul_host._PLANS.values()
+        buffers = plan._buffers(x)
+        plan._copy(x, b, buffers, None, False)
+        copy = buffers.a.T if x is flipped else buffers.a
+        assert buffers.b is None and torch.equal(copy, x)
+        assert copy.stride() == ((1, 64) if x is flipped else (64, 1))
 
 
 @pytest.mark.parametrize("store", ["tma", "direct"])
 def test_a_vector_loader_config_on_the_padded_path_reads_dense_copies(hopper_interpreter, store):
-    """The vector loader reads a and b through pointers, as dense rows: a given vector-loader config on the padded
-    path gets copies whose rows are padded to a multiple of 8 only (rows 128 bytes apart are for TMA)."""
+    """The vector loader reads a and b through pointers, as dense rows: a given vector-loader config reads
+    contiguous rows of any length itself (the direct path; out's rows of N = 20 stored directly), and a view of
+    longer rows is copied densely, then read at each call's widest loads."""
     config = MatmulConfig(dtype="f16", loader="vector", store=store)
     a, b = ints(16, 21), ints(21, 20)
     np.testing.assert_array_equal(matmul(a, b, config=config).astype(np.float32), exact(a, b))
+    assert isinstance(next(iter(matmul_host._PLANS.values())), matmul_host._UnalignedRows)
     a = ints(16, 30)[:, :21]   # a view of rows 30 apart
     np.testing.assert_array_equal(matmul(a, b, config=config).astype(np.float32), exact(a, b))
+    (plan,) = [plan for plan in matmul_host._PLANS.values() if isinstance(plan, matmul_host._PaddedRows)]
+    assert plan.copies == (True, True) and isinstance(plan.gemm, matmul_host._UnalignedRows)
 
 
 def test_a_config_for_few_rows_in_a_cluster_covers_more_rows(hopper_interpreter):

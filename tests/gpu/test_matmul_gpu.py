@@ -72,7 +72,7 @@ def test_fused_epilogue(activation):
 @pytest.fixture(params=["direct", "padded"])
 def unaligned_path(request, monkeypatch):
     """Rows TMA cannot address, read by the vector loader's narrower loads and stored directly
-    (matmul_host._UnalignedRows), or copied into zero-padded rows (_PaddedRows): each path forced by the problem
+    (matmul_host._UnalignedRows), or copied into rows 128 bytes apart (_PaddedRows): each path forced by the problem
     size up to which matmul takes the direct one."""
     from skc.blocks import matmul_host
 
@@ -140,9 +140,8 @@ def test_padded_rows_on_a_side_stream_with_c_and_bias():
 @pytest.mark.parametrize("M,N,K,ta,tb", [(333, 777, 999, False, False), (1, 777, 999, False, False),
                                          (200, 90, 70, True, True), (64, 64, 70, False, True)])
 def test_kept_padded_buffers_serve_call_after_call(M, N, K, ta, tb):
-    """A small padded problem keeps its buffers a launch stream: each call copies new operands into them, their
-    padding stays zero, and what a call returns is its own (a later call leaves it alone: a view of one row of the
-    kept product would be contiguous, and must not be returned). A side stream gets a set of its own."""
+    """A small padded problem keeps its buffers a launch stream: each call copies new operands into them, and what
+    a call returns is its own (a later call leaves it alone). A side stream gets a set of its own."""
     from skc.blocks import matmul_host
 
     matmul_host._PLANS.clear()
@@ -160,6 +159,34 @@ def test_kept_padded_buffers_serve_call_after_call(M, N, K, ta, tb):
         assert relative_error(got, expected) <= 1e-2
     (plan,) = [p for p in matmul_host._PLANS.values() if isinstance(p, matmul_host._PaddedRows)]
     assert len(plan.kept) == 2   # the current stream's and the side stream's
+
+
+@pytest.mark.parametrize("M,N,K,linear", [(64, 706, 2534, False), (64, 2422, 376, False), (8, 1616, 315, False),
+                                          (152, 1936, 3750, True), (84, 448, 1771, True), (64, 508, 4288, True),
+                                          (777, 333, 5000, True), (2500, 2500, 2500, False)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_copied_rows_with_an_epilogue_stored_directly(M, N, K, linear, dtype):
+    """Rows TMA cannot address (shapes of a random draw): the operands that need it copied in one launch, the GEMM
+    over the copies storing to out directly where out's rows are of N no multiple of 8 (split-K's last share, or
+    direct stores; a large out, 2500 x 2500, stored by TMA into rows 128 bytes apart and copied), with c, bias,
+    alpha and gelu; three calls a plan (the later ones bound), output poisoned first."""
+    from skc.blocks import matmul_host
+
+    matmul_host._PLANS.clear()
+    a = torch.randn(M, K, device="cuda", dtype=dtype) / 8
+    b = (torch.randn(N, K, device="cuda", dtype=dtype) / 8).t() if linear else torch.randn(K, N, device="cuda",
+                                                                                            dtype=dtype) / 8
+    c, bias = torch.randn(M, N, device="cuda", dtype=dtype), torch.randn(N, device="cuda", dtype=dtype)
+    for _ in range(3):
+        out = torch.full((M, N), float("nan"), device="cuda", dtype=dtype)
+        skc.blocks.matmul(a, b, out=out, c=c, beta=0.5, bias=bias, alpha=2.0, activation="gelu")
+        torch.cuda.synchronize()
+        assert not out.isnan().any()
+        assert relative_error(out, reference(a, b, bias, c, 2.0, 0.5, "gelu")) <= 1e-2
+    (plan,) = [p for p in matmul_host._PLANS.values() if isinstance(p, matmul_host._PaddedRows)]
+    through_pointer = plan.gemm.cfg.store == "direct" or plan.gemm.cfg.split_k > 1
+    assert plan.gemm.gemm == (M, N, K)
+    assert through_pointer if N % 8 and M * N <= matmul_host.DIRECT_STORE_ELEMENTS else plan.gemm.cfg.store == "tma"
 
 
 def test_a_padded_problem_in_a_cuda_graph():
