@@ -262,7 +262,8 @@ def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool 
     """What attention() runs without a config, measured on the H200 (benchmarks/NOTES.md):
     for D <= 128, each warpgroup's softmax overlapped with its previous block's P·V, V three stages deep; for
     D = 64, the warpgroups taking turns at the tensor cores, with three of them on 192-row query tiles (1.07x of two)
-    where not causal; causal, rows reduced in order (1.03-1.08x as fast as pairwise on eight shapes, twenty-seventh
+    where not causal, in persistent blocks where a head has at most PERSISTENT_TILES_64 such tiles (1.02-1.47x on
+    17 shapes, twenty-eighth session); causal, rows reduced in order (1.03-1.08x as fast as pairwise on eight shapes, twenty-seventh
     session) and, for a `problem` of (heads, query length) of many short tiles on `multiprocessors` SMs
     (`fetches_short_tiles`), persistent blocks taking their tiles from a counter; for D = 128, causal with the
     log-sum-exp, rows reduced pairwise; for D = 128 O rescaled only when a row's maximum moves past 2^2 in P (1.04x
@@ -277,7 +278,8 @@ def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool 
     if D == 64:
         fields.update(pingpong=True)
         if not causal:   # (causal: 0.9x, the diagonal's masks spill at 160 registers)
-            fields.update(block_m=192, consumers=3)
+            fields.update(block_m=192, consumers=3,
+                          persistent=problem is not None and -(-problem[1] // 192) <= PERSISTENT_TILES_64)
         elif problem is not None and fetches_short_tiles(*problem, multiprocessors):
             fields.update(persistent=True, fetch_tiles=True)
     if D == 128 and causal and lse:   # (rows reduced in order spill 4 bytes there; pairwise: 1.01x, no spill)
@@ -290,6 +292,17 @@ def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool 
             # (taking a fixed share of tiles that differ in length, 0.90x)
             fields.update(persistent=True, fetch_tiles=True)
     return AttentionConfig(head_dim=D, dtype=dtype, causal=causal, lse=lse, **fields)
+
+
+# D = 64 without a causal mask runs persistent blocks (each a fixed share of the tiles: the next tile's loads overlap
+# a tile's start and end) where a head has at most this many 192-row query tiles (3072 queries). Against cuDNN, end
+# to end, persistent / a tile a block (benchmarks/NOTES.md, twenty-eighth session): 12 x 8 x 256 0.91-0.94 / 0.76-0.79,
+# 5 x 32 / 8 x 259 1.10 / 0.88, 32 x 8 x 512 1.04-1.05 / 0.80, 16 x 16 x 1024 1.03-1.05 / 0.89-0.90, 2 x 16 x 2048
+# 1.01-1.02 / 0.96, 24 x 16 / 4 x 200 0.88 / 0.59-0.60, 2 x 24 x 1536 1.24 / 1.12-1.13, 4 x 12 x 2500 1.13-1.14 /
+# 1.11; level at 21-22 tiles (8 x 16 x 4096 1.08-1.15 / 1.09, 3 x 16 x 4000 1.25 / 1.25-1.27), slower past them
+# (1 x 12 x 6000 1.38 / 1.42, 1 x 16 x 8192 1.03 / 1.05, 1 x 8 x 16384 1.02 / 1.03-1.06). A tile a block where
+# the problem is unknown (the configuration the issue's D = 64 row measures).
+PERSISTENT_TILES_64 = 16
 
 
 # Causal D = 64 takes persistent blocks fetching their tiles where the tiles (128 query rows of a head) are many,
@@ -313,23 +326,29 @@ def fetches_short_tiles(heads: int, queries: int, multiprocessors: int = None,
 
 
 # Causal D = 128 without the log-sum-exp fetches its tiles where they are many and short as for D = 64, with rows of
-# at most SHORT_TILE_BLOCKS_128 query blocks, or very many, at least MANY_TILES_PER_SM a multiprocessor (the
-# issue's causal rows, 4096 and 8192 tiles: 1.03x and 1.01x of a tile a block, fifteenth session); a tile a block
-# otherwise. Against cuDNN, end to end, fetching / a tile a block (benchmarks/NOTES.md, twenty-eighth session):
+# at most SHORT_TILE_BLOCKS_128 query blocks, or very many, at least MANY_TILES_PER_SM a multiprocessor, of at most
+# LONG_TILE_BLOCKS_128 (the issue's causal rows, 4096 tiles of 32 blocks and 8192 of 64: 1.03x and 1.01x of a tile
+# a block, fifteenth session); a tile a block otherwise. Against cuDNN, end to end, fetching / a tile a block (benchmarks/NOTES.md, twenty-eighth session):
 # 1 x 8 x 3264 0.85 / 1.07, 1 x 32 / 4 x 514 0.84 / 0.98, 2 x 8 x 2000 0.96 / 1.02, 1 x 16 x 1500 0.86 / 1.00,
 # 1 x 8 x 8192 1.01 / 1.12, 1 x 12 x 4096 0.99 / 1.10, 1 x 4 x 6000 0.81 / 1.22; many short tiles fetched:
-# 2 x 32 / 8 x 700 0.97 / 0.92, 3 x 16 x 900 0.97 / 0.96; 4 x 8 x 1024 (256 tiles) level, 0.98 / 0.97.
+# 2 x 32 / 8 x 700 0.97 / 0.92, 3 x 16 x 900 0.97 / 0.96; 4 x 8 x 1024 (256 tiles) level, 0.98 / 0.97. Unseen, the
+# rule's choice against the other: 1 x 16 x 8192 1.09 / 1.06, 2 x 12 x 2500 1.02 / 0.98, 1 x 24 x 3000 1.02 / 0.99,
+# 6 x 16 x 1200 1.01 / 0.93, 1 x 40 / 8 x 2048 1.02 / 1.01, 2 x 8 x 5000 1.06 / 1.00, 3 x 8 x 3000 1.02 / 0.99,
+# 8 x 16 x 4096 1.09-1.17 / 1.03-1.05; 1 x 16 x 16384 (2048 tiles of 128 blocks) fetched 1.07-1.09 against 1.11-1.12.
 SHORT_TILE_BLOCKS_128 = 16
 MANY_TILES_PER_SM = 8
+LONG_TILE_BLOCKS_128 = 64
 
 
 def fetches_tiles_of_128(heads: int, queries: int, multiprocessors: int = None) -> bool:
     """Whether causal head_dim 128 attention (without the log-sum-exp) over `heads` heads of `queries` query rows
-    runs persistent blocks taking their tiles from a counter (SHORT_TILE_BLOCKS_128, MANY_TILES_PER_SM); where the
+    runs persistent blocks taking their tiles from a counter (SHORT_TILE_BLOCKS_128, MANY_TILES_PER_SM,
+    LONG_TILE_BLOCKS_128); where the
     device is unknown, it does (the configuration the issue's rows measure)."""
     if multiprocessors is None:
         return True
-    many = heads * -(-queries // 128) >= MANY_TILES_PER_SM * multiprocessors
+    blocks = -(-queries // 128)
+    many = heads * blocks >= MANY_TILES_PER_SM * multiprocessors and blocks <= LONG_TILE_BLOCKS_128
     return many or fetches_short_tiles(heads, queries, multiprocessors, SHORT_TILE_BLOCKS_128)
 
 

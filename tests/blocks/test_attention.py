@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+import skc
 from skc.backends import ptx_tools
 from skc.blocks.attention_kernel import AttentionConfig, attention_kernel
 from skc.blocks.attention_host import attention, compile_arguments
@@ -147,8 +148,9 @@ def test_a_key_standing_out_late_in_a_row_keeps_its_exact_weight():
 @pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, True), (128, False)])
 def test_the_default_configurations_in_the_interpreter(D, causal, monkeypatch):
     """attention() without a config: for D = 64, three consumer warpgroups taking turns (not causal) or two, rows
-    reduced in order (causal: few tiles here, one a block); for D = 128, lazy rescaling and persistent blocks, which
-    take their tiles from a counter where causal."""
+    reduced in order (causal: few tiles here, one a block; not causal: persistent blocks); for D = 128, lazy
+    rescaling and persistent blocks, which take their tiles from a counter where causal (8 short tiles on the
+    interpreter's 4 SMs: many)."""
     from skc.blocks import attention_host
 
     launched = []
@@ -159,10 +161,12 @@ def test_the_default_configurations_in_the_interpreter(D, causal, monkeypatch):
             return lambda *args, **options: (launched.append(args[-1]), launch(*args, **options))[1]
 
     monkeypatch.setattr(attention_host, "attention_kernel", Recording())
-    q, k, v = (bf16(RNG.standard_normal((1, 2, 230, D))) for _ in range(3))
+    heads = 4 if (D, causal) == (128, True) else 2
+    q, k, v = (bf16(RNG.standard_normal((1, heads, 230, D))) for _ in range(3))
     out = attention(q, k, v, causal=causal)
-    assert launched == [attention_host.default_config(D, "bf16", causal, False)]
-    assert launched[0].persistent == (D == 128)
+    assert launched == [attention_host.default_config(D, "bf16", causal, False, problem=(heads, 230),
+                                                      multiprocessors=skc.current_device().multiprocessors)]
+    assert launched[0].persistent == (D == 128 or not causal)
     assert launched[0].fetch_tiles == (D == 128 and causal)
     assert launched[0].lazy_rescale == (2.0 if D == 128 else 0.0)
     assert not launched[0].tree_reductions
@@ -174,7 +178,8 @@ def test_the_default_configurations_in_the_interpreter(D, causal, monkeypatch):
 def test_causal_head_dim_64_fetches_many_short_tiles():
     """Causal D = 64: persistent blocks taking their tiles from a counter where the tiles are many (two an SM) and
     short (at most 32 query blocks a head), with or without the log-sum-exp; a tile a block otherwise, and where the
-    device is unknown. The persistent configuration runs exactly in the interpreter (three tiles on two blocks)."""
+    device is unknown. Not causal, persistent blocks taking a fixed share where a head has at most 16 tiles of 192
+    queries. The persistent configuration runs exactly in the interpreter (three tiles on two blocks)."""
     from skc.blocks.attention_host import default_config, fetches_short_tiles
 
     assert fetches_short_tiles(16 * 16, 1024, 132) and fetches_short_tiles(11 * 8, 443, 132)
@@ -186,7 +191,9 @@ def test_causal_head_dim_64_fetches_many_short_tiles():
         assert many.persistent and many.fetch_tiles and not many.tree_reductions and many.pingpong
         few = default_config(64, "bf16", True, lse, problem=(16, 1630), multiprocessors=132)
         assert not few.persistent and not few.fetch_tiles
-    assert not default_config(64, "bf16", False, False, problem=(256, 1024), multiprocessors=132).persistent
+    for problem, persistent in (((256, 1024), True), ((128, 3072), True), ((16, 3073), False), (None, False)):
+        config = default_config(64, "bf16", False, False, problem=problem, multiprocessors=132)
+        assert config.persistent == persistent and not config.fetch_tiles and config.block_m == 192
     q, k, v = (bf16(RNG.standard_normal((1, 3, 100, 64))) for _ in range(3))
     config = default_config(64, "bf16", True, True, problem=(3, 100), multiprocessors=1)
     assert config.persistent and config.fetch_tiles
@@ -207,6 +214,7 @@ def test_causal_head_dim_128_fetches_its_tiles_only_where_they_are_many():
     assert not fetches_tiles_of_128(8, 3264, 132) and not fetches_tiles_of_128(32, 514, 132)     # 208, 160 tiles
     assert not fetches_tiles_of_128(12, 4096, 132)        # 384 tiles of 32 blocks
     assert not fetches_tiles_of_128(8, 8192, 132)         # 512 tiles of 64 blocks
+    assert not fetches_tiles_of_128(16, 16384, 132)       # 2048 tiles of 128 blocks
     assert fetches_tiles_of_128(12, 4096, None)
     for problem, fetched in (((128, 4096), True), ((12, 4096), False), ((64, 700), True), ((8, 3264), False)):
         config = default_config(128, "bf16", True, False, problem=problem, multiprocessors=132)
@@ -244,12 +252,13 @@ def test_the_default_configurations_compile_without_spills(D, causal, lse):
     benchmarks/NOTES.md, seventh session), and 4 in the causal D = 128 tile whose blocks fetch their tiles (one value
     kept across the tile loop, stored before it and loaded once a tile: 1.03x of the tile a block, fifteenth
     session). Each configuration the shape can choose: causal D = 64 fetches many short tiles (256 heads of 1024
-    queries), and takes a tile a block for few; so does causal D = 128 without the log-sum-exp."""
+    queries), and takes a tile a block for few; so does causal D = 128 without the log-sum-exp; D = 64 not causal
+    runs persistent blocks up to 16 tiles a head, a tile a block past it (8192 queries)."""
     from skc.blocks.attention_host import default_config
 
     configs = {default_config(D, "bf16", causal, lse, problem=problem, multiprocessors=132)
-               for problem in ((256, 1024), (16, 1630))}
-    assert len(configs) == (2 if (D, causal) == (64, True) or (D, causal, lse) == (128, True, False) else 1)
+               for problem in ((256, 1024), (16, 1630), (16, 8192))}
+    assert len(configs) == (2 if D == 64 or (D, causal, lse) == (128, True, False) else 1)
     for config in configs:
         three = (D, causal) == (64, False)
         assert (config.block_m, config.consumers) == ((192, 3) if three else (128, 2))
