@@ -10,8 +10,9 @@ the driver call. A tensor map is encoded once per address and geometry. Batched 
 or B x K x N) fold into one GEMM when they can; otherwise on Hopper they run in one launch over every matrix's
 tiles (3-D tensor maps) and, with a c or elsewhere, as one GEMM per batch. Skinny problems can split K
 (MatmulConfig(split_k=n)): one launch whose last share of each tile completes it. Rows that 16-byte copies cannot
-address (K or N, or M of a transposed a, no multiple of 8; views of such rows) are copied into zero-padded buffers
-first (_PaddedRows, which keeps them on the GPU for small problems); arrays it cannot copy (skc's own), and a
+address (K or N, or M of a transposed a, no multiple of 8; views of such rows) are copied, in one launch, into
+buffers whose rows TMA can address (_PaddedRows, which keeps them on the GPU for small problems); arrays it cannot
+copy (skc's own), and a
 configuration that asks, read them with the vector loader's narrower loads and store out directly
 (_UnalignedRows).
 """
@@ -76,7 +77,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     a (M x K) and b (K x N) are bf16 or fp16 tensors, row-major or transposed views of row-major ones;
     out, c and bias are row-major. Rows are copied 16 bytes at a time (TMA on Hopper, vector loads on AMD): where
     K or N (or M for a transposed a) is no multiple of 8, the Hopper GEMM copies the operands that need it into
-    zero-padded rows (torch tensors, numpy arrays; a batch then runs a GEMM per matrix), or, for skc's own arrays
+    rows it can address (torch tensors, numpy arrays; a batch then runs a GEMM per matrix), or, for skc's own arrays
     and a config with loader="vector" and store="direct", reads them with narrower loads and stores out directly;
     the AMD GEMM refuses such shapes. Batched: a of
     B x M x K with b of K x N or B x K x N (out B x M x N). `config` is a MatmulConfig (Hopper) or an
@@ -155,6 +156,8 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     if not device.target.has("mfma"):   # Hopper: rows TMA cannot address are read by narrower loads, or copied
         flips = (a_store is not a, b_store is not b)
         copies = (_misaligned(a_store), _misaligned(b_store))
+        if config is not None and config.loader == "vector":   # (it reads dense rows through pointers)
+            copies = tuple(copy or not contiguous(x) for copy, x in zip(copies, (a_store, b_store)))
         # (a given vector-loader configuration: its load width is checked against each call's rows and addresses)
         if any(copies) or N % 8 or (config is not None and config.loader == "vector"):
             copyable = paddable(a, b, out, c, bias)
@@ -306,7 +309,9 @@ class _PaddedRows:
         self.stored = ((K, M) if flipped[0] else (M, K), (N, K) if flipped[1] else (K, N))
         # (a given vector-loader configuration reads dense rows through pointers: its copies are dense)
         self.pitch = (lambda n: n) if config is not None and config.loader == "vector" else _pitch
-        self.through_product = bool(N % 8) and M * N > DIRECT_STORE_ELEMENTS
+        # (not for a given configuration that writes out through a pointer, as rows N apart)
+        pointer = config is not None and (config.store == "direct" or config.split_k > 1)
+        self.through_product = bool(N % 8) and M * N > DIRECT_STORE_ELEMENTS and not pointer
         self.set_bytes = 2 * (sum(rows * self.pitch(cols) for (rows, cols), copied in zip(self.stored, copies)
                                   if copied) + self.through_product * M * _pitch(N))
         self.keeps = self.set_bytes <= KEPT_BYTES

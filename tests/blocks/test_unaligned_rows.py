@@ -200,6 +200,32 @@ def test_a_large_out_is_stored_through_tma_and_copied(hopper_interpreter, monkey
     assert len(plans) == 2 and all(plan.through_product and plan.gemm.cfg.store == "tma" for plan in plans)
 
 
+@pytest.mark.parametrize("fields", [dict(store="direct"), dict(loader="vector", store="direct"), dict(split_k=2),
+                                    dict(loader="vector")])
+def test_a_large_out_under_a_config_that_stores_through_a_pointer(hopper_interpreter, monkeypatch, fields):
+    """A given configuration that writes out through a pointer (direct stores, split-K) writes rows N apart: such
+    an out is not stored through the product buffer, whose rows are 128 bytes apart (found in review: a LaunchError
+    in the interpreter, rows written at the wrong places on a GPU)."""
+    monkeypatch.setattr(matmul_host, "DIRECT_STORE_ELEMENTS", 0)
+    config = MatmulConfig(dtype="f16", tile_m=64, consumers=1, tile_n=64, **fields)
+    a, b = ints(40, 150), ints(150, 30)
+    np.testing.assert_array_equal(matmul(a, b, config=config).astype(np.float32), exact(a, b))
+    a = ints(40, 160)[:, :150]   # (a view of longer rows: copied)
+    np.testing.assert_array_equal(matmul(a, b, config=config).astype(np.float32), exact(a, b))
+
+
+def test_a_vector_loader_config_copies_an_operand_of_longer_rows_tma_could_read(hopper_interpreter):
+    """The vector loader reads dense rows through pointers: a view of rows 24 apart (a stride TMA reads) is copied
+    for it too (found in review: K = 21 had made a be copied before; without, a LaunchError in the interpreter and
+    wrong addresses on a GPU)."""
+    a, b = ints(70, 24)[:, :21], np.ascontiguousarray(ints(64, 21)).T
+    config = MatmulConfig(dtype="f16", tile_m=64, consumers=1, tile_n=64, loader="vector", store="direct",
+                          b_k_major=True)
+    np.testing.assert_array_equal(matmul(a, b, config=config).astype(np.float32), exact(a, b))
+    (plan,) = matmul_host._PLANS.values()
+    assert isinstance(plan, matmul_host._PaddedRows) and plan.copies == (True, True)   # (b's rows of K = 21 too)
+
+
 def test_autotune_reaches_the_padded_problem(hopper_interpreter, monkeypatch):
     """The configuration is chosen once, for the problem itself (over the copies), with the call's autotune (it was
     chosen for the unpadded problem, then dropped, before the twenty-eighth session's copies)."""

@@ -65,13 +65,13 @@ def test_blocks_fetching_their_tiles_take_a_counter_per_stream(fake):
     """Causal D = 128 without the log-sum-exp: persistent blocks taking their tiles from a counter, which a launch
     takes from zero back to zero, so two streams never share one; a stream keeps its counter (a bound launch too)."""
     driver, torch, streams = fake
-    q, k, v, out = (torch.Tensor((1, 4, 1000, 128)) for _ in range(4))
+    q, k, v, out = (torch.Tensor((1, 40, 1000, 128)) for _ in range(4))   # (320 short tiles: fetched)
     counters = {}
     for stream in (0, 0x5EED, 0, 0x5EED, 0x5EED):
         streams.append(stream)
         skc.blocks.attention(q, k, v, causal=True, out=out)
         launch = driver.launches[-1]
-        assert launch["stream"] == stream and launch["grid"][0] == 32   # (8 query blocks x 4 heads, on 132 SMs)
+        assert launch["stream"] == stream and launch["grid"][0] == 132   # (8 query blocks x 40 heads, 132 SMs)
         counters.setdefault(stream, set()).add(launch["seen"][4])
     (plan,) = attention_host._PLANS.values()
     assert plan.config.persistent and plan.config.fetch_tiles
