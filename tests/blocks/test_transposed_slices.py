@@ -28,17 +28,18 @@ def test_fp8_transposed_slice(hopper_interpreter):
 
 
 @pytest.mark.parametrize("which", ["transposed", "row-major"])
-def test_pointer_loaders_refuse_views_with_longer_rows(hopper_interpreter, which):
-    """The vector loader (and the AMD GEMM) read a and b through plain pointers as dense storage: a view whose rows
-    are longer than its own would be read at the wrong addresses (on the GPU: 188 off at 256³), so it is refused
-    when the plan is made; TMA maps carry the row stride and take it."""
-    import skc
-    from skc.blocks import MatmulConfig
+def test_the_vector_loader_reads_dense_copies_of_views_with_longer_rows(hopper_interpreter, which):
+    """The vector loader reads a and b through plain pointers as dense storage: a view whose rows are longer than
+    its own would be read at the wrong addresses (on the GPU: 188 off at 256³). It was refused when the plan was
+    made; since the twenty-eighth session such views are copied densely first (matmul_host._PaddedRows), as views
+    TMA cannot read are. TMA maps carry the row stride and take them as they are."""
+    from skc.blocks import MatmulConfig, matmul_host
 
     weight, activations = ints(64, 48), ints(32, 40)
     b = weight[:, :32].T if which == "transposed" else ints(32, 80)[:, :64]   # K x N = 32 x 64, rows of 48 or 80
     a = activations[:, :32]
     config = MatmulConfig.for_problem(32, 64, 32, "bf16", True, which == "transposed", loader="vector", cluster_m=1)
-    with pytest.raises(skc.LaunchError, match="read through plain pointers"):
-        matmul(a, b, config=config)
+    assert torch.equal(matmul(a, b, config=config).float(), a.float() @ b.float())
+    (plan,) = matmul_host._PLANS.values()
+    assert isinstance(plan, matmul_host._PaddedRows) and plan.copies == (True, True)
     assert torch.equal(matmul(a, b).float(), a.float() @ b.float())   # the TMA path takes them
