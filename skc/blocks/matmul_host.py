@@ -12,9 +12,8 @@ tiles (3-D tensor maps) and, with a c or elsewhere, as one GEMM per batch. Skinn
 (MatmulConfig(split_k=n)): one launch whose last share of each tile completes it. Rows that 16-byte copies cannot
 address (K or N, or M of a transposed a, no multiple of 8; views of such rows) are copied, in one launch, into
 buffers whose rows TMA can address (_PaddedRows, which keeps them on the GPU for small problems); arrays it cannot
-copy (skc's own), and a
-configuration that asks, read them with the vector loader's narrower loads and store out directly
-(_UnalignedRows).
+copy (skc's own), and a configuration that asks, read them with the vector loader's narrower loads and store out
+directly (_UnalignedRows).
 """
 from __future__ import annotations
 
