@@ -1,7 +1,8 @@
 """attention's problem-dependent defaults against the other choice, end to end, timed in turn with cuDNN's SDPA
 (benchmarks/fair.py), two rounds a shape: D = 64 without a causal mask, persistent blocks or a tile a block
 (attention_host.PERSISTENT_TILES_64); causal D = 128, tiles fetched from a counter or a tile a block
-(attention_host.fetches_tiles_of_128). What the twenty-eighth session's rules were measured with.
+(attention_host.fetches_tiles_of_128). The twenty-eighth session's last run measured the committed rules with it
+(they were fitted with scratch scripts timing the same way, whose output is under benchmarks/results).
 Run: python benchmarks/attention_rules_ab.py [BxHxHkvxSxD[:causal] ...]"""
 from __future__ import annotations
 

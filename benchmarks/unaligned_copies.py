@@ -1,8 +1,8 @@
 """matmul end to end against torch.matmul at shapes whose rows TMA cannot address (K or N no multiple of 8, the
 random draws' and larger ones): TFLOP/s of each, timed in turn (benchmarks/fair.py), the host time a call of each
-(calls issued back to back, the GPU synchronized after) and skc's relative error against a float32 product. What
-the twenty-eighth session's copies (matmul_host._PaddedRows: one copy launch, the GEMM storing out directly) were
-measured with; run it over another checkout's skc (PYTHONPATH) for the path before.
+(calls issued back to back, the GPU synchronized after) and skc's relative error against a float32 product. The
+twenty-eighth session's last run measured its copies (matmul_host._PaddedRows: one copy launch, the GEMM storing
+out directly) with it, and over another checkout's skc (PYTHONPATH) the path before.
 Run: python benchmarks/unaligned_copies.py [--tag NAME] [MxNxK[:linear] ...]"""
 from __future__ import annotations
 

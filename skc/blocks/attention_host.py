@@ -263,8 +263,9 @@ def default_config(D: int, dtype: str = "bf16", causal: bool = False, lse: bool 
     for D <= 128, each warpgroup's softmax overlapped with its previous block's P·V, V three stages deep; for
     D = 64, the warpgroups taking turns at the tensor cores, with three of them on 192-row query tiles (1.07x of two)
     where not causal, in persistent blocks where a head has at most PERSISTENT_TILES_64 such tiles (1.02-1.47x on
-    17 shapes, twenty-eighth session); causal, rows reduced in order (1.03-1.08x as fast as pairwise on eight shapes, twenty-seventh
-    session) and, for a `problem` of (heads, query length) of many short tiles on `multiprocessors` SMs
+    17 shapes, twenty-eighth session); causal, rows reduced in order (1.03-1.08x as fast as pairwise on eight
+    shapes, twenty-seventh session) and, for a `problem` of (heads, query length) of many short tiles on
+    `multiprocessors` SMs
     (`fetches_short_tiles`), persistent blocks taking their tiles from a counter; for D = 128, causal with the
     log-sum-exp, rows reduced pairwise; for D = 128 O rescaled only when a row's maximum moves past 2^2 in P (1.04x
     causal; past 2^8 before, as fast, but a key standing out later in a row then had its P rounded anywhere in its
@@ -325,16 +326,17 @@ def fetches_short_tiles(heads: int, queries: int, multiprocessors: int = None,
         and blocks <= short
 
 
-# Causal D = 128 without the log-sum-exp fetches its tiles where they are many and short as for D = 64, with rows of
-# at most SHORT_TILE_BLOCKS_128 query blocks, or very many, at least MANY_TILES_PER_SM a multiprocessor, of at most
-# LONG_TILE_BLOCKS_128 (the issue's causal rows, 4096 tiles of 32 blocks and 8192 of 64: 1.03x and 1.01x of a tile
-# a block, fifteenth session); a tile a block otherwise. Against cuDNN, end to end, fetching / a tile a block (benchmarks/NOTES.md, twenty-eighth session):
-# 1 x 8 x 3264 0.85 / 1.07, 1 x 32 / 4 x 514 0.84 / 0.98, 2 x 8 x 2000 0.96 / 1.02, 1 x 16 x 1500 0.86 / 1.00,
-# 1 x 8 x 8192 1.01 / 1.12, 1 x 12 x 4096 0.99 / 1.10, 1 x 4 x 6000 0.81 / 1.22; many short tiles fetched:
-# 2 x 32 / 8 x 700 0.97 / 0.92, 3 x 16 x 900 0.97 / 0.96; 4 x 8 x 1024 (256 tiles) level, 0.98 / 0.97. Unseen, the
-# rule's choice against the other: 1 x 16 x 8192 1.09 / 1.06, 2 x 12 x 2500 1.02 / 0.98, 1 x 24 x 3000 1.02 / 0.99,
-# 6 x 16 x 1200 1.01 / 0.93, 1 x 40 / 8 x 2048 1.02 / 1.01, 2 x 8 x 5000 1.06 / 1.00, 3 x 8 x 3000 1.02 / 0.99,
-# 8 x 16 x 4096 1.09-1.17 / 1.03-1.05; 1 x 16 x 16384 (2048 tiles of 128 blocks) fetched 1.07-1.09 against 1.11-1.12.
+# Causal D = 128 without the log-sum-exp fetches its tiles where they are many and short as for D = 64, with rows of at
+# most SHORT_TILE_BLOCKS_128 query blocks, or very many, at least MANY_TILES_PER_SM a multiprocessor, of at most
+# LONG_TILE_BLOCKS_128 (the issue's causal rows, 4096 tiles of 32 blocks and 8192 of 64: 1.03x and 1.01x of a tile a
+# block, fifteenth session); a tile a block otherwise. Against cuDNN, end to end, fetching / a tile a block
+# (benchmarks/NOTES.md, twenty-eighth session): 1 x 8 x 3264 0.85 / 1.07, 1 x 32 / 4 x 514 0.84 / 0.98, 2 x 8 x 2000
+# 0.96 / 1.02, 1 x 16 x 1500 0.86 / 1.00, 1 x 8 x 8192 1.01 / 1.12, 1 x 12 x 4096 0.99 / 1.10, 1 x 4 x 6000 0.81 / 1.22;
+# many short tiles fetched: 2 x 32 / 8 x 700 0.97 / 0.92, 3 x 16 x 900 0.97 / 0.96; 4 x 8 x 1024 (256 tiles) level, 0.98
+# / 0.97. Unseen, the rule's choice against the other: 1 x 16 x 8192 1.09 / 1.06, 2 x 12 x 2500 1.02 / 0.98, 1 x 24 x
+# 3000 1.02 / 0.99, 6 x 16 x 1200 1.01 / 0.93, 1 x 40 / 8 x 2048 1.02 / 1.01, 2 x 8 x 5000 1.06 / 1.00, 3 x 8 x 3000
+# 1.02 / 0.99, 8 x 16 x 4096 1.09-1.17 / 1.03-1.05; 1 x 16 x 16384 (2048 tiles of 128 blocks) fetched 1.07-1.09 against
+# 1.11-1.12.
 SHORT_TILE_BLOCKS_128 = 16
 MANY_TILES_PER_SM = 8
 LONG_TILE_BLOCKS_128 = 64
@@ -343,8 +345,7 @@ LONG_TILE_BLOCKS_128 = 64
 def fetches_tiles_of_128(heads: int, queries: int, multiprocessors: int = None) -> bool:
     """Whether causal head_dim 128 attention (without the log-sum-exp) over `heads` heads of `queries` query rows
     runs persistent blocks taking their tiles from a counter (SHORT_TILE_BLOCKS_128, MANY_TILES_PER_SM,
-    LONG_TILE_BLOCKS_128); where the
-    device is unknown, it does (the configuration the issue's rows measure)."""
+    LONG_TILE_BLOCKS_128); where the device is unknown, it does (the configuration the issue's rows measure)."""
     if multiprocessors is None:
         return True
     blocks = -(-queries // 128)

@@ -61,8 +61,7 @@ def _checked(config, use_fast_accum, activation):
     an accepted one equal to it, np.str_("relu") from "relu"): the common values pass in a test or two."""
     if config is not None and not isinstance(config, Fp8MatmulConfig):
         raise skc.LaunchError(f"scaled matmul takes an Fp8MatmulConfig, found {type(config).__name__}")
-    if use_fast_accum is not None and type(use_fast_accum) is not bool and (
-            use_fast_accum not in (True, False) or not isinstance(use_fast_accum, Hashable)):
+    if not (use_fast_accum is None or isinstance(use_fast_accum, Hashable) and use_fast_accum in (True, False)):
         raise skc.LaunchError(f"scaled matmul's use_fast_accum is True, False or None, found {use_fast_accum!r}")
     check_activation("scaled matmul", activation)
 

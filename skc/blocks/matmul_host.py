@@ -157,13 +157,14 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
         copies = (_misaligned(a_store), _misaligned(b_store))
         if config is not None and config.loader == "vector":   # (it reads dense rows through pointers)
             copies = tuple(copy or not contiguous(x) for copy, x in zip(copies, (a_store, b_store)))
+        unaddressed = any(copies) or N % 8 > 0   # (out's rows of N no multiple of 8: TMA cannot store them)
         # (a given vector-loader configuration: its load width is checked against each call's rows and addresses)
-        if any(copies) or N % 8 or (config is not None and config.loader == "vector"):
+        if unaddressed or (config is not None and config.loader == "vector"):
             copyable = paddable(a, b, out, c, bias)
             direct = _UnalignedRows.config(device, problem, spec, config, autotune, a_store, b_store, copyable)
             if direct is not None:
                 return _UnalignedRows(device, problem, direct, flips, a_store, b_store)
-            if (any(copies) or N % 8) and copyable:
+            if unaddressed and copyable:
                 return _PaddedRows(device, problem, flips, copies, spec, config, autotune, unaligned)
     # a given configuration chooses tiles, stages and the rest; the epilogue is always the call's
     cfg = (replace(config, epilogue=spec) if config is not None
@@ -316,9 +317,10 @@ class _PaddedRows:
         self.keeps = self.set_bytes <= KEPT_BYTES
         self.kept, self.lock = {}, threading.Lock()   # launch stream -> its _Kept buffers
         self.cuda = device.kind == "cuda"
-        self.grid = sum(blocks(*shape) for shape, copied in zip(self.stored, copies) if copied)
-        self.copy = Bindings(copy_rows[max(1, self.grid), COPY_BLOCK])
-        self.copy_out = Bindings(copy_rows[blocks(M, N), COPY_BLOCK])
+        # the copy launches (in, where an operand is copied; out, where out is stored through the product buffer)
+        grid = sum(blocks(*shape) for shape, copied in zip(self.stored, copies) if copied)
+        self.copy = Bindings(copy_rows[grid, COPY_BLOCK]) if grid else None
+        self.copy_out = Bindings(copy_rows[blocks(M, N), COPY_BLOCK]) if self.through_product else None
         self.address = address_functions(1)   # (of a torch tensor or array: the operands' type)
         self.gemm = None   # the GEMM's plan, made at the first call over its operands
 
@@ -361,7 +363,7 @@ class _PaddedRows:
         operands = []
         for x, flip, copy in zip((a, b), self.flipped, (buffers.a, buffers.b)):
             operands.append(x if copy is None else copy.T if flip else copy)
-        if any(self.copies):
+        if self.copy is not None:
             self._copy(a, b, buffers, stream, bound)
         product = out if buffers.product is None else buffers.product
         if self.gemm is None:
@@ -377,9 +379,9 @@ class _PaddedRows:
 
     def _copy(self, a, b, buffers, stream, bound: bool):
         """One launch copying the storage of a and b (those the plan copies) into the buffers' views."""
-        jobs = [(x.T if flip else x, copy, copy.shape[1], element_strides(x.T if flip else x)[0],
-                 element_strides(copy)[0])
-                for x, flip, copy in zip((a, b), self.flipped, (buffers.a, buffers.b)) if copy is not None]
+        stores = [(x.T if flip else x, copy) for x, flip, copy in zip((a, b), self.flipped, (buffers.a, buffers.b))
+                  if copy is not None]
+        jobs = [(x, copy, copy.shape[1], element_strides(x)[0], element_strides(copy)[0]) for x, copy in stores]
         self._launch(self.copy, jobs, stream, bound)
 
     def _launch(self, launches: Bindings, jobs: list, stream, bound: bool):
@@ -390,7 +392,7 @@ class _PaddedRows:
             jobs = [(span(source), span(target), *rest) for source, target, *rest in jobs]
         first, second = jobs if len(jobs) == 2 else jobs * 2
         args = (*first, first_blocks, *second)
-        if not bound or not self.cuda:
+        if not bound:   # (the interpreter's calls never are: nothing is kept for them)
             launches.kernel(*args, stream=stream)
             return
         address = self.address[0]
