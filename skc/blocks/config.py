@@ -462,6 +462,21 @@ FEW_TILES_MIN_STEPS = 12
 # 256 x 576 x 4608 (36 tiles, 72 k-steps) 0.70, 0.85 in 2 (0.93 in 3, 24 k-steps a share). With more tiles (84, 93)
 # no split helped; one row of tiles (64 x 3904 x 5248, 61 tiles: 0.87 in 2 against 0.88) stays unsplit.
 HALF_WAVE_MIN_STEPS = 32
+# Rows of tiles (M >= DEEP_K_ROWS) that fit one wave over a deep K (at least DEEP_K_STEPS k-steps): the tile and the
+# split-K shares chosen together (`deep_k_tiles`), of the least (k-steps / shares / speed + DEEP_K_SHARE_COST k-steps
+# a split tile, its partials written, added and waited for) x the tile's work, the units in one wave. The speeds and
+# the cost are fitted to end-to-end times of 14 shapes over 4 tiles x 6 splits and of 24 more against the rule
+# before (benchmarks/NOTES.md, twenty-ninth session; `benchmarks/deep_k_splits.py`). Against torch.matmul, the rule
+# before / this one: 192 x 640 x 14208 0.67 / 0.94 (64 x 64 in 4 shares), 384 x 768 x 8192 0.81 / 1.00 (64 x 128 in
+# 3), 576 x 576 x 24576 0.61 / 0.91 (128 x 128 in 5), `x @ w.t()` 762 x 512 x 26240 0.57 / 0.88 (128 x 128 in 5).
+# Below 128 rows the rules after it stay (84 x 448 x 9472 0.88 in their 5 shares, 0.81 in this one's 4).
+DEEP_K_STEPS = 128
+DEEP_K_ROWS = 128
+DEEP_K_MIN_STEPS = 32
+DEEP_K_SHARE_COST = 32
+DEEP_K_SPEEDS = {(64, 64): 0.5, (64, 128): 0.8, (128, 128): 0.93}
+# (128 x 256 tiles were the slowest of the four in every such problem measured: 0.82 against 0.95 in 4 shares at
+# 1024 x 1024 x 16384, 0.64 against 1.00 at 256 x 2048 x 8192; where the rule takes them, they stay unsplit)
 
 
 def swaps(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, unaligned: bool = False) -> bool:
@@ -528,9 +543,11 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     shape of the least `wave_cost` (3072³ takes 192 x 192 tiles, 2 waves of 256, where 128 x 256 tiles left the
     third of 3 waves 18 % full: 1.30x faster; where one wave holds the tiles of several shapes, the one of least
     work over speed, which spreads the problem over the most SMs); clusters of 2 for 128 x 256 tiles once
-    M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); split-K where the tiles fill at
-    most a quarter of the SMs over a deep K (`few_tiles_split`; one matrix, aligned rows) or several rows of them
-    fill at most half (`half_wave_split`), or, when
+    M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); where several rows of 64- or
+    128-row tiles fit one wave over at least DEEP_K_STEPS k-steps (one matrix, aligned rows), the tile and the
+    split-K shares chosen together (`deep_k_tiles`); else split-K where the tiles fill at most a quarter of the SMs
+    over a deep K (`few_tiles_split`; one matrix, aligned rows) or several rows of them fill at most half
+    (`half_wave_split`), or, when
     SPLIT_K_BY_DEFAULT, where they fill less than half of the SMs and K is deep enough to share (>= 4 k-steps a
     unit).
     M counts `batch` matrices of M / batch rows. `unaligned`: the operands' rows start at no multiple of 128 bytes
@@ -557,6 +574,9 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     split_k = 1
     if SPLIT_K_BY_DEFAULT and 2 * tiles <= multiprocessors:
         split_k = max(1, min(multiprocessors // tiles, 8, K // (4 * 64)))
+    elif (batch == 1 and not unaligned and M >= DEEP_K_ROWS and K // 64 >= DEEP_K_STEPS and tiles <= multiprocessors
+          and (tile_m, tile_n) in DEEP_K_SPEEDS):
+        tile_m, tile_n, split_k = deep_k_tiles(M, N, K, multiprocessors)
     elif batch == 1 and (not unaligned or tiles == tiles_of(tile_m, N, tile_m, tile_n)):
         # (rows not 128-byte aligned: only one row of tiles, which takes no cluster; 7 x 280 x 2816 1.01x torch in
         # 4 shares against 0.75x unsplit)
@@ -564,6 +584,25 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
         if split_k == 1 and not unaligned and -(-M // tile_m) > 1:
             split_k = half_wave_split(tiles, K // 64, multiprocessors)
     return tile_m, tile_n, cluster_m, split_k
+
+
+def deep_k_tiles(M: int, N: int, K: int, multiprocessors: int = 132) -> tuple:
+    """(tile_m, tile_n, split_k) for an M x N x K problem whose tiles fit one wave over a deep K: of DEEP_K_SPEEDS'
+    tiles, unsplit or in 2 to 8 shares of at least DEEP_K_MIN_STEPS k-steps whose units still fit one wave, the
+    least (k-steps / shares / speed + DEEP_K_SHARE_COST if split) x the tile's work x its waves."""
+    k_steps = K // 64
+
+    def cost(choice):
+        (tile_m, tile_n), split = choice
+        waves = -(-tiles_of(M, N, tile_m, tile_n) * split // multiprocessors)
+        return (k_steps / split / DEEP_K_SPEEDS[tile_m, tile_n] + (DEEP_K_SHARE_COST if split > 1 else 0)) \
+            * tile_m * tile_n * waves
+
+    choices = [(tile, split) for tile in DEEP_K_SPEEDS for split in range(1, 9)
+               if split == 1 or (tiles_of(M, N, *tile) * split <= multiprocessors
+                                 and k_steps >= DEEP_K_MIN_STEPS * split)]
+    (tile_m, tile_n), split = min(choices, key=cost)
+    return tile_m, tile_n, split
 
 
 def half_wave_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int:

@@ -138,6 +138,38 @@ def test_several_rows_of_tiles_filling_half_the_sms_split(shape, b_k_major, spli
     assert tile_shape(*shape, 132, unaligned=True, b_k_major=b_k_major)[3] == 1
 
 
+@pytest.mark.parametrize("shape, b_k_major, expected", [
+    # one wave of tiles over at least 128 k-steps: the tile and the shares together (twenty-ninth session, end to
+    # end against torch.matmul, the rule before -> this: 0.65 -> 0.93, 0.81 -> 0.97, 0.69 -> 0.86, 0.61 -> 0.86)
+    ((192, 640, 14208), False, (64, 64, 1, 4)), ((384, 768, 8192), False, (64, 128, 1, 3)),
+    ((640, 640, 16384), False, (128, 128, 1, 5)), ((576, 576, 24576), False, (128, 128, 1, 5)),
+    ((256, 1024, 16384), False, (64, 128, 1, 4)), ((320, 1280, 12288), False, (64, 128, 1, 2)),
+    ((427, 384, 8192), True, (64, 64, 1, 3)), ((867, 576, 15488), False, (128, 128, 1, 3)),
+    # unsplit where more tiles save more than a share costs (1188 x 768 x 22464 0.95 on 64 x 128 tiles, 0.89 on
+    # 128 x 128 in 2 shares)
+    ((1188, 768, 22464), True, (64, 128, 1, 1)), ((704, 1152, 6144), False, (64, 128, 1, 1)),
+    ((1024, 1024, 16384), False, (64, 128, 1, 1)), ((128, 8192, 8192), False, (64, 128, 1, 1)),
+])
+def test_one_wave_over_a_deep_k_chooses_the_tile_and_the_shares_together(shape, b_k_major, expected):
+    assert tile_shape(*shape, 132, b_k_major=b_k_major) == expected
+
+
+def test_deep_k_tiles_keeps_one_wave_and_deep_shares():
+    from skc.blocks.config import DEEP_K_MIN_STEPS, deep_k_tiles, tiles_of
+
+    for shape in [(192, 640, 14208), (96, 320, 21248), (1187, 512, 19520), (640, 640, 16384), (65, 8, 8192)]:
+        tile_m, tile_n, split = deep_k_tiles(*shape)
+        assert tiles_of(shape[0], shape[1], tile_m, tile_n) * split <= 132
+        assert split == 1 or shape[2] // 64 >= DEEP_K_MIN_STEPS * split
+    assert deep_k_tiles(96, 320, 21248) == (64, 64, 8)      # 10 tiles: 8 shares of 41 k-steps
+    assert deep_k_tiles(640, 640, 16384, 4)[2] == 1          # the interpreter's 4 SMs: 25 tiles of 128 x 128 at least
+    # outside its band the rules before decide: one row of tiles, a shallow K, more than a wave, rows unaligned
+    assert tile_shape(64, 640, 14208, 132) == (64, 64, 1, 7)                   # few_tiles_split
+    assert tile_shape(384, 768, 8000, 132)[3] == 1                             # 125 k-steps
+    assert tile_shape(96, 2048, 10240, 132) == (64, 64, 1, 2)                  # < 128 rows: half_wave_split
+    assert tile_shape(576, 576, 24576, 132, unaligned=True)[3] == 1
+
+
 def test_half_wave_split_fits_one_wave_of_deep_enough_shares():
     from skc.blocks.config import half_wave_split
 

@@ -532,11 +532,18 @@ def test_a_row_major_b_in_32_column_chunks(M, N, K, fields, dtype):
 
 @pytest.mark.parametrize("M,N,K,b_k_major,split", [(4, 1152, 4800, False, 4), (32, 1472, 4416, False, 3),
                                                     (7, 280, 2816, False, 3), (8, 320, 3280, True, 4),
-                                                    (427, 384, 8192, True, 3), (256, 576, 4608, False, 2)])
+                                                    (427, 384, 8192, True, 3), (256, 576, 4608, False, 2),
+                                                    # the deep-K rule's tiles and shares (config.deep_k_tiles):
+                                                    # 64 x 64, 64 x 128 and 128 x 128 tiles; 5 shares of 384
+                                                    # k-steps (uneven); a K-major B
+                                                    (192, 640, 14208, False, 4), (384, 768, 8192, False, 3),
+                                                    (576, 576, 24576, False, 5), (817, 768, 16832, True, 3),
+                                                    (867, 576, 15488, False, 3)])
 @pytest.mark.parametrize("epilogue", [False, True])
 def test_few_tiles_over_a_deep_k_split_by_the_rule(M, N, K, b_k_major, split, epilogue):
     """The rule's split-K for few tiles over a deep K (config.few_tiles_split; several rows of tiles filling at
-    most half the SMs: config.half_wave_split), twice on one plan (its workspace
+    most half the SMs: config.half_wave_split; one wave of them over at least 128 k-steps: config.deep_k_tiles),
+    twice on one plan (its workspace
     and counters reused), with and without C, bias, alpha and an activation; outputs poisoned."""
     from skc.blocks import matmul_host
 

@@ -1,0 +1,133 @@
+"""Deep-K GEMMs whose tiles fit one wave (config.deep_k_tiles), end to end against torch.matmul (the Python call,
+host included; triton's do_bench medians with L2 flushed, each callable timed in rotating order, best round kept).
+
+    python benchmarks/deep_k_splits.py grid [MxNxK[:linear],...]   every tile of 64 x 64 to 128 x 256 in 1-8 shares
+                                                                   (and stream-K) beside the default: the data
+                                                                   config.DEEP_K_* was fitted to
+    python benchmarks/deep_k_splits.py ab [MxNxK[:linear],...]     the default against the rule before it
+                                                                   (DEEP_K_STEPS off), on shapes it was not fitted to
+                                                                   ("fitted": the 24 it was)
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import skc  # noqa: E402
+from fair import bench_ms, geomean  # noqa: E402
+from skc.blocks import MatmulConfig, matmul_host  # noqa: E402
+from skc.blocks import config as rules  # noqa: E402
+
+GRID = ["192x640x14208", "867x576x15488", "256x1024x16384", "512x512x12288", "384x768x8192", "640x640x16384",
+        "1024x512x8192", "320x1280x12288", "448x896x10240", "1024x1024x16384", "256x2048x8192", "128x1536x16384",
+        "704x1152x6144", "576x576x24576"]
+# the shapes the rule was fitted to against the rule before it: drawn at random (seed 29: 65 <= M <= 1200, N and K
+# multiples of 64, K >= 8192, the rule's tiles before in one wave), the twenty-seventh session's half-wave shapes, and
+# four of GRID's
+AB_FITTED = ["1187x512x19520", "656x576x24896", "240x2240x18944", "414x1152x22400", "676x1344x24960",
+             "817x768x16832:linear", "762x512x26240:linear", "383x1536x14912", "96x320x21248", "1188x768x22464:linear",
+             "84x448x9472", "695x704x8384", "82x832x13888", "459x1280x24512:linear", "448x320x12288:linear",
+             "96x2048x10240", "95x1936x13632:linear", "277x2048x15552", "1137x1024x25984", "693x1472x27392",
+             "192x640x14208", "576x576x24576", "384x768x8192", "640x640x16384"]
+# shapes it was not fitted to (seed 30: 128 <= M <= 1500, otherwise as above; 18 whose choice changed, 3 not)
+AB = ["1073x256x25280", "624x320x10560", "950x320x16320", "356x2752x24384", "292x768x16128", "370x320x21568",
+      "589x1088x23808:linear", "372x1600x26560:linear", "1475x256x12864", "808x320x14528", "1103x256x12864",
+      "259x1792x16320", "828x256x23872", "362x960x13376", "832x320x26688:linear", "583x1536x24576:linear",
+      "179x1920x17664:linear", "1088x512x16000:linear", "1232x1408x28160:linear", "1466x1088x16576:linear",
+      "898x2880x12544"]
+TILES = [(64, 64), (64, 128), (128, 128), (128, 256)]
+
+
+def operands(spec):
+    shape, _, kind = spec.partition(":")
+    M, N, K = map(int, shape.split("x"))
+    linear = kind == "linear"
+    a = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+    b = (torch.randn(N, K, device="cuda", dtype=torch.bfloat16).t() if linear
+         else torch.randn(K, N, device="cuda", dtype=torch.bfloat16))
+    return M, N, K, linear, a, b
+
+
+def timed(calls: dict, rounds: int) -> dict:
+    best = {}
+    for round_ in range(rounds):
+        names = list(calls)[round_ % len(calls):] + list(calls)[:round_ % len(calls)]
+        torch.cuda.synchronize()
+        time.sleep(0.2)
+        for name in names:
+            best[name] = min(best.get(name, math.inf), bench_ms(calls[name], 40))
+    return best
+
+
+def error(got, expected) -> float:
+    return ((got.float() - expected).norm() / expected.norm()).item()
+
+
+def grid(specs):
+    for spec in specs:
+        M, N, K, linear, a, b = operands(spec)
+        expected = a.float() @ b.float()
+        calls = {"torch": lambda: torch.matmul(a, b), "default": lambda: skc.blocks.matmul(a, b)}
+        for tile_m, tile_n in TILES:
+            tiles = -(-M // tile_m) * -(-N // tile_n)
+            variants = {f"k{split}": {"split_k": split} for split in (1, 2, 3, 4, 6, 8)
+                        if tiles * split <= 2 * 132 and K // 64 >= 16 * split and (split == 1 or tiles * split >= 40)}
+            if tiles < 132:
+                variants["streamk"] = {"stream_k": True}
+            for name, fields in variants.items():
+                config = MatmulConfig.for_problem(M, N, K, multiprocessors=132, b_k_major=linear, tile_m=tile_m,
+                                                  tile_n=tile_n, cluster_m=1, **fields)
+                calls[f"{tile_m}x{tile_n} {name} ({tiles * config.split_k})"] = \
+                    lambda config=config: skc.blocks.matmul(a, b, config=config)
+        wrong = [name for name, call in calls.items() if error(call(), expected) > 1e-2]
+        best = timed(calls, 2)
+        reference = best.pop("torch")
+        rule = rules.tile_shape(M, N, K, 132, b_k_major=linear, a_aligned=True)
+        print(f"{spec} (rule {rule}) torch {reference * 1e3:.1f}us  " + "  ".join(
+            f"{name} {reference / ms:.2f}" for name, ms in sorted(best.items(), key=lambda kv: kv[1])), flush=True)
+        if wrong:
+            print("  WRONG:", wrong, flush=True)
+
+
+def ab(specs):
+    ratios = {"before": [], "default": []}
+    for spec in specs:
+        M, N, K, linear, a, b = operands(spec)
+        expected = a.float() @ b.float()
+        steps, rules.DEEP_K_STEPS = rules.DEEP_K_STEPS, 1 << 62
+        try:
+            before = MatmulConfig.for_problem(M, N, K, multiprocessors=132, b_k_major=linear)
+        finally:
+            rules.DEEP_K_STEPS = steps
+        matmul_host._PLANS.clear()
+        chosen = error(skc.blocks.matmul(a, b), expected)
+        (plan,) = matmul_host._PLANS.values()
+        errors = (chosen, error(skc.blocks.matmul(a, b, config=before), expected))
+        calls = {"torch": lambda: torch.matmul(a, b), "before": lambda: skc.blocks.matmul(a, b, config=before),
+                 "default": lambda: skc.blocks.matmul(a, b)}
+        best = timed(calls, 3)
+        for name in ratios:
+            ratios[name].append(best["torch"] / best[name])
+
+        def named(config):
+            return f"{config.tile_m}x{config.tile_n} k{config.split_k}"
+
+        print(f"{spec}: torch {best['torch'] * 1e3:.1f}us  before {named(before)} {ratios['before'][-1]:.2f}  "
+              f"default {named(plan.cfg)} {ratios['default'][-1]:.2f}  errors {errors[1]:.1e} {errors[0]:.1e}",
+              flush=True)
+        assert max(errors) <= 1e-2, (spec, errors)
+    print(f"geometric mean before {geomean(ratios['before']):.3f}, default {geomean(ratios['default']):.3f}; "
+          f"lowest {min(ratios['before']):.2f}, {min(ratios['default']):.2f}")
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1] if len(sys.argv) > 1 else "ab"
+    specs = (sys.argv[2].split(",") if len(sys.argv) > 2 and sys.argv[2] != "fitted" else
+             AB_FITTED if len(sys.argv) > 2 else GRID if mode == "grid" else AB)
+    {"grid": grid, "ab": ab}[mode](specs)
