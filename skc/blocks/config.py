@@ -543,10 +543,10 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     shape of the least `wave_cost` (3072³ takes 192 x 192 tiles, 2 waves of 256, where 128 x 256 tiles left the
     third of 3 waves 18 % full: 1.30x faster; where one wave holds the tiles of several shapes, the one of least
     work over speed, which spreads the problem over the most SMs); clusters of 2 for 128 x 256 tiles once
-    M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); where several rows of 64- or
-    128-row tiles fit one wave over at least DEEP_K_STEPS k-steps (one matrix, aligned rows), the tile and the
-    split-K shares chosen together (`deep_k_tiles`); else split-K where the tiles fill at most a quarter of the SMs
-    over a deep K (`few_tiles_split`; one matrix, aligned rows) or several rows of them fill at most half
+    M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); where DEEP_K_ROWS rows or more
+    have DEEP_K_SPEEDS' tiles in one wave over at least DEEP_K_STEPS k-steps (one matrix, aligned rows), the tile
+    and the split-K shares chosen together (`deep_k_tiles`); else split-K where the tiles fill at most a quarter of
+    the SMs over a deep K (`few_tiles_split`; one matrix, aligned rows) or several rows of them fill at most half
     (`half_wave_split`), or, when
     SPLIT_K_BY_DEFAULT, where they fill less than half of the SMs and K is deep enough to share (>= 4 k-steps a
     unit).
