@@ -2,11 +2,12 @@
 host included; triton's do_bench medians with L2 flushed, each callable timed in rotating order, best round kept).
 
     python benchmarks/deep_k_splits.py grid [MxNxK[:linear],...]   every tile of 64 x 64 to 128 x 256 in 1-8 shares
-                                                                   (and stream-K) beside the default: the data
-                                                                   config.DEEP_K_* was fitted to
-    python benchmarks/deep_k_splits.py ab [MxNxK[:linear],...]     the default against the rule before it
-                                                                   (DEEP_K_STEPS off), on shapes it was not fitted to
-                                                                   ("fitted": the 24 it was)
+                                                                   (and stream-K) beside the default: what
+                                                                   config.DEEP_K_* was fitted to (the session's
+                                                                   figures came from a scratch form of it)
+    python benchmarks/deep_k_splits.py ab [MxNxK[:linear],...]     the default against the rule before it, given as
+                                                                   a configuration (DEEP_K_STEPS off), on shapes it
+                                                                   was not fitted to ("fitted": the 24 it was)
 """
 from __future__ import annotations
 

@@ -469,7 +469,8 @@ HALF_WAVE_MIN_STEPS = 32
 # before (benchmarks/NOTES.md, twenty-ninth session; `benchmarks/deep_k_splits.py`). Against torch.matmul, the rule
 # before / this one: 192 x 640 x 14208 0.67 / 0.94 (64 x 64 in 4 shares), 384 x 768 x 8192 0.81 / 1.00 (64 x 128 in
 # 3), 576 x 576 x 24576 0.61 / 0.91 (128 x 128 in 5), `x @ w.t()` 762 x 512 x 26240 0.57 / 0.88 (128 x 128 in 5).
-# Below 128 rows the rules after it stay (84 x 448 x 9472 0.88 in their 5 shares, 0.81 in this one's 4).
+# Below 128 rows the rules after it stay (84 x 448 x 9472 0.88 in their 5 shares, 0.81 in the 4 of this model's
+# first fit, which took rows past 64).
 DEEP_K_STEPS = 128
 DEEP_K_ROWS = 128
 DEEP_K_MIN_STEPS = 32

@@ -392,7 +392,7 @@ class _PaddedRows:
             jobs = [(span(source), span(target), *rest) for source, target, *rest in jobs]
         first, second = jobs if len(jobs) == 2 else jobs * 2
         args = (*first, first_blocks, *second)
-        if not bound:   # (the interpreter's calls never are: nothing is kept for them)
+        if not bound or not self.cuda:   # (the interpreter binds nothing, whatever tensors _kept kept buffers for)
             launches.kernel(*args, stream=stream)
             return
         address = self.address[0]

@@ -543,8 +543,8 @@ def test_a_row_major_b_in_32_column_chunks(M, N, K, fields, dtype):
 def test_few_tiles_over_a_deep_k_split_by_the_rule(M, N, K, b_k_major, split, epilogue):
     """The rule's split-K for few tiles over a deep K (config.few_tiles_split; several rows of tiles filling at
     most half the SMs: config.half_wave_split; one wave of them over at least 128 k-steps: config.deep_k_tiles),
-    twice on one plan (its workspace
-    and counters reused), with and without C, bias, alpha and an activation; outputs poisoned."""
+    twice on one plan (its workspace and counters reused), with and without C, bias, alpha and an activation;
+    outputs poisoned."""
     from skc.blocks import matmul_host
 
     a, b = operand(M, K, torch.bfloat16, False), operand(K, N, torch.bfloat16, b_k_major)
