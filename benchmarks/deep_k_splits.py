@@ -3,11 +3,18 @@ host included; triton's do_bench medians with L2 flushed, each callable timed in
 
     python benchmarks/deep_k_splits.py grid [MxNxK[:linear],...]   every tile of 64 x 64 to 128 x 256 in 1-8 shares
                                                                    (and stream-K) beside the default: what
-                                                                   config.DEEP_K_* was fitted to (the session's
-                                                                   figures came from a scratch form of it)
-    python benchmarks/deep_k_splits.py ab [MxNxK[:linear],...]     the default against the rule before it, given as
-                                                                   a configuration (DEEP_K_STEPS off), on shapes it
-                                                                   was not fitted to ("fitted": the 24 it was)
+                                                                   config.DEEP_K_* was fitted to (the twenty-ninth
+                                                                   session's figures came from a scratch form of it)
+    python benchmarks/deep_k_splits.py draw [SEED]                 shapes whose choice the thirtieth session changed
+                                                                   (no GPU; "ab 30": seed 32's)
+    python benchmarks/deep_k_splits.py grid edges                  the same over a K of 64-127 k-steps and over
+                                                                   tiles whose last row or column is part past the
+                                                                   output (thirtieth session)
+    python benchmarks/deep_k_splits.py ab [MxNxK[:linear],...]     the default against the rules before the
+                                                                   thirtieth session (BEFORE), given as a
+                                                                   configuration, on shapes they were not fitted to
+                                                                   ("fitted": the 24 the twenty-ninth's were; its own
+                                                                   ab turned DEEP_K_STEPS off instead)
 """
 from __future__ import annotations
 
@@ -42,6 +49,19 @@ AB = ["1073x256x25280", "624x320x10560", "950x320x16320", "356x2752x24384", "292
       "259x1792x16320", "828x256x23872", "362x960x13376", "832x320x26688:linear", "583x1536x24576:linear",
       "179x1920x17664:linear", "1088x512x16000:linear", "1232x1408x28160:linear", "1466x1088x16576:linear",
       "898x2880x12544"]
+# a K of 64-127 k-steps (the rule's tiles in one wave), and deep-K shapes whose 64 x 128 or 128 x 128 tiles have a
+# last column or row part past N or M (the twenty-ninth session's three validation losses among them)
+GRID_EDGES = ["368x344x7392", "512x512x6144", "256x1024x5120", "640x384x4608", "300x900x7040", "1024x512x4096",
+              "200x1200x6656:linear", "768x768x5120", "808x320x14528", "832x320x26688:linear", "259x1792x16320",
+              "600x448x16384", "300x960x12288", "1000x192x16384", "450x576x20480"]
+# the thirtieth session's shapes drawn after the fit (seed 32, `python benchmarks/deep_k_splits.py draw`)
+AB30 = ["539x704x7680:linear", "129x2176x6720", "1013x384x6464", "196x1088x7808:linear", "209x1280x6784",
+        "585x640x6144", "204x1664x5824:linear", "209x1152x6976", "1299x320x16192:linear", "322x1216x14656",
+        "1095x704x15360", "340x1216x15296", "259x1088x23296", "1391x576x22912", "1115x576x17664",
+        "250x1216x21312:linear", "167x1984x17960:linear", "338x768x6112", "191x360x9008", "401x240x11288",
+        "674x800x9200:linear", "76x1344x5816:linear", "335x416x9736", "203x2208x6592"]
+# the rules as the twenty-ninth session left them
+BEFORE = {"DEEP_K_STEPS": 128, "DEEP_K_PAST_N_COST": 0, "UNALIGNED_SPLITS": False}
 TILES = [(64, 64), (64, 128), (128, 128), (128, 256)]
 
 
@@ -96,16 +116,29 @@ def grid(specs):
             print("  WRONG:", wrong, flush=True)
 
 
+def unaligned(a, b):
+    """(A's, B's) rows start at no multiple of 128 bytes from each other (2-byte elements)."""
+    return tuple(max(x.stride()) % 64 != 0 for x in (a, b))
+
+
+def previous_config(M, N, K, linear, a, b):
+    """The configuration the rules before (BEFORE) choose for this problem."""
+    now = {name: getattr(rules, name) for name in BEFORE}
+    try:
+        for name, value in BEFORE.items():
+            setattr(rules, name, value)
+        return MatmulConfig.for_problem(M, N, K, multiprocessors=132, b_k_major=linear, unaligned=unaligned(a, b))
+    finally:
+        for name, value in now.items():
+            setattr(rules, name, value)
+
+
 def ab(specs):
     ratios = {"before": [], "default": []}
     for spec in specs:
         M, N, K, linear, a, b = operands(spec)
         expected = a.float() @ b.float()
-        steps, rules.DEEP_K_STEPS = rules.DEEP_K_STEPS, 1 << 62
-        try:
-            before = MatmulConfig.for_problem(M, N, K, multiprocessors=132, b_k_major=linear)
-        finally:
-            rules.DEEP_K_STEPS = steps
+        before = previous_config(M, N, K, linear, a, b)
         matmul_host._PLANS.clear()
         chosen = error(skc.blocks.matmul(a, b), expected)
         (plan,) = matmul_host._PLANS.values()
@@ -117,7 +150,8 @@ def ab(specs):
             ratios[name].append(best["torch"] / best[name])
 
         def named(config):
-            return f"{config.tile_m}x{config.tile_n} k{config.split_k}"
+            return (f"{config.tile_m}x{config.tile_n} k{config.split_k}"
+                    + (f" c{config.cluster_m}x{config.cluster_n}" if config.cluster_m * config.cluster_n > 1 else ""))
 
         print(f"{spec}: torch {best['torch'] * 1e3:.1f}us  before {named(before)} {ratios['before'][-1]:.2f}  "
               f"default {named(plan.cfg)} {ratios['default'][-1]:.2f}  errors {errors[1]:.1e} {errors[0]:.1e}",
@@ -127,8 +161,55 @@ def ab(specs):
           f"lowest {min(ratios['before']):.2f}, {min(ratios['default']):.2f}")
 
 
+def draw(seed: int, count: int = 8):
+    """`count` shapes a group, drawn with `seed`, whose configuration the rules before (BEFORE) and now choose
+    differently: a K of 64-127 k-steps (aligned rows), a deep K with N an odd multiple of 64, and rows not 128-byte
+    aligned (N and K multiples of 8, one of them not of 64)."""
+    import random
+
+    generator = random.Random(seed)
+
+    def size(low, high, align):
+        return max(align, int(math.exp(generator.uniform(math.log(low), math.log(high)))) // align * align)
+
+    groups = {
+        "64-127 k-steps": lambda: (size(128, 1500, 1), size(192, 3072, 64), size(4096, 8191, 64)),
+        "N an odd multiple of 64": lambda: (size(128, 1500, 1), 64 + 128 * generator.randint(1, 9),
+                                            size(8192, 28672, 64)),
+        "rows not 128-byte aligned": lambda: (size(8, 1500, 1), size(200, 3000, 8), size(2048, 28672, 8)),
+    }
+    for group, shape in groups.items():
+        found = []
+        while len(found) < count:
+            M, N, K = shape()
+            linear = generator.random() < 0.5
+            pitches = (K, K) if linear else (K, N)
+            if group.startswith("rows") and all(pitch % 64 == 0 for pitch in pitches):
+                continue
+
+            def chosen(values):
+                now = {name: getattr(rules, name) for name in values}
+                try:
+                    for name, value in values.items():
+                        setattr(rules, name, value)
+                    config = MatmulConfig.for_problem(M, N, K, multiprocessors=132, b_k_major=linear,
+                                                      unaligned=tuple(pitch % 64 != 0 for pitch in pitches))
+                finally:
+                    for name, value in now.items():
+                        setattr(rules, name, value)
+                return config.tile_m, config.tile_n, config.split_k, config.cluster_m, config.cluster_n
+
+            if chosen(BEFORE) != chosen({}):
+                found.append(f"{M}x{N}x{K}" + (":linear" if linear else ""))
+        print(f"{group}: {','.join(found)}")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "ab"
-    specs = (sys.argv[2].split(",") if len(sys.argv) > 2 and sys.argv[2] != "fitted" else
-             AB_FITTED if len(sys.argv) > 2 else GRID if mode == "grid" else AB)
+    if mode == "draw":
+        draw(int(sys.argv[2]) if len(sys.argv) > 2 else 32)
+        sys.exit()
+    named = {"fitted": AB_FITTED, "edges": GRID_EDGES, "30": AB30}
+    specs = (named.get(sys.argv[2]) or sys.argv[2].split(",") if len(sys.argv) > 2 else
+             GRID if mode == "grid" else AB)
     {"grid": grid, "ab": ab}[mode](specs)

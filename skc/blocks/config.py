@@ -346,9 +346,9 @@ class MatmulConfig:
             split_k = 1   # (the rule's shares are for its own tiles; a caller's tiles or schedule keep theirs)
         tile_m = overrides.pop("tile_m", tile_m)
         tile_n = overrides.pop("tile_n", tile_n)
-        if any(unaligned) and multiprocessors is not None and not {"tile_m", "tile_n", "cluster_m", "cluster_n",
-                                                                   "split_k", "stream_k", "split_tail", "pingpong",
-                                                                   "loader"} & named:
+        if any(unaligned) and multiprocessors is not None and split_k == 1 and not {
+                "tile_m", "tile_n", "cluster_m", "cluster_n", "split_k", "stream_k", "split_tail", "pingpong",
+                "loader"} & named:   # (the rule's shares go unclustered)
             overrides.update(unaligned_cluster(M // batch, N, tile_m, tile_n, multiprocessors, batch))
         overrides.setdefault("consumers", tile_m // ROWS)
         cluster_n = overrides.get("cluster_n", 1)
@@ -446,6 +446,10 @@ UNALIGNED_ONE_ROW = 0.5
 # tiles: 144 x 4096 x 14336 ran 1.12x as fast on 64 x 128 as on 192 x 64, where the count would have taken 192 x 64.)
 PAST_END_COST = 0.5
 SPLIT_K_BY_DEFAULT = False
+# Rows not 128-byte aligned: where the aligned rules split few tiles over a deep K, their tiles and shares, unclustered
+# (the SMs left idle cost more there than TMA's reads of each box row in two pieces: 368 x 344 x 7392, 64 x 64 tiles in
+# 3 shares, 1.04x torch.matmul end to end against 0.74x in clusters of two unsplit; thirtieth session)
+UNALIGNED_SPLITS = True
 # Few tiles over a deep K (they fill at most a quarter of the SMs): split-K into as many shares as keep at most
 # FEW_TILES_SHARE of the SMs busy, each share FEW_TILES_MIN_STEPS k-steps deep at least. End to end against
 # torch.matmul (benchmarks/NOTES.md, twenty-sixth session): 4 x 1152 x 4800 (18 tiles of 64 x 64) 0.69 unsplit,
@@ -471,11 +475,19 @@ HALF_WAVE_MIN_STEPS = 32
 # 3), 576 x 576 x 24576 0.61 / 0.91 (128 x 128 in 5), `x @ w.t()` 762 x 512 x 26240 0.57 / 0.88 (128 x 128 in 5).
 # Below 128 rows the rules after it stay (84 x 448 x 9472 0.88 in their 5 shares, 0.81 in the 4 of this model's
 # first fit, which took rows past 64).
-DEEP_K_STEPS = 128
+# The thirtieth session measured the same rule down to 64 k-steps where the tiles fill more than a quarter of the
+# SMs (`deep_k_splits.py grid edges`: at 4096-7040 its choice was the best of ~20 on all 8 shapes, 300 x 900 x 7040
+# 0.98 against the rules before's 0.85, `x @ w.t()` 200 x 1200 x 6656 0.90 against 0.79, the other six the rules
+# before's own choice; fewer tiles keep few_tiles_split's deeper shares below DEEP_K_FEW_TILES_STEPS), and a 64-row
+# tile whose last column lies part past N costs DEEP_K_PAST_N_COST more for each share of it past N: its units wait
+# on boxes of B filled with zeros past N (808 x 320 x 14528: 64 x 64 in 2 shares 0.86 against 0.77 for 64 x 128 in 3).
+DEEP_K_STEPS = 64
+DEEP_K_FEW_TILES_STEPS = 128
 DEEP_K_ROWS = 128
 DEEP_K_MIN_STEPS = 32
 DEEP_K_SHARE_COST = 32
 DEEP_K_SPEEDS = {(64, 64): 0.5, (64, 128): 0.8, (128, 128): 0.93}
+DEEP_K_PAST_N_COST = 0.15
 # (128 x 256 tiles were the slowest of the four in every such problem measured: 0.82 against 0.95 in 4 shares at
 # 1024 x 1024 x 16384, 0.64 against 1.00 at 256 x 2048 x 8192; where the rule takes them, they stay unsplit)
 
@@ -545,14 +557,16 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     third of 3 waves 18 % full: 1.30x faster; where one wave holds the tiles of several shapes, the one of least
     work over speed, which spreads the problem over the most SMs); clusters of 2 for 128 x 256 tiles once
     M >= 8192 (where the sweep measured them 1-6% faster, and 1-3% slower below); where DEEP_K_ROWS rows or more
-    have DEEP_K_SPEEDS' tiles in one wave over at least DEEP_K_STEPS k-steps (one matrix, aligned rows), the tile
+    have DEEP_K_SPEEDS' tiles in one wave over at least DEEP_K_STEPS k-steps (DEEP_K_FEW_TILES_STEPS where they
+    fill at most a quarter of the SMs; one matrix, aligned rows), the tile
     and the split-K shares chosen together (`deep_k_tiles`); else split-K where the tiles fill at most a quarter of
     the SMs over a deep K (`few_tiles_split`; one matrix, aligned rows) or several rows of them fill at most half
     (`half_wave_split`), or, when
     SPLIT_K_BY_DEFAULT, where they fill less than half of the SMs and K is deep enough to share (>= 4 k-steps a
     unit).
     M counts `batch` matrices of M / batch rows. `unaligned`: the operands' rows start at no multiple of 128 bytes
-    from each other, and the tiles, in clusters of two, go at UNALIGNED_TILE_SPEEDS. `narrow`: NARROW_TILE_SPEEDS's
+    from each other, and the tiles, in clusters of two, go at UNALIGNED_TILE_SPEEDS, unless the aligned rules split
+    the problem (UNALIGNED_SPLITS: their tiles and shares then). `narrow`: NARROW_TILE_SPEEDS's
     tiles for B's layout (`b_k_major`) are weighed too (their speeds are the bf16 GEMM's). `one_row`: for
     128 < M <= 192 (one matrix, aligned rows), ONE_ROW_TILE_SPEEDS's 192-row tiles are weighed too, and a last row
     of 128-row tiles part past M costs the more of PAST_END_COST the emptier it is (TMA fills a box past A's end
@@ -561,6 +575,10 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     if (unaligned and a_aligned and one_row and batch == 1 and 128 < M <= 192
             and multiprocessors * UNALIGNED_ONE_ROW <= tiles_of(M, N, 192, 64) <= multiprocessors):
         return 192, 64, 1, 1
+    if unaligned and batch == 1 and UNALIGNED_SPLITS:
+        aligned = tile_shape(M, N, K, multiprocessors, batch, False, b_k_major, narrow, one_row, a_aligned)
+        if aligned[3] > 1:
+            return aligned
     if unaligned:
         speeds = UNALIGNED_TILE_SPEEDS
     else:
@@ -575,7 +593,8 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     split_k = 1
     if SPLIT_K_BY_DEFAULT and 2 * tiles <= multiprocessors:
         split_k = max(1, min(multiprocessors // tiles, 8, K // (4 * 64)))
-    elif (batch == 1 and not unaligned and M >= DEEP_K_ROWS and K // 64 >= DEEP_K_STEPS and tiles <= multiprocessors
+    elif (batch == 1 and not unaligned and M >= DEEP_K_ROWS and tiles <= multiprocessors
+          and K // 64 >= (DEEP_K_STEPS if 4 * tiles > multiprocessors else DEEP_K_FEW_TILES_STEPS)
           and (tile_m, tile_n) in DEEP_K_SPEEDS):
         tile_m, tile_n, split_k = deep_k_tiles(M, N, K, multiprocessors)
     elif batch == 1 and (not unaligned or tiles == tiles_of(tile_m, N, tile_m, tile_n)):
@@ -590,14 +609,16 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
 def deep_k_tiles(M: int, N: int, K: int, multiprocessors: int = 132) -> tuple:
     """(tile_m, tile_n, split_k) for an M x N x K problem whose tiles fit one wave over a deep K: of DEEP_K_SPEEDS'
     tiles, unsplit or in 2 to 8 shares of at least DEEP_K_MIN_STEPS k-steps whose units still fit one wave, the
-    least (k-steps / shares / speed + DEEP_K_SHARE_COST if split) x the tile's work x its waves."""
+    least (k-steps / shares / speed + DEEP_K_SHARE_COST if split) x the tile's work x its waves, a 64-row tile's
+    the more (DEEP_K_PAST_N_COST) the more of its last column lies past N."""
     k_steps = K // 64
 
     def cost(choice):
         (tile_m, tile_n), split = choice
         waves = -(-tiles_of(M, N, tile_m, tile_n) * split // multiprocessors)
+        past_n = (-N % tile_n) / tile_n if tile_m == 64 and N > tile_n else 0
         return (k_steps / split / DEEP_K_SPEEDS[tile_m, tile_n] + (DEEP_K_SHARE_COST if split > 1 else 0)) \
-            * tile_m * tile_n * waves
+            * tile_m * tile_n * waves * (1 + DEEP_K_PAST_N_COST * past_n)
 
     choices = [(tile, split) for tile in DEEP_K_SPEEDS for split in range(1, 9)
                if split == 1 or (tiles_of(M, N, *tile) * split <= multiprocessors

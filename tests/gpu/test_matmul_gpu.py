@@ -538,11 +538,17 @@ def test_a_row_major_b_in_32_column_chunks(M, N, K, fields, dtype):
                                                     # k-steps (uneven); a K-major B
                                                     (192, 640, 14208, False, 4), (384, 768, 8192, False, 3),
                                                     (576, 576, 24576, False, 5), (817, 768, 16832, True, 3),
-                                                    (867, 576, 15488, False, 3)])
+                                                    (867, 576, 15488, False, 3),
+                                                    # from 64 k-steps; 64-row tiles' columns past N; rows not
+                                                    # 128-byte aligned (A's, A's and B's, a K-major B's), unclustered
+                                                    (300, 896, 7040, False, 3), (200, 1216, 6656, True, 3),
+                                                    (808, 320, 14528, False, 2), (338, 768, 6112, False, 2),
+                                                    (368, 344, 7392, False, 3), (424, 224, 12648, True, 4)])
 @pytest.mark.parametrize("epilogue", [False, True])
 def test_few_tiles_over_a_deep_k_split_by_the_rule(M, N, K, b_k_major, split, epilogue):
     """The rule's split-K for few tiles over a deep K (config.few_tiles_split; several rows of tiles filling at
-    most half the SMs: config.half_wave_split; one wave of them over at least 128 k-steps: config.deep_k_tiles),
+    most half the SMs: config.half_wave_split; one wave of them over at least 64 k-steps: config.deep_k_tiles;
+    rows not 128-byte aligned: the same, config.UNALIGNED_SPLITS),
     twice on one plan (its workspace and counters reused), with and without C, bias, alpha and an activation;
     outputs poisoned."""
     from skc.blocks import matmul_host
@@ -560,7 +566,7 @@ def test_few_tiles_over_a_deep_k_split_by_the_rule(M, N, K, b_k_major, split, ep
         assert not out.isnan().any()
         assert relative_error(out, reference(a, b, **extras)) <= 1e-2
     (plan,) = matmul_host._PLANS.values()
-    assert plan.cfg.split_k == split
+    assert plan.cfg.split_k == split and plan.cfg.cluster == 1
 
 
 def test_unaligned_rows_cluster_along_n_where_along_m_adds_a_wave():
