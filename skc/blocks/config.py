@@ -481,9 +481,10 @@ HALF_WAVE_MIN_STEPS = 32
 # before's own choice; fewer tiles keep few_tiles_split's deeper shares below DEEP_K_FEW_TILES_STEPS), and a 64-row
 # tile whose last column lies part past N costs DEEP_K_PAST_N_COST more for each share of it past N: its units wait
 # on boxes of B filled with zeros past N (808 x 320 x 14528: 64 x 64 in 2 shares 0.86 against 0.77 for 64 x 128 in 3).
-# 128 x 128 tiles only from DEEP_K_TALL_TILE_STEPS: below, the 4 shapes of a second draw where the model took them
-# (in 3 shares, at 110-126 k-steps) ran slower than the rules before's 64 x 128 tiles unsplit (`x @ w.t()` 316 x 1792 x
-# 8064 0.79 against 0.88, 256 x 2368 x 7040 0.83 against 0.89).
+# 128 x 128 tiles split only from DEEP_K_TALL_TILE_STEPS: below, the 3 shapes of a second draw where the model split
+# them (in 3 shares, at 110-126 k-steps) ran slower than the rules before's 64 x 128 tiles unsplit (`x @ w.t()` 316 x
+# 1792 x 8064 0.79 against 0.88, 256 x 2368 x 7040 0.83 against 0.89); unsplit they stay (a third draw: 885 x 1792 x
+# 4096 0.94 on them, 0.79 on 64 x 128, which a first version of this bound took).
 DEEP_K_STEPS = 64
 DEEP_K_FEW_TILES_STEPS = 128
 DEEP_K_TALL_TILE_STEPS = 128
@@ -614,8 +615,8 @@ def deep_k_tiles(M: int, N: int, K: int, multiprocessors: int = 132) -> tuple:
     """(tile_m, tile_n, split_k) for an M x N x K problem whose tiles fit one wave over a deep K: of DEEP_K_SPEEDS'
     tiles, unsplit or in 2 to 8 shares of at least DEEP_K_MIN_STEPS k-steps whose units still fit one wave, the
     least (k-steps / shares / speed + DEEP_K_SHARE_COST if split) x the tile's work x its waves, a 64-row tile's
-    the more (DEEP_K_PAST_N_COST) the more of its last column lies past N; 128 x 128 tiles from DEEP_K_TALL_TILE_STEPS
-    k-steps."""
+    the more (DEEP_K_PAST_N_COST) the more of its last column lies past N; 128 x 128 tiles in shares from
+    DEEP_K_TALL_TILE_STEPS k-steps."""
     k_steps = K // 64
 
     def cost(choice):
@@ -625,9 +626,9 @@ def deep_k_tiles(M: int, N: int, K: int, multiprocessors: int = 132) -> tuple:
         return (k_steps / split / DEEP_K_SPEEDS[tile_m, tile_n] + (DEEP_K_SHARE_COST if split > 1 else 0)) \
             * tile_m * tile_n * waves * (1 + DEEP_K_PAST_N_COST * past_n)
 
-    tiles = [tile for tile in DEEP_K_SPEEDS if tile[0] < 128 or k_steps >= DEEP_K_TALL_TILE_STEPS]
-    choices = [(tile, split) for tile in tiles for split in range(1, 9)
-               if split == 1 or (tiles_of(M, N, *tile) * split <= multiprocessors
+    choices = [(tile, split) for tile in DEEP_K_SPEEDS for split in range(1, 9)
+               if split == 1 or ((tile[0] < 128 or k_steps >= DEEP_K_TALL_TILE_STEPS)
+                                 and tiles_of(M, N, *tile) * split <= multiprocessors
                                  and k_steps >= DEEP_K_MIN_STEPS * split)]
     (tile_m, tile_n), split = min(choices, key=cost)
     return tile_m, tile_n, split

@@ -184,12 +184,15 @@ def test_one_wave_from_64_k_steps_and_columns_past_n(shape, b_k_major, expected)
     assert tile_shape(*shape, 132, b_k_major=b_k_major) == expected
 
 
-def test_deep_k_tiles_takes_128_row_tiles_over_128_k_steps_only():
+def test_deep_k_tiles_splits_128_row_tiles_over_128_k_steps_only():
     """Below DEEP_K_TALL_TILE_STEPS the model's 128 x 128 tiles in shares ran slower than 64 x 128 unsplit (thirtieth
-    session's second draw: `x @ w.t()` 316 x 1792 x 8064 0.79 against 0.88)."""
+    session's second draw: `x @ w.t()` 316 x 1792 x 8064 0.79 against 0.88); unsplit, they stay (its third draw: 885 x
+    1792 x 4096 0.94 on 128 x 128, 0.79 on 64 x 128)."""
     from skc.blocks import config
 
     assert tile_shape(316, 1792, 8064, 132, b_k_major=True) == (64, 128, 1, 1)
+    assert tile_shape(885, 1792, 4096, 132) == (128, 128, 1, 1)
+    assert tile_shape(553, 2752, 5760, 132) == (128, 128, 1, 1)
     assert config.deep_k_tiles(316, 1792, 8064) == (64, 128, 1)
     assert config.deep_k_tiles(316, 1792, 8192) == (128, 128, 3)      # 128 k-steps
     steps, config.DEEP_K_TALL_TILE_STEPS = config.DEEP_K_TALL_TILE_STEPS, 64
