@@ -5,8 +5,10 @@ host included; triton's do_bench medians with L2 flushed, each callable timed in
                                                                    (and stream-K) beside the default: what
                                                                    config.DEEP_K_* was fitted to (the twenty-ninth
                                                                    session's figures came from a scratch form of it)
-    python benchmarks/deep_k_splits.py draw [SEED]                 shapes whose choice the thirtieth session changed
-                                                                   (no GPU; "ab 30": seed 32's)
+    python benchmarks/deep_k_splits.py draw [SEED]                 shapes whose choice the rules before (BEFORE)
+                                                                   and the code it runs on make differently (no GPU;
+                                                                   "ab 30": seed 32's at 2d7bf0f, whose rules made a
+                                                                   few more choices differently than the final code)
     python benchmarks/deep_k_splits.py grid edges                  the same over a K of 64-127 k-steps and over
                                                                    tiles whose last row or column is part past the
                                                                    output (thirtieth session)
@@ -18,6 +20,7 @@ host included; triton's do_bench medians with L2 flushed, each callable timed in
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -54,7 +57,7 @@ AB = ["1073x256x25280", "624x320x10560", "950x320x16320", "356x2752x24384", "292
 GRID_EDGES = ["368x344x7392", "512x512x6144", "256x1024x5120", "640x384x4608", "300x900x7040", "1024x512x4096",
               "200x1200x6656:linear", "768x768x5120", "808x320x14528", "832x320x26688:linear", "259x1792x16320",
               "600x448x16384", "300x960x12288", "1000x192x16384", "450x576x20480"]
-# the thirtieth session's shapes drawn after the fit (seed 32, `python benchmarks/deep_k_splits.py draw`)
+# the thirtieth session's shapes drawn after the fit (seed 32, `python benchmarks/deep_k_splits.py draw` at 2d7bf0f)
 AB30 = ["539x704x7680:linear", "129x2176x6720", "1013x384x6464", "196x1088x7808:linear", "209x1280x6784",
         "585x640x6144", "204x1664x5824:linear", "209x1152x6976", "1299x320x16192:linear", "322x1216x14656",
         "1095x704x15360", "340x1216x15296", "259x1088x23296", "1391x576x22912", "1115x576x17664",
@@ -73,6 +76,38 @@ def operands(spec):
     b = (torch.randn(N, K, device="cuda", dtype=torch.bfloat16).t() if linear
          else torch.randn(K, N, device="cuda", dtype=torch.bfloat16))
     return M, N, K, linear, a, b
+
+
+@contextlib.contextmanager
+def rules_as(values: dict):
+    """The configuration rules with these constants of skc.blocks.config (BEFORE's), restored after."""
+    now = {name: getattr(rules, name) for name in values}
+    try:
+        for name, value in values.items():
+            setattr(rules, name, value)
+        yield
+    finally:
+        for name, value in now.items():
+            setattr(rules, name, value)
+
+
+def unaligned(linear: bool, N: int, K: int) -> tuple:
+    """Whether (A's, B's) rows start at no multiple of 128 bytes from each other: A's are K long, B's N (K for a
+    K-major B)."""
+    return tuple(pitch % 64 != 0 for pitch in ((K, K) if linear else (K, N)))
+
+
+def named(config) -> str:
+    return (f"{config.tile_m}x{config.tile_n} k{config.split_k}"
+            + (f" c{config.cluster_m}x{config.cluster_n}" if config.cluster > 1 else ""))
+
+
+def default_config(a, b):
+    """The configuration skc.blocks.matmul chooses for a @ b (its plan's, made now)."""
+    matmul_host._PLANS.clear()
+    skc.blocks.matmul(a, b)
+    (plan,) = matmul_host._PLANS.values()
+    return plan.cfg
 
 
 def timed(calls: dict, rounds: int) -> dict:
@@ -107,30 +142,20 @@ def grid(specs):
                 calls[f"{tile_m}x{tile_n} {name} ({tiles * config.split_k})"] = \
                     lambda config=config: skc.blocks.matmul(a, b, config=config)
         wrong = [name for name, call in calls.items() if error(call(), expected) > 1e-2]
+        default = named(default_config(a, b))
         best = timed(calls, 2)
         reference = best.pop("torch")
-        rule = rules.tile_shape(M, N, K, 132, b_k_major=linear, a_aligned=True)
-        print(f"{spec} (rule {rule}) torch {reference * 1e3:.1f}us  " + "  ".join(
+        print(f"{spec} (default {default}) torch {reference * 1e3:.1f}us  " + "  ".join(
             f"{name} {reference / ms:.2f}" for name, ms in sorted(best.items(), key=lambda kv: kv[1])), flush=True)
         if wrong:
             print("  WRONG:", wrong, flush=True)
 
 
-def unaligned(a, b):
-    """(A's, B's) rows start at no multiple of 128 bytes from each other (2-byte elements)."""
-    return tuple(max(x.stride()) % 64 != 0 for x in (a, b))
-
-
-def previous_config(M, N, K, linear, a, b):
-    """The configuration the rules before (BEFORE) choose for this problem."""
-    now = {name: getattr(rules, name) for name in BEFORE}
-    try:
-        for name, value in BEFORE.items():
-            setattr(rules, name, value)
-        return MatmulConfig.for_problem(M, N, K, multiprocessors=132, b_k_major=linear, unaligned=unaligned(a, b))
-    finally:
-        for name, value in now.items():
-            setattr(rules, name, value)
+def chosen(M, N, K, linear, values=None):
+    """The configuration the rules choose for this problem (with `values` for some of their constants)."""
+    with rules_as(values or {}):
+        return MatmulConfig.for_problem(M, N, K, multiprocessors=132, b_k_major=linear,
+                                        unaligned=unaligned(linear, N, K))
 
 
 def ab(specs):
@@ -138,23 +163,16 @@ def ab(specs):
     for spec in specs:
         M, N, K, linear, a, b = operands(spec)
         expected = a.float() @ b.float()
-        before = previous_config(M, N, K, linear, a, b)
-        matmul_host._PLANS.clear()
-        chosen = error(skc.blocks.matmul(a, b), expected)
-        (plan,) = matmul_host._PLANS.values()
-        errors = (chosen, error(skc.blocks.matmul(a, b, config=before), expected))
+        before = chosen(M, N, K, linear, BEFORE)
+        default = default_config(a, b)
+        errors = (error(skc.blocks.matmul(a, b), expected), error(skc.blocks.matmul(a, b, config=before), expected))
         calls = {"torch": lambda: torch.matmul(a, b), "before": lambda: skc.blocks.matmul(a, b, config=before),
                  "default": lambda: skc.blocks.matmul(a, b)}
         best = timed(calls, 3)
         for name in ratios:
             ratios[name].append(best["torch"] / best[name])
-
-        def named(config):
-            return (f"{config.tile_m}x{config.tile_n} k{config.split_k}"
-                    + (f" c{config.cluster_m}x{config.cluster_n}" if config.cluster_m * config.cluster_n > 1 else ""))
-
         print(f"{spec}: torch {best['torch'] * 1e3:.1f}us  before {named(before)} {ratios['before'][-1]:.2f}  "
-              f"default {named(plan.cfg)} {ratios['default'][-1]:.2f}  errors {errors[1]:.1e} {errors[0]:.1e}",
+              f"default {named(default)} {ratios['default'][-1]:.2f}  errors {errors[1]:.1e} {errors[0]:.1e}",
               flush=True)
         assert max(errors) <= 1e-2, (spec, errors)
     print(f"geometric mean before {geomean(ratios['before']):.3f}, default {geomean(ratios['default']):.3f}; "
@@ -183,23 +201,14 @@ def draw(seed: int, count: int = 8):
         while len(found) < count:
             M, N, K = shape()
             linear = generator.random() < 0.5
-            pitches = (K, K) if linear else (K, N)
-            if group.startswith("rows") and all(pitch % 64 == 0 for pitch in pitches):
+            if group == "rows not 128-byte aligned" and not any(unaligned(linear, N, K)):
                 continue
 
-            def chosen(values):
-                now = {name: getattr(rules, name) for name in values}
-                try:
-                    for name, value in values.items():
-                        setattr(rules, name, value)
-                    config = MatmulConfig.for_problem(M, N, K, multiprocessors=132, b_k_major=linear,
-                                                      unaligned=tuple(pitch % 64 != 0 for pitch in pitches))
-                finally:
-                    for name, value in now.items():
-                        setattr(rules, name, value)
+            def choice(values=None):
+                config = chosen(M, N, K, linear, values)
                 return config.tile_m, config.tile_n, config.split_k, config.cluster_m, config.cluster_n
 
-            if chosen(BEFORE) != chosen({}):
+            if choice(BEFORE) != choice():
                 found.append(f"{M}x{N}x{K}" + (":linear" if linear else ""))
         print(f"{group}: {','.join(found)}")
 

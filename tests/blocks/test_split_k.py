@@ -184,7 +184,7 @@ def test_one_wave_from_64_k_steps_and_columns_past_n(shape, b_k_major, expected)
     assert tile_shape(*shape, 132, b_k_major=b_k_major) == expected
 
 
-def test_deep_k_tiles_splits_128_row_tiles_over_128_k_steps_only():
+def test_deep_k_tiles_splits_128_row_tiles_over_128_k_steps_only(monkeypatch):
     """Below DEEP_K_TALL_TILE_STEPS the model's 128 x 128 tiles in shares ran slower than 64 x 128 unsplit (thirtieth
     session's second draw: `x @ w.t()` 316 x 1792 x 8064 0.79 against 0.88); unsplit, they stay (its third draw: 885 x
     1792 x 4096 0.94 on 128 x 128, 0.79 on 64 x 128)."""
@@ -195,22 +195,16 @@ def test_deep_k_tiles_splits_128_row_tiles_over_128_k_steps_only():
     assert tile_shape(553, 2752, 5760, 132) == (128, 128, 1, 1)
     assert config.deep_k_tiles(316, 1792, 8064) == (64, 128, 1)
     assert config.deep_k_tiles(316, 1792, 8192) == (128, 128, 3)      # 128 k-steps
-    steps, config.DEEP_K_TALL_TILE_STEPS = config.DEEP_K_TALL_TILE_STEPS, 64
-    try:
-        assert config.deep_k_tiles(316, 1792, 8064) == (128, 128, 3)   # (the measured 0.79)
-    finally:
-        config.DEEP_K_TALL_TILE_STEPS = steps
+    monkeypatch.setattr(config, "DEEP_K_TALL_TILE_STEPS", 64)
+    assert config.deep_k_tiles(316, 1792, 8064) == (128, 128, 3)   # (the measured 0.79)
 
 
-def test_deep_k_tiles_charges_a_64_row_tiles_columns_past_n():
+def test_deep_k_tiles_charges_a_64_row_tiles_columns_past_n(monkeypatch):
     from skc.blocks import config
 
     assert config.deep_k_tiles(808, 320, 14528) == (64, 64, 2)
-    cost, config.DEEP_K_PAST_N_COST = config.DEEP_K_PAST_N_COST, 0
-    try:
-        assert config.deep_k_tiles(808, 320, 14528) == (64, 128, 3)   # (the twenty-ninth session's choice)
-    finally:
-        config.DEEP_K_PAST_N_COST = cost
+    monkeypatch.setattr(config, "DEEP_K_PAST_N_COST", 0)
+    assert config.deep_k_tiles(808, 320, 14528) == (64, 128, 3)   # (the twenty-ninth session's choice)
 
 
 def test_half_wave_split_fits_one_wave_of_deep_enough_shares():
@@ -235,7 +229,7 @@ def test_few_tiles_split_counts_the_sms_and_the_depth():
     assert few_tiles_split(1, 100, 4) == 2          # the interpreter's 4 SMs
 
 
-def test_rows_not_128_byte_aligned_take_the_aligned_rules_shares_unclustered():
+def test_rows_not_128_byte_aligned_take_the_aligned_rules_shares_unclustered(monkeypatch):
     assert tile_shape(7, 280, 2816, 132, unaligned=True) == (64, 64, 1, 3)   # one row of tiles: no cluster
     assert tile_shape(8, 320, 3280, 132, unaligned=True, b_k_major=True) == (64, 64, 1, 4)
     # several rows of tiles too (thirtieth session: 368 x 344 x 7392 1.04x torch.matmul in 3 shares, 0.74x unsplit in
@@ -251,12 +245,9 @@ def test_rows_not_128_byte_aligned_take_the_aligned_rules_shares_unclustered():
     # the rules before: clusters, unsplit
     from skc.blocks import config as rules
 
-    rules.UNALIGNED_SPLITS = False
-    try:
-        config = MatmulConfig.for_problem(368, 344, 7392, multiprocessors=132, unaligned=(True, True))
-        assert (config.split_k, config.cluster) == (1, 2)
-    finally:
-        rules.UNALIGNED_SPLITS = True
+    monkeypatch.setattr(rules, "UNALIGNED_SPLITS", False)
+    config = MatmulConfig.for_problem(368, 344, 7392, multiprocessors=132, unaligned=(True, True))
+    assert (config.split_k, config.cluster) == (1, 2)
 
 
 def test_the_rule_splits_only_its_own_tiles():
