@@ -16,7 +16,7 @@ _BLOCK_COUNT_OFFSET = (0, 4, 8)
 _MFMA = {("bf16", 32): "llvm.amdgcn.mfma.f32.32x32x8bf16.1k", ("bf16", 16): "llvm.amdgcn.mfma.f32.16x16x16bf16.1k",
          ("f16", 32): "llvm.amdgcn.mfma.f32.32x32x8f16", ("f16", 16): "llvm.amdgcn.mfma.f32.16x16x16f16"}
 # Ops of Hopper's asynchronous machinery (ops_async.py) that CDNA has no counterpart for.
-_HOPPER_PREFIXES = ("mbarrier.", "tma.", "wgmma.", "cluster.", "fence.")
+_HOPPER_PREFIXES = ("mbarrier.", "tma.", "wgmma.", "cluster.", "fence.", "cp.async")
 _HOPPER_OPS = {"gpu.setmaxnreg"}
 
 

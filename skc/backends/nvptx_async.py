@@ -91,6 +91,24 @@ def _fence_mbarrier_init(lw, op):
     _asm(lw, "fence.mbarrier_init.release.cluster;", "", [])
 
 
+# -- cp.async ------------------------------------------------------------------------------------
+def _cp_async(lw, op):
+    # .cg (L2 only) where it exists, 16 bytes; .ca otherwise. With a mask, the src-size form: 0 bytes read, all filled
+    # with zeros, where it is false
+    nbytes = op.attrs["bytes"]
+    level = "cg" if nbytes == 16 else "ca"
+    args = [_bar(lw, op, 0), lw.typed(op.operands[1])]
+    if len(op.operands) == 3:
+        size = lw.text.value(f"select i1 {lw.get(op.operands[2])}, i32 {nbytes}, i32 0")
+        lw.call(f"llvm.nvvm.cp.async.{level}.shared.global.{nbytes}.s", "void", [*args, f"i32 {size}"])
+    else:
+        lw.call(f"llvm.nvvm.cp.async.{level}.shared.global.{nbytes}", "void", args)
+
+
+def _cp_async_arrive(lw, op):
+    lw.call("llvm.nvvm.cp.async.mbarrier.arrive.noinc.shared", "void", [_bar(lw, op)])
+
+
 # -- TMA -----------------------------------------------------------------------------------------
 def _tma_load(lw, op):
     rank = op.attrs["rank"]
@@ -232,7 +250,7 @@ OPS = {
     "mbarrier.try_wait": _try_wait_op, "fence.proxy_async": _fence_proxy, "fence.mbarrier_init": _fence_mbarrier_init,
     "fence.acq_rel_gpu": _fence_acq_rel_gpu,
     "tma.load": _tma_load, "tma.store": _tma_store, "tma.prefetch": _tma_prefetch, "tma.commit": _tma_commit,
-    "tma.wait": _tma_wait,
+    "tma.wait": _tma_wait, "cp.async": _cp_async, "cp.async.arrive": _cp_async_arrive,
     "wgmma.fence": _wgmma_fence, "wgmma.commit": _wgmma_commit, "wgmma.wait": _wgmma_wait, "wgmma.mma": _wgmma_mma,
     "wgmma.mma_rs": _wgmma_mma_rs,
     "gpu.setmaxnreg": _setmaxnreg, "gpu.elect_one": _elect_one, "cluster.id": _cluster_id,

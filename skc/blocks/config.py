@@ -74,6 +74,8 @@ class MatmulConfig:
                                  # a length (or at an address) TMA cannot address: a multiple of 8 elements
     vector_in_flight: int = 0    # 4-byte registers of loaded data a vector loader's thread keeps in flight (0: the
                                  # default of its consumer count, VECTOR_LOADER_REGISTERS)
+    vector_async: bool = False   # the vector loader copies by cp.async (no registers: a stage's copies all in flight;
+                                 # vectors of 4, 8 or 16 bytes) instead of through registers
     store: str = "tma"           # "tma": the TMA-store epilogue; "direct": each consumer thread stores its values to a
                                  # dense row-major out of any row length (DirectStoreEpilogue; one matrix, no split)
     swap_ab: bool = False        # the kernel computes out^T = b^T a^T: its problem is the caller's with M and N (and
@@ -130,6 +132,10 @@ class MatmulConfig:
         if self.vector_width not in (1, 2, 4, 8) or (self.vector_width != 8 and self.loader != "vector"):
             raise ValueError(f"vector_width is how many elements the vector loader copies a load: 8, 4, 2 or 1 with "
                              f"loader='vector', found {self.vector_width!r} with loader={self.loader!r}")
+        if self.vector_async and (self.loader != "vector" or self.vector_width * self.elem_bytes not in (4, 8, 16)):
+            raise ValueError(f"vector_async: the vector loader copies by cp.async, 4, 8 or 16 bytes a copy; found "
+                             f"loader={self.loader!r} and vectors of {self.vector_width * self.elem_bytes} bytes: use "
+                             "loader='vector' and a vector_width of 2 or more")
         if self.loader == "vector" and any(rows * self.tile_k // self.vector_width % WARPGROUP
                                            for rows in (self.tile_m, self.tile_n)):
             pieces = self.tile_k // self.vector_width   # a row's loads
@@ -168,8 +174,9 @@ class MatmulConfig:
                              f"multiple of {8 * self.cluster_n}, or cluster_n=1")
         if self.split_k < 1 or self.split_k > 16:
             raise ValueError(f"split_k must be 1 to 16, found {self.split_k}")
-        if self.split_k > 1 and (self.cluster > 1 or self.loader != "tma"):
-            raise ValueError("split-K takes the TMA loader without clusters: use cluster_m=1 and cluster_n=1")
+        if self.split_k > 1 and (self.cluster > 1 or not isinstance(self.loader, str)):
+            raise ValueError("split-K takes the TMA or the vector loader without clusters: use cluster_m=1 and "
+                             "cluster_n=1")
         if self.stream_k and (self.split_k > 1 or self.cluster > 1 or self.pingpong or self.batched):
             raise ValueError("stream_k shares the k-steps of whole tiles between single blocks: use it without "
                              "split_k, clusters, pingpong or a batch in one launch")

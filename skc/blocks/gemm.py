@@ -242,8 +242,8 @@ def _hopper_loader(cfg, payload, a, b, M, N, K, maps=None):
     object the configuration names (its `build(payload, a=, b=)` makes it)."""
     if cfg.loader == "vector":
         shapes = cfg.stored_shapes(M, N, K)
-        return VectorLoader(width=cfg.vector_width, in_flight=cfg.vector_in_flight, a=(a, *shapes["a"]),
-                            b=(b, *shapes["b"]))
+        return VectorLoader(width=cfg.vector_width, in_flight=cfg.vector_in_flight, asynchronous=cfg.vector_async,
+                            a=(a, *shapes["a"]), b=(b, *shapes["b"]))
     if cfg.loader == "tma":
         shared = ("a", cfg.cluster_n) if cfg.cluster_n > 1 else ("b", cfg.cluster_m)
         return TmaLoader(payload, a=a, b=b, multicast=shared, extents={"a": M} if cfg.a_box_rows else None,

@@ -161,7 +161,8 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
         # (a given vector-loader configuration: its load width is checked against each call's rows and addresses)
         if unaddressed or (config is not None and config.loader == "vector"):
             copyable = paddable(a, b, out, c, bias)
-            direct = _UnalignedRows.config(device, problem, spec, config, autotune, a_store, b_store, copyable)
+            direct = _UnalignedRows.config(device, problem, spec, config, autotune, a_store, b_store, copyable,
+                                           copies[1])
             if direct is not None:
                 return _UnalignedRows(device, problem, direct, flips, a_store, b_store)
             if unaddressed and copyable:
@@ -222,6 +223,19 @@ def _misaligned(store) -> bool:
 # benchmarks/NOTES.md, nineteenth session)
 UNALIGNED_DIRECT_MACS = 0
 
+# ... but few rows of A over a B whose rows TMA cannot address, which _PaddedRows would copy whole, run here: the
+# vector loader reads B in place by cp.async (no registers, a stage's copies all in flight), the tiles and the split
+# along K that fill the SMs best (benchmarks/NOTES.md, thirty-first session: 4 x 7378 x 8128 0.37 -> 1.05 of
+# torch.matmul, 32 x 4096 x 4100 0.49 -> 1.22; 256 rows, or a B of few elements, were faster copied)
+ASYNC_ROWS = 128          # M at most
+ASYNC_B_ELEMENTS = 1 << 21   # B's elements at least
+ASYNC_SHARE_STEPS = 8     # k-steps a share of K takes at least
+# (tile_m, tile_n, stages) in the order of preference: wider (fewer reads of A, more work a copy), then taller (B
+# read once for 64 < M <= 128); a later one is taken where its one wave fills ASYNC_FILL_MARGIN more of the SMs.
+# 128-row tiles only for more than 64 rows; 256 columns not of a K-major B (0.75-0.8x of 128 there)
+ASYNC_TILES = ((128, 256, 3), (64, 256, 4), (128, 128, 6), (64, 128, 6), (64, 64, 8))
+ASYNC_FILL_MARGIN = 0.02
+
 
 class _UnalignedRows:
     """A problem whose rows TMA cannot address, run without copies: the vector loader reads the stored a and b with
@@ -238,11 +252,12 @@ class _UnalignedRows:
         self.plans = {}
 
     @staticmethod
-    def config(device, problem, spec, config, autotune, a_store, b_store, copyable=True):
+    def config(device, problem, spec, config, autotune, a_store, b_store, copyable=True, b_copied=False):
         """The configuration of a problem this plan runs (its stored operands' rows with no gaps), or None: a given
         configuration with the vector loader and direct stores, or TMA stores where out's rows allow them (N a
-        multiple of 8); else, with none given, the default tiles for operands that cannot be copied (`copyable`
-        false), or without tuning asked for a problem of at most UNALIGNED_DIRECT_MACS multiply-adds."""
+        multiple of 8); else, with none given, cp.async copies for few rows over a large B that the padded path would
+        copy (`b_copied`: few_rows_async), the default tiles for operands that cannot be copied (`copyable` false),
+        or without tuning asked for a problem of at most UNALIGNED_DIRECT_MACS multiply-adds."""
         if not (contiguous(a_store) and contiguous(b_store)):
             return None
         M, N, K = problem[:3]
@@ -251,6 +266,10 @@ class _UnalignedRows:
                 return None
             config = replace(config, epilogue=spec)
             return storing_directly(config) if N % 8 else config
+        widest = math.gcd(8, a_store.shape[1], b_store.shape[1])
+        if b_copied and widest > 1 and not _autotune_requested(autotune) and M <= ASYNC_ROWS \
+                and N * K >= ASYNC_B_ELEMENTS:
+            return few_rows_async(problem, spec, device.multiprocessors)
         if copyable and (_autotune_requested(autotune) or M * N * K > UNALIGNED_DIRECT_MACS):
             return None
         chosen = _config(device.target, *problem, spec, UNSWAPPED, device.multiprocessors)
@@ -265,9 +284,9 @@ class _UnalignedRows:
         # (a transposed view starts where its stored matrix does; 2-byte types)
         width = math.gcd(self.rows, self.address[0](a) // 2, self.address[1](b) // 2)
         plan = self.plans.get(width)
-        if plan is None:
-            plan = self.plans[width] = _hopper_plan(self.device, a, b, self.problem,
-                                                    replace(self.cfg, vector_width=width), self.flipped)
+        if plan is None:   # (cp.async copies 4 bytes at least: one element a load goes through registers)
+            cfg = replace(self.cfg, vector_width=width, vector_async=self.cfg.vector_async and width > 1)
+            plan = self.plans[width] = _hopper_plan(self.device, a, b, self.problem, cfg, self.flipped)
         return plan(a, b, out, c, bias, alpha, beta, stream)
 
 
@@ -443,6 +462,33 @@ def _release(set_bytes: int):
 def _pitch(n: int) -> int:
     """Elements in rows of n 2-byte elements padded to a multiple of 128 bytes."""
     return -(-n // LINE) * LINE
+
+
+def few_rows_async(problem, spec, multiprocessors: int) -> MatmulConfig:
+    """The cp.async configuration of few rows (M <= ASYNC_ROWS) over a B whose rows TMA cannot address: of
+    ASYNC_TILES that make one wave or less, the tiles and split along K (at most 16 shares, each of
+    ASYNC_SHARE_STEPS k-steps or more) that fill the SMs best (the widest tiles unsplit where none does); out
+    written through a pointer (split-K's last share, or direct stores)."""
+    M, N, K, dtype, a_k_major, b_k_major = problem
+    steps = -(-K // 64)
+    best, chosen = -1.0, None
+    for tile_m, tile_n, stages in ASYNC_TILES:
+        if (tile_m > ROWS and M <= ROWS) or (b_k_major and tile_n > 2 * ROWS):
+            continue
+        tiles = -(-M // tile_m) * -(-N // tile_n)
+        if chosen is None:   # (the widest: taken when every tile of the list makes more than one wave)
+            chosen = (tile_m, tile_n, stages, 1)
+        if tiles > multiprocessors:
+            continue
+        shares = max(1, min(16, multiprocessors // tiles, steps // ASYNC_SHARE_STEPS))
+        fill = tiles * shares / multiprocessors
+        if fill > best + ASYNC_FILL_MARGIN:
+            best, chosen = fill, (tile_m, tile_n, stages, shares)
+    tile_m, tile_n, stages, shares = chosen
+    cfg = MatmulConfig(tile_m=tile_m, tile_n=tile_n, consumers=tile_m // ROWS, stages=stages, split_k=shares,
+                       dtype=dtype, a_k_major=a_k_major, b_k_major=b_k_major, epilogue=spec, loader="vector",
+                       vector_async=True)
+    return storing_directly(cfg)
 
 
 def storing_directly(cfg: MatmulConfig) -> MatmulConfig:

@@ -9,8 +9,8 @@ loading loop (`is_issuing()`).
 
 `TmaLoader` copies with TMA (one elected thread issues them; the copies complete the stage's full
 barrier by their byte count). `VectorLoader` does the same job without TMA: every thread of the producer
-warpgroup copies vectors of 8 elements (16 bytes), or fewer for rows TMA cannot address, then arrives on the
-barrier.
+warpgroup copies vectors of 8 elements (16 bytes), or fewer for rows TMA cannot address, through its registers or
+(`asynchronous`) with cp.async, then arrives on the barrier.
 """
 from __future__ import annotations
 
@@ -212,12 +212,16 @@ class VectorLoader:
     layout the TMA would write, then each arrives once on the stage's barrier. `operands` name (pointer, rows,
     cols) of each operand's row-major stored matrix: M x K for a K-major A, K x M for an MN-major one; K x N for
     an MN-major B, N x K for a K-major one. A load is masked whole, so `width` must divide each stored matrix's
-    cols (and its address, in elements): narrower loads read rows of any length, which TMA cannot address."""
+    cols (and its address, in elements): narrower loads read rows of any length, which TMA cannot address.
+    `asynchronous`: each vector goes by cp.async (4, 8 or 16 bytes: `width` of 2-byte elements from 2), which holds
+    no register, so a stage's copies are all in flight at once; each thread's arrival waits for its copies."""
 
-    def __init__(self, threads: int = None, width: int = 8, in_flight: int = 8, **operands):
+    def __init__(self, threads: int = None, width: int = 8, in_flight: int = 8, asynchronous: bool = False,
+                 **operands):
         self.threads = threads or skc.current_target().warpgroup_size
         self.width = width
         self.in_flight = in_flight   # 4-byte registers of loaded data a thread keeps in flight
+        self.asynchronous = asynchronous
         self.operands = operands
         self.arrivals = self.threads  # every copying thread arrives once a stage
 
@@ -242,24 +246,49 @@ class VectorLoader:
             first_row, first_col = (origin, k0) if layout.k_major else (k0, origin)
             per_row = cols // self.width
             count = rows * per_row // self.threads   # loads a thread makes
-            # a run-time loop over groups of loads, as many in a group as `in_flight` registers hold: unrolled
-            # whole, ptxas would keep every load in flight at once and spill the producer's registers
-            registers = -(-self.width * layout.elem_bytes // 4)   # a load's
-            group = _largest_divisor(count, self.in_flight // registers)
-            # (a group's loads all issue before its first store: a masked load is a branch around it, and a store
-            # right after each would wait for every load in turn)
-            for g in range(count // group):
-                loaded = []
-                for j in skc.static_range(group):
-                    r, c = self.position(t + (g * group + j) * self.threads, per_row)
-                    source, inside = self.element(name, first_row + r, first_col + c)
-                    loaded.append(skc.load(source, width=self.width, mask=inside, other=0.0))
-                for j in skc.static_range(group):   # (the positions again: no registers held across the loads)
-                    r, c = self.position(t + (g * group + j) * self.threads, per_row)
-                    skc.store(skc.int_to_ptr(tile.address + self.placed(layout, r, c), source.dtype, "shared"),
-                              loaded[j])
-        skc.hopper.fence_proxy_async()  # generic-proxy writes, read next by wgmma (async proxy)
-        skc.hopper.mbarrier_arrive(stage.full)
+            if self.asynchronous:
+                self.copy_async(name, tile, layout, t, first_row, first_col, per_row, count)
+            else:
+                self.copy_through_registers(name, tile, layout, t, first_row, first_col, per_row, count)
+        if self.asynchronous:   # (once this thread's copies have landed)
+            skc.hopper.cp_async_arrive(stage.full)
+        else:
+            skc.hopper.fence_proxy_async()  # generic-proxy writes, read next by wgmma (async proxy)
+            skc.hopper.mbarrier_arrive(stage.full)
+
+    def copy_through_registers(self, name: str, tile, layout, t, first_row, first_col, per_row: int, count: int):
+        """This thread's `count` loads of tile `name` and their stores to the stage: a run-time loop over groups of
+        loads, as many in a group as `in_flight` registers hold (unrolled whole, ptxas would keep every load in flight
+        at once and spill the producer's registers)."""
+        registers = -(-self.width * layout.elem_bytes // 4)   # a load's
+        group = _largest_divisor(count, self.in_flight // registers)
+        # (a group's loads all issue before its first store: a masked load is a branch around it, and a store right
+        # after each would wait for every load in turn)
+        for g in range(count // group):
+            loaded = []
+            for j in skc.static_range(group):
+                r, c = self.position(t + (g * group + j) * self.threads, per_row)
+                source, inside = self.element(name, first_row + r, first_col + c)
+                loaded.append(skc.load(source, width=self.width, mask=inside, other=0.0))
+            for j in skc.static_range(group):   # (the positions again: no registers held across the loads)
+                r, c = self.position(t + (g * group + j) * self.threads, per_row)
+                skc.store(skc.int_to_ptr(tile.address + self.placed(layout, r, c), source.dtype, "shared"), loaded[j])
+
+    def copy_async(self, name: str, tile, layout, t, first_row, first_col, per_row: int, count: int):
+        """This thread's `count` copies of tile `name` by cp.async, a run-time loop over groups of four (eight left
+        ptxas spilling beside two consumers); masked copies fill their vector with zeros."""
+        nbytes = self.width * layout.elem_bytes
+        if nbytes not in (4, 8, 16):
+            raise frontend.current().error(
+                f"cp.async copies 4, 8 or 16 bytes; a vector of {self.width} of tile '{name}'s elements is {nbytes}",
+                hint="copy wider vectors (vector_width), or through registers (asynchronous=False)")
+        group = _largest_divisor(count, 4)
+        for g in range(count // group):
+            for j in skc.static_range(group):
+                r, c = self.position(t + (g * group + j) * self.threads, per_row)
+                source, inside = self.element(name, first_row + r, first_col + c)
+                skc.hopper.cp_async(skc.int_to_ptr(tile.address + self.placed(layout, r, c), skc.u8, "shared"),
+                                    source, nbytes, mask=inside)
 
     def element(self, name: str, row, col):
         """Where stored element (row, col) of operand `name` is, and whether it lies inside the matrix (a loader over

@@ -91,6 +91,32 @@ def fence_mbarrier_init():
     _emit("fence.mbarrier_init")
 
 
+# -- cp.async --------------------------------------------------------------------------------------
+@skc_builtin
+def cp_async(destination, source, nbytes: int, mask=None):
+    """Copy `nbytes` (4, 8 or 16) from global `source` to shared `destination`, both aligned to nbytes, without
+    registers; a false `mask` reads nothing and writes zeros. The copy lands later: `cp_async_arrive(barrier)` arrives
+    on a barrier once this thread's copies have."""
+    _require("mbarrier", "cp_async")
+    if nbytes not in ir.ops_async.CP_ASYNC_BYTES:
+        raise semantics.error(f"cp_async copies 4, 8 or 16 bytes, not {nbytes!r}")
+    src = semantics.to_rvalue(getattr(source, "ptr", source))   # (an Array gives its base pointer)
+    if not (isinstance(src.type, PtrType) and src.type.space == "global"):
+        raise semantics.error(f"cp_async copies from a global pointer, found {src.type}")
+    operands = [_shared_address(destination), src.value]
+    if mask is not None and mask is not True:
+        operands.append(semantics.to_bool(mask).value)
+    _emit("cp.async", operands, {"bytes": nbytes})
+
+
+@skc_builtin
+def cp_async_arrive(barrier):
+    """One arrival on `barrier` once every cp_async this thread issued before has landed (it counts against the
+    arrivals the barrier expects)."""
+    _require("mbarrier", "cp_async_arrive")
+    _emit("cp.async.arrive", (_shared_address(barrier),))
+
+
 # -- TMA -------------------------------------------------------------------------------------------
 def _tensor_map(tmap) -> RValue:
     v = semantics.to_rvalue(tmap)

@@ -119,6 +119,40 @@ class FenceMbarrierInitOp(Op):
     name = "fence.mbarrier_init"
 
 
+# -- cp.async (PTX 9.7.9.25.3) --------------------------------------------------------------------
+CP_ASYNC_BYTES = (4, 8, 16)
+GLOBAL = PointerType("global")
+
+
+class CpAsyncOp(Op):
+    """`cp.async %dst, %src [, %mask] {bytes}`: copy `bytes` (4, 8 or 16; both addresses aligned to them) from global src to shared dst without registers, asynchronously (cp.async.ca / .cg, src-size); a false mask reads nothing and fills dst with zeros. `cp.async.arrive` tells a barrier when this thread's copies have landed."""
+
+    name = "cp.async"
+    num_operands = None
+    required_attrs = ("bytes",)
+
+    def verify(self):
+        if self.attrs["bytes"] not in CP_ASYNC_BYTES:
+            self.fail(f"copies {self.attrs['bytes']} bytes; cp.async copies 4, 8 or 16")
+        if not 2 <= len(self.operands) <= 3:
+            self.fail(f"expected a destination, a source and an optional mask, found {len(self.operands)} operands")
+        _shared_pointer(self, self.operands[0], "destination")
+        if self.operands[1].type is not GLOBAL:
+            self.fail(f"source is {self.operands[1].type}, expected ptr<global>")
+        if len(self.operands) == 3 and self.operands[2].type is not i1:
+            self.fail(f"mask is {self.operands[2].type}, expected i1")
+
+
+class CpAsyncArriveOp(Op):
+    """`cp.async.arrive %bar`: one arrival on bar once every cp.async this thread issued before has landed (cp.async.mbarrier.arrive.noinc: it counts against the arrivals the barrier expects)."""
+
+    name = "cp.async.arrive"
+    num_operands = 1
+
+    def verify(self):
+        _shared_pointer(self, self.operands[0], "barrier")
+
+
 # -- TMA (PTX 9.7.9.25) ---------------------------------------------------------------------------
 def _coordinates(op: Op, values, rank: int):
     if not 1 <= rank <= 5:

@@ -8,7 +8,7 @@ import pytest
 import skc
 from skc import ir
 from skc.backends import ptx_tools
-from skc.blocks import EpilogueSpec, Fp8MatmulConfig, MatmulConfig, matmul_kernel
+from skc.blocks import EpilogueSpec, Fp8MatmulConfig, MatmulConfig, matmul_host, matmul_kernel
 
 needs_assembler = pytest.mark.skipif(ptx_tools.ptxas_path() is None and not ptx_tools.have_nvjitlink(),
                                      reason="neither ptxas nor nvJitLink is installed")
@@ -369,6 +369,37 @@ def test_the_unaligned_rows_path_assembles_without_spills(tile, width):
     assert load in ptx and f"wgmma.mma_async.sync.aligned.m64n{tile_n}k16.f32" in ptx
     assert "cp.async.bulk.tensor" not in ptx   # neither TMA loads nor TMA stores
     assert re.search(r"st.global(\.v2)?\.b16", ptx)
+
+
+@needs_assembler
+@pytest.mark.parametrize("width", [2, 4, 8])
+@pytest.mark.parametrize("split", [1, 3])
+@pytest.mark.parametrize("tile", matmul_host.ASYNC_TILES, ids=lambda t: f"{t[0]}x{t[1]}s{t[2]}")
+def test_the_cp_async_loader_assembles_without_spills(width, split, tile):
+    """Every configuration matmul_host.few_rows_async picks: the vector loader copying 4, 8 or 16 bytes a cp.async
+    (.ca, or .cg for 16, each with its source size: a masked copy reads nothing and fills zeros) and arriving on the
+    stage's barrier once its copies landed (noinc: the arrival the barrier counts), unsplit with direct stores or
+    split."""
+    from skc.blocks import gemm
+
+    tile_m, tile_n, stages = tile
+    cfg = MatmulConfig(tile_m=tile_m, consumers=tile_m // 64, tile_n=tile_n, stages=stages, loader="vector",
+                       vector_width=width, vector_async=True, split_k=split, store="direct" if split == 1 else "tma")
+    pointer = skc.Ptr[skc.bf16]
+    if split > 1:
+        compiled = gemm.matmul_split_kernel.compile(pointer, pointer, pointer, skc.Ptr[skc.f32], skc.Ptr[skc.i32],
+                                                    skc.i32, skc.i32, skc.i32, pointer, pointer, skc.f32, skc.f32, cfg,
+                                                    target="sm_90a", block=cfg.threads)
+    else:
+        compiled = matmul_kernel.compile(pointer, pointer, pointer, skc.i32, skc.i32, skc.i32, pointer, pointer,
+                                         skc.f32, skc.f32, cfg, target="sm_90a", block=cfg.threads)
+    resources = compiled.resources
+    assert resources["spill_stores"] == 0 and resources["spill_loads"] == 0, resources
+    ptx = compiled.asm("ptx")
+    level = "cg" if width == 8 else "ca"
+    assert re.search(rf"cp\.async\.{level}\.shared\.global \[%rd\d+\], \[%rd\d+\], {2 * width}, %r\d+;", ptx)
+    assert "cp.async.mbarrier.arrive.noinc.shared.b64" in ptx and "cp.async.bulk.tensor" not in ptx
+    assert f"wgmma.mma_async.sync.aligned.m64n{tile_n}k16.f32" in ptx
 
 
 @pytest.mark.parametrize("fields", [dict(store="direct"), dict(loader="vector"),

@@ -229,6 +229,14 @@ def test_config_checks():
         MatmulConfig(loader="vector", vector_width=3)
     with pytest.raises(ValueError, match="found 2 with loader='tma'"):
         MatmulConfig(vector_width=2)
+    # cp.async copies 4, 8 or 16 bytes: the vector loader's, of 2 elements or more
+    with pytest.raises(ValueError, match="vector_async: the vector loader copies by cp.async.*found loader='tma'"):
+        MatmulConfig(vector_async=True)
+    with pytest.raises(ValueError, match="vector_async: .* vectors of 2 bytes: use loader='vector' and a vector_width"):
+        MatmulConfig(loader="vector", vector_width=1, vector_async=True)
+    assert MatmulConfig(loader="vector", vector_width=2, vector_async=True, split_k=4).split_k == 4
+    with pytest.raises(ValueError, match="split-K takes the TMA or the vector loader without clusters"):
+        MatmulConfig(split_k=2, cluster_m=2)
     with pytest.raises(ValueError, match="store must be 'tma' or 'direct', found 'dma'"):
         MatmulConfig(store="dma")
     with pytest.raises(ValueError, match="store='direct' writes one matrix's tiles whole: use it without"):
@@ -253,7 +261,7 @@ def test_config_checks():
         MatmulConfig(tile_n=256, tile_k=128, stages=2, cluster_m=2, cluster_n=2)
     with pytest.raises(ValueError, match="cluster_n must be 1, 2 or 4, found 3"):
         MatmulConfig(tile_k=192, cluster_n=3)
-    with pytest.raises(ValueError, match="split-K takes the TMA loader without clusters"):
+    with pytest.raises(ValueError, match="split-K takes the TMA or the vector loader without clusters"):
         MatmulConfig(tile_k=128, cluster_n=2, split_k=2)
     assert MatmulConfig.for_problem(8192, 8192, 8192, multiprocessors=132).cluster_m == 2
     assert MatmulConfig.for_problem(8192, 8192, 8192, multiprocessors=132, tile_k=128, cluster_n=2).cluster_m == 1
@@ -401,3 +409,21 @@ def test_a_loader_with_extents_counts_a_stages_bytes_from_its_origins():
     assert "so a stage's bytes depend on the tiles' origins" in message
     assert "call stage_bytes(origins)" in message
     assert_at(message, stage_bytes_without_origins, "load.stage_bytes()")
+
+
+@skc.kernel
+def cp_async_of(src: skc.Ptr[skc.bf16], nbytes: skc.constexpr, from_shared: skc.constexpr):
+    buffer = skc.shared((64,), skc.bf16)
+    skc.hopper.cp_async(buffer, buffer if from_shared else src, nbytes)   # marker: copy
+
+
+@pytest.mark.parametrize("nbytes, from_shared, expected", [(2, False, "cp_async copies 4, 8 or 16 bytes, not 2"),
+                                                           (4, True, "cp_async copies from a global pointer")])
+def test_a_cp_async_the_hardware_has_not_is_a_compile_error_at_its_line(nbytes, from_shared, expected):
+    with pytest.raises(skc.CompileError) as info:
+        cp_async_of.compile(skc.Ptr[skc.bf16], nbytes, from_shared, target="sm_90a", block=32)
+    message = str(info.value)
+    assert_at(message, cp_async_of, "marker: copy")
+    assert expected in message
+    with pytest.raises(skc.CompileError, match="cp_async needs a target with mbarrier"):
+        cp_async_of.compile(skc.Ptr[skc.bf16], 4, False, target="sm_80", block=32)

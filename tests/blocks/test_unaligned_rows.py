@@ -26,8 +26,11 @@ def exact(a, b):
 
 @pytest.fixture(params=["direct", "padded"])
 def path(request, monkeypatch):
-    """Each path forced by the problem size up to which matmul takes the direct one."""
+    """Each path forced by the problem size up to which matmul takes the direct one (and, padded, by no rows for
+    the cp.async rule)."""
     monkeypatch.setattr(matmul_host, "UNALIGNED_DIRECT_MACS", 2 ** 62 if request.param == "direct" else 0)
+    if request.param == "padded":
+        monkeypatch.setattr(matmul_host, "ASYNC_ROWS", 0)
     return matmul_host._UnalignedRows if request.param == "direct" else matmul_host._PaddedRows
 
 
@@ -90,6 +93,74 @@ def test_the_direct_path_loads_as_wide_as_rows_and_addresses_allow(hopper_interp
     (plan,) = matmul_host._PLANS.values()
     assert isinstance(plan, matmul_host._UnalignedRows) and list(plan.plans) == [width]
     assert plan.plans[width].cfg.vector_width == width and plan.plans[width].cfg.store == "direct"
+
+
+@pytest.mark.parametrize("M, N, K, ta, tb", [(4, 130, 256, False, False), (20, 136, 130, False, True),
+                                             (64, 70, 200, True, False), (100, 66, 136, False, False)])
+@pytest.mark.parametrize("share_steps", [8, 1])
+def test_few_rows_over_a_b_it_would_copy_are_read_by_cp_async(hopper_interpreter, monkeypatch, M, N, K, ta, tb,
+                                                              share_steps):
+    """Few rows of A (M <= ASYNC_ROWS) over a B whose rows TMA cannot address: the vector loader reads B (and A) in
+    place by cp.async, unsplit or (k-steps enough for ASYNC_SHARE_STEPS) split along K, with c, bias, alpha and an
+    activation, into a poisoned out. The limit on B's size is lifted to run small shapes."""
+    monkeypatch.setattr(matmul_host, "ASYNC_B_ELEMENTS", 1)
+    monkeypatch.setattr(matmul_host, "ASYNC_SHARE_STEPS", share_steps)
+    a = np.ascontiguousarray(ints(K, M)).T if ta else ints(M, K)
+    b = np.ascontiguousarray(ints(N, K)).T if tb else ints(K, N)
+    c, bias = ints(M, N), ints(N)
+    out = np.full((M, N), np.nan, np.float16)
+    matmul(a, b, out=out, c=c, beta=2.0, alpha=0.5, bias=bias, activation="relu")
+    expected = np.maximum(0.5 * exact(a, b) + 2 * c.astype(np.float32) + bias, 0.0)
+    np.testing.assert_array_equal(out.astype(np.float32), expected)
+    (plan,) = matmul_host._PLANS.values()
+    assert isinstance(plan, matmul_host._UnalignedRows) and plan.cfg.vector_async and plan.cfg.tile_m == 64
+    assert (plan.cfg.split_k > 1) == (share_steps == 1)
+    assert (plan.cfg.store == "direct") == (plan.cfg.split_k == 1)
+
+
+def test_a_call_at_an_odd_address_copies_through_registers(hopper_interpreter, monkeypatch):
+    """cp.async copies 4 bytes at least: a call whose b starts an odd number of elements into its buffer takes the
+    vector loader's one-element loads through registers (a plan of its own), and the next aligned call cp.async."""
+    monkeypatch.setattr(matmul_host, "ASYNC_B_ELEMENTS", 1)
+    M, N, K = 4, 130, 72
+    a = ints(M, K)
+    for offset in (1, 0):
+        b = ints(K * N + 1)[offset:offset + K * N].reshape(K, N)
+        np.testing.assert_array_equal(matmul(a, b).astype(np.float32), exact(a, b))
+    (plan,) = matmul_host._PLANS.values()
+    assert sorted(plan.plans) == [1, 2]
+    assert not plan.plans[1].cfg.vector_async and plan.plans[2].cfg.vector_async
+
+
+@pytest.mark.parametrize("M, N, K, b_k_major, tile, shares", [
+    (4, 7378, 8128, False, (64, 256), 4), (64, 586, 10048, False, (64, 64), 13), (64, 5828, 768, False, (64, 64), 1),
+    (32, 4096, 4100, True, (64, 128), 4), (128, 3002, 4096, False, (64, 256), 5),
+    (112, 8386, 15492, False, (128, 256), 4), (96, 4731, 1466, True, (128, 128), 2),
+    (16, 15690, 3666, False, (64, 256), 2), (100, 30000, 4096, False, (128, 256), 1)])
+def test_the_cp_async_rule_fills_the_sms(M, N, K, b_k_major, tile, shares):
+    """few_rows_async on 132 SMs: of the tiles that make one wave, the widest (then the tallest) that fills the SMs
+    best split along K (at most 16 shares of 8 k-steps or more); no 256-wide tiles of a K-major B, no 128-row ones for
+    64 rows or fewer; the widest unsplit where every tile makes more than a wave (the measured best or near it on the
+    H200, thirty-first session)."""
+    from skc.blocks.epilogue import EpilogueSpec
+
+    cfg = matmul_host.few_rows_async((M, N, K, "bf16", True, b_k_major), EpilogueSpec(), 132)
+    assert (cfg.tile_m, cfg.tile_n, cfg.split_k) == (*tile, shares)
+    assert cfg.loader == "vector" and cfg.vector_async and cfg.consumers == cfg.tile_m // 64
+    assert cfg.store == ("direct" if shares == 1 else "tma")
+
+
+@pytest.mark.parametrize("M, N, K, b_copied, taken", [(64, 1030, 2048, True, True), (129, 1030, 2048, True, False),
+                                                      (64, 1030, 2046, True, True), (64, 1030, 2000, False, False),
+                                                      (64, 520, 1030, True, False), (64, 1031, 2048, True, False)])
+def test_where_the_cp_async_rule_applies(hopper_interpreter, M, N, K, b_copied, taken):
+    """Only few rows (M <= 128) over a B the padded path would copy (its rows unaligned), of 2**21 elements or more,
+    whose rows allow copies of 4 bytes or more (N = 1031: one element)."""
+    a, b = np.zeros((M, K), np.float16), np.zeros((K, N), np.float16)
+    device = skc.current_device()
+    cfg = matmul_host._UnalignedRows.config(device, (M, N, K, "f16", True, False), matmul_host.EpilogueSpec(), None,
+                                            None, a, b, True, b_copied)
+    assert (cfg is not None and cfg.vector_async) == taken
 
 
 def test_c_bias_activation_and_out_on_the_direct_path(hopper_interpreter, monkeypatch):

@@ -77,6 +77,8 @@ def unaligned_path(request, monkeypatch):
     from skc.blocks import matmul_host
 
     monkeypatch.setattr(matmul_host, "UNALIGNED_DIRECT_MACS", 2 ** 62 if request.param == "direct" else 0)
+    if request.param == "padded":   # (nor few rows by cp.async)
+        monkeypatch.setattr(matmul_host, "ASYNC_ROWS", 0)
     matmul_host._PLANS.clear()
     yield request.param
     matmul_host._PLANS.clear()
@@ -123,6 +125,56 @@ def test_the_direct_path_at_every_load_width(offset, dtype, monkeypatch):
     assert relative_error(out, reference(a, b, bias, c, 2.0, 0.5, "gelu")) <= 1e-2
     (plan,) = [p for p in matmul_host._PLANS.values() if isinstance(p, matmul_host._UnalignedRows)]
     assert math.gcd(4, offset) in plan.plans
+
+
+@pytest.mark.parametrize("M,N,K,ta,tb,split", [(4, 7378, 8128, False, False, True), (64, 586, 10048, False, False, True),
+                                              (64, 5828, 768, False, False, False), (32, 4096, 4100, False, True, True),
+                                              (100, 3000, 5002, False, True, True), (64, 2050, 1100, True, False, True),
+                                              (16, 2046, 1030, False, False, True), (128, 3002, 4098, True, True, True)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_few_rows_over_a_b_tma_cannot_address_read_by_cp_async(M, N, K, ta, tb, split, dtype):
+    """The default for few rows (M <= 128) over a large B whose rows TMA cannot address: the vector loader reads
+    the operands in place by cp.async (4- or 8-byte copies, masked ones filling zeros), split along K or not, with c,
+    bias, alpha and gelu; two calls a plan (the second bound), output poisoned first."""
+    from skc.blocks import matmul_host
+
+    matmul_host._PLANS.clear()
+    a, b = operand(M, K, dtype, ta) / 8, operand(K, N, dtype, tb) / 8
+    c, bias = torch.randn(M, N, device="cuda", dtype=dtype), torch.randn(N, device="cuda", dtype=dtype)
+    for _ in range(2):
+        out = torch.full((M, N), float("nan"), device="cuda", dtype=dtype)
+        skc.blocks.matmul(a, b, out=out, c=c, beta=0.5, bias=bias, alpha=2.0, activation="gelu")
+        torch.cuda.synchronize()
+        assert not out.isnan().any()
+        assert relative_error(out, reference(a, b, bias, c, 2.0, 0.5, "gelu")) <= 1e-2
+    (plan,) = matmul_host._PLANS.values()
+    assert isinstance(plan, matmul_host._UnalignedRows) and plan.cfg.vector_async
+    assert (plan.cfg.split_k > 1) == split
+
+
+@pytest.mark.parametrize("offset", [1, 2, 3])
+def test_cp_async_rows_at_odd_addresses_and_in_a_cuda_graph(offset):
+    """b starting `offset` elements into its buffer: one-element loads through registers where its address is odd,
+    cp.async where it is even; then calls captured in a CUDA graph replay with new operands."""
+    from skc.blocks import matmul_host
+
+    matmul_host._PLANS.clear()
+    M, N, K = 16, 2050, 2048
+    a = operand(M, K, torch.bfloat16, False) / 8
+    b = (torch.randn(K * N + 8, device="cuda", dtype=torch.bfloat16) / 8)[offset:offset + K * N].view(K, N)
+    assert relative_error(skc.blocks.matmul(a, b), reference(a, b)) <= 1e-2
+    (plan,) = matmul_host._PLANS.values()
+    width = math.gcd(2, offset)
+    assert list(plan.plans) == [width] and plan.plans[width].cfg.vector_async == (width > 1)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = skc.blocks.matmul(a, b)
+    for _ in range(2):
+        a.copy_(torch.randn_like(a) / 8)
+        b.copy_(torch.randn_like(b) / 8)
+        graph.replay()
+        torch.cuda.synchronize()
+        assert relative_error(out, reference(a, b)) <= 1e-2
 
 
 def test_padded_rows_on_a_side_stream_with_c_and_bias():

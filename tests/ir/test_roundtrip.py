@@ -137,6 +137,10 @@ SAMPLES.update({
     "tma.store": ("  %7 = mem.shared {offset = 128, bytes = 128} : ptr<shared>\n"
                   "  tma.store %5, %7, %1, %1, %1 {rank = 3}\n"),
     "tma.prefetch": "  tma.prefetch %5\n",
+    "cp.async": ("  %7 = mem.shared {offset = 0, bytes = 16} : ptr<shared>\n"
+                 "  cp.async %7, %0 {bytes = 16}\n"
+                 "  cp.async %7, %0, %3 {bytes = 4}\n"),
+    "cp.async.arrive": "  %7 = mem.shared {offset = 0, bytes = 8} : ptr<shared>\n  cp.async.arrive %7\n",
     "tma.commit": "  tma.commit\n",
     "tma.wait": "  tma.wait {pending = 1, read = true}\n",
     "wgmma.fence": "  wgmma.fence\n",

@@ -130,12 +130,12 @@ def _store(op, launch):
         for seg, selection, offsets in block.space(access.space).locate(addrs, lanes, access.size, "store"):
             _check_writable(seg, lanes, selection)
             if block.reading is not None and seg is block.shared:
-                _check_not_read_by_stores(block, offsets, access.size, lanes, selection)
+                check_not_read_by_stores(block, offsets, access.size, lanes, selection)
             seg.typed(access.dtype)[access.index(offsets)] = bits if selection is None else bits[selection]
     return store
 
 
-def _check_not_read_by_stores(block, offsets, size: int, lanes, selection, what: str = "a store"):
+def check_not_read_by_stores(block, offsets, size: int, lanes, selection, what: str = "a store"):
     def lane_of(row):
         position = row if selection is None else int(selection[row])
         return int(lanes[position]) if lanes is not None else position
@@ -199,7 +199,7 @@ def _atomic_step(op, launch, make_update):
                 _check_writable(seg, lanes, selection)
                 block = group.block
                 if block.reading is not None and seg is block.shared:
-                    _check_not_read_by_stores(block, offsets, access.size, lanes, selection, "an atomic")
+                    check_not_read_by_stores(block, offsets, access.size, lanes, selection, "an atomic")
                 chosen = slice(None) if selection is None else selection
                 out[lanes[chosen]] = _apply_atomic(access, seg, offsets, _restrict(update, chosen))
         env[result] = out

@@ -11,12 +11,12 @@ An op with no handler becomes a step that stops the kernel, naming the op, when 
 from __future__ import annotations
 
 from ...ir.core import BLOCKING
-from . import access, arith, barriers, clusters, control, debug, mbarriers, mfma, tma, warp, wgmma
+from . import access, arith, barriers, clusters, control, cp_async, debug, mbarriers, mfma, tma, warp, wgmma
 from .control import NESTED, PLAIN
 
 PURE = {**arith.PURE, **access.PURE, **warp.PURE}
 EFFECTS = {**access.EFFECTS, **warp.EFFECTS, **debug.EFFECTS, **mbarriers.EFFECTS, **tma.EFFECTS, **wgmma.EFFECTS,
-           **mfma.EFFECTS, **clusters.EFFECTS}
+           **mfma.EFFECTS, **clusters.EFFECTS, **cp_async.EFFECTS}
 CONTROL = {**control.CONTROL, **barriers.CONTROL, **mbarriers.CONTROL, **clusters.CONTROL}
 GENERATORS = control.GENERATORS | barriers.GENERATORS | mbarriers.GENERATORS | clusters.GENERATORS
 JUMPS = frozenset({"scf.break", "scf.continue", "func.return"})
