@@ -1,7 +1,8 @@
 """Plots of the FP8 GEMM and attention benchmarks from their JSON (benchmarks/fp8_gemm.py writes fp8_gemm.json,
-benchmarks/attention.py --json): skc against the vendor library in the same run, TFLOP/s per shape.
+benchmarks/attention.py --json): skc against the vendor library in the same run, TFLOP/s per shape; and of
+benchmarks/few_rows_async.py's printed tables (skc and the path before it against torch.matmul, per shape).
 
-    python benchmarks/plot_results.py --fp8 FILE.json --attention FILE.json --out DIR
+    python benchmarks/plot_results.py --fp8 FILE.json --attention FILE.json --few-rows FILE.txt ... --out DIR
 """
 import argparse
 import json
@@ -62,16 +63,44 @@ def attention(path, out):
     figure.savefig(os.path.join(out, "attention.png"), dpi=110)
 
 
+def few_rows(paths, out):
+    """torch.matmul's time over skc's and over the path before's, per shape of few_rows_async.py's tables, sorted."""
+    rows = []
+    for path in paths:
+        for line in open(path):
+            fields = line.split()
+            if len(fields) == 9 and "x" in fields[0] and fields[1][0].isdigit():
+                rows.append((fields[0], float(fields[4]), float(fields[5])))
+    rows.sort(key=lambda r: r[1])
+    figure, axis = plt.subplots(figsize=(12, 4.5))
+    positions = range(len(rows))
+    axis.plot(positions, [r[2] for r in rows], "o", label="before: B copied into rows TMA can address, then the GEMM")
+    axis.plot(positions, [r[1] for r in rows], "o", label="skc.blocks.matmul: B read in place by cp.async")
+    axis.axhline(1.0, color="gray", linewidth=0.8)
+    geomean = math.exp(sum(math.log(r[1]) for r in rows) / len(rows))
+    before = math.exp(sum(math.log(r[2]) for r in rows) / len(rows))
+    axis.set_xticks(positions, [r[0] for r in rows], rotation=90, fontsize=6)
+    axis.set_ylabel("torch.matmul time / skc time")
+    axis.set_title(f"few rows of A over a B whose rows TMA cannot address, bf16, end to end: geomean {geomean:.2f} "
+                   f"(before {before:.2f})", loc="left")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(os.path.join(out, "few_rows_async.png"), dpi=110)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--fp8")
     parser.add_argument("--attention")
+    parser.add_argument("--few-rows", nargs="*")
     parser.add_argument("--out", default=".")
     args = parser.parse_args()
     if args.fp8:
         fp8(args.fp8, args.out)
     if args.attention:
         attention(args.attention, args.out)
+    if args.few_rows:
+        few_rows(args.few_rows, args.out)
 
 
 if __name__ == "__main__":

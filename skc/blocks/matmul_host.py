@@ -12,8 +12,8 @@ tiles (3-D tensor maps) and, with a c or elsewhere, as one GEMM per batch. Skinn
 (MatmulConfig(split_k=n)): one launch whose last share of each tile completes it. Rows that 16-byte copies cannot
 address (K or N, or M of a transposed a, no multiple of 8; views of such rows) are copied, in one launch, into
 buffers whose rows TMA can address (_PaddedRows, which keeps them on the GPU for small problems); arrays it cannot
-copy (skc's own), and a configuration that asks, read them with the vector loader's narrower loads and store out
-directly (_UnalignedRows).
+copy (skc's own), few rows over a large B of such rows (by cp.async, few_rows_async), and a configuration that
+asks, read them with the vector loader's narrower loads and store out directly (_UnalignedRows).
 """
 from __future__ import annotations
 
@@ -76,9 +76,9 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     a (M x K) and b (K x N) are bf16 or fp16 tensors, row-major or transposed views of row-major ones;
     out, c and bias are row-major. Rows are copied 16 bytes at a time (TMA on Hopper, vector loads on AMD): where
     K or N (or M for a transposed a) is no multiple of 8, the Hopper GEMM copies the operands that need it into
-    rows it can address (torch tensors, numpy arrays; a batch then runs a GEMM per matrix), or, for skc's own arrays
-    and a config with loader="vector" and store="direct", reads them with narrower loads and stores out directly;
-    the AMD GEMM refuses such shapes. Batched: a of
+    rows it can address (torch tensors, numpy arrays; a batch then runs a GEMM per matrix), or, for few rows over a
+    large such B (few_rows_async), for skc's own arrays and for a config with loader="vector", reads them in place
+    with narrower loads or cp.async and stores out through a pointer; the AMD GEMM refuses such shapes. Batched: a of
     B x M x K with b of K x N or B x K x N (out B x M x N). `config` is a MatmulConfig (Hopper) or an
     AmdMatmulConfig (AMD); by default one comes from the tuning table, or from `skc.autotune` when
     `autotune=True` (or SKC_AUTOTUNE=1), or is chosen for the problem. The launch goes to `stream`, by default
