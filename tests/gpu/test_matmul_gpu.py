@@ -69,6 +69,19 @@ def test_fused_epilogue(activation):
     assert relative_error(out, expected) <= 1e-2
 
 
+def assert_graph_replays_follow_the_operands(a, b):
+    """matmul(a, b) captured in a CUDA graph: each replay computes the operands' new values."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = skc.blocks.matmul(a, b)
+    for _ in range(2):
+        a.copy_(torch.randn_like(a) / 8)
+        b.copy_(torch.randn_like(b) / 8)
+        graph.replay()
+        torch.cuda.synchronize()
+        assert relative_error(out, reference(a, b)) <= 1e-2
+
+
 @pytest.fixture(params=["direct", "padded"])
 def unaligned_path(request, monkeypatch):
     """Rows TMA cannot address, read by the vector loader's narrower loads and stored directly
@@ -166,15 +179,7 @@ def test_cp_async_rows_at_odd_addresses_and_in_a_cuda_graph(offset):
     (plan,) = matmul_host._PLANS.values()
     width = math.gcd(2, offset)
     assert list(plan.plans) == [width] and plan.plans[width].cfg.vector_async == (width > 1)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = skc.blocks.matmul(a, b)
-    for _ in range(2):
-        a.copy_(torch.randn_like(a) / 8)
-        b.copy_(torch.randn_like(b) / 8)
-        graph.replay()
-        torch.cuda.synchronize()
-        assert relative_error(out, reference(a, b)) <= 1e-2
+    assert_graph_replays_follow_the_operands(a, b)
 
 
 def test_padded_rows_on_a_side_stream_with_c_and_bias():
@@ -252,15 +257,7 @@ def test_a_padded_problem_in_a_cuda_graph():
     with torch.cuda.stream(side):
         skc.blocks.matmul(a, b)
     torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = skc.blocks.matmul(a, b)
-    for _ in range(2):
-        a.copy_(torch.randn_like(a) / 8)
-        b.copy_(torch.randn_like(b) / 8)
-        graph.replay()
-        torch.cuda.synchronize()
-        assert relative_error(out, reference(a, b)) <= 1e-2
+    assert_graph_replays_follow_the_operands(a, b)
 
 
 def test_sass_has_wgmma_and_tma():
