@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
+from skc.ir.ops_async import CP_ASYNC_BYTES
 from skc.target import get_target
 
 from .epilogue import EpilogueSpec, TmaStoreEpilogue
@@ -132,7 +133,7 @@ class MatmulConfig:
         if self.vector_width not in (1, 2, 4, 8) or (self.vector_width != 8 and self.loader != "vector"):
             raise ValueError(f"vector_width is how many elements the vector loader copies a load: 8, 4, 2 or 1 with "
                              f"loader='vector', found {self.vector_width!r} with loader={self.loader!r}")
-        if self.vector_async and (self.loader != "vector" or self.vector_width * self.elem_bytes not in (4, 8, 16)):
+        if self.vector_async and (self.loader != "vector" or self.vector_width * self.elem_bytes not in CP_ASYNC_BYTES):
             raise ValueError(f"vector_async: the vector loader copies by cp.async, 4, 8 or 16 bytes a copy; found "
                              f"loader={self.loader!r} and vectors of {self.vector_width * self.elem_bytes} bytes: use "
                              "loader='vector' and a vector_width of 2 or more")

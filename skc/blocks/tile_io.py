@@ -18,6 +18,7 @@ import math
 
 import skc
 from skc import frontend
+from skc.ir.ops_async import CP_ASYNC_BYTES
 
 from .layout import OperandLayout
 
@@ -278,7 +279,7 @@ class VectorLoader:
         """This thread's `count` copies of tile `name` by cp.async, a run-time loop over groups of four (eight left
         ptxas spilling beside two consumers); masked copies fill their vector with zeros."""
         nbytes = self.width * layout.elem_bytes
-        if nbytes not in (4, 8, 16):
+        if nbytes not in CP_ASYNC_BYTES:
             raise frontend.current().error(
                 f"cp.async copies 4, 8 or 16 bytes; a vector of {self.width} of tile '{name}'s elements is {nbytes}",
                 hint="copy wider vectors (vector_width), or through registers (asynchronous=False)")

@@ -69,6 +69,19 @@ def test_fused_epilogue(activation):
     assert relative_error(out, expected) <= 1e-2
 
 
+def assert_calls_with_an_epilogue(a, b, calls: int):
+    """`calls` calls of matmul(a, b) with c, bias, alpha, beta and gelu, each into an out poisoned with NaN, against
+    the float32 reference."""
+    (M, _), N = a.shape, b.shape[1]
+    c, bias = torch.randn(M, N, device="cuda", dtype=a.dtype), torch.randn(N, device="cuda", dtype=a.dtype)
+    for _ in range(calls):
+        out = torch.full((M, N), float("nan"), device="cuda", dtype=a.dtype)
+        skc.blocks.matmul(a, b, out=out, c=c, beta=0.5, bias=bias, alpha=2.0, activation="gelu")
+        torch.cuda.synchronize()
+        assert not out.isnan().any()
+        assert relative_error(out, reference(a, b, bias, c, 2.0, 0.5, "gelu")) <= 1e-2
+
+
 def assert_graph_replays_follow_the_operands(a, b):
     """matmul(a, b) captured in a CUDA graph: each replay computes the operands' new values."""
     graph = torch.cuda.CUDAGraph()
@@ -153,13 +166,7 @@ def test_few_rows_over_a_b_tma_cannot_address_read_by_cp_async(M, N, K, ta, tb, 
 
     matmul_host._PLANS.clear()
     a, b = operand(M, K, dtype, ta) / 8, operand(K, N, dtype, tb) / 8
-    c, bias = torch.randn(M, N, device="cuda", dtype=dtype), torch.randn(N, device="cuda", dtype=dtype)
-    for _ in range(2):
-        out = torch.full((M, N), float("nan"), device="cuda", dtype=dtype)
-        skc.blocks.matmul(a, b, out=out, c=c, beta=0.5, bias=bias, alpha=2.0, activation="gelu")
-        torch.cuda.synchronize()
-        assert not out.isnan().any()
-        assert relative_error(out, reference(a, b, bias, c, 2.0, 0.5, "gelu")) <= 1e-2
+    assert_calls_with_an_epilogue(a, b, calls=2)
     (plan,) = matmul_host._PLANS.values()
     assert isinstance(plan, matmul_host._UnalignedRows) and plan.cfg.vector_async
     assert (plan.cfg.split_k > 1) == split
@@ -233,13 +240,7 @@ def test_copied_rows_with_an_epilogue_stored_directly(M, N, K, linear, dtype):
     a = torch.randn(M, K, device="cuda", dtype=dtype) / 8
     b = (torch.randn(N, K, device="cuda", dtype=dtype) / 8).t() if linear else torch.randn(K, N, device="cuda",
                                                                                             dtype=dtype) / 8
-    c, bias = torch.randn(M, N, device="cuda", dtype=dtype), torch.randn(N, device="cuda", dtype=dtype)
-    for _ in range(3):
-        out = torch.full((M, N), float("nan"), device="cuda", dtype=dtype)
-        skc.blocks.matmul(a, b, out=out, c=c, beta=0.5, bias=bias, alpha=2.0, activation="gelu")
-        torch.cuda.synchronize()
-        assert not out.isnan().any()
-        assert relative_error(out, reference(a, b, bias, c, 2.0, 0.5, "gelu")) <= 1e-2
+    assert_calls_with_an_epilogue(a, b, calls=3)
     (plan,) = [p for p in matmul_host._PLANS.values() if isinstance(p, matmul_host._PaddedRows)]
     through_pointer = plan.gemm.cfg.store == "direct" or plan.gemm.cfg.split_k > 1
     assert plan.gemm.gemm == (M, N, K)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .access import check_not_read_by_stores
-from .mbarriers import addresses, barrier_at
+from .mbarriers import each_lane_arrives
 
 
 def _cp_async(op, launch):
@@ -41,14 +41,7 @@ def _cp_async(op, launch):
 
 def _arrive(op, launch):
     bar = op.operands[0]
-
-    def arrive(group):
-        lanes = np.flatnonzero(group.mask)
-        addrs = addresses(group, bar, lanes, "cp.async.arrive")
-        for address in np.unique(addrs).tolist():
-            mine = lanes[addrs == address]
-            barrier_at(group.block, address, int(mine[0]), "cp.async.arrive").arrive(mine.size, int(mine[0]))
-    return arrive
+    return lambda group: each_lane_arrives(group, bar, 1, "cp.async.arrive")
 
 
 EFFECTS = {"cp.async": _cp_async, "cp.async.arrive": _arrive}

@@ -145,16 +145,18 @@ def _init(op, launch):
     return init
 
 
+def each_lane_arrives(group, bar, count: int, what: str):
+    """`count` arrivals of every running lane on the barrier at its `bar`, barrier by barrier."""
+    lanes = np.flatnonzero(group.mask)
+    addrs = addresses(group, bar, lanes, what)
+    for address in np.unique(addrs).tolist():
+        mine = lanes[addrs == address]
+        barrier_at(group.block, address, int(mine[0]), what).arrive(count * mine.size, int(mine[0]))
+
+
 def _arrive(op, launch):
     bar, count = op.operands[0], int(op.attrs.get("count", 1))
-
-    def arrive(group):
-        lanes = np.flatnonzero(group.mask)
-        addrs = addresses(group, bar, lanes, "mbarrier.arrive")
-        for address in np.unique(addrs).tolist():   # every lane's arrivals, barrier by barrier
-            mine = lanes[addrs == address]
-            barrier_at(group.block, address, int(mine[0]), "mbarrier.arrive").arrive(count * mine.size, int(mine[0]))
-    return arrive
+    return lambda group: each_lane_arrives(group, bar, count, "mbarrier.arrive")
 
 
 def _arrive_tx(op, launch):
