@@ -57,6 +57,13 @@ GEMMS = {
                                             config=MatmulConfig(tile_n=128, stages=4, loader="vector",
                                                                 store="direct", vector_width=2)),
     "padded-rows": dict(shape=(333, 777, 999), config=MatmulConfig(tile_n=128, stages=6)),
+    # few rows over a B whose rows TMA cannot address, read in place by cp.async (thirty-first session): the rule's
+    # own pick (split along K, 4-byte copies, masked ones past N and K filling zeros), and a given configuration
+    # with 8-byte copies over tails of M, N and K
+    "cp-async-few-rows": dict(shape=(20, 1026, 2050)),
+    "cp-async-64x64-tails": dict(shape=(70, 132, 204), epilogue=True,
+                                 config=MatmulConfig(tile_m=64, consumers=1, tile_n=64, stages=4, loader="vector",
+                                                     vector_width=4, vector_async=True)),
     # clusters sharing a share of A's rows (along N), or of the rows of K of B's three 64-column chunks (along M);
     # and the default for rows 16-byte but not 128-byte aligned (64 x 64 tiles sharing B's one chunk by rows of K)
     "192x192-cluster-n2": dict(config=MatmulConfig(tile_m=192, tile_n=192, consumers=3, stages=3, cluster_n=2),
