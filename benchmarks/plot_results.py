@@ -1,8 +1,10 @@
 """Plots of the FP8 GEMM and attention benchmarks from their JSON (benchmarks/fp8_gemm.py writes fp8_gemm.json,
 benchmarks/attention.py --json): skc against the vendor library in the same run, TFLOP/s per shape; and of
-benchmarks/few_rows_async.py's printed tables (skc and the path before it against torch.matmul, per shape).
+benchmarks/few_rows_async.py's and benchmarks/wave_tiles.py ab's printed tables (skc and the rules before against
+torch.matmul, per shape).
 
-    python benchmarks/plot_results.py --fp8 FILE.json --attention FILE.json --few-rows FILE.txt ... --out DIR
+    python benchmarks/plot_results.py --fp8 FILE.json --attention FILE.json --few-rows FILE.txt ... \
+        --fill-widths FILE.txt ... --out DIR
 """
 import argparse
 import json
@@ -63,6 +65,25 @@ def attention(path, out):
     figure.savefig(os.path.join(out, "attention.png"), dpi=110)
 
 
+def before_after(rows, labels, title, path):
+    """rows (shape, torch / skc now, torch / skc before) drawn sorted by now's ratio, the geometric means in the title;
+    labels: (before's, now's)."""
+    rows = sorted(rows, key=lambda r: r[1])
+    figure, axis = plt.subplots(figsize=(12, 4.5))
+    positions = range(len(rows))
+    axis.plot(positions, [r[2] for r in rows], "o", label=labels[0])
+    axis.plot(positions, [r[1] for r in rows], "o", label=labels[1])
+    axis.axhline(1.0, color="gray", linewidth=0.8)
+    geomean = math.exp(sum(math.log(r[1]) for r in rows) / len(rows))
+    before = math.exp(sum(math.log(r[2]) for r in rows) / len(rows))
+    axis.set_xticks(positions, [r[0] for r in rows], rotation=90, fontsize=6)
+    axis.set_ylabel("torch.matmul time / skc time")
+    axis.set_title(f"{title}: geomean {geomean:.2f} (before {before:.2f})", loc="left")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def few_rows(paths, out):
     """torch.matmul's time over skc's and over the path before's, per shape of few_rows_async.py's tables, sorted."""
     rows = []
@@ -71,21 +92,23 @@ def few_rows(paths, out):
             fields = line.split()
             if len(fields) == 9 and "x" in fields[0] and fields[1][0].isdigit():
                 rows.append((fields[0], float(fields[4]), float(fields[5])))
-    rows.sort(key=lambda r: r[1])
-    figure, axis = plt.subplots(figsize=(12, 4.5))
-    positions = range(len(rows))
-    axis.plot(positions, [r[2] for r in rows], "o", label="before: B copied into rows TMA can address, then the GEMM")
-    axis.plot(positions, [r[1] for r in rows], "o", label="skc.blocks.matmul: B read in place by cp.async")
-    axis.axhline(1.0, color="gray", linewidth=0.8)
-    geomean = math.exp(sum(math.log(r[1]) for r in rows) / len(rows))
-    before = math.exp(sum(math.log(r[2]) for r in rows) / len(rows))
-    axis.set_xticks(positions, [r[0] for r in rows], rotation=90, fontsize=6)
-    axis.set_ylabel("torch.matmul time / skc time")
-    axis.set_title(f"few rows of A over a B whose rows TMA cannot address, bf16, end to end: geomean {geomean:.2f} "
-                   f"(before {before:.2f})", loc="left")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(os.path.join(out, "few_rows_async.png"), dpi=110)
+    before_after(rows, ("before: B copied into rows TMA can address, then the GEMM",
+                        "skc.blocks.matmul: B read in place by cp.async"),
+                 "few rows of A over a B whose rows TMA cannot address, bf16, end to end",
+                 os.path.join(out, "few_rows_async.png"))
+
+
+def fill_widths(paths, out):
+    """The same of benchmarks/wave_tiles.py ab's lines (`SPEC: torch T  before TILE kN R  default TILE kN R ...`)."""
+    rows = []
+    for path in paths:
+        for line in open(path):
+            fields = line.split()
+            if len(fields) >= 11 and fields[0].endswith(":") and fields[3] == "before" and fields[7] == "default":
+                rows.append((fields[0][:-1].replace(":linear", ""), float(fields[10]), float(fields[6])))
+    before_after(rows, ("before: 128 x 128-256, 192-row and 64-row tiles", "skc.blocks.matmul: 128-row tiles "
+                        "144-224 wide as well"), "x @ w.t() (a K-major B) whose tiles the fill widths changed, bf16, "
+                 "end to end", os.path.join(out, "fill_widths.png"))
 
 
 def main():
@@ -93,6 +116,7 @@ def main():
     parser.add_argument("--fp8")
     parser.add_argument("--attention")
     parser.add_argument("--few-rows", nargs="*")
+    parser.add_argument("--fill-widths", nargs="*")
     parser.add_argument("--out", default=".")
     args = parser.parse_args()
     if args.fp8:
@@ -101,6 +125,8 @@ def main():
         attention(args.attention, args.out)
     if args.few_rows:
         few_rows(args.few_rows, args.out)
+    if args.fill_widths:
+        fill_widths(args.fill_widths, args.out)
 
 
 if __name__ == "__main__":

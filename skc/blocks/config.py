@@ -84,6 +84,7 @@ class MatmulConfig:
                                  # epilogue stores each tile transposed into the caller's row-major out
     input_types: ClassVar[dict] = DTYPES  # operand type -> bytes (the fp8 configuration has its own)
     swappable: ClassVar[bool] = True      # for_problem may swap a and b (swaps()); the fp8 configuration's own rule
+    fill_widths: ClassVar[bool] = True    # for_problem weighs FILL_WIDTH_SPEEDS' tiles (a K-major B); not fp8's
 
     def __post_init__(self):
         check_counts(self, tile_m=1, tile_n=1, tile_k=1, stages=1, split_k=1, a_rows=0, a_box_rows=0,
@@ -347,7 +348,8 @@ class MatmulConfig:
             # are 128-row tiles' choices)
             one_row = not {"tile_n", "consumers", "pingpong"} & set(overrides)
             tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch, any(unaligned), b_k_major,
-                                                            one_row=one_row, a_aligned=a_k_major and not unaligned[0])
+                                                            one_row=one_row, a_aligned=a_k_major and not unaligned[0],
+                                                            fill_widths=cls.fill_widths)
         named = set(overrides)
         if named & {"tile_m", "tile_n", "stream_k", "split_tail", "cluster_m", "cluster_n", "loader", "store",
                     "swap_ab", "batched", "pingpong"}:
@@ -436,6 +438,19 @@ UNALIGNED_TILE_SPEEDS = {(128, 256): 0.95, (192, 192): 0.92, (128, 192): 0.82, (
 # odd multiple of 32 in 64-byte swizzled chunks: 538 against 491 at 1536³ and 414 against 364 at 768 x 3072 x 768
 # (cuBLAS 473 and 245; benchmarks/NOTES.md, twenty-second session), 0.80.
 NARROW_TILE_SPEEDS = {True: {(192, 96): 0.83}, False: {(192, 96): 0.80}}
+# 128-row tiles of a K-major B (x @ w.t()) between the widths above (wgmma's n may be any multiple of 8; these are of
+# 16): a width that fills the last wave better, or puts one wave on more SMs. Speeds between 128 x 128's and 128 x 256's
+# in proportion to the width; end to end against torch.matmul (benchmarks/NOTES.md, thirty-second session,
+# `benchmarks/wave_tiles.py grid`): 448 x 9856 x 1984 0.98 on 128 x 160 (248 tiles, two waves) against 0.84 on
+# 128 x 192 (208), 1800 x 5000 x 4096 0.89 on 128 x 144 (525, four) against 0.79 on 128 x 128 (600, five),
+# 1000 x 11008 x 4096 1.00 on 128 x 176 (504) against 0.96 on 128 x 256 (344). 240 wide ran slower than its
+# speed says there (0.94): not weighed. bf16 and fp16 only (`MatmulConfig.fill_widths`): unmeasured for fp8. From
+# FILL_WIDTH_MIN_STEPS k-steps: over 32 shapes drawn at random whose tiles they changed, the geometric mean went from
+# 0.92 to 0.95 of torch.matmul (995 x 3104 x 3584 0.86 -> 0.97, 5768 x 1592 x 6080 0.88 -> 0.97), but the five with
+# K of 512-704 lost (5452 x 4272 x 512 1.02 -> 0.92: there a tile's fixed cost, its epilogue's chunks, weighs more
+# than its share of the wave; `benchmarks/results/session32-2026-12-03-fill-widths-first-rule-ab.txt`).
+FILL_WIDTH_SPEEDS = {(128, n): round(0.93 + 0.07 * (n - 128) / 128, 3) for n in (144, 160, 176, 208, 224)}
+FILL_WIDTH_MIN_STEPS = 12
 # One row of 192-row tiles for 128 < M <= 192: 192 x 64, A's box holding only M's rows (a_rows), one epilogue buffer
 # for a sixth stage (one tile a block). 128- or 64-row tiles leave a last row of tiles part past M there, and TMA
 # fills a box past A's end with zeros slowly: the same grid at 192 x 7168 x 16384 ran 1.28x as long as with 256 rows
@@ -564,7 +579,8 @@ def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int, multiprocessors:
 
 
 def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, unaligned: bool = False,
-               b_k_major: bool = False, narrow: bool = True, one_row: bool = True, a_aligned: bool = False) -> tuple:
+               b_k_major: bool = False, narrow: bool = True, one_row: bool = True, a_aligned: bool = False,
+               fill_widths: bool = False) -> tuple:
     """(tile_m, tile_n, cluster_m, split_k) for an M x N x K problem on a GPU of `multiprocessors` SMs: the tile
     shape of the least `wave_cost` (3072³ takes 192 x 192 tiles, 2 waves of 256, where 128 x 256 tiles left the
     third of 3 waves 18 % full: 1.30x faster; where one wave holds the tiles of several shapes, the one of least
@@ -584,18 +600,23 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     128 < M <= 192 (one matrix, aligned rows), ONE_ROW_TILE_SPEEDS's 192-row tiles are weighed too, and a last row
     of 128-row tiles part past M costs the more of PAST_END_COST the emptier it is (TMA fills a box past A's end
     with zeros slowly). `a_aligned`: where only B's rows are unaligned (A K-major), 128 < M <= 192 rows take one
-    row of 192 x 64 tiles where those fill between half the SMs and all of them (`UNALIGNED_ONE_ROW`)."""
+    row of 192 x 64 tiles where those fill between half the SMs and all of them (`UNALIGNED_ONE_ROW`).
+    `fill_widths`: with a K-major B, aligned rows and FILL_WIDTH_MIN_STEPS k-steps or more, FILL_WIDTH_SPEEDS'
+    128-row tiles are weighed too."""
     if (unaligned and a_aligned and one_row and batch == 1 and 128 < M <= 192
             and multiprocessors * UNALIGNED_ONE_ROW <= tiles_of(M, N, 192, 64) <= multiprocessors):
         return 192, 64, 1, 1
     if unaligned and batch == 1 and UNALIGNED_SPLITS:
-        aligned = tile_shape(M, N, K, multiprocessors, batch, False, b_k_major, narrow, one_row, a_aligned)
+        aligned = tile_shape(M, N, K, multiprocessors, batch, False, b_k_major, narrow, one_row, a_aligned,
+                             fill_widths)
         if aligned[3] > 1:
             return aligned
     if unaligned:
         speeds = UNALIGNED_TILE_SPEEDS
     else:
         speeds = {**TILE_SPEEDS, **NARROW_TILE_SPEEDS[b_k_major]} if narrow else TILE_SPEEDS
+        if fill_widths and b_k_major and K // 64 >= FILL_WIDTH_MIN_STEPS:
+            speeds = {**speeds, **FILL_WIDTH_SPEEDS}
     one_row = one_row and not unaligned and batch == 1 and 128 < M <= 192   # (where ONE_ROW_TILE_SPEEDS was measured)
     if one_row:
         speeds = {**speeds, **ONE_ROW_TILE_SPEEDS}

@@ -157,6 +157,7 @@ class Fp8MatmulConfig(MatmulConfig):
     b_k_major: bool = True
     input_types: ClassVar[dict] = FP8_TYPES
     swappable: ClassVar[bool] = False   # (for_fp8_problem's rule swaps a and b itself)
+    fill_widths: ClassVar[bool] = False   # (config.FILL_WIDTH_SPEEDS: unmeasured for fp8)
 
     def __post_init__(self):
         super().__post_init__()

@@ -144,6 +144,11 @@ def compile_stream_k_gemm(cfg: MatmulConfig):
                                                block=cfg.threads)
 
 
+# a shape whose K-major B takes each of config.FILL_WIDTH_SPEEDS' tiles (its width the key)
+FILL_WIDTH_SHAPES = {144: (1800, 5000, 4096), 160: (448, 9856, 1984), 176: (1000, 11008, 4096),
+                     208: (995, 3104, 3584), 224: (978, 10672, 4032)}
+
+
 def pickable_configs() -> list:
     """The distinct configurations of the tuning table and of the tile-shape rule over the benchmark suite's shapes
     (and a few more around its thresholds), for bf16 and fp16."""
@@ -162,6 +167,10 @@ def pickable_configs() -> list:
         for b_k_major in (False, True):
             for dtype in ("bf16", "f16"):
                 found.append(MatmulConfig.for_problem(M, N, K, dtype, True, b_k_major, multiprocessors=132))
+    # 128-row tiles 144-224 wide that fill the last wave better, for a K-major B (thirty-second session)
+    for M, N, K in FILL_WIDTH_SHAPES.values():
+        for dtype in ("bf16", "f16"):
+            found.append(MatmulConfig.for_problem(M, N, K, dtype, True, True, multiprocessors=132))
     for split in (2, 4):  # split-K, taken with config=
         found.append(MatmulConfig.for_problem(16, 8192, 8192, multiprocessors=132, split_k=split))
     for M, N, K, b_k_major in ((4, 1152, 4800, False), (32, 1472, 4416, False), (8, 320, 3280, True),
@@ -187,15 +196,18 @@ def test_the_rule_picks_64_row_tiles_and_clusters():
 
 
 def test_the_rule_takes_192_x_96_tiles_where_they_fill_one_wave():
-    """192 x 96 tiles put 1536² in 128 tiles (128 x 192 ones leave 36 of 132 SMs idle), for a K-major B and for a
-    row-major one (in 32-column chunks of 64 bytes); rows that are not 128-byte aligned go at their own speeds, and
+    """192 x 96 tiles put 1536² in 128 tiles (128 x 192 ones leave 36 of 132 SMs idle), for a K-major B (a K of
+    fewer than FILL_WIDTH_MIN_STEPS k-steps) and for a row-major one (in 32-column chunks of 64 bytes); rows that are not 128-byte aligned go at their own speeds, and
     the fp8 GEMM, where they are unmeasured, does not take them."""
     def tile(*args, **fields):
         config = MatmulConfig.for_problem(*args, multiprocessors=132, **fields)
         return config.tile_m, config.tile_n
 
-    assert tile(1536, 1536, 1536, "bf16", True, True) == (192, 96)
-    assert tile(1530, 1536, 1472, "f16", True, True) == (192, 96)
+    assert tile(1536, 1536, 704, "bf16", True, True) == (192, 96)
+    assert tile(1530, 1536, 640, "f16", True, True) == (192, 96)
+    # (from FILL_WIDTH_MIN_STEPS k-steps a K-major B's 128 x 144 tiles make the same 132: 0.97 of torch.matmul
+    # against 0.94 at 1536³, level at 1530 x 1536 x 1472; session32-2026-12-03-fill-widths-ab.txt)
+    assert tile(1536, 1536, 1536, "bf16", True, True) == (128, 144)
     assert tile(1536, 1536, 1536, "bf16", True, False) == (192, 96)
     assert MatmulConfig.for_problem(1536, 1536, 1536, "bf16", True, False, multiprocessors=132).swizzle("b") == 64
     assert tile(768, 3072, 768, "bf16", True, False) == (192, 96)
@@ -204,6 +216,30 @@ def test_the_rule_takes_192_x_96_tiles_where_they_fill_one_wave():
     assert tile(4096, 4096, 4096, "bf16", True, False) == (128, 256)
     fp8 = Fp8MatmulConfig.for_fp8_problem(1536, 1536, 1536, fast_accum=True)   # (the fp8 tiles that take the rule)
     assert (fp8.tile_m, fp8.tile_n) != (192, 96)
+
+
+def test_the_rule_takes_tiles_of_other_widths_that_fill_the_last_wave_for_a_k_major_b():
+    """A K-major B (x @ w.t()) takes 128-row tiles 144-224 wide where they fill the last wave better (448 x 9856 x
+    1984: 248 tiles of 128 x 160 in two waves, where 128 x 192 made 208); not below FILL_WIDTH_MIN_STEPS k-steps
+    (a tile's fixed cost weighs more there), not for a row-major B (its 160-wide tiles are 64-byte swizzled, and
+    unmeasured between), not for rows that are not 128-byte aligned, and not in the fp8 GEMM."""
+    from skc.blocks.config import FILL_WIDTH_MIN_STEPS, FILL_WIDTH_SPEEDS
+
+    def tile(M, N, K, b_k_major=True, **fields):
+        config = MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132, **fields)
+        return config.tile_m, config.tile_n
+
+    assert {(128, width) for width in FILL_WIDTH_SHAPES} == set(FILL_WIDTH_SPEEDS)
+    for width, shape in FILL_WIDTH_SHAPES.items():
+        assert tile(*shape) == (128, width)
+        assert tile(*shape, b_k_major=False)[1] not in FILL_WIDTH_SHAPES
+        assert tile(*shape, unaligned=(True, True))[1] not in FILL_WIDTH_SHAPES
+    assert tile(448, 9856, 64 * FILL_WIDTH_MIN_STEPS) == (128, 160)
+    assert tile(448, 9856, 64 * FILL_WIDTH_MIN_STEPS - 64) == (128, 192)
+    assert tile(5452, 4272, 512) == (128, 256)   # (208 wide from 12 k-steps)
+    assert tile(4096, 4096, 4096) == tile(8192, 8192, 8192) == (128, 256)   # (large problems as before)
+    fp8 = Fp8MatmulConfig.for_fp8_problem(448, 9856, 1984, fast_accum=True)
+    assert fp8.tile_n not in FILL_WIDTH_SHAPES
 
 
 def test_one_row_of_192_x_64_tiles_for_129_to_192_rows():

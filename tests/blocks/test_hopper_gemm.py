@@ -49,6 +49,9 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     ((200, 200, 136), {"tile_m": 192, "tile_n": 192, "consumers": 3, "stages": 3, "b_k_major": True}),
     ((136, 200, 72), {"tile_n": 192, "stages": 3, "b_k_major": True}),
     ((400, 200, 136), {"tile_m": 192, "tile_n": 96, "consumers": 3, "stages": 3, "b_k_major": True}),   # 192 x 96
+    # 128-row tiles of a K-major B between those widths (FILL_WIDTH_SPEEDS), with tails in M, N and K
+    ((136, 300, 200), {"tile_n": 144, "stages": 3, "b_k_major": True}),
+    ((200, 360, 72), {"tile_n": 208, "stages": 2, "b_k_major": True}),
     # tiles narrower than a 128-byte row of outputs, or no multiple of one (a K-major B): narrower epilogue boxes
     ((72, 200, 128), {"tile_m": 64, "consumers": 1, "tile_n": 32, "b_k_major": True, "stages": 3}),
     ((136, 200, 64), {"tile_n": 96, "b_k_major": True, "stages": 2}),
@@ -88,7 +91,7 @@ def stored(x: np.ndarray, dtype, transposed: bool):
     ((72, 200, 232), {"tile_m": 64, "consumers": 1, "a_k_major": False, "cluster_n": 2, "stages": 3}),
 ], ids=["tails", "mn-major", "cluster2", "vector", "vector-mn", "n256", "pingpong", "pingpong-ring", "pingpong-many",
         "pingpong-128", "pingpong-vector", "three-consumers", "three-consumers-192",
-        "three-consumers-192-kmajor-b", "n192-kmajor-b", "192x96-kmajor-b", "n32", "n96", "192x96-swizzle64",
+        "three-consumers-192-kmajor-b", "n192-kmajor-b", "192x96-kmajor-b", "n144-kmajor-b", "n208-kmajor-b", "n32", "n96", "192x96-swizzle64",
         "n160-swizzle64", "n96-swizzle64-cluster2", "n160-swizzle64-cluster2", "m256",
         "m256-cluster2", "m256-mn", "cluster-n2", "cluster-n4", "cluster-n2-kmajor-b", "cluster-n2-mn-a",
         "cluster-n2-192", "n256-one-buffer", "one-buffer-tiles",

@@ -1,0 +1,151 @@
+"""Mid-size GEMMs whose tiles make one to three waves, end to end against torch.matmul (the Python call, host
+included; triton's do_bench medians with L2 flushed, callables timed in rotating order, best round kept): the
+default beside tiles of other widths (128 or 192 rows, 128-256 columns; a K-major B's any multiple of 16, a row-major
+B's of 32) that fill the last wave better.
+
+    python benchmarks/wave_tiles.py grid [MxNxK[:linear],...]      each shape's default, torch and the candidates
+    python benchmarks/wave_tiles.py draw SEED [COUNT]              `x @ w.t()` shapes drawn at random whose tiles
+                                                                   the rules before (BEFORE: no FILL_WIDTH_SPEEDS)
+                                                                   and now differ (no GPU)
+    python benchmarks/wave_tiles.py ab MxNxK[:linear],...          the default against the rules before, given as
+                                                                   a configuration
+    python benchmarks/wave_tiles.py compile WORKER WORKERS MODE [specs]  compile MODE's (grid or ab) kernels only
+                                                                   (this worker's share), so that parallel processes
+                                                                   fill the disk cache before the timing
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import skc  # noqa: E402
+from deep_k_splits import chosen, default_config, error, named, operands, timed  # noqa: E402
+from fair import geomean  # noqa: E402
+from skc.blocks import MatmulConfig  # noqa: E402
+
+GRID = ["448x9856x1984:linear", "5824x888x6336:linear", "357x5952x1048:linear", "448x9856x1984",
+        "5824x888x6336", "1800x5000x4096:linear", "2900x3000x2048", "1000x11008x4096:linear", "3000x1536x8192:linear",
+        "700x7168x2048"]
+SMS = 132
+# the rules before the thirty-second session
+BEFORE = {"FILL_WIDTH_SPEEDS": {}}
+
+
+def widths(k_major: bool) -> list:
+    return list(range(128, 257, 16 if k_major else 32))
+
+
+def candidates(M: int, N: int, linear: bool, keep: int = 6) -> list:
+    """(tile_m, tile_n) of 128 or 192 rows whose waves x tile area is least, within 25 % of the least."""
+    shapes = [(tile_m, tile_n) for tile_m in (128, 192) for tile_n in widths(linear)
+              if not (tile_m == 192 and tile_n > 192)]
+
+    def cost(tile):
+        tiles = -(-M // tile[0]) * -(-N // tile[1])
+        return -(-tiles // SMS) * tile[0] * tile[1]
+
+    shapes.sort(key=cost)
+    least = cost(shapes[0])
+    return [tile for tile in shapes if cost(tile) <= 1.25 * least][:keep]
+
+
+def configs(spec: str) -> dict:
+    shape, _, kind = spec.partition(":")
+    M, N, K = map(int, shape.split("x"))
+    linear = kind == "linear"
+    return {f"{tile_m}x{tile_n} ({-(-M // tile_m) * -(-N // tile_n)})":
+            MatmulConfig.for_problem(M, N, K, multiprocessors=SMS, b_k_major=linear, tile_m=tile_m, tile_n=tile_n,
+                                     cluster_m=1)
+            for tile_m, tile_n in candidates(M, N, linear)}
+
+
+def grid(specs):
+    for spec in specs:
+        M, N, K, linear, a, b = operands(spec)
+        expected = a.float() @ b.float()
+        import torch
+
+        calls = {"torch": lambda: torch.matmul(a, b), "default": lambda: skc.blocks.matmul(a, b)}
+        for name, config in configs(spec).items():
+            calls[name] = lambda config=config: skc.blocks.matmul(a, b, config=config)
+        wrong = [name for name, call in calls.items() if error(call(), expected) > 1e-2]
+        default = named(default_config(a, b))
+        best = timed(calls, 3)
+        reference = best.pop("torch")
+        print(f"{spec} (default {default}) torch {reference * 1e3:.1f}us  " + "  ".join(
+            f"{name} {reference / ms:.2f}" for name, ms in sorted(best.items(), key=lambda kv: kv[1])), flush=True)
+        if wrong:
+            print("  WRONG:", wrong, flush=True)
+
+
+def shape_of(spec: str) -> tuple:
+    shape, _, kind = spec.partition(":")
+    return (*map(int, shape.split("x")), kind == "linear")
+
+
+def ab(specs):
+    ratios = {"before": [], "default": []}
+    for spec in specs:
+        M, N, K, linear, a, b = operands(spec)
+        import torch
+
+        expected = a.float() @ b.float()
+        before = chosen(M, N, K, linear, BEFORE)
+        default = default_config(a, b)
+        errors = (error(skc.blocks.matmul(a, b), expected), error(skc.blocks.matmul(a, b, config=before), expected))
+        calls = {"torch": lambda: torch.matmul(a, b), "before": lambda: skc.blocks.matmul(a, b, config=before),
+                 "default": lambda: skc.blocks.matmul(a, b)}
+        best = timed(calls, 3)
+        for name in ratios:
+            ratios[name].append(best["torch"] / best[name])
+        print(f"{spec}: torch {best['torch'] * 1e3:.1f}us  before {named(before)} {ratios['before'][-1]:.2f}  "
+              f"default {named(default)} {ratios['default'][-1]:.2f}  errors {errors[1]:.1e} {errors[0]:.1e}",
+              flush=True)
+        assert max(errors) <= 1e-2, (spec, errors)
+    print(f"geometric mean before {geomean(ratios['before']):.3f}, default {geomean(ratios['default']):.3f}; "
+          f"lowest {min(ratios['before']):.2f}, {min(ratios['default']):.2f}")
+
+
+def draw(seed: int, count: int = 16) -> list:
+    """`count` `x @ w.t()` shapes (M 256-8192, N 512-16384 a multiple of 8, K 512-8192 a multiple of 64: rows
+    128-byte aligned, out's 16-byte) whose tiles the rules before and now choose differently."""
+    import math
+    import random
+
+    generator = random.Random(seed)
+
+    def size(low, high, align):
+        return max(align, int(math.exp(generator.uniform(math.log(low), math.log(high)))) // align * align)
+
+    found = []
+    while len(found) < count:
+        M, N, K = size(256, 8192, 1), size(512, 16384, 8), size(512, 8192, 64)
+        new, old = chosen(M, N, K, True), chosen(M, N, K, True, BEFORE)
+        if (new.tile_m, new.tile_n, new.split_k) != (old.tile_m, old.tile_n, old.split_k):
+            found.append(f"{M}x{N}x{K}:linear")
+            print(f"{found[-1]}: before {named(old)}, now {named(new)}")
+    print(",".join(found))
+    return found
+
+
+def compile_share(worker: int, workers: int, mode: str, specs):
+    jobs = [(spec, config) for spec in specs for config in configs(spec).values()] if mode == "grid" else \
+        [(spec, config) for spec in specs for config in (chosen(*shape_of(spec), BEFORE), chosen(*shape_of(spec)))]
+    for spec, config in jobs[worker::workers]:
+        M, N, K, linear, a, b = operands(spec)
+        skc.blocks.matmul(a, b, config=config)
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1] if len(sys.argv) > 1 else "grid"
+    if mode == "compile":
+        compile_share(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
+                      sys.argv[5].split(",") if len(sys.argv) > 5 else GRID)
+    elif mode == "draw":
+        draw(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 16)
+    elif mode == "ab":
+        ab(sys.argv[2].split(","))
+    else:
+        grid(sys.argv[2].split(",") if len(sys.argv) > 2 else GRID)
