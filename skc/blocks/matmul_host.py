@@ -162,7 +162,7 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
         if unaddressed or (config is not None and config.loader == "vector"):
             copyable = paddable(a, b, out, c, bias)
             direct = _UnalignedRows.config(device, problem, spec, config, autotune, a_store, b_store, copyable,
-                                           copies[1])
+                                           copies)
             if direct is not None:
                 return _UnalignedRows(device, problem, direct, flips, a_store, b_store)
             if unaddressed and copyable:
@@ -229,6 +229,14 @@ UNALIGNED_DIRECT_MACS = 0
 # torch.matmul, 32 x 4096 x 4100 0.49 -> 1.22; 256 rows, or a B of few elements, were faster copied)
 ASYNC_ROWS = 128          # M at most
 ASYNC_B_ELEMENTS = 1 << 21   # B's elements at least
+# Likewise where only A's rows need the copy (K no multiple of 8, B row-major and 16-byte aligned) and the problem
+# is small: there the copy's launch and host work weigh more than TMA's reads of B save (thirty-second session, end
+# to end: 64 x 1984 x 492 1.19 of torch.matmul against 1.02 copied, 32 x 8160 x 626 1.17 against 0.96, 48 x 1176 x
+# 3898 1.23 against 1.08, 80 x 8896 x 370 0.70 against 0.50; copying A was faster from a B of 9.2M elements, 128 x 5360
+# x 1710 1.43 against 0.87, and from 4.3e8 multiply-adds, 112 x 4280 x 954 1.39 against 0.96, 80 x 13736 x 394 1.16
+# against 0.83)
+ASYNC_A_ONLY_B_ELEMENTS = 6 << 20   # B's elements at most
+ASYNC_A_ONLY_MACS = 1 << 28         # M·N·K at most
 ASYNC_SHARE_STEPS = 8     # k-steps a share of K takes at least
 # (tile_m, tile_n, stages) in the order of preference: wider (fewer reads of A, more work a copy), then taller (B
 # read once for 64 < M <= 128); a later one is taken where its one wave fills ASYNC_FILL_MARGIN more of the SMs.
@@ -252,11 +260,12 @@ class _UnalignedRows:
         self.plans = {}
 
     @staticmethod
-    def config(device, problem, spec, config, autotune, a_store, b_store, copyable=True, b_copied=False):
+    def config(device, problem, spec, config, autotune, a_store, b_store, copyable=True, copied=(False, False)):
         """The configuration of a problem this plan runs (its stored operands' rows with no gaps), or None: a given
         configuration with the vector loader and direct stores, or TMA stores where out's rows allow them (N a
         multiple of 8); else, with none given, cp.async copies for few rows over a large B that the padded path would
-        copy (`b_copied`: few_rows_async), the default tiles for operands that cannot be copied (`copyable` false),
+        copy, or over a small one beside an A it would copy (`copied`: whether it would copy A's rows, B's;
+        few_rows_async), the default tiles for operands that cannot be copied (`copyable` false),
         or without tuning asked for a problem of at most UNALIGNED_DIRECT_MACS multiply-adds."""
         if not (contiguous(a_store) and contiguous(b_store)):
             return None
@@ -267,8 +276,9 @@ class _UnalignedRows:
             config = replace(config, epilogue=spec)
             return storing_directly(config) if N % 8 else config
         widest = math.gcd(8, a_store.shape[1], b_store.shape[1])
-        if b_copied and widest > 1 and not _autotune_requested(autotune) and M <= ASYNC_ROWS \
-                and N * K >= ASYNC_B_ELEMENTS:
+        if widest > 1 and not _autotune_requested(autotune) and M <= ASYNC_ROWS and (
+                N * K >= ASYNC_B_ELEMENTS if copied[1]
+                else copied[0] and N * K <= ASYNC_A_ONLY_B_ELEMENTS and M * N * K <= ASYNC_A_ONLY_MACS):
             return few_rows_async(problem, spec, device.multiprocessors)
         if copyable and (_autotune_requested(autotune) or M * N * K > UNALIGNED_DIRECT_MACS):
             return None

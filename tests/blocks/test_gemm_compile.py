@@ -167,8 +167,9 @@ def pickable_configs() -> list:
         for b_k_major in (False, True):
             for dtype in ("bf16", "f16"):
                 found.append(MatmulConfig.for_problem(M, N, K, dtype, True, b_k_major, multiprocessors=132))
-    # 128-row tiles 144-224 wide that fill the last wave better, for a K-major B (thirty-second session)
-    for M, N, K in FILL_WIDTH_SHAPES.values():
+    # 128-row tiles 144-224 wide that fill the last wave better, for a K-major B (thirty-second session), and 192 x
+    # 96 where K is too shallow for them
+    for M, N, K in (*FILL_WIDTH_SHAPES.values(), (1536, 1536, 704)):
         for dtype in ("bf16", "f16"):
             found.append(MatmulConfig.for_problem(M, N, K, dtype, True, True, multiprocessors=132))
     for split in (2, 4):  # split-K, taken with config=

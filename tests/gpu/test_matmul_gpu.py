@@ -156,11 +156,14 @@ def test_the_direct_path_at_every_load_width(offset, dtype, monkeypatch):
 @pytest.mark.parametrize("M,N,K,ta,tb,split", [(4, 7378, 8128, False, False, True), (64, 586, 10048, False, False, True),
                                               (64, 5828, 768, False, False, False), (32, 4096, 4100, False, True, True),
                                               (100, 3000, 5002, False, True, True), (64, 2050, 1100, True, False, True),
-                                              (16, 2046, 1030, False, False, True), (128, 3002, 4098, True, True, True)])
+                                              (16, 2046, 1030, False, False, True), (128, 3002, 4098, True, True, True),
+                                              # only A's rows unaligned (K), B small: ASYNC_A_ONLY_B_ELEMENTS
+                                              (64, 1984, 492, False, False, False), (48, 1176, 3898, False, False, True),
+                                              (100, 2000, 1030, False, False, True)])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_few_rows_over_a_b_tma_cannot_address_read_by_cp_async(M, N, K, ta, tb, split, dtype):
-    """The default for few rows (M <= 128) over a large B whose rows TMA cannot address: the vector loader reads
-    the operands in place by cp.async (4- or 8-byte copies, masked ones filling zeros), split along K or not, with c,
+    """The default for few rows (M <= 128) over a large B whose rows TMA cannot address, or a small B beside such
+    an A: the vector loader reads the operands in place by cp.async (4- or 8-byte copies, masked ones filling zeros), split along K or not, with c,
     bias, alpha and gelu; two calls a plan (the second bound), output poisoned first."""
     from skc.blocks import matmul_host
 
