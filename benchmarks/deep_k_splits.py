@@ -141,14 +141,20 @@ def grid(specs):
                                                   tile_n=tile_n, cluster_m=1, **fields)
                 calls[f"{tile_m}x{tile_n} {name} ({tiles * config.split_k})"] = \
                     lambda config=config: skc.blocks.matmul(a, b, config=config)
-        wrong = [name for name, call in calls.items() if error(call(), expected) > 1e-2]
-        default = named(default_config(a, b))
-        best = timed(calls, 2)
-        reference = best.pop("torch")
-        print(f"{spec} (default {default}) torch {reference * 1e3:.1f}us  " + "  ".join(
-            f"{name} {reference / ms:.2f}" for name, ms in sorted(best.items(), key=lambda kv: kv[1])), flush=True)
-        if wrong:
-            print("  WRONG:", wrong, flush=True)
+        print_grid(spec, a, b, expected, calls, 2)
+
+
+def print_grid(spec, a, b, expected, calls: dict, rounds: int):
+    """Each of `calls` (torch's among them) checked against `expected`, timed, and printed as torch's time over its,
+    fastest first, with the default's configuration named."""
+    wrong = [name for name, call in calls.items() if error(call(), expected) > 1e-2]
+    default = named(default_config(a, b))
+    best = timed(calls, rounds)
+    reference = best.pop("torch")
+    print(f"{spec} (default {default}) torch {reference * 1e3:.1f}us  " + "  ".join(
+        f"{name} {reference / ms:.2f}" for name, ms in sorted(best.items(), key=lambda kv: kv[1])), flush=True)
+    if wrong:
+        print("  WRONG:", wrong, flush=True)
 
 
 def chosen(M, N, K, linear, values=None):
@@ -158,12 +164,13 @@ def chosen(M, N, K, linear, values=None):
                                         unaligned=unaligned(linear, N, K))
 
 
-def ab(specs):
+def ab(specs, rules_before=None):
+    """The default against the rules with `rules_before`'s constants (BEFORE's by default), given as a configuration."""
     ratios = {"before": [], "default": []}
     for spec in specs:
         M, N, K, linear, a, b = operands(spec)
         expected = a.float() @ b.float()
-        before = chosen(M, N, K, linear, BEFORE)
+        before = chosen(M, N, K, linear, BEFORE if rules_before is None else rules_before)
         default = default_config(a, b)
         errors = (error(skc.blocks.matmul(a, b), expected), error(skc.blocks.matmul(a, b, config=before), expected))
         calls = {"torch": lambda: torch.matmul(a, b), "before": lambda: skc.blocks.matmul(a, b, config=before),

@@ -21,8 +21,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import skc  # noqa: E402
-from deep_k_splits import chosen, default_config, error, named, operands, timed  # noqa: E402
-from fair import geomean  # noqa: E402
+from deep_k_splits import ab, chosen, named, operands, print_grid  # noqa: E402
 from skc.blocks import MatmulConfig  # noqa: E402
 
 GRID = ["448x9856x1984:linear", "5824x888x6336:linear", "357x5952x1048:linear", "448x9856x1984",
@@ -62,50 +61,19 @@ def configs(spec: str) -> dict:
 
 
 def grid(specs):
+    import torch
+
     for spec in specs:
         M, N, K, linear, a, b = operands(spec)
-        expected = a.float() @ b.float()
-        import torch
-
         calls = {"torch": lambda: torch.matmul(a, b), "default": lambda: skc.blocks.matmul(a, b)}
         for name, config in configs(spec).items():
             calls[name] = lambda config=config: skc.blocks.matmul(a, b, config=config)
-        wrong = [name for name, call in calls.items() if error(call(), expected) > 1e-2]
-        default = named(default_config(a, b))
-        best = timed(calls, 3)
-        reference = best.pop("torch")
-        print(f"{spec} (default {default}) torch {reference * 1e3:.1f}us  " + "  ".join(
-            f"{name} {reference / ms:.2f}" for name, ms in sorted(best.items(), key=lambda kv: kv[1])), flush=True)
-        if wrong:
-            print("  WRONG:", wrong, flush=True)
+        print_grid(spec, a, b, a.float() @ b.float(), calls, 3)
 
 
 def shape_of(spec: str) -> tuple:
     shape, _, kind = spec.partition(":")
     return (*map(int, shape.split("x")), kind == "linear")
-
-
-def ab(specs):
-    ratios = {"before": [], "default": []}
-    for spec in specs:
-        M, N, K, linear, a, b = operands(spec)
-        import torch
-
-        expected = a.float() @ b.float()
-        before = chosen(M, N, K, linear, BEFORE)
-        default = default_config(a, b)
-        errors = (error(skc.blocks.matmul(a, b), expected), error(skc.blocks.matmul(a, b, config=before), expected))
-        calls = {"torch": lambda: torch.matmul(a, b), "before": lambda: skc.blocks.matmul(a, b, config=before),
-                 "default": lambda: skc.blocks.matmul(a, b)}
-        best = timed(calls, 3)
-        for name in ratios:
-            ratios[name].append(best["torch"] / best[name])
-        print(f"{spec}: torch {best['torch'] * 1e3:.1f}us  before {named(before)} {ratios['before'][-1]:.2f}  "
-              f"default {named(default)} {ratios['default'][-1]:.2f}  errors {errors[1]:.1e} {errors[0]:.1e}",
-              flush=True)
-        assert max(errors) <= 1e-2, (spec, errors)
-    print(f"geometric mean before {geomean(ratios['before']):.3f}, default {geomean(ratios['default']):.3f}; "
-          f"lowest {min(ratios['before']):.2f}, {min(ratios['default']):.2f}")
 
 
 def draw(seed: int, count: int = 16) -> list:
@@ -146,6 +114,6 @@ if __name__ == "__main__":
     elif mode == "draw":
         draw(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 16)
     elif mode == "ab":
-        ab(sys.argv[2].split(","))
+        ab(sys.argv[2].split(","), BEFORE)
     else:
         grid(sys.argv[2].split(",") if len(sys.argv) > 2 else GRID)
