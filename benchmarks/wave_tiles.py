@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import skc  # noqa: E402
 from deep_k_splits import ab, chosen, named, operands, print_grid  # noqa: E402
 from skc.blocks import MatmulConfig  # noqa: E402
+from skc.blocks.config import tiles_of  # noqa: E402
 
 GRID = ["448x9856x1984:linear", "5824x888x6336:linear", "357x5952x1048:linear", "448x9856x1984",
         "5824x888x6336", "1800x5000x4096:linear", "2900x3000x2048", "1000x11008x4096:linear", "3000x1536x8192:linear",
@@ -42,8 +43,7 @@ def candidates(M: int, N: int, linear: bool, keep: int = 6) -> list:
               if not (tile_m == 192 and tile_n > 192)]
 
     def cost(tile):
-        tiles = -(-M // tile[0]) * -(-N // tile[1])
-        return -(-tiles // SMS) * tile[0] * tile[1]
+        return -(-tiles_of(M, N, *tile) // SMS) * tile[0] * tile[1]
 
     shapes.sort(key=cost)
     least = cost(shapes[0])
@@ -51,10 +51,8 @@ def candidates(M: int, N: int, linear: bool, keep: int = 6) -> list:
 
 
 def configs(spec: str) -> dict:
-    shape, _, kind = spec.partition(":")
-    M, N, K = map(int, shape.split("x"))
-    linear = kind == "linear"
-    return {f"{tile_m}x{tile_n} ({-(-M // tile_m) * -(-N // tile_n)})":
+    M, N, K, linear = shape_of(spec)
+    return {f"{tile_m}x{tile_n} ({tiles_of(M, N, tile_m, tile_n)})":
             MatmulConfig.for_problem(M, N, K, multiprocessors=SMS, b_k_major=linear, tile_m=tile_m, tile_n=tile_n,
                                      cluster_m=1)
             for tile_m, tile_n in candidates(M, N, linear)}

@@ -276,9 +276,7 @@ class _UnalignedRows:
             config = replace(config, epilogue=spec)
             return storing_directly(config) if N % 8 else config
         widest = math.gcd(8, a_store.shape[1], b_store.shape[1])
-        if widest > 1 and not _autotune_requested(autotune) and M <= ASYNC_ROWS and (
-                N * K >= ASYNC_B_ELEMENTS if copied[1]
-                else copied[0] and N * K <= ASYNC_A_ONLY_B_ELEMENTS and M * N * K <= ASYNC_A_ONLY_MACS):
+        if widest > 1 and not _autotune_requested(autotune) and _reads_in_place(M, N, K, copied):
             return few_rows_async(problem, spec, device.multiprocessors)
         if copyable and (_autotune_requested(autotune) or M * N * K > UNALIGNED_DIRECT_MACS):
             return None
@@ -472,6 +470,17 @@ def _release(set_bytes: int):
 def _pitch(n: int) -> int:
     """Elements in rows of n 2-byte elements padded to a multiple of 128 bytes."""
     return -(-n // LINE) * LINE
+
+
+def _reads_in_place(M: int, N: int, K: int, copied: tuple) -> bool:
+    """Whether few rows whose operands' rows the padded path would copy (`copied`: A's, B's) read them in place by
+    cp.async instead: M <= ASYNC_ROWS over a copied B of ASYNC_B_ELEMENTS or more, or beside a copied A over a
+    B of ASYNC_A_ONLY_B_ELEMENTS at most in a problem of ASYNC_A_ONLY_MACS at most."""
+    if M > ASYNC_ROWS:
+        return False
+    if copied[1]:
+        return N * K >= ASYNC_B_ELEMENTS
+    return copied[0] and N * K <= ASYNC_A_ONLY_B_ELEMENTS and M * N * K <= ASYNC_A_ONLY_MACS
 
 
 def few_rows_async(problem, spec, multiprocessors: int) -> MatmulConfig:

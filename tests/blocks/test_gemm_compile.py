@@ -198,8 +198,9 @@ def test_the_rule_picks_64_row_tiles_and_clusters():
 
 def test_the_rule_takes_192_x_96_tiles_where_they_fill_one_wave():
     """192 x 96 tiles put 1536² in 128 tiles (128 x 192 ones leave 36 of 132 SMs idle), for a K-major B (a K of
-    fewer than FILL_WIDTH_MIN_STEPS k-steps) and for a row-major one (in 32-column chunks of 64 bytes); rows that are not 128-byte aligned go at their own speeds, and
-    the fp8 GEMM, where they are unmeasured, does not take them."""
+    fewer than FILL_WIDTH_MIN_STEPS k-steps) and for a row-major one (in 32-column chunks of 64 bytes); rows that
+    are not 128-byte aligned go at their own speeds, and the fp8 GEMM, where they are unmeasured, does not take
+    them."""
     def tile(*args, **fields):
         config = MatmulConfig.for_problem(*args, multiprocessors=132, **fields)
         return config.tile_m, config.tile_n

@@ -161,8 +161,7 @@ def test_the_cp_async_rule_fills_the_sms(M, N, K, b_k_major, tile, shares):
 def test_where_the_cp_async_rule_applies(hopper_interpreter, M, N, K, copied, taken):
     """Only few rows (M <= 128) over a B the padded path would copy (its rows unaligned), of 2**21 elements or more,
     or over a B of at most 6 << 20 elements beside an A it would copy (at most 2**28 multiply-adds); rows that
-    allow copies of 4 bytes or more
-    (N = 1031, K = 491: one element)."""
+    allow copies of 4 bytes or more (N = 1031, K = 491: one element)."""
     a, b = np.zeros((M, K), np.float16), np.zeros((K, N), np.float16)
     device = skc.current_device()
     cfg = matmul_host._UnalignedRows.config(device, (M, N, K, "f16", True, False), matmul_host.EpilogueSpec(), None,

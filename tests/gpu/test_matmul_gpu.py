@@ -163,8 +163,9 @@ def test_the_direct_path_at_every_load_width(offset, dtype, monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_few_rows_over_a_b_tma_cannot_address_read_by_cp_async(M, N, K, ta, tb, split, dtype):
     """The default for few rows (M <= 128) over a large B whose rows TMA cannot address, or a small B beside such
-    an A: the vector loader reads the operands in place by cp.async (4- or 8-byte copies, masked ones filling zeros), split along K or not, with c,
-    bias, alpha and gelu; two calls a plan (the second bound), output poisoned first."""
+    an A: the vector loader reads the operands in place by cp.async (4- or 8-byte copies, masked ones filling
+    zeros), split along K or not, with c, bias, alpha and gelu; two calls a plan (the second bound), output
+    poisoned first."""
     from skc.blocks import matmul_host
 
     matmul_host._PLANS.clear()
