@@ -274,9 +274,16 @@ class MatmulConfig:
 
     @property
     def epilogue_columns(self) -> int:
-        """Columns the epilogue stores at a time: one 128-byte swizzled row of outputs, or the part of one that
-        divides tile_n."""
-        return math.gcd(self.tile_n, 128 // self.out_bytes)
+        """Columns the epilogue stores at a time: one 128-byte swizzled row of outputs, or the part of one, a
+        multiple of 16 bytes and of wgmma's groups of 8 columns dividing tile_n, that takes the fewest stores, a
+        chunk's row counted in pieces of a power of two of 16-byte units (144 wide: 3 chunks of 48 bf16 columns,
+        64 + 32 bytes a row, against 9 of 16: 1.06-1.07x end to end at four waves of 128 x 144 tiles, K of 832
+        and 2048; 160 wide stays at 5 of 32, its 4 of 40 measured 0.97-0.99x; benchmarks/NOTES.md, thirty-third
+        session)."""
+        step = max(16 // self.out_bytes, 8)
+        widths = [columns for columns in range(step, 128 // self.out_bytes + 1, step) if self.tile_n % columns == 0]
+        return min(widths, key=lambda columns: (self.tile_n // columns * bin(columns * self.out_bytes // 16).count("1"),
+                                                -columns))
 
     @property
     def out_bytes(self) -> int:
@@ -443,13 +450,14 @@ NARROW_TILE_SPEEDS = {True: {(192, 96): 0.83}, False: {(192, 96): 0.80}}
 # in proportion to the width; end to end against torch.matmul (benchmarks/NOTES.md, thirty-second session,
 # `benchmarks/wave_tiles.py grid`): 448 x 9856 x 1984 0.98 on 128 x 160 (248 tiles, two waves) against 0.84 on
 # 128 x 192 (208), 1800 x 5000 x 4096 0.89 on 128 x 144 (525, four) against 0.79 on 128 x 128 (600, five),
-# 1000 x 11008 x 4096 1.00 on 128 x 176 (504) against 0.96 on 128 x 256 (344). 240 wide ran slower than its
-# speed says there (0.94): not weighed. bf16 and fp16 only (`MatmulConfig.fill_widths`): unmeasured for fp8. From
+# 1000 x 11008 x 4096 1.00 on 128 x 176 (504) against 0.96 on 128 x 256 (344). 240 wide ran 0.94 there while its
+# epilogue stored 15 chunks of 16 columns a row; in 5 of 48 (epilogue_columns, thirty-third session) it is weighed
+# too. bf16 and fp16 only (`MatmulConfig.fill_widths`): unmeasured for fp8. From
 # FILL_WIDTH_MIN_STEPS k-steps: over 32 shapes drawn at random whose tiles they changed, the geometric mean went from
 # 0.92 to 0.95 of torch.matmul (995 x 3104 x 3584 0.86 -> 0.97, 5768 x 1592 x 6080 0.88 -> 0.97), but the five with
 # K of 512-704 lost (5452 x 4272 x 512 1.02 -> 0.92: there a tile's fixed cost, its epilogue's chunks, weighs more
 # than its share of the wave; `benchmarks/results/session32-2026-12-03-fill-widths-first-rule-ab.txt`).
-FILL_WIDTH_SPEEDS = {(128, n): round(0.93 + 0.07 * (n - 128) / 128, 3) for n in (144, 160, 176, 208, 224)}
+FILL_WIDTH_SPEEDS = {(128, n): round(0.93 + 0.07 * (n - 128) / 128, 3) for n in (144, 160, 176, 208, 224, 240)}
 FILL_WIDTH_MIN_STEPS = 12
 # One row of 192-row tiles for 128 < M <= 192: 192 x 64, A's box holding only M's rows (a_rows), one epilogue buffer
 # for a sixth stage (one tile a block). 128- or 64-row tiles leave a last row of tiles part past M there, and TMA

@@ -420,11 +420,11 @@ def test_every_tuned_configuration_on_its_shape(shape, dtype):
     assert relative_error(out, reference(a, b)) <= 1e-2
 
 
-@pytest.mark.parametrize("M,N,K,width", [(1800, 5000, 4096, 144), (440, 9848, 1984, 160), (1000, 11000, 4096, 176),
-                                         (990, 3104, 3584, 208), (978, 10672, 4032, 224)])
+@pytest.mark.parametrize("M,N,K,width", [(1800, 5000, 4096, 144), (440, 9848, 1984, 160), (7900, 672, 1984, 176),
+                                         (990, 3104, 3584, 208), (978, 10672, 4032, 224), (1000, 11000, 4096, 240)])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_tiles_of_other_widths_with_an_epilogue(M, N, K, width, dtype):
-    """x @ w.t() on the 128-row tiles 144-224 wide that the rule takes for a K-major B (config.FILL_WIDTH_SPEEDS),
+    """x @ w.t() on the 128-row tiles 144-240 wide that the rule takes for a K-major B (config.FILL_WIDTH_SPEEDS),
     tails in M and N, with c, bias, alpha and gelu, two calls a plan (the second bound), outputs poisoned first."""
     from skc.blocks import matmul_host
 
@@ -447,19 +447,20 @@ def test_tiles_of_other_widths_with_an_epilogue(M, N, K, width, dtype):
                                         (6144, 6144, 1024, (192, 192)), (192, 7168, 1024, (192, 64)),
                                         (150, 6016, 1024, (192, 64)),
                                         (129, 5000, 1024, {False: (192, 64), True: (64, 128)}),
-                                        # 144-224 wide for a K-major B (config.FILL_WIDTH_SPEEDS), tails in M, N
+                                        # 144-240 wide for a K-major B (config.FILL_WIDTH_SPEEDS), tails in M, N
                                         (1800, 5000, 4096, {False: (128, 256), True: (128, 144)}),
                                         (440, 9848, 1984, {False: (128, 192), True: (128, 160)}),
-                                        (1000, 11000, 4096, {False: (128, 256), True: (128, 176)}),
+                                        (7900, 672, 1984, {False: (128, 192), True: (128, 176)}),
                                         (990, 3104, 3584, {False: (128, 256), True: (128, 208)}),
-                                        (978, 10672, 4032, {False: (128, 256), True: (128, 224)})])
+                                        (978, 10672, 4032, {False: (128, 256), True: (128, 224)}),
+                                        (1000, 11000, 4096, {False: (128, 256), True: (128, 240)})])
 @pytest.mark.parametrize("tb", [False, True])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_the_tiles_the_wave_rule_picks(M, N, K, tile, tb, dtype):
     """The tile shapes MatmulConfig.for_problem weighs by their waves (192 x 192 and 192 x 128: three consumer
     warpgroups; 64 x 64 for few rows; 192 x 96, whose row-major B is read in 32-column chunks; one row of 192 x 64
     for 128 < M <= 192, A's box holding M's rows, one epilogue buffer; likewise where only B's rows are not 128-byte
-    aligned, 129 x 5000 with B row-major; 128-row tiles 144-224 wide for a K-major B), with tails in M, N and K, B
+    aligned, 129 x 5000 with B row-major; 128-row tiles 144-240 wide for a K-major B), with tails in M, N and K, B
     row-major and K-major (x @ w.t()), bf16 and fp16, output poisoned first."""
     from skc.blocks import matmul_host
 
