@@ -234,9 +234,12 @@ ASYNC_B_ELEMENTS = 1 << 21   # B's elements at least
 # to end: 64 x 1984 x 492 1.19 of torch.matmul against 1.02 copied, 32 x 8160 x 626 1.17 against 0.96, 48 x 1176 x
 # 3898 1.23 against 1.08, 80 x 8896 x 370 0.70 against 0.50; copying A was faster from a B of 9.2M elements, 128 x 5360
 # x 1710 1.43 against 0.87, and from 4.3e8 multiply-adds, 112 x 4280 x 954 1.39 against 0.96, 80 x 13736 x 394 1.16
-# against 0.83)
+# against 0.83), and the output small: over a K of few k-steps the epilogue's stores, direct ones here, set the pace
+# (thirty-third session: 96 x 9408 x 154 1.23 copied against 0.82, 128 x 9752 x 146 1.12 against 0.89, 128 x 10112 x
+# 138 1.11 against 0.80; 128 x 3712 x 386 1.09 against 1.10 below the bound)
 ASYNC_A_ONLY_B_ELEMENTS = 6 << 20   # B's elements at most
 ASYNC_A_ONLY_MACS = 1 << 28         # M·N·K at most
+ASYNC_A_ONLY_OUTPUTS = 1 << 19      # M·N at most
 ASYNC_SHARE_STEPS = 8     # k-steps a share of K takes at least
 # (tile_m, tile_n, stages) in the order of preference: wider (fewer reads of A, more work a copy), then taller (B
 # read once for 64 < M <= 128); a later one is taken where its one wave fills ASYNC_FILL_MARGIN more of the SMs.
@@ -475,12 +478,13 @@ def _pitch(n: int) -> int:
 def _reads_in_place(M: int, N: int, K: int, copied: tuple) -> bool:
     """Whether few rows whose operands' rows the padded path would copy (`copied`: A's, B's) read them in place by
     cp.async instead: M <= ASYNC_ROWS over a copied B of ASYNC_B_ELEMENTS or more, or beside a copied A over a
-    B of ASYNC_A_ONLY_B_ELEMENTS at most in a problem of ASYNC_A_ONLY_MACS at most."""
+    B of ASYNC_A_ONLY_B_ELEMENTS at most in a problem of ASYNC_A_ONLY_MACS and ASYNC_A_ONLY_OUTPUTS at most."""
     if M > ASYNC_ROWS:
         return False
     if copied[1]:
         return N * K >= ASYNC_B_ELEMENTS
-    return copied[0] and N * K <= ASYNC_A_ONLY_B_ELEMENTS and M * N * K <= ASYNC_A_ONLY_MACS
+    return (copied[0] and N * K <= ASYNC_A_ONLY_B_ELEMENTS and M * N * K <= ASYNC_A_ONLY_MACS
+            and M * N <= ASYNC_A_ONLY_OUTPUTS)
 
 
 def few_rows_async(problem, spec, multiprocessors: int) -> MatmulConfig:

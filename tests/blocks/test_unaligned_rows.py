@@ -157,11 +157,12 @@ def test_the_cp_async_rule_fills_the_sms(M, N, K, b_k_major, tile, shares):
     # only A's rows copied (K no multiple of 8): a B of at most ASYNC_A_ONLY_B_ELEMENTS
     (64, 1984, 492, (True, False), True), (32, 8160, 626, (True, False), True), (128, 5360, 1710, (True, False), False),
     (129, 1984, 492, (True, False), False), (64, 1984, 491, (True, False), False),
-    (112, 4280, 954, (True, False), False)])   # (of more than ASYNC_A_ONLY_MACS multiply-adds)
+    (112, 4280, 954, (True, False), False),    # (of more than ASYNC_A_ONLY_MACS multiply-adds)
+    (96, 9408, 154, (True, False), False)])    # (of more than ASYNC_A_ONLY_OUTPUTS outputs)
 def test_where_the_cp_async_rule_applies(hopper_interpreter, M, N, K, copied, taken):
     """Only few rows (M <= 128) over a B the padded path would copy (its rows unaligned), of 2**21 elements or more,
-    or over a B of at most 6 << 20 elements beside an A it would copy (at most 2**28 multiply-adds); rows that
-    allow copies of 4 bytes or more (N = 1031, K = 491: one element)."""
+    or over a B of at most 6 << 20 elements beside an A it would copy (at most 2**28 multiply-adds and 2**19
+    outputs); rows that allow copies of 4 bytes or more (N = 1031, K = 491: one element)."""
     a, b = np.zeros((M, K), np.float16), np.zeros((K, N), np.float16)
     device = skc.current_device()
     cfg = matmul_host._UnalignedRows.config(device, (M, N, K, "f16", True, False), matmul_host.EpilogueSpec(), None,
