@@ -9,7 +9,11 @@ B's of 32) that fill the last wave better.
                                                                    and now differ (no GPU)
     python benchmarks/wave_tiles.py ab MxNxK[:linear],...          the default against the rules before, given as
                                                                    a configuration
-    python benchmarks/wave_tiles.py compile WORKER WORKERS MODE [specs]  compile MODE's (grid or ab) kernels only
+    python benchmarks/wave_tiles.py widths K1,K2,...               each width's 128-row tiles at exactly four
+                                                                   waves (66 x 8 tiles), `x @ w.t()`: its speed
+                                                                   without the waves' rounding
+    python benchmarks/wave_tiles.py compile WORKER WORKERS MODE [specs]  compile MODE's (grid, ab, widths: its Ks)
+                                                                   kernels only
                                                                    (this worker's share), so that parallel processes
                                                                    fill the disk cache before the timing
 """
@@ -21,7 +25,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import skc  # noqa: E402
-from deep_k_splits import ab, chosen, named, operands, print_grid  # noqa: E402
+from deep_k_splits import ab, chosen, error, named, operands, print_grid, timed  # noqa: E402
 from skc.blocks import MatmulConfig  # noqa: E402
 from skc.blocks.config import tiles_of  # noqa: E402
 
@@ -96,9 +100,39 @@ def draw(seed: int, count: int = 16) -> list:
     return found
 
 
+def exact_waves(k: int, width: int) -> tuple:
+    """(spec, configuration) of 128 x `width` tiles at four waves of 132 exactly, K = k."""
+    M, N = 128 * 66, 8 * width
+    return (f"{M}x{N}x{k}:linear", MatmulConfig.for_problem(M, N, k, multiprocessors=SMS, b_k_major=True, tile_m=128,
+                                                            tile_n=width, cluster_m=1))
+
+
+def widths_at(ks):
+    """Each K-major width's TFLOP/s at four waves, end to end, beside torch's, and over 128 x 256's at the same K."""
+    import torch
+
+    for k in ks:
+        speeds = {}
+        for width in widths(True):
+            spec, config = exact_waves(k, width)
+            M, N, K, linear, a, b = operands(spec)
+            assert error(skc.blocks.matmul(a, b, config=config), a.float() @ b.float()) <= 1e-2
+            best = timed({"torch": lambda: torch.matmul(a, b),
+                          "skc": lambda config=config: skc.blocks.matmul(a, b, config=config)}, 3)
+            speeds[width] = 2 * M * N * K / best["skc"] / 1e9
+            print(f"K={k} 128x{width} ({config.epilogue_columns}-column chunks) skc {speeds[width]:.0f} TFLOP/s, "
+                  f"torch {2 * M * N * K / best['torch'] / 1e9:.0f}", flush=True)
+        print(f"K={k} over 128x256: " + " ".join(f"{w}:{v / speeds[256]:.3f}" for w, v in speeds.items()), flush=True)
+
+
 def compile_share(worker: int, workers: int, mode: str, specs):
-    jobs = [(spec, config) for spec in specs for config in configs(spec).values()] if mode == "grid" else \
-        [(spec, config) for spec in specs for config in (chosen(*shape_of(spec), BEFORE), chosen(*shape_of(spec)))]
+    if mode == "widths":
+        jobs = [exact_waves(k, width) for k in map(int, specs) for width in widths(True)]
+    elif mode == "grid":
+        jobs = [(spec, config) for spec in specs for config in configs(spec).values()]
+    else:
+        jobs = [(spec, config) for spec in specs
+                for config in (chosen(*shape_of(spec), BEFORE), chosen(*shape_of(spec)))]
     for spec, config in jobs[worker::workers]:
         M, N, K, linear, a, b = operands(spec)
         skc.blocks.matmul(a, b, config=config)
@@ -113,5 +147,7 @@ if __name__ == "__main__":
         draw(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 16)
     elif mode == "ab":
         ab(sys.argv[2].split(","), BEFORE)
+    elif mode == "widths":
+        widths_at([int(k) for k in sys.argv[2].split(",")])
     else:
         grid(sys.argv[2].split(",") if len(sys.argv) > 2 else GRID)
