@@ -107,7 +107,7 @@ def fill_widths(paths, out):
             if len(fields) >= 11 and fields[0].endswith(":") and fields[3] == "before" and fields[7] == "default":
                 rows.append((fields[0][:-1].replace(":linear", ""), float(fields[10]), float(fields[6])))
     before_after(rows, ("before: 128 x 128-256, 192-row and 64-row tiles", "skc.blocks.matmul: 128-row tiles "
-                        "144-224 wide as well"), "x @ w.t() (a K-major B) whose tiles the fill widths changed, bf16, "
+                        "144-240 wide as well"), "x @ w.t() (a K-major B) whose tiles the fill widths changed, bf16, "
                  "end to end", os.path.join(out, "fill_widths.png"))
 
 
