@@ -3,7 +3,8 @@ the default (the vector loader reading the operands in place by cp.async, matmul
 before it (_PaddedRows: B copied into rows TMA can address, then the GEMM), timed in turn (benchmarks/fair.py), and
 each path's relative error against a float32 product.
 
-Run: python benchmarks/few_rows_async.py [MxNxK[:linear] ...]   (`linear`: b is the transpose of an N x K matrix)
+Run: python benchmarks/few_rows_async.py [MxNxK[:linear] ...] [--given]   (`linear`: b is the transpose of an N x K
+     matrix; --given: few_rows_async's configuration timed as well, given explicitly, where the rule copies)
      python benchmarks/few_rows_async.py --draw SEED [--count N]   (shapes drawn at random where the rule applies)"""
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import skc  # noqa: E402
 from fair import bench_ms, fair_times, geomean  # noqa: E402
 from skc.blocks import matmul_host  # noqa: E402
+from skc.blocks.epilogue import EpilogueSpec  # noqa: E402
 
 SHAPES = ["4x7378x8128", "64x586x10048", "64x5828x768", "32x4096x4100:linear", "16x7378x4096",
           "128x3002x4096", "64x640x754:linear"]
@@ -65,6 +67,8 @@ def main():
     parser.add_argument("shapes", nargs="*", default=SHAPES)
     parser.add_argument("--draw", type=int, default=None, help="a seed: shapes drawn at random instead")
     parser.add_argument("--count", type=int, default=16)
+    parser.add_argument("--given", action="store_true",
+                        help="time the cp.async configuration given explicitly as well (where the rule copies)")
     args = parser.parse_args()
     shapes = drawn(args.draw, args.count) if args.draw is not None else args.shapes
     ratios, before = [], []
@@ -78,12 +82,17 @@ def main():
         plans = [p for p in matmul_host._PLANS.values() if isinstance(p, matmul_host._UnalignedRows)
                  and p.problem[:3] == (M, N, K)]
         split = plans[0].cfg.split_k if plans and plans[0].cfg.vector_async else "-"
-        times = fair_times({"torch": lambda: torch.matmul(a, b), "skc": lambda: skc.blocks.matmul(a, b),
-                            "padded": lambda: padded(a, b)}, lambda f: bench_ms(f, 40), rounds=6)
+        calls = {"torch": lambda: torch.matmul(a, b), "skc": lambda: skc.blocks.matmul(a, b),
+                 "padded": lambda: padded(a, b)}
+        if args.given:
+            given = matmul_host.few_rows_async((M, N, K, "bf16", True, spec.endswith(":linear")), EpilogueSpec(), 132)
+            calls["given"] = lambda: skc.blocks.matmul(a, b, config=given)
+        times = fair_times(calls, lambda f: bench_ms(f, 40), rounds=6)
         ratios.append(times["torch"] / times["skc"])
         before.append(times["torch"] / times["padded"])
         print(f"{spec:>24} {times['torch'] * 1e3:9.1f} {times['skc'] * 1e3:9.1f} {times['padded'] * 1e3:9.1f} "
-              f"{ratios[-1]:9.2f} {before[-1]:12.2f} {split:>5} {errors[0]:8.1e} {errors[1]:10.1e}", flush=True)
+              f"{ratios[-1]:9.2f} {before[-1]:12.2f} {split:>5} {errors[0]:8.1e} {errors[1]:10.1e}"
+              + (f"  cp.async given: {times['torch'] / times['given']:.2f}" if args.given else ""), flush=True)
     print(f"geometric mean of torch/skc: {geomean(ratios):.3f} (the path before: {geomean(before):.3f}); "
           f"median {sorted(ratios)[len(ratios) // 2]:.2f} (before {sorted(before)[len(before) // 2]:.2f})")
 

@@ -9,6 +9,8 @@ B's of 32) that fill the last wave better.
                                                                    and now differ (no GPU)
     python benchmarks/wave_tiles.py ab MxNxK[:linear],...          the default against the rules before, given as
                                                                    a configuration
+    python benchmarks/wave_tiles.py without W1,W2 MxNxK[:linear],...  the default against the rule without these
+                                                                   fill widths (as "before"), given as a configuration
     python benchmarks/wave_tiles.py widths K1,K2,...               each width's 128-row tiles at exactly four
                                                                    waves (66 x 8 tiles), `x @ w.t()`: its speed
                                                                    without the waves' rounding
@@ -125,14 +127,22 @@ def widths_at(ks):
         print(f"K={k} over 128x256: " + " ".join(f"{w}:{v / speeds[256]:.3f}" for w, v in speeds.items()), flush=True)
 
 
-def compile_share(worker: int, workers: int, mode: str, specs):
+def without(text: str) -> dict:
+    """The rules' constants without the fill widths listed (`240` or `176,208`)."""
+    from skc.blocks.config import FILL_WIDTH_SPEEDS
+
+    dropped = {int(width) for width in text.split(",")}
+    return {"FILL_WIDTH_SPEEDS": {tile: speed for tile, speed in FILL_WIDTH_SPEEDS.items() if tile[1] not in dropped}}
+
+
+def compile_share(worker: int, workers: int, mode: str, specs, rules_before=None):
     if mode == "widths":
         jobs = [exact_waves(k, width) for k in map(int, specs) for width in widths(True)]
     elif mode == "grid":
         jobs = [(spec, config) for spec in specs for config in configs(spec).values()]
     else:
         jobs = [(spec, config) for spec in specs
-                for config in (chosen(*shape_of(spec), BEFORE), chosen(*shape_of(spec)))]
+                for config in (chosen(*shape_of(spec), rules_before or BEFORE), chosen(*shape_of(spec)))]
     for spec, config in jobs[worker::workers]:
         M, N, K, linear, a, b = operands(spec)
         skc.blocks.matmul(a, b, config=config)
@@ -140,14 +150,19 @@ def compile_share(worker: int, workers: int, mode: str, specs):
 
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "grid"
-    if mode == "compile":
-        compile_share(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
-                      sys.argv[5].split(",") if len(sys.argv) > 5 else GRID)
+    if mode == "compile":   # (`compile W N without W1,W2 SPECS`: the kernels of `without`)
+        if sys.argv[4] == "without":
+            compile_share(int(sys.argv[2]), int(sys.argv[3]), "ab", sys.argv[6].split(","), without(sys.argv[5]))
+        else:
+            compile_share(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
+                          sys.argv[5].split(",") if len(sys.argv) > 5 else GRID)
     elif mode == "draw":
         draw(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 16)
     elif mode == "ab":
         ab(sys.argv[2].split(","), BEFORE)
     elif mode == "widths":
         widths_at([int(k) for k in sys.argv[2].split(",")])
+    elif mode == "without":
+        ab(sys.argv[3].split(","), without(sys.argv[2]))
     else:
         grid(sys.argv[2].split(",") if len(sys.argv) > 2 else GRID)
