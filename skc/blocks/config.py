@@ -277,7 +277,7 @@ class MatmulConfig:
         """Columns the epilogue stores at a time: one 128-byte swizzled row of outputs, or the part of one, a
         multiple of 16 bytes and of wgmma's groups of 8 columns dividing tile_n, that takes the fewest stores, a
         chunk's row counted in pieces of a power of two of 16-byte units (144 wide: 3 chunks of 48 bf16 columns,
-        64 + 32 bytes a row, against 9 of 16: 1.06-1.07x end to end at four waves of 128 x 144 tiles, K of 832
+        64 + 32 bytes a row, against 9 of 16: 1.05-1.08x end to end at four waves of 128 x 144 tiles, K of 832
         and 2048; 160 wide stays at 5 of 32, its 4 of 40 measured 0.97-0.99x; benchmarks/NOTES.md, thirty-third
         session)."""
         step = max(16 // self.out_bytes, 8)

@@ -220,6 +220,24 @@ def test_the_rule_takes_192_x_96_tiles_where_they_fill_one_wave():
     assert (fp8.tile_m, fp8.tile_n) != (192, 96)
 
 
+def test_the_epilogue_stores_a_tile_in_the_chunks_of_fewest_stores():
+    """A tile no multiple of 128 bytes wide is stored in chunks of whole 16-byte pieces and 8-column groups that
+    divide it, those whose rows, counted in power-of-two pieces of 16 bytes, take the fewest stores: 144 and 240 bf16
+    columns in chunks of 48 (64 + 32 bytes a row: 6 and 10 pieces against 9 and 15 of 16 columns), 160 and 224 in
+    chunks of 32 (80- and 112-byte rows would take 8 and 12 pieces), 176 and 208 in 16 (nothing wider divides them)."""
+    def columns(width, out_dtype=None, **fields):
+        if out_dtype:
+            return Fp8MatmulConfig(tile_m=64, consumers=1, tile_n=width, out_dtype=out_dtype).epilogue_columns
+        return MatmulConfig(tile_m=128, tile_n=width, b_k_major=True, **fields).epilogue_columns
+
+    assert [columns(width) for width in (64, 96, 128, 144, 160, 176, 192, 208, 224, 240, 256)] == \
+        [64, 32, 64, 48, 32, 16, 64, 16, 32, 48, 64]
+    assert columns(144, dtype="f16") == 48
+    assert [columns(width, "bf16") for width in (32, 48, 56, 112)] == [32, 48, 56, 56]   # (fp8's narrow tiles)
+    assert [columns(width, "f32") for width in (32, 48, 56, 112)] == [32, 16, 8, 16]     # (4-byte outputs: 32 at most)
+    assert MatmulConfig(tile_m=128, tile_n=144, b_k_major=True).out_box() == (64, 48)
+
+
 def test_the_rule_takes_tiles_of_other_widths_that_fill_the_last_wave_for_a_k_major_b():
     """A K-major B (x @ w.t()) takes 128-row tiles 144-240 wide where they fill the last wave better (448 x 9856 x
     1984: 248 tiles of 128 x 160 in two waves, where 128 x 192 made 208); not below FILL_WIDTH_MIN_STEPS k-steps
