@@ -280,10 +280,12 @@ class MatmulConfig:
         64 + 32 bytes a row, against 9 of 16: 1.05-1.08x end to end at four waves of 128 x 144 tiles, K of 832
         and 2048; 160 wide stays at 5 of 32, its 4 of 40 measured 0.97-0.99x; benchmarks/NOTES.md, thirty-third
         session)."""
+        def stores(columns):   # (ties: the wider)
+            return self.tile_n // columns * bin(columns * self.out_bytes // 16).count("1"), -columns
+
         step = max(16 // self.out_bytes, 8)
-        widths = [columns for columns in range(step, 128 // self.out_bytes + 1, step) if self.tile_n % columns == 0]
-        return min(widths, key=lambda columns: (self.tile_n // columns * bin(columns * self.out_bytes // 16).count("1"),
-                                                -columns))
+        return min((columns for columns in range(step, 128 // self.out_bytes + 1, step) if self.tile_n % columns == 0),
+                   key=stores)
 
     @property
     def out_bytes(self) -> int:
@@ -451,8 +453,8 @@ NARROW_TILE_SPEEDS = {True: {(192, 96): 0.83}, False: {(192, 96): 0.80}}
 # `benchmarks/wave_tiles.py grid`): 448 x 9856 x 1984 0.98 on 128 x 160 (248 tiles, two waves) against 0.84 on
 # 128 x 192 (208), 1800 x 5000 x 4096 0.89 on 128 x 144 (525, four) against 0.79 on 128 x 128 (600, five),
 # 1000 x 11008 x 4096 1.00 on 128 x 176 (504) against 0.96 on 128 x 256 (344). 240 wide ran 0.94 there while its
-# epilogue stored 15 chunks of 16 columns a row; in 5 of 48 (epilogue_columns, thirty-third session) it is weighed
-# too. bf16 and fp16 only (`MatmulConfig.fill_widths`): unmeasured for fp8. From
+# epilogue stored 15 chunks of 16 columns a row; stored in 5 of 48 since (epilogue_columns, thirty-third session), it
+# is weighed too. bf16 and fp16 only (`MatmulConfig.fill_widths`): unmeasured for fp8. From
 # FILL_WIDTH_MIN_STEPS k-steps: over 32 shapes drawn at random whose tiles they changed, the geometric mean went from
 # 0.92 to 0.95 of torch.matmul (995 x 3104 x 3584 0.86 -> 0.97, 5768 x 1592 x 6080 0.88 -> 0.97), but the five with
 # K of 512-704 lost (5452 x 4272 x 512 1.02 -> 0.92: there a tile's fixed cost, its epilogue's chunks, weighs more

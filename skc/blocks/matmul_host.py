@@ -236,7 +236,7 @@ ASYNC_B_ELEMENTS = 1 << 21   # B's elements at least
 # x 1710 1.43 against 0.87, and from 4.3e8 multiply-adds, 112 x 4280 x 954 1.39 against 0.96, 80 x 13736 x 394 1.16
 # against 0.83), and the output small: over a K of few k-steps the epilogue's stores, direct ones here, set the pace
 # (thirty-third session: 96 x 9408 x 154 1.23 copied against 0.82, 128 x 9752 x 146 1.12 against 0.89, 128 x 10112 x
-# 138 1.11 against 0.80; 128 x 3712 x 386 1.09 against 1.10 below the bound)
+# 138 1.11 against 0.80; under the bound, 128 x 3712 x 386 1.10 against 1.01 copied)
 ASYNC_A_ONLY_B_ELEMENTS = 6 << 20   # B's elements at most
 ASYNC_A_ONLY_MACS = 1 << 28         # M·N·K at most
 ASYNC_A_ONLY_OUTPUTS = 1 << 19      # M·N at most
