@@ -172,6 +172,35 @@ def test_per_tensor_fp8_gemm_split_k_is_exact(hopper_interpreter, split, out_dty
         Fp8MatmulConfig(store="direct")
 
 
+def test_two_rows_of_few_tiles_over_a_deep_k_split_in_shares(hopper_interpreter, monkeypatch):
+    """Per tensor, each k-block into f32, 64 < M <= 128 on few 64 x 64 tiles over a deep K (fp8.two_rows_split): the
+    most of 4, 3 or 2 shares whose units fit one wave, 16 k-steps a share at least; not with fast_accum, block scales
+    or a tile the caller chose. The chosen configuration is exact in 3 shares of 2, 2 and 1 k-steps (the depth bound
+    lowered), into bf16."""
+    from skc.blocks import fp8
+
+    def chosen(*shape, **fields):
+        config = Fp8MatmulConfig.for_fp8_problem(*shape, **fields)
+        return config.tile_m, config.tile_n, config.split_k
+
+    assert chosen(119, 592, 13056) == (64, 64, 4)   # 20 tiles: 80 units of 25 or 26 k-steps
+    assert chosen(80, 2048, 7168) == (64, 64, 2)    # 64 tiles: 2 shares fill the wave
+    assert chosen(128, 1280, 5120) == (64, 64, 2)   # 40 tiles of 40 k-steps: 3 shares would be 13 deep
+    assert chosen(128, 7168, 16384)[2] == chosen(100, 1024, 1024)[2] == chosen(64, 4096, 7168)[2] == 1
+    assert chosen(119, 592, 13056, fast_accum=True) == (64, 128, 1)
+    assert chosen(119, 592, 13056, block_scaled=True)[2] == chosen(119, 592, 13056, tile_n=128)[2] == 1
+    assert fp8.two_rows_split(64, 592, 13056) == fp8.two_rows_split(129, 592, 13056) == 1
+    monkeypatch.setattr(fp8, "TWO_ROWS_MIN_STEPS", 1)
+    M, N, K = 100, 136, 640   # 6 tiles of 5 k-steps on 20 SMs
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, multiprocessors=20)
+    assert (config.tile_m, config.tile_n, config.split_k, config.overlap_scaling) == (64, 64, 3, True)
+    a, b, a8, b8 = operands(M, N, K)
+    out = skc.blocks.matmul(a8, b8, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
+                            config=config)
+    np.testing.assert_array_equal(out.astype(np.float32),
+                                  (2.0 * (a @ b)).astype(ml_dtypes.bfloat16).astype(np.float32))
+
+
 def test_a_given_config_takes_the_calls_epilogue_and_must_match_the_operands(hopper_interpreter):
     M, N, K = 64, 128, 128
     a, b, a8, b8 = operands(M, N, K)
@@ -451,7 +480,8 @@ def test_payload_places_scales_after_the_operands_and_keeps_stages_aligned():
 @pytest.mark.parametrize("shape, fields", [
     ((64, 4096, 7168), {"tile_n": 64, "split_k": 2}), ((64, 4096, 7168), {"tile_n": 128, "split_k": 4}),
     ((18, 512, 13568), {}), ((18, 512, 13568), {"fast_accum": True}), ((7, 1456, 6272), {}),   # the rule's splits
-], ids=["n64-k2", "n128-k4", "rule-k8", "rule-k8-fast", "rule-k3"])
+    ((119, 592, 13056), {}), ((80, 2048, 7168), {}),   # two rows of 64 x 64 tiles (two_rows_split)
+], ids=["n64-k2", "n128-k4", "rule-k8", "rule-k8-fast", "rule-k3", "two-rows-k4", "two-rows-k2"])
 def test_fp8_split_k_assembles_without_spills(shape, fields):
     from skc.blocks.fp8 import fp8_matmul_split_kernel
 
