@@ -312,8 +312,10 @@ class Fp8MatmulConfig(MatmulConfig):
         if (M <= tile_m == 64 and not fields.get("block_scaled") and split > 1
                 and set(fields) <= _OPERAND_FIELDS | {"tile_m", "consumers"}):
             # one row of few 64 x 64 tiles over a deep K, per tensor: split-K (config.FEW_TILES_SHARE; 18 x 512 x
-            # 13568 0.88x cuBLASLt in 8 shares against 0.57x unsplit, benchmarks/NOTES.md, twenty-sixth session)
-            fields.update(tile_n=64, split_k=split)
+            # 13568 0.88x cuBLASLt in 8 shares against 0.57x unsplit, benchmarks/NOTES.md, twenty-sixth session);
+            # each k-block into f32, two stages a step (0.954x against 0.931 over 8 shapes drawn at random,
+            # thirty-fourth session)
+            fields.update(tile_n=64, split_k=split, **({"overlap_scaling": True} if promotes else {}))
             chosen_shape = {"tile_n"}
         if (M <= tile_m == 64 and not fields.get("block_scaled") and N > 64 and K > 128 and not chosen_shape
                 and -(-N // 64) < multiprocessors // 2):
