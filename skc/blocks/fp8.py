@@ -64,7 +64,9 @@ SWAPPED = {"tile_m": 128, "consumers": 2, "swap_ab": True}
 # thirty-fourth session; the 64 x 112 or 64 x 128 tiles before in brackets): 119 x 592 x 13056 0.98 in 4 (0.49),
 # 100 x 1024 x 8192 1.09 in 4 (0.72), 128 x 768 x 16384 1.02 in 4 (0.48), 80 x 2048 x 7168 0.89 in 2 (0.71),
 # 96 x 512 x 12288 0.91 in 4 (0.46; 0.89 in 8), 72 x 1536 x 10240 0.85 in 2 (0.63), 112 x 896 x 14336 1.01 in 4
-# (0.52), 128 x 1280 x 5120 0.85 in 2 (0.73); more shares than fit one wave ran slower (0.55-0.78).
+# (0.52), 128 x 1280 x 5120 0.85 in 2 (0.73); more shares than fit one wave ran slower (0.55-0.78). Ten shapes drawn
+# at random (`python benchmarks/fp8_two_rows.py`): 0.880 against 0.608, every one faster (0.74-1.03 against 0.41-0.73).
+# With fast_accum, five more: 0.926 against 0.694 (0.84-1.05 against 0.53-0.78).
 TWO_ROWS_MIN_STEPS = 16
 
 
@@ -289,11 +291,12 @@ class Fp8MatmulConfig(MatmulConfig):
             fields.setdefault("tile_m", 64)
         chosen = {"tile_m", "tile_n", "consumers", "pingpong"} & set(fields)   # what the caller decided
         split = two_rows_split(M, N, K, multiprocessors)
-        if split > 1 and not fields.get("block_scaled") and not fields.get("fast_accum") \
-                and set(fields) <= _OPERAND_FIELDS:
-            # two rows of few 64 x 64 tiles over a deep K, each k-block into f32: split-K (TWO_ROWS_SPLITS)
+        if split > 1 and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS:
+            # two rows of few 64 x 64 tiles over a deep K: split-K (TWO_ROWS_SPLITS), each k-block into f32 two
+            # stages a step unless fast_accum
             return cls.for_problem(M, N, K, fields.pop("dtype", "f8e4m3"), True, True, max_shared_bytes, **fields,
-                                   tile_m=64, consumers=1, tile_n=64, split_k=split, overlap_scaling=True)
+                                   tile_m=64, consumers=1, tile_n=64, split_k=split,
+                                   **({"overlap_scaling": True} if promotes else {}))
         if 64 < M <= 128 and N > 64 and not fields.get("block_scaled") and not chosen \
                 and -(-N // 128) < multiprocessors // 2:
             # as many tiles as 128 x 64 ones, but one m64n128 wgmma a k32 step instead of two m64n64: 1.03-1.04x
