@@ -59,15 +59,19 @@ ONE_ROW_192 = {"tile_m": 192, "consumers": 3, "tile_n": 64, "epilogue_buffers": 
 # at 160 rows (cuBLASLt 881), 659 against 586 at 136 (751), 871 against 825 at 192 (778) (benchmarks/NOTES.md,
 # twenty-fifth session).
 SWAPPED = {"tile_m": 128, "consumers": 2, "swap_ab": True}
-# TWO_ROWS_SPLITS: per tensor, each k-block into f32, 64 < M <= 128 rows on few tiles over a deep K: two rows of 64 x 64
-# tiles in `two_rows_split`'s shares, two stages a step. End to end against torch._scaled_mm (benchmarks/NOTES.md,
-# thirty-fourth session; the 64 x 112 or 64 x 128 tiles before in brackets): 119 x 592 x 13056 0.98 in 4 (0.49),
-# 100 x 1024 x 8192 1.09 in 4 (0.72), 128 x 768 x 16384 1.02 in 4 (0.48), 80 x 2048 x 7168 0.89 in 2 (0.71),
-# 96 x 512 x 12288 0.91 in 4 (0.46; 0.89 in 8), 72 x 1536 x 10240 0.85 in 2 (0.63), 112 x 896 x 14336 1.01 in 4
-# (0.52), 128 x 1280 x 5120 0.85 in 2 (0.73); more shares than fit one wave ran slower (0.55-0.78). Ten shapes drawn
-# at random (`python benchmarks/fp8_two_rows.py`): 0.880 against 0.608, every one faster (0.74-1.03 against 0.41-0.73).
-# With fast_accum, five more: 0.926 against 0.694 (0.84-1.05 against 0.53-0.78).
-TWO_ROWS_MIN_STEPS = 16
+# ROWS_SPLITS: per tensor, 64 < M <= ROWS_SPLIT_ROWS rows (ROWS_SPLIT_FAST_ROWS with fast_accum) on few tiles over a
+# deep K: rows of 64 x 64 tiles in `rows_split`'s shares, each k-block into f32 two stages a step (or, fast_accum,
+# whole in wgmma's accumulator). End to end against torch._scaled_mm (benchmarks/NOTES.md, thirty-fourth session; the
+# rule before in brackets: 64 x 112 or 64 x 128 tiles at 65-128 rows, 64 x 64 or 128 x 64 ones past them, unsplit):
+# 119 x 592 x 13056 0.98 in 4 (0.49), 100 x 1024 x 8192 1.09 in 4 (0.72), 128 x 768 x 16384 1.02 in 4 (0.48),
+# 80 x 2048 x 7168 0.89 in 2 (0.71), 96 x 512 x 12288 0.91 in 4 (0.46; 0.89 in 8), 72 x 1536 x 10240 0.85 in 2
+# (0.63), 112 x 896 x 14336 1.01 in 4 (0.52), 128 x 1280 x 5120 0.85 in 2 (0.73); more shares than fit one wave ran
+# slower (0.55-0.78). Drawn at random (`python benchmarks/fp8_rows_split.py`): 10 shapes of 65-128 rows 0.880 against
+# 0.608, 10 of 129-320 rows 0.896 against 0.580 (128 x 64 tiles in shares 0.713), each one faster; with fast_accum,
+# 5 of 65-128 rows 0.926 against 0.694.
+ROWS_SPLIT_MIN_STEPS = 16
+ROWS_SPLIT_ROWS = 320
+ROWS_SPLIT_FAST_ROWS = 128
 
 
 def column_keys(n: int) -> list:
@@ -290,10 +294,10 @@ class Fp8MatmulConfig(MatmulConfig):
             fields.setdefault("consumers", 1)
             fields.setdefault("tile_m", 64)
         chosen = {"tile_m", "tile_n", "consumers", "pingpong"} & set(fields)   # what the caller decided
-        split = two_rows_split(M, N, K, multiprocessors)
+        split = rows_split(M, N, K, multiprocessors, bool(fields.get("fast_accum")))
         if split > 1 and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS:
-            # two rows of few 64 x 64 tiles over a deep K: split-K (TWO_ROWS_SPLITS), each k-block into f32 two
-            # stages a step unless fast_accum
+            # rows of few 64 x 64 tiles over a deep K: split-K (ROWS_SPLITS), each k-block into f32 two stages a step
+            # unless fast_accum
             return cls.for_problem(M, N, K, fields.pop("dtype", "f8e4m3"), True, True, max_shared_bytes, **fields,
                                    tile_m=64, consumers=1, tile_n=64, split_k=split,
                                    **({"overlap_scaling": True} if promotes else {}))
@@ -392,14 +396,15 @@ class Fp8MatmulConfig(MatmulConfig):
         return cls.for_problem(M, N, K, dtype, True, True, max_shared_bytes, **fields)
 
 
-def two_rows_split(M: int, N: int, K: int, multiprocessors: int = 132) -> int:
-    """The split-K shares of per-tensor fp8 with 64 < M <= 128 (two rows of 64 x 64 tiles): the most of 4, 3 or 2
-    whose units fit one wave, each TWO_ROWS_MIN_STEPS k-steps of 128 deep at least; 1 elsewhere (TWO_ROWS_SPLITS)."""
-    if not 64 < M <= 128:
+def rows_split(M: int, N: int, K: int, multiprocessors: int = 132, fast_accum: bool = False) -> int:
+    """The split-K shares of per-tensor fp8 with 64 < M <= ROWS_SPLIT_ROWS (ROWS_SPLIT_FAST_ROWS with fast_accum) on
+    64 x 64 tiles: the most of 4, 3 or 2 whose units fit one wave, each ROWS_SPLIT_MIN_STEPS k-steps of 128 deep at
+    least; 1 elsewhere (ROWS_SPLITS)."""
+    if not 64 < M <= (ROWS_SPLIT_FAST_ROWS if fast_accum else ROWS_SPLIT_ROWS):
         return 1
-    tiles, k_steps = 2 * -(-N // 64), K // 128
+    tiles, k_steps = -(-M // 64) * -(-N // 64), K // 128
     return next((split for split in (4, 3, 2)
-                 if tiles * split <= multiprocessors and k_steps >= TWO_ROWS_MIN_STEPS * split), 1)
+                 if tiles * split <= multiprocessors and k_steps >= ROWS_SPLIT_MIN_STEPS * split), 1)
 
 
 def _block_scaled_width(fields: dict, tile_n: int, overlap: bool = False) -> dict:

@@ -172,11 +172,11 @@ def test_per_tensor_fp8_gemm_split_k_is_exact(hopper_interpreter, split, out_dty
         Fp8MatmulConfig(store="direct")
 
 
-def test_two_rows_of_few_tiles_over_a_deep_k_split_in_shares(hopper_interpreter, monkeypatch):
-    """Per tensor, 64 < M <= 128 on few 64 x 64 tiles over a deep K (fp8.two_rows_split): the most of 4, 3 or 2 shares
-    whose units fit one wave, 16 k-steps a share at least, each k-block into f32 two stages a step (whole in wgmma's
-    accumulator with fast_accum); not with block scales or a tile the caller chose. The chosen configuration is exact in 3 shares of 2, 2 and 1 k-steps (the depth bound
-    lowered), into bf16."""
+def test_rows_of_few_tiles_over_a_deep_k_split_in_shares(hopper_interpreter, monkeypatch):
+    """Per tensor, 64 < M <= 320 (128 with fast_accum) on few 64 x 64 tiles over a deep K (fp8.rows_split): the most of
+    4, 3 or 2 shares whose units fit one wave, 16 k-steps a share at least, each k-block into f32 two stages a step
+    (whole in wgmma's accumulator with fast_accum); not with block scales or a tile the caller chose. The chosen
+    configuration is exact in 3 shares of 2, 2 and 1 k-steps (the depth bound lowered), into bf16."""
     from skc.blocks import fp8
 
     def chosen(*shape, **fields):
@@ -186,12 +186,16 @@ def test_two_rows_of_few_tiles_over_a_deep_k_split_in_shares(hopper_interpreter,
     assert chosen(119, 592, 13056) == (64, 64, 4)   # 20 tiles: 80 units of 25 or 26 k-steps
     assert chosen(80, 2048, 7168) == (64, 64, 2)    # 64 tiles: 2 shares fill the wave
     assert chosen(128, 1280, 5120) == (64, 64, 2)   # 40 tiles of 40 k-steps: 3 shares would be 13 deep
+    assert chosen(163, 816, 10496) == (64, 64, 3)   # 39 tiles (128 x 64 ones unsplit before)
+    assert chosen(270, 336, 11904) == (64, 64, 4)   # 30 tiles
     assert chosen(128, 7168, 16384)[2] == chosen(100, 1024, 1024)[2] == chosen(64, 4096, 7168)[2] == 1
     assert chosen(119, 592, 13056, fast_accum=True) == (64, 64, 4)
     assert not Fp8MatmulConfig.for_fp8_problem(119, 592, 13056, fast_accum=True).overlap_scaling
     assert chosen(119, 592, 13056, block_scaled=True)[2] == chosen(119, 592, 13056, tile_n=128)[2] == 1
-    assert fp8.two_rows_split(64, 592, 13056) == fp8.two_rows_split(129, 592, 13056) == 1
-    monkeypatch.setattr(fp8, "TWO_ROWS_MIN_STEPS", 1)
+    assert chosen(163, 816, 10496, fast_accum=True)[2] == 1   # (past 128 rows measured without fast_accum only)
+    assert fp8.rows_split(64, 592, 13056) == fp8.rows_split(321, 592, 13056) == 1
+    assert fp8.rows_split(129, 592, 13056) == 4 and fp8.rows_split(129, 592, 13056, fast_accum=True) == 1
+    monkeypatch.setattr(fp8, "ROWS_SPLIT_MIN_STEPS", 1)
     M, N, K = 100, 136, 640   # 6 tiles of 5 k-steps on 20 SMs
     config = Fp8MatmulConfig.for_fp8_problem(M, N, K, multiprocessors=20)
     assert (config.tile_m, config.tile_n, config.split_k, config.overlap_scaling) == (64, 64, 3, True)
@@ -481,8 +485,9 @@ def test_payload_places_scales_after_the_operands_and_keeps_stages_aligned():
 @pytest.mark.parametrize("shape, fields", [
     ((64, 4096, 7168), {"tile_n": 64, "split_k": 2}), ((64, 4096, 7168), {"tile_n": 128, "split_k": 4}),
     ((18, 512, 13568), {}), ((18, 512, 13568), {"fast_accum": True}), ((7, 1456, 6272), {}),   # the rule's splits
-    ((119, 592, 13056), {}), ((80, 2048, 7168), {}), ((119, 592, 13056), {"fast_accum": True}),   # two_rows_split
-], ids=["n64-k2", "n128-k4", "rule-k8", "rule-k8-fast", "rule-k3", "two-rows-k4", "two-rows-k2", "two-rows-k4-fast"])
+    ((119, 592, 13056), {}), ((80, 2048, 7168), {}), ((119, 592, 13056), {"fast_accum": True}),   # rows_split
+    ((163, 816, 10496), {}),
+], ids=["n64-k2", "n128-k4", "rule-k8", "rule-k8-fast", "rule-k3", "rows-k4", "rows-k2", "rows-k4-fast", "rows-k3"])
 def test_fp8_split_k_assembles_without_spills(shape, fields):
     from skc.blocks.fp8 import fp8_matmul_split_kernel
 
