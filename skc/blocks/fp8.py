@@ -66,9 +66,9 @@ SWAPPED = {"tile_m": 128, "consumers": 2, "swap_ab": True}
 # 119 x 592 x 13056 0.98 in 4 (0.49), 100 x 1024 x 8192 1.09 in 4 (0.72), 128 x 768 x 16384 1.02 in 4 (0.48),
 # 80 x 2048 x 7168 0.89 in 2 (0.71), 96 x 512 x 12288 0.91 in 4 (0.46; 0.89 in 8), 72 x 1536 x 10240 0.85 in 2
 # (0.63), 112 x 896 x 14336 1.01 in 4 (0.52), 128 x 1280 x 5120 0.85 in 2 (0.73); more shares than fit one wave ran
-# slower (0.55-0.78). Drawn at random (`python benchmarks/fp8_rows_split.py`): 10 shapes of 65-128 rows 0.880 against
-# 0.608, 10 of 129-320 rows 0.896 against 0.580 (128 x 64 tiles in shares 0.713), each one faster; with fast_accum,
-# 5 of 65-128 rows 0.926 against 0.694.
+# slower (0.55-0.89). Drawn at random (`python benchmarks/fp8_rows_split.py`): 10 shapes of 65-128 rows 0.880 against
+# 0.608, 10 of 129-320 rows 0.896 against 0.580 (128 x 64 tiles in shares 0.713) and 8 more 0.925 against 0.590,
+# each one faster; with fast_accum, 5 of 65-128 rows 0.926 against 0.694.
 ROWS_SPLIT_MIN_STEPS = 16
 ROWS_SPLIT_ROWS = 320
 ROWS_SPLIT_FAST_ROWS = 128
