@@ -176,7 +176,8 @@ def test_rows_of_few_tiles_over_a_deep_k_split_in_shares(hopper_interpreter, mon
     """Per tensor, 64 < M <= 320 (128 with fast_accum) on few 64 x 64 tiles over a deep K (fp8.rows_split): the most of
     4, 3 or 2 shares whose units fit one wave, 16 k-steps a share at least, each k-block into f32 two stages a step
     (whole in wgmma's accumulator with fast_accum); not with block scales or a tile the caller chose. The chosen
-    configuration is exact in 3 shares of 2, 2 and 1 k-steps (the depth bound lowered), into bf16."""
+    configuration is exact in 3 shares of 2, 2 and 1 k-steps (the depth bound lowered), into bf16, with a bias and a
+    ReLU."""
     from skc.blocks import fp8
 
     def chosen(*shape, **fields):
@@ -200,10 +201,12 @@ def test_rows_of_few_tiles_over_a_deep_k_split_in_shares(hopper_interpreter, mon
     config = Fp8MatmulConfig.for_fp8_problem(M, N, K, multiprocessors=20)
     assert (config.tile_m, config.tile_n, config.split_k, config.overlap_scaling) == (64, 64, 3, True)
     a, b, a8, b8 = operands(M, N, K)
+    bias = RNG.integers(-40, 41, N).astype(np.float32)
     out = skc.blocks.matmul(a8, b8, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
-                            config=config)
-    np.testing.assert_array_equal(out.astype(np.float32),
-                                  (2.0 * (a @ b)).astype(ml_dtypes.bfloat16).astype(np.float32))
+                            bias=bias, activation="relu", config=config)
+    expected = np.maximum(2.0 * (a @ b) + bias, 0.0)
+    np.testing.assert_array_equal(out.astype(np.float32), expected.astype(ml_dtypes.bfloat16).astype(np.float32))
+    assert (expected == 0).mean() > 0.1 and (expected > 0).mean() > 0.1   # (the ReLU took effect, and not everywhere)
 
 
 def test_a_given_config_takes_the_calls_epilogue_and_must_match_the_operands(hopper_interpreter):
