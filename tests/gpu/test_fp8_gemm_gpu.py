@@ -338,8 +338,16 @@ def test_per_tensor_tiles_the_rule_takes_for_few_tiles(M, N, K, tile, fast):
 def test_per_tensor_rows_of_few_tiles_split(M, N, K, tile, fast):
     """65-320 rows (128 with fast_accum) on few 64 x 64 tiles over a deep K, each k-block into f32 or not: split-K in
     the shares of fp8.rows_split (last tiles part past N, 112 and 208 columns, and past M, 313 rows), poisoned
-    outputs, twice on one plan."""
+    outputs, twice on one plan; then with a bias and a ReLU in the split's epilogue."""
     check_the_rules_tile(M, N, K, tile, fast)
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
+    bias = torch.randn(N, device="cuda", dtype=torch.bfloat16)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, bias=bias, activation="relu", out_dtype=torch.bfloat16,
+                      use_fast_accum=fast)
+    expected = torch.relu((a.float() @ b.float()) * 0.01 * 0.02 + bias.float())
+    assert relative_error(out, expected) <= 5e-3
 
 
 def check_the_rules_tile(M, N, K, tile, fast):
