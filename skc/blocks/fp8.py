@@ -276,7 +276,9 @@ class Fp8MatmulConfig(MatmulConfig):
                         **fields) -> Fp8MatmulConfig:
         """for_problem's choice (stages to fill shared memory), one consumer warpgroup (64-row tiles) for M <= 64
         (and 64 x 128 per-tensor tiles for M <= 128 when few tiles fill the GPU), and 64-wide tiles when 128-wide
-        ones would leave most SMs idle (48 wide and 256 deep, per tensor, where even 64-wide ones would). Per
+        ones would leave most SMs idle (48 wide and 256 deep, per tensor, where even 64-wide ones would). Per tensor
+        over a deep K, 64 x 64 tiles split along K where they are few: one row of them (`config.few_tiles_split`),
+        or rows of them up to 320 rows (`rows_split`). Per
         tensor with fast_accum, with no part of the schedule given, the bf16 GEMM's wave rule (`config.tile_shape`)
         where it picks a tile 192 rows or 192 wide (3072³ on 192 x 192).
         Tiles that add each k-block's partial into f32 (block scales, or per-tensor ones without fast_accum) hold
