@@ -3,7 +3,8 @@ tiles (fp8.rows_split) against the rule before it (the depth bound raised past e
 up to 128 rows, 64 x 64 or 128 x 64 ones past them, unsplit) and torch._scaled_mm, end to end and in turn
 (benchmarks/fair.py; do_bench medians, L2 flushed). Every output is checked against cuBLASLt's first.
     python benchmarks/fp8_rows_split.py [--count 10] [--seed 3402] [--rows 65,128] [--widths 132] [--fast]
-(thirty-fourth session: seed 3402 as above; --rows 129,320 --widths 100 --seed 3406; --fast --seed 3404 --count 5)"""
+(thirty-fourth session: seed 3402 as above; --rows 129,320 --widths 100 with --seed 3406 and with --seed 3407
+--count 8; --fast --seed 3404 --count 5)"""
 import argparse
 import os
 import random
