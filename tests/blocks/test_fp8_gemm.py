@@ -176,8 +176,8 @@ def test_rows_of_few_tiles_over_a_deep_k_split_in_shares(hopper_interpreter, mon
     """Per tensor, 64 < M <= 320 (128 with fast_accum) on few 64 x 64 tiles over a deep K (fp8.rows_split): the most of
     4, 3 or 2 shares whose units fit one wave, 16 k-steps a share at least, each k-block into f32 two stages a step
     (whole in wgmma's accumulator with fast_accum); not with block scales or a tile the caller chose. The chosen
-    configuration is exact in 3 shares of 2, 2 and 1 k-steps (the depth bound lowered), into bf16, with a bias and a
-    ReLU."""
+    configuration is exact in 3 shares (the last with a k-block of 16 past K's multiple of 128; the depth bound
+    lowered), into bf16, with a bias and a ReLU."""
     from skc.blocks import fp8
 
     def chosen(*shape, **fields):
@@ -197,7 +197,7 @@ def test_rows_of_few_tiles_over_a_deep_k_split_in_shares(hopper_interpreter, mon
     assert fp8.rows_split(64, 592, 13056) == fp8.rows_split(321, 592, 13056) == 1
     assert fp8.rows_split(129, 592, 13056) == 4 and fp8.rows_split(129, 592, 13056, fast_accum=True) == 1
     monkeypatch.setattr(fp8, "ROWS_SPLIT_MIN_STEPS", 1)
-    M, N, K = 100, 136, 640   # 6 tiles of 5 k-steps on 20 SMs
+    M, N, K = 100, 136, 656   # 6 tiles of 5 k-steps and a last one of 16 columns, on 20 SMs
     config = Fp8MatmulConfig.for_fp8_problem(M, N, K, multiprocessors=20)
     assert (config.tile_m, config.tile_n, config.split_k, config.overlap_scaling) == (64, 64, 3, True)
     a, b, a8, b8 = operands(M, N, K)
