@@ -296,13 +296,12 @@ class Fp8MatmulConfig(MatmulConfig):
             fields.setdefault("consumers", 1)
             fields.setdefault("tile_m", 64)
         chosen = {"tile_m", "tile_n", "consumers", "pingpong"} & set(fields)   # what the caller decided
-        split = rows_split(M, N, K, multiprocessors, bool(fields.get("fast_accum")))
-        if split > 1 and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS:
-            # rows of few 64 x 64 tiles over a deep K: split-K (ROWS_SPLITS), each k-block into f32 two stages a step
-            # unless fast_accum
+        two_stages = {"overlap_scaling": True} if promotes else {}   # (each k-block into f32, two stages a step)
+        shares = rows_split(M, N, K, multiprocessors, bool(fields.get("fast_accum")))
+        if shares > 1 and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS:
+            # rows of few 64 x 64 tiles over a deep K: split-K (ROWS_SPLITS)
             return cls.for_problem(M, N, K, fields.pop("dtype", "f8e4m3"), True, True, max_shared_bytes, **fields,
-                                   tile_m=64, consumers=1, tile_n=64, split_k=split,
-                                   **({"overlap_scaling": True} if promotes else {}))
+                                   tile_m=64, consumers=1, tile_n=64, split_k=shares, **two_stages)
         if 64 < M <= 128 and N > 64 and not fields.get("block_scaled") and not chosen \
                 and -(-N // 128) < multiprocessors // 2:
             # as many tiles as 128 x 64 ones, but one m64n128 wgmma a k32 step instead of two m64n64: 1.03-1.04x
@@ -324,7 +323,7 @@ class Fp8MatmulConfig(MatmulConfig):
             # 13568 0.88x cuBLASLt in 8 shares against 0.57x unsplit, benchmarks/NOTES.md, twenty-sixth session);
             # each k-block into f32, two stages a step (0.954x against 0.931 over 8 shapes drawn at random,
             # thirty-fourth session)
-            fields.update(tile_n=64, split_k=split, **({"overlap_scaling": True} if promotes else {}))
+            fields.update(tile_n=64, split_k=split, **two_stages)
             chosen_shape = {"tile_n"}
         if (M <= tile_m == 64 and not fields.get("block_scaled") and N > 64 and K > 128 and not chosen_shape
                 and -(-N // 64) < multiprocessors // 2):
