@@ -37,6 +37,18 @@ BLOCK_SCALED_WIDTHS = {128: 1.0, 192: 1.06, 256: 1.03}
 # halves); 8192³ 1216, 1306, 1212; 4096 x 7168 x 16384 1230, 1254, 1191 (benchmarks/NOTES.md, twenty-second
 # session), over full waves about 1.0, 1.07 and 0.97.
 PROMOTED_WIDTHS = {128: 1.0, 192: 1.07, 256: 0.97}
+# The same where 128 x 128 tiles make at most FEW_WAVES waves, with the widths between (two fragments a thread up to
+# 192, the partial in halves past it) and each weighed by the share of its last column inside N as well: the widths
+# that fill the waves best win there, the wider ones at their rates. End to end against torch._scaled_mm over 26
+# shapes of 321-4096 rows drawn at random, every width timed (benchmarks/NOTES.md, thirty-fifth session;
+# `benchmarks/fp8_wave_fill.py`, seeds 3501 and 3502): 0.943 against 0.866 for PROMOTED_WIDTHS (the best width of
+# each shape 0.945), e.g. 774 x 9376 x 15872 0.95 on 176 (0.76 on 128), 990 x 2240 x 6144 0.99 on 144 (0.87 on 192),
+# 547 x 6480 x 9728 0.92 on 256 (0.73 on 128), 336 x 10496 x 13952 0.99 on 240 (0.80 on 128). Past FEW_WAVES
+# PROMOTED_WIDTHS stays: at 4096³ (7.8 waves) 192 wide ran 0.94x of 128 at sustained load, where these rates would
+# take it.
+PROMOTED_FILL_WIDTHS = {128: 1.0, 144: 1.05, 160: 1.1, 176: 1.15, 192: 1.2, 208: 1.0, 224: 1.017, 240: 1.033,
+                        256: 1.05}
+FEW_WAVES = 5
 # The same for one row of 64-row tiles (64 < M <= 128, one consumer, two stages a step), where the tiles make one
 # wave: at 128 x 7168 x 16384, 128 tiles 112 wide ran at 754 TFLOP/s against 722 for 112 tiles 128 wide (sustained;
 # 711 against 700 in short bursts; benchmarks/NOTES.md, twenty-third session): 0.91 of 128's rate over a full wave.
@@ -376,8 +388,13 @@ class Fp8MatmulConfig(MatmulConfig):
             # (256 wide: only with the partial in halves, and not for f32 out, whose staging spills there)
             halves = fields.get("half_partials", True) and fields.get("out_dtype") != "f32"
             widths = BLOCK_SCALED_WIDTHS if fields.get("block_scaled") else PROMOTED_WIDTHS
-            ranked = sorted(((rate * wave_fill(M, N, tile_m, n, multiprocessors), n)
-                             for n, rate in widths.items() if n <= max(N, 128) and (n < 256 or halves)),
+            inside = {n: 1.0 for n in widths}   # (the share of a tile's last column inside N: weighed with the fills)
+            if (not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS | {"half_partials"}
+                    and tiles_of(M, N, tile_m, 128) <= FEW_WAVES * multiprocessors):   # (a caller's schedule: as before)
+                widths = PROMOTED_FILL_WIDTHS
+                inside = {n: N / (-(-N // n) * n) for n in widths}
+            ranked = sorted(((rate * wave_fill(M, N, tile_m, n, multiprocessors) * inside[n], n)
+                             for n, rate in widths.items() if n <= max(N, 128) and (n <= 192 or halves)),
                             reverse=True)
             # (unscaled, 128 wide, where the caller chose nothing of the schedule: two stages a step)
             overlap = not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS
@@ -410,14 +427,15 @@ def rows_split(M: int, N: int, K: int, multiprocessors: int = 132, fast_accum: b
 
 def _block_scaled_width(fields: dict, tile_n: int, overlap: bool = False) -> dict:
     """for_fp8_problem's fields for a block-scaled (or promoted) tile `tile_n` wide: 256 with the partial in halves
-    (three stages fit), 192 with four stages, both with 240 registers for the consumers, 128 with two stages a step
+    (three stages fit), 192 with four stages, both with 240 registers for the consumers (and so the widths between,
+    with the stages that fit), 128 with two stages a step
     where `overlap`; the caller's own fields kept.
     (256 wide ran 1.01-1.03x as fast without the consumers taking turns at the MMAs as with, once the wgmma
     descriptors lived in uniform registers: benchmarks/NOTES.md, thirteenth session.)"""
     fields["tile_n"] = tile_n
     if tile_n == 128 and overlap:
         fields.setdefault("overlap_scaling", True)
-    if 128 < tile_n <= 192:
+    if tile_n == 192:
         fields.setdefault("stages", 4)
     return _two_fragments(fields, tile_n)
 

@@ -13,6 +13,7 @@ import skc
 from skc import ir
 from skc.backends import ptx_tools
 from skc.blocks import MatmulConfig
+from skc.blocks.config import tiles_of
 from skc.blocks.epilogue import EpilogueSpec
 from skc.blocks.fp8 import (
     BlockScaledWgmma,
@@ -547,7 +548,11 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                                  Fp8MatmulConfig.for_fp8_problem(160, 7168, 2048, fast_accum=True),
                                  Fp8MatmulConfig.for_fp8_problem(160, 7168, 16384),
                                  Fp8MatmulConfig.for_fp8_problem(136, 7168, 16384),
-                                 Fp8MatmulConfig.for_fp8_problem(212, 2096, 6016)],
+                                 Fp8MatmulConfig.for_fp8_problem(212, 2096, 6016),
+                                 Fp8MatmulConfig.for_fp8_problem(990, 2240, 6144),
+                                 Fp8MatmulConfig.for_fp8_problem(774, 9376, 15872),
+                                 Fp8MatmulConfig.for_fp8_problem(324, 9072, 4096),
+                                 Fp8MatmulConfig.for_fp8_problem(336, 10496, 13952)],
                          ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192",
                               "block-n128-turns", "block-n256-halves", "block-default", "block-default-f32",
                               "per-tensor-cluster-n2", "per-tensor-m64-n48", "per-tensor-m64-n48-f32",
@@ -555,7 +560,8 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                               "promoted-n256-halves", "promoted-n192", "promoted-n192-f32", "promoted-few-rows",
                               "promoted-one-wave-112", "per-tensor-one-wave-112", "promoted-one-row-192x64",
                               "per-tensor-one-row-192x64", "promoted-swapped-128x80", "promoted-swapped-128x72",
-                              "promoted-64x64-rows"])
+                              "promoted-64x64-rows", "promoted-fill-144", "promoted-fill-176", "promoted-fill-208-halves",
+                              "promoted-fill-240-halves"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
@@ -647,10 +653,12 @@ def test_a_192_row_fp8_tile_over_fewer_rows_loads_only_those(hopper_interpreter,
                                     {"tile_n": 128, "overlap_scaling": True}, {"pingpong": True}, {"tile_n": 256},
                                     {"tile_m": 64, "consumers": 1, "tile_n": 112, "overlap_scaling": True},
                                     {"tile_n": 112, "overlap_scaling": True, "epilogue_buffers": 1},
-                                    {"tile_n": 112, "epilogue_buffers": 1, "fast_accum": True}],
+                                    {"tile_n": 112, "epilogue_buffers": 1, "fast_accum": True},
+                                    {"tile_n": 144}, {"tile_n": 176}, {"tile_n": 224}],
                          ids=["192x192", "128x192", "192x128", "promoted-128x192", "promoted-192x128",
                               "promoted-256-halves", "promoted-overlapped", "promoted-pingpong", "promoted-256",
-                              "promoted-few-rows-112", "promoted-one-wave-112", "one-wave-112"])
+                              "promoted-few-rows-112", "promoted-one-wave-112", "one-wave-112", "promoted-fill-144",
+                              "promoted-fill-176", "promoted-fill-224-halves"])
 def test_per_tensor_fp8_gemm_on_the_wave_rules_tiles_is_exact(hopper_interpreter, fields):
     M, N, K = 200, 392, 256   # tails in M and N: a second row and column of tiles mostly past the ends
     a, b, a8, b8 = operands(M, N, K)
@@ -715,6 +723,40 @@ def test_block_scaled_tiles_are_as_wide_as_their_waves_allow():
     assert choose(64, 16384, 1024).tile_n == 128 and choose(64, 8448, 128).tile_m == 64
     assert Fp8MatmulConfig.for_fp8_problem(8192, 8192, 8192, block_scaled=True, overlap_scaling=True).tile_n == 128
     assert Fp8MatmulConfig.for_fp8_problem(4096, 4096, 4096, block_scaled=True, tile_m=192, consumers=3).tile_n == 128
+
+
+def test_per_tensor_tiles_fill_few_waves_with_the_widths_between():
+    """Per tensor, each k-block into f32, where 128 x 128 tiles make at most FEW_WAVES waves: the width of
+    PROMOTED_FILL_WIDTHS whose rate times its waves' fill times its last column's share inside N is highest (two
+    fragments a thread up to 192 wide, the partial in halves past it); PROMOTED_WIDTHS past FEW_WAVES, for block
+    scales as before, and without halves (f32 out) at most 192 wide."""
+    from skc.blocks import fp8
+
+    def tile(M, N, K=4096, **fields):
+        config = Fp8MatmulConfig.for_fp8_problem(M, N, K, **fields)
+        assert config.shared_bytes() <= 232448
+        return config.tile_m, config.tile_n, config.half_partials, config.overlap_scaling
+
+    # 990 x 2240: 128 wide makes 144 tiles (1.09 waves), 144 wide 128 (0.97 of one); 774 x 9376: 176 wide fills 3
+    # waves to 0.98 (128 wide 3.92 of 4, at a lower rate)
+    assert tile(990, 2240) == (128, 144, False, False)
+    assert tile(774, 9376) == (128, 176, False, False)
+    assert tile(1473, 5152) == (128, 160, False, False) and tile(1488, 6032) == (128, 192, False, False)
+    assert tile(324, 9072) == (128, 208, True, False) and tile(1158, 2768) == (128, 224, True, False)
+    assert tile(336, 10496) == (128, 240, True, False) and tile(547, 6480) == (128, 256, True, False)
+    assert tile(2560, 1568) == (128, 128, False, True)   # (260 tiles of 128: 1.97 waves, the fullest)
+    # where the widths between lose their last wave's gain to the columns past N they compute
+    assert tile(1000, 1536) == (128, 128, False, True)
+    # past FEW_WAVES (4096 x 4096: 7.8 waves of 128 x 128) the rates measured there
+    assert tiles_of(4096, 4096, 128, 128) > fp8.FEW_WAVES * 132 and tile(4096, 4096) == (128, 128, False, True)
+    assert tile(8192, 8192)[1] == 192
+    # no halves for f32 out: the best width up to 192; block scales keep BLOCK_SCALED_WIDTHS (128, 192, 256)
+    assert tile(1158, 2768, out_dtype="f32")[1] <= 192 and tile(336, 10496, out_dtype="f32")[1] <= 192
+    for M, N in ((990, 2240), (774, 9376), (336, 10496)):
+        assert tile(M, N, block_scaled=True)[1] in fp8.BLOCK_SCALED_WIDTHS
+    # a caller's width stays theirs; with a schedule of theirs (stream-K, stages) the widths as before
+    assert tile(990, 2240, tile_n=128)[1] == 128
+    assert tile(990, 2240, stream_k=True)[1] == tile(990, 2240, stages=3)[1] == 192
 
 
 @pytest.mark.parametrize("fields, needed", [({"tile_n": 200, "consumer_registers": 240, "producer_registers": 24}, 274),

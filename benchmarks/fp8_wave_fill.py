@@ -1,0 +1,96 @@
+"""Per-tensor fp8 (each k-block added into f32) past 320 rows, drawn at random: the rule's tiles against each width
+(128 two stages a step, 144 to 256, past 192 the partial in halves), stream-K over 128- and 192-wide tiles, and
+torch._scaled_mm, end to end and in turn (benchmarks/fair.py; do_bench medians, L2 flushed). Every output is checked against cuBLASLt's
+first; a variant that fails the check is reported and left out of that shape's timing.
+    python benchmarks/fp8_wave_fill.py [--count 16] [--seed 3501] [--shapes 990x2240x6144,...] [--variants rule,w192]
+(thirty-fifth session: seeds 3501 (with the three shapes of session 34's sweep that read under 0.90) and 3502
+--count 12 with every width to fit fp8.PROMOTED_FILL_WIDTHS; then --seed 3503 --count 12 --variants rule,before, and
+--seed 3504 --count 8 --waves 5,10 with every width)"""
+import argparse
+import os
+import random
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import skc  # noqa: E402
+from skc.blocks import fp8  # noqa: E402
+from skc.blocks.config import tiles_of  # noqa: E402
+from fair import bench_ms, fair_times, geomean  # noqa: E402
+from fp8_gemm import operands  # noqa: E402
+
+VARIANTS = {
+    "rule": {},
+    "w128": {"tile_n": 128, "overlap_scaling": True},
+    "w192": {"tile_n": 192},
+    "w256": {"tile_n": 256},
+    **{f"w{n}": {"tile_n": n} for n in (144, 160, 176, 208, 224, 240)},
+    "sk128": {"tile_n": 128, "overlap_scaling": True, "stream_k": True},
+    "sk192": {"tile_n": 192, "stream_k": True},
+}
+
+
+def draw(count: int, seed: int, waves=(0, 5)) -> list:
+    """M from 321 to 4096, N a multiple of 16 from 256 to 16384, K a multiple of 128 from 1024 to 16384, where 128 x
+    128 tiles make more than waves[0] waves and at most waves[1] (many fill their last wave well whatever the width)."""
+    rng, shapes = random.Random(seed), []
+    while len(shapes) < count:
+        M, N, K = rng.randint(321, 4096), 16 * rng.randint(16, 1024), 128 * rng.randint(8, 128)
+        if waves[0] * 132 < tiles_of(M, N, 128, 128) <= waves[1] * 132:
+            shapes.append((M, N, K))
+    return shapes
+
+
+def describe(config) -> str:
+    return (f"{config.tile_m}x{config.tile_n}" + (" two a step" if config.overlap_scaling else "")
+            + (" halves" if config.half_partials else "") + (" stream-K" if config.stream_k else ""))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=3501)
+    parser.add_argument("--shapes", default="", help="MxNxK,... measured before the draw")
+    parser.add_argument("--waves", default="0,5", help="the draw's bounds on 128 x 128 tiles' waves")
+    parser.add_argument("--variants", default="rule,w128,w192,w256,sk128,sk192",
+                        help="of VARIANTS, and `before`: the rule without PROMOTED_FILL_WIDTHS (FEW_WAVES = 0)")
+    args = parser.parse_args()
+    names = args.variants.split(",")
+    waves = tuple(float(w) for w in args.waves.split(","))
+    shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",") if s] + draw(args.count, args.seed,
+                                                                                                waves)
+    ratios = {name: [] for name in names}
+    for M, N, K in shapes:
+        a, b = operands(M, N, K)
+        sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
+        scaled = dict(scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
+        reference = torch._scaled_mm(a, b, **scaled).float()
+        out = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
+        calls, configs = {"cublas": lambda: torch._scaled_mm(a, b, **scaled)}, {}
+        for name in names:
+            bound, fp8.FEW_WAVES = fp8.FEW_WAVES, 0 if name == "before" else fp8.FEW_WAVES
+            config = fp8.Fp8MatmulConfig.for_fp8_problem(M, N, K, **VARIANTS.get(name, {}))
+            fp8.FEW_WAVES = bound
+            out.fill_(float("nan"))
+            skc.blocks.matmul(a, b, out, config=config, **scaled)
+            error = ((out.float() - reference).abs().max() / reference.abs().max()).item()
+            if not error < 1e-2:
+                print(f"  {M}x{N}x{K} {name} ({describe(config)}): WRONG, error {error}", flush=True)
+                continue
+            configs[name] = config
+            calls[name] = lambda config=config: skc.blocks.matmul(a, b, out, config=config, **scaled)
+        times = fair_times(calls, lambda fn: bench_ms(fn, 40))
+        line = [f"{M}x{N}x{K}: cuBLASLt {2 * M * N * K / times['cublas'] / 1e9:.0f}"]
+        for name, config in configs.items():
+            ratio = times["cublas"] / times[name]
+            ratios[name].append(ratio)
+            line.append(f"{name} ({describe(config)}) {ratio:.3f}")
+        print(", ".join(line), flush=True)
+    for name, values in ratios.items():
+        if values:
+            print(f"{name}: geometric mean {geomean(values):.3f} of cuBLASLt over {len(values)}, lowest {min(values):.2f}")
+
+
+if __name__ == "__main__":
+    main()
