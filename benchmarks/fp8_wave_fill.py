@@ -6,7 +6,8 @@ first; a variant that fails the check is reported and left out of that shape's t
 (thirty-fifth session: seeds 3501 (with the three shapes of session 34's sweep that read under 0.90) and 3502
 --count 12 with every width to fit fp8.PROMOTED_FILL_WIDTHS; then --seed 3503 --count 12 --variants rule,before, and
 --seed 3504 --count 8 --waves 5,10 with every width; --seed 3505 --count 16 --variants rule,before, and --fast --seed
-3506 --count 10 with every width)"""
+3506 --count 10 with every width to fit fp8.FAST_FILL_WIDTHS; then --fast --seed 3507 --count 12 --variants
+rule,before)"""
 import argparse
 import os
 import random
@@ -57,7 +58,8 @@ def main():
     parser.add_argument("--fast", action="store_true", help="use_fast_accum=True (each side; the whole K in wgmma's "
                         "accumulator: w128 then one stage a step)")
     parser.add_argument("--variants", default="rule,w128,w192,w256,sk128,sk192",
-                        help="of VARIANTS, and `before`: the rule without PROMOTED_FILL_WIDTHS (FEW_WAVES = 0)")
+                        help="of VARIANTS, and `before`: the rule without PROMOTED_FILL_WIDTHS and FAST_FILL_WIDTHS "
+                        "(FEW_WAVES = 0)")
     args = parser.parse_args()
     names = args.variants.split(",")
     waves = tuple(float(w) for w in args.waves.split(","))

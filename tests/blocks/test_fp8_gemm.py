@@ -552,7 +552,9 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                                  Fp8MatmulConfig.for_fp8_problem(990, 2240, 6144),
                                  Fp8MatmulConfig.for_fp8_problem(774, 9376, 15872),
                                  Fp8MatmulConfig.for_fp8_problem(324, 9072, 4096),
-                                 Fp8MatmulConfig.for_fp8_problem(336, 10496, 13952)],
+                                 Fp8MatmulConfig.for_fp8_problem(336, 10496, 13952),
+                                 Fp8MatmulConfig.for_fp8_problem(810, 4992, 4096, fast_accum=True),
+                                 Fp8MatmulConfig.for_fp8_problem(1663, 4224, 7936, fast_accum=True)],
                          ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192",
                               "block-n128-turns", "block-n256-halves", "block-default", "block-default-f32",
                               "per-tensor-cluster-n2", "per-tensor-m64-n48", "per-tensor-m64-n48-f32",
@@ -561,7 +563,7 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                               "promoted-one-wave-112", "per-tensor-one-wave-112", "promoted-one-row-192x64",
                               "per-tensor-one-row-192x64", "promoted-swapped-128x80", "promoted-swapped-128x72",
                               "promoted-64x64-rows", "promoted-fill-144", "promoted-fill-176", "promoted-fill-208-halves",
-                              "promoted-fill-240-halves"])
+                              "promoted-fill-240-halves", "per-tensor-fill-144", "per-tensor-fill-224"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
@@ -729,7 +731,7 @@ def test_per_tensor_tiles_fill_few_waves_with_the_widths_between():
     """Per tensor, each k-block into f32, where 128 x 128 tiles make at most FEW_WAVES waves: the width of
     PROMOTED_FILL_WIDTHS whose rate times its waves' fill times its last column's share inside N is highest (two
     fragments a thread up to 192 wide, the partial in halves past it); PROMOTED_WIDTHS past FEW_WAVES, for block
-    scales as before, and without halves (f32 out) at most 192 wide."""
+    scales as before, and without halves (f32 out) at most 192 wide. With fast_accum, FAST_FILL_WIDTHS likewise."""
     from skc.blocks import fp8
 
     def tile(M, N, K=4096, **fields):
@@ -757,6 +759,14 @@ def test_per_tensor_tiles_fill_few_waves_with_the_widths_between():
     # a caller's width stays theirs; with a schedule of theirs (stream-K, stages) the widths as before
     assert tile(990, 2240, tile_n=128)[1] == 128
     assert tile(990, 2240, stream_k=True)[1] == tile(990, 2240, stages=3)[1] == 192
+    # fast_accum, where the bf16 wave rule takes no 192 tile: FAST_FILL_WIDTHS on few waves (128 x 256 before: 1144 x
+    # 3680 made 135 tiles, two waves), 128 x 256 past them; the wave rule's 192 tiles stay
+    fast = dict(fast_accum=True)
+    assert tile(1144, 3680, 7040, **fast) == (128, 128, False, False)
+    assert tile(1663, 4224, 7936, **fast)[:2] == (128, 224) and tile(810, 4992, **fast)[:2] == (128, 144)
+    assert tile(607, 13232, 14464, **fast)[:2] == (128, 256) and tile(4096, 4096, **fast)[:2] == (128, 256)
+    assert tile(3072, 3072, 3072, **fast)[:2] == (192, 192) and tile(2351, 2512, 2304, **fast)[:2] == (192, 128)
+    assert tile(1144, 3680, 7040, stages=3, **fast)[:2] == (128, 256)
 
 
 @pytest.mark.parametrize("fields, needed", [({"tile_n": 200, "consumer_registers": 240, "producer_registers": 24}, 274),

@@ -368,19 +368,26 @@ def check_the_rules_tile(M, N, K, tile, fast):
     assert (plan.cfg.tile_m, plan.cfg.tile_n, plan.cfg.split_k) == tile
 
 
-@pytest.mark.parametrize("M,N,K,tile", [
-    (990, 2240, 1040, (128, 144, 1)), (1473, 5152, 1024, (128, 160, 1)), (774, 9376, 1024, (128, 176, 1)),
-    (1488, 6032, 1024, (128, 192, 1)), (324, 9072, 1040, (128, 208, 1)), (1158, 2768, 1024, (128, 224, 1)),
-    (336, 10496, 1024, (128, 240, 1)), (547, 6480, 1040, (128, 256, 1))])
-def test_per_tensor_widths_that_fill_few_waves(M, N, K, tile):
-    """Past 320 rows, where 128 x 128 tiles make at most fp8.FEW_WAVES waves: the width the rule takes from
-    PROMOTED_FILL_WIDTHS (each with a last column part past N, most with a last row part past M and a 16-deep last
-    k-block), poisoned outputs, twice on one plan, against cuBLASLt's error; then with a bias and a ReLU."""
-    check_the_rules_tile(M, N, K, tile, False)
+@pytest.mark.parametrize("M,N,K,tile,fast", [
+    (990, 2240, 1040, (128, 144, 1), False), (1473, 5152, 1024, (128, 160, 1), False),
+    (774, 9376, 1024, (128, 176, 1), False), (1488, 6032, 1024, (128, 192, 1), False),
+    (324, 9072, 1040, (128, 208, 1), False), (1158, 2768, 1024, (128, 224, 1), False),
+    (336, 10496, 1024, (128, 240, 1), False), (547, 6480, 1040, (128, 256, 1), False),
+    (810, 4992, 1040, (128, 144, 1), True), (142, 10016, 1040, (128, 160, 1), True),
+    (784, 9856, 1040, (128, 176, 1), True), (2691, 3600, 1040, (128, 208, 1), True),
+    (247, 14016, 1040, (128, 224, 1), True), (1488, 5184, 1040, (128, 240, 1), True),
+    (341, 2816, 1040, (128, 128, 1), True)])
+def test_per_tensor_widths_that_fill_few_waves(M, N, K, tile, fast):
+    """Where 128 x 128 tiles make at most fp8.FEW_WAVES waves: the width the rule takes from PROMOTED_FILL_WIDTHS
+    (past 320 rows, each k-block into f32) or FAST_FILL_WIDTHS (fast_accum), each with a last column part past N,
+    most with a last row part past M and a 16-deep last k-block; poisoned outputs, twice on one plan, against
+    cuBLASLt's error; then with a bias and a ReLU into f16."""
+    check_the_rules_tile(M, N, K, tile, fast)
     a, b = quantized(M, K), quantized(N, K, seed=2).t()
     sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
     bias = torch.randn(N, device="cuda", dtype=torch.float16)
     out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.float16)
-    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, bias=bias, activation="relu", out_dtype=torch.float16)
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, bias=bias, activation="relu", out_dtype=torch.float16,
+                      use_fast_accum=fast)
     expected = torch.relu((a.float() @ b.float()) * 0.01 * 0.02 + bias.float())
     assert relative_error(out, expected) <= 5e-3
