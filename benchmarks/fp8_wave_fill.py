@@ -1,7 +1,7 @@
 """Per-tensor fp8 (each k-block added into f32) past 320 rows, drawn at random: the rule's tiles against each width
 (128 two stages a step, 144 to 256, past 192 the partial in halves), stream-K over 128- and 192-wide tiles, and
-torch._scaled_mm, end to end and in turn (benchmarks/fair.py; do_bench medians, L2 flushed). Every output is checked against cuBLASLt's
-first; a variant that fails the check is reported and left out of that shape's timing.
+torch._scaled_mm, end to end and in turn (benchmarks/fair.py; do_bench medians, L2 flushed). Every output is checked
+against cuBLASLt's first; a variant that fails the check is reported and left out of that shape's timing.
     python benchmarks/fp8_wave_fill.py [--count 16] [--seed 3501] [--shapes 990x2240x6144,...] [--variants rule,w192]
 (thirty-fifth session: seeds 3501 (with the three shapes of session 34's sweep that read under 0.90) and 3502
 --count 12 with every width to fit fp8.PROMOTED_FILL_WIDTHS; then --seed 3503 --count 12 --variants rule,before, and
@@ -96,7 +96,8 @@ def main():
         print(", ".join(line), flush=True)
     for name, values in ratios.items():
         if values:
-            print(f"{name}: geometric mean {geomean(values):.3f} of cuBLASLt over {len(values)}, lowest {min(values):.2f}")
+            print(f"{name}: geometric mean {geomean(values):.3f} of cuBLASLt over {len(values)}, "
+                  f"lowest {min(values):.2f}")
 
 
 if __name__ == "__main__":

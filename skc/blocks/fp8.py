@@ -43,9 +43,9 @@ PROMOTED_WIDTHS = {128: 1.0, 192: 1.07, 256: 0.97}
 # shapes of 321-4096 rows drawn at random, every width timed (benchmarks/NOTES.md, thirty-fifth session;
 # `benchmarks/fp8_wave_fill.py`, seeds 3501 and 3502): 0.943 against 0.866 for PROMOTED_WIDTHS (the best width of
 # each shape 0.945), e.g. 774 x 9376 x 15872 0.95 on 176 (0.76 on 128), 990 x 2240 x 6144 0.99 on 144 (0.87 on 192),
-# 547 x 6480 x 9728 0.92 on 256 (0.73 on 128), 336 x 10496 x 13952 0.99 on 240 (0.80 on 128). Past FEW_WAVES
-# PROMOTED_WIDTHS stays: at 4096³ (7.8 waves) 192 wide ran 0.94x of 128 at sustained load, where these rates would
-# take it.
+# 547 x 6480 x 9728 0.92 on 256 (0.73 on 128), 336 x 10496 x 13952 0.99 on 240 (0.80 on 128); on 28 fresh shapes
+# (seeds 3503 and 3505) 0.980 against 0.917. Past FEW_WAVES PROMOTED_WIDTHS stays: at 4096³ (7.8 waves) 192 wide
+# ran 0.94x of 128 at sustained load, where these rates would take it.
 PROMOTED_FILL_WIDTHS = {128: 1.0, 144: 1.05, 160: 1.1, 176: 1.15, 192: 1.2, 208: 1.0, 224: 1.017, 240: 1.033,
                         256: 1.05}
 FEW_WAVES = 5
@@ -54,11 +54,12 @@ FEW_WAVES = 5
 # 256 before, whatever their waves). End to end against torch._scaled_mm, both use_fast_accum (thirty-fifth session,
 # `benchmarks/fp8_wave_fill.py --fast`, seed 3506): over the 7 shapes of 128-row tiles drawn, 0.979 against 0.876 for
 # the rule before (the best width of each 0.979), e.g. 1144 x 3680 x 7040 1.05 on 128 (0.61 on 256: 135 tiles, two
-# waves), 1663 x 4224 x 7936 0.95 on 224 (0.85 on 256).
+# waves), 1663 x 4224 x 7936 0.95 on 224 (0.85 on 256); on 12 fresh shapes (seed 3507) 0.975 against 0.894.
 FAST_FILL_WIDTHS = {n: 1 + 0.1 * (n - 128) / 128 for n in range(128, 257, 16)}
-# The same for one row of 64-row tiles (64 < M <= 128, one consumer, two stages a step), where the tiles make one
-# wave: at 128 x 7168 x 16384, 128 tiles 112 wide ran at 754 TFLOP/s against 722 for 112 tiles 128 wide (sustained;
-# 711 against 700 in short bursts; benchmarks/NOTES.md, twenty-third session): 0.91 of 128's rate over a full wave.
+# PROMOTED_WIDTHS' model for one row of 64-row tiles (64 < M <= 128, one consumer, two stages a step), where the
+# tiles make one wave: at 128 x 7168 x 16384, 128 tiles 112 wide ran at 754 TFLOP/s against 722 for 112 tiles 128
+# wide (sustained; 711 against 700 in short bursts; benchmarks/NOTES.md, twenty-third session): 0.91 of 128's rate
+# over a full wave.
 FEW_ROWS_PROMOTED_WIDTHS = {128: 1.0, 112: 0.91}
 # Two rows of 128-row tiles whose last is at least three quarters full (224 <= M <= 256), per tensor: where 112-wide
 # tiles fill the one wave better than 128-wide ones, 112 wide with a seventh stage beside one epilogue buffer (one
@@ -303,8 +304,10 @@ class Fp8MatmulConfig(MatmulConfig):
         Tiles that add each k-block's partial into f32 (block scales, or per-tensor ones without fast_accum) hold
         two f32 fragments a thread (the running sum and the k-block's partial): 128 wide, or 192 (with 240 registers
         for the consumers), or 256 (the partial in two column halves) where that is faster by BLOCK_SCALED_WIDTHS'
-        model. A caller's pingpong or wide tile_n with such tiles gets what they need: 64-row tiles for two
-        consumers, 240 registers (and, 256 wide, the partial in halves)."""
+        model; per tensor where 128 x 128 tiles make at most FEW_WAVES waves, any width from 128 to 256 in steps of
+        16 by PROMOTED_FILL_WIDTHS' (FAST_FILL_WIDTHS' with fast_accum, where the wave rule takes no 192 tile). A
+        caller's pingpong or wide tile_n with such tiles gets what they need: 64-row tiles for two consumers, 240
+        registers (and, past 192 wide, the partial in halves)."""
         promotes = fields.get("block_scaled") or not fields.get("fast_accum")   # (two f32 fragments a thread)
         if promotes and fields.get("pingpong"):   # (each consumer adds its partials 64 rows at a time)
             fields.setdefault("tile_m", 64)
@@ -402,8 +405,9 @@ class Fp8MatmulConfig(MatmulConfig):
             halves = fields.get("half_partials", True) and fields.get("out_dtype") != "f32"
             widths = BLOCK_SCALED_WIDTHS if fields.get("block_scaled") else PROMOTED_WIDTHS
             inside = {n: 1.0 for n in widths}   # (the share of a tile's last column inside N: weighed with the fills)
+            # (where the caller chose a part of the schedule, the widths as before)
             if (not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS | {"half_partials"}
-                    and tiles_of(M, N, tile_m, 128) <= FEW_WAVES * multiprocessors):   # (a caller's schedule: as before)
+                    and tiles_of(M, N, tile_m, 128) <= FEW_WAVES * multiprocessors):
                 widths = PROMOTED_FILL_WIDTHS
                 inside = {n: N / (-(-N // n) * n) for n in widths}
             ranked = sorted(((rate * wave_fill(M, N, tile_m, n, multiprocessors) * inside[n], n)

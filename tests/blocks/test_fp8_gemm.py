@@ -562,8 +562,9 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                               "promoted-n256-halves", "promoted-n192", "promoted-n192-f32", "promoted-few-rows",
                               "promoted-one-wave-112", "per-tensor-one-wave-112", "promoted-one-row-192x64",
                               "per-tensor-one-row-192x64", "promoted-swapped-128x80", "promoted-swapped-128x72",
-                              "promoted-64x64-rows", "promoted-fill-144", "promoted-fill-176", "promoted-fill-208-halves",
-                              "promoted-fill-240-halves", "per-tensor-fill-144", "per-tensor-fill-224"])
+                              "promoted-64x64-rows", "promoted-fill-144", "promoted-fill-176",
+                              "promoted-fill-208-halves", "promoted-fill-240-halves", "per-tensor-fill-144",
+                              "per-tensor-fill-224"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
