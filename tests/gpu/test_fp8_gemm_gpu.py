@@ -340,14 +340,7 @@ def test_per_tensor_rows_of_few_tiles_split(M, N, K, tile, fast):
     the shares of fp8.rows_split (last tiles part past N, 112 and 208 columns, and past M, 313 rows), poisoned
     outputs, twice on one plan; then with a bias and a ReLU in the split's epilogue."""
     check_the_rules_tile(M, N, K, tile, fast)
-    a, b = quantized(M, K), quantized(N, K, seed=2).t()
-    sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
-    bias = torch.randn(N, device="cuda", dtype=torch.bfloat16)
-    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
-    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, bias=bias, activation="relu", out_dtype=torch.bfloat16,
-                      use_fast_accum=fast)
-    expected = torch.relu((a.float() @ b.float()) * 0.01 * 0.02 + bias.float())
-    assert relative_error(out, expected) <= 5e-3
+    check_bias_and_relu(M, N, K, fast, torch.bfloat16)
 
 
 def check_the_rules_tile(M, N, K, tile, fast):
@@ -383,11 +376,16 @@ def test_per_tensor_widths_that_fill_few_waves(M, N, K, tile, fast):
     most with a last row part past M and a 16-deep last k-block; poisoned outputs, twice on one plan, against
     cuBLASLt's error; then with a bias and a ReLU into f16."""
     check_the_rules_tile(M, N, K, tile, fast)
+    check_bias_and_relu(M, N, K, fast, torch.float16)
+
+
+def check_bias_and_relu(M, N, K, fast, dtype):
+    """The rule's configuration with a bias and a ReLU in its epilogue, into `dtype` (bias of that dtype too)."""
     a, b = quantized(M, K), quantized(N, K, seed=2).t()
     sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
-    bias = torch.randn(N, device="cuda", dtype=torch.float16)
-    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.float16)
-    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, bias=bias, activation="relu", out_dtype=torch.float16,
+    bias = torch.randn(N, device="cuda", dtype=dtype)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=dtype)
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, bias=bias, activation="relu", out_dtype=dtype,
                       use_fast_accum=fast)
     expected = torch.relu((a.float() @ b.float()) * 0.01 * 0.02 + bias.float())
     assert relative_error(out, expected) <= 5e-3
