@@ -1,5 +1,6 @@
 """Digests of the PTX of the kernels the benchmarks measure: every GEMM configuration the table or the tuner can
-pick, the default fp8 GEMMs of five shapes (per-tensor and block-wise) and the default attention configurations.
+pick, the default fp8 GEMMs of five shapes (per-tensor and block-wise) and four of the per-tensor fill widths, and the
+default attention configurations.
 Run it at two commits (`git stash`, a worktree) and compare the outputs: equal lines mean the change left that
 kernel's code as it was, so figures measured before still describe it. CPU only (needs nvJitLink's wheel for
 nothing: PTX comes from llvmlite). Run: python benchmarks/ptx_digests.py"""
@@ -18,6 +19,10 @@ from skc.blocks.attention_kernel import attention_kernel  # noqa: E402
 from skc.blocks.fp8 import Fp8MatmulConfig  # noqa: E402
 
 FP8_SHAPES = ((4096, 4096, 4096), (8192, 8192, 8192), (128, 7168, 16384), (64, 4096, 7168), (4096, 24576, 1536))
+# per-tensor widths between 128 and 256 that fp8's rule takes on few waves (thirty-fifth session): 144, 176, 240 in
+# halves, and 224 with fast_accum
+FP8_FILL_SHAPES = (((990, 2240, 6144), False), ((774, 9376, 15872), False), ((336, 10496, 13952), False),
+                   ((1663, 4224, 7936), True))
 
 
 def digest(ptx: str) -> str:
@@ -37,6 +42,9 @@ def kernels():
         for block in (False, True):
             yield f"fp8 {M}x{N}x{K} block={block}", compile_fp8(Fp8MatmulConfig.for_fp8_problem(M, N, K,
                                                                                                   block_scaled=block))
+    for (M, N, K), fast in FP8_FILL_SHAPES:
+        config = Fp8MatmulConfig.for_fp8_problem(M, N, K, fast_accum=fast)
+        yield f"fp8 {M}x{N}x{K} fast={fast} ({config.tile_m}x{config.tile_n})", compile_fp8(config)
     for D in (64, 128):
         for causal in (False, True):
             config = default_config(D, "bf16", causal, False)
