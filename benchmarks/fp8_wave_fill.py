@@ -7,7 +7,8 @@ against cuBLASLt's first; a variant that fails the check is reported and left ou
 --count 12 with every width to fit fp8.PROMOTED_FILL_WIDTHS; then --seed 3503 --count 12 --variants rule,before, and
 --seed 3504 --count 8 --waves 5,10 with every width; --seed 3505 --count 16 --variants rule,before, and --fast --seed
 3506 --count 10 with every width to fit fp8.FAST_FILL_WIDTHS; then --fast --seed 3507 --count 12 --variants
-rule,before)"""
+rule,before; --seed 3508 --count 6 --waves 0,0.55 --variants rule,s2w128,s2w128n,s3w128n,s2w192: split-K over
+half a wave of tiles or less)"""
 import argparse
 import os
 import random
@@ -28,6 +29,11 @@ VARIANTS = {
     "w192": {"tile_n": 192},
     "w256": {"tile_n": 256},
     **{f"w{n}": {"tile_n": n} for n in (144, 160, 176, 208, 224, 240)},
+    # split-K over half a wave of tiles or less
+    "s2w128": {"tile_n": 128, "overlap_scaling": True, "split_k": 2},
+    "s2w128n": {"tile_n": 128, "split_k": 2},
+    "s3w128n": {"tile_n": 128, "split_k": 3},
+    "s2w192": {"tile_n": 192, "split_k": 2},
     "sk128": {"tile_n": 128, "overlap_scaling": True, "stream_k": True},
     "sk192": {"tile_n": 192, "stream_k": True},
 }
