@@ -49,12 +49,13 @@ PROMOTED_WIDTHS = {128: 1.0, 192: 1.07, 256: 0.97}
 PROMOTED_FILL_WIDTHS = {128: 1.0, 144: 1.05, 160: 1.1, 176: 1.15, 192: 1.2, 208: 1.0, 224: 1.017, 240: 1.033,
                         256: 1.05}
 FEW_WAVES = 5
-# The same for per-tensor tiles with fast_accum (one fragment a thread, any width to 256) past 128 rows, where the
-# bf16 wave rule takes no 192-row or 192-wide tile and 128 x 128 tiles make at most FEW_WAVES waves (they went 128 x
-# 256 before, or 128 x 128 for outputs under 2^22 values, whatever their waves). End to end against
-# torch._scaled_mm, both use_fast_accum (thirty-fifth session, `benchmarks/fp8_wave_fill.py --fast`, seed 3506): over
-# the 7 shapes of 128-row tiles drawn, 0.979 against 0.876 for the rule before (the best width of each 0.979), e.g. 1144 x 3680 x 7040 1.05 on 128 (0.61 on 256: 135 tiles, two
-# waves), 1663 x 4224 x 7936 0.95 on 224 (0.85 on 256); on 12 fresh shapes (seed 3507) 0.975 against 0.894.
+# The same for per-tensor tiles with fast_accum (one fragment a thread, any width to 256) past 128 rows, where the bf16
+# wave rule takes no 192-row or 192-wide tile and 128 x 128 tiles make at most FEW_WAVES waves (they went 128 x 256
+# before, or 128 x 128 for outputs under 2^22 values, whatever their waves). End to end against torch._scaled_mm, both
+# use_fast_accum (thirty-fifth session, `benchmarks/fp8_wave_fill.py --fast`, seed 3506): over the 7 shapes of 128-row
+# tiles drawn, 0.979 against 0.876 for the rule before (the best width of each 0.979), e.g. 1144 x 3680 x 7040 1.05 on
+# 128 (0.61 on 256: 135 tiles, two waves), 1663 x 4224 x 7936 0.95 on 224 (0.85 on 256); on 12 fresh shapes (seed 3507)
+# 0.975 against 0.894.
 FAST_FILL_WIDTHS = {n: 1 + 0.1 * (n - 128) / 128 for n in range(128, 257, 16)}
 # PROMOTED_WIDTHS' model for one row of 64-row tiles (64 < M <= 128, one consumer, two stages a step), where the
 # tiles make one wave: at 128 x 7168 x 16384, 128 tiles 112 wide ran at 754 TFLOP/s against 722 for 112 tiles 128
