@@ -38,14 +38,14 @@ BLOCK_SCALED_WIDTHS = {128: 1.0, 192: 1.06, 256: 1.03}
 # session), over full waves about 1.0, 1.07 and 0.97.
 PROMOTED_WIDTHS = {128: 1.0, 192: 1.07, 256: 0.97}
 # The same where 128 x 128 tiles make at most FEW_WAVES waves, with the widths between (two fragments a thread up to
-# 192, the partial in halves past it) and each weighed by the share of its last column inside N as well: the widths
-# that fill the waves best win there, the wider ones at their rates. End to end against torch._scaled_mm over 26
-# shapes of 321-4096 rows drawn at random, every width timed (benchmarks/NOTES.md, thirty-fifth session;
-# `benchmarks/fp8_wave_fill.py`, seeds 3501 and 3502): 0.943 against 0.866 for PROMOTED_WIDTHS (the best width of
-# each shape 0.945), e.g. 774 x 9376 x 15872 0.95 on 176 (0.76 on 128), 990 x 2240 x 6144 0.99 on 144 (0.87 on 192),
-# 547 x 6480 x 9728 0.92 on 256 (0.73 on 128), 336 x 10496 x 13952 0.99 on 240 (0.80 on 128); on 28 fresh shapes
-# (seeds 3503 and 3505) 0.980 against 0.917. Past FEW_WAVES PROMOTED_WIDTHS stays: at 4096³ (7.8 waves) 192 wide
-# ran 0.94x of 128 at sustained load, where these rates would take it.
+# 192, the partial in halves past it) and each weighed by the share of its last column inside N as well: the widths that
+# fill the waves best win there, the wider ones at their rates. End to end against torch._scaled_mm over 26 shapes of
+# 321-4096 rows drawn at random, every width timed (benchmarks/NOTES.md, thirty-fifth session;
+# `benchmarks/fp8_wave_fill.py`, seeds 3501 and 3502): its picks among the widths timed 0.943 against 0.866 for
+# PROMOTED_WIDTHS' rule as run (the best width of each shape 0.945), e.g. 774 x 9376 x 15872 0.95 on 176 (0.76 on 128),
+# 990 x 2240 x 6144 0.99 on 144 (0.87 on 192), 547 x 6480 x 9728 0.92 on 256 (0.73 on 128), 336 x 10496 x 13952 0.99 on
+# 240 (0.80 on 128); on 28 fresh shapes (seeds 3503 and 3505) 0.980 against 0.917. Past FEW_WAVES PROMOTED_WIDTHS stays:
+# at 4096³ (7.8 waves) 192 wide ran 0.94x of 128 at sustained load, where these rates would take it.
 PROMOTED_FILL_WIDTHS = {128: 1.0, 144: 1.05, 160: 1.1, 176: 1.15, 192: 1.2, 208: 1.0, 224: 1.017, 240: 1.033,
                         256: 1.05}
 FEW_WAVES = 5
@@ -53,9 +53,9 @@ FEW_WAVES = 5
 # wave rule takes no 192-row or 192-wide tile and 128 x 128 tiles make at most FEW_WAVES waves (they went 128 x 256
 # before, or 128 x 128 for outputs under 2^22 values, whatever their waves). End to end against torch._scaled_mm, both
 # use_fast_accum (thirty-fifth session, `benchmarks/fp8_wave_fill.py --fast`, seed 3506): over the 7 shapes of 128-row
-# tiles drawn, 0.979 against 0.876 for the rule before (the best width of each 0.979), e.g. 1144 x 3680 x 7040 1.05 on
-# 128 (0.61 on 256: 135 tiles, two waves), 1663 x 4224 x 7936 0.95 on 224 (0.85 on 256); on 12 fresh shapes (seed 3507)
-# 0.975 against 0.894.
+# tiles drawn, its picks among the widths timed 0.979 against 0.876 for the rule before as run (the best width of each
+# 0.979), e.g. 1144 x 3680 x 7040 1.05 on 128 (0.61 on 256: 135 tiles, two waves), 1663 x 4224 x 7936 0.95 on 224 (0.85
+# on 256); on 12 fresh shapes (seed 3507) 0.975 against 0.894.
 FAST_FILL_WIDTHS = {n: 1 + 0.1 * (n - 128) / 128 for n in range(128, 257, 16)}
 # PROMOTED_WIDTHS' model for one row of 64-row tiles (64 < M <= 128, one consumer, two stages a step), where the
 # tiles make one wave: at 128 x 7168 x 16384, 128 tiles 112 wide ran at 754 TFLOP/s against 722 for 112 tiles 128
@@ -398,20 +398,18 @@ class Fp8MatmulConfig(MatmulConfig):
                 and tiles_of(M, N, 128, 128) <= FEW_WAVES * multiprocessors):
             # fast_accum on few waves, where the wave rule took no 192 tile: the width of FAST_FILL_WIDTHS that fills
             # them best (not 128 x 256 or 128 x 128 whatever they leave)
-            fields.update(tile_n=max(FAST_FILL_WIDTHS, key=lambda n: FAST_FILL_WIDTHS[n] * wave_fill(
-                M, N, 128, n, multiprocessors) * N / (-(-N // n) * n)))
+            fields.update(tile_n=max(FAST_FILL_WIDTHS, key=lambda n: FAST_FILL_WIDTHS[n] * column_fill(
+                M, N, 128, n, multiprocessors)))
         if (promotes and "tile_n" not in fields and tile_m == 128 and not fields.get("pingpong")
                 and not fields.get("overlap_scaling")):   # (a third fragment leaves no registers for 192)
             # (256 wide: only with the partial in halves, and not for f32 out, whose staging spills there)
             halves = fields.get("half_partials", True) and fields.get("out_dtype") != "f32"
-            widths = BLOCK_SCALED_WIDTHS if fields.get("block_scaled") else PROMOTED_WIDTHS
-            inside = {n: 1.0 for n in widths}   # (the share of a tile's last column inside N: weighed with the fills)
+            widths, fill = (BLOCK_SCALED_WIDTHS if fields.get("block_scaled") else PROMOTED_WIDTHS), wave_fill
             # (where the caller chose a part of the schedule, the widths as before)
             if (not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS | {"half_partials"}
                     and tiles_of(M, N, tile_m, 128) <= FEW_WAVES * multiprocessors):
-                widths = PROMOTED_FILL_WIDTHS
-                inside = {n: N / (-(-N // n) * n) for n in widths}
-            ranked = sorted(((rate * wave_fill(M, N, tile_m, n, multiprocessors) * inside[n], n)
+                widths, fill = PROMOTED_FILL_WIDTHS, column_fill
+            ranked = sorted(((rate * fill(M, N, tile_m, n, multiprocessors), n)
                              for n, rate in widths.items() if n <= max(N, 128) and (n <= 192 or halves)),
                             reverse=True)
             # (unscaled, 128 wide, where the caller chose nothing of the schedule: two stages a step)
@@ -441,6 +439,12 @@ def rows_split(M: int, N: int, K: int, multiprocessors: int = 132, fast_accum: b
     tiles, k_steps = -(-M // 64) * -(-N // 64), K // 128
     return next((split for split in (4, 3, 2)
                  if tiles * split <= multiprocessors and k_steps >= ROWS_SPLIT_MIN_STEPS * split), 1)
+
+
+def column_fill(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int) -> float:
+    """`wave_fill` times the share of the last column of tiles that lies inside N: the busy fraction of the SMs over
+    the waves, counting only columns of the output (PROMOTED_FILL_WIDTHS, FAST_FILL_WIDTHS)."""
+    return wave_fill(M, N, tile_m, tile_n, multiprocessors) * N / (-(-N // tile_n) * tile_n)
 
 
 def _block_scaled_width(fields: dict, tile_n: int, overlap: bool = False) -> dict:
