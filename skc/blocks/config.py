@@ -499,6 +499,19 @@ FEW_TILES_MIN_STEPS = 12
 # 256 x 576 x 4608 (36 tiles, 72 k-steps) 0.70, 0.85 in 2 (0.93 in 3, 24 k-steps a share). With more tiles (84, 93)
 # no split helped; one row of tiles (64 x 3904 x 5248, 61 tiles: 0.87 in 2 against 0.88) stays unsplit.
 HALF_WAVE_MIN_STEPS = 32
+# One row of 64 x 64 tiles (M <= 64) that fills a quarter to half of the SMs: split-K in 2 shares where a model of its
+# time says they gain ONE_ROW_GAIN or more (`one_row_split`). A problem takes ONE_ROW_FIXED_STEPS k-steps' time
+# besides its k-steps (launch, the pipeline's start, the epilogue), a split ONE_ROW_SHARE_COST more (its partials
+# written, added and waited for), and its k-steps run at one SM's pace until its tiles outnumber ONE_ROW_BANDWIDTH of
+# the SMs, whose reads fill the DRAM's bandwidth. Fitted to 24 shapes of 1-64 rows (`python
+# benchmarks/one_row_tiles.py grid`, thirty-sixth session: every gain within 5 % but one); against torch.matmul
+# end to end, unsplit / 2 shares: 4 x 2304 x 9152 (36 tiles, 143 k-steps) 0.75 / 1.01, 12 x 2368 x 5504 0.81 / 0.99,
+# 1 x 2560 x 3520 0.91 / 1.01, `x @ w.t()` 16 x 4096 x 14336 0.94 / 1.01; level or slower at 20-64 k-steps
+# (17 x 3008 x 1856 0.94 / 0.86, 16 x 4096 x 4096 1.04 / 1.00). Three shares never beat two there.
+ONE_ROW_FIXED_STEPS = 65
+ONE_ROW_SHARE_COST = 16
+ONE_ROW_BANDWIDTH = 0.58
+ONE_ROW_GAIN = 1.02
 # Rows of tiles (M >= DEEP_K_ROWS) that fit one wave over a deep K (at least DEEP_K_STEPS k-steps): the tile and the
 # split-K shares chosen together (`deep_k_tiles`), of the least (k-steps / shares / speed + DEEP_K_SHARE_COST k-steps
 # a split tile, its partials written, added and waited for) x the tile's work, the units in one wave. The speeds and
@@ -590,7 +603,7 @@ def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int, multiprocessors:
 
 def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, unaligned: bool = False,
                b_k_major: bool = False, narrow: bool = True, one_row: bool = True, a_aligned: bool = False,
-               fill_widths: bool = False) -> tuple:
+               fill_widths: bool = False, row_split: bool = True) -> tuple:
     """(tile_m, tile_n, cluster_m, split_k) for an M x N x K problem on a GPU of `multiprocessors` SMs: the tile
     shape of the least `wave_cost` (3072³ takes 192 x 192 tiles, 2 waves of 256, where 128 x 256 tiles left the
     third of 3 waves 18 % full: 1.30x faster; where one wave holds the tiles of several shapes, the one of least
@@ -599,8 +612,8 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     have DEEP_K_SPEEDS' tiles in one wave over at least DEEP_K_STEPS k-steps (DEEP_K_FEW_TILES_STEPS where they
     fill at most a quarter of the SMs; one matrix, aligned rows), the tile
     and the split-K shares chosen together (`deep_k_tiles`); else split-K where the tiles fill at most a quarter of
-    the SMs over a deep K (`few_tiles_split`; one matrix, aligned rows) or several rows of them fill at most half
-    (`half_wave_split`), or, when
+    the SMs over a deep K (`few_tiles_split`; one matrix, aligned rows), several rows of them fill at most half
+    (`half_wave_split`) or one row of 64 x 64 tiles does (`one_row_split`; `row_split`, aligned rows), or, when
     SPLIT_K_BY_DEFAULT, where they fill less than half of the SMs and K is deep enough to share (>= 4 k-steps a
     unit).
     M counts `batch` matrices of M / batch rows. `unaligned`: the operands' rows start at no multiple of 128 bytes
@@ -618,7 +631,7 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
         return 192, 64, 1, 1
     if unaligned and batch == 1 and UNALIGNED_SPLITS:
         aligned = tile_shape(M, N, K, multiprocessors, batch, False, b_k_major, narrow, one_row, a_aligned,
-                             fill_widths)
+                             fill_widths, row_split=False)
         if aligned[3] > 1:
             return aligned
     if unaligned:
@@ -647,6 +660,8 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
         split_k = few_tiles_split(tiles, K // 64, multiprocessors)
         if split_k == 1 and not unaligned and -(-M // tile_m) > 1:
             split_k = half_wave_split(tiles, K // 64, multiprocessors)
+        elif split_k == 1 and not unaligned and row_split and (tile_m, tile_n) == (64, 64):
+            split_k = one_row_split(tiles, K // 64, multiprocessors)
     return tile_m, tile_n, cluster_m, split_k
 
 
@@ -683,6 +698,21 @@ def half_wave_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int
         if tiles * split <= multiprocessors and k_steps >= HALF_WAVE_MIN_STEPS * split:
             return split
     return 1
+
+
+def one_row_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int:
+    """The shares of split-K (2 or 1) for one row of `tiles` 64 x 64 tiles of `k_steps` k-steps each that fill more
+    than a quarter of the SMs and at most half: 2 where the model of ONE_ROW_FIXED_STEPS, ONE_ROW_SHARE_COST and
+    ONE_ROW_BANDWIDTH puts the two shares ONE_ROW_GAIN faster or more."""
+    if not multiprocessors < 4 * tiles <= 2 * multiprocessors:
+        return 1
+    bandwidth = ONE_ROW_BANDWIDTH * multiprocessors   # (the SMs whose reads fill the DRAM's bandwidth)
+
+    def time(split):
+        return (ONE_ROW_FIXED_STEPS + (ONE_ROW_SHARE_COST if split > 1 else 0)
+                + k_steps / split * max(1.0, tiles * split / bandwidth))
+
+    return 2 if time(1) >= ONE_ROW_GAIN * time(2) else 1
 
 
 def few_tiles_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int:

@@ -177,6 +177,8 @@ def pickable_configs() -> list:
     for M, N, K, b_k_major in ((4, 1152, 4800, False), (32, 1472, 4416, False), (8, 320, 3280, True),
                                (427, 384, 8192, True), (256, 576, 4608, False)):   # (several rows: half a wave)
         found.append(MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132))  # few tiles: split
+    for b_k_major in (False, True):   # one row of 64 x 64 tiles in 2 shares (config.one_row_split)
+        found.append(MatmulConfig.for_problem(16, 4096, 14336, "bf16", True, b_k_major, multiprocessors=132))
     # rows not 128-byte aligned, where clusters along M would add a wave: along N
     found.append(MatmulConfig.for_problem(787, 4504, 9216, multiprocessors=132, unaligned=(False, True)))
     # only B's rows unaligned, 129-192 rows: one row of 192 x 64

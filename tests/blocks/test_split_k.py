@@ -218,6 +218,43 @@ def test_half_wave_split_fits_one_wave_of_deep_enough_shares():
     assert half_wave_split(2, 1000, 4) == 2         # the interpreter's 4 SMs
 
 
+def test_one_row_split_shares_half_a_wave_of_64_x_64_tiles_over_a_deep_enough_k():
+    """One row of 64 x 64 tiles (M <= 64) that fills a quarter to half of the SMs goes in 2 shares where the model
+    puts them 2 % faster (thirty-sixth session, `benchmarks/one_row_tiles.py grid`: 4 x 2304 x 9152 1.01x
+    torch.matmul in 2 shares against 0.75x unsplit; 17 x 3008 x 1856 0.86x against 0.94x)."""
+    from skc.blocks.config import one_row_split
+
+    assert one_row_split(36, 143) == 2              # 72 SMs of 132, 143 k-steps
+    assert one_row_split(40, 55) == 2               # (measured 1.01 against 0.91)
+    assert one_row_split(43, 36) == 1               # (level: 0.91 and 0.91)
+    assert one_row_split(47, 29) == 1               # too shallow (0.86 against 0.94)
+    assert one_row_split(64, 64) == 1               # 128 SMs read no faster than the DRAM gives 64 (1.00 against 1.04)
+    assert one_row_split(64, 172) == 2              # deep enough for it still (1.00 against 0.95)
+    assert one_row_split(33, 1000) == 1             # a quarter of the SMs: few_tiles_split's
+    assert one_row_split(67, 1000) == 1             # two shares past one wave
+    assert one_row_split(2, 1000, 4) == 2           # the interpreter's 4 SMs
+
+
+@pytest.mark.parametrize("shape, b_k_major, expected", [
+    ((4, 2304, 9152), False, (64, 64, 1, 2)), ((12, 2368, 5504), True, (64, 64, 1, 2)),
+    ((16, 4096, 14336), True, (64, 64, 1, 2)), ((32, 4096, 11008), False, (64, 64, 1, 2)),
+    ((17, 3008, 1856), False, (64, 64, 1, 1)), ((16, 4096, 4096), True, (64, 64, 1, 1)),
+    ((16, 8192, 8192), False, (64, 64, 1, 1)),    # (128 tiles: the issue's row, unchanged)
+    ((96, 4096, 14336), False, (64, 64, 1, 1)),   # two rows: 128 tiles
+])
+def test_one_row_of_64_row_tiles_takes_the_one_row_split(shape, b_k_major, expected):
+    assert tile_shape(*shape, 132, b_k_major=b_k_major) == expected
+
+
+def test_the_one_row_split_is_for_aligned_rows_only():
+    """Rows not 128-byte aligned keep the rules before (64 x 2368 x 3368, unaligned: 0.80x torch.matmul in 2
+    shares, 0.81x unsplit, thirty-sixth session)."""
+    assert tile_shape(64, 2368, 3392, 132) == (64, 64, 1, 2)
+    assert tile_shape(64, 2368, 3368, 132, unaligned=True)[3] == 1
+    config = MatmulConfig.for_problem(64, 2368, 3368, multiprocessors=132, unaligned=(True, False))
+    assert config.split_k == 1
+
+
 def test_few_tiles_split_counts_the_sms_and_the_depth():
     from skc.blocks.config import few_tiles_split
 

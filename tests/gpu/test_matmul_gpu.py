@@ -621,7 +621,11 @@ def test_a_row_major_b_in_32_column_chunks(M, N, K, fields, dtype):
                                                     # 128-byte aligned (A's, A's and B's, a K-major B's), unclustered
                                                     (300, 896, 7040, False, 3), (200, 1216, 6656, True, 3),
                                                     (808, 320, 14528, False, 2), (338, 768, 6112, False, 2),
-                                                    (368, 344, 7392, False, 3), (424, 224, 12648, True, 4)])
+                                                    (368, 344, 7392, False, 3), (424, 224, 12648, True, 4),
+                                                    # one row of 64 x 64 tiles filling a quarter to half of the
+                                                    # SMs (config.one_row_split): 1-57 rows, a K-major B
+                                                    (4, 2304, 9152, False, 2), (1, 2560, 3520, True, 2),
+                                                    (16, 4096, 14336, True, 2), (57, 3648, 8064, False, 2)])
 @pytest.mark.parametrize("epilogue", [False, True])
 def test_few_tiles_over_a_deep_k_split_by_the_rule(M, N, K, b_k_major, split, epilogue):
     """The rule's split-K for few tiles over a deep K (config.few_tiles_split; several rows of tiles filling at
@@ -645,6 +649,25 @@ def test_few_tiles_over_a_deep_k_split_by_the_rule(M, N, K, b_k_major, split, ep
         assert relative_error(out, reference(a, b, **extras)) <= 1e-2
     (plan,) = matmul_host._PLANS.values()
     assert plan.cfg.split_k == split and plan.cfg.cluster == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_one_row_split_over_a_transposed_a(dtype):
+    """config.one_row_split's 2 shares where A is MN-major (a transposed view) and in fp16: 40 x 2944 x 6016, output
+    poisoned, twice on one plan."""
+    from skc.blocks import matmul_host
+
+    M, N, K = 40, 2944, 6016
+    a, b = operand(M, K, dtype, True), operand(K, N, dtype, False)
+    matmul_host._PLANS.clear()
+    for _ in range(2):
+        out = torch.full((M, N), float("nan"), device="cuda", dtype=dtype)
+        skc.blocks.matmul(a, b, out=out)
+        torch.cuda.synchronize()
+        assert not out.isnan().any()
+        assert relative_error(out, reference(a, b)) <= 1e-2
+    (plan,) = matmul_host._PLANS.values()
+    assert (plan.cfg.tile_m, plan.cfg.tile_n, plan.cfg.split_k, plan.cfg.a_k_major) == (64, 64, 2, False)
 
 
 def test_unaligned_rows_cluster_along_n_where_along_m_adds_a_wave():

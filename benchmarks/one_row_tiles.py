@@ -1,0 +1,149 @@
+"""GEMMs of at most 64 rows whose one row of tiles fills more than a quarter of the SMs and at most one wave (no
+split rule reaches them), end to end against torch.matmul (the Python call, host included; triton's do_bench medians
+with L2 flushed, each callable timed in rotating order, best round kept).
+
+    python benchmarks/one_row_tiles.py draw [SEED] [COUNT] [changed]  shapes drawn where the band lies (no GPU;
+                                                                   changed: whose choice the rules now change)
+    python benchmarks/one_row_tiles.py grid [MxNxK[:linear],...]    64 x 32, 64 x 64 and 64 x 128 tiles in the
+                                                                   shares whose units fit one wave, beside the
+                                                                   default ("models": MODELS; "json=PATH" writes
+                                                                   every time)
+    python benchmarks/one_row_tiles.py ab [MxNxK[:linear],...]      the default against the rules before (BEFORE),
+                                                                   given as a configuration
+The thirty-sixth session fitted config.ONE_ROW_* to `grid models` and `grid` of seed 3601's draw.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import skc  # noqa: E402
+from deep_k_splits import default_config, error, named, operands, rules_as, timed, unaligned  # noqa: E402
+from fair import geomean  # noqa: E402
+from skc.blocks import MatmulConfig  # noqa: E402
+
+SMS = 132
+# decode-like shapes of a transformer's projections (x @ w.t(): B K-major) and one of each layout not in them
+MODELS = [f"{M}x{N}x{K}:linear" for M in (1, 16, 64) for N, K in ((4096, 4096), (4096, 14336), (6144, 4096))] + [
+    "32x4096x11008", "8x4096x4096", "64x2368x3368", "64x3904x5248"]
+TILES = [(64, 32), (64, 64), (64, 128)]
+# the rules before config.one_row_split (its share's cost out of reach: never split)
+BEFORE = {"ONE_ROW_SHARE_COST": 10 ** 9}
+
+
+def in_band(M: int, N: int, K: int, linear: bool) -> bool:
+    """Whether the rules before chose one row of tiles, unsplit and unclustered, filling more than a quarter of the
+    SMs and at most all of them, for aligned rows."""
+    if M > 64 or any(unaligned(linear, N, K)):
+        return False
+    with rules_as(BEFORE):
+        config = MatmulConfig.for_problem(M, N, K, multiprocessors=SMS, b_k_major=linear)
+    tiles = -(-N // config.tile_n)
+    return (config.tile_m == 64 and config.split_k == 1 and config.cluster == 1 and not config.swap_ab
+            and SMS < 4 * tiles <= 4 * SMS)
+
+
+def draw(seed: int, count: int = 24, changed: bool = False) -> list:
+    """`count` shapes in the band drawn with `seed` (`changed`: only those whose configuration the rules before and
+    now choose differently)."""
+    generator = random.Random(seed)
+
+    def size(low, high, align):
+        return max(align, int(math.exp(generator.uniform(math.log(low), math.log(high)))) // align * align)
+
+    found = []
+    while len(found) < count:
+        M, N, K, linear = size(1, 65, 1), size(2112, 8449, 64), size(1024, 16385, 64), generator.random() < 0.5
+        if in_band(M, N, K, linear) and not (changed and chosen(M, N, K, linear, BEFORE) == chosen(M, N, K, linear)):
+            found.append(f"{M}x{N}x{K}" + (":linear" if linear else ""))
+    return found
+
+
+def chosen(M: int, N: int, K: int, linear: bool, values: dict = None):
+    """The configuration the rules choose for this problem (with `values` for some of their constants)."""
+    with rules_as(values or {}):
+        return MatmulConfig.for_problem(M, N, K, multiprocessors=SMS, b_k_major=linear,
+                                        unaligned=unaligned(linear, N, K))
+
+
+def variants(M: int, N: int, K: int, linear: bool) -> dict:
+    """{name: configuration} of each tile of TILES in each count of shares whose units fit one wave (64 x 32 tiles
+    unsplit also in two), 8 k-steps a share at least."""
+    found = {}
+    for tile_m, tile_n in TILES:
+        tiles = -(-N // tile_n)
+        for split in range(1, 7):
+            if tiles * split > (2 if split == 1 else 1) * SMS or K // 64 < 8 * split:
+                continue
+            found[f"{tile_m}x{tile_n} k{split} ({tiles * split})"] = MatmulConfig.for_problem(
+                M, N, K, multiprocessors=SMS, b_k_major=linear, tile_m=tile_m, tile_n=tile_n, split_k=split,
+                cluster_m=1)
+    return found
+
+
+def grid(specs, json_path=None):
+    rows = []
+    for spec in specs:
+        M, N, K, linear, a, b = operands(spec)
+        expected = a.float() @ b.float()
+        configs = variants(M, N, K, linear)
+        calls = {"torch": lambda: torch.matmul(a, b), "default": lambda: skc.blocks.matmul(a, b)}
+        calls.update({name: (lambda config=config: skc.blocks.matmul(a, b, config=config))
+                      for name, config in configs.items()})
+        wrong = [name for name, call in calls.items() if error(call(), expected) > 1e-2]
+        default = named(default_config(a, b))
+        best = timed(calls, 2)
+        reference = best["torch"]
+        print(f"{spec} (default {default}) torch {reference * 1e3:.1f}us  " + "  ".join(
+            f"{name} {reference / ms:.2f}" for name, ms in sorted(best.items(), key=lambda kv: kv[1])
+            if name != "torch"), flush=True)
+        if wrong:
+            print("  WRONG:", wrong, flush=True)
+        rows.append({"spec": spec, "default": default, "ms": best, "wrong": wrong})
+    if json_path:
+        with open(json_path, "w") as handle:
+            json.dump(rows, handle, indent=1)
+
+
+def ab(specs):
+    """The default against the rules before (BEFORE), given as a configuration."""
+    ratios = {"before": [], "default": []}
+    for spec in specs:
+        M, N, K, linear, a, b = operands(spec)
+        expected = a.float() @ b.float()
+        before = chosen(M, N, K, linear, BEFORE)
+        default = default_config(a, b)
+        errors = (error(skc.blocks.matmul(a, b), expected), error(skc.blocks.matmul(a, b, config=before), expected))
+        calls = {"torch": lambda: torch.matmul(a, b), "before": lambda: skc.blocks.matmul(a, b, config=before),
+                 "default": lambda: skc.blocks.matmul(a, b)}
+        best = timed(calls, 3)
+        for name in ratios:
+            ratios[name].append(best["torch"] / best[name])
+        print(f"{spec}: torch {best['torch'] * 1e3:.1f}us  before {named(before)} {ratios['before'][-1]:.2f}  "
+              f"default {named(default)} {ratios['default'][-1]:.2f}  errors {errors[1]:.1e} {errors[0]:.1e}",
+              flush=True)
+        assert max(errors) <= 1e-2, (spec, errors)
+    print(f"geometric mean before {geomean(ratios['before']):.3f}, default {geomean(ratios['default']):.3f}; "
+          f"lowest {min(ratios['before']):.2f}, {min(ratios['default']):.2f}")
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1] if len(sys.argv) > 1 else "grid"
+    if mode == "draw":
+        print(",".join(draw(int(sys.argv[2]) if len(sys.argv) > 2 else 3601,
+                            int(sys.argv[3]) if len(sys.argv) > 3 else 24, "changed" in sys.argv[4:])))
+        sys.exit()
+    args = [arg for arg in sys.argv[2:] if not arg.startswith("json=")]
+    json_path = next((arg[5:] for arg in sys.argv[2:] if arg.startswith("json=")), None)
+    specs = (MODELS if args == ["models"] else args[0].split(",")) if args else MODELS
+    if mode == "grid":
+        grid(specs, json_path)
+    else:
+        ab(specs)
