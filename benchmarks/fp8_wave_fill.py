@@ -8,7 +8,9 @@ against cuBLASLt's first; a variant that fails the check is reported and left ou
 --seed 3504 --count 8 --waves 5,10 with every width; --seed 3505 --count 16 --variants rule,before, and --fast --seed
 3506 --count 10 with every width to fit fp8.FAST_FILL_WIDTHS; then --fast --seed 3507 --count 12 --variants
 rule,before; --seed 3508 --count 6 --waves 0,0.55 --variants rule,s2w128,s2w128n,s3w128n,s2w192: split-K over
-half a wave of tiles or less)"""
+half a wave of tiles or less; thirty-sixth session: --rows 129,320 --changed --variants rule,before, with and
+without --fast: the widths below 321 rows; then --rows 129,320 --changed --variants rule,s35 with and without --fast
+--seed 3611/3612: fp8.FAST_ROWS_64 and SWAPPED_COLUMN_ROWS on fresh draws)"""
 import argparse
 import os
 import random
@@ -39,15 +41,37 @@ VARIANTS = {
 }
 
 
-def draw(count: int, seed: int, waves=(0, 5)) -> list:
-    """M from 321 to 4096, N a multiple of 16 from 256 to 16384, K a multiple of 128 from 1024 to 16384, where 128 x
-    128 tiles make more than waves[0] waves and at most waves[1] (many fill their last wave well whatever the width)."""
+def draw(count: int, seed: int, waves=(0, 5), rows=(321, 4096), changed=None, rule: str = "before") -> list:
+    """M from rows[0] to rows[1], N a multiple of 16 from 256 to 16384, K a multiple of 128 from 1024 to 16384, where
+    128 x 128 tiles make more than waves[0] waves and at most waves[1] (many fill their last wave well whatever the
+    width); `changed` (fast_accum's value): only where the rule and the rule before (BEFORE[rule]) differ."""
     rng, shapes = random.Random(seed), []
     while len(shapes) < count:
-        M, N, K = rng.randint(321, 4096), 16 * rng.randint(16, 1024), 128 * rng.randint(8, 128)
-        if waves[0] * 132 < tiles_of(M, N, 128, 128) <= waves[1] * 132:
-            shapes.append((M, N, K))
+        M, N, K = rng.randint(*rows), 16 * rng.randint(16, 1024), 128 * rng.randint(8, 128)
+        if not waves[0] * 132 < tiles_of(M, N, 128, 128) <= waves[1] * 132:
+            continue
+        if changed is not None and before_config(M, N, K, changed, rule) == fp8.Fp8MatmulConfig.for_fp8_problem(
+                M, N, K, fast_accum=changed):
+            continue
+        shapes.append((M, N, K))
     return shapes
+
+
+# rules before, by the constants of skc.blocks.fp8 that turn them off: `before` the thirty-fifth session's widths
+# (PROMOTED_FILL_WIDTHS and FAST_FILL_WIDTHS), `s35` the thirty-sixth's 64 x 256 fast tiles and one swapped column
+BEFORE = {"before": {"FEW_WAVES": 0}, "s35": {"FAST_ROWS_64": 0, "SWAPPED_COLUMN_ROWS": 0}}
+
+
+def before_config(M: int, N: int, K: int, fast: bool, rule: str = "before"):
+    """The configuration of the rule before (BEFORE[rule])."""
+    now = {name: getattr(fp8, name) for name in BEFORE[rule]}
+    try:
+        for name, value in BEFORE[rule].items():
+            setattr(fp8, name, value)
+        return fp8.Fp8MatmulConfig.for_fp8_problem(M, N, K, fast_accum=fast)
+    finally:
+        for name, value in now.items():
+            setattr(fp8, name, value)
 
 
 def describe(config) -> str:
@@ -61,16 +85,21 @@ def main():
     parser.add_argument("--seed", type=int, default=3501)
     parser.add_argument("--shapes", default="", help="MxNxK,... measured before the draw")
     parser.add_argument("--waves", default="0,5", help="the draw's bounds on 128 x 128 tiles' waves")
+    parser.add_argument("--rows", default="321,4096", help="the draw's bounds on M")
+    parser.add_argument("--changed", action="store_true", help="draw only where `before` chooses otherwise")
     parser.add_argument("--fast", action="store_true", help="use_fast_accum=True (each side; the whole K in wgmma's "
                         "accumulator: w128 then one stage a step)")
     parser.add_argument("--variants", default="rule,w128,w192,w256,sk128,sk192",
-                        help="of VARIANTS, and `before`: the rule without PROMOTED_FILL_WIDTHS and FAST_FILL_WIDTHS "
-                        "(FEW_WAVES = 0)")
+                        help="of VARIANTS, and of BEFORE: `before` the rule without PROMOTED_FILL_WIDTHS and "
+                        "FAST_FILL_WIDTHS (FEW_WAVES = 0), `s35` without FAST_ROWS_64 and SWAPPED_COLUMN_ROWS; "
+                        "--changed draws where the first of them named differs")
     args = parser.parse_args()
     names = args.variants.split(",")
     waves = tuple(float(w) for w in args.waves.split(","))
-    shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",") if s] + draw(args.count, args.seed,
-                                                                                                waves)
+    rows = tuple(int(r) for r in args.rows.split(","))
+    shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",") if s] + draw(
+        args.count, args.seed, waves, rows, args.fast if args.changed else None,
+        next((name for name in names if name in BEFORE), "before"))
     ratios = {name: [] for name in names}
     for M, N, K in shapes:
         a, b = operands(M, N, K)
@@ -80,11 +109,10 @@ def main():
         out = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
         calls, configs = {"cublas": lambda: torch._scaled_mm(a, b, **scaled)}, {}
         for name in names:
-            bound, fp8.FEW_WAVES = fp8.FEW_WAVES, 0 if name == "before" else fp8.FEW_WAVES
             fields = {key: value for key, value in VARIANTS.get(name, {}).items()
                       if not (args.fast and key == "overlap_scaling")}
-            config = fp8.Fp8MatmulConfig.for_fp8_problem(M, N, K, fast_accum=args.fast, **fields)
-            fp8.FEW_WAVES = bound
+            config = (before_config(M, N, K, args.fast, name) if name in BEFORE else
+                      fp8.Fp8MatmulConfig.for_fp8_problem(M, N, K, fast_accum=args.fast, **fields))
             out.fill_(float("nan"))
             skc.blocks.matmul(a, b, out, config=config, **scaled)
             error = ((out.float() - reference).abs().max() / reference.abs().max()).item()

@@ -57,6 +57,14 @@ FEW_WAVES = 5
 # 0.979), e.g. 1144 x 3680 x 7040 1.05 on 128 (0.61 on 256: 135 tiles, two waves), 1663 x 4224 x 7936 0.95 on 224 (0.85
 # on 256); on 12 fresh shapes (seed 3507) 0.975 against 0.894.
 FAST_FILL_WIDTHS = {n: 1 + 0.1 * (n - 128) / 128 for n in range(128, 257, 16)}
+# Up to FAST_ROWS_64 rows, 64 x 256 tiles (one consumer) are weighed beside FAST_FILL_WIDTHS' at FAST_RATE_64, each
+# tile also by the share of its rows inside M: 128-row tiles leave up to half their last row past M there. End to
+# end against torch._scaled_mm, both use_fast_accum (thirty-sixth session, `abtmp` grid over 7 shapes of 143-300 rows
+# drawn by `benchmarks/fp8_wave_fill.py --fast --rows 129,320 --changed --seed 3602`): the model's pick was the faster
+# of the two on all 7, e.g. 300 x 13088 x 10496 0.97 on 64 x 256 (0.77 on 128 x 160), 166 x 9760 x 16384 0.92 (0.66),
+# 211 x 13456 x 12928 0.94 on 128 x 208 (0.76 on 64 x 256).
+FAST_ROWS_64 = 320
+FAST_RATE_64 = 1.0
 # PROMOTED_WIDTHS' model for one row of 64-row tiles (64 < M <= 128, one consumer, two stages a step), where the
 # tiles make one wave: at 128 x 7168 x 16384, 128 tiles 112 wide ran at 754 TFLOP/s against 722 for 112 tiles 128
 # wide (sustained; 711 against 700 in short bursts; benchmarks/NOTES.md, twenty-third session): 0.91 of 128's rate
@@ -80,6 +88,12 @@ ONE_ROW_192 = {"tile_m": 192, "consumers": 3, "tile_n": 64, "epilogue_buffers": 
 # at 160 rows (cuBLASLt 881), 659 against 586 at 136 (751), 871 against 825 at 192 (778) (benchmarks/NOTES.md,
 # twenty-fifth session).
 SWAPPED = {"tile_m": 128, "consumers": 2, "swap_ab": True}
+# The same with one column of tiles M wide (rounded up to 16) for 128 < M <= SWAPPED_COLUMN_ROWS over K >= 4096, where
+# N's 128-row tiles fill more than half the SMs and at most all (N of 8449-16896, past the reach of SWAPPED's two
+# columns and of ONE_ROW_192's one wave). End to end against torch._scaled_mm (thirty-sixth session, `abtmp` grid):
+# 156 x 10192 x 12032 0.975 against 0.749 for the fill widths' 128 x 160, 147 x 9296 x 13056 0.959 against 0.709; at
+# 191 rows, 192 wide, 0.81 against 0.91.
+SWAPPED_COLUMN_ROWS = 160
 # ROWS_SPLITS: per tensor, 64 < M <= ROWS_SPLIT_ROWS rows (ROWS_SPLIT_FAST_ROWS with fast_accum) on few tiles over a
 # deep K: rows of 64 x 64 tiles in `rows_split`'s shares, each k-block into f32 two stages a step (or, fast_accum,
 # whole in wgmma's accumulator). End to end against torch._scaled_mm (benchmarks/NOTES.md, thirty-fourth session; the
@@ -382,6 +396,14 @@ class Fp8MatmulConfig(MatmulConfig):
             return cls.for_problem(N, M, K, fields.pop("dtype", "f8e4m3"), True, True, max_shared_bytes,
                                    **fields, **SWAPPED, tile_n=-(-M // 16) * 8)
         if (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
+                and "tile_n" not in fields and not fields.get("dtype_b") and fields.get("out_dtype") != "f32"
+                and 128 < M <= SWAPPED_COLUMN_ROWS and K >= 4096
+                and multiprocessors // 2 < -(-N // 128) <= multiprocessors):
+            # out^T = b^T a^T on one column of 128 x M tiles: SWAPPED_COLUMN_ROWS
+            width = -(-M // 16) * 16
+            return cls.for_problem(N, M, K, fields.pop("dtype", "f8e4m3"), True, True, max_shared_bytes,
+                                   **_two_fragments(fields, width), **SWAPPED, tile_n=width)
+        if (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
                 and "tile_n" not in fields and 128 < M <= 192 and tiles_of(M, N, 192, 64) <= multiprocessors):
             # one row of 192-row tiles where 128-row ones would leave their second row part past M (and as many
             # tiles: N > 4096 or so; fewer take 64-wide tiles above): ONE_ROW_192
@@ -397,9 +419,15 @@ class Fp8MatmulConfig(MatmulConfig):
         if (M > 128 and not promotes and tile_m == 128 and set(fields) <= _OPERAND_FIELDS
                 and tiles_of(M, N, 128, 128) <= FEW_WAVES * multiprocessors):
             # fast_accum on few waves, where the wave rule took no 192 tile: the width of FAST_FILL_WIDTHS that fills
-            # them best (not 128 x 256 or 128 x 128 whatever they leave)
-            fields.update(tile_n=max(FAST_FILL_WIDTHS, key=lambda n: FAST_FILL_WIDTHS[n] * column_fill(
-                M, N, 128, n, multiprocessors)))
+            # them best (not 128 x 256 or 128 x 128 whatever they leave), or up to FAST_ROWS_64 rows 64 x 256
+            tiles = {(128, n): rate for n, rate in FAST_FILL_WIDTHS.items()}
+            if M <= FAST_ROWS_64:
+                tiles[64, 256] = FAST_RATE_64
+            tile_m, tile_n = max(tiles, key=lambda tile: tiles[tile] * column_fill(M, N, *tile, multiprocessors)
+                                 * M / (-(-M // tile[0]) * tile[0]))
+            fields.update(tile_n=tile_n)
+            if tile_m == 64:
+                fields.update(tile_m=64, consumers=1)
         if (promotes and "tile_n" not in fields and tile_m == 128 and not fields.get("pingpong")
                 and not fields.get("overlap_scaling")):   # (a third fragment leaves no registers for 192)
             # (256 wide: only with the partial in halves, and not for f32 out, whose staging spills there)

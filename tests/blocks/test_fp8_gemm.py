@@ -554,7 +554,10 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                                  Fp8MatmulConfig.for_fp8_problem(324, 9072, 4096),
                                  Fp8MatmulConfig.for_fp8_problem(336, 10496, 13952),
                                  Fp8MatmulConfig.for_fp8_problem(810, 4992, 4096, fast_accum=True),
-                                 Fp8MatmulConfig.for_fp8_problem(1663, 4224, 7936, fast_accum=True)],
+                                 Fp8MatmulConfig.for_fp8_problem(1663, 4224, 7936, fast_accum=True),
+                                 Fp8MatmulConfig.for_fp8_problem(300, 13088, 10496, fast_accum=True),
+                                 Fp8MatmulConfig.for_fp8_problem(156, 10192, 12032),
+                                 Fp8MatmulConfig.for_fp8_problem(131, 16880, 4096)],
                          ids=["per-tensor-n256", "block-n128", "block-n128-overlapped", "f32-out-e5m2", "block-n192",
                               "block-n128-turns", "block-n256-halves", "block-default", "block-default-f32",
                               "per-tensor-cluster-n2", "per-tensor-m64-n48", "per-tensor-m64-n48-f32",
@@ -564,7 +567,8 @@ def compile_fp8(cfg: Fp8MatmulConfig):
                               "per-tensor-one-row-192x64", "promoted-swapped-128x80", "promoted-swapped-128x72",
                               "promoted-64x64-rows", "promoted-fill-144", "promoted-fill-176",
                               "promoted-fill-208-halves", "promoted-fill-240-halves", "per-tensor-fill-144",
-                              "per-tensor-fill-224"])
+                              "per-tensor-fill-224", "per-tensor-fast-64x256", "promoted-swapped-column-160",
+                              "promoted-swapped-column-144"])
 def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
     compiled = compile_fp8(cfg)
     ptx = compiled.asm("ptx")
@@ -657,11 +661,12 @@ def test_a_192_row_fp8_tile_over_fewer_rows_loads_only_those(hopper_interpreter,
                                     {"tile_m": 64, "consumers": 1, "tile_n": 112, "overlap_scaling": True},
                                     {"tile_n": 112, "overlap_scaling": True, "epilogue_buffers": 1},
                                     {"tile_n": 112, "epilogue_buffers": 1, "fast_accum": True},
-                                    {"tile_n": 144}, {"tile_n": 176}, {"tile_n": 224}],
+                                    {"tile_n": 144}, {"tile_n": 176}, {"tile_n": 224},
+                                    {"tile_m": 64, "consumers": 1, "tile_n": 256, "fast_accum": True}],
                          ids=["192x192", "128x192", "192x128", "promoted-128x192", "promoted-192x128",
                               "promoted-256-halves", "promoted-overlapped", "promoted-pingpong", "promoted-256",
                               "promoted-few-rows-112", "promoted-one-wave-112", "one-wave-112", "promoted-fill-144",
-                              "promoted-fill-176", "promoted-fill-224-halves"])
+                              "promoted-fill-176", "promoted-fill-224-halves", "fast-64x256"])
 def test_per_tensor_fp8_gemm_on_the_wave_rules_tiles_is_exact(hopper_interpreter, fields):
     M, N, K = 200, 392, 256   # tails in M and N: a second row and column of tiles mostly past the ends
     a, b, a8, b8 = operands(M, N, K)
@@ -770,6 +775,51 @@ def test_per_tensor_tiles_fill_few_waves_with_the_widths_between():
     assert tile(1144, 3680, 7040, stages=3, **fast)[:2] == (128, 256)
 
 
+def test_fast_tiles_up_to_320_rows_weigh_64_x_256_by_the_rows_they_fill():
+    """fast_accum up to FAST_ROWS_64 rows: 64 x 256 tiles (one consumer) beside FAST_FILL_WIDTHS', each weighed by
+    the share of its rows inside M too (thirty-sixth session: 300 x 13088 x 10496 0.97x cuBLASLt on 64 x 256 against
+    0.77x on 128 x 160; 211 x 13456 x 12928 0.94x on 128 x 208 against 0.76x on 64 x 256)."""
+    from skc.blocks import fp8
+
+    def tile(M, N, K=4096, **fields):
+        config = Fp8MatmulConfig.for_fp8_problem(M, N, K, fast_accum=True, **fields)
+        assert config.shared_bytes() <= 232448
+        return config.tile_m, config.tile_n, config.consumers
+
+    assert tile(300, 13088) == (64, 256, 1)       # 5 rows of 64 (320) against 3 of 128 (384)
+    assert tile(166, 9760) == tile(143, 10240) == (64, 256, 1)
+    assert tile(211, 13456) == (128, 208, 2)      # 2 rows of 128 (256) fill a wave, 4 of 64 1.6 waves
+    assert tile(258, 9280) == (128, 224, 2)
+    assert tile(400, 13088)[0] == 128             # past FAST_ROWS_64 as before
+    assert tile(300, 13088, tile_n=160)[:2] == (128, 160)   # a caller's width stays theirs
+    assert Fp8MatmulConfig.for_fp8_problem(300, 13088, 10496).tile_m == 128   # each k-block into f32: as before
+    before = fp8.FAST_ROWS_64
+    try:
+        fp8.FAST_ROWS_64 = 0
+        assert tile(300, 13088) == (128, 160, 2)  # (the thirty-fifth session's pick)
+    finally:
+        fp8.FAST_ROWS_64 = before
+
+
+def test_per_tensor_129_to_160_rows_over_wide_n_swap_into_one_column():
+    """Each k-block into f32, 128 < M <= SWAPPED_COLUMN_ROWS over K >= 4096, where N's 128-row tiles fill more than
+    half the SMs and at most all: out^T = b^T a^T on one column of 128 x M tiles (M rounded up to 16), 240 registers
+    for the consumers (thirty-sixth session: 156 x 10192 x 12032 0.975x cuBLASLt against 0.749x)."""
+    def config(M, N, K=12032, **fields):
+        return Fp8MatmulConfig.for_fp8_problem(M, N, K, **fields)
+
+    wide = config(156, 10192)
+    assert (wide.swap_ab, wide.tile_m, wide.tile_n, wide.consumer_registers) == (True, 128, 160, 240)
+    assert wide.shared_bytes() <= 232448
+    assert config(147, 9296).tile_n == 160 and config(129, 16896).tile_n == 144
+    assert config(160, 7168).tile_n == 80                        # two columns: SWAPPED as before
+    assert not config(161, 10192).swap_ab                        # past SWAPPED_COLUMN_ROWS
+    assert not config(156, 10192, 2048).swap_ab                  # a shallow K
+    assert not config(156, 17024).swap_ab                        # 133 tiles: past one wave
+    assert not config(156, 10192, fast_accum=True).swap_ab      # fast: 64 x 256 tiles
+    assert not config(156, 10192, out_dtype="f32").swap_ab and not config(156, 10192, block_scaled=True).swap_ab
+
+
 @pytest.mark.parametrize("fields, needed", [({"tile_n": 200, "consumer_registers": 240, "producer_registers": 24}, 274),
                                             ({"tile_n": 136, "overlap_scaling": True}, 296)])
 def test_block_scaled_tiles_the_registers_cannot_hold_are_refused(fields, needed):
@@ -865,6 +915,21 @@ def test_ptxas_keeps_the_wgmmas_asynchronous(cfg, tmp_path):
     report = subprocess.run([ptx_tools.ptxas_path(), "-arch=sm_90a", "-v", str(source), "-o", str(tmp_path / "o")],
                             capture_output=True, text=True, check=True)
     assert "serialized" not in report.stdout + report.stderr, report.stdout + report.stderr
+
+
+def test_per_tensor_fp8_swapped_into_one_column_is_exact(hopper_interpreter):
+    """SWAPPED_COLUMN_ROWS' configuration (one column of 128 x 160 tiles, 240 registers) at 150 x 392 x 256: the
+    swapped problem's rows past N and columns past M, stored transposed."""
+    m, n, k = 150, 392, 256
+    a, b, a8, b8 = operands(m, n, k)
+    rule = Fp8MatmulConfig.for_fp8_problem(m, 10192, 12032)
+    cfg = Fp8MatmulConfig.for_fp8_problem(n, m, k, multiprocessors=4, tile_m=128, consumers=2, tile_n=rule.tile_n,
+                                          swap_ab=True, producer_registers=24, out_dtype="bf16", stages=2)
+    assert (cfg.tile_n, cfg.consumer_registers) == (160, 240)
+    out = np.full((m, n), np.nan, ml_dtypes.bfloat16)
+    skc.blocks.matmul(a8, b8, out, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
+                      config=cfg)
+    np.testing.assert_array_equal(out.astype(np.float32), (2.0 * (a @ b)).astype(ml_dtypes.bfloat16).astype(np.float32))
 
 
 @pytest.mark.parametrize("m", [40, 150])

@@ -165,11 +165,13 @@ def test_per_tensor_without_fast_accum_is_as_accurate_as_cublaslt(M, N, K):
     assert error <= 3e-4, error
 
 
-@pytest.mark.parametrize("M,N,K", [(160, 7168, 4096), (136, 7168, 8192), (150, 6016, 4096), (192, 8192, 4096),
-                                   (129, 5000, 4096)])
-def test_per_tensor_few_rows_and_deep_k_swap_a_and_b(M, N, K):
+@pytest.mark.parametrize("M,N,K,width", [(160, 7168, 4096, 80), (136, 7168, 8192, 72), (150, 6016, 4096, 80),
+                                         (192, 8192, 4096, 96), (129, 5000, 4096, 72),
+                                         # one column (fp8.SWAPPED_COLUMN_ROWS)
+                                         (156, 10192, 4224, 160), (131, 16880, 4096, 144)])
+def test_per_tensor_few_rows_and_deep_k_swap_a_and_b(M, N, K, width):
     """128 < M <= 192 with K >= 4096, each k-block into f32, bf16 out: out^T = b^T a^T on 128 x M/2 tiles (M/2
-    rounded up to 8), stored transposed into the row-major out (poisoned first), tails in M and N; as accurate as
+    rounded up to 8), or where N is wider one column of 128 x M (rounded up to 16), stored transposed into the row-major out (poisoned first), tails in M and N; as accurate as
     torch._scaled_mm's default on the same data, and with a bias and relu."""
     from skc.blocks import fp8_host
 
@@ -179,7 +181,7 @@ def test_per_tensor_few_rows_and_deep_k_swap_a_and_b(M, N, K):
     skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
     torch.cuda.synchronize()
     plans = [plan for plan in fp8_host._PLANS.values() if (plan.M, plan.N, plan.K) == (M, N, K)]
-    assert plans[-1].cfg.swap_ab and plans[-1].cfg.tile_n == -(-M // 16) * 8
+    assert plans[-1].cfg.swap_ab and plans[-1].cfg.tile_n == width
     assert not out.isnan().any()
     expected = (a.float() @ b.float()) * 0.01 * 0.02
     error = relative_error(out, expected)
@@ -366,13 +368,15 @@ def check_the_rules_tile(M, N, K, tile, fast):
     (774, 9376, 1024, (128, 176, 1), False), (1488, 6032, 1024, (128, 192, 1), False),
     (324, 9072, 1040, (128, 208, 1), False), (1158, 2768, 1024, (128, 224, 1), False),
     (336, 10496, 1024, (128, 240, 1), False), (547, 6480, 1040, (128, 256, 1), False),
-    (810, 4992, 1040, (128, 144, 1), True), (142, 10016, 1040, (128, 160, 1), True),
+    (810, 4992, 1040, (128, 144, 1), True), (142, 10016, 1040, (64, 256, 1), True),
     (784, 9856, 1040, (128, 176, 1), True), (2691, 3600, 1040, (128, 208, 1), True),
     (247, 14016, 1040, (128, 224, 1), True), (1488, 5184, 1040, (128, 240, 1), True),
-    (341, 2816, 1040, (128, 128, 1), True)])
+    (341, 2816, 1040, (128, 128, 1), True),
+    # up to fp8.FAST_ROWS_64 rows, 64 x 256 (one consumer)
+    (300, 13088, 1040, (64, 256, 1), True), (187, 9760, 1040, (64, 256, 1), True)])
 def test_per_tensor_widths_that_fill_few_waves(M, N, K, tile, fast):
     """Where 128 x 128 tiles make at most fp8.FEW_WAVES waves: the width the rule takes from PROMOTED_FILL_WIDTHS
-    (past 320 rows, each k-block into f32) or FAST_FILL_WIDTHS (fast_accum), each with a last column part past N,
+    (past 320 rows, each k-block into f32) or FAST_FILL_WIDTHS (fast_accum; up to 320 rows 64 x 256 too), each with a last column part past N,
     most with a last row part past M and a 16-deep last k-block; poisoned outputs, twice on one plan, against
     cuBLASLt's error; then with a bias and a ReLU into f16."""
     check_the_rules_tile(M, N, K, tile, fast)

@@ -653,11 +653,11 @@ def test_few_tiles_over_a_deep_k_split_by_the_rule(M, N, K, b_k_major, split, ep
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_one_row_split_over_a_transposed_a(dtype):
-    """config.one_row_split's 2 shares where A is MN-major (a transposed view) and in fp16: 40 x 2944 x 6016, output
-    poisoned, twice on one plan."""
+    """config.one_row_split's 2 shares where A is MN-major (a transposed view, its rows 128 bytes apart: 64 of them)
+    and in fp16: 64 x 2944 x 6016, output poisoned, twice on one plan."""
     from skc.blocks import matmul_host
 
-    M, N, K = 40, 2944, 6016
+    M, N, K = 64, 2944, 6016
     a, b = operand(M, K, dtype, True), operand(K, N, dtype, False)
     matmul_host._PLANS.clear()
     for _ in range(2):
