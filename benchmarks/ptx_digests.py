@@ -1,5 +1,5 @@
 """Digests of the PTX of the kernels the benchmarks measure: every GEMM configuration the table or the tuner can
-pick, the default fp8 GEMMs of five shapes (per-tensor and block-wise) and four of the per-tensor fill widths, and the
+pick, the default fp8 GEMMs of five shapes (per-tensor and block-wise) and six of the per-tensor fill widths, and the
 default attention configurations.
 Run it at two commits (`git stash`, a worktree) and compare the outputs: equal lines mean the change left that
 kernel's code as it was, so figures measured before still describe it. CPU only (needs nvJitLink's wheel for
@@ -22,7 +22,9 @@ FP8_SHAPES = ((4096, 4096, 4096), (8192, 8192, 8192), (128, 7168, 16384), (64, 4
 # per-tensor widths between 128 and 256 that fp8's rule takes on few waves (thirty-fifth session): 144, 176, 240 in
 # halves, and 224 with fast_accum
 FP8_FILL_SHAPES = (((990, 2240, 6144), False), ((774, 9376, 15872), False), ((336, 10496, 13952), False),
-                   ((1663, 4224, 7936), True))
+                   ((1663, 4224, 7936), True),
+                   # thirty-sixth session: fast 64 x 256 up to 320 rows, one swapped column at 129-160 rows
+                   ((300, 13088, 10496), True), ((156, 10192, 12032), False))
 
 
 def digest(ptx: str) -> str:

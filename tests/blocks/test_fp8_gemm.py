@@ -790,6 +790,7 @@ def test_fast_tiles_up_to_320_rows_weigh_64_x_256_by_the_rows_they_fill():
     assert tile(166, 9760) == tile(143, 10240) == (64, 256, 1)
     assert tile(211, 13456) == (128, 208, 2)      # 2 rows of 128 (256) fill a wave, 4 of 64 1.6 waves
     assert tile(258, 9280) == (128, 224, 2)
+    assert tile(261, 3072, 13184) == (128, 128, 2)   # a tie of the model: FAST_RATE_64 < 1 keeps 128-row tiles
     assert tile(400, 13088)[0] == 128             # past FAST_ROWS_64 as before
     assert tile(300, 13088, tile_n=160)[:2] == (128, 160)   # a caller's width stays theirs
     assert Fp8MatmulConfig.for_fp8_problem(300, 13088, 10496).tile_m == 128   # each k-block into f32: as before
