@@ -6,8 +6,8 @@ with L2 flushed, each callable timed in rotating order, best round kept).
                                                                    changed: whose choice the rules now change)
     python benchmarks/one_row_tiles.py grid [MxNxK[:linear],...]    64 x 32, 64 x 64 and 64 x 128 tiles in the
                                                                    shares whose units fit one wave, beside the
-                                                                   default ("models": MODELS; "json=PATH" writes
-                                                                   every time)
+                                                                   default ("models": MODELS, "two-rows": TWO_ROWS;
+                                                                   "json=PATH" writes every time)
     python benchmarks/one_row_tiles.py ab [MxNxK[:linear],...]      the default against the rules before (BEFORE),
                                                                    given as a configuration
 The thirty-sixth session fitted config.ONE_ROW_* to `grid models` and `grid` of seed 3601's draw.
@@ -33,6 +33,9 @@ SMS = 132
 # decode-like shapes of a transformer's projections (x @ w.t(): B K-major) and one of each layout not in them
 MODELS = [f"{M}x{N}x{K}:linear" for M in (1, 16, 64) for N, K in ((4096, 4096), (4096, 14336), (6144, 4096))] + [
     "32x4096x11008", "8x4096x4096", "64x2368x3368", "64x3904x5248"]
+# two rows of 64-row tiles (65-128 rows) filling a quarter of the SMs to one wave: the rules before this benchmark's
+TWO_ROWS = ["96x2368x3392", "80x3008x8192:linear", "128x2560x4096", "72x2048x11008", "100x1536x6144",
+            "120x3456x4096:linear", "65x4096x4096", "112x4096x14336:linear", "88x2816x2048", "128x3840x7168"]
 TILES = [(64, 32), (64, 64), (64, 128)]
 # the rules before config.one_row_split (its share's cost out of reach: never split)
 BEFORE = {"ONE_ROW_SHARE_COST": 10 ** 9}
@@ -74,11 +77,11 @@ def chosen(M: int, N: int, K: int, linear: bool, values: dict = None):
 
 
 def variants(M: int, N: int, K: int, linear: bool) -> dict:
-    """{name: configuration} of each tile of TILES in each count of shares whose units fit one wave (64 x 32 tiles
-    unsplit also in two), 8 k-steps a share at least."""
+    """{name: configuration} of each tile of TILES (past 64 rows 128 x 64 and 128 x 128 too) in each count of shares
+    whose units fit one wave (unsplit also in two), 8 k-steps a share at least."""
     found = {}
-    for tile_m, tile_n in TILES:
-        tiles = -(-N // tile_n)
+    for tile_m, tile_n in TILES + ([(128, 64), (128, 128)] if M > 64 else []):
+        tiles = -(-M // tile_m) * -(-N // tile_n)
         for split in range(1, 7):
             if tiles * split > (2 if split == 1 else 1) * SMS or K // 64 < 8 * split:
                 continue
@@ -142,7 +145,7 @@ if __name__ == "__main__":
         sys.exit()
     args = [arg for arg in sys.argv[2:] if not arg.startswith("json=")]
     json_path = next((arg[5:] for arg in sys.argv[2:] if arg.startswith("json=")), None)
-    specs = (MODELS if args == ["models"] else args[0].split(",")) if args else MODELS
+    specs = {"models": MODELS, "two-rows": TWO_ROWS}.get(args[0], args[0].split(",")) if args else MODELS
     if mode == "grid":
         grid(specs, json_path)
     else:
