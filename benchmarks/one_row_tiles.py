@@ -4,13 +4,16 @@ with L2 flushed, each callable timed in rotating order, best round kept).
 
     python benchmarks/one_row_tiles.py draw [SEED] [COUNT] [changed]  shapes drawn where the band lies (no GPU;
                                                                    changed: whose choice the rules now change)
+    python benchmarks/one_row_tiles.py draw-rows SEED COUNT LOW HIGH [changed]   shapes of LOW-HIGH rows on 64-row
+                                                                   tiles (changed: whose choice the rules change)
     python benchmarks/one_row_tiles.py grid [MxNxK[:linear],...]    64 x 32, 64 x 64 and 64 x 128 tiles in the
                                                                    shares whose units fit one wave, beside the
                                                                    default ("models": MODELS, "two-rows": TWO_ROWS;
                                                                    "json=PATH" writes every time)
     python benchmarks/one_row_tiles.py ab [MxNxK[:linear],...]      the default against the rules before (BEFORE),
                                                                    given as a configuration
-The thirty-sixth session fitted config.ONE_ROW_* to `grid models` and `grid` of seed 3601's draw.
+The thirty-sixth session fitted config.ONE_ROW_* to `grid models` and `grid` of seed 3601's draw, and TALL_ROW_* to
+`grid two-rows` and `grid $(... draw-rows 3615 16 65 128)`.
 """
 from __future__ import annotations
 
@@ -37,8 +40,9 @@ MODELS = [f"{M}x{N}x{K}:linear" for M in (1, 16, 64) for N, K in ((4096, 4096), 
 TWO_ROWS = ["96x2368x3392", "80x3008x8192:linear", "128x2560x4096", "72x2048x11008", "100x1536x6144",
             "120x3456x4096:linear", "65x4096x4096", "112x4096x14336:linear", "88x2816x2048", "128x3840x7168"]
 TILES = [(64, 32), (64, 64), (64, 128)]
-# the rules before config.one_row_split (its share's cost out of reach: never split)
-BEFORE = {"ONE_ROW_SHARE_COST": 10 ** 9}
+# the rules before the thirty-sixth session's: config.one_row_split's share's cost out of reach (never split), no
+# TALL_ROW_ROWS
+BEFORE = {"ONE_ROW_SHARE_COST": 10 ** 9, "TALL_ROW_ROWS": 0}
 
 
 def in_band(M: int, N: int, K: int, linear: bool) -> bool:
@@ -74,6 +78,27 @@ def chosen(M: int, N: int, K: int, linear: bool, values: dict = None):
     with rules_as(values or {}):
         return MatmulConfig.for_problem(M, N, K, multiprocessors=SMS, b_k_major=linear,
                                         unaligned=unaligned(linear, N, K))
+
+
+def draw_rows(seed: int, count: int, rows: tuple, changed: bool = False) -> list:
+    """`count` shapes of rows[0] to rows[1] rows drawn with `seed` (aligned rows, N of 1024-8448 and K of 1024-16384,
+    multiples of 64) whose rule (`changed`: the rules before, BEFORE, choosing otherwise than now) takes 64-row tiles
+    unclustered, at most two waves of 64 x 64 ones."""
+    generator = random.Random(seed)
+
+    def size(low, high, align):
+        return max(align, int(math.exp(generator.uniform(math.log(low), math.log(high)))) // align * align)
+
+    found = []
+    while len(found) < count:
+        M, N, K, linear = (generator.randint(*rows), size(1024, 8449, 64), size(1024, 16385, 64),
+                           generator.random() < 0.5)
+        config = chosen(M, N, K, linear, BEFORE if changed else None)
+        if changed and config == chosen(M, N, K, linear):
+            continue
+        if config.tile_m == 64 and config.cluster == 1 and -(-M // 64) * -(-N // 64) <= 2 * SMS:
+            found.append(f"{M}x{N}x{K}" + (":linear" if linear else ""))
+    return found
 
 
 def variants(M: int, N: int, K: int, linear: bool) -> dict:
@@ -139,6 +164,9 @@ def ab(specs):
 
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "grid"
+    if mode == "draw-rows":   # draw-rows SEED COUNT LOW HIGH [changed]
+        print(",".join(draw_rows(*map(int, sys.argv[2:4]), tuple(map(int, sys.argv[4:6])), "changed" in sys.argv[6:])))
+        sys.exit()
     if mode == "draw":
         print(",".join(draw(int(sys.argv[2]) if len(sys.argv) > 2 else 3601,
                             int(sys.argv[3]) if len(sys.argv) > 3 else 24, "changed" in sys.argv[4:])))

@@ -508,6 +508,17 @@ HALF_WAVE_MIN_STEPS = 32
 # end to end, unsplit / 2 shares: 4 x 2304 x 9152 (36 tiles, 143 k-steps) 0.75 / 1.01, 12 x 2368 x 5504 0.81 / 0.99,
 # 1 x 2560 x 3520 0.91 / 1.01, `x @ w.t()` 16 x 4096 x 14336 0.94 / 1.01; level or slower at 20-64 k-steps
 # (17 x 3008 x 1856 0.94 / 0.86, 16 x 4096 x 4096 1.04 / 1.00). Three shares never beat two there.
+# 64 < M <= TALL_ROW_ROWS over TALL_ROW_STEPS k-steps or more, where the wave rule takes 64-row tiles: their second row
+# lies mostly past M, whose boxes TMA fills slowly. One row of 128 x 64 tiles instead (as many as 64 x 128 ones; A's
+# boxes hold only M's rows), in `one_row_split`'s shares, where they fill more than a quarter of the SMs and at most all.
+# End to end against torch.matmul (thirty-sixth session, `benchmarks/one_row_tiles.py grid two-rows` and a seed-3615
+# draw of 65-128 rows): 87 x 7168 x 10176 0.96 against 0.87 on 64 x 128, `x @ w.t()` 67 x 6272 x 11776 1.05 against
+# 0.88, 65 x 4096 x 4096 0.81 against 0.73 on 64 x 64, `x @ w.t()` 80 x 3008 x 8192 0.92 in 2 shares against 0.79;
+# level at 90 rows (0.88 against 0.86) and slower below 64 k-steps (73 x 2560 x 1472 `x @ w.t()` 0.82 against 0.94,
+# 76 x 5696 x 1984 0.90 against 0.89) and past 96 rows (96 x 2368 x 3392 0.89 against 0.98, 128 x 6528 x 5760 0.98
+# against 1.02).
+TALL_ROW_ROWS = 88
+TALL_ROW_STEPS = 64
 ONE_ROW_FIXED_STEPS = 65
 ONE_ROW_SHARE_COST = 16
 ONE_ROW_BANDWIDTH = 0.58
@@ -625,7 +636,8 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     with zeros slowly). `a_aligned`: where only B's rows are unaligned (A K-major), 128 < M <= 192 rows take one
     row of 192 x 64 tiles where those fill between half the SMs and all of them (`UNALIGNED_ONE_ROW`).
     `fill_widths`: with a K-major B, aligned rows and FILL_WIDTH_MIN_STEPS k-steps or more, FILL_WIDTH_SPEEDS'
-    128-row tiles are weighed too."""
+    128-row tiles are weighed too. `row_split` (aligned rows): one row of 64 x 64 tiles split in two
+    (`one_row_split`), and 64 < M <= TALL_ROW_ROWS over a deep K on one row of 128 x 64 tiles."""
     if (unaligned and a_aligned and one_row and batch == 1 and 128 < M <= 192
             and multiprocessors * UNALIGNED_ONE_ROW <= tiles_of(M, N, 192, 64) <= multiprocessors):
         return 192, 64, 1, 1
@@ -645,6 +657,10 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
         speeds = {**speeds, **ONE_ROW_TILE_SPEEDS}
     tile_m, tile_n = min(speeds, key=lambda tile: wave_cost(M // batch, N, tile, multiprocessors, batch, speeds,
                                                             one_row))
+    if (row_split and not unaligned and batch == 1 and tile_m == 64 and 64 < M <= TALL_ROW_ROWS
+            and K // 64 >= TALL_ROW_STEPS and multiprocessors < 4 * tiles_of(M, N, 128, 64) <= 4 * multiprocessors):
+        # a second row of 64-row tiles mostly past M over a deep K: one row of 128 x 64 tiles (TALL_ROW_ROWS)
+        return 128, 64, 1, one_row_split(tiles_of(M, N, 128, 64), K // 64, multiprocessors)
     cluster_m = 2 if (tile_m, tile_n) == (128, 256) and M >= 8192 else 1
     tiles = batch * tiles_of(M // batch, N, tile_m, tile_n)
     split_k = 1
@@ -701,9 +717,9 @@ def half_wave_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int
 
 
 def one_row_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int:
-    """The shares of split-K (2 or 1) for one row of `tiles` 64 x 64 tiles of `k_steps` k-steps each that fill more
-    than a quarter of the SMs and at most half: 2 where the model of ONE_ROW_FIXED_STEPS, ONE_ROW_SHARE_COST and
-    ONE_ROW_BANDWIDTH puts the two shares ONE_ROW_GAIN faster or more."""
+    """The shares of split-K (2 or 1) for one row of `tiles` tiles 64 wide (64 x 64, or 128 x 64 for TALL_ROW_ROWS)
+    of `k_steps` k-steps each that fill more than a quarter of the SMs and at most half: 2 where the model of
+    ONE_ROW_FIXED_STEPS, ONE_ROW_SHARE_COST and ONE_ROW_BANDWIDTH puts the two shares ONE_ROW_GAIN faster or more."""
     if not multiprocessors < 4 * tiles <= 2 * multiprocessors:
         return 1
     bandwidth = ONE_ROW_BANDWIDTH * multiprocessors   # (the SMs whose reads fill the DRAM's bandwidth)

@@ -179,6 +179,9 @@ def pickable_configs() -> list:
         found.append(MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132))  # few tiles: split
     for b_k_major in (False, True):   # one row of 64 x 64 tiles in 2 shares (config.one_row_split)
         found.append(MatmulConfig.for_problem(16, 4096, 14336, "bf16", True, b_k_major, multiprocessors=132))
+        # one row of 128 x 64 tiles past 64 rows (config.TALL_ROW_ROWS), unsplit and in 2 shares
+        found.append(MatmulConfig.for_problem(87, 7168, 10176, "bf16", True, b_k_major, multiprocessors=132))
+        found.append(MatmulConfig.for_problem(80, 3008, 8192, "bf16", True, b_k_major, multiprocessors=132))
     # rows not 128-byte aligned, where clusters along M would add a wave: along N
     found.append(MatmulConfig.for_problem(787, 4504, 9216, multiprocessors=132, unaligned=(False, True)))
     # only B's rows unaligned, 129-192 rows: one row of 192 x 64

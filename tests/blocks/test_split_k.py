@@ -246,6 +246,24 @@ def test_one_row_of_64_row_tiles_takes_the_one_row_split(shape, b_k_major, expec
     assert tile_shape(*shape, 132, b_k_major=b_k_major) == expected
 
 
+@pytest.mark.parametrize("shape, b_k_major, expected", [
+    ((87, 7168, 10176), False, (128, 64, 1, 1)), ((67, 6272, 11776), True, (128, 64, 1, 1)),
+    ((65, 4096, 4096), False, (128, 64, 1, 1)), ((80, 3008, 8192), True, (128, 64, 1, 2)),   # one_row_split's 2
+    ((76, 5696, 1984), False, (64, 128, 1, 1)),    # 31 k-steps: the rules before (0.89 against 0.90)
+    ((90, 3520, 5504), False, (64, 64, 1, 1)),     # past TALL_ROW_ROWS (level at 90)
+    ((72, 2048, 11008), False, (64, 64, 1, 2)),    # 32 tiles of 128 x 64: a quarter of the SMs, the rules before
+])
+def test_a_second_row_mostly_past_m_takes_one_row_of_128_x_64_tiles(shape, b_k_major, expected):
+    assert tile_shape(*shape, 132, b_k_major=b_k_major) == expected
+
+
+def test_one_row_of_128_x_64_tiles_loads_only_the_rows_of_a():
+    config = MatmulConfig.for_problem(87, 7168, 10176, multiprocessors=132)
+    assert (config.tile_m, config.tile_n, config.consumers, config.a_rows, config.split_k) == (128, 64, 2, 88, 1)
+    assert tile_shape(87, 7168, 10176, 132, unaligned=True)[:2] != (128, 64)   # unaligned rows: the rules before
+    assert MatmulConfig.for_problem(87, 7168, 10176, multiprocessors=132, unaligned=(True, False)).tile_m == 64
+
+
 def test_the_one_row_split_is_for_aligned_rows_only():
     """Rows not 128-byte aligned keep the rules before (64 x 2368 x 3368, unaligned: 0.80x torch.matmul in 2
     shares, 0.81x unsplit, thirty-sixth session)."""

@@ -670,6 +670,30 @@ def test_one_row_split_over_a_transposed_a(dtype):
     assert (plan.cfg.tile_m, plan.cfg.tile_n, plan.cfg.split_k, plan.cfg.a_k_major) == (64, 64, 2, False)
 
 
+@pytest.mark.parametrize("M,N,K,b_k_major,split", [(87, 7168, 10176, False, 1), (67, 6272, 11776, True, 1),
+                                                    (80, 3008, 8192, True, 2), (65, 4096, 4160, False, 1)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_second_row_mostly_past_m_takes_one_row_of_128_x_64_tiles(M, N, K, b_k_major, split, dtype):
+    """65-88 rows over a deep K (config.TALL_ROW_ROWS): one row of 128 x 64 tiles, A's boxes holding only M's rows
+    (rounded up to 8), unsplit or in one_row_split's 2 shares; with C, bias, alpha and gelu, twice on one plan,
+    outputs poisoned."""
+    from skc.blocks import matmul_host
+
+    a, b = operand(M, K, dtype, False), operand(K, N, dtype, b_k_major)
+    extras = {"c": torch.randn(M, N, device="cuda", dtype=dtype), "beta": 0.5, "alpha": 2.0,
+              "bias": torch.randn(N, device="cuda", dtype=dtype), "activation": "gelu"}
+    matmul_host._PLANS.clear()
+    for fields in ({}, extras, extras):
+        out = torch.full((M, N), float("nan"), device="cuda", dtype=dtype)
+        skc.blocks.matmul(a, b, out=out, **fields)
+        torch.cuda.synchronize()
+        assert not out.isnan().any()
+        assert relative_error(out, reference(a, b, **fields)) <= 1e-2
+    for plan in matmul_host._PLANS.values():
+        assert (plan.cfg.tile_m, plan.cfg.tile_n, plan.cfg.split_k, plan.cfg.a_rows) == (128, 64, split,
+                                                                                          -(-M // 8) * 8)
+
+
 def test_unaligned_rows_cluster_along_n_where_along_m_adds_a_wave():
     """787 x 4504 x 9216 (B's rows 9008 bytes apart): 128 x 256 tiles in clusters along N (config.unaligned_cluster)."""
     from skc.blocks import matmul_host
