@@ -516,9 +516,13 @@ HALF_WAVE_MIN_STEPS = 32
 # 0.88, 65 x 4096 x 4096 0.81 against 0.73 on 64 x 64, `x @ w.t()` 80 x 3008 x 8192 0.92 in 2 shares against 0.79;
 # level at 90 rows (0.88 against 0.86) and slower below 64 k-steps (73 x 2560 x 1472 `x @ w.t()` 0.82 against 0.94,
 # 76 x 5696 x 1984 0.90 against 0.89) and past 96 rows (96 x 2368 x 3392 0.89 against 0.98, 128 x 6528 x 5760 0.98
-# against 1.02).
+# against 1.02). Where one_row_split takes two shares, only from TALL_ROW_SPLIT_STEPS: a fresh draw (seed
+# 3616) read them slower at 68 and 80 k-steps (81 x 2880 x 4352 0.86 against 0.91, `x @ w.t()` 87 x 2304 x 5120 0.88
+# against 0.91) and faster from 110 (74 x 2880 x 7040 `x @ w.t()` 0.86 against 0.79, 66 x 2368 x 13440 0.87 against
+# 0.68); unsplit ones were faster or level from 64 (75 x 8256 x 5440 1.01 against 0.94).
 TALL_ROW_ROWS = 88
 TALL_ROW_STEPS = 64
+TALL_ROW_SPLIT_STEPS = 96
 ONE_ROW_FIXED_STEPS = 65
 ONE_ROW_SHARE_COST = 16
 ONE_ROW_BANDWIDTH = 0.58
@@ -657,10 +661,13 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
         speeds = {**speeds, **ONE_ROW_TILE_SPEEDS}
     tile_m, tile_n = min(speeds, key=lambda tile: wave_cost(M // batch, N, tile, multiprocessors, batch, speeds,
                                                             one_row))
+    tall = tiles_of(M, N, 128, 64)
     if (row_split and not unaligned and batch == 1 and tile_m == 64 and 64 < M <= TALL_ROW_ROWS
-            and K // 64 >= TALL_ROW_STEPS and multiprocessors < 4 * tiles_of(M, N, 128, 64) <= 4 * multiprocessors):
+            and multiprocessors < 4 * tall <= 4 * multiprocessors and K // 64 >= TALL_ROW_STEPS):
         # a second row of 64-row tiles mostly past M over a deep K: one row of 128 x 64 tiles (TALL_ROW_ROWS)
-        return 128, 64, 1, one_row_split(tiles_of(M, N, 128, 64), K // 64, multiprocessors)
+        split = one_row_split(tall, K // 64, multiprocessors)
+        if split == 1 or K // 64 >= TALL_ROW_SPLIT_STEPS:
+            return 128, 64, 1, split
     cluster_m = 2 if (tile_m, tile_n) == (128, 256) and M >= 8192 else 1
     tiles = batch * tiles_of(M // batch, N, tile_m, tile_n)
     split_k = 1

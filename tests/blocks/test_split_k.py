@@ -252,6 +252,9 @@ def test_one_row_of_64_row_tiles_takes_the_one_row_split(shape, b_k_major, expec
     ((76, 5696, 1984), False, (64, 128, 1, 1)),    # 31 k-steps: the rules before (0.89 against 0.90)
     ((90, 3520, 5504), False, (64, 64, 1, 1)),     # past TALL_ROW_ROWS (level at 90)
     ((72, 2048, 11008), False, (64, 64, 1, 2)),    # 32 tiles of 128 x 64: a quarter of the SMs, the rules before
+    ((81, 2880, 4352), False, (64, 64, 1, 1)),     # in two shares only from TALL_ROW_SPLIT_STEPS (0.86 against 0.91)
+    ((74, 2880, 7040), True, (128, 64, 1, 2)),     # (0.86 against 0.79)
+    ((75, 8256, 5440), False, (128, 64, 1, 1)),    # unsplit from TALL_ROW_STEPS (1.01 against 0.94)
 ])
 def test_a_second_row_mostly_past_m_takes_one_row_of_128_x_64_tiles(shape, b_k_major, expected):
     assert tile_shape(*shape, 132, b_k_major=b_k_major) == expected
