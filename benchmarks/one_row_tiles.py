@@ -28,8 +28,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import skc  # noqa: E402
-from deep_k_splits import default_config, error, named, operands, rules_as, timed, unaligned  # noqa: E402
-from fair import geomean  # noqa: E402
+from deep_k_splits import ab, chosen, default_config, error, named, operands, rules_as, timed, unaligned  # noqa: E402
 from skc.blocks import MatmulConfig  # noqa: E402
 
 SMS = 132
@@ -71,13 +70,6 @@ def draw(seed: int, count: int = 24, changed: bool = False) -> list:
         if in_band(M, N, K, linear) and not (changed and chosen(M, N, K, linear, BEFORE) == chosen(M, N, K, linear)):
             found.append(f"{M}x{N}x{K}" + (":linear" if linear else ""))
     return found
-
-
-def chosen(M: int, N: int, K: int, linear: bool, values: dict = None):
-    """The configuration the rules choose for this problem (with `values` for some of their constants)."""
-    with rules_as(values or {}):
-        return MatmulConfig.for_problem(M, N, K, multiprocessors=SMS, b_k_major=linear,
-                                        unaligned=unaligned(linear, N, K))
 
 
 def draw_rows(seed: int, count: int, rows: tuple, changed: bool = False) -> list:
@@ -140,28 +132,6 @@ def grid(specs, json_path=None):
             json.dump(rows, handle, indent=1)
 
 
-def ab(specs):
-    """The default against the rules before (BEFORE), given as a configuration."""
-    ratios = {"before": [], "default": []}
-    for spec in specs:
-        M, N, K, linear, a, b = operands(spec)
-        expected = a.float() @ b.float()
-        before = chosen(M, N, K, linear, BEFORE)
-        default = default_config(a, b)
-        errors = (error(skc.blocks.matmul(a, b), expected), error(skc.blocks.matmul(a, b, config=before), expected))
-        calls = {"torch": lambda: torch.matmul(a, b), "before": lambda: skc.blocks.matmul(a, b, config=before),
-                 "default": lambda: skc.blocks.matmul(a, b)}
-        best = timed(calls, 3)
-        for name in ratios:
-            ratios[name].append(best["torch"] / best[name])
-        print(f"{spec}: torch {best['torch'] * 1e3:.1f}us  before {named(before)} {ratios['before'][-1]:.2f}  "
-              f"default {named(default)} {ratios['default'][-1]:.2f}  errors {errors[1]:.1e} {errors[0]:.1e}",
-              flush=True)
-        assert max(errors) <= 1e-2, (spec, errors)
-    print(f"geometric mean before {geomean(ratios['before']):.3f}, default {geomean(ratios['default']):.3f}; "
-          f"lowest {min(ratios['before']):.2f}, {min(ratios['default']):.2f}")
-
-
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "grid"
     if mode == "draw-rows":   # draw-rows SEED COUNT LOW HIGH [changed]
@@ -177,4 +147,4 @@ if __name__ == "__main__":
     if mode == "grid":
         grid(specs, json_path)
     else:
-        ab(specs)
+        ab(specs, BEFORE)
