@@ -508,9 +508,14 @@ HALF_WAVE_MIN_STEPS = 32
 # end to end, unsplit / 2 shares: 4 x 2304 x 9152 (36 tiles, 143 k-steps) 0.75 / 1.01, 12 x 2368 x 5504 0.81 / 0.99,
 # 1 x 2560 x 3520 0.91 / 1.01, `x @ w.t()` 16 x 4096 x 14336 0.94 / 1.01; level or slower at 20-64 k-steps
 # (17 x 3008 x 1856 0.94 / 0.86, 16 x 4096 x 4096 1.04 / 1.00). Three shares never beat two there.
+ONE_ROW_FIXED_STEPS = 65
+ONE_ROW_SHARE_COST = 16
+ONE_ROW_BANDWIDTH = 0.58
+ONE_ROW_GAIN = 1.02
 # 64 < M <= TALL_ROW_ROWS over TALL_ROW_STEPS k-steps or more, where the wave rule takes 64-row tiles: their second row
 # lies mostly past M, whose boxes TMA fills slowly. One row of 128 x 64 tiles instead (as many as 64 x 128 ones; A's
-# boxes hold only M's rows), in `one_row_split`'s shares, where they fill more than a quarter of the SMs and at most all.
+# boxes hold only M's rows), in `one_row_split`'s shares, where they fill more than a quarter of the SMs and at most
+# all.
 # End to end against torch.matmul (thirty-sixth session, `benchmarks/one_row_tiles.py grid two-rows` and a seed-3615
 # draw of 65-128 rows): 87 x 7168 x 10176 0.96 against 0.87 on 64 x 128, `x @ w.t()` 67 x 6272 x 11776 1.05 against
 # 0.88, 65 x 4096 x 4096 0.81 against 0.73 on 64 x 64, `x @ w.t()` 80 x 3008 x 8192 0.92 in 2 shares against 0.79;
@@ -523,10 +528,6 @@ HALF_WAVE_MIN_STEPS = 32
 TALL_ROW_ROWS = 88
 TALL_ROW_STEPS = 64
 TALL_ROW_SPLIT_STEPS = 96
-ONE_ROW_FIXED_STEPS = 65
-ONE_ROW_SHARE_COST = 16
-ONE_ROW_BANDWIDTH = 0.58
-ONE_ROW_GAIN = 1.02
 # Rows of tiles (M >= DEEP_K_ROWS) that fit one wave over a deep K (at least DEEP_K_STEPS k-steps): the tile and the
 # split-K shares chosen together (`deep_k_tiles`), of the least (k-steps / shares / speed + DEEP_K_SHARE_COST k-steps
 # a split tile, its partials written, added and waited for) x the tile's work, the units in one wave. The speeds and

@@ -171,8 +171,9 @@ def test_per_tensor_without_fast_accum_is_as_accurate_as_cublaslt(M, N, K):
                                          (156, 10192, 4224, 160), (131, 16880, 4096, 144)])
 def test_per_tensor_few_rows_and_deep_k_swap_a_and_b(M, N, K, width):
     """128 < M <= 192 with K >= 4096, each k-block into f32, bf16 out: out^T = b^T a^T on 128 x M/2 tiles (M/2
-    rounded up to 8), or where N is wider one column of 128 x M (rounded up to 16), stored transposed into the row-major out (poisoned first), tails in M and N; as accurate as
-    torch._scaled_mm's default on the same data, and with a bias and relu."""
+    rounded up to 8), or where N is wider one column of 128 x M (rounded up to 16), stored transposed into the
+    row-major out (poisoned first), tails in M and N; as accurate as torch._scaled_mm's default on the same data, and
+    with a bias and relu."""
     from skc.blocks import fp8_host
 
     a, b = quantized(M, K), quantized(N, K, seed=2).t()
@@ -376,9 +377,9 @@ def check_the_rules_tile(M, N, K, tile, fast):
     (300, 13088, 1040, (64, 256, 1), True), (187, 9760, 1040, (64, 256, 1), True)])
 def test_per_tensor_widths_that_fill_few_waves(M, N, K, tile, fast):
     """Where 128 x 128 tiles make at most fp8.FEW_WAVES waves: the width the rule takes from PROMOTED_FILL_WIDTHS
-    (past 320 rows, each k-block into f32) or FAST_FILL_WIDTHS (fast_accum; up to 320 rows 64 x 256 too), each with a last column part past N,
-    most with a last row part past M and a 16-deep last k-block; poisoned outputs, twice on one plan, against
-    cuBLASLt's error; then with a bias and a ReLU into f16."""
+    (past 320 rows, each k-block into f32) or FAST_FILL_WIDTHS (fast_accum; up to 320 rows 64 x 256 too), each
+    with a last column part past N, most with a last row part past M and a 16-deep last k-block; poisoned outputs,
+    twice on one plan, against cuBLASLt's error; then with a bias and a ReLU into f16."""
     check_the_rules_tile(M, N, K, tile, fast)
     check_bias_and_relu(M, N, K, fast, torch.float16)
 
