@@ -24,36 +24,34 @@ FAST = [(258, 9280, 15616), (282, 13200, 8320), (270, 12192, 5376), (166, 9760, 
         (143, 10240, 5248), (211, 13456, 12928)]
 
 
-def up(x, m):
-    return -(-x // m) * m
-
-
 def variants(M, N, K, fast):
-    out = {"rule": Fp8MatmulConfig.for_fp8_problem(M, N, K, fast_accum=fast)}
-    for cols in (1, 2, 3):
-        W = up(-(-M // cols), 16)
-        if W > 256 or W < 32:
+    """{name: configuration}: the rule's, swapped ones in 1-3 columns, and the other tile heights."""
+    found = {"rule": Fp8MatmulConfig.for_fp8_problem(M, N, K, fast_accum=fast)}
+    for columns in (1, 2, 3):
+        rows = -(-M // columns)   # (each column's share of M, rounded up to 16: wgmma's n in steps the rule takes)
+        width = -(-rows // 16) * 16
+        if not 32 <= width <= 256:
             continue
-        fields = dict(fast_accum=fast)
-        if not fast and W > 128:
-            _two_fragments(fields, W)
+        fields = {"fast_accum": fast}
+        if not fast and width > 128:
+            _two_fragments(fields, width)
         try:
-            out[f"swap{cols} w{W}"] = Fp8MatmulConfig.for_problem(N, M, K, "f8e4m3", True, True, 232448, **fields,
-                                                                  **SWAPPED, tile_n=W)
-        except ValueError as e:
-            print("skip", M, N, K, cols, e)
-    extra = {"m64 w128": dict(tile_m=64, consumers=1, tile_n=128),
-             "m64 w256": dict(tile_m=64, consumers=1, tile_n=256),
-             "m192 w128": dict(tile_m=192, consumers=3, tile_n=128)}
-    for name, f in extra.items():
-        f = dict(f, fast_accum=fast)
-        if not fast and f["tile_n"] == 128:
-            f["overlap_scaling"] = True
+            found[f"swap{columns} w{width}"] = Fp8MatmulConfig.for_problem(N, M, K, "f8e4m3", True, True, 232448,
+                                                                         **fields, **SWAPPED, tile_n=width)
+        except ValueError as refusal:
+            print("skip", M, N, K, columns, refusal)
+    heights = {"m64 w128": {"tile_m": 64, "consumers": 1, "tile_n": 128},
+               "m64 w256": {"tile_m": 64, "consumers": 1, "tile_n": 256},
+               "m192 w128": {"tile_m": 192, "consumers": 3, "tile_n": 128}}
+    for name, fields in heights.items():
+        fields = {**fields, "fast_accum": fast}
+        if not fast and fields["tile_n"] == 128:
+            fields["overlap_scaling"] = True
         try:
-            out[name] = Fp8MatmulConfig.for_fp8_problem(M, N, K, **f)
-        except ValueError as e:
-            print("skip", name, e)
-    return out
+            found[name] = Fp8MatmulConfig.for_fp8_problem(M, N, K, **fields)
+        except ValueError as refusal:
+            print("skip", name, refusal)
+    return found
 
 
 def main():
@@ -70,8 +68,8 @@ def main():
                 out.fill_(float("nan"))
                 try:
                     skc.blocks.matmul(a, b, out, config=config, **scaled)
-                except Exception as e:
-                    print(f"  {name}: {type(e).__name__} {str(e)[:200]}", flush=True)
+                except Exception as failure:
+                    print(f"  {name}: {type(failure).__name__} {str(failure)[:200]}", flush=True)
                     continue
                 error = ((out.float() - reference).abs().max() / reference.abs().max()).item()
                 if not error < (3e-2 if fast else 1e-2):
@@ -79,11 +77,12 @@ def main():
                     continue
                 calls[name] = lambda config=config: skc.blocks.matmul(a, b, out, config=config, **scaled)
             times = fair_times(calls, lambda fn: bench_ms(fn, 30), rounds=len(calls))
-            ratio = {n: times["cublas"] / t for n, t in times.items() if n != "cublas"}
+            ratio = {name: times["cublas"] / time for name, time in times.items() if name != "cublas"}
             print(f"{'fast' if fast else 'prom'} {M}x{N}x{K}: " + "  ".join(
-                f"{n} {r:.3f}" for n, r in sorted(ratio.items(), key=lambda kv: -kv[1])), flush=True)
+                f"{name} {value:.3f}" for name, value in sorted(ratio.items(), key=lambda kv: -kv[1])), flush=True)
             rows.append({"shape": [M, N, K], "fast": fast, "ratio": ratio})
-    json.dump(rows, open(os.path.join(os.environ.get("OUT", "."), "fp8_rows_grid.json"), "w"), indent=1)
+    with open(os.path.join(os.environ.get("OUT", "."), "fp8_rows_grid.json"), "w") as handle:
+        json.dump(rows, handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ TWO_ROWS = ["96x2368x3392", "80x3008x8192:linear", "128x2560x4096", "72x2048x110
 TILES = [(64, 32), (64, 64), (64, 128)]
 # the rules before the thirty-sixth session's: config.one_row_split's share's cost out of reach (never split), no
 # TALL_ROW_ROWS
-BEFORE = {"ONE_ROW_SHARE_COST": 10 ** 9, "TALL_ROW_ROWS": 0}
+BEFORE = {"ONE_ROW_SPLIT_SHARE_COST": 10 ** 9, "TALL_ROW_ROWS": 0}
 
 
 def in_band(M: int, N: int, K: int, linear: bool) -> bool:
@@ -56,17 +56,19 @@ def in_band(M: int, N: int, K: int, linear: bool) -> bool:
             and SMS < 4 * tiles <= 4 * SMS)
 
 
+def size(generator, low: int, high: int, align: int) -> int:
+    """A size drawn log-uniform from low to high, rounded down to a multiple of align (align at least)."""
+    return max(align, int(math.exp(generator.uniform(math.log(low), math.log(high)))) // align * align)
+
+
 def draw(seed: int, count: int = 24, changed: bool = False) -> list:
     """`count` shapes in the band drawn with `seed` (`changed`: only those whose configuration the rules before and
     now choose differently)."""
     generator = random.Random(seed)
-
-    def size(low, high, align):
-        return max(align, int(math.exp(generator.uniform(math.log(low), math.log(high)))) // align * align)
-
     found = []
     while len(found) < count:
-        M, N, K, linear = size(1, 65, 1), size(2112, 8449, 64), size(1024, 16385, 64), generator.random() < 0.5
+        M, N, K = size(generator, 1, 65, 1), size(generator, 2112, 8449, 64), size(generator, 1024, 16385, 64)
+        linear = generator.random() < 0.5
         if in_band(M, N, K, linear) and not (changed and chosen(M, N, K, linear, BEFORE) == chosen(M, N, K, linear)):
             found.append(f"{M}x{N}x{K}" + (":linear" if linear else ""))
     return found
@@ -77,14 +79,10 @@ def draw_rows(seed: int, count: int, rows: tuple, changed: bool = False) -> list
     multiples of 64) whose rule (`changed`: the rules before, BEFORE, choosing otherwise than now) takes 64-row tiles
     unclustered, at most two waves of 64 x 64 ones."""
     generator = random.Random(seed)
-
-    def size(low, high, align):
-        return max(align, int(math.exp(generator.uniform(math.log(low), math.log(high)))) // align * align)
-
     found = []
     while len(found) < count:
-        M, N, K, linear = (generator.randint(*rows), size(1024, 8449, 64), size(1024, 16385, 64),
-                           generator.random() < 0.5)
+        M, N, K = generator.randint(*rows), size(generator, 1024, 8449, 64), size(generator, 1024, 16385, 64)
+        linear = generator.random() < 0.5
         config = chosen(M, N, K, linear, BEFORE if changed else None)
         if changed and config == chosen(M, N, K, linear):
             continue

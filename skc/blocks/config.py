@@ -358,7 +358,8 @@ class MatmulConfig:
             one_row = not {"tile_n", "consumers", "pingpong"} & set(overrides)
             tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch, any(unaligned), b_k_major,
                                                             one_row=one_row, a_aligned=a_k_major and not unaligned[0],
-                                                            fill_widths=cls.fill_widths)
+                                                            fill_widths=cls.fill_widths,
+                                                            row_split=one_row and "tile_m" not in overrides)
         named = set(overrides)
         if named & {"tile_m", "tile_n", "stream_k", "split_tail", "cluster_m", "cluster_n", "loader", "store",
                     "swap_ab", "batched", "pingpong"}:
@@ -500,22 +501,22 @@ FEW_TILES_MIN_STEPS = 12
 # no split helped; one row of tiles (64 x 3904 x 5248, 61 tiles: 0.87 in 2 against 0.88) stays unsplit.
 HALF_WAVE_MIN_STEPS = 32
 # One row of 64 x 64 tiles (M <= 64) that fills a quarter to half of the SMs: split-K in 2 shares where a model of its
-# time says they gain ONE_ROW_GAIN or more (`one_row_split`). A problem takes ONE_ROW_FIXED_STEPS k-steps' time
-# besides its k-steps (launch, the pipeline's start, the epilogue), a split ONE_ROW_SHARE_COST more (its partials
-# written, added and waited for), and its k-steps run at one SM's pace until its tiles outnumber ONE_ROW_BANDWIDTH of
-# the SMs, whose reads fill the DRAM's bandwidth. Fitted to 24 shapes of 1-64 rows (`python
+# time says they gain ONE_ROW_SPLIT_GAIN or more (`one_row_split`). A problem takes ONE_ROW_SPLIT_FIXED_STEPS k-steps'
+# time besides its k-steps (launch, the pipeline's start, the epilogue), a split ONE_ROW_SPLIT_SHARE_COST more (its
+# partials written, added and waited for), and its k-steps run at one SM's pace until its tiles outnumber
+# ONE_ROW_SPLIT_BANDWIDTH of the SMs, whose reads fill the DRAM's bandwidth. Fitted to 24 shapes of 1-64 rows (`python
 # benchmarks/one_row_tiles.py grid`, thirty-sixth session: every gain within 5 % but one); against torch.matmul
 # end to end, unsplit / 2 shares: 4 x 2304 x 9152 (36 tiles, 143 k-steps) 0.75 / 1.01, 12 x 2368 x 5504 0.81 / 0.99,
 # 1 x 2560 x 3520 0.91 / 1.01, `x @ w.t()` 16 x 4096 x 14336 0.94 / 1.01; level or slower at 20-64 k-steps
 # (17 x 3008 x 1856 0.94 / 0.86, 16 x 4096 x 4096 1.04 / 1.00). Three shares never beat two there.
-ONE_ROW_FIXED_STEPS = 65
-ONE_ROW_SHARE_COST = 16
-ONE_ROW_BANDWIDTH = 0.58
-ONE_ROW_GAIN = 1.02
+ONE_ROW_SPLIT_FIXED_STEPS = 65
+ONE_ROW_SPLIT_SHARE_COST = 16
+ONE_ROW_SPLIT_BANDWIDTH = 0.58
+ONE_ROW_SPLIT_GAIN = 1.02
 # 64 < M <= TALL_ROW_ROWS over TALL_ROW_STEPS k-steps or more, where the wave rule takes 64-row tiles: their second row
 # lies mostly past M, whose boxes TMA fills slowly. One row of 128 x 64 tiles instead (as many as 64 x 128 ones; A's
-# boxes hold only M's rows), in `one_row_split`'s shares, where they fill more than a quarter of the SMs and at most
-# all.
+# boxes, A K-major, hold only M's rows), in `one_row_split`'s shares, where they fill more than a quarter of the SMs
+# and at most all (`tall_row_split`).
 # End to end against torch.matmul (thirty-sixth session, `benchmarks/one_row_tiles.py grid two-rows` and a seed-3615
 # draw of 65-128 rows): 87 x 7168 x 10176 0.96 against 0.87 on 64 x 128, `x @ w.t()` 67 x 6272 x 11776 1.05 against
 # 0.88, 65 x 4096 x 4096 0.81 against 0.73 on 64 x 64, `x @ w.t()` 80 x 3008 x 8192 0.92 in 2 shares against 0.79;
@@ -641,8 +642,9 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     with zeros slowly). `a_aligned`: where only B's rows are unaligned (A K-major), 128 < M <= 192 rows take one
     row of 192 x 64 tiles where those fill between half the SMs and all of them (`UNALIGNED_ONE_ROW`).
     `fill_widths`: with a K-major B, aligned rows and FILL_WIDTH_MIN_STEPS k-steps or more, FILL_WIDTH_SPEEDS'
-    128-row tiles are weighed too. `row_split` (aligned rows): one row of 64 x 64 tiles split in two
-    (`one_row_split`), and 64 < M <= TALL_ROW_ROWS over a deep K on one row of 128 x 64 tiles."""
+    128-row tiles are weighed too. `row_split` (aligned rows; the caller names no tile, warpgroups or turns): one row
+    of 64 x 64 tiles split in two (`one_row_split`), and where the rule takes 64-row tiles for 64 < M <= TALL_ROW_ROWS
+    over a deep K, a K-major A (`a_aligned`), one row of 128 x 64 tiles instead (`tall_row_split`)."""
     if (unaligned and a_aligned and one_row and batch == 1 and 128 < M <= 192
             and multiprocessors * UNALIGNED_ONE_ROW <= tiles_of(M, N, 192, 64) <= multiprocessors):
         return 192, 64, 1, 1
@@ -662,12 +664,9 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
         speeds = {**speeds, **ONE_ROW_TILE_SPEEDS}
     tile_m, tile_n = min(speeds, key=lambda tile: wave_cost(M // batch, N, tile, multiprocessors, batch, speeds,
                                                             one_row))
-    tall = tiles_of(M, N, 128, 64)
-    if (row_split and not unaligned and batch == 1 and tile_m == 64 and 64 < M <= TALL_ROW_ROWS
-            and multiprocessors < 4 * tall <= 4 * multiprocessors and K // 64 >= TALL_ROW_STEPS):
-        # a second row of 64-row tiles mostly past M over a deep K: one row of 128 x 64 tiles (TALL_ROW_ROWS)
-        split = one_row_split(tall, K // 64, multiprocessors)
-        if split == 1 or K // 64 >= TALL_ROW_SPLIT_STEPS:
+    if row_split and a_aligned and not unaligned and batch == 1 and tile_m == 64:
+        split = tall_row_split(M, N, K, multiprocessors)
+        if split:   # (a second row of 64-row tiles mostly past M over a deep K)
             return 128, 64, 1, split
     cluster_m = 2 if (tile_m, tile_n) == (128, 256) and M >= 8192 else 1
     tiles = batch * tiles_of(M // batch, N, tile_m, tile_n)
@@ -724,19 +723,32 @@ def half_wave_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int
     return 1
 
 
+def tall_row_split(M: int, N: int, K: int, multiprocessors: int = 132) -> int:
+    """The shares of split-K for one row of 128 x 64 tiles over 64 < M <= TALL_ROW_ROWS rows (`one_row_split`'s), or
+    0 where they are not taken: under TALL_ROW_STEPS k-steps (TALL_ROW_SPLIT_STEPS where they would split), or where
+    they fill at most a quarter of the SMs or more than all."""
+    tiles, k_steps = tiles_of(M, N, 128, 64), K // 64
+    if not (64 < M <= TALL_ROW_ROWS and multiprocessors < 4 * tiles <= 4 * multiprocessors
+            and k_steps >= TALL_ROW_STEPS):
+        return 0
+    split = one_row_split(tiles, k_steps, multiprocessors)
+    return split if split == 1 or k_steps >= TALL_ROW_SPLIT_STEPS else 0
+
+
 def one_row_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int:
     """The shares of split-K (2 or 1) for one row of `tiles` tiles 64 wide (64 x 64, or 128 x 64 for TALL_ROW_ROWS)
     of `k_steps` k-steps each that fill more than a quarter of the SMs and at most half: 2 where the model of
-    ONE_ROW_FIXED_STEPS, ONE_ROW_SHARE_COST and ONE_ROW_BANDWIDTH puts the two shares ONE_ROW_GAIN faster or more."""
+    ONE_ROW_SPLIT_FIXED_STEPS, ONE_ROW_SPLIT_SHARE_COST and ONE_ROW_SPLIT_BANDWIDTH puts the two shares
+    ONE_ROW_SPLIT_GAIN faster or more."""
     if not multiprocessors < 4 * tiles <= 2 * multiprocessors:
         return 1
-    bandwidth = ONE_ROW_BANDWIDTH * multiprocessors   # (the SMs whose reads fill the DRAM's bandwidth)
+    bandwidth = ONE_ROW_SPLIT_BANDWIDTH * multiprocessors   # (the SMs whose reads fill the DRAM's bandwidth)
 
     def time(split):
-        return (ONE_ROW_FIXED_STEPS + (ONE_ROW_SHARE_COST if split > 1 else 0)
+        return (ONE_ROW_SPLIT_FIXED_STEPS + (ONE_ROW_SPLIT_SHARE_COST if split > 1 else 0)
                 + k_steps / split * max(1.0, tiles * split / bandwidth))
 
-    return 2 if time(1) >= ONE_ROW_GAIN * time(2) else 1
+    return 2 if time(1) >= ONE_ROW_SPLIT_GAIN * time(2) else 1
 
 
 def few_tiles_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int:

@@ -324,7 +324,10 @@ class Fp8MatmulConfig(MatmulConfig):
         two f32 fragments a thread (the running sum and the k-block's partial): 128 wide, or 192 (with 240 registers
         for the consumers), or 256 (the partial in two column halves) where that is faster by BLOCK_SCALED_WIDTHS'
         model; per tensor where 128 x 128 tiles make at most FEW_WAVES waves, any width from 128 to 256 in steps of
-        16 by PROMOTED_FILL_WIDTHS' (FAST_FILL_WIDTHS' with fast_accum, where the wave rule takes no 192 tile). A
+        16 by PROMOTED_FILL_WIDTHS' (FAST_FILL_WIDTHS' with fast_accum, where the wave rule takes no 192 tile, and up to
+        FAST_ROWS_64 rows 64 x 256 too, each tile weighed by its rows inside M as well). Per tensor, each k-block into
+        f32, 128 < M <= 192 over a deep K: out^T = b^T a^T (SWAPPED: two columns of 128 x M/2 tiles where they fill
+        one wave; SWAPPED_COLUMN_ROWS: one column of 128 x M where N is wider). A
         caller's pingpong or wide tile_n with such tiles gets what they need: 64-row tiles for two consumers, 240
         registers (and, past 192 wide, the partial in halves)."""
         promotes = fields.get("block_scaled") or not fields.get("fast_accum")   # (two f32 fragments a thread)
@@ -393,16 +396,13 @@ class Fp8MatmulConfig(MatmulConfig):
                 tile_m = rule_m
                 if (rule_m, rule_n) in ONE_ROW_TILE_SPEEDS:   # (one tile a block: a sixth stage, 1.06-1.09x)
                     fields.update(epilogue_buffers=1)
-        if (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
-                and "tile_n" not in fields and not fields.get("dtype_b") and fields.get("out_dtype") != "f32"
-                and swaps(M, N, K, multiprocessors)):
+        swappable = (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
+                     and "tile_n" not in fields and not fields.get("dtype_b") and fields.get("out_dtype") != "f32")
+        if swappable and swaps(M, N, K, multiprocessors):
             # out^T = b^T a^T on 128 x M/2 tiles (M/2 rounded up to 8: wgmma's n), each k-block into f32: SWAPPED
             return cls.for_problem(N, M, K, fields.pop("dtype", "f8e4m3"), True, True, max_shared_bytes,
                                    **fields, **SWAPPED, tile_n=-(-M // 16) * 8)
-        if (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
-                and "tile_n" not in fields and not fields.get("dtype_b") and fields.get("out_dtype") != "f32"
-                and 128 < M <= SWAPPED_COLUMN_ROWS and K >= 4096
-                and multiprocessors // 2 < -(-N // 128) <= multiprocessors):
+        if swappable and swaps_into_column(M, N, K, multiprocessors):
             # out^T = b^T a^T on one column of 128 x M tiles: SWAPPED_COLUMN_ROWS
             width = -(-M // 16) * 16
             return cls.for_problem(N, M, K, fields.pop("dtype", "f8e4m3"), True, True, max_shared_bytes,
@@ -424,10 +424,10 @@ class Fp8MatmulConfig(MatmulConfig):
                 and tiles_of(M, N, 128, 128) <= FEW_WAVES * multiprocessors):
             # fast_accum on few waves, where the wave rule took no 192 tile: the width of FAST_FILL_WIDTHS that fills
             # them best (not 128 x 256 or 128 x 128 whatever they leave), or up to FAST_ROWS_64 rows 64 x 256
-            tiles = {(128, n): rate for n, rate in FAST_FILL_WIDTHS.items()}
+            rates = {(128, n): rate for n, rate in FAST_FILL_WIDTHS.items()}
             if M <= FAST_ROWS_64:
-                tiles[64, 256] = FAST_RATE_64
-            tile_m, tile_n = max(tiles, key=lambda tile: tiles[tile] * column_fill(M, N, *tile, multiprocessors)
+                rates[64, 256] = FAST_RATE_64
+            tile_m, tile_n = max(rates, key=lambda tile: rates[tile] * column_fill(M, N, *tile, multiprocessors)
                                  * M / (-(-M // tile[0]) * tile[0]))
             fields.update(tile_n=tile_n)
             if tile_m == 64:
@@ -471,6 +471,12 @@ def rows_split(M: int, N: int, K: int, multiprocessors: int = 132, fast_accum: b
     tiles, k_steps = -(-M // 64) * -(-N // 64), K // 128
     return next((split for split in (4, 3, 2)
                  if tiles * split <= multiprocessors and k_steps >= ROWS_SPLIT_MIN_STEPS * split), 1)
+
+
+def swaps_into_column(M: int, N: int, K: int, multiprocessors: int = 132) -> bool:
+    """Whether per-tensor fp8 of 128 < M <= SWAPPED_COLUMN_ROWS rows over K >= 4096 runs as out^T = b^T a^T on one
+    column of 128 x M tiles: where N's 128-row tiles fill more than half the SMs and at most all."""
+    return 128 < M <= SWAPPED_COLUMN_ROWS and K >= 4096 and multiprocessors // 2 < -(-N // 128) <= multiprocessors
 
 
 def column_fill(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int) -> float:

@@ -775,7 +775,7 @@ def test_per_tensor_tiles_fill_few_waves_with_the_widths_between():
     assert tile(1144, 3680, 7040, stages=3, **fast)[:2] == (128, 256)
 
 
-def test_fast_tiles_up_to_320_rows_weigh_64_x_256_by_the_rows_they_fill():
+def test_fast_tiles_up_to_320_rows_weigh_64_x_256_by_the_rows_they_fill(monkeypatch):
     """fast_accum up to FAST_ROWS_64 rows: 64 x 256 tiles (one consumer) beside FAST_FILL_WIDTHS', each weighed by
     the share of its rows inside M too (thirty-sixth session: 300 x 13088 x 10496 0.97x cuBLASLt on 64 x 256 against
     0.77x on 128 x 160; 211 x 13456 x 12928 0.94x on 128 x 208 against 0.76x on 64 x 256)."""
@@ -794,12 +794,8 @@ def test_fast_tiles_up_to_320_rows_weigh_64_x_256_by_the_rows_they_fill():
     assert tile(400, 13088)[0] == 128             # past FAST_ROWS_64 as before
     assert tile(300, 13088, tile_n=160)[:2] == (128, 160)   # a caller's width stays theirs
     assert Fp8MatmulConfig.for_fp8_problem(300, 13088, 10496).tile_m == 128   # each k-block into f32: as before
-    before = fp8.FAST_ROWS_64
-    try:
-        fp8.FAST_ROWS_64 = 0
-        assert tile(300, 13088) == (128, 160, 2)  # (the thirty-fifth session's pick)
-    finally:
-        fp8.FAST_ROWS_64 = before
+    monkeypatch.setattr(fp8, "FAST_ROWS_64", 0)
+    assert tile(300, 13088) == (128, 160, 2)      # (the thirty-fifth session's pick)
 
 
 def test_per_tensor_129_to_160_rows_over_wide_n_swap_into_one_column():
@@ -814,6 +810,7 @@ def test_per_tensor_129_to_160_rows_over_wide_n_swap_into_one_column():
     assert wide.shared_bytes() <= 232448
     assert config(147, 9296).tile_n == 160 and config(129, 16896).tile_n == 144
     assert config(160, 7168).tile_n == 80                        # two columns: SWAPPED as before
+    assert config(156, 8448).tile_n == 80 and config(156, 8449).tile_n == 160   # (132 tiles of 64 rows; 67 of 128)
     assert not config(161, 10192).swap_ab                        # past SWAPPED_COLUMN_ROWS
     assert not config(156, 10192, 2048).swap_ab                  # a shallow K
     assert not config(156, 17024).swap_ab                        # 133 tiles: past one wave
@@ -918,15 +915,16 @@ def test_ptxas_keeps_the_wgmmas_asynchronous(cfg, tmp_path):
     assert "serialized" not in report.stdout + report.stderr, report.stdout + report.stderr
 
 
-def test_per_tensor_fp8_swapped_into_one_column_is_exact(hopper_interpreter):
-    """SWAPPED_COLUMN_ROWS' configuration (one column of 128 x 160 tiles, 240 registers) at 150 x 392 x 256: the
+@pytest.mark.parametrize("m, width", [(150, 160), (131, 144)])
+def test_per_tensor_fp8_swapped_into_one_column_is_exact(hopper_interpreter, m, width):
+    """SWAPPED_COLUMN_ROWS' configuration (one column of 128 x M tiles, 240 registers) at m x 392 x 256: the
     swapped problem's rows past N and columns past M, stored transposed."""
-    m, n, k = 150, 392, 256
+    n, k = 392, 256
     a, b, a8, b8 = operands(m, n, k)
     rule = Fp8MatmulConfig.for_fp8_problem(m, 10192, 12032)
     cfg = Fp8MatmulConfig.for_fp8_problem(n, m, k, multiprocessors=4, tile_m=128, consumers=2, tile_n=rule.tile_n,
                                           swap_ab=True, producer_registers=24, out_dtype="bf16", stages=2)
-    assert (cfg.tile_n, cfg.consumer_registers) == (160, 240)
+    assert (cfg.tile_n, cfg.consumer_registers) == (width, 240)
     out = np.full((m, n), np.nan, ml_dtypes.bfloat16)
     skc.blocks.matmul(a8, b8, out, scale_a=np.array([0.5], np.float32), scale_b=np.array([4.0], np.float32),
                       config=cfg)

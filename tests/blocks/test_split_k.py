@@ -257,7 +257,7 @@ def test_one_row_of_64_row_tiles_takes_the_one_row_split(shape, b_k_major, expec
     ((75, 8256, 5440), False, (128, 64, 1, 1)),    # unsplit from TALL_ROW_STEPS (1.01 against 0.94)
 ])
 def test_a_second_row_mostly_past_m_takes_one_row_of_128_x_64_tiles(shape, b_k_major, expected):
-    assert tile_shape(*shape, 132, b_k_major=b_k_major) == expected
+    assert tile_shape(*shape, 132, b_k_major=b_k_major, a_aligned=True) == expected   # (a K-major A: its rows only)
 
 
 def test_one_row_of_128_x_64_tiles_loads_only_the_rows_of_a():
@@ -265,13 +265,27 @@ def test_one_row_of_128_x_64_tiles_loads_only_the_rows_of_a():
     assert (config.tile_m, config.tile_n, config.consumers, config.a_rows, config.split_k) == (128, 64, 2, 88, 1)
     assert tile_shape(87, 7168, 10176, 132, unaligned=True)[:2] != (128, 64)   # unaligned rows: the rules before
     assert MatmulConfig.for_problem(87, 7168, 10176, multiprocessors=132, unaligned=(True, False)).tile_m == 64
+    # an MN-major A's boxes would not hold only M's rows (unmeasured): the rules before
+    assert MatmulConfig.for_problem(87, 7168, 10176, a_k_major=False, multiprocessors=132).tile_m == 64
+
+
+@pytest.mark.parametrize("fields, tile", [({"tile_m": 64}, (64, 128)), ({"tile_m": 128}, (128, 128)),
+                                          ({"tile_n": 128}, (64, 128)), ({"tile_n": 64}, (64, 64)),
+                                          ({"consumers": 1}, (64, 128))])
+def test_a_callers_tile_keeps_the_rules_before_past_64_rows(fields, tile):
+    """Where the caller names part of the tile (or the warpgroups), the rest is the rules before's: the tall row's
+    128 x 64 is the rule's own tile (a review found 64 x 128 becoming 64 x 64 for tile_m=64)."""
+    config = MatmulConfig.for_problem(87, 7168, 10176, multiprocessors=132, **fields)
+    assert (config.tile_m, config.tile_n, config.split_k) == (*tile, 1)
+    one_row = MatmulConfig.for_problem(68, 3648, 15644, multiprocessors=132, consumers=1)
+    assert (one_row.tile_m, one_row.split_k) == (64, 1)
 
 
 def test_the_one_row_split_is_for_aligned_rows_only():
     """Rows not 128-byte aligned keep the rules before (64 x 2368 x 3368, unaligned: 0.80x torch.matmul in 2
     shares, 0.81x unsplit, thirty-sixth session)."""
     assert tile_shape(64, 2368, 3392, 132) == (64, 64, 1, 2)
-    assert tile_shape(64, 2368, 3368, 132, unaligned=True)[3] == 1
+    assert tile_shape(64, 2368, 3392, 132, unaligned=True)[3] == 1
     config = MatmulConfig.for_problem(64, 2368, 3368, multiprocessors=132, unaligned=(True, False))
     assert config.split_k == 1
 
