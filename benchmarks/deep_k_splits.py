@@ -79,16 +79,16 @@ def operands(spec):
 
 
 @contextlib.contextmanager
-def rules_as(values: dict):
-    """The configuration rules with these constants of skc.blocks.config (BEFORE's), restored after."""
-    now = {name: getattr(rules, name) for name in values}
+def rules_as(values: dict, module=rules):
+    """The configuration rules with these constants of `module` (skc.blocks.config's: BEFORE's), restored after."""
+    now = {name: getattr(module, name) for name in values}
     try:
         for name, value in values.items():
-            setattr(rules, name, value)
+            setattr(module, name, value)
         yield
     finally:
         for name, value in now.items():
-            setattr(rules, name, value)
+            setattr(module, name, value)
 
 
 def unaligned(linear: bool, N: int, K: int) -> tuple:

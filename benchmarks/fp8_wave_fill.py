@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import skc  # noqa: E402
 from skc.blocks import fp8  # noqa: E402
 from skc.blocks.config import tiles_of  # noqa: E402
+from deep_k_splits import rules_as  # noqa: E402
 from fair import bench_ms, fair_times, geomean  # noqa: E402
 from fp8_gemm import operands  # noqa: E402
 
@@ -64,14 +65,8 @@ BEFORE = {"before": {"FEW_WAVES": 0}, "s35": {"FAST_ROWS_64": 0, "SWAPPED_COLUMN
 
 def before_config(M: int, N: int, K: int, fast: bool, rule: str = "before"):
     """The configuration of the rule before (BEFORE[rule])."""
-    now = {name: getattr(fp8, name) for name in BEFORE[rule]}
-    try:
-        for name, value in BEFORE[rule].items():
-            setattr(fp8, name, value)
+    with rules_as(BEFORE[rule], fp8):
         return fp8.Fp8MatmulConfig.for_fp8_problem(M, N, K, fast_accum=fast)
-    finally:
-        for name, value in now.items():
-            setattr(fp8, name, value)
 
 
 def describe(config) -> str:

@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import skc  # noqa: E402
-from deep_k_splits import ab, chosen, default_config, error, named, operands, rules_as, timed, unaligned  # noqa: E402
+from deep_k_splits import ab, chosen, default_config, error, named, operands, timed, unaligned  # noqa: E402
 from skc.blocks import MatmulConfig  # noqa: E402
 
 SMS = 132
@@ -49,8 +49,7 @@ def in_band(M: int, N: int, K: int, linear: bool) -> bool:
     SMs and at most all of them, for aligned rows."""
     if M > 64 or any(unaligned(linear, N, K)):
         return False
-    with rules_as(BEFORE):
-        config = MatmulConfig.for_problem(M, N, K, multiprocessors=SMS, b_k_major=linear)
+    config = chosen(M, N, K, linear, BEFORE)
     tiles = -(-N // config.tile_n)
     return (config.tile_m == 64 and config.split_k == 1 and config.cluster == 1 and not config.swap_ab
             and SMS < 4 * tiles <= 4 * SMS)

@@ -427,8 +427,7 @@ class Fp8MatmulConfig(MatmulConfig):
             rates = {(128, n): rate for n, rate in FAST_FILL_WIDTHS.items()}
             if M <= FAST_ROWS_64:
                 rates[64, 256] = FAST_RATE_64
-            tile_m, tile_n = max(rates, key=lambda tile: rates[tile] * column_fill(M, N, *tile, multiprocessors)
-                                 * M / (-(-M // tile[0]) * tile[0]))
+            tile_m, tile_n = max(rates, key=lambda tile: rates[tile] * output_fill(M, N, *tile, multiprocessors))
             fields.update(tile_n=tile_n)
             if tile_m == 64:
                 fields.update(tile_m=64, consumers=1)
@@ -440,7 +439,7 @@ class Fp8MatmulConfig(MatmulConfig):
             # (where the caller chose a part of the schedule, the widths as before)
             if (not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS | {"half_partials"}
                     and tiles_of(M, N, tile_m, 128) <= FEW_WAVES * multiprocessors):
-                widths, fill = PROMOTED_FILL_WIDTHS, column_fill
+                widths, fill = PROMOTED_FILL_WIDTHS, output_fill
             ranked = sorted(((rate * fill(M, N, tile_m, n, multiprocessors), n)
                              for n, rate in widths.items() if n <= max(N, 128) and (n <= 192 or halves)),
                             reverse=True)
@@ -479,10 +478,12 @@ def swaps_into_column(M: int, N: int, K: int, multiprocessors: int = 132) -> boo
     return 128 < M <= SWAPPED_COLUMN_ROWS and K >= 4096 and multiprocessors // 2 < -(-N // 128) <= multiprocessors
 
 
-def column_fill(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int) -> float:
-    """`wave_fill` times the share of the last column of tiles that lies inside N: the busy fraction of the SMs over
-    the waves, counting only columns of the output (PROMOTED_FILL_WIDTHS, FAST_FILL_WIDTHS)."""
-    return wave_fill(M, N, tile_m, tile_n, multiprocessors) * N / (-(-N // tile_n) * tile_n)
+def output_fill(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int) -> float:
+    """`wave_fill` times the shares of the tiles' rows and columns that lie inside M and N: the busy fraction of the
+    SMs over the waves, counting only the output's own values (PROMOTED_FILL_WIDTHS, FAST_FILL_WIDTHS; among tiles of
+    one height, as the promoted widths are, the rows' share ranks none higher)."""
+    return (wave_fill(M, N, tile_m, tile_n, multiprocessors) * N / (-(-N // tile_n) * tile_n)
+            * M / (-(-M // tile_m) * tile_m))
 
 
 def _block_scaled_width(fields: dict, tile_n: int, overlap: bool = False) -> dict:
