@@ -11,7 +11,7 @@ import math
 import random
 
 # (weight, lowest, highest) rows: decoding steps, the few-row rules, mid sizes, large
-ROW_BANDS = ((0.25, 1, 64), (0.15, 65, 128), (0.2, 129, 320), (0.25, 321, 2048), (0.15, 2049, 8192))
+ROW_BANDS = ((0.2, 1, 64), (0.1, 65, 96), (0.1, 97, 192), (0.15, 193, 320), (0.3, 321, 2048), (0.15, 2049, 8192))
 MOST_VALUES = 1.5e11       # M·N·K (times the batch) at most: a case runs in milliseconds
 MOST_ELEMENTS = 1.2e8      # elements of any one operand or output at most
 ACTIVATIONS = ("relu", "gelu", "silu")
