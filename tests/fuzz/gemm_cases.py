@@ -62,8 +62,10 @@ def _log_uniform(rng: random.Random, low: int, high: int) -> int:
 
 
 def _rounded(rng: random.Random, value: int, multiple: int, aligned_share: float) -> int:
-    """value, rounded up to a multiple of `multiple` in aligned_share of the draws."""
+    """value, rounded up to a multiple of `multiple` in aligned_share of the draws, half of those to a multiple of
+    64 too (2-byte rows 128 bytes apart: the rules for aligned rows)."""
     if rng.random() < aligned_share:
+        multiple = math.lcm(multiple, 64) if rng.random() < 0.5 and value > 64 else multiple
         return max(multiple, -(-value // multiple) * multiple)
     return max(1, value)
 
