@@ -42,9 +42,9 @@ class Case:
         parts = [f"{self.kind} {self.M}x{self.N}x{self.K}"]
         if self.batch:
             parts.append(f"batch {self.batch}{' (b too)' if self.b_batched else ''}")
-        flags = {"aT": self.a_transposed, "b K-major": self.b_k_major and self.kind != "fp8", "bias": self.bias, "twice": self.twice,
-                 "out made": not self.out_given, "block": self.block_scaled, "fast": self.fast_accum,
-                 "b e5m2": self.b_e5m2}
+        flags = {"aT": self.a_transposed, "b K-major": self.b_k_major and self.kind != "fp8", "bias": self.bias,
+                 "twice": self.twice, "out made": not self.out_given, "block": self.block_scaled,
+                 "fast": self.fast_accum, "b e5m2": self.b_e5m2}
         parts += [name for name, on in flags.items() if on]
         if self.c_beta:
             parts.append(f"c beta {self.c_beta}")

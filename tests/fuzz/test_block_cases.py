@@ -1,4 +1,5 @@
-"""The random matmul calls' draw (gemm_cases.py): deterministic, within its bounds, and calls skc takes."""
+"""The random calls' draws (gemm_cases.py, attention_cases.py, conv_cases.py): deterministic, within their
+bounds, covering what they mean to."""
 import random
 
 import gemm_cases
@@ -35,3 +36,31 @@ def test_labels_name_what_differs():
     assert case.label().startswith(f"{case.kind} {case.M}x{case.N}x{case.K}")
     assert "bias" in gemm_cases.Case("bf16", 8, 8, 8, bias=True).label()
     assert "out made" in gemm_cases.Case("bf16", 8, 8, 8, out_given=False).label()
+
+
+def test_attention_draws_stay_within_bounds_and_cover_the_options():
+    import attention_cases
+
+    cases = attention_cases.cases(1000, 12)
+    assert cases == attention_cases.cases(1000, 12)
+    for case in cases:
+        assert case.H % case.Hkv == 0 and case.D in (64, 128, 256) and min(case.Sq, case.Sk, case.B) >= 1
+        assert case.B * case.H * case.Sq * case.Sk <= attention_cases.MOST_SCORES
+    for field in ("causal", "lse", "twice"):
+        assert {getattr(c, field) for c in cases} == {False, True}
+    assert {c.layout for c in cases} == {"bhsd", "bshd"} and {c.D for c in cases} == {64, 128, 256}
+    assert any(c.Sq != c.Sk for c in cases) and any(c.Hkv < c.H for c in cases) and any(c.scale for c in cases)
+
+
+def test_conv_draws_have_an_output_and_cover_the_options():
+    import conv_cases
+
+    cases = conv_cases.cases(1000, 13)
+    assert cases == conv_cases.cases(1000, 13)
+    for case in cases:
+        P, Q = case.output_size()
+        assert P >= 1 and Q >= 1
+        assert case.padding != "same" or case.stride == (1, 1)
+    assert {c.padding for c in cases} >= {0, "same", "valid"} and any(isinstance(c.padding, tuple) for c in cases)
+    assert any(c.C == 3 for c in cases) and any(c.C % 8 for c in cases) and any(c.dilation != (1, 1) for c in cases)
+    assert conv_cases.Case("bf16", 1, 8, 9, 9, 8, 3, 3, (2, 2), 1).output_size() == (5, 5)
