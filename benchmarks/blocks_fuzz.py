@@ -33,7 +33,8 @@ DRAWS = {"gemm": gemm_cases, "attention": attention_cases, "conv2d": conv_cases}
 def config_of(plans: dict) -> str:
     """The configuration of the one plan a call made (wrappers searched one level down), as text."""
     for plan in plans.values():
-        for holder in (plan, *vars(plan).values()):
+        fields = [getattr(plan, name, None) for name in getattr(type(plan), "__slots__", ())]
+        for holder in (plan, *getattr(plan, "__dict__", {}).values(), *fields):
             cfg = getattr(holder, "cfg", None) or getattr(holder, "config", None)
             if cfg is not None and hasattr(cfg, "tile_m"):
                 fields = (f"{cfg.tile_m}x{cfg.tile_n} s{cfg.stages} c{cfg.cluster_m}x{getattr(cfg, 'cluster_n', 1)} "
