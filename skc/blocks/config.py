@@ -493,15 +493,18 @@ UNALIGNED_SPLITS = True
 # the SMs gain (0.87 against 0.88 unsplit; eighth session).
 FEW_TILES_SHARE = 0.55
 FEW_TILES_MIN_STEPS = 12
-# ... but one row of 64 x 64 tiles (aligned rows) that fills more than a sixth of the SMs over at most
-# SHALLOW_ROW_STEPS k-steps stays unsplit: there the shares' epilogue costs more than the SMs they add gain. End to
-# end against torch.matmul (benchmarks/NOTES.md, thirty-seventh session; 64 x 64 unsplit against 2 shares): 58 x 1472
-# x 1920 `x @ w.t()` (23 tiles, 30 k-steps) 0.90 against 0.83, 32 x 1920 x 1664 `x @ w.t()` 0.93 against 0.89, 52 x
-# 2112 x 2112 0.92 against 0.86, 64 x 1856 x 1728 `x @ w.t()` 0.93 against 0.83, 32 x 1536 x 1536 0.99 against
-# 0.91; level at 13 x 1728 x 1984 and 16 x 2048 x 2048 `x @ w.t()` (27 and 32 tiles, 31 and 32 k-steps). Fewer
-# tiles (8-18) or two rows of them (128 x 1024 x 2048: 0.82 unsplit against 0.88) gain from the shares there.
+# ... but one row of 64 x 64 tiles (aligned rows) of SHALLOW_ROW_MIN_ROWS rows or more that fills more than a sixth of
+# the SMs over at most SHALLOW_ROW_STEPS k-steps stays unsplit: there the shares' epilogue costs more than the SMs
+# they add gain (why fewer rows keep gaining from them was not measured). End to end against torch.matmul
+# (benchmarks/NOTES.md, thirty-seventh session; 64 x 64 unsplit against 2 shares): 58 x 1472 x 1920 `x @ w.t()` (23
+# tiles, 30 k-steps) 0.90 against 0.83, 32 x 1920 x 1664 `x @ w.t()` 0.93 against 0.89, 52 x 2112 x 2112 0.92 against
+# 0.86, 64 x 1856 x 1728 `x @ w.t()` 0.93 against 0.83, 32 x 1536 x 1536 0.99 against 0.91. A second draw (seed 3706)
+# put 9 shapes of 37-63 rows at 0.91 against 0.85 (none slower) but 7 of 2-20 rows level, two slower (10 x 1472 x 1920
+# 0.84 against 0.93, 4 x 1472 x 1600 0.83 against 0.89): hence the rows' bound, fitted on that draw. Fewer tiles
+# (8-18) or two rows of them (128 x 1024 x 2048: 0.82 unsplit against 0.88) gain from the shares there.
 SHALLOW_ROW_STEPS = 33
 SHALLOW_ROW_FILL = 1 / 6
+SHALLOW_ROW_MIN_ROWS = 32
 # Several rows of tiles that fill a quarter to half of the SMs over a deep K: split-K into as many shares (3 or 2)
 # as fit one wave, each HALF_WAVE_MIN_STEPS k-steps deep at least (`half_wave_split`). End to end against
 # torch.matmul (benchmarks/NOTES.md, twenty-seventh session): `x @ w.t()` 427 x 384 x 8192 (42 tiles of 64 x 64)
@@ -689,7 +692,7 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     elif batch == 1 and (not unaligned or tiles == tiles_of(tile_m, N, tile_m, tile_n)):
         # (rows not 128-byte aligned: only one row of tiles, which takes no cluster; 7 x 280 x 2816 1.01x torch in
         # 4 shares against 0.75x unsplit)
-        shallow_row = not unaligned and (tile_m, tile_n) == (64, 64) and M <= 64
+        shallow_row = not unaligned and (tile_m, tile_n) == (64, 64) and SHALLOW_ROW_MIN_ROWS <= M <= 64
         split_k = few_tiles_split(tiles, K // 64, multiprocessors, shallow_row)
         if split_k == 1 and not unaligned and -(-M // tile_m) > 1:
             split_k = half_wave_split(tiles, K // 64, multiprocessors)
@@ -764,8 +767,9 @@ def one_row_split(tiles: int, k_steps: int, multiprocessors: int = 132) -> int:
 def few_tiles_split(tiles: int, k_steps: int, multiprocessors: int = 132, shallow_row: bool = False) -> int:
     """The shares of split-K for `tiles` tiles of `k_steps` k-steps each: 1 unless the tiles fill at most a quarter
     of the SMs; then the most shares (up to 8) that keep FEW_TILES_SHARE of the SMs busy at most, each share
-    FEW_TILES_MIN_STEPS k-steps deep at least. `shallow_row` (one row of 64 x 64 tiles, aligned rows): 1 where
-    they fill more than SHALLOW_ROW_FILL of the SMs over at most SHALLOW_ROW_STEPS k-steps."""
+    FEW_TILES_MIN_STEPS k-steps deep at least. `shallow_row` (one row of 64 x 64 tiles of SHALLOW_ROW_MIN_ROWS
+    rows or more, aligned rows): 1 where they fill more than SHALLOW_ROW_FILL of the SMs over at most
+    SHALLOW_ROW_STEPS k-steps."""
     if 4 * tiles > multiprocessors:
         return 1
     if shallow_row and k_steps <= SHALLOW_ROW_STEPS and tiles > SHALLOW_ROW_FILL * multiprocessors:

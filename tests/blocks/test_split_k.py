@@ -301,6 +301,33 @@ def test_few_tiles_split_counts_the_sms_and_the_depth():
     assert few_tiles_split(1, 100, 4) == 2          # the interpreter's 4 SMs
 
 
+@pytest.mark.parametrize("shape, b_k_major, split", [
+    ((58, 1472, 1920), True, 1), ((52, 2112, 2112), False, 1), ((32, 1536, 1536), False, 1),   # measured unsplit
+    ((64, 1856, 1728), True, 1), ((32, 1920, 2112), False, 1),   # 33 tiles (a quarter of 132), 33 k-steps
+    ((31, 1920, 1664), True, 2), ((10, 1472, 1920), False, 2),   # under SHALLOW_ROW_MIN_ROWS rows: the shares stay
+    ((58, 1408, 1920), True, 2),     # 22 tiles: a sixth of the SMs or less
+    ((58, 1472, 2176), True, 2),     # 34 k-steps
+    ((128, 1024, 2048), False, 2),   # two rows of tiles
+])
+def test_one_row_of_tiles_over_a_shallow_k_stays_unsplit(shape, b_k_major, split):
+    """One row of 64 x 64 tiles of 32-64 rows filling more than a sixth of the SMs over at most 33 k-steps
+    (config.SHALLOW_ROW_STEPS): unsplit; fewer rows, fewer tiles, a deeper K or two rows keep few_tiles_split's
+    shares."""
+    config = MatmulConfig.for_problem(*shape, b_k_major=b_k_major, multiprocessors=132)
+    assert (config.tile_m, config.tile_n, config.split_k) == (64, 64, split)
+
+
+def test_the_shallow_row_rule_counts_the_sms_and_keeps_unaligned_rows_as_they_were():
+    from skc.blocks.config import few_tiles_split
+
+    assert few_tiles_split(23, 30, 132, shallow_row=True) == 1 and few_tiles_split(23, 30, 132) == 2
+    assert few_tiles_split(22, 30, 132, shallow_row=True) == 2   # 22 of 132: a sixth
+    assert few_tiles_split(3, 30, 16, shallow_row=True) == 1 and few_tiles_split(2, 30, 16, shallow_row=True) == 2
+    # rows not 128-byte aligned (K = 1928: 3856-byte rows) keep the shares they had
+    unaligned = MatmulConfig.for_problem(58, 1472, 1928, b_k_major=True, multiprocessors=132, unaligned=(True, True))
+    assert unaligned.split_k == 2
+
+
 def test_rows_not_128_byte_aligned_take_the_aligned_rules_shares_unclustered(monkeypatch):
     assert tile_shape(7, 280, 2816, 132, unaligned=True) == (64, 64, 1, 3)   # one row of tiles: no cluster
     assert tile_shape(8, 320, 3280, 132, unaligned=True, b_k_major=True) == (64, 64, 1, 4)
