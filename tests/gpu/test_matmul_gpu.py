@@ -625,7 +625,11 @@ def test_a_row_major_b_in_32_column_chunks(M, N, K, fields, dtype):
                                                     # one row of 64 x 64 tiles filling a quarter to half of the
                                                     # SMs (config.one_row_split): 1-57 rows, a K-major B
                                                     (4, 2304, 9152, False, 2), (1, 2560, 3520, True, 2),
-                                                    (16, 4096, 14336, True, 2), (57, 3648, 8064, False, 2)])
+                                                    (16, 4096, 14336, True, 2), (57, 3648, 8064, False, 2),
+                                                    # and over a shallow K, unsplit from 32 rows
+                                                    # (config.SHALLOW_ROW_STEPS), in 2 shares under them
+                                                    (52, 2112, 2112, False, 1), (58, 1472, 1920, True, 1),
+                                                    (10, 1472, 1920, False, 2)])
 @pytest.mark.parametrize("epilogue", [False, True])
 def test_few_tiles_over_a_deep_k_split_by_the_rule(M, N, K, b_k_major, split, epilogue):
     """The rule's split-K for few tiles over a deep K (config.few_tiles_split; several rows of tiles filling at
