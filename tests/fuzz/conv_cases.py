@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import gemm_cases
+
 MOST_VALUES = 4e10    # N·P·Q·K·C·R·S at most
 
 
@@ -87,12 +89,7 @@ def run_case(case: Case, seed: int = 0):
     bias = torch.randn(case.K, device="cuda", generator=generator).to(dtype) if case.bias else None
     want = torch.nn.functional.conv2d(x.float(), w.float(), None if bias is None else bias.float(), case.stride,
                                       case.padding, case.dilation)
-    if case.activation == "relu":
-        want = torch.relu(want)
-    elif case.activation == "gelu":
-        want = torch.nn.functional.gelu(want, approximate="tanh")
-    elif case.activation == "silu":
-        want = torch.nn.functional.silu(want)
+    want = gemm_cases.activated(torch, want, case.activation)
     out = None
     if case.out_given:
         out = torch.full(want.shape, float("nan"), device="cuda", dtype=dtype).contiguous(

@@ -125,7 +125,8 @@ def _operand(torch, rows, cols, dtype, transposed, batch=0, generator=None):
     return x.transpose(-1, -2) if transposed else x
 
 
-def _activated(torch, out, activation):
+def activated(torch, out, activation):
+    """torch's form of an epilogue's activation ("": none)."""
     if activation == "relu":
         return torch.relu(out)
     if activation == "gelu":
@@ -183,7 +184,7 @@ def _gemm_call(torch, skc, case, generator):
         want = want + bias.float()
     if case.activation:
         extras["activation"] = case.activation
-        want = _activated(torch, want, case.activation)
+        want = activated(torch, want, case.activation)
     return (lambda out: skc.blocks.matmul(a, b, out=out, **extras)), want, dtype, shape
 
 
@@ -216,7 +217,7 @@ def _fp8_call(torch, case, generator):
         want = want + bias.float()
     if case.activation:
         extras["activation"] = case.activation
-        want = _activated(torch, want, case.activation)
+        want = activated(torch, want, case.activation)
     return (lambda out: skc.blocks.matmul(a, b, out, **extras)), want, out_dtype, (M, N)
 
 
