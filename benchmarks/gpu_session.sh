@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Everything worth doing on the lent GPU in one call: the environment, the GPU tests, the examples,
 # and the benchmarks (a table last; logs and JSON under $OUT). Usage: bash benchmarks/gpu_session.sh [STEPS]
-# STEPS is a comma list of env,tests,fuzz,sanitize,examples,bench (default: all).
+# STEPS is a comma list of env,tests,fuzz,calls,sanitize,examples,bench (default: all).
 # sanitize: every example and GEMM variant (benchmarks/sanitize_targets.py, small sizes) under compute-sanitizer's
 # memcheck, racecheck and synccheck; error counts in $OUT/sanitizer-summary.txt (target: 0 errors). SANITIZE_ONLY: a
 # regular expression of the targets to run (default: all).
 # fuzz: FUZZ_COUNT (default 1000) random kernels on the GPU against the interpreter (benchmarks/fuzz_gpu.py).
+# calls: random matmul, attention and conv2d calls against float32 references (benchmarks/blocks_fuzz.py; CALLS, default
+# gemm:2000,attention:300,conv2d:300).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 SKC_CACHE_DIR=${SKC_CACHE_DIR:-/tmp/skc-cache}
 OUT=${OUT:-/tmp/skc-out}; mkdir -p "$OUT"; LOGS="$OUT/logs"; mkdir -p "$LOGS"
-STEPS=${1:-env,tests,fuzz,sanitize,examples,bench}
+STEPS=${1:-env,tests,fuzz,calls,sanitize,examples,bench}
 BENCH=${BENCH:-vector_add,softmax,launch,compile,gemm}
 has() { [[ ",$STEPS," == *",$1,"* ]]; }
 
@@ -24,6 +26,10 @@ if has tests; then
 fi
 if has fuzz; then
   python3 benchmarks/fuzz_gpu.py --count "${FUZZ_COUNT:-1000}" --seed "${FUZZ_SEED:-2026}" 2>&1 | tee "$LOGS/fuzz-gpu.log" | tail -15
+fi
+if has calls; then
+  python3 benchmarks/blocks_fuzz.py --kinds "${CALLS:-gemm:2000,attention:300,conv2d:300}" --seed "${FUZZ_SEED:-2026}" \
+    --json "$OUT/blocks-fuzz.json" 2>&1 | tee "$LOGS/blocks-fuzz.log" | tail -12
 fi
 if has sanitize; then
   # every (target, tool) pair in its own process, SANITIZE_JOBS at a time (each has its own context on the GPU)
