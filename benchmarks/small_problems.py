@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import deep_k_splits as d  # noqa: E402
+import deep_k_splits as splits  # noqa: E402
 import skc  # noqa: E402
 from fair import bench_ms, fair_times  # noqa: E402
 from skc.blocks.config import MatmulConfig  # noqa: E402
@@ -41,12 +41,12 @@ def run(spec, calls: dict, compile_only: bool, rounds: int):
             call()
         torch.cuda.synchronize()
         return
-    d.print_grid(f"{M}x{N}x{K}" + (":linear" if linear else ""), a, b, a.float() @ b.float(), calls, rounds)
+    splits.print_grid(f"{M}x{N}x{K}" + (":linear" if linear else ""), a, b, a.float() @ b.float(), calls, rounds)
 
 
 def narrow(specs, compile_only):
     for text in specs:
-        M, N, K, linear, a, b = spec = d.operands(text)
+        M, N, K, linear, a, b = spec = splits.operands(text)
         calls = {"torch": lambda: torch.matmul(a, b), "default": lambda: skc.blocks.matmul(a, b)}
         for tile_n in ((16, 24, 32, 64) if linear else (32, 64)):
             tiles = -(-M // 64) * -(-N // tile_n)
@@ -65,7 +65,7 @@ def grid(seed, count, compile_only):
         rows = -(-M // 64)
         cols = rng.randint(max(1, 8 // rows), 33 // rows)
         steps = rng.randint(16, 64)
-        M, N, K, linear, a, b = spec = d.operands(f"{M}x{cols * 64}x{steps * 64}"
+        M, N, K, linear, a, b = spec = splits.operands(f"{M}x{cols * 64}x{steps * 64}"
                                                   + (":linear" if rng.random() < 0.5 else ""))
         calls = {"torch": lambda: torch.matmul(a, b), "default": lambda: skc.blocks.matmul(a, b)}
         for split in (1, 2, 3, 4):
@@ -83,7 +83,7 @@ def shallow_draw(seed, count, low):
     while len(specs) < count:
         M, cols, steps = rng.randint(low, 64), rng.randint(23, 33), rng.randint(16, 33)
         spec = f"{M}x{cols * 64}x{steps * 64}" + (":linear" if rng.random() < 0.5 else "")
-        if d.chosen(M, cols * 64, steps * 64, spec.endswith("linear"), BEFORE).split_k > 1:
+        if splits.chosen(M, cols * 64, steps * 64, spec.endswith("linear"), BEFORE).split_k > 1:
             specs.append(spec)
     return specs
 
@@ -91,12 +91,12 @@ def shallow_draw(seed, count, low):
 def ab(seed, count, low, compile_only):
     specs = shallow_draw(seed, count, low)
     if not compile_only:
-        d.ab(specs, BEFORE)
+        splits.ab(specs, BEFORE)
         return
     for text in specs:
-        M, N, K, linear, a, b = d.operands(text)
+        M, N, K, linear, a, b = splits.operands(text)
         skc.blocks.matmul(a, b)
-        skc.blocks.matmul(a, b, config=d.chosen(M, N, K, linear, BEFORE))
+        skc.blocks.matmul(a, b, config=splits.chosen(M, N, K, linear, BEFORE))
     torch.cuda.synchronize()
 
 
@@ -129,11 +129,13 @@ def latency(items):
         if kind == "fp8":
             a = (torch.randn(M, K, device="cuda") * 8).to(torch.float8_e4m3fn)
             b = (torch.randn(N, K, device="cuda") * 8).to(torch.float8_e4m3fn).t()
-            s = torch.tensor(0.01, device="cuda")
-            mine = lambda: skc.blocks.matmul(a, b, scale_a=s, scale_b=s, out_dtype=torch.bfloat16)  # noqa: E731
-            reference = lambda: torch._scaled_mm(a, b, scale_a=s, scale_b=s, out_dtype=torch.bfloat16)  # noqa: E731
+            scale = torch.tensor(0.01, device="cuda")
+            mine = lambda: skc.blocks.matmul(a, b, scale_a=scale, scale_b=scale,  # noqa: E731
+                                             out_dtype=torch.bfloat16)
+            reference = lambda: torch._scaled_mm(a, b, scale_a=scale, scale_b=scale,  # noqa: E731
+                                                 out_dtype=torch.bfloat16)
         else:
-            _, _, _, _, a, b = d.operands(f"{shape}" + (":linear" if kind == "linear" else ""))
+            _, _, _, _, a, b = splits.operands(f"{shape}" + (":linear" if kind == "linear" else ""))
             mine, reference = (lambda: skc.blocks.matmul(a, b)), (lambda: torch.matmul(a, b))
         best = fair_times({"skc": mine, "torch": reference}, lambda f: bench_ms(f, 60), rounds=4)
         (ours, our_kernels), (theirs, their_kernels) = kernel_times(mine, flush), kernel_times(reference, flush)

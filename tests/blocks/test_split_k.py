@@ -303,7 +303,7 @@ def test_few_tiles_split_counts_the_sms_and_the_depth():
 
 @pytest.mark.parametrize("shape, b_k_major, split", [
     ((58, 1472, 1920), True, 1), ((52, 2112, 2112), False, 1), ((32, 1536, 1536), False, 1),   # measured unsplit
-    ((64, 1856, 1728), True, 1), ((32, 1920, 2112), False, 1),   # 33 tiles (a quarter of 132), 33 k-steps
+    ((64, 1856, 1728), True, 1), ((32, 1920, 2112), False, 1),   # 29 and 30 tiles; 27 and 33 k-steps
     ((31, 1920, 1664), True, 2), ((10, 1472, 1920), False, 2),   # under SHALLOW_ROW_MIN_ROWS rows: the shares stay
     ((58, 1408, 1920), True, 2),     # 22 tiles: a sixth of the SMs or less
     ((58, 1472, 2176), True, 2),     # 34 k-steps

@@ -1,6 +1,6 @@
 """Random `skc.blocks.conv2d` calls: bf16 and fp16 channels_last torch tensors, batches of 1-8, 1-256 channels (RGB's
 3 among them), images of 1-64 pixels a side, filters of 1-7 taps, strides, paddings (numbers, pairs, "same",
-"valid"), dilations, a bias and an activation, outputs given (poisoned) or made.
+"valid"), dilations, a bias and an activation, outputs given (poisoned) or made, a plan used three times.
 
 Used by benchmarks/blocks_fuzz.py and tests/gpu/test_blocks_fuzz_gpu.py, as gemm_cases.py."""
 from __future__ import annotations
@@ -29,13 +29,15 @@ class Case:
     bias: bool = False
     activation: str = ""
     out_given: bool = False
+    repeated: bool = False  # three calls on one plan, the inputs fresh before each later one
 
     kind = "conv2d"
 
     def label(self) -> str:
         parts = [f"conv2d {self.dtype} N{self.N} C{self.C} {self.H}x{self.W} K{self.K} {self.R}x{self.S}",
                  f"stride {self.stride}", f"padding {self.padding}", f"dilation {self.dilation}"]
-        parts += [name for name, on in (("bias", self.bias), ("out given", self.out_given)) if on]
+        flags = (("bias", self.bias), ("out given", self.out_given), ("repeated", self.repeated))
+        parts += [name for name, on in flags if on]
         if self.activation:
             parts.append(self.activation)
         return ", ".join(parts)
@@ -62,7 +64,7 @@ def draw(rng: random.Random) -> Case:
                                                                          8 * rng.randint(1, 40))),
                     R, S, stride, padding, dilation, bias=rng.random() < 0.3,
                     activation=rng.choice(("relu", "gelu", "silu")) if rng.random() < 0.2 else "",
-                    out_given=rng.random() < 0.3)
+                    out_given=rng.random() < 0.3, repeated=rng.random() < 0.25)
         P, Q = case.output_size()
         if P >= 1 and Q >= 1 and case.N * P * Q * case.K * case.C * R * S <= MOST_VALUES:
             return case
@@ -74,35 +76,41 @@ def cases(count: int, seed: int) -> list:
 
 
 def run_case(case: Case, seed: int = 0):
-    """(relative error, max error over the reference's largest value, NaN count) against torch's conv2d in float32
-    (TF32 off)."""
+    """A call_checks.Result against torch's conv2d in float32 (TF32 off): the call made once, or three times where
+    `repeated`."""
     import torch
 
+    import call_checks
     import skc
 
     torch.backends.cudnn.allow_tf32 = False
     generator = torch.Generator(device="cuda").manual_seed(seed)
     dtype = torch.bfloat16 if case.dtype == "bf16" else torch.float16
-    x = torch.randn(case.N, case.C, case.H, case.W, device="cuda", generator=generator).to(dtype)
-    w = torch.randn(case.K, case.C, case.R, case.S, device="cuda", generator=generator).to(dtype)
-    x, w = (t.contiguous(memory_format=torch.channels_last) for t in (x, w))
-    bias = torch.randn(case.K, device="cuda", generator=generator).to(dtype) if case.bias else None
-    want = torch.nn.functional.conv2d(x.float(), w.float(), None if bias is None else bias.float(), case.stride,
-                                      case.padding, case.dilation)
-    want = gemm_cases.activated(torch, want, case.activation)
-    out = None
-    if case.out_given:
-        out = torch.full(want.shape, float("nan"), device="cuda", dtype=dtype).contiguous(
-            memory_format=torch.channels_last)
-    got = skc.blocks.conv2d(x, w, bias=bias, stride=case.stride, padding=case.padding, dilation=case.dilation,
-                            activation=case.activation or None, out=out)
-    torch.cuda.synchronize()
-    got = got.float()
-    nans = int((~torch.isfinite(got)).sum())
-    difference = (got.nan_to_num(0.0) - want).abs()
-    scale = want.abs().max().clamp_min(1e-30)
-    return (difference.norm() / want.norm().clamp_min(1e-30)).item(), (difference.max() / scale).item(), nans
+
+    def values(*shape):
+        x = torch.randn(shape, device="cuda", generator=generator).to(dtype)
+        return x.contiguous(memory_format=torch.channels_last) if len(shape) == 4 else x
+
+    makers = [lambda: values(case.N, case.C, case.H, case.W), lambda: values(case.K, case.C, case.R, case.S)]
+    if case.bias:
+        makers.append(lambda: values(case.K))
+    tensors = [make() for make in makers]
+    x, w, bias = tensors + [None] * (3 - len(tensors))
+    geometry = {"stride": case.stride, "padding": case.padding, "dilation": case.dilation}
+
+    def reference():
+        want = torch.nn.functional.conv2d(x.float(), w.float(), None if bias is None else bias.float(), **geometry)
+        return gemm_cases.activated(torch, want, case.activation)
+
+    def call(out):
+        return skc.blocks.conv2d(x, w, bias=bias, activation=case.activation or None, out=out, **geometry)
+
+    P, Q = case.output_size()
+    setup = call_checks.Setup(list(zip(tensors, makers)), reference, call, (case.N, case.K, P, Q), dtype,
+                              memory_format=torch.channels_last)
+    return call_checks.run(torch, setup, 3 if case.repeated else 1, case.out_given, limits)
 
 
-def tolerance(case: Case) -> tuple:
-    return 1e-2, 4e-2
+def limits(rounding: tuple) -> tuple:
+    """As gemm_cases.limits for bf16 and fp16: 2.5 times the output type's rounding, plus 2e-4 (fp32 accumulation)."""
+    return 2.5 * rounding[0] + 2e-4, 2.5 * rounding[1] + 8e-4

@@ -46,7 +46,7 @@ def test_attention_draws_stay_within_bounds_and_cover_the_options():
     for case in cases:
         assert case.H % case.Hkv == 0 and case.D in (64, 128, 256) and min(case.Sq, case.Sk, case.B) >= 1
         assert case.B * case.H * case.Sq * case.Sk <= attention_cases.MOST_SCORES
-    for field in ("causal", "lse", "twice"):
+    for field in ("causal", "lse", "repeated"):
         assert {getattr(c, field) for c in cases} == {False, True}
     assert {c.layout for c in cases} == {"bhsd", "bshd"} and {c.D for c in cases} == {64, 128, 256}
     assert any(c.Sq != c.Sk for c in cases) and any(c.Hkv < c.H for c in cases) and any(c.scale for c in cases)
