@@ -81,7 +81,8 @@ def run_share(job):
     for index, kind, draws, case in numbered(kinds, seed):
         if (only and index != only) or (not only and index % workers != worker):
             continue
-        row = {"index": index, "kind": kind, "case": case.label()}
+        row = {"index": index, "kind": kind, "case": case.label(),
+               "group": kind + (f" {case.kind}" if kind == "gemm" else "")}   # (a GEMM's dtype: bf16, fp16, fp8)
         started = time.perf_counter()
         before = [set(map(id, table.values())) for table in tables]
         try:
@@ -127,9 +128,8 @@ def main() -> int:
         rows = sorted((row for share in pool.map(run_share, jobs) for row in share), key=lambda r: r["index"])
     counts = {}
     for row in rows:
-        kind = row["group"] = row["kind"] + (" " + row["case"].split()[0] if row["kind"] == "gemm" else "")
-        counts.setdefault(kind, {}).setdefault(row["outcome"], 0)
-        counts[kind][row["outcome"]] += 1
+        counts.setdefault(row["group"], {}).setdefault(row["outcome"], 0)
+        counts[row["group"]][row["outcome"]] += 1
         if row["outcome"] != "ok":
             print(f"{row['outcome'].upper()} #{row['index']} {row['case']} [{row['config']}]: {row['detail']}")
             if "trace" in row:

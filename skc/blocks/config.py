@@ -499,10 +499,10 @@ FEW_TILES_MIN_STEPS = 12
 # (benchmarks/NOTES.md, thirty-seventh session; 64 x 64 unsplit against 2 shares): 58 x 1472 x 1920 `x @ w.t()` (23
 # tiles, 30 k-steps) 0.90 against 0.83, 32 x 1920 x 1664 `x @ w.t()` 0.93 against 0.89, 52 x 2112 x 2112 0.92 against
 # 0.86, 64 x 1856 x 1728 `x @ w.t()` 0.93 against 0.83, 32 x 1536 x 1536 0.99 against 0.91. A fresh draw (seed 3706)
-# put 9 shapes of 37-63 rows at 0.91 against 0.85 (none slower) but 7 of 2-20 rows level, three slower (10 x 1472 x 1920
-# 0.84 against 0.93, 4 x 1472 x 1600 0.83 against 0.89): hence the rows' bound, fitted on that draw; a third, of 32-64
-# rows (seed 3707), 0.895 against 0.879, 9 of 14 faster, 5 slower (two by 6-7 %): a small gain. Fewer tiles (8-18) or two rows of
-# them (128 x 1024 x 2048: 0.82 unsplit against 0.88) gain from the shares there.
+# put 9 shapes of 37-63 rows at 0.91 against 0.85 (none slower) but 7 of 2-20 rows level, three slower (10 x 1472 x
+# 1920 0.84 against 0.93, 4 x 1472 x 1600 0.83 against 0.89): hence the rows' bound, fitted on that draw; a third, of
+# 32-64 rows (seed 3707), 0.895 against 0.879, 9 of 14 faster, 5 slower (two by 6-7 %): a small gain. Fewer tiles
+# (8-18) or two rows of them (128 x 1024 x 2048: 0.82 unsplit against 0.88) gain from the shares there.
 SHALLOW_ROW_STEPS = 33
 SHALLOW_ROW_FILL = 1 / 6
 SHALLOW_ROW_MIN_ROWS = 32

@@ -396,19 +396,17 @@ class Fp8MatmulConfig(MatmulConfig):
                 tile_m = rule_m
                 if (rule_m, rule_n) in ONE_ROW_TILE_SPEEDS:   # (one tile a block: a sixth stage, 1.06-1.09x)
                     fields.update(epilogue_buffers=1)
-        swappable = (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
-                     and "tile_n" not in fields and not fields.get("dtype_b") and fields.get("out_dtype") != "f32")
-        if swappable and swaps(M, N, K, multiprocessors):
-            # out^T = b^T a^T on 128 x M/2 tiles (M/2 rounded up to 8: wgmma's n), each k-block into f32: SWAPPED
-            return cls.for_problem(N, M, K, fields.pop("dtype", "f8e4m3"), True, True, max_shared_bytes,
-                                   **fields, **SWAPPED, tile_n=-(-M // 16) * 8)
-        if swappable and swaps_into_column(M, N, K, multiprocessors):
-            # out^T = b^T a^T on one column of 128 x M tiles: SWAPPED_COLUMN_ROWS
-            width = -(-M // 16) * 16
+        # (per tensor, each k-block into f32, on the rule's own 128-row tiles)
+        own_promoted = (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS
+                        and tile_m == 128 and "tile_n" not in fields)
+        if (own_promoted and not fields.get("dtype_b") and fields.get("out_dtype") != "f32"
+                and (swaps(M, N, K, multiprocessors) or swaps_into_column(M, N, K, multiprocessors))):
+            # out^T = b^T a^T (SWAPPED): two columns of 128 x M/2 tiles (M/2 rounded up to 8: wgmma's n), or where N
+            # is wider one column of 128 x M (rounded up to 16): SWAPPED_COLUMN_ROWS
+            width = -(-M // 16) * (8 if swaps(M, N, K, multiprocessors) else 16)
             return cls.for_problem(N, M, K, fields.pop("dtype", "f8e4m3"), True, True, max_shared_bytes,
                                    **_two_fragments(fields, width), **SWAPPED, tile_n=width)
-        if (promotes and not fields.get("block_scaled") and set(fields) <= _OPERAND_FIELDS and tile_m == 128
-                and "tile_n" not in fields and 128 < M <= 192 and tiles_of(M, N, 192, 64) <= multiprocessors):
+        if own_promoted and 128 < M <= 192 and tiles_of(M, N, 192, 64) <= multiprocessors:
             # one row of 192-row tiles where 128-row ones would leave their second row part past M (and as many
             # tiles: N > 4096 or so; fewer take 64-wide tiles above): ONE_ROW_192
             fields.update(ONE_ROW_192, overlap_scaling=True)

@@ -29,8 +29,6 @@ class Case:
     out_given: bool = True
     repeated: bool = False  # three calls on one plan, the inputs fresh and the output poisoned before each
 
-    kind = "attention"
-
     def label(self) -> str:
         parts = [f"attention {self.dtype} {self.B}x{self.H}/{self.Hkv}x{self.Sq}/{self.Sk}x{self.D}", self.layout]
         flags = {"causal": self.causal, "lse": self.lse, "out made": not self.out_given,

@@ -31,8 +31,6 @@ class Case:
     out_given: bool = False
     repeated: bool = False  # three calls on one plan, the inputs fresh before each later one
 
-    kind = "conv2d"
-
     def label(self) -> str:
         parts = [f"conv2d {self.dtype} N{self.N} C{self.C} {self.H}x{self.W} K{self.K} {self.R}x{self.S}",
                  f"stride {self.stride}", f"padding {self.padding}", f"dilation {self.dilation}"]
