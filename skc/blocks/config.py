@@ -462,6 +462,14 @@ NARROW_TILE_SPEEDS = {True: {(192, 96): 0.83}, False: {(192, 96): 0.80}}
 # than its share of the wave; `benchmarks/results/session32-2026-12-03-fill-widths-first-rule-ab.txt`).
 FILL_WIDTH_SPEEDS = {(128, n): round(0.93 + 0.07 * (n - 128) / 128, 3) for n in (144, 160, 176, 208, 224, 240)}
 FILL_WIDTH_MIN_STEPS = 12
+# The same for rows not 128-byte aligned (a K-major B, FILL_WIDTH_MIN_STEPS k-steps or more, one matrix): 128-row
+# tiles of FILL_WIDTH_SPEEDS' widths and 192-row ones 144-176 wide, each weighed only where unaligned_cluster gives
+# it a cluster that adds no wave, at the speed of UNALIGNED_TILE_SPEEDS' request model in that cluster
+# (`unaligned_speed`; 192-row tiles 0.97 of it, as 192 x 192's fitted speed is). Measured end to end against
+# torch.matmul (benchmarks/NOTES.md, thirty-eighth session): 6264 x 528 x 4648 0.88 on 192 x 144 (132 tiles, one
+# wave) against 0.70 on 192 x 192 (99), 7424 x 776 x 1392 0.86 on 128 x 208 (232) against 0.79 on 128 x 256.
+UNALIGNED_FILL_WIDTHS = tuple((128, n) for n in (144, 160, 176, 208, 224, 240)) + ((192, 144), (192, 160),
+                                                                                   (192, 176))
 # One row of 192-row tiles for 128 < M <= 192: 192 x 64, A's box holding only M's rows (a_rows), one epilogue buffer
 # for a sixth stage (one tile a block). 128- or 64-row tiles leave a last row of tiles part past M there, and TMA
 # fills a box past A's end with zeros slowly: the same grid at 192 x 7168 x 16384 ran 1.28x as long as with 256 rows
@@ -601,6 +609,27 @@ def wave_cost(M: int, N: int, tile: tuple, multiprocessors: int = 132, batch: in
     return waves * tile_m * tile_n / (speeds[tile] * 128 * 256)
 
 
+def unaligned_speed(tile_m: int, tile_n: int, cluster: dict) -> float:
+    """A tile's speed over rows not 128-byte aligned (UNALIGNED_TILE_SPEEDS' model): its work over the rows its
+    block copies, A's tile_m (halved in a cluster along N, which shares A) and B's tile_n (halved along M), 0.95 at
+    128 x 256's in clusters along M; 192-row tiles at 0.97 of that (192 x 192's fitted 0.92 against the model's 0.95)."""
+    rows = tile_m / cluster.get("cluster_n", 1) + tile_n / cluster.get("cluster_m", 1)
+    return 0.95 * tile_m * tile_n / rows / 128 * (0.97 if tile_m == 192 else 1)
+
+
+def unaligned_fill_speeds(M: int, N: int, multiprocessors: int) -> dict:
+    """UNALIGNED_FILL_WIDTHS' tiles for an M x N output (one matrix) that unaligned_cluster puts in clusters adding
+    no wave, at their speed in that cluster (`unaligned_speed`)."""
+    speeds = {}
+    for tile_m, tile_n in UNALIGNED_FILL_WIDTHS:
+        cluster = unaligned_cluster(M, N, tile_m, tile_n, multiprocessors)
+        tiles_m, tiles_n = -(-M // tile_m), -(-N // tile_n)
+        clusters = -(-tiles_m // cluster.get("cluster_m", 1)) * -(-tiles_n // cluster.get("cluster_n", 1))
+        if cluster and -(-clusters // (multiprocessors // 2)) == -(-tiles_m * tiles_n // multiprocessors):
+            speeds[tile_m, tile_n] = unaligned_speed(tile_m, tile_n, cluster)
+    return speeds
+
+
 def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int | None = None,
                       batch: int = 1) -> dict:
     """The cluster for tiles of operands whose rows start at no multiple of 128 bytes from each other (a row pitch
@@ -668,6 +697,8 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
             return aligned
     if unaligned:
         speeds = UNALIGNED_TILE_SPEEDS
+        if fill_widths and b_k_major and batch == 1 and K // 64 >= FILL_WIDTH_MIN_STEPS:
+            speeds = {**speeds, **unaligned_fill_speeds(M, N, multiprocessors)}
     else:
         speeds = {**TILE_SPEEDS, **NARROW_TILE_SPEEDS[b_k_major]} if narrow else TILE_SPEEDS
         if fill_widths and b_k_major and K // 64 >= FILL_WIDTH_MIN_STEPS:

@@ -149,6 +149,14 @@ FILL_WIDTH_SHAPES = {144: (1800, 5000, 4096), 160: (448, 9856, 1984), 176: (7903
                      208: (995, 3104, 3584), 224: (978, 10672, 4032), 240: (1000, 11008, 4096)}
 
 
+# a shape of rows not 128-byte aligned whose K-major B takes each of config.UNALIGNED_FILL_WIDTHS' tiles
+UNALIGNED_FILL_WIDTH_SHAPES = {(128, 144): (1157, 3488, 1232), (128, 160): (1859, 2544, 1080),
+                               (128, 176): (1659, 1552, 2552), (128, 208): (2508, 3904, 2192),
+                               (128, 224): (953, 3440, 2440), (128, 240): (2970, 2488, 872),
+                               (192, 144): (1044, 3144, 1256), (192, 160): (2402, 1544, 2552),
+                               (192, 176): (2851, 1360, 2328)}
+
+
 def pickable_configs() -> list:
     """The distinct configurations of the tuning table and of the tile-shape rule over the benchmark suite's shapes
     (and a few more around its thresholds), for bf16 and fp16."""
@@ -184,6 +192,11 @@ def pickable_configs() -> list:
         found.append(MatmulConfig.for_problem(80, 3008, 8192, "bf16", True, b_k_major, multiprocessors=132))
     # rows not 128-byte aligned, where clusters along M would add a wave: along N
     found.append(MatmulConfig.for_problem(787, 4504, 9216, multiprocessors=132, unaligned=(False, True)))
+    # rows not 128-byte aligned, x @ w.t(): 128 x 144-240 tiles in clusters along M, 192 x 144-176 along N
+    # (config.UNALIGNED_FILL_WIDTHS)
+    for M, N, K in UNALIGNED_FILL_WIDTH_SHAPES.values():
+        found.append(MatmulConfig.for_problem(M, N, K, "bf16", True, True, multiprocessors=132,
+                                              unaligned=(True, True)))
     # only B's rows unaligned, 129-192 rows: one row of 192 x 64
     found.append(MatmulConfig.for_problem(129, 5000, 4096, multiprocessors=132, unaligned=(False, True)))
     for M, N, K in ((4096, 4096, 4096), (2048, 2048, 2048)):   # stream-K, taken with config= (or the table)
@@ -247,8 +260,9 @@ def test_the_rule_takes_tiles_of_other_widths_that_fill_the_last_wave_for_a_k_ma
     """A K-major B (x @ w.t()) takes 128-row tiles 144-240 wide where they fill the last wave better (448 x 9856 x
     1984: 248 tiles of 128 x 160 in two waves, where 128 x 192 made 208); not below FILL_WIDTH_MIN_STEPS k-steps
     (a tile's fixed cost weighs more there), not for a row-major B (its 160-wide tiles are 64-byte swizzled, and
-    unmeasured between), not for rows that are not 128-byte aligned, and not in the fp8 GEMM."""
-    from skc.blocks.config import FILL_WIDTH_MIN_STEPS, FILL_WIDTH_SPEEDS
+    unmeasured between), not at these speeds for rows that are not 128-byte aligned (theirs are the request model's,
+    in a cluster: config.unaligned_fill_speeds), and not in the fp8 GEMM."""
+    from skc.blocks.config import FILL_WIDTH_MIN_STEPS, FILL_WIDTH_SPEEDS, UNALIGNED_TILE_SPEEDS, unaligned_fill_speeds
 
     def tile(M, N, K, b_k_major=True, **fields):
         config = MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132, **fields)
@@ -258,7 +272,7 @@ def test_the_rule_takes_tiles_of_other_widths_that_fill_the_last_wave_for_a_k_ma
     for width, shape in FILL_WIDTH_SHAPES.items():
         assert tile(*shape) == (128, width)
         assert tile(*shape, b_k_major=False)[1] not in FILL_WIDTH_SHAPES
-        assert tile(*shape, unaligned=(True, True))[1] not in FILL_WIDTH_SHAPES
+        assert tile(*shape, unaligned=(True, True)) in {*UNALIGNED_TILE_SPEEDS, *unaligned_fill_speeds(*shape[:2], 132)}
     assert tile(448, 9856, 64 * FILL_WIDTH_MIN_STEPS) == (128, 160)
     assert tile(448, 9856, 64 * FILL_WIDTH_MIN_STEPS - 64) == (128, 192)
     assert tile(5452, 4272, 512) == (128, 256)   # (208 wide from 12 k-steps)

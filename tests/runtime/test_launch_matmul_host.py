@@ -673,3 +673,39 @@ def test_the_unaligned_cluster_rule():
     assert pick(1000, 1000, 1000, multiprocessors=132, unaligned=(True, True), loader="vector").cluster == 1
     named = pick(1000, 1000, 1000, multiprocessors=132, unaligned=(True, True), b_k_major=True, tile_n=40)
     assert (named.tile_n, named.cluster) == (40, 1)   # the caller's tile: no cluster the rule did not weigh
+
+
+def test_unaligned_rows_of_a_k_major_b_take_fill_widths_in_a_cluster_that_adds_no_wave():
+    """config.UNALIGNED_FILL_WIDTHS: x @ w.t() whose rows are not 128-byte aligned weighs 128-row tiles 144-240 wide
+    and 192-row ones 144-176 wide, each at its request-model speed in the cluster unaligned_cluster gives it, and only
+    where that cluster adds no wave; a row-major B, a batch, fewer than FILL_WIDTH_MIN_STEPS k-steps, or a
+    configuration without fill widths (fp8's) keep the tiles before."""
+    from skc.blocks import MatmulConfig, config
+
+    def picked(M, N, K, b_k_major=True, unaligned=(True, True), **fields):
+        c = MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132, unaligned=unaligned,
+                                     **fields)
+        return c.tile_m, c.tile_n, c.cluster_m, c.cluster_n
+
+    # the model reproduces UNALIGNED_TILE_SPEEDS' table within 0.035 in the clusters unaligned_cluster gives
+    for (tile_m, tile_n), speed in config.UNALIGNED_TILE_SPEEDS.items():
+        cluster = config.unaligned_cluster(4096, 4096, tile_m, tile_n, 132)
+        assert abs(config.unaligned_speed(tile_m, tile_n, cluster) - speed) <= 0.035
+    # measured (thirty-eighth session): 6264 x 528 x 4648 0.88 of torch.matmul on 192 x 144 (132 tiles, one wave)
+    # against 0.70 on 192 x 192 (99); 7424 x 776 x 1392 0.86 on 128 x 208 against 0.79 on 128 x 256
+    assert picked(6264, 528, 4648) == (192, 144, 1, 2)
+    assert picked(7424, 776, 1392) == (128, 208, 2, 1)
+    assert picked(5638, 1352, 3992) == (192, 176, 1, 2)
+    # 192 x 176 would take 15 columns of 17 rows: in clusters of two along either side, a third wave (unweighed)
+    assert (192, 176) not in config.unaligned_fill_speeds(3143, 2568, 132)
+    assert picked(3143, 2568, 3624) == (192, 192, 1, 2)
+    # the bounds
+    def before(tile):
+        return tile[:2] not in config.UNALIGNED_FILL_WIDTHS
+
+    assert before(picked(7424, 776, 1392, b_k_major=False))   # a row-major B
+    assert before(picked(7424, 776, 11 * 64 + 8))              # 11 k-steps
+    assert picked(7424, 776, 12 * 64 + 8)[:2] == (128, 208)    # 12
+    assert before(picked(2 * 6264, 528, 4648, batch=2))        # a batch in one launch
+    assert before(config.tile_shape(6264, 528, 4648, 132, 1, True, True, fill_widths=False))
+    assert config.tile_shape(6264, 528, 4648, 132, 1, True, True, fill_widths=True)[:2] == (192, 144)
