@@ -463,13 +463,14 @@ NARROW_TILE_SPEEDS = {True: {(192, 96): 0.83}, False: {(192, 96): 0.80}}
 FILL_WIDTH_SPEEDS = {(128, n): round(0.93 + 0.07 * (n - 128) / 128, 3) for n in (144, 160, 176, 208, 224, 240)}
 FILL_WIDTH_MIN_STEPS = 12
 # The same for rows not 128-byte aligned (a K-major B, FILL_WIDTH_MIN_STEPS k-steps or more, one matrix): 128-row
-# tiles of FILL_WIDTH_SPEEDS' widths and 192-row ones 144-176 wide, each weighed only where unaligned_cluster gives
-# it a cluster that adds no wave, at the speed of UNALIGNED_TILE_SPEEDS' request model in that cluster
+# tiles of FILL_WIDTH_SPEEDS' widths and 192-row ones 144 and 160 wide, each weighed only where unaligned_cluster
+# gives it a cluster that adds no wave, at the speed of UNALIGNED_TILE_SPEEDS' request model in that cluster
 # (`unaligned_speed`; 192-row tiles 0.97 of it, as 192 x 192's fitted speed is). Measured end to end against
 # torch.matmul (benchmarks/NOTES.md, thirty-eighth session): 6264 x 528 x 4648 0.88 on 192 x 144 (132 tiles, one
-# wave) against 0.70 on 192 x 192 (99), 7424 x 776 x 1392 0.86 on 128 x 208 (232) against 0.79 on 128 x 256.
-UNALIGNED_FILL_WIDTHS = tuple((128, n) for n in (144, 160, 176, 208, 224, 240)) + ((192, 144), (192, 160),
-                                                                                   (192, 176))
+# wave) against 0.70 on 192 x 192 (99), 7424 x 776 x 1392 0.86 on 128 x 208 (232) against 0.79 on 128 x 256; two
+# draws of 20 shapes the rule changed, 0.876 -> 0.913 and 0.869 -> 0.895 (geometric means). 192 x 176, which the
+# model rates 3-6 % faster than 192 x 192, measured 1 % slower over five shapes: not weighed.
+UNALIGNED_FILL_WIDTHS = tuple((128, n) for n in (144, 160, 176, 208, 224, 240)) + ((192, 144), (192, 160))
 # One row of 192-row tiles for 128 < M <= 192: 192 x 64, A's box holding only M's rows (a_rows), one epilogue buffer
 # for a sixth stage (one tile a block). 128- or 64-row tiles leave a last row of tiles part past M there, and TMA
 # fills a box past A's end with zeros slowly: the same grid at 192 x 7168 x 16384 ran 1.28x as long as with 256 rows
@@ -684,7 +685,8 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     with zeros slowly). `a_aligned`: where only B's rows are unaligned (A K-major), 128 < M <= 192 rows take one
     row of 192 x 64 tiles where those fill between half the SMs and all of them (`UNALIGNED_ONE_ROW`).
     `fill_widths`: with a K-major B, aligned rows and FILL_WIDTH_MIN_STEPS k-steps or more, FILL_WIDTH_SPEEDS'
-    128-row tiles are weighed too. `row_split` (aligned rows; the caller names no tile, warpgroups or turns): one row
+    128-row tiles are weighed too (rows not 128-byte aligned, one matrix: UNALIGNED_FILL_WIDTHS' tiles, in clusters
+    that add no wave, `unaligned_fill_speeds`). `row_split` (aligned rows; the caller names no tile, warpgroups or turns): one row
     of 64 x 64 tiles split in two (`one_row_split`), and where the rule takes 64-row tiles for 64 < M <= TALL_ROW_ROWS
     over a deep K, a K-major A (`a_aligned`), one row of 128 x 64 tiles instead (`tall_row_split`)."""
     if (unaligned and a_aligned and one_row and batch == 1 and 128 < M <= 192

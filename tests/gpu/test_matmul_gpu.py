@@ -442,8 +442,7 @@ def test_tiles_of_other_widths_with_an_epilogue(M, N, K, width, dtype):
                                                 (953, 3440, 2440, (128, 224), (2, 1)),
                                                 (2970, 2488, 872, (128, 240), (2, 1)),
                                                 (1044, 3144, 1256, (192, 144), (1, 2)),
-                                                (2402, 1544, 2552, (192, 160), (1, 2)),
-                                                (2851, 1360, 2328, (192, 176), (1, 2))])
+                                                (2402, 1544, 2552, (192, 160), (1, 2))])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_unaligned_rows_on_tiles_of_other_widths(M, N, K, tile, cluster, dtype):
     """x @ w.t() whose rows are not 128-byte aligned (K no multiple of 64) on the tiles config.UNALIGNED_FILL_WIDTHS
