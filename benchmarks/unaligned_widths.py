@@ -1,0 +1,107 @@
+"""`x @ w.t()` whose rows are not 128-byte aligned (K no multiple of 64), end to end against torch.matmul (thirty-eighth
+session, benchmarks/NOTES.md): the tiles config.UNALIGNED_FILL_WIDTHS adds.
+
+    python benchmarks/unaligned_widths.py grid MxNxK:linear,...
+        each shape's default and torch beside 128- and 192-row tiles of other widths (those whose waves x area lie
+        within 30 % of the least, and 128 x 256), each unclustered and in clusters of two along M and along N
+    python benchmarks/unaligned_widths.py list SEED COUNT
+        COUNT shapes drawn with SEED (M 256-8192, N 256-8192 a multiple of 8, K 768-8192 a multiple of 8 but not
+        of 64) whose configuration the rule changes (no GPU)
+    python benchmarks/unaligned_widths.py ab SEED COUNT
+        those shapes: the default against the rules before (no UNALIGNED_FILL_WIDTHS), given as a configuration
+    python benchmarks/unaligned_widths.py compile WORKER WORKERS grid SPECS | ab SEED COUNT
+        compile that mode's kernels only (this worker's share), so that parallel processes fill the disk cache first
+The draw depends on the rule: run at another commit, `list` names other shapes.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import skc  # noqa: E402
+from deep_k_splits import ab, chosen, named, operands, print_grid  # noqa: E402
+from skc.blocks import MatmulConfig  # noqa: E402
+from skc.blocks.config import tiles_of  # noqa: E402
+from wave_tiles import shape_of  # noqa: E402
+
+SMS = 132
+BEFORE = {"UNALIGNED_FILL_WIDTHS": ()}   # the rules before the thirty-eighth session
+CLUSTERS = {"": {}, " cm2": {"cluster_m": 2}, " cn2": {"cluster_n": 2}}
+
+
+def candidates(M: int, N: int, keep: int = 5) -> list:
+    """(tile_m, tile_n) of 128 rows 128-256 wide or 192 rows 128-192 wide (multiples of 16) whose waves x area lie
+    within 30 % of the least (`keep` of them), and 128 x 256."""
+    shapes = [(tile_m, tile_n) for tile_m in (128, 192) for tile_n in range(128, 257, 16)
+              if not (tile_m == 192 and tile_n > 192)]
+
+    def cost(tile):
+        return -(-tiles_of(M, N, *tile) // SMS) * tile[0] * tile[1]
+
+    shapes.sort(key=cost)
+    found = [tile for tile in shapes if cost(tile) <= 1.3 * cost(shapes[0])][:keep]
+    return found + [(128, 256)] * ((128, 256) not in found)
+
+
+def configs(spec: str) -> dict:
+    M, N, K, linear = shape_of(spec)
+    return {f"{tile_m}x{tile_n}{label} ({tiles_of(M, N, tile_m, tile_n)})":
+            MatmulConfig.for_problem(M, N, K, multiprocessors=SMS, b_k_major=linear, tile_m=tile_m, tile_n=tile_n,
+                                     **({"cluster_m": 1} | cluster))
+            for tile_m, tile_n in candidates(M, N) for label, cluster in CLUSTERS.items()}
+
+
+def grid(specs):
+    import torch
+
+    for spec in specs:
+        M, N, K, linear, a, b = operands(spec)
+        calls = {"torch": lambda: torch.matmul(a, b), "default": lambda: skc.blocks.matmul(a, b)}
+        for name, config in configs(spec).items():
+            calls[name] = lambda config=config: skc.blocks.matmul(a, b, config=config)
+        print_grid(spec, a, b, a.float() @ b.float(), calls, 3)
+
+
+def draw(seed: int, count: int) -> list:
+    generator = random.Random(seed)
+
+    def size(low, high, align):
+        return max(align, int(math.exp(generator.uniform(math.log(low), math.log(high)))) // align * align)
+
+    found = []
+    while len(found) < count:
+        M, N, K = size(256, 8192, 1), size(256, 8192, 8), size(768, 8192, 8)
+        if K % 64 == 0:
+            continue
+        new, old = chosen(M, N, K, True), chosen(M, N, K, True, BEFORE)
+        if named(new) != named(old):
+            found.append(f"{M}x{N}x{K}:linear")
+    return found
+
+
+def compile_share(worker: int, workers: int, mode: str, args: list):
+    if mode == "grid":
+        jobs = [(spec, config) for spec in args[0].split(",") for config in configs(spec).values()]
+    else:
+        jobs = [(spec, config) for spec in draw(int(args[0]), int(args[1]))
+                for config in (None, chosen(*shape_of(spec), BEFORE))]
+    for spec, config in jobs[worker::workers]:
+        M, N, K, linear, a, b = operands(spec)
+        skc.blocks.matmul(a, b, config=config)
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "compile":
+        compile_share(int(args[0]), int(args[1]), args[2], args[3:])
+    elif mode == "grid":
+        grid(args[0].split(","))
+    elif mode == "list":
+        for spec in draw(int(args[0]), int(args[1])):
+            print(f"{spec}: before {named(chosen(*shape_of(spec), BEFORE))}, now {named(chosen(*shape_of(spec)))}")
+    else:
+        ab(draw(int(args[0]), int(args[1])), BEFORE)
