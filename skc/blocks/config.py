@@ -618,6 +618,42 @@ def unaligned_speed(tile_m: int, tile_n: int, cluster: dict) -> float:
     return 0.95 * tile_m * tile_n / rows / 128 * (0.97 if tile_m == 192 else 1)
 
 
+# Rows not 128-byte aligned: UNALIGNED_TILE_SPEEDS' tiles at their speed in the cluster unaligned_cluster gives them
+# (`unaligned_tile_speeds`): the table's speed is in its first choice; the other direction goes as the request
+# model; none at UNCLUSTERED_SPEED of it (the twentieth session's sustained figures: 3000³ on 192 x 192 507 TFLOP/s
+# unclustered against 627, 1000³ on 64 x 128 172 against 206, 100 x 3000 x 5000 115 against 145: 0.79-0.83); a
+# cluster that adds a wave, slower by that wave. Before (False): the table's speeds whatever the cluster, so 2880 x
+# 4160 x 2824 `x @ w.t()` took 128 x 256 tiles that no cluster fits into its 3 waves (0.79 of torch.matmul), where 192
+# x 160 in clusters along N ran 1.07 (thirty-eighth session).
+UNALIGNED_CLUSTER_SPEEDS = True
+UNCLUSTERED_SPEED = 0.81
+
+
+def unaligned_tile_speeds(M: int, N: int, multiprocessors: int, batch: int = 1) -> dict:
+    """UNALIGNED_TILE_SPEEDS for an M x N output (`batch` of them) in the clusters unaligned_cluster gives each tile
+    (UNALIGNED_CLUSTER_SPEEDS)."""
+    if not UNALIGNED_CLUSTER_SPEEDS:
+        return UNALIGNED_TILE_SPEEDS
+    speeds = {}
+    for (tile_m, tile_n), speed in UNALIGNED_TILE_SPEEDS.items():
+        first = unaligned_cluster(M, N, tile_m, tile_n)   # (the table's: the first choice)
+        cluster = unaligned_cluster(M, N, tile_m, tile_n, multiprocessors, batch)
+        if first and not cluster:
+            speed *= UNCLUSTERED_SPEED
+        elif cluster != first:
+            speed *= unaligned_speed(tile_m, tile_n, cluster) / unaligned_speed(tile_m, tile_n, first)
+        speeds[tile_m, tile_n] = speed * _tile_waves(M, N, tile_m, tile_n, multiprocessors, batch, {}) / \
+            _tile_waves(M, N, tile_m, tile_n, multiprocessors, batch, cluster)
+    return speeds
+
+
+def _tile_waves(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int, batch: int, cluster: dict) -> int:
+    """The waves of an M x N output's tiles (`batch` of them) in clusters of `cluster` (two blocks, or one)."""
+    size_m, size_n = cluster.get("cluster_m", 1), cluster.get("cluster_n", 1)
+    units = batch * -(-(-(-M // tile_m)) // size_m) * -(-(-(-N // tile_n)) // size_n)
+    return -(-units // (multiprocessors // (size_m * size_n)))
+
+
 def unaligned_fill_speeds(M: int, N: int, multiprocessors: int) -> dict:
     """UNALIGNED_FILL_WIDTHS' tiles for an M x N output (one matrix) that unaligned_cluster puts in clusters adding
     no wave, at their speed in that cluster (`unaligned_speed`)."""
@@ -698,7 +734,7 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
         if aligned[3] > 1:
             return aligned
     if unaligned:
-        speeds = UNALIGNED_TILE_SPEEDS
+        speeds = unaligned_tile_speeds(M // batch, N, multiprocessors, batch)
         if fill_widths and b_k_major and batch == 1 and K // 64 >= FILL_WIDTH_MIN_STEPS:
             speeds = {**speeds, **unaligned_fill_speeds(M, N, multiprocessors)}
     else:
