@@ -1,5 +1,5 @@
 """`x @ w.t()` whose rows are not 128-byte aligned (K no multiple of 64), end to end against torch.matmul (thirty-eighth
-session, benchmarks/NOTES.md): the tiles config.UNALIGNED_FILL_WIDTHS adds.
+session, benchmarks/NOTES.md): the tiles config.UNALIGNED_FILL_WIDTHS adds, and the tiles' speeds in their clusters.
 
     python benchmarks/unaligned_widths.py grid MxNxK:linear,...
         each shape's default and torch beside 128- and 192-row tiles of other widths (those whose waves x area lie
@@ -9,7 +9,10 @@ session, benchmarks/NOTES.md): the tiles config.UNALIGNED_FILL_WIDTHS adds.
         of 64) whose configuration the rule changes (no GPU)
     python benchmarks/unaligned_widths.py ab SEED COUNT
         those shapes: the default against the rules before (no UNALIGNED_FILL_WIDTHS), given as a configuration
-    python benchmarks/unaligned_widths.py compile WORKER WORKERS grid SPECS | ab SEED COUNT
+    python benchmarks/unaligned_widths.py list|ab SEED COUNT clusters
+        the same for the tiles' speeds in their clusters (config.UNALIGNED_CLUSTER_SPEEDS): shapes of a K-major B
+        (half of them) or a row-major one, rows not 128-byte aligned, whose configuration that rule changes
+    python benchmarks/unaligned_widths.py compile WORKER WORKERS grid SPECS | ab SEED COUNT [clusters]
         compile that mode's kernels only (this worker's share), so that parallel processes fill the disk cache first
 The draw depends on the rule: run at another commit, `list` names other shapes.
 """
@@ -23,13 +26,14 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import skc  # noqa: E402
-from deep_k_splits import ab, chosen, named, operands, print_grid  # noqa: E402
+from deep_k_splits import ab, chosen, named, operands, print_grid, unaligned  # noqa: E402
 from skc.blocks import MatmulConfig  # noqa: E402
 from skc.blocks.config import tiles_of  # noqa: E402
 from wave_tiles import shape_of  # noqa: E402
 
 SMS = 132
-BEFORE = {"UNALIGNED_FILL_WIDTHS": ()}   # the rules before the thirty-eighth session
+# the rules before the thirty-eighth session's fill widths, and before its cluster speeds
+RULES = {"widths": {"UNALIGNED_FILL_WIDTHS": ()}, "clusters": {"UNALIGNED_CLUSTER_SPEEDS": False}}
 CLUSTERS = {"": {}, " cm2": {"cluster_m": 2}, " cn2": {"cluster_n": 2}}
 
 
@@ -66,7 +70,7 @@ def grid(specs):
         print_grid(spec, a, b, a.float() @ b.float(), calls, 3)
 
 
-def draw(seed: int, count: int) -> list:
+def draw(seed: int, count: int, rule: str = "widths") -> list:
     generator = random.Random(seed)
 
     def size(low, high, align):
@@ -74,12 +78,13 @@ def draw(seed: int, count: int) -> list:
 
     found = []
     while len(found) < count:
+        linear = rule == "widths" or generator.random() < 0.5
         M, N, K = size(256, 8192, 1), size(256, 8192, 8), size(768, 8192, 8)
-        if K % 64 == 0:
+        if not any(unaligned(linear, N, K)) if rule == "clusters" else K % 64 == 0:
             continue
-        new, old = chosen(M, N, K, True), chosen(M, N, K, True, BEFORE)
+        new, old = chosen(M, N, K, linear), chosen(M, N, K, linear, RULES[rule])
         if named(new) != named(old):
-            found.append(f"{M}x{N}x{K}:linear")
+            found.append(f"{M}x{N}x{K}" + (":linear" if linear else ""))
     return found
 
 
@@ -87,8 +92,9 @@ def compile_share(worker: int, workers: int, mode: str, args: list):
     if mode == "grid":
         jobs = [(spec, config) for spec in args[0].split(",") for config in configs(spec).values()]
     else:
-        jobs = [(spec, config) for spec in draw(int(args[0]), int(args[1]))
-                for config in (None, chosen(*shape_of(spec), BEFORE))]
+        rule = args[2] if len(args) > 2 else "widths"
+        jobs = [(spec, config) for spec in draw(int(args[0]), int(args[1]), rule)
+                for config in (None, chosen(*shape_of(spec), RULES[rule]))]
     for spec, config in jobs[worker::workers]:
         M, N, K, linear, a, b = operands(spec)
         skc.blocks.matmul(a, b, config=config)
@@ -100,8 +106,12 @@ if __name__ == "__main__":
         compile_share(int(args[0]), int(args[1]), args[2], args[3:])
     elif mode == "grid":
         grid(args[0].split(","))
-    elif mode == "list":
-        for spec in draw(int(args[0]), int(args[1])):
-            print(f"{spec}: before {named(chosen(*shape_of(spec), BEFORE))}, now {named(chosen(*shape_of(spec)))}")
     else:
-        ab(draw(int(args[0]), int(args[1])), BEFORE)
+        rule = args[2] if len(args) > 2 else "widths"
+        specs = draw(int(args[0]), int(args[1]), rule)
+        if mode == "list":
+            for spec in specs:
+                before, now = chosen(*shape_of(spec), RULES[rule]), chosen(*shape_of(spec))
+                print(f"{spec}: before {named(before)}, now {named(now)}")
+        else:
+            ab(specs, RULES[rule])

@@ -613,7 +613,8 @@ def wave_cost(M: int, N: int, tile: tuple, multiprocessors: int = 132, batch: in
 def unaligned_speed(tile_m: int, tile_n: int, cluster: dict) -> float:
     """A tile's speed over rows not 128-byte aligned (UNALIGNED_TILE_SPEEDS' model): its work over the rows its
     block copies, A's tile_m (halved in a cluster along N, which shares A) and B's tile_n (halved along M), 0.95 at
-    128 x 256's in clusters along M; 192-row tiles at 0.97 of that (192 x 192's fitted 0.92 against the model's 0.95)."""
+    128 x 256's in clusters along M; 192-row tiles at 0.97 of that (192 x 192's fitted 0.92 against the model's
+    0.95)."""
     rows = tile_m / cluster.get("cluster_n", 1) + tile_n / cluster.get("cluster_m", 1)
     return 0.95 * tile_m * tile_n / rows / 128 * (0.97 if tile_m == 192 else 1)
 
@@ -722,9 +723,11 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     row of 192 x 64 tiles where those fill between half the SMs and all of them (`UNALIGNED_ONE_ROW`).
     `fill_widths`: with a K-major B, aligned rows and FILL_WIDTH_MIN_STEPS k-steps or more, FILL_WIDTH_SPEEDS'
     128-row tiles are weighed too (rows not 128-byte aligned, one matrix: UNALIGNED_FILL_WIDTHS' tiles, in clusters
-    that add no wave, `unaligned_fill_speeds`). `row_split` (aligned rows; the caller names no tile, warpgroups or turns): one row
-    of 64 x 64 tiles split in two (`one_row_split`), and where the rule takes 64-row tiles for 64 < M <= TALL_ROW_ROWS
-    over a deep K, a K-major A (`a_aligned`), one row of 128 x 64 tiles instead (`tall_row_split`)."""
+    that add no wave, `unaligned_fill_speeds`). `row_split` (aligned rows; the caller names no tile, warpgroups or
+    turns): one row of 64 x 64 tiles split in two (`one_row_split`), and where the rule takes 64-row tiles for
+    64 < M <= TALL_ROW_ROWS over a deep K, a K-major A (`a_aligned`), one row of 128 x 64 tiles instead
+    (`tall_row_split`). Rows not 128-byte aligned: UNALIGNED_TILE_SPEEDS' tiles at their speed in the cluster each
+    gets (`unaligned_tile_speeds`)."""
     if (unaligned and a_aligned and one_row and batch == 1 and 128 < M <= 192
             and multiprocessors * UNALIGNED_ONE_ROW <= tiles_of(M, N, 192, 64) <= multiprocessors):
         return 192, 64, 1, 1

@@ -190,7 +190,10 @@ def pickable_configs() -> list:
         found.append(MatmulConfig.for_problem(87, 7168, 10176, "bf16", True, b_k_major, multiprocessors=132))
         found.append(MatmulConfig.for_problem(80, 3008, 8192, "bf16", True, b_k_major, multiprocessors=132))
     # rows not 128-byte aligned, where clusters along M would add a wave: along N
-    found.append(MatmulConfig.for_problem(787, 4504, 9216, multiprocessors=132, unaligned=(False, True)))
+    found.append(MatmulConfig.for_problem(639, 6432, 7424, multiprocessors=132, unaligned=(False, True)))
+    # and no cluster fitting 128 x 256's waves: 192 x 160 in clusters along N (config.unaligned_tile_speeds)
+    found.append(MatmulConfig.for_problem(2880, 4160, 2824, "bf16", True, True, multiprocessors=132,
+                                          unaligned=(True, True)))
     # rows not 128-byte aligned, x @ w.t(): 128 x 144-240 tiles in clusters along M, 192 x 144 and 160 along N
     # (config.UNALIGNED_FILL_WIDTHS)
     for M, N, K in UNALIGNED_FILL_WIDTH_SHAPES.values():

@@ -677,8 +677,8 @@ def test_the_unaligned_cluster_rule():
 
 def test_unaligned_rows_of_a_k_major_b_take_fill_widths_in_a_cluster_that_adds_no_wave():
     """config.UNALIGNED_FILL_WIDTHS: x @ w.t() whose rows are not 128-byte aligned weighs 128-row tiles 144-240 wide
-    and 192-row ones 144 and 160 wide, each at its request-model speed in the cluster unaligned_cluster gives it, and only
-    where that cluster adds no wave; a row-major B, a batch, fewer than FILL_WIDTH_MIN_STEPS k-steps, or a
+    and 192-row ones 144 and 160 wide, each at its request-model speed in the cluster unaligned_cluster gives it, and
+    only where that cluster adds no wave; a row-major B, a batch, fewer than FILL_WIDTH_MIN_STEPS k-steps, or a
     configuration without fill widths (fp8's) keep the tiles before."""
     from skc.blocks import MatmulConfig, config
 
@@ -709,3 +709,38 @@ def test_unaligned_rows_of_a_k_major_b_take_fill_widths_in_a_cluster_that_adds_n
     assert before(picked(2 * 6264, 528, 4648, batch=2))        # a batch in one launch
     assert before(config.tile_shape(6264, 528, 4648, 132, 1, True, True, fill_widths=False))
     assert config.tile_shape(6264, 528, 4648, 132, 1, True, True, fill_widths=True)[:2] == (192, 144)
+
+
+def test_unaligned_tiles_go_at_their_speed_in_the_cluster_they_get():
+    """config.unaligned_tile_speeds: UNALIGNED_TILE_SPEEDS' speed holds in the table's cluster (unaligned_cluster's
+    first choice); a tile no cluster fits goes at UNCLUSTERED_SPEED of it, one in the other direction at the request
+    model's ratio, one whose cluster adds a wave slower by that wave. 2880 x 4160 x 2824 `x @ w.t()`: 128 x 256 tiles
+    (3 waves; in clusters either way 4) no longer win: 192 x 160 in clusters along N (measured 1.07 of torch.matmul
+    against 0.79, thirty-eighth session). UNALIGNED_CLUSTER_SPEEDS False: the table as it is."""
+    from skc.blocks import MatmulConfig, config
+
+    table = config.UNALIGNED_TILE_SPEEDS
+    speeds = config.unaligned_tile_speeds(3000, 3000, 132)   # (16 x 16 192-row tiles: every first choice fits)
+    assert speeds[192, 192] == table[192, 192]
+    speeds = config.unaligned_tile_speeds(2880, 4160, 132)
+    assert config.unaligned_cluster(2880, 4160, 128, 256, 132) == {}
+    assert speeds[128, 256] == pytest.approx(table[128, 256] * config.UNCLUSTERED_SPEED)
+    # 787 x 4504: 128 x 256 tiles along N (along M would add a wave): the model's ratio of the two directions
+    speeds = config.unaligned_tile_speeds(787, 4504, 132)
+    assert speeds[128, 256] == pytest.approx(table[128, 256] * (128 * 256 / (64 + 256)) / (128 * 256 / (128 + 128)))
+    # 7000 x 3000 on 128 x 256: 5 waves unclustered, 6 in clusters along M (kept by unaligned_cluster): 5/6 the speed
+    assert config.unaligned_cluster(7000, 3000, 128, 256, 132) == {"cluster_m": 2}
+    assert config.unaligned_tile_speeds(7000, 3000, 132)[128, 256] == pytest.approx(table[128, 256] * 5 / 6)
+    pick = MatmulConfig.for_problem(2880, 4160, 2824, "bf16", True, True, multiprocessors=132, unaligned=(True, True))
+    assert (pick.tile_m, pick.tile_n, pick.cluster_m, pick.cluster_n) == (192, 160, 1, 2)
+    pick = MatmulConfig.for_problem(639, 6432, 7424, multiprocessors=132, unaligned=(False, True))
+    assert (pick.tile_m, pick.tile_n, pick.cluster_m, pick.cluster_n) == (128, 256, 1, 2)
+
+
+def test_without_cluster_speeds_the_unaligned_table_stands(monkeypatch):
+    from skc.blocks import MatmulConfig, config
+
+    monkeypatch.setattr(config, "UNALIGNED_CLUSTER_SPEEDS", False)
+    assert config.unaligned_tile_speeds(2880, 4160, 132) is config.UNALIGNED_TILE_SPEEDS
+    pick = MatmulConfig.for_problem(2880, 4160, 2824, "bf16", True, True, multiprocessors=132, unaligned=(True, True))
+    assert (pick.tile_m, pick.tile_n, pick.cluster) == (128, 256, 1)
