@@ -26,8 +26,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import skc  # noqa: E402
-from deep_k_splits import ab, chosen, named, operands, print_grid, unaligned  # noqa: E402
+from deep_k_splits import ab, chosen, named, operands, unaligned  # noqa: E402
 from skc.blocks import MatmulConfig  # noqa: E402
+import wave_tiles  # noqa: E402
 from skc.blocks.config import tiles_of  # noqa: E402
 from wave_tiles import shape_of  # noqa: E402
 
@@ -57,17 +58,6 @@ def configs(spec: str) -> dict:
             MatmulConfig.for_problem(M, N, K, multiprocessors=SMS, b_k_major=linear, tile_m=tile_m, tile_n=tile_n,
                                      **({"cluster_m": 1} | cluster))
             for tile_m, tile_n in candidates(M, N) for label, cluster in CLUSTERS.items()}
-
-
-def grid(specs):
-    import torch
-
-    for spec in specs:
-        M, N, K, linear, a, b = operands(spec)
-        calls = {"torch": lambda: torch.matmul(a, b), "default": lambda: skc.blocks.matmul(a, b)}
-        for name, config in configs(spec).items():
-            calls[name] = lambda config=config: skc.blocks.matmul(a, b, config=config)
-        print_grid(spec, a, b, a.float() @ b.float(), calls, 3)
 
 
 def draw(seed: int, count: int, rule: str = "widths") -> list:
@@ -105,7 +95,7 @@ if __name__ == "__main__":
     if mode == "compile":
         compile_share(int(args[0]), int(args[1]), args[2], args[3:])
     elif mode == "grid":
-        grid(args[0].split(","))
+        wave_tiles.grid(args[0].split(","), configs)
     else:
         rule = args[2] if len(args) > 2 else "widths"
         specs = draw(int(args[0]), int(args[1]), rule)

@@ -64,13 +64,14 @@ def configs(spec: str) -> dict:
             for tile_m, tile_n in candidates(M, N, linear)}
 
 
-def grid(specs):
+def grid(specs, candidates_of=None):
+    """Each shape's default and torch beside `candidates_of(spec)`'s configurations (by name; `configs` by default)."""
     import torch
 
     for spec in specs:
         M, N, K, linear, a, b = operands(spec)
         calls = {"torch": lambda: torch.matmul(a, b), "default": lambda: skc.blocks.matmul(a, b)}
-        for name, config in configs(spec).items():
+        for name, config in (candidates_of or configs)(spec).items():
             calls[name] = lambda config=config: skc.blocks.matmul(a, b, config=config)
         print_grid(spec, a, b, a.float() @ b.float(), calls, 3)
 
