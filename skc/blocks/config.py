@@ -359,17 +359,18 @@ class MatmulConfig:
             tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch, any(unaligned), b_k_major,
                                                             one_row=one_row, a_aligned=a_k_major and not unaligned[0],
                                                             fill_widths=cls.fill_widths,
-                                                            row_split=one_row and "tile_m" not in overrides)
+                                                            row_split=one_row and "tile_m" not in overrides,
+                                                            clusters=not UNCLUSTERING & set(overrides))
         named = set(overrides)
         if named & {"tile_m", "tile_n", "stream_k", "split_tail", "cluster_m", "cluster_n", "loader", "store",
                     "swap_ab", "batched", "pingpong"}:
             split_k = 1   # (the rule's shares are for its own tiles; a caller's tiles or schedule keep theirs)
         tile_m = overrides.pop("tile_m", tile_m)
         tile_n = overrides.pop("tile_n", tile_n)
-        if any(unaligned) and multiprocessors is not None and split_k == 1 and not {
-                "tile_m", "tile_n", "cluster_m", "cluster_n", "split_k", "stream_k", "split_tail", "pingpong",
-                "loader"} & named:   # (the rule's shares go unclustered)
-            overrides.update(unaligned_cluster(M // batch, N, tile_m, tile_n, multiprocessors, batch))
+        if any(unaligned) and multiprocessors is not None and split_k == 1 and not UNCLUSTERING & named:
+            # (the rule's shares go unclustered; where no cluster fits, none: not the aligned rule's)
+            overrides.update(unaligned_cluster(M // batch, N, tile_m, tile_n, multiprocessors, batch)
+                             or {"cluster_m": 1})
         overrides.setdefault("consumers", tile_m // ROWS)
         cluster_n = overrides.get("cluster_n", 1)
         elem_bytes = cls.input_types.get(dtype, 2)   # (a dtype it does not take is the config's own error)
@@ -467,9 +468,10 @@ FILL_WIDTH_MIN_STEPS = 12
 # gives it a cluster that adds no wave, at the speed of UNALIGNED_TILE_SPEEDS' request model in that cluster
 # (`unaligned_speed`; 192-row tiles 0.97 of it, as 192 x 192's fitted speed is). Measured end to end against
 # torch.matmul (benchmarks/NOTES.md, thirty-eighth session): 6264 x 528 x 4648 0.88 on 192 x 144 (132 tiles, one
-# wave) against 0.70 on 192 x 192 (99), 7424 x 776 x 1392 0.86 on 128 x 208 (232) against 0.79 on 128 x 256; two
-# draws of 20 shapes the rule changed, 0.876 -> 0.913 and 0.869 -> 0.895 (geometric means). 192 x 176, which the
-# model rates 3-6 % faster than 192 x 192, measured 1 % slower over five shapes: not weighed.
+# wave) against 0.70 on 192 x 192 (99), 7424 x 776 x 1392 0.86 on 128 x 208 (232) against 0.79 on 128 x 256; fresh
+# draws of shapes the rule changed, geometric means: 0.876 -> 0.915 and 0.869 -> 0.890 (20 each, 192 x 176 among the
+# tiles), 0.896 -> 0.936 (16, the rule as it is). 192 x 176, which the model rates 3-6 % faster than 192 x 192,
+# measured 1 % slower over the five shapes of those draws that took it: not weighed.
 UNALIGNED_FILL_WIDTHS = tuple((128, n) for n in (144, 160, 176, 208, 224, 240)) + ((192, 144), (192, 160))
 # One row of 192-row tiles for 128 < M <= 192: 192 x 64, A's box holding only M's rows (a_rows), one epilogue buffer
 # for a sixth stage (one tile a block). 128- or 64-row tiles leave a last row of tiles part past M there, and TMA
@@ -597,6 +599,10 @@ def tiles_of(M: int, N: int, tile_m: int, tile_n: int) -> int:
     return -(-M // tile_m) * -(-N // tile_n)
 
 
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def wave_cost(M: int, N: int, tile: tuple, multiprocessors: int = 132, batch: int = 1,
               speeds: dict = TILE_SPEEDS, past_end: bool = False) -> float:
     """The time of an M x N output (a batch of `batch` of them) in tiles of `tile`, in units of one SM's time for a
@@ -628,11 +634,16 @@ def unaligned_speed(tile_m: int, tile_n: int, cluster: dict) -> float:
 # x 160 in clusters along N ran 1.07 (thirty-eighth session).
 UNALIGNED_CLUSTER_SPEEDS = True
 UNCLUSTERED_SPEED = 0.81
+# What a caller names that keeps unaligned rows' tiles out of unaligned_cluster's clusters (for_problem): the rule
+# then weighs the table's speeds as they are (all tiles alike unclustered) and no fill widths
+UNCLUSTERING = frozenset({"tile_m", "tile_n", "cluster_m", "cluster_n", "split_k", "stream_k", "split_tail", "pingpong",
+                          "loader"})
 
 
 def unaligned_tile_speeds(M: int, N: int, multiprocessors: int, batch: int = 1) -> dict:
     """UNALIGNED_TILE_SPEEDS for an M x N output (`batch` of them) in the clusters unaligned_cluster gives each tile
-    (UNALIGNED_CLUSTER_SPEEDS)."""
+    (UNALIGNED_CLUSTER_SPEEDS). A single row of tiles, which takes no cluster, keeps the table's speed (8 x 3000 x
+    5000 measured no faster in clusters: unaligned_cluster)."""
     if not UNALIGNED_CLUSTER_SPEEDS:
         return UNALIGNED_TILE_SPEEDS
     speeds = {}
@@ -643,16 +654,18 @@ def unaligned_tile_speeds(M: int, N: int, multiprocessors: int, batch: int = 1) 
             speed *= UNCLUSTERED_SPEED
         elif cluster != first:
             speed *= unaligned_speed(tile_m, tile_n, cluster) / unaligned_speed(tile_m, tile_n, first)
-        speeds[tile_m, tile_n] = speed * _tile_waves(M, N, tile_m, tile_n, multiprocessors, batch, {}) / \
-            _tile_waves(M, N, tile_m, tile_n, multiprocessors, batch, cluster)
+        waves = cluster_waves(M, N, tile_m, tile_n, multiprocessors, batch, {})
+        speeds[tile_m, tile_n] = speed * waves / cluster_waves(M, N, tile_m, tile_n, multiprocessors, batch, cluster)
     return speeds
 
 
-def _tile_waves(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int, batch: int, cluster: dict) -> int:
-    """The waves of an M x N output's tiles (`batch` of them) in clusters of `cluster` (two blocks, or one)."""
-    size_m, size_n = cluster.get("cluster_m", 1), cluster.get("cluster_n", 1)
-    units = batch * -(-(-(-M // tile_m)) // size_m) * -(-(-(-N // tile_n)) // size_n)
-    return -(-units // (multiprocessors // (size_m * size_n)))
+def cluster_waves(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int, batch: int = 1,
+                  cluster: dict = None) -> int:
+    """The waves of an M x N output's tiles (`batch` of them) over the SMs in clusters of `cluster` (two blocks along
+    M or N; {} or None: one)."""
+    size_m, size_n = (cluster or {}).get("cluster_m", 1), (cluster or {}).get("cluster_n", 1)
+    units = batch * cdiv(cdiv(M, tile_m), size_m) * cdiv(cdiv(N, tile_n), size_n)
+    return cdiv(units, max(1, multiprocessors // (size_m * size_n)))
 
 
 def unaligned_fill_speeds(M: int, N: int, multiprocessors: int) -> dict:
@@ -661,9 +674,8 @@ def unaligned_fill_speeds(M: int, N: int, multiprocessors: int) -> dict:
     speeds = {}
     for tile_m, tile_n in UNALIGNED_FILL_WIDTHS:
         cluster = unaligned_cluster(M, N, tile_m, tile_n, multiprocessors)
-        tiles_m, tiles_n = -(-M // tile_m), -(-N // tile_n)
-        clusters = -(-tiles_m // cluster.get("cluster_m", 1)) * -(-tiles_n // cluster.get("cluster_n", 1))
-        if cluster and -(-clusters // (multiprocessors // 2)) == -(-tiles_m * tiles_n // multiprocessors):
+        if cluster and (cluster_waves(M, N, tile_m, tile_n, multiprocessors, 1, cluster)
+                        == cluster_waves(M, N, tile_m, tile_n, multiprocessors)):
             speeds[tile_m, tile_n] = unaligned_speed(tile_m, tile_n, cluster)
     return speeds
 
@@ -688,19 +700,21 @@ def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int, multiprocessors:
     choices = [{"cluster_n": 2}, {"cluster_m": 2}] if along_n else [{"cluster_m": 2}, {"cluster_n": 2}]
     if multiprocessors is None:
         return choices[0]
-    waves = -(-batch * tiles_m * tiles_n // multiprocessors)
+    if multiprocessors < 2:   # (no pair of SMs to hold a cluster)
+        return {}
+    waves = cluster_waves(M, N, tile_m, tile_n, multiprocessors, batch)
     for choice in choices:
         if choice.get("cluster_n") and tiles_n == 1:
             continue
-        units = batch * -(-tiles_m // choice.get("cluster_m", 1)) * -(-tiles_n // choice.get("cluster_n", 1))
-        if -(-units // (multiprocessors // 2)) <= waves * 1.25:   # (clusters of two: half as many of them at once)
+        # (clusters of two: half as many of them at once)
+        if cluster_waves(M, N, tile_m, tile_n, multiprocessors, batch, choice) <= waves * 1.25:
             return choice
     return {}
 
 
 def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, unaligned: bool = False,
                b_k_major: bool = False, narrow: bool = True, one_row: bool = True, a_aligned: bool = False,
-               fill_widths: bool = False, row_split: bool = True) -> tuple:
+               fill_widths: bool = False, row_split: bool = True, clusters: bool = True) -> tuple:
     """(tile_m, tile_n, cluster_m, split_k) for an M x N x K problem on a GPU of `multiprocessors` SMs: the tile
     shape of the least `wave_cost` (3072³ takes 192 x 192 tiles, 2 waves of 256, where 128 x 256 tiles left the
     third of 3 waves 18 % full: 1.30x faster; where one wave holds the tiles of several shapes, the one of least
@@ -727,7 +741,8 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     turns): one row of 64 x 64 tiles split in two (`one_row_split`), and where the rule takes 64-row tiles for
     64 < M <= TALL_ROW_ROWS over a deep K, a K-major A (`a_aligned`), one row of 128 x 64 tiles instead
     (`tall_row_split`). Rows not 128-byte aligned: UNALIGNED_TILE_SPEEDS' tiles at their speed in the cluster each
-    gets (`unaligned_tile_speeds`)."""
+    gets (`unaligned_tile_speeds`), where they get one (`clusters`: the caller names nothing of UNCLUSTERING; else the
+    table as it is, no fill widths)."""
     if (unaligned and a_aligned and one_row and batch == 1 and 128 < M <= 192
             and multiprocessors * UNALIGNED_ONE_ROW <= tiles_of(M, N, 192, 64) <= multiprocessors):
         return 192, 64, 1, 1
@@ -737,8 +752,8 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
         if aligned[3] > 1:
             return aligned
     if unaligned:
-        speeds = unaligned_tile_speeds(M // batch, N, multiprocessors, batch)
-        if fill_widths and b_k_major and batch == 1 and K // 64 >= FILL_WIDTH_MIN_STEPS:
+        speeds = unaligned_tile_speeds(M // batch, N, multiprocessors, batch) if clusters else UNALIGNED_TILE_SPEEDS
+        if clusters and fill_widths and b_k_major and batch == 1 and K // 64 >= FILL_WIDTH_MIN_STEPS:
             speeds = {**speeds, **unaligned_fill_speeds(M, N, multiprocessors)}
     else:
         speeds = {**TILE_SPEEDS, **NARROW_TILE_SPEEDS[b_k_major]} if narrow else TILE_SPEEDS

@@ -196,9 +196,9 @@ def pickable_configs() -> list:
                                           unaligned=(True, True)))
     # rows not 128-byte aligned, x @ w.t(): 128 x 144-240 tiles in clusters along M, 192 x 144 and 160 along N
     # (config.UNALIGNED_FILL_WIDTHS)
-    for M, N, K in UNALIGNED_FILL_WIDTH_SHAPES.values():
+    for M, N, K in (*UNALIGNED_FILL_WIDTH_SHAPES.values(), (371, 5936, 3128), (588, 5696, 6088), (9210, 792, 6760)):
         found.append(MatmulConfig.for_problem(M, N, K, "bf16", True, True, multiprocessors=132,
-                                              unaligned=(True, True)))
+                                              unaligned=(True, True)))   # (the last three: their second clusters)
     # only B's rows unaligned, 129-192 rows: one row of 192 x 64
     found.append(MatmulConfig.for_problem(129, 5000, 4096, multiprocessors=132, unaligned=(False, True)))
     for M, N, K in ((4096, 4096, 4096), (2048, 2048, 2048)):   # stream-K, taken with config= (or the table)
@@ -264,7 +264,11 @@ def test_the_rule_takes_tiles_of_other_widths_that_fill_the_last_wave_for_a_k_ma
     (a tile's fixed cost weighs more there), not for a row-major B (its 160-wide tiles are 64-byte swizzled, and
     unmeasured between), not at these speeds for rows that are not 128-byte aligned (theirs are the request model's,
     in a cluster: config.unaligned_fill_speeds), and not in the fp8 GEMM."""
-    from skc.blocks.config import FILL_WIDTH_MIN_STEPS, FILL_WIDTH_SPEEDS, UNALIGNED_TILE_SPEEDS, unaligned_fill_speeds
+    from skc.blocks.config import FILL_WIDTH_MIN_STEPS, FILL_WIDTH_SPEEDS
+
+    # (the same shapes with rows not 128-byte aligned: UNALIGNED_FILL_WIDTHS' tiles at their clusters' speeds)
+    UNALIGNED_PICKS = {144: (128, 224), 160: (128, 160), 176: (128, 176), 208: (128, 208), 224: (128, 224),
+                       240: (128, 240)}
 
     def tile(M, N, K, b_k_major=True, **fields):
         config = MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132, **fields)
@@ -274,7 +278,7 @@ def test_the_rule_takes_tiles_of_other_widths_that_fill_the_last_wave_for_a_k_ma
     for width, shape in FILL_WIDTH_SHAPES.items():
         assert tile(*shape) == (128, width)
         assert tile(*shape, b_k_major=False)[1] not in FILL_WIDTH_SHAPES
-        assert tile(*shape, unaligned=(True, True)) in {*UNALIGNED_TILE_SPEEDS, *unaligned_fill_speeds(*shape[:2], 132)}
+        assert tile(*shape, unaligned=(True, True)) == UNALIGNED_PICKS[width]
     assert tile(448, 9856, 64 * FILL_WIDTH_MIN_STEPS) == (128, 160)
     assert tile(448, 9856, 64 * FILL_WIDTH_MIN_STEPS - 64) == (128, 192)
     assert tile(5452, 4272, 512) == (128, 256)   # (208 wide from 12 k-steps)

@@ -442,7 +442,12 @@ def test_tiles_of_other_widths_with_an_epilogue(M, N, K, width, dtype):
                                                 (953, 3440, 2440, (128, 224), (2, 1)),
                                                 (2970, 2488, 872, (128, 240), (2, 1)),
                                                 (1044, 3144, 1256, (192, 144), (1, 2)),
-                                                (2402, 1544, 2552, (192, 160), (1, 2))])
+                                                (2402, 1544, 2552, (192, 160), (1, 2)),
+                                                # the second cluster, where the first adds a wave (not yet run
+                                                # on the GPU: added after the thirty-eighth session's device time)
+                                                (371, 5936, 3128, (128, 144), (1, 2)),
+                                                (588, 5696, 6088, (128, 224), (1, 2)),
+                                                (9210, 792, 6760, (192, 160), (2, 1))])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_unaligned_rows_on_tiles_of_other_widths(M, N, K, tile, cluster, dtype):
     """x @ w.t() whose rows are not 128-byte aligned (K no multiple of 64) on the tiles config.UNALIGNED_FILL_WIDTHS
