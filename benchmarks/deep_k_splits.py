@@ -1,4 +1,4 @@
-"""Deep-K GEMMs whose tiles fit one wave (config.deep_k_tiles), end to end against torch.matmul (the Python call,
+"""Deep-K GEMMs whose tiles fit one wave (tile_rules.deep_k_tiles), end to end against torch.matmul (the Python call,
 host included; triton's do_bench medians with L2 flushed, each callable timed in rotating order, best round kept).
 
     python benchmarks/deep_k_splits.py grid [MxNxK[:linear],...]   every tile of 64 x 64 to 128 x 256 in 1-8 shares
@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import skc  # noqa: E402
 from fair import bench_ms, geomean  # noqa: E402
 from skc.blocks import MatmulConfig, matmul_host  # noqa: E402
-from skc.blocks import config as rules  # noqa: E402
+from skc.blocks import tile_rules as rules  # noqa: E402
 
 GRID = ["192x640x14208", "867x576x15488", "256x1024x16384", "512x512x12288", "384x768x8192", "640x640x16384",
         "1024x512x8192", "320x1280x12288", "448x896x10240", "1024x1024x16384", "256x2048x8192", "128x1536x16384",

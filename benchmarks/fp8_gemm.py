@@ -130,7 +130,7 @@ PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "con
                        "pt-cluster-n4": {"tile_n": 64, "cluster_n": 4},
                        # clusters of 2 along M sharing B (each block loads half its rows)
                        "pt-c2": {"cluster_m": 2}, "pt-n128-c2": {"tile_n": 128, "cluster_m": 2},
-                       # the other tile shapes of the bf16 GEMM's wave rule (config.TILE_SPEEDS): 192 rows are
+                       # the other tile shapes of the bf16 GEMM's wave rule (tile_rules.TILE_SPEEDS): 192 rows are
                        # three consumer warpgroups; 192 x 192 fits three stages, or four with one epilogue buffer
                        "pt-192x192": {"tile_m": 192, "tile_n": 192, "consumers": 3},
                        "pt-192x192-s4": {"tile_m": 192, "tile_n": 192, "consumers": 3, "epilogue_buffers": 1},

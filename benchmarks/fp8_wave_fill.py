@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import skc  # noqa: E402
 from skc.blocks import fp8  # noqa: E402
-from skc.blocks.config import tiles_of  # noqa: E402
+from skc.blocks.tile_rules import tiles_of  # noqa: E402
 from deep_k_splits import rules_as  # noqa: E402
 from fair import bench_ms, fair_times, geomean  # noqa: E402
 from fp8_gemm import operands  # noqa: E402

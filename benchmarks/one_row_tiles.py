@@ -39,7 +39,7 @@ MODELS = [f"{M}x{N}x{K}:linear" for M in (1, 16, 64) for N, K in ((4096, 4096), 
 TWO_ROWS = ["96x2368x3392", "80x3008x8192:linear", "128x2560x4096", "72x2048x11008", "100x1536x6144",
             "120x3456x4096:linear", "65x4096x4096", "112x4096x14336:linear", "88x2816x2048", "128x3840x7168"]
 TILES = [(64, 32), (64, 64), (64, 128)]
-# the rules before the thirty-sixth session's: config.one_row_split's share's cost out of reach (never split), no
+# the rules before the thirty-sixth session's: tile_rules.one_row_split's share's cost out of reach (never split), no
 # TALL_ROW_ROWS
 BEFORE = {"ONE_ROW_SPLIT_SHARE_COST": 10 ** 9, "TALL_ROW_ROWS": 0}
 

@@ -1,5 +1,5 @@
 """GEMMs whose rows start at no multiple of 128 bytes from each other (16-byte aligned, so TMA reads them, in two
-pieces a 128-byte row of a box): skc's default (tiles in clusters of two, `config.unaligned_cluster`) against the
+pieces a 128-byte row of a box): skc's default (tiles in clusters of two, `tile_rules.unaligned_cluster`) against the
 same tiles unclustered and torch.matmul, end to end and in turn (benchmarks/fair.py); and, beside them, the same
 shapes as views of tensors whose rows are 128-byte aligned (what the row pitch costs each side).
 Run: python benchmarks/row_pitch.py [--shapes 3000x3000x3000,...] [--linear] [--json FILE] [--plot PNG]

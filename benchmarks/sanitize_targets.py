@@ -75,7 +75,7 @@ GEMMS = {
     # a K-major B on 192 x 96 tiles (the wave rule's, at 1536²-like shapes)
     "192x96-swizzle64": dict(config=MatmulConfig(tile_m=192, tile_n=96, consumers=3, stages=4), shape=(400, 296, 200)),
     "160-swizzle64-cluster-m2": dict(config=MatmulConfig(tile_n=160, stages=4, cluster_m=2), shape=(520, 328, 200)),
-    # a K-major B's 128 x 144 tiles (config.FILL_WIDTH_SPEEDS, thirty-second session), with tails in M, N and K
+    # a K-major B's 128 x 144 tiles (tile_rules.FILL_WIDTH_SPEEDS, thirty-second session), with tails in M, N and K
     "128x144-k-major-b": dict(config=MatmulConfig(tile_n=144, stages=4, b_k_major=True), shape=(300, 400, 200),
                               b_transposed=True),
     "192x96-k-major-b": dict(config=MatmulConfig(tile_m=192, tile_n=96, consumers=3, stages=4, b_k_major=True),

@@ -8,7 +8,7 @@
         shapes drawn with a few tiles (<= a quarter of the SMs) over 16-64 k-steps: 64 x 64 in 1-4 shares
     python benchmarks/small_problems.py ab 3707 14 [--low 32]
         a draw of one row of 23-33 tiles over 16-33 k-steps (rows from --low to 64) whose split the shallow-row
-        rule (config.SHALLOW_ROW_STEPS) changes: the rule against the rules before it
+        rule (tile_rules.SHALLOW_ROW_STEPS) changes: the rule against the rules before it
 Add --compile-only to run each call once (fills the disk cache; e.g. in parallel processes before timing).
 Shapes as deep_k_splits.py takes them (MxNxK, ":linear" for a K-major B: x @ w.t())."""
 import argparse

@@ -1,5 +1,5 @@
 """`x @ w.t()` whose rows are not 128-byte aligned (K no multiple of 64), end to end against torch.matmul (thirty-eighth
-session, benchmarks/NOTES.md): the tiles config.UNALIGNED_FILL_WIDTHS adds, and the tiles' speeds in their clusters.
+session, benchmarks/NOTES.md): the tiles tile_rules.UNALIGNED_FILL_WIDTHS adds, and the tiles' speeds in their clusters.
 
     python benchmarks/unaligned_widths.py grid MxNxK:linear,...
         each shape's default and torch beside 128- and 192-row tiles of other widths (those whose waves x area lie
@@ -10,7 +10,7 @@ session, benchmarks/NOTES.md): the tiles config.UNALIGNED_FILL_WIDTHS adds, and 
     python benchmarks/unaligned_widths.py ab SEED COUNT
         those shapes: the default against the rules before (no UNALIGNED_FILL_WIDTHS), given as a configuration
     python benchmarks/unaligned_widths.py list|ab SEED COUNT clusters
-        the same for the tiles' speeds in their clusters (config.UNALIGNED_CLUSTER_SPEEDS): shapes of a K-major B
+        the same for the tiles' speeds in their clusters (tile_rules.UNALIGNED_CLUSTER_SPEEDS): shapes of a K-major B
         (half of them) or a row-major one, rows not 128-byte aligned, whose configuration that rule changes
     python benchmarks/unaligned_widths.py compile WORKER WORKERS grid SPECS | ab SEED COUNT [clusters]
         compile that mode's kernels only (this worker's share), so that parallel processes fill the disk cache first
@@ -29,7 +29,7 @@ import skc  # noqa: E402
 from deep_k_splits import ab, chosen, named, operands, unaligned  # noqa: E402
 from skc.blocks import MatmulConfig  # noqa: E402
 import wave_tiles  # noqa: E402
-from skc.blocks.config import tiles_of  # noqa: E402
+from skc.blocks.tile_rules import tiles_of  # noqa: E402
 from wave_tiles import shape_of  # noqa: E402
 
 SMS = 132

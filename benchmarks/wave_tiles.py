@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import skc  # noqa: E402
 from deep_k_splits import ab, chosen, error, named, operands, print_grid, timed  # noqa: E402
 from skc.blocks import MatmulConfig  # noqa: E402
-from skc.blocks.config import tiles_of  # noqa: E402
+from skc.blocks.tile_rules import tiles_of  # noqa: E402
 
 GRID = ["448x9856x1984:linear", "5824x888x6336:linear", "357x5952x1048:linear", "448x9856x1984",
         "5824x888x6336", "1800x5000x4096:linear", "2900x3000x2048", "1000x11008x4096:linear", "3000x1536x8192:linear",
@@ -130,7 +130,7 @@ def widths_at(ks):
 
 def without(text: str) -> dict:
     """The rules' constants without the fill widths listed (`240` or `176,208`)."""
-    from skc.blocks.config import FILL_WIDTH_SPEEDS
+    from skc.blocks.tile_rules import FILL_WIDTH_SPEEDS
 
     dropped = {int(width) for width in text.split(",")}
     return {"FILL_WIDTH_SPEEDS": {tile: speed for tile, speed in FILL_WIDTH_SPEEDS.items() if tile[1] not in dropped}}

@@ -13,7 +13,8 @@ from typing import ClassVar
 
 import skc
 
-from .config import ONE_ROW_TILE_SPEEDS, MatmulConfig, few_tiles_split, swaps, tile_shape, tiles_of
+from .config import MatmulConfig
+from .tile_rules import ONE_ROW_TILE_SPEEDS, few_tiles_split, swaps, tile_shape, tiles_of
 from .epilogue import EpilogueArgs, TmaStoreEpilogue
 from .gemm import wgmma_gemm
 from .host_plans import wave_fill
@@ -82,11 +83,11 @@ FEW_ROWS_PROMOTED_WIDTHS = {128: 1.0, 112: 0.91}
 ONE_WAVE_112 = {"tile_n": 112, "stages": 7, "epilogue_buffers": 1}
 # Per tensor, each k-block into f32, 128 < M <= 192: one row of 192 x 64 tiles (three consumers, A's box holding only
 # M's rows, one epilogue buffer for a sixth stage), where 128-row tiles would leave a second row part past M, whose
-# boxes past A's end TMA fills slowly (config.ONE_ROW_TILE_SPEEDS). Sustained at 7168 x 16384: 863 TFLOP/s against
+# boxes past A's end TMA fills slowly (tile_rules.ONE_ROW_TILE_SPEEDS). Sustained at 7168 x 16384: 863 TFLOP/s against
 # 764 on 128 x 128 at 192 rows (cuBLASLt 896), 719 against 525 at 160, 650 against 423 at 144 (benchmarks/NOTES.md,
 # twenty-fourth session).
 ONE_ROW_192 = {"tile_m": 192, "consumers": 3, "tile_n": 64, "epilogue_buffers": 1}
-# Per tensor, each k-block into f32, 128 < M <= 192 with deep K (config.swaps): out^T = b^T a^T on 128 x M/2 tiles,
+# Per tensor, each k-block into f32, 128 < M <= 192 with deep K (tile_rules.swaps): out^T = b^T a^T on 128 x M/2 tiles,
 # M/2 rounded up to 8 (112 tiles at N = 7168). Sustained at 7168 x 16384 against ONE_ROW_192: 780 TFLOP/s against 700
 # at 160 rows (cuBLASLt 881), 659 against 586 at 136 (751), 871 against 825 at 192 (778) (benchmarks/NOTES.md,
 # twenty-fifth session).
@@ -209,7 +210,7 @@ class Fp8MatmulConfig(MatmulConfig):
     b_k_major: bool = True
     input_types: ClassVar[dict] = FP8_TYPES
     swappable: ClassVar[bool] = False   # (for_fp8_problem's rule swaps a and b itself)
-    fill_widths: ClassVar[bool] = False   # (config.FILL_WIDTH_SPEEDS: unmeasured for fp8)
+    fill_widths: ClassVar[bool] = False   # (tile_rules.FILL_WIDTH_SPEEDS: unmeasured for fp8)
 
     def __post_init__(self):
         super().__post_init__()
@@ -316,9 +317,9 @@ class Fp8MatmulConfig(MatmulConfig):
         """for_problem's choice (stages to fill shared memory), one consumer warpgroup (64-row tiles) for M <= 64
         (and 64 x 128 per-tensor tiles for M <= 128 when few tiles fill the GPU), and 64-wide tiles when 128-wide
         ones would leave most SMs idle (48 wide and 256 deep, per tensor, where even 64-wide ones would). Per tensor
-        over a deep K, 64 x 64 tiles split along K where they are few: one row of them (`config.few_tiles_split`),
+        over a deep K, 64 x 64 tiles split along K where they are few: one row of them (`tile_rules.few_tiles_split`),
         or rows of them up to 320 rows (`rows_split`). Per
-        tensor with fast_accum, with no part of the schedule given, the bf16 GEMM's wave rule (`config.tile_shape`)
+        tensor with fast_accum, with no part of the schedule given, the bf16 GEMM's wave rule (`tile_rules.tile_shape`)
         where it picks a tile 192 rows or 192 wide (3072³ on 192 x 192).
         Tiles that add each k-block's partial into f32 (block scales, or per-tensor ones without fast_accum) hold
         two f32 fragments a thread (the running sum and the k-block's partial): 128 wide, or 192 (with 240 registers
@@ -363,7 +364,7 @@ class Fp8MatmulConfig(MatmulConfig):
         split = few_tiles_split(-(-N // 64), K // 128, multiprocessors)   # (a k-step: 128 fp8 values)
         if (M <= tile_m == 64 and not fields.get("block_scaled") and split > 1
                 and set(fields) <= _OPERAND_FIELDS | {"tile_m", "consumers"}):
-            # one row of few 64 x 64 tiles over a deep K, per tensor: split-K (config.FEW_TILES_SHARE; 18 x 512 x
+            # one row of few 64 x 64 tiles over a deep K, per tensor: split-K (tile_rules.FEW_TILES_SHARE; 18 x 512 x
             # 13568 0.88x cuBLASLt in 8 shares against 0.57x unsplit, benchmarks/NOTES.md, twenty-sixth session);
             # each k-block into f32, two stages a step (0.954x against 0.931 over 8 shapes drawn at random,
             # thirty-fourth session)

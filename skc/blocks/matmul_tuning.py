@@ -15,7 +15,7 @@ VARIATIONS = ({}, {"tile_n": 128, "cluster_m": 1}, {"tile_n": 256, "cluster_m": 
               {"tile_m": 64, "tile_n": 256, "cluster_m": 1}, {"tile_m": 64, "tile_n": 128, "cluster_m": 1},
               {"tile_m": 128, "tile_n": 256, "cluster_m": 1}, {"split_k": 1})
 # and, where the operands' rows start at no multiple of 128 bytes from each other, the tiles in the clusters that
-# share them (config.unaligned_cluster)
+# share them (tile_rules.unaligned_cluster)
 UNALIGNED_VARIATIONS = ({"tile_m": 192, "tile_n": 192, "cluster_n": 2}, {"tile_m": 192, "tile_n": 192, "cluster_m": 2},
                         {"tile_m": 128, "tile_n": 192, "cluster_m": 2}, {"tile_m": 64, "tile_n": 128, "cluster_m": 2},
                         {"tile_m": 64, "tile_n": 64, "cluster_m": 2})

@@ -119,7 +119,7 @@ def test_batched_kernel_on_three_consumers_192_row_tiles(hopper_interpreter):
 def test_the_wave_rule_counts_a_batchs_tiles_per_matrix():
     """24 matrices of 1000 rows on 192-row tiles take 6 tiles each, 144 (two waves on 132 SMs), not 24000 rows
     over 192 (125, one wave)."""
-    from skc.blocks.config import tile_shape, wave_cost
+    from skc.blocks.tile_rules import tile_shape, wave_cost
 
     assert wave_cost(1000, 192, (192, 192), 132, 24) == 2 * wave_cost(1000, 192, (192, 192), 132)
     assert tile_shape(8 * 2048, 2048, 2048, 132, 8)[:2] == (128, 256)

@@ -13,7 +13,7 @@ import skc
 from skc import ir
 from skc.backends import ptx_tools
 from skc.blocks import MatmulConfig
-from skc.blocks.config import tiles_of
+from skc.blocks.tile_rules import tiles_of
 from skc.blocks.epilogue import EpilogueSpec
 from skc.blocks.fp8 import (
     BlockScaledWgmma,
@@ -605,7 +605,7 @@ def test_fp8_gemm_ptx_holds_e4m3_wgmma_and_assembles_without_spills(cfg):
                                          ((2048, 7168, 2048), (128, 256)), ((256, 4096, 4096), (128, 64)),
                                          ((128, 7168, 16384), (64, 128)), ((6144, 6144, 6144), (192, 192))])
 def test_per_tensor_tiles_follow_the_wave_rule_where_it_takes_192(shape, tile):
-    """Per-tensor fp8 takes the bf16 GEMM's wave rule (config.tile_shape) where it picks a tile 192 rows or 192
+    """Per-tensor fp8 takes the bf16 GEMM's wave rule (tile_rules.tile_shape) where it picks a tile 192 rows or 192
     wide (3072³: 256 tiles of 192 x 192 in two waves, not 288 of 128 x 256 in three), three consumer warpgroups for
     192 rows; elsewhere its own rule (128 x 256; 64-row and narrow tiles for few rows). That is with fast_accum;
     without it (the default) each consumer holds a partial beside its sum, in 64 rows."""

@@ -144,12 +144,12 @@ def compile_stream_k_gemm(cfg: MatmulConfig):
                                                block=cfg.threads)
 
 
-# a shape whose K-major B takes each of config.FILL_WIDTH_SPEEDS' tiles (its width the key)
+# a shape whose K-major B takes each of tile_rules.FILL_WIDTH_SPEEDS' tiles (its width the key)
 FILL_WIDTH_SHAPES = {144: (1800, 5000, 4096), 160: (448, 9856, 1984), 176: (7903, 672, 1984),
                      208: (995, 3104, 3584), 224: (978, 10672, 4032), 240: (1000, 11008, 4096)}
 
 
-# a shape of rows not 128-byte aligned whose K-major B takes each of config.UNALIGNED_FILL_WIDTHS' tiles
+# a shape of rows not 128-byte aligned whose K-major B takes each of tile_rules.UNALIGNED_FILL_WIDTHS' tiles
 UNALIGNED_FILL_WIDTH_SHAPES = {(128, 144): (1157, 3488, 1232), (128, 160): (1859, 2544, 1080),
                                (128, 176): (1659, 1552, 2552), (128, 208): (2508, 3904, 2192),
                                (128, 224): (953, 3440, 2440), (128, 240): (2970, 2488, 872),
@@ -184,18 +184,18 @@ def pickable_configs() -> list:
     for M, N, K, b_k_major in ((4, 1152, 4800, False), (32, 1472, 4416, False), (8, 320, 3280, True),
                                (427, 384, 8192, True), (256, 576, 4608, False)):   # (several rows: half a wave)
         found.append(MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132))  # few tiles: split
-    for b_k_major in (False, True):   # one row of 64 x 64 tiles in 2 shares (config.one_row_split)
+    for b_k_major in (False, True):   # one row of 64 x 64 tiles in 2 shares (tile_rules.one_row_split)
         found.append(MatmulConfig.for_problem(16, 4096, 14336, "bf16", True, b_k_major, multiprocessors=132))
-        # one row of 128 x 64 tiles past 64 rows (config.TALL_ROW_ROWS), unsplit and in 2 shares
+        # one row of 128 x 64 tiles past 64 rows (tile_rules.TALL_ROW_ROWS), unsplit and in 2 shares
         found.append(MatmulConfig.for_problem(87, 7168, 10176, "bf16", True, b_k_major, multiprocessors=132))
         found.append(MatmulConfig.for_problem(80, 3008, 8192, "bf16", True, b_k_major, multiprocessors=132))
     # rows not 128-byte aligned, where clusters along M would add a wave: along N
     found.append(MatmulConfig.for_problem(639, 6432, 7424, multiprocessors=132, unaligned=(False, True)))
-    # and no cluster fitting 128 x 256's waves: 192 x 160 in clusters along N (config.unaligned_tile_speeds)
+    # and no cluster fitting 128 x 256's waves: 192 x 160 in clusters along N (tile_rules.unaligned_tile_speeds)
     found.append(MatmulConfig.for_problem(2880, 4160, 2824, "bf16", True, True, multiprocessors=132,
                                           unaligned=(True, True)))
     # rows not 128-byte aligned, x @ w.t(): 128 x 144-240 tiles in clusters along M, 192 x 144 and 160 along N
-    # (config.UNALIGNED_FILL_WIDTHS)
+    # (tile_rules.UNALIGNED_FILL_WIDTHS)
     for M, N, K in (*UNALIGNED_FILL_WIDTH_SHAPES.values(), (371, 5936, 3128), (588, 5696, 6088), (9210, 792, 6760)):
         found.append(MatmulConfig.for_problem(M, N, K, "bf16", True, True, multiprocessors=132,
                                               unaligned=(True, True)))   # (the last three: their second clusters)
@@ -263,8 +263,8 @@ def test_the_rule_takes_tiles_of_other_widths_that_fill_the_last_wave_for_a_k_ma
     1984: 248 tiles of 128 x 160 in two waves, where 128 x 192 made 208); not below FILL_WIDTH_MIN_STEPS k-steps
     (a tile's fixed cost weighs more there), not for a row-major B (its 160-wide tiles are 64-byte swizzled, and
     unmeasured between), not at these speeds for rows that are not 128-byte aligned (theirs are the request model's,
-    in a cluster: config.unaligned_fill_speeds), and not in the fp8 GEMM."""
-    from skc.blocks.config import FILL_WIDTH_MIN_STEPS, FILL_WIDTH_SPEEDS
+    in a cluster: tile_rules.unaligned_fill_speeds), and not in the fp8 GEMM."""
+    from skc.blocks.tile_rules import FILL_WIDTH_MIN_STEPS, FILL_WIDTH_SPEEDS
 
     # (the same shapes with rows not 128-byte aligned: UNALIGNED_FILL_WIDTHS' tiles at their clusters' speeds)
     UNALIGNED_PICKS = {144: (128, 224), 160: (128, 160), 176: (128, 176), 208: (128, 208), 224: (128, 224),

@@ -6,7 +6,7 @@ import pytest
 
 import skc
 from skc.blocks import MatmulConfig
-from skc.blocks.config import tile_shape
+from skc.blocks.tile_rules import tile_shape
 
 RNG = np.random.default_rng(5)
 
@@ -69,12 +69,12 @@ def test_split_k_leaves_its_counters_zero_for_the_next_launch(hopper_interpreter
 def test_split_k_rule_in_the_interpreter(hopper_interpreter, monkeypatch):
     """With the split-K rule on (it is off by default: measured slower on the H200), matmul() splits a skinny
     problem by itself (the interpreter models 4 SMs); off, it does not."""
-    from skc.blocks import config, matmul_host
+    from skc.blocks import matmul_host, tile_rules
 
     m, n, k = 16, 64, 1024
     target = skc.current_device().target
     assert matmul_host._config(target, m, n, k, "f16", True, False, skc.blocks.EpilogueSpec(), (), 4).split_k == 1
-    monkeypatch.setattr(config, "SPLIT_K_BY_DEFAULT", True)
+    monkeypatch.setattr(tile_rules, "SPLIT_K_BY_DEFAULT", True)
     matmul_host._config.cache_clear()
     matmul_host._PLANS.clear()
     try:
@@ -157,7 +157,7 @@ def test_one_wave_over_a_deep_k_chooses_the_tile_and_the_shares_together(shape, 
 
 
 def test_deep_k_tiles_keeps_one_wave_and_deep_shares():
-    from skc.blocks.config import DEEP_K_MIN_STEPS, deep_k_tiles, tiles_of
+    from skc.blocks.tile_rules import DEEP_K_MIN_STEPS, deep_k_tiles, tiles_of
 
     for shape in [(192, 640, 14208), (96, 320, 21248), (1187, 512, 19520), (640, 640, 16384), (65, 8, 8192)]:
         tile_m, tile_n, split = deep_k_tiles(*shape)
@@ -188,27 +188,27 @@ def test_deep_k_tiles_splits_128_row_tiles_over_128_k_steps_only(monkeypatch):
     """Below DEEP_K_TALL_TILE_STEPS the model's 128 x 128 tiles in shares ran slower than 64 x 128 unsplit (thirtieth
     session's second draw: `x @ w.t()` 316 x 1792 x 8064 0.79 against 0.88); unsplit, they stay (its third draw: 885 x
     1792 x 4096 0.94 on 128 x 128, 0.79 on 64 x 128)."""
-    from skc.blocks import config
+    from skc.blocks import tile_rules
 
     assert tile_shape(316, 1792, 8064, 132, b_k_major=True) == (64, 128, 1, 1)
     assert tile_shape(885, 1792, 4096, 132) == (128, 128, 1, 1)
     assert tile_shape(553, 2752, 5760, 132) == (128, 128, 1, 1)
-    assert config.deep_k_tiles(316, 1792, 8064) == (64, 128, 1)
-    assert config.deep_k_tiles(316, 1792, 8192) == (128, 128, 3)      # 128 k-steps
-    monkeypatch.setattr(config, "DEEP_K_TALL_TILE_STEPS", 64)
-    assert config.deep_k_tiles(316, 1792, 8064) == (128, 128, 3)   # (the measured 0.79)
+    assert tile_rules.deep_k_tiles(316, 1792, 8064) == (64, 128, 1)
+    assert tile_rules.deep_k_tiles(316, 1792, 8192) == (128, 128, 3)      # 128 k-steps
+    monkeypatch.setattr(tile_rules, "DEEP_K_TALL_TILE_STEPS", 64)
+    assert tile_rules.deep_k_tiles(316, 1792, 8064) == (128, 128, 3)   # (the measured 0.79)
 
 
 def test_deep_k_tiles_charges_a_64_row_tiles_columns_past_n(monkeypatch):
-    from skc.blocks import config
+    from skc.blocks import tile_rules
 
-    assert config.deep_k_tiles(808, 320, 14528) == (64, 64, 2)
-    monkeypatch.setattr(config, "DEEP_K_PAST_N_COST", 0)
-    assert config.deep_k_tiles(808, 320, 14528) == (64, 128, 3)   # (the twenty-ninth session's choice)
+    assert tile_rules.deep_k_tiles(808, 320, 14528) == (64, 64, 2)
+    monkeypatch.setattr(tile_rules, "DEEP_K_PAST_N_COST", 0)
+    assert tile_rules.deep_k_tiles(808, 320, 14528) == (64, 128, 3)   # (the twenty-ninth session's choice)
 
 
 def test_half_wave_split_fits_one_wave_of_deep_enough_shares():
-    from skc.blocks.config import half_wave_split
+    from skc.blocks.tile_rules import half_wave_split
 
     assert half_wave_split(42, 128) == 3            # 126 units of 132; 42 k-steps a share
     assert half_wave_split(42, 95) == 2             # (32 k-steps a share at least)
@@ -222,7 +222,7 @@ def test_one_row_split_shares_half_a_wave_of_64_x_64_tiles_over_a_deep_enough_k(
     """One row of 64 x 64 tiles (M <= 64) that fills a quarter to half of the SMs goes in 2 shares where the model
     puts them 2 % faster (thirty-sixth session, `benchmarks/one_row_tiles.py grid`: 4 x 2304 x 9152 1.01x
     torch.matmul in 2 shares against 0.75x unsplit; 17 x 3008 x 1856 0.86x against 0.94x)."""
-    from skc.blocks.config import one_row_split
+    from skc.blocks.tile_rules import one_row_split
 
     assert one_row_split(36, 143) == 2              # 72 SMs of 132, 143 k-steps
     assert one_row_split(40, 55) == 2               # (measured 1.01 against 0.91)
@@ -291,7 +291,7 @@ def test_the_one_row_split_is_for_aligned_rows_only():
 
 
 def test_few_tiles_split_counts_the_sms_and_the_depth():
-    from skc.blocks.config import few_tiles_split
+    from skc.blocks.tile_rules import few_tiles_split
 
     assert few_tiles_split(34, 1000) == 1           # more than a quarter of 132 SMs
     assert few_tiles_split(8, 106) == 8             # 64 SMs busy, 13 k-steps a share
@@ -311,14 +311,14 @@ def test_few_tiles_split_counts_the_sms_and_the_depth():
 ])
 def test_one_row_of_tiles_over_a_shallow_k_stays_unsplit(shape, b_k_major, split):
     """One row of 64 x 64 tiles of 32-64 rows filling more than a sixth of the SMs over at most 33 k-steps
-    (config.SHALLOW_ROW_STEPS): unsplit; fewer rows, fewer tiles, a deeper K or two rows keep few_tiles_split's
+    (tile_rules.SHALLOW_ROW_STEPS): unsplit; fewer rows, fewer tiles, a deeper K or two rows keep few_tiles_split's
     shares."""
     config = MatmulConfig.for_problem(*shape, b_k_major=b_k_major, multiprocessors=132)
     assert (config.tile_m, config.tile_n, config.split_k) == (64, 64, split)
 
 
 def test_the_shallow_row_rule_counts_the_sms_and_keeps_unaligned_rows_as_they_were():
-    from skc.blocks.config import few_tiles_split
+    from skc.blocks.tile_rules import few_tiles_split
 
     assert few_tiles_split(23, 30, 132, shallow_row=True) == 1 and few_tiles_split(23, 30, 132) == 2
     assert few_tiles_split(22, 30, 132, shallow_row=True) == 2   # 22 of 132: a sixth
@@ -338,11 +338,11 @@ def test_rows_not_128_byte_aligned_take_the_aligned_rules_shares_unclustered(mon
     for shape, unaligned, split in [((7, 280, 2816), (False, True), 3), ((368, 344, 7392), (True, True), 3)]:
         config = MatmulConfig.for_problem(*shape, multiprocessors=132, unaligned=unaligned)
         assert (config.split_k, config.cluster_m, config.cluster_n) == (split, 1, 1)
-    # unsplit, they keep their clusters (config.unaligned_cluster)
+    # unsplit, they keep their clusters (tile_rules.unaligned_cluster)
     config = MatmulConfig.for_problem(3000, 3000, 3000, multiprocessors=132, unaligned=(True, True))
     assert (config.split_k, config.cluster) == (1, 2)
     # the rules before: clusters, unsplit
-    from skc.blocks import config as rules
+    from skc.blocks import tile_rules as rules
 
     monkeypatch.setattr(rules, "UNALIGNED_SPLITS", False)
     config = MatmulConfig.for_problem(368, 344, 7392, multiprocessors=132, unaligned=(True, True))
@@ -386,9 +386,9 @@ def test_per_tensor_fp8_takes_64_row_tiles_where_128_row_ones_fill_half_the_sms(
 
 @pytest.mark.parametrize("shape, split", [((16, 4096, 8192), 2), ((16, 1024, 8192), 8), ((16, 1024, 256), 1)])
 def test_split_rule_when_on(monkeypatch, shape, split):
-    from skc.blocks import config
+    from skc.blocks import tile_rules
 
-    monkeypatch.setattr(config, "SPLIT_K_BY_DEFAULT", True)
+    monkeypatch.setattr(tile_rules, "SPLIT_K_BY_DEFAULT", True)
     assert tile_shape(*shape, 132)[3] == split
 
 

@@ -424,7 +424,7 @@ def test_every_tuned_configuration_on_its_shape(shape, dtype):
                                          (990, 3104, 3584, 208), (978, 10672, 4032, 224), (1000, 11000, 4096, 240)])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_tiles_of_other_widths_with_an_epilogue(M, N, K, width, dtype):
-    """x @ w.t() on the 128-row tiles 144-240 wide that the rule takes for a K-major B (config.FILL_WIDTH_SPEEDS),
+    """x @ w.t() on the 128-row tiles 144-240 wide that the rule takes for a K-major B (tile_rules.FILL_WIDTH_SPEEDS),
     tails in M and N, with c, bias, alpha and gelu, two calls a plan (the second bound), outputs poisoned first."""
     from skc.blocks import matmul_host
 
@@ -450,7 +450,7 @@ def test_tiles_of_other_widths_with_an_epilogue(M, N, K, width, dtype):
                                                 (9210, 792, 6760, (192, 160), (2, 1))])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_unaligned_rows_on_tiles_of_other_widths(M, N, K, tile, cluster, dtype):
-    """x @ w.t() whose rows are not 128-byte aligned (K no multiple of 64) on the tiles config.UNALIGNED_FILL_WIDTHS
+    """x @ w.t() whose rows are not 128-byte aligned (K no multiple of 64) on the tiles tile_rules.UNALIGNED_FILL_WIDTHS
     adds, in the clusters the rule gives them (128 rows along M, sharing B; 192 rows along N, sharing A), tails in M,
     N and K, with c, bias, alpha and gelu, two calls a plan (the second bound), outputs poisoned first."""
     from skc.blocks import matmul_host
@@ -475,7 +475,7 @@ def test_unaligned_rows_on_tiles_of_other_widths(M, N, K, tile, cluster, dtype):
                                         (6144, 6144, 1024, (192, 192)), (192, 7168, 1024, (192, 64)),
                                         (150, 6016, 1024, (192, 64)),
                                         (129, 5000, 1024, {False: (192, 64), True: (64, 128)}),
-                                        # 144-240 wide for a K-major B (config.FILL_WIDTH_SPEEDS), tails in M, N
+                                        # 144-240 wide for a K-major B (tile_rules.FILL_WIDTH_SPEEDS), tails in M, N
                                         (1800, 5000, 4096, {False: (128, 256), True: (128, 144)}),
                                         (440, 9848, 1984, {False: (128, 192), True: (128, 160)}),
                                         (7900, 672, 1984, {False: (128, 192), True: (128, 176)}),
@@ -639,7 +639,7 @@ def test_a_row_major_b_in_32_column_chunks(M, N, K, fields, dtype):
 @pytest.mark.parametrize("M,N,K,b_k_major,split", [(4, 1152, 4800, False, 4), (32, 1472, 4416, False, 3),
                                                     (7, 280, 2816, False, 3), (8, 320, 3280, True, 4),
                                                     (427, 384, 8192, True, 3), (256, 576, 4608, False, 2),
-                                                    # the deep-K rule's tiles and shares (config.deep_k_tiles):
+                                                    # the deep-K rule's tiles and shares (tile_rules.deep_k_tiles):
                                                     # 64 x 64, 64 x 128 and 128 x 128 tiles; 5 shares of 384
                                                     # k-steps (uneven); a K-major B
                                                     (192, 640, 14208, False, 4), (384, 768, 8192, False, 3),
@@ -651,18 +651,18 @@ def test_a_row_major_b_in_32_column_chunks(M, N, K, fields, dtype):
                                                     (808, 320, 14528, False, 2), (338, 768, 6112, False, 2),
                                                     (368, 344, 7392, False, 3), (424, 224, 12648, True, 4),
                                                     # one row of 64 x 64 tiles filling a quarter to half of the
-                                                    # SMs (config.one_row_split): 1-57 rows, a K-major B
+                                                    # SMs (tile_rules.one_row_split): 1-57 rows, a K-major B
                                                     (4, 2304, 9152, False, 2), (1, 2560, 3520, True, 2),
                                                     (16, 4096, 14336, True, 2), (57, 3648, 8064, False, 2),
                                                     # and over a shallow K, unsplit from 32 rows
-                                                    # (config.SHALLOW_ROW_STEPS), in 2 shares under them
+                                                    # (tile_rules.SHALLOW_ROW_STEPS), in 2 shares under them
                                                     (52, 2112, 2112, False, 1), (58, 1472, 1920, True, 1),
                                                     (10, 1472, 1920, False, 2)])
 @pytest.mark.parametrize("epilogue", [False, True])
 def test_few_tiles_over_a_deep_k_split_by_the_rule(M, N, K, b_k_major, split, epilogue):
-    """The rule's split-K for few tiles over a deep K (config.few_tiles_split; several rows of tiles filling at
-    most half the SMs: config.half_wave_split; one wave of them over at least 64 k-steps: config.deep_k_tiles;
-    rows not 128-byte aligned: the same, config.UNALIGNED_SPLITS),
+    """The rule's split-K for few tiles over a deep K (tile_rules.few_tiles_split; several rows of tiles filling at
+    most half the SMs: tile_rules.half_wave_split; one wave of them over at least 64 k-steps: tile_rules.deep_k_tiles;
+    rows not 128-byte aligned: the same, tile_rules.UNALIGNED_SPLITS),
     twice on one plan (its workspace and counters reused), with and without C, bias, alpha and an activation;
     outputs poisoned."""
     from skc.blocks import matmul_host
@@ -685,7 +685,7 @@ def test_few_tiles_over_a_deep_k_split_by_the_rule(M, N, K, b_k_major, split, ep
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_one_row_split_over_a_transposed_a(dtype):
-    """config.one_row_split's 2 shares where A is MN-major (a transposed view, its rows 128 bytes apart: 64 of them)
+    """tile_rules.one_row_split's 2 shares where A is MN-major (a transposed view, its rows 128 bytes apart: 64 of them)
     and in fp16: 64 x 2944 x 6016, output poisoned, twice on one plan."""
     from skc.blocks import matmul_host
 
@@ -706,7 +706,7 @@ def test_one_row_split_over_a_transposed_a(dtype):
                                                     (80, 3008, 8192, True, 2), (65, 4096, 4160, False, 1)])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_a_second_row_mostly_past_m_takes_one_row_of_128_x_64_tiles(M, N, K, b_k_major, split, dtype):
-    """65-88 rows over a deep K (config.TALL_ROW_ROWS): one row of 128 x 64 tiles, A's boxes holding only M's rows
+    """65-88 rows over a deep K (tile_rules.TALL_ROW_ROWS): one row of 128 x 64 tiles, A's boxes holding only M's rows
     (rounded up to 8), unsplit or in one_row_split's 2 shares; with C, bias, alpha and gelu, twice on one plan,
     outputs poisoned."""
     from skc.blocks import matmul_host
@@ -727,9 +727,10 @@ def test_a_second_row_mostly_past_m_takes_one_row_of_128_x_64_tiles(M, N, K, b_k
 
 
 def test_unaligned_rows_cluster_along_n_where_along_m_adds_a_wave():
-    """639 x 6432 x 7424 (B's rows 12864 bytes apart): 128 x 256 tiles in clusters along N (config.unaligned_cluster:
-    5 rows of 26 tiles fill one wave, 3 rows of clusters along M would take two). (787 x 4504 x 9216, the shape this
-    was measured at, takes 192 x 192 tiles since the tiles' speeds follow their clusters: unaligned_tile_speeds.)"""
+    """639 x 6432 x 7424 (B's rows 12864 bytes apart): 128 x 256 tiles in clusters along N
+    (tile_rules.unaligned_cluster: 5 rows of 26 tiles fill one wave, 3 rows of clusters along M would take two).
+    (787 x 4504 x 9216, the shape this was measured at, takes 192 x 192 tiles since the tiles' speeds follow their
+    clusters: unaligned_tile_speeds.)"""
     from skc.blocks import matmul_host
 
     M, N, K = 639, 6432, 7424

@@ -640,7 +640,7 @@ def test_rows_not_128_byte_aligned_take_clusters_of_two(fake, shapes, strides, c
 
 
 def test_the_unaligned_cluster_rule():
-    from skc.blocks.config import unaligned_cluster
+    from skc.blocks.tile_rules import unaligned_cluster
     from skc.blocks import MatmulConfig
 
     assert unaligned_cluster(3000, 3000, 192, 192) == {"cluster_n": 2}   # 192 x 192: A shared (measured faster)
@@ -676,11 +676,11 @@ def test_the_unaligned_cluster_rule():
 
 
 def test_unaligned_rows_of_a_k_major_b_take_fill_widths_in_a_cluster_that_adds_no_wave():
-    """config.UNALIGNED_FILL_WIDTHS: x @ w.t() whose rows are not 128-byte aligned weighs 128-row tiles 144-240 wide
+    """tile_rules.UNALIGNED_FILL_WIDTHS: x @ w.t() whose rows are not 128-byte aligned weighs 128-row tiles 144-240 wide
     and 192-row ones 144 and 160 wide, each at its request-model speed in the cluster unaligned_cluster gives it, and
     only where that cluster adds no wave; a row-major B, a batch, fewer than FILL_WIDTH_MIN_STEPS k-steps, or a
     configuration without fill widths (fp8's) keep the tiles before."""
-    from skc.blocks import MatmulConfig, config
+    from skc.blocks import MatmulConfig, tile_rules
 
     def picked(M, N, K, b_k_major=True, unaligned=(True, True), **fields):
         c = MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132, unaligned=unaligned,
@@ -688,16 +688,16 @@ def test_unaligned_rows_of_a_k_major_b_take_fill_widths_in_a_cluster_that_adds_n
         return c.tile_m, c.tile_n, c.cluster_m, c.cluster_n
 
     # the model reproduces UNALIGNED_TILE_SPEEDS' table within 0.035 in the clusters unaligned_cluster gives
-    for (tile_m, tile_n), speed in config.UNALIGNED_TILE_SPEEDS.items():
-        cluster = config.unaligned_cluster(4096, 4096, tile_m, tile_n, 132)
-        assert abs(config.unaligned_speed(tile_m, tile_n, cluster) - speed) <= 0.035
+    for (tile_m, tile_n), speed in tile_rules.UNALIGNED_TILE_SPEEDS.items():
+        cluster = tile_rules.unaligned_cluster(4096, 4096, tile_m, tile_n, 132)
+        assert abs(tile_rules.unaligned_speed(tile_m, tile_n, cluster) - speed) <= 0.035
     # measured (thirty-eighth session): 6264 x 528 x 4648 0.88 of torch.matmul on 192 x 144 (132 tiles, one wave)
     # against 0.70 on 192 x 192 (99); 7424 x 776 x 1392 0.86 on 128 x 208 against 0.79 on 128 x 256
     assert picked(6264, 528, 4648) == (192, 144, 1, 2)
     assert picked(7424, 776, 1392) == (128, 208, 2, 1)
     assert picked(5638, 1352, 3992) == (192, 192, 1, 2)   # (192 x 176 measured no faster: not weighed)
     # 128 x 240 would take 35 rows of 15 tiles, 4 waves; in clusters along M 18 rows of 15, 5 waves: unweighed
-    assert (128, 240) not in config.unaligned_fill_speeds(4476, 3368, 132)
+    assert (128, 240) not in tile_rules.unaligned_fill_speeds(4476, 3368, 132)
     assert picked(4476, 3368, 1384)[:2] != (128, 240)
     # the second choice of cluster where the first would add a wave: 128 x 144 along N, 192 x 160 along M
     assert picked(371, 5936, 3128) == (128, 144, 1, 2)
@@ -706,15 +706,15 @@ def test_unaligned_rows_of_a_k_major_b_take_fill_widths_in_a_cluster_that_adds_n
     assert picked(7917, 3096, 3400) == (128, 224, 2, 1)
     # the bounds
     def not_a_fill_width(tile):
-        return tile[:2] not in config.UNALIGNED_FILL_WIDTHS
+        return tile[:2] not in tile_rules.UNALIGNED_FILL_WIDTHS
 
     assert not_a_fill_width(picked(7424, 776, 1392, b_k_major=False))   # a row-major B
     assert not_a_fill_width(picked(7424, 776, 11 * 64 + 8))              # 11 k-steps
     assert picked(7424, 776, 12 * 64 + 8)[:2] == (128, 208)              # 12
     assert not_a_fill_width(picked(2 * 6264, 528, 4648, batch=2))        # a batch in one launch
-    assert config.unaligned_fill_speeds(120, 5936, 132) == {}            # one row of tiles: no cluster
-    assert not_a_fill_width(config.tile_shape(6264, 528, 4648, 132, 1, True, True, fill_widths=False))
-    assert config.tile_shape(6264, 528, 4648, 132, 1, True, True, fill_widths=True)[:2] == (192, 144)
+    assert tile_rules.unaligned_fill_speeds(120, 5936, 132) == {}            # one row of tiles: no cluster
+    assert not_a_fill_width(tile_rules.tile_shape(6264, 528, 4648, 132, 1, True, True, fill_widths=False))
+    assert tile_rules.tile_shape(6264, 528, 4648, 132, 1, True, True, fill_widths=True)[:2] == (192, 144)
     # a caller who names a cluster, a split, a schedule or a loader gets no cluster from the rule, which then weighs
     # no fill width (and the table as it is)
     assert picked(7424, 776, 1392, cluster_m=1)[:2] == (128, 256)
@@ -722,25 +722,25 @@ def test_unaligned_rows_of_a_k_major_b_take_fill_widths_in_a_cluster_that_adds_n
 
 
 def test_unaligned_tiles_go_at_their_speed_in_the_cluster_they_get():
-    """config.unaligned_tile_speeds: UNALIGNED_TILE_SPEEDS' speed holds in the table's cluster (unaligned_cluster's
+    """tile_rules.unaligned_tile_speeds: UNALIGNED_TILE_SPEEDS' speed holds in the table's cluster (unaligned_cluster's
     first choice); a tile no cluster fits goes at UNCLUSTERED_SPEED of it, one in the other direction at the request
     model's ratio, one whose cluster adds a wave slower by that wave. 2880 x 4160 x 2824 `x @ w.t()`: 128 x 256 tiles
     (3 waves; in clusters either way 4) no longer win: 192 x 160 in clusters along N (measured 1.07 of torch.matmul
     against 0.79, thirty-eighth session). UNALIGNED_CLUSTER_SPEEDS False: the table as it is."""
-    from skc.blocks import MatmulConfig, config
+    from skc.blocks import MatmulConfig, tile_rules
 
-    table = config.UNALIGNED_TILE_SPEEDS
-    speeds = config.unaligned_tile_speeds(3000, 3000, 132)   # (16 x 16 192-row tiles: every first choice fits)
+    table = tile_rules.UNALIGNED_TILE_SPEEDS
+    speeds = tile_rules.unaligned_tile_speeds(3000, 3000, 132)   # (16 x 16 192-row tiles: every first choice fits)
     assert speeds[192, 192] == pytest.approx(table[192, 192])
-    speeds = config.unaligned_tile_speeds(2880, 4160, 132)
-    assert config.unaligned_cluster(2880, 4160, 128, 256, 132) == {}
-    assert speeds[128, 256] == pytest.approx(table[128, 256] * config.UNCLUSTERED_SPEED)
+    speeds = tile_rules.unaligned_tile_speeds(2880, 4160, 132)
+    assert tile_rules.unaligned_cluster(2880, 4160, 128, 256, 132) == {}
+    assert speeds[128, 256] == pytest.approx(table[128, 256] * tile_rules.UNCLUSTERED_SPEED)
     # 787 x 4504: 128 x 256 tiles along N (along M would add a wave): the model's ratio of the two directions
-    speeds = config.unaligned_tile_speeds(787, 4504, 132)
+    speeds = tile_rules.unaligned_tile_speeds(787, 4504, 132)
     assert speeds[128, 256] == pytest.approx(table[128, 256] * (128 * 256 / (64 + 256)) / (128 * 256 / (128 + 128)))
     # 7000 x 3000 on 128 x 256: 5 waves unclustered, 6 in clusters along M (kept by unaligned_cluster): 5/6 the speed
-    assert config.unaligned_cluster(7000, 3000, 128, 256, 132) == {"cluster_m": 2}
-    assert config.unaligned_tile_speeds(7000, 3000, 132)[128, 256] == pytest.approx(table[128, 256] * 5 / 6)
+    assert tile_rules.unaligned_cluster(7000, 3000, 128, 256, 132) == {"cluster_m": 2}
+    assert tile_rules.unaligned_tile_speeds(7000, 3000, 132)[128, 256] == pytest.approx(table[128, 256] * 5 / 6)
     pick = MatmulConfig.for_problem(2880, 4160, 2824, "bf16", True, True, multiprocessors=132, unaligned=(True, True))
     assert (pick.tile_m, pick.tile_n, pick.cluster_m, pick.cluster_n) == (192, 160, 1, 2)
     pick = MatmulConfig.for_problem(639, 6432, 7424, multiprocessors=132, unaligned=(False, True))
@@ -754,7 +754,7 @@ def test_unaligned_tiles_go_at_their_speed_in_the_cluster_they_get():
                                     unaligned=(True, True), batch=2)
     assert (pick.tile_m, pick.tile_n, pick.cluster_m, pick.cluster_n) == (192, 192, 1, 2)
     # no pair of SMs: no cluster, and nothing divides by the pairs
-    assert config.unaligned_cluster(787, 4504, 128, 256, 1) == {}
+    assert tile_rules.unaligned_cluster(787, 4504, 128, 256, 1) == {}
     assert MatmulConfig.for_problem(191, 456, 185, "bf16", True, False, multiprocessors=1,
                                     unaligned=(False, True)).cluster == 1
 
@@ -762,9 +762,9 @@ def test_unaligned_tiles_go_at_their_speed_in_the_cluster_they_get():
 def test_without_cluster_speeds_the_unaligned_table_stands(monkeypatch):
     """UNALIGNED_CLUSTER_SPEEDS False: the table's speeds whatever the cluster (the rule before the thirty-eighth
     session), so 2880 x 4160 x 2824 `x @ w.t()` takes 128 x 256 unclustered again."""
-    from skc.blocks import MatmulConfig, config
+    from skc.blocks import MatmulConfig, tile_rules
 
-    monkeypatch.setattr(config, "UNALIGNED_CLUSTER_SPEEDS", False)
-    assert config.unaligned_tile_speeds(2880, 4160, 132) is config.UNALIGNED_TILE_SPEEDS
+    monkeypatch.setattr(tile_rules, "UNALIGNED_CLUSTER_SPEEDS", False)
+    assert tile_rules.unaligned_tile_speeds(2880, 4160, 132) is tile_rules.UNALIGNED_TILE_SPEEDS
     pick = MatmulConfig.for_problem(2880, 4160, 2824, "bf16", True, True, multiprocessors=132, unaligned=(True, True))
     assert (pick.tile_m, pick.tile_n, pick.cluster) == (128, 256, 1)
