@@ -39,16 +39,9 @@ CLUSTERS = {"": {}, " cm2": {"cluster_m": 2}, " cn2": {"cluster_n": 2}}
 
 
 def candidates(M: int, N: int, keep: int = 5) -> list:
-    """(tile_m, tile_n) of 128 rows 128-256 wide or 192 rows 128-192 wide (multiples of 16) whose waves x area lie
-    within 30 % of the least (`keep` of them), and 128 x 256."""
-    shapes = [(tile_m, tile_n) for tile_m in (128, 192) for tile_n in range(128, 257, 16)
-              if not (tile_m == 192 and tile_n > 192)]
-
-    def cost(tile):
-        return -(-tiles_of(M, N, *tile) // SMS) * tile[0] * tile[1]
-
-    shapes.sort(key=cost)
-    found = [tile for tile in shapes if cost(tile) <= 1.3 * cost(shapes[0])][:keep]
+    """wave_tiles.candidates' tiles of a K-major B within 30 % of the least waves x area (`keep` of them), and 128 x
+    256."""
+    found = wave_tiles.candidates(M, N, True, keep, slack=1.3)
     return found + [(128, 256)] * ((128, 256) not in found)
 
 

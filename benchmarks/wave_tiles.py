@@ -43,8 +43,9 @@ def widths(k_major: bool) -> list:
     return list(range(128, 257, 16 if k_major else 32))
 
 
-def candidates(M: int, N: int, linear: bool, keep: int = 6) -> list:
-    """(tile_m, tile_n) of 128 or 192 rows whose waves x tile area is least, within 25 % of the least."""
+def candidates(M: int, N: int, linear: bool, keep: int = 6, slack: float = 1.25) -> list:
+    """(tile_m, tile_n) of 128 or 192 rows (192-row ones at most 192 wide) whose waves x tile area is least, within
+    `slack` of the least (`keep` of them)."""
     shapes = [(tile_m, tile_n) for tile_m in (128, 192) for tile_n in widths(linear)
               if not (tile_m == 192 and tile_n > 192)]
 
@@ -53,7 +54,7 @@ def candidates(M: int, N: int, linear: bool, keep: int = 6) -> list:
 
     shapes.sort(key=cost)
     least = cost(shapes[0])
-    return [tile for tile in shapes if cost(tile) <= 1.25 * least][:keep]
+    return [tile for tile in shapes if cost(tile) <= slack * least][:keep]
 
 
 def configs(spec: str) -> dict:

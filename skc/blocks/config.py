@@ -344,7 +344,8 @@ class MatmulConfig:
         M / batch rows (a batch in one launch, whose tiles do not cross matrices). `unaligned`: whether A's and B's
         rows start at no multiple of 128 bytes from each other: such tiles go in clusters of two
         (`unaligned_cluster`) unless the caller names a tile, a cluster, a split or another loader."""
-        if (cls.swappable and multiprocessors is not None and not set(overrides) - {"epilogue"} and a_k_major
+        named = set(overrides)
+        if (cls.swappable and multiprocessors is not None and not named - {"epilogue"} and a_k_major
                 and swaps(M, N, K, multiprocessors, batch, any(unaligned))):
             # out^T = b^T a^T on one consumer's 64 x M tiles (M rounded up to 8: wgmma's n, which a K-major a^T
             # allows; a transposed a would be a row-major B of whole 32-column chunks)
@@ -356,13 +357,12 @@ class MatmulConfig:
         else:
             # (one row of 192-row tiles only where the caller names no tile width, warpgroups or turns: those
             # are 128-row tiles' choices)
-            one_row = not {"tile_n", "consumers", "pingpong"} & set(overrides)
+            one_row = not {"tile_n", "consumers", "pingpong"} & named
             tile_m, tile_n, cluster_m, split_k = tile_shape(M, N, K, multiprocessors, batch, any(unaligned), b_k_major,
                                                             one_row=one_row, a_aligned=a_k_major and not unaligned[0],
                                                             fill_widths=cls.fill_widths,
                                                             row_split=one_row and "tile_m" not in overrides,
-                                                            clusters=not UNCLUSTERING & set(overrides))
-        named = set(overrides)
+                                                            clusters=not UNCLUSTERING & named)
         if named & {"tile_m", "tile_n", "stream_k", "split_tail", "cluster_m", "cluster_n", "loader", "store",
                     "swap_ab", "batched", "pingpong"}:
             split_k = 1   # (the rule's shares are for its own tiles; a caller's tiles or schedule keep theirs)

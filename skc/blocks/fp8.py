@@ -14,12 +14,12 @@ from typing import ClassVar
 import skc
 
 from .config import MatmulConfig
-from .tile_rules import ONE_ROW_TILE_SPEEDS, few_tiles_split, swaps, tile_shape, tiles_of
 from .epilogue import EpilogueArgs, TmaStoreEpilogue
 from .gemm import wgmma_gemm
 from .host_plans import wave_fill
 from .mma import NO_TURN, Accumulator, Wgmma
 from .payload import TilePayload
+from .tile_rules import ONE_ROW_TILE_SPEEDS, few_tiles_split, swaps, tile_shape, tiles_of
 
 FP8_TYPES = {"f8e4m3": 1, "f8e5m2": 1}
 OUT_TYPES = {"bf16": 2, "f16": 2, "f32": 4}

@@ -175,12 +175,12 @@ def swaps(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, un
             and multiprocessors // 2 <= tiles_of(N, M, 64, -(-M // 8) * 8) <= multiprocessors)
 
 
-def tiles_of(M: int, N: int, tile_m: int, tile_n: int) -> int:
-    return -(-M // tile_m) * -(-N // tile_n)
-
-
 def cdiv(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def tiles_of(M: int, N: int, tile_m: int, tile_n: int) -> int:
+    return cdiv(M, tile_m) * cdiv(N, tile_n)
 
 
 def wave_cost(M: int, N: int, tile: tuple, multiprocessors: int = 132, batch: int = 1,
@@ -190,7 +190,7 @@ def wave_cost(M: int, N: int, tile: tuple, multiprocessors: int = 132, batch: in
     long as a full one), times each tile's work over the tile shape's speed (TILE_SPEEDS). `past_end`: a last row
     of 128-row tiles part past M (after a full one) adds PAST_END_COST of a wave for its rows past M."""
     tile_m, tile_n = tile
-    waves = -(-batch * tiles_of(M, N, tile_m, tile_n) // multiprocessors)
+    waves = cluster_waves(M, N, tile_m, tile_n, multiprocessors, batch)
     if past_end and M > tile_m >= 128:
         waves += PAST_END_COST * (-M % tile_m) / tile_m
     return waves * tile_m * tile_n / (speeds[tile] * 128 * 256)
