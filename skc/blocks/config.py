@@ -227,11 +227,6 @@ class MatmulConfig:
                              f"step and keeps {lag} more in flight while the next step waits, found "
                              f"stages={self.stages}: the consumer would wait for a stage it still holds")
 
-    def grid_shares(self, K: int) -> int:
-        """The work units of a tile, for the grid (TileScheduler.grid's split_k): split-K's shares, or stream-K's
-        k-steps (its run of k-steps fills the SMs where there are fewer tiles than SMs)."""
-        return -(-K // self.tile_k) if self.stream_k else self.split_k
-
     @property
     def shares_tiles(self) -> bool:
         """Whether tiles of the last waves are split between blocks (stream-K or a split tail): the launch takes

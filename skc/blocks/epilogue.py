@@ -276,16 +276,16 @@ class _StripRecords(_WarpgroupBarrier):
             quad = [value for value, row, column in values[4 * j:4 * j + 4]]
             skc.store(self.quad(record, floats, j), skc.vector(quad))
 
-    def count_in(self, record, values: list, strip, amount=1):
-        """Writes this warpgroup's values into record `record`, then its leader adds `amount` to strip `strip`'s
-        counter behind a GPU-scope fence (the records written before the count): the count before this one, for
-        every thread."""
+    def count_in(self, record, values: list, strip):
+        """Writes this warpgroup's values into record `record`, then its leader counts the warpgroup in strip
+        `strip`'s counter behind a GPU-scope fence (the records written before the count): the count before this
+        one, for every thread."""
         self.write(record, values)
         self.barrier()
         counter = self.counters + strip
         if self.leader:
             skc.hopper.fence_acq_rel_gpu()  # the warpgroup's stores (ordered by the barrier) before the count
-            skc.store(self.arrived, skc.atomic_add(counter, amount))
+            skc.store(self.arrived, skc.atomic_add(counter, 1))
         self.barrier()
         return skc.load(self.arrived)
 
@@ -356,18 +356,17 @@ class SplitKEpilogue(_StripRecords):
 
 
 class StreamKFixup(_StripRecords):
-    """Completes the output tiles StreamKScheduler splits between blocks, before the tile's epilogue.
+    """Completes the output tiles StreamKScheduler splits between two blocks, before the tile's epilogue.
     `fixup(acc, unit)` for a warpgroup's accumulator of a work unit (its MMAs may still run) gives whether the unit
-    now holds the whole tile (store it): a whole tile's unit does. Every part of a split tile writes its sum into
-    its strip's record at its slot (`workspace`: 64 x tile_n fp32 a strip, two slots a block, any contents) and
-    counts its k-steps into the strip's counter (`counters`: i32, one per 64-row strip of each tile of the run, zero
-    between launches) behind a GPU-scope fence; the part whose count completes the tile's k-steps adds every part's
-    record in block order (the same bits whichever part counts last), resets the counter and keeps the sum in its
-    registers: the tile's own epilogue (TMA stores, the fused part applied once to the whole sum) stores it. No part
-    waits for another."""
+    now holds the whole tile (store it): a whole tile's unit does. Of a split tile's two units, the first to get
+    here counts itself in its strip's counter (`counters`: i32, one per 64-row strip of each slot, zero between
+    launches), writes its sum into the strip's record in `workspace` (64 x tile_n fp32 a strip, any contents) and
+    counts again behind a GPU-scope fence: it stores nothing. The second counts itself, finding the first counted,
+    waits for the count of 3 (the first is past its first count, writing: the wait is short and never on a block
+    that has not run), resets the counter and adds the record to its registers; the tile's own epilogue (TMA
+    stores, the fused part applied once to the whole sum) then stores it."""
 
-    def __init__(self, workspace, counters, tiles, warpgroup=0, warpgroups: int = 1, tile_m: int = 128):
-        self.tiles = tiles   # the StreamKScheduler (where a tile's parts lie)
+    def __init__(self, workspace, counters, warpgroup=0, warpgroups: int = 1, tile_m: int = 128):
         self.strips = tile_m // Wgmma.rows_per_warpgroup   # a tile's 64-row strips
         super().__init__(workspace, counters, warpgroup, warpgroups)
 
@@ -375,23 +374,38 @@ class StreamKFixup(_StripRecords):
         store = ~unit.partial
         if unit.partial:
             acc.wait()
-            within = acc.corner[0] // acc.shape[0]   # the strip of the tile
-            strip = unit.share * self.strips + within
+            strip = unit.slot * self.strips + acc.corner[0] // acc.shape[0]
+            counter = self.counters + strip
             values = acc.values()
             record = len(values) * self.threads
-            steps = unit.k_end - unit.k_begin
-            last = self.count_in(skc.i64(unit.slot) * self.strips + within, values, strip, steps) + steps == \
-                self.tiles.k_tiles
-            if last:   # every other part's record is written
-                skc.hopper.fence_acq_rel_gpu()
-                first_record, first, final = self.tiles.parts(unit.share)
-                total = self.read(skc.i64(first_record) * self.strips + within, record, len(values))
-                for block in range(first + 1, final + 1):   # (each in its first record)
-                    total = total + self.read(skc.i64(block * 2) * self.strips + within, record, len(values))
-                acc.fragment = total
+            if self.leader:
+                skc.store(self.arrived, skc.atomic_add(counter, 1))
+            self.barrier()
+            first = skc.load(self.arrived) == 0
+            if first:
+                self.write(skc.i64(strip), values)
+                self.barrier()
                 if self.leader:
-                    skc.store(self.counters + strip, 0)   # for the next launch
-            store = last
+                    skc.hopper.fence_acq_rel_gpu()   # the warpgroup's stores (ordered by the barrier) before the count
+                    skc.atomic_add(counter, 1)
+            else:
+                # the first's two counts and this one: its record is written. Warp 0 waits, every lane reading the
+                # count and the warp leaving together once one saw it: a loop of the leader alone leaves its warp
+                # diverged at the named barrier below, which counts the warp in before the leader has arrived
+                if self.thread < skc.warp_size():
+                    while skc.vote_all(skc.atomic_add(counter, 0) != 3):
+                        pass
+                    skc.hopper.fence_acq_rel_gpu()   # by every lane: the one whose read saw the count among them
+                if self.leader:
+                    skc.store(counter, 0)   # for the next launch
+                self.barrier()
+                fragment = acc.fragment
+                added = []
+                for j in skc.static_range(len(values) // 4):
+                    other = skc.load(self.quad(skc.i64(strip), record, j), width=4)
+                    added += [fragment[4 * j + i] + other[i] for i in range(4)]
+                acc.fragment = skc.vector(*added)
+            store = ~first
         return store
 
 

@@ -183,8 +183,7 @@ class _Plan:
         # swap_ab: the kernel's problem is b^T a^T (N x M), its epilogue storing each tile transposed into out
         self.sizes = (N, M, K) if self.cfg.swap_ab else (M, N, K)
         self.grid = TileScheduler.grid(*self.sizes[:2], self.cfg.tile_m, self.cfg.tile_n,
-                                       device.cluster_blocks(self.cfg.cluster), self.cfg.cluster_m,
-                                       self.cfg.grid_shares(self.sizes[2]),
+                                       device.cluster_blocks(self.cfg.cluster), self.cfg.cluster_m, self.cfg.split_k,
                                        cluster_n=self.cfg.cluster_n)
         self.kernel = (fp8_matmul_split_kernel if self.cfg.split_k > 1 else
                        fp8_matmul_stream_k_kernel if self.cfg.shares_tiles else fp8_matmul_kernel)

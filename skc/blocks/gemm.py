@@ -127,11 +127,11 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
             else:
                 epilogue = SplitKEpilogue(out, *split, out_dtype, epilogue_args, cfg.split_k, warpgroup,
                                           cfg.consumers, cfg.tile_n)
-            # stream-K and a split tail: a tile split between blocks is completed in the registers of the part (the
-            # share) that counts in last
+            # stream-K: a tile split between two blocks is completed in the registers of its second part
+            # (split tail: completed in the registers of its last share)
             fixup = (None if stream_k is None else
-                     (SplitTailFixup if cfg.split_tail else StreamKFixup)(*stream_k, tiles, warpgroup, cfg.consumers,
-                                                                          cfg.tile_m))
+                     SplitTailFixup(*stream_k, tiles, warpgroup, cfg.consumers, cfg.tile_m) if cfg.split_tail else
+                     StreamKFixup(*stream_k, warpgroup, cfg.consumers, cfg.tile_m))
             # turns at the tensor cores: over a whole tile's mainloop (pingpong), or each stage's MMAs (stage_turns)
             turn = WarpgroupTurns(cfg.consumers, warpgroup, enabled=cfg.pingpong or cfg.stage_turns)
             tile_turn = turn if cfg.pingpong else NO_TURN

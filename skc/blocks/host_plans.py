@@ -269,7 +269,7 @@ class GemmPlan:
         self.names = names   # (the host function, its names of a and b): what an overlap error says
         self.sizes = self.gemm if batches is None else (batches, *self.gemm)
         self.grid = TileScheduler.grid(gemm[0], gemm[1], cfg.tile_m, cfg.tile_n, device.cluster_blocks(cfg.cluster),
-                                       cfg.cluster_m, cfg.grid_shares(gemm[2]), batches or 1, cfg.cluster_n)
+                                       cfg.cluster_m, cfg.split_k, batches or 1, cfg.cluster_n)
         self.cuda = device.kind == "cuda"
         # split-K's and stream-K's workspace and counters, a set per launch stream
         self.buffers = (StreamBuffers(lambda a: split_buffers(a, gemm[0], gemm[1], cfg)) if cfg.split_k > 1 else
@@ -419,9 +419,9 @@ def split_buffers(a, M: int, N: int, cfg) -> tuple:
 
 def stream_k_buffers(a, grid: int, cfg) -> tuple:
     """Stream-K's fp32 workspace (a record of 64 x tile_n values for each 64-row strip of a tile at each of the
-    grid's slots: two a block) and its zero-filled i32 counters (one a strip of each tile whose k-steps blocks share:
-    fewer than twice the grid's blocks), on a's device; the kernel leaves the counters zero (as split_buffers')."""
-    strips = 2 * grid * (cfg.tile_m // 64)
+    grid's slots: a block id) and its zero-filled i32 counters (one a strip), on a's device; the kernel leaves the
+    counters zero (as split_buffers')."""
+    strips = grid * (cfg.tile_m // 64)
     return _zeros_like(a, strips * 64 * cfg.tile_n, "float32"), _zeros_like(a, strips, "int32")
 
 

@@ -2,8 +2,7 @@
 persistent (a grid of at most one block per SM walks the tiles with a stride of the grid size) in grouped
 raster order (`group_m` tile-rows at a time, so neighbouring blocks share A and B tiles in L2).
 `SplitKScheduler` hands out (tile, share of K) work units, for problems with fewer tiles than SMs;
-`StreamKScheduler` shares the last waves' k-steps evenly between the blocks, for tiles that leave a wave part-full
-(all of them where they are fewer than the blocks);
+`StreamKScheduler` shares the last waves' k-steps evenly between the blocks, for tiles that leave a wave part-full;
 `SplitTailScheduler` splits the part-full last wave's tiles along K."""
 from __future__ import annotations
 
@@ -17,11 +16,10 @@ class Tile:
     def __init__(self, row0, col0, k_begin=0, k_end=None, batch=0, share=0, partial=False, slot=0):
         self.row0, self.col0 = row0, col0
         self.k_begin, self.k_end = k_begin, k_end
-        self.share = share  # which share of K a split-K work unit is (SplitKScheduler; StreamKScheduler: its tile's
-        #                     place in the run of shared tiles)
+        self.share = share  # which share of K a split-K work unit is (SplitKScheduler)
         self.batch = batch  # which matrix of a batch (TileScheduler's `batches`)
-        self.partial = partial  # part of a tile whose other parts other blocks compute (StreamKScheduler)
-        self.slot = slot        # where such a part leaves its sum (StreamKFixup's, SplitTailFixup's record)
+        self.partial = partial  # part of a tile whose other part another block computes (StreamKScheduler)
+        self.slot = slot        # where the two parts of such a tile meet (StreamKFixup's record and counter)
 
     def k_steps(self, k_tiles):
         """(first, end) of the k-steps this work unit computes, of `k_tiles` in all."""
@@ -125,13 +123,12 @@ class SplitKScheduler(TileScheduler):
 
 class StreamKScheduler(TileScheduler):
     """`for unit in StreamKScheduler(M, N, tile_m, tile_n, k_tiles):` visits this block's work units, stream-K
-    style: the tiles of the whole waves but the last one as TileScheduler hands them out (a tile a unit), then the
-    rest (the last whole wave and the part-full one, in raster order; every tile where there are fewer tiles than
-    blocks) as one run of k-steps cut into a contiguous range per block, of equal lengths (as many blocks as the run
-    has k-steps, at most). A tile in a range is the block's alone or a part of it (`partial`, run-time) whose other
-    parts neighbouring blocks compute: StreamKFixup completes it, from the parts' records at `slot` (the block's
-    first range unit or its last: two records a block) counted in at `share` (the tile's place in the run).
-    Tiles in whole waves, or no k-steps: every unit a whole tile."""
+    style, when the tiles leave the grid's last wave part-full: the tiles of the whole waves but the last one as
+    TileScheduler hands them out (a tile a unit), then the rest (the last whole wave and the part-full one, in
+    raster order) as one run of k-steps cut into a contiguous range per block, of equal lengths. A range is at
+    least a tile's k-steps long, so a tile in it is either the block's alone or split between two neighbouring
+    blocks: a unit that is such a part (`partial`, run-time) is completed by StreamKFixup at `slot`, the block id
+    of the tile's first part. Tiles in whole waves (or fewer tiles than blocks): every unit a whole tile."""
 
     def __init__(self, M, N, tile_m: int, tile_n: int, k_tiles, group_m: int = 8):
         super().__init__(M, N, tile_m, tile_n, group_m, 1)
@@ -139,32 +136,16 @@ class StreamKScheduler(TileScheduler):
         blocks, self.block = skc.grid_dim(0), skc.block_id(0)
         tiles = self.tiles_m * self.tiles_n
         rest = tiles % blocks
-        # the tiles whose k-steps are shared (none: whole waves or no k-steps at all; all: fewer tiles than blocks)
-        shared = skc.where(k_tiles == 0, 0, skc.where(tiles < blocks, tiles, skc.where(rest == 0, 0, rest + blocks)))
-        self.shared_from = tiles - shared   # the first shared tile
+        # tiles whose k-steps are shared (none: whole waves, fewer tiles than blocks, or no k-steps at all)
+        shared = skc.where((rest == 0) | (tiles < blocks) | (k_tiles == 0), 0, rest + blocks)
         # this block's whole tiles (those before the shared ones; a block past the last tile has none)
         self.whole = (tiles - shared - self.block + blocks - 1) // blocks
-        # the run of shared k-steps (64-bit: tiles x k-steps) over as many blocks as it has k-steps, at most
-        self.run = skc.i64(shared) * k_tiles
-        self.blocks = skc.i32(skc.maximum(skc.minimum(skc.i64(blocks), self.run), 1))
-        self.first = skc.i64(tiles - shared) * k_tiles
-        self.begin = self.first + self.run_begin(skc.minimum(self.block, self.blocks))
-        self.end = self.first + self.run_begin(skc.minimum(self.block + 1, self.blocks))
+        # this block's range of the shared k-steps, in k-steps from the first tile's first (64-bit: tiles x k-steps)
+        first, steps = skc.i64(tiles - shared) * k_tiles, skc.i64(shared) * k_tiles
+        self.begin = first + skc.i64(self.block) * steps // blocks
+        self.end = first + skc.i64(self.block + 1) * steps // blocks
         self.steps = skc.maximum(k_tiles, 1)   # (a divisor: with no k-steps there is no shared range to divide)
         self.first_shared = skc.i32(self.begin // self.steps)   # the tile of this block's first shared k-step
-
-    def run_begin(self, block):
-        """Where `block`'s range begins, in k-steps from the run's first (blocks past the run's: its end)."""
-        return skc.i64(block) * self.run // self.blocks
-
-    def parts(self, share):
-        """(the record of its first part, the block of its first part, the block of its last) of the run's tile
-        `share`: the block whose range holds the tile's first k-step left its part in its last record (1) unless
-        its range starts there (0); every later block, in its first (0)."""
-        begin = skc.i64(share) * self.k_tiles   # (a block's range holding k-step p: ((p + 1) x blocks - 1) // run)
-        first = skc.i32(((begin + 1) * self.blocks - 1) // self.run)
-        last = skc.i32(((begin + self.k_tiles) * self.blocks - 1) // self.run)
-        return first * 2 + skc.where(self.run_begin(first) < begin, 1, 0), first, last
 
     def __skc_range__(self):
         shared_units = skc.where(self.end > self.begin, skc.i32((self.end - 1) // self.steps) -
@@ -179,9 +160,9 @@ class StreamKScheduler(TileScheduler):
         k_begin = skc.where(alone, 0, skc.i32(skc.maximum(self.begin - start, 0)))
         k_end = skc.where(alone, self.k_tiles, skc.i32(skc.minimum(self.end - start, self.k_tiles)))
         partial = (k_begin != 0) | (k_end != self.k_tiles)
-        # a part's record: the block's first range unit's, or its last's
-        return Tile(tile.row0, tile.col0, k_begin, k_end, partial=partial, share=tile_index - self.shared_from,
-                    slot=self.block * 2 + skc.where(index == self.whole, 0, 1))
+        # the tile's first part is the previous block's when this one starts inside it
+        return Tile(tile.row0, tile.col0, k_begin, k_end, partial=partial,
+                    slot=skc.where(k_begin == 0, self.block, self.block - 1))
 
 
 class SplitTailScheduler(TileScheduler):

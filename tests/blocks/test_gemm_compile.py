@@ -423,10 +423,9 @@ def check_assembled(compiled, cfg):
         assert "fence.acq_rel.gpu" in ptx and "atom.global.add.u32" in ptx   # fence, read back by the last share
         assert "st.global.v4.b32" in ptx and "ld.global.v4.b32" in ptx and "cp.async.bulk.tensor" in ptx
         assert "atom.global.add.f32" not in ptx and "atom.global.exch" not in ptx   # no atomics on the sums
-    if cfg.stream_k:   # every part of a split tile written and counted behind a fence, the last to count reading
-        # them back; no part waits for another (no spinning loop), and no atomics on the sums
-        assert "fence.acq_rel.gpu" in ptx and "atom.global.add.u32" in ptx and "st.global.v4.b32" in ptx
-        assert "vote.sync.all.pred" not in ptx and "atom.global.add.f32" not in ptx
+    if cfg.stream_k:   # a split tile's first part counted and written behind a fence; the second's warp 0 waits for
+        # it in a warp-uniform loop (a vote over every lane's read), never one lane spinning before a named barrier
+        assert "fence.acq_rel.gpu" in ptx and "vote.sync.all.pred" in ptx and "st.global.v4.b32" in ptx
         assert "ld.global.v4.b32" in ptx and "cp.async.bulk.tensor.2d.global.shared::cta" in ptx   # TMA stores
 
 

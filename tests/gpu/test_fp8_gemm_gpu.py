@@ -218,14 +218,11 @@ def test_block_scaled(M, N, K, out_dtype, variant):
     (4096, 1920, 512, {"block_scaled": True, "tile_n": 128}),
     (4096, 1920, 512, {"tile_n": 128}),                                       # per tensor
     (2176, 2304, 1008, {}),                                                   # per tensor, a short last k-step
-    (1024, 896, 8192, {"block_scaled": True, "tile_n": 128}),                # 56 tiles: fewer than the SMs
-    (600, 1000, 6016, {"tile_n": 128}),                                       # per tensor, 40 tiles, tails
-], ids=["block-n192", "block-n256-halves", "block-n128", "per-tensor-n128", "per-tensor", "block-fewer-tiles",
-        "per-tensor-fewer-tiles"])
+], ids=["block-n192", "block-n256-halves", "block-n128", "per-tensor-n128", "per-tensor"])
 @pytest.mark.parametrize("how", ["stream_k", "split_tail"])
 def test_stream_k(M, N, K, fields, how):
-    """Stream-K or a split tail on a grid whose last wave is part-full (or fewer tiles than SMs: stream-K shares
-    them all), twice on one plan (its counters must be left zero), outputs poisoned before each."""
+    """Stream-K or a split tail on a grid whose last wave is part-full, twice on one plan (its counters must be
+    left zero), outputs poisoned before each."""
     a, b = quantized(M, K), quantized(N, K, seed=2).t()
     if fields.get("block_scaled"):
         sa, sb = block_scales(M, N, K)
@@ -235,7 +232,7 @@ def test_stream_k(M, N, K, fields, how):
         expected = (a.float() @ b.float()) * 0.01 * 0.02
     config = Fp8MatmulConfig.for_fp8_problem(M, N, K, **{how: True}, **fields)
     tiles = -(-M // config.tile_m) * -(-N // config.tile_n)
-    assert config.shares_tiles and tiles % 132
+    assert config.shares_tiles and tiles > 132 and tiles % 132
     for _ in range(2):
         out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
         skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, config=config)
