@@ -92,9 +92,9 @@ def rules_as(values: dict, module=rules):
 
 
 def unaligned(linear: bool, N: int, K: int) -> tuple:
-    """Whether (A's, B's) rows start at no multiple of 128 bytes from each other: A's are K long, B's N (K for a
-    K-major B)."""
-    return tuple(pitch % 64 != 0 for pitch in ((K, K) if linear else (K, N)))
+    """How many bytes past a multiple of 128 (A's, B's) rows start from each other, as matmul's host reads them (0:
+    aligned): A's are K long, B's N (K for a K-major B)."""
+    return tuple(pitch % 64 * 2 for pitch in ((K, K) if linear else (K, N)))
 
 
 def named(config) -> str:

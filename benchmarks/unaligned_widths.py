@@ -12,6 +12,8 @@ session, benchmarks/NOTES.md): the tiles tile_rules.UNALIGNED_FILL_WIDTHS adds, 
     python benchmarks/unaligned_widths.py list|ab SEED COUNT clusters
         the same for the tiles' speeds in their clusters (tile_rules.UNALIGNED_CLUSTER_SPEEDS): shapes of a K-major B
         (half of them) or a row-major one, rows not 128-byte aligned, whose configuration that rule changes
+    python benchmarks/unaligned_widths.py list|ab SEED COUNT sectors
+        the same for clusters along M only where B's rows cross 32-byte sectors (tile_rules.SECTOR_CLUSTERS)
     python benchmarks/unaligned_widths.py compile WORKER WORKERS grid SPECS | ab SEED COUNT [clusters]
         compile that mode's kernels only (this worker's share), so that parallel processes fill the disk cache first
 The draw depends on the rule: run at another commit, `list` names other shapes.
@@ -33,8 +35,10 @@ from skc.blocks.tile_rules import tiles_of  # noqa: E402
 from wave_tiles import shape_of  # noqa: E402
 
 SMS = 132
-# the rules before the thirty-eighth session's fill widths, and before its cluster speeds
-RULES = {"widths": {"UNALIGNED_FILL_WIDTHS": ()}, "clusters": {"UNALIGNED_CLUSTER_SPEEDS": False}}
+# the rules before the thirty-eighth session's fill widths, before its cluster speeds, and before the thirty-ninth's
+# clusters along M only where B's rows cross 32-byte sectors
+RULES = {"widths": {"UNALIGNED_FILL_WIDTHS": ()}, "clusters": {"UNALIGNED_CLUSTER_SPEEDS": False},
+         "sectors": {"SECTOR_CLUSTERS": False}}
 CLUSTERS = {"": {}, " cm2": {"cluster_m": 2}, " cn2": {"cluster_n": 2}}
 
 
@@ -63,7 +67,7 @@ def draw(seed: int, count: int, rule: str = "widths") -> list:
     while len(found) < count:
         linear = rule == "widths" or generator.random() < 0.5
         M, N, K = size(256, 8192, 1), size(256, 8192, 8), size(768, 8192, 8)
-        if not any(unaligned(linear, N, K)) if rule == "clusters" else K % 64 == 0:
+        if not any(unaligned(linear, N, K)) if rule != "widths" else K % 64 == 0:
             continue
         new, old = chosen(M, N, K, linear), chosen(M, N, K, linear, RULES[rule])
         if named(new) != named(old):

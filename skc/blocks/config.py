@@ -14,7 +14,8 @@ from .layout import OperandLayout
 from .mma import Wgmma
 from .payload import TilePayload
 from .roles import check_counts, fill_register_shares, held_registers, whole
-from .tile_rules import ONE_ROW_TILE_SPEEDS, UNCLUSTERING, swaps, tile_shape, tiles_of, unaligned_cluster
+from .tile_rules import (ONE_ROW_TILE_SPEEDS, UNCLUSTERING, sector_crossing, swaps, tile_shape, tiles_of,
+                         unaligned_cluster)
 
 DTYPES = {"bf16": 2, "f16": 2}
 WARPGROUP = get_target("sm_90a").warpgroup_size
@@ -342,8 +343,9 @@ class MatmulConfig:
         the device's shared memory (2 to 12). Without `multiprocessors` (the GPU unknown): 128 x 256 tiles in
         clusters of 2 for large outputs, 128 x 128 otherwise, no split-K. `batch`: M counts that many matrices of
         M / batch rows (a batch in one launch, whose tiles do not cross matrices). `unaligned`: whether A's and B's
-        rows start at no multiple of 128 bytes from each other: such tiles go in clusters of two
-        (`unaligned_cluster`) unless the caller names a tile, a cluster, a split or another loader."""
+        rows start at no multiple of 128 bytes from each other (or by how many bytes past one): such tiles go in
+        clusters of two (`unaligned_cluster`) unless the caller names a tile, a cluster, a split or another loader,
+        along M only where B's rows cross 32-byte sectors (`sector_crossing`)."""
         named = set(overrides)
         if (cls.swappable and multiprocessors is not None and not named - {"epilogue"} and a_k_major
                 and swaps(M, N, K, multiprocessors, batch, any(unaligned))):
@@ -370,8 +372,10 @@ class MatmulConfig:
         tile_n = overrides.pop("tile_n", tile_n)
         if any(unaligned) and multiprocessors is not None and split_k == 1 and not UNCLUSTERING & named:
             # (the rule's shares go unclustered; where no cluster fits, none: not the aligned rule's)
-            overrides.update(unaligned_cluster(M // batch, N, tile_m, tile_n, multiprocessors, batch)
-                             or {"cluster_m": 1})
+            cluster = unaligned_cluster(M // batch, N, tile_m, tile_n, multiprocessors, batch)
+            if cluster.get("cluster_m") and not sector_crossing(unaligned[1]):
+                cluster = {}   # (the tile a cluster along M shares, B's, costs TMA no more sectors than aligned)
+            overrides.update(cluster or {"cluster_m": 1})
         overrides.setdefault("consumers", tile_m // ROWS)
         cluster_n = overrides.get("cluster_n", 1)
         elem_bytes = cls.input_types.get(dtype, 2)   # (a dtype it does not take is the config's own error)

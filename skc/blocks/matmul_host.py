@@ -207,9 +207,10 @@ UNSWAPPED = (("swap_ab", False),)   # _config's overrides for the rule's choice 
 LINE = 64   # 2-byte elements in 128 bytes: rows a multiple of that apart, TMA reads a box row in one piece
 
 
-def _unaligned_pitch(store) -> bool:
-    """Whether a row-major storage's rows start at no multiple of 128 bytes from each other (2-byte elements)."""
-    return element_strides(store)[0] % LINE != 0
+def _unaligned_pitch(store) -> int:
+    """How far past a multiple of 128 bytes a row-major storage's rows start from each other (2-byte elements), in
+    bytes: 0 where they are 128-byte aligned (a truth value: whether they are not)."""
+    return element_strides(store)[0] % LINE * 2
 
 
 def _misaligned(store) -> bool:
@@ -333,7 +334,7 @@ class _PaddedRows:
         self.device, self.problem, self.flipped, self.copies = device, problem, flipped, copies
         self.spec, self.config, self.autotune = spec, config, autotune
         # (a copied operand's rows start 128 bytes apart)
-        self.unaligned = tuple(was and not copied for was, copied in zip(unaligned, copies))
+        self.unaligned = tuple(0 if copied else was for was, copied in zip(unaligned, copies))
         M, N, K = problem[:3]
         # the shapes of a's and b's storage (a transposed view's is its .T's) and of their copies
         self.stored = ((K, M) if flipped[0] else (M, K), (N, K) if flipped[1] else (K, N))
@@ -748,7 +749,8 @@ def _autotune_requested(autotune) -> bool:
 
 def _choose_config(device, problem, spec, autotune, operands, unaligned=(False, False)):
     """The tuning table's entry for this problem, else (when asked) an autotuned one, else the default (in clusters
-    where `unaligned` says A's or B's rows start at no multiple of 128 bytes from each other)."""
+    where `unaligned` says A's or B's rows start at no multiple of 128 bytes from each other: by how many bytes past
+    one, _unaligned_pitch's)."""
     target = device.target
     M, N, K, dtype = problem[:4]
     overrides = TUNED.get((target.name, M, N, K, dtype))

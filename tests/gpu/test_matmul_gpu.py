@@ -435,10 +435,14 @@ def test_tiles_of_other_widths_with_an_epilogue(M, N, K, width, dtype):
     assert (plan.cfg.tile_m, plan.cfg.tile_n) == (128, width)
 
 
-@pytest.mark.parametrize("M,N,K,tile,cluster", [(1157, 3488, 1232, (128, 144), (2, 1)),
+@pytest.mark.parametrize("M,N,K,tile,cluster", [(1157, 3488, 1240, (128, 144), (2, 1)),
                                                 (1859, 2544, 1080, (128, 160), (2, 1)),
                                                 (1659, 1552, 2552, (128, 176), (2, 1)),
-                                                (2508, 3904, 2192, (128, 208), (2, 1)),
+                                                (2508, 3904, 2200, (128, 208), (2, 1)),
+                                                # rows a multiple of 32 bytes past 128-byte alignment: no
+                                                # cluster along M (tile_rules.sector_crossing)
+                                                (1157, 3488, 1232, (128, 144), (1, 1)),
+                                                (2508, 3904, 2192, (128, 208), (1, 1)),
                                                 (953, 3440, 2440, (128, 224), (2, 1)),
                                                 (2970, 2488, 872, (128, 240), (2, 1)),
                                                 (1044, 3144, 1256, (192, 144), (1, 2)),
@@ -451,8 +455,9 @@ def test_tiles_of_other_widths_with_an_epilogue(M, N, K, width, dtype):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_unaligned_rows_on_tiles_of_other_widths(M, N, K, tile, cluster, dtype):
     """x @ w.t() whose rows are not 128-byte aligned (K no multiple of 64) on the tiles tile_rules.UNALIGNED_FILL_WIDTHS
-    adds, in the clusters the rule gives them (128 rows along M, sharing B; 192 rows along N, sharing A), tails in M,
-    N and K, with c, bias, alpha and gelu, two calls a plan (the second bound), outputs poisoned first."""
+    adds, in the clusters the rule gives them (128 rows along M, sharing B, where B's rows cross 32-byte sectors;
+    192 rows along N, sharing A), tails in M, N and K, with c, bias, alpha and gelu, two calls a plan (the second
+    bound), outputs poisoned first."""
     from skc.blocks import matmul_host
 
     matmul_host._PLANS.clear()
