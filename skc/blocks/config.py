@@ -14,7 +14,7 @@ from .layout import OperandLayout
 from .mma import Wgmma
 from .payload import TilePayload
 from .roles import check_counts, fill_register_shares, held_registers, whole
-from .tile_rules import (ONE_ROW_TILE_SPEEDS, UNCLUSTERING, sector_crossing, swaps, tile_shape, tiles_of,
+from .tile_rules import (ONE_ROW_TILE_SPEEDS, UNCLUSTERING, shares_b, swaps, tile_shape, tiles_of,
                          unaligned_cluster)
 
 DTYPES = {"bf16": 2, "f16": 2}
@@ -345,7 +345,7 @@ class MatmulConfig:
         M / batch rows (a batch in one launch, whose tiles do not cross matrices). `unaligned`: whether A's and B's
         rows start at no multiple of 128 bytes from each other (or by how many bytes past one): such tiles go in
         clusters of two (`unaligned_cluster`) unless the caller names a tile, a cluster, a split or another loader,
-        along M only where B's rows cross 32-byte sectors (`sector_crossing`)."""
+        along M only where that pays (`shares_b`: B's rows, or A's, cross 32-byte sectors)."""
         named = set(overrides)
         if (cls.swappable and multiprocessors is not None and not named - {"epilogue"} and a_k_major
                 and swaps(M, N, K, multiprocessors, batch, any(unaligned))):
@@ -373,8 +373,8 @@ class MatmulConfig:
         if any(unaligned) and multiprocessors is not None and split_k == 1 and not UNCLUSTERING & named:
             # (the rule's shares go unclustered; where no cluster fits, none: not the aligned rule's)
             cluster = unaligned_cluster(M // batch, N, tile_m, tile_n, multiprocessors, batch)
-            if cluster.get("cluster_m") and not sector_crossing(unaligned[1]):
-                cluster = {}   # (the tile a cluster along M shares, B's, costs TMA no more sectors than aligned)
+            if cluster.get("cluster_m") and not shares_b(unaligned):
+                cluster = {}   # (sharing B's tile pays only where copies of B, or of A, cross 32-byte sectors)
             overrides.update(cluster or {"cluster_m": 1})
         overrides.setdefault("consumers", tile_m // ROWS)
         cluster_n = overrides.get("cluster_n", 1)

@@ -214,23 +214,37 @@ def unaligned_speed(tile_m: int, tile_n: int, cluster: dict) -> float:
 # x 160 in clusters along N ran 1.07 (thirty-eighth session).
 UNALIGNED_CLUSTER_SPEEDS = True
 UNCLUSTERED_SPEED = 0.81
-# unaligned_cluster's clusters along M share B's tile: they pay only where B's rows start 16 bytes past a multiple of
-# 32 from each other (a 128-byte box row then touches five 32-byte sectors, not four). End to end against
-# torch.matmul (thirty-ninth session, the same tile with the cluster and without; benchmarks/NOTES.md): where only A's
-# rows are unaligned, unclustered was faster on 13 of 13 shapes (328 x 4032 x 5040 0.91 against 0.61, 918 x 384 x
-# 800 1.01 against 0.88); where B's rows start a multiple of 32 bytes past 128-byte alignment, on 19 of 24, 2 level
-# (156 x 1744 x 1888 0.99 against 0.80, 3694 x 7920 x 3776 1.04 against 0.88; slower: 2182 x 752 x 2640 0.87 against
-# 0.98); where they start 16 past, the cluster was faster on 3 of 5 (5223 x 1816 x 1984 0.84 against 0.64). The
-# twentieth session's clusters were fitted to rows 16 bytes past (3000³, 1000³). Clusters along N, sharing A's tile,
-# stay: they were faster on 3 of 4 shapes whose A's rows start a multiple of 32 bytes past.
+# unaligned_cluster's clusters along M share B's tile. They pay where B's rows start 16 bytes past a multiple of 32
+# from each other (a 128-byte box row then touches five 32-byte sectors, not four), or where A's do and B's rows are
+# unaligned too (A's copies set the pace, and halving B's helps); elsewhere unclustered is faster. End to end against
+# torch.matmul, the same tile with the cluster and without (thirty-ninth session, benchmarks/NOTES.md;
+# `python benchmarks/unaligned_widths.py ab SEED COUNT sectors`):
+# - only A's rows unaligned: unclustered faster on 16 of 17 shapes (328 x 4032 x 5040 0.91 against 0.61, 1341 x 2624
+#   x 2264 0.93 against 0.83), level on one;
+# - B's rows a multiple of 32 bytes past alignment, A's not 16 past: faster on 31 of 38, level on 2 (156 x 1744 x
+#   1888 0.99 against 0.80, 3694 x 7920 x 3776 1.04 against 0.88; slower: 2182 x 752 x 2640 0.87 against 0.98,
+#   `x @ w.t()` 1985 x 496 x 5296 0.85 against 0.95, three by 2-3 %);
+# - B's rows a multiple of 32 past, A's 16 past (a fresh draw, seed 3903, the first form of this rule): slower on 4
+#   of 6 (2889 x 272 x 7272 0.60 against 0.73, 2252 x 3120 x 1976 0.76 against 0.85): these keep the cluster;
+# - B's rows 16 past: the cluster faster on 3 of 5 (5223 x 1816 x 1984 0.84 against 0.64).
+# The twentieth session's clusters were fitted to rows 16 bytes past (3000³, 1000³). Clusters along N, sharing A's
+# tile, stay: they were faster on 3 of 4 shapes whose A's rows start a multiple of 32 bytes past.
 SECTOR_CLUSTERS = True
 SECTOR = 32
 
 
 def sector_crossing(drift) -> bool:
     """Whether rows that start `drift` bytes past a multiple of 128 from each other (True: unaligned, by an amount
-    not known) cross SECTOR-byte sectors: not a multiple of SECTOR (always, without SECTOR_CLUSTERS)."""
-    return not SECTOR_CLUSTERS or (drift is True or drift % SECTOR != 0)
+    not known; 0: aligned) cross SECTOR-byte sectors: not a multiple of SECTOR."""
+    return drift is True or drift % SECTOR != 0
+
+
+def shares_b(unaligned: tuple) -> bool:
+    """Whether a cluster along M, sharing B's tile, pays for rows (A's, B's) that many bytes past 128-byte alignment
+    (SECTOR_CLUSTERS): where B's rows cross sectors, or A's do and B's are unaligned too. Always, without
+    SECTOR_CLUSTERS."""
+    a, b = unaligned
+    return not SECTOR_CLUSTERS or sector_crossing(b) or (sector_crossing(a) and bool(b))
 # What a caller names that keeps unaligned rows' tiles out of unaligned_cluster's clusters (for_problem): the rule
 # then weighs the table's speeds as they are (all tiles alike unclustered) and no fill widths
 UNCLUSTERING = frozenset({"tile_m", "tile_n", "cluster_m", "cluster_n", "split_k", "stream_k", "split_tail", "pingpong",

@@ -440,7 +440,7 @@ def test_tiles_of_other_widths_with_an_epilogue(M, N, K, width, dtype):
                                                 (1659, 1552, 2552, (128, 176), (2, 1)),
                                                 (2508, 3904, 2200, (128, 208), (2, 1)),
                                                 # rows a multiple of 32 bytes past 128-byte alignment: no
-                                                # cluster along M (tile_rules.sector_crossing)
+                                                # cluster along M (tile_rules.shares_b)
                                                 (1157, 3488, 1232, (128, 144), (1, 1)),
                                                 (2508, 3904, 2192, (128, 208), (1, 1)),
                                                 (953, 3440, 2440, (128, 224), (2, 1)),
@@ -455,7 +455,7 @@ def test_tiles_of_other_widths_with_an_epilogue(M, N, K, width, dtype):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_unaligned_rows_on_tiles_of_other_widths(M, N, K, tile, cluster, dtype):
     """x @ w.t() whose rows are not 128-byte aligned (K no multiple of 64) on the tiles tile_rules.UNALIGNED_FILL_WIDTHS
-    adds, in the clusters the rule gives them (128 rows along M, sharing B, where B's rows cross 32-byte sectors;
+    adds, in the clusters the rule gives them (128 rows along M, sharing B, where the rows cross 32-byte sectors;
     192 rows along N, sharing A), tails in M, N and K, with c, bias, alpha and gelu, two calls a plan (the second
     bound), outputs poisoned first."""
     from skc.blocks import matmul_host

@@ -629,8 +629,9 @@ def test_a_gpu_too_small_for_the_fake_drivers_holes_still_counts_whole_clusters(
     (((1000, 1000), (1000, 1000)), (None, None), (2, 1)),         # both rows 2000 bytes apart: B shared along M
     (((1000, 1024), (1024, 1000)), (None, None), (2, 1)),         # only B's rows: likewise
     (((1000, 1000), (1000, 1024)), ((1024, 1), None), (1, 1)),    # a view of 1000 of 1024 columns: aligned rows
-    (((1000, 1000), (1000, 1008)), (None, None), (1, 1)),         # B's rows 2016 bytes apart (32-byte sectors):
-    (((1000, 1008), (1008, 1000)), (None, None), (2, 1)),         # none along M; A's 2016, B's 2000: B shared
+    (((1000, 1008), (1008, 1008)), (None, None), (1, 1)),         # rows 2016 bytes apart (32-byte sectors): none
+    (((1000, 1000), (1000, 1008)), (None, None), (2, 1)),         # A's 2000 apart (they cross sectors): B shared
+    (((1000, 1008), (1008, 1000)), (None, None), (2, 1)),         # A's 2016, B's 2000: B shared
     (((16, 1000), (1000, 4096)), (None, None), (1, 1)),           # one row of tiles: none
     (((1024, 1024), (1024, 1024)), (None, None), (1, 1))])        # aligned rows: the tuning table's choice
 def test_rows_not_128_byte_aligned_take_clusters_of_two(fake, shapes, strides, cluster):
@@ -669,15 +670,19 @@ def test_the_unaligned_cluster_rule(monkeypatch):
     unaligned = pick(5000, 5000, 5000, multiprocessors=132, unaligned=(True, True))
     assert (unaligned.tile_m, unaligned.tile_n, unaligned.cluster_n) == (192, 192, 2)
     assert pick(3000, 3000, 3000, multiprocessors=132, unaligned=(False, False)).cluster == 1
-    # by how many bytes past 128-byte alignment the rows start (tile_rules.sector_crossing): along M, sharing B's tile,
-    # only where B's rows start 16 bytes past a 32-byte sector; along N, sharing A's, wherever A's are unaligned
+    # by how many bytes past 128-byte alignment the rows start (tile_rules.shares_b): along M, sharing B's tile, only
+    # where B's rows cross 32-byte sectors, or A's do and B's are unaligned; along N, sharing A's, wherever A's are
+    # unaligned
     assert pick(1000, 1000, 1000, multiprocessors=132, unaligned=(80, 80)).cluster_m == 2
     assert pick(1000, 1000, 1000, multiprocessors=132, unaligned=(32, 80)).cluster_m == 2
-    assert pick(1000, 1000, 1000, multiprocessors=132, unaligned=(80, 96)).cluster == 1
+    assert pick(1000, 1000, 1000, multiprocessors=132, unaligned=(0, 80)).cluster_m == 2
+    assert pick(1000, 1000, 1000, multiprocessors=132, unaligned=(80, 96)).cluster_m == 2
+    assert pick(1000, 1000, 1000, multiprocessors=132, unaligned=(32, 96)).cluster == 1
     assert pick(1000, 1000, 1000, multiprocessors=132, unaligned=(80, 0)).cluster == 1
+    assert pick(1000, 1000, 1000, multiprocessors=132, unaligned=(0, 64)).cluster == 1
     assert pick(3072, 3072, 3024, multiprocessors=132, unaligned=(32, 0)).cluster_n == 2
     monkeypatch.setattr(tile_rules, "SECTOR_CLUSTERS", False)   # (the rule before: any unaligned rows, a cluster)
-    assert pick(1000, 1000, 1000, multiprocessors=132, unaligned=(80, 96)).cluster_m == 2
+    assert pick(1000, 1000, 1000, multiprocessors=132, unaligned=(32, 96)).cluster_m == 2
     monkeypatch.undo()
     # the caller's cluster, split or loader stays the caller's
     assert pick(3000, 3000, 3000, multiprocessors=132, unaligned=(True, True), cluster_m=1).cluster == 1
