@@ -14,6 +14,12 @@ B's of 32) that fill the last wave better.
     python benchmarks/wave_tiles.py widths K1,K2,...               each width's 128-row tiles at exactly four
                                                                    waves (66 x 8 tiles), `x @ w.t()`: its speed
                                                                    without the waves' rounding
+    python benchmarks/wave_tiles.py narrow MxNxK:linear,...        each shape's default beside 128- and 192-row
+                                                                   tiles 64-112 wide (a K-major B) that put one
+                                                                   wave on 3/4 of the SMs or more, and 128 x 128,
+                                                                   unclustered (thirty-ninth session: cuBLAS runs
+                                                                   896 x 1408 x 11200 on 80 x 128 tiles, 132 of
+                                                                   them)
     python benchmarks/wave_tiles.py compile WORKER WORKERS MODE [specs]  compile MODE's (grid, ab, widths: its Ks)
                                                                    kernels only
                                                                    (this worker's share), so that parallel processes
@@ -63,6 +69,18 @@ def configs(spec: str) -> dict:
             MatmulConfig.for_problem(M, N, K, multiprocessors=SMS, b_k_major=linear, tile_m=tile_m, tile_n=tile_n,
                                      cluster_m=1)
             for tile_m, tile_n in candidates(M, N, linear)}
+
+
+def narrow_configs(spec: str) -> dict:
+    """128 x 128 and the 128- and 192-row tiles 64-112 wide whose tiles number 3/4 of the SMs to all of them, each
+    unclustered, by name."""
+    M, N, K, linear = shape_of(spec)
+    tiles = [(128, 128)] + [(tile_m, tile_n) for tile_m in (128, 192) for tile_n in range(64, 128, 16)
+                            if 0.75 * SMS <= tiles_of(M, N, tile_m, tile_n) <= SMS]
+    return {f"{tile_m}x{tile_n} ({tiles_of(M, N, tile_m, tile_n)})":
+            MatmulConfig.for_problem(M, N, K, multiprocessors=SMS, b_k_major=linear, tile_m=tile_m, tile_n=tile_n,
+                                     cluster_m=1, cluster_n=1)
+            for tile_m, tile_n in tiles}
 
 
 def grid(specs, candidates_of=None):
@@ -140,8 +158,9 @@ def without(text: str) -> dict:
 def compile_share(worker: int, workers: int, mode: str, specs, rules_before=None):
     if mode == "widths":
         jobs = [exact_waves(k, width) for k in map(int, specs) for width in widths(True)]
-    elif mode == "grid":
-        jobs = [(spec, config) for spec in specs for config in configs(spec).values()]
+    elif mode in ("grid", "narrow"):
+        jobs = [(spec, config) for spec in specs
+                for config in [None, *(configs if mode == "grid" else narrow_configs)(spec).values()]]
     else:
         jobs = [(spec, config) for spec in specs
                 for config in (chosen(*shape_of(spec), rules_before or BEFORE), chosen(*shape_of(spec)))]
@@ -166,5 +185,7 @@ if __name__ == "__main__":
         widths_at([int(k) for k in sys.argv[2].split(",")])
     elif mode == "without":
         ab(sys.argv[3].split(","), without(sys.argv[2]))
+    elif mode == "narrow":
+        grid(sys.argv[2].split(","), narrow_configs)
     else:
         grid(sys.argv[2].split(",") if len(sys.argv) > 2 else GRID)
