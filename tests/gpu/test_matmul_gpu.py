@@ -447,8 +447,7 @@ def test_tiles_of_other_widths_with_an_epilogue(M, N, K, width, dtype):
                                                 (2970, 2488, 872, (128, 240), (2, 1)),
                                                 (1044, 3144, 1256, (192, 144), (1, 2)),
                                                 (2402, 1544, 2552, (192, 160), (1, 2)),
-                                                # the second cluster, where the first adds a wave (not yet run
-                                                # on the GPU: added after the thirty-eighth session's device time)
+                                                # the second cluster, where the first adds a wave
                                                 (371, 5936, 3128, (128, 144), (1, 2)),
                                                 (588, 5696, 6088, (128, 224), (1, 2)),
                                                 (9210, 792, 6760, (192, 160), (2, 1))])
