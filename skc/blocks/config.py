@@ -345,7 +345,7 @@ class MatmulConfig:
         M / batch rows (a batch in one launch, whose tiles do not cross matrices). `unaligned`: whether A's and B's
         rows start at no multiple of 128 bytes from each other (or by how many bytes past one): such tiles go in
         clusters of two (`unaligned_cluster`) unless the caller names a tile, a cluster, a split or another loader,
-        along M only where that pays (`shares_b`: B's rows, or A's, cross 32-byte sectors)."""
+        along M only where that pays (`shares_b`: B's rows cross 32-byte sectors, or A's do and B's are unaligned)."""
         named = set(overrides)
         if (cls.swappable and multiprocessors is not None and not named - {"epilogue"} and a_k_major
                 and swaps(M, N, K, multiprocessors, batch, any(unaligned))):
@@ -374,7 +374,7 @@ class MatmulConfig:
             # (the rule's shares go unclustered; where no cluster fits, none: not the aligned rule's)
             cluster = unaligned_cluster(M // batch, N, tile_m, tile_n, multiprocessors, batch)
             if cluster.get("cluster_m") and not shares_b(unaligned):
-                cluster = {}   # (sharing B's tile pays only where copies of B, or of A, cross 32-byte sectors)
+                cluster = {}   # (sharing B's tile pays only where B's rows, or A's over unaligned B's, cross sectors)
             overrides.update(cluster or {"cluster_m": 1})
         overrides.setdefault("consumers", tile_m // ROWS)
         cluster_n = overrides.get("cluster_n", 1)

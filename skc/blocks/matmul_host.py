@@ -749,8 +749,8 @@ def _autotune_requested(autotune) -> bool:
 
 def _choose_config(device, problem, spec, autotune, operands, unaligned=(False, False)):
     """The tuning table's entry for this problem, else (when asked) an autotuned one, else the default (in clusters
-    where `unaligned` says A's or B's rows start at no multiple of 128 bytes from each other: by how many bytes past
-    one, _unaligned_pitch's)."""
+    where `unaligned` says A's or B's rows start at no multiple of 128 bytes from each other, by how many bytes past
+    one, _unaligned_pitch's, and tile_rules says the cluster pays: unaligned_cluster, shares_b)."""
     target = device.target
     M, N, K, dtype = problem[:4]
     overrides = TUNED.get((target.name, M, N, K, dtype))

@@ -24,9 +24,9 @@ _TUNERS: dict = {}
 
 
 def candidates(target, problem, spec, multiprocessors: int = 132, unaligned: tuple = (False, False)) -> list:
-    """The distinct valid configurations tried for a problem (the default first); `unaligned`: whether A's and
-    B's rows start at no multiple of 128 bytes from each other (the default then in clusters, and more of them
-    tried)."""
+    """The distinct valid configurations tried for a problem (the default first); `unaligned`: by how many bytes
+    past a multiple of 128 A's and B's rows start from each other (0: aligned; unaligned, the default goes in
+    clusters where tile_rules says they pay, and more of them are tried)."""
     M, N, K, dtype, a_k_major, b_k_major = problem
     found = []
     for overrides in VARIATIONS + (UNALIGNED_VARIATIONS if any(unaligned) else ()):

@@ -230,14 +230,19 @@ UNCLUSTERED_SPEED = 0.81
 # Checked on a fresh draw of 24 shapes whose choice this rule changes (seed 3904): 0.903 -> 0.930 of torch.matmul
 # (geometric mean), 14 faster (`x @ w.t()` 623 x 2128 x 8176 0.99 against 0.76), 4 level, 6 slower by 1-4 %.
 # The twentieth session's clusters were fitted to rows 16 bytes past (3000³, 1000³). Clusters along N, sharing A's
-# tile, stay: they were faster on 3 of 4 shapes whose A's rows start a multiple of 32 bytes past.
+# tile, stay: they were faster on 3 of 4 shapes whose A's rows start a multiple of 32 bytes past. A dropped cluster
+# along M does not give way to one along N: where only A's rows were unaligned, 64- and 128-row tiles along N
+# were slower than unclustered on 10 of 11 shapes (4853 x 576 x 5232 0.47 against 0.91). The tiles are still chosen
+# at their clustered speeds (unaligned_tile_speeds, unaligned_fill_speeds) and then run without the cluster: on the
+# two fresh draws, the 12 shapes whose fill-width tile went unclustered read 0.98-1.05 of the clustered form.
 SECTOR_CLUSTERS = True
 SECTOR = 32
 
 
 def sector_crossing(drift) -> bool:
     """Whether rows that start `drift` bytes past a multiple of 128 from each other (True: unaligned, by an amount
-    not known; 0: aligned) cross SECTOR-byte sectors: not a multiple of SECTOR."""
+    not known; 0: aligned) cross SECTOR-byte sectors: not a multiple of SECTOR. (Rows TMA reads are 16-byte aligned,
+    so such a drift is 16 bytes past a multiple of 32.)"""
     return drift is True or drift % SECTOR != 0
 
 

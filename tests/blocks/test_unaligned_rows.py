@@ -235,6 +235,15 @@ def test_only_the_operands_tma_cannot_read_are_copied_and_out_is_stored_directly
     assert plan.gemm.cfg.store == ("direct" if N % 8 else "tma") and plan.gemm.gemm == (M, N, K)
 
 
+def test_a_copied_operand_counts_as_aligned_for_the_tile_rule(hopper_interpreter):
+    """The padded path copies A (rows of K = 21: not 16-byte aligned) into rows 128 bytes apart; B's rows of 72 values
+    (144 bytes) stay 16 bytes past: the rule reads (0, 16) (tile_rules.shares_b: a cluster along M pays)."""
+    a, b = ints(20, 21), ints(21, 72)
+    np.testing.assert_array_equal(matmul(a, b).astype(np.float32), exact(a, b))
+    (plan,) = matmul_host._PLANS.values()
+    assert isinstance(plan, matmul_host._PaddedRows) and plan.copies == (True, False) and plan.unaligned == (0, 16)
+
+
 def test_torch_tensors(hopper_interpreter):
     torch = pytest.importorskip("torch")
     a, b = torch.randint(-2, 3, (20, 30)).to(torch.bfloat16), torch.randint(-2, 3, (30, 50)).to(torch.bfloat16)

@@ -642,6 +642,16 @@ def test_rows_not_128_byte_aligned_take_clusters_of_two(fake, shapes, strides, c
     assert (plan.cfg.cluster_m, plan.cfg.cluster_n) == cluster and len(fake.launches) == 1
 
 
+def test_the_rule_reads_how_far_past_128_bytes_rows_start():
+    """matmul_host._unaligned_pitch: how many bytes past a multiple of 128 a row-major storage's rows start from each
+    other (2-byte elements). (An operand the padded path copies counts as aligned: test_unaligned_rows.)"""
+    from skc.blocks.tile_rules import sector_crossing
+
+    assert [matmul_host._unaligned_pitch(FakeTensor((8, n))) for n in (3072, 1000, 1008, 1032)] == [0, 80, 96, 16]
+    assert sector_crossing(True) and sector_crossing(16) and sector_crossing(80)
+    assert not sector_crossing(96) and not sector_crossing(0)
+
+
 def test_the_unaligned_cluster_rule(monkeypatch):
     from skc.blocks import MatmulConfig, tile_rules
     from skc.blocks.tile_rules import unaligned_cluster
