@@ -214,44 +214,6 @@ def unaligned_speed(tile_m: int, tile_n: int, cluster: dict) -> float:
 # x 160 in clusters along N ran 1.07 (thirty-eighth session).
 UNALIGNED_CLUSTER_SPEEDS = True
 UNCLUSTERED_SPEED = 0.81
-# unaligned_cluster's clusters along M share B's tile. They pay where B's rows start 16 bytes past a multiple of 32
-# from each other (a 128-byte box row then touches five 32-byte sectors, not four), or where A's do and B's rows are
-# unaligned too (A's copies set the pace, and halving B's helps); elsewhere unclustered is faster. End to end against
-# torch.matmul, the same tile with the cluster and without (thirty-ninth session, benchmarks/NOTES.md;
-# `python benchmarks/unaligned_widths.py ab SEED COUNT sectors`):
-# - only A's rows unaligned: unclustered faster on 16 of 17 shapes (328 x 4032 x 5040 0.91 against 0.61, 1341 x 2624
-#   x 2264 0.93 against 0.83), level on one;
-# - B's rows a multiple of 32 bytes past alignment, A's not 16 past: faster on 31 of 38, level on 2 (156 x 1744 x
-#   1888 0.99 against 0.80, 3694 x 7920 x 3776 1.04 against 0.88; slower: 2182 x 752 x 2640 0.87 against 0.98,
-#   `x @ w.t()` 1985 x 496 x 5296 0.85 against 0.95, three by 2-3 %);
-# - B's rows a multiple of 32 past, A's 16 past (a fresh draw, seed 3903, the first form of this rule): slower on 4
-#   of 6 (2889 x 272 x 7272 0.60 against 0.73, 2252 x 3120 x 1976 0.76 against 0.85): these keep the cluster;
-# - B's rows 16 past: the cluster faster on 3 of 5 (5223 x 1816 x 1984 0.84 against 0.64).
-# Checked on a fresh draw of 24 shapes whose choice this rule changes (seed 3904): 0.903 -> 0.930 of torch.matmul
-# (geometric mean), 14 faster (`x @ w.t()` 623 x 2128 x 8176 0.99 against 0.76), 4 level, 6 slower by 1-4 %.
-# The twentieth session's clusters were fitted to rows 16 bytes past (3000³, 1000³). Clusters along N, sharing A's
-# tile, stay: they were faster on 3 of 4 shapes whose A's rows start a multiple of 32 bytes past. A dropped cluster
-# along M does not give way to one along N: where only A's rows were unaligned, 64- and 128-row tiles along N
-# were slower than unclustered on 10 of 11 shapes (4853 x 576 x 5232 0.47 against 0.91). The tiles are still chosen
-# at their clustered speeds (unaligned_tile_speeds, unaligned_fill_speeds) and then run without the cluster: on the
-# two fresh draws, the 12 shapes whose fill-width tile went unclustered read 0.98-1.05 of the clustered form.
-SECTOR_CLUSTERS = True
-SECTOR = 32
-
-
-def sector_crossing(drift) -> bool:
-    """Whether rows that start `drift` bytes past a multiple of 128 from each other (True: unaligned, by an amount
-    not known; 0: aligned) cross SECTOR-byte sectors: not a multiple of SECTOR. (Rows TMA reads are 16-byte aligned,
-    so such a drift is 16 bytes past a multiple of 32.)"""
-    return drift is True or drift % SECTOR != 0
-
-
-def shares_b(unaligned: tuple) -> bool:
-    """Whether a cluster along M, sharing B's tile, pays for rows (A's, B's) that many bytes past 128-byte alignment
-    (SECTOR_CLUSTERS): where B's rows cross sectors, or A's do and B's are unaligned too. Always, without
-    SECTOR_CLUSTERS."""
-    a, b = unaligned
-    return not SECTOR_CLUSTERS or sector_crossing(b) or (sector_crossing(a) and bool(b))
 # What a caller names that keeps unaligned rows' tiles out of unaligned_cluster's clusters (for_problem): the rule
 # then weighs the table's speeds as they are (all tiles alike unclustered) and no fill widths
 UNCLUSTERING = frozenset({"tile_m", "tile_n", "cluster_m", "cluster_n", "split_k", "stream_k", "split_tail", "pingpong",
@@ -311,7 +273,7 @@ def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int, multiprocessors:
     one wave; in clusters along M, 8 rows, two: 0.52x torch.matmul, 0.70x in clusters along N) gives way to the
     other direction, or to none; one more wave of several stays (7000 x 3000 x 2000: 6 waves of clusters along M
     against 5 unclustered, 0.88x, along N 0.84x; twenty-sixth session)."""
-    tiles_m, tiles_n = -(-M // tile_m), -(-N // tile_n)
+    tiles_m, tiles_n = cdiv(M, tile_m), cdiv(N, tile_n)
     if tiles_m == 1:   # (few rows of A: sharing them saves little; 8 x 3000 x 5000 measured 0.93x in clusters)
         return {}
     along_n = (tile_m > tile_n or (tile_m, tile_n) == (192, 192)) and tiles_n > 1
@@ -328,6 +290,46 @@ def unaligned_cluster(M: int, N: int, tile_m: int, tile_n: int, multiprocessors:
         if cluster_waves(M, N, tile_m, tile_n, multiprocessors, batch, choice) <= waves * 1.25:
             return choice
     return {}
+
+
+# unaligned_cluster's clusters along M share B's tile. They pay where B's rows start 16 bytes past a multiple of 32
+# from each other (a 128-byte box row then touches five 32-byte sectors, not four), or where A's do and B's rows are
+# unaligned too (A's copies set the pace, and halving B's helps); elsewhere unclustered is faster. End to end against
+# torch.matmul, the same tile with the cluster and without (thirty-ninth session, benchmarks/NOTES.md;
+# `python benchmarks/unaligned_widths.py ab SEED COUNT sectors`):
+# - only A's rows unaligned: unclustered faster on 16 of 17 shapes (328 x 4032 x 5040 0.91 against 0.61, 1341 x 2624
+#   x 2264 0.93 against 0.83), level on one;
+# - B's rows a multiple of 32 bytes past alignment, A's not 16 past: faster on 31 of 38, level on 2 (156 x 1744 x
+#   1888 0.99 against 0.80, 3694 x 7920 x 3776 1.04 against 0.88; slower: 2182 x 752 x 2640 0.87 against 0.98,
+#   `x @ w.t()` 1985 x 496 x 5296 0.85 against 0.95, three by 2-3 %);
+# - B's rows a multiple of 32 past, A's 16 past (a fresh draw, seed 3903, the first form of this rule): slower on 4
+#   of 6 (2889 x 272 x 7272 0.60 against 0.73, 2252 x 3120 x 1976 0.76 against 0.85): these keep the cluster;
+# - B's rows 16 past: the cluster faster on 3 of 5 (5223 x 1816 x 1984 0.84 against 0.64).
+# Checked on a fresh draw of 24 shapes whose choice this rule changes (seed 3904): 0.903 -> 0.930 of torch.matmul
+# (geometric mean), 14 faster (`x @ w.t()` 623 x 2128 x 8176 0.99 against 0.76), 4 level, 6 slower by 1-4 %.
+# The twentieth session's clusters were fitted to rows 16 bytes past (3000³, 1000³). Clusters along N, sharing A's
+# tile, stay: they were faster on 3 of 4 shapes whose A's rows start a multiple of 32 bytes past. A dropped cluster
+# along M does not give way to one along N: where only A's rows were unaligned, 64- and 128-row tiles along N
+# were slower than unclustered on 10 of 11 shapes (4853 x 576 x 5232 0.47 against 0.91). The tiles are still chosen
+# at their clustered speeds (unaligned_tile_speeds, unaligned_fill_speeds) and then run without the cluster: on the
+# two fresh draws, the 12 shapes whose fill-width tile went unclustered read 0.98-1.05 of the clustered form.
+SECTOR_CLUSTERS = True
+SECTOR = 32
+
+
+def sector_crossing(drift) -> bool:
+    """Whether rows that start `drift` bytes past a multiple of 128 from each other (True: unaligned, by an amount
+    not known; 0: aligned) cross SECTOR-byte sectors: not a multiple of SECTOR. (Rows TMA reads are 16-byte aligned,
+    so such a drift is 16 bytes past a multiple of 32.)"""
+    return drift % SECTOR != 0   # (True % SECTOR is 1)
+
+
+def shares_b(unaligned: tuple) -> bool:
+    """Whether a cluster along M, sharing B's tile, pays for rows (A's, B's) that many bytes past 128-byte alignment
+    (SECTOR_CLUSTERS): where B's rows cross sectors, or A's do and B's are unaligned too. Always, without
+    SECTOR_CLUSTERS."""
+    a, b = unaligned
+    return not SECTOR_CLUSTERS or sector_crossing(b) or (sector_crossing(a) and bool(b))
 
 
 def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 1, unaligned: bool = False,
