@@ -20,6 +20,10 @@ B's of 32) that fill the last wave better.
                                                                    unclustered (thirty-ninth session: cuBLAS runs
                                                                    896 x 1408 x 11200 on 80 x 128 tiles, 132 of
                                                                    them)
+    python benchmarks/wave_tiles.py narrow-draw SEED COUNT         `x @ w.t()` shapes (M 512-4096, N 512-8192,
+                                                                   K 6144-16384) whose tiles the rules without
+                                                                   NARROW_FILL_SPEEDS and now differ (no GPU)
+    python benchmarks/wave_tiles.py narrow-ab MxNxK:linear,...     the default against the rules without them
     python benchmarks/wave_tiles.py compile WORKER WORKERS MODE [specs]  compile MODE's (grid, ab, widths: its Ks)
                                                                    kernels only
                                                                    (this worker's share), so that parallel processes
@@ -41,8 +45,9 @@ GRID = ["448x9856x1984:linear", "5824x888x6336:linear", "357x5952x1048:linear", 
         "5824x888x6336", "1800x5000x4096:linear", "2900x3000x2048", "1000x11008x4096:linear", "3000x1536x8192:linear",
         "700x7168x2048"]
 SMS = 132
-# the rules before the thirty-second session
+# the rules before the thirty-second session, and before the thirty-ninth's narrow fill widths
 BEFORE = {"FILL_WIDTH_SPEEDS": {}}
+NARROW_BEFORE = {"NARROW_FILL_SPEEDS": {}}
 
 
 def widths(k_major: bool) -> list:
@@ -100,9 +105,10 @@ def shape_of(spec: str) -> tuple:
     return (*map(int, shape.split("x")), kind == "linear")
 
 
-def draw(seed: int, count: int = 16) -> list:
-    """`count` `x @ w.t()` shapes (M 256-8192, N 512-16384 a multiple of 8, K 512-8192 a multiple of 64: rows
-    128-byte aligned, out's 16-byte) whose tiles the rules before and now choose differently."""
+def draw(seed: int, count: int = 16, before: dict = None, sizes=((256, 8192), (512, 16384), (512, 8192))) -> list:
+    """`count` `x @ w.t()` shapes (M, N and K within `sizes`, by default M 256-8192, N 512-16384 a multiple of 8, K
+    512-8192 a multiple of 64: rows 128-byte aligned, out's 16-byte) whose tiles the rules before (`before`, BEFORE
+    by default) and now choose differently."""
     import math
     import random
 
@@ -113,8 +119,8 @@ def draw(seed: int, count: int = 16) -> list:
 
     found = []
     while len(found) < count:
-        M, N, K = size(256, 8192, 1), size(512, 16384, 8), size(512, 8192, 64)
-        new, old = chosen(M, N, K, True), chosen(M, N, K, True, BEFORE)
+        M, N, K = size(*sizes[0], 1), size(*sizes[1], 8), size(*sizes[2], 64)
+        new, old = chosen(M, N, K, True), chosen(M, N, K, True, before or BEFORE)
         if (new.tile_m, new.tile_n, new.split_k) != (old.tile_m, old.tile_n, old.split_k):
             found.append(f"{M}x{N}x{K}:linear")
             print(f"{found[-1]}: before {named(old)}, now {named(new)}")
@@ -161,9 +167,10 @@ def compile_share(worker: int, workers: int, mode: str, specs, rules_before=None
     elif mode in ("grid", "narrow"):
         jobs = [(spec, config) for spec in specs
                 for config in [None, *(configs if mode == "grid" else narrow_configs)(spec).values()]]
-    else:
+    else:   # ("ab" and "narrow-ab": the rules before and now)
+        rules_before = rules_before or (NARROW_BEFORE if mode == "narrow-ab" else BEFORE)
         jobs = [(spec, config) for spec in specs
-                for config in (chosen(*shape_of(spec), rules_before or BEFORE), chosen(*shape_of(spec)))]
+                for config in (chosen(*shape_of(spec), rules_before), chosen(*shape_of(spec)))]
     for spec, config in jobs[worker::workers]:
         M, N, K, linear, a, b = operands(spec)
         skc.blocks.matmul(a, b, config=config)
@@ -187,5 +194,9 @@ if __name__ == "__main__":
         ab(sys.argv[3].split(","), without(sys.argv[2]))
     elif mode == "narrow":
         grid(sys.argv[2].split(","), narrow_configs)
+    elif mode == "narrow-draw":   # (M 512-4096, N 512-8192, K 6144-16384)
+        draw(int(sys.argv[2]), int(sys.argv[3]), NARROW_BEFORE, ((512, 4096), (512, 8192), (6144, 16384)))
+    elif mode == "narrow-ab":
+        ab(sys.argv[2].split(","), NARROW_BEFORE)
     else:
         grid(sys.argv[2].split(",") if len(sys.argv) > 2 else GRID)

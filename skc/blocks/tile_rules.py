@@ -43,6 +43,27 @@ NARROW_TILE_SPEEDS = {True: {(192, 96): 0.83}, False: {(192, 96): 0.80}}
 # than its share of the wave; `benchmarks/results/session32-2026-12-03-fill-widths-first-rule-ab.txt`).
 FILL_WIDTH_SPEEDS = {(128, n): round(0.93 + 0.07 * (n - 128) / 128, 3) for n in (144, 160, 176, 208, 224, 240)}
 FILL_WIDTH_MIN_STEPS = 12
+# ... and narrower ones, for one wave: where 128 x 128 tiles leave many SMs idle over a deep K (cuBLAS runs 896 x 1408
+# x 11200 `x @ w.t()` on 80 x 128 tiles, 132 of them), 128-row tiles 80-112 wide whose count fills between
+# NARROW_FILL_SHARE of the SMs and NARROW_FILL_MAX (M >= NARROW_FILL_MIN_ROWS, NARROW_FILL_MIN_STEPS k-steps or more,
+# aligned rows, one matrix). Speeds fitted to end-to-end times against torch.matmul (thirty-ninth session,
+# `python benchmarks/wave_tiles.py narrow`, 2026-12-04): 896 x 1408 x 11200 0.88 on 128 x 80 (126 tiles) against
+# 0.76 on 128 x 128 (77), 1792 x 768 x 12288 0.93 on 128 x 96 (112) against 0.82, 1408 x 1024 x 9216 1.21 on 128 x 96
+# (121) against 1.08, 768 x 2304 x 6144 1.00 on 128 x 112 (126) against 0.96, 640 x 2560 x 8192 1.00 against 0.94;
+# 1200 x 1200 x 8192 0.97 on 128 x 96 (130 tiles, past NARROW_FILL_MAX) against 1.07, 1.09 on 128 x 112 (110).
+# 192-row tiles 64-112 wide were slower than 128 x 128 on all 10 shapes measured. Not where the last row of tiles
+# holds fewer than NARROW_FILL_MIN_LAST_ROWS of M's rows (M not a multiple of 128): on the fortieth session's first
+# fresh draw (`python benchmarks/wave_tiles.py narrow-draw 3905 20`, then `narrow-ab`) the narrow tiles were slower
+# on all 5 such shapes (7-11 %; 2195 x 560 x 14656 1.05 -> 0.93) and on 3 of the other 15; on the second, drawn
+# after the rule was fixed (seed 3906, 24 shapes), slower on 5 of the 6 it leaves out and on 3 of the 18 it keeps,
+# geometric mean 0.822 before, 0.868 without the limit, 0.884 with it. Why is not measured; it may be PAST_END_COST's
+# slow zero fill, which would set such a wave's time whatever the tiles' width.
+NARROW_FILL_SPEEDS = {(128, 80): 0.67, (128, 96): 0.78, (128, 112): 0.85}
+NARROW_FILL_SHARE = 0.75
+NARROW_FILL_MAX = 0.96
+NARROW_FILL_MIN_ROWS = 512
+NARROW_FILL_MIN_STEPS = 96
+NARROW_FILL_MIN_LAST_ROWS = 32
 # The same for rows not 128-byte aligned (a K-major B, FILL_WIDTH_MIN_STEPS k-steps or more, one matrix): 128-row
 # tiles of FILL_WIDTH_SPEEDS' widths and 192-row ones 144 and 160 wide, each weighed only where unaligned_cluster
 # gives it a cluster that adds no wave, at the speed of UNALIGNED_TILE_SPEEDS' request model in that cluster
@@ -356,8 +377,9 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
     with zeros slowly). `a_aligned`: where only B's rows are unaligned (A K-major), 128 < M <= 192 rows take one
     row of 192 x 64 tiles where those fill between half the SMs and all of them (`UNALIGNED_ONE_ROW`).
     `fill_widths`: with a K-major B, aligned rows and FILL_WIDTH_MIN_STEPS k-steps or more, FILL_WIDTH_SPEEDS'
-    128-row tiles are weighed too (rows not 128-byte aligned, one matrix: UNALIGNED_FILL_WIDTHS' tiles, in clusters
-    that add no wave, `unaligned_fill_speeds`). `row_split` (aligned rows; the caller names no tile, warpgroups or
+    128-row tiles are weighed too, and NARROW_FILL_SPEEDS' where they fill one wave and the last row of tiles is
+    not nearly empty (rows not 128-byte aligned, one matrix: UNALIGNED_FILL_WIDTHS' tiles, in clusters that add no
+    wave, `unaligned_fill_speeds`). `row_split` (aligned rows; the caller names no tile, warpgroups or
     turns): one row of 64 x 64 tiles split in two (`one_row_split`), and where the rule takes 64-row tiles for
     64 < M <= TALL_ROW_ROWS over a deep K, a K-major A (`a_aligned`), one row of 128 x 64 tiles instead
     (`tall_row_split`). Rows not 128-byte aligned: UNALIGNED_TILE_SPEEDS' tiles at their speed in the cluster each
@@ -379,6 +401,10 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
         speeds = {**TILE_SPEEDS, **NARROW_TILE_SPEEDS[b_k_major]} if narrow else TILE_SPEEDS
         if fill_widths and b_k_major and K // 64 >= FILL_WIDTH_MIN_STEPS:
             speeds = {**speeds, **FILL_WIDTH_SPEEDS}
+            if (batch == 1 and M >= NARROW_FILL_MIN_ROWS and K // 64 >= NARROW_FILL_MIN_STEPS
+                    and (M % 128 == 0 or M % 128 >= NARROW_FILL_MIN_LAST_ROWS)):
+                speeds.update({tile: speed for tile, speed in NARROW_FILL_SPEEDS.items()
+                               if NARROW_FILL_SHARE <= tiles_of(M, N, *tile) / multiprocessors <= NARROW_FILL_MAX})
     one_row = one_row and not unaligned and batch == 1 and 128 < M <= 192   # (where ONE_ROW_TILE_SPEEDS was measured)
     if one_row:
         speeds = {**speeds, **ONE_ROW_TILE_SPEEDS}

@@ -149,6 +149,10 @@ FILL_WIDTH_SHAPES = {144: (1800, 5000, 4096), 160: (448, 9856, 1984), 176: (7903
                      208: (995, 3104, 3584), 224: (978, 10672, 4032), 240: (1000, 11008, 4096)}
 
 
+# a shape whose K-major B takes each of tile_rules.NARROW_FILL_SPEEDS' widths (one wave over a deep K)
+NARROW_FILL_SHAPES = {80: (896, 1408, 11200), 96: (1792, 768, 12288), 112: (640, 2560, 8192)}
+
+
 # a shape of rows not 128-byte aligned whose K-major B takes each of tile_rules.UNALIGNED_FILL_WIDTHS' tiles
 UNALIGNED_FILL_WIDTH_SHAPES = {(128, 144): (1157, 3488, 1232), (128, 160): (1859, 2544, 1080),
                                (128, 176): (1659, 1552, 2552), (128, 208): (2508, 3904, 2192),
@@ -176,7 +180,7 @@ def pickable_configs() -> list:
                 found.append(MatmulConfig.for_problem(M, N, K, dtype, True, b_k_major, multiprocessors=132))
     # 128-row tiles 144-240 wide that fill the last wave better, for a K-major B (thirty-second session), and 192 x
     # 96 where K is too shallow for them
-    for M, N, K in (*FILL_WIDTH_SHAPES.values(), (1536, 1536, 704)):
+    for M, N, K in (*FILL_WIDTH_SHAPES.values(), *NARROW_FILL_SHAPES.values(), (1536, 1536, 704)):
         for dtype in ("bf16", "f16"):
             found.append(MatmulConfig.for_problem(M, N, K, dtype, True, True, multiprocessors=132))
     for split in (2, 4):  # split-K, taken with config=
@@ -285,6 +289,34 @@ def test_the_rule_takes_tiles_of_other_widths_that_fill_the_last_wave_for_a_k_ma
     assert tile(4096, 4096, 4096) == tile(8192, 8192, 8192) == (128, 256)   # (large problems as before)
     fp8 = Fp8MatmulConfig.for_fp8_problem(448, 9856, 1984, fast_accum=True)
     assert fp8.tile_n not in FILL_WIDTH_SHAPES
+
+
+def test_narrow_tiles_fill_one_wave_over_a_deep_k():
+    """A K-major B takes 128-row tiles 80-112 wide where 128 x 128 ones leave many SMs idle over a deep K and they
+    fill between NARROW_FILL_SHARE and NARROW_FILL_MAX of the SMs (896 x 1408 x 11200: 126 tiles of 128 x 80 where
+    128 x 128 made 77); not past NARROW_FILL_MAX (1200 x 1200 x 8192: 130 tiles of 128 x 96), not below
+    NARROW_FILL_MIN_STEPS k-steps or NARROW_FILL_MIN_ROWS rows, not where the last row of tiles holds fewer than
+    NARROW_FILL_MIN_LAST_ROWS rows, not for a row-major B, a batch, rows not 128-byte aligned or the fp8 GEMM."""
+    from skc.blocks import tile_rules
+
+    def tile(M, N, K, b_k_major=True, **fields):
+        config = MatmulConfig.for_problem(M, N, K, "bf16", True, b_k_major, multiprocessors=132, **fields)
+        return config.tile_m, config.tile_n, config.split_k, config.cluster
+
+    assert {(128, width) for width in NARROW_FILL_SHAPES} == set(tile_rules.NARROW_FILL_SPEEDS)
+    for width, (M, N, K) in NARROW_FILL_SHAPES.items():
+        assert tile(M, N, K) == (128, width, 1, 1)
+        assert tile(M, N, K, b_k_major=False)[1] not in NARROW_FILL_SHAPES
+        assert tile(M, N, 64 * tile_rules.NARROW_FILL_MIN_STEPS - 64)[1] not in NARROW_FILL_SHAPES
+        assert tile(M, N, K, unaligned=(True, True))[1] not in NARROW_FILL_SHAPES
+        assert tile(2 * M, N, K, batch=2)[1] not in NARROW_FILL_SHAPES
+    assert tile(1200, 1200, 8192) == (128, 112, 1, 1)       # (128 x 96: 130 tiles, past NARROW_FILL_MAX)
+    # a last row of tiles holding fewer than NARROW_FILL_MIN_LAST_ROWS rows: not (2195 x 560 x 14656 took 128 x 80)
+    assert tile(2195, 560, 14656)[1] not in NARROW_FILL_SHAPES
+    assert tile(2195 - 19 + tile_rules.NARROW_FILL_MIN_LAST_ROWS, 560, 14656)[:2] == (128, 80)
+    assert tile(448, 3200, 8192)[1] not in NARROW_FILL_SHAPES   # (under NARROW_FILL_MIN_ROWS: 4 rows of 128 x 80)
+    assert tile(1024, 1024, 16384)[:2] == (64, 128)          # (64 x 128's wave costs less)
+    assert Fp8MatmulConfig.for_fp8_problem(896, 1408, 11200).tile_n not in NARROW_FILL_SHAPES
 
 
 def test_one_row_of_192_x_64_tiles_for_129_to_192_rows():
