@@ -20,8 +20,10 @@ B's of 32) that fill the last wave better.
                                                                    unclustered (thirty-ninth session: cuBLAS runs
                                                                    896 x 1408 x 11200 on 80 x 128 tiles, 132 of
                                                                    them)
-    python benchmarks/wave_tiles.py narrow-draw SEED COUNT         `x @ w.t()` shapes (M 512-4096, N 512-8192,
-                                                                   K 6144-16384) whose tiles the rules without
+    python benchmarks/wave_tiles.py narrow-draw SEED COUNT [KMIN]  `x @ w.t()` shapes (M 512-4096, N 512-8192,
+                                                                   K KMIN-16384, 768 by default; the thirty-ninth
+                                                                   and fortieth sessions' draws 3905 and 3906 took
+                                                                   6144) whose tiles the rules without
                                                                    NARROW_FILL_SPEEDS and now differ (no GPU)
     python benchmarks/wave_tiles.py narrow-ab MxNxK:linear,...     the default against the rules without them
     python benchmarks/wave_tiles.py compile WORKER WORKERS MODE [specs]  compile MODE's (grid, ab, widths: its Ks)
@@ -77,10 +79,10 @@ def configs(spec: str) -> dict:
 
 
 def narrow_configs(spec: str) -> dict:
-    """128 x 128 and the 128- and 192-row tiles 64-112 wide whose tiles number 3/4 of the SMs to all of them, each
-    unclustered, by name."""
+    """128 x 128 and the 128- and 192-row tiles 64-112 wide (64 and 96 for a row-major B) whose tiles number 3/4 of
+    the SMs to all of them, each unclustered, by name."""
     M, N, K, linear = shape_of(spec)
-    tiles = [(128, 128)] + [(tile_m, tile_n) for tile_m in (128, 192) for tile_n in range(64, 128, 16)
+    tiles = [(128, 128)] + [(tile_m, tile_n) for tile_m in (128, 192) for tile_n in range(64, 128, 16 if linear else 32)
                             if 0.75 * SMS <= tiles_of(M, N, tile_m, tile_n) <= SMS]
     return {f"{tile_m}x{tile_n} ({tiles_of(M, N, tile_m, tile_n)})":
             MatmulConfig.for_problem(M, N, K, multiprocessors=SMS, b_k_major=linear, tile_m=tile_m, tile_n=tile_n,
@@ -194,8 +196,9 @@ if __name__ == "__main__":
         ab(sys.argv[3].split(","), without(sys.argv[2]))
     elif mode == "narrow":
         grid(sys.argv[2].split(","), narrow_configs)
-    elif mode == "narrow-draw":   # (M 512-4096, N 512-8192, K 6144-16384)
-        draw(int(sys.argv[2]), int(sys.argv[3]), NARROW_BEFORE, ((512, 4096), (512, 8192), (6144, 16384)))
+    elif mode == "narrow-draw":   # (M 512-4096, N 512-8192, K KMIN-16384)
+        draw(int(sys.argv[2]), int(sys.argv[3]), NARROW_BEFORE,
+             ((512, 4096), (512, 8192), (int(sys.argv[4]) if len(sys.argv) > 4 else 768, 16384)))
     elif mode == "narrow-ab":
         ab(sys.argv[2].split(","), NARROW_BEFORE)
     else:

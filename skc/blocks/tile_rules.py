@@ -43,10 +43,10 @@ NARROW_TILE_SPEEDS = {True: {(192, 96): 0.83}, False: {(192, 96): 0.80}}
 # than its share of the wave; `benchmarks/results/session32-2026-12-03-fill-widths-first-rule-ab.txt`).
 FILL_WIDTH_SPEEDS = {(128, n): round(0.93 + 0.07 * (n - 128) / 128, 3) for n in (144, 160, 176, 208, 224, 240)}
 FILL_WIDTH_MIN_STEPS = 12
-# ... and narrower ones, for one wave: where 128 x 128 tiles leave many SMs idle over a deep K (cuBLAS runs 896 x 1408
-# x 11200 `x @ w.t()` on 80 x 128 tiles, 132 of them), 128-row tiles 80-112 wide whose count fills between
-# NARROW_FILL_SHARE of the SMs and NARROW_FILL_MAX (M >= NARROW_FILL_MIN_ROWS, NARROW_FILL_MIN_STEPS k-steps or more,
-# aligned rows, one matrix). Speeds fitted to end-to-end times against torch.matmul (thirty-ninth session,
+# ... and narrower ones, for one wave: where 128 x 128 tiles leave many SMs idle (cuBLAS runs 896 x 1408 x 11200
+# `x @ w.t()` on 80 x 128 tiles, 132 of them), 128-row tiles 80-112 wide whose count fills between NARROW_FILL_SHARE
+# of the SMs and NARROW_FILL_MAX (M >= NARROW_FILL_MIN_ROWS, FILL_WIDTH_MIN_STEPS k-steps or more, aligned rows, one
+# matrix). Speeds fitted to end-to-end times against torch.matmul (thirty-ninth session,
 # `python benchmarks/wave_tiles.py narrow`, 2026-12-04): 896 x 1408 x 11200 0.88 on 128 x 80 (126 tiles) against
 # 0.76 on 128 x 128 (77), 1792 x 768 x 12288 0.93 on 128 x 96 (112) against 0.82, 1408 x 1024 x 9216 1.21 on 128 x 96
 # (121) against 1.08, 768 x 2304 x 6144 1.00 on 128 x 112 (126) against 0.96, 640 x 2560 x 8192 1.00 against 0.94;
@@ -57,12 +57,14 @@ FILL_WIDTH_MIN_STEPS = 12
 # on all 5 such shapes (7-11 %; 2195 x 560 x 14656 1.05 -> 0.93) and on 3 of the other 15; on the second, drawn
 # after the rule was fixed (seed 3906, 24 shapes), slower on 5 of the 6 it leaves out and on 3 of the 18 it keeps,
 # geometric mean 0.822 before, 0.868 without the limit, 0.884 with it. Why is not measured; it may be PAST_END_COST's
-# slow zero fill, which would set such a wave's time whatever the tiles' width.
+# slow zero fill, which would set such a wave's time whatever the tiles' width. Fitted from 96 k-steps (K >= 6144),
+# the rule then held at shallower K too (fortieth session, scratch draws, the rule from 32 and from 12 k-steps against
+# the rule from 96): K 2048-6080 0.856 -> 0.944 (seed 4002, 19 of 20 faster or level) and 0.856 -> 0.952 (seed 4003,
+# 2 of 20 slower), K 768-2047 0.889 -> 0.961 (seed 4004, 1 of 20 slower): from FILL_WIDTH_MIN_STEPS since.
 NARROW_FILL_SPEEDS = {(128, 80): 0.67, (128, 96): 0.78, (128, 112): 0.85}
 NARROW_FILL_SHARE = 0.75
 NARROW_FILL_MAX = 0.96
 NARROW_FILL_MIN_ROWS = 512
-NARROW_FILL_MIN_STEPS = 96
 NARROW_FILL_MIN_LAST_ROWS = 32
 # The same for rows not 128-byte aligned (a K-major B, FILL_WIDTH_MIN_STEPS k-steps or more, one matrix): 128-row
 # tiles of FILL_WIDTH_SPEEDS' widths and 192-row ones 144 and 160 wide, each weighed only where unaligned_cluster
@@ -401,8 +403,7 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
         speeds = {**TILE_SPEEDS, **NARROW_TILE_SPEEDS[b_k_major]} if narrow else TILE_SPEEDS
         if fill_widths and b_k_major and K // 64 >= FILL_WIDTH_MIN_STEPS:
             speeds = {**speeds, **FILL_WIDTH_SPEEDS}
-            if (batch == 1 and M >= NARROW_FILL_MIN_ROWS and K // 64 >= NARROW_FILL_MIN_STEPS
-                    and (M % 128 == 0 or M % 128 >= NARROW_FILL_MIN_LAST_ROWS)):
+            if batch == 1 and M >= NARROW_FILL_MIN_ROWS and (M % 128 == 0 or M % 128 >= NARROW_FILL_MIN_LAST_ROWS):
                 speeds.update({tile: speed for tile, speed in NARROW_FILL_SPEEDS.items()
                                if NARROW_FILL_SHARE <= tiles_of(M, N, *tile) / multiprocessors <= NARROW_FILL_MAX})
     one_row = one_row and not unaligned and batch == 1 and 128 < M <= 192   # (where ONE_ROW_TILE_SPEEDS was measured)

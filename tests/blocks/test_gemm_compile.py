@@ -291,11 +291,11 @@ def test_the_rule_takes_tiles_of_other_widths_that_fill_the_last_wave_for_a_k_ma
     assert fp8.tile_n not in FILL_WIDTH_SHAPES
 
 
-def test_narrow_tiles_fill_one_wave_over_a_deep_k():
-    """A K-major B takes 128-row tiles 80-112 wide where 128 x 128 ones leave many SMs idle over a deep K and they
+def test_narrow_tiles_fill_one_wave():
+    """A K-major B takes 128-row tiles 80-112 wide where 128 x 128 ones leave many SMs idle and they
     fill between NARROW_FILL_SHARE and NARROW_FILL_MAX of the SMs (896 x 1408 x 11200: 126 tiles of 128 x 80 where
     128 x 128 made 77); not past NARROW_FILL_MAX (1200 x 1200 x 8192: 130 tiles of 128 x 96), not below
-    NARROW_FILL_MIN_STEPS k-steps or NARROW_FILL_MIN_ROWS rows, not where the last row of tiles holds fewer than
+    FILL_WIDTH_MIN_STEPS k-steps or NARROW_FILL_MIN_ROWS rows, not where the last row of tiles holds fewer than
     NARROW_FILL_MIN_LAST_ROWS rows, not for a row-major B, a batch, rows not 128-byte aligned or the fp8 GEMM."""
     from skc.blocks import tile_rules
 
@@ -307,7 +307,8 @@ def test_narrow_tiles_fill_one_wave_over_a_deep_k():
     for width, (M, N, K) in NARROW_FILL_SHAPES.items():
         assert tile(M, N, K) == (128, width, 1, 1)
         assert tile(M, N, K, b_k_major=False)[1] not in NARROW_FILL_SHAPES
-        assert tile(M, N, 64 * tile_rules.NARROW_FILL_MIN_STEPS - 64)[1] not in NARROW_FILL_SHAPES
+        assert tile(M, N, 64 * tile_rules.FILL_WIDTH_MIN_STEPS - 64)[1] not in NARROW_FILL_SHAPES
+        assert tile(M, N, 64 * tile_rules.FILL_WIDTH_MIN_STEPS) == (128, width, 1, 1)
         assert tile(M, N, K, unaligned=(True, True))[1] not in NARROW_FILL_SHAPES
         assert tile(2 * M, N, K, batch=2)[1] not in NARROW_FILL_SHAPES
     assert tile(1200, 1200, 8192) == (128, 112, 1, 1)       # (128 x 96: 130 tiles, past NARROW_FILL_MAX)
