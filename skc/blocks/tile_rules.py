@@ -271,6 +271,16 @@ def cluster_waves(M: int, N: int, tile_m: int, tile_n: int, multiprocessors: int
     return cdiv(units, max(1, multiprocessors // (size_m * size_n)))
 
 
+def narrow_fill_speeds(M: int, N: int, multiprocessors: int) -> dict:
+    """NARROW_FILL_SPEEDS' tiles for an M x N output (one matrix, aligned rows) whose count fills between
+    NARROW_FILL_SHARE and NARROW_FILL_MAX of the SMs: none under NARROW_FILL_MIN_ROWS rows or where the last row of
+    tiles holds fewer than NARROW_FILL_MIN_LAST_ROWS of them."""
+    if M < NARROW_FILL_MIN_ROWS or 0 < M % 128 < NARROW_FILL_MIN_LAST_ROWS:
+        return {}
+    return {tile: speed for tile, speed in NARROW_FILL_SPEEDS.items()
+            if NARROW_FILL_SHARE <= tiles_of(M, N, *tile) / multiprocessors <= NARROW_FILL_MAX}
+
+
 def unaligned_fill_speeds(M: int, N: int, multiprocessors: int) -> dict:
     """UNALIGNED_FILL_WIDTHS' tiles for an M x N output (one matrix) that unaligned_cluster puts in clusters adding
     no wave, at their speed in that cluster (`unaligned_speed`)."""
@@ -403,9 +413,8 @@ def tile_shape(M: int, N: int, K: int, multiprocessors: int = 132, batch: int = 
         speeds = {**TILE_SPEEDS, **NARROW_TILE_SPEEDS[b_k_major]} if narrow else TILE_SPEEDS
         if fill_widths and b_k_major and K // 64 >= FILL_WIDTH_MIN_STEPS:
             speeds = {**speeds, **FILL_WIDTH_SPEEDS}
-            if batch == 1 and M >= NARROW_FILL_MIN_ROWS and (M % 128 == 0 or M % 128 >= NARROW_FILL_MIN_LAST_ROWS):
-                speeds.update({tile: speed for tile, speed in NARROW_FILL_SPEEDS.items()
-                               if NARROW_FILL_SHARE <= tiles_of(M, N, *tile) / multiprocessors <= NARROW_FILL_MAX})
+            if batch == 1:
+                speeds.update(narrow_fill_speeds(M, N, multiprocessors))
     one_row = one_row and not unaligned and batch == 1 and 128 < M <= 192   # (where ONE_ROW_TILE_SPEEDS was measured)
     if one_row:
         speeds = {**speeds, **ONE_ROW_TILE_SPEEDS}
