@@ -56,7 +56,7 @@ FILL_WIDTH_MIN_STEPS = 12
 # fresh draw (`python benchmarks/wave_tiles.py narrow-draw 3905 20`, then `narrow-ab`) the narrow tiles were slower
 # on all 5 such shapes (7-11 %; 2195 x 560 x 14656 1.05 -> 0.93) and on 3 of the other 15; on the second, drawn
 # after the rule was fixed (seed 3906, 24 shapes), slower on 5 of the 6 it leaves out and on 3 of the 18 it keeps,
-# geometric mean 0.822 before, 0.868 without the limit, 0.884 with it. Why is not measured; it may be PAST_END_COST's
+# geometric mean 0.823 before, 0.869 without the limit, 0.884 with it. Why is not measured; it may be PAST_END_COST's
 # slow zero fill, which would set such a wave's time whatever the tiles' width. Fitted from 96 k-steps (K >= 6144),
 # the rule then held at shallower K too (fortieth session, scratch draws, the rule from 32 and from 12 k-steps against
 # the rule from 96): K 2048-6080 0.856 -> 0.944 (seed 4002, 19 of 20 faster or level) and 0.856 -> 0.952 (seed 4003,
