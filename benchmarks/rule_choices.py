@@ -2,7 +2,7 @@
 the rules that should choose the same (a move, a rename) and compare the digests; where they differ, --list of each
 and `diff` name the problems.
     python benchmarks/rule_choices.py [--count 200000] [--seed 7] [--list FILE]
-Each problem: M, N, K log-uniform (M 1-16384, N 8-23170 a multiple of 8, K 64-32768 a multiple of 8), B K-major or
+Each problem: M, N, K log-uniform (M 1-16383, N 8-23170 a multiple of 8, K 64-32768 a multiple of 8), B K-major or
 row-major, rows aligned or 16 / 48 / 32 bytes past a multiple of 128 (A's, B's), one matrix or a batch of two;
 `MatmulConfig.for_problem` (bf16, 132 SMs) and `tile_rules.tile_shape` of the same problem."""
 from __future__ import annotations

@@ -53,7 +53,7 @@ FILL_WIDTH_MIN_STEPS = 12
 # 1200 x 1200 x 8192 0.97 on 128 x 96 (130 tiles, past NARROW_FILL_MAX) against 1.07, 1.09 on 128 x 112 (110).
 # 192-row tiles 64-112 wide were slower than 128 x 128 on all 10 shapes measured. Not where the last row of tiles
 # holds fewer than NARROW_FILL_MIN_LAST_ROWS of M's rows (M not a multiple of 128): on the fortieth session's first
-# fresh draw (`python benchmarks/wave_tiles.py narrow-draw 3905 20`, then `narrow-ab`) the narrow tiles were slower
+# fresh draw (`python benchmarks/wave_tiles.py narrow-draw 3905 20 6144`, then `narrow-ab`) the narrow tiles were slower
 # on all 5 such shapes (7-11 %; 2195 x 560 x 14656 1.05 -> 0.93) and on 3 of the other 15; on the second, drawn
 # after the rule was fixed (seed 3906, 24 shapes), slower on 5 of the 6 it leaves out and on 3 of the 18 it keeps,
 # geometric mean 0.823 before, 0.869 without the limit, 0.884 with it. Why is not measured; it may be PAST_END_COST's

@@ -149,7 +149,7 @@ FILL_WIDTH_SHAPES = {144: (1800, 5000, 4096), 160: (448, 9856, 1984), 176: (7903
                      208: (995, 3104, 3584), 224: (978, 10672, 4032), 240: (1000, 11008, 4096)}
 
 
-# a shape whose K-major B takes each of tile_rules.NARROW_FILL_SPEEDS' widths (one wave over a deep K)
+# a shape whose K-major B takes each of tile_rules.NARROW_FILL_SPEEDS' widths (one wave)
 NARROW_FILL_SHAPES = {80: (896, 1408, 11200), 96: (1792, 768, 12288), 112: (640, 2560, 8192)}
 
 

@@ -422,7 +422,7 @@ def test_every_tuned_configuration_on_its_shape(shape, dtype):
 
 @pytest.mark.parametrize("M,N,K,width", [(1800, 5000, 4096, 144), (440, 9848, 1984, 160), (7900, 672, 1984, 176),
                                          (990, 3104, 3584, 208), (978, 10672, 4032, 224), (1000, 11000, 4096, 240),
-                                         # 80-112 wide, one wave over a deep K (tile_rules.NARROW_FILL_SPEEDS)
+                                         # 80-112 wide, one wave (tile_rules.NARROW_FILL_SPEEDS)
                                          (890, 1400, 11200, 80), (1790, 760, 12288, 96), (630, 2552, 8192, 112)])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_tiles_of_other_widths_with_an_epilogue(M, N, K, width, dtype):
