@@ -207,9 +207,13 @@ def _dependencies_current(deps: dict) -> bool:
             return False
     for module, name, key in deps["globals"]:
         namespace = sys.modules.get(module)
-        if namespace is None or name not in vars(namespace):
+        if namespace is None:
             return False
-        if frontend.dependency_key(vars(namespace)[name]) != key:
+        if key == frontend.keying.ABSENT:   # (a builtin the module did not bind when compiled)
+            if name in vars(namespace):
+                return False
+            continue
+        if name not in vars(namespace) or frontend.dependency_key(vars(namespace)[name]) != key:
             return False
     return True
 

@@ -120,11 +120,29 @@ def _constant_key(value, name: str = "?", kernel: str = ""):
     value = value.value if isinstance(value, frontend.constexpr) else value
     kind = type(value)
     if kind is types.FunctionType:
-        return (kind, value)
+        # (its closure's cells may be bound to other values since: what they hold now, by identity)
+        return (kind, value, _Identities(tuple(frontend.keying.CellView(c).get("", _MISSING) for c in value.__closure__))
+                if value.__closure__ else None)
     plain = _plain_key(value)
     if plain is not None:
         return (kind, plain)
     return (kind, constexpr_key(value, name, kernel))
+
+
+class _Identities:
+    """Objects compared by identity, kept alive (so their ids stay theirs): what a function's closure holds."""
+
+    __slots__ = ("objects",)
+
+    def __init__(self, objects: tuple):
+        self.objects = objects
+
+    def __hash__(self):
+        return hash(tuple(map(id, self.objects)))
+
+    def __eq__(self, other):
+        return (isinstance(other, _Identities) and len(other.objects) == len(self.objects)
+                and all(a is b for a, b in zip(self.objects, other.objects)))
 
 
 def _plain_key(value):
@@ -139,7 +157,10 @@ def _plain_key(value):
     if kind is tuple:
         parts = value
     elif _compares_whole_value(kind):
-        parts = [getattr(value, f.name) for f in dataclasses.fields(kind)]
+        fields = dataclasses.fields(kind)
+        if len(getattr(value, "__dict__", ())) > len(fields):
+            return None   # (state besides its fields, set with object.__setattr__: keyed whole)
+        parts = [getattr(value, f.name) for f in fields]
     else:
         return None
     keys = []
@@ -458,7 +479,7 @@ class Kernel:
         return values
 
 
-_MISSING = object()
+_MISSING = frontend.keying.ABSENT_BINDING   # (a name a module does not bind; a builtin read there)
 _CHANGED = object()   # the value of a watched binding not known to be the one compiled: never the one bound
 
 
@@ -479,6 +500,9 @@ def _watched(compiled) -> tuple:
             if frontend.trusted_module(module) or module not in sys.modules:
                 continue
             space = vars(sys.modules[module])
+            if part == "globals" and key == frontend.keying.ABSENT:
+                found.append((space, name, _MISSING if name not in space else _CHANGED))
+                continue
             reads = []
             if "." not in name and name in space:
                 reads.append((space, name, space[name]))
@@ -500,7 +524,7 @@ def _watched(compiled) -> tuple:
 
 def _watchable(value) -> bool:
     # (a module, or a kernel, is keyed by which one it is: bound again, it is read again at its next compile)
-    return value is not _MISSING and not isinstance(value, types.ModuleType) and not isinstance(value, Kernel)
+    return not isinstance(value, types.ModuleType) and not isinstance(value, Kernel)
 
 
 def _same_objects(compiled) -> bool:

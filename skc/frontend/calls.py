@@ -27,7 +27,7 @@ _MAX_INLINE_DEPTH = 64
 _NATIVE_MODULES = {"numpy", "torch", "cupy", "math", "functools", "itertools", "operator", "dataclasses",
                    "typing", "enum", "collections", "abc", "builtins"}
 # compile-time containers, and their methods that change them in place (CallEvaluator.check_mutation)
-_CONTAINERS = (list, dict, set, bytearray)
+CONTAINERS = (list, dict, set, bytearray)
 _MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "reverse", "sort", "update", "add", "discard",
              "setdefault", "popitem", "difference_update", "intersection_update", "symmetric_difference_update",
              "__setitem__", "__delitem__", "__iadd__", "__imul__", "__ior__", "__iand__", "__ixor__", "__isub__"}
@@ -52,8 +52,7 @@ class LocalFunction:
         if args.vararg:
             params.append(inspect.Parameter(args.vararg.arg, inspect.Parameter.VAR_POSITIONAL))
         for a, default in zip(args.kwonlyargs, self.defaults[1]):
-            params.append(inspect.Parameter(a.arg, inspect.Parameter.KEYWORD_ONLY,
-                                            default=inspect.Parameter.empty if default is None else default))
+            params.append(inspect.Parameter(a.arg, inspect.Parameter.KEYWORD_ONLY, default=default))
         if args.kwarg:
             params.append(inspect.Parameter(args.kwarg.arg, inspect.Parameter.VAR_KEYWORD))
         return inspect.Signature(params)
@@ -93,7 +92,7 @@ class CallEvaluator:
 
     def eval_defaults(self, args: ast.arguments):
         positional = [self.eval_value(d) for d in args.defaults]
-        keyword = [self.eval_value(d) if d is not None else None for d in args.kw_defaults]
+        keyword = [self.eval_value(d) if d is not None else inspect.Parameter.empty for d in args.kw_defaults]
         return positional, keyword
 
     def zero_argument_super(self, node):
@@ -182,7 +181,7 @@ class CallEvaluator:
         run-time jump this call follows, cannot be changed here: the call runs once, at compile time, whatever path
         the program takes at run time."""
         container = getattr(func, "__self__", None)
-        if (not self.scope_stack or not isinstance(container, _CONTAINERS)
+        if (not self.scope_stack or not isinstance(container, CONTAINERS)
                 or getattr(func, "__name__", None) not in _MUTATORS):
             return
         origin = self.container_origin.get(id(container))
@@ -200,11 +199,11 @@ class CallEvaluator:
                                  "(skc.static_range, a constexpr)")
 
     def call_native(self, func, args, kwargs):
-        self.record_helper(func)
         self.check_mutation(func)
         try:
             result = func(*args, **kwargs)
-            if isinstance(result, _CONTAINERS) and result is not getattr(func, "__self__", None):
+            self.record_helper(func, args, kwargs)   # (after the call: the modules it imports are loaded)
+            if isinstance(result, CONTAINERS) and result is not getattr(func, "__self__", None):
                 self.made_here(result)
             if (func is getattr or func is vars) and args and isinstance(args[0], types.ModuleType):
                 self.record_module_read(func, args, result)
@@ -227,13 +226,17 @@ class CallEvaluator:
         else:
             self.record_read(args[0].__name__, "__dict__", vars(args[0]))
 
-    def record_helper(self, func):
+    def record_helper(self, func, args=(), kwargs=None):
         """A function run as plain Python at compile time is a dependency with all it reads: its code,
         defaults, closure and the globals its code names (keying.py). Without an exact key, the kernel
-        is not served from the disk cache."""
+        is not served from the disk cache; nor where a module of the user's is passed to it (what it reads
+        there is not known)."""
         func = func.__func__ if isinstance(func, types.MethodType) else func
         if not isinstance(func, types.FunctionType) or trusted_module(func.__module__ or ""):
             return
+        for arg in (*args, *(kwargs or {}).values()):
+            if isinstance(arg, types.ModuleType) and not trusted_module(arg.__name__):
+                self.cg.deps.unkeyable.append(f"module {arg.__name__} passed to {func.__qualname__}")
         where = (func.__module__ or "", func.__qualname__)
         if where in self.cg.deps.helpers:
             return
@@ -275,7 +278,8 @@ class CallEvaluator:
                     closure[name] = cell.cell_contents
                 except ValueError:
                     pass
-        frame = Frame(source, dict(bound.arguments), fn.__globals__, closure, caller=self.cg.builder.loc)
+        frame = Frame(source, dict(bound.arguments), fn.__globals__, closure, caller=self.cg.builder.loc,
+                      cells=dict(zip(fn.__code__.co_freevars, fn.__closure__ or ())))
         return self.run_frame(frame, source.node.body)
 
     def inline_local(self, local: LocalFunction, args, kwargs):

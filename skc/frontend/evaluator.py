@@ -8,7 +8,7 @@ from .calls import CallEvaluator
 from .context import CodeGen
 from .expressions import ExpressionEvaluator
 from .frames import Frame
-from .keying import Unkeyable, dependency_key, record_bindings, trusted_module
+from .keying import ABSENT, ABSENT_BINDING, CellView, Unkeyable, dependency_key, record_bindings, trusted_module
 from .loops import LoopEvaluator
 from .statements import StatementEvaluator
 from .withs import WithEvaluator
@@ -49,6 +49,26 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
             record_bindings(deps.unkeyed, reads)
         else:
             record_bindings(deps.bindings, reads)
+
+
+    def record_absent(self, name: str):
+        """Remember that the code found `name` among the builtins, its module not binding it: a later binding there
+        (a `def max` of the user's) means other code."""
+        module = self.frame.globals.get("__name__", "")
+        deps = self.cg.deps
+        if (module, name) in deps.globals or trusted_module(module):
+            return
+        deps.globals[(module, name)] = ABSENT
+        deps.bindings.append((self.frame.globals, name, ABSENT_BINDING))
+
+    def record_closure(self, name: str, value):
+        """Remember the closure cell a name was read from: a launch checks (by identity) that it still holds that
+        value (`nonlocal` may bind it to another); such code is never served from the disk cache (its function has
+        no name a later process could find)."""
+        cell = self.frame.cells.get(name)
+        if cell is not None and not any(space.cell is cell for space, _, _ in self.cg.deps.unkeyed
+                                        if isinstance(space, CellView)):
+            self.cg.deps.unkeyed.append((CellView(cell), name, value))
 
 
 def _namespace(module: str):

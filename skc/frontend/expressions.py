@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import ast
 import builtins
+import inspect
 import itertools
 import operator
 import types
+from contextlib import contextmanager
 
 from .. import ir
 from ..diagnostics import CompileError, SkcError
 from . import semantics
-from .calls import LocalFunction
+from .calls import CONTAINERS, LocalFunction
 from .dtypes import PtrType
 from .frames import Frame
 from .values import Dyn, Poison, RValue, Slot
@@ -36,6 +38,9 @@ _PY_COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, a
                ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
 
 MISSING = object()
+_OPERATOR_METHODS = ([f"__{name}__" for name in _DUNDER.values()] + [f"__r{name}__" for name in _DUNDER.values()]
+                     + ["__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__", "__contains__", "__neg__",
+                        "__pos__", "__invert__", "__bool__", "__len__"])
 _PLAIN = (int, float, bool, str, bytes, tuple, list, dict, set, frozenset, type(None), slice, range)
 
 
@@ -75,7 +80,9 @@ class ExpressionEvaluator:
         value = frame.env.get(name, MISSING)
         if value is MISSING:
             value = frame.closure.get(name, MISSING)
-            if value is MISSING:
+            if value is not MISSING:
+                self.record_closure(name, value)
+            else:
                 value = frame.globals.get(name, MISSING)
                 if value is not MISSING:
                     self.record_global(name, value)
@@ -83,6 +90,7 @@ class ExpressionEvaluator:
                     value = getattr(builtins, name, MISSING)
                     if value is MISSING:
                         raise self.error_at(node, f"name '{name}' is not defined")
+                    self.record_absent(name)
         if isinstance(value, Slot):
             return value.rvalue()
         if isinstance(value, Poison):
@@ -124,6 +132,20 @@ class ExpressionEvaluator:
             raise
         except Exception as e:
             raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+
+    def augmented(self, op: str, current, value, node):
+        """`current op= value`, as Python runs it: the object's in-place method where its class has one (a list's
+        `+=` extends it, so every name holding the list sees the change; a class's `__iadd__`), else the operator."""
+        name = f"__i{_DUNDER[op]}__"
+        if isinstance(current, CONTAINERS) and hasattr(current, name):
+            result = self.call_native(getattr(current, name), (value,), {})
+        elif isinstance(current, Dyn) or isinstance(current, _PLAIN) or current is None:
+            return self.binary(op, current, value, node)
+        else:
+            fn = getattr(type(current), name, None)
+            result = self.inline(fn, (current, value), {}) if fn is not None and self.should_inline(fn) \
+                else NotImplemented
+        return self.binary(op, current, value, node) if result is NotImplemented else result
 
     def user_operator(self, op: str, left, right):
         """a.__op__(b) then b.__rop__(a) when either side is an object whose class defines them in Python."""
@@ -175,7 +197,7 @@ class ExpressionEvaluator:
         (a pointer and a number, a compile-time None or tuple) it is the i1 of their truth, as a condition needs."""
         left = semantics.to_rvalue(left)
         cond = semantics.to_bool(left)
-        if not _may_have_effects(right_node):
+        if not self.may_have_effects(right_node):
             right = self.eval_value(right_node)
             if _truth_of_both(left, right):
                 if not isinstance(right, Dyn):
@@ -201,20 +223,85 @@ class ExpressionEvaluator:
         return result.rvalue()
 
     def expr_Compare(self, node):
-        left = self.eval_value(node.left)
-        result = True
-        for op, right_node in zip(node.ops, node.comparators):
-            right = self.eval_value(right_node)
-            part = self.compare(op, left, right, node)
-            if isinstance(part, Dyn) or isinstance(result, Dyn):
-                result = part if result is True else semantics.binary("and", semantics.to_bool(result),
-                                                                      semantics.to_bool(part))
-            elif not self.truth(part, node):
-                return part
-            else:
-                result = part
-            left = right
-        return result
+        return self.compare_chain(self.eval_value(node.left), list(zip(node.ops, node.comparators)), node)
+
+    def compare_chain(self, left, parts, node):
+        """`left op1 b op2 c ...`: `left op1 b and b op2 c and ...`, each comparand evaluated once and only where
+        the comparisons before it held, as Python does."""
+        (op, right_node), rest = parts[0], parts[1:]
+        right = self.eval_value(right_node)
+        part = self.compare(op, left, right, node)
+        if not rest:
+            return part
+        if not isinstance(part, Dyn):
+            return self.compare_chain(right, rest, node) if self.truth(part, node) else part
+        part = semantics.to_bool(part)
+        if not any(self.may_have_effects(n) for _, n in rest):
+            return semantics.binary("and", part, semantics.to_bool(self.compare_chain(right, rest, node)))
+        # a later comparand may load or call: evaluate it only where this comparison holds
+        right = semantics.to_rvalue(right)
+        if_op = self.cg.builder.if_(part.value)
+        with self.runtime_region(if_op.regions[0]):
+            later = semantics.to_bool(self.compare_chain(right, rest, node))
+        result = Slot(ir.i1, "comparison")
+        for region, value in zip(if_op.regions, (later, part)):
+            with self.cg.builder.at(region):
+                result.store(value)
+        return result.rvalue()
+
+    def may_have_effects(self, node) -> bool:
+        """Whether evaluating node may call, load or assign (so it must not run speculatively): a call, subscript or
+        `:=`; an attribute read that may run code (a property, `__getattr__`); an operator over an object whose class
+        defines it in Python (skc inlines that code)."""
+        for n in ast.walk(node):
+            if isinstance(n, (ast.Call, ast.Subscript, ast.NamedExpr, ast.Await)):
+                return True
+            if isinstance(n, ast.Attribute) and self.static_value(n) is MISSING:
+                return True
+            if isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Compare)):
+                operands = ([n.left, n.right] if isinstance(n, ast.BinOp) else [n.operand] if isinstance(n, ast.UnaryOp)
+                            else [n.left, *n.comparators])
+                if any(isinstance(o, (ast.Name, ast.Attribute)) and self.runs_operators(self.static_value(o))
+                       for o in operands):
+                    return True
+        return False
+
+    def static_value(self, node):
+        """A name's or attribute chain's value where reading it runs no code (no property, no `__getattr__`) and
+        emits nothing, else MISSING."""
+        if isinstance(node, ast.Name):
+            frame = self.frame
+            for scope in (frame.env, frame.closure, frame.globals, vars(builtins)):
+                if node.id in scope:
+                    return scope[node.id]
+            return MISSING
+        if not isinstance(node, ast.Attribute):
+            return MISSING
+        obj = self.static_value(node.value)
+        if obj is MISSING or isinstance(obj, (Dyn, Poison)):
+            return MISSING
+        if not isinstance(obj, (types.ModuleType, type)) and type(obj).__getattribute__ is not object.__getattribute__:
+            return MISSING
+        try:
+            value = inspect.getattr_static(obj, node.attr)
+        except AttributeError:
+            return MISSING
+        if isinstance(obj, types.ModuleType) or not hasattr(type(value), "__get__"):
+            return value
+        if isinstance(value, (types.MemberDescriptorType, types.GetSetDescriptorType)):
+            return getattr(obj, node.attr, MISSING)   # a __slots__ entry
+        if isinstance(value, (types.FunctionType, staticmethod, classmethod, types.BuiltinFunctionType)):
+            return value   # (a method: calling it is a Call)
+        return MISSING     # a property or another descriptor: reading it may run code
+
+    def runs_operators(self, value) -> bool:
+        """Whether an operator over value may run code skc inlines: value unknown, or its class defines an operator
+        in Python."""
+        if value is MISSING:
+            return True
+        if isinstance(value, Dyn) or isinstance(value, _PLAIN) or semantics.is_number(value):
+            return False
+        return any(self.should_inline(getattr(type(value), name, None)) for name in _OPERATOR_METHODS)
 
     def compare(self, op, left, right, node):
         if isinstance(left, Dyn) or isinstance(right, Dyn):
@@ -237,7 +324,7 @@ class ExpressionEvaluator:
         if not isinstance(cond, Dyn):
             return self.eval_value(node.body if self.truth(cond, node) else node.orelse)
         cond = semantics.to_bool(cond)
-        if not (_may_have_effects(node.body) or _may_have_effects(node.orelse)):
+        if not (self.may_have_effects(node.body) or self.may_have_effects(node.orelse)):
             return semantics.select(cond, self.eval_value(node.body), self.eval_value(node.orelse))
         if_op = self.cg.builder.if_(cond.value)
         values = []
@@ -289,6 +376,31 @@ class ExpressionEvaluator:
             else:
                 result[self.eval_value(key)] = self.eval_value(value)
         return self.made_here(result)
+
+    def compile_time_items(self, value, node):
+        """The items of a compile-time iterable, taken one at a time as a Python loop takes them (a loop over a list
+        its body appends to sees the new items), at most MAX_COMPILE_TIME_ITERATIONS."""
+        if isinstance(value, Dyn):
+            raise self.error_at(node, "cannot iterate over a run-time value",
+                                hint="use `for i in range(n)` over indices")
+        try:
+            iterator = iter(value)
+        except TypeError as e:
+            raise self.error_at(node, f"{e}") from e
+        for count in itertools.count():
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            except SkcError:
+                raise
+            except Exception as e:
+                raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+            if count == MAX_COMPILE_TIME_ITERATIONS:
+                raise self.error_at(node, f"this compile-time {type(value).__name__} has more than "
+                                          f"{MAX_COMPILE_TIME_ITERATIONS} items, each unrolled at compile time",
+                                    hint="loop over run-time indices with `for i in range(n)`")
+            yield item
 
     def compile_time_iterable(self, value, node):
         """The items of a compile-time iterable (a loop over it unrolls), at most MAX_COMPILE_TIME_ITERATIONS."""
@@ -342,38 +454,64 @@ class ExpressionEvaluator:
 
     # -- comprehensions ---------------------------------------------------------------
     def comprehension(self, node, element):
-        """Run a comprehension at compile time over compile-time iterables (elements may be run-time)."""
-        env = self.frame.env
-        saved = dict(env)
-        results = []
+        """A comprehension's elements over compile-time iterables (elements may be run-time), made as they are taken,
+        as Python's generators are: the first iterable is evaluated here, everything else when the next element is
+        asked for (a generator expression sees the names and memory of that moment). The comprehension's own names
+        live in its scope; a `:=` inside binds in the enclosing one."""
+        frame = self.frame
+        own = {n.id for gen in node.generators for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
+        scope = {}
+        made_in = self.scope_stack[-1] if self.scope_stack else None
 
-        def generate(generators):
-            if not generators:
-                results.append(element())
-                return
+        @contextmanager
+        def inside():
+            if (self.scope_stack[-1] if self.scope_stack else None) != made_in:
+                raise self.error_at(node, "a generator made outside this run-time loop or branch (or before a "
+                                          "run-time break, continue or return) is consumed inside it, where its "
+                                          "compile-time state cannot follow the path taken",
+                                    hint="make a list instead ([...] rather than (...)), or make the generator "
+                                         "where it is consumed")
+            self.frames.append(frame)   # (it may be consumed in another function's frame)
+            env = frame.env
+            outer = {name: env.pop(name) for name in own if name in env}
+            env.update(scope)
+            try:
+                yield
+            finally:
+                for name in own:
+                    if name in env:
+                        scope[name] = env.pop(name)
+                env.update(outer)
+                self.frames.pop()
+
+        def generate(generators, items):
             gen = generators[0]
-            for item in self.compile_time_iterable(self.eval_value(gen.iter), gen.iter):
-                self.assign(gen.target, item)
-                conditions = [self.eval_value(c) for c in gen.ifs]
-                if any(isinstance(c, Dyn) for c in conditions):
-                    raise self.error_at(gen, "a comprehension's condition must be known at compile time")
-                if all(self.truth(c, gen) for c in conditions):
-                    generate(generators[1:])
+            for item in items:
+                with inside():
+                    self.assign(gen.target, item)
+                    conditions = [self.eval_value(c) for c in gen.ifs]
+                    if any(isinstance(c, Dyn) for c in conditions):
+                        raise self.error_at(gen, "a comprehension's condition must be known at compile time")
+                    chosen = all(self.truth(c, gen) for c in conditions)
+                    if chosen and len(generators) > 1:
+                        inner = self.compile_time_items(self.eval_value(generators[1].iter), generators[1].iter)
+                    elif chosen:
+                        value = element()
+                if not chosen:
+                    continue
+                if len(generators) > 1:
+                    yield from generate(generators[1:], inner)
+                else:
+                    yield value
 
-        try:
-            generate(node.generators)
-        finally:
-            for name in list(env):
-                if name not in saved:
-                    del env[name]
-            env.update(saved)
-        return results
+        first = node.generators[0]
+        return generate(node.generators, self.compile_time_items(self.eval_value(first.iter), first.iter))
 
     def expr_ListComp(self, node):
-        return self.made_here(self.comprehension(node, lambda: self.eval_value(node.elt)))
+        return self.made_here(list(self.comprehension(node, lambda: self.eval_value(node.elt))))
 
     def expr_GeneratorExp(self, node):
-        return iter(self.comprehension(node, lambda: self.eval_value(node.elt)))
+        return self.comprehension(node, lambda: self.eval_value(node.elt))
 
     def expr_SetComp(self, node):
         return self.made_here(set(self.comprehension(node, lambda: self.eval_value(node.elt))))
@@ -443,9 +581,6 @@ def _one_type(left, right) -> bool:
     return True
 
 
-def _may_have_effects(node) -> bool:
-    """Whether evaluating node may call, load or assign (so it must not run speculatively)."""
-    return any(isinstance(n, (ast.Call, ast.Subscript, ast.NamedExpr, ast.Await)) for n in ast.walk(node))
 
 
 def merge_type(types, node, evaluator):
@@ -460,3 +595,4 @@ def merge_type(types, node, evaluator):
             raise evaluator.error_at(node, f"the branches give different types: {first} and {t}")
         result = semantics.promote_scalars(result, ir.element_type(t))
     return ir.VectorType(result, first.count) if first.is_vector else result
+

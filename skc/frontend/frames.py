@@ -62,6 +62,7 @@ class Frame:
     globals: dict
     closure: dict
     caller: Optional[Location] = None
+    cells: dict = field(default_factory=dict)   # the closure's cells by name (what a launch watches)
     is_kernel: bool = False
     runtime_depth: int = 0
     loops: list = field(default_factory=list)

@@ -15,7 +15,7 @@ from .context import CodeGen
 from .dtypes import DType, PtrType, is_constexpr_annotation
 from .evaluator import Evaluator
 from .frames import CompileTimeReturn, Frame
-from .keying import value_key
+from .keying import Unkeyable, inlined_function_key, value_key
 from .source import get_source
 from .values import RValue
 
@@ -133,8 +133,13 @@ def compile_to_ir(fn, spec: Specialization, target: Target):
     closure = {}
     if fn.__closure__:
         closure = {n: c.cell_contents for n, c in zip(fn.__code__.co_freevars, fn.__closure__)}
-    frame = Frame(source, env, fn.__globals__, closure, is_kernel=True)
-    codegen.deps.functions[(source.module, source.qualname)] = source.digest
+    frame = Frame(source, env, fn.__globals__, closure, is_kernel=True,
+                  cells=dict(zip(fn.__code__.co_freevars, fn.__closure__ or ())))
+    try:   # (what a cached kernel's load compares: the source and the defaults)
+        codegen.deps.functions[(source.module, source.qualname)] = inlined_function_key(fn, source.digest)
+    except Unkeyable as e:
+        codegen.deps.functions[(source.module, source.qualname)] = source.digest
+        codegen.deps.unkeyable.append(f"defaults of {source.module}.{source.qualname}: {e}")
     with context.generating(codegen):
         evaluator.frames.append(frame)
         try:

@@ -15,9 +15,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import dis
 import hashlib
+import os
+import site
 import struct
 import sys
+import sysconfig
 import types
 
 KEYABLE = ("ints, floats, bools, strings, bytes, None; tuples, lists, dicts and sets of those; enums; "
@@ -32,6 +36,27 @@ _NOT_STATE = {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__"
               "__dataclass_fields__", "__dataclass_params__", "__match_args__", "__static_attributes__",
               "__firstlineno__", "__orig_bases__", "__parameters__", "__slotnames__", "__hash__",
               "__annotate_func__", "__annotations_cache__"}
+
+
+# the dependency key of a name a kernel looked up in a module that does not bind it (it found a builtin): a later
+# binding of that name in the module changes what the code means
+ABSENT = "absent"
+ABSENT_BINDING = object()   # what such a name is bound to, for a launch's identity check (jit.py)
+
+
+class CellView:
+    """A closure cell seen as a namespace of one name, for the bindings a launch watches by identity (jit.py)."""
+
+    __slots__ = ("cell",)
+
+    def __init__(self, cell):
+        self.cell = cell
+
+    def get(self, name, default=None):
+        try:
+            return self.cell.cell_contents
+        except ValueError:
+            return default
 
 
 class Unkeyable(Exception):
@@ -75,9 +100,41 @@ _LIBRARIES = {"skc", "builtins", "numpy", "torch", "cupy", "llvmlite", "cuda", "
 
 def trusted_module(name: str) -> bool:
     """Whether code of the module `name` is keyed by name: skc itself, the standard library and the
-    array libraries above. Any other module (the user's, another installed package) is keyed by content."""
+    array libraries above, each loaded from where it is installed. Any other module (the user's, another
+    installed package, a user's file that has a standard module's name, such as `profile.py`) is keyed by
+    content."""
     top = (name or "").split(".")[0]
-    return top in _LIBRARIES or top in sys.stdlib_module_names
+    if top not in _LIBRARIES and top not in sys.stdlib_module_names:
+        return False
+    module = sys.modules.get(top)
+    return module is not None and _installed(top, getattr(module, "__file__", None))
+
+
+@functools.lru_cache(maxsize=None)
+def _installed(top: str, file) -> bool:
+    """Whether the top-level module `top`, loaded from `file`, is the installed one: skc from its own package
+    directory, the others from the standard library's or the site-packages directories (or built in)."""
+    if file is None:
+        return top in sys.stdlib_module_names or top == "builtins"   # built into the interpreter
+    path = os.path.realpath(file)
+    if top == "skc":
+        return path.startswith(_SKC_DIR + os.sep)
+    return any(path.startswith(place + os.sep) for place in _install_dirs())
+
+
+_SKC_DIR = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@functools.lru_cache(maxsize=1)
+def _install_dirs() -> tuple:
+    paths = sysconfig.get_paths()
+    places = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    try:
+        places.update(site.getsitepackages())
+        places.add(site.getusersitepackages())
+    except AttributeError:   # (an embedded interpreter's site module may lack them)
+        pass
+    return tuple(sorted({os.path.realpath(p) for p in places if p}))
 
 
 def _trusted(obj) -> bool:
@@ -197,7 +254,8 @@ class _Keyer:
         bases = ",".join(self.key(b) for b in cls.__bases__)
         body = ",".join(f"{name}={self.key(v)}" for name, v in sorted(vars(cls).items())
                         if name not in _NOT_STATE and not _made_by_dataclass(cls, v))
-        return f"class:{_name(cls)}({bases}){{{body}}}{self._dataclass_fields(cls)}"
+        meta = "" if type(cls) is type else f"[meta={self.key(type(cls))}]"   # (its properties are the class's)
+        return f"class:{_name(cls)}({bases}){meta}{{{body}}}{self._dataclass_fields(cls)}"
 
     def _dataclass_fields(self, cls: type) -> str:
         """The fields and options of a dataclass: they determine the methods `dataclass` wrote."""
@@ -215,7 +273,15 @@ class _Keyer:
         if _trusted(fn):
             return f"fn:{_name(fn)}:{extra}"
         names = _names_read(fn.__code__)
+        dynamic = names & _DYNAMIC_READS
+        if dynamic:
+            raise Unkeyable(f"{_name(fn)} reads names its code does not spell out ({', '.join(sorted(dynamic))}())")
         reads = []
+        for module in sorted(_imported(fn.__code__)):   # `import cfg` inside the function: its attributes it names
+            if module not in sys.modules:
+                raise Unkeyable(f"{_name(fn)} imports {module}, which was not loaded when it was keyed")
+            if not trusted_module(module):
+                reads.append(f"import {module}:" + self._module_attributes(sys.modules[module], names))
         for name in sorted(names):
             if name in fn.__globals__:
                 value = fn.__globals__[name]
@@ -253,6 +319,19 @@ def nan_bits(value) -> str:
     """A float or complex holding a NaN by its bits (repr gives 'nan' for all of them)."""
     parts = (value.real, value.imag) if isinstance(value, complex) else (value,)
     return "nan:" + ":".join(struct.pack("<d", part).hex() for part in parts)
+
+
+# builtins through which a function reads names its code does not spell out
+_DYNAMIC_READS = {"globals", "eval", "exec", "__import__"}
+
+
+def _imported(code: types.CodeType) -> set:
+    """The modules the code (and the code nested in it) imports."""
+    found = {i.argval for i in dis.get_instructions(code) if i.opname == "IMPORT_NAME"}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _imported(const)
+    return found
 
 
 def _names_read(code: types.CodeType) -> set:

@@ -37,7 +37,7 @@ class LoopEvaluator:
         iterable = self.eval_value(node.iter)
         if hasattr(type(iterable), "__skc_range__"):
             return self.protocol_loop(node, iterable)
-        return self.unrolled_loop(node, self.compile_time_iterable(iterable, node.iter))
+        return self.unrolled_loop(node, self.compile_time_items(iterable, node.iter))
 
     def counted(self, loop, node):
         """The items of a static_range, counting them against the kernel's unrolling budget."""
@@ -62,16 +62,25 @@ class LoopEvaluator:
         def make_loop():
             return self.cg.builder.for_(lb.value, ub.value, st.value, label)
 
+        kept = []
+
         def body(for_op):
             induction = RValue(for_op.regions[0].args[0], t)
             if isinstance(node.target, ast.Name):
-                self.frame.env[node.target.id] = induction
+                current = self.frame.env.get(node.target.id)
+                if isinstance(current, Slot) and current.type == t:
+                    # a variable before the loop (or one the body assigns): it holds each index in turn, and after
+                    # the loop the last value it was given, or its value before a loop that ran zero times
+                    current.store(induction)
+                    kept.append(current)
+                else:
+                    self.frame.env[node.target.id] = induction
             else:
                 self.assign(node.target, induction)
             self.exec_body(node.body)
 
         self.runtime_loop(node, make_loop, label, body)
-        if isinstance(node.target, ast.Name) and not isinstance(self.frame.env.get(node.target.id), Slot):
+        if isinstance(node.target, ast.Name) and not (kept and self.frame.env.get(node.target.id) is kept[0]):
             self.frame.env[node.target.id] = Poison(
                 node.target.id, "is the variable of a run-time loop and has no value after it",
                 hint="copy it into another variable inside the loop")

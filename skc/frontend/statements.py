@@ -5,6 +5,8 @@ statement list (what follows is unreachable), else False. Here: simple statement
 from __future__ import annotations
 
 import ast
+import math
+import numbers
 from contextlib import contextmanager
 
 from .. import ir
@@ -81,17 +83,18 @@ class StatementEvaluator:
         target = node.target
         if isinstance(target, ast.Name):
             current = self.lookup(target.id, target)
-            self.bind_name(target.id, self.binary(op, current, self.eval_value(node.value), node))
+            self.bind_name(target.id, self.augmented(op, current, self.eval_value(node.value), node))
         elif isinstance(target, ast.Attribute):
             obj = self.eval_value(target.value)
             current = getattr(obj, target.attr)
             current = current.rvalue() if isinstance(current, Slot) else current
-            self.set_attribute(obj, target.attr, self.binary(op, current, self.eval_value(node.value), node), target)
+            self.set_attribute(obj, target.attr, self.augmented(op, current, self.eval_value(node.value), node),
+                               target)
         elif isinstance(target, ast.Subscript):
             container = self.eval_value(target.value)
             index = self.eval_value(target.slice)
             current = self.subscript(container, index, target)
-            self.set_item(container, index, self.binary(op, current, self.eval_value(node.value), node), target)
+            self.set_item(container, index, self.augmented(op, current, self.eval_value(node.value), node), target)
         else:
             raise self.error_at(node, "unsupported augmented assignment target")
 
@@ -469,8 +472,10 @@ def _as_slot(value, name: str):
 
 
 def _same(a, b) -> bool:
-    """Whether two paths hold the same value: the same object, or equal numbers of one type."""
-    return a is b or semantics.is_number(a) and type(a) is type(b) and a == b
+    """Whether two paths hold the same value: the same object, or equal numbers of one type (and, for floats, of one
+    sign: 0.0 and -0.0 are equal but divide differently)."""
+    return a is b or (semantics.is_number(a) and type(a) is type(b) and a == b
+                      and (isinstance(a, numbers.Integral) or math.copysign(1, a) == math.copysign(1, b)))
 
 
 def _defined_inside(value, before) -> bool:

@@ -1,0 +1,181 @@
+"""More Python constructs that compiled to something other than what Python means (a helper's search, forty-first
+session): `+=` that never ran `__iadd__`; 0.0 and -0.0 taken as one value where paths meet; chained comparisons
+that evaluated every comparand; a loop variable read after a loop that ran zero times; `:=` inside a comprehension;
+generator expressions run where they were made; a loop over a list its body appends to; `and`/`or` that read a
+property on every path; a keyword-only default of None. Each kernel runs in the interpreter beside plain Python."""
+import numpy as np
+import pytest
+
+import skc
+
+F32 = skc.Ptr[skc.f32]
+
+
+def both(fn, *args, size=4):
+    """fn run by skc (interpreter) and by Python on the same inputs: the two outputs."""
+    got, want = np.zeros(size, np.float32), np.zeros(size, np.float32)
+    skc.kernel(fn)[1, 1](got, *args)
+    fn(want, *args)
+    return got, want
+
+
+def test_augmented_assignment_runs_the_in_place_method():
+    def alias(out):
+        values = [1.0]
+        seen = values
+        values += [2.0]        # list.__iadd__: the same list grows
+        out[0] = len(seen)
+
+    class Acc:
+        def __init__(self, v):
+            self.v = v
+
+        def __add__(self, o):
+            return Acc(self.v + o)
+
+        def __iadd__(self, o):
+            self.v = self.v + 2 * o
+            return self
+
+    def in_place(out):
+        a = Acc(out[1] + 1.0)
+        a += 10.0
+        out[0] = a.v
+
+    for fn, expected in ((alias, 2.0), (in_place, 21.0)):
+        got, want = both(fn)
+        assert got[0] == want[0] == expected
+
+
+def test_a_list_extended_in_place_inside_a_runtime_loop_is_an_error():
+    def grow(out, n: skc.i32):
+        values = [1.0]
+        for i in range(n):
+            values += [2.0]
+        out[0] = len(values)
+
+    with pytest.raises(skc.CompileError, match="made outside this run-time loop"):
+        skc.kernel(grow)[1, 1](np.zeros(1, np.float32), 3)
+
+
+def test_negative_zero_stays_itself_where_paths_meet():
+    def signed(out, n: skc.i32):
+        a = 0.0
+        if n < 0:
+            a = -0.0
+        out[0] = a
+        out[1] = out[3] / a
+
+    for n, sign in ((5, 1.0), (-5, -1.0)):
+        got = np.array([7, 7, 7, 1], np.float32)
+        skc.kernel(signed)[1, 1](got, n)
+        assert np.copysign(1.0, got[0]) == sign and got[1] == sign * np.inf
+
+
+def test_a_chained_comparison_stops_at_its_first_false_part():
+    def chained(out, n: skc.i32):
+        if n < 0 < skc.atomic_add(out + 1, 1.0):   # never runs the add for n >= 0
+            out[0] = 7.0
+        if 0 <= n < 4 > out[n]:                     # never loads out[n] out of bounds
+            out[2] = 1.0
+
+    got = np.zeros(4, np.float32)
+    skc.kernel(chained)[1, 1](got, 5)
+    assert got[1] == 0.0 and got[2] == 0.0
+    got = np.zeros(4, np.float32)
+    skc.kernel(chained)[1, 1](got, -3)    # n < 0: the add runs once (and returns 0: not > 0)
+    assert got[1] == 1.0 and got[0] == 0.0 and got[2] == 0.0
+    got = np.zeros(4, np.float32)
+    skc.kernel(chained)[1, 1](got, 2)
+    assert got[2] == 1.0
+
+
+def test_the_loop_variable_after_a_loop_keeps_python_meaning():
+    def reassigned(out, n: skc.i32):
+        i = 5
+        for i in range(n):
+            i = i * 2
+        out[0] = i
+
+    for n in (0, 1, 3):
+        got, want = both(reassigned, n)
+        assert got[0] == want[0]
+
+
+def test_a_walrus_in_a_comprehension_binds_outside_it():
+    def walrus(out):
+        last = 0.0
+        values = [(last := out[1] + j) for j in range(3)]
+        out[0] = last + len(values)
+
+    got, want = both(walrus)
+    assert got[0] == want[0] == 5.0
+
+
+def test_a_generator_expression_runs_where_it_is_consumed():
+    def late(out):
+        a = 1.0
+        g = (a * (out[1] + j) for j in range(3))
+        a = 2.0
+        out[1] = 10.0
+        out[0] = sum(g)
+
+    got, want = both(late)
+    assert got[0] == want[0] == 66.0
+
+
+def test_a_generator_made_before_a_runtime_loop_and_taken_inside_it_is_an_error():
+    def consumed_in_loop(out, n: skc.i32):
+        g = (out[j] for j in range(2))
+        for i in range(n):
+            out[2] = sum(g)
+
+    with pytest.raises(skc.CompileError, match="generator made outside"):
+        skc.kernel(consumed_in_loop)[1, 1](np.zeros(4, np.float32), 2)
+
+
+def test_an_unrolled_loop_sees_items_its_body_appends():
+    def growing(out):
+        work = [1, 2]
+        total = 0.0
+        for w in work:
+            if w < 3:
+                work.append(w + 2)
+            total += w
+        out[0] = total
+
+    got, want = both(growing)
+    assert got[0] == want[0] == 10.0
+
+
+def test_and_or_and_if_expressions_do_not_read_a_property_speculatively():
+    class Guarded:
+        def __init__(self, ptr, i):
+            self.ptr, self.i = ptr, i
+
+        @property
+        def val(self):
+            return self.ptr[self.i]
+
+    def guarded(out, n: skc.i32):
+        p = Guarded(out, n)
+        if n < 4 and p.val > 3.0:
+            out[0] = 1.0
+        out[1] = p.val if n < 4 else -1.0
+
+    for n in (9, 2):
+        got = np.arange(4, dtype=np.float32)
+        skc.kernel(guarded)[1, 1](got, n)   # n = 9 would read out of bounds if p.val ran
+        assert got[1] == (-1.0 if n == 9 else 2.0)
+
+
+def test_a_keyword_only_default_of_none_is_a_default():
+    def kw(out):
+        def g(v, *, scale=None):
+            return v if scale is None else v * scale
+
+        out[0] = g(out[1] + 3.0)
+        out[2] = g(2.0, scale=4.0)
+
+    got, want = both(kw)
+    np.testing.assert_array_equal(got, want)

@@ -1,0 +1,168 @@
+"""Stale kernels a helper's search found (forty-first session), each now compiled afresh: a module-level name
+added later over a builtin the kernel called; a user's module named like a standard one (trusted by its name);
+a metaclass's property; a helper that imports a module inside its body; a closure rebound with `nonlocal`; a
+closure function and a frozen dataclass with state besides its fields given as constexprs. And a kernel with
+default arguments now hits the disk cache."""
+import dataclasses
+import re
+import textwrap
+
+import numpy as np
+
+import skc
+from skc.frontend import keying
+from test_cache_keys import run_compiles
+
+HEADER = "import skc\n"
+
+
+def constants(tile: str) -> list:
+    return sorted(re.findall(r"value = ([-0-9.e+]+)", tile))
+
+
+def two_versions(tmp_path, files_v1: dict, files_v2: dict, kernel="k"):
+    """Compile in one process with files_v1, then with files_v2 in a second process sharing the cache, then with
+    files_v2 and an empty cache: the second and third reports."""
+    code = tmp_path / "code"
+    code.mkdir()
+    for name, text in files_v1.items():
+        (code / name).write_text(textwrap.dedent(text))
+    run_compiles(code, tmp_path / "cache", [kernel])
+    for name, text in files_v2.items():
+        (code / name).write_text(textwrap.dedent(text))
+    second = run_compiles(code, tmp_path / "cache", [kernel])["kernels"][kernel]
+    fresh = run_compiles(code, tmp_path / "fresh", [kernel])["kernels"][kernel]
+    return second, fresh
+
+
+KERNEL_CALLING_MAX = HEADER + '''
+@skc.kernel(block=32)
+def k(x: skc.Ptr[skc.f32]):
+    x[0] = x[0] + max(3.0, 5.0)
+'''
+
+
+def test_a_global_added_over_a_builtin_the_kernel_called(tmp_path):
+    shadowed = KERNEL_CALLING_MAX + "\ndef max(a, b):\n    return a + b + 100.0\n"
+    second, fresh = two_versions(tmp_path, {"kernels.py": KERNEL_CALLING_MAX}, {"kernels.py": shadowed})
+    assert second["from_cache"] is False
+    assert constants(second["tile"]) == constants(fresh["tile"]) and "108.0" in constants(second["tile"])
+
+
+def test_a_users_module_named_like_a_standard_one_is_keyed_by_content(tmp_path):
+    kernel = HEADER + '''
+import profile   # the user's profile.py, beside this file
+
+@skc.kernel(block=32)
+def k(x: skc.Ptr[skc.f32]):
+    x[0] = x[0] + profile.TILE
+'''
+    second, fresh = two_versions(tmp_path, {"kernels.py": kernel, "profile.py": "TILE = 64.0\n"},
+                                 {"profile.py": "TILE = 128.0\n"})
+    assert second["from_cache"] is False and "128.0" in constants(second["tile"])
+
+
+def test_installed_modules_only_are_trusted_by_name():
+    assert keying.trusted_module("numpy") and keying.trusted_module("os") and keying.trusted_module("skc.blocks")
+    assert not keying._installed("profile", "/home/someone/project/profile.py")
+    assert not keying.trusted_module("kernels_of_mine")
+
+
+def test_a_metaclass_is_part_of_its_class_key(tmp_path):
+    def module(tile):
+        return HEADER + f'''
+class Meta(type):
+    @property
+    def TILE(cls):
+        return {tile}
+
+class Cfg(metaclass=Meta):
+    pass
+
+@skc.kernel(block=32)
+def k(x: skc.Ptr[skc.f32]):
+    x[0] = x[0] + Cfg.TILE
+'''
+    second, _ = two_versions(tmp_path, {"kernels.py": module(64.0)}, {"kernels.py": module(128.0)})
+    assert second["from_cache"] is False and "128.0" in constants(second["tile"])
+
+
+def test_a_helper_importing_a_module_in_its_body(tmp_path):
+    kernel = HEADER + '''
+def tile_size():
+    import cfg
+    return cfg.TILE
+
+@skc.kernel(block=32)
+def k(x: skc.Ptr[skc.f32]):
+    x[0] = x[0] + tile_size()
+'''
+    second, _ = two_versions(tmp_path, {"kernels.py": kernel, "cfg.py": "TILE = 64.0\n"},
+                             {"cfg.py": "TILE = 128.0\n"})
+    assert second["from_cache"] is False and "128.0" in constants(second["tile"])
+
+
+def test_a_kernel_with_default_arguments_hits_the_disk_cache(tmp_path):
+    kernel = HEADER + '''
+@skc.kernel(block=32)
+def k(x: skc.Ptr[skc.f32], n: skc.constexpr = 7):
+    x[0] = x[0] + n
+'''
+    second, _ = two_versions(tmp_path, {"kernels.py": kernel}, {})
+    assert second["from_cache"] is True
+
+
+def test_a_closure_rebound_after_a_compile():
+    scale = 2.0
+
+    @skc.kernel(block=32)
+    def scaled(x: skc.Ptr[skc.f32]):
+        x[0] = x[0] * scale
+
+    def rebind(value):
+        nonlocal scale
+        scale = value
+
+    x = np.ones(1, np.float32)
+    scaled[1, 1](x)
+    rebind(3.0)
+    scaled[1, 1](x)
+    assert x[0] == 6.0
+    assert "3.0" in constants(scaled.compile(target="sm_90a").ir("tile"))
+
+
+def test_a_closure_function_given_as_a_constexpr_sees_its_cell_rebound():
+    factor = 2.0
+
+    def times(v):
+        return v * factor
+
+    @skc.kernel(block=32)
+    def apply(x: skc.Ptr[skc.f32], f: skc.constexpr):
+        x[0] = f(x[0])
+
+    x = np.ones(1, np.float32)
+    apply[1, 1](x, times)
+    factor = 3.0
+    apply[1, 1](x, times)
+    assert x[0] == 6.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    tile: int
+
+
+def test_a_frozen_dataclass_with_state_besides_its_fields():
+    @skc.kernel(block=32)
+    def scaled(x: skc.Ptr[skc.f32], s: skc.constexpr):
+        x[0] = s.scale
+
+    out = []
+    for value in (2.0, 3.0):
+        s = Settings(1)
+        object.__setattr__(s, "scale", value)
+        x = np.zeros(1, np.float32)
+        scaled[1, 1](x, s)
+        out.append(x[0])
+    assert out == [2.0, 3.0]
