@@ -10,7 +10,8 @@ import numpy as np
 import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel
-from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, check_no_overlap,
+from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, check_has_data,
+                         check_no_overlap, check_own_memory,
                          element_strides, remember, require_arrays, tile_counter, torch_type)
 
 LAYOUTS = ("bhsd", "bshd")
@@ -90,9 +91,11 @@ class _Problem:
             raise skc.LaunchError(f"layout must be one of {', '.join(LAYOUTS)}, found {layout!r}")
         require_arrays("attention", ("out",), q=q, k=k, v=v, out=out)
         host = isinstance(q, np.ndarray)
-        if host and not all(isinstance(x, np.ndarray) for x in (k, v) + (() if out is None else (out,))):
-            raise skc.LaunchError(f"attention: q is a numpy array, so k, v (and out) must be too; found "
-                                  f"{', '.join(type(x).__name__ for x in (q, k, v))}")
+        operands = (q, k, v) + (() if out is None else (out,))
+        if any(isinstance(x, np.ndarray) != host for x in operands):
+            raise skc.LaunchError(f"attention: q, k, v (and out) must all be numpy arrays or all tensors; found "
+                                  f"{', '.join(type(x).__name__ for x in operands)}")
+        check_has_data("attention", q=q, k=k, v=v, out=out)
         self.views = views = [_heads_view(x, layout, name) for name, x in (("q", q), ("k", k), ("v", v))]
         (B, H, Sq, D), (Bk, Hkv, Skv, Dk) = views[0].shape, views[1].shape
         if tuple(views[2].shape) != (Bk, Hkv, Skv, Dk) or Bk != B or Dk != D:
@@ -119,6 +122,7 @@ class _Problem:
         if out is not None and not host and (tuple(out.shape) != tuple(q.shape) or out.dtype != q.dtype):
             raise skc.LaunchError(f"attention: out must be like q, {tuple(q.shape)} of {q.dtype}; found "
                                   f"{tuple(out.shape)} of {out.dtype}")
+        check_own_memory("attention", out)
         for name, x in () if host else (("q", q), ("k", k), ("v", v), ("out", out)):
             if x is not None and element_strides(x)[-1] != 1:   # (numpy arrays are copied to the interpreter's)
                 raise skc.LaunchError(f"attention: {name} (strides {element_strides(x)}) is not contiguous along "
@@ -213,7 +217,13 @@ def _scale_value(scale) -> float:
     if not 0.0 < value < math.inf:
         raise skc.LaunchError(f"attention's scale must be positive and finite, found {value} (a score's weight "
                               "grows with it; for uniform weights average v instead)")
+    if not _F32_TINY <= value <= _F32_MAX:   # (the kernel takes it as an f32)
+        raise skc.LaunchError(f"attention's scale {value} is {'0' if value < _F32_TINY else 'infinite'} as the f32 "
+                              f"the kernel computes with: pass a scale between {_F32_TINY:.3g} and {_F32_MAX:.3g}")
     return value
+
+
+_F32_TINY, _F32_MAX = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
 
 
 def _heads_view(x, layout: str, name: str):

@@ -13,7 +13,7 @@ from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
-from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, check_writeable, contiguous,
+from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, check_has_data, check_writeable, contiguous,
                          empty_like, facts, filling_config, on_stream, paddable, padded, remember, require_arrays, view,
                          without_grad)
 from .im2col import ConvShape
@@ -55,6 +55,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
         raise skc.LaunchError("conv2d's stride, padding and dilation are ints, (h, w) pairs of ints or (padding) "
                               "'valid' or 'same'") from None
     if plan is None:
+        check_has_data("conv2d", x=x, w=w, bias=bias, out=out)
         checked = _checked(key[0], x, w, bias, *geometry, activation, config)
         if out is not None:   # (before the plan is kept: a call with the same facts finds it checked)
             _check_out(checked[0], x, out)

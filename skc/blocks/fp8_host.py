@@ -19,7 +19,7 @@ from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel, \
     fp8_matmul_stream_k_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, check_activation,
-                         check_epilogue_operands, check_no_overlap, element_strides, keeping_stream, on_stream,
+                         check_epilogue_operands, check_has_data, check_no_overlap, check_own_memory, check_writeable, element_strides, keeping_stream, on_stream,
                          remember, require_arrays, row_major, split_buffers, stream_k_buffers, torch_type,
                          unread_stand_in, unsplit_unless_row_major, without_grad)
 from .host_plans import facts as _facts
@@ -81,6 +81,7 @@ def _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_f
                 activation, config, use_fast_accum)
     require_arrays("scaled matmul", ("out", "bias"), a=a, b=b, scale_a=scale_a, scale_b=scale_b, out=out,
                    bias=bias)
+    check_writeable("scaled matmul", out)
     return (device, _facts(a), _facts(b), _facts(scale_a), _facts(scale_b), None if out is None else _facts(out),
             _name(out_dtype), None if bias is None else _facts(bias), activation, config, use_fast_accum)
 
@@ -138,6 +139,7 @@ def _scaling(scale_a, scale_b, M, N, K) -> bool:
 
 class _Plan:
     def __init__(self, a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum):
+        check_has_data("scaled matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b, out=out, bias=bias)
         dtype, dtype_b = _fp8_type(a, "a"), _fp8_type(b, "b")
         M, N, K = _operands(a, b)
         block = _scaling(scale_a, scale_b, M, N, K)
@@ -158,6 +160,7 @@ class _Plan:
         if out is not None and element_strides(out)[-1] != 1:   # (its rows are stored through a tensor map)
             raise skc.LaunchError(f"scaled matmul: out (strides {element_strides(out)}) must have contiguous rows: "
                                   "pass a contiguous out, or none")
+        check_own_memory("scaled matmul", out)
         check_epilogue_operands("scaled matmul", M, N, bias=bias)
         spec = EpilogueSpec(alpha=not block, bias=bias is not None, activation=activation)
         try:

@@ -86,6 +86,26 @@ def check_writeable(what: str, out):
         raise skc.LaunchError(f"{what}: out is a read-only array; pass a writeable one (or none)")
 
 
+def check_own_memory(what: str, out):
+    """out's elements lie apart (an out expanded over a dimension, a stride of 0, would have every product written
+    to the same memory, which then holds whichever came last)."""
+    if out is not None and overlaps_itself(out):
+        raise skc.LaunchError(f"{what}: out (shape {tuple(out.shape)}, strides {element_strides(out)}) has elements "
+                              "that share memory (an expanded or stride-0 view); pass an out whose every element is "
+                              "its own (out.contiguous(), or none)")
+
+
+def overlaps_itself(x) -> bool:
+    """Whether two of x's elements may share memory: its dimensions, by stride, do not each step past all the
+    ones before (the test torch's and numpy's copies use to tell a view that may overlap)."""
+    reach = 1   # elements the smaller dimensions span
+    for stride, size in sorted((abs(s), n) for s, n in zip(element_strides(x), x.shape) if n > 1):
+        if stride < reach:
+            return True
+        reach += stride * (size - 1)
+    return False
+
+
 def check_activation(what: str, activation):
     """activation is a name or None: anything else is a LaunchError here, before a plan key holds it (a list would
     fail to hash there); EpilogueSpec.check() then refuses a name it does not know."""

@@ -35,7 +35,7 @@ from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_li
 from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
 from .host_plans import (Bindings, address_functions, check_activation, check_epilogue_operands, check_has_data,
-                         check_no_overlap, check_writeable, contiguous, keeping_stream, on_stream, paddable,
+                         check_no_overlap, check_own_memory, check_writeable, contiguous, keeping_stream, on_stream, paddable,
                          read_in_place, real, require_arrays, span, unsplit_unless_row_major, view)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
@@ -143,11 +143,8 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
         raise skc.LaunchError(f"out (strides {element_strides(out)}) must be row-major: pass a contiguous out, or "
                               "none")
     check_epilogue_operands("matmul", M, N, c, bias)
-    spec = EpilogueSpec(alpha=alpha is not None, beta=c is not None, bias=bias is not None, activation=activation)
-    try:
-        spec.check()
-    except ValueError as error:
-        raise skc.LaunchError(f"matmul: {error}") from None
+    spec = _checked_epilogue(EpilogueSpec(alpha=alpha is not None, beta=c is not None, bias=bias is not None,
+                                          activation=activation))
     problem = (M, N, K, dtype, a_k_major, b_k_major)
     if config is not None:
         _check_config(device, config, problem)
@@ -599,6 +596,14 @@ def _launch_mfma(device, a, b, out, problem, extras, cfg: AmdMatmulConfig, strea
     gemm.matmul_kernel[grid, cfg.threads](a, b, out, M, N, K, *extras, cfg, stream=stream)
 
 
+def _checked_epilogue(spec: EpilogueSpec) -> EpilogueSpec:
+    try:
+        spec.check()
+    except ValueError as error:
+        raise skc.LaunchError(f"matmul: {error}") from None
+    return spec
+
+
 # -- batches ------------------------------------------------------------------------------------------------------
 def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
     """A batch: a (B x M x K) with b (K x N) folds B into M when a is row-major and contiguous (one GEMM of
@@ -629,7 +634,10 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
                                   f"{(batch, M, N)}")
     dtype = _one_type(a, b)
     _check_out_type(out, dtype)   # (one launch writes out through a map of the operands' type)
+    check_own_memory("matmul", out)
     check_epilogue_operands("matmul", None, N, bias=bias)
+    _checked_epilogue(EpilogueSpec(alpha=alpha is not None, beta=c is not None, bias=bias is not None,
+                                   activation=activation))
     foldable = len(b.shape) == 2 and row_major(a) and all(x is None or row_major(x) for x in (out, c))
     if foldable:
         return _FoldedBatch(batch, M, N, K, activation, config)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import operator
+import numbers
 import threading
 
 import numpy as np
@@ -37,16 +38,18 @@ def normalize_stream(stream) -> int:
     """A CUstream handle from None, an int, a torch or cupy stream, or a `__cuda_stream__` object."""
     if stream is None:
         return 0
-    if isinstance(stream, int):
-        return stream
-    for attribute in ("cuda_stream", "ptr", "handle"):
-        value = getattr(stream, attribute, None)
-        if isinstance(value, int):
-            return value
-    protocol = getattr(stream, "__cuda_stream__", None)
-    if protocol is not None:
-        return int(protocol()[1])
-    raise LaunchError(f"cannot use {type(stream).__name__} as a CUDA stream; pass a torch/cupy stream or an int")
+    if isinstance(stream, numbers.Integral) and not isinstance(stream, bool):
+        return int(stream)
+    if not isinstance(stream, type):   # (a class, `torch.cuda.Stream` without its parentheses, is no stream)
+        for attribute in ("cuda_stream", "ptr", "handle"):
+            value = getattr(stream, attribute, None)
+            if isinstance(value, int):
+                return value
+        protocol = getattr(stream, "__cuda_stream__", None)
+        if protocol is not None:
+            return int(protocol()[1])
+    raise LaunchError(f"cannot use {stream!r} as a CUDA stream; pass a torch/cupy stream object or a stream handle "
+                      "(an int)")
 
 
 # -- the stream a launch without stream= goes to ---------------------------------------------------------
