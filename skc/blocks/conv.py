@@ -13,9 +13,9 @@ from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
-from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, check_has_data, check_writeable, contiguous,
-                         empty_like, facts, filling_config, on_stream, paddable, padded, remember, require_arrays, view,
-                         without_grad)
+from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, check_has_data, check_writeable,
+                         contiguous, empty_like, facts, filling_config, on_stream, paddable, padded, remember,
+                         require_arrays, view, without_grad)
 from .im2col import ConvShape
 from .matmul_host import operand_dtype_name
 

@@ -35,8 +35,8 @@ from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_li
 from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
 from .host_plans import (Bindings, address_functions, check_activation, check_epilogue_operands, check_has_data,
-                         check_no_overlap, check_own_memory, check_writeable, contiguous, keeping_stream, on_stream, paddable,
-                         read_in_place, real, require_arrays, span, unsplit_unless_row_major, view)
+                         check_no_overlap, check_own_memory, check_writeable, contiguous, keeping_stream, on_stream,
+                         paddable, read_in_place, real, require_arrays, span, unsplit_unless_row_major, view)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
