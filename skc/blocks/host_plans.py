@@ -98,6 +98,8 @@ def check_own_memory(what: str, out):
 def overlaps_itself(x) -> bool:
     """Whether two of x's elements may share memory: its dimensions, by stride, do not each step past all the
     ones before (the test torch's and numpy's copies use to tell a view that may overlap)."""
+    if 0 in tuple(x.shape):
+        return False   # (no elements at all)
     reach = 1   # elements the smaller dimensions span
     for stride, size in sorted((abs(s), n) for s, n in zip(element_strides(x), x.shape) if n > 1):
         if stride < reach:

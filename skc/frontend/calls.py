@@ -36,8 +36,9 @@ _MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "reverse", 
 class LocalFunction:
     """A def or lambda written inside a kernel: inlined when called, seeing the names around it."""
 
-    def __init__(self, node, frame: Frame, defaults):
-        self.node, self.frame, self.defaults = node, frame, defaults
+    def __init__(self, node, frame: Frame, defaults, scopes=()):
+        # scopes: the comprehensions it was made in, whose names it reads as they are when it is called
+        self.node, self.frame, self.defaults, self.scopes = node, frame, defaults, scopes
 
     def signature(self) -> inspect.Signature:
         args = self.node.args
@@ -291,6 +292,8 @@ class CallEvaluator:
         outer = local.frame
         closure = dict(outer.closure)
         closure.update(outer.env)
+        for scope in local.scopes:
+            closure.update(scope)
         frame = Frame(outer.source, dict(bound.arguments), outer.globals, closure, caller=self.cg.builder.loc)
         if isinstance(local.node, ast.Lambda):
             return self.run_frame(frame, [ast.Return(value=local.node.body, lineno=local.node.lineno,

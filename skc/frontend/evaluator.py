@@ -26,6 +26,7 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         self.attribute_origin: dict = {}        # (id(obj), attr) -> (obj, region id where last set)
         self.container_origin: dict = {}        # id(list, dict or set) -> (it, scope_stack's top, frame) made in
         self.conditions: list = []              # (condition RValue, branch taken) of the enclosing run-time ifs
+        self.comprehension_scopes: list = []    # the names of the comprehensions being evaluated (innermost last)
 
     @property
     def frame(self) -> Frame:

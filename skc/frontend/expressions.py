@@ -460,18 +460,12 @@ class ExpressionEvaluator:
         live in its scope; a `:=` inside binds in the enclosing one."""
         frame = self.frame
         own = {n.id for gen in node.generators for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
-        scope = {}
-        made_in = self.scope_stack[-1] if self.scope_stack else None
+        scope = {}   # the comprehension's own names (a lambda made in it reads them from here, as from a cell)
 
         @contextmanager
         def inside():
-            if (self.scope_stack[-1] if self.scope_stack else None) != made_in:
-                raise self.error_at(node, "a generator made outside this run-time loop or branch (or before a "
-                                          "run-time break, continue or return) is consumed inside it, where its "
-                                          "compile-time state cannot follow the path taken",
-                                    hint="make a list instead ([...] rather than (...)), or make the generator "
-                                         "where it is consumed")
-            self.frames.append(frame)   # (it may be consumed in another function's frame)
+            self.frames.append(frame)   # (it may be consumed in another function's frame; errors name its lines)
+            self.comprehension_scopes.append(scope)
             env = frame.env
             outer = {name: env.pop(name) for name in own if name in env}
             env.update(scope)
@@ -482,13 +476,18 @@ class ExpressionEvaluator:
                     if name in env:
                         scope[name] = env.pop(name)
                 env.update(outer)
+                self.comprehension_scopes.pop()
                 self.frames.pop()
 
         def generate(generators, items):
             gen = generators[0]
-            for item in items:
+            while True:
                 with inside():
+                    item = next(items, MISSING)
+                    if item is MISSING:
+                        return
                     self.assign(gen.target, item)
+                    scope.update((name, frame.env[name]) for name in own if name in frame.env)
                     conditions = [self.eval_value(c) for c in gen.ifs]
                     if any(isinstance(c, Dyn) for c in conditions):
                         raise self.error_at(gen, "a comprehension's condition must be known at compile time")
@@ -539,7 +538,7 @@ class ExpressionEvaluator:
         return self.expr_JoinedStr(ast.JoinedStr(values=[node]))
 
     def expr_Lambda(self, node):
-        return LocalFunction(node, self.frame, self.eval_defaults(node.args))
+        return LocalFunction(node, self.frame, self.eval_defaults(node.args), tuple(self.comprehension_scopes))
 
     def expr_Await(self, node):
         raise self.error_at(node, "await is not supported in kernels")

@@ -17,6 +17,8 @@ import enum
 import functools
 import dis
 import hashlib
+import importlib
+import importlib.util
 import os
 import site
 import struct
@@ -277,11 +279,15 @@ class _Keyer:
         if dynamic:
             raise Unkeyable(f"{_name(fn)} reads names its code does not spell out ({', '.join(sorted(dynamic))}())")
         reads = []
-        for module in sorted(_imported(fn.__code__)):   # `import cfg` inside the function: its attributes it names
-            if module not in sys.modules:
-                raise Unkeyable(f"{_name(fn)} imports {module}, which was not loaded when it was keyed")
+        for module in sorted(_imported(fn.__code__, fn.__globals__.get("__package__") or "")):
+            # `import cfg` inside the function: the attributes of it its code names (loaded here if the function has
+            # not run yet: it imports it whenever it runs, and the key must not depend on whether it ran)
+            top = module.split(".")[0]
+            if module not in sys.modules and (top in _LIBRARIES or top in sys.stdlib_module_names):
+                continue   # (keyed by name, as loaded)
+            loaded = _load(module, fn)
             if not trusted_module(module):
-                reads.append(f"import {module}:" + self._module_attributes(sys.modules[module], names))
+                reads.append(f"import {module}:" + self._module_attributes(loaded, names))
         for name in sorted(names):
             if name in fn.__globals__:
                 value = fn.__globals__[name]
@@ -325,13 +331,37 @@ def nan_bits(value) -> str:
 _DYNAMIC_READS = {"globals", "eval", "exec", "__import__"}
 
 
-def _imported(code: types.CodeType) -> set:
-    """The modules the code (and the code nested in it) imports."""
-    found = {i.argval for i in dis.get_instructions(code) if i.opname == "IMPORT_NAME"}
+def _imported(code: types.CodeType, package: str) -> set:
+    """The modules the code (and the code nested in it) imports, by their full names (a relative import resolved
+    against `package`)."""
+    found = set()
+    instructions = list(dis.get_instructions(code))
+    for i, instruction in enumerate(instructions):
+        if instruction.opname != "IMPORT_NAME":
+            continue
+        level = instructions[i - 2].argval if i >= 2 and instructions[i - 2].opname == "LOAD_CONST" else 0
+        name = instruction.argval
+        if isinstance(level, int) and level > 0:
+            try:
+                name = importlib.util.resolve_name("." * level + name, package)
+            except (ImportError, ValueError):
+                raise Unkeyable(f"a relative import of {name!r} outside a package") from None
+        found.add(name)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            found |= _imported(const)
+            found |= _imported(const, package)
     return found
+
+
+def _load(module: str, fn):
+    """The module `module`, imported if it is not yet."""
+    found = sys.modules.get(module)
+    if found is not None:
+        return found
+    try:
+        return importlib.import_module(module)
+    except Exception as error:   # (whatever its import raises: the function would raise it too)
+        raise Unkeyable(f"{_name(fn)} imports {module}, which cannot be imported here ({error})") from None
 
 
 def _names_read(code: types.CodeType) -> set:

@@ -128,7 +128,8 @@ class StatementEvaluator:
     def stmt_FunctionDef(self, node):
         if node.decorator_list:
             raise self.error_at(node, "functions defined inside a kernel cannot have decorators")
-        self.frame.env[node.name] = LocalFunction(node, self.frame, self.eval_defaults(node.args))
+        self.frame.env[node.name] = LocalFunction(node, self.frame, self.eval_defaults(node.args),
+                                                  tuple(self.comprehension_scopes))
 
     def stmt_Global(self, node):
         raise self.error_at(node, "'global' is not supported in kernels",

@@ -1,8 +1,9 @@
-"""More Python constructs that compiled to something other than what Python means (a helper's search, forty-first
+"""More Python constructs that compiled to something other than what Python means (helpers' searches, forty-first
 session): `+=` that never ran `__iadd__`; 0.0 and -0.0 taken as one value where paths meet; chained comparisons
 that evaluated every comparand; a loop variable read after a loop that ran zero times; `:=` inside a comprehension;
-generator expressions run where they were made; a loop over a list its body appends to; `and`/`or` that read a
-property on every path; a keyword-only default of None. Each kernel runs in the interpreter beside plain Python."""
+generator expressions run where they were made; a lambda made in a comprehension; a loop over a list its body
+appends to; `and`/`or` that read a property on every path; a keyword-only default of None. Each kernel runs in the
+interpreter beside plain Python."""
 import numpy as np
 import pytest
 
@@ -124,14 +125,36 @@ def test_a_generator_expression_runs_where_it_is_consumed():
     assert got[0] == want[0] == 66.0
 
 
-def test_a_generator_made_before_a_runtime_loop_and_taken_inside_it_is_an_error():
-    def consumed_in_loop(out, n: skc.i32):
-        g = (out[j] for j in range(2))
-        for i in range(n):
-            out[2] = sum(g)
+def test_generators_taken_in_run_time_branches_and_loops_with_breaks():
+    def in_branch(out, n: skc.i32):
+        g = (out[1 + i] for i in range(3))
+        if n > 0:
+            out[0] = sum(g)
 
-    with pytest.raises(skc.CompileError, match="generator made outside"):
-        skc.kernel(consumed_in_loop)[1, 1](np.zeros(4, np.float32), 2)
+    def loop_with_break(out, n: skc.i32):
+        for v in (i * 2.0 for i in range(4)):
+            if v > n:
+                out[0] = v
+                break
+
+    got = np.array([0, 1, 2, 3], np.float32)
+    skc.kernel(in_branch)[1, 1](got, 1)
+    assert got[0] == 6.0
+    got = np.zeros(4, np.float32)
+    skc.kernel(loop_with_break)[1, 1](got, 1)
+    assert got[0] == 2.0
+
+
+def test_a_lambda_made_in_a_comprehension_reads_its_variable():
+    def lambdas(out):
+        fs = [lambda v: v + j for j in range(3)]
+        j = 7.0
+        out[0] = fs[0](out[1])
+        out[2] = j
+
+    got, want = both(lambdas)
+    np.testing.assert_array_equal(got, want)
+    assert got[0] == 2.0
 
 
 def test_an_unrolled_loop_sees_items_its_body_appends():

@@ -100,6 +100,8 @@ def k(x: skc.Ptr[skc.f32]):
     second, _ = two_versions(tmp_path, {"kernels.py": kernel, "cfg.py": "TILE = 64.0\n"},
                              {"cfg.py": "TILE = 128.0\n"})
     assert second["from_cache"] is False and "128.0" in constants(second["tile"])
+    again = run_compiles(tmp_path / "code", tmp_path / "cache", ["k"])["kernels"]["k"]
+    assert again["from_cache"] is True   # (unchanged, it is served from disk: the key does not depend on the import)
 
 
 def test_a_kernel_with_default_arguments_hits_the_disk_cache(tmp_path):
