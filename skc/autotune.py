@@ -14,7 +14,9 @@ safe to run repeatedly on the same arguments (tuning runs it several times).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -24,6 +26,11 @@ import types
 import warnings
 from pathlib import Path
 from typing import Callable, Optional, Sequence
+
+try:
+    import fcntl
+except ImportError:   # (Windows: winners written by two processes at once may lose one's)
+    fcntl = None
 
 from .diagnostics import SkcError
 from .runtime import cache, cuda, devices
@@ -56,18 +63,20 @@ class Autotuner:
                  timer: Optional[Callable] = None, device_name: Optional[Callable] = None, warmup: int = 3,
                  repeats: int = 10):
         what = f"skc.autotune of {getattr(fn, '__name__', fn)}"
-        if not configs:
+        if configs is None:
             raise SkcError(f"{what} needs at least one config")
-        if isinstance(configs, (str, bytes, dict)):
+        if isinstance(configs, (str, bytes, dict)) or not hasattr(configs, "__iter__"):
             raise SkcError(f"{what}: configs is a list of dicts of keyword arguments, found a {type(configs).__name__}")
         configs = list(configs)
+        if not configs:
+            raise SkcError(f"{what} needs at least one config")
         for config in configs:   # (each is passed as fn(*args, **config): a timing run is no place to find out)
             if not isinstance(config, dict) or not all(isinstance(name, str) for name in config):
                 raise SkcError(f"{what}: every config is a dict of keyword arguments for it, found {config!r}")
         if key is not None and not callable(key):
             raise SkcError(f"{what}: key is a function of the call's arguments, found {key!r}")
         self.fn, self.configs, self.key = fn, configs, key
-        self.name = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+        self.name = name or _default_name(fn)
         self.timer = timer or (lambda run: time_ms(run, warmup, repeats))
         self.device_name = device_name or _device_name
         self.best: dict = {}        # (device name, key) -> config
@@ -119,18 +128,23 @@ class Autotuner:
         return cache.cache_dir() / "autotune" / f"{safe}.json"
 
     def _read(self) -> dict:
+        """The winners file, or {} where it is missing, unreadable or not of the shape this version writes."""
         try:
             data = json.loads(self.path().read_text())
         except (OSError, ValueError):
             return {}
-        return data if isinstance(data, dict) and data.get("format") == FORMAT else {}
+        if not (isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("winners"), dict)
+                and all(isinstance(v, dict) for v in data["winners"].values())):
+            return {}
+        return data
 
     def _stored(self, device: str, key: str) -> Optional[dict]:
         entry = self._read().get("winners", {}).get(device, {}).get(key)
         if not isinstance(entry, dict):
             return None
-        for config in self.configs:  # the stored winner, if it is still a candidate
-            if describe(config) == entry.get("config"):
+        stored = _exactly(entry.get("config"))
+        for config in self.configs:  # the stored winner, if it is still a candidate (1, 1.0 and True told apart)
+            if _exactly(describe(config)) == stored:
                 return config
         return None
 
@@ -139,14 +153,46 @@ class Autotuner:
         path = self.path()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            data = self._read() or {"format": FORMAT, "kernel": self.name, "winners": {}}
-            data["winners"].setdefault(device, {})[key] = {"config": describe(config), "ms": ms}
-            handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(handle, "w") as file:
-                json.dump(data, file, indent=1, sort_keys=True)
-            os.replace(temporary, path)  # readers never see half a file
+            with _locked(path):   # (another process tuning other keys keeps its winners)
+                data = self._read() or {"format": FORMAT, "kernel": self.name, "winners": {}}
+                data["winners"].setdefault(device, {})[key] = {"config": describe(config), "ms": ms}
+                handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+                with os.fdopen(handle, "w") as file:
+                    json.dump(data, file, indent=1, sort_keys=True)
+                os.replace(temporary, path)  # readers never see half a file
         except OSError as error:
             warnings.warn(f"{self.name}: could not keep the autotuning result in {path}: {error}", stacklevel=3)
+
+
+def _exactly(value) -> str:
+    """A JSON value as text, which tells 1, 1.0 and True (and 0.0 and -0.0) apart, as == does not."""
+    return json.dumps(value, sort_keys=True)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock beside path, where the system has one (the file is read, changed and replaced under it)."""
+    if fcntl is None:
+        yield
+        return
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _default_name(fn) -> str:
+    """A tuner's name, which names its winners file: the function's module and name, and for a script run as
+    __main__ (or by `skc run`) the script's path too, since every script shares those module names."""
+    module = getattr(fn, "__module__", None) or "?"
+    name = f"{module}.{getattr(fn, '__qualname__', repr(fn))}"
+    code = getattr(fn, "__code__", None)
+    if code is not None and (module == "__main__" or module.startswith("_skc_")):
+        where = os.path.realpath(code.co_filename)
+        name += "-" + hashlib.sha256(where.encode()).hexdigest()[:12]
+    return name
 
 
 def autotune(configs: Sequence[dict], key: Optional[Callable] = None, **options):

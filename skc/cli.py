@@ -92,7 +92,11 @@ def _compile_options(module, name: str, target, args) -> dict:
                            f"Kernel.compile's keyword arguments or None, found {type(found).__name__}")
         options.update(found or {})
     if args.block:
-        options["block"] = tuple(int(b) for b in args.block.split(","))
+        try:
+            options["block"] = tuple(int(b) for b in args.block.split(","))
+        except ValueError:
+            raise SkcError(f"--block {args.block}: give the block's size as integers separated by commas, such as "
+                           "128 or 32,4") from None
     options.update(_constants(args.const))
     return options
 
@@ -124,16 +128,22 @@ def cmd_compile(args) -> int:
             text = compiled.asm(stage) if stage in ("ptx", "sass", "gcn") else compiled.ir(stage)
             if args.output:
                 _output_folder(args.output)
-                with open(os.path.join(args.output, f"{name}.{_SUFFIX[stage]}"), "w") as f:
-                    f.write(text)
+                _write(os.path.join(args.output, f"{name}.{_SUFFIX[stage]}"), text)
             else:
                 print(f"// ----- {name}: {stage} ({compiled.target.name}) -----")
                 print(text)
         if args.output and compiled.binary is not None:
             suffix = "cubin" if compiled.target.vendor == "nvidia" else "hsaco"
-            with open(os.path.join(args.output, f"{name}.{suffix}"), "wb") as f:
-                f.write(compiled.binary)
+            _write(os.path.join(args.output, f"{name}.{suffix}"), compiled.binary)
     return 0
+
+
+def _write(path: str, content):
+    try:
+        with open(path, "wb" if isinstance(content, bytes) else "w") as f:
+            f.write(content)
+    except OSError as error:
+        raise SkcError(f"-o: cannot write {path} ({error.strerror or error})") from None
 
 
 def example_folders() -> list:

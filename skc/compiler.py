@@ -15,6 +15,7 @@ import os
 import sys
 import time
 import types
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -267,6 +268,7 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
     if key and cache.cache_enabled():
         hit = _from_cache(key, fn.__name__, target, spec, params)
         if hit is not None:
+            _dump(hit)   # (SKC_DUMP_DIR shows every kernel a run uses, from the cache too)
             return hit
     started = time.perf_counter()
     module, deps = frontend.compile_to_ir(fn, spec, target)
@@ -404,9 +406,18 @@ def _from_cache(key: str, name: str, target: Target, spec, params) -> Optional[C
 
 
 def _dump(kernel: CompiledKernel):
+    """Write the kernel's stages under SKC_DUMP_DIR, if set; a folder it cannot write is a warning (a debugging
+    aid does not stop the program)."""
     folder = os.environ.get("SKC_DUMP_DIR")
     if not folder:
         return
+    try:
+        _dump_into(folder, kernel)
+    except OSError as error:
+        warnings.warn(f"SKC_DUMP_DIR={folder}: cannot write {kernel.name}'s stages there ({error})", stacklevel=2)
+
+
+def _dump_into(folder: str, kernel: CompiledKernel):
     path = os.path.join(folder, f"{kernel.name}-{kernel.target.name}-{(kernel.key or 'interp')[:10]}")
     os.makedirs(path, exist_ok=True)
     for stage, text in kernel.stages.items():

@@ -119,11 +119,29 @@ def _check_operands(a, b, bias, c) -> tuple:
     torch._check(a.shape[1] == b.shape[0], lambda: f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: "
                                                    f"inner dimensions differ")
     M, N = a.shape[0], b.shape[1]
+    torch._check(M > 0 and N > 0 and a.shape[1] > 0,
+                 lambda: f"matmul of {tuple(a.shape)} by {tuple(b.shape)}: M, N and K must each be at least 1")
+    for name, x in (("a", a), ("b", b)):
+        torch._check(_row_major_or_transposed(x),
+                     lambda name=name, x=x: f"matmul's operands must be row-major or transposed views of row-major "
+                                            f"arrays; {name} (strides {tuple(x.stride())}) is neither: pass a copy "
+                                            "of it that is one")
     if bias is not None:
         torch._check(tuple(bias.shape) == (N,), lambda: f"bias has shape {tuple(bias.shape)}, expected ({N},)")
     if c is not None:
         torch._check(tuple(c.shape) == (M, N), lambda: f"c has shape {tuple(c.shape)}, expected ({M}, {N})")
+    for name, x in (("c", c), ("bias", bias)):
+        torch._check(x is None or x.is_contiguous(),
+                     lambda name=name, x=x: f"matmul: {name} (strides {tuple(x.stride())}) must be contiguous: pass "
+                                            f"a contiguous copy ({name}.contiguous())")
     return M, N
+
+
+def _row_major_or_transposed(x) -> bool:
+    """What skc.blocks.matmul reads in place (host_plans.storage): rows of unit stride, or a transposed view of
+    such rows (columns of unit stride, rows at least as long as the view's)."""
+    (rows, cols), (row_stride, col_stride) = x.shape, x.stride()
+    return col_stride == 1 or cols == 1 or (row_stride == 1 and col_stride >= rows)
 
 
 def _matmul(a: torch.Tensor, b: torch.Tensor, bias: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None,
@@ -195,7 +213,14 @@ def _check_conv(x, w, bias, stride, padding, dilation) -> tuple:
                      lambda name=name, pair=pair, least=least: f"conv2d's {name} must be an int or an (h, w) pair of "
                                                                f"ints, each at least {least}, found {tuple(pair)}")
     (N, C, H, W), (K, C_w, R, S) = x.shape, w.shape
+    torch._check(N > 0 and C > 0 and K > 0 and R > 0 and S > 0,
+                 lambda: f"conv2d of x {tuple(x.shape)} by w {tuple(w.shape)}: the batch, the channels, the filters "
+                         "and the filter's extent must each be at least 1")
     torch._check(C_w == C, lambda: f"x has {C} channels but the filters take {C_w}")
+    torch._check(K % 8 == 0, lambda: f"conv2d stores output pixels of K channels through TMA, whose rows must be "
+                                     f"16-byte multiples: K (w's filters, w.shape[0]) must be a multiple of 8, found "
+                                     f"{K} (pad w with zero filters to {-(-K // 8) * 8} and keep the first {K} output "
+                                     "channels)")
     if bias is not None:
         torch._check(tuple(bias.shape) == (K,), lambda: f"bias has shape {tuple(bias.shape)}, expected ({K},)")
     P = _conv_output_size(H, R, stride[0], padding[0], dilation[0])
@@ -248,6 +273,13 @@ def _check_attention(q, k, v, layout) -> tuple:
                          f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)} ({layout})")
     torch._check(Hkv > 0 and H % Hkv == 0,
                  lambda: f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
+    torch._check(B > 0 and H > 0 and Sq > 0 and Skv > 0 and D > 0,
+                 lambda: f"attention of empty tensors: q, k, v are {tuple(q.shape)}, {tuple(k.shape)}, "
+                         f"{tuple(v.shape)} ({layout}); every dimension must be at least 1")
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        torch._check(x.stride(-1) == 1,
+                     lambda name=name, x=x: f"attention: {name} (strides {tuple(x.stride())}) is not contiguous "
+                                            f"along head_dim, which TMA copies need: pass {name}.contiguous()")
     return B, H, Sq
 
 

@@ -15,7 +15,18 @@ from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
     (lambda t: torch.ops.skc.attention_with_lse(t(1, 2, 64, 32), t(1, 2, 64, 32), t(1, 2, 64, 32)),
      "head dimensions"),
     (lambda t: torch.ops.skc.attention(t(1, 2, 64, 64), t(1, 2, 64, 64), t(1, 2, 64, 64), scale=-1.0),
-     "positive and finite")])
+     "positive and finite"),
+    # (forty-first session: empty problems, layouts and K the ops refuse at run time)
+    (lambda t: torch.ops.skc.matmul(t(0, 32), t(32, 16)), "must each be at least 1"),
+    (lambda t: torch.ops.skc.matmul(t(16, 64)[:, ::2], t(32, 16)), "row-major or transposed views"),
+    (lambda t: torch.ops.skc.matmul(t(16, 16), t(16, 16), c=t(16, 16).t()), "must be contiguous"),
+    (lambda t: torch.ops.skc.attention(t(1, 1, 8, 64), t(1, 1, 0, 64), t(1, 1, 0, 64)), "every dimension"),
+    (lambda t: torch.ops.skc.attention(t(1, 1, 8, 128)[..., ::2], t(1, 1, 8, 64), t(1, 1, 8, 64)),
+     "not contiguous along head_dim"),
+    (lambda t: torch.ops.skc.conv2d(t(0, 8, 6, 6).to(memory_format=torch.channels_last),
+                                    t(8, 8, 3, 3).to(memory_format=torch.channels_last)), "must each be at least 1"),
+    (lambda t: torch.ops.skc.conv2d(t(1, 8, 6, 6).to(memory_format=torch.channels_last),
+                                    t(2, 8, 3, 3).to(memory_format=torch.channels_last)), "a multiple of 8")])
 def test_fake_refuses_what_the_op_refuses(call, message):
     with pytest.raises(Exception, match=message):   # eagerly (RuntimeError or skc.LaunchError)
         call(lambda *shape: torch.zeros(*shape, dtype=torch.bfloat16))
