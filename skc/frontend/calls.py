@@ -85,10 +85,13 @@ class CallEvaluator:
                 args.append(self.eval_value(a))
         kwargs = {}
         for kw in node.keywords:
-            if kw.arg is None:
-                kwargs.update(self.eval_value(kw.value))
-            else:
-                kwargs[kw.arg] = self.eval_value(kw.value)
+            given = self.eval_value(kw.value)
+            if kw.arg is None and not hasattr(given, "keys"):
+                raise self.error_at(kw, f"** takes a mapping of keyword arguments, found {type(given).__name__}")
+            for name, value in (((k, given[k]) for k in given.keys()) if kw.arg is None else ((kw.arg, given),)):
+                if name in kwargs:
+                    raise self.error_at(kw, f"keyword argument '{name}' is given twice")
+                kwargs[name] = value
         return args, kwargs
 
     def eval_defaults(self, args: ast.arguments):

@@ -214,8 +214,9 @@ class ExpressionEvaluator:
                 right = (semantics.to_bool(right) if isinstance(right, Dyn)
                          else semantics.constant(self.truth(right, right_node), ir.i1))
             else:
-                right = semantics.to_rvalue(right)
-        result = Slot(ir.i1 if truth else merge_type([left.type, right.type], right_node, self),
+                raw, right = right, semantics.to_rvalue(right)
+        result = Slot(ir.i1 if truth else semantics.holding_type([raw], merge_type([left.type, right.type],
+                                                                                  right_node, self)),
                       "and" if is_and else "or")
         for region, value in zip(if_op.regions, (right, cond if truth else left)):
             with self.cg.builder.at(region):
@@ -311,7 +312,7 @@ class ExpressionEvaluator:
                 raise self.error_at(node, f"'{type(op).__name__}' cannot take a run-time operand")
             if left is None or right is None:
                 return isinstance(op, ast.NotEq)
-            return semantics.compare(_COMPARE[type(op)], left, right)
+            return semantics.compare(_COMPARE[type(op)], left, right, exact=True)
         try:
             return _PY_COMPARE[type(op)](left, right)
         except SkcError:
@@ -327,11 +328,12 @@ class ExpressionEvaluator:
         if not (self.may_have_effects(node.body) or self.may_have_effects(node.orelse)):
             return semantics.select(cond, self.eval_value(node.body), self.eval_value(node.orelse))
         if_op = self.cg.builder.if_(cond.value)
-        values = []
+        values, raw = [], []
         for region, branch in zip(if_op.regions, (node.body, node.orelse)):
             with self.runtime_region(region):
-                values.append(semantics.to_rvalue(self.eval_value(branch)))
-        t = merge_type([v.type for v in values], node, self)
+                raw.append(self.eval_value(branch))
+                values.append(semantics.to_rvalue(raw[-1]))
+        t = semantics.holding_type(raw, merge_type([v.type for v in values], node, self))
         result = Slot(t, "if-expression")
         for region, value in zip(if_op.regions, values):
             with self.cg.builder.at(region):

@@ -90,7 +90,8 @@ class LoopEvaluator:
         """Create a run-time loop with `make_loop()` and fill its region with `body(op)`; names the
         body assigns are moved into slots first, so every iteration reads the last one's values."""
         frame = self.frame
-        names = carried_names(node.body)
+        # (a while loop's test runs every iteration: a `:=` in it binds as the body does)
+        names = carried_names(node.body + ([ast.Expr(node.test)] if isinstance(node, ast.While) else []))
         before = {}
         for name in names:
             value = frame.env.get(name, MISSING)
@@ -129,6 +130,7 @@ class LoopEvaluator:
         forever = isinstance(node.test, ast.Constant) and bool(node.test.value)
         if not forever:
             scratch = scratch_region()
+            before_probe = dict(self.frame.env)   # (a `:=` in the test binds: undone below for a run-time loop)
             with self.cg.builder.at(scratch):
                 probe = self.eval_value(node.test)
             if not isinstance(probe, Dyn):
@@ -141,6 +143,8 @@ class LoopEvaluator:
                     for op in list(scratch.ops):
                         self.cg.builder.region.append(op)
                     return self.compile_time_while(node, probe)
+            self.frame.env.clear()
+            self.frame.env.update(before_probe)
         label = self.cg.label()
 
         def make_loop():

@@ -133,8 +133,30 @@ def _literal_fits(value, t: ir.ScalarType) -> bool:
     return lo <= value <= hi or (not t.is_signed and -hi - 1 <= value < 0)
 
 
-def _operand_types(a, b):
-    """The common element type of two operands (at least one run-time) and whether either is a vector."""
+def holding_type(values, t):
+    """t, the common type of values (run-time ones and Python numbers), or, where a negative Python int meets an
+    unsigned type (which would wrap it: right for `x - 1`, not for a value that is kept, compared or chosen), the
+    signed type that holds both: i32 beside u8 and u16, i64 beside u32."""
+    if not (isinstance(t, ir.ScalarType) and t.is_int and not t.is_signed and not t.is_bool):
+        return t
+    negative = [v for v in values if _negative_int(v)]
+    if not negative:
+        return t
+    if t.bits <= 16:
+        return ir.i32
+    if t.bits == 32:
+        return ir.i64
+    raise error(f"no integer type holds both {t} values and {min(negative)}",
+                hint=f"convert one of them: skc.i64(x) for the {t} value, or a number {t} holds")
+
+
+def _negative_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, Dyn)) and v < 0
+
+
+def _operand_types(a, b, keep_values: bool = False):
+    """The common element type of two operands (at least one run-time) and whether either is a vector; with
+    keep_values, a negative Python int beside an unsigned type takes a signed one that holds both (holding_type)."""
     ta = a.type if isinstance(a, Dyn) else None
     tb = b.type if isinstance(b, Dyn) else None
     for t in (ta, tb):
@@ -153,6 +175,8 @@ def _operand_types(a, b):
             elem = known
         elif known.is_bool:
             elem = promote_scalars(ir.i32, literal_type(literal))
+        elif keep_values and _negative_int(literal) and known.is_int and not known.is_signed:
+            elem = holding_type([literal], known)
         elif _literal_fits(literal, known):
             elem = known
         else:
@@ -175,9 +199,9 @@ def _coerce(x, elem: ir.ScalarType, count: Optional[int]) -> RValue:
     return cast(x, t)
 
 
-def unify(a, b):
-    """Both operands as run-time values of their common type."""
-    elem, count = _operand_types(a, b)
+def unify(a, b, keep_values: bool = False):
+    """Both operands as run-time values of their common type (keep_values: see _operand_types)."""
+    elem, count = _operand_types(a, b, keep_values)
     return _coerce(a, elem, count), _coerce(b, elem, count)
 
 
@@ -459,16 +483,47 @@ def offset(p: RValue, index) -> RValue:
 
 
 # -- comparisons and logic ----------------------------------------------------------------
-def compare(pred: str, a, b) -> RValue:
+def compare(pred: str, a, b, exact: bool = False) -> RValue:
+    """a <pred> b; exact (a comparison the user wrote): a Python int the other side's integer type cannot hold
+    compares by value, as Python does (-1 < a u8's every value) instead of wrapping into it."""
     ta = a.type if isinstance(a, Dyn) else None
     tb = b.type if isinstance(b, Dyn) else None
     if isinstance(ta, PtrType) or isinstance(tb, PtrType):
         if not (isinstance(ta, PtrType) and isinstance(tb, PtrType)):
             raise error("a pointer can only be compared with another pointer")
         return RValue(_b().cmp(pred, a.rvalue().value, b.rvalue().value), ir.i1)
+    known = _outside_range(a, b) if exact else None
+    if known is not None:
+        return constant(known(pred), ir.i1)
     x, y = unify(a, b)
     result_t = ir.with_element(x.type, ir.i1)
     return RValue(_b().cmp(pred, x.value, y.value, result_t), result_t)
+
+
+_BELOW = {"lt": False, "le": False, "gt": True, "ge": True, "eq": False, "ne": True}   # x <pred> (a number below x)
+_MIRROR = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne"}
+
+
+def _outside_range(a, b):
+    """For a run-time integer scalar compared with a Python int its type cannot hold (-1 beside a u8, 2**63 beside
+    an i64), the comparison's result as a function of the predicate: Python compares the values, which every value
+    of the type lies above (or below); converting the number would wrap it. None otherwise."""
+    if isinstance(a, Dyn) == isinstance(b, Dyn):
+        return None
+    x, number, mirrored = (a, b, False) if isinstance(a, Dyn) else (b, a, True)
+    t = x.type
+    if not (isinstance(number, numbers.Integral) and not isinstance(number, bool) and isinstance(t, ir.ScalarType)
+            and t.is_int and not t.is_bool):
+        return None
+    lo, hi = _int_range(t)
+    if lo <= number <= hi:
+        return None
+    below = number < lo
+
+    def result(pred):
+        pred = _MIRROR[pred] if mirrored else pred
+        return _BELOW[pred] if below else (not _BELOW[pred] if pred not in ("eq", "ne") else _BELOW[pred])
+    return result
 
 
 def to_bool(x) -> RValue:
@@ -521,7 +576,7 @@ def select(cond, a, b) -> RValue:
         t = promote_scalars(literal_type(a), literal_type(b))
         x, y = constant(a, t), constant(b, t)
     else:
-        x, y = unify(a, b)
+        x, y = unify(a, b, keep_values=True)
     if c.type.is_vector and not x.type.is_vector:
         x, y = _coerce(x, x.type, c.type.count), _coerce(y, y.type, c.type.count)
     return RValue(_b().select(c.value, x.value, y.value), x.type)
@@ -531,7 +586,7 @@ def minmax(op: str, values) -> RValue:
     """min or max of several values (at least one run-time)."""
     result = values[0]
     for v in values[1:]:
-        x, y = unify(result, v)
+        x, y = unify(result, v, keep_values=True)
         result = RValue(_b().binary(f"arith.{op}", x.value, y.value), x.type)
     return to_rvalue(result)
 

@@ -128,11 +128,19 @@ def _targets(target):
 
 
 def carried_names(stmts: list) -> tuple:
-    """The names a loop body assigns other than as the target of a for statement (loop variables are
-    fresh in every loop; everything else may carry a value from one iteration to the next)."""
+    """The names a loop body assigns, which may carry a value from one iteration to the next (and out of the
+    loop): by assignment, by a `:=` (in a comprehension too: it binds out here), by a with-item, or as the target
+    of an inner `for` (its last value stays bound after that loop)."""
     other: dict = {}
     for node in _walk_scope(stmts):
-        if isinstance(node, ast.Assign):
+        for child in ast.iter_child_nodes(node):   # (a comprehension's own scope is not walked: its := are)
+            if isinstance(child, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+                for inner in ast.walk(child):
+                    if isinstance(inner, ast.NamedExpr):
+                        other.update(dict.fromkeys(_targets(inner.target)))
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            other.update(dict.fromkeys(_targets(node.target)))
+        elif isinstance(node, ast.Assign):
             for t in node.targets:
                 other.update(dict.fromkeys(_targets(t)))
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)):

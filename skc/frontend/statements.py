@@ -5,6 +5,7 @@ statement list (what follows is unreachable), else False. Here: simple statement
 from __future__ import annotations
 
 import ast
+import inspect
 import math
 import numbers
 from contextlib import contextmanager
@@ -162,6 +163,9 @@ class StatementEvaluator:
         starred = [i for i, elt in enumerate(target.elts) if isinstance(elt, ast.Starred)]
         if not starred and len(items) != len(target.elts):
             raise self.error_at(target, f"cannot unpack {len(items)} values into {len(target.elts)} names")
+        if starred and len(items) < len(target.elts) - 1:
+            raise self.error_at(target, f"cannot unpack {len(items)} values into {len(target.elts) - 1} names and a "
+                                        "starred one: at least as many values as names are needed")
         if starred:
             s = starred[0]
             after = len(target.elts) - s - 1
@@ -186,7 +190,17 @@ class StatementEvaluator:
             env[name] = value
 
     def set_attribute(self, obj, attr: str, value, node=None):
-        """obj.attr = value. Run-time values live in slots, so the attribute reads right after any control flow."""
+        """obj.attr = value. Run-time values live in slots, so the attribute reads right after any control flow. A
+        property's setter runs (inlined where it is the user's code)."""
+        descriptor = inspect.getattr_static(type(obj), attr, None) if not isinstance(obj, type) else None
+        if isinstance(descriptor, property):
+            if descriptor.fset is None:
+                raise self.error_at(node, f"property '{attr}' of {type(obj).__name__} has no setter")
+            if self.should_inline(descriptor.fset):
+                self.inline(descriptor.fset, (obj, value), {})
+            else:
+                self.call_native(descriptor.fset, (obj, value), {})
+            return
         current = getattr(obj, attr, MISSING)
         try:
             if isinstance(current, Slot):
@@ -370,7 +384,7 @@ class StatementEvaluator:
             types = [semantics.type_of(v) for v in values] if all(
                 isinstance(v, Dyn) and mutable(v) or semantics.is_number(v) for v in values) else None
             try:
-                t = merge_type(types, node, self) if types else None
+                t = semantics.holding_type(values, merge_type(types, node, self)) if types else None
             except CompileError:
                 merged[name] = Poison(name, "has different types after the branches of a run-time `if` ("
                                       + ", ".join(map(str, types)) + ")", hint="give it one type on every path")
@@ -453,6 +467,11 @@ class StatementEvaluator:
         elif ret.shape != shape:
             raise self.error_at(node, "the returns of this function give different numbers of values")
         for slot, item in zip(ret.slots, items):
+            if semantics.holding_type([item], slot.type) is not slot.type:
+                raise self.error_at(node, f"this function returns {slot.type} on an earlier path and {item} here, "
+                                          f"which {slot.type} would wrap",
+                                    hint=f"return one type on every path: convert the first (skc.i64(...)), or "
+                                         f"return a number {slot.type} holds")
             slot.store(item)
 
 

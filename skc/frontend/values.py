@@ -27,7 +27,13 @@ class Dyn:
     """Anything whose value is known only at run time."""
 
     __slots__ = ()
-    __hash__ = object.__hash__
+
+    def __hash__(self):
+        # a set element or dict key is told apart by its value, which only the run time knows (hashing by identity
+        # made {a[0], a[0]} two elements)
+        raise context.current().error(
+            "a run-time value cannot be a set element or a dict key: its value is known only at run time",
+            hint="key by a compile-time value (an index), or compare run-time values with ==")
 
     def rvalue(self) -> "RValue":
         raise NotImplementedError

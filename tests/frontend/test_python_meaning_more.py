@@ -202,3 +202,134 @@ def test_a_keyword_only_default_of_none_is_a_default():
 
     got, want = both(kw)
     np.testing.assert_array_equal(got, want)
+
+
+# -- a second search (forty-first session) ------------------------------------------------------------------------
+def test_a_negative_number_beside_an_unsigned_value_keeps_its_value():
+    def mixed(out, a, n: skc.i32):
+        x = a[0]
+        out[0] = x > -1
+        out[1] = x if n > 0 else -1
+        out[2] = max(x, -1)
+        z = -1
+        if n > 5:
+            z = a[0]
+        out[3] = z
+        out[4] = -1 < x
+
+    for dtype in (np.uint8, np.uint32):
+        for n in (0, 9):
+            got, want = np.zeros(5, np.float64), np.zeros(5, np.float64)
+            skc.kernel(mixed)[1, 1](got, np.array([3], dtype), n)
+            mixed(want, [3], n)
+            np.testing.assert_array_equal(got, want)
+
+
+def test_a_large_number_beside_a_signed_value_compares_by_value():
+    def large(out, a):
+        out[0] = a[0] < 2 ** 63
+        out[1] = a[0] > -2 ** 63 - 1
+
+    got = np.zeros(2, np.float64)
+    skc.kernel(large)[1, 1](got, np.array([-5], np.int64))
+    assert got.tolist() == [1.0, 1.0]
+
+
+class Finder:
+    def first_big(self, a, n):
+        for i in range(n):
+            if a[i] > 2:
+                return a[i]
+        return -1
+
+
+def test_returning_a_negative_number_after_an_unsigned_value_is_an_error():
+    @skc.kernel(block=1)
+    def search(out: skc.Ptr[skc.i32], a: skc.Ptr[skc.u8], n: skc.i32):
+        out[0] = Finder().first_big(a, n)
+
+    with pytest.raises(skc.CompileError, match="would wrap"):
+        search[1, 1](np.zeros(1, np.int32), np.array([1, 5], np.uint8), 2)
+
+
+def test_a_walrus_in_a_while_test_is_carried():
+    def counted(out, n: skc.i32):
+        i = 0
+        total = 0
+        while (i := i + 1) < n:
+            total += i
+        out[0] = i
+        out[1] = total
+
+    for n in (2, 5):
+        got, want = both(counted, n)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_names_bound_by_an_inner_loop_or_a_walrus_in_a_comprehension_are_carried():
+    def carried(out, a, n: skc.i32):
+        v = 0
+        w = 0
+        for i in range(n):
+            if a[i] > 2:
+                for v in (1, 2):
+                    pass
+                [(w := a[i]) for _ in range(1)]
+        out[0] = v
+        out[1] = w
+
+    got, want = np.zeros(2, np.int32), np.zeros(2, np.int32)
+    skc.kernel(carried)[1, 1](got, np.array([5, 1], np.int32), 2)
+    carried(want, [5, 1], 2)
+    assert got.tolist() == want.tolist() == [2, 5]
+
+
+def test_a_run_time_value_as_a_set_element_or_dict_key_is_an_error():
+    def keyed(out):
+        out[0] = len({out[1], out[1]})
+
+    with pytest.raises(skc.CompileError, match="set element or a dict key"):
+        skc.kernel(keyed)[1, 1](np.zeros(2, np.float32))
+
+
+def test_unpacking_too_few_values_and_a_keyword_given_twice_are_errors():
+    def too_few(out):
+        x, y, *z = (out[0],)
+        out[1] = x
+
+    def f(**kw):
+        return kw["a"]
+
+    def twice(out):
+        out[0] = f(a=out[1], **{"a": 7.0})
+
+    with pytest.raises(skc.CompileError, match="cannot unpack 1 values"):
+        skc.kernel(too_few)[1, 1](np.zeros(2, np.float32))
+    with pytest.raises(skc.CompileError, match="given twice"):
+        skc.kernel(twice)[1, 1](np.zeros(2, np.float32))
+
+
+def test_a_property_setter_runs():
+    class Doubling:
+        def __init__(self, v):
+            self._v = v
+
+        @property
+        def v(self):
+            return self._v
+
+        @v.setter
+        def v(self, value):
+            self._v = 2 * value
+
+    def setter(out, n: skc.i32):
+        q = Doubling(out[1])
+        q.v = q.v + 1
+        out[0] = q.v
+        r = Doubling(out[1])
+        for i in range(n):
+            r.v = r.v - 3
+        out[2] = r.v
+
+    got, want = both(setter, 2)
+    np.testing.assert_array_equal(got, want)
