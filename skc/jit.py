@@ -317,6 +317,9 @@ class Kernel:
         if total > target.max_threads_per_block:
             raise LaunchError(f"block {block} has {total} threads; {target.name} allows at most "
                               f"{target.max_threads_per_block} per block")
+        if any(n > most for n, most in zip(block, target.max_block)):
+            raise LaunchError(f"block {block} is larger than {target.name} allows along x, y, z: "
+                              f"{target.max_block}; lay the threads out along another dimension")
         spec = self.specialize(args, block)
         # unannotated parameters given skc.constexpr(...) values: the launch passes them with the run-time arguments
         keep = tuple(j for j, i in enumerate(self._runtime_positions) if spec.params[i].kind != CONSTEXPR)

@@ -24,6 +24,8 @@ class Target:
     # blocks a launch may have along x, y, z (CUDA C Programming Guide, table of technical
     # specifications; HIP keeps the same limits so one check serves both)
     max_grid: tuple = (2 ** 31 - 1, 65535, 65535)
+    # threads a block may have along x, y, z (the same table; HIP's are 1024 along each)
+    max_block: tuple = (1024, 1024, 64)
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -44,8 +46,10 @@ TARGETS = {
                      warpgroup_size=128),
     "sm_80": Target("sm_80", "nvidia", 32, 1024, 166912, 49152, 255, _AMPERE, "sm_80", "+ptx80"),
     # CDNA: 64 KB of LDS per workgroup; 512 registers per lane counting the AGPRs (CDNA3 ISA 3.6).
-    "gfx942": Target("gfx942", "amd", 64, 1024, 65536, 65536, 512, _CDNA | {"mfma_fp8"}, "gfx942", ""),
-    "gfx90a": Target("gfx90a", "amd", 64, 1024, 65536, 65536, 512, _CDNA, "gfx90a", ""),
+    "gfx942": Target("gfx942", "amd", 64, 1024, 65536, 65536, 512, _CDNA | {"mfma_fp8"}, "gfx942", "",
+                     max_block=(1024, 1024, 1024)),
+    "gfx90a": Target("gfx90a", "amd", 64, 1024, 65536, 65536, 512, _CDNA, "gfx90a", "",
+                     max_block=(1024, 1024, 1024)),
 }
 
 

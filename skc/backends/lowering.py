@@ -7,6 +7,8 @@ flow becomes basic blocks; var slots become allocas that LLVM promotes to regist
 """
 from __future__ import annotations
 
+import math
+
 from .. import ir
 from ..diagnostics import CompileError
 from .llvm_text import FunctionText, ModuleText, asm_string, constant_literal, llvm_type
@@ -362,7 +364,8 @@ out:
         """a ** b as the interpreter's (C's) pow gives it, around the target's exp2(b * log2 |a|), which alone gave NaN
         for 0 ** 0, inf ** 0, 1 ** inf and 1 ** nan (all 1) and for every negative a (-3 ** 2.0 is 9): a ** 0 is 1;
         |a| == 1 takes log2 0 and no product with an infinite or NaN b; a negative a (or -0) is negated where b is
-        an odd integer; a negative a with a b that is no integer is NaN."""
+        an odd integer; a negative finite a with a b that is no integer is NaN (-inf ** 0.5 is inf, -inf ** -0.5 is 0,
+        as C's pow)."""
         def v(text):
             return self.text.value(text)
 
@@ -378,7 +381,10 @@ out:
         negative_zero_or_less = v(f"icmp slt i32 {v(f'bitcast float {a} to i32')}, 0")
         flip = v(f"and i1 {negative_zero_or_less}, {odd}")
         signed = v(f"select i1 {flip}, float {v(f'fneg float {power}')}, float {power}")
-        undefined = v(f"and i1 {v(f'fcmp olt float {a}, {zero}')}, {v(f'xor i1 {whole}, true')}")
+        minus_infinity = self.constant(-math.inf, ir.f32)
+        below_zero, finite = v(f"fcmp olt float {a}, {zero}"), v(f"fcmp one float {a}, {minus_infinity}")
+        finite_negative = v(f"and i1 {below_zero}, {finite}")
+        undefined = v(f"and i1 {finite_negative}, {v(f'xor i1 {whole}, true')}")
         result = v(f"select i1 {undefined}, float {self.constant(float('nan'), ir.f32)}, float {signed}")
         return v(f"select i1 {v(f'fcmp oeq float {b}, {zero}')}, float {one}, float {result}")
 

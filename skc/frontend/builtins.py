@@ -437,7 +437,20 @@ def warp_reduce(value, op: str = "sum"):
         # keep their type, but for a sum of bools, which is a count (as Python's sum() of bools)
         wide = warp_reduce(semantics.cast(v, ir.with_element(v.type, ir.f32 if elem.is_float else ir.i32)), op)
         return wide if elem.is_bool and op == "sum" else semantics.cast(wide, v.type)
-    offset = current().target.warp_size // 2
+    cg = current()
+    size = cg.target.warp_size
+    offset = size // 2
+    if cg.num_threads % size:
+        # the block's last warp is partial: lanes past the block's end do not exist (a shuffle from them reads
+        # nothing defined), so each lane adds only lanes that exist, down a tree to lane 0, which then tells all
+        lanes = semantics.minmax("min", [size, cg.num_threads - warp_id() * size])
+        lane = lane_id()
+        while offset:
+            exists = semantics.compare("lt", lane + offset, lanes)
+            other = shfl_down(v, offset)
+            v = combine(v, semantics.select(exists, other, semantics.constant(0, v.type) if op == "sum" else v))
+            offset //= 2
+        return shfl_idx(v, 0)
     while offset:
         v = combine(v, shfl_xor(v, offset))
         offset //= 2

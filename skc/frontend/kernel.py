@@ -121,6 +121,10 @@ def compile_to_ir(fn, spec: Specialization, target: Target):
         raise CompileError(f"block {tuple(spec.block)} has {threads} threads; {target.name} allows 1 to "
                            f"{target.max_threads_per_block} threads per block", source.location(source.node),
                            hint="use fewer threads per block and more blocks in the grid")
+    if any(n > most for n, most in zip(spec.block, target.max_block)):
+        raise CompileError(f"block {tuple(spec.block)} is larger than {target.name} allows along x, y, z: "
+                           f"{target.max_block}", source.location(source.node),
+                           hint="lay the threads out along another dimension")
     runtime_params = [p for p in spec.params if p.kind != CONSTEXPR]
     arg_types = [p.type.ir if isinstance(p.type, PtrType) else p.type for p in runtime_params]
     function = ir.Function(fn.__name__, arg_types, [p.name for p in runtime_params],

@@ -447,6 +447,8 @@ def pointer_arith(op: str, a, b) -> RValue:
             raise error(f"cannot apply '{_SYMBOL.get(op, op)}' to a pointer", hint="pointers take + and - of integers")
         index = index_value(b)
         if op == "sub":
+            if not index.type.is_signed:   # (negated in its own unsigned type it would wrap to a huge offset;
+                index = cast(index, ir.i64)   # a u64 past i64's range wraps as the address arithmetic does)
             index = unary("neg", index)
         return offset(p, index)
     if op == "add":

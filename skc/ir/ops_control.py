@@ -26,7 +26,7 @@ class IfOp(Op):
 
 
 class ForOp(Op):
-    """`scf.for %lb, %ub, %step {label} {^(%i)}`: run the body for i = lb, lb+step, ... while i < ub (i > ub when step < 0)."""
+    """`scf.for %lb, %ub, %step {label} {^(%i)}`: run the body for i = lb, lb+step, ... while i < ub (while i > ub, compared signed, when step is not positive as a signed number; a constant unsigned step counts up)."""
 
     name = "scf.for"
     num_operands = 3

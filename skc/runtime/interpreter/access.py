@@ -219,11 +219,22 @@ def _atomic(op, launch):
     if combine is None:
         return failing(f"atomic {kind} is not defined on {elem}")
     value = op.operands[1]
+    if (kind == "add" and elem.name == "f32" and op.operands[0].type.space == "global"
+            and launch.target.vendor == "nvidia"):
+        # PTX: atom.add.f32 on global memory flushes subnormal inputs and results to sign-preserving zero
+        exact = combine
+        combine = lambda old, values: _flushed(exact(_flushed(old), _flushed(values)))   # noqa: E731
 
     def make_update(env, lanes):
         values = env[value][lanes]
         return lambda old, part: combine(old, values[part])
     return _atomic_step(op, launch, make_update)
+
+
+def _flushed(x: np.ndarray) -> np.ndarray:
+    """f32 subnormals as zeros of their sign."""
+    x = np.asarray(x, np.float32)
+    return np.where(np.abs(x) < np.finfo(np.float32).tiny, np.copysign(np.float32(0), x), x).astype(np.float32)
 
 
 def _atomic_cas(op, launch):

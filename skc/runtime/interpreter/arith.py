@@ -2,7 +2,7 @@
 takes the op and the launch and gives the numpy function computing the op's results.
 
 Semantics are the op docstrings': integers wrap; division truncates toward zero (by zero it
-gives -1 and the remainder gives the dividend, as PTX div/rem do); wide shifts give 0 (or -1
+divides by 1: the dividend, and a remainder of 0, as the backends' code does); wide shifts give 0 (or -1
 for a negative signed value shifted right); float min/max are IEEE minNum/maxNum; math is
 computed in float32 for f16/bf16/fp8/f32 (float64 for f64) and rounded to the element type.
 """
@@ -25,14 +25,14 @@ def _int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if np.issubdtype(a.dtype, np.signedinteger):  # floor to trunc: step toward zero when inexact and signs differ
         inexact = (a - quotient * divisor) != 0
         quotient = np.where(inexact & ((a < 0) != (divisor < 0)), quotient + 1, quotient).astype(a.dtype)
-    return np.where(zero, a.dtype.type(-1) if a.dtype.kind == "i" else np.iinfo(a.dtype).max, quotient)
+    return np.where(zero, a, quotient)   # (by zero: divided by 1, as the backends do: lowering._safe_divisor)
 
 
 def _int_rem(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     zero = b == 0
     divisor = np.where(zero, 1, b).astype(b.dtype)
     remainder = a - _int_div(a, divisor) * divisor
-    return np.where(zero, a, remainder)
+    return np.where(zero, a.dtype.type(0), remainder)
 
 
 def _shift_amount(b: np.ndarray, bits: int):

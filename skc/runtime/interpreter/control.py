@@ -105,14 +105,25 @@ def _for(op, launch, plan):
     body, induction = plan.region(op.regions[0]), op.regions[0].args[0]
     leave, again = plan.codes(op.attrs["label"])
 
+    # as the backends test it (lowering._loop_condition): a constant step counts down only if it is signed and not
+    # positive; a run-time one counts down where it is not positive as a signed number (0 included: Python refuses
+    # range(..., 0), the GPU then runs while i > ub), and counting down compares signed
+    owner = getattr(step_value, "owner", None)
+    constant = getattr(owner, "name", None) == "arith.constant"
+
     def for_(group):
         env, entry = group.env, group.mask
         i, bound, step = env[lower], env[upper], env[step_value]
-        backward = step < 0
+        signed = np.dtype(step.dtype).kind == "i"
+        as_signed = (lambda x: x) if signed else (lambda x: x.view(np.dtype(f"i{np.dtype(step.dtype).itemsize}")))
+        if constant:
+            backward = np.full(np.shape(step), signed and owner.attrs["value"] <= 0)
+        else:
+            backward = as_signed(step) <= 0
         down = backward.any()
         active = entry
         while True:
-            active = active & (np.where(backward, i > bound, i < bound) if down else i < bound)
+            active = active & (np.where(backward, as_signed(i) > as_signed(bound), i < bound) if down else i < bound)
             group.set_mask(active)
             if not group.count:
                 break

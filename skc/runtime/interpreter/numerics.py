@@ -144,7 +144,18 @@ def _fp8_values(name: str) -> np.ndarray:
 
 
 _FP8_NAMES = ("f8e4m3", "f8e5m2", "f8e4m3fnuz", "f8e5m2fnuz")
-_FP8_DECODE = {name: _fp8_values(name).astype(np.float32) for name in _FP8_NAMES}
+def _fp8_decode_table(name: str) -> np.ndarray:
+    """The codes' values as float32; a NaN code's value is a NaN that carries the code itself in its low bits
+    (_NAN_CODE), so that storing it writes the same code (a copy on the GPU moves the bits unchanged)."""
+    values = _fp8_values(name).astype(np.float32)
+    bits = values.view(np.uint32)
+    codes = np.arange(256, dtype=np.uint32)
+    bits[:] = np.where(np.isnan(values), _NAN_CODE | codes, bits)
+    return values
+
+
+_NAN_CODE = np.uint32(0x7FC0AB00)   # a quiet NaN whose low byte is an fp8 code
+_FP8_DECODE = {name: _fp8_decode_table(name) for name in _FP8_NAMES}
 # Non-negative codes in increasing value: 0x00..0x7E (e4m3), 0x00..0x7C with inf last (e5m2), 0x00..0x7F (FNUZ).
 _FP8_POSITIVE = {"f8e4m3": _FP8_DECODE["f8e4m3"][:0x7F], "f8e5m2": _FP8_DECODE["f8e5m2"][:0x7D],
                  "f8e4m3fnuz": _FP8_DECODE["f8e4m3fnuz"][:0x80], "f8e5m2fnuz": _FP8_DECODE["f8e5m2fnuz"][:0x80]}
@@ -152,12 +163,20 @@ _FP8_NAN = {"f8e4m3": 0x7F, "f8e5m2": 0x7F, "f8e4m3fnuz": 0x80, "f8e5m2fnuz": 0x
 
 
 def _fp8_encode(name: str, x: np.ndarray) -> np.ndarray:
-    x = _round_generic(x, _FORMATS[name])
-    codes = np.searchsorted(_FP8_POSITIVE[name], np.abs(x)).astype(np.uint8)
-    codes = codes | (np.signbit(x).astype(np.uint8) << np.uint8(7))   # (an FNUZ zero is +0 already)
-    # NaN of either sign gives the positive 0x7F, as the f32 form of cvt.rn.satfinite does (CUDA's
-    # cuda_fp8.hpp emulates it by making a NaN input the canonical positive NaN first); FNUZ's one NaN is 0x80
-    return np.where(np.isnan(x), np.uint8(_FP8_NAN[name]), codes)
+    """Values in memory as fp8 codes. A value is an fp8 value already (arithmetic and casts round, saturating as
+    cvt.rn.satfinite does), so a store writes its own code, as the GPU's byte store does: e5m2's infinities stay
+    infinities, and a NaN loaded from memory is written back as the code it was (a NaN made by arithmetic is the
+    positive 0x7F; FNUZ's one NaN is 0x80). Other values (from the host) round to nearest, saturating."""
+    raw = np.asarray(x, np.float32)
+    rounded = _round_generic(raw, _FORMATS[name])
+    codes = np.searchsorted(_FP8_POSITIVE[name], np.abs(rounded)).astype(np.uint8)
+    codes = codes | (np.signbit(rounded).astype(np.uint8) << np.uint8(7))   # (an FNUZ zero is +0 already)
+    if name == "f8e5m2":
+        codes = np.where(np.isinf(raw), np.uint8(0x7C) | (np.signbit(raw).astype(np.uint8) << np.uint8(7)), codes)
+    bits = np.ascontiguousarray(raw).view(np.uint32)
+    carried = (bits & np.uint32(0x7FFFFF00)) == _NAN_CODE
+    nan_codes = np.where(carried, (bits & np.uint32(0xFF)).astype(np.uint8), np.uint8(_FP8_NAN[name]))
+    return np.where(np.isnan(raw), nan_codes, codes)
 
 
 def to_storage(t: Type, x: np.ndarray) -> np.ndarray:
@@ -167,7 +186,12 @@ def to_storage(t: Type, x: np.ndarray) -> np.ndarray:
         return x.astype(storage_dtype(t))
     name = t.name
     if name == "bf16":
-        return (_round_bf16_f32(x.astype(np.float32, copy=False)).view(np.uint32) >> np.uint32(16)).astype(np.uint16)
+        x = np.ascontiguousarray(x, np.float32)
+        rounded = _round_bf16_f32(x).view(np.uint32) >> np.uint32(16)
+        # a NaN keeps the payload its upper half carries (one loaded from memory is written back as it was)
+        upper = x.view(np.uint32) >> np.uint32(16)
+        kept = np.isnan(x) & ((upper & np.uint32(0x7F)) != 0)
+        return np.where(kept, upper, rounded).astype(np.uint16)
     if name in _FP8_DECODE:
         return _fp8_encode(name, x)
     if name == "i1":
