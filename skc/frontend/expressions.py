@@ -380,11 +380,20 @@ class ExpressionEvaluator:
         return self.made_here(result)
 
     def compile_time_items(self, value, node):
-        """The items of a compile-time iterable, taken one at a time as a Python loop takes them (a loop over a list
-        its body appends to sees the new items), at most MAX_COMPILE_TIME_ITERATIONS."""
+        """The items of a compile-time iterable, at most MAX_COMPILE_TIME_ITERATIONS: a sized one (a list, a range)
+        taken one at a time as a Python loop takes them (a loop over a list its body appends to sees the new items),
+        any other (an iterator, a generator) taken whole first, so that one too long is an error before anything
+        unrolls."""
         if isinstance(value, Dyn):
             raise self.error_at(node, "cannot iterate over a run-time value",
                                 hint="use `for i in range(n)` over indices")
+        try:
+            size = len(value)
+        except Exception:
+            size = None
+        if size is None or size > MAX_COMPILE_TIME_ITERATIONS:
+            yield from self.compile_time_iterable(value, node)
+            return
         try:
             iterator = iter(value)
         except TypeError as e:
