@@ -119,6 +119,11 @@ class CallEvaluator:
         special = _PYTHON_BUILTINS.get(id(func))
         if special is not None and getattr(builtins, special[0], None) is func:
             return special[1](self, args, kwargs)
+        if func is object.__setattr__ and len(args) == 3 and not kwargs and isinstance(args[1], str):
+            # (a frozen or __slots__ class's setter): as `obj.name = value`, so that a run-time value lives in a
+            # variable and reads right after run-time control flow
+            self.set_attribute(args[0], args[1], args[2], raw=True)
+            return None
         special = _MATH_FUNCTIONS.get(id(func))
         if special is not None and getattr(math, special[0], None) is func and any(
                 isinstance(a, Dyn) for a in args):

@@ -380,9 +380,9 @@ class ExpressionEvaluator:
         return self.made_here(result)
 
     def compile_time_items(self, value, node):
-        """The items of a compile-time iterable, at most MAX_COMPILE_TIME_ITERATIONS: a sized one (a list, a range)
-        taken one at a time as a Python loop takes them (a loop over a list its body appends to sees the new items),
-        any other (an iterator, a generator) taken whole first, so that one too long is an error before anything
+        """The items of a compile-time iterable, taken one at a time as a Python loop takes them (a loop over a list
+        its body appends to sees the new items, one over a generator sees what the body changed), at most
+        MAX_COMPILE_TIME_ITERATIONS: a sized one (a list, a range) longer than that is an error before anything
         unrolls."""
         if isinstance(value, Dyn):
             raise self.error_at(node, "cannot iterate over a run-time value",
@@ -391,8 +391,8 @@ class ExpressionEvaluator:
             size = len(value)
         except Exception:
             size = None
-        if size is None or size > MAX_COMPILE_TIME_ITERATIONS:
-            yield from self.compile_time_iterable(value, node)
+        if size is not None and size > MAX_COMPILE_TIME_ITERATIONS:
+            yield from self.compile_time_iterable(value, node)   # (raises)
             return
         try:
             iterator = iter(value)

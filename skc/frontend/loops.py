@@ -92,6 +92,7 @@ class LoopEvaluator:
         frame = self.frame
         # (a while loop's test runs every iteration: a `:=` in it binds as the body does)
         names = carried_names(node.body + ([ast.Expr(node.test)] if isinstance(node, ast.While) else []))
+        everything_before = dict(frame.env)
         before = {}
         for name in names:
             value = frame.env.get(name, MISSING)
@@ -111,6 +112,14 @@ class LoopEvaluator:
         finally:
             frame.loops.pop()
             frame.promote = saved_promote
+        for name, value in list(frame.env.items()):
+            if name not in names and everything_before.get(name, MISSING) is not value:
+                # bound in the body other than by an assignment (an inner loop's target): which iteration's value,
+                # if any, it holds after the loop is not known at compile time
+                frame.env[name] = Poison(
+                    name, "is bound inside a run-time loop other than by an assignment (as an inner loop's target, "
+                          "say), so its value after the loop is not known at compile time",
+                    hint="assign it in the loop's body (`x = ...`), which carries it from one iteration to the next")
         for name in names:
             value = frame.env.get(name, MISSING)
             if before.get(name, MISSING) is MISSING and value is not MISSING and may_skip:

@@ -142,11 +142,11 @@ def holding_type(values, t):
     negative = [v for v in values if _negative_int(v)]
     if not negative:
         return t
-    if t.bits <= 16:
-        return ir.i32
-    if t.bits == 32:
-        return ir.i64
-    raise error(f"no integer type holds both {t} values and {min(negative)}",
+    least = min(negative)
+    for signed in (ir.i32, ir.i64):
+        if signed.bits > t.bits and _int_range(signed)[0] <= least:
+            return signed
+    raise error(f"no integer type holds both {t} values and {least}",
                 hint=f"convert one of them: skc.i64(x) for the {t} value, or a number {t} holds")
 
 
@@ -658,7 +658,8 @@ def convert_for_variable(value, t, name: str) -> RValue:
     v = value.rvalue()
     if v.type is t:
         return v
-    if isinstance(v.type, PtrType) or v.type.is_vector != t.is_vector:
+    if (isinstance(v.type, PtrType) or v.type.is_vector != t.is_vector
+            or v.type.is_vector and v.type.count != t.count):
         raise error(f"variable '{name}' holds {t}; it cannot take a {v.type}",
                     hint="use a new name for a value of another type")
     widened = promote_scalars(ir.element_type(t), ir.element_type(v.type))

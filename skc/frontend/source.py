@@ -129,8 +129,9 @@ def _targets(target):
 
 def carried_names(stmts: list) -> tuple:
     """The names a loop body assigns, which may carry a value from one iteration to the next (and out of the
-    loop): by assignment, by a `:=` (in a comprehension too: it binds out here), by a with-item, or as the target
-    of an inner `for` (its last value stays bound after that loop)."""
+    loop): by assignment, by a `:=` (in a comprehension too: it binds out here), or by a with-item. (An inner
+    `for`'s target is not carried: an unrolled one's items are compile-time values; LoopEvaluator.runtime_loop
+    makes such a name unreadable after the loop instead.)"""
     other: dict = {}
     for node in _walk_scope(stmts):
         for child in ast.iter_child_nodes(node):   # (a comprehension's own scope is not walked: its := are)
@@ -138,9 +139,7 @@ def carried_names(stmts: list) -> tuple:
                 for inner in ast.walk(child):
                     if isinstance(inner, ast.NamedExpr):
                         other.update(dict.fromkeys(_targets(inner.target)))
-        if isinstance(node, (ast.For, ast.AsyncFor)):
-            other.update(dict.fromkeys(_targets(node.target)))
-        elif isinstance(node, ast.Assign):
+        if isinstance(node, ast.Assign):
             for t in node.targets:
                 other.update(dict.fromkeys(_targets(t)))
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)):

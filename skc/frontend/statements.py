@@ -189,10 +189,13 @@ class StatementEvaluator:
         else:
             env[name] = value
 
-    def set_attribute(self, obj, attr: str, value, node=None):
+    def set_attribute(self, obj, attr: str, value, node=None, raw: bool = False):
         """obj.attr = value. Run-time values live in slots, so the attribute reads right after any control flow. A
-        property's setter runs (inlined where it is the user's code)."""
-        descriptor = inspect.getattr_static(type(obj), attr, None) if not isinstance(obj, type) else None
+        property's setter runs (inlined where it is the user's code). raw: `object.__setattr__(obj, attr, value)`,
+        which passes by the class's own __setattr__ and properties."""
+        setattr_ = object.__setattr__ if raw else setattr
+        descriptor = (inspect.getattr_static(type(obj), attr, None)
+                      if not raw and not isinstance(obj, type) else None)
         if isinstance(descriptor, property):
             if descriptor.fset is None:
                 raise self.error_at(node, f"property '{attr}' of {type(obj).__name__} has no setter")
@@ -214,10 +217,10 @@ class StatementEvaluator:
                              "keeps it in a variable")
                 slot = Slot(value.type, attr)
                 slot.store(value)
-                setattr(obj, attr, slot)
+                setattr_(obj, attr, slot)
             else:
                 self.check_compile_time_change(obj, attr, current, value, node)
-                setattr(obj, attr, value)
+                setattr_(obj, attr, value)
                 self.attribute_origin[(id(obj), attr)] = (obj, self.region_stack[-1] if self.region_stack else None)
         except (AttributeError, TypeError) as e:
             raise self.error_at(node, f"cannot set attribute '{attr}' of {type(obj).__name__}: {e}") from e

@@ -266,22 +266,18 @@ def test_a_walrus_in_a_while_test_is_carried():
         np.testing.assert_array_equal(got, want)
 
 
-def test_names_bound_by_an_inner_loop_or_a_walrus_in_a_comprehension_are_carried():
+def test_a_name_bound_by_a_walrus_in_a_comprehension_is_carried():
     def carried(out, a, n: skc.i32):
-        v = 0
         w = 0
         for i in range(n):
             if a[i] > 2:
-                for v in (1, 2):
-                    pass
                 [(w := a[i]) for _ in range(1)]
-        out[0] = v
-        out[1] = w
+        out[0] = w
 
-    got, want = np.zeros(2, np.int32), np.zeros(2, np.int32)
+    got, want = np.zeros(1, np.int32), np.zeros(1, np.int32)
     skc.kernel(carried)[1, 1](got, np.array([5, 1], np.int32), 2)
     carried(want, [5, 1], 2)
-    assert got.tolist() == want.tolist() == [2, 5]
+    assert got.tolist() == want.tolist() == [5]
 
 
 def test_a_run_time_value_as_a_set_element_or_dict_key_is_an_error():
@@ -333,3 +329,84 @@ def test_a_property_setter_runs():
 
     got, want = both(setter, 2)
     np.testing.assert_array_equal(got, want)
+
+
+# -- a reviewer's findings on the second search --------------------------------------------------------------------
+def test_a_number_below_i32_beside_a_small_unsigned_value():
+    def far(out, x: skc.u8, n: skc.i32):
+        out[0] = min(x, -2 ** 40)
+        out[1] = x if n > 0 else -2 ** 40
+
+    got = np.zeros(2, np.float64)
+    skc.kernel(far)[1, 1](got, 5, 0)
+    assert got.tolist() == [-2.0 ** 40, -2.0 ** 40]
+
+
+def test_an_inner_unrolled_loop_reusing_a_name_inside_a_run_time_loop():
+    def reuse(out, n: skc.i32):
+        vals = [1.0, 2.0, 3.0]
+        for k in skc.static_range(3):
+            out[k] = 0.0
+        s = 0.0
+        for t in range(n):
+            for k in (0, 1, 2):
+                s += vals[k]
+        out[0] = s
+
+    got, want = both(reuse, 2)
+    assert got[0] == want[0] == 12.0
+
+
+def test_a_name_bound_by_an_inner_loop_is_unreadable_after_a_run_time_loop():
+    def after(out, a, n: skc.i32):
+        v = 0
+        for i in range(n):
+            if a[i] > 2:
+                for v in (1, 2):
+                    pass
+        out[0] = v
+
+    with pytest.raises(skc.CompileError, match="inner loop's target"):
+        skc.kernel(after)[1, 1](np.zeros(1, np.int32), np.array([5, 1], np.int32), 2)
+
+
+def test_a_loop_over_a_generator_sees_what_its_body_changes():
+    def changing(out):
+        vals = [1.0, 2.0, 3.0]
+        total = 0.0
+        for v in (x * 2.0 for x in vals):
+            vals[2] = 10.0
+            total += v
+        out[0] = total
+
+    got, want = both(changing)
+    assert got[0] == want[0] == 26.0
+
+
+class Frozen:
+    __slots__ = ("_v",)
+
+    def __init__(self, v):
+        object.__setattr__(self, "_v", v)
+
+    @property
+    def v(self):
+        return self._v
+
+    @v.setter
+    def v(self, x):
+        object.__setattr__(self, "_v", x)
+
+
+def test_a_setter_through_object_setattr_in_a_run_time_loop():
+    def frozen(out, n: skc.i32):
+        f = Frozen(out[0])
+        for i in range(n):
+            f.v = f.v + out[i]
+        out[0] = f.v
+
+    got2 = np.arange(4, dtype=np.float32)
+    skc.kernel(frozen)[1, 1](got2, 4)
+    want2 = np.arange(4, dtype=np.float32)
+    frozen(want2, 4)
+    assert got2[0] == want2[0] == 6.0
