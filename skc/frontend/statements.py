@@ -372,7 +372,7 @@ class StatementEvaluator:
         if not paths:
             return before
         merged = dict(paths[0][0])
-        names = set().union(*(env.keys() for env, _ in paths))
+        names = dict.fromkeys(name for env, _ in paths for name in env)   # (ordered: the same IR in every process)
         for name in names:
             values = [env.get(name, MISSING) for env, _ in paths]
             if any(v is MISSING for v in values):

@@ -168,3 +168,33 @@ def test_a_frozen_dataclass_with_state_besides_its_fields():
         scaled[1, 1](x, s)
         out.append(x[0])
     assert out == [2.0, 3.0]
+
+
+def test_the_same_kernel_compiles_to_the_same_ptx_in_every_process(tmp_path):
+    """Where paths meet, the names were merged in a set's order, which string hashing changes from one process to
+    the next: the same kernel gave PTX with its stores in another order (an audit's finding)."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "merge.py"
+    script.write_text(textwrap.dedent('''
+        import hashlib, skc
+
+        @skc.kernel(block=32)
+        def k(x: skc.Ptr[skc.f32], n: skc.i32):
+            a = x[0]; b = x[1]; c = x[2]; d = x[3]; e = x[4]
+            if n > 3:
+                a = a + 1.0; b = b * 2.0; c = c - 3.0; d = d / 4.0; e = e + a
+            x[5] = a + b + c + d + e
+
+        print(hashlib.sha256(k.compile(target="sm_90a").asm("ptx").encode()).hexdigest())
+    '''))
+    digests = set()
+    for seed in ("1", "2", "3"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, SKC_CACHE="0", SKC_CACHE_DIR=str(tmp_path / seed),
+                   PYTHONPATH=os.path.dirname(os.path.dirname(skc.__file__)))
+        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+        digests.add(result.stdout.strip())
+    assert len(digests) == 1
