@@ -311,6 +311,9 @@ class ExpressionEvaluator:
             if type(op) not in _COMPARE:
                 raise self.error_at(node, f"'{type(op).__name__}' cannot take a run-time operand")
             if left is None or right is None:
+                if not isinstance(op, (ast.Eq, ast.NotEq)):
+                    raise self.error_at(node, f"'{type(op).__name__}' is not defined between a run-time value and "
+                                              "None (Python raises TypeError)")
                 return isinstance(op, ast.NotEq)
             return semantics.compare(_COMPARE[type(op)], left, right, exact=True)
         try:

@@ -7,6 +7,7 @@ gives uN, f16 with bf16 gives f32.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Optional
 
@@ -61,7 +62,8 @@ _NUMPY_SCALARS = {"float64": "f64", "float32": "f32", "float16": "f16", "int64":
 
 
 def constant(value, t: ir.Type) -> RValue:
-    """A constant of type t (scalar or vector splat); ints wrap into t's range, like C."""
+    """A constant of type t (scalar or vector splat); ints wrap into t's range, like C; whole floats saturate, as
+    converting them at run time does."""
     elem = ir.element_type(t)
     if type(value) not in (int, float, bool) and not (  # (the common constants first: the ABC test costs more)
             is_number(value) or hasattr(value, "__index__")
@@ -71,11 +73,14 @@ def constant(value, t: ir.Type) -> RValue:
     if elem.is_bool:
         value = int(bool(value))
     elif elem.is_int:
-        if isinstance(value, float) and not value.is_integer():
+        floating = not isinstance(value, numbers.Integral)
+        if floating and not float(value).is_integer():
             raise error(f"cannot use {value!r} as a {elem}")
         lo, hi = _int_range(elem)
         value = int(value)
-        if not lo <= value <= hi:
+        if floating:   # a float saturates, as the run-time conversion (cvt.rzi.sat) does; an int wraps, like C
+            value = min(max(value, lo), hi)
+        elif not lo <= value <= hi:
             value = (value - lo) % (hi - lo + 1) + lo
     else:
         value = float(value)
@@ -175,6 +180,8 @@ def _operand_types(a, b, keep_values: bool = False):
             elem = known
         elif known.is_bool:
             elem = promote_scalars(ir.i32, literal_type(literal))
+        elif type(literal).__module__ == "numpy":   # (a numpy scalar keeps its own type, as numpy's NEP 50 has it)
+            elem = promote_scalars(known, literal_type(literal))
         elif keep_values and _negative_int(literal) and known.is_int and not known.is_signed:
             elem = holding_type([literal], known)
         elif _literal_fits(literal, known):
@@ -222,7 +229,7 @@ def binary(op: str, a, b):
         return _shift_by_constant(op, a, b)
     if op in ("lshift", "rshift") and isinstance(a, Dyn):
         return _shift_by_value(op, a, b)
-    x, y = unify(a, b)
+    x, y = unify(a, b, keep_values=op == "truediv")   # (a / -2 is a float division: -2 must not wrap into a u32)
     t = x.type
     elem = ir.element_type(t)
     if op in ("add", "sub", "mul") and elem.is_bool:
@@ -333,7 +340,13 @@ def _floordiv(x: RValue, y: RValue) -> RValue:
 def float_divmod(x: RValue, y: RValue):
     """Python's float divmod (CPython's float_divmod, numpy's npy_divmod), step by step in x's type so that
     the interpreter and the LLVM lowering compute the same thing: the remainder is exact (fmod) and the
-    quotient is (x - mod) / y, corrected so that x == (x // y) * y + x % y as nearly as rounding allows."""
+    quotient is (x - mod) / y, corrected so that x == (x // y) * y + x % y as nearly as rounding allows. Floats
+    narrower than f32 are computed in f32 and rounded once (in their own type the steps rounded to 8 or 11 bits and
+    the floor's correction went wrong)."""
+    if ir.element_type(x.type).bits < 32:
+        wide = ir.with_element(x.type, ir.f32)
+        quotient, remainder = float_divmod(cast(x, wide), cast(y, wide))
+        return cast(quotient, x.type), cast(remainder, x.type)
     builder, t = _b(), x.type
     cmp_t = ir.with_element(t, ir.i1)
 
@@ -407,9 +420,15 @@ def power(a, b):
             if b:
                 square = binary("mul", square, square)
         return result
-    x, y = unify(a, b)
+    x, y = unify(a, b, keep_values=True)   # (u8 ** -1 is 0.5: the -1 must not wrap into the u8)
     elem = ir.element_type(x.type)
     if elem.is_int and not elem.is_bool and isinstance(b, Dyn):
+        exponent = ir.element_type(b.type)
+        if not elem.is_signed and exponent.is_int and exponent.is_signed:
+            # an unsigned base, a signed exponent: unified, a negative exponent would read as a huge one; it gives
+            # the power truncated toward zero, as for signed bases (1 for x = 1, else 0)
+            truncated = select(compare("eq", x, 1), constant(1, x.type), constant(0, x.type))
+            return select(compare("lt", b, 0), truncated, _integer_power(x, y))
         return _integer_power(x, y)
     if not elem.is_float:
         x, y = _coerce(x, ir.f32, _count(x.type)), _coerce(y, ir.f32, _count(x.type))
@@ -497,9 +516,38 @@ def compare(pred: str, a, b, exact: bool = False) -> RValue:
     known = _outside_range(a, b) if exact else None
     if known is not None:
         return constant(known(pred), ir.i1)
+    if exact:
+        against_float = _integer_against_float(pred, a, b)
+        if against_float is not None:
+            return against_float
     x, y = unify(a, b)
     result_t = ir.with_element(x.type, ir.i1)
     return RValue(_b().cmp(pred, x.value, y.value, result_t), result_t)
+
+
+def _integer_against_float(pred: str, a, b):
+    """A run-time integer scalar compared with a Python float, by value as Python compares them (converted to f32,
+    16777217 == 16777216.0 held): against a whole float as against that int, against another through its floor
+    or ceiling; None where the operands are others."""
+    if isinstance(a, Dyn) == isinstance(b, Dyn):
+        return None
+    x, number, mirrored = (a, b, False) if isinstance(a, Dyn) else (b, a, True)
+    t = x.type
+    if not (type(number) is float and isinstance(t, ir.ScalarType) and t.is_int and not t.is_bool):
+        return None
+    pred = _MIRROR[pred] if mirrored else pred
+    if math.isnan(number):
+        return constant(pred == "ne", ir.i1)
+    if math.isinf(number):   # (every integer lies below inf and above -inf)
+        below = number < 0
+        return constant(_BELOW[pred] if below or pred in ("eq", "ne") else not _BELOW[pred], ir.i1)
+    if number.is_integer():
+        return compare(pred, x, int(number), exact=True)
+    if pred in ("eq", "ne"):
+        return constant(pred == "ne", ir.i1)
+    if pred in ("lt", "le"):
+        return compare("le", x, math.floor(number), exact=True)
+    return compare("ge", x, math.ceil(number), exact=True)
 
 
 _BELOW = {"lt": False, "le": False, "gt": True, "ge": True, "eq": False, "ne": True}   # x <pred> (a number below x)
@@ -622,14 +670,22 @@ def bitcast(x, t: ir.Type) -> RValue:
     return RValue(_b().value("arith.bitcast", (v.value,), t), t)
 
 
-def convert_for_store(value, t, what: str = "") -> RValue:
-    """value converted to the type of the place it is stored into (like C assignment)."""
+def convert_for_store(value, t, what: str = "", in_memory: bool = False) -> RValue:
+    """value converted to the type of the place it is stored into (like C assignment); in_memory (an element of an
+    array): a Python int the element type cannot hold is an error, as numpy's assignment is."""
     if isinstance(t, PtrType):
         v = to_rvalue(value)
         if v.type != t:
             raise error(f"cannot store {v.type} into {what or 'a place'} of type {t}")
         return v
     if not isinstance(value, Dyn):
+        elem = ir.element_type(t)
+        if (in_memory and isinstance(value, numbers.Integral) and not isinstance(value, bool) and elem.is_int
+                and not elem.is_bool and not _int_range(elem)[0] <= value <= _int_range(elem)[1]):
+            # (numpy refuses it too: a[0] = 300 into uint8 is an OverflowError; it wrapped to 44)
+            raise error(f"{value} does not fit {what or 'a place'} of type {t}",
+                        hint=f"store a number {elem} holds (for all bits set, {_int_range(elem)[1]} or -1 in a "
+                             "signed type), or convert it explicitly")
         return constant(value, t)
     v = value.rvalue()
     if isinstance(v.type, PtrType):
@@ -719,7 +775,7 @@ def store(p, value, mask=None):
         if ir.element_type(v.type) is not elem:
             v = cast(v, ir.VectorType(elem, v.type.count))
     else:
-        v = convert_for_store(value, elem)
+        v = convert_for_store(value, elem, "an element", in_memory=True)
     if v.type.bytes > 16 or v.type.bytes & (v.type.bytes - 1):
         raise error(f"a store of {v.type} moves {v.type.bytes} bytes; one access moves 1, 2, 4, 8 or 16 bytes")
     operands = [ptr.value, v.value]

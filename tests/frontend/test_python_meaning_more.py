@@ -4,6 +4,9 @@ that evaluated every comparand; a loop variable read after a loop that ran zero 
 generator expressions run where they were made; a lambda made in a comprehension; a loop over a list its body
 appends to; `and`/`or` that read a property on every path; a keyword-only default of None. Each kernel runs in the
 interpreter beside plain Python."""
+import math
+
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -410,3 +413,81 @@ def test_a_setter_through_object_setattr_in_a_run_time_loop():
     want2 = np.arange(4, dtype=np.float32)
     frozen(want2, 4)
     assert got2[0] == want2[0] == 6.0
+
+
+# -- a third search: typing rules (forty-first session) -------------------------------------------------------------
+def test_a_negative_literal_beside_an_unsigned_value_in_float_division_and_powers():
+    def floats(out, x: skc.u32, b: skc.u8):
+        out[0] = x / -2
+        out[1] = b ** -1
+        out[2] = b / -1
+        out[3] = b ** -2
+
+    got = np.zeros(4, np.float64)
+    skc.kernel(floats)[1, 1](got, 7, 2)
+    assert got.tolist() == [-3.5, 0.5, -2.0, 0.25]
+
+
+def test_an_unsigned_base_to_a_negative_run_time_exponent_truncates():
+    def powers(out, x: skc.u32, e: skc.i32):
+        out[0] = x ** e
+
+    for base, expected in ((3, 0), (1, 1), (0, 0)):
+        got = np.zeros(1, np.float64)
+        skc.kernel(powers)[1, 1](got, base, -1)
+        assert got[0] == expected
+
+
+def test_a_whole_float_constant_saturates_as_the_run_time_conversion_does():
+    def saturated(out, i: skc.Ptr[skc.i32], f: skc.f32):
+        out[0] = skc.i8(300.0)
+        out[1] = skc.i8(f)
+        out[2] = skc.u8(-1.0)
+        i[0] = 3e9
+
+    got, ints = np.zeros(3, np.float64), np.zeros(1, np.int32)
+    skc.kernel(saturated)[1, 1](got, ints, 300.0)
+    assert got.tolist() == [127.0, 127.0, 0.0] and ints[0] == 2 ** 31 - 1
+
+
+def test_narrow_float_floor_division_is_rounded_once():
+    def floor(out, x, y):
+        out[0] = x[0] // y[0]
+
+    for dtype, a, b in ((ml_dtypes.bfloat16, -16.375, 0.09423828125), (np.float16, 151.375, 0.010833740234375)):
+        x, y = np.array([a], dtype), np.array([b], dtype)
+        got = np.zeros(1, dtype)
+        skc.kernel(floor)[1, 1](got, x, y)
+        expected = np.array([math.floor(float(x[0]) / float(y[0]))], np.float64).astype(dtype)
+        assert float(got[0]) == float(expected[0])
+
+
+def test_an_integer_compared_with_a_float_by_value():
+    def compared(out, x: skc.i32, y: skc.i64):
+        out[0] = x == 16777216.0
+        out[1] = x > 16777216.0
+        out[2] = y == 2.0 ** 40
+        out[3] = x < 16777217.5
+        out[4] = x > float("-inf")
+
+    got = np.zeros(5, np.float64)
+    skc.kernel(compared)[1, 1](got, 16777217, 2 ** 40 + 1)
+    assert got.tolist() == [0.0, 1.0, 0.0, 1.0, 1.0]
+
+
+def test_a_numpy_scalar_constant_keeps_its_type():
+    def strong(out, a: skc.i8, b: skc.u8):
+        out[0] = a + np.int64(100)
+        out[1] = b + np.uint32(250)
+
+    got = np.zeros(2, np.float64)
+    skc.kernel(strong)[1, 1](got, 100, 10)
+    assert got.tolist() == [200.0, 260.0]
+
+
+def test_ordering_a_run_time_value_against_none_is_an_error():
+    def against_none(out, x: skc.i32):
+        out[0] = x < None
+
+    with pytest.raises(skc.CompileError, match="None"):
+        skc.kernel(against_none)[1, 1](np.zeros(1, np.float64), 3)

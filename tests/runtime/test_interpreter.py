@@ -389,9 +389,10 @@ def test_integer_floor_division_and_modulo_match_python():
 
 
 def c_division(x: int, y: int, bits: int, signed: bool):
-    """C / and % (truncating), with PTX's results for division by zero, wrapped to the width."""
+    """C / and % (truncating), wrapped to the width; by zero the backends divide by 1 (lowering._safe_divisor), and
+    the interpreter does the same."""
     if y == 0:
-        q, r = -1, x
+        q, r = x, 0
     else:
         q = abs(x) // abs(y) * (1 if (x < 0) == (y < 0) else -1)
         r = x - q * y

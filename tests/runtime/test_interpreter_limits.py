@@ -50,7 +50,7 @@ def while_never_changes(out, n):
 def range_with_step_zero(out, n, s):
     t = L.thread_id(0)
     acc = 0
-    for i in range(0, n, s):              # LOOP
+    for i in range(n, 0, s):              # LOOP (a step of 0 counts down, as the backends test it: i > 0 stays true)
         acc += i
     out[t] = acc
 
@@ -84,10 +84,10 @@ def test_a_terminating_loop_under_the_budget_still_runs():
     launch(f, out, 0, max_steps=10)        # n = 0: the loop never iterates
     assert out.tolist() == [0] * 64
     g = compile_kernel(range_with_step_zero, out=PtrType(ir.i32), n=ir.i32, s=ir.i32)
-    launch(g, out, 10, 3, max_steps=4)     # 4 iterations: exactly the budget
-    assert out.tolist() == [0 + 3 + 6 + 9] * 64
+    launch(g, out, 10, -3, max_steps=4)    # 4 iterations: exactly the budget
+    assert out.tolist() == [10 + 7 + 4 + 1] * 64
     with pytest.raises(InterpreterLimitError):
-        launch(g, out, 10, 3, max_steps=3)
+        launch(g, out, 10, -3, max_steps=3)
 
 
 def test_a_run_time_range_step_of_zero_ends_at_its_line():
@@ -121,7 +121,7 @@ def test_the_budget_comes_from_the_environment(monkeypatch):
     with pytest.raises(LaunchError, match="SKC_INTERPRETER_STEPS must be a positive number"):
         launch(f, out, 10, 0)
     with pytest.raises(LaunchError, match=r"run\(max_steps=...\) must be a positive number"):
-        launch(f, out, 10, 1, max_steps=0)
+        launch(f, out, 10, -1, max_steps=0)
 
 
 def test_the_default_budget_ends_an_endless_loop_launched_as_a_kernel(monkeypatch):
