@@ -124,6 +124,10 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
         if transposed and rows * dtype.itemsize != self.BOX_BYTES:
             raise frontend.current().error(f"a transposed epilogue stages a chunk's columns as 128-byte rows of "
                                            f"{rows} outputs: {rows} outputs of {dtype} are not")
+        elem = getattr(getattr(out_map, "type", None), "elem", None)
+        if elem is not None and elem.bits // 8 != dtype.itemsize:   # (TMA moves bytes: bf16 and f16 maps are alike)
+            raise frontend.current().error(f"the output's tensor map holds {elem}; this epilogue stores {dtype}",
+                                           hint="make the output map of the type the epilogue stores")
         self.out_map, self.dtype, self.rows, self.buffers = out_map, dtype, rows, buffers
         self.warpgroup, self.warpgroups, self.transposed = warpgroup, warpgroups, transposed
         if args is not None and transposed:

@@ -168,6 +168,11 @@ class Wgmma(_WarpgroupMma):
         if a.layout.rows % self.rows_per_warpgroup:
             raise frontend.current().error(f"the A tile has {a.layout.rows} rows, not a multiple of "
                                            f"{self.rows_per_warpgroup}")
+        if isinstance(self.row0, int) and self.row0 + self.rows_per_warpgroup > a.layout.rows:   # (known here)
+            raise frontend.current().error(
+                f"this Wgmma multiplies rows {self.row0} to {self.row0 + self.rows_per_warpgroup - 1} of the A tile, "
+                f"which has {a.layout.rows}", hint="give each consumer warpgroup rows of the tile (warpgroup=...), "
+                "or make the tile taller")
         if self.fp8 and not (a.layout.k_major and b.layout.k_major):
             raise frontend.current().error(
                 f"wgmma reads fp8 ({_type_name(self.dtype)}) tiles K-major only; the stage's "

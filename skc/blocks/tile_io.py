@@ -72,7 +72,14 @@ class TmaLoader:
         for name, layout in self.layouts.items():
             if name not in maps:
                 raise frontend.current().error(f"TmaLoader has no tensor map for payload tile '{name}'")
-            swizzle = getattr(getattr(maps[name], "type", None), "swizzle", None)
+            map_type = getattr(maps[name], "type", None)
+            elem = getattr(map_type, "elem", None)
+            if elem is not None and elem.bits // 8 != layout.elem_bytes:
+                raise frontend.current().error(
+                    f"the tensor map for payload tile '{name}' holds {elem} ({elem.bits // 8}-byte elements); the "
+                    f"tile's layout takes {layout.elem_bytes}-byte elements",
+                    hint="make the map of the operand the payload was built for")
+            swizzle = getattr(map_type, "swizzle", None)
             if swizzle is not None and swizzle != getattr(layout, "swizzle", swizzle):
                 raise frontend.current().error(
                     f"the tensor map for payload tile '{name}' swizzles {swizzle} bytes; the tile's layout is "

@@ -1,0 +1,114 @@
+"""Blocks that let misuse through (a helper's search, forty-first session): a handle acquiring a stage inside
+another `with` of its own (the inner acquire waited for the stage the outer one held: a deadlock), one lease
+entered by two `with`s (its stage released twice: a deadlock), a handle used after its own `with` (a deadlock), a
+tensor map of another element size given to a loader or an epilogue (wrong answers), a Wgmma whose rows lie past the
+A tile (it read B as A). Each is now a compile error at the user's line; the correct composition still runs exactly
+in the interpreter."""
+import numpy as np
+import pytest
+
+import skc
+from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, InputTilePipeline, OperandLayout,
+                        TilePayload, TmaLoader, TmaStoreEpilogue, WarpRoles, Wgmma)
+
+T = 64
+
+
+@skc.kernel
+def composed(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, N: skc.i32, K: skc.i32,
+             misuse: skc.constexpr):
+    payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T))
+    load = TmaLoader(payload, a=a, b=b)
+    with InputTilePipeline(payload, 3, load, consumers=1) as pipe:
+        roles = WarpRoles(1)
+        kt = skc.cdiv(K, T)
+        if roles.is_producer():
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for k in range(kt):
+                        with producer.acquire() as stage:
+                            load(stage, k, a=0, b=0)
+                if misuse == "after":
+                    with producer.acquire() as stage:   # HERE after
+                        load(stage, 0, a=0, b=0)
+        else:
+            mma = Wgmma(T, T, skc.bf16, warpgroup=1 if misuse == "rows" else 0)   # HERE rows
+            acc = mma.zeros()
+            epi = DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, N))
+            with pipe.consumer(mma) as consumer:
+                for k in range(kt):
+                    if misuse == "nested":
+                        with consumer.acquire() as s1:
+                            with consumer.acquire() as s2:   # HERE nested
+                                mma(acc, s2.a, s2.b)
+                    elif misuse == "twice":
+                        lease = consumer.acquire()
+                        with lease as s:
+                            mma(acc, s.a, s.b)
+                        with lease as s:   # HERE twice
+                            pass
+                    else:
+                        with consumer.acquire() as s:
+                            mma(acc, s.a, s.b)
+            epi(acc, 0, 0)
+
+
+def operands(M=64, N=64, K=256, a_dtype=skc.bf16):
+    rng = np.random.default_rng(0)
+    A = rng.integers(-2, 3, (M, K)).astype(np.float32)
+    B = rng.integers(-2, 3, (N, K)).astype(np.float32)
+    out = skc.to_device(np.full((M, N), np.nan, np.float32))
+    maps = (skc.TensorMap(skc.to_device(A, dtype=a_dtype), box=(64, 64 if a_dtype is skc.bf16 else 32)),
+            skc.TensorMap(skc.to_device(B, dtype=skc.bf16), box=(64, 64)))
+    return A, B, out, maps
+
+
+def test_the_composition_runs():
+    A, B, out, maps = operands()
+    composed[1, 256](*maps, out, 64, 64, 256, "")
+    np.testing.assert_array_equal(out.numpy(), A @ B.T)
+
+
+@pytest.mark.parametrize("misuse, message", [("nested", "already holds a stage"), ("twice", "entered by a `with`"),
+                                             ("after", "after its `with"), ("rows", "rows 64 to 127")])
+def test_misuse_is_a_compile_error_at_its_line(misuse, message):
+    _, _, out, maps = operands()
+    with pytest.raises(skc.CompileError, match=message) as info:
+        composed[1, 256](*maps, out, 64, 64, 256, misuse)
+    assert "test_block_contracts_more.py:" in str(info.value).splitlines()[0]
+
+
+def test_a_loader_map_of_another_element_size():
+    _, _, out, maps = operands(a_dtype=skc.f32)
+    with pytest.raises(skc.CompileError, match="4-byte elements"):
+        composed[1, 256](*maps, out, 64, 64, 256, "")
+
+
+@skc.kernel
+def stored(a: skc.TensorMap, b: skc.TensorMap, o: skc.TensorMap, M: skc.i32, N: skc.i32, K: skc.i32):
+    payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T))
+    load = TmaLoader(payload, a=a, b=b)
+    with InputTilePipeline(payload, 3, load, consumers=1) as pipe:
+        roles = WarpRoles(1)
+        if roles.is_producer():
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for k in range(skc.cdiv(K, T)):
+                        with producer.acquire() as stage:
+                            load(stage, k, a=0, b=0)
+        else:
+            mma = Wgmma(T, T, skc.bf16)
+            acc = mma.zeros()
+            with TmaStoreEpilogue(o, skc.f32, EpilogueArgs(EpilogueSpec(), M, N), 0, 1) as epilogue:
+                with pipe.consumer(mma) as consumer:
+                    for k in range(skc.cdiv(K, T)):
+                        with consumer.acquire() as s:
+                            mma(acc, s.a, s.b)
+                    epilogue(acc, 0, 0)
+
+
+def test_an_epilogue_map_of_another_element_size():
+    _, _, _, maps = operands()
+    out = skc.TensorMap(skc.to_device(np.zeros((64, 64), np.float32), dtype=skc.bf16), box=(64, 64))
+    with pytest.raises(skc.CompileError, match="this epilogue stores"):
+        stored[1, 256](*maps, out, 64, 64, 256)
