@@ -183,8 +183,9 @@ def cmd_run(args) -> int:
     main = getattr(module, "main", None)
     if main is None:
         raise SkcError(f"{args.path} has no main() to run")
+    chosen = args.device or os.environ.get("SKC_DEVICE")
     where = "on the GPU" if not device.is_interpreter else "in the CPU interpreter (no GPU found)" \
-        if not args.device else "in the CPU interpreter"
+        if not chosen else "in the CPU interpreter"
     started = time.perf_counter()
     try:
         summary = main()
@@ -206,7 +207,9 @@ def cmd_info(args) -> int:
     print(f"skc {__version__}")
     print(f"device: {device} ({device.name}), target {device.target.name}")
     print(f"nvJitLink: {nvjitlink_version()}; nvdisasm: {nvdisasm_path() or 'not found'}")
-    print(f"ld.lld (AMD code objects): {ld_lld_path() or 'not found (pip install ziglang)'}")
+    missing = (f"not found (SKC_LD_LLD names {os.environ['SKC_LD_LLD']}, which is no ld.lld of version 16 or newer)"
+               if os.environ.get("SKC_LD_LLD") else "not found (pip install ziglang)")
+    print(f"ld.lld (AMD code objects): {ld_lld_path() or missing}")
     return 0
 
 

@@ -102,6 +102,10 @@ def link_code_object(obj: bytes) -> bytes:
     """The loadable code object (.hsaco) of an AMDGPU relocatable object: `ld.lld -shared`."""
     lld, newest = ld_lld_command()
     if lld is None:
+        chosen = os.environ.get("SKC_LD_LLD")
+        if chosen:
+            raise DeviceError(f"linking an AMD code object needs ld.lld: SKC_LD_LLD names {chosen}, which is no "
+                              "ld.lld of version 16 or newer; point it at one, or unset it to use the ziglang wheel's")
         seen = f" (only version {newest}, too old)" if newest else ""
         raise DeviceError(f"linking an AMD code object needs ld.lld, which was not found{seen}; {INSTALL_HINT}")
     with tempfile.TemporaryDirectory(prefix="skc-hsaco-") as folder:

@@ -40,11 +40,18 @@ class LoopEvaluator:
         return self.unrolled_loop(node, self.compile_time_items(iterable, node.iter))
 
     def counted(self, loop, node):
-        """The items of a static_range, counting them against the kernel's unrolling budget."""
-        limit = loop.max_unroll if loop.max_unroll is not None else max_unroll()
+        """The items of a static_range, counting them against the kernel's unrolling budget (a loop given its own
+        max_unroll=N is held to N alone, and does not use up the kernel's budget)."""
+        if loop.max_unroll is not None:
+            if len(loop.range) > loop.max_unroll:
+                raise self.error_at(node, f"static_range would unroll {len(loop.range)} iterations; its max_unroll "
+                                          f"is {loop.max_unroll}", hint="raise max_unroll, or use range()")
+            return loop
+        limit = max_unroll()
         if self.cg.unrolled + len(loop.range) > limit:
             raise self.error_at(node, f"static_range would unroll {len(loop.range)} iterations here, "
-                                      f"{self.cg.unrolled + len(loop.range)} in the kernel so far; the limit is {limit}",
+                                      f"{self.cg.unrolled + len(loop.range)} in the kernel so far; the limit is "
+                                      f"{limit}",
                                 hint="use range() for a run-time loop (or unroll part of it: an inner "
                                      "static_range in a range loop); to unroll more anyway, pass "
                                      "max_unroll=N or set SKC_MAX_UNROLL")
@@ -176,7 +183,7 @@ class LoopEvaluator:
         the first test, when it has been evaluated already)."""
         def iterations():
             cond = first
-            for _ in range(MAX_COMPILE_TIME_ITERATIONS):
+            for count in range(MAX_COMPILE_TIME_ITERATIONS + 1):   # (the last test may end the loop at the limit)
                 if cond is MISSING:
                     cond = self.eval_value(node.test)
                 if isinstance(cond, Dyn):
@@ -185,6 +192,8 @@ class LoopEvaluator:
                                         hint="make the loop variable run-time from the start (e.g. `i: skc.i32 = 0`)")
                 if not self.truth(cond, node.test):
                     return
+                if count == MAX_COMPILE_TIME_ITERATIONS:
+                    break
                 cond = MISSING
                 yield None
             raise self.error_at(node, f"a compile-time while loop ran {MAX_COMPILE_TIME_ITERATIONS} times; "

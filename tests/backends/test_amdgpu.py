@@ -425,6 +425,10 @@ amdhsa.version:
 
 def test_missing_linker_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("SKC_LD_LLD", "/nonexistent/ld.lld")
+    with pytest.raises(DeviceError, match="needs ld.lld: SKC_LD_LLD names /nonexistent/ld.lld"):
+        amdgpu_link.link_code_object(b"")   # (the user's choice named, not the wheel they already have)
+    monkeypatch.delenv("SKC_LD_LLD")
+    monkeypatch.setattr(amdgpu_link, "ld_lld_command", lambda: (None, 0))
     with pytest.raises(DeviceError, match="needs ld.lld.*pip install ziglang.*SKC_LD_LLD"):
         amdgpu_link.link_code_object(b"")
 

@@ -99,3 +99,59 @@ def test_dump_dir_naming_a_file_warns_and_a_cached_kernel_is_dumped(tmp_path, mo
         assert compiled.from_cache and list((tmp_path / "dump").rglob("kernel.tile"))
     finally:
         skc.set_cache_dir(None)
+
+
+# -- what the documentation says (a helper's reading, forty-first session) -----------------------------------------
+def test_a_compile_time_while_may_run_exactly_the_limit():
+    import numpy as np
+
+    @skc.kernel(block=1)
+    def counted(out: skc.Ptr[skc.i32]):
+        j = 0
+        while j < 65536:
+            j += 1
+        out[0] = j
+
+    out = np.zeros(1, np.int32)
+    counted[1, 1](out)
+    assert out[0] == 65536
+
+
+def test_a_loops_own_max_unroll_does_not_use_up_the_kernels_budget():
+    import numpy as np
+
+    @skc.kernel(block=1)
+    def unrolled(out: skc.Ptr[skc.f32]):
+        s = 0.0
+        for i in skc.static_range(5000, max_unroll=5000):
+            s += 1.0
+        for i in skc.static_range(2):
+            s += 1.0
+        out[0] = s
+
+    out = np.zeros(1, np.float32)
+    unrolled[1, 1](out)
+    assert out[0] == 5002.0
+
+
+def test_a_bool_is_no_grid():
+    import numpy as np
+
+    @skc.kernel(block=1)
+    def one(out: skc.Ptr[skc.f32]):
+        out[0] = 1.0
+
+    for grid in (True, (True, 1)):
+        with pytest.raises(skc.LaunchError, match="must be an int"):
+            one[grid, 1](np.zeros(1, np.float32))
+
+
+def test_skc_run_says_the_interpreter_was_chosen_not_that_no_gpu_was_found(tmp_path, monkeypatch, capsys):
+    from skc.cli import main
+
+    script = tmp_path / "job.py"
+    script.write_text("def main():\n    return 'done'\n")
+    monkeypatch.setenv("SKC_DEVICE", "interpreter")
+    main(["run", str(script)])
+    out = capsys.readouterr().out
+    assert "in the CPU interpreter" in out and "no GPU found" not in out

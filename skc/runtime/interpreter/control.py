@@ -69,7 +69,7 @@ def _limit_error(group: Group, op) -> InterpreterLimitError:
         f"{' per warpgroup' if len(block.roots) > 1 else ''} in block {block.index}; {threads} still run it (an endless loop: a condition that never changes, a step of 0, "
         "or a spin on memory nothing writes?)", op.loc,
         "fix the loop, or raise the budget if the kernel really loops that long: SKC_INTERPRETER_STEPS=N "
-        "in the environment, or run(..., max_steps=N)")
+        "in the environment, or, for tile IR run directly, skc.runtime.interpreter.run(..., max_steps=N)")
 
 
 def _if(op, launch, plan):
