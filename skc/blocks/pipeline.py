@@ -93,8 +93,6 @@ class _Role:
         self.pipeline = pipeline
         self.index = skc.i32(0)
         self.phase = skc.i32(0)
-        self.holding = None    # the lease (or run) whose `with` holds this handle's next stage now
-        self.closed = False    # the handle's own `with` ended (a producer drained its stages)
 
     def __enter__(self):
         return self
@@ -103,25 +101,21 @@ class _Role:
         """The next stage (a StageLease), or the next `count` stages together (a StageRun: a TileOp that reads
         several stages at once, its MMAs of one in flight while it works on another's)."""
         count = _compile_time_int(count, "acquire(count)")
-        if self.closed:
+        if frontend.with_ended(self) and not frontend.inside_with(self):
             raise frontend.current().error(
                 "this pipeline handle is used after its `with pipe.producer()` / `with pipe.consumer()` block ended "
                 "(the producer drained its stages there; the consumer released what it held)",
                 hint="acquire stages inside the handle's `with` block")
         return StageLease(self) if count == 1 else StageRun(self, count)
 
-    def enter_stage(self, holder):
+    def enter_stage(self):
         """A lease's or run's `with` begins: one at a time per handle (nested, the inner one would wait for the
         stage the outer one holds)."""
-        if self.holding is not None:
+        if any(isinstance(m, (StageLease, StageRun)) and m.role is self for m in frontend.open_withs()):
             raise frontend.current().error(
                 "this handle already holds a stage in an enclosing `with ....acquire()`: the inner acquire would "
                 "wait for that same stage",
                 hint="acquire the next stage after the first `with` ends, or several together with acquire(n)")
-        self.holding = holder
-
-    def leave_stage(self):
-        self.holding = None
 
     def advance(self):
         self.index += 1
@@ -140,7 +134,6 @@ class ProducerRole(_Role):
 
     def __exit__(self, *exc):
         self.drain()
-        self.closed = True
 
     def drain(self):
         """Wait until the consumers have released every stage, so the producer's block cannot exit
@@ -207,7 +200,6 @@ class ConsumerRole(_Role):
 
     def __exit__(self, *exc):
         self.release_held()
-        self.closed = True
 
     def release_held(self):
         """Release the stages the reader may still have been reading, once it retired all its reads."""
@@ -236,15 +228,14 @@ class StageLease:
                 hint="acquire again (`with cons.acquire() as stage:`) for the next stage")
         self.entered = True
         if self.run is None and isinstance(self.role, _Role):
-            self.role.enter_stage(self)
+            self.role.enter_stage()
         self.role.wait_stage(self.index)
         return self
 
     def __exit__(self, *exc):
         self.role.release_stage(self.index)
         self.role.advance()
-        if self.run is None and isinstance(self.role, _Role):
-            self.role.leave_stage()
+
 
     @property
     def full(self):
@@ -290,7 +281,7 @@ class StageRun:
 
     def __enter__(self):
         if isinstance(self.role, _Role):
-            self.role.enter_stage(self)
+            self.role.enter_stage()
         self.leases = []
         for _ in skc.static_range(self.count):
             lease = StageLease(self.role, run=self)
@@ -311,8 +302,7 @@ class StageRun:
     def __exit__(self, *exc):
         for i in skc.static_range(self.count):
             self.role.release_stage(self.leases[i].index)
-        if isinstance(self.role, _Role):
-            self.role.leave_stage()
+
 
 
 def _compile_time_int(value, what: str) -> int:

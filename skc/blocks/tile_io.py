@@ -74,7 +74,8 @@ class TmaLoader:
                 raise frontend.current().error(f"TmaLoader has no tensor map for payload tile '{name}'")
             map_type = getattr(maps[name], "type", None)
             elem = getattr(map_type, "elem", None)
-            if elem is not None and elem.bits // 8 != layout.elem_bytes:
+            elem_bytes = getattr(layout, "elem_bytes", None)   # (a layout of the user's may not say)
+            if elem is not None and elem_bytes is not None and elem.bits // 8 != elem_bytes:
                 raise frontend.current().error(
                     f"the tensor map for payload tile '{name}' holds {elem} ({elem.bits // 8}-byte elements); the "
                     f"tile's layout takes {layout.elem_bytes}-byte elements",

@@ -22,10 +22,20 @@ def inside_with(manager) -> bool:
     return current().evaluator.inside_with(manager)
 
 
+def open_withs() -> list:
+    """The managers of the with-blocks open in the kernel being compiled (for blocks' protocol checks)."""
+    return current().evaluator.open_withs()
+
+
+def with_ended(manager) -> bool:
+    """Whether a with-statement of `manager` was compiled to its end before (for blocks' protocol checks)."""
+    return current().evaluator.with_ended(manager)
+
+
 __all__ = [
     "language", "Array", "host", "current", "generating", "DTYPES", "DType", "Ptr", "PtrType", "TensorMap",
     "as_ir_type", "constexpr", "CONSTEXPR", "POINTER", "SCALAR", "TENSORMAP", "DeviceFunction", "Parameter",
     "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "func", "kernel_parameters",
-    "Dyn", "RValue", "Slot", "inside_with", "enclosing_conditions", "source_digest", "KEYABLE", "Unkeyable",
+    "Dyn", "RValue", "Slot", "inside_with", "open_withs", "with_ended", "enclosing_conditions", "source_digest", "KEYABLE", "Unkeyable",
     "dependency_key", "inlined_function_key", "value_key",
 ]

@@ -27,6 +27,7 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         self.container_origin: dict = {}        # id(list, dict or set) -> (it, scope_stack's top, frame) made in
         self.conditions: list = []              # (condition RValue, branch taken) of the enclosing run-time ifs
         self.comprehension_scopes: list = []    # the names of the comprehensions being evaluated (innermost last)
+        self.ended_withs: dict = {}             # id -> manager whose with-statement was compiled to its end
 
     @property
     def frame(self) -> Frame:

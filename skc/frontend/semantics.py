@@ -159,6 +159,21 @@ def _negative_int(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, Dyn)) and v < 0
 
 
+def _negative_beside_unsigned(a, b):
+    """For an unsigned run-time integer beside a negative Python int, in an operation whose result is a float (`/`,
+    `**` to a negative power): both as floats (f64 beside a u64, else f32), the number as itself; else None."""
+    dyn, number = (a, b) if isinstance(a, Dyn) else (b, a)
+    if not (isinstance(dyn, Dyn) and _negative_int(number)):
+        return None
+    elem = ir.element_type(dyn.type)
+    if isinstance(dyn.type, PtrType) or not elem.is_int or elem.is_signed or elem.is_bool:
+        return None
+    ft = ir.f64 if elem.bits == 64 else ir.f32
+    count = _count(dyn.type)
+    x, y = _coerce(dyn, ft, count), _coerce(float(number), ft, count)
+    return (x, y) if dyn is a else (y, x)
+
+
 def _operand_types(a, b, keep_values: bool = False):
     """The common element type of two operands (at least one run-time) and whether either is a vector; with
     keep_values, a negative Python int beside an unsigned type takes a signed one that holds both (holding_type)."""
@@ -180,8 +195,6 @@ def _operand_types(a, b, keep_values: bool = False):
             elem = known
         elif known.is_bool:
             elem = promote_scalars(ir.i32, literal_type(literal))
-        elif type(literal).__module__ == "numpy":   # (a numpy scalar keeps its own type, as numpy's NEP 50 has it)
-            elem = promote_scalars(known, literal_type(literal))
         elif keep_values and _negative_int(literal) and known.is_int and not known.is_signed:
             elem = holding_type([literal], known)
         elif _literal_fits(literal, known):
@@ -229,7 +242,8 @@ def binary(op: str, a, b):
         return _shift_by_constant(op, a, b)
     if op in ("lshift", "rshift") and isinstance(a, Dyn):
         return _shift_by_value(op, a, b)
-    x, y = unify(a, b, keep_values=op == "truediv")   # (a / -2 is a float division: -2 must not wrap into a u32)
+    floats = _negative_beside_unsigned(a, b) if op == "truediv" else None
+    x, y = floats if floats else unify(a, b)   # (u32 / -2 is a float division: the -2 must not wrap into the u32)
     t = x.type
     elem = ir.element_type(t)
     if op in ("add", "sub", "mul") and elem.is_bool:
@@ -420,7 +434,8 @@ def power(a, b):
             if b:
                 square = binary("mul", square, square)
         return result
-    x, y = unify(a, b, keep_values=True)   # (u8 ** -1 is 0.5: the -1 must not wrap into the u8)
+    floats = _negative_beside_unsigned(a, b)   # (u8 ** -1 is 0.5: the -1 must not wrap into the u8)
+    x, y = floats if floats else unify(a, b)
     elem = ir.element_type(x.type)
     if elem.is_int and not elem.is_bool and isinstance(b, Dyn):
         exponent = ir.element_type(b.type)
@@ -680,7 +695,7 @@ def convert_for_store(value, t, what: str = "", in_memory: bool = False) -> RVal
         return v
     if not isinstance(value, Dyn):
         elem = ir.element_type(t)
-        if (in_memory and isinstance(value, numbers.Integral) and not isinstance(value, bool) and elem.is_int
+        if (in_memory and type(value) is int and elem.is_int
                 and not elem.is_bool and not _int_range(elem)[0] <= value <= _int_range(elem)[1]):
             # (numpy refuses it too: a[0] = 300 into uint8 is an OverflowError; it wrapped to 44)
             raise error(f"{value} does not fit {what or 'a place'} of type {t}",

@@ -32,6 +32,8 @@ class WithEvaluator:
             del frame.withs[len(frame.withs) - len(managers):]
             raise
         self.close_withs(managers, emit=not ended)
+        for manager in managers:   # (what follows the statement is past its block: blocks' protocol checks ask)
+            self.ended_withs[id(manager)] = manager
         return ended
 
     def close_withs(self, managers, emit: bool):
@@ -55,5 +57,13 @@ class WithEvaluator:
     def inside_with(self, manager) -> bool:
         """Whether a with-block of `manager` is open (in this frame or a caller's)."""
         return any(any(m is manager for m in frame.withs) for frame in self.frames)
+
+    def open_withs(self) -> list:
+        """The managers of the with-blocks open now (this frame's and its callers')."""
+        return [m for frame in self.frames for m in frame.withs]
+
+    def with_ended(self, manager) -> bool:
+        """Whether a with-block of `manager` was compiled to its end (the code being compiled may follow it)."""
+        return self.ended_withs.get(id(manager)) is manager
 
 

@@ -475,14 +475,35 @@ def test_an_integer_compared_with_a_float_by_value():
     assert got.tolist() == [0.0, 1.0, 0.0, 1.0, 1.0]
 
 
-def test_a_numpy_scalar_constant_keeps_its_type():
-    def strong(out, a: skc.i8, b: skc.u8):
-        out[0] = a + np.int64(100)
-        out[1] = b + np.uint32(250)
+def test_a_numpy_scalar_constant_beside_a_run_time_value_acts_as_a_python_number():
+    def weak(out, x, n: skc.i32):
+        acc = 0.0
+        for i in range(n):
+            acc += x[i] * np.float64(0.5)   # (an f32 accumulator stays f32, as with 0.5)
+        out[0] = acc
+
+    got = np.zeros(1, np.float32)
+    skc.kernel(weak)[1, 1](got, np.arange(4, dtype=np.float32), 4)
+    assert got[0] == 3.0
+
+
+def test_an_unsigned_u64_divided_by_a_negative_literal():
+    def u64(out, x: skc.u64):
+        out[0] = x / -2
+        out[1] = x ** -1
 
     got = np.zeros(2, np.float64)
-    skc.kernel(strong)[1, 1](got, 100, 10)
-    assert got.tolist() == [200.0, 260.0]
+    skc.kernel(u64)[1, 1](got, 8)
+    assert got.tolist() == [-4.0, 0.125]
+
+
+def test_a_numpy_integer_stored_out_of_range_wraps_as_numpy_does():
+    def store(out):
+        out[0] = np.int64(300)
+
+    got = np.zeros(1, np.uint8)
+    skc.kernel(store)[1, 1](got)
+    assert got[0] == 44
 
 
 def test_ordering_a_run_time_value_against_none_is_an_error():
