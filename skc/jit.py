@@ -420,10 +420,10 @@ class Kernel:
             compiled = compile_kernel(self.fn, spec, target, for_interpreter=for_interpreter,
                                       options=None if for_interpreter else self.options)
             self._compiled[key] = compiled
-            watched = {(id(space), name) for space, name, _ in self._watch}
+            watched = {_watch_key(space, name) for space, name, _ in self._watch}
             for w in _watched(compiled):
-                if (id(w[0]), w[1]) not in watched:
-                    watched.add((id(w[0]), w[1]))
+                if _watch_key(w[0], w[1]) not in watched:
+                    watched.add(_watch_key(w[0], w[1]))
                     self._watch += (w,)
         return compiled
 
@@ -529,6 +529,11 @@ def _watched(compiled) -> tuple:
         # not the compiled ones, so none is kept, and the next launch finds them changed and compiles again
         found = [(space, name, _CHANGED) for space, name, _ in found]
     return tuple(found)
+
+
+def _watch_key(space, name) -> tuple:
+    """Which binding a watch entry is: a namespace's name, or a closure cell (each compile views it anew)."""
+    return (id(space.cell) if isinstance(space, frontend.keying.CellView) else id(space)), name
 
 
 def _watchable(value) -> bool:

@@ -101,12 +101,13 @@ _LIBRARIES = {"skc", "builtins", "numpy", "torch", "cupy", "llvmlite", "cuda", "
 
 
 def trusted_module(name: str) -> bool:
-    """Whether code of the module `name` is keyed by name: skc itself, the standard library and the
-    array libraries above, each loaded from where it is installed. Any other module (the user's, another
-    installed package, a user's file that has a standard module's name, such as `profile.py`) is keyed by
-    content."""
+    """Whether code of the module `name` is keyed by name: skc itself and the array libraries above, and the
+    standard library loaded from where it is installed. Any other module (the user's, another installed package,
+    a user's file that has a standard module's name, such as `profile.py`) is keyed by content."""
     top = (name or "").split(".")[0]
-    if top not in _LIBRARIES and top not in sys.stdlib_module_names:
+    if top in _LIBRARIES:
+        return True   # (names no project of its own takes: numpy may sit outside site-packages, as pip --target puts it)
+    if top not in sys.stdlib_module_names:
         return False
     module = sys.modules.get(top)
     return module is not None and _installed(top, getattr(module, "__file__", None))
@@ -114,17 +115,12 @@ def trusted_module(name: str) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _installed(top: str, file) -> bool:
-    """Whether the top-level module `top`, loaded from `file`, is the installed one: skc from its own package
-    directory, the others from the standard library's or the site-packages directories (or built in)."""
+    """Whether the standard module `top`, loaded from `file`, is the installed one: from the standard library's or
+    the site-packages directories (or built in)."""
     if file is None:
         return top in sys.stdlib_module_names or top == "builtins"   # built into the interpreter
     path = os.path.realpath(file)
-    if top == "skc":
-        return path.startswith(_SKC_DIR + os.sep)
     return any(path.startswith(place + os.sep) for place in _install_dirs())
-
-
-_SKC_DIR = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @functools.lru_cache(maxsize=1)

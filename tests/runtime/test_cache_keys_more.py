@@ -198,3 +198,21 @@ def test_the_same_kernel_compiles_to_the_same_ptx_in_every_process(tmp_path):
         assert result.returncode == 0, result.stderr
         digests.add(result.stdout.strip())
     assert len(digests) == 1
+
+
+def test_a_closure_kernel_compiled_many_ways_watches_each_cell_once():
+    """Each compile viewed the closure's cells anew, and the launch's watch list grew by them with every
+    specialization (400 entries for 200, checked on every launch)."""
+    def factory():
+        scale, shift = 2.0, 1.0
+
+        @skc.kernel(block=1)
+        def made(x: skc.Ptr[skc.f32], n: skc.constexpr):
+            x[0] = x[0] * scale + shift + n
+        return made
+
+    made = factory()
+    x = np.zeros(1, np.float32)
+    for n in range(20):
+        made[1, 1](x, n)
+    assert len(made._watch) == 2

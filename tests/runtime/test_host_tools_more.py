@@ -149,3 +149,18 @@ def test_skc_run_says_the_interpreter_was_chosen_not_that_no_gpu_was_found(tmp_p
     main(["run", str(script)])
     out = capsys.readouterr().out
     assert "in the CPU interpreter" in out and "no GPU found" not in out
+
+
+def test_winners_are_kept_where_the_file_system_has_no_locks(cache, monkeypatch):
+    import errno
+
+    import skc.autotune as autotune
+
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, "no locks here")
+
+    monkeypatch.setattr(autotune.fcntl, "flock", no_locks)
+    tuner = Autotuner(lambda n, B: None, [{"B": 1}], name="tests.nolock", device_name=lambda: "dev",
+                      timer=lambda run: (run(), 1.0)[1])
+    tuner.choose(0)
+    assert json.loads(tuner.path().read_text())["winners"]["dev"]["()"]["config"] == {"B": 1}
