@@ -32,10 +32,6 @@ from .target import TARGETS, Target, get_target
 _MAX_GRID = tuple(min(t.max_grid[axis] for t in TARGETS.values()) for axis in range(3))
 
 
-def _refuse(value):
-    raise TypeError   # (a bool is no size: True would launch one block)
-
-
 def _dims(value, what: str) -> tuple:
     if isinstance(value, bool):
         raise LaunchError(f"{what} must be an int or a tuple of up to 3 ints, found {value!r}")
@@ -49,7 +45,10 @@ def _dims(value, what: str) -> tuple:
             try:   # one integer (numpy's, a 0-d array); else a sequence of them (a tuple, a 1-D array or tensor)
                 dims = (operator.index(value),)
             except TypeError:
-                dims = tuple(operator.index(v) for v in value if not isinstance(v, bool) or _refuse(v))
+                items = tuple(value)
+                if any(isinstance(v, bool) for v in items):
+                    raise TypeError   # (a bool is no size: True would launch one block)
+                dims = tuple(operator.index(v) for v in items)
         except TypeError:
             raise LaunchError(f"{what} must be an int or a tuple of up to 3 ints, found {value!r}") from None
         if not 1 <= len(dims) <= 3:

@@ -111,6 +111,8 @@ def _launch_matmul(a, b, out, bias, c, alpha, beta, activation):
 
 def _check_operands(a, b, bias, c) -> tuple:
     """(M, N) of a valid problem; the messages match what skc.blocks.matmul says at launch."""
+    from .blocks.host_plans import read_transposed
+
     torch._check(a.dim() == 2 and b.dim() == 2, lambda: f"skc::matmul multiplies matrices, found {a.dim()}-d "
                                                         f"and {b.dim()}-d tensors")
     torch._check(a.dtype in (torch.bfloat16, torch.float16),
@@ -122,7 +124,7 @@ def _check_operands(a, b, bias, c) -> tuple:
     torch._check(M > 0 and N > 0 and a.shape[1] > 0,
                  lambda: f"matmul of {tuple(a.shape)} by {tuple(b.shape)}: M, N and K must each be at least 1")
     for name, x in (("a", a), ("b", b)):
-        torch._check(_row_major_or_transposed(x),
+        torch._check(read_transposed(x.shape, x.stride()) is not None,
                      lambda name=name, x=x: f"matmul's operands must be row-major or transposed views of row-major "
                                             f"arrays; {name} (strides {tuple(x.stride())}) is neither: pass a copy "
                                             "of it that is one")
@@ -135,13 +137,6 @@ def _check_operands(a, b, bias, c) -> tuple:
                      lambda name=name, x=x: f"matmul: {name} (strides {tuple(x.stride())}) must be contiguous: pass "
                                             f"a contiguous copy ({name}.contiguous())")
     return M, N
-
-
-def _row_major_or_transposed(x) -> bool:
-    """What skc.blocks.matmul reads in place (host_plans.storage): rows of unit stride, or a transposed view of
-    such rows (columns of unit stride, rows at least as long as the view's)."""
-    (rows, cols), (row_stride, col_stride) = x.shape, x.stride()
-    return col_stride == 1 or cols == 1 or (row_stride == 1 and col_stride >= rows)
 
 
 def _matmul(a: torch.Tensor, b: torch.Tensor, bias: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None,

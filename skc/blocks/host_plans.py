@@ -577,14 +577,23 @@ def storage(x, k_major_if_row_major: bool, name: str, what: str = "matmul"):
     strides = element_strides(x)
     if len(x.shape) != 2:
         raise skc.LaunchError(f"{what} takes 2-D operands, found {name} of shape {tuple(x.shape)}")
-    rows, cols = x.shape
-    if strides and strides[0] == 1 and strides[1] >= rows and not (rows == 1 or cols == 1):
-        # a transposed view of a row-major array, whose rows may be longer than this view's (W[:, :K].T)
-        return x.T, not k_major_if_row_major
-    if strides and strides[1] != 1 and cols > 1:
+    transposed = read_transposed(x.shape, strides)
+    if transposed is None:
         raise skc.LaunchError(f"{what}'s operands must be row-major or transposed views of row-major arrays; {name} "
                               f"(strides {strides}) is neither: pass a copy of it that is one")
-    return x, k_major_if_row_major
+    return (x.T, not k_major_if_row_major) if transposed else (x, k_major_if_row_major)
+
+
+def read_transposed(shape, strides):
+    """How a 2-D operand of these shape and strides is read in place: False for rows of unit stride, True for a
+    transposed view of a row-major array, whose rows may be longer than this view's (W[:, :K].T); None for neither
+    (the torch operators' fake implementations ask it too)."""
+    rows, cols = shape
+    if strides and strides[0] == 1 and strides[1] >= rows and not (rows == 1 or cols == 1):
+        return True
+    if strides and strides[1] != 1 and cols > 1:
+        return None
+    return False
 
 
 # -- copies around a launch (operands a kernel cannot read as they are) -----------------------------------------------

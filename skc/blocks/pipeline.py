@@ -108,15 +108,6 @@ class _Role:
                 hint="acquire stages inside the handle's `with` block")
         return StageLease(self) if count == 1 else StageRun(self, count)
 
-    def enter_stage(self):
-        """A lease's or run's `with` begins: one at a time per handle (nested, the inner one would wait for the
-        stage the outer one holds)."""
-        if any(isinstance(m, (StageLease, StageRun)) and m.role is self for m in frontend.open_withs()):
-            raise frontend.current().error(
-                "this handle already holds a stage in an enclosing `with ....acquire()`: the inner acquire would "
-                "wait for that same stage",
-                hint="acquire the next stage after the first `with` ends, or several together with acquire(n)")
-
     def advance(self):
         self.index += 1
         if self.index == self.pipeline.stages:
@@ -227,8 +218,8 @@ class StageLease:
                 "this stage was entered by a `with` already: a lease holds one stage, once",
                 hint="acquire again (`with cons.acquire() as stage:`) for the next stage")
         self.entered = True
-        if self.run is None and isinstance(self.role, _Role):
-            self.role.enter_stage()
+        if self.run is None:
+            _one_stage_at_a_time(self.role)
         self.role.wait_stage(self.index)
         return self
 
@@ -280,8 +271,7 @@ class StageRun:
         self.leases = []   # made when the run is entered (anew each time)
 
     def __enter__(self):
-        if isinstance(self.role, _Role):
-            self.role.enter_stage()
+        _one_stage_at_a_time(self.role)
         self.leases = []
         for _ in skc.static_range(self.count):
             lease = StageLease(self.role, run=self)
@@ -303,6 +293,16 @@ class StageRun:
         for i in skc.static_range(self.count):
             self.role.release_stage(self.leases[i].index)
 
+
+
+def _one_stage_at_a_time(role):
+    """A lease's or run's `with` begins: one at a time per handle (nested, the inner one would wait for the stage
+    the outer one holds)."""
+    if any(isinstance(m, (StageLease, StageRun)) and m.role is role for m in frontend.open_withs()):
+        raise frontend.current().error(
+            "this handle already holds a stage in an enclosing `with ....acquire()`: the inner acquire would wait "
+            "for that same stage",
+            hint="acquire the next stage after the first `with` ends, or several together with acquire(n)")
 
 
 def _compile_time_int(value, what: str) -> int:

@@ -394,14 +394,18 @@ class ExpressionEvaluator:
             size = len(value)
         except Exception:
             size = None
-        if size is not None and size > MAX_COMPILE_TIME_ITERATIONS:
-            yield from self.compile_time_iterable(value, node)   # (raises)
-            return
         try:
             iterator = iter(value)
         except TypeError as e:
             raise self.error_at(node, f"{e}") from e
         for count in itertools.count():
+            too_long = size is not None and size > MAX_COMPILE_TIME_ITERATIONS
+            if too_long or count == MAX_COMPILE_TIME_ITERATIONS:
+                if not too_long and next(iterator, MISSING) is MISSING:
+                    return   # (exactly the limit)
+                raise self.error_at(node, f"this compile-time {type(value).__name__} has more than "
+                                          f"{MAX_COMPILE_TIME_ITERATIONS} items, each unrolled at compile time",
+                                    hint="loop over run-time indices with `for i in range(n)`")
             try:
                 item = next(iterator)
             except StopIteration:
@@ -410,28 +414,11 @@ class ExpressionEvaluator:
                 raise
             except Exception as e:
                 raise self.error_at(node, f"{type(e).__name__}: {e}") from e
-            if count == MAX_COMPILE_TIME_ITERATIONS:
-                raise self.error_at(node, f"this compile-time {type(value).__name__} has more than "
-                                          f"{MAX_COMPILE_TIME_ITERATIONS} items, each unrolled at compile time",
-                                    hint="loop over run-time indices with `for i in range(n)`")
             yield item
 
-    def compile_time_iterable(self, value, node):
-        """The items of a compile-time iterable (a loop over it unrolls), at most MAX_COMPILE_TIME_ITERATIONS."""
-        if isinstance(value, Dyn):
-            raise self.error_at(node, "cannot iterate over a run-time value",
-                                hint="use `for i in range(n)` over indices")
-        try:
-            items = list(itertools.islice(value, MAX_COMPILE_TIME_ITERATIONS + 1))
-        except SkcError:
-            raise
-        except TypeError as e:
-            raise self.error_at(node, f"{e}") from e
-        if len(items) > MAX_COMPILE_TIME_ITERATIONS:
-            raise self.error_at(node, f"this compile-time {type(value).__name__} has more than "
-                                      f"{MAX_COMPILE_TIME_ITERATIONS} items, each unrolled at compile time",
-                                hint="loop over run-time indices with `for i in range(n)`")
-        return items
+    def compile_time_iterable(self, value, node) -> list:
+        """The items of a compile-time iterable, all taken now (compile_time_items)."""
+        return list(self.compile_time_items(value, node))
 
     def expr_Subscript(self, node):
         container = self.eval_value(node.value)

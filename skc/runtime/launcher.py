@@ -38,6 +38,8 @@ def normalize_stream(stream) -> int:
     """A CUstream handle from None, an int, a torch or cupy stream, or a `__cuda_stream__` object."""
     if stream is None:
         return 0
+    if type(stream) is int:   # (the common handle first: the ABC test below costs more)
+        return stream
     if isinstance(stream, numbers.Integral) and not isinstance(stream, bool):
         return int(stream)
     if not isinstance(stream, type):   # (a class, `torch.cuda.Stream` without its parentheses, is no stream)
