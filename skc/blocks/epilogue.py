@@ -124,10 +124,7 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
         if transposed and rows * dtype.itemsize != self.BOX_BYTES:
             raise frontend.current().error(f"a transposed epilogue stages a chunk's columns as 128-byte rows of "
                                            f"{rows} outputs: {rows} outputs of {dtype} are not")
-        elem = getattr(getattr(out_map, "type", None), "elem", None)
-        if elem is not None and elem.bits // 8 != dtype.itemsize:   # (TMA moves bytes: bf16 and f16 maps are alike)
-            raise frontend.current().error(f"the output's tensor map holds {elem}; this epilogue stores {dtype}",
-                                           hint="make the output map of the type the epilogue stores")
+        self._check_map(getattr(out_map, "type", None), dtype, rows, transposed)
         self.out_map, self.dtype, self.rows, self.buffers = out_map, dtype, rows, buffers
         self.warpgroup, self.warpgroups, self.transposed = warpgroup, warpgroups, transposed
         if args is not None and transposed:
@@ -141,6 +138,24 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
         self.leader = skc.thread_index() % self.threads == 0
         if self.leader:   # the descriptor, fetched while the mainloop runs rather than at the first store
             skc.hopper.tma_prefetch(out_map)
+
+    def _check_map(self, map_type, dtype, rows: int, transposed: bool):
+        """The output's tensor map copies what this epilogue stages: its elements' size (TMA moves bytes: bf16 and
+        f16 maps are alike), a box of one chunk (outer dimensions 1) and the 128-byte swizzle `staged` lays out."""
+        elem, box = getattr(map_type, "elem", None), getattr(map_type, "box", ())
+        if elem is not None and elem.bits // 8 != dtype.itemsize:
+            raise frontend.current().error(f"the output's tensor map holds {elem}; this epilogue stores {dtype}",
+                                           hint="make the output map of the type the epilogue stores")
+        if not box:   # (a map whose box the kernel is not told)
+            return
+        chunk = (self.columns, rows) if transposed else (rows, self.columns)
+        if tuple(box[-2:]) != chunk or any(extent != 1 for extent in box[:-2]) or map_type.swizzle != 128:
+            wanted = (1,) * (len(box) - 2) + chunk
+            raise frontend.current().error(
+                f"the output's tensor map copies boxes of {'x'.join(map(str, box))} with a {map_type.swizzle}-byte "
+                f"swizzle; this epilogue stores chunks of {'x'.join(map(str, wanted))} staged in the 128-byte "
+                f"swizzle", hint=f"make the output map's box {wanted} and its swizzle 128 (or give the epilogue "
+                f"rows= and columns= of the map's box)")
 
     def __enter__(self):
         return self

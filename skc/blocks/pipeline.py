@@ -37,6 +37,7 @@ class InputTilePipeline:
         self.consumers = consumers
         self.cluster = cluster  # blocks whose producers multicast into each other's stages
         self.consumer_threads = skc.current_target().warpgroup_size  # a consumer is a warpgroup
+        self.longest_run, self.deepest_lag = 0, 0   # of the producer's runs, of the consumers' readers (check_room)
         self.full = skc.shared((stages,), skc.u64, align=8)
         self.empty = skc.shared((stages,), skc.u64, align=8)
         arrivals = producer.arrivals if producer is not None else 1
@@ -65,6 +66,20 @@ class InputTilePipeline:
         """End of the kernel: with multicast, no block may exit while its peers can still write to it."""
         if self.cluster > 1:
             skc.hopper.cluster_sync()
+
+    @frontend.host   # (plain Python: a record of the whole kernel's handles, kept across its run-time branches)
+    def check_room(self, run: int = 0, lag: int = 0):
+        """A producer's run of stages waits for all of them to be empty before it fills one, while a consumer's
+        reader keeps its last `lag` stages until it has issued a later one: a run longer than the stages a lag
+        leaves would wait for ever. Checked as each is made (whichever comes second names the first)."""
+        self.longest_run, self.deepest_lag = max(self.longest_run, run), max(self.deepest_lag, lag)
+        if self.longest_run + self.deepest_lag > self.stages:
+            raise frontend.current().error(
+                f"the producer takes runs of {self.longest_run} stages and a consumer's reader keeps "
+                f"{self.deepest_lag} in flight, more than the pipeline's {self.stages}: the run would wait for a "
+                f"stage the consumer holds until the run fills the next one",
+                hint=f"give the pipeline {self.longest_run + self.deepest_lag} stages, or take runs of at most "
+                     f"{self.stages - self.deepest_lag}")
 
     def producer(self) -> "ProducerRole":
         _check_role(self, "producer")
@@ -154,6 +169,7 @@ class ConsumerRole(_Role):
             raise frontend.current().error(
                 f"the reader keeps {self.lag} stage(s) in flight, and the pipeline has {pipeline.stages}: the consumer "
                 "would wait for a stage it still holds", hint="give the pipeline more stages")
+        pipeline.check_room(lag=self.lag)
         self.held = [Held(skc.i32(-1)) for _ in range(self.lag)]  # oldest first
 
     def wait_stage(self, index):
@@ -266,6 +282,8 @@ class StageRun:
             raise frontend.current().error(
                 f"a run of stages holds 1 to {room} (the pipeline's {role.pipeline.stages} stages, less the {lag} its "
                 f"reader keeps in flight), not {count}: the stages it waits for would never come")
+        if isinstance(role, ProducerRole):
+            role.pipeline.check_room(run=count)
         self.role = role
         self.count = count
         self.leases = []   # made when the run is entered (anew each time)

@@ -30,9 +30,16 @@ def composed(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i
                     if mode == "early_return_producer":
                         if K == 0:
                             return
-                    for k in range(kt):
-                        with producer.acquire() as stage:
-                            load(stage, k, a=0, b=0)
+                    if mode.startswith("producer_run"):
+                        count = int(mode[-1])
+                        for k in range(kt // count):
+                            with producer.acquire(count) as run:
+                                for i in skc.static_range(count):
+                                    load(run.stage(i), k * count + i, a=0, b=0)
+                    else:
+                        for k in range(kt):
+                            with producer.acquire() as stage:
+                                load(stage, k, a=0, b=0)
                 if mode == "after":
                     with producer.acquire() as stage:   # HERE after
                         load(stage, 0, a=0, b=0)
@@ -151,8 +158,35 @@ def test_an_epilogue_map_of_another_element_size():
 
 
 @pytest.mark.parametrize("mode", ["", "early_return", "early_return_producer", "two_branches", "return_in_lease",
-                                  "run2", "static", "branch_acquire"])
+                                  "run2", "static", "branch_acquire", "producer_run2"])
 def test_run_time_flow_through_the_pipeline_still_compiles(mode):
     A, B, out, maps = operands()
     composed[1, 256](*maps, out, 64, 64, 256, mode)
     np.testing.assert_array_equal(out.numpy(), A @ B.T)
+
+
+@pytest.mark.parametrize("box, swizzle", [((32, 32), 128), ((64, 16), 64), ((64, 32), 0), ((64, 16), 128)])
+def test_an_epilogue_map_of_another_box_or_swizzle(box, swizzle):
+    """The epilogue stages 64 x 32 f32 chunks in the 128-byte swizzle: a map copying another box wrote part of the
+    tile, or other rows, and another swizzle scrambled it."""
+    _, _, _, maps = operands()
+    out = skc.TensorMap(skc.to_device(np.zeros((64, 64), np.float32)), box=box, swizzle=swizzle)
+    with pytest.raises(skc.CompileError, match="this epilogue stores chunks of 64x32") as info:
+        stored[1, 256](*maps, out, 64, 64, 256)
+    assert "test_block_contracts_more.py:" in str(info.value).splitlines()[0]
+
+
+def test_an_epilogue_map_of_its_chunk_stores_the_tile():
+    A, B, _, maps = operands()
+    out = skc.to_device(np.full((64, 64), np.nan, np.float32))
+    stored[1, 256](*maps, skc.TensorMap(out, box=(64, 32)), 64, 64, 256)
+    np.testing.assert_array_equal(out.numpy(), A @ B.T)
+
+
+def test_a_producer_run_longer_than_a_readers_lag_leaves_is_refused():
+    """Three stages, a Wgmma reader keeping one in flight: a producer's run of three waited for the stage the
+    consumer held until the run filled the next one (the interpreter named the deadlock at run time)."""
+    _, _, out, maps = operands()
+    with pytest.raises(skc.CompileError, match="runs of 3 stages and a consumer's reader keeps 1 in flight") as info:
+        composed[1, 256](*maps, out, 64, 64, 384, "producer_run3")
+    assert "test_block_contracts_more.py:" in str(info.value).splitlines()[0]
