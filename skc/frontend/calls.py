@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import collections.abc
 import functools
 import inspect
 import math
@@ -31,6 +32,11 @@ CONTAINERS = (list, dict, set, bytearray)
 _MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "reverse", "sort", "update", "add", "discard",
              "setdefault", "popitem", "difference_update", "intersection_update", "symmetric_difference_update",
              "__setitem__", "__delitem__", "__iadd__", "__imul__", "__ior__", "__iand__", "__ixor__", "__isub__"}
+
+
+def is_iterator(value) -> bool:
+    """Whether value is a compile-time iterator (a generator, iter(list), zip(...)): taking an item changes it."""
+    return isinstance(value, collections.abc.Iterator) and not isinstance(value, (Dyn, Slot))
 
 
 class LocalFunction:
@@ -185,34 +191,70 @@ class CallEvaluator:
             return obj
         return self.call_native(cls, args, kwargs)
 
-    def check_mutation(self, func):
+    def check_mutation(self, func, args=(), kwargs=None):
         """A compile-time list, dict or set made outside the run-time branch or loop that runs this call, or before a
         run-time jump this call follows, cannot be changed here: the call runs once, at compile time, whatever path
-        the program takes at run time."""
+        the program takes at run time. Nor can items be taken from an iterator where they would be taken once for
+        many paths (next(it), list(it), zip(it) ...: check_taken_here)."""
         container = getattr(func, "__self__", None)
-        if (not self.scope_stack or not isinstance(container, CONTAINERS)
-                or getattr(func, "__name__", None) not in _MUTATORS):
+        if self.scope_stack and isinstance(container, CONTAINERS) and getattr(func, "__name__", None) in _MUTATORS:
+            kind = type(container).__name__
+            self.check_made_here(container, kind, f"{kind}.{func.__name__}() changes a {kind}")
+        for arg in list(args) + list((kwargs or {}).values()):
+            if is_iterator(arg):
+                self.check_taken_here(arg, f"{getattr(func, '__name__', None) or type(func).__name__}()")
+
+    def check_taken_here(self, iterator, taker: str):
+        """Items taken from a compile-time iterator at run-time-dependent places are taken once, at compile time: in
+        a run-time loop it was made outside of, every iteration would see the same items; after a run-time branch
+        took some, what is left depends on the path. A branch may take items from it, as long as nothing outside
+        that branch takes more."""
+        stack = self.scope_stack
+        origin = self.container_origin.get(id(iterator))
+        entered = stack   # the run-time scopes entered since it was made (all, where that is not known)
+        if origin is not None and origin[0] is iterator and origin[1] in stack:
+            entered = stack[stack.index(origin[1]) + 1:]
+        taken = self.taken_in_branch.get(id(iterator))
+        if taken is not None and taken[0] is iterator and taken[1] not in stack:
+            where = "a run-time branch took items from it before (what is left depends on the path taken)"
+        elif not stack:
             return
-        origin = self.container_origin.get(id(container))
+        elif any(scope in self.loop_regions for scope in entered):
+            where = ("it was made outside this run-time loop (every iteration would take the same items, once, at "
+                     "compile time)")
+        else:
+            if entered:
+                self.taken_in_branch[id(iterator)] = (iterator, stack[-1])
+            return
+        raise self.cg.error(f"{taker} takes items from a compile-time iterator, but {where}",
+                            hint="make the iterator where its items are taken, index a list or tuple with "
+                                 "skc.static_range, or keep the values in a run-time variable or in memory")
+
+    def check_made_here(self, obj, kind: str, what: str):
+        """Refuse `what` (a change to compile-time `obj`, a `kind`) unless obj was made in the run-time region (or
+        past the run-time jump) this code runs in."""
+        if not self.scope_stack:
+            return
+        origin = self.container_origin.get(id(obj))
         top = self.scope_stack[-1]
-        if origin is not None and origin[0] is container and (
+        if origin is not None and origin[0] is obj and (
                 origin[1] == top or (origin[2] is self.frame and top == id(self.frame.return_mark))):
             return   # (made here; or, past a run-time return, made by this function, which drops it on returning)
-        kind = type(container).__name__
-        raise self.cg.error(f"{kind}.{func.__name__}() changes a {kind} made outside this run-time loop or branch "
-                            "(or before a run-time break, continue or return that this code follows), where a "
-                            f"compile-time {kind} cannot follow the path taken (the call would run once, "
-                            "at compile time, whichever path the program takes)",
+        raise self.cg.error(f"{what} made outside this run-time loop or branch (or before a run-time break, "
+                            f"continue or return that this code follows), where a compile-time {kind} cannot "
+                            "follow the path taken (the call would run once, at compile time, whichever path the "
+                            "program takes)",
                             hint=f"build the {kind} inside the loop or branch, keep the values in a run-time "
                                  "variable or in memory, or decide with a compile-time condition "
                                  "(skc.static_range, a constexpr)")
 
     def call_native(self, func, args, kwargs):
-        self.check_mutation(func)
+        self.check_mutation(func, args, kwargs)
         try:
             result = func(*args, **kwargs)
             self.record_helper(func, args, kwargs)   # (after the call: the modules it imports are loaded)
-            if isinstance(result, CONTAINERS) and result is not getattr(func, "__self__", None):
+            if (isinstance(result, CONTAINERS) or is_iterator(result)) and result is not getattr(func, "__self__",
+                                                                                              None):
                 self.made_here(result)
             if (func is getattr or func is vars) and args and isinstance(args[0], types.ModuleType):
                 self.record_module_read(func, args, result)

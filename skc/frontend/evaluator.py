@@ -24,7 +24,9 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         # target): where a compile-time container may be changed (CallEvaluator.check_mutation)
         self.scope_stack: list[int] = []
         self.attribute_origin: dict = {}        # (id(obj), attr) -> (obj, region id where last set)
-        self.container_origin: dict = {}        # id(list, dict or set) -> (it, scope_stack's top, frame) made in
+        self.container_origin: dict = {}        # id(list, dict, set or iterator) -> (it, scope_stack's top, frame) made in
+        self.loop_regions: set = set()          # the ids in region_stack that are run-time loops' bodies
+        self.taken_in_branch: dict = {}         # id(iterator) -> (it, the scope a run-time branch took items in)
         self.conditions: list = []              # (condition RValue, branch taken) of the enclosing run-time ifs
         self.comprehension_scopes: list = []    # the names of the comprehensions being evaluated (innermost last)
         self.ended_withs: dict = {}             # id -> manager whose with-statement was compiled to its end

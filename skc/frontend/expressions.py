@@ -359,7 +359,7 @@ class ExpressionEvaluator:
         return self.made_here(set(self.eval_sequence(node.elts)))
 
     def made_here(self, container):
-        """Note where a compile-time list, dict or set is made: the top of the scope stack (a run-time region, or the
+        """Note where a compile-time list, dict, set or iterator is made: the top of the scope stack (a run-time region, or the
         mark of a run-time jump this code follows) and the frame (CallEvaluator.check_mutation)."""
         if self.frames:
             self.container_origin[id(container)] = (container, self.scope_stack[-1] if self.scope_stack else None,
@@ -398,6 +398,8 @@ class ExpressionEvaluator:
             iterator = iter(value)
         except TypeError as e:
             raise self.error_at(node, f"{e}") from e
+        if iterator is value:   # (a loop over an iterator takes its items: not one made outside a run-time branch)
+            self.check_taken_here(value, "a loop")
         for count in itertools.count():
             too_long = size is not None and size > MAX_COMPILE_TIME_ITERATIONS
             if too_long or count == MAX_COMPILE_TIME_ITERATIONS:
@@ -511,7 +513,7 @@ class ExpressionEvaluator:
         return self.made_here(list(self.comprehension(node, lambda: self.eval_value(node.elt))))
 
     def expr_GeneratorExp(self, node):
-        return self.comprehension(node, lambda: self.eval_value(node.elt))
+        return self.made_here(self.comprehension(node, lambda: self.eval_value(node.elt)))
 
     def expr_SetComp(self, node):
         return self.made_here(set(self.comprehension(node, lambda: self.eval_value(node.elt))))

@@ -114,7 +114,7 @@ class LoopEvaluator:
         loop_op = make_loop()
         frame.loops.append(LoopContext(False, frame.runtime_depth, len(frame.withs), label, label))
         try:
-            with self.runtime_region(loop_op.regions[0]):
+            with self.runtime_region(loop_op.regions[0], loop=True):
                 body(loop_op)
         finally:
             frame.loops.pop()
@@ -127,9 +127,11 @@ class LoopEvaluator:
                     name, "is bound inside a run-time loop other than by an assignment (as an inner loop's target, "
                           "say), so its value after the loop is not known at compile time",
                     hint="assign it in the loop's body (`x = ...`), which carries it from one iteration to the next")
+        # (a while's test runs before any way out of the loop: what it binds on every run is bound after it)
+        tested = _bound_by_every_test(node.test) if isinstance(node, ast.While) else set()
         for name in names:
             value = frame.env.get(name, MISSING)
-            if before.get(name, MISSING) is MISSING and value is not MISSING and may_skip:
+            if before.get(name, MISSING) is MISSING and value is not MISSING and may_skip and name not in tested:
                 frame.env[name] = Poison(
                     name, "may be undefined here: it is first assigned inside a run-time loop, which may run zero "
                           "times", hint="assign it before the loop")
@@ -345,6 +347,24 @@ class LoopEvaluator:
 
 def _has_own_break(stmts) -> bool:
     return contains_statements(stmts, (ast.Break,), stop_at_loops=True)
+
+
+def _bound_by_every_test(test) -> set:
+    """The names a `:=` in a loop's test binds whenever the test runs: not those under the lazy parts of `and`,
+    `or`, an `if` expression or a chained comparison, nor in a comprehension or lambda (which may run no time)."""
+    if isinstance(test, ast.NamedExpr):
+        return {test.target.id} | _bound_by_every_test(test.value)
+    if isinstance(test, ast.BoolOp):
+        eager = test.values[:1]
+    elif isinstance(test, ast.IfExp):
+        eager = [test.test]
+    elif isinstance(test, ast.Compare):
+        eager = [test.left, test.comparators[0]]
+    elif isinstance(test, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+        eager = []
+    else:
+        eager = list(ast.iter_child_nodes(test))
+    return set().union(*(_bound_by_every_test(child) for child in eager))
 
 
 def _is_invariant(test, body) -> bool:

@@ -530,7 +530,7 @@ def compare(pred: str, a, b, exact: bool = False) -> RValue:
         return RValue(_b().cmp(pred, a.rvalue().value, b.rvalue().value), ir.i1)
     known = _outside_range(a, b) if exact else None
     if known is not None:
-        return constant(known(pred), ir.i1)
+        return constant(known(pred), ir.with_element((a if isinstance(a, Dyn) else b).type, ir.i1))
     if exact:
         against_float = _integer_against_float(pred, a, b)
         if against_float is not None:
@@ -541,25 +541,26 @@ def compare(pred: str, a, b, exact: bool = False) -> RValue:
 
 
 def _integer_against_float(pred: str, a, b):
-    """A run-time integer scalar compared with a Python float, by value as Python compares them (converted to f32,
+    """A run-time integer (scalar or vector) compared with a Python float, by value as Python compares them (converted to f32,
     16777217 == 16777216.0 held): against a whole float as against that int, against another through its floor
     or ceiling; None where the operands are others."""
     if isinstance(a, Dyn) == isinstance(b, Dyn):
         return None
     x, number, mirrored = (a, b, False) if isinstance(a, Dyn) else (b, a, True)
-    t = x.type
+    t = ir.element_type(x.type)
     if not (type(number) is float and isinstance(t, ir.ScalarType) and t.is_int and not t.is_bool):
         return None
     pred = _MIRROR[pred] if mirrored else pred
+    truth = ir.with_element(x.type, ir.i1)   # (an integer vector's comparison: one truth per element)
     if math.isnan(number):
-        return constant(pred == "ne", ir.i1)
+        return constant(pred == "ne", truth)
     if math.isinf(number):   # (every integer lies below inf and above -inf)
         below = number < 0
-        return constant(_BELOW[pred] if below or pred in ("eq", "ne") else not _BELOW[pred], ir.i1)
+        return constant(_BELOW[pred] if below or pred in ("eq", "ne") else not _BELOW[pred], truth)
     if number.is_integer():
         return compare(pred, x, int(number), exact=True)
     if pred in ("eq", "ne"):
-        return constant(pred == "ne", ir.i1)
+        return constant(pred == "ne", truth)
     if pred in ("lt", "le"):
         return compare("le", x, math.floor(number), exact=True)
     return compare("ge", x, math.ceil(number), exact=True)
@@ -570,13 +571,13 @@ _MIRROR = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne
 
 
 def _outside_range(a, b):
-    """For a run-time integer scalar compared with a Python int its type cannot hold (-1 beside a u8, 2**63 beside
+    """For a run-time integer (scalar or vector) compared with a Python int its type cannot hold (-1 beside a u8, 2**63 beside
     an i64), the comparison's result as a function of the predicate: Python compares the values, which every value
     of the type lies above (or below); converting the number would wrap it. None otherwise."""
     if isinstance(a, Dyn) == isinstance(b, Dyn):
         return None
     x, number, mirrored = (a, b, False) if isinstance(a, Dyn) else (b, a, True)
-    t = x.type
+    t = ir.element_type(x.type)
     if not (isinstance(number, numbers.Integral) and not isinstance(number, bool) and isinstance(t, ir.ScalarType)
             and t.is_int and not t.is_bool):
         return None

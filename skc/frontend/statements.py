@@ -301,16 +301,19 @@ class StatementEvaluator:
 
     # -- run-time regions -------------------------------------------------------------
     @contextmanager
-    def runtime_region(self, region):
-        """Emit into a region that runs conditionally or repeatedly at run time."""
+    def runtime_region(self, region, loop: bool = False):
+        """Emit into a region that runs conditionally (or, `loop`, repeatedly) at run time."""
         self.cg.runtime_depth += 1
         self.frame.runtime_depth += 1
         self.region_stack.append(id(region))
         self.scope_stack.append(id(region))
+        if loop:
+            self.loop_regions.add(id(region))
         try:
             with self.cg.builder.at(region):
                 yield region
         finally:
+            self.loop_regions.discard(id(region))
             self.region_stack.pop()
             self.scope_stack.pop()   # (marks go in below the regions open when they are made)
             self.cg.runtime_depth -= 1

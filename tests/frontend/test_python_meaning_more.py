@@ -512,3 +512,98 @@ def test_ordering_a_run_time_value_against_none_is_an_error():
 
     with pytest.raises(skc.CompileError, match="None"):
         skc.kernel(against_none)[1, 1](np.zeros(1, np.float64), 3)
+
+
+def test_an_integer_vector_compared_with_a_number_by_value():
+    """Element by element as each scalar compares: an i32 vector against a float was compared in f32 (16777217 ==
+    16777216.0 held), a u8 vector against -1 wrapped it to 255."""
+    def compared(out, x: skc.i32, y: skc.u8):
+        v, w = skc.vector(x, -x), skc.vector(y, y)
+        same, above, wrapped = v == 16777216.0, v > -16777216.5, w > -1
+        for i in skc.static_range(2):
+            out[i], out[2 + i], out[4 + i] = same[i], above[i], wrapped[i]
+        out[6] = (v != float("nan"))[1]
+        out[7] = (w == 256)[0]
+
+    got = np.zeros(8, np.float64)
+    skc.kernel(compared)[1, 1](got, 16777217, 200)
+    assert got.tolist() == [0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0]
+    ptx = skc.kernel(compared).compile(skc.Ptr[skc.f64], skc.i32, skc.u8, target="sm_90a", block=32).asm("ptx")
+    assert "setp" in ptx   # (the vectors' constant truths lower too)
+
+
+def test_a_name_bound_by_a_while_test_is_read_after_the_loop():
+    """The test runs before any way out of the loop, so what its `:=` binds is bound after it, as in Python (this
+    was "may be undefined"); a `:=` under the lazy side of `and` may never run, and stays an error."""
+    def searched(out, x, n: skc.i32):
+        i = 0
+        while (v := x[i]) < n:
+            i += 1
+        out[0], out[1] = v, i
+
+    got, want = both(searched, np.array([1.0, 2.0, 5.0, 9.0], np.float32), 4)
+    assert got.tolist() == want.tolist() == [5.0, 2.0, 0.0, 0.0]
+
+    def lazy(out, x, n: skc.i32):
+        i = 0
+        while i < n and (v := x[i]) < 3:
+            i += 1
+        out[0] = v
+
+    with pytest.raises(skc.CompileError, match="'v' may be undefined"):
+        skc.kernel(lazy)[1, 1](np.zeros(1, np.float32), np.zeros(4, np.float32), 4)
+
+
+@pytest.mark.parametrize("taken", ["next", "loop", "list", "zip"])
+def test_an_iterator_made_outside_a_run_time_loop_is_not_advanced_inside_it(taken):
+    """Taking items from a compile-time iterator runs once, at compile time, whatever path the program takes: inside
+    a run-time loop every iteration read the first item (out was [0, 0, 0, 0], not [0, 1, 2, 3])."""
+    def advanced(out, n: skc.i32):
+        items = (float(i) for i in range(4))
+        for i in range(n):
+            if taken == "next":
+                out[i] = next(items)
+            elif taken == "loop":
+                for x in items:
+                    out[i] = x
+            elif taken == "list":
+                out[i] = len(list(items))
+            else:
+                out[i] = len(tuple(zip(items, items)))
+
+    with pytest.raises(skc.CompileError, match="takes items from a compile-time iterator, but it was made outside this run-time loop"):
+        skc.kernel(advanced)[1, 1](np.zeros(4, np.float32), 4)
+
+
+def test_an_iterator_made_and_taken_in_one_place_still_runs():
+    def here(out, n: skc.i32):
+        for i in range(n):
+            items = iter([1.0, 2.0])
+            out[i] = next(items) + sum(x for x in items)
+        rest = (float(i) for i in range(3))
+        if n > 2:
+            out[0] = sum(rest) + next(iter([4.0]))
+
+    got, want = both(here, 3)
+    assert got.tolist() == want.tolist() == [7.0, 3.0, 3.0, 0.0]
+
+
+def test_an_iterator_a_run_time_branch_took_items_from_is_not_taken_from_after_it():
+    """What is left of it depends on the path taken: next() after the branch read the third item on both paths
+    (out[0] was 2.0 where the branch was not taken, not 1.0); the other side of the branch took the next item."""
+    def after(out, n: skc.i32):
+        items = iter([1.0, 2.0, 3.0])
+        if n > 2:
+            next(items)
+        out[0] = next(items)
+
+    def other_side(out, n: skc.i32):
+        items = iter([1.0, 2.0, 3.0])
+        if n > 2:
+            out[0] = next(items)
+        else:
+            out[0] = next(items)
+
+    for kernel in (after, other_side):
+        with pytest.raises(skc.CompileError, match="a run-time branch took items from it before"):
+            skc.kernel(kernel)[1, 1](np.zeros(1, np.float32), 1)
