@@ -8,7 +8,8 @@ from .calls import CallEvaluator
 from .context import CodeGen
 from .expressions import ExpressionEvaluator
 from .frames import Frame
-from .keying import ABSENT, ABSENT_BINDING, CellView, Unkeyable, dependency_key, record_bindings, trusted_module
+from .keying import (ABSENT, ABSENT_BINDING, STATE_BUILTINS, CellView, Unkeyable, dependency_key, process_state,
+                     record_bindings, state_message, trusted_module)
 from .loops import LoopEvaluator
 from .statements import StatementEvaluator
 from .withs import WithEvaluator
@@ -43,6 +44,11 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         """Remember that the code read `module.name` (a global, or an attribute of a module): the value's
         exact key, or, where it has none, that the kernel must not be served from the disk cache."""
         deps = self.cg.deps
+        if process_state(module):   # os.environ, sys.argv: no exact key (keying.py)
+            reason = f"{module}.{name}: {state_message(f'{module}.{name}')}"
+            if reason not in deps.unkeyable:
+                deps.unkeyable.append(reason)
+            return
         if (module, name) in deps.globals or trusted_module(module):
             return  # skc's own globals are covered by its source digest; a library's change with it
         reads = [(namespace if namespace is not None else _namespace(module), name, value)]
@@ -60,6 +66,10 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         (a `def max` of the user's) means other code."""
         module = self.frame.globals.get("__name__", "")
         deps = self.cg.deps
+        if name in STATE_BUILTINS:   # open(), input(): what they read has no exact key (keying.py)
+            reason = f"{name}(): {state_message(f'{name}()')}"
+            if reason not in deps.unkeyable:
+                deps.unkeyable.append(reason)
         if (module, name) in deps.globals or trusted_module(module):
             return
         deps.globals[(module, name)] = ABSENT

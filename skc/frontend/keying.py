@@ -99,6 +99,22 @@ def inlined_function_key(fn, digest: str) -> str:
 # only with an installation; numpy's and llvmlite's are parts of the key).
 _LIBRARIES = {"skc", "builtins", "numpy", "torch", "cupy", "llvmlite", "cuda", "hip"}
 
+# Standard modules that hold the process's state rather than code: what code reads from them at compile time (os.environ,
+# os.getenv(), sys.argv, the clock, a random number, a file) changes from one run to the next with every source the
+# same, so it has no exact key (trusted by name, they were keyed as unchanged: a kernel compiled with MY_SCALE=2 was
+# served from disk to a process with MY_SCALE=5). Likewise the builtins that read the world.
+_PROCESS_STATE = frozenset({"os", "posix", "nt", "posixpath", "ntpath", "genericpath", "sys", "time", "random",
+                            "_random", "io", "_io", "pathlib", "datetime", "subprocess", "socket", "platform",
+                            "tempfile", "glob", "shutil", "uuid", "secrets", "getpass", "locale", "fileinput",
+                            "numpy.random"})
+STATE_BUILTINS = frozenset({"open", "input"})
+
+
+def process_state(module: str) -> bool:
+    """Whether module `module` is one whose attributes are the process's state (see _PROCESS_STATE)."""
+    parts = (module or "").split(".")
+    return any(".".join(parts[:n]) in _PROCESS_STATE for n in (1, 2))
+
 
 def trusted_module(name: str) -> bool:
     """Whether code of the module `name` is keyed by name: skc itself and the array libraries above, and the
@@ -194,6 +210,8 @@ class _Keyer:
         if isinstance(value, enum.Enum):
             return f"enum:{self.key(type(value))}.{value.name}"
         if isinstance(value, types.ModuleType):
+            if process_state(value.__name__):
+                raise Unkeyable(state_message(f"module {value.__name__}"))
             return f"module:{value.__name__}"
         if isinstance(value, type):
             return self._class(value)
@@ -201,6 +219,9 @@ class _Keyer:
             return self._function(value)
         if isinstance(value, (types.BuiltinFunctionType, types.BuiltinMethodType)):
             owner = getattr(value, "__self__", None)
+            module = getattr(value, "__module__", None) or ""
+            if process_state(module) or (module == "builtins" and value.__name__ in STATE_BUILTINS):
+                raise Unkeyable(state_message(f"{getattr(value, '__module__', '')}.{value.__qualname__}"))
             if owner is None or isinstance(owner, types.ModuleType):
                 return f"builtin:{getattr(value, '__module__', '')}.{value.__qualname__}"
             return f"builtin-method:{value.__qualname__}:{self.key(owner)}"
@@ -269,16 +290,23 @@ class _Keyer:
     def _function(self, fn: types.FunctionType) -> str:
         extra = self.key((fn.__defaults__, fn.__kwdefaults__, fn.__closure__))
         if _trusted(fn):
+            if process_state(fn.__module__ or ""):
+                raise Unkeyable(state_message(_name(fn)))
             return f"fn:{_name(fn)}:{extra}"
         names = _names_read(fn.__code__)
         dynamic = names & _DYNAMIC_READS
         if dynamic:
             raise Unkeyable(f"{_name(fn)} reads names its code does not spell out ({', '.join(sorted(dynamic))}())")
+        world = {name for name in names & STATE_BUILTINS if name not in fn.__globals__}
+        if world:
+            raise Unkeyable(state_message(f"{', '.join(sorted(world))}() (called by {_name(fn)})"))
         reads = []
         for module in sorted(_imported(fn.__code__, fn.__globals__.get("__package__") or "")):
             # `import cfg` inside the function: the attributes of it its code names (loaded here if the function has
             # not run yet: it imports it whenever it runs, and the key must not depend on whether it ran)
             top = module.split(".")[0]
+            if process_state(module):
+                raise Unkeyable(state_message(f"module {module} (imported by {_name(fn)})"))
             if module not in sys.modules and (top in _LIBRARIES or top in sys.stdlib_module_names):
                 continue   # (keyed by name, as loaded)
             loaded = _load(module, fn)
@@ -315,6 +343,11 @@ class _Keyer:
         digest = hashlib.sha256(code.co_code).hexdigest()
         return (f"code:{code.co_name}:{digest}:{code.co_names}:{code.co_varnames}:{code.co_freevars}:"
                 f"{code.co_cellvars}:{code.co_argcount}:{code.co_kwonlyargcount}:{code.co_flags}:[{consts}]")
+
+
+def state_message(what: str) -> str:
+    return (f"{what} reads the process's state (its environment, arguments, files, clock), which can differ in the "
+            "next run with every source the same")
 
 
 def nan_bits(value) -> str:

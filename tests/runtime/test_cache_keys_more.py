@@ -216,3 +216,63 @@ def test_a_closure_kernel_compiled_many_ways_watches_each_cell_once():
     for n in range(20):
         made[1, 1](x, n)
     assert len(made._watch) == 2
+
+
+PROCESS_STATE = HEADER + '''
+import os, time
+from os import getenv
+
+def from_file():
+    with open("scale.txt") as f:
+        return float(f.read())
+
+def from_getenv():
+    return float(getenv("MY_SCALE"))
+
+def imports_os():
+    import os as here
+    return float(here.environ["MY_SCALE"])
+
+@skc.kernel(block=32)
+def environ(x: skc.Ptr[skc.f32]):
+    x[0] = x[0] * float(os.environ["MY_SCALE"])
+
+@skc.kernel(block=32)
+def helper_getenv(x: skc.Ptr[skc.f32]):
+    x[0] = x[0] * from_getenv()
+
+@skc.kernel(block=32)
+def helper_import(x: skc.Ptr[skc.f32]):
+    x[0] = x[0] * imports_os()
+
+@skc.kernel(block=32)
+def helper_open(x: skc.Ptr[skc.f32]):
+    x[0] = x[0] * from_file()
+
+@skc.kernel(block=32)
+def kernel_open(x: skc.Ptr[skc.f32]):
+    x[0] = x[0] * float(open("scale.txt").read())
+
+@skc.kernel(block=32)
+def clock(x: skc.Ptr[skc.f32]):
+    x[0] = x[0] * (time.time() > 0)
+'''
+
+
+def test_what_a_compile_reads_from_the_process_state_is_never_served_from_disk(tmp_path, monkeypatch):
+    """os.environ, os.getenv and files read at compile time (the standard library is trusted by name) were keyed as
+    unchanged: a kernel compiled with MY_SCALE=2 was served from disk to a process with MY_SCALE=5."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "kernels.py").write_text(PROCESS_STATE)
+    names = ["environ", "helper_getenv", "helper_import", "helper_open", "kernel_open", "clock"]
+    for scale in ("2.0", "5.0"):
+        monkeypatch.setenv("MY_SCALE", scale)
+        (code / "scale.txt").write_text(scale)
+        report = run_compiles(code, tmp_path / "cache", names)
+        for name in names:
+            assert report["kernels"][name]["from_cache"] is False, name
+            if name != "clock":
+                assert scale in constants(report["kernels"][name]["tile"]), name
+    assert "reads the process's state" in report["stderr"]
+    assert keying.value_key(len) and keying.value_key(print)   # (builtins that read nothing are keyed by name)
