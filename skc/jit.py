@@ -157,24 +157,54 @@ def _plain_key(value):
     kind = type(value)
     if kind is float:   # (a NaN by its bits: hex() gives 'nan' whatever its sign and payload)
         return value.hex() if value == value else frontend.keying.nan_bits(value)
-    if kind in _VALUE_TYPES or kind in (frontend.DType, frontend.PtrType) or isinstance(value, enum.Enum):
+    if kind in _VALUE_TYPES or kind in (frontend.DType, frontend.PtrType):
         return value
+    if isinstance(value, enum.Enum):
+        return (value, _class_state(kind))
     if kind is tuple:
         parts = value
     elif _compares_whole_value(kind):
         fields = dataclasses.fields(kind)
         if len(getattr(value, "__dict__", ())) > len(fields):
             return None   # (state besides its fields, set with object.__setattr__: keyed whole)
-        parts = [getattr(value, f.name) for f in fields]
+        parts = [getattr(value, f.name) for f in fields] + [_class_state(kind)]
     else:
         return None
     keys = []
     for part in parts:
+        if type(part) is _Identities:
+            keys.append(part)
+            continue
         key = _plain_key(part)
         if key is None:
             return None
         keys.append((type(part), key))
     return tuple(keys)
+
+
+_user_classes: dict = {}   # type -> [(namespace, its size, the names watched in it)] of the user's classes it reads
+# what enum and dataclass write into a class: the same for every class of the same definition (keyed by its source)
+_MACHINERY = frozenset({"_member_names_", "_member_map_", "_value2member_map_", "_unhashable_values_", "_member_type_",
+                        "_value_repr_", "_new_member_", "_use_args_", "_generate_next_value_", "_missing_",
+                        "_hashable_values_", "_add_alias_", "_add_value_alias_", "_singles_mask_", "_all_bits_",
+                        "_flag_mask_", "_inverted_", "_boundary_", "_numeric_repr_", "_iter_member_",
+                        "_iter_member_by_value_", "_iter_member_by_def_"})
+
+
+def _class_state(kind):
+    """What the class of an enum member or a frozen dataclass instance binds now (its attributes, methods and
+    properties, its bases' and its metaclass's, dunders and what enum and dataclass wrote aside), by identity: a
+    kernel reads them at compile time (`c.SCALE`, `c.scaled`), and the exact key (keying.py) holds them, so the
+    launch key must tell a class attribute bound to another value (`Cfg.SCALE = 3.0` after a launch ran the kernel
+    compiled for 2.0). Classes of skc and the libraries, keyed by name, are left out. A few dict lookups a launch."""
+    spaces = _user_classes.get(kind)
+    if spaces is None or any(len(space) != size for space, size, _ in spaces):
+        classes = [c for c in (*kind.__mro__, *type(kind).__mro__) if c is not object and c is not type
+                   and not frontend.trusted_module(getattr(c, "__module__", "") or "")]
+        spaces = _user_classes[kind] = [
+            (vars(c), len(vars(c)), tuple(n for n in vars(c) if n not in _MACHINERY
+                                          and not (n.startswith("__") and n.endswith("__")))) for c in classes]
+    return _Identities(tuple([space.get(name) for space, _, names in spaces for name in names]))
 
 
 def _compares_whole_value(kind) -> bool:

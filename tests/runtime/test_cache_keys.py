@@ -5,6 +5,7 @@ exactly or refused. Subprocess pairs sharing SKC_CACHE_DIR are the realistic che
 import collections
 import contextlib
 import dataclasses
+import enum
 import json
 import os
 import shutil
@@ -718,3 +719,44 @@ def test_a_kernel_from_disk_watches_the_globals_its_helpers_read(helpers_module)
     loaded = u.by_helper.compile(target="sm_90a")
     assert loaded.from_cache
     assert {"FACTOR", "scaled"} <= {name for _, name, _ in skc.jit._watched(loaded)}
+
+
+@dataclasses.dataclass(frozen=True)
+class TileConfig:
+    tile: int
+    SCALE = 2.0    # a class attribute, no field
+
+    @property
+    def scaled(self):
+        return self.tile * self.SCALE
+
+
+class Mode(enum.Enum):
+    FAST = 1
+
+
+Mode.SCALE = 2.0
+
+
+@skc.kernel(block=1)
+def read_class_state(x: skc.Ptr[skc.f32], c: skc.constexpr):
+    x[0] = c.scaled if isinstance(c, TileConfig) else c.value * type(c).SCALE
+
+
+@pytest.mark.parametrize("make", [lambda: TileConfig(1), lambda: Mode.FAST])
+def test_a_constexprs_class_bound_to_another_value_gets_a_kernel_of_its_own(make):
+    """The launch key of an enum member or a frozen dataclass held the member or the fields alone: after
+    `Cfg.SCALE = 3.0` a launch ran the kernel compiled for 2.0 (compile() and the disk cache, which key the class
+    whole, did not)."""
+    cls = type(make())
+    x = np.zeros(1, np.float32)
+    try:
+        read_class_state.interpret[1, 1](x, make())
+        assert x[0] == 2.0
+        cls.SCALE = 3.0
+        read_class_state.interpret[1, 1](x, make())
+        assert x[0] == 3.0
+    finally:
+        cls.SCALE = 2.0
+    read_class_state.interpret[1, 1](x, make())
+    assert x[0] == 2.0
