@@ -125,9 +125,10 @@ def _constant_key(value, name: str = "?", kernel: str = ""):
     value = value.value if isinstance(value, frontend.constexpr) else value
     kind = type(value)
     if kind is types.FunctionType:
-        # (its closure's cells may be bound to other values since: what they hold now, by identity)
+        # (its closure's cells may be bound to other values since: what they hold now, by identity; and its code and
+        # defaults, which may be set anew: `f.__defaults__ = (2.0,)`)
         return (kind, value, _Identities(tuple(frontend.keying.CellView(c).get("", _MISSING) for c in value.__closure__))
-                if value.__closure__ else None)
+                if value.__closure__ else None, _Identities((value.__code__, value.__defaults__, value.__kwdefaults__)))
     plain = _plain_key(value)
     if plain is not None:
         return (kind, plain)

@@ -276,3 +276,23 @@ def test_what_a_compile_reads_from_the_process_state_is_never_served_from_disk(t
                 assert scale in constants(report["kernels"][name]["tile"]), name
     assert "reads the process's state" in report["stderr"]
     assert keying.value_key(len) and keying.value_key(print)   # (builtins that read nothing are keyed by name)
+
+
+def test_a_function_given_as_a_constexpr_sees_its_defaults_set_anew():
+    """The launch key held the function by identity: after `f.__defaults__ = (2.0,)` a launch ran the kernel compiled
+    with the old default (compile(), keying the function whole, did not)."""
+    def times(v, d=1.0):
+        return v * d
+
+    @skc.kernel(block=32)
+    def apply(x: skc.Ptr[skc.f32], f: skc.constexpr):
+        x[0] = f(x[0])
+
+    x = np.ones(1, np.float32)
+    apply[1, 1](x, times)
+    times.__defaults__ = (2.0,)
+    apply[1, 1](x, times)
+    assert x[0] == 2.0
+    times.__code__ = (lambda v, d=1.0: v * d * 3.0).__code__
+    apply[1, 1](x, times)
+    assert x[0] == 12.0
