@@ -134,7 +134,7 @@ def cache_key_parts(fn, spec: frontend.Specialization, target: Target, options: 
         "kernel": f"{fn.__module__}.{fn.__qualname__}",
         "source": frontend.source_digest(fn),
         "spec": repr(spec.key()),
-        "target": target.name,
+        "target": target.key(),
         "options": repr(sorted(options.items())),
         "python": sys.version_info[:2],
     }

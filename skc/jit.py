@@ -444,7 +444,7 @@ class Kernel:
                           "or skc.constexpr(value) for compile-time values")
 
     def _compile(self, spec: Specialization, target: Target, for_interpreter: bool) -> CompiledKernel:
-        key = (spec.key(), target.name, for_interpreter)
+        key = (spec.key(), target, for_interpreter)   # (the whole target: one of the same name may differ)
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = compile_kernel(self.fn, spec, target, for_interpreter=for_interpreter,

@@ -1,7 +1,7 @@
 """Target descriptions: plain data every layer may read (blocks choose instructions from it)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from .diagnostics import SkcError
 
@@ -26,6 +26,13 @@ class Target:
     max_grid: tuple = (2 ** 31 - 1, 65535, 65535)
     # threads a block may have along x, y, z (the same table; HIP's are 1024 along each)
     max_block: tuple = (1024, 1024, 64)
+
+    def key(self) -> str:
+        """Every field, in a text the same in every process (the features sorted): what the compile cache keys a
+        target by. Its name alone does not tell a target made with dataclasses.replace (other limits, which the
+        backends read) from the one it was made from."""
+        return repr(tuple((f.name, sorted(v) if isinstance(v, frozenset) else v)
+                          for f in fields(self) for v in (getattr(self, f.name),)))
 
     def has(self, feature: str) -> bool:
         return feature in self.features

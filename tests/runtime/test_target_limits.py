@@ -44,3 +44,21 @@ def test_every_target_feature_is_read_somewhere():
     sources = "".join(p.read_text() for p in root.rglob("*.py") if p.name != "target.py")
     for feature in set().union(*(t.features for t in TARGETS.values())):
         assert f'"{feature}"' in sources, feature
+
+
+def test_a_target_of_the_same_name_with_other_limits_gets_a_kernel_of_its_own(tmp_path):
+    """The compile cache (in memory and on disk) keyed a target by its name: a target made with dataclasses.replace
+    (other grid limits, which the backends read) got the kernel compiled for sm_90a."""
+    from skc.runtime import cache
+
+    cache.set_cache_dir(tmp_path)
+    try:
+        standard = grid_reader.compile(target="sm_90a")
+        custom = dataclasses.replace(get_target("sm_90a"), max_grid=(1000, 77, 5))
+        limited = grid_reader.compile(target=custom)
+        assert re.search(r"i32 0, (i32 )?77\b", limited.ir("llvm")), limited.ir("llvm")
+        grid_reader._compiled.clear()
+        assert grid_reader.compile(target=custom).from_cache    # (the same target hits)
+        assert grid_reader.compile(target="sm_90a").ir("llvm") == standard.ir("llvm")
+    finally:
+        cache.set_cache_dir(None)
