@@ -11,6 +11,7 @@ import dataclasses
 import enum
 import functools
 import inspect
+import numbers
 import operator
 import sys
 import threading
@@ -89,6 +90,9 @@ def _key_part(arg):
     if dtype is None:
         if kind is frontend.constexpr:   # a compile-time value given to an unannotated parameter
             return (kind, _constant_key(arg))
+        if isinstance(arg, numbers.Integral) and not isinstance(arg, bool):
+            # an int of another class (an IntEnum member, a subclass) takes the type of its value, as an int does
+            return (kind, _key_part(int(arg)))
         return kind
     # a tensor map specializes on its box and swizzle too
     return (kind, arg.spec) if hasattr(kind, "__skc_tensor_map__") else (kind, dtype)

@@ -348,6 +348,26 @@ def test_unannotated_ints_specialize_by_size_and_never_wrap():
         launch(x, 2 ** 65 + 3)
 
 
+def test_ints_of_another_class_specialize_by_size_as_ints_do():
+    """An int subclass or an IntEnum member was keyed by its class alone: a value past i32 after a small one reused the
+    i32 kernel and was refused ("does not fit in i32"), where an int of the same value took an i64 kernel."""
+    import enum
+
+    class Size(int):
+        pass
+
+    class Big(enum.IntEnum):
+        SMALL = 5
+        LARGE = 2 ** 40
+
+    for small, large in ((Size(5), Size(2 ** 40)), (Big.SMALL, Big.LARGE)):
+        x = np.zeros(1, np.float32)
+        launch = add_any.interpret[1, 1]
+        launch(x, small)
+        launch(x, large)
+        assert x[0] == np.float32(5 + 2 ** 40)
+
+
 def test_the_interpreter_takes_cpu_tensors_that_require_grad():
     """A CPU tensor that requires grad raised torch's "Can't call numpy() on Tensor that requires grad" from the
     launcher; a GPU launch takes its address, so the interpreter now takes its data (a view: the kernel's writes
