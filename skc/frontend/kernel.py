@@ -165,8 +165,14 @@ class DeviceFunction:
     """`@skc.func`: a function inlined into the kernels that call it."""
 
     def __init__(self, fn):
-        self.__skc_function__ = fn
         functools.update_wrapper(self, fn)
+        self._skc_function = fn
+
+    @property
+    def __skc_function__(self):
+        # a property, not an entry of the instance's __dict__: functools.wraps copies that __dict__ into a user's
+        # wrapper, which then passed for this function and was inlined without the wrapper's own code
+        return self._skc_function
 
     def __call__(self, *args, **kwargs):
         if context.active() and context.current().evaluator is not None:
