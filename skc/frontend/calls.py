@@ -34,6 +34,11 @@ _MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "reverse", 
              "__setitem__", "__delitem__", "__iadd__", "__imul__", "__ior__", "__iand__", "__ixor__", "__isub__"}
 
 
+def is_numpy_array(value) -> bool:
+    """A numpy array (told by its type's module: the frontend does not import numpy for this)."""
+    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
+
+
 def is_iterator(value) -> bool:
     """Whether value is a compile-time iterator (a generator, iter(list), zip(...)): taking an item changes it."""
     return isinstance(value, collections.abc.Iterator) and not isinstance(value, (Dyn, Slot))
@@ -233,13 +238,8 @@ class CallEvaluator:
     def check_made_here(self, obj, kind: str, what: str):
         """Refuse `what` (a change to compile-time `obj`, a `kind`) unless obj was made in the run-time region (or
         past the run-time jump) this code runs in."""
-        if not self.scope_stack:
+        if not self.scope_stack or self.made_in_this_scope(obj):
             return
-        origin = self.container_origin.get(id(obj))
-        top = self.scope_stack[-1]
-        if origin is not None and origin[0] is obj and (
-                origin[1] == top or (origin[2] is self.frame and top == id(self.frame.return_mark))):
-            return   # (made here; or, past a run-time return, made by this function, which drops it on returning)
         raise self.cg.error(f"{what} made outside this run-time loop or branch (or before a run-time break, "
                             f"continue or return that this code follows), where a compile-time {kind} cannot "
                             "follow the path taken (the call would run once, at compile time, whichever path the "
@@ -248,13 +248,21 @@ class CallEvaluator:
                                  "variable or in memory, or decide with a compile-time condition "
                                  "(skc.static_range, a constexpr)")
 
+    def made_in_this_scope(self, container) -> bool:
+        """Whether a compile-time container (or iterator) was made in the run-time scope open now (or, past a
+        run-time return, by this function, which drops it on returning): code here may change it."""
+        origin = self.container_origin.get(id(container))
+        top = self.scope_stack[-1] if self.scope_stack else None
+        return origin is not None and origin[0] is container and (
+            origin[1] == top or (origin[2] is self.frame and top == id(self.frame.return_mark)))
+
     def call_native(self, func, args, kwargs):
         self.check_mutation(func, args, kwargs)
         try:
             result = func(*args, **kwargs)
             self.record_helper(func, args, kwargs)   # (after the call: the modules it imports are loaded)
-            if (isinstance(result, CONTAINERS) or is_iterator(result)) and result is not getattr(func, "__self__",
-                                                                                              None):
+            if (isinstance(result, CONTAINERS) or is_iterator(result) or is_numpy_array(result)) and \
+                    result is not getattr(func, "__self__", None):
                 self.made_here(result)
             if (func is getattr or func is vars) and args and isinstance(args[0], types.ModuleType):
                 self.record_module_read(func, args, result)

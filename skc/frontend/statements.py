@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from .. import ir
 from ..diagnostics import CompileError, SkcError
 from . import semantics
-from .calls import LocalFunction
+from .calls import LocalFunction, is_numpy_array
 from .dtypes import DType, PtrType
 from .expressions import BINARY_OPERATORS, MISSING, merge_type
 from .frames import CompileTimeReturn, ControlSignal, ReturnTarget
@@ -258,8 +258,11 @@ class StatementEvaluator:
         if isinstance(current, Slot):
             current.store(value)
             return
-        if self.region_stack and isinstance(container, (list, dict)) and (
-                isinstance(value, Dyn) or semantics.is_number(value)):
+        if self.region_stack and (
+                (isinstance(container, (list, dict)) and (isinstance(value, Dyn) or semantics.is_number(value)))
+                or ((isinstance(index, slice) and isinstance(container, (list, bytearray)) or is_numpy_array(container))
+                    and not self.made_in_this_scope(container))):
+            # (a slice of a list, or a numpy array made in the kernel, changed here would change on every path too)
             raise self.error_at(node, f"an element of a {type(container).__name__} made outside this run-time "
                                       "loop or branch is changed inside it, where a compile-time container cannot "
                                       "follow the path taken",
