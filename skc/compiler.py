@@ -266,13 +266,13 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
     params = launch_params(spec)
     key = "" if for_interpreter else cache_key(fn, spec, target, options)
     if key and cache.cache_enabled():
-        hit = _from_cache(key, fn.__name__, target, spec, params)
+        hit = _from_cache(key, frontend.symbol_name(fn.__name__), target, spec, params)
         if hit is not None:
             _dump(hit)   # (SKC_DUMP_DIR shows every kernel a run uses, from the cache too)
             return hit
     started = time.perf_counter()
     module, deps = frontend.compile_to_ir(fn, spec, target)
-    kernel = CompiledKernel(fn.__name__, target, tuple(spec.block), params, key=key)
+    kernel = CompiledKernel(frontend.symbol_name(fn.__name__), target, tuple(spec.block), params, key=key)
     kernel.stages["tile-raw"] = ir.print_module(module)
     _verify_frontend_output(module)
     ir.passes.run_pipeline(module)

@@ -4,7 +4,7 @@ from .arrays import Array
 from .context import current, generating
 from .dtypes import DTYPES, DType, Ptr, PtrType, TensorMap, as_ir_type, constexpr
 from .kernel import (CONSTEXPR, POINTER, SCALAR, TENSORMAP, DeviceFunction, Parameter, ParamSpec, Specialization,
-                     annotated_spec, compile_to_ir, func, kernel_parameters)
+                     annotated_spec, compile_to_ir, func, kernel_parameters, symbol_name)
 from .keying import KEYABLE, Unkeyable, dependency_key, inlined_function_key, trusted_module, value_key
 from .markers import host
 from .source import source_digest
@@ -35,7 +35,7 @@ def with_ended(manager) -> bool:
 __all__ = [
     "language", "Array", "host", "current", "generating", "DTYPES", "DType", "Ptr", "PtrType", "TensorMap",
     "as_ir_type", "constexpr", "CONSTEXPR", "POINTER", "SCALAR", "TENSORMAP", "DeviceFunction", "Parameter",
-    "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "func", "kernel_parameters",
+    "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "func", "kernel_parameters", "symbol_name",
     "Dyn", "RValue", "Slot", "inside_with", "open_withs", "with_ended", "enclosing_conditions", "source_digest", "KEYABLE", "Unkeyable",
     "dependency_key", "inlined_function_key", "value_key",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -20,6 +21,22 @@ from .source import get_source
 from .values import RValue
 
 POINTER, SCALAR, CONSTEXPR, TENSORMAP = "pointer", "scalar", "constexpr", "tensormap"
+
+# A kernel's entry symbol is its Python name where that is a PTX identifier ([A-Za-z_][A-Za-z0-9_]*, but not `_`
+# alone) that names nothing the backends emit or PTX predefines; any other name (non-ASCII letters, a __name__ set to
+# "k-1", "1k" or "") aborted LLVM, failed to parse as LLVM IR or was refused by ptxas, and a kernel named vprintf
+# or __skc_shared clashed with a symbol skc declares. Those names are spelled out in ASCII under a prefix.
+_PLAIN_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TAKEN_SYMBOLS = {"_", "vprintf", "WARP_SZ"}
+
+
+def symbol_name(name: str) -> str:
+    """The entry symbol of a kernel named `name` in LLVM IR, PTX and GCN code objects."""
+    if (isinstance(name, str) and _PLAIN_SYMBOL.fullmatch(name) and name not in _TAKEN_SYMBOLS
+            and not name.startswith(("__skc", "skc_k_", "__nv_", "__ocml", "__ockl"))):
+        return name
+    text = name if isinstance(name, str) else repr(name)
+    return "skc_k_" + "".join(c if c.isascii() and (c.isalnum() or c == "_") else f"_{ord(c):x}_" for c in text)
 
 
 @dataclass(frozen=True)
@@ -127,7 +144,7 @@ def compile_to_ir(fn, spec: Specialization, target: Target):
                            hint="lay the threads out along another dimension")
     runtime_params = [p for p in spec.params if p.kind != CONSTEXPR]
     arg_types = [p.type.ir if isinstance(p.type, PtrType) else p.type for p in runtime_params]
-    function = ir.Function(fn.__name__, arg_types, [p.name for p in runtime_params],
+    function = ir.Function(symbol_name(fn.__name__), arg_types, [p.name for p in runtime_params],
                            loc=source.location(source.node))
     codegen = CodeGen(function, target, spec.block, spec.cluster, rules=semantics)
     evaluator = Evaluator(codegen)

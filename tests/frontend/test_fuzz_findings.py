@@ -79,3 +79,49 @@ def test_a_compile_time_container_changed_in_a_run_time_branch_is_an_error():
     x = np.zeros(2, np.float32)
     _containers_changed_where_they_are_made[1, 1](x, 3)
     assert x.tolist() == [6.0, 8.0]
+
+
+def _kernel_named(name, prints=True):
+    def kernel(x: skc.Ptr[skc.f32]):
+        if prints:
+            print("ran")
+        x[0] = 1.0
+    kernel.__name__ = name
+    return skc.kernel(kernel)
+
+
+@pytest.mark.parametrize("name", ["ядро", "k\u00e9", "_", "1k", "k.x", "k k", "", "WARP_SZ", "vprintf", "__skc_shared",
+                                  "__skc_fmod_f32"])
+def test_a_kernel_of_any_name_compiles_and_runs(name):
+    """Names PTX cannot spell (a unicode identifier, `_`, a __name__ set to '1k' or 'k.x') gave 'internal error:
+    skc produced invalid LLVM IR' or a ptxas syntax error, and names skc's own symbols take (vprintf with a print,
+    __skc_shared) redefined them; the entry symbol is now spelled in ASCII where the name is not a plain one."""
+    kernel = _kernel_named(name)
+    compiled = kernel.compile(skc.Ptr[skc.f32], target="sm_90a", block=32)
+    symbol = skc.frontend.symbol_name(name)
+    assert symbol.isascii() and f".entry {symbol}(" in compiled.asm("ptx") and compiled.name == symbol
+    compiled.asm("sass")   # ptxas takes it
+    amd = _kernel_named(name, prints=False)   # (print has no AMD form)
+    assert symbol in amd.compile(skc.Ptr[skc.f32], target="gfx942", block=64).asm("gcn")
+    x = np.zeros(1, np.float32)
+    kernel[1, 1](x)
+    assert x[0] == 1.0
+    assert skc.frontend.symbol_name("vector_add") == "vector_add"   # plain names keep their spelling
+
+
+def test_a_kernel_name_llvm_cannot_print_is_no_abort(tmp_path):
+    """A kernel whose __name__ is 'k-1' parsed as LLVM IR but aborted the process in the NVPTX printer
+    ('LLVM ERROR: Symbol name with unsupported characters')."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "dash_named.py"
+    script.write_text("import skc\n"
+                      "def k(x: skc.Ptr[skc.f32]):\n"
+                      "    x[0] = 1.0\n"
+                      "k.__name__ = 'k-1'\n"
+                      "print(skc.kernel(k).compile(skc.Ptr[skc.f32], target='sm_90a', block=32).asm('sass') != '')\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
