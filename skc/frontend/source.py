@@ -56,7 +56,13 @@ def has_source(fn) -> bool:
 
 def get_source(fn) -> SourceFunction:
     """Parse fn's source (cached by code object)."""
-    code = fn.__code__
+    code = getattr(fn, "__code__", None)
+    if code is None:   # (a kernel or @skc.func stacked on another, a builtin, a functools.partial or lru_cache)
+        what = getattr(fn, "__qualname__", None) or type(fn).__name__
+        raise CompileError(f"{what} is a {type(fn).__name__}, not a Python function: skc compiles functions "
+                           "written with def",
+                           hint="put @skc.kernel or @skc.func directly on the def, once, and no other decorator "
+                                "between them")
     found = _cached(_cache, code)
     if found is not None:
         return found

@@ -125,3 +125,29 @@ def test_a_kernel_name_llvm_cannot_print_is_no_abort(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
+
+
+def test_a_kernel_or_func_over_something_not_a_def_is_an_skc_error():
+    """@skc.kernel stacked on @skc.func or on itself, or over functools.lru_cache or a builtin, and @skc.func over a
+    builtin or a functools.partial, raised AttributeError ('... has no attribute __code__') from skc's source
+    reader, or a CompileError reading 'AttributeError: ...'."""
+    import functools
+
+    def body(x: skc.Ptr[skc.f32]):
+        x[0] = 1.0
+
+    x = np.zeros(1, np.float32)
+    for made in (skc.kernel(skc.func(body)), skc.kernel(skc.kernel(body)), skc.kernel(functools.lru_cache(body)),
+                 skc.kernel(len)):
+        with pytest.raises(skc.CompileError, match="not a Python function: skc compiles functions written with def"):
+            made[1, 1](x)
+    for inner in (len, functools.partial(max, 0.0)):
+        helper = skc.func(inner)
+
+        @skc.kernel
+        def calls_helper(x: skc.Ptr[skc.f32]):
+            x[0] = helper(x[0])
+
+        with pytest.raises(skc.CompileError) as info:
+            calls_helper[1, 1](x)
+        assert "not a Python function" in str(info.value) and "AttributeError" not in str(info.value)
