@@ -34,6 +34,23 @@ _MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "reverse", 
              "__setitem__", "__delitem__", "__iadd__", "__imul__", "__ior__", "__iand__", "__ixor__", "__isub__"}
 
 
+def _snapshot(container) -> tuple:
+    """What a compile-time container holds, to tell after a call whether it changed (`_changed`): its items (held,
+    so that none is freed and its id reused) or an array's bytes."""
+    if is_numpy_array(container):
+        return container.shape, container.dtype, container.tobytes()
+    if isinstance(container, dict):
+        return tuple(item for pair in container.items() for item in pair)
+    return tuple(sorted(container, key=id)) if isinstance(container, set) else tuple(container)
+
+
+def _changed(container, before: tuple) -> bool:
+    now = _snapshot(container)
+    if is_numpy_array(container):
+        return now != before
+    return len(now) != len(before) or any(a is not b for a, b in zip(now, before))
+
+
 def is_numpy_array(value) -> bool:
     """A numpy array (told by its type's module: the frontend does not import numpy for this)."""
     return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
@@ -248,6 +265,14 @@ class CallEvaluator:
                                  "variable or in memory, or decide with a compile-time condition "
                                  "(skc.static_range, a constexpr)")
 
+    def outside_containers(self, func, args, kwargs) -> list:
+        """The compile-time containers a plain-Python call inside a run-time region is given that were made outside
+        it, each with a snapshot to tell whether the call changed it (skc's own functions change none)."""
+        if not self.scope_stack or is_builtin(func) or (getattr(func, "__module__", None) or "").startswith("skc"):
+            return []
+        return [(arg, _snapshot(arg)) for arg in (*args, *kwargs.values(), getattr(func, "__self__", None))
+                if (isinstance(arg, CONTAINERS) or is_numpy_array(arg)) and not self.made_in_this_scope(arg)]
+
     def made_in_this_scope(self, container) -> bool:
         """Whether a compile-time container (or iterator) was made in the run-time scope open now (or, past a
         run-time return, by this function, which drops it on returning): code here may change it."""
@@ -258,8 +283,14 @@ class CallEvaluator:
 
     def call_native(self, func, args, kwargs):
         self.check_mutation(func, args, kwargs)
+        watched = self.outside_containers(func, args, kwargs)
         try:
             result = func(*args, **kwargs)
+            for container, before in watched:
+                if _changed(container, before):   # (a helper of the user's changed it: on every path)
+                    kind = type(container).__name__
+                    self.check_made_here(container, kind, f"{getattr(func, '__qualname__', None) or kind}() "
+                                                          f"changed a {kind}")
             self.record_helper(func, args, kwargs)   # (after the call: the modules it imports are loaded)
             if (isinstance(result, CONTAINERS) or is_iterator(result) or is_numpy_array(result)) and \
                     result is not getattr(func, "__self__", None):

@@ -607,3 +607,39 @@ def test_an_iterator_a_run_time_branch_took_items_from_is_not_taken_from_after_i
     for kernel in (after, other_side):
         with pytest.raises(skc.CompileError, match="a run-time branch took items from it before"):
             skc.kernel(kernel)[1, 1](np.zeros(1, np.float32), 1)
+
+
+def _put(values, v):
+    values[0] = v
+
+
+def _total(values):
+    return sum(values)
+
+
+def test_a_helper_that_changes_a_container_made_outside_a_run_time_branch_is_refused():
+    """A plain-Python helper runs once, at compile time: the change it made inside a branch not taken was seen
+    after the branch (out[0] read 5.0, Python 3.0). One that only reads the container still runs."""
+    def changed(out, n: skc.i32):
+        values = [3.0]
+        if n > 2:
+            _put(values, 5.0)
+        out[0] = values[0]
+
+    def table(out, n: skc.i32):
+        weights = np.array([1.0, 2.0], np.float32)
+        if n > 2:
+            np.multiply(weights, 2.0, out=weights)
+        out[0] = weights[0]
+
+    for kernel, kind in ((changed, "list"), (table, "ndarray")):
+        with pytest.raises(skc.CompileError, match=f"changed a {kind} made outside this run-time loop or branch"):
+            skc.kernel(kernel)[1, 1](np.zeros(1, np.float32), 1)
+
+    def read(out, n: skc.i32):
+        values = [3.0, 4.0]
+        if n > 2:
+            out[0] = _total(values)
+
+    got, want = both(read, 3)
+    assert got.tolist() == want.tolist() == [7.0, 0.0, 0.0, 0.0]
