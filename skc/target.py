@@ -42,7 +42,8 @@ class Target:
 
 
 # Only flags something reads: the frontend's and backends' target checks, legalization.
-_HOPPER = frozenset({"bf16_arith", "f16_arith", "mbarrier", "tma", "wgmma", "setmaxnreg", "cluster"})
+# cvt_bf16_int: one instruction converts 32- and 64-bit integers to bf16, rounding once (PTX cvt.rn.bf16.s32, sm_90)
+_HOPPER = frozenset({"bf16_arith", "f16_arith", "mbarrier", "tma", "wgmma", "setmaxnreg", "cluster", "cvt_bf16_int"})
 _AMPERE = frozenset({"bf16_arith", "f16_arith"})
 _CDNA = frozenset({"mfma", "f16_arith"})
 

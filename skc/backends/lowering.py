@@ -438,6 +438,8 @@ out:
             kind = "sext" if s.is_signed else "zext"
             return self.text.value(f"{kind} {sty} {name} to {dty}")
         if s.is_int and d.is_float:
+            if d.name == "bf16" and s.bits > 24 and not self.target.target.has("cvt_bf16_int"):
+                return self._int_to_bf16(name, src, dst)
             kind = "sitofp" if s.is_signed else "uitofp"
             return self.text.value(f"{kind} {sty} {name} to {dty}")
         if s.is_float and d.is_int:
@@ -448,6 +450,34 @@ out:
             return self.text.value(f"fptrunc {self.type(wide)} {mid} to {dty}")
         kind = "fpext" if d.bits > s.bits else "fptrunc"
         return self.text.value(f"{kind} {sty} {name} to {dty}")
+
+    def _int_to_bf16(self, name: str, src: ir.Type, dst: ir.Type) -> str:
+        """A 32- or 64-bit integer to bf16 rounded once, as arith.cast defines, where the target has no instruction for
+        it: LLVM converts through f32 (v_cvt_f32_i32 on AMD, cvt.rn.f32.s32 on sm_80) and rounds twice (2**30 + 2**22
+        + 1 gave 2**30, not 2**30 + 2**23). The magnitude's bits far below bf16's last place are first folded into one
+        sticky bit, which makes it exact in f32 (32 bits: bits 0-7 into bit 8) or f64 (64 bits: bits 0-10 into bit 11,
+        as the interpreter's _int64_to_f64_sticky), so that only the last conversion rounds (f64 to bf16: the targets
+        round to odd in f32 first)."""
+        s = ir.element_type(src)
+        narrow = s.bits <= 32
+        sty = self.type(src)
+        wide = self.type(ir.with_element(src, ir.f32 if narrow else ir.f64))
+        bools = self.type(ir.with_element(src, ir.i1))
+        v = self.text.value
+        c = lambda value: self.constant(value, src)  # noqa: E731
+        dropped, exact_below = (8, 1 << 24) if narrow else (11, 1 << 53)
+        magnitude, negative = name, None
+        if s.is_signed:   # (the most negative value's magnitude is right as an unsigned number)
+            negative = v(f"icmp slt {sty} {name}, {c(0)}")
+            magnitude = v(f"select {bools} {negative}, {sty} {v(f'sub {sty} {c(0)}, {name}')}, {sty} {name}")
+        low = v(f"and {sty} {magnitude}, {c((1 << dropped) - 1)}")
+        sticky = v(f"select {bools} {v(f'icmp ne {sty} {low}, {c(0)}')}, {sty} {c(1 << dropped)}, {sty} {c(0)}")
+        folded = v(f"or {sty} {v(f'and {sty} {magnitude}, {c(-(1 << dropped))}')}, {sticky}")
+        big = v(f"icmp uge {sty} {magnitude}, {c(exact_below)}")
+        exact = v(f"uitofp {sty} {v(f'select {bools} {big}, {sty} {folded}, {sty} {magnitude}')} to {wide}")
+        if negative is not None:
+            exact = v(f"select {bools} {negative}, {wide} {v(f'fneg {wide} {exact}')}, {wide} {exact}")
+        return v(f"fptrunc {wide} {exact} to {self.type(dst)}")
 
     def _lower_bitcast(self, op):
         (a,) = op.operands
