@@ -151,6 +151,18 @@ def _tanh(lw, x):
     return lw.text.value(f"select i1 {small}, float {x}, float {signed}")
 
 
+def _rsqrt(lw, x):
+    """v_rsq_f32 around a scaling of subnormal inputs, which it does not handle (it gave +inf for rsqrt(1e-40), where
+    the interpreter and NVIDIA's rsqrt.approx.f32 give 1e20): below 2^-126, rsqrt(x 2^24) 2^12, as LLVM's own rsq
+    expansion does where f32 denormals are on (they are: .amdhsa_float_denorm_mode_32 3)."""
+    text = lw.text
+    small = text.value(f"fcmp olt float {x}, {lw.constant(2.0 ** -126, ir.f32)}")
+    up = text.value(f"fmul float {x}, {lw.constant(2.0 ** 24, ir.f32)}")
+    root = lw.call("llvm.amdgcn.rsq.f32", "float", [f"float {text.value(f'select i1 {small}, float {up}, float {x}')}"])
+    down = text.value(f"fmul float {root}, {lw.constant(2.0 ** 12, ir.f32)}")
+    return text.value(f"select i1 {small}, float {down}, float {root}")
+
+
 def _exp2_ftz(lw, x):
     """exp2 with results under 2^-126 flushed to 0, as NVIDIA's ex2.approx.ftz gives them."""
     power = _afn("exp2")(lw, x)
@@ -164,7 +176,7 @@ _F32_MATH = {
     "math.exp2_ftz": _exp2_ftz,
     "math.log": _afn("log"),
     "math.log2": _afn("log2"),
-    "math.rsqrt": lambda lw, x: lw.call("llvm.amdgcn.rsq.f32", "float", [f"float {x}"]),
+    "math.rsqrt": _rsqrt,
     "math.sin": _afn("sin"),
     "math.cos": _afn("cos"),
     "math.tanh": _tanh,
