@@ -271,8 +271,8 @@ class DeviceLauncher:
         by `_scalar{i}` as the slot would convert it."""
         t, a, v = p.type, f"a{i}", f"v{i}"
         ctype = CTYPES[t.name]
-        if t.name in ("f16", "bf16"):
-            namespace[f"_convert{i}"] = _half_bits(t)
+        if t.is_float and t.bits < 32:   # f16, bf16 and the fp8 formats: a number's bits in the format
+            namespace[f"_convert{i}"] = _narrow_float_bits(t)
             return [f"{v} = _convert{i}({a})"]
         if t.is_int and not t.is_bool:
             lo, hi = int_range(t)
@@ -516,10 +516,15 @@ def _slot_type(param):
     return ctypes.c_uint8 * 128
 
 
-def _half_bits(t: ir.ScalarType):
-    if t.name == "f16":
+def _narrow_float_bits(t: ir.ScalarType):
+    """value -> the bits of the number in f16, bf16 or an fp8 format, rounded once as the interpreter reads a scalar
+    argument (numerics.from_python). An fp8 slot took an int as its code (1 gave 2**-9 where the interpreter has
+    1.0) and refused floats; bf16 rounded to f32 first (twice: 1 + 2**-8 + 2**-30 gave 1.0, not 1 + 2**-7)."""
+    if t.name == "f16":   # (numpy rounds a Python float to half once)
         return lambda value: int(np.float16(value).view(np.uint16))
-    return lambda value: int(dtypes.float32_to_bf16_bits(np.array([value], np.float32))[0])
+    from .interpreter import numerics   # (here: the interpreter package imports this module)
+
+    return lambda value: int(numerics.to_storage(t, np.array([numerics.from_python(t, value)]))[0])
 
 
 def _typestrs(t: ir.ScalarType) -> frozenset:

@@ -581,3 +581,27 @@ def test_hip_launcher_needs_an_amd_code_object():
     compiled = load_example("vector_add").vector_add.compile(target="sm_90a")
     with pytest.raises(LaunchError, match="compiled for sm_90a, not into an AMD code object"):
         HipLauncher(compiled, Device("hip", 0))
+
+
+@skc.kernel(block=64)
+def narrow_scalars(x: F32P, h: skc.bf16, g: skc.f8e4m3, e: skc.f8e5m2fnuz):
+    x[0] = skc.f32(h) + skc.f32(g) + skc.f32(e)
+
+
+@pytest.mark.parametrize("g", [1, 1.0])
+def test_hip_launcher_writes_narrow_float_scalars_as_the_interpreter_reads_them(monkeypatch, g):
+    """An fp8 slot took an int as its code (1 gave 0x01, 2**-9, where the interpreter reads 1.0) and refused a float;
+    a bf16 one rounded a Python float to f32 first (twice). Both now round once, as numerics.from_python."""
+    from skc.runtime import hip
+    from skc.runtime.devices import Device
+    from skc.runtime.hip_launcher import HipLauncher
+
+    fake = FakeHip()
+    monkeypatch.setattr(hip, "_hip", lambda: fake)
+    compiled = narrow_scalars.compile(F32P, skc.bf16, skc.f8e4m3, skc.f8e5m2fnuz, target="gfx942")
+    offsets = [a[".offset"] for a in compiled.metadata["kernel_arguments"]]
+    launcher = HipLauncher(compiled, Device("hip", 0))
+    launcher.launch((FakeDeviceArray(4096), 1 + 2 ** -8 + 2 ** -30, g, -0.0), (1, 1, 1), 0)
+    image = fake.launches[-1][2]
+    assert int.from_bytes(image[offsets[1]:offsets[1] + 2], "little") == 0x3F81   # 1 + 2**-7: rounded once
+    assert image[offsets[2]] == 0x38 and image[offsets[3]] == 0x00                # 1.0; FNUZ has no -0
