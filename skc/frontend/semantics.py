@@ -532,9 +532,11 @@ def compare(pred: str, a, b, exact: bool = False) -> RValue:
     if known is not None:
         return constant(known(pred), ir.with_element((a if isinstance(a, Dyn) else b).type, ir.i1))
     if exact:
-        against_float = _integer_against_float(pred, a, b)
-        if against_float is not None:
-            return against_float
+        against_number = _integer_against_float(pred, a, b)
+        if against_number is None:
+            against_number = _float_against_integer(pred, a, b)
+        if against_number is not None:
+            return against_number
     x, y = unify(a, b)
     result_t = ir.with_element(x.type, ir.i1)
     return RValue(_b().cmp(pred, x.value, y.value, result_t), result_t)
@@ -564,6 +566,39 @@ def _integer_against_float(pred: str, a, b):
     if pred in ("lt", "le"):
         return compare("le", x, math.floor(number), exact=True)
     return compare("ge", x, math.ceil(number), exact=True)
+
+
+_FLOAT_FORMATS = {"f16": (11, 15), "bf16": (8, 127), "f32": (24, 127), "f64": (53, 1023)}   # significand bits, emax
+
+
+def _float_against_integer(pred: str, a, b):
+    """A run-time float (scalar or vector) compared with a Python int its type cannot hold exactly, by value as
+    Python compares them (converted, 16777217 read 16777216.0 in f32, and 10**400 overflowed): equal to none, and
+    below or above it exactly where below or above the nearest floats on its sides. None where the operands are
+    others or the int is exact in the type."""
+    if isinstance(a, Dyn) == isinstance(b, Dyn):
+        return None
+    x, number, mirrored = (a, b, False) if isinstance(a, Dyn) else (b, a, True)
+    t = ir.element_type(x.type)
+    if not (isinstance(number, numbers.Integral) and not isinstance(number, bool) and isinstance(t, ir.ScalarType)
+            and t.name in _FLOAT_FORMATS):
+        return None
+    digits, emax = _FLOAT_FORMATS[t.name]
+    largest = ((1 << digits) - 1) << (emax - digits + 1)
+    magnitude = abs(int(number))
+    drop = max(magnitude.bit_length() - digits, 0)
+    down = magnitude >> drop << drop   # the floats of the type next to |number|, below and above
+    if down == magnitude and magnitude <= largest:
+        return None
+    up = down + (1 << drop) if down != magnitude else down
+    down, up = min(down, largest), up if up <= largest else math.inf
+    below, above = (-up, -down) if number < 0 else (down, up)
+    pred = _MIRROR[pred] if mirrored else pred
+    if pred in ("eq", "ne"):
+        return constant(pred == "ne", ir.with_element(x.type, ir.i1))
+    if pred in ("lt", "le"):
+        return compare("le", x, below)
+    return compare("ge", x, above)
 
 
 _BELOW = {"lt": False, "le": False, "gt": True, "ge": True, "eq": False, "ne": True}   # x <pred> (a number below x)

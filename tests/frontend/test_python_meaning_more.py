@@ -643,3 +643,31 @@ def test_a_helper_that_changes_a_container_made_outside_a_run_time_branch_is_ref
 
     got, want = both(read, 3)
     assert got.tolist() == want.tolist() == [7.0, 0.0, 0.0, 0.0]
+
+
+def test_a_float_compared_with_an_integer_by_value():
+    """An int the float type cannot hold was converted to it: 16777216.0 == 16777217 held in f32, 2048 == 2049 in
+    f16, and 10**400 was an OverflowError; Python compares the values."""
+    def compared(out, x, h):
+        v = x[0]
+        out[0], out[1], out[2] = v == 16777217, v < 16777217, v >= 16777217
+        out[3], out[4], out[5] = x[1] < 10**400, -10**400 < x[1], x[3] > 10**400
+        out[6], out[7], out[8] = h[0] == 2049, h[0] < 2049, h[0] > -2049
+        out[9] = x[2] != 16777217
+        out[10] = x[2] < 10**400
+        out[11] = x[3] >= 10**400
+
+    x = np.array([16777216.0, 3.0, np.nan, np.inf], np.float32)
+    h = np.array([2048.0], np.float16)
+    got, want = np.zeros(12, np.float32), np.zeros(12, np.float32)
+    skc.kernel(compared)[1, 1](got, x, h)
+    compared(want, [float(v) for v in x], [float(v) for v in h])   # (Python's floats: numpy's overflow on 10**400)
+    assert got.tolist() == want.tolist() == [0, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1]
+
+    def lanes(out, x: skc.f32):
+        less = skc.vector(x, x + 2.0) <= 16777217
+        out[0], out[1] = less[0], less[1]
+
+    got = np.zeros(2, np.float32)
+    skc.kernel(lanes)[1, 1](got, 16777216.0)
+    assert got.tolist() == [1.0, 0.0]
