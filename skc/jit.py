@@ -7,6 +7,7 @@ disk cache) and loads the module.
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import enum
 import functools
@@ -41,8 +42,8 @@ def _dims(value, what: str) -> tuple:
     else:
         # integers only (numpy's too), never truncated: (2.7, 1) is not (2, 1), nor the string "12" the grid (1, 2)
         try:
-            if isinstance(value, (str, bytes)):
-                raise TypeError
+            if isinstance(value, (str, bytes, dict, set, frozenset)) or isinstance(value, collections.abc.Iterator):
+                raise TypeError   # (no sizes in order: {1: 2} was the grid (1,), a generator was used up once)
             try:   # one integer (numpy's, a 0-d array); else a sequence of them (a tuple, a 1-D array or tensor)
                 dims = (operator.index(value),)
             except TypeError:

@@ -1,6 +1,6 @@
 """kernel[grid, block] takes integers (Python's or numpy's) and refuses anything else by name (was: floats inside a
 tuple truncated, (2.7, 1) launching 2 blocks; the string "12" launching the grid (1, 2); numpy's integers refused
-alone but taken in a tuple)."""
+alone but taken in a tuple; a dict, a set or a generator taken as a sequence: {1: 2} launched the grid (1,))."""
 import numpy as np
 import pytest
 
@@ -12,7 +12,8 @@ def mark(out):
     out[skc.block_id(0) + 4 * skc.block_id(1)] = 1.0
 
 
-@pytest.mark.parametrize("grid", [(2.7, 1), (1.5,), "12", "3", ("a",), 2.5, None])
+@pytest.mark.parametrize("grid", [(2.7, 1), (1.5,), "12", "3", ("a",), 2.5, None, {1: 2}, {4}, frozenset({4}),
+                                  (size for size in (2, 1)), iter([2])])
 def test_a_grid_that_is_not_integers_is_refused(grid):
     out = np.zeros(16, np.float32)
     with pytest.raises(skc.LaunchError, match="grid must be an int or a tuple of up to 3 ints"):
