@@ -3,6 +3,9 @@ warpgroups consume (compute) with theirs raised. The role test is a run-time `if
 which condition means which role, so a block used in the wrong branch is a compile-time error."""
 from __future__ import annotations
 
+import dataclasses
+import numbers
+
 import skc
 from skc import frontend
 
@@ -52,11 +55,22 @@ def whole(value) -> bool:
 
 def check_counts(config, **lowest):
     """Refuse a config's count fields (name=lowest value) that are not ints (a bool, a float) or are under their
-    lowest value: they would fail late, inside a block (a grid of floats, a pipeline of no stages)."""
+    lowest value: they would fail late, inside a block (a grid of floats, a pipeline of no stages). Its flags too
+    (check_flags)."""
     for name, low in lowest.items():
         value = getattr(config, name)
         if not whole(value) or value < low:
             raise ValueError(f"{name} must be an int of at least {low}, found {value!r}")
+    check_flags(config)
+
+
+def check_flags(config):
+    """Refuse a config's yes-or-no fields (annotated bool) that are no truth value (`a_k_major=[1]` was taken, and
+    failed inside matmul's plan cache as an unhashable list)."""
+    for spec in dataclasses.fields(config):
+        value = getattr(config, spec.name)
+        if spec.type in ("bool", bool) and not (isinstance(value, numbers.Integral) and value in (0, 1)):
+            raise ValueError(f"{spec.name} must be True or False, found {value!r}")
 
 
 def fill_register_shares(config):

@@ -101,3 +101,11 @@ def test_stream_arguments():
     for bad in (torch.cuda.Stream, True, 1.5, "0"):
         with pytest.raises(skc.LaunchError, match="as a CUDA stream"):
             normalize_stream(bad)
+
+
+@pytest.mark.parametrize("flag, value", [("a_k_major", [1]), ("pingpong", 2), ("swap_ab", "yes"), ("stream_k", None)])
+def test_a_config_flag_that_is_no_truth_value_is_refused(flag, value):
+    """A list was taken and failed inside matmul's plan cache (TypeError: unhashable type: 'list')."""
+    with pytest.raises(ValueError, match=f"{flag} must be True or False"):
+        skc.blocks.MatmulConfig(**{flag: value})
+    assert skc.blocks.MatmulConfig(**{flag: 1}) == skc.blocks.MatmulConfig(**{flag: True})
