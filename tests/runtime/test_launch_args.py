@@ -383,3 +383,20 @@ def test_the_interpreter_takes_cpu_tensors_that_require_grad():
     x = torch.zeros(64, requires_grad=True)
     fill[1, 64](x, 64)
     assert bool((x.detach() == 2.0).all())
+
+
+@skc.kernel
+def _doubled_plus_one(x: skc.Ptr[skc.f32], n: skc.i32):
+    i = skc.thread_index()
+    if i < n:
+        x[i] = x[i] * 2.0 + 1.0
+
+
+def test_numpy_array_subclasses_are_read_and_written_in_place():
+    """An np.matrix stays 2-D when reshaped: the interpreter mapped one row of it (an internal IndexError)."""
+    m = np.matrix([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    _doubled_plus_one[1, 32](m, 4)
+    assert m.tolist() == [[3.0, 5.0], [7.0, 9.0]]
+    masked = np.ma.masked_array(np.ones(4, np.float32))
+    _doubled_plus_one[1, 32](masked, 4)
+    assert np.asarray(masked).tolist() == [3.0] * 4

@@ -140,7 +140,7 @@ class Memory:
         if not array.dtype.isnative:
             raise LaunchError(f"array '{name}' is {array.dtype.str}, not in this machine's byte order; "
                               "pass array.astype(array.dtype.newbyteorder('='))")
-        data = array.reshape(-1).view(np.uint8)
+        data = np.asarray(array).reshape(-1).view(np.uint8)   # (a subclass's view: np.matrix stays 2-D)
         return self._add(Segment(name, self._next, data, bool(array.flags.writeable), owner=array))
 
     def allocate(self, nbytes: int, name: str = "scratch") -> int:
