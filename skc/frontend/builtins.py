@@ -176,7 +176,8 @@ def shared(shape, dtype, align: int = 16) -> Array:
 @skc_builtin
 def load(ptr, mask=None, other=None, width: int = 1):
     """Read `width` consecutive elements at ptr (a vector when width > 1); where mask is false, give other."""
-    return semantics.load(_pointer(ptr), mask, other, compile_time_int(width, "a load's width", 1))
+    return semantics.load(_pointer(ptr), mask, other, compile_time_int(width, "a load's width", 1,
+                                                                                   ir.MAX_VECTOR_LENGTH))
 
 
 @skc_builtin
@@ -229,7 +230,7 @@ def vector(*elements):
 @skc_builtin
 def full(count: int, value, dtype):
     """A vector of `count` copies of value."""
-    count = compile_time_int(count, "the length of skc.full", 1)
+    count = compile_time_int(count, "the length of skc.full", 1, ir.MAX_VECTOR_LENGTH)
     elem = as_ir_type(dtype)
     scalar = semantics.cast(value, elem)
     t = ir.VectorType(elem, count)

@@ -4,7 +4,7 @@ from .builder import Builder
 from .core import BLOCKING, OPS, PURE, TERMINATOR, Function, Module, Op, Region, Value
 from .parser import ParseError, parse_module
 from .printer import print_function, print_module, print_op
-from .types import (Im2colTensorMapType, PointerType, ScalarType, TensorMapType, Type, VarType, VectorType, bf16, element_type,
+from .types import (MAX_VECTOR_LENGTH, Im2colTensorMapType, PointerType, ScalarType, TensorMapType, Type, VarType, VectorType, bf16, element_type,
                     f8e4m3, f8e4m3fnuz, f8e5m2, f8e5m2fnuz, f16, f32, f64, i1, i8, i16, i32, i64, parse_type, tmap, u8, u16, u32, u64,
                     with_element)
 from .verifier import InvisibleOperand, verify
@@ -26,7 +26,7 @@ __all__ = [
     "Builder", "BLOCKING", "OPS", "PURE", "TERMINATOR", "Function", "Module", "Op", "Region", "Value",
     "InvisibleOperand", "ParseError", "parse_module", "print_function", "print_module", "print_op", "verify",
     "PASSES", "dce", "run_pipeline", "simplify",
-    "Im2colTensorMapType", "PointerType", "ScalarType", "TensorMapType", "Type", "VarType", "VectorType", "element_type", "with_element",
+    "MAX_VECTOR_LENGTH", "Im2colTensorMapType", "PointerType", "ScalarType", "TensorMapType", "Type", "VarType", "VectorType", "element_type", "with_element",
     "parse_type", "i1", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f16", "bf16", "f32", "f64",
     "f8e4m3", "f8e5m2", "f8e4m3fnuz", "f8e5m2fnuz", "tmap",
 ]

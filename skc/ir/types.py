@@ -127,6 +127,9 @@ class PointerType(Type):
         return f"ptr<{self.space}>"
 
 
+MAX_VECTOR_LENGTH = 256   # elements of a vector type (registers: a longer one is a tile in memory)
+
+
 class VectorType(Type):
     """A short vector of scalars held in registers (`vec<4xf32>`), 2 to 256 elements."""
 
@@ -136,8 +139,8 @@ class VectorType(Type):
     def __new__(cls, elem: ScalarType, count: int):
         if not isinstance(elem, ScalarType):
             raise ValueError(f"vector elements must be scalars, got {elem}")
-        if not 1 <= count <= 256:
-            raise ValueError(f"vector length must be within 1..256, got {count}")
+        if not 1 <= count <= MAX_VECTOR_LENGTH:
+            raise ValueError(f"vector length must be within 1..{MAX_VECTOR_LENGTH}, got {count}")
         return super().__new__(cls, elem, count)
 
     @property

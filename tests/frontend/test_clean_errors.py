@@ -319,7 +319,7 @@ def negative_shift(x: skc.Ptr[skc.f32], n: skc.i32):
     (ids, "id() of a run-time value"),
     (strs, "str() of a run-time value"),
     (int_with_base, "int() with a base parses a string"),
-    (load_width_zero, "a load's width must be at least 1, found 0"),
+    (load_width_zero, "a load's width must be 1 to 256, found 0"),
     (range_step_zero, "range() step must not be zero"),
     (static_range_step_zero, "static_range() step must not be zero"),
     (negative_shift, "negative shift count -1"),
@@ -585,3 +585,18 @@ def test_a_compile_time_loop_over_too_many_items_is_an_error_at_its_line(kernel)
         compile_kernel(kernel, x=skc.Ptr[skc.f32])
     assert str(info.value).startswith(f"{HERE}:{line_of(kernel, '# HERE')}:"), str(info.value)
     assert time.perf_counter() - begin < 5
+
+
+@skc.kernel
+def _too_long(x: skc.Ptr[skc.f32], which: skc.constexpr):
+    v = skc.full(300, 1.0, skc.f32) if which == "full" else skc.load(x, width=2**64)
+    x[0] = v[0]
+
+
+@pytest.mark.parametrize("which, message", [("full", "the length of skc.full must be 1 to 256, found 300"),
+                                            ("load", "a load's width must be 1 to 256")])
+def test_a_vector_longer_than_the_ir_holds_is_named_by_its_builtin(which, message):
+    """It was the IR's ValueError, in the message as 'ValueError: vector length must be within 1..256'."""
+    with pytest.raises(skc.CompileError, match=message) as info:
+        _too_long[1, 1](np.zeros(1, np.float32), which)
+    assert "ValueError" not in str(info.value)
