@@ -2,7 +2,9 @@
 
 Entries are written to a temporary folder and renamed into place, so a reader never sees a
 half-written one. The manifest records each file's SHA-256; an entry whose files are
-missing or do not match (a crash, a full disk, a hand edit) is deleted and reported as a miss.
+missing or do not match (a crash, a full disk, a hand edit) is deleted and reported as a miss; so is one whose
+manifest does not match its own digest (its fields, such as the shared memory a launch asks for, are read as
+they are). Entries are readable by whoever may read a folder made under the process's umask.
 The folder is `SKC_CACHE_DIR`, else `~/.cache/skc`; `set_cache_dir` overrides both.
 """
 from __future__ import annotations
@@ -46,6 +48,20 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _record_digest(record: dict) -> str:
+    """The digest of a manifest's fields but its own `digest`."""
+    return _digest(json.dumps({k: v for k, v in record.items() if k != "digest"}, sort_keys=True).encode())
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)   # (read once: setting it back at once)
+    os.umask(mask)
+    return mask
+
+
+_FOLDER_MODE = 0o777 & ~_umask()   # what mkdir gives; mkdtemp's folders are 0700 (other users could not read)
+
+
 def _entry_path(key: str) -> Path:
     return cache_dir() / key[:2] / key
 
@@ -59,6 +75,8 @@ def load(key: str) -> Optional[Entry]:
         meta = json.loads(_read_regular(path / MANIFEST))
         if not isinstance(meta, dict):
             raise ValueError("the manifest is not an object")
+        if meta.get("digest") != _record_digest(meta):
+            raise ValueError("the manifest does not match its digest")
         listed = meta.get("files")
         if not isinstance(listed, dict) or not listed:
             raise ValueError("the manifest lists no files")
@@ -116,7 +134,9 @@ def store(key: str, meta: dict, files: dict) -> None:
         for name, data in files.items():
             (staging / name).write_bytes(data)
             record["files"][name] = _digest(data)
+        record["digest"] = _record_digest(record)
         (staging / MANIFEST).write_text(json.dumps(record, indent=1, sort_keys=True))
+        os.chmod(staging, _FOLDER_MODE)
         if os.path.lexists(path):
             _discard(path)
         os.rename(staging, path)

@@ -3,6 +3,7 @@ error, never a hang, never a permanent failure."""
 import json
 import os
 import shutil
+import stat
 import threading
 
 import pytest
@@ -132,3 +133,22 @@ def test_a_cached_kernel_reports_its_resources(cache_dir):
     assert again.from_cache is True
     assert again.resources == expected
 
+
+
+def test_a_manifest_edited_to_other_valid_fields_is_a_miss(cache_dir):
+    """Its fields were read as they were: shared_bytes edited from 256 to 16 was served (a launch with too little
+    dynamic shared memory); the manifest's own digest now tells."""
+    first = compile_fresh()
+    manifest = _entry(cache_dir) / "manifest.json"
+    record = json.loads(manifest.read_text())
+    record["shared_bytes"] = record["shared_bytes"] + 16
+    manifest.write_text(json.dumps(record))
+    again = compile_fresh()
+    assert not again.from_cache and again.shared_bytes == first.shared_bytes
+    assert compile_fresh().from_cache   # (written anew)
+
+
+def test_an_entry_is_readable_as_a_folder_made_under_the_umask_is(cache_dir):
+    """mkdtemp's 0700 folder was renamed into place as it was: a cache shared by users was unreadable to others."""
+    compile_fresh()
+    assert stat.S_IMODE(os.stat(_entry(cache_dir)).st_mode) == cache._FOLDER_MODE
