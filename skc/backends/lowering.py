@@ -444,10 +444,13 @@ out:
             return self.text.value(f"{kind} {sty} {name} to {dty}")
         if s.is_float and d.is_int:
             return self.target.float_to_int(self, name, src, dst)
-        if s.bits == d.bits:  # f16 <-> bf16 go through f32
+        if s.name == "bf16" and d.bits > s.bits or s.bits == d.bits:   # (f16 <-> bf16 go through f32)
             wide = ir.with_element(src, ir.f32)
-            mid = self.text.value(f"fpext {sty} {name} to {self.type(wide)}")
-            return self.text.value(f"fptrunc {self.type(wide)} {mid} to {dty}")
+            mid = self._widen_bf16(name, src) if s.name == "bf16" else \
+                self.text.value(f"fpext {sty} {name} to {self.type(wide)}")
+            if d.name == "f32":
+                return mid
+            return self.text.value(f"{'fpext' if d.bits > 32 else 'fptrunc'} {self.type(wide)} {mid} to {dty}")
         kind = "fpext" if d.bits > s.bits else "fptrunc"
         return self.text.value(f"{kind} {sty} {name} to {dty}")
 
@@ -478,6 +481,17 @@ out:
         if negative is not None:
             exact = v(f"select {bools} {negative}, {wide} {v(f'fneg {wide} {exact}')}, {wide} {exact}")
         return v(f"fptrunc {wide} {exact} to {self.type(dst)}")
+
+    def _widen_bf16(self, name: str, src: ir.Type) -> str:
+        """A bf16 value (or vector) as f32, exactly, by its bits: the upper half of the f32's. Not `fpext`: LLVM's
+        InstCombine narrows fptrunc(fadd(fpext bfloat, fpext half)) to half, an f16 addition of the bf16 operand
+        rounded to f16 (-70000 became -inf: skc.f16(f16 + bf16) gave -inf for 60000 + -70000, where the f32 sum
+        rounds to -10000), as it would for two halves; an operand that is no fpext keeps the f32 operation whole."""
+        bits16 = self.text.value(f"bitcast {self.type(src)} {name} to {self.type(ir.with_element(src, ir.i16))}")
+        wide_int = self.type(ir.with_element(src, ir.i32))
+        bits32 = self.text.value(f"zext {self.type(ir.with_element(src, ir.i16))} {bits16} to {wide_int}")
+        shifted = self.text.value(f"shl {wide_int} {bits32}, {self.constant(16, ir.with_element(src, ir.i32))}")
+        return self.text.value(f"bitcast {wide_int} {shifted} to {self.type(ir.with_element(src, ir.f32))}")
 
     def _lower_bitcast(self, op):
         (a,) = op.operands
