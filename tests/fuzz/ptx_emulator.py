@@ -1,10 +1,14 @@
 """A PTX emulator for the fuzz kernels: LLVM's NVPTX output run thread by thread with the PTX ISA's semantics, to
 check the backend (tile IR -> LLVM -> PTX) against the interpreter with no GPU. It covers the instruction subset
-that fuzzgen's kernels compile to (integer and f32 arithmetic, setp/selp, cvt, global loads and stores, bra and
-brx.idx jump tables) and raises NotImplementedError on anything else; ptxas and the hardware are not covered.
-Registers hold unsigned bit patterns; f32 arithmetic is numpy float32 (one IEEE rounding per operation, as the
-`.rn` instructions define). Written for the 2026-11-30 diagnosis in benchmarks/NOTES.md."""
+that the fuzz kernels compile to: integer arithmetic in 16, 32 and 64 bits, f16/bf16/f32/f64 arithmetic (every
+rounding modifier, results correctly rounded from the exact value), setp/selp, cvt between every integer and float
+type (rounding modifiers, .sat, saturating float-to-int with NaN to 0), min/max, fma, byte permutes, global loads
+and stores of 1 to 16 bytes, bra and brx.idx jump tables; anything else raises NotImplementedError. ptxas and the
+hardware are not covered. Registers hold unsigned bit patterns. Written for the 2026-11-30 diagnosis in
+benchmarks/NOTES.md; widened to every scalar type for the mixed-type fuzzer (mixgen.py)."""
+import math
 import re
+from fractions import Fraction
 
 import numpy as np
 
@@ -34,6 +38,11 @@ def s64(v):
     return v - (1 << 64) if v >> 63 else v
 
 
+def signed(v, width):
+    v &= (1 << width) - 1
+    return v - (1 << width) if v >> (width - 1) else v
+
+
 def tdiv(a, b):
     q = abs(a) // abs(b)
     return q if (a >= 0) == (b >= 0) else -q
@@ -41,6 +50,198 @@ def tdiv(a, b):
 
 def trem(a, b):
     return a - tdiv(a, b) * b
+
+
+# -- floats: exact values and correct rounding --------------------------------------------------------
+class Fmt:
+    def __init__(self, name, width, ebits, precision):
+        self.name, self.width, self.ebits, self.p = name, width, ebits, precision
+        self.bias = (1 << (ebits - 1)) - 1
+        self.emin, self.emax = 1 - self.bias, self.bias
+        self.mant = precision - 1
+        self.sign = 1 << (width - 1)
+        self.inf = ((1 << ebits) - 1) << self.mant
+        self.nan = self.inf | (1 << (self.mant - 1)) | ((1 << (self.mant - 1)) - 1)   # PTX's canonical NaN
+        self.max_finite = self.inf - 1
+
+
+FMTS = {"f16": Fmt("f16", 16, 5, 11), "bf16": Fmt("bf16", 16, 8, 8), "f32": Fmt("f32", 32, 8, 24),
+        "f64": Fmt("f64", 64, 11, 53)}
+
+
+class FV:
+    """A float value: kind 'num' (value an exact Fraction, neg the sign bit, for zeros), 'inf' or 'nan'."""
+    __slots__ = ("kind", "neg", "value")
+
+    def __init__(self, kind, neg, value=Fraction(0)):
+        self.kind, self.neg, self.value = kind, neg, value
+
+    def is_nan(self):
+        return self.kind == "nan"
+
+    def is_zero(self):
+        return self.kind == "num" and self.value == 0
+
+    def as_float(self):
+        if self.kind == "nan":
+            return math.nan
+        if self.kind == "inf":
+            return -math.inf if self.neg else math.inf
+        if self.value == 0:
+            return -0.0 if self.neg else 0.0
+        return float(self.value)
+
+
+def decode(b, fmt: Fmt) -> FV:
+    neg = bool(b & fmt.sign)
+    e = (b >> fmt.mant) & ((1 << fmt.ebits) - 1)
+    m = b & ((1 << fmt.mant) - 1)
+    if e == (1 << fmt.ebits) - 1:
+        return FV("nan", neg) if m else FV("inf", neg)
+    if e == 0:
+        v = Fraction(m) * Fraction(2) ** (fmt.emin - fmt.mant)
+    else:
+        v = Fraction(m + (1 << fmt.mant)) * Fraction(2) ** (e - fmt.bias - fmt.mant)
+    return FV("num", neg, -v if neg else v)
+
+
+def _ilog2(a: Fraction) -> int:
+    """floor(log2 a) for a > 0."""
+    e = a.numerator.bit_length() - a.denominator.bit_length()
+    if Fraction(2) ** e > a:
+        e -= 1
+    if Fraction(2) ** (e + 1) <= a:
+        e += 1
+    return e
+
+
+def encode(x: FV, fmt: Fmt, mode: str = "rn", sat: bool = False) -> int:
+    """x rounded to fmt with rounding mode rn/rz/rm/rp (.sat clamps to [0, 1], NaN to 0)."""
+    if x.kind == "nan":
+        return 0 if sat else fmt.nan
+    if sat:
+        f = x.as_float()
+        if not f > 0:
+            return 0
+        if f >= 1:
+            return encode(FV("num", False, Fraction(1)), fmt)
+    sign = fmt.sign if x.neg else 0
+    if x.kind == "inf":
+        return sign | fmt.inf
+    if x.value == 0:
+        return sign
+    a = abs(x.value)
+    e = max(_ilog2(a), fmt.emin)
+    quantum = Fraction(2) ** (e - fmt.mant)
+    q = a / quantum
+    n = q.numerator // q.denominator
+    rest = q - n
+    if rest:
+        up = {"rn": rest > Fraction(1, 2) or (rest == Fraction(1, 2) and n & 1),
+              "rz": False, "rm": x.neg, "rp": not x.neg}[mode]
+        n += up
+    if n == 1 << fmt.p:
+        n >>= 1
+        e += 1
+    if e > fmt.emax:
+        to_inf = {"rn": True, "rz": False, "rm": x.neg, "rp": not x.neg}[mode]
+        return sign | (fmt.inf if to_inf else fmt.max_finite)
+    if n < 1 << fmt.mant:       # subnormal (e == emin)
+        return sign | n
+    return sign | ((e + fmt.bias) << fmt.mant) | (n - (1 << fmt.mant))
+
+
+def _special(op, xs):
+    """The IEEE result of op on operands with an infinity or NaN (or a division by zero), through float64."""
+    fs = [np.float64(x.as_float()) for x in xs]
+    with np.errstate(all="ignore"):
+        r = {"add": lambda: fs[0] + fs[1], "sub": lambda: fs[0] - fs[1], "mul": lambda: fs[0] * fs[1],
+             "div": lambda: fs[0] / fs[1], "fma": lambda: fs[0] * fs[1] + fs[2]}[op]()
+    r = float(r)
+    if math.isnan(r):
+        return FV("nan", False)
+    if math.isinf(r):
+        return FV("inf", r < 0)
+    return FV("num", math.copysign(1, r) < 0, Fraction(r))
+
+
+def _sum(x: FV, y: FV, mode):
+    """x + y exactly (finite operands), with IEEE's sign of an exact zero."""
+    v = x.value + y.value
+    if v == 0:
+        if x.is_zero() and y.is_zero() and x.neg == y.neg:
+            neg = x.neg
+        else:
+            neg = mode == "rm"
+        return FV("num", neg, Fraction(0))
+    return FV("num", v < 0, v)
+
+
+def float_op(op, mode, fmt: Fmt, xs):
+    """op (add sub mul div fma) on decoded values, rounded once to fmt; gives bits."""
+    if any(x.kind == "nan" for x in xs):
+        return fmt.nan
+    if any(x.kind == "inf" for x in xs) or (op == "div" and xs[1].is_zero()):
+        r = _special(op, xs)
+        return fmt.nan if r.kind == "nan" else encode(r, fmt, mode)
+    if op == "add":
+        r = _sum(xs[0], xs[1], mode)
+    elif op == "sub":
+        r = _sum(xs[0], FV("num", not xs[1].neg, -xs[1].value), mode)
+    elif op in ("mul", "div"):
+        v = xs[0].value * xs[1].value if op == "mul" else xs[0].value / xs[1].value
+        r = FV("num", xs[0].neg != xs[1].neg, v)
+    elif op == "fma":
+        p = FV("num", xs[0].neg != xs[1].neg, xs[0].value * xs[1].value)
+        r = _sum(p, xs[2], mode)
+    else:
+        raise NotImplementedError(op)
+    return encode(r, fmt, mode)
+
+
+def int_to_float(v: int, fmt: Fmt, mode: str) -> int:
+    return encode(FV("num", v < 0, Fraction(v)), fmt, mode)
+
+
+def float_to_int(x: FV, mode: str, width: int, is_signed: bool) -> int:
+    """PTX cvt float -> int: round by the .rXi mode, saturate to the destination range, NaN gives 0."""
+    lo, hi = ((-(1 << (width - 1)), (1 << (width - 1)) - 1) if is_signed else (0, (1 << width) - 1))
+    if x.kind == "nan":
+        return 0
+    if x.kind == "inf":
+        return (lo if x.neg else hi) & ((1 << width) - 1)
+    n = _round_integer(x.value, mode)
+    return min(max(n, lo), hi) & ((1 << width) - 1)
+
+
+def _round_integer(v: Fraction, mode: str) -> int:
+    fl = math.floor(v)
+    if mode == "rmi":
+        return fl
+    if mode == "rpi":
+        return math.ceil(v)
+    if mode == "rzi":
+        return math.trunc(v)
+    if mode == "rni":
+        rest = v - fl
+        return fl + (rest > Fraction(1, 2) or (rest == Fraction(1, 2) and fl & 1))
+    raise NotImplementedError(mode)
+
+
+FLOAT_TYPES = ("f16", "bf16", "f32", "f64")
+INT_WIDTH = {"b8": 8, "s8": 8, "u8": 8, "b16": 16, "s16": 16, "u16": 16, "b32": 32, "s32": 32, "u32": 32,
+             "b64": 64, "s64": 64, "u64": 64, "f16": 16, "bf16": 16, "f32": 32, "f64": 64, "pred": 1}
+
+
+def _fmt_of(t):
+    return FMTS[t]
+
+
+def _reg_mask(name):
+    m = re.match(r"%(rd|rs|r|p)\d", name)
+    if m is None:
+        return M64
+    return {"rd": M64, "rs": M16, "r": M32, "p": 1}[m.group(1)]
 
 
 class Program:
@@ -55,7 +256,7 @@ class Program:
         while i < len(lines):
             line = lines[i].split("//")[0].strip()
             i += 1
-            if not line or line.startswith(".reg"):
+            if not line or line.startswith(".reg") or line.startswith(".local") or line.startswith(".shared"):
                 continue
             m = re.match(r"(\$\w+): \.branchtargets", line)
             if m:
@@ -81,6 +282,8 @@ class Program:
                             t = re.sub(rf"(?<![%\w]){name}\b", f"%{name}", t)
                         self.insts.append(t)
                 continue
+            if line in ("{", "}"):
+                continue
             assert line.endswith(";"), line
             self.insts.append(line[:-1].strip())
         self.decoded = [self.decode(t) for t in self.insts]
@@ -93,11 +296,12 @@ class Program:
             text = m.group(3)
         parts = text.split(None, 1)
         op = parts[0]
-        args = [a.strip() for a in re.split(r",(?![^\[]*\])", parts[1])] if len(parts) > 1 else []
+        args = [a.strip() for a in re.split(r",(?![^\[{]*[\]}])", parts[1])] if len(parts) > 1 else []
         return guard, op, args
 
-    def run(self, memory, params, tid, ctaid, limit=10_000_000):
-        regs = {"%tid.x": tid, "%ctaid.x": ctaid}
+    def run(self, memory, params, tid, ctaid, limit=10_000_000, ntid=1, nctaid=1):
+        regs = {"%tid.x": tid, "%ctaid.x": ctaid, "%ntid.x": ntid, "%nctaid.x": nctaid, "%tid.y": 0, "%tid.z": 0,
+                "%ctaid.y": 0, "%ctaid.z": 0}
         pc, steps = 0, 0
 
         def val(a):
@@ -105,9 +309,11 @@ class Program:
                 return regs[a]
             if a.startswith("0f"):
                 return int(a[2:], 16)  # noqa: FURB166 (PTX's 0fXXXXXXXX: the f32 bits in hex)
+            if a.startswith("0d"):
+                return int(a[2:], 16)  # noqa: FURB166 (0dXXXXXXXXXXXXXXXX: the f64 bits)
             if a.startswith("%"):
                 raise KeyError(f"undefined register {a} (read before written)")
-            return int(a, 0) & M64
+            return int(a.rstrip("U"), 0) & M64
 
         while True:
             steps += 1
@@ -130,16 +336,55 @@ class Program:
             if name == "ld":
                 if parts[1] == "param":
                     regs[a[0]] = params[a[1].strip("[]")]
-                else:
-                    addr = self.address(a[1], regs)
-                    regs[a[0]] = memory.load(addr, int(parts[-1][1:]) // 8)
+                    continue
+                assert parts[1] == "global", parts
+                t = parts[-1]
+                width = INT_WIDTH[t] // 8
+                addr = self.address(a[1], regs)
+                dsts = self._vector(a[0])
+                for k, d in enumerate(dsts):
+                    v = memory.load(addr + k * width, width)
+                    if t.startswith("s") and width < 8:   # a narrow signed load sign-extends into its register
+                        v = signed(v, width * 8)
+                    regs[d] = v & _reg_mask(d)
                 continue
             if name == "st":
-                width = int(parts[-1][1:])
-                assert width in (32, 64), parts
-                memory.store(self.address(a[0], regs), val(a[1]) & (M32 if width == 32 else M64), width // 8)
+                assert parts[1] == "global", parts
+                width = INT_WIDTH[parts[-1]] // 8
+                addr = self.address(a[0], regs)
+                for k, s in enumerate(self._vector(a[1])):
+                    memory.store(addr + k * width, val(s) & ((1 << (8 * width)) - 1), width)
                 continue
-            regs[a[0]] = self.compute(name, parts, [val(x) for x in a[1:]], a)
+            if name == "mov" and a[0].startswith("{"):     # unpack: mov.b32 {%rs1, %rs2}, %r1
+                width = INT_WIDTH[parts[-1]]
+                dsts = self._vector(a[0])
+                piece = width // len(dsts)
+                v = val(a[1])
+                for k, d in enumerate(dsts):
+                    if d != "_":
+                        regs[d] = (v >> (k * piece)) & ((1 << piece) - 1)
+                continue
+            if name == "mov" and a[1].startswith("{"):     # pack: mov.b32 %r1, {%rs1, %rs2}
+                width = INT_WIDTH[parts[-1]]
+                srcs = self._vector(a[1])
+                piece = width // len(srcs)
+                # a lane LLVM left undefined (never written) reads as 0
+                regs[a[0]] = sum(((regs.get(s, 0) if s.startswith("%") else val(s)) & ((1 << piece) - 1))
+                                 << (k * piece) for k, s in enumerate(srcs))
+                continue
+            if name == "setp" and "|" in a[0]:
+                raise NotImplementedError("setp with two predicates")
+            r = self.compute(name, parts, [val(x) for x in a[1:]], a)
+            if name == "cvt" and parts[-2] == "s8":    # a narrow signed result sign-extends into its register
+                r = signed(r, 8)
+            regs[a[0]] = r & _reg_mask(a[0]) if not isinstance(r, bool) else r
+
+    @staticmethod
+    def _vector(text):
+        text = text.strip()
+        if text.startswith("{"):
+            return [t.strip() for t in text[1:-1].split(",")]
+        return [text]
 
     @staticmethod
     def address(text, regs):
@@ -149,86 +394,194 @@ class Program:
     def compute(self, name, parts, v, a):
         t = parts[-1]
         if name == "mov":
-            return v[0] & (M16 if t.endswith("16") else M32 if t.endswith("32") else M64)
+            return v[0] & ((1 << INT_WIDTH[t]) - 1) if t != "pred" else v[0]
         if name == "setp":
             return self.setp(parts[1], t, v[0], v[1] if len(v) > 1 else None)
         if name == "selp":
-            return (v[0] if v[2] else v[1]) & (M16 if t.endswith("16") else M32 if t.endswith("32") else M64)
+            return (v[0] if v[2] else v[1]) & ((1 << INT_WIDTH[t]) - 1)
         if t == "pred":
-            if name == "and": return v[0] and v[1]
-            if name == "or": return v[0] or v[1]
+            if name == "and": return bool(v[0] and v[1])
+            if name == "or": return bool(v[0] or v[1])
             if name == "not": return not v[0]
-            if name == "xor": return v[0] != v[1]
-        if t == "f32" and name in ("add", "sub", "mul", "div", "abs", "neg", "sqrt", "min", "max"):
-            assert name in ("abs", "neg", "min", "max") or parts[1] == "rn", parts
-            assert not (name in ("min", "max") and len(parts) > 2), parts
-            x = [f32(u) for u in v]
-            with np.errstate(all="ignore"):
-                r = {"add": lambda: x[0] + x[1], "sub": lambda: x[0] - x[1], "mul": lambda: x[0] * x[1],
-                     "div": lambda: x[0] / x[1], "abs": lambda: np.abs(x[0]), "neg": lambda: -x[0],
-                     "sqrt": lambda: np.sqrt(x[0]),
-                     # PTX ISA min/max.f32: a NaN operand gives the other one (both NaN: NaN)
-                     "max": lambda: np.fmax(x[0], x[1]), "min": lambda: np.fmin(x[0], x[1])}[name]()
-            return bits(r)
+            if name == "xor": return bool(v[0]) != bool(v[1])
+            raise NotImplementedError(name, parts, a)
+        if name == "cvt":
+            return self.cvt(parts, v[0])
+        if name == "testp":
+            x = decode(v[0], FMTS[t])
+            return {"notanumber": x.kind == "nan", "number": x.kind != "nan", "infinite": x.kind == "inf",
+                    "finite": x.kind == "num"}[parts[1]]
+        if t in FLOAT_TYPES:
+            return self.float_compute(name, parts, v, a)
+        if t in ("u16x2", "s16x2"):     # two 16-bit lanes in a b32
+            lanes = [[(x >> (16 * k)) & M16 for x in v] for k in range(2)]
+            sub = parts[:-1] + [t[:-2]]
+            r = [self.int_compute(name, sub, lane, a) for lane in lanes]
+            return (r[0] & M16) | ((r[1] & M16) << 16)
+        if t in ("f16x2", "bf16x2"):
+            lanes = [[(x >> (16 * k)) & M16 for x in v] for k in range(2)]
+            sub = parts[:-1] + [t[:-2]]
+            r = [self.float_compute(name, sub, lane, a) for lane in lanes]
+            return r[0] | (r[1] << 16)
+        return self.int_compute(name, parts, v, a)
+
+    # -- floats ---------------------------------------------------------------------------------------
+    def float_compute(self, name, parts, v, a):
+        t = parts[-1]
+        fmt = FMTS[t]
+        mods = parts[1:-1]
+        assert "ftz" not in mods and "sat" not in mods and "relu" not in mods, parts
+        mode = next((m for m in mods if m in ("rn", "rz", "rm", "rp")), "rn")
+        if name in ("add", "sub", "mul", "div", "fma"):
+            if name == "div":
+                assert mode in mods or t == "f64" and not mods or mods == ["rn"], parts   # no div.approx/full
+            if name != "div" and not mods and t in ("f32", "f64"):
+                pass   # add.f32 without a rounding modifier: .rn (and may be contracted by ptxas; noted)
+            xs = [decode(x, fmt) for x in v]
+            return float_op(name, mode, fmt, xs)
+        if name == "rcp":    # rcp.rn: 1 / a correctly rounded (rcp.approx is not modelled)
+            assert mode in mods, parts
+            return float_op("div", mode, fmt, [FV("num", False, Fraction(1)), decode(v[0], fmt)])
+        if name == "neg":
+            return v[0] ^ fmt.sign
+        if name == "abs":
+            return v[0] & (fmt.sign - 1)
+        if name in ("min", "max"):
+            assert not mods or mods == ["NaN"], parts
+            x, y = decode(v[0], fmt), decode(v[1], fmt)
+            if x.is_nan() and y.is_nan():
+                return fmt.nan
+            if x.is_nan() or y.is_nan():
+                if mods == ["NaN"]:
+                    return fmt.nan
+                return v[1] if x.is_nan() else v[0]
+            fx, fy = x.as_float(), y.as_float()
+            if fx == fy:
+                # +0 and -0: the PTX ISA's pseudo-code takes (a < b) ? a : b; the hardware orders -0 below +0.
+                # Either is allowed by LLVM's minnum/maxnum; record that the sign was a free choice.
+                if v[0] != v[1]:
+                    self.zero_sign_choice = True
+                want_neg = name == "min"
+                return v[0] if x.neg == want_neg else v[1]
+            return v[0] if (fx < fy) == (name == "min") else v[1]
+        if name == "sqrt":
+            assert mode in mods, parts   # sqrt.rn only, not sqrt.approx
+            x = decode(v[0], fmt)
+            if x.kind == "nan" or (x.kind != "inf" and x.value < 0) or (x.kind == "inf" and x.neg):
+                if x.is_zero():
+                    return v[0]
+                return fmt.nan
+            if x.kind == "inf" or x.is_zero():
+                return v[0]
+            return encode(FV("num", False, _sqrt_fraction(x.value, fmt)), fmt, mode)
+        if name == "copysign":     # copysign.type d, a, b: |b| with the sign of a
+            return (v[1] & (fmt.sign - 1)) | (v[0] & fmt.sign)
         if name in ("ex2", "lg2") and t == "f32":
             # the approximate instructions, modelled as correctly rounded (the hardware's error is a few ulp)
             with np.errstate(all="ignore"):
                 return bits((np.exp2 if name == "ex2" else np.log2)(f32(v[0])))
-        if name == "cvt" and parts[-2:] == ["f32", "f32"]:   # cvt.{rzi,rmi,rpi,rni}.f32.f32: round to an integer
-            return bits({"rzi": np.trunc, "rmi": np.floor, "rpi": np.ceil, "rni": np.rint}[parts[1]](f32(v[0])))
-        if name == "cvt":
-            dst, src = parts[-2], parts[-1]
-            if dst == "f32":
-                assert parts[1] == "rn"
-                x = s32(v[0]) if src == "s32" else v[0] & M32
-                return bits(np.float32(x))  # int -> float32, round to nearest even
-            if dst[0] in "sub" and src[0] in "sub" and len(parts) == 3:
-                sw, dw = int(src[1:]), int(dst[1:])
-                x = v[0] & ((1 << sw) - 1)
-                if src[0] == "s" and x >> (sw - 1):
-                    x -= 1 << sw            # sign-extend from the source width
-                return x & ((1 << dw) - 1)
-            raise NotImplementedError(parts)
-        width = {"b32": 32, "s32": 32, "u32": 32, "b64": 64, "s64": 64, "u64": 64, "b16": 16, "s16": 16, "u16": 16}[t]
+        raise NotImplementedError(name, parts, a)
+
+    def cvt(self, parts, x):
+        dst, src = parts[-2], parts[-1]
+        mods = parts[1:-2]
+        assert "ftz" not in mods, parts
+        sat = "sat" in mods
+        satfinite = "satfinite" in mods
+        relu = "relu" in mods
+        assert not satfinite and not relu, parts
+        if src in FLOAT_TYPES:
+            xv = decode(x & ((1 << FMTS[src].width) - 1), FMTS[src])
+            if dst in FLOAT_TYPES:
+                irnd = next((m for m in mods if m in ("rni", "rzi", "rmi", "rpi")), None)
+                if irnd is not None:     # round to an integer in the same or another float format
+                    if xv.kind != "num":
+                        r = xv
+                    else:
+                        r = FV("num", xv.neg, Fraction(_round_integer(xv.value, irnd)))
+                    return encode(r, FMTS[dst], "rn", sat)
+                mode = next((m for m in mods if m in ("rn", "rz", "rm", "rp")), None)
+                if FMTS[dst].width > FMTS[src].width or (src == "bf16" and dst == "f32"):
+                    assert mode is None or True
+                    mode = mode or "rn"     # widening is exact
+                elif FMTS[dst].width == FMTS[src].width and dst == src:
+                    mode = mode or "rn"
+                else:
+                    assert mode is not None, ("a narrowing cvt needs a rounding modifier", parts)
+                return encode(xv, FMTS[dst], mode, sat)
+            # float -> int
+            irnd = next((m for m in mods if m in ("rni", "rzi", "rmi", "rpi")), None)
+            assert irnd is not None, parts
+            w = INT_WIDTH[dst]
+            return float_to_int(xv, irnd, w, dst.startswith("s"))
+        sw = INT_WIDTH[src]
+        xi = x & ((1 << sw) - 1)
+        if src.startswith("s"):
+            xi = signed(xi, sw)
+        if dst in FLOAT_TYPES:
+            mode = next((m for m in mods if m in ("rn", "rz", "rm", "rp")), None)
+            assert mode is not None, parts
+            return int_to_float(xi, FMTS[dst], mode)
+        dw = INT_WIDTH[dst]
+        if sat:
+            lo, hi = ((-(1 << (dw - 1)), (1 << (dw - 1)) - 1) if dst.startswith("s") else (0, (1 << dw) - 1))
+            xi = min(max(xi, lo), hi)
+        # PTX: a destination register wider than dst gets dst's value sign- or zero-extended; cvt.u16.u8 into a
+        # 16-bit register: the value's low bits. The register is dst's width here (ld/st/setp read their own width).
+        r = xi & ((1 << dw) - 1)
+        return r
+
+    # -- integers -------------------------------------------------------------------------------------
+    def int_compute(self, name, parts, v, a):
+        t = parts[-1]
+        width = INT_WIDTH[t]
         mask = (1 << width) - 1
-        sgn = {16: s16, 32: s32, 64: s64}[width]
-        signed = t.startswith("s")
+        is_signed = t.startswith("s")
+        sgn = lambda u: signed(u, width)  # noqa: E731
         if name == "and": return v[0] & v[1] & mask
         if name == "or": return (v[0] | v[1]) & mask
         if name == "xor": return (v[0] ^ v[1]) & mask
         if name == "not": return ~v[0] & mask
+        if name == "cnot": return int((v[0] & mask) == 0)
         if name == "add": return (v[0] + v[1]) & mask
         if name == "sub": return (v[0] - v[1]) & mask
         if name == "neg": return -v[0] & mask
         if name == "abs": return abs(sgn(v[0])) & mask
+        if name == "popc": return bin(v[0] & mask).count("1")
+        if name == "brev": return int(format(v[0] & mask, f"0{width}b")[::-1], 2)
         if name == "mul":
-            x, y = (sgn(v[0]), sgn(v[1])) if signed else (v[0] & mask, v[1] & mask)
+            x, y = (sgn(v[0]), sgn(v[1])) if is_signed else (v[0] & mask, v[1] & mask)
             if parts[1] == "lo": return (x * y) & mask
             if parts[1] == "hi": return ((x * y) >> width) & mask
             if parts[1] == "wide": return (x * y) & ((1 << (2 * width)) - 1)
         if name == "mad":
-            assert parts[1] == "lo"
-            return (sgn(v[0]) * sgn(v[1]) + sgn(v[2])) & mask
+            x, y = (sgn(v[0]), sgn(v[1])) if is_signed else (v[0] & mask, v[1] & mask)
+            if parts[1] == "lo":
+                return (x * y + v[2]) & mask
+            if parts[1] == "hi":
+                return (((x * y) >> width) + v[2]) & mask
+            if parts[1] == "wide":
+                return (x * y + v[2]) & ((1 << (2 * width)) - 1)
         if name in ("min", "max"):
-            x, y = (sgn(v[0]), sgn(v[1])) if signed else (v[0] & mask, v[1] & mask)
+            x, y = (sgn(v[0]), sgn(v[1])) if is_signed else (v[0] & mask, v[1] & mask)
             r = min(x, y) if name == "min" else max(x, y)
             if "relu" in parts:   # PTX ISA min/max .relu: a negative result becomes 0
                 r = max(r, 0)
             return r & mask
         if name in ("div", "rem"):
-            x, y = (sgn(v[0]), sgn(v[1])) if signed else (v[0] & mask, v[1] & mask)
+            x, y = (sgn(v[0]), sgn(v[1])) if is_signed else (v[0] & mask, v[1] & mask)
             assert y != 0, ("division by zero", a)
             return (tdiv(x, y) if name == "div" else trem(x, y)) & mask
-        if name == "shf":   # PTX ISA shf: funnel shift of the 64-bit {b, a}
+        if name == "shf":   # PTX ISA shf: funnel shift of the 2*32-bit {b, a}
             n = (v[2] & 31) if parts[2] == "wrap" else min(v[2] & M32, 32)
-            joined = ((v[1] & M32) << 32) | (v[0] & M32)
-            return ((joined << n) >> 32) & M32 if parts[1] == "l" else (joined >> n) & M32
+            joined = ((v[1] & mask) << width) | (v[0] & mask)
+            return ((joined << n) >> width) & mask if parts[1] == "l" else (joined >> n) & mask
         if name == "bfe":   # PTX ISA bfe: pos and len taken from their low 8 bits, clamped to the width
             pos, length = v[1] & 0xFF, v[2] & 0xFF
             x = v[0] & mask
             if length == 0:
                 return 0
-            sbit = (x >> min(pos + length - 1, width - 1)) & 1 if signed else 0
+            sbit = (x >> min(pos + length - 1, width - 1)) & 1 if is_signed else 0
             out = 0
             for i in range(width):
                 bit = ((x >> (pos + i)) & 1) if i < length and pos + i <= width - 1 else sbit
@@ -249,64 +602,81 @@ class Program:
             return (v[0] << n) & mask
         if name == "shr":
             n = min(v[1] & M32, width)
-            if signed:
-                return (sgn(v[0]) >> min(n, width - 1 if n >= width else n)) & mask
+            if is_signed:
+                return (sgn(v[0]) >> min(n, width - 1)) & mask
             return ((v[0] & mask) >> n) & mask if n < width else 0
+        if name == "prmt":    # PTX ISA prmt.b32 (default mode): byte selectors from c's low 16 bits
+            assert len(parts) == 2, parts
+            data = (v[0] & M32) | ((v[1] & M32) << 32)
+            out = 0
+            for k in range(4):
+                sel = (v[2] >> (4 * k)) & 0xF
+                byte = (data >> (8 * (sel & 7))) & 0xFF
+                if sel & 8:
+                    byte = 0xFF if byte & 0x80 else 0
+                out |= byte << (8 * k)
+            return out
         raise NotImplementedError(name, parts, a)
 
     @staticmethod
     def setp(cmp, t, x, y):
-        if t == "f32":
-            p, q = f32(x), f32(y)
-            unordered = bool(np.isnan(p) or np.isnan(q))
+        if t in FLOAT_TYPES:
+            fmt = FMTS[t]
+            p, q = decode(x & ((1 << fmt.width) - 1), fmt), decode(y & ((1 << fmt.width) - 1), fmt)
+            unordered = p.is_nan() or q.is_nan()
             if cmp == "nan": return unordered
             if cmp == "num": return not unordered
-            base, u = (cmp[:-1], True) if cmp.endswith("u") and cmp not in ("lu",) else (cmp, False)
+            base, u = (cmp[:-1], True) if cmp.endswith("u") else (cmp, False)
             if unordered:
                 return u
+            p, q = p.as_float(), q.as_float()
             return {"eq": p == q, "ne": p != q, "lt": p < q, "le": p <= q, "gt": p > q, "ge": p >= q}[base]
-        if t in ("s32", "s64", "s16"):
-            sgn = {"s32": s32, "s64": s64, "s16": s16}[t]
-            p, q = sgn(x), sgn(y)
+        width = INT_WIDTH[t]
+        if t.startswith("s"):
+            p, q = signed(x, width), signed(y, width)
         else:
-            width = int(t[1:])
             p, q = x & ((1 << width) - 1), y & ((1 << width) - 1)
-        return {"eq": p == q, "ne": p != q, "lt": p < q, "le": p <= q, "gt": p > q, "ge": p >= q}[cmp]
+        return {"eq": p == q, "ne": p != q, "lt": p < q, "le": p <= q, "gt": p > q, "ge": p >= q,
+                "lo": p < q, "ls": p <= q, "hi": p > q, "hs": p >= q}[cmp]
+
+
+def _sqrt_fraction(v: Fraction, fmt: Fmt) -> Fraction:
+    """sqrt(v) to enough bits that rounding it to fmt is correct (truncated, with a sticky bit below)."""
+    bits_needed = fmt.p + 4
+    e = _ilog2(v)
+    shift = 2 * (bits_needed - e // 2 + 2)
+    scaled = v * Fraction(2) ** shift
+    n = scaled.numerator // scaled.denominator
+    r = math.isqrt(n)
+    exact = r * r == n and scaled.denominator == 1
+    value = Fraction(r) / Fraction(2) ** (shift // 2)
+    if not exact:
+        value += Fraction(1) / Fraction(2) ** (shift // 2 + 1)   # sticky: strictly between r and r + 1
+    return value
 
 
 class Memory:
-    """Arrays at fake global addresses, 4-byte words."""
+    """Arrays at fake global addresses, byte-addressed."""
 
     def __init__(self, arrays):
         self.arrays = arrays
         self.bases = [(i + 1) << 40 for i in range(len(arrays))]
 
-    def locate(self, addr):
+    def _raw(self, addr, size):
         k = (addr >> 40) - 1
         off = addr - self.bases[k]
-        assert off % 4 == 0 and 0 <= off // 4 < self.arrays[k].size, ("out of bounds", k, off)
-        return self.arrays[k].view(np.uint32), off // 4
+        raw = self.arrays[k].view(np.uint8).reshape(-1)
+        assert 0 <= off and off + size <= raw.size, ("out of bounds", k, off, size)
+        assert off % size == 0, ("misaligned", k, off, size)
+        return raw, off
 
     def load(self, addr, size=4):
-        if size == 4:
-            arr, i = self.locate(addr)
-            return int(arr[i])
-        k = (addr >> 40) - 1
-        off = addr - self.bases[k]
-        raw = self.arrays[k].view(np.uint8)
-        assert 0 <= off and off + size <= raw.size
+        raw, off = self._raw(addr, size)
         return int.from_bytes(raw[off:off + size].tobytes(), "little")
 
     def store(self, addr, value, size=4):
-        if size == 4:
-            arr, i = self.locate(addr)
-            arr[i] = value
-            return
-        k = (addr >> 40) - 1
-        off = addr - self.bases[k]
-        raw = self.arrays[k].view(np.uint8)
-        assert 0 <= off and off + size <= raw.size, ("out of bounds", k, off)
-        raw[off:off + size] = np.frombuffer(value.to_bytes(size, "little"), np.uint8)
+        raw, off = self._raw(addr, size)
+        raw[off:off + size] = np.frombuffer(int(value).to_bytes(size, "little"), np.uint8)
 
 
 def run_grid(ptx: str, entry: str, arrays: list, blocks: int, threads: int) -> list:
@@ -317,7 +687,7 @@ def run_grid(ptx: str, entry: str, arrays: list, blocks: int, threads: int) -> l
     params = dict(zip(program.params, memory.bases))
     for block in range(blocks):
         for thread in range(threads):
-            program.run(memory, params, thread, block)
+            program.run(memory, params, thread, block, ntid=threads, nctaid=blocks)
     return arrays
 
 
