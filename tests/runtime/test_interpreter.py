@@ -603,6 +603,15 @@ def nearest_f32(exact: Fraction) -> np.float32:
     return min(candidates, key=lambda c: (abs(Fraction(float(c)) - exact), int(c.view(np.uint32)) & 1))
 
 
+def test_f64_fma_past_the_range_is_infinite():
+    """An f64 fma whose exact result overflows is inf (IEEE), not an internal error: before Python 3.13 (no
+    math.fma) the exact sum's float() raised OverflowError (the mixed-type fuzzer, tests/fuzz/mixgen.py)."""
+    from skc.runtime.interpreter.numerics import _fma64_scalar
+
+    assert _fma64_scalar(1e300, 1e300, 1.0) == math.inf and _fma64_scalar(-1e300, 1e300, 1.0) == -math.inf
+    assert _fma64_scalar(1e300, 1e300, -math.inf) == -math.inf and _fma64_scalar(1.5, 2.0, 0.25) == 3.25
+
+
 def test_fma_rounds_once():
     f = parse("""
 kernel @k(%x: ptr<global>, %out: ptr<global>) {block = [64, 1, 1]} {

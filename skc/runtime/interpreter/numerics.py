@@ -308,9 +308,14 @@ def _fma64_scalar(a: float, b: float, c: float) -> float:
     if fma is not None:
         return fma(a, b, c)
     if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c)):
+        if math.isfinite(a) and math.isfinite(b):   # the exact product is finite: c (inf or NaN) decides; the
+            return c                                 # rounded one could overflow and make inf - inf a NaN
         return a * b + c
     exact = Fraction(a) * Fraction(b) + Fraction(c)
-    return float(exact) if exact else a * b + c  # zero: IEEE's rule for its sign
+    try:
+        return float(exact) if exact else a * b + c  # zero: IEEE's rule for its sign
+    except OverflowError:   # past f64's range (float() rounds to nearest: what overflows it is infinite)
+        return math.inf if exact > 0 else -math.inf
 
 
 def fma(t: ScalarType, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
