@@ -65,9 +65,21 @@ _INT_BINARY = {
 }
 _FLOAT_BINARY = {
     "arith.add": np.add, "arith.sub": np.subtract, "arith.mul": np.multiply, "arith.div": np.divide,
-    "arith.rem": np.fmod, "arith.min": np.fmin, "arith.max": np.fmax,
+    "arith.rem": np.fmod, "arith.min": lambda a, b: _min_number(a, b), "arith.max": lambda a, b: _max_number(a, b),
     "math.pow": np.power,
 }
+
+
+def _min_number(a, b):
+    """IEEE minNum, -0.0 below +0.0 (as minimumNumber orders them): numpy's fmin gave either zero, by lane (its
+    SIMD loop and its scalar tail differ), so one launch gave -0.0 in some lanes and +0.0 in others."""
+    both_zero = (a == 0) & (b == 0)
+    return np.where(both_zero, np.where(np.signbit(a), a, b), np.fmin(a, b))
+
+
+def _max_number(a, b):
+    both_zero = (a == 0) & (b == 0)
+    return np.where(both_zero, np.where(np.signbit(a), b, a), np.fmax(a, b))
 _INT_UNARY = {"arith.neg": np.negative, "arith.not": np.invert, "math.abs": np.abs}
 
 _FLOAT_UNARY = {
