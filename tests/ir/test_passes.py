@@ -247,6 +247,25 @@ def test_inexact_float_identities_are_left_alone(body):
     check(out, "mem.store %0, %" + ("7" if "constant" in body else "6"))
 
 
+@pytest.mark.parametrize("body", [
+    "%c = arith.constant {value = 1.0} : f8e5m2\n  %r = arith.mul %x, %c : f8e5m2",
+    "%c = arith.constant {value = 1.0} : f8e5m2\n  %r = arith.div %x, %c : f8e5m2",
+    "%c = arith.constant {value = -0.0} : f8e5m2\n  %r = arith.add %c, %x : f8e5m2",
+    "%c = arith.constant {value = 0.0} : f8e5m2\n  %r = arith.sub %x, %c : f8e5m2",
+    "%c = arith.constant {value = 1.0} : f8e4m3\n  %r = arith.mul %y, %c : f8e4m3",
+    "%r = arith.min %x, %x : f8e5m2",
+    "%r = arith.max %x, %x : f8e5m2",
+])
+def test_fp8_arithmetic_keeps_its_saturation(body):
+    # fp8 arithmetic rounds with cvt.rn.satfinite: inf * 1.0 is 57344 in e5m2, as x * y with y = 1 is
+    text = ("kernel @k(%0: ptr<global>) {\n  %x = mem.load %0 : f8e5m2\n  %y = mem.load %0 : f8e4m3\n"
+            f"  {body}\n  mem.store %0, %r\n}}\n")
+    module = parse_module(text)
+    verify(module)
+    run_pipeline(module, ("simplify", "dce"))
+    assert body.splitlines()[-1].split()[2] in print_module(module)
+
+
 # -- control flow ----------------------------------------------------------------------------
 def test_if_on_a_constant_runs_the_taken_region_in_place():
     out = run("  %6 = arith.constant {value = 1} : i1\n"

@@ -2,7 +2,9 @@
 
 Floats get only the identities IEEE 754 keeps bit for bit: x + -0.0, x - +0.0, x * 1.0 and
 x / 1.0 give x (signed zeros, infinities and NaN included); x + 0.0 does not (-0.0 + 0.0 is
-+0.0), nor x * 0.0 (inf * 0.0 is NaN), so those are left alone.
++0.0), nor x * 0.0 (inf * 0.0 is NaN), so those are left alone. fp8 gets none: its arithmetic rounds
+every result with cvt.rn.satfinite (numerics.round_to; legalize computes it in f32), which makes e5m2's
+infinities the largest finite value, so x * 1.0, x - 0.0 or min(x, x) of an infinity is 57344, not x.
 """
 from __future__ import annotations
 
@@ -68,6 +70,8 @@ def simplify_identity(op: Op, lanes: list) -> Rewrite:
 def _binary(op: Op, lanes: list) -> Rewrite:
     x, y = op.operands
     elem = element_type(op.result.type)
+    if elem.is_float and elem.bits == 8:
+        return None   # fp8 results saturate: not even x * 1.0 is x (see the module's docstring)
     if x is y and op.name in SAME_OPERANDS:
         same = SAME_OPERANDS[op.name]
         if same == "x":
