@@ -294,6 +294,28 @@ def _overflowing_to_inf(fn):
     return folded
 
 
+def _ieee(fn, special):
+    """fn on a compile-time number, or, where Python raises for a value whose IEEE result is NaN or an infinity
+    (math.sqrt(-1), math.log(0), math.floor(inf), math.sin(inf)), that result, as the run-time op gives it:
+    special(x) (a compile-time value must not mean something else than the same value at run time)."""
+    def folded(x):
+        try:
+            return fn(x)
+        except (ValueError, ZeroDivisionError, OverflowError):
+            if not isinstance(x, (int, float)) or isinstance(x, int) and abs(x) > 2 ** 1000:
+                raise
+            return special(float(x))
+    return folded
+
+
+def _log_special(x: float) -> float:
+    return -math.inf if x == 0 else math.nan   # (log of a negative number, or of -inf)
+
+
+def _same_special(x: float) -> float:
+    return x   # floor, ceil, trunc and rint of NaN and of the infinities: the value itself
+
+
 _py_exp2 = _overflowing_to_inf(lambda x: 2.0 ** x)
 exp = _math_unary("math.exp", _overflowing_to_inf(math.exp))
 _exp2 = _math_unary("math.exp2", _py_exp2)
@@ -307,16 +329,17 @@ def exp2(x, ftz: bool = False):
     if not isinstance(ftz, bool):
         raise current().error(f"skc.exp2's ftz must be True or False (a compile-time value), found {ftz!r}")
     return _exp2_ftz(x) if ftz else _exp2(x)
-log = _math_unary("math.log", math.log)
-log2 = _math_unary("math.log2", math.log2)
-sqrt = _math_unary("math.sqrt", math.sqrt)
-rsqrt = _math_unary("math.rsqrt", lambda x: 1.0 / math.sqrt(x))
-floor = _math_unary("math.floor", math.floor)
-ceil = _math_unary("math.ceil", math.ceil)
-trunc = _math_unary("math.trunc", math.trunc)
-rint = _math_unary("math.round", round)
-sin = _math_unary("math.sin", math.sin)
-cos = _math_unary("math.cos", math.cos)
+log = _math_unary("math.log", _ieee(math.log, _log_special))
+log2 = _math_unary("math.log2", _ieee(math.log2, _log_special))
+sqrt = _math_unary("math.sqrt", _ieee(math.sqrt, lambda x: math.nan))
+rsqrt = _math_unary("math.rsqrt", _ieee(lambda x: 1.0 / math.sqrt(x),
+                                        lambda x: math.copysign(math.inf, x) if x == 0 else math.nan))
+floor = _math_unary("math.floor", _ieee(math.floor, _same_special))
+ceil = _math_unary("math.ceil", _ieee(math.ceil, _same_special))
+trunc = _math_unary("math.trunc", _ieee(math.trunc, _same_special))
+rint = _math_unary("math.round", _ieee(round, _same_special))
+sin = _math_unary("math.sin", _ieee(math.sin, lambda x: math.nan))
+cos = _math_unary("math.cos", _ieee(math.cos, lambda x: math.nan))
 tanh = _math_unary("math.tanh", math.tanh)
 
 

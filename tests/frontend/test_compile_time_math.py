@@ -1,0 +1,43 @@
+"""skc's math builtins on compile-time numbers (literals, constexpr parameters) give what the same builtin gives
+on a run-time value holding the same number (helpers' search of folding against run-time computation): the IEEE
+results where Python's math raises, minNum/maxNum, one rounding for fma."""
+import math
+
+import numpy as np
+import pytest
+
+import skc
+
+
+def run_and_fold(fn, *values):
+    """fn's result on run-time f64 values and on the same values as constexpr Python numbers."""
+    n = len(values)
+
+    @skc.kernel(block=1)
+    def run_time(x: skc.Ptr[skc.f64], out: skc.Ptr[skc.f64]):
+        out[0] = fn(*[x[i] for i in range(n)])
+
+    @skc.kernel(block=1)
+    def compile_time(out: skc.Ptr[skc.f64], v: skc.constexpr):
+        out[0] = fn(*v)
+
+    r, f = np.zeros(1), np.zeros(1)
+    run_time[1, 1](np.array(values, np.float64), r)
+    compile_time[1, 1](f, tuple(values))
+    return r[0], f[0]
+
+
+def same(a, b) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+
+
+@pytest.mark.parametrize("fn, x", [
+    (skc.sqrt, -1.0), (skc.sqrt, -math.inf), (skc.log, 0.0), (skc.log, -0.0), (skc.log, -2.0), (skc.log2, 0.0),
+    (skc.log2, -math.inf), (skc.rsqrt, 0.0), (skc.rsqrt, -0.0), (skc.rsqrt, -4.0), (skc.floor, math.inf),
+    (skc.floor, math.nan), (skc.ceil, -math.inf), (skc.trunc, math.nan), (skc.rint, math.inf), (skc.sin, math.inf),
+    (skc.cos, -math.inf), (skc.exp, 1000.0),
+])
+def test_math_of_a_compile_time_number_where_python_raises(fn, x):
+    # (skc.sqrt(-1.0) was a compile error, "math domain error", where skc.sqrt of a run-time -1.0 is NaN)
+    run_time, folded = run_and_fold(fn, x)
+    assert same(run_time, folded), (run_time, folded)
