@@ -354,14 +354,24 @@ def fma(a, b, c):
     return RValue(current().builder.value("math.fma", (x.value, y.value, z.value), x.type), x.type)
 
 
+def _is_nan(x) -> bool:
+    return isinstance(x, float) and x != x
+
+
 @skc_builtin
 def minimum(a, b):
-    return semantics.minmax("min", [a, b]) if isinstance(a, Dyn) or isinstance(b, Dyn) else min(a, b)
+    """The smaller of a and b; a NaN gives the other operand (IEEE minNum, arith.min), on compile-time numbers too."""
+    if isinstance(a, Dyn) or isinstance(b, Dyn):
+        return semantics.minmax("min", [a, b])
+    return b if _is_nan(a) else a if _is_nan(b) else min(a, b)
 
 
 @skc_builtin
 def maximum(a, b):
-    return semantics.minmax("max", [a, b]) if isinstance(a, Dyn) or isinstance(b, Dyn) else max(a, b)
+    """The larger of a and b; a NaN gives the other operand (IEEE maxNum, arith.max), on compile-time numbers too."""
+    if isinstance(a, Dyn) or isinstance(b, Dyn):
+        return semantics.minmax("max", [a, b])
+    return b if _is_nan(a) else a if _is_nan(b) else max(a, b)
 
 
 # -- atomics -------------------------------------------------------------------------------------
