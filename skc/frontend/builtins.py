@@ -4,6 +4,7 @@ with only compile-time arguments, the math functions compute in Python."""
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Optional
 
 from .. import ir
@@ -347,7 +348,7 @@ tanh = _math_unary("math.tanh", math.tanh)
 def fma(a, b, c):
     """a * b + c rounded once."""
     if not any(isinstance(v, Dyn) for v in (a, b, c)):
-        return a * b + c
+        return _fma_numbers(a, b, c)
     x, y = semantics.unify(float_operand(a), b)
     x, z = semantics.unify(x, c)
     y = semantics.cast(y, x.type)
@@ -356,6 +357,22 @@ def fma(a, b, c):
 
 def _is_nan(x) -> bool:
     return isinstance(x, float) and x != x
+
+
+def _fma_numbers(a, b, c):
+    """a * b + c on compile-time numbers, rounded once to a float (Python's a * b + c rounds the product first:
+    fma(0.1, 10.0, -1.0) gave 0.0 where the run-time op gives 5.55e-17)."""
+    if not all(type(v) in (int, float) for v in (a, b, c)) or all(type(v) is int for v in (a, b, c)):
+        return a * b + c   # ints are exact; other numbers as Python computes them
+    if not all(math.isfinite(v) for v in (a, b, c)):
+        return a * b + c   # an infinite or NaN term: one rounding at most
+    exact = Fraction(a) * Fraction(b) + Fraction(c)
+    if not exact:
+        return float(a) * float(b) + float(c)   # IEEE's sign of an exact zero sum
+    try:
+        return float(exact)
+    except OverflowError:
+        return math.inf if exact > 0 else -math.inf
 
 
 @skc_builtin

@@ -50,3 +50,11 @@ def test_minimum_and_maximum_of_compile_time_numbers_ignore_nan(fn, a, b):
     # IEEE minNum, the non-NaN operand)
     run_time, folded = run_and_fold(fn, a, b)
     assert same(run_time, folded), (run_time, folded)
+
+
+@pytest.mark.parametrize("a, b, c", [(0.1, 10.0, -1.0), (1 + 2 ** -30, 1 - 2 ** -30, -1.0), (1e308, 10.0, -1e308),
+                                     (3, 0.1, 0), (2.0, 3.0, -6.0), (-0.0, 1.0, -0.0)])
+def test_fma_of_compile_time_numbers_rounds_once(a, b, c):
+    # (Python's a * b + c rounds the product: 0.1 * 10.0 - 1.0 gave 0.0 where the run-time fma gives 5.55e-17)
+    run_time, folded = run_and_fold(skc.fma, a, b, c)
+    assert same(run_time, folded), (run_time, folded)
