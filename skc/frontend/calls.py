@@ -554,13 +554,26 @@ def _math_fabs(ev, args, kwargs):
     return semantics.unary("abs", dsl.float_operand(args[0]))
 
 
+def _nan_propagating(op: str):
+    """numpy.minimum / numpy.maximum: a NaN operand gives NaN (skc.minimum, like numpy.fmin, gives the other one)."""
+    def fn(a, b):
+        x, y = semantics.unify(a, b, keep_values=True)
+        result = semantics.minmax(op, [x, y])
+        if not ir.element_type(x.type).is_float:
+            return result
+        result = semantics.select(semantics.compare("ne", y, y), y, result)
+        return semantics.select(semantics.compare("ne", x, x), x, result)
+    return fn
+
+
 def _numpy_ufunc(ev, func, args, kwargs):
     """numpy's elementwise functions on run-time values: the DSL's builtins, with numpy's result types."""
     name = func.__name__
     one = {"sqrt": dsl.sqrt, "exp": dsl.exp, "exp2": dsl.exp2, "log": dsl.log, "log2": dsl.log2, "sin": dsl.sin,
            "cos": dsl.cos, "tanh": dsl.tanh, "floor": dsl.floor, "ceil": dsl.ceil, "trunc": dsl.trunc,
            "rint": dsl.rint, "absolute": abs, "fabs": abs, "negative": lambda v: -v}
-    two = {"minimum": dsl.minimum, "maximum": dsl.maximum, "add": lambda a, b: a + b,
+    two = {"minimum": _nan_propagating("min"), "maximum": _nan_propagating("max"),
+           "fmin": dsl.minimum, "fmax": dsl.maximum, "add": lambda a, b: a + b,
            "subtract": lambda a, b: a - b, "multiply": lambda a, b: a * b, "true_divide": lambda a, b: a / b,
            "floor_divide": lambda a, b: a // b, "remainder": lambda a, b: a % b, "power": lambda a, b: a ** b}
     if not kwargs and len(args) == 1 and name in one:

@@ -58,3 +58,23 @@ def test_fma_of_compile_time_numbers_rounds_once(a, b, c):
     # (Python's a * b + c rounds the product: 0.1 * 10.0 - 1.0 gave 0.0 where the run-time fma gives 5.55e-17)
     run_time, folded = run_and_fold(skc.fma, a, b, c)
     assert same(run_time, folded), (run_time, folded)
+
+
+def test_numpy_minimum_and_maximum_of_run_time_values_propagate_nan():
+    # (they were skc.minimum/maximum, IEEE minNum: numpy.minimum(nan, 1.0) read 1.0 at run time and nan at compile
+    # time; numpy.fmin/fmax are the ones that ignore a NaN)
+    @skc.kernel(block=4)
+    def k(x: skc.Ptr[skc.f32], y: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32]):
+        t = skc.thread_id(0)
+        out[t] = np.minimum(x[t], y[t])
+        out[4 + t] = np.maximum(x[t], y[t])
+        out[8 + t] = np.fmin(x[t], y[t])
+        out[12 + t] = np.fmax(x[t], y[t])
+        out[16 + t] = np.minimum(x[t], 2)
+
+    x = np.array([np.nan, 1.0, np.nan, -3.0], np.float32)
+    y = np.array([1.0, np.nan, np.nan, 2.0], np.float32)
+    out = np.zeros(20, np.float32)
+    k[1, 4](x, y, out)
+    want = [np.minimum(x, y), np.maximum(x, y), np.fmin(x, y), np.fmax(x, y), np.minimum(x, np.float32(2))]
+    np.testing.assert_array_equal(out, np.concatenate(want))
