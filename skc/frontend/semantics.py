@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import struct
 from typing import Optional
 
 from .. import ir
@@ -83,8 +84,22 @@ def constant(value, t: ir.Type) -> RValue:
         elif not lo <= value <= hi:
             value = (value - lo) % (hi - lo + 1) + lo
     else:
-        value = float(value)
+        value = _float_attribute(value, elem)
     return RValue(_b().constant(value, t), t)
+
+
+def _float_attribute(value, elem: ir.ScalarType) -> float:
+    """A number as the float attribute of a constant of float type elem. An int past 2**53 that f64 cannot hold is
+    rounded to odd in f64 for a narrower elem, so that rounding the attribute to elem (the interpreter, the folder,
+    the backends) rounds the int once, as a run-time conversion does: float(2**60 + 2**36 + 1) is 2**60 + 2**36,
+    a midpoint of f32, which then rounded to 2**60 instead of 2**60 + 2**37."""
+    if not isinstance(value, numbers.Integral) or elem.bits == 64 or abs(int(value)) <= 2 ** 53:
+        return float(value)
+    exact = int(value)
+    nearest = float(exact)
+    if int(nearest) != exact and struct.unpack("<Q", struct.pack("<d", nearest))[0] & 1 == 0:
+        nearest = math.nextafter(nearest, math.inf if exact > nearest else -math.inf)
+    return nearest
 
 
 def to_rvalue(x, like: Optional[ir.Type] = None) -> RValue:

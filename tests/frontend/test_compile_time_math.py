@@ -3,6 +3,7 @@ on a run-time value holding the same number (helpers' search of folding against 
 results where Python's math raises, minNum/maxNum, one rounding for fma."""
 import math
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -78,3 +79,19 @@ def test_numpy_minimum_and_maximum_of_run_time_values_propagate_nan():
     k[1, 4](x, y, out)
     want = [np.minimum(x, y), np.maximum(x, y), np.fmin(x, y), np.fmax(x, y), np.minimum(x, np.float32(2))]
     np.testing.assert_array_equal(out, np.concatenate(want))
+
+
+@pytest.mark.parametrize("dtype, value", [(skc.f32, 2 ** 60 + 2 ** 36 + 1), (skc.f32, -(2 ** 60 + 2 ** 36 + 1)),
+                                          (skc.bf16, 2 ** 62 + 2 ** 54 + 1), (skc.f32, 2 ** 63 - 1)])
+def test_an_int_past_2_to_53_made_a_narrow_float_constant_rounds_once(dtype, value):
+    # (the attribute was float(value), already rounded to f64: 2**60 + 2**36 + 1 became the f32 midpoint
+    # 2**60 + 2**36, then 2**60, where converting the int at run time gives 2**60 + 2**37)
+    @skc.kernel(block=1)
+    def k(x: skc.Ptr[skc.i64], out: skc.Ptr[dtype]):
+        out[0] = dtype(value)
+        out[1] = dtype(x[0])
+        out[2] = dtype(x[0]) * 0 + value   # a literal beside a run-time float
+
+    out = np.zeros(3, ml_dtypes.bfloat16 if dtype is skc.bf16 else np.float32)
+    k[1, 1](np.array([value], np.int64), out)
+    assert out[0] == out[1] == out[2], out
