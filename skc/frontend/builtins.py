@@ -380,6 +380,8 @@ def minimum(a, b):
     """The smaller of a and b; a NaN gives the other operand (IEEE minNum, arith.min), on compile-time numbers too."""
     if isinstance(a, Dyn) or isinstance(b, Dyn):
         return semantics.minmax("min", [a, b])
+    if a == 0 and b == 0 and isinstance(a, float) and isinstance(b, float):   # (-0.0 below +0.0, as arith.min)
+        return a if math.copysign(1.0, a) < 0 else b
     return b if _is_nan(a) else a if _is_nan(b) else min(a, b)
 
 
@@ -388,6 +390,8 @@ def maximum(a, b):
     """The larger of a and b; a NaN gives the other operand (IEEE maxNum, arith.max), on compile-time numbers too."""
     if isinstance(a, Dyn) or isinstance(b, Dyn):
         return semantics.minmax("max", [a, b])
+    if a == 0 and b == 0 and isinstance(a, float) and isinstance(b, float):   # (+0.0 above -0.0, as arith.max)
+        return b if math.copysign(1.0, a) < 0 else a
     return b if _is_nan(a) else a if _is_nan(b) else max(a, b)
 
 

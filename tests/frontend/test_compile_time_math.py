@@ -45,7 +45,8 @@ def test_math_of_a_compile_time_number_where_python_raises(fn, x):
 
 
 @pytest.mark.parametrize("fn", [skc.minimum, skc.maximum])
-@pytest.mark.parametrize("a, b", [(math.nan, 1.0), (1.0, math.nan), (-math.inf, math.nan), (math.nan, math.nan)])
+@pytest.mark.parametrize("a, b", [(math.nan, 1.0), (1.0, math.nan), (-math.inf, math.nan), (math.nan, math.nan),
+                                  (0.0, -0.0), (-0.0, 0.0), (-0.0, -0.0)])
 def test_minimum_and_maximum_of_compile_time_numbers_ignore_nan(fn, a, b):
     # (Python's min(nan, 1.0) is nan, min(1.0, nan) 1.0: the compile-time skc.minimum gave those, where arith.min is
     # IEEE minNum, the non-NaN operand)
