@@ -136,3 +136,23 @@ def test_a_block_past_64_threads_along_z_is_refused():
         tall[1, (1, 1, 65)](np.zeros(1, np.float32))
     with pytest.raises(skc.CompileError, match="along x, y, z"):
         tall.compile(target="sm_90a", block=(1, 1, 65))
+
+
+@pytest.mark.parametrize("dtype, np_type", [(skc.i64, np.int64), (skc.u64, np.uint64)])
+def test_a_64_bit_shift_by_a_count_past_2_to_32(dtype, np_type):
+    # (LLVM's NVPTX backend made select(n >= 64, 0, shl(x, n)) one shl.b64 of n's low 32 bits: n = 2**32 shifted by 0)
+    @skc.kernel(block=4)
+    def shifts(x: skc.Ptr[dtype], n: skc.Ptr[dtype], left: skc.Ptr[dtype], right: skc.Ptr[dtype]):
+        t = skc.thread_id(0)
+        left[t] = x[t] << n[t]
+        right[t] = x[t] >> n[t]
+
+    x = np.array([-1, 5, -1, 7], np.int64).astype(np_type)
+    n = np.array([2 ** 32, 2 ** 32 + 1, -2 ** 63, 3], np.int64).astype(np_type)
+    left, right = np.zeros(4, np_type), np.zeros(4, np_type)
+    shifts[1, 4](x, n, left, right)
+    sign = np_type(-1 if dtype is skc.i64 else 0)
+    assert left.tolist() == [0, 0, 0, 56] and right.tolist() == [sign, 0, sign, 0]
+    ptx = shifts.compile(x, n, left, right, target="sm_90a").asm("ptx")
+    emulated = ptx_emulator.run_grid(ptx, "shifts", [x, n, np.zeros(4, np_type), np.zeros(4, np_type)], 1, 4)
+    assert emulated[2].tolist() == left.tolist() and emulated[3].tolist() == right.tolist()
