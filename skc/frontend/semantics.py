@@ -543,6 +543,9 @@ def compare(pred: str, a, b, exact: bool = False) -> RValue:
         if not (isinstance(ta, PtrType) and isinstance(tb, PtrType)):
             raise error("a pointer can only be compared with another pointer")
         return RValue(_b().cmp(pred, a.rvalue().value, b.rvalue().value), ir.i1)
+    widened = _fp8_beside_number(a, b)
+    if widened is not None:   # (in f32, which holds every fp8 value: the number converted to fp8 would saturate)
+        return compare(pred, *widened, exact=exact)
     known = _outside_range(a, b) if exact else None
     if known is not None:
         return constant(known(pred), ir.with_element((a if isinstance(a, Dyn) else b).type, ir.i1))
@@ -581,6 +584,20 @@ def _integer_against_float(pred: str, a, b):
     if pred in ("lt", "le"):
         return compare("le", x, math.floor(number), exact=True)
     return compare("ge", x, math.ceil(number), exact=True)
+
+
+def _fp8_beside_number(a, b):
+    """An fp8 run-time value (scalar or vector) beside a Python number: the pair with the fp8 side in f32, else
+    None. Converted to fp8, the number would saturate (inf and 1e30 became e5m2's 57344: `x < math.inf` read
+    False for 57344, `abs(x) == float('inf')` True)."""
+    if isinstance(a, Dyn) == isinstance(b, Dyn):
+        return None
+    x, number = (a, b) if isinstance(a, Dyn) else (b, a)
+    t = ir.element_type(x.type)
+    if not (isinstance(t, ir.ScalarType) and t.is_float and t.bits == 8 and is_number(number)):
+        return None
+    wide = cast(x, ir.with_element(x.type, ir.f32))
+    return (wide, number) if x is a else (number, wide)
 
 
 _FLOAT_FORMATS = {"f16": (11, 15), "bf16": (8, 127), "f32": (24, 127), "f64": (53, 1023)}   # significand bits, emax

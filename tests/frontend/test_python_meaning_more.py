@@ -671,3 +671,20 @@ def test_a_float_compared_with_an_integer_by_value():
     got = np.zeros(2, np.float32)
     skc.kernel(lanes)[1, 1](got, 16777216.0)
     assert got.tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("fmt, largest", [(skc.f8e5m2, 57344.0), (skc.f8e4m3, 448.0)])
+def test_an_fp8_value_compared_with_a_number_by_value(fmt, largest):
+    """The number was converted to the fp8 type, which saturates: e5m2's 57344 < math.inf read False, and
+    abs(x) == float('inf') (skc's own hint for math.isinf) True."""
+    def compared(out, x):
+        v = x[0]
+        out[0], out[1], out[2] = v < math.inf, abs(v) == float("inf"), v < 100000
+        out[3], out[4] = v == largest, v > 1e30
+
+    x = np.array([largest], ml_dtypes.float8_e5m2 if fmt is skc.f8e5m2 else ml_dtypes.float8_e4m3fn)
+    got = np.zeros(5, np.float32)
+    skc.kernel(compared)[1, 1](got, x)
+    assert got.tolist() == [1.0, 0.0, 1.0, 1.0, 0.0]
+    ptx = skc.kernel(compared).compile(skc.Ptr[skc.f32], skc.Ptr[fmt], target="sm_90a", block=32).asm("ptx")
+    assert "setp" in ptx
