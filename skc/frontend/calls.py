@@ -206,12 +206,12 @@ class CallEvaluator:
         init = cls.__dict__.get("__init__") or getattr(cls, "__init__", None)
         if (isinstance(init, types.FunctionType) and self.should_inline(init)
                 and getattr(cls, "__new__") is object.__new__):
-            obj = object.__new__(cls)
+            obj = self.note_made(object.__new__(cls))
             result = self.inline(init, (obj,) + tuple(args), kwargs)
             if result is not None:
                 raise self.cg.error(f"{cls.__name__}.__init__ returned a value")
             return obj
-        return self.call_native(cls, args, kwargs)
+        return self.note_made(self.call_native(cls, args, kwargs))
 
     def check_mutation(self, func, args=(), kwargs=None):
         """A compile-time list, dict or set made outside the run-time branch or loop that runs this call, or before a

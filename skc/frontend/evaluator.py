@@ -28,6 +28,12 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         self.container_origin: dict = {}        # id(list, dict, set or iterator) -> (it, scope_stack's top, frame) made in
         self.loop_regions: set = set()          # the ids in region_stack that are run-time loops' bodies
         self.taken_in_branch: dict = {}         # id(iterator) -> (it, the scope a run-time branch took items in)
+        # attributes set inside run-time control flow (StatementEvaluator.end_attribute_paths): per open run-time path,
+        # the (id(obj), attr) it sets on every way through; the new slots made there, in order; the objects the
+        # kernel's code made, numbered
+        self.attribute_paths: list[set] = []
+        self.attributes_in_flow: list = []      # (obj, attr, what it held before)
+        self.objects_made: dict = {}            # id(obj) -> (obj, number)
         self.conditions: list = []              # (condition RValue, branch taken) of the enclosing run-time ifs
         self.comprehension_scopes: list = []    # the names of the comprehensions being evaluated (innermost last)
         self.ended_withs: dict = {}             # id -> manager whose with-statement was compiled to its end

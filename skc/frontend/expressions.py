@@ -107,6 +107,8 @@ class ExpressionEvaluator:
             self.record_read(obj.__name__, node.attr, value)
         if isinstance(value, Slot):
             return value.rvalue()
+        if isinstance(value, Poison):
+            value.fail()
         return value
 
     # -- operators --------------------------------------------------------------------

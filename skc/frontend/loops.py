@@ -113,12 +113,17 @@ class LoopEvaluator:
         frame.promote = frame.promote | set(names)
         loop_op = make_loop()
         frame.loops.append(LoopContext(False, frame.runtime_depth, len(frame.withs), label, label))
+        attributes = self.begin_attribute_paths()
+        self.attribute_paths.append(set())
         try:
             with self.runtime_region(loop_op.regions[0], loop=True):
                 body(loop_op)
         finally:
             frame.loops.pop()
             frame.promote = saved_promote
+            assigned = self.attribute_paths.pop()
+        # (a loop that may run no iteration sets nothing on that path)
+        self.end_attribute_paths(attributes, [assigned, set()] if may_skip else [assigned])
         for name, value in list(frame.env.items()):
             if name not in names and everything_before.get(name, MISSING) is not value:
                 # bound in the body other than by an assignment (an inner loop's target): which iteration's value,

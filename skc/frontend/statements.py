@@ -88,6 +88,8 @@ class StatementEvaluator:
         elif isinstance(target, ast.Attribute):
             obj = self.eval_value(target.value)
             current = getattr(obj, target.attr)
+            if isinstance(current, Poison):
+                current.fail()
             current = current.rvalue() if isinstance(current, Slot) else current
             self.set_attribute(obj, target.attr, self.augmented(op, current, self.eval_value(node.value), node),
                                target)
@@ -205,6 +207,8 @@ class StatementEvaluator:
                 self.call_native(descriptor.fset, (obj, value), {})
             return
         current = getattr(obj, attr, MISSING)
+        if self.attribute_paths:
+            self.attribute_paths[-1].add((id(obj), attr))
         try:
             if isinstance(current, Slot):
                 current.store(value)
@@ -218,6 +222,8 @@ class StatementEvaluator:
                 slot = Slot(value.type, attr)
                 slot.store(value)
                 setattr_(obj, attr, slot)
+                if self.region_stack:   # (paths that do not come here hold `current`, which the slot does not)
+                    self.attributes_in_flow.append((obj, attr, current))
             else:
                 self.check_compile_time_change(obj, attr, current, value, node)
                 setattr_(obj, attr, value)
@@ -343,6 +349,43 @@ class StatementEvaluator:
             setattr(holder, attr, None)
             self.scope_stack.remove(id(mark))
 
+    # -- attributes set on some run-time paths ------------------------------------------
+    def begin_attribute_paths(self) -> tuple:
+        return len(self.attributes_in_flow), self.objects_made_count
+
+    @property
+    def objects_made_count(self) -> int:
+        return len(self.objects_made)
+
+    def note_made(self, obj):
+        """An object the kernel's code made (its attributes set inside a construct it was made in concern no path
+        outside it)."""
+        self.objects_made[id(obj)] = (obj, len(self.objects_made) + 1)
+        return obj
+
+    def end_attribute_paths(self, begun: tuple, reaching: list):
+        """A run-time construct ends: `reaching` holds, for each of its paths that reaches the code after it, the
+        attributes that path sets. An attribute given a new slot inside the construct (first set there, or over a
+        value a slot cannot hold, as a class's default or None) that some reaching path does not set reads as an
+        error after it: on that path it holds its old value, or none (Python's AttributeError)."""
+        start, made = begun
+        everywhere = set.intersection(*reaching) if reaching else set()
+        if self.attribute_paths:
+            self.attribute_paths[-1] |= everywhere
+        for obj, attr, before in self.attributes_in_flow[start:]:
+            number = self.objects_made.get(id(obj))
+            if (id(obj), attr) in everywhere or number is not None and number[0] is obj and number[1] > made:
+                continue
+            why = ("may be undefined here: it is first set inside run-time control flow, on some paths that reach "
+                   "this point but not on others") if before is MISSING else (
+                   f"holds {_short(before)} on some paths that reach this point and a run-time value on others")
+            try:
+                object.__setattr__(obj, attr, Poison(f"{type(obj).__name__}.{attr}", why, hint=(
+                    f"set it on every path, or before the `if` or loop to a run-time value (self.{attr} = "
+                    "skc.f32(0.0), say)")))
+            except (AttributeError, TypeError):
+                pass
+
     # -- if ---------------------------------------------------------------------------
     def stmt_If(self, node):
         cond = self.eval_value(node.test)
@@ -352,17 +395,23 @@ class StatementEvaluator:
         self.keep_in_slots(node.body + node.orelse)
         if_op = self.cg.builder.if_(condition.value)
         before = dict(self.frame.env)
-        branches = []
+        branches, attributes = [], self.begin_attribute_paths()
+        reaching = []   # the attributes each path that reaches the code after the `if` sets
         for taken, (region, body) in zip((True, False), zip(if_op.regions, (node.body, node.orelse))):
             self.frame.env = dict(before)
             self.conditions.append((condition, taken))
+            self.attribute_paths.append(set())
             try:
                 with self.runtime_region(region):
                     ended = self.exec_body(body)
             finally:
                 self.conditions.pop()
+                assigned = self.attribute_paths.pop()
             branches.append((self.frame.env, region, ended))
+            if not ended:
+                reaching.append(assigned)
         self.frame.env = self.merge(before, branches, node)
+        self.end_attribute_paths(attributes, reaching)
         return all(ended for _, _, ended in branches)
 
     def merge(self, before: dict, branches, node) -> dict:
@@ -529,3 +578,8 @@ _UNSUPPORTED_HINTS = {
     "ClassDef": "define classes at module level",
     "Match": "use if / elif",
 }
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

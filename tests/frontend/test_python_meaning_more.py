@@ -688,3 +688,82 @@ def test_an_fp8_value_compared_with_a_number_by_value(fmt, largest):
     assert got.tolist() == [1.0, 0.0, 1.0, 1.0, 0.0]
     ptx = skc.kernel(compared).compile(skc.Ptr[skc.f32], skc.Ptr[fmt], target="sm_90a", block=32).asm("ptx")
     assert "setp" in ptx
+
+
+class _Bare:
+    pass
+
+
+class _Defaulted:
+    scale = 1.0
+
+    def set(self, value):
+        self.scale = value
+
+
+class _Setter:
+    def set(self, value):
+        self.w = value
+
+
+def test_an_attribute_set_on_some_run_time_paths_is_an_error_where_read_after_them():
+    """A slot made inside a branch holds nothing on the paths that do not set it: o.v set only where n > 2 read 0.0
+    (Python raises AttributeError), a class's default 1.0 set over in a method read 0.0 (Python: 1.0)."""
+    def only_one(out, x, n: skc.i32):
+        o = _Bare()
+        if n > 2:
+            o.v = x[1] + 7.0
+        out[0] = o.v
+
+    def over_a_default(out, x, n: skc.i32):
+        d = _Defaulted()
+        if n > 2:
+            d.set(x[1] + 7.0)
+        out[0] = d.scale
+
+    def in_a_method(out, x, n: skc.i32):
+        e = _Setter()
+        if n > 2:
+            e.set(x[1])
+        out[0] = e.w
+
+    def in_a_loop(out, x, n: skc.i32):
+        o = _Bare()
+        for i in range(n):
+            o.v = x[i]
+        out[0] = o.v
+
+    for kernel, message in ((only_one, "'_Bare.v' may be undefined"), (over_a_default, "holds 1.0 on some paths"),
+                            (in_a_method, "'_Setter.w' may be undefined"), (in_a_loop, "'_Bare.v' may be undefined")):
+        with pytest.raises(skc.CompileError, match=message):
+            skc.kernel(kernel)[1, 1](np.zeros(1, np.float32), np.ones(4, np.float32), 1)
+
+
+def test_an_attribute_set_on_every_path_or_on_an_object_made_there_reads_as_python_does():
+    def every_path(out, x, n: skc.i32):
+        o, d = _Bare(), _Defaulted()
+        if n > 2:
+            o.v = x[1] + 7.0
+            d.set(x[0])
+        elif n > 1:
+            o.v = x[1]
+            d.set(x[1])
+        else:
+            return
+        out[0], out[1] = o.v, d.scale
+
+    def made_there(out, x, n: skc.i32):
+        if n > 2:
+            o = _Bare()
+            o.v = x[1] + 7.0
+            out[0] = o.v
+        e = _Setter()
+        while True:
+            e.set(x[2])
+            break
+        out[1] = e.w
+
+    for kernel in (every_path, made_there):
+        for n in (1, 2, 3):
+            got, want = both(kernel, np.array([1.0, 2.0, 3.0], np.float32), n)
+            assert got.tolist() == want.tolist()
