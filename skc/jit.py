@@ -403,7 +403,7 @@ class Kernel:
         return Specialization(tuple(params), tuple(block), tuple(cluster or self.cluster))
 
     def _param_spec(self, param, annotated, arg) -> ParamSpec:
-        from .runtime.interop import scalar_type, tensor_facts
+        from .runtime.interop import check_torch_readable, is_torch_tensor_type, scalar_type, tensor_facts
 
         name = f"{self.fn.__name__}: argument '{param.name}'"
         if isinstance(arg, frontend.constexpr) and annotated is not None and not param.is_constexpr:
@@ -425,6 +425,8 @@ class Kernel:
             return ParamSpec(param.name, TENSORMAP, spec)
         if annotated is not None and annotated.kind == TENSORMAP:
             raise LaunchError(f"{name} must be an skc.TensorMap, found {type(arg).__name__}")
+        if is_torch_tensor_type(type(arg)):   # (named here: tensor_facts says "a tensor")
+            check_torch_readable(arg, name)
         facts = tensor_facts(arg)
         if annotated is not None and annotated.kind == POINTER:
             if facts is None:

@@ -10,12 +10,13 @@ from dataclasses import replace
 
 import skc
 from skc import ir
+from skc.runtime.interop import is_torch_tensor_type
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, check_has_data, check_writeable,
-                         contiguous, empty_like, facts, filling_config, on_stream, paddable, padded, remember,
-                         require_arrays, view, without_grad)
+                         contiguous, empty_like, facts, facts_failed, filling_config, on_stream, paddable, padded,
+                         remember, require_arrays, view, without_grad)
 from .im2col import ConvShape
 from .matmul_host import operand_dtype_name
 
@@ -46,8 +47,11 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     geometry = tuple(tuple(v) if isinstance(v, list) else v for v in (stride, padding, dilation))
     kinds = None if type(stride) is type(padding) is type(dilation) is int else tuple(
         tuple(map(type, v)) if isinstance(v, tuple) else type(v) for v in geometry)
-    key = (skc.current_device(), facts(x), facts(w), bias if bias is None else facts(bias),
-           out if out is None else facts(out), geometry, kinds, activation, config)
+    try:
+        key = (skc.current_device(), facts(x), facts(w), bias if bias is None else facts(bias),
+               out if out is None else facts(out), geometry, kinds, activation, config)
+    except (RuntimeError, NotImplementedError) as error:   # (torch: a sparse CSR tensor has no strides)
+        facts_failed("conv2d", error, x=x, w=w, bias=bias, out=out)
     try:
         plan = _PLANS.get(key)
     except TypeError:   # an unhashable stride, padding or dilation (a numpy array): the checks name it
@@ -255,7 +259,7 @@ def _padding(padding, stride, dilation, R: int, S: int) -> tuple:
 
 
 def _is_torch(x) -> bool:
-    return type(x).__module__.startswith("torch")
+    return is_torch_tensor_type(type(x))   # (a subclass of torch.Tensor too: NCHW shapes, not NHWC)
 
 
 def _nhwc(x, name: str):

@@ -20,7 +20,7 @@ from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_ma
     fp8_matmul_stream_k_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, check_activation,
                          check_epilogue_operands, check_has_data, check_no_overlap, check_own_memory, check_writeable,
-                         element_strides, keeping_stream, on_stream, remember, require_arrays, row_major,
+                         element_strides, facts_failed, keeping_stream, on_stream, remember, require_arrays, row_major,
                          split_buffers, stream_k_buffers, torch_type, unread_stand_in, unsplit_unless_row_major,
                          without_grad)
 from .host_plans import facts as _facts
@@ -70,6 +70,13 @@ def _checked(config, use_fast_accum, activation):
 def _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum) -> tuple:
     """What a plan assumed of a call: for torch tensors (the common call) their facts read in place into one
     tuple, led by their type; for other arrays facts() of each."""
+    try:
+        return _facts_key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum)
+    except (RuntimeError, NotImplementedError) as error:   # (torch: a sparse CSR tensor has no strides)
+        facts_failed("scaled matmul", error, a=a, b=b, scale_a=scale_a, scale_b=scale_b, out=out, bias=bias)
+
+
+def _facts_key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum) -> tuple:
     device, kind = skc.current_device(), type(a)
     if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and type(scale_a) is kind
             and type(scale_b) is kind and (out is None or type(out) is kind) and (bias is None or type(bias) is kind)):

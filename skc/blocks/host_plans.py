@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from dataclasses import replace
 
 import skc
+from skc.runtime.interop import check_torch_readable, is_torch_tensor_type
 
 from .scheduler import TileScheduler
 
@@ -42,7 +43,7 @@ _FACTS: dict = {}
 def _facts_function(kind: type):
     found = _FACTS.get(kind)
     if found is None:
-        if kind.__module__.split(".")[0] == "torch" and hasattr(kind, "data_ptr"):
+        if is_torch_tensor_type(kind):   # (torch's, and subclasses of it: a user's have no numpy-like .strides)
             found = _torch_facts
         elif kind.__module__.split(".")[0] == "numpy" and hasattr(kind, "ctypes"):
             found = _numpy_facts
@@ -72,11 +73,21 @@ def require_arrays(what: str, optional: tuple = (), **operands):
 
 def check_has_data(what: str, **operands):
     """No operand is a torch meta tensor (shapes without memory: every address reads 0, so they looked like
-    overlapping arrays)."""
+    overlapping arrays), nor a torch tensor whose memory its data pointer and strides do not describe (sparse,
+    nested, a lazily negated view, a FakeTensor, one of no storage: interop.check_torch_readable)."""
     for name, x in operands.items():
         if getattr(x, "is_meta", False):
             raise skc.LaunchError(f"{what}: {name} is a meta tensor, which holds no data to compute on; pass tensors "
                                   "on a device (under torch.compile, skc's operators give meta results themselves)")
+        if x is not None and is_torch_tensor_type(type(x)):
+            check_torch_readable(x, f"{what}: {name}")
+
+
+def facts_failed(what: str, error: Exception, **operands):
+    """A plan key that could not read an operand's facts (torch raises for the strides of a sparse CSR tensor): the
+    LaunchError check_has_data gives for the operands, else the error itself."""
+    check_has_data(what, **operands)
+    raise error
 
 
 def check_writeable(what: str, out):

@@ -35,7 +35,8 @@ from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_li
 from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
 from .host_plans import (Bindings, address_functions, check_activation, check_epilogue_operands, check_has_data,
-                         check_no_overlap, check_own_memory, check_writeable, contiguous, keeping_stream, on_stream,
+                         check_no_overlap, check_own_memory, check_writeable, contiguous, facts_failed, keeping_stream,
+                         on_stream,
                          paddable, read_in_place, real, require_arrays, span, unsplit_unless_row_major, view)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
@@ -102,16 +103,22 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and (out is None or type(out) is kind)
             and (c is None or type(c) is kind) and (bias is None or type(bias) is kind)):
         # torch tensors (the common call): their facts read in place into one tuple, led by their type
-        key = (kind, device, a.shape, a.stride(), a.dtype, a.device, b.shape, b.stride(), b.dtype, b.device,
-               out if out is None else (out.shape, out.stride(), out.dtype, out.device),
-               c if c is None else (c.shape, c.stride(), c.dtype, c.device),
-               bias if bias is None else (bias.shape, bias.stride(), bias.dtype, bias.device),
-               alpha is None, activation, config, autotune)
+        try:
+            key = (kind, device, a.shape, a.stride(), a.dtype, a.device, b.shape, b.stride(), b.dtype, b.device,
+                   out if out is None else (out.shape, out.stride(), out.dtype, out.device),
+                   c if c is None else (c.shape, c.stride(), c.dtype, c.device),
+                   bias if bias is None else (bias.shape, bias.stride(), bias.dtype, bias.device),
+                   alpha is None, activation, config, autotune)
+        except (RuntimeError, NotImplementedError) as error:   # (a sparse CSR tensor has no strides)
+            facts_failed("matmul", error, a=a, b=b, out=out, c=c, bias=bias)
     else:
         require_arrays("matmul", ("out", "c", "bias"), a=a, b=b, out=out, c=c, bias=bias)
         check_writeable("matmul", out)
-        key = (device, _facts(a), _facts(b), out if out is None else _facts(out), c if c is None else _facts(c),
-               bias if bias is None else _facts(bias), alpha is None, activation, config, autotune)
+        try:
+            key = (device, _facts(a), _facts(b), out if out is None else _facts(out), c if c is None else _facts(c),
+                   bias if bias is None else _facts(bias), alpha is None, activation, config, autotune)
+        except (RuntimeError, NotImplementedError) as error:
+            facts_failed("matmul", error, a=a, b=b, out=out, c=c, bias=bias)
     plan = _PLANS.get(key)
     if plan is None:
         plan = remember(_PLANS, key, _plan(device, a, b, out, c, bias, alpha, activation, config, autotune))

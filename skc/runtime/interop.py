@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import numbers
+import sys
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -23,7 +24,52 @@ class TensorFacts:
     pointer: Callable        # arg -> int address (call at launch: it may change between launches)
 
 
+def is_torch_tensor_type(kind) -> bool:
+    """Whether `kind` is torch's tensor type or a subclass of it (nn.Parameter, a user's `class T(torch.Tensor)`),
+    asked without importing torch (a torch tensor exists only where torch was imported)."""
+    if not isinstance(kind, type):
+        return False
+    if kind.__module__.split(".")[0] == "torch" and hasattr(kind, "data_ptr"):
+        return True
+    torch = sys.modules.get("torch")
+    tensor = getattr(torch, "Tensor", None)
+    return isinstance(tensor, type) and issubclass(kind, tensor)
+
+
+def check_torch_readable(t, name: str = "a tensor") -> None:
+    """A LaunchError for a torch tensor whose elements are not where its data pointer, shape and strides say: a
+    sparse or nested tensor, a lazily negated or conjugated view (z.conj().imag, whose memory holds the values
+    un-negated), a tensor of no storage (one a torch.func transform such as vmap or grad wraps) or a FakeTensor
+    (torch.compile's tracing: shapes without memory). The interpreter failed with torch's own errors from inside
+    skc; a GPU launch would read the wrong memory."""
+    torch = sys.modules.get("torch")
+    layout, nested = getattr(t, "layout", None), getattr(t, "is_nested", False) is True
+    if nested or layout is not None and layout is not getattr(torch, "strided", layout):
+        kind = "nested" if nested else str(layout).replace("torch.", "")
+        raise LaunchError(f"{name} is a {kind} tensor; skc reads dense (strided) tensors in place: pass "
+                          "x.to_dense() (or the dense tensors it holds)")
+    for lazy, resolve in (("negated", "neg"), ("conjugated", "conj")):
+        flag = getattr(t, f"is_{resolve}", None)
+        if callable(flag) and flag() is True:
+            raise LaunchError(f"{name} is a lazily {lazy} view (its memory holds the values before that), which skc "
+                              f"cannot read in place: pass x.resolve_{resolve}()")
+    untyped_storage = getattr(t, "untyped_storage", None)
+    if untyped_storage is None or getattr(t, "is_meta", False) is True:
+        return   # (a meta tensor holds no data: said where its memory is asked for)
+    try:
+        storage = untyped_storage()
+    except (RuntimeError, NotImplementedError):
+        storage = None
+    if storage is None or storage.device.type == "meta":
+        what = ("a FakeTensor (shapes without memory: torch.compile traces with them)" if storage is not None else
+                "a tensor without storage (a torch.func transform's, such as vmap's or grad's)")
+        raise LaunchError(f"{name} is {what}; skc kernels run on tensors that hold data: launch them on real "
+                          "tensors, or make the host function a torch operator (skc.torch.register_op, with a fake "
+                          "implementation), which torch.compile traces and torch.func calls with real tensors")
+
+
 def _torch_facts(t) -> TensorFacts:
+    check_torch_readable(t)
     device = t.device
     kind = device.type
     if kind == "cuda":
@@ -131,7 +177,7 @@ def _facts_function(kind: type) -> Optional[Callable]:
         found = _array_facts
     elif issubclass(kind, np.ndarray):
         found = _numpy_facts
-    elif kind.__module__.split(".")[0] == "torch" and hasattr(kind, "data_ptr"):
+    elif is_torch_tensor_type(kind):   # (before the interface: a subclass of torch's has it, for CUDA tensors only)
         found = _torch_facts
     elif hasattr(kind, "__cuda_array_interface__"):
         found = _cai_facts

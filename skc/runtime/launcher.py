@@ -23,7 +23,7 @@ from ..diagnostics import DeviceError, LaunchError
 from . import cuda, dtypes
 from .arrays import DeviceArray
 from .devices import Device
-from .interop import CAI_TYPES, tensor_facts
+from .interop import CAI_TYPES, check_torch_readable, is_torch_tensor_type, tensor_facts
 from .signature import POINTER, SCALAR, TENSORMAP, LaunchParam  # noqa: F401  (LaunchParam re-exported)
 
 
@@ -86,7 +86,7 @@ def _stream_source(kind: type):
     found = _STREAM_OF.get(kind, ...)
     if found is ...:
         root = kind.__module__.split(".")[0]
-        if root == "torch" and hasattr(kind, "data_ptr"):
+        if is_torch_tensor_type(kind):
             found = _torch_stream
         elif root == "cupy" and hasattr(kind, "__cuda_array_interface__"):
             found = _cupy_stream
@@ -624,6 +624,8 @@ def host_view(arg, name: str, kernel: str, strided: bool = False) -> np.ndarray:
     if isinstance(arg, np.ndarray):
         view = arg
     else:
+        if is_torch_tensor_type(type(arg)):   # (named here: tensor_facts says "a tensor")
+            check_torch_readable(arg, f"{kernel}: argument '{name}'")
         facts = tensor_facts(arg)
         if facts is None:
             raise LaunchError(f"{kernel}: argument '{name}' must be an array or tensor, found {type(arg).__name__}")

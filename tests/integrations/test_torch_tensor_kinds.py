@@ -1,0 +1,95 @@
+"""torch tensors whose memory their data pointer and strides do not describe are refused by name (were, on the CPU:
+RuntimeError and NotImplementedError from inside skc's numpy view, or a misleading "strides (0, 0)" or "out shares
+memory with a"; a GPU launch read the memory of a negated view without its negation), and subclasses of torch.Tensor
+are torch tensors (were: AttributeError from __cuda_array_interface__, and plan keys without their strides)."""
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import skc  # noqa: E402
+from skc.blocks import conv2d, host_plans, matmul  # noqa: E402
+
+
+@skc.kernel(block=32)
+def copy(x, out, n: skc.i32):
+    i = skc.thread_id(0)
+    if i < n:
+        out[i] = x[i]
+
+
+@skc.kernel(block=32)
+def copy_f32(x: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], n: skc.i32):
+    i = skc.thread_id(0)
+    if i < n:
+        out[i] = x[i]
+
+
+def ints(*shape, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(-2, 3, shape, generator=generator).to(torch.bfloat16)
+
+
+def _negated():
+    return torch.complex(torch.arange(8.0), torch.arange(8.0)).conj().imag
+
+
+def _fake(x):
+    return torch._subclasses.fake_tensor.FakeTensorMode().from_tensor(x)
+
+
+@pytest.mark.parametrize("make, message", [
+    (_negated, "lazily negated view"),
+    (lambda: torch.arange(8.0).to_sparse(), "sparse_coo tensor"),
+    (lambda: _fake(torch.arange(8.0)), "FakeTensor")])
+@pytest.mark.parametrize("kernel", [copy, copy_f32])
+def test_a_kernel_names_a_tensor_it_cannot_read(kernel, make, message):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        x = make()
+    with pytest.raises(skc.LaunchError, match=f"argument 'x' is .*{message}"):
+        kernel[1, 32](x, torch.zeros(8), 8)
+
+
+def test_a_kernel_under_vmap_names_the_missing_storage():
+    with pytest.raises(skc.LaunchError, match="argument 'x' is a tensor without storage"):
+        torch.vmap(lambda x: copy[1, 32](x, torch.zeros(8), 8))(torch.ones(2, 8))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda a: torch._neg_view(a), "matmul: a is a lazily negated view"),
+    (lambda a: a.to_sparse(), "matmul: a is a sparse_coo tensor"),
+    (lambda a: a.to_sparse_csr(), "matmul: a is a sparse_csr tensor"),
+    (_fake, "matmul: a is a FakeTensor")])
+def test_matmul_names_an_operand_it_cannot_read(make, message):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = make(ints(16, 16))
+    with pytest.raises(skc.LaunchError, match=message):
+        matmul(a, ints(16, 16, seed=1))
+
+
+class Tagged(torch.Tensor):
+    pass
+
+
+def test_a_subclass_of_torch_tensor_is_a_torch_tensor():
+    out = torch.zeros(8).as_subclass(Tagged)
+    copy[1, 32](torch.arange(8.0).as_subclass(Tagged), out, 8)
+    assert out.tolist() == list(range(8))
+    a, b = ints(16, 16), ints(16, 16, seed=1)
+    transposed = a.t().contiguous().t()   # (the same shape: the plan key must hold the strides)
+    assert host_plans.facts(a.as_subclass(Tagged)) != host_plans.facts(transposed.as_subclass(Tagged))
+    for x in (a, transposed):
+        got = matmul(x.as_subclass(Tagged), b.as_subclass(Tagged))
+        assert torch.equal(got.as_subclass(torch.Tensor).float(), a.float() @ b.float())
+
+
+def test_conv2d_reads_a_subclass_in_torchs_nchw_order():
+    x = ints(1, 8, 6, 6).to(memory_format=torch.channels_last).as_subclass(Tagged)
+    w = ints(8, 8, 3, 3, seed=1).to(memory_format=torch.channels_last).as_subclass(Tagged)
+    got = conv2d(x, w, padding=1).as_subclass(torch.Tensor)
+    expected = torch.nn.functional.conv2d(x.as_subclass(torch.Tensor).float(), w.as_subclass(torch.Tensor).float(),
+                                          padding=1)
+    assert got.shape == (1, 8, 6, 6)
+    torch.testing.assert_close(got.float(), expected, rtol=1e-2, atol=5e-2)
