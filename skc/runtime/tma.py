@@ -225,7 +225,19 @@ def _geometry(tensor, dtype):
     else:
         strides = tuple(int(s) for s in tensor.stride())
     ir_dtype = dtypes.to_ir(dtype) if dtype is not None else facts.dtype
-    return shape, strides, ir_dtype, facts.device[0]
+    return shape, _dense_where_unit(shape, strides), ir_dtype, facts.device[0]
+
+
+def _dense_where_unit(shape: tuple, strides: tuple) -> tuple:
+    """The strides with each dimension of one element given the stride it would have in a dense array (the
+    product of the inner dimensions' extents): its only index is 0, so its stride addresses nothing, and torch
+    leaves whatever it likes there (x.mean((2, 3), keepdim=True) of a channels_last x is (N, C, 1, 1) with strides
+    (C, 1, 1, 1), channels_last-contiguous to torch; TMA refused its W stride of one element)."""
+    strides = list(strides)
+    for i in range(len(shape) - 1, -1, -1):
+        if shape[i] == 1:
+            strides[i] = 1 if i == len(shape) - 1 else strides[i + 1] * max(shape[i + 1], 1)
+    return tuple(strides)
 
 
 # -- im2col mode ---------------------------------------------------------------------------------
