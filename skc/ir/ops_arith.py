@@ -75,8 +75,10 @@ BINARY_OPS = {
                   ("int", "float")),
     "arith.rem": ("remainder of a / b with the sign of a (C's % and fmod; integers by zero, or INT_MIN by -1: 0)",
                   ("int", "float")),
-    "arith.min": ("minimum; floats return the non-NaN operand (IEEE minNum)", ("int", "float")),
-    "arith.max": ("maximum; floats return the non-NaN operand (IEEE maxNum)", ("int", "float")),
+    "arith.min": ("minimum; floats return the non-NaN operand (IEEE minNum), -0.0 of -0.0 and +0.0 (in the interpreter: "
+                  "the GPU's zero is not checked)", ("int", "float")),
+    "arith.max": ("maximum; floats return the non-NaN operand (IEEE maxNum), +0.0 of -0.0 and +0.0 (in the interpreter: "
+                  "the GPU's zero is not checked)", ("int", "float")),
     "arith.and": ("bitwise and", ("int",)),
     "arith.or": ("bitwise or", ("int",)),
     "arith.xor": ("bitwise xor", ("int",)),
