@@ -49,7 +49,43 @@ def register_op(name: str, fn: Callable, *, fake: Callable, mutates_args: Sequen
         options["tags"] = (torch.Tag.needs_exact_strides,)
     op = torch.library.custom_op(name, fn, mutates_args=tuple(mutates_args), **options)
     op.register_fake(fake)
+    if mutates_args:
+        _refuse_autograd(name, mutates_args)
     return op
+
+
+_LIBRARIES: dict = {}   # namespace -> its torch.library.Library("...", "IMPL") (kept alive: it owns the kernels)
+
+
+def _refuse_autograd(name: str, mutates_args: Sequence[str]):
+    """An operator writing into its arguments computes nothing autograd can follow: with grad enabled and an
+    argument that requires grad it is refused, as torch refuses `out=` (custom_op's own autograd kernel ran it, and
+    the written tensor came out with no gradient: a silently wrong backward). Below autograd (torch.no_grad(),
+    inference with parameters) it runs. Needs the dispatcher's redispatch hooks; where this torch lacks them the
+    operator stays as custom_op made it."""
+    below = getattr(torch._C, "_AutoDispatchBelowAutograd", None)
+    after = getattr(torch._C, "_after_autograd_keyset", None)
+    if below is None or after is None:
+        return
+    namespace, opname = name.split("::")
+    overload = getattr(getattr(torch.ops, namespace), opname).default
+
+    def autograd_kernel(keyset, *args, **kwargs):
+        if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad
+                                           for t in (*args, *kwargs.values())):
+            raise RuntimeError(f"{name} writes into {', '.join(mutates_args)}, which autograd cannot follow, and an "
+                               f"argument requires grad: call the operator that returns a new tensor (for "
+                               f"matmul_out, torch.ops.skc.matmul), or call it under torch.no_grad()")
+        with below():
+            return overload.redispatch(keyset & after, *args, **kwargs)
+
+    library = _LIBRARIES.get(namespace)
+    if library is None:
+        library = _LIBRARIES[namespace] = torch.library.Library(namespace, "IMPL")
+    try:
+        library.impl(opname, autograd_kernel, "Autograd", with_keyset=True, allow_override=True)
+    except TypeError:   # (a torch whose Library.impl takes no allow_override)
+        library.impl(opname, autograd_kernel, "Autograd", with_keyset=True)
 
 
 def _custom_ops_take_tags() -> bool:

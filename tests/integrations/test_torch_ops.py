@@ -270,3 +270,18 @@ def test_the_model_compiles_with_dynamic_shapes():
         got, lse = compiled(x)
         assert got.shape == (batch, size * size, 2, 64) and lse.shape == (batch, 2, size * size)
         torch.testing.assert_close((got, lse), model(x), rtol=0, atol=0)
+
+
+def test_matmul_out_is_refused_where_autograd_would_lose_its_gradient():
+    """custom_op's own autograd kernel ran it, and out came back with no gradient: x.grad missed the matmul's share
+    with nothing raised (torch.matmul(..., out=) refuses the same). Without grad, as in inference with parameters,
+    it runs."""
+    a, b = integers(16, 32), integers(32, 16, seed=1)
+    out = torch.empty(16, 16, dtype=torch.bfloat16)
+    with pytest.raises(RuntimeError, match="skc::matmul_out writes into out, which autograd cannot follow"):
+        torch.ops.skc.matmul_out(a.clone().requires_grad_(), b, out)
+    weight = torch.nn.Parameter(b.clone())
+    with torch.no_grad():
+        torch.ops.skc.matmul_out(a, weight, out)
+    np.testing.assert_array_equal(out.float().numpy(), (a.float() @ b.float()).numpy())
+    torch.ops.skc.matmul_out(a, b, out)   # (nothing requires grad)
