@@ -830,6 +830,73 @@ kernel @k(%d: i64) {block = [256, 1, 1], shared_bytes = 16384} {
 """
 
 
+def wgmma_then_write_kernel(pending: int, write: str) -> ir.Function:
+    """One warpgroup issues two wgmma groups (A0 B, then A1 B), waits until `pending` groups are left, and thread 0
+    writes a word of tile `write` (a0, a1, b or spare) before waiting for all."""
+    return parse(f"""
+kernel @k(%out: ptr<global>) {{block = [128, 1, 1], shared_bytes = 4608}} {{
+  %tid = gpu.thread_id {{dim = 0}} : i32
+  %smem = mem.shared {{offset = 0, bytes = 4608}} : ptr<shared>
+  %base = ptr.to_int %smem : i64
+  %c4_64 = arith.constant {{value = 4}} : i64
+  %field = arith.shr %base, %c4_64 : i64
+  // K-major, no swizzle: 8x16-byte core matrices, LBO 128 bytes (k halves), SBO 256 bytes (8-row groups): A0 at 0
+  // and A1 at 2048 (64 rows, 2048 bytes each), B at 4096 (8 rows, 256 bytes), a spare word at 4352
+  %layout = arith.constant {{value = {(8 << 16) | (16 << 32)}}} : i64
+  %d = arith.add %layout, %field : i64
+  %a1_start = arith.constant {{value = {2048 >> 4}}} : i64
+  %b_start = arith.constant {{value = {4096 >> 4}}} : i64
+  %da1 = arith.add %d, %a1_start : i64
+  %db = arith.add %d, %b_start : i64
+  %z = arith.constant {{value = 0.0}} : f32
+  %acc = vec.from %z, %z, %z, %z : vec<4xf32>
+  fence.proxy_async
+  gpu.barrier
+  wgmma.fence
+  %d1 = wgmma.mma %acc, %d, %db {{n = 8, dtype = "bf16", trans_a = 0, trans_b = 0}} : vec<4xf32>
+  wgmma.commit
+  %d2 = wgmma.mma %d1, %da1, %db {{n = 8, dtype = "bf16", trans_a = 0, trans_b = 0}} : vec<4xf32>
+  wgmma.commit
+  wgmma.wait {{pending = {pending}}}
+  %c0 = arith.constant {{value = 0}} : i32
+  %first = arith.cmp %tid, %c0 {{pred = "eq"}} : i1
+  scf.if %first {{
+    %offset = arith.constant {{value = {dict(a0=16, a1=2048 + 16, b=4096 + 16, spare=4352)[write]}}} : i32
+    %where = ptr.offset %smem, %offset {{elem = u8}} : ptr<shared>
+    %v = arith.constant {{value = 7}} : u32
+    mem.store %where, %v
+  }} {{
+  }}
+  wgmma.wait {{pending = 0}}
+  %e = vec.extract %d2 {{index = 0}} : f32
+  %o = ptr.offset %out, %tid {{elem = f32}} : ptr<global>
+  mem.store %o, %e
+}}
+""")
+
+
+@pytest.mark.parametrize("pending, write, racing", [
+    (2, "a0", True),      # neither group was waited for: the first still reads A0
+    (1, "a0", False),     # the first group completed
+    (1, "a1", True),      # the second group may still read A1 ...
+    (1, "b", True),       # ... and B
+    (0, "a1", False),     # both completed
+    (2, "spare", False),  # memory no wgmma reads
+])
+def test_writing_an_operand_of_a_wgmma_in_flight_is_an_error(pending, write, racing):
+    """wgmma.mma_async reads its shared operands asynchronously until a wgmma.wait_group retires its group (PTX ISA
+    9.7.15.4, 9.7.15.7.3): a write there before that wait (a stage released to the producer too early) may change
+    what the tensor cores multiply. The interpreter, which multiplies when the wgmma is issued, names the race."""
+    f = wgmma_then_write_kernel(pending, write)
+    out = np.zeros(128, np.float32)
+    if racing:
+        with pytest.raises(InterpreterError, match="a store writes shared memory that a wgmma issued earlier may "
+                                                   "still be reading"):
+            launch(f, (1, 1, 1), out)
+    else:
+        launch(f, (1, 1, 1), out)
+
+
 def test_wgmma_with_an_inactive_lane_in_its_warpgroup_is_an_error():
     f = parse(WARPGROUP_OPS.replace("BODY", """
   %not5 = arith.cmp %tid, %c5 {pred = "ne"} : i1

@@ -100,6 +100,10 @@ class BlockState:
         # TMA stores whose shared source the copy engine may still read (tma.py): by issuing lane, the open
         # group's and each committed group's shared byte addresses; `reading`, their union (None: none pending)
         self.bulk_reads: dict = {}
+        # wgmma ops whose shared operands the tensor cores may still read (wgmma.py): by warpgroup, the open wgmma
+        # group's and each committed group's shared byte addresses, until a wgmma.wait retires the group
+        self.mma_reads: dict = {}
+        self.mma_reading = None
         self.reading = None
         self.roots: list = []   # the groups running the kernel's body (set by launch)
         self._spaces: dict = {}
@@ -136,6 +140,13 @@ class BlockState:
         hits = self.reading[addresses]
         if hits.any():
             row = int(np.flatnonzero(hits.reshape(hits.shape[0], -1).any(axis=1))[0])
+            if self.mma_reading is not None and self.mma_reading[addresses].any():
+                # PTX ISA 9.7.15.4 and 9.7.15.7.3: wgmma.mma_async reads its shared operands asynchronously (async
+                # proxy) until a wgmma.wait_group retires its wgmma-group
+                raise Fault(f"{what} writes shared memory that a wgmma issued earlier may still be reading (its wgmma "
+                            "group was not waited for)", lane_of(row),
+                            hint="wait for the wgmma group first (skc.hopper.wgmma_wait(pending)) before writing, or "
+                                 "releasing to a producer, the tiles it reads")
             raise Fault(f"{what} writes shared memory that a TMA store issued earlier may still be reading (its bulk "
                         f"group was not waited for)", lane_of(row),
                         hint="wait for the store's group first (skc.hopper.tma_wait(pending, read=True)), or write "

@@ -261,7 +261,7 @@ def _tma_store(op, launch):
             # the GPU's copy engine reads the source some time before the lane's wait for its group: until then
             # the bytes must not change (BlockState.check_not_read_by_stores)
             block.bulk_reads.setdefault(lane, ([], []))[0].append(physical)
-            _reading_changed(block)
+            reading_changed(block)
     return store
 
 
@@ -286,20 +286,27 @@ def _tma_wait(op, launch):
         for lane in np.flatnonzero(group.mask).tolist():
             groups = block.bulk_reads.get(lane, ((), []))[1]
             del groups[:max(0, len(groups) - pending)]
-        _reading_changed(block)
+        reading_changed(block)
     return wait
 
 
-def _reading_changed(block):
-    parts = [addresses for open_group, groups in block.bulk_reads.values() for addresses in (*open_group, *groups)]
-    parts = [addresses for addresses in parts if addresses.size]
-    if not parts:
-        block.reading = None
-        return
-    reading = np.zeros(block.shared.nbytes, bool)
-    for addresses in parts:
-        reading[addresses] = True
-    block.reading = reading
+def reading_changed(block):
+    """Recompute the shared bytes that asynchronous reads still in flight may read: the sources of TMA stores whose
+    bulk group was not waited for (`bulk_reads`, by lane) and the operands of wgmma ops whose wgmma group was not
+    waited for (`mma_reads`, by warpgroup; wgmma.py). `reading` is their union, `mma_reading` the wgmma part."""
+    def union(table):
+        parts = [addresses for open_group, groups in table.values() for addresses in (*open_group, *groups)]
+        parts = [addresses for addresses in parts if addresses.size]
+        if not parts:
+            return None
+        reading = np.zeros(block.shared.nbytes, bool)
+        for addresses in parts:
+            reading[addresses] = True
+        return reading
+
+    stores, mmas = union(block.bulk_reads), union(block.mma_reads)
+    block.mma_reading = mmas
+    block.reading = mmas if stores is None else stores if mmas is None else stores | mmas
 
 
 def _nothing(op, launch):

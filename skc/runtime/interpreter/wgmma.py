@@ -11,6 +11,11 @@ elements) say where element (row, k) of each operand lies before the swizzle (tm
 maps that logical address to the physical one. The result is the accumulator fragment of
 9.7.15.5.1.1 ("Register Fragments", m64nNk16 with f32 D).
 
+The product is taken when the wgmma is issued; the tensor cores read the shared operands later, until a
+wgmma.wait retires the wgmma group (9.7.15.4, 9.7.15.7.3). Until then the operands' bytes count as read by a
+copy in flight, as a TMA store's source does: a write to them (a store, an atomic, a cp.async, a TMA load) is
+reported as a race.
+
 Numerics: products of bf16/f16 are exact in f32; the 16 products of each element are summed
 exactly (in f64, exact unless their exponents span more than ~30 binades), rounded once to
 f32 and added to D in f32. The tensor cores round differently: on an H100, with random bf16
@@ -36,7 +41,7 @@ from ...ir.ops_async import WGMMA_FP8_TYPES, WGMMA_K
 from ...ir.types import ScalarType
 from . import numerics
 from .state import Fault, lane_ranges
-from .tma import swizzle
+from .tma import reading_changed, swizzle
 
 WARPGROUP = 128
 M = 64   # wgmma.mma_async .m64nNkK (PTX ISA 9.7.15.5); K per operand type in ir.ops_async.WGMMA_K
@@ -111,8 +116,9 @@ def operand_addresses(desc: int, rows: int, mn_major: bool, elem_bytes: int, dep
     return start + (c // 16) * sbo + (k // 8) * lbo + (k % 8) * 16 + c % 16
 
 
-def _read_operand(block, desc: int, rows: int, mn_major: bool, elem: ScalarType, what: str, lane: int):
-    """The operand's (rows, k) values as float64, k = 32 bytes of elements."""
+def _read_operand(block, desc: int, rows: int, mn_major: bool, elem: ScalarType, what: str, lane: int, reads: list):
+    """The operand's (rows, k) values as float64, k = 32 bytes of elements; appends the shared byte addresses it reads
+    to `reads`."""
     _, _, _, base_offset, swizzle_bytes = decode_descriptor(desc)
     if base_offset:
         raise Fault(f"wgmma.mma: the {what} descriptor {desc & ((1 << 64) - 1):#018x} has base offset {base_offset}; "
@@ -125,6 +131,7 @@ def _read_operand(block, desc: int, rows: int, mn_major: bool, elem: ScalarType,
         raise Fault(f"wgmma.mma reads {what} at shared bytes up to {end - 1}, past the {block.shared.nbytes} bytes "
                     f"of shared memory (descriptor {desc & ((1 << 64) - 1):#018x})", lane,
                     hint="check the descriptor's start address, LBO and SBO")
+    reads.append((physical[..., None] + np.arange(elem.bytes)).reshape(-1))
     dtype = numerics.storage_dtype(elem)
     bits = block.shared.typed(dtype)[physical // elem.bytes]
     return numerics.from_storage(elem, bits).astype(np.float64)
@@ -156,13 +163,15 @@ def _mma(op, launch):
         out = env[acc].copy()
         for lanes in warpgroups(group, "wgmma.mma"):
             lane, da, db = int(lanes[0]), _uniform(env[desc_a], lanes, "A"), _uniform(env[desc_b], lanes, "B")
-            a = _read_operand(block, da, M, trans_a, elem, "A", lane)     # (m, k)
-            b = _read_operand(block, db, n, trans_b, elem_b, "B", lane)   # (n, k)
+            reads = _in_flight(block, lanes)
+            a = _read_operand(block, da, M, trans_a, elem, "A", lane, reads)     # (m, k)
+            b = _read_operand(block, db, n, trans_b, elem_b, "B", lane, reads)   # (n, k)
             d = np.zeros((M, n), np.float32)
             if not zero_acc:  # zero_acc: scale-d = 0, D = A B
                 d[rows, cols] = env[acc][lanes]
             out[lanes] = product(d, a, b)[rows, cols]
         env[result] = out
+        reading_changed(block)
     return mma
 
 
@@ -192,11 +201,12 @@ def _mma_rs(op, launch):
             lane, db = int(lanes[0]), _uniform(env[desc_b], lanes, "B")
             a = np.empty((M, 16), np.float64)
             a[a_rows, a_cols] = env[a_fragment][lanes]      # the values are exact in bf16/f16
-            b = _read_operand(block, db, n, trans_b, elem, "B", lane)   # (n, k)
+            b = _read_operand(block, db, n, trans_b, elem, "B", lane, _in_flight(block, lanes))   # (n, k)
             d = np.empty((M, n), np.float32)
             d[rows, cols] = env[acc][lanes]
             out[lanes] = _products_summed_once(d, a, b)[rows, cols]
         env[result] = out
+        reading_changed(block)
     return mma
 
 
@@ -221,5 +231,40 @@ def _whole_warpgroups(op, launch):
     return check
 
 
-EFFECTS = {"wgmma.mma": _mma, "wgmma.mma_rs": _mma_rs, "wgmma.fence": _whole_warpgroups, "wgmma.commit": _whole_warpgroups,
-           "wgmma.wait": _whole_warpgroups, "gpu.setmaxnreg": _whole_warpgroups}
+# -- wgmma groups: the interpreter multiplies when a wgmma is issued, but the tensor cores read its shared operands
+# asynchronously until a wgmma.wait_group retires its group (PTX ISA 9.7.15.4, 9.7.15.7.3), so until then a write to
+# them is a race on the GPU (BlockState.check_not_read_by_stores reports it) -----------------------------------------
+def _in_flight(block, lanes) -> list:
+    """The open wgmma group's list of shared byte addresses of the warpgroup of `lanes` (kept short: a long run of
+    wgmma ops without a commit reads the same tiles again and again)."""
+    open_group = block.mma_reads.setdefault(int(lanes[0]) // WARPGROUP, ([], []))[0]
+    if len(open_group) > 16:
+        open_group[:] = [np.unique(np.concatenate(open_group))]
+    return open_group
+
+
+def _commit(op, launch):
+    """Close each warpgroup's open group of wgmma ops (wgmma.commit_group)."""
+    def commit(group):
+        for lanes in warpgroups(group, op.name):
+            open_group, groups = group.block.mma_reads.setdefault(int(lanes[0]) // WARPGROUP, ([], []))
+            groups.append(np.concatenate(open_group) if open_group else np.empty(0, np.int64))
+            open_group.clear()
+    return commit
+
+
+def _wait(op, launch):
+    """At most `pending` of each warpgroup's committed groups are left in flight (wgmma.wait_group)."""
+    pending = int(op.attrs["pending"])
+
+    def wait(group):
+        block = group.block
+        for lanes in warpgroups(group, op.name):
+            groups = block.mma_reads.get(int(lanes[0]) // WARPGROUP, ((), []))[1]
+            del groups[:max(0, len(groups) - pending)]
+        reading_changed(block)
+    return wait
+
+
+EFFECTS = {"wgmma.mma": _mma, "wgmma.mma_rs": _mma_rs, "wgmma.fence": _whole_warpgroups, "wgmma.commit": _commit,
+           "wgmma.wait": _wait, "gpu.setmaxnreg": _whole_warpgroups}
