@@ -127,3 +127,36 @@ def test_a_warpgroup_that_left_counts_at_a_block_barrier():
     out = np.zeros(256, np.int32)
     half_leaves.interpret[1, 256](out)
     assert out[128:].all() and not out[:128].any()
+
+
+@skc.kernel(block=128)
+def overfull(out: skc.Ptr[skc.i32], late: skc.constexpr):
+    t = skc.thread_id(0)
+    if t < 96:
+        skc.barrier_named(1, 64)     # three warps at a barrier of two: the third is the next phase's first
+        out[t] = 1
+    elif late:
+        skc.barrier_named(1, 64)     # ... which a fourth warp completes
+        out[t] = 1
+
+
+@skc.kernel(block=128)
+def two_phases_at_once(out: skc.Ptr[skc.i32]):
+    t = skc.thread_id(0)
+    skc.barrier_named(2, 64)         # four warps at a barrier of two: two phases complete
+    out[t] = 1
+
+
+def test_more_threads_than_a_named_barrier_counts_wait_for_its_next_phase():
+    """A named barrier completes each time its count has arrived and starts over at once (PTX ISA 9.7.13.1): 96
+    threads at a 64-thread barrier complete one phase, and the last warp waits for the next; on the GPU a kernel
+    with nobody else to come hangs, where the interpreter used to let all 96 through."""
+    out = np.zeros(128, np.int32)
+    with pytest.raises(skc.DeadlockError, match=r"named barrier 1 \(64 threads\).*32 of 64 threads still to arrive "
+                                                r"\(more threads arrived at once than the barrier counts: 32"):
+        overfull.interpret[1, 128](out, False)
+    overfull.interpret[1, 128](out, True)
+    assert out.all()
+    out[:] = 0
+    two_phases_at_once.interpret[1, 128](out)
+    assert out.all()

@@ -19,6 +19,7 @@ class Barrier:
         self.arrived = block.launch.no_lanes
         self.count = 0
         self.generation = 0
+        self.spilled = 0               # threads past the last whole count of the latest arrival (see arrive)
 
     def name(self) -> str:
         if self.threads is None:
@@ -26,7 +27,12 @@ class Barrier:
         return f"named barrier {self.id} ({self.threads} threads)"
 
     def arrive(self, group, threads) -> int:
-        """Count the group's active lanes in; give the phase they wait to see completed."""
+        """Count the group's active lanes in; give the phase they wait to see completed.
+
+        A barrier with a thread count completes each time that many threads have arrived and starts over at once
+        (PTX ISA 9.7.13.1, bar/barrier): when more arrive than complete it, the ones past the last whole count are
+        the first arrivals of the next phase and wait for it. Which threads those are is up to the GPU; the group
+        they came with waits with them (so 96 threads at a 64-thread barrier wait for 32 more, as on the GPU)."""
         if self.count and threads != self.threads:
             raise Fault(f"barrier {self.id} is waited on with {self.threads or 'all'} threads and "
                         f"{threads or 'all'} threads at once", group.first_lane(),
@@ -35,6 +41,13 @@ class Barrier:
         self.arrived = self.arrived | group.mask
         self.count += group.count
         self.block.cluster.progress += 1
+        self.spilled = 0
+        if threads is not None and self.count > threads:
+            completed, left = divmod(self.count, threads)
+            self.generation += completed
+            self.count, self.spilled = left, left
+            self.arrived = group.mask if left else self.block.launch.no_lanes
+            return self.generation if left else self.generation - 1
         return self.generation
 
     def expected(self) -> int:
@@ -74,7 +87,11 @@ class BarrierWait(Wait):
         if absent.any():
             text += f", {lane_ranges(absent)} did not arrive"
         expected = bar.expected()
-        return text + f"; {expected - bar.count} of {expected} threads still to arrive"
+        text += f"; {expected - bar.count} of {expected} threads still to arrive"
+        if bar.spilled:
+            text += (f" (more threads arrived at once than the barrier counts: {bar.spilled} of them are the first "
+                     "arrivals of its next phase)")
+        return text
 
 
 def _barriers_of(op, group) -> list:
