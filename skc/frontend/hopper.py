@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .. import ir
 from . import semantics
+from .builtins import compile_time_int
 from .markers import skc_builtin
 from .context import current
 from .dtypes import PtrType
@@ -48,6 +49,9 @@ def mbarrier_init(barrier, count):
 
 @skc_builtin
 def mbarrier_arrive(barrier, count: int = 1):
+    """`count` arrivals of each running thread on `barrier` (a compile-time int, 1 to 2**20 - 1: PTX ISA
+    9.7.13.15.2, the range of an mbarrier's counts)."""
+    count = compile_time_int(count, "the arrival count of mbarrier_arrive", 1, ir.ops_async.MBARRIER_COUNT_LIMIT)
     _emit("mbarrier.arrive", (_shared_address(barrier),), {"count": count} if count != 1 else None)
 
 
@@ -187,7 +191,10 @@ def tma_commit():
 
 @skc_builtin
 def tma_wait(pending: int = 0, read: bool = False):
-    _emit("tma.wait", (), {"pending": int(pending), "read": bool(read)})
+    """Wait until at most `pending` (a compile-time int >= 0) of this thread's committed groups of TMA stores are
+    unfinished (read: until their shared sources were read)."""
+    pending = compile_time_int(pending, "the groups tma_wait leaves pending", 0)
+    _emit("tma.wait", (), {"pending": pending, "read": bool(read)})
 
 
 # -- wgmma -----------------------------------------------------------------------------------------
@@ -203,7 +210,10 @@ def wgmma_commit():
 
 @skc_builtin
 def wgmma_wait(pending: int = 0):
-    _emit("wgmma.wait", (), {"pending": int(pending)})
+    """Wait until at most `pending` (a compile-time int >= 0) of the warpgroup's committed wgmma groups are
+    unfinished."""
+    pending = compile_time_int(pending, "the groups wgmma_wait leaves pending", 0)
+    _emit("wgmma.wait", (), {"pending": pending})
 
 
 @skc_builtin

@@ -30,6 +30,15 @@ class MbarrierInitOp(Op):
         _int32(self, self.operands[1], "count")
 
 
+MBARRIER_COUNT_LIMIT = (1 << 20) - 1   # PTX ISA 9.7.13.15.2: arrival counts are 1 .. 2**20 - 1
+
+
+def _pending_groups(op: Op):
+    pending = op.attrs["pending"]
+    if not isinstance(pending, int) or isinstance(pending, bool) or pending < 0:
+        op.fail(f"pending must be an int >= 0 (the groups left unfinished), found {pending!r}")
+
+
 class MbarrierArriveOp(Op):
     """`mbarrier.arrive %bar {count}`: each running thread counts `count` (default 1) arrivals on bar."""
 
@@ -38,6 +47,9 @@ class MbarrierArriveOp(Op):
 
     def verify(self):
         _shared_pointer(self, self.operands[0], "barrier")
+        count = self.attrs.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MBARRIER_COUNT_LIMIT:
+            self.fail(f"count must be an int from 1 to {MBARRIER_COUNT_LIMIT}, found {count!r}")
 
 
 class MbarrierArriveTxOp(Op):
@@ -257,6 +269,9 @@ class TmaWaitOp(Op):
     traits = frozenset({BLOCKING})
     required_attrs = ("pending",)
 
+    def verify(self):
+        _pending_groups(self)
+
 
 # -- wgmma (PTX 9.7.15) ---------------------------------------------------------------------------
 WGMMA_TYPES = ("bf16", "f16")   # the 16-bit types (MFMA takes the same)
@@ -289,6 +304,9 @@ class WgmmaWaitOp(Op):
     name = "wgmma.wait"
     traits = frozenset({BLOCKING})
     required_attrs = ("pending",)
+
+    def verify(self):
+        _pending_groups(self)
 
 
 def _verify_columns_and_accumulator(op: Op, acc):

@@ -427,3 +427,32 @@ def test_a_cp_async_the_hardware_has_not_is_a_compile_error_at_its_line(nbytes, 
     assert expected in message
     with pytest.raises(skc.CompileError, match="cp_async needs a target with mbarrier"):
         cp_async_of.compile(skc.Ptr[skc.bf16], 4, False, target="sm_80", block=32)
+
+
+@skc.kernel
+def hopper_count_of(which: skc.constexpr, value: skc.constexpr):
+    bar = skc.shared((1,), skc.u64, align=8)
+    if which == "arrive":
+        skc.hopper.mbarrier_arrive(bar, value)   # marker: arrive
+    elif which == "tma_wait":
+        skc.hopper.tma_wait(value)   # marker: tma_wait
+    else:
+        skc.hopper.wgmma_wait(value)   # marker: wgmma_wait
+
+
+@pytest.mark.parametrize("which, value, expected", [
+    ("arrive", 0, "the arrival count of mbarrier_arrive must be 1 to 1048575, found 0"),
+    ("arrive", -1, "must be 1 to 1048575, found -1"),
+    ("arrive", 1 << 20, "must be 1 to 1048575, found 1048576"),
+    ("tma_wait", -1, "the groups tma_wait leaves pending must be at least 0, found -1"),
+    ("wgmma_wait", -1, "the groups wgmma_wait leaves pending must be at least 0, found -1"),
+])
+def test_hopper_counts_outside_their_ptx_range_are_compile_errors_at_their_line(which, value, expected):
+    """PTX ISA 9.7.13.15.2: an arrival count is 1 to 2**20 - 1 (ptxas rejected 0 and -1, the interpreter deadlocked);
+    a wait_group's N is a count of groups: tma_wait(-1) waited for every group in the interpreter and, as the PTX
+    'cp.async.bulk.wait_group -1' that ptxas took, for none on the GPU."""
+    with pytest.raises(skc.CompileError) as info:
+        hopper_count_of.compile(which, value, target="sm_90a", block=128)
+    message = str(info.value)
+    assert_at(message, hopper_count_of, f"marker: {which}")
+    assert expected in message

@@ -66,6 +66,10 @@ def rejects(body: str) -> str:
     ('%7 = gpu.vote %3 {mode = "ballot"} : i1', "'gpu.vote' op: result is i1, expected u32"),
     ('gpu.assert %1 {message = "m"}', "'gpu.assert' op: condition is i32, expected i1"),
     ('%7 = gpu.asm {code = "", constraints = "=l"} : ptr<global>', "'gpu.asm' op: results must be scalars or vectors, found ptr<global>"),
+    # async
+    ("mbarrier.arrive %6 {count = 0}", "'mbarrier.arrive' op: count must be an int from 1 to 1048575, found 0"),
+    ("tma.wait {pending = -1, read = true}", "'tma.wait' op: pending must be an int >= 0 (the groups left unfinished), found -1"),
+    ("wgmma.wait {pending = -1}", "'wgmma.wait' op: pending must be an int >= 0"),
     # control flow
     ("scf.if %1 {\n  } {\n  }", "'scf.if' op: condition is i32, expected i1"),
     ("scf.if %3 {\n  }", "'scf.if' op: expected 2 regions, found 1"),
