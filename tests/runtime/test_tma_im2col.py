@@ -221,3 +221,18 @@ def test_a_filter_base_outside_the_bounding_box_is_reported():
     with pytest.raises(InterpreterError, match=r"filter base at \[-2, 0\] \(outermost first\), outside the "
                                                r"bounding box \[-1, -1\]\.\.\[4, 4\]"):
         im2col_boxes[(1,), (128,)](tmap, np.zeros(256, np.uint16), 0, -2, 0, 0, 0, 0, (32, 8))
+
+
+def test_im2col_offsets_past_the_range_of_the_rank_are_reported():
+    """PTX ISA 5.5.4.1: a 4-D copy's im2col offsets are 0 to 255 (3-D: 2**16 - 1, 5-D: 31); the interpreter used to
+    read a tap 256 pixels on, which the GPU's 8 bits cannot say."""
+    from skc.diagnostics import InterpreterError
+
+    x = RNG.integers(1, 60000, (1, 2, 300, 8)).astype(np.uint16)
+    tmap = skc.Im2colTensorMap(x, channels=8, pixels=8, lower=(0, 0), upper=(0, 0), swizzle=0, dtype=skc.u16)
+    out = np.zeros(64, np.uint16)
+    im2col_boxes[(1,), (128,)](tmap, out, 0, 0, 0, 0, 0, 255, (8, 8))
+    np.testing.assert_array_equal(out.reshape(8, 8), x[0, 0, 255:263])
+    with pytest.raises(InterpreterError, match=r"im2col offsets \[256, 0\] \(innermost first\): a rank-4 copy takes "
+                                               r"offsets of 0 to 255"):
+        im2col_boxes[(1,), (128,)](tmap, out, 0, 0, 0, 0, 0, 256, (8, 8))

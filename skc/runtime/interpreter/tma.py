@@ -407,6 +407,19 @@ def _read_im2col(launch, desc: Im2colDescriptor, origin, offsets, dtype, lane) -
     return out
 
 
+# PTX ISA 5.5.4.1: the im2col offsets of a copy are 0 .. 2**16 - 1 for a 3-D tensor, 0 .. 2**8 - 1 for 4-D and
+# 0 .. 2**5 - 1 for 5-D (the instruction's 16 bits hold them; the GPU reads only these)
+IM2COL_OFFSET_LIMIT = {3: (1 << 16) - 1, 4: (1 << 8) - 1, 5: (1 << 5) - 1}
+
+
+def _check_im2col_offsets(offsets: list, rank: int, lane: int):
+    limit = IM2COL_OFFSET_LIMIT[rank]
+    if max(offsets) > limit:
+        raise Fault(f"tma.load_im2col with im2col offsets {offsets[::-1]} (innermost first): a rank-{rank} copy takes "
+                    f"offsets of 0 to {limit} (PTX ISA 5.5.4.1)", lane,
+                    hint="keep the filter taps' offsets (r * dilation) within the range, or load such taps another way")
+
+
 def _tma_load_im2col(op, launch):
     t = op.operands[2].type
     if not isinstance(t, Im2colTensorMapType):
@@ -424,6 +437,7 @@ def _tma_load_im2col(op, launch):
             desc = env[tmap][lane]
             origin = [int(env[c][lane]) for c in reversed(coords)]   # outermost first: n, (d,) h, w, c
             shift = [int(env[o][lane]) & 0xFFFF for o in reversed(offsets)]   # unsigned 16-bit offsets
+            _check_im2col_offsets(shift, rank, lane)
             _check_coordinates(t, origin, lane, "tma.load_im2col", store=False)
             data = _read_im2col(launch, desc, origin, shift, dtype, lane).reshape(-1).view(np.uint8)
             physical = _shared_addresses(block, int(env[dst][lane]), t, lane, "tma.load_im2col")
