@@ -145,6 +145,16 @@ def test_bitcast_folds_and_keeps_nan_payloads():
     check(out, "%2 = arith.bitcast %1 : f32")
 
 
+@pytest.mark.parametrize("type_, source", [
+    ("vec<4xi8>", (16909060, "i32")),        # a scalar split into lanes: 04 03 02 01, not a splat of 04
+    ("i32", (1, "vec<4xi8>")),               # lanes joined into a scalar (folding read `count` of a scalar)
+    ("vec<2xf16>", (1.0, "f32")),
+])
+def test_bitcast_between_a_scalar_and_lanes_is_left_alone(type_, source):
+    out = fold_one(type_, "arith.bitcast %a", {"%a": source})
+    check(out, f"%2 = arith.bitcast %1 : {type_}")
+
+
 def test_vector_splats_fold_lane_by_lane():
     out = fold_one("vec<4xi32>", "arith.mul %a, %b", {"%a": (6, "vec<4xi32>"), "%b": (7, "vec<4xi32>")})
     check(out, "%1 = arith.constant {value = 42} : vec<4xi32>")

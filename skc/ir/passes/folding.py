@@ -238,8 +238,8 @@ _FLOAT_BITS = {"f32": (np.float32, np.uint32), "f64": (np.float64, np.uint64)}
 
 def _fold_bitcast(op: Op, args: list) -> Optional[Number]:
     src_type, dst_type = op.operands[0].type, op.result.type
-    if src_type.is_vector and src_type.count != dst_type.count:
-        return None  # lanes regroup; a splat need not stay one
+    if src_type.is_vector != dst_type.is_vector or (src_type.is_vector and src_type.count != dst_type.count):
+        return None  # lanes regroup (a scalar split into lanes, lanes joined into a scalar): a splat need not stay one
     src, dst = element_type(src_type), element_type(dst_type)
     (value,) = args
     if src.is_int:
