@@ -639,6 +639,30 @@ kernel @k(%x: ptr<global>, %out: ptr<global>) {block = [64, 1, 1]} {
     assert out[32] == np.float32(1 + 2**-11 + 2**-23) and out[33] == np.float32(1 + 2**-11)
 
 
+def test_f64_fma_overflows_to_infinity():
+    """A product past the largest f64 is infinite (it raised OverflowError from Fraction's float());
+    a finite product plus an infinity is that infinity (not inf - inf of a product rounded first)."""
+    f = parse("""
+kernel @k(%x: ptr<global>, %y: ptr<global>, %out: ptr<global>) {block = [4, 1, 1]} {
+  %tid = gpu.thread_id {dim = 0} : i32
+  %px = ptr.offset %x, %tid {elem = vec<2xf64>} : ptr<global>
+  %v = mem.load %px : vec<2xf64>
+  %a = vec.extract %v {index = 0} : f64
+  %b = vec.extract %v {index = 1} : f64
+  %py = ptr.offset %y, %tid {elem = f64} : ptr<global>
+  %c = mem.load %py : f64
+  %r = math.fma %a, %b, %c : f64
+  %po = ptr.offset %out, %tid {elem = f64} : ptr<global>
+  mem.store %po, %r
+}
+""")
+    x = np.array([[1e200, 1e200], [-1e200, 1e200], [1e200, 1e200], [1.5, 2.0]], np.float64)
+    y = np.array([0.0, 1.0, -np.inf, 0.25])
+    out = np.zeros(4, np.float64)
+    launch(f, (1, 1, 1), x, y, out)
+    assert out.tolist() == [np.inf, -np.inf, -np.inf, 3.25]
+
+
 def test_float_min_max_ignore_nan_and_compare_is_ordered_except_ne():
     f = elementwise("%lo = arith.min %a, %b : f32\n  %hi = arith.max %a, %b : f32\n"
                     "  %lt = arith.cmp %a, %b {pred = \"lt\"} : i1\n  %ne = arith.cmp %a, %b {pred = \"ne\"} : i1\n"

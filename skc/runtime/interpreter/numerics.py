@@ -306,7 +306,10 @@ def bitcast(src: Type, dst: Type, x: np.ndarray) -> np.ndarray:
 def _fma64_scalar(a: float, b: float, c: float) -> float:
     fma = getattr(math, "fma", None)  # Python 3.13+
     if fma is not None:
-        return fma(a, b, c)
+        try:
+            return fma(a, b, c)
+        except (OverflowError, ValueError):   # (it raises where IEEE gives inf or NaN: computed below)
+            pass
     if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c)):
         if math.isfinite(a) and math.isfinite(b):   # the exact product is finite: c (inf or NaN) decides; the
             return c                                 # rounded one could overflow and make inf - inf a NaN
