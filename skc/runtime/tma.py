@@ -225,18 +225,21 @@ def _geometry(tensor, dtype):
     else:
         strides = tuple(int(s) for s in tensor.stride())
     ir_dtype = dtypes.to_ir(dtype) if dtype is not None else facts.dtype
-    return shape, _dense_where_unit(shape, strides), ir_dtype, facts.device[0]
+    return shape, _unit_strides_aligned(shape, strides, ir_dtype.bits // 8), ir_dtype, facts.device[0]
 
 
-def _dense_where_unit(shape: tuple, strides: tuple) -> tuple:
-    """The strides with each dimension of one element given the stride it would have in a dense array (the
-    product of the inner dimensions' extents): its only index is 0, so its stride addresses nothing, and torch
-    leaves whatever it likes there (x.mean((2, 3), keepdim=True) of a channels_last x is (N, C, 1, 1) with strides
-    (C, 1, 1, 1), channels_last-contiguous to torch; TMA refused its W stride of one element)."""
+def _unit_strides_aligned(shape: tuple, strides: tuple, item: int) -> tuple:
+    """The strides with each dimension of one element given one TMA takes where its own is not a 16-byte
+    multiple: its only index is 0, so its stride addresses nothing, and torch leaves whatever it likes there
+    (x.mean((2, 3), keepdim=True) of a channels_last x is (N, C, 1, 1) with strides (C, 1, 1, 1), channels_last-
+    contiguous to torch; TMA refused its W stride of one element). The stride it takes is a dense array's (the
+    inner dimensions' extents), rounded up to 16 bytes; a stride that suits TMA already is kept (a padded operand's
+    one row keeps its padded pitch)."""
     strides = list(strides)
-    for i in range(len(shape) - 1, -1, -1):
-        if shape[i] == 1:
-            strides[i] = 1 if i == len(shape) - 1 else strides[i + 1] * max(shape[i + 1], 1)
+    for i in range(len(shape) - 2, -1, -1):   # (the innermost dimension's stride is 1 and not encoded)
+        if shape[i] == 1 and (strides[i] * item) % 16:
+            dense = strides[i + 1] * max(shape[i + 1], 1)
+            strides[i] = -(-dense * item // 16) * 16 // item if item and 16 % item == 0 else dense
     return tuple(strides)
 
 
