@@ -41,6 +41,7 @@ globals().update({alias: _DTYPES[name] for alias, name in _ALIASES.items()})
 _LAZY = {"DeviceArray": "runtime.arrays", "empty": "runtime.arrays", "to_device": "runtime.arrays",
          "zeros": "runtime.arrays", "testing": None, "TensorMap": "runtime.tma", "Im2colTensorMap": "runtime.tma",
          "EncodedTensorMap": "runtime.tma", "pointer_function": "runtime.interop",
+         "is_torch_tensor_type": "runtime.interop", "check_torch_readable": "runtime.interop",
          "blocks": None, "autotune": None}
 
 

@@ -10,13 +10,12 @@ from dataclasses import replace
 
 import skc
 from skc import ir
-from skc.runtime.interop import is_torch_tensor_type
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, check_has_data, check_writeable,
                          contiguous, empty_like, facts, facts_failed, filling_config, on_stream, paddable, padded,
-                         remember, require_arrays, view, without_grad)
+                         remember, require_arrays, torch_type, view, without_grad)
 from .im2col import ConvShape
 from .matmul_host import operand_dtype_name
 
@@ -259,7 +258,7 @@ def _padding(padding, stride, dilation, R: int, S: int) -> tuple:
 
 
 def _is_torch(x) -> bool:
-    return is_torch_tensor_type(type(x))   # (a subclass of torch.Tensor too: NCHW shapes, not NHWC)
+    return torch_type(type(x))   # (a subclass of torch.Tensor too: NCHW shapes, not NHWC)
 
 
 def _nhwc(x, name: str):

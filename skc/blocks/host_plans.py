@@ -15,7 +15,6 @@ from contextlib import nullcontext
 from dataclasses import replace
 
 import skc
-from skc.runtime.interop import check_torch_readable, is_torch_tensor_type
 
 from .scheduler import TileScheduler
 
@@ -43,7 +42,7 @@ _FACTS: dict = {}
 def _facts_function(kind: type):
     found = _FACTS.get(kind)
     if found is None:
-        if is_torch_tensor_type(kind):   # (torch's, and subclasses of it: a user's have no numpy-like .strides)
+        if skc.is_torch_tensor_type(kind):   # (torch's, and subclasses of it: a user's have no numpy-like .strides)
             found = _torch_facts
         elif kind.__module__.split(".")[0] == "numpy" and hasattr(kind, "ctypes"):
             found = _numpy_facts
@@ -79,8 +78,8 @@ def check_has_data(what: str, **operands):
         if getattr(x, "is_meta", False):
             raise skc.LaunchError(f"{what}: {name} is a meta tensor, which holds no data to compute on; pass tensors "
                                   "on a device (under torch.compile, skc's operators give meta results themselves)")
-        if x is not None and is_torch_tensor_type(type(x)):
-            check_torch_readable(x, f"{what}: {name}")
+        if x is not None and skc.is_torch_tensor_type(type(x)):
+            skc.check_torch_readable(x, f"{what}: {name}")
 
 
 def facts_failed(what: str, error: Exception, **operands):
