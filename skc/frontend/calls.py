@@ -22,7 +22,7 @@ from .frames import CompileTimeReturn, Frame, ReturnTarget, inline_unjumped
 from .keying import Unkeyable, inlined_function_key, record_bindings, trusted_module, value_key
 from .markers import is_builtin, is_host
 from .source import get_source, has_nested_return, has_source
-from .values import Dyn, Slot
+from .values import Dyn, Poison, Slot
 
 _MAX_INLINE_DEPTH = 64
 _NATIVE_MODULES = {"numpy", "torch", "cupy", "math", "functools", "itertools", "operator", "dataclasses",
@@ -59,6 +59,17 @@ def is_numpy_array(value) -> bool:
 def is_iterator(value) -> bool:
     """Whether value is a compile-time iterator (a generator, iter(list), zip(...)): taking an item changes it."""
     return isinstance(value, collections.abc.Iterator) and not isinstance(value, (Dyn, Slot))
+
+
+def _attribute_value(obj, name):
+    """What obj holds as attribute `name` itself (in its __dict__ or a slot), without running a property."""
+    space = getattr(obj, "__dict__", None)
+    if isinstance(space, dict) and isinstance(name, str) and name in space:
+        return space[name]
+    descriptor = inspect.getattr_static(type(obj), name, None) if isinstance(name, str) else None
+    if type(descriptor).__name__ == "member_descriptor":
+        return getattr(obj, name, None)
+    return None
 
 
 class LocalFunction:
@@ -295,6 +306,12 @@ class CallEvaluator:
             if (isinstance(result, CONTAINERS) or is_iterator(result) or is_numpy_array(result)) and \
                     result is not getattr(func, "__self__", None):
                 self.made_here(result)
+            if isinstance(result, Poison) or (func is hasattr and result and len(args) == 2):
+                # an attribute set on some run-time paths only (StatementEvaluator.end_attribute_paths), read
+                # through getattr() or vars(), or asked for by hasattr(): it holds something else on other paths
+                poison = result if isinstance(result, Poison) else _attribute_value(*args)
+                if isinstance(poison, Poison):
+                    poison.fail()
             if (func is getattr or func is vars) and args and isinstance(args[0], types.ModuleType):
                 self.record_module_read(func, args, result)
             return result

@@ -445,6 +445,8 @@ class ExpressionEvaluator:
             raise
         except Exception as e:
             raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+        if isinstance(value, Poison):   # (vars(obj)["x"], obj.__dict__["x"] of an attribute set on some paths)
+            value.fail()
         return value.rvalue() if isinstance(value, Slot) else value
 
     def expr_Slice(self, node):

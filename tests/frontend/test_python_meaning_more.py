@@ -767,3 +767,29 @@ def test_an_attribute_set_on_every_path_or_on_an_object_made_there_reads_as_pyth
         for n in (1, 2, 3):
             got, want = both(kernel, np.array([1.0, 2.0, 3.0], np.float32), n)
             assert got.tolist() == want.tolist()
+
+
+def test_an_attribute_set_on_some_run_time_paths_is_an_error_read_through_getattr_hasattr_or_vars():
+    """getattr(o, "v") and vars(o)["v"] gave the internal placeholder ('cannot use <...Poison object at 0x..> as a
+    f32'), hasattr(o, "v") True on every path (Python: False where the branch did not run)."""
+    def through_getattr(out, x, n: skc.i32):
+        o = _Bare()
+        if n > 2:
+            o.v = x[1]
+        out[0] = getattr(o, "v", 0.0)
+
+    def through_hasattr(out, x, n: skc.i32):
+        o = _Bare()
+        if n > 2:
+            o.v = x[1]
+        out[0] = 1.0 if hasattr(o, "v") else 0.0
+
+    def through_vars(out, x, n: skc.i32):
+        o = _Bare()
+        if n > 2:
+            o.v = x[1]
+        out[0] = vars(o)["v"]
+
+    for kernel in (through_getattr, through_hasattr, through_vars):
+        with pytest.raises(skc.CompileError, match="'_Bare.v' may be undefined"):
+            skc.kernel(kernel)[1, 1](np.zeros(1, np.float32), np.ones(4, np.float32), 1)
