@@ -51,6 +51,24 @@ def _changed(container, before: tuple) -> bool:
     return len(now) != len(before) or any(a is not b for a, b in zip(now, before))
 
 
+def _reachable(result, func, args, kwargs) -> bool:
+    """Whether what a native call returned is one of its arguments (its object's too), or an item, value or
+    attribute of one (dict.get, next(iter(rows)), getattr(obj, "rows")): an object made before the call, not by it."""
+    for arg in (*args, *kwargs.values(), getattr(func, "__self__", None)):
+        if arg is result:
+            return True
+        if isinstance(arg, dict):
+            items = arg.values()
+        elif isinstance(arg, (list, tuple)):
+            items = arg
+        else:   # (an attribute: getattr(obj, "rows"), getattr(module, "TABLE"))
+            space = getattr(arg, "__dict__", None)
+            items = space.values() if isinstance(space, dict) else ()
+        if any(item is result for item in items):
+            return True
+    return False
+
+
 def is_numpy_array(value) -> bool:
     """A numpy array (told by its type's module: the frontend does not import numpy for this)."""
     return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
@@ -304,7 +322,9 @@ class CallEvaluator:
                                                           f"changed a {kind}")
             self.record_helper(func, args, kwargs)   # (after the call: the modules it imports are loaded)
             if (isinstance(result, CONTAINERS) or is_iterator(result) or is_numpy_array(result)) and \
-                    result is not getattr(func, "__self__", None):
+                    not _reachable(result, func, args, kwargs):
+                # (made by the call; one it was given, or found in what it was given, keeps where it was made:
+                # `groups.get(k)` inside a run-time branch is a list made outside it)
                 self.made_here(result)
             if isinstance(result, Poison) or (func is hasattr and result and len(args) == 2):
                 # an attribute set on some run-time paths only (StatementEvaluator.end_attribute_paths), read

@@ -793,3 +793,51 @@ def test_an_attribute_set_on_some_run_time_paths_is_an_error_read_through_getatt
     for kernel in (through_getattr, through_hasattr, through_vars):
         with pytest.raises(skc.CompileError, match="'_Bare.v' may be undefined"):
             skc.kernel(kernel)[1, 1](np.zeros(1, np.float32), np.ones(4, np.float32), 1)
+
+
+_GROUPS = {"a": [1.0]}
+
+
+def test_a_container_a_call_returns_from_one_made_outside_a_run_time_branch_is_not_changed_inside_it():
+    """dict.get (getattr, max) returning a list made outside the branch counted it as made there: the
+    append ran at compile time on every path (len read 2 where the branch was not taken, Python 1)."""
+    def through_get(out, n: skc.i32):
+        groups = {"a": [1.0]}
+        if n > 2:
+            groups.get("a").append(2.0)
+        out[0] = len(groups["a"])
+
+    def a_global(out, n: skc.i32):
+        if n > 2:
+            _GROUPS.get("a").append(2.0)
+        out[0] = len(_GROUPS["a"])
+
+    def an_attribute(out, n: skc.i32):
+        o = _Bare()
+        o.rows = [1.0]
+        if n > 2:
+            getattr(o, "rows").append(2.0)
+        out[0] = len(o.rows)
+
+    def first_row(out, n: skc.i32):
+        rows = [[1.0], [2.0]]
+        if n > 2:
+            max(rows, key=len).append(2.0)
+        out[0] = len(rows[0])
+
+    for kernel in (through_get, a_global, an_attribute, first_row):
+        with pytest.raises(skc.CompileError, match="changes a list made outside this run-time loop or branch"):
+            skc.kernel(kernel)[1, 1](np.zeros(1, np.float32), 1)
+    assert _GROUPS == {"a": [1.0]}
+
+    def made_by_the_call(out, n: skc.i32):
+        rows = [1.0, 2.0]
+        if n > 2:
+            copy = list(rows)
+            copy.append(3.0)
+            kept = rows.copy()
+            kept.append(4.0)
+            out[0] = len(copy) + len(kept)
+
+    got, want = both(made_by_the_call, 3)
+    assert got.tolist() == want.tolist()
