@@ -51,6 +51,11 @@ def _changed(container, before: tuple) -> bool:
     return len(now) != len(before) or any(a is not b for a, b in zip(now, before))
 
 
+# builtins that look at an iterator without taking items from it (iter(it) gives it back)
+_NOT_TAKING = frozenset(map(id, (isinstance, issubclass, id, type, iter, callable, hasattr, getattr, repr, hash,
+                                 print)))
+
+
 def _reachable(result, func, args, kwargs) -> bool:
     """Whether what a native call returned is one of its arguments (its object's too), or an item, value or
     attribute of one (dict.get, next(iter(rows)), getattr(obj, "rows")): an object made before the call, not by it."""
@@ -252,7 +257,7 @@ class CallEvaluator:
             kind = type(container).__name__
             self.check_made_here(container, kind, f"{kind}.{func.__name__}() changes a {kind}")
         for arg in list(args) + list((kwargs or {}).values()):
-            if is_iterator(arg):
+            if is_iterator(arg) and id(func) not in _NOT_TAKING:
                 self.check_taken_here(arg, f"{getattr(func, '__name__', None) or type(func).__name__}()")
 
     def check_taken_here(self, iterator, taker: str):

@@ -841,3 +841,26 @@ def test_a_container_a_call_returns_from_one_made_outside_a_run_time_branch_is_n
 
     got, want = both(made_by_the_call, 3)
     assert got.tolist() == want.tolist()
+
+
+def test_looking_at_an_iterator_made_outside_a_run_time_loop_takes_nothing():
+    """isinstance(), type(), iter() of an iterator take no item: they were refused inside a run-time loop as
+    'isinstance() takes items from a compile-time iterator'. next() on what iter() gives back is still refused."""
+    import collections.abc
+
+    def look(out, n: skc.i32):
+        items = (float(i) for i in range(4))
+        for i in range(n):
+            if isinstance(items, collections.abc.Iterator) and type(items) is not list and iter(items) is items:
+                out[i] = 1.0
+
+    got, want = both(look, 3)
+    assert got.tolist() == want.tolist() == [1.0, 1.0, 1.0, 0.0]
+
+    def again(out, n: skc.i32):
+        items = iter([1.0, 2.0, 3.0])
+        for i in range(n):
+            out[i] = next(iter(items))
+
+    with pytest.raises(skc.CompileError, match="takes items from a compile-time iterator, but it was made outside"):
+        skc.kernel(again)[1, 1](np.zeros(4, np.float32), 3)
