@@ -34,6 +34,7 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         self.attribute_paths: list[set] = []
         self.attributes_in_flow: list = []      # (obj, attr, what it held before)
         self.objects_made: dict = {}            # id(obj) -> (obj, number)
+        self.attributes_past_jumps: dict = {}   # id(a jump's mark) -> begin_attribute_paths() when it was placed
         self.conditions: list = []              # (condition RValue, branch taken) of the enclosing run-time ifs
         self.comprehension_scopes: list = []    # the names of the comprehensions being evaluated (innermost last)
         self.ended_withs: dict = {}             # id -> manager whose with-statement was compiled to its end

@@ -43,6 +43,8 @@ class LoopContext:
     continues: list = field(default_factory=list)  # the same for jumps to the next unrolled iteration
     break_mark: object = None      # set by the first run-time break: the rest of the loop runs on some paths only
     continue_mark: object = None   # the same for a run-time continue, to the end of its iteration
+    attribute_level: int = -1      # a run-time loop's entry in the evaluator's attribute_paths
+    break_attributes: list = field(default_factory=list)   # what each run-time break's path set (attributes)
 
 
 @dataclass

@@ -112,7 +112,9 @@ class LoopEvaluator:
         saved_promote = frame.promote
         frame.promote = frame.promote | set(names)
         loop_op = make_loop()
-        frame.loops.append(LoopContext(False, frame.runtime_depth, len(frame.withs), label, label))
+        context = LoopContext(False, frame.runtime_depth, len(frame.withs), label, label,
+                              attribute_level=len(self.attribute_paths))
+        frame.loops.append(context)
         attributes = self.begin_attribute_paths()
         self.attribute_paths.append(set())
         try:
@@ -121,9 +123,10 @@ class LoopEvaluator:
         finally:
             frame.loops.pop()
             frame.promote = saved_promote
-            assigned = self.attribute_paths.pop()
-        # (a loop that may run no iteration sets nothing on that path)
-        self.end_attribute_paths(attributes, [assigned, set()] if may_skip else [assigned])
+            self.attribute_paths.pop()   # (the body's own sets: only what the breaks carried leaves the loop)
+        # (the paths that leave it: a test that fails, which may be the first, having set nothing; and each
+        # run-time break, having set what its path set before it)
+        self.end_attribute_paths(attributes, ([set()] if may_skip else []) + context.break_attributes)
         for name, value in list(frame.env.items()):
             if name not in names and everything_before.get(name, MISSING) is not value:
                 # bound in the body other than by an assignment (an inner loop's target): which iteration's value,
@@ -334,6 +337,10 @@ class LoopEvaluator:
         label = loop.break_label if kind == "break" else loop.continue_label
         self.emit_cleanups(loop.with_depth)
         self.cg.builder.create("scf.break" if kind == "break" else "scf.continue", attrs={"label": label})
+        if kind == "break" and self.on_every_path_here():   # (what this path set in the loop, at every level)
+            loop.break_attributes.append(set().union(*self.attribute_paths[loop.attribute_level:]))
+        elif kind == "break":   # (past another jump: what it set is not followed)
+            loop.break_attributes.append(set())
         return True
 
     def jump_out_of_unrolled(self, loop: LoopContext, kind: str):

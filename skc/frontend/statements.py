@@ -207,7 +207,7 @@ class StatementEvaluator:
                 self.call_native(descriptor.fset, (obj, value), {})
             return
         current = getattr(obj, attr, MISSING)
-        if self.attribute_paths:
+        if self.attribute_paths and self.on_every_path_here():
             self.attribute_paths[-1].add((id(obj), attr))
         try:
             if isinstance(current, Slot):
@@ -222,11 +222,15 @@ class StatementEvaluator:
                 slot = Slot(value.type, attr)
                 slot.store(value)
                 setattr_(obj, attr, slot)
-                if self.region_stack:   # (paths that do not come here hold `current`, which the slot does not)
+                if self.scope_stack:   # (paths that do not come here hold `current`, which the slot does not)
                     self.attributes_in_flow.append((obj, attr, current))
             else:
                 self.check_compile_time_change(obj, attr, current, value, node)
                 setattr_(obj, attr, value)
+                if (self.region_stack and current is MISSING or not self.on_every_path_here()
+                        and not _same_value(current, value)):
+                    # (first set on this path, or changed past a run-time jump: the other paths hold another)
+                    self.attributes_in_flow.append((obj, attr, current))
                 self.attribute_origin[(id(obj), attr)] = (obj, self.region_stack[-1] if self.region_stack else None)
         except (AttributeError, TypeError) as e:
             raise self.error_at(node, f"cannot set attribute '{attr}' of {type(obj).__name__}: {e}") from e
@@ -336,6 +340,7 @@ class StatementEvaluator:
             return
         mark = object()
         setattr(holder, attr, mark)
+        self.attributes_past_jumps[id(mark)] = self.begin_attribute_paths()
         stack, at = self.scope_stack, len(self.scope_stack)
         for _ in range(opened):   # (below `opened` entries that are regions, not marks)
             at -= 1
@@ -348,6 +353,13 @@ class StatementEvaluator:
         if mark is not None:
             setattr(holder, attr, None)
             self.scope_stack.remove(id(mark))
+            # (what code past the jump first set, the paths that jumped did not: an error where read after it)
+            self.poison_attributes(self.attributes_past_jumps.pop(id(mark)), set())
+
+    def on_every_path_here(self) -> bool:
+        """Whether code here runs on every path of the innermost run-time region (or of the kernel): not past a
+        run-time jump (a mark on the scope stack above that region)."""
+        return not self.scope_stack or self.scope_stack[-1] in self.region_stack
 
     # -- attributes set on some run-time paths ------------------------------------------
     def begin_attribute_paths(self) -> tuple:
@@ -368,17 +380,22 @@ class StatementEvaluator:
         attributes that path sets. An attribute given a new slot inside the construct (first set there, or over a
         value a slot cannot hold, as a class's default or None) that some reaching path does not set reads as an
         error after it: on that path it holds its old value, or none (Python's AttributeError)."""
-        start, made = begun
         everywhere = set.intersection(*reaching) if reaching else set()
-        if self.attribute_paths:
+        if self.attribute_paths and self.on_every_path_here():
             self.attribute_paths[-1] |= everywhere
+        self.poison_attributes(begun, everywhere)
+
+    def poison_attributes(self, begun: tuple, everywhere: set):
+        """The attributes given new slots since `begun` that not every path sets (not in `everywhere`), on objects
+        made before it, read as errors from here."""
+        start, made = begun
         for obj, attr, before in self.attributes_in_flow[start:]:
             number = self.objects_made.get(id(obj))
             if (id(obj), attr) in everywhere or number is not None and number[0] is obj and number[1] > made:
                 continue
             why = ("may be undefined here: it is first set inside run-time control flow, on some paths that reach "
                    "this point but not on others") if before is MISSING else (
-                   f"holds {_short(before)} on some paths that reach this point and a run-time value on others")
+                   f"holds {_short(before)} on some paths that reach this point and another value on others")
             try:
                 object.__setattr__(obj, attr, Poison(f"{type(obj).__name__}.{attr}", why, hint=(
                     f"set it on every path, or before the `if` or loop to a run-time value (self.{attr} = "
@@ -583,3 +600,7 @@ _UNSUPPORTED_HINTS = {
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _same_value(a, b) -> bool:
+    return a is b or semantics.is_number(a) and type(a) is type(b) and a == b

@@ -864,3 +864,47 @@ def test_looking_at_an_iterator_made_outside_a_run_time_loop_takes_nothing():
 
     with pytest.raises(skc.CompileError, match="takes items from a compile-time iterator, but it was made outside"):
         skc.kernel(again)[1, 1](np.zeros(4, np.float32), 3)
+
+
+class _Scaled:
+    scale = 1.5
+
+
+@skc.func
+def _set_late(o, x, value):
+    if x > 0.0:
+        return 1.0
+    o.scale = value if value is not None else x   # (only on the path that did not return)
+    return 2.0
+
+
+def test_an_attribute_set_past_a_run_time_jump_is_an_error_where_read_after_it():
+    """On the paths that returned or broke out before it, the attribute holds its old value (or none): it read the
+    fall-through path's 2.0, or 0.0 (a review's finding)."""
+    def after_return(out, x: skc.f32, late: skc.constexpr):
+        o = _Scaled()
+        _set_late(o, x, late)
+        out[0] = o.scale
+
+    def after_break(out, x: skc.f32, late: skc.constexpr):
+        o = _Bare()
+        i = 0
+        while True:
+            if i >= x:
+                break
+            o.v = 2.0 * i
+            i += 1
+        out[0] = o.v
+
+    def first_set_in_branch(out, x: skc.f32, late: skc.constexpr):
+        o = _Bare()
+        if x > 0.0:
+            o.v = 1.0
+        out[0] = o.v
+
+    for kernel, late, message in ((after_return, 2.0, "'_Scaled.scale' holds 1.5 on some paths"),
+                                  (after_return, None, "'_Scaled.scale' holds 1.5 on some paths"),
+                                  (after_break, None, "'_Bare.v' may be undefined"),
+                                  (first_set_in_branch, None, "'_Bare.v' may be undefined")):
+        with pytest.raises(skc.CompileError, match=message):
+            skc.kernel(kernel)[1, 1](np.zeros(1, np.float32), 3.0, late)
