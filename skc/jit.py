@@ -143,13 +143,14 @@ def _constant_key(value, name: str = "?", kernel: str = ""):
 class _Identities:
     """Objects compared by identity, kept alive (so their ids stay theirs): what a function's closure holds."""
 
-    __slots__ = ("objects",)
+    __slots__ = ("objects", "_hash")
 
     def __init__(self, objects: tuple):
         self.objects = objects
+        self._hash = hash(tuple(map(id, objects)))   # (once: a launch key holding it is hashed every launch)
 
     def __hash__(self):
-        return hash(tuple(map(id, self.objects)))
+        return self._hash
 
     def __eq__(self, other):
         return (isinstance(other, _Identities) and len(other.objects) == len(self.objects)
@@ -210,7 +211,15 @@ def _class_state(kind):
         spaces = _user_classes[kind] = [
             (vars(c), len(vars(c)), tuple(n for n in vars(c) if n not in _MACHINERY
                                           and not (n.startswith("__") and n.endswith("__")))) for c in classes]
-    return _Identities(tuple([space.get(name) for space, _, names in spaces for name in names]))
+    values = [space.get(name) for space, _, names in spaces for name in names]
+    last = _class_states.get(kind)
+    if last is not None and len(last.objects) == len(values) and all(map(operator.is_, values, last.objects)):
+        return last   # (the same object as the key holds: the key's compare takes it by identity, not __eq__)
+    state = _class_states[kind] = _Identities(tuple(values))
+    return state
+
+
+_class_states: dict = {}   # type -> the _Identities _class_state gave last
 
 
 def _compares_whole_value(kind) -> bool:
