@@ -258,9 +258,13 @@ class CallEvaluator:
             self.check_made_here(container, kind, f"{kind}.{func.__name__}() changes a {kind}")
         for arg in list(args) + list((kwargs or {}).values()):
             if is_iterator(arg) and id(func) not in _NOT_TAKING:
-                self.check_taken_here(arg, f"{getattr(func, '__name__', None) or type(func).__name__}()")
+                # (a plain Python helper of the user's runs unseen: it may take items, or only look at the iterator)
+                known = (getattr(func, "__module__", None) or "").split(".")[0] in _NATIVE_MODULES
+                self.check_taken_here(arg, f"{getattr(func, '__name__', None) or type(func).__name__}()",
+                                      "takes" if known or isinstance(func, type) else
+                                      "(run as plain Python at compile time) may take")
 
-    def check_taken_here(self, iterator, taker: str):
+    def check_taken_here(self, iterator, taker: str, takes: str = "takes"):
         """Items taken from a compile-time iterator at run-time-dependent places are taken once, at compile time: in
         a run-time loop it was made outside of, every iteration would see the same items; after a run-time branch
         took some, what is left depends on the path. A branch may take items from it, as long as nothing outside
@@ -282,9 +286,11 @@ class CallEvaluator:
             if entered:
                 self.taken_in_branch[id(iterator)] = (iterator, stack[-1])
             return
-        raise self.cg.error(f"{taker} takes items from a compile-time iterator, but {where}",
+        raise self.cg.error(f"{taker} {takes} items from a compile-time iterator, but {where}",
                             hint="make the iterator where its items are taken, index a list or tuple with "
-                                 "skc.static_range, or keep the values in a run-time variable or in memory")
+                                 "skc.static_range, or keep the values in a run-time variable or in memory (a "
+                                 "helper of yours that only looks at it: decorate it with @skc.func, so that skc "
+                                 "compiles what it does)")
 
     def check_made_here(self, obj, kind: str, what: str):
         """Refuse `what` (a change to compile-time `obj`, a `kind`) unless obj was made in the run-time region (or

@@ -908,3 +908,21 @@ def test_an_attribute_set_past_a_run_time_jump_is_an_error_where_read_after_it()
                                   (first_set_in_branch, None, "'_Bare.v' may be undefined")):
         with pytest.raises(skc.CompileError, match=message):
             skc.kernel(kernel)[1, 1](np.zeros(1, np.float32), 3.0, late)
+
+
+def _looks_at(items):
+    return 2.0
+
+
+def test_a_plain_helper_given_an_iterator_in_a_run_time_loop_is_said_to_take_items_only_maybe():
+    """skc cannot see what a plain Python helper does with it: the message said it took items (a review's finding),
+    and now says it may, and how to let skc see (@skc.func)."""
+    def given(out, n: skc.i32):
+        items = iter([1.0, 2.0])
+        for i in range(n):
+            out[i] = _looks_at(items)
+
+    with pytest.raises(skc.CompileError, match=r"_looks_at\(\) \(run as plain Python at compile time\) may take "
+                                               r"items") as info:
+        skc.kernel(given)[1, 1](np.zeros(2, np.float32), 2)
+    assert "@skc.func" in str(info.value)
