@@ -271,10 +271,22 @@ def _tma_commit(op, launch):
     def commit(group):
         block = group.block
         for lane in np.flatnonzero(group.mask).tolist():
-            open_group, groups = block.bulk_reads.setdefault(lane, ([], []))
-            groups.append(np.concatenate(open_group) if open_group else np.empty(0, np.int64))
-            open_group.clear()
+            close_read_group(block.bulk_reads, lane)
     return commit
+
+
+def close_read_group(table: dict, owner):
+    """Commit `owner`'s open group of asynchronous reads (a lane's bulk stores, a warpgroup's wgmma ops) in `table`
+    (owner -> (open group, committed groups))."""
+    open_group, groups = table.setdefault(owner, ([], []))
+    groups.append(np.concatenate(open_group) if open_group else np.empty(0, np.int64))
+    open_group.clear()
+
+
+def retire_read_groups(table: dict, owner, pending: int):
+    """Leave at most `pending` of `owner`'s committed groups of reads in flight (the oldest complete first)."""
+    groups = table.get(owner, ((), []))[1]
+    del groups[:max(0, len(groups) - pending)]
 
 
 def _tma_wait(op, launch):
@@ -284,8 +296,7 @@ def _tma_wait(op, launch):
     def wait(group):
         block = group.block
         for lane in np.flatnonzero(group.mask).tolist():
-            groups = block.bulk_reads.get(lane, ((), []))[1]
-            del groups[:max(0, len(groups) - pending)]
+            retire_read_groups(block.bulk_reads, lane, pending)
         reading_changed(block)
     return wait
 

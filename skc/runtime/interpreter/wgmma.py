@@ -41,7 +41,7 @@ from ...ir.ops_async import WGMMA_FP8_TYPES, WGMMA_K
 from ...ir.types import ScalarType
 from . import numerics
 from .state import Fault, lane_ranges
-from .tma import reading_changed, swizzle
+from .tma import close_read_group, reading_changed, retire_read_groups, swizzle
 
 WARPGROUP = 128
 M = 64   # wgmma.mma_async .m64nNkK (PTX ISA 9.7.15.5); K per operand type in ir.ops_async.WGMMA_K
@@ -247,9 +247,7 @@ def _commit(op, launch):
     """Close each warpgroup's open group of wgmma ops (wgmma.commit_group)."""
     def commit(group):
         for lanes in warpgroups(group, op.name):
-            open_group, groups = group.block.mma_reads.setdefault(int(lanes[0]) // WARPGROUP, ([], []))
-            groups.append(np.concatenate(open_group) if open_group else np.empty(0, np.int64))
-            open_group.clear()
+            close_read_group(group.block.mma_reads, int(lanes[0]) // WARPGROUP)
     return commit
 
 
@@ -260,8 +258,7 @@ def _wait(op, launch):
     def wait(group):
         block = group.block
         for lanes in warpgroups(group, op.name):
-            groups = block.mma_reads.get(int(lanes[0]) // WARPGROUP, ((), []))[1]
-            del groups[:max(0, len(groups) - pending)]
+            retire_read_groups(block.mma_reads, int(lanes[0]) // WARPGROUP, pending)
         reading_changed(block)
     return wait
 
