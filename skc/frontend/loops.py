@@ -12,7 +12,7 @@ from .builtins import max_unroll, static_range
 from .expressions import MAX_COMPILE_TIME_ITERATIONS, MISSING
 from .frames import (CompileTimeBreak, CompileTimeContinue, CompileTimeReturn, LoopContext, inline_unjumped,
                      scratch_region)
-from .source import attribute_targets, carried_names, contains_statements, has_nested_jump
+from .source import attribute_targets, carried_names, contains_statements, has_nested_jump, read_before_assigned
 from .values import Dyn, Poison, RValue, Slot, mutable
 
 
@@ -144,6 +144,13 @@ class LoopEvaluator:
                     name, "may be undefined here: it is first assigned inside a run-time loop, which may run zero "
                           "times", hint="assign it before the loop")
             elif value is not before.get(name, MISSING) and not isinstance(value, Slot):
+                if before.get(name, MISSING) is not MISSING and name in read_before_assigned(node.body):
+                    # (every run-time iteration runs the one body compiled with the value before the loop)
+                    raise self.error_at(node, f"'{name}' is read in this run-time loop and then changed to another "
+                                              "compile-time value: every iteration would read the value it had "
+                                              "before the loop",
+                                        hint="keep run-time state in numbers or run-time values, or unroll the "
+                                             "loop with skc.static_range")
                 frame.env[name] = Poison(
                     name, "changes to a compile-time value inside a run-time loop, so its value after the loop is "
                           "not known at compile time",

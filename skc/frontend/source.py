@@ -222,3 +222,56 @@ def has_nested_return(stmts: list) -> bool:
             if contains_statements([stmt], (ast.Return,), stop_at_loops=False):
                 return True
     return False
+
+
+def read_before_assigned(stmts: list) -> set:
+    """The names these statements may read before they assign them, in the order Python runs them (an assignment's
+    value before its targets; `x += 1` reads x; a nested function or lambda may read a name whenever it is
+    called, so any name it reads counts): a loop body's names that carry a value from the iteration before."""
+    assigned, read = set(), set()
+
+    class Order(ast.NodeVisitor):
+        def visit_Name(self, node):
+            if isinstance(node.ctx, ast.Load):
+                if node.id not in assigned:
+                    read.add(node.id)
+            else:
+                assigned.add(node.id)
+
+        def visit_Assign(self, node):
+            self.visit(node.value)
+            for target in node.targets:
+                self.visit(target)
+
+        def visit_AnnAssign(self, node):
+            if node.value is not None:
+                self.visit(node.value)
+            self.visit(node.target)
+
+        def visit_AugAssign(self, node):
+            self.visit(node.value)
+            if isinstance(node.target, ast.Name) and node.target.id not in assigned:
+                read.add(node.target.id)
+            self.visit(node.target)
+
+        def visit_NamedExpr(self, node):
+            self.visit(node.value)
+            self.visit(node.target)
+
+        def visit_FunctionDef(self, node):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Load) and inner.id not in assigned:
+                    read.add(inner.id)
+            assigned.add(node.name)
+
+        visit_AsyncFunctionDef = visit_FunctionDef
+
+        def visit_Lambda(self, node):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Load) and inner.id not in assigned:
+                    read.add(inner.id)
+
+    visitor = Order()
+    for stmt in stmts:
+        visitor.visit(stmt)
+    return read
