@@ -33,6 +33,7 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         # kernel's code made, numbered
         self.attribute_paths: list[set] = []
         self.attributes_in_flow: list = []      # (obj, attr, what it held before)
+        self.pending_attributes: dict = {}      # (id(obj), attr) -> (its Poison in an `if`'s second branch, the first's slot)
         self.objects_made: dict = {}            # id(obj) -> (obj, number)
         self.attributes_past_jumps: dict = {}   # id(a jump's mark) -> begin_attribute_paths() when it was placed
         self.conditions: list = []              # (condition RValue, branch taken) of the enclosing run-time ifs

@@ -207,6 +207,9 @@ class StatementEvaluator:
                 self.call_native(descriptor.fset, (obj, value), {})
             return
         current = getattr(obj, attr, MISSING)
+        pending = self.pending_attributes.get((id(obj), attr))
+        if pending is not None and current is pending[0]:   # (set in both branches of a run-time `if`)
+            current = pending[1]
         if self.attribute_paths and self.on_every_path_here():
             self.attribute_paths[-1].add((id(obj), attr))
         try:
@@ -414,22 +417,69 @@ class StatementEvaluator:
         before = dict(self.frame.env)
         branches, attributes = [], self.begin_attribute_paths()
         reaching = []   # the attributes each path that reaches the code after the `if` sets
+        restore = []
         for taken, (region, body) in zip((True, False), zip(if_op.regions, (node.body, node.orelse))):
             self.frame.env = dict(before)
             self.conditions.append((condition, taken))
             self.attribute_paths.append(set())
             try:
                 with self.runtime_region(region):
+                    if not taken:
+                        restore = self.attributes_before_branch(attributes[0])
                     ended = self.exec_body(body)
             finally:
                 self.conditions.pop()
                 assigned = self.attribute_paths.pop()
+                self.attributes_after_branch(restore)
             branches.append((self.frame.env, region, ended))
             if not ended:
                 reaching.append(assigned)
         self.frame.env = self.merge(before, branches, node)
         self.end_attribute_paths(attributes, reaching)
         return all(ended for _, _, ended in branches)
+
+    def attributes_before_branch(self, start: int) -> list:
+        """At the start of an `if`'s second branch: the attributes the first branch set (attributes_in_flow from
+        start) hold there what they held before the `if`. One the first branch moved into a new slot gets the old
+        value stored in it on this path; one that held nothing (or a value no slot holds) reads as an error here,
+        and a set here sets over the first branch's value (into its slot: set_attribute reads pending_attributes)."""
+        restore = []
+        for obj, attr, before in self.attributes_in_flow[start:]:
+            try:
+                now = object.__getattribute__(obj, attr)
+            except AttributeError:
+                continue
+            if isinstance(now, Slot) and before is not MISSING and (mutable(before) or semantics.is_number(before)):
+                now.store(before)
+                continue
+            key = (id(obj), attr)
+            poison = Poison(f"{type(obj).__name__}.{attr}",
+                            "is set by the other branch of the run-time `if` only" if before is MISSING else
+                            f"holds {_short(before)} here, which the other branch of the run-time `if` changed",
+                            hint="set it before the `if` to a run-time value")
+            try:
+                object.__setattr__(obj, attr, poison)
+            except (AttributeError, TypeError):
+                continue
+            restore.append((obj, attr, poison, now, self.pending_attributes.get(key)))
+            self.pending_attributes[key] = (poison, now)
+        return restore
+
+    def attributes_after_branch(self, restore: list):
+        """The attributes attributes_before_branch made errors that the second branch did not set hold the first
+        branch's value again (poison_attributes then tells which paths set them)."""
+        for obj, attr, poison, now, outer in reversed(restore):
+            key = (id(obj), attr)
+            if outer is None:
+                self.pending_attributes.pop(key, None)
+            else:
+                self.pending_attributes[key] = outer
+            try:
+                if object.__getattribute__(obj, attr) is poison:
+                    object.__setattr__(obj, attr, now)
+            except (AttributeError, TypeError):
+                pass
+        restore.clear()
 
     def merge(self, before: dict, branches, node) -> dict:
         """The names after an `if`: unchanged ones as they were; changed numbers and run-time values in a slot."""

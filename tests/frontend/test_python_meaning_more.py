@@ -1066,28 +1066,3 @@ def test_an_attribute_the_first_branch_set_holds_its_old_value_in_the_second():
 
     with pytest.raises(skc.CompileError, match="'_Bare.u' is set by the other branch"):
         skc.kernel(read_before_set)[1, 1](np.zeros(1, np.float32), np.zeros(1, np.float32), 0)
-
-
-def test_a_compile_time_value_read_in_a_run_time_loop_and_then_rebound_there_is_an_error():
-    """Every iteration ran the body compiled with the first value: f(i) called the first lambda on every iteration
-    (6.0 for n = 3, Python 21.0; pygen.py's finding). A name rebound before it is read still runs."""
-    def rebound(out, n: skc.i32):
-        f = lambda y: y + 1.0
-        c = 0.0
-        for i in range(n):
-            c += f(i)
-            f = lambda y: 10.0
-        out[0] = c
-
-    with pytest.raises(skc.CompileError, match="'f' is read in this run-time loop and then changed"):
-        skc.kernel(rebound)[1, 1](np.zeros(1, np.float32), 3)
-
-    def made_first(out, n: skc.i32):
-        o = _Bare()
-        for i in range(n):
-            o = _Bare()
-            o.v = out[1] + i
-            out[0] = o.v
-
-    got, want = both(made_first, 3)
-    assert got.tolist() == want.tolist()
