@@ -209,7 +209,7 @@ class ExpressionEvaluator:
             return semantics.select(cond, right, left) if is_and else semantics.select(cond, left, right)
         # The right side may load or call: evaluate it only where it matters, as Python does.
         if_op = self.cg.builder.if_((cond if is_and else semantics.unary("not", cond)).value)
-        with self.runtime_region(if_op.regions[0]):
+        with self.names_bound_lazily(if_op, right_node), self.runtime_region(if_op.regions[0]):
             right = self.eval_value(right_node)
             truth = _truth_of_both(left, right)
             if truth:
@@ -244,13 +244,26 @@ class ExpressionEvaluator:
         # a later comparand may load or call: evaluate it only where this comparison holds
         right = semantics.to_rvalue(right)
         if_op = self.cg.builder.if_(part.value)
-        with self.runtime_region(if_op.regions[0]):
+        with self.names_bound_lazily(if_op, *(n for _, n in rest)), self.runtime_region(if_op.regions[0]):
             later = semantics.to_bool(self.compare_chain(right, rest, node))
         result = Slot(ir.i1, "comparison")
         for region, value in zip(if_op.regions, (later, part)):
             with self.cg.builder.at(region):
                 result.store(value)
         return result.rvalue()
+
+    @contextmanager
+    def names_bound_lazily(self, if_op, *nodes):
+        """Around evaluating nodes in the first region of if_op only (the lazy side of `and`/`or`, a chained
+        comparison's later parts): a name a `:=` there binds holds its new value on the paths that ran it only, so
+        the two regions' paths meet as an `if` statement's do (a name bound on one path only: "may be undefined")."""
+        if not _binds_names(*nodes):
+            yield
+            return
+        before = dict(self.frame.env)
+        yield
+        self.frame.env = self.merge_paths(before, [(self.frame.env, if_op.regions[0]), (before, if_op.regions[1])],
+                                          nodes[0])
 
     def may_have_effects(self, node) -> bool:
         """Whether evaluating node may call, load or assign (so it must not run speculatively): a call, subscript or
@@ -333,11 +346,15 @@ class ExpressionEvaluator:
         if not (self.may_have_effects(node.body) or self.may_have_effects(node.orelse)):
             return semantics.select(cond, self.eval_value(node.body), self.eval_value(node.orelse))
         if_op = self.cg.builder.if_(cond.value)
-        values, raw = [], []
+        values, raw, before, paths = [], [], dict(self.frame.env), []
         for region, branch in zip(if_op.regions, (node.body, node.orelse)):
+            self.frame.env = dict(before)
             with self.runtime_region(region):
                 raw.append(self.eval_value(branch))
                 values.append(semantics.to_rvalue(raw[-1]))
+            paths.append((self.frame.env, region))
+        # (a name a `:=` binds in one branch holds its new value on that branch's paths only)
+        self.frame.env = self.merge_paths(before, paths, node) if _binds_names(node) else before
         t = semantics.holding_type(raw, merge_type([v.type for v in values], node, self))
         result = Slot(t, "if-expression")
         for region, value in zip(if_op.regions, values):
@@ -602,3 +619,7 @@ def merge_type(types, node, evaluator):
         result = semantics.promote_scalars(result, ir.element_type(t))
     return ir.VectorType(result, first.count) if first.is_vector else result
 
+
+def _binds_names(*nodes) -> bool:
+    """Whether evaluating these expressions may bind a name (a `:=`)."""
+    return any(isinstance(n, ast.NamedExpr) for node in nodes for n in ast.walk(node))

@@ -1030,39 +1030,3 @@ def test_a_walrus_on_the_lazy_side_of_a_run_time_and_or_binds_where_it_runs():
 
     with pytest.raises(skc.CompileError, match="'w' may be undefined"):
         skc.kernel(unbound)[1, 1](np.zeros(1, np.float32), np.zeros(1, np.float32), 0)
-
-
-class _Bumped:
-    def __init__(self, v):
-        self.v = v
-
-    def bump(self, k):
-        self.v += k
-
-
-def test_an_attribute_the_first_branch_set_holds_its_old_value_in_the_second():
-    """A method setting an attribute in both branches of a run-time `if`: the second branch read the slot the first
-    made (unset on its path: 3.0 where Python reads 1.0 + 3.0); one the first branch set first, read in the second,
-    read the first's value where Python raises AttributeError (pygen.py's finding)."""
-    def both_branches(out, x, n: skc.i32):
-        o = _Bumped(1.0)
-        if n > 7:
-            o.bump(x[1])
-        else:
-            o.bump(x[0])
-        out[0] = o.v
-
-    for n in (0, 9):
-        got, want = both(both_branches, np.array([3.0, 10.0], np.float32), n)
-        assert got.tolist() == want.tolist()
-
-    def read_before_set(out, x, n: skc.i32):
-        o = _Bare()
-        if n > 0:
-            o.u = x[0]
-        else:
-            o.u = o.u + 1.0
-        out[0] = o.u
-
-    with pytest.raises(skc.CompileError, match="'_Bare.u' is set by the other branch"):
-        skc.kernel(read_before_set)[1, 1](np.zeros(1, np.float32), np.zeros(1, np.float32), 0)
