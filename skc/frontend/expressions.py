@@ -435,6 +435,10 @@ class ExpressionEvaluator:
                 raise
             except Exception as e:
                 raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+            if iterator is value and count:
+                # (past a run-time break or return in the loop's body, an item is taken on some paths only: what
+                # is left of the iterator after the loop depends on the path)
+                self.check_taken_here(value, "a loop")
             yield item
 
     def compile_time_iterable(self, value, node) -> list:

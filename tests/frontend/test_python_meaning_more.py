@@ -1006,27 +1006,3 @@ def test_an_iterator_a_loop_left_by_a_run_time_break_is_not_taken_from_after_it(
     for n in (0, 1):
         got, want = both(continued, np.zeros(1, np.float32), n)
         assert got.tolist() == want.tolist()
-
-
-def test_a_walrus_on_the_lazy_side_of_a_run_time_and_or_binds_where_it_runs():
-    """The name was bound on every path (w read 1 or 7 where Python never ran the `:=`: 0; pygen.py's finding). It
-    now holds the new value on the paths that ran it, and one bound only there is "may be undefined" after."""
-    def lazy(out, x, n: skc.i32):
-        w, v, u = 0, 0, 0
-        out[1] = (x[0] > n) or (w := 1)
-        out[2] = x[0] if x[0] > n else (v := 7)
-        out[3] = 0 < n < (u := x[0])
-        for i in range(n):
-            out[4] = (x[0] > i) and (u := u + i)
-        out[0] = w + 10 * v + 100 * u
-
-    for n in (0, 2, 5):
-        got, want = both(lazy, np.array([3.0], np.float32), n, size=5)
-        assert got.tolist() == want.tolist()
-
-    def unbound(out, x, n: skc.i32):
-        b = (x[0] > n) or (w := 1)
-        out[0] = w
-
-    with pytest.raises(skc.CompileError, match="'w' may be undefined"):
-        skc.kernel(unbound)[1, 1](np.zeros(1, np.float32), np.zeros(1, np.float32), 0)
