@@ -308,6 +308,8 @@ class StatementEvaluator:
             obj = env.get(name)
             if obj is None or isinstance(obj, Dyn):
                 continue
+            if hasattr(inspect.getattr_static(type(obj), attr, None), "__set__"):
+                continue   # (a property: reading it and setting it back would run its getter and setter here)
             slot = _as_slot(getattr(obj, attr, None), attr)
             if slot is not None:
                 try:

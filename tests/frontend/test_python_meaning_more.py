@@ -975,34 +975,3 @@ def test_a_property_set_inside_run_time_control_flow_is_not_set_before_it():
     for n in (0, 2):
         got, want = both(started_at_run_time, n)
         assert got.tolist() == want.tolist()
-
-
-def test_an_iterator_a_loop_left_by_a_run_time_break_is_not_taken_from_after_it():
-    """The loop took items past its run-time break at compile time: next() after it read what was left on the path
-    that never broke (-9, Python 2 where the break was taken at the first item; pygen.py's finding). A loop that is
-    left by run-time `continue`s only, or whose iterator is not read after it, still runs."""
-    def after_break(out, x, n: skc.i32):
-        it = iter((1.0, 2.0))
-        for v in it:
-            if x[0] == n:
-                break
-        out[0] = next(it, -9.0)
-
-    with pytest.raises(skc.CompileError, match="a run-time branch took items from it before"):
-        skc.kernel(after_break)[1, 1](np.zeros(1, np.float32), np.zeros(1, np.float32), 0)
-
-    def continued(out, x, n: skc.i32):
-        it = iter((1.0, 2.0, 3.0))
-        for v in it:
-            if x[0] == n:
-                continue
-            out[1] += v
-        out[0] = next(it, -9.0)
-        for v in (w for w in (1.0, 2.0)):
-            if x[0] > n:
-                break
-            out[2] += v
-
-    for n in (0, 1):
-        got, want = both(continued, np.zeros(1, np.float32), n)
-        assert got.tolist() == want.tolist()
