@@ -975,3 +975,119 @@ def test_a_property_set_inside_run_time_control_flow_is_not_set_before_it():
     for n in (0, 2):
         got, want = both(started_at_run_time, n)
         assert got.tolist() == want.tolist()
+
+
+def test_an_iterator_a_loop_left_by_a_run_time_break_is_not_taken_from_after_it():
+    """The loop took items past its run-time break at compile time: next() after it read what was left on the path
+    that never broke (-9, Python 2 where the break was taken at the first item; pygen.py's finding). A loop that is
+    left by run-time `continue`s only, or whose iterator is not read after it, still runs."""
+    def after_break(out, x, n: skc.i32):
+        it = iter((1.0, 2.0))
+        for v in it:
+            if x[0] == n:
+                break
+        out[0] = next(it, -9.0)
+
+    with pytest.raises(skc.CompileError, match="a run-time branch took items from it before"):
+        skc.kernel(after_break)[1, 1](np.zeros(1, np.float32), np.zeros(1, np.float32), 0)
+
+    def continued(out, x, n: skc.i32):
+        it = iter((1.0, 2.0, 3.0))
+        for v in it:
+            if x[0] == n:
+                continue
+            out[1] += v
+        out[0] = next(it, -9.0)
+        for v in (w for w in (1.0, 2.0)):
+            if x[0] > n:
+                break
+            out[2] += v
+
+    for n in (0, 1):
+        got, want = both(continued, np.zeros(1, np.float32), n)
+        assert got.tolist() == want.tolist()
+
+
+def test_a_walrus_on_the_lazy_side_of_a_run_time_and_or_binds_where_it_runs():
+    """The name was bound on every path (w read 1 or 7 where Python never ran the `:=`: 0; pygen.py's finding). It
+    now holds the new value on the paths that ran it, and one bound only there is "may be undefined" after."""
+    def lazy(out, x, n: skc.i32):
+        w, v, u = 0, 0, 0
+        out[1] = (x[0] > n) or (w := 1)
+        out[2] = x[0] if x[0] > n else (v := 7)
+        out[3] = 0 < n < (u := x[0])
+        for i in range(n):
+            out[4] = (x[0] > i) and (u := u + i)
+        out[0] = w + 10 * v + 100 * u
+
+    for n in (0, 2, 5):
+        got, want = both(lazy, np.array([3.0], np.float32), n, size=5)
+        assert got.tolist() == want.tolist()
+
+    def unbound(out, x, n: skc.i32):
+        b = (x[0] > n) or (w := 1)
+        out[0] = w
+
+    with pytest.raises(skc.CompileError, match="'w' may be undefined"):
+        skc.kernel(unbound)[1, 1](np.zeros(1, np.float32), np.zeros(1, np.float32), 0)
+
+
+class _Bumped:
+    def __init__(self, v):
+        self.v = v
+
+    def bump(self, k):
+        self.v += k
+
+
+def test_an_attribute_the_first_branch_set_holds_its_old_value_in_the_second():
+    """A method setting an attribute in both branches of a run-time `if`: the second branch read the slot the first
+    made (unset on its path: 3.0 where Python reads 1.0 + 3.0); one the first branch set first, read in the second,
+    read the first's value where Python raises AttributeError (pygen.py's finding)."""
+    def both_branches(out, x, n: skc.i32):
+        o = _Bumped(1.0)
+        if n > 7:
+            o.bump(x[1])
+        else:
+            o.bump(x[0])
+        out[0] = o.v
+
+    for n in (0, 9):
+        got, want = both(both_branches, np.array([3.0, 10.0], np.float32), n)
+        assert got.tolist() == want.tolist()
+
+    def read_before_set(out, x, n: skc.i32):
+        o = _Bare()
+        if n > 0:
+            o.u = x[0]
+        else:
+            o.u = o.u + 1.0
+        out[0] = o.u
+
+    with pytest.raises(skc.CompileError, match="'_Bare.u' is set by the other branch"):
+        skc.kernel(read_before_set)[1, 1](np.zeros(1, np.float32), np.zeros(1, np.float32), 0)
+
+
+def test_a_compile_time_value_read_in_a_run_time_loop_and_then_rebound_there_is_an_error():
+    """Every iteration ran the body compiled with the first value: f(i) called the first lambda on every iteration
+    (6.0 for n = 3, Python 21.0; pygen.py's finding). A name rebound before it is read still runs."""
+    def rebound(out, n: skc.i32):
+        f = lambda y: y + 1.0
+        c = 0.0
+        for i in range(n):
+            c += f(i)
+            f = lambda y: 10.0
+        out[0] = c
+
+    with pytest.raises(skc.CompileError, match="'f' is read in this run-time loop and then changed"):
+        skc.kernel(rebound)[1, 1](np.zeros(1, np.float32), 3)
+
+    def made_first(out, n: skc.i32):
+        o = _Bare()
+        for i in range(n):
+            o = _Bare()
+            o.v = out[1] + i
+            out[0] = o.v
+
+    got, want = both(made_first, 3)
+    assert got.tolist() == want.tolist()
