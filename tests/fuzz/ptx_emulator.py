@@ -199,6 +199,43 @@ def float_op(op, mode, fmt: Fmt, xs):
     return encode(r, fmt, mode)
 
 
+E5M2 = Fmt("e5m2", 8, 5, 3)
+E4M3 = Fmt("e4m3", 8, 4, 4)
+E4M3.emax = 8            # e4m3fn: exponent field 15 holds numbers too; only S.1111.111 is NaN, and no infinity
+
+
+def _satfinite(b: int, fmt: Fmt) -> int:
+    """.satfinite on a float result: NaN stays NaN; an infinity becomes the largest finite value of its sign."""
+    if b & (fmt.sign - 1) == fmt.inf:
+        return (b & fmt.sign) | fmt.max_finite
+    return b
+
+
+def encode_f8(x: FV, kind: str) -> int:
+    """x to e4m3 or e5m2 with .rn.satfinite (PTX ISA cvt): NaN gives NaN (0x7F); a value past the largest
+    finite one, or an infinity, gives the largest finite value with x's sign (448 for e4m3, 57344 for e5m2)."""
+    if x.kind == "nan":
+        return 0x7F
+    sign = 0x80 if x.neg else 0
+    if kind == "e5m2":
+        b = encode(x, E5M2, "rn")
+        return sign | 0x7B if b & 0x7F >= 0x7C else b
+    if x.kind == "inf" or abs(x.value) > 448:      # rounds to 448 or past it: saturate to 448 (0x7E)
+        return sign | 0x7E
+    return encode(x, E4M3, "rn")
+
+
+def decode_f8(b: int, kind: str) -> FV:
+    if kind == "e5m2":
+        return decode(b, E5M2)
+    if b & 0x7F == 0x7F:
+        return FV("nan", bool(b & 0x80))
+    neg = bool(b & 0x80)
+    e, m = (b >> 3) & 15, b & 7
+    v = Fraction(m, 8) * Fraction(2) ** -6 if e == 0 else Fraction(8 + m, 8) * Fraction(2) ** (e - 7)
+    return FV("num", neg, -v if neg else v)
+
+
 def int_to_float(v: int, fmt: Fmt, mode: str) -> int:
     return encode(FV("num", v < 0, Fraction(v)), fmt, mode)
 
@@ -251,6 +288,17 @@ class Program:
         self.params = params
         code = body[body.index("{") + 1:body.rindex("}")]
         self.insts, self.labels, self.tables = [], {}, {}
+        # state-space symbols: shared arrays (module level or in the entry; an .extern one, dynamic shared memory,
+        # gets what is left of SHARED_SIZE) and the per-thread local depot (LLVM's spill and array area)
+        self.symbols, self.local_size, shared_at = {}, 0, 0
+        for m in re.finditer(r"^\s*(?:\.extern\s+)?\.shared\s+\.align\s+(\d+)\s+\.b8\s+(\w+)\[(\d*)\];", ptx, re.M):
+            align, name, size = int(m.group(1)), m.group(2), m.group(3)
+            shared_at = -(-shared_at // align) * align
+            self.symbols[name] = (SHARED_KEY << 40) + shared_at
+            shared_at += int(size) if size else 0
+        for m in re.finditer(r"^\s*\.local\s+\.align\s+(\d+)\s+\.b8\s+(\w+)\[(\d+)\];", code, re.M):
+            self.symbols[m.group(2)] = (LOCAL_KEY << 40) + self.local_size
+            self.local_size += -(-int(m.group(3)) // 16) * 16
         lines = code.splitlines()
         i = 0
         while i < len(lines):
@@ -300,19 +348,39 @@ class Program:
         return guard, op, args
 
     def run(self, memory, params, tid, ctaid, limit=10_000_000, ntid=1, nctaid=1):
+        """Run one thread alone (a barrier passes at once; a warp collective sees a warp of this one thread)."""
+        memory.start_block(ntid)
+        thread = self.thread(memory, params, tid, ctaid, limit, ntid, nctaid)
+        reply = None
+        while True:
+            try:
+                event = thread.send(reply)
+            except StopIteration:
+                return
+            reply = None if event[0] == "bar" else self.resolve_warp(event[2], {tid % 32: event[3]})[tid % 32]
+
+    def thread(self, memory, params, tid, ctaid, limit=10_000_000, ntid=1, nctaid=1):
+        """One thread as a generator: it yields ("bar", pc) at a CTA barrier and ("warp", pc, kind, args) at a warp
+        collective (shfl.sync, activemask, vote.sync, redux.sync), and is sent the collective's result."""
         regs = {"%tid.x": tid, "%ctaid.x": ctaid, "%ntid.x": ntid, "%nctaid.x": nctaid, "%tid.y": 0, "%tid.z": 0,
-                "%ctaid.y": 0, "%ctaid.z": 0}
+                "%ctaid.y": 0, "%ctaid.z": 0, "%ntid.y": 1, "%ntid.z": 1, "%nctaid.y": 1, "%nctaid.z": 1,
+                "%laneid": tid % 32, "%warpid": tid // 32}
         pc, steps = 0, 0
+        symbols = self.symbols
 
         def val(a):
             if a in regs:
                 return regs[a]
+            if a.startswith("!"):
+                return int(not val(a[1:]))
             if a.startswith("0f"):
                 return int(a[2:], 16)  # noqa: FURB166 (PTX's 0fXXXXXXXX: the f32 bits in hex)
             if a.startswith("0d"):
                 return int(a[2:], 16)  # noqa: FURB166 (0dXXXXXXXXXXXXXXXX: the f64 bits)
             if a.startswith("%"):
                 raise KeyError(f"undefined register {a} (read before written)")
+            if a in symbols:
+                return symbols[a]
             return int(a.rstrip("U"), 0) & M64
 
         while True:
@@ -333,27 +401,70 @@ class Program:
                 pc = self.labels[a[0]]; continue
             if name == "brx":
                 idx = val(a[0]); pc = self.labels[self.tables[a[1]][idx]]; continue
+            if name in ("bar", "barrier") and parts[1] in ("sync", "cta") or op == "barrier.sync.aligned":
+                assert not a or val(a[0]) == 0 and len(a) == 1, ("only the whole-CTA barrier 0", op, a)
+                yield ("bar", pc)
+                continue
+            if op in ("bar.warp.sync", "membar.cta", "fence.sc.cta", "fence.acq_rel.cta"):
+                continue
+            if name == "activemask":
+                regs[a[0]] = yield ("warp", pc, "activemask", None)
+                continue
+            if name == "shfl":     # shfl.sync.mode.b32 d[|p], a, b, c, membermask
+                assert parts[1] == "sync", op
+                d, pval = yield ("warp", pc, "shfl", (parts[2], val(a[1]) & M32, val(a[2]), val(a[3]), val(a[4])))
+                dst = a[0].split("|")
+                regs[dst[0]] = d
+                if len(dst) > 1 and dst[1] != "_":
+                    regs[dst[1]] = pval
+                continue
+            if name == "vote":     # vote.sync.{all,any,uni}.pred d, {!}a, mask; vote.sync.ballot.b32 d, {!}a, mask
+                assert parts[1] == "sync", op
+                regs[a[0]] = yield ("warp", pc, "vote", (parts[2], bool(val(a[1])), val(a[2])))
+                continue
+            if name == "redux":    # redux.sync.op.type d, a, membermask
+                assert parts[1] == "sync", op
+                regs[a[0]] = yield ("warp", pc, "redux", (parts[2], parts[3], val(a[1]) & M32, val(a[2])))
+                continue
+            if name == "cvta":     # state-space windows and generic addresses are the same numbers here
+                regs[a[0]] = val(a[1]) & _reg_mask(a[0])
+                continue
             if name == "ld":
                 if parts[1] == "param":
                     regs[a[0]] = params[a[1].strip("[]")]
                     continue
-                assert parts[1] == "global", parts
+                space = self._space(parts)
                 t = parts[-1]
                 width = INT_WIDTH[t] // 8
-                addr = self.address(a[1], regs)
+                addr = self.address(a[1], regs, symbols)
                 dsts = self._vector(a[0])
                 for k, d in enumerate(dsts):
-                    v = memory.load(addr + k * width, width)
+                    v = memory.load(addr + k * width, width, space, tid)
                     if t.startswith("s") and width < 8:   # a narrow signed load sign-extends into its register
                         v = signed(v, width * 8)
                     regs[d] = v & _reg_mask(d)
                 continue
             if name == "st":
-                assert parts[1] == "global", parts
+                space = self._space(parts)
                 width = INT_WIDTH[parts[-1]] // 8
-                addr = self.address(a[0], regs)
+                addr = self.address(a[0], regs, symbols)
                 for k, s in enumerate(self._vector(a[1])):
-                    memory.store(addr + k * width, val(s) & ((1 << (8 * width)) - 1), width)
+                    memory.store(addr + k * width, val(s) & ((1 << (8 * width)) - 1), width, space, tid)
+                continue
+            if name in ("atom", "red"):
+                space = self._space(parts)
+                t = parts[-1]
+                width = INT_WIDTH[t] // 8
+                ops = [x for x in parts[1:-1] if x in ("add", "min", "max", "and", "or", "xor", "exch", "cas",
+                                                         "inc", "dec")]
+                assert len(ops) == 1, op
+                dst, rest = (a[0], a[1:]) if name == "atom" else (None, a)
+                addr = self.address(rest[0], regs, symbols)
+                old = memory.load(addr, width, space, tid)
+                new = self.atomic(ops[0], t, old, [val(x) for x in rest[1:]], space)
+                memory.store(addr, new & ((1 << (8 * width)) - 1), width, space, tid)
+                if dst is not None:
+                    regs[dst] = old & _reg_mask(dst)
                 continue
             if name == "mov" and a[0].startswith("{"):     # unpack: mov.b32 {%rs1, %rs2}, %r1
                 width = INT_WIDTH[parts[-1]]
@@ -372,12 +483,127 @@ class Program:
                 regs[a[0]] = sum(((regs.get(s, 0) if s.startswith("%") else val(s)) & ((1 << piece) - 1))
                                  << (k * piece) for k, s in enumerate(srcs))
                 continue
-            if name == "setp" and "|" in a[0]:
-                raise NotImplementedError("setp with two predicates")
-            r = self.compute(name, parts, [val(x) for x in a[1:]], a)
+            if name == "setp":
+                self._setp(parts, a, regs, val)
+                continue
+            if name == "prmt":   # LLVM packs vectors with undefined lanes from registers never written: poison bytes
+                r = self.compute(name, parts, [regs.get(x, 0xA5A5A5A5) if x.startswith("%") else val(x)
+                                               for x in a[1:]], a)
+            else:
+                r = self.compute(name, parts, [val(x) for x in a[1:]], a)
             if name == "cvt" and parts[-2] == "s8":    # a narrow signed result sign-extends into its register
                 r = signed(r, 8)
             regs[a[0]] = r & _reg_mask(a[0]) if not isinstance(r, bool) else r
+
+    @staticmethod
+    def _space(parts):
+        for space in ("global", "shared", "local", "const"):
+            if space in parts[1:-1]:
+                return space
+        return "generic"
+
+    def _setp(self, parts, a, regs, val):
+        """PTX ISA setp: t = a CmpOp b; p = BoolOp(t, c), q = BoolOp(!t, c); for f16x2/bf16x2, p from the low
+        halves and q from the high halves."""
+        cmp, t = parts[1], parts[-1]
+        boolop = parts[2] if len(parts) == 4 else None
+        assert len(parts) in (3, 4) and (boolop is None or boolop in ("and", "or", "xor")), parts
+        x, y = val(a[1]), val(a[2])
+        c = bool(val(a[3])) if boolop else None
+        combine = lambda u: (u if boolop is None else {"and": u and c, "or": u or c, "xor": u != c}[boolop])  # noqa
+        dst = a[0].split("|")
+        if t in ("f16x2", "bf16x2"):
+            results = [self.setp(cmp, t[:-2], (x >> (16 * k)) & M16, (y >> (16 * k)) & M16) for k in range(2)]
+        else:
+            u = self.setp(cmp, t, x, y)
+            results = [u, not u]
+        for d, r in zip(dst, results):
+            if d != "_":
+                regs[d] = combine(bool(r))
+
+    @staticmethod
+    def atomic(op, t, old, v, space):
+        """The new memory value of atom/red op on old with operands v (PTX ISA atom)."""
+        width = INT_WIDTH[t]
+        mask = (1 << width) - 1
+        if op == "exch":
+            return v[0]
+        if op == "cas":
+            return v[1] if (old & mask) == (v[0] & mask) else old
+        if t in FLOAT_TYPES:
+            fmt = FMTS[t]
+            x, y = decode(old & mask, fmt), decode(v[0] & mask, fmt)
+            if op == "add":
+                if t == "f32" and space in ("global", "generic"):
+                    # atom.add.f32 on global memory flushes subnormal inputs and results to sign-preserving zero
+                    x, y = _ftz(x, fmt), _ftz(y, fmt)
+                    r = float_op("add", "rn", fmt, [x, y])
+                    return _ftz_bits(r, fmt)
+                return float_op("add", "rn", fmt, [x, y])
+            raise NotImplementedError("atom", op, t)
+        is_signed = t.startswith("s")
+        a, b = (signed(old, width), signed(v[0], width)) if is_signed else (old & mask, v[0] & mask)
+        if op == "add": return (a + b) & mask
+        if op == "min": return min(a, b) & mask
+        if op == "max": return max(a, b) & mask
+        if op == "and": return a & b & mask
+        if op == "or": return (a | b) & mask
+        if op == "xor": return (a ^ b) & mask
+        if op == "inc": return 0 if a >= b else (a + 1) & mask
+        if op == "dec": return b if a == 0 or a > b else (a - 1) & mask
+        raise NotImplementedError("atom", op, t)
+
+    @staticmethod
+    def resolve_warp(kind, lanes):
+        """The results of one warp collective executed together by `lanes` (lane -> its operands), by the PTX ISA."""
+        group = sum(1 << lane for lane in lanes)
+        out = {}
+        for lane, args in lanes.items():
+            if kind == "activemask":
+                out[lane] = group
+                continue
+            member = args[-1] & M32
+            if member & ~group:
+                raise RuntimeError(f"{kind}.sync with member mask {member:#x} but lanes {group:#x} arrived together")
+            if kind == "shfl":
+                mode, _, b, c, _ = args
+                bval, cval, segmask = b & 31, c & 31, (c >> 8) & 31
+                max_lane = (lane & segmask) | (cval & ~segmask)
+                min_lane = lane & segmask
+                if mode == "up":
+                    j = lane - bval; pval = j >= max_lane
+                elif mode == "down":
+                    j = lane + bval; pval = j <= max_lane
+                elif mode == "bfly":
+                    j = lane ^ bval; pval = j <= max_lane
+                elif mode == "idx":
+                    j = min_lane | (bval & ~segmask & 31); pval = j <= max_lane
+                else:
+                    raise NotImplementedError(mode)
+                if not pval:
+                    j = lane
+                # a source lane that is not active gives an undefined value: a poison pattern
+                out[lane] = (lanes[j][1] if j in lanes else 0xDEADBEEF, pval)
+            elif kind == "vote":
+                mode, _, _ = args
+                preds = {k: lanes[k][1] for k in lanes if member >> k & 1}
+                if mode == "ballot":
+                    out[lane] = sum(1 << k for k, p in preds.items() if p)
+                else:
+                    out[lane] = {"all": all(preds.values()), "any": any(preds.values()),
+                                 "uni": len(set(preds.values())) <= 1}[mode]
+            elif kind == "redux":
+                op, t, _, _ = args
+                vals = [lanes[k][2] for k in lanes if member >> k & 1]
+                if t == "s32":
+                    vals = [signed(x, 32) for x in vals]
+                r = {"add": lambda: sum(vals), "min": lambda: min(vals), "max": lambda: max(vals),
+                     "and": lambda: _fold(vals, lambda x, y: x & y), "or": lambda: _fold(vals, lambda x, y: x | y),
+                     "xor": lambda: _fold(vals, lambda x, y: x ^ y)}[op]()
+                out[lane] = r & M32
+            else:
+                raise NotImplementedError(kind)
+        return out
 
     @staticmethod
     def _vector(text):
@@ -387,9 +613,10 @@ class Program:
         return [text]
 
     @staticmethod
-    def address(text, regs):
-        m = re.match(r"\[(%\w+)(?:\+(-?\d+))?\]", text)
-        return regs[m.group(1)] + int(m.group(2) or 0)
+    def address(text, regs, symbols=None):
+        m = re.match(r"\[(%?\w+)(?:\+(-?\d+))?\]", text)
+        base = m.group(1)
+        return (regs[base] if base.startswith("%") else symbols[base]) + int(m.group(2) or 0)
 
     def compute(self, name, parts, v, a):
         t = parts[-1]
@@ -405,6 +632,8 @@ class Program:
             if name == "not": return not v[0]
             if name == "xor": return bool(v[0]) != bool(v[1])
             raise NotImplementedError(name, parts, a)
+        if name == "cvt" and (parts[-2].endswith("x2") or parts[-1].endswith("x2")):
+            return self.cvt_packed(parts, v)
         if name == "cvt":
             return self.cvt(parts, v[0])
         if name == "testp":
@@ -531,6 +760,39 @@ class Program:
         r = xi & ((1 << dw) - 1)
         return r
 
+    @staticmethod
+    def cvt_packed(parts, v):
+        """PTX ISA cvt with a packed side: cvt.rn{.satfinite}.{f16x2,bf16x2,e4m3x2,e5m2x2}.f32 d, a, b (a to the
+        upper half of d, b to the lower); cvt.rn.satfinite.{e4m3x2,e5m2x2}.f16x2 d, a (each half);
+        cvt.rn.f16x2.{e4m3x2,e5m2x2} d, a (each byte of a, exactly)."""
+        dst, src = parts[-2], parts[-1]
+        mods = parts[1:-2]
+        assert "relu" not in mods and "ftz" not in mods, parts
+        mode = next((m for m in mods if m in ("rn", "rz", "rm", "rp")), None)
+        satfinite = "satfinite" in mods
+        if dst in ("f16x2", "bf16x2") and src == "f32":
+            assert mode is not None, parts
+            fmt = FMTS[dst[:-2]]
+            halves = [_satfinite(encode(decode(x & M32, FMTS["f32"]), fmt, mode), fmt) if satfinite
+                      else encode(decode(x & M32, FMTS["f32"]), fmt, mode) for x in v[:2]]
+            return (halves[0] << 16) | halves[1]
+        if dst in ("e4m3x2", "e5m2x2"):
+            assert mode == "rn" and satfinite, ("cvt to fp8 needs .rn.satfinite", parts)
+            kind = dst[:-2]
+            if src == "f32":
+                xs = [decode(x & M32, FMTS["f32"]) for x in v[:2]]
+            elif src in ("f16x2", "bf16x2"):
+                xs = [decode((v[0] >> 16) & M16, FMTS[src[:-2]]), decode(v[0] & M16, FMTS[src[:-2]])]
+            else:
+                raise NotImplementedError(parts)
+            codes = [encode_f8(x, kind) for x in xs]
+            return (codes[0] << 8) | codes[1]
+        if dst == "f16x2" and src in ("e4m3x2", "e5m2x2"):
+            kind = src[:-2]
+            halves = [encode(decode_f8((v[0] >> (8 * k)) & 0xFF, kind), FMTS["f16"], "rn") for k in range(2)]
+            return halves[0] | (halves[1] << 16)
+        raise NotImplementedError(parts)
+
     # -- integers -------------------------------------------------------------------------------------
     def int_compute(self, name, parts, v, a):
         t = parts[-1]
@@ -570,7 +832,8 @@ class Program:
             return r & mask
         if name in ("div", "rem"):
             x, y = (sgn(v[0]), sgn(v[1])) if is_signed else (v[0] & mask, v[1] & mask)
-            assert y != 0, ("division by zero", a)
+            if y == 0:     # PTX ISA: division by zero gives an unspecified value (LLVM may hoist a guarded one)
+                return mask if name == "div" else x & mask
             return (tdiv(x, y) if name == "div" else trem(x, y)) & mask
         if name == "shf":   # PTX ISA shf: funnel shift of the 2*32-bit {b, a}
             n = (v[2] & 31) if parts[2] == "wrap" else min(v[2] & M32, 32)
@@ -655,39 +918,104 @@ def _sqrt_fraction(v: Fraction, fmt: Fmt) -> Fraction:
     return value
 
 
+SHARED_KEY, LOCAL_KEY = 0x800, 0x1000     # address bits 40 and up: which memory (global arrays are 1, 2, ...)
+SHARED_SIZE = 1 << 16
+POISON = 0xA5        # the bytes of fresh shared and local memory (reading them unwritten is a bug of the kernel)
+
+
 class Memory:
-    """Arrays at fake global addresses, byte-addressed."""
+    """Arrays at fake global addresses, byte-addressed; the block's shared memory and each thread's local memory in
+    windows of their own (a state-space address and its generic address are the same number here)."""
 
     def __init__(self, arrays):
         self.arrays = arrays
         self.bases = [(i + 1) << 40 for i in range(len(arrays))]
+        self.shared = np.full(SHARED_SIZE, POISON, np.uint8)
+        self.local = {}
 
-    def _raw(self, addr, size):
-        k = (addr >> 40) - 1
-        off = addr - self.bases[k]
-        raw = self.arrays[k].view(np.uint8).reshape(-1)
-        assert 0 <= off and off + size <= raw.size, ("out of bounds", k, off, size)
-        assert off % size == 0, ("misaligned", k, off, size)
+    def start_block(self, threads):
+        self.shared = np.full(SHARED_SIZE, POISON, np.uint8)
+        self.local = {}
+
+    def _raw(self, addr, size, space="global", tid=0):
+        k = addr >> 40
+        if space == "shared" or (space == "generic" and k == SHARED_KEY):
+            raw, off = self.shared, addr & ((1 << 32) - 1)
+        elif space == "local" or (space == "generic" and k >= LOCAL_KEY):
+            raw = self.local.setdefault(tid, np.full(1 << 14, POISON, np.uint8))
+            off = addr & ((1 << 32) - 1)
+        else:
+            assert space in ("global", "generic"), space
+            raw = self.arrays[k - 1].view(np.uint8).reshape(-1)
+            off = addr - self.bases[k - 1]
+        assert 0 <= off and off + size <= raw.size, ("out of bounds", space, k, off, size)
+        assert off % size == 0, ("misaligned", space, k, off, size)
         return raw, off
 
-    def load(self, addr, size=4):
-        raw, off = self._raw(addr, size)
+    def load(self, addr, size=4, space="global", tid=0):
+        raw, off = self._raw(addr, size, space, tid)
         return int.from_bytes(raw[off:off + size].tobytes(), "little")
 
-    def store(self, addr, value, size=4):
-        raw, off = self._raw(addr, size)
+    def store(self, addr, value, size=4, space="global", tid=0):
+        raw, off = self._raw(addr, size, space, tid)
         raw[off:off + size] = np.frombuffer(int(value).to_bytes(size, "little"), np.uint8)
 
 
+def _ftz(x: FV, fmt: Fmt) -> FV:
+    if x.kind == "num" and x.value != 0 and abs(x.value) < Fraction(2) ** fmt.emin:
+        return FV("num", x.neg, Fraction(0))
+    return x
+
+
+def _ftz_bits(b: int, fmt: Fmt) -> int:
+    if (b >> fmt.mant) & ((1 << fmt.ebits) - 1) == 0:
+        return b & fmt.sign
+    return b
+
+
+def _fold(vals, f):
+    r = vals[0]
+    for v in vals[1:]:
+        r = f(r, v)
+    return r
+
+
 def run_grid(ptx: str, entry: str, arrays: list, blocks: int, threads: int) -> list:
-    """Run kernel `entry` of `ptx` over a 1-D grid, thread by thread, its pointer parameters bound to `arrays` in
-    order (changed in place); gives the arrays."""
+    """Run kernel `entry` of `ptx` over a 1-D grid, its pointer parameters bound to `arrays` in order (changed in
+    place); gives the arrays. The threads of a block run one after another up to a barrier (bar.sync: all of the
+    block's live threads wait there) or a warp collective (the warp's threads that reach the same instruction
+    together execute it as one group), so shared memory, barriers and shuffles work; atomics run in thread order."""
     program = Program(ptx, entry)
     memory = Memory(arrays)
     params = dict(zip(program.params, memory.bases))
     for block in range(blocks):
-        for thread in range(threads):
-            program.run(memory, params, thread, block, ntid=threads, nctaid=blocks)
+        memory.start_block(threads)
+        live = {t: program.thread(memory, params, t, block, ntid=threads, nctaid=blocks) for t in range(threads)}
+        reply = dict.fromkeys(live)
+        waiting = {}
+        while live:
+            for t in list(live):
+                if t in waiting:
+                    continue
+                try:
+                    waiting[t] = live[t].send(reply[t])
+                except StopIteration:
+                    del live[t]
+            if not live:
+                break
+            warp = [(t, e) for t, e in waiting.items() if e[0] == "warp"]
+            if warp:
+                groups = {}
+                for t, e in warp:
+                    groups.setdefault((t // 32, e[1], e[2]), {})[t % 32] = e[3]
+                for (w, _, kind), lanes in groups.items():
+                    for lane, r in program.resolve_warp(kind, lanes).items():
+                        reply[w * 32 + lane] = r
+                        del waiting[w * 32 + lane]
+            else:
+                for t in waiting:
+                    reply[t] = None
+                waiting.clear()
     return arrays
 
 
