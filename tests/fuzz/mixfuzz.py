@@ -49,6 +49,8 @@ def main():
     ap.add_argument("--count", type=int, default=10)
     ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--out", default="/tmp/mixfuzz")
+    ap.add_argument("--plain", action="store_true", help="the first feature set only (no fp8, wide vectors, "
+                    "atomics, shared memory, warp collectives, math builtins)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     folder = tempfile.mkdtemp()
@@ -56,7 +58,7 @@ def main():
     rejected = []
     for k in range(args.batches):
         seed = args.seed * 100000 + k
-        batch = mixgen.Batch(seed, args.count, args.depth)
+        batch = mixgen.Batch(seed, args.count, args.depth, extra=not args.plain)
         t0 = time.time()
         result = None
         try:

@@ -19,12 +19,13 @@ T = 16
 INTS = ("i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64")
 FLOATS = ("f16", "bf16", "f32", "f64")
 TYPES = INTS + FLOATS
-BITS = {"i1": 1, "i8": 8, "i16": 16, "i32": 32, "i64": 64, "u8": 8, "u16": 16, "u32": 32, "u64": 64,
+F8 = ("f8e4m3", "f8e5m2")
+BITS = {"f8e4m3": 8, "f8e5m2": 8, "i1": 1, "i8": 8, "i16": 16, "i32": 32, "i64": 64, "u8": 8, "u16": 16, "u32": 32, "u64": 64,
         "f16": 16, "bf16": 16, "f32": 32, "f64": 64}
 
 
 def is_float(t):
-    return t in FLOATS
+    return t in FLOATS or t in F8
 
 
 def is_signed(t):
@@ -38,8 +39,8 @@ def promote(a, b):
     if is_float(a) or is_float(b):
         if not (is_float(a) and is_float(b)):
             return a if is_float(a) else b
-        if BITS[a] == BITS[b]:
-            return "f32" if BITS[a] <= 32 else "f64"
+        if BITS[a] == BITS[b] or BITS[a] == 8 or BITS[b] == 8:
+            return "f32" if max(BITS[a], BITS[b]) <= 32 else "f64"
         return a if BITS[a] > BITS[b] else b
     if a == "i1":
         return b
@@ -83,9 +84,11 @@ FLOAT_LITERALS = (0.0, 0.5, -0.5, 1.0, -1.0, 2.5, 3.0, 1e-3, 1e4, 65504.0, 1e10,
 
 
 class Program:
-    def __init__(self, rng, name, depth=3, allow_vectors=True):
+    def __init__(self, rng, name, depth=3, allow_vectors=True, extra=False):
         self.rng, self.name, self.max_depth = rng, name, depth
         self.allow_vectors = allow_vectors
+        self.extra = extra
+        self.returned = False      # an early return was written: no block or warp collective after it
         self.counter = 0
         self.helpers = []          # (name, source, param types, return type)
         for h in range(int(rng.integers(0, 3))):
@@ -135,6 +138,10 @@ class Program:
             kinds += ["call"]
         if self.allow_vectors:
             kinds += ["vector"]
+        if self.extra:
+            kinds += ["wide", "wide", "rounding", "power", "f8", "f8"]
+            if want != "int":
+                kinds += ["exp2", "minimum"]
         kind = self.pick(kinds)
         return getattr(self, f"_e_{kind}")(env, depth, want)
 
@@ -215,7 +222,7 @@ class Program:
         a = self.expr(env, depth + 1)
         if self.chance(0.1) and not is_float(a[1]):
             return f"float({a[0]})", ("f64" if BITS[a[1]] == 64 else "f32"), None
-        if self.chance(0.1) and is_float(a[1]) and a[1] != "f64":
+        if self.chance(0.1) and is_float(a[1]) and a[1] not in ("f64",) + F8:
             return f"int({a[0]})", "i32", None
         return f"skc.{t}({a[0]})", t, None
 
@@ -226,6 +233,10 @@ class Program:
         if depth < 2 and k == 1:
             return f"(not {self.cond(env, depth + 1)})"
         bools = [n for n, t in env.items() if t == "i1"]
+        if self.extra and k == 3 and f"{self.name}_t" in env and self.chance(0.5):
+            me = f"{self.name}_t"
+            return self.pick([f"({me} < {int(self.rng.integers(1, T))})", f"({me} % {self.pick([2, 3, 4])} == 0)",
+                              f"(({me} & {int(self.rng.integers(1, T))}) != 0)"])
         if k == 2 and bools:
             return self.pick(bools)
         a, b, _ = self._pair(env, depth + 1)
@@ -318,6 +329,137 @@ class Program:
             return f"skc.{'minimum' if op == 'min' else 'maximum'}({v1}, {v2})[{lane}]", rt, None
         return f"({v1} {op} {v2})[{lane}]", rt, None
 
+
+    # -- the wider feature set (extra=True) ------------------------------------------------------------------
+    def _e_f8(self, env, depth, want):
+        """A value through an fp8 type: a cast, fp8 arithmetic, or an fp8 value cast on."""
+        f = self.pick(F8)
+        a = self.expr(env, depth + 1)
+        k = int(self.rng.integers(0, 4))
+        if k == 0:
+            return f"skc.{f}({a[0]})", f, None
+        b = self.expr(env, depth + 1)
+        g = self.pick(F8) if self.chance(0.3) else f
+        op = self.pick(["+", "-", "*", "/"] if k == 1 else ["min", "max"] if k == 2 else ["+", "*"])
+        if op in ("min", "max"):
+            return f"{op}(skc.{f}({a[0]}), skc.{g}({b[0]}))", promote(f, g), None
+        if k == 3:       # fp8 beside a wider type
+            t = self.pick(("f16", "bf16", "f32", "i32", "u8"))
+            return f"(skc.{f}({a[0]}) {op} skc.{t}({b[0]}))", promote(f, t), None
+        return f"(skc.{f}({a[0]}) {op} skc.{g}({b[0]}))", promote(f, g), None
+
+    def _e_wide(self, env, depth, want):
+        """A vector of 4 to 8 lanes of one type: lane-wise ops, math builtins on it, then one lane (or a sum)."""
+        n = self.pick([4, 4, 8, 3, 5])
+        t = self.pick(TYPES + F8) if want is None else self.pick(INTS if want == "int" else FLOATS)
+        def vec():
+            return "skc.vector(" + ", ".join(f"skc.{t}({self.expr(env, depth + 2)[0]})" for _ in range(n)) + ")"
+        v, w = vec(), vec()
+        ops = ["+", "-", "*", "minimum", "maximum", "where"]
+        if not is_float(t):
+            ops += ["&", "|", "^", "<<", ">>", "//", "%"]
+        else:
+            ops += ["/", "sqrt", "floor", "ceil", "trunc", "rint", "abs", "fma"]
+        op = self.pick(ops)
+        if op in ("minimum", "maximum"):
+            e = f"skc.{op}({v}, {w})"
+        elif op == "where":
+            e = f"skc.where({v} < {w}, {v}, {w})"
+        elif op == "sqrt":
+            e = f"skc.sqrt(abs({v}))"
+        elif op in ("floor", "ceil", "trunc", "rint"):
+            e = f"skc.{op}({v})"
+        elif op == "abs":
+            e = f"abs({v})"
+        elif op == "fma":
+            e = f"skc.fma({v}, {w}, {vec()})"
+        else:
+            e = f"({v} {op} {w})"
+        lane = int(self.rng.integers(0, n))
+        rt = t if t not in F8 or op not in ("floor", "ceil", "trunc", "rint", "sqrt", "fma") else t
+        return f"{e}[{lane}]", rt, None
+
+    def _e_rounding(self, env, depth, want):
+        a = self.expr(env, depth + 1, "float")
+        t = a[1] if is_float(a[1]) else "f32"
+        op = self.pick(["floor", "ceil", "trunc", "rint"])
+        e = f"skc.{op}({a[0]})" if is_float(a[1]) else f"skc.{op}(skc.f32({a[0]}))"
+        if want == "int":
+            it = self.pick(INTS)
+            return f"skc.{it}({e})", it, None
+        return e, t, None
+
+    def _e_exp2(self, env, depth, want):
+        """2 to a whole power (exact on every backend): exp2 of a float holding a small integer."""
+        a = self.expr(env, depth + 1, "int")
+        t = self.pick(["f32", "f16"])     # (no exp2 on f64 for NVIDIA: a clear compile error)
+        return f"skc.exp2(skc.{t}(skc.i32({a[0]}) % 24))", t, None
+
+    def _e_minimum(self, env, depth, want):
+        a, b, t = self._pair(env, depth, "float")
+        if a[2] is not None or b[2] is not None:
+            return self._e_arith(env, depth, want)
+        return f"skc.{self.pick(['minimum', 'maximum'])}({a[0]}, {b[0]})", t, None
+
+    def _e_power(self, env, depth, want):
+        a = self.expr(env, depth + 1, "int" if self.chance(0.7) else None)
+        if is_float(a[1]):
+            k = self.pick([0, 1, 2, 3, 4, 5])
+            return f"({a[0]} ** {k})", a[1], None
+        t = "i32" if a[1] == "i1" else a[1]
+        if self.chance(0.5):
+            return f"({a[0]} ** {self.pick([0, 1, 2, 3, 5, 7, 13])})", t, None
+        b = self.expr(env, depth + 1, "int")
+        if is_float(b[1]):
+            return f"({a[0]} ** {self.pick([2, 3])})", t, None
+        return f"({a[0]} ** (skc.u32({b[0]}) % 9))", t, None
+
+    def _atomic(self, env, indent):
+        """An atomic on the thread's own input slot (x_T[o + j], read already): its old value is known."""
+        pad = "    " * indent
+        t = self.pick(("i32", "u32", "i64", "u64", "i16", "u16", "f32", "f64", "f16", "bf16"))
+        j = int(self.rng.integers(0, NV))
+        ops = ["add", "min", "max", "xchg"] + (["and", "or", "xor"] if not is_float(t) else [])
+        op = self.pick(ops)
+        target = f"{self.name}_{t}_{j}"
+        e = self.expr(env, 1)
+        mask = f", {self.cond(env, 1)}" if self.chance(0.2) else ""
+        lines = [f"{pad}{target} = skc.{t}(skc.atomic_{op}(x_{t} + (o + {j}), skc.{t}({e[0]}){mask}))"]
+        if self.chance(0.6):
+            other = self.pick([n for n, tt in env.items() if tt == t and n != target] or [target])
+            lines.append(f"{pad}{other} = x_{t}[o + {j}]")
+        return lines
+
+    def _collective(self, env, indent):
+        """Shared memory through a barrier, a warp reduction, a shuffle or a vote: only at the program's top
+        level, before any early return, so every thread of the block gets there."""
+        pad = "    " * indent
+        k = int(self.rng.integers(0, 4))
+        target = self.pick(self.outputs)
+        tt = env[target]
+        me = f"{self.name}_t"
+        if k == 0:
+            t = self.pick(TYPES)
+            sh = self.fresh("sh")
+            e = self.expr(env, 1)
+            c = int(self.rng.integers(1, T))
+            read = self.pick([f"{sh}[({me} + {c}) % {T}]", f"{sh}[{T - 1} - {me}]", f"{sh}[{me} ^ {c % T}]"])
+            return [f"{pad}{sh} = skc.shared(({T},), skc.{t})", f"{pad}{sh}[{me}] = skc.{t}({e[0]})",
+                    f"{pad}skc.barrier()", f"{pad}{target} = skc.{tt}({read})"]
+        if k == 1:
+            t = self.pick(("i32", "u32", "i64", "u64", "f32", "f64", "i16", "u8", "f16"))
+            red = self.pick(["warp_sum", "warp_max", "warp_min"])
+            e = self.expr(env, 1)
+            return [f"{pad}{target} = skc.{tt}(skc.{red}(skc.{t}({e[0]})))"]
+        if k == 2:
+            t = self.pick(("i32", "u32", "i64", "u64", "f32", "f64", "i16", "u16", "f16", "bf16"))
+            e = self.expr(env, 1)
+            if self.chance(0.5):
+                return [f"{pad}{target} = skc.{tt}(skc.shfl_xor(skc.{t}({e[0]}), {self.pick([1, 2, 4, 8, 3, 15])}))"]
+            return [f"{pad}{target} = skc.{tt}(skc.shfl_idx(skc.{t}({e[0]}), {me} % {self.pick([1, 3, 8, 16])}))"]
+        vote = self.pick(["ballot", "vote_any", "vote_all"])
+        return [f"{pad}{target} = skc.{tt}(skc.{vote}({self.cond(env, 1)}))"]
+
     # -- helpers --------------------------------------------------------------------------------------------
     def _helper(self, name):
         params = [self.pick(TYPES) for _ in range(int(self.rng.integers(1, 4)))]
@@ -386,6 +528,10 @@ class Program:
         pad = "    " * indent
         nested = indent < self.max_depth + 2
         k = int(self.rng.integers(0, 11))
+        if self.extra and self.chance(0.15):
+            return self._atomic(env, indent)
+        if self.extra and indent == 2 and loop is None and not self.returned and self.chance(0.25):
+            return self._collective(env, indent)
         if k <= 4 or not nested:
             return self._assign(env, indent)
         if k <= 6:
@@ -401,6 +547,7 @@ class Program:
             return self._while(env, indent)
         if loop is not None and self.chance(0.7):
             return [f"{pad}if {self.cond(env)}:", f"{pad}    {self.pick(['break', 'continue'])}"]
+        self.returned = True
         return [f"{pad}if {self.cond(env)}:"] + self.stores(indent + 1) + [f"{pad}    return"]
 
     def _bound(self, env):
@@ -488,10 +635,10 @@ _NP = {"i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64, "u8": n
 
 
 class Batch:
-    def __init__(self, seed, count, depth=3, vectors=True):
+    def __init__(self, seed, count, depth=3, vectors=True, extra=False):
         rng = np.random.default_rng(seed)
         self.seed, self.count = seed, count
-        self.programs = [Program(rng, f"p{k}", depth, vectors) for k in range(count)]
+        self.programs = [Program(rng, f"p{k}", depth, vectors, extra) for k in range(count)]
         self.rng = rng
         self.build()
         size = count * T * NV

@@ -1,4 +1,6 @@
-"""Reduce one mismatching mixgen program: python mixreduce.py SEED COUNT PROGRAM_INDEX THREAD"""
+"""Reduce one mismatching mixgen program: python mixreduce.py SEED COUNT PROGRAM_INDEX THREAD [plain]
+(programs of the wider feature set unless `plain`; a program with block or warp collectives keeps every
+thread's inputs)"""
 import os
 import sys
 import tempfile
@@ -58,11 +60,16 @@ def block_end(lines, i):
 
 def main():
     seed, count, pk, thread = map(int, sys.argv[1:5])
-    batch = mixgen.Batch(seed, count)
+    batch = mixgen.Batch(seed, count, extra=sys.argv[5:6] != ["plain"])
     prog = batch.programs[pk]
     size = mixgen.T * mixgen.NV
     o = (pk * mixgen.T + thread) * mixgen.NV
-    inputs = [np.tile(x[o:o + mixgen.NV], mixgen.T) for x in batch.inputs]
+    collective = any(w in line for line in prog.body for w in ("skc.barrier", "skc.warp_", "skc.shfl", "skc.vote",
+                                                                 "skc.ballot"))
+    if collective:     # the other threads' inputs matter: keep the program's own block of them
+        inputs = [x[pk * size:(pk + 1) * size].copy() for x in batch.inputs]
+    else:
+        inputs = [np.tile(x[o:o + mixgen.NV], mixgen.T) for x in batch.inputs]
     rename = lambda s: s.replace(f"{prog.name}_", "p0_")  # noqa: E731
     helpers = [(rename(n), rename(s), p, r) for n, s, p, r in prog.helpers]
     body = [rename(line) for line in prog.body]
