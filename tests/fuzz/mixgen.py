@@ -426,7 +426,7 @@ class Program:
         mask = f", {self.cond(env, 1)}" if self.chance(0.2) else ""
         lines = [f"{pad}{target} = skc.{t}(skc.atomic_{op}(x_{t} + (o + {j}), skc.{t}({e[0]}){mask}))"]
         if self.chance(0.6):
-            other = self.pick([n for n, tt in env.items() if tt == t and n != target] or [target])
+            other = self.pick([n for n in self.outputs if env[n] == t and n != target] or [target])
             lines.append(f"{pad}{other} = x_{t}[o + {j}]")
         return lines
 

@@ -22,3 +22,13 @@ def test_the_interpreter_and_the_ptx_agree_on_mixed_type_programs(batch):
     want, got, _ = run_batch(program_batch, tempfile.mkdtemp(), f"_test{batch}")
     found = mismatches(program_batch, want, got)
     assert not found, f"seed {program_batch.seed}: {found[:3]}\n" + program_batch.source
+
+
+@pytest.mark.parametrize("batch", range(max(1, BATCHES // 2)))
+def test_the_interpreter_and_the_ptx_agree_on_the_wider_feature_set(batch):
+    """fp8, wide vectors, math builtins, powers, atomics, shared memory with a barrier, warp collectives
+    (mixgen's extra=True; the emulator runs a block's threads together at barriers and warp collectives)."""
+    program_batch = mixgen.Batch(SEED * 100000 + 50 + batch, 10, 3, extra=True)
+    want, got, _ = run_batch(program_batch, tempfile.mkdtemp(), f"_extra{batch}")
+    found = mismatches(program_batch, want, got)
+    assert not found, f"seed {program_batch.seed}: {found[:3]}\n" + program_batch.source

@@ -45,3 +45,31 @@ def test_the_emulator_sees_a_wrong_instruction(tmp_path):
     assert program.compute("add", ["add", "rn", "f32"], [ptx_emulator.bits(np.float32(1.0)),
                                                          ptx_emulator.bits(np.float32(2.0 ** -24))], None) \
         == ptx_emulator.bits(np.float32(1.0))   # round to nearest even, as add.rn.f32 does
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_the_emulator_runs_barriers_shuffles_and_atomics_as_the_interpreter_does():
+    """A block's threads meet at bar.sync and at warp collectives (shfl.sync, activemask, vote): shared memory
+    written before a barrier is read after it, a warp sum over a partial warp, a ballot, atomics on global memory."""
+    import skc
+
+    @skc.kernel
+    def together(x: skc.Ptr[skc.f32], n: skc.Ptr[skc.i32], out: skc.Ptr[skc.f32], bits: skc.Ptr[skc.u32]):
+        t = skc.thread_id(0)
+        s = skc.shared((24,), skc.f32)
+        s[t] = x[t] * 2.0
+        skc.barrier()
+        v = s[23 - t] + skc.shfl_xor(x[t], 5)
+        out[t] = skc.warp_sum(v) + skc.f32(skc.warp_max(n[t]))
+        bits[t] = skc.ballot(x[t] > 0.0)
+        skc.atomic_add(n + 24 + t % 4, n[t])
+
+    x = (np.arange(24, dtype=np.float32) * 5 % 11) - 4
+    n = np.concatenate([np.arange(24, dtype=np.int32) * 7 % 13 - 6, np.zeros(4, np.int32)])
+    want = [x.copy(), n.copy(), np.zeros(24, np.float32), np.zeros(24, np.uint32)]
+    together.interpret[1, 24](*want)
+    ptx = together.compile(*want, target="sm_90a", block=(24, 1, 1)).asm("ptx")
+    got = ptx_emulator.run_grid(ptx, "together", [x.copy(), n.copy(), np.zeros(24, np.float32),
+                                                  np.zeros(24, np.uint32)], 1, 24)
+    for w, g in zip(want, got):
+        assert w.tolist() == g.tolist()
