@@ -22,9 +22,9 @@ LN_2 = 0.6931471805599453
 # PTX ISA 9.7.9.6 (shfl.sync): the c operand packs the clamp lane and the segment mask.
 _SHUFFLE_CLAMP = {"idx": 0x1F, "down": 0x1F, "xor": 0x1F, "up": 0x00}
 _SHUFFLE_KIND = {"idx": "idx", "down": "down", "xor": "bfly", "up": "up"}
-_F2I = {("f32", "i32"): "f2i.rz", ("f32", "u32"): "f2ui.rz", ("f32", "i64"): "f2ll.rz",
-        ("f32", "u64"): "f2ull.rz", ("f64", "i32"): "d2i.rz", ("f64", "u32"): "d2ui.rz",
-        ("f64", "i64"): "d2ll.rz", ("f64", "u64"): "d2ull.rz"}
+# float -> int as one cvt.rzi, which saturates and gives 0 for NaN as the IR defines: (LLVM type, asm constraint)
+_ASM_TYPE = {"f32": ("float", "f"), "f64": ("double", "d"), "i32": ("i32", "r"), "u32": ("i32", "r"),
+             "i64": ("i64", "l"), "u64": ("i64", "l")}
 
 
 class NVPTX:
@@ -103,9 +103,14 @@ class NVPTX:
         if src.bits < 32:
             name = lw.text.value(f"fpext {lw.type(src)} {name} to float")
             src = ir.f32
-        intrinsic = _F2I.get((src.name, dst.name))
-        if intrinsic is not None:  # cvt.rzi saturates and gives 0 for NaN, as the IR defines
-            return lw.call(f"llvm.nvvm.{intrinsic}", lw.type(dst), [f"{lw.type(src)} {name}"])
+        if src.name in _ASM_TYPE and dst.name in _ASM_TYPE:
+            # PTX's cvt.rzi saturates and gives 0 for NaN, as the IR defines, in one instruction; written as inline
+            # asm because LLVM may not be told it: llvm.nvvm.f2i.rz and its kin are rewritten by InstCombine to
+            # plain fptosi/fptoui, whose result for NaN or an out-of-range value is poison (a NaN LLVM could see
+            # folded to INT_MIN), and llvm.fpto[su]i.sat costs a compare and select per bound
+            (ts, cs), (td, cd) = _ASM_TYPE[src.name], _ASM_TYPE[dst.name]
+            ptx_dst = ("s" if dst.is_signed else "u") + str(dst.bits)
+            return lw.text.value(f'call {td} asm "cvt.rzi.{ptx_dst}.{src.name} $0, $1;", "={cd},{cs}"({ts} {name})')
         kind = "fptosi" if dst.is_signed else "fptoui"
         return lw.call(f"llvm.{kind}.sat{intrinsic_suffix(dst)}{intrinsic_suffix(src)}", lw.type(dst),
                        [f"{lw.type(src)} {name}"])
