@@ -252,7 +252,8 @@ class StatementEvaluator:
         raise self.error_at(
             node, f"attribute '{attr}' holds the compile-time value {current!r} and is changed inside run-time "
                   "control flow, where a compile-time value cannot follow the path taken",
-            hint=f"make it a run-time value where it is first set, e.g. `self.{attr} = skc.i32({current!r})`")
+            hint=f"make it a run-time value where it is first set, e.g. `self.{attr} = "
+                 f"skc.{_run_time_type_name(current)}({current!r})`")
 
     def set_item(self, container, index, value, node):
         if isinstance(container, Dyn):
@@ -656,3 +657,11 @@ def _short(value) -> str:
 
 def _same_value(a, b) -> bool:
     return a is b or semantics.is_number(a) and type(a) is type(b) and a == b
+
+
+def _run_time_type_name(value) -> str:
+    """The skc type a hint suggests for a compile-time number: its own where it is run-time already, else an int's
+    i32 and a float's f32."""
+    if isinstance(value, Dyn):
+        return str(value.type)
+    return "f32" if isinstance(value, float) else "i32"

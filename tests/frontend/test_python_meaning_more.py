@@ -1091,3 +1091,16 @@ def test_a_compile_time_value_read_in_a_run_time_loop_and_then_rebound_there_is_
 
     got, want = both(made_first, 3)
     assert got.tolist() == want.tolist()
+
+
+def test_the_hint_for_a_compile_time_attribute_changed_in_a_loop_names_its_type():
+    """It said skc.i32(1.5) for a float (pygen.py's note)."""
+    def changed(out, n: skc.i32):
+        o = _Defaulted()
+        o.scale = 1.5
+        for i in range(n):
+            o.set(2.5)   # (in a method: not moved into a variable before the loop)
+        out[0] = o.scale
+
+    with pytest.raises(skc.CompileError, match=r"skc\.f32\(1\.5\)"):
+        skc.kernel(changed)[1, 1](np.zeros(1, np.float32), 2)
