@@ -135,6 +135,13 @@ class LoopEvaluator:
                     name, "is bound inside a run-time loop other than by an assignment (as an inner loop's target, "
                           "say), so its value after the loop is not known at compile time",
                     hint="assign it in the loop's body (`x = ...`), which carries it from one iteration to the next")
+        def fixed(name):
+            # a compile-time value (None, an object) the body read as it was before the loop and rebound to a
+            # run-time value (`best = None` ... `if best is None or v > best: best = v`): read as before on every
+            # iteration too
+            value = before.get(name, MISSING)
+            return value is not MISSING and not isinstance(value, (Slot, Dyn, Poison)) and not semantics.is_number(value)
+
         # (a while's test runs before any way out of the loop: what it binds on every run is bound after it)
         tested = _bound_by_every_test(node.test) if isinstance(node, ast.While) else set()
         for name in names:
@@ -143,6 +150,13 @@ class LoopEvaluator:
                 frame.env[name] = Poison(
                     name, "may be undefined here: it is first assigned inside a run-time loop, which may run zero "
                           "times", hint="assign it before the loop")
+            elif (isinstance(value, Slot) and value is not before.get(name, MISSING) and fixed(name)
+                  and name in read_before_assigned(node.body)):
+                raise self.error_at(node, f"'{name}' holds the compile-time value {before[name]!r} before this "
+                                          "run-time loop, which reads it and then changes it to a run-time value: "
+                                          "every iteration would read the value it had before the loop",
+                                    hint="give it a run-time value of the same type before the loop (and a flag "
+                                         "for 'not set yet'), or unroll the loop with skc.static_range")
             elif value is not before.get(name, MISSING) and not isinstance(value, Slot):
                 if before.get(name, MISSING) is not MISSING and name in read_before_assigned(node.body):
                     # (every run-time iteration runs the one body compiled with the value before the loop)

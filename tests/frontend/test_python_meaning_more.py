@@ -1104,3 +1104,28 @@ def test_the_hint_for_a_compile_time_attribute_changed_in_a_loop_names_its_type(
 
     with pytest.raises(skc.CompileError, match=r"skc\.f32\(1\.5\)"):
         skc.kernel(changed)[1, 1](np.zeros(1, np.float32), 2)
+
+
+def test_a_none_read_in_a_run_time_loop_and_then_given_a_run_time_value_is_an_error():
+    """`best = None` before a run-time loop whose body tests `best is None` and then sets best to a loaded value: the
+    one body compiled read None on every iteration (`best is None` always true: the last element, -5, where Python
+    gives the maximum, 4). Refused at the loop; set without being read first, it still runs."""
+    def running_max(out, x, n: skc.i32):
+        best = None
+        for i in range(n):
+            if best is None or x[i] > best:
+                best = x[i]
+        out[0] = best
+
+    with pytest.raises(skc.CompileError, match="'best' holds the compile-time value None before this run-time loop"):
+        skc.kernel(running_max)[1, 1](np.zeros(1, np.float32), np.array([3, -1, 4, 1, -5], np.float32), 5)
+
+    def last(out, x, n: skc.i32):
+        v = None
+        for i in range(n):
+            v = x[i]
+        out[0] = v
+
+    got, want = both(last, np.array([3, -1, 4], np.float32), 3)
+    assert got.tolist() == want.tolist()
+
