@@ -259,19 +259,65 @@ def read_before_assigned(stmts: list) -> set:
             self.visit(node.target)
 
         def visit_FunctionDef(self, node):
-            for inner in ast.walk(node):
-                if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Load) and inner.id not in assigned:
-                    read.add(inner.id)
+            read.update(_free_names(node) - assigned)
             assigned.add(node.name)
 
         visit_AsyncFunctionDef = visit_FunctionDef
 
         def visit_Lambda(self, node):
-            for inner in ast.walk(node):
-                if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Load) and inner.id not in assigned:
-                    read.add(inner.id)
+            read.update(_free_names(node) - assigned)
+
+        def visit_comprehension_scope(self, node):
+            read.update(_free_names(node) - assigned)
+
+        visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_comprehension_scope
 
     visitor = Order()
     for stmt in stmts:
         visitor.visit(stmt)
     return read
+
+
+def _free_names(scope) -> set:
+    """The names a function, lambda or comprehension may read from the scopes around it (whenever it runs): every
+    name it or a scope inside it loads, less its own parameters, the names it binds (unless declared global or
+    nonlocal) and a comprehension's targets. Default values and decorators are read where it is made."""
+    own, outer_reads = set(), set()
+    if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        args = scope.args
+        own |= {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
+        own |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+        for default in args.defaults + [d for d in args.kw_defaults if d is not None]:
+            outer_reads |= {n.id for n in ast.walk(default) if isinstance(n, ast.Name)}
+        for decorator in getattr(scope, "decorator_list", []):
+            outer_reads |= {n.id for n in ast.walk(decorator) if isinstance(n, ast.Name)}
+        body = scope.body if isinstance(scope.body, list) else [scope.body]
+    else:   # a comprehension: its first iterable is read where it is made
+        generators = scope.generators
+        outer_reads |= {n.id for n in ast.walk(generators[0].iter) if isinstance(n, ast.Name)}
+        body = ([scope.key, scope.value] if isinstance(scope, ast.DictComp) else [scope.elt])
+        body += [g.iter for g in generators[1:]] + [c for g in generators for c in g.ifs]
+        own |= {n.id for g in generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+    declared, loads = set(), set()
+
+    def walk(node):
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            declared.update(node.names)
+        elif isinstance(node, ast.Name):
+            (loads if isinstance(node.ctx, ast.Load) else own).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ListComp, ast.SetComp,
+                               ast.DictComp, ast.GeneratorExp)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                own.add(node.name)
+            loads.update(_free_names(node))
+            return
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            own.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            own.add(node.name)
+        for child in ast.iter_child_nodes(node):
+            walk(child)
+
+    for stmt in body:
+        walk(stmt)
+    return outer_reads | (loads - (own - declared))

@@ -1129,3 +1129,50 @@ def test_a_none_read_in_a_run_time_loop_and_then_given_a_run_time_value_is_an_er
     got, want = both(last, np.array([3, -1, 4], np.float32), 3)
     assert got.tolist() == want.tolist()
 
+
+def test_a_lambda_parameter_or_nested_local_is_not_a_read_of_the_loop_s_name():
+    """read_before_assigned took every name a lambda or nested function loads as read from the loop body, its own
+    parameters and locals too: a loop rebinding an outer name of the same spelling was refused."""
+    def lam(out, x, n: skc.i32):
+        op = None
+        acc = 0.0
+        for i in range(n):
+            sq = lambda op: op * op
+            acc += sq(x[i])
+            op = sq
+        out[0] = acc
+
+    def nested(out, x, n: skc.i32):
+        f = None
+        acc = 0.0
+        for i in range(n):
+            def g(v):
+                f = v * 2.0
+                return f
+            acc += g(x[i])
+            f = g
+        out[0] = acc
+
+    def comprehension(out, x, n: skc.i32):
+        t = None
+        acc = 0.0
+        for i in range(n):
+            acc += sum([t * x[i] for t in (1.0, 2.0)])
+            t = "seen"
+        out[0] = acc
+
+    for fn in (lam, nested, comprehension):
+        got, want = both(fn, np.array([3, -1, 4], np.float32), 3)
+        assert got.tolist() == want.tolist()
+
+    def really_read(out, x, n: skc.i32):
+        f = None
+        acc = 0.0
+        for i in range(n):
+            g = lambda v: v if f is None else f(v)
+            acc += g(x[i])
+            f = lambda v: 2.0 * v
+        out[0] = acc
+
+    with pytest.raises(skc.CompileError, match="'f' is read in this run-time loop"):
+        skc.kernel(really_read)[1, 1](np.zeros(1, np.float32), np.zeros(3, np.float32), 3)
