@@ -12,7 +12,8 @@ from .builtins import max_unroll, static_range
 from .expressions import MAX_COMPILE_TIME_ITERATIONS, MISSING
 from .frames import (CompileTimeBreak, CompileTimeContinue, CompileTimeReturn, LoopContext, inline_unjumped,
                      scratch_region)
-from .source import attribute_targets, carried_names, contains_statements, has_nested_jump, read_before_assigned
+from .source import (attribute_targets, bound_by_every_run, carried_names, contains_statements, has_nested_jump,
+                     read_before_assigned)
 from .values import Dyn, Poison, RValue, Slot, mutable
 
 
@@ -143,7 +144,7 @@ class LoopEvaluator:
             return value is not MISSING and not isinstance(value, (Slot, Dyn, Poison)) and not semantics.is_number(value)
 
         # (a while's test runs before any way out of the loop: what it binds on every run is bound after it)
-        tested = _bound_by_every_test(node.test) if isinstance(node, ast.While) else set()
+        tested = bound_by_every_run(node.test) if isinstance(node, ast.While) else set()
         for name in names:
             value = frame.env.get(name, MISSING)
             if before.get(name, MISSING) is MISSING and value is not MISSING and may_skip and name not in tested:
@@ -203,6 +204,7 @@ class LoopEvaluator:
                 exit_op = self.cg.builder.if_(semantics.unary("not", cond).value)
                 with self.cg.builder.at(exit_op.regions[0]):
                     self.cg.builder.create("scf.break", attrs={"label": label})
+                self.bound_by_test(node.test)   # (the body runs only where the test came out true)
             self.exec_body(node.body)
 
         self.runtime_loop(node, make_loop, label, body, may_skip=not forever)
@@ -380,24 +382,6 @@ class LoopEvaluator:
 
 def _has_own_break(stmts) -> bool:
     return contains_statements(stmts, (ast.Break,), stop_at_loops=True)
-
-
-def _bound_by_every_test(test) -> set:
-    """The names a `:=` in a loop's test binds whenever the test runs: not those under the lazy parts of `and`,
-    `or`, an `if` expression or a chained comparison, nor in a comprehension or lambda (which may run no time)."""
-    if isinstance(test, ast.NamedExpr):
-        return {test.target.id} | _bound_by_every_test(test.value)
-    if isinstance(test, ast.BoolOp):
-        eager = test.values[:1]
-    elif isinstance(test, ast.IfExp):
-        eager = [test.test]
-    elif isinstance(test, ast.Compare):
-        eager = [test.left, test.comparators[0]]
-    elif isinstance(test, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-        eager = []
-    else:
-        eager = list(ast.iter_child_nodes(test))
-    return set().union(*(_bound_by_every_test(child) for child in eager))
 
 
 def _is_invariant(test, body) -> bool:

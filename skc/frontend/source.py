@@ -321,3 +321,30 @@ def _free_names(scope) -> set:
     for stmt in body:
         walk(stmt)
     return outer_reads | (loads - (own - declared))
+
+
+def bound_by_every_run(test) -> set:
+    """The names a `:=` in a loop's test binds whenever the test runs: not those under the lazy parts of `and`,
+    `or`, an `if` expression or a chained comparison, nor in a comprehension or lambda (which may run no time)."""
+    if isinstance(test, ast.NamedExpr):
+        return {test.target.id} | bound_by_every_run(test.value)
+    if isinstance(test, ast.BoolOp):
+        eager = test.values[:1]
+    elif isinstance(test, ast.IfExp):
+        eager = [test.test]
+    elif isinstance(test, ast.Compare):
+        eager = [test.left, test.comparators[0]]
+    elif isinstance(test, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+        eager = []
+    else:
+        eager = list(ast.iter_child_nodes(test))
+    return set().union(*(bound_by_every_run(child) for child in eager))
+
+
+def bound_when_true(test) -> set:
+    """The names a `:=` in an `if` or `while` test binds on every run where the test comes out true: those of every
+    operand of an `and` (each ran), else those bound on every run of it."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return set().union(*(bound_when_true(value) for value in test.values))
+    return bound_by_every_run(test)
+

@@ -17,7 +17,7 @@ from .calls import LocalFunction, is_numpy_array
 from .dtypes import DType, PtrType
 from .expressions import BINARY_OPERATORS, MISSING, merge_type
 from .frames import CompileTimeReturn, ControlSignal, ReturnTarget
-from .source import attribute_targets, subscripted_names
+from .source import attribute_targets, bound_when_true, subscripted_names
 from .values import Dyn, Poison, Slot, mutable
 
 
@@ -423,6 +423,8 @@ class StatementEvaluator:
         restore = []
         for taken, (region, body) in zip((True, False), zip(if_op.regions, (node.body, node.orelse))):
             self.frame.env = dict(before)
+            if taken:
+                self.bound_by_test(node.test)
             self.conditions.append((condition, taken))
             self.attribute_paths.append(set())
             try:
@@ -500,10 +502,15 @@ class StatementEvaluator:
         names = dict.fromkeys(name for env, _ in paths for name in env)   # (ordered: the same IR in every process)
         for name in names:
             values = [env.get(name, MISSING) for env, _ in paths]
+            unknown = [v for v in values if isinstance(v, Poison)]
+            if unknown:   # (unknown on some path: it stays so, for the reason it is)
+                merged[name] = unknown[0]
+                continue
             if any(v is MISSING for v in values):
                 merged[name] = Poison(name, "may be undefined here: it is assigned on some paths that reach this "
                                       "point but not on others",
-                                      hint="assign it before the `if` or loop, or on every path")
+                                      hint="assign it before the `if` or loop, or on every path",
+                                      value=self.slot_on_some_paths(name, paths, values, node))
                 continue
             first = values[0]
             if all(_same(v, first) for v in values) and not _defined_inside(first, before.get(name, MISSING)):
@@ -526,6 +533,31 @@ class StatementEvaluator:
                 merged[name] = Poison(name, "holds different compile-time values after the branches of a run-time `if`",
                                       hint="give it the same value on every path, or use a run-time value")
         return merged
+
+    def slot_on_some_paths(self, name, paths, values, node):
+        """A slot holding a name's run-time value on the paths that bound it (None where they hold anything else):
+        code that only those paths reach reads it (an `if` body whose `and` test bound it by `:=`)."""
+        present = [(path, v) for path, v in zip(paths, values) if v is not MISSING]
+        if not all(isinstance(v, Dyn) and mutable(v) or semantics.is_number(v) for _, v in present):
+            return None
+        try:
+            t = semantics.holding_type([v for _, v in present],
+                                       merge_type([semantics.type_of(v) for _, v in present], node, self))
+        except CompileError:
+            return None
+        slot = Slot(t, name)
+        for (env, place), v in present:
+            self.store_on_path(place, slot, v)
+        return slot
+
+    def bound_by_test(self, test):
+        """In an `if` body or a `while` body: the names a `:=` in the test bound on every run that chose the body,
+        read from the slot the paths that bound them stored (they are "may be undefined" only after the test)."""
+        env = self.frame.env
+        for name in bound_when_true(test):
+            value = env.get(name)
+            if isinstance(value, Poison) and value.value is not None:
+                env[name] = value.value
 
     def store_on_path(self, place, slot, value):
         """Store value into slot at the end of a path: a region's end, or just before the jump op of (region, op)."""

@@ -206,10 +206,11 @@ class Slot(Dyn):
 class Poison:
     """A name whose value is unknown after run-time control flow; reading it is an error."""
 
-    __slots__ = ("name", "reason", "hint")
+    __slots__ = ("name", "reason", "hint", "value")
 
-    def __init__(self, name: str, reason: str, hint: str = ""):
-        self.name, self.reason, self.hint = name, reason, hint
+    def __init__(self, name: str, reason: str, hint: str = "", value=None):
+        # value: a Slot holding what the paths that bound the name stored (where a test says they ran)
+        self.name, self.reason, self.hint, self.value = name, reason, hint, value
 
     def fail(self):
         raise context.current().error(f"'{self.name}' {self.reason}", self.hint)

@@ -1176,3 +1176,29 @@ def test_a_lambda_parameter_or_nested_local_is_not_a_read_of_the_loop_s_name():
 
     with pytest.raises(skc.CompileError, match="'f' is read in this run-time loop"):
         skc.kernel(really_read)[1, 1](np.zeros(1, np.float32), np.zeros(3, np.float32), 3)
+
+
+def test_a_walrus_in_an_and_test_is_read_in_the_body_it_chose():
+    """The body of `if a and (y := ...)` or `while ... and (v := ...)` runs only where every operand ran: it was
+    refused as "may be undefined" after the lazy-side mend (a review's finding); after the `if` and in its `else` it
+    stays so."""
+    def scan(out, x, n: skc.i32):
+        i, total = 0, 0.0
+        while i < n and (v := x[i]) != 9.0:
+            total += v
+            i += 1
+        out[0] = total
+        if x[0] > 0 and (y := x[0] * 2.0) > 1.0:
+            out[1] = y
+
+    for n in (0, 2, 4):
+        got, want = both(scan, np.array([1.0, 2.0, 9.0, 4.0], np.float32), n)
+        assert got.tolist() == want.tolist()
+
+    def after(out, x, n: skc.i32):
+        if x[0] > n and (y := x[0] * 2.0) > 1.0:
+            out[1] = y
+        out[0] = y
+
+    with pytest.raises(skc.CompileError, match="'y' may be undefined"):
+        skc.kernel(after)[1, 1](np.zeros(2, np.float32), np.ones(1, np.float32), 0)
