@@ -560,14 +560,23 @@ def compare(pred: str, a, b, exact: bool = False) -> RValue:
     return RValue(_b().cmp(pred, x.value, y.value, result_t), result_t)
 
 
+def _value_beside_number(a, b):
+    """For a comparison of a run-time value with a compile-time one: (the run-time value, the other, whether they
+    came in the other order, the run-time value's element type); None unless exactly one side is run-time."""
+    if isinstance(a, Dyn) == isinstance(b, Dyn):
+        return None
+    x, number, mirrored = (a, b, False) if isinstance(a, Dyn) else (b, a, True)
+    return x, number, mirrored, ir.element_type(x.type)
+
+
 def _integer_against_float(pred: str, a, b):
     """A run-time integer (scalar or vector) compared with a Python float, by value as Python compares them (converted to f32,
     16777217 == 16777216.0 held): against a whole float as against that int, against another through its floor
     or ceiling; None where the operands are others."""
-    if isinstance(a, Dyn) == isinstance(b, Dyn):
+    pair = _value_beside_number(a, b)
+    if pair is None:
         return None
-    x, number, mirrored = (a, b, False) if isinstance(a, Dyn) else (b, a, True)
-    t = ir.element_type(x.type)
+    x, number, mirrored, t = pair
     if not (type(number) is float and isinstance(t, ir.ScalarType) and t.is_int and not t.is_bool):
         return None
     pred = _MIRROR[pred] if mirrored else pred
@@ -590,10 +599,10 @@ def _fp8_beside_number(a, b):
     """An fp8 run-time value (scalar or vector) beside a Python number: the pair with the fp8 side in f32, else
     None. Converted to fp8, the number would saturate (inf and 1e30 became e5m2's 57344: `x < math.inf` read
     False for 57344, `abs(x) == float('inf')` True)."""
-    if isinstance(a, Dyn) == isinstance(b, Dyn):
+    pair = _value_beside_number(a, b)
+    if pair is None:
         return None
-    x, number = (a, b) if isinstance(a, Dyn) else (b, a)
-    t = ir.element_type(x.type)
+    x, number, _, t = pair
     if not (isinstance(t, ir.ScalarType) and t.is_float and t.bits == 8 and is_number(number)):
         return None
     wide = cast(x, ir.with_element(x.type, ir.f32))
@@ -608,10 +617,10 @@ def _float_against_integer(pred: str, a, b):
     Python compares them (converted, 16777217 read 16777216.0 in f32, and 10**400 overflowed): equal to none, and
     below or above it exactly where below or above the nearest floats on its sides. None where the operands are
     others or the int is exact in the type."""
-    if isinstance(a, Dyn) == isinstance(b, Dyn):
+    pair = _value_beside_number(a, b)
+    if pair is None:
         return None
-    x, number, mirrored = (a, b, False) if isinstance(a, Dyn) else (b, a, True)
-    t = ir.element_type(x.type)
+    x, number, mirrored, t = pair
     if not (isinstance(number, numbers.Integral) and not isinstance(number, bool) and isinstance(t, ir.ScalarType)
             and t.name in _FLOAT_FORMATS):
         return None
@@ -641,10 +650,10 @@ def _outside_range(a, b):
     """For a run-time integer (scalar or vector) compared with a Python int its type cannot hold (-1 beside a u8, 2**63 beside
     an i64), the comparison's result as a function of the predicate: Python compares the values, which every value
     of the type lies above (or below); converting the number would wrap it. None otherwise."""
-    if isinstance(a, Dyn) == isinstance(b, Dyn):
+    pair = _value_beside_number(a, b)
+    if pair is None:
         return None
-    x, number, mirrored = (a, b, False) if isinstance(a, Dyn) else (b, a, True)
-    t = ir.element_type(x.type)
+    x, number, mirrored, t = pair
     if not (isinstance(number, numbers.Integral) and not isinstance(number, bool) and isinstance(t, ir.ScalarType)
             and t.is_int and not t.is_bool):
         return None

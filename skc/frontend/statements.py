@@ -231,7 +231,7 @@ class StatementEvaluator:
                 self.check_compile_time_change(obj, attr, current, value, node)
                 setattr_(obj, attr, value)
                 if (self.region_stack and current is MISSING or not self.on_every_path_here()
-                        and not _same_value(current, value)):
+                        and not _same(current, value)):
                     # (first set on this path, or changed past a run-time jump: the other paths hold another)
                     self.attributes_in_flow.append((obj, attr, current))
                 self.attribute_origin[(id(obj), attr)] = (obj, self.region_stack[-1] if self.region_stack else None)
@@ -369,11 +369,7 @@ class StatementEvaluator:
 
     # -- attributes set on some run-time paths ------------------------------------------
     def begin_attribute_paths(self) -> tuple:
-        return len(self.attributes_in_flow), self.objects_made_count
-
-    @property
-    def objects_made_count(self) -> int:
-        return len(self.objects_made)
+        return len(self.attributes_in_flow), len(self.objects_made)
 
     def note_made(self, obj):
         """An object the kernel's code made (its attributes set inside a construct it was made in concern no path
@@ -685,10 +681,6 @@ _UNSUPPORTED_HINTS = {
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _same_value(a, b) -> bool:
-    return a is b or semantics.is_number(a) and type(a) is type(b) and a == b
 
 
 def _run_time_type_name(value) -> str:

@@ -69,7 +69,8 @@ def check_torch_readable(t, name: str = "a tensor") -> None:
 
 
 def _torch_facts(t) -> TensorFacts:
-    check_torch_readable(t)
+    # (whether its memory is where its data pointer says is asked once, by name, where a tensor first comes in:
+    # check_torch_readable at a kernel's specialization, its slow launch path, host_view and tensor maps)
     device = t.device
     kind = device.type
     if kind == "cuda":

@@ -304,6 +304,8 @@ class DeviceLauncher:
                 if where == "interpreter":
                     where = "cpu"
             else:
+                if is_torch_tensor_type(type(arg)):
+                    check_torch_readable(arg, f"{kernel}: argument '{param.name}'")
                 facts = tensor_facts(arg)
                 if facts is None:
                     raise LaunchError(f"{kernel}: argument '{param.name}' must be a device array or tensor, "

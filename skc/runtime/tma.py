@@ -16,7 +16,7 @@ from .. import ir
 from ..diagnostics import DeviceError, LaunchError
 from . import cuda, dtypes
 from .arrays import DeviceArray
-from .interop import pointer_function, tensor_facts
+from .interop import check_torch_readable, is_torch_tensor_type, pointer_function, tensor_facts
 
 SWIZZLES = (0, 32, 64, 128)
 _ENCODED: dict = {}  # descriptors already encoded, by everything they encode
@@ -216,6 +216,8 @@ def _geometry(tensor, dtype):
         shape = tensor.shape
         strides = tuple(int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(len(shape)))
         return shape, strides, tensor.dtype, tensor.device.kind
+    if is_torch_tensor_type(type(tensor)):
+        check_torch_readable(tensor, "a tensor map's tensor")
     facts = tensor_facts(tensor)
     if facts is None:
         raise LaunchError(f"a tensor map needs a tensor or array, found {type(tensor).__name__}")

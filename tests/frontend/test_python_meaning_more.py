@@ -309,23 +309,11 @@ def test_unpacking_too_few_values_and_a_keyword_given_twice_are_errors():
 
 
 def test_a_property_setter_runs():
-    class Doubling:
-        def __init__(self, v):
-            self._v = v
-
-        @property
-        def v(self):
-            return self._v
-
-        @v.setter
-        def v(self, value):
-            self._v = 2 * value
-
     def setter(out, n: skc.i32):
-        q = Doubling(out[1])
+        q = _Doubling(out[1])   # (its setter stores twice the value)
         q.v = q.v + 1
         out[0] = q.v
-        r = Doubling(out[1])
+        r = _Doubling(out[1])
         for i in range(n):
             r.v = r.v - 3
         out[2] = r.v
