@@ -60,6 +60,7 @@ class FunctionLowering:
         self.text = FunctionText()
         self.values: dict[int, str] = {}
         self.jumps: dict[str, tuple[str, str]] = {}  # label -> (break block, continue block)
+        self.analyses: dict = {}  # what a target's lowering found out about fn, by name (computed once)
 
     # -- helpers ----------------------------------------------------------------------
     def type(self, t: ir.Type) -> str:

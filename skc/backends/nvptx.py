@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .. import ir
+from ..ir.passes.convergence import converged_collectives
 from ..target import Target
 from . import nvptx_async
 from .llvm_text import llvm_type
@@ -233,11 +234,57 @@ def _lower_barrier_arrive(lw: FunctionLowering, op: ir.Op):
     lw.call("llvm.nvvm.barrier.cta.arrive.aligned.count", "void", [_barrier_id(lw, op), f"i32 {op.attrs['threads']}"])
 
 
+def _warp_lanes(lw: FunctionLowering) -> str | None:
+    """The lanes of this thread's warp that the block has (its last warp may have fewer than 32): None where
+    every warp is whole."""
+    x, y, z = block = lw.fn.attrs["block"]
+    threads = x * y * z
+    if threads % 32 == 0:
+        return None
+    # the threads whose linear id (x fastest) is below the block's count
+    ids = [lw.call(f"llvm.nvvm.read.ptx.sreg.tid.{d}", "i32", [], result_range=(0, n)) for d, n in zip("xyz", block)]
+    linear = lw.text.value(f"mul i32 {ids[2]}, {y}")
+    linear = lw.text.value(f"add i32 {linear}, {ids[1]}")
+    linear = lw.text.value(f"mul i32 {linear}, {x}")
+    linear = lw.text.value(f"add i32 {linear}, {ids[0]}")
+    first = lw.text.value(f"and i32 {linear}, -32")
+    lanes = lw.text.value(f"sub i32 {threads}, {first}")
+    whole = lw.text.value(f"icmp uge i32 {lanes}, 32")
+    low = lw.text.value(f"and i32 {lanes}, 31")
+    bit = lw.text.value(f"shl i32 1, {low}")
+    partial = lw.text.value(f"sub i32 {bit}, 1")
+    return lw.text.value(f"select i1 {whole}, i32 -1, i32 {partial}")
+
+
+def _warp_mask(lw: FunctionLowering, op: ir.Op) -> str:
+    """A shuffle's or vote's member mask: every lane the warp has where the convergence analysis proves that all
+    of them get there together (the GPU then waits for them all: after loops of differing trip counts the lanes
+    that happen to run together, `activemask`, may be fewer), else the lanes active now."""
+    if "converged" not in lw.analyses:
+        lw.analyses["converged"] = converged_collectives(lw.fn)
+    if id(op) not in lw.analyses["converged"] or lw.fn.attrs.get("block") is None:
+        return lw.call("llvm.nvvm.activemask", "i32", [])
+    return _warp_lanes(lw) or "-1"
+
+
+def _source_lane(lw: FunctionLowering, mode: str, amount: str) -> str:
+    """The lane a shuffle reads (PTX ISA 9.7.9.6; taken modulo 32: past the ends the GPU keeps the value itself)."""
+    amount = lw.text.value(f"and i32 {amount}, 31")
+    if mode == "idx":
+        return amount
+    lane = lw.call("llvm.nvvm.read.ptx.sreg.laneid", "i32", [], result_range=(0, 32))
+    moved = lw.text.value(f"{_SOURCE_LANE_OP[mode]} i32 {lane}, {amount}")
+    return lw.text.value(f"and i32 {moved}, 31")
+
+
+_SOURCE_LANE_OP = {"xor": "xor", "down": "add", "up": "sub"}
+
+
 def _lower_shuffle(lw: FunctionLowering, op: ir.Op):
     value, lane = op.operands
     mode = op.attrs["mode"]
     t = value.type
-    mask = lw.call("llvm.nvvm.activemask", "i32", [])
+    mask = _warp_mask(lw, op)
     clamp = _SHUFFLE_CLAMP[mode]
     name = f"llvm.nvvm.shfl.sync.{_SHUFFLE_KIND[mode]}"
 
@@ -247,7 +294,7 @@ def _lower_shuffle(lw: FunctionLowering, op: ir.Op):
 
     ty = lw.type(t)
     if t.bits == 32:
-        lw.set(op, shuffle32(lw.get(value), "float" if t is ir.f32 else "i32"))
+        moved = shuffle32(lw.get(value), "float" if t is ir.f32 else "i32")
     elif t.bits == 64:
         halves = lw.text.value(f"bitcast {ty} {lw.get(value)} to <2 x i32>")
         parts = []
@@ -256,17 +303,26 @@ def _lower_shuffle(lw: FunctionLowering, op: ir.Op):
             parts.append(shuffle32(part, "i32"))
         joined = lw.text.value(f"insertelement <2 x i32> poison, i32 {parts[0]}, i32 0")
         joined = lw.text.value(f"insertelement <2 x i32> {joined}, i32 {parts[1]}, i32 1")
-        lw.set(op, lw.text.value(f"bitcast <2 x i32> {joined} to {ty}"))
+        moved = lw.text.value(f"bitcast <2 x i32> {joined} to {ty}")
     else:
         bits = lw.text.value(f"bitcast {ty} {lw.get(value)} to i16")
         wide = lw.text.value(f"zext i16 {bits} to i32")
-        moved = lw.text.value(f"trunc i32 {shuffle32(wide, 'i32')} to i16")
-        lw.set(op, lw.text.value(f"bitcast i16 {moved} to {ty}"))
+        narrow = lw.text.value(f"trunc i32 {shuffle32(wide, 'i32')} to i16")
+        moved = lw.text.value(f"bitcast i16 {narrow} to {ty}")
+    lanes = _warp_lanes(lw) if lw.fn.attrs.get("block") is not None else None
+    if lanes is not None:
+        # a lane past the block's last thread has no value to give (undefined on the GPU): the reader keeps its own,
+        # as the IR says
+        source = _source_lane(lw, mode, lw.get(lane))
+        has = lw.text.value(f"lshr i32 {lanes}, {source}")
+        has = lw.text.value(f"trunc i32 {has} to i1")
+        moved = lw.text.value(f"select i1 {has}, {ty} {moved}, {ty} {lw.get(value)}")
+    lw.set(op, moved)
 
 
 def _lower_vote(lw: FunctionLowering, op: ir.Op):
     mode = op.attrs["mode"]
-    mask = lw.call("llvm.nvvm.activemask", "i32", [])
+    mask = _warp_mask(lw, op)
     ret = "i32" if mode == "ballot" else "i1"
     lw.set(op, lw.call(f"llvm.nvvm.vote.{mode}.sync", ret, [f"i32 {mask}", lw.typed(op.operands[0])]))
 

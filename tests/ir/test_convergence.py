@@ -1,0 +1,74 @@
+"""The convergence analysis: which shuffles and votes every thread of their warp reaches together."""
+from skc.ir import parse_module, verify
+from skc.ir.passes.convergence import converged_collectives
+
+HEAD = ("kernel @k(%0: ptr<global>, %1: i32) {block = [16, 1, 1], shared_bytes = 0} {\n"
+        "  %2 = var.alloc : var<i32>\n  %3 = gpu.thread_id {dim = 0} : i32\n  %4 = gpu.block_id {dim = 0} : i32\n"
+        "  %5 = arith.constant {value = 1} : i32\n")
+
+
+def converged(body: str) -> list:
+    """For each collective of the kernel, in program order: whether the analysis finds it converged."""
+    module = parse_module(HEAD + body + "}\n")
+    verify(module)
+    fn = module.function()
+    found = converged_collectives(fn)
+    return [id(op) in found for op in fn.walk() if op.name in ("gpu.shuffle", "gpu.vote")]
+
+
+def test_top_level_collectives_are_converged():
+    assert converged("  %6 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n"
+                     "  %7 = arith.cmp %3, %1 {pred = \"lt\"} : i1\n  %8 = gpu.vote %7 {mode = \"any\"} : i1\n") \
+        == [True, True]
+
+
+def test_a_branch_on_the_thread_id_is_not_but_one_on_the_block_id_is():
+    assert converged("  %6 = arith.cmp %3, %1 {pred = \"lt\"} : i1\n"
+                     "  scf.if %6 {\n    %7 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  } {\n  }\n"
+                     "  %8 = arith.cmp %4, %1 {pred = \"lt\"} : i1\n"
+                     "  scf.if %8 {\n    %9 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  } {\n  }\n") \
+        == [False, True]
+
+
+def test_after_a_loop_of_differing_trip_counts_the_warp_is_together_again():
+    # while i < n: i += 1, with i starting at the thread id; then a shuffle (the case the GPU got wrong)
+    body = ("  var.store %2, %3\n  scf.loop {label = \"L1\"} {\n    %6 = var.load %2 : i32\n"
+            "    %7 = arith.cmp %6, %1 {pred = \"lt\"} : i1\n    %8 = arith.not %7 : i1\n"
+            "    scf.if %8 {\n      scf.break {label = \"L1\"}\n    } {\n    }\n"
+            "    %9 = gpu.shuffle %6, %5 {mode = \"xor\"} : i32\n    %10 = arith.add %6, %5 : i32\n"
+            "    var.store %2, %10\n  }\n  %11 = var.load %2 : i32\n  %12 = gpu.shuffle %11, %5 {mode = \"xor\"} : i32\n")
+    assert converged(body) == [False, True]
+
+
+def test_a_loop_with_the_same_bounds_everywhere_keeps_its_body_together():
+    body = ("  %6 = arith.constant {value = 0} : i32\n  scf.for %6, %1, %5 {label = \"L1\"} { ^(%7: i32)\n"
+            "    %8 = gpu.shuffle %7, %5 {mode = \"xor\"} : i32\n  }\n"
+            "  scf.for %6, %3, %5 {label = \"L2\"} { ^(%9: i32)\n    %10 = gpu.shuffle %9, %5 {mode = \"xor\"} : i32\n"
+            "  }\n")
+    assert converged(body) == [True, False]
+
+
+def test_a_return_by_some_threads_leaves_the_rest_of_the_kernel_apart():
+    body = ("  %6 = arith.cmp %3, %1 {pred = \"lt\"} : i1\n  scf.if %6 {\n    func.return\n  } {\n  }\n"
+            "  %7 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n")
+    assert converged(body) == [False]
+
+
+def test_a_return_from_an_inlined_function_rejoins_at_its_block_end():
+    body = ("  scf.block {label = \"F1\"} {\n    %6 = arith.cmp %3, %1 {pred = \"lt\"} : i1\n"
+            "    scf.if %6 {\n      scf.break {label = \"F1\"}\n    } {\n    }\n"
+            "    %7 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  }\n"
+            "  %8 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n")
+    assert converged(body) == [False, True]
+
+
+def test_a_branch_on_a_var_some_threads_set_differently_is_not():
+    body = ("  var.store %2, %4\n  %6 = arith.cmp %3, %1 {pred = \"lt\"} : i1\n"
+            "  scf.if %6 {\n    var.store %2, %5\n  } {\n  }\n"
+            "  %7 = var.load %2 : i32\n  %8 = arith.cmp %7, %1 {pred = \"eq\"} : i1\n"
+            "  scf.if %8 {\n    %9 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  } {\n  }\n")
+    assert converged(body) == [False]
+    # the same var stored by every thread together, with a value alike on all of them: converged
+    body = ("  var.store %2, %4\n  %6 = var.load %2 : i32\n  %7 = arith.cmp %6, %1 {pred = \"eq\"} : i1\n"
+            "  scf.if %7 {\n    %8 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  } {\n  }\n")
+    assert converged(body) == [True]
