@@ -595,6 +595,7 @@ def _kernel_source(programs, ranges=None):
     lines += ["", "@skc.kernel", f"def batch({', '.join(params)}):",
               "    b = skc.block_id(0)",
               f"    o = (b * {T} + skc.thread_id(0)) * {NV}"]
+    lines = "\n".join(lines).split("\n")   # (a helper's source is several lines: count them one by one)
     for k, p in enumerate(programs):
         start = len(lines) + 1
         lines.append(f"    if b == {k}:")

@@ -32,3 +32,16 @@ def test_the_interpreter_and_the_ptx_agree_on_the_wider_feature_set(batch):
     want, got, _ = run_batch(program_batch, tempfile.mkdtemp(), f"_extra{batch}")
     found = mismatches(program_batch, want, got)
     assert not found, f"seed {program_batch.seed}: {found[:3]}\n" + program_batch.source
+
+
+def test_each_program_is_found_by_its_lines_past_the_helpers():
+    """A compile error's line names the program to drop: each program's range starts at its `if b == k:` line and
+    ends at its last, counted past the helpers' several lines each (before, the ranges ran short by their lines,
+    and the program dropped was another)."""
+    batch = mixgen.Batch(1100002, 16, 3, extra=True)
+    assert any(program.helpers for program in batch.programs)
+    lines = batch.source.splitlines()
+    for k, (first, last) in enumerate(batch.ranges):
+        assert lines[first - 1] == f"    if b == {k}:"
+        assert last == len(lines) or lines[last].startswith("    if b == ")
+        assert batch.program_at(first + 1) == k
