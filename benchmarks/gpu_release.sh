@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The release check on the lent GPU in one call of under ten minutes: every gpu-marked test, 1,000 fuzzed kernels
-# against the interpreter and compute-sanitizer over the examples and GEMM variants (these two side by side), then
+# against the interpreter (and mixgen's programs, benchmarks/fuzz_mix_gpu.py) and compute-sanitizer over the examples and GEMM variants (these two side by side), then
 # every benchmark of the README, each against its reference in the same run. Each step has a time cap so that a
 # hang cannot take the call. $OUT gets the PNGs and one archive of logs and JSON.
 # Usage: bash benchmarks/gpu_release.sh [STEPS], STEPS a comma list of tests,check,bench (default: all three; a
@@ -31,11 +31,12 @@ fi
 if has check; then
 step "fuzz and sanitizer"
 (timeout 120 python3 benchmarks/fuzz_gpu.py --count 1000 --seed 2026 > "$LOGS/fuzz-gpu.log" 2>&1; echo "fuzz rc $?" >> "$LOGS/fuzz-gpu.log") &
+(timeout 150 python3 benchmarks/fuzz_mix_gpu.py --jobs 4 --seconds 110 --out "$LOGS/mix-gpu" > "$LOGS/fuzz-mix-gpu.log" 2>&1; echo "mix fuzz rc $?" >> "$LOGS/fuzz-mix-gpu.log") &
 SKC_KEEP_LOGS=1 OUT="$OUT" LOGS="$LOGS" SANITIZE_JOBS=8 SANITIZE_ONLY="${SANITIZE_ONLY:-.}" timeout "${SANITIZE_S:-200}" bash benchmarks/gpu_session.sh sanitize > "$LOGS/sanitize.log" 2>&1
 wait
 # a cap stops the step's shell, not what it started: nothing of it may run beside the benchmarks
-pkill -f compute-sanitizer; pkill -f sanitize_targets.py; pkill -f fuzz_gpu.py; sleep 1
-tail -2 "$LOGS/fuzz-gpu.log"; grep -v " 0 errors" "$OUT/sanitizer-summary.txt" | tail -12
+pkill -f compute-sanitizer; pkill -f sanitize_targets.py; pkill -f fuzz_gpu.py; pkill -f fuzz_mix_gpu.py; sleep 1
+tail -2 "$LOGS/fuzz-gpu.log"; tail -2 "$LOGS/fuzz-mix-gpu.log"; grep -v " 0 errors" "$OUT/sanitizer-summary.txt" | tail -12
 # (a step cut by its cap has no total line: the count of runs and the last line tell a finished step from a cut one)
 echo "sanitizer runs finished: $(grep -vc "^compute-sanitizer:" "$OUT/sanitizer-summary.txt")"
 tail -1 "$OUT/sanitizer-summary.txt"
