@@ -115,7 +115,7 @@ VOTE_MODES = ("any", "all", "ballot")
 
 
 class VoteOp(Op):
-    """`gpu.vote {mode} %p`: across the warp's active lanes, any/all of p (i1), or the ballot bit mask (u32 for warps of 32, u64 for wavefronts of 64)."""
+    """`gpu.vote {mode} %p`: across the warp's active lanes, any/all of p (i1), or the ballot bit mask (u32 for warps of 32, u64 for wavefronts of 64). The active lanes are those whose path led here; where every lane of the warp gets here together (passes/convergence.py), the GPU waits for them all."""
 
     name = "gpu.vote"
     num_operands = 1
