@@ -105,13 +105,16 @@ class NVPTX:
             name = lw.text.value(f"fpext {lw.type(src)} {name} to float")
             src = ir.f32
         if src.name in _ASM_TYPE and dst.name in _ASM_TYPE:
-            # PTX's cvt.rzi saturates and gives 0 for NaN, as the IR defines, in one instruction; written as inline
+            # PTX's cvt.rzi saturates in one instruction; written as inline
             # asm because LLVM may not be told it: llvm.nvvm.f2i.rz and its kin are rewritten by InstCombine to
             # plain fptosi/fptoui, whose result for NaN or an out-of-range value is poison (a NaN LLVM could see
             # folded to INT_MIN), and llvm.fpto[su]i.sat costs a compare and select per bound
             (ts, cs), (td, cd) = _ASM_TYPE[src.name], _ASM_TYPE[dst.name]
             ptx_dst = ("s" if dst.is_signed else "u") + str(dst.bits)
-            return lw.text.value(f'call {td} asm "cvt.rzi.{ptx_dst}.{src.name} $0, $1;", "={cd},{cs}"({ts} {name})')
+            moved = lw.text.value(f'call {td} asm "cvt.rzi.{ptx_dst}.{src.name} $0, $1;", "={cd},{cs}"({ts} {name})')
+            # an H200 gives the type's sign bit alone for NaN (INT_MIN, and 2**31 as a u32): the IR says 0
+            nan = lw.text.value(f"fcmp uno {ts} {name}, {name}")
+            return lw.text.value(f"select i1 {nan}, {td} 0, {td} {moved}")
         kind = "fptosi" if dst.is_signed else "fptoui"
         return lw.call(f"llvm.{kind}.sat{intrinsic_suffix(dst)}{intrinsic_suffix(src)}", lw.type(dst),
                        [f"{lw.type(src)} {name}"])

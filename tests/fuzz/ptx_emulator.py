@@ -241,10 +241,12 @@ def int_to_float(v: int, fmt: Fmt, mode: str) -> int:
 
 
 def float_to_int(x: FV, mode: str, width: int, is_signed: bool) -> int:
-    """PTX cvt float -> int: round by the .rXi mode, saturate to the destination range, NaN gives 0."""
+    """PTX cvt float -> int: round by the .rXi mode, saturate to the destination range. NaN gives the sign bit alone
+    (INT_MIN; 2**31 as a u32), as an H200 gave it in mixgen's programs (forty-third session): not 0, which the
+    IR's casts give, so the NVPTX lowering selects 0 for NaN itself."""
     lo, hi = ((-(1 << (width - 1)), (1 << (width - 1)) - 1) if is_signed else (0, (1 << width) - 1))
     if x.kind == "nan":
-        return 0
+        return 1 << (width - 1)
     if x.kind == "inf":
         return (lo if x.neg else hi) & ((1 << width) - 1)
     n = _round_integer(x.value, mode)
