@@ -1,9 +1,10 @@
 """Float-to-integer casts of a NaN or an out-of-range value that LLVM can see: the IR gives 0 for NaN and saturates
 at the integer's range. The NVPTX lowering used llvm.nvvm.f2i.rz and its kin (one cvt.rzi, which does just that);
 InstCombine rewrites those to plain fptosi/fptoui, poison for such values, and folded `skc.i32(x + nan)` to
-INT_MIN (the mixed-type fuzzer, tests/fuzz/mixgen.py, seed 3200070). The cvt.rzi is now inline asm. On an H200 the
-cvt.rzi itself gives INT_MIN for NaN (2**31 as a u32, 2**63 as a u64: mixgen's programs on the GPU, forty-third
-session), so the lowering selects 0 for NaN after it; the emulator gives what the H200 gave."""
+INT_MIN (the mixed-type fuzzer, tests/fuzz/mixgen.py, seed 3200070). The cvt.rzi is now inline asm. PTX does not
+promise 0 for NaN, and an H200 gave INT64_MIN for an f64 NaN made an i64 (mixgen's programs on the GPU, forty-third
+session), so the lowering selects 0 for NaN after the cvt; the emulator gives the sign bit alone for NaN, which
+would show a missing select."""
 import math
 import os
 import sys

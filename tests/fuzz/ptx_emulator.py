@@ -241,9 +241,10 @@ def int_to_float(v: int, fmt: Fmt, mode: str) -> int:
 
 
 def float_to_int(x: FV, mode: str, width: int, is_signed: bool) -> int:
-    """PTX cvt float -> int: round by the .rXi mode, saturate to the destination range. NaN gives the sign bit alone
-    (INT_MIN; 2**31 as a u32), as an H200 gave it in mixgen's programs (forty-third session): not 0, which the
-    IR's casts give, so the NVPTX lowering selects 0 for NaN itself."""
+    """PTX cvt float -> int: round by the .rXi mode, saturate to the destination range. NaN gives the sign bit alone:
+    PTX does not promise 0 (the IR's casts give 0 through the NVPTX lowering's own select), and an H200 gave
+    INT64_MIN for an f64 NaN made an i64 in mixgen's programs (forty-third session; an f32 NaN made a u32 read 0
+    there), so the emulator takes the value that would show a missing select."""
     lo, hi = ((-(1 << (width - 1)), (1 << (width - 1)) - 1) if is_signed else (0, (1 << width) - 1))
     if x.kind == "nan":
         return 1 << (width - 1)
