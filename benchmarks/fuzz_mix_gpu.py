@@ -10,6 +10,7 @@ here. Prints each mismatching batch's programs and first differences, writes the
 session: warp collectives after loops of differing trip counts), which is why this runs on the GPU itself.
 """
 import argparse
+import itertools
 import multiprocessing
 import os
 import sys
@@ -17,14 +18,13 @@ import tempfile
 import time
 import traceback
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests", "fuzz"))
 import fuzzgen  # noqa: E402
 import mixgen  # noqa: E402
 import skc  # noqa: E402
+from mixfuzz import mismatches  # noqa: E402  (program, thread, type, slot, interpreter, other)
 from skc.diagnostics import CompileError  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def run_batch(batch, folder: str, tag: str):
 def compiled_batch(seed: int, count: int, folder: str):
     """The batch of `seed`, without the programs skc refuses (each refusal names its program's line)."""
     batch = mixgen.Batch(seed, count, 3, extra=True)
-    for attempt in range(count + 1):
+    for attempt in itertools.count():
         try:
             return batch, run_batch(batch, folder, f"_{attempt}")
         except CompileError as e:
@@ -51,17 +51,6 @@ def compiled_batch(seed: int, count: int, folder: str):
             if program is None or batch.count <= 1:
                 raise
             batch.drop(program)
-    raise AssertionError("unreachable")
-
-
-def differences(batch, want, got) -> list:
-    """(program, thread, output type, slot, interpreter, GPU) of each differing output."""
-    found = []
-    for name, w, g in zip(list(mixgen.TYPES) + ["b"], want, got):
-        for i in np.flatnonzero(~mixgen.same(w, g)):
-            program, rest = divmod(int(i), mixgen.T * mixgen.NV)
-            found.append((program, rest // mixgen.NV, name, rest % mixgen.NV, w[i], g[i]))
-    return found
 
 
 def worker(job: int, args) -> tuple:
@@ -82,7 +71,7 @@ def worker(job: int, args) -> tuple:
                 f.write(traceback.format_exc())
             continue
         programs += batch.count
-        found = differences(batch, want, got)
+        found = mismatches(batch, want, got)
         if found:
             which = sorted({f[0] for f in found})
             bad += len(which)

@@ -23,7 +23,7 @@ LN_2 = 0.6931471805599453
 # PTX ISA 9.7.9.6 (shfl.sync): the c operand packs the clamp lane and the segment mask.
 _SHUFFLE_CLAMP = {"idx": 0x1F, "down": 0x1F, "xor": 0x1F, "up": 0x00}
 _SHUFFLE_KIND = {"idx": "idx", "down": "down", "xor": "bfly", "up": "up"}
-# float -> int as one cvt.rzi, which saturates and gives 0 for NaN as the IR defines: (LLVM type, asm constraint)
+# float -> int as one cvt.rzi, which saturates (NaN is selected to 0 after it): (LLVM type, asm constraint)
 _ASM_TYPE = {"f32": ("float", "f"), "f64": ("double", "d"), "i32": ("i32", "r"), "u32": ("i32", "r"),
              "i64": ("i64", "l"), "u64": ("i64", "l")}
 
@@ -112,7 +112,7 @@ class NVPTX:
             (ts, cs), (td, cd) = _ASM_TYPE[src.name], _ASM_TYPE[dst.name]
             ptx_dst = ("s" if dst.is_signed else "u") + str(dst.bits)
             moved = lw.text.value(f'call {td} asm "cvt.rzi.{ptx_dst}.{src.name} $0, $1;", "={cd},{cs}"({ts} {name})')
-            # an H200 gives the type's sign bit alone for NaN (INT_MIN, and 2**31 as a u32): the IR says 0
+            # PTX does not promise 0 for NaN (an H200 gave INT64_MIN for an f64 NaN made an i64): the IR says 0
             nan = lw.text.value(f"fcmp uno {ts} {name}, {name}")
             return lw.text.value(f"select i1 {nan}, {td} 0, {td} {moved}")
         kind = "fptosi" if dst.is_signed else "fptoui"
@@ -239,11 +239,12 @@ def _lower_barrier_arrive(lw: FunctionLowering, op: ir.Op):
 
 def _warp_lanes(lw: FunctionLowering) -> str | None:
     """The lanes of this thread's warp that the block has (its last warp may have fewer than 32): None where
-    every warp is whole."""
-    x, y, z = block = lw.fn.attrs["block"]
-    threads = x * y * z
-    if threads % 32 == 0:
+    every warp is whole, or the block is not known."""
+    block = lw.fn.attrs.get("block")
+    if block is None or (block[0] * block[1] * block[2]) % 32 == 0:
         return None
+    x, y, z = block
+    threads = x * y * z
     # the threads whose linear id (x fastest) is below the block's count
     ids = [lw.call(f"llvm.nvvm.read.ptx.sreg.tid.{d}", "i32", [], result_range=(0, n)) for d, n in zip("xyz", block)]
     linear = lw.text.value(f"mul i32 {ids[2]}, {y}")
@@ -259,15 +260,15 @@ def _warp_lanes(lw: FunctionLowering) -> str | None:
     return lw.text.value(f"select i1 {whole}, i32 -1, i32 {partial}")
 
 
-def _warp_mask(lw: FunctionLowering, op: ir.Op) -> str:
-    """A shuffle's or vote's member mask: every lane the warp has where the convergence analysis proves that all
-    of them get there together (the GPU then waits for them all: after loops of differing trip counts the lanes
-    that happen to run together, `activemask`, may be fewer), else the lanes active now."""
+def _warp_mask(lw: FunctionLowering, op: ir.Op, lanes: str | None) -> str:
+    """A shuffle's or vote's member mask: every lane the warp has (`lanes`, from _warp_lanes) where the convergence
+    analysis proves that all of them get there together (the GPU then waits for them all: after loops of differing
+    trip counts the lanes that happen to run together, `activemask`, may be fewer), else the lanes active now."""
     if "converged" not in lw.analyses:
         lw.analyses["converged"] = converged_collectives(lw.fn)
     if id(op) not in lw.analyses["converged"] or lw.fn.attrs.get("block") is None:
         return lw.call("llvm.nvvm.activemask", "i32", [])
-    return _warp_lanes(lw) or "-1"
+    return lanes or "-1"
 
 
 def _source_lane(lw: FunctionLowering, mode: str, amount: str) -> str:
@@ -287,7 +288,8 @@ def _lower_shuffle(lw: FunctionLowering, op: ir.Op):
     value, lane = op.operands
     mode = op.attrs["mode"]
     t = value.type
-    mask = _warp_mask(lw, op)
+    lanes = _warp_lanes(lw)
+    mask = _warp_mask(lw, op, lanes)
     clamp = _SHUFFLE_CLAMP[mode]
     name = f"llvm.nvvm.shfl.sync.{_SHUFFLE_KIND[mode]}"
 
@@ -312,7 +314,6 @@ def _lower_shuffle(lw: FunctionLowering, op: ir.Op):
         wide = lw.text.value(f"zext i16 {bits} to i32")
         narrow = lw.text.value(f"trunc i32 {shuffle32(wide, 'i32')} to i16")
         moved = lw.text.value(f"bitcast i16 {narrow} to {ty}")
-    lanes = _warp_lanes(lw) if lw.fn.attrs.get("block") is not None else None
     if lanes is not None:
         # a lane past the block's last thread has no value to give (undefined on the GPU): the reader keeps its own,
         # as the IR says
@@ -325,7 +326,8 @@ def _lower_shuffle(lw: FunctionLowering, op: ir.Op):
 
 def _lower_vote(lw: FunctionLowering, op: ir.Op):
     mode = op.attrs["mode"]
-    mask = _warp_mask(lw, op)
+    lanes = _warp_lanes(lw)
+    mask = _warp_mask(lw, op, lanes)
     ret = "i32" if mode == "ballot" else "i1"
     lw.set(op, lw.call(f"llvm.nvvm.vote.{mode}.sync", ret, [f"i32 {mask}", lw.typed(op.operands[0])]))
 
