@@ -39,8 +39,10 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     if (device.kind == "cuda" and (kind in TORCH_TYPES or torch_type(kind)) and type(k) is kind and type(v) is kind
             and (out is None or type(out) is kind)):
         # (the scale keys by its value's bits, never as the object: a tensor would be kept alive, or go stale)
-        key = (kind, device, q.shape, q.stride(), q.dtype, q.device, k.shape, k.stride(), k.dtype, k.device, v.shape,
-               v.stride(), v.dtype, v.device, out if out is None else (out.shape, out.stride(), out.dtype, out.device),
+        # (and whether each is a lazily negated view: the same facts but other values, refused by the first call)
+        key = (kind, device, q.shape, q.stride(), q.dtype, q.device, q.is_neg(),
+               k.shape, k.stride(), k.dtype, k.device, k.is_neg(), v.shape, v.stride(), v.dtype, v.device, v.is_neg(),
+               out if out is None else (out.shape, out.stride(), out.dtype, out.device, out.is_neg()),
                bool(causal), None if scale is None else _scale_value(scale).hex(), layout, bool(return_lse), config)
         plan = _PLANS.get(key)
         if plan is not None:

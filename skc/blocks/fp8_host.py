@@ -80,11 +80,13 @@ def _facts_key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config,
     device, kind = skc.current_device(), type(a)
     if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and type(scale_a) is kind
             and type(scale_b) is kind and (out is None or type(out) is kind) and (bias is None or type(bias) is kind)):
-        return (kind, device, a.shape, a.stride(), a.dtype, a.device, b.shape, b.stride(), b.dtype, b.device,
-                scale_a.shape, scale_a.stride(), scale_a.dtype, scale_a.device,
-                scale_b.shape, scale_b.stride(), scale_b.dtype, scale_b.device,
-                out if out is None else (out.shape, out.stride(), out.dtype, out.device),
-                bias if bias is None else (bias.shape, bias.stride(), bias.dtype, bias.device),
+        # (and whether each is a lazily negated view: the same facts but other values, refused by the first call)
+        return (kind, device, a.shape, a.stride(), a.dtype, a.device, a.is_neg(),
+                b.shape, b.stride(), b.dtype, b.device, b.is_neg(),
+                scale_a.shape, scale_a.stride(), scale_a.dtype, scale_a.device, scale_a.is_neg(),
+                scale_b.shape, scale_b.stride(), scale_b.dtype, scale_b.device, scale_b.is_neg(),
+                out if out is None else (out.shape, out.stride(), out.dtype, out.device, out.is_neg()),
+                bias if bias is None else (bias.shape, bias.stride(), bias.dtype, bias.device, bias.is_neg()),
                 out_dtype if out_dtype is None or type(out_dtype) is type(a.dtype) else _name(out_dtype),
                 activation, config, use_fast_accum)
     require_arrays("scaled matmul", ("out", "bias"), a=a, b=b, scale_a=scale_a, scale_b=scale_b, out=out,

@@ -21,7 +21,8 @@ from .scheduler import TileScheduler
 
 # -- cheap facts of an operand (the plan key) -------------------------------------------------------------------
 def _torch_facts(x):
-    return (x.shape, x.stride(), x.dtype, x.device)
+    # (a lazily negated view has a plain one's facts but other values: its first call is refused, and so are later)
+    return (x.shape, x.stride(), x.dtype, x.device, x.is_neg())
 
 
 def _numpy_facts(x):

@@ -104,10 +104,12 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
             and (c is None or type(c) is kind) and (bias is None or type(bias) is kind)):
         # torch tensors (the common call): their facts read in place into one tuple, led by their type
         try:
-            key = (kind, device, a.shape, a.stride(), a.dtype, a.device, b.shape, b.stride(), b.dtype, b.device,
-                   out if out is None else (out.shape, out.stride(), out.dtype, out.device),
-                   c if c is None else (c.shape, c.stride(), c.dtype, c.device),
-                   bias if bias is None else (bias.shape, bias.stride(), bias.dtype, bias.device),
+            # (and whether each is a lazily negated view: the same facts but other values, refused by the first call)
+            key = (kind, device, a.shape, a.stride(), a.dtype, a.device, a.is_neg(),
+                   b.shape, b.stride(), b.dtype, b.device, b.is_neg(),
+                   out if out is None else (out.shape, out.stride(), out.dtype, out.device, out.is_neg()),
+                   c if c is None else (c.shape, c.stride(), c.dtype, c.device, c.is_neg()),
+                   bias if bias is None else (bias.shape, bias.stride(), bias.dtype, bias.device, bias.is_neg()),
                    alpha is None, activation, config, autotune)
         except (RuntimeError, NotImplementedError) as error:   # (a sparse CSR tensor has no strides)
             facts_failed("matmul", error, a=a, b=b, out=out, c=c, bias=bias)

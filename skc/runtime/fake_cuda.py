@@ -268,10 +268,12 @@ def fake_torch_module(streams: Optional[list] = None):
         pass
 
     class Tensor:
-        """shape, stride(), dtype, device, data_ptr(), get_device(), new_empty, new_zeros, T, transpose, reshape, [i]."""
+        """shape, stride(), dtype, device, data_ptr(), get_device(), is_neg(), new_empty, new_zeros, T, transpose,
+        reshape, [i]; torch._neg_view(t) makes a lazily negated view."""
 
-        def __init__(self, shape, dtype=dtypes["bfloat16"], strides=None, address=None, device=0):
+        def __init__(self, shape, dtype=dtypes["bfloat16"], strides=None, address=None, device=0, negated=False):
             self.shape, self.dtype, self._device = Size(int(s) for s in shape), dtype, device
+            self._negated = negated
             self._strides = tuple(strides) if strides is not None else tuple(
                 _count(self.shape[i + 1:]) for i in range(len(self.shape)))
             if address is None:
@@ -291,6 +293,9 @@ def fake_torch_module(streams: Optional[list] = None):
 
         def get_device(self):
             return self._device
+
+        def is_neg(self):
+            return self._negated
 
         def element_size(self):
             return self.dtype.itemsize
@@ -320,6 +325,7 @@ def fake_torch_module(streams: Optional[list] = None):
 
     Tensor.__module__ = "torch"
     torch.Tensor, torch.Size = Tensor, Size
+    torch._neg_view = lambda t: Tensor(t.shape, t.dtype, t.stride(), t.data_ptr(), t.get_device(), negated=True)
     torch.version = types.SimpleNamespace(hip=None, cuda="13.0")
     torch._C = types.SimpleNamespace(_cuda_getCurrentRawStream=lambda index: streams[-1])
     torch.cuda = types.SimpleNamespace(is_available=lambda: True,

@@ -93,3 +93,17 @@ def test_conv2d_reads_a_subclass_in_torchs_nchw_order():
                                           padding=1)
     assert got.shape == (1, 8, 6, 6)
     torch.testing.assert_close(got.float(), expected, rtol=1e-2, atol=5e-2)
+
+
+def test_a_negated_view_after_a_plain_call_of_its_facts_is_refused_too():
+    """(a ready plan's key held the plain tensor's facts alone, so on a GPU a negated view of them was read
+    un-negated: the key holds is_neg() now)"""
+    a, b = ints(16, 16), ints(16, 16, seed=1)
+    assert host_plans.facts(a) != host_plans.facts(torch._neg_view(a))
+    matmul(a, b)
+    for _ in range(2):
+        with pytest.raises(skc.LaunchError, match="matmul: a is a lazily negated view"):
+            matmul(torch._neg_view(a), b)
+    copy[1, 32](a.float(), torch.zeros(8), 8)
+    with pytest.raises(skc.LaunchError, match="argument 'x' is a lazily negated view"):
+        copy[1, 32](torch._neg_view(a.float()), torch.zeros(8), 8)

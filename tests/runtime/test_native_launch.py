@@ -187,7 +187,7 @@ def test_fast_launch_without_a_stream_source_launches_on_stream_zero():
 
 @pytest.mark.parametrize("case", ["float-for-int", "other-dtype", "int-out-of-range", "string", "too-few", "list",
                                   "grid-of-two", "grid-too-big", "stream-object", "tensor-subclass", "no-getter",
-                                  "getter-raises"])
+                                  "getter-raises", "negated-view"])
 def test_fast_launch_hands_anything_else_to_the_python_launcher(case):
     """Off the fast path nothing is launched: the Python launcher gets the call's own arguments (and no exception
     is left pending)."""
@@ -214,6 +214,8 @@ def test_fast_launch_hands_anything_else_to_the_python_launcher(case):
         stream = "a stream"
     elif case == "tensor-subclass":
         args = (torch.nn.Parameter(x), y, 5, 2.5)
+    elif case == "negated-view":   # (its memory holds the values un-negated: read in place, the launch was wrong)
+        args = (x, torch._neg_view(y), 5, 2.5)
     elif case == "no-getter":
         fast.streams.clear()
     else:

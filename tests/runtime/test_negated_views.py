@@ -1,0 +1,85 @@
+"""A lazily negated torch view (torch._neg_view(x), z.conj().imag) has a plain tensor's shape, strides, dtype, device
+and data pointer, while its memory holds the values un-negated: a launch or a host path that knew the plain
+tensor's facts read it as the plain tensor on a GPU (a wrong answer). Every ready path now asks is_neg() and refuses
+the view by name, the first call and every later one (here with the fake driver and a stand-in torch)."""
+import pytest
+
+import skc
+from skc.blocks import attention_host, fp8_host, matmul_host
+from skc.runtime import fake_cuda
+
+NEGATED = "lazily negated view"
+
+
+@pytest.fixture
+def fake():
+    for plans in (matmul_host._PLANS, fp8_host._PLANS, attention_host._PLANS):
+        plans.clear()
+    with fake_cuda.installed() as driver, fake_cuda.torch_installed() as torch:
+        yield driver, torch
+    for plans in (matmul_host._PLANS, fp8_host._PLANS, attention_host._PLANS):
+        plans.clear()
+
+
+def refused(driver, call):
+    launches = len(driver.launches)
+    with pytest.raises(skc.LaunchError, match=NEGATED):
+        call()
+    assert len(driver.launches) == launches   # nothing reached the driver
+
+
+@skc.kernel(block=32)
+def fill(x: skc.Ptr[skc.f32], n: skc.i32):
+    if skc.thread_id(0) < n:
+        x[skc.thread_id(0)] = 1.0
+
+
+@skc.kernel(block=32)
+def fill_half(x: skc.Ptr[skc.f32], n: skc.i32, value: skc.f16):   # (an f16 scalar: the Python launcher's fast path)
+    if skc.thread_id(0) < n:
+        x[skc.thread_id(0)] = skc.f32(value)
+
+
+@pytest.mark.parametrize("kernel, extra", [(fill, ()), (fill_half, (0.5,))], ids=["native", "python"])
+def test_a_kernel_launch_refuses_a_negated_view_of_a_tensor_it_launched_with(fake, kernel, extra):
+    driver, torch = fake
+    x = torch.Tensor((32,), torch.float32)
+    launch = kernel[1, 32]
+    for _ in range(3):   # (the launcher's ready paths: first sighting, then the fast one)
+        launch(x, 32, *extra)
+    for _ in range(2):
+        refused(driver, lambda: launch(torch._neg_view(x), 32, *extra))
+    launch(x, 32, *extra)
+    assert len(driver.launches) == 4
+
+
+def test_matmul_refuses_a_negated_operand_or_output_of_a_ready_plans_facts(fake):
+    driver, torch = fake
+    a, b, out = torch.Tensor((256, 128)), torch.Tensor((128, 512)), torch.Tensor((256, 512))
+    for _ in range(3):   # a plan, then its bound launch
+        skc.blocks.matmul(a, b, out)
+    for args in ((torch._neg_view(a), b, out), (a, torch._neg_view(b), out), (a, b, torch._neg_view(out))):
+        for _ in range(2):
+            refused(driver, lambda: skc.blocks.matmul(*args))
+
+
+def test_scaled_matmul_refuses_a_negated_scale_of_a_ready_plans_facts(fake):
+    driver, torch = fake
+    a, b_t = torch.Tensor((256, 128), torch.float8_e4m3fn), torch.Tensor((512, 128), torch.float8_e4m3fn)
+    scale_a, scale_b = torch.Tensor((1,), torch.float32), torch.Tensor((1,), torch.float32)
+    out = torch.Tensor((256, 512))
+    for _ in range(3):
+        skc.blocks.matmul(a, b_t.T, scale_a=scale_a, scale_b=scale_b, out=out)
+    for _ in range(2):
+        refused(driver, lambda: skc.blocks.matmul(a, b_t.T, scale_a=torch._neg_view(scale_a), scale_b=scale_b,
+                                                  out=out))
+
+
+def test_attention_refuses_a_negated_operand_of_a_ready_plans_facts(fake):
+    driver, torch = fake
+    q, k, v, out = (torch.Tensor((1, 2, 128, 64)) for _ in range(4))
+    for _ in range(3):
+        skc.blocks.attention(q, k, v, out=out)
+    for args in ((q, torch._neg_view(k), v, out), (q, k, v, torch._neg_view(out))):
+        for _ in range(2):
+            refused(driver, lambda: skc.blocks.attention(*args[:3], out=args[3]))
