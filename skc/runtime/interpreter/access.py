@@ -83,9 +83,11 @@ def _active(group, env, mask_value):
     return np.flatnonzero(active)
 
 
-def _read(access: _Access, space, addrs, lanes, what="load") -> np.ndarray:
+def _read(access: _Access, space, addrs, lanes, block, what="load") -> np.ndarray:
     bits = np.empty((len(addrs), access.count) if access.count else len(addrs), access.dtype)
     for seg, selection, offsets in space.locate(addrs, lanes, access.size, what):
+        if block.landing is not None and seg is block.shared:
+            check_in_place(block, offsets, access.size, lanes, selection, "a load reads")
         values = seg.typed(access.dtype)[access.index(offsets)]
         if selection is None:
             return values
@@ -105,11 +107,11 @@ def _load(op, launch):
         lanes = _active(group, env, mask)
         space = group.block.space(access.space)
         if lanes is None:
-            env[result] = numerics.from_storage(access.elem, _read(access, space, env[ptr], None))
+            env[result] = numerics.from_storage(access.elem, _read(access, space, env[ptr], None, group.block))
             return
         out = (env[other] if other is not None else zero).copy()
         if lanes.size:
-            out[lanes] = numerics.from_storage(access.elem, _read(access, space, env[ptr][lanes], lanes))
+            out[lanes] = numerics.from_storage(access.elem, _read(access, space, env[ptr][lanes], lanes, group.block))
         env[result] = out
     return load
 
@@ -131,17 +133,29 @@ def _store(op, launch):
             _check_writable(seg, lanes, selection)
             if block.reading is not None and seg is block.shared:
                 check_not_read_by_stores(block, offsets, access.size, lanes, selection)
+            if block.landing is not None and seg is block.shared:
+                check_in_place(block, offsets, access.size, lanes, selection, "a store writes")
             seg.typed(access.dtype)[access.index(offsets)] = bits if selection is None else bits[selection]
     return store
 
 
-def check_not_read_by_stores(block, offsets, size: int, lanes, selection, what: str = "a store"):
+def _lane_of(lanes, selection):
+    """Which lane row i of a segment's accesses (`selection` of `lanes`; None: all of them) is."""
     def lane_of(row):
         position = row if selection is None else int(selection[row])
         return int(lanes[position]) if lanes is not None else position
+    return lane_of
 
+
+def check_not_read_by_stores(block, offsets, size: int, lanes, selection, what: str = "a store"):
     written = offsets.astype(np.int64)[:, None] + np.arange(size)
-    block.check_not_read_by_stores(written, lane_of, what)
+    block.check_not_read_by_stores(written, _lane_of(lanes, selection), what)
+
+
+def check_in_place(block, offsets, size: int, lanes, selection, what: str):
+    """A Fault where an access of shared bytes touches a copy still landing there (BlockState.check_not_landing)."""
+    touched = offsets.astype(np.int64)[:, None] + np.arange(size)
+    block.check_not_landing(touched, _lane_of(lanes, selection), what)
 
 
 def _check_writable(seg, lanes, selection):
@@ -200,6 +214,8 @@ def _atomic_step(op, launch, make_update):
                 block = group.block
                 if block.reading is not None and seg is block.shared:
                     check_not_read_by_stores(block, offsets, access.size, lanes, selection, "an atomic")
+                if block.landing is not None and seg is block.shared:
+                    check_in_place(block, offsets, access.size, lanes, selection, "an atomic touches")
                 chosen = slice(None) if selection is None else selection
                 out[lanes[chosen]] = _apply_atomic(access, seg, offsets, _restrict(update, chosen))
         env[result] = out

@@ -140,6 +140,7 @@ def _init(op, launch):
             if not 1 <= expected <= COUNT_LIMIT:
                 raise Fault(f"mbarrier.init with a count of {expected}: it must be 1 to {COUNT_LIMIT} "
                             "(PTX ISA 9.7.12.15, mbarrier.init)", lane)
+            group.block.landed(address, 1 << 62)   # (copies tied to a barrier initialized again: not tracked on)
             group.block.mbarriers[address] = MBarrier(group.block, address, expected)
             group.block.cluster.progress += 1
     return init
@@ -253,7 +254,15 @@ def _wait(op, launch, plan):
         waits = _phase_waits(group, bar, parity, "mbarrier.wait")
         if not all(barrier.completed(bit) for barrier, bit, _ in waits):
             yield PhaseWait(waits, group, op, spin=False)
+        for barrier, _, _ in waits:
+            _seen(barrier)
     return wait
+
+
+def _seen(barrier: MBarrier):
+    """A wait saw the barrier's last phase complete (and so every one before): the copies that completed on them
+    have landed."""
+    barrier.block.landed(barrier.address, barrier.phases)
 
 
 def _try_wait(op, launch, plan):
@@ -267,6 +276,8 @@ def _try_wait(op, launch, plan):
         done = np.zeros(launch.nthreads, bool)
         for barrier, bit, lanes in waits:
             done[lanes] = barrier.completed(bit)
+            if done[lanes[0]]:
+                _seen(barrier)
         if not done[group.mask].all():
             yield PhaseWait(waits, group, op, spin=True)
         group.env[result] = done

@@ -105,6 +105,14 @@ class BlockState:
         self.mma_reads: dict = {}
         self.mma_reading = None
         self.reading = None
+        # shared bytes that TMA loads and cp.async copies may still be writing: the interpreter copies when a copy
+        # is issued, the GPU's copy lands some time before the phase of the mbarrier it completes on. `landing`
+        # counts the copies in flight per byte (None: none yet); `landings` holds, by mbarrier address, each copy's
+        # (phase, byte addresses), until a wait sees that phase complete; `unarrived`, (lanes, their bytes by row)
+        # of cp.async copies that no cp.async.arrive of their lane has tied to a phase yet
+        self.landing = None
+        self.landings: dict = {}
+        self.unarrived: list = []
         self.roots: list = []   # the groups running the kernel's body (set by launch)
         self._spaces: dict = {}
         self._block_ids = None
@@ -151,6 +159,37 @@ class BlockState:
                         f"group was not waited for)", lane_of(row),
                         hint="wait for the store's group first (skc.hopper.tma_wait(pending, read=True)), or write "
                              "another buffer")
+
+    def copying(self, addresses: np.ndarray):
+        """Shared bytes `addresses` that an asynchronous copy issued now writes (each byte once)."""
+        if self.landing is None:
+            self.landing = np.zeros(self.shared.nbytes, np.uint16)
+        self.landing[addresses] += 1
+
+    def completes_on(self, barrier, addresses: np.ndarray):
+        """The copy of `addresses` (counted by copying) completes on the current phase of `barrier`."""
+        self.landings.setdefault(barrier.address, []).append((barrier.phases, addresses))
+
+    def landed(self, address: int, phases: int):
+        """A wait saw the phases before `phases` of the mbarrier at `address` complete: their copies have landed."""
+        entries = self.landings.get(address)
+        if entries:
+            for phase, addresses in entries:
+                if phase < phases:
+                    self.landing[addresses] -= 1
+            entries[:] = [entry for entry in entries if entry[0] >= phases]
+
+    def check_not_landing(self, addresses: np.ndarray, lane_of, what: str):
+        """A Fault if `what` (a read or write of shared bytes `addresses`, any shape whose first axis is the
+        accessing lanes') touches bytes a TMA load or cp.async may still be writing: on the GPU it may see them
+        before or after the copy. `lane_of(i)` names the lane of row i."""
+        hits = self.landing[addresses] != 0
+        if hits.any():
+            row = int(np.flatnonzero(hits.reshape(hits.shape[0], -1).any(axis=1))[0])
+            raise Fault(f"{what} shared memory that a TMA load or cp.async issued earlier may still be writing: no "
+                        "thread has waited for the mbarrier phase the copy completes on", lane_of(row),
+                        hint="wait on the copy's mbarrier (skc.hopper.mbarrier_wait(barrier, phase)) before using the "
+                             "tile, and tie cp.async copies to a barrier with skc.hopper.cp_async_arrive")
 
     def where(self, lane: Optional[int]) -> str:
         text = f"block {self.index}"

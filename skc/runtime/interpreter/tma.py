@@ -231,7 +231,10 @@ def _tma_load(op, launch):
                 if target.reading is not None:
                     target.check_not_read_by_stores(physical[None], lambda row: lane, "tma.load")
                 target.shared.data[physical] = data
-                barrier_at(target, barrier, lane, "tma.load").transact(-nbytes, lane)   # complete-tx
+                landing = barrier_at(target, barrier, lane, "tma.load")
+                target.copying(physical)
+                target.completes_on(landing, physical)
+                landing.transact(-nbytes, lane)   # complete-tx
     return load
 
 
@@ -256,6 +259,8 @@ def _tma_store(op, launch):
             origin = [int(env[c][lane]) for c in reversed(coords)]
             _check_coordinates(t, origin, lane, "tma.store", store=True)
             physical = _shared_addresses(block, int(env[src][lane]), t, lane, "tma.store")
+            if block.landing is not None:
+                block.check_not_landing(physical[None], lambda row: lane, "tma.store reads")
             values = block.shared.data[physical].view(dtype).reshape(t.box)
             _write_global(launch, env[tmap][lane], values, origin, lane)
             # the GPU's copy engine reads the source some time before the lane's wait for its group: until then
@@ -456,7 +461,10 @@ def _tma_load_im2col(op, launch):
             if block.reading is not None:
                 block.check_not_read_by_stores(physical[None], lambda row: lane, "tma.load_im2col")
             block.shared.data[physical] = data
-            barrier_at(block, int(env[bar][lane]), lane, "tma.load_im2col").transact(-nbytes, lane)
+            landing = barrier_at(block, int(env[bar][lane]), lane, "tma.load_im2col")
+            block.copying(physical)
+            block.completes_on(landing, physical)
+            landing.transact(-nbytes, lane)
     return load
 
 

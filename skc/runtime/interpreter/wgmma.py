@@ -131,7 +131,10 @@ def _read_operand(block, desc: int, rows: int, mn_major: bool, elem: ScalarType,
         raise Fault(f"wgmma.mma reads {what} at shared bytes up to {end - 1}, past the {block.shared.nbytes} bytes "
                     f"of shared memory (descriptor {desc & ((1 << 64) - 1):#018x})", lane,
                     hint="check the descriptor's start address, LBO and SBO")
-    reads.append((physical[..., None] + np.arange(elem.bytes)).reshape(-1))
+    read = (physical[..., None] + np.arange(elem.bytes)).reshape(-1)
+    if block.landing is not None:
+        block.check_not_landing(read[None], lambda row: lane, f"wgmma.mma reads its {what} operand from")
+    reads.append(read)
     dtype = numerics.storage_dtype(elem)
     bits = block.shared.typed(dtype)[physical // elem.bytes]
     return numerics.from_storage(elem, bits).astype(np.float64)
