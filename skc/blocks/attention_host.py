@@ -10,8 +10,8 @@ import numpy as np
 import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel
-from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, check_has_data,
-                         check_no_overlap, check_own_memory,
+from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
+                         check_has_data, check_no_overlap, check_own_memory,
                          element_strides, remember, require_arrays, tile_counter, torch_type)
 
 LAYOUTS = ("bhsd", "bshd")
@@ -179,12 +179,14 @@ class AttentionPlan:
         if out is None:
             out = q.new_empty(self.out_shape)
         lse = q.new_empty(self.lse_shape, dtype=self.lse_dtype) if self.return_lse else self.no_lse
+        captured = False
         if self.counters is not None:   # the launch's stream picks its counter: known now, and part of the key
             stream = skc.launch_stream(stream, q)
+            captured = capturing(q)     # (a counter of its own, never bound: StreamBuffers)
         address = self.address
         key = (address[0](q), address[1](k), address[2](v), address[3](out), address[4](lse),
                None if self.counters is None else stream)
-        bound = self.bound.get(key)
+        bound = None if captured else self.bound.get(key)
         if bound is not None:   # (its addresses were checked when they were new)
             bound(stream)
         else:
@@ -192,7 +194,10 @@ class AttentionPlan:
             maps = self.maps
             counter = self.no_counter if self.counters is None else self.counters(q, stream)
             args = (maps[0](q), maps[1](k), maps[2](v), maps[3](out), lse, counter, *self.scalars)
-            self.bound.launch(key, args, stream)
+            if captured:
+                self.bound.ready(args)(args, stream)
+            else:
+                self.bound.launch(key, args, stream)
         return (out, lse) if self.return_lse else out
 
 

@@ -18,7 +18,8 @@ import skc
 from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel, \
     fp8_matmul_stream_k_kernel
-from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, check_activation,
+from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
+                         check_activation,
                          check_epilogue_operands, check_has_data, check_no_overlap, check_own_memory, check_writeable,
                          element_strides, facts_failed, keeping_stream, on_stream, remember, require_arrays, row_major,
                          split_buffers, stream_k_buffers, torch_type, unread_stand_in, unsplit_unless_row_major,
@@ -234,7 +235,8 @@ class _Plan:
             return self.padded_scales(a, b, scale_a, scale_b, out, bias, stream)
         if self.buffers is not None and not self.interpreter:   # the launch's stream picks its buffers
             stream = skc.launch_stream(stream, a)
-        if self.binds:
+        # (a launch a CUDA graph captures takes buffers of its own, never bound: StreamBuffers)
+        if self.binds and (self.buffers is None or not capturing(a)):
             self.bound_launch(a, b, scale_a, scale_b, out, bias, stream)
             return out
         return self.checked_launch(a, b, scale_a, scale_b, out, bias, stream)

@@ -322,8 +322,10 @@ class GemmPlan:
             self.kernel[self.grid, self.cfg.threads](*self.arguments(self.makers, a, b, out, c, bias, alpha, beta,
                                                                      stream), self.cfg, stream=stream)
             return out
+        captured = False
         if self.buffers is not None:   # the launch's stream picks its buffers: known now, and part of the key
             stream = skc.launch_stream(stream, a)
+            captured = capturing(a)    # (buffers of its own, never bound: StreamBuffers)
         # the scalars key by their bits (float.hex: -0.0 is not 0.0), never as objects a key would keep alive
         alpha_bits = None if alpha is None else real(alpha, "alpha").hex()
         beta_bits = None if beta is None else real(beta, "beta").hex()
@@ -331,12 +333,16 @@ class GemmPlan:
         key = (address[0](a), address[1](b), address[2](out), None if c is None else address[3](c),
                None if bias is None else address[4](bias), alpha_bits, beta_bits,
                None if self.buffers is None else stream)
-        bound = self.bound.get(key)
+        bound = None if captured else self.bound.get(key)
         if bound is not None:   # (its addresses were checked when they were new)
             bound(stream)
         else:
             check_no_overlap(what, out, **{a_name: a, b_name: b, "c": read_in_place(out, c), "bias": bias})
-            self.bound.launch(key, self.arguments(self.maps, a, b, out, c, bias, alpha, beta, stream), stream)
+            args = self.arguments(self.maps, a, b, out, c, bias, alpha, beta, stream)
+            if captured:
+                self.bound.ready(args)(args, stream)
+            else:
+                self.bound.launch(key, args, stream)
         return out
 
     def arguments(self, maps, a, b, out, c, bias, alpha, beta, stream=None) -> tuple:
@@ -432,6 +438,11 @@ class StreamBuffers:
         self.make, self.sets = make, {}
 
     def __call__(self, a, stream):
+        if capturing(a):
+            # a launch a CUDA graph captures: buffers of its own, from the graph's memory and zero-filled in the
+            # graph (a set made now and kept would be zero only once that graph replays, and the graphs and calls
+            # sharing it could run at once); its callers never bind such a launch
+            return self.make(a)
         found = self.sets.get(stream)
         if found is None:
             found = self.sets[stream] = self.make(a)
@@ -649,13 +660,18 @@ def on_stream(x, stream):
 def keeping_stream(x, stream):
     """The launch stream whose buffers a plan may keep for a call over x (a handle), or None: arrays other than
     torch's CUDA tensors, or a call that a CUDA graph captures (whose memory the graph owns, not the plan)."""
-    if not getattr(x, "is_cuda", False):
-        return None
-    import torch
-
-    if torch.cuda.is_current_stream_capturing():
+    if not getattr(x, "is_cuda", False) or capturing(x):
         return None
     return skc.launch_stream(stream, x)
+
+
+def capturing(x) -> bool:
+    """Whether a CUDA graph captures torch's current stream, for a call over torch's CUDA tensor x."""
+    if not getattr(x, "is_cuda", False):
+        return False
+    import torch
+
+    return torch.cuda.is_current_stream_capturing()
 
 
 def without_grad(x):

@@ -1,0 +1,96 @@
+"""Split-K's and stream-K's workspace and counters and attention's tile counter are kept per launch stream and
+bound into launches; a set first made while a CUDA graph captured the stream came from the graph's memory, its
+zero fill only recorded in the graph, and was kept: eager calls on that stream and graphs captured on it later
+read counters no fill had zeroed (and graphs sharing one set could run at once). A captured launch now takes
+buffers of its own, is never bound, and leaves the plan's sets as they were (the fake driver and a stand-in torch
+here)."""
+import pytest
+
+import skc
+from skc.blocks import MatmulConfig, attention_host, matmul_host
+from skc.runtime import fake_cuda
+
+
+@pytest.fixture
+def fake():
+    matmul_host._PLANS.clear()
+    attention_host._PLANS.clear()
+    capture = [False]
+    with fake_cuda.installed() as driver, fake_cuda.torch_installed() as torch:
+        made = []
+        torch.Tensor.is_cuda, torch.Tensor.requires_grad = True, False
+        torch.cuda.is_current_stream_capturing = lambda: capture[0]
+        zeros = torch.Tensor.new_zeros
+
+        def new_zeros(self, shape, dtype=None):   # (records what each fill made, and whether under capture)
+            made.append(capture[0])
+            return zeros(self, shape, dtype)
+        torch.Tensor.new_zeros = new_zeros
+        yield driver, torch, capture, made
+    matmul_host._PLANS.clear()
+    attention_host._PLANS.clear()
+
+
+def buffer_words(launch, first: int, count: int) -> list:
+    import ctypes
+
+    words = fake_cuda.argument_pointers(launch["arguments"], first + count)
+    return [ctypes.c_uint64.from_address(p).value for p in words[first:]]
+
+
+@pytest.mark.parametrize("fields", [{"split_k": 4}, {"stream_k": True}], ids=["split-k", "stream-k"])
+def test_a_captured_gemm_takes_buffers_of_its_own_and_keeps_none(fake, fields):
+    driver, torch, capture, made = fake
+    a, b, out = torch.Tensor((64 * 133, 1024)), torch.Tensor((1024, 128)), torch.Tensor((64 * 133, 128))
+    config = MatmulConfig(tile_m=64, tile_n=128, consumers=1, stages=4, **fields)
+    capture[0] = True
+    captured = []
+    for _ in range(3):   # (never bound: a key seen twice binds outside a capture)
+        skc.blocks.matmul(a, b, out, config=config, stream=7)
+        captured.append(buffer_words(driver.launches[-1], 3, 2))
+    (plan,) = matmul_host._PLANS.values()
+    assert plan.buffers.sets == {} and len(plan.bound) == 0 and made == [True] * 6
+    assert all(driver.launches[-1]["function"] == launch["function"] for launch in driver.launches)
+    capture[0] = False
+    for _ in range(3):
+        skc.blocks.matmul(a, b, out, config=config, stream=7)
+    (workspace, counters), = plan.buffers.sets.values()
+    assert made[6:] == [False, False] and len(plan.bound) == 1   # the eager calls' own set, zero-filled eagerly
+    assert buffer_words(driver.launches[-1], 3, 2) == [workspace.data_ptr(), counters.data_ptr()]
+    assert [workspace.data_ptr(), counters.data_ptr()] not in captured
+
+
+def test_a_captured_attention_takes_a_tile_counter_of_its_own(fake):
+    driver, torch, capture, made = fake
+    q, k, v, out = (torch.Tensor((1, 40, 1000, 128)) for _ in range(4))   # (causal, 320 short tiles: fetched)
+    capture[0] = True
+    for _ in range(3):
+        skc.blocks.attention(q, k, v, causal=True, out=out)
+    (plan,) = attention_host._PLANS.values()
+    assert plan.config.fetch_tiles and plan.counters.sets == {} and len(plan.bound) == 0
+    assert made == [True] * 3
+    capture[0] = False
+    for _ in range(3):
+        skc.blocks.attention(q, k, v, causal=True, out=out)
+    assert made[3:] == [False] and len(plan.counters.sets) == 1 and len(plan.bound) == 1
+
+
+def test_a_captured_scaled_matmul_split_in_k_takes_buffers_of_its_own(fake):
+    from skc.blocks import Fp8MatmulConfig, fp8_host
+
+    driver, torch, capture, made = fake
+    fp8_host._PLANS.clear()
+    a, b_t = torch.Tensor((64, 1024), torch.float8_e4m3fn), torch.Tensor((256, 1024), torch.float8_e4m3fn)
+    scale_a, scale_b = torch.Tensor((1,), torch.float32), torch.Tensor((1,), torch.float32)
+    out = torch.Tensor((64, 256))
+    config = Fp8MatmulConfig.for_fp8_problem(64, 256, 1024, out_dtype="bf16", split_k=2, stages=2)
+    capture[0] = True
+    for _ in range(3):
+        skc.blocks.matmul(a, b_t.T, scale_a=scale_a, scale_b=scale_b, out=out, config=config)
+    (plan,) = fp8_host._PLANS.values()
+    assert plan.buffers.sets == {} and len(plan.bound) == 0 and made == [True] * 6
+    capture[0] = False
+    for _ in range(3):
+        skc.blocks.matmul(a, b_t.T, scale_a=scale_a, scale_b=scale_b, out=out, config=config)
+    assert made[6:] == [False, False] and len(plan.buffers.sets) == 1 and len(plan.bound) == 1
+    fp8_host._PLANS.clear()
