@@ -74,13 +74,43 @@ def require_arrays(what: str, optional: tuple = (), **operands):
 def check_has_data(what: str, **operands):
     """No operand is a torch meta tensor (shapes without memory: every address reads 0, so they looked like
     overlapping arrays), nor a torch tensor whose memory its data pointer and strides do not describe (sparse,
-    nested, a lazily negated view, a FakeTensor, one of no storage: interop.check_torch_readable)."""
+    nested, a lazily negated view, a FakeTensor, one of no storage: interop.check_torch_readable), nor, on a GPU,
+    an array in another device's memory or the host's (check_on_device)."""
     for name, x in operands.items():
         if getattr(x, "is_meta", False):
             raise skc.LaunchError(f"{what}: {name} is a meta tensor, which holds no data to compute on; pass tensors "
                                   "on a device (under torch.compile, skc's operators give meta results themselves)")
         if x is not None and skc.is_torch_tensor_type(type(x)):
             skc.check_torch_readable(x, f"{what}: {name}")
+    check_on_device(what, skc.current_device(), **operands)
+
+
+def check_on_device(what: str, device, **operands):
+    """On a GPU `device`, every operand whose memory is known (torch tensors, skc arrays, numpy arrays) lies in that
+    GPU's memory: a tensor map or a bound launch takes an operand's address as it is, so one on another GPU (or in
+    host memory) was read and written there from this GPU's kernel, which only an operand passed as a pointer
+    refused (attention's k on cuda:1 beside q on cuda:0 launched). Asked when a plan is made: its key holds the
+    devices of torch's tensors and skc's arrays."""
+    if device.kind not in ("cuda", "hip"):
+        return   # (the interpreter: host_view names an operand in GPU memory)
+    for name, x in operands.items():
+        if x is None:
+            continue
+        if skc.is_torch_tensor_type(type(x)):
+            where = x.device
+            if where.type == "cuda" and where.index == device.index:   # (a ROCm torch's GPUs are "cuda" too)
+                continue
+            found = str(where) if where.type != "cuda" else f"cuda:{where.index}"
+        elif isinstance(x, skc.DeviceArray):
+            if x.device is device:
+                continue
+            found = str(x.device)
+        elif type(x).__module__.split(".")[0] == "numpy" and hasattr(x, "ctypes"):
+            found = "host memory (a numpy array)"
+        else:
+            continue   # (an array interface that names no device: cupy's, read where it says)
+        raise skc.LaunchError(f"{what}: {name} is on {found}, the kernel runs on {device} (skc's current device): pass "
+                              "operands on one device, and make it the current one (skc.set_device)")
 
 
 def facts_failed(what: str, error: Exception, **operands):
