@@ -294,6 +294,8 @@ def fake_torch_module(streams: Optional[list] = None):
         def get_device(self):
             return self._device
 
+        is_nested = False
+
         def is_neg(self):
             return self._negated
 

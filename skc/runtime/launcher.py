@@ -243,9 +243,10 @@ class DeviceLauncher:
             namespace[f"_typestrs{i}"] = _typestrs(p.type)
             first = not filling and self.stream_order and self.stream_order[0] == i
             # data_ptr() and the interface's data give ints (torch's and the protocol's contracts); _slow gives one;
-            # a lazily negated torch view (its memory holds the values un-negated) goes to _slow, which refuses it
+            # a nested tensor (its data pointer is its packed buffer's) and a lazily negated view (its memory holds
+            # the values un-negated) go to _slow, which refuses them
             return [f"t = type({a})",
-                    f"if t is _Tensor and {a}.dtype is _torch_dtype{i} and not {a}.is_neg() "
+                    f"if t is _Tensor and {a}.dtype is _torch_dtype{i} and not {a}.is_nested and not {a}.is_neg() "
                     f"and {a}.get_device() == _index:",
                     f"    {v} = {a}.data_ptr()",
                     *([f"    src = {a}"] if first else []),

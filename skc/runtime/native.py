@@ -172,7 +172,7 @@ def fast_launch(target: int, function: int, block: tuple, shared_bytes: int, par
     Every argument is read (and the stream, which may run Python) before any slot is written: from the first write
     to the driver call no Python runs, so no other thread's launch can come in between."""
     index_args = (index,)   # torch's stream function's arguments
-    names = {name: sys.intern(name) for name in ("dtype", "is_neg", "get_device", "data_ptr")}
+    names = {name: sys.intern(name) for name in ("dtype", "is_nested", "is_neg", "get_device", "data_ptr")}
     keep = [tensor_type, torch_stream, fallback, fail, index_args, owner, *names.values(),
             *[entry[2] for entry in params if entry[0] == "tensor"]]
     return _builtin(lambda: _fast_ir(target, function, block, shared_bytes, params_address, params, tensor_type,
@@ -294,8 +294,8 @@ def _fast_ir(target, function, block, shared_bytes, params_address, params, tens
 
 
 def _tensor(code, i, item, slot, dtype, tensor_type, index, names, holder, following):
-    """A torch tensor of exactly torch.Tensor's type, of `dtype`, not lazily negated, on device `index`: its address, for the slot (what
-    writes it, given the code)."""
+    """A torch tensor of exactly torch.Tensor's type, of `dtype`, neither nested nor lazily negated, on device
+    `index`: its address, for the slot (what writes it, given the code)."""
     obj = code.obj
     code.branch(code.compare("eq", P, code.type_of(item), obj(id(tensor_type))), f"p{i}_dtype", "fallback")
     code.label(f"p{i}_dtype")
@@ -303,9 +303,15 @@ def _tensor(code, i, item, slot, dtype, tensor_type, index, names, holder, follo
     code.branch(code.compare("eq", P, found, "null"), "fallback", f"p{i}_dtype_found")
     code.label(f"p{i}_dtype_found")
     code.api("Py_DecRef", f"{P} {found}")   # (a dtype is a lasting singleton: its address stays comparable)
-    code.branch(code.compare("eq", P, found, obj(id(dtype))), f"p{i}_plain", "fallback")
-    # a lazily negated view (torch._neg_view, z.conj().imag) holds its values un-negated at its data pointer: the
-    # Python launcher refuses it by name
+    code.branch(code.compare("eq", P, found, obj(id(dtype))), f"p{i}_flat", "fallback")
+    # a nested tensor's data pointer is its packed buffer's, and a lazily negated view (torch._neg_view,
+    # z.conj().imag) holds its values un-negated there: the Python launcher refuses either by name
+    code.label(f"p{i}_flat")
+    nested = code.api("PyObject_GetAttr", f"{P} {item}", f"{P} {obj(id(names['is_nested']))}")
+    code.branch(code.compare("eq", P, nested, "null"), "fallback", f"p{i}_flat_found")
+    code.label(f"p{i}_flat_found")
+    code.api("Py_DecRef", f"{P} {nested}")   # (False is a lasting singleton: its address stays comparable)
+    code.branch(code.compare("eq", P, nested, obj(id(False))), f"p{i}_plain", "fallback")
     code.label(f"p{i}_plain")
     code(f"store {P} {item}, {P}* {holder}")
     negated = code.api("PyObject_VectorcallMethod", f"{P} {obj(id(names['is_neg']))}", f"{P}* {holder}", "i64 1",

@@ -3,6 +3,7 @@ cuLaunchKernel's signature, here aimed at a ctypes callback that records what ar
 import ctypes
 import sys
 import types
+import warnings
 
 import pytest
 from helpers import finished
@@ -187,7 +188,7 @@ def test_fast_launch_without_a_stream_source_launches_on_stream_zero():
 
 @pytest.mark.parametrize("case", ["float-for-int", "other-dtype", "int-out-of-range", "string", "too-few", "list",
                                   "grid-of-two", "grid-too-big", "stream-object", "tensor-subclass", "no-getter",
-                                  "getter-raises", "negated-view"])
+                                  "getter-raises", "negated-view", "nested"])
 def test_fast_launch_hands_anything_else_to_the_python_launcher(case):
     """Off the fast path nothing is launched: the Python launcher gets the call's own arguments (and no exception
     is left pending)."""
@@ -216,6 +217,10 @@ def test_fast_launch_hands_anything_else_to_the_python_launcher(case):
         args = (torch.nn.Parameter(x), y, 5, 2.5)
     elif case == "negated-view":   # (its memory holds the values un-negated: read in place, the launch was wrong)
         args = (x, torch._neg_view(y), 5, 2.5)
+    elif case == "nested":   # (its data pointer is its packed buffer's)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # (torch: the strided layout of nested tensors is a prototype)
+            args = (x, torch.nested.nested_tensor([y, y]), 5, 2.5)
     elif case == "no-getter":
         fast.streams.clear()
     else:

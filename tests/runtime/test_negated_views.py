@@ -1,7 +1,8 @@
 """A lazily negated torch view (torch._neg_view(x), z.conj().imag) has a plain tensor's shape, strides, dtype, device
 and data pointer, while its memory holds the values un-negated: a launch or a host path that knew the plain
 tensor's facts read it as the plain tensor on a GPU (a wrong answer). Every ready path now asks is_neg() and refuses
-the view by name, the first call and every later one (here with the fake driver and a stand-in torch)."""
+the view by name, the first call and every later one (here with the fake driver and a stand-in torch). So do the
+launchers' fast paths for a nested tensor (is_nested), whose data pointer is its packed buffer's."""
 import pytest
 
 import skc
@@ -21,9 +22,9 @@ def fake():
         plans.clear()
 
 
-def refused(driver, call):
+def refused(driver, call, message=NEGATED):
     launches = len(driver.launches)
-    with pytest.raises(skc.LaunchError, match=NEGATED):
+    with pytest.raises(skc.LaunchError, match=message):
         call()
     assert len(driver.launches) == launches   # nothing reached the driver
 
@@ -40,17 +41,30 @@ def fill_half(x: skc.Ptr[skc.f32], n: skc.i32, value: skc.f16):   # (an f16 scal
         x[skc.thread_id(0)] = skc.f32(value)
 
 
+def nested(torch, x):
+    """A stand-in for a strided nested tensor over x's memory (torch's type; its data pointer is its packed
+    buffer's)."""
+    view = torch.Tensor(x.shape, x.dtype, x.stride(), x.data_ptr(), x.get_device())
+    view.is_nested = True
+    return view
+
+
+@pytest.mark.parametrize("kind, message", [("negated", NEGATED), ("nested", "nested tensor")])
 @pytest.mark.parametrize("kernel, extra", [(fill, ()), (fill_half, (0.5,))], ids=["native", "python"])
-def test_a_kernel_launch_refuses_a_negated_view_of_a_tensor_it_launched_with(fake, kernel, extra):
+def test_a_kernel_launch_refuses_a_view_it_cannot_read_after_a_plain_launch(fake, kernel, extra, kind, message):
+    """(and a nested tensor, whose first launch was refused as well)"""
     driver, torch = fake
     x = torch.Tensor((32,), torch.float32)
-    launch = kernel[1, 32]
-    for _ in range(3):   # (the launcher's ready paths: first sighting, then the fast one)
+    launch, ready = kernel[1, 32], kernel[1, 32].ready(x, 32, *extra)
+    for _ in range(2):   # (the launcher's ready paths: first sighting, then the fast one)
         launch(x, 32, *extra)
+        ready((x, 32, *extra))
+    view = torch._neg_view(x) if kind == "negated" else nested(torch, x)
     for _ in range(2):
-        refused(driver, lambda: launch(torch._neg_view(x), 32, *extra))
+        refused(driver, lambda: launch(view, 32, *extra), message)
+        refused(driver, lambda: ready((view, 32, *extra)), message)   # (no specialization's lookup in between)
     launch(x, 32, *extra)
-    assert len(driver.launches) == 4
+    assert len(driver.launches) == 5
 
 
 def test_matmul_refuses_a_negated_operand_or_output_of_a_ready_plans_facts(fake):
