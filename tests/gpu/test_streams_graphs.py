@@ -118,3 +118,32 @@ def test_matmul_takes_a_stream_and_follows_the_current_one():
         copy = out.clone()  # ordered after the GEMM on `side`
     side.synchronize()
     assert ((copy.float() - expected).norm() / expected.norm()).item() <= 1e-2
+
+
+@pytest.mark.parametrize("fields", [{"split_k": 4}, {"stream_k": True}], ids=["split-k", "stream-k"])
+def test_buffers_first_made_under_capture_are_the_graphs_own(fields):
+    """Split-K's and stream-K's workspace and counters made while a graph captured a stream were kept for that
+    stream: the graphs captured on it later and its eager calls shared them (zeroed only by the first graph's
+    replay). Two graphs on one stream, the second replayed first, then an eager call on that stream."""
+    from skc.blocks import MatmulConfig
+
+    config = MatmulConfig(tile_m=64, tile_n=128, consumers=1, stages=4, **fields)
+    a = torch.randn(64 * 133, 1024, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(1024, 128, device="cuda", dtype=torch.bfloat16)
+    expected = a.float() @ b.float()
+    outs = [torch.full((64 * 133, 128), float("nan"), device="cuda", dtype=torch.bfloat16) for _ in range(3)]
+    warm, stream = torch.cuda.Stream(), torch.cuda.Stream()
+    with torch.cuda.stream(warm):   # (compiled and loaded outside the capture, on a stream of its own)
+        skc.blocks.matmul(a, b, out=outs[2], config=config)
+    warm.synchronize()
+    graphs = [torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()]
+    for graph, out in zip(graphs, outs):
+        with torch.cuda.graph(graph, stream=stream):
+            skc.blocks.matmul(a, b, out=out, config=config)
+    for graph in reversed(graphs):
+        graph.replay()
+    with torch.cuda.stream(stream):
+        outs[2] = skc.blocks.matmul(a, b, config=config)
+    torch.cuda.synchronize()
+    for out in outs:
+        assert ((out.float() - expected).norm() / expected.norm()).item() <= 1e-2
