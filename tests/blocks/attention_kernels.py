@@ -16,14 +16,15 @@ def wgmma_rs_kernel(b_image: skc.Ptr[skc.u32], a_fragments: skc.Ptr[skc.bf16], a
                     out: skc.Ptr[skc.f32], desc_b: skc.i64, cfg: skc.constexpr):
     """Copy `b_image` (B as it must sit in shared memory) into shared memory, then D = acc + A·B with one
     m64nNk16 wgmma whose A comes from registers: thread t's 8 values are a_fragments[8t : 8t + 8].
-    cfg: (n, words of the image)."""
-    n, words = cfg
+    cfg: (n, words of the image[, whether the copying threads fence: True])."""
+    n, words = cfg[:2]
     half = n // 2
     tid = skc.thread_id(0)
     smem = skc.shared(words, skc.u32, align=1024)
     for i in range(tid, words, THREADS):
         smem[i] = b_image[i]
-    skc.hopper.fence_proxy_async()
+    if len(cfg) < 3 or cfg[2]:
+        skc.hopper.fence_proxy_async()
     skc.barrier()
     base = skc.i64(skc.hopper.shared_address(smem) >> 4)
     a = skc.load(a_fragments + tid * 8, width=8)

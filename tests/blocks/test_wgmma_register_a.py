@@ -50,7 +50,7 @@ def test_the_verifier_names_what_is_wrong_with_a_register_a_wgmma(a_type, attrs,
         ir.verify(ir.parse_module(mma_rs_ir(a_type, attrs)))
 
 
-def run_wgmma_rs(a: np.ndarray, b: np.ndarray, acc: np.ndarray) -> np.ndarray:
+def run_wgmma_rs(a: np.ndarray, b: np.ndarray, acc: np.ndarray, fences: bool = True) -> np.ndarray:
     n = b.shape[1]
     image, desc = k_major_no_swizzle(b.T.copy())
     words = -(-image.size // 2 // 256) * 256
@@ -59,7 +59,7 @@ def run_wgmma_rs(a: np.ndarray, b: np.ndarray, acc: np.ndarray) -> np.ndarray:
     out = np.full((THREADS, n // 2), np.nan, np.float32)
     a_dev = skc.to_device(a_register_fragments(a), dtype=skc.bf16)
     wgmma_rs_kernel.interpret[(1,), (THREADS,)](padded.view(np.uint32), a_dev, d_fragments(acc), out, desc,
-                                                cfg=(n, words))
+                                                cfg=(n, words, fences))
     return out
 
 
@@ -70,6 +70,15 @@ def test_the_register_a_wgmma_in_the_interpreter_against_numpy(n):
     b = RNG.integers(-4, 5, (16, n)).astype(np.float32)
     acc = RNG.integers(-100, 100, (64, n)).astype(np.float32)
     np.testing.assert_array_equal(run_wgmma_rs(a, b, acc), d_fragments(acc + a @ b))
+
+
+def test_a_wgmma_of_operands_stored_without_a_fence_is_an_error_naming_the_fence():
+    """wgmma reads its shared operands through the async proxy, which the copying threads' st.shared reach only
+    past their fence.proxy.async (the interpreter read them all the same)."""
+    a, b, acc = (np.zeros(shape, np.float32) for shape in ((64, 16), (16, 8), (64, 8)))
+    with pytest.raises(skc.InterpreterError, match="wgmma.mma reads its B operand from shared memory that thread "
+                                                   r"\(0, 0, 0\) stored to and has not fenced since"):
+        run_wgmma_rs(a, b, acc, fences=False)
 
 
 def test_an_accumulator_chunk_is_the_register_a_fragment_of_the_next_mma():

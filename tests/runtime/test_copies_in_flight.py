@@ -94,3 +94,35 @@ def test_a_cp_async_is_in_flight_until_a_wait_sees_the_phase_its_arrival_counts_
         return
     with pytest.raises(skc.InterpreterError, match="a load reads shared memory that a TMA load or cp.async"):
         cp_async_then_read[1, 32](src, out, arrives, waits)
+
+
+# -- the other way: threads' stores read by the async proxy ---------------------------------------------------------
+@skc.kernel(block=64)
+def staged_tma_store(tile: skc.TensorMap, fences: skc.constexpr):
+    stage = skc.shared((8 * 32,), skc.f32, align=1024)
+    t = skc.thread_id(0)
+    for i in range(t, 8 * 32, 64):
+        stage[i] = skc.f32(i)
+    if fences:
+        skc.hopper.fence_proxy_async()
+    skc.barrier()
+    if t == 0:
+        skc.hopper.tma_store(tile, stage, (0, 0))
+        skc.hopper.tma_commit()
+        skc.hopper.tma_wait(0)
+
+
+def test_a_tma_store_of_stores_the_writers_fenced_runs():
+    out = np.zeros((8, 32), np.float32)
+    staged_tma_store[1, 64](skc.TensorMap(out, box=(8, 32), swizzle=0), True)
+    assert np.array_equal(out.reshape(-1), np.arange(8 * 32, dtype=np.float32))
+
+
+def test_a_tma_store_of_stores_not_fenced_is_an_error_naming_the_writer_and_the_fence():
+    """PTX ISA, the memory proxies: a TMA store reads shared memory through the async proxy, which a thread's
+    st.shared reaches only past a fence.proxy.async of that thread."""
+    out = np.zeros((8, 32), np.float32)
+    with pytest.raises(skc.InterpreterError, match=r"tma.store reads shared memory that thread \(0, 0, 0\) stored to "
+                                                   "and has not fenced since") as info:
+        staged_tma_store[1, 64](skc.TensorMap(out, box=(8, 32), swizzle=0), False)
+    assert "fence_proxy_async" in str(info.value)

@@ -135,6 +135,8 @@ def _store(op, launch):
                 check_not_read_by_stores(block, offsets, access.size, lanes, selection)
             if block.landing is not None and seg is block.shared:
                 check_in_place(block, offsets, access.size, lanes, selection, "a store writes")
+            if seg is block.shared:
+                written_generically(block, offsets, access.size, lanes, selection)
             seg.typed(access.dtype)[access.index(offsets)] = bits if selection is None else bits[selection]
     return store
 
@@ -150,6 +152,14 @@ def _lane_of(lanes, selection):
 def check_not_read_by_stores(block, offsets, size: int, lanes, selection, what: str = "a store"):
     written = offsets.astype(np.int64)[:, None] + np.arange(size)
     block.check_not_read_by_stores(written, _lane_of(lanes, selection), what)
+
+
+def written_generically(block, offsets, size: int, lanes, selection):
+    """Shared bytes a store or atomic wrote through the generic proxy (BlockState.unfenced)."""
+    writers = np.arange(offsets.shape[0]) if lanes is None else lanes
+    if selection is not None:
+        writers = writers[selection]
+    block.written_generically(offsets.astype(np.int64)[:, None] + np.arange(size), writers)
 
 
 def check_in_place(block, offsets, size: int, lanes, selection, what: str):
@@ -216,6 +226,8 @@ def _atomic_step(op, launch, make_update):
                     check_not_read_by_stores(block, offsets, access.size, lanes, selection, "an atomic")
                 if block.landing is not None and seg is block.shared:
                     check_in_place(block, offsets, access.size, lanes, selection, "an atomic touches")
+                if seg is block.shared:
+                    written_generically(block, offsets, access.size, lanes, selection)
                 chosen = slice(None) if selection is None else selection
                 out[lanes[chosen]] = _apply_atomic(access, seg, offsets, _restrict(update, chosen))
         env[result] = out

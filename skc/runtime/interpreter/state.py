@@ -113,6 +113,10 @@ class BlockState:
         self.landing = None
         self.landings: dict = {}
         self.unarrived: list = []
+        # shared bytes that threads wrote through the generic proxy (st.shared, atomics) and have not fenced
+        # (fence.proxy.async) since: 1 + the writing lane per byte, 0 where none (None: no such write yet); the
+        # async proxy (a TMA store's source, a wgmma's operands) may read the bytes as they were before
+        self.unfenced = None
         self.roots: list = []   # the groups running the kernel's body (set by launch)
         self._spaces: dict = {}
         self._block_ids = None
@@ -161,10 +165,13 @@ class BlockState:
                              "another buffer")
 
     def copying(self, addresses: np.ndarray):
-        """Shared bytes `addresses` that an asynchronous copy issued now writes (each byte once)."""
+        """Shared bytes `addresses` that an asynchronous copy issued now writes (each byte once): in flight, and no
+        longer a thread's unfenced store."""
         if self.landing is None:
             self.landing = np.zeros(self.shared.nbytes, np.uint16)
         self.landing[addresses] += 1
+        if self.unfenced is not None:
+            self.unfenced[addresses] = 0
 
     def completes_on(self, barrier, addresses: np.ndarray):
         """The copy of `addresses` (counted by copying) completes on the current phase of `barrier`."""
@@ -190,6 +197,30 @@ class BlockState:
                         "thread has waited for the mbarrier phase the copy completes on", lane_of(row),
                         hint="wait on the copy's mbarrier (skc.hopper.mbarrier_wait(barrier, phase)) before using the "
                              "tile, and tie cp.async copies to a barrier with skc.hopper.cp_async_arrive")
+
+    def written_generically(self, addresses: np.ndarray, writers: np.ndarray):
+        """Shared bytes `addresses` (rows, bytes) that a store by lanes `writers` (one a row) wrote."""
+        if self.unfenced is None:
+            self.unfenced = np.zeros(self.shared.nbytes, np.int32)
+        self.unfenced[addresses] = (writers.astype(np.int32) + 1)[:, None]
+
+    def fenced(self, lanes: np.ndarray):
+        """The lanes ran fence.proxy.async: their generic writes are visible to the async proxy now."""
+        if self.unfenced is not None:
+            member = np.zeros(self.launch.nthreads + 1, bool)
+            member[lanes + 1] = True
+            self.unfenced[member[self.unfenced]] = 0
+
+    def check_fenced(self, addresses: np.ndarray, lane: int, what: str):
+        """A Fault if the async proxy's read of shared bytes `addresses` (by `what`, issued by `lane`) meets bytes a
+        thread wrote and did not fence since."""
+        writers = self.unfenced[addresses]
+        if writers.any():
+            writer = int(writers[np.flatnonzero(writers)[0]]) - 1
+            raise Fault(f"{what} shared memory that thread {self.launch.thread_of(writer)} stored to and has not "
+                        "fenced since: the async proxy may read the bytes as they were before the store", lane,
+                        hint="after the stores, the writing threads call skc.hopper.fence_proxy_async() (then a "
+                             "barrier hands the tile on), as the blocks' epilogues do before their TMA stores")
 
     def where(self, lane: Optional[int]) -> str:
         text = f"block {self.index}"

@@ -261,6 +261,8 @@ def _tma_store(op, launch):
             physical = _shared_addresses(block, int(env[src][lane]), t, lane, "tma.store")
             if block.landing is not None:
                 block.check_not_landing(physical[None], lambda row: lane, "tma.store reads")
+            if block.unfenced is not None:
+                block.check_fenced(physical, lane, "tma.store reads")
             values = block.shared.data[physical].view(dtype).reshape(t.box)
             _write_global(launch, env[tmap][lane], values, origin, lane)
             # the GPU's copy engine reads the source some time before the lane's wait for its group: until then
@@ -326,12 +328,18 @@ def reading_changed(block):
 
 
 def _nothing(op, launch):
-    """Memory is sequentially consistent: proxy fences have nothing left to do, nor has a descriptor prefetch."""
+    """Memory is sequentially consistent: a global fence has nothing left to do, nor has a descriptor prefetch."""
     return lambda group: None
 
 
+def _fence_proxy_async(op, launch):
+    """The running lanes' generic writes to shared memory are visible to the async proxy from now on (memory is
+    sequentially consistent here: the fence only ends their being unfenced, BlockState.unfenced)."""
+    return lambda group: group.block.fenced(np.flatnonzero(group.mask))
+
+
 EFFECTS = {"tma.load": _tma_load, "tma.store": _tma_store, "tma.commit": _tma_commit, "tma.wait": _tma_wait,
-           "fence.proxy_async": _nothing, "fence.acq_rel_gpu": _nothing, "tma.prefetch": _nothing}
+           "fence.proxy_async": _fence_proxy_async, "fence.acq_rel_gpu": _nothing, "tma.prefetch": _nothing}
 
 
 # -- im2col mode (PTX ISA 5.5.4) -----------------------------------------------------------------

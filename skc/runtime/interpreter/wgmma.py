@@ -134,6 +134,8 @@ def _read_operand(block, desc: int, rows: int, mn_major: bool, elem: ScalarType,
     read = (physical[..., None] + np.arange(elem.bytes)).reshape(-1)
     if block.landing is not None:
         block.check_not_landing(read[None], lambda row: lane, f"wgmma.mma reads its {what} operand from")
+    if block.unfenced is not None:
+        block.check_fenced(read, lane, f"wgmma.mma reads its {what} operand from")
     reads.append(read)
     dtype = numerics.storage_dtype(elem)
     bits = block.shared.typed(dtype)[physical // elem.bytes]
