@@ -72,3 +72,31 @@ def test_a_branch_on_a_var_some_threads_set_differently_is_not():
     body = ("  var.store %2, %4\n  %6 = var.load %2 : i32\n  %7 = arith.cmp %6, %1 {pred = \"eq\"} : i1\n"
             "  scf.if %7 {\n    %8 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  } {\n  }\n")
     assert converged(body) == [True]
+
+
+LOOP_TOP = ("  %6 = arith.constant {value = 0} : i32\n"
+            "  scf.for %6, %1, %5 {label = \"L1\"} { ^(%7: i32)\n    %8 = gpu.shuffle %7, %5 {mode = \"xor\"} : i32\n"
+            "    %9 = arith.cmp %3, %7 {pred = \"lt\"} : i1\n")
+
+
+def test_a_return_by_some_threads_in_a_loop_leaves_its_later_iterations_apart():
+    # for i in range(n): shuffle; if t < i: return -- the second iteration runs without the threads that returned
+    body = LOOP_TOP + "    scf.if %9 {\n      func.return\n    } {\n    }\n  }\n"
+    assert converged(body) == [False]
+
+
+def test_an_inlined_function_returning_from_its_loop_leaves_the_loop_apart():
+    # a helper's `for i in range(n): s = shfl(...); if ...: return s`: the return leaves the helper's block, out of
+    # the loop; the warp is together again after the block
+    body = ("  scf.block {label = \"F1\"} {\n" + LOOP_TOP + "    scf.if %9 {\n      scf.break {label = \"F1\"}\n"
+            "    } {\n    }\n  }\n  }\n  %10 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n")
+    assert converged(body) == [False, True]
+
+
+def test_a_continue_of_an_outer_loop_leaves_the_inner_loop_apart():
+    body = ("  %6 = arith.constant {value = 0} : i32\n  scf.for %6, %1, %5 {label = \"L1\"} { ^(%7: i32)\n"
+            "    %8 = gpu.shuffle %7, %5 {mode = \"xor\"} : i32\n"
+            "    scf.for %6, %1, %5 {label = \"L2\"} { ^(%9: i32)\n      %10 = gpu.shuffle %9, %5 {mode = \"xor\"} : i32\n"
+            "      %11 = arith.cmp %3, %9 {pred = \"lt\"} : i1\n"
+            "      scf.if %11 {\n        scf.continue {label = \"L1\"}\n      } {\n      }\n    }\n  }\n")
+    assert converged(body) == [True, False]

@@ -100,8 +100,9 @@ class _Walk:
         label = op.attrs["label"]
         before = set(self.converged)
         jumps = self.region(op.regions[0], together)
-        if together and ("break", label) in jumps:
-            # some threads leave early: the iterations after run without them
+        if together and jumps - {("continue", label)}:
+            # some threads leave the loop early (a break, a return, or a jump to an enclosing construct: an inlined
+            # function's return), so the iterations after run without them; a continue only skips to the next one
             self.converged = before
             jumps = self.region(op.regions[0], False)
         return jumps - {("break", label), ("continue", label)}
