@@ -443,7 +443,7 @@ class Program:
             sh = self.fresh("sh")
             e = self.expr(env, 1)
             c = int(self.rng.integers(1, T))
-            read = self.pick([f"{sh}[({me} + {c}) % {T}]", f"{sh}[{T - 1} - {me}]", f"{sh}[{me} ^ {c % T}]"])
+            read = self.pick([f"{sh}[({me} + {c}) % {T}]", f"{sh}[{T - 1} - {me}]", f"{sh}[({me} ^ {c % T}) % {T}]"])
             return [f"{pad}{sh} = skc.shared(({T},), skc.{t})", f"{pad}{sh}[{me}] = skc.{t}({e[0]})",
                     f"{pad}skc.barrier()", f"{pad}{target} = skc.{tt}({read})"]
         if k == 1:
