@@ -1,0 +1,86 @@
+"""A dynamic check of the convergence analysis: kernels run in the interpreter, and at each run of a shuffle or
+vote that the analysis finds converged, every thread of each warp there must run it, together.
+
+The interpreter's groups are the IR's meaning of "together" (runtime/interpreter/control.py): a warp whose threads
+reach one collective in different groups, or only some of them, would on a GPU leave a full member mask waiting for
+lanes that never come (or pairing with another run of it). The analysis runs on the very function the interpreter
+plans (the tile IR after the passes: what the backend lowers, less legalization's casts), so op ids line up.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from skc.ir.passes.convergence import COLLECTIVES, converged_collectives
+from skc.runtime.interpreter.plan import Plan
+
+
+@dataclass
+class Record:
+    """What a watch saw: collectives planned and found converged, runs checked, and the runs that broke the claim."""
+
+    planned: int = 0
+    converged: int = 0
+    runs: int = 0
+    broken: list = field(default_factory=list)   # (op, block index, warp, lanes there, lanes the warp has)
+    counts: dict = field(default_factory=dict)   # (block state, op) -> runs of the op by each lane of the block
+
+    def check_counts(self):
+        """Every lane of a warp ran each converged collective as often as the others."""
+        for (block, op), counts in self.counts.items():
+            width = block.launch.warp_size
+            for warp in range(-(-counts.size // width)):
+                own = counts[warp * width:(warp + 1) * width]
+                if own.min() != own.max():
+                    self.broken.append((op, block.index, warp, f"runs {sorted(set(own.tolist()))}", own.size))
+
+    def describe(self) -> str:
+        return "\n".join(f"{op.name} {op.attrs.get('mode')} at {op.loc}: block {block}, warp {warp}: {found} of "
+                         f"{size} lanes" for op, block, warp, found, size in self.broken[:10])
+
+
+def _checked(record: Record, op, fn):
+    """The collective's step, checking first that each warp's active lanes are none or all it has."""
+    def step(group):
+        block, mask = group.block, group.mask
+        width, n = block.launch.warp_size, mask.size
+        record.runs += 1
+        counts = record.counts.setdefault((block, op), np.zeros(n, np.int64))
+        counts += mask
+        for warp in np.unique(np.flatnonzero(mask) // width):
+            lanes = mask[warp * width:(warp + 1) * width]
+            if not lanes.all():
+                record.broken.append((op, block.index, int(warp), int(lanes.sum()), lanes.size))
+        return fn(group)
+    return step
+
+
+@contextlib.contextmanager
+def watch():
+    """Within it, every interpreter launch checks the collectives the analysis finds converged; yields the Record
+    (each lane's count of runs is compared with its warp's when the watch ends)."""
+    record = Record()
+    plan_init, plan_step = Plan.__init__, Plan.step
+
+    def init(plan, function, launch):
+        plan.converged = converged_collectives(function)
+        collectives = [op for op in function.walk() if op.name in COLLECTIVES]
+        record.planned += len(collectives)
+        record.converged += sum(id(op) in plan.converged for op in collectives)
+        plan_init(plan, function, launch)
+
+    def step(plan, op):
+        found = plan_step(plan, op)
+        if op.name in COLLECTIVES and id(op) in plan.converged:
+            _, fn, kind = found
+            return op, _checked(record, op, fn), kind
+        return found
+
+    Plan.__init__, Plan.step = init, step
+    try:
+        yield record
+    finally:
+        Plan.__init__, Plan.step = plan_init, plan_step
+        record.check_counts()
