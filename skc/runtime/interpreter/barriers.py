@@ -118,6 +118,34 @@ def _barriers_of(op, group) -> list:
             for barrier_id in unique]
 
 
+def _check_whole_warps(part, op):
+    """skc's barriers are PTX's .aligned forms (bar.sync / bar.arrive .aligned): every thread of a warp that has not
+    exited executes the same barrier instruction with the others (PTX ISA 9.7.13.1). A warp split by a condition that
+    differs inside it reaches the barrier in parts, which the GPU leaves undefined (the interpreter counted each
+    part in, so a named barrier's count could come out right)."""
+    block = part.block
+    launch = block.launch
+    size = launch.warp_size
+    absent = ~part.mask & ~block.exited()
+    for warp in np.unique(np.flatnonzero(part.mask) // size).tolist():
+        span = slice(warp * size, min((warp + 1) * size, launch.nthreads))
+        if absent[span].any():
+            lanes = np.zeros(launch.nthreads, bool)
+            lanes[span] = part.mask[span]
+            raise Fault(f"threads {lane_ranges(lanes)} of warp {warp} reach {op.name} while threads "
+                        f"{lane_ranges(absent & _span_mask(launch.nthreads, span))} of that warp do not (they took "
+                        "another branch): PTX's aligned barrier needs every thread of a warp at the same barrier",
+                        part.first_lane(),
+                        hint="make the condition around the barrier the same for every thread of a warp (a warp or "
+                             "warpgroup index), or move the barrier out of the branch")
+
+
+def _span_mask(n: int, span: slice) -> np.ndarray:
+    mask = np.zeros(n, bool)
+    mask[span] = True
+    return mask
+
+
 def _barrier(block, barrier_id: int) -> Barrier:
     bar = block.barriers.get(barrier_id)
     if bar is None:
@@ -131,6 +159,7 @@ def _sync(op, launch, plan):
     def barrier(group):
         waits = []
         for bar, part in _barriers_of(op, group):
+            _check_whole_warps(part, op)
             waits.append((bar, bar.arrive(part, threads)))
             bar.poll()
         for bar, generation in waits:   # the group goes on once every barrier it reached has completed
@@ -144,6 +173,7 @@ def _arrive(op, launch, plan):
 
     def arrive(group):
         for bar, part in _barriers_of(op, group):
+            _check_whole_warps(part, op)
             bar.arrive(part, threads)
             bar.poll()
         return
