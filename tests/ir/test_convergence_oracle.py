@@ -1,7 +1,6 @@
 """The convergence analysis against the interpreter (convergence_oracle.py): at every run of a shuffle or vote the
 analysis finds converged, every thread of each warp there must run it. Kernels aimed at the analysis' rules, random
 kernels of tangled control flow (fuzz/convgen.py) and mixgen's programs, in whole, partial and 2-D blocks."""
-import importlib.util
 import os
 import sys
 import tempfile
@@ -151,16 +150,6 @@ def test_kernels_aimed_at_the_rules(kernel, block):
     assert not record.broken, record.describe()
 
 
-def _load(source: str, folder: str, name: str):
-    path = os.path.join(folder, f"{name}.py")
-    with open(path, "w") as f:
-        f.write(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 CONVGEN_BLOCKS = [(32, 1), (48, 1), (64, 1), (16, 1), (80, 1), (16, 3), (8, 4), (24, 2), (96, 1), (33, 1)]
 
 
@@ -168,7 +157,7 @@ def test_random_kernels_of_tangled_control_flow():
     folder = tempfile.mkdtemp()
     with watch() as record:
         for seed in range(600):
-            kernel = _load(convgen.Gen(seed).kernel(), folder, f"convgen_{seed}").k
+            kernel = fuzzgen.load_module(convgen.Gen(seed).kernel(), folder, f"convgen_{seed}").k
             rng = np.random.default_rng(seed)
             block = CONVGEN_BLOCKS[seed % len(CONVGEN_BLOCKS)]
             kernel.interpret[2, (*block, 1)](np.zeros(convgen.WIDTH * 4, np.int32),
