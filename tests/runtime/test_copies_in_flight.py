@@ -126,3 +126,40 @@ def test_a_tma_store_of_stores_not_fenced_is_an_error_naming_the_writer_and_the_
                                                    "and has not fenced since") as info:
         staged_tma_store[1, 64](skc.TensorMap(out, box=(8, 32), swizzle=0), False)
     assert "fence_proxy_async" in str(info.value)
+
+
+@skc.kernel(block=96)
+def second_load_past_the_wait(tile: skc.TensorMap, out: skc.Ptr[skc.f32]):
+    """Threads 64 and 0 load the same stage, completing phases 0 and 1 of `full` (no `empty` barrier between);
+    thread 32 waits for the phase of parity 0 and reads the stage. Thread 0 (its wait on `go` is over when thread
+    32's begins) runs first, so thread 32 resumes with both phases complete."""
+    full = skc.shared((1,), skc.u64, align=8)
+    go = skc.shared((1,), skc.u64, align=8)
+    stage = skc.shared((8 * 32,), skc.f32, align=1024)
+    t = skc.thread_id(0)
+    if t == 0:
+        skc.hopper.mbarrier_init(full, 1)
+        skc.hopper.mbarrier_init(go, 1)
+        skc.hopper.fence_mbarrier_init()
+    skc.barrier()
+    if t == 0:
+        skc.hopper.mbarrier_wait(go, 0)
+        skc.hopper.mbarrier_arrive_tx(full, 8 * 32 * 4)
+        skc.hopper.tma_load(stage, full, tile, (0, 0))
+    elif t == 32:
+        skc.hopper.mbarrier_wait(full, 0)
+        out[0] = stage[0]
+    elif t == 64:
+        skc.hopper.mbarrier_arrive_tx(full, 8 * 32 * 4)
+        skc.hopper.tma_load(stage, full, tile, (0, 0))
+        skc.hopper.mbarrier_arrive(go)
+
+
+def test_a_wait_that_resumes_past_the_next_phase_saw_only_the_phase_of_its_parity():
+    """On the GPU the wait for parity 0 returned when phase 0 had completed and phase 1 not (once both have, parity
+    0 is pending again and it waits for ever): the second load may still be writing the stage it reads. The wait
+    took the barrier's state as it was when it resumed, and both loads as landed."""
+    _, tmap = tile()
+    with pytest.raises(skc.InterpreterError, match="a load reads shared memory that a TMA load or cp.async issued "
+                                                   "earlier may still be writing"):
+        second_load_past_the_wait[1, 96](tmap, np.zeros(1, np.float32))

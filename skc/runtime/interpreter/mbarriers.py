@@ -254,15 +254,17 @@ def _wait(op, launch, plan):
         waits = _phase_waits(group, bar, parity, "mbarrier.wait")
         if not all(barrier.completed(bit) for barrier, bit, _ in waits):
             yield PhaseWait(waits, group, op, spin=False)
-        for barrier, _, _ in waits:
-            _seen(barrier)
+        for barrier, bit, _ in waits:
+            _seen(barrier, bit)
     return wait
 
 
-def _seen(barrier: MBarrier):
-    """A wait saw the barrier's last phase complete (and so every one before): the copies that completed on them
-    have landed."""
-    barrier.block.landed(barrier.address, barrier.phases)
+def _seen(barrier: MBarrier, parity: int):
+    """A wait saw the phase of this parity complete (and so every one before): the copies that completed on them
+    have landed. A wait that resumes when the barrier has completed the next phase as well saw the one before:
+    on the GPU it returned before that next phase completed (once it has, the parity waited for is pending again)."""
+    phases = barrier.phases if barrier.completed(parity) else barrier.phases - 1
+    barrier.block.landed(barrier.address, phases)
 
 
 def _try_wait(op, launch, plan):
@@ -277,7 +279,7 @@ def _try_wait(op, launch, plan):
         for barrier, bit, lanes in waits:
             done[lanes] = barrier.completed(bit)
             if done[lanes[0]]:
-                _seen(barrier)
+                _seen(barrier, bit)
         if not done[group.mask].all():
             yield PhaseWait(waits, group, op, spin=True)
         group.env[result] = done
