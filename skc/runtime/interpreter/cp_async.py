@@ -3,8 +3,9 @@ and `cp.async.mbarrier.arrive.noinc`, one arrival on an mbarrier once the thread
 
 The interpreter copies when a lane issues the copy (memory is sequentially consistent here), so the arrival that
 follows may count at once. Until a wait sees the phase that arrival counts in, the copied bytes are in flight
-(BlockState.landing): a read or write of them faults, as the GPU may see them before or after the copy. Both addresses must be aligned to the copy's size, as on the GPU; a lane whose mask is
-false reads nothing and writes zeros (the src-size 0 form)."""
+(BlockState.landing): a read or write of them faults, as the GPU may see them before or after the copy. Both
+addresses must be aligned to the copy's size, as on the GPU; a lane whose mask is false reads nothing and writes
+zeros (the src-size 0 form), in flight as any copy's."""
 from __future__ import annotations
 
 import numpy as np
