@@ -11,7 +11,7 @@ import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
-                         check_has_data, check_no_overlap, check_own_memory,
+                         check_has_data, check_no_overlap, check_own_memory, facts_failed,
                          element_strides, remember, require_arrays, tile_counter, torch_type)
 
 LAYOUTS = ("bhsd", "bshd")
@@ -40,10 +40,15 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
             and (out is None or type(out) is kind)):
         # (the scale keys by its value's bits, never as the object: a tensor would be kept alive, or go stale)
         # (and whether each is a lazily negated view: the same facts but other values, refused by the first call)
-        key = (kind, device, q.shape, q.stride(), q.dtype, q.device, q.is_neg(),
-               k.shape, k.stride(), k.dtype, k.device, k.is_neg(), v.shape, v.stride(), v.dtype, v.device, v.is_neg(),
-               out if out is None else (out.shape, out.stride(), out.dtype, out.device, out.is_neg()),
-               bool(causal), None if scale is None else _scale_value(scale).hex(), layout, bool(return_lse), config)
+        try:
+            key = (kind, device, q.shape, q.stride(), q.dtype, q.device, q.is_neg(),
+                   k.shape, k.stride(), k.dtype, k.device, k.is_neg(),
+                   v.shape, v.stride(), v.dtype, v.device, v.is_neg(),
+                   out if out is None else (out.shape, out.stride(), out.dtype, out.device, out.is_neg()),
+                   bool(causal), None if scale is None else _scale_value(scale).hex(), layout, bool(return_lse),
+                   config)
+        except (RuntimeError, NotImplementedError) as error:   # (a nested or sparse CSR tensor has no strides)
+            facts_failed("attention", error, q=q, k=k, v=v, out=out)
         plan = _PLANS.get(key)
         if plan is not None:
             return plan(q, k, v, out, stream)

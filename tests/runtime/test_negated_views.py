@@ -97,3 +97,17 @@ def test_attention_refuses_a_negated_operand_of_a_ready_plans_facts(fake):
     for args in ((q, torch._neg_view(k), v, out), (q, k, v, torch._neg_view(out))):
         for _ in range(2):
             refused(driver, lambda: skc.blocks.attention(*args[:3], out=args[3]))
+
+
+def test_attention_refuses_a_nested_operand_whose_facts_torch_cannot_give(fake):
+    """A strided nested tensor raises for its sizes and strides (RuntimeError, "Internal error: NestedTensorImpl
+    doesn't support strides"): attention's plan key let it out as it was, where matmul's and the scaled matmul's
+    refuse the operand by name."""
+    driver, torch = fake
+    q, k, v = (torch.Tensor((1, 2, 128, 64)) for _ in range(3))
+    view = nested(torch, k)
+
+    def no_strides():
+        raise RuntimeError("Internal error: NestedTensorImpl doesn't support strides. Please file an issue.")
+    view.stride = no_strides
+    refused(driver, lambda: skc.blocks.attention(q, view, v), "attention: k is a nested tensor")
