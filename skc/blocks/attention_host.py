@@ -11,8 +11,8 @@ import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
-                         check_has_data, check_no_overlap, check_own_memory, facts_failed,
-                         element_strides, remember, require_arrays, tile_counter, torch_type)
+                         check_has_data, check_no_overlap, check_own_memory, element_strides, facts_failed, remember,
+                         require_arrays, tile_counter, torch_type)
 
 LAYOUTS = ("bhsd", "bshd")
 

@@ -19,11 +19,10 @@ from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel, \
     fp8_matmul_stream_k_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
-                         check_activation,
-                         check_epilogue_operands, check_has_data, check_no_overlap, check_own_memory, check_writeable,
-                         element_strides, facts_failed, keeping_stream, on_stream, remember, require_arrays, row_major,
-                         split_buffers, stream_k_buffers, torch_type, unread_stand_in, unsplit_unless_row_major,
-                         without_grad)
+                         check_activation, check_epilogue_operands, check_has_data, check_no_overlap, check_own_memory,
+                         check_writeable, element_strides, facts_failed, keeping_stream, on_stream, remember,
+                         require_arrays, row_major, split_buffers, stream_k_buffers, torch_type, unread_stand_in,
+                         unsplit_unless_row_major, without_grad)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
