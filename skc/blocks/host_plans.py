@@ -109,8 +109,9 @@ def check_on_device(what: str, device, **operands):
             found = "host memory (a numpy array)"
         else:
             continue   # (an array interface that names no device: cupy's, read where it says)
-        raise skc.LaunchError(f"{what}: {name} is on {found}, the kernel runs on {device} (skc's current device): pass "
-                              "operands on one device, and make it the current one (skc.set_device)")
+        fix = ("copy it to the GPU first (skc.to_device(x), or torch.from_numpy(x).cuda())" if found.startswith("host")
+               else "pass operands on one device, and make it the current one (skc.set_device)")
+        raise skc.LaunchError(f"{what}: {name} is on {found}, the kernel runs on {device} (skc's current device): {fix}")
 
 
 def facts_failed(what: str, error: Exception, **operands):
