@@ -1,6 +1,7 @@
 """Helpers shared by the tests: compiling kernels to tile IR, finding source lines, CHECK lines."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import os
@@ -126,3 +127,31 @@ def touch_arguments(arguments):
     t, x, n, scale = fake_cuda.argument_pointers(arguments, 4)
     return (struct.unpack("<2Q", ctypes.string_at(t, 16)), ctypes.c_uint64.from_address(x).value,
             ctypes.c_int32.from_address(n).value, ctypes.c_float.from_address(scale).value)
+
+
+@contextlib.contextmanager
+def fake_host_paths():
+    """The fake driver and a stand-in torch (yields both), with no matmul, scaled-matmul or attention plans kept
+    before or after: the host paths' GPU side without a GPU."""
+    from skc.blocks import attention_host, fp8_host, matmul_host
+    from skc.runtime import fake_cuda
+
+    every = (matmul_host._PLANS, fp8_host._PLANS, attention_host._PLANS)
+    for plans in every:
+        plans.clear()
+    try:
+        with fake_cuda.installed() as driver, fake_cuda.torch_installed() as torch:
+            yield driver, torch
+    finally:
+        for plans in every:
+            plans.clear()
+
+
+def refused(driver, call, match: str):
+    """`call()` raises a LaunchError matching `match`, and nothing of it reached the (fake) driver."""
+    import pytest
+
+    launches = len(driver.launches)
+    with pytest.raises(skc.LaunchError, match=match):
+        call()
+    assert len(driver.launches) == launches

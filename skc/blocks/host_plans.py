@@ -93,6 +93,7 @@ def check_on_device(what: str, device, **operands):
     devices of torch's tensors and skc's arrays."""
     if device.kind not in ("cuda", "hip"):
         return   # (the interpreter: host_view names an operand in GPU memory)
+    elsewhere = "pass operands on one device, and make it the current one (skc.set_device)"
     for name, x in operands.items():
         if x is None:
             continue
@@ -100,17 +101,16 @@ def check_on_device(what: str, device, **operands):
             where = x.device
             if where.type == "cuda" and where.index == device.index:   # (a ROCm torch's GPUs are "cuda" too)
                 continue
-            found = str(where) if where.type != "cuda" else f"cuda:{where.index}"
+            found, fix = str(where) if where.type != "cuda" else f"cuda:{where.index}", elsewhere
         elif isinstance(x, skc.DeviceArray):
             if x.device is device:
                 continue
-            found = str(x.device)
+            found, fix = str(x.device), elsewhere
         elif type(x).__module__.split(".")[0] == "numpy" and hasattr(x, "ctypes"):
             found = "host memory (a numpy array)"
+            fix = "copy it to the GPU first (skc.to_device(x), or torch.from_numpy(x).cuda())"
         else:
             continue   # (an array interface that names no device: cupy's, read where it says)
-        fix = ("copy it to the GPU first (skc.to_device(x), or torch.from_numpy(x).cuda())" if found.startswith("host")
-               else "pass operands on one device, and make it the current one (skc.set_device)")
         raise skc.LaunchError(f"{what}: {name} is on {found}, the kernel runs on {device} (skc's current device): {fix}")
 
 

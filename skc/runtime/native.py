@@ -300,26 +300,17 @@ def _tensor(code, i, item, slot, dtype, tensor_type, index, names, holder, follo
     code.branch(code.compare("eq", P, code.type_of(item), obj(id(tensor_type))), f"p{i}_dtype", "fallback")
     code.label(f"p{i}_dtype")
     found = code.api("PyObject_GetAttr", f"{P} {item}", f"{P} {obj(id(names['dtype']))}")
-    code.branch(code.compare("eq", P, found, "null"), "fallback", f"p{i}_dtype_found")
-    code.label(f"p{i}_dtype_found")
-    code.api("Py_DecRef", f"{P} {found}")   # (a dtype is a lasting singleton: its address stays comparable)
-    code.branch(code.compare("eq", P, found, obj(id(dtype))), f"p{i}_flat", "fallback")
+    _is(code, found, dtype, f"p{i}_dtype_found", f"p{i}_flat")
     # a nested tensor's data pointer is its packed buffer's, and a lazily negated view (torch._neg_view,
     # z.conj().imag) holds its values un-negated there: the Python launcher refuses either by name
     code.label(f"p{i}_flat")
     nested = code.api("PyObject_GetAttr", f"{P} {item}", f"{P} {obj(id(names['is_nested']))}")
-    code.branch(code.compare("eq", P, nested, "null"), "fallback", f"p{i}_flat_found")
-    code.label(f"p{i}_flat_found")
-    code.api("Py_DecRef", f"{P} {nested}")   # (False is a lasting singleton: its address stays comparable)
-    code.branch(code.compare("eq", P, nested, obj(id(False))), f"p{i}_plain", "fallback")
+    _is(code, nested, False, f"p{i}_flat_found", f"p{i}_plain")
     code.label(f"p{i}_plain")
     code(f"store {P} {item}, {P}* {holder}")
     negated = code.api("PyObject_VectorcallMethod", f"{P} {obj(id(names['is_neg']))}", f"{P}* {holder}", "i64 1",
                        f"{P} null")
-    code.branch(code.compare("eq", P, negated, "null"), "fallback", f"p{i}_plain_found")
-    code.label(f"p{i}_plain_found")
-    code.api("Py_DecRef", f"{P} {negated}")   # (False is a lasting singleton: its address stays comparable)
-    code.branch(code.compare("eq", P, negated, obj(id(False))), f"p{i}_device", "fallback")
+    _is(code, negated, False, f"p{i}_plain_found", f"p{i}_device")
     code.label(f"p{i}_device")
     number = _method_int(code, names["get_device"], holder, "PyLong_AsLongLong", f"p{i}_device_found")
     _on_error(code, number, "-1", "fallback", f"p{i}_device_read")
@@ -329,6 +320,16 @@ def _tensor(code, i, item, slot, dtype, tensor_type, index, names, holder, follo
     value = _method_int(code, names["data_ptr"], holder, "PyLong_AsUnsignedLongLong", f"p{i}_address_found")
     _on_error(code, value, "-1", "fallback", following)
     return lambda code: [f"store i64 {value}, i64* inttoptr (i64 {slot} to i64*)"]
+
+
+def _is(code, result: str, expected, found: str, following: str):
+    """Go on to `following` where `result` (a new reference; null, an exception: to "fallback") is the lasting
+    object `expected` (a dtype, False), else to "fallback"; the reference is let go (a lasting object's address
+    stays comparable)."""
+    code.branch(code.compare("eq", P, result, "null"), "fallback", found)
+    code.label(found)
+    code.api("Py_DecRef", f"{P} {result}")
+    code.branch(code.compare("eq", P, result, code.obj(id(expected))), following, "fallback")
 
 
 def _method_int(code, name: str, holder: str, convert: str, found: str) -> str:

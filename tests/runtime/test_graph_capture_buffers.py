@@ -7,16 +7,15 @@ here)."""
 import pytest
 
 import skc
-from skc.blocks import MatmulConfig, attention_host, matmul_host
+from helpers import fake_host_paths
+from skc.blocks import MatmulConfig, attention_host, fp8_host, matmul_host
 from skc.runtime import fake_cuda
 
 
 @pytest.fixture
 def fake():
-    matmul_host._PLANS.clear()
-    attention_host._PLANS.clear()
     capture = [False]
-    with fake_cuda.installed() as driver, fake_cuda.torch_installed() as torch:
+    with fake_host_paths() as (driver, torch):
         made = []
         torch.Tensor.is_cuda, torch.Tensor.requires_grad = True, False
         torch.cuda.is_current_stream_capturing = lambda: capture[0]
@@ -27,8 +26,6 @@ def fake():
             return zeros(self, shape, dtype)
         torch.Tensor.new_zeros = new_zeros
         yield driver, torch, capture, made
-    matmul_host._PLANS.clear()
-    attention_host._PLANS.clear()
 
 
 def buffer_words(launch, first: int, count: int) -> list:
@@ -76,10 +73,9 @@ def test_a_captured_attention_takes_a_tile_counter_of_its_own(fake):
 
 
 def test_a_captured_scaled_matmul_split_in_k_takes_buffers_of_its_own(fake):
-    from skc.blocks import Fp8MatmulConfig, fp8_host
+    from skc.blocks import Fp8MatmulConfig
 
     driver, torch, capture, made = fake
-    fp8_host._PLANS.clear()
     a, b_t = torch.Tensor((64, 1024), torch.float8_e4m3fn), torch.Tensor((256, 1024), torch.float8_e4m3fn)
     scale_a, scale_b = torch.Tensor((1,), torch.float32), torch.Tensor((1,), torch.float32)
     out = torch.Tensor((64, 256))
@@ -93,4 +89,3 @@ def test_a_captured_scaled_matmul_split_in_k_takes_buffers_of_its_own(fake):
     for _ in range(3):
         skc.blocks.matmul(a, b_t.T, scale_a=scale_a, scale_b=scale_b, out=out, config=config)
     assert made[6:] == [False, False] and len(plan.buffers.sets) == 1 and len(plan.bound) == 1
-    fp8_host._PLANS.clear()

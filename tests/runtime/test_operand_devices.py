@@ -6,25 +6,13 @@ import numpy as np
 import pytest
 
 import skc
-from skc.blocks import attention_host, fp8_host, matmul_host
-from skc.runtime import fake_cuda
+from helpers import fake_host_paths, refused
 
 
 @pytest.fixture
 def fake():
-    for plans in (matmul_host._PLANS, fp8_host._PLANS, attention_host._PLANS):
-        plans.clear()
-    with fake_cuda.installed() as driver, fake_cuda.torch_installed() as torch:
-        yield driver, torch
-    for plans in (matmul_host._PLANS, fp8_host._PLANS, attention_host._PLANS):
-        plans.clear()
-
-
-def refused(driver, call, match):
-    launches = len(driver.launches)
-    with pytest.raises(skc.LaunchError, match=match):
-        call()
-    assert len(driver.launches) == launches   # nothing reached the driver
+    with fake_host_paths() as found:
+        yield found
 
 
 @pytest.mark.parametrize("where", ["a", "b", "out"])

@@ -87,7 +87,7 @@ def _read(access: _Access, space, addrs, lanes, block, what="load") -> np.ndarra
     bits = np.empty((len(addrs), access.count) if access.count else len(addrs), access.dtype)
     for seg, selection, offsets in space.locate(addrs, lanes, access.size, what):
         if block.landing is not None and seg is block.shared:
-            check_in_place(block, offsets, access.size, lanes, selection, "a load reads")
+            _check_read_landed(block, offsets, access.size, lanes, selection, "a load reads")
         values = seg.typed(access.dtype)[access.index(offsets)]
         if selection is None:
             return values
@@ -131,12 +131,8 @@ def _store(op, launch):
         block = group.block
         for seg, selection, offsets in block.space(access.space).locate(addrs, lanes, access.size, "store"):
             _check_writable(seg, lanes, selection)
-            if block.reading is not None and seg is block.shared:
-                check_not_read_by_stores(block, offsets, access.size, lanes, selection)
-            if block.landing is not None and seg is block.shared:
-                check_in_place(block, offsets, access.size, lanes, selection, "a store writes")
             if seg is block.shared:
-                written_generically(block, offsets, access.size, lanes, selection)
+                _shared_write(block, offsets, access.size, lanes, selection, "a store")
             seg.typed(access.dtype)[access.index(offsets)] = bits if selection is None else bits[selection]
     return store
 
@@ -154,16 +150,22 @@ def check_not_read_by_stores(block, offsets, size: int, lanes, selection, what: 
     block.check_not_read_by_stores(written, _lane_of(lanes, selection), what)
 
 
-def written_generically(block, offsets, size: int, lanes, selection):
-    """Shared bytes a store or atomic wrote through the generic proxy (BlockState.unfenced)."""
+def _shared_write(block, offsets, size: int, lanes, selection, what: str):
+    """A store's or atomic's write of shared bytes: a Fault where an asynchronous read (BlockState.reading) or a
+    copy still landing (BlockState.landing) has them; else they are a write of the generic proxy's, not yet fenced
+    (BlockState.unfenced)."""
+    written = offsets.astype(np.int64)[:, None] + np.arange(size)
+    lane_of = _lane_of(lanes, selection)
+    if block.reading is not None:
+        block.check_not_read_by_stores(written, lane_of, what)
+    if block.landing is not None:
+        block.check_not_landing(written, lane_of, f"{what} writes")
     writers = np.arange(offsets.shape[0]) if lanes is None else lanes
-    if selection is not None:
-        writers = writers[selection]
-    block.written_generically(offsets.astype(np.int64)[:, None] + np.arange(size), writers)
+    block.written_generically(written, writers if selection is None else writers[selection])
 
 
-def check_in_place(block, offsets, size: int, lanes, selection, what: str):
-    """A Fault where an access of shared bytes touches a copy still landing there (BlockState.check_not_landing)."""
+def _check_read_landed(block, offsets, size: int, lanes, selection, what: str):
+    """A Fault where a read of shared bytes touches a copy still landing there (BlockState.check_not_landing)."""
     touched = offsets.astype(np.int64)[:, None] + np.arange(size)
     block.check_not_landing(touched, _lane_of(lanes, selection), what)
 
@@ -222,12 +224,8 @@ def _atomic_step(op, launch, make_update):
                                                                                    "atomic"):
                 _check_writable(seg, lanes, selection)
                 block = group.block
-                if block.reading is not None and seg is block.shared:
-                    check_not_read_by_stores(block, offsets, access.size, lanes, selection, "an atomic")
-                if block.landing is not None and seg is block.shared:
-                    check_in_place(block, offsets, access.size, lanes, selection, "an atomic touches")
                 if seg is block.shared:
-                    written_generically(block, offsets, access.size, lanes, selection)
+                    _shared_write(block, offsets, access.size, lanes, selection, "an atomic")
                 chosen = slice(None) if selection is None else selection
                 out[lanes[chosen]] = _apply_atomic(access, seg, offsets, _restrict(update, chosen))
         env[result] = out

@@ -211,9 +211,14 @@ class BlockState:
             member[lanes + 1] = True
             self.unfenced[member[self.unfenced]] = 0
 
-    def check_fenced(self, addresses: np.ndarray, lane: int, what: str):
-        """A Fault if the async proxy's read of shared bytes `addresses` (by `what`, issued by `lane`) meets bytes a
-        thread wrote and did not fence since."""
+    def check_async_read(self, addresses: np.ndarray, lane: int, what: str):
+        """A Fault if the async proxy's read of shared bytes `addresses` (by `what`: a TMA store's source, a wgmma's
+        operand, issued by `lane`) meets bytes a copy may still be writing, or bytes a thread stored to and did not
+        fence since."""
+        if self.landing is not None:
+            self.check_not_landing(addresses[None], lambda row: lane, what)
+        if self.unfenced is None:
+            return
         writers = self.unfenced[addresses]
         if writers.any():
             writer = int(writers[np.flatnonzero(writers)[0]]) - 1

@@ -259,10 +259,7 @@ def _tma_store(op, launch):
             origin = [int(env[c][lane]) for c in reversed(coords)]
             _check_coordinates(t, origin, lane, "tma.store", store=True)
             physical = _shared_addresses(block, int(env[src][lane]), t, lane, "tma.store")
-            if block.landing is not None:
-                block.check_not_landing(physical[None], lambda row: lane, "tma.store reads")
-            if block.unfenced is not None:
-                block.check_fenced(physical, lane, "tma.store reads")
+            block.check_async_read(physical, lane, "tma.store reads")
             values = block.shared.data[physical].view(dtype).reshape(t.box)
             _write_global(launch, env[tmap][lane], values, origin, lane)
             # the GPU's copy engine reads the source some time before the lane's wait for its group: until then

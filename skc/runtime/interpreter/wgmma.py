@@ -132,10 +132,7 @@ def _read_operand(block, desc: int, rows: int, mn_major: bool, elem: ScalarType,
                     f"of shared memory (descriptor {desc & ((1 << 64) - 1):#018x})", lane,
                     hint="check the descriptor's start address, LBO and SBO")
     read = (physical[..., None] + np.arange(elem.bytes)).reshape(-1)
-    if block.landing is not None:
-        block.check_not_landing(read[None], lambda row: lane, f"wgmma.mma reads its {what} operand from")
-    if block.unfenced is not None:
-        block.check_fenced(read, lane, f"wgmma.mma reads its {what} operand from")
+    block.check_async_read(read, lane, f"wgmma.mma reads its {what} operand from")
     reads.append(read)
     dtype = numerics.storage_dtype(elem)
     bits = block.shared.typed(dtype)[physical // elem.bytes]
