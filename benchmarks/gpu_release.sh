@@ -24,7 +24,10 @@ python3 -c "from skc.compiler import skc_source_digest as d; print('skc source',
 
 if has tests; then
 step "gpu tests"
-timeout "${TESTS_S:-300}" python3 -m pytest tests -m gpu -q -rs -p no:cacheprovider > "$LOGS/gpu-tests.log" 2>&1
+# the suite (about 1,150 tests) took over 330 s in one process on an H100 (forty-fifth session): where pytest-xdist is
+# there, TEST_JOBS processes share the GPU (six concurrent groups ran 1,143 tests in six minutes, forty-third session)
+JOBS=(); python3 -c "import xdist" 2>/dev/null && JOBS=(-n "${TEST_JOBS:-8}")
+timeout "${TESTS_S:-300}" python3 -m pytest tests -m gpu -q -rs -p no:cacheprovider "${JOBS[@]}" > "$LOGS/gpu-tests.log" 2>&1
 echo "pytest rc $?"; grep -E "^(FAILED|ERROR)|passed|failed" "$LOGS/gpu-tests.log" | tail -25
 fi
 
