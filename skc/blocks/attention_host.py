@@ -10,7 +10,7 @@ import numpy as np
 import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel
-from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
+from .host_plans import (TORCH_TYPES, Bindings, KeptStandIn, MapsByAddress, StreamBuffers, address_functions, capturing,
                          check_has_data, check_no_overlap, check_own_memory, element_strides, facts_failed, remember,
                          require_arrays, tile_counter, torch_type)
 
@@ -159,9 +159,10 @@ class _Problem:
 class AttentionPlan:
     """attention() over torch tensors of one set of facts on a GPU, ready: the checked geometry, each operand's
     tensor map encoded once per address (host_plans.MapsByAddress) and, for operands at addresses seen twice, a
-    bound launch (host_plans.Bindings). It keeps addresses and geometry, never the caller's tensors (the one tensor
-    it owns stands in for the log-sum-exp when none is asked for: the kernel does not write it then; another for the
-    tile counter where the configuration takes none; with cfg.fetch_tiles, a counter per launch stream)."""
+    bound launch (host_plans.Bindings). It keeps addresses and geometry, never the caller's tensors (it keeps a
+    stand-in for the log-sum-exp when none is asked for: the kernel does not write it then; another for the tile
+    counter where the configuration takes none: host_plans.KeptStandIn; with cfg.fetch_tiles, a counter per launch
+    stream)."""
 
     def __init__(self, q, k, v, out, causal, scale, layout, return_lse, config):
         import torch
@@ -170,9 +171,9 @@ class AttentionPlan:
         self.config, self.grid, self.scalars = problem.config, problem.grid, problem.scalars
         self.return_lse, self.out_shape, self.lse_shape = bool(return_lse), tuple(q.shape), problem.lse_shape
         self.lse_dtype = torch.float32
-        self.no_lse = q.new_empty((1,), dtype=torch.float32)
+        self.no_lse = KeptStandIn((1,), "float32")
         self.counters = StreamBuffers(tile_counter) if problem.config.fetch_tiles else None
-        self.no_counter = None if self.counters is not None else tile_counter(q)
+        self.no_counter = None if self.counters is not None else KeptStandIn((1,), "int32")
         boxes = problem.config.boxes()
         self.maps = [MapsByAddress(lambda t, box=boxes[key], name=name: skc.TensorMap(_heads_view(t, layout, name),
                                                                                       box), first)
@@ -183,11 +184,12 @@ class AttentionPlan:
     def __call__(self, q, k, v, out, stream):
         if out is None:
             out = q.new_empty(self.out_shape)
-        lse = q.new_empty(self.lse_shape, dtype=self.lse_dtype) if self.return_lse else self.no_lse
-        captured = False
+        lse = q.new_empty(self.lse_shape, dtype=self.lse_dtype) if self.return_lse else self.no_lse(q)
+        # a launch a CUDA graph captures is never bound: its counter, and a stand-in made under capture, are the
+        # graph's memory for the call (StreamBuffers, KeptStandIn)
+        captured = capturing(q)
         if self.counters is not None:   # the launch's stream picks its counter: known now, and part of the key
             stream = skc.launch_stream(stream, q)
-            captured = capturing(q)     # (a counter of its own, never bound: StreamBuffers)
         address = self.address
         key = (address[0](q), address[1](k), address[2](v), address[3](out), address[4](lse),
                None if self.counters is None else stream)
@@ -197,7 +199,7 @@ class AttentionPlan:
         else:
             check_no_overlap("attention", out, **_read_while_written(q, k, v, out))
             maps = self.maps
-            counter = self.no_counter if self.counters is None else self.counters(q, stream)
+            counter = self.no_counter(q) if self.counters is None else self.counters(q, stream)
             args = (maps[0](q), maps[1](k), maps[2](v), maps[3](out), lse, counter, *self.scalars)
             if captured:
                 self.bound.ready(args)(args, stream)

@@ -20,9 +20,9 @@ from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_ma
     fp8_matmul_stream_k_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
                          check_activation, check_epilogue_operands, check_has_data, check_no_overlap, check_own_memory,
-                         check_writeable, element_strides, facts_failed, keeping_stream, on_stream, remember,
-                         require_arrays, row_major, split_buffers, stream_k_buffers, torch_type, unread_stand_in,
-                         unsplit_unless_row_major, without_grad)
+                         check_writeable, element_strides, facts_failed, keeping_stream, kept_zeros, on_stream,
+                         remember, require_arrays, row_major, split_buffers, stream_k_buffers, torch_type,
+                         unread_stand_in, unsplit_unless_row_major, without_grad)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -201,9 +201,10 @@ class _Plan:
         self.kernel = (fp8_matmul_split_kernel if self.cfg.split_k > 1 else
                        fp8_matmul_stream_k_kernel if self.cfg.shares_tiles else fp8_matmul_kernel)
         # split-K's and stream-K's workspace and counters, a set per launch stream
-        self.buffers = (StreamBuffers(lambda a: split_buffers(a, *self.sizes[:2], self.cfg)) if self.cfg.split_k > 1 else
-                        StreamBuffers(lambda a: stream_k_buffers(a, self.grid, self.cfg)) if self.cfg.shares_tiles else
-                        None)
+        self.buffers = (StreamBuffers(lambda a, zeros: split_buffers(a, *self.sizes[:2], self.cfg, zeros))
+                        if self.cfg.split_k > 1 else
+                        StreamBuffers(lambda a, zeros: stream_k_buffers(a, self.grid, self.cfg, zeros))
+                        if self.cfg.shares_tiles else None)
         self.boxes, self.interpreter = self.cfg.boxes(), device.is_interpreter
         self.maps = {}  # which tensor map -> its MapsByAddress
         # on a GPU, a bound launch per set of operand addresses (as GemmPlan); block scales whose rows TMA cannot
@@ -327,10 +328,10 @@ class _KeptScales:
         self.stream, self.sa, self.sb, self.sa_top, self.sb_top = stream, None, None, None, None
         with torch.inference_mode(False):   # (made under inference_mode, they could not be filled outside it)
             if pads[0]:
-                self.sa = a.new_zeros((k_blocks, -(-M // 4) * 4), dtype=torch.float32)
+                self.sa = kept_zeros(a, (k_blocks, -(-M // 4) * 4), "float32")
                 self.sa_top = self.sa[:, :M]
             if pads[1]:
-                self.sb = a.new_zeros((k_blocks, -(-n_blocks // SB_BOX) * SB_BOX), dtype=torch.float32)
+                self.sb = kept_zeros(a, (k_blocks, -(-n_blocks // SB_BOX) * SB_BOX), "float32")
                 self.sb_top = self.sb[:, :n_blocks]
 
     def fill(self, scale_a, scale_b):

@@ -336,8 +336,10 @@ class GemmPlan:
                                        cfg.cluster_m, cfg.split_k, batches or 1, cfg.cluster_n)
         self.cuda = device.kind == "cuda"
         # split-K's and stream-K's workspace and counters, a set per launch stream
-        self.buffers = (StreamBuffers(lambda a: split_buffers(a, gemm[0], gemm[1], cfg)) if cfg.split_k > 1 else
-                        StreamBuffers(lambda a: stream_k_buffers(a, self.grid, cfg)) if cfg.shares_tiles else None)
+        self.buffers = (StreamBuffers(lambda a, zeros: split_buffers(a, gemm[0], gemm[1], cfg, zeros))
+                        if cfg.split_k > 1 else
+                        StreamBuffers(lambda a, zeros: stream_k_buffers(a, self.grid, cfg, zeros))
+                        if cfg.shares_tiles else None)
         self.maps = [make if isinstance(make, Direct) else MapsByAddress(make, tensor)
                      for make, tensor in zip(makers, first)]
         # (addresses of a, b, out, c, bias; alpha, beta; the stream where it picks buffers) -> its bound launch
@@ -459,9 +461,10 @@ def unsplit_unless_row_major(cfg, out):
 class StreamBuffers:
     """A plan's split-K or stream-K buffers, a set per launch stream: a launch takes its counters from zero back to
     zero, so two launches running at once on two streams must not share them (they would add each other's partial
-    sums, and stream-K's waits could wait for ever). `make(a)` makes a zero-filled set on a's device, filled on the
-    current stream of a's framework: a launch on another stream first waits for the device (once a set; a launch
-    on the current stream, as in a CUDA graph's capture, is ordered after the fill already)."""
+    sums, and stream-K's waits could wait for ever). `make(a, zeros)` makes a zero-filled set on a's device with
+    `zeros` (host_plans.kept_zeros for a set kept, which waits for its fill; the framework's own for a launch a CUDA
+    graph captures, filled in the graph); a set of another framework's arrays is filled on its current stream, and
+    a launch on another stream first waits for the device (once a set)."""
 
     __slots__ = ("make", "sets")
 
@@ -473,37 +476,75 @@ class StreamBuffers:
             # a launch a CUDA graph captures: buffers of its own, from the graph's memory and zero-filled in the
             # graph (a set made now and kept would be zero only once that graph replays, and the graphs and calls
             # sharing it could run at once); its callers never bind such a launch
-            return self.make(a)
+            return self.make(a, _zeros_like)
         found = self.sets.get(stream)
         if found is None:
-            found = self.sets[stream] = self.make(a)
+            found = self.sets[stream] = self.make(a, kept_zeros)
             if stream is not None and stream != skc.launch_stream(None, a):
                 skc.synchronize()
         return found
 
 
-def split_buffers(a, M: int, N: int, cfg) -> tuple:
+class KeptStandIn:
+    """A plan's stand-in for an operand its kernel does not read or write in this configuration (a log-sum-exp
+    nobody asked for, a tile counter the schedule takes none from): made once and kept (kept_zeros), or, for a
+    launch a CUDA graph captures, made for the call from the graph's memory (a plan may be made under capture)."""
+
+    __slots__ = ("shape", "dtype", "kept")
+
+    def __init__(self, shape, dtype: str):
+        self.shape, self.dtype, self.kept = shape, dtype, None
+
+    def __call__(self, a):
+        if capturing(a):
+            return _zeros_like(a, self.shape, self.dtype)
+        if self.kept is None:
+            self.kept = kept_zeros(a, self.shape, self.dtype)
+        return self.kept
+
+
+def kept_zeros(a, shape, dtype: str):
+    """A zero-filled array of `shape` and `dtype` where a lives, which a plan keeps past the call (buffers per launch
+    stream, stand-ins). Beside torch's CUDA tensors it is the driver's memory (skc.zeros, seen through a tensor),
+    never torch's caching allocator's: torch.compile(mode="reduce-overhead") routes torch's allocations into its
+    CUDA graphs' pool while it warms up and records, and a plan first made then would keep memory of that pool,
+    which torch refuses ("tensor(s) in the cudagraph pool not tracked as outputs"). Never called while a CUDA graph
+    captures the stream (the callers take memory of the graph's for the call then: the driver's would be refused)."""
+    if not getattr(a, "is_cuda", False) or getattr(skc.current_device(), "kind", None) != "cuda":
+        return _zeros_like(a, shape, dtype)
+    import torch
+
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    array = skc.zeros(shape, dtype)
+    skc.synchronize()   # (the fill runs on the driver's default stream, which torch's streams need not wait for)
+    with torch.inference_mode(False):   # (an inference tensor could not be written outside inference_mode)
+        return torch.as_tensor(array, device=a.device)
+
+
+def split_buffers(a, M: int, N: int, cfg, zeros=None) -> tuple:
     """Split-K's fp32 workspace (a record of a strip's 64 x tile_n values for each share of each strip) and its
     zero-filled i32 counters (one a strip), on a's device; the kernel leaves the counters zero, so a plan makes them
     once per launch stream (StreamBuffers)."""
     from .gemm import split_counters
 
     strips = split_counters(M, N, cfg)
-    return _zeros_like(a, strips * cfg.split_k * 64 * cfg.tile_n, "float32"), _zeros_like(a, strips, "int32")
+    zeros = zeros or _zeros_like
+    return zeros(a, strips * cfg.split_k * 64 * cfg.tile_n, "float32"), zeros(a, strips, "int32")
 
 
-def stream_k_buffers(a, grid: int, cfg) -> tuple:
+def stream_k_buffers(a, grid: int, cfg, zeros=None) -> tuple:
     """Stream-K's fp32 workspace (a record of 64 x tile_n values for each 64-row strip of a tile at each of the
     grid's slots: a block id) and its zero-filled i32 counters (one a strip), on a's device; the kernel leaves the
     counters zero (as split_buffers')."""
     strips = grid * (cfg.tile_m // 64)
-    return _zeros_like(a, strips * 64 * cfg.tile_n, "float32"), _zeros_like(a, strips, "int32")
+    zeros = zeros or _zeros_like
+    return zeros(a, strips * 64 * cfg.tile_n, "float32"), zeros(a, strips, "int32")
 
 
-def tile_counter(a):
+def tile_counter(a, zeros=None):
     """A zero-filled i32 on a's device: the counter from which a kernel's blocks take tiles at run time (the kernel
     leaves it zero, so a plan makes one per launch stream: StreamBuffers)."""
-    return _zeros_like(a, 1, "int32")
+    return (zeros or _zeros_like)(a, 1, "int32")
 
 
 def _zeros_like(a, shape, dtype: str = None):

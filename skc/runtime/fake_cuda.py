@@ -269,7 +269,8 @@ def fake_torch_module(streams: Optional[list] = None):
 
     class Tensor:
         """shape, stride(), dtype, device, data_ptr(), get_device(), is_neg(), new_empty, new_zeros, T, transpose,
-        reshape, [i]; torch._neg_view(t) makes a lazily negated view."""
+        reshape, [i], [:m, :n], copy_ (a no-op); torch._neg_view(t) makes a lazily negated view, torch.as_tensor a
+        tensor over an array's __cuda_array_interface__."""
 
         def __init__(self, shape, dtype=dtypes["bfloat16"], strides=None, address=None, device=0, negated=False):
             self.shape, self.dtype, self._device = Size(int(s) for s in shape), dtype, device
@@ -321,12 +322,28 @@ def fake_torch_module(streams: Optional[list] = None):
             shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
             return Tensor(shape, self.dtype, None, self._address, self._device)
 
-        def __getitem__(self, index: int):
+        def __getitem__(self, index):
+            if isinstance(index, tuple):   # slices from the start of each dimension: a view at the same address
+                shape = [len(range(n)[part]) for n, part in zip(self.shape, index)] + list(self.shape[len(index):])
+                return Tensor(shape, self.dtype, self._strides, self._address, self._device)
             return Tensor(self.shape[1:], self.dtype, self._strides[1:],
                           self._address + index * self._strides[0] * self.dtype.itemsize, self._device)
 
+        def copy_(self, other):   # (stores nothing)
+            return self
+
     Tensor.__module__ = "torch"
     torch.Tensor, torch.Size = Tensor, Size
+
+    def as_tensor(array, device=None):   # (an array exporting __cuda_array_interface__, kept alive by the tensor)
+        interface = array.__cuda_array_interface__
+        dtype = {"<f4": dtypes["float32"], "<i4": dtypes["int32"], "<f2": dtypes["float16"]}[interface["typestr"]]
+        tensor = Tensor(interface["shape"], dtype, address=interface["data"][0],
+                        device=device.index if isinstance(device, _TorchDevice) else 0)
+        tensor._base = array
+        return tensor
+    torch.as_tensor = as_tensor
+    torch.inference_mode = lambda mode=True: contextlib.nullcontext()
     torch._neg_view = lambda t: Tensor(t.shape, t.dtype, t.stride(), t.data_ptr(), t.get_device(), negated=True)
     torch.version = types.SimpleNamespace(hip=None, cuda="13.0")
     torch._C = types.SimpleNamespace(_cuda_getCurrentRawStream=lambda index: streams[-1])

@@ -2,8 +2,10 @@
 bound into launches; a set first made while a CUDA graph captured the stream came from the graph's memory, its
 zero fill only recorded in the graph, and was kept: eager calls on that stream and graphs captured on it later
 read counters no fill had zeroed (and graphs sharing one set could run at once). A captured launch now takes
-buffers of its own, is never bound, and leaves the plan's sets as they were (the fake driver and a stand-in torch
-here)."""
+buffers of its own, is never bound, and leaves the plan's sets as they were. What a plan keeps (those sets, its
+stand-ins, fp8's padded scales) is the driver's memory, never torch's: torch.compile(mode="reduce-overhead") routes
+torch's allocations into its graphs' pool while it warms up, and refused the pool when a plan first made then kept
+some of it (the fake driver and a stand-in torch here)."""
 import pytest
 
 import skc
@@ -26,6 +28,11 @@ def fake():
             return zeros(self, shape, dtype)
         torch.Tensor.new_zeros = new_zeros
         yield driver, torch, capture, made
+
+
+def kept_by_the_driver(tensor) -> bool:
+    """Whether a plan's tensor is a view of the driver's memory (skc.zeros), not one of torch's allocations."""
+    return isinstance(getattr(tensor, "_base", None), skc.DeviceArray)
 
 
 def buffer_words(launch, first: int, count: int) -> list:
@@ -52,7 +59,8 @@ def test_a_captured_gemm_takes_buffers_of_its_own_and_keeps_none(fake, fields):
     for _ in range(3):
         skc.blocks.matmul(a, b, out, config=config, stream=7)
     (workspace, counters), = plan.buffers.sets.values()
-    assert made[6:] == [False, False] and len(plan.bound) == 1   # the eager calls' own set, zero-filled eagerly
+    assert made[6:] == [] and len(plan.bound) == 1   # the eager calls' own set, the driver's memory
+    assert kept_by_the_driver(workspace) and kept_by_the_driver(counters)
     assert buffer_words(driver.launches[-1], 3, 2) == [workspace.data_ptr(), counters.data_ptr()]
     assert [workspace.data_ptr(), counters.data_ptr()] not in captured
 
@@ -65,11 +73,13 @@ def test_a_captured_attention_takes_a_tile_counter_of_its_own(fake):
         skc.blocks.attention(q, k, v, causal=True, out=out)
     (plan,) = attention_host._PLANS.values()
     assert plan.config.fetch_tiles and plan.counters.sets == {} and len(plan.bound) == 0
-    assert made == [True] * 3
+    assert made == [True] * 6   # (a counter and a stand-in for the log-sum-exp at each call, the graph's memory)
     capture[0] = False
     for _ in range(3):
         skc.blocks.attention(q, k, v, causal=True, out=out)
-    assert made[3:] == [False] and len(plan.counters.sets) == 1 and len(plan.bound) == 1
+    assert made[6:] == [] and len(plan.counters.sets) == 1 and len(plan.bound) == 1
+    (counter,) = plan.counters.sets.values()
+    assert kept_by_the_driver(counter) and kept_by_the_driver(plan.no_lse.kept)
 
 
 def test_a_captured_scaled_matmul_split_in_k_takes_buffers_of_its_own(fake):
@@ -88,4 +98,30 @@ def test_a_captured_scaled_matmul_split_in_k_takes_buffers_of_its_own(fake):
     capture[0] = False
     for _ in range(3):
         skc.blocks.matmul(a, b_t.T, scale_a=scale_a, scale_b=scale_b, out=out, config=config)
-    assert made[6:] == [False, False] and len(plan.buffers.sets) == 1 and len(plan.bound) == 1
+    assert made[6:] == [] and len(plan.buffers.sets) == 1 and len(plan.bound) == 1
+    assert all(kept_by_the_driver(buffer) for buffer in next(iter(plan.buffers.sets.values())))
+
+
+def test_what_a_plan_keeps_is_never_torchs_memory(fake):
+    """A plan first made outside a capture (as in torch.compile's warm-up, whose allocations go to its graphs'
+    pool) keeps the driver's memory: attention's stand-ins, stream-K's set, fp8's padded block scales."""
+    from skc.blocks import Fp8MatmulConfig
+
+    driver, torch, capture, made = fake
+    q, k, v, out = (torch.Tensor((1, 4, 256, 64)) for _ in range(4))   # (not causal: no tile counter)
+    skc.blocks.attention(q, k, v, out=out)
+    (plan,) = attention_host._PLANS.values()
+    assert plan.counters is None and kept_by_the_driver(plan.no_lse.kept) and kept_by_the_driver(plan.no_counter.kept)
+    a, b, c = torch.Tensor((64 * 133, 1024)), torch.Tensor((1024, 128)), torch.Tensor((64 * 133, 128))
+    skc.blocks.matmul(a, b, c, config=MatmulConfig(tile_m=64, tile_n=128, consumers=1, stages=4, stream_k=True))
+    (gemm,) = matmul_host._PLANS.values()
+    assert all(kept_by_the_driver(buffer) for buffer in next(iter(gemm.buffers.sets.values())))
+    a8, b8 = torch.Tensor((256, 1024), torch.float8_e4m3fn), torch.Tensor((384, 1024), torch.float8_e4m3fn)
+    scale_a, scale_b = torch.Tensor((256, 8), torch.float32), torch.Tensor((8, 3), torch.float32)
+    skc.blocks.matmul(a8, b8.T, scale_a=scale_a, scale_b=scale_b, out=torch.Tensor((256, 384)),
+                      config=Fp8MatmulConfig.for_fp8_problem(256, 384, 1024, out_dtype="bf16", block_scaled=True,
+                                                                     stages=2))
+    (scaled,) = fp8_host._PLANS.values()
+    (kept,) = scaled.kept.values()
+    assert kept.sb is not None and kept_by_the_driver(kept.sb)
+    assert made == []
