@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .. import ir
-from ..ir.passes.convergence import converged_collectives
+from ..ir.passes.convergence import collectives_of_live_lanes, converged_collectives
 from ..target import Target
 from . import nvptx_async
 from .llvm_text import llvm_type
@@ -263,12 +263,19 @@ def _warp_lanes(lw: FunctionLowering) -> str | None:
 def _warp_mask(lw: FunctionLowering, op: ir.Op, lanes: str | None) -> str:
     """A shuffle's or vote's member mask: every lane the warp has (`lanes`, from _warp_lanes) where the convergence
     analysis proves that all of them get there together (the GPU then waits for them all: after loops of differing
-    trip counts the lanes that happen to run together, `activemask`, may be fewer), else the lanes active now."""
+    trip counts the lanes that happen to run together, `activemask`, may be fewer); where it proves that every lane
+    not exited by a return of the kernel gets there together, those lanes, gathered by a ballot over every lane the
+    warp has (which waits for each one not exited: PTX ISA 9.7.13); else the lanes active now."""
     if "converged" not in lw.analyses:
         lw.analyses["converged"] = converged_collectives(lw.fn)
-    if id(op) not in lw.analyses["converged"] or lw.fn.attrs.get("block") is None:
+        lw.analyses["live"] = collectives_of_live_lanes(lw.fn)
+    if lw.fn.attrs.get("block") is None:
         return lw.call("llvm.nvvm.activemask", "i32", [])
-    return lanes or "-1"
+    if id(op) in lw.analyses["converged"]:
+        return lanes or "-1"
+    if id(op) in lw.analyses["live"]:
+        return lw.call("llvm.nvvm.vote.ballot.sync", "i32", [f"i32 {lanes or '-1'}", "i1 true"])
+    return lw.call("llvm.nvvm.activemask", "i32", [])
 
 
 def _source_lane(lw: FunctionLowering, mode: str, amount: str) -> str:

@@ -40,3 +40,23 @@ def test_a_shuffle_in_a_partial_warp_keeps_its_value_past_the_last_thread():
     assert ptx.count("selp.b32") >= 2 and "laneid" in ptx
     _, whole = masks(64)
     assert "laneid" not in whole
+
+
+@skc.kernel
+def bounds_checked(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.i32], n: skc.i32):
+    t = skc.thread_id(0)
+    if t >= n:                        # some threads exit
+        return
+    o[t] = skc.i32(skc.ballot(x[t] > 0)) + skc.shfl_xor(x[t], 1)
+
+
+@pytest.mark.parametrize("threads, whole", [(32, "-1"), (16, "65535")])
+def test_after_a_return_the_lanes_still_running_are_gathered_by_a_ballot(threads, whole):
+    # vote.sync waits for the non-exited lanes of its mask (PTX ISA 9.7.13): a ballot of true over every lane the
+    # warp has names the lanes still running, and the collectives take it as their mask
+    ptx = bounds_checked.compile(target="sm_90a", block=(threads, 1, 1)).asm("ptx")
+    gathered = re.findall(r"vote\.sync\.ballot\.b32\s+(%r\d+), %p\d+, " + whole + ";", ptx)   # (a true predicate)
+    found = re.findall(r"(?:shfl|vote)\.sync\.[a-z.0-9]+\s+[^;]*?, ([-%\w]+);", ptx)
+    used = [mask for mask in found if mask != whole]
+    assert len(used) == 2 and set(used) <= set(gathered), ptx
+    assert "activemask" not in ptx

@@ -557,15 +557,16 @@ class Program:
         raise NotImplementedError("atom", op, t)
 
     @staticmethod
-    def resolve_warp(kind, lanes):
-        """The results of one warp collective executed together by `lanes` (lane -> its operands), by the PTX ISA."""
+    def resolve_warp(kind, lanes, exited: int = 0):
+        """The results of one warp collective executed together by `lanes` (lane -> its operands), by the PTX ISA;
+        `exited`: the warp's lanes that have exited, which the .sync forms do not wait for (PTX ISA 9.7.13)."""
         group = sum(1 << lane for lane in lanes)
         out = {}
         for lane, args in lanes.items():
             if kind == "activemask":
                 out[lane] = group
                 continue
-            member = args[-1] & M32
+            member = args[-1] & M32 & ~exited
             if member & ~group:
                 raise RuntimeError(f"{kind}.sync with member mask {member:#x} but lanes {group:#x} arrived together")
             if kind == "shfl":
@@ -1012,7 +1013,8 @@ def run_grid(ptx: str, entry: str, arrays: list, blocks: int, threads: int) -> l
                 for t, e in warp:
                     groups.setdefault((t // 32, e[1], e[2]), {})[t % 32] = e[3]
                 for (w, _, kind), lanes in groups.items():
-                    for lane, r in program.resolve_warp(kind, lanes).items():
+                    exited = sum(1 << lane for lane in range(32) if w * 32 + lane not in live)
+                    for lane, r in program.resolve_warp(kind, lanes, exited).items():
                         reply[w * 32 + lane] = r
                         del waiting[w * 32 + lane]
             else:

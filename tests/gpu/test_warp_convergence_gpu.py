@@ -38,3 +38,34 @@ def test_collectives_after_loops_of_differing_trip_counts(threads):
     got = skc.to_device(np.full(threads * 6, -7, np.int32))
     after_loops[1, threads](skc.to_device(x), got, n)
     np.testing.assert_array_equal(got.numpy().reshape(threads, 6), want.reshape(threads, 6))
+
+
+@skc.kernel
+def after_returns(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.u32], n: skc.i32):
+    t = skc.thread_id(0)
+    if x[t] < n:                    # some threads exit (or none, at run time: the analysis cannot tell)
+        return
+    i = 0
+    while i < x[t] % 4:             # trip counts differ by thread
+        i = i + 1
+        x[t] = x[t] + 1
+    o[t * 3 + 0] = skc.ballot(x[t] % 3 == 1)
+    o[t * 3 + 1] = skc.u32(skc.vote_all(x[t] > n - 100))
+    # each lane reads one of lanes 8-15, which every warp has and which never exit here
+    o[t * 3 + 2] = skc.u32(skc.shfl_idx(x[t], 8 + t % 8))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("threads", [16, 32, 48])
+@pytest.mark.parametrize("exits", [0, 5])
+def test_collectives_after_returns_gather_the_lanes_still_running(threads, exits):
+    # mixgen's programs on an H100 (forty-fifth session): after a return some threads may take, the collectives'
+    # masks were activemask, and after the loop the lanes still running were not together again (a ballot of
+    # part of them, shuffles reading 0); a ballot over the whole warp now gathers them
+    x = np.arange(threads, dtype=np.int32) * 7 % 19 + 100
+    x[:exits] = 0
+    want = np.zeros(threads * 3, np.uint32)
+    after_returns.interpret[1, threads](x.copy(), want, 50)
+    got = skc.to_device(np.full(threads * 3, 7, np.uint32))
+    after_returns[1, threads](skc.to_device(x), got, 50)
+    np.testing.assert_array_equal(got.numpy().reshape(threads, 3), want.reshape(threads, 3))

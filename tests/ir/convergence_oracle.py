@@ -1,5 +1,6 @@
 """A dynamic check of the convergence analysis: kernels run in the interpreter, and at each run of a shuffle or
-vote that the analysis finds converged, every thread of each warp there must run it, together.
+vote that the analysis finds converged, every thread of each warp there must run it, together; at each run of one
+it finds reached by the live lanes, every thread of each warp there that has not returned from the kernel.
 
 The interpreter's groups are the IR's meaning of "together" (runtime/interpreter/control.py): a warp whose threads
 reach one collective in different groups, or only some of them, would on a GPU leave a full member mask waiting for
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from skc.ir.passes.convergence import COLLECTIVES, converged_collectives
+from skc.ir.passes.convergence import COLLECTIVES, collectives_of_live_lanes, converged_collectives
 from skc.runtime.interpreter.plan import Plan
 
 
@@ -23,6 +24,7 @@ class Record:
 
     planned: int = 0
     converged: int = 0
+    live: int = 0
     runs: int = 0
     broken: list = field(default_factory=list)   # (op, block index, warp, lanes there, lanes the warp has)
     counts: dict = field(default_factory=dict)   # (block state, op) -> runs of the op by each lane of the block
@@ -57,6 +59,22 @@ def _checked(record: Record, op, fn):
     return step
 
 
+def _checked_live(record: Record, op, fn):
+    """The collective's step, checking first that each warp's active lanes are none or all that have not returned."""
+    def step(group):
+        block, mask = group.block, group.mask
+        width = block.launch.warp_size
+        record.runs += 1
+        running = ~block.returned()
+        for warp in np.unique(np.flatnonzero(mask) // width):
+            lanes, live = mask[warp * width:(warp + 1) * width], running[warp * width:(warp + 1) * width]
+            if not np.array_equal(lanes, live):
+                record.broken.append((op, block.index, int(warp), f"{int(lanes.sum())} (live {int(live.sum())})",
+                                      lanes.size))
+        return fn(group)
+    return step
+
+
 @contextlib.contextmanager
 def watch():
     """Within it, every interpreter launch checks the collectives the analysis finds converged; yields the Record
@@ -66,16 +84,18 @@ def watch():
 
     def init(plan, function, launch):
         plan.converged = converged_collectives(function)
+        plan.live = collectives_of_live_lanes(function)
         collectives = [op for op in function.walk() if op.name in COLLECTIVES]
         record.planned += len(collectives)
         record.converged += sum(id(op) in plan.converged for op in collectives)
+        record.live += sum(id(op) in plan.live for op in collectives)
         plan_init(plan, function, launch)
 
     def step(plan, op):
         found = plan_step(plan, op)
-        if op.name in COLLECTIVES and id(op) in plan.converged:
+        if op.name in COLLECTIVES and (id(op) in plan.converged or id(op) in plan.live):
             _, fn, kind = found
-            return op, _checked(record, op, fn), kind
+            return op, (_checked if id(op) in plan.converged else _checked_live)(record, op, fn), kind
         return found
 
     Plan.__init__, Plan.step = init, step

@@ -1,6 +1,6 @@
 """The convergence analysis: which shuffles and votes every thread of their warp reaches together."""
 from skc.ir import parse_module, verify
-from skc.ir.passes.convergence import converged_collectives
+from skc.ir.passes.convergence import collectives_of_live_lanes, converged_collectives
 
 HEAD = ("kernel @k(%0: ptr<global>, %1: i32) {block = [16, 1, 1], shared_bytes = 0} {\n"
         "  %2 = var.alloc : var<i32>\n  %3 = gpu.thread_id {dim = 0} : i32\n  %4 = gpu.block_id {dim = 0} : i32\n"
@@ -14,6 +14,17 @@ def converged(body: str) -> list:
     fn = module.function()
     found = converged_collectives(fn)
     return [id(op) in found for op in fn.walk() if op.name in ("gpu.shuffle", "gpu.vote")]
+
+
+def verdicts(body: str) -> list:
+    """For each collective, in program order: "all" (every thread of the warp together), "live" (every thread not
+    exited by a return of the kernel) or "apart"."""
+    module = parse_module(HEAD + body + "}\n")
+    verify(module)
+    fn = module.function()
+    every, live = converged_collectives(fn), collectives_of_live_lanes(fn)
+    return ["all" if id(op) in every else "live" if id(op) in live else "apart"
+            for op in fn.walk() if op.name in ("gpu.shuffle", "gpu.vote")]
 
 
 def test_top_level_collectives_are_converged():
@@ -100,3 +111,32 @@ def test_a_continue_of_an_outer_loop_leaves_the_inner_loop_apart():
             "      %11 = arith.cmp %3, %9 {pred = \"lt\"} : i1\n"
             "      scf.if %11 {\n        scf.continue {label = \"L1\"}\n      } {\n      }\n    }\n  }\n")
     assert converged(body) == [True, False]
+
+
+def test_after_returns_by_some_threads_the_lanes_still_running_are_together():
+    # if t < n: return; shuffle -- the threads still running all get there (the bounds check before a reduction)
+    body = ("  %6 = arith.cmp %3, %1 {pred = \"lt\"} : i1\n  scf.if %6 {\n    func.return\n  } {\n  }\n"
+            "  %7 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n"
+            "  %8 = arith.cmp %4, %1 {pred = \"lt\"} : i1\n"
+            "  scf.if %8 {\n    %9 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  } {\n  }\n"
+            "  scf.if %6 {\n    %10 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  } {\n  }\n")
+    assert verdicts(body) == ["live", "live", "apart"]
+
+
+def test_a_return_in_a_loop_leaves_its_later_iterations_to_the_live_lanes():
+    body = LOOP_TOP + "    scf.if %9 {\n      func.return\n    } {\n    }\n  }\n  %10 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n"
+    assert verdicts(body) == ["live", "live"]
+    # a break beside the return: some live threads leave the loop too, and wait after it, where the live lanes
+    # are together again
+    body = (LOOP_TOP + "    scf.if %9 {\n      func.return\n    } {\n    }\n"
+            "    %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n    scf.if %10 {\n      scf.break {label = \"L1\"}\n"
+            "    } {\n    }\n  }\n  %11 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n")
+    assert verdicts(body) == ["apart", "live"]
+
+
+def test_an_inlined_functions_return_is_no_exit():
+    # the helper's threads that return wait at its block's end: a shuffle inside the block after it is apart
+    body = ("  scf.block {label = \"F1\"} {\n    %6 = arith.cmp %3, %1 {pred = \"lt\"} : i1\n"
+            "    scf.if %6 {\n      scf.break {label = \"F1\"}\n    } {\n    }\n"
+            "    %7 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  }\n")
+    assert verdicts(body) == ["apart"]

@@ -128,8 +128,23 @@ def vars_votes_and_ids(o: skc.Ptr[skc.i32], n: skc.i32):
     o[t] = o[t] + _reduce(t) + sum([skc.shfl_xor(t, k) for k in (1, 2, 4)])
 
 
+@skc.kernel
+def returns_then_collectives(o: skc.Ptr[skc.i32], n: skc.i32):
+    t = skc.thread_id(0) + skc.thread_id(1) * 16
+    if t >= n * 7:                  # the bounds check before a reduction: the lanes still running are together
+        return
+    o[t] = skc.warp_sum(t) + skc.shfl_xor(t, 1)
+    for i in range(n):
+        if t == i * 5 + 3:
+            return                  # the later iterations run with the live lanes
+        o[t] = o[t] + skc.shfl_xor(t + i, 2)
+        if t > 20 + i:
+            break                   # these wait after the loop
+    o[t] = o[t] + skc.i32(skc.ballot(t % 3 == 0))
+
+
 KERNELS = [helper_returning_from_its_loop, helper_returning_from_nested_loops_in_a_loop, return_in_nested_loops,
-           break_and_continue, static_range_jumps, vars_votes_and_ids]
+           break_and_continue, static_range_jumps, vars_votes_and_ids, returns_then_collectives]
 
 
 def test_the_oracle_sees_a_collective_some_threads_miss(monkeypatch):
@@ -185,3 +200,21 @@ def test_mixgen_programs(threads, monkeypatch):
             ran += 1
     assert not record.broken, record.describe()
     assert ran >= 20 and record.runs >= 20
+
+
+@pytest.mark.parametrize("threads", [16, 48])
+def test_mixgen_batches_whose_programs_return_early(threads, monkeypatch):
+    # several programs a kernel (program b in block b): one program's early returns leave the programs after it to
+    # the live lanes, which the oracle checks at each of their collectives
+    monkeypatch.setattr(mixgen, "T", threads)
+    folder = tempfile.mkdtemp()
+    with watch() as record:
+        for seed in range(threads * 1000 + 500, threads * 1000 + 506):
+            batch = mixgen.Batch(seed, 6, 3, extra=True)
+            module = fuzzgen.load_module(batch.source, folder, f"mixgen_live_{seed}")
+            try:
+                module.batch.interpret[6, threads](*batch.inputs_now(), *batch.outputs_template())
+            except CompileError:
+                continue
+    assert not record.broken, record.describe()
+    assert record.live >= 10

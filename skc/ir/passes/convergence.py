@@ -11,6 +11,12 @@ GPU waits for them all.
 The proof is conservative: a value is the same for all threads where it comes from constants, the kernel's
 arguments, block and grid ids, votes, or a var slot every store to which is such a value made by every thread
 together; thread and lane ids, memory, shuffles and anything else are taken to differ by thread.
+
+A kernel's own `return` ends the threads that take it. Where it is the only jump some threads took before a
+collective, every thread still running reaches the collective together (`collectives_of_live_lanes`): a backend
+gathers them with a ballot of every lane the warp has, which waits for each lane that has not exited (PTX ISA
+9.7.13: the `.sync` warp instructions wait for the non-exited threads of their member mask), and takes that ballot as
+the collective's mask. This is the bounds check before a warp reduction (`if t >= n: return`).
 """
 from __future__ import annotations
 
@@ -23,14 +29,27 @@ _SAME_SOURCES = frozenset({"arith.constant", "gpu.block_id", "gpu.grid_dim", "cl
 _PURE_PREFIXES = ("arith.", "math.", "vec.", "ptr.")
 
 
+APART, LIVE, ALL = 0, 1, 2   # who reaches a point together: unknown; every thread not exited; every thread
+
+
 def converged_collectives(fn: Function) -> set:
     """The ids of `fn`'s shuffles and votes that every thread of their warp reaches together."""
+    return _walked(fn).converged
+
+
+def collectives_of_live_lanes(fn: Function) -> set:
+    """The ids of `fn`'s shuffles and votes that every thread of their warp not exited by a `return` of the kernel
+    reaches together (and some thread may have exited before): none of converged_collectives'."""
+    return _walked(fn).live
+
+
+def _walked(fn: Function) -> "_Walk":
     differing: set = set()   # var slots some thread may hold apart from the others
     while True:
         walk = _Walk(fn, differing)
-        walk.region(fn.body, True)
+        walk.region(fn.body, ALL)
         if walk.differing <= differing:
-            return walk.converged
+            return walk
         differing |= walk.differing
 
 
@@ -40,6 +59,7 @@ class _Walk:
         self.slots_apart = differing      # from the walks before (fixed for this one)
         self.differing: set = set()       # found by this walk
         self.converged: set = set()
+        self.live: set = set()
         self.same_memo: dict = {}
 
     def same(self, value: Value) -> bool:
@@ -65,24 +85,25 @@ class _Walk:
             return op.operands[0] not in self.slots_apart
         return op.name.startswith(_PURE_PREFIXES) and all(self.same(v) for v in op.operands)
 
-    def region(self, region: Region, together: bool) -> set:
-        """Walk `region`, entered by every thread of the warp together or not; return the jumps out of it that
-        only some threads may take: ("break", label), ("continue", label), ("return",)."""
+    def region(self, region: Region, together: int) -> set:
+        """Walk `region`, entered together by every thread of the warp (ALL), by every thread not exited (LIVE) or
+        not (APART); return the jumps out of it that only some threads may take: ("break", label),
+        ("continue", label), ("return",)."""
         leaving: set = set()
         for op in region.ops:
             name = op.name
             jumps: set = set()
             if name in COLLECTIVES and together:
-                self.converged.add(id(op))
+                (self.converged if together == ALL else self.live).add(id(op))
             elif name == "var.store":
                 slot, value = op.operands
                 if not (together and self.same(value)):
                     self.differing.add(slot)
             elif name == "scf.if":
-                inner = together and self.same(op.operands[0])
+                inner = together if self.same(op.operands[0]) else APART
                 jumps = self.region(op.regions[0], inner) | self.region(op.regions[1], inner)
             elif name == "scf.for":
-                jumps = self.loop(op, together and all(self.same(v) for v in op.operands))
+                jumps = self.loop(op, together if all(self.same(v) for v in op.operands) else APART)
             elif name == "scf.loop":
                 jumps = self.loop(op, together)
             elif name == "scf.block":
@@ -93,16 +114,19 @@ class _Walk:
                 jumps = {("return",)}
             if jumps:
                 leaving |= jumps
-                together = False   # some threads may have left: the rest of the region runs without them
+                # some threads may have left: the rest of the region runs without them (those that returned from
+                # the kernel exited; the others wait somewhere else)
+                together = min(together, LIVE) if jumps == {("return",)} else APART
         return leaving
 
-    def loop(self, op: Op, together: bool) -> set:
+    def loop(self, op: Op, together: int) -> set:
         label = op.attrs["label"]
-        before = set(self.converged)
+        before = set(self.converged), set(self.live)
         jumps = self.region(op.regions[0], together)
-        if together and jumps - {("continue", label)}:
+        left = jumps - {("continue", label)}
+        if together and left:
             # some threads leave the loop early (a break, a return, or a jump to an enclosing construct: an inlined
             # function's return), so the iterations after run without them; a continue only skips to the next one
-            self.converged = before
-            jumps = self.region(op.regions[0], False)
+            self.converged, self.live = set(before[0]), set(before[1])
+            jumps = self.region(op.regions[0], min(together, LIVE) if left == {("return",)} else APART)
         return jumps - {("break", label), ("continue", label)}
