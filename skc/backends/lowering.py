@@ -652,6 +652,9 @@ out:
     # -- control flow -------------------------------------------------------------------
     def _lower_if(self, op):
         text = self.text
+        before_branch = getattr(self.target, "before_branch", None)
+        if before_branch is not None:   # (what a target computes over the lanes that reach the branch)
+            before_branch(self, op)
         then_label, else_label, end_label = (text.new_label(p) for p in ("then", "else", "endif"))
         text.terminate(f"br i1 {self.get(op.operands[0])}, label %{then_label}, label %{else_label}")
         for label, region in ((then_label, op.regions[0]), (else_label, op.regions[1])):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from .. import ir
-from ..ir.passes.convergence import collectives_of_live_lanes, converged_collectives
+from ..ir.passes.convergence import (ALL, LIVE, collectives_in_branches, collectives_of_live_lanes,
+                                     converged_collectives)
 from ..target import Target
 from . import nvptx_async
 from .llvm_text import llvm_type
@@ -48,6 +49,9 @@ class NVPTX:
             "mfma.mma": _lower_mfma,
         }
         self.ops.update(nvptx_async.OPS)
+
+    def before_branch(self, lw, op: ir.Op):
+        _branch_masks(lw, op)
 
     def finish_assembly(self, ptx: str) -> str:
         """The PTX as LLVM printed it, with integer `abs` rewritten (see _safe_integer_abs)."""
@@ -260,21 +264,55 @@ def _warp_lanes(lw: FunctionLowering) -> str | None:
     return lw.text.value(f"select i1 {whole}, i32 -1, i32 {partial}")
 
 
+def _analysed(lw: FunctionLowering) -> dict:
+    """The convergence analysis' verdicts on lw's function (computed once), and the branch masks made so far."""
+    if "converged" not in lw.analyses:
+        lw.analyses["converged"] = converged_collectives(lw.fn)
+        lw.analyses["live"] = collectives_of_live_lanes(lw.fn)
+        lw.analyses["split"], lw.analyses["splitting"] = collectives_in_branches(lw.fn)
+        lw.analyses["branch_masks"] = {}
+    return lw.analyses
+
+
+def _group_mask(lw: FunctionLowering, state, lanes: str | None) -> str:
+    """The member mask of the lanes of an analysis state: every lane the warp has (ALL); those not exited, gathered
+    by a ballot over them all, which waits for each one (LIVE); or the mask a branch's ballot made ((root, path))."""
+    if state == ALL:
+        return lanes or "-1"
+    if state == LIVE:
+        return lw.call("llvm.nvvm.vote.ballot.sync", "i32", [f"i32 {lanes or '-1'}", "i1 true"])
+    return _analysed(lw)["branch_masks"][state[1][-1]]
+
+
+def _branch_masks(lw: FunctionLowering, op: ir.Op):
+    """Before an scf.if whose condition splits a known group of lanes (convergence.collectives_in_branches): the
+    lanes taking each side, a ballot of the condition over the group (every lane of it waits there: vote.sync)."""
+    analysed = _analysed(lw)
+    state = analysed["splitting"].get(id(op))
+    if state is None or lw.fn.attrs.get("block") is None:
+        return
+    group = _group_mask(lw, state, _warp_lanes(lw))
+    taken = lw.call("llvm.nvvm.vote.ballot.sync", "i32", [f"i32 {group}", f"i1 {lw.get(op.operands[0])}"])
+    analysed["branch_masks"][(id(op), 0)] = taken
+    analysed["branch_masks"][(id(op), 1)] = lw.text.value(f"xor i32 {group}, {taken}")
+
+
 def _warp_mask(lw: FunctionLowering, op: ir.Op, lanes: str | None) -> str:
     """A shuffle's or vote's member mask: every lane the warp has (`lanes`, from _warp_lanes) where the convergence
     analysis proves that all of them get there together (the GPU then waits for them all: after loops of differing
     trip counts the lanes that happen to run together, `activemask`, may be fewer); where it proves that every lane
     not exited by a return of the kernel gets there together, those lanes, gathered by a ballot over every lane the
-    warp has (which waits for each one not exited: PTX ISA 9.7.13); else the lanes active now."""
-    if "converged" not in lw.analyses:
-        lw.analyses["converged"] = converged_collectives(lw.fn)
-        lw.analyses["live"] = collectives_of_live_lanes(lw.fn)
+    warp has (which waits for each one not exited: PTX ISA 9.7.13); inside branches that split such a group, the
+    mask the branches' ballots made (_branch_masks); else the lanes active now."""
+    analysed = _analysed(lw)
     if lw.fn.attrs.get("block") is None:
         return lw.call("llvm.nvvm.activemask", "i32", [])
-    if id(op) in lw.analyses["converged"]:
-        return lanes or "-1"
-    if id(op) in lw.analyses["live"]:
-        return lw.call("llvm.nvvm.vote.ballot.sync", "i32", [f"i32 {lanes or '-1'}", "i1 true"])
+    if id(op) in analysed["converged"]:
+        return _group_mask(lw, ALL, lanes)
+    if id(op) in analysed["live"]:
+        return _group_mask(lw, LIVE, lanes)
+    if id(op) in analysed["split"]:
+        return _group_mask(lw, analysed["split"][id(op)], lanes)
     return lw.call("llvm.nvvm.activemask", "i32", [])
 
 

@@ -1,11 +1,19 @@
 """The member masks of shuffles and votes in the PTX: every lane the warp has where the convergence analysis proves
-they all get there (so the GPU waits for them after loops of differing trip counts), `activemask` elsewhere; a
-shuffle in a block's partial last warp keeps its own value where the lane it reads does not exist."""
+they all get there (so the GPU waits for them after loops of differing trip counts); inside a branch on a value
+that differs by thread, the lanes that took it, by a ballot of its condition before it; after returns some threads
+took, the lanes still running, by a ballot of true; `activemask` elsewhere. A shuffle in a block's partial last
+warp keeps its own value where the lane it reads does not exist."""
+import os
 import re
+import sys
 
+import numpy as np
 import pytest
 
 import skc
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "fuzz"))
+import ptx_emulator  # noqa: E402
 
 
 @skc.kernel
@@ -17,7 +25,7 @@ def collectives(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.i32], n: skc.i32):
         s = s + x[i]
         i = i + 32
     o[t] = skc.shfl_xor(s, 3) + skc.i32(skc.vote_any(s > 5))
-    if t < 4:                         # some lanes only: the lanes active now
+    if t < 4:                         # some lanes only: those a ballot of t < 4 names
         o[t] = skc.shfl_xor(s, 1)
 
 
@@ -29,8 +37,9 @@ def masks(threads: int) -> list:
 @pytest.mark.parametrize("threads, whole", [(32, "-1"), (128, "-1"), (16, "65535")])
 def test_converged_collectives_name_the_whole_warp(threads, whole):
     found, ptx = masks(threads)
-    assert found[:2] == [whole, whole], found
-    assert found[2].startswith("%r") and "activemask" in ptx
+    assert found[:3] == [whole, whole, whole], found    # (the third: the ballot of t < 4 before its branch)
+    branch = re.search(r"vote\.sync\.ballot\.b32\s+(%r\d+), %p\d+, " + whole + ";", ptx).group(1)
+    assert found[3] == branch and "activemask" not in ptx
 
 
 def test_a_shuffle_in_a_partial_warp_keeps_its_value_past_the_last_thread():
@@ -60,3 +69,29 @@ def test_after_a_return_the_lanes_still_running_are_gathered_by_a_ballot(threads
     used = [mask for mask in found if mask != whole]
     assert len(used) == 2 and set(used) <= set(gathered), ptx
     assert "activemask" not in ptx
+
+
+@skc.kernel
+def in_a_branch_after_a_loop(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.u32], n: skc.i32):
+    t = skc.thread_id(0)
+    i = t
+    while i < n:                      # trip counts differ by thread: the warp need not gather again after it
+        i = i + 3
+    if t % 4 != 1:                    # the lanes that take it: a ballot of t % 4 != 1 before the branch names them
+        o[t * 2] = skc.ballot(x[t] > 2)
+        o[t * 2 + 1] = skc.u32(skc.shfl_xor(x[t], 4))
+
+
+@pytest.mark.parametrize("threads", [32, 24])
+def test_a_branchs_lanes_are_named_by_a_ballot_of_its_condition(threads):
+    # in the emulator without reconvergence (activemask names only the lanes of one path), as a GPU may run it:
+    # with activemask the ballot saw a few lanes and the shuffle read lanes of other paths
+    x = (np.arange(32, dtype=np.int32) * 5) % 7
+    want = np.zeros(64, np.uint32)
+    in_a_branch_after_a_loop.interpret[1, threads](x, want, 20)
+    ptx = in_a_branch_after_a_loop.compile(target="sm_90a", block=(threads, 1, 1)).asm("ptx")
+    assert "activemask" not in ptx
+    got = np.zeros(64, np.uint32)
+    ptx_emulator.run_grid(ptx, "in_a_branch_after_a_loop", [x.copy(), got], 1, threads, reconverge=False,
+                          scalars=(20,))
+    np.testing.assert_array_equal(got, want)

@@ -18,7 +18,7 @@ import ptx_emulator  # noqa: E402
 from skc.diagnostics import CompileError  # noqa: E402
 
 
-def run_batch(batch, folder, tag=""):
+def run_batch(batch, folder, tag="", reconverge=True):
     module = fuzzgen.load_module(batch.source, folder, f"mix_{batch.seed}_{batch.count}{tag}")
     kernel = module.batch
     want = batch.outputs_template()
@@ -27,7 +27,7 @@ def run_batch(batch, folder, tag=""):
     ptx = compiled.asm("ptx")
     got = batch.outputs_template()
     arrays = [x.copy() for x in batch.inputs_now()] + got
-    ptx_emulator.run_grid(ptx, "batch", arrays, batch.count, mixgen.T)
+    ptx_emulator.run_grid(ptx, "batch", arrays, batch.count, mixgen.T, reconverge=reconverge)
     return want, got, ptx
 
 

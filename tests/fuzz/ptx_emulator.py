@@ -369,6 +369,7 @@ class Program:
                 "%ctaid.y": 0, "%ctaid.z": 0, "%ntid.y": 1, "%ntid.z": 1, "%nctaid.y": 1, "%nctaid.z": 1,
                 "%laneid": tid % 32, "%warpid": tid // 32}
         pc, steps = 0, 0
+        path = 0   # the branches this thread took since the last bar.sync (a hash): its group without reconvergence
         symbols = self.symbols
 
         def val(a):
@@ -394,6 +395,8 @@ class Program:
             pc += 1
             if guard is not None:
                 p = regs[guard[1]]
+                if op.startswith("bra"):
+                    path = hash((path, pc, p == guard[0]))
                 if p == guard[0]:
                     continue
             parts = op.split(".")
@@ -407,15 +410,16 @@ class Program:
             if name in ("bar", "barrier") and parts[1] in ("sync", "cta") or op == "barrier.sync.aligned":
                 assert not a or val(a[0]) == 0 and len(a) == 1, ("only the whole-CTA barrier 0", op, a)
                 yield ("bar", pc)
+                path = 0
                 continue
             if op in ("bar.warp.sync", "membar.cta", "fence.sc.cta", "fence.acq_rel.cta"):
                 continue
             if name == "activemask":
-                regs[a[0]] = yield ("warp", pc, "activemask", None)
+                regs[a[0]] = yield ("warp", pc, "activemask", None, path)
                 continue
             if name == "shfl":     # shfl.sync.mode.b32 d[|p], a, b, c, membermask
                 assert parts[1] == "sync", op
-                d, pval = yield ("warp", pc, "shfl", (parts[2], val(a[1]) & M32, val(a[2]), val(a[3]), val(a[4])))
+                d, pval = yield ("warp", pc, "shfl", (parts[2], val(a[1]) & M32, val(a[2]), val(a[3]), val(a[4])), path)
                 dst = a[0].split("|")
                 regs[dst[0]] = d
                 if len(dst) > 1 and dst[1] != "_":
@@ -423,11 +427,11 @@ class Program:
                 continue
             if name == "vote":     # vote.sync.{all,any,uni}.pred d, {!}a, mask; vote.sync.ballot.b32 d, {!}a, mask
                 assert parts[1] == "sync", op
-                regs[a[0]] = yield ("warp", pc, "vote", (parts[2], bool(val(a[1])), val(a[2])))
+                regs[a[0]] = yield ("warp", pc, "vote", (parts[2], bool(val(a[1])), val(a[2])), path)
                 continue
             if name == "redux":    # redux.sync.op.type d, a, membermask
                 assert parts[1] == "sync", op
-                regs[a[0]] = yield ("warp", pc, "redux", (parts[2], parts[3], val(a[1]) & M32, val(a[2])))
+                regs[a[0]] = yield ("warp", pc, "redux", (parts[2], parts[3], val(a[1]) & M32, val(a[2])), path)
                 continue
             if name == "cvta":     # state-space windows and generic addresses are the same numbers here
                 regs[a[0]] = val(a[1]) & _reg_mask(a[0])
@@ -984,14 +988,22 @@ def _fold(vals, f):
     return r
 
 
-def run_grid(ptx: str, entry: str, arrays: list, blocks: int, threads: int) -> list:
+def run_grid(ptx: str, entry: str, arrays: list, blocks: int, threads: int, reconverge: bool = True,
+             scalars: tuple = ()) -> list:
     """Run kernel `entry` of `ptx` over a 1-D grid, its pointer parameters bound to `arrays` in order (changed in
-    place); gives the arrays. The threads of a block run one after another up to a barrier (bar.sync: all of the
-    block's live threads wait there) or a warp collective (the warp's threads that reach the same instruction
-    together execute it as one group), so shared memory, barriers and shuffles work; atomics run in thread order."""
+    place), then its scalar parameters to `scalars` (ints); gives the arrays. The threads of a block run one after
+    another up to a barrier (bar.sync: all of the block's live threads wait there) or a warp collective (the warp's
+    threads that reach the same instruction together execute it as one group), so shared memory, barriers and
+    shuffles work; atomics run in thread order.
+
+    reconverge=False: the warp never gathers again after its threads' branches went apart (until a bar.sync), as
+    a GPU may do (PTX promises nothing more): `activemask` names only the lanes that took the same branches, and a
+    .sync collective groups the lanes of its member mask at one instruction, waiting until every one of them not
+    exited is there. In either case a .sync collective waits for every lane of its member mask not exited (a group
+    that can never complete is an error)."""
     program = Program(ptx, entry)
     memory = Memory(arrays)
-    params = dict(zip(program.params, memory.bases))
+    params = dict(zip(program.params, list(memory.bases) + [value & M64 for value in scalars]))
     for block in range(blocks):
         memory.start_block(threads)
         live = {t: program.thread(memory, params, t, block, ntid=threads, nctaid=blocks) for t in range(threads)}
@@ -1011,12 +1023,24 @@ def run_grid(ptx: str, entry: str, arrays: list, blocks: int, threads: int) -> l
             if warp:
                 groups = {}
                 for t, e in warp:
-                    groups.setdefault((t // 32, e[1], e[2]), {})[t % 32] = e[3]
+                    if reconverge:
+                        key = e[1]
+                    else:   # (activemask: the lanes of one path; a .sync form: those of one member mask)
+                        key = (e[1], e[4] if e[3] is None else e[3][-1] & M32)
+                    groups.setdefault((t // 32, key, e[2]), {})[t % 32] = e[3]
+                resolved = False
                 for (w, _, kind), lanes in groups.items():
                     exited = sum(1 << lane for lane in range(32) if w * 32 + lane not in live)
+                    if kind != "activemask":
+                        member = next(iter(lanes.values()))[-1] & M32 & ~exited
+                        if member & ~sum(1 << lane for lane in lanes):
+                            continue   # some lanes of its mask are not there yet
+                    resolved = True
                     for lane, r in program.resolve_warp(kind, lanes, exited).items():
                         reply[w * 32 + lane] = r
                         del waiting[w * 32 + lane]
+                if not resolved:
+                    raise RuntimeError(f"warp collectives that never complete: {sorted(groups)[:4]}")
             else:
                 for t in waiting:
                     reply[t] = None

@@ -73,3 +73,35 @@ def test_the_emulator_runs_barriers_shuffles_and_atomics_as_the_interpreter_does
                                                   np.zeros(24, np.uint32)], 1, 24)
     for w, g in zip(want, got):
         assert w.tolist() == g.tolist()
+
+
+def test_kernels_with_every_mask_named_need_no_reconvergence():
+    """convgen's kernels of tangled control flow whose PTX names every collective's mask (no `activemask`: the
+    convergence analysis' whole warps, live lanes and branch ballots) give the same outputs in the emulator with
+    and without reconvergence (without it, a GPU may run lanes of different paths apart: only a .sync form's mask
+    gathers them). Where a kernel reads a lane that is not active (undefined on a GPU) both read poison alike."""
+    import os
+    import sys
+    import tempfile
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    import convgen
+
+    folder, named = tempfile.mkdtemp(), 0
+    for seed in range(48):
+        kernel = fuzzgen.load_module(convgen.Gen(seed).kernel(), folder, f"convgen_masks_{seed}").k
+        rng = np.random.default_rng(seed)
+        threads = (32, 48, 16, 64)[seed % 4]
+        x = rng.integers(-3, 9, convgen.WIDTH * 4).astype(np.int32)
+        n, m = int(rng.integers(0, 4)), int(rng.integers(0, 4))
+        ptx = kernel.compile(target="sm_90a", block=(threads, 1, 1)).asm("ptx")
+        if "activemask" in ptx:
+            continue
+        named += 1
+        runs = []
+        for reconverge in (True, False):
+            out = np.zeros(convgen.WIDTH * 4, np.int32)
+            ptx_emulator.run_grid(ptx, "k", [out, x.copy()], 2, threads, reconverge=reconverge, scalars=(n, m))
+            runs.append(out)
+        np.testing.assert_array_equal(runs[1], runs[0], err_msg=f"convgen seed {seed}")
+    assert named >= 20

@@ -1,6 +1,6 @@
 """The convergence analysis: which shuffles and votes every thread of their warp reaches together."""
 from skc.ir import parse_module, verify
-from skc.ir.passes.convergence import collectives_of_live_lanes, converged_collectives
+from skc.ir.passes.convergence import collectives_in_branches, collectives_of_live_lanes, converged_collectives
 
 HEAD = ("kernel @k(%0: ptr<global>, %1: i32) {block = [16, 1, 1], shared_bytes = 0} {\n"
         "  %2 = var.alloc : var<i32>\n  %3 = gpu.thread_id {dim = 0} : i32\n  %4 = gpu.block_id {dim = 0} : i32\n"
@@ -18,12 +18,14 @@ def converged(body: str) -> list:
 
 def verdicts(body: str) -> list:
     """For each collective, in program order: "all" (every thread of the warp together), "live" (every thread not
-    exited by a return of the kernel) or "apart"."""
+    exited by a return of the kernel), "branch k" (the lanes of those that took k branches on the way) or
+    "apart"."""
     module = parse_module(HEAD + body + "}\n")
     verify(module)
     fn = module.function()
-    every, live = converged_collectives(fn), collectives_of_live_lanes(fn)
-    return ["all" if id(op) in every else "live" if id(op) in live else "apart"
+    every, live, (split, _) = converged_collectives(fn), collectives_of_live_lanes(fn), collectives_in_branches(fn)
+    return ["all" if id(op) in every else "live" if id(op) in live else
+            f"branch {len(split[id(op)][1])}" if id(op) in split else "apart"
             for op in fn.walk() if op.name in ("gpu.shuffle", "gpu.vote")]
 
 
@@ -120,11 +122,12 @@ def test_after_returns_by_some_threads_the_lanes_still_running_are_together():
             "  %8 = arith.cmp %4, %1 {pred = \"lt\"} : i1\n"
             "  scf.if %8 {\n    %9 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  } {\n  }\n"
             "  scf.if %6 {\n    %10 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  } {\n  }\n")
-    assert verdicts(body) == ["live", "live", "apart"]
+    assert verdicts(body) == ["live", "live", "branch 1"]   # (the third: the live lanes that took the branch)
 
 
 def test_a_return_in_a_loop_leaves_its_later_iterations_to_the_live_lanes():
-    body = LOOP_TOP + "    scf.if %9 {\n      func.return\n    } {\n    }\n  }\n  %10 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n"
+    body = (LOOP_TOP + "    scf.if %9 {\n      func.return\n    } {\n    }\n  }\n"
+            "  %10 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n")
     assert verdicts(body) == ["live", "live"]
     # a break beside the return: some live threads leave the loop too, and wait after it, where the live lanes
     # are together again
@@ -140,3 +143,24 @@ def test_an_inlined_functions_return_is_no_exit():
             "    scf.if %6 {\n      scf.break {label = \"F1\"}\n    } {\n    }\n"
             "    %7 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  }\n")
     assert verdicts(body) == ["apart"]
+
+
+def test_inside_branches_the_lanes_that_took_them_are_known():
+    # if t < n: shuffle; if t > 1: shuffle -- each branch's lanes are named by a ballot of its condition
+    body = ("  %6 = arith.cmp %3, %1 {pred = \"lt\"} : i1\n"
+            "  scf.if %6 {\n    %7 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n"
+            "    %8 = arith.cmp %3, %5 {pred = \"gt\"} : i1\n"
+            "    scf.if %8 {\n      %9 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n    } {\n    }\n"
+            "  } {\n    %10 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  }\n")
+    assert verdicts(body) == ["branch 1", "branch 2", "branch 1"]
+
+
+def test_a_break_inside_a_branch_leaves_the_loop_apart():
+    # for i in range(n): shuffle; if t < i: break -- the branch's lanes leave, the later iterations run without them
+    body = LOOP_TOP + "    scf.if %9 {\n      scf.break {label = \"L1\"}\n    } {\n    }\n  }\n"
+    assert verdicts(body) == ["apart"]
+    # a loop wholly inside a branch, left by every lane that took the branch together: its body keeps them
+    body = ("  %6 = arith.cmp %3, %1 {pred = \"lt\"} : i1\n  scf.if %6 {\n"
+            "    scf.loop {label = \"L1\"} {\n      %7 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n"
+            "      scf.break {label = \"L1\"}\n    }\n  } {\n  }\n")
+    assert verdicts(body) == ["branch 1"]

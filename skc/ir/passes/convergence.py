@@ -17,6 +17,12 @@ collective, every thread still running reaches the collective together (`collect
 gathers them with a ballot of every lane the warp has, which waits for each lane that has not exited (PTX ISA
 9.7.13: the `.sync` warp instructions wait for the non-exited threads of their member mask), and takes that ballot as
 the collective's mask. This is the bounds check before a warp reduction (`if t >= n: return`).
+
+Inside a branch on a value that differs by thread, entered from such a known group (or from a branch of one), the
+lanes that get to a collective are the group's lanes that took each branch on the way, where no jump that only some
+of them took came before (`collectives_in_branches`): a backend names them with a ballot of each branch's condition
+over the group, taken before the branch (every lane of the group waits there), rather than `activemask`, which
+after loops of differing trip counts may name fewer.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ _PURE_PREFIXES = ("arith.", "math.", "vec.", "ptr.")
 
 
 APART, LIVE, ALL = 0, 1, 2   # who reaches a point together: unknown; every thread not exited; every thread
+# (and a branch's lanes: (root, ((if id, side), ...)), the lanes of ALL or LIVE that took each side on the way)
 
 
 def converged_collectives(fn: Function) -> set:
@@ -43,6 +50,17 @@ def collectives_of_live_lanes(fn: Function) -> set:
     return _walked(fn).live
 
 
+def collectives_in_branches(fn: Function) -> tuple:
+    """Shuffles and votes inside branches on values that differ by thread, where the lanes that get there are
+    those of a known group (every thread, or every one not exited) that took each branch on the way:
+    ({collective id: (root, ((if id, side), ...))}, {if id: the state its lanes reach it in}), side 0 the `then`
+    region. A backend names the lanes with a ballot of each such if's condition over the lanes that reach it,
+    taken before its branch (PTX: vote.sync waits for them)."""
+    walk = _walked(fn)
+    used = {if_id for _, path in walk.split.values() for if_id, _ in path}
+    return walk.split, {if_id: state for if_id, state in walk.splitting.items() if if_id in used}
+
+
 def _walked(fn: Function) -> "_Walk":
     differing: set = set()   # var slots some thread may hold apart from the others
     while True:
@@ -53,6 +71,12 @@ def _walked(fn: Function) -> "_Walk":
         differing |= walk.differing
 
 
+def _after_jumps(together, jumps: set):
+    """Who runs on together after `jumps` that some threads took: the live lanes where they only returned from the
+    kernel (from a state of every thread or every live one), else nobody known."""
+    return LIVE if jumps == {("return",)} and together in (ALL, LIVE) else APART
+
+
 class _Walk:
     def __init__(self, fn: Function, differing: set):
         self.fn = fn
@@ -60,6 +84,9 @@ class _Walk:
         self.differing: set = set()       # found by this walk
         self.converged: set = set()
         self.live: set = set()
+        self.split: dict = {}             # collective id -> (root, path) of the branches its lanes took
+        self.splitting: dict = {}         # if id -> the state its lanes reach it in (its branch splits them)
+        self.entry: dict = {}             # loop or block label -> the state its lanes entered it in
         self.same_memo: dict = {}
 
     def same(self, value: Value) -> bool:
@@ -85,48 +112,63 @@ class _Walk:
             return op.operands[0] not in self.slots_apart
         return op.name.startswith(_PURE_PREFIXES) and all(self.same(v) for v in op.operands)
 
-    def region(self, region: Region, together: int) -> set:
-        """Walk `region`, entered together by every thread of the warp (ALL), by every thread not exited (LIVE) or
-        not (APART); return the jumps out of it that only some threads may take: ("break", label),
-        ("continue", label), ("return",)."""
+    def region(self, region: Region, together) -> set:
+        """Walk `region`, entered together by every thread of the warp (ALL), by every thread not exited (LIVE), by
+        the lanes of one of those that took known branches ((root, path)) or not (APART); return the jumps out of it
+        that only some threads may take: ("break", label), ("continue", label), ("return",)."""
         leaving: set = set()
         for op in region.ops:
             name = op.name
             jumps: set = set()
             if name in COLLECTIVES and together:
-                (self.converged if together == ALL else self.live).add(id(op))
+                if together == ALL:
+                    self.converged.add(id(op))
+                elif together == LIVE:
+                    self.live.add(id(op))
+                else:
+                    self.split[id(op)] = together
             elif name == "var.store":
                 slot, value = op.operands
-                if not (together and self.same(value)):
+                if not (together in (ALL, LIVE) and self.same(value)):   # (a branch's lanes: not every thread)
                     self.differing.add(slot)
             elif name == "scf.if":
-                inner = together if self.same(op.operands[0]) else APART
-                jumps = self.region(op.regions[0], inner) | self.region(op.regions[1], inner)
+                if self.same(op.operands[0]) or not together:
+                    jumps = self.region(op.regions[0], together) | self.region(op.regions[1], together)
+                else:   # the lanes that reach it split: those that take each side are known (a ballot names them)
+                    self.splitting[id(op)] = together
+                    root, path = together if isinstance(together, tuple) else (together, ())
+                    jumps = self.region(op.regions[0], (root, path + ((id(op), 0),))) \
+                        | self.region(op.regions[1], (root, path + ((id(op), 1),)))
             elif name == "scf.for":
                 jumps = self.loop(op, together if all(self.same(v) for v in op.operands) else APART)
             elif name == "scf.loop":
                 jumps = self.loop(op, together)
             elif name == "scf.block":
+                self.entry[op.attrs["label"]] = together
                 jumps = self.region(op.regions[0], together) - {("break", op.attrs["label"])}
-            elif name in ("scf.break", "scf.continue") and not together:
+            elif name in ("scf.break", "scf.continue") and together != self.entry.get(op.attrs["label"], APART):
+                # taken by fewer threads than entered the construct it leaves (inside a branch, or apart)
                 jumps = {(name[4:], op.attrs["label"])}
-            elif name == "func.return" and not together:
+            elif name == "func.return" and together not in (ALL, LIVE):
                 jumps = {("return",)}
             if jumps:
                 leaving |= jumps
                 # some threads may have left: the rest of the region runs without them (those that returned from
                 # the kernel exited; the others wait somewhere else)
-                together = min(together, LIVE) if jumps == {("return",)} else APART
+                together = _after_jumps(together, jumps)
         return leaving
 
-    def loop(self, op: Op, together: int) -> set:
+    def loop(self, op: Op, together) -> set:
         label = op.attrs["label"]
-        before = set(self.converged), set(self.live)
+        before = set(self.converged), set(self.live), dict(self.split), dict(self.splitting)
+        self.entry[label] = together
         jumps = self.region(op.regions[0], together)
         left = jumps - {("continue", label)}
         if together and left:
             # some threads leave the loop early (a break, a return, or a jump to an enclosing construct: an inlined
             # function's return), so the iterations after run without them; a continue only skips to the next one
             self.converged, self.live = set(before[0]), set(before[1])
-            jumps = self.region(op.regions[0], min(together, LIVE) if left == {("return",)} else APART)
+            self.split, self.splitting = dict(before[2]), dict(before[3])
+            self.entry[label] = _after_jumps(together, left)
+            jumps = self.region(op.regions[0], self.entry[label])
         return jumps - {("break", label), ("continue", label)}
