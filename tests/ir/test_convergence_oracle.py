@@ -182,39 +182,36 @@ def test_random_kernels_of_tangled_control_flow():
     assert record.runs > 6000     # (the oracle did look)
 
 
-@pytest.mark.parametrize("threads", [16, 48, 80, 32])
-def test_mixgen_programs(threads, monkeypatch):
-    # one program a kernel: a program's early return would leave the programs after it apart, unchecked; programs
-    # the frontend refuses are left out, as mixfuzz drops them
-    monkeypatch.setattr(mixgen, "T", threads)
-    folder = tempfile.mkdtemp()
-    ran = 0
+def _watch_mixgen(seeds, programs: int, threads: int):
+    """mixgen batches of `programs` programs (program b in block b) run in the interpreter under the oracle's watch;
+    gives the record and how many ran (those the frontend refuses are left out, as mixfuzz drops them)."""
+    folder, ran = tempfile.mkdtemp(), 0
     with watch() as record:
-        for seed in range(threads * 1000, threads * 1000 + 30):
-            batch = mixgen.Batch(seed, 1, 3, extra=True)
-            module = fuzzgen.load_module(batch.source, folder, f"mixgen_{seed}")
+        for seed in seeds:
+            batch = mixgen.Batch(seed, programs, 3, extra=True)
+            module = fuzzgen.load_module(batch.source, folder, f"mixgen_{programs}_{seed}")
             try:
-                module.batch.interpret[1, threads](*batch.inputs_now(), *batch.outputs_template())
+                module.batch.interpret[programs, threads](*batch.inputs_now(), *batch.outputs_template())
             except CompileError:
                 continue
             ran += 1
+    return record, ran
+
+
+@pytest.mark.parametrize("threads", [16, 48, 80, 32])
+def test_mixgen_programs(threads, monkeypatch):
+    # one program a kernel: every program's collectives are checked as converged where the analysis finds them so
+    monkeypatch.setattr(mixgen, "T", threads)
+    record, ran = _watch_mixgen(range(threads * 1000, threads * 1000 + 30), 1, threads)
     assert not record.broken, record.describe()
     assert ran >= 20 and record.runs >= 20
 
 
 @pytest.mark.parametrize("threads", [16, 48])
 def test_mixgen_batches_whose_programs_return_early(threads, monkeypatch):
-    # several programs a kernel (program b in block b): one program's early returns leave the programs after it to
-    # the live lanes, which the oracle checks at each of their collectives
+    # several programs a kernel: one program's early returns leave the programs after it to the live lanes, which
+    # the oracle checks at each of their collectives
     monkeypatch.setattr(mixgen, "T", threads)
-    folder = tempfile.mkdtemp()
-    with watch() as record:
-        for seed in range(threads * 1000 + 500, threads * 1000 + 506):
-            batch = mixgen.Batch(seed, 6, 3, extra=True)
-            module = fuzzgen.load_module(batch.source, folder, f"mixgen_live_{seed}")
-            try:
-                module.batch.interpret[6, threads](*batch.inputs_now(), *batch.outputs_template())
-            except CompileError:
-                continue
+    record, _ = _watch_mixgen(range(threads * 1000 + 500, threads * 1000 + 506), 6, threads)
     assert not record.broken, record.describe()
     assert record.live >= 10
