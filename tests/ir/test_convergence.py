@@ -164,3 +164,15 @@ def test_a_break_inside_a_branch_leaves_the_loop_apart():
             "    scf.loop {label = \"L1\"} {\n      %7 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n"
             "      scf.break {label = \"L1\"}\n    }\n  } {\n  }\n")
     assert verdicts(body) == ["branch 1"]
+
+
+def test_a_branch_on_lane_0s_value_keeps_each_warp_together():
+    # the warp roles' test: w = shfl_idx(t / 128, 0) is alike on every lane of a warp, so `if w == 0` splits no warp
+    # (a branch mask there would be a register held through the consumers' loop: attention spilled with one)
+    body = ("  %6 = arith.constant {value = 128} : i32\n  %7 = arith.div %3, %6 : i32\n"
+            "  %8 = arith.constant {value = 0} : i32\n  %9 = gpu.shuffle %7, %8 {mode = \"idx\"} : i32\n"
+            "  %10 = arith.cmp %9, %8 {pred = \"eq\"} : i1\n"
+            "  scf.if %10 {\n    %11 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  } {\n  }\n"
+            "  %12 = gpu.shuffle %7, %5 {mode = \"idx\"} : i32\n  %13 = arith.cmp %12, %8 {pred = \"eq\"} : i1\n"
+            "  scf.if %13 {\n    %14 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  } {\n  }\n")
+    assert verdicts(body) == ["all", "all", "all", "branch 1"]   # (lane 1's value: no such rule)

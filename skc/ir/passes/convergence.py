@@ -8,9 +8,10 @@ the warp has is there (each enclosing condition and loop bound the same for all 
 paths before by a jump of its own), a backend may name every lane of the warp in the collective's mask, and the
 GPU waits for them all.
 
-The proof is conservative: a value is the same for all threads where it comes from constants, the kernel's
-arguments, block and grid ids, votes, or a var slot every store to which is such a value made by every thread
-together; thread and lane ids, memory, shuffles and anything else are taken to differ by thread.
+The proof is conservative: a value is the same for all threads (of a warp: what a collective needs) where it comes
+from constants, the kernel's arguments, block and grid ids, votes, a shuffle of the whole warp from lane 0, or a var
+slot every store to which is such a value made by every thread together; thread and lane ids, memory, other
+shuffles and anything else are taken to differ by thread.
 
 A kernel's own `return` ends the threads that take it. Where it is the only jump some threads took before a
 collective, every thread still running reaches the collective together (`collectives_of_live_lanes`): a backend
@@ -71,6 +72,12 @@ def _walked(fn: Function) -> "_Walk":
         differing |= walk.differing
 
 
+def _constant(value: Value):
+    """The value of an arith.constant, else None."""
+    owner = value.owner
+    return owner.attrs.get("value") if isinstance(owner, Op) and owner.name == "arith.constant" else None
+
+
 def _after_jumps(together, jumps: set):
     """Who runs on together after `jumps` that some threads took: the live lanes where they only returned from the
     kernel (from a state of every thread or every live one), else nobody known."""
@@ -90,7 +97,7 @@ class _Walk:
         self.same_memo: dict = {}
 
     def same(self, value: Value) -> bool:
-        """Whether `value` is the same on every thread that computes it."""
+        """Whether `value` is the same on every thread of a warp that computes it (all a collective needs)."""
         key = id(value)
         if key not in self.same_memo:
             self.same_memo[key] = False   # (no value depends on itself; a guard all the same)
@@ -108,6 +115,9 @@ class _Walk:
         op: Op = owner
         if op.name in _SAME_SOURCES:
             return True
+        if op.name == "gpu.shuffle" and op.attrs["mode"] == "idx" and id(op) in self.converged \
+                and _constant(op.operands[1]) == 0:
+            return True   # every lane of the warp reads lane 0's value (the warp roles' warpgroup index)
         if op.name == "var.load":
             return op.operands[0] not in self.slots_apart
         return op.name.startswith(_PURE_PREFIXES) and all(self.same(v) for v in op.operands)
