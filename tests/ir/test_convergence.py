@@ -176,3 +176,15 @@ def test_a_branch_on_lane_0s_value_keeps_each_warp_together():
             "  %12 = gpu.shuffle %7, %5 {mode = \"idx\"} : i32\n  %13 = arith.cmp %12, %8 {pred = \"eq\"} : i1\n"
             "  scf.if %13 {\n    %14 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  } {\n  }\n")
     assert verdicts(body) == ["all", "all", "all", "branch 1"]   # (lane 1's value: no such rule)
+
+
+def test_a_lane_0_shuffle_in_a_loop_some_threads_leave_is_not_alike():
+    # for i in range(n): w = shfl_idx(t, 0); if w == 0: shuffle; if t < i: return -- the first walk of the body
+    # finds w's shuffle converged; the walk for the later iterations (the live lanes: lane 0 may have exited) does
+    # not, so w no longer counts as alike and the branch on it splits the live lanes
+    body = ("  %6 = arith.constant {value = 0} : i32\n  scf.for %6, %1, %5 {label = \"L1\"} { ^(%7: i32)\n"
+            "    %8 = gpu.shuffle %3, %6 {mode = \"idx\"} : i32\n    %9 = arith.cmp %8, %6 {pred = \"eq\"} : i1\n"
+            "    scf.if %9 {\n      %10 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n    } {\n    }\n"
+            "    %11 = arith.cmp %3, %7 {pred = \"lt\"} : i1\n"
+            "    scf.if %11 {\n      func.return\n    } {\n    }\n  }\n")
+    assert verdicts(body) == ["live", "branch 1"]

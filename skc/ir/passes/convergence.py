@@ -179,6 +179,7 @@ class _Walk:
             # function's return), so the iterations after run without them; a continue only skips to the next one
             self.converged, self.live = set(before[0]), set(before[1])
             self.split, self.splitting = dict(before[2]), dict(before[3])
+            self.same_memo.clear()   # (a lane-0 shuffle in the body was converged in the first walk only)
             self.entry[label] = _after_jumps(together, left)
             jumps = self.region(op.regions[0], self.entry[label])
         return jumps - {("break", label), ("continue", label)}
