@@ -1,6 +1,8 @@
 """A dynamic check of the convergence analysis: kernels run in the interpreter, and at each run of a shuffle or
 vote that the analysis finds converged, every thread of each warp there must run it, together; at each run of one
-it finds reached by the live lanes, every thread of each warp there that has not returned from the kernel.
+it finds reached by the live lanes, every thread of each warp there that has not returned from the kernel; at each
+run of one it finds inside branches that split a known group, exactly the lanes of that group that took them (as a
+ballot of each branch's condition, taken where the group reached it, names them: checked there too).
 
 The interpreter's groups are the IR's meaning of "together" (runtime/interpreter/control.py): a warp whose threads
 reach one collective in different groups, or only some of them, would on a GPU leave a full member mask waiting for
@@ -14,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from skc.ir.passes.convergence import COLLECTIVES, collectives_of_live_lanes, converged_collectives
+from skc.ir.passes.convergence import (ALL, LIVE, COLLECTIVES, collectives_in_branches, collectives_of_live_lanes,
+                                       converged_collectives)
 from skc.runtime.interpreter.plan import Plan
 
 
@@ -25,6 +28,7 @@ class Record:
     planned: int = 0
     converged: int = 0
     live: int = 0
+    branch_runs: int = 0                          # runs of collectives and splitting ifs with branch verdicts
     runs: int = 0
     broken: list = field(default_factory=list)   # (op, block index, warp, lanes there, lanes the warp has)
     counts: dict = field(default_factory=dict)   # (block state, op) -> runs of the op by each lane of the block
@@ -75,6 +79,48 @@ def _checked_live(record: Record, op, fn):
     return step
 
 
+def _group_lanes(block, state, masks: dict, warp: int):
+    """The lanes of the warp (a bool per lane it has) that a state names: all, those not returned, or those a branch
+    took (recorded where its if ran; None if it never ran there)."""
+    width = block.launch.warp_size
+    lanes = slice(warp * width, min((warp + 1) * width, block.launch.nthreads))
+    if state == ALL:
+        return np.ones(lanes.stop - lanes.start, bool)
+    if state == LIVE:
+        return ~block.returned()[lanes]
+    return masks.get((id(block), state[1][-1], warp))
+
+
+def _checked_group(record: Record, op, fn, state, masks: dict, condition=None):
+    """The step of a collective with a branch verdict, or of an if that splits a group (`condition`: its operand):
+    each warp's active lanes there must be the state's lanes; an if records the lanes that take each side."""
+    def check(group):
+        block, mask = group.block, group.mask
+        width = block.launch.warp_size
+        record.runs += 1
+        record.branch_runs += 1
+        for warp in np.unique(np.flatnonzero(mask) // width).tolist():
+            lanes = mask[warp * width:(warp + 1) * width]
+            want = _group_lanes(block, state, masks, warp)
+            if want is None or not np.array_equal(lanes, want):
+                record.broken.append((op, block.index, warp, f"{int(lanes.sum())} (the group's "
+                                      f"{'?' if want is None else int(want.sum())})", lanes.size))
+            if condition is not None:
+                taken = group.env[condition][warp * width:(warp + 1) * width]
+                masks[(id(block), (id(op), 0), warp)] = lanes & taken
+                masks[(id(block), (id(op), 1), warp)] = lanes & ~taken
+
+    if condition is None:
+        def step(group):
+            check(group)
+            return fn(group)
+    else:
+        def step(group):   # (control ops are generators)
+            check(group)
+            return (yield from fn(group))
+    return step
+
+
 @contextlib.contextmanager
 def watch():
     """Within it, every interpreter launch checks the collectives the analysis finds converged; yields the Record
@@ -85,6 +131,8 @@ def watch():
     def init(plan, function, launch):
         plan.converged = converged_collectives(function)
         plan.live = collectives_of_live_lanes(function)
+        plan.split, plan.splitting = collectives_in_branches(function)
+        plan.masks = {}
         collectives = [op for op in function.walk() if op.name in COLLECTIVES]
         record.planned += len(collectives)
         record.converged += sum(id(op) in plan.converged for op in collectives)
@@ -96,6 +144,12 @@ def watch():
         if op.name in COLLECTIVES and (id(op) in plan.converged or id(op) in plan.live):
             _, fn, kind = found
             return op, (_checked if id(op) in plan.converged else _checked_live)(record, op, fn), kind
+        if op.name in COLLECTIVES and id(op) in plan.split:
+            _, fn, kind = found
+            return op, _checked_group(record, op, fn, plan.split[id(op)], plan.masks), kind
+        if op.name == "scf.if" and id(op) in plan.splitting:
+            _, fn, kind = found
+            return op, _checked_group(record, op, fn, plan.splitting[id(op)], plan.masks, op.operands[0]), kind
         return found
 
     Plan.__init__, Plan.step = init, step

@@ -157,6 +157,20 @@ def test_the_oracle_sees_a_collective_some_threads_miss(monkeypatch):
     assert record.broken and "25 of 32 lanes" in record.describe()
 
 
+def test_the_oracle_sees_a_branch_mask_naming_the_other_side(monkeypatch):
+    # an analysis whose branch verdicts name the other side of their last branch: the lanes there are not those
+    from skc.ir.passes.convergence import collectives_in_branches
+
+    def swapped(fn):
+        split, splitting = collectives_in_branches(fn)
+        return {k: (root, path[:-1] + ((path[-1][0], 1 - path[-1][1]),)) for k, (root, path) in split.items()}, \
+            splitting
+    monkeypatch.setattr(convergence_oracle, "collectives_in_branches", swapped)
+    with watch() as record:
+        vars_votes_and_ids.interpret[1, 32](np.zeros(128, np.int32), 5)
+    assert record.broken and record.branch_runs
+
+
 @pytest.mark.parametrize("block", BLOCKS)
 @pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.fn.__name__)
 def test_kernels_aimed_at_the_rules(kernel, block):
@@ -179,7 +193,7 @@ def test_random_kernels_of_tangled_control_flow():
                                              rng.integers(-3, 9, convgen.WIDTH * 4).astype(np.int32),
                                              int(rng.integers(0, 4)), int(rng.integers(0, 4)))
     assert not record.broken, record.describe()
-    assert record.runs > 6000     # (the oracle did look)
+    assert record.runs > 6000 and record.branch_runs > 500    # (the oracle did look, inside branches too)
 
 
 def _watch_mixgen(seeds, programs: int, threads: int):
