@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 from .. import ir
-from ..ir.passes.convergence import (ALL, LIVE, collectives_in_branches, collectives_of_live_lanes,
-                                     converged_collectives)
+from ..ir.passes.convergence import ALL, LIVE, warp_groups
 from ..target import Target
 from . import nvptx_async
 from .llvm_text import llvm_type
@@ -265,11 +264,9 @@ def _warp_lanes(lw: FunctionLowering) -> str | None:
 
 
 def _analysed(lw: FunctionLowering) -> dict:
-    """The convergence analysis' verdicts on lw's function (computed once), and the branch masks made so far."""
-    if "converged" not in lw.analyses:
-        lw.analyses["converged"] = converged_collectives(lw.fn)
-        lw.analyses["live"] = collectives_of_live_lanes(lw.fn)
-        lw.analyses["split"], lw.analyses["splitting"] = collectives_in_branches(lw.fn)
+    """The convergence analysis' groups for lw's function (computed once), and the branch masks made so far."""
+    if "warp_groups" not in lw.analyses:
+        lw.analyses["warp_groups"] = warp_groups(lw.fn)
         lw.analyses["branch_masks"] = {}
     return lw.analyses
 
@@ -285,10 +282,10 @@ def _group_mask(lw: FunctionLowering, state, lanes: str | None) -> str:
 
 
 def _branch_masks(lw: FunctionLowering, op: ir.Op):
-    """Before an scf.if whose condition splits a known group of lanes (convergence.collectives_in_branches): the
-    lanes taking each side, a ballot of the condition over the group (every lane of it waits there: vote.sync)."""
+    """Before an scf.if whose condition splits a known group of lanes (WarpGroups.splitting): the lanes taking each
+    side, a ballot of the condition over the group (every lane of it waits there: vote.sync)."""
     analysed = _analysed(lw)
-    state = analysed["splitting"].get(id(op))
+    state = analysed["warp_groups"].splitting.get(id(op))
     if state is None or lw.fn.attrs.get("block") is None:
         return
     group = _group_mask(lw, state, _warp_lanes(lw))
@@ -304,16 +301,10 @@ def _warp_mask(lw: FunctionLowering, op: ir.Op, lanes: str | None) -> str:
     not exited by a return of the kernel gets there together, those lanes, gathered by a ballot over every lane the
     warp has (which waits for each one not exited: PTX ISA 9.7.13); inside branches that split such a group, the
     mask the branches' ballots made (_branch_masks); else the lanes active now."""
-    analysed = _analysed(lw)
-    if lw.fn.attrs.get("block") is None:
+    state = _analysed(lw)["warp_groups"].states.get(id(op))
+    if state is None or lw.fn.attrs.get("block") is None:
         return lw.call("llvm.nvvm.activemask", "i32", [])
-    if id(op) in analysed["converged"]:
-        return _group_mask(lw, ALL, lanes)
-    if id(op) in analysed["live"]:
-        return _group_mask(lw, LIVE, lanes)
-    if id(op) in analysed["split"]:
-        return _group_mask(lw, analysed["split"][id(op)], lanes)
-    return lw.call("llvm.nvvm.activemask", "i32", [])
+    return _group_mask(lw, state, lanes)
 
 
 def _source_lane(lw: FunctionLowering, mode: str, amount: str) -> str:

@@ -10,9 +10,9 @@ import numpy as np
 import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel
-from .host_plans import (TORCH_TYPES, Bindings, KeptStandIn, MapsByAddress, StreamBuffers, address_functions, capturing,
-                         check_has_data, check_no_overlap, check_own_memory, element_strides, facts_failed, remember,
-                         require_arrays, tile_counter, torch_type)
+from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
+                         check_has_data, check_no_overlap, check_own_memory, element_strides, facts_failed,
+                         kept_stand_in, remember, require_arrays, tile_counter, torch_type)
 
 LAYOUTS = ("bhsd", "bshd")
 
@@ -161,8 +161,8 @@ class AttentionPlan:
     tensor map encoded once per address (host_plans.MapsByAddress) and, for operands at addresses seen twice, a
     bound launch (host_plans.Bindings). It keeps addresses and geometry, never the caller's tensors (it keeps a
     stand-in for the log-sum-exp when none is asked for: the kernel does not write it then; another for the tile
-    counter where the configuration takes none: host_plans.KeptStandIn; with cfg.fetch_tiles, a counter per launch
-    stream)."""
+    counter where the configuration takes none: host_plans.kept_stand_in; with cfg.fetch_tiles, a counter per
+    launch stream)."""
 
     def __init__(self, q, k, v, out, causal, scale, layout, return_lse, config):
         import torch
@@ -171,9 +171,9 @@ class AttentionPlan:
         self.config, self.grid, self.scalars = problem.config, problem.grid, problem.scalars
         self.return_lse, self.out_shape, self.lse_shape = bool(return_lse), tuple(q.shape), problem.lse_shape
         self.lse_dtype = torch.float32
-        self.no_lse = KeptStandIn((1,), "float32")
+        self.no_lse = kept_stand_in((1,), "float32")
         self.counters = StreamBuffers(tile_counter) if problem.config.fetch_tiles else None
-        self.no_counter = None if self.counters is not None else KeptStandIn((1,), "int32")
+        self.no_counter = None if self.counters is not None else kept_stand_in((1,), "int32")
         boxes = problem.config.boxes()
         self.maps = [MapsByAddress(lambda t, box=boxes[key], name=name: skc.TensorMap(_heads_view(t, layout, name),
                                                                                       box), first)
@@ -184,9 +184,9 @@ class AttentionPlan:
     def __call__(self, q, k, v, out, stream):
         if out is None:
             out = q.new_empty(self.out_shape)
-        lse = q.new_empty(self.lse_shape, dtype=self.lse_dtype) if self.return_lse else self.no_lse(q)
+        lse = q.new_empty(self.lse_shape, dtype=self.lse_dtype) if self.return_lse else self.no_lse(q, None)
         # a launch a CUDA graph captures is never bound: its counter, and a stand-in made under capture, are the
-        # graph's memory for the call (StreamBuffers, KeptStandIn)
+        # graph's memory for the call (StreamBuffers, kept_stand_in)
         captured = capturing(q)
         if self.counters is not None:   # the launch's stream picks its counter: known now, and part of the key
             stream = skc.launch_stream(stream, q)
@@ -199,7 +199,7 @@ class AttentionPlan:
         else:
             check_no_overlap("attention", out, **_read_while_written(q, k, v, out))
             maps = self.maps
-            counter = self.no_counter(q) if self.counters is None else self.counters(q, stream)
+            counter = self.no_counter(q, None) if self.counters is None else self.counters(q, stream)
             args = (maps[0](q), maps[1](k), maps[2](v), maps[3](out), lse, counter, *self.scalars)
             if captured:
                 self.bound.ready(args)(args, stream)

@@ -461,10 +461,11 @@ def unsplit_unless_row_major(cfg, out):
 class StreamBuffers:
     """A plan's split-K or stream-K buffers, a set per launch stream: a launch takes its counters from zero back to
     zero, so two launches running at once on two streams must not share them (they would add each other's partial
-    sums, and stream-K's waits could wait for ever). `make(a, zeros)` makes a zero-filled set on a's device with
-    `zeros` (host_plans.kept_zeros for a set kept, which waits for its fill; the framework's own for a launch a CUDA
-    graph captures, filled in the graph); a set of another framework's arrays is filled on its current stream, and
-    a launch on another stream first waits for the device (once a set)."""
+    sums, and stream-K's waits could wait for ever; stream None: one set for every stream, as kept_stand_in's).
+    `make(a, zeros)` makes a zero-filled set on a's device with `zeros` (host_plans.kept_zeros for a set kept, which
+    waits for its fill; the framework's own for a launch a CUDA graph captures, filled in the graph); a set of
+    another framework's arrays is filled on its current stream, and a launch on another stream first waits for the
+    device (once a set)."""
 
     __slots__ = ("make", "sets")
 
@@ -485,22 +486,12 @@ class StreamBuffers:
         return found
 
 
-class KeptStandIn:
+def kept_stand_in(shape, dtype: str) -> StreamBuffers:
     """A plan's stand-in for an operand its kernel does not read or write in this configuration (a log-sum-exp
-    nobody asked for, a tile counter the schedule takes none from): made once and kept (kept_zeros), or, for a
-    launch a CUDA graph captures, made for the call from the graph's memory (a plan may be made under capture)."""
-
-    __slots__ = ("shape", "dtype", "kept")
-
-    def __init__(self, shape, dtype: str):
-        self.shape, self.dtype, self.kept = shape, dtype, None
-
-    def __call__(self, a):
-        if capturing(a):
-            return _zeros_like(a, self.shape, self.dtype)
-        if self.kept is None:
-            self.kept = kept_zeros(a, self.shape, self.dtype)
-        return self.kept
+    nobody asked for, a tile counter the schedule takes none from): one for every stream (call it with stream None),
+    made once and kept, or for a launch a CUDA graph captures, the graph's for the call (a plan may be made under
+    capture)."""
+    return StreamBuffers(lambda a, zeros: zeros(a, shape, dtype))
 
 
 def kept_zeros(a, shape, dtype: str):
@@ -510,7 +501,7 @@ def kept_zeros(a, shape, dtype: str):
     CUDA graphs' pool while it warms up and records, and a plan first made then would keep memory of that pool,
     which torch refuses ("tensor(s) in the cudagraph pool not tracked as outputs"). Never called while a CUDA graph
     captures the stream (the callers take memory of the graph's for the call then: the driver's would be refused)."""
-    if not getattr(a, "is_cuda", False) or getattr(skc.current_device(), "kind", None) != "cuda":
+    if not getattr(a, "is_cuda", False) or skc.current_device().kind != "cuda":
         return _zeros_like(a, shape, dtype)
     import torch
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from fuzzgen import Choices
+
 VARS = ("a", "c", "d")          # i32 vars every kernel and helper declares first
 WIDTH = 128                     # the most threads along x: o and x hold WIDTH * 4
 
 
-class Gen:
+class Gen(Choices):
     """One kernel `k(o, x, n, m)` and its helpers: `Gen(seed).kernel()` is its source."""
 
     def __init__(self, seed: int, depth: int = 3):
@@ -19,12 +21,6 @@ class Gen:
         self.counter = 0
         self.helpers: list = []   # (name, parameter count)
         self.in_helper = False
-
-    def pick(self, seq):
-        return seq[int(self.rng.integers(0, len(seq)))]
-
-    def chance(self, p):
-        return bool(self.rng.random() < p)
 
     def fresh(self, prefix):
         self.counter += 1

@@ -73,6 +73,16 @@ def _kernel_source(count: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+class Choices:
+    """Random choices from a generator's numpy `self.rng` (mixgen's and convgen's programs)."""
+
+    def pick(self, seq):
+        return seq[int(self.rng.integers(0, len(seq)))]
+
+    def chance(self, p):
+        return bool(self.rng.random() < p)
+
+
 class Program:
     """One random program: `source` defines its helpers and `@func def NAME(xi, xf, oi, of, o)`."""
 

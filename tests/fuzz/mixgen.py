@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fuzzgen import Choices
+
 NV = 2
 T = 16
 INTS = ("i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64")
@@ -83,7 +85,7 @@ FLOAT_LITERALS = (0.0, 0.5, -0.5, 1.0, -1.0, 2.5, 3.0, 1e-3, 1e4, 65504.0, 1e10,
                   3.4e38, 1e300)
 
 
-class Program:
+class Program(Choices):
     def __init__(self, rng, name, depth=3, allow_vectors=True, extra=False):
         self.rng, self.name, self.max_depth = rng, name, depth
         self.allow_vectors = allow_vectors
@@ -96,12 +98,6 @@ class Program:
         self.body = self._body()
 
     # -- random choices ---------------------------------------------------------------------------------
-    def pick(self, seq):
-        return seq[int(self.rng.integers(0, len(seq)))]
-
-    def chance(self, p):
-        return bool(self.rng.random() < p)
-
     def fresh(self, prefix):
         self.counter += 1
         return f"{self.name}_{prefix}{self.counter}"

@@ -63,22 +63,6 @@ def _checked(record: Record, op, fn):
     return step
 
 
-def _checked_live(record: Record, op, fn):
-    """The collective's step, checking first that each warp's active lanes are none or all that have not returned."""
-    def step(group):
-        block, mask = group.block, group.mask
-        width = block.launch.warp_size
-        record.runs += 1
-        running = ~block.returned()
-        for warp in np.unique(np.flatnonzero(mask) // width):
-            lanes, live = mask[warp * width:(warp + 1) * width], running[warp * width:(warp + 1) * width]
-            if not np.array_equal(lanes, live):
-                record.broken.append((op, block.index, int(warp), f"{int(lanes.sum())} (live {int(live.sum())})",
-                                      lanes.size))
-        return fn(group)
-    return step
-
-
 def _group_lanes(block, state, masks: dict, warp: int):
     """The lanes of the warp (a bool per lane it has) that a state names: all, those not returned, or those a branch
     took (recorded where its if ran; None if it never ran there)."""
@@ -92,13 +76,14 @@ def _group_lanes(block, state, masks: dict, warp: int):
 
 
 def _checked_group(record: Record, op, fn, state, masks: dict, condition=None):
-    """The step of a collective with a branch verdict, or of an if that splits a group (`condition`: its operand):
-    each warp's active lanes there must be the state's lanes; an if records the lanes that take each side."""
+    """The step of a collective reached by the live lanes or with a branch verdict, or of an if that splits a group
+    (`condition`: its operand): each warp's active lanes there must be the state's lanes; an if records the lanes
+    that take each side."""
     def check(group):
         block, mask = group.block, group.mask
         width = block.launch.warp_size
         record.runs += 1
-        record.branch_runs += 1
+        record.branch_runs += isinstance(state, tuple)
         for warp in np.unique(np.flatnonzero(mask) // width).tolist():
             lanes = mask[warp * width:(warp + 1) * width]
             want = _group_lanes(block, state, masks, warp)
@@ -141,12 +126,13 @@ def watch():
 
     def step(plan, op):
         found = plan_step(plan, op)
-        if op.name in COLLECTIVES and (id(op) in plan.converged or id(op) in plan.live):
+        if op.name in COLLECTIVES and id(op) in plan.converged:
             _, fn, kind = found
-            return op, (_checked if id(op) in plan.converged else _checked_live)(record, op, fn), kind
-        if op.name in COLLECTIVES and id(op) in plan.split:
+            return op, _checked(record, op, fn), kind
+        if op.name in COLLECTIVES and (id(op) in plan.live or id(op) in plan.split):
             _, fn, kind = found
-            return op, _checked_group(record, op, fn, plan.split[id(op)], plan.masks), kind
+            state = LIVE if id(op) in plan.live else plan.split[id(op)]
+            return op, _checked_group(record, op, fn, state, plan.masks), kind
         if op.name == "scf.if" and id(op) in plan.splitting:
             _, fn, kind = found
             return op, _checked_group(record, op, fn, plan.splitting[id(op)], plan.masks, op.operands[0]), kind

@@ -79,7 +79,7 @@ def test_a_captured_attention_takes_a_tile_counter_of_its_own(fake):
         skc.blocks.attention(q, k, v, causal=True, out=out)
     assert made[6:] == [] and len(plan.counters.sets) == 1 and len(plan.bound) == 1
     (counter,) = plan.counters.sets.values()
-    assert kept_by_the_driver(counter) and kept_by_the_driver(plan.no_lse.kept)
+    assert kept_by_the_driver(counter) and kept_by_the_driver(plan.no_lse.sets[None])
 
 
 def test_a_captured_scaled_matmul_split_in_k_takes_buffers_of_its_own(fake):
@@ -111,7 +111,7 @@ def test_what_a_plan_keeps_is_never_torchs_memory(fake):
     q, k, v, out = (torch.Tensor((1, 4, 256, 64)) for _ in range(4))   # (not causal: no tile counter)
     skc.blocks.attention(q, k, v, out=out)
     (plan,) = attention_host._PLANS.values()
-    assert plan.counters is None and kept_by_the_driver(plan.no_lse.kept) and kept_by_the_driver(plan.no_counter.kept)
+    assert plan.counters is None and kept_by_the_driver(plan.no_lse.sets[None]) and kept_by_the_driver(plan.no_counter.sets[None])
     a, b, c = torch.Tensor((64 * 133, 1024)), torch.Tensor((1024, 128)), torch.Tensor((64 * 133, 128))
     skc.blocks.matmul(a, b, c, config=MatmulConfig(tile_m=64, tile_n=128, consumers=1, stages=4, stream_k=True))
     (gemm,) = matmul_host._PLANS.values()

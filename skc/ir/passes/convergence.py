@@ -27,6 +27,8 @@ after loops of differing trip counts may name fewer.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ..core import Function, Op, Region, Value
 
 COLLECTIVES = ("gpu.shuffle", "gpu.vote")
@@ -38,6 +40,25 @@ _PURE_PREFIXES = ("arith.", "math.", "vec.", "ptr.")
 
 APART, LIVE, ALL = 0, 1, 2   # who reaches a point together: unknown; every thread not exited; every thread
 # (and a branch's lanes: (root, ((if id, side), ...)), the lanes of ALL or LIVE that took each side on the way)
+
+
+class WarpGroups(NamedTuple):
+    """What the analysis finds in one function: `states`, each shuffle's and vote's group of lanes by op id (ALL,
+    LIVE or a branch path (root, ((if id, side), ...)), side 0 the `then` region; absent: not known), and
+    `splitting`, each if on some collective's path by op id, with the state its lanes reach it in. A backend names a
+    path's lanes with a ballot of each such if's condition over the lanes that reach it, taken before its branch
+    (PTX: vote.sync waits for them)."""
+
+    states: dict
+    splitting: dict
+
+
+def warp_groups(fn: Function) -> WarpGroups:
+    """The groups of lanes `fn`'s collectives are reached by (one walk of the analysis)."""
+    walk = _walked(fn)
+    states = {**dict.fromkeys(walk.converged, ALL), **dict.fromkeys(walk.live, LIVE), **walk.split}
+    used = {if_id for _, path in walk.split.values() for if_id, _ in path}
+    return WarpGroups(states, {if_id: state for if_id, state in walk.splitting.items() if if_id in used})
 
 
 def converged_collectives(fn: Function) -> set:
@@ -53,13 +74,10 @@ def collectives_of_live_lanes(fn: Function) -> set:
 
 def collectives_in_branches(fn: Function) -> tuple:
     """Shuffles and votes inside branches on values that differ by thread, where the lanes that get there are
-    those of a known group (every thread, or every one not exited) that took each branch on the way:
-    ({collective id: (root, ((if id, side), ...))}, {if id: the state its lanes reach it in}), side 0 the `then`
-    region. A backend names the lanes with a ballot of each such if's condition over the lanes that reach it,
-    taken before its branch (PTX: vote.sync waits for them)."""
-    walk = _walked(fn)
-    used = {if_id for _, path in walk.split.values() for if_id, _ in path}
-    return walk.split, {if_id: state for if_id, state in walk.splitting.items() if if_id in used}
+    those of a known group (every thread, or every one not exited) that took each branch on the way: their
+    paths by op id, and the ifs on them (WarpGroups)."""
+    groups = warp_groups(fn)
+    return {k: state for k, state in groups.states.items() if isinstance(state, tuple)}, groups.splitting
 
 
 def _walked(fn: Function) -> "_Walk":
