@@ -44,7 +44,8 @@ class NVPTX:
             "gpu.thread_id": _lower_sreg, "gpu.block_id": _lower_sreg, "gpu.grid_dim": _lower_sreg,
             "gpu.lane_id": _lower_lane_id, "gpu.barrier": _lower_barrier, "gpu.barrier_arrive": _lower_barrier_arrive,
             "gpu.shuffle": _lower_shuffle,
-            "gpu.vote": _lower_vote, "gpu.print": _lower_print, "gpu.assert": _lower_assert,
+            "gpu.vote": _lower_vote, "gpu.elect_one": _lower_elect_one,
+            "gpu.print": _lower_print, "gpu.assert": _lower_assert,
             "mfma.mma": _lower_mfma,
         }
         self.ops.update(nvptx_async.OPS)
@@ -295,12 +296,12 @@ def _branch_masks(lw: FunctionLowering, op: ir.Op):
 
 
 def _warp_mask(lw: FunctionLowering, op: ir.Op, lanes: str | None) -> str:
-    """A shuffle's or vote's member mask: every lane the warp has (`lanes`, from _warp_lanes) where the convergence
-    analysis proves that all of them get there together (the GPU then waits for them all: after loops of differing
-    trip counts the lanes that happen to run together, `activemask`, may be fewer); where it proves that every lane
-    not exited by a return of the kernel gets there together, those lanes, gathered by a ballot over every lane the
-    warp has (which waits for each one not exited: PTX ISA 9.7.13); inside branches that split such a group, the
-    mask the branches' ballots made (_branch_masks); else the lanes active now."""
+    """A collective's (shuffle, vote, election) member mask: every lane the warp has (`lanes`, from _warp_lanes)
+    where the convergence analysis proves that all of them get there together (the GPU then waits for them all:
+    after loops of differing trip counts the lanes that happen to run together, `activemask`, may be fewer); where
+    it proves that every lane not exited by a return of the kernel gets there together, those lanes, gathered by a
+    ballot over every lane the warp has (which waits for each one not exited: PTX ISA 9.7.13); inside branches that
+    split such a group, the mask the branches' ballots made (_branch_masks); else the lanes active now."""
     state = _analysed(lw)["warp_groups"].states.get(id(op))
     if state is None or lw.fn.attrs.get("block") is None:
         return lw.call("llvm.nvvm.activemask", "i32", [])
@@ -366,6 +367,13 @@ def _lower_vote(lw: FunctionLowering, op: ir.Op):
     mask = _warp_mask(lw, op, lanes)
     ret = "i32" if mode == "ballot" else "i1"
     lw.set(op, lw.call(f"llvm.nvvm.vote.{mode}.sync", ret, [f"i32 {mask}", lw.typed(op.operands[0])]))
+
+
+def _lower_elect_one(lw: FunctionLowering, op: ir.Op):
+    """elect.sync over the collective's member mask (_warp_mask): the lowest lane of it, as the interpreter elects the
+    lowest lane of the group there. Over `activemask` two parts of a warp not gathered again would elect a lane each."""
+    pair = lw.call("llvm.nvvm.elect.sync", "{i32, i1}", [f"i32 {_warp_mask(lw, op, _warp_lanes(lw))}"])
+    lw.set(op, lw.text.value(f"extractvalue {{i32, i1}} {pair}, 1"))
 
 
 def _lower_mfma(lw: FunctionLowering, op: ir.Op):

@@ -1,5 +1,5 @@
 """NVPTX lowering of the asynchronous Hopper ops: mbarriers, proxy fences, TMA, wgmma,
-setmaxnreg, elections and clusters (LLVM 22 NVVM intrinsics; inline PTX where none exists)."""
+setmaxnreg and clusters (LLVM 22 NVVM intrinsics; inline PTX where none exists)."""
 from __future__ import annotations
 
 from ..ir.ops_async import WGMMA_FP8_TYPES, wgmma_k
@@ -217,15 +217,9 @@ def _wgmma_mma_rs(lw, op):
     lw.set(op, current)
 
 
-# -- registers, elections, clusters --------------------------------------------------------------
+# -- registers, clusters --------------------------------------------------------------
 def _setmaxnreg(lw, op):
     lw.call(f"llvm.nvvm.setmaxnreg.{op.attrs['action']}.sync.aligned.u32", "void", [f"i32 {op.attrs['count']}"])
-
-
-def _elect_one(lw, op):
-    mask = lw.call("llvm.nvvm.activemask", "i32", [])
-    pair = lw.call("llvm.nvvm.elect.sync", "{i32, i1}", [f"i32 {mask}"])
-    lw.set(op, lw.text.value(f"extractvalue {{i32, i1}} {pair}, 1"))
 
 
 def _cluster_id(lw, op):
@@ -253,7 +247,7 @@ OPS = {
     "tma.wait": _tma_wait, "cp.async": _cp_async, "cp.async.arrive": _cp_async_arrive,
     "wgmma.fence": _wgmma_fence, "wgmma.commit": _wgmma_commit, "wgmma.wait": _wgmma_wait, "wgmma.mma": _wgmma_mma,
     "wgmma.mma_rs": _wgmma_mma_rs,
-    "gpu.setmaxnreg": _setmaxnreg, "gpu.elect_one": _elect_one, "cluster.id": _cluster_id,
+    "gpu.setmaxnreg": _setmaxnreg, "cluster.id": _cluster_id,
     "cluster.rank": _cluster_rank, "cluster.arrive": _cluster_arrive, "cluster.wait": _cluster_wait,
 }
 

@@ -1,8 +1,8 @@
-"""The member masks of shuffles and votes in the PTX: every lane the warp has where the convergence analysis proves
-they all get there (so the GPU waits for them after loops of differing trip counts); inside a branch on a value
-that differs by thread, the lanes that took it, by a ballot of its condition before it; after returns some threads
-took, the lanes still running, by a ballot of true; `activemask` elsewhere. A shuffle in a block's partial last
-warp keeps its own value where the lane it reads does not exist."""
+"""The member masks of shuffles, votes and elections in the PTX: every lane the warp has where the convergence analysis
+proves they all get there (so the GPU waits for them after loops of differing trip counts); inside a branch on a
+value that differs by thread, the lanes that took it, by a ballot of its condition before it; after returns some
+threads took, the lanes still running, by a ballot of true; `activemask` elsewhere. A shuffle in a block's partial
+last warp keeps its own value where the lane it reads does not exist."""
 import os
 import re
 import sys
@@ -94,4 +94,33 @@ def test_a_branchs_lanes_are_named_by_a_ballot_of_its_condition(threads):
     got = np.zeros(64, np.uint32)
     ptx_emulator.run_grid(ptx, "in_a_branch_after_a_loop", [x.copy(), got], 1, threads, reconverge=False,
                           scalars=(20,))
+    np.testing.assert_array_equal(got, want)
+
+
+@skc.kernel
+def elected(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.i32], n: skc.i32):
+    t = skc.thread_id(0)
+    i = t
+    while i < n:                      # trip counts differ by thread: the warp need not gather again after it
+        i = i + x[t]
+    if skc.hopper.elect_one():        # one lane of each warp
+        skc.atomic_add(o + t // 32, 1)
+    if t % 4 != 1:                    # one lane of those that take the branch: the lowest, as the interpreter elects
+        if skc.hopper.elect_one():
+            o[4 + t // 32] = t
+
+
+@pytest.mark.parametrize("threads", [32, 64, 24])
+def test_an_election_is_among_the_group_of_lanes_there(threads):
+    # elect.sync over `activemask` elected a lane in each part of a warp the loop left apart (the emulator without
+    # reconvergence elected 8 of the 32); its member mask is now the group the convergence analysis names
+    x = (np.arange(64, dtype=np.int32) % 3) + 1
+    want = np.zeros(8, np.int32)
+    elected.interpret[1, threads](x, want, 12)
+    assert want[0] == 1 and want[4] == 0
+    ptx = elected.compile(target="sm_90a", block=(threads, 1, 1)).asm("ptx")
+    members = re.findall(r"elect\.sync\s+[^,]+, ([-%\w]+);", ptx)
+    assert len(members) == 2 and "activemask" not in ptx, ptx
+    got = np.zeros(8, np.int32)
+    ptx_emulator.run_grid(ptx, "elected", [x.copy(), got], 1, threads, reconverge=False, scalars=(12,))
     np.testing.assert_array_equal(got, want)

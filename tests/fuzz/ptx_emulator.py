@@ -364,7 +364,7 @@ class Program:
 
     def thread(self, memory, params, tid, ctaid, limit=10_000_000, ntid=1, nctaid=1):
         """One thread as a generator: it yields ("bar", pc) at a CTA barrier and ("warp", pc, kind, args) at a warp
-        collective (shfl.sync, activemask, vote.sync, redux.sync), and is sent the collective's result."""
+        collective (shfl.sync, activemask, vote.sync, elect.sync, redux.sync), and is sent the collective's result."""
         regs = {"%tid.x": tid, "%ctaid.x": ctaid, "%ntid.x": ntid, "%nctaid.x": nctaid, "%tid.y": 0, "%tid.z": 0,
                 "%ctaid.y": 0, "%ctaid.z": 0, "%ntid.y": 1, "%ntid.z": 1, "%nctaid.y": 1, "%nctaid.z": 1,
                 "%laneid": tid % 32, "%warpid": tid // 32}
@@ -428,6 +428,14 @@ class Program:
             if name == "vote":     # vote.sync.{all,any,uni}.pred d, {!}a, mask; vote.sync.ballot.b32 d, {!}a, mask
                 assert parts[1] == "sync", op
                 regs[a[0]] = yield ("warp", pc, "vote", (parts[2], bool(val(a[1])), val(a[2])), path)
+                continue
+            if name == "elect":    # elect.sync d|p, membermask
+                assert parts[1] == "sync", op
+                leader, elected = yield ("warp", pc, "elect", (val(a[1]),), path)
+                dst = a[0].split("|")
+                if dst[0] != "_":
+                    regs[dst[0]] = leader
+                regs[dst[1]] = elected
                 continue
             if name == "redux":    # redux.sync.op.type d, a, membermask
                 assert parts[1] == "sync", op
@@ -600,6 +608,10 @@ class Program:
                 else:
                     out[lane] = {"all": all(preds.values()), "any": any(preds.values()),
                                  "uni": len(set(preds.values())) <= 1}[mode]
+            elif kind == "elect":   # PTX promises one leader, the same for the same mask: the lowest lane here, as the
+                # interpreter elects
+                leader = (member & -member).bit_length() - 1
+                out[lane] = (leader, lane == leader)
             elif kind == "redux":
                 op, t, _, _ = args
                 vals = [lanes[k][2] for k in lanes if member >> k & 1]

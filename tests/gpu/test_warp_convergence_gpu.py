@@ -69,3 +69,28 @@ def test_collectives_after_returns_gather_the_lanes_still_running(threads, exits
     got = skc.to_device(np.full(threads * 3, 7, np.uint32))
     after_returns[1, threads](skc.to_device(x), got, 50)
     np.testing.assert_array_equal(got.numpy().reshape(threads, 3), want.reshape(threads, 3))
+
+
+@skc.kernel
+def elected(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.i32], n: skc.i32):
+    t = skc.thread_id(0)
+    i = t
+    while i < n:                    # trip counts differ by thread
+        i = i + x[t]
+    if skc.hopper.elect_one():      # one lane of each warp
+        skc.atomic_add(o + t // 32, 1)
+    if t % 4 != 1:                  # one lane of those that take the branch
+        if skc.hopper.elect_one():
+            skc.atomic_add(o + 4 + t // 32, 1)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("threads", [24, 32, 96])
+def test_one_lane_of_each_warp_is_elected_after_loops(threads):
+    # elect.sync took `activemask`, which after the loop may name part of the warp: each part elected a lane
+    x = np.arange(128, dtype=np.int32) % 3 + 1
+    want = np.zeros(8, np.int32)
+    elected.interpret[1, threads](x, want, 40)
+    got = skc.to_device(np.zeros(8, np.int32))
+    elected[1, threads](skc.to_device(x), got, 40)
+    np.testing.assert_array_equal(got.numpy(), want)

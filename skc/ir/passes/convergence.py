@@ -1,9 +1,10 @@
 """Which warp collectives every thread of their warp reaches together (an analysis; it changes nothing).
 
-A shuffle or vote runs across the warp's active lanes: those whose path through the structured control flow led
-them there (the interpreter's groups). A GPU need not have gathered those lanes again where their paths met: after
-loops whose trip counts differ by thread, `activemask` may name only the lanes that happen to run together, and a
-shuffle then reads lanes outside it (undefined; read as 0 on an H200). Where the analysis proves that every thread
+A shuffle, vote or election (elect.sync) runs across the warp's active lanes: those whose path through the structured
+control flow led them there (the interpreter's groups). A GPU need not have gathered those lanes again where their
+paths met: after loops whose trip counts differ by thread, `activemask` may name only the lanes that happen to run
+together, and a shuffle then reads lanes outside it (undefined; read as 0 on an H200), an election picks a lane in
+each part. Where the analysis proves that every thread
 the warp has is there (each enclosing condition and loop bound the same for all of them, and no thread left the
 paths before by a jump of its own), a backend may name every lane of the warp in the collective's mask, and the
 GPU waits for them all.
@@ -31,7 +32,7 @@ from typing import NamedTuple
 
 from ..core import Function, Op, Region, Value
 
-COLLECTIVES = ("gpu.shuffle", "gpu.vote")
+COLLECTIVES = ("gpu.shuffle", "gpu.vote", "gpu.elect_one")   # (an election is among the lanes there)
 # results the same on every thread of a warp (a vote's across its active lanes)
 _SAME_SOURCES = frozenset({"arith.constant", "gpu.block_id", "gpu.grid_dim", "cluster.id", "cluster.rank",
                            "gpu.vote"})
@@ -43,8 +44,8 @@ APART, LIVE, ALL = 0, 1, 2   # who reaches a point together: unknown; every thre
 
 
 class WarpGroups(NamedTuple):
-    """What the analysis finds in one function: `states`, each shuffle's and vote's group of lanes by op id (ALL,
-    LIVE or a branch path (root, ((if id, side), ...)), side 0 the `then` region; absent: not known), and
+    """What the analysis finds in one function: `states`, each collective's (shuffle, vote, election) group of lanes
+    by op id (ALL, LIVE or a branch path (root, ((if id, side), ...)), side 0 the `then` region; absent: not known), and
     `splitting`, each if on some collective's path by op id, with the state its lanes reach it in. A backend names a
     path's lanes with a ballot of each such if's condition over the lanes that reach it, taken before its branch
     (PTX: vote.sync waits for them)."""
@@ -62,12 +63,12 @@ def warp_groups(fn: Function) -> WarpGroups:
 
 
 def converged_collectives(fn: Function) -> set:
-    """The ids of `fn`'s shuffles and votes that every thread of their warp reaches together."""
+    """The ids of `fn`'s collectives (shuffles, votes, elections) that every thread of their warp reaches together."""
     return _walked(fn).converged
 
 
 def collectives_of_live_lanes(fn: Function) -> set:
-    """The ids of `fn`'s shuffles and votes that every thread of their warp not exited by a `return` of the kernel
+    """The ids of `fn`'s collectives that every thread of their warp not exited by a `return` of the kernel
     reaches together (and some thread may have exited before): none of converged_collectives'."""
     return _walked(fn).live
 
