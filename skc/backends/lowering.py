@@ -662,12 +662,21 @@ out:
             self.region(region)
             text.terminate(f"br label %{end_label}")
         text.start_block(end_label)
+        after_branch = getattr(self.target, "after_branch", None)
+        if after_branch is not None:   # (what a target updates once the lanes that stay are past the branch)
+            after_branch(self, op)
+
+    def _before_loop(self, op):
+        before_loop = getattr(self.target, "before_loop", None)
+        if before_loop is not None:    # (what a target computes over the lanes that enter the loop)
+            before_loop(self, op)
 
     def _lower_for(self, op):
         text = self.text
         lb, ub, step = op.operands
         t = lb.type
         ty = self.type(t)
+        self._before_loop(op)
         pre = text.block
         head, body, latch, done = (text.new_label(p) for p in ("for", "body", "next", "done"))
         text.start_block(head)
@@ -702,6 +711,7 @@ out:
 
     def _lower_loop(self, op):
         text = self.text
+        self._before_loop(op)
         head, done = text.new_label("loop"), text.new_label("done")
         self.jumps[op.attrs["label"]] = (done, head)
         text.start_block(head)

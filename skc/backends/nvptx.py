@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .. import ir
-from ..ir.passes.convergence import ALL, LIVE, warp_groups
+from ..ir.passes.convergence import ALL, LIVE, InLoop, warp_groups
 from ..target import Target
 from . import nvptx_async
 from .llvm_text import llvm_type
@@ -52,6 +52,12 @@ class NVPTX:
 
     def before_branch(self, lw, op: ir.Op):
         _branch_masks(lw, op)
+
+    def after_branch(self, lw, op: ir.Op):
+        _loop_exits(lw, op)
+
+    def before_loop(self, lw, op: ir.Op):
+        _loop_mask(lw, op)
 
     def finish_assembly(self, ptx: str) -> str:
         """The PTX as LLVM printed it, with integer `abs` rewritten (see _safe_integer_abs)."""
@@ -268,7 +274,7 @@ def _analysed(lw: FunctionLowering) -> dict:
     """The convergence analysis' groups for lw's function (computed once), and the branch masks made so far."""
     if "warp_groups" not in lw.analyses:
         lw.analyses["warp_groups"] = warp_groups(lw.fn)
-        lw.analyses["branch_masks"] = {}
+        lw.analyses["branch_masks"], lw.analyses["loop_masks"] = {}, {}
     return lw.analyses
 
 
@@ -279,7 +285,39 @@ def _group_mask(lw: FunctionLowering, state, lanes: str | None) -> str:
         return lanes or "-1"
     if state == LIVE:
         return lw.call("llvm.nvvm.vote.ballot.sync", "i32", [f"i32 {lanes or '-1'}", "i1 true"])
-    return _analysed(lw)["branch_masks"][state[1][-1]]
+    root, path = state
+    if not path:   # (InLoop(loop), ()): the loop's lanes still in it, kept in a slot (_loop_mask)
+        return lw.text.value(f"load i32, ptr {_analysed(lw)['loop_masks'][root.loop]}")
+    return _analysed(lw)["branch_masks"][path[-1]]
+
+
+def _loop_mask(lw: FunctionLowering, op: ir.Op):
+    """Before a loop some of whose lanes leave it by breaks of their own (WarpGroups.loops): a slot holding the
+    mask of its lanes still in it, at first those of the group that enters it (an alloca of the entry block, which
+    LLVM promotes to registers)."""
+    analysed = _analysed(lw)
+    state = analysed["warp_groups"].loops.get(id(op))
+    if state is None or lw.fn.attrs.get("block") is None:
+        return
+    slot = lw.text.fresh("loopmask")
+    lw.text.blocks[0][1].insert(0, f"  {slot} = alloca i32")
+    analysed["loop_masks"][id(op)] = slot
+    lw.text.emit(f"store i32 {_group_mask(lw, state, _warp_lanes(lw))}, ptr {slot}")
+
+
+def _loop_exits(lw: FunctionLowering, op: ir.Op):
+    """After an if whose sides' lanes break out of such a loop (WarpGroups.exits): those lanes leave its mask."""
+    analysed = _analysed(lw)
+    found = analysed["warp_groups"].exits.get(id(op))
+    if found is None or lw.fn.attrs.get("block") is None:
+        return
+    loop, sides = found
+    slot = analysed["loop_masks"][loop]
+    mask = lw.text.value(f"load i32, ptr {slot}")
+    for side in sides:
+        gone = lw.text.value(f"xor i32 {analysed['branch_masks'][(id(op), side)]}, -1")
+        mask = lw.text.value(f"and i32 {mask}, {gone}")
+    lw.text.emit(f"store i32 {mask}, ptr {slot}")
 
 
 def _branch_masks(lw: FunctionLowering, op: ir.Op):

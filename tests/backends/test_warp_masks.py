@@ -1,8 +1,9 @@
 """The member masks of shuffles, votes and elections in the PTX: every lane the warp has where the convergence analysis
 proves they all get there (so the GPU waits for them after loops of differing trip counts); inside a branch on a
 value that differs by thread, the lanes that took it, by a ballot of its condition before it; after returns some
-threads took, the lanes still running, by a ballot of true; `activemask` elsewhere. A shuffle in a block's partial
-last warp keeps its own value where the lane it reads does not exist."""
+threads took, the lanes still running, by a ballot of true; in a loop some lanes leave by breaks of their own, a
+mask those breaks' ballots take lanes out of; `activemask` elsewhere. A shuffle in a block's partial last warp keeps
+its own value where the lane it reads does not exist."""
 import os
 import re
 import sys
@@ -123,4 +124,36 @@ def test_an_election_is_among_the_group_of_lanes_there(threads):
     assert len(members) == 2 and "activemask" not in ptx, ptx
     got = np.zeros(8, np.int32)
     ptx_emulator.run_grid(ptx, "elected", [x.copy(), got], 1, threads, reconverge=False, scalars=(12,))
+    np.testing.assert_array_equal(got, want)
+
+
+@skc.kernel
+def votes_in_a_loop_some_lanes_leave(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.i32], n: skc.i32):
+    t = skc.thread_id(0)
+    i = t
+    s = skc.i32(0)
+    while i < n:                      # some lanes leave at each test (a break of their own)
+        j = 0
+        while j < x[i] % 3:           # trip counts differ by thread: the lanes need not gather again after it
+            j = j + 1
+            s = s + x[j]
+        s = s + skc.i32(skc.ballot(x[i] > 2) & 0xffff) + skc.i32(skc.vote_all(x[i] > 0))
+        if x[i] > 5:                  # and some more here
+            break
+        i = i + 7
+    o[t] = s + skc.i32(skc.ballot(s % 2 == 0) & 0xff)
+
+
+@pytest.mark.parametrize("threads", [32, 24, 64])
+def test_a_loops_lanes_are_named_by_a_mask_its_breaks_take_lanes_out_of(threads):
+    # the loop's lanes: a mask that starts as the warp's and loses, after each branch to a break, the lanes that
+    # took it (their ballot); with `activemask`, the emulator without reconvergence saw the votes of one path only
+    x = (np.arange(200, dtype=np.int32) * 7) % 9
+    want = np.zeros(64, np.int32)
+    votes_in_a_loop_some_lanes_leave.interpret[1, threads](x, want, 150)
+    ptx = votes_in_a_loop_some_lanes_leave.compile(target="sm_90a", block=(threads, 1, 1)).asm("ptx")
+    assert "activemask" not in ptx
+    got = np.zeros(64, np.int32)
+    ptx_emulator.run_grid(ptx, "votes_in_a_loop_some_lanes_leave", [x.copy(), got], 1, threads, reconverge=False,
+                          scalars=(150,))
     np.testing.assert_array_equal(got, want)

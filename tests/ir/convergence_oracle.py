@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from skc.ir.passes.convergence import (ALL, LIVE, COLLECTIVES, collectives_in_branches, collectives_of_live_lanes,
-                                       converged_collectives)
+                                       converged_collectives, warp_groups)
 from skc.runtime.interpreter.plan import Plan
 
 
@@ -72,13 +72,16 @@ def _group_lanes(block, state, masks: dict, warp: int):
         return np.ones(lanes.stop - lanes.start, bool)
     if state == LIVE:
         return ~block.returned()[lanes]
-    return masks.get((id(block), state[1][-1], warp))
+    root, path = state
+    return masks.get((id(block), path[-1] if path else ("loop", root.loop), warp))
 
 
-def _checked_group(record: Record, op, fn, state, masks: dict, condition=None):
-    """The step of a collective reached by the live lanes or with a branch verdict, or of an if that splits a group
-    (`condition`: its operand): each warp's active lanes there must be the state's lanes; an if records the lanes
-    that take each side."""
+def _checked_group(record: Record, op, fn, state, masks: dict, condition=None, exits=None, loop=False):
+    """The step of a collective reached by the live lanes or with a branch verdict, of an if that splits a group
+    (`condition`: its operand), or of a loop whose lanes the analysis follows (`loop`): each warp's active lanes
+    there must be the state's lanes. An if records the lanes that take each side, and where its sides' lanes break
+    out of such a loop (`exits`: (loop id, sides)), takes them out of the loop's; a loop records the lanes that
+    enter it."""
     def check(group):
         block, mask = group.block, group.mask
         width = block.launch.warp_size
@@ -94,8 +97,14 @@ def _checked_group(record: Record, op, fn, state, masks: dict, condition=None):
                 taken = group.env[condition][warp * width:(warp + 1) * width]
                 masks[(id(block), (id(op), 0), warp)] = lanes & taken
                 masks[(id(block), (id(op), 1), warp)] = lanes & ~taken
+            if exits is not None:
+                inside = (id(block), ("loop", exits[0]), warp)
+                for side in exits[1]:
+                    masks[inside] = masks[inside] & ~masks[(id(block), (id(op), side), warp)]
+            if loop:
+                masks[(id(block), ("loop", id(op)), warp)] = lanes.copy()
 
-    if condition is None:
+    if condition is None and not loop:
         def step(group):
             check(group)
             return fn(group)
@@ -117,6 +126,8 @@ def watch():
         plan.converged = converged_collectives(function)
         plan.live = collectives_of_live_lanes(function)
         plan.split, plan.splitting = collectives_in_branches(function)
+        groups = warp_groups(function)
+        plan.loops, plan.exits = groups.loops, groups.exits
         plan.masks = {}
         collectives = [op for op in function.walk() if op.name in COLLECTIVES]
         record.planned += len(collectives)
@@ -135,7 +146,11 @@ def watch():
             return op, _checked_group(record, op, fn, state, plan.masks), kind
         if op.name == "scf.if" and id(op) in plan.splitting:
             _, fn, kind = found
-            return op, _checked_group(record, op, fn, plan.splitting[id(op)], plan.masks, op.operands[0]), kind
+            return op, _checked_group(record, op, fn, plan.splitting[id(op)], plan.masks, op.operands[0],
+                                      plan.exits.get(id(op))), kind
+        if id(op) in plan.loops:
+            _, fn, kind = found
+            return op, _checked_group(record, op, fn, plan.loops[id(op)], plan.masks, loop=True), kind
         return found
 
     Plan.__init__, Plan.step = init, step

@@ -1,6 +1,7 @@
 """The convergence analysis: which shuffles and votes every thread of their warp reaches together."""
 from skc.ir import parse_module, verify
-from skc.ir.passes.convergence import collectives_in_branches, collectives_of_live_lanes, converged_collectives
+from skc.ir.passes.convergence import (InLoop, collectives_in_branches, collectives_of_live_lanes,
+                                       converged_collectives)
 
 HEAD = ("kernel @k(%0: ptr<global>, %1: i32) {block = [16, 1, 1], shared_bytes = 0} {\n"
         "  %2 = var.alloc : var<i32>\n  %3 = gpu.thread_id {dim = 0} : i32\n  %4 = gpu.block_id {dim = 0} : i32\n"
@@ -24,9 +25,14 @@ def verdicts(body: str) -> list:
     verify(module)
     fn = module.function()
     every, live, (split, _) = converged_collectives(fn), collectives_of_live_lanes(fn), collectives_in_branches(fn)
-    return ["all" if id(op) in every else "live" if id(op) in live else
-            f"branch {len(split[id(op)][1])}" if id(op) in split else "apart"
-            for op in fn.walk() if op.name in ("gpu.shuffle", "gpu.vote")]
+    return ["all" if id(op) in every else "live" if id(op) in live else _split(split[id(op)]) if id(op) in split
+            else "apart" for op in fn.walk() if op.name in ("gpu.shuffle", "gpu.vote")]
+
+
+def _split(state) -> str:
+    root, path = state
+    inside = "in loop" if isinstance(root, InLoop) else ""
+    return f"{inside}{', ' if inside and path else ''}{f'branch {len(path)}' if path else ''}"
 
 
 def test_top_level_collectives_are_converged():
@@ -155,9 +161,26 @@ def test_inside_branches_the_lanes_that_took_them_are_known():
     assert verdicts(body) == ["branch 1", "branch 2", "branch 1"]
 
 
-def test_a_break_inside_a_branch_leaves_the_loop_apart():
-    # for i in range(n): shuffle; if t < i: break -- the branch's lanes leave, the later iterations run without them
+def test_a_break_inside_a_branch_leaves_the_loop_to_the_lanes_still_in_it():
+    # for i in range(n): shuffle; if t < i: break -- the branch's lanes leave, the later iterations run without them:
+    # the loop's lanes are named by a mask the branch's ballot takes them out of
     body = LOOP_TOP + "    scf.if %9 {\n      scf.break {label = \"L1\"}\n    } {\n    }\n  }\n"
+    assert verdicts(body) == ["in loop"]
+    # inside a branch in the loop, its lanes there; after the loop, every thread again
+    body = (LOOP_TOP + "    scf.if %9 {\n      scf.break {label = \"L1\"}\n    } {\n    }\n"
+            "    %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "    scf.if %10 {\n      %11 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n    } {\n    }\n  }\n"
+            "  %12 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n")
+    assert verdicts(body) == ["in loop", "in loop, branch 1", "all"]
+    # a break with a branch before it in its side: that branch's lanes alone break, no ballot names them
+    body = (LOOP_TOP + "    scf.if %9 {\n      %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "      scf.if %10 {\n        scf.break {label = \"L1\"}\n      } {\n      }\n"
+            "      scf.break {label = \"L1\"}\n    } {\n    }\n  }\n")
+    assert verdicts(body) == ["apart"]
+    # a continue some threads take beside it: those would not see the breaks after it (apart, as before)
+    body = (LOOP_TOP + "    scf.if %9 {\n      scf.break {label = \"L1\"}\n    } {\n    }\n"
+            "    %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "    scf.if %10 {\n      scf.continue {label = \"L1\"}\n    } {\n    }\n  }\n")
     assert verdicts(body) == ["apart"]
     # a loop wholly inside a branch, left by every lane that took the branch together: its body keeps them
     body = ("  %6 = arith.cmp %3, %1 {pred = \"lt\"} : i1\n  scf.if %6 {\n"

@@ -25,9 +25,15 @@ lanes that get to a collective are the group's lanes that took each branch on th
 of them took came before (`collectives_in_branches`): a backend names them with a ballot of each branch's condition
 over the group, taken before the branch (every lane of the group waits there), rather than `activemask`, which
 after loops of differing trip counts may name fewer.
+
+A loop entered by such a group, which some of its lanes leave by breaks of their own, each directly in a branch on a
+value that differs by thread (`if c: break`, `while i < n` and no continue that only some take), runs its body with
+the group's lanes still in the loop (`InLoop`): a backend keeps their mask through the loop, taking out after each
+such branch the lanes that took its break (WarpGroups.loops and .exits).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..core import Function, Op, Region, Value
@@ -40,26 +46,55 @@ _PURE_PREFIXES = ("arith.", "math.", "vec.", "ptr.")
 
 
 APART, LIVE, ALL = 0, 1, 2   # who reaches a point together: unknown; every thread not exited; every thread
-# (and a branch's lanes: (root, ((if id, side), ...)), the lanes of ALL or LIVE that took each side on the way)
+# (and a branch's lanes: (root, ((if id, side), ...)), the lanes of the root (ALL, LIVE or an InLoop) that took
+# each side on the way; (InLoop(loop id), ()): the lanes of the group that entered the loop still in it)
+
+
+@dataclass(frozen=True)
+class InLoop:
+    """The root of a state: the lanes of the group that entered loop `loop` (its op id) still in it, after the
+    breaks some of them took (each directly in a branch that split those lanes)."""
+
+    loop: int
 
 
 class WarpGroups(NamedTuple):
     """What the analysis finds in one function: `states`, each collective's (shuffle, vote, election) group of lanes
-    by op id (ALL, LIVE or a branch path (root, ((if id, side), ...)), side 0 the `then` region; absent: not known), and
+    by op id (ALL, LIVE or a path (root, ((if id, side), ...)), side 0 the `then` region; absent: not known);
     `splitting`, each if on some collective's path by op id, with the state its lanes reach it in. A backend names a
     path's lanes with a ballot of each such if's condition over the lanes that reach it, taken before its branch
-    (PTX: vote.sync waits for them)."""
+    (PTX: vote.sync waits for them). `loops`: each loop whose lanes some collective's state names (InLoop) by op
+    id, with the state its lanes enter it in; `exits`: each if by op id whose sides' lanes leave such a loop, with
+    the loop's id and those sides (after the if, the loop's lanes are those it had less the lanes of those sides)."""
 
     states: dict
     splitting: dict
+    loops: dict = {}
+    exits: dict = {}
 
 
 def warp_groups(fn: Function) -> WarpGroups:
     """The groups of lanes `fn`'s collectives are reached by (one walk of the analysis)."""
     walk = _walked(fn)
     states = {**dict.fromkeys(walk.converged, ALL), **dict.fromkeys(walk.live, LIVE), **walk.split}
-    used = {if_id for _, path in walk.split.values() for if_id, _ in path}
-    return WarpGroups(states, {if_id: state for if_id, state in walk.splitting.items() if if_id in used})
+    # what naming each state's lanes needs: the ballots of the ifs on its path, and for a loop's lanes, the loop's
+    # own entering state and its exits' ballots
+    ifs, loops, needed = set(), set(), list(states.values())
+    while needed:
+        state = needed.pop()
+        if not isinstance(state, tuple):
+            continue
+        root, path = state
+        ifs.update(if_id for if_id, _ in path)
+        if isinstance(root, InLoop) and root.loop not in loops:
+            loops.add(root.loop)
+            needed.append(walk.loops[root.loop])
+            exits = [if_id for if_id, (loop, _) in walk.exits.items() if loop == root.loop]
+            ifs.update(exits)
+            needed.extend(walk.splitting[if_id] for if_id in exits)
+    return WarpGroups(states, {if_id: state for if_id, state in walk.splitting.items() if if_id in ifs},
+                      {loop: walk.loops[loop] for loop in loops},
+                      {if_id: exit for if_id, exit in walk.exits.items() if exit[0] in loops})
 
 
 def converged_collectives(fn: Function) -> set:
@@ -113,6 +148,9 @@ class _Walk:
         self.split: dict = {}             # collective id -> (root, path) of the branches its lanes took
         self.splitting: dict = {}         # if id -> the state its lanes reach it in (its branch splits them)
         self.entry: dict = {}             # loop or block label -> the state its lanes entered it in
+        self.loops: dict = {}             # loop id -> the state its lanes entered it in (its body's: InLoop)
+        self.exits: dict = {}             # if id -> (loop id, the sides whose lanes break out of it)
+        self.loop_ids: dict = {}          # loop label -> its op id
         self.same_memo: dict = {}
 
     def same(self, value: Value) -> bool:
@@ -166,8 +204,11 @@ class _Walk:
                 else:   # the lanes that reach it split: those that take each side are known (a ballot names them)
                     self.splitting[id(op)] = together
                     root, path = together if isinstance(together, tuple) else (together, ())
-                    jumps = self.region(op.regions[0], (root, path + ((id(op), 0),))) \
-                        | self.region(op.regions[1], (root, path + ((id(op), 1),)))
+                    sides = [self.region(region, (root, path + ((id(op), side),)))
+                             for side, region in enumerate(op.regions)]
+                    jumps = sides[0] | sides[1]
+                    if isinstance(root, InLoop) and not path and jumps and self._breaks_directly(op, sides, root):
+                        jumps = set()   # the loop's lanes after it: those it had less the breaking sides'
             elif name == "scf.for":
                 jumps = self.loop(op, together if all(self.same(v) for v in op.operands) else APART)
             elif name == "scf.loop":
@@ -187,18 +228,57 @@ class _Walk:
                 together = _after_jumps(together, jumps)
         return leaving
 
+    def _breaks_directly(self, op: Op, sides: list, root: InLoop) -> bool:
+        """Whether the jumps out of if `op` (splitting the lanes of loop `root`; `sides`: the jumps out of each side)
+        are breaks of that loop alone, each the last op of its side, with nothing before it jumping out of the
+        side: then the lanes that took those sides are exactly those that leave (recorded in `exits`)."""
+        label = next(name for name, loop in self.loop_ids.items() if loop == root.loop)
+        breaking = []
+        for side, (region, jumps) in enumerate(zip(op.regions, sides)):
+            if not jumps:
+                continue
+            last = region.ops[-1] if region.ops else None
+            if jumps != {("break", label)} or last.name != "scf.break" or last.attrs["label"] != label \
+                    or _jumps_out(region.ops[:-1]):
+                return False
+            breaking.append(side)
+        self.exits[id(op)] = (root.loop, tuple(breaking))
+        return True
+
+    def _restore(self, before: tuple):
+        self.converged, self.live = set(before[0]), set(before[1])
+        self.split, self.splitting = dict(before[2]), dict(before[3])
+        self.loops, self.exits = dict(before[4]), dict(before[5])
+        self.same_memo.clear()   # (a lane-0 shuffle in the body was converged in the first walk only)
+
     def loop(self, op: Op, together) -> set:
         label = op.attrs["label"]
-        before = set(self.converged), set(self.live), dict(self.split), dict(self.splitting)
-        self.entry[label] = together
+        before = (set(self.converged), set(self.live), dict(self.split), dict(self.splitting), dict(self.loops),
+                  dict(self.exits))
+        self.entry[label], self.loop_ids[label] = together, id(op)
         jumps = self.region(op.regions[0], together)
         left = jumps - {("continue", label)}
         if together and left:
             # some threads leave the loop early (a break, a return, or a jump to an enclosing construct: an inlined
             # function's return), so the iterations after run without them; a continue only skips to the next one
-            self.converged, self.live = set(before[0]), set(before[1])
-            self.split, self.splitting = dict(before[2]), dict(before[3])
-            self.same_memo.clear()   # (a lane-0 shuffle in the body was converged in the first walk only)
+            self._restore(before)
+            if jumps == {("break", label)}:
+                # only breaks of its own: where each is taken directly in a branch that splits the loop's lanes, those
+                # still in the loop are known (a continue some took would leave them unsure of the breaks after it)
+                inside = self.entry[label] = (InLoop(id(op)), ())
+                self.loops[id(op)] = together
+                if not self.region(op.regions[0], inside):
+                    return set()
+                self._restore(before)
             self.entry[label] = _after_jumps(together, left)
             jumps = self.region(op.regions[0], self.entry[label])
         return jumps - {("break", label), ("continue", label)}
+
+
+def _jumps_out(ops) -> bool:
+    """Whether any of `ops` (or an op inside them) jumps out of them: a return, or a break or continue of a construct
+    that is not among them."""
+    inner = [o for op in ops for o in (op, *(x for r in op.regions for x in r.walk()))]
+    labels = {o.attrs["label"] for o in inner if o.name in ("scf.for", "scf.loop", "scf.block")}
+    return any(o.name == "func.return" or o.name in ("scf.break", "scf.continue") and o.attrs["label"] not in labels
+               for o in inner)
