@@ -2,7 +2,8 @@
 vote that the analysis finds converged, every thread of each warp there must run it, together; at each run of one
 it finds reached by the live lanes, every thread of each warp there that has not returned from the kernel; at each
 run of one it finds inside branches that split a known group, exactly the lanes of that group that took them (as a
-ballot of each branch's condition, taken where the group reached it, names them: checked there too).
+ballot of each branch's condition, taken where the group reached it, names them: checked there too); and in a loop
+some of whose lanes leave by breaks of their own, the lanes that entered it less those that took those breaks.
 
 The interpreter's groups are the IR's meaning of "together" (runtime/interpreter/control.py): a warp whose threads
 reach one collective in different groups, or only some of them, would on a GPU leave a full member mask waiting for
