@@ -1,5 +1,8 @@
 """Warp collectives after loops whose trip counts differ by thread, in whole and partial warps: the GPU against the
 interpreter (an H200 read 0 from lanes that had not caught up, before the convergence analysis named them)."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -96,27 +99,13 @@ def test_one_lane_of_each_warp_is_elected_after_loops(threads):
     np.testing.assert_array_equal(got.numpy(), want)
 
 
-@skc.kernel
-def votes_in_a_loop_some_lanes_leave(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.i32], n: skc.i32):
-    t = skc.thread_id(0)
-    i = t
-    s = skc.i32(0)
-    while i < n:                    # some lanes leave at each test
-        j = 0
-        while j < x[i] % 3:         # trip counts differ by thread
-            j = j + 1
-            s = s + x[j]
-        s = s + skc.i32(skc.ballot(x[i] > 2) & 0xffff) + skc.i32(skc.vote_all(x[i] > 0))
-        if x[i] > 5:                # and some more here
-            break
-        i = i + 7
-    o[t] = s + skc.i32(skc.ballot(s % 2 == 0) & 0xff)
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("threads", [24, 32, 64])
 def test_votes_in_a_loop_some_lanes_leave_count_the_lanes_still_in_it(threads):
     # the votes' mask was `activemask`: after the inner loop the lanes still in the outer one need not be together
+    # (the kernel: tests/backends/test_warp_masks.py, where the PTX emulator runs it without reconvergence)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "backends"))
+    from test_warp_masks import votes_in_a_loop_some_lanes_leave
     x = (np.arange(200, dtype=np.int32) * 7) % 9
     want = np.zeros(64, np.int32)
     votes_in_a_loop_some_lanes_leave.interpret[1, threads](x, want, 150)
