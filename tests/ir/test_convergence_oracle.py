@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "fuz
 import convgen  # noqa: E402
 import fuzzgen  # noqa: E402
 import mixgen  # noqa: E402
+import ptx_emulator  # noqa: E402
 
 BLOCKS = [(32, 1), (48, 1), (16, 3), (80, 1)]
 
@@ -143,8 +144,53 @@ def returns_then_collectives(o: skc.Ptr[skc.i32], n: skc.i32):
     o[t] = o[t] + skc.i32(skc.ballot(t % 3 == 0))
 
 
+@skc.kernel
+def loops_some_lanes_leave(o: skc.Ptr[skc.i32], n: skc.i32):
+    # the loops' lanes named by masks their breaks' ballots take lanes out of (convergence.InLoop): entered by every
+    # thread, by a branch's lanes and by the live lanes; nested; breaks on either side of their branch, inside a
+    # branch on a value alike on every lane, and after a collective inside a branch in the loop
+    t = skc.thread_id(0) + skc.thread_id(1) * 16
+    i = t % 7
+    while i < n + 9:
+        o[t] = o[t] + skc.i32(skc.ballot(i % 3 == 0) & 0xff)
+        j = t % 5
+        while j < 6:
+            if (t + j) % 4 == 1:
+                o[t] = o[t] + skc.i32(skc.vote_any(j > 3))
+            if n > 2:
+                if t % 9 == j:
+                    break
+            if t % 6 == j:
+                j = j + 2
+            else:
+                j = j + 1
+            o[t] = o[t] + skc.i32(skc.ballot(j % 2 == 0) & 0xf)
+        if t % 11 == i:
+            break
+        i = i + 2
+    if t % 3 == 0:
+        k = t % 4
+        while k < 5:
+            if t % 5 == k:
+                break
+            o[t] = o[t] + skc.i32(skc.ballot(k == 2) & 0xf)
+            k = k + 1
+    if t > 40:
+        return
+    m = t % 3
+    while m < 4:
+        if t % 7 != m:
+            o[t] = o[t] + 1
+        else:
+            break
+        o[t] = o[t] + skc.i32(skc.vote_all(m < 3))
+        m = m + 1
+    o[t] = o[t] + skc.i32(skc.ballot(t % 2 == 0) & 0xff)
+
+
 KERNELS = [helper_returning_from_its_loop, helper_returning_from_nested_loops_in_a_loop, return_in_nested_loops,
-           break_and_continue, static_range_jumps, vars_votes_and_ids, returns_then_collectives]
+           break_and_continue, static_range_jumps, vars_votes_and_ids, returns_then_collectives,
+           loops_some_lanes_leave]
 
 
 def test_the_oracle_sees_a_collective_some_threads_miss(monkeypatch):
@@ -177,6 +223,19 @@ def test_kernels_aimed_at_the_rules(kernel, block):
     with watch() as record:
         kernel.interpret[2, (*block, 1)](np.zeros(128, np.int32), 5)
     assert not record.broken, record.describe()
+
+
+@pytest.mark.parametrize("threads", [32, 24, 64])
+def test_loops_some_lanes_leave_run_as_the_interpreter_runs_them_with_no_reconvergence(threads):
+    # every mask named (no activemask; there were 5): the PTX emulator, whose lanes of different paths never gather
+    # again but at a .sync form's mask, gives the interpreter's outputs
+    ptx = loops_some_lanes_leave.compile(target="sm_90a", block=(threads, 1, 1)).asm("ptx")
+    assert "activemask" not in ptx
+    for n in (0, 3, 5):
+        want, got = np.zeros(128, np.int32), np.zeros(128, np.int32)
+        loops_some_lanes_leave.interpret[1, threads](want, n)
+        ptx_emulator.run_grid(ptx, "loops_some_lanes_leave", [got], 1, threads, reconverge=False, scalars=(n,))
+        np.testing.assert_array_equal(got, want)
 
 
 CONVGEN_BLOCKS = [(32, 1), (48, 1), (64, 1), (16, 1), (80, 1), (16, 3), (8, 4), (24, 2), (96, 1), (33, 1)]
