@@ -398,7 +398,7 @@ class SetMaxNRegOp(Op):
 
 
 class ElectOneOp(Op):
-    """`gpu.elect_one`: true in exactly one running lane of each warp (the lowest), false elsewhere."""
+    """`gpu.elect_one`: true in exactly one running lane of each warp (the lowest), false elsewhere. The running lanes are those whose path led here, named on a GPU as a vote's are (gpu.vote)."""
 
     name = "gpu.elect_one"
     num_results = 1

@@ -115,7 +115,7 @@ VOTE_MODES = ("any", "all", "ballot")
 
 
 class VoteOp(Op):
-    """`gpu.vote {mode} %p`: across the warp's active lanes, any/all of p (i1), or the ballot bit mask (u32 for warps of 32, u64 for wavefronts of 64). The active lanes are those whose path led here; where every lane of the warp gets here together (passes/convergence.py), the GPU waits for them all, where every lane that has not returned from the kernel does, a ballot over the whole warp gathers them first (the `.sync` forms wait for each lane not exited), and inside branches that split such a group, a ballot of each branch's condition taken before it names the lanes that took it. A shuffle that reads a lane which is not active reads an undefined value on a GPU."""
+    """`gpu.vote {mode} %p`: across the warp's active lanes, any/all of p (i1), or the ballot bit mask (u32 for warps of 32, u64 for wavefronts of 64). The active lanes are those whose path led here; where every lane of the warp gets here together (passes/convergence.py), the GPU waits for them all, where every lane that has not returned from the kernel does, a ballot over the whole warp gathers them first (the `.sync` forms wait for each lane not exited), and inside branches that split such a group, a ballot of each branch's condition taken before it names the lanes that took it; in a loop some lanes leave by breaks of their own, each the last op of such a branch, a mask kept through the loop names the lanes still in it (the entering group's, less each break's ballot). A shuffle that reads a lane which is not active reads an undefined value on a GPU."""
 
     name = "gpu.vote"
     num_operands = 1
