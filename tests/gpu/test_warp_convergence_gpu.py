@@ -67,7 +67,7 @@ def test_collectives_after_returns_gather_the_lanes_still_running(threads, exits
     # part of them, shuffles reading 0); a ballot over the whole warp now gathers them
     x = np.arange(threads, dtype=np.int32) * 7 % 19 + 100
     x[:exits] = 0
-    want = np.zeros(threads * 3, np.uint32)
+    want = np.full(threads * 3, 7, np.uint32)   # (the threads that return write nothing)
     after_returns.interpret[1, threads](x.copy(), want, 50)
     got = skc.to_device(np.full(threads * 3, 7, np.uint32))
     after_returns[1, threads](skc.to_device(x), got, 50)
