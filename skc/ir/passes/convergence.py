@@ -4,10 +4,9 @@ A shuffle, vote or election (elect.sync) runs across the warp's active lanes: th
 control flow led them there (the interpreter's groups). A GPU need not have gathered those lanes again where their
 paths met: after loops whose trip counts differ by thread, `activemask` may name only the lanes that happen to run
 together, and a shuffle then reads lanes outside it (undefined; read as 0 on an H200), an election picks a lane in
-each part. Where the analysis proves that every thread
-the warp has is there (each enclosing condition and loop bound the same for all of them, and no thread left the
-paths before by a jump of its own), a backend may name every lane of the warp in the collective's mask, and the
-GPU waits for them all.
+each part. Where the analysis proves that every thread the warp has is there (each enclosing condition and loop
+bound the same for all of them, and no thread left the paths before by a jump of its own), a backend may name every
+lane of the warp in the collective's mask, and the GPU waits for them all.
 
 The proof is conservative: a value is the same for all threads (of a warp: what a collective needs) where it comes
 from constants, the kernel's arguments, block and grid ids, votes, a shuffle of the whole warp from lane 0, or a var
@@ -47,15 +46,16 @@ _PURE_PREFIXES = ("arith.", "math.", "vec.", "ptr.")
 
 APART, LIVE, ALL = 0, 1, 2   # who reaches a point together: unknown; every thread not exited; every thread
 # (and a branch's lanes: (root, ((if id, side), ...)), the lanes of the root (ALL, LIVE or an InLoop) that took
-# each side on the way; (InLoop(loop id), ()): the lanes of the group that entered the loop still in it)
+# each side on the way; (InLoop(loop id, label), ()): the lanes of the group that entered the loop still in it)
 
 
 @dataclass(frozen=True)
 class InLoop:
-    """The root of a state: the lanes of the group that entered loop `loop` (its op id) still in it, after the
-    breaks some of them took (each directly in a branch that split those lanes)."""
+    """The root of a state: the lanes of the group that entered loop `loop` (its op id; `label` its label) still in
+    it, after the breaks some of them took (each directly in a branch that split those lanes)."""
 
     loop: int
+    label: str
 
 
 class WarpGroups(NamedTuple):
@@ -150,7 +150,6 @@ class _Walk:
         self.entry: dict = {}             # loop or block label -> the state its lanes entered it in
         self.loops: dict = {}             # loop id -> the state its lanes entered it in (its body's: InLoop)
         self.exits: dict = {}             # if id -> (loop id, the sides whose lanes break out of it)
-        self.loop_ids: dict = {}          # loop label -> its op id
         self.same_memo: dict = {}
 
     def same(self, value: Value) -> bool:
@@ -232,8 +231,7 @@ class _Walk:
         """Whether the jumps out of if `op` (splitting the lanes of loop `root`; `sides`: the jumps out of each side)
         are breaks of that loop alone, each the last op of its side, with nothing before it jumping out of the
         side: then the lanes that took those sides are exactly those that leave (recorded in `exits`)."""
-        label = next(name for name, loop in self.loop_ids.items() if loop == root.loop)
-        breaking = []
+        label, breaking = root.label, []
         for side, (region, jumps) in enumerate(zip(op.regions, sides)):
             if not jumps:
                 continue
@@ -255,7 +253,7 @@ class _Walk:
         label = op.attrs["label"]
         before = (set(self.converged), set(self.live), dict(self.split), dict(self.splitting), dict(self.loops),
                   dict(self.exits))
-        self.entry[label], self.loop_ids[label] = together, id(op)
+        self.entry[label] = together
         jumps = self.region(op.regions[0], together)
         left = jumps - {("continue", label)}
         if together and left:
@@ -265,7 +263,7 @@ class _Walk:
             if jumps == {("break", label)}:
                 # only breaks of its own: where each is taken directly in a branch that splits the loop's lanes, those
                 # still in the loop are known (a continue some took would leave them unsure of the breaks after it)
-                inside = self.entry[label] = (InLoop(id(op)), ())
+                inside = self.entry[label] = (InLoop(id(op), label), ())
                 self.loops[id(op)] = together
                 if not self.region(op.regions[0], inside):
                     return set()
