@@ -83,19 +83,26 @@ def in_a_branch_after_a_loop(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.u32], n: skc.i3
         o[t * 2 + 1] = skc.u32(skc.shfl_xor(x[t], 4))
 
 
+def agrees_without_reconvergence(kernel, x, outputs: int, dtype, threads: int, n: int) -> str:
+    """The kernel's PTX, after checking that it names every mask (no `activemask`) and that the emulator without
+    reconvergence (activemask would name the lanes of one path only, as a GPU may run them) gives the interpreter's
+    outputs for (x, out, n)."""
+    want = np.zeros(outputs, dtype)
+    kernel.interpret[1, threads](x, want, n)
+    ptx = kernel.compile(target="sm_90a", block=(threads, 1, 1)).asm("ptx")
+    assert "activemask" not in ptx
+    got = np.zeros(outputs, dtype)
+    ptx_emulator.run_grid(ptx, kernel.fn.__name__, [x.copy(), got], 1, threads, reconverge=False, scalars=(n,))
+    np.testing.assert_array_equal(got, want)
+    return ptx
+
+
 @pytest.mark.parametrize("threads", [32, 24])
 def test_a_branchs_lanes_are_named_by_a_ballot_of_its_condition(threads):
     # in the emulator without reconvergence (activemask names only the lanes of one path), as a GPU may run it:
     # with activemask the ballot saw a few lanes and the shuffle read lanes of other paths
-    x = (np.arange(32, dtype=np.int32) * 5) % 7
-    want = np.zeros(64, np.uint32)
-    in_a_branch_after_a_loop.interpret[1, threads](x, want, 20)
-    ptx = in_a_branch_after_a_loop.compile(target="sm_90a", block=(threads, 1, 1)).asm("ptx")
-    assert "activemask" not in ptx
-    got = np.zeros(64, np.uint32)
-    ptx_emulator.run_grid(ptx, "in_a_branch_after_a_loop", [x.copy(), got], 1, threads, reconverge=False,
-                          scalars=(20,))
-    np.testing.assert_array_equal(got, want)
+    agrees_without_reconvergence(in_a_branch_after_a_loop, (np.arange(32, dtype=np.int32) * 5) % 7, 64, np.uint32,
+                                 threads, 20)
 
 
 @skc.kernel
@@ -119,12 +126,8 @@ def test_an_election_is_among_the_group_of_lanes_there(threads):
     want = np.zeros(8, np.int32)
     elected.interpret[1, threads](x, want, 12)
     assert want[0] == 1 and want[4] == 0
-    ptx = elected.compile(target="sm_90a", block=(threads, 1, 1)).asm("ptx")
-    members = re.findall(r"elect\.sync\s+[^,]+, ([-%\w]+);", ptx)
-    assert len(members) == 2 and "activemask" not in ptx, ptx
-    got = np.zeros(8, np.int32)
-    ptx_emulator.run_grid(ptx, "elected", [x.copy(), got], 1, threads, reconverge=False, scalars=(12,))
-    np.testing.assert_array_equal(got, want)
+    ptx = agrees_without_reconvergence(elected, x, 8, np.int32, threads, 12)
+    assert len(re.findall(r"elect\.sync\s+[^,]+, ([-%\w]+);", ptx)) == 2
 
 
 @skc.kernel
@@ -148,12 +151,5 @@ def votes_in_a_loop_some_lanes_leave(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.i32], n
 def test_a_loops_lanes_are_named_by_a_mask_its_breaks_take_lanes_out_of(threads):
     # the loop's lanes: a mask that starts as the warp's and loses, after each branch to a break, the lanes that
     # took it (their ballot); with `activemask`, the emulator without reconvergence saw the votes of one path only
-    x = (np.arange(200, dtype=np.int32) * 7) % 9
-    want = np.zeros(64, np.int32)
-    votes_in_a_loop_some_lanes_leave.interpret[1, threads](x, want, 150)
-    ptx = votes_in_a_loop_some_lanes_leave.compile(target="sm_90a", block=(threads, 1, 1)).asm("ptx")
-    assert "activemask" not in ptx
-    got = np.zeros(64, np.int32)
-    ptx_emulator.run_grid(ptx, "votes_in_a_loop_some_lanes_leave", [x.copy(), got], 1, threads, reconverge=False,
-                          scalars=(150,))
-    np.testing.assert_array_equal(got, want)
+    agrees_without_reconvergence(votes_in_a_loop_some_lanes_leave, (np.arange(200, dtype=np.int32) * 7) % 9, 64,
+                                 np.int32, threads, 150)
