@@ -652,9 +652,7 @@ out:
     # -- control flow -------------------------------------------------------------------
     def _lower_if(self, op):
         text = self.text
-        before_branch = getattr(self.target, "before_branch", None)
-        if before_branch is not None:   # (what a target computes over the lanes that reach the branch)
-            before_branch(self, op)
+        self._target_hook("before_branch", op)   # (what a target computes over the lanes that reach the branch)
         then_label, else_label, end_label = (text.new_label(p) for p in ("then", "else", "endif"))
         text.terminate(f"br i1 {self.get(op.operands[0])}, label %{then_label}, label %{else_label}")
         for label, region in ((then_label, op.regions[0]), (else_label, op.regions[1])):
@@ -662,21 +660,20 @@ out:
             self.region(region)
             text.terminate(f"br label %{end_label}")
         text.start_block(end_label)
-        after_branch = getattr(self.target, "after_branch", None)
-        if after_branch is not None:   # (what a target updates once the lanes that stay are past the branch)
-            after_branch(self, op)
+        self._target_hook("after_branch", op)    # (what a target updates once the lanes that stay are past it)
 
-    def _before_loop(self, op):
-        before_loop = getattr(self.target, "before_loop", None)
-        if before_loop is not None:    # (what a target computes over the lanes that enter the loop)
-            before_loop(self, op)
+    def _target_hook(self, name: str, op):
+        """The target's `name(lowering, op)` where it has one (NVPTX names its warp masks there)."""
+        hook = getattr(self.target, name, None)
+        if hook is not None:
+            hook(self, op)
 
     def _lower_for(self, op):
         text = self.text
         lb, ub, step = op.operands
         t = lb.type
         ty = self.type(t)
-        self._before_loop(op)
+        self._target_hook("before_loop", op)    # (what a target computes over the lanes that enter the loop)
         pre = text.block
         head, body, latch, done = (text.new_label(p) for p in ("for", "body", "next", "done"))
         text.start_block(head)
@@ -711,7 +708,7 @@ out:
 
     def _lower_loop(self, op):
         text = self.text
-        self._before_loop(op)
+        self._target_hook("before_loop", op)
         head, done = text.new_label("loop"), text.new_label("done")
         self.jumps[op.attrs["label"]] = (done, head)
         text.start_block(head)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .. import ir
-from ..ir.passes.convergence import ALL, LIVE, InLoop, warp_groups
+from ..ir.passes.convergence import ALL, LIVE, WarpGroups, warp_groups
 from ..target import Target
 from . import nvptx_async
 from .llvm_text import llvm_type
@@ -271,9 +271,11 @@ def _warp_lanes(lw: FunctionLowering) -> str | None:
 
 
 def _analysed(lw: FunctionLowering) -> dict:
-    """The convergence analysis' groups for lw's function (computed once), and the branch masks made so far."""
+    """The convergence analysis' groups for lw's function (computed once; none where its block is not known, so
+    every collective takes `activemask`), and the branch and loop masks made so far."""
     if "warp_groups" not in lw.analyses:
-        lw.analyses["warp_groups"] = warp_groups(lw.fn)
+        known = lw.fn.attrs.get("block") is not None
+        lw.analyses["warp_groups"] = warp_groups(lw.fn) if known else WarpGroups({}, {}, {}, {})
         lw.analyses["branch_masks"], lw.analyses["loop_masks"] = {}, {}
     return lw.analyses
 
@@ -297,7 +299,7 @@ def _loop_mask(lw: FunctionLowering, op: ir.Op):
     LLVM promotes to registers)."""
     analysed = _analysed(lw)
     state = analysed["warp_groups"].loops.get(id(op))
-    if state is None or lw.fn.attrs.get("block") is None:
+    if state is None:
         return
     slot = lw.text.fresh("loopmask")
     lw.text.blocks[0][1].insert(0, f"  {slot} = alloca i32")
@@ -309,7 +311,7 @@ def _loop_exits(lw: FunctionLowering, op: ir.Op):
     """After an if whose sides' lanes break out of such a loop (WarpGroups.exits): those lanes leave its mask."""
     analysed = _analysed(lw)
     found = analysed["warp_groups"].exits.get(id(op))
-    if found is None or lw.fn.attrs.get("block") is None:
+    if found is None:
         return
     loop, sides = found
     slot = analysed["loop_masks"][loop]
@@ -325,7 +327,7 @@ def _branch_masks(lw: FunctionLowering, op: ir.Op):
     side, a ballot of the condition over the group (every lane of it waits there: vote.sync)."""
     analysed = _analysed(lw)
     state = analysed["warp_groups"].splitting.get(id(op))
-    if state is None or lw.fn.attrs.get("block") is None:
+    if state is None:
         return
     group = _group_mask(lw, state, _warp_lanes(lw))
     taken = lw.call("llvm.nvvm.vote.ballot.sync", "i32", [f"i32 {group}", f"i1 {lw.get(op.operands[0])}"])
@@ -341,7 +343,7 @@ def _warp_mask(lw: FunctionLowering, op: ir.Op, lanes: str | None) -> str:
     ballot over every lane the warp has (which waits for each one not exited: PTX ISA 9.7.13); inside branches that
     split such a group, the mask the branches' ballots made (_branch_masks); else the lanes active now."""
     state = _analysed(lw)["warp_groups"].states.get(id(op))
-    if state is None or lw.fn.attrs.get("block") is None:
+    if state is None:
         return lw.call("llvm.nvvm.activemask", "i32", [])
     return _group_mask(lw, state, lanes)
 

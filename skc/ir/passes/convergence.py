@@ -69,8 +69,8 @@ class WarpGroups(NamedTuple):
 
     states: dict
     splitting: dict
-    loops: dict = {}
-    exits: dict = {}
+    loops: dict
+    exits: dict
 
 
 def warp_groups(fn: Function) -> WarpGroups:
@@ -109,9 +109,9 @@ def collectives_of_live_lanes(fn: Function) -> set:
 
 
 def collectives_in_branches(fn: Function) -> tuple:
-    """Shuffles and votes inside branches on values that differ by thread, where the lanes that get there are
-    those of a known group (every thread, or every one not exited) that took each branch on the way: their
-    paths by op id, and the ifs on them (WarpGroups)."""
+    """Collectives inside branches on values that differ by thread, or in loops some lanes leave, where the lanes
+    that get there are those of a known group (every thread, every one not exited, or a loop's still in it) that
+    took each branch on the way: their paths by op id, and the ifs on them (WarpGroups)."""
     groups = warp_groups(fn)
     return {k: state for k, state in groups.states.items() if isinstance(state, tuple)}, groups.splitting
 
@@ -235,7 +235,7 @@ class _Walk:
         for side, (region, jumps) in enumerate(zip(op.regions, sides)):
             if not jumps:
                 continue
-            last = region.ops[-1] if region.ops else None
+            last = region.ops[-1]   # (a side some lanes jump out of has ops)
             if jumps != {("break", label)} or last.name != "scf.break" or last.attrs["label"] != label \
                     or _jumps_out(region.ops[:-1]):
                 return False
@@ -243,16 +243,19 @@ class _Walk:
         self.exits[id(op)] = (root.loop, tuple(breaking))
         return True
 
+    _FOUND = ("converged", "live", "split", "splitting", "loops", "exits")   # what a loop's walk may take back
+
+    def _snapshot(self) -> tuple:
+        return tuple(getattr(self, name).copy() for name in self._FOUND)
+
     def _restore(self, before: tuple):
-        self.converged, self.live = set(before[0]), set(before[1])
-        self.split, self.splitting = dict(before[2]), dict(before[3])
-        self.loops, self.exits = dict(before[4]), dict(before[5])
+        for name, found in zip(self._FOUND, before):
+            setattr(self, name, found.copy())
         self.same_memo.clear()   # (a lane-0 shuffle in the body was converged in the first walk only)
 
     def loop(self, op: Op, together) -> set:
         label = op.attrs["label"]
-        before = (set(self.converged), set(self.live), dict(self.split), dict(self.splitting), dict(self.loops),
-                  dict(self.exits))
+        before = self._snapshot()
         self.entry[label] = together
         jumps = self.region(op.regions[0], together)
         left = jumps - {("continue", label)}
