@@ -21,8 +21,9 @@ import weakref
 
 from . import frontend, ir
 from .compiler import CompiledKernel, compile_kernel, dependencies_current, resolve
-from .diagnostics import LaunchError, SkcError
+from .diagnostics import DeviceError, LaunchError, SkcError
 from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
+from .runtime import devices, native
 from .runtime.devices import Device, current_device, parse_device
 from .target import TARGETS, Target, get_target
 
@@ -317,7 +318,7 @@ class Kernel:
         else:
             raise LaunchError(f"{self.fn.__name__}[grid] needs a block size: {self.fn.__name__}[grid, block](...) "
                               "or @skc.kernel(block=...)")
-        launch = Launch(self, grid, block, device)
+        launch = (_PlainLaunch if self.key is None and self._all_runtime else Launch)(self, grid, block, device)
         with self._launch_objects_lock:
             self._launch_objects.add(launch)
         return launch
@@ -604,45 +605,57 @@ class Launch:
     the default stream, so it orders with the caller's work and CUDA graphs capture it.
 
     The call is the per-launch hot path: it remembers the launcher it used last and reuses it while
-    the arguments select the same specialization on the same device."""
+    the arguments select the same specialization on the same device (_PlainLaunch: where no argument selects
+    one, a native call that checks the rest)."""
 
     __slots__ = ("kernel", "grid", "block", "device", "_key", "_device", "_launch", "_nparams", "_keyed",
-                 "_runtime", "__weakref__")
+                 "_runtime", "_fast", "__weakref__")
 
     def __init__(self, kernel: Kernel, grid, block, device):
         self.kernel, self.grid, self.block, self.device = kernel, grid, block, device
-        self._key = self._device = self._launch = None
+        self._key = self._device = self._launch = self._fast = None
         # read once here rather than through the kernel at every call
         self._nparams, self._keyed = kernel._nparams, kernel.key
         self._runtime = None if kernel._all_runtime else kernel._runtime_positions
 
-    def __call__(self, *args, stream=None, **kwargs):
+    def _call(self, *args, stream=None, **kwargs):
         if kwargs or len(args) != self._nparams:
             args = self.kernel._arguments(args, kwargs)
-        device = self.device or current_device()
+        selected = _SELECTION[0]
+        device = self.device or selected or devices.default_device()
         kernel = self.kernel
         for space, name, value in kernel._watch:   # a global the kernel read bound to another value: compile again
             if space.get(name, _MISSING) is not value:
                 kernel.rebound()
                 break
         if device is not self._device or (self._keyed is not None and self._keyed(args) != self._key):
-            self._select(device, args)
+            self._select(device, args, selected)
+        elif self._fast is not None:   # (a plain launch: its state made again where what it names changed)
+            self._renew(selected)
         # stream None: the launcher uses the current stream of the arguments' framework (torch, cupy), else 0
         if stream is not None and type(stream) is not int:
             stream = _stream(stream)
         runtime = self._runtime
         self._launch(args if runtime is None else tuple([args[i] for i in runtime]), self.grid, stream)
 
-    def _select(self, device, args):
-        """Compile or find the launcher these arguments select on `device` (the call's slow path)."""
+    __call__ = _call
+
+    def _select(self, device, args, selected):
+        """Compile or find the launcher these arguments select on `device` (the call's slow path); `selected`: the
+        device selection `device` was read from."""
         key = self._keyed(args) if self._keyed is not None else ()
         self._launch = self.kernel.launcher_for(device, self.block, key, args).launch
         self._key, self._device = key, device
+        self._fast = self._ready_state(selected)
+
+    def _ready_state(self, selected):
+        """What a native call may launch with (_PlainLaunch): none here."""
+        return None
 
     def forget(self):
         """The kernel's specializations were dropped: the next call selects again. (The launcher chosen last stays
         for a call on another thread that has already passed its check: it calls it next.)"""
-        self._device = None
+        self._device = self._fast = None
 
     def ready(self, *args) -> "ReadyLaunch":
         """This launch's specialization for these arguments, compiled and loaded, as a function of the run-time
@@ -658,6 +671,50 @@ class Launch:
         if isinstance(launcher, _WithoutConstants):   # the ready launch takes the run-time arguments alone
             launcher = launcher.launcher
         return ReadyLaunch(launcher, self.grid)
+
+
+class _PlainLaunch(Launch):
+    """The launch of a kernel whose arguments never select its specialization (every parameter declared, each a
+    run-time one). Where the kernel's globals are a module's, it keeps a ready state (`_fast`), which its call, the
+    native one where the host can make it (runtime.native.launch_method), checks and launches with, with no
+    Python run on the way; the Python call (`_call`) does it all in full and makes the state again."""
+
+    __slots__ = ()
+
+    def _ready_state(self, selected):
+        """What the native call launches with while nothing it checks changed: (launch, grid, kernel, watched
+        globals, device selection, argument count); None where this launch cannot have one."""
+        kernel, watch = self.kernel, self.kernel._watch
+        if any(type(w[0]) is not dict for w in watch) or not _native_call():
+            return None
+        return (self._launch, self.grid, kernel, watch, _ANYWHERE if self.device is not None else selected,
+                self._nparams)
+
+    def _renew(self, selected):
+        fast = self._fast
+        if fast[3] is not self.kernel._watch or fast[4] is not (_ANYWHERE if self.device is not None else selected):
+            self._fast = self._ready_state(selected)
+
+
+_SELECTION = devices.selection()
+_ANYWHERE = object()       # a ready state's selection where the launch's device is its own (kernel.on(...))
+_NATIVE_CALL = [None]      # whether Launch.__call__ is the native call (None: not tried yet)
+
+
+def _native_call() -> bool:
+    """Whether _PlainLaunch's call is the native one: made and put in place at the first launch that can use it (never
+    at import, which it would slow down); False where the host cannot make it."""
+    made = _NATIVE_CALL[0]
+    if made is None:
+        made = False
+        if native.supported():
+            try:
+                _PlainLaunch.__call__ = native.launch_method(_PlainLaunch, Launch._call, _SELECTION, _ANYWHERE)
+                made = True
+            except DeviceError:
+                pass
+        _NATIVE_CALL[0] = made
+    return made
 
 
 class _WithoutConstants:

@@ -158,6 +158,18 @@ def current_device() -> Device:
     return _selected[0] or _default_device()
 
 
+def default_device() -> Device:
+    """The device launches go to while none is selected (SKC_DEVICE, else CUDA device 0 where there is one, else
+    the interpreter); read once."""
+    return _default_device()
+
+
+def selection() -> list:
+    """The list whose one item is the device set_device selected (None: none, the default device): a launch that
+    keeps what it found reads the item again to see that the selection is unchanged."""
+    return _selected
+
+
 def swap_selection(device: Optional[Device]) -> Optional[Device]:
     """Select `device` (or no device: the default) without checking it is present, as a fake driver's tests do;
     gives the previous selection, to swap back."""

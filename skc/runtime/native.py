@@ -10,6 +10,9 @@ convention) that call the driver's cuLaunchKernel with no Python in between.
   scalars, ints for the grid and the stream, or no stream: torch's current one) it reads each argument, writes
   the launcher's slots and launches; anything else it hands, untouched, to the Python launcher, which checks it
   fully and explains what is wrong.
+- `launch_method(...)`: the call of a launch object (`kernel[grid, block](...)`) as a method: it checks the state
+  the object keeps (the device selection and the globals its kernel read unchanged) and calls that state's launch,
+  or hands the call to the Python method.
 
 Every CPython entry point is read from the running interpreter by address, nothing is linked by name. The GIL is
 held through the driver call, and the fast path reads every argument before it writes any slot: its slots are
@@ -28,6 +31,7 @@ import threading
 from ..diagnostics import DeviceError
 
 METH_FASTCALL = 0x0080
+METH_KEYWORDS = 0x0002
 _U32 = range(1, 8)   # the arguments of cuLaunchKernel that are unsigned ints
 P = "i8*"            # a PyObject* (or any pointer) in the IR
 
@@ -40,6 +44,8 @@ _API = {
     "PyList_GetItem": (P, [P, "i64"]), "PyObject_GetAttr": (P, [P, P]),
     "PyObject_VectorcallMethod": (P, [P, P + "*", "i64", P]), "PyObject_Call": (P, [P, P, P]),
     "PyObject_CallFunctionObjArgs": (P, [P, "..."]), "Py_DecRef": ("void", [P]), "Py_IncRef": ("void", [P]),
+    "PyObject_Vectorcall": (P, [P, P + "*", "i64", P]), "PyTuple_New": (P, ["i64"]),
+    "PyTuple_SetItem": ("i32", [P, "i64", P]), "PyDict_GetItemWithError": (P, [P, P]),
 }
 
 
@@ -62,7 +68,11 @@ class _Code:
 
     def __init__(self):
         self.lines, self.count = [], 0
-        self.entries = {name: ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value for name in _API}
+
+    @staticmethod
+    def entry(name: str) -> int:
+        """The address of CPython's `name` (an AttributeError where this interpreter lacks it)."""
+        return ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value
 
     def fresh(self) -> str:
         self.count += 1
@@ -84,7 +94,7 @@ class _Code:
         """Call CPython's `name` with IR operands `args` ("type value"); gives the result's register (or None)."""
         result, params = _API[name]
         signature = f"{result} ({', '.join(params)})"
-        call = f"call {signature} inttoptr (i64 {self.entries[name]} to {signature}*)({', '.join(args)})"
+        call = f"call {signature} inttoptr (i64 {self.entry(name)} to {signature}*)({', '.join(args)})"
         if result == "void":
             self(call)
             return None
@@ -293,6 +303,168 @@ def _fast_ir(target, function, block, shared_bytes, params_address, params, tens
     return _string("count_message", message) + _function("launch", code)
 
 
+_methods: dict = {}   # owner type -> (its native __call__, what it holds)
+
+
+def launch_method(owner: type, slow, selection: list, anywhere):
+    """`owner.__call__` as native code (a launch object's call: skc.jit's plain launches), a method descriptor of
+    `owner`; made once per type.
+
+    A call with positional arguments (and stream=, an int or None, alone) whose object's `_fast` is a ready state
+    `(launch, grid, kernel, watch, selected, count)` launches at once with `launch(args, grid, stream)`, where:
+    `count` positional arguments are given; `selection[0]` is `selected` (unless `selected` is `anywhere`: the
+    launch's device is its own); `kernel._watch` is `watch`, and each of its (namespace, name, value) entries,
+    every namespace a dict, still binds the name to that value. Anything else (other keywords, a `_fast` of None,
+    another selection, a rebound global) is the Python method `slow(self, *args, **kwargs)`'s, which checks it
+    all and may make the state again."""
+    with _lock:
+        found = _methods.get(owner)
+        if found is None:
+            names = {name: sys.intern(name) for name in ("_fast", "_watch", "stream")}
+            keep = [owner, slow, selection, anywhere, *names.values()]
+
+            def make(definition, held):
+                new = ctypes.pythonapi.PyDescr_NewMethod
+                new.restype, new.argtypes = ctypes.py_object, [ctypes.py_object, ctypes.POINTER(_MethodDef)]
+                return new(owner, ctypes.byref(definition)), held
+            found = _methods[owner] = _compiled(lambda: _method_ir(slow, selection, anywhere, names),
+                                                 METH_FASTCALL | METH_KEYWORDS, keep, make)
+        return found[0]
+
+
+def _method_ir(slow, selection, anywhere, names) -> str:
+    code = _Code()
+    obj = code.obj
+    none = obj(id(None))
+    code.label("entry")
+    index = code.op("alloca i64")        # the loops' counter
+    keywords = code.op("alloca i64")     # how many keywords were given
+    stack = code.op(f"alloca [3 x {P}]")  # the launch's arguments
+    stream = code.op(f"alloca {P}")      # the stream given: None, or an int
+    code(f"store {P} {none}, {P}* {stream}")
+    code.branch(code.compare("eq", P, "%kwnames", "null"), "state", "keywords")
+    code.label("keywords")   # stream=, an int or None, alone
+    code.branch(code.compare("eq", "i64", code.api("PyTuple_Size", f"{P} %kwnames"), "1"), "keyword", "slow")
+    code.label("keyword")
+    name = code.api("PyTuple_GetItem", f"{P} %kwnames", "i64 0")
+    code.branch(code.compare("eq", P, name, obj(id(names["stream"]))), "keyword_value", "slow")
+    code.label("keyword_value")
+    given = _argument(code, "%args", "%nargs")
+    code(f"store {P} {given}, {P}* {stream}")
+    code.branch(code.compare("eq", P, given, none), "state", "keyword_int")
+    code.label("keyword_int")
+    code.branch(code.compare("eq", P, code.type_of(given), obj(id(int))), "state", "slow")
+    code.label("state")
+    fast = code.api("PyObject_GetAttr", f"{P} %self", f"{P} {obj(id(names['_fast']))}")
+    code.branch(code.compare("eq", P, fast, "null"), "slow_error", "state_found")
+    code.label("state_found")   # (held until the end: reading the arguments may run Python that replaces it)
+    code.branch(code.compare("eq", P, fast, none), "slow_let_go", "state_ready")
+    code.label("state_ready")   # (a tuple of six, as made by the owner; anything else is the slow path's)
+    code.branch(code.compare("eq", P, code.type_of(fast), obj(id(tuple))), "state_sized", "slow_let_go")
+    code.label("state_sized")
+    code.branch(code.compare("eq", "i64", code.api("PyTuple_Size", f"{P} {fast}"), "6"), "state_read", "slow_let_go")
+    code.label("state_read")
+    launch, grid, kernel, watch, selected, count = (code.api("PyTuple_GetItem", f"{P} {fast}", f"i64 {i}")
+                                                    for i in range(6))
+    number = code.api("PyLong_AsLongLong", f"{P} {count}")
+    code.branch(code.compare("eq", "i64", number, "%nargs"), "device", "slow_let_go")
+    code.label("device")
+    code.branch(code.compare("eq", P, selected, obj(id(anywhere))), "watch", "selection")
+    code.label("selection")
+    current = code.api("PyList_GetItem", f"{P} {obj(id(selection))}", "i64 0")
+    code.branch(code.compare("eq", P, current, selected), "watch", "slow_let_go")
+    code.label("watch")
+    watching = code.api("PyObject_GetAttr", f"{P} {kernel}", f"{P} {obj(id(names['_watch']))}")
+    code.branch(code.compare("eq", P, watching, "null"), "slow_let_go", "watch_found")
+    code.label("watch_found")
+    code.api("Py_DecRef", f"{P} {watching}")   # (compared by identity alone: the state holds the one it names)
+    code.branch(code.compare("eq", P, watching, watch), "bindings", "slow_let_go")
+    code.label("bindings")
+    total = code.api("PyTuple_Size", f"{P} {watch}")
+    code(f"store i64 0, i64* {index}")
+    code("br label %binding")
+    code.label("binding")
+    at = code.op(f"load i64, i64* {index}")
+    code.branch(code.compare("slt", "i64", at, total), "binding_read", "pack")
+    code.label("binding_read")
+    entry = code.api("PyTuple_GetItem", f"{P} {watch}", f"i64 {at}")
+    space, name, value = (code.api("PyTuple_GetItem", f"{P} {entry}", f"i64 {i}") for i in range(3))
+    bound = code.api("PyDict_GetItemWithError", f"{P} {space}", f"{P} {name}")
+    code(f"store i64 {code.op(f'add i64 {at}, 1')}, i64* {index}")
+    code.branch(code.compare("eq", P, bound, value), "binding", "slow_let_go")
+    code.label("pack")   # the arguments as the tuple the launch takes
+    args = code.api("PyTuple_New", "i64 %nargs")
+    code.branch(code.compare("eq", P, args, "null"), "failed_let_go", "pack_items")
+    code.label("pack_items")
+    code(f"store i64 0, i64* {index}")
+    code("br label %item")
+    code.label("item")
+    at = code.op(f"load i64, i64* {index}")
+    code.branch(code.compare("slt", "i64", at, "%nargs"), "item_put", "call")
+    code.label("item_put")
+    item = _argument(code, "%args", at)
+    code.api("Py_IncRef", f"{P} {item}")
+    code.api("PyTuple_SetItem", f"{P} {args}", f"i64 {at}", f"{P} {item}")   # (takes the reference)
+    code(f"store i64 {code.op(f'add i64 {at}, 1')}, i64* {index}")
+    code("br label %item")
+    code.label("call")
+    for i, value in enumerate((args, grid, code.op(f"load {P}, {P}* {stream}"))):
+        code(f"store {P} {value}, {P}* {code.op(f'getelementptr [3 x {P}], [3 x {P}]* {stack}, i64 0, i64 {i}')}")
+    first = code.op(f"getelementptr [3 x {P}], [3 x {P}]* {stack}, i64 0, i64 0")
+    result = code.api("PyObject_Vectorcall", f"{P} {launch}", f"{P}* {first}", "i64 3", f"{P} null")
+    code.api("Py_DecRef", f"{P} {args}")
+    code.api("Py_DecRef", f"{P} {fast}")
+    code.branch(code.compare("eq", P, result, "null"), "failed", "launched")
+    code.label("launched")
+    code.api("Py_DecRef", f"{P} {result}")
+    code.api("Py_IncRef", f"{P} {none}")
+    code(f"ret {P} {none}")
+    code.label("failed_let_go")
+    code.api("Py_DecRef", f"{P} {fast}")
+    code("br label %failed")
+    code.label("failed")
+    code(f"ret {P} null")
+    # the Python method, with the call's own arguments: an Exception met on the way is cleared first (the method
+    # meets it again), anything else (a KeyboardInterrupt) propagates
+    code.label("slow_let_go")
+    code.api("Py_DecRef", f"{P} {fast}")
+    code("br label %slow_error")
+    code.label("slow_error")
+    code.branch(code.compare("eq", P, code.api("PyErr_Occurred"), "null"), "slow", "slow_check")
+    code.label("slow_check")
+    matches = code.api("PyErr_ExceptionMatches", f"{P} {_exception(code, 'PyExc_Exception')}")
+    code.branch(code.compare("ne", "i32", matches, "0"), "slow_clear", "failed")
+    code.label("slow_clear")
+    code.api("PyErr_Clear")
+    code("br label %slow")
+    code.label("slow")
+    code(f"store i64 0, i64* {keywords}")
+    code.branch(code.compare("eq", P, "%kwnames", "null"), "slow_call", "slow_keywords")
+    code.label("slow_keywords")
+    code(f"store i64 {code.api('PyTuple_Size', f'{P} %kwnames')}, i64* {keywords}")
+    code("br label %slow_call")
+    code.label("slow_call")
+    given = code.op(f"add i64 %nargs, {code.op(f'load i64, i64* {keywords}')}")
+    array = code.op(f"alloca {P}, i64 {code.op(f'add i64 {given}, 1')}")   # self, then every given value
+    code(f"store {P} %self, {P}* {array}")
+    code(f"store i64 0, i64* {index}")
+    code("br label %slow_item")
+    code.label("slow_item")
+    at = code.op(f"load i64, i64* {index}")
+    code.branch(code.compare("slt", "i64", at, given), "slow_put", "slow_run")
+    code.label("slow_put")
+    there = code.op(f"getelementptr {P}, {P}* {array}, i64 {code.op(f'add i64 {at}, 1')}")
+    code(f"store {P} {_argument(code, '%args', at)}, {P}* {there}")
+    code(f"store i64 {code.op(f'add i64 {at}, 1')}, i64* {index}")
+    code("br label %slow_item")
+    code.label("slow_run")
+    positional = code.op("add i64 %nargs, 1")
+    handed = code.api("PyObject_Vectorcall", f"{P} {obj(id(slow))}", f"{P}* {array}", f"i64 {positional}",
+                      f"{P} %kwnames")
+    code(f"ret {P} {handed}")
+    return _method("launch", code)
+
+
 def _tensor(code, i, item, slot, dtype, tensor_type, index, names, holder, following):
     """A torch tensor of exactly torch.Tensor's type, of `dtype`, neither nested nor lazily negated, on device
     `index`: its address, for the slot (what writes it, given the code)."""
@@ -432,11 +604,28 @@ def _function(name: str, code: _Code) -> str:
     return f"define {P} @{name}({P} %self, {P}* %args, i64 %nargs) {{\n" + "\n".join(code.lines) + "\n}\n"
 
 
+def _method(name: str, code: _Code) -> str:
+    """A METH_FASTCALL | METH_KEYWORDS function: its keywords' names in `%kwnames` (null where none)."""
+    return (f"define {P} @{name}({P} %self, {P}* %args, i64 %nargs, {P} %kwnames) {{\n" + "\n".join(code.lines)
+            + "\n}\n")
+
+
 def _builtin(make_ir, keep=()):
     """The function `launch` of the module `make_ir()` gives, compiled for the host, as a builtin whose own object
     (its __self__) holds what must outlive it: the compiled code, its method definition and the objects `keep`
     whose addresses the code holds. A DeviceError if the host cannot make it (llvmlite without a host target, an
     interpreter without one of the C-API entries)."""
+    def make(definition, held):
+        new = ctypes.pythonapi.PyCFunction_NewEx
+        new.restype, new.argtypes = ctypes.py_object, [ctypes.POINTER(_MethodDef), ctypes.py_object, ctypes.c_void_p]
+        return new(ctypes.byref(definition), held, None)
+    return _compiled(make_ir, METH_FASTCALL, keep, make)
+
+
+def _compiled(make_ir, flags: int, keep, make):
+    """`make(definition, held)` for the function `launch` of the module `make_ir()` gives, compiled for the host:
+    `definition` its method definition (with `flags`), `held` what must live as long as the result (the compiled
+    code, the definition, the objects `keep`). A DeviceError if the host cannot make it."""
     name = "launch"
     try:
         import llvmlite.binding as llvm
@@ -448,14 +637,10 @@ def _builtin(make_ir, keep=()):
         machine = llvm.Target.from_default_triple().create_target_machine(opt=0)
         engine = llvm.create_mcjit_compiler(module, machine)
         engine.finalize_object()
-        definition = _MethodDef(name.encode(), engine.get_function_address(name), METH_FASTCALL, None)
-        held = _Held((engine, definition, module, tuple(keep)))
-        new = ctypes.pythonapi.PyCFunction_NewEx
-        new.restype, new.argtypes = ctypes.py_object, [ctypes.POINTER(_MethodDef), ctypes.py_object, ctypes.c_void_p]
-        builtin = new(ctypes.byref(definition), held, None)
+        definition = _MethodDef(name.encode(), engine.get_function_address(name), flags, None)
+        return make(definition, _Held((engine, definition, module, tuple(keep))))
     except Exception as error:
         raise DeviceError(f"cannot make skc's native launch code on this host: {error}") from None
-    return builtin
 
 
 class _Held:
