@@ -691,6 +691,8 @@ class _PlainLaunch(Launch):
                 self._nparams)
 
     def _renew(self, selected):
+        """The state made again where the globals the kernel watches or the device selection are others than the
+        ones it names (the native call would hand every call to the Python one)."""
         fast = self._fast
         if fast[3] is not self.kernel._watch or fast[4] is not (_ANYWHERE if self.device is not None else selected):
             self._fast = self._ready_state(selected)
@@ -698,7 +700,7 @@ class _PlainLaunch(Launch):
 
 _SELECTION = devices.selection()
 _ANYWHERE = object()       # a ready state's selection where the launch's device is its own (kernel.on(...))
-_NATIVE_CALL = [None]      # whether Launch.__call__ is the native call (None: not tried yet)
+_NATIVE_CALL = [None]      # whether _PlainLaunch's call is the native one (None: not tried yet)
 
 
 def _native_call() -> bool:
