@@ -280,16 +280,9 @@ def _fast_ir(target, function, block, shared_bytes, params_address, params, tens
     # anything off the fast path: the Python launcher, with the call's own arguments; an Exception met on the way
     # is cleared first (the Python launcher meets it again, or says what is wrong), anything else (a
     # KeyboardInterrupt) propagates
-    code.label("fallback")
-    code.branch(code.compare("eq", P, code.api("PyErr_Occurred"), "null"), "fallback_clean", "fallback_error")
-    code.label("fallback_error")
-    matches = code.api("PyErr_ExceptionMatches", f"{P} {_exception(code, 'PyExc_Exception')}")
-    code.branch(code.compare("ne", "i32", matches, "0"), "fallback_clear", "fallback_raise")
+    _clear_exception(code, "fallback", "fallback_clean", "fallback_raise")
     code.label("fallback_raise")
     code(f"ret {P} null")
-    code.label("fallback_clear")
-    code.api("PyErr_Clear")
-    code("br label %fallback_clean")
     code.label("fallback_clean")
     code.branch(code.compare("eq", "i64", "%nargs", "3"), "fallback_call", "fallback_count")
     code.label("fallback_call")
@@ -380,33 +373,23 @@ def _method_ir(slow, selection, anywhere, names) -> str:
     code.api("Py_DecRef", f"{P} {watching}")   # (compared by identity alone: the state holds the one it names)
     code.branch(code.compare("eq", P, watching, watch), "bindings", "slow_let_go")
     code.label("bindings")
-    total = code.api("PyTuple_Size", f"{P} {watch}")
-    code(f"store i64 0, i64* {index}")
-    code("br label %binding")
-    code.label("binding")
-    at = code.op(f"load i64, i64* {index}")
-    code.branch(code.compare("slt", "i64", at, total), "binding_read", "pack")
-    code.label("binding_read")
-    entry = code.api("PyTuple_GetItem", f"{P} {watch}", f"i64 {at}")
-    space, name, value = (code.api("PyTuple_GetItem", f"{P} {entry}", f"i64 {i}") for i in range(3))
-    bound = code.api("PyDict_GetItemWithError", f"{P} {space}", f"{P} {name}")
-    code(f"store i64 {code.op(f'add i64 {at}, 1')}, i64* {index}")
-    code.branch(code.compare("eq", P, bound, value), "binding", "slow_let_go")
+
+    def binding(at):
+        entry = code.api("PyTuple_GetItem", f"{P} {watch}", f"i64 {at}")
+        space, name, value = (code.api("PyTuple_GetItem", f"{P} {entry}", f"i64 {i}") for i in range(3))
+        bound = code.api("PyDict_GetItemWithError", f"{P} {space}", f"{P} {name}")
+        return code.compare("eq", P, bound, value), "slow_let_go"
+    _loop(code, index, code.api("PyTuple_Size", f"{P} {watch}"), "binding", "pack", binding)
     code.label("pack")   # the arguments as the tuple the launch takes
     args = code.api("PyTuple_New", "i64 %nargs")
     code.branch(code.compare("eq", P, args, "null"), "failed_let_go", "pack_items")
     code.label("pack_items")
-    code(f"store i64 0, i64* {index}")
-    code("br label %item")
-    code.label("item")
-    at = code.op(f"load i64, i64* {index}")
-    code.branch(code.compare("slt", "i64", at, "%nargs"), "item_put", "call")
-    code.label("item_put")
-    item = _argument(code, "%args", at)
-    code.api("Py_IncRef", f"{P} {item}")
-    code.api("PyTuple_SetItem", f"{P} {args}", f"i64 {at}", f"{P} {item}")   # (takes the reference)
-    code(f"store i64 {code.op(f'add i64 {at}, 1')}, i64* {index}")
-    code("br label %item")
+
+    def put(at):
+        item = _argument(code, "%args", at)
+        code.api("Py_IncRef", f"{P} {item}")
+        code.api("PyTuple_SetItem", f"{P} {args}", f"i64 {at}", f"{P} {item}")   # (takes the reference)
+    _loop(code, index, "%nargs", "item", "call", put)
     code.label("call")
     for i, value in enumerate((args, grid, code.op(f"load {P}, {P}* {stream}"))):
         code(f"store {P} {value}, {P}* {code.op(f'getelementptr [3 x {P}], [3 x {P}]* {stack}, i64 0, i64 {i}')}")
@@ -429,14 +412,7 @@ def _method_ir(slow, selection, anywhere, names) -> str:
     code.label("slow_let_go")
     code.api("Py_DecRef", f"{P} {fast}")
     code("br label %slow_error")
-    code.label("slow_error")
-    code.branch(code.compare("eq", P, code.api("PyErr_Occurred"), "null"), "slow", "slow_check")
-    code.label("slow_check")
-    matches = code.api("PyErr_ExceptionMatches", f"{P} {_exception(code, 'PyExc_Exception')}")
-    code.branch(code.compare("ne", "i32", matches, "0"), "slow_clear", "failed")
-    code.label("slow_clear")
-    code.api("PyErr_Clear")
-    code("br label %slow")
+    _clear_exception(code, "slow_error", "slow", "failed")
     code.label("slow")
     code(f"store i64 0, i64* {keywords}")
     code.branch(code.compare("eq", P, "%kwnames", "null"), "slow_call", "slow_keywords")
@@ -447,22 +423,47 @@ def _method_ir(slow, selection, anywhere, names) -> str:
     given = code.op(f"add i64 %nargs, {code.op(f'load i64, i64* {keywords}')}")
     array = code.op(f"alloca {P}, i64 {code.op(f'add i64 {given}, 1')}")   # self, then every given value
     code(f"store {P} %self, {P}* {array}")
-    code(f"store i64 0, i64* {index}")
-    code("br label %slow_item")
-    code.label("slow_item")
-    at = code.op(f"load i64, i64* {index}")
-    code.branch(code.compare("slt", "i64", at, given), "slow_put", "slow_run")
-    code.label("slow_put")
-    there = code.op(f"getelementptr {P}, {P}* {array}, i64 {code.op(f'add i64 {at}, 1')}")
-    code(f"store {P} {_argument(code, '%args', at)}, {P}* {there}")
-    code(f"store i64 {code.op(f'add i64 {at}, 1')}, i64* {index}")
-    code("br label %slow_item")
+
+    def copy(at):
+        there = code.op(f"getelementptr {P}, {P}* {array}, i64 {code.op(f'add i64 {at}, 1')}")
+        code(f"store {P} {_argument(code, '%args', at)}, {P}* {there}")
+    _loop(code, index, given, "slow_item", "slow_run", copy)
     code.label("slow_run")
     positional = code.op("add i64 %nargs, 1")
     handed = code.api("PyObject_Vectorcall", f"{P} {obj(id(slow))}", f"{P}* {array}", f"i64 {positional}",
                       f"{P} %kwnames")
     code(f"ret {P} {handed}")
     return _method("launch", code)
+
+
+def _clear_exception(code, name: str, clean: str, raised: str):
+    """At label `name`: an Exception set is cleared, on to `clean`; anything else set (a KeyboardInterrupt) goes
+    to `raised`, still set."""
+    code.label(name)
+    code.branch(code.compare("eq", P, code.api("PyErr_Occurred"), "null"), clean, f"{name}_set")
+    code.label(f"{name}_set")
+    matches = code.api("PyErr_ExceptionMatches", f"{P} {_exception(code, 'PyExc_Exception')}")
+    code.branch(code.compare("ne", "i32", matches, "0"), f"{name}_clear", raised)
+    code.label(f"{name}_clear")
+    code.api("PyErr_Clear")
+    code(f"br label %{clean}")
+
+
+def _loop(code, counter: str, count: str, name: str, after: str, body):
+    """`for at in range(count): body(at)`, its counter in the slot `counter`, on to `after`; `body` may give
+    (condition, label): where the condition is false, the loop is left for that label."""
+    code(f"store i64 0, i64* {counter}")
+    code(f"br label %{name}")
+    code.label(name)
+    at = code.op(f"load i64, i64* {counter}")
+    code.branch(code.compare("slt", "i64", at, count), f"{name}_body", after)
+    code.label(f"{name}_body")
+    code(f"store i64 {code.op(f'add i64 {at}, 1')}, i64* {counter}")
+    leave = body(at)
+    if leave is None:
+        code(f"br label %{name}")
+    else:
+        code.branch(leave[0], name, leave[1])
 
 
 def _tensor(code, i, item, slot, dtype, tensor_type, index, names, holder, following):
