@@ -897,6 +897,74 @@ def test_writing_an_operand_of_a_wgmma_in_flight_is_an_error(pending, write, rac
         launch(f, (1, 1, 1), out)
 
 
+def wgmma_then_read_kernel(pending: int, read: str, commit_second: bool = True, branch: bool = False) -> ir.Function:
+    """A warpgroup issues two wgmma groups (the second committed or not), waits until `pending` groups are left and
+    reads element 0 of `read` (d1, d2, or d2 through a variable, `kept`) before waiting for all. `branch`: the block
+    has two warpgroups, and the first alone does all that, inside a branch (its variable's store then merges)."""
+    body = f"""
+  %slot = var.alloc : var<vec<4xf32>>
+  wgmma.fence
+  %d1 = wgmma.mma %acc, %d, %d {{n = 8, dtype = "bf16", trans_a = 0, trans_b = 0}} : vec<4xf32>
+  wgmma.commit
+  %d2 = wgmma.mma %d1, %d, %d {{n = 8, dtype = "bf16", trans_a = 0, trans_b = 0}} : vec<4xf32>
+  var.store %slot, %d2
+  {"wgmma.commit" if commit_second else ""}
+  wgmma.wait {{pending = {pending}}}
+  %kept = var.load %slot : vec<4xf32>
+  %e = vec.extract %{read} {{index = 0}} : f32 loc("reads.py":7:5)
+  %o = ptr.offset %out, %tid {{elem = f32}} : ptr<global>
+  mem.store %o, %e
+  wgmma.commit
+  wgmma.wait {{pending = 0}}"""
+    if branch:
+        body = f"""
+  %c128 = arith.constant {{value = 128}} : i32
+  %first = arith.cmp %tid, %c128 {{pred = "lt"}} : i1
+  scf.if %first {{{body}
+  }} {{
+  }}"""
+    return parse(f"""
+kernel @k(%out: ptr<global>) {{block = [{256 if branch else 128}, 1, 1], shared_bytes = 4096}} {{
+  %tid = gpu.thread_id {{dim = 0}} : i32
+  %smem = mem.shared {{offset = 0, bytes = 4096}} : ptr<shared>
+  %base = ptr.to_int %smem : i64
+  %c4_64 = arith.constant {{value = 4}} : i64
+  %field = arith.shr %base, %c4_64 : i64
+  %layout = arith.constant {{value = {(8 << 16) | (16 << 32)}}} : i64
+  %d = arith.add %layout, %field : i64
+  %z = arith.constant {{value = 0.0}} : f32
+  %acc = vec.from %z, %z, %z, %z : vec<4xf32>{body}
+}}
+""")
+
+
+@pytest.mark.parametrize("pending, read, commit_second, branch, racing", [
+    (0, "d2", True, False, False),    # both groups retired
+    (1, "d1", True, False, False),    # the first retired
+    (1, "d2", True, False, True),     # the second may still be written ...
+    (1, "kept", True, False, True),   # ... also through a variable it was stored into
+    (1, "kept", True, True, True),    # ... by some of the block's threads (a merged value)
+    (0, "kept", True, True, False),
+    (2, "d1", True, False, True),     # neither retired
+    (0, "d2", False, False, True),    # the second was never committed: no wait retires it
+])
+def test_reading_an_accumulator_of_a_wgmma_in_flight_is_an_error(pending, read, commit_second, branch, racing):
+    """The tensor cores write a wgmma's accumulator registers until a wgmma.wait_group retires its group (PTX ISA
+    9.7.15.7.3): a read before that (an epilogue that waits for one group too few) gets undefined values on the GPU.
+    The interpreter, which has the result at issue, names the read; another wgmma may take it as its accumulator."""
+    f = wgmma_then_read_kernel(pending, read, commit_second, branch)
+    out = np.zeros(256 if branch else 128, np.float32)
+    if racing:
+        with pytest.raises(InterpreterError) as info:
+            launch(f, (1, 1, 1), out)
+        assert str(info.value).startswith("reads.py:7:6: error: vec.extract reads the accumulator of a wgmma that no "
+                                          "wgmma.wait has retired (warpgroup 0)")
+        assert "skc.hopper.wgmma_wait(pending)" in str(info.value)
+    else:
+        launch(f, (1, 1, 1), out)
+        assert (out == 0).all()
+
+
 def test_wgmma_with_an_inactive_lane_in_its_warpgroup_is_an_error():
     f = parse(WARPGROUP_OPS.replace("BODY", """
   %not5 = arith.cmp %tid, %c5 {pred = "ne"} : i1

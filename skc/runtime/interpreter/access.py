@@ -297,7 +297,10 @@ def _var_store(op, launch):
             slot.value = env[value]
         else:
             mask = group.mask[:, None] if vector else group.mask
-            slot.value = np.where(mask, env[value], slot.value)
+            stored = env[value]
+            slot.value = np.where(mask, stored, slot.value)
+            if group.block.mma_results:   # (a wgmma's accumulator in flight stays one in the merged value)
+                group.block.carry_in_flight(stored, slot.value)
     return var_store
 
 

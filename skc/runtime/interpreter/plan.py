@@ -36,6 +36,7 @@ class Plan:
         self.launch = launch
         self._labels: dict = {}
         self._regions: dict = {}
+        self._results = wgmma.result_values(function)   # (values that may hold a wgmma's accumulator)
         self.body = self.region(function.body)
 
     def codes(self, label: str) -> tuple:
@@ -61,11 +62,17 @@ class Plan:
         if name in CONTROL:
             return op, CONTROL[name](op, launch, self), NESTED if name in GENERATORS else PLAIN
         if name in EFFECTS:
-            return op, EFFECTS[name](op, launch), PLAIN
+            return op, self._checked(op, EFFECTS[name](op, launch)), PLAIN
         if name in PURE:
-            return op, _pure_step(op, PURE[name](op, launch)), PLAIN
+            return op, self._checked(op, _pure_step(op, PURE[name](op, launch))), PLAIN
         return op, access.failing(f"the interpreter cannot run '{name}': no handler for this op",
                                   hint="run on a GPU, or add the op's handler to skc/runtime/interpreter"), PLAIN
+
+
+    def _checked(self, op, step):
+        """`step`, checking first that no value it reads is the accumulator of a wgmma still in flight."""
+        values = wgmma.read_operands(op, self._results) if self._results else ()
+        return wgmma.checking_results(op, values, step) if values else step
 
 
 def _pure_step(op, fn):

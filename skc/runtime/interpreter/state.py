@@ -104,6 +104,9 @@ class BlockState:
         # group's and each committed group's shared byte addresses, until a wgmma.wait retires the group
         self.mma_reads: dict = {}
         self.mma_reading = None
+        # the accumulators wgmma ops give (the result arrays, by identity) that the tensor cores may still be
+        # writing: by warpgroup, the open wgmma group's and each committed group's, until a wgmma.wait retires it
+        self.mma_results: dict = {}
         self.reading = None
         # shared bytes that TMA loads and cp.async copies may still be writing: the interpreter copies when a copy
         # is issued, the GPU's copy lands some time before the phase of the mbarrier it completes on. `landing`
@@ -144,6 +147,14 @@ class BlockState:
             if root.done:
                 exited = exited | root.members
         return exited
+
+    def carry_in_flight(self, held, merged):
+        """`merged` (a variable's value, `held` stored into it for some lanes) is a wgmma's accumulator in flight
+        wherever `held` is one (`mma_results`)."""
+        for open_group, groups in self.mma_results.values():
+            for arrays in (open_group, *groups):
+                if any(a is held for a in arrays):
+                    arrays.append(merged)
 
     def check_not_read_by_stores(self, addresses: np.ndarray, lane_of, what: str):
         """A Fault if a write of shared bytes `addresses` (byte addresses, any shape whose first axis is the writing

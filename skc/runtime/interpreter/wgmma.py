@@ -14,7 +14,8 @@ maps that logical address to the physical one. The result is the accumulator fra
 The product is taken when the wgmma is issued; the tensor cores read the shared operands later, until a
 wgmma.wait retires the wgmma group (9.7.15.4, 9.7.15.7.3). Until then the operands' bytes count as read by a
 copy in flight, as a TMA store's source does: a write to them (a store, an atomic, a cp.async, a TMA load) is
-reported as a race.
+reported as a race. Likewise the result: the tensor cores write the accumulator registers until that wait, so an
+op that reads a result still in flight (anything but another wgmma taking it as its accumulator) is an error.
 
 Numerics: products of bf16/f16 are exact in f32; the 16 products of each element are summed
 exactly (in f64, exact unless their exponents span more than ~30 binades), rounded once to
@@ -172,6 +173,7 @@ def _mma(op, launch):
             if not zero_acc:  # zero_acc: scale-d = 0, D = A B
                 d[rows, cols] = env[acc][lanes]
             out[lanes] = product(d, a, b)[rows, cols]
+            _writing(block, lanes).append(out)
         env[result] = out
         reading_changed(block)
     return mma
@@ -207,6 +209,7 @@ def _mma_rs(op, launch):
             d = np.empty((M, n), np.float32)
             d[rows, cols] = env[acc][lanes]
             out[lanes] = _products_summed_once(d, a, b)[rows, cols]
+            _writing(block, lanes).append(out)
         env[result] = out
         reading_changed(block)
     return mma
@@ -248,8 +251,13 @@ def _in_flight(block, lanes) -> list:
 def _commit(op, launch):
     """Close each warpgroup's open group of wgmma ops (wgmma.commit_group)."""
     def commit(group):
+        block = group.block
         for lanes in warpgroups(group, op.name):
-            close_read_group(group.block.mma_reads, int(lanes[0]) // WARPGROUP)
+            close_read_group(block.mma_reads, int(lanes[0]) // WARPGROUP)
+            written = block.mma_results.get(int(lanes[0]) // WARPGROUP)
+            if written is not None:
+                written[1].append(list(written[0]))
+                written[0].clear()
     return commit
 
 
@@ -260,9 +268,80 @@ def _wait(op, launch):
     def wait(group):
         block = group.block
         for lanes in warpgroups(group, op.name):
-            retire_read_groups(block.mma_reads, int(lanes[0]) // WARPGROUP, pending)
+            warpgroup = int(lanes[0]) // WARPGROUP
+            retire_read_groups(block.mma_reads, warpgroup, pending)
+            written = block.mma_results.get(warpgroup)
+            if written is not None:
+                del written[1][:max(0, len(written[1]) - pending)]
+                if not written[0] and not written[1]:
+                    del block.mma_results[warpgroup]
         reading_changed(block)
     return wait
+
+
+# -- the accumulators of wgmma groups in flight: the tensor cores write them until a wgmma.wait_group retires the
+# group (PTX ISA 9.7.15.7.3: reading them before is undefined); the interpreter has them at issue, so a read of one
+# before the wait is named here. Another wgmma may take one as its accumulator (the hardware chains them in order).
+ACCUMULATING = ("wgmma.mma", "wgmma.mma_rs")
+
+
+def _writing(block, lanes) -> list:
+    """The open wgmma group's list of result arrays of the warpgroup of `lanes`."""
+    return block.mma_results.setdefault(int(lanes[0]) // WARPGROUP, ([], []))[0]
+
+
+def result_values(function) -> frozenset:
+    """The values of `function` that may hold a wgmma's result: the wgmma ops' own, and what variables they are
+    stored into give back (a loop's accumulator)."""
+    ops = list(function.body.walk())
+    found = {op.results[0] for op in ops if op.name in ACCUMULATING}
+    slots, grown = set(), bool(found)
+    while grown:
+        grown = False
+        for op in ops:
+            if op.name == "var.store" and op.operands[1] in found and op.operands[0] not in slots:
+                slots.add(op.operands[0])
+                grown = True
+            elif op.name == "var.load" and op.operands[0] in slots and op.results[0] not in found:
+                found.add(op.results[0])
+                grown = True
+    return frozenset(found)
+
+
+def read_operands(op, results: frozenset) -> tuple:
+    """The operands of `op` that may hold a wgmma's result and that it reads as values (a variable's store and a
+    wgmma's accumulator pass them on)."""
+    if op.name == "var.store":
+        return ()
+    operands = op.operands[1:] if op.name in ACCUMULATING else op.operands
+    return tuple(dict.fromkeys(v for v in operands if v in results))
+
+
+def checking_results(op, values: tuple, step):
+    """`step`, after a check that none of `values` is the result of a wgmma still in flight in a warpgroup
+    whose threads run it."""
+    def check(group):
+        table = group.block.mma_results
+        if table:
+            _not_in_flight(op, values, group, table)
+        return step(group)
+    return check
+
+
+def _not_in_flight(op, values, group, table):
+    env = group.env
+    for value in values:
+        held = env.get(value)
+        for warpgroup, (open_group, groups) in table.items():
+            if any(a is held for a in open_group) or any(a is held for g in groups for a in g):
+                lanes = group.mask[warpgroup * WARPGROUP:(warpgroup + 1) * WARPGROUP]
+                if lanes.any():
+                    raise Fault(f"{op.name} reads the accumulator of a wgmma that no wgmma.wait has retired "
+                                f"(warpgroup {warpgroup}): the tensor cores may still be writing those registers, "
+                                "so on the GPU the value read is undefined", warpgroup * WARPGROUP + int(np.argmax(lanes)),
+                                hint="commit the wgmma group and wait for it first (skc.hopper.wgmma_commit(), then "
+                                     "skc.hopper.wgmma_wait(pending) with a pending count that leaves this group "
+                                     "out)")
 
 
 EFFECTS = {"wgmma.mma": _mma, "wgmma.mma_rs": _mma_rs, "wgmma.fence": _whole_warpgroups, "wgmma.commit": _commit,
