@@ -621,7 +621,7 @@ class Launch:
     def _call(self, *args, stream=None, **kwargs):
         if kwargs or len(args) != self._nparams:
             args = self.kernel._arguments(args, kwargs)
-        selected = _SELECTION[0]
+        selected = devices.selected()
         device = self.device or selected or devices.default_device()
         kernel = self.kernel
         for space, name, value in kernel._watch:   # a global the kernel read bound to another value: compile again
@@ -646,7 +646,14 @@ class Launch:
         key = self._keyed(args) if self._keyed is not None else ()
         self._launch = self.kernel.launcher_for(device, self.block, key, args).launch
         self._key, self._device = key, device
-        self._fast = self._ready_state(selected)
+        self._keep_state(device, self._ready_state(selected))
+
+    def _keep_state(self, device, fast):
+        """Keep the ready state `fast`, made for `device`, unless another thread's forget() dropped the launch's
+        device meanwhile (the state would name the launcher from before: the native call would keep it)."""
+        self._fast = fast
+        if self._device is not device:   # (forget() drops the device first, then the state)
+            self._fast = None
 
     def _ready_state(self, selected):
         """What a native call may launch with (_PlainLaunch): none here."""
@@ -693,12 +700,13 @@ class _PlainLaunch(Launch):
     def _renew(self, selected):
         """The state made again where the globals the kernel watches or the device selection are others than the
         ones it names (the native call would hand every call to the Python one)."""
-        fast = self._fast
+        fast, device = self._fast, self._device
+        if fast is None or device is None:   # (forgotten meanwhile, by another thread: the next call selects)
+            return
         if fast[3] is not self.kernel._watch or fast[4] is not (_ANYWHERE if self.device is not None else selected):
-            self._fast = self._ready_state(selected)
+            self._keep_state(device, self._ready_state(selected))
 
 
-_SELECTION = devices.selection()
 _ANYWHERE = object()       # a ready state's selection where the launch's device is its own (kernel.on(...))
 _NATIVE_CALL = [None]      # whether _PlainLaunch's call is the native one (None: not tried yet)
 
@@ -711,7 +719,8 @@ def _native_call() -> bool:
         made = False
         if native.supported():
             try:
-                _PlainLaunch.__call__ = native.launch_method(_PlainLaunch, Launch._call, _SELECTION, _ANYWHERE)
+                _PlainLaunch.__call__ = native.launch_method(_PlainLaunch, Launch._call,
+                                                             (devices, devices.SELECTION_ATTRIBUTE), _ANYWHERE, _MISSING)
                 made = True
             except DeviceError:
                 pass

@@ -164,10 +164,14 @@ def default_device() -> Device:
     return _default_device()
 
 
-def selection() -> list:
-    """The list whose one item is the device set_device selected (None: none, the default device): a launch that
-    keeps what it found reads the item again to see that the selection is unchanged."""
-    return _selected
+def selected() -> Optional[Device]:
+    """The device set_device selected (None: none, the default device)."""
+    return _selected[0]
+
+
+# where the selection lives, for code that reads it with no Python (a launch's native call): this module's
+# attribute of this name, a list of one item (read anew at each call: a test may put another list there)
+SELECTION_ATTRIBUTE = "_selected"
 
 
 def swap_selection(device: Optional[Device]) -> Optional[Device]:

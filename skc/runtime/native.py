@@ -299,33 +299,34 @@ def _fast_ir(target, function, block, shared_bytes, params_address, params, tens
 _methods: dict = {}   # owner type -> (its native __call__, what it holds)
 
 
-def launch_method(owner: type, slow, selection: list, anywhere):
+def launch_method(owner: type, slow, selection: tuple, anywhere, missing):
     """`owner.__call__` as native code (a launch object's call: skc.jit's plain launches), a method descriptor of
     `owner`; made once per type.
 
     A call with positional arguments (and stream=, an int or None, alone) whose object's `_fast` is a ready state
     `(launch, grid, kernel, watch, selected, count)` launches at once with `launch(args, grid, stream)`, where:
-    `count` positional arguments are given; `selection[0]` is `selected` (unless `selected` is `anywhere`: the
-    launch's device is its own); `kernel._watch` is `watch`, and each of its (namespace, name, value) entries,
-    every namespace a dict, still binds the name to that value. Anything else (other keywords, a `_fast` of None,
+    `count` positional arguments are given; the selection list (`selection`: (object, attribute name), read at
+    each call) has `selected` as its item (unless `selected` is `anywhere`: the launch's device is its own);
+    `kernel._watch` is `watch`, and each of its (namespace, name, value) entries, every namespace a dict, still
+    binds the name to that value (`missing`: binds nothing). Anything else (other keywords, a `_fast` of None,
     another selection, a rebound global) is the Python method `slow(self, *args, **kwargs)`'s, which checks it
     all and may make the state again."""
     with _lock:
         found = _methods.get(owner)
         if found is None:
-            names = {name: sys.intern(name) for name in ("_fast", "_watch", "stream")}
-            keep = [owner, slow, selection, anywhere, *names.values()]
+            names = {name: sys.intern(name) for name in ("_fast", "_watch", "stream", selection[1])}
+            keep = [owner, slow, selection[0], anywhere, missing, *names.values()]
 
             def make(definition, held):
                 new = ctypes.pythonapi.PyDescr_NewMethod
                 new.restype, new.argtypes = ctypes.py_object, [ctypes.py_object, ctypes.POINTER(_MethodDef)]
                 return new(owner, ctypes.byref(definition)), held
-            found = _methods[owner] = _compiled(lambda: _method_ir(slow, selection, anywhere, names),
+            found = _methods[owner] = _compiled(lambda: _method_ir(slow, selection, anywhere, missing, names),
                                                  METH_FASTCALL | METH_KEYWORDS, keep, make)
         return found[0]
 
 
-def _method_ir(slow, selection, anywhere, names) -> str:
+def _method_ir(slow, selection, anywhere, missing, names) -> str:
     code = _Code()
     obj = code.obj
     none = obj(id(None))
@@ -364,7 +365,11 @@ def _method_ir(slow, selection, anywhere, names) -> str:
     code.label("device")
     code.branch(code.compare("eq", P, selected, obj(id(anywhere))), "watch", "selection")
     code.label("selection")
-    current = code.api("PyList_GetItem", f"{P} {obj(id(selection))}", "i64 0")
+    listed = code.api("PyObject_GetAttr", f"{P} {obj(id(selection[0]))}", f"{P} {obj(id(names[selection[1]]))}")
+    code.branch(code.compare("eq", P, listed, "null"), "slow_let_go", "selection_found")
+    code.label("selection_found")
+    current = code.api("PyList_GetItem", f"{P} {listed}", "i64 0")   # (null, an error, for anything but a list)
+    code.api("Py_DecRef", f"{P} {listed}")   # (its item compared by identity alone)
     code.branch(code.compare("eq", P, current, selected), "watch", "slow_let_go")
     code.label("watch")
     watching = code.api("PyObject_GetAttr", f"{P} {kernel}", f"{P} {obj(id(names['_watch']))}")
@@ -374,12 +379,16 @@ def _method_ir(slow, selection, anywhere, names) -> str:
     code.branch(code.compare("eq", P, watching, watch), "bindings", "slow_let_go")
     code.label("bindings")
 
-    def binding(at):
+    def binding(at):   # (a name bound to nothing, a builtin read there, matches `missing`)
         entry = code.api("PyTuple_GetItem", f"{P} {watch}", f"i64 {at}")
         space, name, value = (code.api("PyTuple_GetItem", f"{P} {entry}", f"i64 {i}") for i in range(3))
         bound = code.api("PyDict_GetItemWithError", f"{P} {space}", f"{P} {name}")
-        return code.compare("eq", P, bound, value), "slow_let_go"
-    _loop(code, index, code.api("PyTuple_Size", f"{P} {watch}"), "binding", "pack", binding)
+        unbound = code.op(f"and i1 {code.compare('eq', P, bound, 'null')}, "
+                          f"{code.compare('eq', P, value, obj(id(missing)))}")
+        return code.op(f"or i1 {code.compare('eq', P, bound, value)}, {unbound}"), "slow_let_go"
+    _loop(code, index, code.api("PyTuple_Size", f"{P} {watch}"), "binding", "bound", binding)
+    code.label("bound")   # (a lookup that failed, not one that found nothing, goes the slow way)
+    code.branch(code.compare("eq", P, code.api("PyErr_Occurred"), "null"), "pack", "slow_let_go")
     code.label("pack")   # the arguments as the tuple the launch takes
     args = code.api("PyTuple_New", "i64 %nargs")
     code.branch(code.compare("eq", P, args, "null"), "failed_let_go", "pack_items")

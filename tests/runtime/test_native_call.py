@@ -9,7 +9,8 @@ import pytest
 
 import skc
 from skc import jit
-from skc.runtime.devices import selection, using_device
+from skc.runtime import devices
+from skc.runtime.devices import Device, using_device
 
 SCALE = 2.0
 
@@ -19,6 +20,16 @@ def scaled(x: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], n: skc.i32):
     i = skc.thread_id(0)
     if i < n:
         out[i] = x[i] * SCALE
+
+
+@skc.kernel(block=32)
+def summed(x: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], n: skc.i32):
+    i = skc.thread_id(0)
+    if i < n:
+        total = 0.0
+        for j in range(min(n, 4)):   # (builtins: watched as names the module does not bind)
+            total += float(x[j])
+        out[i] = total
 
 
 @skc.kernel(block=32)
@@ -66,7 +77,7 @@ def test_the_native_call_follows_a_new_device_selection():
     """The state is made again for a new selection (it names what the native call compares), and again when the
     selection before comes back; the device the launch had already keeps its launcher."""
     x, out = _data()
-    start = selection()[0]   # (None, unless a test before selected a device and left it selected)
+    start = devices.selected()   # (None, unless a test before selected a device and left it selected)
     launch = scaled[1, 32]
     launch(x, out, 20)
     before, chosen_launcher = launch._device, launch._launch
@@ -156,3 +167,67 @@ def test_dropped_specializations_drop_the_state():
         assert out.tolist() == (5 * x).tolist()
     finally:
         SCALE = 2.0
+
+
+def _counting(launch) -> list:
+    """Put a counting stand-in for the launch in the launch's state: the calls it counts are the native call's
+    (the Python call launches with the launcher itself)."""
+    calls, real = [], launch._fast[0]
+
+    def counted(args, grid, stream):
+        calls.append(stream)
+        real(args, grid, stream)
+    launch._fast = (counted,) + launch._fast[1:]
+    return calls
+
+
+def test_a_kernel_that_reads_builtins_takes_the_native_call():
+    x, out = _data()
+    launch = summed[1, 32]
+    launch(x, out, 20)
+    assert any(name == "range" for _, name, _ in summed._watch)
+    calls = _counting(launch)
+    launch(x, out, 20)
+    launch(x, out, 20, stream=0)
+    assert calls == [None, 0] and out.tolist() == [6.0] * 20
+
+
+def test_another_selection_list_is_read_at_each_call(monkeypatch):
+    """Tests put another list in the devices module; the native call reads the module's attribute each time."""
+    x, out = _data()
+    launch = scaled[1, 32]
+    launch(x, out, 20)
+    calls = _counting(launch)
+    launch(x, out, 20)
+    assert len(calls) == 1
+    monkeypatch.setattr(devices, devices.SELECTION_ATTRIBUTE, [Device("interpreter")])
+    if launch._fast[4] is not None:   # (a test before left a selection: another object now)
+        monkeypatch.setattr(devices, devices.SELECTION_ATTRIBUTE, [None])
+    launch(x, out, 20)
+    assert len(calls) == 1   # (the Python call, which made the state again for the new selection)
+    assert launch._fast[4] is getattr(devices, devices.SELECTION_ATTRIBUTE)[0]
+
+
+@pytest.mark.parametrize("made_by", ["select", "renew"])
+def test_a_state_made_while_another_thread_forgets_the_launch_is_not_kept(made_by, monkeypatch):
+    """forget() (a global bound again, seen by another thread's launch) landing while a call makes the state: the
+    state would name the launcher from before, and the native call would keep launching it."""
+    x, out = _data()
+    launch = scaled[1, 32]
+    launch(x, out, 20)
+    if made_by == "select":
+        launch.forget()
+    else:
+        launch._fast = launch._fast[:3] + ((),) + launch._fast[4:]   # (a watch the kernel no longer has)
+    made = jit._PlainLaunch._ready_state
+
+    def forgotten_meanwhile(self, selected):
+        state = made(self, selected)
+        self.forget()
+        return state
+    monkeypatch.setattr(jit._PlainLaunch, "_ready_state", forgotten_meanwhile)
+    launch(x, out, 20)
+    assert launch._fast is None and launch._device is None
+    monkeypatch.undo()
+    launch(x, out, 20)
+    assert launch._fast is not None and out.tolist() == (2 * x).tolist()
