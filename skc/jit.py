@@ -657,7 +657,6 @@ class Launch:
 
     def _ready_state(self, selected):
         """What a native call may launch with (_PlainLaunch): none here."""
-        return None
 
     def forget(self):
         """The kernel's specializations were dropped: the next call selects again. (The launcher chosen last stays

@@ -68,7 +68,6 @@ class Plan:
         return op, access.failing(f"the interpreter cannot run '{name}': no handler for this op",
                                   hint="run on a GPU, or add the op's handler to skc/runtime/interpreter"), PLAIN
 
-
     def _checked(self, op, step):
         """`step`, checking first that no value it reads is the accumulator of a wgmma still in flight."""
         values = wgmma.read_operands(op, self._results) if self._results else ()
