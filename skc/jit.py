@@ -693,8 +693,11 @@ class _PlainLaunch(Launch):
         kernel, watch = self.kernel, self.kernel._watch
         if any(type(w[0]) is not dict for w in watch) or not _native_call():
             return None
-        return (self._launch, self.grid, kernel, watch, _ANYWHERE if self.device is not None else selected,
-                self._nparams)
+        return self._launch, self.grid, kernel, watch, self._selection(selected), self._nparams
+
+    def _selection(self, selected):
+        """What the state names as the device selection: `selected`, or _ANYWHERE for a device of the launch's own."""
+        return _ANYWHERE if self.device is not None else selected
 
     def _renew(self, selected):
         """The state made again where the globals the kernel watches or the device selection are others than the
@@ -702,7 +705,7 @@ class _PlainLaunch(Launch):
         fast, device = self._fast, self._device
         if fast is None or device is None:   # (forgotten meanwhile, by another thread: the next call selects)
             return
-        if fast[3] is not self.kernel._watch or fast[4] is not (_ANYWHERE if self.device is not None else selected):
+        if fast[3] is not self.kernel._watch or fast[4] is not self._selection(selected):
             self._keep_state(device, self._ready_state(selected))
 
 

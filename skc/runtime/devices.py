@@ -158,10 +158,9 @@ def current_device() -> Device:
     return _selected[0] or _default_device()
 
 
-def default_device() -> Device:
-    """The device launches go to while none is selected (SKC_DEVICE, else CUDA device 0 where there is one, else
-    the interpreter); read once."""
-    return _default_device()
+# the device launches go to while none is selected (SKC_DEVICE, else CUDA device 0 where there is one, else the
+# interpreter; read once): the cached function itself, so a launch's call takes no Python frame for it
+default_device = _default_device
 
 
 def selected() -> Optional[Device]:

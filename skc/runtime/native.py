@@ -25,6 +25,7 @@ hands everything else to, has slots of its own and writes them under a lock of i
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 import threading
 
@@ -63,16 +64,18 @@ def supported() -> bool:
             and not sysconfig.get_config_var("Py_GIL_DISABLED") and sys.byteorder == "little")
 
 
+@functools.lru_cache(maxsize=None)
+def _entry(name: str) -> int:
+    """The address of CPython's `name`, read once (an AttributeError where this interpreter lacks it: only the code
+    that calls it fails)."""
+    return ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value
+
+
 class _Code:
     """Lines of LLVM IR for one function, with CPython calls by address and object constants."""
 
     def __init__(self):
         self.lines, self.count = [], 0
-
-    @staticmethod
-    def entry(name: str) -> int:
-        """The address of CPython's `name` (an AttributeError where this interpreter lacks it)."""
-        return ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value
 
     def fresh(self) -> str:
         self.count += 1
@@ -94,7 +97,7 @@ class _Code:
         """Call CPython's `name` with IR operands `args` ("type value"); gives the result's register (or None)."""
         result, params = _API[name]
         signature = f"{result} ({', '.join(params)})"
-        call = f"call {signature} inttoptr (i64 {self.entry(name)} to {signature}*)({', '.join(args)})"
+        call = f"call {signature} inttoptr (i64 {_entry(name)} to {signature}*)({', '.join(args)})"
         if result == "void":
             self(call)
             return None

@@ -270,11 +270,9 @@ def _wait(op, launch):
         for lanes in warpgroups(group, op.name):
             warpgroup = int(lanes[0]) // WARPGROUP
             retire_read_groups(block.mma_reads, warpgroup, pending)
-            written = block.mma_results.get(warpgroup)
-            if written is not None:
-                del written[1][:max(0, len(written[1]) - pending)]
-                if not written[0] and not written[1]:
-                    del block.mma_results[warpgroup]
+            retire_read_groups(block.mma_results, warpgroup, pending)
+            if not any(block.mma_results.get(warpgroup, ())):   # (none in flight: reads are not checked at all)
+                block.mma_results.pop(warpgroup, None)
         reading_changed(block)
     return wait
 
