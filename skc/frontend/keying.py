@@ -185,6 +185,10 @@ class _Keyer:
         self.alive.append(value)
         return self._compound(value)
 
+    def _alone(self, value) -> str:
+        """The key of a value by itself: the objects it shares with the rest of the walk spelled out, not referred to."""
+        return _Keyer(self.reads).key(value)
+
     def within(self, what: str, value) -> str:
         """The key of a part of a value; an Unkeyable part names the way to it."""
         try:
@@ -203,10 +207,15 @@ class _Keyer:
         if isinstance(value, (tuple, list)):
             return f"{_name(type(value))}(" + ",".join(self.key(v) for v in value) + ")" + self._subclass(value)
         if isinstance(value, dict):
-            items = sorted((self.key(k), self.key(v)) for k, v in value.items())
-            return f"{_name(type(value))}{{" + ",".join(f"{k}={v}" for k, v in items) + "}" + self._subclass(value)
+            # in insertion order, which code sees (`list(d)[0]`), and the order the walk numbers shared objects in: items
+            # sorted after the walk let `@n` name another object ({"b": x, "a": y, "c": x} keyed as {"a": y, "b": x,
+            # "c": y})
+            items = ",".join(f"{self.key(k)}={self.key(v)}" for k, v in value.items())
+            return f"{_name(type(value))}{{" + items + "}" + self._subclass(value)
         if isinstance(value, (set, frozenset)):
-            return f"{_name(type(value))}{{" + ",".join(sorted(self.key(v) for v in value)) + "}"
+            # sorted (iteration follows hashes, which may differ from run to run), so each element is keyed on its own:
+            # a reference (`@n`) into an element walked in another order would name another object
+            return f"{_name(type(value))}{{" + ",".join(sorted(self._alone(v) for v in value)) + "}"
         if isinstance(value, enum.Enum):
             return f"enum:{self.key(type(value))}.{value.name}"
         if isinstance(value, types.ModuleType):

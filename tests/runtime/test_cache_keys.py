@@ -305,6 +305,29 @@ def test_values_keyed_exactly():
     assert key(cyclic).startswith("builtins.list(")
 
 
+def test_dicts_keyed_in_their_order_and_shared_values_by_what_they_are():
+    """A dict's items were sorted after the walk that numbers objects met twice: {"b": x, "a": y, "c": x} and
+    {"a": y, "b": x, "c": y} had one key ("c=@1" named x in one and y in the other), and so did two orders of one
+    dict, which code reading list(d) tells apart: a launch ran the kernel compiled for the other value."""
+    key = keying.value_key
+    x, y = [1.0], [2.0]
+    assert key({"b": x, "a": y, "c": x}) != key({"a": y, "b": x, "c": y})
+    assert key({"a": 1, "b": 2}) != key({"b": 2, "a": 1})
+    shared = (1,)
+    assert key({("p", shared), ("q", (2,)), ("r", shared)}) == key({("r", (1,)), ("q", (2,)), ("p", (1,))})
+    assert key({("p", shared), ("q", (2,)), ("r", shared)}) != key({("p", (1,)), ("q", (2,)), ("r", (2,))})
+
+    @skc.kernel(block=32)
+    def first(x: skc.Ptr[skc.f32], table: skc.constexpr):
+        x[skc.thread_id(0)] = table["c"][0] + 10.0 * list(table.values())[0][0]
+
+    out = skc.to_device(np.zeros(32, np.float32))
+    first[1, 32](out, {"b": x, "a": y, "c": x})
+    assert out.numpy()[0] == 11.0
+    first[1, 32](out, {"a": y, "b": x, "c": y})
+    assert out.numpy()[0] == 22.0
+
+
 @pytest.mark.parametrize("value", [object(), np.array([object()]), iter([1]), open(os.devnull)])
 def test_values_with_no_exact_key(value):
     with pytest.raises(keying.Unkeyable, match="no exact key"):
