@@ -372,7 +372,9 @@ attention_with_lse = register_op("skc::attention_with_lse", _attention_with_lse,
 # (every nn.Parameter) fails while tracing even a forward-only call (AOTAutograd traces the backward), and eager
 # backward fails. The backward below differentiates a float32 torch reference of each operator (torch.func.vjp),
 # which also gives the gradient of the fused epilogue (alpha, beta, c, bias, activation).
-_ACTIVATIONS = {None: lambda z: z, "relu": torch.relu, "gelu": torch.nn.functional.gelu,
+# (gelu is the epilogue's: the tanh approximation, whose derivative differs from the exact one's by up to 9e-4)
+_ACTIVATIONS = {None: lambda z: z, "relu": torch.relu,
+                "gelu": functools.partial(torch.nn.functional.gelu, approximate="tanh"),
                 "silu": torch.nn.functional.silu}
 
 
