@@ -171,6 +171,10 @@ def _plain_key(value):
         return (value, _class_state(kind))
     if kind is tuple:
         parts = value
+    elif isinstance(value, tuple) and isinstance(getattr(kind, "_fields", None), tuple):
+        if getattr(value, "__dict__", None):
+            return None   # (a subclass's instance with attributes of its own: keyed whole)
+        parts = [*value, _class_state(kind)]   # a namedtuple: its items, and what its class binds (its methods)
     elif _compares_whole_value(kind):
         fields = dataclasses.fields(kind)
         if len(getattr(value, "__dict__", ())) > len(fields):

@@ -201,9 +201,14 @@ class _Keyer:
         if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic, numpy.dtype)):
             return _numpy_key(numpy, value)
         if isinstance(value, tuple) and isinstance(getattr(type(value), "_fields", None), tuple):
-            # a namedtuple: its class is made by collections from the field names
-            cls = type(value)
-            return f"namedtuple:{_name(cls)}{cls._fields}(" + ",".join(self.key(v) for v in value) + ")"
+            # a namedtuple: by its class whole, as any object of the user's (typing.NamedTuple's methods and class
+            # attributes, a subclass's, live there: keyed by name and fields alone, an edited method, or a class made
+            # anew with another attribute, kept the code compiled for the old one)
+            return (f"namedtuple:{self.key(type(value))}(" + ",".join(self.key(v) for v in value) + ")"
+                    + self._state(value))
+        if type(value).__name__ == "_tuplegetter" and type(value).__module__ in ("collections", "_collections"):
+            # a namedtuple field's accessor: its index and doc (what its __reduce__ gives)
+            return f"tuplegetter:{self.key(value.__reduce__()[1])}"
         if isinstance(value, (tuple, list)):
             return f"{_name(type(value))}(" + ",".join(self.key(v) for v in value) + ")" + self._subclass(value)
         if isinstance(value, dict):

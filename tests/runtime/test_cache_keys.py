@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import typing
 from unittest import mock
 
 import numpy as np
@@ -326,6 +327,49 @@ def test_dicts_keyed_in_their_order_and_shared_values_by_what_they_are():
     assert out.numpy()[0] == 11.0
     first[1, 32](out, {"a": y, "b": x, "c": y})
     assert out.numpy()[0] == 22.0
+
+
+def _named_config(scale):
+    class Config(typing.NamedTuple):
+        n: int
+
+        def scale(self):
+            return scale
+    return Config
+
+
+def test_namedtuples_keyed_by_their_class_whole():
+    """A namedtuple was keyed by its class's name and fields alone: typing.NamedTuple's methods (an edited __len__
+    was served from disk), a subclass's class attributes and an instance's own attributes were not in the key, so
+    two such classes of one name shared the kernel compiled for the first."""
+    key = keying.value_key
+    assert key(_named_config(2.0)(1)) != key(_named_config(3.0)(1))
+    assert key(_named_config(2.0)(1)) == key(_named_config(2.0)(1))
+    plain = collections.namedtuple("plain", "a b", defaults=(1,))
+    assert key(plain(1, 2)) == key(plain(1, 2)) != key(plain(1, 3))
+
+    @skc.kernel(block=32)
+    def scaled(x: skc.Ptr[skc.f32], cfg: skc.constexpr):
+        x[skc.thread_id(0)] = cfg.scale() * cfg.n + getattr(cfg, "extra", 0.0)
+
+    out = skc.to_device(np.zeros(32, np.float32))
+    for scale in (2.0, 3.0):
+        scaled[1, 32](out, _named_config(scale)(1))
+        assert out.numpy()[0] == scale
+
+    class WithExtra(collections.namedtuple("Base", "n")):
+        def scale(self):
+            return 1.0
+
+    scaled[1, 32](out, WithExtra(1))
+    assert out.numpy()[0] == 1.0
+    extra = WithExtra(1)
+    extra.extra = 5.0
+    scaled[1, 32](out, extra)
+    assert out.numpy()[0] == 6.0
+    WithExtra.extra = 2.0   # (a class attribute set after a launch)
+    scaled[1, 32](out, WithExtra(1))
+    assert out.numpy()[0] == 3.0
 
 
 @pytest.mark.parametrize("value", [object(), np.array([object()]), iter([1]), open(os.devnull)])
