@@ -450,10 +450,12 @@ def _numpy_key(numpy, value) -> str:
         return f"np.dtype:{value.descr!r}"
     if value.dtype.hasobject:
         raise Unkeyable("a numpy array of Python objects has no exact key")
+    # (a structured dtype's str is only its size, '|V8': its fields' names, types and offsets tell it apart)
+    dtype = value.dtype.str if value.dtype.fields is None else _numpy_key(numpy, value.dtype)
     if isinstance(value, numpy.generic):
-        return f"np.{value.dtype.str}:{value.tobytes().hex()}"
+        return f"np.{dtype}:{value.tobytes().hex()}"
     data = numpy.ascontiguousarray(value).tobytes()
-    return f"np.ndarray:{value.dtype.str}:{value.shape}:{hashlib.sha256(data).hexdigest()}"
+    return f"np.ndarray:{dtype}:{value.shape}:{hashlib.sha256(data).hexdigest()}"
 
 
 def _name(obj) -> str:

@@ -329,6 +329,20 @@ def test_dicts_keyed_in_their_order_and_shared_values_by_what_they_are():
     assert out.numpy()[0] == 22.0
 
 
+def test_structured_arrays_keyed_by_their_fields():
+    """A structured array's dtype was keyed by its str, '|V8' for any two 4-byte fields: the same bytes as (i4, f4)
+    and as (f4, i4), or under other field names, had one key."""
+    key = keying.value_key
+    ints = np.zeros(1, [("a", "<i4"), ("b", "<f4")])
+    ints["a"] = 0x3F800000
+    floats = np.zeros(1, [("a", "<f4"), ("b", "<i4")])
+    floats["a"] = 1.0
+    renamed = floats.astype([("x", "<f4"), ("b", "<i4")])
+    assert ints.tobytes() == floats.tobytes() == renamed.tobytes()
+    assert len({key(ints), key(floats), key(renamed)}) == 3
+    assert key(ints[0]) != key(floats[0]) and key(floats) == key(floats.copy())
+
+
 def _named_config(scale):
     class Config(typing.NamedTuple):
         n: int
