@@ -220,7 +220,8 @@ class _Keyer:
         if isinstance(value, (set, frozenset)):
             # sorted (iteration follows hashes, which may differ from run to run), so each element is keyed on its own:
             # a reference (`@n`) into an element walked in another order would name another object
-            return f"{_name(type(value))}{{" + ",".join(sorted(self._alone(v) for v in value)) + "}"
+            return (f"{_name(type(value))}{{" + ",".join(sorted(self._alone(v) for v in value)) + "}"
+                    + self._subclass(value))
         if isinstance(value, enum.Enum):
             return f"enum:{self.key(type(value))}.{value.name}"
         if isinstance(value, types.ModuleType):
@@ -262,8 +263,8 @@ class _Keyer:
         return self._object(value)
 
     def _subclass(self, value) -> str:
-        """A tuple or dict subclass (a namedtuple) may carry attributes besides its items."""
-        if type(value) in (tuple, list, dict):
+        """A tuple, list, dict or set subclass may carry attributes besides its items, and methods."""
+        if type(value) in (tuple, list, dict, set, frozenset):
             return ""
         return self.key(type(value)) + self._state(value)
 

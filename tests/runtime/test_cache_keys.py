@@ -301,6 +301,8 @@ def test_values_keyed_exactly():
     assert key((1, [2], {"a": 3})) != key((1, [2], {"a": 4}))
     pair = collections.namedtuple("pair", "a b")
     assert key(pair(1, 2)) != key(pair(1, 3)) and key(pair(1, 2)) != key((1, 2))
+    tags = [type("Tags", (frozenset,), {"weight": lambda self, w=w: w})([1]) for w in (1.0, 2.0)]
+    assert key(tags[0]) != key(tags[1]) and key(tags[0]) != key(frozenset([1]))   # (its class was not keyed)
     cyclic = []
     cyclic.append(cyclic)
     assert key(cyclic).startswith("builtins.list(")
