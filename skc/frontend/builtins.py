@@ -4,6 +4,7 @@ with only compile-time arguments, the math functions compute in Python."""
 from __future__ import annotations
 
 import math
+import numbers
 from fractions import Fraction
 from typing import Optional
 
@@ -297,7 +298,7 @@ def _overflowing_to_inf(fn):
 
 def _ieee(fn, special):
     """fn on a compile-time number, or, where Python raises for a value whose IEEE result is NaN or an infinity
-    (math.sqrt(-1), math.log(0), math.floor(inf), math.sin(inf)), that result, as the run-time op gives it:
+    (math.sqrt(-1), math.log(0), math.sin(inf)), that result, as the run-time op gives it:
     special(x) (a compile-time value must not mean something else than the same value at run time)."""
     def folded(x):
         try:
@@ -313,8 +314,15 @@ def _log_special(x: float) -> float:
     return -math.inf if x == 0 else math.nan   # (log of a negative number, or of -inf)
 
 
-def _same_special(x: float) -> float:
-    return x   # floor, ceil, trunc and rint of NaN and of the infinities: the value itself
+def _rounded(fn):
+    """fn (floor, ceil, trunc, round) on a compile-time number as the run-time op gives it: a float stays a float
+    and keeps its sign (skc.ceil(-0.5) is -0.0, where Python's math.ceil gives the int 0); an int stays itself."""
+    def folded(x):
+        if isinstance(x, numbers.Integral):
+            return fn(x)
+        value = float(x)
+        return type(x)(math.copysign(float(fn(value)), value)) if math.isfinite(value) else x
+    return folded
 
 
 _py_exp2 = _overflowing_to_inf(lambda x: 2.0 ** x)
@@ -335,10 +343,10 @@ log2 = _math_unary("math.log2", _ieee(math.log2, _log_special))
 sqrt = _math_unary("math.sqrt", _ieee(math.sqrt, lambda x: math.nan))
 rsqrt = _math_unary("math.rsqrt", _ieee(lambda x: 1.0 / math.sqrt(x),
                                         lambda x: math.copysign(math.inf, x) if x == 0 else math.nan))
-floor = _math_unary("math.floor", _ieee(math.floor, _same_special))
-ceil = _math_unary("math.ceil", _ieee(math.ceil, _same_special))
-trunc = _math_unary("math.trunc", _ieee(math.trunc, _same_special))
-rint = _math_unary("math.round", _ieee(round, _same_special))
+floor = _math_unary("math.floor", _rounded(math.floor))
+ceil = _math_unary("math.ceil", _rounded(math.ceil))
+trunc = _math_unary("math.trunc", _rounded(math.trunc))
+rint = _math_unary("math.round", _rounded(round))
 sin = _math_unary("math.sin", _ieee(math.sin, lambda x: math.nan))
 cos = _math_unary("math.cos", _ieee(math.cos, lambda x: math.nan))
 tanh = _math_unary("math.tanh", math.tanh)

@@ -44,6 +44,14 @@ def test_math_of_a_compile_time_number_where_python_raises(fn, x):
     assert same(run_time, folded), (run_time, folded)
 
 
+@pytest.mark.parametrize("fn", [skc.floor, skc.ceil, skc.trunc, skc.rint])
+@pytest.mark.parametrize("x", [-0.0, -0.5, 0.5, -0.25, 2.5, -2.5, 1e300])
+def test_rounding_a_compile_time_float_keeps_the_sign_of_zero(fn, x):
+    # (they gave Python's int: skc.ceil(-0.5) and skc.floor(-0.0) were 0, where the run-time ops give -0.0)
+    run_time, folded = run_and_fold(fn, x)
+    assert same(run_time, folded), (run_time, folded)
+
+
 @pytest.mark.parametrize("fn", [skc.minimum, skc.maximum])
 @pytest.mark.parametrize("a, b", [(math.nan, 1.0), (1.0, math.nan), (-math.inf, math.nan), (math.nan, math.nan),
                                   (0.0, -0.0), (-0.0, 0.0), (-0.0, -0.0)])
