@@ -490,9 +490,24 @@ def _minmax(op):
         if any(isinstance(v, Dyn) for v in values):
             if kwargs:
                 raise ev.cg.error(f"{op}() with run-time values takes no keyword arguments")
-            return semantics.minmax(op, values)
+            return _python_minmax(op, values)
         return getattr(builtins, op)(*args, **kwargs)
     return handle
+
+
+def _python_minmax(op, values):
+    """Python's min() or max() of values (one run-time at least): the first of the smallest (largest) by `<` (`>`).
+    For floats that is no arith.min/max (IEEE minNum, skc.minimum): a NaN in front is kept and one behind is skipped,
+    and of -0.0 and 0.0 the first is kept (min(nan, 1.0) read 1.0 and min(0.0, -0.0) -0.0, where Python and the same
+    call on compile-time numbers give nan and 0.0)."""
+    result = values[0]
+    for v in values[1:]:
+        x, y = semantics.unify(result, v, keep_values=True)
+        if ir.element_type(x.type).is_float:
+            result = semantics.select(semantics.compare("lt" if op == "min" else "gt", y, x), y, x)
+        else:
+            result = semantics.minmax(op, [x, y])
+    return semantics.to_rvalue(result)
 
 
 def _abs(ev, args, kwargs):

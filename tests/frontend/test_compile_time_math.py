@@ -90,6 +90,27 @@ def test_numpy_minimum_and_maximum_of_run_time_values_propagate_nan():
     np.testing.assert_array_equal(out, np.concatenate(want))
 
 
+@pytest.mark.parametrize("fn", [min, max])
+@pytest.mark.parametrize("a, b", [(math.nan, 1.0), (1.0, math.nan), (0.0, -0.0), (-0.0, 0.0), (math.nan, -math.inf)])
+def test_python_min_and_max_of_run_time_floats_mean_what_python_says(fn, a, b):
+    # (they were arith.min/max, IEEE minNum: min(nan, 1.0) read 1.0 at run time and nan at compile time, and
+    # min(0.0, -0.0) -0.0 where Python keeps the first)
+    run_time, folded = run_and_fold(fn, a, b)
+    assert same(run_time, folded) and same(folded, fn(a, b)), (run_time, folded)
+
+
+def test_python_max_of_a_vector_skips_only_the_nans_behind_the_first_lane():
+    @skc.kernel(block=1)
+    def k(x: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32]):
+        out[0] = max(skc.load(x, width=4))
+        out[1] = min(skc.load(x + 4, width=4))
+
+    x = np.array([1.5, np.nan, 7.0, -2.0, np.nan, 3.0, -1.0, 2.0], np.float32)
+    out = np.zeros(2, np.float32)
+    k[1, 1](x, out)
+    np.testing.assert_array_equal(out, [max(x[:4].tolist()), min(x[4:].tolist())])
+
+
 @pytest.mark.parametrize("dtype, value", [(skc.f32, 2 ** 60 + 2 ** 36 + 1), (skc.f32, -(2 ** 60 + 2 ** 36 + 1)),
                                           (skc.bf16, 2 ** 62 + 2 ** 54 + 1), (skc.f32, 2 ** 63 - 1)])
 def test_an_int_past_2_to_53_made_a_narrow_float_constant_rounds_once(dtype, value):
