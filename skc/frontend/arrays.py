@@ -1,6 +1,8 @@
 """`Array`: a pointer with a shape, indexed with several subscripts (`tile[r, c]`)."""
 from __future__ import annotations
 
+import numbers
+
 from . import semantics
 from .dtypes import DTYPES
 from .values import Dyn
@@ -39,9 +41,10 @@ class Array:
             raise semantics.error(f"an array of {len(self.shape)} dimensions needs {len(self.shape)} indices, "
                                   f"found {len(index)}")
         offset = 0
-        for i, stride in zip(index, self.strides):
+        for dim, (i, extent, stride) in enumerate(zip(index, self.shape, self.strides)):
             if isinstance(i, slice):
                 raise semantics.error("arrays take integer indices, not slices")
+            i = _within(i, extent, dim, self.shape)
             term = i * stride if not (semantics.is_number(stride) and stride == 1) else i
             offset = term if (semantics.is_number(offset) and offset == 0) else offset + term
         return semantics.offset(self.ptr, offset)
@@ -63,3 +66,15 @@ class Array:
 
     def __repr__(self):
         return f"<Array {self.ptr.type} shape={self.shape}>"
+
+
+def _within(i, extent, dim: int, shape):
+    """A compile-time index i into a dimension of compile-time extent as Python takes it: a negative one counts from
+    the end, and one out of range is an error (both were added to the address as they were: `tile[-1]` read before
+    the array, silently on a GPU)."""
+    if isinstance(i, bool) or not (isinstance(i, numbers.Integral) and isinstance(extent, numbers.Integral)):
+        return i
+    if not -extent <= i < extent:
+        raise semantics.error(f"index {i} is out of range for dimension {dim} of an array of shape {shape}",
+                              hint=f"a compile-time index there lies in {-extent}..{extent - 1}")
+    return i + extent if i < 0 else i

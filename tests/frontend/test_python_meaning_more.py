@@ -1190,3 +1190,31 @@ def test_a_walrus_in_an_and_test_is_read_in_the_body_it_chose():
 
     with pytest.raises(skc.CompileError, match="'y' may be undefined"):
         skc.kernel(after)[1, 1](np.zeros(2, np.float32), np.ones(1, np.float32), 0)
+
+
+def test_a_negative_compile_time_index_into_a_shared_array_counts_from_its_end():
+    """`tile[-1, -1]` is the last element, as Python and numpy say; it was added to the address as it was and read
+    before the array (caught by the interpreter, silent on a GPU). An index past an extent is a compile error."""
+    @skc.kernel(block=4)
+    def last(out: F32):
+        tile = skc.shared((4, 3), skc.f32)
+        t = skc.thread_id(0)
+        for j in skc.static_range(3):
+            tile[t, j] = t * 10 + j
+        skc.barrier()
+        out[t] = tile[-1, -1] + tile[-4, t % 3]
+
+    got = np.zeros(4, np.float32)
+    last[1, 4](got)
+    assert got.tolist() == [32.0 + t % 3 for t in range(4)]
+
+    @skc.kernel(block=1)
+    def past(out: F32):
+        tile = skc.shared((4,), skc.f32)
+        tile[4] = 1.0   # marker: past
+        out[0] = tile[0]
+
+    message = r"index 4 is out of range for dimension 0 of an array of shape \(4,\)"
+    with pytest.raises(skc.CompileError, match=message) as info:
+        past[1, 1](np.zeros(1, np.float32))
+    assert "marker: past" in str(info.value)
