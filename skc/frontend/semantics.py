@@ -746,6 +746,9 @@ def cast(x, t: ir.Type):
     if not isinstance(x, Dyn):
         if not is_number(x):
             raise error(f"cannot convert {_describe(x)} to {t}")
+        elem = ir.element_type(t)
+        if elem.is_int and not elem.is_bool and not isinstance(x, numbers.Integral):
+            x = _float_to_int(float(x), elem)
         return constant(x, t)
     v = x.rvalue()
     if isinstance(v.type, PtrType):
@@ -755,6 +758,17 @@ def cast(x, t: ir.Type):
     if v.type is t:
         return v
     return RValue(_b().cast(v.value, t), t)
+
+
+def _float_to_int(value: float, elem: ir.ScalarType) -> int:
+    """A compile-time float cast to the integer type elem as the run-time conversion gives it: toward zero, saturating
+    at elem's range, NaN to 0 (skc.i32(1.5) of a compile-time 1.5 was an error where a run-time 1.5 gives 1)."""
+    lo, hi = _int_range(elem)
+    if value != value:
+        return 0
+    if math.isinf(value):
+        return lo if value < 0 else hi
+    return min(max(math.trunc(value), lo), hi)
 
 
 def bitcast(x, t: ir.Type) -> RValue:

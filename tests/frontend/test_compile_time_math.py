@@ -44,6 +44,15 @@ def test_math_of_a_compile_time_number_where_python_raises(fn, x):
     assert same(run_time, folded), (run_time, folded)
 
 
+@pytest.mark.parametrize("dtype", [skc.i32, skc.u8, skc.i8, skc.u32, skc.i64])
+@pytest.mark.parametrize("x", [1.5, -1.5, 300.7, -300.7, 255.9, 1e30, -1e30, math.nan, math.inf, -math.inf])
+def test_a_compile_time_float_cast_to_an_integer_type_converts_as_at_run_time(dtype, x):
+    # (skc.i32(1.5) of a compile-time 1.5 was an error, "cannot use 1.5 as a i32", where a run-time 1.5 gives 1:
+    # toward zero, saturating, NaN to 0)
+    run_time, folded = run_and_fold(lambda v: dtype(v), x)
+    assert same(run_time, folded), (run_time, folded)
+
+
 @pytest.mark.parametrize("fn", [skc.floor, skc.ceil, skc.trunc, skc.rint])
 @pytest.mark.parametrize("x", [-0.0, -0.5, 0.5, -0.25, 2.5, -2.5, 1e300])
 def test_rounding_a_compile_time_float_keeps_the_sign_of_zero(fn, x):
