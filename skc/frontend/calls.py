@@ -502,6 +502,8 @@ def _python_minmax(op, values):
     call on compile-time numbers give nan and 0.0)."""
     result = values[0]
     for v in values[1:]:
+        if semantics.narrow_of_both_signs(result, v):   # (as they compare: max(i8(-1), u8(0)) read u8 255)
+            result, v = semantics.cast(result, ir.i32), semantics.cast(v, ir.i32)
         x, y = semantics.unify(result, v, keep_values=True)
         if ir.element_type(x.type).is_float:
             result = semantics.select(semantics.compare("lt" if op == "min" else "gt", y, x), y, x)

@@ -556,14 +556,14 @@ def compare(pred: str, a, b, exact: bool = False) -> RValue:
         if against_number is not None:
             return against_number
     elem, count = _operand_types(a, b)
-    if _narrow_of_both_signs(a, b):
+    if narrow_of_both_signs(a, b):
         elem = ir.i32
     x, y = _coerce(a, elem, count), _coerce(b, elem, count)
     result_t = ir.with_element(x.type, ir.i1)
     return RValue(_b().cmp(pred, x.value, y.value, result_t), result_t)
 
 
-def _narrow_of_both_signs(a, b) -> bool:
+def narrow_of_both_signs(a, b) -> bool:
     """Whether a and b are run-time integers narrower than 32 bits, one signed and one unsigned: C promotes both to
     int before comparing them, and i32 holds both values, so they compare by value as in Python too (in the unsigned
     type they unify to, i8(-1) < u8(255) read False and i8(-1) == u8(255) True)."""

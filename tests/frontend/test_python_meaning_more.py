@@ -1223,7 +1223,7 @@ def test_a_negative_compile_time_index_into_a_shared_array_counts_from_its_end()
 def test_narrow_integers_of_both_signs_compare_by_value_as_c_promotes_them():
     """C promotes integers narrower than int to int before comparing them, so i8(-1) < u8(255) holds there as in
     Python; they unified to u8, where -1 is 255 (False, and i8(-1) == u8(255) True). From 32 bits, mixed operands
-    compare in the unsigned type, as C compares them (the tutorial's rule)."""
+    compare in the unsigned type, as C compares them (the tutorial's rule). Python's max() and min() follow."""
     @skc.kernel(block=1)
     def mixed(out: skc.Ptr[skc.i32], a: skc.i8, b: skc.u8, c: skc.i16, d: skc.u16, e: skc.i32, f: skc.u32):
         out[0] = a < b
@@ -1233,7 +1233,9 @@ def test_narrow_integers_of_both_signs_compare_by_value_as_c_promotes_them():
         out[4] = d >= c
         out[5] = e < f      # 32 bits: unsigned, -1 is 4294967295
         out[6] = a < f      # i8 promoted to int, then unsigned
+        out[7] = max(a, b)  # Python's max() compares as `<` does: the larger value, not u8's 255
+        out[8] = min(c, d, a)
 
-    got = np.zeros(7, np.int32)
+    got = np.zeros(9, np.int32)
     mixed[1, 1](got, -1, 255, -1, 65535, -1, 1)
-    assert got.tolist() == [1, 0, 1, 1, 1, 0, 0]
+    assert got.tolist() == [1, 0, 1, 1, 1, 0, 0, 255, -1]
