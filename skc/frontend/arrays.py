@@ -69,12 +69,17 @@ class Array:
 
 
 def _within(i, extent, dim: int, shape):
-    """A compile-time index i into a dimension of compile-time extent as Python takes it: a negative one counts from
-    the end, and one out of range is an error (both were added to the address as they were: `tile[-1]` read before
-    the array, silently on a GPU)."""
+    """A compile-time index i into a dimension of compile-time extent, checked: a negative one or one past the extent
+    is an error at the user's line (both were added to the address as they were, and `tile[-1]` read before the
+    array, silently on a GPU). A negative index does not count from the end, since a run-time one cannot."""
     if isinstance(i, bool) or not (isinstance(i, numbers.Integral) and isinstance(extent, numbers.Integral)):
         return i
-    if not -extent <= i < extent:
+    if i < 0:
+        raise semantics.error(f"index {i} is negative in dimension {dim} of an array of shape {shape}: skc arrays do "
+                              "not count from the end (a run-time index could not)",
+                              hint=f"write the index from the start: {i + extent} for {i}" if i >= -extent
+                              else f"a compile-time index there lies in 0..{extent - 1}")
+    if i >= extent:
         raise semantics.error(f"index {i} is out of range for dimension {dim} of an array of shape {shape}",
-                              hint=f"a compile-time index there lies in {-extent}..{extent - 1}")
-    return i + extent if i < 0 else i
+                              hint=f"a compile-time index there lies in 0..{extent - 1}")
+    return i

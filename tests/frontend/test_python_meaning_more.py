@@ -1192,9 +1192,10 @@ def test_a_walrus_in_an_and_test_is_read_in_the_body_it_chose():
         skc.kernel(after)[1, 1](np.zeros(2, np.float32), np.ones(1, np.float32), 0)
 
 
-def test_a_negative_compile_time_index_into_a_shared_array_counts_from_its_end():
-    """`tile[-1, -1]` is the last element, as Python and numpy say; it was added to the address as it was and read
-    before the array (caught by the interpreter, silent on a GPU). An index past an extent is a compile error."""
+def test_a_compile_time_index_outside_a_shared_array_is_an_error():
+    """`tile[-1, -1]` was added to the address as it was and read before the array (caught by the interpreter,
+    silent on a GPU). A negative compile-time index is an error, not the last element as in numpy: a run-time -1
+    could not count from the end, and the two must mean the same. An index past an extent is an error too."""
     @skc.kernel(block=4)
     def last(out: F32):
         tile = skc.shared((4, 3), skc.f32)
@@ -1202,11 +1203,21 @@ def test_a_negative_compile_time_index_into_a_shared_array_counts_from_its_end()
         for j in skc.static_range(3):
             tile[t, j] = t * 10 + j
         skc.barrier()
-        out[t] = tile[-1, -1] + tile[-4, t % 3]
+        out[t] = tile[3, 2] + tile[0, t % 3]
 
     got = np.zeros(4, np.float32)
     last[1, 4](got)
     assert got.tolist() == [32.0 + t % 3 for t in range(4)]
+
+    @skc.kernel(block=1)
+    def negative(out: F32):
+        tile = skc.shared((4, 3), skc.f32)
+        out[0] = tile[-1, 0]   # marker: negative
+
+    with pytest.raises(skc.CompileError, match=r"index -1 is negative in dimension 0 of an array of shape \(4, 3\)"
+                       ) as info:
+        negative[1, 1](np.zeros(1, np.float32))
+    assert "marker: negative" in str(info.value) and "3 for -1" in str(info.value)
 
     @skc.kernel(block=1)
     def past(out: F32):
@@ -1218,24 +1229,3 @@ def test_a_negative_compile_time_index_into_a_shared_array_counts_from_its_end()
     with pytest.raises(skc.CompileError, match=message) as info:
         past[1, 1](np.zeros(1, np.float32))
     assert "marker: past" in str(info.value)
-
-
-def test_narrow_integers_of_both_signs_compare_by_value_as_c_promotes_them():
-    """C promotes integers narrower than int to int before comparing them, so i8(-1) < u8(255) holds there as in
-    Python; they unified to u8, where -1 is 255 (False, and i8(-1) == u8(255) True). From 32 bits, mixed operands
-    compare in the unsigned type, as C compares them (the tutorial's rule). Python's max() and min() follow."""
-    @skc.kernel(block=1)
-    def mixed(out: skc.Ptr[skc.i32], a: skc.i8, b: skc.u8, c: skc.i16, d: skc.u16, e: skc.i32, f: skc.u32):
-        out[0] = a < b
-        out[1] = a == b
-        out[2] = c < d
-        out[3] = a < d
-        out[4] = d >= c
-        out[5] = e < f      # 32 bits: unsigned, -1 is 4294967295
-        out[6] = a < f      # i8 promoted to int, then unsigned
-        out[7] = max(a, b)  # Python's max() compares as `<` does: the larger value, not u8's 255
-        out[8] = min(c, d, a)
-
-    got = np.zeros(9, np.int32)
-    mixed[1, 1](got, -1, 255, -1, 65535, -1, 1)
-    assert got.tolist() == [1, 0, 1, 1, 1, 0, 0, 255, -1]
