@@ -230,7 +230,8 @@ class CallEvaluator:
     def call_method(self, obj, name: str, args, node):
         method = getattr(type(obj), name, None)
         if method is None:
-            raise self.cg.error(f"'{type(obj).__name__}' object has no method {name}",
+            what = "a run-time value" if isinstance(obj, Dyn) else f"'{type(obj).__name__}' object"
+            raise self.cg.error(f"{what} has no method {name}",
                                 hint="a with-statement needs an object with __enter__ and __exit__")
         if self.should_inline(method):
             return self.inline(method, (obj,) + tuple(args), {})

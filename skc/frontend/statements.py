@@ -236,6 +236,10 @@ class StatementEvaluator:
                     self.attributes_in_flow.append((obj, attr, current))
                 self.attribute_origin[(id(obj), attr)] = (obj, self.region_stack[-1] if self.region_stack else None)
         except (AttributeError, TypeError) as e:
+            if isinstance(obj, Dyn):   # (its class is the compiler's: not the user's business)
+                raise self.error_at(node, f"cannot set attribute '{attr}' of a run-time value",
+                                    hint="keep the value in a variable, or set the attribute on a compile-time "
+                                         "object") from e
             raise self.error_at(node, f"cannot set attribute '{attr}' of {type(obj).__name__}: {e}") from e
 
     def check_compile_time_change(self, obj, attr, current, value, node):

@@ -600,3 +600,26 @@ def test_a_vector_longer_than_the_ir_holds_is_named_by_its_builtin(which, messag
     with pytest.raises(skc.CompileError, match=message) as info:
         _too_long[1, 1](np.zeros(1, np.float32), which)
     assert "ValueError" not in str(info.value)
+
+
+@skc.kernel
+def with_a_runtime_value(x: F32, n: skc.i32):
+    with n:   # marker: with
+        x[0] = 1.0
+
+
+@skc.kernel
+def attribute_of_a_runtime_value(x: F32, n: skc.i32):
+    n.scale = 2   # marker: attribute
+    x[0] = 1.0
+
+
+@pytest.mark.parametrize("kernel, marker, phrase", [
+    (with_a_runtime_value, "marker: with", "a run-time value has no method __enter__"),
+    (attribute_of_a_runtime_value, "marker: attribute", "cannot set attribute 'scale' of a run-time value"),
+])
+def test_errors_about_a_runtime_value_do_not_name_the_compilers_classes(kernel, marker, phrase):
+    """A run-time value is one to the user, not an RValue (the class the compiler keeps it in)."""
+    text = error_of(kernel, F32, skc.i32)
+    assert_at(text, kernel, marker, phrase)
+    assert "RValue" not in text
