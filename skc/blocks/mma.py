@@ -266,11 +266,11 @@ class WgmmaRegA(_WarpgroupMma):
             raise frontend.current().error(
                 f"the B tile is {b.layout.k} x {b.layout.rows}; this register-A MMA was made for {self.k} x {self.n}",
                 hint="build the payload and the TileOp from the same config")
+        pieces = [skc.vector(*[operand[8 * step + i] for i in range(8)]) for step in range(self.k // self.K)]
         skc.hopper.wgmma_fence()   # the fragments were just written by ordinary instructions
         fragment = acc.fragment
         for step in skc.static_range(self.k // self.K):
-            a = skc.vector(*[operand[8 * step + i] for i in range(8)])
-            fragment = skc.hopper.wgmma_rs(fragment, a, b.descriptor(step), self.n, self.dtype,
+            fragment = skc.hopper.wgmma_rs(fragment, pieces[step], b.descriptor(step), self.n, self.dtype,
                                            trans_b=int(not b.layout.k_major))
         acc.fragment = fragment
         skc.hopper.wgmma_commit()

@@ -965,6 +965,97 @@ def test_reading_an_accumulator_of_a_wgmma_in_flight_is_an_error(pending, read, 
         assert (out == 0).all()
 
 
+FENCE_CASES = {
+    # a wgmma chain on one accumulator after a fence: ordered without another
+    "chained": ("""
+  wgmma.fence
+  %r1 = wgmma.mma %zero, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32>
+  %r2 = wgmma.mma %r1, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32>""", None),
+    "no fence": ("""
+  %r1 = wgmma.mma %zero, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32> loc("mma.py":3:5)""",
+                 "wgmma.mma is the first wgmma of warpgroup 0 and no wgmma.fence came before it"),
+    # the accumulator written by an ordinary instruction after the fence
+    "written after the fence": ("""
+  wgmma.fence
+  %acc = arith.add %zero, %zero : vec<4xf32>
+  %r1 = wgmma.mma %acc, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32> loc("mma.py":3:5)""",
+                                "wgmma.mma uses registers (its accumulator) that another instruction of thread 0 read "
+                                "or wrote after the warpgroup's last wgmma.fence"),
+    "written before the fence": ("""
+  %acc = arith.add %zero, %zero : vec<4xf32>
+  wgmma.fence
+  %r1 = wgmma.mma %acc, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32>""", None),
+    # a retired result read, then accumulated into: a fence must come between (through a variable too)
+    "read, then accumulated": ("""
+  %slot = var.alloc : var<vec<4xf32>>
+  wgmma.fence
+  %r1 = wgmma.mma %zero, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32>
+  var.store %slot, %r1
+  wgmma.commit
+  wgmma.wait {pending = 0}
+  %e = vec.extract %r1 {index = 0} : f32
+  %kept = var.load %slot : vec<4xf32>
+  %r2 = wgmma.mma %kept, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32> loc("mma.py":3:5)""",
+                               "wgmma.mma uses registers (its accumulator) that another instruction of thread 0"),
+    "read, fenced, then accumulated": ("""
+  wgmma.fence
+  %r1 = wgmma.mma %zero, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32>
+  wgmma.commit
+  wgmma.wait {pending = 0}
+  %e = vec.extract %r1 {index = 0} : f32
+  wgmma.fence
+  %r2 = wgmma.mma %r1, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32>""", None),
+    # only the second warpgroup's threads touch the accumulator after the fence: the first warpgroup's wgmma is
+    # ordered, the second's is not
+    "written by one warpgroup": ("""
+  %slot = var.alloc : var<vec<4xf32>>
+  var.store %slot, %zero
+  wgmma.fence
+  %high = arith.cmp %tid, %c128 {pred = "ge"} : i1
+  scf.if %high {
+    %doubled = arith.add %zero, %zero : vec<4xf32>
+    var.store %slot, %doubled
+  } {
+  }
+  %acc = var.load %slot : vec<4xf32>
+  %r1 = wgmma.mma %acc, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32> loc("mma.py":3:5)""",
+                                 "wgmma.mma uses registers (its accumulator) that another instruction of thread 128"),
+}
+
+
+@pytest.mark.parametrize("case", FENCE_CASES)
+def test_a_wgmma_needs_a_fence_after_other_accesses_of_its_registers(case):
+    """PTX ISA 9.7.15.7.1: a warpgroup runs wgmma.fence before its first wgmma and between another instruction's
+    access of registers a wgmma uses (its accumulator or A fragment) and that wgmma; on the GPU the wgmma may
+    otherwise run before the access lands. wgmma ops chained on one accumulator need none between them."""
+    body, expected = FENCE_CASES[case]
+    f = parse(WARPGROUP_OPS.replace("BODY", body))
+    args = [descriptor(1024, 16, 1024, 128)]
+    if expected is None:
+        run(f, grid=1, block=(256, 1, 1), args=args)
+        return
+    with pytest.raises(InterpreterError) as info:
+        run(f, grid=1, block=(256, 1, 1), args=args)
+    assert str(info.value).startswith(f"mma.py:3:6: error: {expected}")
+    assert "skc.hopper.wgmma_fence()" in str(info.value)
+
+
+def test_a_register_a_fragment_written_after_the_fence_is_an_error():
+    """The A fragment of the register-A form is one of the wgmma's registers: written after the fence, the wgmma
+    may read it before the write lands."""
+    body = """
+  %h = arith.constant {value = 1.0} : bf16
+  wgmma.fence
+  %a = vec.from %h, %h, %h, %h, %h, %h, %h, %h : vec<8xbf16>
+  %r1 = wgmma.mma_rs %zero, %a, %d {n = 8, dtype = "bf16"} : vec<4xf32> loc("mma.py":3:5)"""
+    with pytest.raises(InterpreterError) as info:
+        run(parse(WARPGROUP_OPS.replace("BODY", body)), grid=1, block=(256, 1, 1), args=[descriptor(1024, 16, 1024, 128)])
+    assert str(info.value).startswith("mma.py:3:6: error: wgmma.mma_rs uses registers (its accumulator or A fragment) "
+                                      "that another instruction of thread 0")
+    fenced = body.replace("  wgmma.fence\n", "").replace("vec<8xbf16>\n", "vec<8xbf16>\n  wgmma.fence\n")
+    run(parse(WARPGROUP_OPS.replace("BODY", fenced)), grid=1, block=(256, 1, 1), args=[descriptor(1024, 16, 1024, 128)])
+
+
 def test_wgmma_with_an_inactive_lane_in_its_warpgroup_is_an_error():
     f = parse(WARPGROUP_OPS.replace("BODY", """
   %not5 = arith.cmp %tid, %c5 {pred = "ne"} : i1
@@ -987,12 +1078,14 @@ def test_wgmma_descriptors_must_be_uniform_and_have_no_base_offset():
   %c127 = arith.constant {value = 127} : i64
   %mostly = arith.div %wide, %c127 : i64
   %d2 = arith.add %d, %mostly : i64
+  wgmma.fence
   %r = wgmma.mma %zero, %d, %d2 {n = 8, dtype = "bf16"} : vec<4xf32>"""))
     desc = descriptor(1024, 16, 1024, 128)
     with pytest.raises(InterpreterError, match=f"the B descriptor differs across the warpgroup .thread 0 has "
                                                f"{desc:#x}, thread 127 {desc + 1:#x}"):
         run(f, grid=1, block=(256, 1, 1), args=[desc])
     uniform = parse(WARPGROUP_OPS.replace("BODY", """
+  wgmma.fence
   %r = wgmma.mma %zero, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32>"""))
     run(uniform, grid=1, block=(256, 1, 1), args=[desc])
     with pytest.raises(InterpreterError, match="the A descriptor 0x4006004000010040 has base offset 3"):

@@ -37,6 +37,7 @@ class Plan:
         self._labels: dict = {}
         self._regions: dict = {}
         self._results = wgmma.result_values(function)   # (values that may hold a wgmma's accumulator)
+        self._registers = wgmma.register_sets(function)  # (values that share registers with a wgmma's operands)
         self.body = self.region(function.body)
 
     def codes(self, label: str) -> tuple:
@@ -69,9 +70,11 @@ class Plan:
                                   hint="run on a GPU, or add the op's handler to skc/runtime/interpreter"), PLAIN
 
     def _checked(self, op, step):
-        """`step`, checking first that no value it reads is the accumulator of a wgmma still in flight."""
+        """`step`, checking first that no value it reads is the accumulator of a wgmma still in flight, and that
+        wgmma.fence orders the registers a wgmma shares with other instructions."""
         values = wgmma.read_operands(op, self._results) if self._results else ()
-        return wgmma.checking_results(op, values, step) if values else step
+        step = wgmma.checking_results(op, values, step) if values else step
+        return wgmma.fencing(op, self._registers, step) if self._registers else step
 
 
 def _pure_step(op, fn):

@@ -107,6 +107,10 @@ class BlockState:
         # the accumulators wgmma ops give (the result arrays, by identity) that the tensor cores may still be
         # writing: by warpgroup, the open wgmma group's and each committed group's, until a wgmma.wait retires it
         self.mma_results: dict = {}
+        # wgmma.fence (wgmma.py): the lanes that ran one, and by register set (wgmma.register_sets) the lanes
+        # whose ordinary instructions read or wrote a value of the set since their warpgroup's last fence
+        self.mma_fenced = None
+        self.register_access: dict = {}
         self.reading = None
         # shared bytes that TMA loads and cp.async copies may still be writing: the interpreter copies when a copy
         # is issued, the GPU's copy lands some time before the phase of the mbarrier it completes on. `landing`

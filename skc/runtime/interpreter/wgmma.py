@@ -342,5 +342,98 @@ def _not_in_flight(op, values, group, table):
                                      "out)")
 
 
-EFFECTS = {"wgmma.mma": _mma, "wgmma.mma_rs": _mma_rs, "wgmma.fence": _whole_warpgroups, "wgmma.commit": _commit,
+# -- wgmma.fence (PTX ISA 9.7.15.7.1): a warpgroup runs one before its first wgmma, and between any other
+# instruction's access of registers a wgmma reads or writes (its accumulator, a register A fragment) and that wgmma;
+# wgmma ops chained on one accumulator are ordered without it. The interpreter has no registers: it takes as one set
+# a wgmma's accumulator and its result, and a variable with the values stored into it and loaded from it.
+MOVES = ("var.alloc", "var.load", "var.store")   # (no instruction of their own once in registers)
+
+
+def register_sets(function) -> dict:
+    """value -> its register set (an int), for the values that share registers with a wgmma's accumulator or A
+    fragment."""
+    parent: dict = {}
+
+    def root(value):
+        while parent.setdefault(value, value) is not value:
+            value = parent[value]
+        return value
+
+    def join(a, b):
+        parent[root(a)] = root(b)
+
+    ops, operands = list(function.body.walk()), []
+    for op in ops:
+        if op.name in ACCUMULATING:
+            join(op.operands[0], op.result)
+            operands += [op.operands[0], *op.operands[1:2 if op.name == "wgmma.mma_rs" else 1]]
+        elif op.name == "var.store":
+            join(op.operands[1], op.operands[0])
+        elif op.name == "var.load":
+            join(op.result, op.operands[0])
+    kept = {root(value) for value in operands}
+    numbers = {kept_root: number for number, kept_root in enumerate(kept)}
+    return {value: numbers[root(value)] for value in parent if root(value) in numbers}
+
+
+def fencing(op, sets: dict, step):
+    """`step`, keeping the wgmma.fence rule for the register sets (register_sets) `op` reads or writes: a wgmma
+    checks that none of its sets had another access since its warpgroup's last fence; another op marks the sets it
+    accesses for its lanes."""
+    touched = tuple(dict.fromkeys(sets[v] for v in (*op.operands, *op.results) if v in sets))
+    if not touched or op.name in MOVES:
+        return step
+    if op.name in ACCUMULATING:
+        return _fenced(op, touched, step)
+
+    def touch(group):
+        marks = group.block.register_access
+        for number in touched:
+            found = marks.get(number)
+            if found is None:
+                marks[number] = group.mask.copy()
+            else:
+                found |= group.mask
+        return step(group)
+    return touch
+
+
+def _fenced(op, touched: tuple, step):
+    what = "accumulator" if len(touched) == 1 else "accumulator or A fragment"
+
+    def check(group):
+        block = group.block
+        for lanes in warpgroups(group, op.name):
+            warpgroup = int(lanes[0]) // WARPGROUP
+            if block.mma_fenced is None or not block.mma_fenced[lanes].all():
+                raise Fault(f"{op.name} is the first wgmma of warpgroup {warpgroup} and no wgmma.fence came before "
+                            "it: on the GPU its register accesses are unordered with the instructions before it",
+                            int(lanes[0]), hint="call skc.hopper.wgmma_fence() before the warpgroup's first wgmma")
+            for number in touched:
+                marks = block.register_access.get(number)
+                if marks is not None and marks[lanes].any():
+                    lane = int(lanes[np.argmax(marks[lanes])])
+                    raise Fault(f"{op.name} uses registers (its {what}) that another instruction of thread {lane} "
+                                "read or wrote after the warpgroup's last wgmma.fence: on the GPU the wgmma may run "
+                                "before that access lands, or after it", lane,
+                                hint="call skc.hopper.wgmma_fence() between the other access and the wgmma (once "
+                                     "for a group of wgmma ops)")
+        return step(group)
+    return check
+
+
+def _fence(op, launch):
+    """The warpgroups' register accesses so far are ordered before the wgmma ops that follow (wgmma.fence)."""
+    def fence(group):
+        block = group.block
+        for lanes in warpgroups(group, op.name):
+            if block.mma_fenced is None:
+                block.mma_fenced = np.zeros(launch.nthreads, bool)
+            block.mma_fenced[lanes] = True
+            for marks in block.register_access.values():
+                marks[lanes] = False
+    return fence
+
+
+EFFECTS = {"wgmma.mma": _mma, "wgmma.mma_rs": _mma_rs, "wgmma.fence": _fence, "wgmma.commit": _commit,
            "wgmma.wait": _wait, "gpu.setmaxnreg": _whole_warpgroups}
