@@ -140,12 +140,17 @@ _DL_CODES = {0: "i", 1: "u", 2: "f", 4: "bf", 6: "b"}  # kDLInt, kDLUInt, kDLFlo
 
 
 def _dlpack_tensor(obj) -> _DLTensor:
+    """A copy of the DLTensor that obj exports, taken while its capsule lives: the capsule is not consumed, so when
+    the last reference to it goes its destructor runs the producer's deleter, which frees the DLManagedTensor (a
+    view of it read after that read freed memory)."""
     capsule = obj.__dlpack__()
     get = ctypes.pythonapi.PyCapsule_GetPointer
     get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
     address = get(capsule, b"dltensor")
     # DLManagedTensor begins with its DLTensor
-    return _DLTensor.from_address(address)
+    tensor = _DLTensor.from_buffer_copy(ctypes.string_at(address, ctypes.sizeof(_DLTensor)))
+    del capsule
+    return tensor
 
 
 def _dlpack_facts(obj) -> TensorFacts:
