@@ -131,7 +131,7 @@ class Autotuner:
         """The winners file, or {} where it is missing, unreadable or not of the shape this version writes."""
         try:
             data = json.loads(self.path().read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):   # (RecursionError: arrays nested past json's depth)
             return {}
         if not (isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("winners"), dict)
                 and all(isinstance(v, dict) for v in data["winners"].values())):

@@ -85,6 +85,14 @@ def test_a_corrupt_cache_file_is_a_miss(cache):
     assert json.loads((cache / "autotune" / "tests.scale.json").read_text())["winners"]["fake device"]["1"]
 
 
+def test_a_cache_file_nested_too_deep_to_read_is_a_miss(cache):
+    (cache / "autotune").mkdir()
+    (cache / "autotune" / "tests.scale.json").write_text("[" * 100_000 + "]" * 100_000)
+    timer = Timer({1: 3.0, 2: 1.0, 3: 2.0})
+    tuner_of(timer)(100)   # was: RecursionError from json.loads
+    assert timer.timed == [1, 2, 3]
+
+
 def test_describe_names_dataclass_configs_by_their_fields():
     config = skc.blocks.MatmulConfig(tile_n=256, cluster_m=2)
     described = describe({"config": config})
