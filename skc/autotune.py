@@ -157,9 +157,15 @@ class Autotuner:
                 data = self._read() or {"format": FORMAT, "kernel": self.name, "winners": {}}
                 data["winners"].setdefault(device, {})[key] = {"config": describe(config), "ms": ms}
                 handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-                with os.fdopen(handle, "w") as file:
-                    json.dump(data, file, indent=1, sort_keys=True)
-                os.replace(temporary, path)  # readers never see half a file
+                try:
+                    with os.fdopen(handle, "w") as file:
+                        json.dump(data, file, indent=1, sort_keys=True)
+                    os.chmod(temporary, cache.FILE_MODE)   # (mkstemp's files are 0600: other users could not read)
+                    os.replace(temporary, path)  # readers never see half a file
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(temporary)
+                    raise
         except OSError as error:
             warnings.warn(f"{self.name}: could not keep the autotuning result in {path}: {error}", stacklevel=3)
 

@@ -60,6 +60,7 @@ def _umask() -> int:
 
 
 _FOLDER_MODE = 0o777 & ~_umask()   # what mkdir gives; mkdtemp's folders are 0700 (other users could not read)
+FILE_MODE = _FOLDER_MODE & 0o666    # what open gives a new file; mkstemp's are 0600
 
 
 def _entry_path(key: str) -> Path:

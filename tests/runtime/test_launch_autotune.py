@@ -2,6 +2,8 @@
 second process) reads the winner without timing; configs that fail to compile are skipped with a note; the GEMM
 tunes only when asked (autotune=True or SKC_AUTOTUNE=1) and otherwise never times anything."""
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -83,6 +85,26 @@ def test_a_corrupt_cache_file_is_a_miss(cache):
     tuner_of(timer)(100)
     assert timer.timed == [1, 2, 3]
     assert json.loads((cache / "autotune" / "tests.scale.json").read_text())["winners"]["fake device"]["1"]
+
+
+def test_the_winners_file_is_readable_as_a_file_made_under_the_umask(cache):
+    mask = os.umask(0o022)
+    try:
+        tuner_of(Timer({1: 3.0, 2: 1.0, 3: 2.0}))(100)
+    finally:
+        os.umask(mask)
+    path = cache / "autotune" / "tests.scale.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask   # was 0600, mkstemp's: other users retuned
+    assert [p.name for p in path.parent.iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_a_winners_file_that_cannot_be_written_leaves_no_temporary_file(cache, monkeypatch):
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(json, "dump", fail)
+    with pytest.warns(UserWarning, match="could not keep the autotuning result"):
+        tuner_of(Timer({1: 3.0, 2: 1.0, 3: 2.0}))(100)
+    assert [p.name for p in (cache / "autotune").iterdir()] == ["tests.scale.lock"]   # (was: a .tmp file left)
 
 
 def test_a_cache_file_nested_too_deep_to_read_is_a_miss(cache):
