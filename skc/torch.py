@@ -382,15 +382,18 @@ def _vjp_backward(reference, names):
     """A backward for `register_autograd`: the vector-Jacobian product of `reference(*tensors, **options)` (float32)
     for the saved tensors named in `names` (None ones get None)."""
     def setup_context(ctx, inputs, keyword_only_inputs=None, output=None):
-        ctx.tensors = inputs[:len(names)]
+        # (saved, not kept on ctx: autograd then refuses a backward after an in-place change of one, as torch's own
+        # operators do, where the gradient would be that of the changed values)
+        ctx.save_for_backward(*inputs[:len(names)])
         ctx.options = inputs[len(names):]
 
     def backward(ctx, *grads):
-        present = [i for i, t in enumerate(ctx.tensors) if t is not None]
-        tensors = [ctx.tensors[i] for i in present]
+        saved = ctx.saved_tensors
+        present = [i for i, t in enumerate(saved) if t is not None]
+        tensors = [saved[i] for i in present]
 
         def run(*values):
-            full = list(ctx.tensors)
+            full = list(saved)
             for i, value in zip(present, values):
                 full[i] = value
             return reference(*full, *ctx.options)
@@ -400,7 +403,7 @@ def _vjp_backward(reference, names):
         got = vjp(cotangents if len(cotangents) > 1 else cotangents[0])
         result = [None] * (len(names) + len(ctx.options))
         for i, g in zip(present, got):
-            result[i] = g.to(ctx.tensors[i].dtype)
+            result[i] = g.to(saved[i].dtype)
         return tuple(result)
 
     return backward, setup_context

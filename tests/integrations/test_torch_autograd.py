@@ -64,3 +64,13 @@ def test_gelu_backward_is_the_tanh_approximation_the_forward_computes():
         want = _grads((a, b), F.gelu(a.float() @ b.float(), approximate=approximate))
         same = all(torch.allclose(g.float(), w.half().float(), rtol=0, atol=1e-3) for g, w in zip(got, want))
         assert same is close, approximate
+
+
+def test_backward_after_an_input_changed_in_place_is_refused():
+    """The backward differentiates the reference at the inputs it saved: one changed in place since the forward gave
+    the gradient of the changed values, silently (w's here off by 8); torch's own matmul refuses."""
+    a, w = randn(8, 16), randn(16, 8, seed=1).requires_grad_()
+    y = torch.ops.skc.matmul(a, w)
+    a.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.float().sum().backward()
