@@ -443,8 +443,15 @@ def atomic_cas(ptr, compare, value):
     if not isinstance(p.type, PtrType):
         raise semantics.error(f"atomic_cas needs a pointer, found {p.type}")
     t = p.type.elem
-    if not (isinstance(t, ir.ScalarType) and t.bits >= 16):
-        raise semantics.error(f"atomic_cas takes pointers to 16-, 32- or 64-bit scalars, found a pointer to {t}")
+    if not (isinstance(t, ir.ScalarType) and t.is_int and t.bits in (32, 64)):
+        # (the verifier's rule: a float's compare would be by bits, not by value, so it is the user's to write)
+        hint = None
+        if isinstance(t, ir.ScalarType) and t.is_float and t.bits in (32, 64):
+            bits, space = f"skc.u{t.bits}", "" if p.type.space == "global" else f", space={p.type.space!r}"
+            hint = (f"compare the bits: skc.atomic_cas(skc.int_to_ptr(skc.ptr_to_int(p), {bits}{space}), "
+                    f"skc.bitcast(compare, {bits}), skc.bitcast(value, {bits}))")
+        raise semantics.error(f"atomic_cas takes pointers to 32- or 64-bit integers, found a pointer to {t}",
+                              hint=hint)
     c, v = semantics.convert_for_store(compare, t), semantics.convert_for_store(value, t)
     return RValue(current().builder.value("mem.atomic_cas", (p.value, c.value, v.value), t), t)
 

@@ -623,3 +623,22 @@ def test_errors_about_a_runtime_value_do_not_name_the_compilers_classes(kernel, 
     text = error_of(kernel, F32, skc.i32)
     assert_at(text, kernel, marker, phrase)
     assert "RValue" not in text
+
+
+@skc.kernel
+def float_atomic_cas(x: skc.Ptr[skc.f32]):
+    skc.atomic_cas(x, 0.0, 1.0)  # HERE
+
+
+@skc.kernel
+def short_atomic_cas(x: skc.Ptr[skc.i16]):
+    skc.atomic_cas(x, 0, 1)  # HERE
+
+
+def test_compare_and_swap_of_floats_or_short_integers_is_an_error_at_its_line():
+    # the verifier takes 32- and 64-bit integers only: these were VerificationErrors ("skc built bad IR")
+    assert_at(error_of(float_atomic_cas, skc.Ptr[skc.f32]), float_atomic_cas, "# HERE",
+              "atomic_cas takes pointers to 32- or 64-bit integers, found a pointer to f32", "skc.bitcast(")
+    text = error_of(short_atomic_cas, skc.Ptr[skc.i16])
+    assert_at(text, short_atomic_cas, "# HERE", "found a pointer to i16")
+    assert "VerificationError" not in text and "'mem.atomic_cas' op" not in text
