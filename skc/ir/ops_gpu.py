@@ -154,6 +154,10 @@ class PrintOp(Op):
     num_operands = None
     required_attrs = ("format",)
 
+    def verify(self):
+        if not isinstance(self.attrs["format"], str):
+            self.fail(f"format must be a string, found {self.attrs['format']!r}")
+
 
 class AssertOp(Op):
     """`gpu.assert %cond {message}`: stop the kernel with message where cond is false."""
@@ -165,3 +169,5 @@ class AssertOp(Op):
     def verify(self):
         if self.operands[0].type is not i1:
             self.fail(f"condition is {self.operands[0].type}, expected i1")
+        if not isinstance(self.attrs["message"], str):
+            self.fail(f"message must be a string, found {self.attrs['message']!r}")

@@ -3,7 +3,7 @@ static shared-memory allocations and per-thread var slots."""
 from __future__ import annotations
 
 from .core import Op, PURE
-from .types import PointerType, ScalarType, VarType, VectorType, i1
+from .types import PointerType, ScalarType, Type, VarType, VectorType, i1
 
 PURE_TRAITS = frozenset({PURE})
 
@@ -27,6 +27,8 @@ class PtrOffsetOp(Op):
         _check_pointer(self, p)
         if not (isinstance(i.type, ScalarType) and i.type.is_int and not i.type.is_bool):
             self.fail(f"offset is {i.type}, expected an integer")
+        if not isinstance(self.attrs["elem"], Type):
+            self.fail(f"elem must be a type, found {self.attrs['elem']!r}")
         if self.result.type is not p.type:
             self.fail(f"result is {self.result.type}, expected {p.type}")
 

@@ -71,6 +71,14 @@ class _Lexer:
             self.i += 1
 
 
+def _string(text: str, line: int) -> str:
+    """A quoted string token's value (JSON's escapes, as the printer writes them)."""
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise ParseError(f"line {line}: bad string {text}: {error}") from None
+
+
 def _match_angle(text: str, pos: int, line: int) -> int:
     depth = 1
     while pos < len(text) and depth:
@@ -90,7 +98,10 @@ class Parser:
     def type(self):
         kind, text, line = self.lex.next()
         if kind == "type" or (kind == "ident" and (text in SCALAR_NAMES or text == "tmap")):
-            return parse_type(text)
+            try:
+                return parse_type(text)
+            except ValueError as error:   # (a known shape with a bad part: vec<0xf32>, ptr<foo>, tmap<f32, 8>)
+                raise ParseError(f"line {line}: bad type {text!r}: {error}") from None
         raise ParseError(f"line {line}: expected a type, found {text!r}")
 
     def attr_value(self):
@@ -106,7 +117,7 @@ class Parser:
             return self.type()
         self.lex.next()
         if kind == "string":
-            return json.loads(text)
+            return _string(text, line)
         if kind == "number":
             if re.fullmatch(r"-?\d+", text):
                 return int(text)
@@ -209,13 +220,21 @@ class Parser:
         if not self.lex.accept("loc"):
             return None
         self.lex.expect("(")
-        file = json.loads(self.lex.next()[1])
+        file = self._location_part("string")
         self.lex.expect(":")
-        line = int(self.lex.next()[1])
+        line = self._location_part("number")
         self.lex.expect(":")
-        col = int(self.lex.next()[1])
+        col = self._location_part("number")
         self.lex.expect(")")
         return Location(file, line, col)
+
+    def _location_part(self, kind: str):
+        """loc("file":line:col)'s next part: the file (a string) or a line or column (an int)."""
+        found, text, line = self.lex.next()
+        if found != kind or kind == "number" and not re.fullmatch(r"\d+", text):
+            raise ParseError(f"line {line}: expected {'a quoted file name' if kind == 'string' else 'an int'} "
+                             f"in loc(...), found {text!r}")
+        return _string(text, line) if kind == "string" else int(text)
 
     def function(self) -> Function:
         self.lex.expect("kernel")

@@ -21,6 +21,9 @@ class _FunctionVerifier:
         self.labels_seen: set[str] = set()
 
     def run(self):
+        limit = self.fn.attrs.get("shared_bytes", 0)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise VerificationError(f"kernel @{self.fn.name}: shared_bytes must be a non-negative int, found {limit!r}")
         self.visible: set = set()   # ids of the values defined so far on the path to the op being checked
         self.region(self.fn.body, labels=[])
 

@@ -268,6 +268,13 @@ def test_values_are_renumbered_in_order_of_definition():
     (kernel("  %7, %8 = arith.add %1, %1 : i32\n"), "names 2 results but gives 1 types"),
     (kernel("  %7 = arith.add %1, %1 : i33\n"), "expected a type"),
     (kernel("  %7 = arith.add %1 $ %1 : i32\n"), "unexpected character '$'"),
+    # a known type's shape with a bad part, a bad loc() and a bad escape were bare ValueErrors without a line
+    (kernel("  %7 = arith.constant {value = 1} : vec<0xf32>\n"), "line 2: bad type 'vec<0xf32>'"),
+    (kernel("  %7 = arith.constant {value = 1} : vec<4xfoo>\n"), "line 2: bad type 'vec<4xfoo>'"),
+    (kernel("  %7 = ptr.offset %0, %1 {elem = f32} : ptr<foo>\n"), "line 2: bad type 'ptr<foo>'"),
+    (kernel("  %7 = arith.add %1, %1 : i32 loc(\"k.py\":x:4)\n"), "line 2: expected an int in loc"),
+    (kernel("  %7 = arith.add %1, %1 : i32 loc(12:3:4)\n"), "line 2: expected a quoted file name in loc"),
+    (kernel('  gpu.print %1 {format = "\\q"}\n'), "line 2: bad string"),
 ])
 def test_parse_errors_name_the_problem(text, message):
     with pytest.raises(ParseError, match=message.replace("(", r"\(").replace("$", r"\$")):

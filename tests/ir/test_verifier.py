@@ -65,6 +65,10 @@ def rejects(body: str) -> str:
     ('%7 = gpu.shuffle %2, %5 {mode = "xor"} : f32', "'gpu.shuffle' op: lane is i64, expected i32"),
     ('%7 = gpu.vote %3 {mode = "ballot"} : i1', "'gpu.vote' op: result is i1, expected u32"),
     ('gpu.assert %1 {message = "m"}', "'gpu.assert' op: condition is i32, expected i1"),
+    # attributes the backends and the interpreter read as a string or a type (an AttributeError or TypeError there)
+    ("gpu.assert %3 {message = 5}", "'gpu.assert' op: message must be a string, found 5"),
+    ("gpu.print %1 {format = 5}", "'gpu.print' op: format must be a string, found 5"),
+    ('%7 = ptr.offset %0, %1 {elem = "f32"} : ptr<global>', "'ptr.offset' op: elem must be a type, found 'f32'"),
     ('%7 = gpu.asm {code = "", constraints = "=l"} : ptr<global>', "'gpu.asm' op: results must be scalars or vectors, found ptr<global>"),
     # async
     ("mbarrier.arrive %6 {count = 0}", "'mbarrier.arrive' op: count must be an int from 1 to 1048575, found 0"),
@@ -179,6 +183,15 @@ def test_shared_buffer_beyond_shared_bytes():
     verify(parse_module(kernel("  %7 = mem.shared {offset = 128, bytes = 128} : ptr<shared>\n")))
     message = rejects("  scf.if %3 {\n    %7 = mem.shared {offset = 128, bytes = 129} : ptr<shared>\n  } {\n  }\n")
     assert "'mem.shared' op: buffer at offset 128 of 129 bytes exceeds the function's shared_bytes = 256" in message
+
+
+@pytest.mark.parametrize("value", ['"x"', "-4", "true"])
+def test_shared_bytes_that_is_no_count(value):
+    # a string compared with the buffers' ends was a TypeError escaping the verifier
+    module = parse_module(f"kernel @k() {{shared_bytes = {value}}} {{\n  %0 = mem.shared {{offset = 0, bytes = 4}} : "
+                          "ptr<shared>\n}\n")
+    with pytest.raises(VerificationError, match="kernel @k: shared_bytes must be a non-negative int"):
+        verify(module)
 
 
 def test_shared_buffer_without_shared_bytes():
