@@ -26,7 +26,7 @@ import sys
 import sysconfig
 import time
 
-from .diagnostics import SkcError
+from .diagnostics import LocatedError, Location, SkcError
 from .version import __version__
 
 # The commands import the compiler, backends and runtime when they run, so `skc --help` and argument errors
@@ -52,7 +52,13 @@ def load_module(path: str):
     directory = os.path.dirname(os.path.abspath(path))
     if directory not in sys.path:
         sys.path.insert(0, directory)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as error:   # the file's own mistake at its line, not a traceback through skc's loader
+        sys.modules.pop(name, None)
+        column = max((error.offset or 1) - 1, 0)
+        raise LocatedError(f"{error.msg} (the file does not parse as Python)",
+                           Location(error.filename or path, error.lineno or 1, column)) from None
     return module
 
 

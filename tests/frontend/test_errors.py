@@ -258,3 +258,16 @@ def test_cli_names_a_path_it_cannot_load_or_write(tmp_path, capsys):
     for argv, message in cases:
         assert main(argv) == 1
         assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["compile", "run"])
+def test_cli_names_the_line_of_a_file_that_does_not_parse(tmp_path, capsys, command):
+    """A SyntaxError in the file was a traceback through skc's loader (cli.load_module), not an error at its line."""
+    from skc.cli import main
+
+    source = tmp_path / "broken.py"
+    source.write_text("import skc\n\nx = (\n")
+    assert main([command, str(source)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{source}:3:5: error: '(' was never closed"), err
+    assert "x = (" in err.splitlines()[1] and "Traceback" not in err
