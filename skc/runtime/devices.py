@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from dataclasses import dataclass
 from typing import Optional
 
@@ -120,14 +121,28 @@ def parse_device(spec) -> Device:
     raise DeviceError(f"unknown device {spec!r}; use 'cuda', 'cuda:N', 'hip', 'hip:N' or 'interpreter'")
 
 
+# The selection: set_device's for the process, using_device's for a thread (torch's current device is a thread's too:
+# torch.nn.DataParallel runs one thread a GPU). `_selected` holds the process's, or _PER_THREAD while some thread is
+# inside using_device, the process's then in `_outside`; a launch's native call, which reads `_selected` alone, never
+# matches _PER_THREAD and leaves such launches to the Python call, which reads the thread's.
 _selected: list[Optional[Device]] = [None]
+_PER_THREAD = object()
+_outside: list[Optional[Device]] = [None]
+_thread = threading.local()   # .device: the device of the thread's innermost using_device block (absent: none)
+_inside = [0]                 # using_device blocks open, on all threads
+_lock = threading.Lock()
 
 
 def set_device(spec) -> Device:
-    """Make `spec` ('cuda', 'cuda:1', 'interpreter', ...) the device kernels launch on."""
+    """Make `spec` ('cuda', 'cuda:1', 'interpreter', ...) the device kernels launch on: the process's, or inside a
+    using_device block the thread's until the block ends."""
     device = parse_device(spec)
     _check_present(device)
-    _selected[0] = device
+    if getattr(_thread, "device", None) is not None:
+        _thread.device = device
+        return device
+    with _lock:
+        (_outside if _selected[0] is _PER_THREAD else _selected)[0] = device
     return device
 
 
@@ -155,7 +170,10 @@ def _default_device() -> Device:
 
 
 def current_device() -> Device:
-    return _selected[0] or _default_device()
+    device = _selected[0]
+    if device is _PER_THREAD:
+        device = getattr(_thread, "device", None) or _outside[0]
+    return device or _default_device()
 
 
 # the device launches go to while none is selected (SKC_DEVICE, else CUDA device 0 where there is one, else the
@@ -164,19 +182,25 @@ default_device = _default_device
 
 
 def selected() -> Optional[Device]:
-    """The device set_device selected (None: none, the default device)."""
-    return _selected[0]
+    """The device this thread's using_device block or else set_device selected (None: none, the default device)."""
+    device = _selected[0]
+    if device is _PER_THREAD:
+        return getattr(_thread, "device", None) or _outside[0]
+    return device
 
 
 # where the selection lives, for code that reads it with no Python (a launch's native call): this module's
-# attribute of this name, a list of one item (read anew at each call: a test may put another list there)
+# attribute of this name, a list of one item (read anew at each call: a test may put another list there); its item is
+# _PER_THREAD, which no launch's selection is, while a thread is inside using_device
 SELECTION_ATTRIBUTE = "_selected"
 
 
 def swap_selection(device: Optional[Device]) -> Optional[Device]:
-    """Select `device` (or no device: the default) without checking it is present, as a fake driver's tests do;
-    gives the previous selection, to swap back."""
-    previous, _selected[0] = _selected[0], device
+    """Select `device` (or no device: the default) for the process without checking it is present, as a fake driver's
+    tests do; gives the previous selection, to swap back."""
+    with _lock:
+        slot = _outside if _selected[0] is _PER_THREAD else _selected
+        previous, slot[0] = slot[0], device
     return previous
 
 
@@ -187,13 +211,24 @@ def forget_targets():
 
 @contextlib.contextmanager
 def using_device(spec):
-    """The block launches on `spec`; the selection before it (set_device's, or none) comes back after it."""
-    previous = _selected[0]
-    device = set_device(spec)
+    """The block's launches on this thread go to `spec` (other threads keep theirs); its selection before (an outer
+    block's, or none: the process's) comes back after it."""
+    device = parse_device(spec)
+    _check_present(device)
+    previous = getattr(_thread, "device", None)
+    with _lock:
+        if not _inside[0]:
+            _outside[0], _selected[0] = _selected[0], _PER_THREAD
+        _inside[0] += 1
+    _thread.device = device
     try:
         yield device
     finally:
-        _selected[0] = previous
+        _thread.device = previous
+        with _lock:
+            _inside[0] -= 1
+            if not _inside[0]:
+                _selected[0] = _outside[0]
 
 
 def gpu_available() -> bool:

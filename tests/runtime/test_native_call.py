@@ -3,13 +3,14 @@ it launches with the state it keeps only while nothing a full call checks has ch
 globals the kernel read), and hands anything else to the Python call, which checks it all."""
 import gc
 import sys
+import threading
 
 import numpy as np
 import pytest
 
 import skc
 from skc import jit
-from skc.runtime import devices
+from skc.runtime import devices, fake_cuda
 from skc.runtime.devices import Device, using_device
 
 SCALE = 2.0
@@ -90,6 +91,44 @@ def test_the_native_call_follows_a_new_device_selection():
     launch(x, out, 20)
     assert launch._device is before and launch._fast[4] is start
     assert out.tolist() == (2 * x).tolist()
+
+
+def test_a_using_device_block_selects_for_its_own_thread_alone():
+    """using_device is a thread's (as torch's current device is: torch.nn.DataParallel runs a thread a GPU): another
+    thread keeps the process's selection meanwhile, launches there (a native call included: its state names the
+    other device), and the process's selection is what it was after the blocks end in either order."""
+    x, out = _data()
+    launch = scaled[1, 32]
+    with fake_cuda.installed():
+        with using_device("interpreter"):
+            launch(x, out, 20)   # (a state for the interpreter, which the native call would take)
+        entered, done = threading.Barrier(2), threading.Barrier(2)
+        seen = {}
+
+        def worker(leave_first):
+            with using_device("interpreter"):
+                entered.wait()
+                mine = np.zeros_like(out)
+                launch(x, mine, 20)
+                seen[leave_first] = (devices.current_device(), launch._device, mine.tolist())
+                if not leave_first:
+                    done.wait()
+            if leave_first:
+                done.wait()
+
+        for leave_first in (True, False):
+            thread = threading.Thread(target=worker, args=(leave_first,))
+            thread.start()
+            entered.wait()
+            try:
+                assert devices.current_device() == Device("cuda", 0) and devices.selected() == Device("cuda", 0)
+                with pytest.raises(skc.LaunchError, match="the kernel runs on cuda:0"):
+                    launch(x, out, 20)   # (host arrays: on cuda:0, not in the other thread's interpreter)
+            finally:
+                done.wait()
+                thread.join()
+            assert seen[leave_first] == (Device("interpreter"), Device("interpreter"), (2 * x).tolist())
+            assert devices.selected() == Device("cuda", 0) and devices._selected[0] == Device("cuda", 0)
 
 
 def test_a_launch_on_a_device_of_its_own_ignores_the_selection():
