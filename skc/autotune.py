@@ -128,7 +128,10 @@ class Autotuner:
         return cache.cache_dir() / "autotune" / f"{safe}.json"
 
     def _read(self) -> dict:
-        """The winners file, or {} where it is missing, unreadable or not of the shape this version writes."""
+        """The winners file, or {} where it is missing, unreadable or not of the shape this version writes, or where
+        SKC_CACHE turns the on-disk cache off."""
+        if not cache.cache_enabled():
+            return {}
         try:
             data = json.loads(self.path().read_text())
         except (OSError, ValueError, RecursionError):   # (RecursionError: arrays nested past json's depth)
@@ -149,6 +152,8 @@ class Autotuner:
         return None
 
     def _store(self, where, config, ms):
+        if not cache.cache_enabled():   # (SKC_CACHE=0: nothing on disk; the winner lives in this process alone)
+            return
         device, key = where
         path = self.path()
         try:

@@ -35,7 +35,9 @@ def set_cache_dir(path) -> None:
 
 
 def cache_enabled() -> bool:
-    return os.environ.get("SKC_CACHE", "1") not in ("0", "off", "false")
+    """SKC_CACHE unset or anything but 0, off, false or no (any case): the compile cache and the autotuner's winners
+    are kept on disk."""
+    return os.environ.get("SKC_CACHE", "1").strip().lower() not in ("0", "off", "false", "no")
 
 
 @dataclass

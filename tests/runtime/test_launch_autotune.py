@@ -115,6 +115,24 @@ def test_a_cache_file_nested_too_deep_to_read_is_a_miss(cache):
     assert timer.timed == [1, 2, 3]
 
 
+@pytest.mark.parametrize("setting", ["0", "off", "No", " FALSE "])
+def test_skc_cache_off_keeps_no_winners_on_disk(cache, monkeypatch, setting):
+    """SKC_CACHE=0 turns the on-disk cache off (docs/cli.md), the winners file with it: none is read or written, and
+    the winner lives in the process."""
+    tuner_of(Timer({1: 3.0, 2: 1.0, 3: 2.0}))(500)   # (a winner on disk from before)
+    monkeypatch.setenv("SKC_CACHE", setting)
+    timer = Timer({1: 1.0, 2: 3.0, 3: 2.0})
+    tuner = tuner_of(timer)
+    tuner(500)
+    tuner(777)
+    assert timer.timed == [1, 2, 3, 1, 2, 3]   # (the file's winner for key 5 not read; 7 not found there either)
+    tuner(501)
+    assert timer.timed == [1, 2, 3, 1, 2, 3]   # (in the process)
+    stored = json.loads((cache / "autotune" / "tests.scale.json").read_text())
+    assert list(stored["winners"]["fake device"]) == ["5"] and stored["winners"]["fake device"]["5"]["config"] == {
+        "tile": 2}
+
+
 def test_describe_names_dataclass_configs_by_their_fields():
     config = skc.blocks.MatmulConfig(tile_n=256, cluster_m=2)
     described = describe({"config": config})
