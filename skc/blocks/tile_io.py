@@ -216,8 +216,8 @@ def _pointer_to(address):
 
 
 class VectorLoader:
-    """TileIO without TMA: all `threads` of the producer (by default its warpgroup) copy the operand tiles
-    with vector loads of `width` elements (8: 16 bytes), masked at the matrix edges, into the same swizzled
+    """TileIO without TMA: the producer warpgroup's first `threads` threads (by default all of them: those
+    `is_issuing()` names) copy the operand tiles, their loads shared out evenly, with vector loads of `width` elements (8: 16 bytes), masked at the matrix edges, into the same swizzled
     layout the TMA would write, then each arrives once on the stage's barrier. `operands` name (pointer, rows,
     cols) of each operand's row-major stored matrix: M x K for a K-major A, K x M for an MN-major one; K x N for
     an MN-major B, N x K for a K-major one. A load is masked whole, so `width` must divide each stored matrix's
@@ -227,7 +227,12 @@ class VectorLoader:
 
     def __init__(self, threads: int = None, width: int = 8, in_flight: int = 8, asynchronous: bool = False,
                  **operands):
-        self.threads = threads or skc.current_target().warpgroup_size
+        group = skc.current_target().warpgroup_size
+        self.threads = threads or group
+        if not 1 <= self.threads <= group:
+            raise frontend.current().error(
+                f"VectorLoader copies with threads of the producer warpgroup: 1 to {group}, not {self.threads}",
+                hint="give threads= at most the warpgroup's size (or leave it out: the whole warpgroup)")
         self.width = width
         self.in_flight = in_flight   # 4-byte registers of loaded data a thread keeps in flight
         self.asynchronous = asynchronous
@@ -235,8 +240,10 @@ class VectorLoader:
         self.arrivals = self.threads  # every copying thread arrives once a stage
 
     def is_issuing(self):
-        """Every thread of the producer copies."""
-        return True
+        """Whether this thread copies: the producer's first `threads` (all of its warpgroup by default), each
+        arriving once a stage (`arrivals`); the others rest."""
+        group = skc.current_target().warpgroup_size
+        return True if self.threads == group else skc.thread_index() % group < self.threads
 
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
@@ -254,6 +261,12 @@ class VectorLoader:
             rows, cols = (layout.rows, layout.k) if layout.k_major else (layout.k, layout.rows)
             first_row, first_col = (origin, k0) if layout.k_major else (k0, origin)
             per_row = cols // self.width
+            if rows * per_row % self.threads:   # (the loads are shared out evenly: a remainder would go uncopied)
+                raise frontend.current().error(
+                    f"VectorLoader's {self.threads} threads copy {self.width} elements a load, evenly: tile '{name}' "
+                    f"({layout.rows} x {layout.k}) takes {rows * per_row} loads, no multiple of {self.threads}",
+                    hint=f"make the tile's elements a multiple of {self.threads * self.width}, or copy with fewer "
+                         f"threads (threads= dividing {rows * per_row})")
             count = rows * per_row // self.threads   # loads a thread makes
             if self.asynchronous:
                 self.copy_async(name, tile, layout, t, first_row, first_col, per_row, count)

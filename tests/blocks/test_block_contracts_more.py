@@ -9,7 +9,7 @@ import pytest
 
 import skc
 from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, InputTilePipeline, OperandLayout,
-                        TilePayload, TmaLoader, TmaStoreEpilogue, WarpRoles, Wgmma)
+                        TilePayload, TmaLoader, TmaStoreEpilogue, VectorLoader, WarpRoles, Wgmma)
 
 T = 64
 
@@ -190,3 +190,62 @@ def test_a_producer_run_longer_than_a_readers_lag_leaves_is_refused():
     with pytest.raises(skc.CompileError, match="runs of 3 stages and a consumer's reader keeps 1 in flight") as info:
         composed[1, 256](*maps, out, 64, 64, 384, "producer_run3")
     assert "test_block_contracts_more.py:" in str(info.value).splitlines()[0]
+
+
+@skc.kernel
+def vector_loaded(a: skc.Ptr[skc.bf16], b: skc.Ptr[skc.bf16], out: skc.Ptr[skc.f32], M: skc.i32, N: skc.i32,
+                  K: skc.i32, tile_n: skc.constexpr, threads: skc.constexpr):
+    """A VectorLoader of `threads` threads (0: the warpgroup) filling a 64 x 64 A tile and a tile_n x 64 B tile."""
+    payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(tile_n, T))
+    load = VectorLoader(threads=threads or None, a=(a, M, K), b=(b, N, K))
+    with InputTilePipeline(payload, 2, load, consumers=1) as pipe:
+        roles = WarpRoles(1)
+        if roles.is_producer():
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for k in range(skc.cdiv(K, T)):
+                        with producer.acquire() as stage:
+                            load(stage, k, a=0, b=0)
+        else:
+            mma = Wgmma(tile_n, T, skc.bf16)
+            acc = mma.zeros()
+            with pipe.consumer(mma) as consumer:
+                for k in range(skc.cdiv(K, T)):
+                    with consumer.acquire() as s:
+                        mma(acc, s.a, s.b)
+            DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, N))(acc, 0, 0)
+
+
+def vector_operands(N):
+    rng = np.random.default_rng(0)
+    A, B = (rng.integers(-2, 3, shape).astype(np.float32) for shape in ((T, T), (N, T)))
+    out = skc.to_device(np.full((T, N), np.nan, np.float32))
+    return A, B, out, skc.to_device(A, dtype=skc.bf16), skc.to_device(B, dtype=skc.bf16)
+
+
+@pytest.mark.parametrize("threads", [64, 32])
+def test_a_vector_loader_of_fewer_threads_than_the_warpgroup(threads):
+    """VectorLoader(threads=64) in a producer warpgroup: is_issuing() named every thread, so all 128 copied and
+    arrived on a barrier expecting 64 (two phases a stage: a deadlock in the interpreter, a stage read before it
+    landed on a GPU)."""
+    A, B, out, a, b = vector_operands(T)
+    vector_loaded[1, 256](a, b, out, T, T, T, T, threads)
+    np.testing.assert_array_equal(out.numpy(), A @ B.T)
+
+
+def test_a_vector_loader_whose_loads_do_not_share_out_evenly():
+    """A 24 x 64 B tile is 192 loads of 8: 128 threads made one each and left rows 16-23 uncopied (wrong answers,
+    silently); 64 threads share them out."""
+    A, B, out, a, b = vector_operands(24)
+    with pytest.raises(skc.CompileError, match=r"tile 'b' \(24 x 64\) takes 192 loads, no multiple of 128") as info:
+        vector_loaded[1, 256](a, b, out, T, 24, T, 24, 0)
+    assert "test_block_contracts_more.py:" in str(info.value).splitlines()[0]
+    assert "threads= dividing 192" in str(info.value)
+    vector_loaded[1, 256](a, b, out, T, 24, T, 24, 64)
+    np.testing.assert_array_equal(out.numpy(), A @ B.T)
+
+
+def test_a_vector_loader_of_more_threads_than_the_warpgroup():
+    _, _, out, a, b = vector_operands(T)
+    with pytest.raises(skc.CompileError, match="threads of the producer warpgroup: 1 to 128, not 256"):
+        vector_loaded[1, 256](a, b, out, T, T, T, T, 256)
