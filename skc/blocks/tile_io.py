@@ -80,6 +80,14 @@ class TmaLoader:
                     f"the tensor map for payload tile '{name}' holds {elem} ({elem.bits // 8}-byte elements); the "
                     f"tile's layout takes {layout.elem_bytes}-byte elements",
                     hint="make the map of the operand the payload was built for")
+            box, wanted = getattr(map_type, "box", ()), layout.box() if hasattr(layout, "box") else ()
+            if box and wanted and _unit_free(box) != _unit_free(wanted):
+                # (a box of other extents brings other bytes than the stage expects: a deadlock, or a copy past the
+                # tile into the next one)
+                raise frontend.current().error(
+                    f"the tensor map for payload tile '{name}' copies boxes of {'x'.join(map(str, box))}; the tile's "
+                    f"layout loads boxes of {'x'.join(map(str, wanted))}",
+                    hint=f"make the map with box={wanted} (the layout's box())")
             swizzle = getattr(map_type, "swizzle", None)
             if swizzle is not None and swizzle != getattr(layout, "swizzle", swizzle):
                 raise frontend.current().error(
@@ -198,6 +206,11 @@ class TmaLoader:
             for chunk in skc.static_range(layout.chunks):
                 if (self.rank if rank is None else rank) == chunk // per_block:
                     self.load_share(tile, barrier, tmap, layout, row0, k0, chunk, 0, multicast_mask=everyone)
+
+
+def _unit_free(box) -> tuple:
+    """A box's extents less its unit ones (a 3-D map's box of one matrix, (1, rows, columns), is a 2-D tile's)."""
+    return tuple(extent for extent in box if extent != 1)
 
 
 def _largest_divisor(count: int, limit: int) -> int:

@@ -127,6 +127,19 @@ def test_a_loader_map_of_another_element_size():
         composed[1, 256](*maps, out, 64, 64, 256, "")
 
 
+@pytest.mark.parametrize("box", [(32, 64), (128, 64)])
+def test_a_loader_map_of_another_box(box):
+    """A map whose box is not the layout's brought other bytes than the stage expects: too few, a deadlock the
+    interpreter named at run time; too many, a copy past the tile into the next one (or past shared memory)."""
+    A, B, out, (a, _) = operands()
+    b = skc.TensorMap(skc.to_device(B, dtype=skc.bf16), box=box)
+    with pytest.raises(skc.CompileError, match=f"tile 'b' copies boxes of {box[0]}x64; the tile's layout loads boxes "
+                                               "of 64x64") as info:
+        composed[1, 256](a, b, out, 64, 64, 256, "")
+    assert "test_block_contracts_more.py:" in str(info.value).splitlines()[0]
+    assert "box=(64, 64)" in str(info.value)
+
+
 @skc.kernel
 def stored(a: skc.TensorMap, b: skc.TensorMap, o: skc.TensorMap, M: skc.i32, N: skc.i32, K: skc.i32):
     payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T))
