@@ -184,7 +184,7 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
         """The chunks of acc (its MMAs complete) to the output at (row0, col0) of the matrix at coordinates `outer`
         of the tensor map's outer dimensions, through the staging buffers at `staging` (the second, if two, `stride`
         elements after it)."""
-        chunks = acc.n // self.columns
+        chunks = acc.shape[1] // self.columns   # (the documented accumulator members only: a user's may have no n)
         for chunk in skc.static_range(chunks):
             first = chunk * self.columns
             buffer = staging + (chunk % self.buffers) * stride

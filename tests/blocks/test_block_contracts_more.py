@@ -262,3 +262,38 @@ def test_a_vector_loader_of_more_threads_than_the_warpgroup():
     _, _, out, a, b = vector_operands(T)
     with pytest.raises(skc.CompileError, match="threads of the producer warpgroup: 1 to 128, not 256"):
         vector_loaded[1, 256](a, b, out, T, T, T, T, 256)
+
+
+class RampTile:
+    """An accumulator of the user's own (no MMA), with the documented members only: a 64 x 32 f32 tile, thread t of
+    the warpgroup holding row t // 2, columns 16 (t % 2) .. + 15, the value row * 100 + column."""
+
+    shape, corner = (64, 32), (0, 0)
+
+    def __init__(self):
+        self.thread = skc.thread_index() % 128
+
+    def runs(self, first_column=0, columns=None):
+        row, start = self.thread // 2, 16 * (self.thread % 2)
+        return [([skc.f32(row * 100 + start + j), skc.f32(row * 100 + start + j + 1)], row, start + j)
+                for j in range(0, 16, 2)]
+
+    def values(self):
+        return [(value, row, column + j) for values, row, column in self.runs() for j, value in enumerate(values)]
+
+    def wait(self):
+        pass
+
+
+@skc.kernel(block=128)
+def ramp(o: skc.TensorMap):
+    with TmaStoreEpilogue(o, skc.f32, None) as epilogue:
+        epilogue(RampTile(), 0, 0)
+
+
+def test_an_epilogue_stores_an_accumulator_of_the_users_own():
+    """TmaStoreEpilogue read acc.n, which the accumulator's interface (docs/blocks.md) does not name: an accumulator
+    with only shape, corner, runs, values and wait was a compile error inside the epilogue."""
+    out = skc.to_device(np.full((64, 32), np.nan, np.float32))
+    ramp[1, 128](skc.TensorMap(out, box=(64, 32)))
+    np.testing.assert_array_equal(out.numpy(), np.arange(64)[:, None] * 100 + np.arange(32)[None, :])
