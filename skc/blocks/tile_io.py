@@ -229,8 +229,8 @@ def _pointer_to(address):
 
 
 class VectorLoader:
-    """TileIO without TMA: the producer warpgroup's first `threads` threads (by default all of them: those
-    `is_issuing()` names) copy the operand tiles, their loads shared out evenly, with vector loads of `width` elements (8: 16 bytes),
+    """TileIO without TMA: the producer warpgroup's first `threads` threads (by default all of them: those `is_issuing()`
+    names) copy the operand tiles, their loads shared out evenly, with vector loads of `width` elements (8: 16 bytes),
     masked at the matrix edges, into the same swizzled layout the TMA would write, then each arrives once on the stage's
     barrier. `operands` name (pointer, rows, cols) of each operand's row-major stored matrix: M x K for a K-major A, K x
     M for an MN-major one; K x N for an MN-major B, N x K for a K-major one. A load is masked whole, so `width` must
