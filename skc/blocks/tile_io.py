@@ -229,14 +229,15 @@ def _pointer_to(address):
 
 
 class VectorLoader:
-    """TileIO without TMA: the producer warpgroup's first `threads` threads (by default all of them: those `is_issuing()`
-    names) copy the operand tiles, their loads shared out evenly, with vector loads of `width` elements (8: 16 bytes),
-    masked at the matrix edges, into the same swizzled layout the TMA would write, then each arrives once on the stage's
-    barrier. `operands` name (pointer, rows, cols) of each operand's row-major stored matrix: M x K for a K-major A, K x
-    M for an MN-major one; K x N for an MN-major B, N x K for a K-major one. A load is masked whole, so `width` must
-    divide each stored matrix's cols (and its address, in elements): narrower loads read rows of any length, which TMA
-    cannot address. `asynchronous`: each vector goes by cp.async (4, 8 or 16 bytes: `width` of 2-byte elements from 2),
-    which holds no register, so a stage's copies are all in flight at once; each thread's arrival waits for its copies.
+    """TileIO without TMA: the producer warpgroup's first `threads` threads (by default all of them: those
+    `is_issuing()` names) copy the operand tiles, their loads shared out evenly, with vector loads of `width`
+    elements (8: 16 bytes), masked at the matrix edges, into the same swizzled layout the TMA would write, then each
+    arrives once on the stage's barrier. `operands` name (pointer, rows, cols) of each operand's row-major stored
+    matrix: M x K for a K-major A, K x M for an MN-major one; K x N for an MN-major B, N x K for a K-major one. A
+    load is masked whole, so `width` must divide each stored matrix's cols (and its address, in elements): narrower
+    loads read rows of any length, which TMA cannot address. `asynchronous`: each vector goes by cp.async (4, 8 or
+    16 bytes: `width` of 2-byte elements from 2), which holds no register, so a stage's copies are all in flight at
+    once; each thread's arrival waits for its copies.
     """
 
     def __init__(self, threads: int = None, width: int = 8, in_flight: int = 8, asynchronous: bool = False,
