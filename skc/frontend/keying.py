@@ -12,6 +12,7 @@ is keyed by content: a function by its code, defaults, closure and the globals i
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 import functools
@@ -263,10 +264,13 @@ class _Keyer:
         return self._object(value)
 
     def _subclass(self, value) -> str:
-        """A tuple, list, dict or set subclass may carry attributes besides its items, and methods."""
+        """A tuple, list, dict or set subclass may carry attributes besides its items, and methods; a defaultdict its
+        factory, which makes the value of a missing key (kept in C, out of its __dict__)."""
         if type(value) in (tuple, list, dict, set, frozenset):
             return ""
-        return self.key(type(value)) + self._state(value)
+        factory = (f"[factory={self.key(value.default_factory)}]"
+                   if isinstance(value, collections.defaultdict) else "")
+        return self.key(type(value)) + factory + self._state(value)
 
     def _object(self, value) -> str:
         cls = type(value)

@@ -3,6 +3,7 @@ added later over a builtin the kernel called; a user's module named like a stand
 a metaclass's property; a helper that imports a module inside its body; a closure rebound with `nonlocal`; a
 closure function and a frozen dataclass with state besides its fields given as constexprs. And a kernel with
 default arguments now hits the disk cache."""
+import collections
 import dataclasses
 import re
 import textwrap
@@ -296,3 +297,10 @@ def test_a_function_given_as_a_constexpr_sees_its_defaults_set_anew():
     times.__code__ = (lambda v, d=1.0: v * d * 3.0).__code__
     apply[1, 1](x, times)
     assert x[0] == 12.0
+
+
+def test_a_defaultdicts_factory_is_part_of_its_key():
+    table = collections.defaultdict(lambda: 64.0)
+    other = collections.defaultdict(lambda: 128.0)
+    assert keying.value_key(table) != keying.value_key(other)
+    assert keying.value_key(table) == keying.value_key(collections.defaultdict(lambda: 64.0))
