@@ -172,6 +172,10 @@ class _Keyer:
         self.seen: dict = {}   # id -> index of the object in the walk
         self.alive: list = []  # keeps walked objects alive so their ids stay unique
         self.reads = reads     # (namespace, name, value) of each module-level binding keyed, if a list
+        # the attribute names the function being keyed may read (innermost last; None: any), and the user's modules
+        # being keyed now (a module that holds itself, or one that holds it, is referred to by name inside)
+        self.names: list = []
+        self.expanding: set = set()
 
     def key(self, value) -> str:
         kind = type(value)
@@ -180,6 +184,10 @@ class _Keyer:
                 # NaNs differ in sign and payload, which repr (and ==) do not tell: copysign(1.0, x) is code
                 return f"{kind.__name__}:{nan_bits(value)}"
             return f"{kind.__name__}:{value!r}"
+        if kind is types.ModuleType or isinstance(value, types.ModuleType):
+            # (never an `@n`: which attributes are keyed depends on the function that reaches it, not on where the
+            # walk met it first)
+            return self._module(value)
         if id(value) in self.seen:
             return f"@{self.seen[id(value)]}"
         self.seen[id(value)] = len(self.seen)
@@ -225,10 +233,6 @@ class _Keyer:
                     + self._subclass(value))
         if isinstance(value, enum.Enum):
             return f"enum:{self.key(type(value))}.{value.name}"
-        if isinstance(value, types.ModuleType):
-            if process_state(value.__name__):
-                raise Unkeyable(state_message(f"module {value.__name__}"))
-            return f"module:{value.__name__}"
         if isinstance(value, type):
             return self._class(value)
         if isinstance(value, types.FunctionType):
@@ -307,11 +311,10 @@ class _Keyer:
         return f"dataclass[{vars(cls).get('__dataclass_params__')!r};{';'.join(fields)}]"
 
     def _function(self, fn: types.FunctionType) -> str:
-        extra = self.key((fn.__defaults__, fn.__kwdefaults__, fn.__closure__))
         if _trusted(fn):
             if process_state(fn.__module__ or ""):
                 raise Unkeyable(state_message(_name(fn)))
-            return f"fn:{_name(fn)}:{extra}"
+            return f"fn:{_name(fn)}:{self.key((fn.__defaults__, fn.__kwdefaults__, fn.__closure__))}"
         names = _names_read(fn.__code__)
         dynamic = names & _DYNAMIC_READS
         if dynamic:
@@ -319,43 +322,58 @@ class _Keyer:
         world = {name for name in names & STATE_BUILTINS if name not in fn.__globals__}
         if world:
             raise Unkeyable(state_message(f"{', '.join(sorted(world))}() (called by {_name(fn)})"))
-        reads = []
-        for module in sorted(_imported(fn.__code__, fn.__globals__.get("__package__") or "")):
-            # `import cfg` inside the function: the attributes of it its code names (loaded here if the function has
-            # not run yet: it imports it whenever it runs, and the key must not depend on whether it ran)
-            top = module.split(".")[0]
-            if process_state(module):
-                raise Unkeyable(state_message(f"module {module} (imported by {_name(fn)})"))
-            if module not in sys.modules and (top in _LIBRARIES or top in sys.stdlib_module_names):
-                continue   # (keyed by name, as loaded)
-            loaded = _load(module, fn)
-            if not trusted_module(module):
-                reads.append(f"import {module}:" + self._module_attributes(loaded, names))
-        for name in sorted(names):
-            if name in fn.__globals__:
-                value = fn.__globals__[name]
-                if self.reads is not None:
-                    self.reads.append((fn.__globals__, name, value))
-                reads.append(f"{name}={self.within(f'global {name} of {_name(fn)}', value)}")
-                if isinstance(value, types.ModuleType):
-                    reads.append(self._module_attributes(value, names))
+        # attributes of the user's modules it reaches: those its code names, or every one where it reads them by
+        # names it computes (getattr(cfg, name), vars(cfg), cfg.__dict__)
+        self.names.append(None if names & _DYNAMIC_ATTRIBUTES else names)
+        try:
+            extra = self.key((fn.__defaults__, fn.__kwdefaults__, fn.__closure__))
+            reads = []
+            for module in sorted(_imported(fn.__code__, fn.__globals__.get("__package__") or "")):
+                # `import cfg` inside the function: the attributes of it its code names (loaded here if the function
+                # has not run yet: it imports it whenever it runs, and the key must not depend on whether it ran)
+                top = module.split(".")[0]
+                if process_state(module):
+                    raise Unkeyable(state_message(f"module {module} (imported by {_name(fn)})"))
+                if module not in sys.modules and (top in _LIBRARIES or top in sys.stdlib_module_names):
+                    continue   # (keyed by name, as loaded)
+                loaded = _load(module, fn)
+                if not trusted_module(module):
+                    reads.append(f"import {module}:" + self._module(loaded))
+            for name in sorted(names):
+                if name in fn.__globals__:
+                    value = fn.__globals__[name]
+                    if self.reads is not None:
+                        self.reads.append((fn.__globals__, name, value))
+                    reads.append(f"{name}={self.within(f'global {name} of {_name(fn)}', value)}")
+        finally:
+            self.names.pop()
         return f"fn:{_name(fn)}:{self._code(fn.__code__)}:{extra}:globals[{';'.join(reads)}]"
 
-    def _module_attributes(self, module, names) -> str:
-        """Attributes of a module a function may read (`consts.S`): those its code names; the user's
-        modules only (the others are keyed by name), and their submodules the same way."""
-        if trusted_module(module.__name__):
-            return ""
-        found = []
-        for name in sorted(names):
-            if name in vars(module):
-                value = vars(module)[name]
+    def _module(self, module) -> str:
+        """A module by its name; a module of the user's reached by a function's code with the attributes that code
+        may read (`consts.S`), wherever the code finds it: a global, an attribute of a class or of another module,
+        an item of a dict (`MODS["a"].S`). Its `__getattr__` (PEP 562) makes the names it does not bind."""
+        if process_state(module.__name__):
+            raise Unkeyable(state_message(f"module {module.__name__}"))
+        if not self.names or trusted_module(module.__name__) or id(module) in self.expanding:
+            return f"module:{module.__name__}"
+        names = self.names[-1]
+        space = vars(module)
+        chosen = (sorted(n for n in space if not (n.startswith("__") and n.endswith("__"))) if names is None
+                  else sorted(n for n in names if n in space))
+        if "__getattr__" in space:
+            chosen.append("__getattr__")
+        self.expanding.add(id(module))
+        try:
+            found = []
+            for name in chosen:
+                value = space[name]
                 if self.reads is not None:
-                    self.reads.append((vars(module), name, value))
-                found.append(f"{module.__name__}.{name}={self.key(value)}")
-                if isinstance(value, types.ModuleType):
-                    found.append(self._module_attributes(value, names))
-        return ";".join(found)
+                    self.reads.append((space, name, value))
+                found.append(f"{name}={self.within(f'{module.__name__}.{name}', _dsl_or(value))}")
+        finally:
+            self.expanding.discard(id(module))
+        return f"module:{module.__name__}[{';'.join(found)}]"
 
     def _code(self, code: types.CodeType) -> str:
         consts = ",".join(self.key(c) for c in code.co_consts)
@@ -375,8 +393,22 @@ def nan_bits(value) -> str:
     return "nan:" + ":".join(struct.pack("<d", part).hex() for part in parts)
 
 
-# builtins through which a function reads names its code does not spell out
-_DYNAMIC_READS = {"globals", "eval", "exec", "__import__"}
+# builtins through which a function reads names its code does not spell out (importlib.import_module("cfg"): a module
+# its code does not name, whose attributes the key would not hold)
+_DYNAMIC_READS = {"globals", "eval", "exec", "__import__", "import_module"}
+
+# what reads a module's attributes by names the code computes: a module of the user's such code reaches is keyed whole
+_DYNAMIC_ATTRIBUTES = {"getattr", "vars", "__dict__", "dir", "__getattribute__", "attrgetter", "getattr_static",
+                       "getmembers"}
+
+
+def _dsl_or(value):
+    """A DSL function or kernel found in a module stands for which one it is (dependency_key): its source is keyed
+    where it is inlined. Anything else stands for itself."""
+    dsl = getattr(value, "__skc_function__", None)
+    if dsl is None and getattr(value, "__skc_kernel__", False) is True:
+        dsl = value.fn
+    return f"dsl:{dsl.__module__}.{dsl.__qualname__}" if isinstance(dsl, types.FunctionType) else value
 
 
 def _imported(code: types.CodeType, package: str) -> set:

@@ -9,6 +9,7 @@ import re
 import textwrap
 
 import numpy as np
+import pytest
 
 import skc
 from skc.frontend import keying
@@ -297,6 +298,36 @@ def test_a_function_given_as_a_constexpr_sees_its_defaults_set_anew():
     times.__code__ = (lambda v, d=1.0: v * d * 3.0).__code__
     apply[1, 1](x, times)
     assert x[0] == 12.0
+
+
+# -- a helper that reaches a module of the user's other than by `cfg.NAME` on a global ---------------------------
+# (a module was keyed by its name and the attributes its helper's code named, and only where it was a global of the
+# helper: cfg.py's TILE edited, each of these was served from disk with the old TILE)
+HELPERS_READING_A_MODULE = {
+    "getattr": "import cfg\ndef tile_size():\n    return getattr(cfg, 'TILE')\n",
+    "getattr_by_name": "import cfg\nNAME = 'TILE'\ndef tile_size():\n    return getattr(cfg, NAME)\n",
+    "vars": "import cfg\ndef tile_size():\n    return vars(cfg)['TILE']\n",
+    "dunder_dict": "import cfg\ndef tile_size():\n    return cfg.__dict__['TILE']\n",
+    "module_in_a_dict": "import cfg\nMODULES = {'a': cfg}\ndef tile_size():\n    return MODULES['a'].TILE\n",
+    "module_in_a_class": "import cfg\nclass Holder:\n    m = cfg\ndef tile_size():\n    return Holder.m.TILE\n",
+    "import_module": "import importlib\ndef tile_size():\n    return importlib.import_module('cfg').TILE\n",
+    "module_getattr": "import lazy\ndef tile_size():\n    return lazy.TILE\n",
+}
+
+
+@pytest.mark.parametrize("way", sorted(HELPERS_READING_A_MODULE))
+def test_a_helper_reading_a_modules_attribute_another_way(tmp_path, way):
+    kernel = HEADER + '''
+from helper import tile_size
+
+@skc.kernel(block=32)
+def k(x: skc.Ptr[skc.f32]):
+    x[0] = x[0] + tile_size()
+'''
+    lazy = "import cfg\ndef __getattr__(name):\n    return cfg.TILE\n"   # (PEP 562: a name the module does not bind)
+    files = {"kernels.py": kernel, "helper.py": HELPERS_READING_A_MODULE[way], "lazy.py": lazy}
+    second, _ = two_versions(tmp_path, {**files, "cfg.py": "TILE = 64.0\n"}, {"cfg.py": "TILE = 128.0\n"})
+    assert second["from_cache"] is False and "128.0" in constants(second["tile"])
 
 
 def test_a_defaultdicts_factory_is_part_of_its_key():
