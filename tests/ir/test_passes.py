@@ -326,6 +326,24 @@ def test_block_ending_in_a_jump_drops_the_rest_of_the_parent():
           absent=("scf.block", "mem.store %0, %2"))
 
 
+@pytest.mark.parametrize("step, folds", [
+    ("%7 = arith.neg %6 : u32", False),                 # 4294967295: counts down at run time, up as a constant
+    ("%7 = arith.sub %6, %6 : u32", False),             # 0: likewise
+    ("%7 = arith.add %6, %6 : u32", True),              # 2: counts up either way
+])
+def test_run_time_unsigned_loop_step_stays_where_a_constant_would_count_the_other_way(step, folds):
+    # scf.for reads a constant step by its attribute (an unsigned one counts up) and a run-time one by its value
+    # (not positive as a signed number: down), as the interpreter and the backends do; from 10 to 0 by
+    # 4294967295 ran ten times before simplify and none after
+    out = run("  %6 = arith.constant {value = 1} : u32\n"
+              f"  {step}\n"
+              "  %8 = arith.constant {value = 10} : u32\n"
+              "  %9 = arith.constant {value = 0} : u32\n"
+              "  scf.for %8, %9, %7 {label = \"L\"} { ^(%10: u32)\n    mem.store %0, %10\n  }\n",
+              "simplify", "dce")
+    assert (step.split(" = ")[1].split()[0] not in out) == folds, out
+
+
 # -- duplicate constants ---------------------------------------------------------------------
 def test_duplicate_constants_merge_into_the_dominating_one():
     out = run("  %6 = arith.constant {value = 5} : i32\n"

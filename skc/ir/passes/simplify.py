@@ -12,6 +12,10 @@ terminator that such inlining exposes never run and are dropped.
 
 Constants are deduplicated against those that dominate them: the earlier ones of the same
 region and of the regions enclosing it (a scope per region, inherited by nested regions).
+
+An `scf.for` reads a constant step by its attribute and a run-time one by its value (ops_control.ForOp): an
+unsigned step counts up where it is a constant, but down where a run-time one is 0 or past the signed maximum.
+So a run-time unsigned step that would fold to such a value keeps the op that computes it.
 """
 from __future__ import annotations
 
@@ -31,8 +35,18 @@ Scope = dict  # (type, value key) -> the first constant Value with that value
 def simplify(ir):
     """Simplify a Module or a Function in place and return it. Verification is the caller's."""
     for fn in functions_of(ir):
-        _Simplifier().region(fn.body, {})
+        _Simplifier(_unsigned_run_time_steps(fn)).region(fn.body, {})
     return ir
+
+
+def _unsigned_run_time_steps(fn) -> set:
+    """The steps of fn's `scf.for` loops that are unsigned and not constants."""
+    return {op.operands[2] for op in fn.walk() if op.name == "scf.for"
+            and not element_type(op.operands[2].type).is_signed and not _is_constant(op.operands[2])}
+
+
+def _is_constant(value: Value) -> bool:
+    return isinstance(value.owner, Op) and value.owner.name == "arith.constant"
 
 
 def _value_key(op: Op) -> tuple:
@@ -44,8 +58,9 @@ def _value_key(op: Op) -> tuple:
 
 
 class _Simplifier:
-    def __init__(self):
+    def __init__(self, unsigned_steps: set):
         self.values = ValueMap()
+        self.unsigned_steps = unsigned_steps
 
     def region(self, region, scope: Scope):
         """Simplify region's ops in order; ops that inlining brings in are simplified where they land."""
@@ -76,7 +91,7 @@ class _Simplifier:
         if len(op.results) != 1:
             return KEEP
         rewrite = self.rewrite(op)
-        if rewrite is None:
+        if rewrite is None or self.turns_loop_around(op, rewrite):
             return KEEP
         if isinstance(rewrite, Constant):
             rewrite = self.materialize(op.result.type, rewrite.value, op, scope, kept)
@@ -115,6 +130,14 @@ class _Simplifier:
             if value is not None:
                 return Constant(value)
         return simplify_identity(op, [self.lane(v, exact_only=False) for v in op.operands])
+
+    def turns_loop_around(self, op: Op, rewrite) -> bool:
+        """Whether op is a run-time unsigned loop step that `rewrite` makes a constant the loop reads otherwise: 0
+        or past the signed maximum, which counts down at run time but up as a constant."""
+        if op.result not in self.unsigned_steps:
+            return False
+        step = rewrite.value if isinstance(rewrite, Constant) else self.lane(rewrite)
+        return step is not None and (step == 0 or step >> (element_type(op.result.type).bits - 1) != 0)
 
     def lane(self, value: Value, exact_only: bool = True):
         """The value of a constant operand (one lane), or None.
