@@ -138,6 +138,13 @@ def test_cmp_folds(type_, pred, a, b, expected):
     check(out, f"%1 = arith.constant {{value = {expected}}} : i1", absent=("arith.cmp",))
 
 
+def test_int_attribute_of_a_float_constant_means_what_the_interpreter_reads():
+    # 2**60 + 2**36 + 1 on f32: float() gives 2**60 + 2**36, a midpoint of f32, then 2**60 (the interpreter's
+    # from_python, the backends' float literal); folding rounded it once, to 2**60 + 2**37
+    out = fold_one("f64", "arith.cast %a", {"%a": (2 ** 60 + 2 ** 36 + 1, "f32")})
+    check(out, f"%1 = arith.constant {{value = {float(2 ** 60)!r}}} : f64", absent=("arith.cast",))
+
+
 def test_bitcast_folds_and_keeps_nan_payloads():
     out = fold_one("u32", "arith.bitcast %a", {"%a": (1.0, "f32")})
     check(out, "%1 = arith.constant {value = 1065353216} : u32")

@@ -71,9 +71,14 @@ def normalize(value, elem: ScalarType) -> Optional[Number]:
         return wrap_int(int(value), elem)
     if elem.name not in FLOAT_FORMATS:
         return None
-    numpy_type, round_exact = FLOAT_FORMATS[elem.name]
-    if isinstance(value, int):  # an int attribute on a float constant: round it once, exactly
-        return round_exact(Fraction(value))
+    numpy_type, _ = FLOAT_FORMATS[elem.name]
+    if isinstance(value, int):
+        # an int attribute on a float constant means what the interpreter and the backends read: float(value), then
+        # rounded to the format (twice for f32 past 2**53: the frontend writes such ints as floats rounded to odd)
+        try:
+            value = float(value)
+        except OverflowError:
+            return None
     with np.errstate(all="ignore"):
         return float(numpy_type(value))
 
