@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.types import VectorType, element_type
-from . import numerics
+from . import numerics, races
 from .arith import binary_function
 from .state import Fault, Slot
 
@@ -88,6 +88,8 @@ def _read(access: _Access, space, addrs, lanes, block, what="load") -> np.ndarra
     for seg, selection, offsets in space.locate(addrs, lanes, access.size, what):
         if block.landing is not None and seg is block.shared:
             _check_read_landed(block, offsets, access.size, lanes, selection, "a load reads")
+        if seg is block.shared and block.launch.races:
+            races.reading(block, _bytes_of(offsets, access.size), _rows_lanes(offsets, lanes, selection))
         values = seg.typed(access.dtype)[access.index(offsets)]
         if selection is None:
             return values
@@ -133,7 +135,12 @@ def _store(op, launch):
             _check_writable(seg, lanes, selection)
             if seg is block.shared:
                 _shared_write(block, offsets, access.size, lanes, selection, "a store")
-            seg.typed(access.dtype)[access.index(offsets)] = bits if selection is None else bits[selection]
+            stored = bits if selection is None else bits[selection]
+            if seg is block.shared and block.launch.races:
+                written = _bytes_of(offsets, access.size)
+                races.writing(block, written, _rows_lanes(offsets, lanes, selection),
+                              np.ascontiguousarray(stored).view(np.uint8).reshape(written.shape), seg.data[written])
+            seg.typed(access.dtype)[access.index(offsets)] = stored
     return store
 
 
@@ -162,6 +169,18 @@ def _shared_write(block, offsets, size: int, lanes, selection, what: str):
         block.check_not_landing(written, lane_of, f"{what} writes")
     writers = np.arange(offsets.shape[0]) if lanes is None else lanes
     block.written_generically(written, writers if selection is None else writers[selection])
+
+
+def _bytes_of(offsets, size: int) -> np.ndarray:
+    """The bytes (rows, size) of the accesses of `size` bytes at `offsets`."""
+    return offsets.astype(np.int64)[:, None] + np.arange(size)
+
+
+def _rows_lanes(offsets, lanes, selection) -> np.ndarray:
+    """The lane of each row of a segment's accesses (`selection` of `lanes`; None: all of them)."""
+    if lanes is None:
+        return np.arange(offsets.shape[0]) if selection is None else np.asarray(selection)
+    return lanes if selection is None else lanes[selection]
 
 
 def _check_read_landed(block, offsets, size: int, lanes, selection, what: str):

@@ -59,6 +59,8 @@ class Barrier:
         """Release the phase when enough threads have arrived."""
         if self.count and self.count >= self.expected():
             self.generation += 1
+            if self.threads is None:   # (the whole block's: a new epoch for the race checks, races.py)
+                self.block.epoch += 1
             self.arrived = self.block.launch.no_lanes
             self.count = 0
             self.block.cluster.progress += 1

@@ -53,6 +53,8 @@ class Launch:
         # The static shared-memory buffers (mem.shared ops) by offset, to name addresses in reports.
         self.shared_buffers = sorted((op for op in function.walk() if op.name == "mem.shared"),
                                      key=lambda op: op.attrs["offset"])
+        from .races import checked   # (races.py reads this module's Fault)
+        self.races = checked(function)   # whether shared-memory races between warps are checked (races.py)
 
     def thread_of(self, lane: int) -> tuple:
         return tuple(int(ids[lane]) for ids in self.thread_ids)
@@ -111,6 +113,9 @@ class BlockState:
         # whose ordinary instructions read or wrote a value of the set since their warpgroup's last fence
         self.mma_fenced = None
         self.register_access: dict = {}
+        # whole-block barriers completed so far, and what each shared byte's accesses since were (races.py)
+        self.epoch = 0
+        self.race_marks = None
         self.reading = None
         # shared bytes that TMA loads and cp.async copies may still be writing: the interpreter copies when a copy
         # is issued, the GPU's copy lands some time before the phase of the mbarrier it completes on. `landing`
