@@ -150,3 +150,82 @@ def test_kernels_that_synchronize_otherwise_are_not_checked():
     module = tile_module(named, F32, F32, block=64)
     assert not races.checked(module.functions[0])
     assert races.checked(tile_module(read_after_write, F32, F32, False, block=64).functions[0])
+
+
+@skc.kernel(block=64)
+def halo(x: F32, out: F32):
+    """Each warp stages its 32 values and one on each side, which its neighbour stages too (the same values), and
+    reads only what it staged itself: no barrier needed."""
+    tile = skc.shared((66,), skc.f32)
+    t = skc.thread_id(0)
+    tile[t + 1] = x[t + 1]
+    if t % 32 == 0:
+        tile[t] = x[t]
+    if t % 32 == 31:
+        tile[t + 2] = x[t + 2]
+    out[t] = tile[t] + tile[t + 1] + tile[t + 2]
+
+
+@skc.kernel(block=64)
+def rewritten(x: F32, out: F32, changed: skc.constexpr):
+    cell = skc.shared((1,), skc.f32)
+    t = skc.thread_id(0)
+    if t == 32:
+        cell[0] = 1.0 if changed else 2.0
+        cell[0] = 2.0
+    if t == 0:
+        cell[0] = 2.0
+        out[0] = cell[0]   # marker: read back
+
+
+@skc.kernel(block=64)
+def same_value_over_a_read(x: F32, out: F32):
+    """Warp 1 reads what warp 0 holds, and warp 0 stores that value again: the read sees it either way."""
+    tile = skc.shared((64,), skc.f32)
+    t = skc.thread_id(0)
+    tile[t] = 5.0
+    skc.barrier()
+    seen = tile[63 - t]
+    tile[t] = 5.0
+    skc.barrier()
+    out[t] = tile[t] + seen
+
+
+def test_a_warp_reads_back_a_value_other_warps_stored_too():
+    """Warps that store the same value to a byte each read their own, whichever store lands last: no race (two
+    warps' halos overlap); but when the other warp stored another value first, its store may land after."""
+    x = np.arange(66, dtype=np.float32)
+    out = np.zeros(64, np.float32)
+    halo[1, 64](x, out)
+    assert out.tolist() == (x[:-2] + x[1:-1] + x[2:]).tolist()
+    rewritten[1, 64](x, out, False)
+    assert out[0] == 2.0
+    with pytest.raises(skc.InterpreterError, match=r"a load reads shared memory that warp 1 wrote since the last "
+                                                   r"barrier") as info:
+        rewritten[1, 64](x, out, True)
+    assert "marker: read back" in str(info.value)
+
+
+def test_a_store_of_the_value_a_byte_holds_over_another_warps_read_is_not_a_race():
+    out = np.zeros(64, np.float32)
+    same_value_over_a_read[1, 64](np.zeros(64, np.float32), out)
+    assert (out == 10.0).all()
+
+
+def test_a_store_of_another_value_after_two_warps_stored_one_is_a_race():
+    """Warps 0 and 1 store 1.0, then warp 0 stores 2.0 (after its own store, the last): warp 1's may land after."""
+    @skc.kernel(block=64)
+    def changed_after_both(out: F32):
+        cell = skc.shared((1,), skc.f32)
+        t = skc.thread_id(0)
+        if t % 32 == 0:
+            cell[0] = 1.0
+        if t == 0:
+            cell[0] = 2.0   # marker: changed
+        skc.barrier()
+        out[t] = cell[0]
+
+    with pytest.raises(skc.InterpreterError, match=r"a store writes another value over shared memory that thread "
+                                                   r"\(32, 0, 0\) \(warp 1\) wrote") as info:
+        changed_after_both[1, 64](np.zeros(64, np.float32))
+    assert "marker: changed" in str(info.value)

@@ -2,9 +2,11 @@
 exchange values through shared memory without a barrier between the write and the read gets them right here; on
 the GPU its warps run in any order, and the read may come first. For kernels whose only synchronization is the
 whole-block barrier (gpu.barrier of every thread), the accesses between two barriers are one epoch, and within an
-epoch a warp may not read bytes another warp wrote, nor write bytes another warp read or wrote with another value
-(two warps storing the same value leave it whatever their order). A load by a warp of its own writes, atomics, and
-bytes written by TMA or cp.async are not checked.
+epoch a warp may not read bytes another warp wrote, nor write another value over bytes another warp read or wrote
+(two warps storing the same value leave it whatever their order, so a warp that stored a byte reads its own value
+whenever another warp's store of that value lands, and a read of a byte sees the same value before and after a
+store of the value it holds). A load by a warp of its own writes, atomics, and bytes written by TMA or cp.async are
+not checked.
 
 Kernels that synchronize otherwise (mbarriers, named barriers, clusters, TMA, cp.async, wgmma, MFMA, inline asm, a
 shared-memory compare-and-swap or exchange, which make locks) are not checked: their order is not the barrier's.
@@ -34,16 +36,24 @@ def checked(function) -> bool:
 
 
 class Marks:
-    """Per shared byte, since the block's last whole barrier (epoch): the lane that last wrote it, and the lowest and
-    highest warp that read it, each with the epoch it was recorded in."""
+    """Per shared byte, since the block's last whole barrier (epoch): the lane that last wrote it, the warps that
+    wrote it and those that wrote it again with another value, and the lowest and highest warp that read it, each
+    with the epoch it was recorded in."""
 
     def __init__(self, nbytes: int):
         self.written = np.full(nbytes, -1, np.int64)   # epoch of the last write (-1: none)
         self.writer = np.zeros(nbytes, np.int32)
+        self.writers = np.zeros(nbytes, np.uint64)     # the warps that wrote it in that epoch (bits: warp_bits)
+        self.rewriters = np.zeros(nbytes, np.uint64)   # those that changed it after a write of that epoch
         self.read = np.full(nbytes, -1, np.int64)
         self.low = np.zeros(nbytes, np.int32)          # lowest and highest warp that read it in that epoch
         self.high = np.zeros(nbytes, np.int32)
         self.last_write = self.last_read = -1          # the latest epoch with any write, with any read
+
+
+def warp_bits(warps: np.ndarray) -> np.ndarray:
+    """One bit a warp (a block has at most 1024 threads, 32 warps of 32; any past the 64th share the last bit)."""
+    return np.left_shift(np.uint64(1), np.minimum(warps, 63).astype(np.uint64))
 
 
 def _marks(block) -> Marks:
@@ -74,14 +84,20 @@ def reading(block, addresses: np.ndarray, readers: np.ndarray):
 
 
 def _not_written_by_others(block, marks, addresses, readers, warps):
+    """A warp reads another's write unless it wrote the byte too and no other warp changed it since writing it: then
+    it reads its own value whenever the others' stores of that value land."""
     size, epoch = block.launch.warp_size, block.epoch
-    clash = (marks.written[addresses] == epoch) & (marks.writer[addresses] // size != warps)
+    own = warp_bits(warps)
+    others = marks.writers[addresses] & ~own
+    clash = (marks.written[addresses] == epoch) & (others != 0) & (
+        ((marks.writers[addresses] & own) == 0) | ((marks.rewriters[addresses] & ~own) != 0))
     if clash.any():
         row, column = np.argwhere(clash)[0]
-        writer = int(marks.writer[addresses[row, column]])
-        raise Fault(f"a load reads shared memory that thread {_thread(block, writer)} (warp {writer // size}) wrote "
-                    "since the last barrier: on the GPU warps run in any order, so it may read the bytes before that "
-                    f"write (shared byte {int(addresses[row, column])})", int(readers[row]),
+        byte = addresses[row, column]
+        changed = int(marks.rewriters[byte] & ~own[row, 0])   # (a warp that changed it, else one that wrote it)
+        who = _writer(block, marks, byte, warps[row, 0], changed or int(others[row, column]))
+        raise Fault(f"a load reads shared memory that {who} wrote since the last barrier: on the GPU warps run in any "
+                    f"order, so it may read the bytes before that write (shared byte {int(byte)})", int(readers[row]),
                     hint="put skc.barrier() between the write and the read")
 
 
@@ -91,16 +107,31 @@ def writing(block, addresses: np.ndarray, writers: np.ndarray, new: np.ndarray, 
     marks, epoch, size = _marks(block), block.epoch, block.launch.warp_size
     warps = (writers // size).astype(np.int32)[:, None]
     if marks.last_read == epoch:
-        _not_read_by_others(block, marks, addresses, writers, warps)
+        _not_read_by_others(block, marks, addresses, writers, warps, new, old)
     if marks.last_write == epoch:
         _not_overwriting_others(block, marks, addresses, writers, warps, new, old)
     _one_value_a_byte(block, addresses, writers, warps, new)
-    marks.written[addresses] = marks.last_write = epoch
+    _mark_writes(marks, epoch, addresses, warps, new != old)
     marks.writer[addresses] = writers.astype(np.int32)[:, None]
 
 
-def _not_read_by_others(block, marks, addresses, writers, warps):
-    read = marks.read[addresses] == block.epoch
+def _mark_writes(marks, epoch, addresses, warps, changed):
+    """The writing warps into each byte's writers, and into its rewriters where a write changed a byte written
+    before in this epoch."""
+    flat = addresses.reshape(-1)
+    earlier = marks.written[flat] == epoch
+    bits = np.repeat(warp_bits(warps[:, 0]), addresses.shape[1])
+    marks.rewriters[flat[~earlier]] = 0
+    marks.writers[flat[~earlier]] = 0
+    np.bitwise_or.at(marks.writers, flat, bits)
+    rewritten = earlier & changed.reshape(-1)
+    np.bitwise_or.at(marks.rewriters, flat[rewritten], bits[rewritten])
+    marks.written[flat] = marks.last_write = epoch
+
+
+def _not_read_by_others(block, marks, addresses, writers, warps, new, old):
+    """(A store of the value a byte holds changes nothing a read of it may see.)"""
+    read = (marks.read[addresses] == block.epoch) & (new != old)
     others_read = read & ((marks.low[addresses] != warps) | (marks.high[addresses] != warps))
     if others_read.any():
         row, column = np.argwhere(others_read)[0]
@@ -112,15 +143,18 @@ def _not_read_by_others(block, marks, addresses, writers, warps):
 
 
 def _not_overwriting_others(block, marks, addresses, writers, warps, new, old):
+    """(Against every warp that wrote the byte, not only the last: after warps 0 and 1 store x, warp 0 storing y
+    leaves x or y.)"""
     size = block.launch.warp_size
-    overwritten = ((marks.written[addresses] == block.epoch) & (marks.writer[addresses] // size != warps)
+    overwritten = ((marks.written[addresses] == block.epoch) & ((marks.writers[addresses] & ~warp_bits(warps)) != 0)
                    & (new != old))
     if overwritten.any():
         row, column = np.argwhere(overwritten)[0]
-        writer = int(marks.writer[addresses[row, column]])
-        raise Fault(f"a store writes another value over shared memory that thread {_thread(block, writer)} (warp "
-                    f"{writer // size}) wrote since the last barrier: on the GPU warps run in any order, so which "
-                    f"value stays is undefined (shared byte {int(addresses[row, column])})", int(writers[row]),
+        byte = addresses[row, column]
+        who = _writer(block, marks, byte, warps[row, 0], int(marks.writers[byte] & ~warp_bits(warps[row, 0])))
+        raise Fault(f"a store writes another value over shared memory that {who} wrote since the last barrier: on the "
+                    f"GPU warps run in any order, so which value stays is undefined (shared byte {int(byte)})",
+                    int(writers[row]),
                     hint="let one warp write it, or put skc.barrier() between the writes")
 
 
@@ -149,6 +183,15 @@ def _one_value_a_byte(block, addresses, writers, warps, new):
                     f"{other // size} store other values to the same shared memory: on the GPU which value stays is "
                     f"undefined (shared byte {int(at[starts[group]])})", other,
                     hint="let one thread write it, or give each warp a place of its own")
+
+
+def _writer(block, marks, byte, warp: int, others: int) -> str:
+    """Who wrote `byte` for a report to `warp`: the last writer when of another warp, else the lowest of the warps
+    `others` (bits)."""
+    size, last = block.launch.warp_size, int(marks.writer[byte])
+    if last // size != warp:
+        return f"thread {_thread(block, last)} (warp {last // size})"
+    return f"warp {(others & -others).bit_length() - 1}"
 
 
 def _thread(block, lane: int) -> str:
