@@ -981,6 +981,25 @@ FENCE_CASES = {
   %r1 = wgmma.mma %acc, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32> loc("mma.py":3:5)""",
                                 "wgmma.mma uses registers (its accumulator) that another instruction of thread 0 read "
                                 "or wrote after the warpgroup's last wgmma.fence"),
+    # zero_acc (scale-d = 0): the operand is no register of the wgmma (the backend passes only the result's), so
+    # writing it after the fence needs no other; the first wgmma of the warpgroup still needs one
+    "zero_acc written after the fence": ("""
+  wgmma.fence
+  %acc = arith.add %zero, %zero : vec<4xf32>
+  %r1 = wgmma.mma %acc, %d, %d {n = 8, dtype = "bf16", zero_acc = 1} : vec<4xf32>
+  %r2 = wgmma.mma %r1, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32>""", None),
+    "zero_acc with no fence": ("""
+  %r1 = wgmma.mma %zero, %d, %d {n = 8, dtype = "bf16", zero_acc = 1} : vec<4xf32> loc("mma.py":3:5)""",
+                               "wgmma.mma is the first wgmma of warpgroup 0 and no wgmma.fence came before it"),
+    "zero_acc, its result written after the fence": ("""
+  wgmma.fence
+  %r1 = wgmma.mma %zero, %d, %d {n = 8, dtype = "bf16", zero_acc = 1} : vec<4xf32>
+  wgmma.commit
+  wgmma.wait {pending = 0}
+  %acc = arith.add %r1, %r1 : vec<4xf32>
+  %r2 = wgmma.mma %acc, %d, %d {n = 8, dtype = "bf16"} : vec<4xf32> loc("mma.py":3:5)""",
+                                                     "wgmma.mma uses registers (its accumulator) that another "
+                                                     "instruction of thread 0"),
     "written before the fence": ("""
   %acc = arith.add %zero, %zero : vec<4xf32>
   wgmma.fence

@@ -365,8 +365,9 @@ def register_sets(function) -> dict:
     ops, operands = list(function.body.walk()), []
     for op in ops:
         if op.name in ACCUMULATING:
-            join(op.operands[0], op.result)
-            operands += [op.operands[0], *op.operands[1:2 if op.name == "wgmma.mma_rs" else 1]]
+            operands += [*_registers_read(op), op.result]
+            if not _zeroing(op):
+                join(op.operands[0], op.result)
         elif op.name == "var.store":
             join(op.operands[1], op.operands[0])
         elif op.name == "var.load":
@@ -376,15 +377,26 @@ def register_sets(function) -> dict:
     return {value: numbers[root(value)] for value in parent if root(value) in numbers}
 
 
+def _zeroing(op) -> bool:
+    """A wgmma with zero_acc (scale-d = 0): its accumulator operand is no register of it (the backend passes the
+    result's registers only, as outputs), so other accesses of that operand need no fence before it."""
+    return op.name == "wgmma.mma" and bool(op.attrs.get("zero_acc", 0))
+
+
+def _registers_read(op) -> list:
+    """The operands of a wgmma in its registers: the accumulator (unless zeroing), and the A fragment of mma_rs."""
+    return [*op.operands[1 if _zeroing(op) else 0:2 if op.name == "wgmma.mma_rs" else 1]]
+
+
 def fencing(op, sets: dict, step):
     """`step`, keeping the wgmma.fence rule for the register sets (register_sets) `op` reads or writes: a wgmma
     checks that none of its sets had another access since its warpgroup's last fence; another op marks the sets it
     accesses for its lanes."""
+    if op.name in ACCUMULATING:
+        return _fenced(op, tuple(dict.fromkeys(sets[v] for v in (*_registers_read(op), op.result))), step)
     touched = tuple(dict.fromkeys(sets[v] for v in (*op.operands, *op.results) if v in sets))
     if not touched or op.name in MOVES:
         return step
-    if op.name in ACCUMULATING:
-        return _fenced(op, touched, step)
 
     def touch(group):
         marks = group.block.register_access
