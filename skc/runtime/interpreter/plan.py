@@ -11,7 +11,7 @@ An op with no handler becomes a step that stops the kernel, naming the op, when 
 from __future__ import annotations
 
 from ...ir.core import BLOCKING
-from . import access, arith, barriers, clusters, control, cp_async, debug, mbarriers, mfma, tma, warp, wgmma
+from . import access, arith, barriers, clusters, control, cp_async, debug, mbarriers, mfma, races, tma, warp, wgmma
 from .control import NESTED, PLAIN
 
 PURE = {**arith.PURE, **access.PURE, **warp.PURE}
@@ -38,6 +38,7 @@ class Plan:
         self._regions: dict = {}
         self._results = wgmma.result_values(function)   # (values that may hold a wgmma's accumulator)
         self._registers = wgmma.register_sets(function)  # (values that share registers with a wgmma's operands)
+        launch.races = races.checked(function)
         self.body = self.region(function.body)
 
     def codes(self, label: str) -> tuple:
