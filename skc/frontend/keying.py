@@ -172,10 +172,12 @@ class _Keyer:
         self.seen: dict = {}   # id -> index of the object in the walk
         self.alive: list = []  # keeps walked objects alive so their ids stay unique
         self.reads = reads     # (namespace, name, value) of each module-level binding keyed, if a list
-        # the attribute names the function being keyed may read (innermost last; None: any), and the user's modules
-        # being keyed now (a module that holds itself, or one that holds it, is referred to by name inside)
+        # the attribute names the function being keyed may read (innermost last; None: any), and the index of each
+        # user's module keyed with its attributes, by the module and those names: met again with the same names (a
+        # module that holds itself, modules that hold each other, one reached by many ways) it is referred to as
+        # `module:name@n`, so the walk is linear in the modules, not in the ways to them
         self.names: list = []
-        self.expanding: set = set()
+        self.modules: dict = {}
 
     def key(self, value) -> str:
         kind = type(value)
@@ -324,7 +326,7 @@ class _Keyer:
             raise Unkeyable(state_message(f"{', '.join(sorted(world))}() (called by {_name(fn)})"))
         # attributes of the user's modules it reaches: those its code names, or every one where it reads them by
         # names it computes (getattr(cfg, name), vars(cfg), cfg.__dict__)
-        self.names.append(None if names & _DYNAMIC_ATTRIBUTES else names)
+        self.names.append(None if names & _DYNAMIC_ATTRIBUTES else frozenset(names))
         try:
             extra = self.key((fn.__defaults__, fn.__kwdefaults__, fn.__closure__))
             reads = []
@@ -355,24 +357,25 @@ class _Keyer:
         an item of a dict (`MODS["a"].S`). Its `__getattr__` (PEP 562) makes the names it does not bind."""
         if process_state(module.__name__):
             raise Unkeyable(state_message(f"module {module.__name__}"))
-        if not self.names or trusted_module(module.__name__) or id(module) in self.expanding:
+        if not self.names or trusted_module(module.__name__):
             return f"module:{module.__name__}"
         names = self.names[-1]
+        which = (id(module), names)
+        if which in self.modules:
+            return f"module:{module.__name__}@{self.modules[which]}"
+        self.modules[which] = len(self.modules)
+        self.alive.append(module)
         space = vars(module)
         chosen = (sorted(n for n in space if not (n.startswith("__") and n.endswith("__"))) if names is None
                   else sorted(n for n in names if n in space))
         if "__getattr__" in space:
             chosen.append("__getattr__")
-        self.expanding.add(id(module))
-        try:
-            found = []
-            for name in chosen:
-                value = space[name]
-                if self.reads is not None:
-                    self.reads.append((space, name, value))
-                found.append(f"{name}={self.within(f'{module.__name__}.{name}', _dsl_or(value))}")
-        finally:
-            self.expanding.discard(id(module))
+        found = []
+        for name in chosen:
+            value = space[name]
+            if self.reads is not None:
+                self.reads.append((space, name, value))
+            found.append(f"{name}={self.within(f'{module.__name__}.{name}', _dsl_or(value))}")
         return f"module:{module.__name__}[{';'.join(found)}]"
 
     def _code(self, code: types.CodeType) -> str:
