@@ -197,8 +197,20 @@ class _Keyer:
         return self._compound(value)
 
     def _alone(self, value) -> str:
-        """The key of a value by itself: the objects it shares with the rest of the walk spelled out, not referred to."""
-        return _Keyer(self.reads).key(value)
+        """The key of a value by itself (a set's element): the objects it shares with the other elements spelled out,
+        not referred to, as the elements are walked in an order that may differ from run to run. The objects walked
+        before it (the set itself, what holds it) are referred to as in the walk: an element that reaches back to
+        them is no endless walk. (What the element adds to the walk is taken back after it, newest first.)"""
+        if type(value) in _ATOMS:
+            return self.key(value)
+        objects, modules = len(self.seen), len(self.modules)
+        try:
+            return self.key(value)
+        finally:
+            while len(self.seen) > objects:
+                self.seen.popitem()
+            while len(self.modules) > modules:
+                self.modules.popitem()
 
     def within(self, what: str, value) -> str:
         """The key of a part of a value; an Unkeyable part names the way to it."""

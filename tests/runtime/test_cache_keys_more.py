@@ -380,3 +380,23 @@ def test_modules_that_hold_each_other_are_keyed_once_each():
     modules[5].X = 50
     assert keying.value_key(helper) != key
 
+
+def test_a_set_whose_element_holds_the_set_again_is_keyed():
+    # each element of a set is keyed on its own; one that reaches back to the set (a registry of the functions that
+    # read it, nodes that are each other's neighbours) was keyed anew at each turn, until Python's recursion limit:
+    # no key, and as a constexpr a compile error
+    @dataclasses.dataclass(eq=False)
+    class Node:
+        value: int
+        neighbours: set = dataclasses.field(default_factory=set)
+
+    a, b = Node(1), Node(2)
+    a.neighbours.add(b)
+    b.neighbours.add(a)
+    key = keying.value_key(a)
+    b.value = 3
+    assert keying.value_key(a) != key
+    registry = _user_module("review_registry", REGISTRY=set())
+    reader = _function_of(registry, "def reader():\n    return len(REGISTRY)\n")
+    registry.REGISTRY.add(reader)
+    assert keying.value_key(reader).count("fn:review_registry.reader") == 1
