@@ -128,9 +128,28 @@ def parse_device(spec) -> Device:
 _selected: list[Optional[Device]] = [None]
 _PER_THREAD = object()
 _outside: list[Optional[Device]] = [None]
-_thread = threading.local()   # .device: the device of the thread's innermost using_device block (absent: none)
+_thread = threading.local()   # .blocks: the thread's open using_device blocks, innermost last (absent: none yet)
 _inside = [0]                 # using_device blocks open, on all threads
 _lock = threading.Lock()
+
+
+class _Block:
+    """An open using_device block: the device it selects (set_device's inside it). Blocks are told apart by identity:
+    one that ends out of order (two asyncio tasks' blocks on one thread, a generator's closed later) leaves its own
+    place in its thread's list, wherever that is and whichever thread ends it."""
+
+    __slots__ = ("device",)
+
+    def __init__(self, device: Device):
+        self.device = device
+
+
+def _thread_device() -> Optional[Device]:
+    """The device of this thread's innermost open block, or None."""
+    try:
+        return _thread.blocks[-1].device
+    except (AttributeError, IndexError):   # (none yet, or none now: another thread may end one of this thread's)
+        return None
 
 
 def set_device(spec) -> Device:
@@ -138,9 +157,11 @@ def set_device(spec) -> Device:
     using_device block the thread's until the block ends."""
     device = parse_device(spec)
     _check_present(device)
-    if getattr(_thread, "device", None) is not None:
-        _thread.device = device
+    try:
+        _thread.blocks[-1].device = device
         return device
+    except (AttributeError, IndexError):   # (no block open on this thread: the process's)
+        pass
     with _lock:
         (_outside if _selected[0] is _PER_THREAD else _selected)[0] = device
     return device
@@ -172,7 +193,7 @@ def _default_device() -> Device:
 def current_device() -> Device:
     device = _selected[0]
     if device is _PER_THREAD:
-        device = getattr(_thread, "device", None) or _outside[0]
+        device = _thread_device() or _outside[0]
     return device or _default_device()
 
 
@@ -185,7 +206,7 @@ def selected() -> Optional[Device]:
     """The device this thread's using_device block or else set_device selected (None: none, the default device)."""
     device = _selected[0]
     if device is _PER_THREAD:
-        return getattr(_thread, "device", None) or _outside[0]
+        return _thread_device() or _outside[0]
     return device
 
 
@@ -215,16 +236,21 @@ def using_device(spec):
     block's, or none: the process's) comes back after it."""
     device = parse_device(spec)
     _check_present(device)
-    previous = getattr(_thread, "device", None)
+    blocks = getattr(_thread, "blocks", None)
+    if blocks is None:
+        blocks = _thread.blocks = []
+    block = _Block(device)
     with _lock:
         if not _inside[0]:
             _outside[0], _selected[0] = _selected[0], _PER_THREAD
         _inside[0] += 1
-    _thread.device = device
+    blocks.append(block)
     try:
         yield device
     finally:
-        _thread.device = previous
+        # (its own place, not the last one's: it was the selection before the block that came back, which left the
+        # device of a block that ended out of order as the thread's for good, and set_device the thread's from then)
+        blocks.remove(block)
         with _lock:
             _inside[0] -= 1
             if not _inside[0]:

@@ -131,6 +131,46 @@ def test_a_using_device_block_selects_for_its_own_thread_alone():
             assert devices.selected() == Device("cuda", 0) and devices._selected[0] == Device("cuda", 0)
 
 
+
+def test_using_device_blocks_that_end_out_of_order_leave_no_selection_behind():
+    """Blocks on one thread that end out of order (two asyncio tasks', a generator's closed later, on another thread
+    too) each leave their own place: each block brought back the selection from before it, so the thread kept a
+    device after all its blocks ended and set_device, taken for the block's, no longer set the process's."""
+    with fake_cuda.installed():
+        start = devices.swap_selection(None)
+        try:
+            first, second = using_device("interpreter"), using_device("cuda:0")
+            first.__enter__()
+            second.__enter__()
+            first.__exit__(None, None, None)
+            assert devices.current_device() == Device("cuda", 0)   # (the block still open)
+            second.__exit__(None, None, None)
+            assert devices.set_device("interpreter") == Device("interpreter")
+            assert devices.selected() == Device("interpreter") and devices._selected[0] == Device("interpreter")
+            devices.swap_selection(None)
+
+            def suspended():
+                with using_device("cuda:0"):
+                    yield
+
+            generator = suspended()
+            next(generator)
+            seen = []
+
+            def close_it_elsewhere():
+                with using_device("interpreter"):
+                    generator.close()
+                    seen.append(devices.current_device())
+
+            thread = threading.Thread(target=close_it_elsewhere)
+            thread.start()
+            thread.join()
+            assert seen == [Device("interpreter")]   # (the other thread's block kept its device)
+            devices.set_device("interpreter")
+            assert devices.selected() == Device("interpreter") and devices._selected[0] == Device("interpreter")
+        finally:
+            devices.swap_selection(start)
+
 def test_a_launch_on_a_device_of_its_own_ignores_the_selection():
     x, out = _data()
     launch = scaled.on("interpreter")[1, 32]
