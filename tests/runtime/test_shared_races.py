@@ -82,6 +82,37 @@ def histogram(x: I32, out: I32):
         out[t] = bins[t]
 
 
+@skc.kernel(block=128)
+def counted(x: I32, out: I32, mode: skc.constexpr):
+    """Every warp counts its values into one shared counter; mode 0 reads it past a barrier, 1 with none, 2 stores
+    into it after the last barrier and before the atomics."""
+    total = skc.shared((1,), skc.i32)
+    t = skc.thread_id(0)
+    if t == 0:
+        total[0] = 0
+    if mode != 2:
+        skc.barrier()
+    skc.atomic_add(total.address((0,)), x[t])   # marker: update
+    if mode == 0:
+        skc.barrier()
+    out[t] = total[0]   # marker: total
+
+
+def test_atomics_of_several_warps_are_no_race_but_a_plain_access_beside_them_is():
+    x = np.ones(128, np.int32)
+    out = np.zeros(128, np.int32)
+    counted[1, 128](x, out, 0)
+    assert (out == 128).all()
+    with pytest.raises(skc.InterpreterError, match="a load reads shared memory that warp [1-3] updated atomically "
+                                                   "since the last barrier") as info:
+        counted[1, 128](x, out, 1)
+    assert "marker: total" in str(info.value)
+    stored = r"an atomic updates shared memory that thread \(0, 0, 0\) \(warp 0\) stored since the last barrier"
+    with pytest.raises(skc.InterpreterError, match=stored) as info:
+        counted[1, 128](x, out, 2)
+    assert "marker: update" in str(info.value)
+
+
 def test_a_read_of_another_warps_write_without_a_barrier_is_an_error():
     x = np.arange(64, dtype=np.float32)
     out = np.zeros(64, np.float32)

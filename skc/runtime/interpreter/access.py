@@ -245,6 +245,8 @@ def _atomic_step(op, launch, make_update):
                 block = group.block
                 if seg is block.shared:
                     _shared_write(block, offsets, access.size, lanes, selection, "an atomic")
+                    if block.launch.races:
+                        races.updating(block, _bytes_of(offsets, access.size), _rows_lanes(offsets, lanes, selection))
                 chosen = slice(None) if selection is None else selection
                 out[lanes[chosen]] = _apply_atomic(access, seg, offsets, _restrict(update, chosen))
         env[result] = out

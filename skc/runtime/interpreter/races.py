@@ -5,8 +5,8 @@ whole-block barrier (gpu.barrier of every thread), the accesses between two barr
 epoch a warp may not read bytes another warp wrote, nor write another value over bytes another warp read or wrote
 (two warps storing the same value leave it whatever their order, so a warp that stored a byte reads its own value
 whenever another warp's store of that value lands, and a read of a byte sees the same value before and after a
-store of the value it holds). A load by a warp of its own writes, atomics, and bytes written by TMA or cp.async are
-not checked.
+store of the value it holds). Atomic updates of several warps to one byte are no race, but an atomic update and a
+load or store by another warp in one epoch are. Bytes written by TMA or cp.async are not checked.
 
 Kernels that synchronize otherwise (mbarriers, named barriers, clusters, TMA, cp.async, wgmma, MFMA, inline asm, a
 shared-memory compare-and-swap or exchange, which make locks) are not checked: their order is not the barrier's.
@@ -48,7 +48,9 @@ class Marks:
         self.read = np.full(nbytes, -1, np.int64)
         self.low = np.zeros(nbytes, np.int32)          # lowest and highest warp that read it in that epoch
         self.high = np.zeros(nbytes, np.int32)
-        self.last_write = self.last_read = -1          # the latest epoch with any write, with any read
+        self.atomic = np.full(nbytes, -1, np.int64)    # epoch of the last atomic update (-1: none)
+        self.updaters = np.zeros(nbytes, np.uint64)    # the warps that updated it atomically in that epoch
+        self.last_write = self.last_read = self.last_atomic = -1   # the latest epoch with any write, read, atomic
 
 
 def warp_bits(warps: np.ndarray) -> np.ndarray:
@@ -69,6 +71,8 @@ def reading(block, addresses: np.ndarray, readers: np.ndarray):
     warps = (readers // size).astype(np.int32)[:, None]
     if marks.last_write == epoch:
         _not_written_by_others(block, marks, addresses, readers, warps)
+    if marks.last_atomic == epoch:
+        _not_updated_by_others(block, marks, addresses, readers, warps, "a load reads")
     flat, warp = addresses.reshape(-1), np.repeat(warps[:, 0], addresses.shape[1])
     if marks.last_read == epoch:
         earlier = marks.read[flat] == epoch
@@ -110,9 +114,54 @@ def writing(block, addresses: np.ndarray, writers: np.ndarray, new: np.ndarray, 
         _not_read_by_others(block, marks, addresses, writers, warps, new, old)
     if marks.last_write == epoch:
         _not_overwriting_others(block, marks, addresses, writers, warps, new, old)
+    if marks.last_atomic == epoch:
+        _not_updated_by_others(block, marks, addresses, writers, warps, "a store writes")
     _one_value_a_byte(block, addresses, writers, warps, new)
     _mark_writes(marks, epoch, addresses, warps, new != old)
     marks.writer[addresses] = writers.astype(np.int32)[:, None]
+
+
+def updating(block, addresses: np.ndarray, lanes: np.ndarray):
+    """Lanes `lanes` (one a row) update shared bytes `addresses` (rows, bytes) atomically: a Fault where another warp
+    loaded or stored one in this epoch (the atomic may come before or after that access); atomics of several warps
+    are no race. Else the updates are marked."""
+    marks, epoch, size = _marks(block), block.epoch, block.launch.warp_size
+    warps = (lanes // size).astype(np.int32)[:, None]
+    own = warp_bits(warps)
+    if marks.last_write == epoch:
+        stored = (marks.written[addresses] == epoch) & ((marks.writers[addresses] & ~own) != 0)
+        if stored.any():
+            row, column = np.argwhere(stored)[0]
+            byte = addresses[row, column]
+            who = _writer(block, marks, byte, warps[row, 0], int(marks.writers[byte] & ~own[row, 0]))
+            raise Fault(f"an atomic updates shared memory that {who} stored since the last barrier: on the GPU warps "
+                        f"run in any order, so the update may come before that store (shared byte {int(byte)})",
+                        int(lanes[row]), hint="put skc.barrier() between the store and the atomic")
+    if marks.last_read == epoch:
+        read = (marks.read[addresses] == epoch) & ((marks.low[addresses] != warps) | (marks.high[addresses] != warps))
+        if read.any():
+            row, column = np.argwhere(read)[0]
+            byte = addresses[row, column]
+            reader = int(marks.low[byte] if marks.low[byte] != warps[row, 0] else marks.high[byte])
+            raise Fault(f"an atomic updates shared memory that warp {reader} loaded since the last barrier: on the "
+                        f"GPU warps run in any order, so that load may see the update (shared byte {int(byte)})",
+                        int(lanes[row]), hint="put skc.barrier() between the load and the atomic")
+    flat = addresses.reshape(-1)
+    marks.updaters[flat[marks.atomic[flat] != epoch]] = 0
+    np.bitwise_or.at(marks.updaters, flat, np.repeat(own[:, 0], addresses.shape[1]))
+    marks.atomic[flat] = marks.last_atomic = epoch
+
+
+def _not_updated_by_others(block, marks, addresses, lanes, warps, what: str):
+    """A Fault where another warp updated one of the bytes atomically in this epoch."""
+    others = (marks.atomic[addresses] == block.epoch) & ((marks.updaters[addresses] & ~warp_bits(warps)) != 0)
+    if others.any():
+        row, column = np.argwhere(others)[0]
+        byte = addresses[row, column]
+        bits = int(marks.updaters[byte] & ~warp_bits(warps[row, 0]))
+        raise Fault(f"{what} shared memory that warp {(bits & -bits).bit_length() - 1} updated atomically since the "
+                    f"last barrier: on the GPU warps run in any order, so the update may come after it (shared byte "
+                    f"{int(byte)})", int(lanes[row]), hint="put skc.barrier() between the atomic and the access")
 
 
 def _mark_writes(marks, epoch, addresses, warps, changed):
