@@ -13,6 +13,7 @@ import struct
 from typing import Optional
 
 from .. import ir
+from ..ir.passes.folding import cast_to_int
 from . import context
 from .dtypes import PtrType
 from .values import Dyn, RValue
@@ -762,7 +763,8 @@ def cast(x, t: ir.Type):
             raise error(f"cannot convert {_describe(x)} to {t}")
         elem = ir.element_type(t)
         if elem.is_int and not elem.is_bool and not isinstance(x, numbers.Integral):
-            x = _float_to_int(float(x), elem)
+            # (as the run-time conversion: skc.i32(1.5) of a compile-time 1.5 was an error where a run-time 1.5 gives 1)
+            x = cast_to_int(float(x), elem)
         return constant(x, t)
     v = x.rvalue()
     if isinstance(v.type, PtrType):
@@ -772,17 +774,6 @@ def cast(x, t: ir.Type):
     if v.type is t:
         return v
     return RValue(_b().cast(v.value, t), t)
-
-
-def _float_to_int(value: float, elem: ir.ScalarType) -> int:
-    """A compile-time float cast to the integer type elem as the run-time conversion gives it: toward zero, saturating
-    at elem's range, NaN to 0 (skc.i32(1.5) of a compile-time 1.5 was an error where a run-time 1.5 gives 1)."""
-    lo, hi = _int_range(elem)
-    if value != value:
-        return 0
-    if math.isinf(value):
-        return lo if value < 0 else hi
-    return min(max(math.trunc(value), lo), hi)
 
 
 def bitcast(x, t: ir.Type) -> RValue:

@@ -191,10 +191,7 @@ def _default_device() -> Device:
 
 
 def current_device() -> Device:
-    device = _selected[0]
-    if device is _PER_THREAD:
-        device = _thread_device() or _outside[0]
-    return device or _default_device()
+    return selected() or _default_device()
 
 
 # the device launches go to while none is selected (SKC_DEVICE, else CUDA device 0 where there is one, else the

@@ -215,7 +215,7 @@ def _fold_cast(op: Op, args: list) -> Optional[Number]:
     if dst.is_bool:
         return None if value != value else int(value != 0)  # NaN: `!= 0` and "NaN gives 0" disagree
     if dst.is_int:
-        return _to_int(value, dst)
+        return cast_to_int(value, dst)
     if dst.name not in FLOAT_FORMATS:
         return None
     numpy_type, round_exact = FLOAT_FORMATS[dst.name]
@@ -225,8 +225,9 @@ def _fold_cast(op: Op, args: list) -> Optional[Number]:
         return float(numpy_type(value))
 
 
-def _to_int(value: Number, dst: ScalarType) -> int:
-    """Ints wrap; floats truncate toward zero, saturate at dst's bounds, and NaN gives 0."""
+def cast_to_int(value: Number, dst: ScalarType) -> int:
+    """A number converted to the integer type dst as arith.cast does it: ints wrap; floats truncate toward zero,
+    saturate at dst's bounds, and NaN gives 0 (also the frontend's, for a compile-time float cast)."""
     if isinstance(value, int):
         return wrap_int(value, dst)
     if value != value:

@@ -86,10 +86,12 @@ def _active(group, env, mask_value):
 def _read(access: _Access, space, addrs, lanes, block, what="load") -> np.ndarray:
     bits = np.empty((len(addrs), access.count) if access.count else len(addrs), access.dtype)
     for seg, selection, offsets in space.locate(addrs, lanes, access.size, what):
-        if block.landing is not None and seg is block.shared:
-            _check_read_landed(block, offsets, access.size, lanes, selection, "a load reads")
-        if seg is block.shared and block.launch.races:
-            races.reading(block, _bytes_of(offsets, access.size), _rows_lanes(offsets, lanes, selection))
+        if seg is block.shared and (block.landing is not None or block.launch.races):
+            touched, readers = _bytes_of(offsets, access.size), _rows_lanes(offsets, lanes, selection)
+            if block.landing is not None:   # (a copy still landing there: BlockState.check_not_landing)
+                block.check_not_landing(touched, _lane_in(readers), "a load reads")
+            if block.launch.races:
+                races.reading(block, touched, readers)
         values = seg.typed(access.dtype)[access.index(offsets)]
         if selection is None:
             return values
@@ -133,42 +135,35 @@ def _store(op, launch):
         block = group.block
         for seg, selection, offsets in block.space(access.space).locate(addrs, lanes, access.size, "store"):
             _check_writable(seg, lanes, selection)
-            if seg is block.shared:
-                _shared_write(block, offsets, access.size, lanes, selection, "a store")
             stored = bits if selection is None else bits[selection]
-            if seg is block.shared and block.launch.races:
-                written = _bytes_of(offsets, access.size)
-                races.writing(block, written, _rows_lanes(offsets, lanes, selection),
-                              np.ascontiguousarray(stored).view(np.uint8).reshape(written.shape), seg.data[written])
+            if seg is block.shared:
+                written, writers = _bytes_of(offsets, access.size), _rows_lanes(offsets, lanes, selection)
+                _shared_write(block, written, writers, "a store")
+                if block.launch.races:
+                    races.writing(block, written, writers,
+                                  np.ascontiguousarray(stored).view(np.uint8).reshape(written.shape), seg.data[written])
             seg.typed(access.dtype)[access.index(offsets)] = stored
     return store
 
 
-def _lane_of(lanes, selection):
-    """Which lane row i of a segment's accesses (`selection` of `lanes`; None: all of them) is."""
-    def lane_of(row):
-        position = row if selection is None else int(selection[row])
-        return int(lanes[position]) if lanes is not None else position
-    return lane_of
+def _lane_in(rows):
+    """Which lane row i of a segment's accesses is (`rows`: _rows_lanes)."""
+    return lambda row: int(rows[row])
 
 
 def check_not_read_by_stores(block, offsets, size: int, lanes, selection, what: str = "a store"):
-    written = offsets.astype(np.int64)[:, None] + np.arange(size)
-    block.check_not_read_by_stores(written, _lane_of(lanes, selection), what)
+    block.check_not_read_by_stores(_bytes_of(offsets, size), _lane_in(_rows_lanes(offsets, lanes, selection)), what)
 
 
-def _shared_write(block, offsets, size: int, lanes, selection, what: str):
-    """A store's or atomic's write of shared bytes: a Fault where an asynchronous read (BlockState.reading) or a
-    copy still landing (BlockState.landing) has them; else they are a write of the generic proxy's, not yet fenced
-    (BlockState.unfenced)."""
-    written = offsets.astype(np.int64)[:, None] + np.arange(size)
-    lane_of = _lane_of(lanes, selection)
+def _shared_write(block, written, writers, what: str):
+    """A store's or atomic's write of shared bytes `written` (rows, bytes) by lanes `writers` (one a row): a Fault
+    where an asynchronous read (BlockState.reading) or a copy still landing (BlockState.landing) has them; else they
+    are a write of the generic proxy's, not yet fenced (BlockState.unfenced)."""
     if block.reading is not None:
-        block.check_not_read_by_stores(written, lane_of, what)
+        block.check_not_read_by_stores(written, _lane_in(writers), what)
     if block.landing is not None:
-        block.check_not_landing(written, lane_of, f"{what} writes")
-    writers = np.arange(offsets.shape[0]) if lanes is None else lanes
-    block.written_generically(written, writers if selection is None else writers[selection])
+        block.check_not_landing(written, _lane_in(writers), f"{what} writes")
+    block.written_generically(written, writers)
 
 
 def _bytes_of(offsets, size: int) -> np.ndarray:
@@ -181,12 +176,6 @@ def _rows_lanes(offsets, lanes, selection) -> np.ndarray:
     if lanes is None:
         return np.arange(offsets.shape[0]) if selection is None else np.asarray(selection)
     return lanes if selection is None else lanes[selection]
-
-
-def _check_read_landed(block, offsets, size: int, lanes, selection, what: str):
-    """A Fault where a read of shared bytes touches a copy still landing there (BlockState.check_not_landing)."""
-    touched = offsets.astype(np.int64)[:, None] + np.arange(size)
-    block.check_not_landing(touched, _lane_of(lanes, selection), what)
 
 
 def _check_writable(seg, lanes, selection):
@@ -244,9 +233,10 @@ def _atomic_step(op, launch, make_update):
                 _check_writable(seg, lanes, selection)
                 block = group.block
                 if seg is block.shared:
-                    _shared_write(block, offsets, access.size, lanes, selection, "an atomic")
+                    written, writers = _bytes_of(offsets, access.size), _rows_lanes(offsets, lanes, selection)
+                    _shared_write(block, written, writers, "an atomic")
                     if block.launch.races:
-                        races.updating(block, _bytes_of(offsets, access.size), _rows_lanes(offsets, lanes, selection))
+                        races.updating(block, written, writers)
                 chosen = slice(None) if selection is None else selection
                 out[lanes[chosen]] = _apply_atomic(access, seg, offsets, _restrict(update, chosen))
         env[result] = out

@@ -129,7 +129,7 @@ def updating(block, addresses: np.ndarray, lanes: np.ndarray):
     warps = (lanes // size).astype(np.int32)[:, None]
     own = warp_bits(warps)
     if marks.last_write == epoch:
-        stored = (marks.written[addresses] == epoch) & ((marks.writers[addresses] & ~own) != 0)
+        stored = _stored_by_others(marks, addresses, own, epoch)
         if stored.any():
             row, column = np.argwhere(stored)[0]
             byte = addresses[row, column]
@@ -138,14 +138,13 @@ def updating(block, addresses: np.ndarray, lanes: np.ndarray):
                         f"run in any order, so the update may come before that store (shared byte {int(byte)})",
                         int(lanes[row]), hint="put skc.barrier() between the store and the atomic")
     if marks.last_read == epoch:
-        read = (marks.read[addresses] == epoch) & ((marks.low[addresses] != warps) | (marks.high[addresses] != warps))
+        read = _read_by_others(marks, addresses, warps, epoch)
         if read.any():
             row, column = np.argwhere(read)[0]
             byte = addresses[row, column]
-            reader = int(marks.low[byte] if marks.low[byte] != warps[row, 0] else marks.high[byte])
-            raise Fault(f"an atomic updates shared memory that warp {reader} loaded since the last barrier: on the "
-                        f"GPU warps run in any order, so that load may see the update (shared byte {int(byte)})",
-                        int(lanes[row]), hint="put skc.barrier() between the load and the atomic")
+            raise Fault(f"an atomic updates shared memory that warp {_reader(marks, byte, warps[row, 0])} loaded since "
+                        f"the last barrier: on the GPU warps run in any order, so that load may see the update (shared "
+                        f"byte {int(byte)})", int(lanes[row]), hint="put skc.barrier() between the load and the atomic")
     flat = addresses.reshape(-1)
     marks.updaters[flat[marks.atomic[flat] != epoch]] = 0
     np.bitwise_or.at(marks.updaters, flat, np.repeat(own[:, 0], addresses.shape[1]))
@@ -154,12 +153,13 @@ def updating(block, addresses: np.ndarray, lanes: np.ndarray):
 
 def _not_updated_by_others(block, marks, addresses, lanes, warps, what: str):
     """A Fault where another warp updated one of the bytes atomically in this epoch."""
-    others = (marks.atomic[addresses] == block.epoch) & ((marks.updaters[addresses] & ~warp_bits(warps)) != 0)
+    own = warp_bits(warps)
+    others = (marks.atomic[addresses] == block.epoch) & ((marks.updaters[addresses] & ~own) != 0)
     if others.any():
         row, column = np.argwhere(others)[0]
         byte = addresses[row, column]
-        bits = int(marks.updaters[byte] & ~warp_bits(warps[row, 0]))
-        raise Fault(f"{what} shared memory that warp {(bits & -bits).bit_length() - 1} updated atomically since the "
+        raise Fault(f"{what} shared memory that warp {_lowest(int(marks.updaters[byte] & ~own[row, 0]))} updated "
+                    "atomically since the "
                     f"last barrier: on the GPU warps run in any order, so the update may come after it (shared byte "
                     f"{int(byte)})", int(lanes[row]), hint="put skc.barrier() between the atomic and the access")
 
@@ -180,13 +180,12 @@ def _mark_writes(marks, epoch, addresses, warps, changed):
 
 def _not_read_by_others(block, marks, addresses, writers, warps, new, old):
     """(A store of the value a byte holds changes nothing a read of it may see.)"""
-    read = (marks.read[addresses] == block.epoch) & (new != old)
-    others_read = read & ((marks.low[addresses] != warps) | (marks.high[addresses] != warps))
+    others_read = _read_by_others(marks, addresses, warps, block.epoch) & (new != old)
     if others_read.any():
         row, column = np.argwhere(others_read)[0]
         byte = addresses[row, column]
-        reader = int(marks.low[byte] if marks.low[byte] != warps[row, 0] else marks.high[byte])
-        raise Fault(f"a store writes shared memory that warp {reader} read since the last barrier: on the GPU warps "
+        raise Fault(f"a store writes shared memory that warp {_reader(marks, byte, warps[row, 0])} read since the last "
+                    "barrier: on the GPU warps "
                     f"run in any order, so that read may see this write (shared byte {int(byte)})", int(writers[row]),
                     hint="put skc.barrier() between the read and the write")
 
@@ -194,13 +193,12 @@ def _not_read_by_others(block, marks, addresses, writers, warps, new, old):
 def _not_overwriting_others(block, marks, addresses, writers, warps, new, old):
     """(Against every warp that wrote the byte, not only the last: after warps 0 and 1 store x, warp 0 storing y
     leaves x or y.)"""
-    size = block.launch.warp_size
-    overwritten = ((marks.written[addresses] == block.epoch) & ((marks.writers[addresses] & ~warp_bits(warps)) != 0)
-                   & (new != old))
+    own = warp_bits(warps)
+    overwritten = _stored_by_others(marks, addresses, own, block.epoch) & (new != old)
     if overwritten.any():
         row, column = np.argwhere(overwritten)[0]
         byte = addresses[row, column]
-        who = _writer(block, marks, byte, warps[row, 0], int(marks.writers[byte] & ~warp_bits(warps[row, 0])))
+        who = _writer(block, marks, byte, warps[row, 0], int(marks.writers[byte] & ~own[row, 0]))
         raise Fault(f"a store writes another value over shared memory that {who} wrote since the last barrier: on the "
                     f"GPU warps run in any order, so which value stays is undefined (shared byte {int(byte)})",
                     int(writers[row]),
@@ -210,14 +208,12 @@ def _not_overwriting_others(block, marks, addresses, writers, warps, new, old):
 def _one_value_a_byte(block, addresses, writers, warps, new):
     """A Fault where lanes of two warps store other values to one byte in the same store (`if lane == 0: s[0] = w`
     run by every warp)."""
-    starts = np.sort(addresses[:, 0])
-    if not (starts[1:] == starts[:-1]).any():   # (aligned accesses of one size: disjoint unless they start alike)
+    firsts = np.sort(addresses[:, 0])
+    if not (firsts[1:] == firsts[:-1]).any():   # (aligned accesses of one size: disjoint unless they start alike)
         return
     flat = addresses.reshape(-1)
     order = np.argsort(flat, kind="stable")
     at = flat[order]
-    if not (at[1:] == at[:-1]).any():
-        return
     starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]])
     warp = np.repeat(warps[:, 0], addresses.shape[1])[order]
     value = new.reshape(-1)[order]
@@ -234,13 +230,33 @@ def _one_value_a_byte(block, addresses, writers, warps, new):
                     hint="let one thread write it, or give each warp a place of its own")
 
 
+def _stored_by_others(marks, addresses, own, epoch) -> np.ndarray:
+    """Which of the bytes a warp other than those of `own` (bits, a row each) stored in the epoch."""
+    return (marks.written[addresses] == epoch) & ((marks.writers[addresses] & ~own) != 0)
+
+
+def _read_by_others(marks, addresses, warps, epoch) -> np.ndarray:
+    """Which of the bytes a warp other than the row's (`warps`) loaded in the epoch."""
+    return (marks.read[addresses] == epoch) & ((marks.low[addresses] != warps) | (marks.high[addresses] != warps))
+
+
+def _reader(marks, byte, warp: int) -> int:
+    """A warp other than `warp` that loaded `byte`."""
+    return int(marks.low[byte] if marks.low[byte] != warp else marks.high[byte])
+
+
+def _lowest(bits: int) -> int:
+    """The lowest warp of a set of warps' bits."""
+    return (bits & -bits).bit_length() - 1
+
+
 def _writer(block, marks, byte, warp: int, others: int) -> str:
     """Who wrote `byte` for a report to `warp`: the last writer when of another warp, else the lowest of the warps
     `others` (bits)."""
     size, last = block.launch.warp_size, int(marks.writer[byte])
     if last // size != warp:
         return f"thread {_thread(block, last)} (warp {last // size})"
-    return f"warp {(others & -others).bit_length() - 1}"
+    return f"warp {_lowest(others)}"
 
 
 def _thread(block, lane: int) -> str:
