@@ -403,9 +403,14 @@ def float_divmod(x: RValue, y: RValue):
     up = builder.cmp("gt", builder.binary("arith.sub", div, floor), c(0.5), cmp_t)
     floor = builder.select(up, builder.binary("arith.add", floor, c(1.0)), floor)
     # a zero quotient takes the sign of x / y
-    zero_quotient = builder.binary("arith.mul", builder.binary("arith.div", x.value, y.value), zero)
+    quotient = builder.binary("arith.div", x.value, y.value)
+    zero_quotient = builder.binary("arith.mul", quotient, zero)
     div_nonzero = builder.cmp("ne", div, zero, cmp_t)
-    return RValue(builder.select(div_nonzero, floor, zero_quotient), t), RValue(mod, t)
+    div = builder.select(div_nonzero, floor, zero_quotient)
+    # by a zero divisor the quotient is x / y (±inf, or NaN for 0 / 0 and NaN), as numpy's and torch's
+    # floor_divide give (the remainder is fmod's NaN); CPython raises ZeroDivisionError
+    by_zero = builder.cmp("eq", y.value, zero, cmp_t)
+    return RValue(builder.select(by_zero, quotient, div), t), RValue(mod, t)
 
 
 def _mod(x: RValue, y: RValue) -> RValue:

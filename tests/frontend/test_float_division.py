@@ -67,6 +67,20 @@ def test_f32_floordiv_and_mod_match_numpy(seed):
     assert q[0] == 19.0 and r[0] == np.remainder(np.float32(2.0), np.float32(0.1))   # 2.0 // 0.1 == 19.0
 
 
+def test_a_zero_divisor_gives_numpys_quotient():
+    """x // ±0.0 is x / ±0.0 (±inf, NaN for 0 and NaN) as numpy's and torch's floor_divide give; it read NaN for
+    every x (the formula's (x - fmod) / y is NaN there)."""
+    values = [3.0, -3.0, 0.0, -0.0, math.inf, -math.inf, math.nan, 2.0, 1e-45]
+    for dtype in (np.float32, np.float64):
+        a = np.resize(np.array(values, dtype), N)
+        b = np.resize(np.array([0.0, -0.0], dtype), N)
+        q, r = run_divmod(dtype, a, b)
+        with np.errstate(all="ignore"):
+            want_q, want_r = np.floor_divide(a, b), np.remainder(a, b)
+        assert np.array_equal(q, want_q, equal_nan=True) and np.array_equal(np.signbit(q), np.signbit(want_q)), q[:9]
+        assert np.isnan(r).all() and np.isnan(want_r).all()
+
+
 def test_the_reviewers_identity_holds():
     a, b = pairs(np.float64, 7)
     q, r = run_divmod(np.float64, a, b)
