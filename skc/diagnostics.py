@@ -34,6 +34,19 @@ class Location:
             loc = loc.caller
 
 
+def python_location(code, line: int, instruction: int, caller: Optional[Location] = None) -> Location:
+    """The place of a running Python frame's instruction (its byte offset, `f_lasti` or `tb_lasti`): the column
+    comes from the code's positions where Python keeps them (3.11 and later), else 0."""
+    positions = getattr(code, "co_positions", None)
+    col = None
+    if positions is not None:
+        for k, position in enumerate(positions()):
+            if k == instruction // 2:
+                col = position[2]
+                break
+    return Location(code.co_filename, line, col or 0, code.co_name, caller)
+
+
 def is_library_file(path: str) -> bool:
     """Files of skc itself (the blocks, the DSL prelude): errors point past them to the user's code."""
     import os

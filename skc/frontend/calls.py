@@ -14,7 +14,7 @@ import sys
 import types
 
 from .. import ir
-from ..diagnostics import CompileError, SkcError
+from ..diagnostics import CompileError, Location, SkcError, is_library_file, python_location
 from . import builtins as dsl
 from . import semantics
 from .dtypes import DType
@@ -93,6 +93,21 @@ def _attribute_value(obj, name):
     if type(descriptor).__name__ == "member_descriptor":
         return getattr(obj, name, None)
     return None
+
+
+def _raising_location(error: Exception, call: Location) -> Location:
+    """Where a function run as plain Python at compile time raised `error`: the user's lines in its traceback
+    (not skc's, the standard library's or numpy's and the like), innermost first, each called from the one before
+    and the first from the kernel's `call` (the call alone where the traceback names no line of the user's)."""
+    where = call
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        module = str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0]
+        if not (is_library_file(code.co_filename) or module in _NATIVE_MODULES or module in sys.stdlib_module_names):
+            where = python_location(code, tb.tb_lineno, tb.tb_lasti, where)
+        tb = tb.tb_next
+    return where
 
 
 class LocalFunction:
@@ -351,12 +366,13 @@ class CallEvaluator:
             raise
         except Exception as e:
             name = getattr(func, "__qualname__", None) or type(func).__name__
+            where = _raising_location(e, self.cg.loc)
             if any(isinstance(a, Dyn) for a in list(args) + list(kwargs.values())):
-                raise self.cg.error(f"{name}() runs as plain Python at compile time and cannot take run-time "
-                                    f"values (it raised {type(e).__name__}: {e})",
-                                    hint="use skc's builtins (skc.sqrt, skc.where, ...) or decorate the "
-                                         "function with @skc.func") from e
-            raise self.cg.error(f"{name}() raised {type(e).__name__}: {e}") from e
+                raise CompileError(f"{name}() runs as plain Python at compile time and cannot take run-time "
+                                   f"values (it raised {type(e).__name__}: {e})", where,
+                                   hint="use skc's builtins (skc.sqrt, skc.where, ...) or decorate the "
+                                        "function with @skc.func") from e
+            raise CompileError(f"{name}() raised {type(e).__name__}: {e}", where) from e
 
     def record_module_read(self, func, args, result):
         """getattr(consts, "S") and vars(consts) read a module's globals as `consts.S` does."""

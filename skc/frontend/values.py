@@ -12,7 +12,7 @@ import os
 import sys
 
 from .. import ir
-from ..diagnostics import CompileError, Location, is_library_file
+from ..diagnostics import CompileError, is_library_file, python_location
 from . import context
 from .dtypes import DTYPES, PtrType, as_ir_type
 
@@ -160,8 +160,7 @@ def _native_error(message: str, hint: str):
     if frame is None or caller is not None and frame.f_code.co_filename == caller.file and \
             frame.f_lineno == caller.line:
         return CompileError(message, caller, hint)
-    return CompileError(message, Location(frame.f_code.co_filename, frame.f_lineno, 0, frame.f_code.co_name,
-                                          caller), hint)
+    return CompileError(message, python_location(frame.f_code, frame.f_lineno, frame.f_lasti, caller), hint)
 
 
 class RValue(Dyn):

@@ -1,6 +1,7 @@
 """Issue 8, items 7, 8, 9 and 12: mistakes are CompileErrors at the kernel line of the expression that
 makes them (never a foreign exception, an abort, or an error at the host's .compile() line); overflowing
 float literals round to inf as a cast does; what Python defines keeps Python's meaning."""
+import functools
 import math
 import os
 import subprocess
@@ -235,6 +236,28 @@ def calls_inlined_loader(x: skc.Ptr[skc.f32], n: skc.i32):
     with_loader = inlined_loader(x, n)
 
 
+def failing_helper(v):
+    table = (1, 2)
+    return v * table[5]  # RAISES
+
+
+def _passed_through(fn):
+    @functools.wraps(fn)
+    def wrapper(*args):
+        return fn(*args)  # WRAPPER
+    return wrapper
+
+
+@_passed_through
+def decorated_failing_helper(v):
+    return failing_helper(v + 1)  # CALLS
+
+
+@skc.kernel
+def calls_failing_helpers(x: skc.Ptr[skc.f32], n: skc.i32):
+    x[0] = decorated_failing_helper(n)  # KERNEL
+
+
 @pytest.mark.parametrize("kernel, phrase", [
     (load_runtime_width, "a load's width must be known at compile time, found a run-time i32"),
     (full_runtime_count, "the length of skc.full must be known at compile time"),
@@ -252,6 +275,16 @@ def test_errors_in_helpers_point_at_their_lines():
               "a run-time value is used where a compile-time int is needed")
     text = error_of(calls_inlined_loader, F32, skc.i32)
     assert_at(text, inlined_loader, "# FUNC", "a load's width")
+    # an exception a plain helper raises (not skc's own) points at the helper's line and column, with the lines
+    # that called it, through a decorator's wrapper, to the kernel (it named the kernel's line alone)
+    text = error_of(calls_failing_helpers, F32, skc.i32)
+    lines = text.splitlines()
+    assert lines[0].startswith(f"{HERE}:{line_of(failing_helper, '# RAISES')}:"), text
+    assert "it raised IndexError: tuple index out of range" in lines[0]
+    assert lines[2].index("^") == lines[1].index("table[5]"), text
+    for fn, marker in ((failing_helper, "# RAISES"), (decorated_failing_helper, "# CALLS"),
+                       (_passed_through, "# WRAPPER"), (calls_failing_helpers, "# KERNEL")):
+        assert f"note: at {HERE}:{line_of(fn, marker)}:" in text, (marker, text)
 
 
 @skc.kernel
