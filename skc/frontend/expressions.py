@@ -37,6 +37,9 @@ _PY_COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, a
                ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Is: operator.is_, ast.IsNot: operator.is_not,
                ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
 
+# compile-time containers that `in` tests a run-time value against, element by element
+_SEQUENCES = (tuple, list, set, frozenset, dict)
+
 MISSING = object()
 _OPERATOR_METHODS = ([f"__{name}__" for name in _DUNDER.values()] + [f"__r{name}__" for name in _DUNDER.values()]
                      + ["__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__", "__contains__", "__neg__",
@@ -320,6 +323,12 @@ class ExpressionEvaluator:
         return any(self.should_inline(getattr(type(value), name, None)) for name in _OPERATOR_METHODS)
 
     def compare(self, op, left, right, node):
+        if isinstance(op, (ast.In, ast.NotIn)) and (isinstance(left, Dyn) or isinstance(right, Dyn) or (
+                isinstance(right, _SEQUENCES) and any(isinstance(e, Dyn) for e in right))):
+            found = self.contains(left, right, node)
+            if isinstance(op, ast.In):
+                return found
+            return semantics.unary("not", found) if isinstance(found, Dyn) else not found
         if isinstance(left, Dyn) or isinstance(right, Dyn):
             if isinstance(op, (ast.Is, ast.IsNot)):
                 return _PY_COMPARE[type(op)](left, right)  # identity is known at compile time
@@ -337,6 +346,28 @@ class ExpressionEvaluator:
             raise
         except Exception as e:
             raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+
+    def contains(self, item, container, node):
+        """`item in container` where the item or the container's elements are run-time values: whether the item
+        is or equals any element (a dict's keys), as Python's `in` asks."""
+        if not isinstance(container, _SEQUENCES):
+            what = "a run-time value" if isinstance(container, Dyn) else f"a {type(container).__name__}"
+            raise self.error_at(node, f"'in' over run-time values needs a tuple, list, set or dict made at compile "
+                                      f"time to search, found {what}",
+                                hint="compare with == joined by `or`, or test a range with a chained comparison "
+                                     "(`lo <= i < hi`)")
+        found = False
+        for element in container:
+            if element is item:   # (Python tests identity first: a NaN is in a tuple that holds it)
+                return True
+            equal = self.compare(ast.Eq(), item, element, node)
+            if not isinstance(equal, Dyn):
+                if self.truth(equal, node):
+                    return True
+                continue
+            found = semantics.to_bool(equal) if found is False else semantics.binary("or", found,
+                                                                                       semantics.to_bool(equal))
+        return found
 
     def expr_IfExp(self, node):
         cond = self.eval_value(node.test)

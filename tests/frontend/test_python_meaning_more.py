@@ -1229,3 +1229,30 @@ def test_a_compile_time_index_outside_a_shared_array_is_an_error():
     with pytest.raises(skc.CompileError, match=message) as info:
         past[1, 1](np.zeros(1, np.float32))
     assert "marker: past" in str(info.value)
+
+
+def test_in_tests_a_run_time_value_against_a_compile_time_container():
+    """`v in (1, 3, 5)` of a run-time v (or a constant in a list of run-time values) is `==` against each element, as
+    Python's `in` asks; it was "'In' cannot take a run-time operand" (or a bool error naming plain helpers)."""
+    def contains(out, x):
+        v = x[0]
+        out[0] = v in (1.0, 3.0, 5.0)
+        out[1] = v not in [2, 4.0]
+        out[2] = 3.0 in [x[1], x[2]]
+        out[3] = x[1] in {1: "a", 2: "b"}
+        out[4] = x[2] in ()
+        out[5] = x[3] in (0.5, float("nan"))
+        w = x[3]
+        out[6] = w in (w,)                 # identity first: a NaN is in a tuple that holds it
+        out[7] = x[2] not in (x[1], 7.0)
+
+    for values in ([3.0, 2.0, 3.0, float("nan")], [2.0, 5.0, 7.0, 0.5]):
+        got, want = both(contains, np.array(values, np.float32), size=8)
+        np.testing.assert_array_equal(got, want)
+
+    @skc.kernel
+    def over_a_range(out: F32, n: skc.i32):
+        out[0] = n in range(4)
+
+    with pytest.raises(skc.CompileError, match="'in' over run-time values needs a tuple, list, set or dict"):
+        over_a_range[1, 1](np.zeros(1, np.float32), 2)
