@@ -5,6 +5,7 @@ so that every iteration reads what the previous one wrote."""
 from __future__ import annotations
 
 import ast
+import copy
 
 from .. import ir
 from . import semantics
@@ -23,8 +24,7 @@ class LoopEvaluator:
     # -- loops ------------------------------------------------------------------------
     def stmt_For(self, node):
         if node.orelse:
-            raise self.error_at(node, "for ... else is not supported in kernels",
-                                hint="set a flag before `break` and test it after the loop")
+            return self.loop_with_else(node)
         if isinstance(node.iter, ast.Call):
             func = self.eval_value(node.iter.func)
             if func is range:
@@ -39,6 +39,13 @@ class LoopEvaluator:
         if hasattr(type(iterable), "__skc_range__"):
             return self.protocol_loop(node, iterable)
         return self.unrolled_loop(node, self.compile_time_items(iterable, node.iter))
+
+    def loop_with_else(self, node) -> bool:
+        """`for`/`while ... else`: Python runs the else block where no `break` left the loop. Run as `flag = False`,
+        the loop with each of its breaks setting the flag first, then `if not flag:` the else block (the flag is a
+        compile-time or a run-time bool as the breaks are)."""
+        made = self.cg.facts("loops").setdefault(id(node), (node, _flagging_breaks(node)))
+        return self.exec_body(made[1])
 
     def counted(self, loop, node):
         """The items of a static_range, counting them against the kernel's unrolling budget (a loop given its own
@@ -174,7 +181,7 @@ class LoopEvaluator:
 
     def stmt_While(self, node):
         if node.orelse:
-            raise self.error_at(node, "while ... else is not supported in kernels")
+            return self.loop_with_else(node)
         forever = isinstance(node.test, ast.Constant) and bool(node.test.value)
         if not forever:
             scratch = scratch_region()
@@ -422,3 +429,40 @@ def _index_type(values):
             t = ir.i64
     return t
 
+
+
+def _flagging_breaks(loop) -> list:
+    """The statements that run `loop` (a for or while with an else block) without its else: a flag made false, the
+    loop whose breaks set it first, and the else block under `if not flag` (at the lines of the user's source)."""
+    flag = f"__skc_broke_{loop.lineno}_{loop.col_offset}"
+
+    def assign(value, at):
+        return ast.copy_location(ast.Assign([ast.Name(flag, ast.Store())], ast.Constant(value)), at)
+
+    class SetFlag(ast.NodeTransformer):
+        def visit_Break(self, node):
+            return [assign(True, node), node]
+
+        def visit_loop(self, node):   # a nested loop's breaks are its own; those in its else block are this loop's
+            node.orelse = self.statements(node.orelse)
+            return node
+
+        def statements(self, stmts):
+            return [s for stmt in stmts for s in _as_list(self.visit(stmt))]
+
+        visit_For = visit_AsyncFor = visit_While = visit_loop
+
+        def skip(self, node):
+            return node
+
+        visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = skip
+
+    plain = ast.copy_location(type(loop)(**{**{f: getattr(loop, f) for f in loop._fields}, "orelse": []}), loop)
+    plain.body = SetFlag().statements(copy.deepcopy(plain.body))
+    test = ast.copy_location(ast.UnaryOp(ast.Not(), ast.Name(flag, ast.Load())), loop)
+    statements = [assign(False, loop), plain, ast.copy_location(ast.If(test, loop.orelse, []), loop)]
+    return [ast.fix_missing_locations(stmt) for stmt in statements]
+
+
+def _as_list(visited) -> list:
+    return visited if isinstance(visited, list) else [visited]

@@ -505,3 +505,74 @@ def test_and_or_of_a_pointer_or_none_in_a_condition_is_their_truth():
         got = np.zeros(6, np.float32)
         launch(function, got, np.array([4], np.int32), a)
         np.testing.assert_array_equal(got, [a > 0, a > 0, 1, 0, a != 0, 1], err_msg=f"a={a}")
+
+
+@skc.kernel
+def loops_with_else(x: skc.Ptr[skc.f32], n: skc.i32):
+    total = 0.0
+    for i in range(n):                 # a run-time loop: its else runs where no break left it
+        if x[i] > 6.5:
+            break
+        total += x[i]
+    else:
+        total += 100.0
+    x[0] = total
+    i = 0
+    while i < n:
+        if x[i] == 3.0:
+            break
+        i += 1
+    else:
+        i = -1
+    x[1] = i
+    primes = 0
+    for k in range(2, n + 4):          # inside a run-time loop, over a nested loop whose own else continues
+        for d in range(2, k):
+            if k % d == 0:
+                break
+        else:
+            primes += 1
+    x[2] = primes
+    for s in skc.static_range(3):      # unrolled, the break decided at run time
+        if x[s + 3] > n:
+            x[3] = s * 10.0
+            break
+    else:
+        x[3] = -1.0
+    for value in (1.0, 2.0, 3.0):      # over compile-time items, the break decided at compile time
+        if value == 2.0:
+            break
+    else:
+        x[4] = 0.0
+    for r in range(n):
+        for c in range(n):
+            if r * c == 6:
+                break
+        else:
+            continue                   # the inner loop did not break: next r
+        x[5] = r * 1.0                 # it did: leave with r
+        break
+    else:
+        x[5] = -2.0
+
+
+def test_for_and_while_with_else_blocks_run_as_in_python():
+    """`for`/`while ... else` was "not supported in kernels"; the else block now runs where no break left the loop,
+    for run-time, unrolled and compile-time loops, nested, and with breaks decided at run time or compile time."""
+    matches_python(loops_with_else, eight, [(n,) for n in range(-1, 9)], x=F32P, n=I32)
+
+
+@skc.kernel
+def else_block_error(x: skc.Ptr[skc.f32], n: skc.i32):
+    for i in range(n):
+        if x[i] > 0.0:
+            break
+    else:
+        x[0] = undefined_in_else  # noqa: F821  # HERE
+
+
+def test_an_error_in_an_else_block_points_at_its_line():
+    from helpers import line_of, tile_ir
+    with pytest.raises(skc.CompileError) as info:
+        tile_ir(else_block_error, skc.Ptr[skc.f32], skc.i32)
+    assert str(info.value).startswith(f"{__file__}:{line_of(else_block_error, '# HERE')}:"), str(info.value)
