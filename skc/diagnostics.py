@@ -80,10 +80,22 @@ def format_diagnostic(severity: str, message: str, loc: Optional[Location], hint
     if loc is not None:
         frames = list(loc.frames())
         if len(frames) > 1 or (shown is not None and frames[0] is not shown):
-            for frame in frames:
-                where = f" in {frame.function}" if frame.function else ""
-                text += f"\n  note: at {frame}{where}"
+            notes = [f"  note: at {frame}" + (f" in {frame.function}" if frame.function else "") for frame in frames]
+            for note, repeats in _runs(notes):   # (a recursion: its call site once, as Python's tracebacks do)
+                text += f"\n{note}" + (f"\n  note: (the line above {repeats - 1} more times)" if repeats > 2 else
+                                        f"\n{note}" * (repeats - 1))
     return text
+
+
+def _runs(items: list) -> list:
+    """Each item with how many times it repeats in a row."""
+    runs = []
+    for item in items:
+        if runs and runs[-1][0] == item:
+            runs[-1][1] += 1
+        else:
+            runs.append([item, 1])
+    return runs
 
 
 class SkcError(Exception):

@@ -271,3 +271,34 @@ def test_cli_names_the_line_of_a_file_that_does_not_parse(tmp_path, capsys, comm
     err = capsys.readouterr().err
     assert err.startswith(f"{source}:3:5: error: '(' was never closed"), err
     assert "x = (" in err.splitlines()[1] and "Traceback" not in err
+
+
+@skc.func
+def recursive_factorial(n):
+    if n <= 1:
+        return 1
+    return n * recursive_factorial(n - 1)  # HERE
+
+
+@skc.kernel
+def calls_a_recursive_function(x: F32P):
+    x[0] = recursive_factorial(x[1])  # CALL
+
+
+@skc.kernel
+def recursion_at_compile_time(x: F32P):
+    x[0] = recursive_factorial(5)
+
+
+def test_recursion_on_a_run_time_value_is_one_error_with_its_call_site_once():
+    """A function that calls itself on a run-time value cannot be inlined: the error names the recursive call, then
+    its call site once with the count of repeats, then the kernel's call (it printed the same note 63 times)."""
+    error = compile_error(calls_a_recursive_function)
+    assert_points_at(error, recursive_factorial, "return n * recursive_factorial(n - 1)  # HERE")
+    text = str(error)
+    assert "kernels cannot recurse; write a loop" in text
+    here = f"note: at {HERE}:{line_of(recursive_factorial, '# HERE')}:"
+    assert text.count(here) == 1 and "note: (the line above 62 more times)" in text, text
+    assert f"note: at {HERE}:{line_of(calls_a_recursive_function, '# CALL')}:" in text
+    assert len(text.splitlines()) < 10, text
+    assert "recursive_factorial" not in tile_ir(recursion_at_compile_time, F32P)   # a compile-time n recurses
