@@ -626,13 +626,31 @@ class StatementEvaluator:
             ret.shape = shape
         elif ret.shape != shape:
             raise self.error_at(node, "the returns of this function give different numbers of values")
-        for slot, item in zip(ret.slots, items):
+        for k, (slot, item) in enumerate(zip(ret.slots, items)):
+            what = "" if shape is None else f"as value {k} "
             if semantics.holding_type([item], slot.type) is not slot.type:
-                raise self.error_at(node, f"this function returns {slot.type} on an earlier path and {item} here, "
-                                          f"which {slot.type} would wrap",
+                raise self.error_at(node, f"this function returns {slot.type} {what}on an earlier path and {item} "
+                                          f"here, which {slot.type} would wrap",
                                     hint=f"return one type on every path: convert the first (skc.i64(...)), or "
                                          f"return a number {slot.type} holds")
+            wider = _wider_return(slot.type, item)
+            if wider is not None:
+                start = "0.0" if wider.is_float else f"skc.{wider}(0)"
+                raise self.error_at(node, f"this function returns {slot.type} {what}on an earlier path and "
+                                          f"{item.type} here, which {slot.type} cannot represent",
+                                    hint=f"return one type on every path: {wider} on the earlier one too (a number "
+                                         f"such as {start}, or skc.{wider}(...))")
             slot.store(item)
+
+
+def _wider_return(t, item):
+    """The type a run-time `item` returned on a later path needs where a return slot of scalar type t cannot hold it
+    (an f32 after an earlier `return 0`), else None."""
+    item_type = getattr(item, "type", None)
+    if not (isinstance(item, Dyn) and isinstance(t, ir.ScalarType) and isinstance(item_type, ir.ScalarType)):
+        return None
+    wider = semantics.promote_scalars(t, item_type)
+    return None if wider is t else wider
 
 
 def _constant(value) -> bool:

@@ -302,3 +302,26 @@ def test_recursion_on_a_run_time_value_is_one_error_with_its_call_site_once():
     assert f"note: at {HERE}:{line_of(calls_a_recursive_function, '# CALL')}:" in text
     assert len(text.splitlines()) < 10, text
     assert "recursive_factorial" not in tile_ir(recursion_at_compile_time, F32P)   # a compile-time n recurses
+
+
+@skc.func
+def zero_or_half(v):
+    if v < 0.0:
+        return 0, 1
+    return v * 0.5, 2  # HERE
+
+
+@skc.kernel
+def returns_int_then_float(x: F32P):
+    x[0] = zero_or_half(x[1])[0]
+
+
+def test_a_later_return_of_a_wider_type_names_the_return_and_the_fix():
+    """An earlier `return 0` fixes the returned value's type as i32; a later f32 return said "variable 'return value'
+    holds i32" with the hint "`return value = 0.0`", which is no Python."""
+    error = compile_error(returns_int_then_float)
+    assert_points_at(error, zero_or_half, "return v * 0.5, 2  # HERE")
+    text = str(error)
+    assert "this function returns i32 as value 0 on an earlier path and f32 here" in text, text
+    assert "hint: return one type on every path: f32 on the earlier one too (a number such as 0.0" in text, text
+    assert "return value" not in text, text
