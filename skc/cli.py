@@ -154,10 +154,13 @@ def _write(path: str, content):
 
 def example_folders() -> list:
     """Where the examples are: the checkout's `examples/` (beside the package in a source tree or an
-    editable install), then the wheel's copy in `<prefix>/share/skc/examples` (pyproject's data-files)."""
+    editable install), then the wheel's copy in `<prefix>/share/skc/examples` (pyproject's data-files), whose
+    prefix is the environment's or, for `pip install --user` (pip's choice where site-packages is not writable),
+    the user base (~/.local)."""
     checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+    user = sysconfig.get_path("data", sysconfig.get_preferred_scheme("user"))
     installed = [os.path.join(prefix, "share", "skc", "examples")
-                 for prefix in (sysconfig.get_path("data"), sys.prefix)]
+                 for prefix in (sysconfig.get_path("data"), sys.prefix, user)]
     return [folder for folder in dict.fromkeys([checkout, *installed]) if os.path.isdir(folder)]
 
 

@@ -2,6 +2,8 @@
 installed wheel runs its main job), and the wheel carries them (pyproject's data-files)."""
 import os
 import re
+import subprocess
+import sys
 
 from skc import cli
 
@@ -34,6 +36,19 @@ def test_the_wheel_ships_every_example():
                      pyproject(), re.M)
     assert {os.path.basename(p) for p in map(cli.example_path, ["vector_add", "softmax", "sgemm", "matmul"])} == \
         {"vector_add.py", "softmax.py", "sgemm.py", "matmul.py"}
+
+
+def test_a_wheel_installed_with_user_finds_its_examples(tmp_path):
+    """`pip install --user` (pip's default where site-packages is not writable) puts the data files under the user
+    base (~/.local/share/skc/examples), which is neither the environment's data path nor sys.prefix."""
+    folder = tmp_path / "share" / "skc" / "examples"
+    folder.mkdir(parents=True)
+    (folder / "only_in_the_user_base.py").write_text("def main():\n    return 'ran'\n")
+    env = dict(os.environ, PYTHONUSERBASE=str(tmp_path), PYTHONPATH=os.path.abspath(ROOT))
+    program = "from skc import cli; print(cli.example_path('only_in_the_user_base'))"
+    found = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == str(folder / "only_in_the_user_base.py")
 
 
 def test_linking_amd_code_objects_needs_nothing_from_the_system():
