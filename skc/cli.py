@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
+import inspect
 import os
 import sys
 import sysconfig
@@ -177,6 +178,26 @@ def example_path(name: str) -> str:
                    f"(or pass a file: skc run FILE.py)")
 
 
+def _main_function(module, path: str):
+    """The file's main(), which skc run calls with no arguments: an error naming what is missing where it is not
+    a function or needs arguments."""
+    main = getattr(module, "main", None)
+    if main is None:
+        raise SkcError(f"{path} has no main() to run")
+    if not callable(main):
+        raise SkcError(f"{path}: main is no function (found {type(main).__name__}); skc run calls main()")
+    try:
+        parameters = inspect.signature(main).parameters.values()
+    except (TypeError, ValueError):   # (a callable whose signature Python cannot read: call it and see)
+        return main
+    needed = [p.name for p in parameters
+              if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if needed:
+        raise SkcError(f"{path}: main() needs arguments ({', '.join(needed)}); skc run calls main() with none: "
+                       f"give them defaults")
+    return main
+
+
 def cmd_run(args) -> int:
     from .runtime.devices import current_device, set_device
 
@@ -189,9 +210,7 @@ def cmd_run(args) -> int:
         set_device(args.device)
     device = current_device()
     module = load_module(args.path)
-    main = getattr(module, "main", None)
-    if main is None:
-        raise SkcError(f"{args.path} has no main() to run")
+    main = _main_function(module, args.path)
     chosen = args.device or os.environ.get("SKC_DEVICE")
     where = "on the GPU" if not device.is_interpreter else "in the CPU interpreter (no GPU found)" \
         if not chosen else "in the CPU interpreter"

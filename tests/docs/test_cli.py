@@ -1,0 +1,24 @@
+"""The `skc` command as docs/cli.md describes it, where a new user meets it: each mistake on the command line or
+in the file it names ends in one skc error and exit status 1, never in a traceback."""
+import pytest
+
+from skc import cli
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("def main(n):\n    return n\n", "main() needs arguments (n); skc run calls main() with none"),
+    ("def main(*, rows, cols=3):\n    return rows\n", "main() needs arguments (rows)"),
+    ("main = 3\n", "main is no function (found int)"),
+])
+def test_skc_run_names_a_main_it_cannot_call(tmp_path, capsys, source, expected):
+    script = tmp_path / "job.py"
+    script.write_text(source)
+    assert cli.main(["run", str(script), "--device", "interpreter"]) == 1
+    assert expected in capsys.readouterr().err
+
+
+def test_skc_run_calls_a_main_whose_arguments_have_defaults(tmp_path, capsys):
+    script = tmp_path / "job.py"
+    script.write_text("def main(n=None, *rest, **options):\n    return f'n={n}'\n")
+    assert cli.main(["run", str(script), "--device", "interpreter"]) == 0
+    assert "checked against numpy: n=None" in capsys.readouterr().out
