@@ -79,7 +79,11 @@ def _kernels(module, wanted):
 def _constants(pairs):
     values = {}
     for pair in pairs or ():
-        name, _, text = pair.partition("=")
+        name, equals, text = pair.partition("=")
+        if not equals or not name.strip():
+            raise SkcError(f"--const {pair}: give a parameter's name and its value as NAME=VALUE, such as "
+                           "--const BLOCK=128")
+        name = name.strip()
         try:
             values[name] = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -126,6 +130,8 @@ def cmd_compile(args) -> int:
     target = get_target(args.target)
     emit = args.emit or ("tile,llvm,ptx" if target.vendor == "nvidia" else "tile,llvm,gcn")
     stages = [s.strip() for s in emit.split(",") if s.strip()]
+    if not stages:
+        raise SkcError(f"--emit {emit!r} names no stage; choose from {', '.join(_EMIT_STAGES)}")
     for stage in stages:
         if stage not in _EMIT_STAGES:
             raise SkcError(f"unknown stage {stage!r} for --emit; choose from {', '.join(_EMIT_STAGES)}")

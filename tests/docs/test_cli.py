@@ -22,3 +22,26 @@ def test_skc_run_calls_a_main_whose_arguments_have_defaults(tmp_path, capsys):
     script.write_text("def main(n=None, *rest, **options):\n    return f'n={n}'\n")
     assert cli.main(["run", str(script), "--device", "interpreter"]) == 0
     assert "checked against numpy: n=None" in capsys.readouterr().out
+
+
+KERNEL = "import skc\n\n@skc.kernel(block=32)\ndef k(x: skc.Ptr[skc.f32], N: skc.constexpr):\n    x[0] = N\n"
+
+
+@pytest.mark.parametrize("options, expected", [
+    (["--const", "N"], "--const N: give a parameter's name and its value as NAME=VALUE"),
+    (["--const", "=4"], "--const =4: give a parameter's name"),
+    (["--const", "N=4", "--emit", ","], "--emit ',' names no stage; choose from tile-raw, tile"),
+])
+def test_skc_compile_refuses_options_that_say_nothing(tmp_path, capsys, options, expected):
+    """`--const N` compiled N as '' (a str constexpr) and `--emit ,` printed nothing, both with exit status 0."""
+    source = tmp_path / "k.py"
+    source.write_text(KERNEL)
+    assert cli.main(["compile", str(source), *options]) == 1
+    assert expected in capsys.readouterr().err
+
+
+def test_skc_compile_takes_a_constant_with_spaces_around_its_name(tmp_path, capsys):
+    source = tmp_path / "k.py"
+    source.write_text(KERNEL)
+    assert cli.main(["compile", str(source), "--emit", "tile", "--const", " N =4"]) == 0
+    assert "value = 4.0" in capsys.readouterr().out
