@@ -639,8 +639,11 @@ def max_unroll() -> int:
     else 4096. Compile time grows with the unrolled code (LLVM's instruction selection and scheduling most)."""
     import os
 
-    text = os.environ.get("SKC_MAX_UNROLL", "")
-    return int(text) if text.strip().isdigit() else 4096
+    text = os.environ.get("SKC_MAX_UNROLL", "").strip()
+    if text and not text.isdigit():   # (read as 4096, the limit would hold a user who asked for more)
+        raise semantics.error(f"SKC_MAX_UNROLL must be a whole number of iterations, found {text!r}",
+                              hint="set it to a number such as 8192, or unset it for the default 4096")
+    return int(text) if text else 4096
 
 
 class static_range:

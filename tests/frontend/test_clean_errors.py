@@ -422,6 +422,15 @@ def test_static_range_unrolls_at_most_4096_iterations(monkeypatch):
     tile_ir(huge_unroll, F32, passes=False)
 
 
+@pytest.mark.parametrize("setting", ["20,000", "1e5", "lots"])
+def test_a_max_unroll_setting_that_is_no_number_is_named_not_read_as_4096(monkeypatch, setting):
+    """SKC_MAX_UNROLL=20,000 was read as the default 4096 silently, so the error told a user who had raised it to
+    raise it."""
+    monkeypatch.setenv("SKC_MAX_UNROLL", setting)
+    assert_at(error_of(huge_unroll, F32), huge_unroll, "# HERE", f"SKC_MAX_UNROLL must be a whole number of "
+              f"iterations, found {setting!r}")
+
+
 # -- more foreign exceptions found by probing: each a located CompileError -----------------------
 @skc.kernel
 def calls_a_runtime_value(x: skc.Ptr[skc.f32], n: skc.i32):
