@@ -206,7 +206,10 @@ def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: Epi
 def compile_arguments(target, conv: ConvShape, dtype: str = "bf16", config=None, multiprocessors: int = 132) -> dict:
     """matmul_kernel's arguments for `Kernel.compile` without data (skc compile, tests): the configuration
     conv2d() picks for `conv` on `target`, and the types of its operands."""
-    cfg = _config(conv, dtype, skc.get_target(target), multiprocessors, EpilogueSpec(), config)
+    target = skc.get_target(target)
+    if not target.has("tma"):   # (else the GEMM refuses the Hopper config, hinting to let matmul pick one)
+        raise skc.SkcError(f"conv2d loads with TMA im2col copies (sm_90a); {target.name} has no TMA")
+    cfg = _config(conv, dtype, target, multiprocessors, EpilogueSpec(), config)
     (a, _), (b, _) = _operands(conv, cfg)
     (M, N, K), elem = _gemm_shape(conv, cfg), ir.ScalarType(dtype)
     return {"a": a, "b": b, "out": ir.TensorMapType(elem, cfg.boxes()["out"], 128), "M": M, "N": N, "K": K,

@@ -179,6 +179,15 @@ def test_the_vector_im2col_composition_assembles():
     assert cubin and ptx_tools.parse_resources(log)
 
 
+@pytest.mark.parametrize("target", ["gfx942", "sm_80"])
+def test_compile_arguments_for_a_target_without_tma_says_conv2d_needs_it(target):
+    """`skc compile examples/conv2d.py --target gfx942` ended in the GEMM refusing a Hopper config, hinting to let
+    skc.blocks.matmul pick one; conv2d() itself says it needs TMA."""
+    conv = ConvShape(2, 14, 14, 64, 128, 3, 3, (1, 1), (1, 1), (1, 1))
+    with pytest.raises(skc.SkcError, match=f"conv2d loads with TMA im2col copies \\(sm_90a\\); {target} has no TMA"):
+        compile_arguments(target, conv)
+
+
 def test_the_composition_swaps_only_the_loader_and_assembles():
     conv = ConvShape(2, 14, 14, 64, 128, 3, 3, (1, 1), (1, 1), (1, 1))
     k = matmul_kernel.compile(**compile_arguments("sm_90a", conv), target="sm_90a")

@@ -85,3 +85,21 @@ def test_the_ir_reference_is_up_to_date():
     for name in OPS:  # every op, with its one line
         assert f"| `{name}` |" in committed
     assert "(undocumented)" not in committed
+
+
+def test_the_readme_counts_conv2d_lines_as_benchmarks_code_lines_does():
+    """README's conv2d section quotes `python benchmarks/code_lines.py`; the script stopped (a definition of conv.py
+    in none of its groups) and the counts it would print had moved on from the quoted ones."""
+    path = os.path.join(DOCS, "..", "benchmarks", "code_lines.py")
+    spec = importlib.util.spec_from_file_location("code_lines", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main()   # (a SystemExit where a definition is in no group)
+    counts = {name: script.code_lines(file, names) for name, (file, names) in script.GROUPS.items()}
+    with open(os.path.join(DOCS, "..", "README.md")) as f:
+        readme = " ".join(f.read().split())
+    assert f"**{sum(counts[name] for name in script.TARGET)} lines**" in readme
+    assert f"take {counts['conv2d(): argument checks, errors, torch layouts (conv.py)']} lines" in readme
+    assert f"without data {counts['argument types for compiling without data (conv.py)']} (" in readme
+    whole = script.code_lines("skc/blocks/conv.py") + script.code_lines("skc/blocks/im2col.py")
+    assert f"({whole} lines in the two files with imports)" in readme
