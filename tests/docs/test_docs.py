@@ -1,4 +1,4 @@
-"""The docs run: every ```python block of docs/*.md executes, in order within its page (a page is one
+"""The docs run: every ```python block of docs/*.md (and of README.md) executes, in order within its page (a page is one
 program, like a notebook), on the CPU interpreter (SKC_DEVICE=interpreter), with the page's own line
 numbers (an error points at docs/PAGE.md:LINE); and docs/ir.md is what docs/gen_ir_reference.py writes
 from the op classes today. A block fenced ```python torch needs PyTorch (an optional dependency): it
@@ -63,6 +63,14 @@ def test_every_sample_of_the_page_runs_in_the_interpreter(path, interpreter, cap
     if ran < len(blocks):
         pytest.skip(f"{len(blocks) - ran} of {len(blocks)} samples need torch, which is not installed "
                     f"(an optional dependency: pip install torch)")
+
+
+def test_the_readme_samples_run_in_the_interpreter(interpreter, capsys):
+    """README.md's kernel (its first sample, a new user's first program) runs as the docs' pages do."""
+    readme = os.path.join(DOCS, "..", "README.md")
+    assert run_page(os.path.normpath(readme)) == len(python_blocks(readme)) >= 1
+    out = capsys.readouterr().out
+    assert out.startswith("[1. 2. 3. 4.]") and "kernel @add" in out and ".entry add" in out
 
 
 def test_a_failing_sample_is_reported_at_its_line_of_the_page(tmp_path, interpreter):
