@@ -237,14 +237,19 @@ def cmd_info(args) -> int:
     from .backends.ptx_tools import nvdisasm_path, nvjitlink_version
     from .runtime.devices import current_device
 
-    device = current_device()
     print(f"skc {__version__}")
-    print(f"device: {device} ({device.name}), target {device.target.name}")
+    try:   # (a device that cannot be opened is what info is asked about: the tools are still shown)
+        device = current_device()
+        print(f"device: {device} ({device.name}), target {device.target.name}")
+        failed = False
+    except SkcError as error:
+        print(f"device: none: {error}")
+        failed = True
     print(f"nvJitLink: {nvjitlink_version()}; nvdisasm: {nvdisasm_path() or 'not found'}")
     missing = (f"not found (SKC_LD_LLD names {os.environ['SKC_LD_LLD']}, which is no ld.lld of version 16 or newer)"
                if os.environ.get("SKC_LD_LLD") else "not found (pip install ziglang)")
     print(f"ld.lld (AMD code objects): {ld_lld_path() or missing}")
-    return 0
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

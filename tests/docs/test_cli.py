@@ -2,6 +2,7 @@
 in the file it names ends in one skc error and exit status 1, never in a traceback."""
 import pytest
 
+import skc
 from skc import cli
 
 
@@ -45,3 +46,18 @@ def test_skc_compile_takes_a_constant_with_spaces_around_its_name(tmp_path, caps
     source.write_text(KERNEL)
     assert cli.main(["compile", str(source), "--emit", "tile", "--const", " N =4"]) == 0
     assert "value = 4.0" in capsys.readouterr().out
+
+
+def test_skc_info_shows_the_tools_where_the_device_cannot_be_opened(monkeypatch, capsys):
+    """skc info ended with the device's error alone (SKC_DEVICE=cuda:3 on a machine without it, an unknown
+    SKC_INTERPRETER_TARGET), before its version and tools, the facts one asks it for when a device fails."""
+    from skc.runtime import devices
+
+    def no_device():
+        raise skc.DeviceError("no NVIDIA driver found")
+
+    monkeypatch.setattr(devices, "current_device", no_device)
+    assert cli.main(["info"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("skc ") and "device: none: no NVIDIA driver found" in out
+    assert "nvJitLink: " in out and "ld.lld (AMD code objects): " in out
