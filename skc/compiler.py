@@ -33,7 +33,7 @@ from .version import __version__
 _log = logging.getLogger("skc.cache")
 
 STAGES = ("tile-raw", "tile", "llvm", "llvm-opt")
-ASSEMBLY = ("ptx", "sass", "gcn")
+ASSEMBLY = {"ptx": "NVIDIA", "sass": "NVIDIA", "gcn": "AMD"}   # each assembly, and whose targets have it
 
 
 @dataclass
@@ -63,9 +63,11 @@ class CompiledKernel:
         """Target assembly: 'ptx' and 'sass' (NVIDIA; sass needs nvdisasm), 'gcn' (AMD)."""
         if kind not in ASSEMBLY:
             raise SkcError(f"unknown assembly {kind!r}; choose from {', '.join(ASSEMBLY)}")
+        if ASSEMBLY[kind].lower() != self.target.vendor:
+            own = [name for name, vendor in ASSEMBLY.items() if vendor.lower() == self.target.vendor]
+            raise SkcError(f"{kind} is {ASSEMBLY[kind]}'s assembly; {self.target.name} has "
+                           f"{' and '.join(map(repr, own))}")
         if kind == "sass" and "sass" not in self.stages:
-            if self.target.vendor != "nvidia":
-                raise SkcError(f"sass is NVIDIA's machine code; {self.target.name} has 'gcn'")
             from .backends.ptx_tools import disassemble
 
             self.stages["sass"] = disassemble(self._cubin())

@@ -61,3 +61,14 @@ def test_skc_info_shows_the_tools_where_the_device_cannot_be_opened(monkeypatch,
     out = capsys.readouterr().out
     assert out.startswith("skc ") and "device: none: no NVIDIA driver found" in out
     assert "nvJitLink: " in out and "ld.lld (AMD code objects): " in out
+
+
+@pytest.mark.parametrize("target, stage, expected", [
+    ("sm_90a", "gcn", "gcn is AMD's assembly; sm_90a has 'ptx' and 'sass'"),
+    ("gfx942", "ptx", "ptx is NVIDIA's assembly; gfx942 has 'gcn'"),
+    ("gfx90a", "sass", "sass is NVIDIA's assembly; gfx90a has 'gcn'"),
+])
+def test_skc_compile_names_the_stages_of_the_other_vendor(tmp_path, capsys, target, stage, expected):
+    """--emit gcn for sm_90a (ptx for gfx942) said only that the stage "is not available", not what the target has."""
+    assert cli.main(["compile", cli.example_path("vector_add"), "--target", target, "--emit", stage]) == 1
+    assert expected in capsys.readouterr().err
