@@ -96,7 +96,8 @@ def _compile_options(module, name: str, target, args) -> dict:
     it has one, then --block and --const."""
     hook = getattr(module, "compile_arguments", None)
     options = {}
-    if callable(hook):
+    if hook is not None:
+        _takes_kernel_and_target(hook, module.__file__, name, target)
         found = hook(name, target)
         if found is not None and not isinstance(found, dict):
             raise SkcError(f"{module.__file__}: compile_arguments({name!r}, {target.name!r}) must return a dict of "
@@ -109,7 +110,23 @@ def _compile_options(module, name: str, target, args) -> dict:
             raise SkcError(f"--block {args.block}: give the block's size as integers separated by commas, such as "
                            "128 or 32,4") from None
     options.update(_constants(args.const))
+    if "target" in options:
+        raise SkcError(f"{module.__file__}: the target comes from --target, not from compile_arguments or --const")
     return options
+
+
+def _takes_kernel_and_target(hook, path: str, name: str, target):
+    """An error naming the file's compile_arguments where skc cannot call it as compile_arguments(name, target)."""
+    if not callable(hook):
+        raise SkcError(f"{path}: compile_arguments is no function (found {type(hook).__name__}); skc compile calls "
+                       "compile_arguments(kernel_name, target)")
+    try:
+        inspect.signature(hook).bind(name, target)
+    except ValueError:   # (a callable whose signature Python cannot read: call it and see)
+        pass
+    except TypeError as error:
+        raise SkcError(f"{path}: skc compile calls compile_arguments(kernel_name, target), which the file's "
+                       f"cannot take ({error})") from None
 
 
 def _output_folder(path: str):

@@ -72,3 +72,20 @@ def test_skc_compile_names_the_stages_of_the_other_vendor(tmp_path, capsys, targ
     """--emit gcn for sm_90a (ptx for gfx942) said only that the stage "is not available", not what the target has."""
     assert cli.main(["compile", cli.example_path("vector_add"), "--target", target, "--emit", stage]) == 1
     assert expected in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hook, options, expected", [
+    ("def compile_arguments(kernel):\n    return {'N': 3}\n", [],
+     "skc compile calls compile_arguments(kernel_name, target), which the file's cannot take"),
+    ("compile_arguments = 5\n", [], "compile_arguments is no function (found int)"),
+    ("def compile_arguments(kernel, target):\n    return {'N': 3, 'target': 'gfx942'}\n", [],
+     "the target comes from --target, not from compile_arguments or --const"),
+    ("", ["--const", "N=3", "--const", "target=gfx942"], "the target comes from --target"),
+])
+def test_skc_compile_names_a_compile_arguments_it_cannot_use(tmp_path, capsys, hook, options, expected):
+    """A compile_arguments of another signature, or a 'target' among the arguments, ended in a TypeError from
+    cli.py; a compile_arguments that is no function was ignored."""
+    source = tmp_path / "k.py"
+    source.write_text(KERNEL + hook)
+    assert cli.main(["compile", str(source), "--emit", "tile", *options]) == 1
+    assert expected in capsys.readouterr().err
