@@ -36,9 +36,20 @@ def reference(q, k, v, causal):
     return (e / e.sum(-1, keepdims=True)) @ v
 
 
+def gpu_torch():
+    """torch, whose tensors attention() takes on a GPU (the interpreter takes numpy arrays too)."""
+    try:
+        import torch
+    except ImportError:
+        raise skc.SkcError("examples/attention.py runs on torch tensors on a GPU, and torch is not installed: "
+                           "pip install torch (or run it in the interpreter: --device interpreter)") from None
+    return torch
+
+
 def main(causal=True, small=None, shape=None) -> str:
     """Attention on random data against float64 numpy; `shape` (B, H, H_kv, S, D) overrides the sizes."""
     device = skc.current_device()
+    torch = None if device.is_interpreter else gpu_torch()
     small = device.is_interpreter if small is None else small
     B, H, Hkv, S, D = shape or ((1, 2, 1, 100, 64) if small else (4, 16, 4, 2048, 128))
     rng = np.random.default_rng(0)
@@ -47,8 +58,6 @@ def main(causal=True, small=None, shape=None) -> str:
     if device.is_interpreter:
         out = attention(q, k, v, causal=causal)
     else:
-        import torch
-
         tensors = [torch.from_numpy(x).to("cuda", torch.bfloat16) for x in (q, k, v)]
         out = attention(*tensors, causal=causal).float().cpu().numpy()
     error = np.abs(out - reference(q, k, v, causal)).max()

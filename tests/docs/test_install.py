@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from skc import cli
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -18,6 +20,38 @@ def pyproject() -> str:
 def test_skc_run_example_runs_vector_add_by_name(capsys):
     assert cli.main(["run", "--example", "vector_add", "--device", "interpreter"]) == 0
     assert "vector_add.py: OK in the CPU interpreter" in capsys.readouterr().out
+
+
+EXAMPLES = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "examples")) if f.endswith(".py"))
+AMD_EXAMPLES = ["matmul", "sgemm", "softmax", "vector_add"]   # (README: conv2d and attention are Hopper-only)
+
+
+@pytest.mark.parametrize("target, name", [("sm_90a", name) for name in EXAMPLES] +
+                         [(target, name) for target in ("gfx942", "gfx90a") for name in AMD_EXAMPLES])
+def test_every_example_runs_with_skc_run_and_matches_its_own_check(target, name, monkeypatch, capsys):
+    """README: each example "runs with skc run"; in the interpreter modelling each target it runs on, its main()
+    checks it against numpy."""
+    from skc.runtime import devices
+
+    monkeypatch.setenv("SKC_INTERPRETER_TARGET", target)
+    devices._target_of.cache_clear()   # (a device reads its target once)
+    try:
+        assert cli.main(["run", "--example", name, "--device", "interpreter"]) == 0
+    finally:
+        monkeypatch.undo()
+        devices._target_of.cache_clear()
+    assert f"{name}.py: OK in the CPU interpreter [interpreter - skc CPU interpreter (modelling {target})]" in \
+        capsys.readouterr().out
+
+
+def test_the_docs_name_every_example():
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    with open(os.path.join(ROOT, "docs", "cli.md")) as f:
+        cli_page = f.read()
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    for name in EXAMPLES:
+        assert name in " ".join(help_text.split()) and f"`{name}`" in cli_page and f"`{name}.py`" in readme, name
 
 
 def test_skc_run_names_the_examples_when_one_is_unknown(capsys):
@@ -60,3 +94,17 @@ def test_linking_amd_code_objects_needs_nothing_from_the_system():
     if os.path.exists(os.path.join(ROOT, ".ci", "run")):
         with open(os.path.join(ROOT, ".ci", "run")) as f:
             assert "apt-get" not in f.read()
+
+
+def test_the_attention_example_on_a_gpu_without_torch_says_to_install_it(monkeypatch):
+    """`pip install -e .` installs no torch; `skc run --example attention` on a GPU ended in a ModuleNotFoundError
+    traceback from the example (attention() takes torch tensors on a GPU)."""
+    import skc
+    from helpers import load_example
+    from skc.runtime.devices import Device
+
+    example = load_example("attention")
+    monkeypatch.setattr(skc, "current_device", lambda: Device("cuda", 0))
+    monkeypatch.setitem(sys.modules, "torch", None)   # (import torch raises ImportError)
+    with pytest.raises(skc.SkcError, match="runs on torch tensors on a GPU, and torch is not installed: pip install"):
+        example.main()
