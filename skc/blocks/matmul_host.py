@@ -761,7 +761,7 @@ def _dtype_label(x):
 def _autotune_requested(autotune) -> bool:
     if autotune is not None:
         return bool(autotune)
-    return os.environ.get("SKC_AUTOTUNE", "") not in ("", "0")
+    return os.environ.get("SKC_AUTOTUNE", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _choose_config(device, problem, spec, autotune, operands, unaligned=(False, False)):

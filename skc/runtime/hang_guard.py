@@ -26,7 +26,7 @@ def debug_enabled(flag: Optional[bool] = None) -> bool:
     """`debug=True` on the kernel, else SKC_DEBUG=1 in the environment."""
     if flag is not None:
         return bool(flag)
-    return os.environ.get("SKC_DEBUG", "").strip() not in ("", "0", "false", "no")
+    return os.environ.get("SKC_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def hang_timeout_ns() -> int:

@@ -138,8 +138,9 @@ def test_debug_comes_from_the_environment(monkeypatch):
     assert kernel.debug and kernel.options == {"debug": True, "hang_timeout_ns": 500_000_000}
     ptx = kernel.compile(target="sm_90a", block=64).asm("ptx")
     assert "%globaltimer" in ptx and ", 500000001;" in ptx
-    monkeypatch.setenv("SKC_DEBUG", "0")
-    assert not skc.kernel(hang_kernels.short_producer.fn, block=64).debug
+    for off in ("0", "False", "off", "NO", " false "):   # (False and off turned debug mode on)
+        monkeypatch.setenv("SKC_DEBUG", off)
+        assert not skc.kernel(hang_kernels.short_producer.fn, block=64).debug, off
     assert skc.kernel(hang_kernels.short_producer.fn, block=64, debug=True).debug
 
 

@@ -200,8 +200,12 @@ def test_matmul_tunes_only_when_asked_and_a_fresh_process_reads_the_winner(fake,
         return 10.0 - len(timed)  # the last candidate wins
 
     monkeypatch.setattr(autotune_module, "time_ms", stub_time_ms)
-    monkeypatch.delenv("SKC_AUTOTUNE", raising=False)
     a, b, out = FakeTensor((2048, 1024)), FakeTensor((1024, 2048)), FakeTensor((2048, 2048))
+    for off in ("false", "Off", "0", " no "):   # (SKC_AUTOTUNE=false tuned: anything but empty or 0 was on)
+        monkeypatch.setenv("SKC_AUTOTUNE", off)
+        skc.blocks.matmul(a, b, out)
+        matmul_host._PLANS.clear()
+    monkeypatch.delenv("SKC_AUTOTUNE", raising=False)
     skc.blocks.matmul(a, b, out)
     assert timed == []  # by default nothing is timed
     target = skc.current_device().target
