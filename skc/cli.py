@@ -295,9 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()   # (here, so that a reader gone by now is met below, not at the interpreter's exit)
+        return status
     except SkcError as e:
         print(str(e), file=sys.stderr)
+        return 1
+    except BrokenPipeError:   # the reader left (skc compile ... | head): stop without a traceback, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # (Python's note on SIGPIPE)
         return 1
 
 

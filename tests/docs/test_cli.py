@@ -89,3 +89,18 @@ def test_skc_compile_names_a_compile_arguments_it_cannot_use(tmp_path, capsys, h
     source.write_text(KERNEL + hook)
     assert cli.main(["compile", str(source), "--emit", "tile", *options]) == 1
     assert expected in capsys.readouterr().err
+
+
+def test_skc_compile_into_a_pipe_whose_reader_left_ends_without_a_traceback():
+    """`skc compile FILE | head` printed a BrokenPipeError traceback once head had its lines."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root)
+    process = subprocess.Popen([sys.executable, "-m", "skc", "compile", cli.example_path("sgemm"), "--emit",
+                                "tile,llvm,ptx"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    process.stdout.close()   # the reader leaves before anything is written
+    error = process.stderr.read().decode()
+    assert process.wait() == 1 and "Traceback" not in error and "BrokenPipe" not in error, error
