@@ -104,3 +104,12 @@ def test_skc_compile_into_a_pipe_whose_reader_left_ends_without_a_traceback():
     process.stdout.close()   # the reader leaves before anything is written
     error = process.stderr.read().decode()
     assert process.wait() == 1 and "Traceback" not in error and "BrokenPipe" not in error, error
+
+
+def test_skc_run_claims_no_check_for_a_main_that_returns_nothing(tmp_path, capsys):
+    """A main() returning None was reported as 'checked against numpy: None'."""
+    script = tmp_path / "job.py"
+    script.write_text("def main():\n    pass\n")
+    assert cli.main(["run", str(script), "--device", "interpreter"]) == 0
+    out = capsys.readouterr().out
+    assert "job.py: OK in the CPU interpreter" in out and "numpy" not in out and "None" not in out
