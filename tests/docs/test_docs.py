@@ -111,3 +111,49 @@ def test_the_readme_counts_conv2d_lines_as_benchmarks_code_lines_does():
     assert f"without data {counts['argument types for compiling without data (conv.py)']} (" in readme
     whole = script.code_lines("skc/blocks/conv.py") + script.code_lines("skc/blocks/im2col.py")
     assert f"({whole} lines in the two files with imports)" in readme
+
+
+def _skc_modules() -> dict:
+    """skc's modules by their last name (`tile_rules`, `matmul_host`, ...), those that import here."""
+    import pkgutil
+
+    import skc
+
+    found = {"skc": [skc]}
+    for info in pkgutil.walk_packages(skc.__path__, "skc."):
+        if info.name.endswith("__main__"):
+            continue
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:   # (an optional dependency's, such as hip-python's)
+            continue
+        found.setdefault(info.name.rpartition(".")[2], []).append(module)
+    return found
+
+
+def _names_in(module, path: list) -> bool:
+    for part in path:
+        if not hasattr(module, part):
+            return False
+        module = getattr(module, part)
+    return True
+
+
+def test_the_names_the_readme_and_docs_give_exist():
+    """README named `config.few_tiles_split` and six more of the GEMM's rules after they moved to tile_rules. Every
+    `module.name` the pages give whose module is skc's (skc., tile_rules., matmul_host., ...) must name something;
+    `torch.` is torch's, `kernel.`/`values.` are the docs' variables and `arith.add` an IR op."""
+    from skc.ir.core import OPS
+
+    modules = _skc_modules()
+    for name in ("torch", "kernel", "values"):
+        modules.pop(name, None)
+    pages = [os.path.join(DOCS, "..", "README.md")] + PAGES
+    text = "".join(open(page).read() for page in pages)
+    missing = set()
+    for found in re.finditer(r"`([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?:\([^`]*\))?`", text):
+        root, *path = found.group(1).split(".")
+        if (root in modules and path != ["py"] and found.group(1) not in OPS
+                and not any(_names_in(m, path) for m in modules[root])):
+            missing.add(found.group(1))
+    assert not missing, f"the docs name what skc does not have: {sorted(missing)}"
