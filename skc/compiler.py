@@ -420,7 +420,10 @@ def _dump(kernel: CompiledKernel):
 
 
 def _dump_into(folder: str, kernel: CompiledKernel):
-    path = os.path.join(folder, f"{kernel.name}-{kernel.target.name}-{(kernel.key or 'interp')[:10]}")
+    # (a kernel for the interpreter has no cache key: its IR tells its specializations apart, each a folder)
+    digest = kernel.key or hashlib.sha256(kernel.stages["tile-raw"].encode()).hexdigest()
+    tag = digest[:10] if kernel.key else f"interp-{digest[:10]}"
+    path = os.path.join(folder, f"{kernel.name}-{kernel.target.name}-{tag}")
     os.makedirs(path, exist_ok=True)
     for stage, text in kernel.stages.items():
         suffix = {"tile-raw": "tile-raw", "tile": "tile", "llvm": "ll", "llvm-opt": "opt.ll", "ptx": "ptx",

@@ -101,6 +101,22 @@ def test_dump_dir_naming_a_file_warns_and_a_cached_kernel_is_dumped(tmp_path, mo
         skc.set_cache_dir(None)
 
 
+def test_dump_dir_keeps_each_interpreter_specialization_of_a_kernel(tmp_path, monkeypatch):
+    """Kernels for the interpreter have no cache key, and every specialization of one went to the same folder
+    (NAME-TARGET-interp), each overwriting the one before: only the last compile's stages were left."""
+    import numpy as np
+
+    @skc.kernel(block=32)
+    def scaled(x: skc.Ptr[skc.f32], factor: skc.constexpr):
+        x[skc.thread_id(0)] = factor
+
+    monkeypatch.setenv("SKC_DUMP_DIR", str(tmp_path))
+    for factor in (2.0, 3.0):
+        scaled.interpret[1, 32](np.zeros(32, np.float32), factor)
+    dumped = sorted(path.read_text() for path in tmp_path.glob("scaled-*-interp-*/kernel.tile"))
+    assert len(dumped) == 2 and "2.0" in dumped[0] + dumped[1] and "3.0" in dumped[0] + dumped[1]
+
+
 # -- what the documentation says (a helper's reading, forty-first session) -----------------------------------------
 def counted(out):
     j = 0
