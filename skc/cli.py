@@ -26,6 +26,7 @@ import os
 import sys
 import sysconfig
 import time
+import traceback
 
 from .diagnostics import LocatedError, Location, SkcError
 from .version import __version__
@@ -221,6 +222,14 @@ def _main_function(module, path: str):
     return main
 
 
+def _failure(error: AssertionError) -> str:
+    """What failed: the assertion's message, else (a bare `assert`) its line."""
+    if str(error):
+        return str(error)
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    return f"assert at {frame.filename}:{frame.lineno}: {frame.line}"
+
+
 def cmd_run(args) -> int:
     from .runtime.devices import current_device, set_device
 
@@ -241,7 +250,7 @@ def cmd_run(args) -> int:
     try:
         summary = main()
     except AssertionError as e:
-        print(f"{os.path.basename(args.path)}: FAILED {where} [{device} - {device.name}]: {e}")
+        print(f"{os.path.basename(args.path)}: FAILED {where} [{device} - {device.name}]: {_failure(e)}")
         return 1
     seconds = time.perf_counter() - started
     checked = "" if summary is None else f"; checked against numpy: {summary}"   # (a main() that says nothing)

@@ -24,8 +24,8 @@ def assert_close(got, expected, rtol: float = 1e-5, atol: float = 1e-6, what: st
     g, e = got.astype(np.float64), expected.astype(np.float64)
     bad = ~np.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
     if bad.any():
-        index = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))   # (not np.int64(0))
         raise AssertionError(f"{what}: {int(bad.sum())} of {bad.size} elements differ; first at {index}: "
-                             f"{got[index]!r}, expected {expected[index]!r}")
+                             f"{got[index].item()!r}, expected {expected[index].item()!r}")
     error = float(np.max(np.abs(g - e))) if g.size else 0.0
     return f"{g.size} elements match (max abs error {error:.3g})"

@@ -113,3 +113,18 @@ def test_skc_run_claims_no_check_for_a_main_that_returns_nothing(tmp_path, capsy
     assert cli.main(["run", str(script), "--device", "interpreter"]) == 0
     out = capsys.readouterr().out
     assert "job.py: OK in the CPU interpreter" in out and "numpy" not in out and "None" not in out
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("    return skc.testing.assert_close(np.ones(3), np.zeros(3), what='sum')\n",
+     "sum: 3 of 3 elements differ; first at (0,): 1.0, expected 0.0"),
+    ("    assert np.ones(1)[0] == 2\n", "job.py:4: assert np.ones(1)[0] == 2"),
+])
+def test_skc_run_says_what_failed(tmp_path, capsys, body, expected):
+    """A failed check read 'first at (np.int64(0),): np.float64(1.0), expected np.float64(0.0)' (numpy 2's reprs),
+    and a bare assert's failure said nothing after the colon."""
+    script = tmp_path / "job.py"
+    script.write_text("import numpy as np\nimport skc\ndef main():\n" + body)
+    assert cli.main(["run", str(script), "--device", "interpreter"]) == 1
+    out = capsys.readouterr().out
+    assert "job.py: FAILED in the CPU interpreter" in out and expected in out
