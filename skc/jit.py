@@ -789,5 +789,8 @@ def kernel(fn=None, *, block=None, cluster=None, debug=None):
     """Decorate a kernel: `@skc.kernel` or `@skc.kernel(block=256)`. `debug=True` (default: SKC_DEBUG=1) bounds
     every mbarrier wait on the GPU: a wait that never completes raises skc.DeadlockError at its line."""
     if fn is None:
-        return lambda f: Kernel(f, block=block, cluster=cluster, debug=debug)
+        return lambda f: kernel(f, block=block, cluster=cluster, debug=debug)
+    if not callable(fn):   # (@skc.kernel(128), as if the block came first)
+        raise SkcError(f"skc.kernel decorates a function written with def, found {type(fn).__name__} {fn!r}; the "
+                       "block size is a keyword: @skc.kernel(block=128)")
     return Kernel(fn, block=block, cluster=cluster, debug=debug)

@@ -205,5 +205,7 @@ def func(fn=None):
     """Decorate a device function: calls from kernels inline it (with run-time control flow)."""
     if fn is None:
         return func
+    if not callable(fn):
+        raise SkcError(f"skc.func decorates a function written with def, found {type(fn).__name__} {fn!r}")
     return DeviceFunction(fn)
 

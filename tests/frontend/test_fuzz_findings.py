@@ -151,3 +151,13 @@ def test_a_kernel_or_func_over_something_not_a_def_is_an_skc_error():
         with pytest.raises(skc.CompileError) as info:
             calls_helper[1, 1](x)
         assert "not a Python function" in str(info.value) and "AttributeError" not in str(info.value)
+
+
+@pytest.mark.parametrize("decorator", ["kernel", "func"])
+@pytest.mark.parametrize("argument", [128, (128, 2), "k"])
+def test_a_kernel_or_func_of_something_not_callable_is_named(decorator, argument):
+    """@skc.kernel(128) (the block given as if positional) raised AttributeError: 'int' object has no attribute
+    '__qualname__' from the parameter reader; skc.func(128) was accepted, to fail where it was called."""
+    with pytest.raises(skc.SkcError, match=f"skc.{decorator} decorates a function written with def, found "
+                                           f"{type(argument).__name__}"):
+        getattr(skc, decorator)(argument)
