@@ -280,6 +280,7 @@ def cmd_info(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skc", description="skc, the structured kernel compiler")
+    parser.add_argument("--version", action="version", version=f"skc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     compile_ = sub.add_parser("compile", help="compile the kernels of a file and print or write each stage")
     compile_.add_argument("path", help="FILE.py or FILE.py::KERNEL")

@@ -128,3 +128,10 @@ def test_skc_run_says_what_failed(tmp_path, capsys, body, expected):
     assert cli.main(["run", str(script), "--device", "interpreter"]) == 1
     out = capsys.readouterr().out
     assert "job.py: FAILED in the CPU interpreter" in out and expected in out
+
+
+def test_skc_version_prints_the_version(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"skc {skc.__version__}"
