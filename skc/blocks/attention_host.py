@@ -34,6 +34,11 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     for name, flag in (("causal", causal), ("return_lse", return_lse)):
         if type(flag) is not bool and not (isinstance(flag, (int, np.bool_)) and flag in (0, 1)):
             raise skc.LaunchError(f"attention: {name} is True or False, found {flag!r}")
+    # (before the plan key: an unhashable layout or config would raise a bare TypeError there)
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise skc.LaunchError(f"layout must be one of {', '.join(LAYOUTS)}, found {layout!r}")
+    if config is not None and not isinstance(config, AttentionConfig):
+        raise skc.LaunchError(f"attention's config is an AttentionConfig, found {type(config).__name__}")
     device = skc.current_device()
     kind = type(q)
     if (device.kind == "cuda" and (kind in TORCH_TYPES or torch_type(kind)) and type(k) is kind and type(v) is kind
@@ -94,8 +99,6 @@ class _Problem:
     kernel's run-time scalars after the maps and the log-sum-exp (Sq, Skv, B, H, the group, the scale)."""
 
     def __init__(self, q, k, v, out, causal, scale, layout, return_lse, config):
-        if layout not in LAYOUTS:
-            raise skc.LaunchError(f"layout must be one of {', '.join(LAYOUTS)}, found {layout!r}")
         require_arrays("attention", ("out",), q=q, k=k, v=v, out=out)
         host = isinstance(q, np.ndarray)
         operands = (q, k, v) + (() if out is None else (out,))
@@ -140,8 +143,6 @@ class _Problem:
                                       "with zeros to the next of them (and pass scale=1/sqrt(D) of the unpadded D)")
             config = default_config(D, dtype, bool(causal), bool(return_lse), problem=(B * H, Sq),
                                     multiprocessors=skc.current_device().multiprocessors)
-        elif not isinstance(config, AttentionConfig):
-            raise skc.LaunchError(f"attention's config is an AttentionConfig, found {type(config).__name__}")
         if config.head_dim != D:
             raise skc.LaunchError(f"the configuration is for head_dim {config.head_dim}, the tensors have {D}")
         if (config.causal, config.lse, config.dtype) != (bool(causal), bool(return_lse), dtype):

@@ -105,6 +105,22 @@ def test_bad_calls_are_refused_by_name_every_time(fake):
     assert not attention_host._PLANS
 
 
+def test_a_layout_or_config_of_another_kind_is_named_before_the_plan_key(fake):
+    """An unhashable layout or config raised a bare "unhashable type" TypeError from the plan key on a GPU (the CPU
+    path named it); a numpy string array passed the layout check and failed there too."""
+    import numpy as np
+
+    driver, torch, streams = fake
+    q, k, v = (torch.Tensor((1, 2, 128, 64)) for _ in range(3))
+    for layout in (["bhsd"], np.array("bhsd")):
+        with pytest.raises(skc.LaunchError, match="layout must be one of bhsd, bshd"):
+            skc.blocks.attention(q, k, v, layout=layout)
+    for config in ({"head_dim": 64}, [64]):
+        with pytest.raises(skc.LaunchError, match="config is an AttentionConfig, found"):
+            skc.blocks.attention(q, k, v, config=config)
+    assert not attention_host._PLANS and not driver.launches
+
+
 def test_the_scale_keys_the_plan_by_its_value(fake):
     import numpy as np
 
