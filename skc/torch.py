@@ -337,6 +337,10 @@ def _check_attention_options(q, scale) -> None:
                                               "unpadded D)")
     torch._check(scale is None or 0.0 < scale < float("inf"),
                  lambda: f"attention's scale must be positive and finite, found {scale}")
+    f32 = torch.finfo(torch.float32)   # (the kernel takes the scale as an f32)
+    torch._check(scale is None or f32.tiny <= scale <= f32.max,
+                 lambda: f"attention's scale {scale} is {'0' if scale < f32.tiny else 'infinite'} as the f32 the kernel "
+                         f"computes with: pass a scale between {f32.tiny:.3g} and {f32.max:.3g}")
 
 
 def _attention_fake(q, k, v, causal=False, scale=None, layout="bhsd"):
