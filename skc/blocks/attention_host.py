@@ -137,6 +137,10 @@ class _Problem:
             if x is not None and element_strides(x)[-1] != 1:   # (numpy arrays are copied to the interpreter's)
                 raise skc.LaunchError(f"attention: {name} (strides {element_strides(x)}) is not contiguous along "
                                       f"head_dim, which TMA copies need: pass {name}.contiguous()")
+        target = skc.current_device().target
+        if not (target.has("tma") and target.has("wgmma")):   # (else a CompileError deep in the pipeline's barriers)
+            raise skc.LaunchError(f"attention loads with TMA and multiplies with wgmma (sm_90a, a Hopper GPU); "
+                                  f"{target.name} has neither")
         if config is None:
             if D not in (64, 128, 256):
                 raise skc.LaunchError(f"attention runs head dimensions 64, 128 and 256, found {D}: pad q, k and v "

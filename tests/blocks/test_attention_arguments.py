@@ -27,3 +27,21 @@ def test_zero_and_one_and_numpy_bools_are_taken(hopper_interpreter):
     np.testing.assert_array_equal(attention(q, k, v, causal=1), causal)
     np.testing.assert_array_equal(attention(q, k, v, causal=np.bool_(True)), causal)
     np.testing.assert_array_equal(attention(q, k, v, causal=0), attention(q, k, v, causal=False))
+
+
+@pytest.mark.parametrize("target", ["sm_80", "gfx942"])
+def test_a_target_without_tma_and_wgmma_is_named(monkeypatch, target):
+    """On an sm_80 or AMD device (or the interpreter modelling one) attention compiled, then failed with a
+    CompileError inside skc's pipeline ("mbarrier_init needs a target with mbarrier"), pointing at skc's source."""
+    from skc.runtime import devices
+
+    monkeypatch.setenv("SKC_INTERPRETER_TARGET", target)
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+    devices._target_of.cache_clear()
+    try:
+        q = np.zeros((1, 1, 64, 64), np.float32)
+        with pytest.raises(skc.LaunchError, match=f"attention loads with TMA and multiplies with wgmma .*; {target} "
+                                                  "has neither"):
+            attention(q, q, q)
+    finally:
+        devices._target_of.cache_clear()
