@@ -77,6 +77,9 @@ class AttentionConfig:
             raise ValueError(f"head_dim must be 64, 128 or 256, found {self.head_dim}")
         if self.block_m != ROWS * self.consumers:
             raise ValueError(f"block_m must be {ROWS} per consumer warpgroup, found {self.block_m}")
+        if self.block_m > 256:   # (a TMA box has at most 256 rows: cuTensorMapEncodeTiled's boxDim)
+            raise ValueError(f"Q's tile of block_m rows is one TMA box, at most 256 rows: at most 4 consumer "
+                             f"warpgroups, found {self.consumers}")
         if self.block_n % 16 or not 64 <= self.block_n <= 256:
             raise ValueError(f"block_n must be 64 to 256 in steps of 16 (P·V's k-steps), found {self.block_n}")
         if self.fetch_tiles and not self.persistent:

@@ -318,6 +318,14 @@ def test_causal_attention_over_head_groups_in_the_interpreter(persistent):
     assert close.mean() >= 0.9999, np.argwhere(~close)[:8]
 
 
+def test_a_query_tile_is_one_tma_box():
+    """Five consumer warpgroups (320 query rows) made a configuration that compiled, then every launch failed to
+    encode Q's tensor map ("every box dimension must be 1 to 256")."""
+    with pytest.raises(ValueError, match="at most 256 rows: at most 4 consumer warpgroups, found 5"):
+        AttentionConfig(head_dim=64, consumers=5, block_m=320)
+    assert AttentionConfig(head_dim=64, consumers=4, block_m=256).threads == 640
+
+
 def test_lazy_rescale_stays_where_p_is_finite():
     with pytest.raises(ValueError, match="lazy_rescale must be 0 to 15"):
         AttentionConfig(head_dim=128, lazy_rescale=16.0)
