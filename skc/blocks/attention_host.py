@@ -267,9 +267,10 @@ def _dtype_name(x) -> str:
 
 def _bf16_bits(x: np.ndarray) -> np.ndarray:
     """A host array of float values as bf16 bit patterns, rounded to nearest even (keeping the order of its
-    strides: a (B, S, H, D) array stays one); uint16 arrays are taken as bf16 bits already."""
+    strides: a (B, S, H, D) array stays one); uint16 arrays are taken as bf16 bits already. Either way a dense
+    array, which TMA's rules on strides take (a reversed, broadcast or sliced view is copied, as floats are)."""
     if x.dtype == np.uint16:
-        return x
+        return x.copy(order="K")
     values = np.asarray(x, np.float32)
     bits = values.view(np.uint32)
     rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)

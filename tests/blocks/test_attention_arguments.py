@@ -45,3 +45,19 @@ def test_a_target_without_tma_and_wgmma_is_named(monkeypatch, target):
             attention(q, q, q)
     finally:
         devices._target_of.cache_clear()
+
+
+def test_bf16_bits_take_any_strides_floats_take(hopper_interpreter):
+    """uint16 arrays (bf16 bits) were read in place through TMA's rules on strides: a view reversed along the
+    sequence or sliced from wider rows was refused ("argument 'q' is not contiguous", "a multiple of 16 bytes"),
+    where the same values as floats, copied when rounded, ran."""
+    from skc.runtime.dtypes import float32_to_bf16_bits
+
+    rng = np.random.default_rng(7)
+    q, k, v = (rng.standard_normal((1, 2, 40, 64)).astype(np.float32) for _ in range(3))
+    expected = attention(q, k, v, causal=True)
+    reversed_q = np.ascontiguousarray(float32_to_bf16_bits(q)[:, :, ::-1])[:, :, ::-1]
+    wide = np.zeros((1, 2, 40, 65), np.uint16)
+    wide[..., :64] = float32_to_bf16_bits(k)
+    v_bits = float32_to_bf16_bits(v)
+    np.testing.assert_array_equal(attention(reversed_q, wide[..., :64], v_bits, causal=True), expected)
