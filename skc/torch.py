@@ -332,9 +332,10 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool =
 def _check_attention_options(q, scale) -> None:
     """What skc.blocks.attention refuses beyond the shapes (the fake implementations' share of its checks)."""
     D = q.shape[-1]
-    torch._check(D in (64, 128, 256), lambda: f"attention runs head dimensions 64, 128 and 256, found {D}: pad q, k "
-                                              "and v with zeros to the next of them (and pass scale=1/sqrt(D) of the "
-                                              "unpadded D)")
+    from .blocks.attention_host import padding_hint
+
+    torch._check(D in (64, 128, 256), lambda: f"attention runs head dimensions 64, 128 and 256, found {D}: "
+                                              f"{padding_hint(D)}")
     torch._check(scale is None or 0.0 < scale < float("inf"),
                  lambda: f"attention's scale must be positive and finite, found {scale}")
     f32 = torch.finfo(torch.float32)   # (the kernel takes the scale as an f32)

@@ -143,8 +143,7 @@ class _Problem:
                                   f"{target.name} has neither")
         if config is None:
             if D not in (64, 128, 256):
-                raise skc.LaunchError(f"attention runs head dimensions 64, 128 and 256, found {D}: pad q, k and v "
-                                      "with zeros to the next of them (and pass scale=1/sqrt(D) of the unpadded D)")
+                raise skc.LaunchError(f"attention runs head dimensions 64, 128 and 256, found {D}: {padding_hint(D)}")
             config = default_config(D, dtype, bool(causal), bool(return_lse), problem=(B * H, Sq),
                                     multiprocessors=skc.current_device().multiprocessors)
         if config.head_dim != D:
@@ -252,6 +251,13 @@ def _heads_view(x, layout: str, name: str):
     if layout == "bhsd":
         return x
     return np.swapaxes(x, 1, 2) if isinstance(x, np.ndarray) else x.transpose(1, 2)
+
+
+def padding_hint(D: int) -> str:
+    """What to do with a head dimension attention does not run (the torch operators' fake says it too)."""
+    if D > 256:   # (zeros added to q and k add nothing to a score, but nothing larger runs)
+        return "none is larger, so padding cannot reach one; compute it another way"
+    return "pad q, k and v with zeros to the next of them (and pass scale=1/sqrt(D) of the unpadded D)"
 
 
 def _dtype_name(x) -> str:
