@@ -311,6 +311,11 @@ def _check_attention(q, k, v, layout) -> tuple:
         torch._check(x.stride(-1) == 1,
                      lambda name=name, x=x: f"attention: {name} (strides {tuple(x.stride())}) is not contiguous "
                                             f"along head_dim, which TMA copies need: pass {name}.contiguous()")
+        # (TMA's other strides are 16-byte multiples; a dimension of one element has its stride made one)
+        torch._check(all(size == 1 or stride * x.element_size() % 16 == 0
+                         for size, stride in zip(x.shape[:-1], x.stride()[:-1])),
+                     lambda name=name, x=x: f"attention: {name} (strides {tuple(x.stride())}) has a stride that is no "
+                                            f"multiple of 16 bytes, which TMA copies need: pass {name}.contiguous()")
     return B, H, Sq
 
 

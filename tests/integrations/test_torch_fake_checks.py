@@ -28,6 +28,9 @@ from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
     (lambda t: torch.ops.skc.attention(t(1, 1, 8, 64), t(1, 1, 0, 64), t(1, 1, 0, 64)), "every dimension"),
     (lambda t: torch.ops.skc.attention(t(1, 1, 8, 128)[..., ::2], t(1, 1, 8, 64), t(1, 1, 8, 64)),
      "not contiguous along head_dim"),
+    # (forty-ninth session: rows of 65 elements, sliced to head_dim 64, which TMA cannot step through)
+    (lambda t: torch.ops.skc.attention(t(1, 1, 8, 64), t(1, 2, 8, 65)[:, :1, :, :64], t(1, 1, 8, 64)),
+     "multiple of 16 bytes"),
     (lambda t: torch.ops.skc.conv2d(t(0, 8, 6, 6).to(memory_format=torch.channels_last),
                                     t(8, 8, 3, 3).to(memory_format=torch.channels_last)), "must each be at least 1"),
     (lambda t: torch.ops.skc.conv2d(t(1, 8, 6, 6).to(memory_format=torch.channels_last),
