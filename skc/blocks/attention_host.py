@@ -134,9 +134,16 @@ class _Problem:
                                   f"{tuple(out.shape)} of {out.dtype}")
         check_own_memory("attention", out)
         for name, x in () if host else (("q", q), ("k", k), ("v", v), ("out", out)):
-            if x is not None and element_strides(x)[-1] != 1:   # (numpy arrays are copied to the interpreter's)
-                raise skc.LaunchError(f"attention: {name} (strides {element_strides(x)}) is not contiguous along "
-                                      f"head_dim, which TMA copies need: pass {name}.contiguous()")
+            if x is None:
+                continue
+            strides = element_strides(x)
+            if strides[-1] != 1:   # (numpy arrays are copied to the interpreter's)
+                raise skc.LaunchError(f"attention: {name} (strides {strides}) is not contiguous along head_dim, "
+                                      f"which TMA copies need: pass {name}.contiguous()")
+            # (8 bf16 or f16 elements are 16 bytes; a dimension of one element has its stride made one)
+            if any(size != 1 and stride % 8 for size, stride in zip(tuple(x.shape)[:-1], strides[:-1])):
+                raise skc.LaunchError(f"attention: {name} (strides {strides}) has a stride that is no multiple of 16 "
+                                      f"bytes, which TMA copies need: pass {name}.contiguous()")
         target = skc.current_device().target
         if not (target.has("tma") and target.has("wgmma")):   # (else a CompileError deep in the pipeline's barriers)
             raise skc.LaunchError(f"attention loads with TMA and multiplies with wgmma (sm_90a, a Hopper GPU); "

@@ -29,3 +29,16 @@ def test_attention_refuses_a_config_of_another_kind(hopper_interpreter):
     q = torch.zeros(1, 1, 64, 64, dtype=torch.bfloat16)
     with pytest.raises(skc.LaunchError, match="config is an AttentionConfig, found MatmulConfig"):
         attention(q, q, q, config=skc.blocks.MatmulConfig())
+
+
+@pytest.mark.parametrize("name", ["q", "k", "v", "out"])
+def test_attention_names_an_operand_whose_stride_tma_cannot_take(hopper_interpreter, name):
+    """Rows of 65 elements sliced to head_dim 64 (130 bytes apart): the tensor map's "dimension 2 has a stride of 130
+    bytes" named no operand of the four; a dimension of one element keeps any stride, as the tensor maps take it."""
+    tensors = {n: torch.zeros(1, 2, 64, 64, dtype=torch.bfloat16) for n in ("q", "k", "v", "out")}
+    tensors[name] = torch.zeros(1, 2, 64, 65, dtype=torch.bfloat16)[..., :64]
+    with pytest.raises(skc.LaunchError, match=rf"attention: {name} \(strides \(8320, 4160, 65, 1\)\) has a stride "
+                                              "that is no multiple of 16 bytes"):
+        attention(tensors["q"], tensors["k"], tensors["v"], out=tensors["out"])
+    one = torch.zeros(1, 1, 64, 72, dtype=torch.bfloat16)[..., :64].as_strided((1, 1, 64, 64), (3, 5, 72, 1))
+    assert attention(one, one, one).shape == (1, 1, 64, 64)
