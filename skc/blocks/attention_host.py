@@ -111,11 +111,11 @@ class _Problem:
         if tuple(views[2].shape) != (Bk, Hkv, Skv, Dk) or Bk != B or Dk != D:
             raise skc.LaunchError(f"attention: q, k, v must agree in batch and head_dim and k, v in shape; found "
                                   f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)} ({layout})")
-        if Hkv == 0 or H % Hkv:
-            raise skc.LaunchError(f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
-        if 0 in (B, H, Sq, Skv, D):   # (no key at all leaves softmax undefined; the kernel needs a key block)
+        if 0 in (B, H, Hkv, Sq, Skv, D):   # (no key at all leaves softmax undefined; the kernel needs a key block)
             raise skc.LaunchError(f"attention of empty tensors: q, k, v are {tuple(q.shape)}, {tuple(k.shape)}, "
                                   f"{tuple(v.shape)} ({layout}); every dimension must be at least 1")
+        if H % Hkv:
+            raise skc.LaunchError(f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
         dtype = "bf16" if host else _dtype_name(q)
         if host and any(x.dtype.kind not in "fiu" for x in (q, k, v)):
             # (numpy arrays hold real values, rounded to bf16, or bf16 bits as uint16)

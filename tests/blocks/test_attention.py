@@ -402,6 +402,9 @@ def test_attention_checks_its_tensors():
     empty = np.zeros((1, 3, 0, 64), np.float32)   # no key: the overlapped loop would wait for a key block forever
     with pytest.raises(skc.LaunchError, match="attention of empty tensors: .* every dimension must be at least 1"):
         attention(q, empty, empty)
+    no_heads = np.zeros((1, 0, 64, 64), np.float32)   # (was named as K/V heads not dividing Q heads: "0 and 0")
+    with pytest.raises(skc.LaunchError, match="attention of empty tensors: .* every dimension must be at least 1"):
+        attention(no_heads, no_heads, no_heads)
 
 
 @needs_nvjitlink
