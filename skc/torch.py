@@ -369,7 +369,7 @@ attention = register_op("skc::attention", _attention, fake=_attention_fake, exac
 """softmax(scale · q kᵀ [causal mask]) v as a new tensor in q's shape (contiguous): `torch.ops.skc.attention(q, k,
 v, causal=False, scale=None, layout="bhsd")`, for bf16 / fp16 q, k, v of shape (B, H, S, D) ("bhsd", as
 torch.nn.functional.scaled_dot_product_attention takes them) or (B, S, H, D) ("bshd"), read in place whatever
-their strides (the last one 1). k and v may have fewer heads (grouped-query attention) and another length;
+their strides (the last one 1, the others multiples of 16 bytes, as TMA copies take them). k and v may have fewer heads (grouped-query attention) and another length;
 scale defaults to 1/sqrt(D); the causal mask is torch's (top-left aligned)."""
 attention_with_lse = register_op("skc::attention_with_lse", _attention_with_lse, fake=_attention_with_lse_fake,
                                  exact_strides=True)
