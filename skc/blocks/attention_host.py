@@ -144,6 +144,10 @@ class _Problem:
             if any(size != 1 and stride % 8 for size, stride in zip(tuple(x.shape)[:-1], strides[:-1])):
                 raise skc.LaunchError(f"attention: {name} (strides {strides}) has a stride that is no multiple of 16 "
                                       f"bytes, which TMA copies need: pass {name}.contiguous()")
+            address = skc.pointer_function(x)(x)
+            if address % 16:   # (the interpreter reads any address; the GPU's tensor map would refuse it unnamed)
+                raise skc.LaunchError(f"attention: {name} starts at {address:#x}, no multiple of 16 bytes, which TMA "
+                                      f"copies need: pass {name}.clone()")
         target = skc.current_device().target
         if not (target.has("tma") and target.has("wgmma")):   # (else a CompileError deep in the pipeline's barriers)
             raise skc.LaunchError(f"attention loads with TMA and multiplies with wgmma (sm_90a, a Hopper GPU); "

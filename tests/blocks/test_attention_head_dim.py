@@ -42,3 +42,13 @@ def test_attention_names_an_operand_whose_stride_tma_cannot_take(hopper_interpre
         attention(tensors["q"], tensors["k"], tensors["v"], out=tensors["out"])
     one = torch.zeros(1, 1, 64, 72, dtype=torch.bfloat16)[..., :64].as_strided((1, 1, 64, 64), (3, 5, 72, 1))
     assert attention(one, one, one).shape == (1, 1, 64, 64)
+
+
+@pytest.mark.parametrize("name", ["q", "v", "out"])
+def test_attention_names_an_operand_at_an_address_tma_cannot_take(hopper_interpreter, name):
+    """A view one element into its buffer ran in the interpreter, where a GPU's tensor map refuses its address
+    (unnamed: "TMA needs the tensor's address to be 16-byte aligned")."""
+    tensors = {n: torch.zeros(1, 2, 64, 64, dtype=torch.bfloat16) for n in ("q", "k", "v", "out")}
+    tensors[name] = torch.zeros(2 * 64 * 64 + 1, dtype=torch.bfloat16)[1:].view(1, 2, 64, 64)
+    with pytest.raises(skc.LaunchError, match=f"attention: {name} starts at 0x[0-9a-f]+, no multiple of 16 bytes"):
+        attention(tensors["q"], tensors["k"], tensors["v"], out=tensors["out"])
