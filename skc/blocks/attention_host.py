@@ -34,11 +34,6 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     for name, flag in (("causal", causal), ("return_lse", return_lse)):
         if type(flag) is not bool and not (isinstance(flag, (int, np.bool_)) and flag in (0, 1)):
             raise skc.LaunchError(f"attention: {name} is True or False, found {flag!r}")
-    # (before the plan key: an unhashable layout or config would raise a bare TypeError there)
-    if not isinstance(layout, str) or layout not in LAYOUTS:
-        raise skc.LaunchError(f"layout must be one of {', '.join(LAYOUTS)}, found {layout!r}")
-    if config is not None and not isinstance(config, AttentionConfig):
-        raise skc.LaunchError(f"attention's config is an AttentionConfig, found {type(config).__name__}")
     device = skc.current_device()
     kind = type(q)
     if (device.kind == "cuda" and (kind in TORCH_TYPES or torch_type(kind)) and type(k) is kind and type(v) is kind
@@ -54,7 +49,11 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
                    config)
         except (RuntimeError, NotImplementedError) as error:   # (a nested or sparse CSR tensor has no strides)
             facts_failed("attention", error, q=q, k=k, v=v, out=out)
-        plan = _PLANS.get(key)
+        try:
+            plan = _PLANS.get(key)
+        except TypeError:   # (an unhashable layout or config: named as _Problem names it)
+            _check_options(layout, config)
+            raise
         if plan is not None:
             return plan(q, k, v, out, stream)
         plan = AttentionPlan(q, k, v, out, causal, scale, layout, return_lse, config)
@@ -99,6 +98,7 @@ class _Problem:
     kernel's run-time scalars after the maps and the log-sum-exp (Sq, Skv, B, H, the group, the scale)."""
 
     def __init__(self, q, k, v, out, causal, scale, layout, return_lse, config):
+        _check_options(layout, config)
         require_arrays("attention", ("out",), q=q, k=k, v=v, out=out)
         host = isinstance(q, np.ndarray)
         operands = (q, k, v) + (() if out is None else (out,))
@@ -221,6 +221,14 @@ class AttentionPlan:
             else:
                 self.bound.launch(key, args, stream)
         return (out, lse) if self.return_lse else out
+
+
+def _check_options(layout, config):
+    """The layout and the config are ones attention takes (a numpy string array passes `in LAYOUTS`)."""
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise skc.LaunchError(f"layout must be one of {', '.join(LAYOUTS)}, found {layout!r}")
+    if config is not None and not isinstance(config, AttentionConfig):
+        raise skc.LaunchError(f"attention's config is an AttentionConfig, found {type(config).__name__}")
 
 
 def _read_while_written(q, k, v, out) -> dict:
