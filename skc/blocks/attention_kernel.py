@@ -10,6 +10,7 @@ no copy; grouped-query attention maps a query head to its K/V head. Causal atten
 to the diagonal and masks only the blocks that cross it (and the key tail)."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import skc
@@ -87,7 +88,8 @@ class AttentionConfig:
         if self.persistent and not self.overlap:
             raise ValueError("persistent=True needs overlap=True: in the persistent tile loop ptxas serializes the "
                              "wgmmas of the serial key-block loop (C7519, 'WG.AR in divergent path')")
-        if not 0.0 <= self.lazy_rescale <= 15.0:   # (P up to 2^15 stays finite in f16 as in bf16)
+        if (isinstance(self.lazy_rescale, bool) or not isinstance(self.lazy_rescale, numbers.Real)
+                or not 0.0 <= self.lazy_rescale <= 15.0):   # (P up to 2^15 stays finite in f16 as in bf16)
             raise ValueError(f"lazy_rescale must be 0 to 15 (P may reach 2^lazy_rescale), found {self.lazy_rescale}")
         if self.overlap and self.v_stages < 2:
             raise ValueError("overlap holds a V stage for P·V while the next one is read: it needs 2 V stages or more")

@@ -327,8 +327,10 @@ def test_a_query_tile_is_one_tma_box():
 
 
 def test_lazy_rescale_stays_where_p_is_finite():
-    with pytest.raises(ValueError, match="lazy_rescale must be 0 to 15"):
-        AttentionConfig(head_dim=128, lazy_rescale=16.0)
+    # (a list or a string raised a bare TypeError from the comparison; True was taken as 1)
+    for lazy in (16.0, float("nan"), [1.0], "2", True):
+        with pytest.raises(ValueError, match="lazy_rescale must be 0 to 15"):
+            AttentionConfig(head_dim=128, lazy_rescale=lazy)
     assert AttentionConfig(head_dim=128, lazy_rescale=15.0).lazy_rescale == 15.0
 
 
