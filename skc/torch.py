@@ -315,6 +315,10 @@ def _check_attention(q, k, v, layout) -> tuple:
                          for size, stride in zip(x.shape[:-1], x.stride()[:-1])),
                      lambda name=name, x=x: f"attention: {name} (strides {tuple(x.stride())}) has a stride that is no "
                                             f"multiple of 16 bytes, which TMA copies need: pass {name}.contiguous()")
+        # (torch's allocations are aligned: a view's offset into its storage says where it starts)
+        torch._check(x.storage_offset() * x.element_size() % 16 == 0,
+                     lambda name=name, x=x: f"attention: {name} starts {x.storage_offset()} elements into its storage, "
+                                            f"no multiple of 16 bytes, which TMA copies need: pass {name}.clone()")
     return B, H, Sq
 
 
