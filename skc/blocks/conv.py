@@ -30,16 +30,16 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     they are, no copy). bf16 or fp16; C not a multiple of 8 (an RGB input's 3) is padded with zero channels to the
     next one, x and w copied (torch tensors and numpy arrays). The output is NHWC (a channels_last torch tensor
     for torch inputs); `out` may be given. stride, padding, dilation: an int or an (h, w) pair (padding also
-    "valid" or, for stride 1, "same", as torch takes them). `config` is a
-    MatmulConfig (its tiles and stages; the loader is conv2d's). The launch goes to `stream`, by default the
+    "valid" or, for stride 1, "same", as torch takes them). `config` is a MatmulConfig (its tiles and stages; the
+    loader, the store and the operands, unswapped, are conv2d's). The launch goes to `stream`, by default the
     current stream of the operands' framework. Like matmul, a call is one lookup of a plan made by the first
     call with the same facts; 1x1 convolutions of stride 1 without padding are plain GEMMs (no im2col). Filter
     taps more than 255 pixels apart (and `config=MatmulConfig(loader="vector", ...)`) load with the vector
     im2col loader instead of TMA im2col."""
     require_arrays("conv2d", ("bias", "out"), x=x, w=w, bias=bias, out=out)
     check_writeable("conv2d", out)
-    if config is not None and not isinstance(config, MatmulConfig):
-        raise skc.LaunchError(f"conv2d's config is a MatmulConfig, found {type(config).__name__}")
+    if config is not None and not (isinstance(config, MatmulConfig) and "bf16" in config.input_types):
+        raise skc.LaunchError(f"conv2d's config is a MatmulConfig, found {type(config).__name__}")   # (not fp8's)
     check_activation("conv2d", activation)
     # the arguments as given key the plan (lists as tuples), with their types (2.0 equals 2 as a key, and the
     # checks refuse it); _checked reads and checks them once per plan
@@ -107,6 +107,10 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
     except ValueError as error:
         raise skc.LaunchError(f"conv2d: {error}") from None
     cfg = _config(conv, dtype, device.target, device.multiprocessors, spec, config)
+    if cfg.shared_bytes() > device.target.max_shared_bytes:   # (a given config's: the compiler's error otherwise)
+        raise skc.LaunchError(f"conv2d: the config's tiles and stages take {cfg.shared_bytes()} bytes of shared "
+                              f"memory, more than the {device.target.max_shared_bytes} a block may use on "
+                              f"{device.target.name}: use fewer stages (stages={cfg.stages}) or smaller tiles")
     plan = _plan(device, conv, cfg)
     if plan.cuda:
         plan.maps[0](x), plan.maps[1](w)  # checks the geometry (and alignment) of x and w now, once
@@ -191,9 +195,12 @@ def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: Epi
     stages, or tiles that fill the GPU; the im2col loader, or the GEMM's own TMA loader for a pointwise conv."""
     # (no split-K: its last share stores through a pointer, and conv2d's out is a tensor map of the NHWC view)
     # (all of A's rows: a config chosen for a GEMM of fewer rows than a tile loads only those, a_rows)
-    # (TMA stores to the NHWC view's map, and the im2col loaders' own loads: no direct store, no narrower loads)
+    # (TMA stores to the NHWC view's map, and the im2col loaders' own loads: no direct store, no narrower loads,
+    # no cp.async copies)
+    # (x and w as the kernel's a and b, one convolution a launch: not swapped, as a GEMM's out^T = b^T a^T, nor batched)
     base = {"dtype": dtype, "a_k_major": True, "b_k_major": True, "epilogue": spec, "cluster_m": 1, "cluster_n": 1,
-            "split_k": 1, "a_rows": 0, "a_box_rows": 0, "store": "tma", "vector_width": 8}
+            "split_k": 1, "a_rows": 0, "a_box_rows": 0, "store": "tma", "vector_width": 8, "vector_async": False,
+            "swap_ab": False, "batched": ""}
     # the vector im2col loader where TMA im2col cannot reach, and where the config asks for it
     vector = (config is not None and config.loader == "vector") or not conv.tma_reaches()
     M, N, K = conv.gemm_shape()

@@ -57,3 +57,31 @@ def test_a_read_only_out_is_refused_before_the_launch(hopper_interpreter):
     out.setflags(write=False)
     with pytest.raises(skc.LaunchError, match="conv2d: out is a read-only array"):
         skc.blocks.conv2d(x, w, out=out)
+
+
+@pytest.mark.parametrize("R, fields", [(1, dict(tile_m=64, consumers=1, tile_n=16, b_k_major=True, swap_ab=True)),
+                                       (3, dict(tile_m=64, consumers=1, tile_n=16, b_k_major=True, swap_ab=True)),
+                                       (3, dict(batched="ab")), (1, dict(batched="ab")),
+                                       (3, dict(loader="vector", vector_async=True))])
+def test_a_config_of_swapped_batched_or_async_copies_keeps_conv2ds_own(hopper_interpreter, R, fields):
+    """conv2d's x and w are the kernel's a and b, one convolution a launch, copied by its own loaders: a GEMM config's
+    swap_ab (which MatmulConfig.for_problem picks for 128 < M <= 192 over deep K), batched and vector_async are the
+    GEMM's (a pointwise conv under swap_ab came out wrong; the others raised MatmulConfig's ValueError)."""
+    x, w = ints(1, 16, 4, 5), ints(16, 16, R, R)
+    config = skc.blocks.MatmulConfig(**{"tile_m": 128, "tile_n": 128, "consumers": 2, "stages": 3, **fields})
+    y = conv2d(x, w, padding=R // 2, config=config)
+    assert torch.equal(y.float(), torch.nn.functional.conv2d(x.float(), w.float(), padding=R // 2))
+
+
+def test_conv2d_names_a_config_it_cannot_take(hopper_interpreter):
+    """An fp8 GEMM's config (was MatmulConfig's ValueError, "the GEMM multiplies f8e4m3 or f8e5m2, not bf16") and tiles
+    and stages past the device's shared memory (was a CompileError at a line of skc/blocks/payload.py)."""
+    from skc.blocks.fp8 import Fp8MatmulConfig
+
+    x, w = ints(1, 16, 4, 5), ints(16, 16, 3, 3)
+    with pytest.raises(skc.LaunchError, match="config is a MatmulConfig, found Fp8MatmulConfig"):
+        conv2d(x, w, padding=1, config=Fp8MatmulConfig())
+    large = skc.blocks.MatmulConfig(tile_m=128, consumers=2, tile_n=256, stages=8)
+    with pytest.raises(skc.LaunchError, match=r"conv2d: the config's tiles and stages take \d+ bytes of shared memory, "
+                                              r"more than the 232448 .* use fewer stages \(stages=8\)"):
+        conv2d(x, w, padding=1, config=large)
