@@ -145,7 +145,15 @@ def _launch_matmul(a, b, out, bias, c, alpha, beta, activation):
         matmul(a, b, **options)
 
 
-def _check_operands(a, b, bias, c) -> tuple:
+def _check_activation(what: str, activation) -> None:
+    """activation is one the fused epilogue knows (the message is skc.blocks' at launch)."""
+    from .blocks.epilogue import ACTIVATIONS
+
+    torch._check(activation in ACTIVATIONS,
+                 lambda: f"{what}: unknown activation {activation!r}; choose from {ACTIVATIONS}")
+
+
+def _check_operands(a, b, bias, c, activation=None) -> tuple:
     """(M, N) of a valid problem; the messages match what skc.blocks.matmul says at launch."""
     from .blocks.host_plans import read_transposed
 
@@ -172,27 +180,28 @@ def _check_operands(a, b, bias, c) -> tuple:
         torch._check(x is None or x.is_contiguous(),
                      lambda name=name, x=x: f"matmul: {name} (strides {tuple(x.stride())}) must be contiguous: pass "
                                             f"a contiguous copy ({name}.contiguous())")
+    _check_activation("matmul", activation)
     return M, N
 
 
 def _matmul(a: torch.Tensor, b: torch.Tensor, bias: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None,
             alpha: Optional[float] = None, beta: Optional[float] = None,
             activation: Optional[str] = None) -> torch.Tensor:
-    M, N = _check_operands(a, b, bias, c)
+    M, N = _check_operands(a, b, bias, c, activation)
     out = torch.empty((M, N), dtype=a.dtype, device=a.device)
     _launch_matmul(a, b, out, bias, c, alpha, beta, activation)
     return out
 
 
 def _matmul_fake(a, b, bias=None, c=None, alpha=None, beta=None, activation=None):
-    M, N = _check_operands(a, b, bias, c)
+    M, N = _check_operands(a, b, bias, c, activation)
     return a.new_empty((M, N))
 
 
-def _check_out(a, b, out, bias, c) -> None:
+def _check_out(a, b, out, bias, c, activation=None) -> None:
     """out must be the product's (M, N) row-major tensor of the operands' type (eagerly and in the fake
     implementation, so that torch.compile refuses at tracing what the op refuses at run time)."""
-    M, N = _check_operands(a, b, bias, c)
+    M, N = _check_operands(a, b, bias, c, activation)
     torch._check(tuple(out.shape) == (M, N) and out.dtype == a.dtype,
                  lambda: f"out is {tuple(out.shape)} {out.dtype}, expected ({M}, {N}) {a.dtype}")
     torch._check(out.is_contiguous(), lambda: f"out (strides {tuple(out.stride())}) must be row-major: pass a "
@@ -202,12 +211,12 @@ def _check_out(a, b, out, bias, c) -> None:
 def _matmul_out(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: Optional[torch.Tensor] = None,
                 c: Optional[torch.Tensor] = None, alpha: Optional[float] = None, beta: Optional[float] = None,
                 activation: Optional[str] = None) -> None:
-    _check_out(a, b, out, bias, c)
+    _check_out(a, b, out, bias, c, activation)
     _launch_matmul(a, b, out, bias, c, alpha, beta, activation)
 
 
 def _matmul_out_fake(a, b, out, bias=None, c=None, alpha=None, beta=None, activation=None):
-    _check_out(a, b, out, bias, c)
+    _check_out(a, b, out, bias, c, activation)
 
 
 matmul = register_op("skc::matmul", _matmul, fake=_matmul_fake)
@@ -225,7 +234,7 @@ def _conv_output_size(size, kernel, stride, padding, dilation) -> int:
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _check_conv(x, w, bias, stride, padding, dilation) -> tuple:
+def _check_conv(x, w, bias, stride, padding, dilation, activation) -> tuple:
     """(N, K, P, Q) of a valid convolution; the messages match what skc.blocks.conv2d says at launch."""
     torch._check(x.dim() == 4 and w.dim() == 4,
                  lambda: f"skc::conv2d takes 4-d x and w (NCHW / OIHW shapes in the channels_last memory format), "
@@ -254,6 +263,9 @@ def _check_conv(x, w, bias, stride, padding, dilation) -> tuple:
                                      "channels)")
     if bias is not None:
         torch._check(tuple(bias.shape) == (K,), lambda: f"bias has shape {tuple(bias.shape)}, expected ({K},)")
+        torch._check(bias.is_contiguous(), lambda: f"conv2d: bias (strides {tuple(bias.stride())}) must be "
+                                                   "contiguous: pass a contiguous copy (bias.contiguous())")
+    _check_activation("conv2d", activation)
     P = _conv_output_size(H, R, stride[0], padding[0], dilation[0])
     Q = _conv_output_size(W, S, stride[1], padding[1], dilation[1])
     torch._check(P >= 1 and Q >= 1, lambda: f"conv2d of a {H}x{W} input by a {R}x{S} filter (padding "
@@ -264,7 +276,7 @@ def _check_conv(x, w, bias, stride, padding, dilation) -> tuple:
 def _conv2d(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), activation=None):
     from .blocks import conv2d
 
-    N, K, P, Q = _check_conv(x, w, bias, stride, padding, dilation)
+    N, K, P, Q = _check_conv(x, w, bias, stride, padding, dilation, activation)
     out = torch.empty((N, K, P, Q), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
     with on_device_of(x):
         conv2d(x, w, bias=bias, stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation),
@@ -273,7 +285,7 @@ def _conv2d(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), act
 
 
 def _conv2d_fake(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), activation=None):
-    shape = _check_conv(x, w, bias, stride, padding, dilation)
+    shape = _check_conv(x, w, bias, stride, padding, dilation, activation)
     return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
 
 

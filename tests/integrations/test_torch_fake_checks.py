@@ -38,7 +38,17 @@ from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
     (lambda t: torch.ops.skc.conv2d(t(0, 8, 6, 6).to(memory_format=torch.channels_last),
                                     t(8, 8, 3, 3).to(memory_format=torch.channels_last)), "must each be at least 1"),
     (lambda t: torch.ops.skc.conv2d(t(1, 8, 6, 6).to(memory_format=torch.channels_last),
-                                    t(2, 8, 3, 3).to(memory_format=torch.channels_last)), "a multiple of 8")])
+                                    t(2, 8, 3, 3).to(memory_format=torch.channels_last)), "a multiple of 8"),
+    # (a strided bias and an unknown activation: the fakes took them, the ops refuse them)
+    (lambda t: torch.ops.skc.conv2d(t(1, 8, 6, 6).to(memory_format=torch.channels_last),
+                                    t(8, 8, 3, 3).to(memory_format=torch.channels_last), t(16)[::2]),
+     "bias .* must be contiguous"),
+    (lambda t: torch.ops.skc.conv2d(t(1, 8, 6, 6).to(memory_format=torch.channels_last),
+                                    t(8, 8, 3, 3).to(memory_format=torch.channels_last), activation="tanh"),
+     "conv2d: unknown activation 'tanh'"),
+    (lambda t: torch.ops.skc.matmul(t(16, 16), t(16, 16), activation="tanh"), "matmul: unknown activation 'tanh'"),
+    (lambda t: torch.ops.skc.matmul_out(t(16, 16), t(16, 16), t(16, 16), activation="Relu"),
+     "matmul: unknown activation 'Relu'")])
 def test_fake_refuses_what_the_op_refuses(call, message):
     with pytest.raises(Exception, match=message):   # eagerly (RuntimeError or skc.LaunchError)
         call(lambda *shape: torch.zeros(*shape, dtype=torch.bfloat16))
