@@ -14,8 +14,8 @@ from skc import ir
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, check_has_data, check_writeable,
-                         contiguous, empty_like, facts, facts_failed, filling_config, on_stream, paddable, padded,
-                         remember, require_arrays, torch_type, view, without_grad)
+                         contiguous, element_strides, empty_like, facts, facts_failed, filling_config, on_stream,
+                         paddable, padded, remember, require_arrays, torch_type, view, without_grad)
 from .im2col import ConvShape
 from .matmul_host import operand_dtype_name
 
@@ -73,6 +73,11 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
 def _checked(device, x, w, bias, stride, padding, dilation, activation, config) -> tuple:
     """Every check of a call, once per set of facts, and the plan that launches it."""
     x_nhwc, w_krsc = _nhwc(x, "x"), _nhwc(w, "w")
+    for name, array in (("x", x_nhwc), ("w", w_krsc)):   # (torch's: channels_last, which _nhwc checks)
+        if not contiguous(array):   # (a vector loader's pointer and a pointwise conv's 2-D map read it densely)
+            raise skc.LaunchError(f"conv2d's '{name}' (strides {element_strides(array)}) must be contiguous "
+                                  f"{'NHWC' if name == 'x' else 'KRSC'} memory: pass a contiguous copy "
+                                  f"(numpy.ascontiguousarray({name}), cupy.ascontiguousarray({name}))")
     dtype, dtype_w = operand_dtype_name(x, "x", "conv2d"), operand_dtype_name(w, "w", "conv2d")
     if dtype_w != dtype:
         raise skc.LaunchError(f"x is {dtype} and w is {dtype_w}; conv2d needs one type")

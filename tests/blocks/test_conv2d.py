@@ -342,6 +342,25 @@ def test_pointwise_convs_are_plain_gemms_over_the_nhwc_tensor(fake):
     assert fake.launches[-1]["seen"][0][0][1] == 4
 
 
+@pytest.mark.parametrize("R, loader", [(1, "tma"), (3, "vector")])
+def test_arrays_of_other_frameworks_must_be_contiguous(fake, R, loader):
+    """A strided cupy-like x or w was launched: a pointwise conv's 2-D map over x's address and the vector loader's
+    pointer read it as dense NHWC (KRSC) memory, a wrong answer; torch tensors must be channels_last already."""
+    from skc.runtime.fake_cuda import FakeTensor
+
+    config = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=3, loader=loader)
+    x, w = FakeTensor((1, 9, 9, 16)), FakeTensor((32, R, R, 16))
+    pixels, filters = FakeTensor((1, 9, 18, 16)), FakeTensor((64, R, R, 16))   # (their memory: the views' spans)
+    every_other_pixel = FakeTensor((1, 9, 9, 16), strides=(9 * 18 * 16, 18 * 16, 32, 1), address=pixels.address)
+    every_other_filter = FakeTensor((32, R, R, 16), strides=(2 * R * R * 16, R * 16, 16, 1), address=filters.address)
+    for shifted, name in (((every_other_pixel, w), "x"), ((x, every_other_filter), "w")):
+        with pytest.raises(skc.LaunchError, match=rf"conv2d's '{name}' \(strides .*\) must be contiguous"):
+            conv2d(*shifted, padding=R // 2, config=config)
+    assert not fake.launches
+    conv2d(x, w, padding=R // 2, config=config)
+    assert len(fake.launches) == 1
+
+
 @pytest.mark.parametrize("C, H, K, R, stride, tiles", [
     (64, 56, 64, 3, 1, (128, 64)),      # 3136 tiles of 128 x 64: 99 % of 24 waves
     (256, 14, 256, 3, 1, (128, 128)),   # 128 x 256 tiles would fill 196 / 264 SM-waves; 128 x 128: 392 / 396
