@@ -17,7 +17,7 @@ from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_oper
                          contiguous, element_strides, empty_like, facts, facts_failed, filling_config, on_stream,
                          paddable, padded, remember, require_arrays, torch_type, view, without_grad)
 from .im2col import ConvShape
-from .matmul_host import operand_dtype_name
+from .matmul_host import _dtype_label, operand_dtype_name
 
 _PLANS: dict = {}  # facts of a call -> its plan
 
@@ -148,15 +148,19 @@ def _check_out(conv: ConvShape, x, out):
     """out must be the convolution's output as the call would make it: (N, K, P, Q) channels_last for torch, NHWC
     (N, P, Q, K) and row-major otherwise, of x's type (the kernel stores its tiles through a map of that type)."""
     torch_layout = _is_torch(x)
+    if _is_torch(out) != torch_layout:   # (a torch out's shape is NCHW, any other's NHWC)
+        raise skc.LaunchError(f"conv2d's out is a {type(out).__name__} and x a {type(x).__name__}: pass an out of "
+                              "x's kind (a channels_last torch tensor for a torch x, an NHWC array otherwise), or "
+                              "none")
     shape = (conv.N, conv.K, conv.P, conv.Q) if torch_layout else (conv.N, conv.P, conv.Q, conv.K)
     if tuple(out.shape) != shape:
         raise skc.LaunchError(f"conv2d's out has shape {tuple(out.shape)}; the convolution's output is {shape} "
                               f"({'NCHW shape, channels_last' if torch_layout else 'NHWC'})")
     dtype = operand_dtype_name(x, "x", "conv2d")
-    if str(out.dtype) != str(x.dtype):
+    if _dtype_label(out) != dtype:   # (by label: numpy's float16 and an skc array's f16 are one type)
         raise skc.LaunchError(f"conv2d's out is {out.dtype}; conv2d writes x's type ({dtype}): pass an out of that "
                               "type, or none")
-    if not contiguous(_nhwc(out, "out")):
+    if not contiguous(out.permute(0, 2, 3, 1) if torch_layout else out):
         raise skc.LaunchError("conv2d's out must be contiguous NHWC memory (channels_last for torch): pass a fresh "
                               "out, or none")
 

@@ -39,3 +39,30 @@ def test_conv2d_writes_a_good_out(hopper_interpreter):
     out = torch.empty(1, 16, 4, 3, dtype=torch.bfloat16).to(memory_format=CL)
     assert conv2d(x, w, out=out) is out
     assert torch.equal(out.float(), torch.nn.functional.conv2d(x.float(), w.float()))
+
+
+def test_conv2d_takes_an_out_of_another_array_kind_of_its_type(hopper_interpreter):
+    """numpy's float16 and an skc array's f16 are one type (was: "out is f16; conv2d writes x's type (f16)")."""
+    rng = np.random.default_rng(3)
+    x, w = rng.integers(-2, 3, (1, 5, 4, 16)).astype(np.float16), rng.integers(-2, 3, (16, 3, 3, 16)).astype(np.float16)
+    expected = torch.nn.functional.conv2d(torch.from_numpy(x).permute(0, 3, 1, 2).float(),
+                                          torch.from_numpy(w).permute(0, 3, 1, 2).float(), padding=1)
+    out = skc.empty((1, 5, 4, 16), skc.f16)
+    assert conv2d(x, w, padding=1, out=out) is out
+    assert torch.equal(torch.from_numpy(out.numpy()).float().permute(0, 3, 1, 2), expected)
+    host = np.empty((1, 5, 4, 16), np.float16)
+    conv2d(skc.to_device(x), skc.to_device(w), padding=1, out=host)
+    assert torch.equal(torch.from_numpy(host).float().permute(0, 3, 1, 2), expected)
+
+
+def test_conv2d_names_an_out_of_the_other_layout(hopper_interpreter):
+    """A torch out is NCHW-shaped, any other NHWC: one for the other is named as such (was: "out is float16; conv2d
+    writes x's type (f16)"); a torch out that is not channels_last is not told to take a copy (out.to(...))."""
+    x, w = ints(1, 16, 6, 5, dtype=torch.float16), ints(16, 16, 3, 3, dtype=torch.float16)
+    with pytest.raises(skc.LaunchError, match="out is a ndarray and x a Tensor: pass an out of x's kind"):
+        conv2d(x, w, out=np.empty((1, 16, 4, 3), np.float16))
+    x_nhwc, w_krsc = (t.permute(0, 2, 3, 1).contiguous().numpy() for t in (x, w))
+    with pytest.raises(skc.LaunchError, match="out is a Tensor and x a ndarray: pass an out of x's kind"):
+        conv2d(x_nhwc, w_krsc, out=torch.empty(1, 4, 3, 16, dtype=torch.float16))
+    with pytest.raises(skc.LaunchError, match="out must be contiguous NHWC memory .*: pass a fresh out, or none"):
+        conv2d(x, w, out=torch.empty(1, 16, 4, 3, dtype=torch.float16))
