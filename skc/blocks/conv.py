@@ -86,7 +86,9 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
         raise skc.LaunchError(f"conv2d of x {tuple(x.shape)} by w {tuple(w.shape)}: the batch, the channels, the "
                               "filters and the filter's extent must each be at least 1")
     if C_w != C:
-        raise skc.LaunchError(f"x has {C} channels but the filters take {C_w}")
+        grouped = (f" (w of a grouped convolution, torch's groups={C // C_w}: conv2d has no groups; "
+                   "torch.nn.functional.conv2d computes it)" if C_w and C % C_w == 0 else "")
+        raise skc.LaunchError(f"x has {C} channels but the filters take {C_w}{grouped}")
     if C % 8 and not paddable(x, w):
         raise skc.LaunchError(f"conv2d copies pixels 16 bytes at a time: C must be a multiple of 8, found {C} "
                               "(pad the channels with zeros to a multiple of 8)")
