@@ -99,6 +99,10 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
     if conv.P < 1 or conv.Q < 1:
         raise skc.LaunchError(f"conv2d of a {H}x{W} input by a {R}x{S} filter (padding {padding}, dilation "
                               f"{dilation}) has no output pixels")
+    if conv.N * conv.P * conv.Q >= 2 ** 31:   # (the implicit GEMM's M, an i32 of the kernel)
+        raise skc.LaunchError(f"conv2d's output has {N} x {conv.P} x {conv.Q} = {N * conv.P * conv.Q} pixels, past "
+                              "the 2**31 - 1 its kernel counts in 32 bits: split the batch (or the image) into calls "
+                              "of fewer")
     if C % 8:   # the convolution of x and w padded with zero channels (its own plan checks the rest)
         return conv, _PaddedChannels(-(-C // 8) * 8, geometry, activation, config)
     if K % 8:   # (out's rows of K channels are stored through a tensor map: 16-byte multiples)

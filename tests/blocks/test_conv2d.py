@@ -453,3 +453,18 @@ def test_the_consumers_may_take_tiles_in_turn(interpreter, R, pad):
     config = skc.blocks.MatmulConfig(tile_m=64, tile_n=64, consumers=2, pingpong=True, stages=3)
     y = conv2d(x, w, padding=pad, config=config)
     np.testing.assert_array_equal(y.astype(np.float64), reference(x, w, 1, pad, 1))
+
+
+@pytest.mark.parametrize("R, padding", [(1, 0), (3, 1)])
+def test_an_output_of_2_to_the_31_pixels_is_named(fake, R, padding):
+    """The implicit GEMM's M (N·P·Q) is an i32 of the kernel: past it, the launch said "matmul_kernel: argument 'M'
+    ... declare the parameter with a wider type" (after making the output); conv2d names the pixels and the fix."""
+    from skc.runtime.fake_cuda import FakeTensor
+
+    x, w = FakeTensor((32768, 256, 256, 16)), FakeTensor((16, R, R, 16))   # (nothing stored)
+    with pytest.raises(skc.LaunchError, match=r"conv2d's output has 32768 x 256 x 256 = 2147483648 pixels, past the "
+                                              r"2\*\*31 - 1 .*: split the batch"):
+        conv2d(x, w, padding=padding)
+    assert not fake.launches
+    conv2d(FakeTensor((32767, 256, 256, 16)), w, padding=padding)
+    assert fake.launches[-1]["seen"][1][0] == 2 ** 31 - 65536

@@ -18,3 +18,12 @@ def test_conv2d_op_checks_its_geometry(options, message):
         torch.ops.skc.conv2d(x, w, **options)
     with pytest.raises(RuntimeError, match=message), torch._subclasses.fake_tensor.FakeTensorMode() as mode:
         torch.ops.skc.conv2d(mode.from_tensor(x), mode.from_tensor(w), **options)
+
+
+def test_conv2d_op_names_an_output_past_2_to_the_31_pixels():
+    """(the fake too: the op refuses it at launch, where M is an i32 of the kernel)"""
+    x = torch.empty(2, 16, 32768, 32768, dtype=torch.bfloat16, device="meta").to(memory_format=torch.channels_last)
+    w = torch.empty(16, 16, 1, 1, dtype=torch.bfloat16, device="meta").to(memory_format=torch.channels_last)
+    with pytest.raises(RuntimeError, match=r"output has 2 x 32768 x 32768 = 2147483648 pixels"), \
+            torch._subclasses.fake_tensor.FakeTensorMode() as mode:
+        torch.ops.skc.conv2d(mode.from_tensor(x), mode.from_tensor(w))
