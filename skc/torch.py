@@ -441,7 +441,7 @@ def _vjp_backward(reference, names):
 
 def _matmul_reference(a, b, bias, c, alpha, beta, activation):
     z = (a.float() @ b.float()) * (1.0 if alpha is None else alpha)
-    if c is not None:
+    if c is not None and beta != 0:   # (with beta 0, c is ignored, as torch.addmm ignores it: NaN and inf in it too)
         z = z + (1.0 if beta is None else beta) * c.float()
     if bias is not None:
         z = z + bias.float()

@@ -95,6 +95,8 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     check_activation("matmul", activation)
     if beta is None and c is not None:   # torch.addmm's default (the plans take None as 0: no c)
         beta = 1.0
+    elif c is not None and real(beta, "beta") == 0.0:   # torch.addmm ignores c: its NaNs and infs do not propagate
+        c = None
     if autotune is not None and type(autotune) is not bool:
         raise skc.LaunchError(f"matmul's autotune is True, False or None (the environment's SKC_AUTOTUNE), found "
                               f"{autotune!r}")

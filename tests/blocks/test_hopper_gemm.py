@@ -648,3 +648,14 @@ def test_skc_arrays_take_the_unswapped_rule(hopper_interpreter):
     with pytest.raises(skc.LaunchError, match=r"swap_ab multiplies the operands' transposed views \(.T\)"):
         skc.blocks.matmul(skc.to_device(a), skc.to_device(RNG.integers(-1, 2, (k, 256)).astype(np.float16)),
                           config=config)
+
+
+@pytest.mark.parametrize("batch", [(), (2,)], ids=["matrix", "batch"])
+def test_c_with_beta_zero_is_ignored_nan_and_inf_too(hopper_interpreter, batch):
+    """torch.addmm with beta = 0 ignores c: NaN and inf in it do not propagate (0 · c made them NaN)."""
+    a, b = np.ones((*batch, 40, 64), np.float16), np.ones((64, 48), np.float16)
+    c = np.full((*batch, 40, 48), np.nan, np.float16)
+    c[..., 0, 0] = np.inf
+    for beta in (0.0, 0, -0.0):
+        out = np.asarray(skc.blocks.matmul(a, b, c=c, beta=beta), np.float32)
+        np.testing.assert_array_equal(out, np.full((*batch, 40, 48), 64, np.float32))

@@ -74,3 +74,16 @@ def test_backward_after_an_input_changed_in_place_is_refused():
     a.add_(1.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.float().sum().backward()
+
+
+def test_c_with_beta_zero_is_ignored_forward_and_backward():
+    """As torch.addmm: with beta = 0, c is ignored, and NaN and inf in it do not propagate (they made every output
+    NaN, and the gradients of a, b and c NaN)."""
+    a, b = randn(8, 16).requires_grad_(), randn(16, 8, seed=1).requires_grad_()
+    c = torch.full((8, 8), float("nan"), dtype=torch.bfloat16, requires_grad=True)
+    c.data[0, 0] = float("inf")
+    got = torch.ops.skc.matmul(a, b, c=c, beta=0.0, activation="gelu")
+    want = F.gelu(torch.addmm(c.float(), a.float(), b.float(), beta=0), approximate="tanh")
+    torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=5e-2)
+    grads = _grads((a, b, c), got)
+    assert not any(g.isnan().any() for g in grads) and not grads[2].any()
