@@ -671,12 +671,13 @@ def storage(x, k_major_if_row_major: bool, name: str, what: str = "matmul"):
 
 def read_transposed(shape, strides):
     """How a 2-D operand of these shape and strides is read in place: False for rows of unit stride, True for a
-    transposed view of a row-major array, whose rows may be longer than this view's (W[:, :K].T); None for neither
-    (the torch operators' fake implementations ask it too)."""
+    transposed view of a row-major array, whose rows may be longer than this view's (W[:, :K].T); None for neither,
+    such as numpy's reversed rows (x[::-1]: negative strides, which neither TMA nor the copies address) (the torch
+    operators' fake implementations ask it too)."""
     rows, cols = shape
     if strides and strides[0] == 1 and strides[1] >= rows and not (rows == 1 or cols == 1):
         return True
-    if strides and strides[1] != 1 and cols > 1:
+    if strides and (strides[1] != 1 and cols > 1 or strides[0] < 0 and rows > 1):
         return None
     return False
 

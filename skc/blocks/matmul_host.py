@@ -654,7 +654,9 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
         return _FoldedBatch(batch, M, N, K, activation, config)
     one_launch = (device.target.has("wgmma") and c is None and config is None
                   and all(x is None or element_strides(x)[-1] == 1 for x in (a, b, out))
-                  and all(x is None or all(s % 8 == 0 for s in element_strides(x)[:-1]) for x in (a, b, out))
+                  # (numpy's reversed batches or rows, x[::-1], have negative strides, which no map takes)
+                  and all(x is None or all(s % 8 == 0 and s >= 0 for s in element_strides(x)[:-1])
+                          for x in (a, b, out))
                   and N % 8 == 0)   # (out's rows when it is made here; else rows TMA cannot address: per matrix)
     if one_launch:
         batched = "a" * (len(a.shape) == 3) + "b" * (len(b.shape) == 3)

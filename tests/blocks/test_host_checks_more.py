@@ -109,3 +109,29 @@ def test_a_config_flag_that_is_no_truth_value_is_refused(flag, value):
     with pytest.raises(ValueError, match=f"{flag} must be True or False"):
         skc.blocks.MatmulConfig(**{flag: value})
     assert skc.blocks.MatmulConfig(**{flag: 1}) == skc.blocks.MatmulConfig(**{flag: True})
+
+
+@pytest.mark.parametrize("k, n", [(16, 8), (7, 8), (16, 5)], ids=["aligned", "k7-copied", "n5-copied"])
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_reversed_numpy_rows_are_named(hopper_interpreter, which, k, n):
+    """numpy's x[::-1] has a negative row stride, which neither TMA nor the row copies address: a foreign ValueError
+    ("negative dimensions are not allowed") where the rows were copied, TensorMap's "not contiguous" elsewhere."""
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(-2, 3, (16, k)).astype(np.float16), rng.integers(-2, 3, (k, n)).astype(np.float16)
+    operands = {"a": a[::-1], "b": b} if which == "a" else {"a": a, "b": b[::-1]}
+    with pytest.raises(skc.LaunchError, match=rf"{which} \(strides \(-{operands[which].shape[1]}, 1\)\) is neither"):
+        matmul(operands["a"], operands["b"])
+
+
+@pytest.mark.parametrize("reversed_operand", ["a", "b", "out"])
+def test_a_batch_in_reverse_order_runs_per_matrix(hopper_interpreter, reversed_operand):
+    """A batch of numpy matrices in reverse order (x[::-1]: a negative batch stride) ran into a 3-D tensor map, which
+    refused it as "not contiguous"; each of its matrices is row-major, so it runs a GEMM per matrix."""
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(-2, 3, (3, 8, 16)).astype(np.float16), rng.integers(-2, 3, (3, 16, 8)).astype(np.float16)
+    out = np.empty((3, 8, 8), np.float16)
+    operands = dict(a=a, b=b, out=out)
+    operands[reversed_operand] = operands[reversed_operand][::-1]
+    matmul(operands["a"], operands["b"], out=operands["out"])
+    expected = operands["a"].astype(np.float32) @ operands["b"].astype(np.float32)
+    np.testing.assert_array_equal(operands["out"].astype(np.float32), expected)
