@@ -80,7 +80,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     rows it can address (torch tensors, numpy arrays; a batch then runs a GEMM per matrix), or, for few rows over a
     large such B (few_rows_async), for skc's own arrays and for a config with loader="vector", reads them in place
     with narrower loads or cp.async and stores out through a pointer; the AMD GEMM refuses such shapes. Batched: a of
-    B x M x K with b of K x N or B x K x N (out B x M x N). `config` is a MatmulConfig (Hopper) or an
+    B x M x K with b of K x N or B x K x N (out B x M x N; a batch of one broadcasts, as in torch.matmul). `config` is a MatmulConfig (Hopper) or an
     AmdMatmulConfig (AMD); by default one comes from the tuning table, or from `skc.autotune` when
     `autotune=True` (or SKC_AUTOTUNE=1), or is chosen for the problem. The launch goes to `stream`, by default
     the current stream of the operands' framework.
@@ -628,6 +628,8 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
         if x is not None and len(x.shape) == 3 and not (hasattr(x, "reshape") and hasattr(type(x), "__getitem__")):
             raise skc.LaunchError(f"matmul: batched operands must be tensors or arrays that can be viewed per batch "
                                   f"(torch, cupy, numpy), found {type(x).__name__}; pass 2-D operands per batch")
+    if len(a.shape) == len(b.shape) == 3 and a.shape[0] != b.shape[0] and 1 in (a.shape[0], b.shape[0]):
+        return _BroadcastBatch(a.shape[0] == 1, activation, config)
     batch = a.shape[0] if len(a.shape) == 3 else b.shape[0]
     for name, x in (("a", a), ("b", b)):
         if len(x.shape) == 3 and x.shape[0] != batch:
@@ -708,6 +710,19 @@ class _FoldedBatch:
         matmul(view(a, (rows, self.K)), b, view(out, (rows, self.N)), bias=bias, c=flat_c, alpha=alpha,
                beta=beta, activation=self.activation, config=self.config, stream=stream)
         return out
+
+
+class _BroadcastBatch:
+    """A batch of one matrix times a batch of several (1 x M x K with B x K x N, or B x M x K with 1 x K x N): that
+    one matrix times the batch, as torch.matmul broadcasts the batch dimension."""
+
+    def __init__(self, single_a: bool, activation, config):
+        self.single_a, self.activation, self.config = single_a, activation, config
+
+    def __call__(self, a, b, out, c, bias, alpha, beta, stream):
+        a, b = (a[0], b) if self.single_a else (a, b[0])
+        return matmul(a, b, out, bias=bias, c=c, alpha=alpha, beta=beta, activation=self.activation,
+                      config=self.config, stream=stream)
 
 
 class _LoopedBatch:

@@ -127,3 +127,17 @@ def test_the_wave_rule_counts_a_batchs_tiles_per_matrix():
     # tiles win; counted as one matrix of 3000 rows, 192 x 128 would
     assert tile_shape(3 * 1000, 1024, 512, 132, 3)[:2] == (128, 256)
     assert tile_shape(3 * 1000, 1024, 512, 132)[:2] == (192, 128)
+
+
+@pytest.mark.parametrize("a_batch, b_batch", [(1, 3), (3, 1)], ids=["a-of-one", "b-of-one"])
+def test_a_batch_of_one_broadcasts_as_in_torch_matmul(hopper_interpreter, a_batch, b_batch):
+    """torch.matmul broadcasts a batch of one (1 x M x K with B x K x N gives B x M x N): it was refused as "the batch
+    sizes differ". It is that one matrix times the batch, the epilogue's c and bias included."""
+    a, b = integers(a_batch, 40, 64), integers(b_batch, 64, 24)
+    c, bias = integers(3, 40, 24), integers(24)
+    out = skc.blocks.matmul(a, b, bias=bias, c=c, alpha=2.0, activation="relu")
+    expected = np.maximum(2 * (a.astype(np.float32) @ b.astype(np.float32)) + c + bias, 0.0)
+    assert out.shape == (3, 40, 24)
+    np.testing.assert_array_equal(out.astype(np.float32), expected)
+    with pytest.raises(skc.LaunchError, match="the batch sizes differ"):
+        skc.blocks.matmul(integers(2, 40, 64), integers(3, 64, 24))
