@@ -285,3 +285,19 @@ def test_matmul_out_is_refused_where_autograd_would_lose_its_gradient():
         torch.ops.skc.matmul_out(a, weight, out)
     np.testing.assert_array_equal(out.float().numpy(), (a.float() @ b.float()).numpy())
     torch.ops.skc.matmul_out(a, b, out)   # (nothing requires grad)
+
+
+def test_a_host_call_in_compiled_code_runs_eagerly_through_compiler_disable():
+    """docs/torch.md: Dynamo traces into skc.blocks.matmul's host code (and, on the CPU, compiles the interpreter's
+    numpy code, where it fails); wrapped in torch.compiler.disable the call is a graph break that runs eagerly."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    eager_matmul = torch.compiler.disable(skc.blocks.matmul)
+
+    def model(a, b):
+        return eager_matmul(a, b, activation="relu") * 2
+
+    a, b = integers(16, 32), integers(32, 24, seed=1)
+    compiled = torch.compile(model, backend="aot_eager")
+    np.testing.assert_array_equal(compiled(a, b).float().numpy(), (torch.relu(a.float() @ b.float()) * 2).numpy())
