@@ -342,6 +342,7 @@ class GemmPlan:
                         if cfg.shares_tiles else None)
         self.maps = [make if isinstance(make, Direct) else MapsByAddress(make, tensor)
                      for make, tensor in zip(makers, first)]
+        self.mapped = tuple(int(not isinstance(make, Direct)) for make in makers)   # (a, b, out read through maps)
         # (addresses of a, b, out, c, bias; alpha, beta; the stream where it picks buffers) -> its bound launch
         self.bound = Bindings(self.kernel[self.grid, cfg.threads], cfg)
         self.address = address_functions(5)   # a, b, out, c, bias
@@ -352,6 +353,8 @@ class GemmPlan:
         what, a_name, b_name = self.names
         if not self.cuda:   # the interpreter: maps made over the arrays each call
             check_no_overlap(what, out, **{a_name: a, b_name: b, "c": read_in_place(out, c), "bias": bias})
+            if self._misaligned(a, b, out, [self.address[i](x) for i, x in enumerate((a, b, out))]):
+                return self._through_aligned_copies(a, b, out, c, bias, alpha, beta, stream)
             self.kernel[self.grid, self.cfg.threads](*self.arguments(self.makers, a, b, out, c, bias, alpha, beta,
                                                                      stream), self.cfg, stream=stream)
             return out
@@ -371,11 +374,29 @@ class GemmPlan:
             bound(stream)
         else:
             check_no_overlap(what, out, **{a_name: a, b_name: b, "c": read_in_place(out, c), "bias": bias})
+            if self._misaligned(a, b, out, key):   # (never bound: each such call copies)
+                return self._through_aligned_copies(a, b, out, c, bias, alpha, beta, stream)
             args = self.arguments(self.maps, a, b, out, c, bias, alpha, beta, stream)
             if captured:
                 self.bound.ready(args)(args, stream)
             else:
                 self.bound.launch(key, args, stream)
+        return out
+
+    def _misaligned(self, a, b, out, addresses) -> bool:
+        """Whether a, b or out (at `addresses`), where a tensor map of the plan reads or writes it, starts at no
+        16-byte boundary, which no map addresses, its rows aligned or not (a view one element into its rows,
+        x[:, 1:], or into a buffer); only for the operands the host can copy (torch's, numpy's)."""
+        mapped = self.mapped
+        return bool((addresses[0] * mapped[0] | addresses[1] * mapped[1] | addresses[2] * mapped[2]) & 15
+                    and paddable(a, b, out))
+
+    def _through_aligned_copies(self, a, b, out, c, bias, alpha, beta, stream):
+        """The call over copies of a, b and out in new (aligned) memory of their strides, the plan's geometry, in the
+        launch's stream (a copy of out, written back into out after the launch)."""
+        with on_stream(a, stream), without_grad(a):
+            product = self(_strided_copy(a), _strided_copy(b), _strided_copy(out), c, bias, alpha, beta, stream)
+            out[...] = product
         return out
 
     def arguments(self, maps, a, b, out, c, bias, alpha, beta, stream=None) -> tuple:
@@ -709,6 +730,15 @@ def span(x):
     import numpy as np
 
     return np.lib.stride_tricks.as_strided(x, shape=(count,), strides=(x.itemsize,))
+
+
+def _strided_copy(x):
+    """A copy of x in new memory, of x's shape and strides (the elements between its rows copied too)."""
+    if hasattr(x, "as_strided"):   # torch
+        return span(x).clone().as_strided(tuple(x.shape), tuple(x.stride()))
+    import numpy as np
+
+    return np.lib.stride_tricks.as_strided(span(x).copy(), shape=x.shape, strides=x.strides)
 
 
 def on_stream(x, stream):

@@ -268,9 +268,10 @@ def fake_torch_module(streams: Optional[list] = None):
         pass
 
     class Tensor:
-        """shape, stride(), dtype, device, data_ptr(), get_device(), is_neg(), new_empty, new_zeros, T, transpose,
-        reshape, [i], [:m, :n], copy_ (a no-op); torch._neg_view(t) makes a lazily negated view, torch.as_tensor a
-        tensor over an array's __cuda_array_interface__."""
+        """shape, stride(), dtype, device, data_ptr(), get_device(), is_neg(), new_empty, new_zeros, T,
+        transpose, reshape, as_strided, clone (new memory), [i], [:m, :n], copy_ and assignments (no-ops);
+        torch._neg_view(t) makes a lazily negated view, torch.as_tensor a tensor over an array's
+        __cuda_array_interface__."""
 
         def __init__(self, shape, dtype=dtypes["bfloat16"], strides=None, address=None, device=0, negated=False):
             self.shape, self.dtype, self._device = Size(int(s) for s in shape), dtype, device
@@ -332,6 +333,15 @@ def fake_torch_module(streams: Optional[list] = None):
         def copy_(self, other):   # (stores nothing)
             return self
 
+        def as_strided(self, shape, strides):
+            return Tensor(shape, self.dtype, strides, self._address, self._device)
+
+        def clone(self):   # (new memory of the same shape, contiguous)
+            return Tensor(self.shape, self.dtype, None, None, self._device)
+
+        def __setitem__(self, index, value):   # (stores nothing)
+            pass
+
     Tensor.__module__ = "torch"
     torch.Tensor, torch.Size = Tensor, Size
 
@@ -344,6 +354,7 @@ def fake_torch_module(streams: Optional[list] = None):
         return tensor
     torch.as_tensor = as_tensor
     torch.inference_mode = lambda mode=True: contextlib.nullcontext()
+    torch.no_grad = contextlib.nullcontext
     torch._neg_view = lambda t: Tensor(t.shape, t.dtype, t.stride(), t.data_ptr(), t.get_device(), negated=True)
     torch.version = types.SimpleNamespace(hip=None, cuda="13.0")
     torch._C = types.SimpleNamespace(_cuda_getCurrentRawStream=lambda index: streams[-1])

@@ -455,3 +455,33 @@ def test_a_config_for_few_rows_in_a_cluster_covers_more_rows(hopper_interpreter)
     for M in (16, 24):
         a, b = ints(M, 64), ints(64, 128)
         np.testing.assert_array_equal(matmul(a, b, config=config).astype(np.float32), exact(a, b))
+
+
+@pytest.mark.parametrize("shifted", ["a", "b", "out", "a-transposed"])
+def test_operands_at_addresses_tma_cannot_map_run_through_aligned_copies(hopper_interpreter, monkeypatch, shifted):
+    """Rows 16-byte aligned apart, but the first one element into its buffer (x[:, 1:]): no tensor map addresses it
+    (a GPU refused the call), while the interpreter, which maps arrays into memory of its own, read it as it was.
+    The GemmPlan copies such an operand into new memory of its strides, on the GPU and here alike; out's copy is
+    written back, and nothing of out's buffer outside out."""
+    from skc.blocks import host_plans
+
+    copied = []
+    through = host_plans.GemmPlan._through_aligned_copies
+    monkeypatch.setattr(host_plans.GemmPlan, "_through_aligned_copies",
+                        lambda plan, *args: copied.append(1) or through(plan, *args))
+    M, N, K = 40, 48, 64
+    a, b = ints(M, K + 8)[:, 1:K + 1], ints(K, N)
+    if shifted == "a-transposed":
+        a = ints(K, M + 8)[:, 1:M + 1].T
+    elif shifted == "b":
+        a, b = ints(M, K), ints(K, N + 8)[:, 3:N + 3]
+    elif shifted == "out":
+        a = ints(M, K)
+    buffer = np.full(M * N + 8, np.nan, np.float16)
+    out = buffer[1:1 + M * N].reshape(M, N) if shifted == "out" else None
+    bias = ints(N)
+    got = matmul(a, b, out, bias=bias, activation="relu")
+    np.testing.assert_array_equal(got.astype(np.float32), np.maximum(exact(a, b) + bias, 0))
+    assert copied == [1]
+    if out is not None:
+        assert got is out and np.isnan(buffer[0]) and np.isnan(buffer[1 + M * N:]).all()

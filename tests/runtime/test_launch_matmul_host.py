@@ -796,3 +796,28 @@ def test_without_cluster_speeds_the_unaligned_table_stands(monkeypatch):
     assert tile_rules.unaligned_tile_speeds(2880, 4160, 132) is tile_rules.UNALIGNED_TILE_SPEEDS
     pick = MatmulConfig.for_problem(2880, 4160, 2824, "bf16", True, True, multiprocessors=132, unaligned=(True, True))
     assert (pick.tile_m, pick.tile_n, pick.cluster) == (128, 256, 1)
+
+
+@pytest.mark.parametrize("shifted", ["a", "b", "out", "a-padded-rows"])
+def test_torch_operands_at_misaligned_addresses_run_through_aligned_copies(shifted):
+    """A torch view one element into its rows (x[:, 1:], rows still 16-byte aligned) starts at no 16-byte boundary,
+    which no tensor map addresses: the launch was refused ("TMA needs the tensor's address to be 16-byte aligned")
+    where torch.matmul runs it. Such an operand is copied into new memory of its strides (the plan's geometry) and
+    the GEMM runs there (out through a copy written back); cupy's and skc's arrays are still refused (above)."""
+    from helpers import fake_host_paths
+
+    with fake_host_paths() as (driver, torch):
+        driver.inspect = matmul_arguments
+        strides = (136, 1) if shifted == "a-padded-rows" else None
+        operands = {"a": torch.Tensor((256, 128), strides=strides), "b": torch.Tensor((128, 512)),
+                    "out": torch.Tensor((256, 512))}
+        name = shifted.split("-")[0]
+        x = operands[name]
+        skc.blocks.matmul(**operands)   # (the plan, at aligned addresses)
+        operands[name] = torch.Tensor(x.shape, x.dtype, x.stride(), x.data_ptr() + 2)
+        for _ in range(2):
+            assert skc.blocks.matmul(**operands) is operands["out"]
+            maps = launched(driver.launches[-1])[0]
+            assert all(address % 16 == 0 for address, *_ in maps)
+            assert maps[("a", "b", "out").index(name)][0] != operands[name].data_ptr()
+        assert len(driver.launches) == 3
