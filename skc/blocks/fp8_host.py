@@ -161,10 +161,10 @@ class _Plan:
             raise skc.LaunchError("scaled matmul: use_fast_accum=True runs the whole K in fp8 wgmma's accumulator, "
                                   "which per-tensor scales allow; block-wise scales multiply each k-block's product "
                                   "in f32: leave use_fast_accum unset (or False)")
-        out_name = _OUT.get(_name(out_dtype if out_dtype is not None else (out.dtype if out is not None
-                                                                          else "bfloat16")))
-        if out_name is None:
-            raise skc.LaunchError(f"scaled matmul writes bfloat16, float16 or float32, not {out_dtype}")
+        written = out_dtype if out_dtype is not None else out.dtype if out is not None else "bfloat16"
+        out_name = _OUT.get(_name(written))
+        if out_name is None:   # (out's dtype where out_dtype is not given)
+            raise skc.LaunchError(f"scaled matmul writes bfloat16, float16 or float32, not {written}")
         if out is not None and (tuple(out.shape) != (M, N) or _OUT.get(_name(out.dtype)) != out_name):
             raise skc.LaunchError(f"out is {tuple(out.shape)} {out.dtype}; the product is {(M, N)} {out_name}")
         if out is not None and element_strides(out)[-1] != 1:   # (its rows are stored through a tensor map)

@@ -447,6 +447,14 @@ def test_scales_must_be_tensors(hopper_interpreter):
     assert skc.blocks.Fp8MatmulConfig is Fp8MatmulConfig
 
 
+def test_an_out_of_a_type_it_cannot_write_is_named(hopper_interpreter):
+    """out's own dtype where out_dtype is not given (the message read "not None")."""
+    _, _, a8, b8 = operands(64, 64, 64)
+    one = np.ones(1, np.float32)
+    with pytest.raises(skc.LaunchError, match="writes bfloat16, float16 or float32, not int32"):
+        skc.blocks.matmul(a8, b8, np.zeros((64, 64), np.int32), scale_a=one, scale_b=one)
+
+
 def test_a_bias_of_another_shape_is_refused(hopper_interpreter):
     _, _, a8, b8 = operands(128, 128, 128)
     one = np.ones(1, np.float32)
