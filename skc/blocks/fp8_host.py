@@ -28,7 +28,9 @@ from .host_plans import storage as _storage
 from .scheduler import TileScheduler
 
 _PLANS: dict = {}
-_FP8 = {"float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2"}
+# dtype names (torch's and ml_dtypes', and skc arrays' own) -> the IR's
+_FP8 = {"float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2", "f8e4m3": "f8e4m3", "f8e5m2": "f8e5m2"}
+_SCALE = ("float32", "f32")
 _OUT = {"bfloat16": "bf16", "float16": "f16", "float32": "f32", "bf16": "bf16", "f16": "f16", "f32": "f32"}
 
 
@@ -130,7 +132,7 @@ def _operands(a, b) -> tuple:
 def _scaling(scale_a, scale_b, M, N, K) -> bool:
     """Whether the scales are block-wise (else one per tensor); checks their shapes and type."""
     for name, s in (("scale_a", scale_a), ("scale_b", scale_b)):
-        if _name(s.dtype) != "float32":
+        if _name(s.dtype) not in _SCALE:
             raise skc.LaunchError(f"scaled matmul: {name} is {s.dtype}; scales are float32")
     sizes = [int(np.prod(s.shape)) for s in (scale_a, scale_b)]
     if sizes == [1, 1]:
@@ -157,6 +159,9 @@ class _Plan:
             if block and getattr(scale, "device", None) != getattr(a, "device", None):
                 raise skc.LaunchError(f"scaled matmul: {name} is on {scale.device}, the operands on {a.device}: "
                                       f"pass block scales on the operands' device ({name}.to(a.device))")
+            if block and not hasattr(scale, "T"):   # (read through their transposes, or copied: scales())
+                raise skc.LaunchError(f"scaled matmul: block-wise {name} is a {type(scale).__name__}, which has no "
+                                      "transposed view: pass block scales as torch tensors or numpy or cupy arrays")
         if block and use_fast_accum:
             raise skc.LaunchError("scaled matmul: use_fast_accum=True runs the whole K in fp8 wgmma's accumulator, "
                                   "which per-tensor scales allow; block-wise scales multiply each k-block's product "

@@ -455,6 +455,20 @@ def test_an_out_of_a_type_it_cannot_write_is_named(hopper_interpreter):
         skc.blocks.matmul(a8, b8, np.zeros((64, 64), np.int32), scale_a=one, scale_b=one)
 
 
+def test_skc_arrays_of_fp8_and_f32_are_operands_and_scales(hopper_interpreter):
+    """skc's own arrays name their types f8e4m3 and f32: a and per-tensor scales of them multiply (they were refused
+    as "a is f8e4m3; it multiplies float8_e4m3fn" and "scale_a is f32; scales are float32"); block scales, which have
+    no transposed view as skc arrays, are refused by name (they were an AttributeError)."""
+    a, b, a8, b8 = operands(64, 64, 128)
+    on_device = skc.to_device(a8.view(np.uint8), "f8e4m3")
+    half, four = skc.to_device(np.array([0.5], np.float32)), skc.to_device(np.array([4.0], np.float32))
+    out = skc.blocks.matmul(on_device, b8, scale_a=half, scale_b=four, out_dtype="float32")
+    np.testing.assert_array_equal(np.asarray(out), 2.0 * (a @ b))
+    with pytest.raises(skc.LaunchError, match="block-wise scale_a is a DeviceArray, which has no transposed view"):
+        skc.blocks.matmul(on_device, b8, scale_a=skc.to_device(np.ones((64, 1), np.float32)),
+                          scale_b=skc.to_device(np.ones((1, 1), np.float32)))
+
+
 def test_a_bias_of_another_shape_is_refused(hopper_interpreter):
     _, _, a8, b8 = operands(128, 128, 128)
     one = np.ones(1, np.float32)
