@@ -387,10 +387,11 @@ def _empty_maker(a, shape, name):
 
 
 def scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream,
-                use_fast_accum=None):
+                use_fast_accum=None, autotune=None):
     """matmul()'s fp8 form: what it does not take is refused by name."""
     kind = type(a)
-    if type(scale_a) is kind and type(scale_b) is kind and c is None and alpha is None and beta is None:
+    if (type(scale_a) is kind and type(scale_b) is kind and c is None and alpha is None and beta is None
+            and autotune is None):
         # tensors of one kind: the plan's key holds their facts (a plan is made only for what it checked)
         return scaled_matmul(a, b, scale_a, scale_b, out, out_dtype=out_dtype, bias=bias, activation=activation,
                              config=config, stream=stream, use_fast_accum=use_fast_accum)
@@ -403,5 +404,8 @@ def scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, ac
     if c is not None or alpha is not None or beta is not None:
         raise skc.LaunchError("scaled matmul's epilogue takes bias and activation; c, alpha and beta are not "
                               "supported (fold alpha into scale_a)")
+    if autotune is not None and autotune is not False:   # (True was dropped: the call ran untuned)
+        raise skc.LaunchError(f"scaled matmul does not autotune (autotune={autotune!r}): its tiles are chosen for the "
+                              "problem; pass config=Fp8MatmulConfig(...) to choose them")
     return scaled_matmul(a, b, scale_a, scale_b, out, out_dtype=out_dtype, bias=bias, activation=activation,
                          config=config, stream=stream, use_fast_accum=use_fast_accum)

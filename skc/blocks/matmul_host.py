@@ -88,7 +88,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     (fp8_host.py)."""
     if scale_a is not None or scale_b is not None or out_dtype is not None or use_fast_accum is not None:
         return scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream,
-                           use_fast_accum)
+                           use_fast_accum, autotune)
     if config is not None and not isinstance(config, (MatmulConfig, AmdMatmulConfig)):
         raise skc.LaunchError(f"matmul's config is a MatmulConfig (Hopper) or an AmdMatmulConfig (AMD), found "
                               f"{type(config).__name__}")

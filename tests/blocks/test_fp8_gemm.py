@@ -469,6 +469,17 @@ def test_skc_arrays_of_fp8_and_f32_are_operands_and_scales(hopper_interpreter):
                           scale_b=skc.to_device(np.ones((1, 1), np.float32)))
 
 
+def test_autotune_is_refused_by_the_fp8_gemm(hopper_interpreter):
+    """autotune=True was dropped (the call ran on the problem's own tiles, untuned, and any value passed); False is
+    what the fp8 GEMM does."""
+    _, _, a8, b8 = operands(64, 64, 64)
+    one = np.ones(1, np.float32)
+    for autotune in (True, "yes"):
+        with pytest.raises(skc.LaunchError, match="scaled matmul does not autotune"):
+            skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, autotune=autotune)
+    assert skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, autotune=False).shape == (64, 64)
+
+
 def test_a_bias_of_another_shape_is_refused(hopper_interpreter):
     _, _, a8, b8 = operands(128, 128, 128)
     one = np.ones(1, np.float32)
