@@ -395,6 +395,10 @@ def scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, ac
         # tensors of one kind: the plan's key holds their facts (a plan is made only for what it checked)
         return scaled_matmul(a, b, scale_a, scale_b, out, out_dtype=out_dtype, bias=bias, activation=activation,
                              config=config, stream=stream, use_fast_accum=use_fast_accum)
+    if scale_a is None and scale_b is None:   # (out_dtype or use_fast_accum given to a bf16 or fp16 GEMM)
+        raise skc.LaunchError("matmul's out_dtype and use_fast_accum are the fp8 GEMM's, which needs scale_a and "
+                              "scale_b too (float32: one value each, or block-wise); a bf16 or fp16 GEMM takes "
+                              "neither (it writes its operands' type)")
     if scale_a is None or scale_b is None:
         raise skc.LaunchError("scaled matmul needs both scale_a and scale_b (float32: one value each, or block-wise)")
     for name, scale in (("scale_a", scale_a), ("scale_b", scale_b)):

@@ -259,7 +259,7 @@ def test_use_fast_accum_is_checked(hopper_interpreter):
     out = skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, out_dtype="float32",
                             config=Fp8MatmulConfig(tile_m=64, consumers=1, tile_n=64, fast_accum=True, out_dtype="f32"))
     assert out.shape == (M, N)
-    with pytest.raises(skc.LaunchError, match="needs both scale_a and scale_b"):
+    with pytest.raises(skc.LaunchError, match="the fp8 GEMM's, which needs scale_a and scale_b too"):
         skc.blocks.matmul(np.ones((64, 64), np.float16), np.ones((64, 64), np.float16), use_fast_accum=True)
 
 
@@ -478,6 +478,15 @@ def test_autotune_is_refused_by_the_fp8_gemm(hopper_interpreter):
         with pytest.raises(skc.LaunchError, match="scaled matmul does not autotune"):
             skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, autotune=autotune)
     assert skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, autotune=False).shape == (64, 64)
+
+
+def test_out_dtype_without_scales_names_the_fp8_gemm(hopper_interpreter):
+    """out_dtype with no scales, as a bf16 GEMM's caller may pass it (use_fast_accum: test_use_fast_accum_is_checked):
+    the message was "scaled matmul needs both scale_a and scale_b", which told a bf16 caller to pass scales."""
+    a = np.ones((64, 64), ml_dtypes.bfloat16)
+    with pytest.raises(skc.LaunchError, match="out_dtype and use_fast_accum are the fp8 GEMM's, which needs scale_a "
+                                              "and scale_b too .* a bf16 or fp16 GEMM takes neither"):
+        skc.blocks.matmul(a, a, out_dtype="float32")
 
 
 def test_a_bias_of_another_shape_is_refused(hopper_interpreter):
