@@ -140,10 +140,14 @@ def _scaling(scale_a, scale_b, M, N, K) -> bool:
     k_blocks, n_blocks = -(-K // SCALE_BLOCK), -(-N // SCALE_BLOCK)
     wanted = ((M, k_blocks), (k_blocks, n_blocks))
     if (tuple(scale_a.shape), tuple(scale_b.shape)) != wanted:
+        # (one scale per column of B, torch._scaled_mm's row-wise scaling, has no form here: named as such)
+        row_wise = tuple(scale_b.shape) == (1, N)
         raise skc.LaunchError(
             f"scaled matmul: scale_a {tuple(scale_a.shape)} and scale_b {tuple(scale_b.shape)} are neither one value "
             f"each (per-tensor) nor block-wise scales for M={M}, N={N}, K={K}: scale_a {wanted[0]} (one per row "
-            f"per 128 K-columns) and scale_b {wanted[1]} (one per 128 x 128 block)")
+            f"per 128 K-columns) and scale_b {wanted[1]} (one per 128 x 128 block)"
+            + ("; row-wise scales (scale_a M x 1 and scale_b 1 x N, as torch._scaled_mm takes them) are not "
+               "supported: B's scales are one per 128 x 128 block" if row_wise else ""))
     if K % SCALE_BLOCK:
         raise skc.LaunchError(f"block-wise scales cover 128 K-columns each: K must be a multiple of 128, found {K}")
     return True

@@ -489,6 +489,15 @@ def test_out_dtype_without_scales_names_the_fp8_gemm(hopper_interpreter):
         skc.blocks.matmul(a, a, out_dtype="float32")
 
 
+def test_row_wise_scales_are_named_as_unsupported(hopper_interpreter):
+    """torch._scaled_mm's row-wise scales (M x 1 and 1 x N): the refusal listed block-wise shapes only, which K = 64
+    cannot take either, and read as if scale_b should be 1 x 1 (dropping its per-column values)."""
+    _, _, a8, b8 = operands(64, 64, 64)
+    with pytest.raises(skc.LaunchError, match=r"row-wise scales \(scale_a M x 1 and scale_b 1 x N, as "
+                                              r"torch._scaled_mm takes them\) are not supported"):
+        skc.blocks.matmul(a8, b8, scale_a=np.ones((64, 1), np.float32), scale_b=np.ones((1, 64), np.float32))
+
+
 def test_a_bias_of_another_shape_is_refused(hopper_interpreter):
     _, _, a8, b8 = operands(128, 128, 128)
     one = np.ones(1, np.float32)
