@@ -245,6 +245,27 @@ def test_references_agree_with_ml_dtypes(name):
     assert ((unsaturated[plain_nan] & 0x7F) == 0x7F).all()
 
 
+@pytest.mark.parametrize("name", FORMATS)
+def test_casts_differ_from_torchs_only_on_overflow(name):
+    """What the README and numerics.cast say of torch's `.to()`: the same codes wherever the value rounds inside the
+    format; past it skc saturates (infinities too), where torch's e5m2 gives infinity and its e4m3fn NaN (older
+    releases, c10's fp8e4m3fn_from_fp32_value) or the largest value (2.14's, as skc)."""
+    torch = pytest.importorskip("torch")
+    x = f32_cases(name)
+    x = x[~np.isnan(x)]   # (torch keeps a NaN's sign; skc's NaN is 0x7F)
+    fp8 = ir.ScalarType(name)
+    ours = numerics.to_storage(fp8, numerics.cast(ir.f32, fp8, x))
+    theirs = torch.from_numpy(x).to(getattr(torch, ML_NAMES[name])).view(torch.uint8).numpy()
+    top = np.float32(FORMATS[name][3])
+    inside = np.abs(x) <= top
+    assert_codes_equal(theirs[inside], ours[inside], x[inside])
+    assert ((ours[~inside] & 0x7F) == (0x7E if name == "f8e4m3" else 0x7B)).all()   # the largest value
+    allowed = (0x7E, 0x7F) if name == "f8e4m3" else (0x7B, 0x7C)   # (within half an ulp of it torch rounds down too)
+    assert np.isin(theirs[~inside] & 0x7F, allowed).all()
+    if name == "f8e5m2":
+        assert (theirs[np.isinf(x)] & 0x7F == 0x7C).all()
+
+
 # -- conversion kernels through the frontend -----------------------------------------------------
 def test_conversion_kernels_in_the_interpreter_give_the_reference_codes():
     """The same kernels the GPU test runs: f32 / f16 / bf16 / f64 sources, and the decoding of all 256 codes."""

@@ -248,8 +248,8 @@ def cast(src: Type, dst: Type, x: np.ndarray) -> np.ndarray:
 
     To fp8 the cast is PTX's `cvt.rn.satfinite.{e4m3x2,e5m2x2}.f32` (PTX ISA 9.7.9.21): nearest even,
     finite overflow and infinities saturate to the largest finite value (448, 57344) with x's sign,
-    NaN gives NaN (0x7F, whatever x's sign). This is not torch's `.to(torch.float8_e4m3fn)`, whose
-    overflow gives NaN (e4m3) or infinity (e5m2): scale or clamp first where that matters."""
+    NaN gives NaN (0x7F, whatever x's sign). torch's `.to()` overflows to infinity (e5m2), and to NaN (e4m3fn)
+    in older releases (torch 2.14's e4m3fn saturates too): scale or clamp first where that matters."""
     s, d = element_type(src), element_type(dst)
     if d.is_bool:
         return x != 0
