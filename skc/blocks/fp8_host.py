@@ -159,10 +159,7 @@ class _Plan:
         dtype, dtype_b = _fp8_type(a, "a"), _fp8_type(b, "b")
         M, N, K = _operands(a, b)
         block = _scaling(scale_a, scale_b, M, N, K)
-        for name, scale in (("scale_a", scale_a), ("scale_b", scale_b)):
-            if block and getattr(scale, "device", None) != getattr(a, "device", None):
-                raise skc.LaunchError(f"scaled matmul: {name} is on {scale.device}, the operands on {a.device}: "
-                                      f"pass block scales on the operands' device ({name}.to(a.device))")
+        for name, scale in (("scale_a", scale_a), ("scale_b", scale_b)):   # (their devices: check_has_data)
             if block and not hasattr(scale, "T"):   # (read through their transposes, or copied: scales())
                 raise skc.LaunchError(f"scaled matmul: block-wise {name} is a {type(scale).__name__}, which has no "
                                       "transposed view: pass block scales as torch tensors or numpy or cupy arrays")

@@ -498,6 +498,23 @@ def test_row_wise_scales_are_named_as_unsupported(hopper_interpreter):
         skc.blocks.matmul(a8, b8, scale_a=np.ones((64, 1), np.float32), scale_b=np.ones((1, 64), np.float32))
 
 
+def test_block_scales_of_another_framework_in_the_same_memory(hopper_interpreter):
+    """numpy operands with torch block scales (and torch operands with numpy ones), all host memory: they multiply,
+    as per-tensor ones do. A check of the scales' `.device` against a's compared torch's device('cpu') with numpy's
+    'cpu' (unequal) and refused them as "scale_a is on cpu, the operands on cpu"; where the memory is elsewhere
+    check_has_data refuses it (test_fp8_block_scales_on_another_device_are_refused)."""
+    torch = pytest.importorskip("torch")
+    M, N, K = 64, 64, 256
+    a, b, a8, b8 = operands(M, N, K)
+    sa, sb = block_scales(M, N, K)
+    out = skc.blocks.matmul(a8, b8, scale_a=torch.from_numpy(sa), scale_b=torch.from_numpy(sb), out_dtype="float32")
+    np.testing.assert_array_equal(np.asarray(out), block_reference(a, b, sa, sb))
+    a_t = torch.from_numpy(a8.view(np.uint8)).view(torch.float8_e4m3fn)
+    b_t = torch.from_numpy(np.ascontiguousarray(b8.T).view(np.uint8)).view(torch.float8_e4m3fn).T
+    out = skc.blocks.matmul(a_t, b_t, scale_a=sa, scale_b=torch.from_numpy(sb), out_dtype=torch.float32)
+    np.testing.assert_array_equal(out.numpy(), block_reference(a, b, sa, sb))
+
+
 def test_a_bias_of_another_shape_is_refused(hopper_interpreter):
     _, _, a8, b8 = operands(128, 128, 128)
     one = np.ones(1, np.float32)
