@@ -98,8 +98,13 @@ def _facts_key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config,
             _name(out_dtype), None if bias is None else _facts(bias), activation, config, use_fast_accum)
 
 
+def fp8_type(dtype):
+    """The IR's fp8 type of a dtype (torch's, ml_dtypes' or skc's) that the scaled GEMM multiplies, else None."""
+    return _FP8.get(_name(dtype))
+
+
 def _fp8_type(x, name: str) -> str:
-    found = _FP8.get(_name(x.dtype))
+    found = fp8_type(x.dtype)
     if found is None:
         raise skc.LaunchError(f"scaled matmul: {name} is {x.dtype}; it multiplies float8_e4m3fn or float8_e5m2 "
                               "operands (cast with .to(torch.float8_e4m3fn) after scaling)")

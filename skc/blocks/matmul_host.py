@@ -29,7 +29,7 @@ import skc
 from .amd_config import AmdMatmulConfig
 from .config import ROWS, MatmulConfig
 from .epilogue import EpilogueSpec
-from .fp8_host import scaled_call
+from .fp8_host import fp8_type, scaled_call
 from . import gemm
 from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
 from .copies import BLOCK as COPY_BLOCK
@@ -755,7 +755,11 @@ def operand_dtype_name(x, name: str, what: str = "matmul") -> str:
 
 
 def _one_type(a, b) -> str:
-    """The operands' type (bf16 or f16), which they must share."""
+    """The operands' type (bf16 or f16), which they must share; fp8 ones are the scaled GEMM's, named as such."""
+    for name, x in (("a", a), ("b", b)):
+        if fp8_type(x.dtype):
+            raise skc.LaunchError(f"matmul: {name} is {x.dtype}; fp8 operands multiply with scale_a and scale_b "
+                                  "(float32: one value each, or block-wise), as torch._scaled_mm takes them")
     dtype, dtype_b = operand_dtype_name(a, "a"), operand_dtype_name(b, "b")
     if dtype_b != dtype:
         raise skc.LaunchError(f"a is {dtype} and b is {dtype_b}; matmul needs one type")

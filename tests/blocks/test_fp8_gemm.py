@@ -515,6 +515,16 @@ def test_block_scales_of_another_framework_in_the_same_memory(hopper_interpreter
     np.testing.assert_array_equal(out.numpy(), block_reference(a, b, sa, sb))
 
 
+def test_fp8_operands_without_scales_name_the_scales(hopper_interpreter):
+    """(was "matmul multiplies bf16 or fp16 operands; a is float8_e4m3fn", which read as if fp8 were unsupported)"""
+    _, _, a8, b8 = operands(64, 64, 64)
+    with pytest.raises(skc.LaunchError, match="matmul: a is float8_e4m3fn; fp8 operands multiply with scale_a and "
+                                              "scale_b"):
+        skc.blocks.matmul(a8, b8)
+    with pytest.raises(skc.LaunchError, match="matmul: b is float8_e5m2; fp8 operands multiply with scale_a"):
+        skc.blocks.matmul(np.ones((64, 64), ml_dtypes.bfloat16), b8.astype(E5M2))
+
+
 def test_a_bias_of_another_shape_is_refused(hopper_interpreter):
     _, _, a8, b8 = operands(128, 128, 128)
     one = np.ones(1, np.float32)
