@@ -17,7 +17,7 @@ from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_oper
                          contiguous, element_strides, empty_like, facts, facts_failed, filling_config, on_stream,
                          paddable, padded, remember, require_arrays, torch_type, view, without_grad)
 from .im2col import ConvShape
-from .matmul_host import _dtype_label, operand_dtype_name
+from .matmul_host import dtype_label, operand_dtype_name
 
 _PLANS: dict = {}  # facts of a call -> its plan
 
@@ -163,7 +163,7 @@ def _check_out(conv: ConvShape, x, out):
         raise skc.LaunchError(f"conv2d's out has shape {tuple(out.shape)}; the convolution's output is {shape} "
                               f"({'NCHW shape, channels_last' if torch_layout else 'NHWC'})")
     dtype = operand_dtype_name(x, "x", "conv2d")
-    if _dtype_label(out) != dtype:   # (by label: numpy's float16 and an skc array's f16 are one type)
+    if dtype_label(out) != dtype:   # (by label: numpy's float16 and an skc array's f16 are one type)
         raise skc.LaunchError(f"conv2d's out is {out.dtype}; conv2d writes x's type ({dtype}): pass an out of that "
                               "type, or none")
     if not contiguous(out.permute(0, 2, 3, 1) if torch_layout else out):

@@ -768,12 +768,12 @@ def _one_type(a, b) -> str:
 
 def _check_out_type(out, dtype: str):
     """matmul writes the operands' type: an out of another is refused (a bf16 out holds "f16" in its name)."""
-    if out is not None and _dtype_label(out) != dtype:
+    if out is not None and dtype_label(out) != dtype:
         raise skc.LaunchError(f"out is {out.dtype}; matmul writes the operands' type ({dtype}): pass an out of that "
                               "type, or none")
 
 
-def _dtype_label(x):
+def dtype_label(x):
     """operand_dtype_name(x), or None for a dtype matmul does not take."""
     try:
         return operand_dtype_name(x, "out")
