@@ -357,7 +357,7 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool =
 def _check_attention_options(q, scale) -> None:
     """What skc.blocks.attention refuses beyond the shapes (the fake implementations' share of its checks)."""
     D = q.shape[-1]
-    from .blocks.attention_host import padding_hint
+    from .blocks.attention_kernel import padding_hint
 
     torch._check(D in (64, 128, 256), lambda: f"attention runs head dimensions 64, 128 and 256, found {D}: "
                                               f"{padding_hint(D)}")

@@ -9,10 +9,10 @@ import numpy as np
 
 import skc
 
-from .attention_kernel import AttentionConfig, attention_kernel
+from .attention_kernel import AttentionConfig, attention_kernel, padding_hint
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
                          check_has_data, check_no_overlap, check_own_memory, element_strides, facts_failed,
-                         kept_stand_in, remember, require_arrays, tile_counter, torch_type)
+                         kept_stand_in, outside_graph, remember, require_arrays, tile_counter, torch_type, traced)
 
 LAYOUTS = ("bhsd", "bshd")
 
@@ -30,7 +30,17 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     natural log-sum-exp of each row's scaled scores, (B, H, Sq) float32.
 
     Torch tensors on a GPU: their facts (shapes, strides, dtypes, devices) and the options key a ready plan, made
-    and checked by the first call with them, so a call is one lookup and a launch (as matmul's)."""
+    and checked by the first call with them, so a call is one lookup and a launch (as matmul's). Inside a function
+    torch.compile compiles, the call is torch.ops.skc.attention (attention_with_lse) in the graph (with out, config
+    or stream, a graph break)."""
+    if traced(q):
+        if out is None and config is None and stream is None:
+            from .. import torch as skc_torch
+
+            operator = skc_torch.attention_with_lse if return_lse else skc_torch.attention
+            return operator(q, k, v, causal, scale, layout)
+        return outside_graph(attention, q, k, v, causal, scale, out, layout=layout, return_lse=return_lse,
+                             config=config, stream=stream)
     for name, flag in (("causal", causal), ("return_lse", return_lse)):
         if type(flag) is not bool and not (isinstance(flag, (int, np.bool_)) and flag in (0, 1)):
             raise skc.LaunchError(f"attention: {name} is True or False, found {flag!r}")
@@ -270,13 +280,6 @@ def _heads_view(x, layout: str, name: str):
     if layout == "bhsd":
         return x
     return np.swapaxes(x, 1, 2) if isinstance(x, np.ndarray) else x.transpose(1, 2)
-
-
-def padding_hint(D: int) -> str:
-    """What to do with a head dimension attention does not run (the torch operators' fake says it too)."""
-    if D > 256:   # (zeros added to q and k add nothing to a score, but nothing larger runs)
-        return "none is larger, so padding cannot reach one; compute it another way"
-    return "pad q, k and v with zeros to the next of them (and pass scale=1/sqrt(D) of the unpadded D)"
 
 
 def _dtype_name(x) -> str:

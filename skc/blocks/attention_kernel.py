@@ -472,3 +472,10 @@ class HeadTileEpilogue(TmaStoreEpilogue):
         q.check_live()
         mine = skc.int_to_ptr(q.address, self.dtype, "shared") + self.warpgroup * self.rows * self.columns
         self.store(acc, row0, 0, (batch, head), mine, chunk_elements)
+
+
+def padding_hint(D: int) -> str:
+    """What to do with a head dimension attention does not run (the torch operators' fake says it too)."""
+    if D > 256:   # (zeros added to q and k add nothing to a score, but nothing larger runs)
+        return "none is larger, so padding cannot reach one; compute it another way"
+    return "pad q, k and v with zeros to the next of them (and pass scale=1/sqrt(D) of the unpadded D)"

@@ -15,7 +15,8 @@ from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, check_has_data, check_writeable,
                          contiguous, element_strides, empty_like, facts, facts_failed, filling_config, on_stream,
-                         paddable, padded, remember, require_arrays, torch_type, view, without_grad)
+                         outside_graph, paddable, padded, remember, require_arrays, torch_type, traced, view,
+                         without_grad)
 from .im2col import ConvShape
 from .matmul_host import dtype_label, operand_dtype_name
 
@@ -35,7 +36,15 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     current stream of the operands' framework. Like matmul, a call is one lookup of a plan made by the first
     call with the same facts; 1x1 convolutions of stride 1 without padding are plain GEMMs (no im2col). Filter
     taps more than 255 pixels apart (and `config=MatmulConfig(loader="vector", ...)`) load with the vector
-    im2col loader instead of TMA im2col."""
+    im2col loader instead of TMA im2col. Inside a function torch.compile compiles, the call is torch.ops.skc.conv2d
+    in the graph (with out, config, stream or a padding by name, a graph break)."""
+    if traced(x):
+        if out is None and config is None and stream is None and not isinstance(padding, str):
+            from .. import torch as skc_torch
+
+            return skc_torch.conv2d(x, w, bias, _pair(stride, "stride", 1), _pair(padding, "padding", 0),
+                                    _pair(dilation, "dilation", 1), activation)
+        return outside_graph(conv2d, x, w, bias, stride, padding, dilation, activation, out, config, stream)
     require_arrays("conv2d", ("bias", "out"), x=x, w=w, bias=bias, out=out)
     check_writeable("conv2d", out)
     if config is not None and not (isinstance(config, MatmulConfig) and "bf16" in config.input_types):

@@ -9,6 +9,8 @@ geometry into the encoded map a launch passes; `GemmPlan` is a ready launch of t
 """
 from __future__ import annotations
 
+import sys
+
 import math
 import numbers
 from contextlib import nullcontext
@@ -60,6 +62,21 @@ def facts(x):
     kind = type(x)
     function = _FACTS.get(kind) or _facts_function(kind)
     return (kind, function(x))
+
+
+def traced(x) -> bool:
+    """Whether torch.compile's Dynamo is tracing a host entry point's call (x its first operand, a torch tensor):
+    the call is then handed to torch.ops.skc's operator, which the graph holds."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.compiler.is_compiling() and skc.is_torch_tensor_type(type(x))
+
+
+def outside_graph(function, *args, **kwargs):
+    """function(*args, **kwargs) where torch.compile traces it, run as torch.compiler.disable runs a function: a
+    graph break, and under fullgraph=True an error that names it (what torch.ops.skc's operators do not take)."""
+    import torch
+
+    return torch.compiler.disable(function)(*args, **kwargs)
 
 
 def require_arrays(what: str, optional: tuple = (), **operands):

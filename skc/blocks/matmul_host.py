@@ -31,7 +31,8 @@ from .config import ROWS, MatmulConfig
 from .epilogue import EpilogueSpec
 from .fp8_host import fp8_type, scaled_call
 from . import gemm
-from .host_plans import TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, remember, row_major, torch_type
+from .host_plans import (TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, outside_graph, remember,
+                         row_major, torch_type, traced)
 from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
 from .host_plans import (Bindings, address_functions, check_activation, check_epilogue_operands, check_has_data,
@@ -85,7 +86,11 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     `autotune=True` (or SKC_AUTOTUNE=1), or is chosen for the problem. The launch goes to `stream`, by default
     the current stream of the operands' framework.
     fp8 operands with `scale_a`, `scale_b` (and `out_dtype`, `use_fast_accum`) are torch._scaled_mm's GEMMs
-    (fp8_host.py)."""
+    (fp8_host.py). Inside a function torch.compile compiles, the call is torch.ops.skc's operator in the graph."""
+    if traced(a):
+        return _traced_matmul(a, b, out, bias, c, alpha, beta, activation, config=config, stream=stream,
+                              autotune=autotune, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype,
+                              use_fast_accum=use_fast_accum)
     if scale_a is not None or scale_b is not None or out_dtype is not None or use_fast_accum is not None:
         return scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, activation, config, stream,
                            use_fast_accum, autotune)
@@ -127,6 +132,24 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     if plan is None:
         plan = remember(_PLANS, key, _plan(device, a, b, out, c, bias, alpha, activation, config, autotune))
     return plan(a, b, out, c, bias, alpha, beta, stream)
+
+
+def _traced_matmul(a, b, out, bias, c, alpha, beta, activation, **host_only):
+    """matmul as torch.compile's Dynamo traces it: torch.ops.skc.matmul (or matmul_out), an operator the graph holds,
+    whose fake implementation gives the result's shape and checks the operands (the host call itself, its locks and
+    plans, is no code Dynamo can trace). What the operators do not take (a batch, a config, a stream, fp8 scales)
+    runs outside the graph, as torch.compiler.disable runs a function: a graph break (under fullgraph=True, an
+    error that names it)."""
+    from .. import torch as skc_torch
+
+    given = {name: value for name, value in host_only.items() if value is not None}
+    if given or len(a.shape) != 2 or len(b.shape) != 2:
+        return outside_graph(matmul, a, b, out, bias=bias, c=c, alpha=alpha, beta=beta, activation=activation,
+                             **given)
+    if out is None:
+        return skc_torch.matmul(a, b, bias, c, alpha, beta, activation)
+    skc_torch.matmul_out(a, b, out, bias, c, alpha, beta, activation)
+    return out
 
 
 # -- making a plan (every check happens here, once per set of facts) ---------------------------------------------

@@ -354,6 +354,7 @@ def fake_torch_module(streams: Optional[list] = None):
         return tensor
     torch.as_tensor = as_tensor
     torch.inference_mode = lambda mode=True: contextlib.nullcontext()
+    torch.compiler = types.SimpleNamespace(is_compiling=lambda: False)   # (eager: no TorchDynamo tracing)
     torch.no_grad = contextlib.nullcontext
     torch._neg_view = lambda t: Tensor(t.shape, t.dtype, t.stride(), t.data_ptr(), t.get_device(), negated=True)
     torch.version = types.SimpleNamespace(hip=None, cuda="13.0")

@@ -287,17 +287,53 @@ def test_matmul_out_is_refused_where_autograd_would_lose_its_gradient():
     torch.ops.skc.matmul_out(a, b, out)   # (nothing requires grad)
 
 
-def test_a_host_call_in_compiled_code_runs_eagerly_through_compiler_disable():
-    """docs/torch.md: Dynamo traces into skc.blocks.matmul's host code (and, on the CPU, compiles the interpreter's
-    numpy code, where it fails); wrapped in torch.compiler.disable the call is a graph break that runs eagerly."""
+def test_host_calls_in_compiled_code_are_skcs_operators_in_the_graph():
+    """Dynamo traced into skc.blocks.matmul's host code (an Unsupported lock under fullgraph=True; on the CPU, the
+    interpreter's numpy code, where it failed): the host entry points now hand a traced call to torch.ops.skc's
+    operators, so a model calling skc.blocks.matmul, conv2d and attention compiles with fullgraph=True into one
+    graph, and computes what eager does."""
     import torch._dynamo
 
     torch._dynamo.reset()
-    eager_matmul = torch.compiler.disable(skc.blocks.matmul)
+    w = channels_last(randn(16, 16, 3, 3, seed=18))
 
-    def model(a, b):
-        return eager_matmul(a, b, activation="relu") * 2
+    def model(a, b, x, q):
+        h = skc.blocks.matmul(a, b, bias=b[0], activation="relu")
+        out = torch.empty_like(h)
+        skc.blocks.matmul(a, b, out)
+        y = skc.blocks.conv2d(x, w, padding=(1, 1))
+        o, lse = skc.blocks.attention(q, q, q, causal=True, return_lse=True)
+        return h * 2, out, y, o, lse
 
     a, b = integers(16, 32), integers(32, 24, seed=1)
-    compiled = torch.compile(model, backend="aot_eager")
-    np.testing.assert_array_equal(compiled(a, b).float().numpy(), (torch.relu(a.float() @ b.float()) * 2).numpy())
+    x, q = channels_last(randn(1, 16, 8, 8, seed=19)), randn(1, 2, 64, 64, seed=20)
+    eager = model(a, b, x, q)
+    explanation = torch._dynamo.explain(model)(a, b, x, q)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1, explanation.break_reasons
+    ops = {str(node.target) for graph in explanation.graphs for node in graph.graph.nodes}
+    assert {"skc.matmul.default", "skc.matmul_out.default", "skc.conv2d.default",
+            "skc.attention_with_lse.default"} <= ops, ops
+    got = torch.compile(model, fullgraph=True, backend="aot_eager")(a, b, x, q)
+    for g, e in zip(got, eager):
+        torch.testing.assert_close(g, e, rtol=0, atol=0)
+    np.testing.assert_array_equal(got[0].float().numpy(), (torch.relu(a.float() @ b.float() + b[0].float()) * 2).numpy())
+
+
+def test_a_traced_host_call_the_operators_do_not_take_is_a_graph_break_that_runs_eagerly():
+    """A batch, a stream, a config, fp8 scales or padding="same" have no operator: the call runs eagerly
+    (torch.compiler.disable's graph break), and under fullgraph=True it is an error that names the break."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+
+    def model(a, b):
+        return skc.blocks.matmul(a, b, stream=0) * 2
+
+    a, b = integers(3, 16, 32), integers(32, 24, seed=1)
+    batched = torch.compile(lambda a, b: skc.blocks.matmul(a, b) * 2, backend="aot_eager")
+    np.testing.assert_array_equal(batched(a, b).float().numpy(), (a.float() @ b.float() * 2).numpy())
+    with pytest.raises(Exception, match="disable"):
+        torch.compile(model, fullgraph=True, backend="aot_eager")(a[0], b)
+    torch._dynamo.reset()
+    np.testing.assert_array_equal(torch.compile(model, backend="aot_eager")(a[0], b).float().numpy(),
+                                  (a[0].float() @ b.float() * 2).numpy())
