@@ -145,15 +145,13 @@ def _launch_matmul(a, b, out, bias, c, alpha, beta, activation):
         matmul(a, b, **options)
 
 
-def _check_activation(what: str, activation) -> None:
-    """activation is one the fused epilogue knows (the message is skc.blocks' at launch)."""
-    from .blocks.epilogue import ACTIVATIONS
-
-    torch._check(activation in ACTIVATIONS,
-                 lambda: f"{what}: unknown activation {activation!r}; choose from {ACTIVATIONS}")
+def _check_activation(op: str, activation) -> None:
+    """The epilogue's activations (the keys of the backward's table below, which are skc.blocks' ACTIVATIONS)."""
+    torch._check(activation in _ACTIVATIONS,
+                 lambda: f"{op}: unknown activation {activation!r}; choose from {tuple(_ACTIVATIONS)}")
 
 
-def _check_operands(a, b, bias, c, activation=None) -> tuple:
+def _check_operands(a, b, bias, c, activation) -> tuple:
     """(M, N) of a valid problem; the messages match what skc.blocks.matmul says at launch."""
     from .blocks.host_plans import read_transposed
 
@@ -180,7 +178,7 @@ def _check_operands(a, b, bias, c, activation=None) -> tuple:
         torch._check(x is None or x.is_contiguous(),
                      lambda name=name, x=x: f"matmul: {name} (strides {tuple(x.stride())}) must be contiguous: pass "
                                             f"a contiguous copy ({name}.contiguous())")
-    _check_activation("matmul", activation)
+    _check_activation("skc::matmul", activation)
     return M, N
 
 
@@ -198,7 +196,7 @@ def _matmul_fake(a, b, bias=None, c=None, alpha=None, beta=None, activation=None
     return a.new_empty((M, N))
 
 
-def _check_out(a, b, out, bias, c, activation=None) -> None:
+def _check_out(a, b, out, bias, c, activation) -> None:
     """out must be the product's (M, N) row-major tensor of the operands' type (eagerly and in the fake
     implementation, so that torch.compile refuses at tracing what the op refuses at run time)."""
     M, N = _check_operands(a, b, bias, c, activation)
@@ -267,7 +265,6 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation) -> tuple:
         torch._check(tuple(bias.shape) == (K,), lambda: f"bias has shape {tuple(bias.shape)}, expected ({K},)")
         torch._check(bias.is_contiguous(), lambda: f"conv2d: bias (strides {tuple(bias.stride())}) must be "
                                                    "contiguous: pass a contiguous copy (bias.contiguous())")
-    _check_activation("conv2d", activation)
     P = _conv_output_size(H, R, stride[0], padding[0], dilation[0])
     Q = _conv_output_size(W, S, stride[1], padding[1], dilation[1])
     torch._check(P >= 1 and Q >= 1, lambda: f"conv2d of a {H}x{W} input by a {R}x{S} filter (padding "
@@ -275,6 +272,7 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation) -> tuple:
     torch._check(N * P * Q < 2 ** 31, lambda: f"conv2d's output has {N} x {P} x {Q} = {N * P * Q} pixels, past "
                                               "the 2**31 - 1 its kernel counts in 32 bits: split the batch (or the "
                                               "image) into calls of fewer")
+    _check_activation("skc::conv2d", activation)
     return N, K, P, Q
 
 

@@ -3,6 +3,7 @@ than in the compiled graph (was: matmul_out's fake took any out; attention's any
 import pytest
 
 torch = pytest.importorskip("torch")
+import skc  # noqa: E402
 import skc.torch  # noqa: E402,F401
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 
@@ -54,3 +55,9 @@ def test_fake_refuses_what_the_op_refuses(call, message):
         call(lambda *shape: torch.zeros(*shape, dtype=torch.bfloat16))
     with FakeTensorMode(), pytest.raises(RuntimeError, match=message):
         call(lambda *shape: torch.empty(*shape, dtype=torch.bfloat16))
+
+
+def test_the_ops_know_the_epilogues_activations():
+    from skc.blocks.epilogue import ACTIVATIONS
+
+    assert tuple(skc.torch._ACTIVATIONS) == ACTIVATIONS
