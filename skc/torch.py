@@ -79,13 +79,49 @@ def _refuse_autograd(name: str, mutates_args: Sequence[str]):
         with below():
             return overload.redispatch(keyset & after, *args, **kwargs)
 
+    _impl(namespace, opname, autograd_kernel, "Autograd")
+
+
+def _impl(namespace: str, opname: str, kernel: Callable, key: str) -> None:
+    """Register `kernel(keyset, *args, **kwargs)` for the operator at dispatch key `key`, replacing custom_op's."""
     library = _LIBRARIES.get(namespace)
     if library is None:
         library = _LIBRARIES[namespace] = torch.library.Library(namespace, "IMPL")
     try:
-        library.impl(opname, autograd_kernel, "Autograd", with_keyset=True, allow_override=True)
+        library.impl(opname, kernel, key, with_keyset=True, allow_override=True)
     except TypeError:   # (a torch whose Library.impl takes no allow_override)
-        library.impl(opname, autograd_kernel, "Autograd", with_keyset=True)
+        library.impl(opname, kernel, key, with_keyset=True)
+
+
+def _autocast_to_the_regions_dtype(name: str) -> None:
+    """Inside a `torch.autocast` region, the operator's floating-point tensors on the region's device (float64 aside)
+    are cast to the region's dtype before it runs, as torch.matmul, conv2d and scaled_dot_product_attention do
+    (torch's "lower precision" ops): a float32 input under bf16 autocast runs as bf16, and mixed fp16 / bf16 inputs
+    as the region's type. (torch.library.register_autocast casts to one dtype fixed at registration, not the
+    region's.) Where this torch lacks the hooks, the operator stays as custom_op made it."""
+    exclude = getattr(torch._C, "_ExcludeDispatchKeyGuard", None)
+    key_for_device = getattr(torch._C, "_dispatch_key_for_device", None)
+    if exclude is None or key_for_device is None or not hasattr(torch, "get_autocast_dtype"):
+        return
+    namespace, opname = name.split("::")
+    overload = getattr(getattr(torch.ops, namespace), opname).default
+    for device_type in ("cpu", "cuda"):
+        key = "Autocast" + key_for_device(device_type)
+        _impl(namespace, opname, _autocast_kernel(overload, device_type, getattr(torch._C.DispatchKey, key)), key)
+
+
+def _autocast_kernel(overload, device_type: str, key) -> Callable:
+    def cast(value, dtype):
+        eligible = (isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != torch.float64
+                    and value.device.type == device_type)
+        return value.to(dtype) if eligible else value
+
+    def autocast_kernel(keyset, *args, **kwargs):
+        dtype = torch.get_autocast_dtype(device_type)
+        with torch._C._ExcludeDispatchKeyGuard(torch._C.DispatchKeySet(key)):
+            return overload(*(cast(v, dtype) for v in args), **{k: cast(v, dtype) for k, v in kwargs.items()})
+
+    return autocast_kernel
 
 
 def _custom_ops_take_tags() -> bool:
@@ -473,3 +509,5 @@ for _op, _reference, _names in ((matmul, _matmul_reference, ("a", "b", "bias", "
                                  ("q", "k", "v"))):
     _backward, _setup = _vjp_backward(_reference, _names)
     _op.register_autograd(_backward, setup_context=_setup)
+for _name in ("skc::matmul", "skc::conv2d", "skc::attention", "skc::attention_with_lse"):
+    _autocast_to_the_regions_dtype(_name)

@@ -337,3 +337,40 @@ def test_a_traced_host_call_the_operators_do_not_take_is_a_graph_break_that_runs
     torch._dynamo.reset()
     np.testing.assert_array_equal(torch.compile(model, backend="aot_eager")(a[0], b).float().numpy(),
                                   (a[0].float() @ b.float() * 2).numpy())
+
+
+def test_the_ops_cast_to_the_autocast_regions_dtype_as_torchs_do():
+    """Under torch.autocast, torch.matmul, conv2d and scaled_dot_product_attention run float32 (and mixed) inputs in
+    the region's dtype; the skc ops refused them ('multiplies bf16 or fp16 operands; a is torch.float32'), and ran
+    mixed fp16 / bf16 ones in a's type. Gradients still reach the float32 leaves, and torch.compile traces the cast."""
+    import torch._dynamo
+    import torch.nn.functional as F
+
+    a, b, bias = (integers(*shape, dtype=torch.float32, seed=seed) for seed, shape in enumerate(((16, 32), (32, 16),
+                                                                                                 (16,))))
+    weight = torch.nn.Parameter(b.clone())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, want = torch.ops.skc.matmul(a, weight, bias=bias), F.linear(a, b.t(), bias)
+        mixed = torch.ops.skc.matmul(a.half(), b.bfloat16())
+    assert got.dtype == want.dtype == mixed.dtype == torch.bfloat16 and torch.equal(got, want)
+    got.float().sum().backward()
+    assert weight.grad.dtype == torch.float32 and torch.equal(weight.grad, a.sum(0)[:, None].expand(32, 16))
+    x, w = (channels_last(integers(*shape, dtype=torch.float32, seed=3)) for shape in ((1, 8, 6, 6), (8, 8, 3, 3)))
+    with torch.autocast("cpu", dtype=torch.float16):
+        y = torch.ops.skc.conv2d(x, w, padding=(1, 1))
+        assert y.dtype == torch.float16 and torch.equal(y, F.conv2d(x, w, padding=1))
+        q = torch.randn(1, 2, 16, 64)
+        out, lse = torch.ops.skc.attention_with_lse(q, q, q)
+        assert (out.dtype, lse.dtype) == (torch.float16, torch.float32)
+        torch.testing.assert_close(out, F.scaled_dot_product_attention(q, q, q), rtol=1e-2, atol=1e-2)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.autocast("cpu", enabled=False):
+        with pytest.raises(RuntimeError, match="a is torch.float32"):
+            torch.ops.skc.matmul(a, b)
+
+    def autocast_linear(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return torch.ops.skc.matmul(x, weight, bias=bias)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(autocast_linear, fullgraph=True, backend="aot_eager")(a)
+    assert compiled.dtype == torch.bfloat16 and torch.equal(compiled, want)
