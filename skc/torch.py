@@ -431,46 +431,101 @@ attention_with_lse = register_op("skc::attention_with_lse", _attention_with_lse,
 """The same, returning (out, lse): lse is the natural log-sum-exp of each row's scaled scores, (B, H, Sq) float32."""
 
 
-# -- autograd: the backward of each ready operator ---------------------------------------------------------------
+# -- autograd: the derivatives of each ready operator ------------------------------------------------------------
 # skc's kernels are forward only. Without a registered formula, torch.compile of a model whose weights require grad
 # (every nn.Parameter) fails while tracing even a forward-only call (AOTAutograd traces the backward), and eager
-# backward fails. The backward below differentiates a float32 torch reference of each operator (torch.func.vjp),
-# which also gives the gradient of the fused epilogue (alpha, beta, c, bias, activation).
+# backward fails. The derivatives below are those of a float32 torch reference of each operator, which also gives
+# the gradient of the fused epilogue (alpha, beta, c, bias, activation).
 # (gelu is the epilogue's: the tanh approximation, whose derivative differs from the exact one's by up to 9e-4)
 _ACTIVATIONS = {None: lambda z: z, "relu": torch.relu,
                 "gelu": functools.partial(torch.nn.functional.gelu, approximate="tanh"),
                 "silu": torch.nn.functional.silu}
 
 
-def _vjp_backward(reference, names):
-    """A backward for `register_autograd`: the vector-Jacobian product of `reference(*tensors, **options)` (float32)
-    for the saved tensors named in `names` (None ones get None)."""
-    def setup_context(ctx, inputs, keyword_only_inputs=None, output=None):
-        # (saved, not kept on ctx: autograd then refuses a backward after an in-place change of one, as torch's own
-        # operators do, where the gradient would be that of the changed values)
-        ctx.save_for_backward(*inputs[:len(names)])
-        ctx.options = inputs[len(names):]
+def _differentiate_by_reference(name: str, reference: Callable, tensors: int) -> None:
+    """Make the operator's autograd kernel an autograd.Function whose derivatives are those of `reference` (float32,
+    torch's operators) in the first `tensors` arguments: its vector-Jacobian product for backward (torch.func.vjp) and
+    its Jacobian-vector product for forward mode (torch.autograd.forward_ad). custom_op's register_autograd makes a
+    Function without a jvp, and forward mode passed the op tangent-less inputs: silently zero tangents (torch.func.jvp
+    and jacfwd too). The operator runs through the Function only where a derivative is asked for: an input requiring
+    grad (grad enabled) or carrying a forward-mode tangent. torch.func's transforms cannot reach a Function applied
+    inside an operator's kernel (nor custom_op's own: "must override the setup_context staticmethod"), so a derivative
+    asked for under one is refused by name."""
+    namespace, opname = name.split("::")
+    overload = getattr(getattr(torch.ops, namespace), opname).default
+    defaults = [argument.default_value for argument in overload._schema.arguments]
+    function = _reference_function(overload, reference, tensors)
 
-    def backward(ctx, *grads):
-        saved = ctx.saved_tensors
-        present = [i for i, t in enumerate(saved) if t is not None]
-        tensors = [saved[i] for i in present]
+    def autograd_kernel(keyset, *args, **kwargs):
+        args = (*args, *(kwargs.get(a.name, d) for a, d in zip(overload._schema.arguments[len(args):],
+                                                               defaults[len(args):])))
+        given = [t for t in args[:tensors] if t is not None]
+        if (torch.is_grad_enabled() and any(t.requires_grad for t in given)) or \
+                any(torch.autograd.forward_ad.unpack_dual(t).tangent is not None for t in given):
+            if any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in given):
+                raise RuntimeError(f"{name}: torch.func's derivative transforms (grad, vjp, jacrev, jvp, jacfwd, "
+                                   "hessian) cannot differentiate a torch.library.custom_op (pytorch issue 168393): "
+                                   "use torch.autograd.grad or .backward(), or torch.autograd.forward_ad for forward "
+                                   "mode; torch.func.vmap runs the op")
+            return function.apply(*args)
+        with torch._C._AutoDispatchBelowAutograd():
+            return overload.redispatch(keyset & torch._C._after_autograd_keyset, *args)
 
-        def run(*values):
-            full = list(saved)
-            for i, value in zip(present, values):
-                full[i] = value
-            return reference(*full, *ctx.options)
+    _impl(namespace, opname, autograd_kernel, "Autograd")
 
-        _, vjp = torch.func.vjp(run, *(t.float() for t in tensors))
-        cotangents = tuple(g.float() if g is not None else None for g in grads)
-        got = vjp(cotangents if len(cotangents) > 1 else cotangents[0])
-        result = [None] * (len(names) + len(ctx.options))
-        for i, g in zip(present, got):
-            result[i] = g.to(saved[i].dtype)
-        return tuple(result)
 
-    return backward, setup_context
+def _reference_function(overload, reference: Callable, tensors: int):
+    """The autograd.Function of `_differentiate_by_reference`."""
+    def at(saved, options, present, values):
+        full = list(saved)
+        for i, value in zip(present, values):
+            full[i] = value
+        return reference(*full, *options)
+
+    class ByReference(torch.autograd.Function):
+        @staticmethod
+        def forward(*args):
+            with torch._C._AutoDispatchBelowAutograd():
+                return overload(*args)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            # (saved, not kept on ctx: autograd then refuses a backward after an in-place change of one, as torch's
+            # own operators do, where the gradient would be that of the changed values)
+            ctx.save_for_backward(*inputs[:tensors])
+            ctx.save_for_forward(*inputs[:tensors])
+            ctx.options = inputs[tensors:]
+            ctx.output_dtypes = tuple(o.dtype for o in (output if isinstance(output, tuple) else (output,)))
+
+        @staticmethod
+        def backward(ctx, *grads):
+            saved = ctx.saved_tensors
+            present = [i for i, t in enumerate(saved) if t is not None]
+            _, vjp = torch.func.vjp(lambda *values: at(saved, ctx.options, present, values),
+                                    *(saved[i].float() for i in present))
+            cotangents = tuple(g.float() if g is not None else None for g in grads)
+            got = vjp(cotangents if len(cotangents) > 1 else cotangents[0])
+            result = [None] * (tensors + len(ctx.options))
+            for i, g in zip(present, got):
+                result[i] = g.to(saved[i].dtype)
+            return tuple(result)
+
+        @staticmethod
+        def jvp(ctx, *tangents):
+            saved = ctx.saved_tensors
+            present = [i for i, t in enumerate(saved) if t is not None]
+            primals = tuple(saved[i].float() for i in present)
+            directions = tuple(torch.zeros_like(p) if tangents[i] is None else tangents[i].float()
+                               for i, p in zip(present, primals))
+            # (torch.autograd.functional.jvp, by double backward: forward mode cannot nest inside forward mode)
+            with torch.enable_grad():
+                _, got = torch.autograd.functional.jvp(lambda *values: at(saved, ctx.options, present, values),
+                                                       primals, directions)
+            got = got if isinstance(got, tuple) else (got,)
+            cast = tuple(g.to(dtype) for g, dtype in zip(got, ctx.output_dtypes))
+            return cast if len(cast) > 1 else cast[0]
+
+    return ByReference
 
 
 def _matmul_reference(a, b, bias, c, alpha, beta, activation):
@@ -502,12 +557,9 @@ def _attention_reference(q, k, v, causal, scale, layout, lse=False):
     return (out, torch.logsumexp(scores, dim=-1)) if lse else out
 
 
-for _op, _reference, _names in ((matmul, _matmul_reference, ("a", "b", "bias", "c")),
-                                (conv2d, _conv2d_reference, ("x", "w", "bias")),
-                                (attention, _attention_reference, ("q", "k", "v")),
-                                (attention_with_lse, functools.partial(_attention_reference, lse=True),
-                                 ("q", "k", "v"))):
-    _backward, _setup = _vjp_backward(_reference, _names)
-    _op.register_autograd(_backward, setup_context=_setup)
+for _name, _reference, _tensors in (("skc::matmul", _matmul_reference, 4), ("skc::conv2d", _conv2d_reference, 3),
+                                    ("skc::attention", _attention_reference, 3),
+                                    ("skc::attention_with_lse", functools.partial(_attention_reference, lse=True), 3)):
+    _differentiate_by_reference(_name, _reference, _tensors)
 for _name in ("skc::matmul", "skc::conv2d", "skc::attention", "skc::attention_with_lse"):
     _autocast_to_the_regions_dtype(_name)

@@ -87,3 +87,46 @@ def test_c_with_beta_zero_is_ignored_forward_and_backward():
     torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=5e-2)
     grads = _grads((a, b, c), got)
     assert not any(g.isnan().any() for g in grads) and not grads[2].any()
+
+
+def test_forward_mode_gives_the_tangent_of_the_reference():
+    """custom_op passed forward mode's dual inputs to the op as plain tensors: the output had no tangent (None; under
+    torch.func.jvp and jacfwd a silently zero one). The ops' Function now has a jvp: the reference's."""
+    import torch.autograd.forward_ad as fwAD
+
+    a, b, direction = randn(16, 32), randn(32, 16, seed=1), randn(16, 32, seed=2)
+    x = randn(1, 8, 6, 6, seed=3).to(memory_format=torch.channels_last)
+    w = randn(8, 8, 3, 3, seed=4, scale=0.25).to(memory_format=torch.channels_last)
+    q, dq = randn(1, 2, 16, 64, seed=5), randn(1, 2, 16, 64, seed=6)
+    with fwAD.dual_level():
+        product = fwAD.unpack_dual(torch.ops.skc.matmul(fwAD.make_dual(a, direction), b, activation="silu")).tangent
+        conv = fwAD.unpack_dual(torch.ops.skc.conv2d(x, fwAD.make_dual(w, w), padding=(1, 1))).tangent
+        out, lse = (fwAD.unpack_dual(t).tangent
+                    for t in torch.ops.skc.attention_with_lse(fwAD.make_dual(q, dq), q, q, causal=True))
+    _, want = torch.func.jvp(lambda t: F.silu(t @ b.float()), (a.float(),), (direction.float(),))
+    torch.testing.assert_close(product, want.bfloat16(), rtol=2e-2, atol=5e-2)
+    torch.testing.assert_close(conv, F.conv2d(x.float(), w.float(), padding=1).bfloat16(), rtol=2e-2, atol=5e-2)
+    def attention(t):
+        scores = (t @ q.float().transpose(-1, -2) / 8).masked_fill(torch.ones(16, 16, dtype=torch.bool).triu(1),
+                                                                    float("-inf"))
+        return torch.softmax(scores, dim=-1) @ q.float(), torch.logsumexp(scores, dim=-1)
+
+    _, (want_out, want_lse) = torch.func.jvp(attention, (q.float(),), (dq.float(),))
+    assert (out.dtype, lse.dtype) == (torch.bfloat16, torch.float32)
+    torch.testing.assert_close((out.float(), lse), (want_out, want_lse), rtol=2e-2, atol=5e-2)
+
+
+@pytest.mark.parametrize("transform", [
+    lambda f, x: torch.func.grad(lambda t: f(t).float().sum())(x),
+    lambda f, x: torch.func.jacrev(f)(x),
+    lambda f, x: torch.func.jvp(f, (x,), (x,)),     # (was: silently a zero tangent)
+    lambda f, x: torch.func.jacfwd(f)(x)])
+def test_torch_funcs_derivatives_are_refused_by_name(transform):
+    """torch.func cannot reach an autograd.Function applied inside an operator's kernel (custom_op's own raised
+    torch's "must override the setup_context staticmethod"); vmap runs the op."""
+    b = randn(32, 16, seed=1)
+    with pytest.raises(RuntimeError, match="torch.func's derivative transforms .* use torch.autograd.grad"):
+        transform(lambda t: torch.ops.skc.matmul(t, b), randn(16, 32))
+    batch = randn(3, 16, 32)
+    assert torch.equal(torch.func.vmap(lambda t: torch.ops.skc.matmul(t, b))(batch),
+                       torch.stack([torch.ops.skc.matmul(t, b) for t in batch]))
