@@ -60,9 +60,10 @@ _LIBRARIES: dict = {}   # namespace -> its torch.library.Library("...", "IMPL") 
 def _refuse_autograd(name: str, mutates_args: Sequence[str]):
     """An operator writing into its arguments computes nothing autograd can follow: with grad enabled and an
     argument that requires grad it is refused, as torch refuses `out=` (custom_op's own autograd kernel ran it, and
-    the written tensor came out with no gradient: a silently wrong backward). Below autograd (torch.no_grad(),
-    inference with parameters) it runs. Needs the dispatcher's redispatch hooks; where this torch lacks them the
-    operator stays as custom_op made it."""
+    the written tensor came out with no gradient: a silently wrong backward); so is an argument carrying a
+    forward-mode tangent (out came out with none). Below autograd (torch.no_grad(), inference with parameters) it
+    runs. Needs the dispatcher's redispatch hooks; where this torch lacks them the operator stays as custom_op made
+    it."""
     below = getattr(torch._C, "_AutoDispatchBelowAutograd", None)
     after = getattr(torch._C, "_after_autograd_keyset", None)
     if below is None or after is None:
@@ -71,11 +72,15 @@ def _refuse_autograd(name: str, mutates_args: Sequence[str]):
     overload = getattr(getattr(torch.ops, namespace), opname).default
 
     def autograd_kernel(keyset, *args, **kwargs):
-        if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad
-                                           for t in (*args, *kwargs.values())):
+        tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
             raise RuntimeError(f"{name} writes into {', '.join(mutates_args)}, which autograd cannot follow, and an "
                                f"argument requires grad: call the operator that returns a new tensor (for "
                                f"matmul_out, torch.ops.skc.matmul), or call it under torch.no_grad()")
+        if any(torch.autograd.forward_ad.unpack_dual(t).tangent is not None for t in tensors):
+            raise RuntimeError(f"{name} writes into {', '.join(mutates_args)}, which forward-mode AD cannot follow, "
+                               f"and an argument carries a tangent: call the operator that returns a new tensor (for "
+                               f"matmul_out, torch.ops.skc.matmul)")
         with below():
             return overload.redispatch(keyset & after, *args, **kwargs)
 

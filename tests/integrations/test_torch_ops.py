@@ -285,6 +285,10 @@ def test_matmul_out_is_refused_where_autograd_would_lose_its_gradient():
         torch.ops.skc.matmul_out(a, weight, out)
     np.testing.assert_array_equal(out.float().numpy(), (a.float() @ b.float()).numpy())
     torch.ops.skc.matmul_out(a, b, out)   # (nothing requires grad)
+    import torch.autograd.forward_ad as fwAD
+
+    with fwAD.dual_level(), pytest.raises(RuntimeError, match="which forward-mode AD cannot follow"):
+        torch.ops.skc.matmul_out(fwAD.make_dual(a, a), b, out)   # (was: out with no tangent, silently)
 
 
 def test_host_calls_in_compiled_code_are_skcs_operators_in_the_graph():
