@@ -641,7 +641,9 @@ def host_view(arg, name: str, kernel: str, strided: bool = False) -> np.ndarray:
     if not view.flags.c_contiguous:
         if strided and _spannable(view):
             return _span(view)
-        raise LaunchError(f"{kernel}: argument '{name}' is not contiguous; pass np.ascontiguousarray(x)")
+        copy = f"np.ascontiguousarray({name})" if isinstance(arg, np.ndarray) else f"{name}.contiguous()"
+        raise LaunchError(f"{kernel}: argument '{name}' is not contiguous; the interpreter reads a pointer argument's "
+                          f"elements in row-major order: pass {copy}")
     return view
 
 

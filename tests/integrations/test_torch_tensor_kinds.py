@@ -107,3 +107,13 @@ def test_a_negated_view_after_a_plain_call_of_its_facts_is_refused_too():
     copy[1, 32](a.float(), torch.zeros(8), 8)
     with pytest.raises(skc.LaunchError, match="argument 'x' is a lazily negated view"):
         copy[1, 32](torch._neg_view(a.float()), torch.zeros(8), 8)
+
+
+def test_a_strided_tensor_for_a_pointer_is_refused_with_torchs_remedy():
+    """(was: "pass np.ascontiguousarray(x)" for a torch tensor, whose numpy copy an output's writes would miss)"""
+    with pytest.raises(skc.LaunchError, match=r"argument 'x' is not contiguous.*pass x.contiguous\(\)"):
+        copy_f32[1, 32](torch.zeros(4, 8).t(), torch.zeros(32), 32)
+    import numpy as np
+
+    with pytest.raises(skc.LaunchError, match=r"pass np.ascontiguousarray\(x\)"):
+        copy_f32[1, 32](np.zeros((4, 8), np.float32).T, np.zeros(32, np.float32), 32)
