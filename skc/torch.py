@@ -193,56 +193,61 @@ def _check_activation(op: str, activation) -> None:
 
 
 def _check_operands(a, b, bias, c, activation) -> tuple:
-    """(M, N) of a valid problem; the messages match what skc.blocks.matmul says at launch."""
+    """The shape of a valid problem's result: (M, N), or (B, M, N) for a batch (a of B x M x K with b of K x N or
+    B x K x N, or a of M x K with b of B x K x N); the messages match what skc.blocks.matmul says at launch."""
     from .blocks.host_plans import read_transposed
 
-    torch._check(a.dim() == 2 and b.dim() == 2, lambda: f"skc::matmul multiplies matrices, found {a.dim()}-d "
-                                                        f"and {b.dim()}-d tensors")
+    torch._check(a.dim() in (2, 3) and b.dim() in (2, 3),
+                 lambda: f"skc::matmul takes 2-D operands or a batch of them (3-D), found shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
     torch._check(a.dtype in (torch.bfloat16, torch.float16),
                  lambda: f"skc::matmul multiplies bf16 or fp16 operands; a is {a.dtype}")
     torch._check(b.dtype == a.dtype, lambda: f"a is {a.dtype} and b is {b.dtype}; skc::matmul needs one type")
-    torch._check(a.shape[1] == b.shape[0], lambda: f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: "
-                                                   f"inner dimensions differ")
-    M, N = a.shape[0], b.shape[1]
-    torch._check(M > 0 and N > 0 and a.shape[1] > 0,
-                 lambda: f"matmul of {tuple(a.shape)} by {tuple(b.shape)}: M, N and K must each be at least 1")
+    torch._check(a.dim() < 3 or b.dim() < 3 or a.shape[0] == b.shape[0],
+                 lambda: f"matmul: the batch sizes differ: a is {tuple(a.shape)}, b is {tuple(b.shape)}")
+    torch._check(a.shape[-1] == b.shape[-2], lambda: f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: "
+                                                     f"inner dimensions differ")
+    batch = () if a.dim() == b.dim() == 2 else (a.shape[0] if a.dim() == 3 else b.shape[0],)
+    shape = (*batch, a.shape[-2], b.shape[-1])
+    torch._check(all(n > 0 for n in (*shape, a.shape[-1])),
+                 lambda: f"matmul of {tuple(a.shape)} by {tuple(b.shape)}: {'the batch, ' if batch else ''}M, N and K "
+                         "must each be at least 1")
     for name, x in (("a", a), ("b", b)):
-        torch._check(read_transposed(x.shape, x.stride()) is not None,
+        torch._check(read_transposed(x.shape[-2:], x.stride()[-2:]) is not None,
                      lambda name=name, x=x: f"matmul's operands must be row-major or transposed views of row-major "
                                             f"arrays; {name} (strides {tuple(x.stride())}) is neither: pass a copy "
                                             "of it that is one")
     if bias is not None:
-        torch._check(tuple(bias.shape) == (N,), lambda: f"bias has shape {tuple(bias.shape)}, expected ({N},)")
+        torch._check(tuple(bias.shape) == shape[-1:], lambda: f"bias has shape {tuple(bias.shape)}, expected "
+                                                              f"({shape[-1]},)")
     if c is not None:
-        torch._check(tuple(c.shape) == (M, N), lambda: f"c has shape {tuple(c.shape)}, expected ({M}, {N})")
+        torch._check(tuple(c.shape) == shape, lambda: f"c has shape {tuple(c.shape)}, expected {shape}")
     for name, x in (("c", c), ("bias", bias)):
         torch._check(x is None or x.is_contiguous(),
                      lambda name=name, x=x: f"matmul: {name} (strides {tuple(x.stride())}) must be contiguous: pass "
                                             f"a contiguous copy ({name}.contiguous())")
     _check_activation("skc::matmul", activation)
-    return M, N
+    return shape
 
 
 def _matmul(a: torch.Tensor, b: torch.Tensor, bias: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None,
             alpha: Optional[float] = None, beta: Optional[float] = None,
             activation: Optional[str] = None) -> torch.Tensor:
-    M, N = _check_operands(a, b, bias, c, activation)
-    out = torch.empty((M, N), dtype=a.dtype, device=a.device)
+    out = torch.empty(_check_operands(a, b, bias, c, activation), dtype=a.dtype, device=a.device)
     _launch_matmul(a, b, out, bias, c, alpha, beta, activation)
     return out
 
 
 def _matmul_fake(a, b, bias=None, c=None, alpha=None, beta=None, activation=None):
-    M, N = _check_operands(a, b, bias, c, activation)
-    return a.new_empty((M, N))
+    return a.new_empty(_check_operands(a, b, bias, c, activation))
 
 
 def _check_out(a, b, out, bias, c, activation) -> None:
-    """out must be the product's (M, N) row-major tensor of the operands' type (eagerly and in the fake
-    implementation, so that torch.compile refuses at tracing what the op refuses at run time)."""
-    M, N = _check_operands(a, b, bias, c, activation)
-    torch._check(tuple(out.shape) == (M, N) and out.dtype == a.dtype,
-                 lambda: f"out is {tuple(out.shape)} {out.dtype}, expected ({M}, {N}) {a.dtype}")
+    """out must be the product's row-major tensor of the operands' type (eagerly and in the fake implementation, so
+    that torch.compile refuses at tracing what the op refuses at run time)."""
+    shape = _check_operands(a, b, bias, c, activation)
+    torch._check(tuple(out.shape) == shape and out.dtype == a.dtype,
+                 lambda: f"out is {tuple(out.shape)} {out.dtype}, expected {shape} {a.dtype}")
     torch._check(out.is_contiguous(), lambda: f"out (strides {tuple(out.stride())}) must be row-major: pass a "
                                               "contiguous out")
 
@@ -260,7 +265,8 @@ def _matmul_out_fake(a, b, out, bias=None, c=None, alpha=None, beta=None, activa
 
 matmul = register_op("skc::matmul", _matmul, fake=_matmul_fake)
 """activation(alpha · a @ b + beta · c + bias) as a new tensor: `torch.ops.skc.matmul(a, b, bias=None,
-c=None, alpha=None, beta=None, activation=None)` (activation: None, "relu", "gelu" or "silu")."""
+c=None, alpha=None, beta=None, activation=None)` (activation: None, "relu", "gelu" or "silu"), for matrices or, as
+skc.blocks.matmul, batches (a of B x M x K with b of K x N or B x K x N, or a of M x K with b of B x K x N)."""
 matmul_out = register_op("skc::matmul_out", _matmul_out, fake=_matmul_out_fake, mutates_args=("out",))
 """The same into a given row-major `out`: `torch.ops.skc.matmul_out(a, b, out, ...)`."""
 

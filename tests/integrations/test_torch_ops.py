@@ -378,3 +378,27 @@ def test_the_ops_cast_to_the_autocast_regions_dtype_as_torchs_do():
     torch._dynamo.reset()
     compiled = torch.compile(autocast_linear, fullgraph=True, backend="aot_eager")(a)
     assert compiled.dtype == torch.bfloat16 and torch.equal(compiled, want)
+
+
+def test_the_matmul_op_takes_the_blocks_batches():
+    """skc.blocks.matmul takes a of B x M x K with b of K x N or B x K x N (and a of M x K with b of B x K x N); the op
+    refused every 3-D operand ('multiplies matrices, found 3-d'), so x (batch, tokens, features) @ w could not be
+    one call. Its fake gives the batch's shape, and the gradient of a shared w sums over the batch."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    x, w = integers(2, 8, 16), integers(16, 8, seed=1)
+    for a, b in ((x, w), (x[0], integers(2, 16, 8, seed=2)), (x, integers(2, 8, 16, seed=3).transpose(1, 2))):
+        got = torch.ops.skc.matmul(a, b, bias=integers(8, seed=4))
+        np.testing.assert_array_equal(got.float().numpy(), (a.float() @ b.float() + integers(8, seed=4).float()).numpy())
+        out = torch.empty(2, 8, 8, dtype=torch.bfloat16)
+        torch.ops.skc.matmul_out(a, b, out)
+        np.testing.assert_array_equal(out.float().numpy(), (a.float() @ b.float()).numpy())
+    with FakeTensorMode() as mode:
+        assert tuple(torch.ops.skc.matmul(mode.from_tensor(x), mode.from_tensor(w)).shape) == (2, 8, 8)
+        with pytest.raises(RuntimeError, match="the batch sizes differ"):
+            torch.ops.skc.matmul(mode.from_tensor(x), torch.empty(3, 16, 8, dtype=torch.bfloat16))
+        with pytest.raises(RuntimeError, match=r"c has shape \(8, 8\), expected \(2, 8, 8\)"):
+            torch.ops.skc.matmul(mode.from_tensor(x), mode.from_tensor(w), c=torch.empty(8, 8, dtype=torch.bfloat16))
+    weight = torch.nn.Parameter(w.clone())
+    torch.ops.skc.matmul(x, weight).float().sum().backward()
+    np.testing.assert_array_equal(weight.grad.float().numpy(), x.float().sum((0, 1))[:, None].expand(16, 8).numpy())
