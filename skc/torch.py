@@ -77,7 +77,7 @@ def _refuse_autograd(name: str, mutates_args: Sequence[str]):
             raise RuntimeError(f"{name} writes into {', '.join(mutates_args)}, which autograd cannot follow, and an "
                                f"argument requires grad: call the operator that returns a new tensor (for "
                                f"matmul_out, torch.ops.skc.matmul), or call it under torch.no_grad()")
-        if any(torch.autograd.forward_ad.unpack_dual(t).tangent is not None for t in tensors):
+        if _carry_tangents(tensors):
             raise RuntimeError(f"{name} writes into {', '.join(mutates_args)}, which forward-mode AD cannot follow, "
                                f"and an argument carries a tangent: call the operator that returns a new tensor (for "
                                f"matmul_out, torch.ops.skc.matmul)")
@@ -85,6 +85,15 @@ def _refuse_autograd(name: str, mutates_args: Sequence[str]):
             return overload.redispatch(keyset & after, *args, **kwargs)
 
     _impl(namespace, opname, autograd_kernel, "Autograd")
+
+
+def _carry_tangents(tensors) -> bool:
+    """Whether a tensor carries a forward-mode tangent: asked only inside a dual level (torch.autograd.forward_ad) or
+    a torch.func transform, since unpack_dual costs about a microsecond a tensor on every call of an operator."""
+    if getattr(torch.autograd.forward_ad, "_current_level", 0) < 0 and \
+            torch._C._functorch.peek_interpreter_stack() is None:
+        return False
+    return any(torch.autograd.forward_ad.unpack_dual(t).tangent is not None for t in tensors)
 
 
 def _impl(namespace: str, opname: str, kernel: Callable, key: str) -> None:
@@ -471,8 +480,7 @@ def _differentiate_by_reference(name: str, reference: Callable, tensors: int) ->
         args = (*args, *(kwargs.get(a.name, d) for a, d in zip(overload._schema.arguments[len(args):],
                                                                defaults[len(args):])))
         given = [t for t in args[:tensors] if t is not None]
-        if (torch.is_grad_enabled() and any(t.requires_grad for t in given)) or \
-                any(torch.autograd.forward_ad.unpack_dual(t).tangent is not None for t in given):
+        if (torch.is_grad_enabled() and any(t.requires_grad for t in given)) or _carry_tangents(given):
             if any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in given):
                 raise RuntimeError(f"{name}: torch.func's derivative transforms (grad, vjp, jacrev, jvp, jacfwd, "
                                    "hessian) cannot differentiate a torch.library.custom_op (pytorch issue 168393): "

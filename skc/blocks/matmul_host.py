@@ -137,13 +137,14 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
 def _traced_matmul(a, b, out, bias, c, alpha, beta, activation, **host_only):
     """matmul as torch.compile's Dynamo traces it: torch.ops.skc.matmul (or matmul_out), an operator the graph holds,
     whose fake implementation gives the result's shape and checks the operands (the host call itself, its locks and
-    plans, is no code Dynamo can trace). What the operators do not take (a batch, a config, a stream, fp8 scales)
-    runs outside the graph, as torch.compiler.disable runs a function: a graph break (under fullgraph=True, an
+    plans, is no code Dynamo can trace). What the operators do not take (a config, a stream, fp8 scales, a batch of
+    one broadcast) runs outside the graph, as torch.compiler.disable runs a function: a graph break (under fullgraph=True, an
     error that names it)."""
     from .. import torch as skc_torch
 
     given = {name: value for name, value in host_only.items() if value is not None}
-    if given or len(a.shape) != 2 or len(b.shape) != 2:
+    dims = (len(a.shape), len(b.shape))   # (the operators take a batch of one size, or a matrix beside a batch)
+    if given or not {2, 3} >= set(dims) or dims == (3, 3) and a.shape[0] != b.shape[0]:
         return outside_graph(matmul, a, b, out, bias=bias, c=c, alpha=alpha, beta=beta, activation=activation,
                              **given)
     if out is None:

@@ -324,7 +324,7 @@ def test_host_calls_in_compiled_code_are_skcs_operators_in_the_graph():
 
 
 def test_a_traced_host_call_the_operators_do_not_take_is_a_graph_break_that_runs_eagerly():
-    """A batch, a stream, a config, fp8 scales or padding="same" have no operator: the call runs eagerly
+    """A stream, a config, fp8 scales, a broadcast batch of one or padding="same" have no operator: the call runs eagerly
     (torch.compiler.disable's graph break), and under fullgraph=True it is an error that names the break."""
     import torch._dynamo
 
@@ -334,8 +334,11 @@ def test_a_traced_host_call_the_operators_do_not_take_is_a_graph_break_that_runs
         return skc.blocks.matmul(a, b, stream=0) * 2
 
     a, b = integers(3, 16, 32), integers(32, 24, seed=1)
-    batched = torch.compile(lambda a, b: skc.blocks.matmul(a, b) * 2, backend="aot_eager")
-    np.testing.assert_array_equal(batched(a, b).float().numpy(), (a.float() @ b.float() * 2).numpy())
+    batched = torch.compile(lambda a, b: skc.blocks.matmul(a, b) * 2, backend="aot_eager", fullgraph=True)
+    np.testing.assert_array_equal(batched(a, b).float().numpy(), (a.float() @ b.float() * 2).numpy())   # (the op)
+    broadcast = torch.compile(lambda a, b: skc.blocks.matmul(a, b) * 2, backend="aot_eager")
+    b3 = integers(1, 32, 24, seed=2)
+    np.testing.assert_array_equal(broadcast(a, b3).float().numpy(), (a.float() @ b3.float() * 2).numpy())
     with pytest.raises(Exception, match="disable"):
         torch.compile(model, fullgraph=True, backend="aot_eager")(a[0], b)
     torch._dynamo.reset()
