@@ -4,12 +4,14 @@ P = exp2(S·c - m·c) in place (c = scale · log2(e): the softmax scale folded i
 lets NVIDIA GPUs take one MUFU.EX2 for it), and rescales the output
 accumulator O by exp2((m_old - m_new)·c) so that O stays Σ P·V of the rows' current maximum. `finish(o)`
 divides O by l and gives the rows' log-sum-exp. It reads the layout only through the accumulator's own
-description (`rows()`, `row_lanes`, `position`), so it serves any TileOp whose accumulator says that."""
+description (`rows()`, `row_lanes`, `position`) and its values (`fragment`, indexed as `rows()` says), so it serves
+any TileOp whose accumulator says that."""
 from __future__ import annotations
 
 import operator
 
 import skc
+from skc import frontend
 
 LOG2E = 1.4426950408889634
 NEG_INF = float("-inf")
@@ -47,11 +49,11 @@ class OnlineSoftmax:
         """The part of a step that needs S only: S becomes P, the running maxima and sums move on. Gives the
         factors (a vector, one per row of `s.rows()`) that O must be multiplied by (`rescale`), so that the
         MMAs still writing O may run meanwhile."""
-        rows = list(s.rows())
+        rows = self.rows_of(s)
         fragment = s.fragment
         if mask is not None:
             fragment = _vector_of({i: skc.where(mask(*s.position(i)), fragment[i], NEG_INF)
-                                   for row, indices in rows for i in indices}, s.n // 2)
+                                   for row, indices in rows for i in indices})
         # every row's maximum first, then the exponentials (the same arithmetic as one row after the other; the
         # kernels' code measured 1.03x at D = 64: benchmarks/NOTES.md, twenty-first session)
         maxima, shifts, moves = [], [], []
@@ -84,12 +86,12 @@ class OnlineSoftmax:
                 total = _reduce([self.sum[h] * factor, *row_probabilities], operator.add, False)
             new_sum.append(total)
             factors.append(factor)
-        s.fragment = _vector_of(dict(probabilities), s.n // 2)
-        self.max = skc.vector(*maxima)
-        self.sum = skc.vector(*new_sum)
+        s.fragment = _vector_of(dict(probabilities))
+        self.max = _vector(maxima)
+        self.sum = _vector(new_sum)
         if self.lazy:
             self.moved = skc.vote_any(moved)
-        return skc.vector(*factors)
+        return _vector(factors)
 
     def finish(self, o) -> list:
         """O /= l for each row (0 where a row saw no score); gives each row's log-sum-exp of the scaled scores
@@ -101,7 +103,7 @@ class OnlineSoftmax:
                 total = total + skc.shfl_xor(total, lanes)
             inverses.append(skc.where(total > 0.0, 1.0 / total, 0.0))
             lse.append((self.max[h] * self.scale_log2 + skc.log2(total)) / LOG2E)
-        self._scale(o, skc.vector(*inverses))
+        self._scale(o, _vector(inverses))
         return lse
 
     def rescale(self, o, factors):
@@ -115,8 +117,17 @@ class OnlineSoftmax:
 
     def _scale(self, o, factors):
         fragment = o.fragment
-        scaled = {i: fragment[i] * factors[h] for h, (row, indices) in enumerate(o.rows()) for i in indices}
-        o.fragment = _vector_of(scaled, o.n // 2)
+        scaled = {i: fragment[i] * factors[h] for h, (row, indices) in enumerate(self.rows_of(o)) for i in indices}
+        o.fragment = _vector_of(scaled)
+
+    def rows_of(self, acc) -> list:
+        """acc.rows(), checked against the rows a thread's state keeps (`rows`)."""
+        rows = list(acc.rows())
+        if len(rows) != self.rows_held:
+            raise frontend.current().error(
+                f"this OnlineSoftmax keeps the state of {self.rows_held} row(s) a thread; the accumulator's threads "
+                f"hold values of {len(rows)} (its rows())", hint=f"make it OnlineSoftmax(..., rows={len(rows)})")
+        return rows
 
 
 # 2^x on the FMA pipe: x = j + f, j the integer nearest x and f in [-0.5, 0.5]; 2^f by a polynomial (of degree 3,
@@ -152,6 +163,11 @@ def _reduce(values: list, combine, tree: bool):
     return values[0]
 
 
-def _vector_of(values: dict, count: int):
-    """The vector of values[0], ..., values[count - 1]."""
-    return skc.vector(*[values[i] for i in range(count)])
+def _vector_of(values: dict):
+    """The vector of values[0], values[1], ... (a thread's fragment: every index of its rows())."""
+    return _vector([values[i] for i in range(len(values))])
+
+
+def _vector(values: list):
+    """A run-time vector of f32 values (a vector of one too: a thread may hold one row, or one value)."""
+    return skc.vector(*values) if len(values) > 1 else skc.full(1, values[0], skc.f32)

@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 from attention_kernels import THREADS, d_fragments, online_softmax_kernel
 
+import skc
+from skc.blocks import OnlineSoftmax
+
 RNG = np.random.default_rng(7)
 
 
@@ -96,3 +99,56 @@ def test_online_softmax_of_scores_far_from_zero(offset, scale, causal, lazy):
     expected = p.reshape(64, blocks, n).sum(axis=1)
     np.testing.assert_allclose(out, d_fragments(expected.astype(np.float32)), rtol=2e-5, atol=2e-7)
     np.testing.assert_allclose(lse, expected_lse, rtol=1e-6)
+
+
+class OneRowAccumulator:
+    """A user's accumulator, not wgmma's: thread t of 128 holds row t // 2 of a 64 x 16 block, its 8 columns from
+    8 (t % 2) on; it says what OnlineSoftmax reads (`rows()`, `row_lanes`, `position`, `fragment`), and no `n`."""
+
+    row_lanes = (1,)
+
+    def __init__(self):
+        self.thread = skc.thread_index()
+        self.fragment = skc.full(8, 0.0, skc.f32)
+
+    def position(self, i: int):
+        return self.thread // 2, 8 * (self.thread % 2) + i
+
+    def rows(self) -> list:
+        return [(self.thread // 2, list(range(8)))]
+
+
+@skc.kernel(block=THREADS)
+def one_row_softmax(scores: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], lse: skc.Ptr[skc.f32], blocks: skc.i32,
+                    rows: skc.constexpr):
+    """O = Σ_j P_j over `blocks` 64 x 16 blocks of row-major 64 x 16·blocks scores, and each row's log-sum-exp."""
+    s, o = OneRowAccumulator(), OneRowAccumulator()
+    softmax = OnlineSoftmax(0.5, rows=rows)
+    row, column = s.position(0)
+    for j in range(blocks):
+        first = scores + (row * 16 * blocks + j * 16 + column)
+        s.fragment = skc.vector(*[first[i] for i in range(8)])
+        softmax(s, o)
+        o.fragment = o.fragment + s.fragment
+    total = softmax.finish(o)
+    for i in skc.static_range(8):
+        out[row * 16 + column + i] = o.fragment[i]
+    if column == 0:
+        lse[row] = total[0]
+
+
+def test_online_softmax_of_an_accumulator_of_one_row_a_thread():
+    """The TileOp read `n` of its accumulators, which the accumulator interface does not name (an AttributeError
+    inside the block), and a thread's state of one row was a vector of one, which skc.vector refuses: a layout of
+    one row a thread could not be used. A `rows` that is not the accumulator's is a compile error naming both."""
+    blocks = 3
+    scores = (RNG.standard_normal((64, 16 * blocks)) * 4).astype(np.float32)
+    out, lse = np.full((64, 16), np.nan, np.float32), np.full(64, np.nan, np.float32)
+    one_row_softmax[1, THREADS](scores, out, lse, blocks, 1)
+    p, expected_lse = reference(scores, 16 * blocks, 0.5, False)
+    np.testing.assert_allclose(out, p.reshape(64, blocks, 16).sum(axis=1), rtol=2e-6, atol=2e-7)
+    np.testing.assert_allclose(lse, expected_lse, rtol=2e-6, atol=2e-6)
+    with pytest.raises(skc.CompileError, match=r"state of 2 row\(s\) a thread; the accumulator's threads hold "
+                                               r"values of 1") as info:
+        one_row_softmax[1, THREADS](scores, out, lse, blocks, 2)
+    assert "test_online_softmax.py:" in str(info.value).splitlines()[0] and "rows=1" in str(info.value)
