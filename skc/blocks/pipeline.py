@@ -40,10 +40,10 @@ class InputTilePipeline:
         self.longest_run, self.deepest_lag = 0, 0   # of the producer's runs, of the consumers' readers (check_room)
         self.full = skc.shared((stages,), skc.u64, align=8)
         self.empty = skc.shared((stages,), skc.u64, align=8)
-        arrivals = producer.arrivals if producer is not None else 1
+        self.arrivals = producer.arrivals if producer is not None else 1
         if skc.thread_index() == 0:
             for s in skc.static_range(stages):
-                skc.hopper.mbarrier_init(self.full + s, arrivals)
+                skc.hopper.mbarrier_init(self.full + s, self.arrivals)
                 # with multicast, a stage is free once the consumers of every block of the cluster released it
                 skc.hopper.mbarrier_init(self.empty + s, consumers * cluster)
             skc.hopper.fence_mbarrier_init()
@@ -248,6 +248,11 @@ class StageLease:
     def full(self):
         self._check()
         return self.role.pipeline.full + self.index
+
+    @property
+    def arrivals(self) -> int:
+        """How many arrivals complete the stage's full barrier: its pipeline's producer's (1 without one)."""
+        return self.role.pipeline.arrivals
 
     @property
     def holder(self):

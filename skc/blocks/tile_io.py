@@ -42,6 +42,18 @@ def _origins(loader: str, names, origins: dict) -> dict:
     return origins
 
 
+def _check_arrivals(loader, stage):
+    """The stage's full barrier completes after the arrivals this loader makes (the pipeline was given the loader):
+    with fewer, a stage would be read before its copies land; with more, it would never be read."""
+    expected = getattr(stage, "arrivals", loader.arrivals)   # (a stage of another pipeline may not say)
+    if expected != loader.arrivals:
+        raise frontend.current().error(
+            f"{type(loader).__name__} completes a stage with {loader.arrivals} arrival(s); this stage's pipeline "
+            f"waits for {expected}, so its stages would complete "
+            + ("before their copies land" if expected < loader.arrivals else "never"),
+            hint="give the pipeline the loader that fills it: InputTilePipeline(payload, stages, load, ...)")
+
+
 class TmaLoader:
     """Loads the payload's operand tiles at k-step k into a stage, one TMA box per 128-byte chunk of each
     tile. `maps` name a tensor map per payload tile (`a=`, `b=`). One thread issues the copies and arrives
@@ -133,6 +145,7 @@ class TmaLoader:
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
         origins = _origins("TmaLoader", self.layouts, origins)
+        _check_arrivals(self, stage)
         first_k = [k * layout.k for layout in self.layouts.values()]
         rank, issuing = self.issuing()
         if issuing:
@@ -263,6 +276,7 @@ class VectorLoader:
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
         origins = _origins("VectorLoader", self.operands, origins)
+        _check_arrivals(self, stage)
         t = skc.thread_index() % self.threads
         for name in self.operands:
             tile = getattr(stage, name)

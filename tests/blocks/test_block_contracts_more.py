@@ -264,6 +264,49 @@ def test_a_vector_loader_of_more_threads_than_the_warpgroup():
         vector_loaded[1, 256](a, b, out, T, T, T, T, 256)
 
 
+@skc.kernel
+def loader_untold(a: skc.Ptr[skc.bf16], b: skc.Ptr[skc.bf16], am: skc.TensorMap, bm: skc.TensorMap,
+                  out: skc.Ptr[skc.f32], K: skc.i32, told: skc.constexpr):
+    """vector_loaded with the pipeline told of another loader than the one that fills it (`told`: "none", "tma",
+    or "vector": the right one)."""
+    payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T))
+    load = VectorLoader(a=(a, T, K), b=(b, T, K))
+    other = TmaLoader(payload, a=am, b=bm)
+    with InputTilePipeline(payload, 2, {"none": None, "tma": other, "vector": load}[told], consumers=1) as pipe:
+        roles = WarpRoles(1)
+        if roles.is_producer():
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for k in range(skc.cdiv(K, T)):
+                        with producer.acquire() as stage:
+                            load(stage, k, a=0, b=0)   # HERE
+        else:
+            mma = Wgmma(T, T, skc.bf16)
+            acc = mma.zeros()
+            with pipe.consumer(mma) as consumer:
+                for k in range(skc.cdiv(K, T)):
+                    with consumer.acquire() as s:
+                        mma(acc, s.a, s.b)
+            DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), T, T))(acc, 0, 0)
+
+
+@pytest.mark.parametrize("told", ["none", "tma"])
+def test_a_pipeline_not_given_its_vector_loader(told):
+    """InputTilePipeline(payload, stages) with no producer expects one arrival a stage, as a TmaLoader makes; a
+    VectorLoader's 128 threads each arrived, completing a phase apiece: stages read before their copies landed on a
+    GPU, a deadlock report of '128 phases completed' in the interpreter. The loader now refuses a stage whose
+    pipeline counts other arrivals, at the user's call."""
+    A, B, out, a, b = vector_operands(T)
+    maps = skc.TensorMap(a, box=(T, T)), skc.TensorMap(b, box=(T, T))
+    with pytest.raises(skc.CompileError, match=r"VectorLoader completes a stage with 128 arrival\(s\); this stage's "
+                                               r"pipeline waits for 1") as info:
+        loader_untold[1, 256](a, b, *maps, out, T, told)
+    assert "test_block_contracts_more.py:" in str(info.value).splitlines()[0] and "# HERE" in str(info.value)
+    assert "InputTilePipeline(payload, stages, load" in str(info.value)
+    loader_untold[1, 256](a, b, *maps, out, T, "vector")
+    np.testing.assert_array_equal(out.numpy(), A @ B.T)
+
+
 class RampTile:
     """An accumulator of the user's own (no MMA), with the documented members only: a 64 x 32 f32 tile, thread t of
     the warpgroup holding row t // 2, columns 16 (t % 2) .. + 15, the value row * 100 + column."""
