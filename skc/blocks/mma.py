@@ -165,6 +165,8 @@ class Wgmma(_WarpgroupMma):
             raise frontend.current().error(
                 f"the stage's B tile has {b.layout.rows} columns; this Wgmma computes {self.n}",
                 hint="build the payload and the TileOp from the same config")
+        _check_elements("A", a, self.dtype)
+        _check_elements("B", b, self.dtype_b)
         if a.layout.rows % self.rows_per_warpgroup:
             raise frontend.current().error(f"the A tile has {a.layout.rows} rows, not a multiple of "
                                            f"{self.rows_per_warpgroup}")
@@ -220,6 +222,16 @@ class StackedAccumulator:
         self.parts[0].wait()
 
 
+def _check_elements(name: str, tile, dtype):
+    """A stage's tile holds elements of the size the TileOp multiplies (the descriptors step through it by 32 bytes
+    of K: another size reads other elements, or past the tile)."""
+    elem_bytes = getattr(tile.layout, "elem_bytes", None)   # (a layout of the user's may not say)
+    if elem_bytes is not None and elem_bytes != dtype.itemsize:
+        raise frontend.current().error(
+            f"the stage's {name} tile holds {elem_bytes}-byte elements; this TileOp multiplies {_type_name(dtype)} "
+            f"({dtype.itemsize}-byte)", hint="build the payload and the TileOp from the same config")
+
+
 def _type_name(dtype) -> str:
     return dtype.ir.name if hasattr(dtype, "ir") else str(dtype)
 
@@ -266,6 +278,7 @@ class WgmmaRegA(_WarpgroupMma):
             raise frontend.current().error(
                 f"the B tile is {b.layout.k} x {b.layout.rows}; this register-A MMA was made for {self.k} x {self.n}",
                 hint="build the payload and the TileOp from the same config")
+        _check_elements("B", b, self.dtype)
         pieces = [skc.vector(*[operand[8 * step + i] for i in range(8)]) for step in range(self.k // self.K)]
         skc.hopper.wgmma_fence()   # the fragments were just written by ordinary instructions
         fragment = acc.fragment

@@ -44,7 +44,8 @@ def composed(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i
                     with producer.acquire() as stage:   # HERE after
                         load(stage, 0, a=0, b=0)
         else:
-            mma = Wgmma(T, T, skc.bf16, warpgroup=1 if mode == "rows" else 0)   # HERE rows
+            mma = Wgmma(T, T, skc.f8e4m3 if mode == "fp8_op" else skc.bf16,   # HERE fp8_op
+                        warpgroup=1 if mode == "rows" else 0)   # HERE rows
             acc = mma.zeros()
             epi = DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, N))
             if mode == "two_branches":
@@ -113,7 +114,11 @@ def operands(M=64, N=64, K=256, a_dtype=skc.bf16):
 
 
 @pytest.mark.parametrize("misuse, message", [("nested", "already holds a stage"), ("twice", "entered by a `with`"),
-                                             ("after", "after its `with"), ("rows", "rows 64 to 127")])
+                                             ("after", "after its `with"), ("rows", "rows 64 to 127"),
+                                             # bf16 tiles multiplied as fp8 (half of each row's K, its bytes read
+                                             # as e4m3: wrong answers, silently)
+                                             ("fp8_op", "A tile holds 2-byte elements; this TileOp multiplies "
+                                                        "f8e4m3")])
 def test_misuse_is_a_compile_error_at_its_line(misuse, message):
     _, _, out, maps = operands()
     with pytest.raises(skc.CompileError, match=message) as info:
