@@ -16,7 +16,8 @@ settled yet. A loop that reads stage k and then fills stage k + 1 (or fills, the
 barrier per k-step: reading k needs the barrier after its filling, which also frees the stage that
 k + 1 overwrites (last read at k - 1). The waves cannot wait for themselves: the producer may run at
 most `stages` fills ahead of the consumer's releases (a loop that fills further would overwrite a stage
-it has not read yet; the Hopper producer would block there).
+it has not read yet; the Hopper producer would block there): such a fill, or a read of a stage not filled, fails
+an assertion at the acquire.
 """
 from __future__ import annotations
 
@@ -95,6 +96,10 @@ class LdsProducer(_Ring):
     def wait_stage(self, index):
         # the stage's previous contents (fill number filled - stages) must have been read by every wave
         pipe = self.pipeline
+        # (the waves cannot wait for reads they have not made yet, as a Hopper producer would: a fill further ahead
+        # would overwrite a stage before any wave read it)
+        assert pipe.filled - pipe.stages < pipe.released, \
+            "LdsPipeline: a fill more than `stages` ahead of the reads overwrites a stage no wave has read yet"
         if pipe.filled - pipe.stages >= pipe.released_at_barrier:
             pipe.barrier()
 
@@ -106,6 +111,7 @@ class LdsConsumer(_Ring):
     def wait_stage(self, index):
         # every wave must have written the stage (fill number `released`)
         pipe = self.pipeline
+        assert pipe.released < pipe.filled, "LdsPipeline: a read of a stage no wave has filled yet"
         if pipe.released >= pipe.filled_at_barrier:
             pipe.barrier()
 

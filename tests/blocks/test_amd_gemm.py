@@ -152,7 +152,13 @@ def gemm_in_order(a: BF16P, b: BF16P, out: F32P, barriers: I32P, M: skc.i32, N: 
             if order != "fill k, read k":
                 with producer.acquire() as stage:
                     load(stage, 0, a=tile.row0, b=tile.col0)
+            if order == "fill k+2, read k":
+                with producer.acquire() as stage:
+                    load(stage, 1, a=tile.row0, b=tile.col0)
             for k in range(k_tiles):
+                if order == "fill k+2, read k" and k + 2 < k_tiles:
+                    with producer.acquire() as stage:   # HERE two ahead
+                        load(stage, k + 2, a=tile.row0, b=tile.col0)
                 if order == "fill k, read k":
                     with producer.acquire() as stage:
                         load(stage, k, a=tile.row0, b=tile.col0)
@@ -180,6 +186,23 @@ def test_one_barrier_per_k_step_in_any_order(amd_interpreter, order):
                                             out, barriers, M, N, K, order, cfg)
     np.testing.assert_array_equal(out, a @ b)
     assert barriers.tolist() == [2 * 3, 2 * 3]
+
+
+def test_a_fill_further_ahead_than_the_stages_is_an_error(amd_interpreter):
+    """The waves that fill the stages also read them, so they cannot wait for their own reads: filling two stages
+    ahead of the reads in a pipeline of two overwrote stage 0 before any wave read it (wrong answers, silently, in
+    the interpreter and on the GPU). It is now an assertion at the user's acquire; three stages hold the same loop."""
+    M, N, K = 64, 64, 128   # 4 k-steps
+    a, b, _, _ = integer_operands(M, N, K, np.float32)
+    args = skc.to_device(a, dtype=skc.bf16), skc.to_device(b, dtype=skc.bf16)
+    out, barriers = np.full((M, N), np.nan, np.float32), np.zeros(1, np.int32)
+    with pytest.raises(skc.InterpreterError, match="fill more than `stages` ahead of the reads overwrites a stage") \
+            as info:
+        gemm_in_order.interpret[1, CFG.threads](*args, out, barriers, M, N, K, "fill k+2, read k", CFG)
+    assert str(info.value).startswith(f"{HERE}:{line_of(gemm_in_order, 'HERE two ahead')}:")
+    deeper = AmdMatmulConfig(tile_m=64, tile_n=64, stages=3)
+    gemm_in_order.interpret[1, deeper.threads](*args, out, barriers, M, N, K, "fill k+2, read k", deeper)
+    np.testing.assert_array_equal(out, a @ b)
 
 
 # -- misuse is a compile-time error at the user's line ------------------------------------------------------
