@@ -255,6 +255,11 @@ class StageLease:
         return self.role.pipeline.arrivals
 
     @property
+    def cluster(self) -> int:
+        """How many blocks' consumers release the stage before it is free: its pipeline's cluster."""
+        return self.role.pipeline.cluster
+
+    @property
     def holder(self):
         """What the stage is held by: its `with` (the lease itself, or the run it was acquired in)."""
         return self.run or self

@@ -146,6 +146,13 @@ class TmaLoader:
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
         origins = _origins("TmaLoader", self.layouts, origins)
         _check_arrivals(self, stage)
+        cluster = getattr(stage, "cluster", self.cluster)   # (a stage of another pipeline may not say)
+        if self.cluster > 1 and cluster != self.cluster:
+            raise frontend.current().error(
+                f"this TmaLoader multicasts tile '{self.shared_tile}' to the {self.cluster} blocks of a cluster; the "
+                f"stage's pipeline frees a stage once the consumers of {cluster} block(s) released it, so a block's "
+                f"stage could be overwritten by a peer's copies while its own consumers still read it",
+                hint=f"make the pipeline with cluster={self.cluster}: InputTilePipeline(..., cluster={self.cluster})")
         first_k = [k * layout.k for layout in self.layouts.values()]
         rank, issuing = self.issuing()
         if issuing:

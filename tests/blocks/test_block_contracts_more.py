@@ -9,7 +9,7 @@ import pytest
 
 import skc
 from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, InputTilePipeline, OperandLayout,
-                        TilePayload, TmaLoader, TmaStoreEpilogue, VectorLoader, WarpRoles, Wgmma)
+                        TilePayload, TileScheduler, TmaLoader, TmaStoreEpilogue, VectorLoader, WarpRoles, Wgmma)
 
 T = 64
 
@@ -309,6 +309,56 @@ def test_a_pipeline_not_given_its_vector_loader(told):
     assert "test_block_contracts_more.py:" in str(info.value).splitlines()[0] and "# HERE" in str(info.value)
     assert "InputTilePipeline(payload, stages, load" in str(info.value)
     loader_untold[1, 256](a, b, *maps, out, T, "vector")
+    np.testing.assert_array_equal(out.numpy(), A @ B.T)
+
+
+@skc.kernel
+def multicast(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, K: skc.i32,
+              pipe_cluster: skc.constexpr):
+    """Clusters of two blocks along M sharing B (each loading one row share of it into both), the pipeline made for
+    clusters of `pipe_cluster`."""
+    skc.hopper.kernel_attributes(cluster=(2, 1, 1))
+    payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T, row_shares=2))
+    load = TmaLoader(payload, a=a, b=b, multicast=("b", 2))
+    with InputTilePipeline(payload, 2, load, consumers=1, cluster=pipe_cluster) as pipe:
+        roles = WarpRoles(1)
+        tiles = TileScheduler(M, T, T, T, cluster_m=2)
+        if roles.is_producer():
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for tile in tiles:
+                        for k in range(skc.cdiv(K, T)):
+                            with producer.acquire() as stage:
+                                load(stage, k, a=tile.row0, b=tile.col0)   # HERE
+        else:
+            mma = Wgmma(T, T, skc.bf16)
+            acc = mma.zeros()
+            with pipe.consumer(mma) as consumer:
+                for tile in tiles:
+                    acc.zero()
+                    for k in range(skc.cdiv(K, T)):
+                        with consumer.acquire() as s:
+                            mma(acc, s.a, s.b)
+                    DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, T))(acc, tile.row0, tile.col0)
+
+
+def test_a_multicasting_loader_in_a_pipeline_made_for_one_block():
+    """A TmaLoader multicasting B to a cluster of two, in a pipeline made without cluster=2: a stage was free once
+    its own block's consumer released it, so the peer's producer could copy into it while this block's wgmma still
+    read it (and the blocks could exit while a peer still wrote to them). The interpreter, which does not check
+    another block's copies, ran it right. The loader now refuses the stage at the user's call."""
+    M, K = 128, 192
+    rng = np.random.default_rng(0)
+    A, B = (rng.integers(-2, 3, shape).astype(np.float32) for shape in ((M, K), (T, K)))
+    maps = (skc.TensorMap(skc.to_device(A, dtype=skc.bf16), box=(T, T)),
+            skc.TensorMap(skc.to_device(B, dtype=skc.bf16), box=(T // 2, T)))
+    out = skc.to_device(np.full((M, T), np.nan, np.float32))
+    with pytest.raises(skc.CompileError, match="multicasts tile 'b' to the 2 blocks of a cluster; the stage's "
+                                               r"pipeline frees a stage once the consumers of 1 block\(s\)") as info:
+        multicast[2, 256](*maps, out, M, K, 1)
+    assert "test_block_contracts_more.py:" in str(info.value).splitlines()[0] and "# HERE" in str(info.value)
+    assert "InputTilePipeline(..., cluster=2)" in str(info.value)
+    multicast[2, 256](*maps, out, M, K, 2)
     np.testing.assert_array_equal(out.numpy(), A @ B.T)
 
 
