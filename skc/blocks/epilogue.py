@@ -47,6 +47,11 @@ class EpilogueArgs:
 
     def __init__(self, spec: EpilogueSpec, M, N, alpha=1.0, beta=0.0, c=None, bias=None):
         spec.check()
+        for term, name, value in (("alpha", "alpha", alpha), ("beta", "beta", beta), ("beta", "c", c),
+                                  ("bias", "bias", bias)):
+            if getattr(spec, term) and value is None:
+                raise frontend.current().error(f"the epilogue's spec has {term}=True, which reads {name}; these "
+                                               f"arguments give none", hint=f"give EpilogueArgs(..., {name}=...)")
         self.spec, self.M, self.N = spec, M, N
         self.alpha, self.beta, self.c, self.bias = alpha, beta, c, bias
 

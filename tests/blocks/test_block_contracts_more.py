@@ -395,3 +395,24 @@ def test_an_epilogue_stores_an_accumulator_of_the_users_own():
     out = skc.to_device(np.full((64, 32), np.nan, np.float32))
     ramp[1, 128](skc.TensorMap(out, box=(64, 32)))
     np.testing.assert_array_equal(out.numpy(), np.arange(64)[:, None] * 100 + np.arange(32)[None, :])
+
+
+@skc.kernel(block=128)
+def fused_ramp(out: skc.Ptr[skc.f32], c: skc.Ptr[skc.f32], missing: skc.constexpr):
+    """RampTile through DirectStoreEpilogue with out = 2 · C + the ramp, or with the operand `missing` None."""
+    given = {name: None if name == missing else value for name, value in {"c": c, "beta": 2.0, "alpha": 1.0}.items()}
+    args = EpilogueArgs(EpilogueSpec(alpha=missing == "alpha", beta=True), 64, 32, **given)   # HERE
+    DirectStoreEpilogue(out, skc.f32, args)(RampTile(), 0, 0)
+
+
+@pytest.mark.parametrize("missing, term", [("c", "beta"), ("alpha", "alpha")])
+def test_epilogue_args_without_an_operand_their_spec_reads(missing, term):
+    """EpilogueSpec(beta=True) with no c given (or alpha=True with alpha=None) failed where the fused part read it:
+    'cannot use None with add', with nothing said of which operand was missing."""
+    out, c = np.full((64, 32), np.nan, np.float32), np.ones((64, 32), np.float32)
+    with pytest.raises(skc.CompileError, match=f"the epilogue's spec has {term}=True, which reads {missing}; these "
+                                               "arguments give none") as info:
+        fused_ramp[1, 128](out, c, missing)
+    assert "# HERE" in str(info.value) and f"EpilogueArgs(..., {missing}=...)" in str(info.value)
+    fused_ramp[1, 128](out, c, "")
+    np.testing.assert_array_equal(out, 2 + np.arange(64)[:, None] * 100 + np.arange(32)[None, :])
