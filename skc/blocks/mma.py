@@ -4,6 +4,7 @@ registers (each thread n/2 values, in the layout PTX ISA 9.7.15.5.1.1 defines); 
 says which element of the tile each of its values is, so epilogues need not know that layout."""
 from __future__ import annotations
 
+import numbers
 from contextlib import nullcontext
 
 import skc
@@ -147,13 +148,25 @@ class Wgmma(_WarpgroupMma):
         may cover acc.n of B's columns from `column0` on, and the stage's k from `k0`, `k` deep (0: to its end;
         compile-time ints)."""
         fragment = acc.fragment
-        first = k0 // self.K
-        for step in skc.static_range(first, first + (k or self.k - k0) // self.K):
+        steps = self.steps(k0, k)
+        for step in skc.static_range(steps.start, steps.stop):
             fragment = skc.hopper.wgmma(fragment, a.descriptor(step, self.row0), b.descriptor(step, column0),
                                         acc.n, self.dtype, trans_a=int(not a.layout.k_major),
                                         trans_b=int(not b.layout.k_major), dtype_b=self.dtype_b,
-                                        zero_acc=not accumulate and step == first)
+                                        zero_acc=not accumulate and step == steps.start)
         acc.fragment = fragment
+
+    def steps(self, k0: int, k: int) -> range:
+        """The instructions' k-steps of the stage's k from k0, k deep (0: to its end): whole instructions inside the
+        stage, known at compile time (a part past the tile would read the next one; a partial one, other columns)."""
+        whole = all(isinstance(x, numbers.Integral) and not isinstance(x, bool) for x in (k0, k))
+        depth = (k or self.k - k0) if whole else 0
+        if not whole or k0 < 0 or depth <= 0 or k0 % self.K or depth % self.K or k0 + depth > self.k:
+            raise frontend.current().error(
+                f"this Wgmma multiplies k={k!r} of the stage's k from k0={k0!r} (k=0: the rest): it takes compile-time "
+                f"ints, whole instructions of {self.K}, inside the stage's {self.k}",
+                hint=f"give k0 and k as multiples of {self.K} with k0 + k <= {self.k}")
+        return range(k0 // self.K, (k0 + depth) // self.K)
 
     def check(self, a, b):
         """The payload's tiles must be what this op was built for."""

@@ -12,6 +12,7 @@ from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, InputTi
                         TilePayload, TileScheduler, TmaLoader, TmaStoreEpilogue, VectorLoader, WarpRoles, Wgmma)
 
 T = 64
+PART_K = {"k_past": (48, 32), "k_partial": (8, 16), "k_nothing": (0, 8), "k_halves": (16, 32)}   # (k0, k) of a stage
 
 
 @skc.kernel
@@ -99,7 +100,7 @@ def composed(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i
                                 with consumer.acquire() as s:
                                     if mode == "return_in_lease" and k == 100:
                                         return
-                                    mma(acc, s.a, s.b)
+                                    mma(acc, s.a, s.b, k0=PART_K.get(mode, (0, 0))[0], k=PART_K.get(mode, (0, 0))[1])
             epi(acc, 0, 0)
 
 
@@ -118,12 +119,24 @@ def operands(M=64, N=64, K=256, a_dtype=skc.bf16):
                                              # bf16 tiles multiplied as fp8 (half of each row's K, its bytes read
                                              # as e4m3: wrong answers, silently)
                                              ("fp8_op", "A tile holds 2-byte elements; this TileOp multiplies "
-                                                        "f8e4m3")])
+                                                        "f8e4m3"),
+                                             # part of a stage's k past its end (it read the next stage), in part
+                                             # of an instruction (floored: other columns), or none (no MMA at all)
+                                             ("k_past", "k=32 of the stage's k from k0=48"),
+                                             ("k_partial", "k=16 of the stage's k from k0=8"),
+                                             ("k_nothing", "whole instructions of 16, inside the stage's 64")])
 def test_misuse_is_a_compile_error_at_its_line(misuse, message):
     _, _, out, maps = operands()
     with pytest.raises(skc.CompileError, match=message) as info:
         composed[1, 256](*maps, out, 64, 64, 256, misuse)
     assert "test_block_contracts_more.py:" in str(info.value).splitlines()[0]
+
+
+def test_a_wgmma_over_part_of_the_stages_k():
+    A, B, out, maps = operands()
+    composed[1, 256](*maps, out, 64, 64, 256, "k_halves")
+    columns = np.concatenate([np.arange(k * T + 16, k * T + 48) for k in range(256 // T)])
+    np.testing.assert_array_equal(out.numpy(), A[:, columns] @ B[:, columns].T)
 
 
 def test_a_loader_map_of_another_element_size():
