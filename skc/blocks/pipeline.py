@@ -30,8 +30,14 @@ class InputTilePipeline:
     one. A `with` over the pipeline closes it on exit."""
 
     def __init__(self, payload: TilePayload, stages: int, producer=None, consumers: int = 1, cluster: int = 1):
+        stages = _compile_time_int(stages, "a pipeline's stages")
         if stages < 1:
             raise frontend.current().error(f"a pipeline needs at least one stage, found {stages}")
+        # (each consumer warpgroup, of each block of the cluster, arrives once on a stage's empty barrier: a count of
+        # 0 would complete it at once, a fraction or a flag would be rounded)
+        for name, count in (("consumers", consumers), ("cluster", cluster)):
+            if _compile_time_int(count, f"a pipeline's {name}") < 1:
+                raise frontend.current().error(f"a pipeline's {name} is a count of 1 or more, found {count}")
         self.payload = payload.allocate(stages)
         self.stages = stages
         self.consumers = consumers

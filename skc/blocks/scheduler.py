@@ -6,6 +6,8 @@ raster order (`group_m` tile-rows at a time, so neighbouring blocks share A and 
 `SplitTailScheduler` splits the part-full last wave's tiles along K."""
 from __future__ import annotations
 
+import numbers
+
 import skc
 from skc import frontend
 
@@ -38,6 +40,9 @@ class TileScheduler:
         if cluster_m > 1 and cluster_n > 1:
             raise frontend.current().error("a cluster runs along M or along N, not both",
                                            hint="cluster_m=1 or cluster_n=1")
+        for name, extent in (("tile_m", tile_m), ("tile_n", tile_n)):
+            if not isinstance(extent, numbers.Integral) or isinstance(extent, bool) or extent < 1:
+                raise frontend.current().error(f"a tile's {name} is a compile-time int of 1 or more, found {extent!r}")
         if isinstance(group_m, int) and group_m < 1:   # 0 divides by zero; fewer skips tiles (never stored)
             raise frontend.current().error(f"group_m is how many tile-rows the raster walks at a time, 1 or more, "
                                            f"found {group_m}")

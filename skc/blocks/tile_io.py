@@ -268,6 +268,10 @@ class VectorLoader:
             raise frontend.current().error(
                 f"VectorLoader copies with threads of the producer warpgroup: 1 to {group}, not {self.threads}",
                 hint="give threads= at most the warpgroup's size (or leave it out: the whole warpgroup)")
+        if not (isinstance(width, int) and not isinstance(width, bool) and width in (1, 2, 4, 8, 16)):
+            raise frontend.current().error(
+                f"VectorLoader loads vectors of 1, 2, 4, 8 or 16 elements (at most 16 bytes), not {width!r}",
+                hint="width=8 for 2-byte elements (16 bytes), or fewer for rows of other lengths")
         self.width = width
         self.in_flight = in_flight   # 4-byte registers of loaded data a thread keeps in flight
         self.asynchronous = asynchronous

@@ -429,3 +429,36 @@ def test_epilogue_args_without_an_operand_their_spec_reads(missing, term):
     assert "# HERE" in str(info.value) and f"EpilogueArgs(..., {missing}=...)" in str(info.value)
     fused_ramp[1, 128](out, c, "")
     np.testing.assert_array_equal(out, 2 + np.arange(64)[:, None] * 100 + np.arange(32)[None, :])
+
+
+@skc.kernel
+def misconfigured(a: skc.TensorMap, b: skc.TensorMap, a_ptr: skc.Ptr[skc.bf16], which: skc.constexpr):
+    payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T))
+    load = TmaLoader(payload, a=a, b=b)
+    if which == "stages":
+        InputTilePipeline(payload, 2.0, load)   # HERE stages
+    elif which == "consumers":
+        InputTilePipeline(payload, 2, load, consumers=0)   # HERE consumers
+    elif which == "cluster":
+        InputTilePipeline(payload, 2, load, cluster=0)   # HERE cluster
+    elif which == "tile":
+        TileScheduler(T, T, 0, T)   # HERE tile
+    else:
+        VectorLoader(width=3, a=(a_ptr, T, T))   # HERE width
+
+
+@pytest.mark.parametrize("which, message", [
+    ("stages", "a pipeline's stages takes a compile-time int, found 2.0"),   # (was: a shared array's shape ...)
+    ("consumers", "a pipeline's consumers is a count of 1 or more, found 0"),   # (were taken: barriers of count 0)
+    ("cluster", "a pipeline's cluster is a count of 1 or more, found 0"),
+    ("tile", "a tile's tile_m is a compile-time int of 1 or more, found 0"),   # (was: ZeroDivisionError)
+    ("width", "VectorLoader loads vectors of 1, 2, 4, 8 or 16 elements"),   # (was: a load of 3 x bf16 moves 6 bytes)
+])
+def test_blocks_refuse_counts_they_cannot_use(which, message):
+    """A pipeline of 2.0 stages, of 0 consumers or a cluster of 0 (empty barriers that complete at once), a tile 0
+    rows tall, a vector loader of 3 elements a load: each failed later, inside the block or not at all, and is now
+    refused where the block is made."""
+    _, _, _, (a, b) = operands()
+    with pytest.raises(skc.CompileError, match=message) as info:
+        misconfigured.compile(a, b, skc.Ptr[skc.bf16], which, target="sm_90a", block=256)
+    assert f"# HERE {which}" in str(info.value)
