@@ -54,6 +54,8 @@ class OperandLayout:
 
     def check(self):
         extent = self.k if self.k_major else self.rows
+        if self.rows < 1 or self.k < 1:
+            raise ValueError(f"unsupported operand layout {self}: a tile of no rows or no k")
         if (self.swizzle not in (128, 64) or (self.swizzle == 64 and self.k_major) or extent % self.chunk
                 or (self.rows if self.k_major else self.k) % 8):
             raise ValueError(f"unsupported operand layout {self}: tiles are whole 128-byte chunks (or 64-byte ones, "

@@ -44,9 +44,14 @@ class TilePayload:
     each at its alignment, and a stage is padded to the largest alignment of its tiles."""
 
     def __init__(self, **layouts):
-        self.layouts = layouts
-        for layout in layouts.values():
+        if not layouts:
+            raise ValueError("a payload holds at least one tile: TilePayload(a=OperandLayout(...), ...)")
+        for name, layout in layouts.items():
+            if not (hasattr(layout, "bytes") and hasattr(layout, "check")):
+                raise ValueError(f"payload tile '{name}' is {layout!r}: a tile's layout has `bytes` and `check()` "
+                                 "(an OperandLayout, a ScaleLayout or one of the user's)")
             layout.check()
+        self.layouts = layouts
 
     def offsets(self) -> dict:
         """Each tile's byte offset in its stage."""

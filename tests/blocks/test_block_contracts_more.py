@@ -443,6 +443,10 @@ def misconfigured(a: skc.TensorMap, b: skc.TensorMap, a_ptr: skc.Ptr[skc.bf16], 
         InputTilePipeline(payload, 2, load, cluster=0)   # HERE cluster
     elif which == "tile":
         TileScheduler(T, T, 0, T)   # HERE tile
+    elif which == "empty":
+        TilePayload()   # HERE empty
+    elif which == "layout":
+        TilePayload(a=OperandLayout(T, T), b=T)   # HERE layout
     else:
         VectorLoader(width=3, a=(a_ptr, T, T))   # HERE width
 
@@ -453,11 +457,13 @@ def misconfigured(a: skc.TensorMap, b: skc.TensorMap, a_ptr: skc.Ptr[skc.bf16], 
     ("cluster", "a pipeline's cluster is a count of 1 or more, found 0"),
     ("tile", "a tile's tile_m is a compile-time int of 1 or more, found 0"),   # (was: ZeroDivisionError)
     ("width", "VectorLoader loads vectors of 1, 2, 4, 8 or 16 elements"),   # (was: a load of 3 x bf16 moves 6 bytes)
+    ("empty", "a payload holds at least one tile"),   # (was: IndexError: list index out of range, at allocate)
+    ("layout", "payload tile 'b' is 64: a tile's layout has `bytes` and `check"),   # (was: 'int' object has no ...)
 ])
 def test_blocks_refuse_counts_they_cannot_use(which, message):
     """A pipeline of 2.0 stages, of 0 consumers or a cluster of 0 (empty barriers that complete at once), a tile 0
-    rows tall, a vector loader of 3 elements a load: each failed later, inside the block or not at all, and is now
-    refused where the block is made."""
+    rows tall, a vector loader of 3 elements a load, a payload of no tiles or of something not a layout: each failed
+    later, inside the block or not at all, and is now refused where the block is made."""
     _, _, _, (a, b) = operands()
     with pytest.raises(skc.CompileError, match=message) as info:
         misconfigured.compile(a, b, skc.Ptr[skc.bf16], which, target="sm_90a", block=256)
