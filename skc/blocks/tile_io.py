@@ -285,9 +285,15 @@ class VectorLoader:
         return True if self.threads == group else skc.thread_index() % group < self.threads
 
     def __call__(self, stage, k, **origins):
-        """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
+        """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage: the copying threads
+        (is_issuing()) copy and arrive, whether or not the caller rested the others."""
         origins = _origins("VectorLoader", self.operands, origins)
         _check_arrivals(self, stage)
+        if self.is_issuing():   # (the whole warpgroup: known at compile time)
+            self.copy(stage, k, origins)
+
+    def copy(self, stage, k, origins: dict):
+        """This thread's share of the stage's copies, then its arrival."""
         t = skc.thread_index() % self.threads
         for name in self.operands:
             tile = getattr(stage, name)

@@ -225,14 +225,15 @@ def test_a_producer_run_longer_than_a_readers_lag_leaves_is_refused():
 
 @skc.kernel
 def vector_loaded(a: skc.Ptr[skc.bf16], b: skc.Ptr[skc.bf16], out: skc.Ptr[skc.f32], M: skc.i32, N: skc.i32,
-                  K: skc.i32, tile_n: skc.constexpr, threads: skc.constexpr):
-    """A VectorLoader of `threads` threads (0: the warpgroup) filling a 64 x 64 A tile and a tile_n x 64 B tile."""
+                  K: skc.i32, tile_n: skc.constexpr, threads: skc.constexpr, rest: skc.constexpr = True):
+    """A VectorLoader of `threads` threads (0: the warpgroup) filling a 64 x 64 A tile and a tile_n x 64 B tile
+    (`rest`: the producer's other threads rest, as is_issuing() says; else they run the loading loop too)."""
     payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(tile_n, T))
     load = VectorLoader(threads=threads or None, a=(a, M, K), b=(b, N, K))
     with InputTilePipeline(payload, 2, load, consumers=1) as pipe:
         roles = WarpRoles(1)
         if roles.is_producer():
-            if load.is_issuing():
+            if load.is_issuing() if rest else True:
                 with pipe.producer() as producer:
                     for k in range(skc.cdiv(K, T)):
                         with producer.acquire() as stage:
@@ -261,6 +262,18 @@ def test_a_vector_loader_of_fewer_threads_than_the_warpgroup(threads):
     landed on a GPU)."""
     A, B, out, a, b = vector_operands(T)
     vector_loaded[1, 256](a, b, out, T, T, T, T, threads)
+    np.testing.assert_array_equal(out.numpy(), A @ B.T)
+
+
+def test_a_vector_loader_called_by_every_producer_thread():
+    """VectorLoader(threads=64) whose loading loop all 128 producer threads ran (no `if load.is_issuing()`): the
+    other 64 copied and arrived too, two phases a stage (a deadlock in the interpreter, stages read before they
+    landed on a GPU). The loader copies and arrives with its own threads only, as TmaLoader issues with its one."""
+    rng = np.random.default_rng(0)
+    A, B = (rng.integers(-2, 3, (T, 4 * T)).astype(np.float32) for _ in range(2))
+    out = skc.to_device(np.full((T, T), np.nan, np.float32))
+    vector_loaded[1, 256](skc.to_device(A, dtype=skc.bf16), skc.to_device(B, dtype=skc.bf16), out, T, T, 4 * T, T, 64,
+                          False)
     np.testing.assert_array_equal(out.numpy(), A @ B.T)
 
 
