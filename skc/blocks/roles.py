@@ -86,17 +86,31 @@ def fill_register_shares(config):
         object.__setattr__(config, "producer_registers", producer)
     if config.consumer_registers is None:
         object.__setattr__(config, "consumer_registers", consumer)
-    for name in ("producer_registers", "consumer_registers"):   # setmaxnreg's counts (PTX ISA: 24 to 256, by 8)
-        count = getattr(config, name)
-        if not whole(count) or not 24 <= count <= 256 or count % 8:
+    check_registers(config.producer_registers, config.consumer_registers, config.consumers, blocks_per_sm)
+
+
+def check_registers(producer_registers, consumer_registers, consumers: int, blocks_per_sm: int = 1):
+    """A ValueError unless the warpgroups' setmaxnreg counts are counts it sets and fit the registers a block holds."""
+    for name, count in (("producer_registers", producer_registers), ("consumer_registers", consumer_registers)):
+        if not whole(count) or not 24 <= count <= 256 or count % 8:   # (PTX ISA setmaxnreg: 24 to 256, by 8)
             raise ValueError(f"{name} is a count setmaxnreg sets: a multiple of 8 from 24 to 256, found {count!r}")
-    held = held_registers(config.consumers, blocks_per_sm)
-    if 128 * (config.producer_registers + config.consumers * config.consumer_registers) > held:
-        raise ValueError(f"the warpgroups' registers ({config.producer_registers} a producer thread, "
-                         f"{config.consumer_registers} a consumer thread) exceed the {held} a block of "
-                         f"{128 * (1 + config.consumers)} threads holds with {blocks_per_sm} block(s) an SM "
+    held = held_registers(consumers, blocks_per_sm)
+    if 128 * (producer_registers + consumers * consumer_registers) > held:
+        raise ValueError(f"the warpgroups' registers ({producer_registers} a producer thread, "
+                         f"{consumer_registers} a consumer thread) exceed the {held} a block of "
+                         f"{128 * (1 + consumers)} threads holds with {blocks_per_sm} block(s) an SM "
                          f"(setmaxnreg past them would wait for ever): use "
-                         f"{register_shares(config.consumers, blocks_per_sm)}")
+                         f"{register_shares(consumers, blocks_per_sm)}")
+
+
+@frontend.host
+def _check_roles_registers(producer_registers, consumer_registers, consumers: int, blocks_per_sm: int):
+    """check_registers, as a compile error at the kernel's line."""
+    try:
+        check_registers(producer_registers, consumer_registers, consumers, blocks_per_sm)
+    except ValueError as error:
+        raise frontend.current().error(str(error), hint="give WarpRoles counts that fit, or leave them out (the "
+                                                        "shares of its consumers)") from None
 
 
 class WarpRoles:
@@ -124,6 +138,8 @@ class WarpRoles:
         shares = register_shares(consumers, blocks_per_sm)
         self.producer_registers = shares[0] if producer_registers is None else producer_registers
         self.consumer_registers = shares[1] if consumer_registers is None else consumer_registers
+        # (the interpreter does not model register counts: a request past them would hang on the GPU alone)
+        _check_roles_registers(self.producer_registers, self.consumer_registers, consumers, blocks_per_sm)
         # the same in every lane of a warp, but ptxas cannot tell from the thread index alone: taken from lane 0
         # by a shuffle, it is, and what derives from it (the stage addresses, the wgmma descriptors) lives in
         # uniform registers instead of being moved into them before every wgmma

@@ -456,6 +456,8 @@ def misconfigured(a: skc.TensorMap, b: skc.TensorMap, a_ptr: skc.Ptr[skc.bf16], 
         InputTilePipeline(payload, 2, load, cluster=0)   # HERE cluster
     elif which == "tile":
         TileScheduler(T, T, 0, T)   # HERE tile
+    elif which == "roles":
+        WarpRoles(2, 40, 256)   # HERE roles
     elif which == "empty":
         TilePayload()   # HERE empty
     elif which == "layout":
@@ -472,6 +474,9 @@ def misconfigured(a: skc.TensorMap, b: skc.TensorMap, a_ptr: skc.Ptr[skc.bf16], 
     ("width", "VectorLoader loads vectors of 1, 2, 4, 8 or 16 elements"),   # (was: a load of 3 x bf16 moves 6 bytes)
     ("empty", "a payload holds at least one tile"),   # (was: IndexError: list index out of range, at allocate)
     ("layout", "payload tile 'b' is 64: a tile's layout has `bytes` and `check"),   # (was: 'int' object has no ...)
+    # setmaxnreg counts past the registers a block of 384 threads holds: the configs refused them, WarpRoles took them
+    # (the interpreter does not model registers: a hang on the GPU alone)
+    ("roles", r"registers \(40 a producer thread, 256 a consumer thread\) exceed the 64512"),
 ])
 def test_blocks_refuse_counts_they_cannot_use(which, message):
     """A pipeline of 2.0 stages, of 0 consumers or a cluster of 0 (empty barriers that complete at once), a tile 0
@@ -479,5 +484,5 @@ def test_blocks_refuse_counts_they_cannot_use(which, message):
     later, inside the block or not at all, and is now refused where the block is made."""
     _, _, _, (a, b) = operands()
     with pytest.raises(skc.CompileError, match=message) as info:
-        misconfigured.compile(a, b, skc.Ptr[skc.bf16], which, target="sm_90a", block=256)
+        misconfigured.compile(a, b, skc.Ptr[skc.bf16], which, target="sm_90a", block=384 if which == "roles" else 256)
     assert f"# HERE {which}" in str(info.value)
