@@ -316,7 +316,8 @@ class _StripRecords(_WarpgroupBarrier):
 
 class SplitKEpilogue(_StripRecords):
     """Completes output tiles computed in `splits` shares of K (SplitKScheduler's work units) in the same launch.
-    Each warpgroup's strip of a tile (64 rows by tile_n) has a record in `workspace` per share: share s stores its
+    Each warpgroup's strip of a tile (64 rows by tile_n: the accumulator's width, which `tile_n`, given, must be) has
+    a record in `workspace` per share: share s stores its
     fp32 accumulator there in the fragment's own order (every thread four values at a time, the warpgroup's 128
     threads side by side: whole 512-byte runs, no atomics), then one thread of the warpgroup counts the share in
     `counters` (one i32 per strip, zero between launches) behind a GPU-scope fence. The share that counts last
@@ -331,7 +332,7 @@ class SplitKEpilogue(_StripRecords):
     warpgroup's accumulator of the tile at (row0, col0); a `with` has nothing to wait for."""
 
     def __init__(self, out, workspace, counters, dtype, args: EpilogueArgs, splits, warpgroup=0,
-                 warpgroups: int = 1, tile_n: int = 256):
+                 warpgroups: int = 1, tile_n: int = None):
         self.out, self.dtype = out, dtype
         self.M, self.N, self.splits, self.tile_n = args.M, args.N, splits, tile_n
         self.fused = FusedEpilogue(args)
@@ -344,12 +345,17 @@ class SplitKEpilogue(_StripRecords):
         pass  # plain stores and atomics: nothing in flight
 
     def __call__(self, acc, row0, col0, share):
+        rows, tile_n = acc.shape   # (the warpgroups share a tile's rows: each holds its whole width)
+        if self.tile_n not in (None, tile_n):
+            raise frontend.current().error(
+                f"this SplitKEpilogue was made for tiles {self.tile_n} wide (tile_n); the accumulator is {tile_n} "
+                f"wide: tiles would share strips (counters and records)", hint="give tile_n= the tiles' width, or "
+                "leave it out (the accumulator's)")
         acc.wait()
-        rows = acc.shape[0]
         row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
         values = acc.values()
         # the strip's counter and records: one per strip of `rows` rows and tile_n columns (a warpgroup's)
-        strip = (row0 // rows) * skc.cdiv(self.N, self.tile_n) + col0 // self.tile_n
+        strip = (row0 // rows) * skc.cdiv(self.N, tile_n) + col0 // tile_n
         record = len(values) * self.threads   # floats of one share's record of a strip
 
         def quad(which, j):   # where this thread's values 4j .. 4j + 3 lie in share `which`'s record

@@ -10,6 +10,8 @@ import pytest
 import skc
 from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, InputTilePipeline, OperandLayout,
                         TilePayload, TileScheduler, TmaLoader, TmaStoreEpilogue, VectorLoader, WarpRoles, Wgmma)
+from skc.blocks.epilogue import SplitKEpilogue
+from skc.blocks.scheduler import SplitKScheduler
 
 T = 64
 PART_K = {"k_past": (48, 32), "k_partial": (8, 16), "k_nothing": (0, 8), "k_halves": (16, 32)}   # (k0, k) of a stage
@@ -486,3 +488,56 @@ def test_blocks_refuse_counts_they_cannot_use(which, message):
     with pytest.raises(skc.CompileError, match=message) as info:
         misconfigured.compile(a, b, skc.Ptr[skc.bf16], which, target="sm_90a", block=384 if which == "roles" else 256)
     assert f"# HERE {which}" in str(info.value)
+
+
+@skc.kernel
+def split_k(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], workspace: skc.Ptr[skc.f32],
+            counters: skc.Ptr[skc.i32], M: skc.i32, N: skc.i32, K: skc.i32, tile_n: skc.constexpr):
+    """A user's split-K GEMM of 64 x 64 tiles in two shares of K: SplitKScheduler and SplitKEpilogue(tile_n=...)."""
+    payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T))
+    load = TmaLoader(payload, a=a, b=b)
+    with InputTilePipeline(payload, 2, load, consumers=1) as pipe:
+        roles = WarpRoles(1)
+        k_tiles = skc.cdiv(K, T)
+        tiles = SplitKScheduler(M, N, T, T, k_tiles, 2)
+        if roles.is_producer():
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for tile in tiles:
+                        first, end = tile.k_steps(k_tiles)
+                        for k in range(first, end):
+                            with producer.acquire() as stage:
+                                load(stage, k, a=tile.row0, b=tile.col0)
+        else:
+            mma = Wgmma(T, T, skc.bf16)
+            acc = mma.zeros()
+            epilogue = SplitKEpilogue(out, workspace, counters, skc.f32, EpilogueArgs(EpilogueSpec(), M, N), 2,
+                                      tile_n=tile_n)
+            with epilogue, pipe.consumer(mma) as consumer:
+                for tile in tiles:
+                    acc.zero()
+                    first, end = tile.k_steps(k_tiles)
+                    for k in range(first, end):
+                        with consumer.acquire() as s:
+                            mma(acc, s.a, s.b)
+                    epilogue(acc, tile.row0, tile.col0, tile.share)   # HERE
+
+
+@pytest.mark.parametrize("tile_n", [None, T])
+def test_a_split_k_epilogue_takes_its_tiles_width_from_the_accumulator(tile_n):
+    """SplitKEpilogue's tile_n defaulted to 256, the GEMM's widest tile: a user's kernel of 64-wide tiles that left it
+    out numbered the strips of a row of tiles as one (their counters and records shared), and half the output was
+    never stored. The width is now the accumulator's, and a tile_n given must be it."""
+    M, N, K = 64, 128, 256
+    rng = np.random.default_rng(0)
+    A, B = rng.integers(-2, 3, (M, K)).astype(np.float32), rng.integers(-2, 3, (N, K)).astype(np.float32)
+    maps = (skc.TensorMap(skc.to_device(A, dtype=skc.bf16), box=(T, T)),
+            skc.TensorMap(skc.to_device(B, dtype=skc.bf16), box=(T, T)))
+    strips = (M // T) * (N // T)
+    buffers = (np.zeros(strips * 2 * T * T, np.float32), np.zeros(strips, np.int32))
+    out = np.full((M, N), np.nan, np.float32)
+    split_k[4, 256](*maps, out, *buffers, M, N, K, tile_n)
+    np.testing.assert_array_equal(out, A @ B.T)
+    with pytest.raises(skc.CompileError, match="made for tiles 256 wide .tile_n.; the accumulator is 64 wide") as info:
+        split_k[4, 256](*maps, out, *buffers, M, N, K, 256)
+    assert "# HERE" in str(info.value)
