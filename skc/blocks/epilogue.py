@@ -385,6 +385,18 @@ class SplitKEpilogue(_StripRecords):
                 skc.store(counter, 0)
 
 
+def _strips(tile_m, warpgroups: int) -> int:
+    """The 64-row strips of a tile of `tile_m` rows (None: a strip a warpgroup), at least one a warpgroup (fewer would
+    give two warpgroups' strips, or two slots', one record and counter)."""
+    strips = warpgroups if tile_m is None else tile_m // Wgmma.rows_per_warpgroup
+    if strips < warpgroups or (tile_m is not None and tile_m % Wgmma.rows_per_warpgroup):
+        raise frontend.current().error(
+            f"a tile of {tile_m} rows holds {strips} strip(s) of {Wgmma.rows_per_warpgroup} rows; its {warpgroups} "
+            f"warpgroups need one each at least", hint="give tile_m= the tiles' rows (a multiple of 64), or leave it "
+            "out (64 a warpgroup)")
+    return strips
+
+
 class StreamKFixup(_StripRecords):
     """Completes the output tiles StreamKScheduler splits between two blocks, before the tile's epilogue.
     `fixup(acc, unit)` for a warpgroup's accumulator of a work unit (its MMAs may still run) gives whether the unit
@@ -396,8 +408,8 @@ class StreamKFixup(_StripRecords):
     that has not run), resets the counter and adds the record to its registers; the tile's own epilogue (TMA
     stores, the fused part applied once to the whole sum) then stores it."""
 
-    def __init__(self, workspace, counters, warpgroup=0, warpgroups: int = 1, tile_m: int = 128):
-        self.strips = tile_m // Wgmma.rows_per_warpgroup   # a tile's 64-row strips
+    def __init__(self, workspace, counters, warpgroup=0, warpgroups: int = 1, tile_m: int = None):
+        self.strips = _strips(tile_m, warpgroups)   # a tile's 64-row strips
         super().__init__(workspace, counters, warpgroup, warpgroups)
 
     def __call__(self, acc, unit):
@@ -447,9 +459,9 @@ class SplitTailFixup(_StripRecords):
     counts last adds every share's record in share order (the same bits whichever share is last), resets the
     counter and keeps the sum in its registers for the epilogue. No share waits for another."""
 
-    def __init__(self, workspace, counters, tiles, warpgroup=0, warpgroups: int = 1, tile_m: int = 128):
+    def __init__(self, workspace, counters, tiles, warpgroup=0, warpgroups: int = 1, tile_m: int = None):
         self.tiles = tiles   # the SplitTailScheduler (its run-time count of shares)
-        self.strips = tile_m // Wgmma.rows_per_warpgroup
+        self.strips = _strips(tile_m, warpgroups)
         super().__init__(workspace, counters, warpgroup, warpgroups)
 
     def __call__(self, acc, unit):

@@ -10,7 +10,7 @@ import pytest
 import skc
 from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, InputTilePipeline, OperandLayout,
                         TilePayload, TileScheduler, TmaLoader, TmaStoreEpilogue, VectorLoader, WarpRoles, Wgmma)
-from skc.blocks.epilogue import SplitKEpilogue
+from skc.blocks.epilogue import SplitKEpilogue, StreamKFixup
 from skc.blocks.scheduler import SplitKScheduler
 
 T = 64
@@ -460,6 +460,8 @@ def misconfigured(a: skc.TensorMap, b: skc.TensorMap, a_ptr: skc.Ptr[skc.bf16], 
         TileScheduler(T, T, 0, T)   # HERE tile
     elif which == "roles":
         WarpRoles(2, 40, 256)   # HERE roles
+    elif which == "strips":
+        StreamKFixup(a_ptr, a_ptr, 0, 2, tile_m=64)   # HERE strips
     elif which == "empty":
         TilePayload()   # HERE empty
     elif which == "layout":
@@ -479,6 +481,8 @@ def misconfigured(a: skc.TensorMap, b: skc.TensorMap, a_ptr: skc.Ptr[skc.bf16], 
     # setmaxnreg counts past the registers a block of 384 threads holds: the configs refused them, WarpRoles took them
     # (the interpreter does not model registers: a hang on the GPU alone)
     ("roles", r"registers \(40 a producer thread, 256 a consumer thread\) exceed the 64512"),
+    # two warpgroups' strips of a tile in one record and counter (they added each other's sums, silently)
+    ("strips", r"a tile of 64 rows holds 1 strip\(s\) of 64 rows; its 2 warpgroups need one each"),
 ])
 def test_blocks_refuse_counts_they_cannot_use(which, message):
     """A pipeline of 2.0 stages, of 0 consumers or a cluster of 0 (empty barriers that complete at once), a tile 0
