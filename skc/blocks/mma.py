@@ -239,10 +239,11 @@ def _check_elements(name: str, tile, dtype):
     """A stage's tile holds elements of the size the TileOp multiplies (the descriptors step through it by 32 bytes
     of K: another size reads other elements, or past the tile)."""
     elem_bytes = getattr(tile.layout, "elem_bytes", None)   # (a layout of the user's may not say)
-    if elem_bytes is not None and elem_bytes != dtype.itemsize:
+    size = 32 // WGMMA_K[_type_name(dtype)]   # (one wgmma's k covers 32 bytes; the type may be a DSL dtype or its name)
+    if elem_bytes is not None and elem_bytes != size:
         raise frontend.current().error(
             f"the stage's {name} tile holds {elem_bytes}-byte elements; this TileOp multiplies {_type_name(dtype)} "
-            f"({dtype.itemsize}-byte)", hint="build the payload and the TileOp from the same config")
+            f"({size}-byte)", hint="build the payload and the TileOp from the same config")
 
 
 def _type_name(dtype) -> str:
