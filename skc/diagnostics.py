@@ -5,6 +5,7 @@ Every error a user can cause is an `SkcError`; its message says what is wrong, w
 """
 from __future__ import annotations
 
+import itertools
 import linecache
 from dataclasses import dataclass
 from typing import Optional
@@ -37,14 +38,9 @@ class Location:
 def python_location(code, line: int, instruction: int, caller: Optional[Location] = None) -> Location:
     """The place of a running Python frame's instruction (its byte offset, `f_lasti` or `tb_lasti`): the column
     comes from the code's positions where Python keeps them (3.11 and later), else 0."""
-    positions = getattr(code, "co_positions", None)
-    col = None
-    if positions is not None:
-        for k, position in enumerate(positions()):
-            if k == instruction // 2:
-                col = position[2]
-                break
-    return Location(code.co_filename, line, col or 0, code.co_name, caller)
+    positions = getattr(code, "co_positions", None)   # (one entry a 2-byte code unit)
+    position = next(itertools.islice(positions(), instruction // 2, None), None) if positions else None
+    return Location(code.co_filename, line, (position and position[2]) or 0, code.co_name, caller)
 
 
 def is_library_file(path: str) -> bool:
@@ -81,21 +77,11 @@ def format_diagnostic(severity: str, message: str, loc: Optional[Location], hint
         frames = list(loc.frames())
         if len(frames) > 1 or (shown is not None and frames[0] is not shown):
             notes = [f"  note: at {frame}" + (f" in {frame.function}" if frame.function else "") for frame in frames]
-            for note, repeats in _runs(notes):   # (a recursion: its call site once, as Python's tracebacks do)
+            for note, run in itertools.groupby(notes):   # (a recursion: its call site once, as Python's tracebacks do)
+                repeats = sum(1 for _ in run)
                 text += f"\n{note}" + (f"\n  note: (the line above {repeats - 1} more times)" if repeats > 2 else
                                         f"\n{note}" * (repeats - 1))
     return text
-
-
-def _runs(items: list) -> list:
-    """Each item with how many times it repeats in a row."""
-    runs = []
-    for item in items:
-        if runs and runs[-1][0] == item:
-            runs[-1][1] += 1
-        else:
-            runs.append([item, 1])
-    return runs
 
 
 class SkcError(Exception):

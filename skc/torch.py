@@ -68,8 +68,7 @@ def _refuse_autograd(name: str, mutates_args: Sequence[str]):
     after = getattr(torch._C, "_after_autograd_keyset", None)
     if below is None or after is None:
         return
-    namespace, opname = name.split("::")
-    overload = getattr(getattr(torch.ops, namespace), opname).default
+    overload = _overload(name)
 
     def autograd_kernel(keyset, *args, **kwargs):
         tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
@@ -84,7 +83,7 @@ def _refuse_autograd(name: str, mutates_args: Sequence[str]):
         with below():
             return overload.redispatch(keyset & after, *args, **kwargs)
 
-    _impl(namespace, opname, autograd_kernel, "Autograd")
+    _impl(name, autograd_kernel, "Autograd")
 
 
 def _carry_tangents(tensors) -> bool:
@@ -96,8 +95,16 @@ def _carry_tangents(tensors) -> bool:
     return any(torch.autograd.forward_ad.unpack_dual(t).tangent is not None for t in tensors)
 
 
-def _impl(namespace: str, opname: str, kernel: Callable, key: str) -> None:
-    """Register `kernel(keyset, *args, **kwargs)` for the operator at dispatch key `key`, replacing custom_op's."""
+def _overload(name: str):
+    """The operator "namespace::name" as torch.ops holds it (its default overload)."""
+    namespace, opname = name.split("::")
+    return getattr(getattr(torch.ops, namespace), opname).default
+
+
+def _impl(name: str, kernel: Callable, key: str) -> None:
+    """Register `kernel(keyset, *args, **kwargs)` for the operator "namespace::name" at dispatch key `key`, replacing
+    custom_op's."""
+    namespace, opname = name.split("::")
     library = _LIBRARIES.get(namespace)
     if library is None:
         library = _LIBRARIES[namespace] = torch.library.Library(namespace, "IMPL")
@@ -117,11 +124,10 @@ def _autocast_to_the_regions_dtype(name: str) -> None:
     key_for_device = getattr(torch._C, "_dispatch_key_for_device", None)
     if exclude is None or key_for_device is None or not hasattr(torch, "get_autocast_dtype"):
         return
-    namespace, opname = name.split("::")
-    overload = getattr(getattr(torch.ops, namespace), opname).default
+    overload = _overload(name)
     for device_type in ("cpu", "cuda"):
         key = "Autocast" + key_for_device(device_type)
-        _impl(namespace, opname, _autocast_kernel(overload, device_type, getattr(torch._C.DispatchKey, key)), key)
+        _impl(name, _autocast_kernel(overload, device_type, getattr(torch._C.DispatchKey, key)), key)
 
 
 def _autocast_kernel(overload, device_type: str, key) -> Callable:
@@ -419,8 +425,8 @@ def _check_attention_options(q, scale) -> None:
                  lambda: f"attention's scale must be positive and finite, found {scale}")
     f32 = torch.finfo(torch.float32)   # (the kernel takes the scale as an f32)
     torch._check(scale is None or f32.tiny <= scale <= f32.max,
-                 lambda: f"attention's scale {scale} is {'0' if scale < f32.tiny else 'infinite'} as the f32 the kernel "
-                         f"computes with: pass a scale between {f32.tiny:.3g} and {f32.max:.3g}")
+                 lambda: f"attention's scale {scale} is {'0' if scale < f32.tiny else 'infinite'} as the f32 the "
+                         f"kernel computes with: pass a scale between {f32.tiny:.3g} and {f32.max:.3g}")
 
 
 def _attention_fake(q, k, v, causal=False, scale=None, layout="bhsd"):
@@ -444,8 +450,9 @@ attention = register_op("skc::attention", _attention, fake=_attention_fake, exac
 """softmax(scale · q kᵀ [causal mask]) v as a new tensor in q's shape (contiguous): `torch.ops.skc.attention(q, k,
 v, causal=False, scale=None, layout="bhsd")`, for bf16 / fp16 q, k, v of shape (B, H, S, D) ("bhsd", as
 torch.nn.functional.scaled_dot_product_attention takes them) or (B, S, H, D) ("bshd"), read in place whatever
-their strides (the last one 1, the others multiples of 16 bytes, as TMA copies take them). k and v may have fewer heads (grouped-query attention) and another length;
-scale defaults to 1/sqrt(D); the causal mask is torch's (top-left aligned)."""
+their strides (the last one 1, the others multiples of 16 bytes, as TMA copies take them). k and v may have fewer
+heads (grouped-query attention) and another length; scale defaults to 1/sqrt(D); the causal mask is torch's
+(top-left aligned)."""
 attention_with_lse = register_op("skc::attention_with_lse", _attention_with_lse, fake=_attention_with_lse_fake,
                                  exact_strides=True)
 """The same, returning (out, lse): lse is the natural log-sum-exp of each row's scaled scores, (B, H, Sq) float32."""
@@ -471,14 +478,12 @@ def _differentiate_by_reference(name: str, reference: Callable, tensors: int) ->
     grad (grad enabled) or carrying a forward-mode tangent. torch.func's transforms cannot reach a Function applied
     inside an operator's kernel (nor custom_op's own: "must override the setup_context staticmethod"), so a derivative
     asked for under one is refused by name."""
-    namespace, opname = name.split("::")
-    overload = getattr(getattr(torch.ops, namespace), opname).default
-    defaults = [argument.default_value for argument in overload._schema.arguments]
+    overload = _overload(name)
+    parameters = [(argument.name, argument.default_value) for argument in overload._schema.arguments]
     function = _reference_function(overload, reference, tensors)
 
     def autograd_kernel(keyset, *args, **kwargs):
-        args = (*args, *(kwargs.get(a.name, d) for a, d in zip(overload._schema.arguments[len(args):],
-                                                               defaults[len(args):])))
+        args = (*args, *(kwargs.get(key, default) for key, default in parameters[len(args):]))
         given = [t for t in args[:tensors] if t is not None]
         if (torch.is_grad_enabled() and any(t.requires_grad for t in given)) or _carry_tangents(given):
             if any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in given):
@@ -490,7 +495,7 @@ def _differentiate_by_reference(name: str, reference: Callable, tensors: int) ->
         with torch._C._AutoDispatchBelowAutograd():
             return overload.redispatch(keyset & torch._C._after_autograd_keyset, *args)
 
-    _impl(namespace, opname, autograd_kernel, "Autograd")
+    _impl(name, autograd_kernel, "Autograd")
 
 
 def _reference_function(overload, reference: Callable, tensors: int):

@@ -128,7 +128,8 @@ def check_on_device(what: str, device, **operands):
             fix = "copy it to the GPU first (skc.to_device(x), or torch.from_numpy(x).cuda())"
         else:
             continue   # (an array interface that names no device: cupy's, read where it says)
-        raise skc.LaunchError(f"{what}: {name} is on {found}, the kernel runs on {device} (skc's current device): {fix}")
+        raise skc.LaunchError(f"{what}: {name} is on {found}, the kernel runs on {device} (skc's current device): "
+                              f"{fix}")
 
 
 def facts_failed(what: str, error: Exception, **operands):
@@ -359,7 +360,7 @@ class GemmPlan:
                         if cfg.shares_tiles else None)
         self.maps = [make if isinstance(make, Direct) else MapsByAddress(make, tensor)
                      for make, tensor in zip(makers, first)]
-        self.mapped = tuple(int(not isinstance(make, Direct)) for make in makers)   # (a, b, out read through maps)
+        self.mapped = tuple(not isinstance(make, Direct) for make in makers)   # (a, b, out read through maps)
         # (addresses of a, b, out, c, bias; alpha, beta; the stream where it picks buffers) -> its bound launch
         self.bound = Bindings(self.kernel[self.grid, cfg.threads], cfg)
         self.address = address_functions(5)   # a, b, out, c, bias
@@ -404,9 +405,7 @@ class GemmPlan:
         """Whether a, b or out (at `addresses`), where a tensor map of the plan reads or writes it, starts at no
         16-byte boundary, which no map addresses, its rows aligned or not (a view one element into its rows,
         x[:, 1:], or into a buffer); only for the operands the host can copy (torch's, numpy's)."""
-        mapped = self.mapped
-        return bool((addresses[0] * mapped[0] | addresses[1] * mapped[1] | addresses[2] * mapped[2]) & 15
-                    and paddable(a, b, out))
+        return any(address % 16 for address, mapped in zip(addresses, self.mapped) if mapped) and paddable(a, b, out)
 
     def _through_aligned_copies(self, a, b, out, c, bias, alpha, beta, stream):
         """The call over copies of a, b and out in new (aligned) memory of their strides, the plan's geometry, in the

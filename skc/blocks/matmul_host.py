@@ -81,8 +81,8 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     rows it can address (torch tensors, numpy arrays; a batch then runs a GEMM per matrix), or, for few rows over a
     large such B (few_rows_async), for skc's own arrays and for a config with loader="vector", reads them in place
     with narrower loads or cp.async and stores out through a pointer; the AMD GEMM refuses such shapes. Batched: a of
-    B x M x K with b of K x N or B x K x N (out B x M x N; a batch of one broadcasts, as in torch.matmul). `config` is a MatmulConfig (Hopper) or an
-    AmdMatmulConfig (AMD); by default one comes from the tuning table, or from `skc.autotune` when
+    B x M x K with b of K x N or B x K x N (out B x M x N; a batch of one broadcasts, as in torch.matmul). `config`
+    is a MatmulConfig (Hopper) or an AmdMatmulConfig (AMD); by default one comes from the tuning table, or from `skc.autotune` when
     `autotune=True` (or SKC_AUTOTUNE=1), or is chosen for the problem. The launch goes to `stream`, by default
     the current stream of the operands' framework.
     fp8 operands with `scale_a`, `scale_b` (and `out_dtype`, `use_fast_accum`) are torch._scaled_mm's GEMMs

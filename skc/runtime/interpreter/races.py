@@ -96,10 +96,9 @@ def _not_written_by_others(block, marks, addresses, readers, warps):
     clash = (marks.written[addresses] == epoch) & (others != 0) & (
         ((marks.writers[addresses] & own) == 0) | ((marks.rewriters[addresses] & ~own) != 0))
     if clash.any():
-        row, column = np.argwhere(clash)[0]
-        byte = addresses[row, column]
+        row, byte = _first(clash, addresses)
         changed = int(marks.rewriters[byte] & ~own[row, 0])   # (a warp that changed it, else one that wrote it)
-        who = _writer(block, marks, byte, warps[row, 0], changed or int(others[row, column]))
+        who = _writer(block, marks, byte, warps[row, 0], changed or int(marks.writers[byte] & ~own[row, 0]))
         raise Fault(f"a load reads shared memory that {who} wrote since the last barrier: on the GPU warps run in any "
                     f"order, so it may read the bytes before that write (shared byte {int(byte)})", int(readers[row]),
                     hint="put skc.barrier() between the write and the read")
@@ -131,8 +130,7 @@ def updating(block, addresses: np.ndarray, lanes: np.ndarray):
     if marks.last_write == epoch:
         stored = _stored_by_others(marks, addresses, own, epoch)
         if stored.any():
-            row, column = np.argwhere(stored)[0]
-            byte = addresses[row, column]
+            row, byte = _first(stored, addresses)
             who = _writer(block, marks, byte, warps[row, 0], int(marks.writers[byte] & ~own[row, 0]))
             raise Fault(f"an atomic updates shared memory that {who} stored since the last barrier: on the GPU warps "
                         f"run in any order, so the update may come before that store (shared byte {int(byte)})",
@@ -140,8 +138,7 @@ def updating(block, addresses: np.ndarray, lanes: np.ndarray):
     if marks.last_read == epoch:
         read = _read_by_others(marks, addresses, warps, epoch)
         if read.any():
-            row, column = np.argwhere(read)[0]
-            byte = addresses[row, column]
+            row, byte = _first(read, addresses)
             raise Fault(f"an atomic updates shared memory that warp {_reader(marks, byte, warps[row, 0])} loaded since "
                         f"the last barrier: on the GPU warps run in any order, so that load may see the update (shared "
                         f"byte {int(byte)})", int(lanes[row]), hint="put skc.barrier() between the load and the atomic")
@@ -156,12 +153,17 @@ def _not_updated_by_others(block, marks, addresses, lanes, warps, what: str):
     own = warp_bits(warps)
     others = (marks.atomic[addresses] == block.epoch) & ((marks.updaters[addresses] & ~own) != 0)
     if others.any():
-        row, column = np.argwhere(others)[0]
-        byte = addresses[row, column]
+        row, byte = _first(others, addresses)
         raise Fault(f"{what} shared memory that warp {_lowest(int(marks.updaters[byte] & ~own[row, 0]))} updated "
                     "atomically since the "
                     f"last barrier: on the GPU warps run in any order, so the update may come after it (shared byte "
                     f"{int(byte)})", int(lanes[row]), hint="put skc.barrier() between the atomic and the access")
+
+
+def _first(mask: np.ndarray, addresses: np.ndarray) -> tuple:
+    """(row, shared byte) of the first access `mask` (rows, bytes) marks: the one a Fault names."""
+    row, column = np.argwhere(mask)[0]
+    return row, addresses[row, column]
 
 
 def _mark_writes(marks, epoch, addresses, warps, changed):
@@ -182,8 +184,7 @@ def _not_read_by_others(block, marks, addresses, writers, warps, new, old):
     """(A store of the value a byte holds changes nothing a read of it may see.)"""
     others_read = _read_by_others(marks, addresses, warps, block.epoch) & (new != old)
     if others_read.any():
-        row, column = np.argwhere(others_read)[0]
-        byte = addresses[row, column]
+        row, byte = _first(others_read, addresses)
         raise Fault(f"a store writes shared memory that warp {_reader(marks, byte, warps[row, 0])} read since the last "
                     "barrier: on the GPU warps "
                     f"run in any order, so that read may see this write (shared byte {int(byte)})", int(writers[row]),
@@ -196,8 +197,7 @@ def _not_overwriting_others(block, marks, addresses, writers, warps, new, old):
     own = warp_bits(warps)
     overwritten = _stored_by_others(marks, addresses, own, block.epoch) & (new != old)
     if overwritten.any():
-        row, column = np.argwhere(overwritten)[0]
-        byte = addresses[row, column]
+        row, byte = _first(overwritten, addresses)
         who = _writer(block, marks, byte, warps[row, 0], int(marks.writers[byte] & ~own[row, 0]))
         raise Fault(f"a store writes another value over shared memory that {who} wrote since the last barrier: on the "
                     f"GPU warps run in any order, so which value stays is undefined (shared byte {int(byte)})",
