@@ -32,8 +32,8 @@ class EpilogueSpec:
 
 
 def activate(kind, v):
-    if kind == "relu":
-        return skc.maximum(v, 0.0)
+    if kind == "relu":   # as torch's F.relu: a NaN stays NaN and -0.0 stays -0.0 (maximum gives 0: IEEE maxNum)
+        return skc.where(v < 0.0, 0.0, v)
     if kind == "gelu":  # the tanh approximation
         return 0.5 * v * (1.0 + skc.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
     if kind == "silu":

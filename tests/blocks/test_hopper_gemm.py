@@ -120,6 +120,23 @@ def test_hopper_fused_epilogue_is_exact(hopper_interpreter):
     np.testing.assert_array_equal(out.astype(np.float32), expected)
 
 
+def test_fused_relu_keeps_nan_and_negative_zero_as_torch_does(hopper_interpreter):
+    """F.relu(NaN) is NaN and F.relu(-0.0) is -0.0 in torch; a maximum (IEEE maxNum) would give 0 and +0.0."""
+    m, n, k = 64, 48, 64
+    a, b = RNG.integers(-2, 3, (m, k)).astype(np.float16), RNG.integers(-2, 3, (k, n)).astype(np.float16)
+    a[3, 5] = np.nan                                   # row 3 of the product is NaN
+    bias = np.zeros(n, np.float16)
+    bias[7] = -0.0                            # row 0's product is -0.0 (alpha -1): its column 7 stays -0.0
+    a[0] = 0
+    out = skc.blocks.matmul(a, b, bias=bias, alpha=-1.0, activation="relu")
+    expected = -(a.astype(np.float32) @ b.astype(np.float32)) + bias
+    expected = np.where(expected < 0, np.float32(0), expected)
+    assert np.isnan(out[3]).all() and not np.isnan(np.delete(out, 3, axis=0)).any()
+    np.testing.assert_array_equal(out.astype(np.float32), expected)
+    numbers = ~np.isnan(expected)
+    assert np.signbit(out[0, 7]) and np.array_equal(np.signbit(out[numbers]), np.signbit(expected[numbers]))
+
+
 @pytest.mark.parametrize("what, shape, message", [
     ("bias", (40,), r"bias has shape \(40,\), expected \(48,\)"),     # too short: read past its end
     ("bias", (64,), r"bias has shape \(64,\), expected \(48,\)"),
