@@ -132,8 +132,7 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
                               f"memory, more than the {device.target.max_shared_bytes} a block may use on "
                               f"{device.target.name}: use fewer stages (stages={cfg.stages}) or smaller tiles")
     plan = _plan(device, conv, cfg)
-    if plan.cuda:
-        plan.maps[0](x), plan.maps[1](w)  # checks the geometry (and alignment) of x and w now, once
+    plan.check_operands(x, w)  # checks the geometry of x and w now, once (on a GPU)
     return conv, plan
 
 
@@ -184,7 +183,10 @@ def _plan(device, conv: ConvShape, cfg: MatmulConfig) -> GemmPlan:
     """The GEMM launch of `conv`: x and w as `_operands` makes them, out as [N*P*Q, K] in the GEMM's boxes."""
     (_, a), (_, b) = _operands(conv, cfg)
     out = lambda y: skc.TensorMap(view(_nhwc(y, "out"), (conv.N * conv.P * conv.Q, conv.K)), cfg.boxes()["out"])
-    return GemmPlan(device, cfg, _gemm_shape(conv, cfg), (a, b, out), names=("conv2d", "x", "w"))
+    # (the vector im2col loader copies 16 bytes at a time from x's and w's addresses: aligned, as maps' are)
+    vector = cfg.loader != "tma" and cfg.loader.vector
+    return GemmPlan(device, cfg, _gemm_shape(conv, cfg), (a, b, out), names=("conv2d", "x", "w"),
+                    aligned=(True, True, True) if vector else None)
 
 
 def _operands(conv: ConvShape, cfg: MatmulConfig) -> tuple:

@@ -276,6 +276,21 @@ def check_no_overlap(what: str, out, **inputs):
                                   f"out; pass an out in memory of its own (or none)")
 
 
+def misaligned(what: str, *operands) -> tuple:
+    """For each (name, array, address) of an operand that a tensor map (or 16-byte copies) reads or writes, whether
+    it starts off a 16-byte boundary, which no map addresses: the host path then runs the call over an aligned copy
+    of it (host_plans.aligned_copy: torch's tensors and numpy's arrays). Another array there is a LaunchError that
+    names it (the driver's own refusal named no operand, and the interpreter, which reads any address, ran it).
+    An operand given as (name, None, None) is not asked."""
+    found = tuple(address is not None and address % 16 != 0 for _, _, address in operands)
+    for (name, x, address), off in zip(operands, found):
+        if off and not paddable(x):
+            raise skc.LaunchError(f"{what}: {name} starts at address {address:#x}, not on a 16-byte boundary, which "
+                                  f"TMA needs (16-byte aligned): pass a copy in new memory ({name}.copy() for a cupy "
+                                  f"array; skc copies torch tensors and numpy arrays itself)")
+    return found
+
+
 # -- tensor maps per address -----------------------------------------------------------------------------------------
 class MapsByAddress:
     """One operand's tensor maps, encoded once per address: `make(tensor)` gives the operand's (checked) TensorMap
@@ -342,7 +357,7 @@ class GemmPlan:
     types it was made for (its callers' keys hold them), and keeps addresses, never the caller's tensors."""
 
     def __init__(self, device, cfg, gemm: tuple, makers: tuple, first=(None, None, None), batches=None, empty=None,
-                 names=("matmul", "a", "b")):
+                 names=("matmul", "a", "b"), aligned=None):
         from .gemm import matmul_batched_kernel, matmul_kernel, matmul_split_kernel, matmul_stream_k_kernel
 
         self.kernel = (matmul_split_kernel if cfg.split_k > 1 else matmul_batched_kernel if batches else
@@ -360,7 +375,8 @@ class GemmPlan:
                         if cfg.shares_tiles else None)
         self.maps = [make if isinstance(make, Direct) else MapsByAddress(make, tensor)
                      for make, tensor in zip(makers, first)]
-        self.mapped = tuple(not isinstance(make, Direct) for make in makers)   # (a, b, out read through maps)
+        # (a, b, out: whether each must start on a 16-byte boundary: those read through maps, and any `aligned` says)
+        self.aligned = tuple(not isinstance(make, Direct) for make in makers) if aligned is None else tuple(aligned)
         # (addresses of a, b, out, c, bias; alpha, beta; the stream where it picks buffers) -> its bound launch
         self.bound = Bindings(self.kernel[self.grid, cfg.threads], cfg)
         self.address = address_functions(5)   # a, b, out, c, bias
@@ -371,8 +387,9 @@ class GemmPlan:
         what, a_name, b_name = self.names
         if not self.cuda:   # the interpreter: maps made over the arrays each call
             check_no_overlap(what, out, **{a_name: a, b_name: b, "c": read_in_place(out, c), "bias": bias})
-            if self._misaligned(a, b, out, [self.address[i](x) for i, x in enumerate((a, b, out))]):
-                return self._through_aligned_copies(a, b, out, c, bias, alpha, beta, stream)
+            copies = self._misaligned(a, b, out, [self.address[i](x) for i, x in enumerate((a, b, out))])
+            if any(copies):
+                return self._through_aligned_copies(copies, a, b, out, c, bias, alpha, beta, stream)
             self.kernel[self.grid, self.cfg.threads](*self.arguments(self.makers, a, b, out, c, bias, alpha, beta,
                                                                      stream), self.cfg, stream=stream)
             return out
@@ -392,8 +409,9 @@ class GemmPlan:
             bound(stream)
         else:
             check_no_overlap(what, out, **{a_name: a, b_name: b, "c": read_in_place(out, c), "bias": bias})
-            if self._misaligned(a, b, out, key):   # (never bound: each such call copies)
-                return self._through_aligned_copies(a, b, out, c, bias, alpha, beta, stream)
+            copies = self._misaligned(a, b, out, key)
+            if any(copies):   # (never bound: each such call copies)
+                return self._through_aligned_copies(copies, a, b, out, c, bias, alpha, beta, stream)
             args = self.arguments(self.maps, a, b, out, c, bias, alpha, beta, stream)
             if captured:
                 self.bound.ready(args)(args, stream)
@@ -401,18 +419,34 @@ class GemmPlan:
                 self.bound.launch(key, args, stream)
         return out
 
-    def _misaligned(self, a, b, out, addresses) -> bool:
-        """Whether a, b or out (at `addresses`), where a tensor map of the plan reads or writes it, starts at no
-        16-byte boundary, which no map addresses, its rows aligned or not (a view one element into its rows,
-        x[:, 1:], or into a buffer); only for the operands the host can copy (torch's, numpy's)."""
-        return any(address % 16 for address, mapped in zip(addresses, self.mapped) if mapped) and paddable(a, b, out)
+    def _misaligned(self, a, b, out, addresses) -> tuple:
+        """Which of a, b and out (at `addresses`; out None: not asked) to copy: those that must start on a 16-byte
+        boundary (read or written through a tensor map, or the vector im2col loader's 16-byte copies) and do not
+        (a view one element into its rows, x[:, 1:], or into a buffer); misaligned(), which refuses by name one the
+        host cannot copy."""
+        what, a_name, b_name = self.names
+        return misaligned(what, *((name, x, address) if needed and x is not None else (name, None, None)
+                                  for name, x, address, needed in zip((a_name, b_name, "out"), (a, b, out), addresses,
+                                                                      self.aligned)))
 
-    def _through_aligned_copies(self, a, b, out, c, bias, alpha, beta, stream):
-        """The call over copies of a, b and out in new (aligned) memory of their strides, the plan's geometry, in the
-        launch's stream (a copy of out, written back into out after the launch)."""
+    def check_operands(self, a, b):
+        """On a GPU, encode a's and b's maps now (their geometry checked when the plan is made, not at its first
+        launch), each unless it starts off a 16-byte boundary: a call runs over an aligned copy of it then (and a
+        copy the host cannot make is refused here, by name)."""
+        if self.cuda:
+            copies = self._misaligned(a, b, None, [self.address[0](a), self.address[1](b), None])
+            for make, x, copied in zip(self.maps, (a, b), copies):
+                if not copied:
+                    make(x)
+
+    def _through_aligned_copies(self, copies, a, b, out, c, bias, alpha, beta, stream):
+        """The call over copies in new (aligned) memory of their strides, the plan's geometry, of those of a, b and
+        out that `copies` names, made in the launch's stream (out's copy written back into out after the launch)."""
         with on_stream(a, stream), without_grad(a):
-            product = self(_strided_copy(a), _strided_copy(b), _strided_copy(out), c, bias, alpha, beta, stream)
-            out[...] = product
+            a_copy, b_copy, out_copy = (aligned_copy(x) if copy else x for x, copy in zip((a, b, out), copies))
+            self(a_copy, b_copy, out_copy, c, bias, alpha, beta, stream)
+            if copies[2]:
+                out[...] = out_copy
         return out
 
     def arguments(self, maps, a, b, out, c, bias, alpha, beta, stream=None) -> tuple:
@@ -748,7 +782,7 @@ def span(x):
     return np.lib.stride_tricks.as_strided(x, shape=(count,), strides=(x.itemsize,))
 
 
-def _strided_copy(x):
+def aligned_copy(x):
     """A copy of x in new memory, of x's shape and strides (the elements between its rows copied too)."""
     if hasattr(x, "as_strided"):   # torch
         return span(x).clone().as_strided(tuple(x.shape), tuple(x.stride()))

@@ -269,7 +269,8 @@ def fake_torch_module(streams: Optional[list] = None):
 
     class Tensor:
         """shape, stride(), dtype, device, data_ptr(), get_device(), is_neg(), new_empty, new_zeros, T,
-        transpose, reshape, as_strided, clone (new memory), [i], [:m, :n], copy_ and assignments (no-ops);
+        transpose, permute, is_contiguous (torch.channels_last too), reshape, view, as_strided, clone (new memory), [i],
+        [:m, :n], copy_ and assignments (no-ops);
         torch._neg_view(t) makes a lazily negated view, torch.as_tensor a tensor over an array's
         __cuda_array_interface__."""
 
@@ -323,6 +324,8 @@ def fake_torch_module(streams: Optional[list] = None):
             shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
             return Tensor(shape, self.dtype, None, self._address, self._device)
 
+        view = reshape   # (of the dense views the host paths ask it for)
+
         def __getitem__(self, index):
             if isinstance(index, tuple):   # slices from the start of each dimension: a view at the same address
                 shape = [len(range(n)[part]) for n, part in zip(self.shape, index)] + list(self.shape[len(index):])
@@ -336,6 +339,20 @@ def fake_torch_module(streams: Optional[list] = None):
         def as_strided(self, shape, strides):
             return Tensor(shape, self.dtype, strides, self._address, self._device)
 
+        def permute(self, *dims):
+            dims = dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims
+            return Tensor([self.shape[d] for d in dims], self.dtype, [self._strides[d] for d in dims], self._address,
+                          self._device)
+
+        def is_contiguous(self, memory_format=None):   # (torch.contiguous_format, or torch.channels_last: NHWC)
+            order = (0, 2, 3, 1) if memory_format is torch.channels_last else range(len(self.shape))
+            dense = 1
+            for d in reversed(tuple(order)):
+                if self.shape[d] != 1 and self._strides[d] != dense:
+                    return False
+                dense *= self.shape[d]
+            return True
+
         def clone(self):   # (new memory of the same shape, contiguous)
             return Tensor(self.shape, self.dtype, None, None, self._device)
 
@@ -344,6 +361,7 @@ def fake_torch_module(streams: Optional[list] = None):
 
     Tensor.__module__ = "torch"
     torch.Tensor, torch.Size = Tensor, Size
+    torch.contiguous_format, torch.channels_last = "contiguous_format", "channels_last"
 
     def as_tensor(array, device=None):   # (an array exporting __cuda_array_interface__, kept alive by the tensor)
         interface = array.__cuda_array_interface__

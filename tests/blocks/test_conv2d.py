@@ -102,6 +102,21 @@ def test_conv2d_takes_channels_last_torch_tensors_as_they_are(interpreter):
         conv2d(x.contiguous(), w)
 
 
+@pytest.mark.parametrize("loader", ["tma", "vector"])
+def test_a_torch_x_off_16_bytes_in_the_interpreter(interpreter, loader):
+    """A channels_last x sliced two bytes into its buffer: the same answer as torch's with either loader (the
+    vector loader refused it here, and the GPU refused both: the copies are the GPU's and the interpreter's alike)."""
+    torch = pytest.importorskip("torch")
+    config = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=3, loader=loader)
+    buffer = torch.from_numpy(small_integers(1 + 16 * 6 * 6).astype(np.float32)).to(torch.bfloat16)
+    x = buffer[1:].view(1, 6, 6, 16).permute(0, 3, 1, 2)
+    w = torch.from_numpy(small_integers((16, 16, 3, 3)).astype(np.float32)).to(torch.bfloat16)
+    w = w.to(memory_format=torch.channels_last)
+    assert x.data_ptr() % 16 and x.is_contiguous(memory_format=torch.channels_last)
+    y = conv2d(x, w, padding=1, config=config)
+    assert torch.equal(y.float(), torch.nn.functional.conv2d(x.float(), w.float(), padding=1))
+
+
 @pytest.mark.parametrize("C, stride, pad", [(3, 2, 1), (12, 1, 1), (1, 1, 0)])
 def test_channels_no_multiple_of_8_are_padded(interpreter, C, stride, pad):
     """An RGB input's 3 channels (and 12, and 1): x and w copied with zero channels to the next multiple of 8."""
@@ -326,6 +341,45 @@ def test_the_vector_loader_refuses_misaligned_arrays_of_any_framework(fake):
                                                                                             address=w.address + 4))):
         with pytest.raises(skc.LaunchError, match="not on a 16-byte boundary.*copy"):
             conv2d(*shifted, padding=1, config=vector)
+
+
+@pytest.mark.parametrize("loader", ["tma", "vector"])
+@pytest.mark.parametrize("shifted, R", [("x", 3), ("w", 3), ("out", 3), ("x", 1)])
+def test_torch_operands_off_16_bytes_run_through_aligned_copies(fake, loader, shifted, R):
+    """A channels_last torch x (or w, or out) two bytes into its buffer (a slice of a larger one) ran in the
+    interpreter (through GemmPlan's aligned copies) but was refused on a GPU, without its name, by the tensor map's
+    own check ("TMA needs the tensor's address to be 16-byte aligned") when the plan encoded x's map; the vector
+    loader refused it in both. Now the plan copies it into aligned memory of its strides, on the GPU as in the
+    interpreter, from its first call on."""
+    from skc.runtime import fake_cuda
+
+    config = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=3, loader=loader)
+    with fake_cuda.torch_installed() as torch:
+        nchw = lambda *nhwc: torch.Tensor(nhwc).permute(0, 3, 1, 2)   # (channels_last memory)
+        operands = {"x": nchw(2, 14, 14, 64), "w": nchw(128, R, R, 64), "out": nchw(2, 14, 14, 128)}
+        given = operands[shifted]
+        operands[shifted] = torch.Tensor(given.shape, given.dtype, given.stride(), given.data_ptr() + 2)
+        for _ in range(2):
+            assert conv2d(**operands, padding=R // 2, config=config) is operands["out"]
+            if loader == "tma":
+                maps = fake.launches[-1]["seen"][0]
+                assert all(address % 16 == 0 for address, *_ in maps)
+                assert maps[("x", "w", "out").index(shifted)][0] != operands[shifted].data_ptr()
+        assert len(fake.launches) == 2
+
+
+def test_arrays_of_other_frameworks_off_16_bytes_are_refused_by_name(fake):
+    """An array the host cannot copy (cupy's: FakeTensor is one) starting off a 16-byte boundary is refused by its
+    name, on the plan's first call and on a ready plan's."""
+    from skc.runtime.fake_cuda import FakeTensor
+
+    x, w = FakeTensor((2, 14, 14, 64)), FakeTensor((128, 3, 3, 64))
+    with pytest.raises(skc.LaunchError, match=r"conv2d: x starts at address 0x[0-9a-f]+, not on a 16-byte boundary"):
+        conv2d(FakeTensor((2, 14, 14, 64), address=x.address + 8), w, padding=1)
+    conv2d(x, w, padding=1)
+    with pytest.raises(skc.LaunchError, match=r"conv2d: out starts at address .*\.copy\(\) for a cupy array"):
+        conv2d(x, w, padding=1, out=FakeTensor((2, 14, 14, 128), address=FakeTensor((1 << 16,)).address + 6))
+    assert len(fake.launches) == 1
 
 
 def test_pointwise_convs_are_plain_gemms_over_the_nhwc_tensor(fake):
