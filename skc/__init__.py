@@ -42,6 +42,7 @@ _LAZY = {"DeviceArray": "runtime.arrays", "empty": "runtime.arrays", "to_device"
          "zeros": "runtime.arrays", "testing": None, "TensorMap": "runtime.tma", "Im2colTensorMap": "runtime.tma",
          "EncodedTensorMap": "runtime.tma", "pointer_function": "runtime.interop",
          "is_torch_tensor_type": "runtime.interop", "check_torch_readable": "runtime.interop",
+         "array_strides": "runtime.interop", "strided_view": "runtime.interop",
          "blocks": None, "autotune": None}
 
 

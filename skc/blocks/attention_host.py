@@ -110,6 +110,13 @@ class _Problem:
     def __init__(self, q, k, v, out, causal, scale, layout, return_lse, config):
         _check_options(layout, config)
         require_arrays("attention", ("out",), q=q, k=k, v=v, out=out)
+        for name, x in (("q", q), ("k", k), ("v", v), ("out", out)):
+            if not (x is None or isinstance(x, (np.ndarray, skc.DeviceArray)) or torch_type(type(x))):
+                # (its host path reads torch's methods: new_empty, transpose, data_ptr)
+                raise skc.LaunchError(f"attention takes torch tensors (or numpy arrays in the interpreter); {name} is "
+                                      f"a {type(x).__name__}: view it as a torch tensor, torch.as_tensor({name}, "
+                                      f"device='cuda') for an array exporting __cuda_array_interface__ or "
+                                      f"torch.from_dlpack({name}) (neither copies)")
         host = isinstance(q, np.ndarray)
         operands = (q, k, v) + (() if out is None else (out,))
         if any(isinstance(x, np.ndarray) != host for x in operands):

@@ -16,7 +16,7 @@ from .epilogue import EpilogueSpec
 from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, check_has_data, check_writeable,
                          contiguous, element_strides, empty_like, facts, facts_failed, filling_config, on_stream,
                          outside_graph, paddable, padded, remember, require_arrays, torch_type, traced, view,
-                         without_grad)
+                         viewable, without_grad)
 from .im2col import ConvShape
 from .matmul_host import dtype_label, operand_dtype_name
 
@@ -47,6 +47,8 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
         return outside_graph(conv2d, x, w, bias, stride, padding, dilation, activation, out, config, stream)
     require_arrays("conv2d", ("bias", "out"), x=x, w=w, bias=bias, out=out)
     check_writeable("conv2d", out)
+    given = out
+    x, w, bias, out = viewable("conv2d", x=x, w=w, bias=bias, out=out)
     if config is not None and not (isinstance(config, MatmulConfig) and "bf16" in config.input_types):
         raise skc.LaunchError(f"conv2d's config is a MatmulConfig, found {type(config).__name__}")   # (not fp8's)
     check_activation("conv2d", activation)
@@ -76,7 +78,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     if out is None:
         out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), _is_torch(x))
     gemm(x, w, out, bias=bias, stream=stream)
-    return out
+    return given if given is not None else out   # (the caller's out, not the view of it that viewable made)
 
 
 def _checked(device, x, w, bias, stride, padding, dilation, activation, config) -> tuple:

@@ -18,11 +18,11 @@ import skc
 from .epilogue import EpilogueSpec
 from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_matmul_split_kernel, \
     fp8_matmul_stream_k_kernel
-from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
-                         check_activation, check_epilogue_operands, check_has_data, check_no_overlap, check_own_memory,
-                         check_writeable, element_strides, facts_failed, keeping_stream, kept_zeros, on_stream,
-                         remember, require_arrays, row_major, split_buffers, stream_k_buffers, torch_type,
-                         unread_stand_in, unsplit_unless_row_major, without_grad)
+from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, aligned_copy,
+                         capturing, check_activation, check_epilogue_operands, check_has_data, check_no_overlap,
+                         check_own_memory, check_writeable, element_strides, facts_failed, keeping_stream, kept_zeros,
+                         misaligned, on_stream, remember, require_arrays, row_major, split_buffers, stream_k_buffers,
+                         torch_type, unread_stand_in, unsplit_unless_row_major, viewable, without_grad)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -51,12 +51,17 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
     `use_fast_accum=True` (per-tensor scales only) runs the whole K through fp8 wgmma's accumulator instead, which
     keeps fewer bits (torch's use_fast_accum). None: the config's `fast_accum`, else False."""
     _checked(config, use_fast_accum, activation)
+    given = out
+    if not torch_type(type(a)):
+        a, b, scale_a, scale_b, out, bias = viewable("scaled matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b,
+                                                     out=out, bias=bias)
     key = _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum)
     plan = _PLANS.get(key)
     if plan is None:
         plan = remember(_PLANS, key, _Plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config,
                                            use_fast_accum), limit=256)
-    return plan(a, b, scale_a, scale_b, out, bias, stream)
+    result = plan(a, b, scale_a, scale_b, out, bias, stream)
+    return result if out is given else given   # (the caller's out, not the view of it that viewable made)
 
 
 def _checked(config, use_fast_accum, activation):
@@ -264,6 +269,10 @@ class _Plan:
             bound(stream)
         else:
             check_no_overlap("scaled matmul", out, a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
+            copies = self.misaligned(a, b, scale_a, scale_b, out, kept)
+            if any(copies):   # (never bound: each such call copies)
+                return self.through_aligned_copies(copies, self.bound_launch, a, b, scale_a, scale_b, out, bias,
+                                                   stream, kept)
             self.bound.launch(key, self.arguments(a, b, scale_a, scale_b, out, bias, stream, kept), stream)
 
     def padded_scales(self, a, b, scale_a, scale_b, out, bias, stream):
@@ -288,11 +297,38 @@ class _Plan:
     def checked_launch(self, a, b, scale_a, scale_b, out, bias, stream):
         """A launch whose arguments are checked and packed at this call (the interpreter's, or one not bound)."""
         check_no_overlap("scaled matmul", out, a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
+        copies = self.misaligned(a, b, scale_a, scale_b, out)
+        if any(copies):
+            return self.through_aligned_copies(copies, self.checked_launch, a, b, scale_a, scale_b, out, bias, stream)
         args = self.arguments(a, b, scale_a, scale_b, out, bias, stream)
         if self.interpreter:
             self.kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
         else:
             self.bound.ready(args)(args, stream)
+        return out
+
+    def misaligned(self, a, b, scale_a, scale_b, out, kept=None) -> tuple:
+        """Which of a, b, scale_a, scale_b and out to copy: those read or written through a tensor map (out unless
+        split-K stores it through a pointer; block scales read in place, neither padded nor in `kept`'s buffers)
+        that start off a 16-byte boundary, which no map addresses (host_plans.misaligned: the interpreter read them
+        as they were, the GPU refused them unnamed)."""
+        address, pads = self.address, (self.block and (self.pads[0] or kept is not None and kept.sa is not None),
+                                        self.block and (self.pads[1] or kept is not None and kept.sb is not None))
+        mapped = (True, True, self.block and not pads[0], self.block and not pads[1], self.cfg.split_k == 1)
+        return misaligned("scaled matmul", *((name, x, address[i](x)) if needed else (name, None, None) for
+                                             i, name, x, needed in zip((0, 1, 3, 4, 2),
+                                                                       ("a", "b", "scale_a", "scale_b", "out"),
+                                                                       (a, b, scale_a, scale_b, out), mapped)))
+
+    @staticmethod
+    def through_aligned_copies(copies, launch, a, b, scale_a, scale_b, out, bias, stream, *rest):
+        """`launch` over copies in new (aligned) memory of their strides of the operands `copies` names (made in
+        the launch's stream; out's copy written back into out after the launch)."""
+        with on_stream(a, stream), without_grad(a):
+            operands = [aligned_copy(x) if copy else x for x, copy in zip((a, b, scale_a, scale_b, out), copies)]
+            launch(*operands, bias, stream, *rest)
+            if copies[4]:
+                out[...] = operands[4]
         return out
 
     def arguments(self, a, b, scale_a, scale_b, out, bias, stream=None, kept=None) -> tuple:
@@ -383,6 +419,8 @@ def _empty_maker(a, shape, name):
 
         dtype = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}[name]
         return lambda a: a.new_empty(shape, dtype=dtype)
+    if hasattr(a, "__cuda_array_interface__"):   # (another framework's GPU array, or skc's: GPU memory)
+        return lambda a: skc.empty(shape, name)
     if name == "bf16":
         import ml_dtypes
 

@@ -88,6 +88,24 @@ def require_arrays(what: str, optional: tuple = (), **operands):
                                   f"cupy tensor, a numpy array (numpy.asarray(...) of a list) or an skc array")
 
 
+def viewable(what: str, **operands) -> list:
+    """The operands, with each array of another framework that lacks what the host paths read of an array (.T,
+    reshape(), strides in bytes and an itemsize: one exporting only __cuda_array_interface__ beside a shape and a
+    dtype) replaced by a view of its memory that has them (skc.strided_view); one exporting only DLPack is a
+    LaunchError that names it (they raised AttributeErrors from inside skc)."""
+    found = []
+    for name, x in operands.items():
+        if x is not None and not (isinstance(x, skc.DeviceArray) or torch_type(type(x)) or all(
+                hasattr(x, method) for method in ("T", "reshape", "strides", "itemsize"))):
+            if hasattr(x, "__cuda_array_interface__"):
+                x = skc.strided_view(x, x.__cuda_array_interface__["shape"], skc.array_strides(x))
+            elif hasattr(x, "__dlpack__"):
+                raise skc.LaunchError(f"{what}: {name} is a {type(x).__name__}, which exports only DLPack, whose "
+                                      f"views skc cannot make: pass torch.from_dlpack({name}) (no copy)")
+        found.append(x)
+    return found
+
+
 def check_has_data(what: str, **operands):
     """No operand is a torch meta tensor (shapes without memory: every address reads 0, so they looked like
     overlapping arrays), nor a torch tensor whose memory its data pointer and strides do not describe (sparse,
@@ -685,15 +703,16 @@ def check_epilogue_operands(what: str, rows, cols: int, c=None, bias=None):
 
 
 def view(x, shape):
-    """A view of a contiguous array (torch, numpy, skc) with another shape; never a copy."""
+    """A view of a contiguous array (torch, numpy, skc, host_plans.viewable's) with another shape; never a copy."""
     return x.view(*shape) if hasattr(x, "data_ptr") else x.reshape(shape)
 
 
 def empty_like(a, shape):
-    """An uninitialized array of `shape` and a's dtype where a lives (a torch tensor, an skc or numpy array)."""
+    """An uninitialized array of `shape` and a's dtype where a lives (a torch tensor, an skc or numpy array; beside
+    another framework's GPU array, an skc array on the current device, which exports __cuda_array_interface__)."""
     if hasattr(a, "new_empty"):  # torch
         return a.new_empty(shape)
-    if isinstance(a, skc.DeviceArray):
+    if isinstance(a, skc.DeviceArray) or hasattr(a, "__cuda_array_interface__"):   # (numpy's memory: the host's)
         return skc.empty(shape, a.dtype)
     import numpy as np
 
@@ -705,9 +724,11 @@ def element_strides(x) -> tuple:
     stride = getattr(x, "stride", None)
     if callable(stride):
         return tuple(stride())
-    if hasattr(x, "strides"):
+    if hasattr(x, "strides") and hasattr(x, "itemsize"):
         return tuple(s // x.itemsize for s in x.strides)
-    return _row_major_strides(x.shape)   # skc arrays are row-major
+    if isinstance(x, skc.DeviceArray):
+        return _row_major_strides(x.shape)   # skc arrays are row-major
+    return skc.array_strides(x)   # (an array that says its strides only in its __cuda_array_interface__ or DLPack)
 
 
 def row_major(x) -> bool:

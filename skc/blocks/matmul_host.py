@@ -37,8 +37,8 @@ from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
 from .host_plans import (Bindings, address_functions, check_activation, check_epilogue_operands, check_has_data,
                          check_no_overlap, check_own_memory, check_writeable, contiguous, facts_failed, keeping_stream,
-                         on_stream,
-                         paddable, read_in_place, real, require_arrays, span, unsplit_unless_row_major, view)
+                         on_stream, paddable, read_in_place, real, require_arrays, span, unsplit_unless_row_major,
+                         view, viewable)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_tuning import tune
@@ -106,7 +106,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
         raise skc.LaunchError(f"matmul's autotune is True, False or None (the environment's SKC_AUTOTUNE), found "
                               f"{autotune!r}")
     device = skc.current_device()
-    kind = type(a)
+    kind, given = type(a), out
     if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and (out is None or type(out) is kind)
             and (c is None or type(c) is kind) and (bias is None or type(bias) is kind)):
         # torch tensors (the common call): their facts read in place into one tuple, led by their type
@@ -123,6 +123,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     else:
         require_arrays("matmul", ("out", "c", "bias"), a=a, b=b, out=out, c=c, bias=bias)
         check_writeable("matmul", out)
+        a, b, out, c, bias = viewable("matmul", a=a, b=b, out=out, c=c, bias=bias)
         try:
             key = (device, _facts(a), _facts(b), out if out is None else _facts(out), c if c is None else _facts(c),
                    bias if bias is None else _facts(bias), alpha is None, activation, config, autotune)
@@ -131,7 +132,8 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     plan = _PLANS.get(key)
     if plan is None:
         plan = remember(_PLANS, key, _plan(device, a, b, out, c, bias, alpha, activation, config, autotune))
-    return plan(a, b, out, c, bias, alpha, beta, stream)
+    result = plan(a, b, out, c, bias, alpha, beta, stream)
+    return result if out is given else given   # (the caller's out, not the view of it that viewable made)
 
 
 def _traced_matmul(a, b, out, bias, c, alpha, beta, activation, **host_only):

@@ -171,6 +171,94 @@ def _dlpack_pointer(obj) -> int:
     return int(tensor.data or 0) + int(tensor.byte_offset)
 
 
+def _dlpack_strides(obj) -> tuple:
+    tensor = _dlpack_tensor(obj)
+    shape = [ctypes.c_int64.from_address(tensor.shape + 8 * i).value for i in range(tensor.ndim)]
+    if not tensor.strides:   # (NULL: row-major)
+        return _row_major(shape)
+    return tuple(ctypes.c_int64.from_address(tensor.strides + 8 * i).value for i in range(tensor.ndim))
+
+
+def _row_major(shape) -> tuple:
+    shape = tuple(int(n) for n in shape)
+    return tuple(int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(len(shape)))
+
+
+def array_strides(arg) -> tuple:
+    """The strides, in elements, of an array skc takes: torch's stride(), numpy's strides over its item size, skc's
+    arrays' row-major ones, and for another framework's array those its `__cuda_array_interface__` or DLPack export
+    says (None, NULL: row-major), whatever attributes it has of its own (cupy's strides are in bytes, and it has no
+    stride())."""
+    kind = _facts_function(type(arg))
+    if kind is _torch_facts:
+        return tuple(arg.stride())
+    if kind is _numpy_facts:
+        return tuple(s // arg.itemsize for s in arg.strides)
+    if kind is _array_facts:
+        return _row_major(arg.shape)
+    if kind is _cai_facts:
+        interface = arg.__cuda_array_interface__
+        strides, item = interface.get("strides"), np.dtype(interface["typestr"]).itemsize
+        return _row_major(interface["shape"]) if strides is None else tuple(int(s) // item for s in strides)
+    if kind is _dlpack_facts:
+        return _dlpack_strides(arg)
+    raise LaunchError(f"expected a tensor or array, found {type(arg).__name__}")
+
+
+class InterfaceView:
+    """A view of another framework's GPU array (one exporting `__cuda_array_interface__`) with another shape and
+    strides (in elements) over the same memory, for host code that reshapes or transposes an operand which has no
+    reshape or .T of its own; it exports the interface itself and keeps the array alive (`base`)."""
+
+    def __init__(self, base, shape, strides, offset: int = 0):
+        interface = base.__cuda_array_interface__
+        self.base, self.shape, self._strides = base, tuple(int(n) for n in shape), tuple(int(s) for s in strides)
+        self._typestr, (address, read_only) = interface["typestr"], interface["data"]
+        self._data, self._offset = (int(address) + offset, read_only), offset   # (offset: in bytes, from base's)
+        self.dtype = np.dtype(self._typestr)
+        self.itemsize = self.dtype.itemsize
+        self.strides = tuple(s * self.itemsize for s in self._strides)
+
+    def stride(self) -> tuple:
+        return self._strides
+
+    def reshape(self, shape) -> "InterfaceView":
+        """The same memory with another shape (the view's elements must lie row after row)."""
+        shape = tuple(int(n) for n in shape)
+        if int(np.prod(shape, dtype=np.int64)) != int(np.prod(self.shape, dtype=np.int64)) or any(
+                n != 1 and s != d for n, s, d in zip(self.shape, self._strides, _row_major(self.shape))):
+            raise LaunchError(f"cannot view an array of shape {self.shape} and strides {self._strides} as {shape}")
+        return InterfaceView(self.base, shape, _row_major(shape), self._offset)
+
+    @property
+    def T(self) -> "InterfaceView":
+        return InterfaceView(self.base, self.shape[::-1], self._strides[::-1], self._offset)
+
+    def __getitem__(self, index: int) -> "InterfaceView":
+        """The index-th array along the first dimension (a batch's matrix)."""
+        if not isinstance(index, (int, np.integer)) or not -self.shape[0] <= index < self.shape[0]:
+            raise LaunchError(f"an array view of shape {self.shape} takes an index below {self.shape[0]}, found "
+                              f"{index!r}")
+        offset = self._offset + int(index) % self.shape[0] * self._strides[0] * self.itemsize
+        return InterfaceView(self.base, self.shape[1:], self._strides[1:], offset)
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        return {"shape": self.shape, "typestr": self._typestr, "data": self._data, "strides": self.strides,
+                "version": 3}
+
+
+def strided_view(x, shape, strides):
+    """x's memory seen with `shape` and element `strides` (an InterfaceView): for an array exporting
+    `__cuda_array_interface__` that has no reshape or transpose of its own; another is a LaunchError."""
+    if _facts_function(type(x)) is not _cai_facts and not isinstance(x, InterfaceView):
+        raise LaunchError(f"a {type(x).__name__} has no view of another shape skc can make (it exports neither "
+                          "reshape() nor __cuda_array_interface__): pass a torch tensor or a cupy array")
+    if isinstance(x, InterfaceView):
+        return InterfaceView(x.base, shape, strides, x._offset)
+    return InterfaceView(x, shape, strides)
+
+
 # -- dispatch ----------------------------------------------------------------------------------
 _BY_TYPE: dict = {}
 

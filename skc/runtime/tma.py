@@ -16,7 +16,7 @@ from .. import ir
 from ..diagnostics import DeviceError, LaunchError
 from . import cuda, dtypes
 from .arrays import DeviceArray
-from .interop import check_torch_readable, is_torch_tensor_type, pointer_function, tensor_facts
+from .interop import array_strides, check_torch_readable, is_torch_tensor_type, pointer_function, tensor_facts
 
 SWIZZLES = (0, 32, 64, 128)
 _ENCODED: dict = {}  # descriptors already encoded, by everything they encode
@@ -222,10 +222,7 @@ def _geometry(tensor, dtype):
     if facts is None:
         raise LaunchError(f"a tensor map needs a tensor or array, found {type(tensor).__name__}")
     shape = tuple(int(s) for s in tensor.shape)
-    if isinstance(tensor, np.ndarray):
-        strides = tuple(s // tensor.itemsize for s in tensor.strides)
-    else:
-        strides = tuple(int(s) for s in tensor.stride())
+    strides = array_strides(tensor)   # (cupy's arrays have no stride(); a bare array's are in its interface)
     ir_dtype = dtypes.to_ir(dtype) if dtype is not None else facts.dtype
     return shape, _unit_strides_aligned(shape, strides, ir_dtype.bits // 8), ir_dtype, facts.device[0]
 

@@ -61,3 +61,22 @@ def test_bf16_bits_take_any_strides_floats_take(hopper_interpreter):
     wide[..., :64] = float32_to_bf16_bits(k)
     v_bits = float32_to_bf16_bits(v)
     np.testing.assert_array_equal(attention(reversed_q, wide[..., :64], v_bits, causal=True), expected)
+
+
+def test_arrays_of_another_framework_are_named_with_the_torch_view_to_pass():
+    """attention's host path reads torch's methods (new_empty, transpose, data_ptr): an array exporting only
+    __cuda_array_interface__ raised AttributeError 'no attribute new_empty' from inside skc."""
+    from skc.runtime.fake_cuda import FakeTensor, installed
+
+    class Bare:
+        def __init__(self, shape):
+            self._memory, self.shape, self.dtype = FakeTensor(shape), tuple(shape), "float16"
+
+        @property
+        def __cuda_array_interface__(self):
+            return self._memory.__cuda_array_interface__
+
+    q = Bare((1, 2, 128, 64))
+    with installed(), pytest.raises(skc.LaunchError, match=r"attention takes torch tensors .*; q is a Bare: .*"
+                                                          r"torch.as_tensor\(q, device='cuda'\)"):
+        skc.blocks.attention(q, q, q)

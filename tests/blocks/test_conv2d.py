@@ -382,6 +382,50 @@ def test_arrays_of_other_frameworks_off_16_bytes_are_refused_by_name(fake):
     assert len(fake.launches) == 1
 
 
+class BareArray:
+    """Another framework's GPU array at its barest: a shape, a dtype and __cuda_array_interface__ (no reshape, .T,
+    stride(), strides of its own or itemsize)."""
+
+    def __init__(self, shape, strides=None, address=None):
+        from skc.runtime.fake_cuda import FakeTensor
+
+        self._memory = FakeTensor(shape, "float16", strides, address)
+        self.shape, self.dtype = tuple(shape), np.dtype(np.float16)
+
+    @property
+    def __cuda_array_interface__(self):
+        return self._memory.__cuda_array_interface__
+
+
+@pytest.mark.parametrize("R", [1, 3])
+def test_arrays_exporting_only_the_interface_are_viewed_as_it_says(fake, R):
+    """A bare __cuda_array_interface__ array given to a pointwise conv raised AttributeError ('no attribute
+    reshape', from host_plans.view); to a 3x3 one, 'no attribute stride' (from the tensor map). skc views it through
+    its interface; the output it makes is an skc array, and an out given is returned as given."""
+    x, w, out = BareArray((2, 8, 8, 64)), BareArray((64, R, R, 64)), BareArray((2, 8, 8, 64))
+    assert conv2d(x, w, padding=R // 2, out=out) is out
+    maps = fake.launches[-1]["seen"][0]
+    assert maps[0][0] == x._memory.address and maps[2] == (out._memory.address, 2, 64, 2 * 8 * 8)
+    made = conv2d(x, w, padding=R // 2)
+    assert isinstance(made, skc.DeviceArray) and made.shape == (2, 8, 8, 64)
+    assert fake.launches[-1]["seen"][0][2][0] == made.ptr
+
+
+def test_an_array_exporting_only_dlpack_is_named():
+    class DlpackOnly:
+        shape, dtype = (1, 8, 8, 16), np.dtype(np.float16)
+
+        def __dlpack__(self, stream=None):
+            raise AssertionError("not read")
+
+        def __dlpack_device__(self):
+            return (2, 0)
+
+    with pytest.raises(skc.LaunchError, match=r"conv2d: x is a DlpackOnly, which exports only DLPack.*"
+                                              r"torch.from_dlpack\(x\)"):
+        conv2d(DlpackOnly(), np.zeros((16, 3, 3, 16), np.float16))
+
+
 def test_pointwise_convs_are_plain_gemms_over_the_nhwc_tensor(fake):
     from skc.runtime.fake_cuda import FakeTensor
 

@@ -1054,3 +1054,25 @@ def test_an_activation_is_checked_at_every_call_whatever_plans_exist(hopper_inte
     assert skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, activation="relu").shape == (M, N)
     with pytest.raises(skc.LaunchError, match=refused):   # (the plan for "relu" has a key equal to this call's)
         skc.blocks.matmul(a8, b8, scale_a=one, scale_b=one, activation=np.str_("relu"))
+
+
+def test_fp8_operands_off_16_bytes_are_copied_in_the_interpreter_as_on_a_gpu(hopper_interpreter, monkeypatch):
+    """a one byte into its rows' buffer and out four bytes into its own: exact, through aligned copies (the GPU
+    refused them unnamed, the interpreter read them in place), and nothing of out's buffer outside out written."""
+    from skc.blocks import fp8_host
+
+    copied = []
+    through = fp8_host._Plan.through_aligned_copies
+    monkeypatch.setattr(fp8_host._Plan, "through_aligned_copies",
+                        staticmethod(lambda copies, *args: copied.append(copies) or through(copies, *args)))
+    M, N, K = 64, 128, 128
+    a, b, _, b8 = operands(M, N, K + 16)
+    a8 = a.astype(E4M3)[:, 1:K + 1]           # rows 144 bytes apart, the first one byte in
+    b8 = b8[:K]
+    buffer = np.full(M * N + 4, np.nan, np.float32)
+    out = buffer[1:1 + M * N].reshape(M, N)
+    one = np.array([1.0], np.float32)
+    assert skc.blocks.matmul(a8, b8, out, scale_a=one, scale_b=one, out_dtype="float32") is out
+    np.testing.assert_array_equal(out, a[:, 1:K + 1] @ b[:K])
+    assert np.isnan(buffer[0]) and np.isnan(buffer[1 + M * N:]).all()
+    assert copied == [(True, False, False, False, True)]

@@ -465,6 +465,61 @@ def test_fp8_calls_at_known_addresses_reuse_their_bound_launch(fake):
     assert third["stream"] == 5
 
 
+@pytest.mark.parametrize("shifted", ["a", "b", "out", "scale_a"])
+def test_fp8_operands_off_16_bytes_run_through_aligned_copies(fake, shifted):
+    """An fp8 a (or b, out, or block scales read in place) one byte into its buffer: the interpreter ran it, the
+    GPU refused it unnamed ("TMA needs the tensor's address to be 16-byte aligned"); now both copy it into aligned
+    memory of its strides (out's copy written back)."""
+    from skc.blocks import fp8_host
+
+    fp8_host._PLANS.clear()
+    fake.inspect = None
+    with fake_cuda.torch_installed() as torch:
+        f8, f32 = torch.float8_e4m3fn, torch.float32
+        operands = {"a": torch.Tensor((256, 256), f8, strides=(272, 1)), "b": torch.Tensor((512, 256), f8).T,
+                    "scale_a": torch.Tensor((2, 256), f32).T, "scale_b": torch.Tensor((2, 4), f32),
+                    "out": torch.Tensor((256, 512))}
+        x = operands[shifted]
+        operands[shifted] = torch.Tensor(x.shape, x.dtype, x.stride(), x.data_ptr() + (4 if x.dtype is f32 else 1))
+        for _ in range(2):
+            assert skc.blocks.matmul(**operands) is operands["out"]
+        (plan,) = fp8_host._PLANS.values()
+        assert len(fake.launches) == 2 and len(plan.bound) == 0   # (never bound: each such call copies)
+        for launch in fake.launches:
+            maps = [struct.unpack("<Q", ctypes.string_at(p, 8))[0]
+                    for p in fake_cuda.argument_pointers(launch["arguments"], 3)]
+            assert all(address % 16 == 0 for address in maps)
+    fp8_host._PLANS.clear()
+
+
+class _BareArray:
+    """shape, dtype and __cuda_array_interface__ only (its strides are the interface's)."""
+
+    def __init__(self, shape, strides=None, address=None):
+        self._memory = FakeTensor(shape, "float16", strides, address)
+        self.shape, self.dtype = tuple(shape), np.dtype(np.float16)
+
+    @property
+    def __cuda_array_interface__(self):
+        return self._memory.__cuda_array_interface__
+
+
+def test_arrays_exporting_only_the_interface_multiply_as_their_strides_say(fake):
+    """A bare interface array (a transposed view among them, whose strides only its interface says) raised
+    AttributeError ('no attribute stride', from the tensor map); one without `strides` was also taken as row-major
+    wherever skc read its strides, whatever its interface said. A batch of them is viewed per matrix."""
+    stored = _BareArray((128, 256))
+    a = _BareArray((256, 128), strides=(1, 256), address=stored._memory.address)   # stored's transpose
+    b, out = _BareArray((128, 512)), _BareArray((256, 512))
+    assert skc.blocks.matmul(a, b, out) is out
+    maps, mnk, _, _ = launched(fake.launches[-1])
+    assert mnk == (256, 512, 128) and maps[0] == (stored._memory.address, 2, 256, 128)   # read as K x M storage
+    made = skc.blocks.matmul(a, b)
+    assert isinstance(made, skc.DeviceArray) and made.shape == (256, 512)
+    batch = _BareArray((3, 64, 128))
+    assert skc.blocks.matmul(batch, b).shape == (3, 64, 512)
+
+
 def test_split_k_beside_arrays_of_another_framework_keeps_its_buffers_on_the_device(fake):
     """Arrays exporting __cuda_array_interface__ (cupy's) at shapes the rule splits (few tiles; several rows of tiles
     filling half the SMs): split-K's workspace and counters are device memory (they were numpy arrays on the host,
