@@ -224,11 +224,8 @@ def _check_operands(a, b, bias, c, activation) -> tuple:
                                                      f"inner dimensions differ")
     batch = () if a.dim() == b.dim() == 2 else (a.shape[0] if a.dim() == 3 else b.shape[0],)
     shape = (*batch, a.shape[-2], b.shape[-1])
-    torch._check(all(n > 0 for n in (*shape, a.shape[-1])),
-                 lambda: f"matmul of {tuple(a.shape)} by {tuple(b.shape)}: {'the batch, ' if batch else ''}M, N and K "
-                         "must each be at least 1")
-    for name, x in (("a", a), ("b", b)):
-        torch._check(read_transposed(x.shape[-2:], x.stride()[-2:]) is not None,
+    for name, x in (("a", a), ("b", b)):   # (empty problems run, as torch.matmul's: K = 0 gives the epilogue of 0)
+        torch._check(x.numel() == 0 or read_transposed(x.shape[-2:], x.stride()[-2:]) is not None,
                      lambda name=name, x=x: f"matmul's operands must be row-major or transposed views of row-major "
                                             f"arrays; {name} (strides {tuple(x.stride())}) is neither: pass a copy "
                                             "of it that is one")

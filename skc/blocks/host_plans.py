@@ -719,6 +719,17 @@ def empty_like(a, shape):
     return np.empty(shape, a.dtype)
 
 
+def zeros_like(a, shape):
+    """An array of zeros of `shape` and a's dtype where a lives (as empty_like makes one)."""
+    if hasattr(a, "new_zeros"):  # torch
+        return a.new_zeros(shape)
+    if isinstance(a, skc.DeviceArray) or hasattr(a, "__cuda_array_interface__"):
+        return skc.zeros(shape, a.dtype)
+    import numpy as np
+
+    return np.zeros(shape, a.dtype)
+
+
 def element_strides(x) -> tuple:
     """x's strides in elements: torch's stride(), numpy's and cupy's strides in bytes, skc arrays' row-major ones."""
     stride = getattr(x, "stride", None)

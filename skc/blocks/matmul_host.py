@@ -32,7 +32,7 @@ from .epilogue import EpilogueSpec
 from .fp8_host import fp8_type, scaled_call
 from . import gemm
 from .host_plans import (TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, outside_graph, remember,
-                         row_major, torch_type, traced)
+                         row_major, torch_type, traced, zeros_like)
 from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
 from .host_plans import (Bindings, address_functions, check_activation, check_epilogue_operands, check_has_data,
@@ -169,7 +169,7 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
         raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
     N = b.shape[1]
     if not (M and N and K):
-        raise skc.LaunchError(f"matmul of {tuple(a.shape)} by {tuple(b.shape)}: M, N and K must each be at least 1")
+        return _EmptyProblem.checked((M, N), K, a, b, out, c, bias, alpha, activation, config, dtype)
     a_store, a_k_major = _storage(a, True, "a")
     b_store, b_k_major = _storage(b, False, "b")
     if out is not None and tuple(out.shape) != (M, N):
@@ -665,8 +665,7 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
         raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
     N = b.shape[-1]
     if not (batch and M and N and K):
-        raise skc.LaunchError(f"matmul of {tuple(a.shape)} by {tuple(b.shape)}: the batch, M, N and K must each be at "
-                              "least 1")
+        return _EmptyProblem.checked((batch, M, N), K, a, b, out, c, bias, alpha, activation, config, _one_type(a, b))
     for name, x in (("out", out), ("c", c)):
         if x is not None and tuple(x.shape) != (batch, M, N):
             raise skc.LaunchError(f"matmul: {name} has shape {tuple(x.shape)}; the batched product is "
@@ -719,6 +718,41 @@ def _check_config(device, config, problem):
         raise skc.LaunchError(f"matmul: the config's tiles and stages take {needed} bytes of shared memory, more "
                               f"than the {limit} a block may use on {device.target.name}: use fewer stages "
                               f"(stages={config.stages}) or smaller tiles")
+
+
+class _EmptyProblem:
+    """A product with no elements (M, N or the batch 0): out as it is, or a new empty one, with no launch; or one
+    whose K is 0, each element a sum of nothing: the epilogue of 0 (alpha·0 + beta·c + bias, activated), as
+    torch.matmul and torch.addmm give it, by the call over zero operands 8 deep (torch's 0-size tensors have any
+    strides, which no map or kernel needs to read)."""
+
+    DEPTH = 8   # (one 16-byte row of bf16/fp16)
+
+    def __init__(self, shape, K, activation, config):
+        self.shape, self.K, self.activation, self.config = shape, K, activation, config
+
+    @classmethod
+    def checked(cls, shape, K, a, b, out, c, bias, alpha, activation, config, dtype) -> "_EmptyProblem":
+        """The plan, once out, c, bias and the activation are checked as a problem with elements checks them."""
+        for name, x in (("out", out), ("c", c)):
+            if x is not None and tuple(x.shape) != shape:
+                raise skc.LaunchError(f"matmul: {name} has shape {tuple(x.shape)}; the product of {tuple(a.shape)} "
+                                      f"and {tuple(b.shape)} is {shape}")
+        _check_out_type(out, dtype)
+        check_epilogue_operands("matmul", None, shape[-1], bias=bias)
+        _checked_epilogue(EpilogueSpec(alpha=alpha is not None, beta=c is not None, bias=bias is not None,
+                                       activation=activation))
+        return cls(shape, K, activation, config)
+
+    def __call__(self, a, b, out, c, bias, alpha, beta, stream):
+        if out is None:
+            out = empty_like(a, self.shape)
+        if 0 in self.shape:
+            return out
+        zero_a = zeros_like(a, (*a.shape[:-1], self.DEPTH))
+        zero_b = zeros_like(b, (*b.shape[:-2], self.DEPTH, b.shape[-1]))
+        return matmul(zero_a, zero_b, out, bias=bias, c=c, alpha=alpha, beta=beta, activation=self.activation,
+                      config=self.config, stream=stream)
 
 
 class _FoldedBatch:

@@ -24,9 +24,12 @@ def test_batched_out_of_another_type_is_refused(hopper_interpreter, out_dtype, b
 @pytest.mark.parametrize("a_shape, b_shape", [((0, 64, 32), (0, 32, 64)), ((3, 64, 0), (3, 0, 64)),
                                               ((3, 64, 32), (3, 32, 0)), ((3, 0, 32), (3, 32, 64)),
                                               ((0, 64, 32), (32, 64))])
-def test_empty_batched_problem_is_named(hopper_interpreter, a_shape, b_shape):
-    with pytest.raises(skc.LaunchError, match="the batch, M, N and K must each be at least 1"):
-        matmul(ints(*a_shape), ints(*b_shape))
+def test_empty_batched_problem_is_torchs(hopper_interpreter, a_shape, b_shape):
+    """No elements: an empty result; K = 0: zeros (each element a sum of nothing), as torch.matmul gives."""
+    a, b = ints(*a_shape), ints(*b_shape)
+    out = matmul(a, b)
+    expected = torch.matmul(a.float(), b.float())
+    assert out.shape == expected.shape and out.dtype == a.dtype and torch.equal(out.float(), expected)
 
 
 def test_batched_one_launch_still_exact(hopper_interpreter):

@@ -23,7 +23,6 @@ from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
     (lambda t: torch.ops.skc.attention_with_lse(t(1, 2, 64, 64), t(1, 2, 64, 64), t(1, 2, 64, 64), scale=1e39),
      "scale 1e[+]39 is infinite as the f32"),
     # (forty-first session: empty problems, layouts and K the ops refuse at run time)
-    (lambda t: torch.ops.skc.matmul(t(0, 32), t(32, 16)), "must each be at least 1"),
     (lambda t: torch.ops.skc.matmul(t(16, 64)[:, ::2], t(32, 16)), "row-major or transposed views"),
     (lambda t: torch.ops.skc.matmul(t(16, 16), t(16, 16), c=t(16, 16).t()), "must be contiguous"),
     (lambda t: torch.ops.skc.attention(t(1, 1, 8, 64), t(1, 1, 0, 64), t(1, 1, 0, 64)), "every dimension"),

@@ -46,6 +46,20 @@ def test_the_matmul_op_runs_in_the_interpreter_for_cpu_tensors():
     np.testing.assert_array_equal(out.float().numpy(), (a.float() @ b.float()).numpy())
 
 
+@pytest.mark.parametrize("a_shape, b_shape", [((0, 32), (32, 16)), ((8, 32), (32, 0)), ((8, 0), (0, 16)),
+                                              ((0, 8, 32), (32, 16)), ((3, 8, 0), (3, 0, 16))])
+def test_empty_problems_are_torchs_and_k_zero_is_the_epilogue_of_zero(a_shape, b_shape):
+    """torch.matmul of empty operands: an empty result, or for K = 0 zeros; addmm's beta · c + bias stays, relu'd."""
+    a, b = integers(*a_shape), integers(*b_shape, seed=1)
+    got = torch.ops.skc.matmul(a, b)
+    expected = torch.matmul(a.float(), b.float())
+    assert got.shape == expected.shape and torch.equal(got.float(), expected)
+    if a.dim() == 2 and 0 not in expected.shape:
+        bias, c = integers(b.shape[1], seed=2), integers(*expected.shape, seed=3)
+        got = torch.ops.skc.matmul(a, b, bias=bias, c=c, beta=2.0, activation="relu")
+        assert torch.equal(got.float(), torch.relu(2.0 * c.float() + bias.float()))
+
+
 def test_the_schema_says_what_the_op_takes():
     schema = str(torch.ops.skc.matmul.default._schema)
     assert schema.startswith("skc::matmul(Tensor a, Tensor b, Tensor? bias=None, Tensor? c=None")
