@@ -83,8 +83,25 @@ def dependency_key(value, reads: list = None) -> str:
     if dsl is None and getattr(value, "__skc_kernel__", False):
         dsl = value.fn
     if isinstance(dsl, types.FunctionType):
-        return f"dsl:{dsl.__module__}.{dsl.__qualname__}"
+        return _dsl_key(dsl)
     return value_key(value, reads)
+
+
+def _dsl_key(dsl: types.FunctionType) -> str:
+    """A DSL function by its name and, of the user's, its source and defaults: the check of the functions a cached
+    kernel inlined finds each by its name as bound now, which is another function where a name bound to the one
+    inlined is not the one it was defined under (`double = act`, then `def act` again: the first act's text given to
+    the second was served from disk as the first)."""
+    name = f"dsl:{dsl.__module__}.{dsl.__qualname__}"
+    if trusted_module(dsl.__module__ or ""):
+        return name   # (skc's blocks: the compiler's source digest keys them)
+    from .source import source_digest
+
+    digest = source_digest(dsl)
+    try:
+        return f"{name}:{inlined_function_key(dsl, digest)}"
+    except Unkeyable:   # (defaults with no exact key: a kernel that inlines it is never stored)
+        return f"{name}:{digest}"
 
 
 def inlined_function_key(fn, digest: str) -> str:
@@ -423,7 +440,7 @@ def _dsl_or(value):
     dsl = getattr(value, "__skc_function__", None)
     if dsl is None and getattr(value, "__skc_kernel__", False) is True:
         dsl = value.fn
-    return f"dsl:{dsl.__module__}.{dsl.__qualname__}" if isinstance(dsl, types.FunctionType) else value
+    return _dsl_key(dsl) if isinstance(dsl, types.FunctionType) else value
 
 
 def _imported(code: types.CodeType, package: str) -> set:
