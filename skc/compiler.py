@@ -282,6 +282,8 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
     function = module.functions[0]
     kernel.shared_bytes = function.attrs.get("shared_bytes", 0)
     kernel.stages["tile"] = ir.print_module(module)
+    # (an assertion's message names its file and line, which the key, the source text, does not hold)
+    kernel.metadata["names_lines"] = any(op.name == "gpu.assert" and op.loc is not None for op in function.walk())
     if for_interpreter:
         kernel.module = module
     else:
@@ -358,7 +360,9 @@ def _to_cache(kernel: CompiledKernel):
             "deps": kernel.metadata["deps"], "resources": kernel.metadata.get("resources", {})}
     if "hang_sites" in kernel.metadata:
         meta["hang_sites"] = kernel.metadata["hang_sites"]
-        # the table names files and lines, which the key (source text) does not hold: where each function is now
+    if "hang_sites" in kernel.metadata or kernel.metadata.get("names_lines"):
+        # the hang-site table and the assertions' messages name files and lines, which the key (source text) does
+        # not hold: where each function is now
         meta["locations"] = _locations(kernel.metadata["deps"])
     cache.store(kernel.key, meta, files)
 
@@ -387,7 +391,7 @@ def _from_cache(key: str, name: str, target: Target, spec, params) -> Optional[C
             or any(f not in entry.files for f in _REQUIRED_FILES[target.vendor])
             or not isinstance(meta.get("shared_bytes"), int) or not isinstance(meta.get("resources", {}), dict)
             or not dependencies_current(meta.get("deps"))
-            or ("hang_sites" in meta and meta.get("locations") != _locations(meta["deps"]))):
+            or (("hang_sites" in meta or "locations" in meta) and meta.get("locations") != _locations(meta["deps"]))):
         return None
     kernel = CompiledKernel(name, target, tuple(spec.block), params, meta["shared_bytes"], key=key, from_cache=True)
     try:

@@ -1,5 +1,10 @@
 """What a cached kernel's code says beyond the text of the functions it inlines, checked when it is served from disk:
-which function a name bound to a DSL function stands for (not only the name it was defined under)."""
+which function a name bound to a DSL function stands for (not only the name it was defined under), and the source
+lines an assertion's message names."""
+import re
+
+import pytest
+from test_cache_keys import run_compiles
 from test_cache_keys_more import constants, two_versions
 
 HEADER = "import skc\n"
@@ -33,3 +38,41 @@ def test_a_dsl_function_bound_to_another_name_is_keyed_by_what_it_is(tmp_path):
     assert constants(second["tile"]) == constants(fresh["tile"]) and "5.0" in constants(second["tile"])
 
 
+
+def asserting(lines_above: int, helper_lines_above: int = 0) -> dict:
+    kernel = HEADER + "import helpers\n" + "\n" * lines_above + '''
+@skc.kernel(block=32)
+def k(x: skc.Ptr[skc.f32], n: skc.i32):
+    assert n < 5, "n too big"
+    x[0] = helpers.checked(x[0])
+'''
+    helpers = HEADER + "\n" * helper_lines_above + '''
+@skc.func
+def checked(v):
+    assert v < 100.0, "v too big"
+    return v + 1.0
+'''
+    return {"kernels.py": kernel, "helpers.py": helpers}
+
+
+def named_lines(llvm: str) -> list:
+    return re.findall(r"assertion failed at [^\"]*?(\w+\.py):(\d+)", llvm)
+
+
+@pytest.mark.parametrize("above", [(3, 0), (0, 3)], ids=["kernel moved", "helper moved"])
+def test_an_assertion_names_the_line_it_is_on_now(tmp_path, above):
+    """A kernel whose text is unchanged keeps its key; its PTX names each assertion's file and line, which a
+    kernel (or a function it inlines) moved down its file does not have any more: the message named the old line."""
+    second, fresh = two_versions(tmp_path, asserting(0), asserting(*above))
+    assert second["from_cache"] is False
+    assert named_lines(second["llvm"]) == named_lines(fresh["llvm"])
+    assert len(named_lines(fresh["llvm"])) == 2
+
+
+def test_an_assertion_not_moved_hits(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    for name, text in asserting(2, 1).items():
+        (code / name).write_text(text)
+    run_compiles(code, tmp_path / "cache", ["k"])
+    assert run_compiles(code, tmp_path / "cache", ["k"])["kernels"]["k"]["from_cache"] is True
