@@ -95,7 +95,11 @@ def _key_part(arg):
         if isinstance(arg, numbers.Integral) and not isinstance(arg, bool):
             # an int of another class (an IntEnum member, a subclass) takes the type of its value, as an int does
             return (kind, _key_part(int(arg)))
-        return kind
+        from .runtime.interop import tensor_facts
+
+        # an array that says its element type through __cuda_array_interface__ (or DLPack) alone: by that type
+        facts = tensor_facts(arg)
+        return kind if facts is None else (kind, facts.dtype)
     # a tensor map specializes on its box and swizzle too
     return (kind, arg.spec) if hasattr(kind, "__skc_tensor_map__") else (kind, dtype)
 

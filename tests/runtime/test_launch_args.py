@@ -368,6 +368,17 @@ def test_ints_of_another_class_specialize_by_size_as_ints_do():
         assert x[0] == np.float32(5 + 2 ** 40)
 
 
+
+def test_arrays_without_a_dtype_attribute_specialize_by_their_element_type():
+    """An array that says its element type through __cuda_array_interface__ alone (no .dtype) was keyed by its class:
+    an f64 one after an f32 one took the f32 kernel, whose launcher refused it ("'x' has dtype f64")."""
+    with fake_cuda.installed() as fake:
+        launch = add_any.on("cuda:0")[1, 1]
+        launch(CudaArray("<f4"), 1)
+        launch(CudaArray("<f8"), 1)
+        launch(CudaArray("<f4"), 2)
+    assert len(fake.launches) == 3
+
 def test_the_interpreter_takes_cpu_tensors_that_require_grad():
     """A CPU tensor that requires grad raised torch's "Can't call numpy() on Tensor that requires grad" from the
     launcher; a GPU launch takes its address, so the interpreter now takes its data (a view: the kernel's writes
