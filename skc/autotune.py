@@ -9,8 +9,10 @@ nothing.
 A call `scale(x, out, n)` computes the key; the first call with a new key times `scale(x, out, n, **config)`
 for every config (CUDA events on a GPU, the host clock in the interpreter) and remembers the fastest; every
 later call runs the winner at once. A config that fails (a CompileError or LaunchError: too much shared
-memory, a tile the shape does not allow) is skipped and noted in `tuner.notes`. The launch function must be
-safe to run repeatedly on the same arguments (tuning runs it several times).
+memory, a tile the shape does not allow) is skipped and noted in `tuner.notes`; so is a winner read from disk that
+fails so when first run (its kernel changed since), and the configs are timed again. Winners are kept per key and
+per the element types of the arguments that have a `dtype`. The launch function must be safe to run repeatedly on
+the same arguments (tuning runs it several times).
 """
 from __future__ import annotations
 
@@ -82,22 +84,46 @@ class Autotuner:
         self.best: dict = {}        # (device name, key) -> config
         self.timings: dict = {}     # (device name, key) -> [(description, ms or None)]
         self.notes: list = []       # configs skipped, and why
+        self._unproven: set = set()   # (device name, key) whose winner was read from disk and has not run here yet
         if hasattr(fn, "__name__"):
             self.__name__ = fn.__name__
             self.__doc__ = fn.__doc__
 
     def __call__(self, *args, **kwargs):
-        return self.fn(*args, **kwargs, **self.choose(*args, **kwargs))
+        where = self._where(args, kwargs)
+        config = self._choose(where, args, kwargs)
+        if where not in self._unproven:
+            return self.fn(*args, **kwargs, **config)
+        # a winner read from disk, run here for the first time: one that no longer compiles or launches (its kernel
+        # edited since it was timed, another skc) is timed again with the rest, as any config that fails is skipped
+        self._unproven.discard(where)
+        try:
+            return self.fn(*args, **kwargs, **config)
+        except SkcError:
+            config = self.best[where] = self._tune(where, lambda config: self.fn(*args, **kwargs, **config))
+        return self.fn(*args, **kwargs, **config)
 
     def choose(self, *args, **kwargs) -> dict:
         """The winning config for these arguments (timing the candidates the first time)."""
+        return self._choose(self._where(args, kwargs), args, kwargs)
+
+    def _where(self, args, kwargs) -> tuple:
+        """(device name, key): the key's repr, and the element types of the arguments that have one, as Triton's
+        autotuner keys its winners (a config timed for f32 arrays may not run for f64 ones, with twice the shared
+        memory)."""
         key = repr(self.key(*args, **kwargs)) if self.key is not None else "()"
-        where = (self.device_name(), key)
+        dtypes = [str(dtype) for dtype in (getattr(arg, "dtype", None) for arg in (*args, *kwargs.values()))
+                  if dtype is not None]
+        return self.device_name(), f"{key} dtypes={','.join(dtypes)}" if dtypes else key
+
+    def _choose(self, where, args, kwargs) -> dict:
         found = self.best.get(where)
         if found is None:
             found = self._stored(*where)
             if found is None:
                 found = self._tune(where, lambda config: self.fn(*args, **kwargs, **config))
+            else:
+                self._unproven.add(where)
             self.best[where] = found
         return found
 

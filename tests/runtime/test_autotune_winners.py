@@ -1,0 +1,76 @@
+"""skc.autotune's winners: kept per the arguments' element types as well as the key (as Triton's autotuner keys
+them), and a stored winner that no longer compiles or launches (the kernel edited since, another skc) is tuned
+again rather than raised from every later call."""
+import json
+
+import numpy as np
+import pytest
+
+import skc
+from skc.autotune import Autotuner
+
+
+@pytest.fixture
+def cache(tmp_path):
+    skc.set_cache_dir(tmp_path)
+    yield tmp_path
+    skc.set_cache_dir(None)
+
+
+def tuner(times, fails=(), ran=None, timed=None):
+    """A tuner keyed by the array's length, whose config `tile` takes times[tile] ms, and refuses the tiles in
+    `fails` (as a kernel refuses a tile that needs more shared memory than there is) for f64 arrays."""
+    def launch(x, tile):
+        if tile in fails and x.dtype == np.float64:
+            raise skc.CompileError(f"tile {tile} needs more shared memory than the device has")
+        if ran is not None:
+            ran.append((x.dtype.name, tile))
+        launch.last = tile
+
+    def timer(run):
+        run()
+        if timed is not None:
+            timed.append(launch.last)
+        return times[launch.last]
+    return Autotuner(launch, [{"tile": 1}, {"tile": 2}], key=lambda x: len(x), name="tests.winners", timer=timer,
+                     device_name=lambda: "fake device")
+
+
+def test_winners_are_kept_per_element_type(cache):
+    """Keyed by the key alone, f64 arrays took the winner timed for f32 ones, which f64 cannot run: every call
+    raised the CompileError the tuner skips when it times."""
+    tuner({1: 3.0, 2: 1.0})(np.zeros(8, np.float32))
+    ran = []
+    with pytest.warns(UserWarning, match="tile 2 needs more shared memory"):   # (timed: a key of its own)
+        tuner({1: 3.0, 2: 1.0}, fails=(2,), ran=ran)(np.zeros(8, np.float64))
+    assert ran[-1] == ("float64", 1)
+    winners = json.loads((cache / "autotune" / "tests.winners.json").read_text())["winners"]["fake device"]
+    assert sorted(w["config"]["tile"] for w in winners.values()) == [1, 2]
+
+
+def test_a_stored_winner_that_no_longer_runs_is_tuned_again(cache):
+    tuner({1: 3.0, 2: 1.0})(np.zeros(8, np.float64))
+    ran, timed = [], []
+    edited = tuner({1: 3.0, 2: 1.0}, fails=(2,), ran=ran, timed=timed)   # a new process, the kernel changed since
+    with pytest.warns(UserWarning, match="tile 2 needs more shared memory"):
+        edited(np.zeros(8, np.float64))
+    assert timed == [1] and ran[-1] == ("float64", 1)
+    edited(np.zeros(8, np.float64))
+    assert timed == [1]
+    winners = json.loads((cache / "autotune" / "tests.winners.json").read_text())["winners"]["fake device"]
+    assert [w["config"] for w in winners.values()] == [{"tile": 1}]
+
+
+def test_a_winner_that_fails_as_tuned_raises(cache):
+    """A winner timed in this process that then fails is the launch's own error, never tuned round and round."""
+    calls = []
+
+    def launch(x, tile):
+        calls.append(tile)
+        if len(calls) > 1:
+            raise skc.LaunchError("out must be an array")
+    tuned = Autotuner(launch, [{"tile": 1}], name="tests.winners", timer=lambda run: run() or 1.0,
+                      device_name=lambda: "fake device")
+    with pytest.raises(skc.LaunchError, match="out must be an array"):
+        tuned(np.zeros(8, np.float32))
+    assert calls == [1, 1]
