@@ -172,6 +172,10 @@ def _plain_key(value):
     if kind in _VALUE_TYPES or kind in (frontend.DType, frontend.PtrType):
         return value
     if isinstance(value, enum.Enum):
+        # (a member has each of what enum sets, so one of as many entries has nothing else: a len() a launch)
+        own, state = value.__dict__, frontend.keying.ENUM_MEMBER_STATE
+        if len(own) != len(state) and any(name not in state for name in own):
+            return None   # (attributes of the member's own, which its exact key holds: keyed whole)
         return (value, _class_state(kind))
     if kind is tuple:
         parts = value

@@ -41,6 +41,9 @@ _NOT_STATE = {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__"
               "__annotate_func__", "__annotations_cache__"}
 
 
+# what enum itself sets on a member (its value is keyed with its class)
+ENUM_MEMBER_STATE = frozenset({"_value_", "_name_", "__objclass__", "_sort_order_"})
+
 # the dependency key of a name a kernel looked up in a module that does not bind it (it found a builtin): a later
 # binding of that name in the module changes what the code means
 ABSENT = "absent"
@@ -263,7 +266,11 @@ class _Keyer:
             return (f"{_name(type(value))}{{" + ",".join(sorted(self._alone(v) for v in value)) + "}"
                     + self._subclass(value))
         if isinstance(value, enum.Enum):
-            return f"enum:{self.key(type(value))}.{value.name}"
+            # its own attributes too (`Act.LEAKY.slope = 0.1` after the class, or set by its __init__): the class's
+            # key holds its value
+            own = sorted((name, v) for name, v in vars(value).items() if name not in ENUM_MEMBER_STATE)
+            attributes = ",".join(f"{name}={self.within(f'attribute {name}', v)}" for name, v in own)
+            return f"enum:{self.key(type(value))}.{value.name}" + (f"{{{attributes}}}" if own else "")
         if isinstance(value, type):
             return self._class(value)
         if isinstance(value, types.FunctionType):

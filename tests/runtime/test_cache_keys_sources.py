@@ -1,9 +1,14 @@
 """What a cached kernel's code says beyond the text of the functions it inlines, checked when it is served from disk:
-which function a name bound to a DSL function stands for (not only the name it was defined under), and the source
-lines an assertion's message names."""
+which function a name bound to a DSL function stands for (not only the name it was defined under), the source
+lines an assertion's message names, and an enum member's own attributes."""
+import enum
 import re
 
+import numpy as np
 import pytest
+
+import skc
+from skc.frontend import keying
 from test_cache_keys import run_compiles
 from test_cache_keys_more import constants, two_versions
 
@@ -76,3 +81,52 @@ def test_an_assertion_not_moved_hits(tmp_path):
         (code / name).write_text(text)
     run_compiles(code, tmp_path / "cache", ["k"])
     assert run_compiles(code, tmp_path / "cache", ["k"])["kernels"]["k"]["from_cache"] is True
+
+
+def slopes(slope: float) -> str:
+    return HEADER + f'''
+import enum
+
+
+class Act(enum.Enum):
+    RELU = 1
+    LEAKY = 2
+
+
+Act.LEAKY.slope = {slope}   # an attribute of the member's own, set after the class
+
+
+@skc.kernel(block=32)
+def k(x: skc.Ptr[skc.f32], act: skc.constexpr = Act.LEAKY):
+    x[0] = x[0] * act.slope
+'''
+
+
+def test_an_enum_members_own_attributes_are_part_of_its_key(tmp_path):
+    """An enum member was keyed by its class and name: its own attributes (set after the class, or by the class's
+    __init__) were left out, and the kernel compiled for slope 0.1 was served from disk for 0.2."""
+    second, fresh = two_versions(tmp_path, {"kernels.py": slopes(0.1)}, {"kernels.py": slopes(0.2)})
+    assert second["from_cache"] is False
+    assert constants(second["tile"]) == constants(fresh["tile"]) and "0.2" in constants(second["tile"])
+
+
+class Leak(enum.Enum):
+    A = 1
+
+
+@skc.kernel(block=1)
+def times_slope(x: skc.Ptr[skc.f32], act: skc.constexpr):
+    x[0] = x[0] * act.slope
+
+
+def test_an_enum_members_attribute_set_again_gets_a_kernel_of_its_own():
+    x = np.ones(1, np.float32)
+    try:
+        Leak.A.slope = 2.0
+        times_slope.interpret[1, 1](x, Leak.A)
+        Leak.A.slope = 3.0
+        times_slope.interpret[1, 1](x, Leak.A)
+        assert x[0] == 6.0
+    finally:
+        del Leak.A.slope
+    assert keying.value_key(Leak.A) == keying.value_key(Leak.A)
