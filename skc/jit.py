@@ -62,6 +62,25 @@ def _dims(value, what: str) -> tuple:
     return dims
 
 
+def _exact_ints(config) -> bool:
+    """Whether a launch's brackets hold Python ints alone (`4`, `(4, 128)`, `((4, 2), 128)`): what the cache of bound
+    launches keys (a float, a bool or numpy's scalar equal to an int would find that int's launch)."""
+    kind = type(config)
+    if kind is int:
+        return True
+    if kind is not tuple:
+        return False
+    for part in config:
+        kind = type(part)
+        if kind is tuple:
+            for size in part:
+                if type(size) is not int:
+                    return False
+        elif kind is not int:
+            return False
+    return True
+
+
 def _stream(stream) -> int:
     if type(stream) is int:
         return stream
@@ -306,16 +325,18 @@ class Kernel:
 
     # -- launching ----------------------------------------------------------------------
     def __getitem__(self, config):
-        config = _launch_config(config)
-        key = (config, None)
+        # the bound launches are kept by the brackets' contents as they are given; a hit is taken only for Python
+        # ints (the identical object, or one checked now), as the first launch is: 4.0 == 4 and True == 1 are the same
+        # key, and would otherwise find the launch of the grid (4,) or (1,) that _dims refuses them as
         try:
-            bound = self._bound.get(key)
+            found = self._bound.get(config)
         except TypeError:   # a grid or block that is no tuple of ints (an array): bound each time, or refused by name
-            return self._bind(config, None)
-        if bound is None:
-            bound = self._bind(config, None)
-            if len(self._bound) < 256:
-                self._bound[key] = bound
+            return self._bind(_launch_config(config), None)
+        if found is not None and (found[0] is config or _exact_ints(config)):
+            return found[1]
+        bound = self._bind(_launch_config(config), None)
+        if len(self._bound) < 256 and _exact_ints(config):
+            self._bound[config] = (config, bound)
         return bound
 
     def _bind(self, config, device) -> "Launch":

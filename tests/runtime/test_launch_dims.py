@@ -46,3 +46,32 @@ def test_one_dimensional_arrays_and_tensors_are_grids():
         assert np.nonzero(out)[0].tolist() == [0, 1, 2], grid
     with pytest.raises(skc.LaunchError, match="grid must be an int"):
         mark[np.array([2.5, 1.0]), 1](np.zeros(16, np.float32))
+
+
+@pytest.mark.parametrize("taken, refused", [
+    ((4,), (4.0,)), (4, 4.0), (1, True), ((1, 1), (True, 1)), ((4, 1), (4, np.float64(1.0))), (1, np.True_)])
+def test_a_grid_equal_to_one_launched_before_is_refused_as_at_first(taken, refused):
+    """The bound launches are kept by the brackets' contents, and 4.0 == 4, True == 1: a float or bool grid found the
+    launch of the equal int grid once that had run (was: mark[(4.0,), 1] refused, then taken after mark[(4,), 1])."""
+    out = np.zeros(16, np.float32)
+    for _ in range(2):
+        mark[taken, 1](out)
+        with pytest.raises(skc.LaunchError, match="grid must be an int or a tuple of up to 3 ints"):
+            mark[refused, 1](out)
+
+
+@pytest.mark.parametrize("taken, refused", [(1, 1.0), (1, True), ((1, 1), (1, True)), ((1,), (np.float32(1),))])
+def test_a_block_equal_to_one_launched_before_is_refused_as_at_first(taken, refused):
+    out = np.zeros(16, np.float32)
+    for _ in range(2):
+        mark[2, taken](out)
+        with pytest.raises(skc.LaunchError, match="block must be an int or a tuple of up to 3 ints"):
+            mark[2, refused](out)
+
+
+def test_numpy_integers_equal_to_a_grid_launched_before_launch_it():
+    out = np.zeros(16, np.float32)
+    mark[(3, 1), 1](out)
+    out[:] = 0
+    mark[(np.int64(3), 1), np.int32(1)](out)
+    assert np.nonzero(out)[0].tolist() == [0, 1, 2]
