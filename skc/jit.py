@@ -332,7 +332,9 @@ class Kernel:
             found = self._bound.get(config)
         except TypeError:   # a grid or block that is no tuple of ints (an array): bound each time, or refused by name
             return self._bind(_launch_config(config), None)
-        if found is not None and (found[0] is config or _exact_ints(config)):
+        # (k[grid, block] of two ints tested inline: the call to _exact_ints costs as much as the test)
+        if found is not None and (found[0] is config or type(config) is tuple and len(config) == 2
+                                  and type(config[0]) is int and type(config[1]) is int or _exact_ints(config)):
             return found[1]
         bound = self._bind(_launch_config(config), None)
         if len(self._bound) < 256 and _exact_ints(config):
