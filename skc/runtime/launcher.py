@@ -588,9 +588,9 @@ class InterpreterLauncher:
         kernel = self.function.name
         for param, arg in zip(self.params, args):
             if param.kind == POINTER:
-                view = host_view(arg, param.name, kernel)
-                check_pointer_dtype(kernel, param, _element_type(arg, view))
-                values.append(memory.map_array(view, name=param.name))
+                span, first = pointer_span(arg, param.name, kernel)
+                check_pointer_dtype(kernel, param, _element_type(arg, span))
+                values.append(memory.map_array(span, name=param.name) + first)
             elif param.kind == SCALAR:
                 values.append(check_scalar(kernel, param, arg))
             elif param.kind == TENSORMAP:
@@ -616,35 +616,57 @@ def _element_type(arg, view: np.ndarray) -> ir.ScalarType:
 
 
 def host_view(arg, name: str, kernel: str, strided: bool = False) -> np.ndarray:
-    """A numpy view of a host array argument (writes through to it).
+    """A numpy view of a host array argument (writes through to it), C-contiguous.
 
     With `strided` (tensor maps, whose strides may pad rows), a non-contiguous view with non-negative strides
     is accepted and given as the flat array of its elements' span, starting at its first element.
     """
+    view = _host_array(arg, name, kernel)
+    if not view.flags.c_contiguous:
+        if strided and _spannable(view):
+            return _span(view)
+        copy = f"np.ascontiguousarray({name})" if isinstance(arg, np.ndarray) else f"{name}.contiguous()"
+        raise LaunchError(f"{kernel}: argument '{name}' is not contiguous; pass {copy}")
+    return view
+
+
+def pointer_span(arg, name: str, kernel: str) -> tuple:
+    """What a pointer argument addresses in the interpreter, as on a GPU, where a launch passes the tensor's data
+    pointer (its first element's address) and the kernel indexes memory from there in memory order, with the
+    strides it is given: (the flat array of the memory from the lowest element the shape and strides reach to the
+    highest, gaps included, a view of the same memory that writes land in; the byte offset in it of the first
+    element, past 0 only where a stride is negative, as numpy's may be)."""
+    view = _host_array(arg, name, kernel)
+    if view.flags.c_contiguous:
+        return view, 0
+    steps = [s for n, s in zip(view.shape, view.strides) if n > 1]
+    if any(s % view.itemsize for s in steps):
+        raise LaunchError(f"{kernel}: argument '{name}' has strides {view.strides} (bytes), not whole steps of its "
+                          f"{view.itemsize}-byte elements, which a pointer cannot reach; pass a contiguous copy")
+    # (each axis walked from its lowest address: the first element of that view is the lowest the strides reach)
+    lowest = view[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in view.strides)]
+    first = view.ctypes.data - lowest.ctypes.data
+    return _span(lowest), first
+
+
+def _host_array(arg, name: str, kernel: str) -> np.ndarray:
+    """A numpy view of a host array argument, in any layout (writes through to it)."""
     if isinstance(arg, DeviceArray):
         if arg.host is None:
             raise LaunchError(f"{kernel}: argument '{name}' lives on {arg.device}; the interpreter runs on host "
                               f"memory (create it with device='interpreter', or call .numpy())")
         return arg.host
     if isinstance(arg, np.ndarray):
-        view = arg
-    else:
-        if is_torch_tensor_type(type(arg)):   # (named here: tensor_facts says "a tensor")
-            check_torch_readable(arg, f"{kernel}: argument '{name}'")
-        facts = tensor_facts(arg)
-        if facts is None:
-            raise LaunchError(f"{kernel}: argument '{name}' must be an array or tensor, found {type(arg).__name__}")
-        if facts.device[0] != "cpu":
-            raise LaunchError(f"{kernel}: argument '{name}' is in {facts.device[0]} memory; the interpreter needs "
-                              "host arrays (numpy, CPU tensors, or skc arrays on the interpreter device)")
-        view = _numpy_of(arg) if hasattr(arg, "numpy") else np.from_dlpack(arg)
-    if not view.flags.c_contiguous:
-        if strided and _spannable(view):
-            return _span(view)
-        copy = f"np.ascontiguousarray({name})" if isinstance(arg, np.ndarray) else f"{name}.contiguous()"
-        raise LaunchError(f"{kernel}: argument '{name}' is not contiguous; the interpreter reads a pointer argument's "
-                          f"elements in row-major order: pass {copy}")
-    return view
+        return arg
+    if is_torch_tensor_type(type(arg)):   # (named here: tensor_facts says "a tensor")
+        check_torch_readable(arg, f"{kernel}: argument '{name}'")
+    facts = tensor_facts(arg)
+    if facts is None:
+        raise LaunchError(f"{kernel}: argument '{name}' must be an array or tensor, found {type(arg).__name__}")
+    if facts.device[0] != "cpu":
+        raise LaunchError(f"{kernel}: argument '{name}' is in {facts.device[0]} memory; the interpreter needs "
+                          "host arrays (numpy, CPU tensors, or skc arrays on the interpreter device)")
+    return _numpy_of(arg) if hasattr(arg, "numpy") else np.from_dlpack(arg)
 
 
 def _numpy_of(tensor) -> np.ndarray:
@@ -667,7 +689,10 @@ def _spannable(view: np.ndarray) -> bool:
 
 
 def _span(view: np.ndarray) -> np.ndarray:
-    """The flat array of elements from view's first to its last, gaps included (a view of the same memory)."""
-    count = 1 + sum((n - 1) * s for n, s in zip(view.shape, view.strides)) // view.itemsize
+    """The flat array of elements from view's first to its last, gaps included (a view of the same memory); view's
+    strides are not negative, or its axes of them one long."""
+    if view.size == 0:
+        return view.reshape(-1)
+    count = 1 + sum((n - 1) * s for n, s in zip(view.shape, view.strides) if n > 1) // view.itemsize
     return np.lib.stride_tricks.as_strided(view, shape=(count,), strides=(view.itemsize,),
                                            writeable=view.flags.writeable)
