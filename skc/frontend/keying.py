@@ -17,6 +17,7 @@ import dataclasses
 import enum
 import functools
 import dis
+import gc
 import hashlib
 import importlib
 import importlib.util
@@ -176,10 +177,21 @@ def _trusted(obj) -> bool:
     return trusted_module(getattr(obj, "__module__", None) or "")
 
 
+def class_namespace(cls: type):
+    """The dict that holds a class's attributes, which `vars(cls)` shows through a read-only proxy made anew at each
+    call: a namespace a launch watches by identity, with the same dict lookups as a module's (the native call's
+    too, which reads dicts alone). The proxy itself where the dict cannot be reached (an interpreter other than
+    CPython, whose gc does not give what an object refers to)."""
+    proxy = vars(cls)
+    found = [d for d in gc.get_referents(proxy) if type(d) is dict]
+    return found[0] if len(found) == 1 else proxy
+
+
 def record_bindings(into: list, reads):
-    """The reads that are module-level bindings of the user's code as bound now (not `vars(module)`'s "__dict__")."""
+    """The reads that are module-level bindings of the user's code as bound now (not `vars(module)`'s "__dict__"),
+    or names a namespace is read not to bind (ABSENT_BINDING: a class's that its base binds)."""
     for namespace, name, value in reads:
-        if (isinstance(namespace, dict) and namespace.get(name, into) is value
+        if (isinstance(namespace, dict) and namespace.get(name, ABSENT_BINDING) is value
                 and not trusted_module(namespace.get("__name__") or "")):
             into.append((namespace, name, value))
 
@@ -332,8 +344,16 @@ class _Keyer:
         if _trusted(cls):
             return f"class:{_name(cls)}"
         bases = ",".join(self.key(b) for b in cls.__bases__)
-        body = ",".join(f"{name}={self.key(v)}" for name, v in sorted(vars(cls).items())
-                        if name not in _NOT_STATE and not _made_by_dataclass(cls, v))
+        state = [(name, v) for name, v in sorted(vars(cls).items())
+                 if name not in _NOT_STATE and not _made_by_dataclass(cls, v)]
+        if self.reads is not None:   # (`C.V = 6` after a launch read C.V: a binding of its own, as a module's)
+            space = class_namespace(cls)
+            self.reads.extend((space, name, v) for name, v in state)
+            # and the names its bases bind that it does not: bound in it later, they hide the base's
+            inherited = {name for base in cls.__mro__[1:] if not _trusted(base) for name in vars(base)
+                         if name not in _NOT_STATE and name not in space}
+            self.reads.extend((space, name, ABSENT_BINDING) for name in sorted(inherited))
+        body = ",".join(f"{name}={self.key(v)}" for name, v in state)
         meta = "" if type(cls) is type else f"[meta={self.key(type(cls))}]"   # (its properties are the class's)
         return f"class:{_name(cls)}({bases}){meta}{{{body}}}{self._dataclass_fields(cls)}"
 

@@ -22,6 +22,7 @@ import skc
 from skc import compiler
 from skc.diagnostics import LaunchError
 from skc.frontend import keying
+from skc.runtime.devices import using_device
 
 SKC_PACKAGE = os.path.dirname(skc.__file__)
 
@@ -802,6 +803,90 @@ def test_a_kernel_from_disk_watches_the_globals_its_helpers_read(helpers_module)
     loaded = u.by_helper.compile(target="sm_90a")
     assert loaded.from_cache
     assert {"FACTOR", "scaled"} <= {name for _, name, _ in skc.jit._watched(loaded)}
+
+
+# -- an attribute of a class a kernel read, bound to another value after a launch ------------------------------------
+ATTRIBUTES = textwrap.dedent('''
+    import skc
+
+    class Sizes:
+        V = 5
+
+    class Derived(Sizes):
+        pass
+
+    class Config:
+        SCALE = 2.0
+
+        def scaled(self, x):
+            return x * self.SCALE
+
+    CONFIG = Config()
+
+    @skc.kernel(block=1)
+    def direct(out: skc.Ptr[skc.f32]):
+        out[0] = Sizes.V
+
+    @skc.kernel(block=1)
+    def through_base(out: skc.Ptr[skc.f32]):
+        out[0] = Derived.V
+
+    @skc.kernel(block=1)
+    def through_method(out: skc.Ptr[skc.f32]):
+        out[0] = CONFIG.scaled(1.0)
+''')
+
+
+@pytest.fixture
+def attributes_module(tmp_path, monkeypatch):
+    with imported(tmp_path, monkeypatch, "read_attributes", ATTRIBUTES) as module:
+        yield module
+
+
+def test_a_class_attribute_bound_again_after_a_launch_compiles_again(attributes_module):
+    """`C.V = 6` after a launch that read C.V ran the kernel compiled for 5 (the launch watched the module's binding
+    of C, the same class; the disk cache, which keys the class whole, saw the change). The native call (k[1, 1] of
+    declared parameters) and the Python one both see it."""
+    u, out = attributes_module, np.zeros(1, np.float32)
+    launches = {name: (getattr(u, name)[1, 1], getattr(u, name).interpret[1, 1])
+                for name in ("direct", "through_base", "through_method")}
+
+    def read(name):
+        values = []
+        with using_device("interpreter"):   # (the plain launch's device, where a GPU is the default)
+            for launch in launches[name]:
+                launch(out)
+                values.append(float(out[0]))
+        return values
+
+    assert [read(name) for name in launches] == [[5.0] * 2, [5.0] * 2, [2.0] * 2]
+    assert type(launches["direct"][0]) is skc.jit._PlainLaunch and launches["direct"][0]._fast is not None
+    u.Sizes.V = 6
+    u.Config.SCALE = 3.0
+    assert [read(name) for name in launches] == [[6.0] * 2, [6.0] * 2, [3.0] * 2]
+    assert launches["direct"][0]._fast is not None   # (the class's dict is watched as a module's: the native call)
+    u.Derived.V = 7   # (a name its base bound, now its own)
+    assert read("through_base") == [7.0] * 2
+
+
+def test_a_class_attribute_bound_again_to_an_equal_value_keeps_the_kernel(attributes_module):
+    u, out = attributes_module, np.zeros(1, np.float32)
+    u.through_method.interpret[1, 1](out)
+    compiled = dict(u.through_method._compiled)
+    u.Config.SCALE = float("2.0")   # another object, the same value
+    u.through_method.interpret[1, 1](out)
+    assert out[0] == 2.0 and u.through_method._compiled == compiled
+
+
+def test_a_kernel_from_disk_watches_the_class_attributes_it_read(attributes_module):
+    u = attributes_module
+    assert not u.direct.compile(target="sm_90a").from_cache
+    u.direct._compiled.clear()
+    loaded = u.direct.compile(target="sm_90a")
+    assert loaded.from_cache
+    assert ("V", u.Sizes.V) in {(name, value) for _, name, value in skc.jit._watched(loaded)}
+    u.Sizes.V = 9
+    assert "value = 9.0" in u.direct.compile(target="sm_90a").ir("tile")
 
 
 @dataclasses.dataclass(frozen=True)
