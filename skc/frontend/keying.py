@@ -334,6 +334,8 @@ class _Keyer:
 
     def _state(self, value) -> str:
         fields = dict(getattr(value, "__dict__", {}))
+        if self.reads is not None and type(getattr(value, "__dict__", None)) is dict:   # (`cfg.n = 8`, as `C.V = 6`)
+            self.reads.extend((value.__dict__, name, v) for name, v in fields.items())
         for cls in type(value).__mro__:
             for slot in cls.__dict__.get("__slots__", ()):
                 if slot not in ("__dict__", "__weakref__") and hasattr(value, slot):

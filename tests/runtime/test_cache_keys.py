@@ -869,6 +869,32 @@ def test_a_class_attribute_bound_again_after_a_launch_compiles_again(attributes_
     assert read("through_base") == [7.0] * 2
 
 
+OBJECT = textwrap.dedent('''
+    import skc
+
+    class Holder:
+        pass
+
+    HOLD = Holder()
+    HOLD.n = 4
+
+    @skc.kernel(block=1)
+    def through_object(out: skc.Ptr[skc.f32]):
+        out[0] = HOLD.n
+''')
+
+
+def test_an_objects_attribute_bound_again_after_a_launch_compiles_again(tmp_path, monkeypatch):
+    """(as a class's: `HOLD.n = 8` ran the kernel compiled for 4; the disk cache keys the object whole)"""
+    with imported(tmp_path, monkeypatch, "read_object", OBJECT) as u:
+        out = np.zeros(1, np.float32)
+        u.through_object.interpret[1, 1](out)
+        assert out[0] == 4.0
+        u.HOLD.n = 8
+        u.through_object.interpret[1, 1](out)
+        assert out[0] == 8.0
+
+
 def test_a_class_attribute_bound_again_to_an_equal_value_keeps_the_kernel(attributes_module):
     u, out = attributes_module, np.zeros(1, np.float32)
     u.through_method.interpret[1, 1](out)
