@@ -478,8 +478,8 @@ class CallEvaluator:
             inline_unjumped(block, {frame.ret.label})
         if frame.ret is not None and frame.ret.slots is not None:
             if not ended:
-                raise CompileError(f"{frame.source.qualname} returns a value on some paths and reaches its end "
-                                   "on others", frame.location(frame.source.node),
+                raise CompileError(f"{frame.source.qualname} returns a value at line {frame.ret.line} and reaches "
+                                   "its end on other paths", frame.location(frame.source.node),
                                    hint="end the function with a return")
             loaded = [slot.rvalue() for slot in frame.ret.slots]
             return tuple(loaded) if frame.ret.shape is not None else loaded[0]

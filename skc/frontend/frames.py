@@ -55,6 +55,7 @@ class ReturnTarget:
     slots: Optional[list] = None   # Slot per returned element
     shape: object = None           # None: one value; int: a tuple of that many
     returns_none: bool = False     # a bare `return` was seen
+    line: int = 0                  # the first run-time return's line (an error about a later one names it)
 
 
 @dataclass

@@ -811,6 +811,24 @@ def convert_for_store(value, t, what: str = "", in_memory: bool = False) -> RVal
     return cast(v, t)
 
 
+def type_to_hold(t, value):
+    """The scalar type a variable of type t would need to take value (a Python number or a run-time scalar) without
+    loss: f32 for the float 0.5 or a run-time f32 beside an i32, i32 for 5 beside an i1; None where t takes it as it
+    is, or where no scalar type is the answer (a pointer or a vector beside another type: storing it is the error)."""
+    if isinstance(t, PtrType) or isinstance(getattr(value, "type", None), PtrType):
+        return None
+    elem = ir.element_type(t)
+    if not isinstance(value, Dyn):
+        if not (elem.is_int and is_number(value)) or _number_fits_variable(value, elem):
+            return None
+        # (a number must not wrap silently)
+        return literal_type(value) if isinstance(value, numbers.Integral) else ir.f32
+    if value.type.is_vector != t.is_vector or value.type.is_vector and value.type.count != t.count:
+        return None
+    widened = promote_scalars(elem, ir.element_type(value.type))
+    return None if widened is elem else widened
+
+
 def convert_for_variable(value, t, name: str) -> RValue:
     """value for a variable of type t: only conversions that lose nothing happen silently."""
     if isinstance(t, PtrType) or not isinstance(value, Dyn):
@@ -819,9 +837,8 @@ def convert_for_variable(value, t, name: str) -> RValue:
             if elem.is_int and isinstance(value, float) and not value.is_integer():
                 raise error(f"variable '{name}' holds {t}; it cannot take the float {value!r}",
                             hint=f"start it as a float, e.g. `{name} = 0.0`, or declare `{name}: skc.f32 = ...`")
-            if elem.is_int and is_number(value) and not _number_fits_variable(value, elem):
-                # (a run-time value that t cannot represent is an error below; a number must not wrap silently)
-                wider = literal_type(value) if isinstance(value, numbers.Integral) else ir.f32
+            wider = type_to_hold(t, value)
+            if wider is not None:
                 start = "0.0" if wider.is_float else f"skc.{wider}(0)"
                 raise error(f"variable '{name}' holds {t}; it cannot take {value!r}, which {t} cannot represent",
                             hint=f"give it a type that holds the value from the start, e.g. `{name} = {start}` or "
@@ -834,8 +851,8 @@ def convert_for_variable(value, t, name: str) -> RValue:
             or v.type.is_vector and v.type.count != t.count):
         raise error(f"variable '{name}' holds {t}; it cannot take a {v.type}",
                     hint="use a new name for a value of another type")
-    widened = promote_scalars(ir.element_type(t), ir.element_type(v.type))
-    if widened is not ir.element_type(t):
+    widened = type_to_hold(t, v)
+    if widened is not None:
         start = "0.0" if widened.is_float else f"skc.{widened}(0)"
         raise error(f"variable '{name}' holds {t} but is assigned {v.type}, which {t} cannot represent",
                     hint=f"give it the wider type from the start, e.g. `{name} = {start}` or "

@@ -607,13 +607,18 @@ class StatementEvaluator:
         return True
 
     def store_return(self, ret: ReturnTarget, value, node):
+        """Store a run-time return's value into the function's return slots; the first return fixes their types (as
+        a variable's first value does), and a later one of another type is an error naming both lines."""
+        first = ret.line or node.lineno
         if value is None:
-            ret.returns_none = True
             if ret.slots is not None:
-                raise self.error_at(node, "this function returns a value on some paths and None on others")
+                raise self.error_at(node, f"this function returns a value at line {first} and None here",
+                                    hint="return a value on every path, or None on every path")
+            ret.returns_none, ret.line = True, first
             return
         if ret.returns_none:
-            raise self.error_at(node, "this function returns None on some paths and a value on others")
+            raise self.error_at(node, f"this function returns None at line {first} and a value here",
+                                hint="return a value on every path, or None on every path")
         items = value if isinstance(value, tuple) else (value,)
         shape = len(value) if isinstance(value, tuple) else None
         for item in items:
@@ -623,34 +628,38 @@ class StatementEvaluator:
                                     hint="move the return out of run-time control flow")
         if ret.slots is None:
             ret.slots = [Slot(semantics.type_of(item), "return value") for item in items]
-            ret.shape = shape
+            ret.shape, ret.line = shape, first
         elif ret.shape != shape:
-            raise self.error_at(node, "the returns of this function give different numbers of values")
+            raise self.error_at(node, f"this function returns {_count(ret.shape)} at line {first} and "
+                                      f"{_count(shape)} here", hint="return as many values on every path")
         for k, (slot, item) in enumerate(zip(ret.slots, items)):
-            what = "" if shape is None else f"as value {k} "
-            if semantics.holding_type([item], slot.type) is not slot.type:
-                raise self.error_at(node, f"this function returns {slot.type} {what}on an earlier path and {item} "
-                                          f"here, which {slot.type} would wrap",
-                                    hint=f"return one type on every path: convert the first (skc.i64(...)), or "
-                                         f"return a number {slot.type} holds")
-            wider = _wider_return(slot.type, item)
-            if wider is not None:
-                start = "0.0" if wider.is_float else f"skc.{wider}(0)"
-                raise self.error_at(node, f"this function returns {slot.type} {what}on an earlier path and "
-                                          f"{item.type} here, which {slot.type} cannot represent",
-                                    hint=f"return one type on every path: {wider} on the earlier one too (a number "
-                                         f"such as {start}, or skc.{wider}(...))")
+            self.check_return(slot.type, item, node, first, "" if shape is None else f" as value {k}")
             slot.store(item)
 
+    def check_return(self, t, item, node, first: int, what: str):
+        """A value returned into a slot of type t (fixed by the return at line `first`) must fit it unchanged."""
+        here = f"{item!r}" if semantics.is_number(item) else str(semantics.type_of(item))
+        earlier = f"this function returns {t}{what} at line {first} and {here} here"
+        if semantics.holding_type([item], t) is not t:
+            raise self.error_at(node, f"{earlier}, which {t} would wrap",
+                                hint=f"return one type on every path: convert the one at line {first} "
+                                     f"(skc.i64(...)), or return a number {t} holds")
+        wider = semantics.type_to_hold(t, item)
+        if wider is not None:
+            start = "0.0" if wider.is_float else f"skc.{wider}(0)"
+            raise self.error_at(node, f"{earlier}, which {t} cannot represent",
+                                hint=f"return one type on every path: {wider} at line {first} too (a number such "
+                                     f"as {start}, or skc.{wider}(...))")
+        item_type = semantics.type_of(item)
+        pointers = isinstance(t, PtrType), isinstance(item_type, PtrType)
+        if (pointers[0] or pointers[1]) and item_type != t or (
+                not any(pointers) and isinstance(item, Dyn) and (t.is_vector, getattr(t, "count", 1))
+                != (item_type.is_vector, getattr(item_type, "count", 1))):
+            raise self.error_at(node, earlier, hint="return one type on every path")
 
-def _wider_return(t, item):
-    """The type a run-time `item` returned on a later path needs where a return slot of scalar type t cannot hold it
-    (an f32 after an earlier `return 0`), else None."""
-    item_type = getattr(item, "type", None)
-    if not (isinstance(item, Dyn) and isinstance(t, ir.ScalarType) and isinstance(item_type, ir.ScalarType)):
-        return None
-    wider = semantics.promote_scalars(t, item_type)
-    return None if wider is t else wider
+
+def _count(shape) -> str:
+    return "one value" if shape is None else f"a tuple of {shape}"
 
 
 def _constant(value) -> bool:

@@ -307,7 +307,7 @@ def test_recursion_on_a_run_time_value_is_one_error_with_its_call_site_once():
 @skc.func
 def zero_or_half(v):
     if v < 0.0:
-        return 0, 1
+        return 0, 1  # FIRST
     return v * 0.5, 2  # HERE
 
 
@@ -322,6 +322,7 @@ def test_a_later_return_of_a_wider_type_names_the_return_and_the_fix():
     error = compile_error(returns_int_then_float)
     assert_points_at(error, zero_or_half, "return v * 0.5, 2  # HERE")
     text = str(error)
-    assert "this function returns i32 as value 0 on an earlier path and f32 here" in text, text
-    assert "hint: return one type on every path: f32 on the earlier one too (a number such as 0.0" in text, text
+    first = line_of(zero_or_half, "# FIRST")
+    assert f"this function returns i32 as value 0 at line {first} and f32 here" in text, text
+    assert f"hint: return one type on every path: f32 at line {first} too (a number such as 0.0" in text, text
     assert "return value" not in text, text
