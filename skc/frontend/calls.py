@@ -519,6 +519,10 @@ def _python_minmax(op, values):
     call on compile-time numbers give nan and 0.0)."""
     result = values[0]
     for v in values[1:]:
+        if not isinstance(result, Dyn) and not isinstance(v, Dyn):
+            # (two compile-time values stay Python's: min(1, 2.0, x) raised AttributeError on the folded pair)
+            result = getattr(builtins, op)(result, v)
+            continue
         if semantics.narrow_of_both_signs(result, v):   # (as they compare: max(i8(-1), u8(0)) read u8 255)
             result, v = semantics.cast(result, ir.i32), semantics.cast(v, ir.i32)
         x, y = semantics.unify(result, v, keep_values=True)

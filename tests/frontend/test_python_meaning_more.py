@@ -450,6 +450,17 @@ def test_narrow_float_floor_division_is_rounded_once():
         assert float(got[0]) == float(expected[0])
 
 
+def test_min_and_max_of_two_numbers_then_a_run_time_value():
+    """The compile-time numbers in front are Python's pair: min(1, 2.0, x) raised AttributeError ('NoneType' object
+    has no attribute 'is_bool') on the two numbers."""
+    def smallest(out, x):
+        out[0], out[1], out[2] = min(1, 2.0, x[0]), max(2.0, 1, x[0]), min(3, 1, x[0], 0.5)
+
+    for value in (0.25, 1.5, 4.0):
+        got, want = both(smallest, np.array([value], np.float32))
+        assert got.tolist() == want.tolist()
+
+
 def test_an_integer_compared_with_a_float_by_value():
     def compared(out, x: skc.i32, y: skc.i64):
         out[0] = x == 16777216.0
