@@ -559,6 +559,8 @@ def compare(pred: str, a, b, exact: bool = False) -> RValue:
         against_number = _integer_against_float(pred, a, b)
         if against_number is None:
             against_number = _float_against_integer(pred, a, b)
+        if against_number is None:
+            against_number = _run_time_integer_against_float(pred, a, b)
         if against_number is not None:
             return against_number
     elem, count = _operand_types(a, b)
@@ -660,6 +662,34 @@ def _float_against_integer(pred: str, a, b):
     if pred in ("lt", "le"):
         return compare("le", x, below)
     return compare("ge", x, above)
+
+
+def _run_time_integer_against_float(pred: str, a, b):
+    """A run-time integer compared with a run-time float by value, as Python compares them (converted to the float
+    type, i32 16777217 == f32 16777216.0 held): in f64 where it holds every value of the integer type; a 64-bit
+    integer through its nearest f64, whose order against the float is the integer's where the two differ, and where
+    they are equal (the float is then a whole number) the integer's order against the float made an integer. None
+    where the operands are others or the float type holds every value of the integer type."""
+    if not (isinstance(a, Dyn) and isinstance(b, Dyn)) or isinstance(a.type, PtrType) or isinstance(b.type, PtrType):
+        return None
+    ea, eb = ir.element_type(a.type), ir.element_type(b.type)
+    if ea.is_float:
+        a, b, ea, eb, pred = b, a, eb, ea, _MIRROR[pred]
+    if not (ea.is_int and not ea.is_bool and eb.is_float):
+        return None
+    digits = _FLOAT_FORMATS[eb.name][0] if eb.name in _FLOAT_FORMATS else 3   # (fp8: e5m2's 3, e4m3's 4)
+    if ea.bits - ea.is_signed <= digits:
+        return None
+    _, count = _operand_types(a, b)
+    wide = cast(b, ir.with_element(b.type, ir.f32)) if eb.bits == 8 else b   # (fp8 reaches f64 through f32)
+    f = _coerce(wide, ir.f64, count)
+    nearest = _coerce(a, ir.f64, count)
+    if ea.bits <= 32:
+        return compare(pred, nearest, f)
+    limit = float(_int_range(ea)[1] + 1)   # (2**63 or 2**64: the one whole f64 an equal pair can hold past the type)
+    whole = select(compare("ge", f, limit), constant(pred in ("lt", "le", "ne"), ir.with_element(f.type, ir.i1)),
+                   compare(pred, _coerce(a, ea, count), cast(f, ir.with_element(f.type, ea))))
+    return select(compare("eq", nearest, f), whole, compare(pred, nearest, f))
 
 
 _BELOW = {"lt": False, "le": False, "gt": True, "ge": True, "eq": False, "ne": True}   # x <pred> (a number below x)

@@ -672,6 +672,37 @@ def test_a_float_compared_with_an_integer_by_value():
     assert got.tolist() == [1.0, 0.0]
 
 
+_RUN_TIME_PAIRS = [   # (integer type, float type, integer, float): pairs the float type rounds the integer into
+    (np.int32, np.float32, 16777217, 16777216.0),
+    (np.uint32, np.float32, 2 ** 32 - 1, 2.0 ** 32),
+    (np.int16, np.float16, 2049, 2048.0),
+    (np.uint8, ml_dtypes.float8_e5m2, 255, 256.0),
+    (np.int64, np.float64, 2 ** 53 + 1, 2.0 ** 53),
+    (np.int64, np.float64, 2 ** 63 - 1, 2.0 ** 63),     # (the f64 past the type: the integer lies below it)
+    (np.uint64, np.float32, 2 ** 64 - 1, 2.0 ** 64),
+    (np.int64, np.float32, -2 ** 63, -2.0 ** 63),
+    (np.int64, np.float64, 5, math.nan),
+    (np.uint64, np.float64, 7, 7.5),
+]
+
+
+@pytest.mark.parametrize("int_type, float_type, integer, number", _RUN_TIME_PAIRS)
+def test_a_run_time_integer_compared_with_a_run_time_float_by_value(int_type, float_type, integer, number):
+    """Two run-time values compare as Python compares an int with a float, by value: the integer was converted to
+    the float type (i32 16777217 == f32 16777216.0 held, i64 2**63-1 == f64 2**63 too), as it still is for
+    arithmetic."""
+    def compared(out, i, f):
+        a, b = i[0], f[0]
+        out[0], out[1], out[2], out[3], out[4], out[5] = a < b, a <= b, a > b, a >= b, a == b, a != b
+        out[6], out[7], out[8], out[9], out[10], out[11] = b < a, b <= a, b > a, b >= a, b == a, b != a
+
+    i, f = np.array([integer], int_type), np.array([number], float_type)
+    got, want = np.zeros(12, np.float32), np.zeros(12, np.float32)
+    skc.kernel(compared)[1, 1](got, i, f)
+    compared(want, [integer], [float(f[0])])   # (Python's int and float)
+    assert got.tolist() == want.tolist()
+
+
 @pytest.mark.parametrize("fmt, largest", [(skc.f8e5m2, 57344.0), (skc.f8e4m3, 448.0)])
 def test_an_fp8_value_compared_with_a_number_by_value(fmt, largest):
     """The number was converted to the fp8 type, which saturates: e5m2's 57344 < math.inf read False, and

@@ -105,3 +105,32 @@ def test_kernels_with_every_mask_named_need_no_reconvergence():
             runs.append(out)
         np.testing.assert_array_equal(runs[1], runs[0], err_msg=f"convgen seed {seed}")
     assert named >= 20
+
+
+@pytest.mark.parametrize("int_type, float_type", [("i32", "f32"), ("i64", "f64"), ("u64", "f32")])
+def test_run_time_integers_compared_with_run_time_floats_by_value_in_ptx(int_type, float_type):
+    """The PTX of an integer compared with a float by value (in f64, or for a 64-bit integer through its nearest f64
+    and then as integers) gives Python's truths, as the interpreter does."""
+    import skc
+
+    @skc.kernel
+    def compared(out: skc.Ptr[skc.u8], i: skc.Ptr[getattr(skc, int_type)], f: skc.Ptr[getattr(skc, float_type)]):
+        t = skc.thread_id(0)
+        a, b = i[t], f[t]
+        out[t * 4], out[t * 4 + 1], out[t * 4 + 2], out[t * 4 + 3] = a < b, a == b, b <= a, a != b
+
+    int_dtype = np.dtype(int_type.replace("i", "int").replace("u", "uint"))
+    top = int(np.iinfo(int_dtype).max)
+    pairs = [(16777217, 16777216.0), (2 ** 53 + 1, 2.0 ** 53), (top, float(top)), (top - 1, float(top)),
+             (3, float("nan")), (7, 7.5), (8, 7.5), (0, -0.0)]
+    pairs = [(a, b) for a, b in pairs if a <= top]
+    i = np.array([a for a, _ in pairs], int_dtype)
+    f = np.array([b for _, b in pairs], np.dtype(float_type.replace("f", "float")))
+    want = np.array([[int(a) < float(b), int(a) == float(b), float(b) <= int(a), int(a) != float(b)]
+                     for a, b in zip(i, f)], np.uint8).ravel()
+    interpreted = np.zeros(4 * len(pairs), np.uint8)
+    compared.interpret[1, len(pairs)](interpreted, i, f)
+    ptx = compared.compile(interpreted, i, f, target="sm_90a", block=(len(pairs), 1, 1)).asm("ptx")
+    emulated = np.zeros_like(interpreted)
+    ptx_emulator.run_grid(ptx, "compared", [emulated, i, f], 1, len(pairs))
+    assert interpreted.tolist() == want.tolist() and emulated.tolist() == want.tolist()
