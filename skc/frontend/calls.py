@@ -605,10 +605,20 @@ def _compile_time_only(name: str, why: str, hint: str, elements: bool = True):
     return handle
 
 
+def _pow(ev, args, kwargs):
+    """pow(x, n) is x ** n; pow(x, n, m) of run-time values has no run-time form (it raised "TypeError:
+    Dyn.__pow__() takes 2 positional arguments but 3 were given")."""
+    values = list(args) + list(kwargs.values())
+    if len(values) == 3 and any(isinstance(v, Dyn) for v in values):
+        raise ev.cg.error("pow() with a modulus of run-time values has no run-time form in skc",
+                          hint="write (x ** n) % m where x ** n fits its type, or multiply and reduce in a loop")
+    return builtins.pow(*args, **kwargs)
+
+
 _UNKNOWN = "its value is known only when the kernel runs"
 _PYTHON_BUILTINS = {id(getattr(builtins, name)): (name, handler) for name, handler in {
     "min": _minmax("min"), "max": _minmax("max"), "abs": _abs, "int": _to_int, "float": _to_float,
-    "bool": _to_bool, "range": _range, "print": _print, "setattr": _setattr, "divmod": _divmod,
+    "bool": _to_bool, "range": _range, "print": _print, "setattr": _setattr, "divmod": _divmod, "pow": _pow,
     "hash": _compile_time_only("hash", _UNKNOWN + ", and hashing the compiler's object would bake a "
                                "meaningless number into the kernel", "hash compile-time values only"),
     "id": _compile_time_only("id", "it would bake the address of a compiler object into the kernel",

@@ -684,3 +684,18 @@ def test_compare_and_swap_of_floats_or_short_integers_is_an_error_at_its_line():
     text = error_of(short_atomic_cas, skc.Ptr[skc.i16])
     assert_at(text, short_atomic_cas, "# HERE", "found a pointer to i16")
     assert "VerificationError" not in text and "'mem.atomic_cas' op" not in text
+
+
+@skc.kernel
+def modular_power(x: skc.Ptr[skc.f32], n: skc.i32):
+    x[0] = pow(n, 2) + pow(3, 4, 5)
+    x[1] = pow(n, 2, 5)  # HERE
+
+
+def test_pow_with_a_modulus_of_run_time_values_is_an_error_at_its_line():
+    """pow(n, 2, 5) of a run-time n said "TypeError: Dyn.__pow__() takes 2 positional arguments but 3 were given";
+    pow(n, 2) and pow of numbers keep Python's meaning."""
+    text = error_of(modular_power, F32, skc.i32)
+    assert_at(text, modular_power, "# HERE", "pow() with a modulus of run-time values has no run-time form",
+              "(x ** n) % m")
+    assert "Dyn" not in text
