@@ -19,6 +19,7 @@ import numbers
 import skc
 from skc import frontend
 
+from . import clusters
 from .payload import TilePayload
 from .roles import current_role
 
@@ -38,6 +39,8 @@ class InputTilePipeline:
         for name, count in (("consumers", consumers), ("cluster", cluster)):
             if _compile_time_int(count, f"a pipeline's {name}") < 1:
                 raise frontend.current().error(f"a pipeline's {name} is a count of 1 or more, found {count}")
+        clusters.check_kernel_cluster(f"InputTilePipeline(..., cluster={cluster})", cluster,
+                                      "make the pipeline with cluster=1 (no loader multicasting)")
         self.payload = payload.allocate(stages)
         self.stages = stages
         self.consumers = consumers

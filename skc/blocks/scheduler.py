@@ -11,6 +11,8 @@ import numbers
 import skc
 from skc import frontend
 
+from . import clusters
+
 
 class Tile:
     """One output tile: its first row and column (a work unit of a split-K scheduler adds its k-steps)."""
@@ -53,7 +55,13 @@ class TileScheduler:
         self.tiles_n = skc.cdiv(N, tile_n * cluster_n)
         self.batches = batches  # a batch of M x N outputs: each matrix's tiles in turn, Tile.batch saying which
         self.single = isinstance(batches, int) and batches == 1  # (compile time) no batch
+        if self.cluster > 1:
+            clusters.check_kernel_cluster(self._text(), self.cluster, "make the scheduler without clusters")
         self.rank = skc.hopper.cluster_rank() if self.cluster > 1 else 0
+
+    def _text(self) -> str:
+        """The scheduler as a message names it."""
+        return f"{type(self).__name__}(..., cluster_m={self.cluster_m}, cluster_n={self.cluster_n})"
 
     def __skc_range__(self):
         units = self.tiles_m * self.tiles_n if self.single else self.tiles_m * self.tiles_n * self.batches
@@ -77,7 +85,9 @@ class TileScheduler:
     def _batch_tile_at(self, index):
         tiles = self.tiles_m * self.tiles_n
         tile = self._tile_at(index % tiles)
-        return Tile(tile.row0, tile.col0, batch=index // tiles)
+        batched = Tile(tile.row0, tile.col0, batch=index // tiles)
+        clusters.share(batched, "batch", self.cluster, f"tile.batch of {self._text()}")   # (a cluster's: one matrix)
+        return batched
 
     def _tile_at(self, index):
         per_group = self.group_m * self.tiles_n
@@ -91,7 +101,11 @@ class TileScheduler:
             row0 += self.rank * self.tile_m
         if self.cluster_n > 1:
             col0 += self.rank * self.tile_n
-        return Tile(row0, col0)
+        tile = Tile(row0, col0)
+        # which of the coordinates the blocks of a cluster hand out alike (the origin of a tile they multicast)
+        clusters.share(tile, "row0", self.cluster_n, f"tile.row0 of {self._text()}")
+        clusters.share(tile, "col0", self.cluster_m, f"tile.col0 of {self._text()}")
+        return tile
 
     @staticmethod
     def grid(M: int, N: int, tile_m: int, tile_n: int, blocks_per_device: int, cluster_m: int = 1,

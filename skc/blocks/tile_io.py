@@ -20,6 +20,7 @@ import skc
 from skc import frontend
 from skc.ir.ops_async import CP_ASYNC_BYTES
 
+from . import clusters
 from .layout import OperandLayout
 
 
@@ -122,6 +123,8 @@ class TmaLoader:
             if self.shared_tile in self.extents:
                 raise frontend.current().error(f"tile '{self.shared_tile}' is shared out between a cluster's blocks "
                                                "by its row shares: it cannot also skip the ones past its rows")
+            clusters.check_kernel_cluster(f"TmaLoader(..., multicast=('{self.shared_tile}', {self.cluster}))",
+                                          self.cluster, "load without multicast (multicast=None)")
         self.rank = self.issuer = None  # run-time values, made by is_issuing() (else by each call)
 
     def is_issuing(self):
@@ -153,6 +156,8 @@ class TmaLoader:
                 f"stage's pipeline frees a stage once the consumers of {cluster} block(s) released it, so a block's "
                 f"stage could be overwritten by a peer's copies while its own consumers still read it",
                 hint=f"make the pipeline with cluster={self.cluster}: InputTilePipeline(..., cluster={self.cluster})")
+        if self.cluster > 1:
+            self.check_shared_origin(origins[self.shared_tile])
         first_k = [k * layout.k for layout in self.layouts.values()]
         rank, issuing = self.issuing()
         if issuing:
@@ -166,6 +171,23 @@ class TmaLoader:
                               self.extents[name])
                 else:   # (a subclass's load may take no extent: conv2d's im2col loader)
                     self.load(getattr(stage, name), stage.full, self.maps[name], layout, origins[name], k0)
+
+    @frontend.host
+    def check_shared_origin(self, origin):
+        """The blocks of a cluster each load a share of the multicast tile into all of them: from one origin, or the
+        tile they share is pieces of several. An origin a scheduler hands each block of its own (or clusters of
+        another size) is refused (a value of the user's is taken on trust)."""
+        for coordinate in origin if isinstance(origin, tuple) else (origin,):
+            known = clusters.sharers(coordinate)
+            if known is not None and known[0] != self.cluster:
+                blocks, source = known
+                raise frontend.current().error(
+                    f"this TmaLoader multicasts tile '{self.shared_tile}' to the {self.cluster} blocks of a cluster, "
+                    f"which must all load it from one origin; its origin is {source}, which is not the same in the "
+                    f"cluster's {self.cluster} blocks: each block's stage would hold pieces of several tiles",
+                    hint=f"make the scheduler for clusters of {self.cluster} along the shared operand: "
+                         f"TileScheduler(..., cluster_m={self.cluster}) when the shared tile's origin is tile.col0, "
+                         f"cluster_n={self.cluster} when it is tile.row0")
 
     def stage_bytes(self, origins=None):
         """The bytes a stage's copies bring: a compile-time int, or, with `extents`, a run-time one that leaves out

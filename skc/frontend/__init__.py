@@ -32,10 +32,17 @@ def with_ended(manager) -> bool:
     return current().evaluator.with_ended(manager)
 
 
+def variable_of(value):
+    """The variable (the IR slot of a `Slot`) a run-time value was read from, else None: a block that tags a
+    variable (an object's attribute holding a run-time value lives in one) knows the values read from it."""
+    owner = getattr(getattr(value, "value", None), "owner", None)
+    return owner.operands[0] if getattr(owner, "name", None) == "var.load" else None
+
+
 __all__ = [
     "language", "Array", "host", "current", "generating", "DTYPES", "DType", "Ptr", "PtrType", "TensorMap",
     "as_ir_type", "constexpr", "CONSTEXPR", "POINTER", "SCALAR", "TENSORMAP", "DeviceFunction", "Parameter",
     "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "func", "kernel_parameters", "symbol_name",
-    "Dyn", "RValue", "Slot", "inside_with", "open_withs", "with_ended", "enclosing_conditions", "source_digest", "KEYABLE", "Unkeyable",
+    "Dyn", "RValue", "Slot", "variable_of", "inside_with", "open_withs", "with_ended", "enclosing_conditions", "source_digest", "KEYABLE", "Unkeyable",
     "dependency_key", "inlined_function_key", "value_key",
 ]

@@ -342,15 +342,15 @@ def test_a_pipeline_not_given_its_vector_loader(told):
 
 @skc.kernel
 def multicast(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, K: skc.i32,
-              pipe_cluster: skc.constexpr):
+              pipe_cluster: skc.constexpr, N: skc.i32 = T, clusters: skc.constexpr = (2, 2, 1)):
     """Clusters of two blocks along M sharing B (each loading one row share of it into both), the pipeline made for
-    clusters of `pipe_cluster`."""
-    skc.hopper.kernel_attributes(cluster=(2, 1, 1))
+    clusters of `pipe_cluster`; `clusters` = (the kernel's cluster, the scheduler's cluster_m, its cluster_n)."""
+    skc.hopper.kernel_attributes(cluster=(clusters[0], 1, 1))
     payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T, row_shares=2))
-    load = TmaLoader(payload, a=a, b=b, multicast=("b", 2))
+    load = TmaLoader(payload, a=a, b=b, multicast=("b", 2))   # HERE loader
     with InputTilePipeline(payload, 2, load, consumers=1, cluster=pipe_cluster) as pipe:
         roles = WarpRoles(1)
-        tiles = TileScheduler(M, T, T, T, cluster_m=2)
+        tiles = TileScheduler(M, N, T, T, cluster_m=clusters[1], cluster_n=clusters[2])   # HERE scheduler
         if roles.is_producer():
             if load.is_issuing():
                 with pipe.producer() as producer:
@@ -367,7 +367,7 @@ def multicast(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.
                     for k in range(skc.cdiv(K, T)):
                         with consumer.acquire() as s:
                             mma(acc, s.a, s.b)
-                    DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, T))(acc, tile.row0, tile.col0)
+                    DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, N))(acc, tile.row0, tile.col0)
 
 
 def test_a_multicasting_loader_in_a_pipeline_made_for_one_block():
@@ -388,6 +388,51 @@ def test_a_multicasting_loader_in_a_pipeline_made_for_one_block():
     assert "InputTilePipeline(..., cluster=2)" in str(info.value)
     multicast[2, 256](*maps, out, M, K, 2)
     np.testing.assert_array_equal(out.numpy(), A @ B.T)
+
+
+def multicast_operands(M, N, K):
+    rng = np.random.default_rng(0)
+    A, B = (rng.integers(-2, 3, shape).astype(np.float32) for shape in ((M, K), (N, K)))
+    maps = (skc.TensorMap(skc.to_device(A, dtype=skc.bf16), box=(T, T)),
+            skc.TensorMap(skc.to_device(B, dtype=skc.bf16), box=(T // 2, T)))
+    return A, B, maps, skc.to_device(np.full((M, N), np.nan, np.float32))
+
+
+@pytest.mark.parametrize("cluster_m, cluster_n", [(1, 1), (1, 2)])
+def test_a_multicasting_loader_beside_a_scheduler_of_other_clusters(cluster_m, cluster_n):
+    """A TmaLoader multicasting B to clusters of two, beside a TileScheduler made without cluster_m=2 (or along N):
+    the blocks of a cluster were handed tiles of different columns, each loaded its share of its own B tile into
+    both, and every block multiplied pieces of two B tiles (wrong answers, silently, in the interpreter too). The
+    scheduler records which of its coordinates a cluster's blocks share; the loader refuses a multicast tile's origin
+    that is not shared by its cluster, at the user's call."""
+    M, N, K = 192, 128, 128   # three rows of tiles: the raster hands blocks 0 and 1 tiles of two columns
+    A, B, maps, out = multicast_operands(M, N, K)
+    with pytest.raises(skc.CompileError, match=f"multicasts tile 'b' to the 2 blocks of a cluster, which must all load "
+                                               f"it from one origin; its origin is tile.col0 of TileScheduler.*"
+                                               f"cluster_m={cluster_m}, cluster_n={cluster_n}.*not the same") as info:
+        multicast[2, 256](*maps, out, M, K, 2, N, (2, cluster_m, cluster_n))
+    assert "test_block_contracts_more.py:" in str(info.value).splitlines()[0] and "# HERE\n" in str(info.value) + "\n"
+    assert "TileScheduler(..., cluster_m=2) when the shared tile's origin is tile.col0" in str(info.value)
+    multicast[2, 256](*maps, out, M, K, 2, N, (2, 2, 1))
+    np.testing.assert_array_equal(out.numpy(), A @ B.T)
+
+
+@pytest.mark.parametrize("clusters, pipe_cluster, block", [
+    ((2, 4, 1), 2, "scheduler"),   # a scheduler of clusters of 4 in clusters of 2: two of its tiles never computed
+    ((1, 2, 1), 2, "loader"),      # no clusters: every block's rank 0, multicast to a block that is not there
+])
+def test_blocks_of_clusters_the_kernel_is_not_launched_in(clusters, pipe_cluster, block):
+    """TileScheduler(cluster_m=4) in a kernel of clusters of 2 (or cluster_m=2, a multicasting loader, a pipeline of
+    cluster=2 in a kernel of no clusters) took its rank from the kernel's clusters: blocks computed the same tile
+    twice and others none (wrong answers, silently). Each block that works across a cluster now checks the kernel's
+    clusters where it is made, the first one made naming itself."""
+    M, N, K = 256, 64, 128
+    _, _, maps, out = multicast_operands(M, N, K)
+    with pytest.raises(skc.CompileError, match=r"works across clusters of \d blocks along x; the kernel is launched "
+                                               rf"in clusters of {clusters[0]}x1x1") as info:
+        multicast[2, 256](*maps, out, M, K, pipe_cluster, N, clusters)
+    assert f"# HERE {block}" in str(info.value)
+    assert "skc.hopper.kernel_attributes(cluster=(" in str(info.value)
 
 
 class RampTile:
@@ -456,6 +501,8 @@ def misconfigured(a: skc.TensorMap, b: skc.TensorMap, a_ptr: skc.Ptr[skc.bf16], 
         InputTilePipeline(payload, 2, load, consumers=0)   # HERE consumers
     elif which == "cluster":
         InputTilePipeline(payload, 2, load, cluster=0)   # HERE cluster
+    elif which == "unclustered":
+        InputTilePipeline(payload, 2, load, cluster=2)   # HERE unclustered
     elif which == "tile":
         TileScheduler(T, T, 0, T)   # HERE tile
     elif which == "roles":
@@ -474,6 +521,9 @@ def misconfigured(a: skc.TensorMap, b: skc.TensorMap, a_ptr: skc.Ptr[skc.bf16], 
     ("stages", "a pipeline's stages takes a compile-time int, found 2.0"),   # (was: a shared array's shape ...)
     ("consumers", "a pipeline's consumers is a count of 1 or more, found 0"),   # (were taken: barriers of count 0)
     ("cluster", "a pipeline's cluster is a count of 1 or more, found 0"),
+    # consumers arriving on the empty barriers of a peer block the kernel has not (a fault, or a hang)
+    ("unclustered", r"InputTilePipeline\(..., cluster=2\) works across clusters of 2 blocks along x; the kernel is "
+                    "launched in clusters of 1x1x1"),
     ("tile", "a tile's tile_m is a compile-time int of 1 or more, found 0"),   # (was: ZeroDivisionError)
     ("width", "VectorLoader loads vectors of 1, 2, 4, 8 or 16 elements"),   # (was: a load of 3 x bf16 moves 6 bytes)
     ("empty", "a payload holds at least one tile"),   # (was: IndexError: list index out of range, at allocate)

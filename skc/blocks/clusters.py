@@ -1,0 +1,48 @@
+"""Clusters as the blocks see them: the kernel's cluster shape, and which run-time values the blocks of a cluster
+hold alike. A block that works across a cluster (a scheduler handing a cluster's blocks neighbouring tiles, a
+pipeline whose stages the cluster's producers fill, a loader multicasting a tile) checks that the kernel is launched
+in clusters of its size; a scheduler records how many blocks of a cluster hand out each tile coordinate alike
+(`share`), and a loader that multicasts the tile at an origin reads it back (`sharers`): a tile the blocks of a
+cluster do not all load from the same origin would be their copies mixed."""
+from __future__ import annotations
+
+from skc import frontend
+
+
+@frontend.host
+def check_kernel_cluster(block: str, blocks: int, fix: str):
+    """A compile error unless the kernel is launched in clusters of `blocks` blocks along x, as `block` (the text of
+    the block's call) counts on; `fix` says how to make the block for the kernel's clusters instead. The kernel says
+    its clusters (@skc.kernel(cluster=...) or skc.hopper.kernel_attributes(cluster=...)) before its blocks."""
+    shape = tuple(frontend.current().cluster)
+    if blocks > 1 and shape != (blocks, 1, 1):
+        raise frontend.current().error(
+            f"{block} works across clusters of {blocks} blocks along x; the kernel is launched in clusters of "
+            f"{'x'.join(map(str, shape))} (the blocks' ranks and peers would not be the ones it counts on)",
+            hint=f"say the kernel's clusters before making the block: skc.hopper.kernel_attributes(cluster=({blocks}, "
+                 f"1, 1)) or @skc.kernel(cluster=({blocks}, 1, 1)); or {fix}")
+
+
+def _records() -> dict:
+    return frontend.current().facts(__name__)
+
+
+@frontend.host
+def share(holder, attribute: str, blocks: int, source: str):
+    """Record that `holder.attribute` (a run-time value, or the variable an attribute keeps it in) is the same in
+    `blocks` blocks of a cluster (1: each block's own), as `source` (the block's text, for messages) hands it out."""
+    value = getattr(holder, attribute)   # (plain Python: the variable itself, not a value read from it)
+    key = value.slot if isinstance(value, frontend.Slot) else getattr(value, "value", None)
+    if key is not None:
+        _records()[id(key)] = (key, blocks, source)
+
+
+@frontend.host
+def sharers(value):
+    """(blocks, source) that `share` recorded for a run-time value (or for the variable it was read from), else None:
+    a value of the user's, of which nothing is known."""
+    for key in (getattr(value, "value", None), frontend.variable_of(value)):
+        entry = _records().get(id(key)) if key is not None else None
+        if entry is not None and entry[0] is key:
+            return entry[1], entry[2]
+    return None
