@@ -6,6 +6,7 @@ accumulator values straight to global memory, masked at the edges. Neither knows
 layout: the accumulator says where each of its values lies (`runs()`, `values()`, `corner`)."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Optional
 
@@ -13,6 +14,7 @@ import skc
 from skc import frontend
 
 from .mma import Wgmma
+from .roles import current_role, every_warpgroup_of_role, kernel_consumers
 
 ACTIVATIONS = (None, "relu", "gelu", "silu")
 
@@ -86,8 +88,48 @@ def _plus(x, offset):
     return x if isinstance(offset, int) and offset == 0 else x + offset
 
 
+@frontend.host
+def _warpgroups(block: str, warpgroup, warpgroups) -> int:
+    """How many warpgroups an epilogue piece of one part a warpgroup (shared memory, a named barrier) is made for,
+    `warpgroup` checked to index them: by default the kernel's consumer warpgroups (its WarpRoles; else 1). A
+    run-time index (each consumer its own part) needs a part for every consumer of the kernel: with fewer, the last
+    ones would use shared memory past the parts and wait at no barrier."""
+    consumers = kernel_consumers()
+    if warpgroups is None:
+        warpgroups = consumers or 1
+    if not isinstance(warpgroups, numbers.Integral) or isinstance(warpgroups, bool) or warpgroups < 1:
+        raise frontend.current().error(f"{block}'s warpgroups is a compile-time count of 1 or more, found "
+                                       f"{warpgroups!r}")
+    if isinstance(warpgroup, numbers.Integral):
+        if not 0 <= warpgroup < warpgroups:
+            raise frontend.current().error(f"{block} is made for {warpgroups} warpgroup(s), 0 to {warpgroups - 1}; "
+                                           f"warpgroup {warpgroup} is none of them",
+                                           hint=f"give warpgroups= {warpgroup + 1} or more")
+    elif consumers is not None and warpgroups < consumers:
+        raise frontend.current().error(
+            f"{block} is made for {warpgroups} warpgroup(s) and given a run-time warpgroup index, in a kernel of "
+            f"{consumers} consumer warpgroups (WarpRoles({consumers})): the warpgroups past {warpgroups - 1} would "
+            f"use shared memory past the epilogue's and wait at no barrier of their own",
+            hint=f"make it for the kernel's consumers: {block}(..., warpgroup, {consumers}), or leave warpgroups out")
+    return warpgroups
+
+
 class _WarpgroupBarrier:
     """A warpgroup's own barrier, for the epilogue pieces that need `warpgroup`, `warpgroups` and `threads`."""
+
+    @frontend.host
+    def check_own_part(self, block: str):
+        """A compile-time warpgroup index is one warpgroup's part: refused where every consumer warpgroup of a kernel
+        of several runs the code (they would all use that part, and its barrier's count would be met by any of
+        them)."""
+        consumers = kernel_consumers()
+        if (isinstance(self.warpgroup, numbers.Integral) and consumers is not None and consumers > 1
+                and current_role() == "consumer" and every_warpgroup_of_role()):
+            raise frontend.current().error(
+                f"{block} of warpgroup {self.warpgroup} is used by every consumer warpgroup of the kernel's "
+                f"{consumers}: they would all stage in (and synchronize on) warpgroup {self.warpgroup}'s part",
+                hint=f"give each consumer its own part, {block}(..., roles.consumer_index(), {consumers}), or use it "
+                     f"under `if roles.consumer_index() == {self.warpgroup}:`")
 
     def barrier(self):
         """The warpgroup's threads wait for each other (named barrier 1 + its index), so the warpgroups do
@@ -113,9 +155,10 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
         """The shared-memory elements one warpgroup's epilogue stages its chunks in (for shared-memory plans)."""
         return buffers * rows * (cls.BOX_BYTES // elem_bytes)
 
-    def __init__(self, out_map, dtype, args: EpilogueArgs, warpgroup=0, warpgroups: int = 1,
+    def __init__(self, out_map, dtype, args: EpilogueArgs, warpgroup=0, warpgroups: int = None,
                  rows: int = Wgmma.rows_per_warpgroup, allocate: bool = True, columns: int = 0,
                  buffers: int = BUFFERS, transposed: bool = False):
+        warpgroups = _warpgroups(type(self).__name__, warpgroup, warpgroups)
         # a chunk is one swizzled 128-byte row of columns, or (`columns`: a narrower box, for tiles narrower than
         # that or no multiple of it) part of one: each row still takes a whole 128-byte span in shared memory
         self.columns = columns or self.BOX_BYTES // dtype.itemsize
@@ -175,6 +218,7 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
             raise frontend.current().error("this TmaStoreEpilogue was made with allocate=False: it has no staging "
                                            "buffer of its own", hint="allocate=True, or a subclass that says where it "
                                            "stages (as attention's HeadTileEpilogue does)")
+        self.check_own_part(type(self).__name__)
         rows, n = acc.shape
         if rows != self.rows or n % self.columns:
             raise frontend.current().error(f"the epilogue stores {self.rows} rows of {self.columns} columns of "
@@ -277,6 +321,7 @@ class _StripRecords(_WarpgroupBarrier):
     512-byte runs); the count the warpgroup's leader saw (`arrived`, in shared memory, for every thread)."""
 
     def __init__(self, workspace, counters, warpgroup, warpgroups: int):
+        warpgroups = _warpgroups(type(self).__name__, warpgroup, warpgroups)
         self.workspace, self.counters = workspace, counters
         self.warpgroup, self.warpgroups = warpgroup, warpgroups
         self.threads = skc.current_target().warpgroup_size
@@ -332,7 +377,7 @@ class SplitKEpilogue(_StripRecords):
     warpgroup's accumulator of the tile at (row0, col0); a `with` has nothing to wait for."""
 
     def __init__(self, out, workspace, counters, dtype, args: EpilogueArgs, splits, warpgroup=0,
-                 warpgroups: int = 1, tile_n: int = None):
+                 warpgroups: int = None, tile_n: int = None):
         self.out, self.dtype = out, dtype
         self.M, self.N, self.splits, self.tile_n = args.M, args.N, splits, tile_n
         self.fused = FusedEpilogue(args)
@@ -345,6 +390,7 @@ class SplitKEpilogue(_StripRecords):
         pass  # plain stores and atomics: nothing in flight
 
     def __call__(self, acc, row0, col0, share):
+        self.check_own_part(type(self).__name__)
         rows, tile_n = acc.shape   # (the warpgroups share a tile's rows: each holds its whole width)
         if self.tile_n not in (None, tile_n):
             raise frontend.current().error(
@@ -408,11 +454,13 @@ class StreamKFixup(_StripRecords):
     that has not run), resets the counter and adds the record to its registers; the tile's own epilogue (TMA
     stores, the fused part applied once to the whole sum) then stores it."""
 
-    def __init__(self, workspace, counters, warpgroup=0, warpgroups: int = 1, tile_m: int = None):
+    def __init__(self, workspace, counters, warpgroup=0, warpgroups: int = None, tile_m: int = None):
+        warpgroups = _warpgroups(type(self).__name__, warpgroup, warpgroups)   # (before its strips)
         self.strips = _strips(tile_m, warpgroups)   # a tile's 64-row strips
         super().__init__(workspace, counters, warpgroup, warpgroups)
 
     def __call__(self, acc, unit):
+        self.check_own_part(type(self).__name__)
         store = ~unit.partial
         if unit.partial:
             acc.wait()
@@ -459,12 +507,14 @@ class SplitTailFixup(_StripRecords):
     counts last adds every share's record in share order (the same bits whichever share is last), resets the
     counter and keeps the sum in its registers for the epilogue. No share waits for another."""
 
-    def __init__(self, workspace, counters, tiles, warpgroup=0, warpgroups: int = 1, tile_m: int = None):
+    def __init__(self, workspace, counters, tiles, warpgroup=0, warpgroups: int = None, tile_m: int = None):
         self.tiles = tiles   # the SplitTailScheduler (its run-time count of shares)
+        warpgroups = _warpgroups(type(self).__name__, warpgroup, warpgroups)   # (before its strips)
         self.strips = _strips(tile_m, warpgroups)
         super().__init__(workspace, counters, warpgroup, warpgroups)
 
     def __call__(self, acc, unit):
+        self.check_own_part(type(self).__name__)
         store = ~unit.partial
         if unit.partial:
             acc.wait()

@@ -26,6 +26,19 @@ def current_role():
     return role
 
 
+def kernel_consumers():
+    """The consumer warpgroups of the kernel's WarpRoles (None before one is made, or in a kernel without)."""
+    return frontend.current().facts(__name__ + ".warp_roles").get("consumers")
+
+
+def every_warpgroup_of_role() -> bool:
+    """Whether the code being compiled runs in every warpgroup of its role: no run-time `if` encloses it but role
+    tests (a piece of shared memory or a barrier of one warpgroup's, used there, is used by all of them)."""
+    tests = role_tests()
+    return all(tests.get(id(condition.value), (None,))[0] is condition.value
+               for condition, _ in frontend.enclosing_conditions())
+
+
 REGISTER_FILE = 65536   # registers of an SM (sm_90a), shared by the block's warpgroups of 128 threads
 
 
@@ -135,6 +148,7 @@ class WarpRoles:
                 "needs every lane of the warp", hint="make WarpRoles where the whole block runs, before any "
                 "run-time branch")
         self.consumers = consumers
+        frontend.current().facts(__name__ + ".warp_roles")["consumers"] = consumers   # (kernel_consumers)
         shares = register_shares(consumers, blocks_per_sm)
         self.producer_registers = shares[0] if producer_registers is None else producer_registers
         self.consumer_registers = shares[1] if consumer_registers is None else consumer_registers

@@ -183,6 +183,64 @@ def stored(a: skc.TensorMap, b: skc.TensorMap, o: skc.TensorMap, M: skc.i32, N: 
                     epilogue(acc, 0, 0)
 
 
+@skc.kernel
+def stored_by_two(a: skc.TensorMap, b: skc.TensorMap, o: skc.TensorMap, K: skc.i32, warpgroup: skc.constexpr,
+                  warpgroups: skc.constexpr):
+    """Two consumer warpgroups, each storing its 64 rows of a 128 x 64 tile through a TmaStoreEpilogue made for
+    `warpgroups` (None: left out) with index `warpgroup` (None: the run-time consumer index)."""
+    payload = TilePayload(a=OperandLayout(2 * T, T), b=OperandLayout(T, T))
+    load = TmaLoader(payload, a=a, b=b)
+    with InputTilePipeline(payload, 2, load, consumers=2) as pipe:
+        roles = WarpRoles(2)
+        if roles.is_producer():
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for k in range(skc.cdiv(K, T)):
+                        with producer.acquire() as stage:
+                            load(stage, k, a=0, b=0)
+        else:
+            mma = Wgmma(T, T, skc.bf16, warpgroup=roles.consumer_index())
+            acc = mma.zeros()
+            index = roles.consumer_index() if warpgroup is None else warpgroup
+            args = EpilogueArgs(EpilogueSpec(), 2 * T, T)
+            epilogue = (TmaStoreEpilogue(o, skc.f32, args, index) if warpgroups is None else
+                        TmaStoreEpilogue(o, skc.f32, args, index, warpgroups))   # HERE made
+            with epilogue, pipe.consumer(mma) as consumer:
+                for k in range(skc.cdiv(K, T)):
+                    with consumer.acquire() as s:
+                        mma(acc, s.a, s.b)
+                epilogue(acc, 0, 0)   # HERE used
+
+
+@pytest.mark.parametrize("warpgroup, warpgroups, where, message", [
+    # warpgroup 1 staged past the epilogue's shared memory (the interpreter's out-of-bounds store, or another block's
+    # memory) and waited at no barrier
+    (None, 1, "made", r"TmaStoreEpilogue is made for 1 warpgroup\(s\) and given a run-time warpgroup index, in a "
+                      r"kernel of 2 consumer warpgroups \(WarpRoles\(2\)\)"),
+    # both warpgroups staged in warpgroup 0's buffers, any 128 of their threads meeting its barrier (the interpreter
+    # ran it right; a race on the GPU)
+    (0, 2, "used", "TmaStoreEpilogue of warpgroup 0 is used by every consumer warpgroup of the kernel's 2"),
+    (2, 2, "made", r"TmaStoreEpilogue is made for 2 warpgroup\(s\), 0 to 1; warpgroup 2 is none of them"),
+])
+def test_an_epilogue_of_fewer_warpgroups_than_use_it(warpgroup, warpgroups, where, message):
+    """TmaStoreEpilogue(out, dtype, args, roles.consumer_index()) in a kernel of two consumers: its warpgroups defaulted
+    to 1, so consumer 1 staged its chunks past the shared memory the epilogue allocated and synchronized at no barrier.
+    warpgroups now defaults to the kernel's consumer warpgroups (WarpRoles), and fewer for a run-time index, an index
+    past them, or one warpgroup's part used by every consumer are compile errors."""
+    M, N, K = 2 * T, T, 2 * T
+    rng = np.random.default_rng(0)
+    A, B = rng.integers(-2, 3, (M, K)).astype(np.float32), rng.integers(-2, 3, (N, K)).astype(np.float32)
+    maps = (skc.TensorMap(skc.to_device(A, dtype=skc.bf16), box=(2 * T, T)),
+            skc.TensorMap(skc.to_device(B, dtype=skc.bf16), box=(T, T)))
+    out = skc.to_device(np.full((M, N), np.nan, np.float32))
+    with pytest.raises(skc.CompileError, match=message) as info:
+        stored_by_two[1, 384](*maps, skc.TensorMap(out, box=(T, 32)), K, warpgroup, warpgroups)
+    assert f"# HERE {where}" in str(info.value)
+    for warpgroups in (None, 2):   # left out: the kernel's two consumers
+        stored_by_two[1, 384](*maps, skc.TensorMap(out, box=(T, 32)), K, None, warpgroups)
+        np.testing.assert_array_equal(out.numpy(), A @ B.T)
+
+
 def test_an_epilogue_map_of_another_element_size():
     _, _, _, maps = operands()
     out = skc.TensorMap(skc.to_device(np.zeros((64, 64), np.float32), dtype=skc.bf16), box=(64, 64))
@@ -509,6 +567,9 @@ def misconfigured(a: skc.TensorMap, b: skc.TensorMap, a_ptr: skc.Ptr[skc.bf16], 
         WarpRoles(2, 40, 256)   # HERE roles
     elif which == "strips":
         StreamKFixup(a_ptr, a_ptr, 0, 2, tile_m=64)   # HERE strips
+    elif which == "fixup_warpgroups":
+        roles = WarpRoles(2)
+        StreamKFixup(a_ptr, a_ptr, roles.consumer_index(), 1)   # HERE fixup_warpgroups
     elif which == "empty":
         TilePayload()   # HERE empty
     elif which == "layout":
@@ -533,6 +594,8 @@ def misconfigured(a: skc.TensorMap, b: skc.TensorMap, a_ptr: skc.Ptr[skc.bf16], 
     ("roles", r"registers \(40 a producer thread, 256 a consumer thread\) exceed the 64512"),
     # two warpgroups' strips of a tile in one record and counter (they added each other's sums, silently)
     ("strips", r"a tile of 64 rows holds 1 strip\(s\) of 64 rows; its 2 warpgroups need one each"),
+    # a record and counter of one warpgroup's, a run-time index of two (warpgroup 1's count read past them)
+    ("fixup_warpgroups", r"StreamKFixup is made for 1 warpgroup\(s\) and given a run-time warpgroup index"),
 ])
 def test_blocks_refuse_counts_they_cannot_use(which, message):
     """A pipeline of 2.0 stages, of 0 consumers or a cluster of 0 (empty barriers that complete at once), a tile 0
@@ -540,7 +603,8 @@ def test_blocks_refuse_counts_they_cannot_use(which, message):
     later, inside the block or not at all, and is now refused where the block is made."""
     _, _, _, (a, b) = operands()
     with pytest.raises(skc.CompileError, match=message) as info:
-        misconfigured.compile(a, b, skc.Ptr[skc.bf16], which, target="sm_90a", block=384 if which == "roles" else 256)
+        misconfigured.compile(a, b, skc.Ptr[skc.bf16], which, target="sm_90a",
+                              block=384 if which in ("roles", "fixup_warpgroups") else 256)
     assert f"# HERE {which}" in str(info.value)
 
 
