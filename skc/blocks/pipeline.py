@@ -21,7 +21,7 @@ from skc import frontend
 
 from . import clusters
 from .payload import TilePayload
-from .roles import current_role
+from .roles import current_role, every_warpgroup_of_role, kernel_consumers
 
 
 class InputTilePipeline:
@@ -172,6 +172,8 @@ class ConsumerRole(_Role):
 
     def __init__(self, pipeline: InputTilePipeline, reader=None):
         super().__init__(pipeline)
+        _check_consumers(pipeline, kernel_consumers())
+        self.takes_turns = False   # (skip() sets it: the consumers take stages in turn, each fewer than all)
         self.reader = reader
         self.lag = getattr(reader, "stages_in_flight", 0)
         if self.lag >= pipeline.stages:
@@ -200,6 +202,7 @@ class ConsumerRole(_Role):
         """Leave the next `steps` (a run-time count) stages to the other consumers (warpgroups that take tiles in
         turn): release the stages this one still holds, once its reader retired them, and move past those."""
         self.release_held()
+        _takes_turns(self)
         position = self.index + steps
         self.phase ^= (position // self.pipeline.stages) & 1
         self.index = position % self.pipeline.stages
@@ -216,6 +219,7 @@ class ConsumerRole(_Role):
 
     def __exit__(self, *exc):
         self.release_held()
+        _check_readers(self, kernel_consumers())
 
     def release_held(self):
         """Release the stages the reader may still have been reading, once it retired all its reads."""
@@ -330,6 +334,37 @@ class StageRun:
         for i in skc.static_range(self.count):
             self.role.release_stage(self.leases[i].index)
 
+
+
+@frontend.host
+def _check_consumers(pipeline, kernel):
+    """A pipeline of more consumers than the kernel's WarpRoles has: its stages would never be released."""
+    if kernel is not None and pipeline.consumers > kernel:
+        raise frontend.current().error(
+            f"the pipeline waits for {pipeline.consumers} consumer warpgroups to release each stage; the kernel's "
+            f"WarpRoles has {kernel}, so a stage would never be free again (a hang)",
+            hint=f"make the pipeline with consumers={kernel} (the warpgroups that release each stage)")
+
+
+@frontend.host
+def _takes_turns(role):
+    role.takes_turns = True   # (plain Python: a compile-time fact, set inside run-time loops)
+
+
+@frontend.host
+def _check_readers(role, kernel):
+    """Where every consumer warpgroup of the kernel runs a consumer handle that never skips (each reads, and
+    releases, every stage), the pipeline counts them all: with fewer, a stage's empty barrier would complete before
+    the last of them released it. Consumers that take stages in turn (pingpong: `skip`) release fewer, by design."""
+    pipeline = role.pipeline
+    if (kernel is not None and pipeline.consumers < kernel and not role.takes_turns
+            and current_role() == "consumer" and every_warpgroup_of_role()):
+        raise frontend.current().error(
+            f"each of the kernel's {kernel} consumer warpgroups reads and releases every stage, and the pipeline "
+            f"waits for {pipeline.consumers} release(s) a stage: a stage would be refilled while a consumer still "
+            f"reads it (or its barrier's phases run ahead of the consumers: a hang)",
+            hint=f"make the pipeline with consumers={kernel}; consumers that take the stages in turn skip the others' "
+                 "(consumer.skip(n))")
 
 
 def _one_stage_at_a_time(role):

@@ -659,3 +659,53 @@ def test_a_split_k_epilogue_takes_its_tiles_width_from_the_accumulator(tile_n):
     with pytest.raises(skc.CompileError, match="made for tiles 256 wide .tile_n.; the accumulator is 64 wide") as info:
         split_k[4, 256](*maps, out, *buffers, M, N, K, 256)
     assert "# HERE" in str(info.value)
+
+
+@skc.kernel
+def read_by_all(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], K: skc.i32, readers: skc.constexpr,
+                consumers: skc.constexpr):
+    """`consumers` consumer warpgroups, each multiplying its 64 rows by every stage, over a pipeline made for
+    `readers` consumers."""
+    payload = TilePayload(a=OperandLayout(consumers * T, T), b=OperandLayout(T, T))
+    load = TmaLoader(payload, a=a, b=b)
+    with InputTilePipeline(payload, 2, load, consumers=readers) as pipe:
+        roles = WarpRoles(consumers)
+        if roles.is_producer():
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for k in range(skc.cdiv(K, T)):
+                        with producer.acquire() as stage:
+                            load(stage, k, a=0, b=0)
+        else:
+            mma = Wgmma(T, T, skc.bf16, warpgroup=roles.consumer_index())
+            acc = mma.zeros()
+            with pipe.consumer(mma) as consumer:   # HERE
+                for k in range(skc.cdiv(K, T)):
+                    with consumer.acquire() as s:
+                        mma(acc, s.a, s.b)
+            DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), consumers * T, T))(acc, 0, 0)
+
+
+@pytest.mark.parametrize("readers, consumers, message", [
+    # two releases a stage on a barrier counting one: a deadlock in the interpreter (the barrier's phases ran ahead),
+    # stages refilled under a consumer on a GPU
+    (1, 2, "each of the kernel's 2 consumer warpgroups reads and releases every stage, and the pipeline waits for 1"),
+    # releases that never come: a hang
+    (2, 1, "the pipeline waits for 2 consumer warpgroups to release each stage; the kernel's WarpRoles has 1"),
+    (3, 2, "the pipeline waits for 3 consumer warpgroups to release each stage; the kernel's WarpRoles has 2"),
+])
+def test_a_pipeline_of_other_consumers_than_read_it(readers, consumers, message):
+    """InputTilePipeline(consumers=n) beside WarpRoles of another count whose every consumer reads every stage: the
+    interpreter reported a deadlock at run time, a GPU hung or refilled stages still being read. Pingpong consumers,
+    which take the stages in turn (consumer.skip), still make a pipeline of one (the GEMM's pingpong tests)."""
+    M, K = consumers * T, 4 * T
+    rng = np.random.default_rng(0)
+    A, B = rng.integers(-2, 3, (M, K)).astype(np.float32), rng.integers(-2, 3, (T, K)).astype(np.float32)
+    maps = (skc.TensorMap(skc.to_device(A, dtype=skc.bf16), box=(M, T)),
+            skc.TensorMap(skc.to_device(B, dtype=skc.bf16), box=(T, T)))
+    out = skc.to_device(np.full((M, T), np.nan, np.float32))
+    with pytest.raises(skc.CompileError, match=message) as info:
+        read_by_all[1, 128 * (1 + consumers)](*maps, out, K, readers, consumers)
+    assert "# HERE" in str(info.value) and f"consumers={consumers}" in str(info.value)
+    read_by_all[1, 128 * (1 + consumers)](*maps, out, K, consumers, consumers)
+    np.testing.assert_array_equal(out.numpy(), A @ B.T)
