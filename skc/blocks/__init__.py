@@ -5,7 +5,7 @@ from them for both (`skc.blocks.matmul`)."""
 from .amd_config import AmdMatmulConfig
 from .attention_host import attention
 from .attention_kernel import AttentionConfig, attention_kernel
-from .config import MatmulConfig
+from .config import BatchedOperandLayout, MatmulConfig
 from .conv import conv2d
 from .epilogue import DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, FusedEpilogue, TmaStoreEpilogue
 from .fp8 import BlockScaledWgmma, Fp8MatmulConfig, ScaleLayout
@@ -25,7 +25,7 @@ from .softmax import OnlineSoftmax
 from .tile_io import TmaLoader, VectorLoader
 
 __all__ = ["AmdMatmulConfig", "MatmulConfig", "DirectStoreEpilogue", "EpilogueArgs", "EpilogueSpec", "FusedEpilogue",
-           "TmaStoreEpilogue", "compile_arguments", "matmul", "matmul_kernel", "OperandLayout", "LdsLayout",
+           "TmaStoreEpilogue", "compile_arguments", "matmul", "matmul_kernel", "OperandLayout", "BatchedOperandLayout", "LdsLayout",
            "LdsLoader", "Mfma", "MfmaAccumulator", "Accumulator", "Wgmma", "SmemTile", "TilePayload", "LdsConsumer",
            "LdsPipeline", "LdsProducer", "ConsumerRole", "InputTilePipeline", "ProducerRole", "StageLease",
            "WarpRoles", "Tile", "TileScheduler", "TmaLoader", "VectorLoader", "conv2d", "ConvShape", "Im2colLoader",

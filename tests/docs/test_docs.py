@@ -157,3 +157,21 @@ def test_the_names_the_readme_and_docs_give_exist():
                 and not any(_names_in(m, path) for m in modules[root])):
             missing.add(found.group(1))
     assert not missing, f"the docs name what skc does not have: {sorted(missing)}"
+
+
+def test_the_payload_layouts_are_exported_and_documented():
+    """BatchedOperandLayout (the payload tile of one matrix of a batch) was importable only from skc.blocks.config,
+    where its siblings OperandLayout, ScaleLayout and LdsLayout come from skc.blocks, and no page named it. Every
+    layout class of the modules that define the payload tiles is exported from skc.blocks and named on the blocks
+    page."""
+    import skc.blocks
+    from skc.blocks import config, fp8, layout, lds
+
+    with open(os.path.join(DOCS, "blocks.md")) as f:
+        page = f.read()
+    layouts = [value for module in (layout, config, fp8, lds) for value in vars(module).values()
+               if isinstance(value, type) and value.__name__.endswith("Layout") and value.__module__ == module.__name__]
+    assert len(layouts) == 4
+    for cls in layouts:
+        assert getattr(skc.blocks, cls.__name__, None) is cls and cls.__name__ in skc.blocks.__all__, cls.__name__
+        assert f"`{cls.__name__}" in page, cls.__name__
