@@ -25,7 +25,8 @@ from .softmax import OnlineSoftmax
 from .tile_io import TmaLoader, VectorLoader
 
 __all__ = ["AmdMatmulConfig", "MatmulConfig", "DirectStoreEpilogue", "EpilogueArgs", "EpilogueSpec", "FusedEpilogue",
-           "TmaStoreEpilogue", "compile_arguments", "matmul", "matmul_kernel", "OperandLayout", "BatchedOperandLayout", "LdsLayout",
+           "TmaStoreEpilogue", "compile_arguments", "matmul", "matmul_kernel", "OperandLayout",
+           "BatchedOperandLayout", "LdsLayout",
            "LdsLoader", "Mfma", "MfmaAccumulator", "Accumulator", "Wgmma", "SmemTile", "TilePayload", "LdsConsumer",
            "LdsPipeline", "LdsProducer", "ConsumerRole", "InputTilePipeline", "ProducerRole", "StageLease",
            "WarpRoles", "Tile", "TileScheduler", "TmaLoader", "VectorLoader", "conv2d", "ConvShape", "Im2colLoader",

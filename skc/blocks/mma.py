@@ -139,6 +139,7 @@ class Wgmma(_WarpgroupMma):
         """acc += A · B (acc = A · B without `accumulate`: acc's registers are then not read, nor zeroed first);
         over the stage's k from `k0`, `k` deep (0: all of it; compile-time ints, multiples of the instruction's)."""
         self.check(a, b)
+        self.check_accumulator(acc)
         skc.hopper.wgmma_fence()
         self.issue(acc, a, b, accumulate, k0=k0, k=k)
         skc.hopper.wgmma_commit()
@@ -167,6 +168,21 @@ class Wgmma(_WarpgroupMma):
                 f"ints, whole instructions of {self.K}, inside the stage's {self.k}",
                 hint=f"give k0 and k as multiples of {self.K} with k0 + k <= {self.k}")
         return range(k0 // self.K, (k0 + depth) // self.K)
+
+    def check_accumulator(self, acc):
+        """acc holds this op's 64 x n outputs (the wgmma's n is acc's: a narrower one got B's first columns only, a
+        wider one columns no MMA wrote), and says the rows this op multiplies (its corner places them)."""
+        n = getattr(acc, "n", self.n)   # (an accumulator of the user's may not say)
+        if n != self.n:
+            raise frontend.current().error(
+                f"the accumulator holds {n} columns; this Wgmma computes {self.n}",
+                hint="take the accumulator from this TileOp's zeros()")
+        row0 = getattr(getattr(acc, "op", self), "row0", self.row0)
+        if isinstance(row0, int) and isinstance(self.row0, int) and row0 != self.row0:
+            raise frontend.current().error(
+                f"the accumulator is for rows {row0} to {row0 + self.rows_per_warpgroup - 1} of the tile; this Wgmma "
+                f"multiplies rows {self.row0} to {self.row0 + self.rows_per_warpgroup - 1}",
+                hint="take the accumulator from this TileOp's zeros()")
 
     def check(self, a, b):
         """The payload's tiles must be what this op was built for."""

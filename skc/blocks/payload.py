@@ -28,6 +28,17 @@ class SmemTile:
         return self.layout.descriptor(self.address, k_step, row0)
 
 
+@frontend.host
+def _allocate_once(payload):
+    allocated = frontend.current().facts(__name__)   # (of this compilation: a payload may be a module's global)
+    if id(payload) in allocated and allocated[id(payload)] is payload:
+        raise frontend.current().error(
+            "this TilePayload already holds another pipeline's stages: both pipelines' tiles would be at the second "
+            "one's addresses, each overwriting the other's", hint="make a TilePayload for each pipeline (the "
+            "layouts may be the same)")
+    allocated[id(payload)] = payload
+
+
 def _alignment(layout) -> int:
     """Where a tile may start: a swizzled operand tile at a multiple of 1024 bytes (the 128-byte swizzle's
     repeat, PTX ISA 9.7.15.5.1.2), another tile where it says (`align`), else anywhere."""
@@ -68,7 +79,9 @@ class TilePayload:
                         max(_alignment(layout) for layout in self.layouts.values()))
 
     def allocate(self, stages: int):
-        """Shared memory for every stage (1024-byte aligned, as the 128-byte swizzle needs)."""
+        """Shared memory for every stage (1024-byte aligned, as the 128-byte swizzle needs). A payload is one
+        pipeline's: a second pipeline of it would take its tiles' addresses over from the first."""
+        _allocate_once(self)
         buffer = skc.shared((stages * self.stage_bytes,), skc.u8, align=1024)
         self.base = skc.hopper.shared_address(buffer)
         self.stages = stages

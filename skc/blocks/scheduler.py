@@ -125,6 +125,10 @@ class SplitKScheduler(TileScheduler):
     partial tiles (SplitKEpilogue) completes each tile."""
 
     def __init__(self, M, N, tile_m: int, tile_n: int, k_tiles, splits: int, group_m: int = 8):
+        if not isinstance(splits, numbers.Integral) or isinstance(splits, bool) or splits < 1:
+            # (0 divided K by zero; the split-K epilogue sums the shares in a compile-time loop)
+            raise frontend.current().error(f"a split-K scheduler's splits is a compile-time count of 1 or more, "
+                                           f"found {splits!r}")
         super().__init__(M, N, tile_m, tile_n, group_m, 1)
         self.splits, self.k_tiles = splits, k_tiles
         self.share = skc.cdiv(k_tiles, splits)

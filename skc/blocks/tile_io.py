@@ -149,6 +149,7 @@ class TmaLoader:
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
         origins = _origins("TmaLoader", self.layouts, origins)
         _check_arrivals(self, stage)
+        self.check_stage_layouts(stage)
         cluster = getattr(stage, "cluster", self.cluster)   # (a stage of another pipeline may not say)
         if self.cluster > 1 and cluster != self.cluster:
             raise frontend.current().error(
@@ -171,6 +172,18 @@ class TmaLoader:
                               self.extents[name])
                 else:   # (a subclass's load may take no extent: conv2d's im2col loader)
                     self.load(getattr(stage, name), stage.full, self.maps[name], layout, origins[name], k0)
+
+    @frontend.host
+    def check_stage_layouts(self, stage):
+        """The stage's tiles are laid out as the loader's payload says: its boxes land as the stage's reader reads
+        them (another layout, K- for MN-major, other rows or depth, is read as other elements, or written past)."""
+        for name, layout in self.layouts.items():
+            tile = getattr(stage, name, None)
+            found = getattr(tile, "layout", layout)   # (a stage of another kind may not say)
+            if found is not layout and found != layout:
+                raise frontend.current().error(
+                    f"this TmaLoader was made for payload tile '{name}' laid out as {layout}; the stage's pipeline "
+                    f"holds it as {found}", hint="make the loader and the pipeline from the same payload")
 
     @frontend.host
     def check_shared_origin(self, origin):

@@ -43,6 +43,7 @@ __all__ = [
     "language", "Array", "host", "current", "generating", "DTYPES", "DType", "Ptr", "PtrType", "TensorMap",
     "as_ir_type", "constexpr", "CONSTEXPR", "POINTER", "SCALAR", "TENSORMAP", "DeviceFunction", "Parameter",
     "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "func", "kernel_parameters", "symbol_name",
-    "Dyn", "RValue", "Slot", "variable_of", "inside_with", "open_withs", "with_ended", "enclosing_conditions", "source_digest", "KEYABLE", "Unkeyable",
+    "Dyn", "RValue", "Slot", "variable_of", "inside_with", "open_withs", "with_ended", "enclosing_conditions",
+    "source_digest", "KEYABLE", "Unkeyable",
     "dependency_key", "inlined_function_key", "value_key",
 ]
