@@ -310,13 +310,13 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation) -> tuple:
                      lambda name=name, pair=pair, least=least: f"conv2d's {name} must be an int or an (h, w) pair of "
                                                                f"ints, each at least {least}, found {tuple(pair)}")
     (N, C, H, W), (K, C_w, R, S) = x.shape, w.shape
-    torch._check(N > 0 and C > 0 and K > 0 and R > 0 and S > 0,
-                 lambda: f"conv2d of x {tuple(x.shape)} by w {tuple(w.shape)}: the batch, the channels, the filters "
-                         "and the filter's extent must each be at least 1")
+    torch._check(C > 0 and K > 0 and R > 0 and S > 0,   # (a batch of 0: torch's empty output, no launch)
+                 lambda: f"conv2d of x {tuple(x.shape)} by w {tuple(w.shape)}: the channels, the filters and the "
+                         "filter's extent must each be at least 1 (torch.nn.functional.conv2d refuses no filters too)")
     torch._check(C_w == C, lambda: f"x has {C} channels but the filters take {C_w}" + (
         f" (w of a grouped convolution, torch's groups={C // C_w}: conv2d has no groups; torch.nn.functional.conv2d "
         "computes it)" if C_w and C % C_w == 0 else ""))
-    torch._check(K % 8 == 0, lambda: f"conv2d stores output pixels of K channels through TMA, whose rows must be "
+    torch._check(N == 0 or K % 8 == 0, lambda: f"conv2d stores output pixels of K channels through TMA, whose rows must be "
                                      f"16-byte multiples: K (w's filters, w.shape[0]) must be a multiple of 8, found "
                                      f"{K} (pad w with zero filters to {-(-K // 8) * 8} and keep the first {K} output "
                                      "channels)")

@@ -93,9 +93,10 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
     if dtype_w != dtype:
         raise skc.LaunchError(f"x is {dtype} and w is {dtype_w}; conv2d needs one type")
     (N, H, W, C), (K, R, S, C_w) = x_nhwc.shape, w_krsc.shape
-    if not (N and C and K and R and S):   # (H or W of 0 leaves no output pixels: said below)
-        raise skc.LaunchError(f"conv2d of x {tuple(x.shape)} by w {tuple(w.shape)}: the batch, the channels, the "
-                              "filters and the filter's extent must each be at least 1")
+    if not (C and K and R and S):   # (H or W of 0 leaves no output pixels: said below; a batch of 0 runs)
+        raise skc.LaunchError(f"conv2d of x {tuple(x.shape)} by w {tuple(w.shape)}: the channels, the filters and "
+                              "the filter's extent must each be at least 1 (torch.nn.functional.conv2d refuses no "
+                              "filters too)")
     if C_w != C:
         grouped = (f" (w of a grouped convolution, torch's groups={C // C_w}: conv2d has no groups; "
                    "torch.nn.functional.conv2d computes it)" if C_w and C % C_w == 0 else "")
@@ -114,6 +115,9 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
         raise skc.LaunchError(f"conv2d's output has {N} x {conv.P} x {conv.Q} = {N * conv.P * conv.Q} pixels, past "
                               "the 2**31 - 1 its kernel counts in 32 bits: split the batch (or the image) into calls "
                               "of fewer")
+    if not N:   # a batch of none: torch's empty output, with no launch (so none of the kernel's limits on C and K)
+        _checked_epilogue(K, bias, activation)
+        return conv, _no_launch
     if C % 8:   # the convolution of x and w padded with zero channels (its own plan checks the rest)
         return conv, _PaddedChannels(-(-C // 8) * 8, geometry, activation, config)
     if K % 8:   # (out's rows of K channels are stored through a tensor map: 16-byte multiples)
@@ -122,12 +126,7 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
                               f"with zero filters to {-(-K // 8) * 8} and keep the first {K} output channels)")
     if not device.target.has("tma"):
         raise skc.LaunchError(f"conv2d loads with TMA im2col copies (sm_90a); {device.target.name} has no TMA")
-    check_epilogue_operands("conv2d", None, K, bias=bias)
-    spec = EpilogueSpec(bias=bias is not None, activation=activation)
-    try:
-        spec.check()
-    except ValueError as error:
-        raise skc.LaunchError(f"conv2d: {error}") from None
+    spec = _checked_epilogue(K, bias, activation)
     cfg = _config(conv, dtype, device.target, device.multiprocessors, spec, config)
     if cfg.shared_bytes() > device.target.max_shared_bytes:   # (a given config's: the compiler's error otherwise)
         raise skc.LaunchError(f"conv2d: the config's tiles and stages take {cfg.shared_bytes()} bytes of shared "
@@ -136,6 +135,21 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
     plan = _plan(device, conv, cfg)
     plan.check_operands(x, w)  # checks the geometry of x and w now, once (on a GPU)
     return conv, plan
+
+
+def _checked_epilogue(K: int, bias, activation) -> EpilogueSpec:
+    """The epilogue of a convolution of K filters: bias (K values) and the activation checked."""
+    check_epilogue_operands("conv2d", None, K, bias=bias)
+    spec = EpilogueSpec(bias=bias is not None, activation=activation)
+    try:
+        spec.check()
+    except ValueError as error:
+        raise skc.LaunchError(f"conv2d: {error}") from None
+    return spec
+
+
+def _no_launch(x, w, out, bias=None, stream=None):
+    """The plan of a convolution of a batch of none: its output, empty, is complete as made (or as given)."""
 
 
 class _PaddedChannels:

@@ -749,8 +749,9 @@ def row_major(x) -> bool:
 
 def contiguous(x) -> bool:
     """Whether x's elements lie row after row with no gaps, whatever the stride of a dimension of one element
-    (numpy's and torch's contiguity: `big[i:i + 1, :n]`, one row of a wider array, is)."""
-    return all(size == 1 or stride == dense for size, stride, dense
+    (numpy's and torch's contiguity: `big[i:i + 1, :n]`, one row of a wider array, is; so is one of no elements,
+    whatever its strides: numpy's are all 0)."""
+    return 0 in tuple(x.shape) or all(size == 1 or stride == dense for size, stride, dense
                in zip(x.shape, element_strides(x), _row_major_strides(x.shape)))
 
 

@@ -14,11 +14,40 @@ def ints(*shape):
     return torch.randint(-2, 3, shape).to(torch.bfloat16).to(memory_format=CL)
 
 
-@pytest.mark.parametrize("x_shape, w_shape", [((0, 16, 6, 5), (16, 16, 3, 3)), ((1, 16, 6, 5), (0, 16, 3, 3)),
-                                              ((1, 0, 6, 5), (16, 0, 3, 3)), ((1, 16, 6, 5), (16, 16, 0, 3))])
+@pytest.mark.parametrize("x_shape, w_shape", [((1, 16, 6, 5), (0, 16, 3, 3)), ((1, 0, 6, 5), (16, 0, 3, 3)),
+                                              ((1, 16, 6, 5), (16, 16, 0, 3))])
 def test_conv2d_names_an_empty_problem(hopper_interpreter, x_shape, w_shape):
+    """No filters, channels or filter extent (torch refuses no filters: 'expected weight to be at least 1')."""
     with pytest.raises(skc.LaunchError, match="must each be at least 1"):
         conv2d(ints(*x_shape), ints(*w_shape))
+
+
+@pytest.mark.parametrize("x_shape, w_shape, options", [
+    ((0, 16, 6, 5), (16, 16, 3, 3), {}), ((0, 3, 6, 5), (12, 3, 3, 3), dict(stride=2, padding=1)),
+    ((0, 16, 9, 9), (8, 16, 3, 3), dict(dilation=2, activation="relu"))])
+def test_a_batch_of_none_is_torchs_empty_output(hopper_interpreter, x_shape, w_shape, options):
+    """A batch of 0: torch's empty (0, K, P, Q) output, channels_last, with no launch, whatever C and K (was: refused,
+    'the batch ... must each be at least 1'); a given out of the wrong shape or type, and a wrong bias, are still
+    named."""
+    x, w = ints(*x_shape), ints(*w_shape)
+    geometry = {k: v for k, v in options.items() if k != "activation"}
+    expected = torch.nn.functional.conv2d(x.float(), w.float(), **geometry)
+    got = conv2d(x, w, bias=torch.ones(w.shape[0], dtype=torch.bfloat16), **options)
+    assert got.shape == expected.shape and got.dtype == x.dtype and got.is_contiguous(memory_format=CL)
+    out = torch.empty(expected.shape, dtype=x.dtype).to(memory_format=CL)
+    assert conv2d(x, w, out=out, **options) is out
+    with pytest.raises(skc.LaunchError, match="conv2d's out has shape"):
+        conv2d(x, w, out=torch.empty(0, w.shape[0], 1, 1, dtype=x.dtype).to(memory_format=CL), **options)
+    with pytest.raises(skc.LaunchError, match="conv2d's out is torch.float32"):
+        conv2d(x, w, out=torch.empty(expected.shape).to(memory_format=CL), **options)
+    with pytest.raises(skc.LaunchError, match="bias has shape"):
+        conv2d(x, w, bias=torch.ones(w.shape[0] + 1, dtype=x.dtype), **options)
+
+
+def test_a_batch_of_none_over_numpy_arrays(hopper_interpreter):
+    """NHWC numpy arrays of no pixels have strides of 0, which read as no contiguous memory (was: refused so)."""
+    got = conv2d(np.zeros((0, 6, 5, 16), np.float16), np.zeros((16, 3, 3, 16), np.float16))
+    assert got.shape == (0, 4, 3, 16) and got.dtype == np.float16
 
 
 def test_conv2d_names_an_unknown_activation(hopper_interpreter):

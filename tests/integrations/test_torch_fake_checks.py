@@ -35,8 +35,8 @@ from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
      "multiple of 16 bytes"),
     (lambda t: torch.ops.skc.attention(t(1, 1, 8, 65).view(-1)[1:513].view(1, 1, 8, 64), t(1, 1, 8, 64),
                                        t(1, 1, 8, 64)), "starts 1 elements into its storage, no multiple of 16 bytes"),
-    (lambda t: torch.ops.skc.conv2d(t(0, 8, 6, 6).to(memory_format=torch.channels_last),
-                                    t(8, 8, 3, 3).to(memory_format=torch.channels_last)), "must each be at least 1"),
+    (lambda t: torch.ops.skc.conv2d(t(1, 8, 6, 6).to(memory_format=torch.channels_last),
+                                    t(0, 8, 3, 3).to(memory_format=torch.channels_last)), "must each be at least 1"),
     (lambda t: torch.ops.skc.conv2d(t(1, 8, 6, 6).to(memory_format=torch.channels_last),
                                     t(2, 8, 3, 3).to(memory_format=torch.channels_last)), "a multiple of 8"),
     # (a strided bias and an unknown activation: the fakes took them, the ops refuse them)
