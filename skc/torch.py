@@ -376,11 +376,10 @@ def _check_attention(q, k, v, layout) -> tuple:
     torch._check(heads(v) == (Bk, Hkv, Skv, Dk) and Bk == B and Dk == D,
                  lambda: f"attention: q, k, v must agree in batch and head_dim and k, v in shape; found "
                          f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)} ({layout})")
-    torch._check(B > 0 and H > 0 and Hkv > 0 and Sq > 0 and Skv > 0 and D > 0,
-                 lambda: f"attention of empty tensors: q, k, v are {tuple(q.shape)}, {tuple(k.shape)}, "
-                         f"{tuple(v.shape)} ({layout}); every dimension must be at least 1")
-    torch._check(H % Hkv == 0, lambda: f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
-    for name, x in (("q", q), ("k", k), ("v", v)):
+    torch._check(Hkv > 0 and H % Hkv == 0 if H > 0 else True,
+                 lambda: f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
+    # (B, H, Sq or Skv of 0: an empty result, or zeros, with no launch, as torch's scaled_dot_product_attention)
+    for name, x in () if B == 0 or H == 0 or Sq == 0 or Skv == 0 else (("q", q), ("k", k), ("v", v)):
         torch._check(x.stride(-1) == 1,
                      lambda name=name, x=x: f"attention: {name} (strides {tuple(x.stride())}) is not contiguous "
                                             f"along head_dim, which TMA copies need: pass {name}.contiguous()")

@@ -12,7 +12,8 @@ import skc
 from .attention_kernel import AttentionConfig, attention_kernel, padding_hint
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
                          check_has_data, check_no_overlap, check_own_memory, element_strides, facts_failed,
-                         kept_stand_in, outside_graph, remember, require_arrays, tile_counter, torch_type, traced)
+                         kept_stand_in, on_stream, outside_graph, remember, require_arrays, tile_counter, torch_type,
+                         traced, without_grad)
 
 LAYOUTS = ("bhsd", "bshd")
 
@@ -66,11 +67,14 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
             raise
         if plan is not None:
             return plan(q, k, v, out, stream)
-        plan = AttentionPlan(q, k, v, out, causal, scale, layout, return_lse, config)
+        problem = _Problem(q, k, v, out, causal, scale, layout, return_lse, config)
+        plan = _NoLaunch(problem) if problem.empty else AttentionPlan(q, k, v, out, layout, return_lse, problem)
         result = plan(q, k, v, out, stream)   # (kept once its first launch compiled and ran: a refusal keeps none)
         remember(_PLANS, key, plan)
         return result
     problem = _Problem(q, k, v, out, causal, scale, layout, return_lse, config)
+    if problem.empty:
+        return _NoLaunch(problem)(q, k, v, out, stream)
     host = isinstance(q, np.ndarray)
     views = problem.views
     if host:
@@ -105,7 +109,8 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
 
 class _Problem:
     """One call's checked geometry: the (B, H, S, D) views of q, k and v, the configuration, the grid and the
-    kernel's run-time scalars after the maps and the log-sum-exp (Sq, Skv, B, H, the group, the scale)."""
+    kernel's run-time scalars after the maps and the log-sum-exp (Sq, Skv, B, H, the group, the scale); or, for
+    `empty` attention (no query row, or no key: _NoLaunch), what defines its result, with no launch to check."""
 
     def __init__(self, q, k, v, out, causal, scale, layout, return_lse, config):
         _check_options(layout, config)
@@ -128,10 +133,13 @@ class _Problem:
         if tuple(views[2].shape) != (Bk, Hkv, Skv, Dk) or Bk != B or Dk != D:
             raise skc.LaunchError(f"attention: q, k, v must agree in batch and head_dim and k, v in shape; found "
                                   f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)} ({layout})")
-        if 0 in (B, H, Hkv, Sq, Skv, D):   # (no key at all leaves softmax undefined; the kernel needs a key block)
-            raise skc.LaunchError(f"attention of empty tensors: q, k, v are {tuple(q.shape)}, {tuple(k.shape)}, "
-                                  f"{tuple(v.shape)} ({layout}); every dimension must be at least 1")
-        if H % Hkv:
+        # (B, H or Sq of 0: nothing to compute; Skv of 0: zeros, as torch's scaled_dot_product_attention gives, where
+        # the kernel would wait for a key block forever: _NoLaunch either way. D: the head dimensions below.)
+        self.empty = 0 in (B, H, Sq, Skv)
+        if not D:   # (before the strides, which a head_dim of 0 leaves unchecked by TMA's rules)
+            raise skc.LaunchError(f"attention runs head dimensions 64, 128 and 256; q, k, v ({tuple(q.shape)}, "
+                                  f"{tuple(k.shape)}, {tuple(v.shape)}, {layout}) have 0")
+        if H and not Hkv or Hkv and H % Hkv:
             raise skc.LaunchError(f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
         dtype = "bf16" if host else _dtype_name(q)
         if host and any(x.dtype.kind not in "fiu" for x in (q, k, v)):
@@ -150,7 +158,7 @@ class _Problem:
             raise skc.LaunchError(f"attention: out must be like q, {tuple(q.shape)} of {q.dtype}; found "
                                   f"{tuple(out.shape)} of {out.dtype}")
         check_own_memory("attention", out)
-        for name, x in () if host else (("q", q), ("k", k), ("v", v), ("out", out)):
+        for name, x in () if host or self.empty else (("q", q), ("k", k), ("v", v), ("out", out)):
             if x is None:
                 continue
             strides = element_strides(x)
@@ -166,7 +174,7 @@ class _Problem:
                 raise skc.LaunchError(f"attention: {name} starts at {address:#x}, no multiple of 16 bytes, which TMA "
                                       f"copies need: pass {name}.clone()")
         target = skc.current_device().target
-        if not (target.has("tma") and target.has("wgmma")):   # (else a CompileError deep in the pipeline's barriers)
+        if not self.empty and not (target.has("tma") and target.has("wgmma")):   # (else a CompileError deep in the pipeline's barriers)
             raise skc.LaunchError(f"attention loads with TMA and multiplies with wgmma (sm_90a, a Hopper GPU); "
                                   f"{target.name} has neither")
         if config is None:
@@ -182,8 +190,8 @@ class _Problem:
                                   f"{bool(return_lse)} on {dtype} tensors: make the configuration with the same")
         self.config = config
         scale = 1.0 / math.sqrt(D) if scale is None else _scale_value(scale)
-        self.scalars = (Sq, Skv, B, H, H // Hkv, scale)
-        self.lse_shape = (B, H, Sq)
+        self.scalars = (Sq, Skv, B, H, H // Hkv if Hkv else 1, scale)   # (no heads at all: empty)
+        self.lse_shape, self.return_lse = (B, H, Sq), return_lse
         tiles = -(-Sq // config.block_m) * B * H
         self.grid = min(tiles, skc.current_device().multiprocessors) if config.persistent else tiles
 
@@ -196,10 +204,9 @@ class AttentionPlan:
     counter where the configuration takes none: host_plans.kept_stand_in; with cfg.fetch_tiles, a counter per
     launch stream)."""
 
-    def __init__(self, q, k, v, out, causal, scale, layout, return_lse, config):
+    def __init__(self, q, k, v, out, layout, return_lse, problem: _Problem):
         import torch
 
-        problem = _Problem(q, k, v, out, causal, scale, layout, return_lse, config)
         self.config, self.grid, self.scalars = problem.config, problem.grid, problem.scalars
         self.return_lse, self.out_shape, self.lse_shape = bool(return_lse), tuple(q.shape), problem.lse_shape
         self.lse_dtype = torch.float32
@@ -238,6 +245,31 @@ class AttentionPlan:
             else:
                 self.bound.launch(key, args, stream)
         return (out, lse) if self.return_lse else out
+
+
+class _NoLaunch:
+    """Attention with nothing to compute: no query row (B, H or Sq of 0), out and the log-sum-exp empty; or no key
+    (Skv of 0), each row a weighted sum of no values, zeros, with a log-sum-exp of -inf (the log of an empty sum), as
+    torch's scaled_dot_product_attention and logsumexp give them. No launch: out (given or new) is filled in the
+    launch's stream."""
+
+    def __init__(self, problem: _Problem):
+        self.lse_shape, self.return_lse = problem.lse_shape, bool(problem.return_lse)
+
+    def __call__(self, q, k, v, out, stream):
+        host = isinstance(q, np.ndarray)
+        with on_stream(q, stream), without_grad(q):
+            if out is None:   # (the host path returns float32 values in q's layout)
+                out = np.zeros(q.shape, np.float32) if host else q.new_zeros(q.shape)
+            elif 0 not in tuple(out.shape):
+                out[...] = 0
+            if not self.return_lse:
+                return out
+            if host:
+                return out, np.full(self.lse_shape, -np.inf, np.float32)
+            import torch
+
+            return out, q.new_full(self.lse_shape, -math.inf, dtype=torch.float32)
 
 
 def _check_options(layout, config):

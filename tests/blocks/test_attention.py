@@ -401,12 +401,41 @@ def test_attention_checks_its_tensors():
         attention(q, kv, kv)
     with pytest.raises(skc.LaunchError, match="layout must be one of"):
         attention(q, q, q, layout="sbhd")
-    empty = np.zeros((1, 3, 0, 64), np.float32)   # no key: the overlapped loop would wait for a key block forever
-    with pytest.raises(skc.LaunchError, match="attention of empty tensors: .* every dimension must be at least 1"):
-        attention(q, empty, empty)
-    no_heads = np.zeros((1, 0, 64, 64), np.float32)   # (was named as K/V heads not dividing Q heads: "0 and 0")
-    with pytest.raises(skc.LaunchError, match="attention of empty tensors: .* every dimension must be at least 1"):
-        attention(no_heads, no_heads, no_heads)
+    no_kv_heads = np.zeros((1, 0, 64, 64), np.float32)
+    with pytest.raises(skc.LaunchError, match="K/V heads dividing Q heads: 3 and 0"):
+        attention(q, no_kv_heads, no_kv_heads)
+    no_dim = np.zeros((1, 3, 64, 0), np.float32)   # (was named as a stride no multiple of 16 bytes)
+    with pytest.raises(skc.LaunchError, match="head dimensions 64, 128 and 256; .* have 0"):
+        attention(no_dim, no_dim, no_dim)
+
+
+@pytest.mark.parametrize("q_shape, kv_shape", [((0, 2, 8, 64), (0, 2, 8, 64)), ((1, 0, 8, 64), (1, 0, 8, 64)),
+                                               ((1, 2, 0, 64), (1, 2, 8, 64)), ((1, 0, 8, 64), (1, 2, 8, 64)),
+                                               ((1, 2, 8, 64), (1, 2, 0, 64)), ((2, 4, 8, 128), (2, 2, 0, 128))])
+@pytest.mark.parametrize("causal", [False, True])
+def test_empty_attention_is_torchs(q_shape, kv_shape, causal):
+    """No query row: an empty out and log-sum-exp; no key: zeros, each row a weighted sum of no values (torch's
+    scaled_dot_product_attention, CPU and math alike), and -inf, the log of an empty sum (torch.logsumexp). Both
+    with no launch (was: refused, 'every dimension must be at least 1'; the kernel would wait for a key block)."""
+    torch = pytest.importorskip("torch")
+    q = torch.randn(q_shape).bfloat16()
+    k, v = torch.randn(kv_shape).bfloat16(), torch.randn(kv_shape).bfloat16()
+    out, lse = attention(q, k, v, causal=causal, return_lse=True)
+    group = q.shape[1] // k.shape[1] if k.shape[1] else 1
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        q.float(), k.float().repeat_interleave(group, 1), v.float().repeat_interleave(group, 1), is_causal=causal)
+    scores = q.float() @ k.float().repeat_interleave(group, 1).transpose(-1, -2)
+    assert out.shape == q.shape and out.dtype == q.dtype and torch.equal(out.float(), expected)
+    assert lse.dtype == torch.float32 and torch.equal(lse, torch.logsumexp(scores, -1))
+    given = torch.full(q.shape, 7.0, dtype=q.dtype).transpose(1, 2)   # (bshd: written in place, as given)
+    bshd = [x.transpose(1, 2) for x in (q, k, v)]
+    assert attention(*bshd, causal=causal, out=given, layout="bshd") is given
+    assert torch.equal(given.transpose(1, 2).float(), expected)
+    with pytest.raises(skc.LaunchError, match="out must be like q"):
+        attention(q, k, v, out=torch.empty(q.shape))
+    host = attention(q.float().numpy(), k.float().numpy(), v.float().numpy(), return_lse=True)
+    assert host[0].shape == q.shape and np.array_equal(host[0], expected.numpy())
+    assert np.array_equal(host[1], lse.numpy())
 
 
 @needs_nvjitlink

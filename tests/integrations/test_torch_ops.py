@@ -60,6 +60,28 @@ def test_empty_problems_are_torchs_and_k_zero_is_the_epilogue_of_zero(a_shape, b
         assert torch.equal(got.float(), torch.relu(2.0 * c.float() + bias.float()))
 
 
+def test_the_conv2d_and_attention_ops_of_empty_problems_are_torchs():
+    """A batch of none (conv2d), no query row or no key (attention): torch's empty result or zeros, and -inf for the
+    log-sum-exp of no key, eagerly and in the fake implementation torch.compile traces with (both refused before)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    cl = torch.channels_last
+    x, w = integers(0, 8, 6, 6).to(memory_format=cl), integers(12, 8, 3, 3).to(memory_format=cl)   # (K = 12)
+    q, k = integers(1, 2, 8, 64), integers(1, 2, 0, 64)
+    for mode in (None, FakeTensorMode()):
+        with mode if mode is not None else torch.no_grad():
+            if mode is not None:
+                x, w, q, k = (mode.from_tensor(t) for t in (x, w, q, k))
+            y = torch.ops.skc.conv2d(x, w, padding=(1, 1))
+            assert y.shape == (0, 12, 6, 6) and y.is_contiguous(memory_format=cl)
+            out, lse = torch.ops.skc.attention_with_lse(q, k, k)
+            assert out.shape == q.shape and lse.shape == (1, 2, 8)
+            assert torch.ops.skc.attention(k.transpose(1, 2), q.transpose(1, 2), q.transpose(1, 2),
+                                           layout="bshd").shape == (1, 0, 2, 64)
+        if mode is None:
+            assert torch.equal(out, torch.zeros_like(q)) and torch.equal(lse, torch.full((1, 2, 8), -float("inf")))
+
+
 def test_the_schema_says_what_the_op_takes():
     schema = str(torch.ops.skc.matmul.default._schema)
     assert schema.startswith("skc::matmul(Tensor a, Tensor b, Tensor? bias=None, Tensor? c=None")
