@@ -22,7 +22,7 @@ from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, ad
                          capturing, check_activation, check_epilogue_operands, check_has_data, check_no_overlap,
                          check_own_memory, check_writeable, element_strides, facts_failed, keeping_stream, kept_zeros,
                          misaligned, on_stream, remember, require_arrays, row_major, split_buffers, stream_k_buffers,
-                         torch_type, unread_stand_in, unsplit_unless_row_major, viewable, without_grad)
+                         torch_type, unread_stand_in, unsplit_unless_row_major, viewable, without_grad, zeros_like)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -58,8 +58,8 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
     key = _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = remember(_PLANS, key, _Plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config,
-                                           use_fast_accum), limit=256)
+        plan = remember(_PLANS, key, _new_plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config,
+                                               use_fast_accum), limit=256)
     result = plan(a, b, scale_a, scale_b, out, bias, stream)
     return result if out is given else given   # (the caller's out, not the view of it that viewable made)
 
@@ -123,13 +123,12 @@ def _operands(a, b) -> tuple:
     (M, K), N = a.shape, b.shape[1]
     if b.shape[0] != K:
         raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
-    if not (M and N and K):   # (before the layouts: an empty dimension makes any strides look transposed)
-        raise skc.LaunchError(f"scaled matmul of {tuple(a.shape)} by {tuple(b.shape)}: M, N and K must each be at "
-                              "least 1")
-    if not _storage(a, True, "a", "scaled matmul")[1]:
+    if not (M and N):   # (no elements: _EmptyProduct, no launch; an empty dimension makes any strides look transposed)
+        return M, N, K
+    if K and not _storage(a, True, "a", "scaled matmul")[1]:
         raise skc.LaunchError("fp8 wgmma reads K-major operands only: a is a transposed (column-major) view; "
                               "pass a row-major M x K a (a.contiguous())")
-    if not _storage(b, False, "b", "scaled matmul")[1]:
+    if K and not _storage(b, False, "b", "scaled matmul")[1]:
         raise skc.LaunchError("fp8 wgmma reads K-major operands only: b is row-major K x N; pass b as the "
                               "transpose of a row-major N x K tensor (b = b.t().contiguous().t()), as "
                               "torch._scaled_mm takes it")
@@ -163,36 +162,77 @@ def _scaling(scale_a, scale_b, M, N, K) -> bool:
     return True
 
 
+def _new_plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum):
+    """The plan of a call, once every check of it passed: a _Plan, or an _EmptyProduct where there is nothing to
+    multiply (M, N or K of 0)."""
+    checked = _checked_call(a, b, scale_a, scale_b, out, out_dtype, bias, activation, use_fast_accum)
+    M, N, K = checked[2]
+    if not (M and N and K):
+        return _EmptyProduct(a, M, N, checked[4], activation)
+    return _Plan(a, b, scale_a, scale_b, out, config, use_fast_accum, checked)
+
+
+def _checked_call(a, b, scale_a, scale_b, out, out_dtype, bias, activation, use_fast_accum) -> tuple:
+    """What a call asks, checked: (a's and b's fp8 types, (M, N, K), whether the scales are block-wise, out's type,
+    the epilogue)."""
+    check_has_data("scaled matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b, out=out, bias=bias)
+    dtype, dtype_b = _fp8_type(a, "a"), _fp8_type(b, "b")
+    M, N, K = _operands(a, b)
+    block = _scaling(scale_a, scale_b, M, N, K)
+    for name, scale in (("scale_a", scale_a), ("scale_b", scale_b)):   # (their devices: check_has_data)
+        if block and not hasattr(scale, "T"):   # (read through their transposes, or copied: scales())
+            raise skc.LaunchError(f"scaled matmul: block-wise {name} is a {type(scale).__name__}, which has no "
+                                  "transposed view: pass block scales as torch tensors or numpy or cupy arrays")
+    if block and use_fast_accum:
+        raise skc.LaunchError("scaled matmul: use_fast_accum=True runs the whole K in fp8 wgmma's accumulator, "
+                              "which per-tensor scales allow; block-wise scales multiply each k-block's product "
+                              "in f32: leave use_fast_accum unset (or False)")
+    written = out_dtype if out_dtype is not None else out.dtype if out is not None else "bfloat16"
+    out_name = _OUT.get(_name(written))
+    if out_name is None:   # (out's dtype where out_dtype is not given)
+        raise skc.LaunchError(f"scaled matmul writes bfloat16, float16 or float32, not {written}")
+    if out is not None and (tuple(out.shape) != (M, N) or _OUT.get(_name(out.dtype)) != out_name):
+        raise skc.LaunchError(f"out is {tuple(out.shape)} {out.dtype}; the product is {(M, N)} {out_name}")
+    if out is not None and M and N and element_strides(out)[-1] != 1:   # (its rows are stored through a tensor map)
+        raise skc.LaunchError(f"scaled matmul: out (strides {element_strides(out)}) must have contiguous rows: "
+                              "pass a contiguous out, or none")
+    check_own_memory("scaled matmul", out)
+    check_epilogue_operands("scaled matmul", M, N, bias=bias)
+    spec = EpilogueSpec(alpha=not block, bias=bias is not None, activation=activation)
+    try:
+        spec.check()
+    except ValueError as error:
+        raise skc.LaunchError(f"scaled matmul: {error}") from None
+    return dtype, dtype_b, (M, N, K), block, out_name, spec
+
+
+class _EmptyProduct:
+    """A scaled GEMM with nothing to multiply: no elements (M or N of 0), out as given or a new empty one, with no
+    launch; or K of 0, each element a sum of nothing, so the epilogue of 0, activation(bias) or zeros (torch.
+    _scaled_mm gives zeros on the CPU, and left out's memory unwritten there where a bias was given), by the GEMM
+    over zero operands DEPTH deep with per-tensor scales of 0 (as matmul's _EmptyProblem: torch's 0-size tensors
+    have any strides, and block-wise scales of no k-block nothing to read)."""
+
+    DEPTH = 16   # (one 16-byte row of fp8: the GEMM's least K)
+
+    def __init__(self, a, M: int, N: int, out_name: str, activation):
+        self.M, self.N, self.activation = M, N, activation
+        self.empty = _empty_maker(a, (M, N), out_name)
+
+    def __call__(self, a, b, scale_a, scale_b, out, bias, stream):
+        if out is None:
+            out = self.empty(a)
+        if not (self.M and self.N):
+            return out
+        zero_a = zeros_like(a, (self.M, self.DEPTH))
+        zero_b = zeros_like(b, (self.N, self.DEPTH)).T   # (K x N, column-major, as b is read)
+        zero = zeros_like(scale_a, (1,))
+        return scaled_matmul(zero_a, zero_b, zero, zero, out, bias=bias, activation=self.activation, stream=stream)
+
+
 class _Plan:
-    def __init__(self, a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum):
-        check_has_data("scaled matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b, out=out, bias=bias)
-        dtype, dtype_b = _fp8_type(a, "a"), _fp8_type(b, "b")
-        M, N, K = _operands(a, b)
-        block = _scaling(scale_a, scale_b, M, N, K)
-        for name, scale in (("scale_a", scale_a), ("scale_b", scale_b)):   # (their devices: check_has_data)
-            if block and not hasattr(scale, "T"):   # (read through their transposes, or copied: scales())
-                raise skc.LaunchError(f"scaled matmul: block-wise {name} is a {type(scale).__name__}, which has no "
-                                      "transposed view: pass block scales as torch tensors or numpy or cupy arrays")
-        if block and use_fast_accum:
-            raise skc.LaunchError("scaled matmul: use_fast_accum=True runs the whole K in fp8 wgmma's accumulator, "
-                                  "which per-tensor scales allow; block-wise scales multiply each k-block's product "
-                                  "in f32: leave use_fast_accum unset (or False)")
-        written = out_dtype if out_dtype is not None else out.dtype if out is not None else "bfloat16"
-        out_name = _OUT.get(_name(written))
-        if out_name is None:   # (out's dtype where out_dtype is not given)
-            raise skc.LaunchError(f"scaled matmul writes bfloat16, float16 or float32, not {written}")
-        if out is not None and (tuple(out.shape) != (M, N) or _OUT.get(_name(out.dtype)) != out_name):
-            raise skc.LaunchError(f"out is {tuple(out.shape)} {out.dtype}; the product is {(M, N)} {out_name}")
-        if out is not None and element_strides(out)[-1] != 1:   # (its rows are stored through a tensor map)
-            raise skc.LaunchError(f"scaled matmul: out (strides {element_strides(out)}) must have contiguous rows: "
-                                  "pass a contiguous out, or none")
-        check_own_memory("scaled matmul", out)
-        check_epilogue_operands("scaled matmul", M, N, bias=bias)
-        spec = EpilogueSpec(alpha=not block, bias=bias is not None, activation=activation)
-        try:
-            spec.check()
-        except ValueError as error:
-            raise skc.LaunchError(f"scaled matmul: {error}") from None
+    def __init__(self, a, b, scale_a, scale_b, out, config, use_fast_accum, checked: tuple):
+        dtype, dtype_b, (M, N, K), block, out_name, spec = checked
         device = skc.current_device()
         fields = {"dtype": dtype, "dtype_b": "" if dtype_b == dtype else dtype_b, "out_dtype": out_name,
                   "block_scaled": block, "epilogue": spec}

@@ -548,8 +548,8 @@ def test_fp8_block_scales_that_must_be_padded_are_copied_into_kept_buffers_and_b
         k_block_major = torch.Tensor((2, 256), f32).T   # scale_a (M x K/128) read in place through its transpose
         row_major = torch.Tensor((256, 2), f32)          # scale_a copied into a kept padded buffer at each call
         scale_b = torch.Tensor((2, 4), f32)
-        bound = fp8_host._Plan(a, b, k_block_major, scale_b, None, None, None, None, None, None)
-        copied = fp8_host._Plan(a, b, row_major, scale_b, None, None, None, None, None, None)
+        bound = fp8_host._new_plan(a, b, k_block_major, scale_b, None, None, None, None, None, None)
+        copied = fp8_host._new_plan(a, b, row_major, scale_b, None, None, None, None, None, None)
     assert bound.binds and copied.binds
     assert bound.pads == (False, False) and copied.pads == (True, False)
 
