@@ -207,6 +207,18 @@ def _check_activation(op: str, activation) -> None:
                  lambda: f"{op}: unknown activation {activation!r}; choose from {tuple(_ACTIVATIONS)}")
 
 
+def _check_devices(op: str, **tensors) -> None:
+    """Every tensor given lies on the first one's device, where the operator launches (as torch's own operators
+    ask: "Expected all tensors to be on the same device"); eagerly and in the fake implementation."""
+    (lead, first), *rest = [(name, x) for name, x in tensors.items() if x is not None]
+    for name, x in rest:
+        torch._check(x.device == first.device,
+                     lambda name=name, x=x: f"{op}: expected all tensors on one device, found {name} on {x.device} "
+                                            f"and {lead} on {first.device}: pass "
+                                            + (f"an out on {lead}'s device" if name == "out" else
+                                               f"{name}.to({lead}.device)"))
+
+
 def _check_operands(a, b, bias, c, activation) -> tuple:
     """The shape of a valid problem's result: (M, N), or (B, M, N) for a batch (a of B x M x K with b of K x N or
     B x K x N, or a of M x K with b of B x K x N); the messages match what skc.blocks.matmul says at launch."""
@@ -218,6 +230,7 @@ def _check_operands(a, b, bias, c, activation) -> tuple:
     torch._check(a.dtype in (torch.bfloat16, torch.float16),
                  lambda: f"skc::matmul multiplies bf16 or fp16 operands; a is {a.dtype}")
     torch._check(b.dtype == a.dtype, lambda: f"a is {a.dtype} and b is {b.dtype}; skc::matmul needs one type")
+    _check_devices("skc::matmul", a=a, b=b, bias=bias, c=c)
     torch._check(a.dim() < 3 or b.dim() < 3 or a.shape[0] == b.shape[0],
                  lambda: f"matmul: the batch sizes differ: a is {tuple(a.shape)}, b is {tuple(b.shape)}")
     torch._check(a.shape[-1] == b.shape[-2], lambda: f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: "
@@ -258,6 +271,7 @@ def _check_out(a, b, out, bias, c, activation) -> None:
     """out must be the product's row-major tensor of the operands' type (eagerly and in the fake implementation, so
     that torch.compile refuses at tracing what the op refuses at run time)."""
     shape = _check_operands(a, b, bias, c, activation)
+    _check_devices("skc::matmul_out", a=a, out=out)
     torch._check(tuple(out.shape) == shape and out.dtype == a.dtype,
                  lambda: f"out is {tuple(out.shape)} {out.dtype}, expected {shape} {a.dtype}")
     torch._check(out.is_contiguous(), lambda: f"out (strides {tuple(out.stride())}) must be row-major: pass a "
@@ -298,6 +312,7 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation) -> tuple:
                          f"found {x.dim()}-d and {w.dim()}-d")
     torch._check(x.dtype in _FLOATS, lambda: f"skc::conv2d runs on bf16 or fp16 tensors, found {x.dtype}")
     torch._check(w.dtype == x.dtype, lambda: f"x is {x.dtype} and w is {w.dtype}; skc::conv2d needs one type")
+    _check_devices("skc::conv2d", x=x, w=w, bias=bias)
     for name, tensor in (("x", x), ("w", w)):
         torch._check(tensor.is_contiguous(memory_format=torch.channels_last),
                      lambda name=name: f"skc::conv2d's '{name}' must be in the channels_last memory format: pass "
@@ -370,6 +385,7 @@ def _check_attention(q, k, v, layout) -> tuple:
     torch._check(q.dtype in _FLOATS, lambda: f"attention runs on bfloat16 or float16 tensors, found {q.dtype}")
     torch._check(k.dtype == q.dtype and v.dtype == q.dtype,
                  lambda: f"q, k, v are {q.dtype}, {k.dtype}, {v.dtype}; skc::attention needs one type")
+    _check_devices("skc::attention", q=q, k=k, v=v)
     heads = (lambda t: (t.shape[0], t.shape[1], t.shape[2], t.shape[3])) if layout == "bhsd" else \
         (lambda t: (t.shape[0], t.shape[2], t.shape[1], t.shape[3]))
     (B, H, Sq, D), (Bk, Hkv, Skv, Dk) = heads(q), heads(k)

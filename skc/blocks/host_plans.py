@@ -125,9 +125,10 @@ def check_on_device(what: str, device, **operands):
     GPU's memory: a tensor map or a bound launch takes an operand's address as it is, so one on another GPU (or in
     host memory) was read and written there from this GPU's kernel, which only an operand passed as a pointer
     refused (attention's k on cuda:1 beside q on cuda:0 launched). Asked when a plan is made: its key holds the
-    devices of torch's tensors and skc's arrays."""
+    devices of torch's tensors and skc's arrays. In the interpreter, every such operand lies in host memory (one
+    in a GPU's was named by the interpreter's first read of it, after an output in GPU memory was made)."""
     if device.kind not in ("cuda", "hip"):
-        return   # (the interpreter: host_view names an operand in GPU memory)
+        return _check_on_host(what, device, operands)
     elsewhere = "pass operands on one device, and make it the current one (skc.set_device)"
     for name, x in operands.items():
         if x is None:
@@ -137,6 +138,9 @@ def check_on_device(what: str, device, **operands):
             if where.type == "cuda" and where.index == device.index:   # (a ROCm torch's GPUs are "cuda" too)
                 continue
             found, fix = str(where) if where.type != "cuda" else f"cuda:{where.index}", elsewhere
+            if where.type == "cpu":   # (torch's words: all tensors on one device)
+                fix = (f"expected all tensors on one device: copy it to the GPU ({name}.to('cuda:{device.index}')), "
+                       "or run the interpreter on CPU tensors (skc.set_device('interpreter'))")
         elif isinstance(x, skc.DeviceArray):
             if x.device is device:
                 continue
@@ -148,6 +152,21 @@ def check_on_device(what: str, device, **operands):
             continue   # (an array interface that names no device: cupy's, read where it says)
         raise skc.LaunchError(f"{what}: {name} is on {found}, the kernel runs on {device} (skc's current device): "
                               f"{fix}")
+
+
+def _check_on_host(what: str, device, operands: dict):
+    """check_on_device for the interpreter: torch's tensors on the CPU, skc's arrays the interpreter's."""
+    for name, x in operands.items():
+        if x is None:
+            continue
+        if skc.is_torch_tensor_type(type(x)) and x.device.type != "cpu":
+            found, fix = f"{x.device.type}:{x.device.index or 0}", f"pass CPU tensors ({name}.cpu())"
+        elif isinstance(x, skc.DeviceArray) and x.host is None:
+            found, fix = str(x.device), f"pass host arrays ({name}.numpy())"
+        else:
+            continue
+        raise skc.LaunchError(f"{what}: {name} is on {found}, the kernel runs in the interpreter (skc's current "
+                              f"device): {fix}, or make {found} the current device (skc.set_device('{found}'))")
 
 
 def facts_failed(what: str, error: Exception, **operands):

@@ -326,7 +326,8 @@ class DeviceLauncher:
                                   f"the kernel runs on {device}")
             if device_index is not None and device_index != index:
                 raise LaunchError(f"{kernel}: argument '{param.name}' is on {where}:{device_index}, the kernel runs "
-                                  f"on {device}")
+                                  f"on {device}: pass arguments on one device, and make it skc's current one "
+                                  f"(skc.set_device('{where}:{device_index}'))")
             # an int here (as the slot's store would take it), so that store runs no __index__ of the argument's
             return operator.index(arg.ptr if isinstance(arg, DeviceArray) else facts.pointer(arg))
         return pointer
@@ -338,6 +339,13 @@ class DeviceLauncher:
             if param.kind == TENSORMAP and not hasattr(arg, "descriptor_bytes"):
                 raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be an skc.TensorMap, "
                                   f"found {type(arg).__name__}") from None
+            where = arg.misplaced(self.device) if param.kind == TENSORMAP and hasattr(arg, "misplaced") else None
+            if where is not None:
+                fix = (f"make it over a copy on the GPU (skc.to_device(x), x.cuda())" if where.startswith("host")
+                       else f"make it over a tensor on {self.device}, or make {where} skc's current device "
+                            f"(skc.set_device('{where}'))")
+                raise LaunchError(f"{self.kernel_name}: argument '{param.name}' is a tensor map over {where}; the "
+                                  f"kernel runs on {self.device}: {fix}") from None
             if param.kind == SCALAR and not isinstance(arg, (int, float, bool, np.generic)):
                 raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be a number ({param.type}), "
                                   f"found {type(arg).__name__}") from None

@@ -85,9 +85,30 @@ class TensorMap:
     @property
     def descriptor_address(self) -> int:
         """The address of the descriptor's 128 bytes (kept alive by this map): what a CUDA launch passes."""
-        if self._buffer is None:
+        if self._buffer is None:   # (its first launch: where its tensor lies is checked once, against the device)
+            from .devices import current_device
+
+            where = self.misplaced(current_device())
+            if where is not None:   # (the launcher names the argument: Launcher._bad_argument)
+                raise ValueError(f"a tensor map over {where}")
             self._buffer = _Descriptor(self.descriptor_bytes)
         return self._buffer.address
+
+    def misplaced(self, device) -> Optional[str]:
+        """Where this map's tensor lies, if a kernel on GPU `device` cannot read it there (host memory, another
+        GPU's: the descriptor holds the address as it is, read from this GPU), else None."""
+        if device.kind not in ("cuda", "hip"):
+            return None
+        if isinstance(self.tensor, DeviceArray):
+            kind, index = self.tensor.device.kind, self.tensor.device.index
+        else:
+            facts = tensor_facts(self.tensor)
+            kind, index = facts.device if facts is not None else (None, None)
+        if kind in ("cpu", "interpreter"):
+            return "host memory (a numpy array, a CPU tensor or an interpreter's array)"
+        if index is not None and index != device.index:   # (an interface naming no device: read where it says)
+            return f"{kind}:{index}"
+        return None
 
     def pointer_function(self):
         """A function giving the address of a tensor of this map's tensor's type (cheap: no checks)."""

@@ -59,3 +59,33 @@ def test_the_ops_know_the_epilogues_activations():
     from skc.blocks.epilogue import ACTIVATIONS
 
     assert tuple(skc.torch._ACTIVATIONS) == ACTIVATIONS
+
+
+CL = torch.channels_last
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda t, u: torch.ops.skc.matmul(t(16, 32), u(32, 16)), "found b on meta and a on cpu: pass b.to"),
+    (lambda t, u: torch.ops.skc.matmul(t(16, 32), t(32, 16), bias=u(16)), "found bias on meta"),
+    (lambda t, u: torch.ops.skc.matmul(t(16, 32), t(32, 16), c=u(16, 16)), "found c on meta"),
+    (lambda t, u: torch.ops.skc.matmul_out(t(16, 32), t(32, 16), u(16, 16)), "found out on meta .* an out on a.s device"),
+    (lambda t, u: torch.ops.skc.conv2d(t(1, 8, 6, 6).to(memory_format=CL), u(8, 8, 3, 3).to(memory_format=CL)),
+     "found w on meta and x on cpu"),
+    (lambda t, u: torch.ops.skc.conv2d(t(1, 8, 6, 6).to(memory_format=CL), t(8, 8, 3, 3).to(memory_format=CL),
+                                       u(8)), "found bias on meta"),
+    (lambda t, u: torch.ops.skc.attention(t(1, 2, 64, 64), u(1, 2, 64, 64), t(1, 2, 64, 64)), "found k on meta"),
+    (lambda t, u: torch.ops.skc.attention_with_lse(t(1, 2, 64, 64), t(1, 2, 64, 64), u(1, 2, 64, 64)),
+     "found v on meta")])
+def test_ops_name_tensors_on_another_device(call, message):
+    """Tensors on two devices (here the CPU and meta; on a GPU host, cuda:0 and the CPU: the GPU script
+    abtmp/gpu50/F_gpu_empty_and_devices.py): named by the op as torch's own operators name them, eagerly and while
+    torch.compile traces (the fakes made a result on the first one's device; eagerly, the launch named the operand
+    with advice for skc's current device, or a meta tensor)."""
+    message = "expected all tensors on one device, " + message
+    with pytest.raises(RuntimeError, match=message):
+        call(lambda *shape: torch.zeros(*shape, dtype=torch.bfloat16),
+             lambda *shape: torch.zeros(*shape, dtype=torch.bfloat16, device="meta"))
+    mode = FakeTensorMode()
+    with mode, pytest.raises(RuntimeError, match=message):
+        call(lambda *shape: mode.from_tensor(torch.zeros(*shape, dtype=torch.bfloat16)),
+             lambda *shape: mode.from_tensor(torch.zeros(*shape, dtype=torch.bfloat16, device="meta")))
