@@ -331,10 +331,10 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation) -> tuple:
     torch._check(C_w == C, lambda: f"x has {C} channels but the filters take {C_w}" + (
         f" (w of a grouped convolution, torch's groups={C // C_w}: conv2d has no groups; torch.nn.functional.conv2d "
         "computes it)" if C_w and C % C_w == 0 else ""))
-    torch._check(N == 0 or K % 8 == 0, lambda: f"conv2d stores output pixels of K channels through TMA, whose rows must be "
-                                     f"16-byte multiples: K (w's filters, w.shape[0]) must be a multiple of 8, found "
-                                     f"{K} (pad w with zero filters to {-(-K // 8) * 8} and keep the first {K} output "
-                                     "channels)")
+    torch._check(N == 0 or K % 8 == 0,   # (a batch of 0 launches nothing)
+                 lambda: f"conv2d stores output pixels of K channels through TMA, whose rows must be 16-byte "
+                         f"multiples: K (w's filters, w.shape[0]) must be a multiple of 8, found {K} (pad w with zero "
+                         f"filters to {-(-K // 8) * 8} and keep the first {K} output channels)")
     if bias is not None:
         torch._check(tuple(bias.shape) == (K,), lambda: f"bias has shape {tuple(bias.shape)}, expected ({K},)")
         torch._check(bias.is_contiguous(), lambda: f"conv2d: bias (strides {tuple(bias.stride())}) must be "

@@ -174,7 +174,8 @@ class _Problem:
                 raise skc.LaunchError(f"attention: {name} starts at {address:#x}, no multiple of 16 bytes, which TMA "
                                       f"copies need: pass {name}.clone()")
         target = skc.current_device().target
-        if not self.empty and not (target.has("tma") and target.has("wgmma")):   # (else a CompileError deep in the pipeline's barriers)
+        # (else a CompileError deep in the pipeline's barriers; nothing to launch, nothing to refuse)
+        if not self.empty and not (target.has("tma") and target.has("wgmma")):
             raise skc.LaunchError(f"attention loads with TMA and multiplies with wgmma (sm_90a, a Hopper GPU); "
                                   f"{target.name} has neither")
         if config is None:

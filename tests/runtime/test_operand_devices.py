@@ -98,7 +98,8 @@ def test_gpu_tensors_in_the_interpreter_are_named_by_the_host_paths(fake, call):
     T = torch.Tensor
     calls = {"matmul": lambda: skc.blocks.matmul(T((64, 32)), T((32, 64))),
              "attention": lambda: skc.blocks.attention(*(T((1, 2, 64, 64)) for _ in range(3))),
-             "conv2d": lambda: skc.blocks.conv2d(T((1, 6, 6, 8)).permute(0, 3, 1, 2), T((8, 3, 3, 8)).permute(0, 3, 1, 2)),
+             "conv2d": lambda: skc.blocks.conv2d(T((1, 6, 6, 8)).permute(0, 3, 1, 2),
+                                                 T((8, 3, 3, 8)).permute(0, 3, 1, 2)),
              "scaled": lambda: skc.blocks.matmul(T((64, 32), torch.float8_e4m3fn), T((64, 32), torch.float8_e4m3fn).T,
                                                  scale_a=T((1,), torch.float32), scale_b=T((1,), torch.float32))}
     with devices.using_device("interpreter"):
