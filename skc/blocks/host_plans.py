@@ -95,8 +95,7 @@ def viewable(what: str, **operands) -> list:
     LaunchError that names it (they raised AttributeErrors from inside skc)."""
     found = []
     for name, x in operands.items():
-        if x is not None and not (isinstance(x, skc.DeviceArray) or torch_type(type(x)) or all(
-                hasattr(x, method) for method in ("T", "reshape", "strides", "itemsize"))):
+        if x is not None and type(x) not in _VIEWS and not _has_views(x):
             if hasattr(x, "__cuda_array_interface__"):
                 x = skc.strided_view(x, x.__cuda_array_interface__["shape"], skc.array_strides(x))
             elif hasattr(x, "__dlpack__"):
@@ -104,6 +103,23 @@ def viewable(what: str, **operands) -> list:
                                       f"views skc cannot make: pass torch.from_dlpack({name}) (no copy)")
         found.append(x)
     return found
+
+
+def _has_views(x) -> bool:
+    """Whether x has what the host paths read of an array (viewable), remembered per class as array facts are (its
+    methods asked of the class: an instance's .T is a new array each time, cupy's a microsecond; and skc.DeviceArray
+    is a lookup through skc's lazy imports)."""
+    kind = type(x)
+    if kind in _VIEWS:
+        return True
+    if hasattr(kind, "T") and hasattr(kind, "reshape") and hasattr(x, "strides") and hasattr(x, "itemsize"):
+        _VIEWS.add(kind)
+        return True
+    return isinstance(x, skc.DeviceArray) or torch_type(kind) or all(
+        hasattr(x, method) for method in ("T", "reshape", "strides", "itemsize"))
+
+
+_VIEWS: set = set()   # the array types whose class has .T and reshape(), and whose arrays strides and an itemsize
 
 
 def check_has_data(what: str, **operands):
