@@ -63,22 +63,28 @@ def _dims(value, what: str) -> tuple:
 
 
 def _exact_ints(config) -> bool:
-    """Whether a launch's brackets hold Python ints alone (`4`, `(4, 128)`, `((4, 2), 128)`): what the cache of bound
-    launches keys (a float, a bool or numpy's scalar equal to an int would find that int's launch)."""
+    """Whether a launch's brackets hold integers alone (`4`, `(4, 128)`, `((4, 2), 128)`; Python's, numpy's, any
+    numbers.Integral but a bool): what the cache of bound launches keys, each the size it equals (a float, a bool or
+    an array equal to an int would find that int's launch)."""
     kind = type(config)
     if kind is int:
         return True
     if kind is not tuple:
-        return False
+        return _integer(config)
     for part in config:
         kind = type(part)
         if kind is tuple:
             for size in part:
-                if type(size) is not int:
+                if type(size) is not int and not _integer(size):
                     return False
-        elif kind is not int:
+        elif kind is not int and not _integer(part):
             return False
     return True
+
+
+def _integer(value) -> bool:
+    # (numpy's integers, an IntEnum's members: _dims takes each as the int it equals)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _stream(stream) -> int:
@@ -325,8 +331,8 @@ class Kernel:
 
     # -- launching ----------------------------------------------------------------------
     def __getitem__(self, config):
-        # the bound launches are kept by the brackets' contents as they are given; a hit is taken only for Python
-        # ints (the identical object, or one checked now), as the first launch is: 4.0 == 4 and True == 1 are the same
+        # the bound launches are kept by the brackets' contents as they are given; a hit is taken only for integers
+        # (the identical object, or one checked now), as the first launch is: 4.0 == 4 and True == 1 are the same
         # key, and would otherwise find the launch of the grid (4,) or (1,) that _dims refuses them as
         try:
             found = self._bound.get(config)
