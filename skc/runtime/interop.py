@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import numbers
+import operator
 import sys
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -250,13 +251,49 @@ class InterfaceView:
 
 def strided_view(x, shape, strides):
     """x's memory seen with `shape` and element `strides` (an InterfaceView): for an array exporting
-    `__cuda_array_interface__` that has no reshape or transpose of its own; another is a LaunchError."""
+    `__cuda_array_interface__` that has no reshape or transpose of its own; another is a LaunchError, as are sizes
+    and strides that are not integers of one count, and a view reaching memory past x's."""
     if _facts_function(type(x)) is not _cai_facts and not isinstance(x, InterfaceView):
-        raise LaunchError(f"a {type(x).__name__} has no view of another shape skc can make (it exports neither "
-                          "reshape() nor __cuda_array_interface__): pass a torch tensor or a cupy array")
-    if isinstance(x, InterfaceView):
-        return InterfaceView(x.base, shape, strides, x._offset)
-    return InterfaceView(x, shape, strides)
+        fix = (f"use the {type(x).__name__}'s own views (reshape, .T, slices)" if hasattr(x, "reshape")
+               else "pass a torch tensor or a cupy array")
+        raise LaunchError(f"skc.strided_view views an array exporting __cuda_array_interface__; a {type(x).__name__} "
+                          f"exports none: {fix}")
+    try:
+        shape, strides = tuple(map(_index, shape)), tuple(map(_index, strides))
+    except TypeError:
+        raise LaunchError(f"skc.strided_view takes a shape and strides of integers, found {shape!r} and "
+                          f"{strides!r}") from None
+    if len(shape) != len(strides) or any(n < 0 for n in shape):
+        raise LaunchError(f"skc.strided_view takes a size (0 or more) and a stride for each dimension, found shape "
+                          f"{shape} and strides {strides}")
+    base, offset = (x.base, x._offset) if isinstance(x, InterfaceView) else (x, 0)
+    interface = base.__cuda_array_interface__
+    item = np.dtype(interface["typestr"]).itemsize
+    whole = interface.get("strides") or tuple(s * item for s in _row_major(interface["shape"]))
+    low, high = _reach(interface["shape"], whole)
+    view_low, view_high = _reach(shape, [s * item for s in strides])
+    if 0 not in shape and (low is None or offset + view_low < low or offset + view_high > high):
+        raise LaunchError(f"skc.strided_view: shape {shape} and strides {strides} reach elements past the array's "
+                          f"{tuple(interface['shape'])} (bytes {offset + view_low} to {offset + view_high + item - 1} "
+                          f"from the array's first element; the array's are "
+                          f"{'none' if low is None else f'{low} to {high + item - 1}'})")
+    return InterfaceView(base, shape, strides, offset)
+
+
+def _index(value) -> int:
+    if isinstance(value, bool):
+        raise TypeError
+    return operator.index(value)
+
+
+def _reach(shape, byte_strides) -> tuple:
+    """The bytes an array of `shape` and `byte_strides` reaches, from its first element's address: (lowest, highest
+    start of an element); (None, None) where it has no elements."""
+    shape = tuple(int(n) for n in shape)
+    if 0 in shape:
+        return None, None
+    steps = [(n - 1) * int(s) for n, s in zip(shape, byte_strides)]
+    return sum(min(0, d) for d in steps), sum(max(0, d) for d in steps)
 
 
 # -- dispatch ----------------------------------------------------------------------------------

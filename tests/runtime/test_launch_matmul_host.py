@@ -541,6 +541,25 @@ def test_arrays_exporting_only_the_interface_multiply_as_their_strides_say(fake)
     assert skc.blocks.matmul(batch, b).shape == (3, 64, 512)
 
 
+@pytest.mark.parametrize("shape, strides, message", [
+    ((8, 8), (8, 1), r"reach elements past the array's \(4, 4\) \(bytes 0 to 127 .* are 0 to 31\)"),
+    ((4, 4), (-4, 1), "reach elements past"), ((4, 4), (1,), "a size .* and a stride for each dimension"),
+    ((4, -1), (4, 1), "a size .* and a stride for each dimension"), ((4.5, 4), (4, 1), "shape and strides of integers"),
+    ((4, True), (4, 1), "shape and strides of integers")])
+def test_a_strided_view_past_the_array_or_of_other_counts_is_refused(shape, strides, message):
+    """(skc.strided_view made each of these: a view of 8 x 8 elements over a 4 x 4 array, which a kernel reads past
+    its end; strides of another count; 4.5 elements taken as 4)"""
+    with pytest.raises(skc.LaunchError, match=message):
+        skc.strided_view(_BareArray((4, 4)), shape, strides)
+    view = skc.strided_view(_BareArray((4, 4)), (2, 2), (1, 4))   # (one inside: the transpose's corner)
+    assert view.strides == (2, 8) and skc.strided_view(view, (0, 9), (9, 9)).shape == (0, 9)
+
+
+def test_a_strided_view_of_an_array_of_its_own_views_names_them():
+    with pytest.raises(skc.LaunchError, match="a ndarray exports none: use the ndarray's own views"):
+        skc.strided_view(np.zeros((4, 4)), (16,), (1,))
+
+
 def test_split_k_beside_arrays_of_another_framework_keeps_its_buffers_on_the_device(fake):
     """Arrays exporting __cuda_array_interface__ (cupy's) at shapes the rule splits (few tiles; several rows of tiles
     filling half the SMs): split-K's workspace and counters are device memory (they were numpy arrays on the host,
