@@ -344,6 +344,9 @@ def misaligned(what: str, *operands) -> tuple:
     return found
 
 
+_ALIGNED = (False, False, False)   # (GemmPlan._misaligned: none of a, b and out copied)
+
+
 # -- tensor maps per address -----------------------------------------------------------------------------------------
 class MapsByAddress:
     """One operand's tensor maps, encoded once per address: `make(tensor)` gives the operand's (checked) TensorMap
@@ -477,6 +480,8 @@ class GemmPlan:
         boundary (read or written through a tensor map, or the vector im2col loader's 16-byte copies) and do not
         (a view one element into its rows, x[:, 1:], or into a buffer); misaligned(), which refuses by name one the
         host cannot copy."""
+        if not any(address % 16 for address, needed in zip(addresses, self.aligned) if needed and address is not None):
+            return _ALIGNED   # (the common call, on every new address: no generator of the operands made)
         what, a_name, b_name = self.names
         return misaligned(what, *((name, x, address) if needed and x is not None else (name, None, None)
                                   for name, x, address, needed in zip((a_name, b_name, "out"), (a, b, out), addresses,

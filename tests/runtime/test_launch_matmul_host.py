@@ -92,6 +92,19 @@ def test_a_repeated_call_of_another_frameworks_arrays_makes_no_transposes(fake):
     assert CountingTransposes.made == 0 and len(fake.launches) == 4
 
 
+def test_aligned_operands_at_new_addresses_ask_nothing_of_misaligned(fake, monkeypatch):
+    """(each call at a new address, matmul(a, b) allocating out, built a generator of the operands and called
+    host_plans.misaligned, five calls more than at cdc0899, for operands none of which was off 16 bytes)"""
+    from skc.blocks import host_plans
+
+    a, b = FakeTensor((256, 128)), FakeTensor((128, 512))
+    skc.blocks.matmul(a, b)
+    monkeypatch.setattr(host_plans, "misaligned", None)   # (called: a TypeError)
+    for _ in range(2):
+        assert skc.blocks.matmul(a, b).shape == (256, 512)
+    assert len(fake.launches) == 3
+
+
 def test_a_driver_whose_descriptors_do_not_hold_a_plain_address_encodes_each_new_address(fake):
     fake.checksum = True
     a, b, out = FakeTensor((256, 128)), FakeTensor((128, 512)), FakeTensor((256, 512))
