@@ -67,23 +67,51 @@ def _lower_barrier_arrive(lw: FunctionLowering, op: ir.Op):
                 "(s_barrier): synchronize the whole block, or use shared-memory flags")
 
 
+def _wave_lanes(lw: FunctionLowering) -> str | None:
+    """How many lanes this thread's wavefront has (the block's last one may have fewer than 64: the lanes past the
+    block's end do not exist), or None where every wavefront of the block is whole or the block is not known."""
+    block = lw.fn.attrs.get("block")
+    if block is None or (block[0] * block[1] * block[2]) % WAVE == 0:
+        return None
+    x, y, _ = block
+    text = lw.text
+    # wavefronts are made of consecutive linear work-item ids, x fastest
+    ids = [lw.call(f"llvm.amdgcn.workitem.id.{d}", "i32", [], result_range=(0, n)) for d, n in zip(_DIM, block)]
+    linear = text.value(f"mul i32 {ids[2]}, {y}")
+    linear = text.value(f"add i32 {linear}, {ids[1]}")
+    linear = text.value(f"mul i32 {linear}, {x}")
+    linear = text.value(f"add i32 {linear}, {ids[0]}")
+    first = text.value(f"and i32 {linear}, {-WAVE}")
+    rest = text.value(f"sub i32 {x * y * block[2]}, {first}")
+    return lw.call("llvm.umin.i32", "i32", [f"i32 {rest}", f"i32 {WAVE}"])
+
+
 def _source_lane(lw: FunctionLowering, mode: str, amount: str) -> str:
     """The lane to read, as the IR defines it: the amount's low 6 bits n give lane n (idx), lane -/+ n
-    (up/down), lane ^ n (xor); a lane outside the wavefront reads its own value."""
+    (up/down), lane ^ n (xor); a lane outside the wavefront, or past the block's last thread, reads its own
+    value (ds_bpermute would read 0 from a lane that does not exist)."""
     text = lw.text
     n = text.value(f"and i32 {amount}, {WAVE - 1}")
-    if mode == "idx":
+    lanes = _wave_lanes(lw)
+    if mode == "idx" and lanes is None:
         return n
     lane = lane_id(lw)
-    if mode == "xor":
-        return text.value(f"xor i32 {lane}, {n}")
-    if mode == "up":
+    if mode == "idx":
+        source = n
+    elif mode == "xor":
+        source = text.value(f"xor i32 {lane}, {n}")
+    elif mode == "up":
         source = text.value(f"sub i32 {lane}, {n}")
         inside = text.value(f"icmp sge i32 {source}, 0")
+        source = text.value(f"select i1 {inside}, i32 {source}, i32 {lane}")
     else:
         source = text.value(f"add i32 {lane}, {n}")
         inside = text.value(f"icmp slt i32 {source}, {WAVE}")
-    return text.value(f"select i1 {inside}, i32 {source}, i32 {lane}")
+        source = text.value(f"select i1 {inside}, i32 {source}, i32 {lane}")
+    if lanes is None:
+        return source
+    exists = text.value(f"icmp ult i32 {source}, {lanes}")
+    return text.value(f"select i1 {exists}, i32 {source}, i32 {lane}")
 
 
 def _lower_shuffle(lw: FunctionLowering, op: ir.Op):
