@@ -1,6 +1,7 @@
 """AMDGPU lowering of the execution-model ops: work-item and work-group ids, the grid size (code
 object v5 implicit arguments), lane ids, s_barrier, wavefront shuffles (ds_bpermute) and votes
-(ballot), traps, MFMA; and the clear errors for what CDNA lacks (printf, named barriers, Hopper ops)."""
+(ballot), traps, MFMA; and the clear errors for what CDNA lacks (printf, named barriers, Hopper ops)
+and for what llvmlite's LLVM cannot emit for it (inline assembly)."""
 from __future__ import annotations
 
 from .. import ir
@@ -174,6 +175,13 @@ def _lower_print(lw: FunctionLowering, op: ir.Op):
                 "(kernel.interpret[grid, block](...)) or copy values to an output array")
 
 
+def _lower_asm(lw: FunctionLowering, op: ir.Op):
+    """Refused here, as the frontend refuses skc.asm for AMD: LLVM would abort the whole process (it cannot emit a
+    code object holding inline assembly without an AMDGPU assembly parser, which llvmlite's LLVM lacks)."""
+    lw.fail(op, "inline assembly is not available on AMD targets: the LLVM inside llvmlite has no AMDGPU assembly "
+                "parser, which emitting a code object with inline assembly needs; use skc's builtins")
+
+
 def _lower_assert(lw: FunctionLowering, op: ir.Op):
     lw.trap_unless(op.operands[0])  # s_trap 2: the HIP runtime reports the queue error
 
@@ -205,6 +213,6 @@ OPS = {
     "gpu.lane_id": _lower_lane_id, "gpu.barrier": _lower_barrier, "gpu.barrier_arrive": _lower_barrier_arrive,
     "gpu.shuffle": _lower_shuffle,
     "gpu.vote": _lower_vote, "gpu.elect_one": _lower_elect_one, "gpu.print": _lower_print,
-    "gpu.assert": _lower_assert, "mfma.mma": _lower_mfma,
+    "gpu.assert": _lower_assert, "gpu.asm": _lower_asm, "mfma.mma": _lower_mfma,
     **{name: _lower_hopper for name in ir.OPS if name.startswith(_HOPPER_PREFIXES) or name in _HOPPER_OPS},
 }

@@ -132,7 +132,8 @@ class FunctionLowering:
             self.lower_op(op)
 
     def lower_op(self, op: ir.Op):
-        handler = self.TABLE.get(op.name) or self.target.ops.get(op.name)
+        # a target's own entry comes first: it may refuse a shared op it cannot emit (gpu.asm on AMD)
+        handler = self.target.ops.get(op.name) or self.TABLE.get(op.name)
         if handler is None:
             self.fail(op, "no lowering for this op")
         handler(self, op)

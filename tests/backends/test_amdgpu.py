@@ -374,6 +374,16 @@ def test_named_barriers_are_a_clear_error():
         gcn_of_ir(HEAD + "  gpu.barrier {id = 1, threads = 128}\n}\n", "gfx90a")
 
 
+@pytest.mark.parametrize("target", AMD)
+def test_inline_asm_in_tile_ir_is_a_clear_error(target):
+    """The frontend refuses skc.asm for AMD; tile IR holding gpu.asm (written as text, or made for NVIDIA) reached
+    LLVM, which aborted the process ("Inline asm not supported by this streamer") when it emitted the code object."""
+    module = ir.parse_module(HEAD + '  %2 = gpu.asm %1 {code = "v_mov_b32 $0, $1", constraints = "=v,v", '
+                                    'side_effects = true} : i32\n}\n')
+    with pytest.raises(CompileError, match=rf"'gpu.asm'.*{target}.*inline assembly is not available on AMD"):
+        to_llvm(module, target)   # (the refusal comes before LLVM sees the module)
+
+
 def test_printf_is_a_clear_error_at_its_line():
     from helpers import line_of
 
