@@ -54,3 +54,21 @@ def test_threads_that_returned_leave_the_rest_of_their_warp_whole():
     x = np.zeros(48, np.int32)
     returned_then_barrier[1, 48](x)
     assert x.tolist() == [1] * 40 + [0] * 8
+
+
+def test_the_error_speaks_of_wavefronts_and_s_barrier_under_an_amd_target(monkeypatch):
+    """The interpreter modelling gfx942 called the 64-lane wavefront a warp and blamed PTX's aligned barrier."""
+    from skc.runtime import devices
+
+    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "gfx942")
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+    devices._target_of.cache_clear()
+    try:
+        with pytest.raises(skc.InterpreterError) as caught:
+            split_at_barrier[1, 64](np.zeros(64, np.int32), 32, False)
+    finally:
+        devices._target_of.cache_clear()
+    message = str(caught.value)
+    assert ("threads 0-31 of wavefront 0 reach gpu.barrier while threads 32-63 of that wavefront do not" in message
+            and "gfx942's s_barrier (a convergent operation) needs every thread of a wavefront" in message), message
+    assert "PTX" not in message and "warpgroup" not in message, message

@@ -134,12 +134,17 @@ def _check_whole_warps(part, op):
         if absent[span].any():
             lanes = np.zeros(launch.nthreads, bool)
             lanes[span] = part.mask[span]
-            raise Fault(f"threads {lane_ranges(lanes)} of warp {warp} reach {op.name} while threads "
-                        f"{lane_ranges(absent & _span_mask(launch.nthreads, span))} of that warp do not (they took "
-                        "another branch): PTX's aligned barrier needs every thread of a warp at the same barrier",
+            # (AMD: s_barrier is LLVM's convergent llvm.amdgcn.s.barrier, which a divergent wavefront may not reach)
+            warp_word, why, index = (("warp", "PTX's aligned barrier", "a warp or warpgroup index")
+                                     if launch.target.vendor == "nvidia" else
+                                     ("wavefront", f"{launch.target.name}'s s_barrier (a convergent operation)",
+                                      "a wavefront index, skc.warp_id()"))
+            raise Fault(f"threads {lane_ranges(lanes)} of {warp_word} {warp} reach {op.name} while threads "
+                        f"{lane_ranges(absent & _span_mask(launch.nthreads, span))} of that {warp_word} do not (they "
+                        f"took another branch): {why} needs every thread of a {warp_word} at the same barrier",
                         part.first_lane(),
-                        hint="make the condition around the barrier the same for every thread of a warp (a warp or "
-                             "warpgroup index), or move the barrier out of the branch")
+                        hint=f"make the condition around the barrier the same for every thread of a {warp_word} "
+                             f"({index}), or move the barrier out of the branch")
 
 
 def _span_mask(n: int, span: slice) -> np.ndarray:
