@@ -21,7 +21,7 @@ from .layout import OperandLayout
 from .mma import Wgmma, WgmmaRegA
 from .payload import TilePayload
 from .pipeline import InputTilePipeline
-from .roles import WarpgroupTurns, WarpRoles, check_counts, fill_register_shares
+from .roles import WarpgroupTurns, WarpRoles, check_counts, fill_register_shares, needs_hopper
 from .softmax import OnlineSoftmax
 from .tile_io import TmaLoader
 
@@ -149,6 +149,7 @@ def attention_kernel(q, k, v, o, lse, counter, Sq: skc.i32, Skv: skc.i32, batche
     (written when cfg.lse), counter a pointer to one i32, zero between launches (read when cfg.fetch_tiles); a query
     head reads K/V head head // group. One block per tile (query block, batch and head), or (cfg.persistent) a grid
     of at most one block per SM walking the tiles."""
+    needs_hopper("attention")
     tiles = HeadTiles(Sq, Skv, batches * heads, heads, cfg)
     mine = tiles.mine()   # (before the roles split: the producer runs on few registers)
     q_load, k_load, v_load = (TmaLoader(cfg.q_payload(), q=q), TmaLoader(cfg.k_payload(), key=k),

@@ -22,7 +22,7 @@ from .mfma import Mfma
 from .mma import NO_TURN, StackedWgmma, Wgmma
 from .pingpong import LdsPipeline
 from .pipeline import InputTilePipeline
-from .roles import WarpgroupTurns, WarpRoles
+from .roles import WarpgroupTurns, WarpRoles, needs_hopper
 from .scheduler import SplitKScheduler, SplitTailScheduler, StreamKScheduler, TileScheduler
 from .tile_io import TmaLoader, VectorLoader
 
@@ -85,6 +85,7 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
     """`maps`: tensor maps of the payload's other tiles (an fp8 GEMM's block scales), for the TMA loader;
     `split`: (workspace, counters) of a split-K launch; `batches`: matrices of a batched launch; `stream_k`:
     (workspace, counters) of a stream-K launch."""
+    needs_hopper("this GEMM")
     dtype, dtype_b, out_dtype = _types(cfg)
     skc.hopper.kernel_attributes(cluster=(cfg.cluster, 1, 1))
     payload = cfg.payload()

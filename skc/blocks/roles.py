@@ -10,6 +10,18 @@ import skc
 from skc import frontend
 
 
+def needs_hopper(what: str):
+    """A compile-time error naming what a target without wgmma lacks, at the top of a warp-specialized Hopper
+    composition: the blocks' own checks deeper in named a symptom instead (on AMD the stages' shared memory, too
+    large for LDS, or mbarrier_init)."""
+    target = skc.current_target()
+    if not target.has("wgmma"):
+        raise frontend.current().error(f"{what} is Hopper's (TMA loads, an mbarrier pipeline, wgmma): it needs sm_90a; "
+                                       f"{target.name} has no wgmma",
+                                       hint="build AMD kernels from the AMD blocks (LdsLoader, LdsPipeline, Mfma); "
+                                            "skc.blocks.matmul runs on gfx90a and gfx942" if target.has("mfma") else "")
+
+
 def role_tests() -> dict:
     """This compilation's role tests: id of the IR value of a role test -> (value, role when true, role when
     false). They live in the compilation (frontend.current().facts), so they vanish with it."""

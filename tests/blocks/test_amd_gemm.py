@@ -442,3 +442,27 @@ def test_a_config_refuses_counts_that_are_no_ints(fields):
     name = next(iter(fields))
     with pytest.raises(ValueError, match=f"{name} must be an int of at least"):
         AmdMatmulConfig(**fields)
+
+
+@pytest.mark.parametrize("target", AMD)
+def test_the_hopper_compositions_name_what_an_amd_target_lacks(target):
+    """The fp8 GEMM for gfx942 was refused for 'shared memory of 196608 bytes' and attention for mbarrier_init, deep in
+    the blocks; both now name the missing wgmma (the examples and docs compile for AMD or say why not)."""
+    from types import SimpleNamespace
+
+    from skc import ir
+    from skc.blocks import Fp8MatmulConfig
+    from skc.blocks.fp8 import fp8_matmul_kernel
+    from skc.blocks.attention_host import compile_arguments as attention_arguments
+    from skc.blocks.attention_kernel import AttentionConfig, attention_kernel
+
+    cfg = Fp8MatmulConfig()
+    boxes = cfg.boxes()
+    maps = [SimpleNamespace(spec=ir.TensorMapType(ir.ScalarType(t), boxes[name], 128))
+            for name, t in (("a", cfg.dtype), ("b", cfg.dtype), ("out", cfg.out_dtype))]
+    wanted = rf"is Hopper's \(TMA loads, an mbarrier pipeline, wgmma\): it needs sm_90a; {target} has no wgmma"
+    with pytest.raises(skc.CompileError, match="this GEMM " + wanted):
+        fp8_matmul_kernel.compile(*maps, skc.i32, skc.i32, skc.i32, skc.Ptr[getattr(skc, cfg.out_dtype)],
+                                  skc.Ptr[skc.f32], skc.Ptr[skc.f32], cfg, target=target, block=cfg.threads)
+    with pytest.raises(skc.CompileError, match="attention " + wanted):
+        attention_kernel.compile(**attention_arguments(AttentionConfig(head_dim=128, causal=True)), target=target)
