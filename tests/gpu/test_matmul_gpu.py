@@ -274,6 +274,7 @@ def test_sass_has_wgmma_and_tma(monkeypatch):
                         or found[-1])
     monkeypatch.setattr(matmul_host, "_PLANS", {})   # (the call's plan made here, its kernel compiled or found)
     monkeypatch.setattr(matmul_kernel, "_launches", {})
+    monkeypatch.setattr(matmul_kernel, "_loaded", {})   # (a worker's earlier test may have loaded this one)
     a = torch.randn(256, 256, device="cuda", dtype=torch.bfloat16)
     skc.blocks.matmul(a, a)
     assert found
