@@ -306,7 +306,7 @@ def unread_stand_in(out, cuda: bool):
     for the interpreter, which takes only dense arrays as pointers, one zero of out's type where out is not dense
     row-major (a batched out of strided rows, a channels_last conv2d out; a strided out was refused as "argument
     'c_in' is not contiguous")."""
-    return out if cuda or contiguous(out) else _zeros_like(out, 1)
+    return out if cuda or contiguous(out) else zeros_like(out, 1)
 
 
 def read_in_place(out, c):
@@ -500,9 +500,7 @@ class GemmPlan:
     def _through_aligned_copies(self, copies, a, b, out, c, bias, alpha, beta, stream):
         """The call over copies in new (aligned) memory of their strides, the plan's geometry, of those of a, b and
         out that `copies` names, made in the launch's stream (out's copy written back into out after the launch)."""
-        if paddable(a, b, out):
-            # all three, as before the fiftieth session: copying a and out alone (K = 6199, a transposed, b K-major,
-            # a batch of 4 run per matrix) gave unwritten rows in the last matrix on an H100, now and then
+        if paddable(a, b, out):   # (all three, the rule the earlier sessions' random calls ran)
             copies = (True, True, True)
         with on_stream(a, stream), without_grad(a):
             a_copy, b_copy, out_copy = (aligned_copy(x) if copy else x for x, copy in zip((a, b, out), copies))
@@ -610,7 +608,7 @@ class StreamBuffers:
             # a launch a CUDA graph captures: buffers of its own, from the graph's memory and zero-filled in the
             # graph (a set made now and kept would be zero only once that graph replays, and the graphs and calls
             # sharing it could run at once); its callers never bind such a launch
-            return self.make(a, _zeros_like)
+            return self.make(a, zeros_like)
         found = self.sets.get(stream)
         if found is None:
             found = self.sets[stream] = self.make(a, kept_zeros)
@@ -635,7 +633,7 @@ def kept_zeros(a, shape, dtype: str):
     which torch refuses ("tensor(s) in the cudagraph pool not tracked as outputs"). Never called while a CUDA graph
     captures the stream (the callers take memory of the graph's for the call then: the driver's would be refused)."""
     if not getattr(a, "is_cuda", False) or skc.current_device().kind != "cuda":
-        return _zeros_like(a, shape, dtype)
+        return zeros_like(a, shape, dtype)
     import torch
 
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
@@ -652,7 +650,7 @@ def split_buffers(a, M: int, N: int, cfg, zeros=None) -> tuple:
     from .gemm import split_counters
 
     strips = split_counters(M, N, cfg)
-    zeros = zeros or _zeros_like
+    zeros = zeros or zeros_like
     return zeros(a, strips * cfg.split_k * 64 * cfg.tile_n, "float32"), zeros(a, strips, "int32")
 
 
@@ -661,24 +659,25 @@ def stream_k_buffers(a, grid: int, cfg, zeros=None) -> tuple:
     grid's slots: a block id) and its zero-filled i32 counters (one a strip), on a's device; the kernel leaves the
     counters zero (as split_buffers')."""
     strips = grid * (cfg.tile_m // 64)
-    zeros = zeros or _zeros_like
+    zeros = zeros or zeros_like
     return zeros(a, strips * 64 * cfg.tile_n, "float32"), zeros(a, strips, "int32")
 
 
 def tile_counter(a, zeros=None):
     """A zero-filled i32 on a's device: the counter from which a kernel's blocks take tiles at run time (the kernel
     leaves it zero, so a plan makes one per launch stream: StreamBuffers)."""
-    return (zeros or _zeros_like)(a, 1, "int32")
+    return (zeros or zeros_like)(a, 1, "int32")
 
 
-def _zeros_like(a, shape, dtype: str = None):
-    """A zero-filled array of `shape` (a count: one dimension) and `dtype` (by default a's) where a lives."""
+def zeros_like(a, shape, dtype: str = None):
+    """A zero-filled array of `shape` (a count: one dimension) and `dtype` (by default a's) where a lives (as
+    empty_like makes one: beside another framework's GPU array, an skc array on the current device)."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if hasattr(a, "new_zeros"):  # torch
         import torch
 
         return a.new_zeros(shape) if dtype is None else a.new_zeros(shape, dtype=getattr(torch, dtype))
-    if isinstance(a, skc.DeviceArray) or (dtype is not None and hasattr(a, "__cuda_array_interface__")):
+    if isinstance(a, skc.DeviceArray) or hasattr(a, "__cuda_array_interface__"):
         # (skc's arrays, and a plan's buffers beside another framework's GPU arrays, cupy's: on the current device)
         return skc.zeros(shape, dtype or a.dtype)
     import numpy as np
@@ -763,17 +762,6 @@ def empty_like(a, shape):
     return np.empty(shape, a.dtype)
 
 
-def zeros_like(a, shape):
-    """An array of zeros of `shape` and a's dtype where a lives (as empty_like makes one)."""
-    if hasattr(a, "new_zeros"):  # torch
-        return a.new_zeros(shape)
-    if isinstance(a, skc.DeviceArray) or hasattr(a, "__cuda_array_interface__"):
-        return skc.zeros(shape, a.dtype)
-    import numpy as np
-
-    return np.zeros(shape, a.dtype)
-
-
 def element_strides(x) -> tuple:
     """x's strides in elements: torch's stride(), numpy's and cupy's strides in bytes, skc arrays' row-major ones."""
     stride = getattr(x, "stride", None)
@@ -842,7 +830,7 @@ def paddable(*arrays) -> bool:
 def padded(x, shape):
     """x at the top left of a zero-filled row-major array of `shape` (each dimension at least x's), of x's type and
     where x lives: a copy whose rows a kernel's 16-byte copies can address."""
-    buffer = _zeros_like(x, shape)
+    buffer = zeros_like(x, shape)
     buffer[tuple(slice(0, n) for n in x.shape)] = x
     return buffer
 
