@@ -6,21 +6,32 @@ in clusters of its size; a scheduler records how many blocks of a cluster hand o
 cluster do not all load from the same origin would be their copies mixed."""
 from __future__ import annotations
 
+import skc
 from skc import frontend
 
 
 @frontend.host
 def check_kernel_cluster(block: str, blocks: int, fix: str):
     """A compile error unless the kernel is launched in clusters of `blocks` blocks along x, as `block` (the text of
-    the block's call) counts on; `fix` says how to make the block for the kernel's clusters instead. The kernel says
-    its clusters (@skc.kernel(cluster=...) or skc.hopper.kernel_attributes(cluster=...)) before its blocks."""
+    the block's call) counts on; `fix` says how to make the block for the kernel's clusters instead. The kernel may say
+    its clusters (@skc.kernel(cluster=...) or skc.hopper.kernel_attributes(cluster=...)) before or after its blocks:
+    a kernel of clusters already is checked at once, and every block again once the kernel's clusters are final."""
+    if blocks > 1:
+        codegen = frontend.current()
+        loc = codegen.loc   # (the user's line that made the block, for a message at the kernel's end)
+        if tuple(codegen.cluster) != (1, 1, 1):
+            _check(block, blocks, fix, loc)
+        codegen.at_end(lambda: _check(block, blocks, fix, loc))
+
+
+def _check(block: str, blocks: int, fix: str, loc):
     shape = tuple(frontend.current().cluster)
-    if blocks > 1 and shape != (blocks, 1, 1):
-        raise frontend.current().error(
+    if shape != (blocks, 1, 1):
+        raise skc.CompileError(
             f"{block} works across clusters of {blocks} blocks along x; the kernel is launched in clusters of "
-            f"{'x'.join(map(str, shape))} (the blocks' ranks and peers would not be the ones it counts on)",
-            hint=f"say the kernel's clusters before making the block: skc.hopper.kernel_attributes(cluster=({blocks}, "
-                 f"1, 1)) or @skc.kernel(cluster=({blocks}, 1, 1)); or {fix}")
+            f"{'x'.join(map(str, shape))} (the blocks' ranks and peers would not be the ones it counts on)", loc,
+            hint=f"say the kernel's clusters: skc.hopper.kernel_attributes(cluster=({blocks}, 1, 1)) or "
+                 f"@skc.kernel(cluster=({blocks}, 1, 1)), and no others; or {fix}")
 
 
 def _records() -> dict:

@@ -51,11 +51,23 @@ class CodeGen:
         self.unrolled = 0              # static_range iterations unrolled so far (bounded: max_unroll)
         self._labels = 0
         self._facts: dict = {}         # owner -> dict of compile-time facts that live as long as this compilation
+        self._at_end: list = []        # checks to run once the body is compiled (at_end)
 
     def facts(self, owner: str) -> dict:
         """A dict private to `owner` (a block module's name) for compile-time facts about this kernel; it goes
         away with the compilation, so nothing a block records outlives it (or leaks into the next kernel)."""
         return self._facts.setdefault(owner, {})
+
+    def at_end(self, check) -> None:
+        """Run `check()` once the kernel's body is compiled and its launch shape (`cluster`) is final: a block checks
+        there what the kernel may say after making it."""
+        self._at_end.append(check)
+
+    def finish(self, cluster: tuple) -> None:
+        """The body is compiled and the kernel is launched in clusters of `cluster`: run the checks left for then."""
+        self.cluster = cluster
+        for check in self._at_end:
+            check()
 
     @property
     def num_threads(self) -> int:

@@ -169,11 +169,16 @@ def compile_to_ir(fn, spec: Specialization, target: Target):
             pass
         finally:
             evaluator.frames.pop()
+        # (a launch's cluster, from @skc.kernel(cluster=...) or compile(cluster=...), is the one its kernel runs in,
+        # whatever skc.hopper.kernel_attributes said)
+        cluster = tuple(spec.cluster) if tuple(spec.cluster) != (1, 1, 1) else tuple(codegen.cluster)
+        codegen.finish(cluster)
     function.attrs.update(block=tuple(spec.block), shared_bytes=codegen.shared_bytes)
     if codegen.shared_bytes:
         function.attrs["shared_align"] = codegen.shared_align
-    if tuple(spec.cluster) != (1, 1, 1):
-        function.attrs["cluster"] = tuple(spec.cluster)
+    function.attrs.pop("cluster", None)
+    if cluster != (1, 1, 1):
+        function.attrs["cluster"] = cluster
     module = ir.Module([function], {"target": target.name})
     return module, codegen.deps
 

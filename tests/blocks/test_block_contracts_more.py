@@ -493,6 +493,71 @@ def test_blocks_of_clusters_the_kernel_is_not_launched_in(clusters, pipe_cluster
     assert "skc.hopper.kernel_attributes(cluster=(" in str(info.value)
 
 
+
+@skc.kernel
+def clusters_said_late(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, K: skc.i32,
+                       first: skc.constexpr, then: skc.constexpr, shared: skc.constexpr):
+    """The blocks of clusters of two made before the kernel says its clusters (`then`), and after it said `first`
+    (0: nothing); `shared`: the loader multicasts B (else each block loads its own tiles, the scheduler alone working
+    across the cluster)."""
+    if first:
+        skc.hopper.kernel_attributes(cluster=(first, 1, 1))
+    payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T, row_shares=2 if shared else 1))
+    load = TmaLoader(payload, a=a, b=b, multicast=("b", 2) if shared else None)   # HERE loader
+    with InputTilePipeline(payload, 2, load, consumers=1, cluster=2 if shared else 1) as pipe:
+        roles = WarpRoles(1)
+        tiles = TileScheduler(M, T, T, T, cluster_m=2)   # HERE scheduler
+        skc.hopper.kernel_attributes(cluster=(then, 1, 1))
+        if roles.is_producer():
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for tile in tiles:
+                        for k in range(skc.cdiv(K, T)):
+                            with producer.acquire() as stage:
+                                load(stage, k, a=tile.row0, b=tile.col0)
+        else:
+            mma = Wgmma(T, T, skc.bf16)
+            acc = mma.zeros()
+            with pipe.consumer(mma) as consumer:
+                for tile in tiles:
+                    acc.zero()
+                    for k in range(skc.cdiv(K, T)):
+                        with consumer.acquire() as s:
+                            mma(acc, s.a, s.b)
+                    DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, T))(acc, tile.row0, tile.col0)
+
+
+def test_blocks_made_before_the_kernel_says_its_clusters():
+    """A multicasting loader, a pipeline and a scheduler of clusters of two, made before the kernel says its clusters
+    of two: refused ('the kernel is launched in clusters of 1x1x1'), though it is not. The blocks' clusters are checked
+    again once the kernel's are final, so the order does not matter; the composition runs exactly."""
+    M, K = 256, 128
+    A, B, maps, out = multicast_operands(M, T, K)
+    clusters_said_late[2, 256](*maps, out, M, K, 0, 2, True)
+    np.testing.assert_array_equal(out.numpy(), A @ B.T)
+
+
+@pytest.mark.parametrize("said", ["attributes", "launch"])
+def test_a_kernel_that_says_other_clusters_after_making_its_blocks(said):
+    """A scheduler of clusters of two, made in a kernel of clusters of two that says clusters of four after it (or is
+    launched in clusters of four by @skc.kernel(cluster=...), whatever it says): the check where the scheduler was
+    made passed, the kernel ran in clusters of four, ranks 2 and 3 took tiles past the matrix and half the rows were
+    never written (wrong answers, silently). Each block's clusters are checked again against the ones the kernel is
+    launched in, at the block's line."""
+    M, K = 256, 128
+    A, B, _, out = multicast_operands(M, T, K)
+    maps = (skc.TensorMap(skc.to_device(A, dtype=skc.bf16), box=(T, T)),
+            skc.TensorMap(skc.to_device(B, dtype=skc.bf16), box=(T, T)))
+    kernel, first = ((clusters_said_late, 2) if said == "attributes"
+                     else (skc.kernel(cluster=(4, 1, 1))(clusters_said_late.fn), 2))
+    then = 4 if said == "attributes" else 2
+    with pytest.raises(skc.CompileError, match=r"TileScheduler\(..., cluster_m=2, cluster_n=1\) works across clusters "
+                                               r"of 2 blocks along x; the kernel is launched in clusters of 4x1x1") as info:
+        kernel[4, 256](*maps, out, M, K, first, then, False)
+    assert "test_block_contracts_more.py:" in str(info.value).splitlines()[0] and "# HERE scheduler" in str(info.value)
+    assert "skc.hopper.kernel_attributes(cluster=(2, 1, 1))" in str(info.value)
+
+
 class RampTile:
     """An accumulator of the user's own (no MMA), with the documented members only: a 64 x 32 f32 tile, thread t of
     the warpgroup holding row t // 2, columns 16 (t % 2) .. + 15, the value row * 100 + column."""
