@@ -130,9 +130,9 @@ def touch_arguments(arguments):
 
 
 @contextlib.contextmanager
-def fake_host_paths():
-    """The fake driver and a stand-in torch (yields both), with no matmul, scaled-matmul or attention plans kept
-    before or after: the host paths' GPU side without a GPU."""
+def fake_host_paths(gpus: int = 1):
+    """The fake driver (of `gpus` GPUs) and a stand-in torch (yields both), with no matmul, scaled-matmul or attention
+    plans kept before or after: the host paths' GPU side without a GPU."""
     from skc.blocks import attention_host, fp8_host, matmul_host
     from skc.runtime import fake_cuda
 
@@ -140,7 +140,7 @@ def fake_host_paths():
     for plans in every:
         plans.clear()
     try:
-        with fake_cuda.installed() as driver, fake_cuda.torch_installed() as torch:
+        with fake_cuda.installed(gpus=gpus) as driver, fake_cuda.torch_installed() as torch:
             yield driver, torch
     finally:
         for plans in every:

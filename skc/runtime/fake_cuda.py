@@ -49,7 +49,8 @@ class FakeDriver:
     CUtensorMapInterleave = CUtensorMapL2promotion = CUtensorMapFloatOOBfill = CUlaunchAttributeID = _Names()
     cuuint64_t = cuuint32_t = int
 
-    def __init__(self, multiprocessors: int = 132, record: bool = True):
+    def __init__(self, multiprocessors: int = 132, record: bool = True, gpus: int = 1):
+        self.gpus = gpus   # how many GPUs it has (alike)
         self.attributes = {"CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR": 9,
                            "CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR": 0,
                            "CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT": multiprocessors}
@@ -67,7 +68,7 @@ class FakeDriver:
         return (0,)
 
     def cuDeviceGetCount(self):
-        return (0, 1)
+        return (0, self.gpus)
 
     def cuDeviceGet(self, index):
         return (0, index)
@@ -148,14 +149,15 @@ _SHARED: list = []
 
 
 @contextlib.contextmanager
-def installed(multiprocessors: int = 132, record: bool = True):
-    """The fake driver in place of the real one, and cuda:0 the current device, for the `with` block."""
+def installed(multiprocessors: int = 132, record: bool = True, gpus: int = 1):
+    """The fake driver (of `gpus` GPUs) in place of the real one, and cuda:0 the current device, for the `with`
+    block."""
     caches = (cuda.device_count, cuda.device_handle, cuda.device_name, cuda.attribute, cuda.primary_context,
               cuda.counted_clusters)
     # one driver object per process: launchers made under an earlier `installed()` hold its bound methods
     fake = _SHARED[0] if _SHARED else FakeDriver()
     _SHARED[:] = [fake]
-    fake.__init__(multiprocessors, record)
+    fake.__init__(multiprocessors, record, gpus)
     tma.forget_encoded()
     _forget(caches)
     saved_state = cuda.install_driver(fake)

@@ -25,6 +25,7 @@ from .arrays import DeviceArray
 from .devices import Device
 from .interop import CAI_TYPES, check_torch_readable, is_torch_tensor_type, tensor_facts
 from .signature import POINTER, SCALAR, TENSORMAP, LaunchParam  # noqa: F401  (LaunchParam re-exported)
+from .tma import EncodedTensorMap
 
 
 CTYPES = {"i1": ctypes.c_uint8, "i8": ctypes.c_int8, "i16": ctypes.c_int16, "i32": ctypes.c_int32,
@@ -262,8 +263,11 @@ class DeviceLauncher:
         pointers = getattr(self, "pointers", None)
         if pointers is not None:
             # the parameter's entry in the kernelParams array points straight at the encoded descriptor
-            namespace["_pointers"] = pointers
-            return [f"{v} = {a}.descriptor_address"], [] if filling else [f"_pointers[{i}] = {v}"]
+            namespace["_pointers"], namespace["_Encoded"] = pointers, EncodedTensorMap
+            # (a host path's encoded map passes as it is: its plan checked its tensors' devices; a tensor map is
+            # checked against the device of each launch, this launcher's, whichever device is current)
+            return [f"{v} = {a}.descriptor_address if type({a}) is _Encoded else {a}.address_on(_device)"], \
+                [] if filling else [f"_pointers[{i}] = {v}"]
         namespace[f"_descriptor{i}"] = lambda arg, p=p: self._descriptor(p, arg)
         return [f"{v} = _descriptor{i}({a})"], [f"_memmove(_s{i}, {v}, 128)"]
 

@@ -31,6 +31,7 @@ class TensorMap:
     kernel parameter that takes one (`a: skc.TensorMap`)."""
 
     __skc_tensor_map__ = True
+    _launched_on = None   # the device where the tensor was last found readable (address_on)
 
     def __init__(self, tensor, box, swizzle: int = 128, dtype=None):
         self.tensor = tensor
@@ -84,13 +85,21 @@ class TensorMap:
 
     @property
     def descriptor_address(self) -> int:
-        """The address of the descriptor's 128 bytes (kept alive by this map): what a CUDA launch passes."""
-        if self._buffer is None:   # (its first launch: where its tensor lies is checked once, against the device)
-            from .devices import current_device
+        """The address of the descriptor's 128 bytes for a launch on the current device (address_on)."""
+        from .devices import current_device
 
-            where = self.misplaced(current_device())
+        return self.address_on(current_device())
+
+    def address_on(self, device) -> int:
+        """The address of the descriptor's 128 bytes (kept alive by this map): what a CUDA launch on `device` passes.
+        Where its tensor lies is checked against each device it is launched on, not its first alone: the descriptor
+        holds the tensor's address as it is, which a kernel on another GPU would read there."""
+        if device is not self._launched_on:
+            where = self.misplaced(device)
             if where is not None:   # (the launcher names the argument: Launcher._bad_argument)
                 raise ValueError(f"a tensor map over {where}")
+            self._launched_on = device
+        if self._buffer is None:
             self._buffer = _Descriptor(self.descriptor_bytes)
         return self._buffer.address
 

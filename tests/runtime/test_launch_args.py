@@ -239,16 +239,15 @@ def hooked_arguments(hook: str, torch, enter, data, x) -> tuple:
             return 1.5
 
     class HookedMap(skc.TensorMap):
-        @property
-        def descriptor_address(self):
+        def address_on(self, device):   # (what a launch reads of a tensor map)
             enter()
-            return super().descriptor_address
+            return super().address_on(device)
 
     args = [skc.TensorMap(data, (64, 64)), torch.Tensor((16,), torch.float32, address=x.address), 1, 1.5]
     position, value = {"data_ptr": (1, lambda: HookedTensor((16,), torch.float32, address=x.address)),
                        "__cuda_array_interface__": (1, lambda: HookedArray((16,), "float32", address=x.address)),
                        "__index__": (2, HookedInt), "__float__": (3, HookedFloat),
-                       "descriptor_address": (0, lambda: HookedMap(data, (64, 64)))}.get(hook, (None, None))
+                       "address_on": (0, lambda: HookedMap(data, (64, 64)))}.get(hook, (None, None))
     if position is None:
         torch._C._cuda_getCurrentRawStream = lambda index: enter() or 7
         return tuple(args), None
@@ -257,7 +256,7 @@ def hooked_arguments(hook: str, torch, enter, data, x) -> tuple:
 
 
 @pytest.mark.parametrize("hook", ["data_ptr", "__cuda_array_interface__", "__index__", "__float__",
-                                  "descriptor_address", "current stream"])
+                                  "address_on", "current stream"])
 def test_a_launch_nested_in_reading_an_argument_neither_hangs_nor_takes_the_other_launchs_arguments(hook):
     """Reading an argument runs its code (a tensor subclass's data_ptr, a __cuda_array_interface__ property, an
     __index__ or __float__, a finalizer the garbage collector runs in any of them) and the framework's

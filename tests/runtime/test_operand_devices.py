@@ -143,3 +143,50 @@ def test_empty_problems_launch_nothing_on_a_gpu_and_still_check_devices(fake):
             "attention: k is on cuda:1")
     refused(driver, lambda: skc.blocks.matmul(T((0, 32), f8), T((64, 32), f8, device=1).T, scale_a=one,
                                               scale_b=one, out=T((0, 64))), "scaled matmul: b is on cuda:1")
+
+
+# -- fifty-first session: a tensor map launched on one GPU, then on another -----------------------------------------
+@pytest.fixture
+def two_gpus():
+    with fake_host_paths(gpus=2) as found:
+        yield found
+
+
+def test_a_tensor_map_is_checked_on_every_device_it_is_launched_on(two_gpus):
+    """A map over a tensor on cuda:0, launched there, then launched on cuda:1 (skc.set_device, or kernel.on(...)): its
+    tensor's device was checked at its first launch only, so cuda:1's kernel read cuda:0's address (the reverse too)."""
+    from skc.runtime import devices
+
+    driver, torch = two_gpus
+    out = {i: torch.Tensor((4,), torch.float32, device=i) for i in (0, 1)}
+    here = skc.TensorMap(torch.Tensor((64, 32), torch.float32), (64, 32))
+    there = skc.TensorMap(torch.Tensor((64, 32), torch.float32, device=1), (64, 32))
+    first_of[1, 32](here, out[0])
+    with devices.using_device("cuda:1"):
+        first_of[1, 32](there, out[1])
+        refused(driver, lambda: first_of[1, 32](here, out[1]),
+                r"'tile' is a tensor map over cuda:0; the kernel runs on cuda:1: .*skc.set_device\('cuda:0'\)")
+    refused(driver, lambda: first_of[1, 32](there, out[0]), r"'tile' is a tensor map over cuda:1; the kernel runs on "
+                                                             r"cuda:0")
+    refused(driver, lambda: first_of.on("cuda:1")[1, 32](here, out[1]), "tensor map over cuda:0; the kernel runs on "
+                                                                         "cuda:1")
+    first_of.on("cuda:1")[1, 32](there, out[1])   # (its launch's device, not the current one)
+    ready = first_of[1, 32].ready(here, out[0])
+    with devices.using_device("cuda:1"):
+        refused(driver, lambda: first_of[1, 32].ready(here, out[1]).bind((here, out[1])), "tensor map over cuda:0")
+    ready.bind((here, out[0]))()
+    assert len(driver.launches) == 4
+
+
+def test_a_host_path_plan_serves_the_device_it_was_made_on(two_gpus):
+    """matmul's plans are keyed by the current device: cuda:0's operands with cuda:1 current are refused by name (the
+    plan made on cuda:0 is not used), and cuda:1's run on cuda:1."""
+    from skc.runtime import devices
+
+    driver, torch = two_gpus
+    operands = {i: (torch.Tensor((256, 128), device=i), torch.Tensor((128, 512), device=i)) for i in (0, 1)}
+    skc.blocks.matmul(*operands[0])
+    with devices.using_device("cuda:1"):
+        refused(driver, lambda: skc.blocks.matmul(*operands[0]), "matmul: a is on cuda:0, the kernel runs on cuda:1")
+        skc.blocks.matmul(*operands[1])
+    assert len(driver.launches) == 2
