@@ -139,6 +139,9 @@ def promote_scalars(a: ir.ScalarType, b: ir.ScalarType) -> ir.ScalarType:
         return b
     if b.is_bool:
         return a
+    if a.is_signed != b.is_signed and max(a.bits, b.bits) < 32:
+        # C promotes both to int first, and i32 holds both values (in the unsigned type, i8(-1) * u8(2) read 254)
+        return ir.i32
     if a.bits != b.bits:
         return a if a.bits > b.bits else b
     return a if not a.is_signed else b  # same width: unsigned wins, as in C

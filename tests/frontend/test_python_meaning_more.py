@@ -1298,3 +1298,50 @@ def test_in_tests_a_run_time_value_against_a_compile_time_container():
 
     with pytest.raises(skc.CompileError, match="'in' over run-time values needs a tuple, list, set or dict"):
         over_a_range[1, 1](np.zeros(1, np.float32), 2)
+
+
+def test_narrow_integers_of_both_signs_compare_by_value_as_c_promotes_them():
+    """C promotes integers narrower than int to int before comparing them, so i8(-1) < u8(255) holds there as in
+    Python; they unified to u8, where -1 is 255 (False, and i8(-1) == u8(255) True). From 32 bits, mixed operands
+    compare in the unsigned type, as C compares them (the tutorial's rule). Python's max() and min() follow."""
+    @skc.kernel(block=1)
+    def mixed(out: skc.Ptr[skc.i32], a: skc.i8, b: skc.u8, c: skc.i16, d: skc.u16, e: skc.i32, f: skc.u32):
+        out[0] = a < b
+        out[1] = a == b
+        out[2] = c < d
+        out[3] = a < d
+        out[4] = d >= c
+        out[5] = e < f      # 32 bits: unsigned, -1 is 4294967295
+        out[6] = a < f      # i8 promoted to int, then unsigned
+        out[7] = max(a, b)  # Python's max() compares as `<` does: the larger value, not u8's 255
+        out[8] = min(c, d, a)
+
+    got = np.zeros(9, np.int32)
+    mixed[1, 1](got, -1, 255, -1, 65535, -1, 1)
+    assert got.tolist() == [1, 0, 1, 1, 1, 0, 0, 255, -1]
+
+
+def test_narrow_integers_of_both_signs_compute_in_i32_as_c_promotes_them():
+    """Arithmetic on integers narrower than 32 bits of both signs is in i32, as C's (which promotes both to int) and
+    Python's: they unified to the unsigned type (the wider, or the unsigned of one width), so i8(-1) * u8(2) read 254,
+    i16(-3) // u16(2) 32766, and an if-expression of i8(-1) and a u8 value 255. From 32 bits the rule is C's, as
+    before: i32 beside u32 is u32."""
+    @skc.kernel(block=1)
+    def mixed(out: skc.Ptr[skc.i32], a: skc.i8, b: skc.u8, c: skc.i16, d: skc.u16, e: skc.i32, f: skc.u32):
+        out[0] = a * b
+        out[1] = a + d
+        out[2] = c // d
+        out[3] = c % d
+        out[4] = c + d
+        out[5] = a if e > 0 else b
+        out[6] = b - a
+        out[7] = skc.vector(a, b)[0]
+        out[8] = skc.i32(e + f)                     # u32: wraps as C's unsigned int
+
+    got = np.zeros(9, np.int32)
+    mixed[1, 1](got, -1, 2, -3, 2, -5, 1)
+    assert got.tolist() == [-2, 1, -2, 1, -1, 2, 3, -1, -4]
+    got[:] = 0
+    mixed[1, 1](got, -1, 2, -3, 2, 5, 1)
+    assert got[5] == -1
+

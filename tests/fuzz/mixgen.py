@@ -48,6 +48,8 @@ def promote(a, b):
         return b
     if b == "i1":
         return a
+    if is_signed(a) != is_signed(b) and max(BITS[a], BITS[b]) < 32:
+        return "i32"
     if BITS[a] != BITS[b]:
         return a if BITS[a] > BITS[b] else b
     return a if not is_signed(a) else b
