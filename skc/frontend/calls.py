@@ -553,7 +553,8 @@ def _to_int(ev, args, kwargs):
 def _to_float(ev, args, kwargs):
     if args and isinstance(args[0], Dyn):
         t = args[0].type
-        return semantics.cast(args[0], ir.f64 if getattr(t, "bits", 32) == 64 and t.is_float else ir.f32)
+        # an i64, u64 or f64 to f64: 64 bits of integer in an f32 lost all but 24 (README: 'float() of an i64 is an f64')
+        return semantics.cast(args[0], ir.f64 if getattr(t, "bits", 32) == 64 else ir.f32)
     return float(*args, **kwargs)
 
 

@@ -1345,3 +1345,15 @@ def test_narrow_integers_of_both_signs_compute_in_i32_as_c_promotes_them():
     mixed[1, 1](got, -1, 2, -3, 2, 5, 1)
     assert got[5] == -1
 
+def test_float_of_a_64_bit_integer_is_an_f64():
+    """`float()` of an i64 or u64 is an f64, as `/` of one is and as the README says ('float() ... of an i64, an
+    f64'): it was an f32, so float(2**53 + 1) / 3 was off in the eighth digit and float(2**62 + 12345) - 2.0**62 read 0 (12288
+    in f64). Of an i32 it stays an f32."""
+    def widths(out, a: skc.i64, b: skc.u64, c: skc.i32):
+        out[0] = float(a) / 3
+        out[1] = float(b) - 2.0 ** 62
+        out[2] = float(c)
+
+    got = np.zeros(3, np.float64)
+    skc.kernel(widths)[1, 1](got, 2 ** 53 + 1, 2 ** 62 + 12345, 16777217)
+    assert got.tolist() == [float(2 ** 53 + 1) / 3, float(2 ** 62 + 12345) - 2.0 ** 62, 16777216.0]
