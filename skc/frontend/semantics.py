@@ -872,7 +872,7 @@ def convert_for_variable(value, t, name: str) -> RValue:
                             hint=f"start it as a float, e.g. `{name} = 0.0`, or declare `{name}: skc.f32 = ...`")
             wider = type_to_hold(t, value)
             if wider is not None:
-                start = "0.0" if wider.is_float else f"skc.{wider}(0)"
+                start = zero_written(wider)
                 raise error(f"variable '{name}' holds {t}; it cannot take {value!r}, which {t} cannot represent",
                             hint=f"give it a type that holds the value from the start, e.g. `{name} = {start}` or "
                                  f"`{name}: skc.{wider} = ...`")
@@ -886,11 +886,17 @@ def convert_for_variable(value, t, name: str) -> RValue:
                     hint="use a new name for a value of another type")
     widened = type_to_hold(t, v)
     if widened is not None:
-        start = "0.0" if widened.is_float else f"skc.{widened}(0)"
+        start = zero_written(widened)
         raise error(f"variable '{name}' holds {t} but is assigned {v.type}, which {t} cannot represent",
                     hint=f"give it the wider type from the start, e.g. `{name} = {start}` or "
                          f"`{name}: skc.{widened} = ...`")
     return cast(v, t)
+
+
+def zero_written(t: ir.ScalarType) -> str:
+    """How a kernel writes a zero of type t, for hints: `0.0` only for f32 (a Python float is an f32 beside run-time
+    values), `skc.f64(0)` and the like otherwise."""
+    return "0.0" if t is ir.f32 else f"skc.{t}(0)"
 
 
 def _number_fits_variable(value, elem: ir.ScalarType) -> bool:

@@ -646,7 +646,7 @@ class StatementEvaluator:
                                      f"(skc.i64(...)), or return a number {t} holds")
         wider = semantics.type_to_hold(t, item)
         if wider is not None:
-            start = "0.0" if wider.is_float else f"skc.{wider}(0)"
+            start = semantics.zero_written(wider)
             raise self.error_at(node, f"{earlier}, which {t} cannot represent",
                                 hint=f"return one type on every path: {wider} at line {first} too (a number such "
                                      f"as {start}, or skc.{wider}(...))")

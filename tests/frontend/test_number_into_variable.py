@@ -63,3 +63,26 @@ def test_numbers_that_fit_are_taken():
     out = np.zeros(4, np.int64)
     fitting.interpret[1, 1](out, 2)
     assert out.tolist() == [2 ** 31 - 1, 2 ** 32 - 1, 1, 5_000_000_000]
+
+
+def test_the_hint_for_an_f64_value_names_an_f64_start():
+    """A float variable started as `s = 0.0` (an f32) and given an f64: the hint said to start it as `s = 0.0`, the
+    line that was already there. It names skc.f64(0) now, which runs."""
+    def summed(out, x: skc.Ptr[skc.f64], n: skc.i32):
+        s = 0.0
+        for i in range(n):
+            s += x[i]
+        out[0] = s
+
+    with pytest.raises(skc.CompileError, match=r"e\.g\. `s = skc\.f64\(0\)` or `s: skc\.f64 = \.\.\.`"):
+        skc.kernel(summed).compile(np.zeros(1), np.zeros(3), 3, target="sm_90a")
+
+    def hinted(out, x: skc.Ptr[skc.f64], n: skc.i32):
+        s = skc.f64(0)
+        for i in range(n):
+            s += x[i]
+        out[0] = s
+
+    out = np.zeros(1)
+    skc.kernel(hinted).interpret[1, 1](out, np.array([0.1, 0.2, 0.3]), 3)
+    assert out[0] == 0.1 + 0.2 + 0.3
