@@ -692,7 +692,22 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
                                        device.multiprocessors, batch, epilogue=spec, batched=batched, split_k=1)
         problem = (M, N, K, cfg.dtype, True, False)
         return _hopper_plan(device, a, b, problem, cfg, batches=batch)
+    for name, x in (("out", out), ("c", c)):   # (named here: each matrix's GEMM named only its own strides)
+        if x is not None and not _rows_packed(x):
+            raise skc.LaunchError(f"matmul: {name} (shape {tuple(x.shape)}, strides {element_strides(x)}) must hold "
+                                  f"each matrix row-major, rows of {N} elements one after another: this batch runs "
+                                  f"one GEMM per matrix (with c, or rows a single launch cannot address), which "
+                                  f"{'writes' if name == 'out' else 'reads'} {name} so; pass a contiguous {name} "
+                                  f"({name}.contiguous(), np.ascontiguousarray({name}))"
+                                  + (", or none" if name == "out" else ""))
     return _LoopedBatch(batch, M, N, len(a.shape) == 3, len(b.shape) == 3, activation, config)
+
+
+def _rows_packed(x) -> bool:
+    """Whether each matrix of a batch x (B x M x N) is row-major with no gaps, whatever the batch stride (what a
+    2-D call takes as out or c)."""
+    (rows, columns), (row_stride, column_stride) = tuple(x.shape)[1:], element_strides(x)[1:]
+    return (columns == 1 or column_stride == 1) and (rows == 1 or row_stride == columns)
 
 
 def _check_config(device, config, problem):

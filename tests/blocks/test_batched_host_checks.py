@@ -36,3 +36,25 @@ def test_batched_one_launch_still_exact(hopper_interpreter):
     a, b = ints(3, 64, 32), ints(3, 32, 64)
     out = torch.empty(3, 64, 64, dtype=torch.bfloat16)
     assert matmul(a, b, out=out) is out and torch.equal(out.float(), a.float() @ b.float())
+
+
+@pytest.mark.parametrize("name", ["out", "c"])
+def test_looped_batch_names_its_strided_out_or_c(hopper_interpreter, name):
+    """A batch run one GEMM per matrix (here: with c) takes out and c as row-major matrices: a permuted one is refused
+    by its own shape and strides (was: each matrix's GEMM named strides (144, 1) the caller never passed)."""
+    a, b = ints(3, 16, 32), ints(3, 32, 48)
+    strided = ints(16, 3, 48).permute(1, 0, 2)   # (3, 16, 48), strides (48, 144, 1): each matrix's rows 144 apart
+    operands = {"out": strided, "c": ints(3, 16, 48)} if name == "out" else {"c": strided}
+    with pytest.raises(skc.LaunchError, match=rf"matmul: {name} \(shape \(3, 16, 48\), strides \(48, 144, 1\)\) must "
+                                              "hold each matrix row-major"):
+        matmul(a, b, **operands)
+    dense = strided.contiguous()   # (the same values, each matrix's rows one after another: taken)
+    expected = a.float() @ b.float() + (operands["c"].float() if name == "out" else dense.float())
+    result = matmul(a, b, **dict(operands, **{name: dense}))
+    assert torch.equal(result.float(), expected)
+
+
+def test_one_launch_batch_still_takes_a_permuted_out(hopper_interpreter):
+    a, b = ints(3, 16, 32), ints(3, 32, 48)
+    out = torch.empty(16, 3, 48, dtype=torch.bfloat16).permute(1, 0, 2)
+    assert matmul(a, b, out=out) is out and torch.equal(out.float(), a.float() @ b.float())
