@@ -136,6 +136,11 @@ def _operands(a, b) -> tuple:
     if K % 16 or N % 8:
         raise skc.LaunchError(f"the fp8 GEMM copies 16-byte rows: K must be a multiple of 16 and N of 8, found "
                               f"K={K}, N={N}")
+    for name, rows, pitch in (("a", M, element_strides(a)[0]), ("b", N, element_strides(b)[1])):
+        if K and rows > 1 and pitch % 16:   # (a view of longer rows, x[:, :K]: TMA's error named no operand)
+            raise skc.LaunchError(f"scaled matmul: {name}'s rows of K are {pitch} elements apart in memory (a view of "
+                                  "longer rows), which TMA cannot address (a multiple of 16 bytes): pass "
+                                  + ("a.contiguous()" if name == "a" else "b.t().contiguous().t()"))
     return M, N, K
 
 
