@@ -13,7 +13,7 @@ from .attention_kernel import AttentionConfig, attention_kernel, padding_hint
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
                          check_has_data, check_no_overlap, check_own_memory, element_strides, facts_failed,
                          kept_stand_in, on_stream, outside_graph, remember, require_arrays, tile_counter, torch_type,
-                         traced, without_grad)
+                         traced, traced_numbers, without_grad)
 
 LAYOUTS = ("bhsd", "bshd")
 
@@ -35,7 +35,9 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     torch.compile compiles, the call is torch.ops.skc.attention (attention_with_lse) in the graph (with out, config
     or stream, a graph break)."""
     if traced(q):
-        if out is None and config is None and stream is None:
+        numbers = traced_numbers(causal, scale, return_lse)
+        causal, scale, return_lse = (causal, scale, return_lse) if numbers is None else numbers
+        if out is None and config is None and stream is None and numbers is not None:
             from .. import torch as skc_torch
 
             operator = skc_torch.attention_with_lse if return_lse else skc_torch.attention

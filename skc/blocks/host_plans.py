@@ -71,6 +71,17 @@ def traced(x) -> bool:
     return torch is not None and torch.compiler.is_compiling() and skc.is_torch_tensor_type(type(x))
 
 
+def traced_numbers(*values):
+    """The values with each numpy scalar among them as the Python number it holds, for a traced call's operator; None
+    where one is a torch tensor (the call then runs outside the graph). Dynamo traces a numpy scalar (np.float64, what
+    1 / np.sqrt(d) gives) as a 0-d numpy array, a tensor in the graph, which the operators' float and bool arguments
+    refuse; .item() gives its number (a constant of the graph where the traced code computed it)."""
+    np, torch = sys.modules.get("numpy"), sys.modules["torch"]
+    numbers = tuple(value.item() if np is not None and isinstance(value, np.ndarray) and value.ndim == 0 else value
+                    for value in values)
+    return None if any(isinstance(value, torch.Tensor) for value in numbers) else numbers
+
+
 def outside_graph(function, *args, **kwargs):
     """function(*args, **kwargs) where torch.compile traces it, run as torch.compiler.disable runs a function: a
     graph break, and under fullgraph=True an error that names it (what torch.ops.skc's operators do not take)."""

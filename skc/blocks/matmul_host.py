@@ -32,7 +32,7 @@ from .epilogue import EpilogueSpec
 from .fp8_host import fp8_type, scaled_call
 from . import gemm
 from .host_plans import (TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, outside_graph, remember,
-                         row_major, torch_type, traced, zeros_like)
+                         row_major, torch_type, traced, traced_numbers, zeros_like)
 from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
 from .host_plans import (Bindings, address_functions, check_activation, check_epilogue_operands, check_has_data,
@@ -146,7 +146,9 @@ def _traced_matmul(a, b, out, bias, c, alpha, beta, activation, **host_only):
 
     given = {name: value for name, value in host_only.items() if value is not None}
     dims = (len(a.shape), len(b.shape))   # (the operators take a batch of one size, or a matrix beside a batch)
-    if given or not {2, 3} >= set(dims) or dims == (3, 3) and a.shape[0] != b.shape[0]:
+    numbers = traced_numbers(alpha, beta)
+    alpha, beta = (alpha, beta) if numbers is None else numbers
+    if given or numbers is None or not {2, 3} >= set(dims) or dims == (3, 3) and a.shape[0] != b.shape[0]:
         return outside_graph(matmul, a, b, out, bias=bias, c=c, alpha=alpha, beta=beta, activation=activation,
                              **given)
     if out is None:

@@ -441,3 +441,29 @@ def test_the_matmul_op_takes_the_blocks_batches():
     weight = torch.nn.Parameter(w.clone())
     torch.ops.skc.matmul(x, weight).float().sum().backward()
     np.testing.assert_array_equal(weight.grad.float().numpy(), x.float().sum((0, 1))[:, None].expand(16, 8).numpy())
+
+
+def test_traced_host_calls_take_numpy_scalars_as_eager_calls_do():
+    """Dynamo traces a numpy scalar (np.float64 is what 1 / np.sqrt(d) gives) as a 0-d array, a tensor in the graph,
+    which the operators' float, int and bool arguments refused: skc.blocks.attention(..., scale=1 / np.sqrt(64)) and
+    matmul's alpha ran eagerly but failed under torch.compile ('Expected a value of type Optional[float] for argument
+    alpha but instead found type FakeTensor'). The traced calls take the numbers they hold, in one graph; a 0-d torch
+    tensor runs outside the graph, as eager."""
+    import torch._dynamo
+
+    a, b = integers(16, 32), integers(32, 24, seed=1)
+    q = randn(1, 2, 64, 64, seed=23)
+
+    def model(a, b, q):
+        h = skc.blocks.matmul(a, b, c=b[:16, :24].contiguous(), alpha=np.float32(2.0), beta=np.float64(0.5))
+        return h, skc.blocks.attention(q, q, q, causal=True, scale=1 / np.sqrt(64.0))
+
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(model)(a, b, q)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1, explanation.break_reasons
+    for got, eager in zip(torch.compile(model, fullgraph=True, backend="aot_eager")(a, b, q), model(a, b, q)):
+        torch.testing.assert_close(got, eager, rtol=0, atol=0)
+    torch._dynamo.reset()
+    alpha = torch.tensor(2.0)   # (a 0-d tensor: the call runs outside the graph, as eager)
+    scaled = torch.compile(lambda a, b: skc.blocks.matmul(a, b, alpha=alpha) * 2, backend="aot_eager")
+    np.testing.assert_array_equal(scaled(a, b).float().numpy(), (a.float() @ b.float() * 4).numpy())
