@@ -442,8 +442,10 @@ class GemmPlan:
                         if cfg.shares_tiles else None)
         self.maps = [make if isinstance(make, Direct) else MapsByAddress(make, tensor)
                      for make, tensor in zip(makers, first)]
-        # (a, b, out: whether each must start on a 16-byte boundary: those read through maps, and any `aligned` says)
-        self.aligned = tuple(not isinstance(make, Direct) for make in makers) if aligned is None else tuple(aligned)
+        # (a, b, out: whether each must start on a 16-byte boundary: those read through maps, and any `aligned` says;
+        # split-K's out is none: its last share stores through a pointer, whatever out's maker)
+        mapped = tuple(not isinstance(make, Direct) for make in makers)
+        self.aligned = (mapped[0], mapped[1], mapped[2] and cfg.split_k == 1) if aligned is None else tuple(aligned)
         # (addresses of a, b, out, c, bias; alpha, beta; the stream where it picks buffers) -> its bound launch
         self.bound = Bindings(self.kernel[self.grid, cfg.threads], cfg)
         self.address = address_functions(5)   # a, b, out, c, bias

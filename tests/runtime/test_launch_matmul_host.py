@@ -929,3 +929,21 @@ def test_torch_operands_at_misaligned_addresses_run_through_aligned_copies(shift
             assert all(address % 16 == 0 for address, *_ in maps)
             assert maps[("a", "b", "out").index(name)][0] != operands[name].data_ptr()
         assert len(driver.launches) == 3
+
+
+def test_split_k_writes_an_out_off_16_bytes_in_place(fake):
+    """Split-K's last share stores out through a pointer, so an out 8 bytes off a 16-byte boundary (out[1] of a
+    batch of 146 x 90 bf16 matrices, run per matrix) is passed as it is: GemmPlan asked it to be aligned as if a map
+    stored it, and ran each such matrix through aligned copies of a, b and out (blocks_fuzz seed 5001 case 834's
+    path on 132 SMs, where the CPU interpreter's 4 SMs chose an unsplit GEMM)."""
+    with fake_cuda.torch_installed() as torch:
+        _with_kept_path(torch)
+        a = torch.Tensor((4, 6199, 146)).transpose(1, 2)
+        b, c, out = torch.Tensor((90, 6199)).T, torch.Tensor((4, 146, 90)), torch.Tensor((4, 146, 90))
+        fake.inspect = lambda arguments: [ctypes.c_uint64.from_address(p).value
+                                          for p in fake_cuda.argument_pointers(arguments, 3)]
+        skc.blocks.matmul(a, b, out=out, c=c, alpha=2.0, beta=0.5)
+        (plan,) = [p for p in matmul_host._PLANS.values() if isinstance(p, matmul_host._PaddedRows)]
+        assert plan.gemm.cfg.split_k > 1 and out[1].data_ptr() % 16
+        gemms = [launch["seen"] for launch in fake.launches if launch["grid"] == (plan.gemm.grid, 1, 1)]
+        assert [seen[2] for seen in gemms] == [out[i].data_ptr() for i in range(4)]
