@@ -871,12 +871,19 @@ def aligned_copy(x):
 
 def on_stream(x, stream):
     """A context in which torch's copies of x go to the launch's `stream` (given, and torch's x): the copies
-    around a launch run in its order."""
+    around a launch run in its order. The default stream (handle 0, or CU_STREAM_LEGACY) is torch's default stream:
+    torch.cuda.ExternalStream(0) is no wrapper of it but a new stream from torch's pool, which does not wait for the
+    default stream's work (the copies of an out made there were written back before the launch had filled them)."""
     if stream is None or not hasattr(x, "new_zeros") or not x.is_cuda:
         return nullcontext()
     import torch
 
-    return torch.cuda.stream(torch.cuda.ExternalStream(skc.launch_stream(stream), device=x.device))
+    handle = skc.launch_stream(stream)
+    if handle == torch.cuda.current_stream(x.device).cuda_stream:
+        return nullcontext()   # (torch's copies go there already)
+    if handle in (0, 1):
+        return torch.cuda.stream(torch.cuda.default_stream(x.device))
+    return torch.cuda.stream(torch.cuda.ExternalStream(handle, device=x.device))
 
 
 def keeping_stream(x, stream):

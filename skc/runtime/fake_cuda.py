@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import struct
 import types
 import zlib
@@ -380,8 +381,32 @@ def fake_torch_module(streams: Optional[list] = None):
     torch.version = types.SimpleNamespace(hip=None, cuda="13.0")
     torch._C = types.SimpleNamespace(_cuda_getCurrentRawStream=lambda index: streams[-1])
     torch.cuda = types.SimpleNamespace(is_available=lambda: True,
-                                       current_stream=lambda index=None: types.SimpleNamespace(cuda_stream=streams[-1]))
+                                       current_stream=lambda index=None: types.SimpleNamespace(cuda_stream=streams[-1]),
+                                       default_stream=lambda device=None: types.SimpleNamespace(cuda_stream=0),
+                                       ExternalStream=_external_stream, stream=functools.partial(_on, streams))
     return torch
+
+
+def _external_stream(stream_ptr, device=None):
+    """torch.cuda.ExternalStream as torch makes it: over the stream `stream_ptr`, except for 0, which gives a new
+    stream of torch's pool (torch's Stream constructor takes a pointer of 0 as none given), not the default stream."""
+    if not stream_ptr:
+        _POOL_STREAM[0] += 0x100
+        return types.SimpleNamespace(cuda_stream=_POOL_STREAM[0])
+    return types.SimpleNamespace(cuda_stream=stream_ptr)
+
+
+_POOL_STREAM = [0x7F0000]   # the last made-up handle of a stream torch took from its pool
+
+
+@contextlib.contextmanager
+def _on(streams: list, stream):
+    """torch.cuda.stream(stream): torch's current stream is `stream` for the `with` block."""
+    streams.append(stream.cuda_stream)
+    try:
+        yield stream
+    finally:
+        streams.pop()
 
 
 @contextlib.contextmanager

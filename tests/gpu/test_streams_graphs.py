@@ -147,3 +147,35 @@ def test_buffers_first_made_under_capture_are_the_graphs_own(fields):
     torch.cuda.synchronize()
     for out in outs:
         assert ((out.float() - expected).norm() / expected.norm()).item() <= 1e-2
+
+
+@pytest.mark.parametrize("stream", ["none", "zero", "default", "side"])
+def test_copies_around_a_gemm_order_with_its_launch_on_every_stream(stream):
+    """matmul's host-side copies (an out off a 16-byte boundary, copied and written back; a and b copied where their
+    rows are of no multiple of 8) run on the launch's stream, the default one included: torch.cuda.ExternalStream(0)
+    is a new stream of torch's pool, and copies made there were written back before the GEMM had filled them
+    (blocks_fuzz seed 5001 case 834: rows of poison). Outputs poisoned, many calls, each checked."""
+    torch.manual_seed(0)
+    side = torch.cuda.Stream()
+    given = {"none": None, "zero": 0, "default": torch.cuda.default_stream(), "side": side}[stream]
+    a = torch.randn(4, 6199, 146, device="cuda").bfloat16().transpose(1, 2)
+    b = torch.randn(90, 6199, device="cuda").bfloat16().t()
+    c = torch.randn(4, 146, 90, device="cuda").bfloat16()
+    x, y = torch.randn(2000, 1024, device="cuda").bfloat16(), torch.randn(1024, 512, device="cuda").bfloat16()
+    references = (2.0 * (a.float() @ b.float()) + 0.5 * c.float(), x.float() @ y.float())
+    if stream == "side":
+        side.wait_stream(torch.cuda.current_stream())
+    for _ in range(12):
+        out = torch.full((4, 146, 90), float("nan"), device="cuda", dtype=torch.bfloat16)
+        shifted = torch.full((2000 * 512 + 8,), float("nan"), device="cuda", dtype=torch.bfloat16)
+        product = shifted[4:4 + 2000 * 512].view(2000, 512)   # (8 bytes off a 16-byte boundary)
+        if stream == "side":
+            side.wait_stream(torch.cuda.current_stream())
+        skc.blocks.matmul(a, b, out=out, c=c, alpha=2.0, beta=0.5, stream=given)
+        skc.blocks.matmul(x, y, out=product, stream=given)
+        if stream == "side":
+            torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.synchronize()
+        for got, want in zip((out, product), references):
+            assert torch.isfinite(got).all()
+            assert (got.float() - want).abs().max() <= 2e-2 * want.abs().max()

@@ -947,3 +947,30 @@ def test_split_k_writes_an_out_off_16_bytes_in_place(fake):
         assert plan.gemm.cfg.split_k > 1 and out[1].data_ptr() % 16
         gemms = [launch["seen"] for launch in fake.launches if launch["grid"] == (plan.gemm.grid, 1, 1)]
         assert [seen[2] for seen in gemms] == [out[i].data_ptr() for i in range(4)]
+
+
+@pytest.mark.parametrize("given", [0, "default"])
+def test_aligned_copies_around_a_launch_on_the_default_stream_run_on_that_stream(fake, given):
+    """An out off a 16-byte boundary runs through aligned copies made and written back on the launch's stream. For
+    the default stream (stream=0, or torch's default stream) that is torch's default stream: the copies went to
+    torch.cuda.ExternalStream(0), which torch makes a new stream of its pool, so on the GPU the copy of out was
+    written back before the GEMM had filled it (blocks_fuzz seed 5001 case 834: rows left as the poison)."""
+    with fake_cuda.torch_installed() as torch:
+        _with_kept_path(torch)
+        streams = []   # torch's current stream at each copy made or written back
+        tensor, clone = torch.Tensor, torch.Tensor.clone
+
+        def recorded_clone(self):
+            streams.append(torch.cuda.current_stream().cuda_stream)
+            return clone(self)
+
+        def recorded_setitem(self, index, value):
+            streams.append(torch.cuda.current_stream().cuda_stream)
+
+        tensor.clone, tensor.__setitem__ = recorded_clone, recorded_setitem
+        a, b = torch.Tensor((256, 256)), torch.Tensor((256, 256))
+        out = torch.Tensor((256, 256), torch.bfloat16, None, torch.Tensor((257, 256)).data_ptr() + 8)
+        stream = 0 if given == 0 else torch.cuda.default_stream()
+        skc.blocks.matmul(a, b, out=out, stream=stream)
+        assert streams and set(streams) == {0}
+        assert fake.launches and {launch["stream"] for launch in fake.launches} == {0}
