@@ -4,6 +4,7 @@ a GPU keep a ready plan per set of facts (AttentionPlan)."""
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -224,9 +225,11 @@ class AttentionPlan:
         self.address = address_functions(5)   # q, k, v, out, lse
 
     def __call__(self, q, k, v, out, stream):
-        if out is None:
-            out = q.new_empty(self.out_shape)
-        lse = q.new_empty(self.lse_shape, dtype=self.lse_dtype) if self.return_lse else self.no_lse(q, None)
+        # (what the call makes, the launch's stream's memory: host_plans.on_stream)
+        with on_stream(q, stream) if out is None or self.return_lse else nullcontext():
+            if out is None:
+                out = q.new_empty(self.out_shape)
+            lse = q.new_empty(self.lse_shape, dtype=self.lse_dtype) if self.return_lse else self.no_lse(q, None)
         # a launch a CUDA graph captures is never bound: its counter, and a stand-in made under capture, are the
         # graph's memory for the call (StreamBuffers, kept_stand_in)
         captured = capturing(q)

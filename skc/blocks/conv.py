@@ -76,7 +76,8 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
         plan = remember(_PLANS, key, checked)
     conv, gemm = plan
     if out is None:
-        out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), _is_torch(x))
+        with on_stream(x, stream):   # (the launch's stream's memory: host_plans.on_stream)
+            out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), _is_torch(x))
     gemm(x, w, out, bias=bias, stream=stream)
     return given if given is not None else out   # (the caller's out, not the view of it that viewable made)
 

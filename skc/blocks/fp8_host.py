@@ -226,13 +226,14 @@ class _EmptyProduct:
         self.empty = _empty_maker(a, (M, N), out_name)
 
     def __call__(self, a, b, scale_a, scale_b, out, bias, stream):
-        if out is None:
-            out = self.empty(a)
-        if not (self.M and self.N):
-            return out
-        zero_a = zeros_like(a, (self.M, self.DEPTH))
-        zero_b = zeros_like(b, (self.N, self.DEPTH)).T   # (K x N, column-major, as b is read)
-        zero = zeros_like(scale_a, (1,))
+        with on_stream(a, stream):   # (filled where the GEMM reads them, and freed into that stream's memory)
+            if out is None:
+                out = self.empty(a)
+            if not (self.M and self.N):
+                return out
+            zero_a = zeros_like(a, (self.M, self.DEPTH))
+            zero_b = zeros_like(b, (self.N, self.DEPTH)).T   # (K x N, column-major, as b is read)
+            zero = zeros_like(scale_a, (1,))
         return scaled_matmul(zero_a, zero_b, zero, zero, out, bias=bias, activation=self.activation, stream=stream)
 
 
@@ -292,7 +293,8 @@ class _Plan:
 
     def __call__(self, a, b, scale_a, scale_b, out, bias, stream):
         if out is None:
-            out = self.empty(a)
+            with on_stream(a, stream):   # (the launch's stream's memory: host_plans.on_stream)
+                out = self.empty(a)
         if self.keeps:
             return self.padded_scales(a, b, scale_a, scale_b, out, bias, stream)
         if self.buffers is not None and not self.interpreter:   # the launch's stream picks its buffers

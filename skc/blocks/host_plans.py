@@ -452,7 +452,8 @@ class GemmPlan:
 
     def __call__(self, a, b, out, c=None, bias=None, alpha=None, beta=None, stream=None):
         if out is None:
-            out = self.empty(a)
+            with on_stream(a, stream):   # (the launch's stream's memory, as the kernel writing it: on_stream)
+                out = self.empty(a)
         what, a_name, b_name = self.names
         if not self.cuda:   # the interpreter: maps made over the arrays each call
             check_no_overlap(what, out, **{a_name: a, b_name: b, "c": read_in_place(out, c), "bias": bias})
@@ -620,8 +621,9 @@ class StreamBuffers:
         if capturing(a):
             # a launch a CUDA graph captures: buffers of its own, from the graph's memory and zero-filled in the
             # graph (a set made now and kept would be zero only once that graph replays, and the graphs and calls
-            # sharing it could run at once); its callers never bind such a launch
-            return self.make(a, zeros_like)
+            # sharing it could run at once); its callers never bind such a launch; filled in the launch's stream
+            with on_stream(a, stream):
+                return self.make(a, zeros_like)
         found = self.sets.get(stream)
         if found is None:
             found = self.sets[stream] = self.make(a, kept_zeros)
@@ -871,7 +873,10 @@ def aligned_copy(x):
 
 def on_stream(x, stream):
     """A context in which torch's copies of x go to the launch's `stream` (given, and torch's x): the copies
-    around a launch run in its order. The default stream (handle 0, or CU_STREAM_LEGACY) is torch's default stream:
+    around a launch run in its order, and what torch makes there (an out, a temporary) is memory of that stream's
+    pool in torch's caching allocator, so that memory freed after the call is handed out again only in the order of
+    the launch that uses it (made on another stream, it could be given to that stream's next tensor while the
+    launch still reads or writes it). The default stream (handle 0, or CU_STREAM_LEGACY) is torch's default stream:
     torch.cuda.ExternalStream(0) is no wrapper of it but a new stream from torch's pool, which does not wait for the
     default stream's work (the copies of an out made there were written back before the launch had filled them)."""
     if stream is None or not hasattr(x, "new_zeros") or not x.is_cuda:

@@ -762,12 +762,13 @@ class _EmptyProblem:
         return cls(shape, K, activation, config)
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
-        if out is None:
-            out = empty_like(a, self.shape)
-        if 0 in self.shape:
-            return out
-        zero_a = zeros_like(a, (*a.shape[:-1], self.DEPTH))
-        zero_b = zeros_like(b, (*b.shape[:-2], self.DEPTH, b.shape[-1]))
+        with on_stream(a, stream):   # (filled where the GEMM reads them, and freed into that stream's memory)
+            if out is None:
+                out = empty_like(a, self.shape)
+            if 0 in self.shape:
+                return out
+            zero_a = zeros_like(a, (*a.shape[:-1], self.DEPTH))
+            zero_b = zeros_like(b, (*b.shape[:-2], self.DEPTH, b.shape[-1]))
         return matmul(zero_a, zero_b, out, bias=bias, c=c, alpha=alpha, beta=beta, activation=self.activation,
                       config=self.config, stream=stream)
 
@@ -782,7 +783,8 @@ class _FoldedBatch:
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         rows = self.batch * self.M
         if out is None:
-            out = empty_like(a, (self.batch, self.M, self.N))
+            with on_stream(a, stream):   # (the launch's stream's memory: host_plans.on_stream)
+                out = empty_like(a, (self.batch, self.M, self.N))
         flat_c = view(c, (rows, self.N)) if c is not None else None
         matmul(view(a, (rows, self.K)), b, view(out, (rows, self.N)), bias=bias, c=flat_c, alpha=alpha,
                beta=beta, activation=self.activation, config=self.config, stream=stream)
@@ -811,7 +813,8 @@ class _LoopedBatch:
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if out is None:
-            out = empty_like(a, (self.batch, self.M, self.N))
+            with on_stream(a, stream):   # (the launch's stream's memory: host_plans.on_stream)
+                out = empty_like(a, (self.batch, self.M, self.N))
         else:   # (each matrix's GEMM checks its own operands; a later one must not read what an earlier one wrote)
             check_no_overlap("matmul", out, a=a, b=b, c=read_in_place(out, c), bias=bias)
         for i in range(self.batch):

@@ -256,7 +256,9 @@ class _TorchDevice:
 
 def fake_torch_module(streams: Optional[list] = None):
     """A module that passes for torch where skc looks at it (tensor type and methods, dtypes, devices, the current
-    stream: `streams[-1]`, 0 by default). Its Tensor stores nothing; addresses are made up, 256-byte aligned."""
+    stream: `streams[-1]`, 0 by default). Its Tensor stores nothing; addresses are made up, 256-byte aligned. Each
+    tensor of new memory is in `torch.made`, its `made_on` the stream that was current then (the one whose pool
+    torch's caching allocator took it from, and which a fill of it runs on)."""
     import types
 
     torch = types.ModuleType("torch")
@@ -309,10 +311,10 @@ def fake_torch_module(streams: Optional[list] = None):
             return self.dtype.itemsize
 
         def new_empty(self, shape, dtype=None):
-            return Tensor(shape, dtype or self.dtype, device=self._device)
+            return _made(Tensor(shape, dtype or self.dtype, device=self._device))
 
         def new_zeros(self, shape, dtype=None):
-            return Tensor(shape, dtype or self.dtype, device=self._device)
+            return _made(Tensor(shape, dtype or self.dtype, device=self._device))
 
         @property
         def T(self):
@@ -357,13 +359,27 @@ def fake_torch_module(streams: Optional[list] = None):
             return True
 
         def clone(self):   # (new memory of the same shape, contiguous)
-            return Tensor(self.shape, self.dtype, None, None, self._device)
+            return _made(Tensor(self.shape, self.dtype, None, None, self._device))
 
         def __setitem__(self, index, value):   # (stores nothing)
             pass
 
+    def _made(tensor):   # (new memory: torch's caching allocator gives it to the current stream)
+        tensor.made_on = streams[-1]
+        torch.made.append(tensor)
+        return tensor
+
+    def empty(shape, dtype=None, device=None, memory_format=None):
+        tensor = Tensor(shape, dtype or dtypes["float32"], device=device.index if isinstance(device, _TorchDevice)
+                        else 0)
+        if memory_format is torch.channels_last:   # (NHWC memory of an N x C x H x W tensor)
+            N, C, H, W = tensor.shape
+            tensor._strides = (H * W * C, 1, W * C, C)
+        return _made(tensor)
+
     Tensor.__module__ = "torch"
-    torch.Tensor, torch.Size = Tensor, Size
+    torch.Tensor, torch.Size, torch.empty = Tensor, Size, empty
+    torch.made = []   # the tensors of new memory made (new_empty, new_zeros, clone, empty), each with .made_on
     torch.contiguous_format, torch.channels_last = "contiguous_format", "channels_last"
 
     def as_tensor(array, device=None):   # (an array exporting __cuda_array_interface__, kept alive by the tensor)

@@ -343,6 +343,26 @@ def test_the_vector_loader_refuses_misaligned_arrays_of_any_framework(fake):
             conv2d(*shifted, padding=1, config=vector)
 
 
+@pytest.mark.parametrize("current, given", [(0, 0x5EED), (0x5EED, 0)])
+def test_what_the_call_makes_belongs_to_the_launchs_stream(fake, current, given):
+    """The out a call makes, and the copies of x and w padded to 8 channels, are made in the launch's stream
+    (torch's caching allocator gives a stream's memory back to that stream's next tensors: an out made on torch's
+    current stream and written by a launch on `stream=` could be handed out again while it ran)."""
+    from skc.runtime import fake_cuda
+
+    streams = [current]
+    with fake_cuda.torch_installed(streams) as torch:
+        torch.Tensor.is_cuda, torch.Tensor.requires_grad = True, False
+        torch.cuda.is_current_stream_capturing = lambda: False
+        nchw = lambda *nhwc: torch.Tensor(nhwc).permute(0, 3, 1, 2)   # (channels_last memory)
+        for C in (64, 3):
+            del torch.made[:], fake.launches[:]
+            conv2d(nchw(2, 14, 14, C), nchw(128, 3, 3, C), padding=1, stream=given)
+            assert fake.launches and {launch["stream"] for launch in fake.launches} == {given}
+            assert len(torch.made) == (1 if C == 64 else 3) and {x.made_on for x in torch.made} == {given}
+        assert streams == [current]
+
+
 @pytest.mark.parametrize("loader", ["tma", "vector"])
 @pytest.mark.parametrize("shifted, R", [("x", 3), ("w", 3), ("out", 3), ("x", 1)])
 def test_torch_operands_off_16_bytes_run_through_aligned_copies(fake, loader, shifted, R):

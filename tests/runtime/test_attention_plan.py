@@ -159,3 +159,20 @@ def test_what_the_call_asks_must_agree_with_its_configuration(fake):
     with pytest.raises(skc.LaunchError, match="one dtype"):
         skc.blocks.attention(q, torch.Tensor((1, 2, 128, 64), torch.float16), v)
     assert not attention_host._PLANS
+
+
+@pytest.mark.parametrize("return_lse", [False, True])
+def test_what_the_call_makes_belongs_to_the_launchs_stream(fake, return_lse):
+    """out and the log-sum-exp a call makes are made in the launch's stream (torch's caching allocator gives a
+    stream's memory back to that stream's next tensors: made on torch's current stream and written by a launch on
+    `stream=`, they could be handed out again while it ran)."""
+    driver, torch, streams = fake
+    torch.Tensor.is_cuda = True
+    torch.cuda.is_current_stream_capturing = lambda: False
+    q, k, v = (torch.Tensor((1, 2, 128, 64)) for _ in range(3))
+    for current, given in ((0, 0x5EED), (0x5EED, 0)):
+        streams[:] = [current]
+        del torch.made[:]
+        skc.blocks.attention(q, k, v, stream=given, return_lse=return_lse)
+        assert driver.launches[-1]["stream"] == given and streams == [current]
+        assert len(torch.made) == 1 + return_lse and {x.made_on for x in torch.made} == {given}

@@ -974,3 +974,64 @@ def test_aligned_copies_around_a_launch_on_the_default_stream_run_on_that_stream
         skc.blocks.matmul(a, b, out=out, stream=stream)
         assert streams and set(streams) == {0}
         assert fake.launches and {launch["stream"] for launch in fake.launches} == {0}
+
+
+@pytest.mark.parametrize("current, given", [(0, 0x5EED), (0x5EED, 0), (0x5EED, "default"), (0x5EED, None)])
+def test_what_matmul_makes_belongs_to_the_launchs_stream(fake, current, given):
+    """Every tensor a call makes (an out it returns, _EmptyProblem's zero operands of a K of 0, a batch's out) is made
+    in the launch's stream, whose pool torch's caching allocator takes it from and where its fill runs: _EmptyProblem
+    made its zeros on torch's current stream while the GEMM reading them ran on `stream=`, so the fill raced the
+    GEMM, and the zeros, freed at return to the current stream's pool, could be handed out again while it ran."""
+    streams = [current]
+    with fake_cuda.torch_installed(streams) as torch:
+        _with_kept_path(torch)
+        stream = torch.cuda.default_stream() if given == "default" else given
+        launch_stream = current if given is None else 0 if given == "default" else given
+        T = torch.Tensor
+        calls = [((T((256, 256)), T((256, 256))), {}),                                   # GemmPlan's out
+                 ((T((256, 0)), T((0, 256))), {}),                                       # K of 0: zeros 8 deep
+                 ((T((4, 256, 256)), T((256, 256))), {}),                                # a folded batch
+                 ((T((4, 6199, 146)).transpose(1, 2), T((90, 6199)).T), {"c": T((4, 146, 90)), "beta": 0.5}),
+                 ((T((4, 256, 256)), T((4, 256, 256))), {})]                             # one launch, 3-D maps
+        for (a, b), options in calls:
+            del torch.made[:], fake.launches[:]
+            skc.blocks.matmul(a, b, stream=stream, **options)
+            assert fake.launches and {launch["stream"] for launch in fake.launches} == {launch_stream}
+            assert torch.made and {x.made_on for x in torch.made} == {launch_stream}, (a.shape, b.shape)
+        assert streams == [current]
+
+
+@pytest.mark.parametrize("current, given", [(0, 0x5EED), (0x5EED, 0)])
+def test_what_a_scaled_matmul_makes_belongs_to_the_launchs_stream(fake, current, given):
+    """As matmul's: an fp8 call's out and _EmptyProduct's zero operands and scales of a K of 0 (made on torch's
+    current stream before, filled there while the GEMM reading them ran on `stream=`) are the launch's stream's."""
+    from skc.blocks import fp8_host
+
+    fp8_host._PLANS.clear()
+    fake.inspect = None
+    streams = [current]
+    with fake_cuda.torch_installed(streams) as torch:
+        _with_kept_path(torch)
+        f8, f32 = torch.float8_e4m3fn, torch.float32
+        for K in (128, 0):
+            a, b = torch.Tensor((256, K), f8), torch.Tensor((512, K), f8).T
+            del torch.made[:], fake.launches[:]
+            skc.blocks.matmul(a, b, scale_a=torch.Tensor((1,), f32), scale_b=torch.Tensor((1,), f32), stream=given)
+            assert fake.launches and {launch["stream"] for launch in fake.launches} == {given}
+            assert len(torch.made) == (1 if K else 4) and {x.made_on for x in torch.made} == {given}
+    fp8_host._PLANS.clear()
+
+
+def test_buffers_of_a_captured_launch_are_made_in_its_stream():
+    """Under a CUDA graph's capture a plan's split-K or stream-K buffers are new at each call, zero-filled by torch:
+    in the launch's stream (which may be another captured stream than torch's current one), whose kernel reads
+    them."""
+    from skc.blocks import host_plans
+
+    streams = [0x5EED]
+    with fake_cuda.installed(), fake_cuda.torch_installed(streams) as torch:
+        _with_kept_path(torch)
+        torch.cuda.is_current_stream_capturing = lambda: True
+        buffers = host_plans.StreamBuffers(lambda a, zeros: (zeros(a, 64, "float32"), zeros(a, 4, "int32")))
+        made = buffers(torch.Tensor((256, 256)), 0xCAFE)
+        assert [x.made_on for x in made] == [0xCAFE, 0xCAFE] and not buffers.sets and streams == [0x5EED]
