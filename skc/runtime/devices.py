@@ -18,6 +18,8 @@ from ..target import Target, get_target
 # runtime.cuda and runtime.hip are imported inside the functions that talk to a driver: this module is on the
 # `import skc` path, and they add about 1.7 ms to it (measured) for programs that never touch a GPU.
 INTERPRETER_TARGET_ENV = "SKC_INTERPRETER_TARGET"
+INTERPRETER_SMS_ENV = "SKC_INTERPRETER_SMS"
+INTERPRETER_SMS = 4   # the interpreter's SMs by default: persistent grids stay small on the CPU
 _DEVICES: dict = {}
 
 
@@ -62,7 +64,8 @@ class Device:
 
     @property
     def multiprocessors(self) -> int:
-        """SMs (CUs on AMD) that run blocks at once; the interpreter counts 4, to keep persistent grids small."""
+        """SMs (CUs on AMD) that run blocks at once; the interpreter counts SKC_INTERPRETER_SMS (default 4, to keep
+        persistent grids small; 132 makes the host paths choose an H100's configurations)."""
         if self.kind == "cuda":
             from . import cuda
 
@@ -71,7 +74,7 @@ class Device:
             from . import hip
 
             return int(hip.properties(self.index).multiProcessorCount)
-        return 4
+        return _interpreter_sms()
 
     def cluster_blocks(self, size: int) -> int:
         """Blocks of one SM each that run at once in clusters of `size` (a persistent grid's most): on a CUDA GPU the
@@ -84,6 +87,22 @@ class Device:
 
     def __str__(self):
         return "interpreter" if self.is_interpreter else f"{self.kind}:{self.index}"
+
+
+def _interpreter_sms() -> int:
+    """SKC_INTERPRETER_SMS (a whole number from 1), else INTERPRETER_SMS. Read at each ask: the plans of the host
+    paths read it when they are made, so it is set before a process's first call of a shape."""
+    text = os.environ.get(INTERPRETER_SMS_ENV, "").strip()
+    if not text:
+        return INTERPRETER_SMS
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise DeviceError(f"{INTERPRETER_SMS_ENV} is how many SMs the interpreter models, a whole number from 1 (132: "
+                          f"an H100 SXM's), found {text!r}")
+    return count
 
 
 @functools.lru_cache(maxsize=None)
