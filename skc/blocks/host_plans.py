@@ -857,18 +857,24 @@ def span(x):
     count = 1 + sum((n - 1) * s for n, s in zip(x.shape, element_strides(x)))
     if hasattr(x, "as_strided"):
         return x.as_strided((count,), (1,))
-    import numpy as np
-
-    return np.lib.stride_tricks.as_strided(x, shape=(count,), strides=(x.itemsize,))
+    return _numpy_strided(x, (count,), (x.itemsize,))
 
 
 def aligned_copy(x):
     """A copy of x in new memory, of x's shape and strides (the elements between its rows copied too)."""
     if hasattr(x, "as_strided"):   # torch
         return span(x).clone().as_strided(tuple(x.shape), tuple(x.stride()))
+    return _numpy_strided(span(x).copy(), x.shape, x.strides)
+
+
+def _numpy_strided(x, shape, strides):
+    """numpy's as_strided of x, made over x's bytes as unsigned integers and viewed back as x's dtype: as_strided
+    rebuilds the dtype from the array interface's type string, which for ml_dtypes' float8_e5m2 ('<f1') numpy
+    cannot read."""
     import numpy as np
 
-    return np.lib.stride_tricks.as_strided(span(x).copy(), shape=x.shape, strides=x.strides)
+    raw = x.view(np.dtype(f"u{x.itemsize}"))
+    return np.lib.stride_tricks.as_strided(raw, shape=shape, strides=strides).view(x.dtype)
 
 
 def on_stream(x, stream):

@@ -1082,3 +1082,16 @@ def test_fp8_operands_off_16_bytes_are_copied_in_the_interpreter_as_on_a_gpu(hop
     np.testing.assert_array_equal(out, a[:, 1:K + 1] @ b[:K])
     assert np.isnan(buffer[0]) and np.isnan(buffer[1 + M * N:]).all()
     assert copied == [(True, False, False, False, True)]
+
+
+def test_an_e5m2_b_is_copied_with_an_out_off_16_bytes(hopper_interpreter):
+    """An out four bytes in sends the call through aligned copies, e5m2 b included: numpy's as_strided cannot
+    rebuild ml_dtypes' float8_e5m2 from its array interface ('<f1', a TypeError before), so the copies are made of
+    its bytes."""
+    M, N, K = 16, 16, 32
+    a, b, _, b8 = operands(M, N, K, dtype_b=E5M2)
+    buffer = np.full(M * N + 1, np.nan, np.float32)
+    out = buffer[1:].reshape(M, N)
+    one = np.array([1.0], np.float32)
+    assert skc.blocks.matmul(a.astype(E4M3), b8, out, scale_a=one, scale_b=one, out_dtype="float32") is out
+    np.testing.assert_array_equal(out, a @ b)
