@@ -21,7 +21,7 @@ from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_ma
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, aligned_copy,
                          capturing, check_activation, check_epilogue_operands, check_has_data, check_no_overlap,
                          check_own_memory, check_writeable, element_strides, facts_failed, keeping_stream, kept_zeros,
-                         misaligned, on_stream, paddable, remember, require_arrays, row_major, split_buffers,
+                         misaligned, on_stream, remember, require_arrays, row_major, split_buffers,
                          stream_k_buffers, torch_type, unread_stand_in, unsplit_unless_row_major, viewable,
                          without_grad, zeros_like)
 from .host_plans import facts as _facts
@@ -372,8 +372,6 @@ class _Plan:
     def through_aligned_copies(copies, launch, a, b, scale_a, scale_b, out, bias, stream, *rest):
         """`launch` over copies in new (aligned) memory of their strides of the operands `copies` names (made in
         the launch's stream; out's copy written back into out after the launch)."""
-        if paddable(a, b, out):   # (a, b and out all copied, as GemmPlan._through_aligned_copies copies them: why)
-            copies = (True, True, copies[2], copies[3], True)
         with on_stream(a, stream), without_grad(a):
             operands = [aligned_copy(x) if copy else x for x, copy in zip((a, b, scale_a, scale_b, out), copies)]
             launch(*operands, bias, stream, *rest)

@@ -514,11 +514,6 @@ class GemmPlan:
     def _through_aligned_copies(self, copies, a, b, out, c, bias, alpha, beta, stream):
         """The call over copies in new (aligned) memory of their strides, the plan's geometry, of those of a, b and
         out that `copies` names, made in the launch's stream (out's copy written back into out after the launch)."""
-        # all three where the host can copy them: the rule the GPU's random calls ran. (Case 834's wrong rows, which
-        # 23af94a restored it for, came from on_stream's pool stream, not from copying only those off 16 bytes;
-        # copying only those would do less, but has not run on the GPU since that mend)
-        if paddable(a, b, out):
-            copies = (True, True, True)
         with on_stream(a, stream), without_grad(a):
             a_copy, b_copy, out_copy = (aligned_copy(x) if copy else x for x, copy in zip((a, b, out), copies))
             self(a_copy, b_copy, out_copy, c, bias, alpha, beta, stream)

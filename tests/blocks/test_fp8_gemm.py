@@ -1067,10 +1067,11 @@ def test_fp8_operands_off_16_bytes_are_copied_in_the_interpreter_as_on_a_gpu(hop
     refused them unnamed, the interpreter read them in place), and nothing of out's buffer outside out written."""
     from skc.blocks import fp8_host
 
-    copied = []
-    through = fp8_host._Plan.through_aligned_copies
+    copied, made = [], []
+    through, copy = fp8_host._Plan.through_aligned_copies, fp8_host.aligned_copy
     monkeypatch.setattr(fp8_host._Plan, "through_aligned_copies",
                         staticmethod(lambda copies, *args: copied.append(copies) or through(copies, *args)))
+    monkeypatch.setattr(fp8_host, "aligned_copy", lambda x: made.append(x.shape) or copy(x))
     M, N, K = 64, 128, 128
     a, b, _, b8 = operands(M, N, K + 16)
     a8 = a.astype(E4M3)[:, 1:K + 1]           # rows 144 bytes apart, the first one byte in
@@ -1081,7 +1082,7 @@ def test_fp8_operands_off_16_bytes_are_copied_in_the_interpreter_as_on_a_gpu(hop
     assert skc.blocks.matmul(a8, b8, out, scale_a=one, scale_b=one, out_dtype="float32") is out
     np.testing.assert_array_equal(out, a[:, 1:K + 1] @ b[:K])
     assert np.isnan(buffer[0]) and np.isnan(buffer[1 + M * N:]).all()
-    assert copied == [(True, False, False, False, True)]
+    assert copied == [(True, False, False, False, True)] and made == [(M, K), (M, N)]   # (a and out, not b)
 
 
 def test_an_e5m2_b_is_copied_with_an_out_off_16_bytes(hopper_interpreter):

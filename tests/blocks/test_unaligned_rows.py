@@ -461,14 +461,15 @@ def test_a_config_for_few_rows_in_a_cluster_covers_more_rows(hopper_interpreter)
 def test_operands_at_addresses_tma_cannot_map_run_through_aligned_copies(hopper_interpreter, monkeypatch, shifted):
     """Rows 16-byte aligned apart, but the first one element into its buffer (x[:, 1:]): no tensor map addresses it
     (a GPU refused the call), while the interpreter, which maps arrays into memory of its own, read it as it was.
-    The GemmPlan copies such an operand into new memory of its strides, on the GPU and here alike; out's copy is
-    written back, and nothing of out's buffer outside out."""
+    The GemmPlan copies such an operand, and only it, into new memory of its strides, on the GPU and here alike;
+    out's copy is written back, and nothing of out's buffer outside out."""
     from skc.blocks import host_plans
 
-    copied = []
-    through = host_plans.GemmPlan._through_aligned_copies
+    copied, made = [], []
+    through, copy = host_plans.GemmPlan._through_aligned_copies, host_plans.aligned_copy
     monkeypatch.setattr(host_plans.GemmPlan, "_through_aligned_copies",
                         lambda plan, *args: copied.append(1) or through(plan, *args))
+    monkeypatch.setattr(host_plans, "aligned_copy", lambda x: made.append(x) or copy(x))
     M, N, K = 40, 48, 64
     a, b = ints(M, K + 8)[:, 1:K + 1], ints(K, N)
     if shifted == "a-transposed":
@@ -482,6 +483,6 @@ def test_operands_at_addresses_tma_cannot_map_run_through_aligned_copies(hopper_
     bias = ints(N)
     got = matmul(a, b, out, bias=bias, activation="relu")
     np.testing.assert_array_equal(got.astype(np.float32), np.maximum(exact(a, b) + bias, 0))
-    assert copied == [1]
+    assert copied == [1] and len(made) == 1 and made[0].base is not None   # (the shifted view alone)
     if out is not None:
         assert got is out and np.isnan(buffer[0]) and np.isnan(buffer[1 + M * N:]).all()
