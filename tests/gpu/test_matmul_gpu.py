@@ -757,3 +757,58 @@ def test_unaligned_rows_cluster_along_n_where_along_m_adds_a_wave():
     assert relative_error(out, reference(a, b)) <= 1e-2
     (plan,) = matmul_host._PLANS.values()
     assert (plan.cfg.tile_m, plan.cfg.tile_n, plan.cfg.cluster_m, plan.cfg.cluster_n) == (128, 256, 1, 2)
+
+
+def _shifted(shape, dtype, elements, fill=None):
+    """A view of `shape` starting `elements` into a buffer of its own (rows dense: only the start is off 16 bytes)."""
+    n = math.prod(shape)
+    buffer = torch.empty(n + 64, device="cuda", dtype=dtype)
+    view = buffer[elements:elements + n].view(*shape)
+    if fill is None:
+        view.copy_(torch.randn(*shape, device="cuda").to(dtype))
+    else:
+        view.view(torch.int16 if dtype.itemsize == 2 else dtype).fill_(fill)
+    return view
+
+
+@pytest.mark.parametrize("shifted", ["a", "b", "out", "a,b", "a,out", "b,out", "a,b,out"])
+@pytest.mark.parametrize("M,N,K", [(300, 264, 1000), (16, 4096, 4096)])
+@pytest.mark.parametrize("on_side_stream", [False, True])
+def test_operands_off_16_bytes_are_copied_alone_and_right_on_any_stream(shifted, M, N, K, on_side_stream):
+    """Each subset of a, b and out starting off a 16-byte boundary (their rows aligned): only those are copied
+    (GemmPlan._through_aligned_copies), around a direct or split-K launch, on the current or a side stream."""
+    names = shifted.split(",")
+    a = _shifted((M, K), torch.bfloat16, 3 if "a" in names else 0)
+    b = _shifted((K, N), torch.bfloat16, 5 if "b" in names else 0)
+    c = torch.randn(M, N, device="cuda", dtype=torch.bfloat16)
+    out = _shifted((M, N), torch.bfloat16, 1 if "out" in names else 0, fill=0x7FA1)   # (a NaN no kernel makes)
+    expected = reference(a, b, c=c, alpha=1.5, beta=0.5)
+    if on_side_stream:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        skc.blocks.matmul(a, b, out, c=c, alpha=1.5, beta=0.5, stream=side.cuda_stream)
+        torch.cuda.current_stream().wait_stream(side)
+    else:
+        skc.blocks.matmul(a, b, out, c=c, alpha=1.5, beta=0.5)
+    assert relative_error(out, expected) < 1e-2
+
+
+@pytest.mark.parametrize("shifted", ["a", "b", "out", "a,b,out"])
+@pytest.mark.parametrize("block_scaled", [False, True])
+def test_fp8_operands_off_16_bytes_are_copied_alone_and_right(shifted, block_scaled):
+    """The fp8 GEMM with a, b (K-major) or out starting off 16 bytes, per-tensor and block-scaled."""
+    names, (M, N, K) = shifted.split(","), (300, 384, 512)
+    f8 = torch.float8_e4m3fn
+    a = _shifted((M, K), f8, 7 if "a" in names else 0)
+    b = _shifted((N, K), f8, 9 if "b" in names else 0).t()
+    out = _shifted((M, N), torch.bfloat16, 1 if "out" in names else 0, fill=0x7FA1)
+    if block_scaled:
+        scale_a = torch.rand(M, K // 128, device="cuda") + 0.5
+        scale_b = torch.rand(K // 128, N // 128, device="cuda") + 0.5
+        expected = (a.float() * scale_a.repeat_interleave(128, 1)) @ \
+            (b.float() * scale_b.repeat_interleave(128, 0).repeat_interleave(128, 1))
+    else:
+        scale_a, scale_b = torch.tensor(0.7, device="cuda"), torch.tensor(1.3, device="cuda")
+        expected = (a.float() @ b.float()) * (0.7 * 1.3)
+    assert skc.blocks.matmul(a, b, out, scale_a=scale_a, scale_b=scale_b, out_dtype=torch.bfloat16) is out
+    assert relative_error(out, expected) < 1e-2
