@@ -192,24 +192,29 @@ def _flatten(target):
 
 
 def contains_statements(stmts: list, kinds, stop_at_loops: bool) -> bool:
+    """Whether the statements hold a statement of `kinds` (stop_at_loops: outside the bodies of nested loops,
+    whose break and continue are their own; a nested loop's else block is not its own, as Python runs it after
+    the nested loop, so a break there leaves the enclosing loop)."""
     stack = list(stmts)
     while stack:
         node = stack.pop()
         if isinstance(node, kinds):
             return True
+        if stop_at_loops and isinstance(node, (ast.For, ast.While)):
+            stack.extend(node.orelse)
+            continue
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, _SCOPES):
-                continue
-            if stop_at_loops and isinstance(child, (ast.For, ast.While)):
-                continue
-            stack.append(child)
+            if not isinstance(child, _SCOPES):
+                stack.append(child)
     return False
 
 
 def has_nested_jump(stmts: list) -> bool:
-    """Whether a break or continue of this loop sits inside a nested statement (so it may run at run time)."""
+    """Whether a break or continue of this loop sits inside a nested statement (so it may run at run time), a
+    nested loop's else block included (it runs where that loop ended without a break of its own: at run time
+    where that loop is a run-time one)."""
     for stmt in stmts:
-        if isinstance(stmt, (ast.If, ast.With, ast.Try)):
+        if isinstance(stmt, (ast.If, ast.With, ast.Try, ast.For, ast.While)):
             if contains_statements([stmt], (ast.Break, ast.Continue), stop_at_loops=True):
                 return True
     return False

@@ -563,6 +563,50 @@ def test_for_and_while_with_else_blocks_run_as_in_python():
 
 
 @skc.kernel
+def outer_jump_in_an_unrolled_loops_inner_else(x: skc.Ptr[skc.f32], n: skc.i32):
+    a = 0.0
+    for i in skc.static_range(5):
+        for j in skc.static_range(3):  # (its else is the outer loop's code: a run-time break there leaves it)
+            if i + j == n:
+                break
+        else:
+            if i == n - 4:
+                break
+            continue
+        a += x[i]
+    x[0] = a
+    for i in skc.static_range(3):
+        c = 0
+        while c < n:
+            c += 1
+        else:
+            if n == i:
+                continue
+        x[i + 1] = x[i + 1] * 2.0
+
+
+@skc.kernel
+def while_true_left_by_an_inner_loops_else(x: skc.Ptr[skc.f32], n: skc.i32):
+    while True:
+        n += 1
+        if n > 0:
+            for j in range(2):
+                x[2] += 1.0
+            else:
+                break                  # the while's own break: the code after the loop runs
+    x[0] = 5.0
+
+
+@pytest.mark.parametrize("kernel", [outer_jump_in_an_unrolled_loops_inner_else, while_true_left_by_an_inner_loops_else],
+                         ids=lambda k: k.fn.__name__)
+def test_a_jump_in_a_nested_loops_else_block_is_the_enclosing_loops(kernel):
+    """A break or continue in a nested loop's else block belongs to the loop around it. An unrolled loop whose only
+    run-time jump sat there was compiled as if it had none ("internal: no label for a run-time break"), and a
+    `while True:` whose only break sat there, under an if, was taken never to end: the store after it was dropped."""
+    matches_python(kernel, eight, [(n,) for n in range(-2, 8)], x=F32P, n=I32)
+
+
+@skc.kernel
 def else_block_error(x: skc.Ptr[skc.f32], n: skc.i32):
     for i in range(n):
         if x[i] > 0.0:
