@@ -545,7 +545,12 @@ def _numpy_key(numpy, value) -> str:
     if isinstance(value, numpy.dtype):
         if value.hasobject:
             raise Unkeyable("a numpy dtype holding Python objects has no exact key")
-        return f"np.dtype:{value.descr!r}"
+        if value.subdtype is not None:
+            # (descr gives a subarray dtype by its size alone, '|V8' for ('f4', (2,)) as for ('u2', (4,)))
+            base, shape = value.subdtype
+            return f"np.dtype:{_numpy_key(numpy, base)}{shape!r}"
+        # (an aligned struct's descr is that of the same fields at the same offsets unaligned, whose alignment is 1)
+        return f"np.dtype:{value.descr!r}" + (":aligned" if value.isalignedstruct else "")
     if value.dtype.hasobject:
         raise Unkeyable("a numpy array of Python objects has no exact key")
     # (a structured dtype's str is only its size, '|V8': its fields' names, types and offsets tell it apart)

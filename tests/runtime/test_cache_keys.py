@@ -346,6 +346,27 @@ def test_structured_arrays_keyed_by_their_fields():
     assert key(ints[0]) != key(floats[0]) and key(floats) == key(floats.copy())
 
 
+@skc.kernel
+def reads_a_dtype(out: skc.Ptr[skc.f32], DT: skc.constexpr):
+    out[0] = (DT.shape[0] if DT.shape else 0) * 1.0
+    out[1] = DT.alignment * 1.0
+
+
+def test_subarray_and_aligned_dtypes_keyed_by_what_they_are():
+    """A numpy dtype was keyed by its descr, which gives a subarray dtype by its size alone ('|V8' for ('f4', (2,))
+    as for ('u2', (4,))) and an aligned struct as the same fields at the same offsets unaligned (alignment 4 against
+    1): the second launch ran the kernel compiled for the first."""
+    subarrays = [np.dtype(("f4", (2,))), np.dtype(("u2", (4,))), np.dtype(("f8", (1,)))]
+    structs = [np.dtype([("a", "u1"), ("b", "f4")], align=True),
+               np.dtype({"names": ["a", "b"], "formats": ["u1", "f4"], "offsets": [0, 4], "itemsize": 8})]
+    assert len({keying.value_key(dt) for dt in subarrays + structs}) == 5
+    with using_device("interpreter"):
+        for dt in subarrays + structs:
+            out = np.zeros(2, np.float32)
+            reads_a_dtype[1, 1](out, dt)
+            assert out.tolist() == [dt.shape[0] if dt.shape else 0, dt.alignment], dt
+
+
 def _named_config(scale):
     class Config(typing.NamedTuple):
         n: int
