@@ -282,7 +282,9 @@ class _Keyer:
             # key holds its value
             own = sorted((name, v) for name, v in vars(value).items() if name not in ENUM_MEMBER_STATE)
             attributes = ",".join(f"{name}={self.within(f'attribute {name}', v)}" for name, v in own)
-            return f"enum:{self.key(type(value))}.{value.name}" + (f"{{{attributes}}}" if own else "")
+            # (a Flag's value of bits no member names has no name: by its value, where its class is keyed by name)
+            name = value.name if value.name is not None else f"({self.key(value._value_)})"
+            return f"enum:{self.key(type(value))}.{name}" + (f"{{{attributes}}}" if own else "")
         if isinstance(value, type):
             return self._class(value)
         if isinstance(value, types.FunctionType):

@@ -346,6 +346,15 @@ def test_structured_arrays_keyed_by_their_fields():
     assert key(ints[0]) != key(floats[0]) and key(floats) == key(floats.copy())
 
 
+def test_a_flags_unnamed_values_keyed_by_their_value():
+    """A Flag's value whose bits no member names has no name: an enum was keyed by its class and name, and a class of
+    the standard library is keyed by its name, so re.RegexFlag(1 << 20) and re.RegexFlag(1 << 21) had one key."""
+    import re
+
+    assert keying.value_key(re.RegexFlag(1 << 20)) != keying.value_key(re.RegexFlag(1 << 21))
+    assert keying.value_key(re.RegexFlag(1 << 20)) == keying.value_key(re.RegexFlag(1 << 20))
+
+
 @skc.kernel
 def reads_a_dtype(out: skc.Ptr[skc.f32], DT: skc.constexpr):
     out[0] = (DT.shape[0] if DT.shape else 0) * 1.0
