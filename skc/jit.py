@@ -264,9 +264,12 @@ def _compares_whole_value(kind) -> bool:
     by_value = _equal_by_value.get(kind)
     if by_value is None:
         params = getattr(kind, "__dataclass_params__", None)
+        fields = dataclasses.fields(kind) if params is not None else ()
         by_value = _equal_by_value[kind] = bool(
             params is not None and params.frozen and params.eq
-            and all(f.compare for f in dataclasses.fields(kind)) and "__eq__" not in _own_methods(kind))
+            and all(f.compare for f in fields) and "__eq__" not in _own_methods(kind)
+            # (a slot besides the fields, a subclass's, holds state that == does not compare: keyed whole)
+            and {s for c in kind.__mro__ for s in frontend.keying.slot_names(c)} <= {f.name for f in fields})
     return by_value
 
 

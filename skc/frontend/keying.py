@@ -339,8 +339,8 @@ class _Keyer:
         if self.reads is not None and type(getattr(value, "__dict__", None)) is dict:   # (`cfg.n = 8`, as `C.V = 6`)
             self.reads.extend((value.__dict__, name, v) for name, v in fields.items())
         for cls in type(value).__mro__:
-            for slot in cls.__dict__.get("__slots__", ()):
-                if slot not in ("__dict__", "__weakref__") and hasattr(value, slot):
+            for slot in slot_names(cls):
+                if hasattr(value, slot):
                     fields[slot] = getattr(value, slot)
         return "{" + ",".join(f"{name}={self.within(f'field {name}', v)}" for name, v in sorted(fields.items())) + "}"
 
@@ -443,6 +443,19 @@ class _Keyer:
         digest = hashlib.sha256(code.co_code).hexdigest()
         return (f"code:{code.co_name}:{digest}:{code.co_names}:{code.co_varnames}:{code.co_freevars}:"
                 f"{code.co_cellvars}:{code.co_argcount}:{code.co_kwonlyargcount}:{code.co_flags}:[{consts}]")
+
+
+def slot_names(cls: type) -> list:
+    """The attributes the slots a class declares hold values in (not `__dict__` and `__weakref__`): `__slots__` may be
+    one string, which names one slot, and a private name is stored mangled (`__s` of class C as `_C__s`)."""
+    slots = cls.__dict__.get("__slots__", ())
+    names = []
+    for slot in (slots,) if isinstance(slots, str) else slots:
+        if slot in ("__dict__", "__weakref__"):
+            continue
+        owner = cls.__name__.lstrip("_")
+        names.append(f"_{owner}{slot}" if slot.startswith("__") and not slot.endswith("__") and owner else slot)
+    return names
 
 
 def state_message(what: str) -> str:

@@ -173,6 +173,52 @@ def test_a_frozen_dataclass_with_state_besides_its_fields():
     assert out == [2.0, 3.0]
 
 
+class OneSlot:
+    __slots__ = "scale"   # (one string: one slot)
+
+    def __init__(self, scale):
+        self.scale = scale
+
+
+class PrivateSlot:
+    __slots__ = ("__scale",)   # (stored as _PrivateSlot__scale)
+
+    def __init__(self, scale):
+        self.__scale = scale
+
+    @property
+    def scale(self):
+        return self.__scale
+
+
+class SettingsWithSlot(Settings):
+    __slots__ = ("scale",)
+
+    def __init__(self, tile, scale):
+        object.__setattr__(self, "tile", tile)
+        object.__setattr__(self, "scale", scale)
+
+
+@pytest.mark.parametrize("make", [OneSlot, PrivateSlot, lambda scale: SettingsWithSlot(1, scale)],
+                         ids=["one-string", "private", "dataclass-subclass"])
+def test_state_in_slots_is_part_of_the_key(make):
+    """An object's slots were read as `__slots__` lists them: a class's one slot given as a string was read as one
+    slot per letter, and a private slot under its unmangled name, none of which the object has; and the launch key
+    of a frozen dataclass took == for the whole value where a subclass's slot held more. Objects of other values had
+    one key: the second launch ran the kernel compiled for the first."""
+    @skc.kernel(block=32)
+    def scaled(x: skc.Ptr[skc.f32], s: skc.constexpr):
+        x[0] = s.scale
+
+    assert keying.value_key(make(2.0)) != keying.value_key(make(3.0))
+    out = []
+    for value in (2.0, 3.0):
+        x = np.zeros(1, np.float32)
+        scaled[1, 1](x, make(value))
+        out.append(x[0])
+    assert out == [2.0, 3.0]
+
+
 def test_the_same_kernel_compiles_to_the_same_ptx_in_every_process(tmp_path):
     """Where paths meet, the names were merged in a set's order, which string hashing changes from one process to
     the next: the same kernel gave PTX with its stores in another order (an audit's finding)."""
