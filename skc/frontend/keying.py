@@ -8,7 +8,7 @@ global). Nothing is keyed by `id()` or by a repr that may be truncated (numpy's,
 Code that belongs to skc itself is keyed by its name: the compiler's source digest is a part of
 every cache key. Code of the standard library and of the array libraries is keyed by name too: it
 changes only with an installation. Everything else (the user's modules and scripts, other packages)
-is keyed by content: a function by its code, defaults, closure and the globals its code names.
+is keyed by content: a function by its code and source text, defaults, closure and the globals its code names.
 """
 from __future__ import annotations
 
@@ -409,7 +409,8 @@ class _Keyer:
                     reads.append(f"{name}={self.within(f'global {name} of {_name(fn)}', value)}")
         finally:
             self.names.pop()
-        return f"fn:{_name(fn)}:{self._code(fn.__code__)}:{extra}:globals[{';'.join(reads)}]"
+        return (f"fn:{_name(fn)}:{self._code(fn.__code__)}:{_source_key(fn)}:{extra}:"
+                f"globals[{';'.join(reads)}]")
 
     def _module(self, module) -> str:
         """A module by its name; a module of the user's reached by a function's code with the attributes that code
@@ -443,6 +444,18 @@ class _Keyer:
         digest = hashlib.sha256(code.co_code).hexdigest()
         return (f"code:{code.co_name}:{digest}:{code.co_names}:{code.co_varnames}:{code.co_freevars}:"
                 f"{code.co_cellvars}:{code.co_argcount}:{code.co_kwonlyargcount}:{code.co_flags}:[{consts}]")
+
+
+def _source_key(fn: types.FunctionType) -> str:
+    """A function's source text, by digest: the frontend compiles it from its source where it is a DSL function or a
+    method it inlines, and the code object leaves out what Python does not run (a local variable's annotation,
+    `v: skc.f64 = ...`). A lambda has none of that (its code is all of it), and its source is the lines it sits on,
+    which equal lambdas on other lines do not share: none."""
+    if fn.__code__.co_name == "<lambda>":
+        return ""
+    from .source import source_digest
+
+    return source_digest(fn)
 
 
 def slot_names(cls: type) -> list:

@@ -153,6 +153,34 @@ def test_a_closure_function_given_as_a_constexpr_sees_its_cell_rebound():
     assert x[0] == 6.0
 
 
+def _loader(wide: bool):
+    if wide:
+        @skc.func
+        def load(p):
+            v: skc.f64 = p[0]
+            return v
+    else:
+        @skc.func
+        def load(p):
+            v: skc.f32 = p[0]   # (the same code object as the other: Python does not run a local's annotation)
+            return v
+    return load
+
+
+def test_functions_differing_only_in_what_python_does_not_run_get_kernels_of_their_own():
+    """A function was keyed by its code object, which leaves out a local variable's annotation; the frontend compiles
+    the source, where `v: skc.f64` is not `v: skc.f32`. Two such DSL functions given as a constexpr had one key, and
+    the second compile was given the kernel of the first."""
+    @skc.kernel(block=32)
+    def apply(x: skc.Ptr[skc.f32], f: skc.constexpr):
+        x[1] = f(x) / 3.0
+
+    wide, narrow = _loader(True), _loader(False)
+    assert keying.value_key(wide) != keying.value_key(narrow)
+    assert "f64" in apply.compile(skc.Ptr[skc.f32], wide, target="sm_90a").ir("tile")
+    assert "f64" not in apply.compile(skc.Ptr[skc.f32], narrow, target="sm_90a").ir("tile")
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     tile: int
