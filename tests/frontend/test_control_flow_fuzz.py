@@ -1,5 +1,5 @@
-"""Random kernels of nested static_range / range / while loops, run-time ifs, break, continue, return and
-with-blocks: each runs in the interpreter and as Python on the same arrays and must agree (issue 8,
+"""Random kernels of nested static_range / range / while loops (with else blocks), run-time ifs, break, continue,
+return and with-blocks: each runs in the interpreter and as Python on the same arrays and must agree (issue 8,
 item 1: run-time jumps out of unrolled loops once miscompiled)."""
 import importlib.util
 import random
@@ -97,16 +97,22 @@ class Generator:
             head = f"for {var} in skc.static_range({self.rng.randint(1, 3)}):"
             lines = [indent + head] + self.block(depth + 1, inner, True)
             self.static.pop()
-            return lines
+            return lines + self.else_block(depth, indent, in_loop)
         elif kind < 0.75:
             head = f"for {var} in range(n % 3):"
         elif kind < 0.85:
-            return [indent + f"{var} = n % 4", indent + f"while {var} > 0:",
-                    inner + f"{var} -= 1"] + self.block(depth + 1, inner, True)
+            return ([indent + f"{var} = n % 4", indent + f"while {var} > 0:", inner + f"{var} -= 1"]
+                    + self.block(depth + 1, inner, True) + self.else_block(depth, indent, in_loop))
         else:
             return [indent + f"{var} = 0", indent + f"while {var} < {self.rng.randint(1, 3)}:",
                     inner + f"{var} += 1"] + self.block(depth + 1, inner, True)
-        return [indent + head] + self.block(depth + 1, inner, True)
+        return [indent + head] + self.block(depth + 1, inner, True) + self.else_block(depth, indent, in_loop)
+
+    def else_block(self, depth: int, indent: str, in_loop: bool) -> list:
+        """Sometimes an else block, whose jumps are the enclosing loop's (one there was once not seen)."""
+        if self.rng.random() < 0.6:
+            return []
+        return [indent + "else:"] + self.block(depth + 1, indent + "    ", in_loop)
 
     def kernel(self, name: str) -> str:
         body = self.block(0, "    ", False)
