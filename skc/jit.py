@@ -490,8 +490,9 @@ class Kernel:
                 raise LaunchError(f"{name} has dtype {facts.dtype}, the kernel declares {annotated.type!r}")
             return annotated
         if annotated is not None and annotated.kind == SCALAR:
-            if scalar_type(arg) is None:
-                raise LaunchError(f"{name} must be a number ({annotated.type}), found {type(arg).__name__}")
+            from .runtime.launcher import check_scalar
+
+            check_scalar(self.fn.__name__, annotated, arg)   # (the launcher's own check: every launch takes the same)
             return annotated
         if facts is not None:
             return ParamSpec(param.name, POINTER, PtrType(facts.dtype))

@@ -278,23 +278,22 @@ class DeviceLauncher:
         by `_scalar{i}` as the slot would convert it."""
         t, a, v = p.type, f"a{i}", f"v{i}"
         ctype = CTYPES[t.name]
+        # (every other type is checked as the interpreter checks it, check_scalar: a conversion alone would take
+        # numpy's complex as its real part, a string as the number it spells)
+        checked = functools.partial(check_scalar, self.kernel_name, p)
         if t.is_float and t.bits < 32:   # f16, bf16 and the fp8 formats: a number's bits in the format
-            namespace[f"_convert{i}"] = _narrow_float_bits(t)
-            return [f"{v} = _convert{i}({a})"]
+            convert = namespace[f"_convert{i}"] = _narrow_float_bits(t)
+            namespace[f"_scalar{i}"] = lambda value: convert(checked(value))
+            return [f"{v} = _convert{i}({a}) if type({a}) is float or type({a}) is int else _scalar{i}({a})"]
         if t.is_int and not t.is_bool:
             lo, hi = int_range(t)
-
-            def integer(value):
-                if not lo <= value <= hi:
-                    check_scalar(self.kernel_name, p, value)   # raises, saying what is wrong
-                return ctype(value).value
-            namespace[f"_scalar{i}"] = integer
+            namespace[f"_scalar{i}"] = checked   # (an int in range, or raises saying what is wrong)
             return [f"if type({a}) is int and {lo} <= {a} <= {hi}:", f"    {v} = {a}", "else:",
                     f"    {v} = _scalar{i}({a})"]
         if t.is_bool:
-            namespace[f"_scalar{i}"] = lambda value: check_scalar(self.kernel_name, p, value)
+            namespace[f"_scalar{i}"] = checked
             return [f"{v} = {a} if type({a}) is bool else _scalar{i}({a})"]
-        namespace[f"_scalar{i}"] = lambda value: ctype(value).value
+        namespace[f"_scalar{i}"] = lambda value: ctype(checked(value)).value
         if ctype in (ctypes.c_float, ctypes.c_double):
             # an int (`scale=1`) is common: float() here, where one too large for a float raises among the checks
             return [f"{v} = {a} if type({a}) is float else float({a}) if type({a}) is int else _scalar{i}({a})"]
@@ -373,13 +372,27 @@ def int_range(t: ir.ScalarType) -> tuple:
 
 
 def check_scalar(kernel: str, param, value):
-    """value as the scalar argument `param` takes, or a LaunchError: a number, and within the range of an integer
-    parameter (a value that does not fit is never truncated)."""
+    """value as the scalar argument `param` takes, or a LaunchError: a real number (Python's, numpy's, a 0-d numpy
+    array of one, or any object that converts exactly to an int, `__index__`, or to a float, `__float__`), and
+    within the range of an integer parameter (a value that does not fit is never truncated). The interpreter and
+    the GPU launchers (for anything but an int or float) both check with it."""
     t = param.type
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
-    if not isinstance(value, (int, float, bool, np.generic)) or isinstance(value, (np.str_, np.bytes_)):
-        raise LaunchError(f"{kernel}: argument '{param.name}' must be a number ({t}), found {type(value).__name__}")
+    given = value
+    if isinstance(value, np.generic):
+        if value.dtype.kind not in "biuf":   # (numpy's complex converts to its real part, a date to a count)
+            _not_a_number(kernel, param, value)
+    elif not isinstance(value, (int, float)):
+        kind = type(value)
+        if (not hasattr(kind, "__index__") and not hasattr(kind, "__float__") or isinstance(value, complex)
+                or hasattr(value, "__dlpack__") or hasattr(value, "__cuda_array_interface__")):
+            _not_a_number(kernel, param, value)
+        try:   # read once, here (an object's own code runs before a launcher writes its slots)
+            value = operator.index(value) if hasattr(kind, "__index__") else float(value)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise LaunchError(f"{kernel}: argument '{param.name}' ({kind.__name__}) does not convert to a number: "
+                              f"{error}") from None
     if t.is_bool:   # (a 1-bit parameter: 2 or 256 would read as False, so only truth values and 0 / 1 pass)
         if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
             return int(bool(value))
@@ -388,13 +401,23 @@ def check_scalar(kernel: str, param, value):
     if t.is_int:
         if isinstance(value, (float, np.floating)):
             raise LaunchError(f"{kernel}: argument '{param.name}' must be an integer ({t}), found "
-                              f"{type(value).__name__} {value}; pass int(value)")
+                              f"{type(given).__name__} {given}; pass int(value)")
         lo, hi = int_range(t)
         if not lo <= value <= hi:
             raise LaunchError(f"{kernel}: argument '{param.name}' = {value} does not fit in {t} ({lo}..{hi}); "
                               "pass a value in range or declare the parameter with a wider type")
         return int(value)
     return value
+
+
+def _not_a_number(kernel: str, param, value):
+    """The LaunchError of a scalar argument that is no real number: a tensor (its value lives on the device: reading
+    it would wait for the device), a complex, a string (numpy's conversions to floats parse strings), a date."""
+    hint = ""
+    if hasattr(value, "__dlpack__") or hasattr(value, "__cuda_array_interface__"):
+        hint = "; pass a Python number (value.item()), or declare the parameter a pointer and read it in the kernel"
+    raise LaunchError(f"{kernel}: argument '{param.name}' must be a number ({param.type}), found "
+                      f"{type(value).__name__}{hint}")
 
 
 def check_pointer_dtype(kernel: str, param, dtype):
