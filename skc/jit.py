@@ -17,11 +17,12 @@ import operator
 import sys
 import threading
 import types
+import warnings
 import weakref
 
 from . import frontend, ir
 from .compiler import CompiledKernel, compile_kernel, dependencies_current, resolve
-from .diagnostics import DeviceError, LaunchError, SkcError
+from .diagnostics import DeviceError, LaunchError, SkcError, is_library_file
 from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
 from .runtime import devices, native
 from .runtime.devices import Device, current_device, parse_device
@@ -323,6 +324,7 @@ class Kernel:
         # the user's module-level bindings the compiled specializations read, as (namespace, name, value) when read:
         # a launch checks them (rebound()), which sends every launch object made (weakly held) back to its slow path
         self._watch: tuple = ()
+        self._recompiles = 0   # how many times rebound() dropped the specializations (a global changed value)
         self._launch_objects = weakref.WeakSet()
         self._launch_objects_lock = threading.Lock()   # (a launch object made on one thread while another forgets)
 
@@ -535,10 +537,13 @@ class Kernel:
         value (another int object of the same value), the kernels are kept and the new objects watched."""
         # (the values taken before they are checked: one bound again meanwhile, by another thread, is checked later)
         now = tuple((space, name, space.get(name, _MISSING)) for space, name, _ in self._watch)
-        if all(dependencies_current(compiled.metadata.get("deps")) and _same_objects(compiled)
-               for compiled in list(self._compiled.values())):
+        compiled = list(self._compiled.values())
+        if all(dependencies_current(c.metadata.get("deps")) and _same_objects(c) for c in compiled):
             self._watch = now
             return False
+        self._recompiles += 1
+        if self._recompiles == RECOMPILE_WARNING:
+            _warn_recompiles(self.fn.__name__, self._recompiles, compiled)
         self._launches.clear()
         self._compiled.clear()
         self._loaded.clear()
@@ -637,6 +642,40 @@ def _same_objects(compiled) -> bool:
     """Whether the globals a compile read that have no exact key (only their identity tells them apart) are still
     bound to the objects it read."""
     return all(space.get(name, _MISSING) is value for space, name, value in compiled.metadata.get("unkeyed_bindings", ()))
+
+
+RECOMPILE_WARNING = 8   # rebound() warns once, at this many drops, of a kernel compiled anew for changed globals
+
+
+def _warn_recompiles(kernel: str, count: int, compiled: list):
+    """The one warning of a kernel that globals changing value made compile anew `count` times (each a correct
+    recompile, and a slow one: a launch that changes a global every time compiles every time), naming the globals
+    that changed now. A value that changes between launches is an argument's: a constexpr one is compiled once per
+    value and kept, where a changed global drops every specialization compiled before."""
+    names = []
+    for entry in compiled:
+        for module, name, key in (entry.metadata.get("deps") or {}).get("globals", ()):
+            space = vars(sys.modules[module]) if module in sys.modules else {}
+            try:
+                same = name in space and frontend.dependency_key(space[name]) == key
+            except frontend.Unkeyable:
+                same = False
+            if not same and name not in names:
+                names.append(name)
+    which = f"the global{'s' if len(names) > 1 else ''} {', '.join(names)}" if names else "globals it reads"
+    warnings.warn(f"skc: kernel {kernel} has compiled again {count} times because {which} changed value between "
+                  "launches (each change compiles it anew and drops what it had compiled); pass a value that changes "
+                  "as an argument: a run-time one, or an skc.constexpr parameter (compiled once per value and kept)",
+                  stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel() -> int:
+    """The stacklevel of warnings.warn, called by the caller of this function, at the innermost frame outside skc:
+    the user's launch (through a launch call, ready() or compile())."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and is_library_file(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _default_target() -> Target:
