@@ -42,6 +42,7 @@ def normalize_stream(stream) -> int:
     if type(stream) is int:   # (the common handle first: the ABC test below costs more)
         return stream
     if isinstance(stream, numbers.Integral) and not isinstance(stream, bool):
+        check_stream(int(stream))
         return int(stream)
     if not isinstance(stream, type):   # (a class, `torch.cuda.Stream` without its parentheses, is no stream)
         for attribute in ("cuda_stream", "ptr", "handle"):
@@ -53,6 +54,14 @@ def normalize_stream(stream) -> int:
             return int(protocol()[1])
     raise LaunchError(f"cannot use {stream!r} as a CUDA stream; pass a torch/cupy stream object or a stream handle "
                       "(an int)")
+
+
+def check_stream(stream):
+    """A LaunchError for a stream handle that no CUstream is (a negative int, or one past 64 bits), which the driver
+    call's conversion refused with an OverflowError (checked there, not before every launch)."""
+    if isinstance(stream, int) and not 0 <= stream < 2 ** 64:
+        raise LaunchError(f"stream {stream} is no CUDA stream handle (an int from 0 to 2**64 - 1); pass a torch/cupy "
+                          "stream object, its handle, or 0 for the default stream") from None
 
 
 # -- the stream a launch without stream= goes to ---------------------------------------------------------
@@ -209,6 +218,8 @@ class DeviceLauncher:
                  "        return _nested(args, grid, stream)",
                  "    _busy[0] = True",
                  "    try:", *("        " + line for line in writes), f"        r = {call}",
+                 # (a stream handle past 64 bits or negative: the driver call's conversion refuses it, by name here)
+                 "    except OverflowError:", "        _check_stream(stream)", "        raise",
                  "    finally:", "        _busy[0] = False", "        _lock.release()",
                  f"    if {failed}:", "        _fail(r, grid)",
                  # fill(args, slots): the same reads, writing slots of the caller's (a bound launch's own image),
@@ -217,6 +228,7 @@ class DeviceLauncher:
                  *([f"    {', '.join(f'_s{i}' for i in range(len(params)))}, = slots"] if params else []),
                  *("    " + line for line in fill_writes)]
         namespace["_current_stream"], namespace["_torch_stream"] = current_stream, _torch_stream
+        namespace["_check_stream"] = check_stream
         namespace["_lock"], namespace["_busy"] = threading.RLock(), [False]
         namespace["_nested"] = self._nested_launch
         exec(compile("\n".join(lines), f"<skc launcher for {self.kernel_name}>", "exec"), namespace)
@@ -520,7 +532,11 @@ def _bound_launch(launch, function, grid, block, shared_bytes, arguments: int, c
             stream = current()
         elif type(stream) is not int:
             stream = normalize_stream(stream)
-        result = launch(function, gx, gy, gz, bx, by, bz, shared_bytes, stream, arguments)
+        try:
+            result = launch(function, gx, gy, gz, bx, by, bz, shared_bytes, stream, arguments)
+        except OverflowError:   # (a stream handle past 64 bits or negative, refused by the call's conversion)
+            check_stream(stream)
+            raise
         if result:
             fail(result, grid)
 
@@ -615,6 +631,7 @@ class InterpreterLauncher:
 
     def launch(self, args, grid, stream=None):
         block = self.block
+        check_stream(stream)   # (the interpreter has no streams: a handle a GPU would refuse is refused here too)
         # The interpreter loads on its first launch: GPU launches never need it (measured about 115 ms to import).
         from .interpreter import Memory, map_tensor_map, run
 

@@ -5,6 +5,7 @@ import sys
 import types
 import warnings
 
+import numpy as np
 import pytest
 from helpers import finished
 
@@ -340,3 +341,29 @@ def test_a_kernel_with_compile_time_arguments_passes_its_run_time_ones_as_a_tupl
         finally:
             launcher.launch = original
     assert seen == [tuple]
+
+
+@pytest.mark.parametrize("stream", [-1, 2 ** 64, np.int64(-3)])
+def test_a_stream_handle_that_is_no_cuintptr_is_a_launch_error(stream):
+    """A negative stream handle, or one past 64 bits, was an OverflowError out of the driver call's conversion (the
+    native entry's, or cuda.bindings'): a LaunchError naming the stream, on plain and bound launches and in the
+    interpreter alike."""
+    recorder = Recorder(params_count=3)
+    with fake_cuda.installed() as fake:
+        fake.cuLaunchKernel_address = recorder.address
+        try:
+            @skc.kernel(block=64)
+            def scaled(x: skc.Ptr[skc.f32], n: skc.i32, scale: skc.f32):
+                x[skc.thread_index()] = x[skc.thread_index()] * scale
+
+            x = FakeTensor((64,), "float32")
+            with pytest.raises(skc.LaunchError, match=f"stream {int(stream)} is no CUDA stream handle"):
+                scaled[1, 64](x, 64, 2.5, stream=stream)
+            with pytest.raises(skc.LaunchError, match=f"stream {int(stream)} is no CUDA stream handle"):
+                scaled[1, 64].ready(x, 64, 2.5).bind((x, 64, 2.5))(stream=stream)
+            scaled[1, 64](x, 64, 2.5, stream=2 ** 64 - 1)   # (the highest handle passes)
+        finally:
+            fake.cuLaunchKernel_address = None
+    assert [call[8] for call in recorder.calls] == [2 ** 64 - 1]
+    with pytest.raises(skc.LaunchError, match=f"stream {int(stream)} is no CUDA stream handle"):
+        scaled.interpret[1, 64](np.ones(64, np.float32), 64, 2.5, stream=stream)
