@@ -22,7 +22,7 @@ import weakref
 
 from . import frontend, ir
 from .compiler import CompiledKernel, compile_kernel, dependencies_current, resolve
-from .diagnostics import DeviceError, LaunchError, SkcError, is_library_file
+from .diagnostics import CompileError, DeviceError, LaunchError, Location, SkcError, is_library_file
 from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
 from .runtime import devices, native
 from .runtime.devices import Device, current_device, parse_device
@@ -304,6 +304,7 @@ class Kernel:
         self.debug = debug_enabled(debug)
         self.options = {"debug": True, "hang_timeout_ns": hang_timeout_ns()} if self.debug else {}
         self.params = frontend.kernel_parameters(fn)
+        _check_parameter_names(fn, self.params)
         self.block = _dims(block, "block") if block is not None else None
         if self.block is not None:
             frontend.kernel.check_block(fn, self.block)
@@ -863,6 +864,21 @@ class DeviceView:
 
     def __getitem__(self, config):
         return self.kernel._bind(_launch_config(config), self.device)
+
+
+_LAUNCH_KEYWORDS = ("stream",)   # what a launch call takes by name besides the kernel's parameters (Launch._call)
+
+
+def _check_parameter_names(fn, params):
+    """A CompileError for a parameter named as a launch's own keyword: `k[g, b](x, stream=5)` gives the launch its
+    stream, never the parameter (a default of its own would run in its place, silently)."""
+    for param in params:
+        if param.name in _LAUNCH_KEYWORDS:
+            code = fn.__code__
+            raise CompileError(f"kernel {fn.__qualname__} has a parameter named '{param.name}', the keyword a launch "
+                               f"takes its CUDA {param.name} by ({fn.__name__}[grid, block](..., {param.name}=s))",
+                               Location(code.co_filename, code.co_firstlineno, 0, fn.__qualname__),
+                               hint=f"rename the parameter ('{param.name}_', say)")
 
 
 def kernel(fn=None, *, block=None, cluster=None, debug=None):

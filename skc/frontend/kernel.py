@@ -91,7 +91,9 @@ def kernel_parameters(fn) -> list:
     where = Location(code.co_filename, code.co_firstlineno, 0, fn.__qualname__) if code is not None else None
     for p in inspect.signature(fn).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise CompileError(f"kernel {fn.__qualname__} has *{p.name}; kernels take named parameters only", where)
+            stars = "*" if p.kind == p.VAR_POSITIONAL else "**"
+            raise CompileError(f"kernel {fn.__qualname__} has {stars}{p.name}; kernels take named parameters only",
+                               where)
         annotation = annotations.get(p.name)
         if annotation in (int, float, bool):
             raise CompileError(

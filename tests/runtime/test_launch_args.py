@@ -410,3 +410,17 @@ def test_numpy_array_subclasses_are_read_and_written_in_place():
     masked = np.ma.masked_array(np.ones(4, np.float32))
     _doubled_plus_one[1, 32](masked, 4)
     assert np.asarray(masked).tolist() == [3.0] * 4
+
+
+def test_a_parameter_named_stream_is_refused_where_the_kernel_is_defined():
+    """`k[g, b](x, stream=5)` gives the launch its stream, never the parameter: with a default of its own the kernel
+    ran with that default (the interpreter ignores the stream; a GPU launched on stream 5), silently."""
+    with pytest.raises(skc.CompileError, match="parameter named 'stream', the keyword a launch takes") as info:
+        @skc.kernel(block=1)
+        def add(x: skc.Ptr[skc.f32], stream: skc.i32 = 0):
+            x[0] = x[0] + skc.f32(stream)
+    assert str(info.value).startswith(f"{__file__}:") and "rename the parameter" in str(info.value)
+    with pytest.raises(skc.CompileError, match=r"has \*\*options; kernels take named parameters only"):
+        @skc.kernel(block=1)
+        def keywords(x: skc.Ptr[skc.f32], **options):
+            x[0] = 1.0
