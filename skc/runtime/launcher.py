@@ -350,6 +350,8 @@ class DeviceLauncher:
     def _bad_argument(self, args, error):
         if isinstance(error, LaunchError):
             raise error
+        if isinstance(error, ValueError) and hasattr(args, "__len__") and len(args) != len(self.params):
+            _wrong_count(self.kernel_name, self.params, args)   # (the unpacking of a ready launch's arguments)
         for param, arg in zip(self.params, args):
             if param.kind == TENSORMAP and not hasattr(arg, "descriptor_bytes"):
                 raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be an skc.TensorMap, "
@@ -376,6 +378,11 @@ class DeviceLauncher:
         if data is None:
             raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be an skc.TensorMap")
         return bytes(data)
+
+
+def _wrong_count(kernel: str, params, args):
+    raise LaunchError(f"{kernel} takes {len(params)} run-time arguments ({', '.join(p.name for p in params)}), "
+                      f"found {len(args)}") from None
 
 
 def int_range(t: ir.ScalarType) -> tuple:
@@ -638,6 +645,8 @@ class InterpreterLauncher:
         memory = Memory()
         values = []
         kernel = self.function.name
+        if len(args) != len(self.params):   # (zip() below would drop the extra ones: a ready launch's, unchecked)
+            _wrong_count(kernel, self.params, args)
         for param, arg in zip(self.params, args):
             if param.kind == POINTER:
                 span, first = pointer_span(arg, param.name, kernel)

@@ -424,3 +424,19 @@ def test_a_parameter_named_stream_is_refused_where_the_kernel_is_defined():
         @skc.kernel(block=1)
         def keywords(x: skc.Ptr[skc.f32], **options):
             x[0] = 1.0
+
+
+def test_a_ready_launch_given_too_many_or_too_few_arguments_says_how_many_it_takes():
+    """The interpreter's ready launch ran with extra arguments dropped (zip), the GPU launcher's said 'bad argument:
+    too many values to unpack (expected 2)'."""
+    x = np.zeros(1, np.float32)
+    ready = add_n.interpret[1, 1].ready(x, 1)
+    for args in ((x,), (x, 1, 2)):
+        with pytest.raises(skc.LaunchError, match=rf"add_n takes 2 run-time arguments \(x, n\), found {len(args)}"):
+            ready(args)
+    assert x[0] == 0.0
+    stub = StubLauncher([LaunchParam("x", POINTER, F32), LaunchParam("n", SCALAR, ir.ScalarType("i32"))])
+    for args in ((CudaArray("<f4"),), (CudaArray("<f4"), 1, 2)):
+        with pytest.raises(skc.LaunchError, match=rf"k takes 2 run-time arguments \(x, n\), found {len(args)}"):
+            stub.launch(args, (1, 1, 1), 0)
+    assert stub.launched == []
