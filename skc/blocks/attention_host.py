@@ -12,9 +12,9 @@ import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel, padding_hint
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
-                         check_has_data, check_no_overlap, check_own_memory, element_strides, facts_failed,
-                         kept_stand_in, on_stream, outside_graph, remember, require_arrays, tile_counter, torch_type,
-                         traced, traced_numbers, without_grad)
+                         check_has_data, check_no_overlap, check_own_memory, complex_or_date, element_strides,
+                         facts_failed, kept_stand_in, on_stream, outside_graph, remember, require_arrays, tile_counter,
+                         torch_type, traced, traced_numbers, without_grad)
 
 LAYOUTS = ("bhsd", "bshd")
 
@@ -299,12 +299,12 @@ def _scale_value(scale) -> float:
     """scale as a float, or a LaunchError: the online softmax tracks each row's largest raw score, which is the
     largest scaled one only for a positive scale."""
     try:
-        if isinstance(scale, (str, bytes)):
+        if isinstance(scale, (str, bytes)) or complex_or_date(scale):   # (a complex one's real part was taken)
             raise TypeError
         value = float(scale)
     except OverflowError:   # an int past float's range
         value = math.inf
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):   # (RuntimeError: torch's, for a tensor float() cannot take)
         raise skc.LaunchError(f"attention's scale must be a number, found {type(scale).__name__}") from None
     if not 0.0 < value < math.inf:
         raise skc.LaunchError(f"attention's scale must be positive and finite, found {value} (a score's weight "

@@ -735,14 +735,23 @@ def real(value, name: str) -> float:
         return value
     if type(value) is int or not isinstance(value, (str, bytes)) and (isinstance(value, numbers.Real)
                                                                       or not isinstance(value, numbers.Complex)):
-        try:
-            return float(value)
-        except OverflowError:   # an int past float's range
-            raise skc.LaunchError(f"{name} is an int of {value.bit_length()} bits, past the range of a float (the "
-                                  "kernel takes it as f32)") from None
-        except (TypeError, ValueError):
-            pass
+        if not complex_or_date(value):
+            try:
+                return float(value)
+            except OverflowError:   # an int past float's range
+                raise skc.LaunchError(f"{name} is an int of {value.bit_length()} bits, past the range of a float "
+                                      "(the kernel takes it as f32)") from None
+            except (TypeError, ValueError, RuntimeError):   # (RuntimeError: torch's, for a tensor float() cannot take)
+                pass
     raise skc.LaunchError(f"{name} must be a real number, found {type(value).__name__} {value!r}")
+
+
+def complex_or_date(value) -> bool:
+    """Whether a number float() would take is a complex or a date: a numpy complex (or 0-d array of one) gives its
+    real part, a complex tensor its real part or a RuntimeError, a numpy date or duration its count."""
+    is_complex = getattr(value, "is_complex", None)   # (torch's tensors)
+    return ((callable(is_complex) and is_complex() is True)
+            or getattr(getattr(value, "dtype", None), "kind", None) in ("c", "m", "M"))
 
 
 def check_epilogue_operands(what: str, rows, cols: int, c=None, bias=None):

@@ -269,15 +269,27 @@ def test_the_default_configurations_compile_without_spills(D, causal, lse):
 
 @pytest.mark.parametrize("scale, message", [(0.0, "positive and finite, found 0.0"), (-0.125, "found -0.125"),
                                             (float("nan"), "found nan"), ("0.1", "must be a number, found str"),
-                                            (10**400, "positive and finite, found inf")])
+                                            (10**400, "positive and finite, found inf"),
+                                            (np.complex64(0.125 + 1j), "must be a number, found complex64"),
+                                            (np.array(0.125 + 1j), "must be a number, found ndarray"),
+                                            (np.timedelta64(1, "s"), "must be a number, found timedelta64")])
 def test_attention_refuses_a_scale_its_softmax_cannot_take(scale, message):
     """The online softmax tracks each row's largest raw score: the largest scaled one only for a positive scale
-    (a zero or negative one gave NaN, or with lazy rescaling wrong values)."""
+    (a zero or negative one gave NaN, or with lazy rescaling wrong values). A numpy complex scale ran with its real
+    part, a duration with its count."""
     import skc
 
     q = bf16(RNG.standard_normal((1, 1, 64, 64)))
     with pytest.raises(skc.LaunchError, match=message):
         attention(q, q, q, scale=scale)
+
+
+def test_attention_refuses_a_complex_tensor_scale_by_name():
+    """float() of a complex torch tensor raised torch's RuntimeError ("value cannot be converted to type double")."""
+    torch = pytest.importorskip("torch")
+    q = bf16(RNG.standard_normal((1, 1, 64, 64)))
+    with pytest.raises(skc.LaunchError, match="scale must be a number, found Tensor"):
+        attention(q, q, q, scale=torch.tensor(0.125 + 1j))
 
 
 @pytest.mark.parametrize("group", [1, 2, 4, 7])

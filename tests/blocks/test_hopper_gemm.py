@@ -186,16 +186,28 @@ def test_one_row_of_a_wider_array_is_a_contiguous_out_and_c(hopper_interpreter):
     assert not out[1:].any() and not out[:1, 48:].any()
 
 
-@pytest.mark.parametrize("value", ["2", 1j, np.complex64(1), [1.0]], ids=["str", "complex", "numpy-complex", "list"])
+@pytest.mark.parametrize("value", ["2", 1j, np.complex64(1), [1.0], np.array(2 + 1j), np.timedelta64(2, "s")],
+                         ids=["str", "complex", "numpy-complex", "list", "0-d-complex-array", "numpy-duration"])
 @pytest.mark.parametrize("name", ["alpha", "beta"])
 def test_alpha_and_beta_are_real_numbers(hopper_interpreter, name, value):
-    """alpha="2" was taken as 2.0, alpha=1j raised a bare TypeError from float()."""
+    """alpha="2" was taken as 2.0, alpha=1j raised a bare TypeError from float(); a 0-d complex array was taken as
+    its real part, a numpy duration as its count."""
     a, b = np.ones((40, 64), np.float16), np.ones((64, 48), np.float16)
     c = np.ones((40, 48), np.float16) if name == "beta" else None
     with pytest.raises(skc.LaunchError, match=f"{name} must be a real number"):
         skc.blocks.matmul(a, b, c=c, **{name: value})
     out = skc.blocks.matmul(a, b, alpha=np.float32(0.5), c=np.ones((40, 48), np.float16), beta=np.int64(2))
     assert np.array_equal(np.asarray(out, np.float32), np.full((40, 48), 0.5 * 64 + 2, np.float32))
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+def test_a_complex_tensor_for_alpha_or_beta_is_named(name):
+    """float() of a complex torch tensor raised torch's RuntimeError ("value cannot be converted to type double")."""
+    torch = pytest.importorskip("torch")
+    a, b = np.ones((40, 64), np.float16), np.ones((64, 48), np.float16)
+    c = np.ones((40, 48), np.float16) if name == "beta" else None
+    with pytest.raises(skc.LaunchError, match=f"{name} must be a real number, found Tensor"):
+        skc.blocks.matmul(a, b, c=c, **{name: torch.tensor(1 + 2j)})
 
 
 @pytest.mark.parametrize("name", ["alpha", "beta"])
