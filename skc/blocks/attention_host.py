@@ -25,7 +25,8 @@ _PLANS: dict = {}   # facts of a call over torch tensors on a GPU -> its Attenti
 def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: str = "bhsd", return_lse: bool = False,
               config: AttentionConfig = None, stream=None):
     """Scaled-dot-product attention forward, softmax(scale · Q Kᵀ [causal mask]) V, for bf16/f16 torch tensors
-    (or, in the interpreter, numpy arrays: real values are rounded to bf16) in the layout `torch.nn.functional.
+    (or, in the interpreter, numpy arrays: real values are rounded to bf16; ml_dtypes.bfloat16 ones are taken as they
+    are, and give a bfloat16 out, as matmul's do) in the layout `torch.nn.functional.
     scaled_dot_product_attention` takes, (B, H, S, D) ("bhsd"), or (B, S, H, D) ("bshd"). K and V may have fewer
     heads than Q (grouped-query attention: their count must divide Q's) and another sequence length. The causal
     mask is torch's (top-left aligned: query i sees keys 0 .. i). Returns out (like q), and with return_lse the
@@ -99,9 +100,10 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
         launch(*maps, lse, counter, *problem.scalars, problem.config, stream=stream)
     else:
         launch(*maps, lse, counter, *problem.scalars, problem.config)
-    if host:
-        result = out_bits if out is not None and out.dtype == np.uint16 else (
-            out_bits.astype(np.uint32) << 16).view(np.float32)
+    if host:   # (bf16 bits for a uint16 out; bf16 values for an ml_dtypes bfloat16 out, or q of them with none)
+        written = q if out is None else out
+        result = out_bits if out is not None and out.dtype == np.uint16 else out_bits.view(written.dtype) if (
+            _is_bf16(written)) else (out_bits.astype(np.uint32) << 16).view(np.float32)
         result = np.swapaxes(result, 1, 2) if layout == "bshd" else result
         if out is not None:   # the caller's array holds the result, as for tensors
             out[...] = result
@@ -145,16 +147,17 @@ class _Problem:
         if H and not Hkv or Hkv and H % Hkv:
             raise skc.LaunchError(f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
         dtype = "bf16" if host else _dtype_name(q)
-        if host and any(x.dtype.kind not in "fiu" for x in (q, k, v)):
-            # (numpy arrays hold real values, rounded to bf16, or bf16 bits as uint16)
-            raise skc.LaunchError(f"attention over numpy arrays takes real values (rounded to bf16) or bf16 bits as "
-                                  f"uint16, found {q.dtype}, {k.dtype}, {v.dtype}")
+        if host and any(x.dtype.kind not in "fiu" and not _is_bf16(x) for x in (q, k, v)):
+            # (numpy arrays hold real values, rounded to bf16, bf16 values (ml_dtypes) or bf16 bits as uint16)
+            raise skc.LaunchError(f"attention over numpy arrays takes real values (rounded to bf16), ml_dtypes."
+                                  f"bfloat16 values or bf16 bits as uint16, found {q.dtype}, {k.dtype}, {v.dtype}")
         if not host and (k.dtype != q.dtype or v.dtype != q.dtype):
             raise skc.LaunchError(f"attention: q, k and v must have one dtype, found {q.dtype}, {k.dtype}, {v.dtype}")
         if out is not None and host and (tuple(out.shape) != tuple(q.shape) or out.dtype.kind != "f"
-                                         and out.dtype != np.uint16):
-            raise skc.LaunchError(f"attention: out must be a float array of q's shape {tuple(q.shape)} (or uint16 "
-                                  f"for bf16 bits); found {tuple(out.shape)} of {out.dtype}")
+                                         and out.dtype != np.uint16 and not _is_bf16(out)):
+            raise skc.LaunchError(f"attention: out must be a float array of q's shape {tuple(q.shape)} (or "
+                                  f"ml_dtypes.bfloat16, or uint16 for bf16 bits); found {tuple(out.shape)} of "
+                                  f"{out.dtype}")
         if out is not None and host and not out.flags.writeable:
             raise skc.LaunchError("attention: out is a read-only array; pass a writeable one (or out=None)")
         if out is not None and not host and (tuple(out.shape) != tuple(q.shape) or out.dtype != q.dtype):
@@ -265,8 +268,8 @@ class _NoLaunch:
     def __call__(self, q, k, v, out, stream):
         host = isinstance(q, np.ndarray)
         with on_stream(q, stream), without_grad(q):
-            if out is None:   # (the host path returns float32 values in q's layout)
-                out = np.zeros(q.shape, np.float32) if host else q.new_zeros(q.shape)
+            if out is None:   # (the host path returns float32 values in q's layout, bf16 ones for bf16 q)
+                out = np.zeros(q.shape, q.dtype if _is_bf16(q) else np.float32) if host else q.new_zeros(q.shape)
             elif 0 not in tuple(out.shape):
                 out[...] = 0
             if not self.return_lse:
@@ -344,12 +347,20 @@ def _bf16_bits(x: np.ndarray) -> np.ndarray:
     array, which TMA's rules on strides take (a reversed, broadcast or sliced view is copied, as floats are)."""
     if x.dtype == np.uint16:
         return x.copy(order="K")
+    if _is_bf16(x):   # (ml_dtypes' bfloat16: its bits as they are)
+        return x.view(np.uint16).copy(order="K")
     values = np.asarray(x, np.float32)
     bits = values.view(np.uint32)
     rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
     # a NaN stays one: rounding would carry 0x7FFFFFFF's mantissa into its exponent (0x8000: -0.0). (As
     # skc.runtime.dtypes.float32_to_bf16_bits, which the blocks may not import, and which makes a C-contiguous copy.)
     return np.where(np.isnan(values), np.uint16(0x7FC0), rounded)
+
+
+def _is_bf16(x) -> bool:
+    """Whether x is a numpy array of ml_dtypes' bfloat16 (numpy's own dtypes have none; a void kind, "V", so the
+    name tells it, as matmul's operand_dtype_name reads it)."""
+    return isinstance(x, np.ndarray) and x.dtype.name == "bfloat16" and x.dtype.itemsize == 2
 
 
 def _new_lse(q, host: bool, shape):
