@@ -33,6 +33,7 @@ _PLANS: dict = {}
 _FP8 = {"float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2", "f8e4m3": "f8e4m3", "f8e5m2": "f8e5m2"}
 _SCALE = ("float32", "f32")
 _OUT = {"bfloat16": "bf16", "float16": "f16", "float32": "f32", "bf16": "bf16", "f16": "f16", "f32": "f32"}
+_BYTES = {"bf16": 2, "f16": 2, "f32": 4}   # an out element's
 
 
 def _name(dtype) -> str:
@@ -203,6 +204,12 @@ def _checked_call(a, b, scale_a, scale_b, out, out_dtype, bias, activation, use_
         raise skc.LaunchError(f"scaled matmul: out (strides {element_strides(out)}) must have contiguous rows: "
                               "pass a contiguous out, or none")
     check_own_memory("scaled matmul", out)
+    if out is not None and M > 1 and N and not _storable_rows(element_strides(out)[0], out_name):
+        # (a view of longer rows, out[:, :N] of a wider buffer, or rows in reverse: TMA's own error named no operand;
+        # matmul's bf16 GEMM refuses every out that is not row-major)
+        raise skc.LaunchError(f"scaled matmul: out (strides {element_strides(out)}) has rows "
+                              f"{element_strides(out)[0] * _BYTES[out_name]} bytes apart, which TMA cannot store to "
+                              "(a positive multiple of 16 bytes): pass a contiguous out, or none")
     check_epilogue_operands("scaled matmul", M, N, bias=bias)
     spec = EpilogueSpec(alpha=not block, bias=bias is not None, activation=activation)
     try:
@@ -210,6 +217,12 @@ def _checked_call(a, b, scale_a, scale_b, out, out_dtype, bias, activation, use_
     except ValueError as error:
         raise skc.LaunchError(f"scaled matmul: {error}") from None
     return dtype, dtype_b, (M, N, K), block, out_name, spec
+
+
+def _storable_rows(pitch: int, out_name: str) -> bool:
+    """Whether rows `pitch` elements of type `out_name` apart are rows a tensor map stores to (TMA's global strides
+    are positive multiples of 16 bytes)."""
+    return pitch > 0 and pitch * _BYTES[out_name] % 16 == 0
 
 
 class _EmptyProduct:

@@ -1096,3 +1096,56 @@ def test_an_e5m2_b_is_copied_with_an_out_off_16_bytes(hopper_interpreter):
     one = np.array([1.0], np.float32)
     assert skc.blocks.matmul(a.astype(E4M3), b8, out, scale_a=one, scale_b=one, out_dtype="float32") is out
     np.testing.assert_array_equal(out, a @ b)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("out_dtype, width", [("bfloat16", 65), ("bfloat16", 68), ("float32", 65)])
+def test_an_out_of_rows_tma_cannot_store_to_is_named(hopper_interpreter, library, out_dtype, width):
+    """An out of rows 130, 136 or 260 bytes apart (a view out[:, :N] of a wider buffer) met TMA's bare stride error,
+    which named no operand and asked to pad "the rows" (matmul's bf16 GEMM refuses every out not row-major by
+    name); rows in reverse met the tensor map's "not contiguous"."""
+    M, N, K = 64, 64, 32
+    _, _, a8, b8 = operands(M, N, K)
+    one = np.ones(1, np.float32)
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        a8 = torch.from_numpy(a8.view(np.uint8)).view(torch.float8_e4m3fn)
+        b8 = torch.from_numpy(np.ascontiguousarray(b8.T).view(np.uint8)).view(torch.float8_e4m3fn).t()
+        one = torch.ones(1)
+        out = torch.zeros(M, width, dtype=getattr(torch, out_dtype))[:, :N]
+    else:
+        out = np.zeros((M, width), ml_dtypes.bfloat16 if out_dtype == "bfloat16" else np.float32)[:, :N]
+    item = 2 if out_dtype == "bfloat16" else 4
+    with pytest.raises(skc.LaunchError, match=rf"scaled matmul: out \(strides \({width}, 1\)\) has rows "
+                                              rf"{width * item} bytes apart, .* pass a contiguous out, or none"):
+        skc.blocks.matmul(a8, b8, out, scale_a=one, scale_b=one, out_dtype=out_dtype)
+    if library == "numpy":
+        reversed_rows = np.zeros((M, N), np.float32)[::-1]
+        with pytest.raises(skc.LaunchError, match=r"out \(strides \(-64, 1\)\) has rows -256 bytes apart"):
+            skc.blocks.matmul(a8, b8, reversed_rows, scale_a=one, scale_b=one, out_dtype="float32")
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_an_out_of_rows_16_bytes_apart_in_a_wider_buffer_is_exact(hopper_interpreter, library):
+    """A view out[:, :N] whose rows TMA stores to (72 bf16 or 68 f32 elements apart) runs, exact against numpy, and
+    leaves the buffer's other columns as they were."""
+    M, N, K = 64, 64, 32
+    a, b, a8, b8 = operands(M, N, K)
+    for out_dtype, width in (("bfloat16", 72), ("float32", 68)):
+        if library == "torch":
+            torch = pytest.importorskip("torch")
+            ta = torch.from_numpy(a8.view(np.uint8)).view(torch.float8_e4m3fn)
+            tb = torch.from_numpy(np.ascontiguousarray(b8.T).view(np.uint8)).view(torch.float8_e4m3fn).t()
+            buffer = torch.full((M, width), float("nan"), dtype=getattr(torch, out_dtype))
+            out = buffer[:, :N]
+            assert skc.blocks.matmul(ta, tb, out, scale_a=torch.ones(1), scale_b=torch.ones(1),
+                                     out_dtype=out_dtype) is out
+            result, rest = out.float().numpy(), buffer[:, N:].float().numpy()
+        else:
+            buffer = np.full((M, width), np.nan, ml_dtypes.bfloat16 if out_dtype == "bfloat16" else np.float32)
+            out = buffer[:, :N]
+            one = np.ones(1, np.float32)
+            assert skc.blocks.matmul(a8, b8, out, scale_a=one, scale_b=one, out_dtype=out_dtype) is out
+            result, rest = out.astype(np.float32), buffer[:, N:].astype(np.float32)
+        np.testing.assert_array_equal(result, a @ b)
+        assert np.isnan(rest).all()
