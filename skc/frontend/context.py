@@ -43,6 +43,7 @@ class CodeGen:
         self.target = target
         self.block = block
         self.cluster = cluster
+        self.launch_cluster = tuple(cluster)   # (@skc.kernel(cluster=...) or compile(cluster=...); 1x1x1: none said)
         self.shared_bytes = 0
         self.shared_align = 16
         self.deps = Dependencies()

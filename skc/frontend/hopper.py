@@ -289,16 +289,34 @@ def shared_address(pointer):
 @skc_builtin
 def kernel_attributes(min_blocks: int = None, cluster=None):
     """Facts about the kernel that blocks decide: blocks per SM to plan registers for (setmaxnreg needs a
-    register cap at entry: min_blocks=1), and the cluster shape (x, y, z)."""
+    register cap at entry: min_blocks=1), and the cluster shape (x, y, z): where the launch gives one too
+    (@skc.kernel(cluster=...) or compile(cluster=...)), the same (two shapes are a compile error here)."""
     cg = current()
     if min_blocks is not None:
         cg.function.attrs["min_blocks"] = int(min_blocks)
     if cluster is not None:
         shape = tuple(cluster) + (1,) * (3 - len(tuple(cluster)))
+        launched = cg.launch_cluster
+        if launched != (1, 1, 1) and shape != launched:
+            # (the launch's clusters are the ones the kernel runs in: the blocks after this line would count on others)
+            said, here = _dims_text(launched), _dims_text(shape)
+            raise semantics.error(
+                f"the kernel is launched in clusters of {_shape(launched)} (@skc.kernel(cluster={said}) or "
+                f"compile(cluster={said})) and says clusters of {_shape(shape)} here",
+                hint=f"say the kernel's clusters once: keep one of cluster={said} and cluster={here} (two equal ones "
+                     "may stay)")
         if shape != (1, 1, 1):
             _require("cluster", "a cluster launch")
             cg.function.attrs["cluster"] = shape
         cg.cluster = shape
+
+
+def _shape(dims: tuple) -> str:
+    return "x".join(map(str, dims))
+
+
+def _dims_text(dims: tuple) -> str:
+    return f"({', '.join(map(str, dims))})"   # (numpy's integers as 4, not np.int64(4))
 
 
 def is_runtime(value) -> bool:

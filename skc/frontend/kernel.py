@@ -171,8 +171,8 @@ def compile_to_ir(fn, spec: Specialization, target: Target):
             pass
         finally:
             evaluator.frames.pop()
-        # (a launch's cluster, from @skc.kernel(cluster=...) or compile(cluster=...), is the one its kernel runs in,
-        # whatever skc.hopper.kernel_attributes said)
+        # (a launch's cluster, from @skc.kernel(cluster=...) or compile(cluster=...), is the one its kernel runs in:
+        # skc.hopper.kernel_attributes may only say it again; without one, the last kernel_attributes said)
         cluster = tuple(spec.cluster) if tuple(spec.cluster) != (1, 1, 1) else tuple(codegen.cluster)
         codegen.finish(cluster)
     function.attrs.update(block=tuple(spec.block), shared_bytes=codegen.shared_bytes)

@@ -540,17 +540,18 @@ def test_blocks_made_before_the_kernel_says_its_clusters():
 @pytest.mark.parametrize("said", ["attributes", "launch"])
 def test_a_kernel_that_says_other_clusters_after_making_its_blocks(said):
     """A scheduler of clusters of two, made in a kernel of clusters of two that says clusters of four after it (or is
-    launched in clusters of four by @skc.kernel(cluster=...), whatever it says): the check where the scheduler was
-    made passed, the kernel ran in clusters of four, ranks 2 and 3 took tiles past the matrix and half the rows were
-    never written (wrong answers, silently). Each block's clusters are checked again against the ones the kernel is
-    launched in, at the block's line."""
+    launched in clusters of four by @skc.kernel(cluster=...) and says so after it: a body saying other clusters than
+    the launch's is refused where it says them, tests/frontend/test_kernel_attributes_cluster.py): the check where the
+    scheduler was made passed, the kernel ran in clusters of four, ranks 2 and 3 took tiles past the matrix and half
+    the rows were never written (wrong answers, silently). Each block's clusters are checked again against the ones the
+    kernel is launched in, at the block's line."""
     M, K = 256, 128
     A, B, _, out = multicast_operands(M, T, K)
     maps = (skc.TensorMap(skc.to_device(A, dtype=skc.bf16), box=(T, T)),
             skc.TensorMap(skc.to_device(B, dtype=skc.bf16), box=(T, T)))
     kernel, first = ((clusters_said_late, 2) if said == "attributes"
-                     else (skc.kernel(cluster=(4, 1, 1))(clusters_said_late.fn), 2))
-    then = 4 if said == "attributes" else 2
+                     else (skc.kernel(cluster=(4, 1, 1))(clusters_said_late.fn), 0))
+    then = 4
     with pytest.raises(skc.CompileError, match=r"TileScheduler\(..., cluster_m=2, cluster_n=1\) works across clusters "
                                                r"of 2 blocks along x; the kernel is launched in clusters of 4x1x1") as info:
         kernel[4, 256](*maps, out, M, K, first, then, False)
