@@ -3,6 +3,8 @@ elections and clusters. Thin wrappers over the IR's async ops; the building bloc
 skc.blocks compose them into pipelines, loaders and MMA ops."""
 from __future__ import annotations
 
+import operator
+
 from .. import ir
 from . import semantics
 from .builtins import compile_time_int
@@ -295,7 +297,7 @@ def kernel_attributes(min_blocks: int = None, cluster=None):
     if min_blocks is not None:
         cg.function.attrs["min_blocks"] = int(min_blocks)
     if cluster is not None:
-        shape = tuple(cluster) + (1,) * (3 - len(tuple(cluster)))
+        shape = _cluster_shape(cluster)
         launched = cg.launch_cluster
         if launched != (1, 1, 1) and shape != launched:
             # (the launch's clusters are the ones the kernel runs in: the blocks after this line would count on others)
@@ -309,6 +311,24 @@ def kernel_attributes(min_blocks: int = None, cluster=None):
             _require("cluster", "a cluster launch")
             cg.function.attrs["cluster"] = shape
         cg.cluster = shape
+
+
+def _cluster_shape(cluster) -> tuple:
+    """kernel_attributes' cluster as (x, y, z): an int, or 1 to 3 positive ints (numpy's too), as @skc.kernel's
+    cluster takes it; else a CompileError at the call (2.5 or True is no count of blocks, a string no shape)."""
+    try:
+        if isinstance(cluster, (str, bytes)):
+            raise TypeError
+        items = (operator.index(cluster),) if not isinstance(cluster, (tuple, list)) else tuple(cluster)
+        if any(isinstance(v, bool) for v in items):
+            raise TypeError
+        dims = tuple(operator.index(v) for v in items)
+    except TypeError:
+        dims = ()
+    if not 1 <= len(dims) <= 3 or min(dims) < 1:
+        raise semantics.error(f"kernel_attributes' cluster must be an int or 1 to 3 positive ints, found {cluster!r}",
+                              hint="say the cluster's blocks along x, y and z: cluster=(2, 1, 1)")
+    return dims + (1,) * (3 - len(dims))
 
 
 def _shape(dims: tuple) -> str:

@@ -53,3 +53,18 @@ def test_one_cluster_shape_said_twice_runs_in_the_interpreter(monkeypatch):
         assert out.tolist() == [0, 1, 0, 1]
     finally:
         devices._target_of.cache_clear()
+
+
+@pytest.mark.parametrize("said", [2, np.int64(2), [2, 1]])
+def test_a_cluster_of_one_int_or_a_list_is_the_decorator_s_shape(said):
+    """kernel_attributes' cluster as @skc.kernel takes it (an int was a TypeError inside the compiler)."""
+    assert "cluster = [2, 1, 1]" in tile_ir(unlaunched, I32P, skc.constexpr(said), block=32)
+
+
+@pytest.mark.parametrize("said", [(2.5,), "2", (True, 1, 1), (0, 1, 1), (2, 1, 1, 1), ()])
+def test_a_cluster_that_is_no_shape_is_a_compile_error_at_the_line(said):
+    """(2.5,), a string and (True, 1, 1) compiled as clusters of 2, 2 and 1 before; the others were LaunchErrors."""
+    with pytest.raises(skc.CompileError, match="kernel_attributes' cluster must be an int or 1 to 3 positive ints"
+                       ) as info:
+        tile_ir(unlaunched, I32P, skc.constexpr(said), block=32)
+    assert str(info.value).startswith(f"{__file__}:{line_of(ranks, '# HERE')}:")
