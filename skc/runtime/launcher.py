@@ -400,8 +400,12 @@ def check_scalar(kernel: str, param, value):
         value = value[()]
     given = value
     if isinstance(value, np.generic):
-        if value.dtype.kind not in "biuf":   # (numpy's complex converts to its real part, a date to a count)
-            _not_a_number(kernel, param, value)
+        if value.dtype.kind not in "biuf" or not isinstance(value, (np.bool_, np.integer, np.floating)):
+            # (ml_dtypes' bfloat16 and float8 scalars, of kind 'V' or 'f' but no np.floating, are floats, exact as
+            # Python's; numpy's complex converts to its real part, a date or duration to a count)
+            if not _is_float_type(value.dtype):
+                _not_a_number(kernel, param, value)
+            value = float(value)
     elif not isinstance(value, (int, float)):
         kind = type(value)
         if (not hasattr(kind, "__index__") and not hasattr(kind, "__float__") or isinstance(value, complex)
@@ -416,17 +420,26 @@ def check_scalar(kernel: str, param, value):
         if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
             return int(bool(value))
         raise LaunchError(f"{kernel}: argument '{param.name}' is a bool ({t}): pass True or False (or 0 or 1), "
-                          f"found {type(value).__name__} {value!r}")
+                          f"found {type(given).__name__} {given!r}")
     if t.is_int:
         if isinstance(value, (float, np.floating)):
             raise LaunchError(f"{kernel}: argument '{param.name}' must be an integer ({t}), found "
                               f"{type(given).__name__} {given}; pass int(value)")
+        value = int(value)   # (numpy's bool compared with 2**64 - 1 raises an OverflowError)
         lo, hi = int_range(t)
         if not lo <= value <= hi:
             raise LaunchError(f"{kernel}: argument '{param.name}' = {value} does not fit in {t} ({lo}..{hi}); "
                               "pass a value in range or declare the parameter with a wider type")
-        return int(value)
+        return value
     return value
+
+
+def _is_float_type(dtype) -> bool:
+    """Whether a numpy dtype is one of skc's float types (ml_dtypes' bfloat16 and float8 formats among them)."""
+    try:
+        return dtypes.from_numpy(dtype).is_float
+    except TypeError:   # (UnsupportedDtypeError: no skc type)
+        return False
 
 
 def _not_a_number(kernel: str, param, value):

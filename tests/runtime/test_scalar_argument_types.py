@@ -85,3 +85,55 @@ def test_fractions_and_decimals_pass_float_parameters_and_are_refused_by_integer
     stub = StubLauncher([LaunchParam("x", POINTER, F32), LaunchParam("n", SCALAR, ir.ScalarType("f16"))])
     stub.launch((CudaArray("<f4"), fractions.Fraction(1, 2)), (1, 1, 1), 0)
     assert stub.launched[-1][0][1] == 0x3800
+
+
+def ml_dtypes_scalars():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    return [ml_dtypes.bfloat16(1.5), ml_dtypes.float8_e4m3fn(1.5), ml_dtypes.float8_e5m2(1.5),
+            np.array(ml_dtypes.bfloat16(1.5))]
+
+
+@pytest.mark.parametrize("scalar", [skc.f32, skc.bf16, skc.f16, None])
+def test_ml_dtypes_floats_are_numbers_at_every_launch(scalar):
+    """ml_dtypes' bfloat16 and float8 scalars (dtype kind 'V', or 'f' without being np.floating) are floats: a
+    first launch took them (an unannotated parameter specializes to bf16 on one) and later ones refused them
+    ("must be a number (bf16), found bfloat16")."""
+    if scalar is None:
+        @skc.kernel(block=1)
+        def add(x: skc.Ptr[skc.f32], n):
+            x[0] = x[0] + skc.f32(n)
+    else:
+        add = kernel_of(scalar)
+    for value in ml_dtypes_scalars():
+        if scalar is None and isinstance(value, np.ndarray):
+            continue   # (an array for an unannotated parameter is a pointer's)
+        x = np.zeros(1, np.float32)
+        add.interpret[1, 1](x, value)
+        add.interpret[1, 1](x, value)
+        assert x[0] == 3.0
+    stub = StubLauncher([LaunchParam("x", POINTER, F32), LaunchParam("n", SCALAR, ir.ScalarType("f16")),
+                         LaunchParam("m", SCALAR, F32)])
+    for value in ml_dtypes_scalars():
+        stub.launch((CudaArray("<f4"), value, value), (1, 1, 1), 0)
+        assert stub.launched[-1][0][1:] == [0x3E00, 1.5]
+
+
+@pytest.mark.parametrize("scalar", [skc.i32, skc.u64])
+def test_ml_dtypes_floats_are_refused_by_integer_parameters_as_floats_are(scalar):
+    """float8_e5m2(1.5) (numpy kind 'f' but no np.floating) was truncated to 1 for an integer parameter."""
+    add, x = kernel_of(scalar), np.zeros(1, np.float32)
+    add.interpret[1, 1](x, 1)
+    for value in ml_dtypes_scalars():
+        with pytest.raises(skc.LaunchError, match=r"'n' must be an integer \(.*\), found \w+ 1.5; pass int"):
+            add.interpret[1, 1](x, value)
+    assert x[0] == 1.0
+
+
+def test_numpys_bool_passes_a_u64_parameter():
+    """np.True_ compared with 2**64 - 1 raised numpy's OverflowError ('Python int too large to convert to C long')."""
+    add, x = kernel_of(skc.u64), np.zeros(1, np.float32)
+    add.interpret[1, 1](x, np.True_)
+    assert x[0] == 1.0
+    stub = StubLauncher([LaunchParam("x", POINTER, F32), LaunchParam("n", SCALAR, ir.ScalarType("u64"))])
+    stub.launch((CudaArray("<f4"), np.True_), (1, 1, 1), 0)
+    assert stub.launched[-1][0][1] == 1
