@@ -363,12 +363,8 @@ class DeviceLauncher:
                             f"(skc.set_device('{where}'))")
                 raise LaunchError(f"{self.kernel_name}: argument '{param.name}' is a tensor map over {where}; the "
                                   f"kernel runs on {self.device}: {fix}") from None
-            if param.kind == SCALAR and not isinstance(arg, (int, float, bool, np.generic)):
-                raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be a number ({param.type}), "
-                                  f"found {type(arg).__name__}") from None
-            if param.kind == SCALAR and param.type.is_int and isinstance(arg, (float, np.floating)):
-                raise LaunchError(f"{self.kernel_name}: argument '{param.name}' must be an integer ({param.type}), "
-                                  f"found {type(arg).__name__} {arg}; pass int(value)") from None
+            if param.kind == SCALAR:   # (the fast path's float() of an int past a float's range: said by name)
+                check_scalar(self.kernel_name, param, arg)
         raise LaunchError(f"{self.kernel_name}: bad argument: {error}") from error
 
     def _descriptor(self, param, arg) -> bytes:
@@ -431,6 +427,12 @@ def check_scalar(kernel: str, param, value):
             raise LaunchError(f"{kernel}: argument '{param.name}' = {value} does not fit in {t} ({lo}..{hi}); "
                               "pass a value in range or declare the parameter with a wider type")
         return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:   # (a float parameter's int is converted when it is stored: one past a float's range fails there)
+            float(value)
+        except OverflowError:
+            raise LaunchError(f"{kernel}: argument '{param.name}' is an int of {value.bit_length()} bits, past the "
+                              f"range of a float ({t}); pass a value in range") from None
     return value
 
 

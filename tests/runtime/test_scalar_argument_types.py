@@ -137,3 +137,21 @@ def test_numpys_bool_passes_a_u64_parameter():
     stub = StubLauncher([LaunchParam("x", POINTER, F32), LaunchParam("n", SCALAR, ir.ScalarType("u64"))])
     stub.launch((CudaArray("<f4"), np.True_), (1, 1, 1), 0)
     assert stub.launched[-1][0][1] == 1
+
+
+@pytest.mark.parametrize("scalar", [skc.f32, skc.f16, skc.f64])
+def test_an_int_past_a_floats_range_is_named_at_every_launch(scalar):
+    """An int no float holds raised the OverflowError of float() from the interpreter (at the first launch too,
+    since 7fa0af6) and 'bad argument: int too large to convert to float' from the GPU launcher."""
+    name = {skc.f32: "f32", skc.f16: "f16", skc.f64: "f64"}[scalar]
+    message = rf"argument 'n' is an int of 1101 bits, past the range of a float \({name}\)"
+    add, x = kernel_of(scalar), np.zeros(1, np.float32)
+    for _ in range(2):
+        with pytest.raises(skc.LaunchError, match=message):
+            add.interpret[1, 1](x, 2 ** 1100)
+    add.interpret[1, 1](x, 2 ** 10)
+    assert x[0] == 2.0 ** 10
+    stub = StubLauncher([LaunchParam("x", POINTER, F32), LaunchParam("n", SCALAR, ir.ScalarType(name))])
+    with pytest.raises(skc.LaunchError, match=message):
+        stub.launch((CudaArray("<f4"), 2 ** 1100), (1, 1, 1), 0)
+    assert stub.launched == []
