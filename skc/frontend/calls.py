@@ -647,6 +647,17 @@ def _math(name: str, to_int: bool = False):
     return handle
 
 
+def _math_of_two(name: str, fn):
+    """math.fmod and math.copysign of run-time values: exact, in the operands' float type. (Their hints before,
+    x - y * skc.trunc(x / y) and skc.where(y < 0, -abs(x), abs(x)), gave 0 for fmod(1e10, 3.0) in f32 and 1.5 for
+    copysign(1.5, -0.0).)"""
+    def handle(ev, args, kwargs):
+        if kwargs or len(args) != 2:
+            raise ev.cg.error(f"math.{name}() of run-time values takes two arguments")
+        return fn(*(dsl.float_operand(a) if isinstance(a, Dyn) else a for a in args))
+    return handle
+
+
 def _math_fabs(ev, args, kwargs):
     return semantics.unary("abs", dsl.float_operand(args[0]))
 
@@ -683,12 +694,12 @@ def _numpy_ufunc(ev, func, args, kwargs):
 
 # math functions on run-time values: the DSL's builtins, with Python's result types
 _MATH_HINTS = {"isnan": "x != x is true for a NaN", "isinf": "abs(x) == float('inf')",
-               "isfinite": "abs(x) < float('inf')", "copysign": "skc.where(y < 0, -abs(x), abs(x))",
-               "log10": "skc.log2(x) * 0.30102999566398120", "hypot": "skc.sqrt(x * x + y * y)",
-               "fmod": "x - y * skc.trunc(x / y)"}
+               "isfinite": "abs(x) < float('inf')",
+               "log10": "skc.log2(x) * 0.30102999566398120", "hypot": "skc.sqrt(x * x + y * y)"}
 _MATH_FUNCTIONS = {id(getattr(math, name)): (name, handler) for name, handler in {
     "sqrt": _math("sqrt"), "exp": _math("exp"), "log": _math("log"), "log2": _math("log2"),
     "sin": _math("sin"), "cos": _math("cos"), "tanh": _math("tanh"), "fabs": _math_fabs,
     "floor": _math("floor", True), "ceil": _math("ceil", True), "trunc": _math("trunc", True),
+    "fmod": _math_of_two("fmod", semantics.fmod), "copysign": _math_of_two("copysign", semantics.copysign),
 }.items()}
 
