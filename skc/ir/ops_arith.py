@@ -84,7 +84,8 @@ BINARY_OPS = {
     "arith.xor": ("bitwise xor", ("int",)),
     "arith.shl": ("a << b; a shift of the bit width or more gives 0", ("int",)),
     "arith.shr": ("a >> b, arithmetic for signed, logical for unsigned; wide shifts saturate", ("int",)),
-    "math.pow": ("a raised to b (a >= 0), approximate", ("float",)),
+    "math.pow": ("a raised to b, approximate; special cases as C's pow (a negative a to a whole b, 0 ** 0 and "
+                 "1 ** nan are 1)", ("float",)),
 }
 
 UNARY_OPS = {
