@@ -74,3 +74,16 @@ def test_one_argument_is_named():
 
     with pytest.raises(skc.CompileError, match=r"math.fmod\(\) of run-time values takes two arguments"):
         bad[1, 1](np.zeros(1, np.float32))
+
+
+@pytest.mark.gpu
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_the_gpu_computes_what_the_interpreter_does():
+    want = [X.copy(), Y.copy(), np.zeros_like(X), np.zeros_like(X)]
+    two.interpret[1, 16](*want, len(X))
+    rem, sign = skc.to_device(np.zeros_like(X)), skc.to_device(np.zeros_like(X))
+    two[1, 16](skc.to_device(X), skc.to_device(Y), rem, sign, len(X))
+    rem, sign = rem.numpy(), sign.numpy()
+    nan = np.isnan(want[2]) & np.isnan(rem)
+    assert (np.array(_bits(want[2])) == np.array(_bits(rem)))[~nan].all() and np.isnan(rem).sum() == nan.sum()
+    assert _bits(sign) == _bits(want[3])
