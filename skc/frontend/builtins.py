@@ -280,6 +280,7 @@ def _math_unary(op: str, python):
         if not isinstance(x, Dyn):
             return python(x)
         v = float_operand(x)
+        semantics.check_approximate_math(op, v.type)
         return RValue(current().builder.unary(op, v.value), v.type)
     fn.__name__ = op.split(".")[1]
     fn.__doc__ = ir.OPS[op].__doc__

@@ -497,7 +497,19 @@ def power(a, b):
         return _integer_power(x, y)
     if not elem.is_float:
         x, y = _coerce(x, ir.f32, _count(x.type)), _coerce(y, ir.f32, _count(x.type))
+    check_approximate_math("math.pow", x.type)
     return RValue(_b().binary("math.pow", x.value, y.value), x.type)
+
+
+def check_approximate_math(op: str, t):
+    """A CompileError at the user's line for a transcendental op on f64: every GPU computes them by f32's
+    approximations and has none for f64 (ir.APPROXIMATE_MATH), and the interpreter, which could, refuses it as
+    they do, so that a kernel it runs is one a GPU compiles."""
+    if op in ir.APPROXIMATE_MATH and ir.element_type(t).bits > 32:
+        name = "x ** y" if op == "math.pow" else f"skc.{op.split('.')[1]}"
+        raise error(f"{name} is not available on {t}: the GPUs compute it by f32's approximations only",
+                    hint="compute it in f32 (skc.f32(x)), or, for a power of a whole number, x ** n with a constant "
+                         "n from 0 to 8 (multiplications)" if op == "math.pow" else "compute it in f32 (skc.f32(x))")
 
 
 def _integer_power(x: RValue, y: RValue) -> RValue:

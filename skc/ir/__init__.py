@@ -1,5 +1,6 @@
 """The tile IR: types, ops, builder, printer and parser, verifier, and passes."""
 from . import ops_arith, ops_async, ops_control, ops_gpu, ops_memory  # noqa: F401  (registers the ops)
+from .ops_arith import APPROXIMATE_MATH
 from .builder import Builder
 from .core import BLOCKING, OPS, PURE, TERMINATOR, Function, Module, Op, Region, Value
 from .parser import ParseError, parse_module

@@ -58,6 +58,8 @@ class _Elementwise(Op):
         kind = "float" if elem.is_float else "int"
         if kind not in self.allowed:
             self.fail(f"not defined on {t} (takes {' or '.join(self.allowed)} types)")
+        if self.name in APPROXIMATE_MATH and elem.bits > 32:
+            self.fail(f"not defined on {t} (an approximation of f32's: compute in f32)")
 
 
 def _define(base, name: str, doc: str, **fields):
@@ -107,6 +109,11 @@ UNARY_OPS = {
     "math.cos": ("cosine, approximate", ("float",)),
     "math.tanh": ("hyperbolic tangent, approximate", ("float",)),
 }
+
+# the transcendental ops: every backend computes them by f32's approximations (f16 and bf16 widened to f32), and
+# has none for f64, so they are defined on floats of at most 32 bits (the interpreter refuses f64 as the GPUs do)
+APPROXIMATE_MATH = frozenset({"math.exp", "math.exp2", "math.exp2_ftz", "math.log", "math.log2", "math.rsqrt",
+                              "math.sin", "math.cos", "math.tanh", "math.pow"})
 
 BINARY = {name: _define(_Elementwise, name, doc, num_operands=2, allowed=kinds)
           for name, (doc, kinds) in BINARY_OPS.items()}

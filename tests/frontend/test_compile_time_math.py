@@ -10,20 +10,22 @@ import pytest
 import skc
 
 
-def run_and_fold(fn, *values):
-    """fn's result on run-time f64 values and on the same values as constexpr Python numbers."""
+def run_and_fold(fn, *values, dtype=skc.f64):
+    """fn's result on run-time values of `dtype` (f64; f32 for the transcendental ops, which no GPU has on f64) and
+    on the same values as constexpr Python numbers."""
     n = len(values)
 
     @skc.kernel(block=1)
-    def run_time(x: skc.Ptr[skc.f64], out: skc.Ptr[skc.f64]):
+    def run_time(x: skc.Ptr[dtype], out: skc.Ptr[dtype]):
         out[0] = fn(*[x[i] for i in range(n)])
 
     @skc.kernel(block=1)
-    def compile_time(out: skc.Ptr[skc.f64], v: skc.constexpr):
+    def compile_time(out: skc.Ptr[dtype], v: skc.constexpr):
         out[0] = fn(*v)
 
-    r, f = np.zeros(1), np.zeros(1)
-    run_time[1, 1](np.array(values, np.float64), r)
+    numpy_type = np.float64 if dtype is skc.f64 else np.float32
+    r, f = np.zeros(1, numpy_type), np.zeros(1, numpy_type)
+    run_time[1, 1](np.array(values, numpy_type), r)
     compile_time[1, 1](f, tuple(values))
     return r[0], f[0]
 
@@ -40,7 +42,7 @@ def same(a, b) -> bool:
 ])
 def test_math_of_a_compile_time_number_where_python_raises(fn, x):
     # (skc.sqrt(-1.0) was a compile error, "math domain error", where skc.sqrt of a run-time -1.0 is NaN)
-    run_time, folded = run_and_fold(fn, x)
+    run_time, folded = run_and_fold(fn, x, dtype=skc.f32)
     assert same(run_time, folded), (run_time, folded)
 
 
