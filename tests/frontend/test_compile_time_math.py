@@ -136,3 +136,26 @@ def test_an_int_past_2_to_53_made_a_narrow_float_constant_rounds_once(dtype, val
     out = np.zeros(3, ml_dtypes.bfloat16 if dtype is skc.bf16 else np.float32)
     k[1, 1](np.array([value], np.int64), out)
     assert out[0] == out[1] == out[2], out
+
+
+@pytest.mark.parametrize("fn", [skc.exp, skc.exp2, skc.log, skc.log2, skc.rsqrt, skc.sin, skc.cos, skc.tanh,
+                                lambda x: x ** x])
+def test_transcendental_math_on_f64_is_refused_at_the_line_as_the_gpus_refuse_it(fn):
+    """They ran in the interpreter while every GPU target refused them (f32's approximations only), so a kernel
+    tested in the interpreter never compiled for a GPU; sqrt, the roundings and abs stay exact on f64."""
+    @skc.kernel(block=1)
+    def wide(x: skc.Ptr[skc.f64], out: skc.Ptr[skc.f64]):
+        out[0] = fn(x[0])   # HERE
+
+    @skc.kernel(block=1)
+    def exact(x: skc.Ptr[skc.f64], out: skc.Ptr[skc.f64]):
+        out[0] = skc.sqrt(x[0]) + skc.floor(x[0]) + abs(x[0]) + fn(skc.f32(x[0]))
+
+    for run in (lambda: wide[1, 1](np.ones(1), np.zeros(1)),
+                lambda: wide.compile(np.ones(1), np.zeros(1), target="sm_90a").asm("ptx")):
+        with pytest.raises(skc.CompileError, match="is not available on f64") as info:
+            run()
+        assert "# HERE" in str(info.value) and "compute it in f32" in str(info.value)
+    out = np.zeros(1)
+    exact[1, 1](np.full(1, 4.0), out)
+    assert out[0] > 9.0 and "sqrt.rn.f64" in exact.compile(np.ones(1), out, target="sm_90a").asm("ptx")
