@@ -262,7 +262,9 @@ def binary(op: str, a, b):
     if op in ("lshift", "rshift") and isinstance(a, Dyn):
         return _shift_by_value(op, a, b)
     floats = _negative_beside_unsigned(a, b) if op == "truediv" else None
-    x, y = floats if floats else unify(a, b)   # (u32 / -2 is a float division: the -2 must not wrap into the u32)
+    # (u32 / -2 is a float division: the -2 must not wrap into the u32; nor into a u8 in u8 // -2, which read 0:
+    # // and % of a wrapped number are not the wrapped results of the number's, as + - * & | ^ are)
+    x, y = floats if floats else unify(a, b, keep_values=op in ("floordiv", "mod"))
     t = x.type
     elem = ir.element_type(t)
     if op in ("add", "sub", "mul") and elem.is_bool:

@@ -416,6 +416,30 @@ def test_a_negative_literal_beside_an_unsigned_value_in_float_division_and_power
     assert got.tolist() == [-3.5, 0.5, -2.0, 0.25]
 
 
+def test_a_negative_literal_beside_an_unsigned_value_in_floor_division_and_modulo():
+    """The literal keeps its value, as in / and **, and as an i32 argument holding it does (u8 beside i32 is i32):
+    it wrapped into the unsigned type, so u8(7) // -2 read 7 // 254 == 0 and u8(7) % -3 read 7 % 253 == 7."""
+    def floor(out, x: skc.u8, y: skc.u16, z: skc.u32):
+        out[0] = x // -2
+        out[1] = x % -3
+        out[2] = -7 // x
+        out[3] = -7 % x
+        out[4] = y // -2
+        out[5] = y % -3
+        out[6] = z // -2     # in i64, which holds both
+        out[7] = z % -3
+
+    got = np.zeros(8, np.float64)
+    skc.kernel(floor)[1, 1](got, 7, 7, 7)
+    assert got.tolist() == [-4.0, -2.0, -1.0, 0.0, -4.0, -2.0, -4.0, -2.0]
+
+    def u64(out, x: skc.u64):
+        out[0] = x // -2
+
+    with pytest.raises(skc.CompileError, match="no integer type holds both u64 values and -2"):
+        skc.kernel(u64)[1, 1](np.zeros(1, np.float64), 7)
+
+
 def test_an_unsigned_base_to_a_negative_run_time_exponent_truncates():
     def powers(out, x: skc.u32, e: skc.i32):
         out[0] = x ** e
