@@ -91,6 +91,11 @@ class AMDGPU:
         """op name -> emitter of its f32 form (the other float types are legalized to f32 first)."""
         return _F32_MATH
 
+    def opaque(self, lw: FunctionLowering, name: str, t: ir.Type) -> str:
+        """The value as it is: whether AMDGPU makes a select against a constant zero a min or max whose zeros are
+        ordered (NVPTX does: nvptx.NVPTX.opaque) has not been checked on an AMD GPU."""
+        return name
+
     def float_to_int(self, lw: FunctionLowering, name: str, src: ir.Type, dst: ir.Type) -> str:
         """llvm.fpto[su]i.sat: saturates at the integer's range and gives 0 for NaN, as the IR defines."""
         if ir.element_type(src).bits < 32:  # f16 and bf16 widen to f32 first (exactly): one path for both

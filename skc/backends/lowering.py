@@ -24,6 +24,21 @@ _LLVM_MATH = {"math.floor": "floor", "math.ceil": "ceil", "math.trunc": "trunc",
               "math.sqrt": "sqrt", "math.abs": "fabs"}
 
 
+def _zero_arm_of_a_min_or_max(c: ir.Value, a: ir.Value, b: ir.Value):
+    """Which arm (0 or 1) of select(c, a, b) is a float constant zero where c compares a with b in that order
+    (`a if a < b else b`: Python's min and max, and the same spelled out), or None. LLVM makes such a select
+    against a constant a min or max instruction (NVPTX's min.f32), whose zeros are ordered, -0.0 below +0.0, where
+    the select picks by the compare: min(0.0, x) of x = -0.0 is 0.0, as in the interpreter, and the GPU gave -0.0."""
+    cmp = c.owner
+    if (getattr(cmp, "name", None) != "arith.cmp" or cmp.operands[0] is not a or cmp.operands[1] is not b
+            or isinstance(a.type, ir.VectorType) or not ir.element_type(a.type).is_float):
+        return None
+    for i, arm in enumerate((a, b)):
+        if getattr(arm.owner, "name", None) == "arith.constant" and arm.owner.attrs["value"] == 0:
+            return i
+    return None
+
+
 def intrinsic_suffix(t: ir.Type) -> str:
     """LLVM's overload suffix: .f32, .i32, .v4f32."""
     if isinstance(t, ir.VectorType):
@@ -416,7 +431,11 @@ out:
 
     def _lower_select(self, op):
         c, a, b = op.operands
-        self.set(op, self.text.value(f"select {self.typed(c)}, {self.typed(a)}, {self.typed(b)}"))
+        arms = [self.typed(a), self.typed(b)]
+        zero = _zero_arm_of_a_min_or_max(c, a, b)
+        if zero is not None:   # (the constant hidden from LLVM, which would make the select a min or a max)
+            arms[zero] = f"{self.type(a.type)} {self.target.opaque(self, self.get((a, b)[zero]), a.type)}"
+        self.set(op, self.text.value(f"select {self.typed(c)}, {arms[0]}, {arms[1]}"))
 
     def _lower_cast(self, op):
         self.set(op, self.convert(op.operands[0], op.result.type, op))

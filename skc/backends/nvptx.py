@@ -106,6 +106,15 @@ class NVPTX:
         """op name -> emitter of its f32 form (the other float types are legalized to f32 first)."""
         return _F32_MATH
 
+    def opaque(self, lw: FunctionLowering, name: str, t: ir.Type) -> str:
+        """A float value (a constant) that LLVM cannot see through: moved by inline asm, its bits as they are (a
+        select against a constant zero must not become a min.f32, which orders -0.0 below +0.0)."""
+        bits = ir.element_type(t).bits
+        ity, code = {16: ("i16", "h"), 32: ("i32", "r"), 64: ("i64", "l")}[bits]
+        raw = lw.text.value(f"bitcast {lw.type(t)} {name} to {ity}")
+        moved = lw.text.value(f'call {ity} asm "mov.b{bits} $0, $1;", "={code},{code}"({ity} {raw})')
+        return lw.text.value(f"bitcast {ity} {moved} to {lw.type(t)}")
+
     def float_to_int(self, lw: FunctionLowering, name: str, src: ir.Type, dst: ir.Type) -> str:
         if isinstance(src, ir.VectorType):
             kind = "fptosi" if dst.is_signed else "fptoui"
