@@ -52,3 +52,20 @@ def test_the_ptx_picks_the_zero_the_interpreter_picks(T, form, tmp_path):
         same = (want.view(bits) == result.view(bits)) | nan
         assert same.all(), (name, [(float(xs[i]), float(zs[i]), float(want[i]), float(result.view(dtype)[i]))
                                    for i in np.flatnonzero(~same)])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("T", list(TYPES))
+@pytest.mark.parametrize("form", list(FORMS))
+def test_the_gpu_picks_the_zero_the_interpreter_picks(T, form, tmp_path):
+    dtype, bits = TYPES[T]
+    xs = np.array(X * 2, np.float32).astype(dtype)
+    zs = np.array([0.0] * 8 + [-0.0] * 8, np.float32).astype(dtype)
+    kernel = _kernel(T, form, tmp_path)
+    want = np.zeros(16, dtype)
+    kernel.interpret[1, 32](xs, zs, want)
+    on_gpu = [skc.to_device(a.view(bits), dtype=getattr(skc, T)) for a in (xs, zs, np.zeros(16, dtype))]
+    kernel[1, 32](*on_gpu)
+    got = on_gpu[2].raw().view(dtype)
+    nan = np.isnan(want.astype(np.float64)) & np.isnan(got.astype(np.float64))
+    assert ((want.view(bits) == got.view(bits)) | nan).all(), (want, got)
