@@ -24,18 +24,29 @@ _LLVM_MATH = {"math.floor": "floor", "math.ceil": "ceil", "math.trunc": "trunc",
               "math.sqrt": "sqrt", "math.abs": "fabs"}
 
 
+def _is_constant_zero(value: ir.Value) -> bool:
+    return getattr(value.owner, "name", None) == "arith.constant" and value.owner.attrs["value"] == 0
+
+
 def _zero_arm_of_a_min_or_max(c: ir.Value, a: ir.Value, b: ir.Value):
     """Which arm (0 or 1) of select(c, a, b) is a float constant zero where c compares a with b in that order
     (`a if a < b else b`: Python's min and max, and the same spelled out), or None. LLVM makes such a select
     against a constant a min or max instruction (NVPTX's min.f32), whose zeros are ordered, -0.0 below +0.0, where
-    the select picks by the compare: min(0.0, x) of x = -0.0 is 0.0, as in the interpreter, and the GPU gave -0.0."""
+    the select picks by the compare: min(0.0, x) of x = -0.0 is 0.0, as in the interpreter, and the GPU gave -0.0.
+    So it does with x first and a zero second where c compares x with a zero on either side (`x if 0.0 > x else
+    0.0`, `x if x < -0.0 else 0.0`): LLVM moves a constant to a compare's right and takes -0.0 there as 0.0. With
+    the zero first (`0.0 if x < 0.0 else x`, the fused relu) LLVM keeps the select, and so does skc."""
     cmp = c.owner
-    if (getattr(cmp, "name", None) != "arith.cmp" or cmp.operands[0] is not a or cmp.operands[1] is not b
-            or isinstance(a.type, ir.VectorType) or not ir.element_type(a.type).is_float):
+    if (getattr(cmp, "name", None) != "arith.cmp" or isinstance(a.type, ir.VectorType)
+            or not ir.element_type(a.type).is_float):
         return None
-    for i, arm in enumerate((a, b)):
-        if getattr(arm.owner, "name", None) == "arith.constant" and arm.owner.attrs["value"] == 0:
-            return i
+    left, right = cmp.operands
+    if left is a and right is b:
+        for i, arm in enumerate((a, b)):
+            if _is_constant_zero(arm):
+                return i
+    if _is_constant_zero(b) and (left is a and _is_constant_zero(right) or right is a and _is_constant_zero(left)):
+        return 1
     return None
 
 

@@ -2,7 +2,10 @@
 LLVM's NVPTX code generation made it a min.f32 (max, f64, f16, bf16 alike), whose zeros are ordered, -0.0 below
 +0.0, where the select picks by the compare: min(0.0, -0.0) is 0.0 in Python and the interpreter, and an H100 gave
 -0.0 (2026-12-06, benchmarks/results/session52-2026-12-06-h100-helper-scripts-final.txt). The zero is hidden from
-LLVM, so the PTX keeps the compare and the select; each form runs in the PTX emulator as in the interpreter."""
+LLVM, so the PTX keeps the compare and the select; each form runs in the PTX emulator as in the interpreter.
+The compare may name its operands the other way round (`x if 0.0 > x else 0.0`) or its zero with the other sign
+(`x if x < -0.0 else 0.0`): LLVM made those a min or max too (helper G's enumeration, every float type, predicate,
+order and constant against the emulator); `0.0 if x < 0.0 else x` (the fused relu) stays a select without help."""
 import importlib.util
 import os
 import sys
@@ -19,7 +22,10 @@ import ptx_emulator  # noqa: E402
 TYPES = {"f32": (np.float32, np.uint32), "f64": (np.float64, np.uint64), "f16": (np.float16, np.uint16),
          "bf16": (ml_dtypes.bfloat16, np.uint16)}
 FORMS = ["min(0.0, x)", "x if x < 0.0 else 0.0", "min(x, 0.0)", "max(0.0, x)", "max(-0.0, x)",
-         "x if x >= 0.0 else 0.0", "0.0 if 0.0 < x else x", "min(z, x)"]
+         "x if x >= 0.0 else 0.0", "0.0 if 0.0 < x else x", "min(z, x)",
+         # the compare the other way round, or its zero of the other sign: LLVM made them the same min or max
+         "x if 0.0 > x else 0.0", "skc.where(0.0 > x, x, 0.0)", "x if -0.0 < x else -0.0", "x if x < -0.0 else 0.0",
+         "x if 0 > x else 0.0", "0.0 if x < 0.0 else x"]
 X = [-0.0, 0.0, 1.0, -1.0, float("nan"), float("inf"), -float("inf"), 0.5]
 
 
@@ -44,7 +50,7 @@ def test_the_ptx_picks_the_zero_the_interpreter_picks(T, form, tmp_path):
     kernel = _kernel(T, form, tmp_path)
     want = np.zeros(16, dtype)
     kernel.interpret[1, 32](xs, zs, want)
-    python = np.array([eval(form, {}, {"x": float(x), "z": float(z)}) for x, z in zip(xs, zs)]).astype(dtype)
+    python = np.array([eval(form, {"skc": skc}, {"x": float(x), "z": float(z)}) for x, z in zip(xs, zs)]).astype(dtype)
     ptx = kernel.compile(xs, zs, want, target="sm_90a").asm("ptx")
     got = ptx_emulator.run_grid(ptx, "k", [xs.view(bits).copy(), zs.view(bits).copy(), np.zeros(16, bits)], 1, 32)[2]
     for name, result in (("python", python), ("ptx", got.view(dtype))):
