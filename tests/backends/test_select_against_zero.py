@@ -41,38 +41,44 @@ def _kernel(T, form, folder):
     return module.k
 
 
+def _interpreted(T, form, folder):
+    """The form's kernel, its inputs (x over X, z +0.0 then -0.0) and the interpreter's outputs."""
+    dtype, _ = TYPES[T]
+    xs = np.array(X * 2, np.float32).astype(dtype)
+    zs = np.array([0.0] * 8 + [-0.0] * 8, np.float32).astype(dtype)
+    kernel = _kernel(T, form, folder)
+    want = np.zeros(16, dtype)
+    kernel.interpret[1, 32](xs, zs, want)
+    return kernel, xs, zs, want
+
+
+def _check(name, T, xs, zs, want, got):
+    """got equal to want bit for bit (any NaN equal to any NaN)."""
+    dtype, bits = TYPES[T]
+    got = got.view(dtype)
+    same = (want.view(bits) == got.view(bits)) | np.isnan(want.astype(np.float64)) & np.isnan(got.astype(np.float64))
+    assert same.all(), (name, [(float(xs[i]), float(zs[i]), float(want[i]), float(got[i]))
+                               for i in np.flatnonzero(~same)])
+
+
 @pytest.mark.parametrize("T", list(TYPES))
 @pytest.mark.parametrize("form", list(FORMS))
 def test_the_ptx_picks_the_zero_the_interpreter_picks(T, form, tmp_path):
-    dtype, bits = TYPES[T]
-    xs = np.array(X * 2, np.float32).astype(dtype)
-    zs = np.array([0.0] * 8 + [-0.0] * 8, np.float32).astype(dtype)
-    kernel = _kernel(T, form, tmp_path)
-    want = np.zeros(16, dtype)
-    kernel.interpret[1, 32](xs, zs, want)
-    python = np.array([eval(form, {"skc": skc}, {"x": float(x), "z": float(z)}) for x, z in zip(xs, zs)]).astype(dtype)
+    kernel, xs, zs, want = _interpreted(T, form, tmp_path)
+    bits = TYPES[T][1]
+    python = np.array([eval(form, {"skc": skc}, {"x": float(x), "z": float(z)}) for x, z in zip(xs, zs)])
+    _check("python", T, xs, zs, want, python.astype(want.dtype))
     ptx = kernel.compile(xs, zs, want, target="sm_90a").asm("ptx")
     got = ptx_emulator.run_grid(ptx, "k", [xs.view(bits).copy(), zs.view(bits).copy(), np.zeros(16, bits)], 1, 32)[2]
-    for name, result in (("python", python), ("ptx", got.view(dtype))):
-        nan = np.isnan(want.astype(np.float64)) & np.isnan(result.astype(np.float64))
-        same = (want.view(bits) == result.view(bits)) | nan
-        assert same.all(), (name, [(float(xs[i]), float(zs[i]), float(want[i]), float(result.view(dtype)[i]))
-                                   for i in np.flatnonzero(~same)])
+    _check("ptx", T, xs, zs, want, got)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("T", list(TYPES))
 @pytest.mark.parametrize("form", list(FORMS))
 def test_the_gpu_picks_the_zero_the_interpreter_picks(T, form, tmp_path):
-    dtype, bits = TYPES[T]
-    xs = np.array(X * 2, np.float32).astype(dtype)
-    zs = np.array([0.0] * 8 + [-0.0] * 8, np.float32).astype(dtype)
-    kernel = _kernel(T, form, tmp_path)
-    want = np.zeros(16, dtype)
-    kernel.interpret[1, 32](xs, zs, want)
-    on_gpu = [skc.to_device(a.view(bits) if T == "bf16" else a, dtype=getattr(skc, T))   # (bf16: its bits)
-              for a in (xs, zs, np.zeros(16, dtype))]
+    kernel, xs, zs, want = _interpreted(T, form, tmp_path)
+    on_gpu = [skc.to_device(a.view(TYPES[T][1]) if T == "bf16" else a, dtype=getattr(skc, T))   # (bf16: its bits)
+              for a in (xs, zs, np.zeros_like(want))]
     kernel[1, 32](*on_gpu)
-    got = on_gpu[2].raw().view(dtype)
-    nan = np.isnan(want.astype(np.float64)) & np.isnan(got.astype(np.float64))
-    assert ((want.view(bits) == got.view(bits)) | nan).all(), (want, got)
+    _check("gpu", T, xs, zs, want, on_gpu[2].raw())
