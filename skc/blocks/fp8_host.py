@@ -204,12 +204,13 @@ def _checked_call(a, b, scale_a, scale_b, out, out_dtype, bias, activation, use_
         raise skc.LaunchError(f"scaled matmul: out (strides {element_strides(out)}) must have contiguous rows: "
                               "pass a contiguous out, or none")
     check_own_memory("scaled matmul", out)
-    if out is not None and M > 1 and N and not _storable_rows(element_strides(out)[0], out_name):
+    pitch = element_strides(out)[0] * _BYTES[out_name] if out is not None and M > 1 and N else 16
+    if pitch <= 0 or pitch % 16:   # (TMA's global strides are positive multiples of 16 bytes)
         # (a view of longer rows, out[:, :N] of a wider buffer, or rows in reverse: TMA's own error named no operand;
         # matmul's bf16 GEMM refuses every out that is not row-major)
-        raise skc.LaunchError(f"scaled matmul: out (strides {element_strides(out)}) has rows "
-                              f"{element_strides(out)[0] * _BYTES[out_name]} bytes apart, which TMA cannot store to "
-                              "(a positive multiple of 16 bytes): pass a contiguous out, or none")
+        raise skc.LaunchError(f"scaled matmul: out (strides {element_strides(out)}) has rows {pitch} bytes apart, "
+                              "which TMA cannot store to (a positive multiple of 16 bytes): pass a contiguous out, "
+                              "or none")
     check_epilogue_operands("scaled matmul", M, N, bias=bias)
     spec = EpilogueSpec(alpha=not block, bias=bias is not None, activation=activation)
     try:
@@ -217,12 +218,6 @@ def _checked_call(a, b, scale_a, scale_b, out, out_dtype, bias, activation, use_
     except ValueError as error:
         raise skc.LaunchError(f"scaled matmul: {error}") from None
     return dtype, dtype_b, (M, N, K), block, out_name, spec
-
-
-def _storable_rows(pitch: int, out_name: str) -> bool:
-    """Whether rows `pitch` elements of type `out_name` apart are rows a tensor map stores to (TMA's global strides
-    are positive multiples of 16 bytes)."""
-    return pitch > 0 and pitch * _BYTES[out_name] % 16 == 0
 
 
 class _EmptyProduct:

@@ -276,11 +276,8 @@ def binary(op: str, a, b):
     if op in _DIRECT:
         return RValue(builder.binary(_DIRECT[op], x.value, y.value), t)
     if op == "truediv":
-        if not elem.is_float:
-            ft = ir.f64 if elem.bits == 64 else ir.f32
-            x, y = _coerce(x, ft, _count(t)), _coerce(y, ft, _count(t))
-            t = x.type
-        return RValue(builder.binary("arith.div", x.value, y.value), t)
+        x, y = _as_floats(x, y)
+        return RValue(builder.binary("arith.div", x.value, y.value), x.type)
     if op == "floordiv":
         return _floordiv(x, y)
     if op == "mod":
@@ -443,22 +440,21 @@ def _mod(x: RValue, y: RValue) -> RValue:
 def fmod(a, b) -> RValue:
     """C's fmod (Python's math.fmod): the remainder of a / b with a's sign, exact (arith.rem); integers as floats
     (f64 for 64-bit ones, else f32). By 0, and of an infinite a, it is NaN, where Python raises ValueError."""
-    x, y = _as_floats(a, b)
+    x, y = _as_floats(*unify(a, b))
     return RValue(_b().binary("arith.rem", x.value, y.value), x.type)
 
 
 def copysign(a, b) -> RValue:
     """Python's math.copysign: |a| with the sign bit of b (of -0.0 and of a NaN's too), in their common float type."""
-    x, y = _as_floats(a, b)
+    x, y = _as_floats(*unify(a, b))
     bits = ir.ScalarType(f"i{ir.element_type(y.type).bits}")
     negative = compare("lt", bitcast(y, ir.with_element(y.type, bits)), 0)
     magnitude = unary("abs", x)
     return select(negative, unary("neg", magnitude), magnitude)
 
 
-def _as_floats(a, b):
-    """Both operands in their common float type (an integer one as a float: f64 for 64 bits, else f32)."""
-    x, y = unify(a, b)
+def _as_floats(x: RValue, y: RValue):
+    """Two operands of one type in a float type: integers as `/` divides them, in f64 for 64 bits, else f32."""
     elem = ir.element_type(x.type)
     if not elem.is_float:
         ft = ir.f64 if elem.bits == 64 else ir.f32
