@@ -7,7 +7,6 @@ disk cache) and loads the module.
 """
 from __future__ import annotations
 
-import collections.abc
 import dataclasses
 import enum
 import functools
@@ -26,7 +25,7 @@ from .diagnostics import CompileError, DeviceError, LaunchError, Location, SkcEr
 from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
 from .runtime import devices, native
 from .runtime.devices import Device, current_device, parse_device
-from .target import TARGETS, Target, get_target
+from .target import TARGETS, Target, get_target, launch_dims
 
 # The runtime's launchers, interop, hang guard and drivers are imported where a launch first needs them: they
 # pull numpy and ctypes layouts into `import skc` otherwise (measured: runtime.launcher 42 ms, runtime.interop
@@ -37,30 +36,10 @@ _MAX_GRID = tuple(min(t.max_grid[axis] for t in TARGETS.values()) for axis in ra
 
 
 def _dims(value, what: str) -> tuple:
-    if isinstance(value, bool):
-        raise LaunchError(f"{what} must be an int or a tuple of up to 3 ints, found {value!r}")
-    if isinstance(value, int):
-        dims = (value, 1, 1)
-    else:
-        # integers only (numpy's too), never truncated: (2.7, 1) is not (2, 1), nor the string "12" the grid (1, 2)
-        try:
-            if isinstance(value, (str, bytes, dict, set, frozenset)) or isinstance(value, collections.abc.Iterator):
-                raise TypeError   # (no sizes in order: {1: 2} was the grid (1,), a generator was used up once)
-            try:   # one integer (numpy's, a 0-d array); else a sequence of them (a tuple, a 1-D array or tensor)
-                dims = (operator.index(value),)
-            except TypeError:
-                items = tuple(value)
-                if any(isinstance(v, bool) for v in items):
-                    raise TypeError   # (a bool is no size: True would launch one block)
-                dims = tuple(operator.index(v) for v in items)
-        except TypeError:
-            raise LaunchError(f"{what} must be an int or a tuple of up to 3 ints, found {value!r}") from None
-        if not 1 <= len(dims) <= 3:
-            raise LaunchError(f"{what} must have 1 to 3 dimensions, found {value!r}")
-        dims = dims + (1,) * (3 - len(dims))
-    if any(d <= 0 for d in dims):
-        raise LaunchError(f"{what} {value!r} has a dimension of zero or less; every dimension must be at least 1")
-    return dims
+    try:
+        return launch_dims(value)
+    except ValueError as e:
+        raise LaunchError(f"{what} {e}") from None
 
 
 def _exact_ints(config) -> bool:

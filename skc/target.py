@@ -1,9 +1,39 @@
 """Target descriptions: plain data every layer may read (blocks choose instructions from it)."""
 from __future__ import annotations
 
+import collections.abc
+import operator
 from dataclasses import dataclass, field, fields
 
 from .diagnostics import SkcError
+
+
+def launch_dims(value) -> tuple:
+    """A grid, block or cluster shape as (x, y, z): an int, or 1 to 3 of them in order (numpy's, a 0-d or 1-D array
+    or tensor too). Integers only, never truncated: (2.7, 1) is not (2, 1), True is no count and the string "12" no
+    shape. Raises ValueError saying what is wrong (its text follows the value's role: "grid ...")."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be an int or a tuple of up to 3 ints, found {value!r}")
+    if isinstance(value, int):
+        dims = (value,)
+    else:
+        try:
+            if isinstance(value, (str, bytes, dict, set, frozenset)) or isinstance(value, collections.abc.Iterator):
+                raise TypeError   # (no sizes in order: {1: 2} was the grid (1,), a generator was used up once)
+            try:   # one integer (numpy's, a 0-d array); else a sequence of them (a tuple, a 1-D array or tensor)
+                dims = (operator.index(value),)
+            except TypeError:
+                items = tuple(value)
+                if any(isinstance(v, bool) for v in items):
+                    raise TypeError   # (a bool is no size: True would launch one block)
+                dims = tuple(operator.index(v) for v in items)
+        except TypeError:
+            raise ValueError(f"must be an int or a tuple of up to 3 ints, found {value!r}") from None
+        if not 1 <= len(dims) <= 3:
+            raise ValueError(f"must have 1 to 3 dimensions, found {value!r}")
+    if any(d <= 0 for d in dims):
+        raise ValueError(f"has a dimension of zero or less ({value!r}); every dimension must be at least 1")
+    return dims + (1,) * (3 - len(dims))
 
 
 @dataclass(frozen=True)

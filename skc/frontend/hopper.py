@@ -3,9 +3,9 @@ elections and clusters. Thin wrappers over the IR's async ops; the building bloc
 skc.blocks compose them into pipelines, loaders and MMA ops."""
 from __future__ import annotations
 
-import operator
 
 from .. import ir
+from ..target import launch_dims
 from . import semantics
 from .builtins import compile_time_int
 from .markers import skc_builtin
@@ -314,21 +314,13 @@ def kernel_attributes(min_blocks: int = None, cluster=None):
 
 
 def _cluster_shape(cluster) -> tuple:
-    """kernel_attributes' cluster as (x, y, z): an int, or 1 to 3 positive ints (numpy's too), as @skc.kernel's
-    cluster takes it; else a CompileError at the call (2.5 or True is no count of blocks, a string no shape)."""
+    """kernel_attributes' cluster as (x, y, z), by the rule @skc.kernel's cluster and a launch's grid follow; else a
+    CompileError at the call (2.5 or True is no count of blocks, a string no shape)."""
     try:
-        if isinstance(cluster, (str, bytes)):
-            raise TypeError
-        items = (operator.index(cluster),) if not isinstance(cluster, (tuple, list)) else tuple(cluster)
-        if any(isinstance(v, bool) for v in items):
-            raise TypeError
-        dims = tuple(operator.index(v) for v in items)
-    except TypeError:
-        dims = ()
-    if not 1 <= len(dims) <= 3 or min(dims) < 1:
+        return launch_dims(cluster)
+    except ValueError:
         raise semantics.error(f"kernel_attributes' cluster must be an int or 1 to 3 positive ints, found {cluster!r}",
-                              hint="say the cluster's blocks along x, y and z: cluster=(2, 1, 1)")
-    return dims + (1,) * (3 - len(dims))
+                              hint="say the cluster's blocks along x, y and z: cluster=(2, 1, 1)") from None
 
 
 def _shape(dims: tuple) -> str:

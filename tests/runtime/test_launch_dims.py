@@ -84,3 +84,22 @@ def test_numpy_integers_take_the_bound_launch_each_time(config, ints):
     selected its launcher again, at every call: 9 us a warm launch on the fake driver, 3 for an int grid)"""
     kernel = skc.kernel(mark.fn, block=1)
     assert kernel[config] is kernel[config] is kernel[ints]
+
+
+@pytest.mark.parametrize("grid", [(2.7,), "12", (True,), (0, 1), (1, 1, 1, 1)])
+def test_the_interpreter_run_takes_shapes_by_the_launch_rule(grid):
+    """skc.runtime.interpreter.run checks a grid as a launch does: (2.7,) was the grid (2,) and "12" the grid (1, 2)."""
+    from skc.frontend import POINTER, ParamSpec, PtrType, Specialization, compile_to_ir
+    from skc.runtime.interpreter import Memory, run
+    from skc import ir
+    from skc.target import get_target
+
+    def one(out):
+        out[0] = 1.0
+
+    spec = Specialization((ParamSpec("out", POINTER, PtrType(ir.f32)),), (1, 1, 1))
+    function = compile_to_ir(one, spec, get_target("sm_90a"))[0].function()
+    memory = Memory()
+    out = np.zeros(4, np.float32)
+    with pytest.raises(skc.LaunchError, match="grid (must|has)"):
+        run(function, grid=grid, block=(1,), args=[memory.map_array(out)], memory=memory)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ... import ir
 from ...diagnostics import LaunchError
-from ...target import get_target
+from ...target import get_target, launch_dims
 from . import numerics
 from .control import run_region
 from .memory import Memory, shared_segment
@@ -25,12 +25,10 @@ MAX_CLUSTER_BLOCKS = 16   # Hopper: 8 portably, 16 with the non-portable cluster
 
 
 def _dims(what: str, value) -> tuple:
-    if isinstance(value, numbers.Integral):
-        value = (int(value),)
-    dims = tuple(int(v) for v in value) + (1,) * (3 - len(tuple(value)))
-    if len(dims) != 3 or any(d <= 0 for d in dims):
-        raise LaunchError(f"{what} must be 1 to 3 positive ints, found {value!r}")
-    return dims
+    try:
+        return launch_dims(value)
+    except ValueError as e:
+        raise LaunchError(f"{what} {e}") from None
 
 
 def _argument(value, t, name: str, nthreads: int, memory: Memory) -> np.ndarray:
