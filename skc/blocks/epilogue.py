@@ -45,9 +45,11 @@ def activate(kind, v):
 
 class EpilogueArgs:
     """The fused epilogue's operands: the spec (compile time) and the run-time values it reads, for an
-    M x N output: alpha, beta, the input C (`c`, row-major M x N) and the bias (N values)."""
+    M x N output: alpha, beta, the input C (`c`, row-major M x N) and the bias (N values). For a batched output
+    (an epilogue given each tile's matrix), `c_batch_stride` is the elements from one matrix's C to the next's:
+    M · N for a B x M x N C, 0 for one C that every matrix adds."""
 
-    def __init__(self, spec: EpilogueSpec, M, N, alpha=1.0, beta=0.0, c=None, bias=None):
+    def __init__(self, spec: EpilogueSpec, M, N, alpha=1.0, beta=0.0, c=None, bias=None, c_batch_stride=None):
         spec.check()
         for term, name, value in (("alpha", "alpha", alpha), ("beta", "beta", beta), ("beta", "c", c),
                                   ("bias", "bias", bias)):
@@ -56,20 +58,22 @@ class EpilogueArgs:
                                                f"arguments give none", hint=f"give EpilogueArgs(..., {name}=...)")
         self.spec, self.M, self.N = spec, M, N
         self.alpha, self.beta, self.c, self.bias = alpha, beta, c, bias
+        self.c_batch_stride = c_batch_stride
 
     def transposed(self) -> "EpilogueArgs":
         """The same operands for the N x M output whose transpose a kernel computes (MatmulConfig.swap_ab)."""
-        return EpilogueArgs(self.spec, self.N, self.M, self.alpha, self.beta, self.c, self.bias)
+        return EpilogueArgs(self.spec, self.N, self.M, self.alpha, self.beta, self.c, self.bias, self.c_batch_stride)
 
 
 class FusedEpilogue:
     """The element-wise part of a GEMM epilogue: value -> activation(alpha · value + beta · C[row, column]
-    + bias[column]), each term present when the spec of `args` asks for it (C and bias read with masks)."""
+    + bias[column]), each term present when the spec of `args` asks for it (C and bias read with masks). Of matrix
+    `batch` of a batched output, C is read `batch` · `args.c_batch_stride` elements on."""
 
     def __init__(self, args: EpilogueArgs):
         self.args = args
 
-    def __call__(self, value, row, column):
+    def __call__(self, value, row, column, batch=None):
         args = self.args
         spec = args.spec
         if spec.alpha:
@@ -77,10 +81,21 @@ class FusedEpilogue:
         if spec.beta or spec.bias:
             inside = (row < args.M) & (column < args.N)
             if spec.beta:
-                value = value + args.beta * skc.f32(skc.load(args.c + (skc.i64(row) * args.N + column), mask=inside))
+                c = args.c if batch is None else args.c + skc.i64(batch) * self.batch_stride()
+                value = value + args.beta * skc.f32(skc.load(c + (skc.i64(row) * args.N + column), mask=inside))
             if spec.bias:
                 value = value + skc.f32(skc.load(args.bias + column, mask=column < args.N))
         return activate(spec.activation, value)
+
+    def batch_stride(self):
+        """C's elements from one matrix to the next: a batched store reads each matrix's own C, or one C for all,
+        as the arguments say (read as one M x N C, every matrix added matrix 0's, silently)."""
+        if self.args.c_batch_stride is None:
+            raise frontend.current().error(
+                "this epilogue stores a matrix of a batch and adds beta · C, but its EpilogueArgs do not say where "
+                "each matrix's C lies", hint="give EpilogueArgs(..., c_batch_stride=M * N) for a C of B x M x N, or "
+                "c_batch_stride=0 for one M x N C that every matrix adds")
+        return self.args.c_batch_stride
 
 
 def _plus(x, offset):
@@ -227,12 +242,12 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
         row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
         # a buffer holds `rows` whole 128-byte rows, however few columns a chunk has
         self.store(acc, row0, col0, () if batch is None else (batch,), self.staging,
-                   self.rows * (self.BOX_BYTES // self.dtype.itemsize))
+                   self.rows * (self.BOX_BYTES // self.dtype.itemsize), batch)
 
-    def store(self, acc, row0, col0, outer: tuple, staging, stride):
+    def store(self, acc, row0, col0, outer: tuple, staging, stride, batch=None):
         """The chunks of acc (its MMAs complete) to the output at (row0, col0) of the matrix at coordinates `outer`
         of the tensor map's outer dimensions, through the staging buffers at `staging` (the second, if two, `stride`
-        elements after it)."""
+        elements after it); the fused part reads the C of matrix `batch`."""
         chunks = acc.shape[1] // self.columns   # (the documented accumulator members only: a user's may have no n)
         for chunk in skc.static_range(chunks):
             first = chunk * self.columns
@@ -241,11 +256,12 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
             # the first chunk of a tile of an odd number of chunks, whose buffer the previous tile's last store read
             self.sync(0 if chunk == 0 and chunks % self.buffers else self.buffers - 1)
             if self.transposed:
-                self.stage_transposed(acc, first, buffer, row0, col0)
+                self.stage_transposed(acc, first, buffer, row0, col0, batch)
             else:
                 for values, row, column in acc.runs(first, self.columns):
                     results = values if self.fused is None else \
-                        [self.fused(value, row0 + row, _plus(col0 + column, j)) for j, value in enumerate(values)]
+                        [self.fused(value, row0 + row, _plus(col0 + column, j), batch)
+                         for j, value in enumerate(values)]
                     where = self.staged(buffer, row, column - first)
                     skc.store(where, skc.vector(*[self.dtype(r) for r in results]) if len(results) > 1 else
                               self.dtype(results[0]))
@@ -258,12 +274,12 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
                     skc.hopper.tma_store(self.out_map, buffer, (*outer, row0, col0 + first))
                 skc.hopper.tma_commit()
 
-    def stage_transposed(self, acc, first, buffer, row0, col0):
+    def stage_transposed(self, acc, first, buffer, row0, col0, batch=None):
         """The chunk of acc's columns from `first` into the buffer as rows (the output's rows are the accumulator's
         columns), one value a staged row, after the fused part at the output's own places."""
         for values, row, column in acc.runs(first, self.columns):
             for j, value in enumerate(values):
-                result = value if self.fused is None else self.fused(value, _plus(col0 + column, j), row0 + row)
+                result = value if self.fused is None else self.fused(value, _plus(col0 + column, j), row0 + row, batch)
                 skc.store(self.staged(buffer, column - first + j, row), self.dtype(result))
 
     def staged(self, buffer, row, column):
@@ -287,8 +303,9 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
 
 class DirectStoreEpilogue:
     """Stores a wave's accumulator values (any TileOp's accumulator: it lists its `values()` as (value, row,
-    column) in its tile, which lies at `corner` in the block's tile) to the row-major M x N output at `out`,
-    converted to `dtype` after the fused part; values outside the output are not stored."""
+    column) in its tile, which lies at `corner` in the block's tile) to the row-major M x N output at `out` (of a
+    batched output, B x M x N, to matrix `batch`), converted to `dtype` after the fused part; values outside the
+    output are not stored."""
 
     def __init__(self, out, dtype, args: EpilogueArgs):
         self.out, self.dtype, self.M, self.N = out, dtype, args.M, args.N
@@ -300,15 +317,17 @@ class DirectStoreEpilogue:
     def __exit__(self, *exc):
         pass  # plain stores: nothing in flight to wait for
 
-    def __call__(self, acc, row0, col0):
-        """Store acc where it lies in the output tile whose corner is (row0, col0)."""
+    def __call__(self, acc, row0, col0, batch=None):
+        """Store acc where it lies in the output tile whose corner is (row0, col0) (of matrix `batch` of a batched
+        output)."""
         acc.wait()
         row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
+        out = self.out if batch is None else self.out + skc.i64(batch) * self.M * self.N
         for value, row, column in acc.values():
             row, column = row0 + row, col0 + column
             inside = (row < self.M) & (column < self.N)
-            result = self.dtype(self.fused(value, row, column))
-            skc.store(self.out + (skc.i64(row) * self.N + column), result, mask=inside)
+            result = self.dtype(self.fused(value, row, column, batch))
+            skc.store(out + (skc.i64(row) * self.N + column), result, mask=inside)
 
 
 IN_FLIGHT = 64   # floats a thread of a split-K tile's last share has loads in flight for (a group of values' shares)

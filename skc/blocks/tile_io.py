@@ -338,6 +338,7 @@ class VectorLoader:
                     f"the vector loader writes the 128-byte swizzle; tile '{name}' is {layout.swizzle}-byte swizzled",
                     hint="load it with TmaLoader, or lay it out in 128-byte chunks")
             origin, k0 = origins[name], k * layout.k
+            matrix, origin = self.matrix_of(name, layout, origin)
             # the stored matrix's rows and columns that this tile covers (K-major: rows are M or N)
             rows, cols = (layout.rows, layout.k) if layout.k_major else (layout.k, layout.rows)
             first_row, first_col = (origin, k0) if layout.k_major else (k0, origin)
@@ -350,16 +351,17 @@ class VectorLoader:
                          f"threads (threads= dividing {rows * per_row})")
             count = rows * per_row // self.threads   # loads a thread makes
             if self.asynchronous:
-                self.copy_async(name, tile, layout, t, first_row, first_col, per_row, count)
+                self.copy_async(name, tile, layout, t, first_row, first_col, per_row, count, matrix)
             else:
-                self.copy_through_registers(name, tile, layout, t, first_row, first_col, per_row, count)
+                self.copy_through_registers(name, tile, layout, t, first_row, first_col, per_row, count, matrix)
         if self.asynchronous:   # (once this thread's copies have landed)
             skc.hopper.cp_async_arrive(stage.full)
         else:
             skc.hopper.fence_proxy_async()  # generic-proxy writes, read next by wgmma (async proxy)
             skc.hopper.mbarrier_arrive(stage.full)
 
-    def copy_through_registers(self, name: str, tile, layout, t, first_row, first_col, per_row: int, count: int):
+    def copy_through_registers(self, name: str, tile, layout, t, first_row, first_col, per_row: int, count: int,
+                               matrix=0):
         """This thread's `count` loads of tile `name` and their stores to the stage: a run-time loop over groups of
         loads, as many in a group as `in_flight` registers hold (unrolled whole, ptxas would keep every load in flight
         at once and spill the producer's registers)."""
@@ -371,13 +373,13 @@ class VectorLoader:
             loaded = []
             for j in skc.static_range(group):
                 r, c = self.position(t + (g * group + j) * self.threads, per_row)
-                source, inside = self.element(name, first_row + r, first_col + c)
+                source, inside = self.source(name, first_row + r, first_col + c, matrix)
                 loaded.append(skc.load(source, width=self.width, mask=inside, other=0.0))
             for j in skc.static_range(group):   # (the positions again: no registers held across the loads)
                 r, c = self.position(t + (g * group + j) * self.threads, per_row)
                 skc.store(skc.int_to_ptr(tile.address + self.placed(layout, r, c), source.dtype, "shared"), loaded[j])
 
-    def copy_async(self, name: str, tile, layout, t, first_row, first_col, per_row: int, count: int):
+    def copy_async(self, name: str, tile, layout, t, first_row, first_col, per_row: int, count: int, matrix=0):
         """This thread's `count` copies of tile `name` by cp.async, a run-time loop over groups of four (eight left
         ptxas spilling beside two consumers); masked copies fill their vector with zeros."""
         nbytes = self.width * layout.elem_bytes
@@ -389,9 +391,30 @@ class VectorLoader:
         for g in range(count // group):
             for j in skc.static_range(group):
                 r, c = self.position(t + (g * group + j) * self.threads, per_row)
-                source, inside = self.element(name, first_row + r, first_col + c)
+                source, inside = self.source(name, first_row + r, first_col + c, matrix)
                 skc.hopper.cp_async(skc.int_to_ptr(tile.address + self.placed(layout, r, c), skc.u8, "shared"),
                                     source, nbytes, mask=inside)
+
+    @frontend.host
+    def matrix_of(self, name: str, layout, origin) -> tuple:
+        """(matrix, first row) of an origin: a batch's tile (a layout of 3-D boxes, BatchedOperandLayout) has origin
+        (matrix, row0), another tile row0 alone (matrix 0)."""
+        batched = len(layout.box()) == 3
+        if batched != isinstance(origin, tuple):
+            raise frontend.current().error(
+                f"VectorLoader's tile '{name}' is laid out as {type(layout).__name__}, whose origin is "
+                + ("(matrix, row0)" if batched else "row0") + f"; found {origin!r}",
+                hint=f"give {name}=(tile.batch, row0) for a tile of a batch's matrix, {name}=row0 for one matrix")
+        return origin if batched else (0, origin)
+
+    def source(self, name: str, row, col, matrix=0):
+        """Where stored element (row, col) of matrix `matrix` of operand `name` is (a batch's matrices one after the
+        other, each rows x cols as the operand says), and whether it lies inside its matrix."""
+        source, inside = self.element(name, row, col)
+        if isinstance(matrix, int) and matrix == 0:
+            return source, inside
+        _, rows_total, cols_total = self.operands[name]
+        return source + skc.i64(matrix) * rows_total * cols_total, inside
 
     def element(self, name: str, row, col):
         """Where stored element (row, col) of operand `name` is, and whether it lies inside the matrix (a loader over
