@@ -125,6 +125,12 @@ def launch_params(spec: frontend.Specialization) -> tuple:
 
 
 # -- the cache key ----------------------------------------------------------------------------
+# The environment variables a compile reads (besides those the Kernel turns into options, SKC_DEBUG and
+# SKC_HANG_TIMEOUT): SKC_MAX_UNROLL decides whether a kernel compiles at all, so a kernel refused under a small
+# limit must be refused in every process, not served from an entry that a process with a larger one wrote.
+COMPILE_ENVIRONMENT = ("SKC_MAX_UNROLL",)
+
+
 def cache_key_parts(fn, spec: frontend.Specialization, target: Target, options: dict) -> dict:
     """Everything that changes the code but the inlined functions, helpers and globals read (those are
     checked on load, see dependencies_current), each part named."""
@@ -138,6 +144,7 @@ def cache_key_parts(fn, spec: frontend.Specialization, target: Target, options: 
         "spec": repr(spec.key()),
         "target": target.key(),
         "options": repr(sorted(options.items())),
+        "environment": {name: os.environ.get(name, "").strip() for name in COMPILE_ENVIRONMENT},
         "python": sys.version_info[:2],
     }
 
