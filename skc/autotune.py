@@ -11,14 +11,17 @@ for every config (CUDA events on a GPU, the host clock in the interpreter) and r
 later call runs the winner at once. A config that fails (a CompileError or LaunchError: too much shared
 memory, a tile the shape does not allow) is skipped and noted in `tuner.notes`; so is a winner read from disk that
 fails so when first run (its kernel changed since), and the configs are timed again. Winners are kept per key and
-per the element types of the arguments that have a `dtype`. The launch function must be safe to run repeatedly on
-the same arguments (tuning runs it several times).
+per the element types of the arguments that have a `dtype`, and are read back only by the code they were timed with
+(skc's own source and the file that defines the launch function, where its kernels most often are: a winner timed
+before an edit there, or by another skc, is timed again). The launch function must be safe to run repeatedly on the
+same arguments (tuning runs it several times).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import sys
@@ -85,6 +88,7 @@ class Autotuner:
         self.timings: dict = {}     # (device name, key) -> [(description, ms or None)]
         self.notes: list = []       # configs skipped, and why
         self._unproven: set = set()   # (device name, key) whose winner was read from disk and has not run here yet
+        self._timed_with: Optional[str] = None   # made_by(), once
         if hasattr(fn, "__name__"):
             self.__name__ = fn.__name__
             self.__doc__ = fn.__doc__
@@ -167,9 +171,25 @@ class Autotuner:
             return {}
         return data
 
+    def made_by(self) -> str:
+        """A digest of the code a winner is timed with: skc's sources and the file defining the launch function. A
+        winner stored under another runs (it is still a candidate), but its timing says nothing of the code that runs
+        now: a kernel edited beside the launch function, or the GEMM of another skc."""
+        if self._timed_with is None:
+            from .compiler import skc_source_digest
+
+            digest = hashlib.sha256(skc_source_digest().encode())
+            try:
+                with open(inspect.getsourcefile(self.fn) or "", "rb") as file:
+                    digest.update(file.read())
+            except (TypeError, OSError):   # (a callable with no source file, one typed at a prompt: skc's part alone)
+                pass
+            self._timed_with = digest.hexdigest()
+        return self._timed_with
+
     def _stored(self, device: str, key: str) -> Optional[dict]:
         entry = self._read().get("winners", {}).get(device, {}).get(key)
-        if not isinstance(entry, dict):
+        if not isinstance(entry, dict) or entry.get("made_by") != self.made_by():
             return None
         stored = _exactly(entry.get("config"))
         for config in self.configs:  # the stored winner, if it is still a candidate (1, 1.0 and True told apart)
@@ -186,7 +206,8 @@ class Autotuner:
             path.parent.mkdir(parents=True, exist_ok=True)
             with _locked(path):   # (another process tuning other keys keeps its winners)
                 data = self._read() or {"format": FORMAT, "kernel": self.name, "winners": {}}
-                data["winners"].setdefault(device, {})[key] = {"config": describe(config), "ms": ms}
+                data["winners"].setdefault(device, {})[key] = {"config": describe(config), "ms": ms,
+                                                               "made_by": self.made_by()}
                 handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
                 try:
                     with os.fdopen(handle, "w") as file:

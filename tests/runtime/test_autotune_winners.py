@@ -74,3 +74,59 @@ def test_a_winner_that_fails_as_tuned_raises(cache):
     with pytest.raises(skc.LaunchError, match="out must be an array"):
         tuned(np.zeros(8, np.float32))
     assert calls == [1, 1]
+
+
+def counting_tuner(launch, timed):
+    def timer(run):
+        run()
+        timed.append(launch.last)
+        return {1: 3.0, 2: 1.0}[launch.last]
+    return Autotuner(launch, [{"tile": 1}, {"tile": 2}], key=lambda n: n, name="tests.made_by", timer=timer,
+                     device_name=lambda: "fake device")
+
+
+def test_a_winner_timed_by_another_skc_is_timed_again(cache, monkeypatch):
+    """The winners were read by any skc: an upgrade that changed the kernels (the GEMM's, say) kept the old timings'
+    choice for good, wherever the old winner still ran."""
+    from skc import compiler
+
+    def launch(n, tile):
+        launch.last = tile
+    timed = []
+    counting_tuner(launch, timed)(5)
+    counting_tuner(launch, timed)(5)   # (a new process of the same skc: read from disk)
+    assert timed == [1, 2]
+    monkeypatch.setattr(compiler, "skc_source_digest", lambda: "another skc")
+    counting_tuner(launch, timed)(5)
+    assert timed == [1, 2, 1, 2]
+    counting_tuner(launch, timed)(5)
+    assert timed == [1, 2, 1, 2]
+
+
+def test_a_winner_timed_before_an_edit_of_the_launch_functions_file_is_timed_again(cache, tmp_path):
+    """A kernel edited beside its launch function (another tile loop, another layout) kept the winner timed for the
+    old code."""
+    import importlib.util
+
+    source = tmp_path / "tuned_launch.py"
+    source.write_text("def launch(n, tile):\n    launch.last = tile\n")
+    spec = importlib.util.spec_from_file_location("tuned_launch", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    timed = []
+    counting_tuner(module.launch, timed)(5)
+    counting_tuner(module.launch, timed)(5)
+    assert timed == [1, 2]
+    source.write_text(source.read_text() + "# the kernel beside it, edited\n")
+    counting_tuner(module.launch, timed)(5)
+    assert timed == [1, 2, 1, 2]
+
+
+def test_a_winner_of_a_launch_with_no_source_file_is_read_back(cache):
+    class Launch:
+        def __call__(self, n, tile):
+            self.last = tile
+    launch, timed = Launch(), []
+    counting_tuner(launch, timed)(5)
+    counting_tuner(launch, timed)(5)
+    assert timed == [1, 2]
