@@ -247,14 +247,42 @@ def _locked(path: Path):
 
 def _default_name(fn) -> str:
     """A tuner's name, which names its winners file: the function's module and name, and for a script run as
-    __main__ (or by `skc run`) the script's path too, since every script shares those module names."""
+    __main__ (or by `skc run`) the script's path too, since every script shares those module names, and for a closure
+    what it closes over (_closed_over)."""
     module = getattr(fn, "__module__", None) or "?"
     name = f"{module}.{getattr(fn, '__qualname__', repr(fn))}"
     code = getattr(fn, "__code__", None)
     if code is not None and (module == "__main__" or module.startswith("_skc_")):
         where = os.path.realpath(code.co_filename)
         name += "-" + hashlib.sha256(where.encode()).hexdigest()[:12]
+    cells = getattr(fn, "__closure__", None)
+    if cells:
+        # launch functions made by one factory share a qualname: what each closes over (the kernel it launches) tells
+        # them apart, or one would run the winner timed for another's kernel
+        held = [_closed_over(cell) for cell in cells]
+        name += "-" + hashlib.sha256(repr(held).encode()).hexdigest()[:12]
     return name
+
+
+def _closed_over(cell) -> object:
+    """What a closure's cell holds, in a form the same in every process: plain values as they are, functions,
+    kernels and classes by their module and qualname, other objects by their class."""
+    try:
+        value = cell.cell_contents
+    except ValueError:   # (a cell not yet bound)
+        return None
+    return _same_in_every_process(value)
+
+
+def _same_in_every_process(value, depth: int = 0) -> object:
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if isinstance(value, (tuple, list)) and depth < 4:
+        return [_same_in_every_process(item, depth + 1) for item in value]
+    named = getattr(value, "__qualname__", None)
+    if isinstance(named, str):
+        return f"{getattr(value, '__module__', '?')}.{named}"
+    return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
 def autotune(configs: Sequence[dict], key: Optional[Callable] = None, **options):

@@ -76,12 +76,12 @@ def test_a_winner_that_fails_as_tuned_raises(cache):
     assert calls == [1, 1]
 
 
-def counting_tuner(launch, timed):
+def counting_tuner(launch, timed, name="tests.made_by"):
     def timer(run):
         run()
         timed.append(launch.last)
         return {1: 3.0, 2: 1.0}[launch.last]
-    return Autotuner(launch, [{"tile": 1}, {"tile": 2}], key=lambda n: n, name="tests.made_by", timer=timer,
+    return Autotuner(launch, [{"tile": 1}, {"tile": 2}], key=lambda n: n, name=name, timer=timer,
                      device_name=lambda: "fake device")
 
 
@@ -130,3 +130,32 @@ def test_a_winner_of_a_launch_with_no_source_file_is_read_back(cache):
     counting_tuner(launch, timed)(5)
     counting_tuner(launch, timed)(5)
     assert timed == [1, 2]
+
+
+def add_kernel(n, tile):
+    add_kernel.last = tile
+
+
+def mul_kernel(n, tile):
+    mul_kernel.last = tile
+
+
+def launcher_for(kernel):
+    def launch(n, tile):
+        kernel(n, tile)
+        launch.last = kernel.last
+    return launch
+
+
+def test_launch_functions_of_one_factory_keep_winners_of_their_own(cache):
+    """Tuners made by one factory (a launch function closing over the kernel it launches) shared one name and so one
+    winners file: the second kernel ran the winner timed for the first, never timed."""
+    timed = []
+    counting_tuner(launcher_for(add_kernel), timed, name=None)(5)
+    counting_tuner(launcher_for(mul_kernel), timed, name=None)(5)
+    assert timed == [1, 2, 1, 2]
+    # (as in a new process: each kernel's winner read back)
+    counting_tuner(launcher_for(add_kernel), timed, name=None)(5)
+    counting_tuner(launcher_for(mul_kernel), timed, name=None)(5)
+    assert timed == [1, 2, 1, 2]
+    assert len(list((cache / "autotune").glob("*.json"))) == 2
