@@ -12,9 +12,9 @@ import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel, padding_hint
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
-                         check_has_data, check_no_overlap, check_own_memory, complex_or_date, element_strides,
-                         facts_failed, kept_stand_in, on_stream, outside_graph, remember, require_arrays, tile_counter,
-                         torch_type, traced, traced_numbers, without_grad)
+                         check_has_data, check_no_overlap, check_own_memory, complex_or_date, differentiated,
+                         element_strides, facts_failed, kept_stand_in, on_stream, outside_graph, refuse_host_options,
+                         remember, require_arrays, tile_counter, torch_type, traced, traced_numbers, without_grad)
 
 LAYOUTS = ("bhsd", "bshd")
 
@@ -49,6 +49,8 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     for name, flag in (("causal", causal), ("return_lse", return_lse)):
         if type(flag) is not bool and not (isinstance(flag, (int, np.bool_)) and flag in (0, 1)):
             raise skc.LaunchError(f"attention: {name} is True or False, found {flag!r}")
+    if torch_type(type(q)) and differentiated(q, k, v):
+        return _differentiated(q, k, v, bool(causal), scale, out, layout, bool(return_lse), config, stream)
     device = skc.current_device()
     kind = type(q)
     if (device.kind == "cuda" and (kind in TORCH_TYPES or torch_type(kind)) and type(k) is kind and type(v) is kind
@@ -110,6 +112,21 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
         else:
             out = np.ascontiguousarray(result)
     return (out, lse) if return_lse else out
+
+
+def _differentiated(q, k, v, causal, scale, out, layout, return_lse, config, stream):
+    """attention where autograd follows the call (host_plans.differentiated): torch.ops.skc.attention (or
+    attention_with_lse), whose derivative is registered (the kernel's result had none)."""
+    from .. import torch as skc_torch
+
+    refuse_host_options("attention", "torch.ops.skc.attention", out=out, config=config, stream=stream)
+    numbers = traced_numbers(scale)
+    if numbers is None:
+        raise skc.LaunchError("attention: an operand requires grad, and torch.ops.skc.attention, which computes the "
+                              "derivative, takes the scale as a number, not a tensor: pass scale.item(), or call "
+                              "attention under torch.no_grad()")
+    operator = skc_torch.attention_with_lse if return_lse else skc_torch.attention
+    return operator(q, k, v, causal, *numbers, layout)
 
 
 class _Problem:

@@ -14,9 +14,9 @@ from skc import ir
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, check_has_data, check_writeable,
-                         contiguous, element_strides, empty_like, facts, facts_failed, filling_config, on_stream,
-                         outside_graph, paddable, padded, remember, require_arrays, torch_type, traced, view,
-                         viewable, without_grad)
+                         contiguous, differentiated, element_strides, empty_like, facts, facts_failed, filling_config,
+                         on_stream, outside_graph, paddable, padded, refuse_host_options, remember, require_arrays,
+                         torch_type, traced, view, viewable, without_grad)
 from .im2col import ConvShape
 from .matmul_host import dtype_label, operand_dtype_name
 
@@ -45,6 +45,8 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
             return skc_torch.conv2d(x, w, bias, _pair(stride, "stride", 1), _pair(padding, "padding", 0),
                                     _pair(dilation, "dilation", 1), activation)
         return outside_graph(conv2d, x, w, bias, stride, padding, dilation, activation, out, config, stream)
+    if _is_torch(x) and differentiated(x, w, bias):
+        return _differentiated(x, w, bias, stride, padding, dilation, activation, out, config, stream)
     require_arrays("conv2d", ("bias", "out"), x=x, w=w, bias=bias, out=out)
     check_writeable("conv2d", out)
     given = out
@@ -80,6 +82,17 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
             out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), _is_torch(x))
     gemm(x, w, out, bias=bias, stream=stream)
     return given if given is not None else out   # (the caller's out, not the view of it that viewable made)
+
+
+def _differentiated(x, w, bias, stride, padding, dilation, activation, out, config, stream):
+    """conv2d where autograd follows the call (host_plans.differentiated): torch.ops.skc.conv2d, whose derivative is
+    registered (the GEMM's result had none), with torch's "valid" or "same" padding as numbers."""
+    from .. import torch as skc_torch
+
+    refuse_host_options("conv2d", "torch.ops.skc.conv2d", out=out, config=config, stream=stream)
+    stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
+    R, S = tuple(w.shape[2:]) if len(w.shape) == 4 else (1, 1)   # (another w: the operator names its shape)
+    return skc_torch.conv2d(x, w, bias, stride, _padding(padding, stride, dilation, R, S), dilation, activation)
 
 
 def _checked(device, x, w, bias, stride, padding, dilation, activation, config) -> tuple:

@@ -20,10 +20,10 @@ from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_ma
     fp8_matmul_stream_k_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, aligned_copy,
                          capturing, check_activation, check_epilogue_operands, check_has_data, check_no_overlap,
-                         check_own_memory, check_writeable, element_strides, facts_failed, keeping_stream, kept_zeros,
-                         misaligned, on_stream, remember, require_arrays, row_major, split_buffers,
-                         stream_k_buffers, torch_type, unread_stand_in, unsplit_unless_row_major, viewable,
-                         without_grad, zeros_like)
+                         check_own_memory, check_writeable, differentiated, element_strides, facts_failed,
+                         keeping_stream, kept_zeros, misaligned, on_stream, remember, require_arrays, row_major,
+                         split_buffers, stream_k_buffers, torch_type, unread_stand_in, unsplit_unless_row_major,
+                         viewable, without_grad, zeros_like)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -54,7 +54,9 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
     keeps fewer bits (torch's use_fast_accum). None: the config's `fast_accum`, else False."""
     _checked(config, use_fast_accum, activation)
     given = out
-    if not torch_type(type(a)):
+    if torch_type(type(a)):
+        _refuse_derivatives(a, b, scale_a, scale_b, bias)
+    else:
         a, b, scale_a, scale_b, out, bias = viewable("scaled matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b,
                                                      out=out, bias=bias)
     key = _key(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum)
@@ -64,6 +66,17 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
                                                use_fast_accum), limit=256)
     result = plan(a, b, scale_a, scale_b, out, bias, stream)
     return result if out is given else given   # (the caller's out, not the view of it that viewable made)
+
+
+def _refuse_derivatives(a, b, scale_a, scale_b, bias):
+    """A call autograd follows (host_plans.differentiated) is refused by name: the fp8 GEMM has no derivative (nor has
+    torch._scaled_mm, whose backward raises), and its result came out with none, a silently lost gradient."""
+    operands = dict(a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
+    if differentiated(*operands.values()):
+        names = [name for name, x in operands.items() if x is not None and differentiated(x)]
+        raise skc.LaunchError(f"scaled matmul has no derivative (nor has torch._scaled_mm), and autograd follows "
+                              f"{', '.join(names)}: call it under torch.no_grad(), or pass "
+                              f"{', '.join(name + '.detach()' for name in names)}")
 
 
 def _checked(config, use_fast_accum, activation):

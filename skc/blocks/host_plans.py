@@ -71,6 +71,34 @@ def traced(x) -> bool:
     return torch is not None and torch.compiler.is_compiling() and skc.is_torch_tensor_type(type(x))
 
 
+def differentiated(*tensors) -> bool:
+    """Whether autograd follows a host entry point's call on torch tensors (None among them skipped): grad is enabled
+    and one of them requires grad, or one carries a forward-mode tangent (torch.autograd.forward_ad). The kernels
+    compute no derivative, so such a call is handed to torch.ops.skc's operator, whose derivative is registered, or
+    refused by name (its result came out with none: a silently lost gradient, or no tangent). Inside the operator
+    (its autograd.Function's forward) grad is disabled and tangents are hidden: the kernel runs."""
+    torch = sys.modules["torch"]
+    for x in tensors:
+        if x is not None and x.requires_grad:
+            if torch.is_grad_enabled():
+                return True
+            break
+    forward_ad = torch.autograd.forward_ad
+    if getattr(forward_ad, "_current_level", -1) < 0:   # (no dual level open: no tangents to ask for)
+        return False
+    return any(x is not None and forward_ad.unpack_dual(x).tangent is not None for x in tensors)
+
+
+def refuse_host_options(what: str, operator: str, **options):
+    """A differentiated call (`differentiated`) given what torch.ops.skc's operator does not take (an out, a config, a
+    stream) is a LaunchError that names them."""
+    given = [name for name, value in options.items() if value is not None]
+    if given:
+        raise skc.LaunchError(f"{what}: an operand requires grad, and {operator}, which computes the derivative, "
+                              f"takes no {', '.join(given)}: call {what} under torch.no_grad() (or on detached "
+                              f"tensors), or leave {', '.join(given)} out")
+
+
 def traced_numbers(*values):
     """The values with each numpy scalar among them as the Python number it holds, for a traced call's operator; None
     where one is a torch tensor (the call then runs outside the graph). Dynamo traces a numpy scalar (np.float64, what

@@ -31,8 +31,8 @@ from .config import ROWS, MatmulConfig
 from .epilogue import EpilogueSpec
 from .fp8_host import fp8_type, scaled_call
 from . import gemm
-from .host_plans import (TORCH_TYPES, Direct, GemmPlan, element_strides, empty_like, outside_graph, remember,
-                         row_major, torch_type, traced, traced_numbers, zeros_like)
+from .host_plans import (TORCH_TYPES, Direct, GemmPlan, differentiated, element_strides, empty_like, outside_graph,
+                         refuse_host_options, remember, row_major, torch_type, traced, traced_numbers, zeros_like)
 from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
 from .host_plans import (Bindings, address_functions, check_activation, check_epilogue_operands, check_has_data,
@@ -110,6 +110,9 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and (out is None or type(out) is kind)
             and (c is None or type(c) is kind) and (bias is None or type(bias) is kind)):
         # torch tensors (the common call): their facts read in place into one tuple, led by their type
+        if differentiated(a, b, c, bias):
+            return _differentiated_matmul(a, b, out, bias, c, alpha, beta, activation, config=config, stream=stream,
+                                          autotune=autotune)
         try:
             # (and whether each is a lazily negated view: the same facts but other values, refused by the first call)
             key = (kind, device, a.shape, a.stride(), a.dtype, a.device, a.is_neg(),
@@ -142,8 +145,6 @@ def _traced_matmul(a, b, out, bias, c, alpha, beta, activation, **host_only):
     plans, is no code Dynamo can trace). What the operators do not take (a config, a stream, fp8 scales, a batch of
     one broadcast) runs outside the graph, as torch.compiler.disable runs a function: a graph break (under fullgraph=True, an
     error that names it)."""
-    from .. import torch as skc_torch
-
     given = {name: value for name, value in host_only.items() if value is not None}
     dims = (len(a.shape), len(b.shape))   # (the operators take a batch of one size, or a matrix beside a batch)
     numbers = traced_numbers(alpha, beta)
@@ -151,6 +152,25 @@ def _traced_matmul(a, b, out, bias, c, alpha, beta, activation, **host_only):
     if given or numbers is None or not {2, 3} >= set(dims) or dims == (3, 3) and a.shape[0] != b.shape[0]:
         return outside_graph(matmul, a, b, out, bias=bias, c=c, alpha=alpha, beta=beta, activation=activation,
                              **given)
+    return _operator(a, b, out, bias, c, alpha, beta, activation)
+
+
+def _differentiated_matmul(a, b, out, bias, c, alpha, beta, activation, **host_only):
+    """matmul where autograd follows the call (host_plans.differentiated): torch.ops.skc.matmul, whose derivative is
+    registered (the GEMM's result had none), or matmul_out, which refuses, as torch's out= does."""
+    refuse_host_options("matmul", "torch.ops.skc.matmul", **host_only)
+    numbers = traced_numbers(alpha, beta)
+    if numbers is None:
+        raise skc.LaunchError("matmul: an operand requires grad, and torch.ops.skc.matmul, which computes the "
+                              "derivative, takes alpha and beta as numbers, not tensors: pass alpha.item(), or call "
+                              "matmul under torch.no_grad()")
+    return _operator(a, b, out, bias, c, *numbers, activation)
+
+
+def _operator(a, b, out, bias, c, alpha, beta, activation):
+    """The call as torch.ops.skc.matmul (out None) or matmul_out."""
+    from .. import torch as skc_torch
+
     if out is None:
         return skc_torch.matmul(a, b, bias, c, alpha, beta, activation)
     skc_torch.matmul_out(a, b, out, bias, c, alpha, beta, activation)

@@ -1,0 +1,79 @@
+"""skc.blocks' host entry points (matmul, conv2d, attention) called eagerly on torch tensors that autograd follows:
+the call is torch.ops.skc's operator, whose derivative is registered (was: a result with no grad_fn, a silently
+lost gradient, and no forward-mode tangent); what the operators do not take is refused by name, and so is the fp8
+GEMM, which has no derivative (nor has torch._scaled_mm)."""
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.autograd.forward_ad as forward_ad  # noqa: E402
+import skc  # noqa: E402
+from skc.blocks import attention, conv2d, matmul  # noqa: E402
+
+
+def randn(*shape, seed=0, scale=1.0):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=generator) * scale).bfloat16()
+
+
+def grads(inputs, output):
+    cotangent = torch.randn(output.shape, generator=torch.Generator().manual_seed(9))
+    return torch.autograd.grad(output.float(), inputs, cotangent)
+
+
+def test_the_host_calls_give_the_gradients_of_skcs_operators():
+    a, b, bias = (t.requires_grad_() for t in (randn(16, 32), randn(32, 16, seed=1), randn(16, seed=2)))
+    got = matmul(a, b, bias=bias, activation="relu")
+    assert got.grad_fn is not None   # (was: None)
+    want = torch.ops.skc.matmul(a, b, bias=bias, activation="relu")
+    assert torch.equal(got, want) and all(map(torch.equal, grads((a, b, bias), got), grads((a, b, bias), want)))
+    x = randn(1, 16, 6, 6).to(memory_format=torch.channels_last).requires_grad_()
+    w = randn(16, 16, 3, 3, seed=3, scale=0.25).to(memory_format=torch.channels_last)
+    got = conv2d(x, w, padding="same")   # (torch's padding names, which the operator takes as numbers)
+    want = torch.ops.skc.conv2d(x, w, padding=(1, 1))
+    assert torch.equal(got, want) and torch.equal(grads((x,), got)[0], grads((x,), want)[0])
+    q, k = randn(1, 1, 64, 64, seed=4).requires_grad_(), randn(1, 1, 64, 64, seed=5)
+    got, lse = attention(q, k, k, causal=1, return_lse=True)
+    assert lse.dtype == torch.float32 and lse.shape == (1, 1, 64)
+    want = torch.ops.skc.attention(q, k, k, causal=True)
+    assert torch.equal(got, want) and torch.equal(grads((q,), got)[0], grads((q,), want)[0])
+
+
+def test_no_grad_and_detached_calls_run_the_kernel_as_before():
+    a, b = randn(8, 16).requires_grad_(), randn(16, 8, seed=1)
+    with torch.no_grad():
+        assert matmul(a, b).grad_fn is None
+    assert matmul(a.detach(), b, config=None).grad_fn is None
+
+
+def test_the_host_calls_give_forward_mode_tangents():
+    a, b = randn(8, 16), randn(16, 8, seed=1)
+    direction = randn(8, 16, seed=2)
+    with forward_ad.dual_level():
+        got = forward_ad.unpack_dual(matmul(forward_ad.make_dual(a, direction), b)).tangent
+        want = forward_ad.unpack_dual(torch.ops.skc.matmul(forward_ad.make_dual(a, direction), b)).tangent
+    assert got is not None and torch.equal(got, want)   # (was: None)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda a, b: matmul(a, b, config=skc.blocks.MatmulConfig()), "takes no config: call matmul under torch.no_grad"),
+    (lambda a, b: matmul(a, b, alpha=torch.tensor(2.0)), "alpha and beta as numbers"),
+    (lambda a, b: matmul(a, b, torch.empty(8, 8, dtype=torch.bfloat16)), "skc::matmul_out writes into out"),
+    (lambda a, b: conv2d(a.reshape(1, 8, 4, 4), b.reshape(8, 8, 2, 1)[:, :, :1], stream=0),
+     "takes no stream: call conv2d under torch.no_grad"),
+    (lambda a, b: attention(a.reshape(1, 1, 2, 64), b.reshape(1, 1, 2, 64), b.reshape(1, 1, 2, 64),
+                            out=torch.empty(1, 1, 2, 64, dtype=torch.bfloat16)), "takes no out")])
+def test_what_the_operators_do_not_take_is_refused_by_name(call, message):
+    a, b = randn(8, 16).requires_grad_(), randn(16, 8, seed=1)
+    with pytest.raises((skc.LaunchError, RuntimeError), match=message):
+        call(a, b)
+
+
+def test_the_fp8_gemm_refuses_a_derivative_by_name():
+    a = torch.ones(16, 32).to(torch.float8_e4m3fn)
+    b = torch.ones(16, 32).to(torch.float8_e4m3fn).t()
+    scale = torch.tensor(1.0, requires_grad=True)
+    with pytest.raises(skc.LaunchError, match=r"no derivative .* follows scale_a: .* pass scale_a.detach\(\)"):
+        matmul(a, b, scale_a=scale, scale_b=torch.tensor(1.0))   # (was: a result with no grad_fn)
+    with torch.no_grad():
+        got = matmul(a, b, scale_a=scale, scale_b=torch.tensor(1.0), out_dtype=torch.float32)
+    assert torch.equal(got, torch.full((16, 16), 32.0))
