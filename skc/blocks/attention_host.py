@@ -72,7 +72,10 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
             _check_options(layout, config)
             raise
         if plan is not None:
-            return plan(q, k, v, out, stream)
+            try:
+                return plan(q, k, v, out, stream)
+            except RuntimeError as error:   # (a torch.func transform's tensor, of a plan's facts, has no data pointer)
+                facts_failed("attention", error, q=q, k=k, v=v, out=out)
         problem = _Problem(q, k, v, out, causal, scale, layout, return_lse, config)
         plan = _NoLaunch(problem) if problem.empty else AttentionPlan(q, k, v, out, layout, return_lse, problem)
         result = plan(q, k, v, out, stream)   # (kept once its first launch compiled and ran: a refusal keeps none)

@@ -80,7 +80,10 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     if out is None:
         with on_stream(x, stream):   # (the launch's stream's memory: host_plans.on_stream)
             out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), _is_torch(x))
-    gemm(x, w, out, bias=bias, stream=stream)
+    try:
+        gemm(x, w, out, bias=bias, stream=stream)
+    except RuntimeError as error:   # (a torch.func transform's tensor, of a plan's facts, has no data pointer)
+        facts_failed("conv2d", error, x=x, w=w, bias=bias, out=out)
     return given if given is not None else out   # (the caller's out, not the view of it that viewable made)
 
 

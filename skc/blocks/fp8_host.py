@@ -64,7 +64,10 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
     if plan is None:
         plan = remember(_PLANS, key, _new_plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config,
                                                use_fast_accum), limit=256)
-    result = plan(a, b, scale_a, scale_b, out, bias, stream)
+    try:
+        result = plan(a, b, scale_a, scale_b, out, bias, stream)
+    except RuntimeError as error:   # (a torch.func transform's tensor, of a plan's facts, has no data pointer)
+        facts_failed("scaled matmul", error, a=a, b=b, scale_a=scale_a, scale_b=scale_b, out=out, bias=bias)
     return result if out is given else given   # (the caller's out, not the view of it that viewable made)
 
 

@@ -135,7 +135,10 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     plan = _PLANS.get(key)
     if plan is None:
         plan = remember(_PLANS, key, _plan(device, a, b, out, c, bias, alpha, activation, config, autotune))
-    result = plan(a, b, out, c, bias, alpha, beta, stream)
+    try:
+        result = plan(a, b, out, c, bias, alpha, beta, stream)
+    except RuntimeError as error:   # (a torch.func transform's tensor, of a plan's facts, has no data pointer)
+        facts_failed("matmul", error, a=a, b=b, out=out, c=c, bias=bias)
     return result if out is given else given   # (the caller's out, not the view of it that viewable made)
 
 

@@ -51,6 +51,24 @@ def test_a_kernel_names_a_tensor_it_cannot_read(kernel, make, message):
         kernel[1, 32](x, torch.zeros(8), 8)
 
 
+def _fp8_matmul(a, b):
+    one = torch.tensor(1.0)
+    return matmul(a.float().to(torch.float8_e4m3fn), b.float().to(torch.float8_e4m3fn).t().contiguous().t(),
+                  scale_a=one, scale_b=one)
+
+
+@pytest.mark.parametrize("call, operand", [
+    (lambda a, b: matmul(a, b), "a"), (lambda a, b: matmul(b, a), "b"), (_fp8_matmul, "a"),
+    (lambda w, x: conv2d(x.reshape(1, 4, 4, 16).permute(0, 3, 1, 2), w.reshape(16, 16, 1, 1)), "w")])
+def test_a_host_call_under_vmap_after_a_plain_call_of_its_facts_names_the_missing_storage(call, operand):
+    """(the ready plan of a plain call read the data pointer of vmap's tensor: torch's RuntimeError "Cannot access
+    data pointer of Tensor that doesn't have storage")"""
+    a, b = ints(16, 16), ints(16, 16, seed=1)
+    call(a, b)
+    with pytest.raises(skc.LaunchError, match=f"{operand} is a tensor without storage"):
+        torch.vmap(lambda x: call(x, b))(ints(2, 16, 16))
+
+
 def test_a_kernel_under_vmap_names_the_missing_storage():
     with pytest.raises(skc.LaunchError, match="argument 'x' is a tensor without storage"):
         torch.vmap(lambda x: copy[1, 32](x, torch.zeros(8), 8))(torch.ones(2, 8))
