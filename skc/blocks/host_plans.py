@@ -65,10 +65,17 @@ def facts(x):
 
 
 def traced(x) -> bool:
-    """Whether torch.compile's Dynamo is tracing a host entry point's call (x its first operand, a torch tensor):
-    the call is then handed to torch.ops.skc's operator, which the graph holds."""
+    """Whether torch.compile's Dynamo, or torch.jit.trace, is tracing a host entry point's call (x its first operand,
+    a torch tensor): the call is then handed to torch.ops.skc's operator, which the graph holds (torch.jit.trace
+    recorded no launch: its shapes are tensors there, which the checks refused with a ValueError, and a ready plan's
+    launch was left out of the trace, which then replayed an empty result)."""
     torch = sys.modules.get("torch")
-    return torch is not None and torch.compiler.is_compiling() and skc.is_torch_tensor_type(type(x))
+    return torch is not None and (torch.compiler.is_compiling() or _jit_tracing(torch)) and \
+        skc.is_torch_tensor_type(type(x))
+
+
+def _jit_tracing(torch) -> bool:
+    return torch._C._get_tracing_state() is not None
 
 
 def differentiated(*tensors) -> bool:
@@ -115,6 +122,11 @@ def outside_graph(function, *args, **kwargs):
     graph break, and under fullgraph=True an error that names it (what torch.ops.skc's operators do not take)."""
     import torch
 
+    if _jit_tracing(torch):   # (which records operators only: the call would run untraced)
+        raise skc.LaunchError(f"{function.__name__}: torch.jit.trace records torch's operators, and this call passes "
+                              "what torch.ops.skc's operator does not take (an out, a config, a stream, fp8 scales, a "
+                              "padding by name or a batch of one broadcast): leave it out, or trace with "
+                              "torch.compile, which runs such a call outside its graph")
     return torch.compiler.disable(function)(*args, **kwargs)
 
 

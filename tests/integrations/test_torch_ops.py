@@ -467,3 +467,36 @@ def test_traced_host_calls_take_numpy_scalars_as_eager_calls_do():
     alpha = torch.tensor(2.0)   # (a 0-d tensor: the call runs outside the graph, as eager)
     scaled = torch.compile(lambda a, b: skc.blocks.matmul(a, b, alpha=alpha) * 2, backend="aot_eager")
     np.testing.assert_array_equal(scaled(a, b).float().numpy(), (a.float() @ b.float() * 4).numpy())
+
+
+class _HostCalls(torch.nn.Module):
+    def __init__(self, **options):
+        super().__init__()
+        self.options = options
+
+    def forward(self, a, b, x, w):
+        from skc.blocks import conv2d, matmul
+
+        return matmul(a, b, **self.options), conv2d(x, w, padding=1)
+
+
+def test_torch_jit_trace_records_host_calls_as_skcs_operators():
+    """(was: a ValueError, "a_rows must be an int of at least 0, found tensor(16)", from shapes that are tensors under
+    torch.jit.trace; and after a plain call had made the plan, a trace without the launch, which replayed an empty
+    result)"""
+    import warnings
+
+    a, b = integers(16, 32), integers(32, 16, seed=1)
+    x = integers(1, 8, 4, 4, seed=2).to(memory_format=torch.channels_last)
+    w = integers(8, 8, 3, 3, seed=3).to(memory_format=torch.channels_last)
+    skc.blocks.matmul(a, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # (torch.jit.trace is deprecated)
+        traced = torch.jit.trace(_HostCalls(), (a, b, x, w))
+        assert "skc::matmul" in str(traced.graph) and "skc::conv2d" in str(traced.graph)
+        a, x = integers(16, 32, seed=4), integers(1, 8, 4, 4, seed=5).to(memory_format=torch.channels_last)
+        product, convolution = traced(a, b, x, w)
+        assert torch.equal(product, torch.ops.skc.matmul(a, b))
+        assert torch.equal(convolution, torch.ops.skc.conv2d(x, w, padding=(1, 1)))
+        with pytest.raises(skc.LaunchError, match="torch.jit.trace records torch's operators"):
+            torch.jit.trace(_HostCalls(config=skc.blocks.MatmulConfig()), (a, b, x, w))
