@@ -463,25 +463,13 @@ def _as_floats(x: RValue, y: RValue):
 
 
 def power(a, b):
-    if is_number(b) and isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 8:
-        # x ** n for a small constant n: repeated multiplication, exact for ints
-        x = to_rvalue(a)
-        result = constant(1, x.type) if b == 0 else x
-        for _ in range(max(0, b - 1)):
-            result = binary("mul", result, x)
-        return result
-    if (is_number(b) and isinstance(b, int) and not isinstance(b, bool) and b > 8 and isinstance(a, Dyn)
-            and ir.element_type(a.type).is_int and not ir.element_type(a.type).is_bool):
-        # an integer to a larger constant power: square and multiply, exact and wrapping like `*` (through f32's
-        # math.pow it lost digits past 2**24: 3 ** 16 gave 43046720, and its type changed from x ** 8's)
-        result, square = None, to_rvalue(a)
-        while b:
-            if b & 1:
-                result = square if result is None else binary("mul", result, square)
-            b >>= 1
-            if b:
-                square = binary("mul", square, square)
-        return result
+    """a ** b. To an integer exponent (a Python int, or a run-time integer) the power is square and multiply over the
+    exponent's bits, and 1 / that for a negative exponent: for integers exact and wrapping like `*`, for floats the
+    same products whether the exponent is known at compile time or not (x ** 5 with a constant 5 was four
+    multiplications, with a run-time 5 math.pow: 1 ulp apart in the interpreter, more on a GPU). A float exponent
+    is math.pow, approximate."""
+    if _whole_number(b) and b >= 0:
+        return _constant_power(to_rvalue(a), b)
     floats = _negative_beside_unsigned(a, b)   # (u8 ** -1 is 0.5: the -1 must not wrap into the u8)
     x, y = floats if floats else unify(a, b)
     elem = ir.element_type(x.type)
@@ -495,8 +483,56 @@ def power(a, b):
         return _integer_power(x, y)
     if not elem.is_float:
         x, y = _coerce(x, ir.f32, _count(x.type)), _coerce(y, ir.f32, _count(x.type))
+    if _whole_number(b):   # a negative constant: 1 / x ** -b
+        return binary("truediv", constant(1, x.type), _constant_power(x, -b))
+    if isinstance(b, Dyn) and _is_integer_type(b.type):
+        return _float_to_integer_power(x, b)
     check_approximate_math("math.pow", x.type)
     return RValue(_b().binary("math.pow", x.value, y.value), x.type)
+
+
+def _whole_number(b) -> bool:
+    """Whether b is a Python int exponent (one a 64-bit integer holds: a larger one is refused as a literal)."""
+    return (is_number(b) and isinstance(b, numbers.Integral) and not isinstance(b, bool)
+            and -2 ** 63 <= b < 2 ** 64)
+
+
+def _is_integer_type(t) -> bool:
+    elem = ir.element_type(t) if not isinstance(t, PtrType) else None
+    return elem is not None and elem.is_int and not elem.is_bool
+
+
+def _constant_power(x: RValue, n: int) -> RValue:
+    """x ** n for a Python int n >= 0: the products _float_to_integer_power makes for a run-time n of that value
+    (the squares of x whose bits n has, lowest first); x ** 0 is 1 (of a NaN too, as C's pow)."""
+    result, square = None, x
+    while n:
+        if n & 1:
+            result = square if result is None else binary("mul", result, square)
+        n >>= 1
+        if n:
+            square = binary("mul", square, square)
+    return constant(1, x.type) if result is None else result
+
+
+def _float_to_integer_power(x: RValue, n: RValue) -> RValue:
+    """x ** n for a float x and a run-time integer n: square and multiply over the bits of |n| (as _constant_power
+    for a constant n), then 1 / that where n < 0."""
+    exponent = ir.element_type(n.type)
+    magnitude = n.rvalue() if isinstance(n, Dyn) else n
+    if exponent.is_signed:   # |n| as unsigned, so that -INT_MIN (which wraps to itself) reads 2 ** (bits - 1)
+        unsigned = ir.with_element(n.type, ir.ScalarType(f"u{exponent.bits}"))
+        magnitude = cast(select(compare("lt", n, 0), unary("neg", n), n), unsigned)
+    one = constant(1, x.type)
+    result, square = one, x
+    for bit in range(exponent.bits):
+        taken = compare("ne", binary("and", binary("rshift", magnitude, bit), 1), 0)
+        result = select(taken, binary("mul", result, square), result)
+        if bit + 1 < exponent.bits:
+            square = binary("mul", square, square)
+    if not exponent.is_signed:
+        return result
+    return select(compare("lt", n, 0), binary("truediv", one, result), result)
 
 
 def check_approximate_math(op: str, t):
@@ -506,8 +542,8 @@ def check_approximate_math(op: str, t):
     if op in ir.APPROXIMATE_MATH and ir.element_type(t).bits > 32:
         name = "x ** y" if op == "math.pow" else f"skc.{op.split('.')[1]}"
         raise error(f"{name} is not available on {t}: the GPUs compute it by f32's approximations only",
-                    hint="compute it in f32 (skc.f32(x)), or, for a power of a whole number, x ** n with a constant "
-                         "n from 0 to 8 (multiplications)" if op == "math.pow" else "compute it in f32 (skc.f32(x))")
+                    hint="compute it in f32 (skc.f32(x)), or, for a whole power, give an integer exponent: x ** n with n "
+                         "an int or a run-time integer (multiplications)" if op == "math.pow" else "compute it in f32 (skc.f32(x))")
 
 
 def _integer_power(x: RValue, y: RValue) -> RValue:

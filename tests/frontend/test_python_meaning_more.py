@@ -518,15 +518,21 @@ def test_an_unsigned_u64_divided_by_a_negative_literal():
         out[0] = x ** -1
 
     def u64_power(out, x: skc.u64):
-        out[0] = x ** -1   # (in f64, which no GPU has a pow of: refused as the GPUs refuse it)
+        out[0] = x ** -1   # (in f64: 1 / x, as an integer exponent is products on every type; x ** -0.5 is refused)
 
     got = np.zeros(1, np.float64)
     skc.kernel(u64)[1, 1](got, 8)
     got32 = np.zeros(1, np.float32)
     skc.kernel(u32)[1, 1](got32, 8)
     assert got.tolist() == [-4.0] and got32.tolist() == [0.125]
+    skc.kernel(u64_power)[1, 1](got, 8)
+    assert got.tolist() == [0.125]
+
+    def f64_root(out, x: skc.f64):
+        out[0] = x ** -0.5   # (a float exponent in f64, which no GPU has a pow of: refused as the GPUs refuse it)
+
     with pytest.raises(skc.CompileError, match=r"x \*\* y is not available on f64"):
-        skc.kernel(u64_power)[1, 1](got, 8)
+        skc.kernel(f64_root)[1, 1](got, 8.0)
 
 
 def test_a_numpy_integer_stored_out_of_range_wraps_as_numpy_does():

@@ -1,0 +1,102 @@
+"""A float to an integer power is one rule whether the exponent is known at compile time or not: square and multiply
+over the exponent's bits, 1 / that for a negative exponent. x ** 5 with a constant 5 was four multiplications left
+to right and with a run-time 5 math.pow (numpy's powf in the interpreter, exp2(5 * log2 x) on the GPU): 1 ulp apart
+in the interpreter (x = -2.2178 gave -53.754395 against -53.754390), more on a GPU, and a constant 9 or -1 went
+through math.pow too. The same products now, in the interpreter and in the PTX (tests/fuzz/ptx_emulator.py)."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import skc
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "fuzz"))
+import ptx_emulator  # noqa: E402
+
+EXPONENTS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 31, -1, -2, -3, -5, -8, 100, -100)
+_rng = np.random.default_rng(7)
+BASES = np.concatenate([(_rng.standard_normal(10) * 3), [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 1e-20,
+                                                         1e20, 1.0000001, -2.2178]]).astype(np.float32)
+N = len(BASES)
+
+
+def _kernel(dtype, index):
+    """out[k * N + t]: BASES[t] ** EXPONENTS[k] with the exponent a constant; runs[...]: the same from a run-time
+    `index` array of exponents."""
+    @skc.kernel(block=N)
+    def powers(x: skc.Ptr[dtype], n: skc.Ptr[index], out: skc.Ptr[dtype], runs: skc.Ptr[dtype]):
+        t = skc.thread_id(0)
+        for k in skc.static_range(len(EXPONENTS)):
+            out[k * N + t] = x[t] ** EXPONENTS[k]
+            runs[k * N + t] = x[t] ** n[k]
+    return powers
+
+
+def _arrays(np_type, np_index):
+    with np.errstate(over="ignore"):
+        x = BASES.astype(np_type)
+    n = np.array(EXPONENTS, np.int64).astype(np_index)
+    return x, n, np.zeros(N * len(EXPONENTS), np_type), np.zeros(N * len(EXPONENTS), np_type)
+
+
+def _same(a, b):
+    return (a.view(np.uint8).reshape(len(a), -1) == b.view(np.uint8).reshape(len(b), -1)).all(1) | (
+        np.isnan(a) & np.isnan(b))
+
+
+CASES = [(skc.f32, skc.i32, np.float32, np.int32), (skc.f16, skc.i64, np.float16, np.int64),
+         (skc.f64, skc.i32, np.float64, np.int32), (skc.f32, skc.i8, np.float32, np.int8)]
+
+
+@pytest.mark.parametrize("dtype,index,np_type,np_index", CASES)
+def test_a_constant_and_a_run_time_integer_exponent_give_the_same_bits(dtype, index, np_type, np_index):
+    x, n, out, runs = _arrays(np_type, np_index)
+    with np.errstate(all="ignore"):
+        _kernel(dtype, index).interpret[1, N](x, n, out, runs)
+    bad = np.flatnonzero(~_same(out, runs))
+    assert not bad.size, [(x[i % N], EXPONENTS[i // N], out[i], runs[i]) for i in bad[:5]]
+    # the products of x: x ** 5 is x * (x ** 4) (and 1 / x ** 5 for -5), whatever rounds where
+    with np.errstate(all="ignore"):
+        x5 = x * ((x * x) * (x * x))
+        five, minus_five = EXPONENTS.index(5) * N, EXPONENTS.index(-5) * N
+        assert _same(out[five:five + N], x5).all()
+        assert _same(out[minus_five:minus_five + N], np_type(1) / x5).all()
+    assert (out[:N] == 1).all()   # x ** 0 is 1, of a NaN too (C's pow)
+
+
+@pytest.mark.parametrize("dtype,index,np_type,np_index", CASES)
+def test_the_ptx_computes_the_interpreters_products(dtype, index, np_type, np_index):
+    x, n, out, runs = _arrays(np_type, np_index)
+    kernel = _kernel(dtype, index)
+    with np.errstate(all="ignore"):
+        kernel.interpret[1, N](x, n, out, runs)
+    ptx = kernel.compile(x, n, out, runs, target="sm_90a").asm("ptx")
+    assert "ex2.approx" not in ptx and "lg2.approx" not in ptx
+    got = ptx_emulator.run_grid(ptx, "powers", [x.copy(), n.copy(), np.zeros_like(out), np.zeros_like(runs)], 1, N)
+    for want, have in ((out, got[2]), (runs, got[3])):
+        bad = np.flatnonzero(~_same(want, have))
+        assert not bad.size, [(x[i % N], EXPONENTS[i // N], want[i], have[i]) for i in bad[:5]]
+
+
+def test_the_most_negative_exponent_is_a_reciprocal_of_a_whole_power():
+    @skc.kernel(block=1)
+    def extreme(out: skc.Ptr[skc.f32], n: skc.i8):
+        out[0] = skc.f32(1.0078125) ** n      # n = -128: |n| is 128, not the -128 that negating wraps to
+        out[1] = skc.f32(1.0078125) ** -128
+
+    out = np.zeros(2, np.float32)
+    extreme.interpret[1, 1](out, -128)
+    x = np.float32(1.0078125)
+    for _ in range(7):
+        x = x * x
+    assert out[0] == out[1] == np.float32(1) / x
+
+
+def test_a_float_exponent_stays_math_pow():
+    @skc.kernel(block=1)
+    def float_exponent(out: skc.Ptr[skc.f32], x: skc.f32, y: skc.f32):
+        out[0] = x ** y
+        out[1] = x ** 2.5
+
+    assert "math.pow" in float_exponent.compile(target="sm_90a").ir("tile")
