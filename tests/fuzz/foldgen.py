@@ -8,6 +8,11 @@ The expressions are mixgen's (casts, promotions, Python literals, // % << >> & |
 min/max/abs, float()/int(), vectors, fp8, powers, rounding); the values lean on the edges: type bounds, -1, 0,
 NaN, infinities, -0.0, subnormals, large ints.
 
+`--functions` draws one math function or builtin per expression instead (Functions): sqrt, rsqrt, exp, exp2, log,
+log2, sin, cos, tanh, the roundings, abs, minimum/maximum, `**` to constant and run-time exponents, casts to every
+type and fp8. The GPU's approximations (ex2.approx, ...) are not the interpreter's: for those expressions the PTX
+forms are compared with the run-time PTX (the emulator models them as numpy's float32 functions).
+
     python foldgen.py --seed 1 --batches 20 --count 40
 """
 from __future__ import annotations
@@ -94,6 +99,68 @@ class Flat(mixgen.Program):
         return f"({a} {op} {b})", rt, None
 
 
+
+EXACT_MATH = ("sqrt", "floor", "ceil", "trunc", "rint")          # defined on f64 too
+APPROXIMATE = ("exp", "exp2", "log", "log2", "rsqrt", "sin", "cos", "tanh")   # f32's approximations on the GPU
+POWERS = (-8, -3, -2, -1, 0, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 31, 0.0, 1.0, 2.0, 3.0, 0.5, -0.5, -1.0, 2.5, -2.0)
+
+
+class Functions(Flat):
+    """The math functions and builtins, one per expression, straight on the values: skc.sqrt, rsqrt, exp, exp2, log,
+    log2, sin, cos, tanh, floor, ceil, trunc, rint, abs, skc.minimum/maximum, min/max, `**` to a constant (negative,
+    zero, large, fractional) or run-time exponent, and float-to-int casts. `approximate` holds the expressions whose
+    GPU code is an approximation (ex2.approx, lg2.approx, ...): their PTX is compared form with form, not with the
+    interpreter."""
+
+    def __init__(self, rng, count):
+        self.rng, self.approximate, self.items = rng, set(), []
+        for _ in range(count):
+            self.items.append(self.item())
+
+    def item(self):
+        k = self.rng.random()
+        t = self.pick(("f16", "bf16", "f32", "f64") if k < 0.8 else TYPES)
+        a = self.value(t)
+        if k < 0.3:
+            fn = self.pick(EXACT_MATH + APPROXIMATE)
+            if fn in APPROXIMATE and t == "f64":
+                t, a = "f32", self.value("f32")
+            rt = t if mixgen.is_float(t) else "f32"
+            if fn in APPROXIMATE:
+                self.approximate.add(len(self.items))
+            return f"skc.{fn}({a})", rt, None
+        if k < 0.45:   # to a constant: an int n is products (1 / products for n < 0), a float n math.pow
+            n = self.pick(POWERS)
+            if not mixgen.is_float(t) or t == "f64" and isinstance(n, float):
+                t, a = "f32", self.value("f32")
+            if isinstance(n, float):
+                self.approximate.add(len(self.items))
+            return f"({a} ** {n})", t, None
+        if k < 0.55:   # to a run-time exponent: an integer one is products, a float one math.pow
+            u = self.pick(("i32", "u8", "i8", "i64", "u32", t))
+            if t == "f64" and u == t or not mixgen.is_float(t):
+                t, a = "f32", self.value("f32")
+                u = "f32" if u == "f64" else u
+            if mixgen.is_float(u):
+                self.approximate.add(len(self.items))
+            rt = mixgen.promote(t, u) if mixgen.is_float(u) else t
+            return f"({a} ** {self.value(u)})", rt, None
+        if k < 0.65:
+            fn = self.pick(("skc.minimum", "skc.maximum", "min", "max"))
+            b = self.value(t)
+            return f"{fn}({a}, {b})", t, None
+        if k < 0.75:
+            return f"abs({a})", t, None
+        if k < 0.9:
+            return self.item_plain(t, a)
+        dst = self.pick(TYPES + ("i1",) + mixgen.F8)
+        return f"skc.{dst}({a})", dst, None
+
+    def item_plain(self, t, a):
+        dst = self.pick(INTS)
+        return f"skc.{dst}({a})", dst, None
+
+
 def _int_values(rng, t):
     lo, hi = int_range(t)
     special = [0, 1, lo, hi, lo + 1, hi - 1, 2, 7, 8, 100, 127, 128, 255, 256, 1 << 15, (1 << 31) - 1, 1 << 31,
@@ -138,10 +205,12 @@ def _float_values(rng, t):
 class Batch:
     """`count` expressions and the values of the variables; `source(form)` is the kernel of one form."""
 
-    def __init__(self, seed, count=40, depth=3, extra=True, flat=False):
+    def __init__(self, seed, count=40, depth=3, extra=True, flat=False, functions=False):
         rng = np.random.default_rng(seed)
         self.seed = seed
-        self.exprs = Flat(rng, count) if flat else Expressions(rng, count, depth, extra)
+        self.exprs = (Functions(rng, count) if functions else Flat(rng, count) if flat
+                      else Expressions(rng, count, depth, extra))
+        self.approximate = getattr(self.exprs, "approximate", set())
         self.arrays = {}
         for t in TYPES:
             if t in INTS:
@@ -220,17 +289,19 @@ def run_form(batch, form, folder, ptx=True):
 
 
 def disagreements(batch, results: dict) -> list:
-    """(expression, form, value, reference value) where a form's result differs from the run-time interpreter's."""
-    reference = results[("run", "interp")]
+    """(expression, form, value, reference value) where a form's result differs from the run-time interpreter's (for
+    an approximate expression, the PTX forms from the run-time PTX's: the GPU's approximations are not the
+    interpreter's)."""
     found = []
     for k, (text, t, _) in enumerate(batch.exprs.items):
         if k in batch.dropped:
             continue
         index, element = batch.written(k)
-        want = reference[index][element:element + 1]
         for key, outs in results.items():
-            if outs is None or key == ("run", "interp"):
+            reference = ("run", key[1] if k in batch.approximate else "interp")
+            if outs is None or key == reference or results[reference] is None:
                 continue
+            want = results[reference][index][element:element + 1]
             got = outs[index][element:element + 1]
             if not mixgen.same(want, got)[0]:
                 found.append((k, key, got[0], want[0], t, text))
@@ -266,6 +337,7 @@ def main():
     ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--no-ptx", action="store_true")
     ap.add_argument("--flat", action="store_true", help="one operator or cast per expression")
+    ap.add_argument("--functions", action="store_true", help="one math function, power or cast per expression")
     ap.add_argument("--out", default="/tmp/foldfuzz")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -273,7 +345,7 @@ def main():
     total = bad = errors = refused_total = 0
     for b in range(args.batches):
         seed = args.seed * 100000 + b
-        batch = Batch(seed, args.count, args.depth, flat=args.flat)
+        batch = Batch(seed, args.count, args.depth, flat=args.flat, functions=args.functions)
         t0 = time.time()
         try:
             results, refused = run_batch(batch, folder, not args.no_ptx)

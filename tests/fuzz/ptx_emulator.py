@@ -725,10 +725,11 @@ class Program:
             return encode(FV("num", False, _sqrt_fraction(x.value, fmt)), fmt, mode)
         if name == "copysign":     # copysign.type d, a, b: |b| with the sign of a
             return (v[1] & (fmt.sign - 1)) | (v[0] & fmt.sign)
-        if name in ("ex2", "lg2") and t == "f32":
-            # the approximate instructions, modelled as correctly rounded (the hardware's error is a few ulp)
+        if name in _APPROXIMATE and t == "f32":
+            # the approximate instructions, modelled as numpy's float32 functions (the hardware's error is a few
+            # ulp: a model for comparing one PTX with another, not the GPU's bits)
             with np.errstate(all="ignore"):
-                return bits((np.exp2 if name == "ex2" else np.log2)(f32(v[0])))
+                return bits(_APPROXIMATE[name](f32(v[0])))
         raise NotImplementedError(name, parts, a)
 
     def cvt(self, parts, x):
@@ -921,6 +922,10 @@ class Program:
             p, q = x & ((1 << width) - 1), y & ((1 << width) - 1)
         return {"eq": p == q, "ne": p != q, "lt": p < q, "le": p <= q, "gt": p > q, "ge": p >= q,
                 "lo": p < q, "ls": p <= q, "hi": p > q, "hs": p >= q}[cmp]
+
+
+_APPROXIMATE = {"ex2": np.exp2, "lg2": np.log2, "rsqrt": lambda x: np.float32(1) / np.sqrt(x), "sin": np.sin,
+                "cos": np.cos, "tanh": np.tanh}
 
 
 def _sqrt_fraction(v: Fraction, fmt: Fmt) -> Fraction:
