@@ -1,8 +1,8 @@
 """A float to an integer power is one rule whether the exponent is known at compile time or not: square and multiply
 over the exponent's bits, 1 / that for a negative exponent. x ** 5 with a constant 5 was four multiplications left
 to right and with a run-time 5 math.pow (numpy's powf in the interpreter, exp2(5 * log2 x) on the GPU): 1 ulp apart
-in the interpreter (x = -2.2178 gave -53.754395 against -53.754390), more on a GPU, and a constant 9 or -1 went
-through math.pow too. The same products now, in the interpreter and in the PTX (tests/fuzz/ptx_emulator.py)."""
+in the interpreter for 43% of 2000 normal f32s (x = 1.0847852 gave 1.502169 against 1.5021691), and a constant 9 or
+-1 went through math.pow too. The same products now, in the interpreter and in the PTX (tests/fuzz/ptx_emulator.py)."""
 import os
 import sys
 
