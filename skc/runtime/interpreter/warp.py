@@ -1,12 +1,16 @@
 """The GPU execution model's ops on ids and warps: thread/block/grid ids, lane ids, warp
 shuffles and votes. A warp is lanes 32w..32w+31 (target.warp_size) of the block.
 
-A shuffle reading a lane that is not active in the running group gives that lane's current
-value of the operand (whatever it last computed); on a GPU the value would be undefined.
+A shuffle that reads a lane of the block which is not active in the running group (it took another branch, left
+the loop, or returned) stops the kernel: on a GPU the value it reads is undefined (CUDA's guidelines for warp
+collectives: the source lane of a shfl.sync must be active and in its member mask). Reads past a warp's or the
+block's end keep the reader's value, as the IR defines them.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from .state import RETURN, Fault, lane_ranges
 
 
 def _thread_id(op, launch):
@@ -47,16 +51,40 @@ def _source_lane(mode: str, within: np.ndarray, amount: np.ndarray, width: int) 
 
 def _shuffle(op, launch):
     """With n the amount's low bits: idx reads lane n; up lane - n; down lane + n; xor lane ^ n; reads outside the
-    warp (or past the block's last thread) keep the lane's own value."""
+    warp (or past the block's last thread) keep the lane's own value; a read of a lane that is not active is a
+    Fault (undefined on the GPU)."""
     mode, width, lanes = op.attrs["mode"], launch.warp_size, launch.lanes
     within = lanes % width
     base = lanes - within
+    value, amount, result = op.operands[0], op.operands[1], op.result
 
-    def shuffle(x, amount):
-        source = _source_lane(mode, within, amount.astype(np.int64), width)
+    def shuffle(group):
+        env, active = group.env, group.mask
+        source = _source_lane(mode, within, env[amount].astype(np.int64), width)
         valid = (source >= 0) & (source < width) & (base + source < launch.nthreads)
-        return x[np.where(valid, base + source, lanes)]
+        read = np.where(valid, base + source, lanes)
+        if launch.lane_reads_checked and not group.full:
+            undefined = active & ~active[read]
+            if undefined.any():
+                raise _inactive_read(group, undefined, read, mode)
+        env[result] = env[value][read]
     return shuffle
+
+
+def _inactive_read(group, undefined: np.ndarray, read: np.ndarray, mode: str) -> Fault:
+    """The Fault of a shuffle whose active lanes `undefined` read lanes (`read`) that are not active."""
+    block, launch = group.block, group.block.launch
+    lane = int(np.flatnonzero(undefined)[0])
+    source = int(read[lane])
+    why = ("has returned from the kernel" if block.jump[source] == RETURN else
+           "is not running this code with it (it took another branch or left the loop)")
+    readers = np.zeros(launch.nthreads, bool)
+    readers[read[undefined]] = True
+    return Fault(f"shfl_{mode} reads thread {launch.thread_of(source)} (lane {source % launch.warp_size} of warp "
+                 f"{source // launch.warp_size}), which {why}: on the GPU the value a shuffle reads from a lane that is "
+                 f"not active is undefined (threads read that are not active: {lane_ranges(readers)})", lane,
+                 hint="shuffle where every lane it reads is active: before the branch or the return, with every "
+                      "thread of the warp, then keep the result where it is wanted (skc.where)")
 
 
 def _vote(op, launch):
@@ -98,5 +126,5 @@ def _elect_one(op, launch):
     return elect_one
 
 
-PURE = {"gpu.thread_id": _thread_id, "gpu.grid_dim": _grid_dim, "gpu.lane_id": _lane_id, "gpu.shuffle": _shuffle}
-EFFECTS = {"gpu.block_id": _block_id, "gpu.vote": _vote, "gpu.elect_one": _elect_one}
+PURE = {"gpu.thread_id": _thread_id, "gpu.grid_dim": _grid_dim, "gpu.lane_id": _lane_id}
+EFFECTS = {"gpu.block_id": _block_id, "gpu.shuffle": _shuffle, "gpu.vote": _vote, "gpu.elect_one": _elect_one}

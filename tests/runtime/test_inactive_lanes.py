@@ -1,0 +1,107 @@
+"""Shuffles that read a lane which is not active (it took another branch, left the loop, or returned): on a GPU
+the value read is undefined (CUDA's guidelines for warp collectives: a shfl.sync's source lane must be active and
+in its member mask), so the interpreter, which used to give the lane's stale value, stops at the shuffle's line
+naming the threads. Reads past a warp's or a partial block's end are defined by the IR (the reader keeps its
+value) and go on."""
+import numpy as np
+import pytest
+
+import skc
+
+I32 = skc.Ptr[skc.i32]
+
+
+@skc.kernel
+def down_in_branch(x: I32, o: I32, n: skc.i32):
+    t = skc.thread_id(0)
+    if t < n:
+        o[t] = skc.shfl_down(x[t], 1)   # marker: branch
+
+
+@skc.kernel
+def after_return(x: I32, o: I32, n: skc.i32):
+    t = skc.thread_id(0)
+    if t >= n:
+        return
+    o[t] = skc.shfl_xor(x[t], 1)   # marker: return
+
+
+@skc.kernel
+def in_uneven_loop(x: I32, o: I32):
+    t = skc.thread_id(0)
+    s = x[t]
+    i = 0
+    while i < t % 4:
+        s = s + skc.shfl_xor(s, 1)   # marker: loop
+        i = i + 1
+    o[t] = s
+
+
+@skc.kernel
+def reduce_in_branch(x: I32, o: I32, n: skc.i32):
+    t = skc.thread_id(0)
+    if t < n:
+        o[t] = skc.warp_sum(x[t])   # marker: reduce
+
+
+@skc.kernel
+def defined_reads(x: I32, o: I32):
+    t = skc.thread_id(0)
+    o[t * 2] = skc.shfl_down(x[t], 8)            # past the partial warp's end: keeps x
+    if t % 2 == 1:
+        o[t * 2 + 1] = skc.shfl_xor(x[t], 2)     # odd lanes read odd lanes
+
+
+def _line(marker: str) -> int:
+    with open(__file__) as f:
+        return next(i for i, line in enumerate(f, 1) if line.rstrip().endswith(f"# marker: {marker}"))
+
+
+def _run(kernel, threads, *scalars):
+    x = np.arange(threads, dtype=np.int32) * 3 + 1
+    o = np.zeros(threads * 2, np.int32)
+    kernel.interpret[1, threads](x, o, *scalars)
+    return x, o
+
+
+def test_a_shuffle_reading_a_lane_of_the_other_branch_is_an_error():
+    _run(down_in_branch, 64, 64)   # every lane there: defined
+    with pytest.raises(skc.InterpreterError, match=r"shfl_down reads thread \(40, 0, 0\) \(lane 8 of warp 1\), which "
+                       r"is not running this code with it .*undefined.* thread \(39, 0, 0\)") as info:
+        _run(down_in_branch, 64, 40)
+    assert info.value.loc.line == _line("branch")
+    assert "skc.where" in str(info.value)
+
+
+def test_a_shuffle_reading_a_returned_lane_is_an_error():
+    _run(after_return, 64, 32)     # whole warps return: every lane a shuffle reads is still there
+    with pytest.raises(skc.InterpreterError, match=r"shfl_xor reads thread \(7, 0, 0\) .* which has returned from "
+                                                   r"the kernel") as info:
+        _run(after_return, 64, 7)
+    assert info.value.loc.line == _line("return")
+
+
+def test_a_shuffle_reading_a_lane_that_left_the_loop_is_an_error():
+    with pytest.raises(skc.InterpreterError, match=r"shfl_xor reads thread \(0, 0, 0\) .* not running this code") \
+            as info:
+        _run(in_uneven_loop, 32)
+    assert info.value.loc.line == _line("loop")
+
+
+def test_a_warp_reduction_in_a_branch_some_lanes_of_the_warp_skip_is_an_error():
+    _run(reduce_in_branch, 48, 48)   # a partial warp: its reduction reads only lanes that exist
+    with pytest.raises(skc.InterpreterError, match="undefined") as info:
+        _run(reduce_in_branch, 64, 50)
+    assert info.value.loc.line == _line("reduce")
+
+
+@pytest.mark.parametrize("threads", [33, 48, 96])
+def test_reads_past_the_end_and_of_active_lanes_are_defined(threads):
+    x, o = _run(defined_reads, threads)
+    t = np.arange(threads)
+    within, base = t % 32, t - t % 32
+    down = np.where((within + 8 < 32) & (t + 8 < threads), t + 8, t)
+    np.testing.assert_array_equal(o[0::2], x[down])
+    odd = t % 2 == 1
+    xor = np.where(base + (within ^ 2) < threads, t ^ 2, t)
+    np.testing.assert_array_equal(o[1::2][odd], x[xor[odd]])
