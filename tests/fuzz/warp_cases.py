@@ -1,0 +1,193 @@
+"""Kernels of warp collectives and atomics whose outputs PTX defines, in whole and partial warps (33, 48, 96, 1000
+threads) and under divergent control flow: shuffles of every mode and width from lanes that are active (or past
+the warp's or block's end, which keep the reader's value), votes, warp reductions, and atomics of every op on
+shared and global memory with their return values. test_warp_cases.py runs them in the interpreter against the
+PTX emulator; each case's inputs and a check of the outputs are here so that a GPU run can use them too."""
+from __future__ import annotations
+
+import numpy as np
+
+import skc
+
+I32, U32, I64, U64 = skc.Ptr[skc.i32], skc.Ptr[skc.u32], skc.Ptr[skc.i64], skc.Ptr[skc.u64]
+F16, BF16, F32, F64, I16 = skc.Ptr[skc.f16], skc.Ptr[skc.bf16], skc.Ptr[skc.f32], skc.Ptr[skc.f64], skc.Ptr[skc.i16]
+
+
+@skc.kernel
+def shuffles(x: I32, xl: I64, xd: F64, xh: F16, xs: I16, xf: F32, amount: I32, o: I32, ol: I64, od: F64, oh: F16,
+             os: I16, of: F32):
+    """Every mode of every width, by run-time amounts (past 31 only the low bits count)."""
+    t = skc.thread_id(0)
+    a = amount[t]
+    o[t * 4 + 0] = skc.shfl_idx(x[t], a)
+    o[t * 4 + 1] = skc.shfl_up(x[t], a)
+    o[t * 4 + 2] = skc.shfl_down(x[t], a)
+    o[t * 4 + 3] = skc.shfl_xor(x[t], a)
+    ol[t * 2 + 0] = skc.shfl_down(xl[t], a)
+    ol[t * 2 + 1] = skc.shfl_xor(xl[t], a)
+    od[t * 2 + 0] = skc.shfl_up(xd[t], a)
+    od[t * 2 + 1] = skc.shfl_idx(xd[t], a)
+    oh[t * 2 + 0] = skc.shfl_xor(xh[t], a)
+    oh[t * 2 + 1] = skc.shfl_down(xh[t], 3)
+    os[t * 2 + 0] = skc.shfl_up(xs[t], 2)
+    os[t * 2 + 1] = skc.shfl_idx(xs[t], a)
+    of[t * 2 + 0] = skc.shfl_xor(xf[t], 16)
+    of[t * 2 + 1] = skc.shfl_up(xf[t], a)
+
+
+@skc.kernel
+def in_branches(x: I32, o: I32, n: skc.i32):
+    """Shuffles inside branches reading only lanes that took the same branch, after a return some lanes take
+    (reading lanes that never return), and votes over the lanes of a branch."""
+    t = skc.thread_id(0)
+    v = x[t]
+    if t % 2 == 0:
+        o[t * 6 + 0] = skc.shfl_xor(v, 2)            # even lanes read even lanes
+    else:
+        o[t * 6 + 0] = skc.shfl_xor(v * 3, 6)        # odd lanes read odd lanes
+    if (t // 4) % 2 == 1:
+        o[t * 6 + 1] = skc.shfl_xor(v, 1)            # within a group of four that all took the branch
+    if v % 3 != 0:
+        o[t * 6 + 2] = skc.i32(skc.ballot(v % 2 == 0))
+        o[t * 6 + 3] = skc.i32(skc.vote_any(v > n)) + 2 * skc.i32(skc.vote_all(v > -n))
+    if t % 32 >= 8 and v > n:
+        return
+    o[t * 6 + 4] = skc.shfl_idx(v, t % 8)              # lanes 0-7 of each warp never return
+    o[t * 6 + 5] = skc.i32(skc.ballot(v < n))
+
+
+@skc.kernel
+def reductions(x: I32, xf: F32, o: I32, of: F32):
+    """Warp reductions over whole and partial warps."""
+    t = skc.thread_id(0)
+    o[t * 3 + 0] = skc.warp_sum(x[t])
+    o[t * 3 + 1] = skc.warp_max(x[t])
+    o[t * 3 + 2] = skc.warp_min(x[t])
+    of[t] = skc.warp_sum(xf[t])   # integer-valued floats: exact in any order
+
+
+@skc.kernel
+def atomics_int(g32: I32, gu: U32, g64: I64, gu64: U64, x: I32, o32: I32, ou: U32, o64: I64, ou64: U64):
+    """Every integer atomic on global memory: contended cells (the final values do not depend on order) and a
+    cell a thread (return values), some of them under a condition or a mask."""
+    t = skc.thread_id(0)
+    v = x[t]
+    o32[t * 4 + 0] = skc.atomic_add(g32 + 8 + t, v)            # own cell: the old value comes back
+    o32[t * 4 + 1] = skc.atomic_max(g32 + 8 + t, v * 2 - 7)
+    o32[t * 4 + 2] = skc.atomic_xchg(g32 + 8 + t, v + 100)
+    o32[t * 4 + 3] = skc.atomic_cas(g32 + 8 + t, v + 100 - t % 2, -5)
+    skc.atomic_add(g32 + 0, v)
+    skc.atomic_min(g32 + 1, v)
+    skc.atomic_max(g32 + 2, v)
+    skc.atomic_and(g32 + 3, ~(1 << (t % 31)))
+    skc.atomic_or(g32 + 4, 1 << (t % 29), mask=v > 0)
+    skc.atomic_xor(g32 + 5, v)
+    if v % 3 == 0:
+        skc.atomic_add(g32 + 6, 1)
+    u = skc.u32(v) * skc.u32(2654435761)
+    ou[t * 2 + 0] = skc.atomic_min(gu + 4 + t, u)
+    ou[t * 2 + 1] = skc.atomic_or(gu + 4 + t, u >> skc.u32(3))
+    skc.atomic_max(gu + 0, u)
+    skc.atomic_min(gu + 1, u)
+    skc.atomic_add(gu + 2, u)
+    w = skc.i64(v) * skc.i64(3000000007)
+    o64[t * 2 + 0] = skc.atomic_add(g64 + 4 + t, w)
+    o64[t * 2 + 1] = skc.atomic_cas(g64 + 4 + t, w + skc.i64(t % 3), skc.i64(-1))
+    skc.atomic_add(g64 + 0, w)
+    skc.atomic_min(g64 + 1, w)
+    skc.atomic_max(g64 + 2, w)
+    skc.atomic_xor(g64 + 3, w)
+    z = skc.u64(w)
+    ou64[t] = skc.atomic_max(gu64 + 2 + t, z)
+    skc.atomic_min(gu64 + 0, z)
+    skc.atomic_and(gu64 + 1, z | skc.u64(1))
+
+
+@skc.kernel
+def atomics_float(gf: F32, gd: F64, gh: F16, x: I32, of: F32, od: F64):
+    """Float atomics: add (integer values: exact in any order), min and max (NaN-ignoring, as arith.min), on own
+    cells (return values) and contended ones."""
+    t = skc.thread_id(0)
+    f = skc.f32(x[t]) * 0.5
+    of[t] = skc.atomic_add(gf + 8 + t, f)
+    skc.atomic_add(gf + 0, f)
+    skc.atomic_min(gf + 1, f)
+    skc.atomic_max(gf + 2, f)
+    skc.atomic_max(gf + 3, skc.f32(float("nan")) if t % 4 == 0 else f)
+    d = skc.f64(x[t]) * 0.25
+    od[t] = skc.atomic_max(gd + 4 + t, d)
+    skc.atomic_add(gd + 0, d)
+    skc.atomic_min(gd + 1, d)
+    skc.atomic_add(gh + 0, skc.f16(x[t] % 2))   # (sums up to 1000: exact in f16)
+    skc.atomic_max(gh + 1, skc.f16(x[t]))
+
+
+@skc.kernel
+def atomics_shared(x: I32, o: I32, of: F32):
+    """Atomics on shared memory: a histogram (contended adds), min and max, return values of own cells, and a
+    float add; the block's cells are read back after a barrier."""
+    t = skc.thread_id(0)
+    counts = skc.shared((8,), skc.i32)
+    cells = skc.shared((1024,), skc.i32)
+    sums = skc.shared((2,), skc.f32)
+    if t < 8:
+        counts[t] = 0
+    if t < 2:
+        sums[t] = 0.0
+    cells[t] = t * 3
+    skc.barrier()
+    skc.atomic_add(counts.ptr + x[t] % 6, 1)
+    skc.atomic_max(counts.ptr + 6, x[t])
+    skc.atomic_min(counts.ptr + 7, x[t])
+    o[t * 2] = skc.atomic_add(cells.ptr + t, x[t])
+    skc.atomic_add(sums.ptr + t % 2, skc.f32(x[t]))
+    skc.barrier()
+    o[t * 2 + 1] = cells[t] + (counts[t % 8] if t % 8 < 6 else 0)
+    if t < 8:
+        o[2048 + t] = counts[t]
+    if t < 2:
+        of[t] = sums[t]
+
+
+def _ints(rng, n, low=-40, high=40):
+    return rng.integers(low, high, n).astype(np.int32)
+
+
+def cases(threads: int, seed: int = 0) -> list:
+    """[(name, kernel, arrays, scalars)] for a block of `threads` threads: the arrays in the kernel's argument
+    order (each a fresh copy to run on), the scalars after them."""
+    rng = np.random.default_rng(seed * 1000 + threads)
+    n = threads
+    x = _ints(rng, n)
+    amount = rng.integers(0, 70, n).astype(np.int32)
+    out = [
+        ("shuffles", shuffles,
+         [x, rng.integers(-2 ** 62, 2 ** 62, n), rng.standard_normal(n), rng.standard_normal(n).astype(np.float16),
+          rng.integers(-30000, 30000, n).astype(np.int16), rng.standard_normal(n).astype(np.float32), amount,
+          np.zeros(4 * n, np.int32), np.zeros(2 * n, np.int64), np.zeros(2 * n, np.float64),
+          np.zeros(2 * n, np.float16), np.zeros(2 * n, np.int16), np.zeros(2 * n, np.float32)], ()),
+        ("in_branches", in_branches, [x, np.full(6 * n, -9, np.int32)], (5,)),
+        ("reductions", reductions, [x, _ints(rng, n).astype(np.float32), np.zeros(3 * n, np.int32),
+                                    np.zeros(n, np.float32)], ()),
+    ]
+    g32 = np.concatenate([np.array([0, 1000, -1000, -1, 0, 0, 0, 0], np.int32), _ints(rng, n)])
+    gu = np.concatenate([np.array([0, 2 ** 32 - 1, 0, 0], np.uint32), rng.integers(0, 2 ** 32, n, np.uint32)])
+    g64 = np.concatenate([np.array([0, 2 ** 62, -2 ** 62, 0], np.int64), rng.integers(-2 ** 40, 2 ** 40, n)])
+    gu64 = np.concatenate([np.array([2 ** 64 - 1, 2 ** 64 - 1], np.uint64), rng.integers(0, 2 ** 63, n, np.uint64)])
+    out.append(("atomics_int", atomics_int,
+                [g32, gu, g64, gu64, x, np.zeros(4 * n, np.int32), np.zeros(2 * n, np.uint32),
+                 np.zeros(2 * n, np.int64), np.zeros(n, np.uint64)], ()))
+    gf = np.concatenate([np.array([0, 100, -100, -100, 0, 0, 0, 0], np.float32),
+                         rng.integers(-9, 9, n).astype(np.float32)])
+    gd = np.concatenate([np.array([0, 100, 0, 0], np.float64), rng.integers(-9, 9, n).astype(np.float64)])
+    out.append(("atomics_float", atomics_float,
+                [gf, gd, np.array([0, -60000], np.float16), x, np.zeros(n, np.float32), np.zeros(n, np.float64)],
+                ()))
+    if threads <= 1024:
+        out.append(("atomics_shared", atomics_shared, [x, np.zeros(2048 + 8, np.int32), np.zeros(2, np.float32)],
+                    ()))
+    return out
+
+
+def copies(arrays: list) -> list:
+    return [a.copy() for a in arrays]
