@@ -1,16 +1,20 @@
 """Kernels of warp collectives and atomics whose outputs PTX defines, in whole and partial warps (33, 48, 96, 1000
 threads) and under divergent control flow: shuffles of every mode and width from lanes that are active (or past
 the warp's or block's end, which keep the reader's value), votes, warp reductions, and atomics of every op on
-shared and global memory with their return values. test_warp_cases.py runs them in the interpreter against the
+shared and global memory (16-bit ones too) with their return values. test_warp_cases.py runs them in the interpreter against the
 PTX emulator; each case's inputs and a check of the outputs are here so that a GPU run can use them too."""
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 import skc
 
+bf16 = ml_dtypes.bfloat16
+
 I32, U32, I64, U64 = skc.Ptr[skc.i32], skc.Ptr[skc.u32], skc.Ptr[skc.i64], skc.Ptr[skc.u64]
-F16, BF16, F32, F64, I16 = skc.Ptr[skc.f16], skc.Ptr[skc.bf16], skc.Ptr[skc.f32], skc.Ptr[skc.f64], skc.Ptr[skc.i16]
+F16, BF16, F32, F64 = skc.Ptr[skc.f16], skc.Ptr[skc.bf16], skc.Ptr[skc.f32], skc.Ptr[skc.f64]
+I16, U16 = skc.Ptr[skc.i16], skc.Ptr[skc.u16]
 
 
 @skc.kernel
@@ -149,6 +153,27 @@ def atomics_shared(x: I32, o: I32, of: F32):
         of[t] = sums[t]
 
 
+@skc.kernel
+def atomics_16bit(g: I16, gu: U16, gb: BF16, gh: F16, x: I32, o: I16, ob: BF16):
+    """16-bit atomics (LLVM makes most of them compare-and-swap loops on the 32-bit word holding the value: the
+    arrays are a whole number of words), under a mask too."""
+    t = skc.thread_id(0)
+    v = skc.i16(x[t])
+    o[t * 3] = skc.atomic_add(g + 8 + t, v)
+    o[t * 3 + 1] = skc.atomic_max(g + 8 + t, v * skc.i16(3))
+    o[t * 3 + 2] = skc.atomic_xchg(g + 8 + t, v + skc.i16(1), mask=t % 3 != 0)
+    skc.atomic_add(g + 0, v)
+    skc.atomic_min(g + 1, v)
+    skc.atomic_max(g + 2, v)
+    skc.atomic_xor(g + 3, v)
+    skc.atomic_min(gu + 0, skc.u16(v))
+    skc.atomic_or(gu + 1, skc.u16(1) << skc.u16(t % 16))
+    ob[t] = skc.atomic_add(gb + 4 + t, skc.bf16(x[t]))
+    skc.atomic_add(gb + 0, skc.bf16(x[t] % 2), mask=t < 256)   # (bf16 counts exactly to 256: any order alike)
+    skc.atomic_max(gb + 1, skc.bf16(x[t]))
+    skc.atomic_min(gh + 0, skc.f16(x[t]))
+
+
 def _ints(rng, n, low=-40, high=40):
     return rng.integers(low, high, n).astype(np.int32)
 
@@ -183,6 +208,12 @@ def cases(threads: int, seed: int = 0) -> list:
     out.append(("atomics_float", atomics_float,
                 [gf, gd, np.array([0, -60000], np.float16), x, np.zeros(n, np.float32), np.zeros(n, np.float64)],
                 ()))
+    out.append(("atomics_16bit", atomics_16bit,
+                [np.concatenate([np.array([0, 100, -100, 0, 0, 0, 0, 0], np.int16),
+                                 _ints(rng, n + n % 2).astype(np.int16)]),
+                 np.array([65535, 0], np.uint16),
+                 np.concatenate([np.array([0, -100, 0, 0]), rng.integers(-9, 9, n)]).astype(np.float32).astype(bf16),
+                 np.array([1000, 0], np.float16), x, np.zeros(3 * n + n % 2, np.int16), np.zeros(n + n % 2, bf16)], ()))
     if threads <= 1024:
         out.append(("atomics_shared", atomics_shared, [x, np.zeros(2048 + 8, np.int32), np.zeros(2, np.float32)],
                     ()))

@@ -81,8 +81,8 @@ def _inactive_read(group, undefined: np.ndarray, read: np.ndarray, mode: str) ->
     readers = np.zeros(launch.nthreads, bool)
     readers[read[undefined]] = True
     return Fault(f"shfl_{mode} reads thread {launch.thread_of(source)} (lane {source % launch.warp_size} of warp "
-                 f"{source // launch.warp_size}), which {why}: on the GPU the value a shuffle reads from a lane that is "
-                 f"not active is undefined (threads read that are not active: {lane_ranges(readers)})", lane,
+                 f"{source // launch.warp_size}), which {why}: on the GPU the value a shuffle reads from a lane that "
+                 f"is not active is undefined (threads read that are not active: {lane_ranges(readers)})", lane,
                  hint="shuffle where every lane it reads is active: before the branch or the return, with every "
                       "thread of the warp, then keep the result where it is wanted (skc.where)")
 
