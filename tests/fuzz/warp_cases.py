@@ -1,8 +1,8 @@
 """Kernels of warp collectives and atomics whose outputs PTX defines, in whole and partial warps (33, 48, 96, 1000
 threads) and under divergent control flow: shuffles of every mode and width from lanes that are active (or past
 the warp's or block's end, which keep the reader's value), votes, warp reductions, and atomics of every op on
-shared and global memory (16-bit ones too) with their return values. test_warp_cases.py runs them in the interpreter against the
-PTX emulator; each case's inputs and a check of the outputs are here so that a GPU run can use them too."""
+shared and global memory (16-bit ones too) with their return values. test_warp_cases.py runs them in the
+interpreter against the PTX emulator; the cases (kernels and inputs) are here so that a GPU run can use them too."""
 from __future__ import annotations
 
 import ml_dtypes
