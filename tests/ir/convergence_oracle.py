@@ -131,8 +131,9 @@ def watch():
         plan.loops, plan.exits = groups.loops, groups.exits
         plan.masks = {}
         # the oracle studies which lanes run together, not the values they read: convgen's kernels shuffle from
-        # lanes that are not active (undefined on a GPU), which would otherwise stop them
-        launch.lane_reads_checked = False
+        # lanes that are not active, and take collectives whose lanes no member mask names (both undefined on a
+        # GPU), which would otherwise stop them
+        launch.collectives_checked = False
         collectives = [op for op in function.walk() if op.name in COLLECTIVES]
         record.planned += len(collectives)
         record.converged += sum(id(op) in plan.converged for op in collectives)

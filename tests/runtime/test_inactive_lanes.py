@@ -2,7 +2,12 @@
 the value read is undefined (CUDA's guidelines for warp collectives: a shfl.sync's source lane must be active and
 in its member mask), so the interpreter, which used to give the lane's stale value, stops at the shuffle's line
 naming the threads. Reads past a warp's or a partial block's end are defined by the IR (the reader keeps its
-value) and go on."""
+value) and go on.
+
+And a collective whose lanes no member mask names (the convergence analysis finds no group: after a `continue` some
+lanes took, in a loop whose bounds differ by thread), run by part of a warp while other lanes of it, not exited,
+are elsewhere: the GPU takes `activemask` there, the lanes that happen to run together, and its answer may differ
+from the interpreter's (the PTX emulator's did), so the interpreter stops at it."""
 import numpy as np
 import pytest
 
@@ -50,6 +55,36 @@ def defined_reads(x: I32, o: I32):
     o[t * 2] = skc.shfl_down(x[t], 8)            # past the partial warp's end: keeps x
     if t % 2 == 1:
         o[t * 2 + 1] = skc.shfl_xor(x[t], 2)     # odd lanes read odd lanes
+
+
+@skc.kernel
+def after_continue(x: I32, o: I32):
+    t = skc.thread_id(0)
+    s = 0
+    for i in range(4):
+        if x[t * 4 + i] < 0:
+            continue
+        s = s + skc.i32(skc.ballot(x[t * 4 + i] > 3) & 0xffff)   # marker: continue
+    o[t] = s
+
+
+@skc.kernel
+def rest_in_an_if(x: I32, o: I32):
+    t = skc.thread_id(0)
+    s = 0
+    for i in range(4):
+        if x[t * 4 + i] >= 0:   # the fix the hint names: the branch's lanes are known (a ballot of its condition)
+            s = s + skc.i32(skc.ballot(x[t * 4 + i] > 3) & 0xffff)
+    o[t] = s
+
+
+@skc.kernel
+def loop_bounds_by_warp(x: I32, o: I32, n: skc.i32):
+    t = skc.thread_id(0)
+    s = 0
+    for i in range(n + t // 32):   # differs by thread for the analysis, alike in each warp at run time
+        s = s + skc.i32(skc.vote_any(x[t] > i))
+    o[t] = s
 
 
 def _line(marker: str) -> int:
@@ -105,3 +140,23 @@ def test_reads_past_the_end_and_of_active_lanes_are_defined(threads):
     odd = t % 2 == 1
     xor = np.where(base + (within ^ 2) < threads, t ^ 2, t)
     np.testing.assert_array_equal(o[1::2][odd], x[xor[odd]])
+
+
+def test_a_collective_after_a_continue_some_lanes_took_is_an_error():
+    x = np.arange(128, dtype=np.int32) % 7 - 1       # some lanes continue in some iterations
+    with pytest.raises(skc.InterpreterError, match=r"ballot runs with threads .* of warp 0 while threads .* of it are "
+                                                   r"elsewhere .*activemask.*not defined") as info:
+        after_continue.interpret[1, 32](x, np.zeros(32, np.int32))
+    assert info.value.loc.line == _line("continue")
+    assert "before the `continue`" in str(info.value)
+    after_continue.interpret[1, 32](np.abs(x), np.zeros(32, np.int32))   # no lane continues: all of them there
+    rest_in_an_if.interpret[1, 32](x, np.zeros(32, np.int32))           # the lanes of a branch: named
+
+
+def test_a_collective_in_a_loop_whose_bounds_differ_only_between_warps_runs():
+    x = np.arange(64, dtype=np.int32) % 5
+    o = np.zeros(64, np.int32)
+    loop_bounds_by_warp.interpret[1, 64](x, o, 2)
+    t = np.arange(64)
+    want = [sum(int((x[k // 32 * 32:k // 32 * 32 + 32] > i).any()) for i in range(2 + k // 32)) for k in t]
+    np.testing.assert_array_equal(o, want)

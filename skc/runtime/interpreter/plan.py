@@ -39,6 +39,7 @@ class Plan:
         self._results = wgmma.result_values(function)   # (values that may hold a wgmma's accumulator)
         self._registers = wgmma.register_sets(function)  # (values that share registers with a wgmma's operands)
         launch.races = races.checked(function)
+        launch.named_collectives = warp.named_collectives(function, launch.target)
         self.body = self.region(function.body)
 
     def codes(self, label: str) -> tuple:

@@ -54,9 +54,11 @@ class Launch:
         self.shared_buffers = sorted((op for op in function.walk() if op.name == "mem.shared"),
                                      key=lambda op: op.attrs["offset"])
         self.races = False   # whether shared-memory races between warps are checked (races.py; set by the plan)
-        # whether a shuffle reading a lane that is not active stops the kernel (warp.py): a tool that studies which
-        # lanes run together rather than the values they read (tests/ir/convergence_oracle.py) turns it off
-        self.lane_reads_checked = True
+        # whether a shuffle reading a lane that is not active, or a collective whose lanes no member mask names run
+        # by part of a warp, stops the kernel (warp.py): a tool that studies which lanes run together rather than
+        # the values they read (tests/ir/convergence_oracle.py) turns it off
+        self.collectives_checked = True
+        self.named_collectives = None   # the collectives whose member mask the backend names (warp.py; by the plan)
 
     def thread_of(self, lane: int) -> tuple:
         return tuple(int(ids[lane]) for ids in self.thread_ids)

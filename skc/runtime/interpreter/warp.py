@@ -5,11 +5,19 @@ A shuffle that reads a lane of the block which is not active in the running grou
 the loop, or returned) stops the kernel: on a GPU the value it reads is undefined (CUDA's guidelines for warp
 collectives: the source lane of a shfl.sync must be active and in its member mask). Reads past a warp's or the
 block's end keep the reader's value, as the IR defines them.
+
+On NVIDIA GPUs a collective runs among the lanes of its member mask. Where the convergence analysis names them
+(ir/passes/convergence.py: the whole warp, the lanes not exited, a branch's or a loop's lanes) the GPU waits for
+exactly the lanes the interpreter runs it with; elsewhere (after a `continue` some lanes took, in a loop whose
+bounds differ by thread) the backend can only take `activemask`, the lanes that happen to run together, which
+after such control flow may be fewer or others than the interpreter's group. A collective there that part of a
+warp reaches while other lanes of it, not exited, are elsewhere stops the kernel: the GPU's answer is not defined.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ...ir.passes.convergence import warp_groups
 from .state import RETURN, Fault, lane_ranges
 
 
@@ -57,18 +65,57 @@ def _shuffle(op, launch):
     within = lanes % width
     base = lanes - within
     value, amount, result = op.operands[0], op.operands[1], op.result
+    unnamed = _unnamed(op, launch)
 
     def shuffle(group):
         env, active = group.env, group.mask
         source = _source_lane(mode, within, env[amount].astype(np.int64), width)
         valid = (source >= 0) & (source < width) & (base + source < launch.nthreads)
         read = np.where(valid, base + source, lanes)
-        if launch.lane_reads_checked and not group.full:
+        if launch.collectives_checked and not group.full:
+            if unnamed:
+                _check_named(group, f"shfl_{mode}")
             undefined = active & ~active[read]
             if undefined.any():
                 raise _inactive_read(group, undefined, read, mode)
         env[result] = env[value][read]
     return shuffle
+
+
+def named_collectives(function, target) -> set | None:
+    """The ids of `function`'s collectives whose lanes the NVIDIA backend names in their member mask (the convergence
+    analysis' groups, which it finds where the block's shape is known); None where every collective's are named
+    for this check's purpose (not NVIDIA: a wavefront runs in lockstep; or no block shape: raw tile IR)."""
+    if target.vendor != "nvidia" or function.attrs.get("block") is None:
+        return None
+    return set(warp_groups(function).states)
+
+
+def _unnamed(op, launch) -> bool:
+    named = launch.named_collectives
+    return named is not None and id(op) not in named
+
+
+def _check_named(group, what: str):
+    """A Fault if the group runs collective `what`, whose member mask the backend cannot name (`activemask`), with part
+    of a warp whose other lanes, not exited, are elsewhere."""
+    block, launch = group.block, group.block.launch
+    width, active = launch.warp_size, group.mask
+    elsewhere = ~active & ~block.exited()
+    for warp in np.unique(np.flatnonzero(active) // width).tolist():
+        span = slice(warp * width, min((warp + 1) * width, launch.nthreads))
+        if elsewhere[span].any():
+            here, away = np.zeros_like(active), np.zeros_like(active)
+            here[span], away[span] = active[span], elsewhere[span]
+            raise Fault(f"{what} runs with threads {lane_ranges(here)} of warp {warp} while threads "
+                        f"{lane_ranges(away)} of it are elsewhere (a `continue` some took, or a loop whose trip count "
+                        f"differs by thread): no member mask names the lanes that get here together, and the GPU "
+                        f"runs it with those that happen to (activemask), which may be fewer or others; its answer "
+                        f"is not defined", group.first_lane(where=here),
+                        hint="take the collective where the lanes that get there are known: where every thread of "
+                             "the warp gets (outside the loop, or with the loop's bounds the same for the whole warp: "
+                             "loop while skc.vote_any(...) of the lanes' own conditions), or before the `continue` "
+                             "(an `if` around the rest of the body instead)")
 
 
 def _inactive_read(group, undefined: np.ndarray, read: np.ndarray, mode: str) -> Fault:
@@ -96,12 +143,15 @@ def _vote(op, launch):
     weights = np.left_shift(np.uint64(1), np.arange(width, dtype=np.uint64))
     predicate, result = op.operands[0], op.result
     ballot_dtype = np.uint64 if op.result.type.name == "u64" else np.uint32
+    unnamed, what = _unnamed(op, launch), "ballot" if mode == "ballot" else f"vote_{mode}"
 
     def by_warp(x):
         return (np.concatenate((x, np.zeros(pad, bool))) if pad else x).reshape(warps, width)
 
     def vote(group):
         p, active = group.env[predicate], group.mask
+        if unnamed and not group.full and launch.collectives_checked:
+            _check_named(group, what)
         if mode == "any":
             per_warp = by_warp(p & active).any(axis=1)
         elif mode == "all":
@@ -116,8 +166,11 @@ def _vote(op, launch):
 def _elect_one(op, launch):
     """True in the lowest active lane of each warp (PTX elect.sync with the active lanes as its member mask)."""
     width, n, result = launch.warp_size, launch.nthreads, op.result
+    unnamed = _unnamed(op, launch)
 
     def elect_one(group):
+        if unnamed and not group.full and launch.collectives_checked:
+            _check_named(group, "elect_one")
         chosen = np.zeros(n, bool)
         active = np.flatnonzero(group.mask)
         _, first = np.unique(active // width, return_index=True)
