@@ -498,7 +498,9 @@ _COMBINE = {
 
 @skc_builtin
 def warp_reduce(value, op: str = "sum"):
-    """Reduce value over the warp's lanes (sum, max or min); every lane gets the result."""
+    """Reduce value over the warp's lanes (sum, max or min); every lane gets the result. Every thread of the warp
+    must call it together: in a branch some of them skip, it reads lanes that are not active (undefined on a GPU;
+    the interpreter stops there)."""
     combine = _COMBINE.get(op)
     if combine is None:
         raise semantics.error(f"unknown reduction {op!r}; use 'sum', 'max' or 'min'")
