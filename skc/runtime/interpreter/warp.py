@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ir.passes.convergence import warp_groups
+from ...ir.passes.convergence import COLLECTIVES, warp_groups
 from .state import RETURN, Fault, lane_ranges
 
 
@@ -86,7 +86,8 @@ def named_collectives(function, target) -> set | None:
     """The ids of `function`'s collectives whose lanes the NVIDIA backend names in their member mask (the convergence
     analysis' groups, which it finds where the block's shape is known); None where every collective's are named
     for this check's purpose (not NVIDIA: a wavefront runs in lockstep; or no block shape: raw tile IR)."""
-    if target.vendor != "nvidia" or function.attrs.get("block") is None:
+    if target.vendor != "nvidia" or function.attrs.get("block") is None \
+            or not any(op.name in COLLECTIVES for op in function.walk()):   # (no analysis to run)
         return None
     return set(warp_groups(function).states)
 
