@@ -466,8 +466,8 @@ def power(a, b):
     """a ** b. To an integer exponent (a Python int, or a run-time integer) the power is square and multiply over the
     exponent's bits, and 1 / that for a negative exponent: for integers exact and wrapping like `*`, for floats the
     same products whether the exponent is known at compile time or not (x ** 5 with a constant 5 was four
-    multiplications, with a run-time 5 math.pow: 1 ulp apart in the interpreter, more on a GPU). A float exponent
-    is math.pow, approximate."""
+    multiplications, with a run-time 5 math.pow: 1 ulp apart in the interpreter, more on a GPU). So is a compile-time
+    float exponent that is a whole number (x ** 2.0 is x ** 2). Another float exponent is math.pow, approximate."""
     if _whole_number(b) and b >= 0:
         return _constant_power(to_rvalue(a), b)
     floats = _negative_beside_unsigned(a, b)   # (u8 ** -1 is 0.5: the -1 must not wrap into the u8)
@@ -487,6 +487,10 @@ def power(a, b):
         return binary("truediv", constant(1, x.type), _constant_power(x, -b))
     if isinstance(b, Dyn) and _is_integer_type(b.type):
         return _float_to_integer_power(x, b)
+    if _whole_float(b):   # x ** 2.0 as x ** 2: products, not exp2(2 · log2 x) (1e-6 off on a GPU, whose ptxas then
+        n = int(b)        # computes a constant x's exactly: a folded and a run-time x disagreed)
+        power = _constant_power(x, abs(n))
+        return power if n >= 0 else binary("truediv", constant(1, x.type), power)
     check_approximate_math("math.pow", x.type)
     return RValue(_b().binary("math.pow", x.value, y.value), x.type)
 
@@ -495,6 +499,12 @@ def _whole_number(b) -> bool:
     """Whether b is a Python int exponent (one a 64-bit integer holds: a larger one is refused as a literal)."""
     return (is_number(b) and isinstance(b, numbers.Integral) and not isinstance(b, bool)
             and -2 ** 63 <= b < 2 ** 64)
+
+
+def _whole_float(b) -> bool:
+    """Whether b is a compile-time float exponent that is a whole number a 64-bit integer holds (2.0, -1.0)."""
+    return (is_number(b) and isinstance(b, numbers.Real) and not isinstance(b, numbers.Integral)
+            and math.isfinite(b) and float(b).is_integer() and -2 ** 63 <= b < 2 ** 64)
 
 
 def _is_integer_type(t) -> bool:

@@ -100,3 +100,30 @@ def test_a_float_exponent_stays_math_pow():
         out[1] = x ** 2.5
 
     assert "math.pow" in float_exponent.compile(target="sm_90a").ir("tile")
+
+
+def test_a_whole_float_exponent_is_the_integer_power():
+    """x ** 2.0 is x ** 2 (and x ** -1.0 is 1 / x): math.pow computed it as exp2(2 · log2 x), 1e-6 off on a GPU,
+    where ptxas then computes a constant x's exactly, so that a folded and a run-time x disagreed."""
+    @skc.kernel(block=N)
+    def whole(x: skc.Ptr[skc.f32], floats: skc.Ptr[skc.f32], ints: skc.Ptr[skc.f32]):
+        t = skc.thread_id(0)
+        floats[t] = x[t] ** 2.0
+        ints[t] = x[t] ** 2
+        floats[N + t] = x[t] ** -1.0
+        ints[N + t] = x[t] ** -1
+        floats[2 * N + t] = x[t] ** 0.0
+        ints[2 * N + t] = x[t] ** 0
+        floats[3 * N + t] = x[t] ** 7.0
+        ints[3 * N + t] = x[t] ** 7
+
+    compiled = whole.compile(target="sm_90a")
+    assert "math.pow" not in compiled.ir("tile")
+    ptx = compiled.asm("ptx")
+    assert "ex2.approx" not in ptx and "lg2.approx" not in ptx
+    x, floats, ints = BASES.copy(), np.zeros(4 * N, np.float32), np.zeros(4 * N, np.float32)
+    with np.errstate(all="ignore"):
+        whole.interpret[1, N](x, floats, ints)
+    assert _same(floats, ints).all()
+    got = ptx_emulator.run_grid(ptx, "whole", [x.copy(), np.zeros_like(floats), np.zeros_like(ints)], 1, N)
+    assert _same(got[1], floats).all() and _same(got[2], ints).all()
