@@ -303,6 +303,7 @@ def fake_torch_module(streams: Optional[list] = None):
             return self._device
 
         is_nested = False
+        requires_grad = False   # (no autograd: host_plans.differentiated finds nothing to hand to torch.ops.skc)
 
         def is_neg(self):
             return self._negated
@@ -395,7 +396,10 @@ def fake_torch_module(streams: Optional[list] = None):
     torch.no_grad = contextlib.nullcontext
     torch._neg_view = lambda t: Tensor(t.shape, t.dtype, t.stride(), t.data_ptr(), t.get_device(), negated=True)
     torch.version = types.SimpleNamespace(hip=None, cuda="13.0")
-    torch._C = types.SimpleNamespace(_cuda_getCurrentRawStream=lambda index: streams[-1])
+    torch._C = types.SimpleNamespace(_cuda_getCurrentRawStream=lambda index: streams[-1],
+                                     _get_tracing_state=lambda: None)   # (no torch.jit.trace)
+    torch.is_grad_enabled = lambda: True
+    torch.autograd = types.SimpleNamespace(forward_ad=types.SimpleNamespace(_current_level=-1))   # (no dual level)
     torch.cuda = types.SimpleNamespace(is_available=lambda: True,
                                        current_stream=lambda index=None: types.SimpleNamespace(cuda_stream=streams[-1]),
                                        default_stream=lambda device=None: types.SimpleNamespace(cuda_stream=0),
