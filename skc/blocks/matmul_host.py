@@ -41,6 +41,7 @@ from .host_plans import (Bindings, address_functions, check_activation, check_ep
                          view, viewable)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
+from .matmul_shapes import TorchShapes
 from .matmul_tuning import tune
 from .scheduler import TileScheduler
 
@@ -183,11 +184,10 @@ def _operator(a, b, out, bias, c, alpha, beta, activation):
 # -- making a plan (every check happens here, once per set of facts) ---------------------------------------------
 def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     check_has_data("matmul", a=a, b=b, out=out, c=c, bias=bias)
+    if not (2 <= len(a.shape) <= 3 and 2 <= len(b.shape) <= 3):   # (vectors, or more batch dimensions: torch's)
+        return TorchShapes.checked(matmul, a, b, out, c, bias, activation, config)
     if len(a.shape) == 3 or len(b.shape) == 3:
         return _batched_plan(device, a, b, out, c, bias, alpha, activation, config)
-    if len(a.shape) != 2 or len(b.shape) != 2:
-        raise skc.LaunchError(f"matmul takes 2-D operands (or a batch: B x M x K times K x N or B x K x N), found "
-                              f"shapes {tuple(a.shape)} and {tuple(b.shape)}")
     dtype = _one_type(a, b)
     M, K = a.shape
     if b.shape[0] != K:
@@ -672,9 +672,6 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
     (B·M) x K); otherwise (b of B x K x N, or a strided a) on Hopper one launch over every matrix's tiles with 3-D
     tensor maps when each matrix is row-major (any batch stride) and there is no c; else one GEMM per batch,
     launched from the host."""
-    if len(a.shape) not in (2, 3) or len(b.shape) not in (2, 3):
-        raise skc.LaunchError(f"matmul takes 2-D operands or a batch of them (3-D), found shapes {tuple(a.shape)} "
-                              f"and {tuple(b.shape)}")
     for x in (a, b, out, c):
         if x is not None and len(x.shape) == 3 and not (hasattr(x, "reshape") and hasattr(type(x), "__getitem__")):
             raise skc.LaunchError(f"matmul: batched operands must be tensors or arrays that can be viewed per batch "
