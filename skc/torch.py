@@ -220,31 +220,39 @@ def _check_devices(op: str, **tensors) -> None:
 
 
 def _check_operands(a, b, bias, c, activation) -> tuple:
-    """The shape of a valid problem's result: (M, N), or (B, M, N) for a batch (a of B x M x K with b of K x N or
-    B x K x N, or a of M x K with b of B x K x N); the messages match what skc.blocks.matmul says at launch."""
+    """The shape of a valid problem's result, torch.matmul's: a 1-D a is a row and a 1-D b a column (the added
+    dimension removed), and the dimensions before the last two are batch dimensions, broadcast against each other
+    (each pair equal, or one of them 1); the messages match what skc.blocks.matmul says at launch."""
     from .blocks.host_plans import read_transposed
 
-    torch._check(a.dim() in (2, 3) and b.dim() in (2, 3),
-                 lambda: f"skc::matmul takes 2-D operands or a batch of them (3-D), found shapes {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
+    torch._check(a.dim() >= 1 and b.dim() >= 1,
+                 lambda: f"matmul: both operands need a dimension at least, as torch.matmul's do; a is "
+                         f"{tuple(a.shape)}, b is {tuple(b.shape)}")
     torch._check(a.dtype in (torch.bfloat16, torch.float16),
                  lambda: f"skc::matmul multiplies bf16 or fp16 operands; a is {a.dtype}")
     torch._check(b.dtype == a.dtype, lambda: f"a is {a.dtype} and b is {b.dtype}; skc::matmul needs one type")
     _check_devices("skc::matmul", a=a, b=b, bias=bias, c=c)
-    torch._check(a.dim() < 3 or b.dim() < 3 or a.shape[0] == b.shape[0],
-                 lambda: f"matmul: the batch sizes differ: a is {tuple(a.shape)}, b is {tuple(b.shape)}")
-    torch._check(a.shape[-1] == b.shape[-2], lambda: f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: "
+    a_shape = (1, a.shape[0]) if a.dim() == 1 else tuple(a.shape)
+    b_shape = (b.shape[0], 1) if b.dim() == 1 else tuple(b.shape)
+    rank = max(len(a_shape), len(b_shape)) - 2
+    a_batch, b_batch = ((1,) * (rank - len(x) + 2) + x[:-2] for x in (a_shape, b_shape))
+    for m, n in zip(a_batch, b_batch):
+        torch._check(m == n or m == 1 or n == 1,
+                     lambda: f"matmul: the batch sizes differ: a is {tuple(a.shape)}, b is {tuple(b.shape)} (batch "
+                             "dimensions broadcast as torch.matmul's: each pair equal, or one of them 1)")
+    torch._check(a_shape[-1] == b_shape[-2], lambda: f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: "
                                                      f"inner dimensions differ")
-    batch = () if a.dim() == b.dim() == 2 else (a.shape[0] if a.dim() == 3 else b.shape[0],)
-    shape = (*batch, a.shape[-2], b.shape[-1])
+    batch = tuple(m if n == 1 else n for m, n in zip(a_batch, b_batch))
+    shape = (*batch, *a_shape[-2:-1] * (a.dim() > 1), *b_shape[-1:] * (b.dim() > 1))
     for name, x in (("a", a), ("b", b)):   # (empty problems run, as torch.matmul's: K = 0 gives the epilogue of 0)
-        torch._check(x.numel() == 0 or read_transposed(x.shape[-2:], x.stride()[-2:]) is not None,
+        torch._check(x.dim() == 1 or x.numel() == 0 or read_transposed(x.shape[-2:], x.stride()[-2:]) is not None,
                      lambda name=name, x=x: f"matmul's operands must be row-major or transposed views of row-major "
                                             f"arrays; {name} (strides {tuple(x.stride())}) is neither: pass a copy "
                                             "of it that is one")
-    if bias is not None:
-        torch._check(tuple(bias.shape) == shape[-1:], lambda: f"bias has shape {tuple(bias.shape)}, expected "
-                                                              f"({shape[-1]},)")
+    if bias is not None:   # (one value per column: a 1-D b's one)
+        columns = b_shape[-1]
+        torch._check(tuple(bias.shape) == (columns,), lambda: f"bias has shape {tuple(bias.shape)}, expected "
+                                                              f"({columns},)")
     if c is not None:
         torch._check(tuple(c.shape) == shape, lambda: f"c has shape {tuple(c.shape)}, expected {shape}")
     for name, x in (("c", c), ("bias", bias)):
@@ -291,8 +299,9 @@ def _matmul_out_fake(a, b, out, bias=None, c=None, alpha=None, beta=None, activa
 
 matmul = register_op("skc::matmul", _matmul, fake=_matmul_fake)
 """activation(alpha · a @ b + beta · c + bias) as a new tensor: `torch.ops.skc.matmul(a, b, bias=None,
-c=None, alpha=None, beta=None, activation=None)` (activation: None, "relu", "gelu" or "silu"), for matrices or, as
-skc.blocks.matmul, batches (a of B x M x K with b of K x N or B x K x N, or a of M x K with b of B x K x N)."""
+c=None, alpha=None, beta=None, activation=None)` (activation: None, "relu", "gelu" or "silu"), of torch.matmul's
+shapes, as skc.blocks.matmul takes them: matrices, vectors (1-D), and batches of any number of batch dimensions,
+broadcast as torch's."""
 matmul_out = register_op("skc::matmul_out", _matmul_out, fake=_matmul_out_fake, mutates_args=("out",))
 """The same into a given row-major `out`: `torch.ops.skc.matmul_out(a, b, out, ...)`."""
 

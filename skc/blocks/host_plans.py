@@ -124,8 +124,8 @@ def outside_graph(function, *args, **kwargs):
 
     if _jit_tracing(torch):   # (which records operators only: the call would run untraced)
         raise skc.LaunchError(f"{function.__name__}: torch.jit.trace records torch's operators, and this call passes "
-                              "what torch.ops.skc's operator does not take (an out, a config, a stream, fp8 scales, a "
-                              "padding by name or a batch of one broadcast): leave it out, or trace with "
+                              "what torch.ops.skc's operator does not take (an out, a config, a stream, fp8 scales or a "
+                              "padding by name): leave it out, or trace with "
                               "torch.compile, which runs such a call outside its graph")
     return torch.compiler.disable(function)(*args, **kwargs)
 

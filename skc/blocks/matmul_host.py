@@ -82,7 +82,9 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     rows it can address (torch tensors, numpy arrays; a batch then runs a GEMM per matrix), or, for few rows over a
     large such B (few_rows_async), for skc's own arrays and for a config with loader="vector", reads them in place
     with narrower loads or cp.async and stores out through a pointer; the AMD GEMM refuses such shapes. Batched: a of
-    B x M x K with b of K x N or B x K x N (out B x M x N; a batch of one broadcasts, as in torch.matmul). `config`
+    B x M x K with b of K x N or B x K x N (out B x M x N; a batch of one broadcasts), and every shape torch.matmul
+    takes: 1-D operands, batch dimensions of any number, broadcast (matmul_shapes.py; out and c of the result's
+    shape; fp8 operands 2-D, as torch._scaled_mm's). `config`
     is a MatmulConfig (Hopper) or an AmdMatmulConfig (AMD); by default one comes from the tuning table, or from `skc.autotune` when
     `autotune=True` (or SKC_AUTOTUNE=1), or is chosen for the problem. The launch goes to `stream`, by default
     the current stream of the operands' framework.
@@ -146,14 +148,13 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
 def _traced_matmul(a, b, out, bias, c, alpha, beta, activation, **host_only):
     """matmul as torch.compile's Dynamo traces it: torch.ops.skc.matmul (or matmul_out), an operator the graph holds,
     whose fake implementation gives the result's shape and checks the operands (the host call itself, its locks and
-    plans, is no code Dynamo can trace). What the operators do not take (a config, a stream, fp8 scales, a batch of
-    one broadcast) runs outside the graph, as torch.compiler.disable runs a function: a graph break (under fullgraph=True, an
-    error that names it)."""
+    plans, is no code Dynamo can trace; they take torch.matmul's shapes, as matmul does). What the operators do not
+    take (a config, a stream, fp8 scales) runs outside the graph, as torch.compiler.disable runs a function: a graph
+    break (under fullgraph=True, an error that names it)."""
     given = {name: value for name, value in host_only.items() if value is not None}
-    dims = (len(a.shape), len(b.shape))   # (the operators take a batch of one size, or a matrix beside a batch)
     numbers = traced_numbers(alpha, beta)
     alpha, beta = (alpha, beta) if numbers is None else numbers
-    if given or numbers is None or not {2, 3} >= set(dims) or dims == (3, 3) and a.shape[0] != b.shape[0]:
+    if given or numbers is None:
         return outside_graph(matmul, a, b, out, bias=bias, c=c, alpha=alpha, beta=beta, activation=activation,
                              **given)
     return _operator(a, b, out, bias, c, alpha, beta, activation)
