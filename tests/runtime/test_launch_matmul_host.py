@@ -156,8 +156,19 @@ def test_batches_fold_into_one_gemm_or_run_one_per_batch(fake):
     assert [ctypes.c_int32.from_address(p).value for p in words[3:7]] == [4, 64, 256, 128]
 
 
+def test_torch_matmul_shapes_launch_one_gemm_of_views(fake):
+    """A (2, 3, 64, 128) a times a (128, 256) b (a LaunchError before: 'matmul takes 2-D operands (or a batch') is
+    one launch over a's memory seen as 384 rows, no copy; a 1-D b is a column of one."""
+    a, b = FakeTensor((2, 3, 64, 128)), FakeTensor((128, 256))
+    out = skc.blocks.matmul(a, b)
+    assert out.shape == (2, 3, 64, 256) and len(fake.launches) == 1
+    maps, mnk, _, _ = launched(fake.launches[-1])
+    assert mnk == (384, 256, 128) and maps[0] == (a.address, 2, 128, 384)
+
+
 @pytest.mark.parametrize("a_shape,b_shape,message", [
-    ((2, 3, 64, 64), (64, 64), r"2-D operands \(or a batch"),
+    ((2, 3, 64, 64), (2, 2, 64, 64), "the batch sizes differ"),
+    ((), (64, 64), "a dimension at least"),
     ((3, 64, 64), (2, 64, 64), "the batch sizes differ"),
     ((3, 64, 32), (64, 64), "inner dimensions differ"),
 ])
