@@ -466,10 +466,11 @@ def power(a, b):
     """a ** b. To an integer exponent (a Python int, or a run-time integer) the power is square and multiply over the
     exponent's bits, and 1 / that for a negative exponent: for integers exact and wrapping like `*`, for floats the
     same products whether the exponent is known at compile time or not (x ** 5 with a constant 5 was four
-    multiplications, with a run-time 5 math.pow: 1 ulp apart in the interpreter, more on a GPU). So is a compile-time
-    float exponent that is a whole number (x ** 2.0 is x ** 2). Another float exponent is math.pow, approximate."""
+    multiplications, with a run-time 5 math.pow: 1 ulp apart in the interpreter, more on a GPU); f16 and bf16 in f32,
+    rounded once. So is a compile-time float exponent that is a whole number (x ** 2.0 is x ** 2). Another float
+    exponent is math.pow, approximate."""
     if _whole_number(b) and b >= 0:
-        return _constant_power(to_rvalue(a), b)
+        return _narrow_in_f32(to_rvalue(a), lambda x: _constant_power(x, b))
     floats = _negative_beside_unsigned(a, b)   # (u8 ** -1 is 0.5: the -1 must not wrap into the u8)
     x, y = floats if floats else unify(a, b)
     elem = ir.element_type(x.type)
@@ -484,13 +485,13 @@ def power(a, b):
     if not elem.is_float:
         x, y = _coerce(x, ir.f32, _count(x.type)), _coerce(y, ir.f32, _count(x.type))
     if _whole_number(b):   # a negative constant: 1 / x ** -b
-        return binary("truediv", constant(1, x.type), _constant_power(x, -b))
+        return _narrow_in_f32(x, lambda x: binary("truediv", constant(1, x.type), _constant_power(x, -b)))
     if isinstance(b, Dyn) and _is_integer_type(b.type):
-        return _float_to_integer_power(x, b)
+        return _narrow_in_f32(x, lambda x: _float_to_integer_power(x, b))
     if _whole_float(b):   # x ** 2.0 as x ** 2: products, not exp2(2 · log2 x) (1e-6 off on a GPU, whose ptxas then
         n = int(b)        # computes a constant x's exactly: a folded and a run-time x disagreed)
-        power = _constant_power(x, abs(n))
-        return power if n >= 0 else binary("truediv", constant(1, x.type), power)
+        return _narrow_in_f32(x, lambda x: _constant_power(x, n) if n >= 0 else
+                              binary("truediv", constant(1, x.type), _constant_power(x, -n)))
     check_approximate_math("math.pow", x.type)
     return RValue(_b().binary("math.pow", x.value, y.value), x.type)
 
@@ -510,6 +511,15 @@ def _whole_float(b) -> bool:
 def _is_integer_type(t) -> bool:
     elem = ir.element_type(t) if not isinstance(t, PtrType) else None
     return elem is not None and elem.is_int and not elem.is_bool
+
+
+def _narrow_in_f32(x: RValue, power) -> RValue:
+    """power(x), for a float narrower than f32 (f16, bf16) computed in f32 and rounded once to x's type, as numpy's
+    and torch's powers of them are: rounded to bf16 at every product, a bf16 ** 100 was 23 ulps (17%) off."""
+    elem = ir.element_type(x.type)
+    if not elem.is_float or elem.bits >= 32:
+        return power(x)
+    return cast(power(_coerce(x, ir.f32, _count(x.type))), x.type)
 
 
 def _constant_power(x: RValue, n: int) -> RValue:
