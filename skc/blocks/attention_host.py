@@ -49,7 +49,7 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     for name, flag in (("causal", causal), ("return_lse", return_lse)):
         if type(flag) is not bool and not (isinstance(flag, (int, np.bool_)) and flag in (0, 1)):
             raise skc.LaunchError(f"attention: {name} is True or False, found {flag!r}")
-    if torch_type(type(q)) and differentiated(q, k, v):
+    if torch_type(type(q)) and differentiated(q, k, v, out):
         return _differentiated(q, k, v, bool(causal), scale, out, layout, bool(return_lse), config, stream)
     device = skc.current_device()
     kind = type(q)

@@ -45,7 +45,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
             return skc_torch.conv2d(x, w, bias, _pair(stride, "stride", 1), _pair(padding, "padding", 0),
                                     _pair(dilation, "dilation", 1), activation)
         return outside_graph(conv2d, x, w, bias, stride, padding, dilation, activation, out, config, stream)
-    if _is_torch(x) and differentiated(x, w, bias):
+    if _is_torch(x) and differentiated(x, w, bias, out):
         return _differentiated(x, w, bias, stride, padding, dilation, activation, out, config, stream)
     require_arrays("conv2d", ("bias", "out"), x=x, w=w, bias=bias, out=out)
     check_writeable("conv2d", out)

@@ -55,7 +55,7 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
     _checked(config, use_fast_accum, activation)
     given = out
     if torch_type(type(a)):
-        _refuse_derivatives(a, b, scale_a, scale_b, bias)
+        _refuse_derivatives(a, b, scale_a, scale_b, bias, out)
     else:
         a, b, scale_a, scale_b, out, bias = viewable("scaled matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b,
                                                      out=out, bias=bias)
@@ -71,10 +71,10 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
     return result if out is given else given   # (the caller's out, not the view of it that viewable made)
 
 
-def _refuse_derivatives(a, b, scale_a, scale_b, bias):
+def _refuse_derivatives(a, b, scale_a, scale_b, bias, out):
     """A call autograd follows (host_plans.differentiated) is refused by name: the fp8 GEMM has no derivative (nor has
     torch._scaled_mm, whose backward raises), and its result came out with none, a silently lost gradient."""
-    operands = dict(a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
+    operands = dict(a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias, out=out)
     if differentiated(*operands.values()):
         names = [name for name, x in operands.items() if x is not None and differentiated(x)]
         raise skc.LaunchError(f"scaled matmul has no derivative (nor has torch._scaled_mm), and autograd follows "

@@ -79,21 +79,24 @@ def _jit_tracing(torch) -> bool:
 
 
 def differentiated(*tensors) -> bool:
-    """Whether autograd follows a host entry point's call on torch tensors (None among them skipped): grad is enabled
-    and one of them requires grad, or one carries a forward-mode tangent (torch.autograd.forward_ad). The kernels
-    compute no derivative, so such a call is handed to torch.ops.skc's operator, whose derivative is registered, or
-    refused by name (its result came out with none: a silently lost gradient, or no tangent). Inside the operator
-    (its autograd.Function's forward) grad is disabled and tangents are hidden: the kernel runs."""
+    """Whether autograd follows a host entry point's call on torch tensors (None and other kinds among them skipped):
+    grad is enabled and one of them requires grad, or one carries a forward-mode tangent (torch.autograd.forward_ad).
+    The kernels compute no derivative, so such a call is handed to torch.ops.skc's operator, whose derivative is
+    registered, or refused by name (its result came out with none: a silently lost gradient, or no tangent). Inside
+    the operator (its autograd.Function's forward) grad is disabled and tangents are hidden: the kernel runs."""
     torch = sys.modules["torch"]
-    for x in tensors:
-        if x is not None and x.requires_grad:
-            if torch.is_grad_enabled():
-                return True
-            break
+    try:
+        for x in tensors:
+            if x is not None and x.requires_grad:
+                if torch.is_grad_enabled():
+                    return True
+                break
+    except AttributeError:   # (an operand of another kind beside torch's, numpy's or a number: its checks name it)
+        return differentiated(*(x for x in tensors if isinstance(x, torch.Tensor)))
     forward_ad = torch.autograd.forward_ad
     if getattr(forward_ad, "_current_level", -1) < 0:   # (no dual level open: no tangents to ask for)
         return False
-    return any(x is not None and forward_ad.unpack_dual(x).tangent is not None for x in tensors)
+    return any(isinstance(x, torch.Tensor) and forward_ad.unpack_dual(x).tangent is not None for x in tensors)
 
 
 def refuse_host_options(what: str, operator: str, **options):

@@ -113,7 +113,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and (out is None or type(out) is kind)
             and (c is None or type(c) is kind) and (bias is None or type(bias) is kind)):
         # torch tensors (the common call): their facts read in place into one tuple, led by their type
-        if differentiated(a, b, c, bias):
+        if differentiated(a, b, c, bias, out):   # (an out autograd follows is refused, as torch's out= is)
             return _differentiated_matmul(a, b, out, bias, c, alpha, beta, activation, config=config, stream=stream,
                                           autotune=autotune)
         try:
@@ -169,6 +169,9 @@ def _differentiated_matmul(a, b, out, bias, c, alpha, beta, activation, **host_o
         raise skc.LaunchError("matmul: an operand requires grad, and torch.ops.skc.matmul, which computes the "
                               "derivative, takes alpha and beta as numbers, not tensors: pass alpha.item(), or call "
                               "matmul under torch.no_grad()")
+    if len(a.shape) == len(b.shape) == 3 and a.shape[0] != b.shape[0] and 1 in (a.shape[0], b.shape[0]):
+        # a batch of one broadcasts, as the kernel's call takes it; the operator takes its matrix beside the batch
+        a, b = (a[0], b) if a.shape[0] == 1 else (a, b[0])
     return _operator(a, b, out, bias, c, *numbers, activation)
 
 

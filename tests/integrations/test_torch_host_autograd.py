@@ -77,3 +77,52 @@ def test_the_fp8_gemm_refuses_a_derivative_by_name():
     with torch.no_grad():
         got = matmul(a, b, scale_a=scale, scale_b=torch.tensor(1.0), out_dtype=torch.float32)
     assert torch.equal(got, torch.full((16, 16), 32.0))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda out: matmul(randn(8, 16), randn(16, 8, seed=1), out), RuntimeError, "matmul_out writes into out"),
+    (lambda out: conv2d(randn(1, 8, 2, 4).to(memory_format=torch.channels_last),
+                        randn(8, 8, 1, 1, seed=1).to(memory_format=torch.channels_last),
+                        out=out.reshape(1, 2, 4, 8).permute(0, 3, 1, 2)), skc.LaunchError, "takes no out"),
+    (lambda out: attention(*(randn(1, 1, 1, 64, seed=s) for s in range(3)), out=out.reshape(1, 1, 1, 64)),
+     skc.LaunchError, "takes no out")])
+def test_an_out_that_requires_grad_is_refused_as_torchs_out_is(call, error, message):
+    """(was: written in place, with no grad_fn, where torch.matmul(a, b, out=o) refuses: "functions with out=...
+    arguments don't support automatic differentiation"); under torch.no_grad it is written."""
+    out = torch.zeros(8, 8, dtype=torch.bfloat16, requires_grad=True)
+    with pytest.raises(error, match=message):
+        call(out)
+    assert not out.any()
+    with torch.no_grad():
+        call(out)
+    assert out.any()
+
+
+def test_a_batch_of_one_broadcasts_under_autograd_as_without():
+    """(was: skc::matmul's "the batch sizes differ" for the broadcast the call takes under torch.no_grad)"""
+    a, b = randn(1, 8, 16).requires_grad_(), randn(3, 16, 8, seed=1).requires_grad_()
+    got = matmul(a, b)
+    with torch.no_grad():
+        assert torch.equal(got, matmul(a, b))
+    for mine, torchs in zip(grads((a, b), got), grads((a, b), torch.matmul(a, b))):   # (torch's, in bf16)
+        torch.testing.assert_close(mine, torchs, rtol=2e-2, atol=0.07)
+    got = matmul(b.transpose(1, 2), a.transpose(1, 2))   # (a batch of one as b)
+    assert got.shape == (3, 8, 8) and got.grad_fn is not None
+
+
+def test_operands_of_another_kind_beside_a_torch_tensor_meet_the_calls_own_checks():
+    """(was: an AttributeError, "'numpy.ndarray' object has no attribute 'requires_grad'", from the check for
+    autograd, where a numpy w beside a torch x ran and a numpy k was skc's LaunchError)"""
+    import ml_dtypes
+    import numpy as np
+
+    x = randn(1, 8, 4, 4).to(memory_format=torch.channels_last)
+    w = randn(8, 8, 1, 1, seed=1).to(memory_format=torch.channels_last)
+    got = conv2d(x, w.permute(0, 2, 3, 1).float().numpy().astype(ml_dtypes.bfloat16))
+    assert torch.equal(got, conv2d(x, w))
+    q = randn(1, 1, 64, 64)
+    with pytest.raises(skc.LaunchError, match="all be numpy arrays or all tensors"):
+        attention(q, q.float().numpy().astype(ml_dtypes.bfloat16), q)
+    a = torch.ones(16, 32).to(torch.float8_e4m3fn)
+    got = matmul(a, a.t(), scale_a=np.float32(1.0), scale_b=torch.tensor(1.0), out_dtype=torch.float32)
+    assert torch.equal(got, torch.full((16, 16), 32.0))
