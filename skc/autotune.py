@@ -12,7 +12,7 @@ later call runs the winner at once. A config that fails (a CompileError or Launc
 memory, a tile the shape does not allow) is skipped and noted in `tuner.notes`; so is a winner read from disk that
 fails so when first run (its kernel changed since), and the configs are timed again. Winners are kept per key and
 per the element types of the arguments that have a `dtype`, and are read back only by the code they were timed with
-(skc's own source and the file that defines the launch function, where its kernels most often are: a winner timed
+(skc's own source, the file that defines the launch function and those of the skc kernels it names: a winner timed
 before an edit there, or by another skc, is timed again). The launch function must be safe to run repeatedly on the
 same arguments (tuning runs it several times).
 """
@@ -179,11 +179,12 @@ class Autotuner:
             from .compiler import skc_source_digest
 
             digest = hashlib.sha256(skc_source_digest().encode())
-            try:
-                with open(inspect.getsourcefile(self.fn) or "", "rb") as file:
-                    digest.update(file.read())
-            except (TypeError, OSError):   # (a callable with no source file, one typed at a prompt: skc's part alone)
-                pass
+            for path in _source_files(self.fn):
+                try:
+                    with open(path, "rb") as file:
+                        digest.update(file.read())
+                except OSError:   # (a file gone since its module was loaded: the others decide)
+                    pass
             self._timed_with = digest.hexdigest()
         return self._timed_with
 
@@ -225,6 +226,34 @@ class Autotuner:
 def _exactly(value) -> str:
     """A JSON value as text, which tells 1, 1.0 and True (and 0.0 and -0.0) apart, as == does not."""
     return json.dumps(value, sort_keys=True)
+
+
+def _source_files(fn) -> list:
+    """The files whose code a winner of launch function `fn` was timed with, besides skc's: fn's own, and those of the
+    skc kernels it names (a global it reads, an attribute of a module it reads, a value it closes over), which may
+    live in another module (a kernel edited there kept the winner timed for its old code). None of a callable with no
+    source file (one typed at a prompt)."""
+    code, values = getattr(fn, "__code__", None), []
+    if code is not None:
+        names = getattr(fn, "__globals__", {})
+        values = [names.get(name) for name in code.co_names]
+        modules = [value for value in values if isinstance(value, types.ModuleType)]   # (kernels.add[grid](...))
+        values += [getattr(module, name, None) for module in modules for name in code.co_names]
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:   # (a cell not yet bound)
+            pass
+    functions = [fn] + [value.fn for value in values if getattr(type(value), "__skc_kernel__", False) is True]
+    files = set()
+    for function in functions:
+        try:
+            path = inspect.getsourcefile(function)
+        except TypeError:   # (a callable instance, a builtin: no source file)
+            path = None
+        if path:
+            files.add(os.path.realpath(path))
+    return sorted(files)
 
 
 @contextlib.contextmanager

@@ -159,3 +159,46 @@ def test_launch_functions_of_one_factory_keep_winners_of_their_own(cache):
     counting_tuner(launcher_for(mul_kernel), timed, name=None)(5)
     assert timed == [1, 2, 1, 2]
     assert len(list((cache / "autotune").glob("*.json"))) == 2
+
+
+KERNEL_FILE = '''import skc
+
+@skc.kernel(block=32)
+def fill(x: skc.Ptr[skc.f32]):
+    x[skc.thread_id(0)] = 1.0
+'''
+
+
+@pytest.mark.parametrize("reach", ["global", "module attribute", "closure"])
+def test_a_winner_timed_before_an_edit_of_a_kernel_in_another_file_is_timed_again(cache, tmp_path, monkeypatch, reach):
+    """The stamp covered skc and the launch function's file: a kernel it launches from another module, edited there,
+    kept the winner timed for its old code."""
+    import importlib.util
+
+    source = tmp_path / f"tuned_kernels_{reach.replace(' ', '_')}.py"
+    source.write_text(KERNEL_FILE)
+    spec = importlib.util.spec_from_file_location(source.stem, source)
+    kernels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kernels)
+    fill = kernels.fill
+
+    if reach == "closure":
+        def launch(n, tile):
+            launch.last = tile if fill else None
+    elif reach == "global":
+        monkeypatch.setitem(globals(), "fill_kernel", fill)
+
+        def launch(n, tile):
+            launch.last = tile if fill_kernel else None   # noqa: F821  (the global set above)
+    else:
+        monkeypatch.setitem(globals(), "kernels_module", kernels)
+
+        def launch(n, tile):
+            launch.last = tile if kernels_module.fill else None   # noqa: F821
+    timed = []
+    counting_tuner(launch, timed)(5)
+    counting_tuner(launch, timed)(5)
+    assert timed == [1, 2]
+    source.write_text(source.read_text().replace("1.0", "2.0"))
+    counting_tuner(launch, timed)(5)
+    assert timed == [1, 2, 1, 2]
