@@ -20,11 +20,13 @@ def launch_dims(value) -> tuple:
         try:
             if isinstance(value, (str, bytes, dict, set, frozenset)) or isinstance(value, collections.abc.Iterator):
                 raise TypeError   # (no sizes in order: {1: 2} was the grid (1,), a generator was used up once)
+            if type(value) not in (tuple, list) and _bool_or_deep(value):
+                raise TypeError   # (torch reads a bool tensor, and one of one element in any dimensions, as an index)
             try:   # one integer (numpy's, a 0-d array); else a sequence of them (a tuple, a 1-D array or tensor)
                 dims = (operator.index(value),)
             except TypeError:
                 items = tuple(value)
-                if any(isinstance(v, bool) for v in items):
+                if any(type(v) is not int and (isinstance(v, bool) or _bool_or_deep(v)) for v in items):
                     raise TypeError   # (a bool is no size: True would launch one block)
                 dims = tuple(operator.index(v) for v in items)
         except TypeError:
@@ -34,6 +36,12 @@ def launch_dims(value) -> tuple:
     if any(d <= 0 for d in dims):
         raise ValueError(f"has a dimension of zero or less ({value!r}); every dimension must be at least 1")
     return dims + (1,) * (3 - len(dims))
+
+
+def _bool_or_deep(value) -> bool:
+    """Whether an array or tensor holds bools, or has more dimensions than a shape's 1 (torch.tensor([[2]]))."""
+    dtype = getattr(value, "dtype", None)
+    return (dtype is not None and str(dtype) in ("bool", "torch.bool")) or getattr(value, "ndim", 0) > 1
 
 
 @dataclass(frozen=True)

@@ -103,3 +103,19 @@ def test_the_interpreter_run_takes_shapes_by_the_launch_rule(grid):
     out = np.zeros(4, np.float32)
     with pytest.raises(skc.LaunchError, match="grid (must|has)"):
         run(function, grid=grid, block=(1,), args=[memory.map_array(out)], memory=memory)
+
+
+def test_bool_tensors_and_tensors_of_more_dimensions_are_no_grids():
+    """(torch reads a bool tensor as an integer and a one-element tensor of any dimensions as an index:
+    torch.tensor(True) launched one block, torch.tensor([True, True]) the grid (1, 1) and torch.tensor([[2]]) the grid
+    (2,), where numpy's bools and 2-D arrays were refused)"""
+    torch = pytest.importorskip("torch")
+    for grid in (torch.tensor(True), torch.tensor([True, True]), (torch.tensor(True),), torch.tensor([[2]]),
+                 np.array([[2]]), np.array(True)):
+        out = np.zeros(16, np.float32)
+        with pytest.raises(skc.LaunchError, match="grid must be an int or a tuple of up to 3 ints"):
+            mark[grid, 1](out)
+        assert not out.any()
+    out = np.zeros(16, np.float32)
+    mark[torch.tensor([3, 1]), torch.tensor(1)](out)
+    assert np.nonzero(out)[0].tolist() == [0, 1, 2]
