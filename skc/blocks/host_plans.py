@@ -69,8 +69,8 @@ def traced(x) -> bool:
     a torch tensor): the call is then handed to torch.ops.skc's operator, which the graph holds (torch.jit.trace
     recorded no launch: its shapes are tensors there, which the checks refused with a ValueError, and a ready plan's
     launch was left out of the trace, which then replayed an empty result)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and (torch.compiler.is_compiling() or _jit_tracing(torch)) and \
+    torch = sys.modules.get("torch")   # (_jit_tracing written out: a call is a third of this check's cost)
+    return torch is not None and (torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None) and \
         skc.is_torch_tensor_type(type(x))
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import sys
 import threading
 import weakref
 from dataclasses import replace
@@ -113,7 +114,10 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
     if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and (out is None or type(out) is kind)
             and (c is None or type(c) is kind) and (bias is None or type(bias) is kind)):
         # torch tensors (the common call): their facts read in place into one tuple, led by their type
-        if differentiated(a, b, c, bias, out):   # (an out autograd follows is refused, as torch's out= is)
+        # (an out autograd follows is refused, as torch's out= is; the plain call's facts read in place first: calling
+        # differentiated for every call was the larger part of a host time that had been under torch.matmul's)
+        if (a.requires_grad or b.requires_grad or out is not None or c is not None or bias is not None
+                or sys.modules["torch"].autograd.forward_ad._current_level >= 0) and differentiated(a, b, c, bias, out):
             return _differentiated_matmul(a, b, out, bias, c, alpha, beta, activation, config=config, stream=stream,
                                           autotune=autotune)
         try:
