@@ -166,8 +166,8 @@ def _traced_matmul(a, b, out, bias, c, alpha, beta, activation, **host_only):
 
 def _differentiated_matmul(a, b, out, bias, c, alpha, beta, activation, **host_only):
     """matmul where autograd follows the call (host_plans.differentiated): torch.ops.skc.matmul, whose derivative is
-    registered (the GEMM's result had none), or matmul_out, which refuses, as torch's out= does."""
-    refuse_host_options("matmul", "torch.ops.skc.matmul", **host_only)
+    registered (the GEMM's result had none); an out is refused, as torch's out= refuses it."""
+    refuse_host_options("matmul", "torch.ops.skc.matmul", out=out, **host_only)
     numbers = traced_numbers(alpha, beta)
     if numbers is None:
         raise skc.LaunchError("matmul: an operand requires grad, and torch.ops.skc.matmul, which computes the "

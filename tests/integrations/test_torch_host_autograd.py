@@ -57,14 +57,14 @@ def test_the_host_calls_give_forward_mode_tangents():
 @pytest.mark.parametrize("call, message", [
     (lambda a, b: matmul(a, b, config=skc.blocks.MatmulConfig()), "takes no config: call matmul under torch.no_grad"),
     (lambda a, b: matmul(a, b, alpha=torch.tensor(2.0)), "alpha and beta as numbers"),
-    (lambda a, b: matmul(a, b, torch.empty(8, 8, dtype=torch.bfloat16)), "skc::matmul_out writes into out"),
+    (lambda a, b: matmul(a, b, torch.empty(8, 8, dtype=torch.bfloat16)), "takes no out: call matmul under torch.no_grad"),
     (lambda a, b: conv2d(a.reshape(1, 8, 4, 4), b.reshape(8, 8, 2, 1)[:, :, :1], stream=0),
      "takes no stream: call conv2d under torch.no_grad"),
     (lambda a, b: attention(a.reshape(1, 1, 2, 64), b.reshape(1, 1, 2, 64), b.reshape(1, 1, 2, 64),
                             out=torch.empty(1, 1, 2, 64, dtype=torch.bfloat16)), "takes no out")])
 def test_what_the_operators_do_not_take_is_refused_by_name(call, message):
     a, b = randn(8, 16).requires_grad_(), randn(16, 8, seed=1)
-    with pytest.raises((skc.LaunchError, RuntimeError), match=message):
+    with pytest.raises(skc.LaunchError, match=message):
         call(a, b)
 
 
@@ -80,7 +80,7 @@ def test_the_fp8_gemm_refuses_a_derivative_by_name():
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda out: matmul(randn(8, 16), randn(16, 8, seed=1), out), RuntimeError, "matmul_out writes into out"),
+    (lambda out: matmul(randn(8, 16), randn(16, 8, seed=1), out), skc.LaunchError, "takes no out"),
     (lambda out: conv2d(randn(1, 8, 2, 4).to(memory_format=torch.channels_last),
                         randn(8, 8, 1, 1, seed=1).to(memory_format=torch.channels_last),
                         out=out.reshape(1, 2, 4, 8).permute(0, 3, 1, 2)), skc.LaunchError, "takes no out"),
