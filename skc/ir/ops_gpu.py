@@ -92,7 +92,7 @@ SHUFFLE_MODES = ("idx", "up", "down", "xor")
 
 
 class ShuffleOp(Op):
-    """`gpu.shuffle {mode} %x, %n`: x from another lane of the warp, n taken modulo the warp size (idx: lane n; up/down: lane -/+ n; xor: lane ^ n); reads past the warp's ends keep x; a read of a lane that is not active (it took another branch, left the loop or returned) is undefined on a GPU (the interpreter stops there)."""
+    """`gpu.shuffle {mode} %x, %n`: x from another lane of the warp, n taken modulo the warp size (idx: lane n; up/down: lane -/+ n; xor: lane ^ n); reads past the warp's ends keep x; a read of a lane that is not active (it took another branch, left the loop or returned) gives an undefined value on a GPU (the interpreter stops where it is used: a store, a branch, an address; a select may throw it away)."""
 
     name = "gpu.shuffle"
     num_operands = 2

@@ -101,7 +101,7 @@ def _run(kernel, threads, *scalars):
 
 def test_a_shuffle_reading_a_lane_of_the_other_branch_is_an_error():
     _run(down_in_branch, 64, 64)   # every lane there: defined
-    with pytest.raises(skc.InterpreterError, match=r"shfl_down reads thread \(40, 0, 0\) \(lane 8 of warp 1\), which "
+    with pytest.raises(skc.InterpreterError, match=r"shfl_down at line \d+ read thread \(40, 0, 0\) \(lane 8 of warp 1\), which "
                        r"is not running this code with it .*undefined.* thread \(39, 0, 0\)") as info:
         _run(down_in_branch, 64, 40)
     assert info.value.loc.line == _line("branch")
@@ -110,17 +110,18 @@ def test_a_shuffle_reading_a_lane_of_the_other_branch_is_an_error():
 
 def test_a_shuffle_reading_a_returned_lane_is_an_error():
     _run(after_return, 64, 32)     # whole warps return: every lane a shuffle reads is still there
-    with pytest.raises(skc.InterpreterError, match=r"shfl_xor reads thread \(7, 0, 0\) .* which has returned from "
+    with pytest.raises(skc.InterpreterError, match=r"shfl_xor at line \d+ read thread \(7, 0, 0\) .* which has returned from "
                                                    r"the kernel") as info:
         _run(after_return, 64, 7)
     assert info.value.loc.line == _line("return")
 
 
 def test_a_shuffle_reading_a_lane_that_left_the_loop_is_an_error():
-    with pytest.raises(skc.InterpreterError, match=r"shfl_xor reads thread \(0, 0, 0\) .* not running this code") \
-            as info:
+    with pytest.raises(skc.InterpreterError, match=r"shfl_xor at line \d+ read thread \(0, 0, 0\) .* not running "
+                                                   r"this code.*a store uses that value here") as info:
         _run(in_uneven_loop, 32)
-    assert info.value.loc.line == _line("loop")
+    assert f"at line {_line('loop')} read" in str(info.value)   # (the error is at the store of what it read)
+    assert info.value.loc.line == _line("loop") + 2
 
 
 def test_a_warp_reduction_in_a_branch_some_lanes_of_the_warp_skip_is_an_error():
@@ -160,3 +161,63 @@ def test_a_collective_in_a_loop_whose_bounds_differ_only_between_warps_runs():
     t = np.arange(64)
     want = [sum(int((x[k // 32 * 32:k // 32 * 32 + 32] > i).any()) for i in range(2 + k // 32)) for k in t]
     np.testing.assert_array_equal(o, want)
+
+
+@skc.kernel
+def valid_lanes_where(x: I32, o: I32, n: skc.i32, limit: skc.i32):
+    t = skc.thread_id(0)
+    if t >= n:
+        return
+    lane = skc.lane_id()
+    v = x[t]
+    for d in skc.static_range(5):   # cub's guard: a lane adds what it read only where that lane is valid
+        y = skc.shfl_down(v, 16 >> d)
+        v = v + skc.where(lane + (16 >> d) < limit - skc.warp_id() * 32, y, 0)
+    o[t] = v   # marker: valid lanes
+
+
+@skc.kernel
+def valid_lanes_if(x: I32, o: I32, n: skc.i32):
+    t = skc.thread_id(0)
+    if t >= n:
+        return
+    lane = skc.lane_id()
+    v = x[t]
+    offset = 16
+    while offset > 0:   # a run-time loop: what a lane read passes through a variable
+        y = skc.shfl_down(v, offset)
+        if lane + offset < n - skc.warp_id() * 32:
+            v = v + y
+        offset = offset // 2
+    o[t] = v
+
+
+def _valid_sums(x, n):
+    """What each thread below n gets from the guarded tree (a read past the warp keeps the reader's value)."""
+    v = x[:n].astype(np.int64)
+    t = np.arange(n)
+    for off in (16, 8, 4, 2, 1):
+        source = np.where(t % 32 + off < 32, t + off, t)
+        v = v + np.where(t % 32 + off < n - t // 32 * 32, v[np.minimum(source, n - 1)], 0)
+    return v
+
+
+@pytest.mark.parametrize("n", [45, 50, 64])
+def test_what_a_shuffle_read_from_a_lane_that_is_not_active_may_be_thrown_away(n):
+    """On the GPU such a read gives an undefined value, not undefined behaviour: a guard that drops it (a select, a
+    branch) makes the kernel defined; both were refused at the shuffle."""
+    x = np.arange(64, dtype=np.int32) * 3 + 1
+    want = _valid_sums(x, n)
+    for kernel, scalars in ((valid_lanes_where, (n, n)), (valid_lanes_if, (n,))):
+        o = np.zeros(64, np.int32)
+        kernel.interpret[1, 64](x, o, *scalars)
+        np.testing.assert_array_equal(o[:n], want, err_msg=kernel.fn.__name__)
+
+
+def test_what_a_shuffle_read_from_a_lane_that_is_not_active_stops_the_kernel_where_used():
+    x = np.arange(64, dtype=np.int32)
+    with pytest.raises(skc.InterpreterError, match=r"shfl_down at line \d+ read thread \(45, 0, 0\) .* which has "
+                                                   r"returned from the kernel.*; a store uses that value here") as info:
+        valid_lanes_where.interpret[1, 64](x, np.zeros(64, np.int32), 45, 46)   # the guard lets lane 45's in
+    assert info.value.loc.line == _line("valid lanes")
+    assert "skc.where(lane + offset < valid, y, 0)" in str(info.value)

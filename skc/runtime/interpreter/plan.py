@@ -11,7 +11,8 @@ An op with no handler becomes a step that stops the kernel, naming the op, when 
 from __future__ import annotations
 
 from ...ir.core import BLOCKING
-from . import access, arith, barriers, clusters, control, cp_async, debug, mbarriers, mfma, races, tma, warp, wgmma
+from . import (access, arith, barriers, clusters, control, cp_async, debug, mbarriers, mfma, races, tma, undefined, warp,
+               wgmma)
 from .control import NESTED, PLAIN
 
 PURE = {**arith.PURE, **access.PURE, **warp.PURE}
@@ -40,6 +41,7 @@ class Plan:
         self._registers = wgmma.register_sets(function)  # (values that share registers with a wgmma's operands)
         launch.races = races.checked(function)
         launch.named_collectives = warp.named_collectives(function, launch.target)
+        self._reached = undefined.reached(function, PURE)   # (values that may hold what a shuffle read)
         self.body = self.region(function.body)
 
     def codes(self, label: str) -> tuple:
@@ -63,11 +65,11 @@ class Plan:
     def step(self, op) -> tuple:
         name, launch = op.name, self.launch
         if name in CONTROL:
-            return op, CONTROL[name](op, launch, self), NESTED if name in GENERATORS else PLAIN
+            return op, self._defined(op, CONTROL[name](op, launch, self)), NESTED if name in GENERATORS else PLAIN
         if name in EFFECTS:
-            return op, self._checked(op, EFFECTS[name](op, launch)), PLAIN
+            return op, self._defined(op, self._checked(op, EFFECTS[name](op, launch))), PLAIN
         if name in PURE:
-            return op, self._checked(op, _pure_step(op, PURE[name](op, launch))), PLAIN
+            return op, self._defined(op, self._checked(op, _pure_step(op, PURE[name](op, launch)))), PLAIN
         return op, access.failing(f"the interpreter cannot run '{name}': no handler for this op",
                                   hint="run on a GPU, or add the op's handler to skc/runtime/interpreter"), PLAIN
 
@@ -77,6 +79,21 @@ class Plan:
         values = wgmma.read_operands(op, self._results) if self._results else ()
         step = wgmma.checking_results(op, values, step) if values else step
         return wgmma.fencing(op, self._registers, step) if self._registers else step
+
+
+    def _defined(self, op, step):
+        """`step`, passing on which lanes' values are undefined (what a shuffle read from a lane that was not
+        active), or first checking that none of the values it uses is (undefined.py)."""
+        reached = self._reached
+        if not reached:
+            return step
+        name = op.name
+        if name in PURE or name in undefined.MOVES:
+            ok = any(v in reached for v in op.operands) or name == "var.alloc" and op.results[0] in reached
+            return undefined.carrying(op, step, reached) if ok else step
+        used = op.operands[1:] if name in undefined.SOURCES else op.operands   # (a shuffle passes its value's on)
+        used = tuple(dict.fromkeys(v for v in used if v in reached))
+        return undefined.using(op, step, used) if used else step
 
 
 def _pure_step(op, fn):

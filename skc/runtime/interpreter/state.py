@@ -59,6 +59,7 @@ class Launch:
         # the values they read (tests/ir/convergence_oracle.py) turns it off
         self.collectives_checked = True
         self.named_collectives = None   # the collectives whose member mask the backend names (warp.py; by the plan)
+        self.undefined = False   # whether a shuffle read a lane that was not active (undefined.py follows its value)
 
     def thread_of(self, lane: int) -> tuple:
         return tuple(int(ids[lane]) for ids in self.thread_ids)

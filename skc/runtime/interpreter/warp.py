@@ -2,9 +2,9 @@
 shuffles and votes. A warp is lanes 32w..32w+31 (target.warp_size) of the block.
 
 A shuffle that reads a lane of the block which is not active in the running group (it took another branch, left
-the loop, or returned) stops the kernel: on a GPU the value it reads is undefined (CUDA's guidelines for warp
-collectives: the source lane of a shfl.sync must be active and in its member mask). Reads past a warp's or the
-block's end keep the reader's value, as the IR defines them.
+the loop, or returned) reads an undefined value on a GPU (CUDA's guidelines for warp collectives: the source lane
+of a shfl.sync must be active and in its member mask): undefined.py marks it, and a use of it stops the kernel.
+Reads past a warp's or the block's end keep the reader's value, as the IR defines them.
 
 On NVIDIA GPUs a collective runs among the lanes of its member mask. Where the convergence analysis names them
 (ir/passes/convergence.py: the whole warp, the lanes not exited, a branch's or a loop's lanes) the GPU waits for
@@ -19,6 +19,7 @@ import numpy as np
 
 from ...ir.passes.convergence import COLLECTIVES, warp_groups
 from .state import RETURN, Fault, lane_ranges
+from .undefined import key as undefined_key
 
 
 def _thread_id(op, launch):
@@ -59,26 +60,40 @@ def _source_lane(mode: str, within: np.ndarray, amount: np.ndarray, width: int) 
 
 def _shuffle(op, launch):
     """With n the amount's low bits: idx reads lane n; up lane - n; down lane + n; xor lane ^ n; reads outside the
-    warp (or past the block's last thread) keep the lane's own value; a read of a lane that is not active is a
-    Fault (undefined on the GPU)."""
+    warp (or past the block's last thread) keep the lane's own value; a read of a lane that is not active gives
+    an undefined value (undefined.py marks it: a use of it stops the kernel)."""
     mode, width, lanes = op.attrs["mode"], launch.warp_size, launch.lanes
     within = lanes % width
     base = lanes - within
     value, amount, result = op.operands[0], op.operands[1], op.result
     unnamed = _unnamed(op, launch)
+    value_marks, result_marks = undefined_key(value), undefined_key(result)
 
     def shuffle(group):
         env, active = group.env, group.mask
         source = _source_lane(mode, within, env[amount].astype(np.int64), width)
         valid = (source >= 0) & (source < width) & (base + source < launch.nthreads)
         read = np.where(valid, base + source, lanes)
+        undefined, message = None, ""
         if launch.collectives_checked and not group.full:
             if unnamed:
                 _check_named(group, f"shfl_{mode}")
             undefined = active & ~active[read]
             if undefined.any():
-                raise _inactive_read(group, undefined, read, mode)
+                launch.undefined = True
+                message = _inactive_read(op, group, undefined, read, mode)
+            else:
+                undefined = None
         env[result] = env[value][read]
+        if launch.undefined:   # (what the lanes read is undefined where they read such a lane, or such a value)
+            passed = env.get(value_marks)
+            if passed is not None:
+                message = message or passed[1]
+                undefined = passed[0][read] if undefined is None else undefined | passed[0][read]
+            if undefined is not None and undefined.any():
+                env[result_marks] = (undefined, message)
+            else:
+                env.pop(result_marks, None)
     return shuffle
 
 
@@ -119,8 +134,8 @@ def _check_named(group, what: str):
                              "(an `if` around the rest of the body instead)")
 
 
-def _inactive_read(group, undefined: np.ndarray, read: np.ndarray, mode: str) -> Fault:
-    """The Fault of a shuffle whose active lanes `undefined` read lanes (`read`) that are not active."""
+def _inactive_read(op, group, undefined: np.ndarray, read: np.ndarray, mode: str) -> str:
+    """What shuffle `op` did where its active lanes `undefined` read lanes (`read`) that are not active."""
     block, launch = group.block, group.block.launch
     lane = int(np.flatnonzero(undefined)[0])
     source = int(read[lane])
@@ -128,11 +143,10 @@ def _inactive_read(group, undefined: np.ndarray, read: np.ndarray, mode: str) ->
            "is not running this code with it (it took another branch or left the loop)")
     readers = np.zeros(launch.nthreads, bool)
     readers[read[undefined]] = True
-    return Fault(f"shfl_{mode} reads thread {launch.thread_of(source)} (lane {source % launch.warp_size} of warp "
-                 f"{source // launch.warp_size}), which {why}: on the GPU the value a shuffle reads from a lane that "
-                 f"is not active is undefined (threads read that are not active: {lane_ranges(readers)})", lane,
-                 hint="shuffle where every lane it reads is active: before the branch or the return, with every "
-                      "thread of the warp, then keep the result where it is wanted (skc.where)")
+    at = f" at line {op.loc.line}" if op.loc is not None else ""
+    return (f"shfl_{mode}{at} read thread {launch.thread_of(source)} (lane {source % launch.warp_size} of warp "
+            f"{source // launch.warp_size}), which {why}: on the GPU the value a shuffle reads from a lane that is not "
+            f"active is undefined (threads read that are not active: {lane_ranges(readers)})")
 
 
 def _vote(op, launch):
