@@ -90,10 +90,10 @@ class Plan:
         name = op.name
         if name in PURE or name in undefined.MOVES:
             ok = any(v in reached for v in op.operands) or name == "var.alloc" and op.results[0] in reached
-            return undefined.carrying(op, step, reached) if ok else step
+            return undefined.carrying(op, step, reached, self.launch) if ok else step
         used = op.operands[1:] if name in undefined.SOURCES else op.operands   # (a shuffle passes its value's on)
         used = tuple(dict.fromkeys(v for v in used if v in reached))
-        return undefined.using(op, step, used) if used else step
+        return undefined.using(op, step, used, self.launch) if used else step
 
 
 def _pure_step(op, fn):

@@ -33,30 +33,33 @@ def key(value) -> tuple:
 def reached(function, pure) -> frozenset:
     """The values (and variables' slots) of `function` that may hold what a shuffle read: the shuffles' results, and
     what the `pure` ops, shuffles and variables compute from them."""
-    ops = list(function.body.walk())
-    found = {op.results[0] for op in ops if op.name in SOURCES}
-    grown = bool(found)
-    while grown:
-        grown = False
-        for op in ops:
+    users: dict = {}
+    found, work = set(), []
+    for op in function.body.walk():
+        for value in op.operands:
+            users.setdefault(value, []).append(op)
+        if op.name in SOURCES:
+            found.add(op.results[0])
+            work.append(op.results[0])
+    while work:   # (along the uses: once over each op a value reaches)
+        value = work.pop()
+        for op in users.get(value, ()):
             if op.name == "var.store":
-                new = (op.operands[0],) if op.operands[1] in found else ()
-            elif op.name in pure or op.name in SOURCES or op.name == "var.load":
-                new = op.results if any(v in found for v in op.operands) else ()
+                new = (op.operands[0],) if op.operands[1] is value else ()
             else:
-                new = ()
-            for value in new:
-                if value not in found:
-                    found.add(value)
-                    grown = True
+                new = op.results if op.name in pure or op.name in SOURCES or op.name == "var.load" else ()
+            for reached_value in new:
+                if reached_value not in found:
+                    found.add(reached_value)
+                    work.append(reached_value)
     return frozenset(found)
 
 
-def carrying(op, step, found: frozenset):
+def carrying(op, step, found: frozenset, launch):
     """`step` of a pure op or a variable's alloc, load or store, also passing on the marks of its operands in `found`
     (a new variable has none)."""
     if op.name == "var.store":
-        return _storing(op, step)
+        return _storing(op, step, launch)
     sources = [key(v) for v in op.operands if v in found]
     result = key(op.results[0])
     select = op.name == "arith.select"
@@ -64,7 +67,7 @@ def carrying(op, step, found: frozenset):
 
     def carry(group):
         step(group)
-        if group.block.launch.undefined:
+        if launch.undefined:
             env = group.env
             marks = _selected(op, env, condition) if select else [env.get(k) for k in sources]
             marks = [m for m in marks if m is not None]
@@ -78,13 +81,13 @@ def carrying(op, step, found: frozenset):
     return carry
 
 
-def _storing(op, step):
+def _storing(op, step, launch):
     """`step` of a variable's store, also keeping in its slot the marks of the lanes that stored."""
     into, source = key(op.operands[0]), key(op.operands[1])
 
     def store(group):
         step(group)
-        if group.block.launch.undefined:
+        if launch.undefined:
             env = group.env
             new, old = env.get(source), env.get(into)
             if new is None and old is None:
@@ -112,14 +115,14 @@ def _selected(op, env, condition) -> list:
     return marks
 
 
-def using(op, step, values: tuple):
+def using(op, step, values: tuple, launch):
     """`step` of an op that uses `values` (some of which may hold what a shuffle read), after a check that no active
     lane's is undefined."""
     keys = [key(v) for v in values]
     what = _use(op)
 
     def use(group):
-        if group.block.launch.undefined:
+        if launch.undefined:
             env = group.env
             for k in keys:
                 mark = env.get(k)
