@@ -111,10 +111,11 @@ class TorchShapes:
     def _copied(name, x, shape, inner_shape, broadcast: bool) -> bool:
         """Whether operand x (of `shape`, a 1-D one's as a row or column) is copied into its `inner_shape`: its
         batch broadcast, or its dimensions no view of that shape (a 1-D a of a stride: its row would be neither
-        row-major nor a transposed view); a LaunchError where it would be but cannot be (not torch's, numpy's)."""
+        row-major nor a transposed view; a 1-D b of a negative stride, numpy's b[::-1]: its column's rows would go
+        backwards, which no map reads); a LaunchError where it would be but cannot be (not torch's, numpy's)."""
         strides = element_strides(x)
         if len(x.shape) == 1:
-            needed = name == "a" and x.shape[0] > 1 and strides[0] != 1
+            needed = x.shape[0] > 1 and (strides[0] != 1 if name == "a" else strides[0] < 0)
         else:
             needed = broadcast or not flattens_into(shape, strides, inner_shape)
         if needed and not paddable(x):

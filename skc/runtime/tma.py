@@ -263,8 +263,11 @@ def _unit_strides_aligned(shape: tuple, strides: tuple, item: int) -> tuple:
     (x.mean((2, 3), keepdim=True) of a channels_last x is (N, C, 1, 1) with strides (C, 1, 1, 1), channels_last-
     contiguous to torch; TMA refused its W stride of one element). The stride it takes is a dense array's (the
     inner dimensions' extents), rounded up to 16 bytes; a stride that suits TMA already is kept (a padded operand's
-    one row keeps its padded pitch)."""
+    one row keeps its padded pitch). An innermost dimension of one element takes 1, the stride TMA implies there (a
+    column W[:, 0] viewed as K x 1 has strides (N, N), torch's view and numpy's reshape: TMA refused it)."""
     strides = list(strides)
+    if shape and shape[-1] == 1:
+        strides[-1] = 1
     for i in range(len(shape) - 2, -1, -1):   # (the innermost dimension's stride is 1 and not encoded)
         if shape[i] == 1 and (strides[i] * item) % 16:
             dense = strides[i + 1] * max(shape[i + 1], 1)

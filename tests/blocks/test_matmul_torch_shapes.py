@@ -137,3 +137,18 @@ def test_traced_calls_of_torch_shapes_stay_in_the_graph():
     a, b = integers(2, 3, 16, 32), integers(3, 32, 8, seed=1)
     compiled = torch.compile(lambda a, b: matmul(a, b) * 2, backend="aot_eager", fullgraph=True)
     assert torch.equal(compiled(a, b).float(), torch.matmul(a.float(), b.float()) * 2)
+
+
+@pytest.mark.parametrize("a_shape", [(16, 32), (2, 3, 16, 32), (32,)], ids=lambda s: "x".join(map(str, s)))
+def test_a_column_of_a_matrix_as_a_1d_b(hopper_interpreter, a_shape):
+    """b = W[:, j] of a row-major W, 16 bytes or more apart, is read in place as a K x 1 column (was: 'the tensor's
+    innermost dimension must be contiguous (stride 1) for TMA': torch's view of it is K x 1 of strides (8, 8));
+    numpy's reversed b[::-1] is copied (was refused, its strides (-1, -1))."""
+    a = integers(*a_shape)
+    for b in (integers(32, 8, seed=1)[:, 3], integers(32, 16, seed=2)[:, 5], integers(32, 8, seed=3)[:, 3:4]):
+        check_like_torch(matmul(a, b), a, b)
+    reversed_b = np.random.default_rng(5).integers(-2, 3, 32).astype(np.float16)[::-1]
+    a_numpy = a.float().numpy().astype(np.float16)
+    np.testing.assert_array_equal(matmul(a_numpy, reversed_b).astype(np.float64),
+                                  a_numpy.astype(np.float64) @ reversed_b.astype(np.float64))
+

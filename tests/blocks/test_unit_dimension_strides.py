@@ -37,3 +37,12 @@ def test_attention_of_one_head_at_an_odd_stride(hopper_interpreter):
     x = torch.as_strided(randn(64 * 64 + 8), (1, 1, 64, 64), (3, 5, 64, 1))
     expected = F.scaled_dot_product_attention(x.float(), x.float(), x.float())
     torch.testing.assert_close(attention(x, x, x).float(), expected, rtol=2e-2, atol=2e-2)
+
+
+def test_a_tensor_map_takes_any_stride_of_an_innermost_dimension_of_one():
+    """A column viewed as K x 1 (torch's view and numpy's reshape of W[:, 0] give strides (N, N)): TMA implies the
+    innermost stride, and its only index is 0 (was: 'the tensor's innermost dimension must be contiguous')."""
+    column = torch.zeros(8, 16, dtype=torch.bfloat16)[:, 0].view(8, 1)
+    assert column.stride() == (16, 16)
+    assert skc.TensorMap(column, (8, 8), 0).strides == (16, 1)
+    assert skc.TensorMap(np.zeros((8, 16), np.float16)[:, 0].reshape(8, 1), (8, 8), 0).strides == (16, 1)
