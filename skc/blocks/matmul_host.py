@@ -132,6 +132,19 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
             facts_failed("matmul", error, a=a, b=b, out=out, c=c, bias=bias)
     else:
         require_arrays("matmul", ("out", "c", "bias"), a=a, b=b, out=out, c=c, bias=bias)
+        torch = sys.modules.get("torch")
+        operands = {"a": a, "b": b, "out": out, "c": c, "bias": bias}
+        # (torch tensors of two types, a plain x and an nn.Parameter w: autograd follows them as it does one type)
+        if (torch is not None and any(isinstance(x, torch.Tensor) for x in operands.values())
+                and differentiated(a, b, c, bias, out)):
+            for name, x in operands.items():
+                if x is not None and not isinstance(x, torch.Tensor):
+                    raise skc.LaunchError(f"matmul: autograd follows a torch operand, and {name} is a "
+                                          f"{type(x).__name__}, which it cannot follow: pass {name} as a torch tensor "
+                                          f"(torch.from_numpy({name}), torch.as_tensor), or call matmul under "
+                                          "torch.no_grad() (or on detached tensors)")
+            return _differentiated_matmul(a, b, out, bias, c, alpha, beta, activation, config=config, stream=stream,
+                                          autotune=autotune)
         check_writeable("matmul", out)
         a, b, out, c, bias = viewable("matmul", a=a, b=b, out=out, c=c, bias=bias)
         try:

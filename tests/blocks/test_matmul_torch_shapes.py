@@ -152,3 +152,17 @@ def test_a_column_of_a_matrix_as_a_1d_b(hopper_interpreter, a_shape):
     np.testing.assert_array_equal(matmul(a_numpy, reversed_b).astype(np.float64),
                                   a_numpy.astype(np.float64) @ reversed_b.astype(np.float64))
 
+
+def test_a_parameter_beside_a_plain_tensor_keeps_its_gradient(hopper_interpreter):
+    """x @ w with w an nn.Parameter (two torch types) is followed by autograd as one type is (was: the kernel's
+    result, with no grad_fn: w.grad stayed None); a numpy operand beside a tensor that requires grad is refused."""
+    for x_shape in ((16, 32), (32,), (2, 3, 16, 32)):
+        x = integers(*x_shape).requires_grad_()
+        w = torch.nn.Parameter(integers(32, 8, seed=1))
+        weights = integers(*torch.matmul(x, w).shape, seed=2, dtype=torch.float64)
+        (matmul(x, w).double() * weights).sum().backward()
+        expected = torch.autograd.grad((torch.matmul(x.double(), w.double()) * weights).sum(), (x, w))
+        assert w.grad is not None and torch.equal(w.grad.double(), expected[1])
+        assert torch.equal(x.grad.double(), expected[0])
+    with pytest.raises(skc.LaunchError, match=r"and a is a ndarray, which it cannot follow.*torch.from_numpy\(a\)"):
+        matmul(np.ones((16, 32), np.float16), integers(32, 8, dtype=torch.float16).requires_grad_())
