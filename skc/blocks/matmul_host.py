@@ -111,9 +111,12 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
                               f"{autotune!r}")
     device = skc.current_device()
     kind, given = type(a), out
-    if ((kind in TORCH_TYPES or torch_type(kind)) and type(b) is kind and (out is None or type(out) is kind)
-            and (c is None or type(c) is kind) and (bias is None or type(bias) is kind)):
-        # torch tensors (the common call): their facts read in place into one tuple, led by their type
+    if ((kind in TORCH_TYPES or torch_type(kind)) and (type(b) is kind or torch_type(type(b)))
+            and (out is None or type(out) is kind or torch_type(type(out)))
+            and (c is None or type(c) is kind or torch_type(type(c)))
+            and (bias is None or type(bias) is kind or torch_type(type(bias)))):
+        # torch tensors (the common call; an nn.Parameter w beside a plain x too): their facts read in place into one
+        # tuple, led by a's type
         # (an out autograd follows is refused, as torch's out= is; the plain call's facts read in place first: calling
         # differentiated for every call was the larger part of a host time that had been under torch.matmul's)
         if (a.requires_grad or b.requires_grad or out is not None or c is not None or bias is not None

@@ -166,3 +166,17 @@ def test_a_parameter_beside_a_plain_tensor_keeps_its_gradient(hopper_interpreter
         assert torch.equal(x.grad.double(), expected[0])
     with pytest.raises(skc.LaunchError, match=r"and a is a ndarray, which it cannot follow.*torch.from_numpy\(a\)"):
         matmul(np.ones((16, 32), np.float16), integers(32, 8, dtype=torch.float16).requires_grad_())
+
+
+def test_a_parameter_beside_a_plain_tensor_takes_the_torch_fast_path(hopper_interpreter, monkeypatch):
+    """Under torch.no_grad, x @ w with w an nn.Parameter reads its facts in place as a plain tensor's are (it took
+    the path of other arrays, which views and checks every operand at every call)."""
+    x, w = integers(16, 32), torch.nn.Parameter(integers(32, 8, seed=1))
+
+    def other_arrays(*args, **kwargs):
+        raise AssertionError("the path of other arrays")
+
+    monkeypatch.setattr(matmul_host, "viewable", other_arrays)
+    with torch.no_grad():
+        check_like_torch(matmul(x, w), x, w)
+        check_like_torch(matmul(w.t(), x.t()), w.t(), x.t())
