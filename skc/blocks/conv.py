@@ -47,6 +47,8 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
         return outside_graph(conv2d, x, w, bias, stride, padding, dilation, activation, out, config, stream)
     if _is_torch(x) and differentiated(x, w, bias, out):
         return _differentiated(x, w, bias, stride, padding, dilation, activation, out, config, stream)
+    if not _is_torch(x):
+        _refuse_lost_gradients(w=w, bias=bias, out=out)
     require_arrays("conv2d", ("bias", "out"), x=x, w=w, bias=bias, out=out)
     check_writeable("conv2d", out)
     given = out
@@ -85,6 +87,17 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     except RuntimeError as error:   # (a torch.func transform's tensor, of a plan's facts, has no data pointer)
         facts_failed("conv2d", error, x=x, w=w, bias=bias, out=out)
     return given if given is not None else out   # (the caller's out, not the view of it that viewable made)
+
+
+def _refuse_lost_gradients(**operands):
+    """A torch operand that autograd follows beside an x of another kind is refused by name: the result is x's kind,
+    whose gradient autograd cannot follow (it ran, and w's gradient was lost silently)."""
+    given = {name: value for name, value in operands.items() if _is_torch(value)}
+    if given and differentiated(*given.values()):
+        names = ", ".join(given)
+        raise skc.LaunchError(f"conv2d: autograd follows a torch operand ({names}), and x is not a torch tensor, so "
+                              "the result could carry no gradient: pass x as a torch tensor (torch.from_numpy(x)), "
+                              "or call conv2d under torch.no_grad() (or on detached tensors)")
 
 
 def _differentiated(x, w, bias, stride, padding, dilation, activation, out, config, stream):

@@ -126,3 +126,15 @@ def test_operands_of_another_kind_beside_a_torch_tensor_meet_the_calls_own_check
     a = torch.ones(16, 32).to(torch.float8_e4m3fn)
     got = matmul(a, a.t(), scale_a=np.float32(1.0), scale_b=torch.tensor(1.0), out_dtype=torch.float32)
     assert torch.equal(got, torch.full((16, 16), 32.0))
+
+
+def test_conv2d_of_a_numpy_x_beside_a_weight_autograd_follows_is_refused_by_name():
+    """(was: the kernel ran, its numpy result carrying no gradient: w's lost silently); under torch.no_grad it runs."""
+    np = pytest.importorskip("numpy")
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = np.ones((1, 4, 4, 8), ml_dtypes.bfloat16)   # (NHWC)
+    w = torch.ones(8, 8, 1, 1, dtype=torch.bfloat16).to(memory_format=torch.channels_last).requires_grad_()
+    with pytest.raises(skc.LaunchError, match=r"autograd follows a torch operand \(w\), and x is not a torch tensor"):
+        conv2d(x, w)
+    with torch.no_grad():
+        assert (conv2d(x, w).astype(np.float32) == 8).all()
