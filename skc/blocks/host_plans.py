@@ -69,9 +69,24 @@ def traced(x) -> bool:
     a torch tensor): the call is then handed to torch.ops.skc's operator, which the graph holds (torch.jit.trace
     recorded no launch: its shapes are tensors there, which the checks refused with a ValueError, and a ready plan's
     launch was left out of the trace, which then replayed an empty result)."""
-    torch = sys.modules.get("torch")   # (_jit_tracing written out: a call is a third of this check's cost)
-    return torch is not None and (torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None) and \
-        skc.is_torch_tensor_type(type(x))
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
+    if torch.compiler.is_compiling():   # (first: Dynamo answers it while tracing, and reads nothing below)
+        return skc.is_torch_tensor_type(type(x))
+    hooks = TORCH_HOOKS if TORCH_HOOKS[0] is torch else _torch_hooks(torch)
+    return hooks[1]() is not None and skc.is_torch_tensor_type(type(x))
+
+
+# (torch, torch._C._get_tracing_state, torch.autograd.forward_ad), found once per torch module: traced() fills it, and
+# the host paths read forward_ad's level from it after traced() (their lookups through torch's modules were a fifth of
+# a plain matmul call's host time on a slow host)
+TORCH_HOOKS: list = [None, None, None]
+
+
+def _torch_hooks(torch) -> list:
+    TORCH_HOOKS[:] = [torch, torch._C._get_tracing_state, torch.autograd.forward_ad]
+    return TORCH_HOOKS
 
 
 def _jit_tracing(torch) -> bool:

@@ -32,8 +32,9 @@ from .config import ROWS, MatmulConfig
 from .epilogue import EpilogueSpec
 from .fp8_host import fp8_type, scaled_call
 from . import gemm
-from .host_plans import (TORCH_TYPES, Direct, GemmPlan, differentiated, element_strides, empty_like, outside_graph,
-                         refuse_host_options, remember, row_major, torch_type, traced, traced_numbers, zeros_like)
+from .host_plans import (TORCH_HOOKS, TORCH_TYPES, Direct, GemmPlan, differentiated, element_strides, empty_like,
+                         outside_graph, refuse_host_options, remember, row_major, torch_type, traced, traced_numbers,
+                         zeros_like)
 from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
 from .host_plans import (Bindings, address_functions, check_activation, check_epilogue_operands, check_has_data,
@@ -120,7 +121,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
         # (an out autograd follows is refused, as torch's out= is; the plain call's facts read in place first: calling
         # differentiated for every call was the larger part of a host time that had been under torch.matmul's)
         if (a.requires_grad or b.requires_grad or out is not None or c is not None or bias is not None
-                or sys.modules["torch"].autograd.forward_ad._current_level >= 0) and differentiated(a, b, c, bias, out):
+                or TORCH_HOOKS[2]._current_level >= 0) and differentiated(a, b, c, bias, out):   # (traced() filled it)
             return _differentiated_matmul(a, b, out, bias, c, alpha, beta, activation, config=config, stream=stream,
                                           autotune=autotune)
         try:
