@@ -153,3 +153,51 @@ def test_a_loops_lanes_are_named_by_a_mask_its_breaks_take_lanes_out_of(threads)
     # took it (their ballot); with `activemask`, the emulator without reconvergence saw the votes of one path only
     agrees_without_reconvergence(votes_in_a_loop_some_lanes_leave, (np.arange(200, dtype=np.int32) * 7) % 9, 64,
                                  np.int32, threads, 150)
+
+
+@skc.kernel
+def votes_after_a_continue(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.i32], n: skc.i32):
+    t = skc.thread_id(0)
+    s = skc.i32(0)
+    for i in range(8):                # the same bounds for every thread
+        v = x[t * 8 + i]
+        if v < 0:                     # these lanes skip the rest of the iteration
+            continue
+        s = s + skc.i32(skc.ballot(v > 3) & 0xffff)
+        if v == n:                    # and these (the rest: a ballot of each continue's condition names them)
+            continue
+        s = s + skc.i32(skc.vote_any(v > 6)) + skc.i32(skc.ballot(v % 2 == 0) & 0xfff)
+    o[t] = s
+
+
+@skc.kernel
+def votes_after_a_break_and_a_continue(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.i32], n: skc.i32):
+    t = skc.thread_id(0)
+    s = skc.i32(0)
+    i = t % 3
+    while i < n:                      # some lanes leave at each test, and at the break below
+        v = x[t * 8 + i % 8]
+        i = i + 1
+        if v % 5 == 1:
+            break
+        s = s + skc.i32(skc.ballot(v > 3) & 0xff)
+        if v < 0:
+            continue
+        s = s + skc.i32(skc.vote_any(v > 6)) + skc.i32(skc.ballot(v % 2 == 0) & 0xfff)
+    o[t] = s
+
+
+@pytest.mark.parametrize("threads", [32, 24, 64])
+@pytest.mark.parametrize("kernel", [votes_after_a_continue, votes_after_a_break_and_a_continue],
+                         ids=lambda k: k.fn.__name__)
+def test_after_a_continue_the_lanes_going_on_are_named_by_a_ballot_of_its_condition(kernel, threads):
+    # the lanes that took a `continue` directly in a branch are elsewhere: the rest of the iteration runs with the
+    # lanes of the other side (the loop's lanes less a ballot of the condition); with `activemask`, the emulator
+    # without reconvergence gathered lanes of the next iteration too (the interpreter refused the ballot)
+    x = np.random.default_rng(threads).integers(-3, 9, 512).astype(np.int32)
+    for n in (2, 9):
+        ptx = agrees_without_reconvergence(kernel, x, 64, np.int32, threads, n)
+        want, got = np.zeros(64, np.int32), np.zeros(64, np.int32)
+        kernel.interpret[1, threads](x, want, n)
+        ptx_emulator.run_grid(ptx, kernel.fn.__name__, [x.copy(), got], 1, threads, reconverge=True, scalars=(n,))
+        np.testing.assert_array_equal(got, want)

@@ -52,9 +52,10 @@ def test_a_read_the_interpreter_refuses_is_undefined_in_ptx():
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_a_collective_the_interpreter_refuses_after_a_continue_differs_in_ptx(monkeypatch):
-    """A ballot after a `continue` some lanes took: its mask is activemask (no group the analysis names), and the
-    emulator, whose lanes that continued run on to the next iteration's ballot, gathers other lanes there than the
-    interpreter did before it refused such a collective (the GPU may do either)."""
+    """A ballot after a `continue` some lanes took inside a branch of the loop's body (no group the analysis names:
+    after the branch, the loop's lanes less those that continued in it, which no ballot before it saw): its mask is
+    activemask, and the emulator, whose lanes that continued run on to the next iteration's ballot, gathers other
+    lanes there than the interpreter did before it refused such a collective (the GPU may do either)."""
     import skc
     from skc.runtime.interpreter import warp
 
@@ -63,9 +64,12 @@ def test_a_collective_the_interpreter_refuses_after_a_continue_differs_in_ptx(mo
         t = skc.thread_id(0)
         s = 0
         for i in range(8):
-            if x[t * 8 + i] < 0:
-                continue
-            s = s + skc.i32(skc.ballot(x[t * 8 + i] > 3) & 0xffff)
+            v = x[t * 8 + i]
+            if v < 6:
+                if v < 0:
+                    continue
+                s = s + 1
+            s = s + skc.i32(skc.ballot(v > 3) & 0xffff)
         o[t] = s
 
     x = np.random.default_rng(0).integers(-3, 9, 256).astype(np.int32)

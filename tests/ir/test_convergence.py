@@ -177,10 +177,15 @@ def test_a_break_inside_a_branch_leaves_the_loop_to_the_lanes_still_in_it():
             "      scf.if %10 {\n        scf.break {label = \"L1\"}\n      } {\n      }\n"
             "      scf.break {label = \"L1\"}\n    } {\n    }\n  }\n")
     assert verdicts(body) == ["apart"]
-    # a continue some threads take beside it: those would not see the breaks after it (apart, as before)
+    # a continue some threads take after it: those passed the break's branch, and come back at the next iteration
     body = (LOOP_TOP + "    scf.if %9 {\n      scf.break {label = \"L1\"}\n    } {\n    }\n"
             "    %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
             "    scf.if %10 {\n      scf.continue {label = \"L1\"}\n    } {\n    }\n  }\n")
+    assert verdicts(body) == ["in loop"]
+    # a continue some threads take before it: those would not see the break's ballot (apart, as before)
+    body = (LOOP_TOP + "    %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "    scf.if %10 {\n      scf.continue {label = \"L1\"}\n    } {\n    }\n"
+            "    scf.if %9 {\n      scf.break {label = \"L1\"}\n    } {\n    }\n  }\n")
     assert verdicts(body) == ["apart"]
     # a loop wholly inside a branch, left by every lane that took the branch together: its body keeps them
     body = ("  %6 = arith.cmp %3, %1 {pred = \"lt\"} : i1\n  scf.if %6 {\n"
@@ -211,3 +216,32 @@ def test_a_lane_0_shuffle_in_a_loop_some_threads_leave_is_not_alike():
             "    %11 = arith.cmp %3, %7 {pred = \"lt\"} : i1\n"
             "    scf.if %11 {\n      func.return\n    } {\n    }\n  }\n")
     assert verdicts(body) == ["live", "branch 1"]
+
+
+def test_after_a_continue_in_a_branch_the_rest_of_the_iteration_has_the_other_sides_lanes():
+    # for i in range(n): shuffle; if t < i: continue; shuffle; if t > n: continue; shuffle -- each continue's lanes
+    # skip the rest of the iteration: it runs with the other side's lanes (a ballot of the condition names them);
+    # the next iteration, and after the loop, every thread again
+    body = (LOOP_TOP + "    scf.if %9 {\n      scf.continue {label = \"L1\"}\n    } {\n    }\n"
+            "    %10 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n    %11 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "    scf.if %11 {\n    } {\n      scf.continue {label = \"L1\"}\n    }\n"
+            "    %12 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  }\n  %13 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n")
+    assert verdicts(body) == ["all", "branch 1", "branch 2", "all"]
+    # in a loop some lanes leave by a break: the loop's lanes, less those that continued
+    body = (LOOP_TOP + "    scf.if %9 {\n      scf.break {label = \"L1\"}\n    } {\n    }\n"
+            "    %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "    scf.if %10 {\n      scf.continue {label = \"L1\"}\n    } {\n    }\n"
+            "    %11 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  }\n")
+    assert verdicts(body) == ["in loop", "in loop, branch 1"]
+    # a continue inside a branch of a branch: after the outer one, the loop's lanes less those that continued in it,
+    # which no ballot before it saw (apart); one after work some lanes do first in its side: apart after it too
+    body = (LOOP_TOP + "    scf.if %9 {\n      %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "      scf.if %10 {\n        scf.continue {label = \"L1\"}\n      } {\n      }\n"
+            "      %11 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n    } {\n    }\n"
+            "    %12 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  }\n")
+    assert verdicts(body) == ["all", "branch 2", "apart"]
+    body = (LOOP_TOP + "    scf.if %9 {\n      %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "      scf.if %10 {\n        scf.continue {label = \"L1\"}\n      } {\n      }\n"
+            "      scf.continue {label = \"L1\"}\n    } {\n    }\n"
+            "    %11 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  }\n")
+    assert verdicts(body) == ["all", "apart"]

@@ -188,9 +188,35 @@ def loops_some_lanes_leave(o: skc.Ptr[skc.i32], n: skc.i32):
     o[t] = o[t] + skc.i32(skc.ballot(t % 2 == 0) & 0xff)
 
 
+@skc.kernel
+def continues_some_lanes_take(o: skc.Ptr[skc.i32], n: skc.i32):
+    # the rest of an iteration after a continue taken directly in a branch: the other side's lanes (a ballot of the
+    # condition), in a loop of the same bounds everywhere, in one some lanes leave, on either side, after a break
+    t = skc.thread_id(0) + skc.thread_id(1) * 16
+    for i in range(n):
+        if (t + i) % 3 == 0:
+            continue
+        o[t] = o[t] + skc.i32(skc.ballot(t % 2 == 0) & 0xff)
+        if t % 4 != i:
+            o[t] = o[t] + 1
+        else:
+            continue
+        o[t] = o[t] + skc.shfl_xor(t, 4) * 0 + skc.i32(skc.vote_any(t > i))
+    j = t % 5
+    while j < n + 4:
+        j = j + 1
+        if (t * j) % 7 == 1:
+            break
+        o[t] = o[t] + skc.i32(skc.ballot(j % 2 == 0) & 0xf)
+        if (t + j) % 3 == 0:
+            continue
+        o[t] = o[t] + skc.i32(skc.vote_all(j < 6))
+    o[t] = o[t] + skc.i32(skc.ballot(t % 3 == 0) & 0xff)
+
+
 KERNELS = [helper_returning_from_its_loop, helper_returning_from_nested_loops_in_a_loop, return_in_nested_loops,
            break_and_continue, static_range_jumps, vars_votes_and_ids, returns_then_collectives,
-           loops_some_lanes_leave]
+           loops_some_lanes_leave, continues_some_lanes_take]
 
 
 def test_the_oracle_sees_a_collective_some_threads_miss(monkeypatch):

@@ -5,7 +5,7 @@ naming the threads. Reads past a warp's or a partial block's end are defined by 
 value) and go on.
 
 And a collective whose lanes no member mask names (the convergence analysis finds no group: after a `continue` some
-lanes took, in a loop whose bounds differ by thread), run by part of a warp while other lanes of it, not exited,
+lanes took inside a nested branch, in a loop whose bounds differ by thread), run by part of a warp while other lanes of it, not exited,
 are elsewhere: the GPU takes `activemask` there, the lanes that happen to run together, and its answer may differ
 from the interpreter's (the PTX emulator's did), so the interpreter stops at it."""
 import numpy as np
@@ -62,9 +62,23 @@ def after_continue(x: I32, o: I32):
     t = skc.thread_id(0)
     s = 0
     for i in range(4):
-        if x[t * 4 + i] < 0:
+        v = x[t * 4 + i]
+        if v < 3:
+            if v < 0:
+                continue
+            s = s + 1
+        s = s + skc.i32(skc.ballot(v > 3) & 0xffff)   # marker: continue
+    o[t] = s
+
+
+@skc.kernel
+def after_a_direct_continue(x: I32, o: I32):
+    t = skc.thread_id(0)
+    s = 0
+    for i in range(4):
+        if x[t * 4 + i] < 0:   # the lanes that go on: the other side's (a ballot of the condition names them)
             continue
-        s = s + skc.i32(skc.ballot(x[t * 4 + i] > 3) & 0xffff)   # marker: continue
+        s = s + skc.i32(skc.ballot(x[t * 4 + i] > 3) & 0xffff)
     o[t] = s
 
 
@@ -152,6 +166,16 @@ def test_a_collective_after_a_continue_some_lanes_took_is_an_error():
     assert "before the `continue`" in str(info.value)
     after_continue.interpret[1, 32](np.abs(x), np.zeros(32, np.int32))   # no lane continues: all of them there
     rest_in_an_if.interpret[1, 32](x, np.zeros(32, np.int32))           # the lanes of a branch: named
+
+
+def test_a_collective_after_a_continue_taken_directly_in_a_branch_runs_with_the_lanes_going_on():
+    x = np.arange(128, dtype=np.int32) % 7 - 1
+    o = np.zeros(32, np.int32)
+    after_a_direct_continue.interpret[1, 32](x, o)
+    cells = x.reshape(32, 4)
+    bits = [sum(1 << k for k in range(16) if cells[k, i] >= 0 and cells[k, i] > 3) for i in range(4)]
+    want = [sum(bits[i] for i in range(4) if cells[t, i] >= 0) for t in range(32)]
+    np.testing.assert_array_equal(o, want)
 
 
 def test_a_collective_in_a_loop_whose_bounds_differ_only_between_warps_runs():

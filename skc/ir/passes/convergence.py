@@ -29,6 +29,11 @@ A loop entered by such a group, which some of its lanes leave by breaks of their
 value that differs by thread (`if c: break`, `while i < n` and no continue that only some take), runs its body with
 the group's lanes still in the loop (`InLoop`): a backend keeps their mask through the loop, taking out after each
 such branch the lanes that took its break (WarpGroups.loops and .exits).
+
+After a branch one of whose sides ends in a `continue` (nothing before it jumping out of the side) and the other
+jumps nowhere, the rest of the iteration runs with the lanes of the other side: a ballot of the condition names
+them, as it names any branch's. The lanes that continued come back at the next iteration, so the loop's lanes are
+those they were (a break after such a branch is left unnamed: the lanes that continued would not see its ballot).
 """
 from __future__ import annotations
 
@@ -208,6 +213,11 @@ class _Walk:
                     jumps = sides[0] | sides[1]
                     if isinstance(root, InLoop) and not path and jumps and self._breaks_directly(op, sides, root):
                         jumps = set()   # the loop's lanes after it: those it had less the breaking sides'
+                    elif jumps and _continues_directly(op, sides):
+                        # the lanes of the side that continues skip the rest of the iteration; the other side's run it
+                        leaving |= jumps
+                        together = (root, path + ((id(op), 1 - sides.index(jumps)),))
+                        continue
             elif name == "scf.for":
                 jumps = self.loop(op, together if all(self.same(v) for v in op.operands) else APART)
             elif name == "scf.loop":
@@ -263,17 +273,30 @@ class _Walk:
             # some threads leave the loop early (a break, a return, or a jump to an enclosing construct: an inlined
             # function's return), so the iterations after run without them; a continue only skips to the next one
             self._restore(before)
-            if jumps == {("break", label)}:
-                # only breaks of its own: where each is taken directly in a branch that splits the loop's lanes, those
-                # still in the loop are known (a continue some took would leave them unsure of the breaks after it)
+            if jumps <= {("break", label), ("continue", label)}:
+                # only jumps of its own: where each break is taken directly in a branch that splits the loop's lanes,
+                # those still in the loop are known (a continue only skips the rest of an iteration, but the breaks
+                # after one some took are not taken by every lane still in the loop: those are left unnamed)
                 inside = self.entry[label] = (InLoop(id(op), label), ())
                 self.loops[id(op)] = together
-                if not self.region(op.regions[0], inside):
+                if self.region(op.regions[0], inside) <= {("continue", label)}:
                     return set()
                 self._restore(before)
             self.entry[label] = _after_jumps(together, left)
             jumps = self.region(op.regions[0], self.entry[label])
         return jumps - {("break", label), ("continue", label)}
+
+
+def _continues_directly(op: Op, sides: list) -> bool:
+    """Whether of the sides of if `op` (`sides`: the jumps out of each) one jumps and only by a continue, its last op,
+    with nothing before it jumping out of the side: every lane that takes that side skips the rest of the iteration
+    and every lane that takes the other goes on past the if."""
+    if not (sides[0] and not sides[1] or sides[1] and not sides[0]):
+        return False
+    region, jumps = (op.regions[0], sides[0]) if sides[0] else (op.regions[1], sides[1])
+    last = region.ops[-1]   # (a side some lanes jump out of has ops)
+    return last.name == "scf.continue" and jumps == {("continue", last.attrs["label"])} \
+        and not _jumps_out(region.ops[:-1])
 
 
 def _jumps_out(ops) -> bool:
