@@ -23,7 +23,8 @@ GROUPS = {
                                                                               "_gemm_shape")),
     "argument types for compiling without data (conv.py)": ("skc/blocks/conv.py", ("compile_arguments",)),
     "conv2d(): argument checks, errors, torch layouts (conv.py)": ("skc/blocks/conv.py", (
-        "conv2d", "_differentiated", "_checked", "_check_out", "_aligned", "_pair", "_padding", "_is_torch", "_nhwc", "_empty_output",
+        "conv2d", "_differentiated", "_refuse_lost_gradients", "_checked", "_check_out", "_aligned", "_pair",
+        "_padding", "_is_torch", "_nhwc", "_empty_output",
         "_PaddedChannels", "_with_channels", "_checked_epilogue", "_no_launch")),
 }
 TARGET = ("loader and geometry (im2col.py)", "host side that builds the descriptors (conv.py)")
