@@ -15,6 +15,8 @@ warp reaches while other lanes of it, not exited, are elsewhere stops the kernel
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ...ir.passes.convergence import COLLECTIVES, warp_groups
@@ -101,10 +103,20 @@ def named_collectives(function, target) -> set | None:
     """The ids of `function`'s collectives whose lanes the NVIDIA backend names in their member mask (the convergence
     analysis' groups, which it finds where the block's shape is known); None where every collective's are named
     for this check's purpose (not NVIDIA: a wavefront runs in lockstep; or no block shape: raw tile IR)."""
-    if target.vendor != "nvidia" or function.attrs.get("block") is None \
-            or not any(op.name in COLLECTIVES for op in function.walk()):   # (no analysis to run)
+    if target.vendor != "nvidia" or function.attrs.get("block") is None:
         return None
-    return set(warp_groups(function).states)
+    ops = sum(1 for _ in function.walk())   # (a function changed since, by a pass or a test, is analysed again)
+    kept = _NAMED.get(function)
+    if kept is not None and kept[0] == ops:
+        return kept[1]
+    named = set(warp_groups(function).states) if any(op.name in COLLECTIVES for op in function.walk()) else None
+    _NAMED[function] = (ops, named)
+    return named
+
+
+# each function's named collectives, found once: the analysis took about 37 ms of every interpreter launch of
+# attention's kernel (launches of one compiled kernel run one ir.Function)
+_NAMED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _unnamed(op, launch) -> bool:
