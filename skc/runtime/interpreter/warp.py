@@ -105,7 +105,7 @@ def named_collectives(function, target) -> set | None:
     for this check's purpose (not NVIDIA: a wavefront runs in lockstep; or no block shape: raw tile IR)."""
     if target.vendor != "nvidia" or function.attrs.get("block") is None:
         return None
-    ops = sum(1 for _ in function.walk())   # (a function changed since, by a pass or a test, is analysed again)
+    ops = sum(1 for _ in function.walk())   # (a function whose op count changed since, by a pass or a test: again)
     kept = _NAMED.get(function)
     if kept is not None and kept[0] == ops:
         return kept[1]
