@@ -172,9 +172,10 @@ class Autotuner:
         return data
 
     def made_by(self) -> str:
-        """A digest of the code a winner is timed with: skc's sources and the file defining the launch function. A
-        winner stored under another runs (it is still a candidate), but its timing says nothing of the code that runs
-        now: a kernel edited beside the launch function, or the GEMM of another skc."""
+        """A digest of the code a winner is timed with: skc's sources and the files of the launch function and of the
+        kernels it names (_source_files). A winner stored under another runs (it is still a candidate), but its timing
+        says nothing of the code that runs now: a kernel edited beside the launch function or in its own module, or
+        the GEMM of another skc."""
         if self._timed_with is None:
             from .compiler import skc_source_digest
 
