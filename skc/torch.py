@@ -26,9 +26,22 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 if not hasattr(torch.library, "custom_op"):  # pragma: no cover
     raise ImportError(f"skc.torch needs PyTorch 2.4 or newer (torch.library.custom_op); found {torch.__version__}")
 
+from .diagnostics import LaunchError
 from .runtime import devices
 
-__all__ = ["register_op", "current_stream", "on_device_of", "skc_device"]
+__all__ = ["register_op", "OperatorRefusal", "current_stream", "on_device_of", "skc_device"]
+
+
+class OperatorRefusal(LaunchError, RuntimeError):
+    """A call that a torch.ops.skc operator refuses (a bad argument, or a derivative it cannot give): skc's
+    LaunchError, which skc.blocks' host calls raise for the same argument (a call that autograd follows reaches the
+    operator's checks first, and raised a bare RuntimeError where the call under torch.no_grad raised a
+    LaunchError), and the RuntimeError torch's own operators raise (torch._check's)."""
+
+
+def _check(condition, message) -> None:
+    """torch._check, raising an OperatorRefusal (a symbolic condition is handled as torch._check does)."""
+    torch._check_with(OperatorRefusal, condition, message)
 
 
 def register_op(name: str, fn: Callable, *, fake: Callable, mutates_args: Sequence[str] = (),
@@ -73,11 +86,11 @@ def _refuse_autograd(name: str, mutates_args: Sequence[str]):
     def autograd_kernel(keyset, *args, **kwargs):
         tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
         if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-            raise RuntimeError(f"{name} writes into {', '.join(mutates_args)}, which autograd cannot follow, and an "
+            raise OperatorRefusal(f"{name} writes into {', '.join(mutates_args)}, which autograd cannot follow, and an "
                                f"argument requires grad: call the operator that returns a new tensor (for "
                                f"matmul_out, torch.ops.skc.matmul), or call it under torch.no_grad()")
         if _carry_tangents(tensors):
-            raise RuntimeError(f"{name} writes into {', '.join(mutates_args)}, which forward-mode AD cannot follow, "
+            raise OperatorRefusal(f"{name} writes into {', '.join(mutates_args)}, which forward-mode AD cannot follow, "
                                f"and an argument carries a tangent: call the operator that returns a new tensor (for "
                                f"matmul_out, torch.ops.skc.matmul)")
         with below():
@@ -203,7 +216,7 @@ def _launch_matmul(a, b, out, bias, c, alpha, beta, activation):
 
 def _check_activation(op: str, activation) -> None:
     """The epilogue's activations (the keys of the backward's table below, which are skc.blocks' ACTIVATIONS)."""
-    torch._check(activation in _ACTIVATIONS,
+    _check(activation in _ACTIVATIONS,
                  lambda: f"{op}: unknown activation {activation!r}; choose from {tuple(_ACTIVATIONS)}")
 
 
@@ -212,7 +225,7 @@ def _check_devices(op: str, **tensors) -> None:
     ask: "Expected all tensors to be on the same device"); eagerly and in the fake implementation."""
     (lead, first), *rest = [(name, x) for name, x in tensors.items() if x is not None]
     for name, x in rest:
-        torch._check(x.device == first.device,
+        _check(x.device == first.device,
                      lambda name=name, x=x: f"{op}: expected all tensors on one device, found {name} on {x.device} "
                                             f"and {lead} on {first.device}: pass "
                                             + (f"an out on {lead}'s device" if name == "out" else
@@ -225,38 +238,38 @@ def _check_operands(a, b, bias, c, activation) -> tuple:
     (each pair equal, or one of them 1); the messages match what skc.blocks.matmul says at launch."""
     from .blocks.host_plans import read_transposed
 
-    torch._check(a.dim() >= 1 and b.dim() >= 1,
+    _check(a.dim() >= 1 and b.dim() >= 1,
                  lambda: f"matmul: both operands need a dimension at least, as torch.matmul's do; a is "
                          f"{tuple(a.shape)}, b is {tuple(b.shape)}")
-    torch._check(a.dtype in (torch.bfloat16, torch.float16),
+    _check(a.dtype in (torch.bfloat16, torch.float16),
                  lambda: f"skc::matmul multiplies bf16 or fp16 operands; a is {a.dtype}")
-    torch._check(b.dtype == a.dtype, lambda: f"a is {a.dtype} and b is {b.dtype}; skc::matmul needs one type")
+    _check(b.dtype == a.dtype, lambda: f"a is {a.dtype} and b is {b.dtype}; skc::matmul needs one type")
     _check_devices("skc::matmul", a=a, b=b, bias=bias, c=c)
     a_shape = (1, a.shape[0]) if a.dim() == 1 else tuple(a.shape)
     b_shape = (b.shape[0], 1) if b.dim() == 1 else tuple(b.shape)
     rank = max(len(a_shape), len(b_shape)) - 2
     a_batch, b_batch = ((1,) * (rank - len(x) + 2) + x[:-2] for x in (a_shape, b_shape))
     for m, n in zip(a_batch, b_batch):
-        torch._check(m == n or m == 1 or n == 1,
+        _check(m == n or m == 1 or n == 1,
                      lambda: f"matmul: the batch sizes differ: a is {tuple(a.shape)}, b is {tuple(b.shape)} (batch "
                              "dimensions broadcast as torch.matmul's: each pair equal, or one of them 1)")
-    torch._check(a_shape[-1] == b_shape[-2], lambda: f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: "
+    _check(a_shape[-1] == b_shape[-2], lambda: f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: "
                                                      f"inner dimensions differ")
     batch = tuple(m if n == 1 else n for m, n in zip(a_batch, b_batch))
     shape = (*batch, *a_shape[-2:-1] * (a.dim() > 1), *b_shape[-1:] * (b.dim() > 1))
     for name, x in (("a", a), ("b", b)):   # (empty problems run, as torch.matmul's: K = 0 gives the epilogue of 0)
-        torch._check(x.dim() == 1 or x.numel() == 0 or read_transposed(x.shape[-2:], x.stride()[-2:]) is not None,
+        _check(x.dim() == 1 or x.numel() == 0 or read_transposed(x.shape[-2:], x.stride()[-2:]) is not None,
                      lambda name=name, x=x: f"matmul's operands must be row-major or transposed views of row-major "
                                             f"arrays; {name} (strides {tuple(x.stride())}) is neither: pass a copy "
                                             "of it that is one")
     if bias is not None:   # (one value per column: a 1-D b's one)
         columns = b_shape[-1]
-        torch._check(tuple(bias.shape) == (columns,), lambda: f"bias has shape {tuple(bias.shape)}, expected "
+        _check(tuple(bias.shape) == (columns,), lambda: f"bias has shape {tuple(bias.shape)}, expected "
                                                               f"({columns},)")
     if c is not None:
-        torch._check(tuple(c.shape) == shape, lambda: f"c has shape {tuple(c.shape)}, expected {shape}")
+        _check(tuple(c.shape) == shape, lambda: f"c has shape {tuple(c.shape)}, expected {shape}")
     for name, x in (("c", c), ("bias", bias)):
-        torch._check(x is None or x.is_contiguous(),
+        _check(x is None or x.is_contiguous(),
                      lambda name=name, x=x: f"matmul: {name} (strides {tuple(x.stride())}) must be contiguous: pass "
                                             f"a contiguous copy ({name}.contiguous())")
     _check_activation("skc::matmul", activation)
@@ -280,9 +293,9 @@ def _check_out(a, b, out, bias, c, activation) -> None:
     that torch.compile refuses at tracing what the op refuses at run time)."""
     shape = _check_operands(a, b, bias, c, activation)
     _check_devices("skc::matmul_out", a=a, out=out)
-    torch._check(tuple(out.shape) == shape and out.dtype == a.dtype,
+    _check(tuple(out.shape) == shape and out.dtype == a.dtype,
                  lambda: f"out is {tuple(out.shape)} {out.dtype}, expected {shape} {a.dtype}")
-    torch._check(out.is_contiguous(), lambda: f"out (strides {tuple(out.stride())}) must be row-major: pass a "
+    _check(out.is_contiguous(), lambda: f"out (strides {tuple(out.stride())}) must be row-major: pass a "
                                               "contiguous out")
 
 
@@ -316,43 +329,43 @@ def _conv_output_size(size, kernel, stride, padding, dilation) -> int:
 
 def _check_conv(x, w, bias, stride, padding, dilation, activation) -> tuple:
     """(N, K, P, Q) of a valid convolution; the messages match what skc.blocks.conv2d says at launch."""
-    torch._check(x.dim() == 4 and w.dim() == 4,
+    _check(x.dim() == 4 and w.dim() == 4,
                  lambda: f"skc::conv2d takes 4-d x and w (NCHW / OIHW shapes in the channels_last memory format), "
                          f"found {x.dim()}-d and {w.dim()}-d")
-    torch._check(x.dtype in _FLOATS, lambda: f"skc::conv2d runs on bf16 or fp16 tensors, found {x.dtype}")
-    torch._check(w.dtype == x.dtype, lambda: f"x is {x.dtype} and w is {w.dtype}; skc::conv2d needs one type")
+    _check(x.dtype in _FLOATS, lambda: f"skc::conv2d runs on bf16 or fp16 tensors, found {x.dtype}")
+    _check(w.dtype == x.dtype, lambda: f"x is {x.dtype} and w is {w.dtype}; skc::conv2d needs one type")
     _check_devices("skc::conv2d", x=x, w=w, bias=bias)
     for name, tensor in (("x", x), ("w", w)):
-        torch._check(tensor.is_contiguous(memory_format=torch.channels_last),
+        _check(tensor.is_contiguous(memory_format=torch.channels_last),
                      lambda name=name: f"skc::conv2d's '{name}' must be in the channels_last memory format: pass "
                                        f"{name}.to(memory_format=torch.channels_last)")
     for name, pair, least in (("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)):
-        torch._check(len(pair) == 2,
+        _check(len(pair) == 2,
                      lambda name=name, pair=pair: f"skc::conv2d's {name} is an (h, w) pair, found {list(pair)}")
         # (before the output size is computed: a stride of 0 divides by zero, a negative one gives no pixels)
-        torch._check(all(v >= least for v in pair),
+        _check(all(v >= least for v in pair),
                      lambda name=name, pair=pair, least=least: f"conv2d's {name} must be an int or an (h, w) pair of "
                                                                f"ints, each at least {least}, found {tuple(pair)}")
     (N, C, H, W), (K, C_w, R, S) = x.shape, w.shape
-    torch._check(C > 0 and K > 0 and R > 0 and S > 0,   # (a batch of 0: torch's empty output, no launch)
+    _check(C > 0 and K > 0 and R > 0 and S > 0,   # (a batch of 0: torch's empty output, no launch)
                  lambda: f"conv2d of x {tuple(x.shape)} by w {tuple(w.shape)}: the channels, the filters and the "
                          "filter's extent must each be at least 1 (torch.nn.functional.conv2d refuses no filters too)")
-    torch._check(C_w == C, lambda: f"x has {C} channels but the filters take {C_w}" + (
+    _check(C_w == C, lambda: f"x has {C} channels but the filters take {C_w}" + (
         f" (w of a grouped convolution, torch's groups={C // C_w}: conv2d has no groups; torch.nn.functional.conv2d "
         "computes it)" if C_w and C % C_w == 0 else ""))
-    torch._check(N == 0 or K % 8 == 0,   # (a batch of 0 launches nothing)
+    _check(N == 0 or K % 8 == 0,   # (a batch of 0 launches nothing)
                  lambda: f"conv2d stores output pixels of K channels through TMA, whose rows must be 16-byte "
                          f"multiples: K (w's filters, w.shape[0]) must be a multiple of 8, found {K} (pad w with zero "
                          f"filters to {-(-K // 8) * 8} and keep the first {K} output channels)")
     if bias is not None:
-        torch._check(tuple(bias.shape) == (K,), lambda: f"bias has shape {tuple(bias.shape)}, expected ({K},)")
-        torch._check(bias.is_contiguous(), lambda: f"conv2d: bias (strides {tuple(bias.stride())}) must be "
+        _check(tuple(bias.shape) == (K,), lambda: f"bias has shape {tuple(bias.shape)}, expected ({K},)")
+        _check(bias.is_contiguous(), lambda: f"conv2d: bias (strides {tuple(bias.stride())}) must be "
                                                    "contiguous: pass a contiguous copy (bias.contiguous())")
     P = _conv_output_size(H, R, stride[0], padding[0], dilation[0])
     Q = _conv_output_size(W, S, stride[1], padding[1], dilation[1])
-    torch._check(P >= 1 and Q >= 1, lambda: f"conv2d of a {H}x{W} input by a {R}x{S} filter (padding "
+    _check(P >= 1 and Q >= 1, lambda: f"conv2d of a {H}x{W} input by a {R}x{S} filter (padding "
                                             f"{tuple(padding)}, dilation {tuple(dilation)}) has no output pixels")
-    torch._check(N * P * Q < 2 ** 31, lambda: f"conv2d's output has {N} x {P} x {Q} = {N * P * Q} pixels, past "
+    _check(N * P * Q < 2 ** 31, lambda: f"conv2d's output has {N} x {P} x {Q} = {N * P * Q} pixels, past "
                                               "the 2**31 - 1 its kernel counts in 32 bits: split the batch (or the "
                                               "image) into calls of fewer")
     _check_activation("skc::conv2d", activation)
@@ -387,34 +400,34 @@ fp16 in the channels_last memory format (NHWC / KRSC memory, read in place); str
 # -- torch.ops.skc.attention and attention_with_lse ------------------------------------------------------------
 def _check_attention(q, k, v, layout) -> tuple:
     """(B, H, Sq) of a valid attention; the messages match what skc.blocks.attention says at launch."""
-    torch._check(layout in ("bhsd", "bshd"), lambda: f"layout must be one of bhsd, bshd, found {layout!r}")
-    torch._check(q.dim() == 4 and k.dim() == 4 and v.dim() == 4,
+    _check(layout in ("bhsd", "bshd"), lambda: f"layout must be one of bhsd, bshd, found {layout!r}")
+    _check(q.dim() == 4 and k.dim() == 4 and v.dim() == 4,
                  lambda: f"attention takes 4-D tensors ({layout}), found shapes {tuple(q.shape)}, {tuple(k.shape)}, "
                          f"{tuple(v.shape)}")
-    torch._check(q.dtype in _FLOATS, lambda: f"attention runs on bfloat16 or float16 tensors, found {q.dtype}")
-    torch._check(k.dtype == q.dtype and v.dtype == q.dtype,
+    _check(q.dtype in _FLOATS, lambda: f"attention runs on bfloat16 or float16 tensors, found {q.dtype}")
+    _check(k.dtype == q.dtype and v.dtype == q.dtype,
                  lambda: f"q, k, v are {q.dtype}, {k.dtype}, {v.dtype}; skc::attention needs one type")
     _check_devices("skc::attention", q=q, k=k, v=v)
     heads = (lambda t: (t.shape[0], t.shape[1], t.shape[2], t.shape[3])) if layout == "bhsd" else \
         (lambda t: (t.shape[0], t.shape[2], t.shape[1], t.shape[3]))
     (B, H, Sq, D), (Bk, Hkv, Skv, Dk) = heads(q), heads(k)
-    torch._check(heads(v) == (Bk, Hkv, Skv, Dk) and Bk == B and Dk == D,
+    _check(heads(v) == (Bk, Hkv, Skv, Dk) and Bk == B and Dk == D,
                  lambda: f"attention: q, k, v must agree in batch and head_dim and k, v in shape; found "
                          f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)} ({layout})")
-    torch._check(Hkv > 0 and H % Hkv == 0 if H > 0 else True,
+    _check(Hkv > 0 and H % Hkv == 0 if H > 0 else True,
                  lambda: f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
     # (B, H, Sq or Skv of 0: an empty result, or zeros, with no launch, as torch's scaled_dot_product_attention)
     for name, x in () if B == 0 or H == 0 or Sq == 0 or Skv == 0 else (("q", q), ("k", k), ("v", v)):
-        torch._check(x.stride(-1) == 1,
+        _check(x.stride(-1) == 1,
                      lambda name=name, x=x: f"attention: {name} (strides {tuple(x.stride())}) is not contiguous "
                                             f"along head_dim, which TMA copies need: pass {name}.contiguous()")
         # (TMA's other strides are 16-byte multiples; a dimension of one element has its stride made one)
-        torch._check(all(size == 1 or stride * x.element_size() % 16 == 0
+        _check(all(size == 1 or stride * x.element_size() % 16 == 0
                          for size, stride in zip(x.shape[:-1], x.stride()[:-1])),
                      lambda name=name, x=x: f"attention: {name} (strides {tuple(x.stride())}) has a stride that is no "
                                             f"multiple of 16 bytes, which TMA copies need: pass {name}.contiguous()")
         # (torch's allocations are aligned: a view's offset into its storage says where it starts)
-        torch._check(x.storage_offset() * x.element_size() % 16 == 0,
+        _check(x.storage_offset() * x.element_size() % 16 == 0,
                      lambda name=name, x=x: f"attention: {name} starts {x.storage_offset()} elements into its storage, "
                                             f"no multiple of 16 bytes, which TMA copies need: pass {name}.clone()")
     return B, H, Sq
@@ -440,12 +453,12 @@ def _check_attention_options(q, scale) -> None:
     D = q.shape[-1]
     from .blocks.attention_kernel import padding_hint
 
-    torch._check(D in (64, 128, 256), lambda: f"attention runs head dimensions 64, 128 and 256, found {D}: "
+    _check(D in (64, 128, 256), lambda: f"attention runs head dimensions 64, 128 and 256, found {D}: "
                                               f"{padding_hint(D)}")
-    torch._check(scale is None or 0.0 < scale < float("inf"),
+    _check(scale is None or 0.0 < scale < float("inf"),
                  lambda: f"attention's scale must be positive and finite, found {scale}")
     f32 = torch.finfo(torch.float32)   # (the kernel takes the scale as an f32)
-    torch._check(scale is None or f32.tiny <= scale <= f32.max,
+    _check(scale is None or f32.tiny <= scale <= f32.max,
                  lambda: f"attention's scale {scale} is {'0' if scale < f32.tiny else 'infinite'} as the f32 the "
                          f"kernel computes with: pass a scale between {f32.tiny:.3g} and {f32.max:.3g}")
 
@@ -508,7 +521,7 @@ def _differentiate_by_reference(name: str, reference: Callable, tensors: int) ->
         given = [t for t in args[:tensors] if t is not None]
         if (torch.is_grad_enabled() and any(t.requires_grad for t in given)) or _carry_tangents(given):
             if any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in given):
-                raise RuntimeError(f"{name}: torch.func's derivative transforms (grad, vjp, jacrev, jvp, jacfwd, "
+                raise OperatorRefusal(f"{name}: torch.func's derivative transforms (grad, vjp, jacrev, jvp, jacfwd, "
                                    "hessian) cannot differentiate a torch.library.custom_op (pytorch issue 168393): "
                                    "use torch.autograd.grad or .backward(), or torch.autograd.forward_ad for forward "
                                    "mode; torch.func.vmap runs the op")

@@ -138,3 +138,106 @@ def test_conv2d_of_a_numpy_x_beside_a_weight_autograd_follows_is_refused_by_name
         conv2d(x, w)
     with torch.no_grad():
         assert (conv2d(x, w).astype(np.float32) == 8).all()
+
+
+def float64_grads(reference, inputs, cotangent):
+    """The output and the gradients of torch's reference, in float64, at the inputs' values."""
+    wide = [t.detach().double().requires_grad_() for t in inputs]
+    output = reference(*wide)
+    return output, torch.autograd.grad(output, wide, cotangent.double())
+
+
+def assert_close_relative(got, want, tolerance=0.03):
+    assert (got.double() - want).abs().max() <= tolerance * want.abs().max()
+
+
+@pytest.mark.parametrize("geometry", [dict(stride=(1, 2), padding=(1, 0)), dict(padding="same", dilation=(1, 2)),
+                                      dict(stride=2, padding="valid", activation="gelu")])
+def test_conv2d_of_a_modules_parameters_gives_torchs_gradients(geometry):
+    """conv2d(x, self.weight, self.bias, ...) as a model calls it: x's, the weight's and the bias's gradients are
+    torch.nn.functional.conv2d's (float64) at the same values; under no_grad and inference_mode the kernel runs."""
+    activation = geometry.pop("activation", None)
+    weight = torch.nn.Parameter(randn(8, 8, 3, 3, seed=1, scale=0.3).to(memory_format=torch.channels_last))
+    bias = torch.nn.Parameter(randn(8, seed=2))
+    x = randn(2, 8, 6, 6).to(memory_format=torch.channels_last).requires_grad_()
+    got = conv2d(x, weight, bias, activation=activation, **geometry)
+    cotangent = torch.randn(got.shape, generator=torch.Generator().manual_seed(9))
+    mine = torch.autograd.grad(got.float(), (x, weight, bias), cotangent)
+    act = {None: lambda z: z, "gelu": lambda z: torch.nn.functional.gelu(z, approximate="tanh")}[activation]
+    want, torchs = float64_grads(lambda *t: act(torch.nn.functional.conv2d(*t, **geometry)), (x, weight, bias),
+                                 cotangent)
+    assert_close_relative(got, want)
+    for g, w in zip(mine, torchs):
+        assert_close_relative(g, w)
+    for mode in (torch.no_grad, torch.inference_mode):
+        with mode():
+            assert torch.equal(conv2d(x, weight, bias, activation=activation, **geometry), got.detach())
+
+
+@pytest.mark.parametrize("options", [dict(causal=True, Sq=8), dict(scale=0.3, heads=(4, 2), layout="bshd"),
+                                     dict(causal=True, return_lse=True, heads=(2, 1))])
+def test_attention_gives_the_gradients_of_torchs_attention(options):
+    """q's, k's and v's gradients (and lse's, with return_lse) are those of the attention torch computes in float64
+    (scaled_dot_product_attention's, with grouped-query heads, a causal mask top-left aligned, bshd as bhsd
+    transposed)."""
+    layout, (H, Hkv), Sq = options.get("layout", "bhsd"), options.get("heads", (1, 1)), options.get("Sq", 16)
+    shape = (lambda h, s: (1, h, s, 64)) if layout == "bhsd" else (lambda h, s: (1, s, h, 64))
+    q, k, v = (randn(*shape(h, s), seed=i).requires_grad_() for i, (h, s) in enumerate([(H, Sq), (Hkv, 16), (Hkv, 16)]))
+    causal, scale, return_lse = options.get("causal", False), options.get("scale"), options.get("return_lse", False)
+    got = attention(q, k, v, causal, scale, layout=layout, return_lse=return_lse)
+    out = got[0] if return_lse else got
+    cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(9))
+    mine = torch.autograd.grad(out.float(), (q, k, v), cotangent, retain_graph=return_lse)
+
+    def reference(q, k, v):
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v)) if layout == "bshd" else (q, k, v)
+        o = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale,
+                                                             enable_gqa=H != Hkv)
+        return o.transpose(1, 2) if layout == "bshd" else o
+
+    want, torchs = float64_grads(reference, (q, k, v), cotangent)
+    assert_close_relative(out, want)
+    for g, w in zip(mine, torchs):
+        assert_close_relative(g, w)
+    if return_lse:   # lse's gradient in q: that of torch's logsumexp of the scaled, masked scores
+        def lse(q, k):
+            scores = (q @ k.repeat_interleave(H // Hkv, 1).transpose(-1, -2)) * 64 ** -0.5
+            return torch.logsumexp(scores.masked_fill(torch.ones(Sq, 16, dtype=torch.bool).triu(1), -torch.inf), -1)
+        cotangent = torch.randn(got[1].shape, generator=torch.Generator().manual_seed(8))
+        want, torchs = float64_grads(lse, (q, k), cotangent)
+        assert_close_relative(got[1], want, 1e-3)
+        for g, w in zip(torch.autograd.grad(got[1], (q, k), cotangent), torchs):
+            assert_close_relative(g, w)
+
+
+def test_attention_gives_torchs_forward_mode_tangent():
+    q, k, v, direction = (randn(1, 1, 16, 64, seed=s) for s in range(4))
+    with forward_ad.dual_level():
+        got = forward_ad.unpack_dual(attention(q, k, forward_ad.make_dual(v, direction), causal=True)).tangent
+    mask = torch.ones(16, 16, dtype=torch.bool).triu(1)
+    weights = torch.softmax((q.double() @ k.double().transpose(-1, -2) / 8).masked_fill(mask, -torch.inf), -1)
+    assert_close_relative(got, weights @ direction.double())   # (attention is linear in v)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x: conv2d(x.reshape(1, 8, 2, 4).to(memory_format=torch.channels_last),
+                      randn(4, 8, 1, 1).to(memory_format=torch.channels_last)), "K .* must be a multiple of 8"),
+    (lambda x: conv2d(x.reshape(1, 8, 2, 4), randn(8, 8, 1, 1)), "must be in the channels_last memory format"),
+    (lambda x: conv2d(x.reshape(1, 8, 2, 4).double().to(memory_format=torch.channels_last),
+                      randn(8, 8, 1, 1).double().to(memory_format=torch.channels_last)), "runs on bf16 or fp16"),
+    (lambda x: conv2d(x.reshape(1, 8, 2, 4).to(memory_format=torch.channels_last),
+                      randn(8, 8, 1, 1).to(memory_format=torch.channels_last), activation="tanh"),
+     "unknown activation 'tanh'"),
+    (lambda x: attention(*[x.reshape(1, 1, 1, 64)] * 3, layout="bsdh"), "layout must be one of bhsd, bshd"),
+    (lambda x: attention(x.reshape(1, 2, 1, 32).repeat(1, 3, 1, 2)[:, :3], *[x.reshape(1, 2, 1, 32).repeat(1, 1, 1, 2)] * 2),
+     "K/V heads dividing Q heads: 3 and 2"),
+    (lambda x: attention(*[x.reshape(1, 1, 1, 64).double()] * 3), "runs on bfloat16 or float16"),
+    (lambda x: torch.func.grad(lambda x: attention(*[x.reshape(1, 1, 1, 64)] * 3).float().sum())(x),
+     "torch.func's derivative transforms")])
+def test_what_a_differentiated_call_refuses_is_a_launch_error(call, message):
+    """(was: torch's RuntimeError from the operator's checks, where the same call under torch.no_grad raised skc's
+    LaunchError); still a RuntimeError, as torch's own operators raise for a bad argument."""
+    x = randn(64).requires_grad_()
+    with pytest.raises(skc.LaunchError, match=message) as error:
+        call(x)
+    assert isinstance(error.value, RuntimeError)
