@@ -74,8 +74,7 @@ def traced(x) -> bool:
         return False
     if torch.compiler.is_compiling():   # (first: Dynamo answers it while tracing, and reads nothing below)
         return skc.is_torch_tensor_type(type(x))
-    hooks = TORCH_HOOKS if TORCH_HOOKS[0] is torch else _torch_hooks(torch)
-    return hooks[1]() is not None and skc.is_torch_tensor_type(type(x))
+    return torch_hooks(torch)[1]() is not None and skc.is_torch_tensor_type(type(x))
 
 
 # (torch, torch._C._get_tracing_state, torch.autograd.forward_ad), found once per torch module: traced() fills it, and
@@ -84,13 +83,11 @@ def traced(x) -> bool:
 TORCH_HOOKS: list = [None, None, None]
 
 
-def _torch_hooks(torch) -> list:
-    TORCH_HOOKS[:] = [torch, torch._C._get_tracing_state, torch.autograd.forward_ad]
+def torch_hooks(torch) -> list:
+    """TORCH_HOOKS, for this torch module."""
+    if TORCH_HOOKS[0] is not torch:
+        TORCH_HOOKS[:] = [torch, torch._C._get_tracing_state, torch.autograd.forward_ad]
     return TORCH_HOOKS
-
-
-def _jit_tracing(torch) -> bool:
-    return torch._C._get_tracing_state() is not None
 
 
 def differentiated(*tensors) -> bool:
@@ -108,8 +105,8 @@ def differentiated(*tensors) -> bool:
                 break
     except AttributeError:   # (an operand of another kind beside torch's, numpy's or a number: its checks name it)
         return differentiated(*(x for x in tensors if isinstance(x, torch.Tensor)))
-    forward_ad = torch.autograd.forward_ad
-    if getattr(forward_ad, "_current_level", -1) < 0:   # (no dual level open: no tangents to ask for)
+    forward_ad = torch_hooks(torch)[2]
+    if forward_ad._current_level < 0:   # (no dual level open: no tangents to ask for)
         return False
     return any(isinstance(x, torch.Tensor) and forward_ad.unpack_dual(x).tangent is not None for x in tensors)
 
@@ -140,7 +137,7 @@ def outside_graph(function, *args, **kwargs):
     graph break, and under fullgraph=True an error that names it (what torch.ops.skc's operators do not take)."""
     import torch
 
-    if _jit_tracing(torch):   # (which records operators only: the call would run untraced)
+    if torch_hooks(torch)[1]() is not None:   # (torch.jit.trace records operators only: this call would run untraced)
         raise skc.LaunchError(f"{function.__name__}: torch.jit.trace records torch's operators, and this call passes "
                               "what torch.ops.skc's operator does not take (an out, a config, a stream, fp8 scales or a "
                               "padding by name): leave it out, or trace with "

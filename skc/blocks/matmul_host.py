@@ -138,17 +138,15 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
         require_arrays("matmul", ("out", "c", "bias"), a=a, b=b, out=out, c=c, bias=bias)
         torch = sys.modules.get("torch")
         operands = {"a": a, "b": b, "out": out, "c": c, "bias": bias}
-        # (torch tensors of two types, a plain x and an nn.Parameter w: autograd follows them as it does one type)
+        # (torch tensors beside another kind, numpy's: all of torch's kinds took the branch above; the result could
+        # carry no gradient)
         if (torch is not None and any(isinstance(x, torch.Tensor) for x in operands.values())
                 and differentiated(a, b, c, bias, out)):
-            for name, x in operands.items():
-                if x is not None and not isinstance(x, torch.Tensor):
-                    raise skc.LaunchError(f"matmul: autograd follows a torch operand, and {name} is a "
-                                          f"{type(x).__name__}, which it cannot follow: pass {name} as a torch tensor "
-                                          f"(torch.from_numpy({name}), torch.as_tensor), or call matmul under "
-                                          "torch.no_grad() (or on detached tensors)")
-            return _differentiated_matmul(a, b, out, bias, c, alpha, beta, activation, config=config, stream=stream,
-                                          autotune=autotune)
+            name, x = next((name, x) for name, x in operands.items()
+                           if x is not None and not isinstance(x, torch.Tensor))
+            raise skc.LaunchError(f"matmul: autograd follows a torch operand, and {name} is a {type(x).__name__}, "
+                                  f"which it cannot follow: pass {name} as a torch tensor (torch.from_numpy({name}), "
+                                  "torch.as_tensor), or call matmul under torch.no_grad() (or on detached tensors)")
         check_writeable("matmul", out)
         a, b, out, c, bias = viewable("matmul", a=a, b=b, out=out, c=c, bias=bias)
         try:
@@ -190,9 +188,6 @@ def _differentiated_matmul(a, b, out, bias, c, alpha, beta, activation, **host_o
         raise skc.LaunchError("matmul: an operand requires grad, and torch.ops.skc.matmul, which computes the "
                               "derivative, takes alpha and beta as numbers, not tensors: pass alpha.item(), or call "
                               "matmul under torch.no_grad()")
-    if len(a.shape) == len(b.shape) == 3 and a.shape[0] != b.shape[0] and 1 in (a.shape[0], b.shape[0]):
-        # a batch of one broadcasts, as the kernel's call takes it; the operator takes its matrix beside the batch
-        a, b = (a[0], b) if a.shape[0] == 1 else (a, b[0])
     return _operator(a, b, out, bias, c, *numbers, activation)
 
 

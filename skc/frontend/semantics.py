@@ -484,14 +484,12 @@ def power(a, b):
         return _integer_power(x, y)
     if not elem.is_float:
         x, y = _coerce(x, ir.f32, _count(x.type)), _coerce(y, ir.f32, _count(x.type))
-    if _whole_number(b):   # a negative constant: 1 / x ** -b
-        return _narrow_in_f32(x, lambda x: binary("truediv", constant(1, x.type), _constant_power(x, -b)))
+    # a negative constant, or a whole float (x ** 2.0 as x ** 2): products, not exp2(2 · log2 x), which was 1e-6 off
+    # on a GPU, whose ptxas then computed a constant x's exactly (a folded and a run-time x disagreed)
+    if _whole_number(b) or _whole_float(b):
+        return _narrow_in_f32(x, lambda x: _constant_power(x, int(b)))
     if isinstance(b, Dyn) and _is_integer_type(b.type):
         return _narrow_in_f32(x, lambda x: _float_to_integer_power(x, b))
-    if _whole_float(b):   # x ** 2.0 as x ** 2: products, not exp2(2 · log2 x) (1e-6 off on a GPU, whose ptxas then
-        n = int(b)        # computes a constant x's exactly: a folded and a run-time x disagreed)
-        return _narrow_in_f32(x, lambda x: _constant_power(x, n) if n >= 0 else
-                              binary("truediv", constant(1, x.type), _constant_power(x, -n)))
     check_approximate_math("math.pow", x.type)
     return RValue(_b().binary("math.pow", x.value, y.value), x.type)
 
@@ -523,8 +521,11 @@ def _narrow_in_f32(x: RValue, power) -> RValue:
 
 
 def _constant_power(x: RValue, n: int) -> RValue:
-    """x ** n for a Python int n >= 0: the products _float_to_integer_power makes for a run-time n of that value
-    (the squares of x whose bits n has, lowest first); x ** 0 is 1 (of a NaN too, as C's pow)."""
+    """x ** n for a Python int n: the products _float_to_integer_power makes for a run-time n of that value (the
+    squares of x whose bits |n| has, lowest first; 1 / those for n < 0, x a float); x ** 0 is 1 (of a NaN too, as
+    C's pow)."""
+    if n < 0:
+        return binary("truediv", constant(1, x.type), _constant_power(x, -n))
     result, square = None, x
     while n:
         if n & 1:
