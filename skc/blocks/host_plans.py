@@ -74,7 +74,8 @@ def traced(x) -> bool:
         return False
     if torch.compiler.is_compiling():   # (first: Dynamo answers it while tracing, and reads nothing below)
         return skc.is_torch_tensor_type(type(x))
-    return torch_hooks(torch)[1]() is not None and skc.is_torch_tensor_type(type(x))
+    hooks = TORCH_HOOKS if TORCH_HOOKS[0] is torch else torch_hooks(torch)   # (no call on every launch's path)
+    return hooks[1]() is not None and skc.is_torch_tensor_type(type(x))
 
 
 # (torch, torch._C._get_tracing_state, torch.autograd.forward_ad), found once per torch module: traced() fills it, and
