@@ -7,6 +7,7 @@ Python (operator overloading on run-time values) emits IR into the right place.
 from __future__ import annotations
 
 import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Optional
@@ -101,14 +102,23 @@ class CodeGen:
         return CompileError(message, self.loc, hint)
 
 
-_stack: list[CodeGen] = []
+# Per thread: two threads compiling at once (a threaded server's first launches) each emit into their own kernel.
+_local = threading.local()   # .stack: the kernels being compiled on this thread, innermost last
+
+
+def _stack() -> list:
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
 
 
 def current() -> CodeGen:
-    if not _stack:
+    stack = _stack()
+    if not stack:
         raise CompileError("this skc function only works inside a kernel being compiled", _host_caller(),
                            hint="call it from a function decorated with @skc.kernel or @skc.func")
-    return _stack[-1]
+    return stack[-1]
 
 
 def _host_caller() -> Optional[Location]:
@@ -120,13 +130,14 @@ def _host_caller() -> Optional[Location]:
 
 
 def active() -> bool:
-    return bool(_stack)
+    return bool(_stack())
 
 
 @contextmanager
 def generating(codegen: CodeGen):
-    _stack.append(codegen)
+    stack = _stack()
+    stack.append(codegen)
     try:
         yield codegen
     finally:
-        _stack.pop()
+        stack.pop()

@@ -1,0 +1,57 @@
+"""skc from several threads at once: kernels compiled on two threads together each get their own code, and a launch
+object shared by threads (`k[grid, block]`, kept by its brackets) launches each thread's own specialization."""
+import threading
+
+import numpy as np
+
+import skc
+
+
+def _run_together(*functions, timeout: float = 120.0) -> list:
+    """Run each function on a thread of its own, all at once; give what each raised (None where it returned)."""
+    errors = [None] * len(functions)
+
+    def run(i):
+        try:
+            functions[i]()
+        except Exception as error:   # (handed back to the test, which names it)
+            errors[i] = error
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(functions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
+    return errors
+
+
+# -- compiling on two threads at once ----------------------------------------------------------------------------
+_both_compiling = threading.Barrier(2, timeout=30)
+
+
+def _meet():
+    """Run at compile time (a plain Python helper the kernel calls): each compile waits here for the other, so both
+    are inside the frontend when they emit what follows."""
+    _both_compiling.wait()
+    return 0
+
+
+@skc.kernel(block=32)
+def _writes_one(out: skc.Ptr[skc.f32]):
+    start = _meet()
+    out[skc.thread_id(0) + start] = 1.0
+
+
+@skc.kernel(block=32)
+def _writes_two(out: skc.Ptr[skc.f32]):
+    start = _meet()
+    out[skc.thread_id(0) + start] = 2.0
+
+
+def test_two_threads_compiling_at_once_each_emit_into_their_own_kernel():
+    _both_compiling.reset()
+    outs = [np.zeros(32, np.float32), np.zeros(32, np.float32)]
+    errors = _run_together(lambda: _writes_one.interpret[1, 32](outs[0]),
+                           lambda: _writes_two.interpret[1, 32](outs[1]))
+    assert errors == [None, None]
+    assert (outs[0] == 1.0).all() and (outs[1] == 2.0).all()
