@@ -672,12 +672,16 @@ class Launch:
     the arguments select the same specialization on the same device (_PlainLaunch: where no argument selects
     one, a native call that checks the rest)."""
 
-    __slots__ = ("kernel", "grid", "block", "device", "_key", "_device", "_launch", "_nparams", "_keyed",
-                 "_runtime", "_fast", "__weakref__")
+    __slots__ = ("kernel", "grid", "block", "device", "_chosen", "_nparams", "_keyed", "_runtime", "_fast",
+                 "__weakref__")
 
     def __init__(self, kernel: Kernel, grid, block, device):
         self.kernel, self.grid, self.block, self.device = kernel, grid, block, device
-        self._key = self._device = self._launch = self._fast = None
+        # (device, key, launcher) of the specialization chosen last, one tuple: threads share a launch object (kept by
+        # its brackets), and a call reads it once, so another thread's choice between its check and its launch
+        # replaces it whole (the launcher of another constexpr value with this call's arguments: a wrong answer)
+        self._chosen = _UNCHOSEN
+        self._fast = None
         # read once here rather than through the kernel at every call
         self._nparams, self._keyed = kernel._nparams, kernel.key
         self._runtime = None if kernel._all_runtime else kernel._runtime_positions
@@ -692,40 +696,45 @@ class Launch:
             if space.get(name, _MISSING) is not value:
                 kernel.rebound()
                 break
-        if device is not self._device or (self._keyed is not None and self._keyed(args) != self._key):
-            self._select(device, args, selected)
-        elif self._fast is not None:   # (a plain launch: its state made again where what it names changed)
-            self._renew(selected)
+        chosen = self._chosen
+        if device is not chosen[0] or (self._keyed is not None and self._keyed(args) != chosen[1]):
+            launch = self._select(device, args, selected)
+        else:
+            launch = chosen[2]
+            if self._fast is not None:   # (a plain launch: its state made again where what it names changed)
+                self._renew(chosen, selected)
         # stream None: the launcher uses the current stream of the arguments' framework (torch, cupy), else 0
         if stream is not None and type(stream) is not int:
             stream = _stream(stream)
         runtime = self._runtime
-        self._launch(args if runtime is None else tuple([args[i] for i in runtime]), self.grid, stream)
+        launch(args if runtime is None else tuple([args[i] for i in runtime]), self.grid, stream)
 
     __call__ = _call
 
     def _select(self, device, args, selected):
-        """Compile or find the launcher these arguments select on `device` (the call's slow path); `selected`: the
-        device selection `device` was read from."""
+        """Compile or find the launcher these arguments select on `device` (the call's slow path), and give its
+        launch; `selected`: the device selection `device` was read from."""
         key = self._keyed(args) if self._keyed is not None else ()
-        self._launch = self.kernel.launcher_for(device, self.block, key, args).launch
-        self._key, self._device = key, device
-        self._keep_state(device, self._ready_state(selected))
+        launch = self.kernel.launcher_for(device, self.block, key, args).launch
+        chosen = self._chosen = (device, key, launch)
+        self._keep_state(chosen, self._ready_state(launch, selected))
+        return launch
 
-    def _keep_state(self, device, fast):
-        """Keep the ready state `fast`, made for `device`, unless another thread's forget() dropped the launch's
-        device meanwhile (the state would name the launcher from before: the native call would keep it)."""
+    def _keep_state(self, chosen, fast):
+        """Keep the ready state `fast`, made for the choice `chosen`, unless another thread's forget() or choice
+        replaced it meanwhile (the state would name a launcher from before: the native call would keep it)."""
         self._fast = fast
-        if self._device is not device:   # (forget() drops the device first, then the state)
+        if self._chosen is not chosen:   # (forget() drops the choice first, then the state)
             self._fast = None
 
-    def _ready_state(self, selected):
+    def _ready_state(self, launch, selected):
         """What a native call may launch with (_PlainLaunch): none here."""
 
     def forget(self):
-        """The kernel's specializations were dropped: the next call selects again. (The launcher chosen last stays
-        for a call on another thread that has already passed its check: it calls it next.)"""
-        self._device = self._fast = None
+        """The kernel's specializations were dropped: the next call selects again. (A call on another thread that
+        has already read the choice before calls its launcher next.)"""
+        self._chosen = _UNCHOSEN
+        self._fast = None
 
     def ready(self, *args) -> "ReadyLaunch":
         """This launch's specialization for these arguments, compiled and loaded, as a function of the run-time
@@ -751,28 +760,30 @@ class _PlainLaunch(Launch):
 
     __slots__ = ()
 
-    def _ready_state(self, selected):
+    def _ready_state(self, launch, selected):
         """What the native call launches with while nothing it checks changed: (launch, grid, kernel, watched
         globals, device selection, argument count); None where this launch cannot have one."""
         kernel, watch = self.kernel, self.kernel._watch
         if any(type(w[0]) is not dict for w in watch) or not _native_call():
             return None
-        return self._launch, self.grid, kernel, watch, self._selection(selected), self._nparams
+        return launch, self.grid, kernel, watch, self._selection(selected), self._nparams
 
     def _selection(self, selected):
         """What the state names as the device selection: `selected`, or _ANYWHERE for a device of the launch's own."""
         return _ANYWHERE if self.device is not None else selected
 
-    def _renew(self, selected):
-        """The state made again where the globals the kernel watches or the device selection are others than the
-        ones it names (the native call would hand every call to the Python one)."""
-        fast, device = self._fast, self._device
-        if fast is None or device is None:   # (forgotten meanwhile, by another thread: the next call selects)
+    def _renew(self, chosen, selected):
+        """The state made again, for the choice `chosen` the call found, where the globals the kernel watches or the
+        device selection are others than the ones it names (the native call would hand every call to the Python
+        one)."""
+        fast = self._fast
+        if fast is None or self._chosen is not chosen:   # (forgotten or chosen anew meanwhile, by another thread)
             return
         if fast[3] is not self.kernel._watch or fast[4] is not self._selection(selected):
-            self._keep_state(device, self._ready_state(selected))
+            self._keep_state(chosen, self._ready_state(chosen[2], selected))
 
 
+_UNCHOSEN = (None, None, None)   # a launch object's choice before its first call (and once forgotten)
 _ANYWHERE = object()       # a ready state's selection where the launch's device is its own (kernel.on(...))
 _NATIVE_CALL = [None]      # whether _PlainLaunch's call is the native one (None: not tried yet)
 

@@ -50,7 +50,7 @@ def test_a_plain_launch_is_called_natively_and_computes_what_the_python_call_doe
     assert type(launch) is jit._PlainLaunch
     launch(x, out, 20)
     assert type(jit._PlainLaunch.__dict__["__call__"]).__name__ == "method_descriptor"
-    assert launch._fast is not None and launch._fast[0] is launch._launch
+    assert launch._fast is not None and launch._fast[0] is launch._chosen[2]
     assert out.tolist() == (2 * x).tolist()
     again = np.zeros_like(out)
     jit.Launch._call(launch, x, again, 20)
@@ -81,15 +81,15 @@ def test_the_native_call_follows_a_new_device_selection():
     start = devices.selected()   # (None, unless a test before selected a device and left it selected)
     launch = scaled[1, 32]
     launch(x, out, 20)
-    before, chosen_launcher = launch._device, launch._launch
+    before, chosen_launcher = launch._chosen[0], launch._chosen[2]
     assert launch._fast[4] is start
     with using_device("interpreter") as device:
         launch(x, out, 20)
-        assert launch._device is device and launch._fast[4] is device
+        assert launch._chosen[0] is device and launch._fast[4] is device
         if device is before:
-            assert launch._launch is chosen_launcher
+            assert launch._chosen[2] is chosen_launcher
     launch(x, out, 20)
-    assert launch._device is before and launch._fast[4] is start
+    assert launch._chosen[0] is before and launch._fast[4] is start
     assert out.tolist() == (2 * x).tolist()
 
 
@@ -110,7 +110,7 @@ def test_a_using_device_block_selects_for_its_own_thread_alone():
                 entered.wait()
                 mine = np.zeros_like(out)
                 launch(x, mine, 20)
-                seen[leave_first] = (devices.current_device(), launch._device, mine.tolist())
+                seen[leave_first] = (devices.current_device(), launch._chosen[0], mine.tolist())
                 if not leave_first:
                     done.wait()
             if leave_first:
@@ -241,7 +241,7 @@ def test_dropped_specializations_drop_the_state():
     SCALE = 5.0
     try:
         scaled.check_watched()   # (what a compile() or ready() does first: every launch forgets)
-        assert launch._fast is None and launch._device is None
+        assert launch._fast is None and launch._chosen[0] is None
         launch(x, out, 20)
         assert out.tolist() == (5 * x).tolist()
     finally:
@@ -300,13 +300,13 @@ def test_a_state_made_while_another_thread_forgets_the_launch_is_not_kept(made_b
         launch._fast = launch._fast[:3] + ((),) + launch._fast[4:]   # (a watch the kernel no longer has)
     made = jit._PlainLaunch._ready_state
 
-    def forgotten_meanwhile(self, selected):
-        state = made(self, selected)
+    def forgotten_meanwhile(self, chosen_launch, selected):
+        state = made(self, chosen_launch, selected)
         self.forget()
         return state
     monkeypatch.setattr(jit._PlainLaunch, "_ready_state", forgotten_meanwhile)
     launch(x, out, 20)
-    assert launch._fast is None and launch._device is None
+    assert launch._fast is None and launch._chosen[0] is None
     monkeypatch.undo()
     launch(x, out, 20)
     assert launch._fast is not None and out.tolist() == (2 * x).tolist()

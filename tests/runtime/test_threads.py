@@ -55,3 +55,45 @@ def test_two_threads_compiling_at_once_each_emit_into_their_own_kernel():
                            lambda: _writes_two.interpret[1, 32](outs[1]))
     assert errors == [None, None]
     assert (outs[0] == 1.0).all() and (outs[1] == 2.0).all()
+
+
+# -- one launch object, two threads, two specializations --------------------------------------------------------
+@skc.kernel(block=32)
+def _put(out: skc.Ptr[skc.i32], value: skc.constexpr):
+    out[skc.thread_id(0)] = value
+
+
+class _PausingStream:
+    """A stream whose handle, read on the launch's way to its launcher, lets another thread launch first."""
+
+    def __init__(self, reading: threading.Event, go_on: threading.Event):
+        self.reading, self.go_on = reading, go_on
+
+    @property
+    def cuda_stream(self):
+        self.reading.set()
+        self.go_on.wait(30)
+        return 0
+
+
+def test_a_launch_shared_by_threads_runs_each_threads_own_specialization():
+    """`_put[1, 32]` is one object for both threads: a launch that has checked its arguments select the
+    specialization chosen last must launch that one, not the one another thread chose meanwhile."""
+    launch = _put[1, 32]
+    assert _put[1, 32] is launch
+    first, second = np.zeros(32, np.int32), np.zeros(32, np.int32)
+    launch(first, 1)   # (compiled, and chosen: the first thread's check finds it)
+    launch(np.zeros(32, np.int32), 2)   # (compiled too: the second thread only chooses it)
+    launch(first, 1)
+    reading, go_on = threading.Event(), threading.Event()
+
+    def second_thread():
+        reading.wait(30)
+        try:
+            launch(second, 2)
+        finally:
+            go_on.set()
+    errors = _run_together(lambda: launch(first, 1, stream=_PausingStream(reading, go_on)), second_thread)
+    assert errors == [None, None]
+    assert (first == 1).all(), first
+    assert (second == 2).all(), second
