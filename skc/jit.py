@@ -307,6 +307,10 @@ class Kernel:
         self._recompiles = 0   # how many times rebound() dropped the specializations (a global changed value)
         self._launch_objects = weakref.WeakSet()
         self._launch_objects_lock = threading.Lock()   # (a launch object made on one thread while another forgets)
+        # Held while a specialization is compiled and loaded: threads that launch a new one at once (a threaded
+        # server's first requests) compile it once, the others wait and take it. Re-entrant: a finalizer the
+        # garbage collector runs inside the compile may launch this kernel on the same thread.
+        self._compiling = threading.RLock()
 
     def __repr__(self):
         return f"<skc.kernel {self.fn.__qualname__}>"
@@ -381,8 +385,11 @@ class Kernel:
         launch_key = (device, device.target.name, block, key)
         found = self._launches.get(launch_key)
         if found is None:
-            found = self._prepare(device, block, args)
-            self._launches[launch_key] = found
+            with self._compiling:
+                found = self._launches.get(launch_key)   # (made by another thread while this one waited)
+                if found is None:
+                    found = self._prepare(device, block, args)
+                    self._launches[launch_key] = found
         return found
 
     def runtime_arguments(self, args):
@@ -542,7 +549,8 @@ class Kernel:
         block = _dims(block, "block") if block is not None else (self.block or (128, 1, 1))
         values = self._abstract_arguments(args, kwargs)
         spec = self.specialize(values, block, _dims(cluster, "cluster") if cluster is not None else None)
-        return self._compile(spec, target, for_interpreter=False)
+        with self._compiling:
+            return self._compile(spec, target, for_interpreter=False)
 
     def _abstract_arguments(self, args, kwargs):
         values = list(args) + [None] * (len(self.params) - len(args))

@@ -1,10 +1,12 @@
-"""skc from several threads at once: kernels compiled on two threads together each get their own code, and a launch
-object shared by threads (`k[grid, block]`, kept by its brackets) launches each thread's own specialization."""
+"""skc from several threads at once: kernels compiled on two threads together each get their own code, a kernel
+that several threads launch first at once compiles once, and a launch object shared by threads (`k[grid, block]`,
+kept by its brackets) launches each thread's own specialization."""
 import threading
 
 import numpy as np
 
 import skc
+from skc import jit
 
 
 def _run_together(*functions, timeout: float = 120.0) -> list:
@@ -97,3 +99,30 @@ def test_a_launch_shared_by_threads_runs_each_threads_own_specialization():
     assert errors == [None, None]
     assert (first == 1).all(), first
     assert (second == 2).all(), second
+
+
+# -- one compile for threads that launch a new specialization at once -------------------------------------------
+@skc.kernel(block=32)
+def _doubled(x: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32]):
+    out[skc.thread_id(0)] = x[skc.thread_id(0)] * 2.0
+
+
+def test_threads_launching_a_new_specialization_at_once_compile_it_once(monkeypatch):
+    """Four threads launch a kernel none has compiled: one compiles (a GEMM's compile takes seconds; four would
+    take four times the CPU and load four modules), the others wait for it and launch what it made."""
+    compiles, second_arrived = [], threading.Event()
+    real = jit.compile_kernel
+
+    def counted(*args, **kwargs):
+        compiles.append(threading.current_thread().name)
+        if len(compiles) > 1:
+            second_arrived.set()
+        second_arrived.wait(0.5)   # (long enough for the others to reach their compile, were they let in)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(jit, "compile_kernel", counted)
+    x = np.arange(32, dtype=np.float32)
+    outs = [np.zeros(32, np.float32) for _ in range(4)]
+    errors = _run_together(*[lambda out=out: _doubled.interpret[1, 32](x, out) for out in outs])
+    assert errors == [None] * 4
+    assert len(compiles) == 1, compiles
+    assert all((out == 2 * x).all() for out in outs)
