@@ -315,6 +315,18 @@ class Kernel:
     def __repr__(self):
         return f"<skc.kernel {self.fn.__qualname__}>"
 
+    def __reduce__(self):
+        """A kernel pickles as a function does (a spawned worker, a DataLoader's): one bound at the top level of its
+        module by its name, by reference (the worker imports the module and finds it); any other by its function
+        and decorator arguments, which pickle refuses for a function local to another (cloudpickle takes it by
+        value). Never what it compiled or loaded: compiled code, modules and launchers are the process's own."""
+        found = sys.modules.get(self.__module__)
+        for part in self.__qualname__.split("."):
+            found = getattr(found, part, None)
+        if found is self:
+            return self.__qualname__
+        return _rebuilt_kernel, (self.fn, self.block, self.cluster, self.debug)
+
     def __call__(self, *args, **kwargs):
         raise SkcError(f"launch {self.fn.__name__} with {self.fn.__name__}[grid, block](...)",)
 
@@ -738,6 +750,10 @@ class Launch:
     def _ready_state(self, launch, selected):
         """What a native call may launch with (_PlainLaunch): none here."""
 
+    def __reduce__(self):
+        # (`k[grid, block]` handed to a worker: made again there from its kernel, which pickles as a function does)
+        return _rebuilt_launch, (self.kernel, self.grid, self.block, self.device)
+
     def forget(self):
         """The kernel's specializations were dropped: the next call selects again. (A call on another thread that
         has already read the choice before calls its launcher next.)"""
@@ -789,6 +805,16 @@ class _PlainLaunch(Launch):
             return
         if fast[3] is not self.kernel._watch or fast[4] is not self._selection(selected):
             self._keep_state(chosen, self._ready_state(chosen[2], selected))
+
+
+def _rebuilt_kernel(fn, block, cluster, debug) -> Kernel:
+    """A kernel unpickled from its function and decorator arguments (Kernel.__reduce__)."""
+    return Kernel(fn, block=block, cluster=cluster, debug=debug)
+
+
+def _rebuilt_launch(kernel: Kernel, grid, block, device) -> Launch:
+    """A launch object unpickled (Launch.__reduce__)."""
+    return kernel._bind((grid, block), device)
 
 
 _UNCHOSEN = (None, None, None)   # a launch object's choice before its first call (and once forgotten)

@@ -4,6 +4,7 @@ kept by its brackets) launches each thread's own specialization."""
 import threading
 
 import numpy as np
+import pytest
 
 import skc
 from skc import jit
@@ -126,3 +127,50 @@ def test_threads_launching_a_new_specialization_at_once_compile_it_once(monkeypa
     assert errors == [None] * 4
     assert len(compiles) == 1, compiles
     assert all((out == 2 * x).all() for out in outs)
+
+
+# -- kernels handed to other processes ----------------------------------------------------------------------------
+def _launched_in_worker(launch, size: int) -> list:
+    """Run in a spawned worker: launch a launch object it was handed (pickled) in the interpreter."""
+    out = np.zeros(size, np.int32)
+    launch(out, 7)
+    return out.tolist()
+
+
+def test_a_kernel_and_its_launch_pickle_by_reference_and_launch_after():
+    import pickle
+
+    assert pickle.loads(pickle.dumps(_put)) is _put
+    launch = pickle.loads(pickle.dumps(_put.interpret[1, 32]))
+    assert (launch.grid, launch.block, launch.device) == ((1, 1, 1), (32, 1, 1), skc.Device("interpreter"))
+    out = np.zeros(32, np.int32)
+    launch(out, 5)
+    assert (out == 5).all()
+
+
+def test_a_kernel_local_to_a_function_pickles_by_its_function():
+    """pickle refuses a function local to another by its own error; cloudpickle (Ray, Dask) pickles one by value,
+    and the kernel with it."""
+    import pickle
+
+    def make():
+        @skc.kernel(block=32)
+        def local(out: skc.Ptr[skc.i32]):
+            out[skc.thread_id(0)] = 3
+        return local
+    local = make()
+    with pytest.raises((pickle.PicklingError, AttributeError), match="local object"):
+        pickle.dumps(local)
+    function, (fn, block, cluster, debug) = local.__reduce__()
+    rebuilt = function(fn, block, cluster, debug)
+    assert (rebuilt.block, rebuilt.cluster, rebuilt.debug) == (local.block, local.cluster, local.debug)
+    out = np.zeros(32, np.int32)
+    rebuilt.interpret[1, 32](out)
+    assert (out == 3).all()
+
+
+def test_a_spawned_worker_launches_a_launch_object_it_was_handed():
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(_launched_in_worker, (_put.interpret[1, 32], 32)) == [7] * 32
