@@ -6,6 +6,7 @@ CUDA error. Without an NVIDIA driver the first use raises a DeviceError that say
 from __future__ import annotations
 
 import functools
+import os
 import threading
 
 from ..diagnostics import DeviceError
@@ -15,6 +16,25 @@ from ..diagnostics import DeviceError
 # twice; a DeviceError while the import is half done) instead of waiting for a lock its own thread holds.
 _lock = threading.RLock()
 _state = {"driver": None, "error": None}
+
+_FORKED = ("CUDA was initialized in this process's parent before it forked (os.fork, multiprocessing's 'fork' start "
+           "method, a DataLoader's workers): the parent's CUDA context, modules and memory are not the child's, and "
+           "CUDA cannot be initialized again in it. Start the workers with the 'spawn' start method "
+           "(multiprocessing.get_context('spawn'), DataLoader(..., multiprocessing_context='spawn')), or use the GPU "
+           "in the parent only after the workers start")
+
+
+def _after_fork_in_child():
+    """A forked child refuses the driver its parent initialized, by name (every driver call, and the error text of a
+    launch that the driver refuses, ask driver()), rather than hand it the parent's handles; the lock is new, as a
+    thread of the parent's may have held it at the fork."""
+    global _lock
+    _lock = threading.RLock()
+    if _state["driver"] is not None:
+        _state.update(driver=None, error=_FORKED)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def driver():

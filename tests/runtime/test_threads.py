@@ -174,3 +174,49 @@ def test_a_spawned_worker_launches_a_launch_object_it_was_handed():
 
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         assert pool.apply(_launched_in_worker, (_put.interpret[1, 32], 32)) == [7] * 32
+
+
+def _in_forked_child(function) -> str:
+    """What `function()` gives (a string) in a child this process forks; the child's exception as its name and
+    message."""
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # (the child: whatever happens, it reports and exits here, never back into pytest)
+        try:
+            try:
+                text = function()
+            except BaseException as error:
+                text = f"{type(error).__name__}: {error}"
+            os.write(write, text.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        text = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return text
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this host")
+def test_a_child_forked_after_the_driver_started_refuses_it_by_name_and_interprets_still():
+    from skc.runtime import cuda, fake_cuda
+
+    with fake_cuda.installed():
+        first = fake_cuda.FakeTensor((32,), "float32")
+        _doubled[1, 32](first, fake_cuda.FakeTensor((32,), "float32"))   # (the parent's driver, context and module)
+
+        def in_child():
+            x, out = np.arange(32, dtype=np.float32), np.zeros(32, np.float32)
+            _put.interpret[1, 32](out.view(np.int32), 4)   # (the interpreter needs no driver)
+            for use in (cuda.driver, lambda: cuda.error_text(1), lambda: _put[1, 32](fake_cuda.FakeTensor((32,), "int32"), 9)):
+                try:
+                    use()
+                    return "the driver was used"
+                except skc.DeviceError as error:
+                    assert "forked" in str(error) and "spawn" in str(error), error
+            _doubled.interpret[1, 32](x, out)
+            return "refused" if (out == 2 * x).all() else "the interpreter gave a wrong answer"
+        assert _in_forked_child(in_child) == "refused"
+        assert cuda.driver() is not None   # (the parent's is the parent's still)
