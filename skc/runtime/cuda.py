@@ -34,7 +34,8 @@ def _after_fork_in_child():
         _state.update(driver=None, error=_FORKED)
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):   # (POSIX only)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def driver():
