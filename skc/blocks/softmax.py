@@ -41,12 +41,12 @@ class OnlineSoftmax:
 
     def __call__(self, s, o, mask=None):
         """S (its MMAs completed) becomes P in place; O (its MMAs completed) is rescaled to the new row maxima.
-        `mask(row, column)`, given, is a run-time test per score (row and column in S's tile): scores where it
-        is false are -inf."""
+        `mask(row, column)`, given, is a run-time test per score (row and column in S's own tile, s.position's: a
+        warpgroup's rows from 0, s.corner placing them in the block's): scores where it is false are -inf."""
         self.rescale(o, self.update(s, mask))
 
     def update(self, s, mask=None):
-        """The part of a step that needs S only: S becomes P, the running maxima and sums move on. Gives the
+        """The part of a step that needs S only (`mask` as __call__'s): S becomes P, the running maxima and sums move on. Gives the
         factors (a vector, one per row of `s.rows()`) that O must be multiplied by (`rescale`), so that the
         MMAs still writing O may run meanwhile."""
         rows = self.rows_of(s)
