@@ -119,7 +119,11 @@ def _storage_array(array: np.ndarray, dtype: ir.ScalarType) -> np.ndarray:
     if dtype is ir.bf16 and array.dtype != np.uint16:
         return dtypes.float32_to_bf16_bits(array.astype(np.float32))
     if dtype.is_float and dtype.bits == 8 and array.dtype != np.uint8:
-        raise LaunchError("fill fp8 arrays from their uint8 bit patterns")
+        if dtypes.numpy_name(array.dtype) == dtype.name:   # (ml_dtypes' array of the same format: its codes)
+            return array.view(np.uint8)
+        raise LaunchError(f"an {dtype.name} array is filled from an ml_dtypes array of that format or from uint8 "
+                          f"bit patterns, not from {array.dtype}: convert it first (e.g. "
+                          f"values.astype(ml_dtypes.{dtypes.ml_dtypes_name(dtype)})), which says how out-of-range values round")
     return array.astype(dtypes.storage(dtype), copy=False)
 
 

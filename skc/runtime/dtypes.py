@@ -42,10 +42,20 @@ TORCH_NAMES = {
 
 
 def from_numpy(dtype) -> ir.ScalarType:
-    name = _NUMPY_NAMES.get(np.dtype(dtype).name)
+    name = numpy_name(dtype)
     if name is None:
         raise UnsupportedDtypeError(f"numpy dtype {np.dtype(dtype)} has no skc equivalent: {_TAKES}")
     return ir.ScalarType(name)
+
+
+def numpy_name(dtype) -> str | None:
+    """skc's name of a numpy dtype (ml_dtypes' included), or None where skc has none."""
+    return _NUMPY_NAMES.get(np.dtype(dtype).name)
+
+
+def ml_dtypes_name(t: ir.ScalarType) -> str:
+    """The ml_dtypes type of an fp8 (or bf16) skc type: float8_e4m3fn for f8e4m3."""
+    return next(numpy for numpy, name in _NUMPY_NAMES.items() if name == t.name)
 
 
 def from_torch(dtype) -> ir.ScalarType:

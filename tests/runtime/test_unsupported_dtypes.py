@@ -46,3 +46,18 @@ def test_torch_complex_tensor():
 def test_to_device_of_an_unsupported_dtype():
     with pytest.raises(skc.LaunchError, match="has no skc equivalent"):
         skc.to_device(np.ones(3, np.complex128))
+
+
+@pytest.mark.parametrize("name, skc_type", [("float8_e4m3fn", "f8e4m3"), ("float8_e5m2", "f8e5m2")])
+def test_to_device_takes_an_ml_dtypes_fp8_array_as_its_codes(name, skc_type):
+    # (docs/blocks.md makes fp8 arrays with ml_dtypes; to_device refused them, asking for uint8 bit patterns)
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    values = np.array([1.5, -2.0, 0.1, 448.0, 0.0, -0.0], np.float32).astype(getattr(ml_dtypes, name))
+    device = skc.to_device(values, device="interpreter")
+    assert device.dtype.name == skc_type
+    assert np.array_equal(device.raw(), values.view(np.uint8))
+
+
+def test_to_device_of_float_values_as_fp8_names_the_conversion():
+    with pytest.raises(skc.LaunchError, match=r"ml_dtypes\.float8_e5m2"):
+        skc.to_device(np.ones(3, np.float32), dtype=skc.f8e5m2, device="interpreter")
