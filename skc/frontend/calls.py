@@ -21,6 +21,7 @@ from .dtypes import DType
 from .frames import CompileTimeReturn, Frame, ReturnTarget, inline_unjumped
 from .keying import Unkeyable, inlined_function_key, record_bindings, trusted_module, value_key
 from .markers import is_builtin, is_host
+from .python_errors import describe, explain
 from .source import get_source, has_nested_return, has_source
 from .values import Dyn, Poison, Slot
 
@@ -188,6 +189,7 @@ class CallEvaluator:
         if isinstance(func, Dyn):
             raise self.cg.error(f"a run-time {func.type} is not callable")
         if is_builtin(func):
+            _check_builtin_arguments(self, func, args, kwargs)
             return func(*args, **kwargs)
         if isinstance(func, DType):
             if len(args) != 1 or kwargs:
@@ -195,7 +197,12 @@ class CallEvaluator:
             return semantics.cast(args[0], func.ir)
         special = _PYTHON_BUILTINS.get(id(func))
         if special is not None and getattr(builtins, special[0], None) is func:
-            return special[1](self, args, kwargs)
+            try:
+                return special[1](self, args, kwargs)
+            except (SkcError, CompileTimeReturn):
+                raise
+            except Exception as e:   # (Python's builtin on compile-time values: len(3), min())
+                raise self.cg.error(*explain(e, f"{special[0]}() of {_described(args, kwargs)}")) from e
         if func is object.__setattr__ and len(args) == 3 and not kwargs and isinstance(args[1], str):
             # (a frozen or __slots__ class's setter): as `obj.name = value`, so that a run-time value lives in a
             # variable and reads right after run-time control flow
@@ -229,6 +236,10 @@ class CallEvaluator:
         if (not isinstance(func, (types.FunctionType, types.BuiltinFunctionType, types.MethodType))
                 and call is not None and self.should_inline(call)):
             return self.inline(call, (func,) + tuple(args), kwargs)
+        if not callable(func):
+            raise self.cg.error(f"{describe(func)} is not a function and cannot be called",
+                                hint="only functions, classes and skc's builtins are called; a pointer is indexed "
+                                     "(x[i]); a builtin's name assigned another value (range = 3) hides the builtin")
         return self.call_native(func, args, kwargs)
 
     def should_inline(self, fn) -> bool:
@@ -372,6 +383,9 @@ class CallEvaluator:
                                    f"values (it raised {type(e).__name__}: {e})", where,
                                    hint="use skc's builtins (skc.sqrt, skc.where, ...) or decorate the "
                                         "function with @skc.func") from e
+            if where is self.cg.loc:   # (raised by library code, not by a line of the user's: say it in skc's words)
+                message, hint = explain(e, f"{name}() of {_described(args, kwargs)}")
+                raise CompileError(message, where, hint) from e
             raise CompileError(f"{name}() raised {type(e).__name__}: {e}", where) from e
 
     def record_module_read(self, func, args, result):
@@ -533,7 +547,35 @@ def _python_minmax(op, values):
     return semantics.to_rvalue(result)
 
 
+def _check_builtin_arguments(ev, func, args, kwargs):
+    """An skc builtin's arguments bind to its parameters, else an error naming the builtin as the user wrote it
+    (sqrt, not the factory's inner function `_math_unary.<locals>.fn` that Python's own message names)."""
+    signature = _builtin_signature(func)
+    if signature is None:
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as e:
+        raise ev.cg.error(f"{func.__name__}() is called with the wrong arguments: {e}",
+                          hint=f"it takes {func.__name__}{signature}") from None
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin_signature(func):
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+
+
+def _described(args, kwargs) -> str:
+    parts = [describe(a) for a in args] + [f"{name}={describe(v)}" for name, v in kwargs.items()]
+    return ", ".join(parts) if parts else "no arguments"
+
+
 def _abs(ev, args, kwargs):
+    if len(args) != 1 or kwargs:
+        raise ev.cg.error(f"abs() takes exactly one argument ({len(args) + len(kwargs)} given)")
     (value,) = args
     return semantics.unary("abs", value) if isinstance(value, Dyn) else abs(value)
 

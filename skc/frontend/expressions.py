@@ -16,6 +16,7 @@ from . import semantics
 from .calls import CONTAINERS, LocalFunction
 from .dtypes import PtrType
 from .frames import Frame
+from .python_errors import describe, explain
 from .values import Dyn, Poison, RValue, Slot
 
 # the most iterations a compile-time loop unrolls (a for over a Python iterable, a while whose condition is known
@@ -32,6 +33,10 @@ _PY_BINARY = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "tr
 _DUNDER = {"add": "add", "sub": "sub", "mul": "mul", "truediv": "truediv", "floordiv": "floordiv",
            "mod": "mod", "pow": "pow", "lshift": "lshift", "rshift": "rshift", "and": "and", "or": "or",
            "xor": "xor", "matmul": "matmul"}
+_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%", "pow": "**",
+            "lshift": "<<", "rshift": ">>", "and": "&", "or": "|", "xor": "^", "matmul": "@"}
+_COMPARE_SYMBOLS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
+                    ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
 _COMPARE = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
 _PY_COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
                ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Is: operator.is_, ast.IsNot: operator.is_not,
@@ -70,6 +75,10 @@ class ExpressionEvaluator:
 
     def error_at(self, node, message: str, hint: str = "") -> CompileError:
         return CompileError(message, self.frame.location(node), hint)
+
+    def python_error(self, node, error: Exception, doing: str) -> CompileError:
+        """The error of Python's `error`, raised by compile-time code doing `doing` at node (python_errors)."""
+        return self.error_at(node, *explain(error, doing))
 
     # -- leaves -----------------------------------------------------------------------
     def expr_Constant(self, node):
@@ -136,7 +145,7 @@ class ExpressionEvaluator:
         except SkcError:
             raise
         except Exception as e:
-            raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+            raise self.python_error(node, e, f"'{_SYMBOLS[op]}' of {describe(left)} and {describe(right)}") from e
 
     def augmented(self, op: str, current, value, node):
         """`current op= value`, as Python runs it: the object's in-place method where its class has one (a list's
@@ -173,7 +182,13 @@ class ExpressionEvaluator:
         if isinstance(node.op, ast.Not):
             return not self.truth(value, node)
         ops = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert}
-        return ops[type(node.op)](value)
+        try:
+            return ops[type(node.op)](value)
+        except SkcError:
+            raise
+        except Exception as e:
+            symbol = {ast.USub: "-", ast.UAdd: "+", ast.Invert: "~"}[type(node.op)]
+            raise self.python_error(node, e, f"'{symbol}' of {describe(value)}") from e
 
     def truth(self, value, node) -> bool:
         """A compile-time value's Python truth."""
@@ -345,7 +360,8 @@ class ExpressionEvaluator:
         except SkcError:
             raise
         except Exception as e:
-            raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+            raise self.python_error(node, e, f"'{_COMPARE_SYMBOLS[type(op)]}' of {describe(left)} and "
+                                             f"{describe(right)}") from e
 
     def contains(self, item, container, node):
         """`item in container` where the item or the container's elements are run-time values: whether the item
@@ -465,7 +481,7 @@ class ExpressionEvaluator:
             except SkcError:
                 raise
             except Exception as e:
-                raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+                raise self.python_error(node, e, f"iterating over {describe(value)}") from e
             if iterator is value and count:
                 # (past a run-time break or return in the loop's body, an item is taken on some paths only: what
                 # is left of the iterator after the loop depends on the path)
@@ -496,7 +512,7 @@ class ExpressionEvaluator:
         except SkcError:
             raise
         except Exception as e:
-            raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+            raise self.python_error(node, e, f"indexing {describe(container)} with {describe(index)}") from e
         if isinstance(value, Poison):   # (vars(obj)["x"], obj.__dict__["x"] of an attribute set on some paths)
             value.fail()
         return value.rvalue() if isinstance(value, Slot) else value
@@ -615,8 +631,8 @@ def _is_operand(x) -> bool:
 def _kind(obj) -> str:
     if isinstance(obj, RValue):
         return f"a run-time {obj.type}"
-    if isinstance(obj, type):
-        return f"class {obj.__name__}"
+    if isinstance(obj, (type, types.ModuleType)):
+        return describe(obj)
     return f"'{type(obj).__name__}' object"
 
 

@@ -257,6 +257,13 @@ def binary(op: str, a, b):
         return pointer_arith(op, a, b)
     if op == "pow":
         return power(a, b)
+    if op in ("floordiv", "mod") and isinstance(b, int) and b == 0 and isinstance(a, Dyn) \
+            and not ir.element_type(a.type).is_float:
+        # (an integer division by a run-time 0 gives an unspecified value (docs/tutorial.md); by a constant 0 it
+        # is certain, and Python raises for it whatever the dividend. A float's gives x / 0, as numpy's does.)
+        raise error(f"integer '{_SYMBOL[op]}' by the constant 0 divides by zero",
+                    hint="as in Python, an integer divisor must not be 0: check the divisor (a constexpr that became "
+                         "0?)")
     if op in ("lshift", "rshift") and is_number(b):
         return _shift_by_constant(op, a, b)
     if op in ("lshift", "rshift") and isinstance(a, Dyn):

@@ -8,6 +8,7 @@ import ast
 import inspect
 import math
 import numbers
+import types
 from contextlib import contextmanager
 
 from .. import ir
@@ -16,6 +17,7 @@ from . import semantics
 from .calls import LocalFunction, is_numpy_array
 from .dtypes import DType, PtrType
 from .expressions import BINARY_OPERATORS, MISSING, merge_type
+from .python_errors import describe
 from .frames import CompileTimeReturn, ControlSignal, ReturnTarget
 from .source import attribute_targets, bound_when_true, subscripted_names
 from .values import Dyn, Poison, Slot, mutable
@@ -48,8 +50,8 @@ class StatementEvaluator:
             raise
         except RecursionError:
             raise self.error_at(stmt, "the kernel nests too deeply (recursion?)") from None
-        except Exception as e:
-            raise self.error_at(stmt, f"{type(e).__name__}: {e}") from e
+        except Exception as e:   # Python's own, from compile-time code this statement runs
+            raise self.python_error(stmt, e, "this statement") from e
         finally:
             builder.loc = saved
 
@@ -206,6 +208,13 @@ class StatementEvaluator:
             else:
                 self.call_native(descriptor.fset, (obj, value), {})
             return
+        if mutable(value) and _module_state(obj, self.frame.globals):
+            # (the attribute would keep a variable of this compile in the user's object: the next compile, for
+            # another target or specialization, found it there and failed, or read this one's value)
+            raise self.error_at(node, f"the kernel stores a run-time value into '{attr}' of {describe(obj)}, "
+                                      "which outlives the kernel (a module or an object a module global names)",
+                                hint="kernels cannot change module state: keep the value in a variable, or make "
+                                     "the object inside the kernel")
         current = getattr(obj, attr, MISSING)
         pending = self.pending_attributes.get((id(obj), attr))
         if pending is not None and current is pending[0]:   # (set in both branches of a run-time `if`)
@@ -295,7 +304,7 @@ class StatementEvaluator:
         except SkcError:
             raise
         except Exception as e:
-            raise self.error_at(node, f"{type(e).__name__}: {e}") from e
+            raise self.python_error(node, e, f"assigning to an element of {describe(container)}") from e
 
     def keep_in_slots(self, stmts):
         """Before run-time control flow: the list elements and attributes these statements assign move into
@@ -707,6 +716,13 @@ _UNSUPPORTED_HINTS = {
     "ClassDef": "define classes at module level",
     "Match": "use if / elif",
 }
+
+
+def _module_state(obj, module_globals) -> bool:
+    """Whether obj is a module or an object that one of the module's globals names: state that outlives a compile."""
+    if isinstance(obj, types.ModuleType):
+        return True
+    return not isinstance(obj, Dyn) and any(value is obj for value in module_globals.values())
 
 
 def _short(value) -> str:
