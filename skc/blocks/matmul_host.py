@@ -779,7 +779,7 @@ def _check_config(device, config, problem):
 
 class _EmptyProblem:
     """A product with no elements (M, N or the batch 0): out as it is, or a new empty one, with no launch; or one
-    whose K is 0, each element a sum of nothing: the epilogue of 0 (alpha·0 + beta·c + bias, activated), as
+    whose K is 0, each element a sum of nothing: the epilogue of 0 (beta·c + bias, activated: alpha scales nothing), as
     torch.matmul and torch.addmm give it, by the call over zero operands 8 deep (torch's 0-size tensors have any
     strides, which no map or kernel needs to read)."""
 
@@ -802,6 +802,8 @@ class _EmptyProblem:
         return cls(shape, K, activation, config)
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
+        if alpha is not None:   # (named as a launch names it, though no element is alpha's)
+            real(alpha, "alpha")
         with on_stream(a, stream):   # (filled where the GEMM reads them, and freed into that stream's memory)
             if out is None:
                 out = empty_like(a, self.shape)
@@ -809,7 +811,9 @@ class _EmptyProblem:
                 return out
             zero_a = zeros_like(a, (*a.shape[:-1], self.DEPTH))
             zero_b = zeros_like(b, (*b.shape[:-2], self.DEPTH, b.shape[-1]))
-        return matmul(zero_a, zero_b, out, bias=bias, c=c, alpha=alpha, beta=beta, activation=self.activation,
+        # alpha scales the sum of nothing, 0 whatever alpha is (torch.addmm's beta · c for a NaN or infinite alpha,
+        # where alpha · 0 would be NaN): the GEMM of zero operands runs without it
+        return matmul(zero_a, zero_b, out, bias=bias, c=c, beta=beta, activation=self.activation,
                       config=self.config, stream=stream)
 
 
