@@ -276,21 +276,31 @@ def _check_operands(a, b, bias, c, activation) -> tuple:
     return shape
 
 
+def _check_beta(c, beta) -> None:
+    """beta scales c alone: one (not 0) with no c is refused, as skc.blocks.matmul refuses it."""
+    from .blocks.host_plans import beta_without_c
+
+    _check(c is not None or beta is None or beta == 0.0, lambda: beta_without_c(beta))
+
+
 def _matmul(a: torch.Tensor, b: torch.Tensor, bias: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None,
             alpha: Optional[float] = None, beta: Optional[float] = None,
             activation: Optional[str] = None) -> torch.Tensor:
+    _check_beta(c, beta)
     out = torch.empty(_check_operands(a, b, bias, c, activation), dtype=a.dtype, device=a.device)
     _launch_matmul(a, b, out, bias, c, alpha, beta, activation)
     return out
 
 
 def _matmul_fake(a, b, bias=None, c=None, alpha=None, beta=None, activation=None):
+    _check_beta(c, beta)
     return a.new_empty(_check_operands(a, b, bias, c, activation))
 
 
-def _check_out(a, b, out, bias, c, activation) -> None:
+def _check_out(a, b, out, bias, c, activation, beta=None) -> None:
     """out must be the product's row-major tensor of the operands' type (eagerly and in the fake implementation, so
     that torch.compile refuses at tracing what the op refuses at run time)."""
+    _check_beta(c, beta)
     shape = _check_operands(a, b, bias, c, activation)
     _check_devices("skc::matmul_out", a=a, out=out)
     _check(tuple(out.shape) == shape and out.dtype == a.dtype,
@@ -302,12 +312,12 @@ def _check_out(a, b, out, bias, c, activation) -> None:
 def _matmul_out(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: Optional[torch.Tensor] = None,
                 c: Optional[torch.Tensor] = None, alpha: Optional[float] = None, beta: Optional[float] = None,
                 activation: Optional[str] = None) -> None:
-    _check_out(a, b, out, bias, c, activation)
+    _check_out(a, b, out, bias, c, activation, beta)
     _launch_matmul(a, b, out, bias, c, alpha, beta, activation)
 
 
 def _matmul_out_fake(a, b, out, bias=None, c=None, alpha=None, beta=None, activation=None):
-    _check_out(a, b, out, bias, c, activation)
+    _check_out(a, b, out, bias, c, activation, beta)
 
 
 matmul = register_op("skc::matmul", _matmul, fake=_matmul_fake)

@@ -802,6 +802,13 @@ def real(value, name: str) -> float:
     raise skc.LaunchError(f"{name} must be a real number, found {type(value).__name__} {value!r}")
 
 
+def beta_without_c(beta) -> str:
+    """What a GEMM says of a beta (not 0) given with no c: beta scales c alone, never out (as torch.addmm's beta
+    scales its input; a BLAS caller who expects out = alpha·AB + beta·out would find out overwritten)."""
+    return (f"matmul: beta={beta!r}, but beta scales c, and no c is given: pass c=out to add to out (out = alpha·a@b "
+            "+ beta·out), or leave beta out")
+
+
 def complex_or_date(value) -> bool:
     """Whether a number float() would take is a complex or a date: a numpy complex (or 0-d array of one) gives its
     real part, a complex tensor its real part or a RuntimeError, a numpy date or duration its count."""

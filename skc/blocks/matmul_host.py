@@ -37,10 +37,10 @@ from .host_plans import (TORCH_HOOKS, TORCH_TYPES, Direct, GemmPlan, differentia
                          zeros_like)
 from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
-from .host_plans import (Bindings, address_functions, check_activation, check_epilogue_operands, check_has_data,
-                         check_no_overlap, check_own_memory, check_writeable, contiguous, facts_failed, keeping_stream,
-                         on_stream, paddable, read_in_place, real, require_arrays, span, unsplit_unless_row_major,
-                         view, viewable)
+from .host_plans import (Bindings, address_functions, beta_without_c, check_activation, check_epilogue_operands,
+                         check_has_data, check_no_overlap, check_own_memory, check_writeable, contiguous, facts_failed,
+                         keeping_stream, on_stream, paddable, read_in_place, real, require_arrays, span,
+                         unsplit_unless_row_major, view, viewable)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_shapes import TorchShapes
@@ -76,7 +76,8 @@ TUNED: dict = {("sm_90a", *shape, dtype): fields for shape, fields in _SWEPT.ite
 def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activation=None, config=None,
            stream=None, autotune=None, scale_a=None, scale_b=None, out_dtype=None, use_fast_accum=None):
     """out = activation(alpha · a @ b + beta · c + bias) on the current device: a Hopper GPU, an AMD CDNA GPU,
-    or the interpreter modelling either. alpha defaults to 1, beta to 1 where c is given (torch.addmm's defaults).
+    or the interpreter modelling either. alpha defaults to 1, beta to 1 where c is given (torch.addmm's defaults);
+    beta scales c alone (a beta not 0 with no c is refused: c=out adds to out).
 
     a (M x K) and b (K x N) are bf16 or fp16 tensors, row-major or transposed views of row-major ones;
     out, c and bias are row-major. Rows are copied 16 bytes at a time (TMA on Hopper, vector loads on AMD): where
@@ -103,6 +104,8 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
         raise skc.LaunchError(f"matmul's config is a MatmulConfig (Hopper) or an AmdMatmulConfig (AMD), found "
                               f"{type(config).__name__}")
     check_activation("matmul", activation)
+    if c is None and beta is not None and real(beta, "beta") != 0.0:
+        raise skc.LaunchError(beta_without_c(beta))
     if beta is None and c is not None:   # torch.addmm's default (the plans take None as 0: no c)
         beta = 1.0
     elif c is not None and real(beta, "beta") == 0.0:   # torch.addmm ignores c: its NaNs and infs do not propagate
