@@ -52,9 +52,11 @@ class NVPTX:
 
     def before_branch(self, lw, op: ir.Op):
         _branch_masks(lw, op)
+        _hold_breaks(lw, op)
 
     def after_branch(self, lw, op: ir.Op):
         _loop_exits(lw, op)
+        _gather_breaks(lw, op)
 
     def before_loop(self, lw, op: ir.Op):
         _loop_mask(lw, op)
@@ -284,8 +286,9 @@ def _analysed(lw: FunctionLowering) -> dict:
     every collective takes `activemask`), and the branch and loop masks made so far."""
     if "warp_groups" not in lw.analyses:
         known = lw.fn.attrs.get("block") is not None
-        lw.analyses["warp_groups"] = warp_groups(lw.fn) if known else WarpGroups({}, {}, {}, {})
+        lw.analyses["warp_groups"] = warp_groups(lw.fn) if known else WarpGroups({}, {}, {}, {}, {})
         lw.analyses["branch_masks"], lw.analyses["loop_masks"] = {}, {}
+        lw.analyses["held_breaks"] = {}
     return lw.analyses
 
 
@@ -329,6 +332,48 @@ def _loop_exits(lw: FunctionLowering, op: ir.Op):
         gone = lw.text.value(f"xor i32 {analysed['branch_masks'][(id(op), side)]}, -1")
         mask = lw.text.value(f"and i32 {mask}, {gone}")
     lw.text.emit(f"store i32 {mask}, ptr {slot}")
+
+
+def _hold_breaks(lw: FunctionLowering, op: ir.Op):
+    """Before an if whose lanes that break out of a loop inside it gather at its join (WarpGroups.gathers): those
+    breaks go to a block that joins the if's end, not out of the loop (_gather_breaks sends them on)."""
+    analysed = _analysed(lw)
+    found = analysed["warp_groups"].gathers.get(id(op))
+    if found is None:
+        return
+    label = found[1]
+    held = lw.text.new_label("held")
+    analysed["held_breaks"][id(op)] = (held, lw.jumps[label])
+    lw.jumps[label] = (held, lw.jumps[label][1])
+
+
+def _gather_breaks(lw: FunctionLowering, op: ir.Op):
+    """After such an if, every lane that reached it is here, those that broke from the held block: a ballot of those
+    not breaking over them names the lanes going on past the if (the loop's lanes, after the outermost such if);
+    then the breaking lanes go where their breaks went before (out of the loop, or to the held block of the if
+    around this one)."""
+    analysed = _analysed(lw)
+    found = analysed["warp_groups"].gathers.get(id(op))
+    if found is None:
+        return
+    loop, label, outermost = found
+    held, jumps = analysed["held_breaks"].pop(id(op))
+    lw.jumps[label] = jumps
+    text, joined, gathered = lw.text, lw.text.block, lw.text.new_label("gathered")
+    text.terminate(f"br label %{gathered}")
+    text.start_block(held)
+    text.terminate(f"br label %{gathered}")
+    text.start_block(gathered)
+    breaking = text.value(f"phi i1 [ false, %{joined} ], [ true, %{held} ]")
+    staying = text.value(f"xor i1 {breaking}, true")
+    group = text.value(f"or i32 {analysed['branch_masks'][(id(op), 0)]}, {analysed['branch_masks'][(id(op), 1)]}")
+    past = lw.call("llvm.nvvm.vote.ballot.sync", "i32", [f"i32 {group}", f"i1 {staying}"])
+    analysed["branch_masks"][(id(op), 2)] = past
+    if outermost:
+        text.emit(f"store i32 {past}, ptr {analysed['loop_masks'][loop]}")
+    going_on = text.new_label("past")
+    text.terminate(f"br i1 {breaking}, label %{jumps[0]}, label %{going_on}")
+    text.start_block(going_on)
 
 
 def _branch_masks(lw: FunctionLowering, op: ir.Op):

@@ -2,7 +2,8 @@
 proves they all get there (so the GPU waits for them after loops of differing trip counts); inside a branch on a
 value that differs by thread, the lanes that took it, by a ballot of its condition before it; after returns some
 threads took, the lanes still running, by a ballot of true; in a loop some lanes leave by breaks of their own, a
-mask those breaks' ballots take lanes out of; `activemask` elsewhere. A shuffle in a block's partial last warp keeps
+mask those breaks' ballots take lanes out of (or, where a break is nested in branches, a ballot at the outer
+branch's join, where the breaking lanes wait); `activemask` elsewhere. A shuffle in a block's partial last warp keeps
 its own value where the lane it reads does not exist."""
 import os
 import re
@@ -201,3 +202,38 @@ def test_after_a_continue_the_lanes_going_on_are_named_by_a_ballot_of_its_condit
         kernel.interpret[1, threads](x, want, n)
         ptx_emulator.run_grid(ptx, kernel.fn.__name__, [x.copy(), got], 1, threads, reconverge=True, scalars=(n,))
         np.testing.assert_array_equal(got, want)
+
+
+@skc.kernel
+def votes_after_nested_breaks(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.i32], n: skc.i32):
+    t = skc.thread_id(0)
+    s = skc.i32(0)
+    for i in range(n):                # the same bounds for every thread
+        v = x[t * 8 + i % 8]
+        if v < 3:
+            if v < -2:                # these lanes leave the loop: the rest of the branch runs with the others
+                break
+            s = s + skc.i32(skc.ballot(v > 0) & 0xffff)
+            if v % 2 == 0:
+                if v == -2:           # two deep: the lanes past the middle branch, a ballot at its join
+                    break
+            s = s + skc.i32(skc.vote_any(v == 1))
+        s = s + skc.i32(skc.ballot(v % 3 == 0) & 0xffff)   # the loop's lanes: a ballot at the outer branch's join
+    o[t] = s + skc.i32(skc.ballot(s % 2 == 0) & 0xff)
+
+
+@pytest.mark.parametrize("threads", [32, 24, 64])
+def test_after_nested_breaks_the_lanes_going_on_are_named_by_a_ballot_at_the_branchs_join(threads):
+    # the lanes that break inside a branch of the loop's lanes wait at the branch's join, where a ballot of those
+    # not breaking over the lanes that reached it names the lanes going on; the breaking ones leave after it (with
+    # `activemask`, and the interpreter refused the votes: the lanes that broke were elsewhere)
+    x = np.random.default_rng(threads).integers(-4, 9, 512).astype(np.int32)
+    for n in (3, 8):
+        ptx = agrees_without_reconvergence(votes_after_nested_breaks, x, 64, np.int32, threads, n)
+        want, got = np.zeros(64, np.int32), np.zeros(64, np.int32)
+        votes_after_nested_breaks.interpret[1, threads](x, want, n)
+        ptx_emulator.run_grid(ptx, "votes_after_nested_breaks", [x.copy(), got], 1, threads, reconverge=True,
+                              scalars=(n,))
+        np.testing.assert_array_equal(got, want)
+    # (the ballots: each branch's condition, the two joins' and the four votes of the kernel)
+    assert len(re.findall(r"vote\.sync\.(?:ballot|any)", ptx)) >= 4 + 2

@@ -3,7 +3,8 @@ vote that the analysis finds converged, every thread of each warp there must run
 it finds reached by the live lanes, every thread of each warp there that has not returned from the kernel; at each
 run of one it finds inside branches that split a known group, exactly the lanes of that group that took them (as a
 ballot of each branch's condition, taken where the group reached it, names them: checked there too); and in a loop
-some of whose lanes leave by breaks of their own, the lanes that entered it less those that took those breaks.
+some of whose lanes leave by breaks of their own, the lanes that entered it less those that took those breaks (past
+an if whose breaking lanes gather at its join, the lanes that reached it less those: side 2 of a path).
 
 The interpreter's groups are the IR's meaning of "together" (runtime/interpreter/control.py): a warp whose threads
 reach one collective in different groups, or only some of them, would on a GPU leave a full member mask waiting for
@@ -77,12 +78,14 @@ def _group_lanes(block, state, masks: dict, warp: int):
     return masks.get((id(block), path[-1] if path else ("loop", root.loop), warp))
 
 
-def _checked_group(record: Record, op, fn, state, masks: dict, condition=None, exits=None, loop=False):
+def _checked_group(record: Record, op, fn, state, masks: dict, condition=None, exits=None, loop=False,
+                   gather=None):
     """The step of a collective reached by the live lanes or with a branch verdict, of an if that splits a group
     (`condition`: its operand), or of a loop whose lanes the analysis follows (`loop`): each warp's active lanes
     there must be the state's lanes. An if records the lanes that take each side, and where its sides' lanes break
-    out of such a loop (`exits`: (loop id, sides)), takes them out of the loop's; a loop records the lanes that
-    enter it."""
+    out of such a loop (`exits`: (loop id, sides)), takes them out of the loop's; where its breaking lanes gather at
+    its join (`gather`: (loop id, label, outermost)), it records the lanes past it (and, outermost, the loop's); a
+    loop records the lanes that enter it."""
     def check(group):
         block, mask = group.block, group.mask
         width = block.launch.warp_size
@@ -105,6 +108,15 @@ def _checked_group(record: Record, op, fn, state, masks: dict, condition=None, e
             if loop:
                 masks[(id(block), ("loop", id(op)), warp)] = lanes.copy()
 
+    def past(group, entry):
+        block, mask = group.block, group.mask
+        width = block.launch.warp_size
+        for warp in np.unique(np.flatnonzero(entry) // width).tolist():   # (the warps that reached the if)
+            lanes = mask[warp * width:(warp + 1) * width].copy()
+            masks[(id(block), (id(op), 2), warp)] = lanes
+            if gather[2]:
+                masks[(id(block), ("loop", gather[0]), warp)] = lanes
+
     if condition is None and not loop:
         def step(group):
             check(group)
@@ -112,7 +124,11 @@ def _checked_group(record: Record, op, fn, state, masks: dict, condition=None, e
     else:
         def step(group):   # (control ops are generators)
             check(group)
-            return (yield from fn(group))
+            entry = group.mask.copy()
+            result = yield from fn(group)
+            if gather is not None:
+                past(group, entry)
+            return result
     return step
 
 
@@ -128,7 +144,7 @@ def watch():
         plan.live = collectives_of_live_lanes(function)
         plan.split, plan.splitting = collectives_in_branches(function)
         groups = warp_groups(function)
-        plan.loops, plan.exits = groups.loops, groups.exits
+        plan.loops, plan.exits, plan.gathers = groups.loops, groups.exits, groups.gathers
         plan.masks = {}
         # the oracle studies which lanes run together, not the values they read: convgen's kernels shuffle from
         # lanes that are not active, and take collectives whose lanes no member mask names (both undefined on a
@@ -152,7 +168,7 @@ def watch():
         if op.name == "scf.if" and id(op) in plan.splitting:
             _, fn, kind = found
             return op, _checked_group(record, op, fn, plan.splitting[id(op)], plan.masks, op.operands[0],
-                                      plan.exits.get(id(op))), kind
+                                      plan.exits.get(id(op)), gather=plan.gathers.get(id(op))), kind
         if id(op) in plan.loops:
             _, fn, kind = found
             return op, _checked_group(record, op, fn, plan.loops[id(op)], plan.masks, loop=True), kind

@@ -1,7 +1,7 @@
 """The convergence analysis: which shuffles and votes every thread of their warp reaches together."""
 from skc.ir import parse_module, verify
 from skc.ir.passes.convergence import (InLoop, collectives_in_branches, collectives_of_live_lanes,
-                                       converged_collectives)
+                                       converged_collectives, warp_groups)
 
 HEAD = ("kernel @k(%0: ptr<global>, %1: i32) {block = [16, 1, 1], shared_bytes = 0} {\n"
         "  %2 = var.alloc : var<i32>\n  %3 = gpu.thread_id {dim = 0} : i32\n  %4 = gpu.block_id {dim = 0} : i32\n"
@@ -172,11 +172,12 @@ def test_a_break_inside_a_branch_leaves_the_loop_to_the_lanes_still_in_it():
             "    scf.if %10 {\n      %11 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n    } {\n    }\n  }\n"
             "  %12 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n")
     assert verdicts(body) == ["in loop", "in loop, branch 1", "all"]
-    # a break with a branch before it in its side: that branch's lanes alone break, no ballot names them
+    # a break with a branch before it in its side: the lanes that break there wait at the outer branch's join, where
+    # a ballot over the loop's lanes names those going on (WarpGroups.gathers)
     body = (LOOP_TOP + "    scf.if %9 {\n      %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
             "      scf.if %10 {\n        scf.break {label = \"L1\"}\n      } {\n      }\n"
             "      scf.break {label = \"L1\"}\n    } {\n    }\n  }\n")
-    assert verdicts(body) == ["apart"]
+    assert verdicts(body) == ["in loop"]
     # a continue some threads take after it: those passed the break's branch, and come back at the next iteration
     body = (LOOP_TOP + "    scf.if %9 {\n      scf.break {label = \"L1\"}\n    } {\n    }\n"
             "    %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
@@ -245,3 +246,71 @@ def test_after_a_continue_in_a_branch_the_rest_of_the_iteration_has_the_other_si
             "      scf.continue {label = \"L1\"}\n    } {\n    }\n"
             "    %11 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  }\n")
     assert verdicts(body) == ["all", "apart"]
+
+
+def _verdicts_and_gathers(body: str) -> tuple:
+    """verdicts(body), and for each if whose breaking lanes gather at its join, in program order: whether it is the
+    outermost (entered by the loop's lanes themselves)."""
+    module = parse_module(HEAD + body + "}\n")
+    verify(module)
+    gathers = warp_groups(module.function()).gathers
+    return verdicts(body), [gathers[id(op)][2] for op in module.function().walk() if id(op) in gathers]
+
+
+SHUFFLE = "gpu.shuffle %3, %5 {mode = \"xor\"} : i32"
+
+
+def test_a_break_nested_in_branches_leaves_the_loop_to_the_lanes_not_breaking():
+    # for i in range(n): shuffle; if t < i: (if t > n: break); shuffle; shuffle -- inside the branch after the break's
+    # branch, its other side's lanes (as after a continue); after the branch, the loop's lanes, named by a ballot of
+    # those not breaking, taken at its join where the breaking lanes wait; after the loop, every thread
+    body = (LOOP_TOP + "    scf.if %9 {\n      %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "      scf.if %10 {\n        scf.break {label = \"L1\"}\n      } {\n      }\n"
+            f"      %11 = {SHUFFLE}\n    }} {{\n    }}\n    %12 = {SHUFFLE}\n  }}\n  %13 = {SHUFFLE}\n")
+    assert _verdicts_and_gathers(body) == (["in loop", "in loop, branch 2", "in loop", "all"], [True])
+    # in the else side
+    body = (LOOP_TOP + "    scf.if %9 {\n    } {\n      %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "      scf.if %10 {\n      } {\n        scf.break {label = \"L1\"}\n      }\n"
+            f"      %11 = {SHUFFLE}\n    }}\n    %12 = {SHUFFLE}\n  }}\n")
+    assert _verdicts_and_gathers(body) == (["in loop", "in loop, branch 2", "in loop"], [True])
+
+
+def test_a_break_deeper_or_on_both_sides_gathers_its_lanes_at_each_branchs_join():
+    # if t < i: (if t > n: (if t > 1: break); shuffle); shuffle -- three deep: the middle branch gathers its lanes
+    # too, and the shuffle after it runs with those past it (the third element of the path, side 2)
+    body = (LOOP_TOP + "    scf.if %9 {\n      %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "      scf.if %10 {\n        %11 = arith.cmp %3, %5 {pred = \"gt\"} : i1\n"
+            "        scf.if %11 {\n          scf.break {label = \"L1\"}\n        } {\n        }\n"
+            f"        %12 = {SHUFFLE}\n      }} {{\n      }}\n      %13 = {SHUFFLE}\n    }} {{\n    }}\n"
+            f"    %14 = {SHUFFLE}\n  }}\n")
+    assert _verdicts_and_gathers(body) == (["in loop", "in loop, branch 3", "in loop, branch 2", "in loop"],
+                                           [True, False])
+    # breaks on both sides of a branch inside the loop's: gathered at its join
+    body = (LOOP_TOP + "    scf.if %9 {\n      %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "      scf.if %10 {\n        scf.break {label = \"L1\"}\n      } {\n"
+            "        scf.break {label = \"L1\"}\n      }\n    } {\n    }\n"
+            f"    %11 = {SHUFFLE}\n  }}\n")
+    assert _verdicts_and_gathers(body) == (["in loop", "in loop"], [True])
+
+
+def test_a_nested_break_beside_other_jumps_stays_unnamed():
+    # a continue in the same branch: the lanes that continue would miss the ballot at its join (apart, as before)
+    body = (LOOP_TOP + "    scf.if %9 {\n      %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "      scf.if %10 {\n        scf.break {label = \"L1\"}\n      } {\n"
+            "        scf.continue {label = \"L1\"}\n      }\n    } {\n    }\n"
+            f"    %11 = {SHUFFLE}\n  }}\n")
+    assert verdicts(body) == ["apart", "apart"]
+    # after a continue some lanes took: those would not see the ballot (apart, as a direct break there)
+    body = (LOOP_TOP + "    %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "    scf.if %10 {\n      scf.continue {label = \"L1\"}\n    } {\n    }\n"
+            "    scf.if %9 {\n      %11 = arith.cmp %3, %5 {pred = \"gt\"} : i1\n"
+            "      scf.if %11 {\n        scf.break {label = \"L1\"}\n      } {\n      }\n    } {\n    }\n"
+            f"    %12 = {SHUFFLE}\n  }}\n")
+    assert verdicts(body) == ["apart", "apart"]
+    # a break of the loop inside an inner loop in the branch (an inlined function's jump): not through ifs alone
+    body = (LOOP_TOP + "    scf.if %9 {\n      scf.loop {label = \"L2\"} {\n"
+            "        %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "        scf.if %10 {\n          scf.break {label = \"L1\"}\n        } {\n        }\n"
+            "        scf.break {label = \"L2\"}\n      }\n    } {\n    }\n"
+            f"    %11 = {SHUFFLE}\n  }}\n")
+    assert verdicts(body) == ["apart", "apart"]

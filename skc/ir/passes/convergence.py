@@ -34,6 +34,14 @@ After a branch one of whose sides ends in a `continue` (nothing before it jumpin
 jumps nowhere, the rest of the iteration runs with the lanes of the other side: a ballot of the condition names
 them, as it names any branch's. The lanes that continued come back at the next iteration, so the loop's lanes are
 those they were (a break after such a branch is left unnamed: the lanes that continued would not see its ballot).
+
+A break nested in branches inside a branch of such a loop's lanes (`if a: if b: break`) is named the same way: where
+it is a side's last op with nothing before it jumping out and the other side jumps nowhere, the rest of the enclosing
+side runs with the other side's lanes, as after a continue. Elsewhere (deeper, or both sides jump) the branch gathers
+its lanes at its join (`gathers`): a backend sends the lanes that break there, not out of the loop, takes a ballot of
+those not breaking over the lanes that reached the branch (path side 2: the lanes past it), and only then sends the
+breaking lanes on, out of the loop or to the join of the branch around it. The outermost such branch (entered by the
+loop's lanes still in it) leaves the loop's mask to that ballot.
 """
 from __future__ import annotations
 
@@ -70,12 +78,16 @@ class WarpGroups(NamedTuple):
     path's lanes with a ballot of each such if's condition over the lanes that reach it, taken before its branch
     (PTX: vote.sync waits for them). `loops`: each loop whose lanes some collective's state names (InLoop) by op
     id, with the state its lanes enter it in; `exits`: each if by op id whose sides' lanes leave such a loop, with
-    the loop's id and those sides (after the if, the loop's lanes are those it had less the lanes of those sides)."""
+    the loop's id and those sides (after the if, the loop's lanes are those it had less the lanes of those sides);
+    `gathers`: each if by op id whose lanes that break out of such a loop (its label) inside it wait at its join for a
+    ballot of the lanes staying (side 2 of a path: the lanes past the if), with the loop's id, its label and whether
+    the if splits the loop's lanes themselves (then that ballot is the loop's mask after it)."""
 
     states: dict
     splitting: dict
     loops: dict
     exits: dict
+    gathers: dict
 
 
 def warp_groups(fn: Function) -> WarpGroups:
@@ -91,15 +103,19 @@ def warp_groups(fn: Function) -> WarpGroups:
             continue
         root, path = state
         ifs.update(if_id for if_id, _ in path)
+        # (the lanes past a gathering if: a ballot over the lanes that reached it)
+        needed.extend(walk.splitting[if_id] for if_id, side in path if side == 2)
         if isinstance(root, InLoop) and root.loop not in loops:
             loops.add(root.loop)
             needed.append(walk.loops[root.loop])
             exits = [if_id for if_id, (loop, _) in walk.exits.items() if loop == root.loop]
+            exits += [if_id for if_id, (loop, _, outermost) in walk.gathers.items() if loop == root.loop and outermost]
             ifs.update(exits)
             needed.extend(walk.splitting[if_id] for if_id in exits)
+    gathers = {if_id: gather for if_id, gather in walk.gathers.items() if if_id in ifs}
     return WarpGroups(states, {if_id: state for if_id, state in walk.splitting.items() if if_id in ifs},
                       {loop: walk.loops[loop] for loop in loops},
-                      {if_id: exit for if_id, exit in walk.exits.items() if exit[0] in loops})
+                      {if_id: exit for if_id, exit in walk.exits.items() if exit[0] in loops}, gathers)
 
 
 def converged_collectives(fn: Function) -> set:
@@ -155,6 +171,7 @@ class _Walk:
         self.entry: dict = {}             # loop or block label -> the state its lanes entered it in
         self.loops: dict = {}             # loop id -> the state its lanes entered it in (its body's: InLoop)
         self.exits: dict = {}             # if id -> (loop id, the sides whose lanes break out of it)
+        self.gathers: dict = {}           # if id -> (loop id, label, outermost): its breaking lanes wait at its join
         self.same_memo: dict = {}
 
     def same(self, value: Value) -> bool:
@@ -213,11 +230,22 @@ class _Walk:
                     jumps = sides[0] | sides[1]
                     if isinstance(root, InLoop) and not path and jumps and self._breaks_directly(op, sides, root):
                         jumps = set()   # the loop's lanes after it: those it had less the breaking sides'
-                    elif jumps and _continues_directly(op, sides):
-                        # the lanes of the side that continues skip the rest of the iteration; the other side's run it
+                    elif jumps and _continues_directly(op, sides, root):
+                        # the lanes of the side that continues (or breaks, inside a branch of the loop's lanes) skip
+                        # the rest of the iteration; the other side's run it
                         leaving |= jumps
                         together = (root, path + ((id(op), 1 - sides.index(jumps)),))
                         continue
+                    elif isinstance(root, InLoop) and jumps == {("break", root.label)} \
+                            and _breaks_through_ifs(op.regions, root.label):
+                        # the breaking lanes wait at the join, where a ballot names those going on (side 2)
+                        self.gathers[id(op)] = (root.loop, root.label, not path)
+                        if not path:
+                            jumps = set()   # the loop's lanes after it: that ballot
+                        else:
+                            leaving |= jumps
+                            together = (root, path + ((id(op), 2),))
+                            continue
             elif name == "scf.for":
                 jumps = self.loop(op, together if all(self.same(v) for v in op.operands) else APART)
             elif name == "scf.loop":
@@ -253,7 +281,8 @@ class _Walk:
         self.exits[id(op)] = (root.loop, tuple(breaking))
         return True
 
-    _FOUND = ("converged", "live", "split", "splitting", "loops", "exits")   # what a loop's walk may take back
+    # what a loop's walk may take back
+    _FOUND = ("converged", "live", "split", "splitting", "loops", "exits", "gathers")
 
     def _snapshot(self) -> tuple:
         return tuple(getattr(self, name).copy() for name in self._FOUND)
@@ -287,16 +316,32 @@ class _Walk:
         return jumps - {("break", label), ("continue", label)}
 
 
-def _continues_directly(op: Op, sides: list) -> bool:
-    """Whether of the sides of if `op` (`sides`: the jumps out of each) one jumps and only by a continue, its last op,
-    with nothing before it jumping out of the side: every lane that takes that side skips the rest of the iteration
-    and every lane that takes the other goes on past the if."""
+def _continues_directly(op: Op, sides: list, root) -> bool:
+    """Whether of the sides of if `op` (`sides`: the jumps out of each) one jumps and only by a continue, or a break
+    of loop `root` (a state's root: an InLoop, of the loop whose lanes the if is inside a branch of), its last op, with
+    nothing before it jumping out of the side: every lane that takes that side skips the rest of the iteration and
+    every lane that takes the other goes on past the if."""
     if not (sides[0] and not sides[1] or sides[1] and not sides[0]):
         return False
     region, jumps = (op.regions[0], sides[0]) if sides[0] else (op.regions[1], sides[1])
     last = region.ops[-1]   # (a side some lanes jump out of has ops)
-    return last.name == "scf.continue" and jumps == {("continue", last.attrs["label"])} \
-        and not _jumps_out(region.ops[:-1])
+    kind = last.name[4:]
+    if not (kind == "continue" or kind == "break" and isinstance(root, InLoop) and last.attrs["label"] == root.label):
+        return False
+    return jumps == {(kind, last.attrs["label"])} and not _jumps_out(region.ops[:-1])
+
+
+def _breaks_through_ifs(regions, label: str) -> bool:
+    """Whether every jump out of `regions` is a break of loop `label` with only ifs around it inside them (a backend
+    sends those breaks to the join of the if the regions are the sides of)."""
+    for region in regions:
+        for op in region.ops:
+            if op.name == "scf.if":
+                if not _breaks_through_ifs(op.regions, label):
+                    return False
+            elif not (op.name == "scf.break" and op.attrs["label"] == label) and _jumps_out([op]):
+                return False
+    return True
 
 
 def _jumps_out(ops) -> bool:
