@@ -174,6 +174,87 @@ def atomics_16bit(g: I16, gu: U16, gb: BF16, gh: F16, x: I32, o: I16, ob: BF16):
     skc.atomic_min(gh + 0, skc.f16(x[t]))
 
 
+@skc.kernel
+def breaks_in_branches(x: I32, o: I32, n: skc.i32):
+    """Votes in loops that some lanes leave by breaks nested in branches (one, two and three deep, in an else side,
+    on both sides of a branch), over the lanes still in the loop: those of the branch that did not break, and after
+    it the loop's. x holds 8 values a thread."""
+    t = skc.thread_id(0)
+    s = skc.i32(0)
+    for i in range(n):                                  # one deep
+        v = x[t * 8 + i % 8]
+        if v < 3:
+            if v < -2:
+                break
+            s = s + skc.i32(skc.ballot(v > 0) & 0xffff)
+        s = s + skc.i32(skc.ballot(v % 3 == 0) & 0xffff)
+    o[t * 4 + 0] = s + skc.i32(skc.ballot(s % 2 == 0) & 0xff)
+    s = skc.i32(0)
+    for i in range(n):                                  # two and three deep, on both sides of a branch
+        v = x[t * 8 + (i + 3) % 8]
+        if v < 5:
+            if v % 2 == 0:
+                if v < -1:
+                    break
+                s = s + skc.i32(skc.ballot(v > 1) & 0xfff)
+            else:
+                if v < 0:
+                    if v == -3:
+                        break
+                    s = s + skc.i32(skc.vote_any(v == -1)) * 3
+                s = s + skc.i32(skc.ballot(v > 2) & 0xff)
+            s = s + skc.i32(skc.ballot(v < 2) & 0xffff)
+        s = s + skc.i32(skc.ballot(v % 3 == 1) & 0xffff) + skc.i32(skc.vote_all(v > -4))
+    o[t * 4 + 1] = s
+    s = skc.i32(0)
+    for i in range(n):                                  # in else sides
+        v = x[t * 8 + (i + 5) % 8]
+        if v > 0:
+            s = s + skc.i32(skc.ballot(v > 4) & 0xffff)
+        else:
+            if v < -2:
+                break
+            s = s + skc.i32(skc.ballot(v == 0) & 0xffff)
+        if v < 6:
+            if v > 1:
+                s = s + skc.i32(skc.vote_any(v == 2))
+            else:
+                break
+        s = s + skc.i32(skc.ballot(v % 2 == 0) & 0xffff)
+    o[t * 4 + 2] = s
+
+
+@skc.kernel
+def breaks_in_inner_and_while_loops(x: I32, o: I32, n: skc.i32):
+    """A break nested in branches of an inner loop leaves that loop only (the outer loop's lanes vote after it), and
+    breaks nested in a while loop whose lanes leave at its test too. x holds 8 values a thread."""
+    t = skc.thread_id(0)
+    s = skc.i32(0)
+    for i in range(2):
+        for j in range(n):
+            v = x[t * 8 + (i * 3 + j) % 8]
+            if v < 4:
+                if v < -1:
+                    break
+                s = s + skc.i32(skc.ballot(v > 0) & 0xffff)
+            s = s + skc.i32(skc.ballot(v % 2 == 1) & 0xffff)
+        s = s + skc.i32(skc.ballot(x[t * 8 + i] > 2) & 0xffff)
+    o[t * 2 + 0] = s
+    s = skc.i32(0)
+    i = t % 3
+    while i < n:                                        # trip counts differ by thread
+        v = x[t * 8 + i % 8]
+        i = i + 1
+        if v < 4:
+            if v % 3 == 0:
+                if v < 0:
+                    break
+                s = s + skc.i32(skc.ballot(v > 1) & 0xfff)
+            s = s + skc.i32(skc.ballot(v > 0) & 0xffff)
+        s = s + skc.i32(skc.ballot(v % 2 == 0) & 0xffff)
+    o[t * 2 + 1] = s
+
+
 def _ints(rng, n, low=-40, high=40):
     return rng.integers(low, high, n).astype(np.int32)
 
@@ -214,6 +295,10 @@ def cases(threads: int, seed: int = 0) -> list:
                  np.array([65535, 0], np.uint16),
                  np.concatenate([np.array([0, -100, 0, 0]), rng.integers(-9, 9, n)]).astype(np.float32).astype(bf16),
                  np.array([1000, 0], np.float16), x, np.zeros(3 * n + n % 2, np.int16), np.zeros(n + n % 2, bf16)], ()))
+    eight = rng.integers(-4, 9, 8 * n).astype(np.int32)
+    out.append(("breaks_in_branches", breaks_in_branches, [eight, np.zeros(4 * n, np.int32)], (8,)))
+    out.append(("breaks_in_inner_and_while_loops", breaks_in_inner_and_while_loops, [eight, np.zeros(2 * n, np.int32)],
+                (8,)))
     if threads <= 1024:
         out.append(("atomics_shared", atomics_shared, [x, np.zeros(2048 + 8, np.int32), np.zeros(2, np.float32)],
                     ()))
