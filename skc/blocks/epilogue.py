@@ -1,5 +1,6 @@
 """Epilogues: from a consumer's accumulator fragment to the output. Both apply the fused element-wise
-part (`FusedEpilogue`: alpha·AB + beta·C + bias, then an activation) and convert to the output type.
+part (`FusedEpilogue`: alpha·AB, scaled per row and per column, + beta·C + bias, then an activation) and convert
+to the output type.
 `TmaStoreEpilogue` (Hopper) writes the warpgroup's 64 x n tile to shared memory and stores it with
 TMA (which skips whatever lies outside the output); `DirectStoreEpilogue` (AMD) stores each lane's
 accumulator values straight to global memory, masked at the edges. Neither knows an MMA's register
@@ -27,6 +28,8 @@ class EpilogueSpec:
     beta: bool = False         # add beta times an input C
     bias: bool = False         # add a per-column bias
     activation: Optional[str] = None
+    row_scale: bool = False    # scale each row by its f32 value of a vector (torch._scaled_mm's row-wise scale_a)
+    column_scale: bool = False  # scale each column likewise (row-wise scale_b; int8-style dequantization)
 
     def check(self):
         if self.activation not in ACTIVATIONS:
@@ -45,30 +48,40 @@ def activate(kind, v):
 
 class EpilogueArgs:
     """The fused epilogue's operands: the spec (compile time) and the run-time values it reads, for an
-    M x N output: alpha, beta, the input C (`c`, row-major M x N) and the bias (N values). For a batched output
+    M x N output: alpha, beta, the input C (`c`, row-major M x N), the bias (N values) and the f32 scale vectors
+    (`row_scale`, M values; `column_scale`, N values). For a batched output
     (an epilogue given each tile's matrix), `c_batch_stride` is the elements from one matrix's C to the next's:
     M · N for a B x M x N C, 0 for one C that every matrix adds."""
 
-    def __init__(self, spec: EpilogueSpec, M, N, alpha=1.0, beta=0.0, c=None, bias=None, c_batch_stride=None):
+    def __init__(self, spec: EpilogueSpec, M, N, alpha=1.0, beta=0.0, c=None, bias=None, c_batch_stride=None,
+                 row_scale=None, column_scale=None):
         spec.check()
         for term, name, value in (("alpha", "alpha", alpha), ("beta", "beta", beta), ("beta", "c", c),
-                                  ("bias", "bias", bias)):
+                                  ("bias", "bias", bias), ("row_scale", "row_scale", row_scale),
+                                  ("column_scale", "column_scale", column_scale)):
             if getattr(spec, term) and value is None:
                 raise frontend.current().error(f"the epilogue's spec has {term}=True, which reads {name}; these "
                                                f"arguments give none", hint=f"give EpilogueArgs(..., {name}=...)")
         self.spec, self.M, self.N = spec, M, N
         self.alpha, self.beta, self.c, self.bias = alpha, beta, c, bias
         self.c_batch_stride = c_batch_stride
+        self.row_scale, self.column_scale = row_scale, column_scale
 
     def transposed(self) -> "EpilogueArgs":
-        """The same operands for the N x M output whose transpose a kernel computes (MatmulConfig.swap_ab)."""
-        return EpilogueArgs(self.spec, self.N, self.M, self.alpha, self.beta, self.c, self.bias, self.c_batch_stride)
+        """The same operands for the N x M output whose transpose a kernel computes (MatmulConfig.swap_ab). The
+        operands are the output's (C, the bias and the scales by its rows and columns), so only the sizes trade
+        places: the kernel's epilogue is given them in the output's places."""
+        return EpilogueArgs(self.spec, self.N, self.M, self.alpha, self.beta, self.c, self.bias, self.c_batch_stride,
+                            self.row_scale, self.column_scale)
 
 
 class FusedEpilogue:
-    """The element-wise part of a GEMM epilogue: value -> activation(alpha · value + beta · C[row, column]
-    + bias[column]), each term present when the spec of `args` asks for it (C and bias read with masks). Of matrix
-    `batch` of a batched output, C is read `batch` · `args.c_batch_stride` elements on."""
+    """The element-wise part of a GEMM epilogue: value -> activation(alpha · value · row_scale[row] ·
+    column_scale[column] + beta · C[row, column] + bias[column]), each term present when the spec of `args` asks
+    for it (C and bias read with masks, the scales at rows and columns clamped to M - 1 and N - 1: the output has
+    a row and a column, or no epilogue runs). Of matrix `batch` of a batched output, C is read `batch` ·
+    `args.c_batch_stride` elements on. The scale vectors serve any GEMM whose operands were quantized per row of A
+    and per column of B (fp8 row-wise, int8-style dequantization)."""
 
     def __init__(self, args: EpilogueArgs):
         self.args = args
@@ -78,6 +91,12 @@ class FusedEpilogue:
         spec = args.spec
         if spec.alpha:
             value = value * args.alpha
+        # (the scales' reads are clamped into the vectors rather than masked: unconditional, so the compiler reads
+        # each address a thread's values share once; a value past M or N is not stored)
+        if spec.row_scale:
+            value = value * skc.f32(skc.load(args.row_scale + skc.minimum(row, args.M - 1)))
+        if spec.column_scale:
+            value = value * skc.f32(skc.load(args.column_scale + skc.minimum(column, args.N - 1)))
         if spec.beta or spec.bias:
             inside = (row < args.M) & (column < args.N)
             if spec.beta:

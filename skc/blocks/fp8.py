@@ -1,8 +1,9 @@
 """FP8 GEMMs on Hopper, composed by changing the payload: `out = sa · sb · (A @ B)` with one f32 scale per
-tensor (applied in the fused epilogue, alpha = sa · sb read from device memory), and the block-scaled GEMM of
-DeepSeek-V3 (A with one f32 scale per row per 128 K-columns, B one per 128 x 128 block). For the block-scaled
-one the stage's payload also carries the two scale tiles (`ScaleLayout`): the same TMA loader fills them with
-the operand tiles, and the TileOp (`BlockScaledWgmma`) multiplies each 128-deep k-block into a fresh
+tensor (applied in the fused epilogue, alpha = sa · sb read from device memory) or one per row of A and per column
+of B (torch._scaled_mm's row-wise scales: the fused epilogue's row and column scale vectors), and the block-scaled
+GEMM of DeepSeek-V3 (A with one f32 scale per row per 128 K-columns, B one per 128 x 128 block). For the
+block-scaled one the stage's payload also carries the two scale tiles (`ScaleLayout`): the same TMA loader fills
+them with the operand tiles, and the TileOp (`BlockScaledWgmma`) multiplies each 128-deep k-block into a fresh
 accumulator and adds it, scaled, to the running f32 one (two-level accumulation). The pipeline, the scheduler,
 the warp roles and the epilogue are the bf16 GEMM's (`gemm.wgmma_gemm`)."""
 from __future__ import annotations
@@ -639,21 +640,32 @@ def _scale(tile, index):
 
 @skc.func
 def _scaled_gemm(a, b, out, M, N, K, bias, scale_a, scale_b, cfg, stream_k=None):
-    """The GEMM of both fp8 kernels: block scales as tensor maps of the payload, or one scale each folded into the
-    epilogue's alpha; `stream_k`, the buffers of a stream-K or split-tail launch."""
+    """The GEMM of both fp8 kernels: block scales as tensor maps of the payload, or per-tensor or row-wise scales
+    applied by the fused epilogue (_epilogue_scales); `stream_k`, the buffers of a stream-K or split-tail launch."""
     if cfg.block_scaled:
         epilogue = EpilogueArgs(cfg.epilogue, M, N, bias=bias)
         wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, stream_k=stream_k, sa=scale_a, sb=scale_b)
     else:
+        wgmma_gemm(a, b, out, M, N, K, _epilogue_scales(cfg, M, N, bias, scale_a, scale_b), cfg, stream_k=stream_k)
+
+
+@skc.func
+def _epilogue_scales(cfg, M, N, bias, scale_a, scale_b):
+    """The fused epilogue's arguments of the kernels whose scales it applies: row-wise (cfg.epilogue.row_scale), A's
+    M scales and B's N scales as per-row and per-column vectors, else one each, their product as alpha."""
+    if cfg.epilogue.row_scale:
+        epilogue = EpilogueArgs(cfg.epilogue, M, N, bias=bias, row_scale=scale_a, column_scale=scale_b)
+    else:
         epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=skc.load(scale_a) * skc.load(scale_b), bias=bias)
-        wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, stream_k=stream_k)
+    return epilogue
 
 
 @skc.kernel
 def fp8_matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, bias, scale_a, scale_b, cfg: skc.constexpr):
     """out = sa · sb · (a @ b) (+ bias, activation): a, b, out tensor maps (a M x K, b N x K); scale_a and
-    scale_b f32 pointers to one value each (cfg.block_scaled False) or tensor maps of the block scales (A's as
-    (K / 128) x M, B's as (K / 128) x (N / 128, padded to a multiple of 4))."""
+    scale_b f32 pointers to one value each (cfg.block_scaled False), to M and N values (row-wise:
+    cfg.epilogue.row_scale) or tensor maps of the block scales (A's as (K / 128) x M, B's as (K / 128) x (N / 128,
+    padded to a multiple of 4))."""
     _scaled_gemm(a, b, out, M, N, K, bias, scale_a, scale_b, cfg)
 
 
@@ -670,7 +682,8 @@ def fp8_matmul_stream_k_kernel(a, b, out, workspace, counters, M: skc.i32, N: sk
 @skc.kernel
 def fp8_matmul_split_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, K: skc.i32, bias, scale_a,
                             scale_b, cfg: skc.constexpr):
-    """The per-tensor fp8 GEMM with split-K (cfg.split_k > 1): a and b tensor maps, out a pointer to the row-major
-    output, workspace and counters split_buffers' (see matmul_split_kernel), scale_a and scale_b f32 pointers."""
-    epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=skc.load(scale_a) * skc.load(scale_b), bias=bias)
+    """The per-tensor (or row-wise) fp8 GEMM with split-K (cfg.split_k > 1): a and b tensor maps, out a pointer to
+    the row-major output, workspace and counters split_buffers' (see matmul_split_kernel), scale_a and scale_b f32
+    pointers."""
+    epilogue = _epilogue_scales(cfg, M, N, bias, scale_a, scale_b)
     wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, split=(workspace, counters))

@@ -1,7 +1,8 @@
 """The FP8 GEMMs' host side, in torch._scaled_mm's terms: `scaled_matmul(a, b, scale_a, scale_b, out_dtype=...)`
 (reached as `skc.blocks.matmul(a, b, scale_a=..., scale_b=...)`). a is M x K row-major, b K x N column-major
 (b.t() an N x K row-major tensor): K-major both, what fp8 wgmma reads. The scales' shapes choose the GEMM: one
-f32 each (per tensor), or A's M x (K / 128) and B's (K / 128) x (N / 128) (block-wise, DeepSeek-V3 style). A call
+f32 each (per tensor), A's M x 1 and B's 1 x N (row-wise: the per-tensor GEMM, its fused epilogue scaling each row
+and column), or A's M x (K / 128) and B's (K / 128) x (N / 128) (block-wise, DeepSeek-V3 style). A call
 is one dict lookup once its facts were seen: the plan holds the checked geometry and the kernel's launcher, and on a
 GPU a bound launch per set of operand addresses (as host_plans.GemmPlan), unless the call copies block scales."""
 from __future__ import annotations
@@ -47,11 +48,12 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
                   stream=None, use_fast_accum=None):
     """out = activation(scale_a · scale_b · (a @ b) + bias) for fp8 (e4m3 / e5m2) a (M x K, row-major) and b
     (K x N, column-major: the transpose of an N x K row-major tensor), accumulated in f32 and written as
-    `out_dtype` (bf16 by default, f16 or f32). scale_a and scale_b are f32: one value each, or A's M x (K / 128)
-    (any strides; K-block-major ones, strides (1, M), are read in place) and B's (K / 128) x ceil(N / 128).
-    Each 128-deep k-block's product is added into f32 registers, as torch._scaled_mm does by default;
-    `use_fast_accum=True` (per-tensor scales only) runs the whole K through fp8 wgmma's accumulator instead, which
-    keeps fewer bits (torch's use_fast_accum). None: the config's `fast_accum`, else False."""
+    `out_dtype` (bf16 by default, f16 or f32). scale_a and scale_b are f32: one value each; A's M x 1 and B's
+    1 x N (row-wise: out[m, n] = scale_a[m] · scale_b[n] · (a @ b)[m, n], the scales contiguous as torch's); or
+    A's M x (K / 128) (any strides; K-block-major ones, strides (1, M), are read in place) and B's
+    (K / 128) x ceil(N / 128). Each 128-deep k-block's product is added into f32 registers, as torch._scaled_mm
+    does by default; `use_fast_accum=True` (per-tensor or row-wise scales) runs the whole K through fp8 wgmma's
+    accumulator instead, which keeps fewer bits (torch's use_fast_accum). None: the config's `fast_accum`, else False."""
     _checked(config, use_fast_accum, activation)
     given = out
     if torch_type(type(a)):
@@ -164,28 +166,41 @@ def _operands(a, b) -> tuple:
     return M, N, K
 
 
-def _scaling(scale_a, scale_b, M, N, K) -> bool:
-    """Whether the scales are block-wise (else one per tensor); checks their shapes and type."""
+def _scaling(scale_a, scale_b, M, N, K) -> str:
+    """Which scales these are, their shapes and type checked as torch._scaled_mm checks them: "tensor" (one value
+    each), "row" (row-wise: scale_a M x 1, scale_b 1 x N) or "block" (block-wise)."""
     for name, s in (("scale_a", scale_a), ("scale_b", scale_b)):
         if _name(s.dtype) not in _SCALE:
             raise skc.LaunchError(f"scaled matmul: {name} is {s.dtype}; scales are float32")
-    sizes = [int(np.prod(s.shape)) for s in (scale_a, scale_b)]
-    if sizes == [1, 1]:
-        return False
+    shapes = tuple(scale_a.shape), tuple(scale_b.shape)
+    if [int(np.prod(shape)) for shape in shapes] == [1, 1]:
+        return "tensor"
+    if shapes == ((M, 1), (1, N)):
+        _check_row_wise(scale_a, scale_b, M, N)
+        return "row"
     k_blocks, n_blocks = -(-K // SCALE_BLOCK), -(-N // SCALE_BLOCK)
     wanted = ((M, k_blocks), (k_blocks, n_blocks))
-    if (tuple(scale_a.shape), tuple(scale_b.shape)) != wanted:
-        # (one scale per column of B, torch._scaled_mm's row-wise scaling, has no form here: named as such)
-        row_wise = tuple(scale_b.shape) == (1, N)
+    if shapes != wanted:
+        # (torch._scaled_mm takes no other mix: a per-tensor scale beside a row-wise one is refused there too)
         raise skc.LaunchError(
-            f"scaled matmul: scale_a {tuple(scale_a.shape)} and scale_b {tuple(scale_b.shape)} are neither one value "
-            f"each (per-tensor) nor block-wise scales for M={M}, N={N}, K={K}: scale_a {wanted[0]} (one per row "
-            f"per 128 K-columns) and scale_b {wanted[1]} (one per 128 x 128 block)"
-            + ("; row-wise scales (scale_a M x 1 and scale_b 1 x N, as torch._scaled_mm takes them) are not "
-               "supported: B's scales are one per 128 x 128 block" if row_wise else ""))
+            f"scaled matmul: scale_a {shapes[0]} and scale_b {shapes[1]} are neither one value each (per-tensor), "
+            f"row-wise (scale_a {(M, 1)}: one per row of a; scale_b {(1, N)}: one per column of b) nor block-wise for "
+            f"M={M}, N={N}, K={K} (scale_a {wanted[0]}: one per row per 128 K-columns; scale_b {wanted[1]}: one per "
+            "128 x 128 block); as torch._scaled_mm, it takes no mix of these: expand a per-tensor scale to its "
+            "row-wise shape (scale.expand(M, 1).contiguous())")
     if K % SCALE_BLOCK:
         raise skc.LaunchError(f"block-wise scales cover 128 K-columns each: K must be a multiple of 128, found {K}")
-    return True
+    return "block"
+
+
+def _check_row_wise(scale_a, scale_b, M, N):
+    """Row-wise scales are read as vectors of M and N consecutive f32 (the fused epilogue's row and column scales):
+    a view of every other value is refused, as torch._scaled_mm refuses scales that are not contiguous."""
+    for name, scale, axis, count in (("scale_a", scale_a, 0, M), ("scale_b", scale_b, 1, N)):
+        if count > 1 and element_strides(scale)[axis] != 1:
+            raise skc.LaunchError(f"scaled matmul: row-wise {name} {tuple(scale.shape)} has its values "
+                                  f"{element_strides(scale)[axis]} elements apart; they are read as consecutive "
+                                  f"float32 (as torch._scaled_mm reads them): pass {name}.contiguous()")
 
 
 def _new_plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum):
@@ -204,15 +219,16 @@ def _checked_call(a, b, scale_a, scale_b, out, out_dtype, bias, activation, use_
     check_has_data("scaled matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b, out=out, bias=bias)
     dtype, dtype_b = _fp8_type(a, "a"), _fp8_type(b, "b")
     M, N, K = _operands(a, b)
-    block = _scaling(scale_a, scale_b, M, N, K)
+    scaling = _scaling(scale_a, scale_b, M, N, K)
+    block = scaling == "block"
     for name, scale in (("scale_a", scale_a), ("scale_b", scale_b)):   # (their devices: check_has_data)
         if block and not hasattr(scale, "T"):   # (read through their transposes, or copied: scales())
             raise skc.LaunchError(f"scaled matmul: block-wise {name} is a {type(scale).__name__}, which has no "
                                   "transposed view: pass block scales as torch tensors or numpy or cupy arrays")
     if block and use_fast_accum:
         raise skc.LaunchError("scaled matmul: use_fast_accum=True runs the whole K in fp8 wgmma's accumulator, "
-                              "which per-tensor scales allow; block-wise scales multiply each k-block's product "
-                              "in f32: leave use_fast_accum unset (or False)")
+                              "which per-tensor and row-wise scales allow; block-wise scales multiply each k-block's "
+                              "product in f32: leave use_fast_accum unset (or False)")
     written = out_dtype if out_dtype is not None else out.dtype if out is not None else "bfloat16"
     out_name = _OUT.get(_name(written))
     if out_name is None:   # (out's dtype where out_dtype is not given)
@@ -231,7 +247,10 @@ def _checked_call(a, b, scale_a, scale_b, out, out_dtype, bias, activation, use_
                               "which TMA cannot store to (a positive multiple of 16 bytes): pass a contiguous out, "
                               "or none")
     check_epilogue_operands("scaled matmul", M, N, bias=bias)
-    spec = EpilogueSpec(alpha=not block, bias=bias is not None, activation=activation)
+    # (per tensor: the product of the scales as alpha; row-wise: the scales as the epilogue's row and column vectors)
+    rows = scaling == "row"
+    spec = EpilogueSpec(alpha=scaling == "tensor", bias=bias is not None, activation=activation, row_scale=rows,
+                        column_scale=rows)
     try:
         spec.check()
     except ValueError as error:
@@ -464,7 +483,8 @@ class _KeptScales:
 
 
 def _flat(scale):
-    return scale.reshape(1) if hasattr(scale, "reshape") else scale
+    """A per-tensor or row-wise scale as the vector of its values (1, M or N: consecutive, _check_row_wise)."""
+    return scale.reshape(-1) if hasattr(scale, "reshape") else scale
 
 
 def _pads(x, multiple: int) -> bool:
@@ -516,10 +536,11 @@ def scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, ac
                              config=config, stream=stream, use_fast_accum=use_fast_accum)
     if scale_a is None and scale_b is None:   # (out_dtype or use_fast_accum given to a bf16 or fp16 GEMM)
         raise skc.LaunchError("matmul's out_dtype and use_fast_accum are the fp8 GEMM's, which needs scale_a and "
-                              "scale_b too (float32: one value each, or block-wise); a bf16 or fp16 GEMM takes "
-                              "neither (it writes its operands' type)")
+                              "scale_b too (float32: one value each, row-wise or block-wise); a bf16 or fp16 GEMM "
+                              "takes neither (it writes its operands' type)")
     if scale_a is None or scale_b is None:
-        raise skc.LaunchError("scaled matmul needs both scale_a and scale_b (float32: one value each, or block-wise)")
+        raise skc.LaunchError("scaled matmul needs both scale_a and scale_b (float32: one value each, row-wise or "
+                              "block-wise)")
     for name, scale in (("scale_a", scale_a), ("scale_b", scale_b)):
         if not hasattr(scale, "dtype") or not hasattr(scale, "shape"):
             raise skc.LaunchError(f"scaled matmul: {name} is a {type(scale).__name__}; pass a float32 tensor on the "

@@ -428,7 +428,7 @@ def test_block_scaled_reads_k_block_major_scales_in_place(hopper_interpreter):
 @pytest.mark.parametrize("change, message", [
     (lambda a, b, sa, sb: (a, np.ascontiguousarray(b), sa, sb), "b is row-major K x N; pass b as the transpose"),
     (lambda a, b, sa, sb: (np.asfortranarray(a), b, sa, sb), "a is a transposed (column-major) view"),
-    (lambda a, b, sa, sb: (a, b, sa[:, :1], sb), "neither one value each (per-tensor) nor block-wise"),
+    (lambda a, b, sa, sb: (a, b, sa[:, :1], sb), "neither one value each (per-tensor), row-wise"),
     (lambda a, b, sa, sb: (a, b, sa.astype(np.float64), sb), "scale_a is float64; scales are float32"),
     (lambda a, b, sa, sb: (a.astype(np.float32), b, sa, sb), "it multiplies float8_e4m3fn or float8_e5m2"),
     # (views of longer rows: TMA's own refusal named neither the operand nor its fix)
@@ -493,15 +493,6 @@ def test_out_dtype_without_scales_names_the_fp8_gemm(hopper_interpreter):
     with pytest.raises(skc.LaunchError, match="out_dtype and use_fast_accum are the fp8 GEMM's, which needs scale_a "
                                               "and scale_b too .* a bf16 or fp16 GEMM takes neither"):
         skc.blocks.matmul(a, a, out_dtype="float32")
-
-
-def test_row_wise_scales_are_named_as_unsupported(hopper_interpreter):
-    """torch._scaled_mm's row-wise scales (M x 1 and 1 x N): the refusal listed block-wise shapes only, which K = 64
-    cannot take either, and read as if scale_b should be 1 x 1 (dropping its per-column values)."""
-    _, _, a8, b8 = operands(64, 64, 64)
-    with pytest.raises(skc.LaunchError, match=r"row-wise scales \(scale_a M x 1 and scale_b 1 x N, as "
-                                              r"torch._scaled_mm takes them\) are not supported"):
-        skc.blocks.matmul(a8, b8, scale_a=np.ones((64, 1), np.float32), scale_b=np.ones((1, 64), np.float32))
 
 
 def test_block_scales_of_another_framework_in_the_same_memory(hopper_interpreter):
