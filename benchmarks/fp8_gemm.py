@@ -1,10 +1,11 @@
-"""FP8 GEMMs end to end against cuBLASLt (torch._scaled_mm), same run, H200: per-tensor and block-wise
-(DeepSeek-V3 1x128 / 128x128 scales), TFLOP/s of each and the relative error of each against a float32 reference
-of the dequantized operands (bf16 outputs; per tensor also f32 outputs). Per tensor twice: both sides' defaults
-(each k-block added into f32) and both with use_fast_accum=True ("per-tensor-fast"). Prints a table last; JSON to
-$OUT/fp8_gemm.json when $OUT is set.
+"""FP8 GEMMs end to end against cuBLASLt (torch._scaled_mm), same run, H200: per-tensor, block-wise (DeepSeek-V3
+1x128 / 128x128 scales) and row-wise (scale_a M x 1, scale_b 1 x N), TFLOP/s of each and the relative error of each
+against a float32 reference of the dequantized operands (bf16 outputs; per tensor and row-wise also f32 outputs).
+Per tensor twice: both sides' defaults (each k-block added into f32) and both with use_fast_accum=True
+("per-tensor-fast"). Prints a table last; JSON to $OUT/fp8_gemm.json when $OUT is set.
 
     python benchmarks/fp8_gemm.py [--shapes 4096x4096x4096,...] [--rep-ms 100] [--no-variants] [--variants A,B]
+                                  [--kinds per-tensor,block,row-wise]
 """
 from __future__ import annotations
 
@@ -90,6 +91,7 @@ VARIANTS = {"block-ovl": {"overlap_scaling": True},   # two stages a step, one's
 
 
 VARIANTS_ON = True  # --no-variants: only the default configuration of each kind
+KINDS = ("per-tensor", "block", "row-wise")   # --kinds: the scalings measured
 PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "consumers": 1},
                        "pt-pp": {"tile_m": 64, "consumers": 2, "pingpong": True},
                        "pt-pp128": {"tile_m": 128, "tile_n": 128, "consumers": 2, "pingpong": True},
@@ -235,11 +237,19 @@ def variant_config(M, N, K, log, kind, **fields):
 
 
 def measure(M, N, K, rep_ms, rows, log):
+    """The rows of each kind in KINDS for one shape, on the same operands."""
     flops = 2 * M * N * K
     tflops = lambda ms: flops / ms / 1e9
     timer = lambda fn: do_bench(fn, warmup=25, rep=rep_ms, return_mode="median")
     a, b = operands(M, N, K)
-    # per tensor
+    for kind, measure_kind in (("per-tensor", measure_per_tensor), ("block", measure_block),
+                               ("row-wise", measure_row_wise)):
+        if kind in KINDS:
+            measure_kind(M, N, K, a, b, timer, tflops, rows, log)
+
+
+def measure_per_tensor(M, N, K, a, b, timer, tflops, rows, log):
+    """Per tensor: both sides' defaults, f32 outputs' errors, both with use_fast_accum, and the variants."""
     sa, sb = torch.tensor(0.01, device="cuda"), torch.tensor(0.02, device="cuda")
     expected = (a.float() @ b.float()) * (0.01 * 0.02)
     out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
@@ -286,7 +296,10 @@ def measure(M, N, K, rep_ms, rows, log):
         rows.append({"shape": row["shape"], "kind": kind, "skc_err": relative_error(out, expected),
                      "skc": tflops(times["variant"]), "skc_default": tflops(times["skc"]),
                      "cublas": tflops(times["cublas"]), "cublas_err": row["cublas_err"]})
-    # block-wise
+
+
+def measure_block(M, N, K, a, b, timer, tflops, rows, log):
+    """Block-wise (1 x 128 and 128 x 128 scales): the default against cuBLASLt's, and the variants."""
     sa, sb = block_scales(M, N, K)
     expected = block_reference(a, b, sa, sb)
     out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
@@ -325,15 +338,42 @@ def measure(M, N, K, rep_ms, rows, log):
     rows.extend(variants)
 
 
+def measure_row_wise(M, N, K, a, b, timer, tflops, rows, log):
+    """Row-wise (scale_a M x 1, scale_b 1 x N, as torchao's "rowwise" float8 calls torch._scaled_mm): both sides'
+    defaults, bf16 out (and f32 outputs' errors), in turn with skc's per-tensor kernel of the same operands (the same
+    kernel but for its epilogue's scale vectors: "skc_default" is the per-tensor figure in the same rounds)."""
+    sa = torch.rand(M, 1, device="cuda") * 2 ** -6 + 2 ** -8
+    sb = torch.rand(1, N, device="cuda") * 2 ** -6 + 2 ** -8
+    expected = (a.float() @ b.float()) * sa * sb
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    one = torch.tensor(0.01, device="cuda")
+    calls = {"skc": lambda: skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16),
+             "cublas": lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16),
+             "per_tensor": lambda: skc.blocks.matmul(a, b, out, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)}
+    calls["skc"]()
+    torch.cuda.synchronize()
+    row = {"shape": f"{M}x{N}x{K}", "kind": "row-wise", "skc_err": relative_error(out, expected),
+           "cublas_err": relative_error(calls["cublas"](), expected)}
+    row["skc_err_f32"] = relative_error(skc.blocks.matmul(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.float32),
+                                        expected)
+    row["cublas_err_f32"] = relative_error(torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.float32),
+                                           expected)
+    times = fair_times(calls, timer)
+    row.update(skc=tflops(times["skc"]), cublas=tflops(times["cublas"]), skc_default=tflops(times["per_tensor"]))
+    rows.append(row)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--shapes", default=",".join("x".join(map(str, s)) for s in SHAPES))
     parser.add_argument("--rep-ms", type=int, default=100)
     parser.add_argument("--no-variants", action="store_true", help="only the default configuration of each kind")
     parser.add_argument("--variants", help="only these variants (a comma list of their names)")
+    parser.add_argument("--kinds", default=",".join(KINDS), help=f"the scalings measured, of {','.join(KINDS)}")
     args = parser.parse_args()
-    global VARIANTS_ON
+    global VARIANTS_ON, KINDS
     VARIANTS_ON = not args.no_variants
+    KINDS = tuple(kind for kind in KINDS if kind in args.kinds.split(","))
     if args.variants:
         for table in (VARIANTS, PER_TENSOR_VARIANTS):
             for name in [name for name in table if name not in args.variants.split(",")]:
@@ -354,7 +394,7 @@ def main():
             json.dump(rows, f, indent=1)
     print(f"{'shape':>18} {'kind':>10} {'skc':>7} {'cuBLAS':>7} {'ratio':>6} {'target':>6} {'skc err':>9} "
           f"{'cuBLAS err':>10}")
-    ratios = {"per-tensor": [], "per-tensor-fast": [], "block": [],
+    ratios = {"per-tensor": [], "per-tensor-fast": [], "block": [], "row-wise": [],
               **{kind: [] for kind in (*PER_TENSOR_VARIANTS, *VARIANTS)}}
     for r in rows:
         if r["kind"] == "error":
@@ -366,7 +406,8 @@ def main():
             ratios[r["kind"]].append(ratio)
         dims = tuple(map(int, r["shape"].split("x")))
         target = TARGETS.get(dims, (0, 0))[0 if not r["kind"].startswith("block") else 1]
-        default = f"  (the default in the same rounds: {r['skc_default']:.0f})" if "skc_default" in r else ""
+        baseline = "skc's per-tensor kernel" if r["kind"] == "row-wise" else "the default"
+        default = f"  ({baseline} in the same rounds: {r['skc_default']:.0f})" if "skc_default" in r else ""
         if "skc_err_f32" in r:
             default += f"  f32 out: skc err {r['skc_err_f32']:.2e}, cuBLAS {r['cublas_err_f32']:.2e}"
         print(f"{r['shape']:>18} {r['kind']:>10} {r['skc']:7.0f} {cublas or float('nan'):7.0f} {ratio:6.2f} "
