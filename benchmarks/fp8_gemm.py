@@ -91,7 +91,8 @@ VARIANTS = {"block-ovl": {"overlap_scaling": True},   # two stages a step, one's
 
 
 VARIANTS_ON = True  # --no-variants: only the default configuration of each kind
-KINDS = ("per-tensor", "block", "row-wise")   # --kinds: the scalings measured
+ALL_KINDS = ("per-tensor", "block", "row-wise")
+KINDS = ALL_KINDS   # --kinds: the scalings measured
 PER_TENSOR_VARIANTS = {"pt-n128": {"tile_n": 128}, "pt-m64": {"tile_m": 64, "consumers": 1},
                        "pt-pp": {"tile_m": 64, "consumers": 2, "pingpong": True},
                        "pt-pp128": {"tile_m": 128, "tile_n": 128, "consumers": 2, "pingpong": True},
@@ -369,11 +370,11 @@ def main():
     parser.add_argument("--rep-ms", type=int, default=100)
     parser.add_argument("--no-variants", action="store_true", help="only the default configuration of each kind")
     parser.add_argument("--variants", help="only these variants (a comma list of their names)")
-    parser.add_argument("--kinds", default=",".join(KINDS), help=f"the scalings measured, of {','.join(KINDS)}")
+    parser.add_argument("--kinds", default=",".join(ALL_KINDS), help=f"the scalings measured, of {','.join(ALL_KINDS)}")
     args = parser.parse_args()
     global VARIANTS_ON, KINDS
     VARIANTS_ON = not args.no_variants
-    KINDS = tuple(kind for kind in KINDS if kind in args.kinds.split(","))
+    KINDS = tuple(kind for kind in ALL_KINDS if kind in args.kinds.split(","))
     if args.variants:
         for table in (VARIANTS, PER_TENSOR_VARIANTS):
             for name in [name for name in table if name not in args.variants.split(",")]:
