@@ -15,7 +15,7 @@ import skc
 from skc import frontend
 
 from .mma import Wgmma
-from .roles import current_role, every_warpgroup_of_role, kernel_consumers
+from .roles import check_role, current_role, every_warpgroup_of_role, kernel_consumers
 
 ACTIVATIONS = (None, "relu", "gelu", "silu")
 
@@ -62,10 +62,30 @@ class EpilogueArgs:
             if getattr(spec, term) and value is None:
                 raise frontend.current().error(f"the epilogue's spec has {term}=True, which reads {name}; these "
                                                f"arguments give none", hint=f"give EpilogueArgs(..., {name}=...)")
+        # (and the reverse: a term the spec leaves out is never applied, so an operand given for it was dropped, a
+        # wrong answer silently; alpha and beta at their defaults say nothing)
+        for term, name, given in (("alpha", "alpha", not _is(alpha, 1.0)), ("beta", "beta", not _is(beta, 0.0)),
+                                  ("beta", "c", c is not None), ("bias", "bias", bias is not None),
+                                  ("row_scale", "row_scale", row_scale is not None),
+                                  ("column_scale", "column_scale", column_scale is not None)):
+            if given and not getattr(spec, term):
+                raise frontend.current().error(
+                    f"these arguments give {name}, which the epilogue's spec leaves out ({term}=False): it would not "
+                    f"be applied", hint=f"make the spec with {term}=True: EpilogueSpec(..., {term}=True), or leave "
+                                        f"{name} out")
         self.spec, self.M, self.N = spec, M, N
         self.alpha, self.beta, self.c, self.bias = alpha, beta, c, bias
         self.c_batch_stride = c_batch_stride
         self.row_scale, self.column_scale = row_scale, column_scale
+
+    @classmethod
+    def of_spec(cls, spec: EpilogueSpec, M, N, alpha=1.0, beta=0.0, c=None, bias=None, c_batch_stride=None,
+                row_scale=None, column_scale=None) -> "EpilogueArgs":
+        """The arguments of a kernel that takes every operand whatever its spec (the library's GEMMs): those the
+        spec reads, the others left out."""
+        return cls(spec, M, N, alpha if spec.alpha else 1.0, beta if spec.beta else 0.0, c if spec.beta else None,
+                   bias if spec.bias else None, c_batch_stride, row_scale if spec.row_scale else None,
+                   column_scale if spec.column_scale else None)
 
     def transposed(self) -> "EpilogueArgs":
         """The same operands for the N x M output whose transpose a kernel computes (MatmulConfig.swap_ab). The
@@ -73,6 +93,11 @@ class EpilogueArgs:
         places: the kernel's epilogue is given them in the output's places."""
         return EpilogueArgs(self.spec, self.N, self.M, self.alpha, self.beta, self.c, self.bias, self.c_batch_stride,
                             self.row_scale, self.column_scale)
+
+
+def _is(value, default: float) -> bool:
+    """Whether an epilogue scalar is its compile-time default (a run-time value never is)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == default
 
 
 class FusedEpilogue:
@@ -120,6 +145,12 @@ class FusedEpilogue:
 def _plus(x, offset):
     """x + offset, leaving x alone for a compile-time offset of 0."""
     return x if isinstance(offset, int) and offset == 0 else x + offset
+
+
+def _check_consumer_role(epilogue):
+    """An epilogue stores a consumer's accumulator: the producer's warpgroup holds none."""
+    check_role(type(epilogue).__name__, "consumer", hint="store the accumulator in the consumer branch that computed "
+                                                         "it (`else:` of `if roles.is_producer():`)")
 
 
 @frontend.host
@@ -252,6 +283,7 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
             raise frontend.current().error("this TmaStoreEpilogue was made with allocate=False: it has no staging "
                                            "buffer of its own", hint="allocate=True, or a subclass that says where it "
                                            "stages (as attention's HeadTileEpilogue does)")
+        _check_consumer_role(self)
         self.check_own_part(type(self).__name__)
         rows, n = acc.shape
         if rows != self.rows or n % self.columns:
@@ -339,6 +371,7 @@ class DirectStoreEpilogue:
     def __call__(self, acc, row0, col0, batch=None):
         """Store acc where it lies in the output tile whose corner is (row0, col0) (of matrix `batch` of a batched
         output)."""
+        _check_consumer_role(self)
         acc.wait()
         row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
         out = self.out if batch is None else self.out + skc.i64(batch) * self.M * self.N

@@ -643,7 +643,7 @@ def _scaled_gemm(a, b, out, M, N, K, bias, scale_a, scale_b, cfg, stream_k=None)
     """The GEMM of both fp8 kernels: block scales as tensor maps of the payload, or per-tensor or row-wise scales
     applied by the fused epilogue (_epilogue_scales); `stream_k`, the buffers of a stream-K or split-tail launch."""
     if cfg.block_scaled:
-        epilogue = EpilogueArgs(cfg.epilogue, M, N, bias=bias)
+        epilogue = EpilogueArgs.of_spec(cfg.epilogue, M, N, bias=bias)
         wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, stream_k=stream_k, sa=scale_a, sb=scale_b)
     else:
         wgmma_gemm(a, b, out, M, N, K, _epilogue_scales(cfg, M, N, bias, scale_a, scale_b), cfg, stream_k=stream_k)
@@ -654,9 +654,9 @@ def _epilogue_scales(cfg, M, N, bias, scale_a, scale_b):
     """The fused epilogue's arguments of the kernels whose scales it applies: row-wise (cfg.epilogue.row_scale), A's
     M scales and B's N scales as per-row and per-column vectors, else one each, their product as alpha."""
     if cfg.epilogue.row_scale:
-        epilogue = EpilogueArgs(cfg.epilogue, M, N, bias=bias, row_scale=scale_a, column_scale=scale_b)
+        epilogue = EpilogueArgs.of_spec(cfg.epilogue, M, N, bias=bias, row_scale=scale_a, column_scale=scale_b)
     else:
-        epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=skc.load(scale_a) * skc.load(scale_b), bias=bias)
+        epilogue = EpilogueArgs.of_spec(cfg.epilogue, M, N, alpha=skc.load(scale_a) * skc.load(scale_b), bias=bias)
     return epilogue
 
 

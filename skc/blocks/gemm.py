@@ -33,7 +33,7 @@ def matmul_kernel(a, b, out, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias, alp
     """a, b and out are tensor maps on Hopper (MatmulConfig), pointers on AMD (AmdMatmulConfig)."""
     target = skc.current_target()
     cfg = _config_for(target, cfg)
-    epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
+    epilogue = EpilogueArgs.of_spec(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
     if target.has("wgmma"):
         wgmma_gemm(a, b, out, M, N, K, epilogue, cfg)
     else:
@@ -48,7 +48,7 @@ def matmul_split_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i32, 
     zero-filled, and left zero) split_buffers' buffers."""
     target = skc.current_target()
     cfg = _config_for(target, cfg)
-    epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
+    epilogue = EpilogueArgs.of_spec(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
     wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, split=(workspace, counters))
 
 
@@ -60,7 +60,7 @@ def matmul_stream_k_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i3
     contents) and counters (i32, one a strip: zero-filled, and left zero) stream_k_buffers' buffers."""
     target = skc.current_target()
     cfg = _config_for(target, cfg)
-    epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
+    epilogue = EpilogueArgs.of_spec(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
     wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, stream_k=(workspace, counters))
 
 
@@ -71,7 +71,7 @@ def matmul_batched_kernel(a, b, out, batches: skc.i32, M: skc.i32, N: skc.i32, K
     work units run over every matrix's tiles, each tile's loads and stores at its batch coordinate."""
     target = skc.current_target()
     cfg = _config_for(target, cfg)
-    epilogue = EpilogueArgs(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
+    epilogue = EpilogueArgs.of_spec(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
     wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, batches=batches)
 
 

@@ -11,6 +11,8 @@ import skc
 from skc import frontend
 from skc.ir.ops_async import WGMMA_K   # operand type -> k of one wgmma (32 bytes of K)
 
+from .roles import check_role
+
 NO_TURN = nullcontext()   # MMAs issued whenever the warpgroup gets there (no turns taken)
 
 
@@ -98,8 +100,22 @@ class _WarpgroupMma:
     stages_in_flight = 1
 
     def __init__(self, n: int, k: int, dtype, warpgroup=0):
-        if n % 8 or not 8 <= n <= 256:
-            raise frontend.current().error(f"wgmma computes 8 to 256 columns in steps of 8, not {n}")
+        target = skc.current_target()
+        if not target.has("wgmma"):   # (a warpgroup of no threads: each thread's place in it divided by zero)
+            raise frontend.current().error(
+                f"{type(self).__name__} issues Hopper's wgmma, which {target.name} lacks",
+                hint="compile for sm_90a" + ("; on AMD, multiply with Mfma" if target.has("mfma") else ""))
+        if not _whole(n) or n % 8 or not 8 <= n <= 256:   # (a float n made a fragment of n / 2 values, a float)
+            raise frontend.current().error(f"wgmma computes 8 to 256 columns in steps of 8, not {n!r}",
+                                           hint="give n as a compile-time int")
+        if not _whole(k) or k < 1:
+            raise frontend.current().error(f"a stage's k-depth is a compile-time int of 1 or more, found {k!r}")
+        # (a negative warpgroup's rows lay before the A tile: its descriptors read whatever shared memory was there)
+        if _whole(warpgroup) and warpgroup < 0 or isinstance(warpgroup, (bool, float)):
+            raise frontend.current().error(
+                f"warpgroup is which 64-row share of the A tile this TileOp multiplies, 0 or more, found {warpgroup!r}",
+                hint="give the consumer's index (roles.consumer_index()), or a compile-time int of 0 or more")
+        _check_consumer_role(f"{type(self).__name__} (a TileOp)")
         self.n, self.k, self.dtype = n, k, dtype
         self.row0 = warpgroup * self.rows_per_warpgroup
         self.thread = skc.thread_index() % skc.current_target().warpgroup_size
@@ -138,6 +154,7 @@ class Wgmma(_WarpgroupMma):
     def __call__(self, acc: Accumulator, a, b, accumulate: bool = True, k0: int = 0, k: int = 0):
         """acc += A · B (acc = A · B without `accumulate`: acc's registers are then not read, nor zeroed first);
         over the stage's k from `k0`, `k` deep (0: all of it; compile-time ints, multiples of the instruction's)."""
+        _check_consumer_role("this Wgmma")
         self.check(a, b)
         self.check_accumulator(acc)
         skc.hopper.wgmma_fence()
@@ -262,6 +279,16 @@ def _check_elements(name: str, tile, dtype):
             f"({size}-byte)", hint="build the payload and the TileOp from the same config")
 
 
+def _whole(value) -> bool:
+    """A compile-time int (numpy's too), and no bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_consumer_role(block: str):
+    check_role(block, "consumer", hint="make and call the TileOp in the consumer branch (`else:` of "
+                                       "`if roles.is_producer():`); the producer fills stages with a loader")
+
+
 def _type_name(dtype) -> str:
     return dtype.ir.name if hasattr(dtype, "ir") else str(dtype)
 
@@ -304,6 +331,7 @@ class WgmmaRegA(_WarpgroupMma):
 
     def __call__(self, acc: Accumulator, operand, b):
         """acc += P · B, P as `operand(p)` gave it; B a k x n tile in shared memory (K- or MN-major)."""
+        _check_consumer_role("this WgmmaRegA")
         if b.layout.k != self.k or b.layout.rows != self.n:
             raise frontend.current().error(
                 f"the B tile is {b.layout.k} x {b.layout.rows}; this register-A MMA was made for {self.k} x {self.n}",

@@ -38,6 +38,15 @@ def current_role():
     return role
 
 
+def check_role(block: str, wanted: str, hint: str):
+    """A compile error where `block` (what the user called) is used in code that runs as the other role: a TileOp in
+    the producer's branch, a loader or an epilogue in the consumers' (each would wait on, or write into, stages the
+    other role holds)."""
+    role = current_role()
+    if role is not None and role != wanted:
+        raise frontend.current().error(f"{block} is the {wanted}'s, used in code that runs as the {role}", hint=hint)
+
+
 def kernel_consumers():
     """The consumer warpgroups of the kernel's WarpRoles (None before one is made, or in a kernel without)."""
     return frontend.current().facts(__name__ + ".warp_roles").get("consumers")

@@ -22,6 +22,7 @@ from skc.ir.ops_async import CP_ASYNC_BYTES
 
 from . import clusters
 from .layout import OperandLayout
+from .roles import check_role
 
 
 def _origins(loader: str, names, origins: dict) -> dict:
@@ -41,6 +42,13 @@ def _origins(loader: str, names, origins: dict) -> dict:
             + (f"; missing {', '.join(missing)}" if missing else "")
             + (f"; no operand {', '.join(extra)}" if extra else ""))
     return origins
+
+
+def _check_producer_role(loader):
+    """A loader fills the producer's stages: in the consumers' code its copies would overwrite the stage a consumer
+    reads, and arrive on a barrier already complete."""
+    check_role(type(loader).__name__, "producer", hint="call the loader in the producer branch "
+               "(`if roles.is_producer():`), on a stage of `with producer.acquire() as stage:`")
 
 
 def _check_arrivals(loader, stage):
@@ -148,6 +156,7 @@ class TmaLoader:
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
         origins = _origins("TmaLoader", self.layouts, origins)
+        _check_producer_role(self)
         _check_arrivals(self, stage)
         self.check_stage_layouts(stage)
         cluster = getattr(stage, "cluster", self.cluster)   # (a stage of another pipeline may not say)
@@ -323,6 +332,7 @@ class VectorLoader:
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage: the copying threads
         (is_issuing()) copy and arrive, whether or not the caller rested the others."""
         origins = _origins("VectorLoader", self.operands, origins)
+        _check_producer_role(self)
         _check_arrivals(self, stage)
         if self.is_issuing():   # (the whole warpgroup: known at compile time)
             self.copy(stage, k, origins)
