@@ -337,7 +337,7 @@ def _conv_output_size(size, kernel, stride, padding, dilation) -> int:
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _check_conv(x, w, bias, stride, padding, dilation, activation) -> tuple:
+def _check_conv(x, w, bias, stride, padding, dilation, activation, groups=1) -> tuple:
     """(N, K, P, Q) of a valid convolution; the messages match what skc.blocks.conv2d says at launch."""
     _check(x.dim() == 4 and w.dim() == 4,
                  lambda: f"skc::conv2d takes 4-d x and w (NCHW / OIHW shapes in the channels_last memory format), "
@@ -360,9 +360,12 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation) -> tuple:
     _check(C > 0 and K > 0 and R > 0 and S > 0,   # (a batch of 0: torch's empty output, no launch)
                  lambda: f"conv2d of x {tuple(x.shape)} by w {tuple(w.shape)}: the channels, the filters and the "
                          "filter's extent must each be at least 1 (torch.nn.functional.conv2d refuses no filters too)")
-    _check(C_w == C, lambda: f"x has {C} channels but the filters take {C_w}" + (
-        f" (w of a grouped convolution, torch's groups={C // C_w}: conv2d has no groups; torch.nn.functional.conv2d "
-        "computes it)" if C_w and C % C_w == 0 else ""))
+    _check(groups >= 1, lambda: f"conv2d's groups must be a positive int (torch.nn.functional.conv2d's), found "
+                                f"{groups}")
+    from .blocks.conv import group_mismatch
+
+    mismatch = group_mismatch(C, K, C_w, groups)
+    _check(mismatch is None, lambda: mismatch)
     _check(N == 0 or K % 8 == 0,   # (a batch of 0 launches nothing)
                  lambda: f"conv2d stores output pixels of K channels through TMA, whose rows must be 16-byte "
                          f"multiples: K (w's filters, w.shape[0]) must be a multiple of 8, found {K} (pad w with zero "
@@ -382,29 +385,30 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation) -> tuple:
     return N, K, P, Q
 
 
-def _conv2d(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), activation=None):
+def _conv2d(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), activation=None, groups=1):
     from .blocks import conv2d
 
-    N, K, P, Q = _check_conv(x, w, bias, stride, padding, dilation, activation)
+    N, K, P, Q = _check_conv(x, w, bias, stride, padding, dilation, activation, groups)
     out = torch.empty((N, K, P, Q), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
     with on_device_of(x):
         conv2d(x, w, bias=bias, stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation),
-               activation=activation, out=out, stream=current_stream(x))
+               activation=activation, out=out, stream=current_stream(x), groups=groups)
     return out
 
 
-def _conv2d_fake(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), activation=None):
-    shape = _check_conv(x, w, bias, stride, padding, dilation, activation)
+def _conv2d_fake(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), activation=None, groups=1):
+    shape = _check_conv(x, w, bias, stride, padding, dilation, activation, groups)
     return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
 
 
 conv2d = register_op("skc::conv2d", _conv2d, fake=_conv2d_fake, exact_strides=True,
                      schema="(Tensor x, Tensor w, Tensor? bias=None, int[2] stride=[1, 1], int[2] padding=[0, 0], "
-                            "int[2] dilation=[1, 1], str? activation=None) -> Tensor")
-"""activation(conv2d(x, w) + bias) as a new channels_last tensor: `torch.ops.skc.conv2d(x, w, bias=None,
-stride=(1, 1), padding=(0, 0), dilation=(1, 1), activation=None)`. x (N, C, H, W) and w (K, C, R, S) are bf16 or
-fp16 in the channels_last memory format (NHWC / KRSC memory, read in place); stride, padding and dilation are
-(h, w) pairs; activation: None, "relu", "gelu" or "silu". The output is (N, K, P, Q), channels_last."""
+                            "int[2] dilation=[1, 1], str? activation=None, int groups=1) -> Tensor")
+"""activation(conv2d(x, w, groups) + bias) as a new channels_last tensor: `torch.ops.skc.conv2d(x, w, bias=None,
+stride=(1, 1), padding=(0, 0), dilation=(1, 1), activation=None, groups=1)`. x (N, C, H, W) and w (K, C/groups, R,
+S) are bf16 or fp16 in the channels_last memory format (NHWC / KRSC memory, read in place); stride, padding and
+dilation are (h, w) pairs; activation: None, "relu", "gelu" or "silu"; groups as torch.nn.functional.conv2d takes
+it. The output is (N, K, P, Q), channels_last."""
 
 
 # -- torch.ops.skc.attention and attention_with_lse ------------------------------------------------------------
@@ -605,9 +609,9 @@ def _matmul_reference(a, b, bias, c, alpha, beta, activation):
     return _ACTIVATIONS[activation](z)
 
 
-def _conv2d_reference(x, w, bias, stride, padding, dilation, activation):
+def _conv2d_reference(x, w, bias, stride, padding, dilation, activation, groups=1):
     z = torch.nn.functional.conv2d(x.float(), w.float(), None if bias is None else bias.float(), tuple(stride),
-                                   tuple(padding), tuple(dilation))
+                                   tuple(padding), tuple(dilation), groups)
     return _ACTIVATIONS[activation](z)
 
 

@@ -202,8 +202,8 @@ class MatmulConfig:
         if self.batched not in ("", "a", "b", "ab"):
             raise ValueError(f"batched names the operands with a batch dimension ('a', 'b' or 'ab'), found "
                              f"{self.batched!r}")
-        if self.batched and (self.split_k > 1 or self.loader != "tma"):
-            raise ValueError("a batch in one launch takes the TMA loader without split-K")
+        if self.batched and (self.split_k > 1 or self.loader == "vector"):   # (a loader spec: conv2d's groups)
+            raise ValueError("a batch in one launch takes the TMA loader (or a loader spec's) without split-K")
         # ptxas compiles for the registers of an even share of the file; a consumer's accumulator (tile_n / 2
         # registers) and its addresses and loop state (about 24) must fit in it
         share = held_registers(self.consumers) // self.threads

@@ -16,22 +16,27 @@ from .epilogue import EpilogueSpec
 from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, check_has_data, check_writeable,
                          contiguous, differentiated, element_strides, empty_like, facts, facts_failed, filling_config,
                          on_stream, outside_graph, paddable, padded, refuse_host_options, remember, require_arrays,
-                         torch_type, traced, view, viewable, without_grad)
+                         torch_type, traced, view, viewable, without_grad, zeros_like)
 from .im2col import ConvShape
 from .matmul_host import dtype_label, operand_dtype_name
 
 _PLANS: dict = {}  # facts of a call -> its plan
 
 
-def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, out=None, config=None, stream=None):
-    """y = activation(conv2d(x, w) + bias) on a Hopper GPU (or the interpreter modelling one).
+def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, out=None, config=None, stream=None,
+           groups=1):
+    """y = activation(conv2d(x, w, groups) + bias) on a Hopper GPU (or the interpreter modelling one).
 
     x holds NHWC activations and w KRSC filters (numpy arrays or skc arrays in that order; torch tensors in
     torch's NCHW / OIHW order with the channels_last memory format, whose memory is NHWC / KRSC: taken as
     they are, no copy). bf16 or fp16; C not a multiple of 8 (an RGB input's 3) is padded with zero channels to the
     next one, x and w copied (torch tensors and numpy arrays). The output is NHWC (a channels_last torch tensor
     for torch inputs); `out` may be given. stride, padding, dilation: an int or an (h, w) pair (padding also
-    "valid" or, for stride 1, "same", as torch takes them). `config` is a MatmulConfig (its tiles and stages; the
+    "valid" or, for stride 1, "same", as torch takes them). `groups` (by keyword: the arguments before it keep their
+    places) as torch.nn.functional.conv2d takes it: it divides C and K, and w holds C/groups channels (K x C/groups
+    x R x S for torch); one launch computes every group, a GEMM a group over the scheduler's batch; groups whose
+    channels or filters are no multiple of 8 (a depthwise convolution's one) run as the dense convolution with
+    block-diagonal filters, made each call: right, groups times the work. `config` is a MatmulConfig (its tiles and stages; the
     loader, the store and the operands, unswapped, are conv2d's). The launch goes to `stream`, by default the
     current stream of the operands' framework. Like matmul, a call is one lookup of a plan made by the first
     call with the same facts; 1x1 convolutions of stride 1 without padding are plain GEMMs (no im2col). Filter
@@ -43,10 +48,10 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
             from .. import torch as skc_torch
 
             return skc_torch.conv2d(x, w, bias, _pair(stride, "stride", 1), _pair(padding, "padding", 0),
-                                    _pair(dilation, "dilation", 1), activation)
-        return outside_graph(conv2d, x, w, bias, stride, padding, dilation, activation, out, config, stream)
+                                    _pair(dilation, "dilation", 1), activation, _groups(groups))
+        return outside_graph(conv2d, x, w, bias, stride, padding, dilation, activation, out, config, stream, groups)
     if _is_torch(x) and differentiated(x, w, bias, out):
-        return _differentiated(x, w, bias, stride, padding, dilation, activation, out, config, stream)
+        return _differentiated(x, w, bias, stride, padding, dilation, activation, out, config, stream, groups)
     if not _is_torch(x):
         _refuse_lost_gradients(w=w, bias=bias, out=out)
     require_arrays("conv2d", ("bias", "out"), x=x, w=w, bias=bias, out=out)
@@ -55,6 +60,9 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     x, w, bias, out = viewable("conv2d", x=x, w=w, bias=bias, out=out)
     if config is not None and not (isinstance(config, MatmulConfig) and "bf16" in config.input_types):
         raise skc.LaunchError(f"conv2d's config is a MatmulConfig, found {type(config).__name__}")   # (not fp8's)
+    if isinstance(activation, Integral) and not isinstance(activation, bool):   # (torch's 7th argument is groups)
+        raise skc.LaunchError(f"conv2d's 7th argument is the activation, found {activation!r}: pass the groups by "
+                              f"keyword, groups={activation!r}")
     check_activation("conv2d", activation)
     # the arguments as given key the plan (lists as tuples), with their types (2.0 equals 2 as a key, and the
     # checks refuse it); _checked reads and checks them once per plan
@@ -63,18 +71,19 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
         tuple(map(type, v)) if isinstance(v, tuple) else type(v) for v in geometry)
     try:
         key = (skc.current_device(), facts(x), facts(w), bias if bias is None else facts(bias),
-               out if out is None else facts(out), geometry, kinds, activation, config)
+               out if out is None else facts(out), geometry, kinds,
+               groups if type(groups) is int else (groups, type(groups)), activation, config)
     except (RuntimeError, NotImplementedError) as error:   # (torch: a sparse CSR tensor has no strides)
         facts_failed("conv2d", error, x=x, w=w, bias=bias, out=out)
     try:
         plan = _PLANS.get(key)
     except TypeError:   # an unhashable stride, padding or dilation (a numpy array): the checks name it
-        _checked(key[0], x, w, bias, *geometry, activation, config)
+        _checked(key[0], x, w, bias, *geometry, activation, config, groups)
         raise skc.LaunchError("conv2d's stride, padding and dilation are ints, (h, w) pairs of ints or (padding) "
                               "'valid' or 'same'") from None
     if plan is None:
         check_has_data("conv2d", x=x, w=w, bias=bias, out=out)
-        checked = _checked(key[0], x, w, bias, *geometry, activation, config)
+        checked = _checked(key[0], x, w, bias, *geometry, activation, config, groups)
         if out is not None:   # (before the plan is kept: a call with the same facts finds it checked)
             _check_out(checked[0], x, out)
         plan = remember(_PLANS, key, checked)
@@ -100,7 +109,7 @@ def _refuse_lost_gradients(**operands):
                               "or call conv2d under torch.no_grad() (or on detached tensors)")
 
 
-def _differentiated(x, w, bias, stride, padding, dilation, activation, out, config, stream):
+def _differentiated(x, w, bias, stride, padding, dilation, activation, out, config, stream, groups):
     """conv2d where autograd follows the call (host_plans.differentiated): torch.ops.skc.conv2d, whose derivative is
     registered (the GEMM's result had none), with torch's "valid" or "same" padding as numbers."""
     from .. import torch as skc_torch
@@ -108,10 +117,11 @@ def _differentiated(x, w, bias, stride, padding, dilation, activation, out, conf
     refuse_host_options("conv2d", "torch.ops.skc.conv2d", out=out, config=config, stream=stream)
     stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
     R, S = tuple(w.shape[2:]) if len(w.shape) == 4 else (1, 1)   # (another w: the operator names its shape)
-    return skc_torch.conv2d(x, w, bias, stride, _padding(padding, stride, dilation, R, S), dilation, activation)
+    return skc_torch.conv2d(x, w, bias, stride, _padding(padding, stride, dilation, R, S), dilation, activation,
+                            _groups(groups))
 
 
-def _checked(device, x, w, bias, stride, padding, dilation, activation, config) -> tuple:
+def _checked(device, x, w, bias, stride, padding, dilation, activation, config, groups) -> tuple:
     """Every check of a call, once per set of facts, and the plan that launches it."""
     x_nhwc, w_krsc = _nhwc(x, "x"), _nhwc(w, "w")
     for name, array in (("x", x_nhwc), ("w", w_krsc)):   # (torch's: channels_last, which _nhwc checks)
@@ -127,17 +137,23 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
         raise skc.LaunchError(f"conv2d of x {tuple(x.shape)} by w {tuple(w.shape)}: the channels, the filters and "
                               "the filter's extent must each be at least 1 (torch.nn.functional.conv2d refuses no "
                               "filters too)")
-    if C_w != C:
-        grouped = (f" (w of a grouped convolution, torch's groups={C // C_w}: conv2d has no groups; "
-                   "torch.nn.functional.conv2d computes it)" if C_w and C % C_w == 0 else "")
-        raise skc.LaunchError(f"x has {C} channels but the filters take {C_w}{grouped}")
+    groups = _groups(groups)
+    mismatch = group_mismatch(C, K, C_w, groups)
+    if mismatch:
+        raise skc.LaunchError(mismatch)
+    dense = groups > 1 and (C // groups % 8 or K // groups % 8)   # (block-diagonal filters: _BlockDiagonal)
+    if dense and not paddable(x, w):
+        raise skc.LaunchError(f"conv2d runs groups of {C // groups} channels and {K // groups} filters (not multiples "
+                              "of 8, which the grouped loaders and stores address 16 bytes at a time) as the dense "
+                              "convolution with block-diagonal filters, which it makes on the host from torch "
+                              "tensors or numpy arrays: pass those, or groups of multiples of 8 channels and filters")
     if C % 8 and not paddable(x, w):
         raise skc.LaunchError(f"conv2d copies pixels 16 bytes at a time: C must be a multiple of 8, found {C} "
                               "(pad the channels with zeros to a multiple of 8)")
     geometry = (stride, padding, dilation)   # as given: a padded call passes them on
     stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
     padding = _padding(padding, stride, dilation, R, S)
-    conv = ConvShape(N, H, W, C, K, R, S, stride, padding, dilation)
+    conv = ConvShape(N, H, W, C, K, R, S, stride, padding, dilation, groups=groups)
     if conv.P < 1 or conv.Q < 1:
         raise skc.LaunchError(f"conv2d of a {H}x{W} input by a {R}x{S} filter (padding {padding}, dilation "
                               f"{dilation}) has no output pixels")
@@ -148,12 +164,14 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
     if not N:   # a batch of none: torch's empty output, with no launch (so none of the kernel's limits on C and K)
         _checked_epilogue(K, bias, activation)
         return conv, _no_launch
-    if C % 8:   # the convolution of x and w padded with zero channels (its own plan checks the rest)
-        return conv, _PaddedChannels(-(-C // 8) * 8, geometry, activation, config)
     if K % 8:   # (out's rows of K channels are stored through a tensor map: 16-byte multiples)
         raise skc.LaunchError(f"conv2d stores output pixels of K channels through TMA, whose rows must be 16-byte "
                               f"multiples: K (w's filters, w.shape[0]) must be a multiple of 8, found {K} (pad w "
                               f"with zero filters to {-(-K // 8) * 8} and keep the first {K} output channels)")
+    if dense:   # the convolution by dense filters (its own plan checks the rest)
+        return conv, _BlockDiagonal(groups, geometry, activation, config)
+    if C % 8:   # the convolution of x and w padded with zero channels (its own plan checks the rest)
+        return conv, _PaddedChannels(-(-C // 8) * 8, geometry, activation, config)
     if not device.target.has("tma"):
         raise skc.LaunchError(f"conv2d loads with TMA im2col copies (sm_90a); {device.target.name} has no TMA")
     spec = _checked_epilogue(K, bias, activation)
@@ -165,6 +183,70 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config) 
     plan = _plan(device, conv, cfg)
     plan.check_operands(x, w)  # checks the geometry of x and w now, once (on a GPU)
     return conv, plan
+
+
+def _groups(groups) -> int:
+    """conv2d's groups, a positive int."""
+    if not isinstance(groups, Integral) or isinstance(groups, bool) or groups < 1:
+        raise skc.LaunchError(f"conv2d's groups must be a positive int (torch.nn.functional.conv2d's), found "
+                              f"{groups!r}")
+    return int(groups)
+
+
+def group_mismatch(C: int, K: int, C_w: int, groups: int):
+    """What is wrong with a convolution of C channels by K filters of C_w channels each in `groups` groups, by
+    torch's rules (groups divides C and K; each filter reads C / groups channels), or None: conv2d's message, and
+    torch.ops.skc.conv2d's."""
+    if C % groups or K % groups:
+        which = f"x's {C} channels" if C % groups else f"w's {K} filters (w.shape[0])"
+        return (f"conv2d's groups={groups} must divide {which}: torch.nn.functional.conv2d's rule, in_channels and "
+                f"out_channels divisible by groups")
+    if C_w * groups == C:
+        return None
+    if groups > 1:
+        return (f"x has {C} channels but the filters take {C_w}: with groups={groups} each filter reads C/groups = "
+                f"{C // groups} channels (w of shape K x C/groups x R x S, torch's)")
+    hint = (f" (w of a grouped convolution: pass groups={C // C_w}, as torch.nn.functional.conv2d takes it)"
+            if C_w and C % C_w == 0 else "")
+    return f"x has {C} channels but the filters take {C_w}{hint}"
+
+
+class _BlockDiagonal:
+    """A grouped convolution whose groups' channels or filters are no multiple of 8 (a depthwise one's 1), which the
+    grouped loaders and the output's per-group map cannot address 16 bytes at a time: the convolution by the dense
+    filters K x C x R x S that hold each group's filters on the diagonal and zeros elsewhere (groups times the work;
+    right, if slow). Each call makes the filters once more, in the launch's stream."""
+
+    def __init__(self, groups: int, geometry: tuple, activation, config):
+        self.groups, self.geometry, self.activation, self.config = groups, geometry, activation, config
+
+    def __call__(self, x, w, out, bias=None, stream=None):
+        with on_stream(x, stream), without_grad(x):
+            dense = _block_diagonal(w, _nhwc(x, "x").shape[3], self.groups)
+            conv2d(x, dense, bias, *self.geometry, self.activation, out, self.config, stream)
+
+
+def _block_diagonal(w, channels: int, groups: int):
+    """w's filters (K x C/groups, KRSC memory) as dense ones of `channels` channels, filter k's at its group's."""
+    krsc = _nhwc(w, "w")
+    K, R, S, group_channels = krsc.shape
+    dense = zeros_like(krsc, (K, R, S, channels))
+    filters = _arange(K, w)
+    # (dense's channels as groups x C/groups: each filter's group, one index beside the filter's, picks its block)
+    dense.reshape(K, R * S, groups, group_channels)[filters, :, filters // (K // groups), :] = \
+        krsc.reshape(K, R * S, group_channels)
+    return dense.permute(0, 3, 1, 2) if _is_torch(w) else dense
+
+
+def _arange(n: int, like):
+    """0 .. n - 1 where `like` lives (torch's device, or numpy)."""
+    if _is_torch(like):
+        import torch
+
+        return torch.arange(n, device=like.device)
+    import numpy as np
+
+    return np.arange(n)
 
 
 def _checked_epilogue(K: int, bias, activation) -> EpilogueSpec:
@@ -226,20 +308,27 @@ def _check_out(conv: ConvShape, x, out):
 
 
 def _plan(device, conv: ConvShape, cfg: MatmulConfig) -> GemmPlan:
-    """The GEMM launch of `conv`: x and w as `_operands` makes them, out as [N*P*Q, K] in the GEMM's boxes."""
+    """The GEMM launch of `conv`: x and w as `_operands` makes them, out as [N*P*Q, K] in the GEMM's boxes; with
+    groups, a launch over them (the scheduler's batch), out seen as groups x N*P*Q x K/groups, so that a tile's
+    columns past its group's filters are clipped, not stored over the next group's."""
     (_, a), (_, b) = _operands(conv, cfg)
-    out = lambda y: skc.TensorMap(view(_nhwc(y, "out"), (conv.N * conv.P * conv.Q, conv.K)), cfg.boxes()["out"])
+    M = conv.N * conv.P * conv.Q
+    if conv.groups > 1:
+        by_group = ((conv.groups, M, conv.group_filters), (conv.group_filters, conv.K, 1))
+        out = lambda y: skc.TensorMap(_nhwc(y, "out"), cfg.boxes()["out"], view=by_group)
+    else:
+        out = lambda y: skc.TensorMap(view(_nhwc(y, "out"), (M, conv.K)), cfg.boxes()["out"])
     # (the vector im2col loader copies 16 bytes at a time from x's and w's addresses: aligned, as maps' are)
     vector = cfg.loader != "tma" and cfg.loader.vector
     return GemmPlan(device, cfg, _gemm_shape(conv, cfg), (a, b, out), names=("conv2d", "x", "w"),
-                    aligned=(True, True, True) if vector else None)
+                    aligned=(True, True, True) if vector else None, batches=conv.groups if conv.groups > 1 else None)
 
 
 def _operands(conv: ConvShape, cfg: MatmulConfig) -> tuple:
     """What the kernel takes for x and for w, each as (its type, the function making it from a call's tensor): x's
     im2col map (pixels x chunk boxes) and the filter viewed as [K, R*S, C] (tile_n x 1 x chunk boxes); for a
     pointwise conv, x viewed as [N*H*W, C] and the filter as [K, C] in the GEMM's boxes; for the vector loader,
-    pointers to x and w themselves."""
+    pointers to x and w themselves. With groups, w's filters have C/groups channels."""
     elem, boxes, chunk = ir.ScalarType(cfg.dtype), cfg.boxes(), cfg.payload().layouts["a"].chunk
 
     def tiled(name, shape, box):
@@ -253,7 +342,7 @@ def _operands(conv: ConvShape, cfg: MatmulConfig) -> tuple:
     return ((ir.Im2colTensorMapType(elem, (cfg.tile_m, chunk), 128, 4),
              lambda x: skc.Im2colTensorMap(_nhwc(x, "x"), channels=chunk, pixels=cfg.tile_m, lower=lower, upper=upper,
                                            strides=conv.stride)),
-            tiled("w", (conv.K, conv.R * conv.S, conv.C), (cfg.tile_n, 1, chunk)))
+            tiled("w", (conv.K, conv.R * conv.S, conv.group_channels), (cfg.tile_n, 1, chunk)))
 
 
 def _gemm_shape(conv: ConvShape, cfg: MatmulConfig) -> tuple:
@@ -269,15 +358,21 @@ def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: Epi
     # (all of A's rows: a config chosen for a GEMM of fewer rows than a tile loads only those, a_rows)
     # (TMA stores to the NHWC view's map, and the im2col loaders' own loads: no direct store, no narrower loads,
     # no cp.async copies)
-    # (x and w as the kernel's a and b, one convolution a launch: not swapped, as a GEMM's out^T = b^T a^T, nor batched)
+    # (x and w as the kernel's a and b, one convolution a launch: not swapped, as a GEMM's out^T = b^T a^T, nor
+    # batched but over the groups: the loaders' origins then (group, row0))
     base = {"dtype": dtype, "a_k_major": True, "b_k_major": True, "epilogue": spec, "cluster_m": 1, "cluster_n": 1,
             "split_k": 1, "a_rows": 0, "a_box_rows": 0, "store": "tma", "vector_width": 8, "vector_async": False,
-            "swap_ab": False, "batched": ""}
+            "swap_ab": False, "batched": "ab" if conv.groups > 1 else ""}
     # the vector im2col loader where TMA im2col cannot reach, and where the config asks for it
     vector = (config is not None and config.loader == "vector") or not conv.tma_reaches()
     M, N, K = conv.gemm_shape()
-    config = config or filling_config(M, N, multiprocessors, target.max_shared_bytes, k_steps=K // conv.tile_k, **base)
-    pointwise = (conv.R, conv.S, conv.stride, conv.padding) == (1, 1, (1, 1), (0, 0))  # a GEMM over x: [N*H*W, C]
+    if config is None:
+        config = filling_config(M * conv.groups, N, multiprocessors, target.max_shared_bytes,
+                                k_steps=K // conv.tile_k, **base)
+        if conv.groups > 1:   # (a group's filters, K/groups, in one tile of as few columns as cover them: 16s)
+            config = replace(config, tile_n=min(config.tile_n, -(-N // 16) * 16))
+    # (a GEMM over x, [N*H*W, C]; a grouped one reads each group's channels through the im2col loader)
+    pointwise = (conv.R, conv.S, conv.stride, conv.padding, conv.groups) == (1, 1, (1, 1), (0, 0), 1)
     loader = "tma" if pointwise and not vector else replace(conv, tile_k=config.tile_k, vector=vector)
     return replace(config, loader=loader, **base)
 

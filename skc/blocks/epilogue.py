@@ -51,10 +51,11 @@ class EpilogueArgs:
     M x N output: alpha, beta, the input C (`c`, row-major M x N), the bias (N values) and the f32 scale vectors
     (`row_scale`, M values; `column_scale`, N values). For a batched output
     (an epilogue given each tile's matrix), `c_batch_stride` is the elements from one matrix's C to the next's:
-    M · N for a B x M x N C, 0 for one C that every matrix adds."""
+    M · N for a B x M x N C, 0 for one C that every matrix adds; `bias_batch_stride` likewise for the bias, by
+    default one bias for every matrix (a grouped convolution's matrices, its groups, each have their N filters')."""
 
     def __init__(self, spec: EpilogueSpec, M, N, alpha=1.0, beta=0.0, c=None, bias=None, c_batch_stride=None,
-                 row_scale=None, column_scale=None):
+                 row_scale=None, column_scale=None, bias_batch_stride=None):
         spec.check()
         for term, name, value in (("alpha", "alpha", alpha), ("beta", "beta", beta), ("beta", "c", c),
                                   ("bias", "bias", bias), ("row_scale", "row_scale", row_scale),
@@ -75,24 +76,24 @@ class EpilogueArgs:
                                         f"{name} out")
         self.spec, self.M, self.N = spec, M, N
         self.alpha, self.beta, self.c, self.bias = alpha, beta, c, bias
-        self.c_batch_stride = c_batch_stride
+        self.c_batch_stride, self.bias_batch_stride = c_batch_stride, bias_batch_stride
         self.row_scale, self.column_scale = row_scale, column_scale
 
     @classmethod
     def of_spec(cls, spec: EpilogueSpec, M, N, alpha=1.0, beta=0.0, c=None, bias=None, c_batch_stride=None,
-                row_scale=None, column_scale=None) -> "EpilogueArgs":
+                row_scale=None, column_scale=None, bias_batch_stride=None) -> "EpilogueArgs":
         """The arguments of a kernel that takes every operand whatever its spec (the library's GEMMs): those the
         spec reads, the others left out."""
         return cls(spec, M, N, alpha if spec.alpha else 1.0, beta if spec.beta else 0.0, c if spec.beta else None,
                    bias if spec.bias else None, c_batch_stride, row_scale if spec.row_scale else None,
-                   column_scale if spec.column_scale else None)
+                   column_scale if spec.column_scale else None, bias_batch_stride)
 
     def transposed(self) -> "EpilogueArgs":
         """The same operands for the N x M output whose transpose a kernel computes (MatmulConfig.swap_ab). The
         operands are the output's (C, the bias and the scales by its rows and columns), so only the sizes trade
         places: the kernel's epilogue is given them in the output's places."""
         return EpilogueArgs(self.spec, self.N, self.M, self.alpha, self.beta, self.c, self.bias, self.c_batch_stride,
-                            self.row_scale, self.column_scale)
+                            self.row_scale, self.column_scale, self.bias_batch_stride)
 
 
 def _is(value, default: float) -> bool:
@@ -128,7 +129,10 @@ class FusedEpilogue:
                 c = args.c if batch is None else args.c + skc.i64(batch) * self.batch_stride()
                 value = value + args.beta * skc.f32(skc.load(c + (skc.i64(row) * args.N + column), mask=inside))
             if spec.bias:
-                value = value + skc.f32(skc.load(args.bias + column, mask=column < args.N))
+                bias = args.bias
+                if batch is not None and args.bias_batch_stride is not None:   # (each matrix's own)
+                    bias = bias + skc.i64(batch) * args.bias_batch_stride
+                value = value + skc.f32(skc.load(bias + column, mask=column < args.N))
         return activate(spec.activation, value)
 
     def batch_stride(self):

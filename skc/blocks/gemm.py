@@ -68,10 +68,13 @@ def matmul_stream_k_kernel(a, b, out, workspace, counters, M: skc.i32, N: skc.i3
 def matmul_batched_kernel(a, b, out, batches: skc.i32, M: skc.i32, N: skc.i32, K: skc.i32, c_in, bias,
                           alpha: skc.f32, beta: skc.f32, cfg: skc.constexpr):
     """`batches` Hopper GEMMs in one launch (cfg.batched names the 3-D operands; out is 3-D): the scheduler's
-    work units run over every matrix's tiles, each tile's loads and stores at its batch coordinate."""
+    work units run over every matrix's tiles, each tile's loads and stores at its batch coordinate. A grouped
+    convolution's matrices are its groups (cfg.loader a ConvShape of groups): each adds its own N biases."""
     target = skc.current_target()
     cfg = _config_for(target, cfg)
-    epilogue = EpilogueArgs.of_spec(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias)
+    grouped = getattr(cfg.loader, "groups", 1) > 1
+    epilogue = EpilogueArgs.of_spec(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias,
+                                    bias_batch_stride=N if grouped else None)
     wgmma_gemm(a, b, out, M, N, K, epilogue, cfg, batches=batches)
 
 

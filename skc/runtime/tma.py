@@ -28,14 +28,19 @@ _CU_DTYPE = {"u8": "UINT8", "u16": "UINT16", "u32": "UINT32", "i32": "INT32", "u
 class TensorMap:
     """A TMA descriptor: `tensor` (a device tensor, or a host array for the interpreter), the `box` one
     copy moves, and the shared-memory `swizzle` in bytes (0, 32, 64 or 128). Also the annotation of a
-    kernel parameter that takes one (`a: skc.TensorMap`)."""
+    kernel parameter that takes one (`a: skc.TensorMap`). `view`: (shape, strides in elements) to see the
+    tensor's memory with, from its first element, where its own type has no such view (an skc array's memory seen
+    strided: a grouped convolution's output as groups x pixels x filters of a group); it must stay within the
+    tensor's elements."""
 
     __skc_tensor_map__ = True
     _launched_on = None   # the device where the tensor was last found readable (address_on)
 
-    def __init__(self, tensor, box, swizzle: int = 128, dtype=None):
+    def __init__(self, tensor, box, swizzle: int = 128, dtype=None, view=None):
         self.tensor = tensor
         self.shape, self.strides, self.dtype, self.device = _geometry(tensor, dtype)
+        if view is not None:
+            self.shape, self.strides = _viewed(self.shape, self.strides, view)
         self.box = tuple(int(b) for b in box)
         self.swizzle = int(swizzle)
         self._check()
@@ -255,6 +260,20 @@ def _geometry(tensor, dtype):
     strides = array_strides(tensor)   # (cupy's arrays have no stride(); a bare array's are in its interface)
     ir_dtype = dtypes.to_ir(dtype) if dtype is not None else facts.dtype
     return shape, _unit_strides_aligned(shape, strides, ir_dtype.bits // 8), ir_dtype, facts.device[0]
+
+
+def _viewed(shape: tuple, strides: tuple, view) -> tuple:
+    """(shape, strides) of a TensorMap's `view` of a tensor of `shape` and `strides`: within its elements."""
+    try:
+        new_shape, new_strides = (tuple(int(v) for v in part) for part in view)
+    except (TypeError, ValueError):
+        raise LaunchError(f"a tensor map's view is (shape, strides in elements), found {view!r}") from None
+    reach = lambda sizes, steps: 1 + sum((n - 1) * abs(step) for n, step in zip(sizes, steps))
+    if (len(new_shape) != len(new_strides) or min(new_shape + new_strides, default=0) < 0
+            or (min(new_shape) > 0 and reach(new_shape, new_strides) > reach(shape, strides))):
+        raise LaunchError(f"a tensor map's view (shape {new_shape}, strides {new_strides}) must have a stride for "
+                          f"each dimension and stay within its tensor's elements (shape {shape}, strides {strides})")
+    return new_shape, new_strides
 
 
 def _unit_strides_aligned(shape: tuple, strides: tuple, item: int) -> tuple:
