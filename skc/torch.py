@@ -362,9 +362,9 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation, groups=1) -> 
                          "filter's extent must each be at least 1 (torch.nn.functional.conv2d refuses no filters too)")
     _check(groups >= 1, lambda: f"conv2d's groups must be a positive int (torch.nn.functional.conv2d's), found "
                                 f"{groups}")
-    from .blocks.conv import group_mismatch
+    from .blocks import ConvShape
 
-    mismatch = group_mismatch(C, K, C_w, groups)
+    mismatch = ConvShape.mismatch(C, K, C_w, groups)
     _check(mismatch is None, lambda: mismatch)
     _check(N == 0 or K % 8 == 0,   # (a batch of 0 launches nothing)
                  lambda: f"conv2d stores output pixels of K channels through TMA, whose rows must be 16-byte "

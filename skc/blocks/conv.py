@@ -138,7 +138,7 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
                               "the filter's extent must each be at least 1 (torch.nn.functional.conv2d refuses no "
                               "filters too)")
     groups = _groups(groups)
-    mismatch = group_mismatch(C, K, C_w, groups)
+    mismatch = ConvShape.mismatch(C, K, C_w, groups)
     if mismatch:
         raise skc.LaunchError(mismatch)
     dense = groups > 1 and (C // groups % 8 or K // groups % 8)   # (block-diagonal filters: _BlockDiagonal)
@@ -191,24 +191,6 @@ def _groups(groups) -> int:
         raise skc.LaunchError(f"conv2d's groups must be a positive int (torch.nn.functional.conv2d's), found "
                               f"{groups!r}")
     return int(groups)
-
-
-def group_mismatch(C: int, K: int, C_w: int, groups: int):
-    """What is wrong with a convolution of C channels by K filters of C_w channels each in `groups` groups, by
-    torch's rules (groups divides C and K; each filter reads C / groups channels), or None: conv2d's message, and
-    torch.ops.skc.conv2d's."""
-    if C % groups or K % groups:
-        which = f"x's {C} channels" if C % groups else f"w's {K} filters (w.shape[0])"
-        return (f"conv2d's groups={groups} must divide {which}: torch.nn.functional.conv2d's rule, in_channels and "
-                f"out_channels divisible by groups")
-    if C_w * groups == C:
-        return None
-    if groups > 1:
-        return (f"x has {C} channels but the filters take {C_w}: with groups={groups} each filter reads C/groups = "
-                f"{C // groups} channels (w of shape K x C/groups x R x S, torch's)")
-    hint = (f" (w of a grouped convolution: pass groups={C // C_w}, as torch.nn.functional.conv2d takes it)"
-            if C_w and C % C_w == 0 else "")
-    return f"x has {C} channels but the filters take {C_w}{hint}"
 
 
 class _BlockDiagonal:

@@ -44,6 +44,24 @@ class ConvShape:
             raise ValueError(f"groups must be a positive int dividing C ({self.C}) and K ({self.K}), found "
                              f"{self.groups!r}")
 
+    @staticmethod
+    def mismatch(C: int, K: int, C_w: int, groups: int):
+        """What is wrong with a convolution of C channels by K filters of C_w channels each in `groups` groups, by
+        torch's rules (groups divides C and K; each filter reads C / groups channels), or None: conv2d's message, and
+        torch.ops.skc.conv2d's."""
+        if C % groups or K % groups:
+            which = f"x's {C} channels" if C % groups else f"w's {K} filters (w.shape[0])"
+            return (f"conv2d's groups={groups} must divide {which}: torch.nn.functional.conv2d's rule, "
+                    "in_channels and out_channels divisible by groups")
+        if C_w * groups == C:
+            return None
+        if groups > 1:
+            return (f"x has {C} channels but the filters take {C_w}: with groups={groups} each filter reads "
+                    f"C/groups = {C // groups} channels (w of shape K x C/groups x R x S, torch's)")
+        hint = (f" (w of a grouped convolution: pass groups={C // C_w}, as torch.nn.functional.conv2d takes it)"
+                if C_w and C % C_w == 0 else "")
+        return f"x has {C} channels but the filters take {C_w}{hint}"
+
     @property
     def group_channels(self) -> int:
         """The input channels a filter reads (C/groups): the channels of w."""

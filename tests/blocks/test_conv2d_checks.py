@@ -118,13 +118,13 @@ def test_conv2d_names_a_config_it_cannot_take(hopper_interpreter):
 
 @pytest.mark.parametrize("filter_channels, hint", [(1, "groups=16"), (4, "groups=4"), (3, None), (0, None)])
 def test_conv2d_names_the_groups_of_a_grouped_filter(hopper_interpreter, filter_channels, hint):
-    """conv2d has no groups: a depthwise or grouped filter (w of C / groups channels) says so, eagerly and in
-    torch.ops.skc.conv2d (was only "x has 16 channels but the filters take 1")."""
+    """A depthwise or grouped filter (w of C / groups channels) passed without groups names the groups to pass,
+    eagerly and in torch.ops.skc.conv2d (was only "x has 16 channels but the filters take 1")."""
     import skc.torch  # noqa: F401
 
     x, w = ints(1, 16, 6, 5), ints(16, filter_channels, 3, 3)
     message = "x has 16 channels but the filters take " + str(filter_channels) + (
-        rf" \(w of a grouped convolution, torch's {hint}: conv2d has no groups" if hint else "$")
+        rf" \(w of a grouped convolution: pass {hint}, as torch.nn.functional.conv2d takes it\)" if hint else "$")
     with pytest.raises(skc.LaunchError, match=message):
         conv2d(x, w)
     with pytest.raises(RuntimeError, match=message):

@@ -239,7 +239,7 @@ def test_the_fake_conv2d_and_attention_give_shapes_dtypes_and_strides():
 def test_conv2d_and_attention_schemas_and_the_exact_strides_they_ask_of_torch_compile():
     assert str(torch.ops.skc.conv2d.default._schema) == (
         "skc::conv2d(Tensor x, Tensor w, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1, "
-        "str? activation=None) -> Tensor")
+        "str? activation=None, int groups=1) -> Tensor")
     assert str(torch.ops.skc.attention_with_lse.default._schema).endswith(
         "(Tensor q, Tensor k, Tensor v, bool causal=False, float? scale=None, str layout=\"bhsd\") -> (Tensor, Tensor)")
     if skc.torch._custom_ops_take_tags():

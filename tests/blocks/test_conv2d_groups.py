@@ -1,0 +1,156 @@
+"""conv2d(..., groups=) as torch.nn.functional.conv2d takes it, in the interpreter modelling sm_90a: exact against
+F.conv2d in float64 (small integers: every product and sum exact in bf16's accumulator) for groups whose channels and
+filters are multiples of 8 (one launch over the groups) and for depthwise ones (the dense convolution by
+block-diagonal filters); torch.ops.skc.conv2d with groups, its fake, its derivative and torch.compile; torch's rules
+refused by name."""
+import numpy as np
+import pytest
+
+import skc
+from skc.blocks import MatmulConfig, conv2d
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+import skc.torch  # noqa: E402,F401
+
+RNG = np.random.default_rng(54)
+
+
+def ints(*shape):
+    """A channels_last bf16 tensor (NCHW / OIHW shape) of small integers; a vector for one dimension."""
+    t = torch.from_numpy(RNG.integers(-2, 3, shape).astype(np.float32)).bfloat16()
+    return t.to(memory_format=torch.channels_last) if len(shape) == 4 else t
+
+
+def want(x, w, bias, stride, padding, dilation, groups, activation=None):
+    y = F.conv2d(x.double(), w.double(), None if bias is None else bias.double(), stride, padding, dilation, groups)
+    return (y.relu() if activation == "relu" else y).bfloat16()
+
+
+def plan_of(x, w):
+    from skc.blocks import conv
+    from skc.blocks.host_plans import facts
+
+    (found,) = {plan for key, (_, plan) in conv._PLANS.items() if key[1:3] == (facts(x), facts(w))}
+    return found
+
+
+@pytest.mark.parametrize("N, C, H, W, K, R, groups, stride, padding, dilation, bias, activation", [
+    (1, 32, 5, 6, 32, 3, 2, 1, 1, 1, True, None),       # two groups of 16, tails of pixels
+    (2, 32, 7, 6, 32, 3, 4, 2, 1, 1, True, "relu"),     # groups of 8 filters: a 16-column tile clipped at each
+    (1, 64, 6, 5, 128, 3, 2, 1, 2, 2, True, None),      # dilation 2, 64 filters a group
+    (1, 48, 5, 5, 96, 1, 3, 1, 0, 1, True, None),       # a pointwise grouped conv (the im2col loader, not a GEMM of x)
+    (2, 16, 5, 5, 16, 3, 16, 1, 1, 1, True, "relu"),    # depthwise
+    (1, 16, 6, 5, 32, 3, 16, 2, 1, 1, False, None),     # depthwise, two filters a channel, stride 2
+    (1, 24, 5, 5, 16, 3, 4, 1, 1, 1, False, None),      # groups of 6 channels and 4 filters
+])
+def test_grouped_conv2d_is_torchs(hopper_interpreter, N, C, H, W, K, R, groups, stride, padding, dilation, bias,
+                                  activation):
+    x, w = ints(N, C, H, W), ints(K, C // groups, R, R)
+    b = ints(K) if bias else None
+    y = conv2d(x, w, b, stride, padding, dilation, activation, groups=groups)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y, want(x, w, b, stride, padding, dilation, groups, activation))
+    plan = plan_of(x, w)
+    grouped = C // groups % 8 == 0 and K // groups % 8 == 0
+    assert (getattr(plan, "batches", None) == groups) if grouped else type(plan).__name__ == "_BlockDiagonal"
+
+
+def test_grouped_conv2d_of_numpy_arrays_and_the_vector_loader(hopper_interpreter):
+    """NHWC numpy arrays (x) and KRSC filters of C/groups channels; a config asking for the vector im2col loader."""
+    import ml_dtypes
+
+    x, w, b = ints(1, 32, 6, 7), ints(64, 16, 3, 3), ints(64)
+    nhwc = lambda t: t.float().numpy().transpose(0, 2, 3, 1).astype(ml_dtypes.bfloat16)
+    y = conv2d(nhwc(x), nhwc(w), b.float().numpy().astype(ml_dtypes.bfloat16), padding=1, groups=2,
+               activation="relu")
+    expected = want(x, w, b, 1, 1, 1, 2, "relu")
+    np.testing.assert_array_equal(np.asarray(y, np.float32), expected.float().permute(0, 2, 3, 1).numpy())
+    y = conv2d(x, w, padding=1, groups=2, config=MatmulConfig(loader="vector", tile_n=64))
+    assert torch.equal(y, want(x, w, None, 1, 1, 1, 2))
+    depthwise = ints(16, 1, 3, 3)
+    y = conv2d(nhwc(x[:, :16]), nhwc(depthwise), padding=1, groups=16)
+    np.testing.assert_array_equal(np.asarray(y, np.float32),
+                                  want(x[:, :16], depthwise, None, 1, 1, 1, 16).float().permute(0, 2, 3, 1).numpy())
+
+
+def test_the_torch_operator_its_fake_and_its_derivative_take_groups(hopper_interpreter):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    x, w, b = ints(2, 32, 5, 6), ints(32, 8, 3, 3), ints(32)
+    y = torch.ops.skc.conv2d(x, w, b, (1, 1), (1, 1), groups=4)
+    assert torch.equal(y, want(x, w, b, 1, 1, 1, 4))
+    with FakeTensorMode() as mode:
+        fake = torch.ops.skc.conv2d(mode.from_tensor(x), mode.from_tensor(w), stride=(2, 2), groups=4)
+    assert tuple(fake.shape) == (2, 32, 2, 2)
+    # gradients (the reference's, by torch.func.vjp of F.conv2d with the groups) against F.conv2d's
+    x, w, b = (t.float().requires_grad_() for t in (x, w, b))
+    cotangent = ints(2, 32, 5, 6).float()
+    xs, ws, bs = (t.detach().bfloat16().to(memory_format=torch.channels_last) if t.dim() == 4 else
+                  t.detach().bfloat16() for t in (x, w, b))
+    xs, ws, bs = (t.requires_grad_() for t in (xs, ws, bs))
+    got = torch.autograd.grad(conv2d(xs, ws, bs, padding=1, groups=4).float(), (xs, ws, bs), cotangent)
+    expected = torch.autograd.grad(F.conv2d(x, w, b, padding=1, groups=4), (x, w, b), cotangent)
+    for g, e in zip(got, expected):
+        assert torch.equal(g.float(), e.bfloat16().float())
+
+
+def test_a_grouped_call_compiles_with_fullgraph(hopper_interpreter):
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    x, w, b = ints(1, 32, 5, 6), ints(32, 16, 3, 3), ints(32)
+    model = lambda x: conv2d(x, w, b, padding=1, groups=2, activation="relu")
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    assert torch.equal(compiled(x), want(x, w, b, 1, 1, 1, 2, "relu"))
+    explanation = torch._dynamo.explain(model)(x)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+
+
+@pytest.mark.parametrize("C, K, C_w, groups, message", [
+    (32, 32, 16, 1, r"x has 32 channels but the filters take 16 \(w of a grouped convolution: pass groups=2, as "
+                    r"torch.nn.functional.conv2d takes it\)"),
+    (32, 32, 16, 4, r"x has 32 channels but the filters take 16: with groups=4 each filter reads C/groups = 8 "
+                    r"channels \(w of shape K x C/groups x R x S, torch's\)"),
+    (24, 32, 8, 3, r"groups=3 must divide w's 32 filters \(w.shape\[0\]\): torch.nn.functional.conv2d's rule, "
+                   "in_channels and out_channels divisible by groups"),
+    (32, 24, 8, 5, r"groups=5 must divide x's 32 channels"),
+])
+def test_torchs_rules_of_groups_are_named(hopper_interpreter, C, K, C_w, groups, message):
+    x, w = ints(1, C, 5, 5), ints(K, C_w, 3, 3)
+    with pytest.raises(skc.LaunchError, match=message):
+        conv2d(x, w, groups=groups)
+    with pytest.raises(RuntimeError, match=message):
+        torch.ops.skc.conv2d(x, w, groups=groups)
+
+
+def test_groups_that_are_no_positive_int_and_groups_passed_for_the_activation(hopper_interpreter):
+    x, w = ints(1, 32, 5, 5), ints(32, 16, 3, 3)
+    for groups in (0, 2.0, True, "2"):
+        with pytest.raises(skc.LaunchError, match=r"conv2d's groups must be a positive int \(torch.nn.functional."
+                                                  rf"conv2d's\), found {groups!r}"):
+            conv2d(x, w, groups=groups)
+    with pytest.raises(skc.LaunchError, match=r"conv2d's 7th argument is the activation, found 2: pass the groups "
+                                              r"by keyword, groups=2"):
+        conv2d(x, w, None, 1, 1, 1, 2)
+    with pytest.raises(RuntimeError, match=r"conv2d's groups must be a positive int"):
+        torch.ops.skc.conv2d(x, w, groups=0)
+
+
+def test_a_depthwise_conv_of_arrays_the_host_cannot_copy_is_refused_by_name(hopper_interpreter):
+    x, w = skc.to_device(np.ones((1, 5, 5, 16), np.float32), dtype=skc.bf16), \
+        skc.to_device(np.ones((16, 3, 3, 1), np.float32), dtype=skc.bf16)
+    with pytest.raises(skc.LaunchError, match=r"runs groups of 1 channels and 1 filters .* as the dense convolution "
+                                              r"with block-diagonal filters, which it makes on the host from torch "
+                                              r"tensors or numpy arrays"):
+        conv2d(x, w, groups=16)
+
+
+def test_a_tensor_maps_view(hopper_interpreter):
+    """TensorMap(view=): the tensor's memory seen with another shape and strides, within its elements."""
+    y = np.zeros((6, 32), np.float16)
+    tensor_map = skc.TensorMap(y, (1, 64, 8), view=((2, 6, 16), (16, 32, 1)))
+    assert (tensor_map.shape, tensor_map.strides) == ((2, 6, 16), (16, 32, 1))
+    with pytest.raises(skc.LaunchError, match=r"must have a stride for each dimension and stay within its tensor's "
+                                              r"elements \(shape \(6, 32\), strides \(32, 1\)\)"):
+        skc.TensorMap(y, (1, 64, 8), view=((2, 6, 32), (16, 32, 1)))
