@@ -25,7 +25,8 @@ GROUPS = {
     "conv2d(): argument checks, errors, torch layouts (conv.py)": ("skc/blocks/conv.py", (
         "conv2d", "_differentiated", "_refuse_lost_gradients", "_checked", "_check_out", "_aligned", "_pair",
         "_padding", "_is_torch", "_nhwc", "_empty_output",
-        "_PaddedChannels", "_with_channels", "_checked_epilogue", "_no_launch")),
+        "_PaddedChannels", "_with_channels", "_checked_epilogue", "_no_launch", "_groups", "_BlockDiagonal",
+        "_block_diagonal", "_arange")),
 }
 TARGET = ("loader and geometry (im2col.py)", "host side that builds the descriptors (conv.py)")
 

@@ -355,6 +355,9 @@ def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: Epi
             config = replace(config, tile_n=min(config.tile_n, -(-N // 16) * 16))
     # (a GEMM over x, [N*H*W, C]; a grouped one reads each group's channels through the im2col loader)
     pointwise = (conv.R, conv.S, conv.stride, conv.padding, conv.groups) == (1, 1, (1, 1), (0, 0), 1)
+    # (groups of channels no multiple of a k-step: a TMA box would read the next group's, whose non-finite values
+    # the filters' zeros would not cancel; the vector loader reads them as zeros)
+    vector = vector or conv.group_channels % config.tile_k != 0 and conv.groups > 1
     loader = "tma" if pointwise and not vector else replace(conv, tile_k=config.tile_k, vector=vector)
     return replace(config, loader=loader, **base)
 

@@ -39,6 +39,7 @@ def plan_of(x, w):
     (1, 32, 5, 6, 32, 3, 2, 1, 1, 1, True, None),       # two groups of 16, tails of pixels
     (2, 32, 7, 6, 32, 3, 4, 2, 1, 1, True, "relu"),     # groups of 8 filters: a 16-column tile clipped at each
     (1, 64, 6, 5, 128, 3, 2, 1, 2, 2, True, None),      # dilation 2, 64 filters a group
+    (1, 128, 5, 4, 32, 3, 2, 1, 1, 1, True, "relu"),    # groups of 64 channels: TMA im2col (smaller ones: vector)
     (1, 48, 5, 5, 96, 1, 3, 1, 0, 1, True, None),       # a pointwise grouped conv (the im2col loader, not a GEMM of x)
     (2, 16, 5, 5, 16, 3, 16, 1, 1, 1, True, "relu"),    # depthwise
     (1, 16, 6, 5, 32, 3, 16, 2, 1, 1, False, None),     # depthwise, two filters a channel, stride 2
@@ -54,6 +55,8 @@ def test_grouped_conv2d_is_torchs(hopper_interpreter, N, C, H, W, K, R, groups, 
     plan = plan_of(x, w)
     grouped = C // groups % 8 == 0 and K // groups % 8 == 0
     assert (getattr(plan, "batches", None) == groups) if grouped else type(plan).__name__ == "_BlockDiagonal"
+    if grouped:
+        assert plan.cfg.loader.vector == bool(C // groups % 64)
 
 
 def test_grouped_conv2d_of_numpy_arrays_and_the_vector_loader(hopper_interpreter):
@@ -154,3 +157,13 @@ def test_a_tensor_maps_view(hopper_interpreter):
     with pytest.raises(skc.LaunchError, match=r"must have a stride for each dimension and stay within its tensor's "
                                               r"elements \(shape \(6, 32\), strides \(32, 1\)\)"):
         skc.TensorMap(y, (1, 64, 8), view=((2, 6, 32), (16, 32, 1)))
+
+
+def test_a_groups_output_is_not_touched_by_another_groups_non_finite_channels(hopper_interpreter):
+    """Groups of 16 channels (less than a 64-channel k-step: TMA's boxes would read the next group's, and 0 · inf is
+    NaN): an inf in group 1's channels leaves group 0's outputs as torch's."""
+    x, w = ints(1, 32, 5, 5), ints(32, 16, 3, 3)
+    x[0, 20, 2, 2] = float("inf")
+    y = conv2d(x, w, padding=1, groups=2)
+    assert torch.equal(y[:, :16], want(x, w, None, 1, 1, 1, 2)[:, :16])
+    assert plan_of(x, w).cfg.loader.vector
