@@ -57,7 +57,7 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
     _checked(config, use_fast_accum, activation)
     given = out
     if torch_type(type(a)):
-        _refuse_derivatives(a, b, scale_a, scale_b, bias, out)
+        refuse_derivatives(a, b, scale_a, scale_b, bias, out)
     else:
         a, b, scale_a, scale_b, out, bias = viewable("scaled matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b,
                                                      out=out, bias=bias)
@@ -73,9 +73,10 @@ def scaled_matmul(a, b, scale_a, scale_b, out=None, *, out_dtype=None, bias=None
     return result if out is given else given   # (the caller's out, not the view of it that viewable made)
 
 
-def _refuse_derivatives(a, b, scale_a, scale_b, bias, out):
+def refuse_derivatives(a, b, scale_a, scale_b, bias, out):
     """A call autograd follows (host_plans.differentiated) is refused by name: the fp8 GEMM has no derivative (nor has
-    torch._scaled_mm, whose backward raises), and its result came out with none, a silently lost gradient."""
+    torch._scaled_mm, whose backward raises), and its result came out with none, a silently lost gradient (eagerly,
+    and in torch.ops.skc.scaled_matmul's autograd kernel)."""
     operands = dict(a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias, out=out)
     if differentiated(*operands.values()):
         names = [name for name, x in operands.items() if x is not None and differentiated(x)]
@@ -217,6 +218,20 @@ def _checked_call(a, b, scale_a, scale_b, out, out_dtype, bias, activation, use_
     """What a call asks, checked: (a's and b's fp8 types, (M, N, K), whether the scales are block-wise, out's type,
     the epilogue)."""
     check_has_data("scaled matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b, out=out, bias=bias)
+    return _checked_problem(a, b, scale_a, scale_b, out, out_dtype, bias, activation, use_fast_accum)
+
+
+def checked_result(a, b, scale_a, scale_b, out_dtype=None, bias=None, activation=None, use_fast_accum=None) -> tuple:
+    """((M, N), out's type: 'bf16', 'f16' or 'f32') of a call with no out, once every check of it that reads no
+    data passed: scaled_matmul's own, with its messages (torch.ops.skc.scaled_matmul's fake implementation asks
+    it, so that torch.compile refuses while tracing what the call refuses at run time)."""
+    _checked(None, use_fast_accum, activation)
+    checked = _checked_problem(a, b, scale_a, scale_b, None, out_dtype, bias, activation, use_fast_accum)
+    return checked[2][:2], checked[4]
+
+
+def _checked_problem(a, b, scale_a, scale_b, out, out_dtype, bias, activation, use_fast_accum) -> tuple:
+    """_checked_call's checks of the operands' types, shapes and strides (none reads their memory)."""
     dtype, dtype_b = _fp8_type(a, "a"), _fp8_type(b, "b")
     M, N, K = _operands(a, b)
     scaling = _scaling(scale_a, scale_b, M, N, K)
@@ -553,3 +568,23 @@ def scaled_call(a, b, out, scale_a, scale_b, out_dtype, bias, c, alpha, beta, ac
                               "problem; pass config=Fp8MatmulConfig(...) to choose them")
     return scaled_matmul(a, b, scale_a, scale_b, out, out_dtype=out_dtype, bias=bias, activation=activation,
                          config=config, stream=stream, use_fast_accum=use_fast_accum)
+
+
+def operator_arguments(a, b, scale_a, scale_b, out_dtype, bias, activation, use_fast_accum):
+    """torch.ops.skc.scaled_matmul's arguments (a, b, scale_a, scale_b, bias, out_dtype, use_fast_accum, activation)
+    for matmul()'s fp8 call as torch.compile traces it, or None where the operator cannot take them: scales or a
+    bias that are no torch tensors, an out_dtype that is neither a torch dtype nor the name of one the GEMM writes,
+    a use_fast_accum that is no bool (such a call runs outside the graph, whose eager call refuses it by name)."""
+    import torch   # (a traced call's tensors are torch's: it is installed)
+
+    if not (isinstance(scale_a, torch.Tensor) and isinstance(scale_b, torch.Tensor)
+            and (bias is None or isinstance(bias, torch.Tensor))
+            and (use_fast_accum is None or isinstance(use_fast_accum, bool))):
+        return None
+    if isinstance(out_dtype, str):   # ("bfloat16" or "bf16": the names the eager call takes)
+        out_dtype = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}.get(_OUT.get(out_dtype))
+        if out_dtype is None:
+            return None
+    elif not (out_dtype is None or isinstance(out_dtype, torch.dtype)):
+        return None
+    return a, b, scale_a, scale_b, bias, out_dtype, bool(use_fast_accum), activation
