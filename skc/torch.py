@@ -1,8 +1,9 @@
 """skc kernels as PyTorch operators: `register_op` wraps a host function that launches skc kernels on
 torch tensors into a `torch.library.custom_op` with a fake (meta) implementation, so that a model calling
 it compiles under `torch.compile(fullgraph=True)` and records into CUDA graphs. The ready ones are the host-side
-blocks: `torch.ops.skc.matmul` / `matmul_out` (over `skc.blocks.matmul`), `torch.ops.skc.conv2d` (over
-`skc.blocks.conv2d`), and `torch.ops.skc.attention` / `attention_with_lse` (over `skc.blocks.attention`).
+blocks: `torch.ops.skc.matmul` / `matmul_out` (over `skc.blocks.matmul`), `torch.ops.skc.scaled_matmul` (its fp8
+GEMM, torch._scaled_mm's), `torch.ops.skc.conv2d` (over `skc.blocks.conv2d`), and `torch.ops.skc.attention` /
+`attention_with_lse` (over `skc.blocks.attention`).
 
     import torch, skc.torch                      # importing this module registers torch.ops.skc.*
     y = torch.ops.skc.matmul(x, w, bias=b, activation="relu")
@@ -327,6 +328,78 @@ shapes, as skc.blocks.matmul takes them: matrices, vectors (1-D), and batches of
 broadcast as torch's."""
 matmul_out = register_op("skc::matmul_out", _matmul_out, fake=_matmul_out_fake, mutates_args=("out",))
 """The same into a given row-major `out`: `torch.ops.skc.matmul_out(a, b, out, ...)`."""
+
+
+# -- torch.ops.skc.scaled_matmul -------------------------------------------------------------------------------
+# (skc.blocks.fp8_host makes every check: the fake implementation asks its checks of shapes, types and strides, so that
+# a call refused at run time is refused, with the same message, while torch.compile traces it)
+_OUT_DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}
+
+
+@contextlib.contextmanager
+def _refusing():
+    """skc.blocks' LaunchError for an argument as the operator's refusal: an OperatorRefusal of the same message (a
+    RuntimeError, as _check's, which torch.compile reports as it reports torch's own operators' refusals)."""
+    try:
+        yield
+    except OperatorRefusal:
+        raise
+    except LaunchError as error:
+        raise OperatorRefusal(str(error)) from None
+
+
+def _scaled_matmul(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
+                   bias: Optional[torch.Tensor] = None, out_dtype: Optional[torch.dtype] = None,
+                   use_fast_accum: bool = False, activation: Optional[str] = None) -> torch.Tensor:
+    from .blocks.fp8_host import scaled_matmul
+
+    _check_devices("skc::scaled_matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
+    with _refusing(), on_device_of(a):
+        return scaled_matmul(a, b, scale_a, scale_b, out_dtype=out_dtype, bias=bias, activation=activation,
+                             use_fast_accum=use_fast_accum, stream=current_stream(a))
+
+
+def _scaled_matmul_fake(a, b, scale_a, scale_b, bias=None, out_dtype=None, use_fast_accum=False, activation=None):
+    from .blocks.fp8_host import checked_result
+
+    _check_devices("skc::scaled_matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
+    with _refusing():
+        shape, out_name = checked_result(a, b, scale_a, scale_b, out_dtype, bias, activation, use_fast_accum)
+    return a.new_empty(shape, dtype=_OUT_DTYPES[out_name])
+
+
+def _refuse_derivatives(name: str) -> None:
+    """The fp8 GEMM has no derivative (nor has torch._scaled_mm): a call that autograd follows, an operand requiring
+    grad or carrying a forward-mode tangent, is refused by the name of those operands, as skc.blocks.matmul refuses
+    it (custom_op's own autograd kernel gave a result whose backward raised, or no tangent). Below autograd it runs.
+    Where this torch lacks the redispatch hooks, the operator stays as custom_op made it."""
+    below = getattr(torch._C, "_AutoDispatchBelowAutograd", None)
+    after = getattr(torch._C, "_after_autograd_keyset", None)
+    if below is None or after is None:
+        return
+    overload = _overload(name)
+    parameters = [(argument.name, argument.default_value) for argument in overload._schema.arguments]
+
+    def autograd_kernel(keyset, *args, **kwargs):
+        from .blocks.fp8_host import refuse_derivatives
+
+        args = (*args, *(kwargs.get(key, default) for key, default in parameters[len(args):]))
+        with _refusing():
+            refuse_derivatives(*args[:5], None)   # (a, b, scale_a, scale_b, bias; no out)
+        with below():
+            return overload.redispatch(keyset & after, *args)
+
+    _impl(name, autograd_kernel, "Autograd")
+
+
+scaled_matmul = register_op("skc::scaled_matmul", _scaled_matmul, fake=_scaled_matmul_fake)
+"""activation(scale_a · scale_b · (a @ b) + bias) of fp8 a and b as a new tensor of `out_dtype` (bf16 by default,
+f16 or f32): `torch.ops.skc.scaled_matmul(a, b, scale_a, scale_b, bias=None, out_dtype=None, use_fast_accum=False,
+activation=None)`, torch._scaled_mm's arguments in its order (less scale_result) and the epilogue's activation;
+skc.blocks.matmul(a, b, scale_a=..., scale_b=...) as an operator. a is M x K row-major, b K x N column-major; the
+scales are float32: one value each, row-wise (scale_a M x 1, scale_b 1 x N) or block-wise (scale_a M x (K / 128),
+scale_b (K / 128) x (N / 128)). It has no derivative: an operand requiring grad is refused by name."""
+_refuse_derivatives("skc::scaled_matmul")
 
 
 # -- torch.ops.skc.conv2d -----------------------------------------------------------------------------------
