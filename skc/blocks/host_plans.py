@@ -140,9 +140,9 @@ def outside_graph(function, *args, **kwargs):
 
     if torch_hooks(torch)[1]() is not None:   # (torch.jit.trace records operators only: this call would run untraced)
         raise skc.LaunchError(f"{function.__name__}: torch.jit.trace records torch's operators, and this call passes "
-                              "what torch.ops.skc's operator does not take (an out, a config, a stream, fp8 scales or a "
-                              "padding by name): leave it out, or trace with "
-                              "torch.compile, which runs such a call outside its graph")
+                              "what torch.ops.skc's operator does not take (an out, a config, a stream or a padding by "
+                              "name): leave it out, or trace with torch.compile, which runs such a call outside its "
+                              "graph")
     return torch.compiler.disable(function)(*args, **kwargs)
 
 

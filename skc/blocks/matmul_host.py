@@ -30,7 +30,7 @@ import skc
 from .amd_config import AmdMatmulConfig
 from .config import ROWS, MatmulConfig
 from .epilogue import EpilogueSpec
-from .fp8_host import fp8_type, scaled_call
+from .fp8_host import fp8_type, operator_arguments, scaled_call
 from . import gemm
 from .host_plans import (TORCH_HOOKS, TORCH_TYPES, Direct, GemmPlan, differentiated, element_strides, empty_like,
                          outside_graph, refuse_host_options, remember, row_major, torch_type, traced, traced_numbers,
@@ -170,16 +170,29 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
 def _traced_matmul(a, b, out, bias, c, alpha, beta, activation, **host_only):
     """matmul as torch.compile's Dynamo traces it: torch.ops.skc.matmul (or matmul_out), an operator the graph holds,
     whose fake implementation gives the result's shape and checks the operands (the host call itself, its locks and
-    plans, is no code Dynamo can trace; they take torch.matmul's shapes, as matmul does). What the operators do not
-    take (a config, a stream, fp8 scales) runs outside the graph, as torch.compiler.disable runs a function: a graph
-    break (under fullgraph=True, an error that names it)."""
+    plans, is no code Dynamo can trace; they take torch.matmul's shapes, as matmul does); an fp8 call is
+    torch.ops.skc.scaled_matmul. What the operators do not take (a config, a stream, an fp8 call's out) runs outside
+    the graph, as torch.compiler.disable runs a function: a graph break (under fullgraph=True, an error that names
+    it)."""
     given = {name: value for name, value in host_only.items() if value is not None}
+    # (the fp8 GEMM: torch.ops.skc.scaled_matmul, where it takes the call's arguments)
+    if any(name in given for name in _SCALED) and all(name in _SCALED for name in given) and out is None \
+            and c is None and alpha is None and beta is None:
+        arguments = operator_arguments(a, b, given.get("scale_a"), given.get("scale_b"), given.get("out_dtype"), bias,
+                                       activation, given.get("use_fast_accum"))
+        if arguments is not None:
+            from .. import torch as skc_torch
+
+            return skc_torch.scaled_matmul(*arguments)
     numbers = traced_numbers(alpha, beta)
     alpha, beta = (alpha, beta) if numbers is None else numbers
     if given or numbers is None:
         return outside_graph(matmul, a, b, out, bias=bias, c=c, alpha=alpha, beta=beta, activation=activation,
                              **given)
     return _operator(a, b, out, bias, c, alpha, beta, activation)
+
+
+_SCALED = ("scale_a", "scale_b", "out_dtype", "use_fast_accum")   # (matmul's arguments of the fp8 GEMM)
 
 
 def _differentiated_matmul(a, b, out, bias, c, alpha, beta, activation, **host_only):

@@ -360,7 +360,7 @@ def test_host_calls_in_compiled_code_are_skcs_operators_in_the_graph():
 
 
 def test_a_traced_host_call_the_operators_do_not_take_is_a_graph_break_that_runs_eagerly():
-    """A stream, a config, fp8 scales, a broadcast batch of one or padding="same" have no operator: the call runs eagerly
+    """A stream, a config, a broadcast batch of one or padding="same" have no operator: the call runs eagerly
     (torch.compiler.disable's graph break), and under fullgraph=True it is an error that names the break."""
     import torch._dynamo
 
