@@ -13,6 +13,7 @@ import functools
 import inspect
 import numbers
 import operator
+import os
 import sys
 import threading
 import types
@@ -311,6 +312,7 @@ class Kernel:
         # server's first requests) compile it once, the others wait and take it. Re-entrant: a finalizer the
         # garbage collector runs inside the compile may launch this kernel on the same thread.
         self._compiling = threading.RLock()
+        _KERNELS.add(self)
 
     def __repr__(self):
         return f"<skc.kernel {self.fn.__qualname__}>"
@@ -815,6 +817,22 @@ def _rebuilt_kernel(fn, block, cluster, debug) -> Kernel:
 def _rebuilt_launch(kernel: Kernel, grid, block, device) -> Launch:
     """A launch object unpickled (Launch.__reduce__)."""
     return kernel._bind((grid, block), device)
+
+
+_KERNELS = weakref.WeakSet()   # every kernel made (weakly): a forked child renews their locks
+
+
+def _after_fork_in_child():
+    """A child forked while a thread of its parent held a kernel's lock (compiling a specialization) has the lock held
+    by a thread it lacks: its own first launch of that kernel would wait for ever. Each kernel's locks are new there
+    (what that thread was compiling, the child compiles again)."""
+    for kernel in list(_KERNELS):
+        kernel._compiling = threading.RLock()
+        kernel._launch_objects_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):   # (POSIX only)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _UNCHOSEN = (None, None, None)   # a launch object's choice before its first call (and once forgotten)

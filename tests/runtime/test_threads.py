@@ -220,3 +220,47 @@ def test_a_child_forked_after_the_driver_started_refuses_it_by_name_and_interpre
             return "refused" if (out == 2 * x).all() else "the interpreter gave a wrong answer"
         assert _in_forked_child(in_child) == "refused"
         assert cuda.driver() is not None   # (the parent's is the parent's still)
+
+
+_compile_entered, _compile_released = threading.Event(), threading.Event()
+
+
+def _hold_compile():
+    """Run at compile time: tells the test the compile started, then waits for its leave."""
+    _compile_entered.set()
+    _compile_released.wait(30)
+    return 0
+
+
+@skc.kernel(block=32)
+def _slow_to_compile(out: skc.Ptr[skc.i32]):
+    out[skc.thread_id(0) + _hold_compile()] = 6
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this host")
+def test_a_child_forked_while_a_thread_compiles_a_kernel_compiles_it_itself():
+    """The kernel's compile lock, held by the parent's compiling thread at the fork, is no one's in the child: the
+    child's own launch must not wait for it (for ever: that thread does not exist there)."""
+    _compile_entered.clear()
+    _compile_released.clear()
+    parent_out = np.zeros(32, np.int32)
+    compiling = threading.Thread(target=lambda: _slow_to_compile.interpret[1, 32](parent_out), daemon=True)
+    compiling.start()
+    try:
+        assert _compile_entered.wait(30)
+
+        def in_child():
+            import signal
+
+            _compile_released.set()   # (the child's own compile passes the helper at once)
+            signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("waited 20 s")))
+            signal.alarm(20)   # (the child's main thread: a lock it waits for at the fork's state never frees)
+            out = np.zeros(32, np.int32)
+            _slow_to_compile.interpret[1, 32](out)
+            signal.alarm(0)
+            return "launched" if (out == 6).all() else "wrong answer"
+        assert _in_forked_child(in_child) == "launched"
+    finally:
+        _compile_released.set()
+        compiling.join(30)
+    assert (parent_out == 6).all()
