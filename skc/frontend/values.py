@@ -182,21 +182,39 @@ class RValue(Dyn):
 class Slot(Dyn):
     """A mutable variable: a var slot of the IR holding values of one DSL type."""
 
-    __slots__ = ("slot", "type", "name")
+    __slots__ = ("slot", "type", "name", "compile")
 
     def __init__(self, type, name: str = ""):
         self.type = type
         self.name = name
         ir_type = type.ir if isinstance(type, PtrType) else type
-        self.slot = context.current().builder.var(ir_type)
+        self.compile = context.current()   # (the kernel whose variable it is: an object may keep it past that compile)
+        self.slot = self.compile.builder.var(ir_type)
 
     def rvalue(self) -> RValue:
-        builder = context.current().builder
-        return RValue(builder.var_load(self.slot), self.type)
+        return RValue(self._own_builder().var_load(self.slot), self.type)
 
     def store(self, value):
         value = _rules().convert_for_variable(value, self.type, self.name)
-        context.current().builder.var_store(self.slot, value.value)
+        self._own_builder().var_store(self.slot, value.value)
+
+    def is_stale(self) -> bool:
+        """Whether this is another compile's variable (kept by an object that outlived that compile, or that a
+        compile on another thread holds now)."""
+        return self.compile is not context.current()
+
+    def _own_builder(self):
+        """The builder of the compile this variable belongs to; an error where that is another compile (its variable
+        is in another function: using it here made IR that failed later, naming something else)."""
+        current = context.current()
+        if self.compile is not current:
+            raise current.error(
+                f"'{self.name}' holds a run-time value of another compile (a kernel's earlier specialization, another "
+                "kernel, or one compiling on another thread): it was kept in an object that outlives the kernel (one "
+                "reached through a module global, or a compile-time argument) and is not this compile's",
+                hint="keep run-time values in variables, or in objects the kernel makes; set the attribute in this "
+                     "kernel before reading it")
+        return current.builder
 
     def __repr__(self):
         return f"<variable {self.name}: {self.type}>"

@@ -326,3 +326,54 @@ def test_a_later_return_of_a_wider_type_names_the_return_and_the_fix():
     assert f"this function returns i32 as value 0 at line {first} and f32 here" in text, text
     assert f"hint: return one type on every path: f32 at line {first} too (a number such as 0.0" in text, text
     assert "return value" not in text, text
+
+
+# -- run-time values kept by objects that outlive a compile -------------------------------------------------------
+class _Box:
+    pass
+
+
+_KEPT = _Box()
+_KEPT.inner = _Box()   # (not a module global itself: E's refusal of a global's attribute does not see it)
+_SHARED = _Box()
+_SHARED.inner = _Box()
+
+
+@skc.kernel
+def _keeps_through_a_global(x: F32P, out: F32P, n: skc.constexpr):
+    _KEPT.inner.v = x[0] * n
+    out[0] = _KEPT.inner.v
+
+
+def test_an_attribute_an_earlier_specialization_set_is_set_anew_by_the_next():
+    """The object keeps the first compile's variable; the second compile's store makes its own (it stored into the
+    first's, and a read of it failed naming run-time paths)."""
+    import numpy as np
+
+    for n in (2, 3):
+        x, out = np.array([5.0], np.float32), np.zeros(1, np.float32)
+        _keeps_through_a_global.interpret[1, 1](x, out, n)
+        assert out[0] == 5.0 * n
+
+
+@skc.kernel
+def _sets_shared(x: F32P, out: F32P):
+    _SHARED.inner.v = x[0]
+    out[0] = _SHARED.inner.v
+
+
+@skc.kernel
+def _reads_shared(x: F32P, out: F32P):
+    out[0] = _SHARED.inner.v + 1.0  # HERE
+
+
+def test_reading_a_run_time_value_another_compile_left_in_an_object_is_named():
+    import numpy as np
+
+    x, out = np.array([5.0], np.float32), np.zeros(1, np.float32)
+    _sets_shared.interpret[1, 1](x, out)
+    with pytest.raises(skc.CompileError) as info:
+        _reads_shared.interpret[1, 1](x, out)
+    assert_points_at(info.value, _reads_shared, "out[0] = _SHARED.inner.v + 1.0  # HERE")
+    assert "'v' holds a run-time value of another compile" in str(info.value)
+    assert "outlives the kernel" in str(info.value)
