@@ -106,7 +106,8 @@ class FusedEpilogue:
     column_scale[column] + beta · C[row, column] + bias[column]), each term present when the spec of `args` asks
     for it (C and bias read with masks, the scales at rows and columns clamped to M - 1 and N - 1: the output has
     a row and a column, or no epilogue runs). Of matrix `batch` of a batched output, C is read `batch` ·
-    `args.c_batch_stride` elements on. The scale vectors serve any GEMM whose operands were quantized per row of A
+    `args.c_batch_stride` elements on; the scale vectors have no batch stride: every matrix is scaled by the same
+    M and N values. The scale vectors serve any GEMM whose operands were quantized per row of A
     and per column of B (fp8 row-wise, int8-style dequantization)."""
 
     def __init__(self, args: EpilogueArgs):
