@@ -73,7 +73,8 @@ class EpilogueArgs:
                 raise frontend.current().error(
                     f"these arguments give {name}, which the epilogue's spec leaves out ({term}=False): it would not "
                     f"be applied", hint=f"make the spec with {term}=True: EpilogueSpec(..., {term}=True), or leave "
-                                        f"{name} out")
+                                        f"{name} out (a kernel that takes every operand whatever its spec: "
+                                        f"EpilogueArgs.of_spec(spec, M, N, ...) keeps those the spec reads)")
         self.spec, self.M, self.N = spec, M, N
         self.alpha, self.beta, self.c, self.bias = alpha, beta, c, bias
         self.c_batch_stride, self.bias_batch_stride = c_batch_stride, bias_batch_stride

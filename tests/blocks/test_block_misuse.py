@@ -111,7 +111,9 @@ MISUSES = [
     # an operand the spec leaves out was never applied (C not added: a wrong answer, silently)
     ("c_without_beta", skc.CompileError,
      "these arguments give beta, which the epilogue's spec leaves out (beta=False)"),
-    ("bias_without_spec", skc.CompileError, "these arguments give bias, which the epilogue's spec leaves out"),
+    # (the hint names of_spec, for a kernel that takes every operand whatever its spec, as the library's GEMMs do)
+    ("bias_without_spec", skc.CompileError, "leave bias out (a kernel that takes every operand whatever its spec: "
+                                            "EpilogueArgs.of_spec(spec, M, N, ...) keeps those the spec reads)"),
     ("beta_without_c", skc.CompileError, "the epilogue's spec has beta=True, which reads c"),
 ]
 
