@@ -153,3 +153,39 @@ def test_what_tma_im2col_cannot_reach_loads_with_vectors(N, C, H, W, K, R, strid
 def test_the_vector_im2col_loader_when_the_config_asks():
     config = skc.blocks.MatmulConfig(tile_m=128, tile_n=128, consumers=2, stages=4, loader="vector")
     check(4, 64, 30, 30, 96, 3, 3, 2, 1, 1, bias=True, activation="relu", config=config)
+
+
+@pytest.mark.parametrize("N, C, H, W, K, R, stride, padding, dilation, groups", [
+    (2, 128, 28, 28, 128, 3, 1, 1, 1, 2),     # 64 channels a group: TMA im2col
+    (2, 256, 14, 14, 256, 3, 1, 1, 1, 2),     # 128 a group
+    (2, 128, 15, 13, 96, 3, 2, 1, 1, 4),      # 32 a group: the vector loader; tails
+    (2, 512, 14, 14, 512, 3, 1, 1, 1, 32),    # ResNeXt's 16 channels a group
+    (2, 64, 20, 20, 64, 5, 1, 4, 2, 2),       # dilation
+    (2, 256, 14, 14, 256, 1, 1, 0, 1, 8),     # pointwise
+    (2, 64, 28, 28, 64, 3, 2, 1, 1, 64),      # depthwise: block-diagonal filters
+    (2, 32, 14, 14, 64, 3, 1, 1, 1, 32),      # depthwise with two filters a channel
+])
+@pytest.mark.parametrize("bias", [False, True])
+def test_grouped_conv2d_matches_torch(N, C, H, W, K, R, stride, padding, dilation, groups, bias):
+    # (fifty-fourth session: one launch over the groups, out stored through a groups x pixels x K/groups map)
+    x, w = channels_last(N, C, H, W), channels_last(K, C // groups, R, R)
+    b = torch.randn(K, device="cuda", dtype=torch.bfloat16) if bias else None
+    expected = torch.nn.functional.conv2d(x.float(), w.float(), b.float() if bias else None, stride=stride,
+                                          padding=padding, dilation=dilation, groups=groups)
+    out = torch.full(expected.shape, float("nan"), device="cuda", dtype=torch.bfloat16).to(
+        memory_format=torch.channels_last)
+    y = skc.blocks.conv2d(x, w, bias=b, stride=stride, padding=padding, dilation=dilation, out=out, groups=groups)
+    torch.cuda.synchronize()
+    assert y is out and not out.isnan().any()
+    assert relative_error(out, expected) <= 1e-2
+
+
+def test_grouped_conv2d_operator_under_torch_compile_equals_eager():
+    import skc.torch  # noqa: F401  (registers torch.ops.skc.*)
+
+    x, w = channels_last(2, 128, 14, 14), channels_last(128, 32, 3, 3)
+    eager = torch.ops.skc.conv2d(x, w, None, [1, 1], [1, 1], [1, 1], None, 4)
+    compiled = torch.compile(lambda x, w: skc.blocks.conv2d(x, w, padding=1, groups=4), fullgraph=True)
+    torch.testing.assert_close(compiled(x, w), eager, rtol=0, atol=0)
+    expected = torch.nn.functional.conv2d(x.float(), w.float(), padding=1, groups=4)
+    assert relative_error(eager, expected) <= 1e-2

@@ -394,3 +394,45 @@ def check_bias_and_relu(M, N, K, fast, dtype):
                       use_fast_accum=fast)
     expected = torch.relu((a.float() @ b.float()) * 0.01 * 0.02 + bias.float())
     assert relative_error(out, expected) <= 5e-3
+
+
+def row_wise_scales(M, N, seed=3):
+    generator = torch.Generator(device="cuda").manual_seed(seed)
+    sa = torch.rand(M, 1, device="cuda", generator=generator) * 2 ** -6 + 2 ** -8
+    sb = torch.rand(1, N, device="cuda", generator=generator) * 2 ** -6 + 2 ** -8
+    return sa, sb
+
+
+@pytest.mark.parametrize("M,N,K", SHAPES + [(1000, 3000, 4096), (136, 7168, 2048), (4096, 4104, 1024)])
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32, torch.float16])
+def test_row_wise(M, N, K, out_dtype):
+    # (fifty-fourth session: torch._scaled_mm's row-wise scales, the per-tensor kernel with its epilogue scaling rows
+    # and columns; f32 out as accurate as cuBLASLt's, whose fp8 wgmma accumulates with the same fewer bits)
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    sa, sb = row_wise_scales(M, N)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=out_dtype)
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=out_dtype)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    expected = (a.float() @ b.float()) * sa * sb
+    error = relative_error(out, expected)
+    assert error <= {torch.bfloat16: 5e-3, torch.float16: 1e-3, torch.float32: 5e-4}[out_dtype]
+    if M % 16 == 0 and N % 16 == 0:   # (cuBLASLt refuses other shapes)
+        cublas = torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=out_dtype)
+        assert error <= 1.01 * relative_error(cublas, expected) + 1e-6
+
+
+@pytest.mark.parametrize("fields", [{}, {"split_k": 2}, {"fast_accum": True}], ids=["default", "k2", "fast"])
+def test_row_wise_with_bias_and_relu(fields):
+    M, N, K = 200, 1000, 1024
+    a, b = quantized(M, K), quantized(N, K, seed=2).t()
+    sa, sb = row_wise_scales(M, N)
+    bias = torch.randn(N, device="cuda").to(torch.bfloat16)
+    config = Fp8MatmulConfig.for_fp8_problem(M, N, K, out_dtype="bf16", **fields)
+    assert config.split_k == fields.get("split_k", 1)
+    out = torch.full((M, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    skc.blocks.matmul(a, b, out, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, bias=bias, activation="relu",
+                      use_fast_accum=bool(fields.get("fast_accum")), config=config)
+    torch.cuda.synchronize()
+    expected = torch.relu((a.float() @ b.float()) * sa * sb + bias.float())
+    assert relative_error(out, expected) <= 1e-2

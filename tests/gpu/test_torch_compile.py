@@ -207,3 +207,36 @@ def test_conv_attention_under_reduce_overhead_equals_eager():
 def test_conv_attention_runs_on_torchs_current_stream():
     """As for matmul: the input is written on a side stream after a long sleep."""
     _runs_on_the_current_stream(ConvAttention(), images())
+
+
+class Fp8Layer(torch.nn.Module):
+    """x (fp8) times a K-major fp8 weight through skc.blocks.matmul with one kind of torch._scaled_mm's scales:
+    per-tensor, row-wise or block-wise (torch.ops.skc.scaled_matmul in a compiled graph, since the fifty-fourth
+    session)."""
+
+    def __init__(self, kind, rows=256, features=512, out=384):
+        super().__init__()
+        generator = torch.Generator(device="cuda").manual_seed(11)
+        weight = torch.randint(-4, 5, (out, features), device="cuda", generator=generator).float()
+        self.w = torch.nn.Parameter(weight.to(torch.float8_e4m3fn).t(), requires_grad=False)   # K x N, K-major
+        shapes = {"per-tensor": ((), ()), "row-wise": ((rows, 1), (1, out)),
+                  "block-wise": ((rows, features // 128), (features // 128, -(-out // 128)))}[kind]
+        self.sa = torch.nn.Parameter(2.0 ** torch.randint(-3, 2, shapes[0], device="cuda", generator=generator)
+                                     .float(), requires_grad=False)
+        self.sb = torch.nn.Parameter(2.0 ** torch.randint(-3, 2, shapes[1], device="cuda", generator=generator)
+                                     .float(), requires_grad=False)
+
+    def forward(self, x):
+        return skc.blocks.matmul(x, self.w, scale_a=self.sa, scale_b=self.sb, out_dtype=torch.bfloat16)
+
+
+def fp8_inputs(rows=256, features=512, seed=1):
+    generator = torch.Generator(device="cuda").manual_seed(seed)
+    return torch.randint(-4, 5, (rows, features), device="cuda", generator=generator).float().to(torch.float8_e4m3fn)
+
+
+@pytest.mark.parametrize("kind", ["per-tensor", "row-wise", "block-wise"])
+def test_fp8_matmul_under_torch_compile_is_one_graph_equal_to_eager(kind):
+    model = Fp8Layer(kind)
+    _compiled_equals_eager_without_graph_breaks(model, fp8_inputs(), fp8_inputs(seed=2))
+    _reduce_overhead_equals_eager(model, fp8_inputs, seeds=(3, 4, 5))
