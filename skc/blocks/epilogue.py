@@ -114,17 +114,35 @@ class FusedEpilogue:
     def __init__(self, args: EpilogueArgs):
         self.args = args
 
-    def __call__(self, value, row, column, batch=None):
+    @property
+    def scaled(self) -> bool:
+        """Whether the spec reads scale vectors (values `scales` loads, which a caller may load ahead)."""
+        return self.args.spec.row_scale or self.args.spec.column_scale
+
+    def scales(self, row, column) -> tuple:
+        """(row scale, column scale) of output place (row, column), loaded (None for a scale the spec lacks). The
+        reads are clamped into the vectors rather than masked: unconditional, so the compiler reads each address a
+        thread's places share once, and a caller may issue them early; a value past M or N is not stored."""
+        args = self.args
+        row_scale = column_scale = None
+        if args.spec.row_scale:
+            row_scale = skc.f32(skc.load(args.row_scale + skc.minimum(row, args.M - 1)))
+        if args.spec.column_scale:
+            column_scale = skc.f32(skc.load(args.column_scale + skc.minimum(column, args.N - 1)))
+        return row_scale, column_scale
+
+    def __call__(self, value, row, column, batch=None, scales=None):
+        """The fused part of `value` at output place (row, column); `scales`: that place's (row scale, column
+        scale) as `scales(row, column)` gave them, loaded ahead (by default loaded here)."""
         args = self.args
         spec = args.spec
         if spec.alpha:
             value = value * args.alpha
-        # (the scales' reads are clamped into the vectors rather than masked: unconditional, so the compiler reads
-        # each address a thread's values share once; a value past M or N is not stored)
+        row_scale, column_scale = self.scales(row, column) if scales is None else scales
         if spec.row_scale:
-            value = value * skc.f32(skc.load(args.row_scale + skc.minimum(row, args.M - 1)))
+            value = value * row_scale
         if spec.column_scale:
-            value = value * skc.f32(skc.load(args.column_scale + skc.minimum(column, args.N - 1)))
+            value = value * column_scale
         if spec.beta or spec.bias:
             inside = (row < args.M) & (column < args.N)
             if spec.beta:
@@ -295,29 +313,59 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
         if rows != self.rows or n % self.columns:
             raise frontend.current().error(f"the epilogue stores {self.rows} rows of {self.columns} columns of "
                                            f"{self.dtype} at a time; the accumulator is {rows} x {n}")
+        # the scales the fused part reads, loaded while the last MMAs run (their addresses need no result)
+        scales = self.load_scales(acc, _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1]))
         acc.wait()
         row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
         # a buffer holds `rows` whole 128-byte rows, however few columns a chunk has
         self.store(acc, row0, col0, () if batch is None else (batch,), self.staging,
-                   self.rows * (self.BOX_BYTES // self.dtype.itemsize), batch)
+                   self.rows * (self.BOX_BYTES // self.dtype.itemsize), batch, scales)
 
-    def store(self, acc, row0, col0, outer: tuple, staging, stride, batch=None):
+    def load_scales(self, acc, row0, col0):
+        """The scales the fused part of acc's values reads (FusedEpilogue.scales: a pair a value, listed by chunk,
+        run and place in the run as `store` walks them), for acc's tile at (row0, col0): a thread's loads of the
+        whole tile issued together, before the first chunk. Loaded chunk by chunk, each chunk's loads would wait
+        behind the barrier of the chunk before (which orders memory): a round trip to global memory a chunk, with
+        the tensor cores idle. None where the fused part reads no scales."""
+        loaded = None
+        if self.fused is not None and self.fused.scaled:
+            loaded = [self._chunk_scales(acc, first, row0, col0)
+                      for first in range(0, acc.shape[1] // self.columns * self.columns, self.columns)]
+        return loaded
+
+    def _chunk_scales(self, acc, first, row0, col0):
+        """load_scales' of the chunk of columns from `first`."""
+        # (runs for their places: the values they name are not read)
+        if self.transposed:   # (the output's rows are the accumulator's columns)
+            found = [[self.fused.scales(_plus(col0 + column, j), row0 + row) for j in range(len(values))]
+                     for values, row, column in acc.runs(first, self.columns)]
+        else:
+            found = [[self.fused.scales(row0 + row, _plus(col0 + column, j)) for j in range(len(values))]
+                     for values, row, column in acc.runs(first, self.columns)]
+        return found
+
+    def store(self, acc, row0, col0, outer: tuple, staging, stride, batch=None, scales=None):
         """The chunks of acc (its MMAs complete) to the output at (row0, col0) of the matrix at coordinates `outer`
         of the tensor map's outer dimensions, through the staging buffers at `staging` (the second, if two, `stride`
-        elements after it); the fused part reads the C of matrix `batch`."""
+        elements after it); the fused part reads the C of matrix `batch`, and its scales from `scales`
+        (`load_scales`'; by default loaded here, before the first chunk)."""
         chunks = acc.shape[1] // self.columns   # (the documented accumulator members only: a user's may have no n)
+        if scales is None:
+            scales = self.load_scales(acc, row0, col0)
         for chunk in skc.static_range(chunks):
             first = chunk * self.columns
             buffer = staging + (chunk % self.buffers) * stride
             # the store that last read this buffer is done with it: the one before last (two buffers), except at
             # the first chunk of a tile of an odd number of chunks, whose buffer the previous tile's last store read
             self.sync(0 if chunk == 0 and chunks % self.buffers else self.buffers - 1)
+            chunk_scales = None if scales is None else scales[chunk]
             if self.transposed:
-                self.stage_transposed(acc, first, buffer, row0, col0, batch)
+                self.stage_transposed(acc, first, buffer, row0, col0, batch, chunk_scales)
             else:
-                for values, row, column in acc.runs(first, self.columns):
+                for run, (values, row, column) in enumerate(acc.runs(first, self.columns)):
                     results = values if self.fused is None else \
-                        [self.fused(value, row0 + row, _plus(col0 + column, j), batch)
+                        [self.fused(value, row0 + row, _plus(col0 + column, j), batch,
+                                    None if chunk_scales is None else chunk_scales[run][j])
                          for j, value in enumerate(values)]
                     where = self.staged(buffer, row, column - first)
                     skc.store(where, skc.vector(*[self.dtype(r) for r in results]) if len(results) > 1 else
@@ -331,12 +379,14 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
                     skc.hopper.tma_store(self.out_map, buffer, (*outer, row0, col0 + first))
                 skc.hopper.tma_commit()
 
-    def stage_transposed(self, acc, first, buffer, row0, col0, batch=None):
+    def stage_transposed(self, acc, first, buffer, row0, col0, batch=None, scales=None):
         """The chunk of acc's columns from `first` into the buffer as rows (the output's rows are the accumulator's
-        columns), one value a staged row, after the fused part at the output's own places."""
-        for values, row, column in acc.runs(first, self.columns):
+        columns), one value a staged row, after the fused part at the output's own places (`scales`: the chunk's
+        of `load_scales`, if loaded)."""
+        for run, (values, row, column) in enumerate(acc.runs(first, self.columns)):
             for j, value in enumerate(values):
-                result = value if self.fused is None else self.fused(value, _plus(col0 + column, j), row0 + row, batch)
+                result = value if self.fused is None else self.fused(value, _plus(col0 + column, j), row0 + row, batch,
+                                                                     None if scales is None else scales[run][j])
                 skc.store(self.staged(buffer, column - first + j, row), self.dtype(result))
 
     def staged(self, buffer, row, column):

@@ -225,3 +225,19 @@ def test_row_wise_fp8_ptx_assembles_without_spills(shape, fields):
     assert resources["spill_stores"] <= limit and resources["spill_loads"] <= limit, (cfg, resources)
     ptx = compiled.asm("ptx")
     assert "wgmma.mma_async.sync.aligned" in ptx and "ld.global" in ptx
+
+
+@needs_assembler
+def test_row_wise_scales_are_loaded_once_a_tile_before_the_first_chunk():
+    """At short K (4096 x 24576 x 1536: twelve k-steps a tile) the epilogue's time shows. Its scale loads are
+    issued together before the first chunk is staged: a thread's 2 row scales and tile_n / 4 column scales, each
+    once a tile (not the row scales again every chunk), and none behind a chunk's barrier (a round trip to global
+    memory a chunk, with the tensor cores idle)."""
+    cfg = Fp8MatmulConfig.for_fp8_problem(4096, 24576, 1536)
+    compiled = compile_row_wise(cfg)
+    assert compiled.resources["spill_stores"] == 0 and compiled.resources["spill_loads"] == 0
+    lines = compiled.asm("ptx").splitlines()
+    loads = [i for i, line in enumerate(lines) if "ld.global" in line]
+    staged = [i for i, line in enumerate(lines) if "st.shared" in line]
+    assert len(loads) == 2 + cfg.tile_n // 4, len(loads)
+    assert staged and max(loads) < min(staged)
