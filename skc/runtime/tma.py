@@ -268,12 +268,32 @@ def _viewed(shape: tuple, strides: tuple, view) -> tuple:
         new_shape, new_strides = (tuple(int(v) for v in part) for part in view)
     except (TypeError, ValueError):
         raise LaunchError(f"a tensor map's view is (shape, strides in elements), found {view!r}") from None
-    reach = lambda sizes, steps: 1 + sum((n - 1) * abs(step) for n, step in zip(sizes, steps))
-    if (len(new_shape) != len(new_strides) or min(new_shape + new_strides, default=0) < 0
-            or (min(new_shape) > 0 and reach(new_shape, new_strides) > reach(shape, strides))):
+    if len(new_shape) != len(new_strides) or min(new_shape + new_strides, default=0) < 0:
         raise LaunchError(f"a tensor map's view (shape {new_shape}, strides {new_strides}) must have a stride for "
-                          f"each dimension and stay within its tensor's elements (shape {shape}, strides {strides})")
+                          f"each dimension, none negative")
+    covered = _covered(shape, strides)
+    if covered is None:   # (a view would see the memory between the tensor's elements: another tensor's)
+        raise LaunchError(f"a tensor map's view sees its tensor's memory from the first element, which must hold "
+                          f"the tensor's elements without gaps; shape {shape} with strides {strides} has gaps: pass a "
+                          "contiguous tensor")
+    if min(new_shape, default=1) > 0 and 1 + sum((n - 1) * step for n, step in zip(new_shape, new_strides)) > covered:
+        raise LaunchError(f"a tensor map's view (shape {new_shape}, strides {new_strides}) must stay within its "
+                          f"tensor's {covered} elements (shape {shape}, strides {strides})")
     return new_shape, new_strides
+
+
+def _covered(shape: tuple, strides: tuple):
+    """How many consecutive elements from its first a tensor's elements cover (0 if it has none), or None if its
+    strides leave gaps between them. A span alone is not enough: a slice's span holds the columns it leaves out,
+    and an empty tensor's strides may span memory it does not own (torch's (2, 0, 64) has strides (64, 64, 1))."""
+    if 0 in shape:
+        return 0
+    covered = 1
+    for step, n in sorted((abs(step), n) for n, step in zip(shape, strides) if n > 1):
+        if step > covered:
+            return None
+        covered += step * (n - 1)
+    return covered
 
 
 def _unit_strides_aligned(shape: tuple, strides: tuple, item: int) -> tuple:

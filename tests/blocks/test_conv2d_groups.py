@@ -154,9 +154,25 @@ def test_a_tensor_maps_view(hopper_interpreter):
     y = np.zeros((6, 32), np.float16)
     tensor_map = skc.TensorMap(y, (1, 64, 8), view=((2, 6, 16), (16, 32, 1)))
     assert (tensor_map.shape, tensor_map.strides) == ((2, 6, 16), (16, 32, 1))
-    with pytest.raises(skc.LaunchError, match=r"must have a stride for each dimension and stay within its tensor's "
-                                              r"elements \(shape \(6, 32\), strides \(32, 1\)\)"):
+    with pytest.raises(skc.LaunchError, match=r"must stay within its tensor's 192 elements \(shape \(6, 32\), "
+                                              r"strides \(32, 1\)\)"):
         skc.TensorMap(y, (1, 64, 8), view=((2, 6, 32), (16, 32, 1)))
+    with pytest.raises(skc.LaunchError, match="must have a stride for each dimension, none negative"):
+        skc.TensorMap(y, (1, 64, 8), view=((2, 6, 16), (16, 32)))
+
+
+def test_a_tensor_maps_view_sees_no_memory_that_is_not_the_tensors(hopper_interpreter):
+    """A view spans no more than the tensor's elements: not the columns a slice leaves out (within the slice's span,
+    another tensor's memory), nor anything of an empty tensor (torch's strides of one span 64 elements of none)."""
+    y = np.zeros((6, 32), np.float16)
+    with pytest.raises(skc.LaunchError, match=r"without gaps; shape \(6, 16\) with strides \(32, 1\) has gaps"):
+        skc.TensorMap(y[:, :16], (1, 64, 8), view=((2, 5, 16), (16, 32, 1)))
+    empty = torch.zeros((2, 0, 64), dtype=torch.float16)
+    with pytest.raises(skc.LaunchError, match="must stay within its tensor's 0 elements"):
+        skc.TensorMap(empty, (1, 64), view=((1, 64), (64, 1)))
+    channels_last = torch.zeros((1, 32, 3, 3), dtype=torch.float16).to(memory_format=torch.channels_last)
+    tensor_map = skc.TensorMap(channels_last.permute(0, 2, 3, 1), (1, 8, 16), view=((2, 9, 16), (16, 32, 1)))
+    assert (tensor_map.shape, tensor_map.strides) == ((2, 9, 16), (16, 32, 1))
 
 
 def test_a_groups_output_is_not_touched_by_another_groups_non_finite_channels(hopper_interpreter):
