@@ -364,7 +364,8 @@ def _config(conv: ConvShape, dtype: str, target, multiprocessors: int, spec: Epi
 
 def compile_arguments(target, conv: ConvShape, dtype: str = "bf16", config=None, multiprocessors: int = 132) -> dict:
     """matmul_kernel's arguments for `Kernel.compile` without data (skc compile, tests): the configuration
-    conv2d() picks for `conv` on `target`, and the types of its operands."""
+    conv2d() picks for `conv` on `target`, and the types of its operands; for a grouped `conv`, those of
+    matmul_batched_kernel, which conv2d launches over the groups (`batches`)."""
     target = skc.get_target(target)
     if not target.has("tma"):   # (else the GEMM refuses the Hopper config, hinting to let matmul pick one)
         raise skc.SkcError(f"conv2d loads with TMA im2col copies (sm_90a); {target.name} has no TMA")
@@ -372,7 +373,8 @@ def compile_arguments(target, conv: ConvShape, dtype: str = "bf16", config=None,
     (a, _), (b, _) = _operands(conv, cfg)
     (M, N, K), elem = _gemm_shape(conv, cfg), ir.ScalarType(dtype)
     return {"a": a, "b": b, "out": ir.TensorMapType(elem, cfg.boxes()["out"], 128), "M": M, "N": N, "K": K,
-            "c_in": skc.Ptr[elem], "bias": skc.Ptr[elem], "cfg": cfg, "block": cfg.threads}
+            "c_in": skc.Ptr[elem], "bias": skc.Ptr[elem], "cfg": cfg, "block": cfg.threads,
+            **({"batches": conv.groups} if conv.groups > 1 else {})}
 
 
 def _aligned(x, name: str):

@@ -71,7 +71,7 @@ def matmul_batched_kernel(a, b, out, batches: skc.i32, M: skc.i32, N: skc.i32, K
     work units run over every matrix's tiles, each tile's loads and stores at its batch coordinate. A grouped
     convolution's matrices are its groups (cfg.loader a ConvShape of groups): each adds its own N biases."""
     target = skc.current_target()
-    cfg = _config_for(target, cfg)
+    cfg = _config_for(target, cfg, batched=True)
     grouped = getattr(cfg.loader, "groups", 1) > 1
     epilogue = EpilogueArgs.of_spec(cfg.epilogue, M, N, alpha=alpha, beta=beta, c=c_in, bias=bias,
                                     bias_batch_stride=N if grouped else None)
@@ -255,8 +255,9 @@ def _hopper_loader(cfg, payload, a, b, M, N, K, maps=None):
     return cfg.loader.build(payload, a=a, b=b)  # a TileIO the configuration brings (conv2d's im2col loader)
 
 
-def _config_for(target, cfg):
-    """cfg, checked to be the configuration of the composition for `target` (at compile time)."""
+def _config_for(target, cfg, batched: bool = False):
+    """cfg, checked to be the configuration of the composition for `target` (at compile time), and of a batched
+    launch where the kernel is matmul_batched_kernel (only)."""
     kind = MatmulConfig if target.has("wgmma") else AmdMatmulConfig if target.has("mfma") else None
     if kind is None:
         raise frontend.current().error(f"the GEMM needs wgmma (sm_90a) or MFMA (gfx90a, gfx942); {target.name} has "
@@ -264,6 +265,13 @@ def _config_for(target, cfg):
     if not isinstance(cfg, kind):
         raise frontend.current().error(f"the GEMM for {target.name} takes a {kind.__name__}, found "
                                        f"{type(cfg).__name__}", hint="let skc.blocks.matmul pick the configuration")
+    if bool(getattr(cfg, "batched", "")) != batched:   # (the other kernels compute the first matrix alone)
+        raise frontend.current().error(
+            f"cfg.batched={getattr(cfg, 'batched', '')!r} is the configuration of "
+            + ("a batched launch, which matmul_batched_kernel computes (this kernel computes one matrix)" if not batched
+               else "one matrix, which matmul_kernel computes (matmul_batched_kernel's operands have a batch)"),
+            hint="compile matmul_batched_kernel with batches= (conv.compile_arguments gives it for a grouped "
+                 "convolution)" if not batched else "compile matmul_kernel, or give the config batched=")
     return cfg
 
 

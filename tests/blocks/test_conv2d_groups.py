@@ -183,3 +183,19 @@ def test_a_groups_output_is_not_touched_by_another_groups_non_finite_channels(ho
     y = conv2d(x, w, padding=1, groups=2)
     assert torch.equal(y[:, :16], want(x, w, None, 1, 1, 1, 2)[:, :16])
     assert plan_of(x, w).cfg.loader.vector
+
+
+def test_compile_arguments_of_a_grouped_conv_are_the_batched_kernels():
+    """skc compile's arguments of a grouped convolution are those of the kernel conv2d launches over the groups
+    (matmul_batched_kernel, `batches`); matmul_kernel, given the batched config, is refused by name (it compiled,
+    computing group 0 alone without its biases' stride: a silent wrong kernel)."""
+    from skc.blocks import ConvShape
+    from skc.blocks.gemm import matmul_batched_kernel, matmul_kernel
+    from skc.blocks.conv import compile_arguments
+
+    arguments = compile_arguments("sm_90a", ConvShape(2, 8, 8, 32, 32, 3, 3, (1, 1), (1, 1), (1, 1), groups=2))
+    assert arguments["batches"] == 2 and arguments["cfg"].batched == "ab"
+    assert "wgmma" in matmul_batched_kernel.compile(**arguments, target="sm_90a").asm("ptx")
+    del arguments["batches"]
+    with pytest.raises(skc.CompileError, match="batched launch, which matmul_batched_kernel computes"):
+        matmul_kernel.compile(**arguments, target="sm_90a")
