@@ -18,7 +18,9 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 GROUPS = {
-    "loader and geometry (im2col.py)": ("skc/blocks/im2col.py", None),
+    "loader and geometry (im2col.py)": ("skc/blocks/im2col.py", ("ConvShape", "Im2colLoader", "Im2colVectorLoader")),
+    "torch's rules of groups and filters, worded (im2col.py)": ("skc/blocks/im2col.py", ("grouping_mismatch",
+                                                                                        "unaligned_filters")),
     "host side that builds the descriptors (conv.py)": ("skc/blocks/conv.py", ("_config", "_plan", "_operands",
                                                                               "_gemm_shape")),
     "argument types for compiling without data (conv.py)": ("skc/blocks/conv.py", ("compile_arguments",)),
@@ -59,11 +61,12 @@ def code_lines(path: str, names=None) -> int:
 
 
 def main():
-    with open(os.path.join(ROOT, "skc/blocks/conv.py")) as handle:
-        defined = {node.name for node in ast.parse(handle.read()).body if hasattr(node, "name")}
-    grouped = {name for path, names in GROUPS.values() if names for name in names}
-    if defined - grouped:   # every definition of conv.py is in some group: nothing goes uncounted
-        raise SystemExit(f"conv.py defines {', '.join(sorted(defined - grouped))}, in no group of {__file__}")
+    for path in ("skc/blocks/conv.py", "skc/blocks/im2col.py"):
+        with open(os.path.join(ROOT, path)) as handle:
+            defined = {node.name for node in ast.parse(handle.read()).body if hasattr(node, "name")}
+        grouped = {name for where, names in GROUPS.values() if where == path and names for name in names}
+        if defined - grouped:   # every definition of the two files is in some group: nothing goes uncounted
+            raise SystemExit(f"{path} defines {', '.join(sorted(defined - grouped))}, in no group of {__file__}")
     counts = {name: code_lines(path, names) for name, (path, names) in GROUPS.items()}
     for name, count in counts.items():
         print(f"{count:4d}  {name}")

@@ -435,14 +435,11 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation, groups=1) -> 
                          "filter's extent must each be at least 1 (torch.nn.functional.conv2d refuses no filters too)")
     _check(groups >= 1, lambda: f"conv2d's groups must be a positive int (torch.nn.functional.conv2d's), found "
                                 f"{groups}")
-    from .blocks import ConvShape
+    from .blocks.im2col import grouping_mismatch, unaligned_filters
 
-    mismatch = ConvShape.mismatch(C, K, C_w, groups)
+    mismatch = grouping_mismatch(C, K, C_w, groups)
     _check(mismatch is None, lambda: mismatch)
-    _check(N == 0 or K % 8 == 0,   # (a batch of 0 launches nothing)
-                 lambda: f"conv2d stores output pixels of K channels through TMA, whose rows must be 16-byte "
-                         f"multiples: K (w's filters, w.shape[0]) must be a multiple of 8, found {K} (pad w with zero "
-                         f"filters to {-(-K // 8) * 8} and keep the first {K} output channels)")
+    _check(N == 0 or K % 8 == 0, lambda: unaligned_filters(K, groups))   # (a batch of 0 launches nothing)
     if bias is not None:
         _check(tuple(bias.shape) == (K,), lambda: f"bias has shape {tuple(bias.shape)}, expected ({K},)")
         _check(bias.is_contiguous(), lambda: f"conv2d: bias (strides {tuple(bias.stride())}) must be "

@@ -17,7 +17,7 @@ from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_oper
                          contiguous, differentiated, element_strides, empty_like, facts, facts_failed, filling_config,
                          on_stream, outside_graph, paddable, padded, refuse_host_options, remember, require_arrays,
                          torch_type, traced, view, viewable, without_grad, zeros_like)
-from .im2col import ConvShape
+from .im2col import ConvShape, grouping_mismatch, unaligned_filters
 from .matmul_host import dtype_label, operand_dtype_name
 
 _PLANS: dict = {}  # facts of a call -> its plan
@@ -138,7 +138,7 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
                               "the filter's extent must each be at least 1 (torch.nn.functional.conv2d refuses no "
                               "filters too)")
     groups = _groups(groups)
-    mismatch = ConvShape.mismatch(C, K, C_w, groups)
+    mismatch = grouping_mismatch(C, K, C_w, groups)
     if mismatch:
         raise skc.LaunchError(mismatch)
     dense = groups > 1 and (C // groups % 8 or K // groups % 8)   # (block-diagonal filters: _BlockDiagonal)
@@ -165,9 +165,7 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
         _checked_epilogue(K, bias, activation)
         return conv, _no_launch
     if K % 8:   # (out's rows of K channels are stored through a tensor map: 16-byte multiples)
-        raise skc.LaunchError(f"conv2d stores output pixels of K channels through TMA, whose rows must be 16-byte "
-                              f"multiples: K (w's filters, w.shape[0]) must be a multiple of 8, found {K} (pad w "
-                              f"with zero filters to {-(-K // 8) * 8} and keep the first {K} output channels)")
+        raise skc.LaunchError(unaligned_filters(K, groups))
     if dense:   # the convolution by dense filters (its own plan checks the rest)
         return conv, _BlockDiagonal(groups, geometry, activation, config)
     if C % 8:   # the convolution of x and w padded with zero channels (its own plan checks the rest)

@@ -44,24 +44,6 @@ class ConvShape:
             raise ValueError(f"groups must be a positive int dividing C ({self.C}) and K ({self.K}), found "
                              f"{self.groups!r}")
 
-    @staticmethod
-    def mismatch(C: int, K: int, C_w: int, groups: int):
-        """What is wrong with a convolution of C channels by K filters of C_w channels each in `groups` groups, by
-        torch's rules (groups divides C and K; each filter reads C / groups channels), or None: conv2d's message, and
-        torch.ops.skc.conv2d's."""
-        if C % groups or K % groups:
-            which = f"x's {C} channels" if C % groups else f"w's {K} filters (w.shape[0])"
-            return (f"conv2d's groups={groups} must divide {which}: torch.nn.functional.conv2d's rule, "
-                    "in_channels and out_channels divisible by groups")
-        if C_w * groups == C:
-            return None
-        if groups > 1:
-            return (f"x has {C} channels but the filters take {C_w}: with groups={groups} each filter reads "
-                    f"C/groups = {C // groups} channels (w of shape K x C/groups x R x S, torch's)")
-        hint = (f" (w of a grouped convolution: pass groups={C // C_w}, as torch.nn.functional.conv2d takes it)"
-                if C_w and C % C_w == 0 else "")
-        return f"x has {C} channels but the filters take {C_w}{hint}"
-
     @property
     def group_channels(self) -> int:
         """The input channels a filter reads (C/groups): the channels of w."""
@@ -117,6 +99,41 @@ class ConvShape:
 
     def build(self, payload, a, b):
         return Im2colVectorLoader(self, x=a, w=b) if self.vector else Im2colLoader(payload, self, x=a, w=b)
+
+
+# -- torch's rules of a convolution's groups and filters, worded for conv2d and torch.ops.skc.conv2d ---------
+def grouping_mismatch(C: int, K: int, C_w: int, groups: int):
+    """What is wrong with a convolution of C channels by K filters of C_w channels each in `groups` groups, by
+    torch's rules (groups divides C and K; each filter reads C / groups channels), or None: conv2d's message, and
+    torch.ops.skc.conv2d's."""
+    if C % groups or K % groups:
+        which = f"x's {C} channels" if C % groups else f"w's {K} filters (w.shape[0])"
+        return (f"conv2d's groups={groups} must divide {which}: torch.nn.functional.conv2d's rule, "
+                "in_channels and out_channels divisible by groups")
+    if C_w * groups == C:
+        return None
+    if groups > 1:
+        return (f"x has {C} channels but the filters take {C_w}: with groups={groups} each filter reads "
+                f"C/groups = {C // groups} channels (w of shape K x C/groups x R x S, torch's)")
+    hint = (f" (w of a grouped convolution: pass groups={C // C_w}, as torch.nn.functional.conv2d takes it)"
+            if C_w and C % C_w == 0 else "")
+    return f"x has {C} channels but the filters take {C_w}{hint}"
+
+
+def unaligned_filters(K: int, groups: int):
+    """What is wrong with K filters for conv2d's TMA store of output rows (16-byte multiples: K a multiple of 8),
+    with the padding that mends it, or None: conv2d's message, and torch.ops.skc.conv2d's."""
+    if K % 8 == 0:
+        return None
+    if groups == 1:
+        fix = f"pad w with zero filters to {-(-K // 8) * 8} and keep the first {K} output channels"
+    else:   # (each group's filters padded alike, so that the groups still divide them)
+        each = K // groups
+        padded = next(g for g in range(each, each + 9) if g * groups % 8 == 0)
+        fix = (f"pad each group's {each} filters with zero filters to {padded} (w of {padded * groups} filters, "
+               f"group g's at g·{padded}) and keep each group's first {each} output channels")
+    return (f"conv2d stores output pixels of K channels through TMA, whose rows must be 16-byte multiples: K (w's "
+            f"filters, w.shape[0]) must be a multiple of 8, found {K} ({fix})")
 
 
 class Im2colLoader(TmaLoader):

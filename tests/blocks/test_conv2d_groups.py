@@ -199,3 +199,16 @@ def test_compile_arguments_of_a_grouped_conv_are_the_batched_kernels():
     del arguments["batches"]
     with pytest.raises(skc.CompileError, match="batched launch, which matmul_batched_kernel computes"):
         matmul_kernel.compile(**arguments, target="sm_90a")
+
+
+def test_the_hint_for_filters_no_multiple_of_8_in_groups_gives_a_padding_that_runs(hopper_interpreter):
+    # (it said "pad w with zero filters to 16", which groups=12 then refused: 16 filters in 12 groups)
+    x, w = ints(1, 12, 5, 5), ints(12, 1, 3, 3)
+    with pytest.raises(skc.LaunchError, match=r"pad each group's 1 filters with zero filters to 2 \(w of 24 filters"):
+        conv2d(x, w, padding=1, groups=12)
+    with pytest.raises(RuntimeError, match=r"pad each group's 1 filters"):
+        torch.ops.skc.conv2d(x, w, None, [1, 1], [1, 1], [1, 1], None, 12)
+    padded = torch.zeros(24, 1, 3, 3, dtype=torch.bfloat16)
+    padded[0::2] = w
+    y = conv2d(x, padded.to(memory_format=torch.channels_last), padding=1, groups=12)
+    assert torch.equal(y[:, 0::2], want(x, w, None, 1, 1, 1, 12))

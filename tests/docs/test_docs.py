@@ -109,6 +109,8 @@ def test_the_readme_counts_conv2d_lines_as_benchmarks_code_lines_does():
     assert f"**{sum(counts[name] for name in script.TARGET)} lines**" in readme
     assert f"take {counts['conv2d(): argument checks, errors, torch layouts (conv.py)']} lines" in readme
     assert f"without data {counts['argument types for compiling without data (conv.py)']} (" in readme
+    rules = counts["torch's rules of groups and filters, worded (im2col.py)"]
+    assert f"its operator, {rules} lines" in readme
     whole = script.code_lines("skc/blocks/conv.py") + script.code_lines("skc/blocks/im2col.py")
     assert f"({whole} lines in the two files with imports)" in readme
 
