@@ -35,6 +35,7 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         self.attributes_in_flow: list = []      # (obj, attr, what it held before)
         self.pending_attributes: dict = {}      # (id(obj), attr) -> (its Poison in an `if`'s second branch, the first's slot)
         self.objects_made: dict = {}            # id(obj) -> (obj, number)
+        self.attributes_changed: dict = {}      # (id(obj), attr) -> (obj, attr, what it held before the compile)
         self.attributes_past_jumps: dict = {}   # id(a jump's mark) -> begin_attribute_paths() when it was placed
         self.conditions: list = []              # (condition RValue, branch taken) of the enclosing run-time ifs
         self.comprehension_scopes: list = []    # the names of the comprehensions being evaluated (innermost last)

@@ -166,15 +166,19 @@ def compile_to_ir(fn, spec: Specialization, target: Target):
     with context.generating(codegen):
         evaluator.frames.append(frame)
         try:
-            evaluator.exec_body(source.node.body)
-        except CompileTimeReturn:
-            pass
-        finally:
-            evaluator.frames.pop()
-        # (a launch's cluster, from @skc.kernel(cluster=...) or compile(cluster=...), is the one its kernel runs in:
-        # skc.hopper.kernel_attributes may only say it again; without one, the last kernel_attributes said)
-        cluster = tuple(spec.cluster) if tuple(spec.cluster) != (1, 1, 1) else tuple(codegen.cluster)
-        codegen.finish(cluster)
+            try:
+                evaluator.exec_body(source.node.body)
+            except CompileTimeReturn:
+                pass
+            finally:
+                evaluator.frames.pop()
+            # (a launch's cluster, from @skc.kernel(cluster=...) or compile(cluster=...), is the one its kernel runs
+            # in: skc.hopper.kernel_attributes may only say it again; without one, the last kernel_attributes said)
+            cluster = tuple(spec.cluster) if tuple(spec.cluster) != (1, 1, 1) else tuple(codegen.cluster)
+            codegen.finish(cluster)
+        except BaseException:
+            evaluator.put_back_attributes()   # (the user's objects as before the compile that failed)
+            raise
     function.attrs.update(block=tuple(spec.block), shared_bytes=codegen.shared_bytes)
     if codegen.shared_bytes:
         function.attrs["shared_align"] = codegen.shared_align

@@ -235,11 +235,13 @@ class StatementEvaluator:
                              "keeps it in a variable")
                 slot = Slot(value.type, attr)
                 slot.store(value)
+                self.note_attribute_change(obj, attr)
                 setattr_(obj, attr, slot)
                 if self.scope_stack:   # (paths that do not come here hold `current`, which the slot does not)
                     self.attributes_in_flow.append((obj, attr, current))
             else:
                 self.check_compile_time_change(obj, attr, current, value, node)
+                self.note_attribute_change(obj, attr)
                 setattr_(obj, attr, value)
                 if (self.region_stack and current is MISSING or not self.on_every_path_here()
                         and not _same(current, value)):
@@ -252,6 +254,31 @@ class StatementEvaluator:
                                     hint="keep the value in a variable, or set the attribute on a compile-time "
                                          "object") from e
             raise self.error_at(node, f"cannot set attribute '{attr}' of {type(obj).__name__}: {e}") from e
+
+    def note_attribute_change(self, obj, attr: str):
+        """Before the compile changes obj.attr: what the object held there, the first time, unless the kernel made the
+        object (a failed compile puts it back: the object outlives the compile, and the next one found this one's
+        variables and errors in it)."""
+        key = (id(obj), attr)
+        if key in self.attributes_changed:
+            return
+        made = self.objects_made.get(id(obj))
+        if made is not None and made[0] is obj:
+            return
+        self.attributes_changed[key] = (obj, attr, _own_attribute(obj, attr))
+
+    def put_back_attributes(self):
+        """The compile failed: the attributes it changed on objects it did not make hold what they held before it."""
+        for obj, attr, before in reversed(list(self.attributes_changed.values())):
+            setter = type if isinstance(obj, type) else object   # (past the class's own __setattr__, as poison is set)
+            try:
+                if before is MISSING:
+                    setter.__delattr__(obj, attr)
+                else:
+                    setter.__setattr__(obj, attr, before)
+            except (AttributeError, TypeError):
+                pass
+        self.attributes_changed.clear()
 
     def check_compile_time_change(self, obj, attr, current, value, node):
         """A compile-time attribute may change inside run-time control flow only if it was set there too."""
@@ -329,6 +356,7 @@ class StatementEvaluator:
             slot = _as_slot(getattr(obj, attr, None), attr)
             if slot is not None:
                 try:
+                    self.note_attribute_change(obj, attr)
                     setattr(obj, attr, slot)
                 except (AttributeError, TypeError):
                     pass
@@ -414,6 +442,7 @@ class StatementEvaluator:
                    "this point but not on others") if before is MISSING else (
                    f"holds {_short(before)} on some paths that reach this point and another value on others")
             try:
+                self.note_attribute_change(obj, attr)
                 object.__setattr__(obj, attr, Poison(f"{type(obj).__name__}.{attr}", why, hint=(
                     f"set it on every path, or before the `if` or loop to a run-time value (self.{attr} = "
                     "skc.f32(0.0), say)")))
@@ -474,6 +503,7 @@ class StatementEvaluator:
                             f"holds {_short(before)} here, which the other branch of the run-time `if` changed",
                             hint="set it before the `if` to a run-time value")
             try:
+                self.note_attribute_change(obj, attr)
                 object.__setattr__(obj, attr, poison)
             except (AttributeError, TypeError):
                 continue
@@ -725,6 +755,16 @@ def _module_state(obj, module_globals) -> bool:
     if isinstance(obj, types.ModuleType):
         return True
     return not isinstance(obj, Dyn) and any(value is obj for value in module_globals.values())
+
+
+def _own_attribute(obj, attr: str):
+    """What obj itself holds under attr (in its __dict__ or a slot, not its class's default); MISSING where none."""
+    if not isinstance(obj, type) and hasattr(inspect.getattr_static(type(obj), attr, None), "__set__"):
+        return getattr(obj, attr, MISSING)   # (a slot of a __slots__ class)
+    own = getattr(obj, "__dict__", None)
+    if own is None:
+        return getattr(obj, attr, MISSING)
+    return own.get(attr, MISSING)
 
 
 def _short(value) -> str:

@@ -377,3 +377,43 @@ def test_reading_a_run_time_value_another_compile_left_in_an_object_is_named():
     assert_points_at(info.value, _reads_shared, "out[0] = _SHARED.inner.v + 1.0  # HERE")
     assert "'v' holds a run-time value of another compile" in str(info.value)
     assert "outlives the kernel" in str(info.value)
+
+
+# -- a compile that fails leaves the objects that outlive it as they were ------------------------------------------
+_HELD = _Box()
+_HELD.inner = _Box()
+
+
+@skc.kernel
+def _sets_on_one_branch_then_fails(x: F32P, out: F32P):
+    if x[0] > 0.0:
+        _HELD.inner.v = x[0]
+    out[0] = _no_such_name  # noqa: F821
+
+
+@skc.kernel
+def _sets_then_fails(x: F32P, out: F32P):
+    _HELD.inner.v = x[0]
+    _HELD.inner.w = 3
+    out[0] = _no_such_name  # noqa: F821
+
+
+@skc.kernel
+def _reads_held(x: F32P, out: F32P):
+    out[0] = x[0] + _HELD.inner.v
+
+
+def test_a_failed_compile_puts_back_the_attributes_it_set():
+    """The failed compile left an error marker (or its variable) in the object: the next compile, correct, read it
+    and failed with "'_Box.v' holds 1.5 on some paths ..." about run-time paths it does not have."""
+    import numpy as np
+
+    for failing in (_sets_on_one_branch_then_fails, _sets_then_fails):
+        _HELD.inner.v = 1.5
+        x, out = np.array([5.0], np.float32), np.zeros(1, np.float32)
+        with pytest.raises(skc.CompileError, match="_no_such_name"):
+            failing.interpret[1, 1](x, out)
+        assert vars(_HELD.inner) == {"v": 1.5}
+        _reads_held.interpret[1, 1](x, out)
+        assert out[0] == 6.5
+
