@@ -216,7 +216,7 @@ class StatementEvaluator:
                                 hint="kernels cannot change module state: keep the value in a variable, or make "
                                      "the object inside the kernel")
         current = getattr(obj, attr, MISSING)
-        if isinstance(current, Slot) and current.is_stale():   # (another compile's variable: this one's is new)
+        if isinstance(current, (Slot, Poison)) and current.is_stale():   # (another compile's: this one's is new)
             current = MISSING
         pending = self.pending_attributes.get((id(obj), attr))
         if pending is not None and current is pending[0]:   # (set in both branches of a run-time `if`)

@@ -223,14 +223,30 @@ class Slot(Dyn):
 class Poison:
     """A name whose value is unknown after run-time control flow; reading it is an error."""
 
-    __slots__ = ("name", "reason", "hint", "value")
+    __slots__ = ("name", "reason", "hint", "value", "compile")
 
     def __init__(self, name: str, reason: str, hint: str = "", value=None):
         # value: a Slot holding what the paths that bound the name stored (where a test says they ran)
         self.name, self.reason, self.hint, self.value = name, reason, hint, value
+        self.compile = context.current() if context.active() else None   # (as a Slot's: an object may keep it)
+
+    def is_stale(self) -> bool:
+        """Whether another compile left it (in an object that outlived that compile)."""
+        return self.compile is not None and self.compile is not context.current()
 
     def fail(self):
-        raise context.current().error(f"'{self.name}' {self.reason}", self.hint)
+        current = context.current()
+        if self.is_stale():
+            # (its reason speaks of run-time paths of that compile, which this one's code may not have)
+            raise current.error(
+                f"'{self.name}' was left unknown by another compile (a kernel's earlier specialization, or another "
+                f"kernel), where it {self.reason}: it was kept in an object that outlives the kernel (one reached "
+                "through a module global, or a compile-time argument)",
+                hint="set the attribute on every path of that kernel, or in this kernel before reading it")
+        raise current.error(f"'{self.name}' {self.reason}", self.hint)
+
+    def __repr__(self):
+        return f"<unknown {self.name}>"
 
 
 def mutable(x) -> bool:

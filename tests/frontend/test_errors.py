@@ -417,3 +417,28 @@ def test_a_failed_compile_puts_back_the_attributes_it_set():
         _reads_held.interpret[1, 1](x, out)
         assert out[0] == 6.5
 
+
+@skc.kernel
+def _sets_on_one_branch(x: F32P, out: F32P):
+    if x[0] > 0.0:
+        _HELD.inner.u = x[0]
+    out[0] = 1.0
+
+
+@skc.kernel
+def _reads_what_another_left_unknown(x: F32P, out: F32P):
+    out[0] = _HELD.inner.u  # HERE
+
+
+def test_reading_an_attribute_another_compile_left_unknown_is_named():
+    """A compile that succeeds leaves the attribute it set on some paths unknown; the next compile's read said
+    "holds ... on some paths that reach this point", of paths that compile does not have."""
+    import numpy as np
+
+    x, out = np.array([5.0], np.float32), np.zeros(1, np.float32)
+    _sets_on_one_branch.interpret[1, 1](x, out)
+    with pytest.raises(skc.CompileError) as info:
+        _reads_what_another_left_unknown.interpret[1, 1](x, out)
+    assert_points_at(info.value, _reads_what_another_left_unknown, "out[0] = _HELD.inner.u  # HERE")
+    assert "'_Box.u' was left unknown by another compile" in str(info.value)
+    assert "outlives the kernel" in str(info.value)
