@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import skc
 from skc import frontend
 
+from .tile_io import check_spacing
+
 PACK = 8          # k values per slot: 16 bytes of bf16/f16
 SLOT = 16         # bytes per slot
 GROUP_PAD = 32    # bytes after each k-group: shifts the next group by two slots (see the module's notes)
@@ -113,6 +115,7 @@ class LdsLoader:
                                            f"{', '.join(origins) or 'none'}")
         for name, (pointer, rows_total, k_total, k_contiguous) in self.operands.items():
             layout = self.layouts[name]
+            check_spacing("LdsLoader", name, layout, origins[name])
             fetch = self.fetch_k_contiguous if k_contiguous else self.fetch_rows_contiguous
             fetch(layout, self.registers[name], pointer, rows_total, k_total, origins[name], k * layout.k)
 

@@ -63,6 +63,14 @@ class TileScheduler:
         """The scheduler as a message names it."""
         return f"{type(self).__name__}(..., cluster_m={self.cluster_m}, cluster_n={self.cluster_n})"
 
+    def _handed_out(self, tile: Tile) -> Tile:
+        """`tile`, its origins recorded with the rows and columns between one tile and the next (for a loader to
+        compare with the tiles it loads there: `spacing`)."""
+        where = f"{type(self).__name__}(M, N, tile_m={self.tile_m}, tile_n={self.tile_n}, ...)"
+        _record_spacing(tile, "row0", self.tile_m, "rows", f"tile.row0 of {where}", "tile_m")
+        _record_spacing(tile, "col0", self.tile_n, "columns", f"tile.col0 of {where}", "tile_n")
+        return tile
+
     def __skc_range__(self):
         units = self.tiles_m * self.tiles_n if self.single else self.tiles_m * self.tiles_n * self.batches
         if self.cluster == 1:
@@ -70,7 +78,7 @@ class TileScheduler:
         return skc.block_id(0) // self.cluster, units, skc.grid_dim(0) // self.cluster
 
     def __skc_item__(self, index):
-        return self._tile_at(index) if self.single else self._batch_tile_at(index)
+        return self._handed_out(self._tile_at(index) if self.single else self._batch_tile_at(index))
 
     def count(self):
         """How many tiles this block visits (a run-time value; at least one: the grid has no more blocks)."""
@@ -141,7 +149,8 @@ class SplitKScheduler(TileScheduler):
         tile = self._tile_at(index % tiles)
         share = index // tiles
         k_begin = share * self.share
-        return Tile(tile.row0, tile.col0, k_begin, skc.minimum(k_begin + self.share, self.k_tiles), share=share)
+        return self._handed_out(Tile(tile.row0, tile.col0, k_begin, skc.minimum(k_begin + self.share, self.k_tiles),
+                                     share=share))
 
 
 class StreamKScheduler(TileScheduler):
@@ -184,8 +193,8 @@ class StreamKScheduler(TileScheduler):
         k_end = skc.where(alone, self.k_tiles, skc.i32(skc.minimum(self.end - start, self.k_tiles)))
         partial = (k_begin != 0) | (k_end != self.k_tiles)
         # the tile's first part is the previous block's when this one starts inside it
-        return Tile(tile.row0, tile.col0, k_begin, k_end, partial=partial,
-                    slot=skc.where(k_begin == 0, self.block, self.block - 1))
+        return self._handed_out(Tile(tile.row0, tile.col0, k_begin, k_end, partial=partial,
+                                     slot=skc.where(k_begin == 0, self.block, self.block - 1)))
 
 
 class SplitTailScheduler(TileScheduler):
@@ -222,7 +231,33 @@ class SplitTailScheduler(TileScheduler):
         k_begin = skc.where(alone, 0, share * self.k_tiles // self.splits)
         k_end = skc.where(alone, self.k_tiles, (share + 1) * self.k_tiles // self.splits)
         partial = ~alone & (self.splits > 1)
-        return Tile(tile.row0, tile.col0, k_begin, k_end, share=share, partial=partial, slot=slot)
+        return self._handed_out(Tile(tile.row0, tile.col0, k_begin, k_end, share=share, partial=partial, slot=slot))
+
+
+def _spacings() -> dict:
+    return frontend.current().facts(__name__)
+
+
+@frontend.host
+def _record_spacing(tile: Tile, attribute: str, extent: int, unit: str, source: str, parameter: str):
+    """Record that `tile.attribute` (a run-time value, or the variable the attribute keeps it in) is an origin of
+    tiles `extent` `unit` apart, as `source` hands it out (`parameter` the scheduler's argument that says so)."""
+    value = getattr(tile, attribute)   # (plain Python: the variable itself, not a value read from it)
+    key = value.slot if isinstance(value, frontend.Slot) else getattr(value, "value", None)
+    if key is not None:
+        _spacings()[id(key)] = (key, extent, unit, source, parameter)
+
+
+@frontend.host
+def spacing(origin):
+    """(extent, unit, source, parameter) of a tile origin a scheduler handed out (or of the variable it was read
+    from): its tiles are `extent` rows or columns apart, so a tile loaded there must be as long along them (a
+    shorter one leaves the rest of every output tile uncomputed); None for a value of the user's."""
+    for key in (getattr(origin, "value", None), frontend.variable_of(origin)):
+        entry = _spacings().get(id(key)) if key is not None else None
+        if entry is not None and entry[0] is key:
+            return entry[1:]
+    return None
 
 
 class _EveryNth:

@@ -20,7 +20,7 @@ import skc
 from skc import frontend
 from skc.ir.ops_async import CP_ASYNC_BYTES
 
-from . import clusters
+from . import clusters, scheduler
 from .layout import OperandLayout
 from .roles import check_role
 
@@ -42,6 +42,25 @@ def _origins(loader: str, names, origins: dict) -> dict:
             + (f"; missing {', '.join(missing)}" if missing else "")
             + (f"; no operand {', '.join(extra)}" if extra else ""))
     return origins
+
+
+@frontend.host
+def check_spacing(loader: str, name: str, layout, origin):
+    """A tile loaded at an origin a scheduler handed out is as long as the scheduler's tiles are apart along it (the
+    last coordinate of a batch's origin): a shorter one leaves the rest of every output tile uncomputed, a longer one
+    computes its neighbour's rows again. An origin of the user's, or a layout that does not say its rows, is taken on
+    trust."""
+    known = scheduler.spacing(origin[-1] if isinstance(origin, tuple) and origin else origin)
+    rows = getattr(layout, "rows", None)
+    if known is None or not isinstance(rows, int) or rows == known[0]:
+        return
+    extent, unit, source, parameter = known
+    raise frontend.current().error(
+        f"{loader} loads tile '{name}' of {rows} rows at {source}, whose tiles are {extent} {unit} apart: "
+        + (f"{unit} {rows} to {extent - 1} of every output tile would never be computed" if rows < extent else
+           f"each tile would be computed again over {rows - extent} {unit} of the next"),
+        hint=f"make the scheduler's tiles as long as the payload's: {parameter}={rows}, or tile '{name}' "
+             f"{extent} rows long")
 
 
 def _check_producer_role(loader):
@@ -155,6 +174,8 @@ class TmaLoader:
 
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
+        for name in set(origins) & set(self.layouts):   # (the tiles that follow another take its origin: not theirs)
+            check_spacing(type(self).__name__, name, self.layouts[name], origins[name])
         origins = _origins("TmaLoader", self.layouts, origins)
         _check_producer_role(self)
         _check_arrivals(self, stage)
@@ -332,6 +353,8 @@ class VectorLoader:
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage: the copying threads
         (is_issuing()) copy and arrive, whether or not the caller rested the others."""
         origins = _origins("VectorLoader", self.operands, origins)
+        for name in self.operands:
+            check_spacing(type(self).__name__, name, getattr(getattr(stage, name, None), "layout", None), origins[name])
         _check_producer_role(self)
         _check_arrivals(self, stage)
         if self.is_issuing():   # (the whole warpgroup: known at compile time)

@@ -25,7 +25,10 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], c: skc.Ptr[s
     with InputTilePipeline(payload, stages, load, consumers=1) as pipe:   # M:stages_0 M:stages_many
         roles = WarpRoles(1)
         k_tiles = skc.cdiv(K, T)
-        tiles = TileScheduler(M, N, T, T)
+        if mode == "tile_m_unlike_payload":
+            tiles = TileScheduler(M, N, 2 * T, T)
+        else:
+            tiles = TileScheduler(M, N, T, T)
         early = Wgmma(T, T, skc.bf16)   # (made before the roles part: either may use it)
         if roles.is_producer():
             if mode == "epilogue_in_producer":
@@ -36,7 +39,7 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], c: skc.Ptr[s
                     for tile in tiles:
                         for k in range(k_tiles):
                             with producer.acquire() as stage:
-                                load(stage, k, a=tile.row0, b=tile.col0)
+                                load(stage, k, a=tile.row0, b=tile.col0)   # M:tile_m_unlike_payload
                                 if mode == "mma_in_producer":
                                     mma = Wgmma(T, T, skc.bf16)   # M:mma_in_producer
         else:
@@ -115,6 +118,11 @@ MISUSES = [
     ("bias_without_spec", skc.CompileError, "leave bias out (a kernel that takes every operand whatever its spec: "
                                             "EpilogueArgs.of_spec(spec, M, N, ...) keeps those the spec reads)"),
     ("beta_without_c", skc.CompileError, "the epilogue's spec has beta=True, which reads c"),
+    # 128-row tiles handed out, 64-row A tiles loaded: rows 64 to 127 of every output tile were never computed
+    ("tile_m_unlike_payload", skc.CompileError, "TmaLoader loads tile 'a' of 64 rows at tile.row0 of "
+                                                "TileScheduler(M, N, tile_m=128, tile_n=64, ...), whose tiles are 128 "
+                                                "rows apart: rows 64 to 127 of every output tile would never be "
+                                                "computed"),
 ]
 
 
