@@ -9,8 +9,8 @@ import pytest
 import skc
 from helpers import line_of
 from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, InputTilePipeline, LdsLayout, LdsLoader,
-                        LdsPipeline, Mfma, OperandLayout, TilePayload, TileScheduler, TmaLoader, WarpRoles, Wgmma,
-                        WgmmaRegA)
+                        LdsPipeline, Mfma, OperandLayout, TilePayload, TileScheduler, TmaLoader, VectorLoader, WarpRoles,
+                        Wgmma, WgmmaRegA)
 
 T = 64
 
@@ -135,6 +135,85 @@ def test_a_misuse_is_an_error_at_the_users_line(mode, error, phrase):
     assert phrase in message
     assert message.startswith(f"{__file__}:{line_of(gemm, f'M:{mode}')}:"), message
 
+
+
+@skc.kernel
+def vector_gemm(a: skc.Ptr[skc.bf16], b: skc.Ptr[skc.bf16], out: skc.Ptr[skc.f32], M: skc.i32, N: skc.i32,
+                K: skc.i32, mode: skc.constexpr):
+    """The GEMM above loaded by a VectorLoader, with the misuse `mode` names ("vector" for none)."""
+    payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T))
+    load = VectorLoader(a=(a, M, K), b=(b, N, K))
+    with InputTilePipeline(payload, 2, load, consumers=1) as pipe:
+        roles = WarpRoles(1)
+        k_tiles = skc.cdiv(K, T)
+        tiles = TileScheduler(M, N, T, 2 * T if mode == "vector_tile_n_unlike_payload" else T)
+        if roles.is_producer():
+            roles.enter_producer()
+            with pipe.producer() as producer:
+                for tile in tiles:
+                    for k in range(k_tiles):
+                        with producer.acquire() as stage:
+                            load(stage, k, a=tile.row0, b=tile.col0)   # M:vector_tile_n_unlike_payload
+        else:
+            roles.enter_consumer()
+            mma = Wgmma(T, T, skc.bf16)
+            acc = mma.zeros()
+            epilogue = DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, N))
+            with pipe.consumer(mma) as consumer:
+                for tile in tiles:
+                    acc.zero()
+                    for k in range(k_tiles):
+                        with consumer.acquire() as stage:
+                            mma(acc, stage.a, stage.b)
+                    epilogue(acc, tile.row0, tile.col0)
+
+
+@skc.kernel
+def lds_gemm(a: skc.Ptr[skc.bf16], b: skc.Ptr[skc.bf16], out: skc.Ptr[skc.f32], M: skc.i32, N: skc.i32,
+             K: skc.i32, mode: skc.constexpr):
+    """An AMD GEMM of 32 x 32 tiles loaded by an LdsLoader, with the misuse `mode` names ("lds" for none)."""
+    payload = TilePayload(a=LdsLayout(32, 32), b=LdsLayout(32, 32))
+    load = LdsLoader(payload, a=(a, M, K, True), b=(b, N, K, True))
+    mma = Mfma(32, 32, 32, skc.bf16)
+    tiles = TileScheduler(M, N, 16 if mode == "lds_tile_m_unlike_payload" else 32, 32)
+    epilogue = DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, N))
+    acc = mma.zeros()
+    with LdsPipeline(payload, 2) as pipe, pipe.producer() as producer, pipe.consumer(mma) as consumer:
+        for tile in tiles:
+            acc.zero()
+            for k in range(skc.cdiv(K, 32)):
+                with producer.acquire() as stage:
+                    load(stage, k, a=tile.row0, b=tile.col0)   # M:lds_tile_m_unlike_payload
+                with consumer.acquire() as stage:
+                    mma(acc, stage.a, stage.b)
+            epilogue(acc, tile.row0, tile.col0)
+
+
+# the scheduler's tiles apart unlike the tiles the loader copies there, through the loaders without TMA
+OTHER_LOADERS = [
+    # (kernel, mode, target, block, a phrase of its message: "" for the composition without the misuse)
+    (vector_gemm, "vector", "sm_90a", 256, ""),
+    (vector_gemm, "vector_tile_n_unlike_payload", "sm_90a", 256,
+     "VectorLoader loads tile 'b' of 64 rows at tile.col0 of TileScheduler(M, N, tile_m=64, tile_n=128, ...), whose "
+     "tiles are 128 columns apart: columns 64 to 127 of every output tile would never be computed"),
+    (lds_gemm, "lds", "gfx942", 64, ""),
+    (lds_gemm, "lds_tile_m_unlike_payload", "gfx942", 64,
+     "LdsLoader loads tile 'a' of 32 rows at tile.row0 of TileScheduler(M, N, tile_m=16, tile_n=32, ...), whose "
+     "tiles are 16 rows apart: each tile would be computed again over 16 rows of the next"),
+]
+
+
+@pytest.mark.parametrize("kernel, mode, target, block, phrase", OTHER_LOADERS, ids=[c[1] for c in OTHER_LOADERS])
+def test_a_loader_without_tma_refuses_tiles_unlike_the_schedulers(kernel, mode, target, block, phrase):
+    types = (skc.Ptr[skc.bf16], skc.Ptr[skc.bf16], skc.Ptr[skc.f32], skc.i32, skc.i32, skc.i32)
+    if not phrase:
+        kernel.compile(*types, mode, target=target, block=block)
+        return
+    with pytest.raises(skc.CompileError) as info:
+        kernel.compile(*types, mode, target=target, block=block)
+    message = str(info.value)
+    assert phrase in message
+    assert message.startswith(f"{__file__}:{line_of(kernel, f'M:{mode}')}:"), message
 
 @skc.kernel
 def across_vendors(a: skc.Ptr[skc.bf16], mode: skc.constexpr):
