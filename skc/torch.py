@@ -333,8 +333,6 @@ matmul_out = register_op("skc::matmul_out", _matmul_out, fake=_matmul_out_fake, 
 # -- torch.ops.skc.scaled_matmul -------------------------------------------------------------------------------
 # (skc.blocks.fp8_host makes every check: the fake implementation asks its checks of shapes, types and strides, so that
 # a call refused at run time is refused, with the same message, while torch.compile traces it)
-_OUT_DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}
-
 
 @contextlib.contextmanager
 def _refusing():
@@ -360,12 +358,12 @@ def _scaled_matmul(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scal
 
 
 def _scaled_matmul_fake(a, b, scale_a, scale_b, bias=None, out_dtype=None, use_fast_accum=False, activation=None):
-    from .blocks.fp8_host import checked_result
+    from .blocks.fp8_host import checked_result, torch_out_dtype
 
     _check_devices("skc::scaled_matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
     with _refusing():
         shape, out_name = checked_result(a, b, scale_a, scale_b, out_dtype, bias, activation, use_fast_accum)
-    return a.new_empty(shape, dtype=_OUT_DTYPES[out_name])
+    return a.new_empty(shape, dtype=torch_out_dtype(out_name))
 
 
 def _refuse_derivatives(name: str) -> None:

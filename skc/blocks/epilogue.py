@@ -57,19 +57,17 @@ class EpilogueArgs:
     def __init__(self, spec: EpilogueSpec, M, N, alpha=1.0, beta=0.0, c=None, bias=None, c_batch_stride=None,
                  row_scale=None, column_scale=None, bias_batch_stride=None):
         spec.check()
-        for term, name, value in (("alpha", "alpha", alpha), ("beta", "beta", beta), ("beta", "c", c),
-                                  ("bias", "bias", bias), ("row_scale", "row_scale", row_scale),
-                                  ("column_scale", "column_scale", column_scale)):
+        # (each operand with its spec term and whether it was given: alpha and beta at their defaults say nothing)
+        operands = (("alpha", "alpha", alpha, not _is(alpha, 1.0)), ("beta", "beta", beta, not _is(beta, 0.0)),
+                    ("beta", "c", c, c is not None), ("bias", "bias", bias, bias is not None),
+                    ("row_scale", "row_scale", row_scale, row_scale is not None),
+                    ("column_scale", "column_scale", column_scale, column_scale is not None))
+        for term, name, value, _ in operands:
             if getattr(spec, term) and value is None:
                 raise frontend.current().error(f"the epilogue's spec has {term}=True, which reads {name}; these "
                                                f"arguments give none", hint=f"give EpilogueArgs(..., {name}=...)")
-        # (and the reverse: a term the spec leaves out is never applied, so an operand given for it was dropped, a
-        # wrong answer silently; alpha and beta at their defaults say nothing)
-        for term, name, given in (("alpha", "alpha", not _is(alpha, 1.0)), ("beta", "beta", not _is(beta, 0.0)),
-                                  ("beta", "c", c is not None), ("bias", "bias", bias is not None),
-                                  ("row_scale", "row_scale", row_scale is not None),
-                                  ("column_scale", "column_scale", column_scale is not None)):
-            if given and not getattr(spec, term):
+        for term, name, _, given in operands:
+            if given and not getattr(spec, term):   # (never applied: a wrong answer, silently)
                 raise frontend.current().error(
                     f"these arguments give {name}, which the epilogue's spec leaves out ({term}=False): it would not "
                     f"be applied", hint=f"make the spec with {term}=True: EpilogueSpec(..., {term}=True), or leave "

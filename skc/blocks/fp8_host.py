@@ -582,9 +582,16 @@ def operator_arguments(a, b, scale_a, scale_b, out_dtype, bias, activation, use_
             and (use_fast_accum is None or isinstance(use_fast_accum, bool))):
         return None
     if isinstance(out_dtype, str):   # ("bfloat16" or "bf16": the names the eager call takes)
-        out_dtype = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}.get(_OUT.get(out_dtype))
+        out_dtype = torch_out_dtype(_OUT.get(out_dtype))
         if out_dtype is None:
             return None
     elif not (out_dtype is None or isinstance(out_dtype, torch.dtype)):
         return None
     return a, b, scale_a, scale_b, bias, out_dtype, bool(use_fast_accum), activation
+
+
+def torch_out_dtype(name):
+    """torch's dtype of an out type the GEMM writes ('bf16', 'f16' or 'f32'), or None for another name."""
+    import torch
+
+    return {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}.get(name)
