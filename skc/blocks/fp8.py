@@ -584,7 +584,7 @@ class OverlappedBlockScaledWgmma(BlockScaledWgmma):
             for partial, stage in zip(partials, (first, second)):
                 self.check(stage.a, stage.b)
                 self.issue(partial, stage.a, stage.b, accumulate=False)   # partial = A_k B_k
-                skc.hopper.wgmma_commit()
+                self.commit()
         self.retire(1)   # the first partial is complete, the second's MMAs may still run
         self.fold(acc, partials[0].fragment, scales[0])
         self.retire(0)
@@ -605,7 +605,7 @@ class HalvedBlockScaledWgmma(BlockScaledWgmma):
             with turn:   # partial = A_k B_k for this half's columns of B
                 skc.hopper.wgmma_fence()
                 self.issue(partial, stage.a, stage.b, accumulate=False, column0=part * half)
-                skc.hopper.wgmma_commit()
+                self.commit()
             self.retire(0)
             self.fold(acc, partial.fragment, scales, first=part * half // 2, count=half // 2)
 

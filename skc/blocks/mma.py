@@ -126,6 +126,12 @@ class _WarpgroupMma:
     def retire(self, pending: int):
         """Wait until at most `pending` groups of this warpgroup's MMAs are still running."""
         skc.hopper.wgmma_wait(pending)
+        _note_retire(pending)
+
+    def commit(self):
+        """Close the group of the MMAs issued since the last commit (what `retire` counts)."""
+        skc.hopper.wgmma_commit()
+        _note_commit()
 
 
 class Wgmma(_WarpgroupMma):
@@ -159,7 +165,7 @@ class Wgmma(_WarpgroupMma):
         self.check_accumulator(acc)
         skc.hopper.wgmma_fence()
         self.issue(acc, a, b, accumulate, k0=k0, k=k)
-        skc.hopper.wgmma_commit()
+        self.commit()
 
     def issue(self, acc: Accumulator, a, b, accumulate: bool = True, column0: int = 0, k0: int = 0, k: int = 0):
         """The wgmma instructions of acc += A · B, without the fence before them and the commit after them; acc
@@ -167,6 +173,7 @@ class Wgmma(_WarpgroupMma):
         compile-time ints)."""
         fragment = acc.fragment
         steps = self.steps(k0, k)
+        _note_reads(self, a, b)
         for step in skc.static_range(steps.start, steps.stop):
             fragment = skc.hopper.wgmma(fragment, a.descriptor(step, self.row0), b.descriptor(step, column0),
                                         acc.n, self.dtype, trans_a=int(not a.layout.k_major),
@@ -251,7 +258,7 @@ class StackedWgmma:
             skc.hopper.wgmma_fence()
             for part, piece in zip(self.parts, acc.parts):
                 part.issue(piece, stage.a, stage.b)
-            skc.hopper.wgmma_commit()
+            self.parts[0].commit()
 
 
 class StackedAccumulator:
@@ -266,6 +273,53 @@ class StackedAccumulator:
 
     def wait(self):
         self.parts[0].wait()
+
+
+class InFlight:
+    """The last group of wgmma that read a stage's tiles, noted on the stage's lease (or run) as it is issued. A
+    consumer with no reader that keeps stages in flight (`pipe.consumer()`) settles it before releasing the stage:
+    where the code did not retire that group itself, it is retired there, so the producer never refills a stage
+    that MMAs still read."""
+
+    def __init__(self, op, group: int):
+        self.op, self.group = op, group
+
+    def settle(self):
+        if _unretired(self.group):
+            self.op.retire(0)
+
+
+def _groups() -> dict:
+    """The wgmma groups the consumer code committed and retired so far, counted in the order it is compiled (one
+    warpgroup's sequence; a loop's body once: what it issues and retires in each pass)."""
+    return frontend.current().facts(__name__ + ".groups")
+
+
+@frontend.host
+def _note_reads(op, *tiles):
+    group = _groups().get("committed", 0) + 1   # (the group the next commit closes)
+    for tile in tiles:
+        holder = getattr(tile, "lease", None)   # (a tile of the user's own may have none)
+        if holder is not None:
+            holder.async_reads = InFlight(op, group)
+
+
+@frontend.host
+def _note_commit():
+    groups = _groups()
+    groups["committed"] = groups.get("committed", 0) + 1
+
+
+@frontend.host
+def _note_retire(pending: int):
+    groups = _groups()
+    done = groups.get("committed", 0) - pending if isinstance(pending, int) else 0   # (a run-time count: none known)
+    groups["retired"] = max(groups.get("retired", 0), done)
+
+
+@frontend.host
+def _unretired(group: int) -> bool:
+    return _groups().get("retired", 0) < group
 
 
 def _check_elements(name: str, tile, dtype):
@@ -339,9 +393,10 @@ class WgmmaRegA(_WarpgroupMma):
         _check_elements("B", b, self.dtype)
         pieces = [skc.vector(*[operand[8 * step + i] for i in range(8)]) for step in range(self.k // self.K)]
         skc.hopper.wgmma_fence()   # the fragments were just written by ordinary instructions
+        _note_reads(self, b)
         fragment = acc.fragment
         for step in skc.static_range(self.k // self.K):
             fragment = skc.hopper.wgmma_rs(fragment, pieces[step], b.descriptor(step), self.n, self.dtype,
                                            trans_b=int(not b.layout.k_major))
         acc.fragment = fragment
-        skc.hopper.wgmma_commit()
+        self.commit()

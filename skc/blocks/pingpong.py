@@ -86,6 +86,9 @@ class _Ring:
     def acquire(self) -> StageLease:
         return StageLease(self)
 
+    def settle(self, holder):
+        """Nothing reads a stage once its `with` ended: the LDS ring's readers read synchronously."""
+
     def advance(self):
         self.index += 1
         if self.index == self.pipeline.stages:

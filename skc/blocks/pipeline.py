@@ -132,6 +132,9 @@ class _Role:
                 hint="acquire stages inside the handle's `with` block")
         return StageLease(self) if count == 1 else StageRun(self, count)
 
+    def settle(self, holder):
+        """Before a stage (or a run) held by `holder` is released: nothing may still read it (the consumer's)."""
+
     def advance(self):
         self.index += 1
         if self.index == self.pipeline.stages:
@@ -168,7 +171,8 @@ class Held:
 class ConsumerRole(_Role):
     """Waits for full stages and releases them. A `reader` with `stages_in_flight` = L > 0 may still read
     the last L stages when their `with` ends: a stage is released once L later stages were issued and
-    the reader retired all but L of them (its own policy, behind `retire`)."""
+    the reader retired all but L of them (its own policy, behind `retire`). Without a reader a stage is released
+    when its `with` ends, once the wgmma groups that read its tiles completed (`settle`)."""
 
     def __init__(self, pipeline: InputTilePipeline, reader=None):
         super().__init__(pipeline)
@@ -185,6 +189,13 @@ class ConsumerRole(_Role):
 
     def wait_stage(self, index):
         skc.hopper.mbarrier_wait(self.pipeline.full + index, self.phase)
+
+    def settle(self, holder):
+        # Without a reader that keeps stages in flight, the MMAs issued on the stage must have completed: where
+        # the code did not retire them itself, the release waits for them (wgmma reads shared memory
+        # asynchronously: a refill would land under it).
+        if not self.lag and holder.async_reads is not None:
+            holder.async_reads.settle()
 
     def release_stage(self, index):
         if not self.lag:
@@ -240,6 +251,7 @@ class StageLease:
         self.index = role.index
         self.entered = False
         self.run = run   # the StageRun this stage was acquired in, if any
+        self.async_reads = None   # (an InFlight: the last MMAs issued on its tiles, which read them asynchronously)
 
     def __enter__(self):
         if self.entered:
@@ -253,6 +265,7 @@ class StageLease:
         return self
 
     def __exit__(self, *exc):
+        self.role.settle(self)
         self.role.release_stage(self.index)
         self.role.advance()
 
@@ -278,7 +291,7 @@ class StageLease:
         return self.run or self
 
     def __getattr__(self, name):
-        if name.startswith("_") or name in ("role", "index", "entered", "run"):
+        if name.startswith("_") or name in ("role", "index", "entered", "run", "async_reads"):
             raise AttributeError(name)
         self._check()
         tiles = self.role.pipeline.payload.tiles(self.index, lease=self.holder)
@@ -310,6 +323,7 @@ class StageRun:
         self.role = role
         self.count = count
         self.leases = []   # made when the run is entered (anew each time)
+        self.async_reads = None   # (as a StageLease's: the run's tiles are its stages')
 
     def __enter__(self):
         _one_stage_at_a_time(self.role)
@@ -331,6 +345,7 @@ class StageRun:
         return self.leases[i]
 
     def __exit__(self, *exc):
+        self.role.settle(self)
         for i in skc.static_range(self.count):
             self.role.release_stage(self.leases[i].index)
 
