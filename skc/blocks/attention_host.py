@@ -195,10 +195,7 @@ class _Problem:
             if any(size != 1 and stride % 8 for size, stride in zip(tuple(x.shape)[:-1], strides[:-1])):
                 raise skc.LaunchError(f"attention: {name} (strides {strides}) has a stride that is no multiple of 16 "
                                       f"bytes, which TMA copies need: pass {name}.contiguous()")
-            address = skc.pointer_function(x)(x)
-            if address % 16:   # (the interpreter reads any address; the GPU's tensor map would refuse it unnamed)
-                raise skc.LaunchError(f"attention: {name} starts at {address:#x}, no multiple of 16 bytes, which TMA "
-                                      f"copies need: pass {name}.clone()")
+            _check_start(name, skc.pointer_function(x)(x))
         target = skc.current_device().target
         # (else a CompileError deep in the pipeline's barriers; nothing to launch, nothing to refuse)
         if not self.empty and not (target.has("tma") and target.has("wgmma")):
@@ -265,6 +262,9 @@ class AttentionPlan:
         if bound is not None:   # (its addresses were checked when they were new)
             bound(stream)
         else:
+            # (the plan's key holds no address: a view of its facts at another offset is new here, and checked)
+            for name, start in zip(("q", "k", "v", "out"), key):
+                _check_start(name, start)
             check_no_overlap("attention", out, **_read_while_written(q, k, v, out))
             maps = self.maps
             counter = self.no_counter(q, None) if self.counters is None else self.counters(q, stream)
@@ -274,6 +274,14 @@ class AttentionPlan:
             else:
                 self.bound.launch(key, args, stream)
         return (out, lse) if self.return_lse else out
+
+
+def _check_start(name: str, address: int):
+    """An operand must start on a 16-byte boundary, which TMA copies need: refused by name (the interpreter reads any
+    address; the GPU's tensor map refused it with no operand named)."""
+    if address % 16:
+        raise skc.LaunchError(f"attention: {name} starts at {address:#x}, no multiple of 16 bytes, which TMA copies "
+                              f"need: pass {name}.clone()")
 
 
 class _NoLaunch:

@@ -176,3 +176,19 @@ def test_what_the_call_makes_belongs_to_the_launchs_stream(fake, return_lse):
         skc.blocks.attention(q, k, v, stream=given, return_lse=return_lse)
         assert driver.launches[-1]["stream"] == given and streams == [current]
         assert len(torch.made) == 1 + return_lse and {x.made_on for x in torch.made} == {given}
+
+
+def test_a_view_at_another_offset_after_the_plan_is_refused_by_name(fake):
+    """The plan's key holds shapes, strides and dtypes, not addresses: a q of the plan's facts starting 2 bytes past a
+    16-byte boundary, after an aligned call made the plan, reached the tensor map's encoding and was refused there
+    with no operand named ("TMA needs the tensor's address to be 16-byte aligned"), where the first call names it."""
+    driver, torch, streams = fake
+    q, k, v = (torch.Tensor((1, 2, 128, 64)) for _ in range(3))
+    skc.blocks.attention(q, k, v)
+    shifted = torch.Tensor((1, 2, 128, 64), address=q.data_ptr() + 2)
+    for _ in range(2):
+        with pytest.raises(skc.LaunchError, match=r"attention: q starts at 0x[0-9a-f]+, no multiple of 16 bytes.*"
+                                                  r"pass q\.clone\(\)"):
+            skc.blocks.attention(shifted, k, v)
+    assert len(attention_host._PLANS) == 1
+    skc.blocks.attention(q, k, v)   # (the plan still serves aligned calls)
