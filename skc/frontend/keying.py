@@ -30,7 +30,7 @@ import types
 
 KEYABLE = ("ints, floats, bools, strings, bytes, None; tuples, lists, dicts and sets of those; enums; "
            "dataclasses and plain objects of your own classes whose fields are keyable; skc dtypes and types; "
-           "numpy scalars and arrays (keyed by their full content); classes, modules, and functions "
+           "torch dtypes; numpy scalars and arrays (keyed by their full content); classes, modules, and functions "
            "(keyed by code, defaults, closure and the globals they read)")
 
 _ATOMS = (type(None), bool, int, float, complex, str, bytes)
@@ -255,6 +255,12 @@ class _Keyer:
         numpy = sys.modules.get("numpy")
         if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic, numpy.dtype)):
             return _numpy_key(numpy, value)
+        torch = sys.modules.get("torch")
+        if torch is not None and type(value) is torch.dtype:
+            # by its name: one object per type, which the frontend takes where an skc dtype goes (skc.cast(x, T));
+            # refused, a kernel given x.dtype as a constexpr could not launch, and one reading it as a global never
+            # came from the disk cache
+            return f"torch.dtype:{value}"
         if isinstance(value, tuple) and isinstance(getattr(type(value), "_fields", None), tuple):
             # a namedtuple: by its class whole, as any object of the user's (typing.NamedTuple's methods and class
             # attributes, a subclass's, live there: keyed by name and fields alone, an edited method, or a class made

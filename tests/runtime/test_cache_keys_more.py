@@ -474,3 +474,31 @@ def test_a_set_whose_element_holds_the_set_again_is_keyed():
     reader = _function_of(registry, "def reader():\n    return len(REGISTRY)\n")
     registry.REGISTRY.add(reader)
     assert keying.value_key(reader).count("fn:review_registry.reader") == 1
+
+
+@skc.kernel(block=1)
+def cast_to(x: skc.Ptr[skc.f32], T: skc.constexpr):
+    x[0] = skc.f32(skc.cast(x[0] + 0.75, T))
+
+
+INT32_BY_GLOBAL = None   # (bound by the test to a torch dtype)
+
+
+@skc.kernel(block=1)
+def cast_by_global(x: skc.Ptr[skc.f32]):
+    x[0] = skc.f32(skc.cast(x[0] + 0.75, INT32_BY_GLOBAL))
+
+
+def test_torch_dtypes_are_keyed_by_their_name(monkeypatch):
+    """The frontend takes torch's dtypes where an skc dtype goes (skc.cast(x, T)), but keying refused them: a kernel
+    given x.dtype as a constexpr could not launch ("a torch.dtype object has no exact key"), and one reading a torch
+    dtype as a global was never stored in the disk cache."""
+    torch = pytest.importorskip("torch")
+    for dtype, expected in ((torch.int32, 1.0), (torch.float32, 1.75), (torch.int32, 1.0)):
+        x = np.ones(1, np.float32)
+        cast_to.interpret[1, 1](x, dtype)
+        assert x[0] == expected, dtype
+    assert keying.value_key(torch.float32) != keying.value_key(torch.int32) != keying.value_key("int32")
+    monkeypatch.setitem(globals(), "INT32_BY_GLOBAL", torch.int32)
+    compiled = cast_by_global.compile(target="sm_90a")
+    assert compiled.metadata["uncached_reads"] == []
