@@ -177,3 +177,93 @@ def test_the_payload_layouts_are_exported_and_documented():
     for cls in layouts:
         assert getattr(skc.blocks, cls.__name__, None) is cls and cls.__name__ in skc.blocks.__all__, cls.__name__
         assert f"`{cls.__name__}" in page, cls.__name__
+
+
+def _signature_names(callable_) -> list:
+    """The parameter names of a function or class as a page writes them (`*` where keyword-only ones begin)."""
+    import inspect
+
+    names = []
+    for parameter in inspect.signature(callable_).parameters.values():
+        if parameter.kind == parameter.KEYWORD_ONLY and "*" not in names:
+            names.append("*")
+        names.append({parameter.VAR_POSITIONAL: "*", parameter.VAR_KEYWORD: "**"}.get(parameter.kind, "") +
+                     parameter.name)
+    return names
+
+
+def _written_signature(arguments: str):
+    """`a, b=None, *, c=1` as parameter names, where it is a signature: some parameters without defaults, then
+    defaults that are literals (`load(stage, k, a=row0)` is a call, `of_spec(spec, M, N, alpha=, beta=)` an
+    abbreviation); else None."""
+    import ast
+
+    try:
+        written = ast.parse(f"def f({arguments}): pass").body[0].args
+    except SyntaxError:
+        return None
+    defaults = written.defaults + [d for d in written.kw_defaults if d is not None]
+    positional = [a.arg for a in written.posonlyargs + written.args]
+    if not defaults or len(defaults) == len(positional) + len(written.kwonlyargs) or not all(map(_literal, defaults)):
+        return None   # (`MatmulConfig(split_k=2)` is a call, not a signature: a signature's first parameters have none)
+    names = positional
+    names += (["*" + written.vararg.arg] if written.vararg else ["*"] if written.kwonlyargs else [])
+    return names + [a.arg for a in written.kwonlyargs] + (["**" + written.kwarg.arg] if written.kwarg else [])
+
+
+def _literal(node) -> bool:
+    import ast
+
+    try:
+        return ast.literal_eval(node) is not Ellipsis   # (`scale_a=...` says "some value")
+    except ValueError:
+        return False
+
+
+def test_the_signatures_the_pages_give_are_the_code_s():
+    """README gave `skc.blocks.matmul(a, b, out=None, *, bias=None, ..., autotune=None)` without the four fp8 keywords
+    it takes, and the blocks page `EpilogueArgs(spec, M, N, ...)` without the grouped convolution's
+    `bias_batch_stride`. Every `name(parameters)` a page writes as a signature (its defaults literals) lists the
+    parameters, in order, of the skc function or class of that name (of one, where several share it), and
+    `torch.ops.skc.NAME(...)` those of the operator's schema."""
+    modules = _skc_modules()
+    callables = {}
+    for found in modules.values():
+        for module in found:
+            for name, value in vars(module).items():
+                if callable(value) and not name.startswith("_") and getattr(value, "__module__", "").startswith("skc"):
+                    callables.setdefault(name, {})[id(value)] = value
+    schemas = {}
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        import skc.torch  # noqa: F401  (registers torch.ops.skc)
+        for name in ("matmul", "matmul_out", "scaled_matmul", "conv2d", "attention", "attention_with_lse"):
+            schemas[name] = [argument.name for argument in getattr(torch.ops.skc, name).default._schema.arguments]
+    wrong, checked = [], 0
+    for page in [os.path.join(DOCS, "..", "README.md")] + PAGES:
+        text = " ".join(open(page).read().split())
+        for found in re.finditer(r"`((?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*))\(([^`()]*)\)`", text):
+            full, name, arguments = found.groups()
+            written = _written_signature(arguments)
+            if written is None:
+                continue
+            if full.startswith("torch.ops.skc."):
+                if name not in schemas:
+                    continue
+                options = [schemas[name]]
+                written = [w for w in written if w != "*"]
+            else:
+                options = []
+                for value in callables.get(name, {}).values():
+                    try:
+                        options.append([n for n in _signature_names(value) if n not in ("self", "cls")])
+                    except (TypeError, ValueError):   # (a builtin without a signature)
+                        pass
+                if not options:
+                    continue
+            checked += 1
+            if written not in options:
+                wrong.append(f"{os.path.basename(page)}: `{full}({arguments})`; the code's: {options}")
+    assert checked >= 10, checked   # (README's and the blocks page's entry points, the operators, the blocks)
+    assert not wrong, "\n".join(wrong)
