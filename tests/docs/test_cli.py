@@ -135,3 +135,31 @@ def test_skc_version_prints_the_version(capsys):
         cli.main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"skc {skc.__version__}"
+
+
+def test_the_environment_table_names_what_skc_and_its_tests_read():
+    """docs/cli.md's table is the environment's reference: it named SKC_DEVICE's `cuda:N` and not `hip:N`, and none
+    of the four generators' counts and seeds that tests/fuzz reads beside SKC_FUZZ_*. Every SKC_ variable that skc
+    or its tests read (a string literal, as os.environ.get and monkeypatch.setenv take it) is in the table, and every
+    variable of the table is read there or by a benchmark."""
+    import glob
+    import os
+    import re
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+
+    def read_in(*folders):
+        names = set()
+        for folder in folders:
+            for path in glob.glob(os.path.join(root, folder, "**", "*.py"), recursive=True):
+                with open(path) as f:
+                    names |= set(re.findall(r"[\"'](SKC_[A-Z0-9_]+)[\"']", f.read()))
+        return names
+
+    with open(os.path.join(root, "docs", "cli.md")) as f:
+        table = f.read().split("## Environment variables")[1].split("```")[0]
+    documented = {name for row in table.splitlines() if row.startswith("| `SKC_")
+                  for name in re.findall(r"`(SKC_[A-Z0-9_]+)", row)}
+    assert read_in("skc", "tests") - documented == set()
+    assert documented - read_in("skc", "tests", "benchmarks") == set()
+    assert "`hip:N`" in table.split("| `SKC_DEVICE` |")[1].splitlines()[0]
