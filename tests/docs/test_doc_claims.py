@@ -83,3 +83,47 @@ def test_torch_a_batch_of_one_stays_in_the_graph():
     b = torch.randint(-2, 3, (3, 32, 8), generator=generator).to(torch.bfloat16)
     compiled = torch.compile(lambda a, b: matmul(a, b), backend="aot_eager", fullgraph=True)
     assert torch.equal(compiled(a, b).float(), torch.matmul(a.float(), b.float()))
+
+
+@skc.kernel(block=32)
+def _doubled(x: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32]):
+    out[skc.thread_id(0)] = 2.0 * x[skc.thread_id(0)]
+
+
+@skc.kernel(block=32)
+def _tripled(x: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32]):
+    out[skc.thread_id(0)] = 3.0 * x[skc.thread_id(0)]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this host")
+def test_errors_a_child_forked_after_cuda_started_is_refused_in_the_words_the_page_quotes():
+    """docs/errors.md ("Threads and processes") quotes the DeviceError of a process forked after CUDA started in its
+    parent; the quote is the error's text (on the fake driver: the parent launches one kernel, the child loads another;
+    a launch the parent had loaded reaches the driver, which on a GPU fails there, and its error text is the same)."""
+    import os
+    import re
+
+    from skc.runtime import fake_cuda
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "errors.md")) as f:
+        section = " ".join(f.read().split("## Threads and processes")[1].split())
+    quoted = re.search(r'DeviceError` that says "([^"]+)"', section).group(1)
+    with fake_cuda.installed():
+        _doubled[1, 32](fake_cuda.FakeTensor((32,), "float32"), fake_cuda.FakeTensor((32,), "float32"))
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:   # (the child reports through the pipe and exits here, never back into pytest)
+            try:
+                try:
+                    _tripled[1, 32](fake_cuda.FakeTensor((32,), "float32"), fake_cuda.FakeTensor((32,), "float32"))
+                    text = "launched"
+                except BaseException as error:
+                    text = f"{type(error).__name__}: {error}"
+                os.write(write, text.encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            text = pipe.read().decode()
+        os.waitpid(pid, 0)
+    assert text.startswith("DeviceError: ") and quoted in " ".join(text.split()), text
