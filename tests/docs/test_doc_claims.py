@@ -127,3 +127,19 @@ def test_errors_a_child_forked_after_cuda_started_is_refused_in_the_words_the_pa
             text = pipe.read().decode()
         os.waitpid(pid, 0)
     assert text.startswith("DeviceError: ") and quoted in " ".join(text.split()), text
+
+
+def test_readme_groups_of_channels_no_multiple_of_8_run_as_the_dense_convolution(monkeypatch):
+    """README.md's grouped convolutions: groups "whose channels or filters are no multiple of 8" run as the dense
+    convolution over block-diagonal filters (it said groups "of fewer than 8", but 12 channels a group take that path
+    too: conv.py's rule is `C // groups % 8 or K // groups % 8`); here two groups of 12 channels and 12 filters."""
+    from skc.runtime import devices
+
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])   # (numpy arrays: the interpreter's)
+    rng = np.random.default_rng(0)
+    x = rng.integers(-2, 3, (1, 3, 3, 24)).astype(np.float16)          # N, H, W, C
+    w = rng.integers(-2, 3, (24, 1, 1, 12)).astype(np.float16)         # K, R, S, C / groups
+    y = skc.blocks.conv2d(x, w, groups=2)
+    expected = np.concatenate([x[..., 12 * g:12 * (g + 1)].astype(np.float64) @ w[12 * g:12 * (g + 1), 0, 0].T
+                               for g in range(2)], axis=-1)
+    assert np.array_equal(np.asarray(y, np.float64), expected)
