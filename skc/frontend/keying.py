@@ -255,8 +255,8 @@ class _Keyer:
         numpy = sys.modules.get("numpy")
         if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic, numpy.dtype)):
             return _numpy_key(numpy, value)
-        torch = sys.modules.get("torch")
-        if torch is not None and type(value) is torch.dtype:
+        torch_dtype = getattr(sys.modules.get("torch"), "dtype", None)   # (a stand-in torch may have none)
+        if torch_dtype is not None and type(value) is torch_dtype:
             # by its name: one object per type, which the frontend takes where an skc dtype goes (skc.cast(x, T));
             # refused, a kernel given x.dtype as a constexpr could not launch, and one reading it as a global never
             # came from the disk cache
