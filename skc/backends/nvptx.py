@@ -52,11 +52,11 @@ class NVPTX:
 
     def before_branch(self, lw, op: ir.Op):
         _branch_masks(lw, op)
-        _hold_breaks(lw, op)
+        _hold_jumps(lw, op)
 
     def after_branch(self, lw, op: ir.Op):
         _loop_exits(lw, op)
-        _gather_breaks(lw, op)
+        _gather_jumps(lw, op)
 
     def before_loop(self, lw, op: ir.Op):
         _loop_mask(lw, op)
@@ -288,7 +288,7 @@ def _analysed(lw: FunctionLowering) -> dict:
         known = lw.fn.attrs.get("block") is not None
         lw.analyses["warp_groups"] = warp_groups(lw.fn) if known else WarpGroups({}, {}, {}, {}, {})
         lw.analyses["branch_masks"], lw.analyses["loop_masks"] = {}, {}
-        lw.analyses["held_breaks"] = {}
+        lw.analyses["held_jumps"] = {}
     return lw.analyses
 
 
@@ -334,45 +334,47 @@ def _loop_exits(lw: FunctionLowering, op: ir.Op):
     lw.text.emit(f"store i32 {mask}, ptr {slot}")
 
 
-def _hold_breaks(lw: FunctionLowering, op: ir.Op):
-    """Before an if whose lanes that break out of a loop inside it gather at its join (WarpGroups.gathers): those
-    breaks go to a block that joins the if's end, not out of the loop (_gather_breaks sends them on)."""
+def _hold_jumps(lw: FunctionLowering, op: ir.Op):
+    """Before an if whose lanes that break out of a loop, or continue it, inside it gather at its join
+    (WarpGroups.gathers): those jumps go to a block that joins the if's end, not out of the loop or to its next
+    iteration (_gather_jumps sends them on)."""
     analysed = _analysed(lw)
     found = analysed["warp_groups"].gathers.get(id(op))
     if found is None:
         return
-    label = found[1]
+    _, label, _, kind = found
     held = lw.text.new_label("held")
-    analysed["held_breaks"][id(op)] = (held, lw.jumps[label])
-    lw.jumps[label] = (held, lw.jumps[label][1])
+    analysed["held_jumps"][id(op)] = (held, lw.jumps[label])
+    done, step = lw.jumps[label]
+    lw.jumps[label] = (held, step) if kind == "break" else (done, held)
 
 
-def _gather_breaks(lw: FunctionLowering, op: ir.Op):
-    """After such an if, every lane that reached it is here, those that broke from the held block: a ballot of those
-    not breaking over them names the lanes going on past the if (the loop's lanes, after the outermost such if);
-    then the breaking lanes go where their breaks went before (out of the loop, or to the held block of the if
-    around this one)."""
+def _gather_jumps(lw: FunctionLowering, op: ir.Op):
+    """After such an if, every lane that reached it is here, those that jumped from the held block: a ballot of those
+    not jumping over them names the lanes going on past the if (the loop's lanes, after the outermost such if of
+    breaks); then the jumping lanes go where their jumps went before (out of the loop or to its next iteration, or to
+    the held block of the if around this one)."""
     analysed = _analysed(lw)
     found = analysed["warp_groups"].gathers.get(id(op))
     if found is None:
         return
-    loop, label, outermost = found
-    held, jumps = analysed["held_breaks"].pop(id(op))
+    loop, label, outermost, kind = found
+    held, jumps = analysed["held_jumps"].pop(id(op))
     lw.jumps[label] = jumps
     text, joined, gathered = lw.text, lw.text.block, lw.text.new_label("gathered")
     text.terminate(f"br label %{gathered}")
     text.start_block(held)
     text.terminate(f"br label %{gathered}")
     text.start_block(gathered)
-    breaking = text.value(f"phi i1 [ false, %{joined} ], [ true, %{held} ]")
-    staying = text.value(f"xor i1 {breaking}, true")
+    jumping = text.value(f"phi i1 [ false, %{joined} ], [ true, %{held} ]")
+    staying = text.value(f"xor i1 {jumping}, true")
     group = text.value(f"or i32 {analysed['branch_masks'][(id(op), 0)]}, {analysed['branch_masks'][(id(op), 1)]}")
     past = lw.call("llvm.nvvm.vote.ballot.sync", "i32", [f"i32 {group}", f"i1 {staying}"])
     analysed["branch_masks"][(id(op), 2)] = past
     if outermost:
         text.emit(f"store i32 {past}, ptr {analysed['loop_masks'][loop]}")
     going_on = text.new_label("past")
-    text.terminate(f"br i1 {breaking}, label %{jumps[0]}, label %{going_on}")
+    text.terminate(f"br i1 {jumping}, label %{jumps[0 if kind == 'break' else 1]}, label %{going_on}")
     text.start_block(going_on)
 
 

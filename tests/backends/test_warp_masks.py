@@ -237,3 +237,43 @@ def test_after_nested_breaks_the_lanes_going_on_are_named_by_a_ballot_at_the_bra
         np.testing.assert_array_equal(got, want)
     # (the ballots: each branch's condition, the two joins' and the four votes of the kernel)
     assert len(re.findall(r"vote\.sync\.(?:ballot|any)", ptx)) >= 4 + 2
+
+
+@skc.kernel
+def votes_after_nested_continues(x: skc.Ptr[skc.i32], o: skc.Ptr[skc.i32], n: skc.i32):
+    t = skc.thread_id(0)
+    s = skc.i32(0)
+    for i in range(n):                # the same bounds for every thread
+        v = x[t * 8 + i % 8]
+        if v < 3:
+            if v < -2:                # these lanes skip the rest: the rest of the branch runs with the others
+                continue
+            s = s + skc.i32(skc.ballot(v > 0) & 0xffff)
+            if v % 2 == 0:
+                if v == -2:           # two deep: the lanes past the middle branch, a ballot at its join
+                    continue
+            else:
+                if v == 1:
+                    s = s + 3
+                else:                 # an else side that continues
+                    continue
+            s = s + skc.i32(skc.vote_any(v == 1))
+        s = s + skc.i32(skc.ballot(v % 3 == 0) & 0xffff)   # the lanes past the outer branch: a ballot at its join
+    o[t] = s + skc.i32(skc.ballot(s % 2 == 0) & 0xff)
+
+
+@pytest.mark.parametrize("threads", [32, 24, 64])
+def test_after_nested_continues_the_lanes_going_on_are_named_by_a_ballot_at_the_branchs_join(threads):
+    # the lanes that continue inside a branch wait at the branch's join, where a ballot of those not continuing over
+    # the lanes that reached it names the lanes going on; the continuing ones go to the next iteration after it (with
+    # `activemask`, and the interpreter refused the votes: the lanes that continued were elsewhere)
+    x = np.random.default_rng(threads).integers(-4, 9, 512).astype(np.int32)
+    for n in (3, 8):
+        ptx = agrees_without_reconvergence(votes_after_nested_continues, x, 64, np.int32, threads, n)
+        want, got = np.zeros(64, np.int32), np.zeros(64, np.int32)
+        votes_after_nested_continues.interpret[1, threads](x, want, n)
+        ptx_emulator.run_grid(ptx, "votes_after_nested_continues", [x.copy(), got], 1, threads, reconverge=True,
+                              scalars=(n,))
+        np.testing.assert_array_equal(got, want)
+    # (the ballots: each branch's condition, the joins' and the four votes of the kernel)
+    assert len(re.findall(r"vote\.sync\.(?:ballot|any)", ptx)) >= 4 + 3

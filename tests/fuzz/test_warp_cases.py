@@ -52,8 +52,8 @@ def test_a_read_the_interpreter_refuses_is_undefined_in_ptx():
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_a_collective_the_interpreter_refuses_after_a_continue_differs_in_ptx(monkeypatch):
-    """A ballot after a `continue` some lanes took inside a branch of the loop's body (no group the analysis names:
-    after the branch, the loop's lanes less those that continued in it, which no ballot before it saw): its mask is
+    """A ballot after a `continue` some lanes took inside a branch of the loop's body beside a break (no group the
+    analysis names: after the branch, the loop's lanes less those that continued or broke in it): its mask is
     activemask, and the emulator, whose lanes that continued run on to the next iteration's ballot, gathers other
     lanes there than the interpreter did before it refused such a collective (the GPU may do either)."""
     import skc
@@ -68,6 +68,8 @@ def test_a_collective_the_interpreter_refuses_after_a_continue_differs_in_ptx(mo
             if v < 6:
                 if v < 0:
                     continue
+                if v > 100:
+                    break
                 s = s + 1
             s = s + skc.i32(skc.ballot(v > 3) & 0xffff)
         o[t] = s

@@ -255,6 +255,99 @@ def breaks_in_inner_and_while_loops(x: I32, o: I32, n: skc.i32):
     o[t * 2 + 1] = s
 
 
+@skc.kernel
+def continues_in_branches(x: I32, o: I32, n: skc.i32):
+    """Votes after continues nested in branches (two and three deep, in an else side, on both sides of a branch),
+    over the lanes going on: those of the branch that did not continue, and after it those a ballot at its join
+    names. x holds 8 values a thread."""
+    t = skc.thread_id(0)
+    s = skc.i32(0)
+    for i in range(n):                                  # two deep
+        v = x[t * 8 + i % 8]
+        if v < 3:
+            if v < -2:
+                continue
+            s = s + skc.i32(skc.ballot(v > 0) & 0xffff)
+        s = s + skc.i32(skc.ballot(v % 3 == 0) & 0xffff)
+    o[t * 3 + 0] = s + skc.i32(skc.ballot(s % 2 == 0) & 0xff)
+    s = skc.i32(0)
+    for i in range(n):                                  # three deep, on both sides of a branch
+        v = x[t * 8 + (i + 3) % 8]
+        if v < 5:
+            if v % 2 == 0:
+                if v < -1:
+                    continue
+                s = s + skc.i32(skc.ballot(v > 1) & 0xfff)
+            else:
+                if v < 0:
+                    if v == -3:
+                        continue
+                    s = s + skc.i32(skc.vote_any(v == -1)) * 3
+                s = s + skc.i32(skc.ballot(v > 2) & 0xff)
+            s = s + skc.i32(skc.ballot(v < 2) & 0xffff)
+        s = s + skc.i32(skc.ballot(v % 3 == 1) & 0xffff) + skc.i32(skc.vote_all(v > -4))
+    o[t * 3 + 1] = s
+    s = skc.i32(0)
+    for i in range(n):                                  # in else sides
+        v = x[t * 8 + (i + 5) % 8]
+        if v > 0:
+            s = s + skc.i32(skc.ballot(v > 4) & 0xffff)
+        else:
+            if v < -2:
+                s = s + 7
+            else:
+                continue
+            s = s + skc.i32(skc.ballot(v == -3) & 0xffff)
+        s = s + skc.i32(skc.ballot(v % 2 == 0) & 0xffff)
+    o[t * 3 + 2] = s
+
+
+@skc.kernel
+def continues_in_inner_and_while_loops(x: I32, o: I32, n: skc.i32):
+    """A continue nested in branches of an inner loop skips that loop's iteration only (the outer loop's lanes vote
+    after it); continues nested in a while loop whose lanes leave at its test; a break nested in one branch of a loop
+    and a continue nested deeper in a later one. x holds 8 values a thread."""
+    t = skc.thread_id(0)
+    s = skc.i32(0)
+    for i in range(2):
+        for j in range(n):
+            v = x[t * 8 + (i * 3 + j) % 8]
+            if v < 4:
+                if v < -1:
+                    continue
+                s = s + skc.i32(skc.ballot(v > 0) & 0xffff)
+            s = s + skc.i32(skc.ballot(v % 2 == 1) & 0xffff)
+        s = s + skc.i32(skc.ballot(x[t * 8 + i] > 2) & 0xffff)
+    o[t * 3 + 0] = s
+    s = skc.i32(0)
+    i = t % 3
+    while i < n:                                        # trip counts differ by thread
+        v = x[t * 8 + i % 8]
+        i = i + 1
+        if v < 4:
+            if v % 3 == 0:
+                if v < 0:
+                    continue
+                s = s + skc.i32(skc.ballot(v > 1) & 0xfff)
+            s = s + skc.i32(skc.ballot(v > 0) & 0xffff)
+        s = s + skc.i32(skc.ballot(v % 2 == 0) & 0xffff)
+    o[t * 3 + 1] = s
+    s = skc.i32(0)
+    for i in range(n):                                  # a break two deep, then a continue three deep
+        v = x[t * 8 + (i + 1) % 8]
+        if v < 6:
+            if v == -4:
+                break
+            s = s + skc.i32(skc.ballot(v > 2) & 0xffff)
+        if v > -3:
+            if v % 2 == 1:
+                if v > 4:
+                    continue
+                s = s + skc.i32(skc.vote_any(v == 1))
+        s = s + skc.i32(skc.ballot(v % 3 == 2) & 0xffff)
+    o[t * 3 + 2] = s
+
+
 def _ints(rng, n, low=-40, high=40):
     return rng.integers(low, high, n).astype(np.int32)
 
@@ -299,6 +392,9 @@ def cases(threads: int, seed: int = 0) -> list:
     out.append(("breaks_in_branches", breaks_in_branches, [eight, np.zeros(4 * n, np.int32)], (8,)))
     out.append(("breaks_in_inner_and_while_loops", breaks_in_inner_and_while_loops, [eight, np.zeros(2 * n, np.int32)],
                 (8,)))
+    out.append(("continues_in_branches", continues_in_branches, [eight, np.zeros(3 * n, np.int32)], (8,)))
+    out.append(("continues_in_inner_and_while_loops", continues_in_inner_and_while_loops,
+                [eight, np.zeros(3 * n, np.int32)], (8,)))
     if threads <= 1024:
         out.append(("atomics_shared", atomics_shared, [x, np.zeros(2048 + 8, np.int32), np.zeros(2, np.float32)],
                     ()))

@@ -234,18 +234,19 @@ def test_after_a_continue_in_a_branch_the_rest_of_the_iteration_has_the_other_si
             "    scf.if %10 {\n      scf.continue {label = \"L1\"}\n    } {\n    }\n"
             "    %11 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  }\n")
     assert verdicts(body) == ["in loop", "in loop, branch 1"]
-    # a continue inside a branch of a branch: after the outer one, the loop's lanes less those that continued in it,
-    # which no ballot before it saw (apart); one after work some lanes do first in its side: apart after it too
+    # a continue inside a branch of a branch: after the outer one, the lanes going on, named by a ballot at its join
+    # where the continuing lanes wait (WarpGroups.gathers, side 2); one after work some lanes do first in its side
+    # likewise
     body = (LOOP_TOP + "    scf.if %9 {\n      %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
             "      scf.if %10 {\n        scf.continue {label = \"L1\"}\n      } {\n      }\n"
             "      %11 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n    } {\n    }\n"
             "    %12 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  }\n")
-    assert verdicts(body) == ["all", "branch 2", "apart"]
+    assert verdicts(body) == ["all", "branch 2", "branch 1"]
     body = (LOOP_TOP + "    scf.if %9 {\n      %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
             "      scf.if %10 {\n        scf.continue {label = \"L1\"}\n      } {\n      }\n"
             "      scf.continue {label = \"L1\"}\n    } {\n    }\n"
             "    %11 = gpu.shuffle %3, %5 {mode = \"xor\"} : i32\n  }\n")
-    assert verdicts(body) == ["all", "apart"]
+    assert verdicts(body) == ["all", "branch 1"]
 
 
 def _verdicts_and_gathers(body: str) -> tuple:
@@ -314,3 +315,55 @@ def test_a_nested_break_beside_other_jumps_stays_unnamed():
             "        scf.break {label = \"L2\"}\n      }\n    } {\n    }\n"
             f"    %11 = {SHUFFLE}\n  }}\n")
     assert verdicts(body) == ["apart", "apart"]
+
+
+def _gathers(body: str) -> list:
+    """For each if whose jumping lanes gather at its join, in program order: (outermost, kind)."""
+    module = parse_module(HEAD + body + "}\n")
+    verify(module)
+    gathers = warp_groups(module.function()).gathers
+    return [gathers[id(op)][2:] for op in module.function().walk() if id(op) in gathers]
+
+
+def test_a_continue_nested_in_branches_gathers_its_lanes_at_the_outer_branchs_join():
+    # for i in range(n): if t < i: (if t > n: (if t > 1: continue); shuffle) else: (if t > 1: {} else: continue);
+    # shuffle -- three deep and in an else side: each branch around the continues gathers its lanes at its join,
+    # where a ballot names those going on (side 2); the loop's lanes are the same every iteration (no loop mask)
+    body = (LOOP_TOP + "    scf.if %9 {\n      %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "      scf.if %10 {\n        %11 = arith.cmp %3, %5 {pred = \"gt\"} : i1\n"
+            "        scf.if %11 {\n          scf.continue {label = \"L1\"}\n        } {\n        }\n"
+            f"        %12 = {SHUFFLE}\n      }} {{\n        %13 = arith.cmp %3, %5 {{pred = \"gt\"}} : i1\n"
+            "        scf.if %13 {\n        } {\n          scf.continue {label = \"L1\"}\n        }\n      }\n"
+            f"      %14 = {SHUFFLE}\n    }} {{\n    }}\n    %15 = {SHUFFLE}\n  }}\n  %16 = {SHUFFLE}\n")
+    assert verdicts(body) == ["all", "branch 3", "branch 2", "branch 1", "all"]
+    assert _gathers(body) == [(False, "continue"), (False, "continue")]
+    # in a loop some lanes leave by a break before it: the loop's lanes that went on past the branch
+    body = (LOOP_TOP + "    scf.if %9 {\n      scf.break {label = \"L1\"}\n    } {\n    }\n"
+            "    %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "    scf.if %10 {\n      %11 = arith.cmp %3, %5 {pred = \"gt\"} : i1\n"
+            "      scf.if %11 {\n        scf.continue {label = \"L1\"}\n      } {\n      }\n    } {\n    }\n"
+            f"    %12 = {SHUFFLE}\n  }}\n")
+    assert verdicts(body) == ["in loop", "in loop, branch 1"]
+    # in an inner loop: the continue is the inner loop's; the outer loop's lanes are all there after it
+    body = (LOOP_TOP + "    scf.for %6, %1, %5 {label = \"L2\"} { ^(%10: i32)\n"
+            "      %11 = arith.cmp %3, %10 {pred = \"lt\"} : i1\n"
+            "      scf.if %11 {\n        %12 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "        scf.if %12 {\n          scf.continue {label = \"L2\"}\n        } {\n        }\n"
+            f"      }} {{\n      }}\n      %13 = {SHUFFLE}\n    }}\n    %14 = {SHUFFLE}\n  }}\n")
+    assert verdicts(body) == ["all", "branch 1", "all"]
+
+
+def test_a_nested_continue_beside_other_jumps_stays_unnamed():
+    # a break in the same branch: the lanes that break and those that continue go different ways from its join
+    body = (LOOP_TOP + "    scf.if %9 {\n      %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "      scf.if %10 {\n        scf.continue {label = \"L1\"}\n      } {\n"
+            "        scf.break {label = \"L1\"}\n      }\n    } {\n    }\n"
+            f"    %11 = {SHUFFLE}\n  }}\n")
+    assert verdicts(body) == ["apart", "apart"]
+    # a continue of the outer loop inside an inner loop (an inlined function's jump): not through ifs alone
+    body = (LOOP_TOP + "    scf.if %9 {\n      scf.loop {label = \"L2\"} {\n"
+            "        %10 = arith.cmp %3, %1 {pred = \"gt\"} : i1\n"
+            "        scf.if %10 {\n          scf.continue {label = \"L1\"}\n        } {\n        }\n"
+            "        scf.break {label = \"L2\"}\n      }\n    } {\n    }\n"
+            f"    %11 = {SHUFFLE}\n  }}\n")
+    assert verdicts(body) == ["all", "apart"]

@@ -253,9 +253,54 @@ def breaks_in_nested_branches(o: skc.Ptr[skc.i32], n: skc.i32):
     o[t] = o[t] + skc.i32(skc.ballot(t % 3 == 0) & 0xff)
 
 
+@skc.kernel
+def continues_in_nested_branches(o: skc.Ptr[skc.i32], n: skc.i32):
+    # continues nested in branches: after the branch around each, the lanes not continuing (a continue that is its
+    # side's last op: the other side's lanes; deeper, in an else side: those a ballot at the branch's join names),
+    # and at the next iteration every lane again; in a loop of the same bounds everywhere, in an inner loop, in a
+    # while loop some lanes leave at its test, and after a break nested in a branch before
+    t = skc.thread_id(0) + skc.thread_id(1) * 16
+    for i in range(n):
+        if (t + i) % 4 != 0:
+            if (t * i) % 5 == 3:
+                continue
+            o[t] = o[t] + skc.i32(skc.ballot(t % 2 == 0) & 0xff)
+            if t % 3 == i % 3:
+                if (t + 2 * i) % 7 == 1:
+                    if t > i:
+                        continue
+                    o[t] = o[t] + skc.i32(skc.vote_any(t > 9))
+                o[t] = o[t] + skc.i32(skc.ballot(t % 4 == 1) & 0xf)
+            else:
+                if (t + i) % 6 == 5:
+                    o[t] = o[t] + 1
+                else:
+                    continue
+            o[t] = o[t] + skc.i32(skc.vote_all(t < 40))
+        o[t] = o[t] + skc.i32(skc.ballot(t % 3 == 0) & 0xff)
+        for k in range(n):
+            if (t + k) % 3 == 1:
+                if (t * k) % 4 == 2:
+                    continue
+                o[t] = o[t] + skc.i32(skc.vote_any(t % 5 == k))
+            o[t] = o[t] + skc.i32(skc.ballot(t % 2 == 1) & 0x3)
+    j = t % 5
+    while j < n + 4:
+        j = j + 1
+        if j % 3 == 0:
+            if (t * j) % 7 == 1:
+                break
+        if j % 2 == 0:
+            if (t * j) % 5 == 1:
+                continue
+        o[t] = o[t] + skc.i32(skc.ballot(j % 3 == 0) & 0xf)
+    o[t] = o[t] + skc.i32(skc.ballot(t % 3 == 0) & 0xff)
+
+
 KERNELS = [helper_returning_from_its_loop, helper_returning_from_nested_loops_in_a_loop, return_in_nested_loops,
            break_and_continue, static_range_jumps, vars_votes_and_ids, returns_then_collectives,
-           loops_some_lanes_leave, continues_some_lanes_take, breaks_in_nested_branches]
+           loops_some_lanes_leave, continues_some_lanes_take, breaks_in_nested_branches,
+           continues_in_nested_branches]
 
 
 def test_the_oracle_sees_a_collective_some_threads_miss(monkeypatch):
@@ -291,7 +336,8 @@ def test_kernels_aimed_at_the_rules(kernel, block):
 
 
 @pytest.mark.parametrize("threads", [32, 24, 64])
-@pytest.mark.parametrize("kernel", [loops_some_lanes_leave, breaks_in_nested_branches], ids=lambda k: k.fn.__name__)
+@pytest.mark.parametrize("kernel", [loops_some_lanes_leave, breaks_in_nested_branches, continues_in_nested_branches],
+                         ids=lambda k: k.fn.__name__)
 def test_loops_some_lanes_leave_run_as_the_interpreter_runs_them_with_no_reconvergence(threads, kernel):
     # every mask named (no activemask; there were 5 in loops_some_lanes_leave): the PTX emulator, whose lanes of
     # different paths never gather again but at a .sync form's mask, gives the interpreter's outputs

@@ -66,6 +66,8 @@ def after_continue(x: I32, o: I32):
         if v < 3:
             if v < 0:
                 continue
+            if v > 100:               # (a break beside the continue: the lanes going on are not named)
+                break
             s = s + 1
         s = s + skc.i32(skc.ballot(v > 3) & 0xffff)   # marker: continue
     o[t] = s

@@ -42,6 +42,13 @@ its lanes at its join (`gathers`): a backend sends the lanes that break there, n
 those not breaking over the lanes that reached the branch (path side 2: the lanes past it), and only then sends the
 breaking lanes on, out of the loop or to the join of the branch around it. The outermost such branch (entered by the
 loop's lanes still in it) leaves the loop's mask to that ballot.
+
+A continue of the innermost loop nested in branches (`if a: if b: continue ...`, deeper, or in an else side) is
+gathered the same way at the join of each branch around it: the rest of the iteration runs with the lanes past the
+branch (side 2), and the continuing lanes go on to the next iteration, or to the join of the branch around it. They
+come back at the next iteration, so the loop's lanes are those they were. A branch both of whose kinds of jump some
+lanes take inside it (a break and a continue), or a continue before a break of the loop's own level, is left
+unnamed: the lanes of each would miss the other's ballot.
 """
 from __future__ import annotations
 
@@ -79,9 +86,10 @@ class WarpGroups(NamedTuple):
     (PTX: vote.sync waits for them). `loops`: each loop whose lanes some collective's state names (InLoop) by op
     id, with the state its lanes enter it in; `exits`: each if by op id whose sides' lanes leave such a loop, with
     the loop's id and those sides (after the if, the loop's lanes are those it had less the lanes of those sides);
-    `gathers`: each if by op id whose lanes that break out of such a loop (its label) inside it wait at its join for a
-    ballot of the lanes staying (side 2 of a path: the lanes past the if), with the loop's id, its label and whether
-    the if splits the loop's lanes themselves (then that ballot is the loop's mask after it)."""
+    `gathers`: each if by op id whose lanes that break out of such a loop (its label), or continue a loop, inside it
+    wait at its join for a ballot of the lanes staying (side 2 of a path: the lanes past the if), with the loop's id,
+    its label, whether the if splits the loop's lanes themselves and they break (then that ballot is the loop's mask
+    after it), and the kind of jump ("break" or "continue")."""
 
     states: dict
     splitting: dict
@@ -109,7 +117,8 @@ def warp_groups(fn: Function) -> WarpGroups:
             loops.add(root.loop)
             needed.append(walk.loops[root.loop])
             exits = [if_id for if_id, (loop, _) in walk.exits.items() if loop == root.loop]
-            exits += [if_id for if_id, (loop, _, outermost) in walk.gathers.items() if loop == root.loop and outermost]
+            exits += [if_id for if_id, (loop, _, outermost, _) in walk.gathers.items()
+                      if loop == root.loop and outermost]
             ifs.update(exits)
             needed.extend(walk.splitting[if_id] for if_id in exits)
     gathers = {if_id: gather for if_id, gather in walk.gathers.items() if if_id in ifs}
@@ -171,7 +180,8 @@ class _Walk:
         self.entry: dict = {}             # loop or block label -> the state its lanes entered it in
         self.loops: dict = {}             # loop id -> the state its lanes entered it in (its body's: InLoop)
         self.exits: dict = {}             # if id -> (loop id, the sides whose lanes break out of it)
-        self.gathers: dict = {}           # if id -> (loop id, label, outermost): its breaking lanes wait at its join
+        self.gathers: dict = {}           # if id -> (loop id, label, outermost, kind): its lanes jumping wait at its join
+        self.innermost: tuple | None = None   # (op id, label) of the loop whose body the walk is in
         self.same_memo: dict = {}
 
     def same(self, value: Value) -> bool:
@@ -237,15 +247,23 @@ class _Walk:
                         together = (root, path + ((id(op), 1 - sides.index(jumps)),))
                         continue
                     elif isinstance(root, InLoop) and jumps == {("break", root.label)} \
-                            and _breaks_through_ifs(op.regions, root.label):
+                            and _jumps_through_ifs(op.regions, "break", root.label):
                         # the breaking lanes wait at the join, where a ballot names those going on (side 2)
-                        self.gathers[id(op)] = (root.loop, root.label, not path)
+                        self.gathers[id(op)] = (root.loop, root.label, not path, "break")
                         if not path:
                             jumps = set()   # the loop's lanes after it: that ballot
                         else:
                             leaving |= jumps
                             together = (root, path + ((id(op), 2),))
                             continue
+                    elif self.innermost and jumps == {("continue", self.innermost[1])} \
+                            and _jumps_through_ifs(op.regions, "continue", self.innermost[1]):
+                        # the continuing lanes wait at the join, where a ballot names those going on (side 2); they
+                        # come back at the next iteration, so the loop's lanes stay those they were
+                        self.gathers[id(op)] = (*self.innermost, False, "continue")
+                        leaving |= jumps
+                        together = (root, path + ((id(op), 2),))
+                        continue
             elif name == "scf.for":
                 jumps = self.loop(op, together if all(self.same(v) for v in op.operands) else APART)
             elif name == "scf.loop":
@@ -294,6 +312,13 @@ class _Walk:
 
     def loop(self, op: Op, together) -> set:
         label = op.attrs["label"]
+        around, self.innermost = self.innermost, (id(op), label)
+        try:
+            return self._loop(op, together, label)
+        finally:
+            self.innermost = around
+
+    def _loop(self, op: Op, together, label: str) -> set:
         before = self._snapshot()
         self.entry[label] = together
         jumps = self.region(op.regions[0], together)
@@ -331,15 +356,15 @@ def _continues_directly(op: Op, sides: list, root) -> bool:
     return jumps == {(kind, last.attrs["label"])} and not _jumps_out(region.ops[:-1])
 
 
-def _breaks_through_ifs(regions, label: str) -> bool:
-    """Whether every jump out of `regions` is a break of loop `label` with only ifs around it inside them (a backend
-    sends those breaks to the join of the if the regions are the sides of)."""
+def _jumps_through_ifs(regions, kind: str, label: str) -> bool:
+    """Whether every jump out of `regions` is a `kind` ("break" or "continue") of loop `label` with only ifs around it
+    inside them (a backend sends those jumps to the join of the if the regions are the sides of)."""
     for region in regions:
         for op in region.ops:
             if op.name == "scf.if":
-                if not _breaks_through_ifs(op.regions, label):
+                if not _jumps_through_ifs(op.regions, kind, label):
                     return False
-            elif not (op.name == "scf.break" and op.attrs["label"] == label) and _jumps_out([op]):
+            elif not (op.name == "scf." + kind and op.attrs["label"] == label) and _jumps_out([op]):
                 return False
     return True
 

@@ -8,8 +8,8 @@ Reads past a warp's or the block's end keep the reader's value, as the IR define
 
 On NVIDIA GPUs a collective runs among the lanes of its member mask. Where the convergence analysis names them
 (ir/passes/convergence.py: the whole warp, the lanes not exited, a branch's or a loop's lanes) the GPU waits for
-exactly the lanes the interpreter runs it with; elsewhere (after a `continue` some lanes took inside a nested
-branch, in a loop whose bounds differ by thread) the backend can only take `activemask`, the lanes that happen to run together, which
+exactly the lanes the interpreter runs it with; elsewhere (after a `continue` some lanes took beside a break
+in one branch, in a loop whose bounds differ by thread) the backend can only take `activemask`, the lanes that happen to run together, which
 after such control flow may be fewer or others than the interpreter's group. A collective there that part of a
 warp reaches while other lanes of it, not exited, are elsewhere stops the kernel: the GPU's answer is not defined.
 """
