@@ -13,12 +13,14 @@ from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
-from .host_plans import (Direct, GemmPlan, check_activation, check_epilogue_operands, check_has_data, check_writeable,
-                         contiguous, differentiated, element_strides, empty_like, facts, facts_failed, filling_config,
-                         on_stream, outside_graph, paddable, padded, refuse_host_options, remember, require_arrays,
+from .host_plans import (Bindings, Direct, GemmPlan, address_functions, aligned_copy, check_activation,
+                         check_epilogue_operands, check_has_data, check_no_overlap, check_writeable, contiguous,
+                         differentiated, element_strides, empty_like, facts, facts_failed, filling_config, on_stream,
+                         outside_graph, paddable, padded, refuse_host_options, remember, require_arrays, span,
                          torch_type, traced, view, viewable, without_grad, zeros_like)
 from .im2col import ConvShape, grouping_mismatch, unaligned_filters
 from .matmul_host import dtype_label, operand_dtype_name
+from .stencil import depthwise_config, depthwise_conv_kernel
 
 _PLANS: dict = {}  # facts of a call -> its plan
 
@@ -34,15 +36,17 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     for torch inputs); `out` may be given. stride, padding, dilation: an int or an (h, w) pair (padding also
     "valid" or, for stride 1, "same", as torch takes them). `groups` (by keyword: the arguments before it keep their
     places) as torch.nn.functional.conv2d takes it: it divides C and K, and w holds C/groups channels (K x C/groups
-    x R x S for torch); one launch computes every group, a GEMM a group over the scheduler's batch; groups whose
-    channels or filters are no multiple of 8 (a depthwise convolution's one) run as the dense convolution with
-    block-diagonal filters, made each call: right, groups times the work. `config` is a MatmulConfig (its tiles and stages; the
-    loader, the store and the operands, unswapped, are conv2d's). The launch goes to `stream`, by default the
-    current stream of the operands' framework. Like matmul, a call is one lookup of a plan made by the first
-    call with the same facts; 1x1 convolutions of stride 1 without padding are plain GEMMs (no im2col). Filter
-    taps more than 255 pixels apart (and `config=MatmulConfig(loader="vector", ...)`) load with the vector
-    im2col loader instead of TMA im2col. Inside a function torch.compile compiles, the call is torch.ops.skc.conv2d
-    in the graph (with out, config, stream or a padding by name, a graph break)."""
+    x R x S for torch); one launch computes every group, a GEMM a group over the scheduler's batch. A depthwise
+    convolution (one channel a group, K/C filters each; without a `config`) runs as a direct kernel on CUDA cores
+    (stencil.depthwise_conv_kernel: x read about once, out written once); other groups whose channels or filters are
+    no multiple of 8 run as the dense convolution with block-diagonal filters, made each call: right, groups times
+    the work. `config` is a MatmulConfig (its tiles and stages; the loader, the store and the operands, unswapped,
+    are conv2d's). The launch goes to `stream`, by default the current stream of the operands' framework. Like
+    matmul, a call is one lookup of a plan made by the first call with the same facts; 1x1 convolutions of stride 1
+    without padding are plain GEMMs (no im2col). Filter taps more than 255 pixels apart (and
+    `config=MatmulConfig(loader="vector", ...)`) load with the vector im2col loader instead of TMA im2col. Inside a
+    function torch.compile compiles, the call is torch.ops.skc.conv2d in the graph (with out, config, stream or a
+    padding by name, a graph break)."""
     if traced(x):
         if out is None and config is None and stream is None and not isinstance(padding, str):
             from .. import torch as skc_torch
@@ -166,6 +170,8 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
         return conv, _no_launch
     if K % 8:   # (out's rows of K channels are stored through a tensor map: 16-byte multiples)
         raise skc.LaunchError(unaligned_filters(K, groups))
+    if groups > 1 and conv.group_channels == 1 and config is None:   # depthwise: the direct kernel (stencil.py)
+        return conv, _Depthwise(device, conv, dtype, _checked_epilogue(K, bias, activation))
     if dense:   # the convolution by dense filters (its own plan checks the rest)
         return conv, _BlockDiagonal(groups, geometry, activation, config)
     if C % 8:   # the convolution of x and w padded with zero channels (its own plan checks the rest)
@@ -189,6 +195,42 @@ def _groups(groups) -> int:
         raise skc.LaunchError(f"conv2d's groups must be a positive int (torch.nn.functional.conv2d's), found "
                               f"{groups!r}")
     return int(groups)
+
+
+class _Depthwise:
+    """A depthwise convolution (one channel a group, `multiplier` = K/C filters each): the direct kernel on CUDA
+    cores (stencil.depthwise_conv_kernel), which reads x about once and writes out once. x and out are read and
+    written 16 bytes at a time (the config's vectors): one that starts off such a boundary runs through an aligned
+    copy."""
+
+    def __init__(self, device, conv: ConvShape, dtype: str, spec: EpilogueSpec):
+        self.conv, self.cfg = conv, depthwise_config(conv, dtype, spec)
+        self.sizes = (conv.N, conv.H, conv.W, conv.C, conv.P, conv.Q)
+        self.launches = Bindings(depthwise_conv_kernel[self.cfg.grid(conv.N, conv.P, conv.Q, conv.C),
+                                                       self.cfg.threads], self.cfg)
+        self.cuda = device.kind == "cuda"
+        self.address = address_functions(4)   # x, w, bias, out
+        self.vector_bytes = self.cfg.width * 2
+
+    def __call__(self, x, w, out, bias=None, stream=None):
+        check_no_overlap("conv2d", out, x=x, w=w, bias=bias)
+        x_nhwc, out_nhwc = _nhwc(x, "x"), _nhwc(out, "out")
+        if self.address[0](x_nhwc) % self.vector_bytes or self.address[3](out_nhwc) % self.vector_bytes:
+            with on_stream(x, stream), without_grad(x):   # (a view into its rows, x[:, 1:]: aligned copies)
+                copy = aligned_copy(out)
+                self(aligned_copy(x), w, copy, bias, stream)
+                out[...] = copy
+            return
+        operands = [x_nhwc, _nhwc(w, "w"), out_nhwc if bias is None else bias, out_nhwc]
+        if not self.cuda:   # (the interpreter takes pointer arguments as dense arrays: spans)
+            self.launches.kernel(*(span(operand) for operand in operands), *self.sizes, self.cfg, stream=stream)
+            return
+        key = tuple(address(operand) for address, operand in zip(self.address, operands))
+        bound = self.launches.get(key)
+        if bound is not None:
+            bound(stream)
+        else:
+            self.launches.launch(key, [*operands, *self.sizes], stream)
 
 
 class _BlockDiagonal:

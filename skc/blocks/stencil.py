@@ -1,0 +1,245 @@
+"""Per-channel stencils over NHWC images on CUDA cores: the depthwise convolution (each output channel reads one
+input channel, K = multiplier · C), a memory-bound kernel that reads x about once and writes y once, composed as the
+GEMM is from a scheduler (`PixelScheduler`: which pixels and channels a thread computes), a TileIO that stages the
+block's filters in shared memory (`ChannelTapsLoader`), one that reads x's pixels with the padding as zeros
+(`PixelLoader`), a TileOp (`DepthwiseStencil`: f32 sums in registers) and an epilogue (`PixelStoreEpilogue`: the
+fused bias and activation, then vector stores). A thread holds `width` channels (16 bytes) of `columns` neighbouring
+output pixels of one row, so that the pixels its taps overlap are loaded once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import skc
+from skc import frontend
+from .epilogue import EpilogueSpec, activate
+
+STORE_WIDTH = 8   # elements of one vector store: 16 bytes of 2-byte elements
+
+
+@dataclass(frozen=True)
+class StencilConfig:
+    """The compile-time shape of a depthwise convolution: the filter (R x S taps, stride, padding and dilation as
+    (h, w) pairs), `multiplier` filters a channel, the element type, the fused epilogue; and its tiling: `width`
+    channels a thread (a vector; it divides C), `lanes` threads along the channels and `groups` along the pixels of
+    a block, each thread `columns` output pixels of a row."""
+
+    dtype: str
+    R: int
+    S: int
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    dilation: tuple = (1, 1)
+    multiplier: int = 1
+    width: int = 8
+    lanes: int = 8
+    groups: int = 32
+    columns: int = 4
+    epilogue: EpilogueSpec = EpilogueSpec()
+
+    @property
+    def element(self):
+        """The DSL's type of x's, w's and the output's elements."""
+        return getattr(skc, self.dtype)
+
+    @property
+    def threads(self) -> int:
+        return self.lanes * self.groups
+
+    @property
+    def slice_channels(self) -> int:
+        """Input channels a block computes (its channel slice)."""
+        return self.lanes * self.width
+
+    def grid(self, N: int, P: int, Q: int, C: int) -> int:
+        """Blocks of a launch: every channel slice of every block of pixel groups."""
+        pixel_groups = N * P * -(-Q // self.columns)
+        return -(-pixel_groups // self.groups) * -(-C // self.slice_channels)
+
+
+SUMS = 64      # f32 sums a thread keeps at most (columns x multiplier x width): more and ptxas spills
+THREADS = 256  # threads a block, about
+
+
+def depthwise_config(conv, dtype: str, epilogue: EpilogueSpec) -> StencilConfig:
+    """The tiling of depthwise convolution `conv` (a ConvShape of one channel a group): 16-byte vectors of channels
+    (narrower where C or the sums allow), threads along the channels that cover C with the fewest idle lanes, and
+    four output pixels a thread (fewer for a large multiplier)."""
+    multiplier = conv.K // conv.C
+    width = STORE_WIDTH
+    while conv.C % width or multiplier * width > SUMS:
+        width //= 2
+    columns = max(1, min(4, SUMS // (multiplier * width)))
+    vectors = conv.C // width
+    # (the fewest lanes that leave the fewest idle of the slices covering C: 18 vectors take two slices of 9)
+    lanes = min(range(1, min(vectors, 16) + 1), key=lambda n: (-(-vectors // n) * n - vectors, -n))
+    return StencilConfig(dtype, conv.R, conv.S, conv.stride, conv.padding, conv.dilation, multiplier, width, lanes,
+                         max(1, THREADS // lanes), columns, epilogue)
+
+class PixelScheduler:
+    """Which outputs this thread computes: the block's channel slice (block ids run over the slices first, so that
+    neighbouring blocks read the same pixels) and group of `cfg.groups` pixel groups, each `cfg.columns` output
+    pixels of one row; the thread's `width` channels from `c0` of output pixels (n, p, q0 ..), `valid` where they
+    exist (a thread past the last group or channel computes nothing and stores nothing)."""
+
+    def __init__(self, cfg: StencilConfig, N, P, Q, C):
+        slices = skc.cdiv(C, cfg.slice_channels)
+        block = skc.block_id(0)
+        tid = skc.thread_id(0)
+        self.slice = block % slices
+        column_groups = skc.cdiv(Q, cfg.columns)
+        group = (block // slices) * cfg.groups + tid // cfg.lanes
+        self.lane = tid % cfg.lanes
+        self.c0 = self.slice * cfg.slice_channels + self.lane * cfg.width
+        self.q0 = (group % column_groups) * cfg.columns
+        self.p = group // column_groups % P
+        self.n = group // column_groups // P
+        self.valid = (self.n < N) & (self.c0 < C)
+
+
+class ChannelTapsLoader:
+    """TileIO: the filters of a block's channel slice, `taps` per output channel (w holds K x taps, each filter's
+    taps together), copied by the whole block into shared memory transposed (tap, multiple, channel), so that a
+    thread reads its channels' weights of one tap as one vector. Filters past K are zeros."""
+
+    def __init__(self, cfg: StencilConfig, taps: int):
+        self.cfg, self.taps = cfg, taps
+        self.filters = cfg.slice_channels * cfg.multiplier   # of the slice
+        self.smem = skc.shared(taps * self.filters, cfg.element)
+
+    def __call__(self, w, K, slice_index):
+        """Copy the slice's filters (filter after filter in w, so neighbouring threads read neighbouring taps),
+        then wait for the whole block's copies."""
+        cfg, taps = self.cfg, self.taps
+        first = slice_index * self.filters
+        for i in skc.static_range(-(-taps * self.filters // cfg.threads)):
+            e = skc.thread_id(0) + i * cfg.threads
+            local, tap = e // taps, e % taps
+            inside = (e < taps * self.filters) & (first + local < K)
+            value = skc.load(w + (skc.i64(first + local) * taps + tap), mask=inside, other=0.0)
+            channel, multiple = local // cfg.multiplier, local % cfg.multiplier
+            skc.store(self.smem.ptr + ((tap * cfg.multiplier + multiple) * cfg.slice_channels + channel), value,
+                      mask=e < taps * self.filters)
+        skc.barrier()
+
+    def weights(self, tap: int, multiple: int, lane):
+        """The f32 weights of filter `multiple` of each of the thread's channels at `tap`."""
+        cfg = self.cfg
+        at = (tap * cfg.multiplier + multiple) * cfg.slice_channels + lane * cfg.width
+        return skc.f32(skc.load(self.smem.ptr + at, width=cfg.width))
+
+
+class PixelLoader:
+    """TileIO: `width` channels from c0 of x's pixel (n, h, w) (NHWC, C channels), as f32; zeros outside the
+    image (the padding) and where the thread is not `valid`."""
+
+    def __init__(self, x, H, W, C, width: int):
+        self.x, self.H, self.W, self.C, self.width = x, H, W, C, width
+
+    def row(self, n, h, valid):
+        """Pixel 0 of row h of image n, and whether the row lies inside the image (and the thread computes)."""
+        return skc.i64(n * self.H + h) * self.W, valid & (h >= 0) & (h < self.H)
+
+    def __call__(self, row, inside, w, c0):
+        inside = inside & (w >= 0) & (w < self.W)
+        value = skc.load(self.x + ((row + w) * self.C + c0), width=self.width, mask=inside, other=0.0)
+        return skc.f32(value)
+
+
+class DepthwiseStencil:
+    """TileOp: the f32 sums of a thread's `columns` output pixels of one row, in one vector (`acc`: sum c of filter
+    multiple m of pixel j at `place(j, m, c)`): for each filter row, each input pixel the row's taps read is loaded
+    once and added, times its taps' weights, into every output pixel it reaches."""
+
+    def __init__(self, cfg: StencilConfig):
+        self.cfg = cfg
+        # (one run-time vector: a loop carries it from row to row, as OnlineSoftmax's state)
+        self.acc = skc.full(cfg.columns * cfg.multiplier * cfg.width, 0.0, skc.f32)
+
+    def __call__(self, load: PixelLoader, taps: ChannelTapsLoader, tiles: PixelScheduler):
+        cfg = self.cfg
+        (stride_h, stride_w), (pad_h, pad_w), (dil_h, dil_w) = cfg.stride, cfg.padding, cfg.dilation
+        first_w = tiles.q0 * stride_w - pad_w
+        reach = self.reach()
+        # (a run-time loop over the filter's rows: unrolled, ptxas would load every row's pixels and weights at once
+        # and run out of registers)
+        for r in range(cfg.R):
+            row, inside = load.row(tiles.n, tiles.p * stride_h - pad_h + r * dil_h, tiles.valid)
+            weights = [taps.weights(r * cfg.S + s, m, tiles.lane) for s in skc.static_range(cfg.S)
+                       for m in skc.static_range(cfg.multiplier)]
+            sums = [self.acc[i] for i in skc.static_range(cfg.columns * cfg.multiplier * cfg.width)]
+            for offset in skc.static_range(len(reach)):
+                if not reach[offset]:   # (a pixel between the taps of a dilated filter)
+                    continue
+                pixel = load(row, inside, first_w + offset, tiles.c0)
+                for j, s in reach[offset]:
+                    for m in skc.static_range(cfg.multiplier):
+                        for c in skc.static_range(cfg.width):
+                            at = self.place(j, m, c)
+                            sums[at] = skc.fma(pixel[c], weights[s * cfg.multiplier + m][c], sums[at])
+            self.acc = skc.vector(*sums)
+
+    @frontend.host
+    def place(self, j: int, m: int, c: int) -> int:
+        """Where `acc` holds the sum of channel c, filter multiple m, of the thread's output pixel j."""
+        return (j * self.cfg.multiplier + m) * self.cfg.width + c
+
+    @frontend.host
+    def reach(self) -> list:
+        """For each input pixel from the thread's first one (offset by offset), the (output pixel, tap) pairs that
+        read it."""
+        cfg = self.cfg
+        reach = [[] for _ in range((cfg.columns - 1) * cfg.stride[1] + (cfg.S - 1) * cfg.dilation[1] + 1)]
+        for j in range(cfg.columns):
+            for s in range(cfg.S):
+                reach[j * cfg.stride[1] + s * cfg.dilation[1]].append((j, s))
+        return reach
+
+
+class PixelStoreEpilogue:
+    """TileIO: a thread's sums to the NHWC output (K = multiplier · C channels): the fused bias (K values) and
+    activation, converted to the output's type, filter k = c · multiplier + m of channel c stored in place, in
+    vectors of at most 16 bytes; pixels past Q and threads not `valid` store nothing."""
+
+    def __init__(self, out, bias, P, Q, cfg: StencilConfig):
+        self.out, self.bias, self.P, self.Q, self.cfg = out, bias, P, Q, cfg
+
+    def __call__(self, stencil: DepthwiseStencil, tiles: PixelScheduler, C):
+        cfg = self.cfg
+        dtype = cfg.element
+        count = cfg.width * cfg.multiplier   # the thread's filters, from k0
+        k0, K = tiles.c0 * cfg.multiplier, C * cfg.multiplier
+        bias = None
+        if cfg.epilogue.bias:
+            bias = [skc.f32(skc.load(self.bias + k0 + i, mask=tiles.valid, other=0.0))
+                    for i in skc.static_range(count)]
+        row = skc.i64(tiles.n * self.P + tiles.p) * self.Q
+        chunk = min(count & -count, STORE_WIDTH)   # (a power of 2 dividing count: k0 + first stays aligned)
+        for j in skc.static_range(cfg.columns):
+            inside = tiles.valid & (tiles.q0 + j < self.Q)
+            values = []
+            for i in skc.static_range(count):   # (the thread's filter i: channel i // multiplier, multiple i % it)
+                value = stencil.acc[stencil.place(j, i % cfg.multiplier, i // cfg.multiplier)]
+                if bias is not None:
+                    value = value + bias[i]
+                values.append(dtype(activate(cfg.epilogue.activation, value)))
+            at = self.out + ((row + tiles.q0 + j) * K + k0)
+            for first in skc.static_range(0, count, chunk):
+                part = values[first:first + chunk]
+                skc.store(at + first, skc.vector(*part) if chunk > 1 else part[0], mask=inside)
+
+
+@skc.kernel
+def depthwise_conv_kernel(x, w, bias, out, N: skc.i32, H: skc.i32, W: skc.i32, C: skc.i32, P: skc.i32, Q: skc.i32,
+                          cfg: skc.constexpr):
+    """out = activation(depthwise conv2d(x, w) + bias): x N x H x W x C, w K x R x S (K = multiplier · C), out
+    N x P x Q x K, all NHWC; a launch of cfg.grid(N, P, Q, C) blocks of cfg.threads threads."""
+    tiles = PixelScheduler(cfg, N, P, Q, C)
+    taps = ChannelTapsLoader(cfg, cfg.R * cfg.S)
+    taps(w, C * cfg.multiplier, tiles.slice)
+    stencil = DepthwiseStencil(cfg)
+    stencil(PixelLoader(x, H, W, C, cfg.width), taps, tiles)
+    PixelStoreEpilogue(out, bias, P, Q, cfg)(stencil, tiles, C)
+
+
+__all__ = ["ChannelTapsLoader", "DepthwiseStencil", "PixelLoader", "PixelScheduler", "PixelStoreEpilogue",
+           "StencilConfig", "depthwise_config", "depthwise_conv_kernel"]
