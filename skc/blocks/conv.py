@@ -230,7 +230,7 @@ class _Depthwise:
         if bound is not None:
             bound(stream)
         else:
-            self.launches.launch(key, [*operands, *self.sizes], stream)
+            self.launches.launch(key, (*operands, *self.sizes), stream)
 
 
 class _BlockDiagonal:
