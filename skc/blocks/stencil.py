@@ -129,8 +129,8 @@ class ChannelTapsLoader:
 
 
 class PixelLoader:
-    """TileIO: `width` channels from c0 of x's pixel (n, h, w) (NHWC, C channels), as f32; zeros outside the
-    image (the padding) and where the thread is not `valid`."""
+    """TileIO: `width` channels from c0 of x's pixel (n, h, w) (NHWC, C channels), in x's type (two a register until
+    used: half the registers of f32); zeros outside the image (the padding) and where the thread is not `valid`."""
 
     def __init__(self, x, H, W, C, width: int):
         self.x, self.H, self.W, self.C, self.width = x, H, W, C, width
@@ -141,14 +141,14 @@ class PixelLoader:
 
     def __call__(self, row, inside, w, c0):
         inside = inside & (w >= 0) & (w < self.W)
-        value = skc.load(self.x + ((row + w) * self.C + c0), width=self.width, mask=inside, other=0.0)
-        return skc.f32(value)
+        return skc.load(self.x + ((row + w) * self.C + c0), width=self.width, mask=inside, other=0.0)
 
 
 class DepthwiseStencil:
     """TileOp: the f32 sums of a thread's `columns` output pixels of one row, in one vector (`acc`: sum c of filter
     multiple m of pixel j at `place(j, m, c)`): for each filter row, each input pixel the row's taps read is loaded
-    once and added, times its taps' weights, into every output pixel it reaches."""
+    once and added, times its taps' weights, into every output pixel it reaches (ptxas keeps the pixels of a row in
+    registers: from a row's loads, one value for each)."""
 
     def __init__(self, cfg: StencilConfig):
         self.cfg = cfg
@@ -159,23 +159,21 @@ class DepthwiseStencil:
         cfg = self.cfg
         (stride_h, stride_w), (pad_h, pad_w), (dil_h, dil_w) = cfg.stride, cfg.padding, cfg.dilation
         first_w = tiles.q0 * stride_w - pad_w
-        reach = self.reach()
         # (a run-time loop over the filter's rows: unrolled, ptxas would load every row's pixels and weights at once
         # and run out of registers)
         for r in range(cfg.R):
             row, inside = load.row(tiles.n, tiles.p * stride_h - pad_h + r * dil_h, tiles.valid)
             weights = [taps.weights(r * cfg.S + s, m, tiles.lane) for s in skc.static_range(cfg.S)
                        for m in skc.static_range(cfg.multiplier)]
-            sums = [self.acc[i] for i in skc.static_range(cfg.columns * cfg.multiplier * cfg.width)]
-            for offset in skc.static_range(len(reach)):
-                if not reach[offset]:   # (a pixel between the taps of a dilated filter)
-                    continue
-                pixel = load(row, inside, first_w + offset, tiles.c0)
-                for j, s in reach[offset]:
-                    for m in skc.static_range(cfg.multiplier):
-                        for c in skc.static_range(cfg.width):
-                            at = self.place(j, m, c)
-                            sums[at] = skc.fma(pixel[c], weights[s * cfg.multiplier + m][c], sums[at])
+            pixels = [load(row, inside, first_w + offset, tiles.c0) for offset in self.offsets()]
+            sums = []   # (grown by append: a run-time loop's lists are not assigned item by item)
+            for j in skc.static_range(cfg.columns):
+                for m in skc.static_range(cfg.multiplier):
+                    for c in skc.static_range(cfg.width):
+                        total = self.acc[self.place(j, m, c)]
+                        for pixel, s in self.taps_of(j):
+                            total = skc.fma(skc.f32(pixels[pixel][c]), weights[s * cfg.multiplier + m][c], total)
+                        sums.append(total)
             self.acc = skc.vector(*sums)
 
     @frontend.host
@@ -184,15 +182,17 @@ class DepthwiseStencil:
         return (j * self.cfg.multiplier + m) * self.cfg.width + c
 
     @frontend.host
-    def reach(self) -> list:
-        """For each input pixel from the thread's first one (offset by offset), the (output pixel, tap) pairs that
-        read it."""
+    def offsets(self) -> list:
+        """The input pixels the thread's taps of a filter row read, by their offsets from its first one (none between
+        a dilated filter's taps)."""
         cfg = self.cfg
-        reach = [[] for _ in range((cfg.columns - 1) * cfg.stride[1] + (cfg.S - 1) * cfg.dilation[1] + 1)]
-        for j in range(cfg.columns):
-            for s in range(cfg.S):
-                reach[j * cfg.stride[1] + s * cfg.dilation[1]].append((j, s))
-        return reach
+        return sorted({j * cfg.stride[1] + s * cfg.dilation[1] for j in range(cfg.columns) for s in range(cfg.S)})
+
+    @frontend.host
+    def taps_of(self, j: int) -> list:
+        """(which of `offsets()`, tap) of each tap of output pixel j in a filter row."""
+        cfg, offsets = self.cfg, self.offsets()
+        return [(offsets.index(j * cfg.stride[1] + s * cfg.dilation[1]), s) for s in range(cfg.S)]
 
 
 class PixelStoreEpilogue:
