@@ -174,7 +174,8 @@ def _scaling(scale_a, scale_b, M, N, K) -> str:
         if _name(s.dtype) not in _SCALE:
             raise skc.LaunchError(f"scaled matmul: {name} is {s.dtype}; scales are float32")
     shapes = tuple(scale_a.shape), tuple(scale_b.shape)
-    if [int(np.prod(shape)) for shape in shapes] == [1, 1]:
+    # (each size compared, not their product: int() of a product of torch.compile's symbolic sizes fixes them)
+    if all(size == 1 for shape in shapes for size in shape):
         return "tensor"
     if shapes == ((M, 1), (1, N)):
         _check_row_wise(scale_a, scale_b, M, N)

@@ -178,6 +178,36 @@ def test_a_compiled_fp8_matmul_of_dynamic_shapes():
 
 
 @pytest.mark.parametrize("kind", SCALES)
+def test_a_compiled_fp8_matmul_of_dynamic_shapes_compiles_once_for_each_scale_kind(kind):
+    """Row-wise and block-wise scales, whose shapes are the problem's, under torch.compile(dynamic=True): one graph
+    for shapes of other M and N (the fake's check of per-tensor scales took int() of their symbolic sizes' product,
+    fixing M and N: a recompile per shape, and torch's ConstraintViolationError under mark_dynamic)."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    def scales(rows, cols, depth):
+        if kind == "per-tensor":
+            return SCALES[kind]
+        if kind == "row-wise":
+            return powers_of_two(rows, 1, seed=2), powers_of_two(1, cols, seed=3)
+        return powers_of_two(rows, depth // 128, seed=4), powers_of_two(depth // 128, -(-cols // 128), seed=5)
+
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(scaled, fullgraph=True, backend=counter, dynamic=True)
+    for rows, cols, depth in ((M, N, K), (24, 40, K), (56, 16, K)):
+        a, b = fp8(rows, depth, seed=6), fp8(cols, depth, seed=7).t()
+        assert torch.equal(compiled(a, b, *scales(rows, cols, depth)), scaled(a, b, *scales(rows, cols, depth)))
+    assert counter.frame_count == 1
+    torch._dynamo.reset()
+    a, (scale_a, scale_b) = fp8(M, K, seed=6), scales(M, N, K)
+    torch._dynamo.mark_dynamic(a, 0)
+    if kind != "per-tensor":
+        torch._dynamo.mark_dynamic(scale_a, 0)
+    got = torch.compile(scaled, fullgraph=True, backend="aot_eager")(a, B, scale_a, scale_b)
+    assert torch.equal(got, scaled(a, B, scale_a, scale_b))
+
+
+@pytest.mark.parametrize("kind", SCALES)
 def test_the_operator_passes_torchs_opcheck(kind):
     """torch.library.opcheck: the fake implementation against the real one, the autograd registration, and the op
     under AOTAutograd's dynamic-shape tracing (test_schema compares fp8 tensors with torch.allclose, which torch's
