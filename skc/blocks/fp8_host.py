@@ -575,12 +575,14 @@ def operator_arguments(a, b, scale_a, scale_b, out_dtype, bias, activation, use_
     """torch.ops.skc.scaled_matmul's arguments (a, b, scale_a, scale_b, bias, out_dtype, use_fast_accum, activation)
     for matmul()'s fp8 call as torch.compile traces it, or None where the operator cannot take them: scales or a
     bias that are no torch tensors, an out_dtype that is neither a torch dtype nor the name of one the GEMM writes,
-    a use_fast_accum that is no bool (such a call runs outside the graph, whose eager call refuses it by name)."""
+    a use_fast_accum that is no bool, an activation that is no str (the operator's schema refused it with torch's
+    cast error; such a call runs outside the graph, whose eager call refuses it by name)."""
     import torch   # (a traced call's tensors are torch's: it is installed)
 
     if not (isinstance(scale_a, torch.Tensor) and isinstance(scale_b, torch.Tensor)
             and (bias is None or isinstance(bias, torch.Tensor))
-            and (use_fast_accum is None or isinstance(use_fast_accum, bool))):
+            and (use_fast_accum is None or isinstance(use_fast_accum, bool))
+            and (activation is None or type(activation) is str)):
         return None
     if isinstance(out_dtype, str):   # ("bfloat16" or "bf16": the names the eager call takes)
         out_dtype = torch_out_dtype(_OUT.get(out_dtype))

@@ -168,6 +168,24 @@ def test_an_fp8_call_the_operator_does_not_take_runs_outside_the_graph():
     assert torch.equal(got, scaled(A, B, ONE, ONE))
 
 
+@pytest.mark.parametrize("activation", [5, b"relu"], ids=["int", "bytes"])
+def test_an_activation_of_no_str_is_refused_by_name_under_torch_compile(activation):
+    """An activation the operator's schema cannot take (str?) runs outside the graph, whose eager call names it (it
+    went to the operator: torch's cast error, 'Expected a value of type Optional[str] for argument activation')."""
+    message = f"scaled matmul: activation is None, 'relu', 'gelu' or 'silu', found {activation!r}"
+
+    def model(a, b, scale_a, scale_b):
+        return matmul(a, b, scale_a=scale_a, scale_b=scale_b, activation=activation)
+
+    with pytest.raises(skc.LaunchError) as eager:
+        model(A, B, *SCALES["row-wise"])
+    assert str(eager.value) == message
+    torch._dynamo.reset()
+    with pytest.raises(skc.LaunchError) as traced:
+        torch.compile(model, backend="aot_eager")(A, B, *SCALES["row-wise"])
+    assert str(traced.value) == message
+
+
 def test_a_compiled_fp8_matmul_of_dynamic_shapes():
     """torch.compile(dynamic=True): the fake's checks read symbolic sizes."""
     torch._dynamo.reset()
