@@ -172,6 +172,9 @@ def _scaling(scale_a, scale_b, M, N, K) -> str:
     each), "row" (row-wise: scale_a M x 1, scale_b 1 x N) or "block" (block-wise)."""
     for name, s in (("scale_a", scale_a), ("scale_b", scale_b)):
         if _name(s.dtype) not in _SCALE:
+            if getattr(s.dtype, "name", None) == "float32":   # (numpy's float32 in the other byte order, '>f4')
+                raise skc.LaunchError(f"scaled matmul: {name} is {s.dtype}, float32 not in this machine's byte order; "
+                                      f"pass {name}.astype(np.float32)")
             raise skc.LaunchError(f"scaled matmul: {name} is {s.dtype}; scales are float32")
     shapes = tuple(scale_a.shape), tuple(scale_b.shape)
     # (each size compared, not their product: int() of a product of torch.compile's symbolic sizes fixes them)

@@ -149,12 +149,14 @@ def test_a_row_wise_plan_is_keyed_apart_from_a_per_tensor_one(hopper_interpreter
     (lambda sa, sb: (sa[:, 0].copy(), sb[0].copy()), r"scale_a \(40,\) and scale_b \(72,\) are neither"),
     (lambda sa, sb: (sa.astype(np.float64), sb), "scale_a is float64; scales are float32"),
     (lambda sa, sb: (sa, sb.astype(np.float16)), "scale_b is float16; scales are float32"),
+    (lambda sa, sb: (sa.astype(">f4"), sb), r"scale_a is >f4, float32 not in this machine's byte order; pass "
+                                            r"scale_a.astype\(np.float32\)"),
     (lambda sa, sb: (np.repeat(sa, 2, axis=1)[:, :1], sb),
      r"row-wise scale_a \(40, 1\) has its values 2 elements apart; they are read as consecutive float32 .*"
      r"pass scale_a.contiguous\(\)"),
     (lambda sa, sb: (sa, np.repeat(sb, 3, axis=0)[:1, ::-1]), r"row-wise scale_b \(1, 72\) has its values -1 elements"),
-], ids=["tensor-and-row", "row-and-tensor", "b-as-column", "one-dimensional", "a-f64", "b-f16", "a-strided",
-        "b-reversed"])
+], ids=["tensor-and-row", "row-and-tensor", "b-as-column", "one-dimensional", "a-f64", "b-f16", "a-big-endian",
+        "a-strided", "b-reversed"])
 def test_row_wise_scales_refused_by_name(hopper_interpreter, change, message):
     _, _, a8, b8, sa, sb = operands(40, 72, 256)   # (K = 256: scale_a 40 x 1 is no block-wise shape)
     sa, sb = change(sa, sb)
