@@ -182,11 +182,14 @@ def _has_views(x) -> bool:
     if hasattr(kind, "T") and hasattr(kind, "reshape") and hasattr(x, "strides") and hasattr(x, "itemsize"):
         _VIEWS.add(kind)
         return True
-    return isinstance(x, skc.DeviceArray) or torch_type(kind) or all(
-        hasattr(x, method) for method in ("T", "reshape", "strides", "itemsize"))
+    if torch_type(kind) or isinstance(x, skc.DeviceArray):   # (remembered too: skc.DeviceArray is a lazy lookup,
+        _VIEWS.add(kind)                                       # microseconds at each call of conv2d)
+        return True
+    return all(hasattr(x, method) for method in ("T", "reshape", "strides", "itemsize"))
 
 
-_VIEWS: set = set()   # the array types whose class has .T and reshape(), and whose arrays strides and an itemsize
+_VIEWS: set = set()   # the array types the host paths read as they are: torch's, skc's, and those whose class has .T
+#                       and reshape() and whose arrays strides and an itemsize
 
 
 def check_has_data(what: str, **operands):

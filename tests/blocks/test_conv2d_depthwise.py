@@ -151,3 +151,32 @@ def test_the_kernel_assembles_without_spills(N, H, C, multiplier, R, stride, dty
     _, log = ptx_tools.link_ptx(ptx, "sm_90a", "depthwise")
     (resources,) = ptx_tools.parse_resources(log).values()
     assert resources.spill_stores == 0 and resources.spill_loads == 0, resources
+
+
+def test_a_depthwise_call_seen_before_is_one_lookup_and_the_driver_call(monkeypatch):
+    """The plan's bound launch is keyed by the operands' addresses, looked up before anything else: the overlap and
+    alignment checks ran when the addresses were new (they took ~140 of the ~150 us of each call before, on the
+    fake driver). Each call still reaches cuLaunchKernel with the operands of that call."""
+    from skc.blocks import conv, host_plans
+    from skc.runtime import fake_cuda
+
+    conv._PLANS.clear()
+    checks = []
+    monkeypatch.setattr(conv, "check_no_overlap", lambda *args, **kw: checks.append(args[0]))
+    try:
+        with fake_cuda.installed() as driver, fake_cuda.torch_installed() as torch:
+            N, H, W, C = 2, 8, 8, 16
+            channels_last = (H * W * C, 1, W * C, C)
+            x = torch.Tensor((N, C, H, W), torch.bfloat16, strides=channels_last)
+            w = torch.Tensor((C, 1, 3, 3), torch.bfloat16)
+            outs = [torch.Tensor((N, C, H, W), torch.bfloat16, strides=channels_last) for _ in range(2)]
+            for out in (outs[0], outs[0], outs[0], outs[1], outs[0]):
+                skc.blocks.conv2d(x, w, padding=1, groups=C, out=out)
+            (plan,) = conv._PLANS.values()
+            assert isinstance(plan[1], conv._Depthwise)
+            assert len(driver.launches) == 5
+            # checked until a key is bound, at its second call (Bindings): outs[0] twice, outs[1] once; then bound
+            assert len(checks) == 3
+            assert host_plans.torch_type(type(x)) and type(x) in host_plans._VIEWS
+    finally:
+        conv._PLANS.clear()
