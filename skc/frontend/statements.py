@@ -286,16 +286,31 @@ class StatementEvaluator:
             return
         if semantics.is_number(current) and type(current) is type(value) and current == value:
             return
-        if not (semantics.is_number(current) or isinstance(current, Dyn)):
+        if isinstance(current, Poison):   # (no value known here: nothing to follow)
             return
         origin = self.attribute_origin.get((id(obj), attr))
         if origin is not None and origin[0] is obj and origin[1] == self.region_stack[-1]:
             return
+        if semantics.is_number(current) or isinstance(current, Dyn):
+            raise self.error_at(
+                node, f"attribute '{attr}' holds the compile-time value {current!r} and is changed inside run-time "
+                      "control flow, where a compile-time value cannot follow the path taken",
+                hint=f"make it a run-time value where it is first set, e.g. `self.{attr} = "
+                     f"skc.{_run_time_type_name(current)}({current!r})`")
+        if not _holds_values(current):   # (None, a string, a class: a compile-time marker, as blocks' `rank = None`)
+            return
+        # a container or object: one body is compiled for every iteration and every branch, so the paths that do
+        # not come here, and a loop's next iteration, would read the object as it was (its elements and attributes
+        # carry run-time values from one iteration to the next, the attribute's binding cannot)
+        held = (f"{type(current).__name__} {_short(current)}" if isinstance(current, (list, dict, tuple))
+                else describe(current))
         raise self.error_at(
-            node, f"attribute '{attr}' holds the compile-time value {current!r} and is changed inside run-time "
-                  "control flow, where a compile-time value cannot follow the path taken",
-            hint=f"make it a run-time value where it is first set, e.g. `self.{attr} = "
-                 f"skc.{_run_time_type_name(current)}({current!r})`")
+            node, f"attribute '{attr}' holds the compile-time {held} and is bound to another ({describe(value)}) "
+                  "inside run-time control flow, where a compile-time value cannot follow the path taken (a loop's "
+                  "next iteration, and the paths that do not come here, would read the old one)",
+            hint=f"change what it holds in place through a name bound before the loop or branch (`held = "
+                 f"self.{attr}` before it, `held[i] = ...` or `held.field = ...` inside), which skc keeps in "
+                 "variables, or bind the attribute outside run-time control flow")
 
     def set_item(self, container, index, value, node):
         if isinstance(container, Dyn):
@@ -765,6 +780,15 @@ def _own_attribute(obj, attr: str):
     if own is None:
         return getattr(obj, attr, MISSING)
     return own.get(attr, MISSING)
+
+
+def _holds_values(value) -> bool:
+    """Whether a compile-time value is a container or an object whose elements or attributes may hold run-time
+    values (not None, a number, a string, a class, a module or a function)."""
+    if isinstance(value, (list, dict, tuple, set)):
+        return True
+    return hasattr(value, "__dict__") and not isinstance(value, (type, types.ModuleType, types.FunctionType,
+                                                                 types.MethodType, DType, PtrType))
 
 
 def _short(value) -> str:

@@ -1,0 +1,257 @@
+"""Containers and objects that a run-time loop carries from one iteration to the next: bound anew to an attribute
+inside the loop (`self.acc = acc`), or changed through a name bound inside it (`acc = self.acc; acc[j] = ...`), with
+or without a compile-time continue or break in an unrolled loop. One body is compiled for every iteration, so such a
+kernel is refused; it compiled before, and every iteration read the container as it was before the loop (2.0 where
+Python says 6.0). A container named before the loop and changed in place carries as Python says. Each kernel runs in
+the interpreter beside plain Python."""
+import numpy as np
+import pytest
+
+import skc
+
+ATTRIBUTE_REBOUND = "is bound to another .* inside run-time control flow"
+CHANGED_OUTSIDE = "an element of a list made outside this run-time loop or branch is changed inside it"
+
+
+def both(fn, n):
+    """fn run by skc (interpreter) and by Python on the same inputs: the two outputs (the @skc.func helpers run
+    in kernels only: their kernels are refused before Python runs)."""
+    got, want = np.zeros(4, np.float32), np.zeros(4, np.float32)
+    got[3] = want[3] = 7.0
+    skc.kernel(fn)[1, 1](got, n)
+    fn(want, n)
+    return got, want
+
+
+class Stencil:
+    """The report's kernel: a list of accumulators, copied, changed in an unrolled loop that skips an offset, and
+    bound back to the attribute on every run-time iteration."""
+
+    def __init__(self, value, jump):
+        self.acc = [value, value]
+        self.jump = jump
+
+    def __call__(self, n):
+        for r in range(n):
+            acc = list(self.acc)
+            for offset in skc.static_range(3):
+                if offset == 1:
+                    if self.jump == "continue":
+                        continue
+                    if self.jump == "break":
+                        break
+                for j in skc.static_range(2):
+                    acc[j] = acc[j] + 1.0
+            self.acc = acc
+
+
+class Box:
+    def __init__(self, value):
+        self.value = value
+
+
+class Holder:
+    def __init__(self, value):
+        self.box = Box(value)
+
+
+def stencil_continue(out, n: skc.i32):
+    s = Stencil(out[3], "continue")
+    s(n)
+    out[0] = s.acc[0]
+
+
+def stencil_break(out, n: skc.i32):
+    s = Stencil(out[3], "break")
+    s(n)
+    out[0] = s.acc[0]
+
+
+def stencil_without_jump(out, n: skc.i32):
+    s = Stencil(out[3], None)
+    s(n)
+    out[0] = s.acc[0]
+
+
+def nested_static_continue(out, n: skc.i32):
+    s = Stencil(out[3], None)
+    for r in range(n):
+        acc = list(s.acc)
+        for a in skc.static_range(2):
+            for offset in skc.static_range(3):
+                if offset == 1:
+                    continue
+                acc[0] = acc[0] + 1.0
+        s.acc = acc
+    out[0] = s.acc[0]
+
+
+def while_continue(out, n: skc.i32):
+    s = Stencil(out[3], None)
+    i = 0
+    while i < n:
+        acc = list(s.acc)
+        for offset in skc.static_range(3):
+            if offset == 1:
+                continue
+            acc[0] = acc[0] + 1.0
+        s.acc = acc
+        i += 1
+    out[0] = s.acc[0]
+
+
+@skc.func
+def bump_skipping(acc):
+    for offset in skc.static_range(3):
+        if offset == 1:
+            continue
+        acc[0] = acc[0] + 1.0
+
+
+def helper_continue(out, n: skc.i32):
+    s = Stencil(out[3], None)
+    for r in range(n):
+        acc = list(s.acc)
+        bump_skipping(acc)
+        s.acc = acc
+    out[0] = s.acc[0]
+
+
+@skc.func
+def bump_unless(acc, offset):
+    if offset == 1:
+        return
+    acc[0] = acc[0] + 1.0
+
+
+def helper_return(out, n: skc.i32):
+    s = Stencil(out[3], None)
+    for r in range(n):
+        acc = list(s.acc)
+        for offset in skc.static_range(3):
+            bump_unless(acc, offset)
+        s.acc = acc
+    out[0] = s.acc[0]
+
+
+def dict_attribute(out, n: skc.i32):
+    s = Box({"a": out[3]})
+    for r in range(n):
+        acc = dict(s.value)
+        for offset in skc.static_range(3):
+            if offset == 1:
+                continue
+            acc["a"] = acc["a"] + 1.0
+        s.value = acc
+    out[0] = s.value["a"]
+
+
+def object_attribute(out, n: skc.i32):
+    h = Holder(out[3])
+    for r in range(n):
+        box = Box(h.box.value)
+        for offset in skc.static_range(3):
+            if offset == 1:
+                continue
+            box.value = box.value + 1.0
+        h.box = box
+    out[0] = h.box.value
+
+
+def object_rebound(out, n: skc.i32):   # no unrolled loop at all
+    h = Holder(out[3])
+    for r in range(n):
+        h.box = Box(h.box.value + 1.0)
+    out[0] = h.box.value
+
+
+def object_in_branch(out, n: skc.i32):
+    h = Holder(out[3])
+    if n > 0:
+        h.box = Box(out[3] + 1.0)
+    out[0] = h.box.value
+
+
+def tuple_rebound(out, n: skc.i32):
+    h = Box((out[3],))
+    for r in range(n):
+        h.value = (h.value[0] + 1.0,)
+        out[r % 3] = h.value[0]
+
+
+@pytest.mark.parametrize("fn", [stencil_continue, stencil_break, stencil_without_jump, nested_static_continue,
+                                while_continue, helper_continue, dict_attribute, object_attribute,
+                                object_rebound, object_in_branch, tuple_rebound])
+def test_an_attribute_bound_to_another_container_in_run_time_flow_is_refused(fn):
+    with pytest.raises(skc.CompileError, match=ATTRIBUTE_REBOUND) as info:
+        both(fn, 3)
+    assert "before the loop or branch" in info.value.hint
+
+
+def test_an_early_return_of_a_helper_under_a_compile_time_if_is_refused_as_without_it():
+    # (the helper's run-time-looking return is a compile-time one: the element change meets the loop's refusal)
+    with pytest.raises(skc.CompileError, match=CHANGED_OUTSIDE):
+        both(helper_return, 3)
+
+
+class InPlace:
+    def __init__(self, value):
+        self.acc = [value, value]
+
+    def __call__(self, n):
+        acc = self.acc   # (named before the loop: its elements carry)
+        for r in range(n):
+            for offset in skc.static_range(3):
+                if offset == 1:
+                    continue
+                for j in skc.static_range(2):
+                    acc[j] = acc[j] + 1.0
+
+
+def in_place(out, n: skc.i32):
+    s = InPlace(out[3])
+    s(n)
+    out[0] = s.acc[0]
+    out[1] = s.acc[1]
+
+
+def made_in_the_loop(out, n: skc.i32):
+    total = out[3]
+    for r in range(n):
+        acc = [total]
+        if r >= 0:
+            acc[0] = acc[0] + 1.0
+        total = acc[0]
+    out[0] = total
+
+
+@pytest.mark.parametrize("fn", [in_place, made_in_the_loop])
+@pytest.mark.parametrize("n", [0, 3])
+def test_containers_changed_in_place_carry_as_python_says(fn, n):
+    got, want = both(fn, n)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_the_reported_stencil_of_tiles_is_refused():
+    class Tiles:
+        def __init__(self):
+            self.acc = [skc.full(2, 0.0, skc.f32) for _ in skc.static_range(2)]
+
+        def __call__(self, n):
+            for r in range(n):
+                acc = list(self.acc)
+                for offset in skc.static_range(3):
+                    if offset == 1:
+                        continue
+                    for j in skc.static_range(2):
+                        acc[j] = acc[j] + 1.0
+                self.acc = acc
+
+    @skc.kernel(block=1)
+    def k(out: skc.Ptr[skc.f32], n: skc.i32):
+        s = Tiles()
+        s(n)
+        skc.store(out, s.acc[0][0])
+
+    with pytest.raises(skc.CompileError, match="attribute 'acc' holds the compile-time list"):
+        k[1, 1](np.zeros(1, np.float32), 3)
