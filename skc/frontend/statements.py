@@ -356,6 +356,11 @@ class StatementEvaluator:
         env = self.frame.env
         for name in subscripted_names(stmts):
             container = env.get(name)
+            if self.scope_stack and not self.made_in_this_scope(container):
+                # (a container from outside the run-time loop or branch open here, reached by another name: a slot
+                # made here would take the element's value again on every iteration, and hold none on the paths
+                # that skip this point; set_item refuses the change instead)
+                continue
             items = (enumerate(container) if isinstance(container, list) else
                      list(container.items()) if isinstance(container, dict) else ())
             for key, item in items:

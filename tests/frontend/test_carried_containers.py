@@ -194,6 +194,52 @@ def test_an_early_return_of_a_helper_under_a_compile_time_if_is_refused_as_witho
         both(helper_return, 3)
 
 
+class Aliased:
+    def __init__(self, value, jump):
+        self.acc = [value, value]
+        self.jump = jump
+
+    def __call__(self, n):
+        for r in range(n):
+            acc = self.acc   # (named inside the loop: the run-time loop does not see the list)
+            for offset in skc.static_range(3):
+                if offset == 1:
+                    if self.jump:
+                        continue
+                for j in skc.static_range(2):
+                    acc[j] = acc[j] + 1.0
+
+
+def aliased_continue(out, n: skc.i32):
+    s = Aliased(out[3], True)
+    s(n)
+    out[0] = s.acc[0]
+
+
+def aliased_in_branch(out, n: skc.i32):
+    acc = [out[3]]
+    for r in range(n):
+        alias = acc
+        if r >= 0:
+            alias[0] = alias[0] + 1.0
+    out[0] = acc[0]
+
+
+def aliased_in_helper(out, n: skc.i32):
+    acc = [out[3], out[3]]
+    for r in range(n):
+        bump_skipping(acc)
+    out[0] = acc[0]
+
+
+@pytest.mark.parametrize("fn", [aliased_continue, aliased_in_branch, aliased_in_helper])
+def test_a_list_from_outside_the_loop_changed_through_another_name_is_refused(fn):
+    # (the unrolled loop or the `if` kept its elements in variables made inside the run-time loop: each iteration
+    # started again from the value before the loop, and a loop run zero times left them unset)
+    with pytest.raises(skc.CompileError, match=CHANGED_OUTSIDE):
+        both(fn, 3)
+
+
 class InPlace:
     def __init__(self, value):
         self.acc = [value, value]
