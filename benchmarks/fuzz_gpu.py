@@ -1,9 +1,11 @@
 """Random kernels on the GPU against the CPU interpreter (and both against the Python reference).
 
-    python benchmarks/fuzz_gpu.py --count 1000 --seed 2026 [--per-batch 100] [--known-bugs]
+    python benchmarks/fuzz_gpu.py --count 1000 --seed 2026 [--per-batch 100] [--known-bugs] [--extra]
 
 Programs come from tests/fuzz/fuzzgen.py; a batch of --per-batch programs is one kernel (program b runs in block
-b), so 1000 programs are 10 compiles and 10 launches. Prints each mismatch with the program's source and the
+b), so 1000 programs are 10 compiles and 10 launches. --extra adds fuzzgen's extra constructs (integers of
+mixed widths, // and % by negative divisors, wide shifts, float to integer casts, f16/bf16, min/max of NaN and -0.0,
+while True and loops with else). Prints each mismatch with the program's source and the
 inputs of a thread that shows it; exits 1 when there is any. Without a GPU it checks the interpreter alone.
 """
 import argparse
@@ -53,12 +55,12 @@ def run_batch(job):
     import contextlib
     import io
 
-    seed, count, known_bugs, folder = job
+    seed, count, known_bugs, folder, extra = job
     warnings.simplefilter("ignore", RuntimeWarning)
     out = io.StringIO()
     timings = {"compile+gpu": 0.0, "interpreter": 0.0}
     with contextlib.redirect_stdout(out):
-        batch = fuzzgen.Batch(seed, count, known_bugs=known_bugs)
+        batch = fuzzgen.Batch(seed, count, known_bugs=known_bugs, extra=extra)
         want = batch.reference(folder)
         kernel = batch.kernel(folder)
         t0 = time.perf_counter()
@@ -89,13 +91,14 @@ def main():
     parser.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1),
                         help="worker processes (each compiles and launches its own batches)")
     parser.add_argument("--known-bugs", action="store_true")
+    parser.add_argument("--extra", action="store_true", help="fuzzgen's extra constructs too (Batch(extra=True))")
     args = parser.parse_args()
     gpu = skc.gpu_available()
     print(f"fuzzing {args.count} kernels from seed {args.seed} in {args.jobs} processes: " +
           ("GPU, interpreter and Python reference" if gpu else "no GPU: interpreter against the Python reference"))
     folder = tempfile.mkdtemp(prefix="skc-fuzz-")
     jobs = [(args.seed * 1000 + index, min(args.per_batch, args.count - index * args.per_batch), args.known_bugs,
-             folder) for index in range(-(-args.count // args.per_batch))]
+             folder, args.extra) for index in range(-(-args.count // args.per_batch))]
     started = time.perf_counter()
     bad = done = 0
     timings = {"compile+gpu": 0.0, "interpreter": 0.0}

@@ -69,9 +69,11 @@ def main():
     parser.add_argument("--batch", type=int, default=9)
     parser.add_argument("--per-batch", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--extra", action="store_true", help="a batch of fuzz_gpu.py --extra")
     args = parser.parse_args()
     warnings.simplefilter("ignore", RuntimeWarning)
-    batch = fuzzgen.Batch(args.seed * 1000 + args.batch, args.per_batch)   # as fuzz_gpu.py numbers its batches
+    batch = fuzzgen.Batch(args.seed * 1000 + args.batch, args.per_batch,   # as fuzz_gpu.py numbers its batches
+                          extra=args.extra)
     folder = tempfile.mkdtemp(prefix="skc-fuzz-isolate-")
     want_ref = batch.reference(folder)
     kernel = batch.kernel(folder)

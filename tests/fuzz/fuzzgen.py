@@ -63,6 +63,41 @@ def fsqrt(x):
 '''
 
 
+# extra=True programs also convert between integer widths, to f16/bf16 and from floats to integers: the casts are
+# skc's in the kernel and, in the reference, the documented meaning (docs/ir.md arith.cast: an integer wraps to the
+# width; a float truncates toward zero and saturates, NaN gives 0; a float rounds to nearest even)
+EXTRA_SKC_HEADER = '''
+U8, I8, U16, I16, U32, I32, I64 = skc.u8, skc.i8, skc.u16, skc.i16, skc.u32, skc.i32, skc.i64
+F16, BF16, F32 = skc.f16, skc.bf16, skc.f32
+'''
+
+EXTRA_REFERENCE_HEADER = '''
+import ml_dtypes
+
+
+def _int(x, bits, signed):
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    if isinstance(x, float):
+        return 0 if x != x else lo if x <= lo else hi if x >= hi else int(x)
+    x = int(x) & ((1 << bits) - 1)
+    return x - (1 << bits) if x > hi else x
+
+
+def U8(x): return _int(x, 8, False)
+def I8(x): return _int(x, 8, True)
+def U16(x): return _int(x, 16, False)
+def I16(x): return _int(x, 16, True)
+def U32(x): return _int(x, 32, False)
+def I32(x): return _int(x, 32, True)
+def I64(x): return _int(x, 64, True)
+def F16(x): return float(np.float16(x))
+def BF16(x): return float(ml_dtypes.bfloat16(x))
+def F32(x): return float(np.float32(x))
+'''
+
+NARROW = ("U8", "I8", "U16", "I16")
+
+
 def _kernel_source(count: int) -> str:
     lines = ["", "", "@skc.kernel",
              "def batch(xi: skc.Ptr[skc.i32], xf: skc.Ptr[skc.f32], oi: skc.Ptr[skc.i32], of: skc.Ptr[skc.f32]):",
@@ -88,8 +123,10 @@ class Program:
 
     INT_LITERALS = (0, 1, 2, 3, 7, -1, -5, 100, -100, 255, 65535, 2147483647, -2147483647, 1 << 20)
 
-    def __init__(self, rng: np.random.Generator, name: str, known_bugs: bool = False, depth: int = 3):
+    def __init__(self, rng: np.random.Generator, name: str, known_bugs: bool = False, depth: int = 3,
+                 extra: bool = False):
         self.rng, self.name, self.known_bugs, self.max_depth = rng, name, known_bugs, depth
+        self.extra = extra       # also the constructs of _extra_int, _extra_float, _extra_cond and _extra_statement
         self.counter = 0
         self.helpers: list = []      # (name, source, returns 'int' or 'float')
         for h in range(int(rng.integers(0, 3))):
@@ -115,10 +152,12 @@ class Program:
                 return str(self._pick(self.INT_LITERALS)), True
             name, const = self._pick(ints)
             return name, const
-        kind = int(self.rng.integers(0, 12))
+        kind = int(self.rng.integers(0, 20 if self.extra else 12))
         if kind == 11 and self.helpers and self._chance(0.5):
             return self._call_helper(ints, floats, depth, "int")
         a, b = self._nonconst_pair(ints, floats, depth, self.int_expr)
+        if kind >= 12:
+            return self._extra_int(kind - 12, a, b, ints, floats, depth), False
         if kind == 0:
             return f"W({a} {self._pick(['+', '-', '*'])} {b})", False
         if kind == 1:
@@ -145,13 +184,15 @@ class Program:
             if self._chance(0.15):
                 return repr(int(self.rng.integers(-64, 65)) / 8), True
             return self._pick(floats)
-        kind = int(self.rng.integers(0, 9))
+        kind = int(self.rng.integers(0, 13 if self.extra else 9))
         if kind == 8 and self.helpers and self._chance(0.5):
             return self._call_helper(ints, floats, depth, "float")
         if kind == 0:
             x, _ = self._nonconst(ints, floats, depth, self.int_expr)
             return f"F(float({x}))", False
         a, b = self._nonconst_pair(ints, floats, depth, self.float_expr)
+        if kind >= 9:
+            return self._extra_float(kind - 9, a, b, ints, floats, depth), False
         if kind in (1, 2):
             return f"F({a} {self._pick(['+', '-', '*'])} {b})", False
         if kind == 3:
@@ -164,7 +205,9 @@ class Program:
         return f"F({a} {self._pick(['+', '-', '*'])} {b})", False
 
     def cond(self, ints, floats, depth=0) -> str:
-        kind = int(self.rng.integers(0, 6))
+        kind = int(self.rng.integers(0, 8 if self.extra else 6))
+        if kind >= 6:
+            return self._extra_cond(ints, floats, depth)
         if depth < 3 and kind == 4:
             return f"({self.cond(ints, floats, depth + 1)} {self._pick(['and', 'or'])} " \
                    f"{self.cond(ints, floats, depth + 1)})"
@@ -174,6 +217,76 @@ class Program:
         expr = self.float_expr if kind == 3 else self.int_expr
         a, b = self._nonconst_pair(ints, floats, depth + 1, expr)
         return f"({a} {op} {b})"
+
+    # -- extra=True: what users write that the first generator left out ----------------------------------
+    def _extra_int(self, kind, a, b, ints, floats, depth) -> str:
+        """Python's // and % by negative divisors, shifts by up to 63, narrow and unsigned and 64-bit integers in
+        one expression (each narrow result wrapped to a width, so C's promotions and skc's agree on it), float to
+        integer casts out of range, select chains."""
+        if kind == 0:   # odd divisors in -127..127
+            return f"W({a} {self._pick(['//', '%'])} ((({b}) & 255) - 128 | 1))"
+        if kind == 1:
+            return self._pick([f"W({a} << ({b} & 63))", f"({a} >> ({b} & 63))"])
+        if kind == 2:
+            outer, other = self._pick(NARROW), self._pick(NARROW)
+            op = self._pick(["+", "-", "*", "&", "|", "^", "//", "%"])
+            right = f"{other}({b} | 1)" if op in ("//", "%") else f"{other}({b})"
+            return f"I32({outer}({outer}({a}) {op} {right}))"
+        if kind == 3:
+            return self._pick([f"I32(U32({a}) {self._pick(['+', '-', '*', '&', '|', '^'])} U32({b}))",
+                               f"I32(U32({a}) {self._pick(['//', '%'])} U32({b} | 1))",
+                               f"I32(U32({a}) >> ({b} & 31))",
+                               "I32({0}({0}({1}) << ({2} & 15)))".format(self._pick(NARROW), a, b),
+                               f"I32({self._pick(NARROW)}({a}) >> ({b} & 15))"])
+        if kind == 4:
+            return f"I32((I64({a}) * I64({b})) >> {self._pick(['16', '31', '32', '33', f'({b} & 63)'])})"
+        if kind == 5:
+            x, _ = self._nonconst(ints, floats, depth, self.float_expr)
+            return self._pick([f"I32({self._pick(NARROW + ('U32', 'I32'))}({x}))", f"I32(I64({x}) >> 24)",
+                               f"I32({x})"])
+        c = self._nonconst(ints, floats, depth, self.int_expr)[0]
+        return f"({a} if {self.cond(ints, floats, depth + 1)} else {b} if {self.cond(ints, floats, depth + 1)} else {c})"
+
+    def _extra_float(self, kind, a, b, ints, floats, depth) -> str:
+        """Python's min/max (NaN and -0.0 by position), % by a negative or positive divisor, f16/bf16 arithmetic
+        with its rounding, integers of other widths to f32."""
+        if kind == 0:
+            return f"{self._pick(['min', 'max'])}({a}, {b})"
+        if kind == 1:
+            return self._pick([f"F({a} % F(abs({b}) + 0.5))", f"F({a} % F(-0.5 - abs({b})))"])
+        if kind == 2:
+            half, other = self._pick(["F16", "BF16"]), self._pick(["F16", "BF16"])
+            op = self._pick(["+", "-", "*"])
+            return f"F32({half}({half}({a}) {op} {other}({b})))"
+        x, _ = self._nonconst(ints, floats, depth, self.int_expr)
+        return f"F32({self._pick(NARROW + ('U32',))}({x}))"
+
+    def _extra_cond(self, ints, floats, depth) -> str:
+        """Comparisons of narrow and unsigned integers (promoted as C promotes) and of halves."""
+        a, b = self._nonconst_pair(ints, floats, depth + 1, self.int_expr)
+        op = self._pick(["<", "<=", "==", "!=", ">", ">="])
+        if self._chance(0.3):
+            x, y = self._nonconst_pair(ints, floats, depth + 1, self.float_expr)
+            half = self._pick(["F16", "BF16"])
+            return f"({half}({x}) {op} {half}({y}))"
+        left, right = self._pick(NARROW + ("U32",)), self._pick(NARROW)
+        return f"({left}({a}) {op} {'U32' if left == 'U32' else right}({b}))"
+
+    def _extra_statement(self, ints, floats, indent) -> list:
+        """`while True:` left by a break, and for/while loops with an `else:` (run unless a break left)."""
+        pad = "    " * indent
+        var = self._fresh("w")
+        bound = self._nonconst(ints, floats, 1, self.int_expr)[0]
+        inner = ints + [(var, False)]
+        body = self._block(inner, floats, indent + 1, "run", int(self.rng.integers(1, 4)))
+        if self._chance(0.5):
+            return ([f"{pad}{var} = xi[o] & 0", f"{pad}while True:", f"{pad}    {var} = {var} + 1",
+                     f"{pad}    if {var} > (({bound}) & 7):", f"{pad}        break"] + body)
+        head = (f"{pad}for {var} in range(({bound}) & 7):" if self._chance(0.5) else
+                f"{pad}while {var} < (({bound}) & 7):")
+        lines = ([f"{pad}{var} = xi[o] & 0", head] + ([f"{pad}    {var} = {var} + 1"] if "while" in head else [])
+                 + body + [f"{pad}else:"])
+        return lines + self._block(ints, floats, indent + 1, None, int(self.rng.integers(1, 3)))
 
     def _nonconst(self, ints, floats, depth, make):
         for _ in range(20):
@@ -251,7 +364,9 @@ class Program:
     def _statement(self, ints, floats, indent, loop) -> list:
         pad = "    " * indent
         nested = indent < self.max_depth + 1
-        kind = int(self.rng.integers(0, 10))
+        kind = int(self.rng.integers(0, 12 if self.extra else 10))
+        if kind >= 10 and nested:
+            return self._extra_statement(ints, floats, indent)
         if kind <= 3 or not nested:
             if self._chance(0.55):
                 target = f"i{int(self.rng.integers(0, NV))}"
@@ -319,13 +434,15 @@ class Program:
 class Batch:
     """`count` programs from `seed`: their source for skc and for the reference, and their inputs."""
 
-    def __init__(self, seed: int, count: int, known_bugs: bool = False):
+    def __init__(self, seed: int, count: int, known_bugs: bool = False, extra: bool = False):
         rng = np.random.default_rng(seed)
-        self.seed, self.count = seed, count
-        self.programs = [Program(rng, f"p{k}", known_bugs) for k in range(count)]
+        self.seed, self.count, self.extra = seed, count, extra
+        self.programs = [Program(rng, f"p{k}", known_bugs, extra=extra) for k in range(count)]
         body = "\n\n\n".join(p.source for p in self.programs)
-        self.skc_source = SKC_HEADER + "\n\n" + body + "\n" + _kernel_source(count)
-        self.reference_source = REFERENCE_HEADER + "\n\n" + body + "\n"
+        skc_header, reference_header = ((SKC_HEADER + EXTRA_SKC_HEADER, REFERENCE_HEADER + EXTRA_REFERENCE_HEADER)
+                                        if extra else (SKC_HEADER, REFERENCE_HEADER))
+        self.skc_source = skc_header + "\n\n" + body + "\n" + _kernel_source(count)
+        self.reference_source = reference_header + "\n\n" + body + "\n"
         size = count * T * NV
         special = np.array([0, 1, -1, 2147483647, -2147483648, 65535, -65536, 12345678], np.int64)
         ints = rng.integers(-2 ** 31, 2 ** 31, size, dtype=np.int64)
@@ -335,11 +452,15 @@ class Batch:
         self.xi = ints.astype(np.int32)
         floats = rng.standard_normal(size) * np.where(rng.random(size) < 0.1, 1e30, 4.0)
         floats = np.where(rng.random(size) < 0.1, np.round(floats), floats)
+        if extra:   # NaN, infinities, -0.0 and the edges of the integer types' ranges, for min/max, % and casts
+            special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 0.5, -0.5, 127.5, -128.9, 255.9, 256.0, 65535.5,
+                                -32768.5, 2147483648.0, -2147483904.0, 4294967296.0, 3e9, 1e-40, 65520.0, 3.4e38])
+            floats = np.where(rng.random(size) < 0.2, special[rng.integers(0, len(special), size)], floats)
         self.xf = floats.astype(np.float32)
 
     def reference(self, folder: str):
         """The outputs (int32 and float32 arrays) of the programs run as plain Python, thread by thread."""
-        module = load_module(self.reference_source, folder, f"fuzz_ref_{self.seed}_{self.count}")
+        module = load_module(self.reference_source, folder, f"fuzz_ref_{self.seed}_{self.count}{'x' * self.extra}")
         xi, xf = [int(v) for v in self.xi], [float(v) for v in self.xf]
         oi, of = [0] * len(xi), [0.0] * len(xf)
         for k in range(self.count):
@@ -350,7 +471,7 @@ class Batch:
 
     def kernel(self, folder: str):
         """The skc kernel running program b in block b (grid = count blocks of T threads)."""
-        return load_module(self.skc_source, folder, f"fuzz_skc_{self.seed}_{self.count}").batch
+        return load_module(self.skc_source, folder, f"fuzz_skc_{self.seed}_{self.count}{'x' * self.extra}").batch
 
 
 def load_module(source: str, folder: str, name: str):

@@ -3,7 +3,9 @@ break/continue, early returns, static_range, inlined @skc.func helpers) in the C
 same source run as plain Python with int32/float32 semantics made explicit (fuzzgen.py).
 
 CI runs SKC_FUZZ_COUNT programs (default 240, about 20 s) from SKC_FUZZ_SEED (default fixed); set them for more.
-SKC_FUZZ_KNOWN_BUGS=1 also generates the patterns of known frontend bugs (off until they are fixed).
+SKC_FUZZ_KNOWN_BUGS=1 also generates the patterns of known frontend bugs (off until they are fixed). Batch(extra=True)
+adds what users write that the first generator left out (mixed integer widths, negative divisors, wide shifts, casts
+out of range, f16/bf16, NaN and -0.0, loops with else; fifty-fifth session: seeds 5501-5521, no disagreement).
 The GPU against the interpreter: benchmarks/fuzz_gpu.py (and test_fuzz_gpu below, gpu-marked).
 """
 from __future__ import annotations
@@ -50,6 +52,35 @@ def test_interpreter_matches_python(index, tmp_path):
     got_i, got_f = run_interpreter(batch, str(tmp_path))
     found = fuzzgen.mismatches(batch, got_i, got_f, want_i, want_f)
     assert not found, _report(batch, found)
+
+
+@pytest.mark.parametrize("seed", [5501, 5502])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_interpreter_matches_python_in_the_extra_constructs(seed, tmp_path):
+    """fuzzgen's extra=True programs: // and % by negative divisors, shifts by up to 63, u8/i8/u16/i16/u32/i64 in one
+    expression, float to integer casts out of range and of NaN, f16/bf16 arithmetic, min/max of NaN and -0.0, % of
+    floats, select chains, `while True:` and loops with `else:`, on inputs with NaN, infinities and -0.0."""
+    batch = fuzzgen.Batch(seed, 20, extra=True)
+    want_i, want_f = batch.reference(str(tmp_path))
+    got_i, got_f = run_interpreter(batch, str(tmp_path))
+    found = fuzzgen.mismatches(batch, got_i, got_f, want_i, want_f)
+    assert not found, _report(batch, found)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_the_extra_reference_models_the_documented_casts(tmp_path):
+    """The extra reference's casts are docs/ir.md's arith.cast: integers wrap, floats truncate and saturate (NaN gives
+    0), f16 and bf16 round to nearest even; and an extra batch holds each construct it promises."""
+    module = fuzzgen.load_module(fuzzgen.REFERENCE_HEADER + fuzzgen.EXTRA_REFERENCE_HEADER, str(tmp_path), "fuzz_x")
+    assert (module.U8(-1), module.I8(200), module.U16(-2), module.I16(40000), module.U32(-1)) == \
+        (255, -56, 65534, -25536, 4294967295)
+    assert (module.I32(float("nan")), module.I32(3e9), module.I32(-3e9), module.I32(-2.7), module.U8(-3.5),
+            module.U8(300.0), module.I64(float("inf"))) == (0, 2147483647, -2147483648, -2, 0, 255, 2 ** 63 - 1)
+    assert module.F16(1.0 + 2 ** -11) == 1.0 and module.BF16(1.0 + 3 * 2 ** -9) == 1.0 + 2 ** -7
+    source = fuzzgen.Batch(5501, 20, extra=True).skc_source
+    for construct in ("- 128 | 1)", "& 63)", "I32(U32(", "I64(", "I32(I8(", "F16(", "BF16(", "min(", "max(",
+                      "% F(", "while True:", " else ", "F32(U"):
+        assert construct in source, construct
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
