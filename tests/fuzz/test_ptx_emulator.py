@@ -33,6 +33,18 @@ def test_fuzz_kernels_ptx_matches_the_interpreter(seed, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_fuzz_kernels_of_the_extra_constructs_ptx_matches_the_interpreter(tmp_path):
+    """fuzzgen's extra=True constructs (mixed integer widths, wide shifts, // and % by negative divisors, float to
+    integer casts out of range and of NaN, f16/bf16, NaN and -0.0) in the PTX: the casts' saturation (cvt.rzi in inline
+    asm to 32 and 64 bits, llvm.fpto[su]i.sat to narrower integers) and NaN's 0 among them."""
+    batch = fuzzgen.Batch(5510, 20, extra=True)
+    kernel, want_i, want_f = _interpret(batch, str(tmp_path))
+    got_i, got_f = ptx_emulator.run_batch(batch, _ptx(kernel, batch))
+    found = fuzzgen.mismatches(batch, got_i, got_f, want_i, want_f)
+    assert not found, found[:5]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_the_emulator_sees_a_wrong_instruction(tmp_path):
     """Its agreement means something: PTX with one float op swapped (mul.rn -> div.rn) gives other outputs, and its
     add.rn.f32 rounds to nearest even (1 + 2^-24 is 1 in f32)."""
