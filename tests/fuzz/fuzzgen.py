@@ -69,6 +69,36 @@ def fsqrt(x):
 EXTRA_SKC_HEADER = '''
 U8, I8, U16, I16, U32, I32, I64 = skc.u8, skc.i8, skc.u16, skc.i16, skc.u32, skc.i32, skc.i64
 F16, BF16, F32 = skc.f16, skc.bf16, skc.f32
+
+
+@skc.func
+def A_ADD(p, i, v):
+    return skc.atomic_add(p + i, v)
+
+
+@skc.func
+def A_MIN(p, i, v):
+    return skc.atomic_min(p + i, v)
+
+
+@skc.func
+def A_MAX(p, i, v):
+    return skc.atomic_max(p + i, v)
+
+
+@skc.func
+def A_XOR(p, i, v):
+    return skc.atomic_xor(p + i, v)
+
+
+@skc.func
+def A_XCHG(p, i, v):
+    return skc.atomic_xchg(p + i, v)
+
+
+@skc.func
+def A_CAS(p, i, c, v):
+    return skc.atomic_cas(p + i, c, v)
 '''
 
 EXTRA_REFERENCE_HEADER = '''
@@ -93,6 +123,18 @@ def I64(x): return _int(x, 64, True)
 def F16(x): return float(np.float16(x))
 def BF16(x): return float(ml_dtypes.bfloat16(x))
 def F32(x): return float(np.float32(x))
+
+
+def _atomic(combine):   # an atomic on the thread's own slot: no other thread touches it, so it is a plain update
+    def apply(p, i, *values):
+        old = p[i]
+        p[i] = combine(old, *values)
+        return old
+    return apply
+
+
+A_ADD, A_MIN, A_MAX = _atomic(lambda a, v: W(a + v)), _atomic(min), _atomic(max)
+A_XOR, A_XCHG, A_CAS = _atomic(lambda a, v: a ^ v), _atomic(lambda a, v: v), _atomic(lambda a, c, v: v if a == c else a)
 '''
 
 NARROW = ("U8", "I8", "U16", "I16")
@@ -235,10 +277,12 @@ class Program:
         if kind == 3:
             return self._pick([f"I32(U32({a}) {self._pick(['+', '-', '*', '&', '|', '^'])} U32({b}))",
                                f"I32(U32({a}) {self._pick(['//', '%'])} U32({b} | 1))",
-                               f"I32(U32({a}) >> ({b} & 31))",
+                               f"I32(U32({a}) >> ({b} & 63))",
                                "I32({0}({0}({1}) << ({2} & 15)))".format(self._pick(NARROW), a, b),
                                f"I32({self._pick(NARROW)}({a}) >> ({b} & 15))"])
         if kind == 4:
+            if self._chance(0.3):   # 64-bit shifts by up to 127 (the count's type is the value's, i64)
+                return self._pick([f"I32(I64(I64({a}) << I64({b} & 127)) >> 32)", f"I32(I64({a}) >> I64({b} & 127))"])
             return f"I32((I64({a}) * I64({b})) >> {self._pick(['16', '31', '32', '33', f'({b} & 63)'])})"
         if kind == 5:
             x, _ = self._nonconst(ints, floats, depth, self.float_expr)
@@ -273,8 +317,18 @@ class Program:
         return f"({left}({a}) {op} {'U32' if left == 'U32' else right}({b}))"
 
     def _extra_statement(self, ints, floats, indent) -> list:
-        """`while True:` left by a break, and for/while loops with an `else:` (run unless a break left)."""
+        """`while True:` left by a break, for/while loops with an `else:` (run unless a break left), the old value an
+        atomic on the thread's own output slot gives (the slot's earlier atomics, or 0; the outputs are stored last)."""
         pad = "    " * indent
+        if self._chance(0.25):
+            target, j = self._pick(ints)[0], int(self.rng.integers(0, NV))
+            if target not in {f"i{k}" for k in range(NV)}:
+                target = f"i{j}"
+            value = self._nonconst(ints, floats, 1, self.int_expr)[0]
+            if self._chance(0.2):
+                compare = self._pick([f"oi[o + {j}]", self._nonconst(ints, floats, 1, self.int_expr)[0]])
+                return [f"{pad}{target} = A_CAS(oi, o + {j}, {compare}, {value})"]
+            return [f"{pad}{target} = {self._pick(['A_ADD', 'A_MIN', 'A_MAX', 'A_XOR', 'A_XCHG'])}(oi, o + {j}, {value})"]
         var = self._fresh("w")
         bound = self._nonconst(ints, floats, 1, self.int_expr)[0]
         inner = ints + [(var, False)]

@@ -59,7 +59,8 @@ def test_interpreter_matches_python(index, tmp_path):
 def test_interpreter_matches_python_in_the_extra_constructs(seed, tmp_path):
     """fuzzgen's extra=True programs: // and % by negative divisors, shifts by up to 63, u8/i8/u16/i16/u32/i64 in one
     expression, float to integer casts out of range and of NaN, f16/bf16 arithmetic, min/max of NaN and -0.0, % of
-    floats, select chains, `while True:` and loops with `else:`, on inputs with NaN, infinities and -0.0."""
+    floats, select chains, `while True:` and loops with `else:`, atomics' old values, on inputs with NaN, infinities and
+    -0.0."""
     batch = fuzzgen.Batch(seed, 20, extra=True)
     want_i, want_f = batch.reference(str(tmp_path))
     got_i, got_f = run_interpreter(batch, str(tmp_path))
@@ -77,9 +78,10 @@ def test_the_extra_reference_models_the_documented_casts(tmp_path):
     assert (module.I32(float("nan")), module.I32(3e9), module.I32(-3e9), module.I32(-2.7), module.U8(-3.5),
             module.U8(300.0), module.I64(float("inf"))) == (0, 2147483647, -2147483648, -2, 0, 255, 2 ** 63 - 1)
     assert module.F16(1.0 + 2 ** -11) == 1.0 and module.BF16(1.0 + 3 * 2 ** -9) == 1.0 + 2 ** -7
-    source = fuzzgen.Batch(5501, 20, extra=True).skc_source
+    source = "".join(fuzzgen.Batch(seed, 20, extra=True).skc_source for seed in (5501, 5502))
     for construct in ("- 128 | 1)", "& 63)", "I32(U32(", "I64(", "I32(I8(", "F16(", "BF16(", "min(", "max(",
-                      "% F(", "while True:", " else ", "F32(U"):
+                      "% F(", "while True:", " else ", "F32(U", "= A_", "= A_CAS(", "<< I64(",
+                      ">> I64("):
         assert construct in source, construct
 
 
