@@ -6,7 +6,11 @@ identity `@skc.func`s (the kernel's values are i32 and f32 already); in the refe
 to int32 and `F` rounds a Python float (a double, in which one f32 operation is exact) to float32. Programs
 avoid undefined behaviour: divisors are odd and in 1..255, shift counts are masked to 0..31, no float is
 converted to an int, loops have small bounded trip counts, and no operation has two compile-time operands
-(Python would fold it at compile time without the W/F rounding of the reference).
+(Python would fold it at compile time without the W/F rounding of the reference). Batch(extra=True) goes where Python
+and C part ways or C is undefined, to what skc documents (docs/tutorial.md, docs/ir.md): // and % by negative divisors
+(Python's floor), shifts by up to the width and past it, float to integer casts out of range and of NaN; and adds integers of other widths (u8 ... i64, with casts named U8 ... I64
+that the reference defines as the documented casts), f16/bf16, NaN, infinities and -0.0 among the float inputs, loops
+with `else:`, `while True:` and atomics on a thread's own output slot.
 
 A batch is a module of `@func` programs `p0 ... pN-1` (each with helpers) and, in skc mode, one kernel that
 runs program b in block b: thread t of block b reads and writes NV ints and NV floats at offset
