@@ -329,17 +329,10 @@ class StatementEvaluator:
         if isinstance(current, Slot):
             current.store(value)
             return
-        if self.region_stack and (
-                (isinstance(container, (list, dict)) and (isinstance(value, Dyn) or semantics.is_number(value)))
-                or ((isinstance(index, slice) and isinstance(container, (list, bytearray)) or is_numpy_array(container))
-                    and not self.made_in_this_scope(container))):
-            # (a slice of a list, or a numpy array made in the kernel, changed here would change on every path too)
-            raise self.error_at(node, f"an element of a {type(container).__name__} made outside this run-time "
-                                      "loop or branch is changed inside it, where a compile-time container cannot "
-                                      "follow the path taken",
-                                hint="assign the element in the loop's own body (skc then keeps it in a variable), "
-                                     "or build the container inside the loop")
-        if mutable(value) and isinstance(container, (list, dict)) and not self.region_stack:
+        if self.region_stack or not self.on_every_path_here():
+            self.check_element_change(container, index, value, node)
+        if (mutable(value) and isinstance(container, (list, dict)) and not self.region_stack
+                and (self.on_every_path_here() or self.made_in_this_scope(container))):
             slot = Slot(value.type, "element")
             slot.store(value)
             value = slot
@@ -349,6 +342,36 @@ class StatementEvaluator:
             raise
         except Exception as e:
             raise self.python_error(node, e, f"assigning to an element of {describe(container)}") from e
+
+    def check_element_change(self, container, index, value, node):
+        """Inside run-time control flow, or past a run-time jump: a compile-time container made outside it (before
+        the jump) cannot change there. The change is made once, at compile time, so every path would see it: the
+        paths that do not come here (that jumped, or took the other branch) and a loop's next iteration."""
+        made_here = self.made_in_this_scope(container)
+        if isinstance(container, (list, dict)):
+            try:
+                held = container[index]
+            except (IndexError, KeyError, TypeError):
+                held = MISSING
+            changed = (self.region_stack and (isinstance(value, Dyn) or semantics.is_number(value))
+                       or not made_here and not _same(held, value))
+        else:   # (a slice of a bytearray, or a numpy array made in the kernel, changed here changes on every path too)
+            changed = not made_here and (isinstance(index, slice) and isinstance(container, bytearray)
+                                         or is_numpy_array(container))
+        if not changed:
+            return
+        kind = type(container).__name__
+        if self.region_stack:
+            raise self.error_at(node, f"an element of a {kind} made outside this run-time loop or branch is changed "
+                                      "inside it, where a compile-time container cannot follow the path taken",
+                                hint="assign the element in the loop's own body (skc then keeps it in a variable), "
+                                     "or build the container inside the loop")
+        raise self.error_at(node, f"an element of a {kind} made before a run-time break, continue or return is "
+                                  "changed past it, where a compile-time container cannot follow the path taken (the "
+                                  "paths that jumped skip this change, and would read it all the same)",
+                            hint="assign the element once before the jump, as a run-time value (`acc[0] = "
+                                 "skc.f32(acc[0])`; skc then keeps it in a variable every path reads), or build the "
+                                 "container past the jump")
 
     def keep_in_slots(self, stmts):
         """Before run-time control flow: the list elements and attributes these statements assign move into
