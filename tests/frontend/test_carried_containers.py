@@ -382,6 +382,25 @@ def array_past_break(out, n: skc.i32):
     out[0] = made[0]
 
 
+def augmented_past_break(out, n: skc.i32):
+    acc = [out[3], out[3]]
+    for i in skc.static_range(3):
+        if n > i:
+            break
+        alias = acc
+        alias[0] += 1.0
+    out[0] = acc[0]
+
+
+def inner_list_past_break(out, n: skc.i32):   # (by its own name: the loop keeps only acc's own elements)
+    acc = [[out[3]]]
+    for i in skc.static_range(3):
+        if n > i:
+            break
+        acc[0][0] = acc[0][0] + 1.0
+    out[0] = acc[0][0]
+
+
 class Marker:
     pass
 
@@ -396,7 +415,8 @@ def object_past_break(out, n: skc.i32):
 
 
 @pytest.mark.parametrize("fn", [aliased_past_break, aliased_past_continue, dict_past_break, nested_past_inner_break,
-                                nested_past_outer_break, number_past_break, array_past_break, object_past_break])
+                                nested_past_outer_break, number_past_break, array_past_break, object_past_break,
+                                augmented_past_break, inner_list_past_break])
 @pytest.mark.parametrize("n", [0, 1])
 def test_a_container_from_before_a_run_time_jump_changed_past_it_is_refused(fn, n):
     with pytest.raises(skc.CompileError, match=CHANGED_PAST_JUMP) as info:
