@@ -484,7 +484,7 @@ class Kernel:
             raise LaunchError(f"{name} must be an skc.TensorMap, found {type(arg).__name__}")
         if is_torch_tensor_type(type(arg)):   # (named here: tensor_facts says "a tensor")
             check_torch_readable(arg, name)
-        facts = tensor_facts(arg)
+        facts = tensor_facts(arg, name)
         if annotated is not None and annotated.kind == POINTER:
             if facts is None:
                 raise LaunchError(f"{name} must be a tensor or array of {annotated.type.elem}, "

@@ -129,8 +129,16 @@ def _storage_array(array: np.ndarray, dtype: ir.ScalarType) -> np.ndarray:
 
 def to_device(array, dtype=None, device=None) -> DeviceArray:
     """Copy a host array to the device (the current one unless given); dtype converts (e.g. skc.bf16)."""
-    host = np.asarray(array)
-    target_dtype = dtypes.to_ir(dtype) if dtype is not None else dtypes.from_numpy(host.dtype)
+    try:
+        host = np.asarray(array)
+        source = dtypes.from_numpy(host.dtype)
+    except (TypeError, ValueError) as error:   # (numpy's own, of a ragged list; UnsupportedDtypeError: None, strings)
+        raise LaunchError(f"to_device's array is a {type(array).__name__}, which holds no numbers of a type skc "
+                          f"takes ({error}): pass a numpy array, a CPU torch tensor or a list of numbers") from None
+    try:
+        target_dtype = dtypes.to_ir(dtype) if dtype is not None else source
+    except dtypes.UnsupportedDtypeError as error:
+        raise LaunchError(f"to_device's dtype: {error}") from None
     result = DeviceArray(host.shape, target_dtype, device)
     return result.copy_from(host)
 

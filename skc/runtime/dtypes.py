@@ -85,7 +85,12 @@ def to_ir(dtype) -> ir.ScalarType:
         return ir.ScalarType(dtype)
     if type(dtype).__module__.startswith("torch"):
         return from_torch(dtype)
-    return from_numpy(dtype)
+    try:
+        numpy_dtype = np.dtype(dtype)
+    except (TypeError, ValueError):   # (numpy's "Cannot interpret '0' as a data type")
+        raise UnsupportedDtypeError(f"{dtype!r} is not a dtype: pass one such as skc.f32, 'f32', np.float32 or "
+                                    f"torch.float32 ({_TAKES})") from None
+    return from_numpy(numpy_dtype)
 
 
 # -- bf16 <-> float32 (round to nearest even), for host-side conversions ------------------------

@@ -321,10 +321,18 @@ def _facts_function(kind: type) -> Optional[Callable]:
     return found
 
 
-def tensor_facts(arg) -> Optional[TensorFacts]:
-    """What a launch needs of a tensor-like argument, or None when arg is not one."""
+def tensor_facts(arg, name: str = "") -> Optional[TensorFacts]:
+    """What a launch needs of a tensor-like argument, or None when arg is not one. `name` ("k: argument 'x'") leads
+    the message of an element type skc lacks, which names only the type."""
     fn = _facts_function(type(arg))
-    return fn(arg) if fn is not None else None
+    if fn is None:
+        return None
+    if not name:
+        return fn(arg)
+    try:
+        return fn(arg)
+    except dtypes.UnsupportedDtypeError as error:
+        raise dtypes.UnsupportedDtypeError(f"{name}: {error}") from None
 
 
 def pointer_function(arg) -> Callable:

@@ -324,7 +324,7 @@ class DeviceLauncher:
             else:
                 if is_torch_tensor_type(type(arg)):
                     check_torch_readable(arg, f"{kernel}: argument '{param.name}'")
-                facts = tensor_facts(arg)
+                facts = tensor_facts(arg, f"{kernel}: argument '{param.name}'")
                 if facts is None:
                     raise LaunchError(f"{kernel}: argument '{param.name}' must be a device array or tensor, "
                                       f"found {type(arg).__name__}")
@@ -665,7 +665,7 @@ class InterpreterLauncher:
         for param, arg in zip(self.params, args):
             if param.kind == POINTER:
                 span, first = pointer_span(arg, param.name, kernel)
-                check_pointer_dtype(kernel, param, _element_type(arg, span))
+                check_pointer_dtype(kernel, param, _element_type(arg, span, f"{kernel}: argument '{param.name}'"))
                 values.append(memory.map_array(span, name=param.name) + first)
             elif param.kind == SCALAR:
                 values.append(check_scalar(kernel, param, arg))
@@ -680,15 +680,19 @@ class InterpreterLauncher:
             arg_names=[p.name for p in self.params])
 
 
-def _element_type(arg, view: np.ndarray) -> ir.ScalarType:
-    """The element type of a host array argument (its own dtype for skc arrays and tensors numpy lacks)."""
+def _element_type(arg, view: np.ndarray, what: str) -> ir.ScalarType:
+    """The element type of a host array argument (its own dtype for skc arrays and tensors numpy lacks); `what`
+    ("k: argument 'x'") leads the message of a type skc lacks."""
     if isinstance(arg, DeviceArray):
         return arg.dtype
     if not isinstance(arg, np.ndarray):
-        facts = tensor_facts(arg)
+        facts = tensor_facts(arg, what)
         if facts is not None:
             return facts.dtype
-    return dtypes.from_numpy(view.dtype)
+    try:
+        return dtypes.from_numpy(view.dtype)
+    except dtypes.UnsupportedDtypeError as error:
+        raise dtypes.UnsupportedDtypeError(f"{what}: {error}") from None
 
 
 def host_view(arg, name: str, kernel: str, strided: bool = False) -> np.ndarray:
@@ -736,7 +740,7 @@ def _host_array(arg, name: str, kernel: str) -> np.ndarray:
         return arg
     if is_torch_tensor_type(type(arg)):   # (named here: tensor_facts says "a tensor")
         check_torch_readable(arg, f"{kernel}: argument '{name}'")
-    facts = tensor_facts(arg)
+    facts = tensor_facts(arg, f"{kernel}: argument '{name}'")
     if facts is None:
         raise LaunchError(f"{kernel}: argument '{name}' must be an array or tensor, found {type(arg).__name__}")
     if facts.device[0] != "cpu":
