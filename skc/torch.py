@@ -233,12 +233,21 @@ def _check_devices(op: str, **tensors) -> None:
                                                f"{name}.to({lead}.device)"))
 
 
+def _check_tensors(op: str, **tensors) -> None:
+    """Each operand the schema types `Tensor` is one: torch's dispatcher lets None through for it (as an undefined
+    tensor), and the checks after this one read its shape."""
+    for name, x in tensors.items():
+        _check(isinstance(x, torch.Tensor),
+               lambda name=name, x=x: f"{op}'s {name} is a tensor, found {type(x).__name__}: pass a torch tensor")
+
+
 def _check_operands(a, b, bias, c, activation) -> tuple:
     """The shape of a valid problem's result, torch.matmul's: a 1-D a is a row and a 1-D b a column (the added
     dimension removed), and the dimensions before the last two are batch dimensions, broadcast against each other
     (each pair equal, or one of them 1); the messages match what skc.blocks.matmul says at launch."""
     from .blocks.host_plans import read_transposed
 
+    _check_tensors("skc::matmul", a=a, b=b)
     _check(a.dim() >= 1 and b.dim() >= 1,
                  lambda: f"matmul: both operands need a dimension at least, as torch.matmul's do; a is "
                          f"{tuple(a.shape)}, b is {tuple(b.shape)}")
@@ -254,7 +263,7 @@ def _check_operands(a, b, bias, c, activation) -> tuple:
         _check(m == n or m == 1 or n == 1,
                      lambda: f"matmul: the batch sizes differ: a is {tuple(a.shape)}, b is {tuple(b.shape)} (batch "
                              "dimensions broadcast as torch.matmul's: each pair equal, or one of them 1)")
-    _check(a_shape[-1] == b_shape[-2], lambda: f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: "
+    _check(a_shape[-1] == b_shape[-2], lambda: f"cannot multiply a {tuple(a.shape)} by b {tuple(b.shape)}: "
                                                      f"inner dimensions differ")
     batch = tuple(m if n == 1 else n for m, n in zip(a_batch, b_batch))
     shape = (*batch, *a_shape[-2:-1] * (a.dim() > 1), *b_shape[-1:] * (b.dim() > 1))
@@ -303,6 +312,7 @@ def _check_out(a, b, out, bias, c, activation, beta=None) -> None:
     that torch.compile refuses at tracing what the op refuses at run time)."""
     _check_beta(c, beta)
     shape = _check_operands(a, b, bias, c, activation)
+    _check_tensors("skc::matmul_out", out=out)
     _check_devices("skc::matmul_out", a=a, out=out)
     _check(tuple(out.shape) == shape and out.dtype == a.dtype,
                  lambda: f"out is {tuple(out.shape)} {out.dtype}, expected {shape} {a.dtype}")
@@ -410,10 +420,11 @@ def _conv_output_size(size, kernel, stride, padding, dilation) -> int:
 
 def _check_conv(x, w, bias, stride, padding, dilation, activation, groups=1) -> tuple:
     """(N, K, P, Q) of a valid convolution; the messages match what skc.blocks.conv2d says at launch."""
+    _check_tensors("skc::conv2d", x=x, w=w)
     _check(x.dim() == 4 and w.dim() == 4,
                  lambda: f"skc::conv2d takes 4-d x and w (NCHW / OIHW shapes in the channels_last memory format), "
                          f"found {x.dim()}-d and {w.dim()}-d")
-    _check(x.dtype in _FLOATS, lambda: f"skc::conv2d runs on bf16 or fp16 tensors, found {x.dtype}")
+    _check(x.dtype in _FLOATS, lambda: f"skc::conv2d runs on bf16 or fp16 tensors, found x of {x.dtype}")
     _check(w.dtype == x.dtype, lambda: f"x is {x.dtype} and w is {w.dtype}; skc::conv2d needs one type")
     _check_devices("skc::conv2d", x=x, w=w, bias=bias)
     for name, tensor in (("x", x), ("w", w)):
@@ -482,11 +493,12 @@ it. The output is (N, K, P, Q), channels_last."""
 # -- torch.ops.skc.attention and attention_with_lse ------------------------------------------------------------
 def _check_attention(q, k, v, layout) -> tuple:
     """(B, H, Sq) of a valid attention; the messages match what skc.blocks.attention says at launch."""
+    _check_tensors("skc::attention", q=q, k=k, v=v)
     _check(layout in ("bhsd", "bshd"), lambda: f"layout must be one of bhsd, bshd, found {layout!r}")
     _check(q.dim() == 4 and k.dim() == 4 and v.dim() == 4,
-                 lambda: f"attention takes 4-D tensors ({layout}), found shapes {tuple(q.shape)}, {tuple(k.shape)}, "
-                         f"{tuple(v.shape)}")
-    _check(q.dtype in _FLOATS, lambda: f"attention runs on bfloat16 or float16 tensors, found {q.dtype}")
+                 lambda: f"attention takes 4-D tensors ({layout}), found shapes q {tuple(q.shape)}, k "
+                         f"{tuple(k.shape)}, v {tuple(v.shape)}")
+    _check(q.dtype in _FLOATS, lambda: f"attention runs on bfloat16 or float16 tensors, found q of {q.dtype}")
     _check(k.dtype == q.dtype and v.dtype == q.dtype,
                  lambda: f"q, k, v are {q.dtype}, {k.dtype}, {v.dtype}; skc::attention needs one type")
     _check_devices("skc::attention", q=q, k=k, v=v)
