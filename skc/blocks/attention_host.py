@@ -166,7 +166,7 @@ class _Problem:
                                   f"{tuple(k.shape)}, {tuple(v.shape)}, {layout}) have 0")
         if H and not Hkv or Hkv and H % Hkv:
             raise skc.LaunchError(f"grouped-query attention needs K/V heads dividing Q heads: {H} and {Hkv}")
-        dtype = "bf16" if host else _dtype_name(q)
+        dtype = "bf16" if host else _dtype_name(q, "q")
         if host and any(x.dtype.kind not in "fiu" and not _is_bf16(x) for x in (q, k, v)):
             # (numpy arrays hold real values, rounded to bf16, bf16 values (ml_dtypes) or bf16 bits as uint16)
             raise skc.LaunchError(f"attention over numpy arrays takes real values (rounded to bf16), ml_dtypes."
@@ -358,14 +358,14 @@ def _heads_view(x, layout: str, name: str):
     return np.swapaxes(x, 1, 2) if isinstance(x, np.ndarray) else x.transpose(1, 2)
 
 
-def _dtype_name(x) -> str:
+def _dtype_name(x, name: str) -> str:
     if isinstance(x, skc.DeviceArray):
         raise skc.LaunchError("attention takes torch tensors or numpy arrays (bfloat16 or float16), not skc arrays: "
                               "pass the torch tensor, or the numpy array, itself")
-    name = str(x.dtype).replace("torch.", "")
-    found = {"bfloat16": "bf16", "float16": "f16"}.get(name)
+    dtype = str(x.dtype).replace("torch.", "")
+    found = {"bfloat16": "bf16", "float16": "f16"}.get(dtype)
     if found is None:
-        raise skc.LaunchError(f"attention runs on bfloat16 or float16 tensors, found {name}")
+        raise skc.LaunchError(f"attention runs on bfloat16 or float16 tensors, found {name} of {dtype}")
     return found
 
 

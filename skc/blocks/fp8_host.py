@@ -89,7 +89,7 @@ def _checked(config, use_fast_accum, activation):
     """The call's choices that its plan's key holds, checked at every call (a key cannot tell a refused value from
     an accepted one equal to it, np.str_("relu") from "relu"): the common values pass in a test or two."""
     if config is not None and not isinstance(config, Fp8MatmulConfig):
-        raise skc.LaunchError(f"scaled matmul takes an Fp8MatmulConfig, found {type(config).__name__}")
+        raise skc.LaunchError(f"scaled matmul's config is an Fp8MatmulConfig, found {type(config).__name__}")
     if not (use_fast_accum is None or isinstance(use_fast_accum, Hashable) and use_fast_accum in (True, False)):
         raise skc.LaunchError(f"scaled matmul's use_fast_accum is True, False or None, found {use_fast_accum!r}")
     check_activation("scaled matmul", activation)
@@ -146,7 +146,7 @@ def _operands(a, b) -> tuple:
                               "per row likewise) and reshape the result, or multiply one matrix at a time")
     (M, K), N = a.shape, b.shape[1]
     if b.shape[0] != K:
-        raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
+        raise skc.LaunchError(f"cannot multiply a {tuple(a.shape)} by b {tuple(b.shape)}: inner dimensions differ")
     if not (M and N):   # (no elements: _EmptyProduct, no launch; an empty dimension makes any strides look transposed)
         return M, N, K
     if K and not _storage(a, True, "a", "scaled matmul")[1]:
@@ -251,7 +251,8 @@ def _checked_problem(a, b, scale_a, scale_b, out, out_dtype, bias, activation, u
     written = out_dtype if out_dtype is not None else out.dtype if out is not None else "bfloat16"
     out_name = _OUT.get(_name(written))
     if out_name is None:   # (out's dtype where out_dtype is not given)
-        raise skc.LaunchError(f"scaled matmul writes bfloat16, float16 or float32, not {written}")
+        raise skc.LaunchError(f"scaled matmul writes bfloat16, float16 or float32, not {written}: pass one of them as "
+                              + ("out_dtype" if out_dtype is not None else "out's dtype"))
     if out is not None and (tuple(out.shape) != (M, N) or _OUT.get(_name(out.dtype)) != out_name):
         raise skc.LaunchError(f"out is {tuple(out.shape)} {out.dtype}; the product is {(M, N)} {out_name}")
     if out is not None and M and N and element_strides(out)[-1] != 1:   # (its rows are stored through a tensor map)

@@ -827,10 +827,20 @@ def check_epilogue_operands(what: str, rows, cols: int, c=None, bias=None):
         raise skc.LaunchError(f"{what}: bias has shape {tuple(bias.shape)}, expected ({cols},)")
     if c is not None and tuple(c.shape) != (rows, cols):
         raise skc.LaunchError(f"{what}: c has shape {tuple(c.shape)}, expected ({rows}, {cols})")
+    check_real_operands(what, c=c, bias=bias)
     for name, x in (("c", c), ("bias", bias)):
         if x is not None and not contiguous(x):
             raise skc.LaunchError(f"{what}: {name} (strides {element_strides(x)}) must be contiguous: pass a "
                                   f"contiguous copy ({name}.contiguous() in torch, np.ascontiguousarray in numpy)")
+
+
+def check_real_operands(what: str, **operands):
+    """The epilogue reads c and bias as real numbers (converting each to f32): a complex, date or duration array is
+    refused by its name here (the launch named the kernel's own parameter, 'c_in')."""
+    for name, x in operands.items():
+        if x is not None and complex_or_date(x):
+            raise skc.LaunchError(f"{what}: {name} is {x.dtype}, which the epilogue cannot read as real numbers: pass "
+                                  f"{name} of a real type (the output's)")
 
 
 def view(x, shape):

@@ -38,9 +38,9 @@ from .host_plans import (TORCH_HOOKS, TORCH_TYPES, Direct, GemmPlan, differentia
 from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
 from .host_plans import (Bindings, address_functions, beta_without_c, check_activation, check_epilogue_operands,
-                         check_has_data, check_no_overlap, check_own_memory, check_writeable, contiguous, facts_failed,
-                         keeping_stream, on_stream, paddable, read_in_place, real, require_arrays, span,
-                         unsplit_unless_row_major, view, viewable)
+                         check_has_data, check_no_overlap, check_own_memory, check_real_operands, check_writeable,
+                         contiguous, facts_failed, keeping_stream, on_stream, paddable, read_in_place, real,
+                         require_arrays, span, unsplit_unless_row_major, view, viewable)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_shapes import TorchShapes
@@ -227,7 +227,7 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
     dtype = _one_type(a, b)
     M, K = a.shape
     if b.shape[0] != K:
-        raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
+        raise skc.LaunchError(f"cannot multiply a {tuple(a.shape)} by b {tuple(b.shape)}: inner dimensions differ")
     N = b.shape[1]
     if not (M and N and K):
         return _EmptyProblem.checked((M, N), K, a, b, out, c, bias, alpha, activation, config, dtype)
@@ -720,7 +720,7 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
             raise skc.LaunchError(f"matmul: the batch sizes differ: a is {tuple(a.shape)}, b is {tuple(b.shape)}")
     M, K = a.shape[-2:]
     if b.shape[-2] != K:
-        raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
+        raise skc.LaunchError(f"cannot multiply a {tuple(a.shape)} by b {tuple(b.shape)}: inner dimensions differ")
     N = b.shape[-1]
     if not (batch and M and N and K):
         return _EmptyProblem.checked((batch, M, N), K, a, b, out, c, bias, alpha, activation, config, _one_type(a, b))
@@ -732,6 +732,7 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
     _check_out_type(out, dtype)   # (one launch writes out through a map of the operands' type)
     check_own_memory("matmul", out)
     check_epilogue_operands("matmul", None, N, bias=bias)
+    check_real_operands("matmul", c=c)   # (c of any strides: a batch that does not fold runs a GEMM a matrix)
     _checked_epilogue(EpilogueSpec(alpha=alpha is not None, beta=c is not None, bias=bias is not None,
                                    activation=activation))
     foldable = len(b.shape) == 2 and row_major(a) and all(x is None or row_major(x) for x in (out, c))
@@ -813,6 +814,7 @@ class _EmptyProblem:
                                       f"and {tuple(b.shape)} is {shape}")
         _check_out_type(out, dtype)
         check_epilogue_operands("matmul", None, shape[-1], bias=bias)
+        check_real_operands("matmul", c=c)
         _checked_epilogue(EpilogueSpec(alpha=alpha is not None, beta=c is not None, bias=bias is not None,
                                        activation=activation))
         return cls(shape, K, activation, config)

@@ -68,7 +68,7 @@ class TorchShapes:
         b_shape = (b.shape[0], 1) if len(b.shape) == 1 else tuple(b.shape)
         (M, K), N = a_shape[-2:], b_shape[-1]
         if b_shape[-2] != K:
-            raise skc.LaunchError(f"cannot multiply {tuple(a.shape)} by {tuple(b.shape)}: inner dimensions differ")
+            raise skc.LaunchError(f"cannot multiply a {tuple(a.shape)} by b {tuple(b.shape)}: inner dimensions differ")
         batch = broadcast_batch(a_shape, b_shape)
         result = (*batch, *((M,) if len(a.shape) > 1 else ()), *((N,) if len(b.shape) > 1 else ()))
         for name, x in (("out", out), ("c", c)):

@@ -33,7 +33,7 @@ def test_scaled_matmul_refuses_operands_that_are_not_arrays(hopper_interpreter):
     one = torch.ones(())
     with pytest.raises(skc.LaunchError, match="a is a list, not a tensor or array"):
         matmul([[1.0]], b, scale_a=one, scale_b=one)
-    with pytest.raises(skc.LaunchError, match="takes an Fp8MatmulConfig, found dict"):
+    with pytest.raises(skc.LaunchError, match="config is an Fp8MatmulConfig, found dict"):
         matmul(torch.ones(64, 256).to(torch.float8_e4m3fn), b, scale_a=one, scale_b=one, config={})
 
 

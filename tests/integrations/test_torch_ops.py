@@ -96,7 +96,7 @@ def test_the_fake_implementation_gives_shape_dtype_and_device_and_checks_operand
         a, b = torch.empty(128, 64, dtype=torch.float16), torch.empty(64, 80, dtype=torch.float16)
         out = torch.ops.skc.matmul(a, b)
         assert (tuple(out.shape), out.dtype, out.device.type) == ((128, 80), torch.float16, "cpu")
-        with pytest.raises(RuntimeError, match=r"cannot multiply \(128, 64\) by \(80, 64\): inner dimensions"):
+        with pytest.raises(RuntimeError, match=r"cannot multiply a \(128, 64\) by b \(80, 64\): inner dimensions"):
             torch.ops.skc.matmul(a, torch.empty(80, 64, dtype=torch.float16))
         with pytest.raises(RuntimeError, match="bf16 or fp16 operands; a is torch.float32"):
             torch.ops.skc.matmul(a.float(), b.float())
