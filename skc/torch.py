@@ -94,10 +94,27 @@ def _refuse_autograd(name: str, mutates_args: Sequence[str]):
             raise OperatorRefusal(f"{name} writes into {', '.join(mutates_args)}, which forward-mode AD cannot follow, "
                                f"and an argument carries a tangent: call the operator that returns a new tensor (for "
                                f"matmul_out, torch.ops.skc.matmul)")
+        bound = dict(zip(names, args), **kwargs)
+        _refuse_lazy_views(name, "it writes into", "pass a plain tensor as {arg} and copy it into the view after "
+                           "({arg}.{resolve}() is a copy, which the writes would not leave)",
+                           **{arg: bound.get(arg) for arg in mutates_args})
         with below():
             return overload.redispatch(keyset & after, *args, **kwargs)
 
+    names = [argument.name for argument in overload._schema.arguments]
     _impl(name, autograd_kernel, "Autograd")
+
+
+def _refuse_lazy_views(op: str, why: str, fix: str, **tensors):
+    """A lazily negated (or conjugated) view that torch's own fallback cannot resolve before the operator runs (an
+    argument it writes into: "Expected Tensor but got None"; an fp8 one: "neg_cpu not implemented for
+    'Float8_e4m3fn'") is refused by its name, as skc.blocks refuses any."""
+    for arg, x in tensors.items():
+        if isinstance(x, torch.Tensor) and (x.is_neg() or x.is_conj()):
+            resolve = "resolve_neg" if x.is_neg() else "resolve_conj"
+            raise OperatorRefusal(f"{op}: {arg} is a lazily {'negated' if x.is_neg() else 'conjugated'} view (its "
+                                  f"memory holds the values before that), which {why}: "
+                                  + fix.format(arg=arg, resolve=resolve))
 
 
 def _carry_tangents(tensors) -> bool:
@@ -392,6 +409,9 @@ def _refuse_derivatives(name: str) -> None:
         from .blocks.fp8_host import refuse_derivatives
 
         args = (*args, *(kwargs.get(key, default) for key, default in parameters[len(args):]))
+        _refuse_lazy_views(name, "torch cannot resolve for float8",
+                           "pass the tensor it views, with its scale negated (scale_{arg}=-scale_{arg})",
+                           a=args[0], b=args[1])
         with _refusing():
             refuse_derivatives(*args[:5], None)   # (a, b, scale_a, scale_b, bias; no out)
         with below():
