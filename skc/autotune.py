@@ -72,7 +72,11 @@ class Autotuner:
             raise SkcError(f"{what} needs at least one config")
         if isinstance(configs, (str, bytes, dict)) or not hasattr(configs, "__iter__"):
             raise SkcError(f"{what}: configs is a list of dicts of keyword arguments, found a {type(configs).__name__}")
-        configs = list(configs)
+        try:
+            configs = list(configs)
+        except TypeError:   # (something with an __iter__ that refuses: a 0-d tensor or array)
+            raise SkcError(f"{what}: configs is a list of dicts of keyword arguments, found a "
+                           f"{type(configs).__name__}") from None
         if not configs:
             raise SkcError(f"{what} needs at least one config")
         for config in configs:   # (each is passed as fn(*args, **config): a timing run is no place to find out)
