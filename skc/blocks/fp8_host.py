@@ -141,8 +141,8 @@ def _operands(a, b) -> tuple:
     """(M, N, K) of K-major a and b, or a LaunchError that says what to transpose."""
     if len(a.shape) != 2 or len(b.shape) != 2:
         # (torch._scaled_mm's shapes: its scales are per tensor, per row of a or per column of b of one matrix)
-        raise skc.LaunchError(f"scaled matmul takes 2-D operands, as torch._scaled_mm does, found {tuple(a.shape)} "
-                              f"and {tuple(b.shape)}: fold a batch of a into its rows (a.reshape(-1, K), scale_a "
+        raise skc.LaunchError(f"scaled matmul takes 2-D operands, as torch._scaled_mm does, found a "
+                              f"{tuple(a.shape)} and b {tuple(b.shape)}: fold a batch of a into its rows (a.reshape(-1, K), scale_a "
                               "per row likewise) and reshape the result, or multiply one matrix at a time")
     (M, K), N = a.shape, b.shape[1]
     if b.shape[0] != K:
