@@ -417,6 +417,15 @@ def misaligned(what: str, *operands) -> tuple:
 _ALIGNED = (False, False, False)   # (GemmPlan._misaligned: none of a, b and out copied)
 
 
+def _named_maps(make, first, name: str) -> "MapsByAddress":
+    """MapsByAddress(make, first), whose refusal of the first tensor's geometry ("TMA needs every stride to be a
+    multiple of 16 bytes") names the operand."""
+    try:
+        return MapsByAddress(make, first)
+    except skc.LaunchError as error:
+        raise skc.LaunchError(f"{name}: {error}") from None
+
+
 # -- tensor maps per address -----------------------------------------------------------------------------------------
 class MapsByAddress:
     """One operand's tensor maps, encoded once per address: `make(tensor)` gives the operand's (checked) TensorMap
@@ -499,8 +508,8 @@ class GemmPlan:
                         if cfg.split_k > 1 else
                         StreamBuffers(lambda a, zeros: stream_k_buffers(a, self.grid, cfg, zeros))
                         if cfg.shares_tiles else None)
-        self.maps = [make if isinstance(make, Direct) else MapsByAddress(make, tensor)
-                     for make, tensor in zip(makers, first)]
+        self.maps = [make if isinstance(make, Direct) else _named_maps(make, tensor, f"{names[0]}: {name}")
+                     for make, tensor, name in zip(makers, first, (*names[1:], "out"))]
         # (a, b, out: whether each must start on a 16-byte boundary: those read through maps, and any `aligned` says;
         # split-K's out is none: its last share stores through a pointer, whatever out's maker)
         mapped = tuple(not isinstance(make, Direct) for make in makers)
