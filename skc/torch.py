@@ -378,6 +378,7 @@ def _scaled_matmul(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scal
                    use_fast_accum: bool = False, activation: Optional[str] = None) -> torch.Tensor:
     from .blocks.fp8_host import scaled_matmul
 
+    _check_tensors("skc::scaled_matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b)
     _check_devices("skc::scaled_matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
     with _refusing(), on_device_of(a):
         return scaled_matmul(a, b, scale_a, scale_b, out_dtype=out_dtype, bias=bias, activation=activation,
@@ -387,6 +388,7 @@ def _scaled_matmul(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scal
 def _scaled_matmul_fake(a, b, scale_a, scale_b, bias=None, out_dtype=None, use_fast_accum=False, activation=None):
     from .blocks.fp8_host import checked_result, torch_out_dtype
 
+    _check_tensors("skc::scaled_matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b)
     _check_devices("skc::scaled_matmul", a=a, b=b, scale_a=scale_a, scale_b=scale_b, bias=bias)
     with _refusing():
         shape, out_name = checked_result(a, b, scale_a, scale_b, out_dtype, bias, activation, use_fast_accum)
