@@ -69,7 +69,8 @@ class Autotuner:
                  repeats: int = 10):
         what = f"skc.autotune of {getattr(fn, '__name__', fn)}"
         if configs is None:
-            raise SkcError(f"{what} needs at least one config")
+            raise SkcError(f"{what} needs at least one config: pass configs=[{{...}}, ...], dicts of keyword "
+                           "arguments for it")
         if isinstance(configs, (str, bytes, dict)) or not hasattr(configs, "__iter__"):
             raise SkcError(f"{what}: configs is a list of dicts of keyword arguments, found a {type(configs).__name__}")
         try:
@@ -78,7 +79,8 @@ class Autotuner:
             raise SkcError(f"{what}: configs is a list of dicts of keyword arguments, found a "
                            f"{type(configs).__name__}") from None
         if not configs:
-            raise SkcError(f"{what} needs at least one config")
+            raise SkcError(f"{what} needs at least one config: pass configs=[{{...}}, ...], dicts of keyword "
+                           "arguments for it")
         for config in configs:   # (each is passed as fn(*args, **config): a timing run is no place to find out)
             if not isinstance(config, dict) or not all(isinstance(name, str) for name in config):
                 raise SkcError(f"{what}: every config is a dict of keyword arguments for it, found {config!r}")
