@@ -1,0 +1,178 @@
+"""What skc says about bad calls of its host entry points (entry_points_gen.py): a valid call of skc.blocks.matmul,
+its fp8 form, conv2d, attention, torch.ops.skc.*, a kernel's launch or skc.to_device with one or two arguments put
+wrong must give torch's answer or be refused by an skc error that names the argument. Of the first 1,750 drawn
+cases (seeds 1 to 3, fifty-fifth session): torch.ops.skc's operators given None for a tensor failed with an
+AttributeError (torch's dispatcher passes None for a `Tensor`); skc.to_device's dtype of no dtype (-1, NaN, True,
+[1]) with numpy's TypeError, and its array of None or a string with a message naming no argument; a launch's tensor
+of a type skc lacks (complex64) named only the type; "cannot multiply (16, 32) by (31, 16)", attention's and the
+conv2d operator's "found float8_e4m3fn", the fp8 GEMM's config and out_dtype named no argument. CI draws
+SKC_ENTRYFUZZ_COUNT cases (default 30, a few seconds); `python tests/fuzz/entry_points_gen.py --seed N --count C`
+draws more."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+import skc
+
+torch = pytest.importorskip("torch")
+import entry_points_gen as gen  # noqa: E402 (needs torch)
+
+COUNT = int(os.environ.get("SKC_ENTRYFUZZ_COUNT", "30"))
+SEED = int(os.environ.get("SKC_ENTRYFUZZ_SEED", "55"))
+
+
+@pytest.fixture
+def hopper_interpreter(monkeypatch):
+    """The interpreter modelling sm_90a as the current device, with no host plans from earlier tests (as
+    tests/blocks/conftest.py's fixture)."""
+    from skc.blocks import attention_host, fp8_host, matmul_host
+    from skc.runtime import devices
+
+    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "sm_90a")
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+    devices._target_of.cache_clear()
+    every = (matmul_host._PLANS, fp8_host._PLANS, attention_host._PLANS)
+    for plans in every:
+        plans.clear()
+    yield
+    for plans in every:
+        plans.clear()
+    devices._target_of.cache_clear()
+
+
+def test_drawn_bad_calls_give_torchs_answer_or_an_skc_error_naming_the_argument(hopper_interpreter):
+    found = gen.run(SEED, COUNT, quiet=True)
+    assert not found["BAD"], "\n".join(f"{kind}: {gen.describe(case)}: {detail}"
+                                       for case, kind, detail in found["BAD"][:5])
+
+
+@pytest.fixture
+def operators():
+    import skc.torch   # noqa: F401 (registers torch.ops.skc.*)
+    return torch.ops.skc
+
+
+def bf16(*shape):
+    return torch.ones(*shape, dtype=torch.bfloat16)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda ops: ops.matmul(None, bf16(32, 16)), "a"), (lambda ops: ops.matmul(bf16(16, 32), None), "b"),
+    (lambda ops: ops.matmul_out(bf16(16, 32), bf16(32, 16), None), "out"),
+    (lambda ops: ops.conv2d(None, bf16(8, 8, 3, 3)), "x"),
+    (lambda ops: ops.attention(bf16(1, 1, 16, 64), None, bf16(1, 1, 16, 64)), "k"),
+    (lambda ops: ops.scaled_matmul(None, torch.ones(16, 32).to(torch.float8_e4m3fn).T, torch.ones(()),
+                                   torch.ones(())), "a")])
+def test_the_operators_name_a_tensor_given_as_none(hopper_interpreter, operators, call, name):
+    """(was: AttributeError: 'NoneType' object has no attribute 'dim'; torch's dispatcher lets None through as an
+    undefined tensor)"""
+    with pytest.raises(skc.LaunchError, match=rf"'s {name} is a tensor, found NoneType: pass a torch tensor"):
+        call(operators)
+
+
+@pytest.mark.parametrize("dtype", [-1, 0, math.nan, True, [1], "2", 1j])
+def test_to_device_names_a_dtype_that_is_no_dtype(dtype):
+    """(was: numpy's TypeError, "Cannot interpret '-1' as a data type")"""
+    with pytest.raises(skc.LaunchError, match="to_device's dtype: .* is not a dtype: pass one such as skc.f32"):
+        skc.to_device([1.0, 2.0], dtype=dtype)
+    with pytest.raises(skc.LaunchError, match="is not a dtype"):
+        skc.empty((2,), dtype)
+
+
+@pytest.mark.parametrize("array, kind", [(None, "NoneType"), ("x", "str"), ([[1, 2], [3]], "list"),
+                                         (np.zeros(2, np.complex64), "ndarray")])
+def test_to_device_names_an_array_of_no_numbers(array, kind):
+    """(was: "numpy dtype object has no skc equivalent", naming no argument; numpy's ValueError for a ragged list)"""
+    with pytest.raises(skc.LaunchError, match=f"to_device's array is a {kind}, which holds no numbers"):
+        skc.to_device(array)
+
+
+def test_a_launch_names_the_argument_of_a_type_skc_lacks():
+    """(was: "torch dtype torch.complex64 has no skc equivalent", naming no argument)"""
+    kernel = gen.launch_kernel()
+    for out in (torch.zeros(8, dtype=torch.complex64), np.zeros(8, np.complex64)):
+        with pytest.raises(skc.LaunchError, match="axpy: argument 'out': .*complex64 has no skc equivalent"):
+            kernel[1, 32](out, torch.zeros(8), 1.0, 8)
+
+
+def test_the_messages_name_the_operand(hopper_interpreter, operators):
+    """(were: "cannot multiply (16, 32) by (31, 16)", "found float8_e4m3fn", "scaled matmul takes an
+    Fp8MatmulConfig", "writes bfloat16, float16 or float32, not 0": no operand named)"""
+    with pytest.raises(skc.LaunchError, match=r"cannot multiply a \(16, 32\) by b \(31, 16\)"):
+        skc.blocks.matmul(bf16(16, 32), bf16(31, 16))
+    with pytest.raises(skc.LaunchError, match=r"cannot multiply a \(16, 32\) by b \(31, 16\)"):
+        operators.matmul(bf16(16, 32), bf16(31, 16))
+    with pytest.raises(skc.LaunchError, match=r"cannot multiply a \(2, 16, 32\) by b \(2, 31, 16\)"):
+        skc.blocks.matmul(bf16(2, 16, 32), bf16(2, 31, 16))
+    q = torch.ones(1, 1, 16, 64).to(torch.float8_e4m3fn)
+    with pytest.raises(skc.LaunchError, match="found q of float8_e4m3fn"):
+        skc.blocks.attention(q, q, q)
+    with pytest.raises(skc.LaunchError, match="found q of torch.float8_e4m3fn"):
+        operators.attention(q, q, q)
+    with pytest.raises(skc.LaunchError, match=r"found shapes q \(1, 1, 16, 64\), k \(1, 16, 64\)"):
+        operators.attention(bf16(1, 1, 16, 64), bf16(1, 16, 64), bf16(1, 1, 16, 64))
+    x = torch.ones(1, 8, 6, 6).to(torch.float8_e4m3fn).to(memory_format=torch.channels_last)
+    with pytest.raises(skc.LaunchError, match="found x of torch.float8_e4m3fn"):
+        operators.conv2d(x, x)
+    a, b, one = torch.ones(16, 32).to(torch.float8_e4m3fn), torch.ones(16, 32).to(torch.float8_e4m3fn).T, torch.ones(())
+    with pytest.raises(skc.LaunchError, match="scaled matmul's config is an Fp8MatmulConfig, found str"):
+        skc.blocks.matmul(a, b, scale_a=one, scale_b=one, config="fast")
+    with pytest.raises(skc.LaunchError, match="not 0: pass one of them as out_dtype"):
+        skc.blocks.matmul(a, b, scale_a=one, scale_b=one, out_dtype=0)
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: skc.blocks.matmul(bf16(16, 32), bf16(32, 16), c=c),
+    lambda c: skc.blocks.matmul(bf16(16, 32), bf16(32, 16), bias=c[0]),
+    lambda c: skc.blocks.matmul(bf16(2, 16, 32), bf16(32, 16), c=c.expand(2, 16, 16)),
+    lambda c: skc.blocks.matmul(bf16(0, 32), bf16(32, 16), c=c[:0])])
+def test_a_complex_c_or_bias_is_refused_by_its_name(hopper_interpreter, call):
+    """(was: "matmul_kernel: argument 'c_in': torch dtype torch.complex64 has no skc equivalent", the kernel's own
+    parameter; the empty problem took it)"""
+    with pytest.raises(skc.LaunchError, match=r"matmul: (c|bias) is torch.complex64, which the epilogue cannot read"):
+        call(torch.ones(16, 16, dtype=torch.complex64))
+
+
+def test_the_operators_name_a_negated_view_torch_cannot_resolve(hopper_interpreter, operators):
+    """(was: torch's "Expected Tensor but got None" for an out written into, and NotImplementedError "neg_cpu not
+    implemented for 'Float8_e4m3fn'" for an fp8 operand, from torch's fallback for the neg bit)"""
+    a, b = bf16(16, 32), bf16(32, 16)
+    with pytest.raises(skc.LaunchError, match="matmul_out: out is a lazily negated view .* which it writes into"):
+        operators.matmul_out(a, b, torch._neg_view(torch.zeros(16, 16, dtype=torch.bfloat16)))
+    operators.matmul_out(torch._neg_view(a), b, torch.zeros(16, 16, dtype=torch.bfloat16))   # (an input: resolved)
+    fp8, one = torch.ones(16, 32).to(torch.float8_e4m3fn), torch.ones(())
+    with pytest.raises(skc.LaunchError, match=r"b is a lazily negated view .* float8: .* \(scale_b=-scale_b\)"):
+        operators.scaled_matmul(fp8, torch._neg_view(fp8.T), one, one)
+    assert torch.equal(operators.scaled_matmul(fp8, fp8.T, one, -one), -operators.scaled_matmul(fp8, fp8.T, one, one))
+
+
+def test_autotune_names_configs_that_refuse_iteration():
+    """(was: torch's TypeError "iteration over a 0-d tensor"; "needs at least one config" named no argument)"""
+    with pytest.raises(skc.SkcError, match=r"needs at least one config: pass configs=\[\{...\}, ...\]"):
+        skc.autotune(configs=None)(lambda: None)
+    for configs in (torch.tensor(2.0), np.array(3)):
+        with pytest.raises(skc.SkcError, match="configs is a list of dicts of keyword arguments, found a"):
+            skc.autotune(configs=configs)(lambda: None)
+
+
+def test_scaled_matmul_names_an_operand_of_another_rank(hopper_interpreter):
+    fp8, one = torch.ones(16, 32).to(torch.float8_e4m3fn), torch.ones(())
+    with pytest.raises(skc.LaunchError, match=r"found a \(16, 32\) and b \(1, 32, 16\)"):
+        skc.blocks.matmul(fp8, fp8.T[None], scale_a=one, scale_b=one)
+
+
+def test_a_gpu_matmul_names_the_operand_tma_cannot_map():
+    """(was: "TMA needs every stride to be a multiple of 16 bytes; dimension 0 ...", naming no operand; the fake
+    driver stands in for the GPU)"""
+    from skc.blocks import matmul_host
+    from skc.runtime import fake_cuda
+    from skc.runtime.fake_cuda import FakeTensor
+
+    matmul_host._PLANS.clear()
+    with fake_cuda.installed():
+        a = FakeTensor((128, 64))
+        with pytest.raises(skc.LaunchError, match="matmul: b: TMA needs every stride to be a multiple of 16 bytes"):
+            skc.blocks.matmul(a, FakeTensor((64, 128), strides=(131, 1)))
+    matmul_host._PLANS.clear()
