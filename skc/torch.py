@@ -479,9 +479,10 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation, groups=1) -> 
     Q = _conv_output_size(W, S, stride[1], padding[1], dilation[1])
     _check(P >= 1 and Q >= 1, lambda: f"conv2d of a {H}x{W} input by a {R}x{S} filter (padding "
                                             f"{tuple(padding)}, dilation {tuple(dilation)}) has no output pixels")
-    _check(N * P * Q < 2 ** 31, lambda: f"conv2d's output has {N} x {P} x {Q} = {N * P * Q} pixels, past "
-                                              "the 2**31 - 1 its kernel counts in 32 bits: split the batch (or the "
-                                              "image) into calls of fewer")
+    _check(N * P * Q < 2 ** 31, lambda: f"conv2d's output has {N} x {P} x {Q} = {N * P * Q} pixels (a {H}x{W} "
+                                              f"input, stride {tuple(stride)}, padding {tuple(padding)}, dilation "
+                                              f"{tuple(dilation)}), past the 2**31 - 1 its kernel counts in 32 bits: "
+                                              "split the batch (or the image) into calls of fewer")
     _check_activation("skc::conv2d", activation)
     return N, K, P, Q
 

@@ -162,9 +162,9 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
         raise skc.LaunchError(f"conv2d of a {H}x{W} input by a {R}x{S} filter (padding {padding}, dilation "
                               f"{dilation}) has no output pixels")
     if conv.N * conv.P * conv.Q >= 2 ** 31:   # (the implicit GEMM's M, an i32 of the kernel)
-        raise skc.LaunchError(f"conv2d's output has {N} x {conv.P} x {conv.Q} = {N * conv.P * conv.Q} pixels, past "
-                              "the 2**31 - 1 its kernel counts in 32 bits: split the batch (or the image) into calls "
-                              "of fewer")
+        raise skc.LaunchError(f"conv2d's output has {N} x {conv.P} x {conv.Q} = {N * conv.P * conv.Q} pixels (a "
+                              f"{H}x{W} input, stride {stride}, padding {padding}, dilation {dilation}), past the 2**31 - 1 "
+                              "its kernel counts in 32 bits: split the batch (or the image) into calls of fewer")
     if not N:   # a batch of none: torch's empty output, with no launch (so none of the kernel's limits on C and K)
         _checked_epilogue(K, bias, activation)
         return conv, _no_launch

@@ -580,8 +580,8 @@ def test_an_output_of_2_to_the_31_pixels_is_named(fake, R, padding):
     from skc.runtime.fake_cuda import FakeTensor
 
     x, w = FakeTensor((32768, 256, 256, 16)), FakeTensor((16, R, R, 16))   # (nothing stored)
-    with pytest.raises(skc.LaunchError, match=r"conv2d's output has 32768 x 256 x 256 = 2147483648 pixels, past the "
-                                              r"2\*\*31 - 1 .*: split the batch"):
+    with pytest.raises(skc.LaunchError, match=r"conv2d's output has 32768 x 256 x 256 = 2147483648 pixels \(a 256x256 "
+                                              r"input, .*\), past the 2\*\*31 - 1 .*: split the batch"):
         conv2d(x, w, padding=padding)
     assert not fake.launches
     conv2d(FakeTensor((32767, 256, 256, 16)), w, padding=padding)

@@ -176,3 +176,15 @@ def test_a_gpu_matmul_names_the_operand_tma_cannot_map():
         with pytest.raises(skc.LaunchError, match="matmul: b: TMA needs every stride to be a multiple of 16 bytes"):
             skc.blocks.matmul(a, FakeTensor((64, 128), strides=(131, 1)))
     matmul_host._PLANS.clear()
+
+
+def test_conv2d_names_the_geometry_of_an_output_too_large(hopper_interpreter, operators):
+    """(was: "conv2d's output has 1 x 2**70 x ... pixels ...: split the batch", for padding=2**70, naming no
+    argument and the wrong fix)"""
+    x = torch.ones(1, 8, 7, 6, dtype=torch.bfloat16).to(memory_format=torch.channels_last)
+    w = torch.ones(8, 8, 3, 3, dtype=torch.bfloat16).to(memory_format=torch.channels_last)
+    with pytest.raises(skc.LaunchError, match=r"pixels \(a 7x6 input, stride \(1, 1\), padding \(2\*\*70|"
+                                              r"pixels \(a 7x6 input, stride \(1, 1\), padding \(1180591620717411303424"):
+        skc.blocks.conv2d(x, w, padding=2 ** 70)
+    with pytest.raises(skc.LaunchError, match=r"pixels \(a 7x6 input, stride \(1, 1\), padding \(65536, 65536\)"):
+        operators.conv2d(x, w, padding=(65536, 65536))
