@@ -85,16 +85,18 @@ def _refuse_autograd(name: str, mutates_args: Sequence[str]):
     overload = _overload(name)
 
     def autograd_kernel(keyset, *args, **kwargs):
-        tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
+        bound = dict(zip(names, args), **kwargs)
+        tensors = [t for t in bound.values() if isinstance(t, torch.Tensor)]
         if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-            raise OperatorRefusal(f"{name} writes into {', '.join(mutates_args)}, which autograd cannot follow, and an "
-                               f"argument requires grad: call the operator that returns a new tensor (for "
-                               f"matmul_out, torch.ops.skc.matmul), or call it under torch.no_grad()")
+            needing = [arg for arg, t in bound.items() if isinstance(t, torch.Tensor) and t.requires_grad]
+            raise OperatorRefusal(f"{name} writes into {', '.join(mutates_args)}, which autograd cannot follow, and "
+                                  f"{', '.join(needing)} {'requires' if len(needing) == 1 else 'require'} grad: call "
+                                  f"the operator that returns a new tensor (for matmul_out, torch.ops.skc.matmul), or "
+                                  f"call it under torch.no_grad()")
         if _carry_tangents(tensors):
             raise OperatorRefusal(f"{name} writes into {', '.join(mutates_args)}, which forward-mode AD cannot follow, "
                                f"and an argument carries a tangent: call the operator that returns a new tensor (for "
                                f"matmul_out, torch.ops.skc.matmul)")
-        bound = dict(zip(names, args), **kwargs)
         _refuse_lazy_views(name, "it writes into", "pass a plain tensor as {arg} and copy it into the view after "
                            "({arg}.{resolve}() is a copy, which the writes would not leave)",
                            **{arg: bound.get(arg) for arg in mutates_args})

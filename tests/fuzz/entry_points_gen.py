@@ -372,11 +372,13 @@ def autotune_call(kwargs):
     configs, key = kwargs.pop("configs", None), kwargs.pop("key", None)
 
     torch = torch_module()
-    first = kwargs["out"].clone() if isinstance(kwargs.get("out"), torch.Tensor) else None
+    out = kwargs.get("out")   # (an expanded out takes no copy: its launch is refused by name)
+    first = out.clone() if isinstance(out, torch.Tensor) and 0 not in out.stride() else None
 
     def axpy(out, x, alpha, n, grid, block):   # (run again by the tuning: from out's first values each time)
         if first is not None:
-            out.copy_(first)
+            with torch.no_grad():
+                out.copy_(first)
         launch_kernel()[grid, block](out, x, alpha, n)
     tuned = skc.autotune(configs=configs, key=key, timer=lambda run: (run(), 1.0)[1],
                          device_name=lambda: "interpreter")(axpy)

@@ -188,3 +188,12 @@ def test_conv2d_names_the_geometry_of_an_output_too_large(hopper_interpreter, op
         skc.blocks.conv2d(x, w, padding=2 ** 70)
     with pytest.raises(skc.LaunchError, match=r"pixels \(a 7x6 input, stride \(1, 1\), padding \(65536, 65536\)"):
         operators.conv2d(x, w, padding=(65536, 65536))
+
+
+def test_matmul_out_names_the_operand_that_requires_grad(hopper_interpreter, operators):
+    """(was: "... and an argument requires grad")"""
+    a, b, out = bf16(16, 32), bf16(32, 16).requires_grad_(), bf16(16, 16)
+    with pytest.raises(skc.LaunchError, match="which autograd cannot follow, and b requires grad: call"):
+        operators.matmul_out(a, b, out)
+    with pytest.raises(skc.LaunchError, match="and a, b require grad"):
+        operators.matmul_out(a.requires_grad_(), b, out)
