@@ -37,6 +37,9 @@ def _argument(value, t, name: str, nthreads: int, memory: Memory) -> np.ndarray:
         if isinstance(value, np.ndarray) or not isinstance(value, numbers.Integral):
             raise LaunchError(f"argument '{name}' is a {t}: pass an address from Memory.map_array or "
                               f"Memory.allocate, found {type(value).__name__}")
+        if not 0 <= value < 2 ** 64:   # (it wrapped: 2**70 read address 0)
+            raise LaunchError(f"argument '{name}' is a {t}, an address of 64 bits, found {value}: pass an address "
+                              "from Memory.map_array or Memory.allocate")
         return np.full(nthreads, numerics.from_python(t, value), np.uint64)
     if isinstance(t, ir.TensorMapType):
         if not isinstance(value, TensorMapDescriptor) and hasattr(value, "tensor") and hasattr(value, "box"):
@@ -66,6 +69,11 @@ def run(function, grid=(1, 1, 1), block=None, args: Sequence = (), memory: Optio
     """
     if isinstance(function, ir.Module):
         function = function.function()
+    if not isinstance(function, ir.Function):
+        raise LaunchError(f"run takes an ir.Function or an ir.Module of one, found {type(function).__name__}")
+    if memory is not None and not isinstance(memory, Memory):   # (the accesses failed inside, as internal errors)
+        raise LaunchError(f"run's memory is an interpreter Memory (or None for a new one), found "
+                          f"{type(memory).__name__}")
     target = get_target(target)
     declared = function.attrs.get("block")
     block = _dims("block", block if block is not None else declared if declared is not None else 1)
@@ -73,9 +81,14 @@ def run(function, grid=(1, 1, 1), block=None, args: Sequence = (), memory: Optio
         raise LaunchError(f"kernel '{function.name}' was compiled for blocks of {tuple(declared)} threads; "
                           f"it cannot run with block={block}")
     grid = _dims("grid", grid)
+    for size, limit, axis in zip(grid, target.max_grid, "xyz"):   # (past them, numpy's OverflowError)
+        if size > limit:
+            raise LaunchError(f"grid {grid} exceeds the limit of {limit} blocks along {axis} ({target})")
     if block[0] * block[1] * block[2] > target.max_threads_per_block:
         raise LaunchError(f"block {block} has more than {target.max_threads_per_block} threads ({target})")
-    names = list(arg_names) if arg_names is not None else function.arg_names
+    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+        raise LaunchError(f"run's args is a sequence of the kernel's arguments, found {type(args).__name__}")
+    names = _arg_names(function, arg_names)
     if len(args) != len(function.args):
         raise LaunchError(f"kernel '{function.name}' takes {len(function.args)} arguments "
                           f"({', '.join(names)}), found {len(args)}")
@@ -89,6 +102,17 @@ def run(function, grid=(1, 1, 1), block=None, args: Sequence = (), memory: Optio
     with np.errstate(all="ignore"):
         for z, y, x in itertools.product(*(range(g // c) for g, c in zip(grid[::-1], cluster[::-1]))):
             _run_cluster(launch, plan, (x, y, z), values)
+
+
+def _arg_names(function, arg_names) -> list:
+    """The names an error gives the arguments: arg_names (one a parameter) or the function's own."""
+    if arg_names is None:
+        return function.arg_names
+    if isinstance(arg_names, (str, bytes)) or not isinstance(arg_names, Sequence) or \
+            len(arg_names) != len(function.args):
+        raise LaunchError(f"run's arg_names names the kernel's {len(function.args)} parameters "
+                          f"({', '.join(function.arg_names)}), found {arg_names!r}")
+    return list(arg_names)
 
 
 def _step_budget(max_steps: Optional[int]) -> int:
