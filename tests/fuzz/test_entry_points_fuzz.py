@@ -197,3 +197,27 @@ def test_matmul_out_names_the_operand_that_requires_grad(hopper_interpreter, ope
         operators.matmul_out(a, b, out)
     with pytest.raises(skc.LaunchError, match="and a, b require grad"):
         operators.matmul_out(a.requires_grad_(), b, out)
+
+
+@pytest.mark.parametrize("change, phrase", [
+    (dict(grid=2 ** 70), r"grid \(1180591620717411303424, 1, 1\) exceeds the limit of 2147483647 blocks along x"),
+    (dict(args=None), "run's args is a sequence of the kernel's arguments, found NoneType"),
+    (dict(memory=3), "run's memory is an interpreter Memory"),
+    (dict(arg_names=["a"]), r"run's arg_names names the kernel's 4 parameters \(out, x, alpha, n\), found \['a'\]"),
+    (dict(arg_names=3), "run's arg_names names the kernel's 4 parameters"),
+    (dict(function=None), "run takes an ir.Function or an ir.Module of one, found NoneType"),
+    (dict(out=2 ** 70), "argument 'out' is a ptr<global>, an address of 64 bits, found 1180591620717411303424"),
+    (dict(out=-1), "argument 'out' is a ptr<global>, an address of 64 bits, found -1")])
+def test_the_interpreters_run_names_a_bad_argument(change, phrase):
+    """(were: OverflowError, TypeError, AttributeError, and the interpreter's 'internal error ... KeyError' of a short
+    arg_names, whose zip dropped arguments; a pointer of 2**70 wrapped to address 0)"""
+    from helpers import tile_module
+    from skc.runtime.interpreter import Memory, run
+
+    module = tile_module(gen.launch_kernel(), skc.Ptr[skc.f32], skc.Ptr[skc.f32], skc.f32, skc.i32, block=32)
+    memory = Memory()
+    out, x = (memory.map_array(np.zeros(8, np.float32), name=name) for name in ("out", "x"))
+    arguments = dict(function=module, grid=1, block=32, args=[change.pop("out", out), x, 2.0, 8], memory=memory)
+    arguments.update(change)
+    with pytest.raises(skc.LaunchError, match=phrase):
+        run(**arguments)
