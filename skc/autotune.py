@@ -83,7 +83,8 @@ class Autotuner:
                            "arguments for it")
         for config in configs:   # (each is passed as fn(*args, **config): a timing run is no place to find out)
             if not isinstance(config, dict) or not all(isinstance(name, str) for name in config):
-                raise SkcError(f"{what}: every config is a dict of keyword arguments for it, found {config!r}")
+                raise SkcError(f"{what}: every one of configs is a dict of keyword arguments for it, found "
+                               f"{config!r}")
         if key is not None and not callable(key):
             raise SkcError(f"{what}: key is a function of the call's arguments, found {key!r}")
         self.fn, self.configs, self.key = fn, configs, key

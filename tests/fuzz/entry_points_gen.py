@@ -711,7 +711,7 @@ def judge(case: Case, timeout: float = 60.0):
         text = str(error)
         if type(error).__name__ == "RuntimeError" and re.search(r"Expected a value of type .* for argument|Unknown "
                                                                 r"keyword argument .* for operator|missing value for "
-                                                                r"argument|Expected at most \d+ argument", text):
+                                                                r"argument|[Ee]xpected at most \d+ argument", text):
             return "torch", "torch's operator schema check", text.splitlines()[0][:200]
         return "BAD", f"foreign {type(error).__name__}", text.splitlines()[0][:300] if text else ""
     finally:

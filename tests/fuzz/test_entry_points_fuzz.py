@@ -152,6 +152,8 @@ def test_autotune_names_configs_that_refuse_iteration():
     """(was: torch's TypeError "iteration over a 0-d tensor"; "needs at least one config" named no argument)"""
     with pytest.raises(skc.SkcError, match=r"needs at least one config: pass configs=\[\{...\}, ...\]"):
         skc.autotune(configs=None)(lambda: None)
+    with pytest.raises(skc.SkcError, match="every one of configs is a dict of keyword arguments for it, found 1"):
+        skc.autotune(configs=[1])(lambda: None)
     for configs in (torch.tensor(2.0), np.array(3)):
         with pytest.raises(skc.SkcError, match="configs is a list of dicts of keyword arguments, found a"):
             skc.autotune(configs=configs)(lambda: None)
