@@ -1,15 +1,18 @@
 """What skc says about bad calls of its host entry points: a valid call of skc.blocks.matmul (bf16 and fp8 with its
-scales), conv2d, attention, the torch operators (torch.ops.skc.*), a kernel's launch (kernel[grid, block](...)) or
-skc.to_device, with one or two of its arguments put wrong: another dtype, rank or size, a view of another layout
-(transposed, expanded, flipped, a negated or conjugated bit), an out that overlaps itself or an input, a number, a
-list, a numpy array, None, a string, NaN or infinity, a bool, a huge int, a misspelled keyword, an extra positional
-argument. Each call runs in the interpreter modelling sm_90a and is judged:
+scales), conv2d, attention, the torch operators (torch.ops.skc.*), a kernel's launch (kernel[grid, block](...)),
+skc.autotune or skc.to_device, with one or two of its arguments put wrong: another dtype, rank or size, a view of
+another layout (transposed, expanded, flipped, a negated or conjugated bit), an out that overlaps itself or an
+input, a number, a list, a numpy array, None, a string, NaN or infinity, a bool, a huge int, a misspelled keyword,
+an extra positional argument. Each call runs in the interpreter modelling sm_90a (the gpu_ entries: on the GPU host
+path, with the fake driver, where nothing runs and a call is right when it launches) and is judged:
   right    the result is torch's own function of the same arguments (within the output type's rounding);
   refused  an skc error (SkcError) whose message names the argument put wrong, with no foreign exception's name;
   BAD      anything else: a foreign exception (TypeError, ValueError, RuntimeError, AttributeError, IndexError,
            KeyError, ZeroDivisionError, ...), an skc error that names no wrong argument, a wrong answer, a call past
            the timeout. A call torch refuses that skc answers is `taken` (listed, not BAD: skc takes numpy arrays,
-           lists of sizes, ...), and Python's own TypeError for a misspelled keyword of a plain function `python`.
+           lists of sizes, ...), Python's own TypeError for a misspelled keyword of a plain function `python`,
+           torch's dispatcher's refusal of an operator's argument of the wrong type `torch`, and a wrong answer
+           of a class left as it is `known` (a huge attention scale).
 
     python tests/fuzz/entry_points_gen.py --seed 1 --count 2000      # the classes of BAD outcomes, one example each
 """
@@ -734,7 +737,8 @@ def judge(case: Case, timeout: float = 60.0):
     close = torch.allclose(got, want.float(), rtol=entry.tolerance, atol=entry.tolerance, equal_nan=True)
     if not close:
         error = (got - want).abs().nan_to_num(math.inf).max().item()
-        if case.entry in ("attention", "op_attention", "op_attention_with_lse") and abs(_real(case.kwargs.get("scale"), 0.0)) > 1e3:
+        if case.entry in ("attention", "op_attention", "op_attention_with_lse") and \
+                abs(_real(case.kwargs.get("scale"), 0.0)) > 1e3:
             # the online softmax's exp2(fma(S, c, -m·c)) (softmax.py) loses m·c's rounding, 2^-24 of it, which
             # reaches exp2's units for scaled scores past 2^20 or so: left as it is (the attention kernel's choice)
             return "known", "a huge attention scale", f"largest error {error:.3g}"
