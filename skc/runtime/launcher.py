@@ -315,6 +315,7 @@ class DeviceLauncher:
         """The slow path: any tensor-like argument, checked fully (dtype, memory, device)."""
         index, kernel, expected = self.device.index, self.kernel_name, param.type
         device, memory = self.device, self.memory
+        what = f"{kernel}: argument '{param.name}'"
 
         def pointer(arg):
             if isinstance(arg, DeviceArray):
@@ -323,8 +324,8 @@ class DeviceLauncher:
                     where = "cpu"
             else:
                 if is_torch_tensor_type(type(arg)):
-                    check_torch_readable(arg, f"{kernel}: argument '{param.name}'")
-                facts = tensor_facts(arg, f"{kernel}: argument '{param.name}'")
+                    check_torch_readable(arg, what)
+                facts = tensor_facts(arg, what)
                 if facts is None:
                     raise LaunchError(f"{kernel}: argument '{param.name}' must be a device array or tensor, "
                                       f"found {type(arg).__name__}")
