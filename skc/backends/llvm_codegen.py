@@ -3,11 +3,39 @@ target assembly or an object file. Shared by every target."""
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import threading
 
 from ..diagnostics import CompileError
 
 _lock = threading.Lock()
+_held_at_fork: list = []   # the locks a fork in progress took (released after it, in the parent and in the child)
+
+
+def _before_fork():
+    """A fork waits for every use of LLVM on other threads to end: a lock held at the fork would be held for ever in
+    the child, whose thread that held it is not there (its first compile for a GPU, or of the native launch code,
+    waited for it), and LLVM's state half changed. skc's lock, and llvmlite's own, which it holds through each of its
+    calls into LLVM (an optimization of seconds, a module the garbage collector frees on any thread)."""
+    locks = [_lock]
+    ffi = sys.modules.get("llvmlite.binding.ffi")   # (not imported: no thread is inside it)
+    own = getattr(getattr(ffi, "lib", None), "_lock", None)   # (llvmlite's name; another version's: skc's alone)
+    if hasattr(own, "__enter__") and hasattr(own, "__exit__"):
+        locks.append(own)
+    for lock in locks:
+        lock.__enter__()
+    _held_at_fork[:] = locks
+
+
+def _after_fork():
+    for lock in reversed(_held_at_fork):
+        lock.__exit__(None, None, None)
+    _held_at_fork.clear()
+
+
+if hasattr(os, "register_at_fork"):   # (POSIX only)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
 
 
 @functools.lru_cache(maxsize=None)

@@ -176,10 +176,13 @@ def test_a_spawned_worker_launches_a_launch_object_it_was_handed():
         assert pool.apply(_launched_in_worker, (_put.interpret[1, 32], 32)) == [7] * 32
 
 
-def _in_forked_child(function) -> str:
+def _in_forked_child(function, timeout: float = 60.0) -> str:
     """What `function()` gives (a string) in a child this process forks; the child's exception as its name and
-    message."""
+    message; "timed out" where the child said nothing for `timeout` seconds (it is killed: a wait on a lock can be
+    out of a signal's reach)."""
     import os
+    import select
+    import signal
 
     read, write = os.pipe()
     pid = os.fork()
@@ -194,6 +197,10 @@ def _in_forked_child(function) -> str:
             os._exit(0)
     os.close(write)
     with os.fdopen(read, "rb") as pipe:
+        if not select.select([pipe], [], [], timeout)[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return "timed out"
         text = pipe.read().decode()
     os.waitpid(pid, 0)
     return text
@@ -264,3 +271,76 @@ def test_a_child_forked_while_a_thread_compiles_a_kernel_compiles_it_itself():
         _compile_released.set()
         compiling.join(30)
     assert (parent_out == 6).all()
+
+
+
+# -- LLVM at a fork ---------------------------------------------------------------------------------------------------
+_SMALL_LLVM = "define i32 @identity(i32 %x) {\n  ret i32 %x\n}\n"
+
+
+def _hold_llvm(where: str, monkeypatch):
+    """A thread inside LLVM until `released` is set: in skc's code generation (its optimizer held, under skc's lock)
+    or inside one of llvmlite's calls (under llvmlite's own lock, as through an optimization); gives (released,
+    what ends it: joins the thread, takes the hold off)."""
+    import llvmlite.binding as llvm
+    from llvmlite.binding import ffi
+
+    from skc.backends import llvm_codegen
+
+    entered, released = threading.Event(), threading.Event()
+    holder = []
+
+    def hold():
+        if threading.current_thread() in holder and not released.is_set():
+            entered.set()
+            released.wait(30)
+
+    def after():
+        pass
+    if where == "skc":
+        optimize = llvm_codegen.optimize
+        monkeypatch.setattr(llvm_codegen, "optimize", lambda *args: (hold(), optimize(*args))[1])
+        use = lambda: llvm_codegen.compile_llvm(_SMALL_LLVM, llvm.get_default_triple(), "", "")  # noqa: E731
+    else:   # (llvmlite calls a lock callback with its lock held)
+        ffi.register_lock_callback(hold, after)
+        use = llvm.get_default_triple
+    thread = threading.Thread(target=use, daemon=True)
+    holder.append(thread)
+    thread.start()
+    assert entered.wait(30)
+
+    def end():
+        released.set()
+        thread.join(30)
+        if where != "skc":
+            ffi.unregister_lock_callback(hold, after)
+    return released, end
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this host")
+@pytest.mark.parametrize("where", ["skc", "llvmlite"])
+def test_a_child_forked_while_a_thread_is_inside_llvm_compiles_for_a_gpu(where, monkeypatch):
+    """A fork waits for another thread's use of LLVM to end: a lock held at the fork (skc's around a kernel's code
+    generation, llvmlite's around each of its calls) was held for ever in the child, whose first code generation
+    waited for it."""
+    import llvmlite.binding as llvm
+
+    from skc.backends import llvm_codegen
+
+    released, end = _hold_llvm(where, monkeypatch)
+    timer = threading.Timer(0.5, released.set)   # (the parent's use ends; the fork waits for it)
+    timer.start()
+
+    def in_child():
+        import signal
+
+        signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("waited 10 s")))
+        signal.alarm(10)
+        _, assembly = llvm_codegen.compile_llvm(_SMALL_LLVM, llvm.get_default_triple(), "", "")
+        signal.alarm(0)
+        return "compiled" if "identity" in assembly else "no function"
+    try:
+        assert _in_forked_child(in_child, timeout=15) == "compiled"
+    finally:
+        timer.join(30)
+        end()
