@@ -268,8 +268,13 @@ class StatementEvaluator:
         self.attributes_changed[key] = (obj, attr, _own_attribute(obj, attr))
 
     def put_back_attributes(self):
-        """The compile failed: the attributes it changed on objects it did not make hold what they held before it."""
+        """The compile failed: the attributes it changed on objects it did not make hold what they held before it,
+        except those another compile (on another thread) has set since to a variable or marker of its own: put back,
+        that compile read the value from before it and compiled it in, a wrong answer."""
         for obj, attr, before in reversed(list(self.attributes_changed.values())):
+            now = _own_attribute(obj, attr)
+            if isinstance(now, (Slot, Poison)) and now.is_stale():
+                continue
             setter = type if isinstance(obj, type) else object   # (past the class's own __setattr__, as poison is set)
             try:
                 if before is MISSING:

@@ -344,3 +344,59 @@ def test_a_child_forked_while_a_thread_is_inside_llvm_compiles_for_a_gpu(where, 
     finally:
         timer.join(30)
         end()
+
+
+# -- a failed compile's put-back, beside another thread's compile ---------------------------------------------------
+class _Box:
+    pass
+
+
+_SHARED_BOX = _Box()
+_SHARED_BOX.inner = _Box()   # (a global's own attribute is refused; one reached through it is not)
+_first_set, _second_set, _first_failed = threading.Event(), threading.Event(), threading.Event()
+
+
+def _step(done: threading.Event, after: threading.Event = None):
+    """Run at compile time: tell the other thread this step is done, then wait for the other's (the order the test
+    wants, on two threads)."""
+    done.set()
+    if after is not None:
+        after.wait(30)
+    return 0
+
+
+@skc.kernel(block=1)
+def _sets_then_fails_late(x: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32]):
+    _SHARED_BOX.inner.v = x[0]
+    start = _step(_first_set, _second_set)
+    out[start] = _no_such_name  # noqa: F821
+
+
+@skc.kernel(block=1)
+def _sets_then_reads(x: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32]):
+    _SHARED_BOX.inner.v = x[0]
+    start = _step(_second_set, _first_failed)
+    out[start] = _SHARED_BOX.inner.v
+
+
+def test_a_failed_compile_puts_back_no_attribute_another_threads_compile_set_since():
+    """The failed compile put back what the object held before it over the run-time variable the other thread's
+    compile had set since: that compile read the old compile-time value and stored it, a wrong answer."""
+    for event in (_first_set, _second_set, _first_failed):
+        event.clear()
+    _SHARED_BOX.inner.v = 1.5
+    x, out = np.array([5.0], np.float32), np.zeros(1, np.float32)
+
+    def first():
+        try:
+            _sets_then_fails_late.interpret[1, 1](x, np.zeros(1, np.float32))
+        finally:
+            _first_failed.set()
+
+    def second():
+        assert _first_set.wait(30)
+        _sets_then_reads.interpret[1, 1](x, out)
+    errors = _run_together(first, second)
+    assert isinstance(errors[0], skc.CompileError) and "_no_such_name" in str(errors[0])
+    assert errors[1] is None
+    assert out[0] == 5.0
