@@ -7,6 +7,7 @@ disk cache) and loads the module.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
@@ -399,7 +400,7 @@ class Kernel:
         launch_key = (device, device.target.name, block, key)
         found = self._launches.get(launch_key)
         if found is None:
-            with self._compiling:
+            with _compile_lock(self._compiling):
                 found = self._launches.get(launch_key)   # (made by another thread while this one waited)
                 if found is None:
                     found = self._prepare(device, block, args)
@@ -563,7 +564,7 @@ class Kernel:
         block = _dims(block, "block") if block is not None else (self.block or (128, 1, 1))
         values = self._abstract_arguments(args, kwargs)
         spec = self.specialize(values, block, _dims(cluster, "cluster") if cluster is not None else None)
-        with self._compiling:
+        with _compile_lock(self._compiling):
             return self._compile(spec, target, for_interpreter=False)
 
     def _abstract_arguments(self, args, kwargs):
@@ -817,6 +818,20 @@ def _rebuilt_kernel(fn, block, cluster, debug) -> Kernel:
 def _rebuilt_launch(kernel: Kernel, grid, block, device) -> Launch:
     """A launch object unpickled (Launch.__reduce__)."""
     return kernel._bind((grid, block), device)
+
+
+@contextlib.contextmanager
+def _compile_lock(lock):
+    """A kernel's compile lock held through the block; inside another kernel's compile on this thread (a helper run
+    at compile time that compiles or launches this kernel), only if it is free now: that other kernel's lock is held
+    here, and the thread holding this one may wait for it (two kernels whose compiles compile each other, on two
+    threads at once: each waited for the other's for ever). Not held, the specialization may be compiled twice."""
+    held = lock.acquire(blocking=not frontend.context.active())
+    try:
+        yield
+    finally:
+        if held:
+            lock.release()
 
 
 _KERNELS = weakref.WeakSet()   # every kernel made (weakly): a forked child renews their locks

@@ -400,3 +400,38 @@ def test_a_failed_compile_puts_back_no_attribute_another_threads_compile_set_sin
     assert isinstance(errors[0], skc.CompileError) and "_no_such_name" in str(errors[0])
     assert errors[1] is None
     assert out[0] == 5.0
+
+
+# -- kernels whose compiles compile each other ------------------------------------------------------------------------
+_both_holding = threading.Barrier(2, timeout=10)
+_nested = threading.local()
+
+
+def _compiles(name: str):
+    """Run at compile time: once per thread, wait until both threads are inside their kernel's compile, then
+    compile the other kernel (as a helper that reads another kernel's compiled facts does)."""
+    if not getattr(_nested, "inside", False):
+        _nested.inside = True
+        _both_holding.wait()
+        globals()[name].compile(target="sm_80")
+    return 0
+
+
+@skc.kernel(block=1)
+def _compiles_second(out: skc.Ptr[skc.i32]):
+    out[_compiles("_compiles_first")] = 1
+
+
+@skc.kernel(block=1)
+def _compiles_first(out: skc.Ptr[skc.i32]):
+    out[_compiles("_compiles_second")] = 2
+
+
+def test_two_kernels_whose_compiles_compile_each_other_compile_on_two_threads_at_once():
+    """Each thread held its kernel's compile lock and waited for the other's: both for ever."""
+    _both_holding.reset()
+    outs = [np.zeros(1, np.int32), np.zeros(1, np.int32)]
+    errors = _run_together(lambda: _compiles_second.interpret[1, 1](outs[0]),
+                           lambda: _compiles_first.interpret[1, 1](outs[1]), timeout=30)
+    assert errors == [None, None]
+    assert outs[0][0] == 1 and outs[1][0] == 2
