@@ -82,6 +82,13 @@ def get_source(fn) -> SourceFunction:
     if isinstance(node, ast.AsyncFunctionDef):
         raise CompileError(f"{fn.__qualname__} is async; kernels cannot be async functions",
                            Location(code.co_filename, node.lineno, node.col_offset + indent))
+    if node.name != code.co_name:   # (read where the function began, in a file that has changed since)
+        raise CompileError(f"the source of {fn.__qualname__} is no longer where it was defined: line {first_line} of "
+                           f"{code.co_filename} now begins `def {node.name}` (the file changed after the function was "
+                           "defined, or a process unpickled it whose copy of the file differs)",
+                           Location(code.co_filename, node.lineno, node.col_offset + indent),
+                           hint="import the module again (or restart) after editing it; give worker processes the "
+                                "same file")
     found = SourceFunction(node, code.co_filename, indent, fn.__name__, fn.__qualname__,
                            getattr(fn, "__module__", "") or "", hashlib.sha256(text.encode()).hexdigest())
     _cache[id(code)] = (code, found)

@@ -442,3 +442,26 @@ def test_reading_an_attribute_another_compile_left_unknown_is_named():
     assert_points_at(info.value, _reads_what_another_left_unknown, "out[0] = _HELD.inner.u  # HERE")
     assert "'_Box.u' was left unknown by another compile" in str(info.value)
     assert "outlives the kernel" in str(info.value)
+
+
+# -- a kernel's source read again from a file that changed ------------------------------------------------------------
+def test_a_kernel_whose_file_changed_since_it_was_defined_is_refused(tmp_path):
+    """Its source is read from the file at its first compile: a file edited after the import (or a worker's copy of
+    it, where the kernel was unpickled by value) had another function there, which compiled and ran in its place."""
+    import importlib.util
+    import linecache
+
+    import numpy as np
+
+    path = tmp_path / "edited_kernels.py"
+    path.write_text("import skc\n\n@skc.kernel(block=1)\ndef writes(out: skc.Ptr[skc.f32]):\n    out[0] = 1.0\n")
+    spec = importlib.util.spec_from_file_location("edited_kernels", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path.write_text("import skc\n\n@skc.kernel(block=1)\ndef other(out: skc.Ptr[skc.f32]):\n    out[0] = 2.0\n")
+    linecache.checkcache(str(path))
+    out = np.zeros(1, np.float32)
+    with pytest.raises(skc.CompileError, match="no longer where it was defined") as info:
+        module.writes.interpret[1, 1](out)
+    assert "`def other`" in str(info.value) and "import the module again" in str(info.value)
+    assert out[0] == 0.0
