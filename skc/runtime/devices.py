@@ -152,6 +152,17 @@ _inside = [0]                 # using_device blocks open, on all threads
 _lock = threading.Lock()
 
 
+def _after_fork_in_child():
+    """The lock is new in a forked child: a thread of the parent's that held it at the fork (selecting a device) is
+    not there, and the child's own selection waited for it for ever."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):   # (POSIX only)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class _Block:
     """An open using_device block: the device it selects (set_device's inside it). Blocks are told apart by identity:
     one that ends out of order (two asyncio tasks' blocks on one thread, a generator's closed later) leaves its own

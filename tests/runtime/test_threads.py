@@ -435,3 +435,29 @@ def test_two_kernels_whose_compiles_compile_each_other_compile_on_two_threads_at
                            lambda: _compiles_first.interpret[1, 1](outs[1]), timeout=30)
     assert errors == [None, None]
     assert outs[0][0] == 1 and outs[1][0] == 2
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this host")
+def test_a_child_forked_while_a_thread_selects_a_device_selects_one_itself():
+    """The device selection's lock, held by a thread of the parent at the fork, was held for ever in the child."""
+    from skc.runtime import devices
+
+    taken, done = threading.Event(), threading.Event()
+
+    def hold():   # (as a thread inside set_device or using_device at the fork)
+        with devices._lock:
+            taken.set()
+            done.wait(30)
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert taken.wait(30)
+    try:
+        def in_child():
+            skc.set_device("interpreter")   # (the child's own selection: the parent's stays as it is)
+            out = np.zeros(32, np.int32)
+            _put[1, 32](out, 8)
+            return "launched" if (out == 8).all() else "wrong answer"
+        assert _in_forked_child(in_child, timeout=15) == "launched"
+    finally:
+        done.set()
+        holder.join(30)
