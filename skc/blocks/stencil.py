@@ -57,23 +57,29 @@ class StencilConfig:
 
 
 SUMS = 64      # f32 sums a thread keeps at most (columns x multiplier x width): more and ptxas spills
-THREADS = 256  # threads a block, about
+# threads a block (about) and output pixels a thread, for filters of up to 9 taps and for larger ones: measured on an
+# H100 (fifty-fifth session, benchmarks/NOTES.md), 3 x 3 filters ran 1.06-1.14x faster in blocks of 128 than of 256,
+# 7 x 7 ones 1.10-1.40x faster with eight pixels a thread than with four (fewer loads of the pixels a row's taps share)
+SMALL_FILTER = (128, 4)
+LARGE_FILTER = (256, 8)
 
 
 def depthwise_config(conv, dtype: str, epilogue: EpilogueSpec) -> StencilConfig:
     """The tiling of depthwise convolution `conv` (a ConvShape of one channel a group): 16-byte vectors of channels
     (narrower where C or the sums allow), threads along the channels that cover C with the fewest idle lanes, and
-    four output pixels a thread (fewer for a large multiplier)."""
+    four output pixels a thread in blocks of about 128 threads for filters of up to 9 taps, eight in blocks of about
+    256 for larger ones (fewer for a large multiplier)."""
     multiplier = conv.K // conv.C
     width = STORE_WIDTH
     while conv.C % width or multiplier * width > SUMS:
         width //= 2
-    columns = max(1, min(4, SUMS // (multiplier * width)))
+    threads, columns = SMALL_FILTER if conv.R * conv.S <= 9 else LARGE_FILTER
+    columns = max(1, min(columns, SUMS // (multiplier * width)))
     vectors = conv.C // width
     # (the fewest lanes that leave the fewest idle of the slices covering C: 18 vectors take two slices of 9)
     lanes = min(range(1, min(vectors, 16) + 1), key=lambda n: (-(-vectors // n) * n - vectors, -n))
     return StencilConfig(dtype, conv.R, conv.S, conv.stride, conv.padding, conv.dilation, multiplier, width, lanes,
-                         max(1, THREADS // lanes), columns, epilogue)
+                         max(1, threads // lanes), columns, epilogue)
 
 class PixelScheduler:
     """Which outputs this thread computes: the block's channel slice (block ids run over the slices first, so that

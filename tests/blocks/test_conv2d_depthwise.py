@@ -123,14 +123,18 @@ def test_the_torch_operator_and_its_derivative(hopper_interpreter):
         assert torch.equal(g.float(), e.bfloat16().float())
 
 
-@pytest.mark.parametrize("C, K, width, lanes, columns", [
-    (32, 32, 8, 4, 4), (144, 144, 8, 9, 4), (96, 96, 8, 12, 4), (384, 384, 8, 16, 4), (12, 24, 4, 3, 4),
-    (8, 128, 4, 2, 1),   # 16 filters a channel: narrower vectors, one pixel a thread (64 sums at most)
+@pytest.mark.parametrize("C, K, R, width, lanes, columns, threads", [
+    (32, 32, 3, 8, 4, 4, 128), (144, 144, 3, 8, 9, 4, 126), (96, 96, 3, 8, 12, 4, 120), (384, 384, 3, 8, 16, 4, 128),
+    (12, 24, 3, 4, 3, 4, 126),
+    (8, 128, 3, 4, 2, 1, 128),   # 16 filters a channel: narrower vectors, one pixel a thread (64 sums at most)
+    (96, 96, 7, 8, 12, 8, 252), (384, 384, 7, 8, 16, 8, 256),   # ConvNeXt's 7 x 7: eight pixels a thread
+    (32, 64, 5, 8, 4, 4, 256),   # two filters a channel: 64 sums allow four pixels
 ])
-def test_the_tiling_depthwise_config_picks(C, K, width, lanes, columns):
-    cfg = depthwise_config(ConvShape(1, 8, 8, C, K, 3, 3, (1, 1), (1, 1), (1, 1), groups=C), "bf16", EpilogueSpec())
-    assert (cfg.width, cfg.lanes, cfg.columns, cfg.multiplier) == (width, lanes, columns, K // C)
-    assert cfg.width * cfg.multiplier * cfg.columns <= 64 and cfg.threads <= 256
+def test_the_tiling_depthwise_config_picks(C, K, R, width, lanes, columns, threads):
+    conv = ConvShape(1, 8, 8, C, K, R, R, (1, 1), (R // 2, R // 2), (1, 1), groups=C)
+    cfg = depthwise_config(conv, "bf16", EpilogueSpec())
+    assert (cfg.width, cfg.lanes, cfg.columns, cfg.multiplier, cfg.threads) == (width, lanes, columns, K // C, threads)
+    assert cfg.width * cfg.multiplier * cfg.columns <= 64
 
 
 @pytest.mark.parametrize("N, H, C, multiplier, R, stride, dtype, activation", [

@@ -162,8 +162,9 @@ def test_the_vector_im2col_loader_when_the_config_asks():
     (2, 512, 14, 14, 512, 3, 1, 1, 1, 32),    # ResNeXt's 16 channels a group
     (2, 64, 20, 20, 64, 5, 1, 4, 2, 2),       # dilation
     (2, 256, 14, 14, 256, 1, 1, 0, 1, 8),     # pointwise
-    (2, 64, 28, 28, 64, 3, 2, 1, 1, 64),      # depthwise: block-diagonal filters
+    (2, 64, 28, 28, 64, 3, 2, 1, 1, 64),      # depthwise: the direct kernel (stencil.py)
     (2, 32, 14, 14, 64, 3, 1, 1, 1, 32),      # depthwise with two filters a channel
+    (2, 64, 14, 14, 64, 3, 1, 1, 1, 16),      # 4 channels a group: block-diagonal filters
 ])
 @pytest.mark.parametrize("bias", [False, True])
 def test_grouped_conv2d_matches_torch(N, C, H, W, K, R, stride, padding, dilation, groups, bias):
@@ -178,6 +179,32 @@ def test_grouped_conv2d_matches_torch(N, C, H, W, K, R, stride, padding, dilatio
     torch.cuda.synchronize()
     assert y is out and not out.isnan().any()
     assert relative_error(out, expected) <= 1e-2
+
+
+@pytest.mark.parametrize("N, C, H, W, multiplier, R, stride, padding, dilation, dtype, activation", [
+    (4, 32, 57, 61, 1, 3, 1, 1, 1, torch.bfloat16, None),      # 3 x 3: blocks of 128, tails of rows and columns
+    (3, 144, 28, 28, 1, 3, 2, 1, 1, torch.bfloat16, "relu"),   # stride 2, two channel slices of 72
+    (2, 96, 30, 29, 1, 7, 1, 3, 1, torch.float16, "gelu"),     # 7 x 7 (ConvNeXt): eight pixels a thread
+    (2, 40, 19, 17, 1, 5, 2, 4, 2, torch.bfloat16, "silu"),    # 5 x 5, dilation 2, stride 2
+    (2, 24, 16, 16, 4, 3, 1, 1, 1, torch.bfloat16, None),      # four filters a channel
+])
+def test_depthwise_conv2d_matches_torch(N, C, H, W, multiplier, R, stride, padding, dilation, dtype, activation):
+    # (fifty-fifth session: the direct kernel on CUDA cores; outputs poisoned, bias fused, against float32 torch)
+    x, w = channels_last(N, C, H, W, dtype=dtype), channels_last(multiplier * C, 1, R, R, dtype=dtype)
+    b = torch.randn(multiplier * C, device="cuda", dtype=dtype)
+    expected = torch.nn.functional.conv2d(x.float(), w.float(), b.float(), stride=stride, padding=padding,
+                                          dilation=dilation, groups=C)
+    expected = {None: expected, "relu": torch.relu(expected), "silu": torch.nn.functional.silu(expected),
+                "gelu": torch.nn.functional.gelu(expected, approximate="tanh")}[activation]
+    out = torch.full(expected.shape, float("nan"), device="cuda", dtype=dtype).to(memory_format=torch.channels_last)
+    y = skc.blocks.conv2d(x, w, bias=b, stride=stride, padding=padding, dilation=dilation, activation=activation,
+                          out=out, groups=C)
+    torch.cuda.synchronize()
+    assert y is out and not out.isnan().any()
+    assert relative_error(out, expected) <= 1e-2
+    again = skc.blocks.conv2d(x, w, bias=b, stride=stride, padding=padding, dilation=dilation, activation=activation,
+                              groups=C)   # (an out of its own, and the plan's second call)
+    assert torch.equal(again, out)
 
 
 def test_grouped_conv2d_operator_under_torch_compile_equals_eager():
