@@ -178,9 +178,17 @@ class DepthwiseStencil:
                     for c in skc.static_range(cfg.width):
                         total = self.acc[self.place(j, m, c)]
                         for pixel, s in self.taps_of(j):
-                            total = skc.fma(skc.f32(pixels[pixel][c]), weights[s * cfg.multiplier + m][c], total)
+                            total = skc.fma(skc.f32(self.channel(pixels[pixel], c)),
+                                            self.channel(weights[s * cfg.multiplier + m], c), total)
                         sums.append(total)
             self.acc = skc.vector(*sums)
+
+    def channel(self, values, c: int):
+        """Channel c of a thread's `width` channels of one pixel or tap (a vector, or the value itself for one
+        channel: an odd C's)."""
+        if self.cfg.width == 1:
+            return values
+        return values[c]
 
     @frontend.host
     def place(self, j: int, m: int, c: int) -> int:

@@ -48,6 +48,7 @@ def plans_of(x, w, config=None) -> set:
     (1, 16, 6, 5, 2, 3, 2, 1, 1, True, "relu", torch.bfloat16),   # two filters a channel
     (1, 4, 5, 6, 2, 3, 1, 1, 1, False, None, torch.float16),      # C = 4: vectors of 4 channels
     (1, 136, 3, 5, 1, 3, 1, 1, 1, True, None, torch.bfloat16),    # 17 vectors: two slices of 9, one lane idle
+    (2, 3, 5, 6, 8, 3, 2, 1, 1, True, "relu", torch.bfloat16),    # an odd C (RGB), 8 filters each: one channel a thread
 ])
 def test_depthwise_conv2d_is_torchs(hopper_interpreter, N, C, H, W, multiplier, R, stride, padding, dilation, bias,
                                     activation, dtype):
