@@ -15,9 +15,9 @@ from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .host_plans import (Bindings, Direct, GemmPlan, address_functions, aligned_copy, check_activation,
                          check_epilogue_operands, check_has_data, check_no_overlap, check_writeable, contiguous,
-                         differentiated, element_strides, empty_like, facts, facts_failed, filling_config, on_stream,
-                         outside_graph, paddable, padded, refuse_host_options, remember, require_arrays, span,
-                         torch_type, traced, view, viewable, without_grad, zeros_like)
+                         differentiated, element_strides, empty_like, facts, facts_failed, filling_config,
+                         misaligned, on_stream, outside_graph, paddable, padded, refuse_host_options, remember,
+                         require_arrays, span, torch_type, traced, view, viewable, without_grad, zeros_like)
 from .im2col import ConvShape, grouping_mismatch, unaligned_filters
 from .matmul_host import dtype_label, operand_dtype_name
 from .stencil import depthwise_config, depthwise_conv_kernel
@@ -145,13 +145,14 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
     mismatch = grouping_mismatch(C, K, C_w, groups)
     if mismatch:
         raise skc.LaunchError(mismatch)
-    dense = groups > 1 and (C // groups % 8 or K // groups % 8)   # (block-diagonal filters: _BlockDiagonal)
+    depthwise = groups > 1 and C == groups and config is None   # (the direct kernel: _Depthwise, of any array)
+    dense = groups > 1 and (C // groups % 8 or K // groups % 8) and not depthwise   # (block-diagonal filters)
     if dense and not paddable(x, w):
         raise skc.LaunchError(f"conv2d runs groups of {C // groups} channels and {K // groups} filters (not multiples "
                               "of 8, which the grouped loaders and stores address 16 bytes at a time) as the dense "
                               "convolution with block-diagonal filters, which it makes on the host from torch "
                               "tensors or numpy arrays: pass those, or groups of multiples of 8 channels and filters")
-    if C % 8 and not paddable(x, w):
+    if C % 8 and not paddable(x, w) and not depthwise:
         raise skc.LaunchError(f"conv2d copies pixels 16 bytes at a time: C must be a multiple of 8, found {C} "
                               "(pad the channels with zeros to a multiple of 8)")
     geometry = (stride, padding, dilation)   # as given: a padded call passes them on
@@ -170,7 +171,7 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
         return conv, _no_launch
     if K % 8:   # (out's rows of K channels are stored through a tensor map: 16-byte multiples)
         raise skc.LaunchError(unaligned_filters(K, groups))
-    if groups > 1 and conv.group_channels == 1 and config is None:   # depthwise: the direct kernel (stencil.py)
+    if depthwise:   # the direct kernel (stencil.py)
         return conv, _Depthwise(device, conv, dtype, _checked_epilogue(K, bias, activation))
     if dense:   # the convolution by dense filters (its own plan checks the rest)
         return conv, _BlockDiagonal(groups, geometry, activation, config)
@@ -223,14 +224,16 @@ class _Depthwise:
         check_no_overlap("conv2d", out, x=x, w=w, bias=bias)
         x_nhwc, out_nhwc = _nhwc(x, "x"), _nhwc(out, "out")
         if self.address[0](x_nhwc) % self.vector_bytes or self.address[3](out_nhwc) % self.vector_bytes:
+            misaligned("conv2d", ("x", x, self.address[0](x_nhwc)), ("out", out, self.address[3](out_nhwc)))
             with on_stream(x, stream), without_grad(x):   # (a view into its rows, x[:, 1:]: aligned copies)
                 copy = aligned_copy(out)
                 self(aligned_copy(x), w, copy, bias, stream)
                 out[...] = copy
             return
         operands = [x_nhwc, _nhwc(w, "w"), out_nhwc if bias is None else bias, out_nhwc]
-        if not self.cuda:   # (the interpreter takes pointer arguments as dense arrays: spans)
-            self.launches.kernel(*(span(operand) for operand in operands), *self.sizes, self.cfg, stream=stream)
+        if not self.cuda:   # (the interpreter takes pointer arguments as dense arrays: spans; skc's are dense)
+            self.launches.kernel(*(span(operand) if paddable(operand) else operand for operand in operands),
+                                 *self.sizes, self.cfg, stream=stream)
             return
         self.launches.launch(key, (*operands, *self.sizes), stream)
 

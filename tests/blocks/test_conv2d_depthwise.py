@@ -87,6 +87,18 @@ def test_numpy_arrays_an_out_and_a_misaligned_x(hopper_interpreter):
     np.testing.assert_array_equal(y.astype(np.float32), expected)
 
 
+def test_skc_arrays(hopper_interpreter):
+    """skc's own arrays (no torch or numpy to make block-diagonal filters from) run the direct kernel: they were
+    refused as the dense convolution's operands."""
+    import ml_dtypes
+
+    x, w, b = ints(2, 8, 5, 6), ints(16, 1, 3, 3), ints(16)
+    nhwc = lambda t: skc.to_device(np.ascontiguousarray(t.float().numpy().transpose(0, 2, 3, 1)).astype(
+        ml_dtypes.bfloat16))
+    y = conv2d(nhwc(x), nhwc(w), skc.to_device(b.float().numpy().astype(ml_dtypes.bfloat16)), padding=1, groups=8)
+    np.testing.assert_array_equal(y.numpy().astype(np.float32), want(x, w, b, 1, 1, 1).float().permute(0, 2, 3, 1))
+
+
 def test_the_plan_conv2d_picks(hopper_interpreter):
     """One channel a group: the direct kernel; with a config (the GEMM's tiles), or groups of 2 channels: the dense
     convolution by block-diagonal filters, as before."""
@@ -183,5 +195,27 @@ def test_a_depthwise_call_seen_before_is_one_lookup_and_the_driver_call(monkeypa
             # checked until a key is bound, at its second call (Bindings): outs[0] twice, outs[1] once; then bound
             assert len(checks) == 3
             assert host_plans.torch_type(type(x)) and type(x) in host_plans._VIEWS
+    finally:
+        conv._PLANS.clear()
+
+
+def test_arrays_of_other_frameworks_run_and_off_16_bytes_are_refused_by_name():
+    """An array the host cannot copy (cupy's: FakeTensor is one) runs the direct kernel (it was refused as the dense
+    convolution's operand); one starting off a 16-byte boundary is refused by its name (the aligned copy's
+    AttributeError before)."""
+    from skc.blocks import conv
+    from skc.runtime import fake_cuda
+    from skc.runtime.fake_cuda import FakeTensor
+
+    conv._PLANS.clear()
+    try:
+        with fake_cuda.installed() as driver:
+            x, w = FakeTensor((1, 9, 9, 16)), FakeTensor((16, 3, 3, 1))
+            conv2d(x, w, padding=1, groups=16)
+            assert len(driver.launches) == 1
+            with pytest.raises(skc.LaunchError, match=r"conv2d: x starts at address 0x[0-9a-f]+, not on a 16-byte"):
+                conv2d(FakeTensor((1, 9, 9, 16), address=x.address + 8), w, padding=1, groups=16)
+            with pytest.raises(skc.LaunchError, match=r"conv2d: out starts at .*\.copy\(\) for a cupy array"):
+                conv2d(x, w, padding=1, groups=16, out=FakeTensor((1, 9, 9, 16), address=x.address + 0x100004))
     finally:
         conv._PLANS.clear()
