@@ -143,7 +143,8 @@ class PixelLoader:
 
     def row(self, n, h, valid):
         """Pixel 0 of row h of image n, and whether the row lies inside the image (and the thread computes)."""
-        return skc.i64(n * self.H + h) * self.W, valid & (h >= 0) & (h < self.H)
+        # (n · H in 64 bits: conv2d bounds the output's pixels to 32 bits, not x's rows, N · H past 2**31 at strides)
+        return (skc.i64(n) * self.H + h) * self.W, valid & (h >= 0) & (h < self.H)
 
     def __call__(self, row, inside, w, c0):
         inside = inside & (w >= 0) & (w < self.W)
