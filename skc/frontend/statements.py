@@ -369,8 +369,10 @@ class StatementEvaluator:
         if self.region_stack:
             raise self.error_at(node, f"an element of a {kind} made outside this run-time loop or branch is changed "
                                       "inside it, where a compile-time container cannot follow the path taken",
-                                hint="assign the element in the loop's own body (skc then keeps it in a variable), "
-                                     "or build the container inside the loop")
+                                hint="change it through a plain name bound to the container before the loop or "
+                                     "branch (`acc = self.acc` before it, `acc[j] = ...` in its own body, not in a "
+                                     "method or helper it calls), which skc keeps in variables, or build the "
+                                     "container inside the loop")
         raise self.error_at(node, f"an element of a {kind} made before a run-time break, continue or return is "
                                   "changed past it, where a compile-time container cannot follow the path taken (the "
                                   "paths that jumped skip this change, and would read it all the same)",

@@ -240,6 +240,33 @@ def test_a_list_from_outside_the_loop_changed_through_another_name_is_refused(fn
         both(fn, 3)
 
 
+def through_the_attribute(out, n: skc.i32):
+    s = Box([out[3], out[3]])
+    for r in range(n):
+        for j in skc.static_range(2):
+            s.value[j] = s.value[j] + 1.0
+    out[0] = s.value[0]
+
+
+def through_a_name_bound_before(out, n: skc.i32):
+    s = Box([out[3], out[3]])
+    held = s.value
+    for r in range(n):
+        for j in skc.static_range(2):
+            held[j] = held[j] + 1.0
+    out[0] = s.value[0]
+
+
+def test_the_refusals_hint_names_the_way_that_compiles():
+    """The change is in the loop's own body, through the attribute: the hint said to assign the element in the
+    loop's own body, as the code did; it names a plain name bound before the loop, whose way carries."""
+    with pytest.raises(skc.CompileError, match=CHANGED_OUTSIDE) as refused:
+        both(through_the_attribute, 3)
+    assert "a plain name bound to the container before the loop" in str(refused.value)
+    got, want = both(through_a_name_bound_before, 3)
+    assert got[0] == want[0] == 10.0
+
+
 class InPlace:
     def __init__(self, value):
         self.acc = [value, value]
