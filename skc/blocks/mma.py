@@ -276,22 +276,23 @@ class StackedAccumulator:
 
 
 class InFlight:
-    """The last group of wgmma that read a stage's tiles, noted on the stage's lease (or run) as it is issued. A
-    consumer with no reader that keeps stages in flight (`pipe.consumer()`) settles it before releasing the stage:
-    where the code did not retire that group itself, it is retired there, so the producer never refills a stage
-    that MMAs still read."""
+    """The last group of wgmma that read a stage's tiles, noted on the stage's lease (or run) as it is issued, with the
+    run-time scope it was issued in. A consumer with no reader that keeps stages in flight (`pipe.consumer()`) settles
+    it before releasing the stage: where the code did not retire that group itself on every path that issued it, it
+    is retired there, so the producer never refills a stage that MMAs still read."""
 
-    def __init__(self, op, group: int):
-        self.op, self.group = op, group
+    def __init__(self, op, group: int, scope: tuple):
+        self.op, self.group, self.scope = op, group, scope
 
     def settle(self):
-        if _unretired(self.group):
+        if _unretired(self.group, self.scope):
             self.op.retire(0)
 
 
 def _groups() -> dict:
-    """The wgmma groups the consumer code committed and retired so far, counted in the order it is compiled (one
-    warpgroup's sequence; a loop's body once: what it issues and retires in each pass)."""
+    """The wgmma groups the consumer code committed so far, and its retires (how many groups each had completed, in
+    which run-time scope), counted in the order it is compiled (one warpgroup's sequence; a loop's body once: what it
+    issues and retires in each pass)."""
     return frontend.current().facts(__name__ + ".groups")
 
 
@@ -301,7 +302,7 @@ def _note_reads(op, *tiles):
     for tile in tiles:
         holder = getattr(tile, "lease", None)   # (a tile of the user's own may have none)
         if holder is not None:
-            holder.async_reads = InFlight(op, group)
+            holder.async_reads = InFlight(op, group, frontend.runtime_scope())
 
 
 @frontend.host
@@ -313,13 +314,15 @@ def _note_commit():
 @frontend.host
 def _note_retire(pending: int):
     groups = _groups()
-    done = groups.get("committed", 0) - pending if isinstance(pending, int) else 0   # (a run-time count: none known)
-    groups["retired"] = max(groups.get("retired", 0), done)
+    if isinstance(pending, int):   # (a run-time count: which groups completed is not known here)
+        groups.setdefault("retired", []).append((groups.get("committed", 0) - pending, frontend.runtime_scope()))
 
 
 @frontend.host
-def _unretired(group: int) -> bool:
-    return _groups().get("retired", 0) < group
+def _unretired(group: int, scope: tuple) -> bool:
+    """Whether no retire completed `group` on every path that issued it: one compiled after it whose run-time scope
+    encloses the issue's (a retire in a branch the issue is not inside, or past a jump, runs on some paths only)."""
+    return not any(done >= group and scope[:len(where)] == where for done, where in _groups().get("retired", []))
 
 
 def _check_elements(name: str, tile, dtype):

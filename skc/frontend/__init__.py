@@ -17,6 +17,13 @@ def enclosing_conditions() -> list:
     return list(current().evaluator.conditions)
 
 
+def runtime_scope() -> tuple:
+    """The run-time regions (and marks of run-time jumps) around the code being compiled, outermost first: code
+    whose scope begins with another code's scope runs on every path that runs the other (for blocks that count what
+    has run, such as the wgmma groups retired before a stage's release)."""
+    return tuple(current().evaluator.scope_stack)
+
+
 def inside_with(manager) -> bool:
     """Whether the kernel being compiled is inside a with-block of `manager` (for blocks' protocol checks)."""
     return current().evaluator.inside_with(manager)
@@ -44,6 +51,7 @@ __all__ = [
     "as_ir_type", "constexpr", "CONSTEXPR", "POINTER", "SCALAR", "TENSORMAP", "DeviceFunction", "Parameter",
     "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "func", "kernel_parameters", "symbol_name",
     "Dyn", "RValue", "Slot", "variable_of", "inside_with", "open_withs", "with_ended", "enclosing_conditions",
+    "runtime_scope",
     "source_digest", "KEYABLE", "Unkeyable",
     "dependency_key", "inlined_function_key", "value_key",
 ]

@@ -20,7 +20,8 @@ T = 64
 def no_reader(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, N: skc.i32, K: skc.i32,
               mode: skc.constexpr):
     """64 x 64 tiles through two stages, the consumer made without a reader. mode "retires": the code retires each
-    stage's MMAs itself; "leaves": it does not; "runs": it takes the stages two at a time and does not."""
+    stage's MMAs itself; "leaves": it does not; "runs": it takes the stages two at a time and does not; "some paths
+    retire": it retires in a run-time branch, on even k-steps only."""
     payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T))
     load = TmaLoader(payload, a=a, b=b)
     with InputTilePipeline(payload, 2, load, consumers=1) as pipe:
@@ -51,6 +52,9 @@ def no_reader(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.
                                 mma(acc, s.a, s.b)
                                 if mode == "retires":
                                     mma.retire(0)
+                                if mode == "some paths retire":   # (odd k-steps do not: their release must)
+                                    if k % 2 == 0:
+                                        mma.retire(0)
                     acc.wait()
                     DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, N))(acc, tile.row0, tile.col0)
 
@@ -65,7 +69,7 @@ def operands(M, N, K, device):
     return A, B, maps, out
 
 
-@pytest.mark.parametrize("mode", ["retires", "leaves", "runs"])
+@pytest.mark.parametrize("mode", ["retires", "leaves", "runs", "some paths retire"])
 def test_a_consumer_without_a_reader_runs_right(mode):
     M, N, K = 128, 128, 256   # four tiles for two blocks, four k-steps a tile through two stages
     A, B, maps, out = operands(M, N, K, device=False)
@@ -90,7 +94,7 @@ def test_the_release_waits_where_the_code_did_not_and_only_there():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("mode", ["leaves", "runs"])
+@pytest.mark.parametrize("mode", ["leaves", "runs", "some paths retire"])
 def test_a_consumer_without_a_reader_on_the_gpu(mode):
     """Many tiles a block, deep K through two stages: a refill landing under MMAs still reading would show."""
     M, N, K = 512, 512, 2048
