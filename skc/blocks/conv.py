@@ -205,7 +205,7 @@ class _Depthwise:
     copy."""
 
     def __init__(self, device, conv: ConvShape, dtype: str, spec: EpilogueSpec):
-        self.conv, self.cfg = conv, depthwise_config(conv, dtype, spec)
+        self.cfg = depthwise_config(conv, dtype, spec)
         self.sizes = (conv.N, conv.H, conv.W, conv.C, conv.P, conv.Q)
         self.launches = Bindings(depthwise_conv_kernel[self.cfg.grid(conv.N, conv.P, conv.Q, conv.C),
                                                        self.cfg.threads], self.cfg)
@@ -214,17 +214,17 @@ class _Depthwise:
         self.vector_bytes = self.cfg.width * 2
 
     def __call__(self, x, w, out, bias=None, stream=None):
-        if self.cuda:   # (x, w and out's NHWC views start where they do: the key of their addresses is theirs)
-            address = self.address
-            key = (address[0](x), address[1](w), address[2](out if bias is None else bias), address[3](out))
-            bound = self.launches.get(key)
-            if bound is not None:   # (its addresses were checked when they were new)
-                bound(stream)
-                return
+        # (x, w and out's NHWC views start where they do: the key of their addresses is theirs)
+        address = self.address
+        key = (address[0](x), address[1](w), address[2](out if bias is None else bias), address[3](out))
+        bound = self.launches.get(key) if self.cuda else None
+        if bound is not None:   # (its addresses were checked when they were new)
+            bound(stream)
+            return
         check_no_overlap("conv2d", out, x=x, w=w, bias=bias)
         x_nhwc, out_nhwc = _nhwc(x, "x"), _nhwc(out, "out")
-        if self.address[0](x_nhwc) % self.vector_bytes or self.address[3](out_nhwc) % self.vector_bytes:
-            misaligned("conv2d", ("x", x, self.address[0](x_nhwc)), ("out", out, self.address[3](out_nhwc)))
+        if key[0] % self.vector_bytes or key[3] % self.vector_bytes:
+            misaligned("conv2d", ("x", x, key[0]), ("out", out, key[3]))
             with on_stream(x, stream), without_grad(x):   # (a view into its rows, x[:, 1:]: aligned copies)
                 copy = aligned_copy(out)
                 self(aligned_copy(x), w, copy, bias, stream)
