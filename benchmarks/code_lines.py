@@ -24,7 +24,7 @@ GROUPS = {
     "host side that builds the descriptors (conv.py)": ("skc/blocks/conv.py", ("_config", "_plan", "_operands",
                                                                               "_gemm_shape")),
     "argument types for compiling without data (conv.py)": ("skc/blocks/conv.py", ("compile_arguments",)),
-    "the depthwise kernel's launch (conv.py; its blocks in stencil.py)": ("skc/blocks/conv.py", ("_Depthwise",)),
+    "the stencil kernel's launch (conv.py; its blocks in stencil.py)": ("skc/blocks/conv.py", ("_Stencil",)),
     "conv2d(): argument checks, errors, torch layouts (conv.py)": ("skc/blocks/conv.py", (
         "conv2d", "_differentiated", "_refuse_lost_gradients", "_checked", "_check_out", "_aligned", "_pair",
         "_padding", "_is_torch", "_nhwc", "_empty_output",

@@ -1,4 +1,4 @@
-"""Depthwise tiling sweep (fifty-fifth session): per shape, skc's conv2d with variants of stencil.depthwise_config's
+"""Depthwise tiling sweep (fifty-fifth session): per shape, skc's conv2d with variants of stencil.stencil_config's
 tiling (threads a block, output pixels a thread) against F.conv2d; time = events around 30 back-to-back calls / 30
 (the kernel's when the host keeps up), median of 5 rounds. Run from the repo root: PYTHONPATH=$PWD python
 benchmarks/depthwise_tiling.py"""
@@ -12,7 +12,7 @@ BF16 = torch.bfloat16
 CASES = [("mbv2 112x112x32", 32, 32, 112, 112, 3, 1, 1), ("mbv2 56x56x144 s1", 32, 144, 56, 56, 3, 1, 1),
          ("mbv2 56x56x144 s2", 32, 144, 56, 56, 3, 2, 1), ("convnext 7x7 56x56x96", 32, 96, 56, 56, 7, 1, 3),
          ("convnext 7x7 14x14x384", 32, 384, 14, 14, 7, 1, 3), ("3x3 s2 28x28x256", 32, 256, 28, 28, 3, 2, 1)]
-original = conv.depthwise_config
+original = conv.stencil_config
 VARIANTS = {"default": {}, "old(256,4)": {"threads": 256, "columns": 4}, "t128c8": {"threads": 128, "columns": 8},
             "t512c8": {"threads": 512, "columns": 8}, "t256c8": {"threads": 256, "columns": 8}}
 
@@ -54,7 +54,7 @@ def main():
         moved = (x.numel() + want.numel()) * 2
         line = [f"{name}: cudnn {t_torch*1e3:.1f} us ({moved / t_torch / 1e6:.0f} GB/s)"]
         for label, spec in VARIANTS.items():
-            conv._PLANS.clear(); conv.depthwise_config = patched(spec)
+            conv._PLANS.clear(); conv.stencil_config = patched(spec)
             try:
                 y = conv2d(x, w, None, stride, pad, 1, groups=C)
                 torch.cuda.synchronize()
@@ -65,7 +65,7 @@ def main():
                 line.append(f"{label} raised {type(error).__name__}: {str(error)[:80]}")
             if time.time() - began > 100: break
         print(" | ".join(line), flush=True)
-    conv.depthwise_config = original
+    conv.stencil_config = original
 
 
 if __name__ == "__main__":

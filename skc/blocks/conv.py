@@ -20,7 +20,7 @@ from .host_plans import (Bindings, Direct, GemmPlan, address_functions, aligned_
                          require_arrays, span, torch_type, traced, view, viewable, without_grad, zeros_like)
 from .im2col import ConvShape, grouping_mismatch, unaligned_filters
 from .matmul_host import dtype_label, operand_dtype_name
-from .stencil import depthwise_config, depthwise_conv_kernel
+from .stencil import stencil_config, stencil_conv_kernel, takes
 
 _PLANS: dict = {}  # facts of a call -> its plan
 
@@ -37,11 +37,12 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     "valid" or, for stride 1, "same", as torch takes them). `groups` (by keyword: the arguments before it keep their
     places) as torch.nn.functional.conv2d takes it: it divides C and K, and w holds C/groups channels (K x C/groups
     x R x S for torch); one launch computes every group, a GEMM a group over the scheduler's batch. A depthwise
-    convolution (one channel a group, K/C filters each; without a `config`) runs as a direct kernel on CUDA cores
-    (stencil.depthwise_conv_kernel: x read about once, out written once); other groups whose channels or filters are
-    no multiple of 8 run as the dense convolution with block-diagonal filters, made each call: right, groups times
-    the work. `config` is a MatmulConfig (its tiles and stages; the loader, the store and the operands, unswapped,
-    are conv2d's). The launch goes to `stream`, by default the current stream of the operands' framework. Like
+    convolution (one channel a group, K/C filters each; without a `config`), and one of groups of 2, 4 or 8
+    channels with a whole multiple of them as each group's filters (within stencil.takes's bounds), runs as a
+    direct kernel on CUDA cores (stencil.stencil_conv_kernel: x read about once, out written once); other groups
+    whose channels or filters are no multiple of 8 run as the dense convolution with block-diagonal filters, made
+    each call: right, groups times the work. `config` is a MatmulConfig (its tiles and stages; the loader, the store
+    and the operands, unswapped, are conv2d's). The launch goes to `stream`, by default the current stream of the operands' framework. Like
     matmul, a call is one lookup of a plan made by the first call with the same facts; 1x1 convolutions of stride 1
     without padding are plain GEMMs (no im2col). Filter taps more than 255 pixels apart (and
     `config=MatmulConfig(loader="vector", ...)`) load with the vector im2col loader instead of TMA im2col. Inside a
@@ -145,14 +146,15 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
     mismatch = grouping_mismatch(C, K, C_w, groups)
     if mismatch:
         raise skc.LaunchError(mismatch)
-    depthwise = groups > 1 and C == groups and config is None   # (the direct kernel: _Depthwise, of any array)
-    dense = groups > 1 and (C // groups % 8 or K // groups % 8) and not depthwise   # (block-diagonal filters)
+    # (the direct kernel, of any array: _Stencil, for depthwise convolutions and groups of 2 to 8 channels)
+    stencil = config is None and takes(C, K, groups, S, _pair(stride, "stride", 1)[1], _pair(dilation, "dilation", 1)[1])
+    dense = groups > 1 and (C // groups % 8 or K // groups % 8) and not stencil   # (block-diagonal filters)
     if dense and not paddable(x, w):
         raise skc.LaunchError(f"conv2d runs groups of {C // groups} channels and {K // groups} filters (not multiples "
                               "of 8, which the grouped loaders and stores address 16 bytes at a time) as the dense "
                               "convolution with block-diagonal filters, which it makes on the host from torch "
                               "tensors or numpy arrays: pass those, or groups of multiples of 8 channels and filters")
-    if C % 8 and not paddable(x, w) and not depthwise:
+    if C % 8 and not paddable(x, w) and not stencil:
         raise skc.LaunchError(f"conv2d copies pixels 16 bytes at a time: C must be a multiple of 8, found {C} "
                               "(pad the channels with zeros to a multiple of 8)")
     geometry = (stride, padding, dilation)   # as given: a padded call passes them on
@@ -169,10 +171,10 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
     if not N:   # a batch of none: torch's empty output, with no launch (so none of the kernel's limits on C and K)
         _checked_epilogue(K, bias, activation)
         return conv, _no_launch
+    if stencil:   # the direct kernel (stencil.py; its vector stores take any K)
+        return conv, _Stencil(device, conv, dtype, _checked_epilogue(K, bias, activation))
     if K % 8:   # (out's rows of K channels are stored through a tensor map: 16-byte multiples)
         raise skc.LaunchError(unaligned_filters(K, groups))
-    if depthwise:   # the direct kernel (stencil.py)
-        return conv, _Depthwise(device, conv, dtype, _checked_epilogue(K, bias, activation))
     if dense:   # the convolution by dense filters (its own plan checks the rest)
         return conv, _BlockDiagonal(groups, geometry, activation, config)
     if C % 8:   # the convolution of x and w padded with zero channels (its own plan checks the rest)
@@ -198,20 +200,20 @@ def _groups(groups) -> int:
     return int(groups)
 
 
-class _Depthwise:
-    """A depthwise convolution (one channel a group, `multiplier` = K/C filters each): the direct kernel on CUDA
-    cores (stencil.depthwise_conv_kernel), which reads x about once and writes out once. x and out are read and
-    written 16 bytes at a time (the config's vectors): one that starts off such a boundary runs through an aligned
-    copy."""
+class _Stencil:
+    """A depthwise convolution (one channel a group, `multiplier` = K/C filters each) or one of groups of 2, 4 or 8
+    channels: the direct kernel on CUDA cores (stencil.stencil_conv_kernel), which reads x about once and writes out
+    once. x and out are read and written up to 16 bytes at a time (the config's vectors): one that starts off such a
+    boundary runs through an aligned copy."""
 
     def __init__(self, device, conv: ConvShape, dtype: str, spec: EpilogueSpec):
-        self.cfg = depthwise_config(conv, dtype, spec)
+        self.cfg = stencil_config(conv, dtype, spec)
         self.sizes = (conv.N, conv.H, conv.W, conv.C, conv.P, conv.Q)
-        self.launches = Bindings(depthwise_conv_kernel[self.cfg.grid(conv.N, conv.P, conv.Q, conv.C),
-                                                       self.cfg.threads], self.cfg)
+        self.launches = Bindings(stencil_conv_kernel[self.cfg.grid(conv.N, conv.P, conv.Q, conv.C),
+                                                     self.cfg.threads], self.cfg)
         self.cuda = device.kind == "cuda"
         self.address = address_functions(4)   # x, w, bias, out
-        self.vector_bytes = self.cfg.width * 2
+        self.vector_bytes = (self.cfg.width * 2, self.cfg.store_chunk * 2)   # (x's loads, out's stores)
 
     def __call__(self, x, w, out, bias=None, stream=None):
         # (x, w and out's NHWC views start where they do: the key of their addresses is theirs)
@@ -223,7 +225,7 @@ class _Depthwise:
             return
         check_no_overlap("conv2d", out, x=x, w=w, bias=bias)
         x_nhwc, out_nhwc = _nhwc(x, "x"), _nhwc(out, "out")
-        if key[0] % self.vector_bytes or key[3] % self.vector_bytes:
+        if key[0] % self.vector_bytes[0] or key[3] % self.vector_bytes[1]:
             misaligned("conv2d", ("x", x, key[0]), ("out", out, key[3]))
             with on_stream(x, stream), without_grad(x):   # (a view into its rows, x[:, 1:]: aligned copies)
                 copy = aligned_copy(out)
@@ -239,7 +241,7 @@ class _Depthwise:
 
 
 class _BlockDiagonal:
-    """A grouped convolution whose groups' channels or filters are no multiple of 8 (a depthwise one's 1), which the
+    """A grouped convolution whose groups' channels or filters are no multiple of 8 (and not the stencil's), which the
     grouped loaders and the output's per-group map cannot address 16 bytes at a time: the convolution by the dense
     filters K x C x R x S that hold each group's filters on the diagonal and zeros elsewhere (groups times the work;
     right, if slow). Each call makes the filters once more, in the launch's stream."""

@@ -1,10 +1,12 @@
 """Per-channel stencils over NHWC images on CUDA cores: the depthwise convolution (each output channel reads one
-input channel, K = multiplier · C), a memory-bound kernel that reads x about once and writes y once, composed as the
-GEMM is from a scheduler (`PixelScheduler`: which pixels and channels a thread computes), a TileIO that stages the
-block's filters in shared memory (`ChannelTapsLoader`), one that reads x's pixels with the padding as zeros
-(`PixelLoader`), a TileOp (`DepthwiseStencil`: f32 sums in registers) and an epilogue (`PixelStoreEpilogue`: the
-fused bias and activation, then vector stores). A thread holds `width` channels (16 bytes) of `columns` neighbouring
-output pixels of one row, so that the pixels its taps overlap are loaded once."""
+input channel, K = multiplier · C) and its generalization to narrow groups (each output channel reads the
+`group_channels` input channels of its group: 2, 4 or 8, which tensor cores' 16-byte rows cannot address), a kernel that
+reads x about once and writes y once, composed as the GEMM is from a scheduler (`PixelScheduler`: which pixels and
+channels a thread computes), a TileIO that stages the block's filters in shared memory (`ChannelTapsLoader`), one that
+reads x's pixels with the padding as zeros (`PixelLoader`), a TileOp (`GroupStencil`: f32 sums in registers) and an
+epilogue (`PixelStoreEpilogue`: the fused bias and activation, then vector stores). A thread holds `width` channels
+(16 bytes; whole groups) of `columns` neighbouring output pixels of one row, so that the pixels its taps overlap are
+loaded once."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,10 +20,11 @@ STORE_WIDTH = 8   # elements of one vector store: 16 bytes of 2-byte elements
 
 @dataclass(frozen=True)
 class StencilConfig:
-    """The compile-time shape of a depthwise convolution: the filter (R x S taps, stride, padding and dilation as
-    (h, w) pairs), `multiplier` filters a channel, the element type, the fused epilogue; and its tiling: `width`
-    channels a thread (a vector; it divides C), `lanes` threads along the channels and `groups` along the pixels of
-    a block, each thread `columns` output pixels of a row."""
+    """The compile-time shape of a depthwise or narrow-group convolution: the filter (R x S taps, stride, padding and
+    dilation as (h, w) pairs), `multiplier` filters a channel (K/C), `group_channels` input channels a group (1:
+    depthwise; output channel k = c · multiplier + m reads the channels of c's group), the element type, the fused
+    epilogue; and its tiling: `width` channels a thread (a vector of whole groups; it divides C), `lanes` threads
+    along the channels and `groups` along the pixels of a block, each thread `columns` output pixels of a row."""
 
     dtype: str
     R: int
@@ -35,6 +38,7 @@ class StencilConfig:
     groups: int = 32
     columns: int = 4
     epilogue: EpilogueSpec = EpilogueSpec()
+    group_channels: int = 1
 
     @property
     def element(self):
@@ -50,6 +54,13 @@ class StencilConfig:
         """Input channels a block computes (its channel slice)."""
         return self.lanes * self.width
 
+    @property
+    def store_chunk(self) -> int:
+        """Output channels of one vector store: a power of 2 dividing a thread's width x multiplier filters (and so
+        K), at most 16 bytes."""
+        count = self.width * self.multiplier
+        return min(count & -count, STORE_WIDTH)
+
     def grid(self, N: int, P: int, Q: int, C: int) -> int:
         """Blocks of a launch: every channel slice of every block of pixel groups."""
         pixel_groups = N * P * -(-Q // self.columns)
@@ -57,6 +68,12 @@ class StencilConfig:
 
 
 SUMS = 64      # f32 sums a thread keeps at most (columns x multiplier x width): more and ptxas spills
+GROUP_CHANNELS = (1, 2, 4, 8)   # channels a group the stencil takes (16 and more: the GEMM's tensor cores)
+# f32 values a thread of a group stencil (2 to 8 channels a group) keeps at most by `live_values`: of the 30
+# configurations it takes over 2, 4 and 8 channels a group, filters of 3 to 7 taps, strides 1 and 2 and 1 and 2
+# filters a channel (C = 256), 29 assembled without spills on sm_90a and one spilled 12 bytes (2 channels, 7 x 7,
+# stride 2), where depthwise's tiling spilled on 17 of 35 (fifty-sixth session; tests/blocks/test_conv2d_stencil_groups.py)
+LIVE_VALUES = 144
 # threads a block (about) and output pixels a thread, for filters of up to 9 taps and for larger ones: measured on an
 # H100 (fifty-fifth session, benchmarks/NOTES.md), 3 x 3 filters ran 1.06-1.14x faster in blocks of 128 than of 256,
 # 7 x 7 ones 1.10-1.40x faster with eight pixels a thread than with four (fewer loads of the pixels a row's taps share)
@@ -64,22 +81,52 @@ SMALL_FILTER = (128, 4)
 LARGE_FILTER = (256, 8)
 
 
-def depthwise_config(conv, dtype: str, epilogue: EpilogueSpec) -> StencilConfig:
-    """The tiling of depthwise convolution `conv` (a ConvShape of one channel a group): 16-byte vectors of channels
+def live_values(g: int, multiplier: int, width: int, columns: int, S: int, stride: int, dilation: int) -> int:
+    """About the f32 values a thread of a group stencil keeps live through a filter row: its sums, the row's input
+    pixels its taps read (as f32: each is converted once and used for every channel of its group), and one tap's
+    weights."""
+    pixels = (columns - 1) * stride + (S - 1) * dilation + 1
+    return columns * multiplier * width + pixels * width + g * multiplier * width
+
+
+def takes(C: int, K: int, groups: int, S: int, stride: int = 1, dilation: int = 1) -> bool:
+    """Whether the stencil computes the convolution of C channels by K filters of S taps a row (its width's stride and
+    dilation) in `groups` groups: one channel a group (depthwise, any filters), or 2, 4 or 8 with a whole multiple of
+    them as each group's filters and a thread of one group's channels and one output pixel within LIVE_VALUES."""
+    g, filters = C // groups, K // groups
+    if groups == 1 or g not in GROUP_CHANNELS or filters % g:
+        return False
+    return g == 1 or live_values(g, filters // g, g, 1, S, stride, dilation) <= LIVE_VALUES
+
+
+def stencil_config(conv, dtype: str, epilogue: EpilogueSpec) -> StencilConfig:
+    """The tiling of grouped convolution `conv` (a ConvShape the stencil `takes`): 16-byte vectors of channels
     (narrower where C or the sums allow), threads along the channels that cover C with the fewest idle lanes, and
     four output pixels a thread in blocks of about 128 threads for filters of up to 9 taps, eight in blocks of about
-    256 for larger ones (fewer for a large multiplier)."""
+    256 for larger ones (fewer for a large multiplier); for groups of 2 to 8 channels, fewer pixels a thread, then
+    narrower vectors (never under a group), until `live_values` is within LIVE_VALUES."""
+    g = conv.group_channels
     multiplier = conv.K // conv.C
     width = STORE_WIDTH
-    while conv.C % width or multiplier * width > SUMS:
+    while width > g and (conv.C % width or multiplier * width > SUMS):
+        width //= 2
+    while conv.C % width:   # (an odd C's depthwise convolution: one channel a thread)
         width //= 2
     threads, columns = SMALL_FILTER if conv.R * conv.S <= 9 else LARGE_FILTER
     columns = max(1, min(columns, SUMS // (multiplier * width)))
+    if g > 1:
+        def live(width, columns):
+            return live_values(g, multiplier, width, columns, conv.S, conv.stride[1], conv.dilation[1])
+        while columns > 1 and live(width, columns) > LIVE_VALUES:
+            columns //= 2
+        while width > g and live(width, columns) > LIVE_VALUES:
+            width //= 2
     vectors = conv.C // width
     # (the fewest lanes that leave the fewest idle of the slices covering C: 18 vectors take two slices of 9)
     lanes = min(range(1, min(vectors, 16) + 1), key=lambda n: (-(-vectors // n) * n - vectors, -n))
     return StencilConfig(dtype, conv.R, conv.S, conv.stride, conv.padding, conv.dilation, multiplier, width, lanes,
-                         max(1, threads // lanes), columns, epilogue)
+                         max(1, threads // lanes), columns, epilogue, g)
+
 
 class PixelScheduler:
     """Which outputs this thread computes: the block's channel slice (block ids run over the slices first, so that
@@ -103,34 +150,37 @@ class PixelScheduler:
 
 
 class ChannelTapsLoader:
-    """TileIO: the filters of a block's channel slice, `taps` per output channel (w holds K x taps, each filter's
-    taps together), copied by the whole block into shared memory transposed (tap, multiple, channel), so that a
-    thread reads its channels' weights of one tap as one vector. Filters past K are zeros."""
+    """TileIO: the filters of a block's channel slice, `taps` per output channel and group channel (w holds K x
+    taps x group_channels, each filter's together), copied by the whole block into shared memory transposed (tap,
+    group channel, multiple, channel), so that a thread reads its channels' weights of one tap and group channel as
+    one vector. Filters past K are zeros."""
 
     def __init__(self, cfg: StencilConfig, taps: int):
         self.cfg, self.taps = cfg, taps
         self.filters = cfg.slice_channels * cfg.multiplier   # of the slice
-        self.smem = skc.shared(taps * self.filters, cfg.element)
+        self.smem = skc.shared(taps * cfg.group_channels * self.filters, cfg.element)
 
     def __call__(self, w, K, slice_index):
         """Copy the slice's filters (filter after filter in w, so neighbouring threads read neighbouring taps),
         then wait for the whole block's copies."""
-        cfg, taps = self.cfg, self.taps
+        cfg = self.cfg
+        g, weights = cfg.group_channels, self.taps * cfg.group_channels   # (a filter's)
         first = slice_index * self.filters
-        for i in skc.static_range(-(-taps * self.filters // cfg.threads)):
+        for i in skc.static_range(-(-weights * self.filters // cfg.threads)):
             e = skc.thread_id(0) + i * cfg.threads
-            local, tap = e // taps, e % taps
-            inside = (e < taps * self.filters) & (first + local < K)
-            value = skc.load(w + (skc.i64(first + local) * taps + tap), mask=inside, other=0.0)
+            local, within = e // weights, e % weights
+            inside = (e < weights * self.filters) & (first + local < K)
+            value = skc.load(w + (skc.i64(first + local) * weights + within), mask=inside, other=0.0)
             channel, multiple = local // cfg.multiplier, local % cfg.multiplier
-            skc.store(self.smem.ptr + ((tap * cfg.multiplier + multiple) * cfg.slice_channels + channel), value,
-                      mask=e < taps * self.filters)
+            skc.store(self.smem.ptr + ((within * cfg.multiplier + multiple) * cfg.slice_channels + channel), value,
+                      mask=e < weights * self.filters)
         skc.barrier()
 
-    def weights(self, tap: int, multiple: int, lane):
-        """The f32 weights of filter `multiple` of each of the thread's channels at `tap`."""
+    def weights(self, tap: int, t: int, multiple: int, lane):
+        """The f32 weights of filter `multiple` of each of the thread's channels at `tap`, for group channel t (of
+        the channel's group: the weight of its t-th channel)."""
         cfg = self.cfg
-        at = (tap * cfg.multiplier + multiple) * cfg.slice_channels + lane * cfg.width
+        at = ((tap * cfg.group_channels + t) * cfg.multiplier + multiple) * cfg.slice_channels + lane * cfg.width
         return skc.f32(skc.load(self.smem.ptr + at, width=cfg.width))
 
 
@@ -151,11 +201,12 @@ class PixelLoader:
         return skc.load(self.x + ((row + w) * self.C + c0), width=self.width, mask=inside, other=0.0)
 
 
-class DepthwiseStencil:
+class GroupStencil:
     """TileOp: the f32 sums of a thread's `columns` output pixels of one row, in one vector (`acc`: sum c of filter
     multiple m of pixel j at `place(j, m, c)`): for each filter row, each input pixel the row's taps read is loaded
-    once and added, times its taps' weights, into every output pixel it reaches (ptxas keeps the pixels of a row in
-    registers: from a row's loads, one value for each)."""
+    once and added, times its taps' weights, into every output pixel it reaches, each output channel of a group
+    (c's: c and the channels beside it in the thread's vector) from each channel of the group (ptxas keeps the
+    pixels of a row in registers: from a row's loads, one value for each)."""
 
     def __init__(self, cfg: StencilConfig):
         self.cfg = cfg
@@ -164,14 +215,15 @@ class DepthwiseStencil:
 
     def __call__(self, load: PixelLoader, taps: ChannelTapsLoader, tiles: PixelScheduler):
         cfg = self.cfg
+        g = cfg.group_channels
         (stride_h, stride_w), (pad_h, pad_w), (dil_h, dil_w) = cfg.stride, cfg.padding, cfg.dilation
         first_w = tiles.q0 * stride_w - pad_w
         # (a run-time loop over the filter's rows: unrolled, ptxas would load every row's pixels and weights at once
         # and run out of registers)
         for r in range(cfg.R):
             row, inside = load.row(tiles.n, tiles.p * stride_h - pad_h + r * dil_h, tiles.valid)
-            weights = [taps.weights(r * cfg.S + s, m, tiles.lane) for s in skc.static_range(cfg.S)
-                       for m in skc.static_range(cfg.multiplier)]
+            weights = [taps.weights(r * cfg.S + s, t, m, tiles.lane) for s in skc.static_range(cfg.S)
+                       for t in skc.static_range(g) for m in skc.static_range(cfg.multiplier)]
             pixels = [load(row, inside, first_w + offset, tiles.c0) for offset in self.offsets()]
             sums = []   # (grown by append: a run-time loop's lists are not assigned item by item)
             for j in skc.static_range(cfg.columns):
@@ -179,8 +231,9 @@ class DepthwiseStencil:
                     for c in skc.static_range(cfg.width):
                         total = self.acc[self.place(j, m, c)]
                         for pixel, s in self.taps_of(j):
-                            total = skc.fma(skc.f32(self.channel(pixels[pixel], c)),
-                                            self.channel(weights[s * cfg.multiplier + m], c), total)
+                            for t in skc.static_range(g):   # (channel c - c % g + t of the pixel: c's group's t-th)
+                                total = skc.fma(skc.f32(self.channel(pixels[pixel], c - c % g + t)),
+                                                self.channel(weights[(s * g + t) * cfg.multiplier + m], c), total)
                         sums.append(total)
             self.acc = skc.vector(*sums)
 
@@ -218,7 +271,7 @@ class PixelStoreEpilogue:
     def __init__(self, out, bias, P, Q, cfg: StencilConfig):
         self.out, self.bias, self.P, self.Q, self.cfg = out, bias, P, Q, cfg
 
-    def __call__(self, stencil: DepthwiseStencil, tiles: PixelScheduler, C):
+    def __call__(self, stencil: GroupStencil, tiles: PixelScheduler, C):
         cfg = self.cfg
         dtype = cfg.element
         count = cfg.width * cfg.multiplier   # the thread's filters, from k0
@@ -228,7 +281,7 @@ class PixelStoreEpilogue:
             bias = [skc.f32(skc.load(self.bias + k0 + i, mask=tiles.valid, other=0.0))
                     for i in skc.static_range(count)]
         row = skc.i64(tiles.n * self.P + tiles.p) * self.Q
-        chunk = min(count & -count, STORE_WIDTH)   # (a power of 2 dividing count: k0 + first stays aligned)
+        chunk = cfg.store_chunk   # (k0 + first stays aligned)
         for j in skc.static_range(cfg.columns):
             inside = tiles.valid & (tiles.q0 + j < self.Q)
             values = []
@@ -244,17 +297,18 @@ class PixelStoreEpilogue:
 
 
 @skc.kernel
-def depthwise_conv_kernel(x, w, bias, out, N: skc.i32, H: skc.i32, W: skc.i32, C: skc.i32, P: skc.i32, Q: skc.i32,
-                          cfg: skc.constexpr):
-    """out = activation(depthwise conv2d(x, w) + bias): x N x H x W x C, w K x R x S (K = multiplier · C), out
-    N x P x Q x K, all NHWC; a launch of cfg.grid(N, P, Q, C) blocks of cfg.threads threads."""
+def stencil_conv_kernel(x, w, bias, out, N: skc.i32, H: skc.i32, W: skc.i32, C: skc.i32, P: skc.i32, Q: skc.i32,
+                        cfg: skc.constexpr):
+    """out = activation(conv2d(x, w, groups=C/cfg.group_channels) + bias): x N x H x W x C, w K x R x S x
+    group_channels (K = multiplier · C), out N x P x Q x K, all NHWC; a launch of cfg.grid(N, P, Q, C) blocks of
+    cfg.threads threads."""
     tiles = PixelScheduler(cfg, N, P, Q, C)
     taps = ChannelTapsLoader(cfg, cfg.R * cfg.S)
     taps(w, C * cfg.multiplier, tiles.slice)
-    stencil = DepthwiseStencil(cfg)
+    stencil = GroupStencil(cfg)
     stencil(PixelLoader(x, H, W, C, cfg.width), taps, tiles)
     PixelStoreEpilogue(out, bias, P, Q, cfg)(stencil, tiles, C)
 
 
-__all__ = ["ChannelTapsLoader", "DepthwiseStencil", "PixelLoader", "PixelScheduler", "PixelStoreEpilogue",
-           "StencilConfig", "depthwise_config", "depthwise_conv_kernel"]
+__all__ = ["ChannelTapsLoader", "GroupStencil", "PixelLoader", "PixelScheduler", "PixelStoreEpilogue", "StencilConfig",
+           "stencil_config", "stencil_conv_kernel", "takes"]

@@ -1,6 +1,6 @@
 """Depthwise conv2d (groups = C, K = multiplier · C) as the direct kernel of skc/blocks/stencil.py, in the interpreter
 modelling sm_90a: exact against F.conv2d in float64 (small integers: every product and sum exact in f32), the plan
-conv2d picks, the tiling depthwise_config picks, and the PTX through ptxas without spills."""
+conv2d picks, the tiling stencil_config picks, and the PTX through ptxas without spills."""
 import numpy as np
 import pytest
 
@@ -8,7 +8,7 @@ import skc
 from skc.backends import ptx_tools
 from skc.blocks import ConvShape, conv2d
 from skc.blocks.epilogue import EpilogueSpec
-from skc.blocks.stencil import depthwise_config, depthwise_conv_kernel
+from skc.blocks.stencil import stencil_config, stencil_conv_kernel
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
@@ -57,7 +57,7 @@ def test_depthwise_conv2d_is_torchs(hopper_interpreter, N, C, H, W, multiplier, 
     y = conv2d(x, w, b, stride, padding, dilation, activation, groups=C)
     assert y.is_contiguous(memory_format=torch.channels_last) and y.dtype == dtype
     assert torch.equal(y, want(x, w, b, stride, padding, dilation, activation))
-    assert plans_of(x, w) == {"_Depthwise"}
+    assert plans_of(x, w) == {"_Stencil"}
 
 
 def test_gelu_and_silu_as_the_gemms_epilogue(hopper_interpreter):
@@ -100,15 +100,15 @@ def test_skc_arrays(hopper_interpreter):
 
 
 def test_the_plan_conv2d_picks(hopper_interpreter):
-    """One channel a group: the direct kernel; with a config (the GEMM's tiles), or groups of 2 channels: the dense
-    convolution by block-diagonal filters, as before."""
+    """One channel a group: the direct kernel; with a config (the GEMM's tiles), or groups of 2 channels and one
+    filter: the dense convolution by block-diagonal filters, as before."""
     from skc.blocks import MatmulConfig
 
     x = ints(1, 16, 5, 5)
     w = ints(16, 1, 3, 3)
     conv2d(x, w, padding=1, groups=16)
-    assert plans_of(x, w) == {"_Depthwise"}
-    w2 = ints(16, 2, 3, 3)
+    assert plans_of(x, w) == {"_Stencil"}
+    w2 = ints(8, 2, 3, 3)
     assert torch.equal(conv2d(x, w2, padding=1, groups=8), F.conv2d(x.double(), w2.double(), None, 1, 1, 1,
                                                                        8).bfloat16())
     assert plans_of(x, w2) == {"_BlockDiagonal"}
@@ -143,9 +143,9 @@ def test_the_torch_operator_and_its_derivative(hopper_interpreter):
     (96, 96, 7, 8, 12, 8, 252), (384, 384, 7, 8, 16, 8, 256),   # ConvNeXt's 7 x 7: eight pixels a thread
     (32, 64, 5, 8, 4, 4, 256),   # two filters a channel: 64 sums allow four pixels
 ])
-def test_the_tiling_depthwise_config_picks(C, K, R, width, lanes, columns, threads):
+def test_the_tiling_stencil_config_picks(C, K, R, width, lanes, columns, threads):
     conv = ConvShape(1, 8, 8, C, K, R, R, (1, 1), (R // 2, R // 2), (1, 1), groups=C)
-    cfg = depthwise_config(conv, "bf16", EpilogueSpec())
+    cfg = stencil_config(conv, "bf16", EpilogueSpec())
     assert (cfg.width, cfg.lanes, cfg.columns, cfg.multiplier, cfg.threads) == (width, lanes, columns, K // C, threads)
     assert cfg.width * cfg.multiplier * cfg.columns <= 64
 
@@ -159,9 +159,9 @@ def test_the_tiling_depthwise_config_picks(C, K, R, width, lanes, columns, threa
 ])
 def test_the_kernel_assembles_without_spills(N, H, C, multiplier, R, stride, dtype, activation):
     conv = ConvShape(N, H, H, C, multiplier * C, R, R, (stride, stride), (R // 2, R // 2), (1, 1), groups=C)
-    cfg = depthwise_config(conv, dtype, EpilogueSpec(bias=True, activation=activation))
+    cfg = stencil_config(conv, dtype, EpilogueSpec(bias=True, activation=activation))
     element = skc.Ptr[getattr(skc, dtype)]
-    kernel = depthwise_conv_kernel.compile(x=element, w=element, bias=element, out=element, cfg=cfg,
+    kernel = stencil_conv_kernel.compile(x=element, w=element, bias=element, out=element, cfg=cfg,
                                            block=cfg.threads, target="sm_90a")
     ptx = kernel.asm("ptx")
     assert "ld.global.v4" in ptx or cfg.width < 8   # (16-byte loads of x)
@@ -190,7 +190,7 @@ def test_a_depthwise_call_seen_before_is_one_lookup_and_the_driver_call(monkeypa
             for out in (outs[0], outs[0], outs[0], outs[1], outs[0]):
                 skc.blocks.conv2d(x, w, padding=1, groups=C, out=out)
             (plan,) = conv._PLANS.values()
-            assert isinstance(plan[1], conv._Depthwise)
+            assert isinstance(plan[1], conv._Stencil)
             assert len(driver.launches) == 5
             # checked until a key is bound, at its second call (Bindings): outs[0] twice, outs[1] once; then bound
             assert len(checks) == 3

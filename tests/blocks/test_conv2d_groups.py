@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import skc
+from skc.blocks.stencil import takes
 from skc.blocks import MatmulConfig, conv2d
 
 torch = pytest.importorskip("torch")
@@ -53,8 +54,11 @@ def test_grouped_conv2d_is_torchs(hopper_interpreter, N, C, H, W, K, R, groups, 
     assert y.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(y, want(x, w, b, stride, padding, dilation, groups, activation))
     plan = plan_of(x, w)
-    grouped = C // groups % 8 == 0 and K // groups % 8 == 0
-    kind = "_Depthwise" if C == groups else "_BlockDiagonal"   # (one channel a group: the direct kernel)
+    # (one channel a group, and 2 to 8 with whole multiples of them as filters: the direct kernel; then groups of
+    # multiples of 8 channels and filters, the batched GEMM)
+    stencil = takes(C, K, groups, R, stride, dilation)
+    grouped = C // groups % 8 == 0 and K // groups % 8 == 0 and not stencil
+    kind = "_Stencil" if stencil else "_BlockDiagonal"
     assert (getattr(plan, "batches", None) == groups) if grouped else type(plan).__name__ == kind
     if grouped:
         assert plan.cfg.loader.vector == bool(C // groups % 64)
@@ -142,12 +146,12 @@ def test_groups_that_are_no_positive_int_and_groups_passed_for_the_activation(ho
 
 
 def test_a_grouped_conv_of_arrays_the_host_cannot_copy_is_refused_by_name(hopper_interpreter):
-    x, w = skc.to_device(np.ones((1, 5, 5, 16), np.float32), dtype=skc.bf16), \
-        skc.to_device(np.ones((16, 3, 3, 2), np.float32), dtype=skc.bf16)
-    with pytest.raises(skc.LaunchError, match=r"runs groups of 2 channels and 2 filters .* as the dense convolution "
+    x, w = skc.to_device(np.ones((1, 5, 5, 24), np.float32), dtype=skc.bf16), \
+        skc.to_device(np.ones((24, 3, 3, 6), np.float32), dtype=skc.bf16)
+    with pytest.raises(skc.LaunchError, match=r"runs groups of 6 channels and 6 filters .* as the dense convolution "
                                               r"with block-diagonal filters, which it makes on the host from torch "
                                               r"tensors or numpy arrays"):
-        conv2d(x, w, groups=8)
+        conv2d(x, w, groups=4)
 
 
 def test_a_tensor_maps_view(hopper_interpreter):
@@ -203,13 +207,18 @@ def test_compile_arguments_of_a_grouped_conv_are_the_batched_kernels():
 
 
 def test_the_hint_for_filters_no_multiple_of_8_in_groups_gives_a_padding_that_runs(hopper_interpreter):
-    # (it said "pad w with zero filters to 16", which groups=12 then refused: 16 filters in 12 groups)
-    x, w = ints(1, 12, 5, 5), ints(12, 1, 3, 3)
-    with pytest.raises(skc.LaunchError, match=r"pad each group's 1 filters with zero filters to 2 \(w of 24 filters"):
-        conv2d(x, w, padding=1, groups=12)
-    with pytest.raises(RuntimeError, match=r"pad each group's 1 filters"):
-        torch.ops.skc.conv2d(x, w, None, [1, 1], [1, 1], [1, 1], None, 12)
-    padded = torch.zeros(24, 1, 3, 3, dtype=torch.bfloat16)
-    padded[0::2] = w
-    y = conv2d(x, padded.to(memory_format=torch.channels_last), padding=1, groups=12)
-    assert torch.equal(y[:, 0::2], want(x, w, None, 1, 1, 1, 12))
+    # (it said "pad w with zero filters to 16", which groups=12 then refused: 16 filters in 12 groups; since the
+    # fifty-sixth session the group stencil stores any K, so the hint is for groups it does not take: 6 channels)
+    x, w = ints(1, 12, 5, 5), ints(12, 6, 3, 3)
+    with pytest.raises(skc.LaunchError, match=r"pad each group's 6 filters with zero filters to 8 \(w of 16 filters"):
+        conv2d(x, w, padding=1, groups=2)
+    with pytest.raises(RuntimeError, match=r"pad each group's 6 filters"):
+        torch.ops.skc.conv2d(x, w, None, [1, 1], [1, 1], [1, 1], None, 2)
+    padded = torch.zeros(16, 6, 3, 3, dtype=torch.bfloat16)
+    padded[0:6], padded[8:14] = w[0:6], w[6:12]
+    y = conv2d(x, padded.to(memory_format=torch.channels_last), padding=1, groups=2)
+    expected = want(x, w, None, 1, 1, 1, 2)
+    assert torch.equal(y[:, 0:6], expected[:, 0:6]) and torch.equal(y[:, 8:14], expected[:, 6:12])
+    # (a depthwise convolution of 12 filters, refused with such a hint before, runs on the stencil)
+    depthwise = ints(12, 1, 3, 3)
+    assert torch.equal(conv2d(x, depthwise, padding=1, groups=12), want(x, depthwise, None, 1, 1, 1, 12))

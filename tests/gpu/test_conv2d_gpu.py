@@ -164,7 +164,13 @@ def test_the_vector_im2col_loader_when_the_config_asks():
     (2, 256, 14, 14, 256, 1, 1, 0, 1, 8),     # pointwise
     (2, 64, 28, 28, 64, 3, 2, 1, 1, 64),      # depthwise: the direct kernel (stencil.py)
     (2, 32, 14, 14, 64, 3, 1, 1, 1, 32),      # depthwise with two filters a channel
-    (2, 64, 14, 14, 64, 3, 1, 1, 1, 16),      # 4 channels a group: block-diagonal filters
+    (2, 64, 14, 14, 64, 3, 1, 1, 1, 16),      # 4 channels a group: the group stencil (block-diagonal filters before)
+    (3, 128, 29, 27, 128, 3, 2, 1, 1, 64),    # 2 a group, stride 2, tails
+    (2, 96, 17, 19, 192, 3, 1, 1, 1, 24),     # 4 a group, 8 filters a group
+    (2, 256, 15, 15, 256, 3, 1, 1, 1, 32),    # 8 a group (the batched GEMM before)
+    (2, 64, 21, 18, 64, 7, 2, 3, 1, 8),       # 8 a group, 7 x 7 stride 2: one pixel a thread
+    (2, 32, 16, 16, 32, 5, 1, 4, 2, 16),      # 2 a group, dilation 2
+    (2, 12, 12, 12, 12, 3, 1, 1, 1, 3),       # 4 a group, K = 12 (no multiple of 8: the stencil's stores take it)
 ])
 @pytest.mark.parametrize("bias", [False, True])
 def test_grouped_conv2d_matches_torch(N, C, H, W, K, R, stride, padding, dilation, groups, bias):

@@ -1,0 +1,102 @@
+"""Grouped conv2d of 2, 4 and 8 channels a group as the group stencil of skc/blocks/stencil.py (each output channel
+reads its group's channels; the depthwise kernel's blocks with `group_channels`), in the interpreter modelling
+sm_90a: exact against F.conv2d in float64 (small integers), the plan conv2d picks, which groups the stencil takes and
+its tiling, and the PTX through ptxas without spills."""
+import numpy as np
+import pytest
+
+import skc
+from skc.backends import ptx_tools
+from skc.blocks import ConvShape, conv2d
+from skc.blocks.epilogue import EpilogueSpec
+from skc.blocks.stencil import LIVE_VALUES, live_values, stencil_config, stencil_conv_kernel, takes
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+RNG = np.random.default_rng(56)
+
+
+def ints(*shape, dtype=torch.bfloat16):
+    """A channels_last tensor (NCHW / OIHW shape) of small integers; a vector for one dimension."""
+    t = torch.from_numpy(RNG.integers(-2, 3, shape).astype(np.float32)).to(dtype)
+    return t.to(memory_format=torch.channels_last) if len(shape) == 4 else t
+
+
+def plan_kinds() -> set:
+    from skc.blocks import conv
+
+    return {type(plan).__name__ for _, plan in conv._PLANS.values()}
+
+
+@pytest.mark.parametrize("N, C, H, W, K, R, groups, stride, padding, dilation, bias, activation, dtype", [
+    (1, 16, 6, 7, 16, 3, 4, 1, 1, 1, True, "relu", torch.bfloat16),     # 4 channels a group
+    (2, 8, 5, 6, 8, 3, 4, 2, 1, 1, False, None, torch.float16),        # 2 a group, stride 2
+    (1, 16, 7, 7, 32, 3, 8, 1, 1, 1, True, None, torch.bfloat16),      # 2 a group, 4 filters a group
+    (1, 12, 6, 9, 12, 3, 3, 1, 2, 2, True, None, torch.bfloat16),      # 4 a group, dilation 2, K = 12
+    (1, 4, 5, 5, 4, 3, 2, 1, 1, 1, False, None, torch.bfloat16),       # C = 4: one vector of two groups
+    (1, 8, 9, 9, 8, 7, 4, 1, 3, 1, False, None, torch.bfloat16),       # 7 x 7, 2 a group
+    (1, 32, 6, 6, 32, 3, 4, 1, 1, 1, True, "gelu", torch.bfloat16),    # 8 a group (the batched GEMM before)
+    (2, 16, 9, 7, 16, 5, 2, 2, 2, 1, False, None, torch.float16),      # 8 a group, 5 x 5 stride 2
+])
+def test_grouped_conv2d_is_torchs(hopper_interpreter, N, C, H, W, K, R, groups, stride, padding, dilation, bias,
+                                  activation, dtype):
+    from skc.blocks import conv
+
+    conv._PLANS.clear()
+    x, w = ints(N, C, H, W, dtype=dtype), ints(K, C // groups, R, R, dtype=dtype)
+    b = ints(K, dtype=dtype) if bias else None
+    y = conv2d(x, w, b, stride, padding, dilation, activation, groups=groups)
+    want = F.conv2d(x.double(), w.double(), None if b is None else b.double(), stride, padding, dilation, groups)
+    want = {None: want, "relu": want.relu(), "gelu": F.gelu(want, approximate="tanh")}[activation]
+    assert y.is_contiguous(memory_format=torch.channels_last) and y.dtype == dtype
+    if activation == "gelu":   # (tanh's approximation in f32 against float64's: not exact)
+        assert torch.allclose(y.double(), want.to(dtype).double(), rtol=1e-2, atol=1e-2)
+    else:
+        assert torch.equal(y, want.to(dtype))
+    assert plan_kinds() == {"_Stencil"}
+
+
+@pytest.mark.parametrize("C, K, groups, R, stride, dilation, taken", [
+    (64, 64, 64, 3, 1, 1, True),      # depthwise
+    (64, 64, 32, 3, 1, 1, True),      # 2 channels a group
+    (64, 64, 16, 7, 2, 1, True),      # 4
+    (64, 64, 8, 3, 1, 1, True),       # 8
+    (64, 128, 8, 3, 1, 1, False),     # 8 channels and 16 filters a group: a thread's values past LIVE_VALUES
+    (64, 64, 4, 3, 1, 1, False),      # 16 a group: the GEMM's tensor cores
+    (48, 48, 8, 3, 1, 1, False),      # 6 a group: no power of 2 (block-diagonal filters)
+    (64, 32, 16, 3, 1, 1, False),     # 4 channels and 2 filters a group: a filter per channel is no whole number
+    (64, 64, 1, 3, 1, 1, False),      # no groups
+])
+def test_which_groups_the_stencil_takes(C, K, groups, R, stride, dilation, taken):
+    assert takes(C, K, groups, R, stride, dilation) is taken
+
+
+@pytest.mark.parametrize("C, K, groups, R, stride, width, columns", [
+    (128, 128, 32, 3, 1, 8, 4),     # 4 a group: as depthwise
+    (256, 256, 32, 3, 1, 8, 4),     # 8 a group
+    (256, 256, 32, 3, 2, 8, 2),     # 8 a group, stride 2: two pixels a thread
+    (128, 256, 32, 3, 1, 8, 2),     # 4 a group, 8 filters a group
+    (64, 64, 8, 7, 2, 8, 1),        # 8 a group, 7 x 7 stride 2: one pixel a thread
+    (12, 12, 3, 3, 1, 4, 4),        # C = 12: vectors of 4 (one group)
+])
+def test_the_tiling_stencil_config_picks(C, K, groups, R, stride, width, columns):
+    conv = ConvShape(4, 16, 16, C, K, R, R, (stride, stride), (R // 2, R // 2), (1, 1), groups=groups)
+    cfg = stencil_config(conv, "bf16", EpilogueSpec())
+    assert (cfg.group_channels, cfg.width, cfg.columns, cfg.multiplier) == (C // groups, width, columns, K // C)
+    assert live_values(C // groups, K // C, cfg.width, cfg.columns, R, stride, 1) <= LIVE_VALUES
+
+
+@pytest.mark.parametrize("g, multiplier, R, stride", [
+    (2, 1, 3, 1), (4, 1, 3, 2), (8, 1, 3, 1), (8, 1, 3, 2), (4, 2, 3, 1), (2, 2, 5, 1), (4, 1, 7, 1), (8, 1, 7, 2),
+])
+def test_the_kernel_assembles_without_spills(g, multiplier, R, stride):
+    C = 256
+    conv = ConvShape(8, 28, 28, C, multiplier * C, R, R, (stride, stride), (R // 2, R // 2), (1, 1), groups=C // g)
+    cfg = stencil_config(conv, "bf16", EpilogueSpec(bias=True, activation="gelu"))
+    element = skc.Ptr[skc.bf16]
+    kernel = stencil_conv_kernel.compile(x=element, w=element, bias=element, out=element, cfg=cfg,
+                                         block=cfg.threads, target="sm_90a")
+    _, log = ptx_tools.link_ptx(kernel.asm("ptx"), "sm_90a", "stencil")
+    (resources,) = ptx_tools.parse_resources(log).values()
+    assert resources.spill_stores == 0 and resources.spill_loads == 0, resources
