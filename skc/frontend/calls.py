@@ -539,7 +539,7 @@ def _python_minmax(op, values):
             continue
         if semantics.narrow_of_both_signs(result, v):   # (as they compare: max(i8(-1), u8(0)) read u8 255)
             result, v = semantics.cast(result, ir.i32), semantics.cast(v, ir.i32)
-        x, y = semantics.unify(result, v, keep_values=True)
+        x, y = semantics.unify_chosen(result, v)   # (max(n, 0.5) is n itself where n wins: an f64 beside an i32)
         if ir.element_type(x.type).is_float:
             result = semantics.select(semantics.compare("lt" if op == "min" else "gt", y, x), y, x)
         else:

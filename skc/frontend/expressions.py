@@ -235,8 +235,8 @@ class ExpressionEvaluator:
                          else semantics.constant(self.truth(right, right_node), ir.i1))
             else:
                 raw, right = right, semantics.to_rvalue(right)
-        result = Slot(ir.i1 if truth else semantics.holding_type([raw], merge_type([left.type, right.type],
-                                                                                  right_node, self)),
+        result = Slot(ir.i1 if truth else semantics.holding_type([left, raw], merge_type([left.type, right.type],
+                                                                                        right_node, self)),
                       "and" if is_and else "or")
         for region, value in zip(if_op.regions, (right, cond if truth else left)):
             with self.cg.builder.at(region):

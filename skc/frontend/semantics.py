@@ -160,7 +160,11 @@ def _literal_fits(value, t: ir.ScalarType) -> bool:
 def holding_type(values, t):
     """t, the common type of values (run-time ones and Python numbers), or, where a negative Python int meets an
     unsigned type (which would wrap it: right for `x - 1`, not for a value that is kept, compared or chosen), the
-    signed type that holds both: i32 beside u8 and u16, i64 beside u32."""
+    signed type that holds both: i32 beside u8 and u16, i64 beside u32; where a float t cannot hold an integer as it
+    is, the float type that does (chosen_float)."""
+    if isinstance(t, (ir.ScalarType, ir.VectorType)) and ir.element_type(t).is_float:
+        elem = chosen_float(values, ir.element_type(t))
+        return elem if t.is_scalar else ir.VectorType(elem, t.count)
     if not (isinstance(t, ir.ScalarType) and t.is_int and not t.is_signed and not t.is_bool):
         return t
     negative = [v for v in values if _negative_int(v)]
@@ -737,6 +741,65 @@ def _fp8_beside_number(a, b):
 _FLOAT_FORMATS = {"f16": (11, 15), "bf16": (8, 127), "f32": (24, 127), "f64": (53, 1023)}   # significand bits, emax
 
 
+def _significand_digits(t: ir.ScalarType) -> int:
+    return _FLOAT_FORMATS[t.name][0] if t.name in _FLOAT_FORMATS else 3   # (fp8: e5m2's 3, e4m3's 4)
+
+
+def _float_holds_int(t: ir.ScalarType, number: int) -> bool:
+    """Whether the float type t holds the int exactly (fp8: taken as held, its own conversion rules apply)."""
+    if t.name not in _FLOAT_FORMATS:
+        return True
+    digits, emax = _FLOAT_FORMATS[t.name]
+    magnitude = abs(int(number))
+    drop = max(magnitude.bit_length() - digits, 0)
+    return magnitude >> drop << drop == magnitude and magnitude <= ((1 << digits) - 1) << (emax - digits + 1)
+
+
+def _float_holds(t: ir.ScalarType, value) -> bool:
+    """Whether the float type t holds value exactly: every value of a run-time integer's type, or a Python int."""
+    if isinstance(value, Dyn):
+        if isinstance(value.type, PtrType):
+            return True
+        elem = ir.element_type(value.type)
+        return not elem.is_int or elem.is_bool or elem.bits - elem.is_signed <= _significand_digits(t)
+    return not isinstance(value, numbers.Integral) or isinstance(value, bool) or _float_holds_int(t, value)
+
+
+def chosen_float(values, elem: ir.ScalarType) -> ir.ScalarType:
+    """The type of values chosen between as they are (an if-expression's or `and`/`or`'s operands, min()'s and
+    max()'s, a name's values where run-time paths meet) whose common type is elem: elem, or where elem is a float
+    type that cannot hold one of the integers exactly, f32 or f64, the narrowest that holds them all. Python keeps
+    the integer itself (`n if c else 0.5` is n): in f32, an i32 16777217 read 16777216.0, and was stored or used as
+    16777216. An error where no float type holds one (a 64-bit integer). Arithmetic on the two stays in elem."""
+    if not elem.is_float:
+        return elem
+    for v in values:
+        while not _float_holds(elem, v):
+            if elem is ir.f64:
+                raise _no_float_holds(v)
+            elem = ir.f32 if elem.bits < 32 else ir.f64
+    return elem
+
+
+def _no_float_holds(v):
+    if isinstance(v, Dyn):
+        t = ir.element_type(v.type)
+        return error(f"a run-time {t} value and a float are chosen between here: Python keeps the integer as it is, "
+                     f"and no float type holds every {t}",
+                     hint="convert one of them yourself: skc.f64(n) to choose the nearest f64 (as arithmetic on the "
+                          f"two would), or skc.{t.name}(x) to choose an integer")
+    return error(f"{v} and a float are chosen between here: Python keeps the int as it is, and no float type holds it "
+                 "exactly", hint=f"write it as a float ({float(v)!r}) to choose the nearest, or make the other value "
+                                 "an integer")
+
+
+def unify_chosen(a, b):
+    """Both operands as run-time values of one type that holds each as it is, to choose one (chosen_float)."""
+    elem, count = _operand_types(a, b, keep_values=True)
+    elem = chosen_float((a, b), elem)
+    return _coerce(a, elem, count), _coerce(b, elem, count)
+
+
 def _float_against_integer(pred: str, a, b):
     """A run-time float (scalar or vector) compared with a Python int its type cannot hold exactly, by value as
     Python compares them (converted, 16777217 read 16777216.0 in f32, and 10**400 overflowed): equal to none, and
@@ -860,6 +923,7 @@ def unary(op: str, a):
 
 
 def select(cond, a, b) -> RValue:
+    """a where cond holds, else b: one of the two as it is (an integer beside a float too: chosen_float)."""
     c = to_rvalue(cond)
     if ir.element_type(c.type) is not ir.i1:
         c = to_bool(c)
@@ -868,10 +932,10 @@ def select(cond, a, b) -> RValue:
         if x.type != y.type:
             raise error(f"select between pointers of different types: {x.type} and {y.type}")
     elif not isinstance(a, Dyn) and not isinstance(b, Dyn):
-        t = promote_scalars(literal_type(a), literal_type(b))
+        t = chosen_float((a, b), promote_scalars(literal_type(a), literal_type(b)))
         x, y = constant(a, t), constant(b, t)
     else:
-        x, y = unify(a, b, keep_values=True)
+        x, y = unify_chosen(a, b)
     if c.type.is_vector and not x.type.is_vector:
         x, y = _coerce(x, x.type, c.type.count), _coerce(y, y.type, c.type.count)
     return RValue(_b().select(c.value, x.value, y.value), x.type)

@@ -611,9 +611,10 @@ class StatementEvaluator:
                 isinstance(v, Dyn) and mutable(v) or semantics.is_number(v) for v in values) else None
             try:
                 t = semantics.holding_type(values, merge_type(types, node, self)) if types else None
-            except CompileError:
+            except CompileError as e:
                 merged[name] = Poison(name, "has different types after the branches of a run-time `if` ("
-                                      + ", ".join(map(str, types)) + ")", hint="give it one type on every path")
+                                      + ", ".join(map(str, types)) + ")",
+                                      hint=e.hint or "give it one type on every path")
                 continue
             if t is not None:
                 slot = Slot(t, name)

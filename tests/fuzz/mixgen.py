@@ -81,6 +81,23 @@ def with_literal(t, v):
     return promote(t, literal_type(v))
 
 
+FORMATS = {"f16": (11, 15), "bf16": (8, 127), "f32": (24, 127), "f64": (53, 1023)}   # significand bits, emax
+
+
+def float_holds(t, operand):
+    """Whether the float type t holds an operand (text, type, literal) exactly, as semantics._float_holds says:
+    every value of a run-time integer's type, or an int literal (fp8: 3 significand bits, literals taken as held)."""
+    lit = operand[2]
+    if lit is not None:
+        if not isinstance(lit, int) or isinstance(lit, bool) or t not in FORMATS:
+            return True
+        digits, emax = FORMATS[t]
+        drop = max(abs(lit).bit_length() - digits, 0)
+        return abs(lit) >> drop << drop == abs(lit) and abs(lit) <= ((1 << digits) - 1) << (emax - digits + 1)
+    other = operand[1]
+    return other not in INTS or BITS[other] - is_signed(other) <= FORMATS.get(t, (3,))[0]
+
+
 INT_LITERALS = (0, 1, 2, 3, 5, 7, -1, -2, -7, 100, -128, 127, 255, 256, 300, -300, 32767, 65535, 65536,
                 2147483647, -2147483648, 4294967295, 1 << 40, -(1 << 40), (1 << 63) - 1)
 FLOAT_LITERALS = (0.0, 0.5, -0.5, 1.0, -1.0, 2.5, 3.0, 1e-3, 1e4, 65504.0, 1e10, -1e30, 0.1, 1.5e-5, 255.5, -0.0,
@@ -249,7 +266,8 @@ class Program(Choices):
             t = self._select_type(a, b, t)
             if t is None:
                 return self._e_arith(env, depth, want)
-        return f"({a[0]} if {self.cond(env, depth + 1)} else {b[0]})", t, None
+        x, y = self._chosen_in(t, a, b)
+        return f"({x} if {self.cond(env, depth + 1)} else {y})", t, None
 
     def _select_type(self, a, b, t):
         lit = a[2] if a[2] is not None else b[2]
@@ -261,13 +279,23 @@ class Program(Choices):
             return None
         return t
 
+    @staticmethod
+    def _chosen_in(t, *operands):
+        """The operands' texts for a choice made in type t: an integer t cannot hold exactly converted to t first
+        (skc would choose it in a wider float that holds it, semantics.chosen_float, or refuse a 64-bit one; the
+        conversion keeps the programs as they were before that rule)."""
+        if not is_float(t):
+            return [o[0] for o in operands]
+        return [o[0] if float_holds(t, o) else f"skc.{t}({o[0]})" for o in operands]
+
     def _e_where(self, env, depth, want):
         a, b, t = self._pair(env, depth, want)
         if a[2] is not None or b[2] is not None:
             t = self._select_type(a, b, t)
             if t is None:
                 return self._e_arith(env, depth, want)
-        return f"skc.where({self.cond(env, depth + 1)}, {a[0]}, {b[0]})", t, None
+        x, y = self._chosen_in(t, a, b)
+        return f"skc.where({self.cond(env, depth + 1)}, {x}, {y})", t, None
 
     def _e_minmax(self, env, depth, want):
         a, b, t = self._pair(env, depth, want)
@@ -275,7 +303,8 @@ class Program(Choices):
             t = self._select_type(a, b, t)
             if t is None:
                 return self._e_arith(env, depth, want)
-        return f"{self.pick(['min', 'max'])}({a[0]}, {b[0]})", t, None
+        x, y = self._chosen_in(t, a, b)
+        return f"{self.pick(['min', 'max'])}({x}, {y})", t, None
 
     def _e_unary(self, env, depth, want):
         a = self.expr(env, depth + 1, want)
