@@ -7,6 +7,7 @@ accumulator values straight to global memory, masked at the edges. Neither knows
 layout: the accumulator says where each of its values lies (`runs()`, `values()`, `corner`)."""
 from __future__ import annotations
 
+import copy
 import numbers
 from dataclasses import dataclass
 from typing import Optional
@@ -153,6 +154,14 @@ class FusedEpilogue:
                 value = value + skc.f32(skc.load(bias + column, mask=column < args.N))
         return activate(spec.activation, value)
 
+    @frontend.host   # (plain Python: a copy made and filled at compile time)
+    def transposed(self) -> "FusedEpilogue":
+        """This fused part for the N x M output whose transpose a kernel computes (MatmulConfig.swap_ab): a copy (a
+        subclass's own operands too) over `args.transposed()`."""
+        twin = copy.copy(self)
+        twin.args = self.args.transposed()
+        return twin
+
     def batch_stride(self):
         """C's elements from one matrix to the next: a batched store reads each matrix's own C, or one C for all,
         as the arguments say (read as one M x N C, every matrix added matrix 0's, silently)."""
@@ -162,6 +171,20 @@ class FusedEpilogue:
                 "each matrix's C lies", hint="give EpilogueArgs(..., c_batch_stride=M * N) for a C of B x M x N, or "
                 "c_batch_stride=0 for one M x N C that every matrix adds")
         return self.args.c_batch_stride
+
+
+def fused_part(args, block: str) -> FusedEpilogue:
+    """The element-wise part an epilogue applies to each value: made from `args` (EpilogueArgs), or `args` itself,
+    a FusedEpilogue (a subclass of the user's fuses what EpilogueSpec has no term for, docs/blocks.md)."""
+    if isinstance(args, FusedEpilogue):
+        return args
+    if isinstance(args, EpilogueArgs):
+        return FusedEpilogue(args)
+    raise frontend.current().error(
+        f"{block} applies the fused part its `args` give: EpilogueArgs(spec, M, N, ...), or a FusedEpilogue (a "
+        f"subclass of yours whose __call__(value, row, column, batch=None, scales=None) fuses more); found "
+        f"{type(args).__name__}", hint="pass EpilogueArgs(EpilogueSpec(...), M, N, ...), or FusedEpilogue(args) / "
+        "your subclass of it")
 
 
 def _plus(x, offset):
@@ -262,9 +285,9 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
         self._check_map(getattr(out_map, "type", None), dtype, rows, transposed)
         self.out_map, self.dtype, self.rows, self.buffers = out_map, dtype, rows, buffers
         self.warpgroup, self.warpgroups, self.transposed = warpgroup, warpgroups, transposed
-        if args is not None and transposed:
-            args = args.transposed()
-        self.fused = FusedEpilogue(args) if args is not None else None   # None: the values as they are
+        self.fused = fused_part(args, type(self).__name__) if args is not None else None   # None: values as they are
+        if self.fused is not None and transposed:
+            self.fused = self.fused.transposed()
         per_warpgroup = self.staging_elements(dtype.itemsize, rows, buffers)
         # without `allocate`, the caller stages in memory it owns (a subclass says where, to `store`)
         self.staging = (skc.shared((warpgroups * per_warpgroup,), dtype, align=1024) + warpgroup * per_warpgroup
@@ -413,8 +436,8 @@ class DirectStoreEpilogue:
     output are not stored."""
 
     def __init__(self, out, dtype, args: EpilogueArgs):
-        self.out, self.dtype, self.M, self.N = out, dtype, args.M, args.N
-        self.fused = FusedEpilogue(args)
+        self.fused = fused_part(args, type(self).__name__)
+        self.out, self.dtype, self.M, self.N = out, dtype, self.fused.args.M, self.fused.args.N
 
     def __enter__(self):
         return self
@@ -504,8 +527,8 @@ class SplitKEpilogue(_StripRecords):
     def __init__(self, out, workspace, counters, dtype, args: EpilogueArgs, splits, warpgroup=0,
                  warpgroups: int = None, tile_n: int = None):
         self.out, self.dtype = out, dtype
-        self.M, self.N, self.splits, self.tile_n = args.M, args.N, splits, tile_n
-        self.fused = FusedEpilogue(args)
+        self.fused = fused_part(args, type(self).__name__)
+        self.M, self.N, self.splits, self.tile_n = self.fused.args.M, self.fused.args.N, splits, tile_n
         super().__init__(workspace, counters, warpgroup, warpgroups)
 
     def __enter__(self):
