@@ -96,6 +96,22 @@ class OperandLayout:
             return (row0, k0 + chunk * self.chunk)
         return (k0, row0 + chunk * self.chunk)
 
+    def offset(self, row, column):
+        """The byte offset in the tile of element (row, column), column counted along k (run-time values too): its
+        chunk's place, its row of 128 (or 64) bytes in the chunk, and the 16-byte piece the swizzle moves it to
+        (PTX ISA 9.7.15.5.1.2: piece index XOR the row's bits above the piece; 128-byte swizzle: row % 8, 64-byte:
+        row // 2 % 4). The 16 bytes of a piece stay together, so a vector of up to 16 bytes that starts at a
+        multiple of its size is read whole from here."""
+        if self.k_major:
+            line, inner = row, column   # (a line: one swizzle-wide row of a chunk)
+            chunk_start = column // self.chunk * self.rows * self.swizzle
+        else:
+            line, inner = column, row
+            chunk_start = row // self.chunk * self.k * self.swizzle
+        byte = inner % self.chunk * self.elem_bytes
+        phase = line % 8 if self.swizzle == 128 else line // 2 % 4
+        return chunk_start + line * self.swizzle + ((byte // 16) ^ phase) * 16 + byte % 16
+
     def descriptor(self, base, k_step: int, row0: int = 0):
         """The wgmma descriptor of the 32-byte-deep k-slice `k_step` of rows row0.. (row0 a multiple of 8, or
         of a chunk for MN-major) of the tile at shared address `base` (a run-time u32)."""

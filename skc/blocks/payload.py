@@ -27,6 +27,31 @@ class SmemTile:
         self.check_live()
         return self.layout.descriptor(self.address, k_step, row0)
 
+    def pointer(self, row, column, dtype):
+        """A shared-memory pointer to element (row, column) of the tile (column along k), where the layout put it
+        (swizzle included): for a consumer that reads the stage itself rather than through an MMA (a row-wise
+        reduction). A vector of up to 16 bytes that starts at a multiple of its size reads from it whole:
+        `skc.load(tile.pointer(row, column, skc.bf16), width=8)` with column a multiple of 8."""
+        self.check_live()
+        if not hasattr(self.layout, "offset"):
+            raise frontend.current().error(f"tile '{self.name}' is a {type(self.layout).__name__}, which says no "
+                                           "element's place (offset(row, column))",
+                                           hint="read it as its TileOp does, or give its layout an offset method")
+        elem_bytes = getattr(self.layout, "elem_bytes", None)
+        if getattr(dtype, "itemsize", None) != elem_bytes:
+            raise frontend.current().error(f"tile '{self.name}' holds elements of {elem_bytes} bytes; {dtype} is no "
+                                           "element type of that size", hint="read it as a type of its elements' size "
+                                           "(skc.bf16 or skc.f16 for 2 bytes, skc.f8e4m3 for 1, ...)")
+        return skc.int_to_ptr(self.address + self.layout.offset(row, column), dtype, "shared")
+
+    def load(self, row, column, dtype, width: int = 1):
+        """`width` elements of the tile from (row, column), as `pointer` says (a vector of up to 16 bytes)."""
+        if width * getattr(dtype, "itemsize", 0) > 16:
+            raise frontend.current().error(f"tile '{self.name}' keeps 16 bytes together (its swizzle moves 16-byte "
+                                           f"pieces): {width} elements of {dtype} cross a piece",
+                                           hint=f"load at most {16 // dtype.itemsize} at a time")
+        return skc.load(self.pointer(row, column, dtype), width=width)
+
 
 @frontend.host
 def _allocate_once(payload):
