@@ -275,6 +275,16 @@ class StageLease:
         self._check()
         return self.role.pipeline.full + self.index
 
+    def stage(self, i: int) -> "StageLease":
+        """Stage i of a run of one: `acquire(n)` gives this lease for n = 1, its own stage 0, so code that reads
+        `run.stage(i)` for i < n needs no case of its own where n is 1."""
+        i = _compile_time_int(i, "run.stage(i)")
+        self._check()
+        if i != 0:
+            raise frontend.current().error(f"this lease holds 1 stage (acquire() or acquire(1)); stage({i}) is none "
+                                           "of them")
+        return self
+
     @property
     def arrivals(self) -> int:
         """How many arrivals complete the stage's full barrier: its pipeline's producer's (1 without one)."""
