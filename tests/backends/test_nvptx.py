@@ -127,3 +127,17 @@ def test_float_constants_are_exact():
 def test_unknown_target_is_a_clear_error():
     with pytest.raises(skc.SkcError, match="unknown target 'sm_90'.*sm_90a"):
         skc.get_target("sm_90")
+
+
+@needs_nvjitlink
+@pytest.mark.parametrize("name, overrides", [("gated_gemm", {}), ("rmsnorm", {"consumers": 1, "block": 256}),
+                                             ("rmsnorm", {}), ("rmsnorm", {"consumers": 3, "block": 512})])
+def test_examples_composed_from_blocks_assemble_without_spills(name, overrides):
+    """The examples a user composes from the blocks, at the arguments `skc compile` gives them (gated_gemm: an H100's
+    4096^3 configuration; rmsnorm: rows of 4096) and rmsnorm's other consumer counts."""
+    example = load_example(name)
+    arguments = dict(example.compile_arguments(name, skc.get_target("sm_90a")), **overrides)
+    compiled = getattr(example, name).compile(target="sm_90a", **arguments)
+    resources = compiled.resources
+    assert resources["spill_stores"] == 0 and resources["spill_loads"] == 0 and resources["stack_bytes"] == 0, resources
+    assert "cp.async.bulk.tensor" in compiled.asm("ptx")

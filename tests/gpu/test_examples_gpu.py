@@ -56,7 +56,7 @@ def test_sgemm(M, N, K):
     assert error < 1e-5
 
 
-@pytest.mark.parametrize("name", ["vector_add", "softmax", "sgemm"])
+@pytest.mark.parametrize("name", ["vector_add", "softmax", "sgemm", "gated_gemm", "rmsnorm"])
 def test_examples_main_on_gpu(name):
     assert not skc.current_device().is_interpreter
     summary = load_example(name).main()  # raises AssertionError when the result is wrong
