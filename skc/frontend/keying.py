@@ -583,12 +583,14 @@ def _numpy_key(numpy, value) -> str:
             # (descr gives a subarray dtype by its size alone, '|V8' for ('f4', (2,)) as for ('u2', (4,)))
             base, shape = value.subdtype
             return f"np.dtype:{_numpy_key(numpy, base)}{shape!r}"
-        # (an aligned struct's descr is that of the same fields at the same offsets unaligned, whose alignment is 1)
-        return f"np.dtype:{value.descr!r}" + (":aligned" if value.isalignedstruct else "")
+        # (an aligned struct's descr is that of the same fields at the same offsets unaligned, whose alignment is 1;
+        # descr gives a type numpy does not define by its size alone, '<V1' for each of ml_dtypes' float8_e4m3fn,
+        # float8_e4m3fnuz, float8_e5m2fnuz and int4: its scalar type names it)
+        return (f"np.dtype:{value.descr!r}:{_name(value.type)}" + (":aligned" if value.isalignedstruct else ""))
     if value.dtype.hasobject:
         raise Unkeyable("a numpy array of Python objects has no exact key")
-    # (a structured dtype's str is only its size, '|V8': its fields' names, types and offsets tell it apart)
-    dtype = value.dtype.str if value.dtype.fields is None else _numpy_key(numpy, value.dtype)
+    # (by its dtype's key: a structured dtype's str is only its size, '|V8', and an ml_dtypes type's too, '<V1')
+    dtype = _numpy_key(numpy, value.dtype)
     if isinstance(value, numpy.generic):
         return f"np.{dtype}:{value.tobytes().hex()}"
     data = numpy.ascontiguousarray(value).tobytes()

@@ -1,0 +1,75 @@
+"""Inputs that decide a compiled kernel, each told apart by the compile cache's keys (the launch's in memory, the
+specialization's and the disk's): values numpy describes alike but a kernel reads apart, and the autotuner's
+winners, kept for the configs they were the fastest of."""
+import itertools
+
+import numpy as np
+import pytest
+
+import skc
+from skc.frontend import keying
+from skc.runtime import cache
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+
+# numpy's descr names each of these '<V1' (or '<V2'): a type it does not define, by its size alone
+ONE_BYTE = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e4m3b11fnuz", "int4", "uint4")
+
+
+def by_dtype_name(out: skc.Ptr[skc.f32], DT: skc.constexpr):
+    if DT.name == "float8_e4m3fn":
+        out[0] = 1.0
+    else:
+        out[0] = 2.0
+
+
+def by_array_dtype(out: skc.Ptr[skc.f32], T: skc.constexpr):
+    if T.dtype.name == "float8_e4m3fn":
+        out[0] = 1.0
+    else:
+        out[0] = 2.0
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKC_CACHE", "1")
+    cache.set_cache_dir(tmp_path)
+    yield tmp_path
+    cache.set_cache_dir(None)
+
+
+def test_numpy_types_of_one_layout_have_keys_of_their_own():
+    """descr gave every ml_dtypes type of one byte as [('', '<V1')]: their dtypes, scalars and arrays had one key."""
+    types = [getattr(ml_dtypes, name) for name in ONE_BYTE] + [np.dtype("V1").type]
+    for make in (np.dtype, lambda t: np.zeros((), t)[()], lambda t: np.zeros(3, t)):
+        keys = [keying.value_key(make(t)) for t in types]
+        assert len(set(keys)) == len(keys), keys
+    assert keying.value_key(np.dtype(ml_dtypes.bfloat16)) != keying.value_key(np.dtype("V2"))
+
+
+@pytest.mark.parametrize("kernel, make", [(by_dtype_name, np.dtype), (by_array_dtype, lambda t: np.zeros(2, t))],
+                         ids=["dtype", "array"])
+def test_a_launch_with_another_numpy_type_of_one_layout_gets_its_own_kernel(kernel, make):
+    """A kernel launched with float8_e4m3fnuz's dtype after float8_e4m3fn's ran the one compiled for float8_e4m3fn
+    (the specialization's key, which picks the compiled and loaded kernel, was the same): it wrote 1.0, not 2.0."""
+    launched = skc.kernel(block=32)(kernel)
+    for name, expected in [("float8_e4m3fn", 1.0), ("float8_e4m3fnuz", 2.0), ("float8_e5m2fnuz", 2.0),
+                           ("float8_e4m3fn", 1.0)]:
+        out = np.zeros(1, np.float32)
+        launched.interpret[1, 32](out, make(getattr(ml_dtypes, name)))
+        assert out[0] == expected, name
+
+
+def test_a_numpy_type_of_one_layout_is_no_disk_hit_for_another(fresh_cache):
+    """A process compiling for float8_e4m3fnuz's dtype was served the entry a process had stored for float8_e4m3fn."""
+    def compile_afresh(name):   # (a new Kernel has nothing in memory: it meets only the disk cache)
+        return skc.kernel(block=32)(by_dtype_name).compile(DT=np.dtype(getattr(ml_dtypes, name)), target="sm_90a")
+
+    first = compile_afresh("float8_e4m3fn")
+    assert first.from_cache is False and compile_afresh("float8_e4m3fn").from_cache is True
+    other = compile_afresh("float8_e4m3fnuz")
+    assert other.from_cache is False
+    assert other.ir("tile") != first.ir("tile")
+    assert all(a.key != b.key for a, b in itertools.combinations(
+        [first, other, compile_afresh("int4"), compile_afresh("float8_e5m2fnuz")], 2))
+
