@@ -13,7 +13,8 @@ memory, a tile the shape does not allow) is skipped and noted in `tuner.notes`; 
 fails so when first run (its kernel changed since), and the configs are timed again. Winners are kept per key and
 per the element types of the arguments that have a `dtype`, and are read back only by the code they were timed with
 (skc's own source, the file that defines the launch function and those of the skc kernels it names: a winner timed
-before an edit there, or by another skc, is timed again). The launch function must be safe to run repeatedly on the
+before an edit there, or by another skc, is timed again) and by a tuner of the same configs (a config added, removed
+or changed since: the candidates are timed again). The launch function must be safe to run repeatedly on the
 same arguments (tuning runs it several times).
 """
 from __future__ import annotations
@@ -96,6 +97,7 @@ class Autotuner:
         self.notes: list = []       # configs skipped, and why
         self._unproven: set = set()   # (device name, key) whose winner was read from disk and has not run here yet
         self._timed_with: Optional[str] = None   # made_by(), once
+        self._candidates = _configs_digest(configs)
         if hasattr(fn, "__name__"):
             self.__name__ = fn.__name__
             self.__doc__ = fn.__doc__
@@ -198,7 +200,8 @@ class Autotuner:
 
     def _stored(self, device: str, key: str) -> Optional[dict]:
         entry = self._read().get("winners", {}).get(device, {}).get(key)
-        if not isinstance(entry, dict) or entry.get("made_by") != self.made_by():
+        if (not isinstance(entry, dict) or entry.get("made_by") != self.made_by()
+                or entry.get("configs") != self._candidates):
             return None
         stored = _exactly(entry.get("config"))
         for config in self.configs:  # the stored winner, if it is still a candidate (1, 1.0 and True told apart)
@@ -216,7 +219,7 @@ class Autotuner:
             with _locked(path):   # (another process tuning other keys keeps its winners)
                 data = self._read() or {"format": FORMAT, "kernel": self.name, "winners": {}}
                 data["winners"].setdefault(device, {})[key] = {"config": describe(config), "ms": ms,
-                                                               "made_by": self.made_by()}
+                                                               "made_by": self.made_by(), "configs": self._candidates}
                 handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
                 try:
                     with os.fdopen(handle, "w") as file:
@@ -234,6 +237,13 @@ class Autotuner:
 def _exactly(value) -> str:
     """A JSON value as text, which tells 1, 1.0 and True (and 0.0 and -0.0) apart, as == does not."""
     return json.dumps(value, sort_keys=True)
+
+
+def _configs_digest(configs) -> str:
+    """A digest of the configs a winner is the fastest of, in any order: a winner read back by a tuner of other
+    configs (one added where the list is made in another file than the launch function's) says nothing of those it
+    was never timed against."""
+    return hashlib.sha256(_exactly(sorted(_exactly(describe(config)) for config in configs)).encode()).hexdigest()
 
 
 def _source_files(fn) -> list:

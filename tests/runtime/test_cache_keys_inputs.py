@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import skc
+from skc.autotune import Autotuner
 from skc.frontend import keying
 from skc.runtime import cache
 
@@ -73,3 +74,30 @@ def test_a_numpy_type_of_one_layout_is_no_disk_hit_for_another(fresh_cache):
     assert all(a.key != b.key for a, b in itertools.combinations(
         [first, other, compile_afresh("int4"), compile_afresh("float8_e5m2fnuz")], 2))
 
+
+# -- the autotuner's winners --------------------------------------------------------------------------------------
+def config_tuner(tiles, timed):
+    """A tuner of the configs {"tile": t} for t in tiles, whose tile t takes 10 - t ms (the largest tile wins)."""
+    def launch(n, tile):
+        launch.last = tile
+
+    def timer(run):
+        run()
+        timed.append(launch.last)
+        return 10.0 - launch.last
+    return Autotuner(launch, [{"tile": tile} for tile in tiles], key=lambda n: n, name="tests.configs", timer=timer,
+                     device_name=lambda: "fake device")
+
+
+def test_a_winner_of_other_configs_is_timed_again(fresh_cache):
+    """The winner read back was any stored config that is still a candidate: a config added to a list made in another
+    file than the launch function's (which keys the winners' code) was never timed, and the old winner ran for good."""
+    timed = []
+    assert config_tuner([1, 2], timed).choose(5) == {"tile": 2}
+    assert config_tuner([2, 1], timed).choose(5) == {"tile": 2}   # (the same configs, in another order: read back)
+    assert timed == [1, 2]
+    assert config_tuner([1, 2, 3], timed).choose(5) == {"tile": 3}
+    assert timed == [1, 2, 1, 2, 3]
+    assert config_tuner([1, 2, 3], timed).choose(5) == {"tile": 3}
+    assert config_tuner([1, 2], timed).choose(5) == {"tile": 2}   # (the winner of 3 is none of these)
+    assert timed == [1, 2, 1, 2, 3, 1, 2]
