@@ -53,7 +53,7 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         """Remember that the code read `module.name` (a global, or an attribute of a module): the value's
         exact key, or, where it has none, that the kernel must not be served from the disk cache."""
         deps = self.cg.deps
-        if process_state(module):   # os.environ, sys.argv: no exact key (keying.py)
+        if process_state(module, name):   # os.environ, sys.argv, torch.get_default_dtype: no exact key (keying.py)
             reason = f"{module}.{name}: {state_message(f'{module}.{name}')}"
             if reason not in deps.unkeyable:
                 deps.unkeyable.append(reason)

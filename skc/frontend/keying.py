@@ -128,14 +128,35 @@ _LIBRARIES = {"skc", "builtins", "numpy", "torch", "cupy", "llvmlite", "cuda", "
 _PROCESS_STATE = frozenset({"os", "posix", "nt", "posixpath", "ntpath", "genericpath", "sys", "time", "random",
                             "_random", "io", "_io", "pathlib", "datetime", "subprocess", "socket", "platform",
                             "tempfile", "glob", "shutil", "uuid", "secrets", "getpass", "locale", "fileinput",
-                            "numpy.random"})
+                            "numpy.random",
+                            # the libraries' modules of settings, devices, random state and ranks (trusted by name,
+                            # they were keyed as unchanged: a kernel that read torch.backends.cuda.matmul.allow_tf32 as
+                            # True was served from disk to a process where it is False, one that read the current
+                            # device's SM count to another machine's)
+                            "torch.backends", "torch.cuda", "torch.distributed", "torch.random", "torch.accelerator",
+                            "torch.mps", "torch.xpu", "cupy.cuda", "cupy.random", "cuda", "hip",
+                            "skc.runtime.devices", "skc.runtime.cuda", "skc.runtime.hip"})
 STATE_BUILTINS = frozenset({"open", "input"})
+# functions of the libraries, in modules that hold code, that read such state
+_STATE_READERS = frozenset(
+    [f"torch.{name}" for name in (
+        "get_default_dtype", "get_default_device", "are_deterministic_algorithms_enabled",
+        "is_deterministic_algorithms_warn_only_enabled", "get_deterministic_debug_mode", "get_float32_matmul_precision",
+        "is_grad_enabled", "is_inference_mode_enabled", "is_anomaly_enabled", "get_num_threads",
+        "get_num_interop_threads", "is_autocast_enabled", "is_autocast_cpu_enabled", "get_autocast_dtype",
+        "get_autocast_gpu_dtype", "get_autocast_cpu_dtype", "initial_seed", "seed", "get_rng_state", "rand", "randn",
+        "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal", "bernoulli", "multinomial",
+        "poisson")]
+    + [f"numpy.{name}" for name in ("geterr", "geterrcall", "getbufsize", "get_printoptions")]
+    + ["skc.current_device", "skc.gpu_available"])
 
 
-def process_state(module: str) -> bool:
-    """Whether module `module` is one whose attributes are the process's state (see _PROCESS_STATE)."""
+def process_state(module: str, name: str = "") -> bool:
+    """Whether module `module` is one whose attributes are the process's state (see _PROCESS_STATE), or, given a
+    name, `module.name` a function that reads it (_STATE_READERS)."""
     parts = (module or "").split(".")
-    return any(".".join(parts[:n]) in _PROCESS_STATE for n in (1, 2))
+    return (any(".".join(parts[:n]) in _PROCESS_STATE for n in range(1, len(parts) + 1))
+            or bool(name) and f"{module}.{name}" in _STATE_READERS)
 
 
 def trusted_module(name: str) -> bool:
@@ -298,7 +319,7 @@ class _Keyer:
         if isinstance(value, (types.BuiltinFunctionType, types.BuiltinMethodType)):
             owner = getattr(value, "__self__", None)
             module = getattr(value, "__module__", None) or ""
-            if process_state(module) or (module == "builtins" and value.__name__ in STATE_BUILTINS):
+            if process_state(module, value.__name__) or (module == "builtins" and value.__name__ in STATE_BUILTINS):
                 raise Unkeyable(state_message(f"{getattr(value, '__module__', '')}.{value.__qualname__}"))
             if owner is None or isinstance(owner, types.ModuleType):
                 return f"builtin:{getattr(value, '__module__', '')}.{value.__qualname__}"
@@ -380,7 +401,7 @@ class _Keyer:
 
     def _function(self, fn: types.FunctionType) -> str:
         if _trusted(fn):
-            if process_state(fn.__module__ or ""):
+            if process_state(fn.__module__ or "", fn.__name__):
                 raise Unkeyable(state_message(_name(fn)))
             return f"fn:{_name(fn)}:{self.key((fn.__defaults__, fn.__kwdefaults__, fn.__closure__))}"
         names = _names_read(fn.__code__)
@@ -425,6 +446,12 @@ class _Keyer:
         if process_state(module.__name__):
             raise Unkeyable(state_message(f"module {module.__name__}"))
         if not self.names or trusted_module(module.__name__):
+            # (a library's module keyed by name: the names the function's code may read of it are no state of the
+            # process's, `torch.get_default_dtype()`, `torch.backends.cuda.matmul.allow_tf32`)
+            state = [name for name in self.names[-1] or () if process_state(module.__name__, name)
+                     or process_state(f"{module.__name__}.{name}")] if self.names else ()
+            if state:
+                raise Unkeyable(state_message(f"{module.__name__}.{state[0]}"))
             return f"module:{module.__name__}"
         names = self.names[-1]
         which = (id(module), names)
@@ -478,7 +505,8 @@ def slot_names(cls: type) -> list:
 
 
 def state_message(what: str) -> str:
-    return (f"{what} reads the process's state (its environment, arguments, files, clock), which can differ in the "
+    return (f"{what} reads the process's state (its environment, arguments, files, clock, a library's settings, the "
+            "devices), which can differ in the "
             "next run with every source the same")
 
 

@@ -2,6 +2,7 @@
 specialization's and the disk's): values numpy describes alike but a kernel reads apart, and the autotuner's
 winners, kept for the configs they were the fastest of."""
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import skc
 from skc.autotune import Autotuner
 from skc.frontend import keying
 from skc.runtime import cache
+from skc.runtime.devices import using_device
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
@@ -101,3 +103,106 @@ def test_a_winner_of_other_configs_is_timed_again(fresh_cache):
     assert config_tuner([1, 2, 3], timed).choose(5) == {"tile": 3}
     assert config_tuner([1, 2], timed).choose(5) == {"tile": 2}   # (the winner of 3 is none of these)
     assert timed == [1, 2, 1, 2, 3, 1, 2]
+
+
+# -- the libraries' own state, read at compile time ---------------------------------------------------------------
+torch = pytest.importorskip("torch")
+from torch import get_default_dtype   # noqa: E402  (a state reader bound as a global of the user's)
+
+
+def default_is_f64():
+    return torch.get_default_dtype() == torch.float64
+
+
+def tf32_allowed():
+    return torch.backends.cuda.matmul.allow_tf32
+
+
+def tf32_kernel(x: skc.Ptr[skc.f32]):
+    x[0] = 1.0 if torch.backends.cuda.matmul.allow_tf32 else 2.0
+
+
+def cudnn_kernel(x: skc.Ptr[skc.f32]):
+    x[0] = 1.0 if torch.backends.cudnn.allow_tf32 else 2.0
+
+
+def default_dtype_kernel(x: skc.Ptr[skc.f32]):
+    x[0] = 1.0 if torch.get_default_dtype() == torch.float64 else 2.0
+
+
+def imported_reader_kernel(x: skc.Ptr[skc.f32]):
+    x[0] = 1.0 if get_default_dtype() == torch.float64 else 2.0
+
+
+def helper_kernel(x: skc.Ptr[skc.f32]):
+    x[0] = 1.0 if default_is_f64() else 2.0
+
+
+def helper_flag_kernel(x: skc.Ptr[skc.f32]):
+    x[0] = 1.0 if tf32_allowed() else 2.0
+
+
+def deterministic_kernel(x: skc.Ptr[skc.f32]):
+    x[0] = 1.0 if torch.are_deterministic_algorithms_enabled() else 2.0
+
+
+def numpy_errors_kernel(x: skc.Ptr[skc.f32]):
+    x[0] = 1.0 if np.geterr()["over"] == "raise" else 2.0
+
+
+def sm_count_kernel(x: skc.Ptr[skc.f32]):
+    x[0] = 1.0 if skc.current_device().multiprocessors == 8 else 2.0
+
+
+def set_state(on: bool):
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
+    torch.set_default_dtype(torch.float64 if on else torch.float32)
+    torch.use_deterministic_algorithms(on)
+    np.seterr(over="raise" if on else "warn")
+    os.environ["SKC_INTERPRETER_SMS"] = "8" if on else "4"   # (the interpreter's SMs: another machine's GPU)
+
+
+@pytest.fixture
+def library_state(monkeypatch):
+    monkeypatch.setenv("SKC_INTERPRETER_SMS", "4")
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.get_default_dtype(),
+             torch.are_deterministic_algorithms_enabled(), np.geterr())
+    yield set_state
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
+    torch.set_default_dtype(saved[2])
+    torch.use_deterministic_algorithms(saved[3])
+    np.seterr(**saved[4])
+
+
+@pytest.mark.parametrize("body", [tf32_kernel, cudnn_kernel, default_dtype_kernel, imported_reader_kernel,
+                                  helper_kernel, helper_flag_kernel, deterministic_kernel, numpy_errors_kernel,
+                                  sm_count_kernel],
+                         ids=lambda body: body.__name__)
+def test_what_a_compile_reads_of_a_librarys_state_is_never_served_from_disk(fresh_cache, library_state, body):
+    """torch and numpy are keyed by name (their code changes only with an installation), and so were their settings:
+    a kernel that read torch.backends.cuda.matmul.allow_tf32 (or torch.get_default_dtype(), np.geterr()) as True was
+    served from disk to a process where it is False; skc's own devices alike (a kernel that read the current device's
+    SM count was served to a machine whose GPU has another)."""
+    for on in (True, False, True):
+        library_state(on)
+        with using_device("interpreter"):
+            compiled = skc.kernel(block=32)(body).compile(target="sm_90a")   # (a new Kernel: nothing in memory)
+        assert compiled.from_cache is False
+        assert f"], {1065353216 if on else 1073741824};" in compiled.asm("ptx")   # (the bits of 1.0 or 2.0 stored)
+    assert "the process's state" in " ".join(compiled.metadata["uncached_reads"])
+
+
+def widest_float():
+    return torch.float64 if torch.finfo(torch.float64).bits > np.finfo(np.float32).bits else torch.float32
+
+
+def library_types_kernel(x: skc.Ptr[skc.f32]):
+    x[0] = skc.cast(skc.cast(x[0], torch.bfloat16), np.float32) * (1.0 if widest_float() == torch.float64 else 2.0)
+
+
+def test_what_a_compile_reads_of_a_librarys_code_is_still_served_from_disk(fresh_cache):
+    """The libraries' types and pure functions are no state: their kernels are kept on disk."""
+    first = skc.kernel(block=32)(library_types_kernel).compile(target="sm_90a")
+    assert first.metadata["uncached_reads"] == []
+    assert skc.kernel(block=32)(library_types_kernel).compile(target="sm_90a").from_cache is True
