@@ -199,6 +199,10 @@ class Autotuner:
         return self._timed_with
 
     def _stored(self, device: str, key: str) -> Optional[dict]:
+        from .compiler import skc_as_imported
+
+        if not skc_as_imported():   # (made_by() names files this process does not run)
+            return None
         entry = self._read().get("winners", {}).get(device, {}).get(key)
         if (not isinstance(entry, dict) or entry.get("made_by") != self.made_by()
                 or entry.get("configs") != self._candidates):
@@ -210,7 +214,10 @@ class Autotuner:
         return None
 
     def _store(self, where, config, ms):
-        if not cache.cache_enabled():   # (SKC_CACHE=0: nothing on disk; the winner lives in this process alone)
+        from .compiler import skc_as_imported
+
+        # (SKC_CACHE=0, or skc edited since this process imported it: the winner lives in this process alone)
+        if not cache.cache_enabled() or not skc_as_imported():
             return
         device, key = where
         path = self.path()

@@ -183,6 +183,39 @@ def _package_sources(folder: str, prefix: str):
                 yield prefix + entry.name, entry.path
 
 
+def _source_stats() -> tuple:
+    """(path, size, mtime) of every .py file of the skc package, as the file system has them now."""
+    stats = []
+    for relative, path in sorted(_package_sources(_SKC_ROOT, "")):
+        try:
+            info = os.stat(path)
+            stats.append((relative, info.st_size, info.st_mtime_ns))
+        except OSError:   # (removed meanwhile)
+            stats.append((relative, None, None))
+    return tuple(stats)
+
+
+# skc's files as this process imported them (about 0.4 ms): the code it runs is theirs
+_IMPORTED_SOURCES = _source_stats()
+_CHANGED_WARNING: list = []
+
+
+def skc_as_imported() -> bool:
+    """Whether skc's files are still the ones this process imported (their sizes and times; about 0.4 ms). Edited,
+    replaced or checked out since (a long-running notebook or server while skc is updated in place), the source digest
+    read from the files names code this process does not run: an entry it stored under that digest held the old
+    code's kernel for every later process of the new skc, and a winner it timed the old code's timing. Such a process
+    keeps its compiled kernels and autotuning winners in memory alone, and says so once."""
+    if _source_stats() == _IMPORTED_SOURCES:
+        return True
+    if not _CHANGED_WARNING:
+        _CHANGED_WARNING.append(True)
+        warnings.warn(f"skc's source files in {_SKC_ROOT} changed after this process imported skc: its compiled "
+                      "kernels and autotuning winners are not read from or written to the disk cache (restart the "
+                      "process to use it)", stacklevel=3)
+    return False
+
+
 def _llvmlite_version() -> str:
     import llvmlite
 
@@ -274,7 +307,7 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
     options = options or {}
     params = launch_params(spec)
     key = "" if for_interpreter else cache_key(fn, spec, target, options)
-    if key and cache.cache_enabled():
+    if key and cache.cache_enabled() and skc_as_imported():
         hit = _from_cache(key, frontend.symbol_name(fn.__name__), target, spec, params)
         if hit is not None:
             _dump(hit)   # (SKC_DUMP_DIR shows every kernel a run uses, from the cache too)
@@ -304,7 +337,7 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
     kernel.metadata["bindings"] = tuple(deps.bindings)
     kernel.metadata["unkeyed_bindings"] = tuple(deps.unkeyed)
     _dump(kernel)
-    if key and cache.cache_enabled():
+    if key and cache.cache_enabled() and skc_as_imported():
         if deps.unkeyable:
             # a value the code depends on has no exact key: a later process could not tell whether it
             # changed, so the kernel is compiled afresh each time rather than guessed from disk

@@ -206,3 +206,67 @@ def test_what_a_compile_reads_of_a_librarys_code_is_still_served_from_disk(fresh
     first = skc.kernel(block=32)(library_types_kernel).compile(target="sm_90a")
     assert first.metadata["uncached_reads"] == []
     assert skc.kernel(block=32)(library_types_kernel).compile(target="sm_90a").from_cache is True
+
+
+# -- skc's own files, edited after a process imported them --------------------------------------------------------
+EDIT_AFTER_IMPORT = '''
+import json, sys, warnings
+import skc
+
+def unrolled(x: skc.Ptr[skc.f32]):
+    total = x[0]
+    for _ in skc.static_range(10):
+        total = total + 1.0
+    x[0] = total
+
+if sys.argv[1] == "edit":   # skc updated in place while this process runs (it runs the code it imported)
+    path = skc.__path__[0] + "/frontend/builtins.py"
+    text = open(path).read()
+    edited = text.replace("return int(text) if text else 4096", "return int(text) if text else 4")
+    assert edited != text, "max_unroll's default moved; update this test"
+    open(path, "w").write(edited)
+report = {}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    try:
+        report["from_cache"] = skc.kernel(block=32)(unrolled).compile(target="sm_90a").from_cache
+    except skc.CompileError as error:
+        report["error"] = str(error)
+tuner = skc.autotune.Autotuner(lambda tile: None, [{"tile": 1}, {"tile": 2}], name="edited", timer=lambda run: 1.0,
+                               device_name=lambda: "fake device")
+tuner.choose()
+report["warnings"] = [str(w.message) for w in caught]
+print(json.dumps(report))
+'''
+
+
+def test_a_process_that_imported_skc_before_an_edit_keeps_its_kernels_off_disk(tmp_path):
+    """A process (a notebook, a server) that imported skc before skc's files were edited read the source digest from
+    the edited files, and stored its old code's kernels under it: a process of the edited skc was served them (here
+    a kernel the edited skc refuses)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(os.path.dirname(skc.__file__), tmp_path / "installed" / "skc",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, SKC_CACHE_DIR=str(tmp_path / "cache"), SKC_CACHE="1", PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPATH=str(tmp_path / "installed"))
+
+    (tmp_path / "runner.py").write_text(EDIT_AFTER_IMPORT)   # (a file: skc reads the kernel's source)
+
+    def run(mode):
+        done = subprocess.run([sys.executable, "runner.py", mode], capture_output=True, text=True, env=env,
+                              timeout=300, cwd=str(tmp_path))
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    before = run("edit")
+    stored = (tmp_path / "cache" / "autotune" / "edited.json").exists()
+    after = run("")
+    assert "the limit is 4" in after.get("error", ""), after
+    assert before.get("from_cache") is False, before   # (compiled by the code it imported: the limit of 4096)
+    assert any("changed after this process imported skc" in w for w in before["warnings"])
+    assert not stored and (tmp_path / "cache" / "autotune" / "edited.json").exists()
+    assert not after["warnings"]
