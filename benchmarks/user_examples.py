@@ -6,13 +6,13 @@ written, w read once) next to torch's equivalent on the same tensors:
   gated_gemm: F.gelu(torch.addmm(bias, a, b), approximate="tanh") * gate (three kernels), and a @ b alone (cuBLAS);
   rmsnorm:    F.rms_norm(x, (cols,), w, eps), and torch.compile of the same (if it compiles); 1 and 2 consumer
               warpgroups (rows of 8192 spill 176 bytes in ptxas: a data point, not a target).
-Exits 1 if any case is wrong or fails. Run from the clone's root: python gpu_D_examples.py"""
+Exits 1 if any case is wrong or fails. Run from the repo root: python benchmarks/user_examples.py"""
 import os
 import statistics
 import sys
 import traceback
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "examples")]
 
 import torch  # noqa: E402
