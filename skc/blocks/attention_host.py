@@ -14,7 +14,8 @@ from .attention_kernel import AttentionConfig, attention_kernel, padding_hint
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
                          check_has_data, check_no_overlap, check_own_memory, complex_or_date, differentiated,
                          element_strides, facts_failed, kept_stand_in, on_stream, outside_graph, refuse_host_options,
-                         remember, require_arrays, tile_counter, torch_type, traced, traced_numbers, without_grad)
+                         refuse_lost_gradient, remember, require_arrays, tile_counter, torch_type, traced,
+                         traced_numbers, without_grad)
 
 LAYOUTS = ("bhsd", "bshd")
 
@@ -329,6 +330,8 @@ def _read_while_written(q, k, v, out) -> dict:
 def _scale_value(scale) -> float:
     """scale as a float, or a LaunchError: the online softmax tracks each row's largest raw score, which is the
     largest scaled one only for a positive scale."""
+    if type(scale) is not float:   # (a tensor: one autograd follows is refused)
+        refuse_lost_gradient(scale, "attention", "scale", "scale q by it (attention(q * scale, k, v, scale=1.0))")
     try:
         if isinstance(scale, (str, bytes)) or complex_or_date(scale):   # (a complex one's real part was taken)
             raise TypeError

@@ -804,6 +804,7 @@ def real(value, name: str) -> float:
     if type(value) is int or not isinstance(value, (str, bytes)) and (isinstance(value, numbers.Real)
                                                                       or not isinstance(value, numbers.Complex)):
         if not complex_or_date(value):
+            refuse_lost_gradient(value, "matmul", name, _SCALAR_FIXES[name])
             try:
                 return float(value)
             except OverflowError:   # an int past float's range
@@ -812,6 +813,24 @@ def real(value, name: str) -> float:
             except (TypeError, ValueError, RuntimeError):   # (RuntimeError: torch's, for a tensor float() cannot take)
                 pass
     raise skc.LaunchError(f"{name} must be a real number, found {type(value).__name__} {value!r}")
+
+
+# (how a caller differentiates in a scalar the kernels read as a number)
+_SCALAR_FIXES = {"alpha": "multiply the result by it (alpha * matmul(a, b))",
+                 "beta": "fold it into c (c=beta * c, and no beta)"}
+
+
+def refuse_lost_gradient(value, what: str, name: str, fix: str) -> None:
+    """A scalar option (a GEMM's alpha or beta, attention's scale) given as a torch tensor that autograd follows is
+    refused by name: the kernels read it as a number, which carries no gradient (the call ran, and the scalar's
+    gradient was lost silently: the result had no grad_fn, or, where an operand required grad, one without the
+    scalar's share). `fix` says how to differentiate in it."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor) and differentiated(value):
+        why = "requires grad" if value.requires_grad and torch.is_grad_enabled() else "carries a forward-mode tangent"
+        raise skc.LaunchError(f"{what}'s {name} is a tensor that {why}, and the kernel reads it as a number, which "
+                              f"carries no gradient: pass {name}.detach() or a number, or {fix} to differentiate in "
+                              "it")
 
 
 def beta_without_c(beta) -> str:

@@ -241,3 +241,26 @@ def test_what_a_differentiated_call_refuses_is_a_launch_error(call, message):
     with pytest.raises(skc.LaunchError, match=message) as error:
         call(x)
     assert isinstance(error.value, RuntimeError)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda a, s: matmul(a, a.t(), alpha=s), "matmul's alpha"),
+    (lambda a, s: matmul(a.expand(2, 8, 16), a.t(), alpha=s), "matmul's alpha"),   # (a batch)
+    (lambda a, s: matmul(a[0], a.t(), alpha=s), "matmul's alpha"),                 # (a 1-D a: torch's shapes)
+    (lambda a, s: matmul(a, a.t(), c=a[:, :8].contiguous(), beta=s), "matmul's beta"),
+    (lambda a, s: attention(*[a.reshape(1, 1, 2, 64)] * 3, scale=s), "attention's scale"),
+    (lambda a, s: attention(*[a.reshape(1, 1, 2, 64)] * 3, scale=s, return_lse=True)[1], "attention's scale")])
+def test_a_scalar_tensor_autograd_follows_is_refused_by_name(call, name):
+    """alpha, beta and scale given as tensors that require grad, beside operands that need none (was: the call ran, its
+    result with no grad_fn: the scalar's gradient lost silently); under torch.no_grad, or detached, they run."""
+    a = randn(8, 16)
+    scalar = torch.tensor(0.5, requires_grad=True)
+    with pytest.raises(skc.LaunchError, match=name + r" is a tensor that requires grad, .* pass \w+.detach\(\)"):
+        call(a, scalar)
+    with forward_ad.dual_level():
+        with pytest.raises(skc.LaunchError, match=name + " is a tensor that carries a forward-mode tangent"):
+            call(a, forward_ad.make_dual(torch.tensor(0.5), torch.tensor(1.0)))
+    want = call(a, 0.5)
+    with torch.no_grad():
+        assert torch.equal(call(a, scalar), want)
+    assert torch.equal(call(a, scalar.detach()), want)
