@@ -653,9 +653,9 @@ def _differentiate_by_reference(name: str, reference: Callable, tensors: int) ->
 
 def _reference_function(overload, reference: Callable, tensors: int):
     """The autograd.Function of `_differentiate_by_reference`."""
-    def at(saved, options, present, values):
+    def at(saved, options, varied, values):
         full = list(saved)
-        for i, value in zip(present, values):
+        for i, value in zip(varied, values):
             full[i] = value
         return reference(*full, *options)
 
@@ -676,14 +676,18 @@ def _reference_function(overload, reference: Callable, tensors: int):
 
         @staticmethod
         def backward(ctx, *grads):
+            # (only the inputs that need a gradient are differentiated; the others enter the reference as constants:
+            # a's gradient alone took b's too, a third matmul, and attention's q's alone took k's and v's)
             saved = ctx.saved_tensors
-            present = [i for i, t in enumerate(saved) if t is not None]
-            _, vjp = torch.func.vjp(lambda *values: at(saved, ctx.options, present, values),
-                                    *(saved[i].float() for i in present))
+            wanted = [i for i, t in enumerate(saved) if t is not None and ctx.needs_input_grad[i]]
+            result = [None] * (tensors + len(ctx.options))
+            if not wanted:
+                return tuple(result)
+            _, vjp = torch.func.vjp(lambda *values: at(saved, ctx.options, wanted, values),
+                                    *(saved[i].float() for i in wanted))
             cotangents = tuple(g.float() if g is not None else None for g in grads)
             got = vjp(cotangents if len(cotangents) > 1 else cotangents[0])
-            result = [None] * (tensors + len(ctx.options))
-            for i, g in zip(present, got):
+            for i, g in zip(wanted, got):
                 result[i] = g.to(saved[i].dtype)
             return tuple(result)
 

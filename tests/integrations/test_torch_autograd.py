@@ -130,3 +130,80 @@ def test_torch_funcs_derivatives_are_refused_by_name(transform):
     batch = randn(3, 16, 32)
     assert torch.equal(torch.func.vmap(lambda t: torch.ops.skc.matmul(t, b))(batch),
                        torch.stack([torch.ops.skc.matmul(t, b) for t in batch]))
+
+
+class _Products(__import__("torch.utils._python_dispatch", fromlist=["TorchDispatchMode"]).TorchDispatchMode):
+    """The shapes of the products (mm, bmm) a backward computes, and the output masks of its convolution_backwards."""
+    def __init__(self):
+        super().__init__()
+        self.shapes, self.masks = [], []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.bmm):
+            self.shapes.append(tuple(result.shape[-2:]))
+        if func.overloadpacket is torch.ops.aten.convolution_backward:
+            self.masks.append(list(args[-1]))
+        return result
+
+
+def _backward_products(output, inputs):
+    products = _Products()
+    with products:
+        grads = torch.autograd.grad(output.float().sum(), inputs)
+    return products, grads
+
+
+def test_backward_differentiates_only_the_inputs_that_need_a_gradient():
+    """An input that needs no gradient enters the reference as a constant (was: every tensor input was differentiated
+    and its gradient dropped: a's gradient alone cost b's product too, q's alone k's and v's, w's alone x's); the
+    gradients asked for are unchanged, and those not asked for stay None."""
+    a, b = randn(8, 16).requires_grad_(), randn(16, 24, seed=1)
+    products, (grad_a,) = _backward_products(torch.ops.skc.matmul(a, b, activation="silu"), (a,))
+    assert (16, 24) not in products.shapes and (8, 16) in products.shapes   # (b's gradient would be 16 x 24)
+    want = torch.autograd.grad(F.silu(a.float() @ b.float()).sum(), a)[0]
+    torch.testing.assert_close(grad_a, want.bfloat16(), rtol=2e-2, atol=5e-2)
+    assert b.grad is None
+    x = randn(1, 8, 6, 6).to(memory_format=torch.channels_last)
+    w = randn(8, 8, 3, 3, seed=3, scale=0.25).to(memory_format=torch.channels_last).requires_grad_()
+    products, _ = _backward_products(torch.ops.skc.conv2d(x, w, padding=(1, 1)), (w,))
+    assert products.masks == [[False, True, False]]   # (x's gradient not computed)
+    q, k, v = randn(1, 2, 8, 64, seed=4).requires_grad_(), randn(1, 1, 24, 64, seed=5), randn(1, 1, 24, 64, seed=6)
+    products, _ = _backward_products(torch.ops.skc.attention(q, k, v, causal=True), (q,))
+    assert (24, 64) not in products.shapes and (8, 64) in products.shapes   # (k's and v's gradients: 24 x 64)
+
+
+def test_double_backward_is_torchs():
+    """A gradient taken with create_graph=True differentiates again (the backward is the float32 reference's, which
+    torch differentiates): the second derivatives of matmul's epilogue, conv2d's and attention's, in every input
+    that requires grad (b's too where the first gradient was a's alone), are torch's in float64."""
+    def second(function, inputs, first):
+        wide = [t.detach().double().requires_grad_() for t in inputs]
+        output = function(*wide)
+        grads = torch.autograd.grad(output.sum(), [wide[i] for i in first], create_graph=True)
+        return torch.autograd.grad(sum((g ** 2).sum() for g in grads), wide)
+
+    def mine(function, inputs, first):
+        grads = torch.autograd.grad(function(*inputs).float().sum(), [inputs[i] for i in first], create_graph=True)
+        return torch.autograd.grad(sum((g.float() ** 2).sum() for g in grads), inputs)
+
+    def attention(q, k, v):
+        scores = (q @ k.transpose(-1, -2) / 8).masked_fill(torch.ones(8, 8, dtype=torch.bool).triu(1), -torch.inf)
+        return torch.softmax(scores, -1) @ v
+
+    x = randn(1, 8, 5, 5).to(memory_format=torch.channels_last)
+    w = randn(8, 8, 3, 3, seed=1, scale=0.3).to(memory_format=torch.channels_last)
+    for ours, torchs, inputs, first in [
+            (lambda a, b, bias: torch.ops.skc.matmul(a, b, bias=bias, activation="gelu"),
+             lambda a, b, bias: F.gelu(a @ b + bias, approximate="tanh"), (randn(8, 16), randn(16, 8, seed=1),
+                                                                            randn(8, seed=2)), (0, 1, 2)),
+            (lambda a, b: torch.ops.skc.matmul(a, b, activation="silu"), lambda a, b: F.silu(a @ b),
+             (randn(8, 16), randn(16, 8, seed=1)), (0,)),
+            (lambda x, w: torch.ops.skc.conv2d(x, w, padding=(1, 1), activation="silu"),
+             lambda x, w: F.silu(F.conv2d(x, w, padding=1)), (x, w), (0, 1)),
+            (lambda q, k, v: torch.ops.skc.attention(q, k, v, causal=True), attention,
+             tuple(randn(1, 2, 8, 64, seed=s) for s in range(3)), (0, 1, 2))]:
+        inputs = tuple(t.requires_grad_() for t in inputs)
+        for got, want in zip(mine(ours, inputs, first), second(torchs, inputs, first)):
+            assert got.dtype == torch.bfloat16
+            assert (got.double() - want).abs().max() <= 0.03 * want.abs().max()
