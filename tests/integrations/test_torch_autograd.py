@@ -207,3 +207,30 @@ def test_double_backward_is_torchs():
         for got, want in zip(mine(ours, inputs, first), second(torchs, inputs, first)):
             assert got.dtype == torch.bfloat16
             assert (got.double() - want).abs().max() <= 0.03 * want.abs().max()
+
+
+def test_a_compiled_function_gives_eager_gradients():
+    """torch.compile of a function calling skc.blocks' matmul, conv2d and attention (the lse in the loss too), and
+    its backward: the gradients are eager's, of each input's dtype, and None for the one that needs none."""
+    import torch._dynamo
+    from skc.blocks import attention, conv2d, matmul
+
+    def loss(a, b, bias, x, w, q, k, v):
+        y = matmul(a, b.t(), bias=bias, activation="relu")   # (a transposed view)
+        z = conv2d(x, w, padding=1, groups=2, stride=2)
+        o, lse = attention(q, k, v, causal=True, return_lse=True, layout="bshd")
+        return y.float().sum() + (z.float() ** 2).sum() + (o.float() * 0.5).sum() + lse.sum()
+
+    inputs = [randn(16, 32), randn(24, 32, seed=1), randn(24, seed=2),
+              randn(2, 8, 6, 6, seed=3).to(memory_format=torch.channels_last),
+              randn(8, 4, 3, 3, seed=4, scale=0.3).to(memory_format=torch.channels_last),
+              randn(1, 16, 4, 64, seed=5), randn(1, 24, 2, 64, seed=6), randn(1, 24, 2, 64, seed=7)]
+    eager = [t.clone().requires_grad_(i != 3) for i, t in enumerate(inputs)]   # (x needs no gradient)
+    loss(*eager).backward()
+    torch._dynamo.reset()
+    compiled = [t.clone().requires_grad_(i != 3) for i, t in enumerate(inputs)]
+    torch.compile(loss, fullgraph=True, backend="aot_eager")(*compiled).backward()
+    assert compiled[3].grad is None
+    for mine, want in zip(compiled, eager):
+        if want.grad is not None:
+            assert mine.grad.dtype == want.dtype and torch.equal(mine.grad, want.grad)
