@@ -24,9 +24,12 @@ CASES = [("resnext50 32x4d 3x3 56x56x128", 32, 128, 56, 128, 3, 1, 32),
          ("g4 3x3 28x28x256", 32, 256, 28, 256, 3, 1, 64),
          ("g4 x2 filters 3x3 28x28x128", 32, 128, 28, 256, 3, 1, 32),
          ("g2 5x5 28x28x128", 32, 128, 28, 128, 5, 1, 64),
-         ("g8 3x3 14x14x512", 32, 512, 14, 512, 3, 1, 64)]
+         ("g8 3x3 14x14x512", 32, 512, 14, 512, 3, 1, 64),
+         ("depthwise 3x3 56x56x144", 32, 144, 56, 144, 3, 1, 144),
+         ("depthwise 7x7 56x56x96", 32, 96, 56, 96, 7, 1, 96)]
 ORIGINAL_TAKES, ORIGINAL_CONFIG = conv.takes, conv.stencil_config
-VARIANTS = {"stencil": None, "cols1": 1, "cols2": 2, "cols4": 4}
+VARIANTS = {"stencil": (None, False), "cols2": (2, False), "cols4": (4, False), "f32w": (None, True),
+            "f32w-cols4": (4, True)}   # (pixels a thread: the rule's where None; the filters staged as f32)
 
 
 def batch_ms(fn, calls=30, rounds=5):
@@ -45,9 +48,11 @@ def batch_ms(fn, calls=30, rounds=5):
     return sorted(times)[len(times) // 2]
 
 
-def with_columns(columns):
+def with_columns(columns, f32_weights=False):
     def config(c, dtype, epilogue):
         cfg = ORIGINAL_CONFIG(c, dtype, epilogue)
+        if f32_weights:
+            cfg = dataclasses.replace(cfg, f32_weights=True)
         return cfg if columns is None else dataclasses.replace(cfg, columns=columns)
     return config
 
@@ -63,11 +68,11 @@ def main():
         want = F.conv2d(x.double(), w.double(), None, stride, pad, 1, groups)
         t_cudnn = batch_ms(lambda: F.conv2d(x, w, None, stride, pad, 1, groups))
         line = [f"{name}: cudnn {t_cudnn * 1e3:.1f} us"]
-        runs = [("before", None, lambda *a, **k: (a[0] == a[2]) and ORIGINAL_TAKES(*a, **k))]
-        runs += [(label, columns, ORIGINAL_TAKES) for label, columns in VARIANTS.items()]
-        for label, columns, takes in runs:
+        runs = [] if C == groups else [("before", (None, False), lambda *a, **k: (a[0] == a[2]) and ORIGINAL_TAKES(*a, **k))]
+        runs += [(label, variant, ORIGINAL_TAKES) for label, variant in VARIANTS.items()]
+        for label, variant, takes in runs:
             conv._PLANS.clear()
-            conv.takes, conv.stencil_config = takes, with_columns(columns)
+            conv.takes, conv.stencil_config = takes, with_columns(*variant)
             try:
                 y = conv2d(x, w, None, stride, pad, 1, groups=groups)
                 torch.cuda.synchronize()
@@ -80,7 +85,7 @@ def main():
             finally:
                 conv.takes, conv.stencil_config = ORIGINAL_TAKES, ORIGINAL_CONFIG
         print(" | ".join(line), flush=True)
-        if time.time() - began > 240:
+        if time.time() - began > 280:
             print("stopped: time", flush=True)
             break
     conv._PLANS.clear()

@@ -39,6 +39,7 @@ class StencilConfig:
     columns: int = 4
     epilogue: EpilogueSpec = EpilogueSpec()
     group_channels: int = 1
+    f32_weights: bool = False   # stage the filters in shared memory as f32 (converted once, not at every row)
 
     @property
     def element(self):
@@ -69,11 +70,13 @@ class StencilConfig:
 
 SUMS = 64      # f32 sums a thread keeps at most (columns x multiplier x width): more and ptxas spills
 GROUP_CHANNELS = (1, 2, 4, 8)   # channels a group the stencil takes (16 and more: the GEMM's tensor cores)
-# f32 values a thread of a group stencil (2 to 8 channels a group) keeps at most by `live_values`: of the 30
+# f32 values a thread of a group stencil (2 to 8 channels a group) keeps at most by `live_values`: of the 32
 # configurations it takes over 2, 4 and 8 channels a group, filters of 3 to 7 taps, strides 1 and 2 and 1 and 2
-# filters a channel (C = 256), 29 assembled without spills on sm_90a and one spilled 12 bytes (2 channels, 7 x 7,
-# stride 2), where depthwise's tiling spilled on 17 of 35 (fifty-sixth session; tests/blocks/test_conv2d_stencil_groups.py)
-LIVE_VALUES = 144
+# filters a channel (C = 256), 30 assembled without spills on sm_90a, one spilled 16 bytes (2 channels, two filters
+# a channel, 7 x 7) and one 60 (8 channels, 3 x 3, stride 2: four pixels a thread, which ran 1.30x as fast as two
+# without spills on an H100, as did four against two at 4 channels and two filters a channel, 1.72x), where
+# depthwise's tiling spilled on 17 of 35 (fifty-sixth session; tests/blocks/test_conv2d_stencil_groups.py)
+LIVE_VALUES = 176
 # threads a block (about) and output pixels a thread, for filters of up to 9 taps and for larger ones: measured on an
 # H100 (fifty-fifth session, benchmarks/NOTES.md), 3 x 3 filters ran 1.06-1.14x faster in blocks of 128 than of 256,
 # 7 x 7 ones 1.10-1.40x faster with eight pixels a thread than with four (fewer loads of the pixels a row's taps share)
@@ -158,7 +161,7 @@ class ChannelTapsLoader:
     def __init__(self, cfg: StencilConfig, taps: int):
         self.cfg, self.taps = cfg, taps
         self.filters = cfg.slice_channels * cfg.multiplier   # of the slice
-        self.smem = skc.shared(taps * cfg.group_channels * self.filters, cfg.element)
+        self.smem = skc.shared(taps * cfg.group_channels * self.filters, skc.f32 if cfg.f32_weights else cfg.element)
 
     def __call__(self, w, K, slice_index):
         """Copy the slice's filters (filter after filter in w, so neighbouring threads read neighbouring taps),
@@ -171,6 +174,8 @@ class ChannelTapsLoader:
             local, within = e // weights, e % weights
             inside = (e < weights * self.filters) & (first + local < K)
             value = skc.load(w + (skc.i64(first + local) * weights + within), mask=inside, other=0.0)
+            if cfg.f32_weights:
+                value = skc.f32(value)
             channel, multiple = local // cfg.multiplier, local % cfg.multiplier
             skc.store(self.smem.ptr + ((within * cfg.multiplier + multiple) * cfg.slice_channels + channel), value,
                       mask=e < weights * self.filters)
@@ -181,7 +186,13 @@ class ChannelTapsLoader:
         the channel's group: the weight of its t-th channel)."""
         cfg = self.cfg
         at = ((tap * cfg.group_channels + t) * cfg.multiplier + multiple) * cfg.slice_channels + lane * cfg.width
-        return skc.f32(skc.load(self.smem.ptr + at, width=cfg.width))
+        if not cfg.f32_weights:
+            return skc.f32(skc.load(self.smem.ptr + at, width=cfg.width))
+        part = min(cfg.width, 4)   # (16 bytes of f32 a load)
+        pieces = [skc.load(self.smem.ptr + at + i, width=part) for i in skc.static_range(0, cfg.width, part)]
+        if cfg.width == 1:
+            return pieces[0]
+        return skc.vector(*[piece[j] if part > 1 else piece for piece in pieces for j in skc.static_range(part)])
 
 
 class PixelLoader:

@@ -1,7 +1,7 @@
 """Grouped conv2d of 2, 4 and 8 channels a group as the group stencil of skc/blocks/stencil.py (each output channel
 reads its group's channels; the depthwise kernel's blocks with `group_channels`), in the interpreter modelling
 sm_90a: exact against F.conv2d in float64 (small integers), the plan conv2d picks, which groups the stencil takes and
-its tiling, and the PTX through ptxas without spills."""
+its tiling, and the PTX through ptxas with few spills."""
 import numpy as np
 import pytest
 
@@ -62,7 +62,8 @@ def test_grouped_conv2d_is_torchs(hopper_interpreter, N, C, H, W, K, R, groups, 
     (64, 64, 32, 3, 1, 1, True),      # 2 channels a group
     (64, 64, 16, 7, 2, 1, True),      # 4
     (64, 64, 8, 3, 1, 1, True),       # 8
-    (64, 128, 8, 3, 1, 1, False),     # 8 channels and 16 filters a group: a thread's values past LIVE_VALUES
+    (64, 128, 8, 3, 1, 1, True),      # 8 channels and 16 filters a group: one pixel a thread
+    (64, 256, 8, 3, 1, 1, False),     # 8 channels and 32 filters a group: a thread's values past LIVE_VALUES
     (64, 64, 4, 3, 1, 1, False),      # 16 a group: the GEMM's tensor cores
     (48, 48, 8, 3, 1, 1, False),      # 6 a group: no power of 2 (block-diagonal filters)
     (64, 32, 16, 3, 1, 1, False),     # 4 channels and 2 filters a group: a filter per channel is no whole number
@@ -75,9 +76,10 @@ def test_which_groups_the_stencil_takes(C, K, groups, R, stride, dilation, taken
 @pytest.mark.parametrize("C, K, groups, R, stride, width, columns", [
     (128, 128, 32, 3, 1, 8, 4),     # 4 a group: as depthwise
     (256, 256, 32, 3, 1, 8, 4),     # 8 a group
-    (256, 256, 32, 3, 2, 8, 2),     # 8 a group, stride 2: two pixels a thread
-    (128, 256, 32, 3, 1, 8, 2),     # 4 a group, 8 filters a group
-    (64, 64, 8, 7, 2, 8, 1),        # 8 a group, 7 x 7 stride 2: one pixel a thread
+    (256, 256, 32, 3, 2, 8, 4),     # 8 a group, stride 2 (spilling 60 bytes, faster than two pixels a thread)
+    (128, 256, 32, 3, 1, 8, 4),     # 4 a group, 8 filters a group
+    (64, 64, 8, 7, 2, 8, 2),        # 8 a group, 7 x 7 stride 2: two pixels a thread
+    (64, 128, 8, 3, 1, 8, 1),       # 8 a group, 16 filters a group: one pixel a thread
     (12, 12, 3, 3, 1, 4, 4),        # C = 12: vectors of 4 (one group)
 ])
 def test_the_tiling_stencil_config_picks(C, K, groups, R, stride, width, columns):
@@ -90,7 +92,7 @@ def test_the_tiling_stencil_config_picks(C, K, groups, R, stride, width, columns
 @pytest.mark.parametrize("g, multiplier, R, stride", [
     (2, 1, 3, 1), (4, 1, 3, 2), (8, 1, 3, 1), (8, 1, 3, 2), (4, 2, 3, 1), (2, 2, 5, 1), (4, 1, 7, 1), (8, 1, 7, 2),
 ])
-def test_the_kernel_assembles_without_spills(g, multiplier, R, stride):
+def test_the_kernel_assembles_with_few_spills(g, multiplier, R, stride):
     C = 256
     conv = ConvShape(8, 28, 28, C, multiplier * C, R, R, (stride, stride), (R // 2, R // 2), (1, 1), groups=C // g)
     cfg = stencil_config(conv, "bf16", EpilogueSpec(bias=True, activation="gelu"))
@@ -99,4 +101,8 @@ def test_the_kernel_assembles_without_spills(g, multiplier, R, stride):
                                          block=cfg.threads, target="sm_90a")
     _, log = ptx_tools.link_ptx(kernel.asm("ptx"), "sm_90a", "stencil")
     (resources,) = ptx_tools.parse_resources(log).values()
-    assert resources.spill_stores == 0 and resources.spill_loads == 0, resources
+    # (none but 8 channels 3 x 3 stride 2: 60 bytes stored, 68 loaded, with four pixels a thread, which ran 1.30x
+    # as fast as two without a spill on an H100, fifty-sixth session; a spill of hundreds of bytes fails here)
+    spilled = (g, multiplier, R, stride) == (8, 1, 3, 2)
+    assert resources.spill_stores <= (64 if spilled else 0) and resources.spill_loads <= (72 if spilled else 0), \
+        resources
