@@ -715,11 +715,26 @@ def kept_zeros(a, shape, dtype: str):
     captures the stream (the callers take memory of the graph's for the call then: the driver's would be refused)."""
     if not getattr(a, "is_cuda", False) or skc.current_device().kind != "cuda":
         return zeros_like(a, shape, dtype)
-    import torch
-
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     array = skc.zeros(shape, dtype)
     skc.synchronize()   # (the fill runs on the driver's default stream, which torch's streams need not wait for)
+    return _seen_by_torch(array, a)
+
+
+def kept_empty(a, shape):
+    """An uninitialized array of `shape` and a's dtype where a lives, which a plan keeps past the call (the padded
+    rows' copies): beside torch's CUDA tensors the driver's memory, as kept_zeros' and for its reason."""
+    if not getattr(a, "is_cuda", False) or skc.current_device().kind != "cuda":
+        return empty_like(a, shape)
+    # (the driver's array of a's element size, as integers: skc's bf16 is uint16 storage, which torch may not read)
+    array = skc.empty(tuple(shape), f"int{8 * a.element_size()}")
+    return _seen_by_torch(array, a).view(a.dtype)
+
+
+def _seen_by_torch(array, a):
+    """The skc array `array` as a torch tensor on a's device (which keeps it alive)."""
+    import torch
+
     with torch.inference_mode(False):   # (an inference tensor could not be written outside inference_mode)
         return torch.as_tensor(array, device=a.device)
 

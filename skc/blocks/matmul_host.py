@@ -39,8 +39,8 @@ from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
 from .host_plans import (Bindings, address_functions, beta_without_c, check_activation, check_epilogue_operands,
                          check_has_data, check_no_overlap, check_own_memory, check_real_operands, check_writeable,
-                         contiguous, facts_failed, keeping_stream, on_stream, paddable, read_in_place, real,
-                         require_arrays, span, unsplit_unless_row_major, view, viewable)
+                         contiguous, facts_failed, keeping_stream, kept_empty, on_stream, paddable, read_in_place,
+                         real, require_arrays, span, unsplit_unless_row_major, view, viewable)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_shapes import TorchShapes
@@ -460,21 +460,19 @@ class _PaddedRows:
         if found is None:
             if _kept_total[0] + self.set_bytes > KEPT_TOTAL_BYTES:
                 return None
-            import torch
-
-            with torch.inference_mode(False):   # (made under inference_mode, they could not be written outside it)
-                found = self.kept[handle] = self._buffers(a)
+            # (the driver's memory, never torch's: host_plans.kept_zeros says why)
+            found = self.kept[handle] = self._buffers(a, kept_empty)
             _kept_total[0] += self.set_bytes
             weakref.finalize(found, _release, self.set_bytes)
         return found
 
-    def _buffers(self, a) -> "_Kept":
-        """Buffers like a's for the operands the plan copies (the stored shapes) and the product it stores through
-        TMA, rows 128 bytes apart."""
+    def _buffers(self, a, make=empty_like) -> "_Kept":
+        """Buffers like a's (made by `make`: kept_empty for a set the plan keeps) for the operands the plan copies
+        (the stored shapes) and the product it stores through TMA, rows 128 bytes apart."""
         M, N = self.problem[:2]
-        return _Kept(*(empty_like(a, (rows, self.pitch(cols)))[:, :cols] if copied else None
+        return _Kept(*(make(a, (rows, self.pitch(cols)))[:, :cols] if copied else None
                        for (rows, cols), copied in zip(self.stored, self.copies)),
-                     empty_like(a, (M, _pitch(N)))[:, :N] if self.through_product else None)
+                     make(a, (M, _pitch(N)))[:, :N] if self.through_product else None)
 
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         with on_stream(a, stream):   # (buffers and outs made here belong to the launch's stream)

@@ -264,8 +264,8 @@ def fake_torch_module(streams: Optional[list] = None):
     torch = types.ModuleType("torch")
     streams = streams if streams is not None else [0]
     dtypes = {name: _TorchDtype(name, size) for name, size in
-              (("float16", 2), ("bfloat16", 2), ("float32", 4), ("float64", 8), ("int32", 4), ("int64", 8),
-               ("float8_e4m3fn", 1))}
+              (("float16", 2), ("bfloat16", 2), ("float32", 4), ("float64", 8), ("int16", 2), ("int32", 4),
+               ("int64", 8), ("float8_e4m3fn", 1))}
     for name, dtype in dtypes.items():
         setattr(torch, name, dtype)
 
@@ -330,7 +330,11 @@ def fake_torch_module(streams: Optional[list] = None):
             shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
             return Tensor(shape, self.dtype, None, self._address, self._device)
 
-        view = reshape   # (of the dense views the host paths ask it for)
+        def view(self, *shape):   # (of the dense views the host paths ask it for; or as a dtype of the same size)
+            if len(shape) == 1 and isinstance(shape[0], _TorchDtype):
+                assert shape[0].itemsize == self.dtype.itemsize
+                return Tensor(self.shape, shape[0], self._strides, self._address, self._device)
+            return self.reshape(*shape)
 
         def __getitem__(self, index):
             if isinstance(index, tuple):   # slices from the start of each dimension: a view at the same address
@@ -385,7 +389,8 @@ def fake_torch_module(streams: Optional[list] = None):
 
     def as_tensor(array, device=None):   # (an array exporting __cuda_array_interface__, kept alive by the tensor)
         interface = array.__cuda_array_interface__
-        dtype = {"<f4": dtypes["float32"], "<i4": dtypes["int32"], "<f2": dtypes["float16"]}[interface["typestr"]]
+        dtype = {"<f4": dtypes["float32"], "<i4": dtypes["int32"], "<f2": dtypes["float16"],
+                 "<i2": dtypes["int16"]}[interface["typestr"]]
         tensor = Tensor(interface["shape"], dtype, address=interface["data"][0],
                         device=device.index if isinstance(device, _TorchDevice) else 0)
         tensor._base = array

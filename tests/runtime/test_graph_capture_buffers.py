@@ -125,3 +125,35 @@ def test_what_a_plan_keeps_is_never_torchs_memory(fake):
     (kept,) = scaled.kept.values()
     assert kept.sb is not None and kept_by_the_driver(kept.sb)
     assert made == []
+
+
+def test_padded_rows_keep_the_drivers_memory(fake):
+    """matmul's copies of operands whose rows TMA cannot address (K of 1003) go to buffers a plan keeps a launch
+    stream (_PaddedRows); they were torch's memory (new_empty), so a first call while torch.compile(mode=
+    "reduce-overhead") warmed up kept memory of its graphs' pool, which torch's check of the pool refuses ("tensor(s)
+    in the cudagraph pool not tracked as outputs") and whose blocks it hands out again to the graph's tensors. Under
+    capture the call's buffers are the graph's (torch's), and none is kept."""
+    driver, torch, capture, made = fake
+    allocated = []
+    allocate = driver.cuMemAlloc
+
+    def recorded(nbytes):
+        result = allocate(nbytes)
+        allocated.append(result[1])
+        return result
+    driver.cuMemAlloc = recorded
+    a, b = torch.Tensor((256, 1003)), torch.Tensor((1003, 256))
+    capture[0] = True
+    del torch.made[:]
+    skc.blocks.matmul(a, b)
+    (plan,) = [p for p in matmul_host._PLANS.values() if isinstance(p, matmul_host._PaddedRows)]
+    assert plan.copies == (True, False) and plan.kept == {} and allocated == []
+    capture[0] = False
+    for _ in range(2):
+        del torch.made[:]
+        skc.blocks.matmul(a, b)
+    (kept,) = plan.kept.values()
+    assert kept.b is None and allocated == [kept.a.data_ptr()]
+    assert all(x.data_ptr() not in allocated for x in torch.made)   # (the outs returned: torch's)
+    assert kept.a.dtype == a.dtype and kept.a.shape == (256, 1003) and kept.a.stride() == (1024, 1)
+
