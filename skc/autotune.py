@@ -141,6 +141,7 @@ class Autotuner:
         return found
 
     def _tune(self, where, run) -> dict:
+        self._refuse_capture(where)
         results, best, best_ms = [], None, None
         for config in self.configs:
             try:
@@ -160,6 +161,16 @@ class Autotuner:
                 self.configs):]))
         self._store(where, best, best_ms)
         return best
+
+    def _refuse_capture(self, where):
+        """Timing runs each config (launches a capture would record) and waits for its events (a synchronization
+        the capture refuses, which ends it): under a CUDA graph's capture of the stream it times on, the call is
+        refused by name before any of it (every config was skipped, each for the driver's refusal)."""
+        device = devices.current_device()
+        if device.kind == "cuda" and cuda.capturing(_framework_stream(device.index)):
+            raise SkcError(f"{self.name}: the first call of key {where[1]} times each config, which a CUDA graph "
+                           "capturing the stream cannot hold (its launches would be recorded, its waits are refused): "
+                           "make that call once before capturing (the winner is kept: a captured call then runs it)")
 
     # -- the winners on disk --------------------------------------------------------------------------------
     def path(self) -> Path:

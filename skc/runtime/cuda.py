@@ -83,15 +83,35 @@ def error_text(result) -> str:
     return _error_text(driver(), result)
 
 
+# what a driver error of stream capture (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, _INVALIDATED, _IMPLICIT...) means
+# for an skc call: torch.cuda.graph captures in the global mode, where loading a module or allocating is refused
+_CAPTURE_HINT = ("; a CUDA graph was capturing a stream, and the driver allows no module load, allocation or "
+                 "synchronization then (skc makes them at a kernel's first launch, a plan's first call, a timing): "
+                 "make the same call once before capturing (a warm-up, as torch.cuda.graph asks), then capture again")
+
+
 def _error_text(module, result) -> str:
     try:
         if type(result) is int and hasattr(module, "CUresult"):   # the native launch entry gives plain ints
             result = module.CUresult(result)
         _, name = module.cuGetErrorName(result)
         _, text = module.cuGetErrorString(result)
-        return f"{name.decode()} ({text.decode()})"
+        name = name.decode()
+        return f"{name} ({text.decode()}){_CAPTURE_HINT if 'STREAM_CAPTURE' in name else ''}"
     except Exception:
         return str(result)
+
+
+def capturing(stream: int) -> bool:
+    """Whether a CUDA graph captures `stream`, or (the legacy default stream, 0) a stream that it would have to wait
+    for, which the driver reports as CUDA_ERROR_STREAM_CAPTURE_IMPLICIT."""
+    module = driver()
+    result, *status = module.cuStreamIsCapturing(stream)
+    if int(result) != 0:
+        if "STREAM_CAPTURE_IMPLICIT" in _error_text(module, result):
+            return True
+        raise DeviceError(f"cuStreamIsCapturing failed: {_error_text(module, result)}")
+    return int(status[0]) != 0
 
 
 def call(name: str, *args):

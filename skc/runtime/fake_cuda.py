@@ -64,6 +64,7 @@ class FakeDriver:
         # cuda.launch_entry takes a C function at this address instead of cuLaunchKernel when a test sets it
         self.cuLaunchKernel_address = None
         self.cluster_holes = 12
+        self.capturing: set = set()   # the streams a CUDA graph captures (cuStreamIsCapturing)
 
     def cuInit(self, flags):
         return (0,)
@@ -102,6 +103,9 @@ class FakeDriver:
 
     def cuMemFree(self, address):
         return (0,)
+
+    def cuStreamIsCapturing(self, stream):
+        return (0, 1 if stream in self.capturing else 0)   # (CU_STREAM_CAPTURE_STATUS_ACTIVE, or _NONE)
 
     def cuMemsetD8(self, address, byte, nbytes):
         return (0,)

@@ -157,3 +157,31 @@ def test_padded_rows_keep_the_drivers_memory(fake):
     assert all(x.data_ptr() not in allocated for x in torch.made)   # (the outs returned: torch's)
     assert kept.a.dtype == a.dtype and kept.a.shape == (256, 1003) and kept.a.stride() == (1024, 1)
 
+
+def test_a_driver_refusal_under_capture_says_to_warm_up_first():
+    """A first call under torch.cuda.graph (global capture mode) loads a module or allocates, which the driver
+    refuses (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, then _INVALIDATED for the rest of the capture): the DeviceError
+    names the capture and the fix; cuda.capturing reads the driver's capture status, the legacy stream's refusal
+    (_IMPLICIT: another stream captures) included."""
+    import types
+
+    from skc.runtime import cuda
+
+    names = {900: b"CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED", 906: b"CUDA_ERROR_STREAM_CAPTURE_IMPLICIT",
+             1: b"CUDA_ERROR_INVALID_VALUE"}
+    status = {0: (906, 0), 7: (0, 1), 8: (0, 0)}   # (stream -> result, CUstreamCaptureStatus)
+    module = types.SimpleNamespace(cuModuleLoadData=lambda image: (900, None),
+                                   cuStreamIsCapturing=lambda stream: status.get(stream, (1, 0)),
+                                   cuGetErrorName=lambda r: (0, names[int(r)]), cuGetErrorString=lambda r: (0, b"..."))
+    saved = cuda.install_driver(module)
+    try:
+        with pytest.raises(skc.DeviceError, match=r"cuModuleLoadData failed: CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED "
+                                                  r"\(\.\.\.\); a CUDA graph was capturing a stream.*make the same "
+                                                  r"call once before capturing"):
+            cuda.call("cuModuleLoadData", 0)
+        assert "capturing" not in cuda.error_text(1)
+        assert cuda.capturing(0) and cuda.capturing(7) and not cuda.capturing(8)
+        with pytest.raises(skc.DeviceError, match="cuStreamIsCapturing failed: CUDA_ERROR_INVALID_VALUE"):
+            cuda.capturing(9)
+    finally:
+        cuda.restore_driver(saved)

@@ -226,6 +226,36 @@ def test_matmul_tunes_only_when_asked_and_a_fresh_process_reads_the_winner(fake,
     assert plan.cfg == expected[-1]
 
 
+def test_tuning_under_a_cuda_graphs_capture_is_refused_before_anything_runs(fake, monkeypatch):
+    """Timing a config launches it and waits for its events: under a capture of the stream it times on, the first
+    launch was recorded into the graph, the wait refused by the driver (which ends the capture), and each config
+    skipped for it, so the error blamed the configs ('every config failed'). It is refused by name before any launch;
+    a winner timed before the capture runs under it, untimed."""
+    import skc.autotune as autotune_module
+
+    timed = []
+
+    def stub_time_ms(run, warmup, repeats):
+        run()
+        timed.append(fake.launches[-1]["block"])
+        return 10.0 - len(timed)
+
+    monkeypatch.setattr(autotune_module, "time_ms", stub_time_ms)
+    a, b, out = FakeTensor((2048, 1024)), FakeTensor((1024, 2048)), FakeTensor((2048, 2048))
+    fake.capturing.add(0)   # (the stream it times on: the default one, with no torch tensors)
+    with pytest.raises(skc.SkcError, match="skc.blocks.matmul: the first call of key .* times each config, which a "
+                                           "CUDA graph capturing the stream cannot hold"):
+        skc.blocks.matmul(a, b, out, autotune=True)
+    assert timed == [] and fake.launches == []
+    fake.capturing.clear()
+    skc.blocks.matmul(a, b, out, autotune=True)   # (timed once, outside the capture)
+    count, launches = len(timed), len(fake.launches)
+    fake.capturing.add(0)
+    matmul_host._PLANS.clear()
+    skc.blocks.matmul(a, b, out, autotune=True)   # (the winner kept: one launch, nothing timed)
+    assert len(timed) == count and len(fake.launches) == launches + 1
+
+
 def test_the_tuning_table_gives_known_problems_their_config(fake, monkeypatch):
     target = skc.current_device().target
     monkeypatch.setitem(matmul_host.TUNED, (target.name, 500, 512, 256, "f16"), {"tile_n": 64, "stages": 3})
