@@ -14,7 +14,8 @@ from .attention_kernel import AttentionConfig, attention_kernel, padding_hint
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
                          check_has_data, check_no_overlap, check_own_memory, complex_or_date, differentiated,
                          element_strides, facts_failed, kept_stand_in, on_stream, outside_graph, refuse_host_options,
-                         refuse_lost_gradient, remember, require_arrays, tile_counter, torch_type, traced,
+                         refuse_lost_gradient, refuse_read_under_capture, remember, require_arrays, tile_counter,
+                         torch_type, traced,
                          traced_numbers, without_grad)
 
 LAYOUTS = ("bhsd", "bshd")
@@ -335,6 +336,7 @@ def _scale_value(scale) -> float:
     try:
         if isinstance(scale, (str, bytes)) or complex_or_date(scale):   # (a complex one's real part was taken)
             raise TypeError
+        refuse_read_under_capture(scale, "attention's scale", "scale")
         value = float(scale)
     except OverflowError:   # an int past float's range
         value = math.inf

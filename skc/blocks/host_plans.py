@@ -820,6 +820,7 @@ def real(value, name: str) -> float:
                                                                       or not isinstance(value, numbers.Complex)):
         if not complex_or_date(value):
             refuse_lost_gradient(value, "matmul", name, _SCALAR_FIXES[name])
+            refuse_read_under_capture(value, name)
             try:
                 return float(value)
             except OverflowError:   # an int past float's range
@@ -846,6 +847,16 @@ def refuse_lost_gradient(value, what: str, name: str, fix: str) -> None:
         raise skc.LaunchError(f"{what}'s {name} is a tensor that {why}, and the kernel reads it as a number, which "
                               f"carries no gradient: pass {name}.detach() or a number, or {fix} to differentiate in "
                               "it")
+def refuse_read_under_capture(value, name: str, argument: str = None):
+    """A number given as a CUDA tensor is read on the host (a copy and a wait for it): under a CUDA graph's capture
+    that is refused by name (the driver refuses the wait, which ends the capture, and torch's error came from the
+    tensor's repr in skc's message; a replay would not read the tensor again anyway). `argument`: the keyword the
+    caller passes it by, if not `name`."""
+    if getattr(value, "is_cuda", False) and capturing(value):
+        argument = argument or name
+        raise skc.LaunchError(f"{name} is a CUDA tensor, which the host reads (a copy and a wait), and a CUDA graph "
+                              f"captures the stream, which allows no wait (nor would a replay read {argument} again): "
+                              f"pass {argument} as a number ({argument}.item() before the capture)")
 
 
 def beta_without_c(beta) -> str:

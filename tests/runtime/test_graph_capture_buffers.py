@@ -185,3 +185,28 @@ def test_a_driver_refusal_under_capture_says_to_warm_up_first():
             cuda.capturing(9)
     finally:
         cuda.restore_driver(saved)
+
+
+def test_a_number_given_as_a_cuda_tensor_under_capture_is_refused_by_name(fake):
+    """matmul's alpha and beta and attention's scale may be one-element tensors, which the host reads (float(): a
+    copy to the host and a wait). Under a capture the driver refuses the wait (the capture ends) and a replay would
+    not read the tensor again: the call is refused by name before anything is launched (torch's own error came from
+    the tensor's repr in skc's 'must be a real number' message). Outside a capture they are read as before."""
+    driver, torch, capture, made = fake
+    torch.Tensor.__float__ = lambda self: 2.0   # (a one-element tensor's value)
+    a, b, c = torch.Tensor((256, 256)), torch.Tensor((256, 256)), torch.Tensor((256, 256))
+    q, k, v = (torch.Tensor((1, 4, 256, 64)) for _ in range(3))
+    scale = torch.Tensor((), torch.float32)
+    skc.blocks.matmul(a, b, c=c, alpha=torch.Tensor((), torch.float32), beta=torch.Tensor((), torch.float32))
+    skc.blocks.attention(q, k, v, scale=scale)
+    launches = len(driver.launches)
+    capture[0] = True
+    for name, call in (("alpha", lambda: skc.blocks.matmul(a, b, alpha=torch.Tensor((), torch.float32))),
+                       ("beta", lambda: skc.blocks.matmul(a, b, c=c, beta=torch.Tensor((), torch.float32))),
+                       ("attention's scale", lambda: skc.blocks.attention(q, k, v, scale=scale))):
+        argument = name.split()[-1]
+        with pytest.raises(skc.LaunchError, match=f"{name} is a CUDA tensor, which the host reads .* a CUDA graph "
+                                                  f"captures the stream.*pass {argument} as a number "
+                                                  rf"\({argument}.item\(\) before the capture\)"):
+            call()
+    assert len(driver.launches) == launches
