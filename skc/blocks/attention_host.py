@@ -251,7 +251,7 @@ class AttentionPlan:
         with on_stream(q, stream) if out is None or self.return_lse else nullcontext():
             if out is None:
                 out = q.new_empty(self.out_shape)
-            lse = q.new_empty(self.lse_shape, dtype=self.lse_dtype) if self.return_lse else self.no_lse(q, None)
+            lse = q.new_empty(self.lse_shape, dtype=self.lse_dtype) if self.return_lse else self.no_lse(q, stream)
         # a launch a CUDA graph captures is never bound: its counter, and a stand-in made under capture, are the
         # graph's memory for the call (StreamBuffers, kept_stand_in)
         captured = capturing(q)
@@ -269,7 +269,7 @@ class AttentionPlan:
                 _check_start(name, start)
             check_no_overlap("attention", out, **_read_while_written(q, k, v, out))
             maps = self.maps
-            counter = self.no_counter(q, None) if self.counters is None else self.counters(q, stream)
+            counter = (self.no_counter if self.counters is None else self.counters)(q, stream)
             args = (maps[0](q), maps[1](k), maps[2](v), maps[3](out), lse, counter, *self.scalars)
             if captured:
                 self.bound.ready(args)(args, stream)

@@ -672,16 +672,16 @@ def unsplit_unless_row_major(cfg, out):
 class StreamBuffers:
     """A plan's split-K or stream-K buffers, a set per launch stream: a launch takes its counters from zero back to
     zero, so two launches running at once on two streams must not share them (they would add each other's partial
-    sums, and stream-K's waits could wait for ever; stream None: one set for every stream, as kept_stand_in's).
+    sums, and stream-K's waits could wait for ever; `shared`: one set for every stream, as kept_stand_in's).
     `make(a, zeros)` makes a zero-filled set on a's device with `zeros` (host_plans.kept_zeros for a set kept, which
     waits for its fill; the framework's own for a launch a CUDA graph captures, filled in the graph); a set of
     another framework's arrays is filled on its current stream, and a launch on another stream first waits for the
     device (once a set)."""
 
-    __slots__ = ("make", "sets")
+    __slots__ = ("make", "sets", "shared")
 
-    def __init__(self, make):
-        self.make, self.sets = make, {}
+    def __init__(self, make, shared: bool = False):
+        self.make, self.sets, self.shared = make, {}, shared   # (shared: one set for every stream)
 
     def __call__(self, a, stream):
         if capturing(a):
@@ -690,6 +690,7 @@ class StreamBuffers:
             # sharing it could run at once); its callers never bind such a launch; filled in the launch's stream
             with on_stream(a, stream):
                 return self.make(a, zeros_like)
+        stream = None if self.shared else stream
         found = self.sets.get(stream)
         if found is None:
             found = self.sets[stream] = self.make(a, kept_zeros)
@@ -700,10 +701,10 @@ class StreamBuffers:
 
 def kept_stand_in(shape, dtype: str) -> StreamBuffers:
     """A plan's stand-in for an operand its kernel does not read or write in this configuration (a log-sum-exp
-    nobody asked for, a tile counter the schedule takes none from): one for every stream (call it with stream None),
-    made once and kept, or for a launch a CUDA graph captures, the graph's for the call (a plan may be made under
+    nobody asked for, a tile counter the schedule takes none from): one for every stream, made once and kept, or for
+    a launch a CUDA graph captures, the graph's for the call, made in the launch's stream (a plan may be made under
     capture)."""
-    return StreamBuffers(lambda a, zeros: zeros(a, shape, dtype))
+    return StreamBuffers(lambda a, zeros: zeros(a, shape, dtype), shared=True)
 
 
 def kept_zeros(a, shape, dtype: str):

@@ -6,6 +6,8 @@ buffers of its own, is never bound, and leaves the plan's sets as they were. Wha
 stand-ins, fp8's padded scales) is the driver's memory, never torch's: torch.compile(mode="reduce-overhead") routes
 torch's allocations into its graphs' pool while it warms up, and refused the pool when a plan first made then kept
 some of it (the fake driver and a stand-in torch here)."""
+import types
+
 import pytest
 
 import skc
@@ -210,3 +212,26 @@ def test_a_number_given_as_a_cuda_tensor_under_capture_is_refused_by_name(fake):
                                                   rf"\({argument}.item\(\) before the capture\)"):
             call()
     assert len(driver.launches) == launches
+
+
+def test_a_captured_attentions_stand_ins_are_made_in_its_stream():
+    """Under a capture attention's stand-ins (for the log-sum-exp nobody asked for, and for the tile counter of a
+    configuration that fetches none) are the graph's memory for the call: they were made on torch's current stream
+    while the launch went to stream= (another stream the capture holds), against the rule that what a call makes
+    for a launch is its stream's memory (host_plans.on_stream). Outside a capture one is kept for every stream."""
+    streams = [0xC0]
+    with fake_host_paths() as (driver, _), fake_cuda.torch_installed(streams) as torch:
+        torch.Tensor.is_cuda, torch.Tensor.requires_grad = True, False
+        capture = [True]
+        torch.cuda.is_current_stream_capturing = lambda: capture[0]
+        q, k, v = (torch.Tensor((1, 4, 256, 64)) for _ in range(3))
+        for stream in (0x5EED, types.SimpleNamespace(cuda_stream=0x5EED)):
+            del torch.made[:]
+            skc.blocks.attention(q, k, v, stream=stream)
+            assert [x.made_on for x in torch.made] == [0x5EED] * 3   # (out, and the two stand-ins)
+            assert driver.launches[-1]["stream"] == 0x5EED
+        (plan,) = attention_host._PLANS.values()
+        capture[0] = False
+        for stream in (0x5EED, 0x7777):
+            skc.blocks.attention(q, k, v, stream=stream)
+        assert list(plan.no_lse.sets) == [None] and list(plan.no_counter.sets) == [None]
