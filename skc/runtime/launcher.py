@@ -52,6 +52,10 @@ def normalize_stream(stream) -> int:
         protocol = getattr(stream, "__cuda_stream__", None)
         if protocol is not None:
             return int(protocol()[1])
+        if getattr(getattr(stream, "device", None), "type", None) == "cuda":   # (torch.Stream: torch.accelerator's)
+            handle = getattr(stream, "native_handle", None)
+            if isinstance(handle, int):
+                return handle
     raise LaunchError(f"cannot use {stream!r} as a CUDA stream; pass a torch/cupy stream object or a stream handle "
                       "(an int)")
 

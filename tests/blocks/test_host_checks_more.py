@@ -98,9 +98,19 @@ def test_fp8_out_checks():
 
 def test_stream_arguments():
     assert normalize_stream(np.int64(7)) == 7
-    for bad in (torch.cuda.Stream, True, 1.5, "0"):
+    for bad in (torch.cuda.Stream, True, 1.5, "0", torch.Stream(device="cpu")):
         with pytest.raises(skc.LaunchError, match="as a CUDA stream"):
             normalize_stream(bad)
+
+
+def test_a_generic_torch_stream_of_cuda_is_taken_by_its_handle():
+    """torch.accelerator.current_stream() gives a torch.Stream (the device-generic type, which torch.cuda.Stream
+    extends), with no cuda_stream: stream= refused it ('cannot use torch.Stream(...) as a CUDA stream; pass a
+    torch/cupy stream object'). A CUDA one is taken by its native_handle (here a stand-in: no GPU)."""
+    import types
+
+    generic = types.SimpleNamespace(device=torch.device("cuda", 0), native_handle=0x5EED)
+    assert normalize_stream(generic) == 0x5EED
 
 
 @pytest.mark.parametrize("flag, value", [("a_k_major", [1]), ("pingpong", 2), ("swap_ab", "yes"), ("stream_k", None)])
