@@ -573,9 +573,11 @@ def check_approximate_math(op: str, t):
     they do, so that a kernel it runs is one a GPU compiles."""
     if op in ir.APPROXIMATE_MATH and ir.element_type(t).bits > 32:
         name = "x ** y" if op == "math.pow" else f"skc.{op.split('.')[1]}"
+        hint = ("compute it in f32 (skc.f32(x)), or, for a whole power, give an integer exponent: x ** n with n "
+                "an int or a run-time integer (multiplications)" if op == "math.pow" else "compute it in f32 (skc.f32(x))")
+        note = widened_choice_note(t)
         raise error(f"{name} is not available on {t}: the GPUs compute it by f32's approximations only",
-                    hint="compute it in f32 (skc.f32(x)), or, for a whole power, give an integer exponent: x ** n with n "
-                         "an int or a run-time integer (multiplications)" if op == "math.pow" else "compute it in f32 (skc.f32(x))")
+                    hint=f"{hint}; {note}" if note else hint)
 
 
 def _integer_power(x: RValue, y: RValue) -> RValue:
@@ -773,12 +775,43 @@ def chosen_float(values, elem: ir.ScalarType) -> ir.ScalarType:
     16777216. An error where no float type holds one (a 64-bit integer). Arithmetic on the two stays in elem."""
     if not elem.is_float:
         return elem
+    given = elem
     for v in values:
         while not _float_holds(elem, v):
             if elem is ir.f64:
                 raise _no_float_holds(v)
             elem = ir.f32 if elem.bits < 32 else ir.f64
+            _note_widened_choice(v, given, elem)
     return elem
+
+
+def _note_widened_choice(integer, given: ir.ScalarType, chosen: ir.ScalarType):
+    """Remember, for this compile's later errors, the first place where an integer beside a `given` float was chosen
+    in the wider `chosen`: an f64 the user never wrote, which an op refusing f64 (skc.exp) or a variable of another
+    type meets lines later."""
+    widened = _cg().facts(__name__).setdefault("widened choices", {})
+    what = str(ir.element_type(integer.type)) if isinstance(integer, Dyn) else repr(integer)
+    widened.setdefault(chosen, (_cg().loc, what, given))
+
+
+def _a(what) -> str:
+    """A type's name (or a number) with its article, as it is read: an f32, an i32, a u32, a bf16."""
+    what = str(what)
+    return f"an {what}" if what[:1] in ("f", "i") else f"a {what}" if what[:1] in ("u", "b") else what
+
+
+def widened_choice_note(t) -> str:
+    """Where this compile first chose an integer beside a narrower float in t's element type (chosen_float), as a
+    sentence for a hint; '' where it made none."""
+    elem = ir.element_type(t) if isinstance(t, (ir.ScalarType, ir.VectorType)) else None
+    found = _cg().facts(__name__).get("widened choices", {}).get(elem)
+    if found is None:
+        return ""
+    loc, integer, given = found
+    where = f" at {loc}" if loc is not None else ""
+    return (f"{elem} here may come from the choice{where} between {_a(integer)} and {_a(given)} (an if-expression, "
+            f"`and`/`or`, min/max, skc.where or a name set on two paths): Python keeps the integer as it is, so skc "
+            f"chooses in {elem}, which holds it; convert the integer there, skc.{given}(n), to choose in {given}")
 
 
 def _no_float_holds(v):
@@ -791,6 +824,13 @@ def _no_float_holds(v):
     return error(f"{v} and a float are chosen between here: Python keeps the int as it is, and no float type holds it "
                  "exactly", hint=f"write it as a float ({float(v)!r}) to choose the nearest, or make the other value "
                                  "an integer")
+
+
+def is_integer_value(v) -> bool:
+    """Whether v is an integer: a Python int or a run-time integer scalar or vector (a bool too)."""
+    if isinstance(v, Dyn):
+        return isinstance(v.type, (ir.ScalarType, ir.VectorType)) and ir.element_type(v.type).is_int
+    return isinstance(v, numbers.Integral)
 
 
 def unify_chosen(a, b):
@@ -1051,9 +1091,15 @@ def convert_for_variable(value, t, name: str) -> RValue:
     widened = type_to_hold(t, v)
     if widened is not None:
         start = zero_written(widened)
-        raise error(f"variable '{name}' holds {t} but is assigned {v.type}, which {t} cannot represent",
-                    hint=f"give it the wider type from the start, e.g. `{name} = {start}` or "
-                         f"`{name}: skc.{widened} = ...`")
+        hint = f"give it the wider type from the start, e.g. `{name} = {start}` or `{name}: skc.{widened} = ...`"
+        found = _cg().facts(__name__).get("widened choices", {}).get(widened) if ir.element_type(t).is_int else None
+        if found is not None and found[1] == str(ir.element_type(t)):
+            # (`m = 0` then `m = max(m, x)`: m's own integer type made the choice f64; a float start keeps it x's)
+            given = found[2]
+            hint = (f"start it as a float, e.g. `{name} = {zero_written(given)}`: it is {widened} here because its "
+                    f"{t} was chosen beside {_a(given)} at {found[0]} (Python keeps the integer as it is: skc chooses "
+                    f"in {widened}, which holds it); or `{name}: skc.{widened} = ...` to keep {widened}")
+        raise error(f"variable '{name}' holds {t} but is assigned {v.type}, which {t} cannot represent", hint=hint)
     return cast(v, t)
 
 

@@ -728,11 +728,29 @@ class StatementEvaluator:
             self.check_return(slot.type, item, node, first, "" if shape is None else f" as value {k}")
             slot.store(item)
 
+    def check_integer_return(self, t, item, node, first: int, earlier: str):
+        """An integer returned into a float slot: taken where t holds every value of it (an i16 into an f32, a 5
+        into an f16); else an error, as Python returns the integer itself (an i32 16777217 read 16777216 in f32),
+        naming both fixes: the nearest t here, or a float type that holds it at the first return."""
+        elem = ir.element_type(t)
+        try:
+            held = semantics.chosen_float([item], elem)
+        except CompileError:
+            held = None   # (a 64-bit integer: no float type holds every one)
+        if held is elem:
+            return
+        wider = f", or return {held} at line {first} too (skc.{held}(...))" if held is not None else ""
+        raise self.error_at(node, f"{earlier}, which {t} cannot hold exactly (Python returns the integer as it is)",
+                            hint=f"return one type on every path: skc.{elem}(...) here returns the nearest {elem}"
+                                 f"{wider}")
+
     def check_return(self, t, item, node, first: int, what: str):
         """A value returned into a slot of type t (fixed by the return at line `first`) must fit it unchanged."""
         here = f"{item!r}" if semantics.is_number(item) else str(semantics.type_of(item))
         earlier = f"this function returns {t}{what} at line {first} and {here} here"
-        if semantics.holding_type([item], t) is not t:
+        if not isinstance(t, PtrType) and ir.element_type(t).is_float and semantics.is_integer_value(item):
+            self.check_integer_return(t, item, node, first, earlier)
+        elif semantics.holding_type([item], t) is not t:
             raise self.error_at(node, f"{earlier}, which {t} would wrap",
                                 hint=f"return one type on every path: convert the one at line {first} "
                                      f"(skc.i64(...)), or return a number {t} holds")

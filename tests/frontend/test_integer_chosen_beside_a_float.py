@@ -108,3 +108,81 @@ def test_a_64_bit_integer_chosen_beside_a_float_is_an_error_at_its_line(kernel, 
     assert f":{line_of(kernel, marker)}:" in text.splitlines()[0], text
     assert words in text, text
     assert "hint: " in text and ("skc.f64(n)" in text or "write it as a float" in text), text
+
+
+# -- where the f64 choice meets code that refuses it (review of session 56) ---------------------------------------
+F32 = skc.Ptr[skc.f32]
+
+
+def clamped_exp(x: F32, out: F32, W: skc.i32):
+    t = skc.thread_id(0)
+    ix = min(max(x[t] * 0.5, 0), W - 1)   # marker: choice
+    out[t] = skc.exp(ix - skc.i32(ix))   # marker: exp
+
+
+def running_max_from_zero(x: F32, out: F32, n: skc.i32):
+    m = 0
+    for i in range(n):
+        m = max(m, x[i])   # marker: max
+    out[0] = skc.exp(x[0] - m)
+
+
+@skc.func
+def value_or_index(v, i):
+    if v > 0.0:
+        return v   # marker: first
+    return i   # marker: index
+
+
+def returned_index(x: F32, out: F32):
+    t = skc.thread_id(0)
+    out[t] = value_or_index(x[t], t)
+
+
+def error_of(kernel) -> str:
+    with pytest.raises(skc.CompileError) as info:
+        skc.kernel(kernel).compile(target="sm_90a")
+    return str(info.value)
+
+
+def test_an_f64_op_refused_names_the_choice_that_made_the_f64():
+    """min(max(fx, 0), W - 1) with W an i32 is chosen in f64; skc.exp two lines on refused f64 with no word of where
+    it came from (the user wrote no f64)."""
+    text = error_of(clamped_exp)
+    assert f":{line_of(clamped_exp, 'marker: exp')}:" in text.splitlines()[0], text
+    assert "skc.exp is not available on f64" in text, text
+    assert f":{line_of(clamped_exp, 'marker: choice')}:" in text.split("hint:")[1], text
+    assert "between an i32 and an f32" in text and "skc.f32(n), to choose in f32" in text, text
+
+
+def test_a_running_max_started_at_an_int_is_hinted_to_start_as_a_float():
+    """`m = 0` then `m = max(m, x)`: the hint was `m = skc.f64(0)`, whose f64 maximum skc.exp then refuses; `m = 0.0`
+    (as before the f64 choice) keeps it f32."""
+    text = error_of(running_max_from_zero)
+    assert f":{line_of(running_max_from_zero, 'marker: max')}:" in text.splitlines()[0], text
+    assert "variable 'm' holds i32 but is assigned f64" in text, text
+    hint = text.split("hint:")[1]
+    assert "`m = 0.0`" in hint and hint.index("`m = 0.0`") < hint.find("f64"), text
+
+
+def fixed_running_max(x: F32, out: F32, n: skc.i32):
+    m = 0.0   # (as the hint says)
+    for i in range(n):
+        m = max(m, x[i])
+    out[0] = skc.exp(x[0] - m)
+
+
+def test_the_hinted_start_compiles_in_f32():
+    text = skc.kernel(fixed_running_max).compile(target="sm_90a").ir("tile")
+    assert "f64" not in text
+
+
+def test_an_integer_returned_where_a_float_was_says_so():
+    """A function returning an f32, then an i32: "which f32 would wrap", hinting skc.i64(...) (an integer
+    conversion, for a float)."""
+    text = error_of(returned_index)
+    assert f":{line_of(value_or_index, 'marker: index')}:" in text.splitlines()[0], text
+    first = line_of(value_or_index, "marker: first")
+    assert f"returns f32 at line {first} and i32 here, which f32 cannot hold exactly" in text, text
+    assert "would wrap" not in text and "skc.i64" not in text, text
+    assert "skc.f32(...) here" in text and f"f64 at line {first}" in text, text
