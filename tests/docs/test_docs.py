@@ -5,6 +5,7 @@ from the op classes today. A block fenced ```python torch needs PyTorch (an opti
 runs where torch is installed and the page's test says so where it is not."""
 import glob
 import importlib.util
+import inspect
 import linecache
 import os
 import re
@@ -227,12 +228,17 @@ def test_the_signatures_the_pages_give_are_the_code_s():
     parameters, in order, of the skc function or class of that name (of one, where several share it), and
     `torch.ops.skc.NAME(...)` those of the operator's schema."""
     modules = _skc_modules()
-    callables = {}
+    callables, methods = {}, {}
     for found in modules.values():
         for module in found:
             for name, value in vars(module).items():
                 if callable(value) and not name.startswith("_") and getattr(value, "__module__", "").startswith("skc"):
                     callables.setdefault(name, {})[id(value)] = value
+                    # (a method a page writes on an instance, `tile.load(row, column, dtype, width=1)`: SmemTile's,
+                    # which skc.load's parameters are not)
+                    for method_name, method in (vars(value).items() if isinstance(value, type) else ()):
+                        if inspect.isfunction(method) and not method_name.startswith("_"):
+                            methods.setdefault(method_name, {})[id(method)] = method
     schemas = {}
     if importlib.util.find_spec("torch") is not None:
         import torch
@@ -255,7 +261,8 @@ def test_the_signatures_the_pages_give_are_the_code_s():
                 written = [w for w in written if w != "*"]
             else:
                 options = []
-                for value in callables.get(name, {}).values():
+                dotted = methods.get(name, {}) if "." in full else {}
+                for value in [*callables.get(name, {}).values(), *dotted.values()]:
                     try:
                         options.append([n for n in _signature_names(value) if n not in ("self", "cls")])
                     except (TypeError, ValueError):   # (a builtin without a signature)
