@@ -136,3 +136,40 @@ def test_an_epilogue_given_neither_arguments_nor_a_fused_part_says_what_it_takes
     assert f":{line_of(wrong_arguments, 'marker: wrong')}:" in message
     assert "DirectStoreEpilogue applies the fused part its `args` give" in message and "found dict" in message
     assert "FusedEpilogue" in message and "EpilogueArgs(EpilogueSpec(...), M, N, ...)" in message
+
+
+class BatchGated(FusedEpilogue):
+    """Gated's fused part for a batch: gate is B x M x N, each matrix times its own gate (the `batch` the library's
+    batched store passes)."""
+
+    def __init__(self, args, gate):
+        super().__init__(args)
+        self.gate = gate
+
+    def __call__(self, value, row, column, batch=None, scales=None):
+        value = super().__call__(value, row, column, batch, scales)
+        inside = (row < self.args.M) & (column < self.args.N)
+        at = (skc.i64(batch) * self.args.M + row) * self.args.N + column
+        return value * skc.f32(skc.load(self.gate + at, mask=inside))
+
+
+@skc.kernel
+def library_batched_gated_gemm(a, b, out, gate: skc.Ptr[skc.f16], bias: skc.Ptr[skc.f16], batches: skc.i32,
+                               M: skc.i32, N: skc.i32, K: skc.i32, cfg: skc.constexpr):
+    wgmma_gemm(a, b, out, M, N, K, BatchGated(EpilogueArgs(SPEC, M, N, bias=bias), gate), cfg, batches=batches)
+
+
+@pytest.mark.parametrize("fields", [{}, {"tile_m": 128, "consumers": 2, "pingpong": True}], ids=["one", "pingpong"])
+def test_a_fused_epilogue_subclass_is_given_each_matrixs_batch(hopper_interpreter, fields):
+    """A batched launch (3-D maps, the scheduler over every matrix's tiles): the subclass reads each matrix's own
+    gate by the `batch` it is given."""
+    B, M, N, K = 3, 72, 80, 128
+    a, b, gate, bias = integers(B, M, K), integers(B, K, N), integers(B, M, N), integers(N, low=-8, high=9)
+    cfg = MatmulConfig(**{"dtype": "f16", "tile_m": 64, "tile_n": 64, "consumers": 1, "stages": 2, "batched": "ab",
+                          **fields})
+    boxes = cfg.boxes()
+    out = np.full((B, M, N), np.nan, np.float16)
+    maps = [skc.TensorMap(x, boxes[name]) for x, name in ((a, "a"), (b, "b"), (out, "out"))]
+    library_batched_gated_gemm[3, cfg.threads](*maps, gate, bias, B, M, N, K, cfg)
+    want = np.maximum(a.astype(np.float32) @ b.astype(np.float32) + bias, 0) * gate
+    np.testing.assert_array_equal(out.astype(np.float32), want)

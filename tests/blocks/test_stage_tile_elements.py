@@ -79,3 +79,59 @@ def test_reading_a_stage_tile_as_another_type_or_past_a_piece_is_a_compile_error
     with pytest.raises(skc.CompileError) as info:
         wrong_type.compile(source, skc.to_device(np.zeros(1, np.float32)), width, target="sm_90a", block=256)
     assert f":{line_of(wrong_type, marker)}:" in str(info.value) and message in str(info.value)
+
+
+def library_layouts() -> dict:
+    """Every operand layout of the library's GEMM configurations (those its rules and tuner pick), of default fp8
+    GEMMs (per-tensor and block-wise) and of attention's Q, K and V tiles, each once: layout -> where it is used."""
+    from skc.blocks.attention_host import default_config
+    from skc.blocks.fp8 import Fp8MatmulConfig
+    from test_gemm_compile import PICKABLE
+
+    payloads = [(repr(config)[:60], config.payload()) for config in PICKABLE]
+    for M, N, K in ((4096, 4096, 4096), (128, 7168, 16384), (64, 4096, 7168), (990, 2240, 6144)):
+        for block in (False, True):
+            payloads.append((f"fp8 {M}x{N}x{K}", Fp8MatmulConfig.for_fp8_problem(M, N, K, block_scaled=block).payload()))
+    for D in (64, 128, 256):
+        config = default_config(D, "bf16", True, False)
+        payloads += [(f"attention D={D}", p) for p in (config.q_payload(), config.k_payload(), config.v_payload())]
+    found = {}
+    for where, payload in payloads:
+        for name, layout in payload.layouts.items():
+            if isinstance(layout, OperandLayout):
+                found.setdefault(layout, f"{where}: {name}")
+    return found
+
+
+def tma_placement(layout: OperandLayout, base: int) -> dict:
+    """(row, column) -> the byte each loaded element lands on from a tile at shared address `base`, as the
+    TmaLoader's boxes put it (a chunk's box, or its row shares, at their destinations) and the interpreter's model of
+    TMA's swizzle places a box's bytes (runtime/interpreter/tma.py: checked on an H100)."""
+    from skc.runtime.interpreter.tma import swizzle
+
+    placed = {}
+    for share in range(layout.row_shares):
+        for chunk in range(layout.chunks):
+            destination = chunk * layout.chunk_bytes + share * layout.share_rows * layout.swizzle
+            box_rows, inner = np.meshgrid(np.arange(layout.share_rows), np.arange(layout.chunk), indexing="ij")
+            logical = destination + box_rows * layout.swizzle + inner * layout.elem_bytes
+            physical = swizzle(base + logical, layout.swizzle) - base
+            outer = share * layout.share_rows + box_rows   # (a tile row K-major, a k MN-major)
+            along = chunk * layout.chunk + inner
+            for o, a, p in zip(outer.ravel(), along.ravel(), physical.ravel()):
+                placed[(int(o), int(a)) if layout.k_major else (int(a), int(o))] = int(p)
+    return placed
+
+
+def test_offset_is_where_tma_puts_every_element_of_the_librarys_layouts():
+    """OperandLayout.offset against TMA's placement for every layout the library's kernels use (K- and MN-major,
+    128- and 64-byte swizzles, bf16 and fp8, row shares, partly loaded A tiles), from tiles at 1024-byte multiples
+    (a payload's tiles start at 8 x their swizzle)."""
+    layouts = library_layouts()
+    assert len(layouts) > 40 and {(l.k_major, l.swizzle, l.elem_bytes) for l in layouts} >= {
+        (True, 128, 2), (False, 128, 2), (False, 64, 2), (True, 128, 1)}
+    for layout, where in layouts.items():
+        for base in (0, 8 * layout.swizzle, 3 * 8 * layout.swizzle):
+            wrong = [(place, byte, layout.offset(*place)) for place, byte in tma_placement(layout, base).items()
+                     if layout.offset(*place) != byte]
+            assert not wrong, (where, layout, base, wrong[:4])
