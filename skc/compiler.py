@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from . import frontend, ir
-from .diagnostics import CompileError, SkcError
+from .diagnostics import CompileError, SkcError, is_library_file
 from .runtime import cache
 from .runtime.signature import LaunchParam
 from .target import Target
@@ -212,8 +212,17 @@ def skc_as_imported() -> bool:
         _CHANGED_WARNING.append(True)
         warnings.warn(f"skc's source files in {_SKC_ROOT} changed after this process imported skc: its compiled "
                       "kernels and autotuning winners are not read from or written to the disk cache (restart the "
-                      "process to use it)", stacklevel=3)
+                      "process to use it)", stacklevel=_callers_level())
     return False
+
+
+def _callers_level() -> int:
+    """warnings.warn's stacklevel, from the function that calls this one, of the first frame outside skc: the user's
+    line that launched, compiled or tuned (a fixed level named skc's jit.py or autotune.py, by the path taken)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and is_library_file(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _llvmlite_version() -> str:

@@ -270,3 +270,21 @@ def test_a_process_that_imported_skc_before_an_edit_keeps_its_kernels_off_disk(t
     assert any("changed after this process imported skc" in w for w in before["warnings"])
     assert not stored and (tmp_path / "cache" / "autotune" / "edited.json").exists()
     assert not after["warnings"]
+
+
+def test_the_warning_of_skc_edited_after_import_names_the_users_line(fresh_cache, monkeypatch):
+    """The warning pointed into skc (skc/jit.py, the frame three levels up from where it was raised), not at the
+    call of the user's that compiled."""
+    import warnings
+
+    from skc import compiler
+
+    monkeypatch.setattr(compiler, "_IMPORTED_SOURCES", ())   # (as if every file changed since the import)
+    monkeypatch.setattr(compiler, "_CHANGED_WARNING", [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kernel = skc.kernel(block=32)(by_dtype_name).compile(DT=np.dtype(np.float32), target="sm_90a")   # marker
+    assert kernel.from_cache is False
+    (warning,) = [w for w in caught if "changed after this process imported skc" in str(w.message)]
+    assert warning.filename == __file__, warning.filename
+    assert "# marker" in open(__file__).read().splitlines()[warning.lineno - 1]
