@@ -106,3 +106,34 @@ def test_the_kernel_assembles_with_few_spills(g, multiplier, R, stride):
     spilled = (g, multiplier, R, stride) == (8, 1, 3, 2)
     assert resources.spill_stores <= (64 if spilled else 0) and resources.spill_loads <= (72 if spilled else 0), \
         resources
+
+
+def shifted(t, by: int):
+    """t's values in a view `by` elements into a buffer of its own (channels_last strides): off the 16-byte boundary
+    the stencil's vectors load and store at."""
+    buffer = torch.zeros(t.numel() + by, dtype=t.dtype)
+    view = buffer[by:].as_strided(t.shape, t.stride())
+    view.copy_(t)
+    return view
+
+
+@pytest.mark.parametrize("C, K, groups, R, S, stride, padding, dilation, x_by, out_by", [
+    (16, 32, 4, 3, 5, (2, 1), (1, 2), (1, 2), 1, 0),    # 4 a group, 8 filters a group; x one element in
+    (8, 8, 4, 2, 3, (1, 2), (0, 1), (2, 1), 0, 3),      # 2 a group; out three elements in
+    (24, 24, 3, 3, 3, (1, 1), (2, 0), (2, 1), 2, 1),    # 8 a group; both
+])
+def test_grouped_conv2d_of_views_off_the_vectors_boundary(hopper_interpreter, C, K, groups, R, S, stride, padding,
+                                                          dilation, x_by, out_by):
+    """x and out that start off a 16-byte boundary (views into their buffers), h and w of other strides, paddings
+    and dilations: the call runs over aligned copies and gives torch's answer in the caller's out."""
+    from skc.blocks import conv
+
+    conv._PLANS.clear()
+    x, w, b = ints(2, C, 7, 9), ints(K, C // groups, R, S), ints(K)
+    want = F.conv2d(x.double(), w.double(), b.double(), stride, padding, dilation, groups).bfloat16()
+    x = shifted(x, x_by) if x_by else x
+    out = shifted(torch.full(want.shape, float("nan"), dtype=torch.bfloat16).to(memory_format=torch.channels_last),
+                  out_by) if out_by else None
+    y = conv2d(x, w, b, stride, padding, dilation, groups=groups, out=out)
+    assert torch.equal(y, want) and (out is None or y.data_ptr() == out.data_ptr())
+    assert plan_kinds() == {"_Stencil"}
