@@ -30,7 +30,7 @@ CASES = [("resnext50 32x4d 3x3 56x56x128", 32, 128, 56, 128, 3, 1, 32),
 ORIGINAL_TAKES, ORIGINAL_CONFIG = conv.takes, conv.stencil_config
 # (pixels a thread: the rule's where None; whether the filters are staged as f32, a StencilConfig field of 3ee17b4
 # measured in the fifty-sixth session and removed)
-VARIANTS = {"stencil": (None, False), "cols2": (2, False), "cols4": (4, False)}
+VARIANTS = {"stencil": (None, False), "cols2": (2, False), "cols4": (4, False), "cols8": (8, False)}
 
 
 def batch_ms(fn, calls=30, rounds=5):
