@@ -30,7 +30,8 @@ CASES = [("resnext50 32x4d 3x3 56x56x128", 32, 128, 56, 128, 3, 1, 32),
 ORIGINAL_TAKES, ORIGINAL_CONFIG = conv.takes, conv.stencil_config
 # (pixels a thread: the rule's where None; whether the filters are staged as f32, a StencilConfig field of 3ee17b4
 # measured in the fifty-sixth session and removed)
-VARIANTS = {"stencil": (None, False), "cols2": (2, False), "cols4": (4, False), "cols8": (8, False)}
+VARIANTS = {"stencil": (None, False), "cols2": (2, False), "cols4": (4, False), "cols8": (8, False),
+            "t256": (None, False, 256), "t64": (None, False, 64)}   # (and threads a block: the rule's where absent)
 
 
 def batch_ms(fn, calls=30, rounds=5):
@@ -49,9 +50,11 @@ def batch_ms(fn, calls=30, rounds=5):
     return sorted(times)[len(times) // 2]
 
 
-def with_columns(columns, f32_weights=False):
+def with_columns(columns, f32_weights=False, threads=None):
     def config(c, dtype, epilogue):
         cfg = ORIGINAL_CONFIG(c, dtype, epilogue)
+        if threads is not None:
+            cfg = dataclasses.replace(cfg, groups=max(1, threads // cfg.lanes))
         if f32_weights:
             cfg = dataclasses.replace(cfg, f32_weights=True)   # (3ee17b4's field)
         return cfg if columns is None else dataclasses.replace(cfg, columns=columns)
