@@ -547,6 +547,21 @@ def _python_minmax(op, values):
     return semantics.to_rvalue(result)
 
 
+def _sum(ev, args, kwargs):
+    """Python's sum() of a vector: its lanes added left to right onto start (0 unless given), each `+` as the kernel
+    would write it, so the sum is in the type `start + lane` has (the vector's, for the default 0), as max() and min()
+    give a lane's type. (It raised "cannot iterate over a run-time value" with a hint about indexing a pointer.)
+    Lists and tuples of run-time values are Python's own sum()."""
+    if args and isinstance(args[0], Dyn):
+        value = semantics.to_rvalue(args[0])
+        if not getattr(value.type, "is_vector", False):
+            raise ev.cg.error(f"sum() of one run-time {value.type}: Python's sum() takes an iterable",
+                              hint="write a + b, or sum() of a vector for its lanes")
+        args = (tuple(semantics.subscript(value, lane) for lane in range(value.type.count)),) + tuple(args[1:])
+    result = builtins.sum(*args, **kwargs)
+    return semantics.to_rvalue(result) if isinstance(result, Dyn) else result
+
+
 def _check_builtin_arguments(ev, func, args, kwargs):
     """An skc builtin's arguments bind to its parameters, else an error naming the builtin as the user wrote it
     (sqrt, not the factory's inner function `_math_unary.<locals>.fn` that Python's own message names)."""
@@ -660,7 +675,7 @@ def _pow(ev, args, kwargs):
 
 _UNKNOWN = "its value is known only when the kernel runs"
 _PYTHON_BUILTINS = {id(getattr(builtins, name)): (name, handler) for name, handler in {
-    "min": _minmax("min"), "max": _minmax("max"), "abs": _abs, "int": _to_int, "float": _to_float,
+    "min": _minmax("min"), "max": _minmax("max"), "sum": _sum, "abs": _abs, "int": _to_int, "float": _to_float,
     "bool": _to_bool, "range": _range, "print": _print, "setattr": _setattr, "divmod": _divmod, "pow": _pow,
     "hash": _compile_time_only("hash", _UNKNOWN + ", and hashing the compiler's object would bake a "
                                "meaningless number into the kernel", "hash compile-time values only"),

@@ -172,7 +172,7 @@ def test_a_run_time_integer_power_needs_no_float_pow():
     assert "math.pow" not in run_time_powers.compile(target="sm_90a").ir("tile")
 
 
-# -- max() and min() of one value ----------------------------------------------------------------------------------
+# -- max(), min() and sum() of one value ---------------------------------------------------------------------------
 @skc.kernel(block=1)
 def lanes(x: F32):
     v = skc.load(x, width=4)
@@ -193,6 +193,46 @@ def test_max_and_min_of_a_vector_reduce_its_lanes():
 
 def test_min_of_one_run_time_scalar_is_an_error():
     assert "min() of one run-time i32" in compile_error(min_of_one_scalar, np.zeros(1, np.float32), 3)
+
+
+@skc.kernel(block=1)
+def lane_sums(x: skc.Ptr[skc.i8], counts: skc.Ptr[skc.i32], h: skc.Ptr[skc.f16], f: F32, s: skc.f32):
+    v = skc.load(x, width=4)
+    x[4] = sum(v)
+    counts[0] = sum(v > 0)
+    counts[1] = sum(v, 1000)
+    halves = skc.load(h, width=4)
+    h[4] = sum(halves)
+    f[0] = sum(halves, s)
+    f[1] = sum(v, start=0.5)
+
+
+@skc.kernel(block=1)
+def float_lanes(x: F32):
+    x[4] = sum(skc.load(x, width=4))
+
+
+@skc.kernel(block=1)
+def sum_of_one_scalar(x: F32, n: skc.i32):
+    x[0] = sum(n)
+
+
+def test_sum_of_a_vector_adds_its_lanes_left_to_right_as_python_does():
+    x = np.array([100, 100, 100, -100, 0], np.int8)
+    counts = np.zeros(2, np.int32)
+    h = np.array([1, 2, 3, 0.5, 0], np.float16)
+    f = np.zeros(2, np.float32)
+    lane_sums[1, 1](x, counts, h, f, 0.25)
+    assert x[4] == -56              # 200 wraps in the vector's i8, as numpy's int8 lanes would
+    assert counts.tolist() == [3, 1200]   # bools count as ints; a Python int start takes the lanes' type
+    assert h[4] == 6.5 and f.tolist() == [6.75, 200.5]
+    floats = np.array([1e8, 1, -1e8, 1, 0], np.float32)
+    float_lanes[1, 1](floats)
+    assert floats[4] == 1           # ((1e8 + 1) - 1e8) + 1 in f32: left to right (a tree of pairs gives 0)
+
+
+def test_sum_of_one_run_time_scalar_is_an_error():
+    assert "sum() of one run-time i32" in compile_error(sum_of_one_scalar, np.zeros(1, np.float32), 3)
 
 
 # -- keyword-only parameters ---------------------------------------------------------------------------------------
