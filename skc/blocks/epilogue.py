@@ -187,6 +187,21 @@ def fused_part(args, block: str) -> FusedEpilogue:
         "your subclass of it")
 
 
+@frontend.host
+def check_pointer(block: str, name: str, value, holds: str):
+    """A block's argument that its code offsets and stores through: a run-time pointer, else an error where the block
+    is made (a tensor map given for SplitKEpilogue's out failed inside its epilogue, "'TensorMapType' object has no
+    attribute 'is_signed'")."""
+    if not isinstance(value, frontend.Dyn) or isinstance(value.type, frontend.PtrType):
+        return   # (a pointer, an Array, or what the user's code makes of its own: its use will tell)
+    tmap = isinstance(value.type, skc.ir.TensorMapType)
+    raise frontend.current().error(
+        f"{block}'s {name} is a pointer to {holds} (skc.Ptr[...]), found "
+        f"{f'a tensor map ({value.type})' if tmap else f'a run-time {value.type}'}",
+        hint="pass the tensor to a pointer parameter (skc.Ptr[...]) of the kernel" +
+             ("; a tensor map is for the blocks that copy by TMA (TmaStoreEpilogue)" if tmap else ""))
+
+
 def _plus(x, offset):
     """x + offset, leaving x alone for a compile-time offset of 0."""
     return x if isinstance(offset, int) and offset == 0 else x + offset
@@ -437,6 +452,7 @@ class DirectStoreEpilogue:
 
     def __init__(self, out, dtype, args: EpilogueArgs):
         self.fused = fused_part(args, type(self).__name__)
+        check_pointer(type(self).__name__, "out", out, "the output")
         self.out, self.dtype, self.M, self.N = out, dtype, self.fused.args.M, self.fused.args.N
 
     def __enter__(self):
@@ -470,6 +486,8 @@ class _StripRecords(_WarpgroupBarrier):
 
     def __init__(self, workspace, counters, warpgroup, warpgroups: int):
         warpgroups = _warpgroups(type(self).__name__, warpgroup, warpgroups)
+        check_pointer(type(self).__name__, "workspace", workspace, "fp32 records")
+        check_pointer(type(self).__name__, "counters", counters, "i32 counters")
         self.workspace, self.counters = workspace, counters
         self.warpgroup, self.warpgroups = warpgroup, warpgroups
         self.threads = skc.current_target().warpgroup_size
@@ -528,6 +546,7 @@ class SplitKEpilogue(_StripRecords):
                  warpgroups: int = None, tile_n: int = None):
         self.out, self.dtype = out, dtype
         self.fused = fused_part(args, type(self).__name__)
+        check_pointer(type(self).__name__, "out", out, "the output")
         self.M, self.N, self.splits, self.tile_n = self.fused.args.M, self.fused.args.N, splits, tile_n
         super().__init__(workspace, counters, warpgroup, warpgroups)
 

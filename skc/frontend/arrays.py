@@ -58,6 +58,12 @@ class Array:
     def __add__(self, offset):
         return semantics.offset(self.ptr, offset)
 
+    def __iter__(self):
+        # (Python iterates an object with __getitem__ by indices 0, 1, ... up to an IndexError: `for v in a` and
+        # sum(a) ended at "index 16 is out of range" of a 16-element array, and one of a run-time shape never ended)
+        raise semantics.error("an skc array is not iterated: a loop over it would unroll a load per element",
+                              hint="loop over its indices: `for i in range(n): ... a[i]`")
+
     def __len__(self):
         extent = self.shape[0]
         if isinstance(extent, Dyn):

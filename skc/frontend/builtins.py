@@ -220,6 +220,7 @@ def vector(*elements):
         elements = tuple(elements[0])
     if not 2 <= len(elements) <= 256:
         raise semantics.error(f"a vector has 2 to 256 elements, found {len(elements)}")
+    semantics.refuse_opaque("skc.vector", "numbers", *elements)
     elem = None
     for e in elements:
         t = e.type if isinstance(e, Dyn) else semantics.literal_type(e)
@@ -460,6 +461,7 @@ def atomic_cas(ptr, compare, value):
 # -- warp collectives ----------------------------------------------------------------------------
 def _shuffle(mode: str):
     def fn(value, lane):
+        semantics.refuse_opaque(f"shfl_{mode}", "a number", value)
         v = semantics.to_rvalue(value)
         if isinstance(v.type, PtrType) or v.type.is_vector:
             raise semantics.error(f"shuffles move scalars, found {v.type}")
@@ -504,6 +506,7 @@ def warp_reduce(value, op: str = "sum"):
     combine = _COMBINE.get(op)
     if combine is None:
         raise semantics.error(f"unknown reduction {op!r}; use 'sum', 'max' or 'min'")
+    semantics.refuse_opaque(f"a reduction ({op})", "a number", value)
     v = semantics.to_rvalue(value)
     elem = ir.element_type(v.type)
     if elem.bits < 16:   # shuffles move 16, 32 or 64 bits: bools and 8-bit values reduce widened, exactly, and
@@ -602,13 +605,15 @@ def asm(code: str, *args, constraints: str, dtype=None, side_effects: bool = Tru
 
 
 def _asm_bits(t) -> Optional[int]:
-    """The width of a value in an asm register: scalars their bits, pointers 64; None for others."""
-    if isinstance(t, PtrType) or isinstance(t, ir.PointerType):
+    """The width of a value in an asm register: scalars their bits, pointers 64, a tensor map 64 (its operand is the
+    generic address of the kernel parameter it lives in: an 'r' took the low half silently); None for others."""
+    if isinstance(t, (PtrType, ir.PointerType, ir.TensorMapType)):
         return 64
     return t.bits if isinstance(t, ir.ScalarType) else None
 
 
 def _format_of(v: RValue):
+    semantics.refuse_opaque("print()", "numbers, pointers and compile-time values", v)
     t = v.type
     if isinstance(t, PtrType):
         return "%p", v

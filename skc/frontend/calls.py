@@ -521,6 +521,7 @@ def _minmax(op):
         if any(isinstance(v, Dyn) for v in values):
             if kwargs:
                 raise ev.cg.error(f"{op}() with run-time values takes no keyword arguments")
+            semantics.refuse_opaque(f"{op}()", "numbers", *values)
             return _python_minmax(op, values)
         return getattr(builtins, op)(*args, **kwargs)
     return handle

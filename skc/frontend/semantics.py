@@ -125,6 +125,38 @@ def _describe(x) -> str:
     return f"a {type(x).__name__}"
 
 
+# -- values that are no numbers ----------------------------------------------------------------
+def is_opaque(t) -> bool:
+    """Whether run-time values of type t are neither numbers nor pointers: a tensor map, which only TMA copies read
+    (they reached the typing rules below, which ask a type for its bits and sign, and failed inside them:
+    "'TensorMapType' object has no attribute 'is_signed'")."""
+    return not isinstance(t, (ir.ScalarType, ir.VectorType, PtrType))
+
+
+def describe_opaque(t) -> str:
+    if isinstance(t, ir.Im2colTensorMapType):
+        return f"an im2col tensor map ({t})"
+    if isinstance(t, ir.TensorMapType):
+        return f"a tensor map ({t})"
+    return f"a run-time {t}"
+
+
+def _opaque_hint(t) -> str:
+    if isinstance(t, ir.TensorMapType):
+        return ("a tensor map (skc.TensorMap) is a TMA descriptor: only TMA copies take it (skc.hopper.tma_load, "
+                "tma_store, tma_prefetch, or a block made for one, such as TmaLoader or TmaStoreEpilogue); where "
+                "an address is wanted, pass the tensor itself to a pointer parameter (skc.Ptr[...])")
+    return ""
+
+
+def refuse_opaque(what: str, expected: str, *values):
+    """An error at the user's line where one of values is a run-time value that is no number nor pointer: `what` (an
+    operator, a builtin) takes `expected`."""
+    for value in values:
+        if isinstance(value, Dyn) and is_opaque(value.type):
+            raise error(f"{what} takes {expected}, found {describe_opaque(value.type)}", hint=_opaque_hint(value.type))
+
+
 # -- promotion ---------------------------------------------------------------------------
 def promote_scalars(a: ir.ScalarType, b: ir.ScalarType) -> ir.ScalarType:
     if a is b:
@@ -202,6 +234,7 @@ def _operand_types(a, b, keep_values: bool = False):
     keep_values, a negative Python int beside an unsigned type takes a signed one that holds both (holding_type)."""
     ta = a.type if isinstance(a, Dyn) else None
     tb = b.type if isinstance(b, Dyn) else None
+    refuse_opaque("this operation", "numbers", a, b)
     for t in (ta, tb):
         if isinstance(t, PtrType):
             raise error("pointer arithmetic supports ptr + int, ptr - int and ptr - ptr only")
@@ -255,6 +288,8 @@ _DIRECT = {"add": "arith.add", "sub": "arith.sub", "mul": "arith.mul",
 
 def binary(op: str, a, b):
     """a <op> b for op in add sub mul truediv floordiv mod pow lshift rshift and or xor."""
+    refuse_opaque(f"'{_SYMBOL.get(op, op)}'", "numbers, or a pointer and an integer" if op in ("add", "sub")
+                  else "numbers", a, b)
     ta = a.type if isinstance(a, Dyn) else None
     tb = b.type if isinstance(b, Dyn) else None
     if isinstance(ta, PtrType) or isinstance(tb, PtrType):
@@ -652,6 +687,7 @@ def offset(p: RValue, index) -> RValue:
 def compare(pred: str, a, b, exact: bool = False) -> RValue:
     """a <pred> b; exact (a comparison the user wrote): a Python int the other side's integer type cannot hold
     compares by value, as Python does (-1 < a u8's every value) instead of wrapping into it."""
+    refuse_opaque(f"'{_COMPARISON_SYMBOL.get(pred, pred)}'", "numbers, or two pointers", a, b)
     ta = a.type if isinstance(a, Dyn) else None
     tb = b.type if isinstance(b, Dyn) else None
     if isinstance(ta, PtrType) or isinstance(tb, PtrType):
@@ -678,6 +714,9 @@ def compare(pred: str, a, b, exact: bool = False) -> RValue:
     x, y = _coerce(a, elem, count), _coerce(b, elem, count)
     result_t = ir.with_element(x.type, ir.i1)
     return RValue(_b().cmp(pred, x.value, y.value, result_t), result_t)
+
+
+_COMPARISON_SYMBOL = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 
 
 def narrow_of_both_signs(a, b) -> bool:
@@ -926,6 +965,7 @@ def _outside_range(a, b):
 
 def to_bool(x) -> RValue:
     """x as i1: non-zero (or non-null) is true."""
+    refuse_opaque("a condition (if, while, and / or / not, a mask)", "a number or a pointer", x)
     v = to_rvalue(x)
     if v.type is ir.i1:
         return v
@@ -938,6 +978,7 @@ def to_bool(x) -> RValue:
 
 
 def unary(op: str, a):
+    refuse_opaque(_UNARY_NAME.get(op, f"unary '{op}'"), "a number or a pointer" if op == "not" else "a number", a)
     x = to_rvalue(a)
     t = x.type
     if isinstance(t, PtrType):
@@ -962,12 +1003,18 @@ def unary(op: str, a):
     raise error(f"unknown unary operator {op}")
 
 
+_UNARY_NAME = {"neg": "unary '-'", "invert": "'~'", "not": "'not'", "abs": "abs()"}
+
+
 def select(cond, a, b) -> RValue:
     """a where cond holds, else b: one of the two as it is (an integer beside a float too: chosen_float)."""
+    refuse_opaque("a choice's condition", "a number or a pointer", cond)
     c = to_rvalue(cond)
     if ir.element_type(c.type) is not ir.i1:
         c = to_bool(c)
-    if isinstance(a, Dyn) and isinstance(a.type, PtrType) or isinstance(b, Dyn) and isinstance(b.type, PtrType):
+    if any(isinstance(v, Dyn) and is_opaque(v.type) for v in (a, b)):
+        x, y = _opaque_choice(c, a, b)
+    elif isinstance(a, Dyn) and isinstance(a.type, PtrType) or isinstance(b, Dyn) and isinstance(b.type, PtrType):
         x, y = to_rvalue(a), to_rvalue(b)
         if x.type != y.type:
             raise error(f"select between pointers of different types: {x.type} and {y.type}")
@@ -981,8 +1028,27 @@ def select(cond, a, b) -> RValue:
     return RValue(_b().select(c.value, x.value, y.value), x.type)
 
 
+def _opaque_choice(c: RValue, a, b):
+    """The two sides of a choice where one is no number nor pointer: two tensor maps of one type (a choice of
+    descriptor, which TMA copies take as one) chosen by a scalar, else an error naming both."""
+    if not (isinstance(a, Dyn) and isinstance(b, Dyn) and a.type is b.type):
+        kinds = [describe_opaque(v.type) if isinstance(v, Dyn) and is_opaque(v.type) else _kind(v) for v in (a, b)]
+        opaque = next(v.type for v in (a, b) if isinstance(v, Dyn) and is_opaque(v.type))
+        raise error(f"a choice between {kinds[0]} and {kinds[1]}: it chooses between numbers, pointers, or tensor "
+                    "maps of one type", hint=_opaque_hint(opaque))
+    if c.type.is_vector:
+        raise error(f"a choice of tensor map takes a scalar condition, found {c.type}")
+    return a.rvalue(), b.rvalue()
+
+
+def _kind(v) -> str:
+    """A value as a message names it: its run-time type, or what the Python value is."""
+    return f"a run-time {v.type}" if isinstance(v, Dyn) else _describe(v) if not is_number(v) else repr(v)
+
+
 def minmax(op: str, values) -> RValue:
     """min or max of several values (at least one run-time)."""
+    refuse_opaque(f"{op}()", "numbers", *values)
     result = values[0]
     for v in values[1:]:
         x, y = unify(result, v, keep_values=True)
@@ -993,6 +1059,8 @@ def minmax(op: str, values) -> RValue:
 # -- casts ---------------------------------------------------------------------------------
 def cast(x, t: ir.Type):
     """Convert x to type t (a scalar, or a vector of the same length)."""
+    if isinstance(x, Dyn) and is_opaque(x.type):
+        raise error(f"cannot convert {describe_opaque(x.type)} to {t}: it is no number", hint=_opaque_hint(x.type))
     if isinstance(t, PtrType):
         v = to_rvalue(x)
         if not isinstance(v.type, PtrType):
@@ -1019,6 +1087,8 @@ def cast(x, t: ir.Type):
 
 
 def bitcast(x, t: ir.Type) -> RValue:
+    if isinstance(x, Dyn) and is_opaque(x.type):
+        raise error(f"cannot bitcast {describe_opaque(x.type)} to {t}: it is no number", hint=_opaque_hint(x.type))
     v = to_rvalue(x)
     return RValue(_b().value("arith.bitcast", (v.value,), t), t)
 
@@ -1026,6 +1096,9 @@ def bitcast(x, t: ir.Type) -> RValue:
 def convert_for_store(value, t, what: str = "", in_memory: bool = False) -> RValue:
     """value converted to the type of the place it is stored into (like C assignment); in_memory (an element of an
     array): a Python int the element type cannot hold is an error, as numpy's assignment is."""
+    if isinstance(value, Dyn) and is_opaque(value.type):
+        raise error(f"cannot store {describe_opaque(value.type)} into {what or 'a place'} of type {t}",
+                    hint=_opaque_hint(value.type))
     if isinstance(t, PtrType):
         v = to_rvalue(value)
         if v.type != t:
@@ -1126,7 +1199,8 @@ def _number_fits_variable(value, elem: ir.ScalarType) -> bool:
 def _pointer(p) -> RValue:
     v = to_rvalue(p)
     if not isinstance(v.type, PtrType):
-        raise error(f"expected a pointer, found {v.type}")
+        raise error(f"expected a pointer, found {describe_opaque(v.type) if is_opaque(v.type) else v.type}",
+                    hint=_opaque_hint(v.type))
     return v
 
 
@@ -1189,10 +1263,16 @@ def subscript(base: RValue, index):
         if not -t.count <= i < t.count:
             raise error(f"index {i} is out of range for {t}")
         return RValue(_b().value("vec.extract", (base.value,), t.elem, index=i % t.count), t.elem)
+    if is_opaque(t):
+        raise error(f"cannot index {describe_opaque(t)}: only pointers and vectors can be indexed",
+                    hint=_opaque_hint(t))
     raise error(f"cannot index a {t}", hint="only pointers and vectors can be indexed")
 
 
 def store_subscript(base: RValue, index, value):
+    if is_opaque(base.type):
+        raise error(f"cannot assign to an element of {describe_opaque(base.type)}: only a pointer's elements can be "
+                    "assigned", hint=_opaque_hint(base.type))
     if not isinstance(base.type, PtrType):
         raise error(f"cannot assign to an element of a {base.type}",
                     hint="vectors are values: build a new one with skc.vector(...)")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import skc
+from skc import ir
 from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, InputTilePipeline, OperandLayout,
                         TilePayload, TileScheduler, TmaLoader, TmaStoreEpilogue, VectorLoader, WarpRoles, Wgmma)
 from skc.blocks.epilogue import SplitKEpilogue, StreamKFixup
@@ -725,6 +726,17 @@ def test_a_split_k_epilogue_takes_its_tiles_width_from_the_accumulator(tile_n):
     with pytest.raises(skc.CompileError, match="made for tiles 256 wide .tile_n.; the accumulator is 64 wide") as info:
         split_k[4, 256](*maps, out, *buffers, M, N, K, 256)
     assert "# HERE" in str(info.value)
+
+
+def test_a_split_k_epilogue_given_a_tensor_map_for_out_says_so_where_it_is_made():
+    """A tensor map for SplitKEpilogue's out (which it offsets and stores through) failed inside its epilogue: "this
+    statement: 'TensorMapType' object has no attribute 'is_signed'"."""
+    maps = [ir.TensorMapType(ir.bf16, (T, T), 128)] * 2
+    with pytest.raises(skc.CompileError, match=r"SplitKEpilogue's out is a pointer to the output \(skc.Ptr\[...\]\), "
+                                               r"found a tensor map \(tmap<f32, 64x64, swizzle=0>\)") as info:
+        split_k.compile(*maps, ir.TensorMapType(ir.f32, (T, T), 0), skc.Ptr[skc.f32], skc.Ptr[skc.i32], skc.i32,
+                        skc.i32, skc.i32, T, target="sm_90a", block=256)
+    assert "SplitKEpilogue(out, workspace" in str(info.value).splitlines()[1]
 
 
 @skc.kernel
