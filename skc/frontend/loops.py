@@ -173,6 +173,12 @@ class LoopEvaluator:
                                               "before the loop",
                                         hint="keep run-time state in numbers or run-time values, or unroll the "
                                              "loop with skc.static_range")
+                if isinstance(value, Dyn) and not mutable(value):   # (a tensor map: no variable holds one)
+                    frame.env[name] = Poison(
+                        name, "changes to another tensor map inside a run-time loop: a tensor map cannot be held in a "
+                              "variable, so the one it holds after the loop is not known at compile time",
+                        hint=f"choose between two tensor maps of one type: `{name} = skc.where(cond, t, u)`")
+                    continue
                 frame.env[name] = Poison(
                     name, "changes to a compile-time value inside a run-time loop, so its value after the loop is "
                           "not known at compile time",

@@ -621,6 +621,12 @@ class StatementEvaluator:
                 for (env, place), v in zip(paths, values):
                     self.store_on_path(place, slot, v)
                 merged[name] = slot
+            elif any(isinstance(v, Dyn) and not mutable(v) for v in values):
+                # (a tensor map is a kernel argument read in place: no variable holds one, but a choice does)
+                merged[name] = Poison(name, "holds different tensor maps (or a tensor map and another value) after "
+                                      "the branches of a run-time `if`: a tensor map cannot be held in a variable",
+                                      hint=f"choose between two tensor maps of one type: `{name} = skc.where(cond, "
+                                           "t, u)` or `t if cond else u`")
             else:
                 merged[name] = Poison(name, "holds different compile-time values after the branches of a run-time `if`",
                                       hint="give it the same value on every path, or use a run-time value")

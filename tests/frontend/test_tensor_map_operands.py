@@ -4,7 +4,9 @@ object has no attribute 'is_signed'", "... 'bits'") or in the IR's verifier ("'a
 compiled an asm operand 'r' of its 64-bit address. Each is now an error at the user's line naming the operation, what
 it takes and the tensor map found. A choice between two tensor maps of one type still compiles (TMA copies take it),
 and so does an asm operand 'l'. Iterating an skc array (shared memory) is an error saying so: it ended at "index 16
-is out of range" (and one of a run-time shape never ended)."""
+is out of range" (and one of a run-time shape never ended). A name given another tensor map under a run-time `if` or
+loop said it "holds different compile-time values" (hint: "use a run-time value") of two run-time tensor maps; it now
+says that no variable holds a tensor map, and to choose one with skc.where."""
 import pytest
 
 import skc
@@ -191,3 +193,28 @@ def test_iterating_a_shared_array_is_an_error_saying_so(which):
     with pytest.raises(skc.CompileError, match="an skc array is not iterated") as info:
         iterate_shared.compile(F32, which, target="sm_90a")
     assert f":{line_of(iterate_shared, f'# HERE {which}')}:" in str(info.value).splitlines()[0]
+
+
+@skc.kernel(block=32)
+def rebound_map(t: skc.TensorMap, u: skc.TensorMap, n: skc.i32, which: skc.constexpr):
+    m = t
+    if which == "if":
+        if n > 0:
+            m = u
+    else:
+        for i in range(n):
+            m = u
+    skc.hopper.tma_prefetch(m)   # HERE read
+
+
+@pytest.mark.parametrize("which, message", [
+    ("if", "'m' holds different tensor maps (or a tensor map and another value) after the branches of a run-time "
+           "`if`: a tensor map cannot be held in a variable"),
+    ("loop", "'m' changes to another tensor map inside a run-time loop: a tensor map cannot be held in a variable")])
+def test_a_name_given_another_tensor_map_under_run_time_control_says_to_choose_one(which, message):
+    """They said 'holds different compile-time values' ('use a run-time value'), of two run-time tensor maps."""
+    with pytest.raises(skc.CompileError) as info:
+        rebound_map.compile(MAP, MAP, skc.i32, which, target="sm_90a")
+    text = str(info.value)
+    assert message in text and "m = skc.where(cond, t, u)" in text, text
+    assert f":{line_of(rebound_map, '# HERE read')}:" in text.splitlines()[0]
