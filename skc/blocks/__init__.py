@@ -19,7 +19,7 @@ from .mma import Accumulator, Wgmma, WgmmaRegA
 from .payload import SmemTile, TilePayload
 from .pingpong import LdsConsumer, LdsPipeline, LdsProducer
 from .pipeline import ConsumerRole, InputTilePipeline, ProducerRole, StageLease
-from .roles import WarpRoles
+from .roles import WarpgroupTurns, WarpRoles
 from .scheduler import Tile, TileScheduler
 from .softmax import OnlineSoftmax
 from .tile_io import TmaLoader, VectorLoader
@@ -29,6 +29,7 @@ __all__ = ["AmdMatmulConfig", "MatmulConfig", "DirectStoreEpilogue", "EpilogueAr
            "BatchedOperandLayout", "LdsLayout",
            "LdsLoader", "Mfma", "MfmaAccumulator", "Accumulator", "Wgmma", "SmemTile", "TilePayload", "LdsConsumer",
            "LdsPipeline", "LdsProducer", "ConsumerRole", "InputTilePipeline", "ProducerRole", "StageLease",
-           "WarpRoles", "Tile", "TileScheduler", "TmaLoader", "VectorLoader", "conv2d", "ConvShape", "Im2colLoader",
+           "WarpgroupTurns", "WarpRoles", "Tile", "TileScheduler", "TmaLoader", "VectorLoader", "conv2d", "ConvShape",
+           "Im2colLoader",
            "Fp8MatmulConfig", "BlockScaledWgmma", "ScaleLayout",
            "attention", "AttentionConfig", "attention_kernel", "OnlineSoftmax", "WgmmaRegA"]

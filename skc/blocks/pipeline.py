@@ -21,7 +21,7 @@ from skc import frontend
 
 from . import clusters
 from .payload import TilePayload
-from .roles import current_role, every_warpgroup_of_role, kernel_consumers
+from .roles import WarpgroupTurns, current_role, every_warpgroup_of_role, kernel_consumers
 
 
 class InputTilePipeline:
@@ -178,6 +178,7 @@ class ConsumerRole(_Role):
         super().__init__(pipeline)
         _check_consumers(pipeline, kernel_consumers())
         self.takes_turns = False   # (skip() sets it: the consumers take stages in turn, each fewer than all)
+        self.waited_outside_turns = False   # (a wait for a stage outside an open WarpgroupTurns: _check_turns)
         self.reader = reader
         self.lag = getattr(reader, "stages_in_flight", 0)
         if self.lag >= pipeline.stages:
@@ -188,6 +189,7 @@ class ConsumerRole(_Role):
         self.held = [Held(skc.i32(-1)) for _ in range(self.lag)]  # oldest first
 
     def wait_stage(self, index):
+        _check_turns(self, "wait")
         skc.hopper.mbarrier_wait(self.pipeline.full + index, self.phase)
 
     def settle(self, holder):
@@ -211,9 +213,11 @@ class ConsumerRole(_Role):
 
     def skip(self, steps):
         """Leave the next `steps` (a run-time count) stages to the other consumers (warpgroups that take tiles in
-        turn): release the stages this one still holds, once its reader retired them, and move past those."""
+        turn): release the stages this one still holds, once its reader retired them, and move past those. With
+        more than one consumer warpgroup, the handle's waits for stages must be inside WarpgroupTurns (_check_turns)."""
         self.release_held()
         _takes_turns(self)
+        _check_turns(self, "skip")
         position = self.index + steps
         self.phase ^= (position // self.pipeline.stages) & 1
         self.index = position % self.pipeline.stages
@@ -374,6 +378,37 @@ def _check_consumers(pipeline, kernel):
 @frontend.host
 def _takes_turns(role):
     role.takes_turns = True   # (plain Python: a compile-time fact, set inside run-time loops)
+
+
+@frontend.host
+def _check_turns(role, doing: str):
+    """Consumer warpgroups that take the stages in turn (`skip`) wait for each stage inside WarpgroupTurns. An mbarrier
+    wait knows a phase by its parity only: a consumer that skipped to a stage of a later lap than the producer has
+    filled (or the previous lap's fill has not yet completed) passes on that earlier lap's phase, and reads a stage
+    before it is filled (or another consumer's tile) with no error anywhere: a silent wrong answer on a GPU, a
+    deadlock in the interpreter only sometimes. Its turn comes once the consumers before it have waited for every
+    earlier stage, so every earlier fill has completed. Checked at whichever of the two comes second in the kernel's
+    code: the skip, or a wait outside the turns."""
+    consumers = kernel_consumers()
+    if consumers is None or consumers < 2:
+        return
+    if doing == "wait":
+        if any(isinstance(m, WarpgroupTurns) and m.consumers > 1 for m in frontend.open_withs()):
+            return
+        role.waited_outside_turns = True
+        if not role.takes_turns:
+            return
+    elif not role.waited_outside_turns:
+        return
+    raise frontend.current().error(
+        f"the kernel's {consumers} consumer warpgroups take the pipeline's stages in turn (consumer.skip), and this "
+        f"{'consumer waits for a stage' if doing == 'wait' else 'consumer skips stages, waiting for them'} outside "
+        "WarpgroupTurns: an mbarrier wait knows a stage's phase by its parity only, so a consumer that skipped ahead "
+        "of the producer by a lap passes on the earlier lap's phase and reads the stage before it is filled (a silent "
+        "wrong answer on a GPU)",
+        hint=f"take the stages in turns: `turns = WarpgroupTurns({consumers}, warpgroup)` and `with turns:` around "
+             "each consumer's acquires of a tile (as the GEMM's pingpong does), or let every consumer read every stage "
+             f"(no skip; InputTilePipeline(..., consumers={consumers}))")
 
 
 @frontend.host
