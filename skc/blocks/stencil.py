@@ -81,6 +81,9 @@ LIVE_VALUES = 176
 # 7 x 7 ones 1.10-1.40x faster with eight pixels a thread than with four (fewer loads of the pixels a row's taps share)
 SMALL_FILTER = (128, 4)
 LARGE_FILTER = (256, 8)
+# a group stencil's threads a block: 256 ran 1.04-1.35x faster than 128 on every grouped shape of
+# benchmarks/grouped_stencil.py (2, 4 and 8 channels a group; H100, fifty-sixth session)
+GROUP_THREADS = 256
 
 
 def live_values(g: int, multiplier: int, width: int, columns: int, S: int, stride: int, dilation: int) -> int:
@@ -105,8 +108,9 @@ def stencil_config(conv, dtype: str, epilogue: EpilogueSpec) -> StencilConfig:
     """The tiling of grouped convolution `conv` (a ConvShape the stencil `takes`): 16-byte vectors of channels
     (narrower where C or the sums allow), threads along the channels that cover C with the fewest idle lanes, and
     four output pixels a thread in blocks of about 128 threads for filters of up to 9 taps, eight in blocks of about
-    256 for larger ones (fewer for a large multiplier); for groups of 2 to 8 channels, fewer pixels a thread, then
-    narrower vectors (never under a group), until `live_values` is within LIVE_VALUES."""
+    256 for larger ones (fewer for a large multiplier); for groups of 2 to 8 channels, blocks of about 256 threads
+    and fewer pixels a thread, then narrower vectors (never under a group), until `live_values` is within
+    LIVE_VALUES."""
     g = conv.group_channels
     multiplier = conv.K // conv.C
     width = STORE_WIDTH
@@ -115,6 +119,7 @@ def stencil_config(conv, dtype: str, epilogue: EpilogueSpec) -> StencilConfig:
     while conv.C % width:   # (an odd C's depthwise convolution: one channel a thread)
         width //= 2
     threads, columns = SMALL_FILTER if conv.R * conv.S <= 9 else LARGE_FILTER
+    threads = GROUP_THREADS if g > 1 else threads
     columns = max(1, min(columns, SUMS // (multiplier * width)))
     if g > 1:
         def live(width, columns):

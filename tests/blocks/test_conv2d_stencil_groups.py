@@ -86,6 +86,7 @@ def test_the_tiling_stencil_config_picks(C, K, groups, R, stride, width, columns
     conv = ConvShape(4, 16, 16, C, K, R, R, (stride, stride), (R // 2, R // 2), (1, 1), groups=groups)
     cfg = stencil_config(conv, "bf16", EpilogueSpec())
     assert (cfg.group_channels, cfg.width, cfg.columns, cfg.multiplier) == (C // groups, width, columns, K // C)
+    assert 256 - cfg.lanes < cfg.threads <= 256   # (blocks of about 256 threads: GROUP_THREADS)
     assert live_values(C // groups, K // C, cfg.width, cfg.columns, R, stride, 1) <= LIVE_VALUES
 
 
