@@ -81,7 +81,7 @@ LIVE_VALUES = 176
 # 7 x 7 ones 1.10-1.40x faster with eight pixels a thread than with four (fewer loads of the pixels a row's taps share)
 SMALL_FILTER = (128, 4)
 LARGE_FILTER = (256, 8)
-# a group stencil's threads a block: 256 ran 1.04-1.35x faster than 128 on every grouped shape of
+# a group stencil's threads a block: 256 ran 1.00-1.37x as fast as 128 on every grouped shape of
 # benchmarks/grouped_stencil.py (2, 4 and 8 channels a group; H100, fifty-sixth session)
 GROUP_THREADS = 256
 
