@@ -28,10 +28,9 @@ CASES = [("resnext50 32x4d 3x3 56x56x128", 32, 128, 56, 128, 3, 1, 32),
          ("depthwise 3x3 56x56x144", 32, 144, 56, 144, 3, 1, 144),
          ("depthwise 7x7 56x56x96", 32, 96, 56, 96, 7, 1, 96)]
 ORIGINAL_TAKES, ORIGINAL_CONFIG = conv.takes, conv.stencil_config
-# (pixels a thread: the rule's where None; whether the filters are staged as f32, a StencilConfig field of 3ee17b4
-# measured in the fifty-sixth session and removed)
-VARIANTS = {"stencil": (None, False), "cols2": (2, False), "cols4": (4, False), "cols8": (8, False),
-            "t256": (None, False, 256), "t64": (None, False, 64)}   # (and threads a block: the rule's where absent)
+# (pixels a thread, and threads a block: the rule's where None; the f32 staging of filters measured at 3ee17b4 was a
+# StencilConfig field since removed)
+VARIANTS = {"stencil": (None,), "cols2": (2,), "cols4": (4,), "cols8": (8,), "t256": (None, 256), "t64": (None, 64)}
 
 
 def batch_ms(fn, calls=30, rounds=5):
@@ -50,13 +49,11 @@ def batch_ms(fn, calls=30, rounds=5):
     return sorted(times)[len(times) // 2]
 
 
-def with_columns(columns, f32_weights=False, threads=None):
+def with_columns(columns, threads=None):
     def config(c, dtype, epilogue):
         cfg = ORIGINAL_CONFIG(c, dtype, epilogue)
         if threads is not None:
             cfg = dataclasses.replace(cfg, groups=max(1, threads // cfg.lanes))
-        if f32_weights:
-            cfg = dataclasses.replace(cfg, f32_weights=True)   # (3ee17b4's field)
         return cfg if columns is None else dataclasses.replace(cfg, columns=columns)
     return config
 
@@ -72,7 +69,8 @@ def main():
         want = F.conv2d(x.double(), w.double(), None, stride, pad, 1, groups)
         t_cudnn = batch_ms(lambda: F.conv2d(x, w, None, stride, pad, 1, groups))
         line = [f"{name}: cudnn {t_cudnn * 1e3:.1f} us"]
-        runs = [] if C == groups else [("before", (None, False), lambda *a, **k: (a[0] == a[2]) and ORIGINAL_TAKES(*a, **k))]
+        depthwise_only = lambda *a, **k: a[0] == a[2] and ORIGINAL_TAKES(*a, **k)   # (C == groups: the path before)
+        runs = [] if C == groups else [("before", (None,), depthwise_only)]
         runs += [(label, variant, ORIGINAL_TAKES) for label, variant in VARIANTS.items()]
         for label, variant, takes in runs:
             conv._PLANS.clear()

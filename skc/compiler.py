@@ -316,7 +316,8 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
     options = options or {}
     params = launch_params(spec)
     key = "" if for_interpreter else cache_key(fn, spec, target, options)
-    if key and cache.cache_enabled() and skc_as_imported():
+    on_disk = bool(key) and cache.cache_enabled() and skc_as_imported()   # (skc's files, checked once a compile)
+    if on_disk:
         hit = _from_cache(key, frontend.symbol_name(fn.__name__), target, spec, params)
         if hit is not None:
             _dump(hit)   # (SKC_DUMP_DIR shows every kernel a run uses, from the cache too)
@@ -346,7 +347,7 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
     kernel.metadata["bindings"] = tuple(deps.bindings)
     kernel.metadata["unkeyed_bindings"] = tuple(deps.unkeyed)
     _dump(kernel)
-    if key and cache.cache_enabled() and skc_as_imported():
+    if on_disk:
         if deps.unkeyable:
             # a value the code depends on has no exact key: a later process could not tell whether it
             # changed, so the kernel is compiled afresh each time rather than guessed from disk

@@ -15,8 +15,7 @@ from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, ad
                          check_has_data, check_no_overlap, check_own_memory, complex_or_date, differentiated,
                          element_strides, facts_failed, kept_stand_in, on_stream, outside_graph, refuse_host_options,
                          refuse_lost_gradient, refuse_read_under_capture, remember, require_arrays, tile_counter,
-                         torch_type, traced,
-                         traced_numbers, without_grad)
+                         torch_type, traced, traced_numbers, without_grad)
 
 LAYOUTS = ("bhsd", "bshd")
 

@@ -146,8 +146,10 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
     mismatch = grouping_mismatch(C, K, C_w, groups)
     if mismatch:
         raise skc.LaunchError(mismatch)
+    geometry = (stride, padding, dilation)   # as given: a padded call passes them on
+    stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
     # (the direct kernel, of any array: _Stencil, for depthwise convolutions and groups of 2 to 8 channels)
-    stencil = config is None and takes(C, K, groups, S, _pair(stride, "stride", 1)[1], _pair(dilation, "dilation", 1)[1])
+    stencil = config is None and takes(C, K, groups, S, stride[1], dilation[1])
     dense = groups > 1 and (C // groups % 8 or K // groups % 8) and not stencil   # (block-diagonal filters)
     if dense and not paddable(x, w):
         raise skc.LaunchError(f"conv2d runs groups of {C // groups} channels and {K // groups} filters (not multiples "
@@ -157,8 +159,6 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
     if C % 8 and not paddable(x, w) and not stencil:
         raise skc.LaunchError(f"conv2d copies pixels 16 bytes at a time: C must be a multiple of 8, found {C} "
                               "(pad the channels with zeros to a multiple of 8)")
-    geometry = (stride, padding, dilation)   # as given: a padded call passes them on
-    stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
     padding = _padding(padding, stride, dilation, R, S)
     conv = ConvShape(N, H, W, C, K, R, S, stride, padding, dilation, groups=groups)
     if conv.P < 1 or conv.Q < 1:

@@ -848,6 +848,8 @@ def refuse_lost_gradient(value, what: str, name: str, fix: str) -> None:
         raise skc.LaunchError(f"{what}'s {name} is a tensor that {why}, and the kernel reads it as a number, which "
                               f"carries no gradient: pass {name}.detach() or a number, or {fix} to differentiate in "
                               "it")
+
+
 def refuse_read_under_capture(value, name: str, argument: str = None):
     """A number given as a CUDA tensor is read on the host (a copy and a wait for it): under a CUDA graph's capture
     that is refused by name (the driver refuses the wait, which ends the capture, and torch's error came from the
