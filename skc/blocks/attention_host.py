@@ -3,6 +3,7 @@ as rank-4 strided views (no copy), picks a configuration and launches attention_
 a GPU keep a ready plan per set of facts (AttentionPlan)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from contextlib import nullcontext
 
@@ -18,6 +19,12 @@ from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, ad
                          torch_type, traced, traced_numbers, without_grad)
 
 LAYOUTS = ("bhsd", "bshd")
+
+# Past this scale attention's softmax takes each exponent as (s - m)·c (AttentionConfig.exact_exponents), 4-5 % slower
+# (benchmarks/NOTES.md, twenty-first session), not as one fma(s, c, -RN(m·c)), whose rounded reference passes exp2's
+# range where |m·c| reaches about 2^31 (2^29 for fp16's P): a scale of 1e10 gave rows of NaN or 0 on scores of
+# about 50. Under it, one fma fails only for raw scores past about 2^29 / (16 log2 e), 2e7.
+EXACT_EXPONENTS_SCALE = 16.0
 
 
 _PLANS: dict = {}   # facts of a call over torch tensors on a GPU -> its AttentionPlan (host_plans.remember bounds it)
@@ -213,8 +220,10 @@ class _Problem:
             raise skc.LaunchError(f"the configuration has causal={config.causal}, lse={config.lse} and dtype "
                                   f"{config.dtype}; the call asks causal={bool(causal)}, return_lse="
                                   f"{bool(return_lse)} on {dtype} tensors: make the configuration with the same")
-        self.config = config
         scale = 1.0 / math.sqrt(D) if scale is None else _scale_value(scale)
+        if scale > EXACT_EXPONENTS_SCALE and not config.exact_exponents:   # (a given config's too: else inf or 0)
+            config = dataclasses.replace(config, exact_exponents=True)
+        self.config = config
         self.scalars = (Sq, Skv, B, H, H // Hkv if Hkv else 1, scale)   # (no heads at all: empty)
         self.lse_shape, self.return_lse = (B, H, Sq), return_lse
         tiles = -(-Sq // config.block_m) * B * H

@@ -66,6 +66,8 @@ class AttentionConfig:
     exp2_on_fma: int = 0         # every n-th score of a row takes its exp2 on the FMA pipe, not the MUFU (0: none)
     tree_reductions: bool = False  # the softmax reduces rows pairwise
     lazy_rescale: float = 0.0    # > 0: a row's maximum moves only past 2^lazy_rescale in P, O rescaled only then
+    exact_exponents: bool = False  # each exponent (s - m)·c, exact at any magnitude (attention() takes it for a large
+                                   # scale: OnlineSoftmax's `exact`), not one fma
     head_group: int = 1          # causal: the query blocks of this many heads interleaved, longest first across them
     blocks_per_sm: int = 1       # blocks sharing an SM (registers and shared memory planned for that many)
     producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
@@ -243,7 +245,8 @@ def _consume(q_pipe, k_pipe, v_pipe, mine, fetched, tiles, o, lse, Sq, Skv, scal
 @skc.func
 def _start_tile(qk, pv, tile, scale, Skv, warpgroup, cfg):
     """S and its softmax for this warpgroup's rows of the tile (from its first query row), and O."""
-    softmax = OnlineSoftmax(scale, exp2_on_fma=cfg.exp2_on_fma, tree=cfg.tree_reductions, lazy=cfg.lazy_rescale)
+    softmax = OnlineSoftmax(scale, exp2_on_fma=cfg.exp2_on_fma, tree=cfg.tree_reductions, lazy=cfg.lazy_rescale,
+                            exact=cfg.exact_exponents)
     return KeyBlockScores(qk, softmax, tile.row0 + warpgroup * ROWS, Skv, cfg), pv.zeros()
 
 

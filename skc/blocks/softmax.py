@@ -22,7 +22,8 @@ class OnlineSoftmax:
     compile-time float or a run-time f32). The row sums are kept per thread (each holds part of a row) and
     reduced across the row's lanes once, in `finish`."""
 
-    def __init__(self, scale, rows: int = 2, exp2_on_fma: int = 0, tree: bool = False, lazy: float = 0.0):
+    def __init__(self, scale, rows: int = 2, exp2_on_fma: int = 0, tree: bool = False, lazy: float = 0.0,
+                 exact: bool = False):
         self.scale_log2 = scale * LOG2E
         self.rows_held = rows
         self.exp2_on_fma = exp2_on_fma   # every n-th score of a row takes exp2 on the FMA pipe (0: none)
@@ -31,6 +32,10 @@ class OnlineSoftmax:
         # more than 2^lazy in P (FlashAttention-4's conditional rescaling: P stays under 2^lazy, and O is rescaled
         # only when some row of the warp moved: `moved`, warp-uniform, from the last update)
         self.lazy = lazy
+        # exact: each exponent is (s - m)·c, two operations a score; else fma(s, c, -RN(m·c)), one, whose reference
+        # m·c is rounded: past |m·c| of about 2^31 that rounding passes exp2's range (a row of inf or of 0). The
+        # rounding is the row's for all its exponents and cancels in O / l below that.
+        self.exact = exact
         self.moved = None
         self.max = skc.full(rows, NEG_INF, skc.f32)   # run-time vectors: they live in loop-carried variables
         self.sum = skc.full(rows, 0.0, skc.f32)
@@ -68,15 +73,22 @@ class OnlineSoftmax:
                 moved = grew if h == 0 else moved | grew
             maxima.append(running)
             # a row that has seen only masked scores keeps maximum -inf: subtract 0 there (no inf - inf)
-            shifts.append(skc.where(running == NEG_INF, 0.0, running * self.scale_log2))
-            moves.append(self.max[h] * self.scale_log2 - shifts[-1])   # O's and the sum's move, in exp2's units
+            if self.exact:   # (the reference in the scores' units)
+                shifts.append(skc.where(running == NEG_INF, 0.0, running))
+                moves.append((self.max[h] - shifts[-1]) * self.scale_log2)
+            else:
+                shifts.append(skc.where(running == NEG_INF, 0.0, running * self.scale_log2))
+                moves.append(self.max[h] * self.scale_log2 - shifts[-1])   # O's and the sum's move, in exp2's units
         probabilities = []   # (index, P value): lists grow by append in run-time loops, not by item assignment
         new_sum, factors = [], []
         for h, (row, indices) in enumerate(rows):
             factor = skc.exp2(moves[h], ftz=True)
             row_probabilities = []
             for n, i in enumerate(indices):
-                x = skc.fma(fragment[i], self.scale_log2, -shifts[h])
+                if self.exact:
+                    x = (fragment[i] - shifts[h]) * self.scale_log2
+                else:
+                    x = skc.fma(fragment[i], self.scale_log2, -shifts[h])
                 fma_pipe = self.exp2_on_fma and n % self.exp2_on_fma == self.exp2_on_fma - 1
                 row_probabilities.append(exp2_on_fma(x) if fma_pipe else skc.exp2(x, ftz=True))
                 probabilities.append((i, row_probabilities[-1]))

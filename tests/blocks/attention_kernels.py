@@ -78,13 +78,13 @@ def online_softmax_kernel(scores: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], lse: 
     P·V; scores at columns >= valid (of the whole row) or, causal, above the diagonal, are masked. Stores O / l
     as fragments and each row's log-sum-exp (lse[row], by the thread holding the row's first column)."""
     n, blocks, scale, causal = cfg[:4]
-    exp2_on_fma, tree, lazy = tuple(cfg[4:]) + (0, False, 0.0)[len(cfg) - 4:]
+    exp2_on_fma, tree, lazy, exact = tuple(cfg[4:]) + (0, False, 0.0, False)[len(cfg) - 4:]
     half = n // 2
     tid = skc.thread_id(0)
     mma = Wgmma(n, 16, skc.bf16)
     s = mma.zeros()
     o = mma.zeros()
-    softmax = OnlineSoftmax(scale, exp2_on_fma=exp2_on_fma, tree=tree, lazy=lazy)
+    softmax = OnlineSoftmax(scale, exp2_on_fma=exp2_on_fma, tree=tree, lazy=lazy, exact=exact)
     for j in range(blocks):
         base = scores + (j * THREADS + tid) * half
         s.fragment = skc.vector(*[base[i] for i in range(half)])

@@ -243,6 +243,31 @@ def test_a_large_scale(D, causal):
     np.testing.assert_allclose(lse, top[..., 0] + np.log(e.sum(-1)), rtol=1e-5)
 
 
+@pytest.mark.parametrize("D, causal, given", [(64, False, False), (128, True, False), (128, False, True)])
+def test_a_huge_scale_takes_exact_exponents(D, causal, given):
+    """scale = 1e10 (scaled scores near 1e11 in exp2's units, past one fma's range, where rows read NaN or 0): the
+    call takes AttentionConfig.exact_exponents, a given configuration too, and gives the float64 softmax, which
+    there is the mean of V over each row's largest scores."""
+    from skc.blocks.attention_host import EXACT_EXPONENTS_SCALE, _Problem, default_config
+
+    scale = 1e10
+    q, k, v = (bf16(RNG.standard_normal((1, 2, 150, D)) * 0.25) for _ in range(3))
+    config = default_config(D, "bf16", causal, True) if given else None
+    assert config is None or not config.exact_exponents
+    problem = _Problem(q, k, v, None, causal, scale, "bhsd", True, config)
+    assert problem.config.exact_exponents
+    small = _Problem(q, k, v, None, causal, EXACT_EXPONENTS_SCALE, "bhsd", True, config)
+    assert not small.config.exact_exponents
+    out, lse = attention(q, k, v, causal=causal, scale=scale, return_lse=True, config=config)
+    s = np.einsum("bhqd,bhkd->bhqk", q.astype(np.float64), k.astype(np.float64)) * scale
+    if causal:
+        s = np.where(np.arange(150)[None, :] <= np.arange(150)[:, None], s, -np.inf)
+    top = s.max(-1, keepdims=True)
+    e = np.exp(s - top)
+    np.testing.assert_allclose(out, (e / e.sum(-1, keepdims=True)) @ v.astype(np.float64), rtol=2 ** -7, atol=2e-3)
+    np.testing.assert_allclose(lse, top[..., 0] + np.log(e.sum(-1)), rtol=1e-5)
+
+
 @needs_nvjitlink
 @pytest.mark.parametrize("D", [64, 128, 256])
 @pytest.mark.parametrize("causal, lse", [(False, False), (True, True), (True, False)])

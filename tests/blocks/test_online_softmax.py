@@ -101,6 +101,31 @@ def test_online_softmax_of_scores_far_from_zero(offset, scale, causal, lazy):
     np.testing.assert_allclose(lse, expected_lse, rtol=1e-6)
 
 
+@pytest.mark.parametrize("scale, causal, exp2_on_fma, lazy", [
+    (1e10, False, 0, 0.0), (1e10, True, 4, 0.0), (3e9, False, 0, 2.0), (1e12, True, 0, 8.0)])
+def test_exact_exponents_past_the_range_of_one_fma(scale, causal, exp2_on_fma, lazy):
+    """scale 1e9-1e12 on scores of about ±20 (|m·c| up to 2^46 in exp2's units): one fma's reference m·c, rounded
+    to f32, is off by more than exp2's range, so rows come out NaN or 0; each exponent as (s - m)·c (`exact`) gives
+    numpy's softmax, which at such scales keeps a row's largest scores (ties on purpose: scores on a grid of 1/8)."""
+    n, blocks, valid = 64, 3, 170
+    scores = (RNG.integers(-160, 161, (64, n * blocks)) * 0.125).astype(np.float32)
+    image = np.stack([d_fragments(scores[:, j * n:(j + 1) * n]) for j in range(blocks)])
+    outputs = {}
+    for exact in (False, True):
+        out = np.full((THREADS, n // 2), np.nan, np.float32)
+        lse = np.full(64, np.nan, np.float32)
+        online_softmax_kernel.interpret[(1,), (THREADS,)](image, out, lse, valid,
+                                                          cfg=(n, blocks, scale, causal, exp2_on_fma, False, lazy, exact))
+        outputs[exact] = out, lse
+    p, expected_lse = reference(scores, valid, scale, causal)
+    expected = d_fragments(p.reshape(64, blocks, n).sum(axis=1).astype(np.float32))
+    out, lse = outputs[True]
+    np.testing.assert_allclose(out, expected, rtol=2.5e-4 if exp2_on_fma else 2e-6, atol=2e-7)
+    np.testing.assert_allclose(lse, expected_lse, rtol=1e-6)
+    fast = outputs[False][0]
+    assert not np.allclose(fast, expected, rtol=1e-2, atol=1e-2, equal_nan=False)   # one fma's rows: NaN or 0
+
+
 class OneRowAccumulator:
     """A user's accumulator, not wgmma's: thread t of 128 holds row t // 2 of a 64 x 16 block, its 8 columns from
     8 (t % 2) on; it says what OnlineSoftmax reads (`rows()`, `row_lanes`, `position`, `fragment`), and no `n`."""

@@ -208,6 +208,30 @@ def test_a_large_scale_on_the_gpu(D, causal):
     torch.testing.assert_close(lse.double(), expected_lse, rtol=1e-5, atol=0)
 
 
+@pytest.mark.parametrize("scale", [1e9, 1e10, 1e30])
+@pytest.mark.parametrize("D, causal, dtype", [(64, False, "bfloat16"), (64, True, "float16"), (128, False, "bfloat16"),
+                                              (128, True, "bfloat16"), (128, False, "float16"), (256, True, "bfloat16")])
+def test_a_huge_scale_on_the_gpu(D, causal, dtype, scale):
+    """scale 1e9 to 1e30 (one fma's rounded reference m·c passes exp2's range there: rows of NaN, 0 or inf before):
+    exact exponents give the float64 softmax, the mean of V over each row's largest scores. Q and K on a grid of
+    1/4 with small integers, so that S is exact in f32 and the largest scores (ties included) are the float64 ones."""
+    torch.manual_seed(D + causal + int(math.log10(scale)))
+    dtype = getattr(torch, dtype)
+    q, k = (torch.randint(-3, 4, (2, 4, 1000, D), device="cuda").to(dtype) * 0.25 for _ in range(2))
+    v = torch.randn(2, 4, 1000, D, device="cuda", dtype=dtype)
+    s = (q.double() @ k.double().transpose(-1, -2))
+    if causal:
+        s = s.masked_fill(~torch.ones(1000, 1000, dtype=torch.bool, device="cuda").tril(), float("-inf"))
+    top = s.amax(-1, keepdim=True)
+    largest = (s == top).double()
+    expected = (largest / largest.sum(-1, keepdim=True)) @ v.double()
+    out = torch.full_like(q, float("nan"))
+    got, lse = attention(q, k, v, causal=causal, scale=scale, out=out, return_lse=True)
+    torch.testing.assert_close(got.double(), expected, rtol=2 ** -7, atol=1e-2)
+    expected_lse = top[..., 0] * scale + torch.log(largest.sum(-1))
+    torch.testing.assert_close(lse.double(), expected_lse, rtol=1e-5, atol=0)
+
+
 @pytest.mark.parametrize("lse", [False, True])
 @pytest.mark.parametrize("layout", ["bhsd", "bshd"])
 def test_causal_head_dim_64_fetching_many_short_tiles_on_the_gpu(lse, layout):
