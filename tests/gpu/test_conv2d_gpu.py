@@ -164,11 +164,15 @@ def test_the_vector_im2col_loader_when_the_config_asks():
     (2, 256, 14, 14, 256, 1, 1, 0, 1, 8),     # pointwise
     (2, 64, 28, 28, 64, 3, 2, 1, 1, 64),      # depthwise: the direct kernel (stencil.py)
     (2, 32, 14, 14, 64, 3, 1, 1, 1, 32),      # depthwise with two filters a channel
-    (2, 64, 14, 14, 64, 3, 1, 1, 1, 16),      # 4 channels a group: the group stencil (block-diagonal filters before)
+    (2, 64, 14, 14, 64, 3, 1, 1, 1, 16),      # 4 channels a group: one slab of 64 (a dense conv; the stencil before)
     (3, 128, 29, 27, 128, 3, 2, 1, 1, 64),    # 2 a group, stride 2, tails
-    (2, 96, 17, 19, 192, 3, 1, 1, 1, 24),     # 4 a group, 8 filters a group
-    (2, 256, 15, 15, 256, 3, 1, 1, 1, 32),    # 8 a group (the batched GEMM before)
-    (2, 64, 21, 18, 64, 7, 2, 3, 1, 8),       # 8 a group, 7 x 7 stride 2: one pixel a thread
+    (2, 96, 17, 19, 192, 3, 1, 1, 1, 24),     # 4 a group, 8 filters a group: the group stencil (C % 64)
+    (2, 256, 15, 15, 256, 3, 1, 1, 1, 32),    # 8 a group: 4 slabs of 64 (the stencil before, the batched GEMM before it)
+    (2, 224, 15, 13, 224, 3, 1, 1, 1, 28),    # 8 a group: the group stencil (C % 64)
+    (3, 128, 29, 27, 256, 3, 2, 1, 1, 32),    # 4 a group, 8 filters a group, stride 2, tails: slabs
+    (2, 128, 14, 14, 64, 3, 1, 1, 1, 16),     # 8 a group, 4 filters a group: slabs of 32 filters
+    (2, 1024, 7, 7, 1024, 3, 1, 1, 1, 128),   # 8 a group, 16 slabs
+    (2, 64, 21, 18, 64, 7, 2, 3, 1, 8),       # 8 a group, 7 x 7 stride 2: one slab
     (2, 32, 16, 16, 32, 5, 1, 4, 2, 16),      # 2 a group, dilation 2
     (2, 12, 12, 12, 12, 3, 1, 1, 1, 3),       # 4 a group, K = 12 (no multiple of 8: the stencil's stores take it)
 ])
@@ -185,6 +189,24 @@ def test_grouped_conv2d_matches_torch(N, C, H, W, K, R, stride, padding, dilatio
     torch.cuda.synchronize()
     assert y is out and not out.isnan().any()
     assert relative_error(out, expected) <= 1e-2
+
+
+@pytest.mark.parametrize("dtype, activation", [(torch.float16, "gelu"), (torch.bfloat16, "silu")])
+def test_slabs_of_groups_with_fused_epilogues_and_new_filters(dtype, activation):
+    """Groups of 4 channels over slabs of 64 (fifty-seventh session): fp16 and bf16, bias and activation fused,
+    outputs poisoned; a second call with new filters in the same tensor gives the new answer (the slab filters are
+    made each call)."""
+    x, w = channels_last(4, 256, 28, 28, dtype=dtype), channels_last(256, 4, 3, 3, dtype=dtype)
+    b = torch.randn(256, device="cuda", dtype=dtype)
+    act = {"gelu": lambda t: torch.nn.functional.gelu(t, approximate="tanh"), "silu": torch.nn.functional.silu}
+    for _ in range(2):
+        expected = act[activation](torch.nn.functional.conv2d(x.float(), w.float(), b.float(), padding=1, groups=64))
+        out = torch.full(expected.shape, float("nan"), device="cuda", dtype=dtype).to(memory_format=torch.channels_last)
+        y = skc.blocks.conv2d(x, w, bias=b, padding=1, activation=activation, out=out, groups=64)
+        torch.cuda.synchronize()
+        assert y is out and not out.isnan().any()
+        assert relative_error(out, expected) <= 1e-2
+        w.copy_(torch.randn_like(w))
 
 
 @pytest.mark.parametrize("N, C, H, W, multiplier, R, stride, padding, dilation, dtype, activation", [

@@ -1,0 +1,73 @@
+"""Grouped convolutions of 4 to 32 channels a group (fifty-seventh session): skc's conv2d over slabs of 64 channels
+(conv.SLAB: the batched GEMM on tensor cores over C/64 groups, each slab's filters block-diagonal, made each call)
+against the stencil (CUDA cores), the batched GEMM a group, slabs of 128, and F.conv2d (cuDNN); bf16, channels_last.
+Time = events around 30 back-to-back calls / 30, median of 5 rounds; every output checked against float64 first.
+Run from the repo root: PYTHONPATH=$PWD python benchmarks/grouped_slabs.py [--quick]"""
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from grouped_stencil import batch_ms
+from skc.blocks import conv, conv2d
+
+torch.backends.cudnn.benchmark = True
+BF16 = torch.bfloat16
+# (name, N, C, H, K, R, stride, groups): ResNeXt-50 32x4d's grouped 3x3 of each stage (4, 8, 16, 32 channels a group),
+# their stride-2 first blocks, ResNeXt 32x8d's first stage, and other widths
+CASES = [("resnext50 32x4d s1 56x56x128 (4)", 32, 128, 56, 128, 3, 1, 32),
+         ("resnext50 32x4d s2 56x56x128 (4)", 32, 128, 56, 128, 3, 2, 32),
+         ("resnext50 32x4d s1 28x28x256 (8)", 32, 256, 28, 256, 3, 1, 32),
+         ("resnext50 32x4d s2 56x56x256 (8)", 32, 256, 56, 256, 3, 2, 32),
+         ("resnext50 32x4d s1 14x14x512 (16)", 32, 512, 14, 512, 3, 1, 32),
+         ("resnext50 32x4d s1 7x7x1024 (32)", 32, 1024, 7, 1024, 3, 1, 32),
+         ("resnext 32x8d s1 56x56x256 (8)", 32, 256, 56, 256, 3, 1, 32),
+         ("g4 3x3 28x28x256", 32, 256, 28, 256, 3, 1, 64),
+         ("g4 x2 filters 3x3 28x28x128", 32, 128, 28, 256, 3, 1, 32),
+         ("g8 3x3 14x14x512", 32, 512, 14, 512, 3, 1, 64),
+         ("g4 5x5 28x28x128 batch 8", 8, 128, 28, 128, 5, 1, 32),
+         ("g8 3x3 56x56x64 batch 1", 1, 64, 56, 64, 3, 1, 8)]
+ORIGINAL = (conv.SLAB, conv.SLAB_GROUP_CHANNELS)
+# variant -> (SLAB, SLAB_GROUP_CHANNELS)
+VARIANTS = {"default": ORIGINAL, "no slabs": (64, ()), "slab64 (any)": (64, (4, 8, 16, 32)),
+            "slab128 (any)": (128, (4, 8, 16, 32))}
+
+
+def main():
+    quick = "--quick" in sys.argv
+    gen = torch.Generator(device="cuda").manual_seed(57)
+    began = time.time()
+    for name, N, C, H, K, R, stride, groups in CASES:
+        pad = R // 2
+        x = torch.randn(N, C, H, H, device="cuda", generator=gen).to(BF16).to(memory_format=torch.channels_last)
+        w = (torch.randn(K, C // groups, R, R, device="cuda", generator=gen) / R).to(BF16)
+        w = w.to(memory_format=torch.channels_last)
+        want = F.conv2d(x.double(), w.double(), None, stride, pad, 1, groups)
+        t_cudnn = batch_ms(lambda: F.conv2d(x, w, None, stride, pad, 1, groups))
+        line = [f"{name}: cudnn {t_cudnn * 1e3:.1f} us"]
+        for label, (slab, channels) in VARIANTS.items():
+            if quick and label != "default":
+                continue
+            conv._PLANS.clear()
+            conv.SLAB, conv.SLAB_GROUP_CHANNELS = slab, channels
+            try:
+                y = conv2d(x, w, None, stride, pad, 1, groups=groups)
+                torch.cuda.synchronize()
+                ok = bool(((y.double() - want).abs() <= 2e-2 * want.abs() + 2e-2).all())
+                kinds = ",".join(sorted({type(plan).__name__ for _, plan in conv._PLANS.values()}))
+                t = batch_ms(lambda: conv2d(x, w, None, stride, pad, 1, groups=groups))
+                line.append(f"{label} {t * 1e3:.1f} us {t_cudnn / t:.2f}x [{kinds}]{'' if ok else ' WRONG'}")
+            except Exception as error:
+                line.append(f"{label} raised {type(error).__name__}: {str(error)[:100]}")
+            finally:
+                conv.SLAB, conv.SLAB_GROUP_CHANNELS = ORIGINAL
+        print(" | ".join(line), flush=True)
+        if time.time() - began > 280:
+            print("stopped: time", flush=True)
+            break
+    conv._PLANS.clear()
+
+
+if __name__ == "__main__":
+    main()
