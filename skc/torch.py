@@ -622,7 +622,8 @@ _ACTIVATIONS = {None: lambda z: z, "relu": torch.relu,
                 "silu": torch.nn.functional.silu}
 
 
-def _differentiate_by_reference(name: str, reference: Callable, tensors: int) -> None:
+def _differentiate_by_reference(name: str, reference: Callable, tensors: int,
+                                backward: Optional[Callable] = None) -> None:
     """Make the operator's autograd kernel an autograd.Function whose derivatives are those of `reference` (float32,
     torch's operators) in the first `tensors` arguments: its vector-Jacobian product for backward (torch.func.vjp) and
     its Jacobian-vector product for forward mode (torch.autograd.forward_ad). custom_op's register_autograd makes a
@@ -630,10 +631,16 @@ def _differentiate_by_reference(name: str, reference: Callable, tensors: int) ->
     and jacfwd too). The operator runs through the Function only where a derivative is asked for: an input requiring
     grad (grad enabled) or carrying a forward-mode tangent. torch.func's transforms cannot reach a Function applied
     inside an operator's kernel (nor custom_op's own: "must override the setup_context staticmethod"), so a derivative
-    asked for under one is refused by name."""
+    asked for under one is refused by name.
+
+    `backward(saved, options, grads, wanted)`, where given, computes the same vector-Jacobian product another way
+    (attention's, in memory bounded whatever the sequence lengths) and replaces the reference's in a first-order
+    backward (grad mode off, as autograd runs one without create_graph, and as AOTAutograd traces one); a backward
+    that builds a graph (create_graph=True, for a second derivative) differentiates the reference, which torch can
+    differentiate again."""
     overload = _overload(name)
     parameters = [(argument.name, argument.default_value) for argument in overload._schema.arguments]
-    function = _reference_function(overload, reference, tensors)
+    function = _reference_function(overload, reference, tensors, backward)
 
     def autograd_kernel(keyset, *args, **kwargs):
         args = (*args, *(kwargs.get(key, default) for key, default in parameters[len(args):]))
@@ -651,7 +658,7 @@ def _differentiate_by_reference(name: str, reference: Callable, tensors: int) ->
     _impl(name, autograd_kernel, "Autograd")
 
 
-def _reference_function(overload, reference: Callable, tensors: int):
+def _reference_function(overload, reference: Callable, tensors: int, first_order: Optional[Callable]):
     """The autograd.Function of `_differentiate_by_reference`."""
     def at(saved, options, varied, values):
         full = list(saved)
@@ -682,6 +689,11 @@ def _reference_function(overload, reference: Callable, tensors: int):
             wanted = [i for i, t in enumerate(saved) if t is not None and ctx.needs_input_grad[i]]
             result = [None] * (tensors + len(ctx.options))
             if not wanted:
+                return tuple(result)
+            if first_order is not None and not torch.is_grad_enabled():
+                needs = [i in wanted for i in range(tensors)]
+                for i, g in enumerate(first_order(saved, ctx.options, grads, needs)):
+                    result[i] = None if g is None else g.to(saved[i].dtype)
                 return tuple(result)
             _, vjp = torch.func.vjp(lambda *values: at(saved, ctx.options, wanted, values),
                                     *(saved[i].float() for i in wanted))
@@ -738,9 +750,20 @@ def _attention_reference(q, k, v, causal, scale, layout, lse=False):
     return (out, torch.logsumexp(scores, dim=-1)) if lse else out
 
 
-for _name, _reference, _tensors in (("skc::matmul", _matmul_reference, 4), ("skc::conv2d", _conv2d_reference, 3),
-                                    ("skc::attention", _attention_reference, 3),
-                                    ("skc::attention_with_lse", functools.partial(_attention_reference, lse=True), 3)):
-    _differentiate_by_reference(_name, _reference, _tensors)
+def _attention_backward(saved, options, grads, wanted):
+    """The first-order backward of attention and attention_with_lse (grads: the output's, and the lse's for the
+    second), blocked so that its memory is bounded whatever Sq · Skv (the reference's scores are (B, H, Sq, Skv) in
+    float32: 34 GB at B=1, H=32, S=16384)."""
+    from .torch_attention_backward import attention_backward
+
+    causal, scale, layout = options
+    return attention_backward(*saved, grads[0], grads[1] if len(grads) > 1 else None, causal, scale, layout, wanted)
+
+
+for _name, _reference, _tensors, _backward in (
+        ("skc::matmul", _matmul_reference, 4, None), ("skc::conv2d", _conv2d_reference, 3, None),
+        ("skc::attention", _attention_reference, 3, _attention_backward),
+        ("skc::attention_with_lse", functools.partial(_attention_reference, lse=True), 3, _attention_backward)):
+    _differentiate_by_reference(_name, _reference, _tensors, _backward)
 for _name in ("skc::matmul", "skc::conv2d", "skc::attention", "skc::attention_with_lse"):
     _autocast_to_the_regions_dtype(_name)
