@@ -5,8 +5,9 @@ The float32 reference that skc.torch differentiates materialises the scores (B, 
 times over in its vector-Jacobian product, and K and V repeated per group of query heads: 34 GB for one score tensor
 of B=1, H=32, S=16384, where the backward of torch's scaled_dot_product_attention (flash, memory-efficient) makes no
 such tensor. Here the scores are rebuilt a block at a time, a block being some batches, some K/V heads (with every
-query head of their groups), some query rows and some key rows, at most `score_block_elements()` float32 numbers (128 MiB by default, SKC_ATTENTION_BACKWARD_MIB
-in the environment). Per block, with lse each row's log-sum-exp of its scaled, masked scores:
+query head of their groups), some query rows and some key rows, at most `score_block_elements()` float32 numbers
+(128 MiB by default, SKC_ATTENTION_BACKWARD_MIB in the environment). Per block, with lse each row's log-sum-exp of
+its scaled, masked scores:
 
     P = exp(S − lse),  dV += Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − δ + d_lse),  dQ += scale·dS K,  dK += scale·dSᵀ Q
 
