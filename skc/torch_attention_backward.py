@@ -135,7 +135,9 @@ class _Step:
         """scale · q kᵀ of keys k0 .. k1, -inf where the causal mask hides a key (a new tensor)."""
         scores = torch.matmul(self.q, self.k[:, :, k0:k1].transpose(-1, -2)).mul_(self.problem.scale)
         if self.problem.causal and k1 - 1 > self.q0:   # (some key past some row: key j hidden from row i where j > i)
-            hidden = torch.ones(self.rows, k1 - k0, dtype=torch.bool, device=scores.device).triu(self.q0 - k0 + 1)
+            device = scores.device
+            hidden = torch.arange(k0, k1, device=device) > torch.arange(self.q0, self.q0 + self.rows,
+                                                                          device=device).unsqueeze(-1)
             scores.unflatten(2, (self.problem.group, self.rows)).masked_fill_(hidden, -math.inf)
         return scores
 
@@ -170,18 +172,21 @@ class _Step:
         """Add keys k0 .. k1's share to dq (this step's rows), dk and dv (the block of heads'); `statistics` are
         (lse, δ) of the rows, or None where these keys are all the rows see (both are then computed here)."""
         scores = self.scores(k0, k1)
-        if statistics is None:
-            lse = torch.logsumexp(scores, -1)
+        if statistics is None:   # (softmax in the scores' memory, as the reference computes it)
+            probabilities = scores.sub_(_finite(scores.amax(-1)).unsqueeze(-1)).exp_()
+            total = probabilities.sum(-1)
+            probabilities.div_(total.masked_fill(total == 0, 1.0).unsqueeze(-1))   # (a row that sees no key: zeros)
         else:
             lse, delta = statistics
-        probabilities = scores.sub_(_finite(lse).unsqueeze(-1)).exp_()   # (P, in the scores' memory)
+            probabilities = scores.sub_(_finite(lse).unsqueeze(-1)).exp_()   # (P, in the scores' memory)
         if dv is not None and self.grad_out is not None:
             dv[:, :, k0:k1] += torch.matmul(probabilities.transpose(-1, -2), self.grad_out)
         if dq is None and dk is None:
             return
         products = self.output_products(k0, k1)
         if statistics is None:
-            delta = torch.zeros_like(lse) if products is None else _row_dot(probabilities, products)
+            delta = probabilities.new_zeros(probabilities.shape[:-1]) if products is None else \
+                _row_dot(probabilities, products)
         if self.grad_lse is not None:
             delta = delta - self.grad_lse   # (lse's gradient: d lse / d S = P, row by row)
         if products is None:
