@@ -690,15 +690,17 @@ def _reference_function(overload, reference: Callable, tensors: int, first_order
             result = [None] * (tensors + len(ctx.options))
             if not wanted:
                 return tuple(result)
-            if first_order is not None and not torch.is_grad_enabled():
-                needs = [i in wanted for i in range(tensors)]
-                for i, g in enumerate(first_order(saved, ctx.options, grads, needs)):
-                    result[i] = None if g is None else g.to(saved[i].dtype)
-                return tuple(result)
-            _, vjp = torch.func.vjp(lambda *values: at(saved, ctx.options, wanted, values),
-                                    *(saved[i].float() for i in wanted))
-            cotangents = tuple(g.float() if g is not None else None for g in grads)
-            got = vjp(cotangents if len(cotangents) > 1 else cotangents[0])
+            with _without_autocast(saved):
+                if first_order is not None and not torch.is_grad_enabled():
+                    needs = [i in wanted for i in range(tensors)]
+                    got = first_order(saved, ctx.options, grads, needs)
+                    wanted = [i for i, g in enumerate(got) if g is not None]
+                    got = [got[i] for i in wanted]
+                else:
+                    _, vjp = torch.func.vjp(lambda *values: at(saved, ctx.options, wanted, values),
+                                            *(saved[i].float() for i in wanted))
+                    cotangents = tuple(g.float() if g is not None else None for g in grads)
+                    got = vjp(cotangents if len(cotangents) > 1 else cotangents[0])
             for i, g in zip(wanted, got):
                 result[i] = g.to(saved[i].dtype)
             return tuple(result)
@@ -711,7 +713,7 @@ def _reference_function(overload, reference: Callable, tensors: int, first_order
             directions = tuple(torch.zeros_like(p) if tangents[i] is None else tangents[i].float()
                                for i, p in zip(present, primals))
             # (torch.autograd.functional.jvp, by double backward: forward mode cannot nest inside forward mode)
-            with torch.enable_grad():
+            with torch.enable_grad(), _without_autocast(saved):
                 _, got = torch.autograd.functional.jvp(lambda *values: at(saved, ctx.options, present, values),
                                                        primals, directions)
             got = got if isinstance(got, tuple) else (got,)
@@ -719,6 +721,14 @@ def _reference_function(overload, reference: Callable, tensors: int, first_order
             return cast if len(cast) > 1 else cast[0]
 
     return ByReference
+
+
+def _without_autocast(tensors):
+    """torch.autocast off on the tensors' device: the reference's float32 products stay float32 where a backward
+    (or forward-mode derivative) runs inside an autocast region (they ran in its bf16 or fp16: attention's gradients
+    up to 3 times further from float64 torch's)."""
+    device = next((t.device.type for t in tensors if t is not None), "cpu")
+    return torch.autocast(device, enabled=False)
 
 
 def _matmul_reference(a, b, bias, c, alpha, beta, activation):
