@@ -192,7 +192,7 @@ class _Step:
         if products is None:
             products = torch.zeros_like(probabilities)
         score_grads = products.sub_(delta.unsqueeze(-1)).mul_(probabilities)   # (dS, in dP's memory)
-        del probabilities
+        del scores, probabilities   # (P's block freed before the products below allocate theirs)
         if dq is not None:
             dq += torch.matmul(score_grads, self.k[:, :, k0:k1]).mul_(self.problem.scale)
         if dk is not None:
