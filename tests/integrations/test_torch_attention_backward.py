@@ -145,3 +145,26 @@ def test_the_operators_backward_holds_no_tensor_as_large_as_the_scores(monkeypat
                       "bshd")
     for g, w in zip(got, want):
         assert g.dtype == torch.bfloat16 and (g.double() - w).abs().max() <= 0.02 * w.abs().max()
+
+
+def test_rows_that_see_no_key_of_a_block_give_no_nan():
+    """The online statistics start from -inf: a block of keys all hidden from a row (here the first one taken, keys 4
+    and 5 of rows 0 and 1) leaves its maximum at -inf, which exp(-inf - -inf) made NaN; and a row that sees no key at
+    all gets lse -inf and zero probabilities."""
+    from skc.torch_attention_backward import _Problem, _Step
+
+    q, k, v, grad_out, _ = problem(1, 1, 1, 2, 6, 8, "bhsd")
+    grads = [torch.zeros_like(t) for t in (q, k, v)]
+    step = _Step(_Problem(q, k, v, grad_out, None, grads, True, 0.5, 1, torch.float64), slice(0, 1), slice(0, 1), 0, 2,
+                 k, v)
+    lse, delta = step.statistics([(4, 6), (0, 2)])
+    assert torch.isfinite(lse).all() and torch.isfinite(delta).all()
+    scores = (q @ k[..., :2, :].transpose(-1, -2) * 0.5).masked_fill(torch.ones(2, 2, dtype=torch.bool).triu(1),
+                                                                     -torch.inf)
+    torch.testing.assert_close(lse, torch.logsumexp(scores, -1), rtol=1e-12, atol=1e-12)
+    lse, delta = step.statistics([(4, 6), (5, 6)])   # (no key seen at all)
+    assert (lse == -torch.inf).all() and (delta == 0).all()
+    dq, dk, dv = (torch.zeros_like(t) for t in (step.q, k, v))
+    step.gradients(4, 6, (lse, delta), dq, dk, dv)
+    step.gradients(4, 6, None, dq, dk, dv)
+    assert not any(t.isnan().any() or t.any() for t in (dq, dk, dv))
