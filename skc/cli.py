@@ -14,7 +14,7 @@ arguments of `Kernel.compile` for that kernel (argument values or types by param
 `block`, `cluster`), or None to use the annotations; --block and --const override it.
 `run` runs an example's `main()` on the GPU when one is present, otherwise in the interpreter,
 and says which; `--example NAME` runs one of skc's examples (vector_add, softmax, sgemm, matmul, conv2d,
-attention, gated_gemm, rmsnorm) from the checkout's `examples/` or, in an installed wheel, from the copy the wheel
+attention, gated_gemm, rmsnorm, layer_norm, prefix_sum, transpose) from the checkout's `examples/` or, in an installed wheel, from the copy the wheel
 carries.
 """
 from __future__ import annotations
@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("path", nargs="?", help="FILE.py with a main()")
     run.add_argument("--example", metavar="NAME",
                      help="one of skc's examples: vector_add, softmax, sgemm, matmul, conv2d, attention, "
-                          "gated_gemm, rmsnorm")
+                          "gated_gemm, rmsnorm, layer_norm, prefix_sum, transpose")
     run.add_argument("--device", help="cuda, cuda:N or interpreter (default: a GPU when present)")
     run.set_defaults(handler=cmd_run)
     info = sub.add_parser("info", help="show the device and the tools skc found")
