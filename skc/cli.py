@@ -117,6 +117,19 @@ def _compile_options(module, name: str, target, args) -> dict:
     return options
 
 
+def _check_known(module, name: str, kernel, options: dict, target):
+    """An error naming every parameter skc compile has no value or type for, and where to give them."""
+    unknown = kernel.unknown_parameters(options)
+    if unknown:
+        listed = "; ".join(f"'{param}' ({what})" for param, what in unknown)
+        example = ", ".join(f"{param!r}: {'skc.Ptr[skc.f32]' if 'skc.Ptr' in what else '...'}" for param, what in unknown)
+        has_hook = "its" if hasattr(module, "compile_arguments") else "a"
+        raise SkcError(f"{module.__file__}: skc compile needs arguments for {name}: {listed}. Give them in {has_hook} "
+                       f"compile_arguments(kernel_name, target), which returns Kernel.compile's keyword arguments "
+                       f"for the kernel (here {{{example}}} when kernel_name == {name!r}, target {target.name}), or "
+                       f"with --const NAME=VALUE for a value")
+
+
 def _takes_kernel_and_target(hook, path: str, name: str, target):
     """An error naming the file's compile_arguments where skc cannot call it as compile_arguments(name, target)."""
     if not callable(hook):
@@ -155,7 +168,9 @@ def cmd_compile(args) -> int:
         if stage not in _EMIT_STAGES:
             raise SkcError(f"unknown stage {stage!r} for --emit; choose from {', '.join(_EMIT_STAGES)}")
     for name, kernel in _kernels(module, kernel_name).items():
-        compiled = kernel.compile(target=target, **_compile_options(module, name, target, args))
+        options = _compile_options(module, name, target, args)
+        _check_known(module, name, kernel, options, target)
+        compiled = kernel.compile(target=target, **options)
         for stage in stages:
             text = compiled.asm(stage) if stage in ("ptx", "sass", "gcn") else compiled.ir(stage)
             if args.output:

@@ -23,7 +23,8 @@ import weakref
 
 from . import frontend, ir
 from .compiler import CompiledKernel, compile_kernel, dependencies_current, resolve
-from .diagnostics import CompileError, DeviceError, LaunchError, Location, SkcError, is_library_file
+from .diagnostics import (CompileError, DeviceError, LaunchError, Location, SkcError, VerificationError,
+                          is_library_file)
 from .frontend import CONSTEXPR, POINTER, SCALAR, TENSORMAP, ParamSpec, PtrType, Specialization
 from .runtime import devices, native
 from .runtime.devices import Device, current_device, parse_device
@@ -41,7 +42,9 @@ def _dims(value, what: str) -> tuple:
     try:
         return launch_dims(value)
     except ValueError as e:
-        raise LaunchError(f"{what} {e}") from None
+        empty = what == "grid" and "zero or less" in str(e)
+        raise LaunchError(f"{what} {e}" + ("; a grid of no blocks is a problem with nothing to do: skip the launch "
+                                           "(`if n > 0:`)" if empty else "")) from None
 
 
 def _exact_ints(config) -> bool:
@@ -565,7 +568,23 @@ class Kernel:
         values = self._abstract_arguments(args, kwargs)
         spec = self.specialize(values, block, _dims(cluster, "cluster") if cluster is not None else None)
         with _compile_lock(self._compiling):
-            return self._compile(spec, target, for_interpreter=False)
+            try:
+                return self._compile(spec, target, for_interpreter=False)
+            except CompileError as error:
+                raise _as_users(error)
+
+    def unknown_parameters(self, given=()) -> list:
+        """The parameters `compile()` must be given (their names), beyond those named in `given`: those neither
+        annotated with a type nor given a default, with what each needs ("a type such as skc.Ptr[skc.f32]",
+        "its compile-time value")."""
+        return [(param.name, self._what_to_give(i)) for i, param in enumerate(self.params)
+                if param.name not in given and param.default is inspect.Parameter.empty
+                and (self._annotated[i] is None or self._annotated[i].kind not in (POINTER, SCALAR))]
+
+    def _what_to_give(self, i: int) -> str:
+        if self.params[i].is_constexpr:
+            return "its value: a skc.constexpr parameter without a default is known only from its argument"
+        return "a value or a type such as skc.Ptr[skc.f32]; or annotate the parameter"
 
     def _abstract_arguments(self, args, kwargs):
         values = list(args) + [None] * (len(self.params) - len(args))
@@ -581,8 +600,8 @@ class Kernel:
                 elif annotated is not None and annotated.kind == SCALAR:
                     values[i] = frontend.DTYPES[annotated.type.name]
                 else:
-                    raise LaunchError(f"{self.fn.__name__}: give argument '{param.name}' (a value or a type such as "
-                                      "skc.Ptr[skc.f32]), or annotate the parameter")
+                    raise LaunchError(f"{self.fn.__name__}: give argument '{param.name}' "
+                                      f"({self._what_to_give(i)})")
         if kwargs:
             raise LaunchError(f"{self.fn.__name__}: unknown arguments {', '.join(kwargs)}")
         return values
@@ -686,6 +705,16 @@ def _default_target() -> Target:
     return device.target
 
 
+def _as_users(error: CompileError) -> CompileError:
+    """A compile error as a launch or compile() raises it to the user: its message already points at the kernel's
+    line (and the inlined calls that led there), so the frames of skc's compiler it came through are dropped, and
+    its traceback ends at the user's call and skc's entry point. An IR verifier's error, a fault of skc's own, keeps
+    them for its report."""
+    if isinstance(error, VerificationError):
+        return error
+    return error.with_traceback(None)
+
+
 class Launch:
     """`kernel[grid, block]`: call it with the kernel's arguments (and stream=...) to launch. Without stream=,
     the launch goes to the current stream of the framework whose tensors it is given (torch, cupy), else to
@@ -738,7 +767,10 @@ class Launch:
         """Compile or find the launcher these arguments select on `device` (the call's slow path), and give its
         launch; `selected`: the device selection `device` was read from."""
         key = self._keyed(args) if self._keyed is not None else ()
-        launch = self.kernel.launcher_for(device, self.block, key, args).launch
+        try:
+            launch = self.kernel.launcher_for(device, self.block, key, args).launch
+        except CompileError as error:
+            raise _as_users(error)
         chosen = self._chosen = (device, key, launch)
         self._keep_state(chosen, self._ready_state(launch, selected))
         return launch
@@ -773,7 +805,10 @@ class Launch:
         device = self.device or current_device()
         kernel.check_watched()
         key = kernel.key(args) if kernel.key is not None else ()
-        launcher = kernel.launcher_for(device, self.block, key, args)
+        try:
+            launcher = kernel.launcher_for(device, self.block, key, args)
+        except CompileError as error:
+            raise _as_users(error)
         if isinstance(launcher, _WithoutConstants):   # the ready launch takes the run-time arguments alone
             launcher = launcher.launcher
         return ReadyLaunch(launcher, self.grid)

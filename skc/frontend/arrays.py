@@ -39,7 +39,10 @@ class Array:
         index = index if isinstance(index, tuple) else (index,)
         if len(index) != len(self.shape):
             raise semantics.error(f"an array of {len(self.shape)} dimensions needs {len(self.shape)} indices, "
-                                  f"found {len(index)}")
+                                  f"found {len(index)}",
+                                  hint=f"index it with one subscript of {len(self.shape)} indices: "
+                                       f"a[{', '.join('ijk'[:len(self.shape)]) if len(self.shape) <= 3 else '...'}]"
+                                       f" (a[i][j] indexes twice)" if len(index) < len(self.shape) else "")
         offset = 0
         for dim, (i, extent, stride) in enumerate(zip(index, self.shape, self.strides)):
             if isinstance(i, slice):

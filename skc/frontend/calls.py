@@ -557,7 +557,9 @@ def _sum(ev, args, kwargs):
         value = semantics.to_rvalue(args[0])
         if not getattr(value.type, "is_vector", False):
             raise ev.cg.error(f"sum() of one run-time {value.type}: Python's sum() takes an iterable",
-                              hint="write a + b, or sum() of a vector for its lanes")
+                              hint="write a + b, or sum() of a vector for its lanes; skc.load(..., width=1) gives a "
+                                   "scalar, not a vector of one lane: for a width that may be 1, write "
+                                   "`sum(v) if width > 1 else v`")
         args = (tuple(semantics.subscript(value, lane) for lane in range(value.type.count)),) + tuple(args[1:])
     result = builtins.sum(*args, **kwargs)
     return semantics.to_rvalue(result) if isinstance(result, Dyn) else result

@@ -38,6 +38,15 @@ class DType:
     def itemsize(self) -> int:
         return self.ir.bytes
 
+    @property
+    def bytes(self) -> int:
+        """itemsize, by the name the IR's types (an array's `dtype` on the host) give it."""
+        return self.ir.bytes
+
+    @property
+    def name(self) -> str:
+        return self.ir.name
+
 
 def _dtypes():
     return {name: DType(ir.ScalarType(name)) for name in ir.types.SCALAR_NAMES}

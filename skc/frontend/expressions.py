@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import difflib
 import inspect
 import itertools
 import operator
@@ -114,7 +115,8 @@ class ExpressionEvaluator:
         try:
             value = getattr(obj, node.attr)
         except AttributeError:
-            raise self.error_at(node, f"{_kind(obj)} has no attribute '{node.attr}'") from None
+            raise self.error_at(node, f"{_kind(obj)} has no attribute '{node.attr}'",
+                                _attribute_hint(obj, node.attr)) from None
         if isinstance(obj, types.ModuleType):  # `consts.S`: a global of another module
             self.record_read(obj.__name__, node.attr, value)
         if isinstance(value, Slot):
@@ -626,6 +628,19 @@ class ExpressionEvaluator:
 
 def _is_operand(x) -> bool:
     return isinstance(x, Dyn) or semantics.is_number(x)
+
+
+def _attribute_hint(obj, name: str) -> str:
+    """What a compile-time object has instead of `name`: its close matches, and all its public attributes when they
+    are few (a dtype's bits and itemsize)."""
+    if isinstance(obj, Dyn):
+        return ""
+    public = sorted(a for a in dir(obj) if not a.startswith("_"))
+    close = difflib.get_close_matches(name, public, n=3)
+    parts = [f"did you mean {' or '.join(close)}?"] if close else []
+    if len(public) <= 12:
+        parts.append(f"{_kind(obj)} has {', '.join(public)}" if public else "")
+    return " ".join(p for p in parts if p)
 
 
 def _kind(obj) -> str:

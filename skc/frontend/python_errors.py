@@ -43,6 +43,8 @@ def explain(error: Exception, doing: str) -> tuple:
     if isinstance(error, RecursionError):
         return f"{doing} nests too deeply (recursion?)", "kernels cannot recurse; write a loop"
     hint = next((text for phrase, text in _HINTS if phrase in reason), "")
+    if "'function'" in reason and "not callable" not in reason:
+        hint = "an operand is a function, not its value: call it (skc.warp_size(), not skc.warp_size)"
     return f"{doing}: {reason}", hint
 
 
@@ -52,6 +54,8 @@ def describe(value) -> str:
         return f"module {value.__name__}"
     if isinstance(value, type):
         return f"class {value.__name__}"
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+        return f"function {value.__name__}"
     if value is None or isinstance(value, (bool, int, float, str, tuple)):
         text = repr(value)
         text = text if len(text) <= 30 else text[:27] + "..."

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import struct
+import types
 from typing import Optional
 
 from .. import ir
@@ -122,6 +123,8 @@ def type_of(value):
 def _describe(x) -> str:
     if isinstance(x, (str, tuple, list, dict)):
         return f"{type(x).__name__} {x!r}"[:80]
+    if isinstance(x, (types.FunctionType, types.BuiltinFunctionType)):
+        return f"the function {x.__name__} (not called)"
     return f"a {type(x).__name__}"
 
 
@@ -246,7 +249,9 @@ def _operand_types(a, b, keep_values: bool = False):
     if ea is None or eb is None:
         known, literal = (ea, b) if ea is not None else (eb, a)
         if not is_number(literal):
-            raise error(f"cannot combine a run-time {known} with {_describe(literal)}")
+            uncalled = isinstance(literal, (types.FunctionType, types.BuiltinFunctionType))
+            raise error(f"cannot combine a run-time {known} with {_describe(literal)}",
+                        hint=f"call it: {literal.__name__}()" if uncalled else "")
         if isinstance(literal, bool) and known.is_bool:
             elem = known
         elif known.is_bool:
@@ -1217,7 +1222,7 @@ def load(p, mask=None, other=None, width: int = 1) -> RValue:
     if mask is not None and not (mask is True):
         if mask is False:
             return constant(0 if other is None else other, t)
-        operands.append(to_bool(mask).value)
+        operands.append(_access_mask(mask, "load", width).value)
         if other is not None:
             operands.append(_coerce(other, elem, width if width > 1 else None).value)
     return RValue(_b().value("mem.load", operands, t, align=t.bytes), t)
@@ -1238,8 +1243,21 @@ def store(p, value, mask=None):
     if mask is not None and mask is not True:
         if mask is False:
             return
-        operands.append(to_bool(mask).value)
+        operands.append(_access_mask(mask, "store", v.type.count if v.type.is_vector else 1).value)
     _b().create("mem.store", operands, attrs={"align": v.type.bytes})
+
+
+def _access_mask(mask, access: str, width: int) -> RValue:
+    """A load's or store's mask as one i1: it keeps or drops the whole access, a vector's every lane at once.
+    A mask per lane (a vector or a list of conditions) is an error that says how to mask lanes one by one."""
+    lanes = (len(mask) if isinstance(mask, (list, tuple)) else
+             mask.type.count if isinstance(mask, Dyn) and getattr(mask.type, "is_vector", False) else None)
+    if lanes is not None:
+        raise error(f"a {access}'s mask is one condition for the whole access (all {width} lanes or none), found "
+                    f"{lanes} conditions", hint=f"mask the whole vector (mask=start + {width} <= n) and {access} a "
+                    "partial vector's elements one at a time, each with its own mask, as examples/vector_add.py's "
+                    "tail does")
+    return to_bool(mask)
 
 
 def subscript(base: RValue, index):

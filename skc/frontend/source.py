@@ -70,7 +70,7 @@ def get_source(fn) -> SourceFunction:
         lines, first_line = inspect.getsourcelines(fn)
     except (OSError, TypeError) as e:
         raise CompileError(f"cannot read the source of {fn.__qualname__}: {e}",
-                           hint="skc compiles functions defined in .py files")
+                           hint="skc compiles functions defined in .py files") from None
     text = "".join(lines)
     indent = len(lines[0]) - len(lines[0].lstrip())
     tree = ast.parse(textwrap.dedent(text))

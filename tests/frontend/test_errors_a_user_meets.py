@@ -1,0 +1,172 @@
+"""The errors a user met writing examples/layer_norm.py, prefix_sum.py and transpose.py from the docs (fifty-seventh
+session): each says what is wrong at the user's line and what to write instead. Before, a vector mask read "a vector
+(vec<4xi1>) cannot be used as a condition", a list of conditions "expected a number or a run-time value, found list",
+`lane < skc.warp_size` "cannot combine a run-time i32 with a function", `x.dtype.bytes` "'DType' object has no
+attribute 'bytes'" with nothing of what it has, `tile[r][c]` "needs 2 indices, found 1" with no hint; `skc compile`
+asked to "annotate the parameter" that was annotated (a skc.constexpr) and never named compile_arguments; and every
+compile error came with some 25 frames of skc's compiler above its message."""
+import os
+import traceback
+
+import numpy as np
+import pytest
+
+import skc
+from helpers import line_of, tile_ir
+from skc import cli
+
+F32P = skc.Ptr[skc.f32]
+HERE = os.path.abspath(__file__)
+SKC = os.path.dirname(os.path.abspath(skc.__file__))
+
+
+def compile_error(kernel, *args, **kwargs) -> skc.CompileError:
+    with pytest.raises(skc.CompileError) as info:
+        tile_ir(kernel, *args, **kwargs)
+    return info.value
+
+
+def at_line(error, kernel, marker: str) -> bool:
+    return str(error).startswith(f"{HERE}:{line_of(kernel, marker)}:")
+
+
+@skc.kernel(block=32)
+def vector_mask_load(x: F32P, n: skc.i32):
+    t = skc.thread_id(0)
+    lanes = skc.vector(4 * t < n, 4 * t + 1 < n, 4 * t + 2 < n, 4 * t + 3 < n)
+    x[0] = sum(skc.load(x + 4 * t, width=4, mask=lanes, other=0.0))   # LOAD
+
+
+@skc.kernel(block=32)
+def list_mask_load(x: F32P, n: skc.i32):
+    t = skc.thread_id(0)
+    x[0] = sum(skc.load(x + 4 * t, width=4, mask=[4 * t + j < n for j in range(4)]))   # LOAD
+
+
+@skc.kernel(block=32)
+def vector_mask_store(x: F32P, n: skc.i32):
+    t = skc.thread_id(0)
+    lanes = skc.vector(4 * t < n, 4 * t + 1 < n)
+    skc.store(x + 2 * t, skc.vector(1.0, 2.0), mask=lanes)   # STORE
+
+
+@pytest.mark.parametrize("kernel, marker, access, lanes", [(vector_mask_load, "# LOAD", "load", 4),
+                                                           (list_mask_load, "# LOAD", "load", 4),
+                                                           (vector_mask_store, "# STORE", "store", 2)])
+def test_a_mask_per_lane_says_a_mask_covers_the_whole_vector(kernel, marker, access, lanes):
+    error = compile_error(kernel)
+    assert at_line(error, kernel, marker)
+    assert f"a {access}'s mask is one condition for the whole access (all {lanes} lanes or none)" in error.message
+    assert "one at a time" in error.hint and "vector_add.py" in error.hint
+
+
+@skc.kernel(block=32)
+def sum_of_a_one_wide_load(x: F32P, width: skc.constexpr):
+    x[0] = sum(skc.load(x, width=width))   # SUM
+
+
+def test_sum_of_a_load_of_width_one_says_that_is_a_scalar():
+    error = compile_error(sum_of_a_one_wide_load, F32P, 1)
+    assert at_line(error, sum_of_a_one_wide_load, "# SUM") and "sum() of one run-time f32" in error.message
+    assert "width=1) gives a scalar" in error.hint and "sum(v) if width > 1 else v" in error.hint
+
+
+@skc.kernel(block=32)
+def uncalled_at_run_time(x: F32P):
+    if skc.lane_id() < skc.warp_size:   # UNCALLED
+        x[0] = 1.0
+
+
+@skc.kernel(block=32)
+def uncalled_at_compile_time(x: F32P):
+    offset = 1
+    while offset < skc.warp_size:   # UNCALLED
+        offset *= 2
+
+
+def test_a_builtin_used_without_calling_it_says_to_call_it():
+    error = compile_error(uncalled_at_run_time)
+    assert at_line(error, uncalled_at_run_time, "# UNCALLED")
+    assert "the function warp_size (not called)" in error.message and error.hint == "call it: warp_size()"
+    error = compile_error(uncalled_at_compile_time)
+    assert at_line(error, uncalled_at_compile_time, "# UNCALLED") and "function warp_size" in error.message
+    assert "call it" in error.hint
+
+
+@skc.kernel(block=32)
+def dtype_attributes(x, out: skc.Ptr[skc.i32]):
+    out[0] = x.dtype.bytes
+    out[1] = x.dtype.itemsize
+    out[2] = x.dtype.bits
+
+
+@skc.kernel(block=32)
+def triton_dtype_attribute(x):
+    x[0] = x.dtype.element_ty.itemsize   # ATTR
+
+
+@skc.kernel(block=32)
+def misspelt_builtin(x: F32P):
+    x[0] = skc.shfl_upp(1.0, 1)   # ATTR
+
+
+def test_a_pointers_dtype_answers_as_the_hosts_and_a_missing_attribute_lists_what_there_is():
+    out = np.zeros(3, np.int32)
+    dtype_attributes[1, 32](np.zeros(4, np.float16), out)
+    assert out.tolist() == [2, 2, 16]
+    error = compile_error(triton_dtype_attribute, F32P)
+    assert at_line(error, triton_dtype_attribute, "# ATTR")
+    assert "no attribute 'element_ty'" in error.message and "bits, bytes" in error.hint and "itemsize" in error.hint
+    error = compile_error(misspelt_builtin)
+    assert at_line(error, misspelt_builtin, "# ATTR") and "did you mean shfl_up" in error.hint
+
+
+@skc.kernel(block=32)
+def indexed_twice(x: F32P):
+    tile = skc.shared((4, 33), skc.f32)
+    tile[0][skc.thread_id(0)] = 1.0   # TWICE
+
+
+def test_an_array_indexed_twice_says_to_index_once():
+    error = compile_error(indexed_twice)
+    assert at_line(error, indexed_twice, "# TWICE") and "needs 2 indices, found 1" in error.message
+    assert "a[i, j] (a[i][j] indexes twice)" in error.hint
+
+
+@skc.kernel(block=32)
+def undefined_name(x: F32P):
+    x[0] = y  # noqa: F821
+
+
+def test_a_compile_error_carries_no_frames_of_skcs_compiler():
+    """Its message points at the kernel's line; the traceback ends at skc's entry point (the launch, compile())."""
+    for call in (lambda: undefined_name[1, 32](np.zeros(1, np.float32)), lambda: undefined_name.compile()):
+        with pytest.raises(skc.CompileError) as info:
+            call()
+        frames = [frame.filename for frame in traceback.extract_tb(info.value.__traceback__)]
+        inside = [f for f in frames if f.startswith(SKC)]
+        assert inside and all(f == os.path.join(SKC, "jit.py") for f in inside), frames
+        assert len(inside) <= 2, frames
+
+
+def test_an_empty_grid_says_to_skip_the_launch():
+    with pytest.raises(skc.LaunchError) as info:
+        undefined_name[0, 32](np.zeros(1, np.float32))
+    assert "every dimension must be at least 1" in str(info.value) and "skip the launch" in str(info.value)
+
+
+def test_skc_compile_names_the_arguments_it_needs_and_where_to_give_them(tmp_path, capsys):
+    path = tmp_path / "needs.py"
+    path.write_text("import skc\n\n\n@skc.kernel\ndef needs(x, out: skc.Ptr[skc.f32], rounds: skc.constexpr):\n"
+                    "    out[0] = x[0] * rounds\n")
+    assert cli.main(["compile", str(path), "--target", "sm_90a", "--emit", "tile"]) == 1
+    err = capsys.readouterr().err
+    assert "skc compile needs arguments for needs: 'x' (a value or a type such as skc.Ptr[skc.f32]" in err
+    assert "'rounds' (its value: a skc.constexpr parameter without a default" in err
+    assert "compile_arguments(kernel_name, target)" in err and "--const NAME=VALUE" in err
+    assert "{'x': skc.Ptr[skc.f32], 'rounds': ...}" in err
+    assert cli.main(["compile", str(path), "--target", "sm_90a", "--emit", "tile", "--const", "rounds=3"]) == 1
+    assert "'rounds'" not in capsys.readouterr().err
+    path.write_text(path.read_text() + "\n\ndef compile_arguments(kernel, target):\n"
+                    "    return {'x': skc.Ptr[skc.f32], 'rounds': 3}\n")
+    assert cli.main(["compile", str(path), "--target", "sm_90a", "--emit", "tile"]) == 0
