@@ -203,6 +203,12 @@ def _lower_mfma(lw: FunctionLowering, op: ir.Op):
     lw.set(op, lw.call(_MFMA[(dtype, m)], acc_type, operands + [lw.typed(acc), "i32 0", "i32 0", "i32 0"]))
 
 
+def _lower_fence_acq_rel_gpu(lw: FunctionLowering, op: ir.Op):
+    """The device-wide acquire-release fence (CUDA's __threadfence, PTX fence.acq_rel.gpu) at agent scope, the
+    AMDGPU memory model's whole-GPU scope (LLVM AMDGPUUsage: writeback of L2 before, invalidation after)."""
+    lw.text.emit('fence syncscope("agent") acq_rel')
+
+
 def _lower_hopper(lw: FunctionLowering, op: ir.Op):
     lw.fail(op, f"'{op.name}' is a Hopper op: it needs sm_90a (NVIDIA); {lw.target.name} (AMD CDNA) has no "
                 "equivalent. Build AMD kernels from the AMD blocks (LDS loader, ring-buffer pipeline, MFMA)")
@@ -215,4 +221,5 @@ OPS = {
     "gpu.vote": _lower_vote, "gpu.elect_one": _lower_elect_one, "gpu.print": _lower_print,
     "gpu.assert": _lower_assert, "gpu.asm": _lower_asm, "mfma.mma": _lower_mfma,
     **{name: _lower_hopper for name in ir.OPS if name.startswith(_HOPPER_PREFIXES) or name in _HOPPER_OPS},
+    "fence.acq_rel_gpu": _lower_fence_acq_rel_gpu,   # (not Hopper's alone: every GPU orders memory device-wide)
 }

@@ -4,6 +4,7 @@ the clear errors for what CDNA lacks, the `skc compile` command, and the HIP lau
 ROCm: a clear DeviceError; with a stand-in for hip-python: the kernel-argument image it passes)."""
 import ctypes
 import os
+import re
 import struct
 
 import pytest
@@ -367,6 +368,17 @@ HOPPER_SAMPLES = {
 def test_hopper_ops_are_a_clear_error(name):
     with pytest.raises(CompileError, match=rf"'{name}'.*gfx942.*'{name}' is a Hopper op: it needs sm_90a"):
         gcn_of_ir(HEAD + HOPPER_SAMPLES[name] + "}\n", "gfx942")
+
+
+@pytest.mark.parametrize("target, sequence", [("gfx942", ["buffer_wbl2 sc1", "buffer_inv sc1"]),
+                                              ("gfx90a", ["buffer_wbinvl1_vol"])])
+def test_the_device_wide_fence_is_an_agent_scope_fence(target, sequence):
+    """skc.hopper.fence_acq_rel_gpu (CUDA's __threadfence; sm_80 has it too) on AMD: the memory model's agent-scope
+    acquire-release (write back L2's lines before, invalidate after). It was refused as "a Hopper op: it needs
+    sm_90a"."""
+    llvm, assembly = gcn_of_ir(HEAD + "  fence.acq_rel_gpu\n}\n", target)
+    assert 'fence syncscope("agent") acq_rel' in str(llvm)
+    check_lines(assembly.asm, *[r"^\s*" + re.escape(line) for line in sequence])
 
 
 def test_named_barriers_are_a_clear_error():
