@@ -80,16 +80,19 @@ def current_target():
 
 @skc_builtin
 def num_threads() -> int:
+    """The number of threads in a block (a compile-time int: the block is part of the specialization)."""
     return current().num_threads
 
 
 @skc_builtin
 def warp_size() -> int:
+    """Lanes in a warp (a compile-time int): 32 on NVIDIA, 64 (a wavefront) on AMD CDNA."""
     return current().target.warp_size
 
 
 @skc_builtin
 def num_warps() -> int:
+    """Warps in a block, the last one partial when the block is no multiple of the warp size (compile-time int)."""
     cg = current()
     return -(-cg.num_threads // cg.target.warp_size)
 
@@ -194,6 +197,7 @@ def _pointer(ptr):
 
 @skc_builtin
 def ptr_to_int(ptr, dtype=None):
+    """A pointer's address as an integer (u64; u32 for shared and local memory), or as dtype."""
     p = semantics.to_rvalue(_pointer(ptr))
     if not isinstance(p.type, PtrType):
         raise semantics.error(f"ptr_to_int needs a pointer, found {p.type}")
@@ -203,6 +207,7 @@ def ptr_to_int(ptr, dtype=None):
 
 @skc_builtin
 def int_to_ptr(value, dtype, space: str = "global"):
+    """The pointer to dtype at address value in the address space `space`."""
     v = semantics.to_rvalue(value)
     if space not in ir.types.ADDRESS_SPACES:
         raise semantics.error(f"unknown address space {space!r}",
@@ -242,11 +247,14 @@ def full(count: int, value, dtype):
 
 @skc_builtin
 def cast(value, dtype):
+    """value converted to dtype, as `dtype(value)` (skc.f32(x)) converts: floats round to nearest even, floats to
+    integers truncate toward zero."""
     return semantics.cast(value, as_ir_type(dtype))
 
 
 @skc_builtin
 def bitcast(value, dtype):
+    """value's bits read as dtype (of the same width)."""
     return semantics.bitcast(value, as_ir_type(dtype))
 
 
@@ -483,7 +491,11 @@ def _vote(mode: str, result):
         p = semantics.to_bool(predicate)
         t = result if mode != "ballot" or current().target.warp_size == 32 else ir.u64
         return RValue(current().builder.value("gpu.vote", (p.value,), t, mode=mode), t)
-    fn.__name__ = f"vote_{mode}"
+    fn.__name__ = "ballot" if mode == "ballot" else f"vote_{mode}"
+    fn.__doc__ = {"any": "Whether predicate is true on any active lane of the warp (every lane gets the answer).",
+                  "all": "Whether predicate is true on every active lane of the warp (every lane gets the answer).",
+                  "ballot": "A bit mask of the warp's active lanes where predicate is true, lane i bit i (u32; u64 "
+                            "for AMD's 64-lane wavefronts)."}[mode]
     return skc_builtin(fn)
 
 
@@ -535,16 +547,19 @@ def warp_reduce(value, op: str = "sum"):
 
 @skc_builtin
 def warp_sum(value):
+    """warp_reduce(value, "sum")."""
     return warp_reduce(value, "sum")
 
 
 @skc_builtin
 def warp_max(value):
+    """warp_reduce(value, "max")."""
     return warp_reduce(value, "max")
 
 
 @skc_builtin
 def warp_min(value):
+    """warp_reduce(value, "min")."""
     return warp_reduce(value, "min")
 
 
@@ -568,16 +583,19 @@ def block_reduce(value, op: str = "sum"):
 
 @skc_builtin
 def block_sum(value):
+    """block_reduce(value, "sum")."""
     return block_reduce(value, "sum")
 
 
 @skc_builtin
 def block_max(value):
+    """block_reduce(value, "max")."""
     return block_reduce(value, "max")
 
 
 @skc_builtin
 def block_min(value):
+    """block_reduce(value, "min")."""
     return block_reduce(value, "min")
 
 

@@ -51,7 +51,7 @@ def run_page(path: str):
 
 def test_there_are_pages_and_every_page_has_samples():
     names = {os.path.basename(p) for p in PAGES}
-    assert {"tutorial.md", "blocks.md", "ir.md", "cli.md", "errors.md", "torch.md"} <= names, names
+    assert {"tutorial.md", "language.md", "blocks.md", "ir.md", "cli.md", "errors.md", "torch.md"} <= names, names
     for path in PAGES:
         if os.path.basename(path) not in ("ir.md", "index.md"):
             assert python_blocks(path), f"{path} has no python sample"
@@ -94,6 +94,21 @@ def test_the_ir_reference_is_up_to_date():
     for name in OPS:  # every op, with its one line
         assert f"| `{name}` |" in committed
     assert "(undocumented)" not in committed
+
+
+def test_the_language_page_names_every_builtin_and_each_has_its_line():
+    """docs/language.md's table lists every builtin a kernel can call from the skc module (a new user found
+    skc.shfl_up, num_warps and block_sum named nowhere in the docs, and some without a docstring for help())."""
+    import skc
+    from skc.frontend.markers import is_builtin
+
+    with open(os.path.join(DOCS, "language.md")) as f:
+        page = f.read()
+    builtins = [name for name in dir(skc) if not name.startswith("_") and is_builtin(getattr(skc, name))]
+    assert len(builtins) > 60
+    for name in builtins:
+        assert re.search(rf"`{name}[`(]", page), f"docs/language.md does not name skc.{name}"
+        assert getattr(skc, name).__doc__, f"skc.{name} has no docstring"
 
 
 def test_the_readme_counts_conv2d_lines_as_benchmarks_code_lines_does():
