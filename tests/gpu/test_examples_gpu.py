@@ -56,11 +56,53 @@ def test_sgemm(M, N, K):
     assert error < 1e-5
 
 
-@pytest.mark.parametrize("name", ["vector_add", "softmax", "sgemm", "gated_gemm", "rmsnorm"])
+@pytest.mark.parametrize("name", ["vector_add", "softmax", "sgemm", "gated_gemm", "rmsnorm", "layer_norm", "prefix_sum",
+                                  "transpose"])
 def test_examples_main_on_gpu(name):
     assert not skc.current_device().is_interpreter
     summary = load_example(name).main()  # raises AssertionError when the result is wrong
     assert "match" in summary or "error" in summary
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 1), (3, 6), (7, 1003), (4096, 4096), (8192, 1000), (16, 32768)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_layer_norm_against_torch(rows, cols, dtype):
+    example = load_example("layer_norm")
+    x = (torch.randn(rows, cols, device="cuda") * 2 + 10).to(dtype)
+    w, b = torch.randn(cols, device="cuda").to(dtype), torch.randn(cols, device="cuda").to(dtype)
+    y, mean, rstd = poisoned((rows, cols), dtype), poisoned(rows), poisoned(rows)
+    example.launch(x, w, b, y, mean, rstd, rows, cols)
+    torch.cuda.synchronize()
+    exact = torch.nn.functional.layer_norm(x.double(), (cols,), w.double(), b.double(), 1e-5)
+    theirs = torch.nn.functional.layer_norm(x, (cols,), w, b, 1e-5)
+    scale = exact.abs().max()
+    assert ((y.double() - exact).abs().max() / scale).item() <= max(2 * ((theirs.double() - exact).abs().max() / scale).item(),
+                                                                     2 ** -7)
+    torch.testing.assert_close(mean.double(), x.double().mean(1), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(rstd.double(), 1 / torch.sqrt(x.double().var(1, unbiased=False) + 1e-5), rtol=1e-4,
+                               atol=0)
+
+
+@pytest.mark.parametrize("n", [1, 3, 4097, 10_000_003, (1 << 24) + 1])
+def test_prefix_sum_against_torch(n):
+    example = load_example("prefix_sum")
+    x = torch.randn(n, device="cuda")
+    y = poisoned(n)
+    example.launch(x, y, n)
+    torch.cuda.synchronize()
+    exact = torch.cumsum(x.double(), 0)
+    bound = torch.cumsum(x.double().abs(), 0) * 2.0 ** -24 * 8 + 1e-30
+    assert ((y.double() - exact).abs() / bound).max().item() <= 1
+
+
+@pytest.mark.parametrize("m, n", [(1, 1), (1, 100_001), (1000, 3333), (4096, 4096), (33, 65)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int32, torch.float16, torch.bfloat16, torch.int16])
+def test_transpose_against_torch(m, n, dtype):
+    example = load_example("transpose")
+    x = torch.randint(-1000, 1000, (m, n), device="cuda").to(dtype)
+    out = torch.full((n, m), 77, device="cuda", dtype=dtype)
+    example.launch(x, out, m, n)
+    assert torch.equal(out, x.t().contiguous())
 
 
 def test_gpu_and_interpreter_agree_on_softmax():
