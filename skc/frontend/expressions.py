@@ -630,11 +630,32 @@ def _is_operand(x) -> bool:
     return isinstance(x, Dyn) or semantics.is_number(x)
 
 
+# CUDA's and Triton's names a user reaches for, as `skc.NAME`: what skc calls them
+_OTHER_NAMES = {
+    "program_id": "skc.block_id(axis) (Triton's tl.program_id)", "num_programs": "skc.grid_dim(axis)",
+    "threadIdx": "skc.thread_id(0) (x; 1 for y, 2 for z)", "blockIdx": "skc.block_id(0)",
+    "blockDim": "skc.block_dim(0)", "gridDim": "skc.grid_dim(0)", "warpSize": "skc.warp_size()",
+    "__syncthreads": "skc.barrier()", "debug_barrier": "skc.barrier()", "atomicAdd": "skc.atomic_add(ptr, value)",
+    "__shfl_sync": "skc.shfl_idx(value, lane)", "__shfl_up_sync": "skc.shfl_up(value, n)",
+    "__shfl_down_sync": "skc.shfl_down(value, n)", "__shfl_xor_sync": "skc.shfl_xor(value, mask)",
+    "__ballot_sync": "skc.ballot(condition)", "__any_sync": "skc.vote_any(condition)",
+    "__all_sync": "skc.vote_all(condition)", "__threadfence": "skc.hopper.fence_acq_rel_gpu()",
+    "arange": "nothing: a kernel is SPMD, one thread's scalars (or a short vector: skc.load(..., width=n))",
+    "zeros": "skc.full(count, 0.0, dtype) for a vector, skc.shared(shape, dtype) for shared memory",
+    "cumsum": "no builtin: a warp's scan is a loop of skc.shfl_up (examples/prefix_sum.py)",
+}
+_POINTER_FACTS = ("shape", "stride", "strides", "size", "numel", "ndim")
+
+
 def _attribute_hint(obj, name: str) -> str:
-    """What a compile-time object has instead of `name`: its close matches, and all its public attributes when they
-    are few (a dtype's bits and itemsize)."""
+    """What an object has instead of `name`: skc's name for a CUDA or Triton one; a run-time value's few attributes;
+    a compile-time object's close matches, and all its public attributes when they are few (a dtype's)."""
     if isinstance(obj, Dyn):
-        return ""
+        if isinstance(obj.type, PtrType) and name in _POINTER_FACTS:
+            return f"a pointer has no {name}: pass the sizes the kernel needs as arguments"
+        return "a run-time value has .dtype and .to(dtype) (a conversion, as skc.cast(value, dtype) and skc.f32(value))"
+    if isinstance(obj, types.ModuleType) and obj.__name__ == "skc" and name in _OTHER_NAMES:
+        return f"skc calls it {_OTHER_NAMES[name]}; docs/language.md lists every builtin"
     public = sorted(a for a in dir(obj) if not a.startswith("_"))
     close = difflib.get_close_matches(name, public, n=3)
     parts = [f"did you mean {' or '.join(close)}?"] if close else []

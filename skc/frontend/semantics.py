@@ -978,7 +978,9 @@ def to_bool(x) -> RValue:
         zero = RValue(_b().value("ptr.from_int", (constant(0, ir.i64).value,), v.type.ir), v.type)
         return RValue(_b().cmp("ne", v.value, zero.value), ir.i1)
     if v.type.is_vector:
-        raise error(f"a vector ({v.type}) cannot be used as a condition")
+        raise error(f"a vector ({v.type}) cannot be used as a condition",
+                    hint="its lanes are separate conditions: test a lane (v[0] > 0), combine the lanes "
+                         "(max(v) > 0 for any lane above 0), or choose lane by lane with skc.where(v > 0, a, b)")
     return compare("ne", v, 0)
 
 

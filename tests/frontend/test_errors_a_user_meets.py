@@ -170,3 +170,45 @@ def test_skc_compile_names_the_arguments_it_needs_and_where_to_give_them(tmp_pat
     path.write_text(path.read_text() + "\n\ndef compile_arguments(kernel, target):\n"
                     "    return {'x': skc.Ptr[skc.f32], 'rounds': 3}\n")
     assert cli.main(["compile", str(path), "--target", "sm_90a", "--emit", "tile"]) == 0
+
+
+@skc.kernel(block=32)
+def triton_program_id(x: F32P):
+    x[0] = skc.program_id(0)   # NAME
+
+
+@skc.kernel(block=32)
+def cuda_syncthreads(x: F32P):
+    skc.__syncthreads()   # NAME
+
+
+@skc.kernel(block=32)
+def pointer_shape(x: F32P):
+    x[0] = x.shape[0]   # NAME
+
+
+@skc.kernel(block=32)
+def numpy_astype(x: skc.Ptr[skc.f16], y: F32P):
+    y[0] = x[0].astype(skc.f32)   # NAME
+
+
+@pytest.mark.parametrize("kernel, wanted", [(triton_program_id, "skc calls it skc.block_id(axis)"),
+                                            (cuda_syncthreads, "skc calls it skc.barrier()"),
+                                            (pointer_shape, "a pointer has no shape: pass the sizes"),
+                                            (numpy_astype, "a run-time value has .dtype and .to(dtype)")])
+def test_cuda_triton_and_numpy_names_say_what_skc_has(kernel, wanted):
+    error = compile_error(kernel)
+    assert at_line(error, kernel, "# NAME") and "has no attribute" in error.message and wanted in error.hint
+
+
+@skc.kernel(block=32)
+def vector_condition(x: F32P):
+    v = skc.load(x, width=4)
+    if v > 0:   # IF
+        x[0] = 1.0
+
+
+def test_a_vector_condition_says_how_to_test_its_lanes():
+    error = compile_error(vector_condition)
+    assert at_line(error, vector_condition, "# IF") and "cannot be used as a condition" in error.message
+    assert "skc.where(v > 0, a, b)" in error.hint and "v[0] > 0" in error.hint
