@@ -3,12 +3,17 @@ statistics in f32; mean and rstd (1 / sqrt(var + eps)) are stored per row as wel
 
 One block per row. The row is read once, 16 bytes a thread at a time, and stays in registers between the passes
 (how many vectors a thread holds is a compile-time constant, so those loops unroll); masks cover any row width.
+Rows too long to hold so (more than MAX_CHUNKS vectors a thread of 1024) take `layer_norm_wide`, which reads the
+row three times in run-time loops (the second and third reads mostly from L2).
 The variance is the mean of (x - mean)², not E[x²] - mean², which cancels badly for rows far from zero.
 Run it: `skc run examples/layer_norm.py`.
 """
 import numpy as np
 
 import skc
+
+
+MAX_CHUNKS = 8   # vectors a thread holds in registers (8 of 8 elements: 64 f32 values); LLVM's time grows past it
 
 
 def vector_width(cols: int) -> int:
@@ -64,6 +69,33 @@ def layer_norm(x, w, b, y, mean_out: skc.Ptr[skc.f32], rstd_out: skc.Ptr[skc.f32
         rstd_out[row] = rstd
 
 
+@skc.kernel
+def layer_norm_wide(x, w, b, y, mean_out: skc.Ptr[skc.f32], rstd_out: skc.Ptr[skc.f32], cols: skc.i32,
+                    eps: skc.f32, vec: skc.constexpr):
+    """layer_norm for rows of any length: each pass a run-time loop over the row, vec elements at a time (vec
+    divides cols, so no vector crosses the row's end)."""
+    threads = skc.block_dim(0)
+    row, t = skc.block_id(0), skc.thread_id(0)
+    base = skc.i64(row) * cols
+    total = 0.0
+    for column in range(t * vec, cols, threads * vec):
+        total += lanes_sum(skc.f32(skc.load(x + base + column, width=vec)), vec)
+    mean = skc.block_sum(total) / cols
+    squares = 0.0
+    for column in range(t * vec, cols, threads * vec):
+        centered = skc.f32(skc.load(x + base + column, width=vec)) - mean
+        squares += lanes_sum(centered * centered, vec)
+    rstd = skc.rsqrt(skc.block_sum(squares) / cols + eps)
+    for column in range(t * vec, cols, threads * vec):
+        values = skc.f32(skc.load(x + base + column, width=vec))
+        weight = skc.f32(skc.load(w + column, width=vec))
+        bias = skc.f32(skc.load(b + column, width=vec))
+        skc.store(y + base + column, (values - mean) * rstd * weight + bias)
+    if t == 0:
+        mean_out[row] = mean
+        rstd_out[row] = rstd
+
+
 def compile_arguments(kernel: str, target):
     """What `skc compile` compiles layer_norm for: f16 rows of 4096."""
     if kernel == "layer_norm":
@@ -72,6 +104,9 @@ def compile_arguments(kernel: str, target):
         threads = block_size(4096, vec, target.warp_size)
         return {"x": half, "w": half, "b": half, "y": half, "vec": vec,
                 "chunks": skc.cdiv(4096, vec * threads), "block": threads}
+    if kernel == "layer_norm_wide":
+        half = skc.Ptr[skc.f16]
+        return {"x": half, "w": half, "b": half, "y": half, "vec": 8, "block": 1024}
     return None
 
 
@@ -79,7 +114,11 @@ def launch(x, w, b, y, mean, rstd, rows: int, cols: int, eps: float = 1e-5):
     """y = layer_norm(x) · w + b for rows x cols row-major x and y; mean and rstd receive rows f32 values."""
     vec = vector_width(cols)
     threads = block_size(cols, vec, skc.current_device().target.warp_size)
-    layer_norm[rows, threads](x, w, b, y, mean, rstd, cols, eps, vec, skc.cdiv(cols, vec * threads))
+    chunks = skc.cdiv(cols, vec * threads)
+    if chunks <= MAX_CHUNKS:
+        layer_norm[rows, threads](x, w, b, y, mean, rstd, cols, eps, vec, chunks)
+    else:
+        layer_norm_wide[rows, threads](x, w, b, y, mean, rstd, cols, eps, vec)
 
 
 def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float):

@@ -64,7 +64,8 @@ def test_examples_main_on_gpu(name):
     assert "match" in summary or "error" in summary
 
 
-@pytest.mark.parametrize("rows, cols", [(1, 1), (3, 6), (7, 1003), (4096, 4096), (8192, 1000), (16, 32768)])
+@pytest.mark.parametrize("rows, cols", [(1, 1), (3, 6), (7, 1003), (4096, 4096), (8192, 1000), (16, 32768),
+                                        (4, 100_003), (8, 70_000)])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_layer_norm_against_torch(rows, cols, dtype):
     example = load_example("layer_norm")
