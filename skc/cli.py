@@ -14,8 +14,8 @@ arguments of `Kernel.compile` for that kernel (argument values or types by param
 `block`, `cluster`), or None to use the annotations; --block and --const override it.
 `run` runs an example's `main()` on the GPU when one is present, otherwise in the interpreter,
 and says which; `--example NAME` runs one of skc's examples (vector_add, softmax, sgemm, matmul, conv2d,
-attention, gated_gemm, rmsnorm, layer_norm, prefix_sum, transpose) from the checkout's `examples/` or, in an installed wheel, from the copy the wheel
-carries.
+attention, gated_gemm, rmsnorm, layer_norm, prefix_sum, transpose) from the checkout's `examples/` or, in an
+installed wheel, from the copy the wheel carries.
 """
 from __future__ import annotations
 
@@ -122,7 +122,8 @@ def _check_known(module, name: str, kernel, options: dict, target):
     unknown = kernel.unknown_parameters(options)
     if unknown:
         listed = "; ".join(f"'{param}' ({what})" for param, what in unknown)
-        example = ", ".join(f"{param!r}: {'skc.Ptr[skc.f32]' if 'skc.Ptr' in what else '...'}" for param, what in unknown)
+        example = ", ".join(f"{param!r}: {'skc.Ptr[skc.f32]' if 'skc.Ptr' in what else '...'}"
+                            for param, what in unknown)
         has_hook = "its" if hasattr(module, "compile_arguments") else "a"
         raise SkcError(f"{module.__file__}: skc compile needs arguments for {name}: {listed}. Give them in {has_hook} "
                        f"compile_arguments(kernel_name, target), which returns Kernel.compile's keyword arguments "

@@ -30,8 +30,9 @@ def test_layer_norm_keeps_a_row_far_from_zero():
     w, b = skc.to_device(np.ones(128, np.float32), dtype=skc.f16), skc.to_device(np.zeros(128, np.float32), dtype=skc.f16)
     y, mean, rstd = skc.empty((2, 128), skc.f16), skc.empty(2, skc.f32), skc.empty(2, skc.f32)
     example.launch(x, w, b, y, mean, rstd, 2, 128)
-    assert np.array_equal(y.numpy(), np.tile(np.array([-1.0, 1.0]), (2, 64)).astype(np.float32) * (1 / np.sqrt(1 + 1e-5)).astype(np.float16))
-    assert np.allclose(rstd.numpy(), 1 / np.sqrt(1 + 1e-5))
+    rstd_exact = 1 / np.sqrt(1 + 1e-5)                  # the variance is 1; E[x²] - mean² in f32 would lose it
+    assert np.array_equal(y.numpy(), (x_host - 1000) * np.float16(rstd_exact).astype(np.float32))
+    assert np.allclose(rstd.numpy(), rstd_exact) and np.array_equal(mean.numpy(), [1000, 1000])
 
 
 @pytest.mark.parametrize("n, threads, rounds", [(1, 256, 4), (3, 256, 4), (4, 32, 1), (5, 32, 1), (4095, 256, 4),
