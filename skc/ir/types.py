@@ -107,7 +107,9 @@ class PointerType(Type):
 
     def __new__(cls, space: str):
         if space not in ADDRESS_SPACES:
-            raise ValueError(f"unknown address space {space!r}; known: {', '.join(ADDRESS_SPACES)}")
+            opaque = (" (IR pointers are opaque: they name an address space, not an element type; a kernel's "
+                      "argument of a typed pointer is skc.Ptr[skc.f16])" if isinstance(space, Type) else "")
+            raise ValueError(f"unknown address space {space!r}; known: {', '.join(ADDRESS_SPACES)}{opaque}")
         return super().__new__(cls, space)
 
     @property

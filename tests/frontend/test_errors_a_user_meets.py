@@ -212,3 +212,15 @@ def test_a_vector_condition_says_how_to_test_its_lanes():
     error = compile_error(vector_condition)
     assert at_line(error, vector_condition, "# IF") and "cannot be used as a condition" in error.message
     assert "skc.where(v > 0, a, b)" in error.hint and "v[0] > 0" in error.hint
+
+
+def test_an_ir_pointer_of_an_element_type_says_pointers_are_opaque():
+    """The first compile_arguments of examples/layer_norm.py gave `ir.PointerType(ir.ScalarType("f16"))` for a
+    pointer parameter; the error read "unknown address space f16" and no more."""
+    from skc import ir
+
+    with pytest.raises(ValueError, match=r"unknown address space f16.*IR pointers are opaque.*skc\.Ptr\[skc\.f16\]"):
+        ir.PointerType(ir.ScalarType("f16"))
+    with pytest.raises(ValueError, match=r"unknown address space 'bogus'; known: generic, global, shared, const, "
+                                         r"local$"):
+        ir.PointerType("bogus")
