@@ -1097,7 +1097,19 @@ def bitcast(x, t: ir.Type) -> RValue:
     if isinstance(x, Dyn) and is_opaque(x.type):
         raise error(f"cannot bitcast {describe_opaque(x.type)} to {t}: it is no number", hint=_opaque_hint(x.type))
     v = to_rvalue(x)
+    if isinstance(v.type, PtrType) or isinstance(t, (PtrType, ir.PointerType)):
+        raise error(f"cannot bitcast {v.type} to {t}: a bitcast takes numbers (scalars or vectors)",
+                    hint="a pointer's address is skc.ptr_to_int(p), the pointer at an address skc.int_to_ptr(a, dtype)")
+    width_in, width_out = _width_bits(v.type), _width_bits(t)
+    if width_in != width_out:
+        raise error(f"cannot bitcast {v.type} ({width_in} bits) to {t} ({width_out} bits): a bitcast keeps the bits",
+                    hint="bitcast to a type of the same width; two f16 lanes of a u32 are "
+                         "skc.bitcast(bits, skc.ir.VectorType(skc.ir.f16, 2))")
     return RValue(_b().value("arith.bitcast", (v.value,), t), t)
+
+
+def _width_bits(t) -> int:
+    return t.elem.bits * t.count if t.is_vector else t.bits
 
 
 def convert_for_store(value, t, what: str = "", in_memory: bool = False) -> RValue:

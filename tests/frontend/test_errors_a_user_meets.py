@@ -224,3 +224,35 @@ def test_an_ir_pointer_of_an_element_type_says_pointers_are_opaque():
     with pytest.raises(ValueError, match=r"unknown address space 'bogus'; known: generic, global, shared, const, "
                                          r"local$"):
         ir.PointerType("bogus")
+
+
+@skc.kernel(block=32)
+def bitcast_to_half_the_width(x: skc.Ptr[skc.f16], y: skc.Ptr[skc.f16]):
+    bits = skc.bitcast(skc.load(x, width=2), skc.u32)
+    y[0] = skc.bitcast(bits, skc.f16)   # BITCAST
+
+
+@skc.kernel(block=32)
+def bitcast_of_a_pointer(x: F32P, out: skc.Ptr[skc.u64]):
+    out[0] = skc.bitcast(x, skc.u64)   # BITCAST
+
+
+@skc.kernel(block=32)
+def bitcast_into_two_halves(x: skc.Ptr[skc.f16], y: skc.Ptr[skc.f16]):
+    bits = skc.bitcast(skc.load(x, width=2), skc.u32)
+    halves = skc.bitcast(bits, skc.ir.VectorType(skc.ir.f16, 2))
+    y[0], y[1] = halves[1], halves[0]
+
+
+def test_a_bitcast_of_another_width_or_of_a_pointer_is_the_users_error_not_the_verifiers():
+    """Both reached the IR verifier ("'arith.bitcast' op: cannot bitcast u32 (32 bits) to f16 (16 bits)"), whose
+    VerificationError says skc built bad IR and asks for a report."""
+    error = compile_error(bitcast_to_half_the_width)
+    assert not isinstance(error, skc.VerificationError) and at_line(error, bitcast_to_half_the_width, "# BITCAST")
+    assert "cannot bitcast u32 (32 bits) to f16 (16 bits)" in error.message and "VectorType(skc.ir.f16, 2)" in error.hint
+    error = compile_error(bitcast_of_a_pointer)
+    assert not isinstance(error, skc.VerificationError) and at_line(error, bitcast_of_a_pointer, "# BITCAST")
+    assert "a bitcast takes numbers" in error.message and "skc.ptr_to_int(p)" in error.hint
+    y = np.zeros(2, np.float16)
+    bitcast_into_two_halves[1, 32](np.array([1.5, -2.0], np.float16), y)
+    assert y.tolist() == [-2.0, 1.5]
