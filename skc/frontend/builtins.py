@@ -472,7 +472,10 @@ def _shuffle(mode: str):
         semantics.refuse_opaque(f"shfl_{mode}", "a number", value)
         v = semantics.to_rvalue(value)
         if isinstance(v.type, PtrType) or v.type.is_vector:
-            raise semantics.error(f"shuffles move scalars, found {v.type}")
+            raise semantics.error(f"shuffles move scalars, found {v.type}",
+                                  hint="shuffle a vector lane by lane: skc.vector(*[skc.shfl_xor(v[i], n) for i in "
+                                       "range(lanes)])" if v.type.is_vector else
+                                  "shuffle the address: skc.ptr_to_int(p), then skc.int_to_ptr(a, dtype)")
         lane_v = semantics.cast(lane, ir.i32)
         return RValue(current().builder.value("gpu.shuffle", (v.value, lane_v.value), v.type, mode=mode), v.type)
     fn.__name__ = f"shfl_{mode}"
@@ -520,6 +523,10 @@ def warp_reduce(value, op: str = "sum"):
         raise semantics.error(f"unknown reduction {op!r}; use 'sum', 'max' or 'min'")
     semantics.refuse_opaque(f"a reduction ({op})", "a number", value)
     v = semantics.to_rvalue(value)
+    if getattr(v.type, "is_vector", False):
+        raise semantics.error(f"a warp or block reduction ({op}) reduces one scalar a thread, found {v.type}",
+                              hint=f"reduce the lanes first ({'sum' if op == 'sum' else op}(v)), or each lane on "
+                                   "its own (v[0], v[1], ...)")
     elem = ir.element_type(v.type)
     if elem.bits < 16:   # shuffles move 16, 32 or 64 bits: bools and 8-bit values reduce widened, exactly, and
         # keep their type, but for a sum of bools, which is a count (as Python's sum() of bools)

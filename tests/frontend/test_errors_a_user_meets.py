@@ -256,3 +256,24 @@ def test_a_bitcast_of_another_width_or_of_a_pointer_is_the_users_error_not_the_v
     y = np.zeros(2, np.float16)
     bitcast_into_two_halves[1, 32](np.array([1.5, -2.0], np.float16), y)
     assert y.tolist() == [-2.0, 1.5]
+
+
+@skc.kernel(block=64)
+def block_sum_of_a_vector(x: F32P):
+    x[0] = skc.block_sum(skc.load(x, width=4))[0]   # REDUCE
+
+
+@skc.kernel(block=64)
+def shuffle_of_a_vector(x: F32P):
+    x[0] = skc.shfl_xor(skc.load(x, width=4), 1)[0]   # REDUCE
+
+
+def test_a_reduction_or_shuffle_of_a_vector_says_to_go_lane_by_lane():
+    """block_sum(vector) said "shuffles move scalars": the reduction's inside, not what the user wrote."""
+    error = compile_error(block_sum_of_a_vector)
+    assert at_line(error, block_sum_of_a_vector, "# REDUCE")
+    assert "a warp or block reduction (sum) reduces one scalar a thread, found vec<4xf32>" in error.message
+    assert "sum(v)" in error.hint
+    error = compile_error(shuffle_of_a_vector)
+    assert at_line(error, shuffle_of_a_vector, "# REDUCE") and "shuffles move scalars" in error.message
+    assert "lane by lane" in error.hint
