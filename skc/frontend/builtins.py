@@ -224,7 +224,9 @@ def vector(*elements):
     if len(elements) == 1 and isinstance(elements[0], (tuple, list)):
         elements = tuple(elements[0])
     if not 2 <= len(elements) <= 256:
-        raise semantics.error(f"a vector has 2 to 256 elements, found {len(elements)}")
+        raise semantics.error(f"a vector has 2 to 256 elements, found {len(elements)}",
+                              hint="one value is a scalar already (as skc.load(..., width=1) gives one): use it as "
+                                   "it is" if len(elements) == 1 else "")
     semantics.refuse_opaque("skc.vector", "numbers", *elements)
     elem = None
     for e in elements:
@@ -427,6 +429,9 @@ def _atomic(kind: str):
         if not (isinstance(elem, ir.ScalarType) and elem.bits >= 16):
             raise semantics.error(f"atomic_{kind} takes pointers to 16-, 32- or 64-bit scalars, found a pointer "
                                   f"to {elem}")
+        if isinstance(value, Dyn) and getattr(value.type, "is_vector", False):
+            raise semantics.error(f"atomic_{kind} combines one {elem} into one place, found {value.type}",
+                                  hint=f"apply it lane by lane: atomic_{kind}(ptr + i, v[i]) for each lane i")
         v = semantics.convert_for_store(value, elem)
         operands = [p.value, v.value]
         if mask is not None:

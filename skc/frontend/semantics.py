@@ -1032,6 +1032,10 @@ def select(cond, a, b) -> RValue:
         x, y = unify_chosen(a, b)
     if c.type.is_vector and not x.type.is_vector:
         x, y = _coerce(x, x.type, c.type.count), _coerce(y, y.type, c.type.count)
+    elif c.type.is_vector and c.type.count != x.type.count:
+        raise error(f"a choice lane by lane takes a condition of as many lanes as its values: the condition is "
+                    f"{c.type}, the values {x.type}", hint="choose between vectors of the condition's length, or "
+                    "between scalars")
     return RValue(_b().select(c.value, x.value, y.value), x.type)
 
 

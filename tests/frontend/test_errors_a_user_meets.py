@@ -277,3 +277,32 @@ def test_a_reduction_or_shuffle_of_a_vector_says_to_go_lane_by_lane():
     error = compile_error(shuffle_of_a_vector)
     assert at_line(error, shuffle_of_a_vector, "# REDUCE") and "shuffles move scalars" in error.message
     assert "lane by lane" in error.hint
+
+
+@skc.kernel(block=32)
+def choice_of_other_lengths(x: F32P):
+    x[0] = skc.where(skc.load(x, width=4) > 0, skc.load(x, width=2), 0.0)[0]   # VECTOR
+
+
+@skc.kernel(block=32)
+def vector_of_one(x: F32P):
+    x[0] = skc.vector(x[1])[0]   # VECTOR
+
+
+@skc.kernel(block=32)
+def atomic_of_a_vector(x: F32P):
+    skc.atomic_add(x, skc.load(x + 4, width=4))   # VECTOR
+
+
+def test_vector_misuses_are_refused_in_their_own_words():
+    """skc.where of a 4-lane condition and 2-lane values reached the verifier ("'arith.select' op: condition vec<4xi1>
+    does not match the choices"); an atomic of a vector said "cannot store vec<4xf32> into a place of type f32";
+    a vector of one value gave no hint."""
+    error = compile_error(choice_of_other_lengths)
+    assert not isinstance(error, skc.VerificationError) and at_line(error, choice_of_other_lengths, "# VECTOR")
+    assert "the condition is vec<4xi1>, the values vec<2xf32>" in error.message
+    error = compile_error(vector_of_one)
+    assert at_line(error, vector_of_one, "# VECTOR") and "a scalar already" in error.hint
+    error = compile_error(atomic_of_a_vector)
+    assert at_line(error, atomic_of_a_vector, "# VECTOR")
+    assert "atomic_add combines one f32 into one place, found vec<4xf32>" in error.message and "lane by lane" in error.hint
