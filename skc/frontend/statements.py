@@ -57,6 +57,14 @@ class StatementEvaluator:
 
     # -- simple statements ------------------------------------------------------------
     def stmt_Expr(self, node):
+        if isinstance(node.value, ast.IfExp):
+            # `f() if c else None` as a statement runs one side for its effects, as `if c: f()` does (as an
+            # expression its sides are values to choose between: None is none, so it was an error on a run-time c)
+            branch = ast.If(test=node.value.test, body=[ast.Expr(node.value.body)],
+                            orelse=[ast.Expr(node.value.orelse)])
+            for made in (branch, *branch.body, *branch.orelse):
+                ast.copy_location(made, node)
+            return self.exec_stmt(branch)
         self.eval(node.value)
 
     def stmt_Pass(self, node):

@@ -306,3 +306,17 @@ def test_vector_misuses_are_refused_in_their_own_words():
     error = compile_error(atomic_of_a_vector)
     assert at_line(error, atomic_of_a_vector, "# VECTOR")
     assert "atomic_add combines one f32 into one place, found vec<4xf32>" in error.message and "lane by lane" in error.hint
+
+
+@skc.kernel(block=32)
+def conditional_expression_statements(x: F32P):
+    t = skc.thread_id(0)
+    skc.store(x + t, 1.0) if t % 2 == 0 else skc.store(x + t, 2.0)
+    skc.store(x + 32 + t, 3.0) if t < 4 else None
+
+
+def test_a_conditional_expression_as_a_statement_runs_one_side_as_python_does():
+    """`print(t) if t == 0 else None` (a run-time t) was "expected a number or a run-time value, found a NoneType"."""
+    x = np.zeros(64, np.float32)
+    conditional_expression_statements[1, 32](x)
+    assert x[:32].tolist() == [1.0, 2.0] * 16 and x[32:36].tolist() == [3.0] * 4 and not x[36:].any()
