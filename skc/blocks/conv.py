@@ -36,12 +36,14 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     for torch inputs); `out` may be given. stride, padding, dilation: an int or an (h, w) pair (padding also
     "valid" or, for stride 1, "same", as torch takes them). `groups` (by keyword: the arguments before it keep their
     places) as torch.nn.functional.conv2d takes it: it divides C and K, and w holds C/groups channels (K x C/groups
-    x R x S for torch); one launch computes every group, a GEMM a group over the scheduler's batch. A depthwise
-    convolution (one channel a group, K/C filters each; without a `config`), and one of groups of 2, 4 or 8
-    channels with a whole multiple of them as each group's filters (within stencil.takes's bounds), runs as a
-    direct kernel on CUDA cores (stencil.stencil_conv_kernel: x read about once, out written once); other groups
-    whose channels or filters are no multiple of 8 run as the dense convolution with block-diagonal filters, made
-    each call: right, groups times the work. `config` is a MatmulConfig (its tiles and stages; the loader, the store
+    x R x S for torch); one launch computes every group, a GEMM a group over the scheduler's batch. Without a
+    `config`: groups of 4 or 8 channels where C is a multiple of 64 (torch tensors or numpy arrays) run as that
+    launch over slabs of 64 channels (SLAB), each slab's filters block-diagonal, made each call; a depthwise
+    convolution (one channel a group, K/C filters each), and other groups of 2, 4 or 8 channels with a whole
+    multiple of them as each group's filters (within stencil.takes's bounds), run as a direct kernel on CUDA cores
+    (stencil.stencil_conv_kernel: x read about once, out written once); other groups whose channels or filters are
+    no multiple of 8 run as the dense convolution with block-diagonal filters, made each call: right, groups times
+    the work. `config` is a MatmulConfig (its tiles and stages; the loader, the store
     and the operands, unswapped, are conv2d's). The launch goes to `stream`, by default the current stream of the operands' framework. Like
     matmul, a call is one lookup of a plan made by the first call with the same facts; 1x1 convolutions of stride 1
     without padding are plain GEMMs (no im2col). Filter taps more than 255 pixels apart (and
