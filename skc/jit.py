@@ -282,6 +282,7 @@ class Kernel:
     def __init__(self, fn, block=None, cluster=None, debug=None):
         from .runtime.hang_guard import debug_enabled, hang_timeout_ns
 
+        fn = frontend.definition(fn, "kernel")   # (the def under functools.wraps wrappers that pass the call through)
         functools.update_wrapper(self, fn)
         self.fn = fn
         # debug (or SKC_DEBUG=1): GPU mbarrier waits time out and raise DeadlockError (runtime/hang_guard.py)

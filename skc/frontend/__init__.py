@@ -9,6 +9,7 @@ from .keying import KEYABLE, Unkeyable, dependency_key, inlined_function_key, tr
 from .markers import host
 from .source import source_digest
 from .values import Dyn, RValue, Slot
+from .wrappers import definition
 
 
 def enclosing_conditions() -> list:

@@ -24,6 +24,7 @@ from .markers import is_builtin, is_host
 from .python_errors import describe, explain
 from .source import get_source, has_nested_return, has_source
 from .values import Dyn, Poison, Slot
+from .wrappers import through_wrappers
 
 _MAX_INLINE_DEPTH = 64
 _NATIVE_MODULES = {"numpy", "torch", "cupy", "math", "functools", "itertools", "operator", "dataclasses",
@@ -222,6 +223,8 @@ class CallEvaluator:
             return _numpy_ufunc(self, func, args, kwargs)
         jit = getattr(func, "__skc_function__", None)
         if jit is not None:
+            if isinstance(func, types.MethodType):   # (an @skc.func method, read from its instance)
+                args = (func.__self__, *args)
             return self.inline(jit, args, kwargs)
         if getattr(func, "__skc_kernel__", False):
             raise self.cg.error("a kernel cannot be called from a kernel",
@@ -251,6 +254,11 @@ class CallEvaluator:
             return False
         if module[:2] == ["skc", "frontend"]:
             return False
+        if getattr(fn, "__wrapped__", None) is not None:   # (functools.wraps)
+            inner, wrapper = through_wrappers(fn)
+            # a wrapper that does more than pass its call through runs at compile time, as a plain function does
+            return wrapper is None and (getattr(inner, "__skc_function__", None) is not None
+                                        or isinstance(inner, types.FunctionType) and has_source(inner))
         return has_source(fn)
 
     def call_method(self, obj, name: str, args, node):
@@ -433,6 +441,9 @@ class CallEvaluator:
 
     # -- inlining ---------------------------------------------------------------------
     def inline(self, fn, args, kwargs):
+        if getattr(fn, "__wrapped__", None) is not None:   # (a functools.wraps wrapper that passes its call through)
+            fn = through_wrappers(fn)[0]
+            fn = getattr(fn, "__skc_function__", fn)
         source = get_source(fn)
         self.record_inlined(fn, source)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import types
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -18,6 +19,7 @@ from .evaluator import Evaluator
 from .frames import CompileTimeReturn, Frame
 from .keying import Unkeyable, inlined_function_key, value_key
 from .source import get_source
+from .wrappers import definition
 from .values import RValue
 
 POINTER, SCALAR, CONSTEXPR, TENSORMAP = "pointer", "scalar", "constexpr", "tensormap"
@@ -202,6 +204,10 @@ class DeviceFunction:
         # wrapper, which then passed for this function and was inlined without the wrapper's own code
         return self._skc_function
 
+    def __get__(self, instance, owner=None):
+        # an @skc.func def in a class body is a method: read from an instance, it binds it, as a def does
+        return self if instance is None else types.MethodType(self, instance)
+
     def __call__(self, *args, **kwargs):
         if context.active() and context.current().evaluator is not None:
             return context.current().evaluator.inline(self.__skc_function__, args, kwargs)
@@ -218,5 +224,5 @@ def func(fn=None):
         return func
     if not callable(fn):
         raise SkcError(f"skc.func decorates a function written with def, found {type(fn).__name__} {fn!r}")
-    return DeviceFunction(fn)
+    return DeviceFunction(definition(fn, "func"))
 

@@ -54,6 +54,12 @@ def has_source(fn) -> bool:
         return False
 
 
+def own_source_lines(fn):
+    """inspect.getsourcelines of fn's own code: of a functools.wraps wrapper too (inspect's reads the function it
+    wraps, whose def then stood where the wrapper's code began, as if the file had changed)."""
+    return inspect.getsourcelines(fn.__code__ if getattr(fn, "__wrapped__", None) is not None else fn)
+
+
 def get_source(fn) -> SourceFunction:
     """Parse fn's source (cached by code object)."""
     code = getattr(fn, "__code__", None)
@@ -67,26 +73,36 @@ def get_source(fn) -> SourceFunction:
     if found is not None:
         return found
     try:
-        lines, first_line = inspect.getsourcelines(fn)
+        lines, first_line = own_source_lines(fn)
     except (OSError, TypeError) as e:
         raise CompileError(f"cannot read the source of {fn.__qualname__}: {e}",
-                           hint="skc compiles functions defined in .py files") from None
+                           hint="skc compiles functions defined in .py files or notebook cells; one that exec() made "
+                                "from a string has no file to read: put the string in a .py file and import it"
+                           if code.co_filename.startswith("<") else "skc compiles functions defined in .py files")
     text = "".join(lines)
     indent = len(lines[0]) - len(lines[0].lstrip())
-    tree = ast.parse(textwrap.dedent(text))
+    try:
+        tree = ast.parse(textwrap.dedent(text))
+    except SyntaxError:   # (lines of a file that changed since, cut where the function's were)
+        tree = ast.Module([], [])
     ast.increment_lineno(tree, first_line - 1)
-    node = tree.body[0]
-    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+    node = tree.body[0] if tree.body else None
+    if code.co_name == "<lambda>":
         raise CompileError(f"{fn.__qualname__} is not defined by a def statement",
                            hint="lambdas cannot be compiled; write a def")
-    if isinstance(node, ast.AsyncFunctionDef):
+    if isinstance(node, ast.AsyncFunctionDef) and node.name == code.co_name:
         raise CompileError(f"{fn.__qualname__} is async; kernels cannot be async functions",
                            Location(code.co_filename, node.lineno, node.col_offset + indent))
-    if node.name != code.co_name:   # (read where the function began, in a file that has changed since)
+    if not isinstance(node, ast.FunctionDef) or node.name != code.co_name:
+        # (read where the function began, in a file that has changed since)
+        now = (f"def {node.name}" if isinstance(node, ast.FunctionDef)
+               else next((line.strip() for line in lines if line.strip()), "")[:60])
         raise CompileError(f"the source of {fn.__qualname__} is no longer where it was defined: line {first_line} of "
-                           f"{code.co_filename} now begins `def {node.name}` (the file changed after the function was "
-                           "defined, or a process unpickled it whose copy of the file differs)",
-                           Location(code.co_filename, node.lineno, node.col_offset + indent),
+                           f"{code.co_filename} now begins " + (f"`{now}`" if now else "no code")
+                           + " (the file changed after the function was defined, or a process unpickled it whose "
+                           "copy of the file differs)",
+                           Location(code.co_filename, node.lineno if node else first_line,
+                                    (node.col_offset if node else 0) + indent),
                            hint="import the module again (or restart) after editing it; give worker processes the "
                                 "same file")
     found = SourceFunction(node, code.co_filename, indent, fn.__name__, fn.__qualname__,
