@@ -68,6 +68,18 @@ def launch_stream(stream=None, *arrays, device=None) -> int:
     return current_stream(arrays, dev.index)
 
 
+def stream_capturing(stream=None, *arrays, device=None) -> bool:
+    """Whether a CUDA graph captures the stream a launch with `stream=` goes to (skc.launch_stream's): work put there
+    is recorded into the graph, not run. False on devices other than CUDA GPUs."""
+    dev = _parse_device(device) if device is not None else current_device()
+    if dev.kind != "cuda":
+        return False
+    from .runtime import cuda
+
+    cuda.make_current(dev.index)
+    return cuda.capturing(launch_stream(stream, *arrays, device=dev))
+
+
 def synchronize(device=None):
     """Wait for every kernel launched on the device (the current one unless given)."""
     dev = _parse_device(device) if device is not None else current_device()

@@ -22,9 +22,9 @@ from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_ma
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, aligned_copy,
                          capturing, check_activation, check_epilogue_operands, check_has_data, check_no_overlap,
                          check_own_memory, check_writeable, differentiated, element_strides, facts_failed,
-                         keeping_stream, kept_zeros, misaligned, on_stream, remember, require_arrays, row_major,
-                         split_buffers, stream_k_buffers, torch_type, unread_stand_in, unsplit_unless_row_major,
-                         viewable, without_grad, zeros_like)
+                         keeping_stream, kept_zeros, misaligned, on_stream, released, remember, require_arrays,
+                         row_major, split_buffers, stream_k_buffers, torch_type, unread_stand_in,
+                         unsplit_unless_row_major, viewable, without_grad, zeros_like)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -366,7 +366,7 @@ class _Plan:
         if self.buffers is not None and not self.interpreter:   # the launch's stream picks its buffers
             stream = skc.launch_stream(stream, a)
         # (a launch a CUDA graph captures takes buffers of its own, never bound: StreamBuffers)
-        if self.binds and (self.buffers is None or not capturing(a)):
+        if self.binds and (self.buffers is None or not capturing(a, stream)):
             self.bound_launch(a, b, scale_a, scale_b, out, bias, stream)
             return out
         return self.checked_launch(a, b, scale_a, scale_b, out, bias, stream)
@@ -414,11 +414,15 @@ class _Plan:
         copies = self.misaligned(a, b, scale_a, scale_b, out)
         if any(copies):
             return self.through_aligned_copies(copies, self.checked_launch, a, b, scale_a, scale_b, out, bias, stream)
-        args = self.arguments(a, b, scale_a, scale_b, out, bias, stream)
-        if self.interpreter:
-            self.kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
-        else:
-            self.bound.ready(args)(args, stream)
+        buffers = () if self.buffers is None else self.buffers(a, stream)
+        try:
+            args = self.arguments(a, b, scale_a, scale_b, out, bias, stream, buffers=buffers)
+            if self.interpreter:
+                self.kernel[self.grid, self.cfg.threads](*args, self.cfg, stream=stream)
+            else:
+                self.bound.ready(args)(args, stream)
+        finally:
+            released(buffers)   # (a captured call's own, beside arrays other than torch's: host_plans.StreamBuffers)
         return out
 
     def misaligned(self, a, b, scale_a, scale_b, out, kept=None) -> tuple:
@@ -445,10 +449,12 @@ class _Plan:
                 out[...] = operands[4]
         return out
 
-    def arguments(self, a, b, scale_a, scale_b, out, bias, stream=None, kept=None) -> tuple:
+    def arguments(self, a, b, scale_a, scale_b, out, bias, stream=None, kept=None, buffers=None) -> tuple:
         """The kernel's run-time arguments: the operands' tensor maps (made over the arrays in the interpreter,
-        else encoded once per address), split-K's buffers for `stream`, the sizes, bias (out when none) and the
-        scales (`kept`'s padded buffers where given)."""
+        else encoded once per address), split-K's or stream-K's `buffers` (by default the plan's for `stream`), the
+        sizes, bias (out when none) and the scales (`kept`'s padded buffers where given)."""
+        if buffers is None:
+            buffers = () if self.buffers is None else self.buffers(a, stream)
         boxes, split = self.boxes, self.cfg.split_k > 1
         scales = self.scales(scale_a, scale_b, kept)
         if bias is None:
@@ -462,8 +468,7 @@ class _Plan:
             maps += scales
         maps = [skc.TensorMap(*m) if self.interpreter else self.encoded(i, *m) for i, m in enumerate(maps)]
         if split:
-            return (*maps, out, *self.buffers(a, stream), *self.sizes, bias, *scales)
-        buffers = () if self.buffers is None else self.buffers(a, stream)   # (stream-K's)
+            return (*maps, out, *buffers, *self.sizes, bias, *scales)
         return (*maps[:3], *buffers, *self.sizes, bias,
                 *(maps[3:] if self.block else scales))
 

@@ -528,13 +528,14 @@ class GemmPlan:
             copies = self._misaligned(a, b, out, [self.address[i](x) for i, x in enumerate((a, b, out))])
             if any(copies):
                 return self._through_aligned_copies(copies, a, b, out, c, bias, alpha, beta, stream)
+            buffers = () if self.buffers is None else self.buffers(a, stream)
             self.kernel[self.grid, self.cfg.threads](*self.arguments(self.makers, a, b, out, c, bias, alpha, beta,
-                                                                     stream), self.cfg, stream=stream)
+                                                                     buffers), self.cfg, stream=stream)
             return out
         captured = False
         if self.buffers is not None:   # the launch's stream picks its buffers: known now, and part of the key
             stream = skc.launch_stream(stream, a)
-            captured = capturing(a)    # (buffers of its own, never bound: StreamBuffers)
+            captured = capturing(a, stream)    # (buffers of its own, never bound: StreamBuffers)
         # the scalars key by their bits (float.hex: -0.0 is not 0.0), never as objects a key would keep alive
         alpha_bits = None if alpha is None else real(alpha, "alpha").hex()
         beta_bits = None if beta is None else real(beta, "beta").hex()
@@ -550,11 +551,15 @@ class GemmPlan:
             copies = self._misaligned(a, b, out, key)
             if any(copies):   # (never bound: each such call copies)
                 return self._through_aligned_copies(copies, a, b, out, c, bias, alpha, beta, stream)
-            args = self.arguments(self.maps, a, b, out, c, bias, alpha, beta, stream)
-            if captured:
-                self.bound.ready(args)(args, stream)
-            else:
-                self.bound.launch(key, args, stream)
+            buffers = () if self.buffers is None else self.buffers(a, stream, captured)
+            try:
+                args = self.arguments(self.maps, a, b, out, c, bias, alpha, beta, buffers)
+                if captured:
+                    self.bound.ready(args)(args, stream)
+                else:
+                    self.bound.launch(key, args, stream)
+            finally:
+                released(buffers)   # (a captured call's own, beside arrays other than torch's: StreamBuffers)
         return out
 
     def _misaligned(self, a, b, out, addresses) -> tuple:
@@ -589,17 +594,15 @@ class GemmPlan:
                 out[...] = out_copy
         return out
 
-    def arguments(self, maps, a, b, out, c, bias, alpha, beta, stream=None) -> tuple:
-        """The kernel's run-time arguments: a's and b's maps (or arrays), out's (or, split-K, out and the plan's
-        buffers for `stream`), the sizes, c (out when none), bias (c when none), alpha and beta."""
+    def arguments(self, maps, a, b, out, c, bias, alpha, beta, buffers=()) -> tuple:
+        """The kernel's run-time arguments: a's and b's maps (or arrays), out's (or, split-K, out) and the plan's
+        `buffers` (split-K's or stream-K's workspace and counters), the sizes, c (out when none), bias (c when
+        none), alpha and beta."""
         if c is None:
             c = unread_stand_in(out, self.cuda)
-        if self.cfg.split_k > 1:  # the last share of a tile stores through a pointer to a row-major out
-            outputs = (out, *self.buffers(a, stream))
-        elif self.buffers is not None:   # stream-K: a tile split between two blocks meets in the buffers
-            outputs = (maps[2](out), *self.buffers(a, stream))
-        else:
-            outputs = (maps[2](out),)
+        # (split-K: the last share of a tile stores through a pointer to a row-major out; stream-K: a tile split
+        # between two blocks meets in the buffers)
+        outputs = (out if self.cfg.split_k > 1 else maps[2](out), *buffers)
         return (maps[0](a), maps[1](b), *outputs, *self.sizes, c, c if bias is None else bias,
                 1.0 if alpha is None else real(alpha, "alpha"), 0.0 if beta is None else real(beta, "beta"))
 
@@ -674,20 +677,24 @@ class StreamBuffers:
     zero, so two launches running at once on two streams must not share them (they would add each other's partial
     sums, and stream-K's waits could wait for ever; `shared`: one set for every stream, as kept_stand_in's).
     `make(a, zeros)` makes a zero-filled set on a's device with `zeros` (host_plans.kept_zeros for a set kept, which
-    waits for its fill; the framework's own for a launch a CUDA graph captures, filled in the graph); a set of
-    another framework's arrays is filled on its current stream, and a launch on another stream first waits for the
-    device (once a set)."""
+    waits for its fill; for a launch a CUDA graph captures, torch's from the graph's pool, or beside other arrays
+    memory in the launch stream's order that its caller frees there after the launch, `released`); a kept set's
+    fill is waited for once, and a launch on a stream other than the arrays' current one waits for the device."""
 
     __slots__ = ("make", "sets", "shared")
 
     def __init__(self, make, shared: bool = False):
         self.make, self.sets, self.shared = make, {}, shared   # (shared: one set for every stream)
 
-    def __call__(self, a, stream):
-        if capturing(a):
+    def __call__(self, a, stream, captured: bool = None):
+        if captured if captured is not None else capturing(a, stream):
             # a launch a CUDA graph captures: buffers of its own, from the graph's memory and zero-filled in the
             # graph (a set made now and kept would be zero only once that graph replays, and the graphs and calls
-            # sharing it could run at once); its callers never bind such a launch; filled in the launch's stream
+            # sharing it could run at once); its callers never bind such a launch; filled in the launch's stream.
+            # Beside torch's tensors, torch's graph pool holds them; beside other arrays (cupy's), memory in the
+            # launch stream's order, the graph's own: its callers free it there after the launch (released)
+            if not getattr(a, "is_cuda", False):
+                return self.make(a, lambda a, shape, dtype: skc.zeros(shape, dtype, stream=stream))
             with on_stream(a, stream):
                 return self.make(a, zeros_like)
         stream = None if self.shared else stream
@@ -697,6 +704,15 @@ class StreamBuffers:
             if stream is not None and stream != skc.launch_stream(None, a):
                 skc.synchronize()
         return found
+
+
+def released(buffers):
+    """Free the stream-ordered buffers StreamBuffers made for a call a CUDA graph captured over arrays other than
+    torch's, in the launch stream's order after its launch: the graph's free nodes (the graph allocates them at each
+    replay, and no call or other graph shares them). Torch's, from its graph's pool, are torch's to free."""
+    for buffer in buffers:
+        if isinstance(buffer, skc.DeviceArray) and getattr(buffer, "stream", None) is not None:
+            buffer.release()
 
 
 def kept_stand_in(shape, dtype: str) -> StreamBuffers:
@@ -714,12 +730,14 @@ def kept_zeros(a, shape, dtype: str):
     CUDA graphs' pool while it warms up and records, and a plan first made then would keep memory of that pool,
     which torch refuses ("tensor(s) in the cudagraph pool not tracked as outputs"). Never called while a CUDA graph
     captures the stream (the callers take memory of the graph's for the call then: the driver's would be refused)."""
-    if not getattr(a, "is_cuda", False) or skc.current_device().kind != "cuda":
+    if skc.current_device().kind != "cuda" or not (getattr(a, "is_cuda", False) or device_array(a)):
         return zeros_like(a, shape, dtype)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     array = skc.zeros(shape, dtype)
-    skc.synchronize()   # (the fill runs on the driver's default stream, which torch's streams need not wait for)
-    return _seen_by_torch(array, a)
+    # (the fill runs on the driver's default stream, which torch's streams, and a cupy stream made non_blocking=True,
+    # need not wait for: a first launch there read counters not yet zero)
+    skc.synchronize()
+    return _seen_by_torch(array, a) if getattr(a, "is_cuda", False) else array
 
 
 def kept_empty(a, shape):
@@ -1045,13 +1063,20 @@ def keeping_stream(x, stream):
     return skc.launch_stream(stream, x)
 
 
-def capturing(x) -> bool:
-    """Whether a CUDA graph captures torch's current stream, for a call over torch's CUDA tensor x."""
-    if not getattr(x, "is_cuda", False):
-        return False
-    import torch
+def capturing(x, stream: int = None) -> bool:
+    """Whether a CUDA graph captures the call over x: for torch's CUDA tensor x, torch's current stream; for an
+    array of another framework on a GPU (cupy's, under cupy.cuda.Stream.begin_capture) or skc's, the launch's
+    `stream` (a handle; None: not asked)."""
+    if getattr(x, "is_cuda", False):
+        import torch
 
-    return torch.cuda.is_current_stream_capturing()
+        return torch.cuda.is_current_stream_capturing()
+    return stream is not None and device_array(x) and skc.stream_capturing(stream)
+
+
+def device_array(x) -> bool:
+    """Whether x is an array on a CUDA GPU other than torch's: skc's, or one exporting __cuda_array_interface__."""
+    return (isinstance(x, skc.DeviceArray) and x.device.kind == "cuda") or hasattr(x, "__cuda_array_interface__")
 
 
 def without_grad(x):

@@ -13,7 +13,7 @@ from .devices import Device, current_device, parse_device
 class DeviceArray:
     """A contiguous array on a device. `numpy()` copies it back (bf16 comes back as float32)."""
 
-    def __init__(self, shape, dtype, device=None):
+    def __init__(self, shape, dtype, device=None, stream=None):
         self.shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
         self.dtype: ir.ScalarType = dtypes.to_ir(dtype)
         self.device: Device = parse_device(device) if device is not None else current_device()
@@ -22,7 +22,20 @@ class DeviceArray:
         self.nbytes = self.size * self.itemsize
         self.host = None
         self.ptr = 0
-        if self.device.kind == "cuda":
+        # the CUstream (a handle) in whose order the memory is allocated, filled and freed, or None: under a CUDA
+        # graph's capture of that stream, memory the graph owns (release() before the capture ends frees it there)
+        self.stream = None
+        if stream is not None and self.device.kind == "hip":
+            raise LaunchError("skc's arrays take stream= on CUDA devices (memory in a stream's order); leave it out "
+                              "on AMD GPUs")
+        if self.device.kind == "cuda" and stream is not None:
+            if not isinstance(stream, int) or isinstance(stream, bool) or not 0 <= stream < 2 ** 64:
+                raise LaunchError(f"an skc array's stream= is a CUstream handle (an int), found {stream!r}: pass "
+                                  "skc.launch_stream(s) for a torch or cupy stream s")
+            self.stream = stream
+            self.ptr = cuda.allocate_in_stream(self.nbytes, self.stream, self.device.index)
+            self._free = lambda address, stream=self.stream: cuda.free_in_stream(address, stream)
+        elif self.device.kind == "cuda":
             self.ptr = cuda.allocate(self.nbytes, self.device.index)
             self._free = cuda.free
         elif self.device.kind == "hip":
@@ -39,6 +52,14 @@ class DeviceArray:
             except Exception:
                 pass
             self.ptr = 0
+
+    def release(self):
+        """Free the memory now (a stream-ordered array's in its stream's order: a graph's free node while a capture
+        of the stream goes on); the array must not be used after."""
+        free = getattr(self, "_free", None)
+        if free is not None and self.ptr:
+            address, self.ptr = self.ptr, 0
+            free(address)
 
     def __repr__(self):
         return f"DeviceArray(shape={self.shape}, dtype={self.dtype}, device={self.device})"
@@ -102,7 +123,10 @@ class DeviceArray:
             self.host.view(np.uint8)[...] = byte
         elif self.device.kind == "cuda":
             cuda.make_current(self.device.index)
-            cuda.memset(self.ptr, byte, self.nbytes)
+            if self.stream is None:
+                cuda.memset(self.ptr, byte, self.nbytes)
+            else:
+                cuda.memset_in_stream(self.ptr, byte, self.nbytes, self.stream)
         else:
             hip.memset(self.ptr, byte, self.nbytes)
         return self
@@ -143,9 +167,11 @@ def to_device(array, dtype=None, device=None) -> DeviceArray:
     return result.copy_from(host)
 
 
-def empty(shape, dtype, device=None) -> DeviceArray:
-    return DeviceArray(shape, dtype, device)
+def empty(shape, dtype, device=None, stream=None) -> DeviceArray:
+    """An uninitialized array; `stream` (a CUstream handle): memory in that stream's order (DeviceArray)."""
+    return DeviceArray(shape, dtype, device, stream)
 
 
-def zeros(shape, dtype, device=None) -> DeviceArray:
-    return DeviceArray(shape, dtype, device).fill_bytes(0)
+def zeros(shape, dtype, device=None, stream=None) -> DeviceArray:
+    """A zero-filled array; `stream`: memory in that stream's order, filled there (DeviceArray)."""
+    return DeviceArray(shape, dtype, device, stream).fill_bytes(0)

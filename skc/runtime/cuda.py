@@ -290,6 +290,26 @@ def free(address: int):
         module.cuMemFree(address)
 
 
+def allocate_in_stream(nbytes: int, stream: int, device: int = 0) -> int:
+    """Memory allocated in `stream`'s order (cuMemAllocAsync): under a CUDA graph's capture of the stream, an
+    allocation node of the graph, whose memory the graph owns (a free in the stream's order before the capture ends,
+    free_in_stream, makes its free node)."""
+    make_current(device)
+    return int(call("cuMemAllocAsync", max(1, nbytes), stream))
+
+
+def free_in_stream(address: int, stream: int):
+    """Free memory of allocate_in_stream in `stream`'s order (cuMemFreeAsync); nothing once the driver is gone."""
+    if address and _state["driver"] is not None:
+        call("cuMemFreeAsync", address, stream)
+
+
+def memset_in_stream(address: int, byte: int, nbytes: int, stream: int):
+    """Set nbytes bytes in `stream`'s order (cuMemsetD8Async): a memset node of a graph capturing the stream."""
+    if nbytes:
+        call("cuMemsetD8Async", address, byte, nbytes, stream)
+
+
 def copy_to_device(address: int, host_address: int, nbytes: int):
     if nbytes:
         call("cuMemcpyHtoD", address, host_address, nbytes)

@@ -65,6 +65,8 @@ class FakeDriver:
         self.cuLaunchKernel_address = None
         self.cluster_holes = 12
         self.capturing: set = set()   # the streams a CUDA graph captures (cuStreamIsCapturing)
+        # the stream-ordered allocations, memsets and frees, in order, each with the count of launches before it
+        self.in_stream: list = []
 
     def cuInit(self, flags):
         return (0,)
@@ -102,6 +104,20 @@ class FakeDriver:
         return (0, address)
 
     def cuMemFree(self, address):
+        return (0,)
+
+    def cuMemAllocAsync(self, nbytes, stream):
+        """As cuMemAlloc, recorded in `in_stream` as ("alloc", address, nbytes, stream, launches before it)."""
+        _, address = self.cuMemAlloc(nbytes)
+        self.in_stream.append(("alloc", address, nbytes, stream, len(self.launches)))
+        return (0, address)
+
+    def cuMemFreeAsync(self, address, stream):
+        self.in_stream.append(("free", address, stream, len(self.launches)))
+        return (0,)
+
+    def cuMemsetD8Async(self, address, byte, nbytes, stream):
+        self.in_stream.append(("memset", address, byte, nbytes, stream, len(self.launches)))
         return (0,)
 
     def cuStreamIsCapturing(self, stream):

@@ -235,3 +235,92 @@ def test_a_captured_attentions_stand_ins_are_made_in_its_stream():
         for stream in (0x5EED, 0x7777):
             skc.blocks.attention(q, k, v, stream=stream)
         assert list(plan.no_lse.sets) == [None] and list(plan.no_counter.sets) == [None]
+
+
+# -- arrays other than torch's (cupy's) under a capture of the launch's stream --------------------------------------
+@pytest.mark.parametrize("fields, kernel", [({"split_k": 4}, "matmul_split_kernel"),
+                                            ({"stream_k": True}, "matmul_stream_k_kernel")],
+                         ids=["split-k", "stream-k"])
+def test_a_captured_gemm_over_cupy_arrays_takes_graph_memory_freed_after_its_launch(fields, kernel):
+    """cupy's arrays under cupy.cuda.Stream.begin_capture: split-K's and stream-K's workspace and counters were the
+    plan's set kept for the stream (skc.zeros: a synchronous fill on the default stream, which a capture of a
+    blocking stream refuses, and a set the graph then shared with eager calls and that the plan's eviction freed
+    under it). A captured call now allocates them in the launch stream's order (the graph's allocation nodes),
+    zero-fills them there and frees them there after its launch (free nodes); it binds nothing and keeps nothing."""
+    with fake_host_paths() as (driver, _torch):
+        a, b, out = (fake_cuda.FakeTensor(shape) for shape in ((64 * 133, 1024), (1024, 128), (64 * 133, 128)))
+        config = MatmulConfig(tile_m=64, tile_n=128, consumers=1, stages=4, dtype="f16", **fields)
+        driver.capturing.add(7)
+        synchronizes = getattr(driver, "synchronizes", 0)
+        for call in range(3):
+            del driver.in_stream[:]
+            skc.blocks.matmul(a, b, out, config=config, stream=7)
+            launch = driver.launches[-1]
+            assert launch["function"] == kernel and launch["stream"] == 7
+            allocs = [op for op in driver.in_stream if op[0] == "alloc"]
+            memsets = [op for op in driver.in_stream if op[0] == "memset"]
+            frees = [op for op in driver.in_stream if op[0] == "free"]
+            made = [address for _, address, _, stream, _ in allocs]
+            assert len(made) == 2 and all(op[3] == 7 for op in allocs)
+            assert buffer_words(launch, 3, 2) == made   # (the launch's workspace and counters)
+            assert sorted((address, byte, nbytes) for _, address, byte, nbytes, _, _ in memsets) == \
+                sorted((address, 0, nbytes) for _, address, nbytes, _, _ in allocs)
+            before = len(driver.launches) - 1
+            assert all(op[-1] == before for op in allocs + memsets)   # (filled before the launch, in its stream)
+            assert sorted(address for _, address, _, _ in frees) == sorted(made)
+            assert all(stream == 7 and launches == before + 1 for _, _, stream, launches in frees)
+        (plan,) = matmul_host._PLANS.values()
+        assert plan.buffers.sets == {} and len(plan.bound) == 0
+        assert getattr(driver, "synchronizes", 0) == synchronizes   # (nothing a capture refuses)
+        driver.capturing.clear()
+        del driver.in_stream[:]
+        for _ in range(3):
+            skc.blocks.matmul(a, b, out, config=config, stream=7)
+        (workspace, counters), = plan.buffers.sets.values()
+        assert driver.in_stream == [] and len(plan.bound) == 1   # (the eager calls' own set, kept and bound)
+        assert workspace.stream is None and counters.stream is None
+        assert buffer_words(driver.launches[-1], 3, 2) == [workspace.ptr, counters.ptr]
+
+
+def test_a_kept_set_beside_cupy_arrays_is_filled_before_a_launch_on_the_arrays_stream():
+    """The kept set's zero fill runs on the driver's default stream, which a cupy stream made with non_blocking=True
+    does not wait for: the first launch there could read counters not yet zero. The set is now waited for once, as
+    beside torch's tensors (there was no wait when the launch went to the arrays' current stream)."""
+    with fake_host_paths() as (driver, _torch):
+        a, b, out = (fake_cuda.FakeTensor(shape) for shape in ((64 * 133, 1024), (1024, 128), (64 * 133, 128)))
+        config = MatmulConfig(tile_m=64, tile_n=128, consumers=1, stages=4, dtype="f16", split_k=4)
+        synchronizes = getattr(driver, "synchronizes", 0)
+        skc.blocks.matmul(a, b, out, config=config)   # (stream None: the arrays' current stream)
+        assert driver.synchronizes > synchronizes
+        made = driver.synchronizes
+        for _ in range(2):
+            skc.blocks.matmul(a, b, out, config=config)
+        assert driver.synchronizes == made   # (once a set)
+
+
+def test_stream_ordered_arrays_allocate_fill_and_free_in_their_stream():
+    with fake_cuda.installed() as driver:
+        del driver.in_stream[:]
+        zeros = skc.zeros((4, 8), "float32", stream=5)
+        assert zeros.stream == 5 and driver.in_stream == [("alloc", zeros.ptr, 128, 5, 0),
+                                                          ("memset", zeros.ptr, 0, 128, 5, 0)]
+        address = zeros.ptr
+        zeros.release()
+        zeros.release()
+        del zeros
+        assert driver.in_stream[2:] == [("free", address, 5, 0)]   # (once)
+        plain = skc.empty((4,), "float32")
+        assert plain.stream is None and len(driver.in_stream) == 3
+
+
+def test_stream_capturing_asks_the_driver_about_the_launch_stream():
+    with fake_cuda.installed() as driver:
+        driver.capturing.add(9)
+        assert skc.stream_capturing(9) and not skc.stream_capturing(8) and not skc.stream_capturing()
+    assert not skc.stream_capturing(9, device="cpu")
+
+
+def test_a_stream_ordered_arrays_stream_must_be_a_handle():
+    with fake_cuda.installed():
+        with pytest.raises(skc.LaunchError, match="stream= is a CUstream handle"):
+            skc.zeros(4, "float32", stream=object())
