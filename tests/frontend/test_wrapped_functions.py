@@ -252,3 +252,37 @@ def test_a_lambda_is_still_named_as_one():
     with pytest.raises(skc.CompileError, match="is not defined by a def statement") as info:
         _run(calls, 1)
     assert "lambdas cannot be compiled" in str(info.value)
+
+
+class _WrappedFuncMethods:
+    factor = 2.0
+
+    @passed_through
+    @skc.func
+    def doubled(self, v):
+        if v > 100.0:
+            return v
+        return v * self.factor
+
+    @_logged
+    @skc.func
+    def shifted(self, v):
+        if v > 100.0:
+            return v
+        return v + self.factor
+
+
+_WRAPPED_FUNC_METHODS = _WrappedFuncMethods()
+
+
+@skc.kernel
+def _calls_wrapped_func_methods(x: skc.Ptr[skc.f32], y: skc.Ptr[skc.f32]):
+    i = skc.thread_id(0)
+    y[i] = _WRAPPED_FUNC_METHODS.doubled(x[i]) + _WRAPPED_FUNC_METHODS.shifted(x[i]) * 10.0
+
+
+def test_wrappers_over_skc_func_methods(capsys):
+    """A pass-through wrapper over an @skc.func method inlines it with its instance; one that does more runs at
+    compile time and its call of the @skc.func inlines it (both were 'no longer where it was defined')."""
+    assert list(_run(_calls_wrapped_func_methods)) == [2 * v + 10 * (v + 2) for v in range(4)]
+    assert "calling shifted" in capsys.readouterr().out

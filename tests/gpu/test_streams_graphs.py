@@ -179,3 +179,71 @@ def test_copies_around_a_gemm_order_with_its_launch_on_every_stream(stream):
         for got, want in zip((out, product), references):
             assert torch.isfinite(got).all()
             assert (got.float() - want).abs().max() <= 2e-2 * want.abs().max()
+
+
+# -- arrays other than torch's (skc's, as cupy's) under the driver's capture of the launch's stream ------------------
+def _driver_graph(stream, record, mode="RELAXED"):
+    """record() captured on `stream` (a handle) by the driver: the instantiated graph and its executable."""
+    from skc.runtime import cuda
+
+    module = cuda.driver()
+    cuda.call("cuStreamBeginCapture", stream, getattr(module.CUstreamCaptureMode, f"CU_STREAM_CAPTURE_MODE_{mode}"))
+    try:
+        record()
+    finally:
+        graph = cuda.call("cuStreamEndCapture", stream)
+    return graph, cuda.call("cuGraphInstantiate", graph, 0)
+
+
+@pytest.mark.parametrize("mode", ["RELAXED", "GLOBAL"])
+@pytest.mark.parametrize("M,N,K,fields", [(64, 1024, 4096, {"split_k": 4}),
+                                          (2048, 2048, 2048, {"stream_k": True, "tile_m": 64, "tile_n": 256})],
+                         ids=["split-k", "stream-k"])
+def test_split_and_stream_k_over_skc_arrays_captured_by_the_driver(M, N, K, fields, mode):
+    """The path cupy's arrays take under cupy.cuda.Stream.begin_capture: the workspace and counters are the graph's
+    own (allocated, zero-filled and freed in the stream), so replays after every plan was dropped, and eager calls
+    between replays, compute the operands' new products (exact: small integers in f16)."""
+    import gc
+
+    import numpy as np
+
+    from skc.blocks import MatmulConfig, matmul_host
+    from skc.runtime import cuda
+
+    config = MatmulConfig.for_problem(M, N, K, "f16", multiprocessors=132, **fields)
+    rng = np.random.default_rng(0)
+
+    def operands():
+        return (rng.integers(-1, 2, (M, K)).astype(np.float16), rng.integers(-1, 2, (K, N)).astype(np.float16))
+
+    def product(a, b):
+        return (a.astype(np.float32) @ b.astype(np.float32)).astype(np.float16)
+
+    stream = int(cuda.call("cuStreamCreate", 1))   # (CU_STREAM_NON_BLOCKING)
+    a, b = operands()
+    a_dev, b_dev, out = skc.to_device(a), skc.to_device(b), skc.empty((M, N), "float16")
+    skc.blocks.matmul(a_dev, b_dev, out, config=config, stream=stream)   # the warm-up: plan, kernel, kept set
+    cuda.call("cuStreamSynchronize", stream)
+    assert np.array_equal(out.numpy(), product(a, b))
+    graph, executable = _driver_graph(stream, lambda: skc.blocks.matmul(a_dev, b_dev, out, config=config,
+                                                                         stream=stream), mode)
+    matmul_host._PLANS.clear()
+    gc.collect()
+    for replay in range(3):
+        a, b = operands()
+        a_dev.copy_from(a)
+        b_dev.copy_from(b)
+        out.fill_bytes(0xFF)
+        skc.synchronize()
+        if replay == 1:   # an eager call between replays, on the capture's stream
+            skc.blocks.matmul(a_dev, b_dev, out, config=config, stream=stream)
+            cuda.call("cuStreamSynchronize", stream)
+            assert np.array_equal(out.numpy(), product(a, b))
+            out.fill_bytes(0xFF)
+            skc.synchronize()
+        cuda.call("cuGraphLaunch", executable, stream)
+        cuda.call("cuStreamSynchronize", stream)
+        assert np.array_equal(out.numpy(), product(a, b))
+    cuda.call("cuGraphExecDestroy", executable)
+    cuda.call("cuGraphDestroy", graph)
+    cuda.call("cuStreamDestroy", stream)
