@@ -75,10 +75,10 @@ def get_source(fn) -> SourceFunction:
     try:
         lines, first_line = own_source_lines(fn)
     except (OSError, TypeError) as e:
-        raise CompileError(f"cannot read the source of {fn.__qualname__}: {e}",
-                           hint="skc compiles functions defined in .py files or notebook cells; one that exec() made "
-                                "from a string has no file to read: put the string in a .py file and import it"
-                           if code.co_filename.startswith("<") else "skc compiles functions defined in .py files")
+        hint = ("skc compiles functions defined in .py files or notebook cells; one that exec() made from a string "
+                "has no file to read: put the string in a .py file and import it" if code.co_filename.startswith("<")
+                else "skc compiles functions defined in .py files")
+        raise CompileError(f"cannot read the source of {fn.__qualname__}: {e}", hint=hint) from None
     text = "".join(lines)
     indent = len(lines[0]) - len(lines[0].lstrip())
     try:
