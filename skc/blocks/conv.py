@@ -289,13 +289,17 @@ def _block_diagonal(w, channels: int, groups: int):
     krsc = _nhwc(w, "w")
     K, R, S, group_channels = krsc.shape
     dense = zeros_like(krsc, (K, R, S, channels))
-    filters = _arange(K, w)
+    blocks, filters = channels // group_channels, K // groups   # (blocks: the groups of a slab)
+    if _is_torch(w):   # (the slabs' diagonals as one view, one copy: filter (slab, block, k)'s channels (block, c))
+        diagonals = dense.view(groups // blocks, blocks, filters, R * S, blocks, group_channels).diagonal(0, 1, 4)
+        diagonals.copy_(krsc.reshape(groups // blocks, blocks, filters, R * S, group_channels).permute(0, 2, 3, 4, 1))
+        return dense.permute(0, 3, 1, 2)
+    every = _arange(K, w)
     # (dense's channels as blocks of C/groups: each filter's group within its slab, one index beside the filter's,
     # picks its block; all C's: the group itself)
-    blocks = channels // group_channels
-    dense.reshape(K, R * S, blocks, group_channels)[filters, :, filters // (K // groups) % blocks, :] = \
+    dense.reshape(K, R * S, blocks, group_channels)[every, :, every // filters % blocks, :] = \
         krsc.reshape(K, R * S, group_channels)
-    return dense.permute(0, 3, 1, 2) if _is_torch(w) else dense
+    return dense
 
 
 def _arange(n: int, like):
