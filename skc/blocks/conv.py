@@ -153,7 +153,8 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
     # (the dense convolution over slabs of SLAB channels, of torch tensors or numpy arrays on a TMA target, for groups
     # of 4 or 8 channels; the direct kernel, of any array, for depthwise convolutions and other groups of 2 to 8)
     slabs = (config is None and slab_takes(C, groups) and device.target.has("tma") and paddable(x, w))
-    stencil = config is None and not slabs and takes(C, K, groups, S, stride[1], dilation[1])
+    stencil = config is None and not slabs and takes(C, K, groups, R, S, stride[1], dilation[1],
+                                                     device.target.max_shared_bytes)
     dense = groups > 1 and (C // groups % 8 or K // groups % 8) and not stencil and not slabs   # (block-diagonal)
     if dense and not paddable(x, w):
         raise skc.LaunchError(f"conv2d runs groups of {C // groups} channels and {K // groups} filters (not multiples "
@@ -213,7 +214,7 @@ class _Stencil:
     boundary runs through an aligned copy."""
 
     def __init__(self, device, conv: ConvShape, dtype: str, spec: EpilogueSpec):
-        self.cfg = stencil_config(conv, dtype, spec)
+        self.cfg = stencil_config(conv, dtype, spec, device.target.max_shared_bytes)
         self.sizes = (conv.N, conv.H, conv.W, conv.C, conv.P, conv.Q)
         self.launches = Bindings(stencil_conv_kernel[self.cfg.grid(conv.N, conv.P, conv.Q, conv.C),
                                                      self.cfg.threads], self.cfg)

@@ -61,6 +61,12 @@ class StencilConfig:
         count = self.width * self.multiplier
         return min(count & -count, STORE_WIDTH)
 
+    @property
+    def shared_bytes(self) -> int:
+        """Shared memory of a block's filters (ChannelTapsLoader's): every tap, group channel and filter of its
+        slice."""
+        return filter_bytes(self.R, self.S, self.group_channels, self.multiplier, self.slice_channels)
+
     def grid(self, N: int, P: int, Q: int, C: int) -> int:
         """Blocks of a launch: every channel slice of every block of pixel groups."""
         pixel_groups = N * P * -(-Q // self.columns)
@@ -84,6 +90,7 @@ LARGE_FILTER = (256, 8)
 # a group stencil's threads a block: 256 ran 1.00-1.37x as fast as 128 on every grouped shape of
 # benchmarks/grouped_stencil.py (2, 4 and 8 channels a group; H100, fifty-sixth session)
 GROUP_THREADS = 256
+MAX_SHARED_BYTES = 232448   # a block's shared memory on sm_90a (the opt-in limit): conv2d passes its device's
 
 
 def live_values(g: int, multiplier: int, width: int, columns: int, S: int, stride: int, dilation: int) -> int:
@@ -94,23 +101,35 @@ def live_values(g: int, multiplier: int, width: int, columns: int, S: int, strid
     return columns * multiplier * width + pixels * width + g * multiplier * width
 
 
-def takes(C: int, K: int, groups: int, S: int, stride: int = 1, dilation: int = 1) -> bool:
-    """Whether the stencil computes the convolution of C channels by K filters of S taps a row (its width's stride and
+def filter_bytes(R: int, S: int, g: int, multiplier: int, channels: int) -> int:
+    """Shared memory (2-byte elements) of the R x S filters of `channels` channels of g channels a group, `multiplier`
+    filters each."""
+    return R * S * g * multiplier * channels * 2
+
+
+def takes(C: int, K: int, groups: int, R: int, S: int, stride: int = 1, dilation: int = 1,
+          max_shared_bytes: int = MAX_SHARED_BYTES) -> bool:
+    """Whether the stencil computes the convolution of C channels by K filters of R x S taps (its width's stride and
     dilation) in `groups` groups: one channel a group (depthwise, any filters), or 2, 4 or 8 with a whole multiple of
-    them as each group's filters and a thread of one group's channels and one output pixel within LIVE_VALUES."""
+    them as each group's filters and a thread of one group's channels and one output pixel within LIVE_VALUES; and
+    the filters of a block of one thread's channels within `max_shared_bytes` (a block stages its slice's filters)."""
     g, filters = C // groups, K // groups
     if groups == 1 or g not in GROUP_CHANNELS or filters % g:
+        return False
+    if filter_bytes(R, S, g, filters // g, g) > max_shared_bytes:   # (one lane of one thread's vector, g wide)
         return False
     return g == 1 or live_values(g, filters // g, g, 1, S, stride, dilation) <= LIVE_VALUES
 
 
-def stencil_config(conv, dtype: str, epilogue: EpilogueSpec) -> StencilConfig:
+def stencil_config(conv, dtype: str, epilogue: EpilogueSpec,
+                   max_shared_bytes: int = MAX_SHARED_BYTES) -> StencilConfig:
     """The tiling of grouped convolution `conv` (a ConvShape the stencil `takes`): 16-byte vectors of channels
     (narrower where C or the sums allow), threads along the channels that cover C with the fewest idle lanes, and
     four output pixels a thread in blocks of about 128 threads for filters of up to 9 taps, eight in blocks of about
     256 for larger ones (fewer for a large multiplier); for groups of 2 to 8 channels, blocks of about 256 threads
     and fewer pixels a thread, then narrower vectors (never under a group), until `live_values` is within
-    LIVE_VALUES."""
+    LIVE_VALUES; fewer threads along the channels (then narrower vectors) where a block's filters would take more
+    than `max_shared_bytes`."""
     g = conv.group_channels
     multiplier = conv.K // conv.C
     width = STORE_WIDTH
@@ -128,9 +147,14 @@ def stencil_config(conv, dtype: str, epilogue: EpilogueSpec) -> StencilConfig:
             columns //= 2
         while width > g and live(width, columns) > LIVE_VALUES:
             width //= 2
+    # (a block's filters within shared memory: narrower vectors where one lane's pass it, then fewer lanes; `takes`
+    # bounds one lane of a group's width)
+    while width > g and filter_bytes(conv.R, conv.S, g, multiplier, width) > max_shared_bytes:
+        width //= 2
     vectors = conv.C // width
+    most = min(vectors, 16, max(1, max_shared_bytes // filter_bytes(conv.R, conv.S, g, multiplier, width)))
     # (the fewest lanes that leave the fewest idle of the slices covering C: 18 vectors take two slices of 9)
-    lanes = min(range(1, min(vectors, 16) + 1), key=lambda n: (-(-vectors // n) * n - vectors, -n))
+    lanes = min(range(1, most + 1), key=lambda n: (-(-vectors // n) * n - vectors, -n))
     return StencilConfig(dtype, conv.R, conv.S, conv.stride, conv.padding, conv.dilation, multiplier, width, lanes,
                          max(1, threads // lanes), columns, epilogue, g)
 

@@ -56,7 +56,7 @@ def test_grouped_conv2d_is_torchs(hopper_interpreter, N, C, H, W, K, R, groups, 
     plan = plan_of(x, w)
     # (one channel a group, and 2 to 8 with whole multiples of them as filters: the direct kernel; then groups of
     # multiples of 8 channels and filters, the batched GEMM)
-    stencil = takes(C, K, groups, R, stride, dilation)
+    stencil = takes(C, K, groups, R, R, stride, dilation)
     grouped = C // groups % 8 == 0 and K // groups % 8 == 0 and not stencil
     kind = "_Stencil" if stencil else "_BlockDiagonal"
     assert (getattr(plan, "batches", None) == groups) if grouped else type(plan).__name__ == kind

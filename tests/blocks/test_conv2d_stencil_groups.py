@@ -70,7 +70,7 @@ def test_grouped_conv2d_is_torchs(hopper_interpreter, N, C, H, W, K, R, groups, 
     (64, 64, 1, 3, 1, 1, False),      # no groups
 ])
 def test_which_groups_the_stencil_takes(C, K, groups, R, stride, dilation, taken):
-    assert takes(C, K, groups, R, stride, dilation) is taken
+    assert takes(C, K, groups, R, R, stride, dilation) is taken
 
 
 @pytest.mark.parametrize("C, K, groups, R, stride, width, columns", [
@@ -138,3 +138,46 @@ def test_grouped_conv2d_of_views_off_the_vectors_boundary(hopper_interpreter, C,
     y = conv2d(x, w, b, stride, padding, dilation, groups=groups, out=out)
     assert torch.equal(y, want) and (out is None or y.data_ptr() == out.data_ptr())
     assert plan_kinds() == {"_Stencil"}
+
+
+@pytest.mark.parametrize("C, K, groups, R, S, lane_bytes", [
+    (16, 16 * 256, 16, 7, 7, 25088),      # depthwise, 256 filters a channel: a lane of one channel
+    (16, 16 * 4096, 16, 7, 7, 401408),    # 4,096 filters a channel (block-diagonal filters instead)
+    (16, 16, 2, 13, 13, 21632),           # 8 a group, 13 x 13: a lane of one group
+    (16, 16, 2, 140, 13, 232960),         # 8 a group, 140 x 13 (S alone was asked before)
+])
+def test_the_stencil_takes_only_filters_a_block_can_stage(C, K, groups, R, S, lane_bytes):
+    """A block of one lane of one vector (a group wide) stages lane_bytes of filters: within the device's shared
+    memory (sm_90a's by default), the stencil takes the convolution."""
+    assert takes(C, K, groups, R, S) is (lane_bytes <= 232448)
+    assert takes(C, K, groups, R, S, max_shared_bytes=lane_bytes) and not takes(C, K, groups, R, S, 1, 1,
+                                                                                 lane_bytes - 1)
+
+
+@pytest.mark.parametrize("C, K, groups, R, lanes", [
+    (128, 1024, 128, 11, 8),    # depthwise, 8 filters a channel, 11 x 11: 16 lanes took 247,808 bytes
+    (64, 1024, 64, 11, 8),      # 16 filters a channel (vectors of 4): likewise
+    (128, 128, 16, 13, 8),      # 8 a group, 13 x 13: 16 lanes took 346,112 bytes
+    (16, 16 * 256, 16, 7, 8),   # 256 filters a channel, 7 x 7: 25,088 bytes a lane; 16 lanes took 401,408
+])
+def test_a_blocks_filters_fit_in_shared_memory(C, K, groups, R, lanes):
+    """stencil_config gives a block fewer lanes where its slice's filters would pass the device's shared memory (the
+    kernel's compile failed: 'shared memory of 247808 bytes exceeds the 232448 bytes a block may use on sm_90a',
+    at ChannelTapsLoader)."""
+    conv = ConvShape(1, 16, 16, C, K, R, R, (1, 1), (R // 2, R // 2), (1, 1), groups=groups)
+    cfg = stencil_config(conv, "bf16", EpilogueSpec())
+    assert cfg.lanes == lanes and cfg.shared_bytes <= skc.get_target("sm_90a").max_shared_bytes
+    small = stencil_config(conv, "bf16", EpilogueSpec(), max_shared_bytes=48 * 1024)
+    assert small.shared_bytes <= 48 * 1024 or small.lanes == 1
+
+
+def test_a_depthwise_conv2d_of_many_filters_and_large_taps_runs(hopper_interpreter):
+    """Depthwise, 16 filters a channel, 11 x 11 (the compile error above before): exact, on the stencil."""
+    from skc.blocks import conv
+
+    x, w, b = ints(1, 64, 3, 4), ints(1024, 1, 11, 11), ints(1024)
+    y = conv2d(x, w, b, padding=5, groups=64)
+    assert torch.equal(y, F.conv2d(x.double(), w.double(), b.double(), padding=5, groups=64).bfloat16())
+    assert plan_kinds() == {"_Stencil"}
+    (_, plan), = conv._PLANS.values()
+    assert plan.cfg.lanes == 8
