@@ -181,3 +181,26 @@ def test_a_depthwise_conv2d_of_many_filters_and_large_taps_runs(hopper_interpret
     assert plan_kinds() == {"_Stencil"}
     (_, plan), = conv._PLANS.values()
     assert plan.cfg.lanes == 8
+
+
+def test_the_stencil_fits_the_devices_shared_memory(monkeypatch):
+    """On a device of 64 KB a block (gfx942, in the interpreter), a depthwise 7 x 7 of 8 filters a channel over 128
+    channels stages its filters in 8 lanes, not 16 (100,352 bytes: the compile failed, 'shared memory of 100352
+    bytes exceeds the 65536 bytes a block may use on gfx942')."""
+    from skc.blocks import conv
+    from skc.runtime import devices
+
+    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "gfx942")
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+    devices._target_of.cache_clear()
+    conv._PLANS.clear()
+    try:
+        assert skc.current_device().target.max_shared_bytes == 65536
+        x, w = ints(1, 128, 3, 4), ints(1024, 1, 7, 7)
+        y = conv2d(x, w, padding=3, groups=128)
+        assert torch.equal(y, F.conv2d(x.double(), w.double(), padding=3, groups=128).bfloat16())
+        (_, plan), = conv._PLANS.values()
+        assert type(plan).__name__ == "_Stencil" and plan.cfg.lanes == 8 and plan.cfg.shared_bytes <= 65536
+    finally:
+        conv._PLANS.clear()
+        devices._target_of.cache_clear()
