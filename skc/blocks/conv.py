@@ -476,8 +476,10 @@ def _aligned(x, name: str):
 
 
 def _pair(value, name: str, least: int) -> tuple:
-    """An int or an (h, w) pair of ints, each at least `least`, as a pair."""
+    """An int or an (h, w) pair of ints, each at least `least`, as a pair (a sequence of one int, as torch takes it,
+    for both)."""
     pair = (value, value) if isinstance(value, Integral) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    pair = pair * 2 if len(pair) == 1 else pair
     if len(pair) != 2 or any(not isinstance(v, Integral) or isinstance(v, bool) or v < least for v in pair):
         raise skc.LaunchError(f"conv2d's {name} must be an int or an (h, w) pair of ints, each at least {least}, "
                               f"found {value!r}")

@@ -129,3 +129,20 @@ def test_conv2d_names_the_groups_of_a_grouped_filter(hopper_interpreter, filter_
         conv2d(x, w)
     with pytest.raises(RuntimeError, match=message):
         torch.ops.skc.conv2d(x, w)
+
+
+def test_conv2d_takes_a_sequence_of_one_int_as_torch_does(hopper_interpreter):
+    """stride=(2,), padding=[1] and dilation=(1,), which F.conv2d takes for both sides (each was refused: 'must be
+    an int or an (h, w) pair')."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    x = torch.randint(-2, 3, (1, 16, 6, 7)).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    w = torch.randint(-2, 3, (16, 4, 3, 3)).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    dense = torch.randint(-2, 3, (16, 16, 3, 3)).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    for filters, groups in ((dense, 1), (w, 4)):   # (the GEMM; the group stencil)
+        got = skc.blocks.conv2d(x, filters, stride=(2,), padding=[1], dilation=(1,), groups=groups)
+        want = F.conv2d(x.double(), filters.double(), stride=(2,), padding=[1], dilation=(1,), groups=groups)
+        assert torch.equal(got, want.bfloat16())
+    with pytest.raises(skc.LaunchError, match=r"conv2d's stride must be an int or an \(h, w\) pair"):
+        skc.blocks.conv2d(x, w, stride=(), groups=4)
