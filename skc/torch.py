@@ -469,10 +469,14 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation, groups=1) -> 
     _check(groups >= 1, lambda: f"conv2d's groups must be a positive int (torch.nn.functional.conv2d's), found "
                                 f"{groups}")
     from .blocks.im2col import grouping_mismatch, unaligned_filters
+    from .blocks.stencil import takes
 
     mismatch = grouping_mismatch(C, K, C_w, groups)
     _check(mismatch is None, lambda: mismatch)
-    _check(N == 0 or K % 8 == 0, lambda: unaligned_filters(K, groups))   # (a batch of 0 launches nothing)
+    # (a batch of 0 launches nothing; the stencil, which conv2d runs where it takes the convolution, stores any K)
+    _check(N == 0 or K % 8 == 0 or takes(C, K, groups, R, S, stride[1], dilation[1],
+                                         skc_device(x).target.max_shared_bytes),
+           lambda: unaligned_filters(K, groups))
     if bias is not None:
         _check(tuple(bias.shape) == (K,), lambda: f"bias has shape {tuple(bias.shape)}, expected ({K},)")
         _check(bias.is_contiguous(), lambda: f"conv2d: bias (strides {tuple(bias.stride())}) must be "

@@ -222,3 +222,24 @@ def test_the_hint_for_filters_no_multiple_of_8_in_groups_gives_a_padding_that_ru
     # (a depthwise convolution of 12 filters, refused with such a hint before, runs on the stencil)
     depthwise = ints(12, 1, 3, 3)
     assert torch.equal(conv2d(x, depthwise, padding=1, groups=12), want(x, depthwise, None, 1, 1, 1, 12))
+
+@pytest.mark.parametrize("C, K, groups", [(12, 12, 12), (12, 12, 3), (3, 6, 3)])
+def test_the_torch_operator_takes_what_the_stencil_stores_of_any_k(hopper_interpreter, C, K, groups):
+    """Depthwise of 12 channels, 4 channels a group with K = 12, RGB depthwise of two filters a channel: conv2d runs
+    each on the stencil, which stores any K; torch.ops.skc.conv2d, its fake, and conv2d where autograd follows the
+    call (the operator) refused them, 'K ... must be a multiple of 8' (TMA's rows)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    x, w, b = ints(2, C, 5, 6), ints(K, C // groups, 3, 3), ints(K)
+    expected = want(x, w, b, 1, 1, 1, groups)
+    assert torch.equal(torch.ops.skc.conv2d(x, w, b, (1, 1), (1, 1), groups=groups), expected)
+    with FakeTensorMode() as mode:
+        fake = torch.ops.skc.conv2d(mode.from_tensor(x), mode.from_tensor(w), padding=(1, 1), groups=groups)
+    assert tuple(fake.shape) == (2, K, 5, 6)
+    xs = x.clone().requires_grad_()
+    y = conv2d(xs, w, b, padding=1, groups=groups)
+    assert torch.equal(y.detach(), expected)
+    (grad,) = torch.autograd.grad(y.float().sum(), (xs,))
+    xf = x.float().requires_grad_()
+    (reference,) = torch.autograd.grad(F.conv2d(xf, w.float(), b.float(), padding=1, groups=groups).sum(), (xf,))
+    assert torch.equal(grad.float(), reference.bfloat16().float())
