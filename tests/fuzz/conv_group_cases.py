@@ -54,13 +54,15 @@ class Case:
     #                                 image), channels (of a wider one: not channels_last-contiguous), numpy (NHWC)
     out: str = ""             # "": made; "given": poisoned, aligned; "offset": poisoned, a view off 16 bytes
     repeated: bool = False    # three calls, the inputs given fresh values in place before each later one
+    grad: bool = False        # x requires grad: the call goes through torch.ops.skc.conv2d (its checks, its fake)
 
     def label(self) -> str:
         parts = [f"conv2d {self.dtype} N{self.N} C{self.C} {self.H}x{self.W} K{self.K} groups {self.groups} "
                  f"{self.R}x{self.S}", f"stride {self.stride}", f"padding {self.padding!r}",
                  f"dilation {self.dilation}", self.layout]
         parts += [name for name, on in (("bias", self.bias), (self.activation, self.activation),
-                                        (f"out {self.out}", self.out), ("repeated", self.repeated)) if on]
+                                        (f"out {self.out}", self.out), ("repeated", self.repeated),
+                                        ("x requires grad", self.grad)) if on]
         return ", ".join(parts)
 
     def pairs(self) -> tuple:
@@ -113,9 +115,9 @@ def draw(rng: random.Random, scale: str = "cpu") -> Case:
     else:
         R = rng.choice((1, 3, 3, 3, 5, 7, 2, 4, 6))
         S = R if rng.random() < 0.75 else rng.choice((1, 2, 3, 5, 7))
-        stride = rng.choice((1, 1, 1, 2, 2, (1, 2), (2, 1), 3))
-        dilation = 1 if rng.random() < 0.8 else rng.choice((2, (1, 2), (2, 1), 3))
-        padding = rng.choice((0, R // 2, (R // 2, S // 2), 1, 2, (0, 3), "valid", "same", "same"))
+        stride = rng.choice((1, 1, 1, 2, 2, (1, 2), (2, 1), 3, 4, (9, 1)))
+        dilation = 1 if rng.random() < 0.8 else rng.choice((2, (1, 2), (2, 1), 3, 4))
+        padding = rng.choice((0, R // 2, (R // 2, S // 2), 1, 2, (0, 3), "valid", "same", "same", 5, (9, 0)))
         if padding == "same" and rng.random() < 0.9:   # (torch refuses it with a stride)
             stride = 1
         N = rng.choice((1, 1, 1, 2, 3)) if rng.random() > 0.02 else 0
@@ -127,9 +129,10 @@ def draw(rng: random.Random, scale: str = "cpu") -> Case:
     out = rng.choice(("", "", "given", "offset"))
     if layout == "numpy" and out == "offset":
         out = "given"
+    grad = layout != "numpy" and rng.random() < 0.1
     return Case(rng.choice(GPU_DTYPES if gpu else DTYPES), N, C, H, W, K, groups, R, S, stride, padding, dilation,
                 bias=rng.random() < 0.4, activation=rng.choice(ACTIVATIONS) if rng.random() < 0.25 else "",
-                layout=layout, out=out, repeated=rng.random() < 0.2)
+                layout=layout, out="" if grad else out, repeated=rng.random() < 0.2, grad=grad)
 
 
 def cases(count: int, seed: int, scale: str = "cpu") -> list:
@@ -146,16 +149,18 @@ def expected(case: Case, torch_refuses: bool, channels_last: bool = True):
 
     (sh, sw), (dh, dw) = case.pairs()
     g, per_group = case.C // case.groups, case.K // case.groups
+    if case.grad:   # (the operator's padding, as numbers, before its checks)
+        padding = _padding_words(case)
+        if padding:
+            return None, padding
     if not channels_last:
         return None, "channels_last"
     if case.dtype == "fp32":
         return None, "bf16 or fp16"
     if case.dtype == "mixed":
         return None, "needs one type"
-    if case.padding == "same" and (sh, sw) != (1, 1):
-        return None, "needs stride 1"
-    if case.padding == "same" and ((case.R - 1) * dh % 2 or (case.S - 1) * dw % 2):
-        return None, "pads one side more"
+    if _padding_words(case):
+        return None, _padding_words(case)
     if torch_refuses:   # (no output pixels)
         return None, "no output pixels"
     import skc
@@ -173,6 +178,16 @@ def expected(case: Case, torch_refuses: bool, channels_last: bool = True):
     if case.C % 8:
         return "_PaddedChannels", None
     return "GemmPlan", None
+
+
+def _padding_words(case: Case):
+    """The words of conv2d's refusal of the case's padding='same', or None."""
+    (sh, sw), (dh, dw) = case.pairs()
+    if case.padding == "same" and (sh, sw) != (1, 1):
+        return "needs stride 1"
+    if case.padding == "same" and ((case.R - 1) * dh % 2 or (case.S - 1) * dw % 2):
+        return "pads one side more"
+    return None
 
 
 # -- one call ---------------------------------------------------------------------------------------------------
@@ -234,6 +249,8 @@ def arguments(case: Case, device: str = "cpu", seed: int = 0) -> dict:
             memory_format=cl)
         if case.out == "offset":
             out = _view_at(torch, out, rng_int(seed, 1, 7))
+    if case.grad:
+        x.requires_grad_()
     if case.layout == "numpy":
         x, w = (_numpy_nhwc(t) for t in (x, w))
         bias = None if bias is None else _numpy(bias)
@@ -258,7 +275,8 @@ def refresh(args: dict, seed: int):
             fresh = _values(torch, rng, shape, dtype, "cpu")
             a[...] = _numpy_nhwc(fresh) if a.ndim == 4 else _numpy(fresh)
         else:
-            a.copy_(_values(torch, rng, tuple(a.shape), a.dtype, a.device))
+            with torch.no_grad():
+                a.copy_(_values(torch, rng, tuple(a.shape), a.dtype, a.device))
 
 
 def _as_torch(a, device: str):
@@ -273,7 +291,7 @@ def _as_torch(a, device: str):
         t = torch.from_numpy(np.asarray(a, np.float32))
         t = t.permute(0, 3, 1, 2) if t.dim() == 4 else t
     else:
-        t = a
+        t = a.detach()
     return t.to(device, torch.float64 if device == "cpu" else torch.float32)
 
 
@@ -325,7 +343,7 @@ def judge(case: Case, got, want, size) -> str:
 
     if tuple(got.shape) != tuple(want.shape):
         return f"shape {tuple(got.shape)}, torch's {tuple(want.shape)}"
-    got = got.to(want.device, want.dtype)
+    got = got.detach().to(want.device, want.dtype)
     not_finite = int((~torch.isfinite(got)).sum())
     if not_finite:
         return f"{not_finite} values not finite of {got.numel()}"
