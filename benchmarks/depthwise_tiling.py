@@ -17,8 +17,8 @@ VARIANTS = {"default": {}, "old(256,4)": {"threads": 256, "columns": 4}, "t128c8
             "t512c8": {"threads": 512, "columns": 8}, "t256c8": {"threads": 256, "columns": 8}}
 
 def patched(spec):
-    def config(c, dtype, epilogue):
-        cfg = original(c, dtype, epilogue)
+    def config(c, dtype, epilogue, *shared):
+        cfg = original(c, dtype, epilogue, *shared)
         changes = {}
         if "width" in spec and c.C % spec["width"] == 0:
             changes["width"] = spec["width"]

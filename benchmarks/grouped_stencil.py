@@ -50,8 +50,8 @@ def batch_ms(fn, calls=30, rounds=5):
 
 
 def with_columns(columns, threads=None):
-    def config(c, dtype, epilogue):
-        cfg = ORIGINAL_CONFIG(c, dtype, epilogue)
+    def config(c, dtype, epilogue, *shared):   # (shared: the device's shared memory, which conv2d passes)
+        cfg = ORIGINAL_CONFIG(c, dtype, epilogue, *shared)
         if threads is not None:
             cfg = dataclasses.replace(cfg, groups=max(1, threads // cfg.lanes))
         return cfg if columns is None else dataclasses.replace(cfg, columns=columns)
