@@ -473,10 +473,6 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation, groups=1) -> 
 
     mismatch = grouping_mismatch(C, K, C_w, groups)
     _check(mismatch is None, lambda: mismatch)
-    # (a batch of 0 launches nothing; the stencil, which conv2d runs where it takes the convolution, stores any K)
-    _check(N == 0 or K % 8 == 0 or takes(C, K, groups, R, S, stride[1], dilation[1],
-                                         skc_device(x).target.max_shared_bytes),
-           lambda: unaligned_filters(K, groups))
     if bias is not None:
         _check(tuple(bias.shape) == (K,), lambda: f"bias has shape {tuple(bias.shape)}, expected ({K},)")
         _check(bias.is_contiguous(), lambda: f"conv2d: bias (strides {tuple(bias.stride())}) must be "
@@ -489,6 +485,11 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation, groups=1) -> 
                                               f"input, stride {tuple(stride)}, padding {tuple(padding)}, dilation "
                                               f"{tuple(dilation)}), past the 2**31 - 1 its kernel counts in 32 bits: "
                                               "split the batch (or the image) into calls of fewer")
+    # (after the output's size, as conv2d checks them; a batch of 0 launches nothing; the stencil, which conv2d runs
+    # where it takes the convolution, stores any K)
+    _check(N == 0 or K % 8 == 0 or takes(C, K, groups, R, S, stride[1], dilation[1],
+                                         skc_device(x).target.max_shared_bytes),
+           lambda: unaligned_filters(K, groups))
     _check_activation("skc::conv2d", activation)
     return N, K, P, Q
 

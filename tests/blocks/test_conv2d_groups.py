@@ -243,3 +243,16 @@ def test_the_torch_operator_takes_what_the_stencil_stores_of_any_k(hopper_interp
     xf = x.float().requires_grad_()
     (reference,) = torch.autograd.grad(F.conv2d(xf, w.float(), b.float(), padding=1, groups=groups).sum(), (xf,))
     assert torch.equal(grad.float(), reference.bfloat16().float())
+
+
+def test_a_differentiated_call_names_the_same_problem_first(hopper_interpreter):
+    """A call with no output pixels and K no multiple of 8 (off the stencil): conv2d named the pixels, the operator
+    (where x requires grad) the filters; both name the pixels, conv2d's order."""
+    x, w = ints(2, 36, 4, 4), ints(18, 12, 7, 7)
+    message = r"conv2d of a 4x4 input by a 7x7 filter \(padding \(0, 0\), dilation \(1, 1\)\) has no output pixels"
+    with pytest.raises(skc.LaunchError, match=message):
+        conv2d(x, w, padding="valid", groups=3)
+    with pytest.raises(skc.LaunchError, match=message):
+        conv2d(x.clone().requires_grad_(), w, padding="valid", groups=3)
+    with pytest.raises(RuntimeError, match=message):
+        torch.ops.skc.conv2d(x, w, groups=3)
