@@ -149,20 +149,15 @@ def expected(case: Case, torch_refuses: bool, channels_last: bool = True):
 
     (sh, sw), (dh, dw) = case.pairs()
     g, per_group = case.C // case.groups, case.K // case.groups
-    if case.grad:   # (the operator's padding, as numbers, before its checks)
-        padding = _padding_words(case)
-        if padding:
-            return None, padding
-    if not channels_last:
-        return None, "channels_last"
-    if case.dtype == "fp32":
-        return None, "bf16 or fp16"
-    if case.dtype == "mixed":
-        return None, "needs one type"
-    if _padding_words(case):
-        return None, _padding_words(case)
-    if torch_refuses:   # (no output pixels)
-        return None, "no output pixels"
+    refusals = {"layout": (not channels_last, "channels_last"), "dtype": (case.dtype == "fp32", "bf16 or fp16"),
+                "types": (case.dtype == "mixed", "needs one type"), "padding": (_padding_words(case),) * 2,
+                "pixels": (torch_refuses, "no output pixels")}
+    # (conv2d's order; where x requires grad, torch.ops.skc.conv2d's: the padding as numbers, then the types first)
+    order = ("padding", "dtype", "types", "layout") if case.grad else ("layout", "dtype", "types", "padding")
+    for name in order + ("pixels",):
+        wrong, words = refusals[name]
+        if wrong:
+            return None, words
     import skc
 
     stencil = takes(case.C, case.K, case.groups, case.R, case.S, sw, dw, skc.current_device().target.max_shared_bytes)
