@@ -172,7 +172,7 @@ def expected(case: Case, torch_refuses: bool, channels_last: bool = True):
         return "_BlockDiagonal", None
     if case.C % 8:
         return "_PaddedChannels", None
-    return "GemmPlan", None
+    return f"GemmPlan of {case.groups} groups" if case.groups > 1 else "GemmPlan", None
 
 
 def _padding_words(case: Case):
@@ -369,7 +369,9 @@ def _plan_kind(before: set) -> str:
     made = [plan for key, (_, plan) in conv._PLANS.items() if key not in before]
     if not made:
         return ""
-    return getattr(made[0], "__name__", None) or type(made[0]).__name__
+    kind = getattr(made[0], "__name__", None) or type(made[0]).__name__
+    batches = getattr(made[0], "batches", None)   # (a grouped GEMM's launch over its groups)
+    return f"{kind} of {batches} groups" if kind == "GemmPlan" and batches else kind
 
 
 def run(case: Case, device: str = "cpu", seed: int = 0) -> Outcome:
