@@ -55,6 +55,7 @@ class Case:
     out: str = ""             # "": made; "given": poisoned, aligned; "offset": poisoned, a view off 16 bytes
     repeated: bool = False    # three calls, the inputs given fresh values in place before each later one
     grad: bool = False        # x requires grad: the call goes through torch.ops.skc.conv2d (its checks, its fake)
+    w_offset: bool = False    # w (and the bias) views off 16 bytes
 
     def label(self) -> str:
         parts = [f"conv2d {self.dtype} N{self.N} C{self.C} {self.H}x{self.W} K{self.K} groups {self.groups} "
@@ -62,7 +63,7 @@ class Case:
                  f"dilation {self.dilation}", self.layout]
         parts += [name for name, on in (("bias", self.bias), (self.activation, self.activation),
                                         (f"out {self.out}", self.out), ("repeated", self.repeated),
-                                        ("x requires grad", self.grad)) if on]
+                                        ("x requires grad", self.grad), ("w off 16 bytes", self.w_offset)) if on]
         return ", ".join(parts)
 
     def pairs(self) -> tuple:
@@ -132,7 +133,8 @@ def draw(rng: random.Random, scale: str = "cpu") -> Case:
     grad = layout != "numpy" and rng.random() < 0.1
     return Case(rng.choice(GPU_DTYPES if gpu else DTYPES), N, C, H, W, K, groups, R, S, stride, padding, dilation,
                 bias=rng.random() < 0.4, activation=rng.choice(ACTIVATIONS) if rng.random() < 0.25 else "",
-                layout=layout, out="" if grad else out, repeated=rng.random() < 0.2, grad=grad)
+                layout=layout, out="" if grad else out, repeated=rng.random() < 0.2, grad=grad,
+                w_offset=layout != "numpy" and rng.random() < 0.1)
 
 
 def cases(count: int, seed: int, scale: str = "cpu") -> list:
@@ -244,6 +246,9 @@ def arguments(case: Case, device: str = "cpu", seed: int = 0) -> dict:
             memory_format=cl)
         if case.out == "offset":
             out = _view_at(torch, out, rng_int(seed, 1, 7))
+    if case.w_offset:
+        w = _view_at(torch, w, rng_int(seed, 2, 7))
+        bias = None if bias is None else _view_at(torch, bias, rng_int(seed, 3, 7))
     if case.grad:
         x.requires_grad_()
     if case.layout == "numpy":

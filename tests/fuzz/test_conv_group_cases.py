@@ -33,6 +33,7 @@ def test_draws_are_deterministic_and_cover_the_groupings_and_layouts():
     assert {c.layout for c in cases} == {"channels_last", "nchw", "offset", "rows", "channels", "numpy"}
     assert {c.dtype for c in cases} == {"bf16", "fp16", "fp32", "mixed"}
     assert {c.out for c in cases} == {"", "given", "offset"} and any(c.repeated for c in cases)
+    assert any(c.grad for c in cases) and any(c.w_offset for c in cases)
     assert {c.padding for c in cases if isinstance(c.padding, str)} == {"same", "valid"}
     assert any(c.R != c.S for c in cases) and any(c.N == 0 for c in cases) and any(c.C % 2 for c in cases)
     assert any(c.output_size() == (1, 1) for c in cases)
