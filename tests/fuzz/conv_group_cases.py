@@ -1,22 +1,23 @@
-"""Random `skc.blocks.conv2d` calls of every grouping conv2d takes, judged against torch's conv2d in float64: groups
-of one channel (depthwise, with 1 to many filters a channel), of 2, 4 and 8 (the group stencil), of 16 and other
-multiples of 8 (the batched GEMM), of other sizes (the dense convolution with block-diagonal filters) and none;
-filters of 1 to 7 taps a side, square or not; strides, paddings (ints, pairs, "same", "valid"), dilations; a bias
-and an activation or not; bf16 and fp16 (and float32 or mixed types, which skc refuses); torch tensors in
-channels_last memory, in NCHW memory, views off the 16-byte boundary, views of a larger image, numpy arrays (NHWC);
-outputs made or given (poisoned with NaN first, aligned or not); sizes at the edges (outputs of one pixel, filters
-as large as the padded image, odd channels, a batch of none).
+"""Random `skc.blocks.conv2d` calls of every grouping conv2d takes, judged against torch's conv2d (float64 on the
+CPU, cuDNN's float32 on a GPU): groups of one channel (depthwise, with 1 to 32 filters a channel), of 2, 4 and 8 (the
+group stencil), of 16 and other multiples of 8 (the batched GEMM), of other sizes (the dense convolution with
+block-diagonal filters) and none; filters of 1 to 7 taps a side, square or not; strides, paddings (ints, pairs,
+"same", "valid"), dilations; a bias and an activation or not; bf16 and fp16 (and float32 or mixed types, which skc
+refuses); torch tensors in channels_last memory, in NCHW memory, views off the 16-byte boundary (x; w and the bias),
+views of a larger image, numpy arrays (NHWC); x that requires grad (torch.ops.skc.conv2d's path); outputs made or
+given (poisoned with NaN first, aligned or not); three calls with fresh inputs; sizes at the edges (outputs of one
+pixel, filters as large as the padded image, odd channels, a batch of none).
 
-Each case ends in one outcome: `right` (within the limits below), `refused` (an skc error that skc's rules expect:
-its text is checked against the rule's words), or a failure: `wrong` (an error past the limit, a value not finite,
-an out not written in place), `foreign` (an exception that is not skc's), `unexpected refusal` (an skc error where
-the rules say the call runs, or the words of another rule) or `path` (another kernel ran than the rules choose:
-conv._PLANS' plan for the call).
+Each case ends in one outcome: `right` (within the limits of `judge`), `refused` (an skc error that skc's rules
+expect: its text is checked against the first broken rule's words), or a failure: `wrong` (an error past the limit,
+a value not finite, an out not written in place), `foreign` (an exception that is not skc's), `unexpected refusal`
+(an skc error where the rules say the call runs, or the words of another rule) or `path` (another plan ran than the
+rules choose: conv._PLANS' plan for the call).
 
-    PYTHONPATH=. python tests/fuzz/conv_group_cases.py --count 2000 --seed 1 --seconds 3000   # the interpreter
-    (on a GPU: --device cuda --scale gpu)
+    PYTHONPATH=. python tests/fuzz/conv_group_cases.py --count 3000 --seed 1 --seconds 3000 --quiet  # interpreter
+    (on a GPU: --device cuda, which draws at realistic sizes, scale "gpu")
 
-tests/fuzz/test_conv_group_cases.py runs a few fixed cases; /tmp-style GPU scripts draw with scale="gpu"."""
+tests/fuzz/test_conv_group_cases.py runs a call of each path and a few seeded ones in the interpreter."""
 from __future__ import annotations
 
 import dataclasses
