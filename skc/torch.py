@@ -453,8 +453,10 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation, groups=1) -> 
     _check_devices("skc::conv2d", x=x, w=w, bias=bias)
     for name, tensor in (("x", x), ("w", w)):
         _check(tensor.is_contiguous(memory_format=torch.channels_last),
-                     lambda name=name: f"skc::conv2d's '{name}' must be in the channels_last memory format: pass "
-                                       f"{name}.to(memory_format=torch.channels_last)")
+               lambda name=name, tensor=tensor: f"skc::conv2d's '{name}' must be in the channels_last memory format, "
+                                                f"contiguous (found strides {tuple(tensor.stride())}): pass "
+                                                f"{name}.contiguous(memory_format=torch.channels_last) (a slice of "
+                                                "channels_last memory is no copy with .to(memory_format=))")
     for name, pair, least in (("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)):
         _check(len(pair) == 2,
                      lambda name=name, pair=pair: f"skc::conv2d's {name} is an (h, w) pair, found {list(pair)}")

@@ -518,9 +518,10 @@ def _nhwc(x, name: str):
         return x
     import torch
 
-    if not x.is_contiguous(memory_format=torch.channels_last):
-        raise skc.LaunchError(f"conv2d's '{name}' must be in the channels_last memory format: pass "
-                              f"{name}.to(memory_format=torch.channels_last)")
+    if not x.is_contiguous(memory_format=torch.channels_last):   # (NCHW memory, or a view with gaps)
+        raise skc.LaunchError(f"conv2d's '{name}' must be in the channels_last memory format, contiguous (found "
+                              f"strides {tuple(x.stride())}): pass {name}.contiguous(memory_format=torch.channels_last)"
+                              f" (a slice of channels_last memory is no copy with .to(memory_format=))")
     return x.permute(0, 2, 3, 1)
 
 

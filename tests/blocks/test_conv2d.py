@@ -98,7 +98,8 @@ def test_conv2d_takes_channels_last_torch_tensors_as_they_are(interpreter):
     assert y.shape == (2, 24, 4, 3) and y.is_contiguous(memory_format=torch.channels_last)
     expected = torch.nn.functional.conv2d(x.float(), w.float(), stride=2, padding=1)
     assert torch.equal(y.float(), expected)
-    with pytest.raises(skc.LaunchError, match=r"channels_last memory format: pass x.to\(memory_format"):
+    with pytest.raises(skc.LaunchError, match=r"channels_last memory format, contiguous \(found strides "
+                                              r"\(672, 42, 6, 1\)\): pass x.contiguous\(memory_format"):
         conv2d(x.contiguous(), w)
 
 

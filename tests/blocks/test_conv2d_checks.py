@@ -1,5 +1,7 @@
 """conv2d names an empty problem (was: ZeroDivisionError in filling_config for N = 0 or K = 0) and an unknown
 activation at the call (was: a CompileError at a line inside skc/blocks/epilogue.py)."""
+import re
+
 import numpy as np
 import pytest
 
@@ -146,3 +148,25 @@ def test_conv2d_takes_a_sequence_of_one_int_as_torch_does(hopper_interpreter):
         assert torch.equal(got, want.bfloat16())
     with pytest.raises(skc.LaunchError, match=r"conv2d's stride must be an int or an \(h, w\) pair"):
         skc.blocks.conv2d(x, w, stride=(), groups=4)
+
+
+@pytest.mark.parametrize("view", ["channels", "rows"])
+def test_a_channels_last_view_with_gaps_is_refused_with_a_fix_that_works(hopper_interpreter, view):
+    """A slice of a channels_last image (its channels, as torch.chunk gives them; rows of a batch of two) is no
+    contiguous channels_last memory: the error's fix is x.contiguous(memory_format=torch.channels_last), which copies
+    it (it said x.to(memory_format=torch.channels_last), which returns the same view, so the call failed again)."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    image = torch.randint(-2, 3, (2, 32, 6, 7)).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    if view == "rows":
+        image = image[:, :16].contiguous(memory_format=torch.channels_last)
+    w = torch.randint(-2, 3, (16, 4, 3, 3)).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    for source in (image, image.clone().requires_grad_()):   # (and where autograd follows it: the operator's check)
+        x = source[:, :16] if view == "channels" else source[:, :, 1:]
+        with pytest.raises(skc.LaunchError, match=r"'x' must be in the channels_last memory format, contiguous "
+                                                  rf"\(found strides {re.escape(str(tuple(x.stride())))}\): pass "
+                                                  r"x.contiguous\(memory_format=torch.channels_last\)"):
+            skc.blocks.conv2d(x, w, padding=1, groups=4)
+        got = skc.blocks.conv2d(x.contiguous(memory_format=torch.channels_last), w, padding=1, groups=4)   # the fix
+        assert torch.equal(got.detach(), F.conv2d(x.detach().double(), w.double(), padding=1, groups=4).bfloat16())

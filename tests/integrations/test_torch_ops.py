@@ -176,8 +176,9 @@ def test_the_conv2d_op_matches_torchs_conv2d_and_returns_channels_last():
 
 def test_the_conv2d_op_names_a_layout_it_cannot_read():
     x, w = randn(1, 16, 8, 8), channels_last(randn(16, 16, 3, 3))
-    with pytest.raises(RuntimeError, match=r"'x' must be in the channels_last memory format: pass "
-                                           r"x.to\(memory_format=torch.channels_last\)"):
+    with pytest.raises(RuntimeError, match=r"'x' must be in the channels_last memory format, contiguous \(found "
+                                           r"strides \(1024, 64, 8, 1\)\): pass "
+                                           r"x.contiguous\(memory_format=torch.channels_last\)"):
         torch.ops.skc.conv2d(x, w)
 
 
