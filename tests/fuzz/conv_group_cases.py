@@ -163,15 +163,19 @@ def expected(case: Case, torch_refuses: bool, channels_last: bool = True):
             return None, words
     import skc
 
-    stencil = takes(case.C, case.K, case.groups, case.R, case.S, sw, dw, skc.current_device().target.max_shared_bytes)
-    dense = case.groups > 1 and (g % 8 or per_group % 8) and not stencil
+    from skc.blocks.conv import slab_takes
+
+    target = skc.current_device().target
+    slabs = slab_takes(case.C, case.groups) and target.has("tma")   # (every layout drawn is torch's or numpy's)
+    stencil = not slabs and takes(case.C, case.K, case.groups, case.R, case.S, sw, dw, target.max_shared_bytes)
+    dense = case.groups > 1 and (g % 8 or per_group % 8) and not stencil and not slabs
     if case.N == 0:
         return "_no_launch", None
     if stencil:
         return "_Stencil", None
     if case.K % 8:
         return None, "must be a multiple of 8"
-    if dense:
+    if dense or slabs:
         return "_BlockDiagonal", None
     if case.C % 8:
         return "_PaddedChannels", None
