@@ -106,7 +106,11 @@ def _raising_location(error: Exception, call: Location) -> Location:
     while tb is not None:
         code = tb.tb_frame.f_code
         module = str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0]
-        if not (is_library_file(code.co_filename) or module in _NATIVE_MODULES or module in sys.stdlib_module_names):
+        # (code made at run time, "<string>": a dataclass's generated __init__ inside dataclasses.replace, no line of
+        # the user's; it was given as the error's place, `<string>:32:3`)
+        generated = code.co_filename.startswith("<")
+        if not (is_library_file(code.co_filename) or module in _NATIVE_MODULES or module in sys.stdlib_module_names
+                or generated):
             where = python_location(code, tb.tb_lineno, tb.tb_lasti, where)
         tb = tb.tb_next
     return where
@@ -449,7 +453,8 @@ class CallEvaluator:
         try:
             bound = _signature(fn).bind(*args, **kwargs)
         except TypeError as e:
-            raise self.cg.error(f"wrong arguments to {fn.__qualname__}(): {e}") from None
+            raise self.cg.error(f"wrong arguments to {fn.__qualname__}(): {e}",
+                                hint=f"it takes {fn.__qualname__}{_shown_signature(fn)}") from None
         bound.apply_defaults()
         closure = {}
         if fn.__closure__:
@@ -466,7 +471,8 @@ class CallEvaluator:
         try:
             bound = local.signature().bind(*args, **kwargs)
         except TypeError as e:
-            raise self.cg.error(f"wrong arguments: {e}") from None
+            raise self.cg.error(f"wrong arguments: {e}", hint=f"it takes ({', '.join(local.signature().parameters)})") \
+                from None
         bound.apply_defaults()
         outer = local.frame
         closure = dict(outer.closure)
@@ -574,6 +580,14 @@ def _sum(ev, args, kwargs):
         args = (tuple(semantics.subscript(value, lane) for lane in range(value.type.count)),) + tuple(args[1:])
     result = builtins.sum(*args, **kwargs)
     return semantics.to_rvalue(result) if isinstance(result, Dyn) else result
+
+
+def _shown_signature(fn) -> str:
+    """fn's parameters as its source says them (a method's without self: the caller does not pass it)."""
+    parameters = list(_signature(fn).parameters.values())
+    if parameters and parameters[0].name == "self":
+        parameters = parameters[1:]
+    return f"({', '.join(str(p) for p in parameters)})"
 
 
 def _check_builtin_arguments(ev, func, args, kwargs):

@@ -114,9 +114,12 @@ class ExpressionEvaluator:
         obj = self.eval_value(node.value)
         try:
             value = getattr(obj, node.attr)
-        except AttributeError:
-            raise self.error_at(node, f"{_kind(obj)} has no attribute '{node.attr}'",
-                                _attribute_hint(obj, node.attr)) from None
+        except AttributeError as e:
+            # (an object that explains its missing attribute, a block's: its words and what to do, `hint`; else close
+            # matches or what the object has)
+            explained = getattr(e, "hint", None)
+            raise self.error_at(node, str(e) if explained else f"{_kind(obj)} has no attribute '{node.attr}'",
+                                explained or _attribute_hint(obj, node.attr)) from None
         if isinstance(obj, types.ModuleType):  # `consts.S`: a global of another module
             self.record_read(obj.__name__, node.attr, value)
         if isinstance(value, Slot):
@@ -194,6 +197,12 @@ class ExpressionEvaluator:
 
     def truth(self, value, node) -> bool:
         """A compile-time value's Python truth."""
+        if isinstance(value, types.MethodType):
+            # (a method is always true: `if roles.is_producer:` ran both roles' code as the producer, a deadlock)
+            name = getattr(value, "__name__", "method")
+            raise self.error_at(node, f"the truth of the method {type(value.__self__).__name__}.{name} itself, not "
+                                      "of its result: a method is always true",
+                                hint=f"call it: {name}()")
         try:
             return bool(value)
         except SkcError:

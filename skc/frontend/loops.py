@@ -420,11 +420,14 @@ def _index_type(values):
     types = [v.type for v in values if isinstance(v, Dyn)]
     for v in values:
         if not isinstance(v, Dyn) and not (semantics.is_number(v) and float(v).is_integer()):
-            raise semantics.error(f"range() bounds must be integers, found {v!r}")
+            raise semantics.error(f"range() bounds must be integers, found {v!r}",
+                                  hint="count with integers: a // b or skc.cdiv(a, b) rather than a / b")
     t = ir.i32
     for other in types:
         if not (isinstance(other, ir.ScalarType) and other.is_int):
-            raise semantics.error(f"range() bounds must be integers, found {other}")
+            raise semantics.error(f"range() bounds must be integers, found {other}",
+                                  hint="count with integers: a // b or skc.cdiv(a, b) rather than a / b, or convert "
+                                       "with skc.i32(...)")
         if other.bits == 64 and not other.is_signed:   # (no signed type holds every u64, and the loop compares signed)
             raise semantics.error("range() bounds of u64: the loop counts in i64, which holds no u64 past 2**63 - 1",
                                   hint="convert the bounds with skc.i64(...) where they fit")

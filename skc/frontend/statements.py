@@ -133,8 +133,8 @@ class StatementEvaluator:
         if isinstance(exc, CompileError) and exc.loc is not None and self.frame.runtime_depth == 0:
             raise exc   # a block's own error (frontend.current().error(...)): already placed, and its hint kept
         message = str(exc) if exc is not None else "raise"
-        if self.frame.runtime_depth == 0:
-            raise self.error_at(node, message)
+        if self.frame.runtime_depth == 0:   # (an exception that says what to do, a block's ValueError: its `hint`)
+            raise self.error_at(node, message, getattr(exc, "hint", None) or "")
         false = semantics.constant(0, ir.i1)
         self.cg.builder.create("gpu.assert", (false.value,), attrs={"message": message})
 

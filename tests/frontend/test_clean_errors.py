@@ -699,3 +699,56 @@ def test_pow_with_a_modulus_of_run_time_values_is_an_error_at_its_line():
     assert_at(text, modular_power, "# HERE", "pow() with a modulus of run-time values has no run-time form",
               "(x ** n) % m")
     assert "Dyn" not in text
+
+
+class Flags:
+    """An object of the user's whose method gives a compile-time truth."""
+
+    def on(self):
+        return True
+
+
+@skc.kernel
+def method_as_condition(x: skc.Ptr[skc.f32], mode: skc.constexpr):
+    flags = Flags()
+    if mode == "if":
+        if flags.on:   # IF
+            x[0] = 1.0
+    elif mode == "while":
+        while flags.on:   # WHILE
+            x[0] = 1.0
+    elif mode == "not":
+        x[0] = 1.0 if not flags.on else 2.0   # NOT
+    else:
+        if flags.on():
+            x[0] = 1.0
+
+
+@pytest.mark.parametrize("mode, marker", [("if", "IF"), ("while", "WHILE"), ("not", "NOT")])
+def test_the_truth_of_a_method_itself_is_an_error_at_its_line(mode, marker):
+    """`if roles.is_producer:` (the method, not its result) was always true: both roles' code ran as the producer,
+    and the kernel hung (the interpreter reported a deadlock). A bound method is always true: refused, saying to
+    call it."""
+    text = error_of(method_as_condition, F32, mode)
+    assert_at(text, method_as_condition, marker, "the truth of the method Flags.on itself", "hint: call it: on()")
+
+
+def test_a_called_method_is_a_condition_as_before():
+    assert "store" in tile_ir(method_as_condition, F32, "called")
+
+
+@skc.func
+def scaled(value, factor):
+    return value * factor
+
+
+@skc.kernel
+def wrong_helper_arguments(x: skc.Ptr[skc.f32]):
+    x[0] = scaled(x[0])   # CALL
+
+
+def test_wrong_arguments_to_a_function_say_what_it_takes():
+    """'wrong arguments to scaled(): missing a required argument: 'factor'' said nothing more (the blocks' own calls
+    too: `load(stage, k, tile.row0, tile.col0)` said 'too many positional arguments')."""
+    text = error_of(wrong_helper_arguments, F32)
+    assert_at(text, wrong_helper_arguments, "# CALL", "wrong arguments to scaled()", "hint: it takes scaled(value, factor)")
