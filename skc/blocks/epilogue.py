@@ -15,6 +15,7 @@ from typing import Optional
 import skc
 from skc import frontend
 
+from .arguments import check_dtype, check_has, check_tensor_map, describe, is_integer, refuse
 from .mma import Wgmma
 from .roles import check_role, current_role, every_warpgroup_of_role, kernel_consumers
 
@@ -57,7 +58,17 @@ class EpilogueArgs:
 
     def __init__(self, spec: EpilogueSpec, M, N, alpha=1.0, beta=0.0, c=None, bias=None, c_batch_stride=None,
                  row_scale=None, column_scale=None, bias_batch_stride=None):
+        if not isinstance(spec, EpilogueSpec):
+            refuse("EpilogueArgs", "spec", "an EpilogueSpec (which terms the epilogue fuses)", spec,
+                   "EpilogueArgs(EpilogueSpec(...), M, N, ...): EpilogueSpec() for none, or the config's epilogue")
         spec.check()
+        for name, value in (("M", M), ("N", N)):
+            if not is_integer(value):
+                refuse("EpilogueArgs", name, "the output's rows" if name == "M" else "the output's columns", value,
+                       f"give {name} as an integer (the kernel's i32 parameter, or a compile-time int)")
+        for name, value in (("c", c), ("bias", bias), ("row_scale", row_scale), ("column_scale", column_scale)):
+            if value is not None:
+                check_pointer("EpilogueArgs", name, value, "its values")
         # (each operand with its spec term and whether it was given: alpha and beta at their defaults say nothing)
         operands = (("alpha", "alpha", alpha, not _is(alpha, 1.0)), ("beta", "beta", beta, not _is(beta, 0.0)),
                     ("beta", "c", c, c is not None), ("bias", "bias", bias, bias is not None),
@@ -74,6 +85,10 @@ class EpilogueArgs:
                     f"be applied", hint=f"make the spec with {term}=True: EpilogueSpec(..., {term}=True), or leave "
                                         f"{name} out (a kernel that takes every operand whatever its spec: "
                                         f"EpilogueArgs.of_spec(spec, M, N, ...) keeps those the spec reads)")
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if value is not None and not _is_number(value):
+                refuse("EpilogueArgs", name, "a number (compile-time, or a run-time scalar)", value,
+                       f"give {name} as a float, or the kernel's f32 parameter")
         self.spec, self.M, self.N = spec, M, N
         self.alpha, self.beta, self.c, self.bias = alpha, beta, c, bias
         self.c_batch_stride, self.bias_batch_stride = c_batch_stride, bias_batch_stride
@@ -96,6 +111,12 @@ class EpilogueArgs:
                             self.row_scale, self.column_scale, self.bias_batch_stride)
 
 
+def _is_number(value) -> bool:
+    if isinstance(value, frontend.Dyn):
+        return bool(getattr(value.type, "is_scalar", False))
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _is(value, default: float) -> bool:
     """Whether an epilogue scalar is its compile-time default (a run-time value never is)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == default
@@ -111,6 +132,9 @@ class FusedEpilogue:
     and per column of B (fp8 row-wise, int8-style dequantization)."""
 
     def __init__(self, args: EpilogueArgs):
+        if not isinstance(args, EpilogueArgs):   # (None failed later, "'Gated' object has no attribute 'scaled'")
+            refuse(type(self).__name__, "args", "an EpilogueArgs (the spec and the run-time values it reads)", args,
+                   "FusedEpilogue(EpilogueArgs(spec, M, N, ...)) (a subclass: super().__init__(args))")
         self.args = args
 
     @property
@@ -192,6 +216,9 @@ def check_pointer(block: str, name: str, value, holds: str):
     """A block's argument that its code offsets and stores through: a run-time pointer, else an error where the block
     is made (a tensor map given for SplitKEpilogue's out failed inside its epilogue, "'TensorMapType' object has no
     attribute 'is_signed'")."""
+    if isinstance(value, (numbers.Number, str, tuple, list, type(None))):
+        refuse(block, name, f"a pointer to {holds} (skc.Ptr[...])", value,
+               "pass the tensor to a pointer parameter (skc.Ptr[...]) of the kernel")
     if not isinstance(value, frontend.Dyn) or isinstance(value.type, frontend.PtrType):
         return   # (a pointer, an Array, or what the user's code makes of its own: its use will tell)
     tmap = isinstance(value.type, skc.ir.TensorMapType)
@@ -200,6 +227,17 @@ def check_pointer(block: str, name: str, value, holds: str):
         f"{f'a tensor map ({value.type})' if tmap else f'a run-time {value.type}'}",
         hint="pass the tensor to a pointer parameter (skc.Ptr[...]) of the kernel" +
              ("; a tensor map is for the blocks that copy by TMA (TmaStoreEpilogue)" if tmap else ""))
+
+
+def check_stored(block: str, acc, row0, col0, batch=None, says=("values", "corner", "wait")):
+    """An epilogue's call: an accumulator (a TileOp's zeros(), or one of the user's that says `says`) at an integer
+    corner of the output (of an integer matrix of a batch)."""
+    check_has(block, "accumulator", acc, says, "an accumulator (a TileOp's zeros())",
+              "pass the accumulator the TileOp computed (acc = mma.zeros(); mma(acc, stage.a, stage.b))")
+    for name, value in (("row0", row0), ("col0", col0)) + ((("batch", batch),) if batch is not None else ()):
+        if not is_integer(value):
+            refuse(block, name, "an integer (the output tile's first " + ("row" if name == "row0" else "column" if
+                   name == "col0" else "matrix") + ")", value, "give the tile's tile.row0, tile.col0 (tile.batch)")
 
 
 def _plus(x, offset):
@@ -284,6 +322,9 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
                  rows: int = Wgmma.rows_per_warpgroup, allocate: bool = True, columns: int = 0,
                  buffers: int = BUFFERS, transposed: bool = False):
         warpgroups = _warpgroups(type(self).__name__, warpgroup, warpgroups)
+        check_dtype(type(self).__name__, "dtype", dtype)
+        check_tensor_map(type(self).__name__, "out_map", out_map, hint="pass the output's skc.TensorMap parameter; "
+                         "an output given as a pointer is stored by DirectStoreEpilogue(out, dtype, args)")
         # a chunk is one swizzled 128-byte row of columns, or (`columns`: a narrower box, for tiles narrower than
         # that or no multiple of it) part of one: each row still takes a whole 128-byte span in shared memory
         self.columns = columns or self.BOX_BYTES // dtype.itemsize
@@ -344,6 +385,7 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
                                            "buffer of its own", hint="allocate=True, or a subclass that says where it "
                                            "stages (as attention's HeadTileEpilogue does)")
         _check_consumer_role(self)
+        check_stored(type(self).__name__, acc, row0, col0, batch, says=("shape", "corner", "wait"))
         self.check_own_part(type(self).__name__)
         rows, n = acc.shape
         if rows != self.rows or n % self.columns:
@@ -453,6 +495,7 @@ class DirectStoreEpilogue:
     def __init__(self, out, dtype, args: EpilogueArgs):
         self.fused = fused_part(args, type(self).__name__)
         check_pointer(type(self).__name__, "out", out, "the output")
+        check_dtype(type(self).__name__, "dtype", dtype)
         self.out, self.dtype, self.M, self.N = out, dtype, self.fused.args.M, self.fused.args.N
 
     def __enter__(self):
@@ -465,6 +508,7 @@ class DirectStoreEpilogue:
         """Store acc where it lies in the output tile whose corner is (row0, col0) (of matrix `batch` of a batched
         output)."""
         _check_consumer_role(self)
+        check_stored(type(self).__name__, acc, row0, col0, batch)
         acc.wait()
         row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])
         out = self.out if batch is None else self.out + skc.i64(batch) * self.M * self.N

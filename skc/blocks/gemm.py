@@ -14,6 +14,7 @@ import skc
 from skc import frontend
 
 from .amd_config import AmdMatmulConfig
+from .arguments import check_has
 from .config import MatmulConfig
 from .epilogue import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, SplitKEpilogue, SplitTailFixup, StreamKFixup,
                        TmaStoreEpilogue)
@@ -89,6 +90,9 @@ def wgmma_gemm(a, b, out, M, N, K, epilogue_args, cfg, split=None, batches=1, st
     `split`: (workspace, counters) of a split-K launch; `batches`: matrices of a batched launch; `stream_k`:
     (workspace, counters) of a stream-K launch."""
     needs_hopper("this GEMM")
+    check_has("wgmma_gemm", "cfg", cfg, ("payload", "epilogue", "stages", "consumers", "tile_m", "tile_n"),
+              "a MatmulConfig (its tiles, stages and epilogue)", "pass the kernel's constexpr config: "
+              "wgmma_gemm(a, b, out, M, N, K, fused, cfg) with cfg = MatmulConfig(...) made on the host")
     dtype, dtype_b, out_dtype = _types(cfg)
     skc.hopper.kernel_attributes(cluster=(cfg.cluster, 1, 1))
     payload = cfg.payload()

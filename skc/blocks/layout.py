@@ -3,9 +3,12 @@
 descriptors that read it (PTX ISA 9.7.15.5.1.2: canonical layouts and the descriptor format)."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import skc
+
+from .arguments import invalid
 
 SWIZZLE_MODE = {128: 1, 64: 2, 32: 3, 0: 0}  # descriptor bits 62-63
 
@@ -53,18 +56,31 @@ class OperandLayout:
         return self.bytes // self.chunks
 
     def check(self):
+        for name in ("rows", "k", "elem_bytes", "swizzle", "loaded_rows", "row_shares"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                # (a float made a shared array of a float size; a run-time value failed inside the loader)
+                found = f"a run-time {value.type}" if hasattr(value, "type") else f"{type(value).__name__} {value!r}"
+                raise invalid(f"an operand layout's {name} is a compile-time int, found {found}",
+                              hint=f"give {name} as a Python int (a constexpr): a tile's shape is known when the "
+                                   "kernel compiles")
         extent = self.k if self.k_major else self.rows
         if self.rows < 1 or self.k < 1:
-            raise ValueError(f"unsupported operand layout {self}: a tile of no rows or no k")
+            raise invalid(f"unsupported operand layout {self}: a tile of no rows or no k",
+                          hint="give rows and k of 1 or more")
         if (self.swizzle not in (128, 64) or (self.swizzle == 64 and self.k_major) or extent % self.chunk
                 or (self.rows if self.k_major else self.k) % 8):
-            raise ValueError(f"unsupported operand layout {self}: tiles are whole 128-byte chunks (or 64-byte ones, "
-                             "MN-major), 8 rows a group")
+            raise invalid(f"unsupported operand layout {self}: tiles are whole 128-byte chunks (or 64-byte ones, "
+                          "MN-major), 8 rows a group",
+                          hint=f"make {'k' if self.k_major else 'rows'} a multiple of 128 bytes of elements (64 "
+                               f"of 2 bytes) and {'rows' if self.k_major else 'k'} a multiple of 8; the 64-byte "
+                               "swizzle is for MN-major tiles only")
         if self.loaded_rows and not (self.k_major and self.loaded_rows % 8 == 0 and self.loaded_rows <= self.rows):
-            raise ValueError(f"unsupported operand layout {self}: a K-major tile's boxes fill whole 8-row groups")
+            raise invalid(f"unsupported operand layout {self}: a K-major tile's boxes fill whole 8-row groups",
+                          hint="give loaded_rows as a multiple of 8, at most rows, for a K-major tile")
         if self.row_shares < 1:
-            raise ValueError(f"unsupported operand layout {self}: row_shares is how many boxes load a chunk's rows, "
-                             "1 or more")
+            raise invalid(f"unsupported operand layout {self}: row_shares is how many boxes load a chunk's rows, "
+                          "1 or more", hint="row_shares=1 (the default), or the blocks of a cluster that share it")
         if self.row_shares > 1 and self.box_rows % (8 * self.row_shares):
             raise ValueError(f"unsupported operand layout {self}: a chunk's {self.box_rows} box rows are shared out "
                              "in whole 8-row groups")

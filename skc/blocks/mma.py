@@ -11,6 +11,8 @@ import skc
 from skc import frontend
 from skc.ir.ops_async import WGMMA_K   # operand type -> k of one wgmma (32 bytes of K)
 
+from .arguments import check_has, refuse
+from .payload import loaded_element
 from .roles import check_role
 
 NO_TURN = nullcontext()   # MMAs issued whenever the warpgroup gets there (no turns taken)
@@ -161,6 +163,7 @@ class Wgmma(_WarpgroupMma):
         """acc += A · B (acc = A · B without `accumulate`: acc's registers are then not read, nor zeroed first);
         over the stage's k from `k0`, `k` deep (0: all of it; compile-time ints, multiples of the instruction's)."""
         _check_consumer_role("this Wgmma")
+        _check_operands(type(self).__name__, acc, a=a, b=b)
         self.check(a, b)
         self.check_accumulator(acc)
         skc.hopper.wgmma_fence()
@@ -325,6 +328,16 @@ def _unretired(group: int, scope: tuple) -> bool:
     return not any(done >= group and scope[:len(where)] == where for done, where in _groups().get("retired", []))
 
 
+def _check_operands(block: str, acc, **tiles):
+    """An MMA's call: its accumulator (zeros()) and shared-memory tiles (a stage's, `stage.a`)."""
+    check_has(block, "accumulator", acc, ("fragment",), "an accumulator (this TileOp's zeros())",
+              "acc = mma.zeros() once, then mma(acc, stage.a, stage.b)")
+    for name, tile in tiles.items():
+        check_has(block, f"{name} operand", tile, ("layout", "descriptor"),
+                  "a tile in shared memory (a stage's, such as stage.a)",
+                  "pass the stage's tile: mma(acc, stage.a, stage.b) inside `with consumer.acquire() as stage:`")
+
+
 def _check_elements(name: str, tile, dtype):
     """A stage's tile holds elements of the size the TileOp multiplies (the descriptors step through it by 32 bytes
     of K: another size reads other elements, or past the tile)."""
@@ -334,6 +347,13 @@ def _check_elements(name: str, tile, dtype):
         raise frontend.current().error(
             f"the stage's {name} tile holds {elem_bytes}-byte elements; this TileOp multiplies {_type_name(dtype)} "
             f"({size}-byte)", hint="build the payload and the TileOp from the same config")
+    loaded = loaded_element(tile)
+    if loaded is not None and str(loaded) != _type_name(dtype):
+        # (bf16 read as f16, or e4m3 as e5m2: the same bytes, other numbers, silently)
+        raise frontend.current().error(
+            f"the stage's {name} tile is loaded from a tensor map of {loaded}; this TileOp multiplies "
+            f"{_type_name(dtype)}", hint=f"make the TileOp of the operands' type ({_type_name(loaded)}), or the "
+                                         "operand's tensor of the TileOp's")
 
 
 def _whole(value) -> bool:
@@ -382,13 +402,21 @@ class WgmmaRegA(_WarpgroupMma):
         """This thread's part of the left operand: accumulator p (64 x k, its MMAs completed) converted to
         `dtype`, one vector of k/2 values (8 per 16 columns: value 8j + i is element i of the A fragment of k-step
         j). A vector, so that it can live in a loop-carried variable while the MMAs that read it run."""
+        check_has(type(self).__name__, "operand(p)'s p", p, ("n", "fragment"), "an accumulator (a Wgmma's zeros())",
+                  "pass the accumulator of the MMA that computed P (scores = qk.zeros(); qk(scores, ...))")
         if p.n != self.k:
-            raise frontend.current().error(f"P has {p.n} columns; this MMA was made for k = {self.k}")
+            raise frontend.current().error(f"P has {p.n} columns; this MMA was made for k = {self.k}",
+                                           hint=f"make P's MMA {self.k} columns wide, or this one k={p.n}")
         return skc.vector(*[self.dtype(p.fragment[i]) for i in range(self.k // 2)])
 
     def __call__(self, acc: Accumulator, operand, b):
         """acc += P · B, P as `operand(p)` gave it; B a k x n tile in shared memory (K- or MN-major)."""
         _check_consumer_role("this WgmmaRegA")
+        _check_operands(type(self).__name__, acc, b=b)
+        if not (isinstance(operand, frontend.Dyn) and getattr(operand.type, "is_vector", False)
+                and operand.type.count == self.k // 2):
+            refuse(type(self).__name__, "left operand", f"this op's operand(p): a vector of {self.k // 2} values",
+                   operand, "convert the accumulator first: mma(acc, mma.operand(p), stage.b)")
         if b.layout.k != self.k or b.layout.rows != self.n:
             raise frontend.current().error(
                 f"the B tile is {b.layout.k} x {b.layout.rows}; this register-A MMA was made for {self.k} x {self.n}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import skc
 from skc import frontend
 
+from .arguments import describe, invalid
 from .layout import OperandLayout
 
 
@@ -42,7 +43,25 @@ class SmemTile:
             raise frontend.current().error(f"tile '{self.name}' holds elements of {elem_bytes} bytes; {dtype} is no "
                                            "element type of that size", hint="read it as a type of its elements' size "
                                            "(skc.bf16 or skc.f16 for 2 bytes, skc.f8e4m3 for 1, ...)")
+        self.check_place(row, column)
         return skc.int_to_ptr(self.address + self.layout.offset(row, column), dtype, "shared")
+
+    def check_place(self, row, column, width: int = 1):
+        """A place known at compile time lies inside the tile (past its rows or its k, the layout's offset is
+        another tile's element, or the next stage's); a run-time one is the caller's to keep inside."""
+        for name, value, extent in (("row", row, getattr(self.layout, "rows", None)),
+                                    ("column", column, getattr(self.layout, "k", None))):
+            if isinstance(value, float) or (isinstance(value, frontend.Dyn) and
+                                            not getattr(value.type, "is_int", False)):
+                raise frontend.current().error(f"tile '{self.name}' is read at an integer {name}, found "
+                                               f"{describe(value)}", hint=f"give the {name} as an integer")
+            reach = width if name == "column" else 1
+            if isinstance(value, int) and isinstance(extent, int) and not 0 <= value <= extent - reach:
+                raise frontend.current().error(
+                    f"tile '{self.name}' has {extent} {'rows' if name == 'row' else 'columns (its k)'}; "
+                    f"{name} {value}{f' to {value + reach - 1}' if reach > 1 else ''} lies outside it (the place "
+                    "would be another tile's element, or the next stage's)",
+                    hint=f"read {name}s 0 to {extent - 1}")
 
     def load(self, row, column, dtype, width: int = 1):
         """`width` elements of the tile from (row, column), as `pointer` says (a vector of up to 16 bytes)."""
@@ -50,7 +69,24 @@ class SmemTile:
             raise frontend.current().error(f"tile '{self.name}' keeps 16 bytes together (its swizzle moves 16-byte "
                                            f"pieces): {width} elements of {dtype} cross a piece",
                                            hint=f"load at most {16 // dtype.itemsize} at a time")
+        self.check_place(row, column, width if isinstance(width, int) else 1)
         return skc.load(self.pointer(row, column, dtype), width=width)
+
+
+@frontend.host
+def note_elements(payload, elements: dict):
+    """The element types a loader's tensor maps bring into the payload's tiles (a layout says their size only: bf16
+    and f16 tiles, or e4m3 and e5m2 ones, are alike to it), for the TileOps that read them."""
+    frontend.current().facts(__name__ + ".elements")[id(payload)] = (payload, dict(elements))
+
+
+@frontend.host
+def loaded_element(tile):
+    """The element type the loader of `tile`'s payload brings into it (None where no loader said)."""
+    role = getattr(getattr(tile, "lease", None), "role", None)
+    payload = getattr(getattr(role, "pipeline", None), "payload", None)
+    record = frontend.current().facts(__name__ + ".elements").get(id(payload))
+    return record[1].get(tile.name) if record is not None and record[0] is payload else None
 
 
 @frontend.host
@@ -81,11 +117,13 @@ class TilePayload:
 
     def __init__(self, **layouts):
         if not layouts:
-            raise ValueError("a payload holds at least one tile: TilePayload(a=OperandLayout(...), ...)")
+            raise invalid("a payload holds at least one tile", hint="name each tile: TilePayload(a=OperandLayout(...), "
+                                                                     "b=OperandLayout(...))")
         for name, layout in layouts.items():
             if not (hasattr(layout, "bytes") and hasattr(layout, "check")):
-                raise ValueError(f"payload tile '{name}' is {layout!r}: a tile's layout has `bytes` and `check()` "
-                                 "(an OperandLayout, a ScaleLayout or one of the user's)")
+                raise invalid(f"payload tile '{name}' is {layout!r}: a tile's layout has `bytes` and `check()` (an "
+                              "OperandLayout, a ScaleLayout or one of the user's)",
+                              hint=f"{name}=OperandLayout(rows, k) for an MMA operand's tile of rows x k elements")
             layout.check()
         self.layouts = layouts
 

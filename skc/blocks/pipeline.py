@@ -20,6 +20,9 @@ import skc
 from skc import frontend
 
 from . import clusters
+from skc.diagnostics import CompileError
+
+from .arguments import Missing, check_has, refuse
 from .payload import TilePayload
 from .roles import WarpgroupTurns, current_role, every_warpgroup_of_role, kernel_consumers
 
@@ -33,14 +36,25 @@ class InputTilePipeline:
     def __init__(self, payload: TilePayload, stages: int, producer=None, consumers: int = 1, cluster: int = 1):
         stages = _compile_time_int(stages, "a pipeline's stages")
         if stages < 1:
-            raise frontend.current().error(f"a pipeline needs at least one stage, found {stages}")
+            raise frontend.current().error(f"a pipeline needs at least one stage, found {stages}",
+                                           hint="give stages=2 or more: the producer fills one while a consumer "
+                                                "reads another")
         # (each consumer warpgroup, of each block of the cluster, arrives once on a stage's empty barrier: a count of
         # 0 would complete it at once, a fraction or a flag would be rounded)
         for name, count in (("consumers", consumers), ("cluster", cluster)):
             if _compile_time_int(count, f"a pipeline's {name}") < 1:
-                raise frontend.current().error(f"a pipeline's {name} is a count of 1 or more, found {count}")
+                raise frontend.current().error(f"a pipeline's {name} is a count of 1 or more, found {count}",
+                                               hint=f"give {name}=1 or more" + (" (the consumer warpgroups that "
+                                                    "release each stage)" if name == "consumers" else ""))
         clusters.check_kernel_cluster(f"InputTilePipeline(..., cluster={cluster})", cluster,
                                       "make the pipeline with cluster=1 (no loader multicasting)")
+        check_has("InputTilePipeline", "payload", payload, ("allocate", "tiles"), "a TilePayload (what a stage holds)",
+                  "InputTilePipeline(payload, stages, load, consumers=...) with payload = TilePayload(a=OperandLayout("
+                  "...), ...)")
+        if producer is not None:
+            check_has("InputTilePipeline", "producer", producer, ("arrivals",), "the loader that fills the stages "
+                      "(it says its `arrivals`)", "InputTilePipeline(payload, stages, load, ...) with the "
+                      "loader made for the payload (TmaLoader(payload, a=..., b=...)), or leave it out")
         self.payload = payload.allocate(stages)
         self.stages = stages
         self.consumers = consumers
@@ -60,6 +74,12 @@ class InputTilePipeline:
 
     def sync(self):
         """Every thread of the block (of the cluster, with multicast) waits for the others."""
+        role = current_role()
+        if role is not None:   # (the other role's threads never arrive: a deadlock)
+            raise frontend.current().error(
+                f"pipe.sync() waits for every thread of the block, and this code runs as the {role} only: the "
+                "other role's threads never arrive (a hang)", hint="sync where the whole block runs, outside "
+                "`if roles.is_producer():` and its else")
         if self.cluster > 1:
             skc.hopper.cluster_sync()
         else:
@@ -89,6 +109,13 @@ class InputTilePipeline:
                 f"stage the consumer holds until the run fills the next one",
                 hint=f"give the pipeline {self.longest_run + self.deepest_lag} stages, or take runs of at most "
                      f"{self.stages - self.deepest_lag}")
+
+    def acquire(self, count: int = 1):
+        """(No stage is acquired from the pipeline itself: from a role's handle.)"""
+        raise frontend.current().error(
+            "stages are acquired from a role's handle, not from the pipeline",
+            hint="`with pipe.producer() as producer:` then `with producer.acquire() as stage:` (or pipe.consumer() "
+                 "in the consumers' branch)")
 
     def producer(self) -> "ProducerRole":
         _check_role(self, "producer")
@@ -121,6 +148,12 @@ class _Role:
     def __enter__(self):
         return self
 
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise Missing(f"a pipeline's {type(self).__name__[:-4].lower()} handle holds no stage, so no '{name}'",
+                      hint=f"acquire a stage from it: `with handle.acquire() as stage:`, then stage.{name}")
+
     def acquire(self, count: int = 1):
         """The next stage (a StageLease), or the next `count` stages together (a StageRun: a TileOp that reads
         several stages at once, its MMAs of one in flight while it works on another's)."""
@@ -151,6 +184,7 @@ class ProducerRole(_Role):
         pass  # the copies complete the full barrier themselves (transaction bytes)
 
     def __exit__(self, *exc):
+        _check_filled(self)
         self.drain()
 
     def drain(self):
@@ -215,6 +249,13 @@ class ConsumerRole(_Role):
         """Leave the next `steps` (a run-time count) stages to the other consumers (warpgroups that take tiles in
         turn): release the stages this one still holds, once its reader retired them, and move past those. With
         more than one consumer warpgroup, the handle's waits for stages must be inside WarpgroupTurns (_check_turns)."""
+        consumers = kernel_consumers()
+        if consumers == 1:
+            raise frontend.current().error(
+                "consumer.skip leaves stages to the other consumer warpgroups, and the kernel's WarpRoles has one: no "
+                "one would read or release the stages skipped, and the producer would wait for them for ever",
+                hint="read every stage (no skip); pingpong consumers that take the stages in turn need WarpRoles of "
+                     "2 or more")
         self.release_held()
         _takes_turns(self)
         _check_turns(self, "skip")
@@ -265,6 +306,7 @@ class StageLease:
         self.entered = True
         if self.run is None:
             _one_stage_at_a_time(self.role)
+        _note_acquired(self)
         self.role.wait_stage(self.index)
         return self
 
@@ -286,7 +328,7 @@ class StageLease:
         self._check()
         if i != 0:
             raise frontend.current().error(f"this lease holds 1 stage (acquire() or acquire(1)); stage({i}) is none "
-                                           "of them")
+                                           "of them", hint="stage(0) is the lease itself; acquire(n) holds n stages")
         return self
 
     @property
@@ -310,10 +352,12 @@ class StageLease:
         self._check()
         tiles = self.role.pipeline.payload.tiles(self.index, lease=self.holder)
         if name not in tiles:
-            raise AttributeError(f"a stage holds {', '.join(tiles)}; it has no tile '{name}'")
+            raise Missing(f"a stage holds the payload's tiles {', '.join(tiles)}; it has no tile '{name}'",
+                          hint=f"read one of them (stage.{next(iter(tiles))}), or add '{name}' to the TilePayload")
         return tiles[name]
 
     def _check(self):
+        _note_used(self)
         if not frontend.inside_with(self.holder):
             raise frontend.current().error(
                 "a pipeline stage is used outside `with ....acquire() as stage:`" if not self.entered else
@@ -331,7 +375,8 @@ class StageRun:
         if not 1 <= count <= room:
             raise frontend.current().error(
                 f"a run of stages holds 1 to {room} (the pipeline's {role.pipeline.stages} stages, less the {lag} its "
-                f"reader keeps in flight), not {count}: the stages it waits for would never come")
+                f"reader keeps in flight), not {count}: the stages it waits for would never come",
+                hint=f"acquire({max(1, min(count, room))}), or give the pipeline {count + lag} stages")
         if isinstance(role, ProducerRole):
             role.pipeline.check_room(run=count)
         self.role = role
@@ -344,18 +389,26 @@ class StageRun:
         self.leases = []
         for _ in skc.static_range(self.count):
             lease = StageLease(self.role, run=self)
+            _note_acquired(lease)
             self.role.wait_stage(lease.index)
             lease.entered = True
             self.leases.append(lease)
             self.role.advance()
         return self
 
+    def __getattr__(self, name):
+        if name.startswith("_") or name in ("role", "count", "leases", "async_reads"):
+            raise AttributeError(name)
+        raise Missing(f"a run of {self.count} stages has no '{name}' of its own: its stages have their tiles",
+                      hint=f"read stage i's: run.stage(i).{name} (i from 0 to {self.count - 1})")
+
     def stage(self, i: int) -> StageLease:
         i = _compile_time_int(i, "run.stage(i)")
         if not frontend.inside_with(self):
             raise frontend.current().error("a run's stages are used outside `with ....acquire(n) as run:`")
         if not 0 <= i < self.count:
-            raise frontend.current().error(f"this run holds {self.count} stages; stage({i}) is none of them")
+            raise frontend.current().error(f"this run holds {self.count} stages; stage({i}) is none of them",
+                                           hint=f"run.stage(i) for i from 0 to {self.count - 1}")
         return self.leases[i]
 
     def __exit__(self, *exc):
@@ -427,6 +480,70 @@ def _check_readers(role, kernel):
                  "(consumer.skip(n))")
 
 
+def check_stage(loader: str, stage):
+    """A loader fills one stage: a `with producer.acquire() as stage:` lease (a run's stages one at a time), once."""
+    if isinstance(stage, StageLease):
+        note_fill(stage, loader)
+        return
+    if isinstance(stage, StageRun):
+        refuse(loader, "stage", "one stage", stage, f"fill each stage of the run: for i in skc.static_range("
+               f"{stage.count}): load(run.stage(i), ...)")
+    if isinstance(stage, (_Role, InputTilePipeline)):
+        refuse(loader, "stage", "a stage", stage, "acquire one from the producer's handle: `with producer.acquire() "
+               "as stage:`, then load(stage, k, ...)")
+    if isinstance(stage, frontend.Dyn) or not hasattr(stage, "full"):
+        refuse(loader, "stage", "a pipeline stage (`with producer.acquire() as stage:`)", stage,
+               "pass the stage the producer's handle acquired: load(stage, k, a=..., b=...)")
+
+
+def _fills() -> dict:
+    """Of this compilation: {id(lease): (lease, where its with is, [run-time scopes of its fills], used)}."""
+    return frontend.current().facts(__name__ + ".fills")
+
+
+@frontend.host
+def _note_acquired(lease):
+    if isinstance(lease.role, ProducerRole):
+        _fills()[id(lease)] = [lease, frontend.current().loc, [], False]
+
+
+@frontend.host
+def _note_used(lease):
+    record = _fills().get(id(lease))
+    if record is not None and record[0] is lease:
+        record[3] = True
+
+
+@frontend.host
+def note_fill(lease, loader: str):
+    """A loader fills the producer's stage `lease`: once on any path (a second fill arrives on its full barrier
+    again and expects its bytes again: the phase completes early or never)."""
+    record = _fills().get(id(lease))
+    if record is None or record[0] is not lease:
+        return
+    scope = frontend.runtime_scope()
+    if any(scope[:len(earlier)] == earlier for earlier in record[2]):
+        raise frontend.current().error(
+            f"{loader} fills a stage it already filled: the second fill arrives on the stage's full barrier again "
+            "(and expects its bytes again), so the barrier's phase completes early or never (a hang)",
+            hint="load each stage once: acquire the next one (`with producer.acquire() as stage:`) for more")
+    record[2].append(scope)
+
+
+@frontend.host
+def _check_filled(role):
+    """Every stage the producer acquired is filled, or used by the producer's own code: a stage released unfilled
+    never completes its full barrier, and the consumers wait for it for ever."""
+    for lease, where, fills, used in list(_fills().values()):
+        # (a `return` inside the stage's own `with` leaves before its fill: that path's stage is the with's to judge)
+        if lease.role is role and not fills and not used and not frontend.inside_with(lease.holder):
+            raise CompileError(
+                "this stage is acquired by the producer and released to the consumers unfilled (no loader call and "
+                "no use of its tiles or its full barrier): its full barrier never completes, and the consumers wait "
+                "for it for ever", where,
+                hint="fill it in the `with`: load(stage, k, a=..., b=...) with the pipeline's loader")
+
+
 def _one_stage_at_a_time(role):
     """A lease's or run's `with` begins: one at a time per handle (nested, the inner one would wait for the stage
     the outer one holds)."""
@@ -440,5 +557,7 @@ def _one_stage_at_a_time(role):
 def _compile_time_int(value, what: str) -> int:
     """value as a Python int (numpy's integers too); a run-time value or another type is a compile error."""
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise frontend.current().error(f"{what} takes a compile-time int, found {value!r}")
+        raise frontend.current().error(f"{what} takes a compile-time int, found {value!r}",
+                                       hint="give a Python int (a constexpr), not a run-time value, a float or a "
+                                            "tuple")
     return int(value)

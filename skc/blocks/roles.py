@@ -162,7 +162,11 @@ class WarpRoles:
         if threads != self.size * (1 + consumers):
             raise frontend.current().error(
                 f"warp roles for 1 producer and {consumers} consumer warpgroups need "
-                f"{self.size * (1 + consumers)} threads per block, the kernel has {threads}")
+                f"{self.size * (1 + consumers)} threads per block, the kernel has {threads}",
+                hint=f"launch blocks of {self.size * (1 + consumers)} threads, or make WarpRoles(consumers) of the "
+                     f"block's warpgroups less the producer's" + (f": WarpRoles({threads // self.size - 1})"
+                                                                   if threads % self.size == 0 and
+                                                                   threads > self.size else ""))
         if frontend.enclosing_conditions():
             raise frontend.current().error(
                 "WarpRoles is made inside a run-time `if`: it reads the warpgroup index with a warp shuffle, which "

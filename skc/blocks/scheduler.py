@@ -12,6 +12,7 @@ import skc
 from skc import frontend
 
 from . import clusters
+from .arguments import is_integer, refuse
 
 
 class Tile:
@@ -44,10 +45,21 @@ class TileScheduler:
                                            hint="cluster_m=1 or cluster_n=1")
         for name, extent in (("tile_m", tile_m), ("tile_n", tile_n)):
             if not isinstance(extent, numbers.Integral) or isinstance(extent, bool) or extent < 1:
-                raise frontend.current().error(f"a tile's {name} is a compile-time int of 1 or more, found {extent!r}")
+                raise frontend.current().error(f"a tile's {name} is a compile-time int of 1 or more, found {extent!r}",
+                                               hint=f"give {name} as a Python int (a constexpr): the payload's tile "
+                                                    f"{'rows' if name == 'tile_m' else 'columns'}")
         if isinstance(group_m, int) and group_m < 1:   # 0 divides by zero; fewer skips tiles (never stored)
             raise frontend.current().error(f"group_m is how many tile-rows the raster walks at a time, 1 or more, "
-                                           f"found {group_m}")
+                                           f"found {group_m}", hint="group_m=8 (the default), or 1 for row order")
+        # (a float M was taken, and failed at the `for` as "range() bounds must be integers"; no batches, or fewer
+        # than none, walked no tile: the output was never stored)
+        for name, extent in (("M", M), ("N", N), ("batches", batches)):
+            if not is_integer(extent):
+                refuse(type(self).__name__, name, "an integer (the kernel's i32 parameter or a compile-time int)",
+                       extent, f"give {name} as an integer")
+        if isinstance(batches, numbers.Integral) and batches < 1:
+            refuse(type(self).__name__, "batches", "how many matrices the output holds, 1 or more", batches,
+                   "batches=1 (the default) for one matrix")
         self.tile_m, self.tile_n, self.group_m = tile_m, tile_n, group_m
         self.cluster_m, self.cluster_n = cluster_m, cluster_n
         self.cluster = cluster_m * cluster_n

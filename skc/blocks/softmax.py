@@ -8,10 +8,13 @@ description (`rows()`, `row_lanes`, `position`) and its values (`fragment`, inde
 any TileOp whose accumulator says that."""
 from __future__ import annotations
 
+import numbers
 import operator
 
 import skc
 from skc import frontend
+
+from .arguments import check_count, check_has, refuse
 
 LOG2E = 1.4426950408889634
 NEG_INF = float("-inf")
@@ -24,6 +27,23 @@ class OnlineSoftmax:
 
     def __init__(self, scale, rows: int = 2, exp2_on_fma: int = 0, tree: bool = False, lazy: float = 0.0,
                  exact: bool = False):
+        if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool) or isinstance(scale, frontend.Dyn)
+                and getattr(scale.type, "is_scalar", False) and scale.type.is_float):
+            refuse("OnlineSoftmax", "scale", "a number (a compile-time float or a run-time f32)", scale,
+                   "OnlineSoftmax(1 / math.sqrt(head_dim)), or the kernel's f32 scale parameter")
+        check_count("OnlineSoftmax", "rows", rows, hint="rows=2 for wgmma's accumulator (len(acc.rows()))")
+        check_count("OnlineSoftmax", "exp2_on_fma", exp2_on_fma, lowest=0,
+                    hint="exp2_on_fma=0 (every exp2 on the MUFU), or n for every n-th on the FMA pipe")
+        if not isinstance(tree, bool):
+            refuse("OnlineSoftmax", "tree", "a bool", tree, "tree=True reduces a row pairwise, False (the default) "
+                                                            "in order")
+        if not isinstance(exact, bool):
+            refuse("OnlineSoftmax", "exact", "a bool", exact, "exact=True takes each exponent as (s - m)·c, False (the "
+                                                              "default) as one fma")
+        # (a run-time lazy made `moved` a value of some paths only: "'moved' may be undefined here")
+        if not (isinstance(lazy, numbers.Real) and not isinstance(lazy, bool) and lazy >= 0):
+            refuse("OnlineSoftmax", "lazy", "a compile-time float of 0 or more", lazy,
+                   "lazy=0.0 (rescale at every step), or t > 0: move a row's maximum only past 2^t")
         self.scale_log2 = scale * LOG2E
         self.rows_held = rows
         self.exp2_on_fma = exp2_on_fma   # every n-th score of a row takes exp2 on the FMA pipe (0: none)
@@ -57,7 +77,7 @@ class OnlineSoftmax:
         rows = self.rows_of(s)
         fragment = s.fragment
         if mask is not None:
-            fragment = _vector_of({i: skc.where(mask(*s.position(i)), fragment[i], NEG_INF)
+            fragment = _vector_of({i: skc.where(_kept(mask(*s.position(i))), fragment[i], NEG_INF)
                                    for row, indices in rows for i in indices})
         # every row's maximum first, then the exponentials (the same arithmetic as one row after the other; the
         # kernels' code measured 1.03x at D = 64: benchmarks/NOTES.md, twenty-first session)
@@ -108,6 +128,7 @@ class OnlineSoftmax:
     def finish(self, o) -> list:
         """O /= l for each row (0 where a row saw no score); gives each row's log-sum-exp of the scaled scores
         (natural log), one per row of `o.rows()`."""
+        self.rows_of(o)
         inverses, lse = [], []
         for h in skc.static_range(self.rows_held):
             total = self.sum[h]
@@ -134,12 +155,28 @@ class OnlineSoftmax:
 
     def rows_of(self, acc) -> list:
         """acc.rows(), checked against the rows a thread's state keeps (`rows`)."""
+        _check_accumulator(acc)
         rows = list(acc.rows())
         if len(rows) != self.rows_held:
             raise frontend.current().error(
                 f"this OnlineSoftmax keeps the state of {self.rows_held} row(s) a thread; the accumulator's threads "
                 f"hold values of {len(rows)} (its rows())", hint=f"make it OnlineSoftmax(..., rows={len(rows)})")
         return rows
+
+
+def _check_accumulator(acc):
+    """What OnlineSoftmax reads of an accumulator: its rows (rows(), row_lanes), places (position) and values."""
+    check_has("OnlineSoftmax", "accumulator", acc, ("rows", "row_lanes", "position", "fragment"),
+              "an accumulator that says its rows (a Wgmma's zeros(), or one of yours with rows(), row_lanes, "
+              "position and fragment)", "pass the MMA's accumulator: softmax.update(scores) with scores = qk.zeros()")
+
+
+def _kept(test):
+    """A mask's result: a truth value (a run-time bool, or a compile-time one); a number is no test."""
+    if isinstance(test, bool) or isinstance(test, frontend.Dyn) and getattr(test.type, "is_bool", False):
+        return test
+    refuse("OnlineSoftmax", "mask(row, column)'s result", "a truth value (a comparison such as column < length)",
+           test, "return a comparison: mask=lambda row, column: j * KEYS + column < Skv")
 
 
 # 2^x on the FMA pipe: x = j + f, j the integer nearest x and f in [-0.5, 0.5]; 2^f by a polynomial (of degree 3,

@@ -21,7 +21,10 @@ from skc import frontend
 from skc.ir.ops_async import CP_ASYNC_BYTES
 
 from . import clusters, scheduler
+from .arguments import check_has, check_tensor_map, is_integer, is_tensor_map, refuse
 from .layout import OperandLayout
+from .payload import note_elements
+from .pipeline import check_stage
 from .roles import check_role
 
 
@@ -40,7 +43,9 @@ def _origins(loader: str, names, origins: dict) -> dict:
         raise frontend.current().error(
             f"{loader} copies {', '.join(names)}: give each one origin ({', '.join(f'{n}=...' for n in names)})"
             + (f"; missing {', '.join(missing)}" if missing else "")
-            + (f"; no operand {', '.join(extra)}" if extra else ""))
+            + (f"; no operand {', '.join(extra)}" if extra else ""),
+            hint=f"{loader}(stage, k, {', '.join(f'{n}=...' for n in names)}): the payload's tiles, each from its "
+                 "origin" + (f"; to load {', '.join(extra)} too, add it to the TilePayload" if extra else ""))
     return origins
 
 
@@ -70,6 +75,21 @@ def _check_producer_role(loader):
                "(`if roles.is_producer():`), on a stage of `with producer.acquire() as stage:`")
 
 
+def check_payload(block: str, payload):
+    """A loader's payload: the TilePayload its stages hold (an object with `layouts`)."""
+    check_has(block, "payload", payload, ("layouts",), "a TilePayload (what a stage holds)",
+              "give the TilePayload the pipeline was made of: TilePayload(a=OperandLayout(...), ...)")
+
+
+def check_origins(loader: str, origins: dict):
+    """Where each tile starts: integers, or (matrix, row) pairs of integers for a batch's tile."""
+    for name, origin in origins.items():
+        parts = origin if isinstance(origin, tuple) else (origin,)
+        if not parts or not all(is_integer(part) for part in parts):
+            refuse(loader, f"origin of tile '{name}' ({name}=...)", "an integer row (or a tuple of integers, for a "
+                   "tile of several dimensions)", origin, "give the tile's first row, such as tile.row0 or tile.col0")
+
+
 def _check_arrivals(loader, stage):
     """The stage's full barrier completes after the arrivals this loader makes (the pipeline was given the loader):
     with fewer, a stage would be read before its copies land; with more, it would never be read."""
@@ -90,6 +110,8 @@ class TmaLoader:
     arrivals = 1  # the issuing thread's arrive.expect_tx; the copies complete the transaction bytes
 
     def __init__(self, payload, multicast=None, extents=None, **maps):
+        loader = type(self).__name__
+        check_payload(loader, payload)
         self.layouts = payload.layouts
         self.maps = maps
         # extents = {tile name: its operand's rows (a run-time value)} for K-major tiles loaded in row shares: a
@@ -111,7 +133,12 @@ class TmaLoader:
                     f"{len(layout.box())}-D box)", hint="give extents only for tiles of a single matrix")
         for name, layout in self.layouts.items():
             if name not in maps:
-                raise frontend.current().error(f"TmaLoader has no tensor map for payload tile '{name}'")
+                raise frontend.current().error(
+                    f"TmaLoader has no tensor map for payload tile '{name}'",
+                    hint=f"give one by the tile's name: "
+                         f"{loader}(payload, {', '.join(f'{n}=...' for n in self.layouts)})")
+            if type(self) is TmaLoader:   # (a subclass's maps may be of its own kind: Im2colLoader's)
+                check_tensor_map(loader, f"map for tile '{name}' ({name}=...)", maps[name])
             map_type = getattr(maps[name], "type", None)
             elem = getattr(map_type, "elem", None)
             elem_bytes = getattr(layout, "elem_bytes", None)   # (a layout of the user's may not say)
@@ -134,9 +161,17 @@ class TmaLoader:
                     f"the tensor map for payload tile '{name}' swizzles {swizzle} bytes; the tile's layout is "
                     f"{layout.swizzle}-byte swizzled", hint="make the map with the layout's swizzle "
                     "(MatmulConfig.swizzle(name))")
+        note_elements(payload, {name: maps[name].type.elem for name in self.layouts
+                                if is_tensor_map(maps[name]) and getattr(maps[name].type, "elem", None) is not None})
         # multicast = (tile name, blocks): that tile is the same for the cluster's blocks; each block
         # loads its share of the tile's chunks (or, a layout in row shares, its share of every chunk's rows) into
         # every block of the cluster.
+        if multicast is not None and not (isinstance(multicast, tuple) and len(multicast) == 2
+                                          and multicast[0] in self.layouts and isinstance(multicast[1], int)):
+            refuse(loader, "multicast", f"a pair (tile name, blocks), the tile one of {', '.join(self.layouts)}",
+                   multicast, "multicast=('b', 2): the two blocks of a cluster share tile b, each loading half of it")
+        if not isinstance(extents, (dict, type(None))):
+            refuse(loader, "extents", "a dict {tile name: its operand's rows}", extents, "extents={'a': M}")
         self.shared_tile, self.cluster = multicast if multicast is not None else (None, 1)
         if self.cluster > 1:
             layout = self.layouts[self.shared_tile]
@@ -174,6 +209,11 @@ class TmaLoader:
 
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
+        check_stage(type(self).__name__, stage)
+        check_origins(type(self).__name__, origins)
+        if not is_integer(k):
+            refuse(type(self).__name__, "k", "an integer k-step", k, "give the k-step's index (its tiles start at "
+                   "k · the tile's k)")
         for name in set(origins) & set(self.layouts):   # (the tiles that follow another take its origin: not theirs)
             check_spacing(type(self).__name__, name, self.layouts[name], origins[name])
         origins = _origins("TmaLoader", self.layouts, origins)
@@ -313,6 +353,22 @@ def _pointer_to(address):
     return skc.int_to_ptr(address, skc.u8, "shared")
 
 
+def _check_stored_matrix(name: str, operand):
+    """A VectorLoader operand: (pointer, rows, cols) of the row-major matrix it is copied from."""
+    hint = f"{name}=(pointer, rows, cols): a pointer parameter (skc.Ptr[...]) to the row-major stored matrix and its " \
+           "rows and columns"
+    if not (isinstance(operand, tuple) and len(operand) == 3):
+        refuse("VectorLoader", f"operand {name}", "a tuple (pointer, rows, cols)", operand, hint)
+    pointer, rows, cols = operand
+    if not (isinstance(pointer, frontend.Array) or isinstance(pointer, frontend.Dyn)
+            and isinstance(pointer.type, frontend.PtrType)):
+        refuse("VectorLoader", f"pointer of operand {name}", "a pointer (skc.Ptr[...])", pointer,
+               hint + ("; a tensor map is for TmaLoader" if isinstance(pointer, frontend.Dyn) else ""))
+    for what, value in (("rows", rows), ("cols", cols)):
+        if not is_integer(value):
+            refuse("VectorLoader", f"{what} of operand {name}", "an integer", value, hint)
+
+
 class VectorLoader:
     """TileIO without TMA: the producer warpgroup's first `threads` threads (by default all of them: those
     `is_issuing()` names) copy the operand tiles, their loads shared out evenly, with vector loads of `width`
@@ -342,6 +398,9 @@ class VectorLoader:
         self.asynchronous = asynchronous
         self.operands = operands
         self.arrivals = self.threads  # every copying thread arrives once a stage
+        if type(self) is VectorLoader:   # (a subclass's element() may address its operands otherwise)
+            for name, operand in operands.items():
+                _check_stored_matrix(name, operand)
 
     def is_issuing(self):
         """Whether this thread copies: the producer's first `threads` (all of its warpgroup by default), each
@@ -352,6 +411,8 @@ class VectorLoader:
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage: the copying threads
         (is_issuing()) copy and arrive, whether or not the caller rested the others."""
+        check_stage(type(self).__name__, stage)
+        check_origins(type(self).__name__, origins)
         origins = _origins("VectorLoader", self.operands, origins)
         for name in self.operands:
             check_spacing(type(self).__name__, name, getattr(getattr(stage, name, None), "layout", None), origins[name])
