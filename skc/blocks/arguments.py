@@ -7,6 +7,17 @@ from __future__ import annotations
 import numbers
 
 from skc import frontend, ir
+from skc.diagnostics import SkcError
+
+
+def compiling() -> bool:
+    """Whether a kernel is being compiled: a block made on the host (for its sizes: `stage_bytes()`) is given
+    placeholders there, and checks them only in a kernel."""
+    try:
+        frontend.current()
+        return True
+    except SkcError:
+        return False
 
 
 def describe(value) -> str:

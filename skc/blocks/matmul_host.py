@@ -960,6 +960,8 @@ def compile_arguments(target, M: int = 4096, N: int = 4096, K: int = 4096, dtype
     from skc import ir
 
     target = skc.get_target(target)
+    if getattr(config, "dtype", None) in ("bf16", "f16"):   # (an f16 config was given bf16 maps and pointers)
+        dtype = config.dtype
     pointer = skc.Ptr[skc.bf16 if dtype == "bf16" else skc.f16]
     cfg = config or _config(target, M, N, K, dtype, True, False, EpilogueSpec())
     if target.has("mfma"):

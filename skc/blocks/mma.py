@@ -174,9 +174,13 @@ class Wgmma(_WarpgroupMma):
         """The wgmma instructions of acc += A · B, without the fence before them and the commit after them; acc
         may cover acc.n of B's columns from `column0` on, and the stage's k from `k0`, `k` deep (0: to its end;
         compile-time ints)."""
+        if not isinstance(accumulate, bool):   # (a run-time flag was refused by wgmma; "yes" was taken as true)
+            refuse(type(self).__name__, "accumulate", "a compile-time bool", accumulate,
+                   "accumulate=False overwrites acc with the product, True (the default) adds to it")
         fragment = acc.fragment
         steps = self.steps(k0, k)
         _note_reads(self, a, b)
+        _note_writes(acc)
         for step in skc.static_range(steps.start, steps.stop):
             fragment = skc.hopper.wgmma(fragment, a.descriptor(step, self.row0), b.descriptor(step, column0),
                                         acc.n, self.dtype, trans_a=int(not a.layout.k_major),
@@ -322,6 +326,26 @@ def _note_retire(pending: int):
 
 
 @frontend.host
+def _note_writes(acc):
+    """The wgmma group the next commit closes writes acc's registers (asynchronously, until it is retired)."""
+    groups = _groups()
+    groups.setdefault("writes", {})[id(acc)] = (acc, groups.get("committed", 0) + 1, frontend.runtime_scope())
+
+
+@frontend.host
+def check_written(reader: str, acc):
+    """Code that reads acc's values (not an MMA into it) comes after a retire of the wgmma group that last wrote them,
+    on every path: before, the registers still change under it (the interpreter, which computes each wgmma at once,
+    gave the right answer; a GPU, a wrong one)."""
+    record = _groups().get("writes", {}).get(id(acc))
+    if record is not None and record[0] is acc and _unretired(record[1], record[2]):
+        raise frontend.current().error(
+            f"{reader} reads an accumulator that a wgmma may still be writing: no retire of its MMAs comes before, so "
+            "its registers are not yet the product", hint="retire them first: mma.retire(0) (or acc.wait()) after "
+                                                          "the MMAs and before reading the accumulator")
+
+
+@frontend.host
 def _unretired(group: int, scope: tuple) -> bool:
     """Whether no retire completed `group` on every path that issued it: one compiled after it whose run-time scope
     encloses the issue's (a retire in a branch the issue is not inside, or past a jump, runs on some paths only)."""
@@ -404,6 +428,7 @@ class WgmmaRegA(_WarpgroupMma):
         j). A vector, so that it can live in a loop-carried variable while the MMAs that read it run."""
         check_has(type(self).__name__, "operand(p)'s p", p, ("n", "fragment"), "an accumulator (a Wgmma's zeros())",
                   "pass the accumulator of the MMA that computed P (scores = qk.zeros(); qk(scores, ...))")
+        check_written("WgmmaRegA.operand(p)", p)
         if p.n != self.k:
             raise frontend.current().error(f"P has {p.n} columns; this MMA was made for k = {self.k}",
                                            hint=f"make P's MMA {self.k} columns wide, or this one k={p.n}")
@@ -425,6 +450,7 @@ class WgmmaRegA(_WarpgroupMma):
         pieces = [skc.vector(*[operand[8 * step + i] for i in range(8)]) for step in range(self.k // self.K)]
         skc.hopper.wgmma_fence()   # the fragments were just written by ordinary instructions
         _note_reads(self, b)
+        _note_writes(acc)
         fragment = acc.fragment
         for step in skc.static_range(self.k // self.K):
             fragment = skc.hopper.wgmma_rs(fragment, pieces[step], b.descriptor(step), self.n, self.dtype,

@@ -213,6 +213,10 @@ class ConsumerRole(_Role):
         _check_consumers(pipeline, kernel_consumers())
         self.takes_turns = False   # (skip() sets it: the consumers take stages in turn, each fewer than all)
         self.waited_outside_turns = False   # (a wait for a stage outside an open WarpgroupTurns: _check_turns)
+        if reader is not None:
+            check_has("pipe.consumer", "reader", reader, ("retire",), "the TileOp that reads the stages (it says "
+                      "`retire(pending)`)", "pipe.consumer(mma) with the stages' MMA TileOp, or pipe.consumer() "
+                      "without one")
         self.reader = reader
         self.lag = getattr(reader, "stages_in_flight", 0)
         if self.lag >= pipeline.stages:

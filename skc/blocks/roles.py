@@ -154,6 +154,10 @@ class WarpRoles:
 
     def __init__(self, consumers: int, producer_registers: int = None, consumer_registers: int = None,
                  blocks_per_sm: int = 1):
+        if not isinstance(consumers, int) or isinstance(consumers, bool) or consumers < 1:
+            raise frontend.current().error(f"WarpRoles' consumers is a compile-time int of 1 or more, found "
+                                           f"{consumers!r}", hint="WarpRoles(n) for n consumer warpgroups beside the "
+                                                                  "producer's")
         threads = skc.num_threads()
         self.size = skc.current_target().warpgroup_size
         if not self.size:
@@ -196,9 +200,15 @@ class WarpRoles:
         return self.warpgroup - 1
 
     def enter_producer(self):
+        check_role("enter_producer()", "producer", hint="call roles.enter_producer() in the producer's branch and "
+                   "roles.enter_consumer() in the consumers'")
         skc.hopper.setmaxnreg(self.producer_registers, increase=False)
 
     def enter_consumer(self):
+        # (in the producer's code it raised the producer's registers to the consumers': with the consumers' own,
+        # more than the block holds, and setmaxnreg waits for them for ever)
+        check_role("enter_consumer()", "consumer", hint="call roles.enter_consumer() in the consumers' branch and "
+                   "roles.enter_producer() in the producer's")
         skc.hopper.setmaxnreg(self.consumer_registers, increase=True)
 
 

@@ -15,6 +15,7 @@ import skc
 from skc import frontend
 
 from .arguments import check_count, check_has, refuse
+from .mma import check_written
 
 LOG2E = 1.4426950408889634
 NEG_INF = float("-inf")
@@ -165,10 +166,12 @@ class OnlineSoftmax:
 
 
 def _check_accumulator(acc):
-    """What OnlineSoftmax reads of an accumulator: its rows (rows(), row_lanes), places (position) and values."""
+    """What OnlineSoftmax reads of an accumulator: its rows (rows(), row_lanes), places (position) and values, once
+    the MMAs writing them completed."""
     check_has("OnlineSoftmax", "accumulator", acc, ("rows", "row_lanes", "position", "fragment"),
               "an accumulator that says its rows (a Wgmma's zeros(), or one of yours with rows(), row_lanes, "
               "position and fragment)", "pass the MMA's accumulator: softmax.update(scores) with scores = qk.zeros()")
+    check_written("OnlineSoftmax", acc)
 
 
 def _kept(test):

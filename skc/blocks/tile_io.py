@@ -21,7 +21,7 @@ from skc import frontend
 from skc.ir.ops_async import CP_ASYNC_BYTES
 
 from . import clusters, scheduler
-from .arguments import check_has, check_tensor_map, is_integer, is_tensor_map, refuse
+from .arguments import check_has, check_tensor_map, compiling, is_integer, is_tensor_map, refuse
 from .layout import OperandLayout
 from .payload import note_elements
 from .pipeline import check_stage
@@ -131,13 +131,20 @@ class TmaLoader:
                 raise frontend.current().error(
                     f"TmaLoader skips row shares past the rows of one matrix; tile '{name}' is a batch's (a "
                     f"{len(layout.box())}-D box)", hint="give extents only for tiles of a single matrix")
+        in_kernel = compiling()
+        unknown = sorted(set(maps) - set(self.layouts))
+        if unknown:   # (a map the payload has no tile of was never loaded, silently)
+            raise frontend.current().error(
+                f"{loader} is given a tensor map for {', '.join(unknown)}, which its payload has no tile of: it would "
+                f"never be loaded", hint=f"add the tile to the TilePayload ({unknown[0]}=OperandLayout(...)), or leave "
+                                         "its map out")
         for name, layout in self.layouts.items():
             if name not in maps:
                 raise frontend.current().error(
                     f"TmaLoader has no tensor map for payload tile '{name}'",
                     hint=f"give one by the tile's name: "
                          f"{loader}(payload, {', '.join(f'{n}=...' for n in self.layouts)})")
-            if type(self) is TmaLoader:   # (a subclass's maps may be of its own kind: Im2colLoader's)
+            if type(self) is TmaLoader and in_kernel:   # (a subclass's maps may be of its own kind: Im2colLoader's)
                 check_tensor_map(loader, f"map for tile '{name}' ({name}=...)", maps[name])
             map_type = getattr(maps[name], "type", None)
             elem = getattr(map_type, "elem", None)
@@ -161,8 +168,9 @@ class TmaLoader:
                     f"the tensor map for payload tile '{name}' swizzles {swizzle} bytes; the tile's layout is "
                     f"{layout.swizzle}-byte swizzled", hint="make the map with the layout's swizzle "
                     "(MatmulConfig.swizzle(name))")
-        note_elements(payload, {name: maps[name].type.elem for name in self.layouts
-                                if is_tensor_map(maps[name]) and getattr(maps[name].type, "elem", None) is not None})
+        if in_kernel:
+            note_elements(payload, {name: maps[name].type.elem for name in self.layouts
+                                    if is_tensor_map(maps[name]) and getattr(maps[name].type, "elem", None) is not None})
         # multicast = (tile name, blocks): that tile is the same for the cluster's blocks; each block
         # loads its share of the tile's chunks (or, a layout in row shares, its share of every chunk's rows) into
         # every block of the cluster.
@@ -398,7 +406,7 @@ class VectorLoader:
         self.asynchronous = asynchronous
         self.operands = operands
         self.arrivals = self.threads  # every copying thread arrives once a stage
-        if type(self) is VectorLoader:   # (a subclass's element() may address its operands otherwise)
+        if type(self) is VectorLoader and compiling():   # (a subclass's element() may address its operands otherwise)
             for name, operand in operands.items():
                 _check_stored_matrix(name, operand)
 

@@ -42,6 +42,8 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, 
         load = TmaLoader(payload, multicast=2, a=a, b=b)   # M:multicast_int
     elif mode == "vector_maps":
         load = VectorLoader(a=(a, M, K), b=(b, N, K))   # M:vector_maps
+    elif mode == "unknown_map":
+        load = TmaLoader(payload, a=a, b=b, c=a)   # M:unknown_map
     elif mode == "vector_short":
         load = VectorLoader(a=(out, M), b=(out, N, K))   # M:vector_short
     else:
@@ -53,7 +55,7 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, 
     else:
         pipe = InputTilePipeline(payload, 2, load, consumers=1)
     with pipe:
-        roles = WarpRoles(1)
+        roles = WarpRoles(1.0 if mode == "roles_float" else 1)   # M:roles_float
         k_tiles = skc.cdiv(K, T)
         if mode == "batches_0":
             tiles = TileScheduler(M, N, T, T, batches=0)   # M:batches_0
@@ -64,6 +66,8 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, 
         if roles.is_producer():
             if mode == "sync_in_role":
                 pipe.sync()   # M:sync_in_role
+            if mode == "enter_consumer":
+                roles.enter_consumer()   # M:enter_consumer
             if load.is_issuing():
                 with (pipe if mode == "pipe_as_handle" else pipe.producer()) as producer:
                     for tile in tiles:
@@ -107,7 +111,7 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, 
                 epilogue = DirectStoreEpilogue(out, skc.f32, FusedEpilogue(None))   # M:fused_none
             else:
                 epilogue = DirectStoreEpilogue(out, skc.f32, args)
-            with (pipe if mode == "pipe_as_handle_consumer" else pipe.consumer(mma)) as consumer:
+            with pipe.consumer(1 if mode == "reader_int" else mma) as consumer:   # M:reader_int
                 for tile in tiles:
                     acc.zero()
                     for k in range(k_tiles):
@@ -118,8 +122,12 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, 
                                 mma(acc, stage, stage.b)   # M:mma_stage_for_tile
                             elif mode == "unknown_tile":
                                 mma(acc, stage.a, stage.c)   # M:unknown_tile
+                            elif mode == "accumulate_str":
+                                mma(acc, stage.a, stage.b, accumulate="yes")   # M:accumulate_str
                             else:
                                 mma(acc, stage.a, stage.b)   # M:handle_as_stage M:reg_a_smem M:dtype_f16
+                            if mode == "read_unretired":
+                                OnlineSoftmax(1.0).update(acc)   # M:read_unretired
                             if mode == "row_past_tile":
                                 skc.store(out, skc.f32(stage.a.load(T, 0, skc.bf16)))   # M:row_past_tile
                             if mode == "skip_one_consumer":
@@ -238,6 +246,20 @@ MISUSES = [
      "tile.row0"),
     # compiled: a constant place past the tile read the next tile's element
     ("row_past_tile", "tile 'a' has 64 rows; row 64 lies outside it", "rows 0 to 63"),
+    # compiled: a map the payload has no tile of, never loaded
+    ("unknown_map", "TmaLoader is given a tensor map for c, which its payload has no tile of", "leave its map out"),
+    # compiled: a float count of consumers
+    ("roles_float", "WarpRoles' consumers is a compile-time int of 1 or more, found 1.0", "WarpRoles(n)"),
+    # compiled: the producer's registers raised to the consumers' (with more consumers, setmaxnreg waits for ever)
+    ("enter_consumer", "enter_consumer() is the consumer's, used in code that runs as the producer",
+     "roles.enter_producer() in the producer's"),
+    # compiled: 1 taken as a reader that keeps no stage in flight
+    ("reader_int", "pipe.consumer's reader is the TileOp that reads the stages", "pipe.consumer(mma)"),
+    # compiled: "yes" taken as true
+    ("accumulate_str", "Wgmma's accumulate is a compile-time bool, found str 'yes'", "accumulate=False"),
+    # compiled: the softmax read the accumulator's registers while the wgmma still wrote them (right in the
+    # interpreter, which computes a wgmma at once; wrong on a GPU)
+    ("read_unretired", "OnlineSoftmax reads an accumulator that a wgmma may still be writing", "mma.retire(0)"),
     # compiled: the stages skipped were never released (a deadlock)
     ("skip_one_consumer", "consumer.skip leaves stages to the other consumer warpgroups, and the kernel's WarpRoles "
                           "has one", "read every stage (no skip)"),

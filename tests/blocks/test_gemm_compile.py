@@ -560,3 +560,14 @@ def test_a_config_refuses_a_pipeline_too_shallow_for_its_tile_op():
     assert Fp8MatmulConfig(stages=1, block_scaled=True).stages == 1
     assert Fp8MatmulConfig(stages=1).stages == 1   # (per tensor, each k-block added into f32 likewise)
     assert MatmulConfig(stages=2).stages == 2
+
+
+def test_compile_arguments_of_an_f16_config_are_f16():
+    """compile_arguments(..., config=MatmulConfig(dtype="f16")) gave bf16 tensor maps and pointers (its dtype argument's
+    default, not the config's): the kernel compiled was another one than matmul() launches for f16 (now refused: the
+    Wgmma's f16 against its maps' bf16)."""
+    from skc.blocks.matmul_host import compile_arguments
+
+    arguments = compile_arguments("sm_90a", 256, 256, 256, config=MatmulConfig(dtype="f16"))
+    assert arguments["a"].elem == skc.ir.f16 and arguments["bias"] == skc.Ptr[skc.f16]
+    assert "wgmma.mma_async.sync.aligned.m64n" in matmul_kernel.compile(**arguments, target="sm_90a").asm("ptx")
