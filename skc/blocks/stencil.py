@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import skc
 from skc import frontend
-from .epilogue import EpilogueSpec, activate
+from .arguments import check_has, check_integer, invalid, refuse
+from .epilogue import EpilogueSpec, activate, check_pointer
 
 STORE_WIDTH = 8   # elements of one vector store: 16 bytes of 2-byte elements
 
@@ -39,6 +40,33 @@ class StencilConfig:
     columns: int = 4
     epilogue: EpilogueSpec = EpilogueSpec()
     group_channels: int = 1
+
+    def __post_init__(self):
+        # (unchecked, a float or a 0 failed inside the blocks, "integer '//' by the constant 0", "'int' object is not
+        # iterable"; a stride of 0 or a width of 3 compiled, and loaded or stored wrong)
+        if self.dtype not in ("bf16", "f16"):
+            raise invalid(f"StencilConfig's dtype is 'bf16' or 'f16', found {self.dtype!r}", hint="dtype='bf16'")
+        for name in ("R", "S", "multiplier", "lanes", "groups", "columns"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise invalid(f"StencilConfig's {name} is an int of 1 or more, found {value!r}",
+                              hint="make the config with stencil_config(conv, dtype, epilogue)")
+        for name, lowest in (("stride", 1), ("padding", 0), ("dilation", 1)):
+            pair = getattr(self, name)
+            if not (isinstance(pair, tuple) and len(pair) == 2 and
+                    all(isinstance(v, int) and not isinstance(v, bool) and v >= lowest for v in pair)):
+                raise invalid(f"StencilConfig's {name} is an (h, w) pair of ints of {lowest} or more, found {pair!r}",
+                              hint=f"{name}=({lowest}, {lowest})")
+        if not isinstance(self.width, int) or isinstance(self.width, bool) or self.width not in (1, 2, 4, 8):   # (a thread's vector: at most 16 bytes)
+            raise invalid(f"StencilConfig's width is 1, 2, 4 or 8 channels (a vector of at most 16 bytes), found "
+                          f"{self.width!r}", hint="width=8")
+        if self.group_channels not in GROUP_CHANNELS or self.width % self.group_channels and self.width > 1:
+            raise invalid(f"StencilConfig's group_channels is one of {GROUP_CHANNELS}, and a thread's width holds whole "
+                          f"groups; found {self.group_channels!r} with width {self.width}",
+                          hint="group_channels=1 (depthwise), or 2, 4 or 8 dividing width")
+        if not isinstance(self.epilogue, EpilogueSpec):
+            raise invalid(f"StencilConfig's epilogue is an EpilogueSpec, found {self.epilogue!r}",
+                          hint="epilogue=EpilogueSpec(bias=..., activation=...)")
 
     @property
     def element(self):
@@ -166,6 +194,9 @@ class PixelScheduler:
     exist (a thread past the last group or channel computes nothing and stores nothing)."""
 
     def __init__(self, cfg: StencilConfig, N, P, Q, C):
+        _check_config("PixelScheduler", cfg)
+        for name, value in (("N", N), ("P", P), ("Q", Q), ("C", C)):
+            check_integer("PixelScheduler", name, value, f"give {name} as the kernel's i32 parameter")
         slices = skc.cdiv(C, cfg.slice_channels)
         block = skc.block_id(0)
         tid = skc.thread_id(0)
@@ -187,6 +218,10 @@ class ChannelTapsLoader:
     one vector. Filters past K are zeros."""
 
     def __init__(self, cfg: StencilConfig, taps: int):
+        _check_config("ChannelTapsLoader", cfg)
+        if taps != cfg.R * cfg.S or isinstance(taps, bool):   # (fewer: the stencil read weights past them)
+            refuse("ChannelTapsLoader", "taps", f"the filter's R · S = {cfg.R * cfg.S} taps, a compile-time int", taps,
+                   "ChannelTapsLoader(cfg, cfg.R * cfg.S)")
         self.cfg, self.taps = cfg, taps
         self.filters = cfg.slice_channels * cfg.multiplier   # of the slice
         self.smem = skc.shared(taps * cfg.group_channels * self.filters, cfg.element)
@@ -195,6 +230,10 @@ class ChannelTapsLoader:
         """Copy the slice's filters (filter after filter in w, so neighbouring threads read neighbouring taps),
         then wait for the whole block's copies."""
         cfg = self.cfg
+        check_pointer("ChannelTapsLoader", "w", w, "the filters")
+        check_integer("ChannelTapsLoader", "K", K, "give K, the filters (C · multiplier), as an integer")
+        check_integer("ChannelTapsLoader", "slice_index", slice_index, "give the scheduler's tiles.slice")
+        _note_taps_filled(self)
         g, weights = cfg.group_channels, self.taps * cfg.group_channels   # (a filter's)
         first = slice_index * self.filters
         for i in skc.static_range(-(-weights * self.filters // cfg.threads)):
@@ -222,6 +261,9 @@ class PixelLoader:
     used: half the registers of f32); zeros outside the image (the padding) and where the thread is not `valid`."""
 
     def __init__(self, x, H, W, C, width: int):
+        check_pointer("PixelLoader", "x", x, "the NHWC input")
+        for name, value in (("H", H), ("W", W), ("C", C)):
+            check_integer("PixelLoader", name, value, f"give {name} as the kernel's i32 parameter")
         self.x, self.H, self.W, self.C, self.width = x, H, W, C, width
 
     def row(self, n, h, valid):
@@ -242,11 +284,24 @@ class GroupStencil:
     pixels of a row in registers: from a row's loads, one value for each)."""
 
     def __init__(self, cfg: StencilConfig):
+        _check_config("GroupStencil", cfg)
         self.cfg = cfg
         # (one run-time vector: a loop carries it from row to row, as OnlineSoftmax's state)
         self.acc = skc.full(cfg.columns * cfg.multiplier * cfg.width, 0.0, skc.f32)
 
     def __call__(self, load: PixelLoader, taps: ChannelTapsLoader, tiles: PixelScheduler):
+        cfg = self.cfg
+        for name, value, kind in (("load", load, PixelLoader), ("taps", taps, ChannelTapsLoader),
+                                  ("tiles", tiles, PixelScheduler)):
+            if not isinstance(value, kind):
+                refuse("GroupStencil", name, f"a {kind.__name__}", value, "stencil(PixelLoader(x, H, W, C, cfg.width), "
+                       "taps, tiles)")
+        if load.width != cfg.width:   # (other vectors than the sums' channels: out of range, or channels left out)
+            refuse("GroupStencil", "load's width", f"the config's width, {cfg.width}", load.width,
+                   "PixelLoader(x, H, W, C, cfg.width)")
+        if not _taps_filled(taps):   # (the weights read from shared memory nothing wrote)
+            raise frontend.current().error("GroupStencil reads the filters' taps before the ChannelTapsLoader copied "
+                                           "them", hint="call taps(w, K, tiles.slice) before the stencil")
         cfg = self.cfg
         g = cfg.group_channels
         (stride_h, stride_w), (pad_h, pad_w), (dil_h, dil_w) = cfg.stride, cfg.padding, cfg.dilation
@@ -302,9 +357,17 @@ class PixelStoreEpilogue:
     vectors of at most 16 bytes; pixels past Q and threads not `valid` store nothing."""
 
     def __init__(self, out, bias, P, Q, cfg: StencilConfig):
+        _check_config("PixelStoreEpilogue", cfg)
+        check_pointer("PixelStoreEpilogue", "out", out, "the NHWC output")
+        if cfg.epilogue.bias:
+            check_pointer("PixelStoreEpilogue", "bias", bias, "the K biases")
         self.out, self.bias, self.P, self.Q, self.cfg = out, bias, P, Q, cfg
 
     def __call__(self, stencil: GroupStencil, tiles: PixelScheduler, C):
+        if not isinstance(stencil, GroupStencil):
+            refuse("PixelStoreEpilogue", "stencil", "the GroupStencil whose sums it stores", stencil,
+                   "epilogue(stencil, tiles, C)")
+        check_integer("PixelStoreEpilogue", "C", C, "give C, the input's channels, as an integer")
         cfg = self.cfg
         dtype = cfg.element
         count = cfg.width * cfg.multiplier   # the thread's filters, from k0
@@ -327,6 +390,22 @@ class PixelStoreEpilogue:
             for first in skc.static_range(0, count, chunk):
                 part = values[first:first + chunk]
                 skc.store(at + first, skc.vector(*part) if chunk > 1 else part[0], mask=inside)
+
+
+def _check_config(block: str, cfg):
+    if not isinstance(cfg, StencilConfig):
+        refuse(block, "cfg", "a StencilConfig", cfg, "stencil_config(conv, dtype, epilogue) on the host, passed as the "
+                                                      "kernel's constexpr")
+
+
+@frontend.host
+def _note_taps_filled(taps):
+    frontend.current().facts(__name__ + ".taps")[id(taps)] = taps
+
+
+@frontend.host
+def _taps_filled(taps) -> bool:
+    return frontend.current().facts(__name__ + ".taps").get(id(taps)) is taps
 
 
 @skc.kernel

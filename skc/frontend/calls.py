@@ -397,7 +397,7 @@ class CallEvaluator:
                                         "function with @skc.func") from e
             if where is self.cg.loc:   # (raised by library code, not by a line of the user's: say it in skc's words)
                 message, hint = explain(e, f"{name}() of {_described(args, kwargs)}")
-                raise CompileError(message, where, hint) from e
+                raise CompileError(message, where, getattr(e, "hint", None) or hint) from e
             raise CompileError(f"{name}() raised {type(e).__name__}: {e}", where) from e
 
     def record_module_read(self, func, args, result):

@@ -8,6 +8,7 @@ stored wrong values (batches=0, a float origin or corner, a constant place past 
 as f16). The composition is a small Hopper GEMM (out = A Bᵀ); `mode` names the misuse, and the line that makes it
 carries `# M:<mode>`."""
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, FusedEp
                         MatmulConfig, OnlineSoftmax, OperandLayout, TilePayload, TileScheduler, TmaLoader,
                         TmaStoreEpilogue, VectorLoader, WarpRoles, Wgmma, WgmmaRegA)
 from skc.blocks.gemm import wgmma_gemm
+from skc.blocks.stencil import ChannelTapsLoader, GroupStencil, PixelLoader, PixelScheduler, PixelStoreEpilogue
 
 T = 64
 
@@ -347,3 +349,65 @@ def test_the_library_gemm_refuses_a_config_at_the_users_line(mode, phrase):
     assert phrase in info.value.message, info.value
     assert str(info.value).startswith(f"{__file__}:{line_of(library_gemm, f'M:{mode}')}:"), info.value
     assert "raised ValueError" not in str(info.value)
+
+
+# -- the depthwise stencil's blocks (skc/blocks/stencil.py): a StencilConfig was never checked, nor their arguments ----
+def depthwise_config():
+    from skc.blocks.conv import ConvShape
+    from skc.blocks.stencil import stencil_config
+    return stencil_config(ConvShape(N=1, H=8, W=8, C=16, K=16, R=3, S=3, padding=(1, 1), groups=16), "bf16",
+                          EpilogueSpec(bias=True))
+
+
+@pytest.mark.parametrize("field, value, phrase", [
+    ("padding", 1, "StencilConfig's padding is an (h, w) pair of ints of 0 or more, found 1"),   # 'int' ... iterable
+    ("stride", (0, 1), "StencilConfig's stride is an (h, w) pair of ints of 1 or more"),   # compiled, wrong values
+    ("columns", 0, "StencilConfig's columns is an int of 1 or more, found 0"),   # "integer '//' by the constant 0"
+    ("width", 3, "StencilConfig's width is 1, 2, 4 or 8 channels"),   # "a load of 3 x bf16 moves 6 bytes"
+    ("width", 8.0, "StencilConfig's width is 1, 2, 4 or 8 channels"),   # a shared array of 144.0 elements
+    ("dtype", "f32", "StencilConfig's dtype is 'bf16' or 'f16', found 'f32'"),   # "a load of 8 x f32 moves 32 bytes"
+    ("group_channels", 3, "StencilConfig's group_channels is one of (1, 2, 4, 8)"),   # "index 8 is out of range"
+])
+def test_a_stencil_config_checks_itself_when_made(field, value, phrase):
+    with pytest.raises(ValueError, match=re.escape(phrase)) as info:
+        dataclasses.replace(depthwise_config(), **{field: value})
+    assert info.value.hint
+
+
+@skc.kernel
+def stencil(x: skc.Ptr[skc.bf16], w: skc.Ptr[skc.bf16], bias: skc.Ptr[skc.bf16], out: skc.Ptr[skc.bf16],
+            N: skc.i32, H: skc.i32, W: skc.i32, C: skc.i32, P: skc.i32, Q: skc.i32, cfg: skc.constexpr,
+            mode: skc.constexpr):
+    """stencil_conv_kernel's composition, with the misuse `mode` names."""
+    tiles = PixelScheduler(cfg, N, P, Q, C)
+    taps = ChannelTapsLoader(cfg, cfg.R if mode == "fewer_taps" else cfg.R * cfg.S)   # M:fewer_taps
+    if mode != "no_taps":
+        taps(w, C * cfg.multiplier, tiles.slice)
+    sums = GroupStencil(cfg)
+    if mode == "swapped":
+        sums(taps, PixelLoader(x, H, W, C, cfg.width), tiles)   # M:swapped
+    else:
+        sums(PixelLoader(x, H, W, C, 4 if mode == "width_4" else cfg.width), taps, tiles)   # M:width_4 M:no_taps
+    PixelStoreEpilogue(out, None if mode == "no_bias" else bias, P, Q, cfg)(sums, tiles, C)   # M:no_bias
+
+
+@pytest.mark.parametrize("mode, phrase", [
+    # an out-of-bounds read of shared memory at run time (the weights of taps it never staged)
+    ("fewer_taps", "ChannelTapsLoader's taps is the filter's R · S = 9 taps"),
+    # compiled: the weights read from shared memory nothing wrote (wrong values)
+    ("no_taps", "GroupStencil reads the filters' taps before the ChannelTapsLoader copied them"),
+    ("swapped", "GroupStencil's load is a PixelLoader, found a ChannelTapsLoader"),   # ... has no attribute 'row'
+    ("width_4", "GroupStencil's load's width is the config's width, 8, found int 4"),   # "index 4 is out of range"
+    ("no_bias", "PixelStoreEpilogue's bias is a pointer to the K biases"),   # "cannot use None with 'add'"
+])
+def test_the_stencils_blocks_refuse_misuse_at_the_users_line(mode, phrase):
+    arguments = [skc.Ptr[skc.bf16]] * 4 + [skc.i32] * 6 + [depthwise_config(), mode]
+    with pytest.raises(skc.CompileError) as info:
+        stencil.compile(*arguments, target="sm_90a", block=128)
+    assert phrase in info.value.message, info.value
+    assert info.value.hint and user_line(info.value) == line_of(stencil, f"M:{mode}")
+
+
+def test_the_stencil_composition_compiles_without_a_misuse():
+    arguments = [skc.Ptr[skc.bf16]] * 4 + [skc.i32] * 6 + [depthwise_config(), ""]
+    assert "ld.global" in stencil.compile(*arguments, target="sm_90a", block=128).asm("ptx")
