@@ -9,6 +9,7 @@ from typing import ClassVar
 from skc.ir.ops_async import CP_ASYNC_BYTES
 from skc.target import get_target
 
+from .arguments import invalid
 from .epilogue import EpilogueSpec, TmaStoreEpilogue
 from .layout import OperandLayout
 from .mma import Wgmma
@@ -105,8 +106,10 @@ class MatmulConfig:
             raise ValueError(f"pingpong: each of 2 or more consumer warpgroups computes its own tiles of {ROWS} or "
                              f"{2 * ROWS} rows, found tile_m={self.tile_m} with {self.consumers} consumers")
         if not self.pingpong and self.tile_m not in (ROWS * self.consumers, 2 * ROWS * self.consumers):
-            raise ValueError(f"tile_m must be {ROWS} or {2 * ROWS} per consumer warpgroup: {ROWS * self.consumers} or "
-                             f"{2 * ROWS * self.consumers}, found {self.tile_m}")
+            raise invalid(f"tile_m must be {ROWS} or {2 * ROWS} per consumer warpgroup: {ROWS * self.consumers} or "
+                          f"{2 * ROWS * self.consumers}, found {self.tile_m}",
+                          hint=f"tile_m={ROWS * self.consumers} or {2 * ROWS * self.consumers} (each consumer "
+                               f"warpgroup multiplies {ROWS}-row shares of the tile)")
         if self.a_k_major and self.tile_m > 256:
             raise ValueError(f"a K-major A tile is one TMA box of tile_m rows, at most 256, found {self.tile_m}: use "
                              "fewer consumers or 64 rows each")
