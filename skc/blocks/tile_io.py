@@ -81,13 +81,22 @@ def check_payload(block: str, payload):
               "give the TilePayload the pipeline was made of: TilePayload(a=OperandLayout(...), ...)")
 
 
-def check_origins(loader: str, origins: dict):
-    """Where each tile starts: integers, or (matrix, row) pairs of integers for a batch's tile."""
+def check_origins(loader: str, origins: dict, layouts: dict = None):
+    """Where each tile starts: integers, or (matrix, row) pairs of integers for a batch's tile: as many as its TMA
+    box has dimensions beside k (a pair for a single matrix's tile failed as "cannot convert tuple ... to i32")."""
     for name, origin in origins.items():
         parts = origin if isinstance(origin, tuple) else (origin,)
         if not parts or not all(is_integer(part) for part in parts):
             refuse(loader, f"origin of tile '{name}' ({name}=...)", "an integer row (or a tuple of integers, for a "
                    "tile of several dimensions)", origin, "give the tile's first row, such as tile.row0 or tile.col0")
+        layout = (layouts or {}).get(name)
+        box = layout.box() if hasattr(layout, "box") else ()
+        if len(box) >= 2 and len(parts) != len(box) - 1:
+            wanted = "one integer (its first row)" if len(box) == 2 else \
+                f"a tuple of {len(box) - 1} integers (its matrix, then its first row)"
+            refuse(loader, f"origin of tile '{name}' ({name}=...)", f"{wanted}: the tile's box has {len(box)} "
+                   "dimensions", origin, f"{name}=tile.row0 for a single matrix's tile, {name}=(tile.batch, "
+                   "tile.row0) for a BatchedOperandLayout's")
 
 
 def _check_arrivals(loader, stage):
@@ -218,7 +227,8 @@ class TmaLoader:
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
         check_stage(type(self).__name__, stage)
-        check_origins(type(self).__name__, origins)
+        # (a subclass may read its origins otherwise: Im2colLoader's (group, row0) for tiles of one matrix's box)
+        check_origins(type(self).__name__, origins, self.layouts if type(self) is TmaLoader else None)
         if not is_integer(k):
             refuse(type(self).__name__, "k", "an integer k-step", k, "give the k-step's index (its tiles start at "
                    "k · the tile's k)")

@@ -83,6 +83,8 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, 
                                     load(0, k, a=tile.row0, b=tile.col0)   # M:stage_int
                                 elif mode == "origin_float":
                                     load(stage, k, a=1.5, b=tile.col0)   # M:origin_float
+                                elif mode == "origin_pair":
+                                    load(stage, k, a=(tile.row0, 0), b=tile.col0)   # M:origin_pair
                                 elif mode == "load_twice":
                                     load(stage, k, a=tile.row0, b=tile.col0)
                                     load(stage, k, a=tile.row0, b=tile.col0)   # M:load_twice
@@ -205,6 +207,9 @@ MISUSES = [
     ("stage_int", "TmaLoader's stage is a pipeline stage", "load(stage, k"),
     # compiled: a TMA box at row 1 (the float truncated), every output row off by one
     ("origin_float", "TmaLoader's origin of tile 'a' (a=...) is an integer row", "tile.row0"),
+    # "cannot convert tuple (<run-time i32>, 0) to i32", without a hint
+    ("origin_pair", "TmaLoader's origin of tile 'a' (a=...) is one integer (its first row): the tile's box has 2 "
+                    "dimensions", "BatchedOperandLayout"),
     # compiled: the stage's full barrier armed twice (the interpreter reported a deadlock)
     ("load_twice", "TmaLoader fills a stage it already filled", "load each stage once"),
     # compiled: a stage released unfilled, the consumers waited for ever
