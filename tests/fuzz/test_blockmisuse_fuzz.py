@@ -8,7 +8,7 @@ Python's words from inside the blocks, "'float' object has no attribute 'layouts
 hint, one at `<string>:32`, a config's ValueError inside dataclasses.replace); 32 compiles that hung (9), computed
 wrong values (13: a stage's place past its tile, batches=0, float origins and corners, bf16 tiles multiplied as
 f16, a float mask, a stencil's stride of 0 or taps never copied) or faulted at run time (10); 41 accepted with the
-right answer, 18 other meanings. After them: 235 refused at the line (58 at a later use), 12 without a hint, 10
+right answer, 18 other meanings. After them: 239 refused at the line (58 at a later use), 8 without a hint, 10
 worded badly (the user's own attribute of a wrong value), 9 hung or wrong (KNOWN below). CI draws
 SKC_BLOCKMISUSE_COUNT cases (default 12, about a minute); `python tests/fuzz/blockmisuse_gen.py --all` runs every
 mutation."""
