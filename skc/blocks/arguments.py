@@ -77,6 +77,13 @@ def check_count(block: str, name: str, value, lowest: int = 1, hint: str = None)
                hint or f"give {name} as a Python int of {lowest} or more (a constexpr)")
 
 
+def check_flag(block: str, name: str, value, hint: str) -> bool:
+    """A compile-time truth value, as a config's yes-or-no fields take it (a bool, or an int 0 or 1), as a bool."""
+    if not (isinstance(value, numbers.Integral) and value in (0, 1)):
+        refuse(block, name, "a compile-time bool", value, hint)
+    return bool(value)
+
+
 def check_dtype(block: str, name: str, value, hint: str = "give one of skc's element types, such as skc.bf16, "
                                                              "skc.f16 or skc.f32"):
     """One of skc's element types (skc.bf16, ...)."""

@@ -14,7 +14,7 @@ import operator
 import skc
 from skc import frontend
 
-from .arguments import check_count, check_has, refuse
+from .arguments import check_count, check_flag, check_has, refuse
 from .mma import check_written
 
 LOG2E = 1.4426950408889634
@@ -35,12 +35,11 @@ class OnlineSoftmax:
         check_count("OnlineSoftmax", "rows", rows, hint="rows=2 for wgmma's accumulator (len(acc.rows()))")
         check_count("OnlineSoftmax", "exp2_on_fma", exp2_on_fma, lowest=0,
                     hint="exp2_on_fma=0 (every exp2 on the MUFU), or n for every n-th on the FMA pipe")
-        if not isinstance(tree, bool):
-            refuse("OnlineSoftmax", "tree", "a bool", tree, "tree=True reduces a row pairwise, False (the default) "
-                                                            "in order")
-        if not isinstance(exact, bool):
-            refuse("OnlineSoftmax", "exact", "a bool", exact, "exact=True takes each exponent as (s - m)·c, False (the "
-                                                              "default) as one fma")
+        # (a config's flags, AttentionConfig(tree_reductions=1), are truth values: ints 0 and 1 too)
+        tree = check_flag("OnlineSoftmax", "tree", tree, "tree=True reduces a row pairwise, False (the default) in "
+                                                         "order")
+        exact = check_flag("OnlineSoftmax", "exact", exact, "exact=True takes each exponent as (s - m)·c, False (the "
+                                                            "default) as one fma")
         # (a run-time lazy made `moved` a value of some paths only: "'moved' may be undefined here")
         if not (isinstance(lazy, numbers.Real) and not isinstance(lazy, bool) and lazy >= 0):
             refuse("OnlineSoftmax", "lazy", "a compile-time float of 0 or more", lazy,

@@ -268,6 +268,28 @@ def test_a_huge_scale_takes_exact_exponents(D, causal, given):
     np.testing.assert_allclose(lse, top[..., 0] + np.log(e.sum(-1)), rtol=1e-5)
 
 
+def test_a_configs_flags_given_as_ints_reach_the_softmax():
+    """AttentionConfig takes its yes-or-no fields as ints 0 and 1 too (roles.check_flags); OnlineSoftmax's own
+    checks of `tree` and `exact` take them as the config does (1 was refused inside the kernel), and give the same
+    answer as True; a flag that is no truth value is refused by name."""
+    import dataclasses
+
+    from skc.blocks.attention_host import default_config
+
+    q, k, v = (bf16(RNG.standard_normal((1, 2, 70, 64))) for _ in range(3))
+    base = default_config(64, "bf16", True, True)
+    as_bools = dataclasses.replace(base, tree_reductions=True, exact_exponents=True)
+    as_ints = dataclasses.replace(base, tree_reductions=1, exact_exponents=1)
+    want = attention(q, k, v, causal=True, return_lse=True, config=as_bools)
+    got = attention(q, k, v, causal=True, return_lse=True, config=as_ints)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    from skc.blocks import OnlineSoftmax
+
+    with pytest.raises(skc.SkcError, match="tree"):
+        OnlineSoftmax(0.125, tree="yes")
+
+
 @needs_nvjitlink
 @pytest.mark.parametrize("D", [64, 128, 256])
 @pytest.mark.parametrize("causal, lse", [(False, False), (True, True), (True, False)])
