@@ -197,8 +197,10 @@ class ExpressionEvaluator:
 
     def truth(self, value, node) -> bool:
         """A compile-time value's Python truth."""
-        if isinstance(value, types.MethodType):
-            # (a method is always true: `if roles.is_producer:` ran both roles' code as the producer, a deadlock)
+        if isinstance(value, types.MethodType) and _callable_bare(value):
+            # (a method is always true: `if roles.is_producer:` ran both roles' code as the producer, a deadlock. One
+            # that takes arguments is no forgotten call but a callback tested for presence, `if hook:` of a hook that
+            # may be None: Python's truth)
             name = getattr(value, "__name__", "method")
             raise self.error_at(node, f"the truth of the method {type(value.__self__).__name__}.{name} itself, not "
                                       "of its result: a method is always true",
@@ -671,6 +673,15 @@ def _attribute_hint(obj, name: str) -> str:
     if len(public) <= 12:
         parts.append(f"{_kind(obj)} has {', '.join(public)}" if public else "")
     return " ".join(p for p in parts if p)
+
+
+def _callable_bare(method) -> bool:
+    """Whether a bound method can be called with no arguments (a predicate such as roles.is_producer)."""
+    try:
+        inspect.signature(method).bind()
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _kind(obj) -> str:

@@ -737,6 +737,38 @@ def test_a_called_method_is_a_condition_as_before():
     assert "store" in tile_ir(method_as_condition, F32, "called")
 
 
+class Scaler:
+    """An object of the user's with a method that takes an argument: a callback a helper may be given, or None."""
+
+    def __init__(self, factor):
+        self.factor = factor
+
+    def apply(self, value):
+        return value * self.factor
+
+
+@skc.func
+def optional_hook(value, hook):
+    if hook:   # (Python's truth of a callback given or None)
+        return hook(value)
+    return value
+
+
+@skc.kernel
+def method_as_optional_callback(x: skc.Ptr[skc.f32], given: skc.constexpr):
+    hook = Scaler(2.0).apply if given else None
+    x[0] = optional_hook(x[0], hook)
+
+
+@pytest.mark.parametrize("given, want", [(True, 6.0), (False, 3.0)])
+def test_a_method_taking_arguments_is_true_as_a_callback_given(given, want):
+    """`if hook:` of a method that takes arguments tests that a callback was given (None otherwise), as in Python: it
+    was refused as the truth of a method itself (meant for predicates called without arguments, `roles.is_producer`)."""
+    x = np.array([3.0], np.float32)
+    method_as_optional_callback[1, 1](x, given)
+    assert x[0] == want
+
+
 @skc.func
 def scaled(value, factor):
     return value * factor
