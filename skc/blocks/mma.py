@@ -338,7 +338,9 @@ def check_written(reader: str, acc):
     on every path: before, the registers still change under it (the interpreter, which computes each wgmma at once,
     gave the right answer; a GPU, a wrong one)."""
     record = _groups().get("writes", {}).get(id(acc))
-    if record is not None and record[0] is acc and _unretired(record[1], record[2]):
+    # (a retire before the read in a scope enclosing it runs on every path to the read: `if ...: mma.retire(0)` then
+    # the read, in that branch, was refused as unretired)
+    if record is not None and record[0] is acc and _unretired(record[1], record[2], frontend.runtime_scope()):
         raise frontend.current().error(
             f"{reader} reads an accumulator that a wgmma may still be writing: no retire of its MMAs comes before, so "
             "its registers are not yet the product", hint="retire them first: mma.retire(0) (or acc.wait()) after "
@@ -346,10 +348,14 @@ def check_written(reader: str, acc):
 
 
 @frontend.host
-def _unretired(group: int, scope: tuple) -> bool:
+def _unretired(group: int, scope: tuple, reader: tuple = None) -> bool:
     """Whether no retire completed `group` on every path that issued it: one compiled after it whose run-time scope
-    encloses the issue's (a retire in a branch the issue is not inside, or past a jump, runs on some paths only)."""
-    return not any(done >= group and scope[:len(where)] == where for done, where in _groups().get("retired", []))
+    encloses the issue's (a retire in a branch the issue is not inside, or past a jump, runs on some paths only), or,
+    given the `reader`'s scope (code compiled now), the reader's: a retire compiled before it there runs on every path
+    that reaches it."""
+    return not any(done >= group and (scope[:len(where)] == where or reader is not None and
+                                      reader[:len(where)] == where)
+                   for done, where in _groups().get("retired", []))
 
 
 def _check_operands(block: str, acc, **tiles):

@@ -132,6 +132,14 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, 
                                 mma(acc, stage.a, stage.b)   # M:handle_as_stage M:reg_a_smem M:dtype_f16
                             if mode == "read_unretired":
                                 OnlineSoftmax(1.0).update(acc)   # M:read_unretired
+                            if mode == "retired_in_branch":
+                                if k >= 0:   # (a run-time branch: its retire precedes its read on every path)
+                                    mma.retire(0)
+                                    OnlineSoftmax(1.0).update(acc)
+                            if mode == "retired_in_a_branch_before":
+                                if k >= 1:   # (a retire on this branch's paths only)
+                                    mma.retire(0)
+                                OnlineSoftmax(1.0).update(acc)   # M:retired_in_a_branch_before
                             if mode == "row_past_tile":
                                 skc.store(out, skc.f32(stage.a.load(T, 0, skc.bf16)))   # M:row_past_tile
                             if mode == "skip_one_consumer":
@@ -267,6 +275,9 @@ MISUSES = [
     # compiled: the softmax read the accumulator's registers while the wgmma still wrote them (right in the
     # interpreter, which computes a wgmma at once; wrong on a GPU)
     ("read_unretired", "OnlineSoftmax reads an accumulator that a wgmma may still be writing", "mma.retire(0)"),
+    # (and one retired in a branch the read is not inside: on the other branch's paths the wgmma still runs)
+    ("retired_in_a_branch_before", "OnlineSoftmax reads an accumulator that a wgmma may still be writing",
+     "mma.retire(0)"),
     # compiled: the stages skipped were never released (a deadlock)
     ("skip_one_consumer", "consumer.skip leaves stages to the other consumer warpgroups, and the kernel's WarpRoles "
                           "has one", "read every stage (no skip)"),
@@ -283,6 +294,15 @@ def test_a_misuse_is_an_error_where_the_bad_value_enters(mode, phrase, hint):
     assert hint in error.hint, error
     assert user_line(error) == line_of(gemm, f"M:{mode}"), error
     assert "object has no attribute" not in str(error) and "TypeError" not in str(error)
+
+
+def test_a_read_after_a_retire_in_its_own_branch_compiles():
+    """A retire that precedes the read in the run-time branch that holds both runs on every path to the read: it
+    was refused as "reads an accumulator that a wgmma may still be writing" (the retire's scope, the branch, does
+    not enclose the MMA's)."""
+    _, _, maps, out = operands()
+    assert "wgmma.wait_group" in gemm.compile(*maps, out, 96, 72, 128, "retired_in_branch", target="sm_90a",
+                                              block=256).asm("ptx")
 
 
 @skc.kernel
