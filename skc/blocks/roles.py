@@ -154,10 +154,11 @@ class WarpRoles:
 
     def __init__(self, consumers: int, producer_registers: int = None, consumer_registers: int = None,
                  blocks_per_sm: int = 1):
-        if not isinstance(consumers, int) or isinstance(consumers, bool) or consumers < 1:
+        if not isinstance(consumers, numbers.Integral) or isinstance(consumers, bool) or consumers < 1:
             raise frontend.current().error(f"WarpRoles' consumers is a compile-time int of 1 or more, found "
                                            f"{consumers!r}", hint="WarpRoles(n) for n consumer warpgroups beside the "
                                                                   "producer's")
+        consumers = int(consumers)   # (a numpy integer, as before the check)
         threads = skc.num_threads()
         self.size = skc.current_target().warpgroup_size
         if not self.size:

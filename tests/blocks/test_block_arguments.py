@@ -15,6 +15,8 @@ import pytest
 
 import skc
 from helpers import line_of
+
+NUMPY_ONE = np.int64(1)   # (a module global the kernel reads: WarpRoles' count as a numpy integer)
 from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, FusedEpilogue, InputTilePipeline,
                         MatmulConfig, OnlineSoftmax, OperandLayout, TilePayload, TileScheduler, TmaLoader,
                         TmaStoreEpilogue, VectorLoader, WarpRoles, Wgmma, WgmmaRegA)
@@ -57,7 +59,7 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, 
     else:
         pipe = InputTilePipeline(payload, 2, load, consumers=1)
     with pipe:
-        roles = WarpRoles(1.0 if mode == "roles_float" else 1)   # M:roles_float
+        roles = WarpRoles(1.0 if mode == "roles_float" else NUMPY_ONE if mode == "roles_numpy" else 1)   # M:roles_float
         k_tiles = skc.cdiv(K, T)
         if mode == "batches_0":
             tiles = TileScheduler(M, N, T, T, batches=0)   # M:batches_0
@@ -171,6 +173,13 @@ def operands(M=96, N=72, K=128):
 def test_the_composition_runs_right():
     A, B, maps, out = operands()
     gemm[2, 256](*maps, out, 96, 72, 128, "")
+    np.testing.assert_array_equal(out.numpy(), A @ B.T)
+
+
+def test_warp_roles_take_a_numpy_integer():
+    """WarpRoles' new check of its count takes any integer (a numpy one was taken before the check came)."""
+    A, B, maps, out = operands()
+    gemm[2, 256](*maps, out, 96, 72, 128, "roles_numpy")
     np.testing.assert_array_equal(out.numpy(), A @ B.T)
 
 
