@@ -226,6 +226,18 @@ def test_causal_head_dim_128_fetches_its_tiles_only_where_they_are_many():
     assert config.persistent and config.fetch_tiles
 
 
+def assert_float64_softmax(out, lse, q, k, v, scale: float, causal: bool):
+    """out and lse are the float64 softmax's of scale · q kᵀ (torch's causal mask) within bf16 rounding."""
+    Sq, Skv = q.shape[2], k.shape[2]
+    s = np.einsum("bhqd,bhkd->bhqk", q.astype(np.float64), k.astype(np.float64)) * scale
+    if causal:
+        s = np.where(np.arange(Skv)[None, :] <= np.arange(Sq)[:, None], s, -np.inf)
+    top = s.max(-1, keepdims=True)
+    e = np.exp(s - top)
+    np.testing.assert_allclose(out, (e / e.sum(-1, keepdims=True)) @ v.astype(np.float64), rtol=2 ** -7, atol=2e-3)
+    np.testing.assert_allclose(lse, top[..., 0] + np.log(e.sum(-1)), rtol=1e-5)
+
+
 @pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, True), (128, False)])
 def test_a_large_scale(D, causal):
     """scale = 3e4: scaled scores near 1e5 in exp2's units, where each row's m·c rounded to f32 is off by up to
@@ -234,13 +246,7 @@ def test_a_large_scale(D, causal):
     scale = 3e4
     q, k, v = (bf16(RNG.standard_normal((1, 2, 150, D)) * 0.25) for _ in range(3))
     out, lse = attention(q, k, v, causal=causal, scale=scale, return_lse=True)
-    s = np.einsum("bhqd,bhkd->bhqk", q.astype(np.float64), k.astype(np.float64)) * scale
-    if causal:
-        s = np.where(np.arange(150)[None, :] <= np.arange(150)[:, None], s, -np.inf)
-    top = s.max(-1, keepdims=True)
-    e = np.exp(s - top)
-    np.testing.assert_allclose(out, (e / e.sum(-1, keepdims=True)) @ v.astype(np.float64), rtol=2 ** -7, atol=2e-3)
-    np.testing.assert_allclose(lse, top[..., 0] + np.log(e.sum(-1)), rtol=1e-5)
+    assert_float64_softmax(out, lse, q, k, v, scale, causal)
 
 
 @pytest.mark.parametrize("D, causal, given", [(64, False, False), (128, True, False), (128, False, True)])
@@ -259,13 +265,7 @@ def test_a_huge_scale_takes_exact_exponents(D, causal, given):
     small = _Problem(q, k, v, None, causal, EXACT_EXPONENTS_SCALE, "bhsd", True, config)
     assert not small.config.exact_exponents
     out, lse = attention(q, k, v, causal=causal, scale=scale, return_lse=True, config=config)
-    s = np.einsum("bhqd,bhkd->bhqk", q.astype(np.float64), k.astype(np.float64)) * scale
-    if causal:
-        s = np.where(np.arange(150)[None, :] <= np.arange(150)[:, None], s, -np.inf)
-    top = s.max(-1, keepdims=True)
-    e = np.exp(s - top)
-    np.testing.assert_allclose(out, (e / e.sum(-1, keepdims=True)) @ v.astype(np.float64), rtol=2 ** -7, atol=2e-3)
-    np.testing.assert_allclose(lse, top[..., 0] + np.log(e.sum(-1)), rtol=1e-5)
+    assert_float64_softmax(out, lse, q, k, v, scale, causal)
 
 
 def test_a_configs_flags_given_as_ints_reach_the_softmax():
