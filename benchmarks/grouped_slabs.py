@@ -8,13 +8,11 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
-from grouped_stencil import batch_ms
-from skc.blocks import conv, conv2d
+from grouped_stencil import case, measured
+from skc.blocks import conv
 
 torch.backends.cudnn.benchmark = True
-BF16 = torch.bfloat16
 # (name, N, C, H, K, R, stride, groups): ResNeXt-50 32x4d's grouped 3x3 of each stage (4, 8, 16, 32 channels a group),
 # their stride-2 first blocks, ResNeXt 32x8d's first stage, and other widths
 CASES = [("resnext50 32x4d s1 56x56x128 (4)", 32, 128, 56, 128, 3, 1, 32),
@@ -39,27 +37,14 @@ def main():
     gen = torch.Generator(device="cuda").manual_seed(57)
     began = time.time()
     for name, N, C, H, K, R, stride, groups in CASES:
-        pad = R // 2
-        x = torch.randn(N, C, H, H, device="cuda", generator=gen).to(BF16).to(memory_format=torch.channels_last)
-        w = (torch.randn(K, C // groups, R, R, device="cuda", generator=gen) / R).to(BF16)
-        w = w.to(memory_format=torch.channels_last)
-        want = F.conv2d(x.double(), w.double(), None, stride, pad, 1, groups)
-        t_cudnn = batch_ms(lambda: F.conv2d(x, w, None, stride, pad, 1, groups))
+        x, w, want, t_cudnn = case(gen, N, C, H, K, R, stride, groups)
         line = [f"{name}: cudnn {t_cudnn * 1e3:.1f} us"]
         for label, (slab, channels) in VARIANTS.items():
             if quick and label != "default":
                 continue
-            conv._PLANS.clear()
             conv.SLAB, conv.SLAB_GROUP_CHANNELS = slab, channels
             try:
-                y = conv2d(x, w, None, stride, pad, 1, groups=groups)
-                torch.cuda.synchronize()
-                ok = bool(((y.double() - want).abs() <= 2e-2 * want.abs() + 2e-2).all())
-                kinds = ",".join(sorted({type(plan).__name__ for _, plan in conv._PLANS.values()}))
-                t = batch_ms(lambda: conv2d(x, w, None, stride, pad, 1, groups=groups))
-                line.append(f"{label} {t * 1e3:.1f} us {t_cudnn / t:.2f}x [{kinds}]{'' if ok else ' WRONG'}")
-            except Exception as error:
-                line.append(f"{label} raised {type(error).__name__}: {str(error)[:100]}")
+                line.append(measured(label, x, w, want, t_cudnn, stride, groups))
             finally:
                 conv.SLAB, conv.SLAB_GROUP_CHANNELS = ORIGINAL
         print(" | ".join(line), flush=True)

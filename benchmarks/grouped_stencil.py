@@ -58,32 +58,43 @@ def with_columns(columns, threads=None):
     return config
 
 
+def case(gen, N, C, H, K, R, stride, groups):
+    """One case's x and w (bf16, channels_last, padding R // 2), F.conv2d's answer in float64 and cuDNN's time (ms)."""
+    x = torch.randn(N, C, H, H, device="cuda", generator=gen).to(BF16).to(memory_format=torch.channels_last)
+    w = (torch.randn(K, C // groups, R, R, device="cuda", generator=gen) / R).to(BF16)
+    w = w.to(memory_format=torch.channels_last)
+    want = F.conv2d(x.double(), w.double(), None, stride, R // 2, 1, groups)
+    return x, w, want, batch_ms(lambda: F.conv2d(x, w, None, stride, R // 2, 1, groups))
+
+
+def measured(label, x, w, want, t_cudnn, stride, groups) -> str:
+    """skc's conv2d as conv's settings stand now: its output checked, then timed; its line (the plans it ran)."""
+    pad = w.shape[2] // 2
+    conv._PLANS.clear()
+    try:
+        y = conv2d(x, w, None, stride, pad, 1, groups=groups)
+        torch.cuda.synchronize()
+        ok = bool(((y.double() - want).abs() <= 2e-2 * want.abs() + 2e-2).all())
+        kinds = ",".join(sorted({type(plan).__name__ for _, plan in conv._PLANS.values()}))
+        t = batch_ms(lambda: conv2d(x, w, None, stride, pad, 1, groups=groups))
+        return f"{label} {t * 1e3:.1f} us {t_cudnn / t:.2f}x [{kinds}]{'' if ok else ' WRONG'}"
+    except Exception as error:
+        return f"{label} raised {type(error).__name__}: {str(error)[:100]}"
+
+
 def main():
     gen = torch.Generator(device="cuda").manual_seed(56)
     began = time.time()
     for name, N, C, H, K, R, stride, groups in CASES:
-        pad = R // 2
-        x = torch.randn(N, C, H, H, device="cuda", generator=gen).to(BF16).to(memory_format=torch.channels_last)
-        w = (torch.randn(K, C // groups, R, R, device="cuda", generator=gen) / R).to(BF16)
-        w = w.to(memory_format=torch.channels_last)
-        want = F.conv2d(x.double(), w.double(), None, stride, pad, 1, groups)
-        t_cudnn = batch_ms(lambda: F.conv2d(x, w, None, stride, pad, 1, groups))
+        x, w, want, t_cudnn = case(gen, N, C, H, K, R, stride, groups)
         line = [f"{name}: cudnn {t_cudnn * 1e3:.1f} us"]
         depthwise_only = lambda *a, **k: a[0] == a[2] and ORIGINAL_TAKES(*a, **k)   # (C == groups: the path before)
         runs = [] if C == groups else [("before", (None,), depthwise_only)]
         runs += [(label, variant, ORIGINAL_TAKES) for label, variant in VARIANTS.items()]
         for label, variant, takes in runs:
-            conv._PLANS.clear()
             conv.takes, conv.stencil_config = takes, with_columns(*variant)
             try:
-                y = conv2d(x, w, None, stride, pad, 1, groups=groups)
-                torch.cuda.synchronize()
-                ok = bool(((y.double() - want).abs() <= 2e-2 * want.abs() + 2e-2).all())
-                kinds = ",".join(sorted({type(plan).__name__ for _, plan in conv._PLANS.values()}))
-                t = batch_ms(lambda: conv2d(x, w, None, stride, pad, 1, groups=groups))
-                line.append(f"{label} {t * 1e3:.1f} us {t_cudnn / t:.2f}x [{kinds}]{'' if ok else ' WRONG'}")
-            except Exception as error:
-                line.append(f"{label} raised {type(error).__name__}: {str(error)[:100]}")
+                line.append(measured(label, x, w, want, t_cudnn, stride, groups))
             finally:
                 conv.takes, conv.stencil_config = ORIGINAL_TAKES, ORIGINAL_CONFIG
         print(" | ".join(line), flush=True)

@@ -155,3 +155,21 @@ def refused(driver, call, match: str):
     with pytest.raises(skc.LaunchError, match=match):
         call()
     assert len(driver.launches) == launches
+
+
+def small_ints(rng, *shape, dtype=None):
+    """A torch tensor of `shape` holding integers in -2..2 drawn from the numpy Generator `rng` (exact in bf16 and
+    fp16, and in their products' sums), bf16 unless `dtype` says otherwise; channels_last where it has 4 dimensions
+    (NCHW / OIHW), as conv2d takes it."""
+    import numpy as np
+    import torch
+
+    t = torch.from_numpy(rng.integers(-2, 3, shape).astype(np.float32)).to(dtype or torch.bfloat16)
+    return t.to(memory_format=torch.channels_last) if len(shape) == 4 else t
+
+
+def conv_plan_kinds() -> set:
+    """The kinds of the plans conv2d holds (its _PLANS' values): which kernels the calls so far ran."""
+    from skc.blocks import conv
+
+    return {type(plan).__name__ for _, plan in conv._PLANS.values()}

@@ -13,14 +13,13 @@ from skc.blocks.stencil import stencil_config, stencil_conv_kernel
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 import skc.torch  # noqa: E402,F401
+from helpers import small_ints
 
 RNG = np.random.default_rng(55)
 
 
-def ints(*shape, dtype=torch.bfloat16):
-    """A channels_last tensor (NCHW / OIHW shape) of small integers; a vector for one dimension."""
-    t = torch.from_numpy(RNG.integers(-2, 3, shape).astype(np.float32)).to(dtype)
-    return t.to(memory_format=torch.channels_last) if len(shape) == 4 else t
+def ints(*shape, dtype=None):
+    return small_ints(RNG, *shape, dtype=dtype)
 
 
 def want(x, w, bias, stride, padding, dilation, activation=None):

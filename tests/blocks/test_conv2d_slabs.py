@@ -8,18 +8,14 @@ from skc.blocks import conv, conv2d
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
+from helpers import conv_plan_kinds, small_ints
 
 RNG = np.random.default_rng(57)
 
 
-def ints(*shape, dtype=torch.bfloat16):
-    """A channels_last tensor (NCHW / OIHW shape) of small integers; a vector for one dimension."""
-    t = torch.from_numpy(RNG.integers(-2, 3, shape).astype(np.float32)).to(dtype)
-    return t.to(memory_format=torch.channels_last) if len(shape) == 4 else t
+def ints(*shape, dtype=None):
+    return small_ints(RNG, *shape, dtype=dtype)
 
-
-def plan_kinds() -> set:
-    return {type(plan).__name__ for _, plan in conv._PLANS.values()}
 
 
 @pytest.mark.parametrize("N, C, H, W, K, R, groups, stride, padding, dilation, bias, activation, dtype", [
@@ -39,7 +35,7 @@ def test_groups_of_4_and_8_channels_run_over_slabs(hopper_interpreter, N, C, H, 
     want = want.relu() if activation == "relu" else want
     assert y.is_contiguous(memory_format=torch.channels_last) and y.dtype == dtype
     assert torch.equal(y, want.to(dtype))
-    assert "_BlockDiagonal" in plan_kinds() and "_Stencil" not in plan_kinds()
+    assert "_BlockDiagonal" in conv_plan_kinds() and "_Stencil" not in conv_plan_kinds()
     out = torch.full_like(y, float("nan"))
     assert conv2d(x, w, b, stride, padding, dilation, activation, out=out, groups=groups) is out
     assert torch.equal(out, y)
@@ -75,12 +71,12 @@ def test_a_given_config_or_a_stencil_size_keeps_its_path(hopper_interpreter):
     conv._PLANS.clear()
     x, w = ints(1, 96, 5, 5), ints(96, 4, 3, 3)
     assert torch.equal(conv2d(x, w, padding=1, groups=24), F.conv2d(x.double(), w.double(), None, 1, 1, 1, 24).bfloat16())
-    assert plan_kinds() == {"_Stencil"}
+    assert conv_plan_kinds() == {"_Stencil"}
     conv._PLANS.clear()
     x, w = ints(1, 128, 5, 5), ints(128, 8, 3, 3)
     y = conv2d(x, w, padding=1, groups=16, config=MatmulConfig(tile_m=128, tile_n=64, tile_k=64))
     assert torch.equal(y, F.conv2d(x.double(), w.double(), None, 1, 1, 1, 16).bfloat16())
-    assert "_BlockDiagonal" not in plan_kinds() and "_Stencil" not in plan_kinds()
+    assert "_BlockDiagonal" not in conv_plan_kinds() and "_Stencil" not in conv_plan_kinds()
 
 
 @pytest.mark.parametrize("K, C, groups, channels", [(32, 32, 8, 32), (64, 128, 32, 64), (64, 128, 16, 64),

@@ -13,20 +13,14 @@ from skc.blocks.stencil import LIVE_VALUES, live_values, stencil_config, stencil
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
+from helpers import conv_plan_kinds, small_ints
 
 RNG = np.random.default_rng(56)
 
 
-def ints(*shape, dtype=torch.bfloat16):
-    """A channels_last tensor (NCHW / OIHW shape) of small integers; a vector for one dimension."""
-    t = torch.from_numpy(RNG.integers(-2, 3, shape).astype(np.float32)).to(dtype)
-    return t.to(memory_format=torch.channels_last) if len(shape) == 4 else t
+def ints(*shape, dtype=None):
+    return small_ints(RNG, *shape, dtype=dtype)
 
-
-def plan_kinds() -> set:
-    from skc.blocks import conv
-
-    return {type(plan).__name__ for _, plan in conv._PLANS.values()}
 
 
 @pytest.mark.parametrize("N, C, H, W, K, R, groups, stride, padding, dilation, bias, activation, dtype", [
@@ -54,7 +48,7 @@ def test_grouped_conv2d_is_torchs(hopper_interpreter, N, C, H, W, K, R, groups, 
         assert torch.allclose(y.double(), want.to(dtype).double(), rtol=1e-2, atol=1e-2)
     else:
         assert torch.equal(y, want.to(dtype))
-    assert plan_kinds() == {"_Stencil"}
+    assert conv_plan_kinds() == {"_Stencil"}
 
 
 @pytest.mark.parametrize("C, K, groups, R, stride, dilation, taken", [
@@ -137,7 +131,7 @@ def test_grouped_conv2d_of_views_off_the_vectors_boundary(hopper_interpreter, C,
                   out_by) if out_by else None
     y = conv2d(x, w, b, stride, padding, dilation, groups=groups, out=out)
     assert torch.equal(y, want) and (out is None or y.data_ptr() == out.data_ptr())
-    assert plan_kinds() == {"_Stencil"}
+    assert conv_plan_kinds() == {"_Stencil"}
 
 
 @pytest.mark.parametrize("C, K, groups, R, S, lane_bytes", [
@@ -178,7 +172,7 @@ def test_a_depthwise_conv2d_of_many_filters_and_large_taps_runs(hopper_interpret
     x, w, b = ints(1, 64, 3, 4), ints(1024, 1, 11, 11), ints(1024)
     y = conv2d(x, w, b, padding=5, groups=64)
     assert torch.equal(y, F.conv2d(x.double(), w.double(), b.double(), padding=5, groups=64).bfloat16())
-    assert plan_kinds() == {"_Stencil"}
+    assert conv_plan_kinds() == {"_Stencil"}
     (_, plan), = conv._PLANS.values()
     assert plan.cfg.lanes == 8
 
