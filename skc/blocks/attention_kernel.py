@@ -66,8 +66,9 @@ class AttentionConfig:
     exp2_on_fma: int = 0         # every n-th score of a row takes its exp2 on the FMA pipe, not the MUFU (0: none)
     tree_reductions: bool = False  # the softmax reduces rows pairwise
     lazy_rescale: float = 0.0    # > 0: a row's maximum moves only past 2^lazy_rescale in P, O rescaled only then
-    exact_exponents: bool = False  # each exponent (s - m)·c, exact at any magnitude (attention() takes it for a large
-                                   # scale: OnlineSoftmax's `exact`), not one fma
+    exact_exponents: bool | str = False  # True: each exponent (s - m)·c, exact at any magnitude (attention() takes
+                                         # it for a large scale: OnlineSoftmax's `exact`), not one fma; "far": one fma
+                                         # while a warp's row maxima stay within 2^24 in exp2's units, exact past
     head_group: int = 1          # causal: the query blocks of this many heads interleaved, longest first across them
     blocks_per_sm: int = 1       # blocks sharing an SM (registers and shared memory planned for that many)
     producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
@@ -95,6 +96,9 @@ class AttentionConfig:
             raise ValueError(f"lazy_rescale must be 0 to 15 (P may reach 2^lazy_rescale), found {self.lazy_rescale}")
         if self.overlap and self.v_stages < 2:
             raise ValueError("overlap holds a V stage for P·V while the next one is read: it needs 2 V stages or more")
+        if not (self.exact_exponents == "far" or isinstance(self.exact_exponents, numbers.Integral)
+                and self.exact_exponents in (0, 1)):
+            raise ValueError(f"exact_exponents must be True, False or \"far\", found {self.exact_exponents!r}")
         if self.dtype not in ("bf16", "f16"):
             raise ValueError(f"attention runs on bf16 or f16, not {self.dtype}")
         if type(self.head_group) is not int or self.head_group < 1:

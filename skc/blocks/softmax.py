@@ -38,8 +38,10 @@ class OnlineSoftmax:
         # (a config's flags, AttentionConfig(tree_reductions=1), are truth values: ints 0 and 1 too)
         tree = check_flag("OnlineSoftmax", "tree", tree, "tree=True reduces a row pairwise, False (the default) in "
                                                          "order")
-        exact = check_flag("OnlineSoftmax", "exact", exact, "exact=True takes each exponent as (s - m)·c, False (the "
-                                                            "default) as one fma")
+        if exact != "far":
+            exact = check_flag("OnlineSoftmax", "exact", exact, "exact=True takes each exponent as (s - m)·c, False "
+                                                                "(the default) as one fma, \"far\" as one fma while "
+                                                                "the warp's row maxima stay under 2^24 in exp2's units")
         # (a run-time lazy made `moved` a value of some paths only: "'moved' may be undefined here")
         if not (isinstance(lazy, numbers.Real) and not isinstance(lazy, bool) and lazy >= 0):
             refuse("OnlineSoftmax", "lazy", "a compile-time float of 0 or more", lazy,
@@ -53,8 +55,10 @@ class OnlineSoftmax:
         # only when some row of the warp moved: `moved`, warp-uniform, from the last update)
         self.lazy = lazy
         # exact: each exponent is (s - m)·c, two operations a score; else fma(s, c, -RN(m·c)), one, whose reference
-        # m·c is rounded: past |m·c| of about 2^31 that rounding passes exp2's range (a row of inf or of 0). The
-        # rounding is the row's for all its exponents and cancels in O / l below that.
+        # m·c is rounded: past |m·c| of about 2^31 that rounding passes exp2's range (a row of inf or of 0; past 2^28
+        # P passes fp16's 65504). The rounding is the row's for all its exponents and cancels in O / l below that.
+        # "far": one fma while the warp's references stay within FAR (the rounding at most 0.5), the exact form for
+        # a block whose references pass it (a warp-uniform branch; `_far_update`)
         self.exact = exact
         self.moved = None
         self.max = skc.full(rows, NEG_INF, skc.f32)   # run-time vectors: they live in loop-carried variables
@@ -93,19 +97,23 @@ class OnlineSoftmax:
                 moved = grew if h == 0 else moved | grew
             maxima.append(running)
             # a row that has seen only masked scores keeps maximum -inf: subtract 0 there (no inf - inf)
-            if self.exact:   # (the reference in the scores' units)
+            if self.exact is True:   # (the reference in the scores' units)
                 shifts.append(skc.where(running == NEG_INF, 0.0, running))
                 moves.append((self.max[h] - shifts[-1]) * self.scale_log2)
             else:
                 shifts.append(skc.where(running == NEG_INF, 0.0, running * self.scale_log2))
                 moves.append(self.max[h] * self.scale_log2 - shifts[-1])   # O's and the sum's move, in exp2's units
+        if self.exact == "far":
+            exponents, moves = self._far_update(fragment, rows, maxima, shifts, moves)
         probabilities = []   # (index, P value): lists grow by append in run-time loops, not by item assignment
         new_sum, factors = [], []
         for h, (row, indices) in enumerate(rows):
             factor = skc.exp2(moves[h], ftz=True)
             row_probabilities = []
             for n, i in enumerate(indices):
-                if self.exact:
+                if self.exact == "far":
+                    x = exponents[i]
+                elif self.exact:
                     x = (fragment[i] - shifts[h]) * self.scale_log2
                 else:
                     x = skc.fma(fragment[i], self.scale_log2, -shifts[h])
@@ -124,6 +132,33 @@ class OnlineSoftmax:
         if self.lazy:
             self.moved = skc.vote_any(moved)
         return _vector(factors)
+
+    def _far_update(self, fragment, rows, maxima, shifts, moves):
+        """exact="far": the exponents (a vector of fragment's length) and O's moves (a list, one a row) of a step
+        whose references `shifts` are RN(m·c) (0 for a row of -inf). While the warp's references stay within FAR
+        in exp2's units, before and after the step, the one fma's; else, for every row of the warp, each exponent is
+        (s - m)·c + ρ, ρ the part of m·c its rounded reference drops (0 past FAR, where that reference is m itself),
+        and O moves by (m_old - m)·c - ρ_old + ρ (the same arithmetic as exact=True's past FAR, and consistent with
+        the fma's below it, step for step)."""
+        c = self.scale_log2
+        before = [skc.where(self.max[h] == NEG_INF, 0.0, self.max[h] * c) for h in skc.static_range(len(rows))]
+        far = _past(shifts[0])
+        was_far = _past(before[0])
+        for h in skc.static_range(1, len(rows)):
+            far = far | _past(shifts[h])
+            was_far = was_far | _past(before[h])
+        far, was_far = skc.vote_any(far), skc.vote_any(was_far)
+        exponents = skc.fma(fragment, c, -_per_score(rows, shifts))
+        move_vector = _vector(moves)
+        if far | was_far:
+            references = [skc.where(maxima[h] == NEG_INF, 0.0, maxima[h]) for h in skc.static_range(len(rows))]
+            kept = [skc.where(far, 0.0, skc.fma(references[h], c, -shifts[h])) for h in skc.static_range(len(rows))]
+            dropped = [skc.where(was_far | (self.max[h] == NEG_INF), 0.0, skc.fma(self.max[h], c, -before[h]))
+                       for h in skc.static_range(len(rows))]
+            move_vector = _vector([(self.max[h] - references[h]) * c - dropped[h] + kept[h]
+                                   for h in skc.static_range(len(rows))])
+            exponents = skc.fma(fragment - _per_score(rows, references), c, _per_score(rows, kept))
+        return exponents, [move_vector[h] for h in skc.static_range(len(rows))]
 
     def finish(self, o) -> list:
         """O /= l for each row (0 where a row saw no score); gives each row's log-sum-exp of the scaled scores
@@ -173,6 +208,16 @@ def _check_accumulator(acc):
     check_written("OnlineSoftmax", acc)
 
 
+# exact="far": the references (row maxima times the scale, in exp2's units) past which a warp's exponents take the exact
+# form; within it the rounding of the reference is at most 0.5 (P at most 2^0.5 times its 1, or lazy's 2^t)
+FAR = 2.0 ** 24
+
+
+@skc.func
+def _past(reference):
+    return abs(reference) > FAR
+
+
 def _kept(test):
     """A mask's result: a truth value (a run-time bool, or a compile-time one); a number is no test."""
     if isinstance(test, bool) or isinstance(test, frontend.Dyn) and getattr(test.type, "is_bool", False):
@@ -212,6 +257,11 @@ def _reduce(values: list, combine, tree: bool):
         values = [combine(values[i], values[i + 1]) if i + 1 < len(values) else values[i]
                   for i in range(0, len(values), 2)]
     return values[0]
+
+
+def _per_score(rows: list, values: list):
+    """The vector of each score's row's value (values: one a row, in the order of rows)."""
+    return _vector_of({i: values[h] for h, (row, indices) in enumerate(rows) for i in indices})
 
 
 def _vector_of(values: dict):

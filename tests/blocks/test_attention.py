@@ -268,6 +268,32 @@ def test_a_huge_scale_takes_exact_exponents(D, causal, given):
     assert_float64_softmax(out, lse, q, k, v, scale, causal)
 
 
+@pytest.mark.parametrize("D, causal, scale, size", [(64, False, 16.0, 2048.0), (128, True, 1.0, 8192.0),
+                                                     (128, False, 0.125, 0.25)])
+def test_far_exponents_in_the_kernel(D, causal, scale, size):
+    """AttentionConfig(exact_exponents="far") in the kernel: raw scores of 1e7-1e9 under scales of 16 and 1 (the
+    references past 2^24 in exp2's units, where one fma's rows are inf or NaN) give the float64 softmax; at ordinary
+    scores its output is the one fma's, bit for bit. A value other than True, False or "far" is refused by name."""
+    import dataclasses
+
+    from skc.blocks.attention_host import default_config
+
+    q, k = (bf16(np.round(RNG.standard_normal((1, 2, 150, D)) * 2) * size) for _ in range(2))
+    v = bf16(RNG.standard_normal((1, 2, 150, D)))
+    base = default_config(D, "bf16", causal, True)
+    far = dataclasses.replace(base, exact_exponents="far")
+    out, lse = attention(q, k, v, causal=causal, scale=scale, return_lse=True, config=far)
+    assert_float64_softmax(out, lse, q, k, v, scale, causal)
+    fast, fast_lse = attention(q, k, v, causal=causal, scale=scale, return_lse=True, config=base)
+    if size > 1:
+        assert not np.allclose(fast.astype(np.float64), out.astype(np.float64), rtol=1e-2, atol=1e-2)
+    else:
+        np.testing.assert_array_equal(fast, out)
+        np.testing.assert_array_equal(fast_lse, lse)
+    with pytest.raises(ValueError, match="exact_exponents must be True, False or \"far\", found 'near'"):
+        dataclasses.replace(base, exact_exponents="near")
+
+
 def test_a_configs_flags_given_as_ints_reach_the_softmax():
     """AttentionConfig takes its yes-or-no fields as ints 0 and 1 too (roles.check_flags); OnlineSoftmax's own
     checks of `tree` and `exact` take them as the config does (1 was refused inside the kernel), and give the same

@@ -126,6 +126,65 @@ def test_exact_exponents_past_the_range_of_one_fma(scale, causal, exp2_on_fma, l
     assert not np.allclose(fast, expected, rtol=1e-2, atol=1e-2, equal_nan=False)   # one fma's rows: NaN or 0
 
 
+def softmax_run(scores, valid, scale, causal, exp2_on_fma=0, lazy=0.0, exact=False):
+    """(O / l as fragments, lse) of online_softmax_kernel over the 64 x (64 · blocks) scores, in the interpreter."""
+    n = 64
+    image = np.stack([d_fragments(scores[:, j * n:(j + 1) * n]) for j in range(scores.shape[1] // n)])
+    out = np.full((THREADS, n // 2), np.nan, np.float32)
+    lse = np.full(64, np.nan, np.float32)
+    online_softmax_kernel.interpret[(1,), (THREADS,)](
+        image, out, lse, valid, cfg=(n, scores.shape[1] // n, scale, causal, exp2_on_fma, False, lazy, exact))
+    return out, lse
+
+
+def assert_whole_rows(scores, valid, scale, causal, out, lse, rtol=2e-6):
+    p, expected_lse = reference(scores, valid, scale, causal)
+    expected = d_fragments(p.reshape(64, -1, 64).sum(axis=1).astype(np.float32))
+    np.testing.assert_allclose(out, expected, rtol=rtol, atol=2e-7)
+    np.testing.assert_allclose(lse, expected_lse, rtol=1e-6)
+
+
+@pytest.mark.parametrize("scale, offset, causal, exp2_on_fma, lazy", [
+    (1e10, 0.0, False, 0, 0.0), (1e10, 0.0, True, 4, 0.0), (3e9, 0.0, False, 0, 2.0),   # as exact=True's test
+    (16.0, 2.0 ** 27, False, 0, 0.0), (16.0, -2.0 ** 27, True, 0, 2.0),   # a scale of 16 on raw scores of 1.3e8
+    (0.125, 0.0, False, 4, 0.0), (0.125, 2.0 ** 20, True, 0, 8.0),        # within FAR: the one fma's, bit for bit
+])
+def test_far_exponents_are_exact_past_the_range_of_one_fma(scale, offset, causal, exp2_on_fma, lazy):
+    """exact="far": one fma while a warp's references m·c stay within 2^24 in exp2's units, (s - m)·c past it. At
+    scales of 1e9-1e10, and at a scale of 16 on scores about ±2^27 (|m·c| about 3e9), it gives numpy's softmax where
+    one fma's rows are NaN or 0; below 2^24 its output is the one fma's, bit for bit."""
+    n, blocks, valid = 64, 3, 170
+    grid = 16.0 if offset else 0.125   # (scores exact in f32: 2^27's ulp is 16)
+    scores = (offset + RNG.integers(-160, 161, (64, n * blocks)) * grid).astype(np.float32)
+    assert np.array_equal(scores.astype(np.float64), offset + (scores.astype(np.float64) - offset))
+    far = softmax_run(scores, valid, scale, causal, exp2_on_fma, lazy, exact="far")
+    fast = softmax_run(scores, valid, scale, causal, exp2_on_fma, lazy)
+    if abs(offset) * scale * 1.4427 > 2.0 ** 24 or scale > 1e3:
+        assert_whole_rows(scores, valid, scale, causal, *far, rtol=2.5e-4 if exp2_on_fma else 2e-6)
+        assert not np.allclose(fast[0], far[0], rtol=1e-2, atol=1e-2)   # one fma's rows: NaN, 0 or inf
+    else:
+        np.testing.assert_array_equal(far[0], fast[0])
+        np.testing.assert_array_equal(far[1], fast[1])
+
+
+BOUND = 2.0 ** 24 / float(np.float32(1.4426950408889634))   # FAR in the scores' units at scale 1
+
+
+@pytest.mark.parametrize("start, causal, lazy", [(-BOUND - 7, False, 0.0), (BOUND - 9, False, 0.0),
+                                                 (-BOUND - 7, True, 2.0), (BOUND - 9, True, 0.0)])
+def test_far_exponents_across_the_bound(start, causal, lazy):
+    """Rows whose maxima cross FAR (2^24 in exp2's units) between blocks, from past it to within it and from within
+    to past it, while the blocks before keep weights of 2^-1 to 2^-17: each step moves O from one reference to the
+    next, the rounding that the fma's reference drops (up to 0.5 in exp2's units here) accounted for on either side.
+    Scale 1; integer scores, exact in f32."""
+    n, blocks, valid = 64, 4, 250
+    steps = np.arange(n * blocks)[None, :] // n * 4   # each block's maximum 4 higher (5.8 in exp2's units)
+    scores = (np.round(start) + steps - RNG.integers(0, 12, (64, n * blocks))).astype(np.float32)
+    assert np.array_equal(scores.astype(np.float64), np.round(start) + steps - (np.round(start) + steps - scores))
+    out, lse = softmax_run(scores, valid, 1.0, causal, lazy=lazy, exact="far")
+    assert_whole_rows(scores, valid, 1.0, causal, out, lse, rtol=4e-6)
+
+
 class OneRowAccumulator:
     """A user's accumulator, not wgmma's: thread t of 128 holds row t // 2 of a 64 x 16 block, its 8 columns from
     8 (t % 2) on; it says what OnlineSoftmax reads (`rows()`, `row_lanes`, `position`, `fragment`), and no `n`."""

@@ -232,6 +232,36 @@ def test_a_huge_scale_on_the_gpu(D, causal, dtype, scale):
     torch.testing.assert_close(lse.double(), expected_lse, rtol=1e-5, atol=0)
 
 
+@pytest.mark.parametrize("scale, step", [(16.0, 512.0), (1.0, 2048.0), (1e10, 0.25)])
+@pytest.mark.parametrize("D, causal, dtype", [(64, False, "bfloat16"), (128, True, "float16"), (128, False, "bfloat16")])
+def test_far_exponents_on_the_gpu(D, causal, dtype, scale, step):
+    """AttentionConfig(exact_exponents="far"): one fma while a warp's references stay within 2^24 in exp2's units,
+    the exact form past it. Raw scores q·k of up to 1e8-1e9 (Q and K small integers times `step`, S exact in f32)
+    under scales of 1 and 16 (where one fma gives rows of inf or NaN), and scale 1e10: each row's mean of V over its
+    largest scores, as float64's softmax gives."""
+    import dataclasses
+
+    from skc.blocks.attention_host import default_config
+
+    torch.manual_seed(D + causal + int(step))
+    dtype = getattr(torch, dtype)
+    q, k = (torch.randint(-3, 4, (2, 4, 1000, D), device="cuda").to(dtype) * step for _ in range(2))
+    v = torch.randn(2, 4, 1000, D, device="cuda", dtype=dtype)
+    s = (q.double() @ k.double().transpose(-1, -2))
+    if causal:
+        s = s.masked_fill(~torch.ones(1000, 1000, dtype=torch.bool, device="cuda").tril(), float("-inf"))
+    top = s.amax(-1, keepdim=True)
+    largest = (s == top).double()
+    expected = (largest / largest.sum(-1, keepdim=True)) @ v.double()
+    config = dataclasses.replace(default_config(D, "bf16" if dtype == torch.bfloat16 else "f16", causal, True),
+                                 exact_exponents="far")
+    out = torch.full_like(q, float("nan"))
+    got, lse = attention(q, k, v, causal=causal, scale=scale, out=out, return_lse=True, config=config)
+    torch.testing.assert_close(got.double(), expected, rtol=2 ** -7, atol=1e-2)
+    expected_lse = top[..., 0] * scale + torch.log(largest.sum(-1))
+    torch.testing.assert_close(lse.double(), expected_lse, rtol=1e-5, atol=0)
+
+
 @pytest.mark.parametrize("lse", [False, True])
 @pytest.mark.parametrize("layout", ["bhsd", "bshd"])
 def test_causal_head_dim_64_fetching_many_short_tiles_on_the_gpu(lse, layout):
