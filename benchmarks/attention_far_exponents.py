@@ -1,0 +1,36 @@
+"""Attention's exponents with AttentionConfig(exact_exponents="far") against the default configuration (one fma
+each) and cuDNN, at sustained load (fair.sustained: 20 calls a batch, 8 rounds), on issue 12's rows (fifty-eighth
+session): what the warp-uniform test for references past 2^24 costs where it never fires. Each row's two skc outputs
+are compared first (bit for bit: below the bound "far" is the fma's arithmetic).
+Run from the repo root: PYTHONPATH=$PWD python benchmarks/attention_far_exponents.py [--quick]"""
+import dataclasses
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, "benchmarks")
+from fair import report, sustained  # noqa: E402
+
+import skc  # noqa: E402
+from skc.blocks.attention_host import attention, default_config  # noqa: E402
+
+ROWS = [(8, 16, 4096, 128, False), (8, 16, 4096, 128, True), (16, 16, 2048, 128, False), (4, 32, 8192, 128, True),
+        (8, 16, 4096, 64, False), (1, 32, 16384, 128, False)]
+for B, H, S, D, causal in ROWS[:3] if "--quick" in sys.argv else ROWS:
+    q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    base = default_config(D, "bf16", causal, False, problem=(B * H, S),
+                          multiprocessors=skc.current_device().multiprocessors)
+    far = dataclasses.replace(base, exact_exponents="far")
+    same = torch.equal(attention(q, k, v, causal=causal, config=base), attention(q, k, v, causal=causal, config=far))
+    print(f"{B}x{H}x{S}x{D} causal={causal}: outputs equal bit for bit: {same}", flush=True)
+
+    def cudnn():
+        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    flops = 4 * B * H * S * S * D // (2 if causal else 1)
+    r = sustained({"default (one fma)": lambda: attention(q, k, v, causal=causal, config=base),
+                   "far": lambda: attention(q, k, v, causal=causal, config=far),
+                   "cudnn": cudnn}, flops, reps=20, rounds=8)
+    report(f"{B}x{H}x{S}x{D} causal={causal}", r)
