@@ -208,14 +208,16 @@ def _check_accumulator(acc):
     check_written("OnlineSoftmax", acc)
 
 
-# exact="far": the references (row maxima times the scale, in exp2's units) past which a warp's exponents take the exact
-# form; within it the rounding of the reference is at most 0.5 (P at most 2^0.5 times its 1, or lazy's 2^t)
+# exact="far": the references (row maxima times the scale, in exp2's units) from which on a warp's exponents take the
+# exact form; under it the rounding of the reference is at most 0.5 (P at most 2^0.5 times its 1, or lazy's 2^t). A
+# reference of 2^24 itself is past: m·c up to 2^24 + 1 rounds to it (a rounding of up to 1, P up to 2^(t + 1), past
+# fp16's 65504 at lazy_rescale=15)
 FAR = 2.0 ** 24
 
 
 @skc.func
 def _past(reference):
-    return abs(reference) > FAR
+    return abs(reference) >= FAR
 
 
 def _kept(test):

@@ -236,3 +236,42 @@ def test_online_softmax_of_an_accumulator_of_one_row_a_thread():
                                                r"values of 1") as info:
         one_row_softmax[1, THREADS](scores, out, lse, blocks, 2)
     assert "test_online_softmax.py:" in str(info.value).splitlines()[0] and "rows=1" in str(info.value)
+
+
+@skc.kernel(block=THREADS)
+def last_block_p(scores: skc.Ptr[skc.f32], p: skc.Ptr[skc.f32], blocks: skc.i32, cfg: skc.constexpr):
+    """P of the last of `blocks` 64 x 16 blocks of row-major 64 x 16·blocks scores (OnlineSoftmax(scale, lazy, exact),
+    cfg: (scale, lazy, exact)), one row a thread pair."""
+    scale, lazy, exact = cfg
+    s, o = OneRowAccumulator(), OneRowAccumulator()
+    softmax = OnlineSoftmax(scale, rows=1, lazy=lazy, exact=exact)
+    row, column = s.position(0)
+    for j in range(blocks):
+        first = scores + (row * 16 * blocks + j * 16 + column)
+        s.fragment = skc.vector(*[first[i] for i in range(8)])
+        softmax(s, o)
+        o.fragment = o.fragment + s.fragment
+    for i in skc.static_range(8):
+        p[row * 16 + column + i] = s.fragment[i]
+
+
+def test_far_exponents_at_a_reference_of_two_to_the_24():
+    """m·c just under 2^24 + 1 rounds to the reference 2^24 (a rounding ρ of almost 1, where FAR's comment promises at
+    most 0.5): "far" took it as within FAR (|reference| > FAR), so a later score that lazy=15 keeps under the reference,
+    (s - m)·c = 15, got P = 2^(15 + ρ), 65535.9, past fp16's 65504 (attention with f16 and lazy_rescale=15: rows of
+    inf). A reference of 2^24 itself is past FAR: P = 2^15, as exact=True's. c = 12582909 / 2^23, m = 11184814,
+    s = m + 10: integers exact in f32, m·c = 2^24 + 1 - 1.2e-6."""
+    c = np.float32(12582909 / 2.0 ** 23)
+    scale = float(c) / 1.4426950408889634
+    assert np.float32(scale * 1.4426950408889634) == c
+    m, s = 11184814.0, 11184824.0
+    assert np.float32(m) * c == 2.0 ** 24 and float(np.float32(s - m) * c) <= 15.0   # lazy keeps m at the 2nd block
+    blocks = 2
+    scores = np.full((64, 16 * blocks), -np.inf, np.float32)
+    scores[:, 0], scores[:, 16] = m, s
+    for exact in ("far", True):
+        p = np.full((64, 16), np.nan, np.float32)
+        last_block_p[1, THREADS](scores, p, blocks, (scale, 15.0, exact))
+        assert np.all(p[:, 1:] == 0.0)
+        np.testing.assert_allclose(p[:, 0], 2.0 ** 15, rtol=1e-5)   # 2^((s - m)·c): finite in fp16
+        assert np.all(np.isfinite(p.astype(np.float16)))
