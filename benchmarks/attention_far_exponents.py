@@ -1,5 +1,5 @@
-"""Attention's exponents with AttentionConfig(exact_exponents="far") against the default configuration (one fma
-each) and cuDNN, at sustained load (fair.sustained: 20 calls a batch, 8 rounds), on issue 12's rows (fifty-eighth
+"""Attention's exponents with AttentionConfig(exact_exponents="far") against exact_exponents=False (one fma
+each, the default before the fifty-eighth session) and cuDNN, at sustained load (fair.sustained: 20 calls a batch, 8 rounds), on issue 12's rows (fifty-eighth
 session): what the warp-uniform test for references past 2^24 costs where it never fires. Each row's two skc outputs
 are compared first (bit for bit: below the bound "far" is the fma's arithmetic).
 Run from the repo root: PYTHONPATH=$PWD python benchmarks/attention_far_exponents.py [--quick]"""
@@ -22,7 +22,7 @@ for B, H, S, D, causal in ROWS[:3] if "--quick" in sys.argv else ROWS:
     q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     base = default_config(D, "bf16", causal, False, problem=(B * H, S),
                           multiprocessors=skc.current_device().multiprocessors)
-    far = dataclasses.replace(base, exact_exponents="far")
+    base, far = (dataclasses.replace(base, exact_exponents=mode) for mode in (False, "far"))
     same = torch.equal(attention(q, k, v, causal=causal, config=base), attention(q, k, v, causal=causal, config=far))
     print(f"{B}x{H}x{S}x{D} causal={causal}: outputs equal bit for bit: {same}", flush=True)
 
@@ -30,7 +30,7 @@ for B, H, S, D, causal in ROWS[:3] if "--quick" in sys.argv else ROWS:
         with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
             return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     flops = 4 * B * H * S * S * D // (2 if causal else 1)
-    r = sustained({"default (one fma)": lambda: attention(q, k, v, causal=causal, config=base),
+    r = sustained({"one fma (False)": lambda: attention(q, k, v, causal=causal, config=base),
                    "far": lambda: attention(q, k, v, causal=causal, config=far),
                    "cudnn": cudnn}, flops, reps=20, rounds=8)
     report(f"{B}x{H}x{S}x{D} causal={causal}", r)
