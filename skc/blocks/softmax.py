@@ -147,10 +147,11 @@ class OnlineSoftmax:
         for h in skc.static_range(1, len(rows)):
             far = far | _past(shifts[h])
             was_far = was_far | _past(before[h])
-        far, was_far = skc.vote_any(far), skc.vote_any(was_far)
-        exponents = skc.fma(fragment, c, -_per_score(rows, shifts))
-        move_vector = _vector(moves)
-        if far | was_far:
+        if not skc.vote_any(far | was_far):   # (the fma's exponents in a branch of their own: fragment dies in each)
+            exponents = skc.fma(fragment, c, -_per_score(rows, shifts))
+            move_vector = _vector(moves)
+        else:
+            far, was_far = skc.vote_any(far), skc.vote_any(was_far)
             references = [skc.where(maxima[h] == NEG_INF, 0.0, maxima[h]) for h in skc.static_range(len(rows))]
             kept = [skc.where(far, 0.0, skc.fma(references[h], c, -shifts[h])) for h in skc.static_range(len(rows))]
             dropped = [skc.where(was_far | (self.max[h] == NEG_INF), 0.0, skc.fma(self.max[h], c, -before[h]))
