@@ -203,11 +203,13 @@ class OneRowAccumulator:
 
 
 @skc.kernel(block=THREADS)
-def one_row_softmax(scores: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], lse: skc.Ptr[skc.f32], blocks: skc.i32,
-                    rows: skc.constexpr):
-    """O = Σ_j P_j over `blocks` 64 x 16 blocks of row-major 64 x 16·blocks scores, and each row's log-sum-exp."""
+def one_row_softmax(scores: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], lse: skc.Ptr[skc.f32], p: skc.Ptr[skc.f32],
+                    blocks: skc.i32, cfg: skc.constexpr):
+    """O = Σ_j P_j over `blocks` 64 x 16 blocks of row-major 64 x 16·blocks scores, each row's log-sum-exp, and the
+    last block's P; cfg: OnlineSoftmax's (rows, scale, lazy, exact)."""
+    rows, scale, lazy, exact = cfg
     s, o = OneRowAccumulator(), OneRowAccumulator()
-    softmax = OnlineSoftmax(0.5, rows=rows)
+    softmax = OnlineSoftmax(scale, rows=rows, lazy=lazy, exact=exact)
     row, column = s.position(0)
     for j in range(blocks):
         first = scores + (row * 16 * blocks + j * 16 + column)
@@ -217,6 +219,7 @@ def one_row_softmax(scores: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32], lse: skc.Pt
     total = softmax.finish(o)
     for i in skc.static_range(8):
         out[row * 16 + column + i] = o.fragment[i]
+        p[row * 16 + column + i] = s.fragment[i]
     if column == 0:
         lse[row] = total[0]
 
@@ -227,32 +230,15 @@ def test_online_softmax_of_an_accumulator_of_one_row_a_thread():
     one row a thread could not be used. A `rows` that is not the accumulator's is a compile error naming both."""
     blocks = 3
     scores = (RNG.standard_normal((64, 16 * blocks)) * 4).astype(np.float32)
-    out, lse = np.full((64, 16), np.nan, np.float32), np.full(64, np.nan, np.float32)
-    one_row_softmax[1, THREADS](scores, out, lse, blocks, 1)
+    out, lse, p_last = np.full((64, 16), np.nan, np.float32), np.full(64, np.nan, np.float32), np.zeros((64, 16), np.float32)
+    one_row_softmax[1, THREADS](scores, out, lse, p_last, blocks, (1, 0.5, 0.0, False))
     p, expected_lse = reference(scores, 16 * blocks, 0.5, False)
     np.testing.assert_allclose(out, p.reshape(64, blocks, 16).sum(axis=1), rtol=2e-6, atol=2e-7)
     np.testing.assert_allclose(lse, expected_lse, rtol=2e-6, atol=2e-6)
     with pytest.raises(skc.CompileError, match=r"state of 2 row\(s\) a thread; the accumulator's threads hold "
                                                r"values of 1") as info:
-        one_row_softmax[1, THREADS](scores, out, lse, blocks, 2)
+        one_row_softmax[1, THREADS](scores, out, lse, p_last, blocks, (2, 0.5, 0.0, False))
     assert "test_online_softmax.py:" in str(info.value).splitlines()[0] and "rows=1" in str(info.value)
-
-
-@skc.kernel(block=THREADS)
-def last_block_p(scores: skc.Ptr[skc.f32], p: skc.Ptr[skc.f32], blocks: skc.i32, cfg: skc.constexpr):
-    """P of the last of `blocks` 64 x 16 blocks of row-major 64 x 16·blocks scores (OnlineSoftmax(scale, lazy, exact),
-    cfg: (scale, lazy, exact)), one row a thread pair."""
-    scale, lazy, exact = cfg
-    s, o = OneRowAccumulator(), OneRowAccumulator()
-    softmax = OnlineSoftmax(scale, rows=1, lazy=lazy, exact=exact)
-    row, column = s.position(0)
-    for j in range(blocks):
-        first = scores + (row * 16 * blocks + j * 16 + column)
-        s.fragment = skc.vector(*[first[i] for i in range(8)])
-        softmax(s, o)
-        o.fragment = o.fragment + s.fragment
-    for i in skc.static_range(8):
-        p[row * 16 + column + i] = s.fragment[i]
 
 
 def test_far_exponents_at_a_reference_of_two_to_the_24():
@@ -270,8 +256,8 @@ def test_far_exponents_at_a_reference_of_two_to_the_24():
     scores = np.full((64, 16 * blocks), -np.inf, np.float32)
     scores[:, 0], scores[:, 16] = m, s
     for exact in ("far", True):
-        p = np.full((64, 16), np.nan, np.float32)
-        last_block_p[1, THREADS](scores, p, blocks, (scale, 15.0, exact))
+        p, out, lse = np.full((64, 16), np.nan, np.float32), np.zeros((64, 16), np.float32), np.zeros(64, np.float32)
+        one_row_softmax[1, THREADS](scores, out, lse, p, blocks, (1, scale, 15.0, exact))
         assert np.all(p[:, 1:] == 0.0)
         np.testing.assert_allclose(p[:, 0], 2.0 ** 15, rtol=1e-5)   # 2^((s - m)·c): finite in fp16
         assert np.all(np.isfinite(p.astype(np.float16)))

@@ -208,6 +208,18 @@ def test_a_large_scale_on_the_gpu(D, causal):
     torch.testing.assert_close(lse.double(), expected_lse, rtol=1e-5, atol=0)
 
 
+def largest_scores_mean(q, k, v, causal: bool):
+    """(each row's mean of V over its largest scores q·k (torch's causal mask), the largest score, how many tie
+    there), in float64: the softmax at a scale past the gaps between the scores."""
+    s = (q.double() @ k.double().transpose(-1, -2))
+    if causal:
+        s = s.masked_fill(~torch.ones(s.shape[-2], s.shape[-1], dtype=torch.bool, device=s.device).tril(),
+                          float("-inf"))
+    top = s.amax(-1, keepdim=True)
+    largest = (s == top).double()
+    return (largest / largest.sum(-1, keepdim=True)) @ v.double(), top[..., 0], largest.sum(-1)
+
+
 @pytest.mark.parametrize("scale", [1e9, 1e10, 1e30])
 @pytest.mark.parametrize("D, causal, dtype", [(64, False, "bfloat16"), (64, True, "float16"), (128, False, "bfloat16"),
                                               (128, True, "bfloat16"), (128, False, "float16"), (256, True, "bfloat16")])
@@ -219,16 +231,11 @@ def test_a_huge_scale_on_the_gpu(D, causal, dtype, scale):
     dtype = getattr(torch, dtype)
     q, k = (torch.randint(-3, 4, (2, 4, 1000, D), device="cuda").to(dtype) * 0.25 for _ in range(2))
     v = torch.randn(2, 4, 1000, D, device="cuda", dtype=dtype)
-    s = (q.double() @ k.double().transpose(-1, -2))
-    if causal:
-        s = s.masked_fill(~torch.ones(1000, 1000, dtype=torch.bool, device="cuda").tril(), float("-inf"))
-    top = s.amax(-1, keepdim=True)
-    largest = (s == top).double()
-    expected = (largest / largest.sum(-1, keepdim=True)) @ v.double()
+    expected, top, ties = largest_scores_mean(q, k, v, causal)
     out = torch.full_like(q, float("nan"))
     got, lse = attention(q, k, v, causal=causal, scale=scale, out=out, return_lse=True)
     torch.testing.assert_close(got.double(), expected, rtol=2 ** -7, atol=1e-2)
-    expected_lse = top[..., 0] * scale + torch.log(largest.sum(-1))
+    expected_lse = top * scale + torch.log(ties)
     torch.testing.assert_close(lse.double(), expected_lse, rtol=1e-5, atol=0)
 
 
@@ -247,18 +254,13 @@ def test_far_exponents_on_the_gpu(D, causal, dtype, scale, step):
     dtype = getattr(torch, dtype)
     q, k = (torch.randint(-3, 4, (2, 4, 1000, D), device="cuda").to(dtype) * step for _ in range(2))
     v = torch.randn(2, 4, 1000, D, device="cuda", dtype=dtype)
-    s = (q.double() @ k.double().transpose(-1, -2))
-    if causal:
-        s = s.masked_fill(~torch.ones(1000, 1000, dtype=torch.bool, device="cuda").tril(), float("-inf"))
-    top = s.amax(-1, keepdim=True)
-    largest = (s == top).double()
-    expected = (largest / largest.sum(-1, keepdim=True)) @ v.double()
+    expected, top, ties = largest_scores_mean(q, k, v, causal)
     config = dataclasses.replace(default_config(D, "bf16" if dtype == torch.bfloat16 else "f16", causal, True),
                                  exact_exponents="far")
     out = torch.full_like(q, float("nan"))
     got, lse = attention(q, k, v, causal=causal, scale=scale, out=out, return_lse=True, config=config)
     torch.testing.assert_close(got.double(), expected, rtol=2 ** -7, atol=1e-2)
-    expected_lse = top[..., 0] * scale + torch.log(largest.sum(-1))
+    expected_lse = top * scale + torch.log(ties)
     torch.testing.assert_close(lse.double(), expected_lse, rtol=1e-5, atol=0)
 
 
