@@ -79,53 +79,6 @@ def test_exp2_on_the_fma_pipe():
     assert ((tiny >= 0) & (tiny < 2.0 ** -125)).all()
 
 
-@pytest.mark.parametrize("offset, scale, causal, lazy", [
-    (2.0 ** 20, 0.125, False, 0.0), (-2.0 ** 20, 0.125, True, 0.0), (2.0 ** 20, 0.125, False, 2.0),
-])
-def test_online_softmax_of_scores_far_from_zero(offset, scale, causal, lazy):
-    """Scores around ±2^20 (|m·c| about 1.9e5 in exp2's units, where one fma's m·c rounded to f32 is off by up
-    to 2^-7): the softmax still matches numpy's, every P mattering. (Past about 2^31 that rounding passes exp2's
-    range and rows read NaN: README, "Reliability".)"""
-    n, blocks, valid = 64, 3, 170
-    steps = RNG.integers(-40, 1, (64, n * blocks))
-    scores = (offset + 0.125 * steps).astype(np.float32)
-    assert np.array_equal(scores.astype(np.float64), offset + 0.125 * steps)   # exact in f32
-    image = np.stack([d_fragments(scores[:, j * n:(j + 1) * n]) for j in range(blocks)])
-    out = np.full((THREADS, n // 2), np.nan, np.float32)
-    lse = np.full(64, np.nan, np.float32)
-    online_softmax_kernel.interpret[(1,), (THREADS,)](image, out, lse, valid,
-                                                      cfg=(n, blocks, scale, causal, 0, False, lazy))
-    p, expected_lse = reference(scores, valid, scale, causal)
-    expected = p.reshape(64, blocks, n).sum(axis=1)
-    np.testing.assert_allclose(out, d_fragments(expected.astype(np.float32)), rtol=2e-5, atol=2e-7)
-    np.testing.assert_allclose(lse, expected_lse, rtol=1e-6)
-
-
-@pytest.mark.parametrize("scale, causal, exp2_on_fma, lazy", [
-    (1e10, False, 0, 0.0), (1e10, True, 4, 0.0), (3e9, False, 0, 2.0), (1e12, True, 0, 8.0)])
-def test_exact_exponents_past_the_range_of_one_fma(scale, causal, exp2_on_fma, lazy):
-    """scale 1e9-1e12 on scores of about ±20 (|m·c| up to 2^46 in exp2's units): one fma's reference m·c, rounded
-    to f32, is off by more than exp2's range, so rows come out NaN or 0; each exponent as (s - m)·c (`exact`) gives
-    numpy's softmax, which at such scales keeps a row's largest scores (ties on purpose: scores on a grid of 1/8)."""
-    n, blocks, valid = 64, 3, 170
-    scores = (RNG.integers(-160, 161, (64, n * blocks)) * 0.125).astype(np.float32)
-    image = np.stack([d_fragments(scores[:, j * n:(j + 1) * n]) for j in range(blocks)])
-    outputs = {}
-    for exact in (False, True):
-        out = np.full((THREADS, n // 2), np.nan, np.float32)
-        lse = np.full(64, np.nan, np.float32)
-        online_softmax_kernel.interpret[(1,), (THREADS,)](image, out, lse, valid,
-                                                          cfg=(n, blocks, scale, causal, exp2_on_fma, False, lazy, exact))
-        outputs[exact] = out, lse
-    p, expected_lse = reference(scores, valid, scale, causal)
-    expected = d_fragments(p.reshape(64, blocks, n).sum(axis=1).astype(np.float32))
-    out, lse = outputs[True]
-    np.testing.assert_allclose(out, expected, rtol=2.5e-4 if exp2_on_fma else 2e-6, atol=2e-7)
-    np.testing.assert_allclose(lse, expected_lse, rtol=1e-6)
-    fast = outputs[False][0]
-    assert not np.allclose(fast, expected, rtol=1e-2, atol=1e-2, equal_nan=False)   # one fma's rows: NaN or 0
-
-
 def softmax_run(scores, valid, scale, causal, exp2_on_fma=0, lazy=0.0, exact=False):
     """(O / l as fragments, lse) of online_softmax_kernel over the 64 x (64 · blocks) scores, in the interpreter."""
     n = 64
@@ -138,10 +91,39 @@ def softmax_run(scores, valid, scale, causal, exp2_on_fma=0, lazy=0.0, exact=Fal
 
 
 def assert_whole_rows(scores, valid, scale, causal, out, lse, rtol=2e-6):
+    """out and lse are numpy's softmax of the whole rows (within rtol, and 1e-6 for lse); gives the expected out."""
     p, expected_lse = reference(scores, valid, scale, causal)
     expected = d_fragments(p.reshape(64, -1, 64).sum(axis=1).astype(np.float32))
     np.testing.assert_allclose(out, expected, rtol=rtol, atol=2e-7)
     np.testing.assert_allclose(lse, expected_lse, rtol=1e-6)
+    return expected
+
+
+@pytest.mark.parametrize("offset, scale, causal, lazy", [
+    (2.0 ** 20, 0.125, False, 0.0), (-2.0 ** 20, 0.125, True, 0.0), (2.0 ** 20, 0.125, False, 2.0),
+])
+def test_online_softmax_of_scores_far_from_zero(offset, scale, causal, lazy):
+    """Scores around ±2^20 (|m·c| about 1.9e5 in exp2's units, where one fma's m·c rounded to f32 is off by up
+    to 2^-7): the softmax still matches numpy's, every P mattering. (Past about 2^31 that rounding passes exp2's
+    range and rows read NaN: README, "Reliability".)"""
+    steps = RNG.integers(-40, 1, (64, 64 * 3))
+    scores = (offset + 0.125 * steps).astype(np.float32)
+    assert np.array_equal(scores.astype(np.float64), offset + 0.125 * steps)   # exact in f32
+    out, lse = softmax_run(scores, 170, scale, causal, lazy=lazy)
+    assert_whole_rows(scores, 170, scale, causal, out, lse, rtol=2e-5)
+
+
+@pytest.mark.parametrize("scale, causal, exp2_on_fma, lazy", [
+    (1e10, False, 0, 0.0), (1e10, True, 4, 0.0), (3e9, False, 0, 2.0), (1e12, True, 0, 8.0)])
+def test_exact_exponents_past_the_range_of_one_fma(scale, causal, exp2_on_fma, lazy):
+    """scale 1e9-1e12 on scores of about ±20 (|m·c| up to 2^46 in exp2's units): one fma's reference m·c, rounded
+    to f32, is off by more than exp2's range, so rows come out NaN or 0; each exponent as (s - m)·c (`exact`) gives
+    numpy's softmax, which at such scales keeps a row's largest scores (ties on purpose: scores on a grid of 1/8)."""
+    scores = (RNG.integers(-160, 161, (64, 64 * 3)) * 0.125).astype(np.float32)
+    out, lse = softmax_run(scores, 170, scale, causal, exp2_on_fma, lazy, exact=True)
+    expected = assert_whole_rows(scores, 170, scale, causal, out, lse, rtol=2.5e-4 if exp2_on_fma else 2e-6)
+    fast = softmax_run(scores, 170, scale, causal, exp2_on_fma, lazy)[0]
+    assert not np.allclose(fast, expected, rtol=1e-2, atol=1e-2, equal_nan=False)   # one fma's rows: NaN or 0
 
 
 @pytest.mark.parametrize("scale, offset, causal, exp2_on_fma, lazy", [
@@ -155,8 +137,9 @@ def test_far_exponents_are_exact_past_the_range_of_one_fma(scale, offset, causal
     one fma's rows are NaN or 0; below 2^24 its output is the one fma's, bit for bit."""
     n, blocks, valid = 64, 3, 170
     grid = 16.0 if offset else 0.125   # (scores exact in f32: 2^27's ulp is 16)
-    scores = (offset + RNG.integers(-160, 161, (64, n * blocks)) * grid).astype(np.float32)
-    assert np.array_equal(scores.astype(np.float64), offset + (scores.astype(np.float64) - offset))
+    steps = RNG.integers(-160, 161, (64, n * blocks))
+    scores = (offset + steps * grid).astype(np.float32)
+    assert np.array_equal(scores.astype(np.float64), offset + steps * grid)   # exact in f32
     far = softmax_run(scores, valid, scale, causal, exp2_on_fma, lazy, exact="far")
     fast = softmax_run(scores, valid, scale, causal, exp2_on_fma, lazy)
     if abs(offset) * scale * 1.4427 > 2.0 ** 24 or scale > 1e3:
@@ -179,8 +162,9 @@ def test_far_exponents_across_the_bound(start, causal, lazy):
     Scale 1; integer scores, exact in f32."""
     n, blocks, valid = 64, 4, 250
     steps = np.arange(n * blocks)[None, :] // n * 4   # each block's maximum 4 higher (5.8 in exp2's units)
-    scores = (np.round(start) + steps - RNG.integers(0, 12, (64, n * blocks))).astype(np.float32)
-    assert np.array_equal(scores.astype(np.float64), np.round(start) + steps - (np.round(start) + steps - scores))
+    exact = np.round(start) + steps - RNG.integers(0, 12, (64, n * blocks))
+    scores = exact.astype(np.float32)
+    assert np.array_equal(scores.astype(np.float64), exact)   # integers, exact in f32
     out, lse = softmax_run(scores, valid, 1.0, causal, lazy=lazy, exact="far")
     assert_whole_rows(scores, valid, 1.0, causal, out, lse, rtol=4e-6)
 
