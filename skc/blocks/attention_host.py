@@ -22,8 +22,9 @@ LAYOUTS = ("bhsd", "bshd")
 
 # Past this scale attention's softmax takes each exponent as (s - m)·c (AttentionConfig.exact_exponents), 4-5 % slower
 # (benchmarks/NOTES.md, twenty-first session), not as one fma(s, c, -RN(m·c)), whose rounded reference passes exp2's
-# range where |m·c| reaches about 2^31 (2^29 for fp16's P): a scale of 1e10 gave rows of NaN or 0 on scores of
-# about 50. Under it, one fma fails only for raw scores past about 2^29 / (16 log2 e), 2e7.
+# range where |m·c| reaches about 2^31 (2^28 for fp16's P, 2^24 at lazy_rescale=15: the rounding's up to 16, or 1,
+# times 2^lazy_rescale in P passes 65504): a scale of 1e10 gave rows of NaN or 0 on scores of about 50. Under it,
+# one fma fails only for raw scores past about 2^28 / (16 log2 e), 1.2e7 (AttentionConfig(exact_exponents="far")).
 EXACT_EXPONENTS_SCALE = 16.0
 
 

@@ -21,7 +21,7 @@ from .layout import OperandLayout
 from .mma import Wgmma, WgmmaRegA
 from .payload import TilePayload
 from .pipeline import InputTilePipeline
-from .roles import WarpgroupTurns, WarpRoles, check_counts, fill_register_shares, needs_hopper
+from .roles import WarpgroupTurns, WarpRoles, check_counts, fill_register_shares, is_flag, needs_hopper
 from .softmax import OnlineSoftmax
 from .tile_io import TmaLoader
 
@@ -96,8 +96,8 @@ class AttentionConfig:
             raise ValueError(f"lazy_rescale must be 0 to 15 (P may reach 2^lazy_rescale), found {self.lazy_rescale}")
         if self.overlap and self.v_stages < 2:
             raise ValueError("overlap holds a V stage for P·V while the next one is read: it needs 2 V stages or more")
-        if not (self.exact_exponents == "far" or isinstance(self.exact_exponents, numbers.Integral)
-                and self.exact_exponents in (0, 1)):
+        if not (isinstance(self.exact_exponents, str) and self.exact_exponents == "far"
+                or is_flag(self.exact_exponents)):   # (bool | str: outside check_flags' annotated bools)
             raise ValueError(f"exact_exponents must be True, False or \"far\", found {self.exact_exponents!r}")
         if self.dtype not in ("bf16", "f16"):
             raise ValueError(f"attention runs on bf16 or f16, not {self.dtype}")

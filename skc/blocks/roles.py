@@ -103,8 +103,13 @@ def check_flags(config):
     failed inside matmul's plan cache as an unhashable list)."""
     for spec in dataclasses.fields(config):
         value = getattr(config, spec.name)
-        if spec.type in ("bool", bool) and not (isinstance(value, numbers.Integral) and value in (0, 1)):
+        if spec.type in ("bool", bool) and not is_flag(value):
             raise ValueError(f"{spec.name} must be True or False, found {value!r}")
+
+
+def is_flag(value) -> bool:
+    """A truth value a config takes: True, False, 0 or 1 (an integral one; not a list, a float or a string)."""
+    return isinstance(value, numbers.Integral) and value in (0, 1)
 
 
 def fill_register_shares(config):
