@@ -173,3 +173,20 @@ def conv_plan_kinds() -> set:
     from skc.blocks import conv
 
     return {type(plan).__name__ for _, plan in conv._PLANS.values()}
+
+
+def spills_in_the_mma_loop(sass: str) -> list:
+    """The local-memory loads and stores (ptxas's spills) inside a kernel's innermost loop of wgmmas: the smallest
+    range from a label to a branch back to it that holds an HGMMA, in `nvdisasm -c` text. A spill there costs
+    every step; one in a tile's prologue or epilogue costs once a tile. (Branches past the last EXIT are ptxas's
+    out-of-line retries of a barrier wait, which jump back into the code: no loops.)"""
+    lines = [line.split("*/", 1)[-1].strip() if "*/" in line else line.strip() for line in sass.splitlines()]
+    labels = {line[:-1]: n for n, line in enumerate(lines) if line.startswith(".L") and line.endswith(":")}
+    last_exit = max(n for n, line in enumerate(lines) if re.match(r"(@!?U?P\w+\s+)?EXIT\b", line))
+    loops = [(labels[target], n) for n, line in enumerate(lines[:last_exit]) if "BRA" in line
+             for target in re.findall(r"`\((\.L\w+)\)", line) if target in labels and labels[target] < n]
+    mma_loops = [(start, end) for start, end in loops
+                 if any(line.startswith("HGMMA") for line in lines[start:end + 1])]
+    assert mma_loops, "no loop of wgmmas in this SASS"
+    start, end = min(mma_loops, key=lambda loop: loop[1] - loop[0])
+    return [line for line in lines[start:end + 1] if re.match(r"(@!?U?P\w+\s+)?(STL|LDL)\b", line)]
