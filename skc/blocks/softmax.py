@@ -38,7 +38,7 @@ class OnlineSoftmax:
         # (a config's flags, AttentionConfig(tree_reductions=1), are truth values: ints 0 and 1 too)
         tree = check_flag("OnlineSoftmax", "tree", tree, "tree=True reduces a row pairwise, False (the default) in "
                                                          "order")
-        if exact != "far":
+        if not (isinstance(exact, str) and exact == "far"):   # (an array's != is no truth value)
             exact = check_flag("OnlineSoftmax", "exact", exact, "exact=True takes each exponent as (s - m)·c, False "
                                                                 "(the default) as one fma, \"far\" as one fma while "
                                                                 "the warp's row maxima stay under 2^24 in exp2's units")

@@ -298,8 +298,6 @@ def test_a_configs_flags_given_as_ints_reach_the_softmax():
     """AttentionConfig takes its yes-or-no fields as ints 0 and 1 too (roles.check_flags); OnlineSoftmax's own
     checks of `tree` and `exact` take them as the config does (1 was refused inside the kernel), and give the same
     answer as True; a flag that is no truth value is refused by name."""
-    import dataclasses
-
     from skc.blocks.attention_host import default_config
 
     q, k, v = (bf16(RNG.standard_normal((1, 2, 70, 64))) for _ in range(3))
@@ -314,6 +312,9 @@ def test_a_configs_flags_given_as_ints_reach_the_softmax():
 
     with pytest.raises(skc.SkcError, match="tree"):
         OnlineSoftmax(0.125, tree="yes")
+    for exact in ("near", np.array([True, False])):   # (an array's == "far" had raised numpy's own error)
+        with pytest.raises(skc.SkcError, match="exact"):
+            OnlineSoftmax(0.125, exact=exact)
 
 
 @needs_nvjitlink
