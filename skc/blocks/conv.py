@@ -152,7 +152,8 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
     stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
     # (the dense convolution over slabs of SLAB channels, of torch tensors or numpy arrays on a TMA target, for groups
     # of 4 or 8 channels; the direct kernel, of any array, for depthwise convolutions and other groups of 2 to 8)
-    slabs = (config is None and slab_takes(C, groups) and device.target.has("tma") and paddable(x, w))
+    slabs = (config is None and slab_takes(C, groups, slab_work(N, H, W, K, R, S, C, groups, stride))
+             and device.target.has("tma") and paddable(x, w))
     stencil = config is None and not slabs and takes(C, K, groups, R, S, stride[1], dilation[1],
                                                      device.target.max_shared_bytes)
     dense = groups > 1 and (C // groups % 8 or K // groups % 8) and not stencil and not slabs   # (block-diagonal)
@@ -254,14 +255,26 @@ class _Stencil:
 # 1.15x (0.38x), stride 2 1.10x (0.44x); 28x28x256 of 4 a group 1.21x (0.79x); 14x14x512 of 8 1.02x (0.39x). Slabs of
 # 32 channels ran 3-8x slower than of 64 (a group of them is less than a k-step), of 128 up to 1.2x slower; groups of
 # 2 channels ran 1.09-1.3x slower than on the stencil.
+# End to end (H200, fifty-ninth session, benchmarks/grouped_slabs.py) the slab path costs the host about 70 µs a
+# call whatever its kernel's time (the filters' zero fill and copy, then conv2d over them), and ran 1.05-4x slower than
+# the stencil on ten of twelve rows; it won where the stencil's work is large: ResNeXt 32x8d at 56x56 (1.85e9
+# multiply-adds, 3.2x), level at 0.46e9 (56x56x256 of 8 a group, stride 2). So slabs are taken from SLAB_WORK
+# multiply-adds (the stencil's, about 150 µs there) on.
 SLAB = 64
 SLAB_GROUP_CHANNELS = (4, 8)
+SLAB_WORK = 2 ** 30
 
 
-def slab_takes(C: int, groups: int) -> bool:
-    """Whether a convolution of C channels in `groups` groups runs over slabs of SLAB channels (any filters a group:
-    a slab's, K / (C / SLAB), are a multiple of 16 or 8 for groups of 4 or 8 channels)."""
-    return groups > 1 and C // groups in SLAB_GROUP_CHANNELS and C % SLAB == 0
+def slab_work(N: int, H: int, W: int, K: int, R: int, S: int, C: int, groups: int, stride: tuple) -> int:
+    """The multiply-adds of a grouped convolution (its output pixels counted as the input's over the stride)."""
+    return N * -(-H // stride[0]) * -(-W // stride[1]) * K * R * S * (C // groups)
+
+
+def slab_takes(C: int, groups: int, work: int) -> bool:
+    """Whether a convolution of C channels in `groups` groups and `work` multiply-adds (slab_work) runs over slabs of
+    SLAB channels (any filters a group: a slab's, K / (C / SLAB), are a multiple of 16 or 8 for groups of 4 or 8
+    channels)."""
+    return groups > 1 and C // groups in SLAB_GROUP_CHANNELS and C % SLAB == 0 and work >= SLAB_WORK
 
 
 class _BlockDiagonal:

@@ -17,6 +17,12 @@ def ints(*shape, dtype=None):
     return small_ints(RNG, *shape, dtype=dtype)
 
 
+@pytest.fixture(autouse=True)
+def slabs_at_any_work(monkeypatch):
+    """These small problems take slabs as the large ones do (conv.SLAB_WORK is where the default starts)."""
+    monkeypatch.setattr(conv, "SLAB_WORK", 0)
+
+
 
 @pytest.mark.parametrize("N, C, H, W, K, R, groups, stride, padding, dilation, bias, activation, dtype", [
     (1, 64, 6, 7, 64, 3, 16, 1, 1, 1, True, "relu", torch.bfloat16),     # 4 a group: one slab (a dense conv)
@@ -60,7 +66,19 @@ def test_a_plans_next_call_takes_the_new_filters(hopper_interpreter):
     (64, 64, False), (64, 1, False),
 ])
 def test_which_groups_run_over_slabs(C, groups, slabs):
-    assert conv.slab_takes(C, groups) is slabs
+    assert conv.slab_takes(C, groups, 0) is slabs
+
+
+def test_slabs_start_at_slab_work(monkeypatch):
+    """By default slabs start at 2^30 multiply-adds (the stencil's work where the slab path's ~70 µs of host time a
+    call pays): ResNeXt 32x8d's 56 x 56 x 256 in groups of 8 at batch 32 takes them, its stride-2 block and the 4-a-group
+    stage of ResNeXt-50 do not."""
+    monkeypatch.undo()
+    assert conv.SLAB_WORK == 2 ** 30
+    assert conv.slab_work(32, 56, 56, 256, 3, 3, 256, 32, (1, 1)) == 32 * 56 * 56 * 256 * 9 * 8
+    assert conv.slab_takes(256, 32, conv.slab_work(32, 56, 56, 256, 3, 3, 256, 32, (1, 1)))
+    assert not conv.slab_takes(256, 32, conv.slab_work(32, 56, 56, 256, 3, 3, 256, 32, (2, 2)))
+    assert not conv.slab_takes(128, 32, conv.slab_work(32, 56, 56, 128, 3, 3, 128, 32, (1, 1)))
 
 
 def test_a_given_config_or_a_stencil_size_keeps_its_path(hopper_interpreter):

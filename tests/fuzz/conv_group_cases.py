@@ -163,10 +163,11 @@ def expected(case: Case, torch_refuses: bool, channels_last: bool = True):
             return None, words
     import skc
 
-    from skc.blocks.conv import slab_takes
+    from skc.blocks.conv import slab_takes, slab_work
 
     target = skc.current_device().target
-    slabs = slab_takes(case.C, case.groups) and target.has("tma")   # (every layout drawn is torch's or numpy's)
+    work = slab_work(case.N, case.H, case.W, case.K, case.R, case.S, case.C, case.groups, (sh, sw))
+    slabs = slab_takes(case.C, case.groups, work) and target.has("tma")   # (every layout drawn is torch's or numpy's)
     stencil = not slabs and takes(case.C, case.K, case.groups, case.R, case.S, sw, dw, target.max_shared_bytes)
     dense = case.groups > 1 and (g % 8 or per_group % 8) and not stencil and not slabs
     if case.N == 0:

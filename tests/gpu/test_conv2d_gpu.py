@@ -177,8 +177,10 @@ def test_the_vector_im2col_loader_when_the_config_asks():
     (2, 12, 12, 12, 12, 3, 1, 1, 1, 3),       # 4 a group, K = 12 (no multiple of 8: the stencil's stores take it)
 ])
 @pytest.mark.parametrize("bias", [False, True])
-def test_grouped_conv2d_matches_torch(N, C, H, W, K, R, stride, padding, dilation, groups, bias):
-    # (fifty-fourth session: one launch over the groups, out stored through a groups x pixels x K/groups map)
+def test_grouped_conv2d_matches_torch(N, C, H, W, K, R, stride, padding, dilation, groups, bias, monkeypatch):
+    # (fifty-fourth session: one launch over the groups, out stored through a groups x pixels x K/groups map; these
+    # small problems take slabs where large ones would: conv.SLAB_WORK)
+    monkeypatch.setattr(skc.blocks.conv, "SLAB_WORK", 0)
     x, w = channels_last(N, C, H, W), channels_last(K, C // groups, R, R)
     b = torch.randn(K, device="cuda", dtype=torch.bfloat16) if bias else None
     expected = torch.nn.functional.conv2d(x.float(), w.float(), b.float() if bias else None, stride=stride,
@@ -192,10 +194,11 @@ def test_grouped_conv2d_matches_torch(N, C, H, W, K, R, stride, padding, dilatio
 
 
 @pytest.mark.parametrize("dtype, activation", [(torch.float16, "gelu"), (torch.bfloat16, "silu")])
-def test_slabs_of_groups_with_fused_epilogues_and_new_filters(dtype, activation):
+def test_slabs_of_groups_with_fused_epilogues_and_new_filters(dtype, activation, monkeypatch):
     """Groups of 4 channels over slabs of 64 (fifty-seventh session): fp16 and bf16, bias and activation fused,
     outputs poisoned; a second call with new filters in the same tensor gives the new answer (the slab filters are
-    made each call)."""
+    made each call). (Slabs at any work, as for a large problem: conv.SLAB_WORK.)"""
+    monkeypatch.setattr(skc.blocks.conv, "SLAB_WORK", 0)
     x, w = channels_last(4, 256, 28, 28, dtype=dtype), channels_last(256, 4, 3, 3, dtype=dtype)
     b = torch.randn(256, device="cuda", dtype=dtype)
     act = {"gelu": lambda t: torch.nn.functional.gelu(t, approximate="tanh"), "silu": torch.nn.functional.silu}
