@@ -29,7 +29,7 @@ GROUPS = {
         "conv2d", "_differentiated", "_refuse_lost_gradients", "_checked", "_check_out", "_aligned", "_pair",
         "_padding", "_is_torch", "_nhwc", "_empty_output",
         "_PaddedChannels", "_with_channels", "_checked_epilogue", "_no_launch", "_groups", "_BlockDiagonal",
-        "_block_diagonal", "_arange", "slab_takes", "slab_work")),
+        "_block_diagonal", "_KeptFilters", "_diagonals", "_diagonal_filters", "_arange", "slab_takes", "slab_work")),
 }
 TARGET = ("loader and geometry (im2col.py)", "host side that builds the descriptors (conv.py)")
 

@@ -27,9 +27,9 @@ CASES = [("resnext50 32x4d s1 56x56x128 (4)", 32, 128, 56, 128, 3, 1, 32),
          ("g8 3x3 14x14x512", 32, 512, 14, 512, 3, 1, 64),
          ("g4 5x5 28x28x128 batch 8", 8, 128, 28, 128, 5, 1, 32),
          ("g8 3x3 56x56x64 batch 1", 1, 64, 56, 64, 3, 1, 8)]
-ORIGINAL = (conv.SLAB, conv.SLAB_GROUP_CHANNELS)
-# variant -> (SLAB, SLAB_GROUP_CHANNELS)
-VARIANTS = {"default": ORIGINAL, "no slabs": (64, ()), "slab64 (any)": (64, (4, 8, 16, 32))}
+ORIGINAL = (conv.SLAB, conv.SLAB_GROUP_CHANNELS, conv.SLAB_WORK)
+# variant -> (SLAB, SLAB_GROUP_CHANNELS, SLAB_WORK): the default's rule, never slabs, slabs of 64 at any work
+VARIANTS = {"default": ORIGINAL, "no slabs": (64, (), 0), "slab64 (any)": (64, (4, 8, 16, 32), 0)}
 
 
 def main():
@@ -39,14 +39,14 @@ def main():
     for name, N, C, H, K, R, stride, groups in CASES:
         x, w, want, t_cudnn = case(gen, N, C, H, K, R, stride, groups)
         line = [f"{name}: cudnn {t_cudnn * 1e3:.1f} us"]
-        for label, (slab, channels) in VARIANTS.items():
+        for label, (slab, channels, work) in VARIANTS.items():
             if quick and label != "default":
                 continue
-            conv.SLAB, conv.SLAB_GROUP_CHANNELS = slab, channels
+            conv.SLAB, conv.SLAB_GROUP_CHANNELS, conv.SLAB_WORK = slab, channels, work
             try:
                 line.append(measured(label, x, w, want, t_cudnn, stride, groups))
             finally:
-                conv.SLAB, conv.SLAB_GROUP_CHANNELS = ORIGINAL
+                conv.SLAB, conv.SLAB_GROUP_CHANNELS, conv.SLAB_WORK = ORIGINAL
         print(" | ".join(line), flush=True)
         if time.time() - began > 280:
             print("stopped: time", flush=True)

@@ -5,6 +5,7 @@ is the GEMM's, unchanged: y[N·P·Q, K] = im2col(x) · w^T, stored as NHWC.
 from __future__ import annotations
 
 import functools
+import threading
 from numbers import Integral
 from dataclasses import replace
 
@@ -16,8 +17,9 @@ from .epilogue import EpilogueSpec
 from .host_plans import (Bindings, Direct, GemmPlan, address_functions, aligned_copy, check_activation,
                          check_epilogue_operands, check_has_data, check_no_overlap, check_writeable, contiguous,
                          differentiated, element_strides, empty_like, facts, facts_failed, filling_config,
-                         misaligned, on_stream, outside_graph, paddable, padded, refuse_host_options, remember,
-                         require_arrays, span, torch_type, traced, view, viewable, without_grad, zeros_like)
+                         keeping_stream, kept_zeros, misaligned, on_stream, outside_graph, paddable, padded,
+                         refuse_host_options, remember, require_arrays, span, torch_type, traced, view, viewable,
+                         without_grad, zeros_like)
 from .im2col import ConvShape, grouping_mismatch, unaligned_filters
 from .matmul_host import dtype_label, operand_dtype_name
 from .stencil import stencil_config, stencil_conv_kernel, takes
@@ -37,13 +39,13 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     "valid" or, for stride 1, "same", as torch takes them). `groups` (by keyword: the arguments before it keep their
     places) as torch.nn.functional.conv2d takes it: it divides C and K, and w holds C/groups channels (K x C/groups
     x R x S for torch); one launch computes every group, a GEMM a group over the scheduler's batch. Without a
-    `config`: groups of 4 or 8 channels where C is a multiple of 64 (torch tensors or numpy arrays) run as that
-    launch over slabs of 64 channels (SLAB), each slab's filters block-diagonal, made each call; a depthwise
-    convolution (one channel a group, K/C filters each), and other groups of 2, 4 or 8 channels with a whole
-    multiple of them as each group's filters (within stencil.takes's bounds), run as a direct kernel on CUDA cores
-    (stencil.stencil_conv_kernel: x read about once, out written once); other groups whose channels or filters are
-    no multiple of 8 run as the dense convolution with block-diagonal filters, made each call: right, groups times
-    the work. `config` is a MatmulConfig (its tiles and stages; the loader, the store
+    `config`: groups of 4 or 8 channels where C is a multiple of 64 (torch tensors or numpy arrays), from SLAB_WORK
+    multiply-adds on, run as that launch over slabs of 64 channels (SLAB), each slab's filters block-diagonal (w
+    copied onto their diagonals each call); a depthwise convolution (one channel a group, K/C filters each), and
+    other groups of 2, 4 or 8 channels with a whole multiple of them as each group's filters (within stencil.takes's
+    bounds), run as a direct kernel on CUDA cores (stencil.stencil_conv_kernel: x read about once, out written once);
+    other groups whose channels or filters are no multiple of 8 run as the dense convolution with block-diagonal
+    filters: right, groups times the work. `config` is a MatmulConfig (its tiles and stages; the loader, the store
     and the operands, unswapped, are conv2d's). The launch goes to `stream`, by default the current stream of the operands' framework. Like
     matmul, a call is one lookup of a plan made by the first call with the same facts; 1x1 convolutions of stride 1
     without padding are plain GEMMs (no im2col). Filter taps more than 255 pixels apart (and
@@ -282,19 +284,54 @@ class _BlockDiagonal:
     hold each of the call's groups' filters on their slab's diagonal and zeros elsewhere (channels / (C / groups)
     times the work): for groups whose channels or filters are no multiple of 8 (and not the stencil's), which the
     grouped loaders and the output's per-group map cannot address 16 bytes at a time (right, if slow); and for groups
-    of 4 or 8 channels over slabs of SLAB (on tensor cores, not the stencil's CUDA cores). Each call makes the filters
-    once more, in the launch's stream."""
+    of 4 or 8 channels over slabs of SLAB (on tensor cores, not the stencil's CUDA cores). Beside torch's CUDA
+    tensors each launch stream has its filters, zeros off the diagonals made once and kept: a call copies w onto the
+    diagonals (one copy in the launch's stream, a lock keeping two threads' copies and launches apart), and the
+    convolution over them finds its launch bound to their address. Otherwise (other arrays, a call a CUDA graph
+    captures) each call makes the filters, in the launch's stream."""
 
     def __init__(self, groups: int, geometry: tuple, activation, config, channels: int = None):
         self.groups, self.geometry, self.activation, self.config = groups, geometry, activation, config
         self.channels = channels
+        self.kept, self.lock = {}, threading.Lock()   # launch stream -> its _KeptFilters
 
     def __call__(self, x, w, out, bias=None, stream=None):
         C = _nhwc(x, "x").shape[3]
         channels = self.channels or C
         with on_stream(x, stream), without_grad(x):
-            dense = _block_diagonal(w, channels, self.groups)
-            conv2d(x, dense, bias, *self.geometry, self.activation, out, self.config, stream, groups=C // channels)
+            handle = keeping_stream(x, stream) if _is_torch(w) else None
+            if handle is None:
+                self.launch(x, _block_diagonal(w, channels, self.groups), bias, out, stream, C // channels)
+                return
+            with self.lock:
+                kept = self.kept.get(handle)
+                if kept is None:
+                    kept = self.kept[handle] = _KeptFilters(w, channels, self.groups)
+                kept.fill(w)
+                self.launch(x, kept.filters, bias, out, stream, C // channels)
+
+    def launch(self, x, filters, bias, out, stream, groups: int):
+        conv2d(x, filters, bias, *self.geometry, self.activation, out, self.config, stream, groups=groups)
+
+
+class _KeptFilters:
+    """One launch stream's block-diagonal filters for a plan (torch's w): zeros made once (the driver's memory, as
+    host_plans.kept_zeros' buffers), with a view of the diagonals a call writes (torch's views cost host time)."""
+
+    __slots__ = ("filters", "diagonals", "groups", "blocks")
+
+    def __init__(self, w, channels: int, groups: int):
+        import torch
+
+        K, R, S, group_channels = _nhwc(w, "w").shape
+        self.groups, self.blocks = groups, channels // group_channels
+        with torch.inference_mode(False):   # (made under inference_mode, they could not be filled outside it)
+            dense = kept_zeros(w, (K, R, S, channels), f"int{8 * w.element_size()}").view(w.dtype)
+        self.diagonals = _diagonals(dense, groups, self.blocks, K // groups, R * S, group_channels)
+        self.filters = dense.permute(0, 3, 1, 2)
+
+    def fill(self, w):
+        self.diagonals.copy_(_diagonal_filters(w, self.groups, self.blocks))
 
 
 def _block_diagonal(w, channels: int, groups: int):
@@ -304,9 +341,8 @@ def _block_diagonal(w, channels: int, groups: int):
     K, R, S, group_channels = krsc.shape
     dense = zeros_like(krsc, (K, R, S, channels))
     blocks, filters = channels // group_channels, K // groups   # (blocks: the groups of a slab)
-    if _is_torch(w):   # (the slabs' diagonals as one view, one copy: filter (slab, block, k)'s channels (block, c))
-        diagonals = dense.view(groups // blocks, blocks, filters, R * S, blocks, group_channels).diagonal(0, 1, 4)
-        diagonals.copy_(krsc.reshape(groups // blocks, blocks, filters, R * S, group_channels).permute(0, 2, 3, 4, 1))
+    if _is_torch(w):   # (the slabs' diagonals as one view, one copy)
+        _diagonals(dense, groups, blocks, filters, R * S, group_channels).copy_(_diagonal_filters(w, groups, blocks))
         return dense.permute(0, 3, 1, 2)
     every = _arange(K, w)
     # (dense's channels as blocks of C/groups: each filter's group within its slab, one index beside the filter's,
@@ -314,6 +350,19 @@ def _block_diagonal(w, channels: int, groups: int):
     dense.reshape(K, R * S, blocks, group_channels)[every, :, every // filters % blocks, :] = \
         krsc.reshape(K, R * S, group_channels)
     return dense
+
+
+def _diagonals(dense, groups: int, blocks: int, filters: int, taps: int, group_channels: int):
+    """The block-diagonal filters' (torch's, K x R x S x channels memory) diagonals: filter (slab, block, k)'s
+    channels (block, c), as a view of shape (slab, k, tap, c, block)."""
+    return dense.view(groups // blocks, blocks, filters, taps, blocks, group_channels).diagonal(0, 1, 4)
+
+
+def _diagonal_filters(w, groups: int, blocks: int):
+    """torch's w (K x C/groups, KRSC memory) in the order of _diagonals' view."""
+    krsc = _nhwc(w, "w")
+    K, R, S, group_channels = krsc.shape
+    return krsc.reshape(groups // blocks, blocks, K // groups, R * S, group_channels).permute(0, 2, 3, 4, 1)
 
 
 def _arange(n: int, like):

@@ -48,7 +48,8 @@ def test_groups_of_4_and_8_channels_run_over_slabs(hopper_interpreter, N, C, H, 
 
 
 def test_a_plans_next_call_takes_the_new_filters(hopper_interpreter):
-    """The slab filters are made each call: new values in w (the same facts, in place too) give the new answer."""
+    """The slab filters are made each call (arrays on no GPU): new values in w (the same facts, in place too) give the
+    new answer."""
     conv._PLANS.clear()
     x, w = ints(1, 64, 5, 5), ints(64, 8, 3, 3)
     first = conv2d(x, w, padding=1, groups=8)
@@ -56,6 +57,36 @@ def test_a_plans_next_call_takes_the_new_filters(hopper_interpreter):
     second = conv2d(x, w, padding=1, groups=8)
     assert torch.equal(second, F.conv2d(x.double(), w.double(), None, 1, 1, 1, 8).bfloat16())
     assert not torch.equal(first, second) and len(conv._PLANS) >= 1
+
+
+def test_each_launch_stream_keeps_its_filters_and_w_is_copied_onto_them_each_call(hopper_interpreter, monkeypatch):
+    """Beside torch's CUDA tensors a launch stream's slab filters are kept (zeros made once), w copied onto their
+    diagonals each call, so the convolution over them keeps one address. Here conv.keeping_stream names the stream
+    (two made-up handles) for the interpreter's tensors: new values in w, in place or a new tensor of the same facts,
+    give the new answer; each stream has one set, reused."""
+    conv._PLANS.clear()
+    stream = [11]
+    monkeypatch.setattr(conv, "keeping_stream", lambda x, given: stream[0])
+    x, w = ints(1, 64, 5, 5), ints(64, 8, 3, 3)
+
+    def check(w):
+        want = F.conv2d(x.double(), w.double(), None, 1, 1, 1, 8).bfloat16()
+        assert torch.equal(conv2d(x, w, padding=1, groups=8), want)
+
+    check(w)
+    plan, = [gemm for _, gemm in conv._PLANS.values() if isinstance(gemm, conv._BlockDiagonal)]
+    kept = plan.kept[11]
+    address = kept.filters.data_ptr()
+    w.copy_(ints(64, 8, 3, 3))
+    check(w)
+    check(ints(64, 8, 3, 3))
+    assert list(plan.kept) == [11] and plan.kept[11] is kept and kept.filters.data_ptr() == address
+    stream[0] = 12
+    check(ints(64, 8, 3, 3))
+    assert sorted(plan.kept) == [11, 12] and plan.kept[12].filters.data_ptr() != address
+    stream[0] = None   # (a call a CUDA graph captures, or arrays other than torch's: filters made for the call)
+    check(ints(64, 8, 3, 3))
+    assert sorted(plan.kept) == [11, 12]
 
 
 @pytest.mark.parametrize("C, groups, slabs", [
@@ -112,5 +143,9 @@ def test_slab_filters_hold_each_group_on_its_slabs_diagonal(K, C, groups, channe
         start = group * g % channels
         expected[k, start:start + g] = w[k]
     assert torch.equal(dense, expected)
+    kept = conv._KeptFilters(w, channels, groups)   # (a launch stream's, kept: zeros once, w copied on at each call)
+    assert torch.equal(kept.filters, torch.zeros_like(expected))
+    kept.fill(w)
+    assert torch.equal(kept.filters, expected)
     krsc = np.ascontiguousarray(w.permute(0, 2, 3, 1).numpy())
     assert np.array_equal(conv._block_diagonal(krsc, channels, groups), expected.permute(0, 2, 3, 1).numpy())

@@ -212,6 +212,60 @@ def test_slabs_of_groups_with_fused_epilogues_and_new_filters(dtype, activation,
         w.copy_(torch.randn_like(w))
 
 
+def test_slab_filters_kept_per_stream_shared_by_threads_and_captured_by_graphs(monkeypatch):
+    """A launch stream keeps its slab filters, w copied onto them each call (conv._KeptFilters): two side streams
+    with other filters, launched in turn with no wait between, each give their own answer; two threads on one stream
+    (a lock keeps each thread's copy and launch together) too; a CUDA graph captures filters of its own, and its replay
+    after w changed in place gives the new answer. (Slabs at any work: conv.SLAB_WORK.)"""
+    import threading
+
+    monkeypatch.setattr(skc.blocks.conv, "SLAB_WORK", 0)
+    x = channels_last(8, 128, 28, 28)
+    ws = [channels_last(128, 4, 3, 3) for _ in range(2)]
+    expected = [torch.nn.functional.conv2d(x.float(), w.float(), padding=1, groups=32) for w in ws]
+    streams = [torch.cuda.Stream() for _ in range(2)]
+    torch.cuda.synchronize()
+    outs = [[], []]
+    for _ in range(4):
+        for i in (0, 1):
+            with torch.cuda.stream(streams[i]):
+                outs[i].append(skc.blocks.conv2d(x, ws[i], padding=1, groups=32))
+    torch.cuda.synchronize()
+    for i in (0, 1):
+        assert all(relative_error(out, expected[i]) <= 1e-2 for out in outs[i])
+
+    results = [[], []]
+
+    def calls(i):
+        for _ in range(20):
+            results[i].append(skc.blocks.conv2d(x, ws[i], padding=1, groups=32))
+
+    threads = [threading.Thread(target=calls, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    torch.cuda.synchronize()
+    for i in (0, 1):
+        assert len(results[i]) == 20 and all(relative_error(out, expected[i]) <= 1e-2 for out in results[i])
+
+    w = ws[0].clone()
+    out = torch.full_like(outs[0][0], float("nan"))
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        skc.blocks.conv2d(x, w, padding=1, out=out, groups=32)   # (warm: the plans made outside the capture)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        skc.blocks.conv2d(x, w, padding=1, out=out, groups=32)
+    w.copy_(ws[1])
+    out.fill_(float("nan"))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert not out.isnan().any() and relative_error(out, expected[1]) <= 1e-2
+
+
 @pytest.mark.parametrize("N, C, H, W, multiplier, R, stride, padding, dilation, dtype, activation", [
     (4, 32, 57, 61, 1, 3, 1, 1, 1, torch.bfloat16, None),      # 3 x 3: blocks of 128, tails of rows and columns
     (3, 144, 28, 28, 1, 3, 2, 1, 1, torch.bfloat16, "relu"),   # stride 2, two channel slices of 72
