@@ -135,6 +135,19 @@ class LoopEvaluator:
         # (the paths that leave it: a test that fails, which may be the first, having set nothing; and each
         # run-time break, having set what its path set before it)
         self.end_attribute_paths(attributes, ([set()] if may_skip else []) + context.break_attributes)
+        # (a while's test runs first in every iteration)
+        read_first = read_before_assigned(([ast.Expr(node.test)] if isinstance(node, ast.While) else []) + node.body)
+        for name, value in everything_before.items():
+            if (name not in names and frame.env.get(name, MISSING) is not value and name in read_first
+                    and not isinstance(value, Poison)):
+                # bound other than by an assignment (an inner loop's target, a def, a del): the body, compiled
+                # once, reads the value from before the loop where the next iteration would read this one's
+                raise self.error_at(node, f"'{name}' is read in this run-time loop and then bound again other than "
+                                          "by an assignment (as an inner loop's target, by a def or a del): every "
+                                          "iteration would read the value it had before the loop",
+                                    hint=f"use another name for what the loop binds there (or, for a number the "
+                                         f"next iteration reads, declare a run-time variable before the loop, "
+                                         f"`{name}: skc.i32 = 0`, and assign it with `=` in the loop)")
         for name, value in list(frame.env.items()):
             if name not in names and everything_before.get(name, MISSING) is not value:
                 # bound in the body other than by an assignment (an inner loop's target): which iteration's value,

@@ -81,11 +81,26 @@ class StatementEvaluator:
             return
         value = self.eval_value(node.value)
         if isinstance(annotation, (DType, PtrType)) and isinstance(node.target, ast.Name):
-            # `acc: skc.f32 = 0` declares a run-time variable of that type
+            # `acc: skc.f32 = 0` declares a run-time variable of that type; a variable of that type already there is
+            # stored into (the one a run-time loop carries from one iteration to the next: a new variable would leave
+            # every iteration reading the value from before the loop)
             t = annotation.ir if isinstance(annotation, DType) else annotation
-            slot = Slot(t, node.target.id)
+            name = node.target.id
+            current = self.frame.env.get(name)
+            if isinstance(current, Slot) and not current.is_stale():
+                if current.type == t:
+                    current.store(value)
+                    return
+                if name in self.frame.promote:
+                    raise self.error_at(node, f"'{name}' is a run-time variable of type {current.type}, which a "
+                                              f"run-time loop around this line carries from one iteration to the "
+                                              f"next; declared again as {t} inside the loop, every iteration would "
+                                              f"read the value from before the loop",
+                                        hint=f"keep its type ({name}: skc.{current.type} = ...), or use a new name "
+                                             f"for the {t} value")
+            slot = Slot(t, name)
             slot.store(value)
-            self.frame.env[node.target.id] = slot
+            self.frame.env[name] = slot
             return
         self.assign(node.target, value)
 
