@@ -42,6 +42,9 @@ _NOT_STATE = {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__"
               "__annotate_func__", "__annotations_cache__"}
 
 
+# what functools.wraps (and skc's @skc.func, a wrapper of the def) set on a function: no attributes of the user's
+_WRAPPER_STATE = frozenset(functools.WRAPPER_ASSIGNMENTS) | {"__wrapped__", "__type_params__", "_skc_function"}
+
 # what enum itself sets on a member (its value is keyed with its class)
 ENUM_MEMBER_STATE = frozenset({"_value_", "_name_", "__objclass__", "_sort_order_"})
 
@@ -87,7 +90,7 @@ def dependency_key(value, reads: list = None) -> str:
     if dsl is None and getattr(value, "__skc_kernel__", False):
         dsl = value.fn
     if isinstance(dsl, types.FunctionType):
-        return _dsl_key(dsl)
+        return _dsl_key(dsl) + _Keyer(reads).attributes_of_dsl(value, dsl)
     return value_key(value, reads)
 
 
@@ -120,6 +123,8 @@ def inlined_function_key(fn, digest: str) -> str:
 # Libraries whose functions and classes a kernel may name, keyed by name (their versions change
 # only with an installation; numpy's and llvmlite's are parts of the key).
 _LIBRARIES = {"skc", "builtins", "numpy", "torch", "cupy", "llvmlite", "cuda", "hip"}
+# of those, names a project's own module may well have: trusted only where loaded from an installation
+_COMMON_NAMES = frozenset({"cuda", "hip"})
 
 # Standard modules that hold the process's state rather than code: what code reads from them at compile time (os.environ,
 # os.getenv(), sys.argv, the clock, a random number, a file) changes from one run to the next with every source the
@@ -135,6 +140,8 @@ _PROCESS_STATE = frozenset({"os", "posix", "nt", "posixpath", "ntpath", "generic
                             # device's SM count to another machine's)
                             "torch.backends", "torch.cuda", "torch.distributed", "torch.random", "torch.accelerator",
                             "torch.mps", "torch.xpu", "cupy.cuda", "cupy.random", "cuda", "hip",
+                            # modules that read files by the names given them (a data file edited between two runs)
+                            "linecache", "importlib.resources", "importlib.metadata", "torch.serialization",
                             "skc.runtime.devices", "skc.runtime.cuda", "skc.runtime.hip"})
 STATE_BUILTINS = frozenset({"open", "input"})
 # functions of the libraries, in modules that hold code, that read such state
@@ -146,8 +153,10 @@ _STATE_READERS = frozenset(
         "get_num_interop_threads", "is_autocast_enabled", "is_autocast_cpu_enabled", "get_autocast_dtype",
         "get_autocast_gpu_dtype", "get_autocast_cpu_dtype", "initial_seed", "seed", "get_rng_state", "rand", "randn",
         "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal", "bernoulli", "multinomial",
-        "poisson")]
-    + [f"numpy.{name}" for name in ("geterr", "geterrcall", "getbufsize", "get_printoptions")]
+        "poisson", "load")]
+    + [f"numpy.{name}" for name in ("geterr", "geterrcall", "getbufsize", "get_printoptions",
+                                    # (numpy's readers of files by name)
+                                    "loadtxt", "genfromtxt", "fromfile", "load", "fromregex", "memmap")]
     + ["skc.current_device", "skc.gpu_available"])
 
 
@@ -164,12 +173,28 @@ def trusted_module(name: str) -> bool:
     standard library loaded from where it is installed. Any other module (the user's, another installed package,
     a user's file that has a standard module's name, such as `profile.py`) is keyed by content."""
     top = (name or "").split(".")[0]
-    if top in _LIBRARIES:
+    if top in _LIBRARIES and top not in _COMMON_NAMES:
         return True   # (names no project of its own takes: numpy may sit outside site-packages, as pip --target puts it)
+    if top in _COMMON_NAMES:   # (a user's cuda.py or hip/ beside the script: keyed by content)
+        module = sys.modules.get(top)
+        # (cuda-python's `cuda` is a namespace package: no __file__, its directory in __path__)
+        where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", None) or ()), None)
+        return module is not None and where is not None and _installed(top, where)
     if top not in sys.stdlib_module_names:
         return False
     module = sys.modules.get(top)
     return module is not None and _installed(top, getattr(module, "__file__", None))
+
+
+def _library_defaults(module: str) -> str:
+    """What a library's code keyed by name reads besides its arguments: torch's default dtype and device
+    (`torch.ones(()).element_size()` is 4 or 8 as the process set it), keyed beside any of torch's functions,
+    classes and modules; "" for other libraries."""
+    if (module or "").split(".")[0] != "torch":
+        return ""
+    torch = sys.modules.get("torch")
+    dtype, device = getattr(torch, "get_default_dtype", None), getattr(torch, "get_default_device", None)
+    return "" if dtype is None else f"[defaults {dtype()} {device() if device is not None else ''}]"
 
 
 @functools.lru_cache(maxsize=None)
@@ -275,7 +300,12 @@ class _Keyer:
     def _compound(self, value) -> str:
         numpy = sys.modules.get("numpy")
         if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic, numpy.dtype)):
-            return _numpy_key(numpy, value)
+            if type(value) is numpy.ndarray or isinstance(value, (numpy.generic, numpy.dtype)):
+                return _numpy_key(numpy, value)
+            # a subclass (numpy.matrix, a masked array, the user's) computes with methods of its own and may hold
+            # state beside its data (a masked array's mask): its class and fields too (keyed as an array alone, one
+            # was given the kernel compiled for the other)
+            return f"{_numpy_key(numpy, value)}:{self.key(type(value))}{self._state(value)}"
         torch_dtype = getattr(sys.modules.get("torch"), "dtype", None)   # (a stand-in torch may have none)
         if torch_dtype is not None and type(value) is torch_dtype:
             # by its name: one object per type, which the frontend takes where an skc dtype goes (skc.cast(x, T));
@@ -322,7 +352,7 @@ class _Keyer:
             if process_state(module, value.__name__) or (module == "builtins" and value.__name__ in STATE_BUILTINS):
                 raise Unkeyable(state_message(f"{getattr(value, '__module__', '')}.{value.__qualname__}"))
             if owner is None or isinstance(owner, types.ModuleType):
-                return f"builtin:{getattr(value, '__module__', '')}.{value.__qualname__}"
+                return f"builtin:{module}.{value.__qualname__}{_library_defaults(module)}"
             return f"builtin-method:{value.__qualname__}:{self.key(owner)}"
         if isinstance(value, types.MethodType):
             return f"method:{self.key(value.__func__)}:{self.key(value.__self__)}"
@@ -373,7 +403,9 @@ class _Keyer:
 
     def _class(self, cls: type) -> str:
         if _trusted(cls):
-            return f"class:{_name(cls)}"
+            if process_state(cls.__module__ or "", cls.__name__):   # (numpy.memmap reads a file)
+                raise Unkeyable(state_message(_name(cls)))
+            return f"class:{_name(cls)}{_library_defaults(cls.__module__)}"
         bases = ",".join(self.key(b) for b in cls.__bases__)
         state = [(name, v) for name, v in sorted(vars(cls).items())
                  if name not in _NOT_STATE and not _made_by_dataclass(cls, v)]
@@ -396,14 +428,17 @@ class _Keyer:
         for f in vars(cls)["__dataclass_fields__"].values():
             default = "-" if f.default is dataclasses.MISSING else self.key(f.default)
             factory = "-" if f.default_factory is dataclasses.MISSING else self.key(f.default_factory)
-            fields.append(f"{f.name}:{f._field_type!r}:{default}:{factory}:{f.init}:{f.kw_only!r}")
+            # (compare, repr and hash decide the methods dataclass writes; metadata is the user's, read by fields())
+            fields.append(f"{f.name}:{f._field_type!r}:{default}:{factory}:{f.init}:{f.kw_only!r}:{f.compare}:"
+                          f"{f.repr}:{f.hash!r}:{self.within(f'metadata of field {f.name}', dict(f.metadata))}")
         return f"dataclass[{vars(cls).get('__dataclass_params__')!r};{';'.join(fields)}]"
 
     def _function(self, fn: types.FunctionType) -> str:
         if _trusted(fn):
             if process_state(fn.__module__ or "", fn.__name__):
                 raise Unkeyable(state_message(_name(fn)))
-            return f"fn:{_name(fn)}:{self.key((fn.__defaults__, fn.__kwdefaults__, fn.__closure__))}"
+            return (f"fn:{_name(fn)}:{self.key((fn.__defaults__, fn.__kwdefaults__, fn.__closure__))}"
+                    f"{_library_defaults(fn.__module__)}")
         names = _names_read(fn.__code__)
         dynamic = names & _DYNAMIC_READS
         if dynamic:
@@ -437,7 +472,29 @@ class _Keyer:
         finally:
             self.names.pop()
         return (f"fn:{_name(fn)}:{self._code(fn.__code__)}:{_source_key(fn)}:{extra}:"
-                f"globals[{';'.join(reads)}]")
+                f"globals[{';'.join(reads)}]{self._attributes(fn)}")
+
+    def attributes_of_dsl(self, value, dsl=None) -> str:
+        """The own attributes of a DSL function (`@skc.func`), set on it outside its def (`act.scale = 2.0`) or on
+        the def before the decorator, which code may read at compile time: no part of _dsl_key, which keys which
+        function it is. "" for anything else (a kernel: its attributes are its launcher's)."""
+        dsl = dsl if dsl is not None else getattr(value, "__skc_function__", None)
+        if not isinstance(dsl, types.FunctionType) or getattr(value, "__skc_kernel__", False):
+            return ""
+        return self._attributes(dsl) + (self._attributes(value) if value is not dsl else "")
+
+    def _attributes(self, holder) -> str:
+        """A function's own attributes (its __dict__, less what functools.wraps and skc put there); "" where it has
+        none. Each is a binding a launch watches in memory, as an object's field is."""
+        space = getattr(holder, "__dict__", None)
+        if type(space) is not dict:
+            return ""
+        own = sorted(((name, v) for name, v in space.items() if name not in _WRAPPER_STATE), key=lambda item: item[0])
+        if not own:
+            return ""
+        if self.reads is not None:
+            self.reads.extend((space, name, v) for name, v in own)
+        return "attributes{" + ",".join(f"{name}={self.within(f'attribute {name}', v)}" for name, v in own) + "}"
 
     def _module(self, module) -> str:
         """A module by its name; a module of the user's reached by a function's code with the attributes that code
@@ -452,7 +509,7 @@ class _Keyer:
                      or process_state(f"{module.__name__}.{name}")] if self.names else ()
             if state:
                 raise Unkeyable(state_message(f"{module.__name__}.{state[0]}"))
-            return f"module:{module.__name__}"
+            return f"module:{module.__name__}{_library_defaults(module.__name__)}"
         names = self.names[-1]
         which = (id(module), names)
         if which in self.modules:
@@ -469,7 +526,8 @@ class _Keyer:
             value = space[name]
             if self.reads is not None:
                 self.reads.append((space, name, value))
-            found.append(f"{name}={self.within(f'{module.__name__}.{name}', _dsl_or(value))}")
+            found.append(f"{name}={self.within(f'{module.__name__}.{name}', _dsl_or(value))}"
+                         + self.attributes_of_dsl(value))
         return f"module:{module.__name__}[{';'.join(found)}]"
 
     def _code(self, code: types.CodeType) -> str:
