@@ -13,10 +13,10 @@ import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel, padding_hint
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
-                         check_has_data, check_no_overlap, check_own_memory, complex_or_date, differentiated,
-                         element_strides, facts_failed, kept_stand_in, on_stream, outside_graph, refuse_host_options,
-                         refuse_lost_gradient, refuse_read_under_capture, remember, require_arrays, tile_counter,
-                         torch_type, traced, traced_numbers, without_grad)
+                         check_has_data, check_no_overlap, check_own_memory, check_stream_given, complex_or_date,
+                         differentiated, element_strides, facts_failed, kept_stand_in, on_stream, outside_graph,
+                         refuse_host_options, refuse_lost_gradient, refuse_read_under_capture, remember, require_arrays,
+                         tile_counter, torch_type, traced, traced_numbers, without_grad)
 
 LAYOUTS = ("bhsd", "bshd")
 
@@ -305,6 +305,7 @@ class _NoLaunch:
         self.lse_shape, self.return_lse = problem.lse_shape, bool(problem.return_lse)
 
     def __call__(self, q, k, v, out, stream):
+        check_stream_given(stream)
         host = isinstance(q, np.ndarray)
         with on_stream(q, stream), without_grad(q):
             if out is None:   # (the host path returns float32 values in q's layout, bf16 ones for bf16 q)

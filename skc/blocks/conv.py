@@ -15,8 +15,8 @@ from skc import ir
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
 from .host_plans import (Bindings, Direct, GemmPlan, address_functions, aligned_copy, check_activation,
-                         check_epilogue_operands, check_has_data, check_no_overlap, check_writeable, contiguous,
-                         differentiated, element_strides, empty_like, facts, facts_failed, filling_config,
+                         check_epilogue_operands, check_has_data, check_no_overlap, check_stream_given, check_writeable,
+                         contiguous, differentiated, element_strides, empty_like, facts, facts_failed, filling_config,
                          keeping_stream, kept_zeros, misaligned, on_stream, outside_graph, paddable, padded,
                          refuse_host_options, remember, require_arrays, span, torch_type, traced, view, viewable,
                          without_grad, zeros_like)
@@ -389,6 +389,7 @@ def _checked_epilogue(K: int, bias, activation) -> EpilogueSpec:
 
 def _no_launch(x, w, out, bias=None, stream=None):
     """The plan of a convolution of a batch of none: its output, empty, is complete as made (or as given)."""
+    check_stream_given(stream)
 
 
 class _PaddedChannels:

@@ -21,9 +21,9 @@ from .fp8 import SB_BOX, SCALE_BLOCK, Fp8MatmulConfig, fp8_matmul_kernel, fp8_ma
     fp8_matmul_stream_k_kernel
 from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, aligned_copy,
                          capturing, check_activation, check_epilogue_operands, check_has_data, check_no_overlap,
-                         check_own_memory, check_writeable, differentiated, element_strides, facts_failed,
-                         keeping_stream, kept_zeros, misaligned, on_stream, released, remember, require_arrays,
-                         row_major, split_buffers, stream_k_buffers, torch_type, unread_stand_in,
+                         check_own_memory, check_stream_given, check_writeable, differentiated, element_strides,
+                         facts_failed, keeping_stream, kept_zeros, misaligned, on_stream, released, remember,
+                         require_arrays, row_major, split_buffers, stream_k_buffers, torch_type, unread_stand_in,
                          unsplit_unless_row_major, viewable, without_grad, zeros_like)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
@@ -292,6 +292,7 @@ class _EmptyProduct:
         self.empty = _empty_maker(a, (M, N), out_name)
 
     def __call__(self, a, b, scale_a, scale_b, out, bias, stream):
+        check_stream_given(stream)
         with on_stream(a, stream):   # (filled where the GEMM reads them, and freed into that stream's memory)
             if out is None:
                 out = self.empty(a)

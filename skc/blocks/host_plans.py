@@ -831,9 +831,10 @@ def filling_config(M: int, N: int, multiprocessors: int, max_shared_bytes: int, 
 
 
 def real(value, name: str) -> float:
-    """A GEMM's alpha or beta as a float: a Python or numpy real number (or a one-element tensor); anything else
-    (a string, a complex number) an error that names it."""
-    if type(value) is float:
+    """A GEMM's alpha or beta as a float: a Python or numpy real number (or a one-element tensor) that the f32 the
+    kernel takes it as holds (infinities and NaN as given); anything else (a string, a complex number, 1e300) an
+    error that names it."""
+    if type(value) is float and -F32_MAX <= value <= F32_MAX:
         return value
     if type(value) is int or not isinstance(value, (str, bytes)) and (isinstance(value, numbers.Real)
                                                                       or not isinstance(value, numbers.Complex)):
@@ -841,13 +842,29 @@ def real(value, name: str) -> float:
             refuse_lost_gradient(value, "matmul", name, _SCALAR_FIXES[name])
             refuse_read_under_capture(value, name)
             try:
-                return float(value)
+                number = float(value)
             except OverflowError:   # an int past float's range
                 raise skc.LaunchError(f"{name} is an int of {value.bit_length()} bits, past the range of a float "
                                       "(the kernel takes it as f32)") from None
             except (TypeError, ValueError, RuntimeError):   # (RuntimeError: torch's, for a tensor float() cannot take)
-                pass
+                number = None
+            if number is not None:
+                if math.isfinite(number) and abs(number) > F32_MAX:   # (torch.addmm refuses it too)
+                    raise skc.LaunchError(f"{name} = {number!r} is past the range of the f32 the kernel takes it as "
+                                          f"(it would be infinite there): pass one of magnitude {F32_MAX:.8g} or "
+                                          "less, or scale the operands instead")
+                return number
     raise skc.LaunchError(f"{name} must be a real number, found {type(value).__name__} {value!r}")
+
+
+F32_MAX = 3.4028234663852886e38   # float32's largest finite value
+
+
+def check_stream_given(stream) -> None:
+    """A call with nothing to launch (an empty problem) checks its stream= as a launch would: a LaunchError for what no
+    stream is."""
+    if stream is not None:
+        skc.launch_stream(stream)
 
 
 # (how a caller differentiates in a scalar the kernels read as a number)

@@ -38,9 +38,9 @@ from .host_plans import (TORCH_HOOKS, TORCH_TYPES, Direct, GemmPlan, differentia
 from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
 from .host_plans import (Bindings, address_functions, beta_without_c, check_activation, check_epilogue_operands,
-                         check_has_data, check_no_overlap, check_own_memory, check_real_operands, check_writeable,
-                         contiguous, facts_failed, keeping_stream, kept_empty, on_stream, paddable, read_in_place,
-                         real, require_arrays, span, unsplit_unless_row_major, view, viewable)
+                         check_has_data, check_no_overlap, check_own_memory, check_real_operands, check_stream_given,
+                         check_writeable, contiguous, facts_failed, keeping_stream, kept_empty, on_stream, paddable,
+                         read_in_place, real, require_arrays, span, unsplit_unless_row_major, view, viewable)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_shapes import TorchShapes
@@ -820,6 +820,7 @@ class _EmptyProblem:
     def __call__(self, a, b, out, c, bias, alpha, beta, stream):
         if alpha is not None:   # (named as a launch names it, though no element is alpha's)
             real(alpha, "alpha")
+        check_stream_given(stream)
         with on_stream(a, stream):   # (filled where the GEMM reads them, and freed into that stream's memory)
             if out is None:
                 out = empty_like(a, self.shape)
