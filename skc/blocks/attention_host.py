@@ -12,11 +12,11 @@ import numpy as np
 import skc
 
 from .attention_kernel import AttentionConfig, attention_kernel, padding_hint
-from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, capturing,
-                         check_has_data, check_no_overlap, check_own_memory, check_stream_given, complex_or_date,
-                         differentiated, element_strides, facts_failed, kept_stand_in, on_stream, outside_graph,
-                         refuse_host_options, refuse_lost_gradient, refuse_read_under_capture, remember, require_arrays,
-                         tile_counter, torch_type, traced, traced_numbers, without_grad)
+from .host_plans import (TORCH_HOOKS, TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, address_functions, autocast,
+                         capturing, check_has_data, check_no_overlap, check_own_memory, check_stream_given,
+                         complex_or_date, differentiated, element_strides, facts_failed, kept_stand_in, on_stream,
+                         outside_graph, refuse_host_options, refuse_lost_gradient, refuse_read_under_capture, remember,
+                         require_arrays, tile_counter, torch_type, traced, traced_numbers, without_grad)
 
 LAYOUTS = ("bhsd", "bshd")
 
@@ -58,6 +58,8 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     for name, flag in (("causal", causal), ("return_lse", return_lse)):
         if type(flag) is not bool and not (isinstance(flag, (int, np.bool_)) and flag in (0, 1)):
             raise skc.LaunchError(f"attention: {name} is True or False, found {flag!r}")
+    if out is None and torch_type(type(q)) and TORCH_HOOKS[3]():   # (in a torch.autocast region: its dtype, as SDPA's)
+        q, k, v = autocast(q, k, v)
     if torch_type(type(q)) and differentiated(q, k, v, out):
         return _differentiated(q, k, v, bool(causal), scale, out, layout, bool(return_lse), config, stream)
     device = skc.current_device()

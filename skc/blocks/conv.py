@@ -14,12 +14,12 @@ from skc import ir
 
 from .config import MatmulConfig
 from .epilogue import EpilogueSpec
-from .host_plans import (Bindings, Direct, GemmPlan, address_functions, aligned_copy, check_activation,
-                         check_epilogue_operands, check_has_data, check_no_overlap, check_stream_given, check_writeable,
-                         contiguous, differentiated, element_strides, empty_like, facts, facts_failed, filling_config,
-                         keeping_stream, kept_zeros, misaligned, on_stream, outside_graph, paddable, padded,
-                         refuse_host_options, remember, require_arrays, span, torch_type, traced, view, viewable,
-                         without_grad, zeros_like)
+from .host_plans import (TORCH_HOOKS, Bindings, Direct, GemmPlan, address_functions, aligned_copy, autocast,
+                         check_activation, check_epilogue_operands, check_has_data, check_no_overlap,
+                         check_stream_given, check_writeable, contiguous, differentiated, element_strides, empty_like,
+                         facts, facts_failed, filling_config, keeping_stream, kept_zeros, misaligned, on_stream,
+                         outside_graph, paddable, padded, refuse_host_options, remember, require_arrays, span,
+                         torch_type, traced, view, viewable, without_grad, zeros_like)
 from .im2col import ConvShape, grouping_mismatch, unaligned_filters
 from .matmul_host import dtype_label, operand_dtype_name
 from .stencil import stencil_config, stencil_conv_kernel, takes
@@ -59,6 +59,8 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
             return skc_torch.conv2d(x, w, bias, _pair(stride, "stride", 1), _pair(padding, "padding", 0),
                                     _pair(dilation, "dilation", 1), activation, _groups(groups))
         return outside_graph(conv2d, x, w, bias, stride, padding, dilation, activation, out, config, stream, groups)
+    if out is None and _is_torch(x) and TORCH_HOOKS[3]():   # (in a torch.autocast region: its dtype, as F.conv2d's)
+        x, w, bias = autocast(x, w, bias)
     if _is_torch(x) and differentiated(x, w, bias, out):
         return _differentiated(x, w, bias, stride, padding, dilation, activation, out, config, stream, groups)
     if not _is_torch(x):

@@ -78,17 +78,44 @@ def traced(x) -> bool:
     return hooks[1]() is not None and skc.is_torch_tensor_type(type(x))
 
 
-# (torch, torch._C._get_tracing_state, torch.autograd.forward_ad), found once per torch module: traced() fills it, and
-# the host paths read forward_ad's level from it after traced() (their lookups through torch's modules were a fifth of
-# a plain matmul call's host time on a slow host)
-TORCH_HOOKS: list = [None, None, None]
+# (torch, torch._C._get_tracing_state, torch.autograd.forward_ad, whether any torch.autocast region is open), found once
+# per torch module: traced() fills it, and the host paths read forward_ad's level and the autocast test from it after
+# traced() (their lookups through torch's modules were a fifth of a plain matmul call's host time on a slow host)
+TORCH_HOOKS: list = [None, None, None, None]
 
 
 def torch_hooks(torch) -> list:
     """TORCH_HOOKS, for this torch module."""
     if TORCH_HOOKS[0] is not torch:
-        TORCH_HOOKS[:] = [torch, torch._C._get_tracing_state, torch.autograd.forward_ad]
+        TORCH_HOOKS[:] = [torch, torch._C._get_tracing_state, torch.autograd.forward_ad, _any_autocast(torch)]
     return TORCH_HOOKS
+
+
+def _any_autocast(torch):
+    """A function telling whether a torch.autocast region of any device is open (about 0.1 µs)."""
+    found = getattr(torch._C, "_is_any_autocast_enabled", None)
+    if found is None:   # (an older torch: its CUDA regions; or a stand-in torch with none)
+        found = getattr(torch, "is_autocast_enabled", None) or (lambda: False)
+    return found
+
+
+def autocast(*tensors) -> tuple:
+    """The tensors as torch.autocast casts those of its lower-precision ops (torch.matmul, conv2d and
+    scaled_dot_product_attention; and torch.ops.skc's operators, which a compiled call runs, so that eager and compiled
+    calls agree): inside a region for their device, floating-point torch tensors other than float64 in the region's
+    dtype; elsewhere (and None, and other arrays) as they are. For calls where TORCH_HOOKS[3]() is true."""
+    torch = sys.modules["torch"]
+    if not hasattr(torch, "get_autocast_dtype"):   # (a torch whose operators do not cast either)
+        return tensors
+
+    def cast(x):
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float64:
+            device = x.device.type
+            if torch.is_autocast_enabled(device):
+                return x.to(torch.get_autocast_dtype(device))
+        return x
+
+    return tuple(cast(x) for x in tensors)
 
 
 def differentiated(*tensors) -> bool:

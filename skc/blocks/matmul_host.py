@@ -32,7 +32,8 @@ from .config import ROWS, MatmulConfig
 from .epilogue import EpilogueSpec
 from .fp8_host import fp8_type, operator_arguments, scaled_call
 from . import gemm
-from .host_plans import (TORCH_HOOKS, TORCH_TYPES, Direct, GemmPlan, differentiated, element_strides, empty_like,
+from .host_plans import (TORCH_HOOKS, TORCH_TYPES, Direct, GemmPlan, autocast, differentiated, element_strides,
+                         empty_like,
                          outside_graph, refuse_host_options, remember, row_major, torch_type, traced, traced_numbers,
                          zeros_like)
 from .copies import BLOCK as COPY_BLOCK
@@ -123,6 +124,8 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
         # tuple, led by a's type
         # (an out autograd follows is refused, as torch's out= is; the plain call's facts read in place first: calling
         # differentiated for every call was the larger part of a host time that had been under torch.matmul's)
+        if out is None and TORCH_HOOKS[3]():   # (in a torch.autocast region: its dtype, as torch.matmul's; no out=)
+            a, b, c, bias = autocast(a, b, c, bias)
         if (a.requires_grad or b.requires_grad or out is not None or c is not None or bias is not None
                 or TORCH_HOOKS[2]._current_level >= 0) and differentiated(a, b, c, bias, out):   # (traced() filled it)
             return _differentiated_matmul(a, b, out, bias, c, alpha, beta, activation, config=config, stream=stream,

@@ -420,6 +420,45 @@ def test_the_ops_cast_to_the_autocast_regions_dtype_as_torchs_do():
     assert compiled.dtype == torch.bfloat16 and torch.equal(compiled, want)
 
 
+def test_the_blocks_cast_to_the_autocast_regions_dtype_eager_as_compiled():
+    """skc.blocks.matmul, conv2d and attention called eagerly inside a torch.autocast region refused float32 inputs
+    ('a is torch.float32') where the same function under torch.compile (whose graph holds torch.ops.skc's operators,
+    which cast) ran them in the region's dtype (a helper's search, sixtieth session): eager now casts as the
+    operators do, and outside a region float32 is refused as before."""
+    import torch._dynamo
+    import torch.nn.functional as F
+    from skc.blocks import attention, conv2d, matmul
+
+    a, b, bias = (integers(*shape, dtype=torch.float32, seed=seed) for seed, shape in enumerate(((16, 32), (32, 16),
+                                                                                                 (16,))))
+
+    def linear(x):
+        return matmul(x, b, bias=bias)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        eager, operator = linear(a), torch.ops.skc.matmul(a, b, bias=bias)
+        mixed = matmul(a.half(), b.bfloat16())
+        torch._dynamo.reset()
+        compiled = torch.compile(linear, fullgraph=True, backend="aot_eager")(a)
+    assert eager.dtype == operator.dtype == compiled.dtype == mixed.dtype == torch.bfloat16
+    assert torch.equal(eager, operator) and torch.equal(eager, compiled)
+    assert torch.equal(eager, F.linear(a, b.t(), bias))
+    x, w = (channels_last(integers(*shape, dtype=torch.float32, seed=3)) for shape in ((1, 8, 6, 6), (8, 8, 3, 3)))
+    q = torch.randn(1, 2, 16, 64)
+    with torch.autocast("cpu", dtype=torch.float16):
+        y = conv2d(x, w, padding=1)
+        assert y.dtype == torch.float16 and torch.equal(y, torch.ops.skc.conv2d(x, w, padding=(1, 1)))
+        out, lse = attention(q, q, q, return_lse=True)
+        want, want_lse = torch.ops.skc.attention_with_lse(q, q, q)
+    assert (out.dtype, lse.dtype) == (torch.float16, torch.float32)
+    assert torch.equal(out, want) and torch.equal(lse, want_lse)
+    with pytest.raises(skc.LaunchError, match="a is torch.float32"):
+        matmul(a, b)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.autocast("cpu", enabled=False):
+        with pytest.raises(skc.LaunchError, match="a is torch.float32"):
+            matmul(a, b)
+
+
 def test_the_matmul_op_takes_the_blocks_batches():
     """skc.blocks.matmul takes a of B x M x K with b of K x N or B x K x N (and a of M x K with b of B x K x N); the op
     refused every 3-D operand ('multiplies matrices, found 3-d'), so x (batch, tokens, features) @ w could not be
