@@ -12,15 +12,17 @@ later call runs the winner at once. A config that fails (a CompileError or Launc
 memory, a tile the shape does not allow) is skipped and noted in `tuner.notes`; so is a winner read from disk that
 fails so when first run (its kernel changed since), and the configs are timed again. Winners are kept per key and
 per the element types of the arguments that have a `dtype`, and are read back only by the code they were timed with
-(skc's own source, the file that defines the launch function and those of the skc kernels it names: a winner timed
-before an edit there, or by another skc, is timed again) and by a tuner of the same configs (a config added, removed
-or changed since: the candidates are timed again). The launch function must be safe to run repeatedly on the
+(skc's own source, the files of the launch function, of its key and of its configs' values, and of the skc kernels,
+functions and classes of yours their code reaches, through modules, helpers, class attributes and closures; the
+launch function's own as imported: a winner timed before an edit there, or by another skc, is timed again) and by a
+tuner of the same configs (a config added, removed or changed since: the candidates are timed again). The launch function must be safe to run repeatedly on the
 same arguments (tuning runs it several times).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -46,7 +48,8 @@ FORMAT = 1
 
 def describe(config) -> object:
     """A JSON value that names a config: dicts and lists of plain values as they are, dataclasses (such as
-    MatmulConfig) by their fields, anything else by its repr. Stored configs are matched by it."""
+    MatmulConfig) by their fields, functions, kernels and classes by their module and qualified name, anything else
+    by its repr. Stored configs are matched by it."""
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         return {"__type__": type(config).__name__, **{f.name: describe(getattr(config, f.name))
                                                       for f in dataclasses.fields(config)}}
@@ -56,7 +59,22 @@ def describe(config) -> object:
         return [describe(v) for v in config]
     if config is None or isinstance(config, (bool, int, float, str)):
         return config
-    return repr(config)
+    named = _named(config)
+    return named if named is not None else repr(config)
+
+
+def _named(value) -> Optional[str]:
+    """A function's, a kernel's or a class's module and qualified name (a lambda's with its line): the same in every
+    process, and other for two kernels of one name in two modules, whose reprs are alike; None for other values."""
+    qualname = getattr(value, "__qualname__", None)
+    if not isinstance(qualname, str) or not isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)) \
+            and getattr(type(value), "__skc_kernel__", False) is not True:
+        return None
+    name = f"{getattr(value, '__module__', None) or '?'}.{qualname}"
+    code = getattr(getattr(value, "fn", value), "__code__", None)
+    if code is not None and "<lambda>" in qualname:   # (two lambdas of one scope share a qualname)
+        name += f":{code.co_firstlineno}:" + hashlib.sha256(code.co_code + repr(code.co_names).encode()).hexdigest()[:8]
+    return name
 
 
 class Autotuner:
@@ -68,6 +86,9 @@ class Autotuner:
     def __init__(self, fn: Callable, configs: Sequence[dict], key: Optional[Callable] = None, *, name=None,
                  timer: Optional[Callable] = None, device_name: Optional[Callable] = None, warmup: int = 3,
                  repeats: int = 10):
+        if not callable(fn):
+            raise SkcError(f"skc.autotune decorates a launch function (a def that launches the kernel), found "
+                           f"{type(fn).__name__} {fn!r}")
         what = f"skc.autotune of {getattr(fn, '__name__', fn)}"
         if configs is None:
             raise SkcError(f"{what} needs at least one config: pass configs=[{{...}}, ...], dicts of keyword "
@@ -88,7 +109,17 @@ class Autotuner:
                                f"{config!r}")
         if key is not None and not callable(key):
             raise SkcError(f"{what}: key is a function of the call's arguments, found {key!r}")
+        _check_config_names(fn, configs, what)
+        for option, value, lowest in (("warmup", warmup, 0), ("repeats", repeats, 1)):
+            if type(value) is not int or value < lowest:
+                raise SkcError(f"{what}: {option} is an int of {lowest} or more, found {value!r}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise SkcError(f"{what}: name is a string that names its winners file, found {name!r}")
+        for option, value in (("timer", timer), ("device_name", device_name)):
+            if value is not None and not callable(value):
+                raise SkcError(f"{what}: {option} is a function, found {value!r}")
         self.fn, self.configs, self.key = fn, configs, key
+        self._chosen_names = frozenset(name for config in configs for name in config)
         self.name = name or _default_name(fn)
         self.timer = timer or (lambda run: time_ms(run, warmup, repeats))
         self.device_name = device_name or _device_name
@@ -98,6 +129,9 @@ class Autotuner:
         self._unproven: set = set()   # (device name, key) whose winner was read from disk and has not run here yet
         self._timed_with: Optional[str] = None   # made_by(), once
         self._candidates = _configs_digest(configs)
+        # the launch function's own files as they are now, as imported: one saved while this process runs is another
+        # code than the one a winner is timed with here
+        self._early = {path: _file_digest(path) for path in _source_files(fn, own=True)}
         if hasattr(fn, "__name__"):
             self.__name__ = fn.__name__
             self.__doc__ = fn.__doc__
@@ -117,17 +151,36 @@ class Autotuner:
         return self.fn(*args, **kwargs, **config)
 
     def choose(self, *args, **kwargs) -> dict:
-        """The winning config for these arguments (timing the candidates the first time)."""
-        return self._choose(self._where(args, kwargs), args, kwargs)
+        """The winning config for these arguments (timing the candidates the first time): a copy, which the caller may
+        change."""
+        return dict(self._choose(self._where(args, kwargs), args, kwargs))
 
     def _where(self, args, kwargs) -> tuple:
         """(device name, key): the key's repr, and the element types of the arguments that have one, as Triton's
         autotuner keys its winners (a config timed for f32 arrays may not run for f64 ones, with twice the shared
         memory)."""
-        key = repr(self.key(*args, **kwargs)) if self.key is not None else "()"
+        if kwargs and not self._chosen_names.isdisjoint(kwargs):
+            given = ", ".join(sorted(self._chosen_names.intersection(kwargs)))
+            raise SkcError(f"{self.name}: the call passes {given}, which the tuner chooses (its configs name it): "
+                           "leave it out of the call, or call the undecorated function with it")
+        key = repr(self._key(args, kwargs)) if self.key is not None else "()"
         dtypes = [str(dtype) for dtype in (getattr(arg, "dtype", None) for arg in (*args, *kwargs.values()))
                   if dtype is not None]
         return self.device_name(), f"{key} dtypes={','.join(dtypes)}" if dtypes else key
+
+    def _key(self, args, kwargs):
+        """The key of the call's arguments; a key function that cannot take them is an error that says so."""
+        try:
+            return self.key(*args, **kwargs)
+        except TypeError:
+            try:
+                inspect.signature(self.key).bind(*args, **kwargs)
+            except TypeError as error:
+                raise SkcError(f"{self.name}: its key cannot take the call's arguments ({error}): give it the launch "
+                               "function's parameters, as key=lambda x, out, n: n") from None
+            except ValueError:   # (no signature to read: the key's own TypeError stands)
+                pass
+            raise
 
     def _choose(self, where, args, kwargs) -> dict:
         found = self.best.get(where)
@@ -200,12 +253,10 @@ class Autotuner:
             from .compiler import skc_source_digest
 
             digest = hashlib.sha256(skc_source_digest().encode())
-            for path in _source_files(self.fn):
-                try:
-                    with open(path, "rb") as file:
-                        digest.update(file.read())
-                except OSError:   # (a file gone since its module was loaded: the others decide)
-                    pass
+            for path in _source_files((self.fn, self.key, [list(config.values()) for config in self.configs])):
+                found = self._early.get(path) or _file_digest(path)
+                if found:   # (a file gone since its module was loaded: the others decide)
+                    digest.update(found.encode())
             self._timed_with = digest.hexdigest()
         return self._timed_with
 
@@ -264,32 +315,116 @@ def _configs_digest(configs) -> str:
     return hashlib.sha256(_exactly(sorted(_exactly(describe(config)) for config in configs)).encode()).hexdigest()
 
 
-def _source_files(fn) -> list:
-    """The files whose code a winner of launch function `fn` was timed with, besides skc's: fn's own, and those of the
-    skc kernels it names (a global it reads, an attribute of a module it reads, a value it closes over), which may
-    live in another module (a kernel edited there kept the winner timed for its old code). None of a callable with no
-    source file (one typed at a prompt)."""
-    code, values = getattr(fn, "__code__", None), []
-    if code is not None:
-        names = getattr(fn, "__globals__", {})
-        values = [names.get(name) for name in code.co_names]
-        modules = [value for value in values if isinstance(value, types.ModuleType)]   # (kernels.add[grid](...))
-        values += [getattr(module, name, None) for module in modules for name in code.co_names]
-    for cell in getattr(fn, "__closure__", None) or ():
+def _source_files(reached, own: bool = False) -> list:
+    """The files whose code a winner is timed with, besides skc's: those of the launch function (through a partial, a
+    callable object's __call__ and functools.wraps wrappers), its key, its configs' values, and what their code reaches
+    (the skc kernels, functions and classes of the user's it names: a global, an attribute of a module, of a module's
+    module or of a class it reads, a value it closes over), which may live in other modules (a kernel edited there
+    kept the winner timed for its old code). `own`: the launch function's own files only. None of a callable with no
+    source file (one typed at a prompt), nor the libraries' (skc's are in its source digest)."""
+    files, seen = set(), set()
+
+    def add(value):
         try:
-            values.append(cell.cell_contents)
-        except ValueError:   # (a cell not yet bound)
-            pass
-    functions = [fn] + [value.fn for value in values if getattr(type(value), "__skc_kernel__", False) is True]
-    files = set()
-    for function in functions:
-        try:
-            path = inspect.getsourcefile(function)
-        except TypeError:   # (a callable instance, a builtin: no source file)
+            path = inspect.getsourcefile(value)
+        except (TypeError, OSError):   # (a builtin, a class made at a prompt: no source file)
             path = None
         if path:
             files.add(os.path.realpath(path))
+
+    def visit(value, depth, names=None):
+        if depth > _REACH or id(value) in seen or value is None or isinstance(value, (bool, int, float, str, bytes)):
+            return
+        seen.add(id(value))
+        try:
+            reach(value, depth, names)
+        except Exception:   # (an object whose attributes raise: what it reaches is left out, as a file with no source)
+            pass
+
+    def reach(value, depth, names):
+        if getattr(type(value), "__skc_kernel__", False) is True:
+            return visit(value.fn, depth)
+        inner = getattr(value, "__skc_function__", None) or getattr(value, "kernel", None)   # (@skc.func; a view)
+        if isinstance(inner, types.FunctionType) or getattr(type(inner), "__skc_kernel__", False) is True:
+            return visit(inner, depth)
+        if isinstance(value, functools.partial):
+            visit(value.func, depth)
+            for item in (*value.args, *value.keywords.values()):
+                visit(item, depth + 1)
+        elif isinstance(value, types.MethodType):
+            visit(value.__func__, depth)
+            visit(value.__self__, depth + 1)
+        elif isinstance(value, types.FunctionType):
+            if _library(value.__module__):
+                return
+            add(value)
+            wrapped = value.__dict__.get("__wrapped__")
+            if wrapped is not None:
+                visit(wrapped, depth)
+            if own:
+                return
+            read = _names_read(value.__code__)
+            for name in read:
+                if name in value.__globals__:
+                    visit(value.__globals__[name], depth + 1, read)
+            for cell in value.__closure__ or ():
+                try:
+                    visit(cell.cell_contents, depth + 1, read)
+                except ValueError:   # (a cell not yet bound)
+                    pass
+        elif isinstance(value, types.ModuleType):
+            if names and not _library(value.__name__):   # (the attributes the reaching code names: kernels.add)
+                space = vars(value)
+                for name in names:
+                    if name in space:
+                        visit(space[name], depth + 1, names)
+        elif isinstance(value, type):
+            if _library(value.__module__):
+                return
+            add(value)
+            for name in {"__call__", *(names or ())}:   # (a callable object's; the attributes code names: Ops.scale)
+                if name in vars(value):
+                    visit(vars(value)[name], depth + 1, names)
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            for item in value:
+                visit(item, depth + 1, names)
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item, depth + 1, names)
+        elif callable(value) and not _library(type(value).__module__):   # (a callable object: its class's __call__)
+            visit(type(value), depth, names)
+            if not own:
+                visit(getattr(value, "__dict__", None), depth + 1, names)
+
+    visit(reached, 0)
     return sorted(files)
+
+
+_REACH = 6   # how many steps from the launch function _source_files follows (a kernel behind helpers and modules)
+
+
+def _library(module) -> bool:
+    """Whether code of `module` is a library's (skc's, the standard library's, numpy's, torch's: keyed by name)."""
+    from .frontend.keying import trusted_module
+
+    return trusted_module(module or "")
+
+
+def _names_read(code) -> set:
+    """The global and attribute names the code (and the code nested in it) may read."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names_read(const)
+    return names
+
+
+def _file_digest(path: str) -> Optional[str]:
+    try:
+        with open(path, "rb") as file:
+            return hashlib.sha256(file.read()).hexdigest()
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager
@@ -314,8 +449,16 @@ def _default_name(fn) -> str:
     """A tuner's name, which names its winners file: the function's module and name, and for a script run as
     __main__ (or by `skc run`) the script's path too, since every script shares those module names, and for a closure
     what it closes over (_closed_over)."""
+    if isinstance(fn, functools.partial):   # (by the function it calls and what it binds)
+        bound = _same_in_every_process([list(fn.args), sorted(fn.keywords.items())])
+        return _default_name(fn.func) + "-" + hashlib.sha256(repr(bound).encode()).hexdigest()[:12]
+    if not isinstance(getattr(fn, "__qualname__", None), str):   # (a callable object: by its __call__ and fields)
+        call = getattr(type(fn), "__call__", None)
+        held = _same_in_every_process(getattr(fn, "__dict__", None))
+        base = _default_name(call if isinstance(call, types.FunctionType) else type(fn))
+        return f"{base}-" + hashlib.sha256(repr(held).encode()).hexdigest()[:12]
     module = getattr(fn, "__module__", None) or "?"
-    name = f"{module}.{getattr(fn, '__qualname__', repr(fn))}"
+    name = _named(fn) or f"{module}.{fn.__qualname__}"
     code = getattr(fn, "__code__", None)
     if code is not None and (module == "__main__" or module.startswith("_skc_")):
         where = os.path.realpath(code.co_filename)
@@ -340,21 +483,73 @@ def _closed_over(cell) -> object:
 
 
 def _same_in_every_process(value, depth: int = 0) -> object:
+    """value in a form the same in every process: plain values as they are, sequences and dicts item by item, functions,
+    kernels and classes by their names, a kernel's device view by its kernel, arrays by their type, shape and (small
+    ones) content, other objects by their class and fields (an object whose attributes raise: by its class)."""
+    try:
+        return _in_every_process(value, depth)
+    except Exception:
+        return f"{type(value).__module__}.{type(value).__qualname__}"
+
+
+def _in_every_process(value, depth: int) -> object:
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
         return value
-    if isinstance(value, (tuple, list)) and depth < 4:
+    if depth >= 4:
+        return type(value).__qualname__
+    if isinstance(value, (tuple, list)):
         return [_same_in_every_process(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return sorted((repr(_same_in_every_process(k, depth + 1)), _same_in_every_process(v, depth + 1))
+                      for k, v in value.items())
     named = getattr(value, "__qualname__", None)
     if isinstance(named, str):
-        return f"{getattr(value, '__module__', '?')}.{named}"
-    return f"{type(value).__module__}.{type(value).__qualname__}"
+        return _named(value) or f"{getattr(value, '__module__', '?')}.{named}"
+    kernel = getattr(value, "kernel", None)
+    if getattr(type(kernel), "__skc_kernel__", False) is True:   # (kernel.interpret, kernel.on(device))
+        return ["view", _named(kernel), str(getattr(value, "device", ""))]
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if isinstance(shape, tuple) and dtype is not None:   # (an array or tensor: small numpy ones by their content too)
+        size = getattr(value, "nbytes", None)
+        small = type(size) is int and size <= 1 << 16 and callable(getattr(value, "tobytes", None))
+        return [kind, str(dtype), list(shape), hashlib.sha256(value.tobytes()).hexdigest()[:12] if small else ""]
+    fields = getattr(value, "__dict__", None)
+    return [kind, _same_in_every_process(fields, depth + 1)] if isinstance(fields, dict) else kind
 
 
-def autotune(configs: Sequence[dict], key: Optional[Callable] = None, **options):
+def autotune(configs: Sequence[dict] = None, key: Optional[Callable] = None, **options):
     """Decorate a launch function: `@skc.autotune(configs=[...], key=lambda *args: ...)` (see the module)."""
+    if isinstance(configs, types.FunctionType) and key is None and not options:   # (@skc.autotune over a def)
+        raise SkcError(f"skc.autotune takes the configs first: write @skc.autotune(configs=[{{...}}, ...], key=...) "
+                       f"above {configs.__name__}, with the parentheses")
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise SkcError(f"skc.autotune takes no option {', '.join(unknown)}: its options are configs, key, "
+                       f"{', '.join(sorted(_OPTIONS))}")
+
     def wrap(fn):
         return Autotuner(fn, configs, key, **options)
     return wrap
+
+
+_OPTIONS = frozenset({"name", "timer", "device_name", "warmup", "repeats"})
+
+
+def _check_config_names(fn, configs, what: str):
+    """Each config names parameters fn takes by name (a timing run is no place to find out)."""
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):   # (no signature to read)
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    takes = {name for name, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    for config in configs:
+        unknown = sorted(set(config) - takes)
+        if unknown:
+            raise SkcError(f"{what}: config {config!r} names {', '.join(unknown)}, which it takes no parameter of "
+                           f"(its parameters: {', '.join(parameters) or 'none'})")
 
 
 def _device_name() -> str:
