@@ -49,9 +49,11 @@ def find_tool(tool: str, env: str) -> tuple:
     """(path, LLVM major version) of the newest `tool` (tool, tool-NN on PATH, /usr/lib/llvm-NN/bin/tool)
     of version 16 or newer; the path in environment variable `env` wins. (None, newest version seen) if none."""
     chosen = os.environ.get(env)
-    if chosen:
+    if chosen:   # (a program that says it is LLVM's of version 16 or newer: /bin/true or a folder is none)
         path = chosen if os.path.exists(chosen) else shutil.which(chosen)
-        return path, _tool_version(path) if path else 0
+        runnable = path is not None and os.path.isfile(path) and os.access(path, os.X_OK)
+        version = _tool_version(path) if runnable else 0
+        return (path if version >= MINIMUM_VERSION else None), version
     ranked = sorted(((_tool_version(path), path) for path in _candidates(tool)), reverse=True)
     if ranked and ranked[0][0] >= MINIMUM_VERSION:
         return ranked[0][1], ranked[0][0]
@@ -112,9 +114,13 @@ def link_code_object(obj: bytes) -> bytes:
         source, output = os.path.join(folder, "kernel.o"), os.path.join(folder, "kernel.hsaco")
         with open(source, "wb") as f:
             f.write(obj)
-        done = subprocess.run([*lld, "-shared", source, "-o", output], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise DeviceError(f"{' '.join(lld)} could not link the AMD code object:\n{done.stderr.strip()}")
+        try:
+            done = subprocess.run([*lld, "-shared", source, "-o", output], capture_output=True, text=True)
+        except OSError as error:   # (gone or made unrunnable since it was found)
+            raise DeviceError(f"{' '.join(lld)} could not be run to link the AMD code object: {error}") from None
+        if done.returncode != 0 or not os.path.exists(output):
+            said = done.stderr.strip() or "it wrote no code object"
+            raise DeviceError(f"{' '.join(lld)} could not link the AMD code object:\n{said}")
         with open(output, "rb") as f:
             return f.read()
 

@@ -24,8 +24,10 @@ _override: list[Optional[str]] = [None]
 
 
 def cache_dir() -> Path:
+    # (an empty or relative XDG_CACHE_HOME is unset, as the XDG spec says: not a folder `skc` wherever the process runs)
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
     root = _override[0] or os.environ.get("SKC_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "skc")
+        xdg if os.path.isabs(xdg) else os.path.expanduser("~/.cache"), "skc")
     return Path(root)
 
 

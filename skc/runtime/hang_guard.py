@@ -36,7 +36,15 @@ def hang_timeout_ns() -> int:
         seconds = float(text) if text else 3.0
     except ValueError:
         raise DeviceError(f"SKC_HANG_TIMEOUT must be a number of seconds, found {text!r}") from None
+    # (the kernel compares a u64 of nanoseconds: NaN and infinities had no int, and 2^64 ns and more wrapped around
+    # to a timeout of a fraction of a second, or none)
+    if not 0 < seconds <= MAX_HANG_TIMEOUT_S:
+        raise DeviceError(f"SKC_HANG_TIMEOUT must be a number of seconds above 0 and at most {MAX_HANG_TIMEOUT_S:.0f} "
+                          f"(a year), found {text!r}")
     return max(1, int(seconds * 1e9))
+
+
+MAX_HANG_TIMEOUT_S = 365 * 24 * 3600.0
 
 
 class HangRecord:

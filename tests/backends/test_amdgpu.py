@@ -455,18 +455,20 @@ def test_missing_linker_is_a_clear_error(monkeypatch):
         amdgpu_link.link_code_object(b"")
 
 
-def test_the_linker_comes_from_a_pip_wheel_when_the_system_has_none(monkeypatch):
+def test_the_linker_comes_from_a_pip_wheel_when_the_system_has_none(monkeypatch, tmp_path):
     """ziglang is one of skc's dependencies, so a fresh pip install links code objects; a system ld.lld
-    (16 or newer) wins over it, and SKC_LD_LLD over both."""
+    (16 or newer) wins over it, and SKC_LD_LLD, an LLD of 16 or newer, over both."""
     monkeypatch.delenv("SKC_LD_LLD", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr(amdgpu_link.glob, "glob", lambda pattern: [])  # no /usr/lib/llvm-NN either
     command, version = amdgpu_link.ld_lld_command()
     assert command is not None and command[-1] == "ld.lld" and "ziglang" in command[0], command
     assert version >= amdgpu_link.MINIMUM_VERSION
-    system = os.path.join(os.path.dirname(command[0]), "zig")
-    monkeypatch.setenv("SKC_LD_LLD", system)
-    assert amdgpu_link.ld_lld_command()[0] == (system,)
+    chosen = tmp_path / "ld.lld"   # (a linker that says it is LLD 17)
+    chosen.write_text("#!/bin/sh\necho 'LLD 17.0.6 (compatible with GNU linkers)'\n")
+    chosen.chmod(0o755)
+    monkeypatch.setenv("SKC_LD_LLD", str(chosen))
+    assert amdgpu_link.ld_lld_command() == ((str(chosen),), 17)
 
 
 def test_skc_compile_writes_every_stage_and_the_code_object(tmp_path, capsys):
@@ -627,3 +629,16 @@ def test_hip_launcher_writes_narrow_float_scalars_as_the_interpreter_reads_them(
     image = fake.launches[-1][2]
     assert int.from_bytes(image[offsets[1]:offsets[1] + 2], "little") == 0x3F81   # 1 + 2**-7: rounded once
     assert image[offsets[2]] == 0x38 and image[offsets[3]] == 0x00                # 1.0; FNUZ has no -0
+
+
+@pytest.mark.parametrize("chosen", ["/bin/true", "folder"])
+def test_skc_ld_lld_naming_no_ld_lld_is_refused_by_name(monkeypatch, tmp_path, chosen):
+    """SKC_LD_LLD naming a program that is no LLVM linker, or a folder, was taken as the linker: the link ended in
+    FileNotFoundError (no code object written) or PermissionError (a helper's search, sixtieth session)."""
+    from skc.backends import amdgpu_link
+
+    path = str(tmp_path) if chosen == "folder" else chosen
+    monkeypatch.setenv("SKC_LD_LLD", path)
+    assert amdgpu_link.ld_lld_command()[0] is None and amdgpu_link.ld_lld_path() is None
+    with pytest.raises(skc.DeviceError, match=f"SKC_LD_LLD names {path}, which is no ld.lld of version 16"):
+        amdgpu_link.link_code_object(b"")

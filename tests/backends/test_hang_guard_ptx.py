@@ -276,3 +276,14 @@ def test_a_debug_failure_without_a_record_names_the_waits_it_could_have_been():
     assert "interpreter" in message and "not a hang" in message
     empty = hang_guard.no_record_message("k", "CUDA_ERROR_ILLEGAL_ADDRESS", {"sites": {}, "buffers": []})
     assert "the kernel has no mbarrier wait" in empty
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-5", "0", "18446744074", "1e30", "abc"])
+def test_a_hang_timeout_with_no_place_in_the_kernels_u64_of_nanoseconds_is_a_device_error(monkeypatch, value):
+    """NaN and the infinities ended in Python's ValueError and OverflowError; 2^64 ns and more wrapped around (0.29 s
+    compiled for 584 years, or no comparison at all), and 0 or less became 1 ns (a helper's search, sixtieth session)."""
+    monkeypatch.setenv("SKC_HANG_TIMEOUT", value)
+    with pytest.raises(skc.DeviceError, match="SKC_HANG_TIMEOUT must be a number of seconds"):
+        hang_guard.hang_timeout_ns()
+    monkeypatch.setenv("SKC_HANG_TIMEOUT", "31536000")
+    assert hang_guard.hang_timeout_ns() == 31_536_000 * 10 ** 9 < 2 ** 63

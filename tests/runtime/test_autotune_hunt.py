@@ -186,3 +186,15 @@ def test_a_launch_functions_file_saved_while_the_process_runs_keeps_the_digest_i
     assert tuned_here.go._early[str(source.resolve())] == hashlib.sha256(old.encode()).hexdigest()
     fresh = Autotuner(tuned_here.go.fn, [{"tile": 1}, {"tile": 2}])   # (made after the save: the file's new text)
     assert fresh.made_by() != tuned_here.go.made_by()
+
+
+@pytest.mark.parametrize("value", ["", "relative/cache"])
+def test_an_empty_or_relative_xdg_cache_home_is_unset(monkeypatch, value):
+    """The XDG spec's rule: the cache (compiled kernels and winners alike) went to a folder `skc` wherever the process
+    ran."""
+    from skc.runtime import cache
+
+    monkeypatch.delenv("SKC_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", value)
+    monkeypatch.setattr(cache, "_override", [None])
+    assert cache.cache_dir().is_absolute() and str(cache.cache_dir()).endswith("skc")
