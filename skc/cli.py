@@ -260,7 +260,8 @@ def cmd_run(args) -> int:
     device = current_device()
     module = load_module(args.path)
     main = _main_function(module, args.path)
-    chosen = args.device or os.environ.get("SKC_DEVICE")
+    # (SKC_DEVICE=auto, or blank, chooses nothing: the interpreter there means no GPU was found)
+    chosen = args.device or os.environ.get("SKC_DEVICE", "").strip().lower() not in ("", "auto")
     where = "on the GPU" if not device.is_interpreter else "in the CPU interpreter (no GPU found)" \
         if not chosen else "in the CPU interpreter"
     started = time.perf_counter()

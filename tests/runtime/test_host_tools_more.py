@@ -165,6 +165,10 @@ def test_skc_run_says_the_interpreter_was_chosen_not_that_no_gpu_was_found(tmp_p
     main(["run", str(script)])
     out = capsys.readouterr().out
     assert "in the CPU interpreter" in out and "no GPU found" not in out
+    if skc.current_device().is_interpreter and not skc.gpu_available():   # (auto chooses nothing: a GPU if present)
+        monkeypatch.setenv("SKC_DEVICE", "auto")
+        main(["run", str(script)])
+        assert "in the CPU interpreter (no GPU found)" in capsys.readouterr().out
 
 
 def test_winners_are_kept_where_the_file_system_has_no_locks(cache, monkeypatch):
