@@ -36,6 +36,7 @@ class AMDGPU:
     datalayout = DATALAYOUT
     atomic_scope = 'syncscope("agent")'
     alloca_space = ADDRESS_SPACES["local"]
+    splits_odd_half_vectors = True   # (16-bit float vectors of 5-7 lanes convert lane by lane: lowering._split_lanes)
 
     def __init__(self, target: Target):
         self.target = target
@@ -100,7 +101,7 @@ class AMDGPU:
         """llvm.fpto[su]i.sat: saturates at the integer's range and gives 0 for NaN, as the IR defines."""
         if ir.element_type(src).bits < 32:  # f16 and bf16 widen to f32 first (exactly): one path for both
             wide = ir.with_element(src, ir.f32)
-            name = lw.text.value(f"fpext {lw.type(src)} {name} to {lw.type(wide)}")
+            name = lw.convert_name(name, src, wide)   # (lane by lane where LLVM needs it: lowering._split_lanes)
             src = wide
         kind = "fptosi" if ir.element_type(dst).is_signed else "fptoui"
         return lw.call(f"llvm.{kind}.sat{intrinsic_suffix(dst)}{intrinsic_suffix(src)}", lw.type(dst),
