@@ -18,6 +18,7 @@ from skc import frontend
 from .arguments import check_dtype, check_has, check_tensor_map, describe, is_integer, refuse
 from .mma import Wgmma
 from .roles import check_role, current_role, every_warpgroup_of_role, kernel_consumers
+from .scheduler import split_count
 
 ACTIVATIONS = (None, "relu", "gelu", "silu")
 
@@ -602,6 +603,12 @@ class SplitKEpilogue(_StripRecords):
 
     def __call__(self, acc, row0, col0, share):
         self.check_own_part(type(self).__name__)
+        handed = split_count(share)
+        if handed is not None and handed[0] != self.splits:   # (the sum waited for shares that never came, or left some)
+            raise frontend.current().error(
+                f"this SplitKEpilogue sums {self.splits} shares of a tile, and the share comes from {handed[1]}: "
+                f"{handed[0]} shares (its output would never be complete, or complete before every share is in)",
+                hint=f"make both of the same splits: SplitKEpilogue(..., splits={handed[0]})")
         rows, tile_n = acc.shape   # (the warpgroups share a tile's rows: each holds its whole width)
         if self.tile_n not in (None, tile_n):
             raise frontend.current().error(

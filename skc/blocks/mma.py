@@ -135,6 +135,26 @@ class _WarpgroupMma:
         skc.hopper.wgmma_commit()
         _note_commit()
 
+    def check_accumulator(self, acc):
+        """acc holds this op's 64 x n outputs (the wgmma's n is acc's: a narrower one got B's first columns only, a
+        wider one columns no MMA wrote), and says the rows this op multiplies (its corner places them)."""
+        n = getattr(acc, "n", self.n)   # (an accumulator of the user's may not say)
+        if n != self.n:
+            raise frontend.current().error(
+                f"the accumulator holds {n} columns; this {type(self).__name__} computes {self.n}",
+                hint="take the accumulator from this TileOp's zeros()")
+        self.check_rows("the accumulator", acc, "take the accumulator from this TileOp's zeros()")
+
+    def check_rows(self, what: str, acc, hint: str):
+        """acc (an accumulator) is for the rows this op multiplies (a warpgroup's of another: its corner placed the
+        result in rows no store writes)."""
+        row0 = getattr(getattr(acc, "op", self), "row0", self.row0)
+        if isinstance(row0, int) and isinstance(self.row0, int) and row0 != self.row0:
+            raise frontend.current().error(
+                f"{what} is for rows {row0} to {row0 + self.rows_per_warpgroup - 1} of the tile; this "
+                f"{type(self).__name__} multiplies rows {self.row0} to {self.row0 + self.rows_per_warpgroup - 1}",
+                hint=hint)
+
 
 class Wgmma(_WarpgroupMma):
     """acc += A[row0 : row0 + 64, :] · B for a stage's A (m x k) and B (k x n) tiles, with m64nNk16
@@ -199,21 +219,6 @@ class Wgmma(_WarpgroupMma):
                 f"ints, whole instructions of {self.K}, inside the stage's {self.k}",
                 hint=f"give k0 and k as multiples of {self.K} with k0 + k <= {self.k}")
         return range(k0 // self.K, (k0 + depth) // self.K)
-
-    def check_accumulator(self, acc):
-        """acc holds this op's 64 x n outputs (the wgmma's n is acc's: a narrower one got B's first columns only, a
-        wider one columns no MMA wrote), and says the rows this op multiplies (its corner places them)."""
-        n = getattr(acc, "n", self.n)   # (an accumulator of the user's may not say)
-        if n != self.n:
-            raise frontend.current().error(
-                f"the accumulator holds {n} columns; this Wgmma computes {self.n}",
-                hint="take the accumulator from this TileOp's zeros()")
-        row0 = getattr(getattr(acc, "op", self), "row0", self.row0)
-        if isinstance(row0, int) and isinstance(self.row0, int) and row0 != self.row0:
-            raise frontend.current().error(
-                f"the accumulator is for rows {row0} to {row0 + self.rows_per_warpgroup - 1} of the tile; this Wgmma "
-                f"multiplies rows {self.row0} to {self.row0 + self.rows_per_warpgroup - 1}",
-                hint="take the accumulator from this TileOp's zeros()")
 
     def check(self, a, b):
         """The payload's tiles must be what this op was built for."""
@@ -438,12 +443,14 @@ class WgmmaRegA(_WarpgroupMma):
         if p.n != self.k:
             raise frontend.current().error(f"P has {p.n} columns; this MMA was made for k = {self.k}",
                                            hint=f"make P's MMA {self.k} columns wide, or this one k={p.n}")
+        self.check_rows("P", p, "make both MMAs for one warpgroup (warpgroup= the same consumer index)")
         return skc.vector(*[self.dtype(p.fragment[i]) for i in range(self.k // 2)])
 
     def __call__(self, acc: Accumulator, operand, b):
         """acc += P · B, P as `operand(p)` gave it; B a k x n tile in shared memory (K- or MN-major)."""
         _check_consumer_role("this WgmmaRegA")
         _check_operands(type(self).__name__, acc, b=b)
+        self.check_accumulator(acc)
         if not (isinstance(operand, frontend.Dyn) and getattr(operand.type, "is_vector", False)
                 and operand.type.count == self.k // 2):
             refuse(type(self).__name__, "left operand", f"this op's operand(p): a vector of {self.k // 2} values",

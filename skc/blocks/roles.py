@@ -227,6 +227,15 @@ class WarpgroupTurns:
     `enabled=False`) a turn is free."""
 
     def __init__(self, consumers: int, warpgroup, first_id: int = 8, enabled: bool = True):
+        if not isinstance(consumers, int) or isinstance(consumers, bool) or consumers < 1:
+            raise frontend.current().error(f"WarpgroupTurns' consumers is a compile-time count of 1 or more, found "
+                                           f"{consumers!r}", hint="the kernel's consumer warpgroups (WarpRoles')")
+        known = kernel_consumers()
+        if enabled and known is not None and consumers > known:   # (a turn no warpgroup takes: every one waits)
+            raise frontend.current().error(
+                f"WarpgroupTurns({consumers}, ...) takes turns among {consumers} consumer warpgroups, and the "
+                f"kernel's WarpRoles has {known}: a turn would pass to a warpgroup that does not exist and never come "
+                "back", hint=f"WarpgroupTurns({known}, ...), the WarpRoles' consumers")
         self.consumers = consumers if enabled else 1
         self.warpgroup, self.first_id = warpgroup, first_id
         self.threads = 2 * skc.current_target().warpgroup_size

@@ -40,6 +40,11 @@ class TileScheduler:
 
     def __init__(self, M, N, tile_m: int, tile_n: int, group_m: int = 8, cluster_m: int = 1, batches=1,
                  cluster_n: int = 1):
+        for name, size in (("cluster_m", cluster_m), ("cluster_n", cluster_n)):   # (-1 walked no tile, silently)
+            if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
+                raise frontend.current().error(
+                    f"a scheduler's {name} is how many blocks of a cluster share a tile's operand, a compile-time int "
+                    f"of 1 or more, found {size!r}", hint=f"{name}=1 (no cluster), or the kernel's cluster size")
         if cluster_m > 1 and cluster_n > 1:
             raise frontend.current().error("a cluster runs along M or along N, not both",
                                            hint="cluster_m=1 or cluster_n=1")
@@ -161,8 +166,10 @@ class SplitKScheduler(TileScheduler):
         tile = self._tile_at(index % tiles)
         share = index // tiles
         k_begin = share * self.share
-        return self._handed_out(Tile(tile.row0, tile.col0, k_begin, skc.minimum(k_begin + self.share, self.k_tiles),
+        unit = self._handed_out(Tile(tile.row0, tile.col0, k_begin, skc.minimum(k_begin + self.share, self.k_tiles),
                                      share=share))
+        _record_splits(unit, self.splits, f"SplitKScheduler(..., splits={self.splits})")
+        return unit
 
 
 class StreamKScheduler(TileScheduler):
@@ -248,6 +255,31 @@ class SplitTailScheduler(TileScheduler):
 
 def _spacings() -> dict:
     return frontend.current().facts(__name__)
+
+
+def _splits() -> dict:
+    return frontend.current().facts(__name__ + ".splits")
+
+
+@frontend.host
+def _record_splits(unit: Tile, splits: int, source: str):
+    """Record that `unit.share` (a run-time value, or the variable the attribute keeps it in) is one of `splits`
+    shares of K, as `source` hands it out (for a split-K epilogue to compare with the shares it sums: split_count)."""
+    value = unit.share
+    key = value.slot if isinstance(value, frontend.Slot) else getattr(value, "value", None)
+    if key is not None:
+        _splits()[id(key)] = (key, splits, source)
+
+
+@frontend.host
+def split_count(share):
+    """(splits, source) of a work unit's share a split-K scheduler handed out (or of the variable it was read from);
+    None for a value of the user's."""
+    for key in (getattr(share, "value", None), frontend.variable_of(share)):
+        entry = _splits().get(id(key)) if key is not None else None
+        if entry is not None and entry[0] is key:
+            return entry[1:]
+    return None
 
 
 @frontend.host
