@@ -82,6 +82,8 @@ def load(key: str) -> Optional[Entry]:
             raise ValueError("the manifest is not an object")
         if meta.get("digest") != _record_digest(meta):
             raise ValueError("the manifest does not match its digest")
+        if meta.get("key") != key:   # (an entry copied or moved under another key's folder: another kernel's code)
+            raise ValueError("the manifest is another key's")
         listed = meta.get("files")
         if not isinstance(listed, dict) or not listed:
             raise ValueError("the manifest lists no files")
@@ -98,9 +100,12 @@ def load(key: str) -> Optional[Entry]:
         if os.path.lexists(path):
             discard(key)
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, MemoryError):
         discard(key)
         return None
+
+
+MAX_FILE_BYTES = 1 << 30   # what load reads of one file of an entry at most
 
 
 def _plain_name(name: str) -> bool:
@@ -112,8 +117,11 @@ def _read_regular(path: Path) -> bytes:
     """The bytes of path if it is a regular file (not a link, FIFO, device or folder); OSError otherwise."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
             raise OSError(f"{path} is not a regular file")
+        if found.st_size > MAX_FILE_BYTES:   # (no kernel's code is that large: a damaged entry, read whole it failed)
+            raise OSError(f"{path} holds {found.st_size} bytes")
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read()
     finally:
@@ -135,6 +143,7 @@ def store(key: str, meta: dict, files: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=path.parent))
         record = dict(meta)
+        record["key"] = key   # (load checks it: an entry under another key's folder is no hit)
         record["files"] = {}
         for name, data in files.items():
             (staging / name).write_bytes(data)

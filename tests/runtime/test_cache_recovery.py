@@ -152,3 +152,33 @@ def test_an_entry_is_readable_as_a_folder_made_under_the_umask_is(cache_dir):
     """mkdtemp's 0700 folder was renamed into place as it was: a cache shared by users was unreadable to others."""
     compile_fresh()
     assert stat.S_IMODE(os.stat(_entry(cache_dir)).st_mode) == cache._FOLDER_MODE
+
+
+def test_an_entry_under_another_keys_folder_is_a_miss(cache_dir):
+    """A helper's search (sixtieth session): an entry copied or moved into another key's folder (a sync tool, a copy
+    by hand) was served there: its manifest said which kernel and target, not which key. It now names its key."""
+    key = compile_fresh().key
+    entry = cache.load(key)
+    assert entry is not None and entry.meta["key"] == key
+    cache.store("f" * 64, entry.meta, entry.files)   # (written as the other key's: the manifest names that one)
+    assert cache.load("f" * 64).meta["key"] == "f" * 64
+    moved = cache_dir / "ee" / ("e" * 64)
+    shutil.copytree(cache_dir / key[:2] / key, moved)
+    assert cache.load("e" * 64) is None and not moved.exists()   # (a miss, and the entry removed)
+
+
+def test_an_entry_file_too_large_to_be_a_kernels_is_a_miss(cache_dir, monkeypatch):
+    """A damaged entry of a huge (sparse) file was read whole: MemoryError in every later process."""
+    first = compile_fresh()
+    monkeypatch.setattr(cache, "MAX_FILE_BYTES", 64)   # (the real bound is 1 GiB: a file past it stands in)
+    assert cache.load(first.key) is None
+    monkeypatch.undo()
+    again = compile_fresh()
+    assert not again.from_cache and again.asm("ptx") == first.asm("ptx")
+    assert compile_fresh().from_cache
+
+
+def test_a_memory_error_while_reading_an_entry_is_a_miss(cache_dir, monkeypatch):
+    key = compile_fresh().key
+    monkeypatch.setattr(cache, "_read_regular", lambda path: (_ for _ in ()).throw(MemoryError()))
+    assert cache.load(key) is None
