@@ -51,13 +51,12 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
         if out is None and config is None and stream is None and numbers is not None:
             from .. import torch as skc_torch
 
+            _check_flags(causal, return_lse)   # (as eager: the operator took causal=2 as True)
             operator = skc_torch.attention_with_lse if return_lse else skc_torch.attention
             return operator(q, k, v, causal, scale, layout)
         return outside_graph(attention, q, k, v, causal, scale, out, layout=layout, return_lse=return_lse,
                              config=config, stream=stream)
-    for name, flag in (("causal", causal), ("return_lse", return_lse)):
-        if type(flag) is not bool and not (isinstance(flag, (int, np.bool_)) and flag in (0, 1)):
-            raise skc.LaunchError(f"attention: {name} is True or False, found {flag!r}")
+    _check_flags(causal, return_lse)
     if out is None and torch_type(type(q)) and TORCH_HOOKS[3]():   # (in a torch.autocast region: its dtype, as SDPA's)
         q, k, v = autocast(q, k, v)
     if torch_type(type(q)) and differentiated(q, k, v, out):
@@ -321,6 +320,12 @@ class _NoLaunch:
             import torch
 
             return out, q.new_full(self.lse_shape, -math.inf, dtype=torch.float32)
+
+
+def _check_flags(causal, return_lse):
+    for name, flag in (("causal", causal), ("return_lse", return_lse)):
+        if type(flag) is not bool and not (isinstance(flag, (int, np.bool_)) and flag in (0, 1)):
+            raise skc.LaunchError(f"attention: {name} is True or False, found {flag!r}")
 
 
 def _check_options(layout, config):

@@ -19,7 +19,7 @@ from .host_plans import (TORCH_HOOKS, Bindings, Direct, GemmPlan, address_functi
                          check_stream_given, check_writeable, contiguous, differentiated, element_strides, empty_like,
                          facts, facts_failed, filling_config, keeping_stream, kept_zeros, misaligned, on_stream,
                          outside_graph, paddable, padded, refuse_host_options, remember, require_arrays, span,
-                         torch_type, traced, view, viewable, without_grad, zeros_like)
+                         torch_type, traced, traced_numbers, view, viewable, without_grad, zeros_like)
 from .im2col import ConvShape, grouping_mismatch, unaligned_filters
 from .matmul_host import dtype_label, operand_dtype_name
 from .stencil import stencil_config, stencil_conv_kernel, takes
@@ -53,7 +53,11 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     function torch.compile compiles, the call is torch.ops.skc.conv2d in the graph (with out, config, stream or a
     padding by name, a graph break)."""
     if traced(x):
-        if out is None and config is None and stream is None and not isinstance(padding, str):
+        # (numpy ints as Dynamo traces them, 0-d arrays, as the ints they hold: stride=np.int64(2) runs eagerly)
+        plain = tuple(_traced_ints(v) for v in (stride, padding, dilation, groups))
+        if _TENSOR not in plain:
+            stride, padding, dilation, groups = plain
+        if out is None and config is None and stream is None and not isinstance(padding, str) and _TENSOR not in plain:
             from .. import torch as skc_torch
 
             return skc_torch.conv2d(x, w, bias, _pair(stride, "stride", 1), _pair(padding, "padding", 0),
@@ -107,6 +111,19 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     except RuntimeError as error:   # (a torch.func transform's tensor, of a plan's facts, has no data pointer)
         facts_failed("conv2d", error, x=x, w=w, bias=bias, out=out)
     return given if given is not None else out   # (the caller's out, not the view of it that viewable made)
+
+
+_TENSOR = object()   # (_traced_ints: a tensor among a traced call's numbers)
+
+
+def _traced_ints(value):
+    """A traced call's geometry argument (an int, a pair, a padding word) with its numpy ints as the ints they hold
+    (host_plans.traced_numbers); _TENSOR where one is a tensor (the call then runs outside the graph)."""
+    if isinstance(value, (tuple, list)):
+        items = tuple(_traced_ints(item) for item in value)
+        return _TENSOR if _TENSOR in items else items
+    numbers = traced_numbers(value)
+    return _TENSOR if numbers is None else numbers[0]
 
 
 def _refuse_lost_gradients(**operands):

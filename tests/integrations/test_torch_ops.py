@@ -540,3 +540,24 @@ def test_torch_jit_trace_records_host_calls_as_skcs_operators():
         assert torch.equal(convolution, torch.ops.skc.conv2d(x, w, padding=(1, 1)))
         with pytest.raises(skc.LaunchError, match="torch.jit.trace records torch's operators"):
             torch.jit.trace(_HostCalls(config=skc.blocks.MatmulConfig()), (a, b, x, w))
+
+
+def test_compiled_host_calls_take_numpy_ints_and_check_flags_as_eager():
+    """A helper's search (sixtieth session): conv2d(x, w, stride=np.int64(2)) ran eagerly and was refused under
+    torch.compile (Dynamo traces the numpy int as a 0-d array, which the geometry checks refused); attention(...,
+    causal=2) was refused eagerly and ran as causal=True compiled."""
+    import torch._dynamo
+    from skc.blocks import attention, conv2d
+
+    x, w = (channels_last(integers(*shape, seed=seed)) for seed, shape in enumerate(((1, 8, 6, 6), (8, 8, 3, 3))))
+    eager = conv2d(x, w, stride=np.int64(2), padding=(np.int64(1), 1), groups=np.int64(1))
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda x: conv2d(x, w, stride=np.int64(2), padding=(np.int64(1), 1),
+                                              groups=np.int64(1)), backend="aot_eager")(x)
+    assert torch.equal(compiled, eager) and torch.equal(eager, conv2d(x, w, stride=2, padding=1))
+    q = integers(1, 1, 16, 64)
+    for run in (lambda: attention(q, q, q, causal=2),
+                lambda: torch.compile(lambda q: attention(q, q, q, causal=2), backend="aot_eager")(q)):
+        torch._dynamo.reset()
+        with pytest.raises(skc.LaunchError, match="attention: causal is True or False, found 2"):
+            run()
