@@ -14,7 +14,7 @@ from .expressions import MAX_COMPILE_TIME_ITERATIONS, MISSING
 from .frames import (CompileTimeBreak, CompileTimeContinue, CompileTimeReturn, LoopContext, inline_unjumped,
                      scratch_region)
 from .source import (attribute_targets, bound_by_every_run, carried_names, contains_statements, has_nested_jump,
-                     read_before_assigned)
+                     read_before_assigned, target_names)
 from .values import Dyn, Poison, RValue, Slot, mutable
 
 
@@ -137,9 +137,11 @@ class LoopEvaluator:
         self.end_attribute_paths(attributes, ([set()] if may_skip else []) + context.break_attributes)
         # (a while's test runs first in every iteration)
         read_first = read_before_assigned(([ast.Expr(node.test)] if isinstance(node, ast.While) else []) + node.body)
+        # (the loop's own target is bound before every iteration's body: never read stale)
+        own = set(target_names(node.target)) if isinstance(node, ast.For) else set()
         for name, value in everything_before.items():
-            if (name not in names and frame.env.get(name, MISSING) is not value and name in read_first
-                    and not isinstance(value, Poison)):
+            if (name not in names and name not in own and frame.env.get(name, MISSING) is not value
+                    and name in read_first and not isinstance(value, Poison)):
                 # bound other than by an assignment (an inner loop's target, a def, a del): the body, compiled
                 # once, reads the value from before the loop where the next iteration would read this one's
                 raise self.error_at(node, f"'{name}' is read in this run-time loop and then bound again other than "
@@ -488,3 +490,4 @@ def _flagging_breaks(loop) -> list:
 
 def _as_list(visited) -> list:
     return visited if isinstance(visited, list) else [visited]
+

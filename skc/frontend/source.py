@@ -146,14 +146,15 @@ def _walk_scope(nodes):
                 stack.append(child)
 
 
-def _targets(target):
+def target_names(target):
+    """The names an assignment's (or a for loop's) target binds (`i`, `i, (j, k)`, `*rest`)."""
     if isinstance(target, ast.Name):
         yield target.id
     elif isinstance(target, (ast.Tuple, ast.List)):
         for elt in target.elts:
-            yield from _targets(elt)
+            yield from target_names(elt)
     elif isinstance(target, ast.Starred):
-        yield from _targets(target.value)
+        yield from target_names(target.value)
 
 
 def carried_names(stmts: list) -> tuple:
@@ -167,14 +168,14 @@ def carried_names(stmts: list) -> tuple:
             if isinstance(child, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
                 for inner in ast.walk(child):
                     if isinstance(inner, ast.NamedExpr):
-                        other.update(dict.fromkeys(_targets(inner.target)))
+                        other.update(dict.fromkeys(target_names(inner.target)))
         if isinstance(node, ast.Assign):
             for t in node.targets:
-                other.update(dict.fromkeys(_targets(t)))
+                other.update(dict.fromkeys(target_names(t)))
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)):
-            other.update(dict.fromkeys(_targets(node.target)))
+            other.update(dict.fromkeys(target_names(node.target)))
         elif isinstance(node, ast.withitem) and node.optional_vars is not None:
-            other.update(dict.fromkeys(_targets(node.optional_vars)))
+            other.update(dict.fromkeys(target_names(node.optional_vars)))
     return tuple(other)
 
 

@@ -155,3 +155,31 @@ def test_inner_loop_targets_bound_before_they_are_read_stay_legal():
 
     got, want = both(k, 4, dtype=np.int32)
     assert got == want
+
+
+def test_a_run_time_loops_own_target_bound_before_the_loop_stays_legal():
+    """The check above first refused these (a helper's search): the loop's own target is bound before each
+    iteration's body, so a name that held a value before the loop is never read stale through it."""
+    def after_an_unrolled_loop(out: F32, n: skc.i32):
+        for i in skc.static_range(2):
+            out[i] = 5.0
+        for i in range(n):
+            out[i] = out[i] + 1.0
+
+    def after_an_assignment(out: F32, n: skc.i32):
+        i = 0
+        out[i] = 1.0
+        for i in range(1, n):
+            out[i] = out[i - 1] + 1.0
+
+    def tuple_target(out: F32, n: skc.i32):
+        i, j = 0, 0
+        out[i + j] = 2.0
+        for i in range(n, 0, -3):
+            out[i % 4] = out[i % 4] + 1.0
+
+    for fn in (after_an_unrolled_loop, after_an_assignment, tuple_target):
+        got, want = np.zeros(4, np.float32), np.zeros(4, np.float32)
+        skc.kernel(fn)[1, 1](got, 3)
+        fn(want, 3)
+        assert np.array_equal(got, want), fn.__name__
