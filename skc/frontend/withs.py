@@ -2,7 +2,12 @@
 out of the block — normal, `break`, `continue`, `return` — like `finally`."""
 from __future__ import annotations
 
+import contextlib
+
 from .frames import CompileTimeBreak, CompileTimeContinue, CompileTimeReturn
+
+# the managers @contextlib.contextmanager makes: their exit code is the rest of a generator, which runs once
+_ONE_SHOT = tuple(getattr(contextlib, name) for name in ("_GeneratorContextManagerBase",) if hasattr(contextlib, name))
 
 
 class WithEvaluator:
@@ -40,7 +45,7 @@ class WithEvaluator:
         for manager in reversed(managers):
             self.frame.withs.pop()
             if emit:
-                self.call_method(manager, "__exit__", (None, None, None), None)
+                self.exit_manager(manager)
 
     def emit_cleanups(self, down_to: int):
         """Emit __exit__ of the with-blocks a run-time jump leaves, innermost first."""
@@ -50,9 +55,22 @@ class WithEvaluator:
             left = withs[index:]   # __exit__ runs outside this block and those inside it
             del withs[index:]
             try:
-                self.call_method(manager, "__exit__", (None, None, None), None)
+                self.exit_manager(manager)
             finally:
                 withs[index:index] = left
+
+    def exit_manager(self, manager):
+        """manager.__exit__ on one way out of its block. A @contextlib.contextmanager's exit code (the rest of its
+        generator, which runs as Python) runs once: on a second way out (a run-time return, break or continue in the
+        block) the generator is spent and would emit nothing there, so that is an error."""
+        generator = getattr(manager, "gen", None) if isinstance(manager, _ONE_SHOT) else None
+        if generator is not None and getattr(generator, "gi_frame", True) is None:
+            raise self.cg.error(
+                f"this with block has more than one way out (a run-time return, break or continue in it), and its "
+                f"context manager, {getattr(generator, '__qualname__', '?')}, is a @contextlib.contextmanager "
+                f"generator, whose code after `yield` runs once: the other ways out would skip it",
+                hint="write the manager as a class with __enter__ and __exit__ (skc inlines __exit__ on every way out)")
+        self.call_method(manager, "__exit__", (None, None, None), None)
 
     def inside_with(self, manager) -> bool:
         """Whether a with-block of `manager` is open (in this frame or a caller's)."""
