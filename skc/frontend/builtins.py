@@ -668,8 +668,24 @@ def device_print(*args, sep: str = " ", end: str = "\n"):
             pieces.append(fmt)
             operands.append(value.value)
         else:
+            if _holds_run_time(arg):   # (its str() shows a placeholder, not the value a thread holds)
+                raise semantics.error(f"print takes run-time values one by one, not inside a {type(arg).__name__}",
+                                      hint="print(a, b) rather than print((a, b))")
             pieces.append(str(arg).replace("%", "%%"))
-    current().builder.create("gpu.print", operands, attrs={"format": sep.join(pieces) + end})
+    # (sep and end are text too: a '%' there was read as a conversion of the format)
+    text = sep.replace("%", "%%").join(pieces) + end.replace("%", "%%")
+    current().builder.create("gpu.print", operands, attrs={"format": text})
+
+
+def _holds_run_time(value, depth: int = 0) -> bool:
+    """Whether a compile-time container holds a run-time value (a tuple, list or dict, a few levels deep)."""
+    if isinstance(value, Dyn):
+        return True
+    if depth < 4 and isinstance(value, (tuple, list, set, frozenset)):
+        return any(_holds_run_time(item, depth + 1) for item in value)
+    if depth < 4 and isinstance(value, dict):
+        return any(_holds_run_time(item, depth + 1) for pair in value.items() for item in pair)
+    return False
 
 
 def max_unroll() -> int:

@@ -359,6 +359,27 @@ def test_print_names_the_keywords_it_takes(kernel, message):
     assert message in text and "Error:" not in text.splitlines()[0].split("error:")[1]
 
 
+@skc.kernel(block=1)
+def print_percent_separators(x: F32, n: skc.i32):
+    print(n, n, sep="%")
+    print("a", "b", sep="%d", end="%5d\n")
+
+
+@skc.kernel(block=1)
+def print_a_tuple_of_run_time_values(x: F32, n: skc.i32):
+    print((n, 1))
+
+
+def test_print_takes_percent_signs_in_sep_and_end_as_text(capfd):
+    """A helper's search (sixtieth session): sep and end went into the printf format unescaped ('%d%%d'), which the
+    interpreter refused at run time and a GPU would read as conversions; a tuple of run-time values printed a
+    placeholder. The separators are text now, and the tuple an error naming the fix."""
+    print_percent_separators[1, 1](np.zeros(1, np.float32), 3)
+    assert capfd.readouterr().out.splitlines()[-2:] == ["3%3", "a%db%5d"]
+    text = compile_error(print_a_tuple_of_run_time_values, np.zeros(1, np.float32), 3)
+    assert "print takes run-time values one by one, not inside a tuple" in text
+
+
 @skc.kernel(block=32)
 def narrow_reductions(x: skc.Ptr[skc.i8], out: skc.Ptr[skc.i32], n: skc.i32):
     t = skc.thread_id(0)
