@@ -6,6 +6,7 @@ import importlib
 import json
 import warnings
 
+import numpy as np
 import pytest
 
 import skc
@@ -184,3 +185,20 @@ def test_winners_are_kept_where_the_file_system_has_no_locks(cache, monkeypatch)
                       timer=lambda run: (run(), 1.0)[1])
     tuner.choose(0)
     assert json.loads(tuner.path().read_text())["winners"]["dev"]["()"]["config"] == {"B": 1}
+
+
+def test_the_interpreter_keeps_an_arguments_place_in_16_bytes():
+    """A helper's search (sixtieth session): each pointer argument was mapped at a 256-byte aligned base whatever its
+    own address, so a 16-byte load from a view a[1:] of f32 (4 bytes past a boundary: a fault on the GPU) read fine."""
+    @skc.kernel(block=1)
+    def load4(x: skc.Ptr[skc.f32], out: skc.Ptr[skc.f32]):
+        v = skc.load(x, width=4)
+        out[0] = v[0] + v[1] + v[2] + v[3]
+
+    a, out = np.arange(8, dtype=np.float32), np.zeros(1, np.float32)
+    load4[1, 1](a, out)
+    assert out[0] == 6.0
+    with pytest.raises(skc.InterpreterError, match="misaligned 16-byte load"):
+        load4[1, 1](a[1:], out)
+    load4[1, 1](a[4:], out)   # (16 bytes in: aligned again)
+    assert out[0] == 22.0

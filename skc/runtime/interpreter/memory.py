@@ -16,6 +16,7 @@ from .state import Fault
 GLOBAL_BASE = 1 << 40
 SHARED_WINDOW = 1 << 32   # generic addresses below this are shared-memory addresses
 ALIGNMENT = 256           # cudaMalloc's alignment
+VECTOR_ALIGNMENT = 16     # the widest vector access (map_array keeps an array's place in it)
 GAP = 1 << 20             # unmapped bytes after each allocation
 
 
@@ -141,7 +142,10 @@ class Memory:
             raise LaunchError(f"array '{name}' is {array.dtype.str}, not in this machine's byte order; "
                               "pass array.astype(array.dtype.newbyteorder('='))")
         data = np.asarray(array).reshape(-1).view(np.uint8)   # (a subclass's view: np.matrix stays 2-D)
-        return self._add(Segment(name, self._next, data, bool(array.flags.writeable), owner=array))
+        # (at its own address's place in 16 bytes, as on a GPU, whose allocations are 256-byte aligned: a view a[1:] of
+        # f32 lies 4 bytes past a boundary, where a 16-byte vector load faults; at an aligned base it had read fine)
+        offset = array.ctypes.data % VECTOR_ALIGNMENT
+        return self._add(Segment(name, self._next + offset, data, bool(array.flags.writeable), owner=array))
 
     def allocate(self, nbytes: int, name: str = "scratch") -> int:
         """A zero-filled buffer of nbytes owned by this Memory. Gives its base address."""
