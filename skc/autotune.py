@@ -15,8 +15,8 @@ per the element types of the arguments that have a `dtype`, and are read back on
 (skc's own source, the files of the launch function, of its key and of its configs' values, and of the skc kernels,
 functions and classes of yours their code reaches, through modules, helpers, class attributes and closures; the
 launch function's own as imported: a winner timed before an edit there, or by another skc, is timed again) and by a
-tuner of the same configs (a config added, removed or changed since: the candidates are timed again). The launch function must be safe to run repeatedly on the
-same arguments (tuning runs it several times).
+tuner of the same configs (a config added, removed or changed since: the candidates are timed again). The launch
+function must be safe to run repeatedly on the same arguments (tuning runs it several times).
 """
 from __future__ import annotations
 

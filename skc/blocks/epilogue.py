@@ -604,7 +604,7 @@ class SplitKEpilogue(_StripRecords):
     def __call__(self, acc, row0, col0, share):
         self.check_own_part(type(self).__name__)
         handed = split_count(share)
-        if handed is not None and handed[0] != self.splits:   # (the sum waited for shares that never came, or left some)
+        if handed is not None and handed[0] != self.splits:   # (it waited for shares that never came, or left some)
             raise frontend.current().error(
                 f"this SplitKEpilogue sums {self.splits} shares of a tile, and the share comes from {handed[1]}: "
                 f"{handed[0]} shares (its output would never be complete, or complete before every share is in)",
