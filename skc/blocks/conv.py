@@ -55,9 +55,10 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     if traced(x):
         # (numpy ints as Dynamo traces them, 0-d arrays, as the ints they hold: stride=np.int64(2) runs eagerly)
         plain = tuple(_traced_ints(v) for v in (stride, padding, dilation, groups))
-        if _TENSOR not in plain:
+        numbers = all(v is not None for v in plain)
+        if numbers:
             stride, padding, dilation, groups = plain
-        if out is None and config is None and stream is None and not isinstance(padding, str) and _TENSOR not in plain:
+        if out is None and config is None and stream is None and not isinstance(padding, str) and numbers:
             from .. import torch as skc_torch
 
             return skc_torch.conv2d(x, w, bias, _pair(stride, "stride", 1), _pair(padding, "padding", 0),
@@ -113,17 +114,15 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     return given if given is not None else out   # (the caller's out, not the view of it that viewable made)
 
 
-_TENSOR = object()   # (_traced_ints: a tensor among a traced call's numbers)
-
-
 def _traced_ints(value):
     """A traced call's geometry argument (an int, a pair, a padding word) with its numpy ints as the ints they hold
-    (host_plans.traced_numbers); _TENSOR where one is a tensor (the call then runs outside the graph)."""
+    (host_plans.traced_numbers); None where one is a tensor or None (the call then runs outside the graph, whose
+    checks name it). (No sentinel object: Dynamo of torch 2.13 cannot compare one.)"""
     if isinstance(value, (tuple, list)):
         items = tuple(_traced_ints(item) for item in value)
-        return _TENSOR if _TENSOR in items else items
+        return None if any(item is None for item in items) else items
     numbers = traced_numbers(value)
-    return _TENSOR if numbers is None else numbers[0]
+    return None if numbers is None else numbers[0]
 
 
 def _refuse_lost_gradients(**operands):
