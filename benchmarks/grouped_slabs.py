@@ -26,7 +26,15 @@ CASES = [("resnext50 32x4d s1 56x56x128 (4)", 32, 128, 56, 128, 3, 1, 32),
          ("g4 x2 filters 3x3 28x28x128", 32, 128, 28, 256, 3, 1, 32),
          ("g8 3x3 14x14x512", 32, 512, 14, 512, 3, 1, 64),
          ("g4 5x5 28x28x128 batch 8", 8, 128, 28, 128, 5, 1, 32),
-         ("g8 3x3 56x56x64 batch 1", 1, 64, 56, 64, 3, 1, 8)]
+         ("g8 3x3 56x56x64 batch 1", 1, 64, 56, 64, 3, 1, 8),
+         # (sixty-first session) about the bound: 2.3e8 and 3.5e8 multiply-adds of 4 and 8 a group; 16 a group at
+         # 1.2e8, 4.6e8 and 9.2e8
+         ("resnext50 32x4d s1 56x56x128 (4) batch 16", 16, 128, 56, 128, 3, 1, 32),
+         ("resnext50 32x4d s1 56x56x128 (4) batch 24", 24, 128, 56, 128, 3, 1, 32),
+         ("resnext50 32x4d s1 28x28x256 (8) batch 16", 16, 256, 28, 256, 3, 1, 32),
+         ("resnext50 32x4d s1 14x14x512 (16) batch 8", 8, 512, 14, 512, 3, 1, 32),
+         ("g16 3x3 56x56x128 batch 8", 8, 128, 56, 128, 3, 1, 8),
+         ("g16 3x3 28x28x256 batch 32", 32, 256, 28, 256, 3, 1, 16)]
 ORIGINAL = (conv.SLAB, conv.SLAB_GROUP_CHANNELS, conv.SLAB_WORK)
 # variant -> (SLAB, SLAB_GROUP_CHANNELS, SLAB_WORK): the default's rule, never slabs, slabs of 64 at any work
 VARIANTS = {"default": ORIGINAL, "no slabs": (64, (), 0), "slab64 (any)": (64, (4, 8, 16, 32), 0)}

@@ -322,6 +322,8 @@ def _source_files(reached, own: bool = False) -> list:
     module or of a class it reads, a value it closes over), which may live in other modules (a kernel edited there
     kept the winner timed for its old code). `own`: the launch function's own files only. None of a callable with no
     source file (one typed at a prompt), nor the libraries' (skc's are in its source digest)."""
+    from .frontend.keying import names_read
+
     files, seen = set(), set()
 
     def add(value):
@@ -363,7 +365,7 @@ def _source_files(reached, own: bool = False) -> list:
                 visit(wrapped, depth)
             if own:
                 return
-            read = _names_read(value.__code__)
+            read = names_read(value.__code__)
             for name in read:
                 if name in value.__globals__:
                     visit(value.__globals__[name], depth + 1, read)
@@ -408,15 +410,6 @@ def _library(module) -> bool:
     from .frontend.keying import trusted_module
 
     return trusted_module(module or "")
-
-
-def _names_read(code) -> set:
-    """The global and attribute names the code (and the code nested in it) may read."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _names_read(const)
-    return names
 
 
 def _file_digest(path: str) -> Optional[str]:

@@ -34,26 +34,16 @@ def _check(block: str, blocks: int, fix: str, loc):
                  f"@skc.kernel(cluster=({blocks}, 1, 1)), and no others; or {fix}")
 
 
-def _records() -> dict:
-    return frontend.current().facts(__name__)
-
-
 @frontend.host
 def share(holder, attribute: str, blocks: int, source: str):
     """Record that `holder.attribute` (a run-time value, or the variable an attribute keeps it in) is the same in
     `blocks` blocks of a cluster (1: each block's own), as `source` (the block's text, for messages) hands it out."""
-    value = getattr(holder, attribute)   # (plain Python: the variable itself, not a value read from it)
-    key = value.slot if isinstance(value, frontend.Slot) else getattr(value, "value", None)
-    if key is not None:
-        _records()[id(key)] = (key, blocks, source)
+    # (plain Python: the variable itself, not a value read from it)
+    frontend.tag(__name__, getattr(holder, attribute), blocks, source)
 
 
 @frontend.host
 def sharers(value):
     """(blocks, source) that `share` recorded for a run-time value (or for the variable it was read from), else None:
     a value of the user's, of which nothing is known."""
-    for key in (getattr(value, "value", None), frontend.variable_of(value)):
-        entry = _records().get(id(key)) if key is not None else None
-        if entry is not None and entry[0] is key:
-            return entry[1], entry[2]
-    return None
+    return frontend.tagged(__name__, value)

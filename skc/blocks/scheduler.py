@@ -253,43 +253,26 @@ class SplitTailScheduler(TileScheduler):
         return self._handed_out(Tile(tile.row0, tile.col0, k_begin, k_end, share=share, partial=partial, slot=slot))
 
 
-def _spacings() -> dict:
-    return frontend.current().facts(__name__)
-
-
-def _splits() -> dict:
-    return frontend.current().facts(__name__ + ".splits")
-
-
 @frontend.host
 def _record_splits(unit: Tile, splits: int, source: str):
     """Record that `unit.share` (a run-time value, or the variable the attribute keeps it in) is one of `splits`
     shares of K, as `source` hands it out (for a split-K epilogue to compare with the shares it sums: split_count)."""
-    value = unit.share
-    key = value.slot if isinstance(value, frontend.Slot) else getattr(value, "value", None)
-    if key is not None:
-        _splits()[id(key)] = (key, splits, source)
+    frontend.tag(__name__ + ".splits", unit.share, splits, source)
 
 
 @frontend.host
 def split_count(share):
     """(splits, source) of a work unit's share a split-K scheduler handed out (or of the variable it was read from);
     None for a value of the user's."""
-    for key in (getattr(share, "value", None), frontend.variable_of(share)):
-        entry = _splits().get(id(key)) if key is not None else None
-        if entry is not None and entry[0] is key:
-            return entry[1:]
-    return None
+    return frontend.tagged(__name__ + ".splits", share)
 
 
 @frontend.host
 def _record_spacing(tile: Tile, attribute: str, extent: int, unit: str, source: str, parameter: str):
     """Record that `tile.attribute` (a run-time value, or the variable the attribute keeps it in) is an origin of
     tiles `extent` `unit` apart, as `source` hands it out (`parameter` the scheduler's argument that says so)."""
-    value = getattr(tile, attribute)   # (plain Python: the variable itself, not a value read from it)
-    key = value.slot if isinstance(value, frontend.Slot) else getattr(value, "value", None)
-    if key is not None:
-        _spacings()[id(key)] = (key, extent, unit, source, parameter)
+    # (plain Python: the variable itself, not a value read from it)
+    frontend.tag(__name__, getattr(tile, attribute), extent, unit, source, parameter)
 
 
 @frontend.host
@@ -297,11 +280,7 @@ def spacing(origin):
     """(extent, unit, source, parameter) of a tile origin a scheduler handed out (or of the variable it was read
     from): its tiles are `extent` rows or columns apart, so a tile loaded there must be as long along them (a
     shorter one leaves the rest of every output tile uncomputed); None for a value of the user's."""
-    for key in (getattr(origin, "value", None), frontend.variable_of(origin)):
-        entry = _spacings().get(id(key)) if key is not None else None
-        if entry is not None and entry[0] is key:
-            return entry[1:]
-    return None
+    return frontend.tagged(__name__, origin)
 
 
 class _EveryNth:

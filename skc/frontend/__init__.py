@@ -47,11 +47,29 @@ def variable_of(value):
     return owner.operands[0] if getattr(owner, "name", None) == "var.load" else None
 
 
+def tag(owner: str, value, *facts) -> None:
+    """Record `facts` about a run-time value (or about the variable a `Slot` is: the values read from it later) in
+    `owner`'s facts of this compilation, for `tagged`. A value of no IR (a Python constant) is not tagged."""
+    key = value.slot if isinstance(value, Slot) else getattr(value, "value", None)
+    if key is not None:
+        current().facts(owner)[id(key)] = (key, *facts)
+
+
+def tagged(owner: str, value):
+    """The facts `tag` recorded under `owner` for a run-time value or for the variable it was read from (a tuple),
+    else None: a value of the user's, of which nothing is known."""
+    for key in (getattr(value, "value", None), variable_of(value)):
+        entry = current().facts(owner).get(id(key)) if key is not None else None
+        if entry is not None and entry[0] is key:
+            return entry[1:]
+    return None
+
+
 __all__ = [
     "language", "Array", "host", "current", "generating", "DTYPES", "DType", "Ptr", "PtrType", "TensorMap",
     "as_ir_type", "constexpr", "CONSTEXPR", "POINTER", "SCALAR", "TENSORMAP", "DeviceFunction", "Parameter",
     "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "func", "kernel_parameters", "symbol_name",
-    "Dyn", "RValue", "Slot", "variable_of", "inside_with", "open_withs", "with_ended", "enclosing_conditions",
+    "Dyn", "RValue", "Slot", "variable_of", "tag", "tagged", "inside_with", "open_withs", "with_ended", "enclosing_conditions",
     "runtime_scope",
     "source_digest", "KEYABLE", "Unkeyable",
     "dependency_key", "inlined_function_key", "value_key",

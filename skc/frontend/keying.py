@@ -439,7 +439,7 @@ class _Keyer:
                 raise Unkeyable(state_message(_name(fn)))
             return (f"fn:{_name(fn)}:{self.key((fn.__defaults__, fn.__kwdefaults__, fn.__closure__))}"
                     f"{_library_defaults(fn.__module__)}")
-        names = _names_read(fn.__code__)
+        names = names_read(fn.__code__)
         dynamic = names & _DYNAMIC_READS
         if dynamic:
             raise Unkeyable(f"{_name(fn)} reads names its code does not spell out ({', '.join(sorted(dynamic))}())")
@@ -625,12 +625,12 @@ def _load(module: str, fn):
         raise Unkeyable(f"{_name(fn)} imports {module}, which cannot be imported here ({error})") from None
 
 
-def _names_read(code: types.CodeType) -> set:
+def names_read(code: types.CodeType) -> set:
     """Every global or attribute name the code (and the code nested in it) may read."""
     names = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names |= _names_read(const)
+            names |= names_read(const)
     return names
 
 

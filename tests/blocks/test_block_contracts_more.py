@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import skc
+from split_k_kernels import split_k
 from skc import ir
 from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, InputTilePipeline, OperandLayout,
                         TilePayload, TileScheduler, TmaLoader, TmaStoreEpilogue, VectorLoader, WarpRoles, Wgmma)
-from skc.blocks.epilogue import SplitKEpilogue, StreamKFixup
-from skc.blocks.scheduler import SplitKScheduler
+from skc.blocks.epilogue import StreamKFixup
 
 T = 64
 PART_K = {"k_past": (48, 32), "k_partial": (8, 16), "k_nothing": (0, 8), "k_halves": (16, 32)}   # (k0, k) of a stage
@@ -675,39 +675,6 @@ def test_blocks_refuse_counts_they_cannot_use(which, message):
     assert f"# HERE {which}" in str(info.value)
 
 
-@skc.kernel
-def split_k(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], workspace: skc.Ptr[skc.f32],
-            counters: skc.Ptr[skc.i32], M: skc.i32, N: skc.i32, K: skc.i32, tile_n: skc.constexpr):
-    """A user's split-K GEMM of 64 x 64 tiles in two shares of K: SplitKScheduler and SplitKEpilogue(tile_n=...)."""
-    payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T))
-    load = TmaLoader(payload, a=a, b=b)
-    with InputTilePipeline(payload, 2, load, consumers=1) as pipe:
-        roles = WarpRoles(1)
-        k_tiles = skc.cdiv(K, T)
-        tiles = SplitKScheduler(M, N, T, T, k_tiles, 2)
-        if roles.is_producer():
-            if load.is_issuing():
-                with pipe.producer() as producer:
-                    for tile in tiles:
-                        first, end = tile.k_steps(k_tiles)
-                        for k in range(first, end):
-                            with producer.acquire() as stage:
-                                load(stage, k, a=tile.row0, b=tile.col0)
-        else:
-            mma = Wgmma(T, T, skc.bf16)
-            acc = mma.zeros()
-            epilogue = SplitKEpilogue(out, workspace, counters, skc.f32, EpilogueArgs(EpilogueSpec(), M, N), 2,
-                                      tile_n=tile_n)
-            with epilogue, pipe.consumer(mma) as consumer:
-                for tile in tiles:
-                    acc.zero()
-                    first, end = tile.k_steps(k_tiles)
-                    for k in range(first, end):
-                        with consumer.acquire() as s:
-                            mma(acc, s.a, s.b)
-                    epilogue(acc, tile.row0, tile.col0, tile.share)   # HERE
-
-
 @pytest.mark.parametrize("tile_n", [None, T])
 def test_a_split_k_epilogue_takes_its_tiles_width_from_the_accumulator(tile_n):
     """SplitKEpilogue's tile_n defaulted to 256, the GEMM's widest tile: a user's kernel of 64-wide tiles that left it
@@ -721,10 +688,10 @@ def test_a_split_k_epilogue_takes_its_tiles_width_from_the_accumulator(tile_n):
     strips = (M // T) * (N // T)
     buffers = (np.zeros(strips * 2 * T * T, np.float32), np.zeros(strips, np.int32))
     out = np.full((M, N), np.nan, np.float32)
-    split_k[4, 256](*maps, out, *buffers, M, N, K, tile_n)
+    split_k[4, 256](*maps, out, *buffers, M, N, K, 2, 2, tile_n)
     np.testing.assert_array_equal(out, A @ B.T)
     with pytest.raises(skc.CompileError, match="made for tiles 256 wide .tile_n.; the accumulator is 64 wide") as info:
-        split_k[4, 256](*maps, out, *buffers, M, N, K, 256)
+        split_k[4, 256](*maps, out, *buffers, M, N, K, 2, 2, 256)
     assert "# HERE" in str(info.value)
 
 
@@ -735,7 +702,7 @@ def test_a_split_k_epilogue_given_a_tensor_map_for_out_says_so_where_it_is_made(
     with pytest.raises(skc.CompileError, match=r"SplitKEpilogue's out is a pointer to the output \(skc.Ptr\[...\]\), "
                                                r"found a tensor map \(tmap<f32, 64x64, swizzle=0>\)") as info:
         split_k.compile(*maps, ir.TensorMapType(ir.f32, (T, T), 0), skc.Ptr[skc.f32], skc.Ptr[skc.i32], skc.i32,
-                        skc.i32, skc.i32, T, target="sm_90a", block=256)
+                        skc.i32, skc.i32, 2, 2, T, target="sm_90a", block=256)
     assert "SplitKEpilogue(out, workspace" in str(info.value).splitlines()[1]
 
 
