@@ -29,7 +29,7 @@ import sysconfig
 import time
 import traceback
 
-from .diagnostics import LocatedError, Location, SkcError
+from .diagnostics import LocatedError, Location, SkcError, format_diagnostic, python_location
 from .version import __version__
 
 # The commands import the compiler, backends and runtime when they run, so `skc --help` and argument errors
@@ -41,7 +41,9 @@ _SUFFIX = {"tile-raw": "tile-raw", "tile": "tile", "llvm": "ll", "llvm-opt": "op
            "sass": "sass", "gcn": "s"}
 
 
-def load_module(path: str):
+def load_module(path: str, stops: str):
+    """The user's file, imported as a module; `stops` says what is not done where its import fails (such as
+    "nothing was compiled")."""
     if not os.path.exists(path):
         raise SkcError(f"{path}: no such file")
     if not os.path.isfile(path):
@@ -57,12 +59,44 @@ def load_module(path: str):
         sys.path.insert(0, directory)
     try:
         spec.loader.exec_module(module)
+    except SkcError:   # (one the file's own code met, such as a kernel's misuse: it names its place)
+        raise
     except SyntaxError as error:   # the file's own mistake at its line, not a traceback through skc's loader
         sys.modules.pop(name, None)
         column = max((error.offset or 1) - 1, 0)
         raise LocatedError(f"{error.msg} (the file does not parse as Python)",
                            Location(error.filename or path, error.lineno or 1, column)) from None
+    except (Exception, SystemExit) as error:   # likewise: the file's line, then its own frames below it
+        sys.modules.pop(name, None)
+        raise _import_failure(error, spec.origin, stops) from None
     return module
+
+
+def _import_failure(error: BaseException, path: str, stops: str) -> SkcError:
+    """An error at the line of the file whose import raised `error` (or exited); where it came from deeper (a
+    function, a module the file imports), the traceback of the frames from that line on, none of skc's loader."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != path:
+        tb = tb.tb_next
+    loc = python_location(tb.tb_frame.f_code, tb.tb_lineno, tb.tb_lasti) if tb else None
+    where = "" if loc else f"{path}: "
+    hint = ""
+    if isinstance(error, SystemExit):
+        code = 0 if error.code is None else error.code
+        status = f"status {code}" if isinstance(code, int) else f"the message {code!r}"
+        message = f"{where}the file exited with {status} as skc imported it, so {stops}"
+        hint = ("skc imports the file as a module, whose __name__ is not '__main__': put the part that runs it as "
+                "a script under `if __name__ == \"__main__\":`")
+    else:
+        message = f"{where}{type(error).__name__}: {error}, raised as skc imported the file, so {stops}"
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            hint = (f"install the package that provides {error.name!r} into the Python that runs skc "
+                    f"({sys.executable}), or correct the module's name")
+    text = format_diagnostic("error", message, loc, hint)
+    if tb is not None and tb.tb_next is not None:
+        frames = traceback.format_tb(tb) + traceback.format_exception_only(type(error), error)
+        text += "\nthe file's traceback (most recent call last):\n" + "".join(frames).rstrip("\n")
+    return SkcError(text)
 
 
 def _kernels(module, wanted):
@@ -157,7 +191,7 @@ def _output_folder(path: str):
 
 def cmd_compile(args) -> int:
     path, _, kernel_name = args.path.partition("::")
-    module = load_module(path)
+    module = load_module(path, "nothing was compiled")
     from .target import get_target
 
     target = get_target(args.target)
@@ -258,7 +292,7 @@ def cmd_run(args) -> int:
     if args.device:
         set_device(args.device)
     device = current_device()
-    module = load_module(args.path)
+    module = load_module(args.path, "skc run did not call its main()")
     main = _main_function(module, args.path)
     # (SKC_DEVICE=auto, or blank, chooses nothing: the interpreter there means no GPU was found)
     chosen = args.device or os.environ.get("SKC_DEVICE", "").strip().lower() not in ("", "auto")
@@ -270,6 +304,13 @@ def cmd_run(args) -> int:
     except AssertionError as e:
         print(f"{os.path.basename(args.path)}: FAILED {where} [{device} - {device.name}]: {_failure(e)}")
         return 1
+    except SystemExit as e:   # (main() ending the script: its status is skc's, as it is python's for `python FILE`)
+        code = 0 if e.code is None else e.code
+        status = code if isinstance(code, int) else 1
+        said = "" if isinstance(code, int) else f": {code}"
+        print(f"{os.path.basename(args.path)}: main() exited with status {status} {where} "
+              f"[{device} - {device.name}]{said}")
+        return status
     seconds = time.perf_counter() - started
     checked = "" if summary is None else f"; checked against numpy: {summary}"   # (a main() that says nothing)
     print(f"{os.path.basename(args.path)}: OK {where} [{device} - {device.name}] in {seconds:.2f} s{checked}")
@@ -330,6 +371,9 @@ def main(argv=None) -> int:
     except SkcError as e:
         print(str(e), file=sys.stderr)
         return 1
+    except KeyboardInterrupt:   # (Ctrl-C: the shell's status for it, 128 + SIGINT, without skc's frames)
+        print("skc: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:   # the reader left (skc compile ... | head): stop without a traceback, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # (Python's note on SIGPIPE)
         return 1

@@ -163,3 +163,73 @@ def test_the_environment_table_names_what_skc_and_its_tests_read():
     assert read_in("skc", "tests") - documented == set()
     assert documented - read_in("skc", "tests", "benchmarks") == set()
     assert "`hip:N`" in table.split("| `SKC_DEVICE` |")[1].splitlines()[0]
+
+
+def _skc(*argv):
+    """`python -m skc ARGV` as a user meets it, with this checkout's skc: its exit status and its stderr."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-m", "skc", *argv], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=root, SKC_DEVICE="interpreter"))
+    return done.returncode, done.stderr
+
+
+@pytest.mark.parametrize("command, stops", [("compile", "nothing was compiled"),
+                                            ("run", "skc run did not call its main()")])
+def test_skc_names_the_line_of_an_import_the_file_cannot_make(tmp_path, command, stops):
+    """`import nonexistent_module` in the file was a traceback through cli.load_module and importlib's frames."""
+    source = tmp_path / "job.py"
+    source.write_text("import skc\nimport nonexistent_module\n\ndef main():\n    pass\n")
+    status, err = _skc(command, str(source))
+    assert status == 1 and "Traceback" not in err and "cli.py" not in err, err
+    assert err.startswith(f"{source}:2:1: error: ModuleNotFoundError: No module named 'nonexistent_module', raised "
+                          f"as skc imported the file, so {stops}\n    import nonexistent_module\n"), err
+    assert "hint: install the package that provides 'nonexistent_module' into the Python that runs skc" in err
+
+
+def test_skc_shows_the_files_own_frames_below_the_line_that_failed(tmp_path):
+    """An error from a module the file imports (or a function it calls) names the file's line, then the file's own
+    traceback from that line on, without skc's loader."""
+    (tmp_path / "helpers.py").write_text("import os\nimport nonexistent_module\n")
+    source = tmp_path / "k.py"
+    source.write_text("import skc\nimport helpers\n")
+    status, err = _skc("compile", str(source))
+    assert status == 1 and "cli.py" not in err and "importlib" not in err, err
+    assert err.startswith(f"{source}:2:1: error: ModuleNotFoundError: No module named 'nonexistent_module'"), err
+    assert f'File "{tmp_path / "helpers.py"}", line 2, in <module>\n    import nonexistent_module\n' in err
+
+
+@pytest.mark.parametrize("command, stops", [("compile", "nothing was compiled"),
+                                            ("run", "skc run did not call its main()")])
+@pytest.mark.parametrize("statement, status", [("sys.exit(0)", "status 0"), ("sys.exit(3)", "status 3"),
+                                               ("raise SystemExit", "status 0"),
+                                               ("sys.exit('no')", "the message 'no'")])
+def test_skc_refuses_a_file_that_exits_as_it_is_imported(tmp_path, command, stops, statement, status):
+    """A file calling sys.exit(0) at its top level made skc compile end with status 0, having compiled nothing (skc
+    run too, without calling main()); sys.exit(3) ended in status 3 with no word of why."""
+    source = tmp_path / "k.py"
+    source.write_text(KERNEL + "\n\ndef main():\n    pass\n\n\nimport sys\n" + statement + "\n")
+    exited, err = _skc(command, str(source), *(["--emit", "tile", "--const", "N=1"] if command == "compile" else []))
+    assert exited == 1, err
+    assert err.startswith(f"{source}:13:1: error: the file exited with {status} as skc imported it, so {stops}"), err
+    assert 'under `if __name__ == "__main__":`' in err
+
+
+def test_skc_run_gives_the_status_that_main_exits_with(tmp_path, capsys):
+    """main() calling sys.exit(4) ended skc run with status 4 and nothing said; it is the status `python FILE` gives,
+    with skc run's line saying so."""
+    script = tmp_path / "job.py"
+    script.write_text("import sys\n\ndef main():\n    sys.exit(4)\n")
+    assert cli.main(["run", str(script), "--device", "interpreter"]) == 4
+    assert "job.py: main() exited with status 4 in the CPU interpreter" in capsys.readouterr().out
+
+
+def test_skc_stops_at_an_interrupt_without_a_traceback(tmp_path):
+    """Ctrl-C (here a KeyboardInterrupt raised at import) printed a traceback through skc's frames."""
+    source = tmp_path / "k.py"
+    source.write_text("import skc\nraise KeyboardInterrupt\n")
+    status, err = _skc("compile", str(source))
+    assert status == 130 and "Traceback" not in err and err.strip() == "skc: interrupted", err
