@@ -39,9 +39,9 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     "valid" or, for stride 1, "same", as torch takes them). `groups` (by keyword: the arguments before it keep their
     places) as torch.nn.functional.conv2d takes it: it divides C and K, and w holds C/groups channels (K x C/groups
     x R x S for torch); one launch computes every group, a GEMM a group over the scheduler's batch. Without a
-    `config`: groups of 4 or 8 channels where C is a multiple of 64 (torch tensors or numpy arrays), from SLAB_WORK
-    multiply-adds on, run as that launch over slabs of 64 channels (SLAB), each slab's filters block-diagonal (w
-    copied onto their diagonals each call); a depthwise convolution (one channel a group, K/C filters each), and
+    `config`: groups of 4, 8 or 16 channels where C is a multiple of 64 (torch tensors or numpy arrays), from
+    SLAB_WORK multiply-adds on, run as that launch over slabs of 64 channels (SLAB), each slab's filters block-diagonal
+    (w copied onto their diagonals each call); a depthwise convolution (one channel a group, K/C filters each), and
     other groups of 2, 4 or 8 channels with a whole multiple of them as each group's filters (within stencil.takes's
     bounds), run as a direct kernel on CUDA cores (stencil.stencil_conv_kernel: x read about once, out written once);
     other groups whose channels or filters are no multiple of 8 run as the dense convolution with block-diagonal
@@ -171,8 +171,8 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
     geometry = (stride, padding, dilation)   # as given: a padded call passes them on
     stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
     # (the dense convolution over slabs of SLAB channels, of torch tensors or numpy arrays on a TMA target, for groups
-    # of 4 or 8 channels; the direct kernel, of any array, for depthwise convolutions and other groups of 2 to 8)
-    slabs = (config is None and slab_takes(C, groups, slab_work(N, H, W, K, R, S, C, groups, stride))
+    # of 4, 8 or 16 channels; the direct kernel, of any array, for depthwise convolutions and other groups of 2 to 8)
+    slabs = (config is None and slab_takes(C, K, groups, slab_work(N, H, W, K, R, S, C, groups, stride))
              and device.target.has("tma") and paddable(x, w))
     stencil = config is None and not slabs and takes(C, K, groups, R, S, stride[1], dilation[1],
                                                      device.target.max_shared_bytes)
@@ -268,21 +268,23 @@ class _Stencil:
         self.launches.launch(key, (*operands, *self.sizes), stream)
 
 
-# Groups of 4 or 8 channels run as the convolution over slabs of SLAB channels (C / SLAB groups of the batched GEMM
+# Groups of 4, 8 or 16 channels run as the convolution over slabs of SLAB channels (C / SLAB groups of the batched GEMM
 # on tensor cores), each slab's filters block-diagonal: SLAB / (C/groups) times the work, not the CUDA cores' stencil.
 # Against cuDNN's grouped convolution (H100, batch 32, bf16, channels_last, fifty-seventh session; the filters made
 # ahead): ResNeXt 56x56x128 in 32 groups 1.13x (the stencil 0.70x), stride 2 0.94x (0.68x); 56x56x256 in 32 groups
 # 1.15x (0.38x), stride 2 1.10x (0.44x); 28x28x256 of 4 a group 1.21x (0.79x); 14x14x512 of 8 1.02x (0.39x). Slabs of
 # 32 channels ran 3-8x slower than of 64 (a group of them is less than a k-step), of 128 up to 1.2x slower; groups of
 # 2 channels ran 1.09-1.3x slower than on the stencil.
-# End to end (H200, fifty-ninth session, benchmarks/grouped_slabs.py) the slab path costs the host about 70 µs a
-# call whatever its kernel's time (the filters' zero fill and copy, then conv2d over them), and ran 1.05-4x slower than
-# the stencil on ten of twelve rows; it won where the stencil's work is large: ResNeXt 32x8d at 56x56 (1.85e9
-# multiply-adds, 3.2x), level at 0.46e9 (56x56x256 of 8 a group, stride 2). So slabs are taken from SLAB_WORK
-# multiply-adds (the stencil's, about 150 µs there) on.
+# End to end (H200, fifty-ninth session, benchmarks/grouped_slabs.py) the slab path cost the host about 70 µs a call
+# whatever its kernel's time (the filters' zero fill and copy, then conv2d over them): slabs were taken from 2^30
+# multiply-adds on. With each stream's filters kept (sixtieth session) it costs 50-63 µs a call (H100, sixty-first
+# session): slabs ran faster than the stencil on each row of 4.6e8 multiply-adds but one (of 4 channels a group at
+# 56x56, faster in one run, slower in another) and slower on each of 3.5e8 or fewer; groups of 16 channels ran 1.7-4x
+# faster over slabs than as the batched GEMM a group from 4.6e8 on (slower at 1.2e8). So slabs are taken from
+# SLAB_WORK = 2^28 multiply-adds on, for groups of 4, 8 and 16 channels (of 32: level, and left to the batched GEMM).
 SLAB = 64
-SLAB_GROUP_CHANNELS = (4, 8)
-SLAB_WORK = 2 ** 30
+SLAB_GROUP_CHANNELS = (4, 8, 16)
+SLAB_WORK = 2 ** 28
 
 
 def slab_work(N: int, H: int, W: int, K: int, R: int, S: int, C: int, groups: int, stride: tuple) -> int:
@@ -290,11 +292,12 @@ def slab_work(N: int, H: int, W: int, K: int, R: int, S: int, C: int, groups: in
     return N * -(-H // stride[0]) * -(-W // stride[1]) * K * R * S * (C // groups)
 
 
-def slab_takes(C: int, groups: int, work: int) -> bool:
-    """Whether a convolution of C channels in `groups` groups and `work` multiply-adds (slab_work) runs over slabs of
-    SLAB channels (any filters a group: a slab's, K / (C / SLAB), are a multiple of 16 or 8 for groups of 4 or 8
-    channels)."""
-    return groups > 1 and C // groups in SLAB_GROUP_CHANNELS and C % SLAB == 0 and work >= SLAB_WORK
+def slab_takes(C: int, K: int, groups: int, work: int) -> bool:
+    """Whether a convolution of C channels and K filters in `groups` groups and `work` multiply-adds (slab_work) runs
+    over slabs of SLAB channels: a slab's filters, K / (C / SLAB), a multiple of 8 (the grouped GEMM's stores: any
+    filters a group of 4 or 8 channels, an even number of 16)."""
+    return (groups > 1 and C // groups in SLAB_GROUP_CHANNELS and C % SLAB == 0 and K // (C // SLAB) % 8 == 0
+            and work >= SLAB_WORK)
 
 
 class _BlockDiagonal:
@@ -302,7 +305,7 @@ class _BlockDiagonal:
     hold each of the call's groups' filters on their slab's diagonal and zeros elsewhere (channels / (C / groups)
     times the work): for groups whose channels or filters are no multiple of 8 (and not the stencil's), which the
     grouped loaders and the output's per-group map cannot address 16 bytes at a time (right, if slow); and for groups
-    of 4 or 8 channels over slabs of SLAB (on tensor cores, not the stencil's CUDA cores). Beside torch's CUDA
+    of 4, 8 or 16 channels over slabs of SLAB (on tensor cores, not the stencil's CUDA cores). Beside torch's CUDA
     tensors each launch stream has its filters, zeros off the diagonals made once and kept: a call copies w onto the
     diagonals (one copy in the launch's stream, a lock keeping two threads' copies and launches apart), and the
     convolution over them finds its launch bound to their address. Otherwise (other arrays, a call a CUDA graph

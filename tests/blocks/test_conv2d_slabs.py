@@ -1,6 +1,7 @@
-"""Grouped conv2d of 4 and 8 channels a group over slabs of conv.SLAB channels (fifty-seventh session): the batched
-GEMM over C / SLAB groups, each slab's filters block-diagonal, in the interpreter modelling sm_90a: exact against
-F.conv2d in float64 (small integers), the plans conv2d picks, and the slab filters themselves."""
+"""Grouped conv2d of 4, 8 and 16 channels a group over slabs of conv.SLAB channels (fifty-seventh session; 16 since
+the sixty-first): the batched GEMM over C / SLAB groups, each slab's filters block-diagonal, in the interpreter
+modelling sm_90a: exact against F.conv2d in float64 (small integers), the plans conv2d picks, and the slab filters
+themselves."""
 import numpy as np
 import pytest
 
@@ -30,8 +31,9 @@ def slabs_at_any_work(monkeypatch):
     (1, 128, 6, 6, 64, 3, 32, 1, 1, 1, True, None, torch.bfloat16),     # 4 channels and 2 filters a group
     (1, 128, 5, 5, 256, 3, 16, 1, 2, 2, False, None, torch.bfloat16),   # 8 and 16 filters a group, dilation 2
     (2, 64, 5, 4, 16, 1, 16, 1, 0, 1, True, None, torch.bfloat16),      # 4 and 1 filter a group, 1 x 1
+    (1, 128, 5, 6, 64, 3, 8, 1, 1, 1, True, None, torch.float16),       # 16 and 8 filters a group: two slabs
 ])
-def test_groups_of_4_and_8_channels_run_over_slabs(hopper_interpreter, N, C, H, W, K, R, groups, stride, padding,
+def test_groups_of_4_8_and_16_channels_run_over_slabs(hopper_interpreter, N, C, H, W, K, R, groups, stride, padding,
                                                     dilation, bias, activation, dtype):
     conv._PLANS.clear()
     x, w = ints(N, C, H, W, dtype=dtype), ints(K, C // groups, R, R, dtype=dtype)
@@ -89,27 +91,32 @@ def test_each_launch_stream_keeps_its_filters_and_w_is_copied_onto_them_each_cal
     assert sorted(plan.kept) == [11, 12]
 
 
-@pytest.mark.parametrize("C, groups, slabs", [
-    (64, 16, True), (128, 16, True), (256, 32, True),   # 4, 8, 8 channels a group
-    (96, 24, False),     # 4 a group, C no multiple of 64: the stencil
-    (128, 64, False),    # 2 a group: the stencil (1.09-1.3x as fast as slabs)
-    (512, 32, False),    # 16 a group: the batched GEMM a group
-    (64, 64, False), (64, 1, False),
+@pytest.mark.parametrize("C, K, groups, slabs", [
+    (64, 64, 16, True), (128, 128, 16, True), (256, 256, 32, True),   # 4, 8, 8 channels a group
+    (512, 512, 32, True),    # 16 a group (sixty-first session): 16 filters a group, 64 a slab
+    (512, 96, 32, False),    # 16 a group, 3 filters a group: 12 a slab, no multiple of 8
+    (96, 96, 24, False),     # 4 a group, C no multiple of 64: the stencil
+    (128, 128, 64, False),   # 2 a group: the stencil (1.09-1.3x as fast as slabs)
+    (1024, 1024, 32, False),   # 32 a group: the batched GEMM a group (level with slabs)
+    (64, 64, 64, False), (64, 64, 1, False),
 ])
-def test_which_groups_run_over_slabs(C, groups, slabs):
-    assert conv.slab_takes(C, groups, 0) is slabs
+def test_which_groups_run_over_slabs(C, K, groups, slabs):
+    assert conv.slab_takes(C, K, groups, 0) is slabs
 
 
 def test_slabs_start_at_slab_work(monkeypatch):
-    """By default slabs start at 2^30 multiply-adds (the stencil's work where the slab path's ~70 µs of host time a
-    call pays): ResNeXt 32x8d's 56 x 56 x 256 in groups of 8 at batch 32 takes them, its stride-2 block and the 4-a-group
-    stage of ResNeXt-50 do not."""
+    """By default slabs start at 2^28 multiply-adds (sixty-first session, H100: with each stream's filters kept the
+    slab path costs 50-63 µs a call, and ran faster than the stencil from 4.6e8 on, slower from 3.5e8 down): ResNeXt-50's
+    stride-1 28 x 28 x 256 in groups of 8 and 14 x 14 x 512 in groups of 16 at batch 32 take them, the 28 x 28 x 256 of 4
+    a group in 64 groups and the 16-a-group stage at batch 8 do not."""
     monkeypatch.undo()
-    assert conv.SLAB_WORK == 2 ** 30
-    assert conv.slab_work(32, 56, 56, 256, 3, 3, 256, 32, (1, 1)) == 32 * 56 * 56 * 256 * 9 * 8
-    assert conv.slab_takes(256, 32, conv.slab_work(32, 56, 56, 256, 3, 3, 256, 32, (1, 1)))
-    assert not conv.slab_takes(256, 32, conv.slab_work(32, 56, 56, 256, 3, 3, 256, 32, (2, 2)))
-    assert not conv.slab_takes(128, 32, conv.slab_work(32, 56, 56, 128, 3, 3, 128, 32, (1, 1)))
+    assert conv.SLAB_WORK == 2 ** 28
+    assert conv.slab_work(32, 28, 28, 256, 3, 3, 256, 32, (1, 1)) == 32 * 28 * 28 * 256 * 9 * 8
+    assert conv.slab_takes(256, 256, 32, conv.slab_work(32, 28, 28, 256, 3, 3, 256, 32, (1, 1)))
+    assert conv.slab_takes(256, 256, 32, conv.slab_work(32, 56, 56, 256, 3, 3, 256, 32, (2, 2)))
+    assert conv.slab_takes(512, 512, 32, conv.slab_work(32, 14, 14, 512, 3, 3, 512, 32, (1, 1)))
+    assert not conv.slab_takes(256, 256, 64, conv.slab_work(32, 28, 28, 256, 3, 3, 256, 64, (1, 1)))
+    assert not conv.slab_takes(512, 512, 32, conv.slab_work(8, 14, 14, 512, 3, 3, 512, 32, (1, 1)))
 
 
 def test_a_given_config_or_a_stencil_size_keeps_its_path(hopper_interpreter):

@@ -167,7 +167,7 @@ def expected(case: Case, torch_refuses: bool, channels_last: bool = True):
 
     target = skc.current_device().target
     work = slab_work(case.N, case.H, case.W, case.K, case.R, case.S, case.C, case.groups, (sh, sw))
-    slabs = slab_takes(case.C, case.groups, work) and target.has("tma")   # (every layout drawn is torch's or numpy's)
+    slabs = slab_takes(case.C, case.K, case.groups, work) and target.has("tma")   # (every layout drawn is torch's or numpy's)
     stencil = not slabs and takes(case.C, case.K, case.groups, case.R, case.S, sw, dw, target.max_shared_bytes)
     dense = case.groups > 1 and (g % 8 or per_group % 8) and not stencil and not slabs
     if case.N == 0:

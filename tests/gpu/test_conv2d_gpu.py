@@ -159,7 +159,9 @@ def test_the_vector_im2col_loader_when_the_config_asks():
     (2, 128, 28, 28, 128, 3, 1, 1, 1, 2),     # 64 channels a group: TMA im2col
     (2, 256, 14, 14, 256, 3, 1, 1, 1, 2),     # 128 a group
     (2, 128, 15, 13, 96, 3, 2, 1, 1, 4),      # 32 a group: the vector loader; tails
-    (2, 512, 14, 14, 512, 3, 1, 1, 1, 32),    # ResNeXt's 16 channels a group
+    (2, 512, 14, 14, 512, 3, 1, 1, 1, 32),    # ResNeXt's 16 channels a group: 8 slabs of 64
+    (2, 256, 9, 11, 128, 3, 1, 1, 1, 16),     # 16 a group, 8 filters a group, tails: slabs of 32 filters
+    (2, 512, 7, 7, 96, 3, 1, 1, 1, 32),       # 16 a group, 3 filters a group: no slabs (12 filters a slab)
     (2, 64, 20, 20, 64, 5, 1, 4, 2, 2),       # dilation
     (2, 256, 14, 14, 256, 1, 1, 0, 1, 8),     # pointwise
     (2, 64, 28, 28, 64, 3, 2, 1, 1, 64),      # depthwise: the direct kernel (stencil.py)
