@@ -1,7 +1,7 @@
 """Where conv2d's slab path spends its host time (sixty-first session): the whole call, the copy of w onto the kept
 filters' diagonals, the convolution over the kept filters, torch's own grouped conv, copy and empty beside them;
 host µs a call (200 calls, then the synchronize) and events µs a call (30 back to back); then a profile of the
-inner convolution. Slabs at any work (conv.SLAB_WORK = 0).
+whole call. Slabs at any work (conv.SLAB_WORK = 0).
 Run from the repo root on a GPU: PYTHONPATH=$PWD python benchmarks/slab_host_pieces.py"""
 import time
 import torch
@@ -42,6 +42,11 @@ for (N, C, H, K, groups) in [(1, 64, 56, 64, 8), (32, 128, 56, 128, 32)]:
     filters = kept.filters
     inner = lambda: conv2d(x, filters, None, 1, 1, 1, groups=C // 64)
     print("  inner conv2d      ", host_us(inner))
+    given = conv2d(x, w, None, 1, 1, 1, groups=groups)
+    print("  inner, out given  ", host_us(lambda: conv2d(x, filters, None, 1, 1, 1, out=given, groups=C // 64)))
+    with torch.no_grad():
+        print("  inner, no_grad    ", host_us(inner))
+    print("  whole, out given  ", host_us(lambda: conv2d(x, w, None, 1, 1, 1, out=given, groups=groups)))
     wd = torch.randn(K, 64, 3, 3, device="cuda", dtype=torch.bfloat16).to(memory_format=torch.channels_last)
     print("  inner w/ fixed w  ", host_us(lambda: conv2d(x, wd, None, 1, 1, 1, groups=C // 64)))
     print("  stream lookup     ", host_us(lambda: conv.keeping_stream(x, None)))
@@ -52,5 +57,5 @@ for (N, C, H, K, groups) in [(1, 64, 56, 64, 8), (32, 128, 56, 128, 32)]:
     import cProfile, pstats, io
     pr = cProfile.Profile(); pr.enable()
     for _ in range(100):
-        inner()
+        call()
     pr.disable(); s = io.StringIO(); pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(25); print(s.getvalue()[:5000])
