@@ -20,7 +20,7 @@ import skc
 from skc import frontend
 
 from . import clusters
-from skc.diagnostics import CompileError
+from skc.diagnostics import CompileError, user_location
 
 from .arguments import Missing, check_has, refuse
 from .payload import TilePayload
@@ -64,6 +64,7 @@ class InputTilePipeline:
         self.full = skc.shared((stages,), skc.u64, align=8)
         self.empty = skc.shared((stages,), skc.u64, align=8)
         self.arrivals = producer.arrivals if producer is not None else 1
+        _note_pipeline(self)
         if skc.thread_index() == 0:
             for s in skc.static_range(stages):
                 skc.hopper.mbarrier_init(self.full + s, self.arrivals)
@@ -119,6 +120,7 @@ class InputTilePipeline:
 
     def producer(self) -> "ProducerRole":
         _check_role(self, "producer")
+        _check_one_handle(self, "producer")
         return ProducerRole(self)
 
     def consumer(self, reader=None) -> "ConsumerRole":
@@ -126,6 +128,7 @@ class InputTilePipeline:
         its `with` ended: it says how many stages it keeps in flight (`stages_in_flight`) and retires its
         reads on request (`retire(pending)`: wait until at most `pending` stages' reads still run)."""
         _check_role(self, "consumer")
+        _check_one_handle(self, "consumer")
         return ConsumerRole(self, reader)
 
 
@@ -135,6 +138,89 @@ def _check_role(pipeline, wanted: str):
         raise frontend.current().error(
             f"the pipeline's {wanted} handle is taken in code that runs as the {role}",
             hint=f"take pipe.{role}() in the {role} branch, pipe.{wanted}() in the {wanted} branch")
+
+
+def _handles() -> dict:
+    """Of this compilation: {id(pipeline): [pipeline, where it was made, the run-time loops open there, {role: [(where
+    a handle was taken, the run-time branches taken there)]}]}."""
+    return frontend.current().facts(__name__ + ".handles")
+
+
+@frontend.host
+def _note_pipeline(pipeline):
+    _handles()[id(pipeline)] = [pipeline, user_location(frontend.current().loc), frontend.runtime_loops(), {}]
+
+
+def _apart(branches, others) -> bool:
+    """Whether code under run-time `branches` and code under `others` (enclosing_conditions) never both run: one is
+    in one branch of an `if`, the other in its other branch."""
+    return any(condition is other and taken != other_taken
+               for condition, taken in branches for other, other_taken in others)
+
+
+@frontend.host
+def _check_one_handle(pipeline, role: str):
+    """A role's handle holds its place in the ring (the stage index and the phase, run-time values that start at stage
+    0, phase 0): a second handle of the role, or one taken anew each iteration of a run-time loop, starts the ring
+    again while the other side has moved on, and waits for a phase that never comes (or takes a stage out of turn)."""
+    record = _handles().get(id(pipeline))
+    if record is None or record[0] is not pipeline:
+        return
+    _, made_at, loops, roles = record
+    branches = frontend.enclosing_conditions()
+    taken = roles.setdefault(role, [])
+    earlier = next((where for where, others in taken if not _apart(branches, others)), None)
+    if earlier is None and not any(loop not in loops for loop in frontend.runtime_loops()):
+        taken.append((user_location(frontend.current().loc), branches))
+        return
+    what = (f"a second {role} handle of the pipeline made at {made_at} (the first is taken at {earlier})"
+            if earlier is not None else
+            f"the {role} handle of the pipeline made at {made_at} is taken in a run-time loop the pipeline is made "
+            "outside of (a new handle each iteration)")
+    stuck = ("the consumers wait for a phase the producer already passed or never fills (a hang), or read a stage "
+             "before it is filled" if role == "consumer" else
+             "the producer waits for a phase the consumers never release (a hang), or refills a stage they still read")
+    raise frontend.current().error(
+        f"{what}: a handle keeps the {role}'s place in the ring, and each new one starts again at stage 0 (phase 0) "
+        f"where the other side has moved on, so {stuck}",
+        hint=f"take the pipeline's {role} handle once and acquire every stage from it: `with pipe.{role}("
+             f"{'mma' if role == 'consumer' else ''}) as {role}:` around the tile loop (in the {role}'s branch)")
+
+
+def _entries() -> dict:
+    """Of this compilation: {id(producer handle): [handle, the run-time loops open where it was made, [(where a `with`
+    of it was entered, the run-time branches taken there)]]}."""
+    return frontend.current().facts(__name__ + ".entries")
+
+
+@frontend.host
+def _note_producer(role):
+    _entries()[id(role)] = [role, frontend.runtime_loops(), []]
+
+
+@frontend.host
+def _check_drains_once(role):
+    """The producer's `with` drains the ring on exit (it waits for every stage to be empty, stepping its place a whole
+    lap on): entered again, on a path that ran it before or each iteration of a run-time loop, its fills come a lap
+    ahead of the consumers' waits, and both wait for each other (a hang)."""
+    record = _entries().get(id(role))
+    if record is None or record[0] is not role:
+        return
+    _, loops, entered = record
+    branches = frontend.enclosing_conditions()
+    earlier = next((where for where, others in entered if not _apart(branches, others)), None)
+    if earlier is None and not any(loop not in loops for loop in frontend.runtime_loops()):
+        entered.append((user_location(frontend.current().loc), branches))
+        return
+    raise frontend.current().error(
+        "the producer handle's `with` is entered " + (f"again (first at {earlier})" if earlier is not None else
+                                                      "in a run-time loop the handle is taken outside of (once an "
+                                                      "iteration)") +
+        ": each `with` drains the ring on exit (waits for every stage to be released, moving the producer's place a "
+        "whole lap on), so the fills after it come a lap ahead of the consumers, and each side waits for the other "
+        "(a hang)",
+        hint="enter the producer's handle once, around the loops: `with pipe.producer() as producer:` before `for tile "
+             "in tiles:`")
 
 
 class _Role:
@@ -176,6 +262,14 @@ class _Role:
 
 
 class ProducerRole(_Role):
+    def __init__(self, pipeline: InputTilePipeline):
+        super().__init__(pipeline)
+        _note_producer(self)
+
+    def __enter__(self):
+        _check_drains_once(self)
+        return self
+
     def wait_stage(self, index):
         # The first time round, every stage is free: waiting for parity 1 returns at once.
         skc.hopper.mbarrier_wait(self.pipeline.empty + index, self.phase ^ 1)

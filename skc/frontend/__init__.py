@@ -25,6 +25,14 @@ def runtime_scope() -> tuple:
     return tuple(current().evaluator.scope_stack)
 
 
+def runtime_loops() -> tuple:
+    """The run-time loops around the code being compiled (their bodies' region ids), outermost first: code inside a
+    loop that was not open where a block object was made runs once an iteration for that one object (for blocks
+    whose state must not start again each iteration, such as a pipeline's place in its ring)."""
+    evaluator = current().evaluator
+    return tuple(region for region in evaluator.region_stack if region in evaluator.loop_regions)
+
+
 def inside_with(manager) -> bool:
     """Whether the kernel being compiled is inside a with-block of `manager` (for blocks' protocol checks)."""
     return current().evaluator.inside_with(manager)
@@ -69,8 +77,8 @@ __all__ = [
     "language", "Array", "host", "current", "generating", "DTYPES", "DType", "Ptr", "PtrType", "TensorMap",
     "as_ir_type", "constexpr", "CONSTEXPR", "POINTER", "SCALAR", "TENSORMAP", "DeviceFunction", "Parameter",
     "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "func", "kernel_parameters", "symbol_name",
-    "Dyn", "RValue", "Slot", "variable_of", "tag", "tagged", "inside_with", "open_withs", "with_ended", "enclosing_conditions",
-    "runtime_scope",
+    "Dyn", "RValue", "Slot", "variable_of", "tag", "tagged", "inside_with", "open_withs", "with_ended",
+    "enclosing_conditions", "runtime_scope", "runtime_loops",
     "source_digest", "KEYABLE", "Unkeyable",
     "dependency_key", "inlined_function_key", "value_key",
 ]

@@ -1,0 +1,182 @@
+"""One handle a role of a pipeline: a handle keeps its role's place in the ring (stage index and phase, starting at
+stage 0, phase 0), so a second consumer (or producer) handle of the same pipeline, or one taken anew each iteration
+of the tile loop, started the ring again where the other side had moved on: the interpreter reported a deadlock (on a
+GPU, a hang) or the consumer read a stage before its fill. So did a producer handle whose `with` (which drains the
+ring on exit) was entered once a tile. Each is now a CompileError at the user's line that says to take the handle
+once; handles of one role in the two branches of a run-time `if` (only one of them runs) still compile and run."""
+import inspect
+
+import numpy as np
+import pytest
+
+import skc
+from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, InputTilePipeline, OperandLayout,
+                        TilePayload, TileScheduler, TmaLoader, WarpRoles, Wgmma)
+
+T = 64
+
+
+@skc.kernel
+def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, N: skc.i32, K: skc.i32,
+         mode: skc.constexpr):
+    payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T))
+    load = TmaLoader(payload, a=a, b=b)
+    with InputTilePipeline(payload, 2, load, consumers=1) as pipe:
+        roles = WarpRoles(1)
+        k_tiles = skc.cdiv(K, T)
+        tiles = TileScheduler(M, N, T, T)
+        if roles.is_producer():
+            if load.is_issuing():
+                if mode == "producer in the tile loop":
+                    for tile in tiles:
+                        with pipe.producer() as producer:   # HERE producer in the tile loop
+                            for k in range(k_tiles):
+                                with producer.acquire() as stage:
+                                    load(stage, k, a=tile.row0, b=tile.col0)
+                elif mode == "producer entered a tile":
+                    producer = pipe.producer()
+                    for tile in tiles:
+                        with producer:   # HERE producer entered a tile
+                            for k in range(k_tiles):
+                                with producer.acquire() as stage:
+                                    load(stage, k, a=tile.row0, b=tile.col0)
+                elif mode == "producer entered twice":
+                    producer = pipe.producer()
+                    with producer:
+                        with producer.acquire() as stage:
+                            load(stage, 0, a=0, b=0)
+                    with producer:   # HERE producer entered twice
+                        for k in range(1, k_tiles):
+                            with producer.acquire() as stage:
+                                load(stage, k, a=0, b=0)
+                elif mode == "producer entered in two branches":
+                    producer = pipe.producer()
+                    if K > 0:
+                        with producer:
+                            for tile in tiles:
+                                for k in range(k_tiles):
+                                    with producer.acquire() as stage:
+                                        load(stage, k, a=tile.row0, b=tile.col0)
+                    else:
+                        with producer:
+                            with producer.acquire() as stage:
+                                load(stage, 0, a=0, b=0)
+                elif mode == "second producer":
+                    with pipe.producer() as producer:
+                        for k in range(k_tiles):
+                            with producer.acquire() as stage:
+                                load(stage, k, a=0, b=0)
+                    with pipe.producer() as producer:   # HERE second producer
+                        for k in range(k_tiles):
+                            with producer.acquire() as stage:
+                                load(stage, k, a=T, b=0)
+                elif mode == "producers in two branches":
+                    if K > 0:
+                        with pipe.producer() as producer:
+                            for tile in tiles:
+                                for k in range(k_tiles):
+                                    with producer.acquire() as stage:
+                                        load(stage, k, a=tile.row0, b=tile.col0)
+                    else:
+                        with pipe.producer() as producer:
+                            with producer.acquire() as stage:
+                                load(stage, 0, a=0, b=0)
+                else:
+                    with pipe.producer() as producer:
+                        for tile in tiles:
+                            for k in range(k_tiles):
+                                with producer.acquire() as stage:
+                                    load(stage, k, a=tile.row0, b=tile.col0)
+        else:
+            mma = Wgmma(T, T, skc.bf16)
+            acc = mma.zeros()
+            epilogue = DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, N))
+            if mode == "consumer in the tile loop":
+                for tile in tiles:
+                    acc.zero()
+                    with pipe.consumer(mma) as consumer:   # HERE consumer in the tile loop
+                        for k in range(k_tiles):
+                            with consumer.acquire() as stage:
+                                mma(acc, stage.a, stage.b)
+                    epilogue(acc, tile.row0, tile.col0)
+            elif mode == "second consumer":
+                with pipe.consumer(mma) as consumer:
+                    with consumer.acquire() as stage:
+                        mma(acc, stage.a, stage.b)
+                with pipe.consumer(mma) as consumer:   # HERE second consumer
+                    for k in range(1, k_tiles):
+                        with consumer.acquire() as stage:
+                            mma(acc, stage.a, stage.b)
+                epilogue(acc, 0, 0)
+            elif mode == "consumers in two branches":
+                if M > 1000:
+                    with pipe.consumer() as consumer:
+                        for tile in tiles:
+                            for k in range(k_tiles):
+                                with consumer.acquire() as stage:
+                                    mma(acc, stage.a, stage.b)
+                else:
+                    with pipe.consumer(mma) as consumer:
+                        for tile in tiles:
+                            acc.zero()
+                            for k in range(k_tiles):
+                                with consumer.acquire() as stage:
+                                    mma(acc, stage.a, stage.b)
+                            epilogue(acc, tile.row0, tile.col0)
+            else:
+                with pipe.consumer(mma) as consumer:
+                    for tile in tiles:
+                        acc.zero()
+                        for k in range(k_tiles):
+                            with consumer.acquire() as stage:
+                                mma(acc, stage.a, stage.b)
+                        epilogue(acc, tile.row0, tile.col0)
+
+
+def operands(M, N, K):
+    rng = np.random.default_rng(0)
+    A, B = (rng.integers(-2, 3, shape).astype(np.float32) for shape in ((M, K), (N, K)))
+    maps = tuple(skc.TensorMap(skc.to_device(x, dtype=skc.bf16), box=(T, T)) for x in (A, B))
+    return A, B, maps
+
+
+def marked_line(mode: str) -> int:
+    lines, first = inspect.getsourcelines(gemm.fn)
+    return first + next(i for i, line in enumerate(lines) if line.rstrip().endswith(f"# HERE {mode}"))
+
+
+@pytest.mark.parametrize("mode", ["right", "consumers in two branches", "producers in two branches",
+                                  "producer entered in two branches"])
+def test_one_handle_a_role_runs_two_tiles_a_block(hopper_interpreter, mode):
+    """One block, two tiles of three k-steps each over two stages: the ring wraps in the middle of a tile."""
+    A, B, maps = operands(128, 64, 192)
+    out = np.full((128, 64), np.nan, np.float32)
+    gemm[1, 256](*maps, out, 128, 64, 192, mode)
+    assert np.array_equal(out, A @ B.T)
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("consumer in the tile loop", "the consumer handle of the pipeline made at .* is taken in a run-time loop the "
+                                  "pipeline is made outside of"),
+    ("producer in the tile loop", "the producer handle of the pipeline made at .* is taken in a run-time loop the "
+                                  "pipeline is made outside of"),
+    ("second consumer", "a second consumer handle of the pipeline made at .* \\(the first is taken at "),
+    ("second producer", "a second producer handle of the pipeline made at .* \\(the first is taken at "),
+    ("producer entered a tile", "the producer handle's `with` is entered in a run-time loop the handle is taken "
+                                "outside of"),
+    ("producer entered twice", "the producer handle's `with` is entered again \\(first at "),
+])
+def test_a_second_handle_of_a_role_is_refused_at_its_line(hopper_interpreter, mode, message):
+    """Before, each deadlocked in the interpreter (a hang on a GPU) or read a stage out of turn."""
+    A, B, maps = operands(128, 64, 192)
+    out = np.full((128, 64), np.nan, np.float32)
+    with pytest.raises(skc.CompileError, match=message) as error:
+        gemm[1, 256](*maps, out, 128, 64, 192, mode)
+    assert str(error.value).startswith(f"{__file__}:{marked_line(mode)}:")
+    assert "once" in error.value.hint
+    if mode in FIRST:   # (the first handle's line too, so the user sees both)
+        assert f"first {'is taken ' if 'second' in mode else ''}at {__file__}:{marked_line(mode) - FIRST[mode]}:" in \
+            str(error.value)
+
+
+FIRST = {"second consumer": 3, "second producer": 4, "producer entered twice": 3}   # how many lines above the second handle the first is taken
