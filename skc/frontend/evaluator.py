@@ -40,6 +40,8 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         self.conditions: list = []              # (condition RValue, branch taken) of the enclosing run-time ifs
         self.comprehension_scopes: list = []    # the names of the comprehensions being evaluated (innermost last)
         self.ended_withs: dict = {}             # id -> manager whose with-statement was compiled to its end
+        self.constexpr_args: dict = {}          # name -> value of the kernel's constexpr arguments (compile_to_ir)
+        self.constexpr_held: dict = {}          # id(obj) -> (obj, argument name): what they are or hold, as passed
 
     @property
     def frame(self) -> Frame:

@@ -155,6 +155,7 @@ def compile_to_ir(fn, spec: Specialization, target: Target):
     env, args = {}, iter(function.args)
     for p in spec.params:
         env[p.name] = p.value if p.kind == CONSTEXPR else RValue(next(args), p.type)
+    evaluator.note_constexpr_args({p.name: p.value for p in spec.params if p.kind == CONSTEXPR})
     closure = {}
     if fn.__closure__:
         closure = {n: c.cell_contents for n, c in zip(fn.__code__.co_freevars, fn.__closure__)}

@@ -379,6 +379,30 @@ def test_reading_a_run_time_value_another_compile_left_in_an_object_is_named():
     assert "outlives the kernel" in str(info.value)
 
 
+@skc.kernel
+def _keeps_in_a_constexpr(x: F32P, out: F32P, box: skc.constexpr):
+    box.inner.v = x[0]  # HERE
+    out[0] = box.inner.v
+
+
+def test_a_run_time_value_stored_into_a_constexpr_argument_is_refused_naming_it():
+    """A constexpr argument is the compile's key: the variable this compile left in it failed the launch's key, taken
+    again after the compile, in keying's words (Unkeyable, no skc error), and every later launch with the object."""
+    import numpy as np
+
+    box = _Box()
+    box.inner = _Box()
+    x, out = np.array([5.0], np.float32), np.zeros(1, np.float32)
+    for _ in range(2):
+        with pytest.raises(skc.CompileError) as info:
+            _keeps_in_a_constexpr.interpret[1, 1](x, out, box)
+        assert_points_at(info.value, _keeps_in_a_constexpr, "box.inner.v = x[0]  # HERE")
+        assert ("the kernel stores a run-time value into 'v' of '_Box' object that constexpr argument 'box' holds"
+                in str(info.value))
+        assert "make the _Box inside the kernel" in info.value.hint
+        assert vars(box.inner) == {}
+
+
 # -- a compile that fails leaves the objects that outlive it as they were ------------------------------------------
 _HELD = _Box()
 _HELD.inner = _Box()
