@@ -80,7 +80,11 @@ class AttentionConfig:
         if self.head_dim not in (64, 128, 256):
             raise ValueError(f"head_dim must be 64, 128 or 256, found {self.head_dim}")
         if self.block_m != ROWS * self.consumers:
-            raise ValueError(f"block_m must be {ROWS} per consumer warpgroup, found {self.block_m}")
+            # (the rows are the consumers': block_m=64 beside the default two said "must be 64 ..., found 64")
+            fix = (f"pass consumers={self.block_m // ROWS} with it" if self.block_m % ROWS == 0 else
+                   f"a multiple of {ROWS}")
+            raise ValueError(f"block_m must be {ROWS} per consumer warpgroup, {ROWS * self.consumers} for "
+                             f"consumers={self.consumers}, found {self.block_m}: {fix}")
         if self.block_m > 256:   # (a TMA box has at most 256 rows: cuTensorMapEncodeTiled's boxDim)
             raise ValueError(f"Q's tile of block_m rows is one TMA box, at most 256 rows: at most 4 consumer "
                              f"warpgroups, found {self.consumers}")

@@ -592,3 +592,16 @@ def test_two_blocks_an_sm_plan_registers_and_shared_memory_for_both():
                         blocks_per_sm=2)
     with pytest.raises(ValueError, match="blocks_per_sm must be 1, or 2"):
         AttentionConfig(consumers=3, block_m=192, blocks_per_sm=2)
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(block_m=64), "block_m must be 64 per consumer warpgroup, 128 for consumers=2, found 64: pass consumers=1"),
+    (dict(block_m=192), "128 for consumers=2, found 192: pass consumers=3 with it"),
+    (dict(block_m=96, consumers=1), "64 for consumers=1, found 96: a multiple of 64"),
+])
+def test_a_query_tile_of_other_rows_than_its_consumers_names_both(fields, message):
+    """block_m is 64 rows a consumer warpgroup: a block_m of 64 beside the default two consumers was refused with
+    "block_m must be 64 per consumer warpgroup, found 64", naming neither the consumers nor what to pass."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        AttentionConfig(head_dim=64, **fields)
+    assert AttentionConfig(head_dim=64, block_m=64, consumers=1).threads == 256
