@@ -16,7 +16,7 @@ from .host_plans import (TORCH_HOOKS, TORCH_TYPES, Bindings, MapsByAddress, Stre
                          capturing, check_has_data, check_no_overlap, check_own_memory, check_stream_given,
                          complex_or_date, differentiated, element_strides, facts_failed, kept_stand_in, on_stream,
                          outside_graph, refuse_host_options, refuse_lost_gradient, refuse_read_under_capture, remember,
-                         require_arrays, tile_counter, torch_type, traced, traced_numbers, without_grad)
+                         require_arrays, tile_counter, torch_type, traced, traced_numbers, without_grad, write_into)
 
 LAYOUTS = ("bhsd", "bshd")
 
@@ -312,7 +312,7 @@ class _NoLaunch:
             if out is None:   # (the host path returns float32 values in q's layout, bf16 ones for bf16 q)
                 out = np.zeros(q.shape, q.dtype if _is_bf16(q) else np.float32) if host else q.new_zeros(q.shape)
             elif 0 not in tuple(out.shape):
-                out[...] = 0
+                write_into(out, 0)
             if not self.return_lse:
                 return out
             if host:

@@ -19,7 +19,7 @@ from .host_plans import (TORCH_HOOKS, Bindings, Direct, GemmPlan, address_functi
                          check_stream_given, check_writeable, contiguous, differentiated, element_strides, empty_like,
                          facts, facts_failed, filling_config, keeping_stream, kept_zeros, misaligned, on_stream,
                          outside_graph, paddable, padded, refuse_host_options, remember, require_arrays, span,
-                         torch_type, traced, traced_numbers, view, viewable, without_grad, zeros_like)
+                         torch_type, traced, traced_numbers, view, viewable, without_grad, write_into, zeros_like)
 from .im2col import ConvShape, grouping_mismatch, unaligned_filters
 from .matmul_host import dtype_label, operand_dtype_name
 from .stencil import stencil_config, stencil_conv_kernel, takes
@@ -258,7 +258,7 @@ class _Stencil:
             with on_stream(x, stream), without_grad(x):   # (a view into its rows, x[:, 1:]: aligned copies)
                 copy = aligned_copy(out)
                 self(aligned_copy(x), w, copy, bias, stream)
-                out[...] = copy
+                write_into(out, copy)
             return
         operands = [x_nhwc, _nhwc(w, "w"), out_nhwc if bias is None else bias, out_nhwc]
         if not self.cuda:   # (the interpreter takes pointer arguments as dense arrays: spans; skc's are dense)

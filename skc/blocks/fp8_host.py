@@ -24,7 +24,7 @@ from .host_plans import (TORCH_TYPES, Bindings, MapsByAddress, StreamBuffers, ad
                          check_own_memory, check_stream_given, check_writeable, differentiated, element_strides,
                          facts_failed, keeping_stream, kept_zeros, misaligned, on_stream, released, remember,
                          require_arrays, row_major, split_buffers, stream_k_buffers, torch_type, unread_stand_in,
-                         unsplit_unless_row_major, viewable, without_grad, zeros_like)
+                         unsplit_unless_row_major, viewable, without_grad, write_into, zeros_like)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .scheduler import TileScheduler
@@ -447,7 +447,7 @@ class _Plan:
             operands = [aligned_copy(x) if copy else x for x, copy in zip((a, b, scale_a, scale_b, out), copies)]
             launch(*operands, bias, stream, *rest)
             if copies[4]:
-                out[...] = operands[4]
+                write_into(out, operands[4])
         return out
 
     def arguments(self, a, b, scale_a, scale_b, out, bias, stream=None, kept=None, buffers=None) -> tuple:

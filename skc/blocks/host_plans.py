@@ -618,7 +618,7 @@ class GemmPlan:
             a_copy, b_copy, out_copy = (aligned_copy(x) if copy else x for x, copy in zip((a, b, out), copies))
             self(a_copy, b_copy, out_copy, c, bias, alpha, beta, stream)
             if copies[2]:
-                out[...] = out_copy
+                write_into(out, out_copy)
         return out
 
     def arguments(self, maps, a, b, out, c, bias, alpha, beta, buffers=()) -> tuple:
@@ -1131,3 +1131,18 @@ def without_grad(x):
     import torch
 
     return torch.no_grad()
+
+
+def write_into(out, values):
+    """out[...] = values, the host's own write into out (an aligned copy written back, an empty problem's zeros),
+    as a kernel's stores write it: an inference tensor (made under torch.inference_mode) refuses torch's in-place
+    updates outside that mode, which the kernel never meets, so there the write is made inside it (it raised torch's
+    RuntimeError where the aligned out of the same call was written)."""
+    is_inference = getattr(out, "is_inference", None)
+    if callable(is_inference) and is_inference():
+        import torch
+
+        with torch.inference_mode():
+            out[...] = values
+    else:
+        out[...] = values

@@ -65,3 +65,44 @@ def test_empty_problems_still_take_a_good_stream_and_give_their_results():
     q, k = ints(1, 2, 0, 64), ints(1, 2, 16, 64)
     assert attention(q, k, k, stream=0).shape == (1, 2, 0, 64)
     assert matmul(ints(0, 32), ints(32, 24), stream=0).shape == (0, 24)
+
+
+def off_16_bytes(shape, dtype):
+    """A tensor made under torch.inference_mode, 2 bytes or more past a 16-byte boundary (the GEMMs and conv2d copy
+    such an out into aligned memory and write the copy back)."""
+    with torch.inference_mode():
+        return torch.zeros(int(np.prod(shape)) + 1, dtype=dtype)[1:].view(shape)
+
+
+def exact_fp8(M, N, K):
+    a, b = ints(M, K, dtype=torch.float32), ints(K, N, dtype=torch.float32)
+    return (a.to(torch.float8_e4m3fn), b.t().contiguous().to(torch.float8_e4m3fn).t()), a.double() @ b.double()
+
+
+@pytest.mark.parametrize("call", ["matmul", "fp8", "conv2d", "attention without keys"])
+def test_an_out_made_under_inference_mode_is_written_outside_it_on_every_path(hopper_interpreter, call):
+    """An inference tensor as out, outside inference_mode: the kernels' stores write it, and so do the host's own
+    writes now (an aligned copy written back into an out off 16 bytes, an attention with no key's zeros), which
+    raised torch's RuntimeError ("Inplace update to inference tensor outside InferenceMode") in the same call."""
+    if call == "matmul":
+        a, b = ints(16, 64), ints(64, 32)
+        out, want = off_16_bytes((16, 32), torch.bfloat16), a.double() @ b.double()
+        got = matmul(a, b, out)
+    elif call == "fp8":
+        (a, b), want = exact_fp8(16, 32, 64)
+        one = torch.tensor(1.0)
+        out = off_16_bytes((16, 32), torch.float32)
+        got = matmul(a, b, out, scale_a=one, scale_b=one)
+    elif call == "conv2d":
+        x = ints(1, 16, 8, 8).contiguous(memory_format=torch.channels_last)
+        w = ints(16, 16, 3, 3).contiguous(memory_format=torch.channels_last)
+        want = torch.nn.functional.conv2d(x.double(), w.double(), padding=1)
+        out = off_16_bytes((1, 8, 8, 16), torch.bfloat16).permute(0, 3, 1, 2)
+        got = conv2d(x, w, padding=1, out=out)
+    else:
+        q, k = ints(1, 2, 33, 64), ints(1, 2, 0, 64)
+        with torch.inference_mode():
+            out = torch.full(q.shape, 7.0, dtype=q.dtype)
+        got, want = attention(q, k, k, out=out), torch.zeros(q.shape, dtype=torch.float64)
+    assert got is out and out.is_inference() and not torch.is_inference_mode_enabled()
+    assert torch.equal(out.double(), want)
