@@ -229,7 +229,7 @@ def check_has_data(what: str, **operands):
             raise skc.LaunchError(f"{what}: {name} is a meta tensor, which holds no data to compute on; pass tensors "
                                   "on a device (under torch.compile, skc's operators give meta results themselves)")
         if x is not None and skc.is_torch_tensor_type(type(x)):
-            skc.check_torch_readable(x, f"{what}: {name}")
+            skc.check_torch_readable(x, f"{what}: {name}", name)
     check_on_device(what, skc.current_device(), **operands)
 
 

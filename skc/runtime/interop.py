@@ -37,23 +37,24 @@ def is_torch_tensor_type(kind) -> bool:
     return isinstance(tensor, type) and issubclass(kind, tensor)
 
 
-def check_torch_readable(t, name: str = "a tensor") -> None:
+def check_torch_readable(t, name: str = "a tensor", operand: str = "x") -> None:
     """A LaunchError for a torch tensor whose elements are not where its data pointer, shape and strides say: a
     sparse or nested tensor, a lazily negated or conjugated view (z.conj().imag, whose memory holds the values
     un-negated), a tensor of no storage (one a torch.func transform such as vmap or grad wraps) or a FakeTensor
     (torch.compile's tracing: shapes without memory). The interpreter failed with torch's own errors from inside
-    skc; a GPU launch would read the wrong memory."""
+    skc; a GPU launch would read the wrong memory. `operand`: the tensor's name in the call (q, scale_a), for what
+    to pass."""
     torch = sys.modules.get("torch")
     layout, nested = getattr(t, "layout", None), getattr(t, "is_nested", False) is True
     if nested or layout is not None and layout is not getattr(torch, "strided", layout):
         kind = "nested" if nested else str(layout).replace("torch.", "")
         raise LaunchError(f"{name} is a {kind} tensor; skc reads dense (strided) tensors in place: pass "
-                          "x.to_dense() (or the dense tensors it holds)")
+                          f"{operand}.to_dense() (or the dense tensors it holds)")
     for lazy, resolve in (("negated", "neg"), ("conjugated", "conj")):
         flag = getattr(t, f"is_{resolve}", None)
         if callable(flag) and flag() is True:
             raise LaunchError(f"{name} is a lazily {lazy} view (its memory holds the values before that), which skc "
-                              f"cannot read in place: pass x.resolve_{resolve}()")
+                              f"cannot read in place: pass {operand}.resolve_{resolve}()")
     untyped_storage = getattr(t, "untyped_storage", None)
     if untyped_storage is None or getattr(t, "is_meta", False) is True:
         return   # (a meta tensor holds no data: said where its memory is asked for)

@@ -754,7 +754,7 @@ def _host_array(arg, name: str, kernel: str) -> np.ndarray:
     if isinstance(arg, np.ndarray):
         return arg
     if is_torch_tensor_type(type(arg)):   # (named here: tensor_facts says "a tensor")
-        check_torch_readable(arg, f"{kernel}: argument '{name}'")
+        check_torch_readable(arg, f"{kernel}: argument '{name}'", name)
     facts = tensor_facts(arg, f"{kernel}: argument '{name}'")
     if facts is None:
         raise LaunchError(f"{kernel}: argument '{name}' must be an array or tensor, found {type(arg).__name__}")

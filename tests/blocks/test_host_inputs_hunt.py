@@ -106,3 +106,15 @@ def test_an_out_made_under_inference_mode_is_written_outside_it_on_every_path(ho
         got, want = attention(q, k, k, out=out), torch.zeros(q.shape, dtype=torch.float64)
     assert got is out and out.is_inference() and not torch.is_inference_mode_enabled()
     assert torch.equal(out.double(), want)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda q: attention(q, ints(1, 1, 64, 64), ints(1, 1, 64, 64)), "q"),
+    (lambda v: attention(ints(1, 1, 64, 64), ints(1, 1, 64, 64), v), "v"),
+    (lambda scale: matmul(*exact_fp8(16, 32, 64)[0], scale_a=torch.tensor(1.0), scale_b=scale), "scale_b"),
+])
+def test_a_lazily_negated_operand_is_named_in_what_to_pass(hopper_interpreter, call, name):
+    """The refusal of a lazily negated view said "pass x.resolve_neg()" whatever the operand's name."""
+    operand = torch._neg_view(ints(1, 1, 64, 64) if name != "scale_b" else torch.tensor(1.0))
+    with pytest.raises(skc.LaunchError, match=rf": {name} is a lazily negated view .*: pass {name}\.resolve_neg\(\)$"):
+        call(operand)
