@@ -205,7 +205,9 @@ def _check_row_wise(scale_a, scale_b, M, N):
         if count > 1 and element_strides(scale)[axis] != 1:
             raise skc.LaunchError(f"scaled matmul: row-wise {name} {tuple(scale.shape)} has its values "
                                   f"{element_strides(scale)[axis]} elements apart; they are read as consecutive "
-                                  f"float32 (as torch._scaled_mm reads them): pass {name}.contiguous()")
+                                  f"float32 (as torch._scaled_mm reads them): pass "
+                                  + (f"{name}.contiguous()" if hasattr(scale, "contiguous") else
+                                     f"np.ascontiguousarray({name})"))
 
 
 def _new_plan(a, b, scale_a, scale_b, out, out_dtype, bias, activation, config, use_fast_accum):

@@ -153,7 +153,7 @@ def test_a_row_wise_plan_is_keyed_apart_from_a_per_tensor_one(hopper_interpreter
                                             r"scale_a.astype\(np.float32\)"),
     (lambda sa, sb: (np.repeat(sa, 2, axis=1)[:, :1], sb),
      r"row-wise scale_a \(40, 1\) has its values 2 elements apart; they are read as consecutive float32 .*"
-     r"pass scale_a.contiguous\(\)"),
+     r"pass np.ascontiguousarray\(scale_a\)$"),   # (numpy's arrays have no .contiguous(), which it said to pass)
     (lambda sa, sb: (sa, np.repeat(sb, 3, axis=0)[:1, ::-1]), r"row-wise scale_b \(1, 72\) has its values -1 elements"),
 ], ids=["tensor-and-row", "row-and-tensor", "b-as-column", "one-dimensional", "a-f64", "b-f16", "a-big-endian",
         "a-strided", "b-reversed"])
@@ -163,6 +163,19 @@ def test_row_wise_scales_refused_by_name(hopper_interpreter, change, message):
     with pytest.raises(skc.LaunchError, match=message):
         skc.blocks.matmul(a8, b8, scale_a=sa, scale_b=sb)
 
+
+
+def test_row_wise_scales_of_every_other_value_name_torchs_copy_for_torch(hopper_interpreter):
+    """The refusal says the copy of the scales' own kind: .contiguous() for torch's, np.ascontiguousarray for numpy's
+    (whose arrays have no .contiguous())."""
+    torch = pytest.importorskip("torch")
+    _, _, a8, b8, sa, sb = operands(40, 72, 256)
+    ta = torch.from_numpy(a8.view(np.uint8)).view(torch.float8_e4m3fn)
+    tb = torch.from_numpy(np.ascontiguousarray(b8.T).view(np.uint8)).view(torch.float8_e4m3fn).t()
+    every_other = torch.from_numpy(np.repeat(sb, 2, axis=1))[:, ::2]
+    with pytest.raises(skc.LaunchError, match=r"scale_b \(1, 72\) has its values 2 elements apart.*pass "
+                                              r"scale_b\.contiguous\(\)$"):
+        skc.blocks.matmul(ta, tb, scale_a=torch.from_numpy(sa), scale_b=every_other)
 
 @skc.kernel
 def scaled_elements(x, out, row_scale, column_scale, M: skc.i32, N: skc.i32, spec: skc.constexpr):
