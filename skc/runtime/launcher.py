@@ -671,7 +671,7 @@ class InterpreterLauncher:
             if param.kind == POINTER:
                 span, first = pointer_span(arg, param.name, kernel)
                 check_pointer_dtype(kernel, param, _element_type(arg, span, f"{kernel}: argument '{param.name}'"))
-                values.append(memory.map_array(span, name=param.name, allocation=host_allocation(arg)) + first)
+                values.append(memory.map_array(span, name=param.name) + first)
             elif param.kind == SCALAR:
                 values.append(check_scalar(kernel, param, arg))
             elif param.kind == TENSORMAP:
@@ -732,16 +732,6 @@ def pointer_span(arg, name: str, kernel: str) -> tuple:
     lowest = view[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in view.strides)]
     first = view.ctypes.data - lowest.ctypes.data
     return _span(lowest), first
-
-
-def host_allocation(arg):
-    """The host bytes (first, past the last) of the allocation a tensor argument views, where numpy cannot tell them
-    (None: it can): a torch tensor's storage, which its views share though their numpy arrays are not views of one
-    another (each one's base is its own tensor)."""
-    if is_torch_tensor_type(type(arg)):
-        storage = arg.untyped_storage()
-        return storage.data_ptr(), storage.data_ptr() + storage.nbytes()
-    return None
 
 
 def _host_array(arg, name: str, kernel: str) -> np.ndarray:

@@ -2,22 +2,13 @@
 addresses (bounds and alignment checked) for loads, stores and atomics.
 
 Global allocations sit at 256-byte-aligned addresses from 2**40 up, with unmapped gaps
-between them so that overruns fault instead of reading a neighbour; arrays of one host
-allocation (a and a[1:], or one array passed twice) lie as far apart as on the host, as a
-GPU's pointers into one allocation do. Shared memory is one buffer per block at addresses
-0..shared_bytes (ptr<shared> values are 32-bit offsets); a generic address below 2**32 is
-taken as a shared address, any other as a global one.
+between them so that overruns fault instead of reading a neighbour. Shared memory is one
+buffer per block at addresses 0..shared_bytes (ptr<shared> values are 32-bit offsets); a
+generic address below 2**32 is taken as a shared address, any other as a global one.
 """
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
-
-try:
-    from numpy.lib.array_utils import byte_bounds
-except ImportError:   # (numpy < 2)
-    from numpy import byte_bounds
 
 from ...diagnostics import LaunchError
 from .state import Fault
@@ -128,42 +119,6 @@ def shared_segment(nbytes: int) -> Segment:
     return Segment("shared memory", 0, np.zeros(nbytes, np.uint8))
 
 
-class _Reservation:
-    """The addresses low..high kept for one allocation (with GAP after); a host allocation's byte at host address h
-    lies at h + shift (None: Memory's own scratch)."""
-
-    __slots__ = ("low", "high", "shift")
-
-    def __init__(self, low: int, high: int):
-        self.low, self.high, self.shift = low, high, None
-
-
-def _aligned(address: int) -> int:
-    return -(-address // ALIGNMENT) * ALIGNMENT
-
-
-def _owner_bytes(array: np.ndarray) -> tuple:
-    """Host bytes (first, past the last) of the array that owns array's memory, as far as numpy knows: the last
-    array of its base chain (as_strided's views reach it through an object of their own, whose base it is)."""
-    owner, base = array, array.base
-    while base is not None:
-        if isinstance(base, np.ndarray):
-            owner = base
-        base = getattr(base, "base", None)
-    return byte_bounds(owner)
-
-
-def _union(segments: list) -> Segment:
-    """One segment over segments of one host allocation that share or abut bytes: its bytes seen in place, writable
-    where any of them is (a store through a writable view must land, as on a GPU, which has no read-only memory)."""
-    low = min(segments, key=lambda s: s.base)
-    high = max(s.base + s.nbytes for s in segments)
-    data = np.ctypeslib.as_array((ctypes.c_uint8 * (high - low.base)).from_address(low.data.ctypes.data))
-    data.flags.writeable = writable = any(s.writable for s in segments)
-    names = " and ".join(dict.fromkeys(s.name for s in segments))
-    return Segment(names, low.base, data, writable, owner=tuple(s.owner for s in segments))
-
-
 class Memory:
     """The global memory kernels see: numpy arrays mapped at addresses, and scratch allocations.
 
@@ -174,18 +129,11 @@ class Memory:
 
     def __init__(self):
         self._segments: list[Segment] = []
-        self._reserved: list[_Reservation] = []
         self._next = GLOBAL_BASE
         self._global = None
 
-    def map_array(self, array: np.ndarray, name: str = "array", allocation: tuple | None = None) -> int:
-        """Map a C-contiguous array; kernels read and write its buffer in place. Gives its base address.
-
-        Arrays of one host allocation map as far apart as they lie on the host, as on a GPU, where pointers into one
-        allocation subtract and compare as their addresses do. `allocation` gives its host bytes (first, past the
-        last) where numpy cannot tell them (a torch tensor's storage); by default, those of the array that owns the
-        memory (the end of the array's base chain).
-        """
+    def map_array(self, array: np.ndarray, name: str = "array") -> int:
+        """Map a C-contiguous array; kernels read and write its buffer in place. Gives its base address."""
         if not isinstance(array, np.ndarray):
             raise LaunchError(f"map_array takes a numpy array, found {type(array).__name__} for '{name}'")
         if not array.flags.c_contiguous:
@@ -194,58 +142,23 @@ class Memory:
             raise LaunchError(f"array '{name}' is {array.dtype.str}, not in this machine's byte order; "
                               "pass array.astype(array.dtype.newbyteorder('='))")
         data = np.asarray(array).reshape(-1).view(np.uint8)   # (a subclass's view: np.matrix stays 2-D)
-        host = array.ctypes.data
-        first, last = allocation if allocation is not None else _owner_bytes(array)
-        shift = self._host_shift(min(first, host), max(last, host + data.size))
-        self._add(Segment(name, host + shift, data, bool(array.flags.writeable), owner=array))
-        return host + shift
+        # (at its own address's place in 16 bytes, as on a GPU, whose allocations are 256-byte aligned: a view a[1:] of
+        # f32 lies 4 bytes past a boundary, where a 16-byte vector load faults; at an aligned base it had read fine)
+        offset = array.ctypes.data % VECTOR_ALIGNMENT
+        return self._add(Segment(name, self._next + offset, data, bool(array.flags.writeable), owner=array))
 
     def allocate(self, nbytes: int, name: str = "scratch") -> int:
         """A zero-filled buffer of nbytes owned by this Memory. Gives its base address."""
         if nbytes < 0:
             raise LaunchError(f"cannot allocate {nbytes} bytes for '{name}'")
-        base = self._reserve(int(nbytes), 0).low
-        self._add(Segment(name, base, np.zeros(int(nbytes), np.uint8)))
-        return base
+        return self._add(Segment(name, self._next, np.zeros(int(nbytes), np.uint8)))
 
-    def _host_shift(self, first: int, last: int) -> int:
-        """address - host address for the bytes of the host allocation first..last: that of the one an array mapped
-        before shares bytes with (widened to first..last where the addresses it then takes are free), else new."""
-        for kept in self._reserved:
-            if kept.shift is None:
-                continue
-            start, end = kept.low - kept.shift, kept.high - kept.shift
-            if (start, end) == (first, last) or (start < last and first < end):
-                low, high = min(first, start) + kept.shift, max(last, end) + kept.shift
-                if low < GLOBAL_BASE or any(other is not kept and other.low < high + GAP and low < other.high + GAP
-                                            for other in self._reserved):
-                    break   # (widened it would meet another allocation: this array maps apart, as it did before)
-                kept.low, kept.high = low, high
-                self._next = max(self._next, _aligned(high + GAP))
-                return kept.shift
-        # (at the allocation's place in 16 bytes, so that each array keeps its own address's, as on a GPU, whose
-        # allocations are 256-byte aligned: a view a[1:] of f32 lies 4 bytes past a boundary, where a 16-byte vector
-        # load faults; at an aligned base it had read fine)
-        kept = self._reserve(last - first, first % VECTOR_ALIGNMENT)
-        kept.shift = kept.low - first
-        return kept.shift
-
-    def _reserve(self, nbytes: int, place: int) -> _Reservation:
-        kept = _Reservation(self._next + place, self._next + place + nbytes)
-        self._reserved.append(kept)
-        self._next = _aligned(kept.high + GAP)
-        return kept
-
-    def _add(self, segment: Segment):
-        # (views of one allocation that share or abut bytes, a and a[1:], become one segment: decoding finds an
-        # address's segment as the last one starting at or below it, so segments must not overlap)
-        end = segment.base + segment.nbytes
-        joined = [s for s in self._segments if s.base <= end and segment.base <= s.base + s.nbytes]
-        if joined:
-            self._segments = [s for s in self._segments if s not in joined]
-            segment = _union(joined + [segment])
+    def _add(self, segment: Segment) -> int:
         self._segments.append(segment)
+        end = segment.base + segment.nbytes + GAP
+        self._next = -(-end // ALIGNMENT) * ALIGNMENT
         self._global = None
+        return segment.base
 
     def view(self, address: int, dtype=np.uint8, count: int = -1) -> np.ndarray:
         """The memory at `address` as `count` elements of dtype (-1: to the end of its allocation)."""

@@ -28,7 +28,7 @@ import numpy as np
 
 from ...diagnostics import LaunchError
 from ...ir.types import Im2colTensorMapType, ScalarType, TensorMapType
-from ..launcher import host_allocation, host_view
+from ..launcher import host_view
 from . import numerics
 from .access import failing
 from .mbarriers import BARRIER_BYTES, barrier_at, cluster_block
@@ -88,7 +88,7 @@ def map_tensor_map(tensor_map, memory, name: str) -> TensorMapDescriptor:
     if min(shape) > 0 and reach > array.size:
         raise LaunchError(f"tensor map '{name}' reaches element {reach - 1} (shape {shape}, strides {strides}) but "
                           f"its array has {array.size} elements")
-    address = memory.map_array(array, name=name, allocation=host_allocation(tensor_map.tensor))
+    address = memory.map_array(array, name=name)
     return TensorMapDescriptor(address, shape, strides, elem, tuple(tensor_map.box), int(tensor_map.swizzle), name)
 
 
