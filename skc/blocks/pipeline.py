@@ -151,11 +151,13 @@ def _note_pipeline(pipeline):
     _handles()[id(pipeline)] = [pipeline, user_location(frontend.current().loc), frontend.runtime_loops(), {}]
 
 
-def _apart(branches, others) -> bool:
-    """Whether code under run-time `branches` and code under `others` (enclosing_conditions) never both run: one is
-    in one branch of an `if`, the other in its other branch."""
-    return any(condition is other and taken != other_taken
-               for condition, taken in branches for other, other_taken in others)
+def _runs_after(branches, earlier) -> bool:
+    """Whether code under run-time `branches` (enclosing_conditions) surely runs after code under `earlier` ran:
+    within each branch of `earlier`'s (its branches a prefix of these). Code under other branches may not run with it
+    (the two arms of an `if`, `if w == 0` and `if w == 1` of two warpgroups, a branch that returns), so only this is
+    refused."""
+    return len(earlier) <= len(branches) and all(condition is other and taken == other_taken
+                                                 for (condition, taken), (other, other_taken) in zip(branches, earlier))
 
 
 @frontend.host
@@ -169,7 +171,7 @@ def _check_one_handle(pipeline, role: str):
     _, made_at, loops, roles = record
     branches = frontend.enclosing_conditions()
     taken = roles.setdefault(role, [])
-    earlier = next((where for where, others in taken if not _apart(branches, others)), None)
+    earlier = next((where for where, others in taken if _runs_after(branches, others)), None)
     if earlier is None and not any(loop not in loops for loop in frontend.runtime_loops()):
         taken.append((user_location(frontend.current().loc), branches))
         return
@@ -208,7 +210,7 @@ def _check_drains_once(role):
         return
     _, loops, entered = record
     branches = frontend.enclosing_conditions()
-    earlier = next((where for where, others in entered if not _apart(branches, others)), None)
+    earlier = next((where for where, others in entered if _runs_after(branches, others)), None)
     if earlier is None and not any(loop not in loops for loop in frontend.runtime_loops()):
         entered.append((user_location(frontend.current().loc), branches))
         return

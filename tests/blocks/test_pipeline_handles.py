@@ -3,7 +3,8 @@ stage 0, phase 0), so a second consumer (or producer) handle of the same pipelin
 of the tile loop, started the ring again where the other side had moved on: the interpreter reported a deadlock (on a
 GPU, a hang) or the consumer read a stage before its fill. So did a producer handle whose `with` (which drains the
 ring on exit) was entered once a tile. Each is now a CompileError at the user's line that says to take the handle
-once; handles of one role in the two branches of a run-time `if` (only one of them runs) still compile and run."""
+once; handles of one role where the first need not have run (the two branches of a run-time `if`, each consumer
+warpgroup's own under `if w == 0` and `if w == 1`, a first one in a branch that returns) still compile and run."""
 import inspect
 
 import numpy as np
@@ -180,3 +181,66 @@ def test_a_second_handle_of_a_role_is_refused_at_its_line(hopper_interpreter, mo
 
 
 FIRST = {"second consumer": 3, "second producer": 4, "producer entered twice": 3}   # how many lines above the second handle the first is taken
+
+
+@skc.func
+def consume(pipe, mma, tiles, k_tiles, epilogue):
+    """One consumer warpgroup's handle and tile loop (a user's helper, called once a warpgroup)."""
+    acc = mma.zeros()
+    with pipe.consumer(mma) as consumer:
+        for tile in tiles:
+            acc.zero()
+            for k in range(k_tiles):
+                with consumer.acquire() as stage:
+                    mma(acc, stage.a, stage.b)
+            epilogue(acc, tile.row0, tile.col0)
+
+
+@skc.kernel
+def two_warpgroups(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, N: skc.i32, K: skc.i32,
+                   mode: skc.constexpr):
+    """Two consumer warpgroups, each taking its own consumer handle (as a review of the check found refused): under
+    `if w == 0` and `if w == 1`, under one run-time `if` an unrolled iteration, or the first one in a branch that
+    returns."""
+    payload = TilePayload(a=OperandLayout(2 * T, T), b=OperandLayout(T, T))
+    load = TmaLoader(payload, a=a, b=b)
+    with InputTilePipeline(payload, 2, load, consumers=2) as pipe:
+        roles = WarpRoles(2)
+        k_tiles = skc.cdiv(K, T)
+        tiles = TileScheduler(M, N, 2 * T, T)
+        if roles.is_producer():
+            if load.is_issuing():
+                with pipe.producer() as producer:
+                    for tile in tiles:
+                        for k in range(k_tiles):
+                            with producer.acquire() as stage:
+                                load(stage, k, a=tile.row0, b=tile.col0)
+        else:
+            w = roles.consumer_index()
+            epilogue = DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, N))
+            if mode == "separate ifs":
+                if w == 0:
+                    consume(pipe, Wgmma(T, T, skc.bf16, warpgroup=0), tiles, k_tiles, epilogue)
+                if w == 1:
+                    consume(pipe, Wgmma(T, T, skc.bf16, warpgroup=1), tiles, k_tiles, epilogue)
+            elif mode == "static_range":
+                for i in skc.static_range(2):
+                    if w == i:
+                        consume(pipe, Wgmma(T, T, skc.bf16, warpgroup=i), tiles, k_tiles, epilogue)
+            elif mode == "early return":
+                if w == 0:
+                    consume(pipe, Wgmma(T, T, skc.bf16, warpgroup=0), tiles, k_tiles, epilogue)
+                    return
+                consume(pipe, Wgmma(T, T, skc.bf16, warpgroup=1), tiles, k_tiles, epilogue)
+
+
+@pytest.mark.parametrize("mode", ["separate ifs", "static_range", "early return"])
+def test_each_warpgroups_own_consumer_handle_compiles_and_runs(hopper_interpreter, mode):
+    """A second consumer handle is refused only where it surely runs after the first (in the first's branches)."""
+    rng = np.random.default_rng(1)
+    A, B = (rng.integers(-2, 3, shape).astype(np.float32) for shape in ((256, 128), (64, 128)))
+    maps = (skc.TensorMap(skc.to_device(A, dtype=skc.bf16), box=(2 * T, T)),
+            skc.TensorMap(skc.to_device(B, dtype=skc.bf16), box=(T, T)))
+    out = np.full((256, 64), np.nan, np.float32)
+    two_warpgroups[1, 384](*maps, out, 256, 64, 128, mode)
+    assert np.array_equal(out, A @ B.T)
