@@ -26,7 +26,7 @@ GROUPS = {
     "argument types for compiling without data (conv.py)": ("skc/blocks/conv.py", ("compile_arguments",)),
     "the stencil kernel's launch (conv.py; its blocks in stencil.py)": ("skc/blocks/conv.py", ("_Stencil",)),
     "conv2d(): argument checks, errors, torch layouts (conv.py)": ("skc/blocks/conv.py", (
-        "conv2d", "_traced_ints", "_differentiated", "_refuse_lost_gradients", "_checked", "_check_out", "_aligned", "_pair",
+        "conv2d", "_looked_up", "_traced_ints", "_differentiated", "_refuse_lost_gradients", "_checked", "_check_out", "_aligned", "_pair",
         "_padding", "_is_torch", "_nhwc", "_empty_output",
         "_PaddedChannels", "_with_channels", "_checked_epilogue", "_no_launch", "_groups", "_BlockDiagonal",
         "_block_diagonal", "_KeptFilters", "_diagonals", "_diagonal_filters", "_arange", "slab_takes", "slab_work")),

@@ -80,6 +80,19 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
         raise skc.LaunchError(f"conv2d's 7th argument is the activation, found {activation!r}: pass the groups by "
                               f"keyword, groups={activation!r}")
     check_activation("conv2d", activation)
+    conv, gemm = _looked_up(x, w, bias, out, stride, padding, dilation, activation, config, groups)
+    if out is None:
+        with on_stream(x, stream):   # (the launch's stream's memory: host_plans.on_stream)
+            out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), _is_torch(x))
+    try:
+        gemm(x, w, out, bias=bias, stream=stream)
+    except RuntimeError as error:   # (a torch.func transform's tensor, of a plan's facts, has no data pointer)
+        facts_failed("conv2d", error, x=x, w=w, bias=bias, out=out)
+    return given if given is not None else out   # (the caller's out, not the view of it that viewable made)
+
+
+def _looked_up(x, w, bias, out, stride, padding, dilation, activation, config, groups) -> tuple:
+    """(ConvShape, the launch) of a call with these facts: one lookup, made and checked by the first such call."""
     # the arguments as given key the plan (lists as tuples), with their types (2.0 equals 2 as a key, and the
     # checks refuse it); _checked reads and checks them once per plan
     geometry = tuple(tuple(v) if isinstance(v, list) else v for v in (stride, padding, dilation))
@@ -103,15 +116,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
         if out is not None:   # (before the plan is kept: a call with the same facts finds it checked)
             _check_out(checked[0], x, out)
         plan = remember(_PLANS, key, checked)
-    conv, gemm = plan
-    if out is None:
-        with on_stream(x, stream):   # (the launch's stream's memory: host_plans.on_stream)
-            out = _empty_output(x, (conv.N, conv.P, conv.Q, conv.K), _is_torch(x))
-    try:
-        gemm(x, w, out, bias=bias, stream=stream)
-    except RuntimeError as error:   # (a torch.func transform's tensor, of a plan's facts, has no data pointer)
-        facts_failed("conv2d", error, x=x, w=w, bias=bias, out=out)
-    return given if given is not None else out   # (the caller's out, not the view of it that viewable made)
+    return plan
 
 
 def _traced_ints(value):
@@ -308,8 +313,8 @@ class _BlockDiagonal:
     of 4, 8 or 16 channels over slabs of SLAB (on tensor cores, not the stencil's CUDA cores). Beside torch's CUDA
     tensors each launch stream has its filters, zeros off the diagonals made once and kept: a call copies w onto the
     diagonals (one copy in the launch's stream, a lock keeping two threads' copies and launches apart), and the
-    convolution over them finds its launch bound to their address. Otherwise (other arrays, a call a CUDA graph
-    captures) each call makes the filters, in the launch's stream."""
+    convolution over them (its plan kept with them) finds its launch bound to their address. Otherwise (other
+    arrays, a call a CUDA graph captures) each call makes the filters, in the launch's stream."""
 
     def __init__(self, groups: int, geometry: tuple, activation, config, channels: int = None):
         self.groups, self.geometry, self.activation, self.config = groups, geometry, activation, config
@@ -329,7 +334,10 @@ class _BlockDiagonal:
                 if kept is None:
                     kept = self.kept[handle] = _KeptFilters(w, channels, self.groups)
                 kept.fill(w)
-                self.launch(x, kept.filters, bias, out, stream, C // channels)
+                if kept.launch is None:   # (the convolution over them: its plan looked up once, by the first call)
+                    kept.launch = _looked_up(x, kept.filters, bias, out, *self.geometry, self.activation, self.config,
+                                             C // channels)[1]
+                kept.launch(x, kept.filters, out, bias=bias, stream=stream)
 
     def launch(self, x, filters, bias, out, stream, groups: int):
         conv2d(x, filters, bias, *self.geometry, self.activation, out, self.config, stream, groups=groups)
@@ -339,7 +347,7 @@ class _KeptFilters:
     """One launch stream's block-diagonal filters for a plan (torch's w): zeros made once (the driver's memory, as
     host_plans.kept_zeros' buffers), with a view of the diagonals a call writes (torch's views cost host time)."""
 
-    __slots__ = ("filters", "diagonals", "groups", "blocks")
+    __slots__ = ("filters", "diagonals", "groups", "blocks", "launch")
 
     def __init__(self, w, channels: int, groups: int):
         import torch
@@ -350,6 +358,7 @@ class _KeptFilters:
             dense = kept_zeros(w, (K, R, S, channels), f"int{8 * w.element_size()}").view(w.dtype)
         self.diagonals = _diagonals(dense, groups, self.blocks, K // groups, R * S, group_channels)
         self.filters = dense.permute(0, 3, 1, 2)
+        self.launch = None   # (the plan of the convolution over them: the call's facts, these filters)
 
     def fill(self, w):
         self.diagonals.copy_(_diagonal_filters(w, self.groups, self.blocks))
