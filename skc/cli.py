@@ -88,14 +88,20 @@ def _import_failure(error: BaseException, path: str, stops: str) -> SkcError:
         hint = ("skc imports the file as a module, whose __name__ is not '__main__': put the part that runs it as "
                 "a script under `if __name__ == \"__main__\":`")
     else:
-        message = f"{where}{type(error).__name__}: {error}, raised as skc imported the file, so {stops}"
+        try:
+            said = str(error)
+        except Exception:   # (an exception whose __str__ fails: as Python's own printer says it)
+            said = "<exception str() failed>"
+        said = f": {said}" if said else ""
+        message = f"{where}{type(error).__name__}{said}, raised as skc imported the file, so {stops}"
         if isinstance(error, ModuleNotFoundError) and error.name:
             hint = (f"install the package that provides {error.name!r} into the Python that runs skc "
                     f"({sys.executable}), or correct the module's name")
     text = format_diagnostic("error", message, loc, hint)
-    if tb is not None and tb.tb_next is not None:
-        frames = traceback.format_tb(tb) + traceback.format_exception_only(type(error), error)
-        text += "\nthe file's traceback (most recent call last):\n" + "".join(frames).rstrip("\n")
+    chained = error.__cause__ is not None or (error.__context__ is not None and not error.__suppress_context__)
+    if tb is not None and (tb.tb_next is not None or chained):   # (with the exceptions it was raised from, if any)
+        frames = traceback.format_exception(type(error), error, tb)
+        text += "\nthe file's traceback:\n" + "".join(frames).rstrip("\n")
     return SkcError(text)
 
 

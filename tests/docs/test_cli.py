@@ -202,6 +202,21 @@ def test_skc_shows_the_files_own_frames_below_the_line_that_failed(tmp_path):
     assert f'File "{tmp_path / "helpers.py"}", line 2, in <module>\n    import nonexistent_module\n' in err
 
 
+def test_skc_keeps_the_exception_an_import_failure_was_raised_from(tmp_path):
+    """A review found `raise RuntimeError() from e` over a failed import shown without its cause (the missing module
+    never named), and an exception whose str() fails crashing the message in a traceback through cli.py."""
+    source = tmp_path / "k.py"
+    source.write_text("try:\n    import nonexistent_zz\nexcept ImportError as e:\n    raise RuntimeError() from e\n")
+    status, err = _skc("compile", str(source))
+    assert status == 1 and "cli.py" not in err, err
+    assert err.startswith(f"{source}:4:5: error: RuntimeError, raised as skc imported the file"), err
+    assert "ModuleNotFoundError: No module named 'nonexistent_zz'" in err and "direct cause" in err, err
+    source.write_text("class E(Exception):\n    def __str__(self):\n        return 1 / 0\n\n\nraise E()\n")
+    status, err = _skc("compile", str(source))
+    assert status == 1 and "cli.py" not in err and "ZeroDivisionError" not in err, err
+    assert err.startswith(f"{source}:6:1: error: E: <exception str() failed>, raised as skc imported the file"), err
+
+
 @pytest.mark.parametrize("command, stops", [("compile", "nothing was compiled"),
                                             ("run", "skc run did not call its main()")])
 @pytest.mark.parametrize("statement, status", [("sys.exit(0)", "status 0"), ("sys.exit(3)", "status 3"),
