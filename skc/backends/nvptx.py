@@ -62,8 +62,9 @@ class NVPTX:
         _loop_mask(lw, op)
 
     def finish_assembly(self, ptx: str) -> str:
-        """The PTX as LLVM printed it, with integer `abs` rewritten (see _safe_integer_abs)."""
-        return _ABS.sub(_safe_integer_abs, ptx)
+        """The PTX as LLVM printed it, with integer `abs` and 16-bit `neg` rewritten (see _safe_integer_abs and
+        _NEG16)."""
+        return _NEG16.sub(_wrapping_neg16, _ABS.sub(_safe_integer_abs, ptx))
 
     # -- the kernel's shape -----------------------------------------------------------
     def kernel_params(self, fn: ir.Function):
@@ -508,6 +509,18 @@ def _lower_assert(lw: FunctionLowering, op: ir.Op):
 # integer abs LLVM prints is computed instead as x times its sign (-1 or 1), which wraps the same way and which
 # ptxas does not take for an abs.
 _ABS = re.compile(r"^(\s*)abs\.s(16|32|64)\s+(%\w+),\s*(%\w+|-?\d+);[ \t]*(?://.*)?$", re.MULTILINE)
+
+
+# ptxas 13.0 (V13.0.88) drops the sign extension after `neg.s16`, as if the negation could not overflow: -x of an
+# i16 -32768 read 32768 once widened (`skc.i64(-x)`, `skc.i32(-x)`) and `(-x) >> 15` read 1, where the IR's -x wraps
+# to -32768, as the interpreter gives (an H100, the scalar sweep; ptxas 13.5 keeps it). LLVM prints every `sub i16 0,
+# x` so (`-x`, `0 - x`, `x * -1`, `~x + 1`): each is written as the same subtraction on u16 bits, which ptxas extends.
+_NEG16 = re.compile(r"^(\s*)neg\.s16\s+(%\w+),\s*(%\w+|-?\d+);", re.MULTILINE)
+
+
+def _wrapping_neg16(m: re.Match) -> str:
+    pad, dst, src = m.groups()
+    return f"{pad}sub.u16 {dst}, 0, {src};"
 
 
 def _safe_integer_abs(m: re.Match) -> str:

@@ -5,7 +5,10 @@ fuzzer, seed 20261130; benchmarks/NOTES.md):
   (Python's abs wrapped to the type): `0 > abs(x)` folds to false, `abs(x) >> k` becomes a logical shift (batch 9).
   The backend computes it as x times its sign; the PTX emulator runs that, and the GPU keeps its values.
 - `brx.idx` (a jump table) with an index that differs between a warp's threads: at -O2 and -O3 some threads skip
-  the stores after it (batch 19; -O0 and -O1 agree with the interpreter). Kernels carry "no-jump-tables"."""
+  the stores after it (batch 19; -O0 and -O1 agree with the interpreter). Kernels carry "no-jump-tables".
+- `neg.s16` (ptxas 13.0, V13.0.88; 13.5 keeps it): the result is not sign-extended again, as if -x could not
+  overflow: -x of an i16 -32768 read 32768 once widened, and `(-x) >> 15` read 1 (an H100, the scalar sweep). LLVM
+  prints every `sub i16 0, x` so; the backend prints `sub.u16 d, 0, x` instead."""
 import os
 import sys
 
@@ -115,3 +118,51 @@ def test_the_gpu_takes_each_threads_own_case():
     out = skc.to_device(np.full(32, 0x7FBADBAD, np.int32))
     many_cases[1, 32](skc.to_device(x), out)
     np.testing.assert_array_equal(out.numpy(), want)
+
+
+@skc.kernel(block=32)
+def neg16_facts(x: skc.Ptr[skc.i16], out: skc.Ptr[skc.i64]):
+    t = skc.thread_id(0)
+    n = -x[t]
+    out[4 * t] = skc.i64(n)                          # -(-32768) wraps to -32768, then widens
+    out[4 * t + 1] = skc.i64(n >> 15)                # its sign: -1
+    out[4 * t + 2] = skc.i64(n // 2)
+    out[4 * t + 3] = skc.i64(x[t] * -1)              # LLVM makes this the same negation
+
+
+INT16 = np.array([-2 ** 15, -2 ** 15 + 1, -3, -1, 0, 1, 2, 2 ** 15 - 1] * 4, np.int16)
+
+
+def _expected_neg16():
+    n = (-INT16.astype(np.int64) + 2 ** 15) % 2 ** 16 - 2 ** 15     # -x wrapped to i16
+    return np.stack([n, n >> 15, n // 2, n], axis=1).reshape(-1)
+
+
+def _neg16_ptx():
+    return neg16_facts.compile(INT16, np.zeros(128, np.int64), target="sm_90a").asm("ptx")
+
+
+def test_the_ptx_has_no_16_bit_neg():
+    ptx = _neg16_ptx()
+    assert "neg.s16" not in ptx
+    assert "sub.u16" in ptx
+
+
+def test_the_interpreter_wraps_a_16_bit_negation():
+    out = np.zeros(128, np.int64)
+    neg16_facts.interpret[1, 32](INT16, out)
+    want = _expected_neg16()
+    assert want[0] == -2 ** 15 and want[1] == -1        # the case that matters is in the data
+    np.testing.assert_array_equal(out, want)
+
+
+def test_the_ptx_negates_16_bits_with_its_wrap_around():
+    arrays = ptx_emulator.run_grid(_neg16_ptx(), "neg16_facts", [INT16.copy(), np.zeros(128, np.int64)], 1, 32)
+    np.testing.assert_array_equal(arrays[1], _expected_neg16())
+
+
+@pytest.mark.gpu
+def test_the_gpu_wraps_a_16_bit_negation():
+    out = skc.to_device(np.zeros(128, np.int64))
+    neg16_facts[1, 32](skc.to_device(INT16), out)
+    np.testing.assert_array_equal(out.numpy(), _expected_neg16())
