@@ -312,6 +312,8 @@ def binary(op: str, a, b):
         return _shift_by_constant(op, a, b)
     if op in ("lshift", "rshift") and isinstance(a, Dyn):
         return _shift_by_value(op, a, b)
+    if op in ("lshift", "rshift") and is_number(a) and isinstance(b, Dyn):
+        return _shift_by_value(op, _shifted_number(a, b), b)
     floats = _negative_beside_unsigned(a, b) if op == "truediv" else None
     # (u32 / -2 is a float division: the -2 must not wrap into the u32; nor into a u8 in u8 // -2, which read 0:
     # // and % of a wrapped number are not the wrapped results of the number's, as + - * & | ^ are)
@@ -369,6 +371,20 @@ def _shifted(op: str, a) -> RValue:
     if elem.is_float:
         raise error(f"operator '{_SYMBOL[op]}' needs integers, found {x.type}")
     return cast(x, ir.with_element(x.type, ir.i32)) if elem.is_bool else x
+
+
+def _shifted_number(a, b) -> RValue:
+    """A Python number shifted by a run-time count b, as a value of its own type (an int's i32, or i64 where it does
+    not fit), as in C and as Python gives it where that type holds the result: the count's type is not the result's
+    (-8 >> u32(1) was 2147483644 and 1 << u8(8) was 0, the literal taken into the count's unsigned type). A 64-bit
+    count widens it to 64 bits (1 << n of an i64 n is 2**n), signed unless the count is a u64 and the number not
+    negative."""
+    t = literal_type(a)
+    t = ir.i32 if t.is_bool else t   # (True << n is 2 << (n - 1), as for a run-time i1)
+    count = ir.element_type(b.type) if not isinstance(b.type, PtrType) else None
+    if t.is_int and count is not None and count.is_int and count.bits > t.bits:
+        t = ir.ScalarType("u64" if not count.is_signed and not _negative_int(a) else "i64")
+    return constant(a, t)
 
 
 def _shift_by_value(op: str, a, b) -> RValue:

@@ -29,3 +29,24 @@ def test_a_shift_keeps_the_type_of_its_left_operand():
     out = np.zeros(11, np.int64)
     shifts.interpret[1, 1](x, small, out, 1, 1, 2, 2)
     assert out.tolist() == [-4, -2, -32, 0, 0, -1, 0, 2, 4, 0, 0]
+
+
+@skc.kernel(block=1)
+def number_shifted(out: skc.Ptr[skc.i64], top: skc.Ptr[skc.u64], s: skc.u32, s8: skc.u8, wide: skc.i64,
+                   count: skc.u64):
+    out[0] = -8 >> s                    # the number's own i32: arithmetic, as -8 >> 1 is
+    out[1] = 1 << s8                    # an i32, not a u8 (which gave 0 for 1 << 8)
+    out[2] = -1 >> s8
+    out[3] = 1 if (1 << s8) > 200 else 0
+    out[4] = 1 << wide                  # a 64-bit count widens the number: 2 ** 40
+    out[5] = True << wide
+    out[6] = -1 >> count                # signed: the number is negative
+    top[0] = 1 << count                 # a u64 count and a number that is not negative: a u64, 2 ** 63
+
+
+def test_a_number_shifted_by_a_run_time_count_keeps_its_own_type():
+    out, top = np.zeros(7, np.int64), np.zeros(1, np.uint64)
+    number_shifted.interpret[1, 1](out, top, 1, 8, 40, 63)
+    assert out.tolist() == [-8 >> 1, 1 << 8, -1 >> 8, 1, 1 << 40, 1 << 40, -1]
+    assert top.tolist() == [1 << 63]
+    number_shifted.compile(out, top, 1, 8, 40, 63, target="sm_90a").asm("ptx")   # the backend takes it too
