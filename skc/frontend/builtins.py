@@ -275,6 +275,10 @@ def cdiv(a, b):
 
 
 # -- math ----------------------------------------------------------------------------------------
+def _is_run_time_integer(x) -> bool:
+    return not isinstance(x.type, PtrType) and not semantics.is_opaque(x.type) and ir.element_type(x.type).is_int
+
+
 def float_operand(x) -> RValue:
     v = semantics.to_rvalue(x)
     if isinstance(v.type, PtrType):
@@ -286,10 +290,18 @@ def float_operand(x) -> RValue:
     return v
 
 
+_ROUNDINGS = ("math.floor", "math.ceil", "math.trunc", "math.round")
+
+
 def _math_unary(op: str, python):
     def fn(x):
         if not isinstance(x, Dyn):
             return python(x)
+        if op in _ROUNDINGS and _is_run_time_integer(x):
+            # an integer is whole already: itself (an i1 as i32), as a compile-time int is (_rounded); through f32
+            # skc.floor(i32 16777217) was 16777216.0 and math.floor(i32 -2147483647) was -2147483648
+            v = x.rvalue()
+            return semantics.cast(v, ir.with_element(v.type, ir.i32)) if ir.element_type(v.type).is_bool else v
         v = float_operand(x)
         semantics.check_approximate_math(op, v.type)
         return RValue(current().builder.unary(op, v.value), v.type)

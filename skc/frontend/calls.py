@@ -725,7 +725,8 @@ def _math(name: str, to_int: bool = False):
         if kwargs or len(args) != 1:
             raise ev.cg.error(f"math.{name}() of a run-time value takes one argument")
         result = getattr(dsl, name)(args[0])
-        if to_int:   # math.floor, ceil and trunc give ints in Python
+        if to_int and ir.element_type(result.type).is_float:   # math.floor, ceil and trunc give ints in Python
+            # (of an integer, the integer itself: dsl.floor gives it)
             bits = ir.element_type(result.type).bits
             result = semantics.cast(result, ir.with_element(result.type, ir.i64 if bits == 64 else ir.i32))
         return result

@@ -159,3 +159,25 @@ def test_transcendental_math_on_f64_is_refused_at_the_line_as_the_gpus_refuse_it
     out = np.zeros(1)
     exact[1, 1](np.full(1, 4.0), out)
     assert out[0] > 9.0 and "sqrt.rn.f64" in exact.compile(np.ones(1), out, target="sm_90a").asm("ptx")
+
+
+@skc.kernel(block=1)
+def integers_rounded(x: skc.Ptr[skc.i32], u: skc.Ptr[skc.u32], w: skc.Ptr[skc.i64], out: skc.Ptr[skc.i64],
+                     f: skc.Ptr[skc.f64], big: skc.constexpr):
+    out[0] = math.floor(x[0])          # Python's math.floor of an int is the int (f32 rounded it to -2**31)
+    out[1] = math.ceil(x[1])
+    out[2] = math.trunc(w[0])
+    out[3] = math.floor(u[0])          # a u32 stays a u32 (no i32 to wrap it into)
+    out[4] = math.floor(x[0] < 0)      # a bool is 1
+    f[0] = skc.floor(x[1])             # what skc.floor(big) gives, big a compile-time int
+    f[1] = skc.rint(x[1])
+    f[2] = skc.floor(big)
+    f[3] = skc.trunc(skc.f32(x[1]))    # a float still rounds as a float: f32(16777217) is 16777216
+
+
+def test_rounding_a_run_time_integer_gives_the_integer_as_a_compile_time_int_does():
+    out, f = np.zeros(5, np.int64), np.zeros(4)
+    integers_rounded[1, 1](np.array([-2 ** 31 + 1, 2 ** 24 + 1], np.int32), np.array([2 ** 32 - 1], np.uint32),
+                           np.array([2 ** 40 + 1]), out, f, 2 ** 24 + 1)
+    assert out.tolist() == [-2 ** 31 + 1, 2 ** 24 + 1, 2 ** 40 + 1, 2 ** 32 - 1, 1]
+    assert f.tolist() == [2 ** 24 + 1, 2 ** 24 + 1, 2 ** 24 + 1, 2 ** 24]
