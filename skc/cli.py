@@ -82,9 +82,9 @@ def _import_failure(error: BaseException, path: str, stops: str) -> SkcError:
     where = "" if loc else f"{path}: "
     hint = ""
     if isinstance(error, SystemExit):
-        code = 0 if error.code is None else error.code
-        status = f"status {code}" if isinstance(code, int) else f"the message {code!r}"
-        message = f"{where}the file exited with {status} as skc imported it, so {stops}"
+        status, said = _exit_status(error)
+        exited = f"the message {said!r}" if said is not None else f"status {status}"
+        message = f"{where}the file exited with {exited} as skc imported it, so {stops}"
         hint = ("skc imports the file as a module, whose __name__ is not '__main__': put the part that runs it as "
                 "a script under `if __name__ == \"__main__\":`")
     else:
@@ -103,6 +103,13 @@ def _import_failure(error: BaseException, path: str, stops: str) -> SkcError:
         frames = traceback.format_exception(type(error), error, tb)
         text += "\nthe file's traceback:\n" + "".join(frames).rstrip("\n")
     return SkcError(text)
+
+
+def _exit_status(error: SystemExit) -> tuple:
+    """(the process status, the message or None) of a sys.exit: its int (None: 0), or 1 and the message it printed,
+    as Python gives them."""
+    code = 0 if error.code is None else error.code
+    return (code, None) if isinstance(code, int) else (1, code)
 
 
 def _kernels(module, wanted):
@@ -311,11 +318,9 @@ def cmd_run(args) -> int:
         print(f"{os.path.basename(args.path)}: FAILED {where} [{device} - {device.name}]: {_failure(e)}")
         return 1
     except SystemExit as e:   # (main() ending the script: its status is skc's, as it is python's for `python FILE`)
-        code = 0 if e.code is None else e.code
-        status = code if isinstance(code, int) else 1
-        said = "" if isinstance(code, int) else f": {code}"
+        status, said = _exit_status(e)
         print(f"{os.path.basename(args.path)}: main() exited with status {status} {where} "
-              f"[{device} - {device.name}]{said}")
+              f"[{device} - {device.name}]{'' if said is None else f': {said}'}")
         return status
     seconds = time.perf_counter() - started
     checked = "" if summary is None else f"; checked against numpy: {summary}"   # (a main() that says nothing)

@@ -64,7 +64,7 @@ class InputTilePipeline:
         self.full = skc.shared((stages,), skc.u64, align=8)
         self.empty = skc.shared((stages,), skc.u64, align=8)
         self.arrivals = producer.arrivals if producer is not None else 1
-        _note_pipeline(self)
+        _note_made(self, "producer", "consumer")
         if skc.thread_index() == 0:
             for s in skc.static_range(stages):
                 skc.hopper.mbarrier_init(self.full + s, self.arrivals)
@@ -140,15 +140,19 @@ def _check_role(pipeline, wanted: str):
             hint=f"take pipe.{role}() in the {role} branch, pipe.{wanted}() in the {wanted} branch")
 
 
-def _handles() -> dict:
-    """Of this compilation: {id(pipeline): [pipeline, where it was made, the run-time loops open there, {role: [(where
-    a handle was taken, the run-time branches taken there)]}]}."""
-    return frontend.current().facts(__name__ + ".handles")
+def _uses(kind: str) -> dict:
+    """Of this compilation: {id(obj): (obj, where it was made, the run-time loops open there, [(where a use of `kind`
+    was made, the run-time branches taken there)])} of the pipelines (kinds "producer" and "consumer": their handles
+    taken) and the producer handles (kind "entered": their `with`s)."""
+    return frontend.current().facts(f"{__name__}.{kind}")
 
 
 @frontend.host
-def _note_pipeline(pipeline):
-    _handles()[id(pipeline)] = [pipeline, user_location(frontend.current().loc), frontend.runtime_loops(), {}]
+def _note_made(obj, *kinds: str):
+    """Where obj (a pipeline, a producer handle) is made, for the uses of each kind `_repeated` checks."""
+    made_at, loops = user_location(frontend.current().loc), frontend.runtime_loops()
+    for kind in kinds:
+        _uses(kind)[id(obj)] = (obj, made_at, loops, [])
 
 
 def _runs_after(branches, earlier) -> bool:
@@ -160,21 +164,31 @@ def _runs_after(branches, earlier) -> bool:
                                                  for (condition, taken), (other, other_taken) in zip(branches, earlier))
 
 
+def _repeated(obj, kind: str):
+    """For a use of `kind` of obj (a handle taken, a `with` entered) that must be its only one: None where it is
+    (then noted), else (where obj was made, where an earlier use that surely ran before it was made, or None where
+    this one runs anew each iteration of a run-time loop obj was made outside of)."""
+    record = _uses(kind).get(id(obj))
+    if record is None or record[0] is not obj:
+        return None
+    _, made_at, loops, used = record
+    branches = frontend.enclosing_conditions()
+    earlier = next((where for where, others in used if _runs_after(branches, others)), None)
+    if earlier is None and all(loop in loops for loop in frontend.runtime_loops()):
+        used.append((user_location(frontend.current().loc), branches))
+        return None
+    return made_at, earlier
+
+
 @frontend.host
 def _check_one_handle(pipeline, role: str):
     """A role's handle holds its place in the ring (the stage index and the phase, run-time values that start at stage
     0, phase 0): a second handle of the role, or one taken anew each iteration of a run-time loop, starts the ring
     again while the other side has moved on, and waits for a phase that never comes (or takes a stage out of turn)."""
-    record = _handles().get(id(pipeline))
-    if record is None or record[0] is not pipeline:
+    repeated = _repeated(pipeline, role)
+    if repeated is None:
         return
-    _, made_at, loops, roles = record
-    branches = frontend.enclosing_conditions()
-    taken = roles.setdefault(role, [])
-    earlier = next((where for where, others in taken if _runs_after(branches, others)), None)
-    if earlier is None and not any(loop not in loops for loop in frontend.runtime_loops()):
-        taken.append((user_location(frontend.current().loc), branches))
-        return
+    made_at, earlier = repeated
     what = (f"a second {role} handle of the pipeline made at {made_at} (the first is taken at {earlier})"
             if earlier is not None else
             f"the {role} handle of the pipeline made at {made_at} is taken in a run-time loop the pipeline is made "
@@ -189,31 +203,15 @@ def _check_one_handle(pipeline, role: str):
              f"{'mma' if role == 'consumer' else ''}) as {role}:` around the tile loop (in the {role}'s branch)")
 
 
-def _entries() -> dict:
-    """Of this compilation: {id(producer handle): [handle, the run-time loops open where it was made, [(where a `with`
-    of it was entered, the run-time branches taken there)]]}."""
-    return frontend.current().facts(__name__ + ".entries")
-
-
-@frontend.host
-def _note_producer(role):
-    _entries()[id(role)] = [role, frontend.runtime_loops(), []]
-
-
 @frontend.host
 def _check_drains_once(role):
     """The producer's `with` drains the ring on exit (it waits for every stage to be empty, stepping its place a whole
     lap on): entered again, on a path that ran it before or each iteration of a run-time loop, its fills come a lap
     ahead of the consumers' waits, and both wait for each other (a hang)."""
-    record = _entries().get(id(role))
-    if record is None or record[0] is not role:
+    repeated = _repeated(role, "entered")
+    if repeated is None:
         return
-    _, loops, entered = record
-    branches = frontend.enclosing_conditions()
-    earlier = next((where for where, others in entered if _runs_after(branches, others)), None)
-    if earlier is None and not any(loop not in loops for loop in frontend.runtime_loops()):
-        entered.append((user_location(frontend.current().loc), branches))
-        return
+    earlier = repeated[1]
     raise frontend.current().error(
         "the producer handle's `with` is entered " + (f"again (first at {earlier})" if earlier is not None else
                                                       "in a run-time loop the handle is taken outside of (once an "
@@ -266,7 +264,7 @@ class _Role:
 class ProducerRole(_Role):
     def __init__(self, pipeline: InputTilePipeline):
         super().__init__(pipeline)
-        _note_producer(self)
+        _note_made(self, "entered")
 
     def __enter__(self):
         _check_drains_once(self)

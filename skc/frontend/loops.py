@@ -490,4 +490,3 @@ def _flagging_breaks(loop) -> list:
 
 def _as_list(visited) -> list:
     return visited if isinstance(visited, list) else [visited]
-

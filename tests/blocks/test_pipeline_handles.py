@@ -17,6 +17,26 @@ from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, InputTi
 T = 64
 
 
+@skc.func
+def produce(producer, load, tiles, k_tiles):
+    """The producer's tile loop over a handle taken (and entered) once."""
+    for tile in tiles:
+        for k in range(k_tiles):
+            with producer.acquire() as stage:
+                load(stage, k, a=tile.row0, b=tile.col0)
+
+
+@skc.func
+def consume(consumer, mma, acc, tiles, k_tiles, epilogue):
+    """A consumer warpgroup's tile loop over a handle taken once."""
+    for tile in tiles:
+        acc.zero()
+        for k in range(k_tiles):
+            with consumer.acquire() as stage:
+                mma(acc, stage.a, stage.b)
+        epilogue(acc, tile.row0, tile.col0)
+
+
 @skc.kernel
 def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, N: skc.i32, K: skc.i32,
          mode: skc.constexpr):
@@ -54,10 +74,7 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, 
                     producer = pipe.producer()
                     if K > 0:
                         with producer:
-                            for tile in tiles:
-                                for k in range(k_tiles):
-                                    with producer.acquire() as stage:
-                                        load(stage, k, a=tile.row0, b=tile.col0)
+                            produce(producer, load, tiles, k_tiles)
                     else:
                         with producer:
                             with producer.acquire() as stage:
@@ -74,20 +91,14 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, 
                 elif mode == "producers in two branches":
                     if K > 0:
                         with pipe.producer() as producer:
-                            for tile in tiles:
-                                for k in range(k_tiles):
-                                    with producer.acquire() as stage:
-                                        load(stage, k, a=tile.row0, b=tile.col0)
+                            produce(producer, load, tiles, k_tiles)
                     else:
                         with pipe.producer() as producer:
                             with producer.acquire() as stage:
                                 load(stage, 0, a=0, b=0)
                 else:
                     with pipe.producer() as producer:
-                        for tile in tiles:
-                            for k in range(k_tiles):
-                                with producer.acquire() as stage:
-                                    load(stage, k, a=tile.row0, b=tile.col0)
+                        produce(producer, load, tiles, k_tiles)
         else:
             mma = Wgmma(T, T, skc.bf16)
             acc = mma.zeros()
@@ -118,20 +129,10 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, 
                                     mma(acc, stage.a, stage.b)
                 else:
                     with pipe.consumer(mma) as consumer:
-                        for tile in tiles:
-                            acc.zero()
-                            for k in range(k_tiles):
-                                with consumer.acquire() as stage:
-                                    mma(acc, stage.a, stage.b)
-                            epilogue(acc, tile.row0, tile.col0)
+                        consume(consumer, mma, acc, tiles, k_tiles, epilogue)
             else:
                 with pipe.consumer(mma) as consumer:
-                    for tile in tiles:
-                        acc.zero()
-                        for k in range(k_tiles):
-                            with consumer.acquire() as stage:
-                                mma(acc, stage.a, stage.b)
-                        epilogue(acc, tile.row0, tile.col0)
+                    consume(consumer, mma, acc, tiles, k_tiles, epilogue)
 
 
 def operands(M, N, K):
@@ -184,16 +185,11 @@ FIRST = {"second consumer": 3, "second producer": 4, "producer entered twice": 3
 
 
 @skc.func
-def consume(pipe, mma, tiles, k_tiles, epilogue):
-    """One consumer warpgroup's handle and tile loop (a user's helper, called once a warpgroup)."""
+def warpgroup(pipe, mma, tiles, k_tiles, epilogue):
+    """One consumer warpgroup's own handle and tile loop (a user's helper, called once a warpgroup)."""
     acc = mma.zeros()
     with pipe.consumer(mma) as consumer:
-        for tile in tiles:
-            acc.zero()
-            for k in range(k_tiles):
-                with consumer.acquire() as stage:
-                    mma(acc, stage.a, stage.b)
-            epilogue(acc, tile.row0, tile.col0)
+        consume(consumer, mma, acc, tiles, k_tiles, epilogue)
 
 
 @skc.kernel
@@ -211,27 +207,24 @@ def two_warpgroups(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M:
         if roles.is_producer():
             if load.is_issuing():
                 with pipe.producer() as producer:
-                    for tile in tiles:
-                        for k in range(k_tiles):
-                            with producer.acquire() as stage:
-                                load(stage, k, a=tile.row0, b=tile.col0)
+                    produce(producer, load, tiles, k_tiles)
         else:
             w = roles.consumer_index()
             epilogue = DirectStoreEpilogue(out, skc.f32, EpilogueArgs(EpilogueSpec(), M, N))
             if mode == "separate ifs":
                 if w == 0:
-                    consume(pipe, Wgmma(T, T, skc.bf16, warpgroup=0), tiles, k_tiles, epilogue)
+                    warpgroup(pipe, Wgmma(T, T, skc.bf16, warpgroup=0), tiles, k_tiles, epilogue)
                 if w == 1:
-                    consume(pipe, Wgmma(T, T, skc.bf16, warpgroup=1), tiles, k_tiles, epilogue)
+                    warpgroup(pipe, Wgmma(T, T, skc.bf16, warpgroup=1), tiles, k_tiles, epilogue)
             elif mode == "static_range":
                 for i in skc.static_range(2):
                     if w == i:
-                        consume(pipe, Wgmma(T, T, skc.bf16, warpgroup=i), tiles, k_tiles, epilogue)
+                        warpgroup(pipe, Wgmma(T, T, skc.bf16, warpgroup=i), tiles, k_tiles, epilogue)
             elif mode == "early return":
                 if w == 0:
-                    consume(pipe, Wgmma(T, T, skc.bf16, warpgroup=0), tiles, k_tiles, epilogue)
+                    warpgroup(pipe, Wgmma(T, T, skc.bf16, warpgroup=0), tiles, k_tiles, epilogue)
                     return
-                consume(pipe, Wgmma(T, T, skc.bf16, warpgroup=1), tiles, k_tiles, epilogue)
+                warpgroup(pipe, Wgmma(T, T, skc.bf16, warpgroup=1), tiles, k_tiles, epilogue)
 
 
 @pytest.mark.parametrize("mode", ["separate ifs", "static_range", "early return"])
