@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import ir
 from ..diagnostics import CompileError
 from ..target import Target
-from . import amdgpu_ops
+from . import amdgpu_ops, angles
 from .llvm_text import llvm_type
 from .lowering import FunctionLowering, intrinsic_suffix
 
@@ -183,8 +183,8 @@ _F32_MATH = {
     "math.log": _afn("log"),
     "math.log2": _afn("log2"),
     "math.rsqrt": _rsqrt,
-    "math.sin": _afn("sin"),
-    "math.cos": _afn("cos"),
+    "math.sin": angles.after_reduction(_afn("sin")),
+    "math.cos": angles.after_reduction(_afn("cos")),
     "math.tanh": _tanh,
     "math.pow": _pow,
 }

@@ -7,7 +7,7 @@ import re
 from .. import ir
 from ..ir.passes.convergence import ALL, LIVE, WarpGroups, warp_groups
 from ..target import Target
-from . import nvptx_async
+from . import angles, nvptx_async
 from .llvm_text import llvm_type
 from .lowering import FunctionLowering, intrinsic_suffix
 
@@ -218,8 +218,8 @@ _F32_MATH = {
     "math.log": _log,
     "math.log2": _nvvm("lg2.approx.f"),
     "math.rsqrt": _nvvm("rsqrt.approx.f"),
-    "math.sin": _nvvm("sin.approx.f"),
-    "math.cos": _nvvm("cos.approx.f"),
+    "math.sin": angles.after_reduction(_nvvm("sin.approx.f")),
+    "math.cos": angles.after_reduction(_nvvm("cos.approx.f")),
     "math.tanh": _nvvm("tanh.approx.f32"),
     "math.pow": _pow,
 }

@@ -105,8 +105,8 @@ UNARY_OPS = {
     "math.ceil": ("round toward +inf", ("float",)),
     "math.trunc": ("round toward zero", ("float",)),
     "math.round": ("round to nearest, ties to even", ("float",)),
-    "math.sin": ("sine, approximate", ("float",)),
-    "math.cos": ("cosine, approximate", ("float",)),
+    "math.sin": ("sine, approximate (on GPUs, of the argument reduced modulo 2 pi exactly)", ("float",)),
+    "math.cos": ("cosine, approximate (on GPUs, of the argument reduced modulo 2 pi exactly)", ("float",)),
     "math.tanh": ("hyperbolic tangent, approximate", ("float",)),
 }
 

@@ -3,9 +3,10 @@ check the backend (tile IR -> LLVM -> PTX) against the interpreter with no GPU. 
 that the fuzz kernels compile to: integer arithmetic in 16, 32 and 64 bits, f16/bf16/f32/f64 arithmetic (every
 rounding modifier, results correctly rounded from the exact value), setp/selp, cvt between every integer and float
 type (rounding modifiers, .sat, saturating float-to-int with NaN to 0), min/max, fma, byte permutes, global loads
-and stores of 1 to 16 bytes, bra and brx.idx jump tables; anything else raises NotImplementedError. ptxas and the
-hardware are not covered. Registers hold unsigned bit patterns. Written for the 2026-11-30 diagnosis in
-benchmarks/NOTES.md; widened to every scalar type for the mixed-type fuzzer (mixgen.py)."""
+and stores of 1 to 16 bytes, loads of module constants (.const), bra and brx.idx jump tables; anything else
+raises NotImplementedError. ptxas and the hardware are not covered. Registers hold unsigned bit patterns. Written
+for the 2026-11-30 diagnosis in benchmarks/NOTES.md; widened to every scalar type for the mixed-type fuzzer
+(mixgen.py)."""
 import math
 import re
 from fractions import Fraction
@@ -299,6 +300,14 @@ class Program:
             shared_at = -(-shared_at // align) * align
             self.symbols[name] = (SHARED_KEY << 40) + shared_at
             shared_at += int(size) if size else 0
+        # module constants (`.const .align N .b8 name[size] = {bytes}`): read-only bytes in a window of their own
+        self.constants = bytearray()
+        for m in re.finditer(r"^\s*\.const\s+\.align\s+(\d+)\s+\.b8\s+(\w+)\[(\d+)\]\s*=\s*\{([^}]*)\};", ptx, re.M):
+            align, values = int(m.group(1)), [int(v) for v in m.group(4).split(",")]
+            assert len(values) == int(m.group(3)), m.group(2)
+            self.constants.extend(bytes(-len(self.constants) % align))
+            self.symbols[m.group(2)] = (CONST_KEY << 40) + len(self.constants)
+            self.constants.extend(values)
         for m in re.finditer(r"^\s*\.local\s+\.align\s+(\d+)\s+\.b8\s+(\w+)\[(\d+)\];", code, re.M):
             self.symbols[m.group(2)] = (LOCAL_KEY << 40) + self.local_size
             self.local_size += -(-int(m.group(3)) // 16) * 16
@@ -454,7 +463,8 @@ class Program:
                 addr = self.address(a[1], regs, symbols)
                 dsts = self._vector(a[0])
                 for k, d in enumerate(dsts):
-                    v = memory.load(addr + k * width, width, space, tid)
+                    v = (self.constant(addr + k * width, width) if space == "const"
+                         else memory.load(addr + k * width, width, space, tid))
                     if t.startswith("s") and width < 8:   # a narrow signed load sign-extends into its register
                         v = signed(v, width * 8)
                     regs[d] = v & _reg_mask(d)
@@ -509,6 +519,12 @@ class Program:
             if name == "cvt" and parts[-2] == "s8":    # a narrow signed result sign-extends into its register
                 r = signed(r, 8)
             regs[a[0]] = r & _reg_mask(a[0]) if not isinstance(r, bool) else r
+
+    def constant(self, addr, size):
+        off = addr - (CONST_KEY << 40)
+        assert 0 <= off and off + size <= len(self.constants), ("out of bounds", "const", off, size)
+        assert off % size == 0, ("misaligned", "const", off, size)
+        return int.from_bytes(self.constants[off:off + size], "little")
 
     @staticmethod
     def _space(parts):
@@ -943,7 +959,8 @@ def _sqrt_fraction(v: Fraction, fmt: Fmt) -> Fraction:
     return value
 
 
-SHARED_KEY, LOCAL_KEY = 0x800, 0x1000     # address bits 40 and up: which memory (global arrays are 1, 2, ...)
+# address bits 40 and up: which memory (global arrays are 1, 2, ...)
+SHARED_KEY, LOCAL_KEY, CONST_KEY = 0x800, 0x1000, 0x400
 SHARED_SIZE = 1 << 16
 POISON = 0xA5        # the bytes of fresh shared and local memory (reading them unwritten is a bug of the kernel)
 
