@@ -279,14 +279,18 @@ def _is_run_time_integer(x) -> bool:
     return not isinstance(x.type, PtrType) and not semantics.is_opaque(x.type) and ir.element_type(x.type).is_int
 
 
-def float_operand(x) -> RValue:
+def float_operand(x, approximate: bool = False) -> RValue:
+    """x as a float: an integer in f32, or in f64 where it has 64 bits (as `/` divides them) and the function is exact
+    on f64 (sqrt, fma, fmod, copysign, fabs: through f32, sqrt(i64 2**60 + 2**36) lost its low bits); the approximate
+    functions have no f64 form, so they take every integer in f32."""
     v = semantics.to_rvalue(x)
     if isinstance(v.type, PtrType):
         raise semantics.error(f"this math function needs a number, found a pointer ({v.type})",
                               hint="load the value first: x[i]")
-    if not ir.element_type(v.type).is_float:
-        count = v.type.count if v.type.is_vector else None
-        v = semantics.cast(v, ir.VectorType(ir.f32, count) if count else ir.f32)
+    elem = ir.element_type(v.type)
+    if not elem.is_float:
+        ft = ir.f64 if elem.bits == 64 and not approximate else ir.f32
+        v = semantics.cast(v, ir.with_element(v.type, ft))
     return v
 
 
@@ -302,7 +306,7 @@ def _math_unary(op: str, python):
             # skc.floor(i32 16777217) was 16777216.0 and math.floor(i32 -2147483647) was -2147483648
             v = x.rvalue()
             return semantics.cast(v, ir.with_element(v.type, ir.i32)) if ir.element_type(v.type).is_bool else v
-        v = float_operand(x)
+        v = float_operand(x, approximate=op in ir.APPROXIMATE_MATH)
         semantics.check_approximate_math(op, v.type)
         return RValue(current().builder.unary(op, v.value), v.type)
     fn.__name__ = op.split(".")[1]

@@ -1396,3 +1396,24 @@ def test_float_of_a_64_bit_integer_is_an_f64():
     got = np.zeros(3, np.float64)
     skc.kernel(widths)[1, 1](got, 2 ** 53 + 1, 2 ** 62 + 12345, 16777217)
     assert got.tolist() == [float(2 ** 53 + 1) / 3, float(2 ** 62 + 12345) - 2.0 ** 62, 16777216.0]
+
+
+def test_exact_math_of_a_64_bit_integer_is_in_f64():
+    """skc.sqrt, math.sqrt, math.fabs, math.fmod, math.copysign and skc.fma of an i64 or u64 compute in f64, as `/` of
+    one does: through f32, sqrt(2**60 + 2**36) read 2**30 (f64: about 2**30 + 32) and fabs(-(2**53 + 1)) lost its last
+    bit. The approximate functions (no f64 form) still take an integer in f32; of an i32, all stay in f32."""
+    def exact(out, a: skc.i64, b: skc.u64, c: skc.i32):
+        out[0] = skc.sqrt(a)
+        out[1] = math.sqrt(b)
+        out[2] = math.fabs(-a)
+        out[3] = math.fmod(a, 7.0)
+        out[4] = math.copysign(b, -1.0)
+        out[5] = skc.fma(a, 2, 1)
+        out[6] = skc.sqrt(c)
+        out[7] = skc.exp2(skc.i64(3))
+
+    got = np.zeros(8, np.float64)
+    a, b = 2 ** 60 + 2 ** 36, 2 ** 53 + 1
+    skc.kernel(exact)[1, 1](got, a, b, 16777217)
+    assert got.tolist() == [math.sqrt(a), math.sqrt(b), float(a), math.fmod(a, 7.0), -float(b), 2.0 * a + 1,
+                            float(np.sqrt(np.float32(16777217))), 8.0]
