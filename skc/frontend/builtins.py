@@ -289,7 +289,7 @@ def float_operand(x, approximate: bool = False) -> RValue:
                               hint="load the value first: x[i]")
     elem = ir.element_type(v.type)
     if not elem.is_float:
-        ft = ir.f64 if elem.bits == 64 and not approximate else ir.f32
+        ft = ir.f64 if isinstance(elem, ir.ScalarType) and elem.bits == 64 and not approximate else ir.f32
         v = semantics.cast(v, ir.with_element(v.type, ft))
     return v
 
