@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from contextlib import nullcontext
 
 import numpy as np
@@ -324,7 +325,7 @@ class _NoLaunch:
 
 def _check_flags(causal, return_lse):
     for name, flag in (("causal", causal), ("return_lse", return_lse)):
-        if type(flag) is not bool and not (isinstance(flag, (int, np.bool_)) and flag in (0, 1)):
+        if type(flag) is not bool and not (isinstance(flag, (numbers.Integral, np.bool_)) and flag in (0, 1)):
             raise skc.LaunchError(f"attention: {name} is True or False, found {flag!r}")
 
 

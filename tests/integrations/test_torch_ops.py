@@ -561,3 +561,9 @@ def test_compiled_host_calls_take_numpy_ints_and_check_flags_as_eager():
         torch._dynamo.reset()
         with pytest.raises(skc.LaunchError, match="attention: causal is True or False, found 2"):
             run()
+    # causal=np.int64(1) is 1, as causal=1 is (it was refused: a numpy int is no Python int)
+    causal = attention(q, q, q, causal=True)
+    torch._dynamo.reset()
+    for got in (attention(q, q, q, causal=np.int64(1)),
+                torch.compile(lambda q: attention(q, q, q, causal=np.int64(1)), backend="aot_eager")(q)):
+        assert torch.equal(got, causal)
