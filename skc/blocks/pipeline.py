@@ -142,8 +142,8 @@ def _check_role(pipeline, wanted: str):
 
 def _uses(kind: str) -> dict:
     """Of this compilation: {id(obj): (obj, where it was made, the run-time loops open there, [(where a use of `kind`
-    was made, the run-time branches taken there)])} of the pipelines (kinds "producer" and "consumer": their handles
-    taken) and the producer handles (kind "entered": their `with`s)."""
+    was made, the run-time branches taken there, its frontend.path_point())])} of the pipelines (kinds "producer" and
+    "consumer": their handles taken) and the producer handles (kind "entered": their `with`s)."""
     return frontend.current().facts(f"{__name__}.{kind}")
 
 
@@ -166,18 +166,27 @@ def _runs_after(branches, earlier) -> bool:
 
 def _repeated(obj, kind: str):
     """For a use of `kind` of obj (a handle taken, a `with` entered) that must be its only one: None where it is
-    (then noted), else (where obj was made, where an earlier use that surely ran before it was made, or None where
-    this one runs anew each iteration of a run-time loop obj was made outside of)."""
+    (then noted), else (where obj was made, (where an earlier use that runs with this one was made, whether only its
+    path going on to here says so), or None where this one runs anew each iteration of a run-time loop obj was made
+    outside of). An earlier use runs with it where it surely ran before it (`_runs_after`), or where every run-time
+    path through it goes on to this one (frontend.always_follows: it is in an `if` branch that falls through to
+    here); one in another branch, or in a branch that returns, is let be."""
     record = _uses(kind).get(id(obj))
     if record is None or record[0] is not obj:
         return None
     _, made_at, loops, used = record
     branches = frontend.enclosing_conditions()
-    earlier = next((where for where, others in used if _runs_after(branches, others)), None)
+    earlier = next(((where, not _runs_after(branches, others)) for where, others, point in used
+                    if _runs_after(branches, others) or frontend.always_follows(point)), None)
     if earlier is None and all(loop in loops for loop in frontend.runtime_loops()):
-        used.append((user_location(frontend.current().loc), branches))
+        used.append((user_location(frontend.current().loc), branches, frontend.path_point()))
         return None
     return made_at, earlier
+
+
+def _falls_through(earlier) -> str:
+    """What the error about a second use adds where the first is in a run-time branch that falls through to it."""
+    return ", in a run-time `if` branch that goes on to this line" if earlier and earlier[1] else ""
 
 
 @frontend.host
@@ -189,8 +198,8 @@ def _check_one_handle(pipeline, role: str):
     if repeated is None:
         return
     made_at, earlier = repeated
-    what = (f"a second {role} handle of the pipeline made at {made_at} (the first is taken at {earlier})"
-            if earlier is not None else
+    what = (f"a second {role} handle of the pipeline made at {made_at} (the first is taken at {earlier[0]}"
+            f"{_falls_through(earlier)})" if earlier is not None else
             f"the {role} handle of the pipeline made at {made_at} is taken in a run-time loop the pipeline is made "
             "outside of (a new handle each iteration)")
     stuck = ("the consumers wait for a phase the producer already passed or never fills (a hang), or read a stage "
@@ -200,7 +209,10 @@ def _check_one_handle(pipeline, role: str):
         f"{what}: a handle keeps the {role}'s place in the ring, and each new one starts again at stage 0 (phase 0) "
         f"where the other side has moved on, so {stuck}",
         hint=f"take the pipeline's {role} handle once and acquire every stage from it: `with pipe.{role}("
-             f"{'mma' if role == 'consumer' else ''}) as {role}:` around the tile loop (in the {role}'s branch)")
+             f"{'mma' if role == 'consumer' else ''}) as {role}:` around the tile loop (in the {role}'s branch)" +
+             ("; or, where each warpgroup takes its own, keep the first's path from reaching this one: end its "
+              "branch with `return`, or take this one in that `if`'s `else`" if earlier is not None and earlier[1]
+              else ""))
 
 
 @frontend.host
@@ -213,7 +225,8 @@ def _check_drains_once(role):
         return
     earlier = repeated[1]
     raise frontend.current().error(
-        "the producer handle's `with` is entered " + (f"again (first at {earlier})" if earlier is not None else
+        "the producer handle's `with` is entered " + (f"again (first at {earlier[0]}{_falls_through(earlier)})"
+                                                      if earlier is not None else
                                                       "in a run-time loop the handle is taken outside of (once an "
                                                       "iteration)") +
         ": each `with` drains the ring on exit (waits for every stage to be released, moving the producer's place a "

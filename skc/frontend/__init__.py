@@ -33,6 +33,19 @@ def runtime_loops() -> tuple:
     return tuple(region for region in evaluator.region_stack if region in evaluator.loop_regions)
 
 
+def path_point() -> tuple:
+    """This point of the code being compiled, for `always_follows` (a block notes where it did something that must
+    not be done twice on one path)."""
+    return current().evaluator.path_point()
+
+
+def always_follows(point) -> bool:
+    """Whether every run-time path through `point` (an earlier path_point() of this compilation) goes on to the code
+    being compiled now (no branch it is outside of, no loop around `point` alone, no return, break or continue since
+    that skips it): then code at both points runs together wherever the first runs. False where that is not known."""
+    return current().evaluator.always_follows(point)
+
+
 def inside_with(manager) -> bool:
     """Whether the kernel being compiled is inside a with-block of `manager` (for blocks' protocol checks)."""
     return current().evaluator.inside_with(manager)
@@ -78,7 +91,7 @@ __all__ = [
     "as_ir_type", "constexpr", "CONSTEXPR", "POINTER", "SCALAR", "TENSORMAP", "DeviceFunction", "Parameter",
     "ParamSpec", "Specialization", "annotated_spec", "compile_to_ir", "func", "kernel_parameters", "symbol_name",
     "Dyn", "RValue", "Slot", "variable_of", "tag", "tagged", "inside_with", "open_withs", "with_ended",
-    "enclosing_conditions", "runtime_scope", "runtime_loops",
+    "enclosing_conditions", "runtime_scope", "runtime_loops", "path_point", "always_follows",
     "source_digest", "KEYABLE", "Unkeyable",
     "dependency_key", "inlined_function_key", "value_key",
 ]

@@ -38,6 +38,7 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         self.attributes_changed: dict = {}      # (id(obj), attr) -> (obj, attr, what it held before the compile)
         self.attributes_past_jumps: dict = {}   # id(a jump's mark) -> begin_attribute_paths() when it was placed
         self.conditions: list = []              # (condition RValue, branch taken) of the enclosing run-time ifs
+        self.jumps: list = []                   # what each run-time jump leaves (a Frame, a LoopContext), as compiled
         self.comprehension_scopes: list = []    # the names of the comprehensions being evaluated (innermost last)
         self.ended_withs: dict = {}             # id -> manager whose with-statement was compiled to its end
         self.constexpr_args: dict = {}          # name -> value of the kernel's constexpr arguments (compile_to_ir)

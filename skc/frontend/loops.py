@@ -388,6 +388,7 @@ class LoopEvaluator:
         label = loop.break_label if kind == "break" else loop.continue_label
         self.emit_cleanups(loop.with_depth)
         self.cg.builder.create("scf.break" if kind == "break" else "scf.continue", attrs={"label": label})
+        self.jumps.append(loop)
         if kind == "break" and self.on_every_path_here():   # (what this path set in the loop, at every level)
             loop.break_attributes.append(set().union(*self.attribute_paths[loop.attribute_level:]))
         elif kind == "break":   # (past another jump: what it set is not followed)
@@ -402,6 +403,7 @@ class LoopEvaluator:
             raise self.cg.error(f"internal: no label for a run-time {kind}")
         self.emit_cleanups(loop.with_depth)
         op = self.cg.builder.create("scf.break", attrs={"label": label})
+        self.jumps.append(loop)
         exits = loop.breaks if kind == "break" else loop.continues
         exits.append((dict(self.frame.env), (self.cg.builder.region, op)))
         self.mark_jump(loop, f"{kind}_mark", self.frame.runtime_depth - loop.runtime_depth)

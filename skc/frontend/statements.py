@@ -506,6 +506,24 @@ class StatementEvaluator:
         run-time jump (a mark on the scope stack above that region)."""
         return not self.scope_stack or self.scope_stack[-1] in self.region_stack
 
+    def path_point(self) -> tuple:
+        """This point of the code, for `always_follows`: the run-time regions open (which of them loops' bodies) and
+        how many run-time jumps came before it."""
+        return tuple(self.region_stack), tuple(map(self.loop_regions.__contains__, self.region_stack)), len(self.jumps)
+
+    def always_follows(self, point) -> bool:
+        """Whether every run-time path through `point` (an earlier path_point) goes on to the code here: it is in no
+        run-time region `point` is outside of (an `if`'s branch, a loop's body: a path may skip it), outside none of
+        its loops (a later iteration may leave by a jump compiled before it), and no run-time jump compiled since
+        leaves a construct still open here (a return from the kernel or from this inlined function, a break or
+        continue of a loop around here: it skips this code). Loops are taken to end, asserts to hold."""
+        regions, loops, jumped = point
+        here = len(self.region_stack)
+        if tuple(self.region_stack) != regions[:here] or any(loops[here:]):
+            return False
+        open_here = [*self.frames, *(loop for frame in self.frames for loop in frame.loops)]
+        return not any(left is construct for left in self.jumps[jumped:] for construct in open_here)
+
     # -- attributes set on some run-time paths ------------------------------------------
     def begin_attribute_paths(self) -> tuple:
         return len(self.attributes_in_flow), len(self.objects_made)
@@ -733,6 +751,7 @@ class StatementEvaluator:
                 raise CompileTimeReturn(None)
             self.emit_cleanups(0)
             self.cg.builder.create("func.return")
+            self.jumps.append(frame)
             if frame.runtime_depth == 0:
                 raise CompileTimeReturn(None, cleaned=True)
             return True
@@ -745,6 +764,7 @@ class StatementEvaluator:
         self.store_return(frame.ret, value, node)
         self.emit_cleanups(0)
         self.cg.builder.create("scf.break", attrs={"label": frame.ret.label})
+        self.jumps.append(frame)
         self.mark_jump(frame, "return_mark", frame.runtime_depth)
         if frame.runtime_depth == 0:
             raise CompileTimeReturn(None, cleaned=True)

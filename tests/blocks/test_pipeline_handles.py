@@ -2,9 +2,11 @@
 stage 0, phase 0), so a second consumer (or producer) handle of the same pipeline, or one taken anew each iteration
 of the tile loop, started the ring again where the other side had moved on: the interpreter reported a deadlock (on a
 GPU, a hang) or the consumer read a stage before its fill. So did a producer handle whose `with` (which drains the
-ring on exit) was entered once a tile. Each is now a CompileError at the user's line that says to take the handle
-once; handles of one role where the first need not have run (the two branches of a run-time `if`, each consumer
-warpgroup's own under `if w == 0` and `if w == 1`, a first one in a branch that returns) still compile and run."""
+ring on exit) was entered once a tile, and a second handle after the run-time `if` branch holding the first, where
+that branch falls through (`if w == 0:` one warpgroup's handle, then another handle that warpgroup takes too). Each
+is now a CompileError at the user's line that says to take the handle once; handles of one role where the first need
+not have run (the two branches of a run-time `if`, each consumer warpgroup's own under `if w == 0` and `if w == 1`, a
+first one in a branch that returns) still compile and run."""
 import inspect
 
 import numpy as np
@@ -88,6 +90,14 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M: skc.i32, 
                         for k in range(k_tiles):
                             with producer.acquire() as stage:
                                 load(stage, k, a=T, b=0)
+                elif mode == "producer entered after a branch":
+                    producer = pipe.producer()
+                    if K > T:
+                        with producer:
+                            with producer.acquire() as stage:
+                                load(stage, 0, a=0, b=0)
+                    with producer:   # HERE producer entered after a branch
+                        produce(producer, load, tiles, k_tiles)
                 elif mode == "producers in two branches":
                     if K > 0:
                         with pipe.producer() as producer:
@@ -167,6 +177,8 @@ def test_one_handle_a_role_runs_two_tiles_a_block(hopper_interpreter, mode):
     ("producer entered a tile", "the producer handle's `with` is entered in a run-time loop the handle is taken "
                                 "outside of"),
     ("producer entered twice", "the producer handle's `with` is entered again \\(first at "),
+    ("producer entered after a branch", "the producer handle's `with` is entered again \\(first at .*, in a run-time "
+                                        "`if` branch that goes on to this line\\)"),
 ])
 def test_a_second_handle_of_a_role_is_refused_at_its_line(hopper_interpreter, mode, message):
     """Before, each deadlocked in the interpreter (a hang on a GPU) or read a stage out of turn."""
@@ -181,7 +193,8 @@ def test_a_second_handle_of_a_role_is_refused_at_its_line(hopper_interpreter, mo
             str(error.value)
 
 
-FIRST = {"second consumer": 3, "second producer": 4, "producer entered twice": 3}   # how many lines above the second handle the first is taken
+# how many lines above the second handle the first is taken
+FIRST = {"second consumer": 3, "second producer": 4, "producer entered twice": 3, "producer entered after a branch": 3}
 
 
 @skc.func
@@ -190,6 +203,19 @@ def warpgroup(pipe, mma, tiles, k_tiles, epilogue):
     acc = mma.zeros()
     with pipe.consumer(mma) as consumer:
         consume(consumer, mma, acc, tiles, k_tiles, epilogue)
+
+
+@skc.func
+def first_warpgroup(pipe, w, tiles, k_tiles, epilogue, then_second: skc.constexpr):
+    """The first warpgroup's own handle, in a branch that returns from this helper (not from the kernel): the second
+    one's, taken here after the branch, is apart from it; taken by the caller after the call, it runs after it."""
+    if w == 0:
+        mma = Wgmma(T, T, skc.bf16, warpgroup=0)
+        with pipe.consumer(mma) as consumer:
+            consume(consumer, mma, mma.zeros(), tiles, k_tiles, epilogue)
+        return
+    if then_second:
+        warpgroup(pipe, Wgmma(T, T, skc.bf16, warpgroup=1), tiles, k_tiles, epilogue)
 
 
 @skc.kernel
@@ -225,15 +251,56 @@ def two_warpgroups(a: skc.TensorMap, b: skc.TensorMap, out: skc.Ptr[skc.f32], M:
                     warpgroup(pipe, Wgmma(T, T, skc.bf16, warpgroup=0), tiles, k_tiles, epilogue)
                     return
                 warpgroup(pipe, Wgmma(T, T, skc.bf16, warpgroup=1), tiles, k_tiles, epilogue)
+            elif mode == "a helper's early return":
+                first_warpgroup(pipe, w, tiles, k_tiles, epilogue, True)
+            elif mode == "after a helper's early return":
+                first_warpgroup(pipe, w, tiles, k_tiles, epilogue, False)
+                mma = Wgmma(T, T, skc.bf16, warpgroup=1)
+                with pipe.consumer(mma) as consumer:   # HERE after a helper's early return
+                    consume(consumer, mma, mma.zeros(), tiles, k_tiles, epilogue)
+            elif mode == "first falls through":
+                if w == 0:
+                    first = Wgmma(T, T, skc.bf16, warpgroup=0)
+                    with pipe.consumer(first) as consumer:
+                        consume(consumer, first, first.zeros(), tiles, k_tiles, epilogue)
+                mma = Wgmma(T, T, skc.bf16, warpgroup=1)
+                with pipe.consumer(mma) as consumer:   # HERE first falls through
+                    consume(consumer, mma, mma.zeros(), tiles, k_tiles, epilogue)
 
 
-@pytest.mark.parametrize("mode", ["separate ifs", "static_range", "early return"])
-def test_each_warpgroups_own_consumer_handle_compiles_and_runs(hopper_interpreter, mode):
-    """A second consumer handle is refused only where it surely runs after the first (in the first's branches)."""
+def two_warpgroups_operands():
     rng = np.random.default_rng(1)
     A, B = (rng.integers(-2, 3, shape).astype(np.float32) for shape in ((256, 128), (64, 128)))
     maps = (skc.TensorMap(skc.to_device(A, dtype=skc.bf16), box=(2 * T, T)),
             skc.TensorMap(skc.to_device(B, dtype=skc.bf16), box=(T, T)))
+    return A, B, maps
+
+
+@pytest.mark.parametrize("mode", ["separate ifs", "static_range", "early return", "a helper's early return"])
+def test_each_warpgroups_own_consumer_handle_compiles_and_runs(hopper_interpreter, mode):
+    """A second consumer handle is refused only where it runs with the first: after it in its branches, or after
+    the branch that holds it falls through. Taken where the first's path returned (from the kernel, or from the
+    helper both are taken in), or in another branch, it is the other warpgroup's own."""
+    A, B, maps = two_warpgroups_operands()
     out = np.full((256, 64), np.nan, np.float32)
     two_warpgroups[1, 384](*maps, out, 256, 64, 128, mode)
     assert np.array_equal(out, A @ B.T)
+
+
+@pytest.mark.parametrize("mode, first", [("first falls through", 3), ("after a helper's early return", None)])
+def test_a_second_handle_after_the_firsts_branch_falls_through_is_refused(hopper_interpreter, mode, first):
+    """The first consumer handle in `if w == 0:` (in the kernel, or in a helper whose early return lands right after
+    its call), the second after that branch: warpgroup 0 took both, and the interpreter reported a deadlock (on a
+    GPU, a hang)."""
+    A, B, maps = two_warpgroups_operands()
+    out = np.full((256, 64), np.nan, np.float32)
+    with pytest.raises(skc.CompileError, match="a second consumer handle of the pipeline made at .* \\(the first "
+                                               "is taken at .*, in a run-time `if` branch that goes on to this line"
+                                               "\\)") as error:
+        two_warpgroups[1, 384](*maps, out, 256, 64, 128, mode)
+    lines, start = inspect.getsourcelines(two_warpgroups.fn)
+    here = start + next(i for i, line in enumerate(lines) if line.rstrip().endswith(f"# HERE {mode}"))
+    assert str(error.value).startswith(f"{__file__}:{here}:")
+    if first is not None:
+        assert f"the first is taken at {__file__}:{here - first}:" in str(error.value)
+    assert "end its branch with `return`" in error.value.hint
