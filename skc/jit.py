@@ -318,6 +318,10 @@ class Kernel:
         # garbage collector runs inside the compile may launch this kernel on the same thread.
         self._compiling = threading.RLock()
         _KERNELS.add(self)
+        # the names the launcher keeps its own state under; any other attribute but functools.wraps' is the user's
+        # (`k.scale = 2.0`, or one the def had before the decorator), which code may read at compile time (k's own
+        # body too), keyed with the kernel (keying.py)
+        self._launcher_state = (frozenset(vars(self)) - frozenset(fn.__dict__)) | {"_launcher_state"}
 
     def __repr__(self):
         return f"<skc.kernel {self.fn.__qualname__}>"

@@ -89,12 +89,21 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
 
     def record_closure(self, name: str, value):
         """Remember the closure cell a name was read from: a launch checks (by identity) that it still holds that
-        value (`nonlocal` may bind it to another); such code is never served from the disk cache (its function has
-        no name a later process could find)."""
+        value (`nonlocal` may bind it to another), and the bindings the value's key covers (an object's fields, a
+        function's or a kernel's attributes, the globals a function reads: `config.scale = 3.0` after a launch); such
+        code is never served from the disk cache (its function has no name a later process could find)."""
         cell = self.frame.cells.get(name)
-        if cell is not None and not any(space.cell is cell for space, _, _ in self.cg.deps.unkeyed
-                                        if isinstance(space, CellView)):
-            self.cg.deps.unkeyed.append((CellView(cell), name, value))
+        unkeyed = self.cg.deps.unkeyed
+        if cell is None or any(isinstance(space, CellView) and space.cell is cell for space, _, _ in unkeyed):
+            return
+        unkeyed.append((CellView(cell), name, value))
+        reads = []
+        try:
+            dependency_key(value, reads)
+        except Unkeyable:   # (the bindings met before the part with no key are watched all the same)
+            pass
+        # (by identity, as the cell: no key of them is kept that could tell an equal value bound again)
+        record_bindings(unkeyed, reads)
 
 
 def _namespace(module: str):

@@ -238,8 +238,17 @@ def record_bindings(into: list, reads):
     or names a namespace is read not to bind (ABSENT_BINDING: a class's that its base binds)."""
     for namespace, name, value in reads:
         if (isinstance(namespace, dict) and namespace.get(name, ABSENT_BINDING) is value
-                and not trusted_module(namespace.get("__name__") or "")):
+                and not _trusted_namespace(namespace)):
             into.append((namespace, name, value))
+
+
+def _trusted_namespace(namespace: dict) -> bool:
+    """Whether a namespace is the dict of a module whose code is keyed by name (skc's, a library's). Not the dict of
+    an @skc.func or a kernel, whose `__name__` functools.wraps copied there: one named `select` or `copy` was taken
+    for that standard module's, and its attributes went unwatched."""
+    name = namespace.get("__name__")
+    module = sys.modules.get(name) if type(name) is str else None
+    return module is not None and getattr(module, "__dict__", None) is namespace and trusted_module(name)
 
 
 # -- keying --------------------------------------------------------------------------------------
@@ -475,21 +484,28 @@ class _Keyer:
                 f"globals[{';'.join(reads)}]{self._attributes(fn)}")
 
     def attributes_of_dsl(self, value, dsl=None) -> str:
-        """The own attributes of a DSL function (`@skc.func`), set on it outside its def (`act.scale = 2.0`) or on
-        the def before the decorator, which code may read at compile time: no part of _dsl_key, which keys which
-        function it is. "" for anything else (a kernel: its attributes are its launcher's)."""
+        """The own attributes of a DSL function (`@skc.func`) or kernel, set on it outside its def (`act.scale = 2.0`,
+        `k.scale = 2.0`, which k's own body may read) or on the def before the decorator, which code may read at
+        compile time: no part of _dsl_key, which keys which function it is. "" for anything else."""
+        if getattr(value, "__skc_kernel__", False) is True:
+            # (its __dict__ holds its launcher's state too, under the names it gives; a kernel-like object that gives
+            # none is keyed as before, by which function it is)
+            launcher = getattr(value, "_launcher_state", None)
+            return self._attributes(value, launcher) if isinstance(launcher, frozenset) else ""
         dsl = dsl if dsl is not None else getattr(value, "__skc_function__", None)
-        if not isinstance(dsl, types.FunctionType) or getattr(value, "__skc_kernel__", False):
+        if not isinstance(dsl, types.FunctionType):
             return ""
         return self._attributes(dsl) + (self._attributes(value) if value is not dsl else "")
 
-    def _attributes(self, holder) -> str:
-        """A function's own attributes (its __dict__, less what functools.wraps and skc put there); "" where it has
-        none. Each is a binding a launch watches in memory, as an object's field is."""
+    def _attributes(self, holder, launcher: frozenset = frozenset()) -> str:
+        """A function's (or a kernel's) own attributes: its __dict__, less what functools.wraps and skc put there (a
+        kernel's `launcher` state); "" where it has none. Each is a binding a launch watches in memory, as an object's
+        field is."""
         space = getattr(holder, "__dict__", None)
         if type(space) is not dict:
             return ""
-        own = sorted(((name, v) for name, v in space.items() if name not in _WRAPPER_STATE), key=lambda item: item[0])
+        own = sorted(((name, v) for name, v in space.items() if name not in _WRAPPER_STATE and name not in launcher),
+                     key=lambda item: item[0])
         if not own:
             return ""
         if self.reads is not None:

@@ -1,0 +1,129 @@
+"""Stale kernels from reads the keys missed: a kernel's own attributes (`k.scale`, read in k's body); the attributes of
+an object, function or kernel a kernel found in a closure (only the closure's binding was watched); the attributes of
+an @skc.func named like a standard module (`select`, its watch taken for a module's)."""
+import importlib
+import sys
+
+import numpy as np
+import pytest
+
+import skc
+from skc.frontend import keying
+from test_cache_keys import run_compiles
+from test_cache_keys_more import constants, two_versions
+
+
+@pytest.fixture
+def load(tmp_path, monkeypatch):
+    """Writes a module's text beside the test and imports it (its kernels' source must be in a file)."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    loaded = []
+
+    def imported(name: str, text: str):
+        (tmp_path / f"{name}.py").write_text(text)
+        loaded.append(name)
+        return importlib.import_module(name)
+
+    yield imported
+    for name in loaded:
+        sys.modules.pop(name, None)
+
+
+def launched(kernel) -> float:
+    out = np.zeros(1, np.float32)
+    kernel[1, 1](out)
+    return float(out[0])
+
+
+# -- a kernel's own attributes ----------------------------------------------------------------------------------------
+OWN_ATTRIBUTE = ("import skc\n\n@skc.kernel(block=32)\ndef k(x: skc.Ptr[skc.f32]):\n    x[0] = x[0] * k.scale\n\n"
+                 "k.scale = 2.0\n")
+
+
+def test_a_kernels_own_attribute_is_part_of_its_key_on_disk(tmp_path):
+    second, fresh = two_versions(tmp_path, {"kernels.py": OWN_ATTRIBUTE},
+                                 {"kernels.py": OWN_ATTRIBUTE.replace("2.0", "3.0")})
+    assert second["from_cache"] is False
+    assert "3.0" in constants(second["tile"]) and constants(second["tile"]) == constants(fresh["tile"])
+
+
+def test_a_kernel_reading_its_own_attribute_is_still_served_from_disk(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "kernels.py").write_text(OWN_ATTRIBUTE)
+    run_compiles(code, tmp_path / "cache", ["k"])
+    assert run_compiles(code, tmp_path / "cache", ["k"])["kernels"]["k"]["from_cache"] is True
+
+
+def test_a_kernels_own_attribute_set_after_a_launch_gives_a_new_kernel(load):
+    module = load("own_attribute_kernels", "import skc\n\n@skc.kernel(block=1)\ndef k(x: skc.Ptr[skc.f32]):\n"
+                                           "    x[0] = k.scale\n\nk.scale = 2.0\n")
+    assert launched(module.k) == 2.0
+    module.k.scale = 3.0
+    assert launched(module.k) == 3.0
+
+
+def test_a_local_kernels_own_attribute_set_after_a_launch_gives_a_new_kernel():
+    @skc.kernel(block=1)
+    def k(x: skc.Ptr[skc.f32]):
+        x[0] = k.scale   # (k: a closure cell of this test)
+
+    k.scale = 2.0
+    assert launched(k) == 2.0
+    k.scale = 3.0
+    assert launched(k) == 3.0
+
+
+def test_a_kernels_launcher_state_is_no_attribute_of_the_users():
+    @skc.kernel(block=1)
+    def k(x: skc.Ptr[skc.f32]):
+        x[0] = 1.0
+
+    before = keying.dependency_key(k)
+    launched(k)
+    assert keying.dependency_key(k) == before and "attributes" not in before
+    k.scale = 2.0
+    assert "attributes{scale=float:2.0}" in keying.dependency_key(k)
+
+
+# -- what a closure holds ---------------------------------------------------------------------------------------------
+def test_a_closure_functions_attribute_set_after_a_launch_gives_a_new_kernel():
+    def scale():
+        return 1.0
+
+    scale.by = 2.0
+
+    @skc.kernel(block=1)
+    def k(x: skc.Ptr[skc.f32]):
+        x[0] = scale.by   # (read, not called: the call kept a key of its own)
+
+    assert launched(k) == 2.0
+    scale.by = 3.0
+    assert launched(k) == 3.0
+
+
+def test_a_closure_objects_field_set_after_a_launch_gives_a_new_kernel():
+    class Config:
+        pass
+
+    config = Config()
+    config.scale = 2.0
+
+    @skc.kernel(block=1)
+    def k(x: skc.Ptr[skc.f32]):
+        x[0] = config.scale
+
+    assert launched(k) == 2.0
+    config.scale = 3.0
+    assert launched(k) == 3.0
+
+
+def test_an_attribute_of_a_dsl_function_named_like_a_standard_module_is_watched(load):
+    # (select is a standard module's name: the function's attributes were taken for that module's, which the watch
+    # leaves to the key of skc's version)
+    module = load("select_kernels", "import skc\n\n@skc.func\ndef select(v):\n    return v\n\nselect.scale = 2.0\n\n"
+                                    "@skc.kernel(block=1)\ndef k(x: skc.Ptr[skc.f32]):\n"
+                                    "    x[0] = select(1.0) * select.scale\n")
+    assert launched(module.k) == 2.0
+    module.select.scale = 3.0
+    assert launched(module.k) == 3.0
