@@ -382,8 +382,7 @@ class CallEvaluator:
                 poison = result if isinstance(result, Poison) else _attribute_value(*args)
                 if isinstance(poison, Poison):
                     poison.fail()
-            if (func is getattr or func is vars) and args and isinstance(args[0], types.ModuleType):
-                self.record_module_read(func, args, result)
+            self.record_modules_given(func, args, kwargs)
             return result
         except (SkcError, CompileTimeReturn):
             raise
@@ -399,13 +398,6 @@ class CallEvaluator:
                 message, hint = explain(e, f"{name}() of {_described(args, kwargs)}")
                 raise CompileError(message, where, getattr(e, "hint", None) or hint) from e
             raise CompileError(f"{name}() raised {type(e).__name__}: {e}", where) from e
-
-    def record_module_read(self, func, args, result):
-        """getattr(consts, "S") and vars(consts) read a module's globals as `consts.S` does."""
-        if func is getattr and len(args) >= 2 and isinstance(args[1], str):
-            self.record_read(args[0].__name__, args[1], result)
-        else:
-            self.record_read(args[0].__name__, "__dict__", vars(args[0]))
 
     def record_helper(self, func, args=(), kwargs=None):
         """A function run as plain Python at compile time is a dependency with all it reads: its code,

@@ -2,14 +2,16 @@
 time as Python and emitting tile IR for the rest (see expressions.py, statements.py, calls.py)."""
 from __future__ import annotations
 
+import functools
 import sys
+import types
 
 from .calls import CallEvaluator
 from .context import CodeGen
 from .expressions import ExpressionEvaluator
 from .frames import Frame
-from .keying import (ABSENT, ABSENT_BINDING, STATE_BUILTINS, CellView, Unkeyable, dependency_key, process_state,
-                     record_bindings, state_message, trusted_module)
+from .keying import (ABSENT, ABSENT_BINDING, STATE_BUILTINS, CellView, Unkeyable, dependency_key, module_key,
+                     process_state, record_bindings, state_message, trusted_module)
 from .loops import LoopEvaluator
 from .statements import StatementEvaluator
 from .withs import WithEvaluator
@@ -64,6 +66,10 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         if (module, name) in deps.globals or trusted_module(module):
             return  # skc's own globals are covered by its source digest; a library's change with it
         reads = [(namespace if namespace is not None else _namespace(module), name, value)]
+        if value is ABSENT_BINDING:   # (a name the module does not bind, asked for: bound later, it gives another)
+            deps.globals[(module, name)] = ABSENT
+            record_bindings(deps.bindings, reads)
+            return
         try:
             deps.globals[(module, name)] = dependency_key(value, reads)
         except Unkeyable as e:
@@ -72,6 +78,54 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         else:
             record_bindings(deps.bindings, reads)
 
+    def record_modules_given(self, func, args, kwargs):
+        """The modules code run as plain Python was given are read as it pleases: getattr(cfg, "S") and hasattr(cfg,
+        "S") read one name, as `cfg.S` does; anything else may read any (vars(cfg), functools.partial(getattr, cfg),
+        operator.attrgetter("S")(cfg), inspect.getattr_static, cfg.__getattribute__, a helper of the user's), and
+        each such module is a dependency whole (keyed only by what the code names, a kernel was given the value an
+        edited or reassigned attribute had at its compile)."""
+        for module in _modules_given(func, args, kwargs):
+            if (func is getattr or func is hasattr) and module is args[0] and len(args) >= 2 \
+                    and isinstance(args[1], str):
+                self.record_module_name(module, args[1])
+            else:
+                self.record_module(module)
+
+    def record_module_name(self, module, name: str):
+        """Remember that the code read the attribute `name` of a module (`cfg.S`, getattr(cfg, "S"), hasattr(cfg,
+        "S")): the name's binding, or, where the module binds none, that it binds none; the whole module where what
+        the name gives is made by the module's `__getattr__` (PEP 562) or its class (`cfg.__dict__`)."""
+        space = vars(module)
+        if name in space:
+            self.record_read(module.__name__, name, space[name], space)
+        elif "__getattr__" in space or hasattr(type(module), name):
+            self.record_module(module)
+        else:
+            self.record_read(module.__name__, name, ABSENT_BINDING, space)
+
+    def record_module(self, module):
+        """Remember that the code may have read any attribute of a module (vars(cfg), cfg.__dict__, or code run as
+        plain Python given the module: a partial of getattr, operator.attrgetter, a helper of the user's): every
+        binding of it is a dependency, watched in memory. Such a kernel is not served from the disk cache (the check
+        of a cached kernel's globals finds no binding "__dict__"), and a name bound in the module later, in this
+        process, is no binding a launch watches."""
+        name, deps = module.__name__, self.cg.deps
+        if process_state(name):
+            reason = f"module {name}: {state_message(f'module {name}')}"
+            if reason not in deps.unkeyable:
+                deps.unkeyable.append(reason)
+            return
+        if (name, "__dict__") in deps.globals or trusted_module(name):
+            return
+        reads = []
+        try:
+            deps.globals[(name, "__dict__")] = module_key(module, reads)
+        except Unkeyable as e:
+            deps.globals[(name, "__dict__")] = None   # (recorded once; such a kernel is never stored)
+            deps.unkeyable.append(f"module {name}: {e}")
+            record_bindings(deps.unkeyed, reads)
+        else:
+            record_bindings(deps.bindings, reads)
 
     def record_absent(self, name: str):
         """Remember that the code found `name` among the builtins, its module not binding it: a later binding there
@@ -104,6 +158,25 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
             pass
         # (by identity, as the cell: no key of them is kept that could tell an equal value bound again)
         record_bindings(unkeyed, reads)
+
+
+_BOUND = (types.MethodType, types.BuiltinMethodType, types.MethodWrapperType)
+
+
+def _modules_given(func, args, kwargs) -> list:
+    """The modules a native call gives the code it runs: its arguments, the object its function (or an argument's) is
+    bound to (`cfg.__getattribute__`), and what a functools.partial holds (`partial(getattr, cfg)`), nested too."""
+    found = []
+    waiting = [func, *args, *kwargs.values()]
+    while waiting:
+        value = waiting.pop()
+        if isinstance(value, types.ModuleType):
+            found.append(value)
+        elif isinstance(value, functools.partial):
+            waiting += [value.func, *value.args, *value.keywords.values()]
+        elif isinstance(value, _BOUND) and isinstance(value.__self__, types.ModuleType):
+            found.append(value.__self__)
+    return found
 
 
 def _namespace(module: str):

@@ -121,7 +121,7 @@ class ExpressionEvaluator:
             raise self.error_at(node, str(e) if explained else f"{_kind(obj)} has no attribute '{node.attr}'",
                                 explained or _attribute_hint(obj, node.attr)) from None
         if isinstance(obj, types.ModuleType):  # `consts.S`: a global of another module
-            self.record_read(obj.__name__, node.attr, value)
+            self.record_module_name(obj, node.attr)
         if isinstance(value, Slot):
             return value.rvalue()
         if isinstance(value, Poison):

@@ -83,6 +83,18 @@ def value_key(value, reads: list = None) -> str:
         raise Unkeyable(f"a {type(value).__name__} nested too deeply to key") from None
 
 
+def module_key(module, reads: list = None) -> str:
+    """The exact key of a module of the user's whole, for code that may read any attribute of it (vars(cfg),
+    operator.attrgetter(name)(cfg)): each attribute it binds (not its dunders; its `__getattr__`), and the modules those
+    reach, whole too. `reads` as value_key's."""
+    keyer = _Keyer(reads)
+    keyer.names.append(None)   # (the names the code may read of each module it reaches: any)
+    try:
+        return keyer.key(module)
+    except RecursionError:
+        raise Unkeyable(f"module {module.__name__} nested too deeply to key") from None
+
+
 def dependency_key(value, reads: list = None) -> str:
     """The key of a global (or module attribute) a kernel read. A DSL function or kernel is keyed by which
     one it is: its source and what it reads are dependencies of their own once it is inlined."""

@@ -1,6 +1,9 @@
 """Stale kernels from reads the keys missed: a kernel's own attributes (`k.scale`, read in k's body); the attributes of
 an object, function or kernel a kernel found in a closure (only the closure's binding was watched); the attributes of
-an @skc.func named like a standard module (`select`, its watch taken for a module's)."""
+an @skc.func named like a standard module (`select`, its watch taken for a module's); and a module's attributes read
+other than by `cfg.NAME` or `getattr(cfg, "NAME")` (a partial of getattr, operator.attrgetter, getattr_static,
+`__getattribute__`, `vars(cfg)`, `cfg.__dict__`, a helper given the module, and hasattr or a getattr default of a
+name the module does not bind yet)."""
 import importlib
 import sys
 
@@ -127,3 +130,64 @@ def test_an_attribute_of_a_dsl_function_named_like_a_standard_module_is_watched(
     assert launched(module.k) == 2.0
     module.select.scale = 3.0
     assert launched(module.k) == 3.0
+
+
+# -- a module's attributes read other than by `cfg.NAME` --------------------------------------------------------------
+# (prelude, the expression the kernel stores): each reads cfg.SCALE
+READS_OF_A_MODULE = {
+    "getattr": ("", "getattr(cfg, 'SCALE')"),
+    "partial_of_getattr": ("scale_of = functools.partial(getattr, cfg, 'SCALE')", "scale_of()"),
+    "partial_of_getattr_by_name": ("read = functools.partial(getattr, cfg)", "read('SCALE')"),
+    "attrgetter": ("scale_of = operator.attrgetter('SCALE')", "scale_of(cfg)"),
+    "attrgetter_in_the_kernel": ("", "operator.attrgetter('SCALE')(cfg)"),
+    "getattr_static": ("", "inspect.getattr_static(cfg, 'SCALE')"),
+    "object_getattribute": ("", "object.__getattribute__(cfg, 'SCALE')"),
+    "module_getattribute": ("", "cfg.__getattribute__('SCALE')"),
+    "vars": ("", "vars(cfg)['SCALE']"),
+    "dunder_dict": ("", "cfg.__dict__['SCALE']"),
+    "dunder_dict_get": ("", "cfg.__dict__.get('SCALE')"),
+    "helper_given_the_module": ("def scale_of(module):\n    return module.SCALE", "scale_of(cfg)"),
+    "lambda_of_getattr": ("scale_of = lambda: getattr(cfg, 'SCALE')", "scale_of()"),
+}
+# each reads cfg.EXTRA, which the module binds only in the second version
+READS_OF_A_NAME_NOT_BOUND = {
+    "hasattr": ("", "3.0 if hasattr(cfg, 'EXTRA') else 2.0"),
+    "getattr_default": ("", "getattr(cfg, 'EXTRA', 2.0)"),
+}
+READS = {**READS_OF_A_MODULE, **READS_OF_A_NAME_NOT_BOUND}
+
+
+def reader_module(way: str, cfg: str = "cfg") -> str:
+    prelude, expression = READS[way]
+    return (f"import functools\nimport inspect\nimport operator\n\nimport skc\nimport {cfg} as cfg\n\n{prelude}\n\n"
+            f"@skc.kernel(block=1)\ndef k(x: skc.Ptr[skc.f32]):\n    x[0] = {expression}\n")
+
+
+@pytest.mark.parametrize("way", sorted(READS))
+def test_a_modules_attribute_changed_after_a_launch_gives_a_new_kernel(load, way):
+    cfg = load(f"reads_cfg_{way}", "SCALE = 2.0\n")
+    module = load(f"reads_kernels_{way}", reader_module(way, cfg.__name__))
+    assert launched(module.k) == 2.0
+    if way in READS_OF_A_NAME_NOT_BOUND:
+        cfg.EXTRA = 3.0
+    else:
+        cfg.SCALE = 3.0
+    assert launched(module.k) == 3.0
+
+
+@pytest.mark.parametrize("way", sorted(READS))
+def test_a_modules_attribute_edited_is_seen_on_disk(tmp_path, way):
+    first = {"kernels.py": reader_module(way), "cfg.py": "SCALE = 2.0\n"}
+    edited = "SCALE = 2.0\nEXTRA = 3.0\n" if way in READS_OF_A_NAME_NOT_BOUND else "SCALE = 3.0\n"
+    second, fresh = two_versions(tmp_path, first, {"cfg.py": edited})
+    assert "3.0" in constants(second["tile"]) and constants(second["tile"]) == constants(fresh["tile"])
+
+
+@pytest.mark.parametrize("way", sorted(READS_OF_A_NAME_NOT_BOUND))
+def test_a_name_a_module_does_not_bind_is_keyed_so_the_kernel_is_served_from_disk(tmp_path, way):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "kernels.py").write_text(reader_module(way))
+    (code / "cfg.py").write_text("SCALE = 2.0\n")
+    run_compiles(code, tmp_path / "cache", ["k"])
+    assert run_compiles(code, tmp_path / "cache", ["k"])["kernels"]["k"]["from_cache"] is True
