@@ -284,6 +284,7 @@ class Kernel:
 
         fn = frontend.definition(fn, "kernel")   # (the def under functools.wraps wrappers that pass the call through)
         functools.update_wrapper(self, fn)
+        copied = dict(vars(self))   # (the def's own attributes among them: the user's)
         self.fn = fn
         # debug (or SKC_DEBUG=1): GPU mbarrier waits time out and raise DeadlockError (runtime/hang_guard.py)
         self.debug = debug_enabled(debug)
@@ -318,10 +319,11 @@ class Kernel:
         # garbage collector runs inside the compile may launch this kernel on the same thread.
         self._compiling = threading.RLock()
         _KERNELS.add(self)
-        # the names the launcher keeps its own state under; any other attribute but functools.wraps' is the user's
-        # (`k.scale = 2.0`, or one the def had before the decorator), which code may read at compile time (k's own
-        # body too), keyed with the kernel (keying.py)
-        self._launcher_state = (frozenset(vars(self)) - frozenset(fn.__dict__)) | {"_launcher_state"}
+        # the names the launcher keeps its own state under, those set here; any other attribute but functools.wraps'
+        # is the user's (`k.scale = 2.0`, or one the def had before the decorator), which code may read at compile
+        # time (k's own body too), keyed with the kernel (keying.py)
+        self._launcher_state = frozenset({name for name, value in vars(self).items()
+                                          if name not in copied or copied[name] is not value} | {"_launcher_state"})
 
     def __repr__(self):
         return f"<skc.kernel {self.fn.__qualname__}>"

@@ -89,6 +89,15 @@ def test_a_kernels_launcher_state_is_no_attribute_of_the_users():
     assert "attributes{scale=float:2.0}" in keying.dependency_key(k)
 
 
+def test_a_defs_own_attributes_are_the_kernels_users():
+    def body(x: skc.Ptr[skc.f32]):
+        x[0] = 1.0
+
+    body.scale, body.block = 2.0, "the user's"   # (block: a name the launcher's state has too)
+    key = keying.dependency_key(skc.kernel(block=1)(body))
+    assert "attributes{scale=float:2.0}" in key and "the user's" not in key
+
+
 # -- what a closure holds ---------------------------------------------------------------------------------------------
 def test_a_closure_functions_attribute_set_after_a_launch_gives_a_new_kernel():
     def scale():
