@@ -7,6 +7,7 @@ import sys
 import types
 
 from .calls import CallEvaluator
+from .constexpr_objects import ConstexprObjects
 from .context import CodeGen
 from .expressions import ExpressionEvaluator
 from .frames import Frame
@@ -17,7 +18,8 @@ from .statements import StatementEvaluator
 from .withs import WithEvaluator
 
 
-class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEvaluator, CallEvaluator):
+class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEvaluator, CallEvaluator,
+                ConstexprObjects):
     def __init__(self, codegen: CodeGen):
         self.cg = codegen
         codegen.evaluator = self

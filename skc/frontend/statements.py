@@ -238,18 +238,7 @@ class StatementEvaluator:
                                       "which outlives the kernel (a module or an object a module global names)",
                                 hint="kernels cannot change module state: keep the value in a variable, or make "
                                      "the object inside the kernel")
-        argument = self.constexpr_holding(obj) if mutable(value) else None
-        if argument is not None:
-            # (the same: the launch's cache key, taken again after the compile, met this compile's variable there and
-            # failed in keying's words, as did every later launch given the object)
-            what = (f"constexpr argument '{argument}' ({describe(obj)})" if obj is self.constexpr_args[argument] else
-                    f"{describe(obj)} that constexpr argument '{argument}' holds")
-            raise self.error_at(node, f"the kernel stores a run-time value into '{attr}' of {what}: a constexpr value "
-                                      "is the compile's key and outlives the kernel, so it cannot hold a value of one "
-                                      "run (a block object that keeps run-time state, as a TilePayload once a "
-                                      "pipeline allocates its stages, is made inside the kernel)",
-                                hint=f"make the {type(obj).__name__} inside the kernel, from constexpr parts (its "
-                                     "layouts, sizes, a config), or keep the value in a variable")
+        self.refuse_run_time_store(obj, attr, value, node)
         current = getattr(obj, attr, MISSING)
         if isinstance(current, (Slot, Poison)) and current.is_stale():   # (another compile's: this one's is new)
             current = MISSING
@@ -289,17 +278,6 @@ class StatementEvaluator:
                                     hint="keep the value in a variable, or set the attribute on a compile-time "
                                          "object") from e
             raise self.error_at(node, f"cannot set attribute '{attr}' of {type(obj).__name__}: {e}") from e
-
-    def note_constexpr_args(self, args: dict):
-        """The kernel's constexpr arguments by name: they and what they hold, as passed, outlive the compile (a
-        run-time value stored into one of them is refused: set_attribute)."""
-        self.constexpr_args = args
-        self.constexpr_held = _objects_held(args)
-
-    def constexpr_holding(self, obj):
-        """The name of the constexpr argument that is obj or holds it (in a container or an attribute), else None."""
-        found = self.constexpr_held.get(id(obj))
-        return found[1] if found is not None and found[0] is obj else None
 
     def note_attribute_change(self, obj, attr: str):
         """Before the compile changes obj.attr: what the object held there, the first time, unless the kernel made the
@@ -896,30 +874,6 @@ def _module_state(obj, module_globals) -> bool:
     if isinstance(obj, types.ModuleType):
         return True
     return not isinstance(obj, Dyn) and any(value is obj for value in module_globals.values())
-
-
-def _objects_held(roots: dict, depth: int = 8, most: int = 20_000) -> dict:
-    """id(obj) -> (obj, the name of the root that holds it) of each container or object (with attributes) the values
-    of `roots` are or hold, through items and attributes (`depth` deep, `most` of them; not into a kernel, whose
-    attributes are its compiled code): what outlives a compile, as its constexpr arguments do."""
-    found: dict = {}
-    todo = [(value, name, 0) for name, value in reversed(list(roots.items()))]
-    while todo and len(found) < most:
-        value, name, level = todo.pop()
-        if (isinstance(value, Dyn) or not (_holds_values(value) or isinstance(value, frozenset)) or id(value) in found
-                or getattr(type(value), "__skc_kernel__", False)):
-            continue
-        found[id(value)] = (value, name)
-        if level == depth:
-            continue
-        if isinstance(value, dict):
-            parts = [*value.keys(), *value.values()]
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            parts = list(value)
-        else:
-            parts = list(getattr(value, "__dict__", {}).values())
-        todo.extend((part, name, level + 1) for part in reversed(parts))
-    return found
 
 
 def _own_attribute(obj, attr: str):
