@@ -26,20 +26,44 @@ class ConstexprObjects:
         return found[1] if found is not None and found[0] is obj else None
 
     def refuse_run_time_store(self, obj, attr: str, value, node):
-        """`obj.attr = value`: an error where value is a run-time value and obj a constexpr argument or what one
-        holds. (The launch's cache key, taken again after the compile, met this compile's variable there and failed in
-        keying's words, as did every later launch given the object.)"""
+        """`obj.attr = value`: an error where value is a run-time value and obj is a constexpr argument or what one
+        holds. (The launch's cache key, taken again after the compile, met this compile's variable there and
+        failed in keying's words, as did every later launch given the object.)"""
         argument = self.constexpr_holding(obj) if mutable(value) else None
+        if argument is not None:
+            raise self.constexpr_error(obj, argument, f"stores a run-time value into '{attr}' of", node)
+
+    def refuse_run_time_item(self, container, index, value, node, in_flow: bool):
+        """`container[index] = value`, the same for an item; and, `in_flow` (inside run-time control flow, or past a
+        run-time jump), a change of a constexpr's item at all: there the item becomes a run-time variable, which the
+        user's container would keep."""
+        argument = self.constexpr_holding(container)
         if argument is None:
             return
-        what = (f"constexpr argument '{argument}' ({describe(obj)})" if obj is self.constexpr_args[argument] else
-                f"{describe(obj)} that constexpr argument '{argument}' holds")
-        raise self.error_at(node, f"the kernel stores a run-time value into '{attr}' of {what}: a constexpr value "
-                                  "is the compile's key and outlives the kernel, so it cannot hold a value of one "
-                                  "run (a block object that keeps run-time state, as a TilePayload once a "
-                                  "pipeline allocates its stages, is made inside the kernel)",
-                            hint=f"make the {type(obj).__name__} inside the kernel, from constexpr parts (its "
-                                 "layouts, sizes, a config), or keep the value in a variable")
+        if _run_time_in(value):
+            raise self.constexpr_error(container, argument, f"stores a run-time value into item {index!r} of", node)
+        if in_flow:
+            raise self.constexpr_error(container, argument, f"changes item {index!r} of", node,
+                                       " inside run-time control flow, where the item would be a run-time variable")
+
+    def constexpr_error(self, holder, argument: str, doing: str, node, where: str = ""):
+        """The error of a kernel that `doing` (a phrase: "stores a run-time value into 'v' of") holder, which
+        constexpr argument `argument` is or holds; at node (where None, the statement being compiled: a setattr()
+        call's)."""
+        what = (f"constexpr argument '{argument}' ({_described(holder)})" if holder is self.constexpr_args[argument]
+                else f"{_described(holder)} that constexpr argument '{argument}' holds")
+        message = (f"the kernel {doing} {what}{where}: a constexpr value is the compile's key and outlives the "
+                   "kernel, so it cannot hold a value of one run")
+        if isinstance(holder, (list, dict, set)):
+            kind = type(holder).__name__
+            hint = (f"copy it into a local {kind} and change the copy (`{kind}(...)` of it, made before any run-time "
+                    "loop or branch that changes it), or keep the value in a variable")
+        else:
+            message += (" (a block object that keeps run-time state, as a TilePayload once a pipeline allocates its "
+                        "stages, is made inside the kernel)")
+            hint = (f"make the {type(holder).__name__} inside the kernel, from constexpr parts (its layouts, sizes, a "
+                    "config), or keep the value in a variable")
+        return self.error_at(node, message, hint) if node is not None else self.cg.error(message, hint)
 
 
 def objects_held(roots: dict, depth: int = 8, most: int = 20_000) -> dict:
@@ -56,12 +80,7 @@ def objects_held(roots: dict, depth: int = 8, most: int = 20_000) -> dict:
         found[id(value)] = (value, name)
         if level == depth:
             continue
-        if isinstance(value, dict):
-            parts = [*value.keys(), *value.values()]
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            parts = list(value)
-        else:
-            parts = list(getattr(value, "__dict__", {}).values())
+        parts = _parts(value)
         todo.extend((part, name, level + 1) for part in reversed(parts))
     return found
 
@@ -73,3 +92,35 @@ def _may_hold(value) -> bool:
         return True
     return hasattr(value, "__dict__") and not isinstance(value, (type, types.ModuleType, types.FunctionType,
                                                                  types.MethodType, DType, PtrType))
+
+
+def _parts(value) -> list:
+    """What a container or object holds: a dict's keys and values, a sequence's or set's items, an object's
+    attributes."""
+    if isinstance(value, dict):
+        return [*value.keys(), *value.values()]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)
+    return list(getattr(value, "__dict__", {}).values())
+
+
+def _run_time_in(value, most: int = 20_000) -> bool:
+    """Whether value is a run-time value, or a compile-time container or object (a list the kernel made, an object
+    of its own) that holds one, through items and attributes (`most` of them looked at)."""
+    todo, seen = [value], set()
+    while todo and len(seen) < most:
+        value = todo.pop()
+        if isinstance(value, Dyn):
+            return True
+        if _may_hold(value) and id(value) not in seen and not getattr(type(value), "__skc_kernel__", False):
+            seen.add(id(value))
+            todo.extend(_parts(value))
+    return False
+
+
+def _described(value) -> str:
+    """A value in a few words, a list, dict or set with what it holds (`list [1.0]`)."""
+    if not isinstance(value, (list, dict, set)):
+        return describe(value)
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"

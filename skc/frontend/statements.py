@@ -355,6 +355,8 @@ class StatementEvaluator:
             current = container[index] if isinstance(container, (list, dict)) else None
         except (IndexError, KeyError):
             current = None
+        in_flow = bool(self.region_stack or not self.on_every_path_here()) and not _same(current, value)
+        self.refuse_run_time_item(container, index, value, node, in_flow)
         if isinstance(current, Slot):
             current.store(value)
             return
@@ -410,10 +412,12 @@ class StatementEvaluator:
         env = self.frame.env
         for name in subscripted_names(stmts):
             container = env.get(name)
-            if self.scope_stack and not self.made_in_this_scope(container):
+            if (self.scope_stack and not self.made_in_this_scope(container)
+                    or self.constexpr_holding(container) is not None):
                 # (a container from outside the run-time loop or branch open here, reached by another name: a slot
                 # made here would take the element's value again on every iteration, and hold none on the paths
-                # that skip this point; set_item refuses the change instead)
+                # that skip this point; set_item refuses the change instead. A constexpr's, or one it holds: the
+                # slot would stay in the user's container, the compile's key)
                 continue
             items = (enumerate(container) if isinstance(container, list) else
                      list(container.items()) if isinstance(container, dict) else ())

@@ -1,0 +1,161 @@
+"""A run-time value stored into a constexpr argument, or into what it holds, by the ways besides `obj.attr = value`
+(which 44e4d2a refused): an item store into a list or dict, a list's or dict's own method (append, extend, insert,
+setdefault, update, `+=`), an attribute kept in a slot (`__slots__`, a slotted dataclass), an object the kernel put
+into the argument. Each left this compile's variable in the user's object: the launch ran, and the object read back a
+`<variable element: f32>`; the next compile given it (another target, another kernel) failed on "another compile's"
+run-time value, or the launch key failed in keying's words (Unkeyable, no skc error) and every later launch with a
+LaunchError. Now each is a CompileError at the user's line naming the argument, and the object is left as it was."""
+import copy
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+
+import skc
+from helpers import line_of
+
+F32P = skc.Ptr[skc.f32]
+HERE = os.path.abspath(__file__)
+
+
+class Box:
+    pass
+
+
+class Slotted:
+    __slots__ = ("v", "inner")
+
+    def __init__(self, v=1.0, inner=None):
+        self.v = v
+        self.inner = inner
+
+
+@dataclasses.dataclass(slots=True)
+class SlottedConfig:
+    v: object = 1.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FrozenConfig:
+    v: float = 1.0
+
+
+def refused(kernel, given, *, extra=(), holds: str, hint: str = ""):
+    """Launch kernel twice on `given` (as its last argument): each a CompileError at the line marked `# HERE` whose
+    message says the run-time value goes into `holds`; the object as it was after each."""
+    before = copy.deepcopy(given)
+    for _ in range(2):   # (the second: the same error, not one about the first compile's leftovers)
+        x, out = np.array([5.0, 1.0], np.float32), np.zeros(1, np.float32)
+        with pytest.raises(skc.CompileError) as info:
+            kernel.interpret[1, 1](x, out, *extra, given)
+        text = str(info.value)
+        assert text.startswith(f"{HERE}:{line_of(kernel, '# HERE')}:"), text
+        assert holds in text, text
+        assert "a constexpr value is the compile's key" in text, text
+        assert hint in info.value.hint, info.value.hint
+        assert _state(given) == _state(before)
+
+
+def _state(value):
+    """What a value holds, for comparing (plain objects by their attributes, slots too)."""
+    if isinstance(value, (list, tuple)):
+        return [_state(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _state(v) for k, v in value.items()}
+    if isinstance(value, (Box, Slotted, SlottedConfig, FrozenConfig)):
+        names = getattr(type(value), "__slots__", None) or vars(value)
+        return (type(value), {n: _state(getattr(value, n)) for n in names if hasattr(value, n)})
+    return value
+
+
+# -- an item stored into a constexpr list or dict ---------------------------------------------------------------
+@skc.kernel
+def stores_an_item(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg[0] = x[0]  # HERE
+    out[0] = cfg[0]
+
+
+@skc.kernel
+def stores_a_key(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg["k"] = x[0]  # HERE
+    out[0] = cfg["k"]
+
+
+@skc.kernel
+def adds_to_an_item(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg[0] += x[0]  # HERE
+    out[0] = cfg[0]
+
+
+@skc.kernel
+def stores_an_item_of_a_held_list(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.sizes[0] = x[0]  # HERE
+    out[0] = cfg.sizes[0]
+
+
+@skc.kernel
+def stores_a_list_of_run_time_values(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg[0] = [x[0]]  # HERE
+    out[0] = cfg[0][0]
+
+
+@skc.kernel
+def sums_into_an_item(x: F32P, out: F32P, n: skc.i32, cfg: skc.constexpr):
+    for i in range(n):
+        cfg[0] = cfg[0] + x[i]  # HERE
+    out[0] = cfg[0]
+
+
+def _with_sizes():
+    holder = Box()
+    holder.sizes = [1.0]
+    return holder
+
+
+@pytest.mark.parametrize("kernel, make, holds", [
+    (stores_an_item, lambda: [1.0], "into item 0 of constexpr argument 'cfg' (list [1.0])"),
+    (stores_a_key, lambda: {"k": 1.0}, "into item 'k' of constexpr argument 'cfg' (dict {'k': 1.0})"),
+    (adds_to_an_item, lambda: [1.0], "into item 0 of constexpr argument 'cfg'"),
+    (stores_an_item_of_a_held_list, _with_sizes, "into item 0 of list [1.0] that constexpr argument 'cfg' holds"),
+    (stores_a_list_of_run_time_values, lambda: [0], "into item 0 of constexpr argument 'cfg'"),
+])
+def test_a_run_time_item_stored_into_a_constexpr_is_refused(kernel, make, holds):
+    given = make()
+    kind = "dict" if isinstance(given, dict) else "list"
+    refused(kernel, given, holds=holds, hint=f"copy it into a local {kind} and change the copy (`{kind}(...)` of it")
+
+
+def test_an_item_changed_in_a_run_time_loop_is_refused():
+    """The loop kept the list's items in variables (keep_in_slots), put into the user's list before the body ran."""
+    refused(sums_into_an_item, [0.0], extra=(2,), holds="constexpr argument 'cfg'",
+            hint="copy it into a local list and change the copy")
+
+
+@skc.kernel
+def sets_an_item_in_a_run_time_loop(x: F32P, out: F32P, n: skc.i32, cfg: skc.constexpr):
+    for i in range(n):
+        cfg[0] = 3.0  # HERE
+    out[0] = cfg[0]
+
+
+def test_an_item_set_to_a_compile_time_value_in_a_run_time_loop_is_refused():
+    """There the item becomes a run-time variable (keep_in_slots), which the user's list kept."""
+    refused(sets_an_item_in_a_run_time_loop, [0.0], extra=(2,),
+            holds="changes item 0 of constexpr argument 'cfg' (list [0.0]) inside run-time control flow",
+            hint="copy it into a local list and change the copy")
+
+
+@skc.kernel
+def sums_into_a_copy(x: F32P, out: F32P, n: skc.i32, cfg: skc.constexpr):
+    sums = list(cfg)
+    for i in range(n):
+        sums[0] = sums[0] + x[i]
+    out[0] = sums[0]
+
+
+def test_a_local_copy_of_a_constexpr_list_is_changed_as_the_hint_says():
+    cfg = [0.5]
+    out = np.zeros(1, np.float32)
+    sums_into_a_copy.interpret[1, 1](np.array([5.0, 1.0], np.float32), out, 2, cfg)
+    assert out[0] == 6.5 and cfg == [0.5]
