@@ -292,6 +292,8 @@ class CallEvaluator:
         the program takes at run time. Nor can items be taken from an iterator where they would be taken once for
         many paths (next(it), list(it), zip(it) ...: check_taken_here)."""
         container = getattr(func, "__self__", None)
+        if isinstance(container, CONTAINERS):
+            self.refuse_run_time_method(container, getattr(func, "__name__", None), args, kwargs or {})
         if self.scope_stack and isinstance(container, CONTAINERS) and getattr(func, "__name__", None) in _MUTATORS:
             kind = type(container).__name__
             self.check_made_here(container, kind, f"{kind}.{func.__name__}() changes a {kind}")

@@ -46,6 +46,18 @@ class ConstexprObjects:
             raise self.constexpr_error(container, argument, f"changes item {index!r} of", node,
                                        " inside run-time control flow, where the item would be a run-time variable")
 
+    def refuse_run_time_method(self, container, method: str, args, kwargs):
+        """`container.method(*args, **kwargs)`, a list's, dict's or set's own method: the same, where it stores
+        what it is given (append, extend, insert, setdefault, update, add, `+=`) and that is or holds a run-time
+        value."""
+        if method not in _STORING:
+            return
+        argument = self.constexpr_holding(container)
+        if argument is not None and any(_run_time_in(value) for value in (*args, *kwargs.values())):
+            kind = type(container).__name__
+            how = f"{kind} {_STORING[method]}" if _STORING[method] else f"{kind}.{method}()"
+            raise self.constexpr_error(container, argument, f"stores a run-time value with {how} into", None)
+
     def constexpr_error(self, holder, argument: str, doing: str, node, where: str = ""):
         """The error of a kernel that `doing` (a phrase: "stores a run-time value into 'v' of") holder, which
         constexpr argument `argument` is or holds; at node (where None, the statement being compiled: a setattr()
@@ -64,6 +76,11 @@ class ConstexprObjects:
             hint = (f"make the {type(holder).__name__} inside the kernel, from constexpr parts (its layouts, sizes, a "
                     "config), or keep the value in a variable")
         return self.error_at(node, message, hint) if node is not None else self.cg.error(message, hint)
+
+
+# the methods of a list, dict or set that store what they are given (in-place operators by their symbol)
+_STORING = {"append": "", "extend": "", "insert": "", "setdefault": "", "update": "", "add": "", "__setitem__": "",
+            "__iadd__": "+=", "__ior__": "|="}
 
 
 def objects_held(roots: dict, depth: int = 8, most: int = 20_000) -> dict:

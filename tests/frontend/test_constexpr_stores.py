@@ -159,3 +159,87 @@ def test_a_local_copy_of_a_constexpr_list_is_changed_as_the_hint_says():
     out = np.zeros(1, np.float32)
     sums_into_a_copy.interpret[1, 1](np.array([5.0, 1.0], np.float32), out, 2, cfg)
     assert out[0] == 6.5 and cfg == [0.5]
+
+
+# -- a constexpr list's or dict's own methods -------------------------------------------------------------------
+@skc.kernel
+def appends(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.append(x[0])  # HERE
+    out[0] = cfg[-1]
+
+
+@skc.kernel
+def extends(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.extend([x[0]])  # HERE
+    out[0] = cfg[-1]
+
+
+@skc.kernel
+def inserts(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.insert(0, x[0])  # HERE
+    out[0] = cfg[0]
+
+
+@skc.kernel
+def adds_a_list(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg += [x[0]]  # HERE
+    out[0] = cfg[-1]
+
+
+@skc.kernel
+def sets_a_default(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.setdefault("k", x[0])  # HERE
+    out[0] = cfg["k"]
+
+
+@skc.kernel
+def updates(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.update(k=x[0])  # HERE
+    out[0] = cfg["k"]
+
+
+@skc.kernel
+def updates_from_a_dict(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.update({"k": x[0]})  # HERE
+    out[0] = cfg["k"]
+
+
+@skc.kernel
+def appends_to_a_held_list(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.sizes.append(x[0])  # HERE
+    out[0] = cfg.sizes[-1]
+
+
+@skc.kernel
+def adds_to_a_held_list(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.sizes += [x[0]]  # HERE
+    out[0] = cfg.sizes[-1]
+
+
+@pytest.mark.parametrize("kernel, make, holds", [
+    (appends, lambda: [1.0], "with list.append() into constexpr argument 'cfg' (list [1.0])"),
+    (extends, lambda: [1.0], "with list.extend() into constexpr argument 'cfg'"),
+    (inserts, lambda: [1.0], "with list.insert() into constexpr argument 'cfg'"),
+    (adds_a_list, lambda: [1.0], "with list += into constexpr argument 'cfg'"),
+    (sets_a_default, lambda: {}, "with dict.setdefault() into constexpr argument 'cfg' (dict {})"),
+    (updates, lambda: {}, "with dict.update() into constexpr argument 'cfg'"),
+    (updates_from_a_dict, lambda: {"k": 0.0}, "with dict.update() into constexpr argument 'cfg'"),
+    (appends_to_a_held_list, _with_sizes, "with list.append() into list [1.0] that constexpr argument 'cfg' holds"),
+    (adds_to_a_held_list, _with_sizes, "with list += into list [1.0] that constexpr argument 'cfg' holds"),
+])
+def test_a_run_time_value_given_to_a_constexpr_containers_method_is_refused(kernel, make, holds):
+    refused(kernel, make(), holds=holds, hint="copy it into a local")
+
+
+@skc.kernel
+def appends_a_size(x: F32P, out: F32P, cfg: skc.constexpr):
+    sizes = list(cfg)
+    sizes.append(x[0])
+    out[0] = sizes[-1] + sizes[0]
+
+
+def test_a_local_copy_takes_a_run_time_value():
+    cfg = [0.5]
+    out = np.zeros(1, np.float32)
+    appends_a_size.interpret[1, 1](np.array([5.0, 1.0], np.float32), out, cfg)
+    assert out[0] == 5.5 and cfg == [0.5]
