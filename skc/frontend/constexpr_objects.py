@@ -6,6 +6,7 @@ from __future__ import annotations
 import types
 
 from .dtypes import DType, PtrType
+from .keying import slot_names
 from .python_errors import describe
 from .values import Dyn, mutable
 
@@ -103,22 +104,37 @@ def objects_held(roots: dict, depth: int = 8, most: int = 20_000) -> dict:
 
 
 def _may_hold(value) -> bool:
-    """Whether a compile-time value is a container or an object whose items or attributes may hold others (not None,
-    a number, a string, a class, a module or a function)."""
+    """Whether a compile-time value is a container or an object whose items or attributes (in its __dict__ or in
+    slots) may hold others (not None, a number, a string, a class, a module or a function)."""
+    if type(value) in _ATOMS:
+        return False
     if isinstance(value, (list, dict, tuple, set, frozenset)):
         return True
-    return hasattr(value, "__dict__") and not isinstance(value, (type, types.ModuleType, types.FunctionType,
-                                                                 types.MethodType, DType, PtrType))
+    return ((hasattr(value, "__dict__") or bool(_slots(type(value))))
+            and not isinstance(value, (type, types.ModuleType, types.FunctionType, types.MethodType, DType, PtrType)))
 
 
 def _parts(value) -> list:
     """What a container or object holds: a dict's keys and values, a sequence's or set's items, an object's
-    attributes."""
+    attributes (slots too)."""
     if isinstance(value, dict):
         return [*value.keys(), *value.values()]
     if isinstance(value, (list, tuple, set, frozenset)):
         return list(value)
-    return list(getattr(value, "__dict__", {}).values())
+    parts = list(getattr(value, "__dict__", {}).values())
+    return parts + [getattr(value, name) for name in _slots(type(value)) if hasattr(value, name)]
+
+
+def _slots(cls: type) -> tuple:
+    """The attributes a class and its bases keep in slots (`__slots__`, a dataclass's slots=True)."""
+    found = _SLOTS.get(cls)
+    if found is None:
+        found = _SLOTS[cls] = tuple(name for base in cls.__mro__ for name in slot_names(base))
+    return found
+
+
+_SLOTS: dict = {}   # class -> _slots(class): a compile walks many objects of few classes
+_ATOMS = frozenset({int, float, bool, complex, str, bytes, type(None)})
 
 
 def _run_time_in(value, most: int = 20_000) -> bool:

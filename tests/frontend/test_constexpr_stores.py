@@ -243,3 +243,58 @@ def test_a_local_copy_takes_a_run_time_value():
     out = np.zeros(1, np.float32)
     appends_a_size.interpret[1, 1](np.array([5.0, 1.0], np.float32), out, cfg)
     assert out[0] == 5.5 and cfg == [0.5]
+
+
+# -- attributes kept in slots -----------------------------------------------------------------------------------
+@skc.kernel
+def sets_an_attribute(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.v = x[0]  # HERE
+    out[0] = cfg.v
+
+
+@skc.kernel
+def sets_a_held_attribute(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.inner.v = x[0]  # HERE
+    out[0] = cfg.inner.v
+
+
+@skc.kernel
+def sets_past_a_frozen_class(x: F32P, out: F32P, cfg: skc.constexpr):
+    object.__setattr__(cfg, "v", x[0])  # HERE
+    out[0] = cfg.v
+
+
+@skc.kernel
+def stores_an_item_in_a_slot(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.v[0] = x[0]  # HERE
+    out[0] = cfg.v[0]
+
+
+@pytest.mark.parametrize("kernel, make, holds", [
+    (sets_an_attribute, Slotted, "into 'v' of constexpr argument 'cfg' ('Slotted' object)"),
+    (sets_an_attribute, SlottedConfig, "into 'v' of constexpr argument 'cfg' ('SlottedConfig' object)"),
+    (sets_an_attribute, FrozenConfig, "into 'v' of constexpr argument 'cfg' ('FrozenConfig' object)"),
+    (sets_past_a_frozen_class, FrozenConfig, "into 'v' of constexpr argument 'cfg' ('FrozenConfig' object)"),
+    (sets_a_held_attribute, lambda: Slotted(inner=Slotted()), "into 'v' of 'Slotted' object that constexpr argument "
+                                                              "'cfg' holds"),
+    (stores_an_item_in_a_slot, lambda: SlottedConfig([1.0]), "into item 0 of list [1.0] that constexpr argument "
+                                                             "'cfg' holds"),
+])
+def test_a_run_time_value_stored_into_a_slot_is_refused(kernel, make, holds):
+    """A slotted object has no __dict__: what the argument held was not looked for in its slots. The launch ran and
+    the object kept the variable (SlottedConfig(v=<variable v: f32>)); past a frozen class's __setattr__, the launch
+    failed in keying's words (Unkeyable) and every later one with a LaunchError."""
+    refused(kernel, make(), holds=holds, hint="inside the kernel" if kernel is not stores_an_item_in_a_slot else
+            "copy it into a local list")
+
+
+@skc.kernel
+def sets_with_setattr(x: F32P, out: F32P, cfg: skc.constexpr):
+    setattr(cfg, "v", x[0])  # HERE
+    out[0] = cfg.v
+
+
+def test_setattr_is_refused_at_its_line():
+    """(It pointed at the kernel's def line: set_attribute is given no node by setattr().)"""
+    refused(sets_with_setattr, Box(), holds="into 'v' of constexpr argument 'cfg' ('Box' object)",
+            hint="make the Box inside the kernel")
