@@ -8,7 +8,7 @@ import types
 from .dtypes import DType, PtrType
 from .keying import slot_names
 from .python_errors import describe
-from .values import Dyn, mutable
+from .values import Dyn
 
 
 class ConstexprObjects:
@@ -27,12 +27,12 @@ class ConstexprObjects:
         return found[1] if found is not None and found[0] is obj else None
 
     def refuse_run_time_store(self, obj, attr: str, value, node):
-        """`obj.attr = value`: an error where value is a run-time value and obj is a constexpr argument or what one
-        holds. (The launch's cache key, taken again after the compile, met this compile's variable there and
+        """`obj.attr = value`: an error where value is or holds a run-time value and obj is a constexpr argument or
+        what one holds. (The launch's cache key, taken again after the compile, met this compile's variable there and
         failed in keying's words, as did every later launch given the object.)"""
-        argument = self.constexpr_holding(obj) if mutable(value) else None
+        argument = self.constexpr_holding(obj)
         if argument is not None:
-            raise self.constexpr_error(obj, argument, f"stores a run-time value into '{attr}' of", node)
+            self._take(obj, argument, value, f"into '{attr}' of", node)
 
     def refuse_run_time_item(self, container, index, value, node, in_flow: bool):
         """`container[index] = value`, the same for an item; and, `in_flow` (inside run-time control flow, or past a
@@ -41,23 +41,39 @@ class ConstexprObjects:
         argument = self.constexpr_holding(container)
         if argument is None:
             return
-        if _run_time_in(value):
-            raise self.constexpr_error(container, argument, f"stores a run-time value into item {index!r} of", node)
+        self._take(container, argument, value, f"into item {index!r} of", node)
         if in_flow:
             raise self.constexpr_error(container, argument, f"changes item {index!r} of", node,
                                        " inside run-time control flow, where the item would be a run-time variable")
 
     def refuse_run_time_method(self, container, method: str, args, kwargs):
         """`container.method(*args, **kwargs)`, a list's, dict's or set's own method: the same, where it stores
-        what it is given (append, extend, insert, setdefault, update, add, `+=`) and that is or holds a run-time
-        value."""
+        what it is given (append, extend, insert, setdefault, update, add, `+=`), or its items (extend, update,
+        `+=`, `|=`)."""
         if method not in _STORING:
             return
         argument = self.constexpr_holding(container)
-        if argument is not None and any(_run_time_in(value) for value in (*args, *kwargs.values())):
-            kind = type(container).__name__
-            how = f"{kind} {_STORING[method]}" if _STORING[method] else f"{kind}.{method}()"
-            raise self.constexpr_error(container, argument, f"stores a run-time value with {how} into", None)
+        if argument is None:
+            return
+        kind, symbol = type(container).__name__, _STORING[method]
+        how = f"with {kind} {symbol} into" if symbol else f"with {kind}.{method}() into"
+        given = [*args, *kwargs.values()]
+        if method in _SPREADING:
+            given = [part for value in given for part in
+                     (_parts(value) if isinstance(value, (list, tuple, dict, set, frozenset)) else (value,))]
+        for value in given:
+            self._take(container, argument, value, how, None)
+
+    def _take(self, holder, argument: str, value, into: str, node):
+        """holder, which constexpr argument `argument` is or holds, is given value (`into`: "into 'v' of"): an error
+        where value is or holds a run-time value; else value, and what it holds, are held by the argument from now on
+        (an object the kernel made and put there outlives the compile as the argument does)."""
+        if _run_time_in(value):
+            stored = ("a run-time value" if isinstance(value, Dyn) else
+                      f"{_described(value)}, which holds a run-time value,")
+            raise self.constexpr_error(holder, argument, f"stores {stored} {into}", node)
+        if _may_hold(value):
+            self.constexpr_held.update(objects_held({argument: value}))
 
     def constexpr_error(self, holder, argument: str, doing: str, node, where: str = ""):
         """The error of a kernel that `doing` (a phrase: "stores a run-time value into 'v' of") holder, which
@@ -82,6 +98,7 @@ class ConstexprObjects:
 # the methods of a list, dict or set that store what they are given (in-place operators by their symbol)
 _STORING = {"append": "", "extend": "", "insert": "", "setdefault": "", "update": "", "add": "", "__setitem__": "",
             "__iadd__": "+=", "__ior__": "|="}
+_SPREADING = {"extend", "update", "__iadd__", "__ior__"}   # (those that store the items of what they are given)
 
 
 def objects_held(roots: dict, depth: int = 8, most: int = 20_000) -> dict:

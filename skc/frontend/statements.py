@@ -321,6 +321,10 @@ class StatementEvaluator:
         if origin is not None and origin[0] is obj and origin[1] == self.region_stack[-1]:
             return
         if semantics.is_number(current) or isinstance(current, Dyn):
+            argument = self.constexpr_holding(obj)
+            if argument is not None:   # (the hint below would make it a run-time value: refused there)
+                raise self.constexpr_error(obj, argument, f"changes '{attr}' of", node, " inside run-time control "
+                                           "flow, where the attribute would be a run-time variable")
             raise self.error_at(
                 node, f"attribute '{attr}' holds the compile-time value {current!r} and is changed inside run-time "
                       "control flow, where a compile-time value cannot follow the path taken",
@@ -427,8 +431,8 @@ class StatementEvaluator:
                     container[key] = slot
         for name, attr in attribute_targets(stmts):
             obj = env.get(name)
-            if obj is None or isinstance(obj, Dyn):
-                continue
+            if obj is None or isinstance(obj, Dyn) or self.constexpr_holding(obj) is not None:
+                continue   # (a constexpr's: the slot would stay in the user's object; set_attribute refuses the change)
             if hasattr(inspect.getattr_static(type(obj), attr, None), "__set__"):
                 continue   # (a property: reading it and setting it back would run its getter and setter here)
             slot = _as_slot(getattr(obj, attr, None), attr)

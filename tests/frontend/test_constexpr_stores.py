@@ -298,3 +298,91 @@ def test_setattr_is_refused_at_its_line():
     """(It pointed at the kernel's def line: set_attribute is given no node by setattr().)"""
     refused(sets_with_setattr, Box(), holds="into 'v' of constexpr argument 'cfg' ('Box' object)",
             hint="make the Box inside the kernel")
+
+
+# -- an object the kernel puts into a constexpr argument: held by it from then on ------------------------------
+@skc.kernel
+def sets_into_a_new_inner(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.inner = Box()
+    cfg.inner.v = x[0]  # HERE
+    out[0] = cfg.inner.v
+
+
+@skc.kernel
+def puts_in_an_object_with_state(x: F32P, out: F32P, cfg: skc.constexpr):
+    made = Box()
+    made.v = x[0]
+    cfg.inner = made  # HERE
+    out[0] = cfg.inner.v
+
+
+@skc.kernel
+def sets_into_an_appended_object(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.append(Box())
+    cfg[-1].v = x[0]  # HERE
+    out[0] = cfg[-1].v
+
+
+@skc.kernel
+def appends_to_a_new_item(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg[0] = []
+    cfg[0].append(x[0])  # HERE
+    out[0] = cfg[0][0]
+
+
+@skc.kernel
+def sets_into_an_extended_object(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.extend([Box()])
+    cfg[-1].v = x[0]  # HERE
+    out[0] = cfg[-1].v
+
+
+@pytest.mark.parametrize("kernel, make, holds", [
+    (sets_into_a_new_inner, Box, "into 'v' of 'Box' object that constexpr argument 'cfg' holds"),
+    (puts_in_an_object_with_state, Box, "stores 'Box' object, which holds a run-time value, into 'inner' of "
+                                        "constexpr argument 'cfg' ('Box' object)"),
+    (sets_into_an_appended_object, lambda: [], "into 'v' of 'Box' object that constexpr argument 'cfg' holds"),
+    (appends_to_a_new_item, lambda: [0], "with list.append() into list [] that constexpr argument 'cfg' holds"),
+    (sets_into_an_extended_object, lambda: [], "into 'v' of 'Box' object that constexpr argument 'cfg' holds"),
+])
+def test_an_object_put_into_a_constexpr_is_held_by_it(kernel, make, holds):
+    """What the argument held was noted before the body ran: an object the kernel made and put there took this
+    compile's variable past the check, and the launch failed in keying's words (Unkeyable), every later one with a
+    LaunchError; or, in a list, ran and left the variable in the user's list."""
+    given = make()
+    if not isinstance(given, list):
+        refused(kernel, given, holds=holds, hint="inside the kernel")
+        return
+    # (a list keeps what the failed compile put into it before the refused line: not put back, as attributes are)
+    with pytest.raises(skc.CompileError) as info:
+        kernel.interpret[1, 1](np.array([5.0, 1.0], np.float32), np.zeros(1, np.float32), given)
+    assert str(info.value).startswith(f"{HERE}:{line_of(kernel, '# HERE')}:"), str(info.value)
+    assert holds in str(info.value)
+
+
+@skc.kernel
+def sums_into_an_attribute(x: F32P, out: F32P, n: skc.i32, cfg: skc.constexpr):
+    for i in range(n):
+        cfg.v = cfg.v + x[i]  # HERE
+    out[0] = cfg.v
+
+
+@skc.kernel
+def sets_an_attribute_in_a_run_time_loop(x: F32P, out: F32P, n: skc.i32, cfg: skc.constexpr):
+    for i in range(n):
+        cfg.v = 3.0  # HERE
+    out[0] = cfg.v
+
+
+@pytest.mark.parametrize("kernel, holds", [
+    (sums_into_an_attribute, "stores a run-time value into 'v' of constexpr argument 'cfg'"),
+    (sets_an_attribute_in_a_run_time_loop, "changes 'v' of constexpr argument 'cfg' ('Box' object) inside run-time "
+                                           "control flow, where the attribute would be a run-time variable"),
+])
+def test_an_attribute_changed_in_a_run_time_loop_is_refused(kernel, holds):
+    """The loop kept the attribute in a variable (keep_in_slots), put into the user's object before the body ran:
+    the launch failed in keying's words (Unkeyable). A compile-time value's error said to make it a run-time value
+    where first set, which the argument cannot hold."""
+    given = Box()
+    given.v = 0.5
+    refused(kernel, given, extra=(2,), holds=holds, hint="make the Box inside the kernel")
