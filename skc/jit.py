@@ -433,11 +433,14 @@ class Kernel:
         # unannotated parameters given skc.constexpr(...) values: the launch passes them with the run-time arguments
         keep = tuple(j for j, i in enumerate(self._runtime_positions) if spec.params[i].kind != CONSTEXPR)
         # several argument keys (a torch and a numpy float32, say) can select one specialization:
-        # its module is loaded and its launcher made once per device
-        loaded = self._loaded.get((device, target.name, spec.key()))
+        # its module is loaded and its launcher made once per device. Its key is taken once, before the compile: the
+        # kernel's compile-time code may change a constexpr it is given (`cfg.append(0)`), and the key taken after
+        # it gave a later launch of the value as changed the kernel compiled from the value before, a wrong answer
+        specialization = (device, target.name, spec.key())
+        loaded = self._loaded.get(specialization)
         if loaded is None:
             loaded = self._load(device, spec, block)
-            self._loaded[(device, target.name, spec.key())] = loaded
+            self._loaded[specialization] = loaded
         return loaded if len(keep) == len(self._runtime_positions) else _WithoutConstants(loaded, keep)
 
     def _load(self, device: Device, spec: Specialization, block: tuple):
