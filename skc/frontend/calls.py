@@ -10,6 +10,7 @@ import collections.abc
 import functools
 import inspect
 import math
+import operator
 import sys
 import types
 
@@ -34,6 +35,24 @@ CONTAINERS = (list, dict, set, bytearray)
 _MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "reverse", "sort", "update", "add", "discard",
              "setdefault", "popitem", "difference_update", "intersection_update", "symmetric_difference_update",
              "__setitem__", "__delitem__", "__iadd__", "__imul__", "__ior__", "__iand__", "__ixor__", "__isub__"}
+
+
+def _method_call(func, args):
+    """(container, method name, its arguments) of a call of a list's, dict's or set's own method: bound
+    (`cfg.append(v)`), taken from the class (`list.append(cfg, v)`) or through operator (`operator.setitem(cfg, i,
+    v)`, as `cfg[i] = v`); else None."""
+    owner = getattr(func, "__self__", None)
+    if isinstance(owner, CONTAINERS):
+        return owner, getattr(func, "__name__", None), args
+    if not args or not isinstance(args[0], CONTAINERS):
+        return None
+    if getattr(func, "__objclass__", None) in CONTAINERS:
+        return args[0], func.__name__, args[1:]
+    method = next((name for function, name in _OPERATOR_METHODS if function is func), None)
+    return (args[0], method, args[1:]) if method is not None else None
+
+
+_OPERATOR_METHODS = ((operator.setitem, "__setitem__"), (operator.iadd, "__iadd__"), (operator.ior, "__ior__"))
 
 
 def _snapshot(container) -> tuple:
@@ -291,9 +310,10 @@ class CallEvaluator:
         run-time jump this call follows, cannot be changed here: the call runs once, at compile time, whatever path
         the program takes at run time. Nor can items be taken from an iterator where they would be taken once for
         many paths (next(it), list(it), zip(it) ...: check_taken_here)."""
+        called = _method_call(func, args)
+        if called is not None:
+            self.refuse_run_time_method(*called, kwargs or {})
         container = getattr(func, "__self__", None)
-        if isinstance(container, CONTAINERS):
-            self.refuse_run_time_method(container, getattr(func, "__name__", None), args, kwargs or {})
         if self.scope_stack and isinstance(container, CONTAINERS) and getattr(func, "__name__", None) in _MUTATORS:
             kind = type(container).__name__
             self.check_made_here(container, kind, f"{kind}.{func.__name__}() changes a {kind}")

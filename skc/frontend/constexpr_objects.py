@@ -113,6 +113,9 @@ def objects_held(roots: dict, depth: int = 8, most: int = 20_000) -> dict:
                 or getattr(type(value), "__skc_kernel__", False)):
             continue
         found[id(value)] = (value, name)
+        namespace = None if isinstance(value, _CONTAINERS) else getattr(value, "__dict__", None)
+        if type(namespace) is dict:   # (an object's own attributes: `vars(cfg)["v"] = ...` stores into it)
+            found[id(namespace)] = (namespace, name)
         if level == depth:
             continue
         parts = _parts(value)
@@ -125,7 +128,7 @@ def _may_hold(value) -> bool:
     slots) may hold others (not None, a number, a string, a class, a module or a function)."""
     if type(value) in _ATOMS:
         return False
-    if isinstance(value, (list, dict, tuple, set, frozenset)):
+    if isinstance(value, _CONTAINERS):
         return True
     return ((hasattr(value, "__dict__") or bool(_slots(type(value))))
             and not isinstance(value, (type, types.ModuleType, types.FunctionType, types.MethodType, DType, PtrType)))
@@ -136,7 +139,7 @@ def _parts(value) -> list:
     attributes (slots too)."""
     if isinstance(value, dict):
         return [*value.keys(), *value.values()]
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if isinstance(value, _CONTAINERS):
         return list(value)
     parts = list(getattr(value, "__dict__", {}).values())
     return parts + [getattr(value, name) for name in _slots(type(value)) if hasattr(value, name)]
@@ -151,6 +154,7 @@ def _slots(cls: type) -> tuple:
 
 
 _SLOTS: dict = {}   # class -> _slots(class): a compile walks many objects of few classes
+_CONTAINERS = (list, dict, tuple, set, frozenset)
 _ATOMS = frozenset({int, float, bool, complex, str, bytes, type(None)})
 
 

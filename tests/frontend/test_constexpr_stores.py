@@ -7,6 +7,7 @@ run-time value, or the launch key failed in keying's words (Unkeyable, no skc er
 LaunchError. Now each is a CompileError at the user's line naming the argument, and the object is left as it was."""
 import copy
 import dataclasses
+import operator
 import os
 
 import numpy as np
@@ -386,3 +387,40 @@ def test_an_attribute_changed_in_a_run_time_loop_is_refused(kernel, holds):
     given = Box()
     given.v = 0.5
     refused(kernel, given, extra=(2,), holds=holds, hint="make the Box inside the kernel")
+
+
+# -- the same stores, spelled otherwise -------------------------------------------------------------------------
+@skc.kernel
+def appends_through_the_class(x: F32P, out: F32P, cfg: skc.constexpr):
+    list.append(cfg, x[0])  # HERE
+    out[0] = cfg[-1]
+
+
+@skc.kernel
+def sets_through_operator(x: F32P, out: F32P, cfg: skc.constexpr):
+    operator.setitem(cfg, 0, x[0])  # HERE
+    out[0] = cfg[0]
+
+
+@skc.kernel
+def sets_into_its_dict(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.__dict__["v"] = x[0]  # HERE
+    out[0] = cfg.v
+
+
+@skc.kernel
+def sets_into_vars(x: F32P, out: F32P, cfg: skc.constexpr):
+    vars(cfg)["v"] = x[0]  # HERE
+    out[0] = cfg.v
+
+
+@pytest.mark.parametrize("kernel, make, holds", [
+    (appends_through_the_class, lambda: [1.0], "with list.append() into constexpr argument 'cfg' (list [1.0])"),
+    (sets_through_operator, lambda: [1.0], "with list.__setitem__() into constexpr argument 'cfg' (list [1.0])"),
+    (sets_into_its_dict, Box, "into item 'v' of dict {} that constexpr argument 'cfg' holds"),
+    (sets_into_vars, Box, "into item 'v' of dict {} that constexpr argument 'cfg' holds"),
+])
+def test_a_store_spelled_otherwise_is_refused(kernel, make, holds):
+    """`list.append(cfg, v)` and `operator.setitem(cfg, i, v)` ran and left the value in the user's list; an
+    object's __dict__ took it past the attribute's check, and the next launch failed (a LaunchError, keying's words)."""
+    refused(kernel, make(), holds=holds, hint="copy it into a local")
