@@ -1,6 +1,6 @@
 """The kernel's constexpr arguments and the objects they hold: each is the compile's key and outlives the compile, so
-the kernel may not store a run-time value into one of them (the launch key, taken again, met this compile's variable
-there, and so did the next compile given the object)."""
+the kernel may not store a run-time value into one of them (the variable stayed in the user's object: the next launch's
+key met it and failed in keying's words, and the next compile given the object on "another compile's" value)."""
 from __future__ import annotations
 
 import types
@@ -28,8 +28,7 @@ class ConstexprObjects:
 
     def refuse_run_time_store(self, obj, attr: str, value, node):
         """`obj.attr = value`: an error where value is or holds a run-time value and obj is a constexpr argument or
-        what one holds. (The launch's cache key, taken again after the compile, met this compile's variable there and
-        failed in keying's words, as did every later launch given the object.)"""
+        what one holds."""
         argument = self.constexpr_holding(obj)
         if argument is not None:
             self._take(obj, argument, value, f"into '{attr}' of", node)
@@ -60,7 +59,7 @@ class ConstexprObjects:
         given = [*args, *kwargs.values()]
         if method in _SPREADING:
             given = [part for value in given for part in
-                     (_parts(value) if isinstance(value, (list, tuple, dict, set, frozenset)) else (value,))]
+                     (_parts(value) if isinstance(value, _CONTAINERS) else (value,))]
         for value in given:
             self._take(container, argument, value, how, None)
 
