@@ -158,16 +158,26 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
             dependency_key(value, reads)
         except Unkeyable:   # (the bindings met before the part with no key are watched all the same)
             pass
-        # (by identity, as the cell: no key of them is kept that could tell an equal value bound again)
+        # (by identity, as the cell: a kernel defined in a function is not found again by name, so the check of the
+        # keys a launch makes when a watched binding changes cannot tell an equal value bound again, and compiles anew)
         record_bindings(unkeyed, reads)
 
 
-_BOUND = (types.MethodType, types.BuiltinMethodType, types.MethodWrapperType)
+# builtins that read no attribute of a module they are given (`isinstance(cfg, types.ModuleType)`): the module is no
+# dependency of theirs (as one, it was keyed whole, watched binding by binding, and never served from disk)
+_READ_NO_ATTRIBUTE = (isinstance, issubclass, callable, type, id, bool, hash, repr, str)
+# a module's own methods that read its attributes (`cfg.__getattribute__("S")`); a builtin function's `__self__` is
+# its module too (`len`, `math.sqrt`), which it is not given
+_ATTRIBUTE_READERS = {"__getattribute__", "__getattr__", "__dir__"}
+_BOUND = (types.BuiltinMethodType, types.MethodWrapperType)
 
 
 def _modules_given(func, args, kwargs) -> list:
-    """The modules a native call gives the code it runs: its arguments, the object its function (or an argument's) is
-    bound to (`cfg.__getattribute__`), and what a functools.partial holds (`partial(getattr, cfg)`), nested too."""
+    """The modules a native call gives the code it runs: its arguments, the module a method is bound to (a function
+    of the user's bound to it, `cfg.__getattribute__`), and what a functools.partial holds (`partial(getattr, cfg)`),
+    nested too."""
+    if any(func is reader for reader in _READ_NO_ATTRIBUTE):
+        return []
     found = []
     waiting = [func, *args, *kwargs.values()]
     while waiting:
@@ -176,7 +186,9 @@ def _modules_given(func, args, kwargs) -> list:
             found.append(value)
         elif isinstance(value, functools.partial):
             waiting += [value.func, *value.args, *value.keywords.values()]
-        elif isinstance(value, _BOUND) and isinstance(value.__self__, types.ModuleType):
+        elif isinstance(getattr(value, "__self__", None), types.ModuleType) and (
+                isinstance(value, types.MethodType)
+                or isinstance(value, _BOUND) and getattr(value, "__name__", None) in _ATTRIBUTE_READERS):
             found.append(value.__self__)
     return found
 

@@ -392,6 +392,12 @@ class _Keyer:
                 return f"cell:{self.key(value.cell_contents)}"
             except ValueError:
                 return "cell:empty"
+        kernel_function = getattr(value, "fn", None) if getattr(value, "__skc_kernel__", False) is True else None
+        if isinstance(kernel_function, types.FunctionType):
+            # a kernel an object holds (a class's `self.k`): which kernel it is and the user's attributes on it, as
+            # dependency_key keys one read as a global. Walked as an object, its launcher's state (its compiled code,
+            # a lock: no key) was watched, and each launch, which rebinds it, compiled the kernel reading it anew
+            return _dsl_key(kernel_function) + self.attributes_of_dsl(value)
         special = getattr(value, "__skc_cache_key__", None)
         if special is not None and _trusted(type(value)):
             return f"{_name(type(value))}:{special()}"

@@ -200,3 +200,46 @@ def test_a_name_a_module_does_not_bind_is_keyed_so_the_kernel_is_served_from_dis
     (code / "cfg.py").write_text("SCALE = 2.0\n")
     run_compiles(code, tmp_path / "cache", ["k"])
     assert run_compiles(code, tmp_path / "cache", ["k"])["kernels"]["k"]["from_cache"] is True
+
+
+# -- what the reads above must not cost (a review of them) -------------------------------------------------------------
+LAYER = """import skc
+
+
+class Layer:
+    def __init__(self):
+        self.eps = 2.0
+
+        @skc.kernel(block=1)
+        def k(x: skc.Ptr[skc.f32]):
+            x[0] = self.eps
+
+        self.k = k
+"""
+
+
+def test_a_kernel_an_object_holds_is_keyed_as_which_kernel_it_is(load):
+    """A kernel made in __init__, kept on self and reading self.eps: the key of self walked the kernel as an object, its
+    launcher's state among its fields (its compiled code, rebound by each launch), so every launch compiled anew."""
+    layer = load("reads_layer", LAYER).Layer()
+    for _ in range(4):
+        assert launched(layer.k) == 2.0
+    assert layer.k._recompiles == 0
+    layer.eps = 3.0
+    assert launched(layer.k) == 3.0
+
+
+MODULE_INSPECTED = ("import types\n\nimport skc\nimport cfg\n\n\n@skc.kernel(block=1)\ndef k(x: skc.Ptr[skc.f32]):\n"
+                    "    if isinstance(cfg, types.ModuleType) and callable(cfg.scaled) and type(cfg) is not int:\n"
+                    "        x[0] = cfg.SCALE\n")
+
+
+def test_a_module_given_to_isinstance_or_callable_is_no_whole_dependency(tmp_path):
+    """isinstance(cfg, ...), callable(cfg) and type(cfg) read no attribute of the module: as code given the module,
+    it was keyed whole, and the kernel never came from the disk cache."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "kernels.py").write_text(MODULE_INSPECTED)
+    (code / "cfg.py").write_text("SCALE = 2.0\n\n\ndef scaled(x):\n    return x * SCALE\n")
+    run_compiles(code, tmp_path / "cache", ["k"])
+    assert run_compiles(code, tmp_path / "cache", ["k"])["kernels"]["k"]["from_cache"] is True
