@@ -232,6 +232,10 @@ class CallEvaluator:
             # variable and reads right after run-time control flow
             self.set_attribute(args[0], args[1], args[2], raw=True)
             return None
+        if (isinstance(func, types.MethodWrapperType) and func.__name__ == "__setattr__" and len(args) == 2
+                and not kwargs and isinstance(args[0], str)):   # (`obj.__setattr__("v", x)`: as `obj.v = x`)
+            self.set_attribute(func.__self__, args[0], args[1])
+            return None
         special = _MATH_FUNCTIONS.get(id(func))
         if special is not None and getattr(math, special[0], None) is func and any(
                 isinstance(a, Dyn) for a in args):
@@ -385,8 +389,12 @@ class CallEvaluator:
     def call_native(self, func, args, kwargs):
         self.check_mutation(func, args, kwargs)
         watched = self.outside_containers(func, args, kwargs)
+        called = _method_call(func, args)
+        before = self.constexpr_before(*called[:2]) if called is not None else None
         try:
             result = func(*args, **kwargs)
+            if before is not None:   # (what a lazy argument gave it: a generator given to extend or update)
+                self.refuse_run_time_stored(called[0], called[1], before)
             for container, before in watched:
                 if _changed(container, before):   # (a helper of the user's changed it: on every path)
                     kind = type(container).__name__

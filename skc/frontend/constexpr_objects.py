@@ -63,6 +63,28 @@ class ConstexprObjects:
         for value in given:
             self._take(container, argument, value, how, None)
 
+    def constexpr_before(self, container, method: str):
+        """A copy of what `container` holds before `container.method(...)`, where the method stores into it and a
+        constexpr argument is or holds it (for refuse_run_time_stored); else None."""
+        if method in _STORING and self.constexpr_holding(container) is not None:
+            return container.copy()
+        return None
+
+    def refuse_run_time_stored(self, container, method: str, before):
+        """After `container.method(...)` stored what it was given: a run-time value taken from a lazy argument (a
+        generator given to extend or update, whose items no check saw before the call) is refused as one given
+        directly, the container given back what it held (`before`, constexpr_before's copy)."""
+        argument = self.constexpr_holding(container)
+        if argument is None or not _run_time_in(container):
+            return
+        if isinstance(container, list):
+            container[:] = before
+        else:
+            container.clear()
+            container.update(before)
+        how = f"with {type(container).__name__}.{method}() into"
+        raise self.constexpr_error(container, argument, f"stores a run-time value {how}", None)
+
     def _take(self, holder, argument: str, value, into: str, node):
         """holder, which constexpr argument `argument` is or holds, is given value (`into`: "into 'v' of"): an error
         where value is or holds a run-time value; else value, and what it holds, are held by the argument from now on

@@ -424,3 +424,39 @@ def test_a_store_spelled_otherwise_is_refused(kernel, make, holds):
     """`list.append(cfg, v)` and `operator.setitem(cfg, i, v)` ran and left the value in the user's list; an
     object's __dict__ took it past the attribute's check, and the next launch failed (a LaunchError, keying's words)."""
     refused(kernel, make(), holds=holds, hint="copy it into a local")
+
+
+# -- what a lazy argument gives a storing method, and a bound __setattr__ (a review of the above) -------------------
+@skc.kernel
+def extends_from_a_generator(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.extend(x[i] for i in skc.static_range(1))  # HERE
+    out[0] = cfg[-1]
+
+
+@skc.kernel
+def updates_from_a_generator(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.update((k, x[0]) for k in ["k"])  # HERE
+    out[0] = cfg["k"]
+
+
+@skc.kernel
+def sets_through_its_own_setattr(x: F32P, out: F32P, cfg: skc.constexpr):
+    cfg.__setattr__("v", x[0])  # HERE
+    out[0] = cfg.v
+
+
+def _box_of_one():
+    box = Box()
+    box.v = 1.0
+    return box
+
+
+@pytest.mark.parametrize("kernel, make, holds", [
+    (extends_from_a_generator, lambda: [1.0], "with list.extend() into constexpr argument 'cfg' (list [1.0])"),
+    (updates_from_a_generator, lambda: {"k": 1.0}, "with dict.update() into constexpr argument 'cfg' (dict {'k': 1.0})"),
+    (sets_through_its_own_setattr, _box_of_one, "into 'v' of constexpr argument 'cfg'"),
+])
+def test_a_run_time_value_a_generator_or_a_bound_setattr_stores_is_refused(kernel, make, holds):
+    """The items of a generator given to extend or update are taken by the call, where no check saw them before it,
+    and `cfg.__setattr__("v", x)` was no attribute store: each left a run-time value in the user's object."""
+    refused(kernel, make(), holds=holds)
