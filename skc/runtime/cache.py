@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -141,6 +142,7 @@ def store(key: str, meta: dict, files: dict) -> None:
         if path.parent.is_file() or path.parent.is_symlink():
             path.parent.unlink()  # a plain file where the shard folder belongs
         path.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_staging(path.parent)
         staging = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=path.parent))
         record = dict(meta)
         record["key"] = key   # (load checks it: an entry under another key's folder is no hit)
@@ -157,6 +159,27 @@ def store(key: str, meta: dict, files: dict) -> None:
     except OSError:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+STAGING_LEFT_SECONDS = 3600   # a staging folder this old is a store's that was killed (a store takes milliseconds)
+
+
+def _sweep_staging(shard: Path):
+    """Remove the staging folders a store killed midway (the process ended between mkdtemp and the rename) left in
+    a shard: they are never read, and each held a kernel's files. Ones younger than an hour are left to their
+    writers."""
+    try:
+        names = [name for name in os.listdir(shard) if name.startswith(".")]
+    except OSError:
+        return
+    for name in names:
+        staging = shard / name
+        try:
+            old = os.lstat(staging).st_mtime < time.time() - STAGING_LEFT_SECONDS
+        except OSError:
+            continue
+        if old:
+            _discard(staging)
 
 
 def _discard(path: Path):

@@ -182,3 +182,22 @@ def test_a_memory_error_while_reading_an_entry_is_a_miss(cache_dir, monkeypatch)
     key = compile_fresh().key
     monkeypatch.setattr(cache, "_read_regular", lambda path: (_ for _ in ()).throw(MemoryError()))
     assert cache.load(key) is None
+
+
+def test_a_killed_stores_staging_folder_is_swept_by_a_later_store(cache_dir):
+    """A process killed between a store's mkdtemp and its rename left the staging folder (a kernel's files, never
+    read) in the shard for good. A store sweeps the shard's staging folders older than an hour; a young one, which
+    another process may be writing, is left."""
+    key_a, key_b = "ab" + "1" * 62, "ab" + "2" * 62
+    shard = cache_dir / "ab"
+    shard.mkdir()
+    old, young = shard / f".{key_a[:8]}-killed", shard / f".{key_a[:8]}-writing"
+    for folder in (old, young):
+        folder.mkdir()
+        (folder / "kernel.cubin").write_bytes(b"\0" * 64)
+    hour_ago = os.path.getmtime(old) - cache.STAGING_LEFT_SECONDS - 5
+    os.utime(old, (hour_ago, hour_ago))
+    cache.store(key_b, {"kind": "test"}, {"code.bin": b"code"})
+    assert not old.exists() and young.exists()
+    assert cache.load(key_b).files == {"code.bin": b"code"}
+    assert sorted(p.name for p in shard.iterdir()) == sorted([young.name, key_b])
