@@ -63,7 +63,7 @@ def _host_reduction():
     function = re.search(r"define internal float @__skc_reduce_angle.*?\n}\n", text, re.S)
     assert function, "no argument reduction in the LLVM IR"
     lines = text.splitlines()
-    parts = [line for line in lines if line.startswith("declare") and re.search(r"fma\.f64|rint\.f64|fabs\.f32", line)]
+    parts = [line for line in lines if line.startswith("declare") and re.search(r"llvm\.(fma|rint|fabs)\.f", line)]
     parts += [line for line in lines if line.startswith("@__skc_angle")]
     parts.append(function.group(0).replace("define internal", "define"))
     module = llvm.parse_assembly("\n".join(parts).replace(" addrspace(4)", ""))
