@@ -1,6 +1,7 @@
 """What the argument reduction before skc.sin costs (sixty-second session): an elementwise sine over 2**26 floats
 (bound by memory) and 64 chained sines a thread over 2**22 (bound by the arithmetic; arguments up to 3.5, and up to
-3e5, past the f32 reduction's 2**17), beside a copy, torch.sin, and the same chain of tanh (no reduction); and the largest error against numpy's float64 sine over arguments up to 10**38.
+3e5, past the f32 reduction's 2**17), beside a copy, torch.sin, and the same chain of tanh (no reduction); and the
+largest error against numpy's float64 sine over arguments up to 10**38.
 Run it once with this tree and once with an older tree first on PYTHONPATH to compare. Timings: CUDA events around 50
 launches after 5, best of three rounds, µs a launch."""
 import numpy as np
