@@ -139,8 +139,8 @@ def store(key: str, meta: dict, files: dict) -> None:
     path = _entry_path(key)
     staging = None
     try:
-        if path.parent.is_file() or path.parent.is_symlink():
-            path.parent.unlink()  # a plain file where the shard folder belongs
+        if os.path.lexists(path.parent) and (path.parent.is_symlink() or not path.parent.is_dir()):
+            path.parent.unlink()  # a plain file (a link, a FIFO: anything but a folder) where the shard folder belongs
         path.parent.mkdir(parents=True, exist_ok=True)
         _sweep_staging(path.parent)
         staging = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=path.parent))

@@ -65,6 +65,8 @@ DAMAGE = {
     "shared_bytes_text": lambda entry: _edit_manifest(entry, lambda m: m.update(shared_bytes="0")),
     "entry_is_a_file": lambda entry: (shutil.rmtree(entry), entry.write_text("not a folder")),
     "shard_is_a_file": lambda entry: (shutil.rmtree(entry.parent), entry.parent.write_text("not a folder")),
+    # (a FIFO there made every store fail at mkdir: that shard's kernels were compiled anew every time, no error)
+    "shard_is_a_fifo": lambda entry: (shutil.rmtree(entry.parent), os.mkfifo(entry.parent)),
     "manifest_is_a_folder": lambda entry: ((entry / "manifest.json").unlink(), (entry / "manifest.json").mkdir()),
     "ptx_is_a_fifo": lambda entry: ((entry / "kernel.ptx").unlink(), os.mkfifo(entry / "kernel.ptx")),
     "manifest_is_a_fifo": lambda entry: ((entry / "manifest.json").unlink(), os.mkfifo(entry / "manifest.json")),
