@@ -3,6 +3,7 @@
 NVIDIA's sin.approx/cos.approx and AMD's v_sin/v_cos are accurate for arguments in [-pi, pi] only: near 2**31 they gave
 0.0 and 1.0 where sin and cos are 0.97 and 0.24. Every f32 argument is first reduced modulo 2 pi, the result within
 half an f32 ulp of the exact remainder or about (1.2e-7 near pi; llvmlite's JIT of this LLVM on the host, tested):
+- up to pi, x itself (one compare: the approximations hold there);
 - below 2**17, in f32: k = rint(x / 2 pi), and x - k 2 pi by three fmas over 2 pi as three f32s (each fma's exact
   product leaves a small true difference, rounded once). On an H100 the f64 form below cost 4.4x in 64 chained sines
   a thread (310 against 71 us), being bound by f64 throughput;
@@ -65,6 +66,15 @@ def _single(value: Fraction) -> float:
     return struct.unpack("f", struct.pack("f", float(value)))[0]
 
 
+def _single_below(value: Fraction) -> float:
+    """The largest f32 not above value (a positive one)."""
+    nearest = _single(value)
+    if Fraction(nearest) <= value:
+        return nearest
+    bits = struct.unpack("I", struct.pack("f", nearest))[0]
+    return struct.unpack("f", struct.pack("I", bits - 1))[0]
+
+
 def _as_three_singles(value: Fraction) -> tuple[float, float, float]:
     first = _single(value)
     second = _single(value - Fraction(first))
@@ -97,6 +107,9 @@ def _helper(lw) -> str:
     body = f"""define internal float @{name}(float %x) alwaysinline {{
 entry:
   %a = call float @llvm.fabs.f32(float %x)
+  %inside = fcmp ole float %a, {float_literal(_single_below(_two_pi() / 2), ir.f32)}
+  br i1 %inside, label %done, label %outside
+outside:
   %single = fcmp olt float %a, {float_literal(2.0 ** _FIRST_DOUBLE, ir.f32)}
   br i1 %single, label %f32, label %wide
 f32:
@@ -149,7 +162,7 @@ reduce:
   %kept = select i1 %keep, float %r, float %x
   br label %done
 done:
-  %out = phi float [ %f3, %f32 ], [ %kept, %reduce ]
+  %out = phi float [ %x, %entry ], [ %f3, %f32 ], [ %kept, %reduce ]
   ret float %out
 }}"""
     return lw.module.define(name, body)

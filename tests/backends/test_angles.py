@@ -79,6 +79,8 @@ def test_the_reduction_is_exact_over_the_f32_range():
     worst = max(_remainder_error(reduce(float(x)), float(x)) for x in ARGUMENTS)
     assert worst <= Fraction(2) ** -22     # the f32 result's rounding near pi (half an ulp: 2**-23 there)
     assert reduce(float("inf")) == float("inf") and np.isnan(reduce(float("nan")))
+    inside = [float(x) for x in ARGUMENTS if abs(x) <= 3.1415925]   # (up to the largest f32 below pi: x itself)
+    assert inside and all(reduce(x) == x for x in inside)
 
 
 def _reference():
