@@ -95,10 +95,10 @@ def _helper(lw) -> str:
         entries = ", ".join(f"double {_double(v)}" for v in values)
         lw.module.globals.append(f"@__skc_angle_{part} = internal addrspace({space}) constant "
                                  f"[{len(values)} x double] [{entries}], align 8")
-    for signature in ("float @llvm.fabs.f32(float)", "double @llvm.fma.f64(double, double, double)",
-                      "double @llvm.rint.f64(double)", "float @llvm.fma.f32(float, float, float)",
-                      "float @llvm.rint.f32(float)"):
-        lw.module.declare(signature.split("@")[1].split("(")[0], signature)
+    for ty, suffix in (("float", "f32"), ("double", "f64")):
+        lw.module.declare(f"llvm.fma.{suffix}", f"{ty} @llvm.fma.{suffix}({ty}, {ty}, {ty})")
+        lw.module.declare(f"llvm.rint.{suffix}", f"{ty} @llvm.rint.{suffix}({ty})")
+    lw.module.declare("llvm.fabs.f32", "float @llvm.fabs.f32(float)")
     two_pi_high, two_pi_low = _as_two_doubles(_two_pi())
     inverse = float(1 / _two_pi())
     count = len(table())

@@ -309,12 +309,11 @@ class CallEvaluator:
             return obj
         return self.note_made(self.call_native(cls, args, kwargs))
 
-    def check_mutation(self, func, args=(), kwargs=None):
+    def check_mutation(self, func, args=(), kwargs=None, called=None):
         """A compile-time list, dict or set made outside the run-time branch or loop that runs this call, or before a
         run-time jump this call follows, cannot be changed here: the call runs once, at compile time, whatever path
         the program takes at run time. Nor can items be taken from an iterator where they would be taken once for
-        many paths (next(it), list(it), zip(it) ...: check_taken_here)."""
-        called = _method_call(func, args)
+        many paths (next(it), list(it), zip(it) ...: check_taken_here). `called`: _method_call(func, args)."""
         if called is not None:
             self.refuse_run_time_method(*called, kwargs or {})
         container = getattr(func, "__self__", None)
@@ -387,9 +386,9 @@ class CallEvaluator:
             origin[1] == top or (origin[2] is self.frame and top == id(self.frame.return_mark)))
 
     def call_native(self, func, args, kwargs):
-        self.check_mutation(func, args, kwargs)
+        called = _method_call(func, args)   # (a container's own method: checked before the call and after it)
+        self.check_mutation(func, args, kwargs, called)
         watched = self.outside_containers(func, args, kwargs)
-        called = _method_call(func, args)
         before = self.constexpr_before(*called[:2]) if called is not None else None
         try:
             result = func(*args, **kwargs)
