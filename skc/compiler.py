@@ -344,8 +344,8 @@ def compile_kernel(fn, spec: frontend.Specialization, target: Target, *, for_int
     kernel.metadata["deps"] = _deps_record(deps)
     kernel.metadata["uncached_reads"] = list(deps.unkeyable)  # why it is not on disk, if it is not
     # (in memory only) the module-level bindings the compile read, as read: a launch checks them (jit.py)
-    kernel.metadata["bindings"] = tuple(deps.bindings)
-    kernel.metadata["unkeyed_bindings"] = tuple(deps.unkeyed)
+    kernel.metadata["bindings"] = frontend.keying.as_left(deps.bindings)
+    kernel.metadata["unkeyed_bindings"] = frontend.keying.as_left(deps.unkeyed)
     _dump(kernel)
     if on_disk:
         if deps.unkeyable:

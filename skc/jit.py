@@ -551,7 +551,7 @@ class Kernel:
         compiles (or loads from the disk cache) against the new value, and it is True. Bound again to an equal
         value (another int object of the same value), the kernels are kept and the new objects watched."""
         # (the values taken before they are checked: one bound again meanwhile, by another thread, is checked later)
-        now = tuple((space, name, space.get(name, _MISSING)) for space, name, _ in self._watch)
+        now = tuple(_bound_now(space, name) for space, name, _ in self._watch)
         compiled = list(self._compiled.values())
         if all(dependencies_current(c.metadata.get("deps")) and _same_objects(c) for c in compiled):
             self._watch = now
@@ -661,8 +661,22 @@ def _watched(compiled) -> tuple:
 
 
 def _watch_key(space, name) -> tuple:
-    """Which binding a watch entry is: a namespace's name, or a closure cell (each compile views it anew)."""
-    return (id(space.cell) if isinstance(space, frontend.keying.CellView) else id(space)), name
+    """Which binding a watch entry is: a namespace's name, a closure cell or a value's contents (each compile views
+    them anew)."""
+    if isinstance(space, frontend.keying.CellView):
+        return id(space.cell), name
+    return (id(space.value) if isinstance(space, frontend.keying.ContentsView) else id(space)), name
+
+
+_NAMESPACES = (dict, frontend.keying.CellView, frontend.keying.ContentsView)   # what a native call's watch reads
+
+
+def _bound_now(space, name) -> tuple:
+    """A watch entry as bound now: a value's contents viewed anew (the view is what its entry holds)."""
+    if isinstance(space, frontend.keying.ContentsView):
+        space = space.renewed()
+        return space, name, space
+    return space, name, space.get(name, _MISSING)
 
 
 def _watchable(value) -> bool:
@@ -836,7 +850,7 @@ class _PlainLaunch(Launch):
         """What the native call launches with while nothing it checks changed: (launch, grid, kernel, watched
         globals, device selection, argument count); None where this launch cannot have one."""
         kernel, watch = self.kernel, self.kernel._watch
-        if any(type(w[0]) is not dict for w in watch) or not _native_call():
+        if any(type(w[0]) not in _NAMESPACES for w in watch) or not _native_call():
             return None
         return launch, self.grid, kernel, watch, self._selection(selected), self._nparams
 

@@ -21,6 +21,8 @@ import gc
 import hashlib
 import importlib
 import importlib.util
+import itertools
+import operator
 import os
 import site
 import struct
@@ -67,6 +69,63 @@ class CellView:
             return self.cell.cell_contents
         except ValueError:
             return default
+
+
+class ContentsView:
+    """What a mutable value a compile keyed holds (a list's, dict's or set's items, a numpy array's data, an object's
+    slots) seen as a namespace of one name, for a launch's identity check, as CellView a closure cell: `get` gives the
+    view itself while the value holds what it held when the view was made (the same objects; an array the same
+    bytes), and a new object once it was changed in place (`SIZES.append(8)`, `TABLE["k"] = 2`, `ARRAY[0] = 1`),
+    which rebinds no name a namespace holds."""
+
+    __slots__ = ("value", "contents")
+
+    def __init__(self, value):
+        self.value, self.contents = value, _contents(value)
+
+    def get(self, name, default=None):
+        now = _contents(self.value)
+        same = (now == self.contents if _is_array(self.value) else
+                len(now) == len(self.contents) and all(map(operator.is_, now, self.contents)))
+        return self if same else object()
+
+    def renewed(self) -> "ContentsView":
+        """A view of the value as it is now."""
+        return ContentsView(self.value)
+
+
+CONTENTS = "<contents>"   # the one name a ContentsView binds
+
+
+def as_left(bindings) -> tuple:
+    """Watch entries with the contents they view as a compile left them: what the compile itself changed (a helper's
+    memo filled, an item a kernel appended at compile time) is no change a launch compiles anew for."""
+    left = []
+    for space, name, value in bindings:
+        if isinstance(space, ContentsView):
+            space = value = space.renewed()
+        left.append((space, name, value))
+    return tuple(left)
+
+
+def _is_array(value) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray)
+
+
+def _contents(value) -> tuple:
+    """What a ContentsView compares: a list's or set's items and a dict's keys and values, by identity, in order (a set
+    whose items came back in another order counts as changed: the launch then compares keys); an array's shape, dtype
+    and bytes (or their digest); an object's slots, by identity."""
+    if _is_array(value):   # (a large one by a digest, which holds no copy of it)
+        data = value.tobytes() if value.nbytes <= 4096 else hashlib.blake2b(sys.modules["numpy"].ascontiguousarray(
+            value)).digest()
+        return value.shape, value.dtype, data
+    if isinstance(value, dict):
+        return tuple(itertools.chain.from_iterable(value.items()))
+    if isinstance(value, (list, set)):
+        return tuple(value)
+    return tuple(getattr(value, slot, ABSENT_BINDING) for cls in type(value).__mro__ for slot in slot_names(cls))
 
 
 class Unkeyable(Exception):
@@ -249,8 +308,8 @@ def record_bindings(into: list, reads):
     """The reads that are module-level bindings of the user's code as bound now (not `vars(module)`'s "__dict__"),
     or names a namespace is read not to bind (ABSENT_BINDING: a class's that its base binds)."""
     for namespace, name, value in reads:
-        if (isinstance(namespace, dict) and namespace.get(name, ABSENT_BINDING) is value
-                and not _trusted_namespace(namespace)):
+        if isinstance(namespace, ContentsView) or (isinstance(namespace, dict) and namespace.get(name, ABSENT_BINDING)
+                                                   is value and not _trusted_namespace(namespace)):
             into.append((namespace, name, value))
 
 
@@ -321,6 +380,8 @@ class _Keyer:
     def _compound(self, value) -> str:
         numpy = sys.modules.get("numpy")
         if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic, numpy.dtype)):
+            if isinstance(value, numpy.ndarray):
+                self._watch_contents(value)
             if type(value) is numpy.ndarray or isinstance(value, (numpy.generic, numpy.dtype)):
                 return _numpy_key(numpy, value)
             # a subclass (numpy.matrix, a masked array, the user's) computes with methods of its own and may hold
@@ -343,16 +404,21 @@ class _Keyer:
             # a namedtuple field's accessor: its index and doc (what its __reduce__ gives)
             return f"tuplegetter:{self.key(value.__reduce__()[1])}"
         if isinstance(value, (tuple, list)):
+            if isinstance(value, list):
+                self._watch_contents(value)
             return f"{_name(type(value))}(" + ",".join(self.key(v) for v in value) + ")" + self._subclass(value)
         if isinstance(value, dict):
             # in insertion order, which code sees (`list(d)[0]`), and the order the walk numbers shared objects in: items
             # sorted after the walk let `@n` name another object ({"b": x, "a": y, "c": x} keyed as {"a": y, "b": x,
             # "c": y})
+            self._watch_contents(value)
             items = ",".join(f"{self.key(k)}={self.key(v)}" for k, v in value.items())
             return f"{_name(type(value))}{{" + items + "}" + self._subclass(value)
         if isinstance(value, (set, frozenset)):
             # sorted (iteration follows hashes, which may differ from run to run), so each element is keyed on its own:
             # a reference (`@n`) into an element walked in another order would name another object
+            if isinstance(value, set):
+                self._watch_contents(value)
             return (f"{_name(type(value))}{{" + ",".join(sorted(self._alone(v) for v in value)) + "}"
                     + self._subclass(value))
         if isinstance(value, enum.Enum):
@@ -403,6 +469,13 @@ class _Keyer:
             return f"{_name(type(value))}:{special()}"
         return self._object(value)
 
+    def _watch_contents(self, value):
+        """A list, dict, set, array or slotted object keyed may be changed in place after the compile, which rebinds no
+        name: its contents are watched as a binding of their own (ContentsView)."""
+        if self.reads is not None:
+            view = ContentsView(value)
+            self.reads.append((view, CONTENTS, view))
+
     def _subclass(self, value) -> str:
         """A tuple, list, dict or set subclass may carry attributes besides its items, and methods; a defaultdict its
         factory, which makes the value of a missing key (kept in C, out of its __dict__)."""
@@ -422,10 +495,14 @@ class _Keyer:
         fields = dict(getattr(value, "__dict__", {}))
         if self.reads is not None and type(getattr(value, "__dict__", None)) is dict:   # (`cfg.n = 8`, as `C.V = 6`)
             self.reads.extend((value.__dict__, name, v) for name, v in fields.items())
+        slotted = False
         for cls in type(value).__mro__:
             for slot in slot_names(cls):
+                slotted = True
                 if hasattr(value, slot):
                     fields[slot] = getattr(value, slot)
+        if slotted:   # (`cfg.n = 8` on an object with __slots__: no __dict__ shows it)
+            self._watch_contents(value)
         return "{" + ",".join(f"{name}={self.within(f'field {name}', v)}" for name, v in sorted(fields.items())) + "}"
 
     def _class(self, cls: type) -> str:

@@ -310,14 +310,15 @@ def launch_method(owner: type, slow, selection: tuple, anywhere, missing):
     `(launch, grid, kernel, watch, selected, count)` launches at once with `launch(args, grid, stream)`, where:
     `count` positional arguments are given; the selection list (`selection`: (object, attribute name), read at
     each call) has `selected` as its item (unless `selected` is `anywhere`: the launch's device is its own);
-    `kernel._watch` is `watch`, and each of its (namespace, name, value) entries, every namespace a dict, still
-    binds the name to that value (`missing`: binds nothing). Anything else (other keywords, a `_fast` of None,
+    `kernel._watch` is `watch`, and each of its (namespace, name, value) entries still binds the name to that value
+    (`missing`: binds nothing; a dict looked up, any other namespace, a closure cell's or a value's contents, asked by
+    its `get(name)`). Anything else (other keywords, a `_fast` of None,
     another selection, a rebound global) is the Python method `slow(self, *args, **kwargs)`'s, which checks it
     all and may make the state again."""
     with _lock:
         found = _methods.get(owner)
         if found is None:
-            names = {name: sys.intern(name) for name in ("_fast", "_watch", "stream", selection[1])}
+            names = {name: sys.intern(name) for name in ("_fast", "_watch", "stream", "get", selection[1])}
             keep = [owner, slow, selection[0], anywhere, missing, *names.values()]
 
             def make(definition, held):
@@ -337,6 +338,7 @@ def _method_ir(slow, selection, anywhere, missing, names) -> str:
     index = code.op("alloca i64")        # the loops' counter
     keywords = code.op("alloca i64")     # how many keywords were given
     stack = code.op(f"alloca [3 x {P}]")  # the launch's arguments
+    pair = code.op(f"alloca [2 x {P}]")   # a watched namespace that is no dict, and the name its get() is given
     stream = code.op(f"alloca {P}")      # the stream given: None, or an int
     code(f"store {P} {none}, {P}* {stream}")
     code.branch(code.compare("eq", P, "%kwnames", "null"), "state", "keywords")
@@ -385,10 +387,26 @@ def _method_ir(slow, selection, anywhere, missing, names) -> str:
     def binding(at):   # (a name bound to nothing, a builtin read there, matches `missing`)
         entry = code.api("PyTuple_GetItem", f"{P} {watch}", f"i64 {at}")
         space, name, value = (code.api("PyTuple_GetItem", f"{P} {entry}", f"i64 {i}") for i in range(3))
+        code.branch(code.compare("eq", P, code.type_of(space), obj(id(dict))), "binding_dict", "binding_view")
+        code.label("binding_dict")
         bound = code.api("PyDict_GetItemWithError", f"{P} {space}", f"{P} {name}")
         unbound = code.op(f"and i1 {code.compare('eq', P, bound, 'null')}, "
                           f"{code.compare('eq', P, value, obj(id(missing)))}")
-        return code.op(f"or i1 {code.compare('eq', P, bound, value)}, {unbound}"), "slow_let_go"
+        in_dict = code.op(f"or i1 {code.compare('eq', P, bound, value)}, {unbound}")
+        code("br label %binding_checked")
+        code.label("binding_view")   # any other namespace (a closure cell's, a value's contents): its get(name)
+        for i, item in enumerate((space, name)):
+            code(f"store {P} {item}, {P}* {code.op(f'getelementptr [2 x {P}], [2 x {P}]* {pair}, i64 0, i64 {i}')}")
+        got = code.api("PyObject_VectorcallMethod", f"{P} {obj(id(names['get']))}",
+                       f"{P}* {code.op(f'getelementptr [2 x {P}], [2 x {P}]* {pair}, i64 0, i64 0')}", "i64 2",
+                       f"{P} null")
+        code.branch(code.compare("eq", P, got, "null"), "slow_let_go", "binding_got")
+        code.label("binding_got")   # (compared before it is let go: a view's new object dies with it)
+        in_view = code.compare("eq", P, got, value)
+        code.api("Py_DecRef", f"{P} {got}")
+        code("br label %binding_checked")
+        code.label("binding_checked")
+        return code.op(f"phi i1 [{in_dict}, %binding_dict], [{in_view}, %binding_got]"), "slow_let_go"
     _loop(code, index, code.api("PyTuple_Size", f"{P} {watch}"), "binding", "bound", binding)
     code.label("bound")   # (a lookup that failed, not one that found nothing, goes the slow way)
     code.branch(code.compare("eq", P, code.api("PyErr_Occurred"), "null"), "pack", "slow_let_go")

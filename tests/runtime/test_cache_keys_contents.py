@@ -1,0 +1,173 @@
+"""Stale kernels from values changed in place: a list, dict, set or numpy array a kernel read at its compile (a global,
+or something a global or a closure holds), or the slots of an object, changed after a launch without rebinding any
+name (`SIZES.append(3.0)`, `TABLE["a"] = 3.0`, `ARRAY[0] = 3.0`, `obj.v = 3.0` with __slots__). A launch watched the
+names alone, by identity, and launched the kernel compiled for the old contents; now it watches the contents too
+(keying.ContentsView), on its Python call and its native one."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import skc
+from skc import jit
+from test_cache_keys_reads import launched, load  # noqa: F401 (a fixture)
+
+KERNELS = """import numpy as np
+import skc
+
+SIZES = [1.0, 2.0]
+TABLE = {"a": 2.0}
+NESTED = {"a": [2.0]}
+FLAGS = {2.0}
+ARRAY = np.array([2.0], np.float32)
+LARGE = np.full(4096, 2.0, np.float32)   # (watched by a digest)
+
+
+class Slotted:
+    __slots__ = ("v",)
+
+
+class Config:
+    def __init__(self):
+        self.sizes = [2.0]
+
+
+SLOTTED = Slotted()
+SLOTTED.v = 2.0
+CONFIG = Config()
+
+
+@skc.kernel(block=1)
+def k(x: skc.Ptr[skc.f32]):
+    x[0] = READ
+"""
+# (what the kernel stores, the change in place that makes it 3.0)
+CHANGES = {
+    "list_append": ("SIZES[-1]", lambda m: m.SIZES.append(3.0)),
+    "list_item": ("SIZES[1]", lambda m: m.SIZES.__setitem__(1, 3.0)),
+    "dict_item": ("TABLE['a']", lambda m: m.TABLE.__setitem__("a", 3.0)),
+    "dict_key_added": ("TABLE.get('b', 2.0)", lambda m: m.TABLE.__setitem__("b", 3.0)),
+    "nested_list": ("NESTED['a'][0]", lambda m: m.NESTED["a"].__setitem__(0, 3.0)),
+    "set_add": ("float(len(FLAGS) + 1)", lambda m: m.FLAGS.add(5.0)),
+    "array_item": ("float(ARRAY[0])", lambda m: m.ARRAY.__setitem__(0, 3.0)),
+    "large_array_item": ("float(LARGE[-1])", lambda m: m.LARGE.__setitem__(-1, 3.0)),
+    "slot": ("SLOTTED.v", lambda m: setattr(m.SLOTTED, "v", 3.0)),
+    "objects_list": ("CONFIG.sizes[-1]", lambda m: m.CONFIG.sizes.append(3.0)),
+}
+
+
+@pytest.mark.parametrize("way", sorted(CHANGES))
+def test_a_value_changed_in_place_after_a_launch_gives_a_new_kernel(load, way):
+    read, change = CHANGES[way]
+    module = load(f"contents_{way}", KERNELS.replace("READ", read))
+    assert launched(module.k) == 2.0
+    launch = module.k[1, 1]
+    assert type(launch) is jit._PlainLaunch and launch._fast is not None   # (the native call's state)
+    change(module)
+    assert launched(module.k) == 3.0
+    assert launched(module.k) == 3.0 and module.k._recompiles == 1
+
+
+def test_an_item_bound_again_to_an_equal_value_keeps_the_kernel(load):
+    module = load("contents_equal", KERNELS.replace("READ", "SIZES[1]"))
+    assert launched(module.k) == 2.0
+    module.SIZES[1] = float("2.0")   # (another object, of the same value: the key is the same)
+    assert launched(module.k) == 2.0
+    assert module.k._recompiles == 0 and len(module.k._compiled) == 1
+    assert module.k[1, 1]._fast is not None   # (the contents viewed anew: the native call launches again)
+    module.SIZES[1] = 3.0
+    assert launched(module.k) == 3.0
+
+
+def test_the_native_call_launches_while_the_contents_are_unchanged(load):
+    from test_native_call import _counting
+
+    module = load("contents_native", KERNELS.replace("READ", "SIZES[-1] + TABLE['a']"))
+    assert launched(module.k) == 4.0
+    calls = _counting(module.k[1, 1])
+    assert launched(module.k) == 4.0 and calls == [None]   # (the native call's launch: the state's)
+    module.TABLE["a"] = 3.0
+    assert launched(module.k) == 5.0 and calls == [None]   # (the Python call's, which compiled anew)
+
+
+MEMO = """import skc
+
+_MEMO = {}
+LOG = []
+
+
+def doubled(n):
+    if n not in _MEMO:
+        _MEMO[n] = 2.0 * n
+    return _MEMO[n]
+
+
+@skc.kernel(block=1)
+def k(x: skc.Ptr[skc.f32]):
+    x[0] = doubled(1)
+
+
+@skc.kernel(block=1)
+def logs(x: skc.Ptr[skc.f32]):
+    LOG.append(1)   # (at compile time: once a compile)
+    x[0] = 2.0
+"""
+
+
+def test_what_the_compile_itself_changed_is_no_change(load):
+    """A helper's memo filled by the compile, an item the kernel appends at compile time: the contents are watched as
+    the compile left them, so the next launch does not compile anew (and append again, for ever)."""
+    module = load("contents_memo", MEMO)
+    for kernel in (module.k, module.logs):
+        for _ in range(3):
+            assert launched(kernel) == 2.0
+        assert kernel._recompiles == 0
+    assert module.LOG == [1] and module._MEMO == {1: 2.0}
+    module._MEMO[1] = 3.0
+    assert launched(module.k) == 3.0
+
+
+def test_a_list_a_closure_holds_changed_in_place_gives_a_new_kernel():
+    sizes = [2.0]
+
+    @skc.kernel(block=1)
+    def k(x: skc.Ptr[skc.f32]):
+        x[0] = sizes[-1]
+
+    assert launched(k) == 2.0
+    sizes.append(3.0)
+    assert launched(k) == 3.0
+
+
+def test_a_kernel_reading_no_mutable_value_watches_no_contents(load):
+    module = load("contents_none", KERNELS.replace("READ", "2.0"))
+    assert launched(module.k) == 2.0
+    assert not any(type(w[0]) is skc.frontend.keying.ContentsView for w in module.k._watch)
+
+
+FROM_DISK = """import json
+import kernels
+first = kernels.k.compile(target="sm_90a")
+kernels.SIZES.append(3.0)
+second = kernels.k.compile(target="sm_90a")
+kernels.SIZES.pop()   # (the cache keeps one entry a key: the last one stored, checked against what it read)
+kernels.k.compile(target="sm_90a")
+print(json.dumps([first.from_cache, "3.0" in first.ir("tile"), "3.0" in second.ir("tile")]))
+"""
+
+
+def test_the_contents_of_a_kernel_from_the_disk_cache_are_watched(tmp_path):
+    (tmp_path / "kernels.py").write_text(KERNELS.replace("READ", "SIZES[-1]"))
+    env = dict(os.environ, SKC_CACHE_DIR=str(tmp_path / "cache"), SKC_CACHE="1", PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPATH=os.pathsep.join([str(tmp_path), os.path.dirname(os.path.dirname(skc.__file__))]))
+
+    def run():
+        result = subprocess.run([sys.executable, "-c", FROM_DISK], capture_output=True, text=True, env=env, timeout=300,
+                                cwd=str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    assert run() == [False, False, True]
+    assert run() == [True, False, True]
