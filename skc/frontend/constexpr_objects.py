@@ -6,7 +6,7 @@ from __future__ import annotations
 import types
 
 from .dtypes import DType, PtrType
-from .keying import slot_names
+from .keying import ATOMS, slot_names
 from .python_errors import describe
 from .values import Dyn
 
@@ -147,7 +147,7 @@ def objects_held(roots: dict, depth: int = 8, most: int = 20_000) -> dict:
 def _may_hold(value) -> bool:
     """Whether a compile-time value is a container or an object whose items or attributes (in its __dict__ or in
     slots) may hold others (not None, a number, a string, a class, a module or a function)."""
-    if type(value) in _ATOMS:
+    if type(value) in ATOMS:
         return False
     if isinstance(value, _CONTAINERS):
         return True
@@ -176,7 +176,6 @@ def _slots(cls: type) -> tuple:
 
 _SLOTS: dict = {}   # class -> _slots(class): a compile walks many objects of few classes
 _CONTAINERS = (list, dict, tuple, set, frozenset)
-_ATOMS = frozenset({int, float, bool, complex, str, bytes, type(None)})
 
 
 def _run_time_in(value, most: int = 20_000) -> bool:

@@ -11,8 +11,8 @@ from .constexpr_objects import ConstexprObjects
 from .context import CodeGen
 from .expressions import ExpressionEvaluator
 from .frames import Frame
-from .keying import (ABSENT, ABSENT_BINDING, STATE_BUILTINS, CellView, Unkeyable, dependency_key, module_key,
-                     process_state, record_bindings, state_message, trusted_module)
+from .keying import (ABSENT, ABSENT_BINDING, ATOMS, STATE_BUILTINS, CellView, Unkeyable, dependency_key, module_key,
+                     own_class, process_state, record_bindings, slot_names, state_message, trusted_module)
 from .loops import LoopEvaluator
 from .statements import StatementEvaluator
 from .withs import WithEvaluator
@@ -174,14 +174,18 @@ _BOUND = (types.BuiltinMethodType, types.MethodWrapperType)
 
 def _modules_given(func, args, kwargs) -> list:
     """The modules a native call gives the code it runs: its arguments, the module a method is bound to (a function
-    of the user's bound to it, `cfg.__getattribute__`), and what a functools.partial holds (`partial(getattr, cfg)`),
-    nested too."""
+    of the user's bound to it, `cfg.__getattribute__`), what a functools.partial holds (`partial(getattr, cfg)`), and
+    what the lists, tuples, dicts and sets and the objects of the user's classes among them hold, nested too
+    (`operator.attrgetter("m.S")(holder)`, a helper reading `holder.m.S`: the frontend never sees the module read)."""
     if any(func is reader for reader in _READ_NO_ATTRIBUTE):
         return []
-    found = []
+    found, seen = [], set()
     waiting = [func, *args, *kwargs.values()]
     while waiting:
         value = waiting.pop()
+        if type(value) in ATOMS or id(value) in seen:
+            continue
+        seen.add(id(value))   # (each value is alive meanwhile: the call's arguments hold it)
         if isinstance(value, types.ModuleType):
             found.append(value)
         elif isinstance(value, functools.partial):
@@ -190,7 +194,21 @@ def _modules_given(func, args, kwargs) -> list:
                 isinstance(value, types.MethodType)
                 or isinstance(value, _BOUND) and getattr(value, "__name__", None) in _ATTRIBUTE_READERS):
             found.append(value.__self__)
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            waiting += value
+        elif isinstance(value, dict):
+            waiting += [*value.keys(), *value.values()]
+        elif not isinstance(value, type) and _users_object(type(value)):   # (its fields)
+            waiting += list(getattr(value, "__dict__", {}).values())
+            waiting += [getattr(value, slot) for cls in type(value).__mro__ for slot in slot_names(cls)
+                        if hasattr(value, slot)]
     return found
+
+
+def _users_object(cls: type) -> bool:
+    """Whether objects of `cls` are the user's, whose fields may hold a module of the user's (skc's own objects hold
+    the compile's state)."""
+    return own_class(cls) and not trusted_module(cls.__module__ or "")
 
 
 def _namespace(module: str):

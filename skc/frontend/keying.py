@@ -35,7 +35,7 @@ KEYABLE = ("ints, floats, bools, strings, bytes, None; tuples, lists, dicts and 
            "torch dtypes; numpy scalars and arrays (keyed by their full content); classes, modules, and functions "
            "(keyed by code, defaults, closure and the globals they read)")
 
-_ATOMS = (type(None), bool, int, float, complex, str, bytes)
+ATOMS = (type(None), bool, int, float, complex, str, bytes)
 _DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType, types.WrapperDescriptorType,
                 types.MethodDescriptorType, types.ClassMethodDescriptorType)
 _NOT_STATE = {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__annotations__",
@@ -339,7 +339,7 @@ class _Keyer:
 
     def key(self, value) -> str:
         kind = type(value)
-        if kind in _ATOMS:
+        if kind in ATOMS:
             if (kind is float or kind is complex) and value != value:
                 # NaNs differ in sign and payload, which repr (and ==) do not tell: copysign(1.0, x) is code
                 return f"{kind.__name__}:{nan_bits(value)}"
@@ -359,7 +359,7 @@ class _Keyer:
         not referred to, as the elements are walked in an order that may differ from run to run. The objects walked
         before it (the set itself, what holds it) are referred to as in the walk: an element that reaches back to
         them is no endless walk. (What the element adds to the walk is taken back after it, newest first.)"""
-        if type(value) in _ATOMS:
+        if type(value) in ATOMS:
             return self.key(value)
         objects, modules = len(self.seen), len(self.modules)
         try:
@@ -487,7 +487,7 @@ class _Keyer:
 
     def _object(self, value) -> str:
         cls = type(value)
-        if not dataclasses.is_dataclass(cls) and not _own_class(cls):
+        if not dataclasses.is_dataclass(cls) and not own_class(cls):
             raise Unkeyable(f"a {_name(cls)} object has no exact key")
         return f"obj:{self.key(cls)}{self._state(value)}"
 
@@ -758,7 +758,7 @@ def _made_by_dataclass(cls: type, value) -> bool:
     return code is not None and code.co_filename != getattr(module, "__file__", None)
 
 
-def _own_class(cls: type) -> bool:
+def own_class(cls: type) -> bool:
     """Instances of classes written in Python, in skc or by the user, are keyed by their fields; a
     class of another package (or built on one) may keep state Python cannot see."""
     if cls is object:

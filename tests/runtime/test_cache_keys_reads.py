@@ -142,6 +142,7 @@ def test_an_attribute_of_a_dsl_function_named_like_a_standard_module_is_watched(
 
 
 # -- a module's attributes read other than by `cfg.NAME` --------------------------------------------------------------
+HOLDER = "class Holder:\n    pass\n\n\nholder = Holder()\nholder.m = cfg"
 # (prelude, the expression the kernel stores): each reads cfg.SCALE
 READS_OF_A_MODULE = {
     "getattr": ("", "getattr(cfg, 'SCALE')"),
@@ -157,6 +158,10 @@ READS_OF_A_MODULE = {
     "dunder_dict_get": ("", "cfg.__dict__.get('SCALE')"),
     "helper_given_the_module": ("def scale_of(module):\n    return module.SCALE", "scale_of(cfg)"),
     "lambda_of_getattr": ("scale_of = lambda: getattr(cfg, 'SCALE')", "scale_of()"),
+    # (the module held by what plain Python is given: an object's field, a list's item)
+    "attrgetter_through_an_object": (HOLDER, "operator.attrgetter('m.SCALE')(holder)"),
+    "helper_given_an_object": (HOLDER + "\n\ndef scale_of(h):\n    return h.m.SCALE", "scale_of(holder)"),
+    "helper_given_a_list": ("def first_scale(ms):\n    return ms[0].SCALE", "first_scale([cfg])"),
 }
 # each reads cfg.EXTRA, which the module binds only in the second version
 READS_OF_A_NAME_NOT_BOUND = {
