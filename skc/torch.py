@@ -30,6 +30,8 @@ if not hasattr(torch.library, "custom_op"):  # pragma: no cover
 from .diagnostics import LaunchError
 from .runtime import devices
 
+Number = torch.types.Number   # (a scalar argument: the schema's Scalar, which takes a traced numpy scalar)
+
 __all__ = ["register_op", "OperatorRefusal", "current_stream", "on_device_of", "skc_device"]
 
 
@@ -305,15 +307,21 @@ def _check_operands(a, b, bias, c, activation) -> tuple:
     return shape
 
 
+def _symbolic(value) -> bool:
+    """Whether a scalar argument is torch.compile's symbol for a value known only when the graph runs (a numpy
+    scalar given to the compiled function): the fake implementation leaves its checks to the operator's run."""
+    return isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool))
+
+
 def _check_beta(c, beta) -> None:
     """beta scales c alone: one (not 0) with no c is refused, as skc.blocks.matmul refuses it."""
     from .blocks.host_plans import beta_without_c
 
-    _check(c is not None or beta is None or beta == 0.0, lambda: beta_without_c(beta))
+    _check(c is not None or beta is None or _symbolic(beta) or beta == 0.0, lambda: beta_without_c(beta))
 
 
 def _matmul(a: torch.Tensor, b: torch.Tensor, bias: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None,
-            alpha: Optional[float] = None, beta: Optional[float] = None,
+            alpha: Optional[Number] = None, beta: Optional[Number] = None,
             activation: Optional[str] = None) -> torch.Tensor:
     _check_beta(c, beta)
     out = torch.empty(_check_operands(a, b, bias, c, activation), dtype=a.dtype, device=a.device)
@@ -340,7 +348,7 @@ def _check_out(a, b, out, bias, c, activation, beta=None) -> None:
 
 
 def _matmul_out(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: Optional[torch.Tensor] = None,
-                c: Optional[torch.Tensor] = None, alpha: Optional[float] = None, beta: Optional[float] = None,
+                c: Optional[torch.Tensor] = None, alpha: Optional[Number] = None, beta: Optional[Number] = None,
                 activation: Optional[str] = None) -> None:
     _check_out(a, b, out, bias, c, activation, beta)
     _launch_matmul(a, b, out, bias, c, alpha, beta, activation)
@@ -569,7 +577,7 @@ def _launch_attention(q, k, v, causal, scale, layout, return_lse):
                          stream=current_stream(q))
 
 
-def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: Optional[float] = None,
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: Optional[Number] = None,
                layout: str = "bhsd") -> torch.Tensor:
     return _launch_attention(q, k, v, causal, scale, layout, False)
 
@@ -581,10 +589,12 @@ def _check_attention_options(q, scale) -> None:
 
     _check(D in (64, 128, 256), lambda: f"attention runs head dimensions 64, 128 and 256, found {D}: "
                                               f"{padding_hint(D)}")
-    _check(scale is None or 0.0 < scale < float("inf"),
+    if scale is None or _symbolic(scale):
+        return
+    _check(0.0 < scale < float("inf"),
                  lambda: f"attention's scale must be positive and finite, found {scale}")
     f32 = torch.finfo(torch.float32)   # (the kernel takes the scale as an f32)
-    _check(scale is None or f32.tiny <= scale <= f32.max,
+    _check(f32.tiny <= scale <= f32.max,
                  lambda: f"attention's scale {scale} is {'0' if scale < f32.tiny else 'infinite'} as the f32 the "
                          f"kernel computes with: pass a scale between {f32.tiny:.3g} and {f32.max:.3g}")
 
@@ -596,7 +606,7 @@ def _attention_fake(q, k, v, causal=False, scale=None, layout="bhsd"):
 
 
 def _attention_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
-                        scale: Optional[float] = None, layout: str = "bhsd") -> Tuple[torch.Tensor, torch.Tensor]:
+                        scale: Optional[Number] = None, layout: str = "bhsd") -> Tuple[torch.Tensor, torch.Tensor]:
     return _launch_attention(q, k, v, causal, scale, layout, True)
 
 

@@ -242,7 +242,7 @@ def test_conv2d_and_attention_schemas_and_the_exact_strides_they_ask_of_torch_co
         "skc::conv2d(Tensor x, Tensor w, Tensor? bias=None, int[2] stride=1, int[2] padding=0, int[2] dilation=1, "
         "str? activation=None, int groups=1) -> Tensor")
     assert str(torch.ops.skc.attention_with_lse.default._schema).endswith(
-        "(Tensor q, Tensor k, Tensor v, bool causal=False, float? scale=None, str layout=\"bhsd\") -> (Tensor, Tensor)")
+        "(Tensor q, Tensor k, Tensor v, bool causal=False, Scalar? scale=None, str layout=\"bhsd\") -> (Tensor, Tensor)")
     if skc.torch._custom_ops_take_tags():
         for op in (torch.ops.skc.conv2d, torch.ops.skc.attention, torch.ops.skc.attention_with_lse):
             assert torch.Tag.needs_exact_strides in op.default.tags
@@ -507,6 +507,33 @@ def test_traced_host_calls_take_numpy_scalars_as_eager_calls_do():
     alpha = torch.tensor(2.0)   # (a 0-d tensor: the call runs outside the graph, as eager)
     scaled = torch.compile(lambda a, b: skc.blocks.matmul(a, b, alpha=alpha) * 2, backend="aot_eager")
     np.testing.assert_array_equal(scaled(a, b).float().numpy(), (a.float() @ b.float() * 4).numpy())
+
+
+def test_numpy_scalars_given_to_a_compiled_function_reach_the_operators():
+    """A numpy scalar that is an input of the compiled function (not a constant of its code) reaches the operators as
+    a symbol of a value known when the graph runs, which their schema's float refused (`Expected a value of type
+    'Optional[float]' for argument 'alpha' but instead found type 'SymFloat'`): the scalars are the schema's Scalar,
+    and what the fake implementation cannot check before the run (a beta with no c) is refused as eager refuses it."""
+    import torch._dynamo
+
+    a, b, c = integers(16, 32), integers(32, 24, seed=1), integers(16, 24, seed=2)
+    q = randn(1, 2, 64, 64, seed=23)
+
+    def model(a, b, c, q, alpha, beta, scale):
+        return (skc.blocks.matmul(a, b, c=c, alpha=alpha, beta=beta),
+                skc.blocks.attention(q, q, q, causal=True, scale=scale))
+
+    torch._dynamo.reset()
+    scalars = (np.float32(2.0), np.float32(0.5), np.float32(0.125))
+    got = torch.compile(model, fullgraph=True, backend="aot_eager")(a, b, c, q, *scalars)
+    for got, eager in zip(got, model(a, b, c, q, 2.0, 0.5, 0.125)):
+        torch.testing.assert_close(got, eager, rtol=0, atol=0)
+    torch._dynamo.reset()
+    no_c = torch.compile(lambda a, b, beta: skc.blocks.matmul(a, b, beta=beta), fullgraph=True, backend="aot_eager")
+    with pytest.raises(skc.LaunchError, match="beta scales c, and no c is given"):
+        no_c(a, b, np.float32(3.0))
+    with pytest.raises(skc.LaunchError, match="scale must be positive"):
+        torch.compile(model, fullgraph=True, backend="aot_eager")(a, b, c, q, *scalars[:2], np.float32(-1.0))
 
 
 class _HostCalls(torch.nn.Module):
