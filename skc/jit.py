@@ -668,7 +668,8 @@ def _watch_key(space, name) -> tuple:
     return (id(space.value) if isinstance(space, frontend.keying.ContentsView) else id(space)), name
 
 
-_NAMESPACES = (dict, frontend.keying.CellView, frontend.keying.ContentsView)   # what a native call's watch reads
+# what a native call's watch reads
+_NAMESPACES = (dict, frontend.keying.CellView, frontend.keying.ContentsView, frontend.keying.NamesView)
 
 
 def _bound_now(space, name) -> tuple:

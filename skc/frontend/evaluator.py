@@ -109,8 +109,8 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         """Remember that the code may have read any attribute of a module (vars(cfg), cfg.__dict__, or code run as
         plain Python given the module: a partial of getattr, operator.attrgetter, a helper of the user's): every
         binding of it is a dependency, watched in memory. Such a kernel is not served from the disk cache (the check
-        of a cached kernel's globals finds no binding "__dict__"), and a name bound in the module later, in this
-        process, is no binding a launch watches."""
+        of a cached kernel's globals finds no binding "__dict__"); the names the module binds are watched too (a
+        name bound there later, in this process: keying.NamesView)."""
         name, deps = module.__name__, self.cg.deps
         if process_state(name):
             reason = f"module {name}: {state_message(f'module {name}')}"

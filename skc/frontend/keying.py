@@ -81,20 +81,35 @@ class ContentsView:
     __slots__ = ("value", "contents")
 
     def __init__(self, value):
-        self.value, self.contents = value, _contents(value)
+        self.value = value
+        self.contents = self.now()
+
+    def now(self) -> tuple:
+        return _contents(self.value)
 
     def get(self, name, default=None):
-        now = _contents(self.value)
+        now = self.now()
         same = (now == self.contents if _is_array(self.value) else
                 len(now) == len(self.contents) and all(map(operator.is_, now, self.contents)))
         return self if same else object()
 
     def renewed(self) -> "ContentsView":
         """A view of the value as it is now."""
-        return ContentsView(self.value)
+        return type(self)(self.value)
+
+
+class NamesView(ContentsView):
+    """The names a module's dict binds (not their values, each watched as a binding of its own), for code that read
+    the module whole: a name bound there later may be one it looked for (`vars(cfg).get("EXTRA", 2.0)`)."""
+
+    __slots__ = ()
+
+    def now(self) -> tuple:
+        return tuple(self.value)
 
 
 CONTENTS = "<contents>"   # the one name a ContentsView binds
+NAMES = "<names>"         # a NamesView's
 
 
 def as_left(bindings) -> tuple:
@@ -630,6 +645,9 @@ class _Keyer:
         space = vars(module)
         chosen = (sorted(n for n in space if not (n.startswith("__") and n.endswith("__"))) if names is None
                   else sorted(n for n in names if n in space))
+        if names is None and self.reads is not None:   # (read whole: a name bound later too)
+            view = NamesView(space)
+            self.reads.append((view, NAMES, view))
         if "__getattr__" in space:
             chosen.append("__getattr__")
         found = []

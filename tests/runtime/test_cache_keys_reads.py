@@ -168,7 +168,13 @@ READS_OF_A_NAME_NOT_BOUND = {
     "hasattr": ("", "3.0 if hasattr(cfg, 'EXTRA') else 2.0"),
     "getattr_default": ("", "getattr(cfg, 'EXTRA', 2.0)"),
 }
-READS = {**READS_OF_A_MODULE, **READS_OF_A_NAME_NOT_BOUND}
+# the same, by code that reads the module whole (keyed whole, never served from disk): the names it binds are watched
+WHOLE_READS_OF_A_NAME_NOT_BOUND = {
+    "vars_get_default": ("", "vars(cfg).get('EXTRA', 2.0)"),
+    "partial_of_getattr_default": ("read = functools.partial(getattr, cfg)", "read('EXTRA', 2.0)"),
+}
+NOT_BOUND = {**READS_OF_A_NAME_NOT_BOUND, **WHOLE_READS_OF_A_NAME_NOT_BOUND}
+READS = {**READS_OF_A_MODULE, **NOT_BOUND}
 
 
 def reader_module(way: str, cfg: str = "cfg") -> str:
@@ -182,7 +188,7 @@ def test_a_modules_attribute_changed_after_a_launch_gives_a_new_kernel(load, way
     cfg = load(f"reads_cfg_{way}", "SCALE = 2.0\n")
     module = load(f"reads_kernels_{way}", reader_module(way, cfg.__name__))
     assert launched(module.k) == 2.0
-    if way in READS_OF_A_NAME_NOT_BOUND:
+    if way in NOT_BOUND:
         cfg.EXTRA = 3.0
     else:
         cfg.SCALE = 3.0
@@ -192,7 +198,7 @@ def test_a_modules_attribute_changed_after_a_launch_gives_a_new_kernel(load, way
 @pytest.mark.parametrize("way", sorted(READS))
 def test_a_modules_attribute_edited_is_seen_on_disk(tmp_path, way):
     first = {"kernels.py": reader_module(way), "cfg.py": "SCALE = 2.0\n"}
-    edited = "SCALE = 2.0\nEXTRA = 3.0\n" if way in READS_OF_A_NAME_NOT_BOUND else "SCALE = 3.0\n"
+    edited = "SCALE = 2.0\nEXTRA = 3.0\n" if way in NOT_BOUND else "SCALE = 3.0\n"
     second, fresh = two_versions(tmp_path, first, {"cfg.py": edited})
     assert "3.0" in constants(second["tile"]) and constants(second["tile"]) == constants(fresh["tile"])
 
