@@ -529,11 +529,16 @@ class Kernel:
             compiled = compile_kernel(self.fn, spec, target, for_interpreter=for_interpreter,
                                       options=None if for_interpreter else self.options)
             self._compiled[key] = compiled
-            watched = {_watch_key(space, name) for space, name, _ in self._watch}
+            watched = {_watch_key(space, name): i for i, (space, name, _) in enumerate(self._watch)}
+            watch = list(self._watch)
             for w in _watched(compiled):
-                if _watch_key(w[0], w[1]) not in watched:
-                    watched.add(_watch_key(w[0], w[1]))
-                    self._watch += (w,)
+                at = watched.get(_watch_key(w[0], w[1]))
+                if at is None:
+                    watched[_watch_key(w[0], w[1])] = len(watch)
+                    watch.append(w)
+                elif isinstance(w[0], frontend.keying.ContentsView):
+                    watch[at] = w   # (contents as this compile left them: it may have changed them, a memo filled)
+            self._watch = tuple(watch)
         return compiled
 
     def check_watched(self):
@@ -644,6 +649,11 @@ def _watched(compiled) -> tuple:
             reads = []
             if "." not in name and name in space:
                 reads.append((space, name, space[name]))
+            if part == "functions" and resolve(module, name) is not None:   # (what its defaults hold)
+                try:
+                    frontend.inlined_function_key(resolve(module, name), "", reads)
+                except frontend.Unkeyable:
+                    pass
             if part != "functions":   # the bindings its key covers (the globals of a helper run at compile time)
                 value = space.get(name, _MISSING) if part == "globals" else resolve(module, name)
                 try:
@@ -668,8 +678,7 @@ def _watch_key(space, name) -> tuple:
     return (id(space.value) if isinstance(space, frontend.keying.ContentsView) else id(space)), name
 
 
-# what a native call's watch reads
-_NAMESPACES = (dict, frontend.keying.CellView, frontend.keying.ContentsView, frontend.keying.NamesView)
+_VIEWS = (frontend.keying.CellView, frontend.keying.ContentsView)   # what a native call's watch reads besides dicts
 
 
 def _bound_now(space, name) -> tuple:
@@ -851,7 +860,7 @@ class _PlainLaunch(Launch):
         """What the native call launches with while nothing it checks changed: (launch, grid, kernel, watched
         globals, device selection, argument count); None where this launch cannot have one."""
         kernel, watch = self.kernel, self.kernel._watch
-        if any(type(w[0]) not in _NAMESPACES for w in watch) or not _native_call():
+        if any(type(w[0]) is not dict and not isinstance(w[0], _VIEWS) for w in watch) or not _native_call():
             return None
         return launch, self.grid, kernel, watch, self._selection(selected), self._nparams
 

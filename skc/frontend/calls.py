@@ -19,8 +19,8 @@ from ..diagnostics import CompileError, Location, SkcError, is_library_file, pyt
 from . import builtins as dsl
 from . import semantics
 from .dtypes import DType
-from .frames import CompileTimeReturn, Frame, ReturnTarget, inline_unjumped
-from .keying import Unkeyable, inlined_function_key, record_bindings, trusted_module, value_key
+from .frames import CompileTimeReturn, Frame, ReturnTarget, closure_of, inline_unjumped
+from .keying import Unkeyable, record_bindings, record_defaults, trusted_module, value_key
 from .markers import is_builtin, is_host
 from .python_errors import describe, explain
 from .source import get_source, has_nested_return, has_source
@@ -458,11 +458,7 @@ class CallEvaluator:
         where = (source.module, source.qualname)
         if where in self.cg.deps.functions or trusted_module(source.module):
             return  # skc's own functions (the blocks) are covered by skc's source digest in the key
-        try:
-            self.cg.deps.functions[where] = inlined_function_key(fn, source.digest)
-        except Unkeyable as e:
-            self.cg.deps.functions[where] = source.digest
-            self.cg.deps.unkeyable.append(f"defaults of {source.module}.{source.qualname}: {e}")
+        record_defaults(self.cg.deps, fn, source)
 
     # -- inlining ---------------------------------------------------------------------
     def inline(self, fn, args, kwargs):
@@ -477,14 +473,7 @@ class CallEvaluator:
             raise self.cg.error(f"wrong arguments to {fn.__qualname__}(): {e}",
                                 hint=f"it takes {fn.__qualname__}{_shown_signature(fn)}") from None
         bound.apply_defaults()
-        closure = {}
-        if fn.__closure__:
-            for name, cell in zip(fn.__code__.co_freevars, fn.__closure__):
-                try:
-                    closure[name] = cell.cell_contents
-                except ValueError:
-                    pass
-        frame = Frame(source, dict(bound.arguments), fn.__globals__, closure, caller=self.cg.builder.loc,
+        frame = Frame(source, dict(bound.arguments), fn.__globals__, closure_of(fn), caller=self.cg.builder.loc,
                       cells=dict(zip(fn.__code__.co_freevars, fn.__closure__ or ())))
         return self.run_frame(frame, source.node.body)
 

@@ -12,7 +12,7 @@ from .context import CodeGen
 from .expressions import ExpressionEvaluator
 from .frames import Frame
 from .keying import (ABSENT, ABSENT_BINDING, ATOMS, STATE_BUILTINS, CellView, Unkeyable, dependency_key, module_key,
-                     own_class, process_state, record_bindings, slot_names, state_message, trusted_module)
+                     process_state, record_bindings, slot_names, state_message, trusted_module)
 from .loops import LoopEvaluator
 from .statements import StatementEvaluator
 from .withs import WithEvaluator
@@ -47,6 +47,7 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         self.ended_withs: dict = {}             # id -> manager whose with-statement was compiled to its end
         self.constexpr_args: dict = {}          # name -> value of the kernel's constexpr arguments (compile_to_ir)
         self.constexpr_held: dict = {}          # id(obj) -> (obj, argument name): what they are or hold, as passed
+        self.searched: dict = {}                # id -> (container, its size): searched for modules (_modules_given)
 
     @property
     def frame(self) -> Frame:
@@ -86,7 +87,7 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         operator.attrgetter("S")(cfg), inspect.getattr_static, cfg.__getattribute__, a helper of the user's), and
         each such module is a dependency whole (keyed only by what the code names, a kernel was given the value an
         edited or reassigned attribute had at its compile)."""
-        for module in _modules_given(func, args, kwargs):
+        for module in _modules_given(func, args, kwargs, self.searched):
             if (func is getattr or func is hasattr) and module is args[0] and len(args) >= 2 \
                     and isinstance(args[1], str):
                 self.record_module_name(module, args[1])
@@ -172,11 +173,13 @@ _ATTRIBUTE_READERS = {"__getattribute__", "__getattr__", "__dir__"}
 _BOUND = (types.BuiltinMethodType, types.MethodWrapperType)
 
 
-def _modules_given(func, args, kwargs) -> list:
+def _modules_given(func, args, kwargs, searched: dict) -> list:
     """The modules a native call gives the code it runs: its arguments, the module a method is bound to (a function
     of the user's bound to it, `cfg.__getattribute__`), what a functools.partial holds (`partial(getattr, cfg)`), and
     what the lists, tuples, dicts and sets and the objects of the user's classes among them hold, nested too
-    (`operator.attrgetter("m.S")(holder)`, a helper reading `holder.m.S`: the frontend never sees the module read)."""
+    (`operator.attrgetter("m.S")(holder)`, a helper reading `holder.m.S`: the frontend never sees the module read).
+    `searched`: the large containers searched in this compile (a helper called in a loop with a list of a million
+    items is searched once)."""
     if any(func is reader for reader in _READ_NO_ATTRIBUTE):
         return []
     found, seen = [], set()
@@ -194,21 +197,37 @@ def _modules_given(func, args, kwargs) -> list:
                 isinstance(value, types.MethodType)
                 or isinstance(value, _BOUND) and getattr(value, "__name__", None) in _ATTRIBUTE_READERS):
             found.append(value.__self__)
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            waiting += value
-        elif isinstance(value, dict):
-            waiting += [*value.keys(), *value.values()]
-        elif not isinstance(value, type) and _users_object(type(value)):   # (its fields)
-            waiting += list(getattr(value, "__dict__", {}).values())
-            waiting += [getattr(value, slot) for cls in type(value).__mro__ for slot in slot_names(cls)
-                        if hasattr(value, slot)]
+        elif isinstance(value, type):   # (a class of the user's: its attributes, and its bases')
+            if _users_class(value):
+                waiting += [*vars(value).values(), *value.__bases__]
+        else:
+            waiting += _held(value, searched)
     return found
 
 
-def _users_object(cls: type) -> bool:
-    """Whether objects of `cls` are the user's, whose fields may hold a module of the user's (skc's own objects hold
-    the compile's state)."""
-    return own_class(cls) and not trusted_module(cls.__module__ or "")
+def _held(value, searched: dict) -> list:
+    """What a value holds that may hold a module: a container's items (a large one searched before in this compile,
+    of the same size, not again), and the fields of an object of the user's class (a subclass of list or dict too)
+    or of a SimpleNamespace, with its class."""
+    held = []
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        before = searched.get(id(value))
+        if len(value) > 64 and before is not None and before[0] is value and before[1] == len(value):
+            return held
+        if len(value) > 64:
+            searched[id(value)] = (value, len(value))
+        held += [*value.keys(), *value.values()] if isinstance(value, dict) else value
+    if _users_class(type(value)) or type(value) is types.SimpleNamespace:
+        held += [*getattr(value, "__dict__", {}).values(), type(value)]
+        held += [getattr(value, slot) for cls in type(value).__mro__ for slot in slot_names(cls)
+                 if hasattr(value, slot)]
+    return held
+
+
+def _users_class(cls: type) -> bool:
+    """Whether `cls` is a class of the user's, whose objects' fields and whose attributes may hold a module of the
+    user's (not skc's, whose objects hold the compile's state, nor a library's)."""
+    return not trusted_module(getattr(cls, "__module__", None) or "")
 
 
 def _namespace(module: str):

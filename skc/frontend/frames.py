@@ -78,6 +78,17 @@ class Frame:
         return self.source.location(node, self.caller)
 
 
+def closure_of(fn) -> dict:
+    """The values of a function's closure by name; a cell emptied (`del` of a `nonlocal`) binds nothing."""
+    closure = {}
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+        try:
+            closure[name] = cell.cell_contents
+        except ValueError:
+            pass
+    return closure
+
+
 def scratch_region() -> ir.Region:
     """A region that is never attached: IR emitted while probing an expression is dropped with it."""
     return ir.Region()

@@ -16,8 +16,8 @@ from . import context, semantics
 from .context import CodeGen
 from .dtypes import DType, PtrType, is_constexpr_annotation
 from .evaluator import Evaluator
-from .frames import CompileTimeReturn, Frame
-from .keying import Unkeyable, inlined_function_key, value_key
+from .frames import CompileTimeReturn, Frame, closure_of
+from .keying import record_defaults, value_key
 from .source import get_source
 from .wrappers import definition
 from .values import RValue
@@ -156,16 +156,9 @@ def compile_to_ir(fn, spec: Specialization, target: Target):
     for p in spec.params:
         env[p.name] = p.value if p.kind == CONSTEXPR else RValue(next(args), p.type)
     evaluator.note_constexpr_args({p.name: p.value for p in spec.params if p.kind == CONSTEXPR})
-    closure = {}
-    if fn.__closure__:
-        closure = {n: c.cell_contents for n, c in zip(fn.__code__.co_freevars, fn.__closure__)}
-    frame = Frame(source, env, fn.__globals__, closure, is_kernel=True,
+    frame = Frame(source, env, fn.__globals__, closure_of(fn), is_kernel=True,
                   cells=dict(zip(fn.__code__.co_freevars, fn.__closure__ or ())))
-    try:   # (what a cached kernel's load compares: the source and the defaults)
-        codegen.deps.functions[(source.module, source.qualname)] = inlined_function_key(fn, source.digest)
-    except Unkeyable as e:
-        codegen.deps.functions[(source.module, source.qualname)] = source.digest
-        codegen.deps.unkeyable.append(f"defaults of {source.module}.{source.qualname}: {e}")
+    record_defaults(codegen.deps, fn, source)   # (what a cached kernel's load compares: the source and the defaults)
     with context.generating(codegen):
         evaluator.frames.append(frame)
         try:

@@ -12,6 +12,7 @@ is keyed by content: a function by its code and source text, defaults, closure a
 """
 from __future__ import annotations
 
+import array
 import collections
 import dataclasses
 import enum
@@ -21,7 +22,6 @@ import gc
 import hashlib
 import importlib
 import importlib.util
-import itertools
 import operator
 import os
 import site
@@ -49,6 +49,10 @@ _WRAPPER_STATE = frozenset(functools.WRAPPER_ASSIGNMENTS) | {"__wrapped__", "__t
 
 # what enum itself sets on a member (its value is keyed with its class)
 ENUM_MEMBER_STATE = frozenset({"_value_", "_name_", "__objclass__", "_sort_order_"})
+# an enum class's tables of its members, which its members (class attributes) give, and which a Flag's combinations
+# made later (`Perm.R | Perm.W`) add to: no state of the user's
+ENUM_CLASS_TABLES = frozenset({"_member_map_", "_value2member_map_", "_member_names_", "_unhashable_values_",
+                               "_hashable_values_"})
 
 # the dependency key of a name a kernel looked up in a module that does not bind it (it found a builtin): a later
 # binding of that name in the module changes what the code means
@@ -72,44 +76,119 @@ class CellView:
 
 
 class ContentsView:
-    """What a mutable value a compile keyed holds (a list's, dict's or set's items, a numpy array's data, an object's
-    slots) seen as a namespace of one name, for a launch's identity check, as CellView a closure cell: `get` gives the
-    view itself while the value holds what it held when the view was made (the same objects; an array the same
-    bytes), and a new object once it was changed in place (`SIZES.append(8)`, `TABLE["k"] = 2`, `ARRAY[0] = 1`),
-    which rebinds no name a namespace holds."""
+    """What a mutable value a compile keyed holds (a list's or set's items here; a dict's, a numpy array's data and an
+    object's slots in the subclasses) seen as a namespace of one name, for a launch's identity check, as CellView a
+    closure cell: `get` gives the view itself while the value holds what it held when the view was made (the same
+    objects, in order: a set whose items came back in another order counts as changed, and the launch compares keys),
+    and a new object once it was changed in place (`SIZES.append(8)`, `TABLE["k"] = 2`, `ARRAY[0] = 1`), which rebinds
+    no name a namespace holds. `contents_view(value)` makes the one for a value. (Each `get` is one launch's cost.)"""
 
     __slots__ = ("value", "contents")
 
     def __init__(self, value):
         self.value = value
-        self.contents = self.now()
+        self.contents = self.taken()
 
-    def now(self) -> tuple:
-        return _contents(self.value)
+    def taken(self):
+        return tuple(self.value)
 
     def get(self, name, default=None):
-        now = self.now()
-        same = (now == self.contents if _is_array(self.value) else
-                len(now) == len(self.contents) and all(map(operator.is_, now, self.contents)))
-        return self if same else object()
+        value, contents = self.value, self.contents
+        return self if len(value) == len(contents) and all(map(operator.is_, value, contents)) else object()
 
     def renewed(self) -> "ContentsView":
         """A view of the value as it is now."""
         return type(self)(self.value)
 
 
-class NamesView(ContentsView):
-    """The names a module's dict binds (not their values, each watched as a binding of its own), for code that read
-    the module whole: a name bound there later may be one it looked for (`vars(cfg).get("EXTRA", 2.0)`)."""
+class _DictView(ContentsView):
+    """A dict's keys and values, by identity, in order."""
 
     __slots__ = ()
 
-    def now(self) -> tuple:
-        return tuple(self.value)
+    def taken(self):
+        return tuple(self.value), tuple(self.value.values())
+
+    def get(self, name, default=None):
+        value, (keys, values) = self.value, self.contents
+        same = (len(value) == len(keys) and all(map(operator.is_, value, keys))
+                and all(map(operator.is_, value.values(), values)))
+        return self if same else object()
 
 
+class _ArrayView(ContentsView):
+    """A numpy array's shape, dtype and bytes; a large one's (past WATCHED_ARRAY_BYTES) strides and address instead of
+    its bytes: read at every launch they would cost more than the launch (a `W.shape` read of a large array keys its
+    data all the same)."""
+
+    __slots__ = ()
+
+    def taken(self):
+        value = self.value
+        if value.nbytes > WATCHED_ARRAY_BYTES:
+            return value.shape, value.dtype, value.strides, value.__array_interface__["data"][0]
+        return value.shape, value.dtype, value.tobytes()
+
+    def get(self, name, default=None):
+        return self if self.taken() == self.contents else object()
+
+
+class _SlotsView(ContentsView):
+    """An object's slots, by identity."""
+
+    __slots__ = ()
+
+    def taken(self):
+        value = self.value
+        return tuple(getattr(value, slot, ABSENT_BINDING) for cls in type(value).__mro__ for slot in slot_names(cls))
+
+    def get(self, name, default=None):
+        return self if all(map(operator.is_, self.taken(), self.contents)) else object()
+
+
+class NamesView(ContentsView):
+    """The names a namespace binds (a module's, a class's or an object's dict; not their values, each watched as a
+    binding of its own): a name bound there later may be one the code looked for (`vars(cfg).get("EXTRA", 2.0)`,
+    `getattr(C, "V", 2.0)`) or hide its class's (`cfg.scale = 3.0` where the class sets `scale = 2.0`)."""
+
+    __slots__ = ()
+
+    def taken(self):
+        return frozenset(self.value)
+
+    def get(self, name, default=None):
+        return self if self.value.keys() == self.contents else object()
+
+
+class _BytesView(ContentsView):
+    """A bytearray's or an array.array's bytes."""
+
+    __slots__ = ()
+
+    def taken(self):
+        return bytes(self.value)
+
+    def get(self, name, default=None):
+        return self if self.taken() == self.contents else object()
+
+
+def contents_view(value) -> ContentsView:
+    """The view of a list, set, deque, dict, numpy array, bytearray, array.array or object with slots."""
+    if isinstance(value, dict):
+        return _DictView(value)
+    if isinstance(value, (list, set, collections.deque)):
+        return ContentsView(value)
+    if isinstance(value, (bytearray, array.array)):
+        return _BytesView(value)
+    numpy = sys.modules.get("numpy")
+    return _ArrayView(value) if numpy is not None and isinstance(value, numpy.ndarray) else _SlotsView(value)
+
+
+# values with no key whose contents a launch watches all the same (watched by identity, a kernel kept old ones)
+_WATCHED_UNKEYABLE = (bytearray, array.array, collections.deque)
 CONTENTS = "<contents>"   # the one name a ContentsView binds
 NAMES = "<names>"         # a NamesView's
+WATCHED_ARRAY_BYTES = 65536   # a numpy array larger than this is watched by its shape, dtype and place alone
 
 
 def as_left(bindings) -> tuple:
@@ -121,26 +200,6 @@ def as_left(bindings) -> tuple:
             space = value = space.renewed()
         left.append((space, name, value))
     return tuple(left)
-
-
-def _is_array(value) -> bool:
-    numpy = sys.modules.get("numpy")
-    return numpy is not None and isinstance(value, numpy.ndarray)
-
-
-def _contents(value) -> tuple:
-    """What a ContentsView compares: a list's or set's items and a dict's keys and values, by identity, in order (a set
-    whose items came back in another order counts as changed: the launch then compares keys); an array's shape, dtype
-    and bytes (or their digest); an object's slots, by identity."""
-    if _is_array(value):   # (a large one by a digest, which holds no copy of it)
-        data = value.tobytes() if value.nbytes <= 4096 else hashlib.blake2b(sys.modules["numpy"].ascontiguousarray(
-            value)).digest()
-        return value.shape, value.dtype, data
-    if isinstance(value, dict):
-        return tuple(itertools.chain.from_iterable(value.items()))
-    if isinstance(value, (list, set)):
-        return tuple(value)
-    return tuple(getattr(value, slot, ABSENT_BINDING) for cls in type(value).__mro__ for slot in slot_names(cls))
 
 
 class Unkeyable(Exception):
@@ -197,12 +256,27 @@ def _dsl_key(dsl: types.FunctionType) -> str:
         return f"{name}:{digest}"
 
 
-def inlined_function_key(fn, digest: str) -> str:
+def inlined_function_key(fn, digest: str, reads: list = None) -> str:
     """An inlined function's dependency: its source digest and the values of its defaults (evaluated
-    when the def ran, so a changed global can change them with the source unchanged)."""
+    when the def ran, so a changed global can change them with the source unchanged). `reads` as value_key's (a
+    default list changed in place: `def f(t=TABLE)`, then `TABLE.append(3.0)`)."""
     if not fn.__defaults__ and not fn.__kwdefaults__:
         return digest
-    return digest + ":" + hashlib.sha256(value_key((fn.__defaults__, fn.__kwdefaults__)).encode()).hexdigest()
+    return digest + ":" + hashlib.sha256(value_key((fn.__defaults__, fn.__kwdefaults__), reads).encode()).hexdigest()
+
+
+def record_defaults(deps, fn, source):
+    """Record an inlined function (or a kernel) in `deps` (context.Dependencies) by its source and defaults, and the
+    bindings the defaults' key covers, which a launch watches."""
+    where, reads = (source.module, source.qualname), []
+    try:
+        deps.functions[where] = inlined_function_key(fn, source.digest, reads)
+    except Unkeyable as e:
+        deps.functions[where] = source.digest
+        deps.unkeyable.append(f"defaults of {source.module}.{source.qualname}: {e}")
+        record_bindings(deps.unkeyed, reads)
+    else:
+        record_bindings(deps.bindings, reads)
 
 
 # -- where code comes from -----------------------------------------------------------------------
@@ -421,13 +495,15 @@ class _Keyer:
         if isinstance(value, (tuple, list)):
             if isinstance(value, list):
                 self._watch_contents(value)
-            return f"{_name(type(value))}(" + ",".join(self.key(v) for v in value) + ")" + self._subclass(value)
+            items = ",".join(self.parts((None, v) for v in value))
+            return f"{_name(type(value))}(" + items + ")" + self._subclass(value)
         if isinstance(value, dict):
             # in insertion order, which code sees (`list(d)[0]`), and the order the walk numbers shared objects in: items
             # sorted after the walk let `@n` name another object ({"b": x, "a": y, "c": x} keyed as {"a": y, "b": x,
             # "c": y})
             self._watch_contents(value)
-            items = ",".join(f"{self.key(k)}={self.key(v)}" for k, v in value.items())
+            keys = self.parts((None, part) for item in value.items() for part in item)
+            items = ",".join(f"{k}={v}" for k, v in zip(keys[::2], keys[1::2]))
             return f"{_name(type(value))}{{" + items + "}" + self._subclass(value)
         if isinstance(value, (set, frozenset)):
             # sorted (iteration follows hashes, which may differ from run to run), so each element is keyed on its own:
@@ -488,8 +564,31 @@ class _Keyer:
         """A list, dict, set, array or slotted object keyed may be changed in place after the compile, which rebinds no
         name: its contents are watched as a binding of their own (ContentsView)."""
         if self.reads is not None:
-            view = ContentsView(value)
+            view = contents_view(value)
             self.reads.append((view, CONTENTS, view))
+
+    def parts(self, parts) -> list:
+        """The keys of a value's parts, (what, value) pairs (`what` names the part in an Unkeyable's message, None: not
+        named). Where the walk records what it reads, a part with no key does not end it: the parts after it are
+        read (and watched) all the same, and the first part's Unkeyable is raised after them."""
+        keys, error = [], None
+        for what, value in parts:
+            try:
+                keys.append(self.key(value) if what is None else self.within(what, value))
+            except Unkeyable as e:
+                if self.reads is None:
+                    raise
+                error = error or e
+        if error is not None:
+            raise error
+        return keys
+
+    def _watch_names(self, space):
+        """The names a namespace binds (a module's, a class's, an object's), which a name bound later changes: a
+        binding of their own (NamesView)."""
+        if self.reads is not None:
+            view = NamesView(space)
+            self.reads.append((view, NAMES, view))
 
     def _subclass(self, value) -> str:
         """A tuple, list, dict or set subclass may carry attributes besides its items, and methods; a defaultdict its
@@ -502,7 +601,14 @@ class _Keyer:
 
     def _object(self, value) -> str:
         cls = type(value)
-        if not dataclasses.is_dataclass(cls) and not own_class(cls):
+        if isinstance(value, _WATCHED_UNKEYABLE):   # (its contents watched all the same: no key, no disk cache)
+            self._watch_contents(value)
+        if not dataclasses.is_dataclass(cls) and not _own_class(cls) and cls is not types.SimpleNamespace:
+            if self.reads is not None and type(getattr(value, "__dict__", None)) is dict:
+                try:   # (its fields watched all the same: a UserList's data, a ChainMap's maps)
+                    self._state(value)
+                except Unkeyable:
+                    pass
             raise Unkeyable(f"a {_name(cls)} object has no exact key")
         return f"obj:{self.key(cls)}{self._state(value)}"
 
@@ -510,6 +616,7 @@ class _Keyer:
         fields = dict(getattr(value, "__dict__", {}))
         if self.reads is not None and type(getattr(value, "__dict__", None)) is dict:   # (`cfg.n = 8`, as `C.V = 6`)
             self.reads.extend((value.__dict__, name, v) for name, v in fields.items())
+            self._watch_names(value.__dict__)   # (one set later may hide its class's: `cfg.scale = 3.0`)
         slotted = False
         for cls in type(value).__mro__:
             for slot in slot_names(cls):
@@ -518,7 +625,9 @@ class _Keyer:
                     fields[slot] = getattr(value, slot)
         if slotted:   # (`cfg.n = 8` on an object with __slots__: no __dict__ shows it)
             self._watch_contents(value)
-        return "{" + ",".join(f"{name}={self.within(f'field {name}', v)}" for name, v in sorted(fields.items())) + "}"
+        named = sorted(fields.items())
+        keys = self.parts((f"field {name}", v) for name, v in named)
+        return "{" + ",".join(f"{name}={key}" for (name, _), key in zip(named, keys)) + "}"
 
     def _class(self, cls: type) -> str:
         if _trusted(cls):
@@ -526,8 +635,9 @@ class _Keyer:
                 raise Unkeyable(state_message(_name(cls)))
             return f"class:{_name(cls)}{_library_defaults(cls.__module__)}"
         bases = ",".join(self.key(b) for b in cls.__bases__)
+        tables = ENUM_CLASS_TABLES if issubclass(cls, enum.Enum) else ()
         state = [(name, v) for name, v in sorted(vars(cls).items())
-                 if name not in _NOT_STATE and not _made_by_dataclass(cls, v)]
+                 if name not in _NOT_STATE and name not in tables and not _made_by_dataclass(cls, v)]
         if self.reads is not None:   # (`C.V = 6` after a launch read C.V: a binding of its own, as a module's)
             space = class_namespace(cls)
             self.reads.extend((space, name, v) for name, v in state)
@@ -535,6 +645,7 @@ class _Keyer:
             inherited = {name for base in cls.__mro__[1:] if not _trusted(base) for name in vars(base)
                          if name not in _NOT_STATE and name not in space}
             self.reads.extend((space, name, ABSENT_BINDING) for name in sorted(inherited))
+            self._watch_names(space)   # (a name bound later: `getattr(C, "V", 2.0)` then `C.V = 3.0`)
         body = ",".join(f"{name}={self.key(v)}" for name, v in state)
         meta = "" if type(cls) is type else f"[meta={self.key(type(cls))}]"   # (its properties are the class's)
         return f"class:{_name(cls)}({bases}){meta}{{{body}}}{self._dataclass_fields(cls)}"
@@ -547,9 +658,10 @@ class _Keyer:
         for f in vars(cls)["__dataclass_fields__"].values():
             default = "-" if f.default is dataclasses.MISSING else self.key(f.default)
             factory = "-" if f.default_factory is dataclasses.MISSING else self.key(f.default_factory)
+            metadata = tuple(f.metadata.items())   # (a read-only mapping: no dict a launch would watch)
             # (compare, repr and hash decide the methods dataclass writes; metadata is the user's, read by fields())
             fields.append(f"{f.name}:{f._field_type!r}:{default}:{factory}:{f.init}:{f.kw_only!r}:{f.compare}:"
-                          f"{f.repr}:{f.hash!r}:{self.within(f'metadata of field {f.name}', dict(f.metadata))}")
+                          f"{f.repr}:{f.hash!r}:{self.within(f'metadata of field {f.name}', metadata)}")
         return f"dataclass[{vars(cls).get('__dataclass_params__')!r};{';'.join(fields)}]"
 
     def _function(self, fn: types.FunctionType) -> str:
@@ -645,9 +757,8 @@ class _Keyer:
         space = vars(module)
         chosen = (sorted(n for n in space if not (n.startswith("__") and n.endswith("__"))) if names is None
                   else sorted(n for n in names if n in space))
-        if names is None and self.reads is not None:   # (read whole: a name bound later too)
-            view = NamesView(space)
-            self.reads.append((view, NAMES, view))
+        if names is None:   # (read whole: a name bound later too)
+            self._watch_names(space)
         if "__getattr__" in space:
             chosen.append("__getattr__")
         found = []
@@ -776,7 +887,7 @@ def _made_by_dataclass(cls: type, value) -> bool:
     return code is not None and code.co_filename != getattr(module, "__file__", None)
 
 
-def own_class(cls: type) -> bool:
+def _own_class(cls: type) -> bool:
     """Instances of classes written in Python, in skc or by the user, are keyed by their fields; a
     class of another package (or built on one) may keep state Python cannot see."""
     if cls is object:

@@ -338,7 +338,7 @@ def _method_ir(slow, selection, anywhere, missing, names) -> str:
     index = code.op("alloca i64")        # the loops' counter
     keywords = code.op("alloca i64")     # how many keywords were given
     stack = code.op(f"alloca [3 x {P}]")  # the launch's arguments
-    pair = code.op(f"alloca [2 x {P}]")   # a watched namespace that is no dict, and the name its get() is given
+    triple = code.op(f"alloca [3 x {P}]")   # a watched namespace that is no dict, and what its get() is given
     stream = code.op(f"alloca {P}")      # the stream given: None, or an int
     code(f"store {P} {none}, {P}* {stream}")
     code.branch(code.compare("eq", P, "%kwnames", "null"), "state", "keywords")
@@ -395,10 +395,10 @@ def _method_ir(slow, selection, anywhere, missing, names) -> str:
         in_dict = code.op(f"or i1 {code.compare('eq', P, bound, value)}, {unbound}")
         code("br label %binding_checked")
         code.label("binding_view")   # any other namespace (a closure cell's, a value's contents): its get(name)
-        for i, item in enumerate((space, name)):
-            code(f"store {P} {item}, {P}* {code.op(f'getelementptr [2 x {P}], [2 x {P}]* {pair}, i64 0, i64 {i}')}")
+        for i, item in enumerate((space, name, obj(id(missing)))):   # (get(name, missing), as the Python call's)
+            code(f"store {P} {item}, {P}* {code.op(f'getelementptr [3 x {P}], [3 x {P}]* {triple}, i64 0, i64 {i}')}")
         got = code.api("PyObject_VectorcallMethod", f"{P} {obj(id(names['get']))}",
-                       f"{P}* {code.op(f'getelementptr [2 x {P}], [2 x {P}]* {pair}, i64 0, i64 0')}", "i64 2",
+                       f"{P}* {code.op(f'getelementptr [3 x {P}], [3 x {P}]* {triple}, i64 0, i64 0')}", "i64 3",
                        f"{P} null")
         code.branch(code.compare("eq", P, got, "null"), "slow_let_go", "binding_got")
         code.label("binding_got")   # (compared before it is let go: a view's new object dies with it)

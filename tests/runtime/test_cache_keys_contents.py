@@ -8,13 +8,19 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import skc
 from skc import jit
 from test_cache_keys_reads import launched, load  # noqa: F401 (a fixture)
 
-KERNELS = """import numpy as np
+KERNELS = """import array
+import collections
+import threading
+import types
+
+import numpy as np
 import skc
 
 SIZES = [1.0, 2.0]
@@ -22,7 +28,7 @@ TABLE = {"a": 2.0}
 NESTED = {"a": [2.0]}
 FLAGS = {2.0}
 ARRAY = np.array([2.0], np.float32)
-LARGE = np.full(4096, 2.0, np.float32)   # (watched by a digest)
+BIG = np.full(1 << 20, 2.0, np.float32)   # (past keying.WATCHED_ARRAY_BYTES: its shape and place watched alone)
 
 
 class Slotted:
@@ -34,9 +40,26 @@ class Config:
         self.sizes = [2.0]
 
 
+class Defaults:
+    scale = 2.0
+
+
 SLOTTED = Slotted()
 SLOTTED.v = 2.0
 CONFIG = Config()
+DEFAULTS = Defaults()
+QUEUE = collections.deque([2.0])
+BYTES = bytearray([2])
+DOUBLES = array.array("d", [2.0])
+NAMESPACE = types.SimpleNamespace(v=2.0)
+USER_LIST = collections.UserList([2.0])
+CHAIN = collections.ChainMap({"a": 2.0})
+LOCKED = [threading.Lock(), [2.0]]   # (no key, so not from the disk cache: what follows the lock is watched too)
+
+
+@skc.func
+def last(t=SIZES):
+    return t[-1]
 
 
 @skc.kernel(block=1)
@@ -52,9 +75,20 @@ CHANGES = {
     "nested_list": ("NESTED['a'][0]", lambda m: m.NESTED["a"].__setitem__(0, 3.0)),
     "set_add": ("float(len(FLAGS) + 1)", lambda m: m.FLAGS.add(5.0)),
     "array_item": ("float(ARRAY[0])", lambda m: m.ARRAY.__setitem__(0, 3.0)),
-    "large_array_item": ("float(LARGE[-1])", lambda m: m.LARGE.__setitem__(-1, 3.0)),
+    "large_array_reshaped": ("2.0 + float(BIG.shape[0] == 2)", lambda m: setattr(m.BIG, "shape", (2, 1 << 19))),
     "slot": ("SLOTTED.v", lambda m: setattr(m.SLOTTED, "v", 3.0)),
     "objects_list": ("CONFIG.sizes[-1]", lambda m: m.CONFIG.sizes.append(3.0)),
+    "hiding_a_class_default": ("DEFAULTS.scale", lambda m: setattr(m.DEFAULTS, "scale", 3.0)),
+    "getattr_default_of_an_object": ("getattr(DEFAULTS, 'extra', 2.0)", lambda m: setattr(m.DEFAULTS, "extra", 3.0)),
+    "getattr_default_of_a_class": ("getattr(Defaults, 'extra', 2.0)", lambda m: setattr(m.Defaults, "extra", 3.0)),
+    "deque": ("QUEUE[-1]", lambda m: m.QUEUE.append(3.0)),
+    "bytearray": ("float(BYTES[0])", lambda m: m.BYTES.__setitem__(0, 3)),
+    "array_array": ("DOUBLES[0]", lambda m: m.DOUBLES.__setitem__(0, 3.0)),
+    "simple_namespace": ("NAMESPACE.v", lambda m: setattr(m.NAMESPACE, "v", 3.0)),
+    "user_list": ("USER_LIST[-1]", lambda m: m.USER_LIST.append(3.0)),
+    "chain_map": ("CHAIN['a']", lambda m: m.CHAIN.maps[0].__setitem__("a", 3.0)),
+    "after_a_part_with_no_key": ("LOCKED[1][-1]", lambda m: m.LOCKED[1].append(3.0)),
+    "dsl_function_default": ("last()", lambda m: m.SIZES.append(3.0)),
 }
 
 
@@ -170,3 +204,85 @@ def test_the_contents_of_a_kernel_from_the_disk_cache_are_watched(tmp_path):
         return json.loads(result.stdout.strip().splitlines()[-1])
     assert run() == [False, False, True]
     assert run() == [True, False, True]
+
+
+UNCHANGING = """import dataclasses
+import enum
+
+import skc
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    a: float = 1.0
+    b: float = 1.0
+
+
+class Perm(enum.IntFlag):
+    R = 4
+    W = 2
+    X = 1
+
+
+CONFIG = Config()
+
+
+@skc.kernel(block=1)
+def k(x: skc.Ptr[skc.f32]):
+    x[0] = CONFIG.a + float(Perm.R in Perm.R)
+"""
+
+
+def test_what_cannot_change_in_place_is_not_watched_so(load):
+    """A dataclass's field metadata (a copy the key made) and an enum's tables of its members: contents views of
+    them cost every launch and never see a change; a Flag's combination made later (`Perm.R | Perm.W`), added to its
+    table, compiled the kernel again."""
+    module = load("contents_unchanging", UNCHANGING)
+    assert launched(module.k) == 2.0
+    assert not any(type(w[0]) is skc.frontend.keying.ContentsView for w in module.k._watch)
+    for flags in (module.Perm.R | module.Perm.W, module.Perm.W | module.Perm.X, module.Perm.R | module.Perm.X):
+        assert flags
+        assert launched(module.k) == 2.0
+    assert module.k._recompiles == 0
+
+
+ALTERNATING = """import skc
+
+LOG = []
+
+
+@skc.kernel(block=1)
+def logs(x: skc.Ptr[skc.f32], n: skc.constexpr):
+    LOG.append(n)   # (at compile time: once a compile)
+    x[0] = n
+"""
+
+
+def test_specializations_that_each_change_a_value_compile_once_each(load):
+    """Each compile appends: the contents watched are as the latest compile left them, not the first's (every launch
+    of the other specialization compiled again)."""
+    module = load("contents_alternating", ALTERNATING)
+    for _ in range(4):
+        for n in (1, 2):
+            out = np.zeros(1, np.float32)
+            module.logs[1, 1](out, n)
+            assert out[0] == n
+    assert module.logs._recompiles == 0 and module.LOG == [1, 2]
+
+
+def test_a_closure_emptied_after_a_launch_is_seen_by_the_native_call():
+    value = None
+
+    @skc.kernel(block=1)
+    def k(x: skc.Ptr[skc.f32]):
+        x[0] = 2.0 if value is None else 3.0
+
+    def empty():
+        nonlocal value
+        del value
+
+    assert launched(k) == 2.0
+    assert k[1, 1]._fast is not None   # (a closure's kernel takes the native call)
+    empty()
+    with pytest.raises(skc.CompileError, match="value"):   # (bound to nothing: compiled again, it is refused)
+        launched(k)
