@@ -425,6 +425,7 @@ class _Keyer:
         # `module:name@n`, so the walk is linear in the modules, not in the ways to them
         self.names: list = []
         self.modules: dict = {}
+        self.inside_skc = 0    # how many of skc's own objects the walk is inside (parts)
 
     def key(self, value) -> str:
         kind = type(value)
@@ -569,14 +570,15 @@ class _Keyer:
 
     def parts(self, parts) -> list:
         """The keys of a value's parts, (what, value) pairs (`what` names the part in an Unkeyable's message, None: not
-        named). Where the walk records what it reads, a part with no key does not end it: the parts after it are
-        read (and watched) all the same, and the first part's Unkeyable is raised after them."""
+        named). Where the walk records what it reads, a part with no key does not end it: the parts after it are read
+        (and watched) all the same, and the first part's Unkeyable is raised after them; not inside skc's own objects
+        (`inside_skc`: a run-time value another compile left holds that compile's whole state)."""
         keys, error = [], None
         for what, value in parts:
             try:
                 keys.append(self.key(value) if what is None else self.within(what, value))
             except Unkeyable as e:
-                if self.reads is None:
+                if self.reads is None or self.inside_skc:
                     raise
                 error = error or e
         if error is not None:
@@ -626,7 +628,12 @@ class _Keyer:
         if slotted:   # (`cfg.n = 8` on an object with __slots__: no __dict__ shows it)
             self._watch_contents(value)
         named = sorted(fields.items())
-        keys = self.parts((f"field {name}", v) for name, v in named)
+        skc_object = _trusted(type(value))
+        self.inside_skc += skc_object
+        try:
+            keys = self.parts((f"field {name}", v) for name, v in named)
+        finally:
+            self.inside_skc -= skc_object
         return "{" + ",".join(f"{name}={key}" for (name, _), key in zip(named, keys)) + "}"
 
     def _class(self, cls: type) -> str:
