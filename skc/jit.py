@@ -758,6 +758,8 @@ class Launch:
     the arguments select the same specialization on the same device (_PlainLaunch: where no argument selects
     one, a native call that checks the rest)."""
 
+    __skc_launch__ = True   # (keyed as which launch it is where a value read at compile time holds it)
+
     __slots__ = ("kernel", "grid", "block", "device", "_chosen", "_nparams", "_keyed", "_runtime", "_fast",
                  "__weakref__")
 

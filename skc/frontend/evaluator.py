@@ -201,7 +201,10 @@ def _modules_given(func, args, kwargs, searched: dict) -> list:
             if _users_class(value):
                 waiting += [*vars(value).values(), *value.__bases__]
         else:
-            waiting += _held(value, searched)
+            try:
+                waiting += _held(value, searched)
+            except Exception:   # (an odd object: a __len__ or keys() that raises, a __dict__ that is no dict)
+                pass
     return found
 
 
@@ -218,7 +221,8 @@ def _held(value, searched: dict) -> list:
             searched[id(value)] = (value, len(value))
         held += [*value.keys(), *value.values()] if isinstance(value, dict) else value
     if _users_class(type(value)) or type(value) is types.SimpleNamespace:
-        held += [*getattr(value, "__dict__", {}).values(), type(value)]
+        fields = getattr(value, "__dict__", None)
+        held += [*(fields.values() if type(fields) is dict else ()), type(value)]
         held += [getattr(value, slot) for cls in type(value).__mro__ for slot in slot_names(cls)
                  if hasattr(value, slot)]
     return held

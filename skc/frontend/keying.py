@@ -94,7 +94,19 @@ class ContentsView:
 
     def get(self, name, default=None):
         value, contents = self.value, self.contents
-        return self if len(value) == len(contents) and all(map(operator.is_, value, contents)) else object()
+        if len(value) == len(contents) and all(map(operator.is_, value, contents)):
+            return self
+        return self if self.renew_if_same() else object()
+
+    def renew_if_same(self) -> bool:
+        """Whether the value holds what it held, some items other objects of the same key (`TABLE["lr"] = float(lr)`
+        at every step, an int or float made anew): then the view takes them, so that the next launch finds them by
+        identity again (compared by keys, 0.0 is not -0.0, 1 not 1.0 or True)."""
+        now = self.taken()
+        if len(now) != len(self.contents) or not all(map(_same_atom, now, self.contents)):
+            return False
+        self.contents = now
+        return True
 
     def renewed(self) -> "ContentsView":
         """A view of the value as it is now."""
@@ -113,20 +125,41 @@ class _DictView(ContentsView):
         value, (keys, values) = self.value, self.contents
         same = (len(value) == len(keys) and all(map(operator.is_, value, keys))
                 and all(map(operator.is_, value.values(), values)))
-        return self if same else object()
+        return self if same or self.renew_if_same() else object()
+
+    def renew_if_same(self) -> bool:
+        now = self.taken()
+        if len(now[0]) != len(self.contents[0]) or not all(map(_same_atom, now[0] + now[1],
+                                                               self.contents[0] + self.contents[1])):
+            return False
+        self.contents = now
+        return True
+
+
+def _same_atom(a, b) -> bool:
+    """Whether two items are one object, or atoms (numbers, strings, bytes, None) of one key."""
+    if a is b:
+        return True
+    if type(a) is not type(b) or type(a) not in ATOMS:
+        return False
+    if type(a) is float or type(a) is complex:   # (by repr: 0.0 is not -0.0; a NaN by its bits)
+        if a != a or b != b:
+            return a != a and b != b and nan_bits(a) == nan_bits(b)
+        return repr(a) == repr(b)
+    return a == b
 
 
 class _ArrayView(ContentsView):
-    """A numpy array's shape, dtype and bytes; a large one's (past WATCHED_ARRAY_BYTES) strides and address instead of
-    its bytes: read at every launch they would cost more than the launch (a `W.shape` read of a large array keys its
-    data all the same)."""
+    """A numpy array's shape, dtype and bytes; a large one's (past WATCHED_ARRAY_BYTES) strides instead of its bytes:
+    read at every launch they would cost more than the launch (a `W.shape` read of a large array keys its data all
+    the same)."""
 
     __slots__ = ()
 
     def taken(self):
         value = self.value
         if value.nbytes > WATCHED_ARRAY_BYTES:
-            return value.shape, value.dtype, value.strides, value.__array_interface__["data"][0]
+            return value.shape, value.dtype, value.strides
         return value.shape, value.dtype, value.tobytes()
 
     def get(self, name, default=None):
@@ -143,7 +176,7 @@ class _SlotsView(ContentsView):
         return tuple(getattr(value, slot, ABSENT_BINDING) for cls in type(value).__mro__ for slot in slot_names(cls))
 
     def get(self, name, default=None):
-        return self if all(map(operator.is_, self.taken(), self.contents)) else object()
+        return self if all(map(operator.is_, self.taken(), self.contents)) or self.renew_if_same() else object()
 
 
 class NamesView(ContentsView):
@@ -188,7 +221,8 @@ def contents_view(value) -> ContentsView:
 _WATCHED_UNKEYABLE = (bytearray, array.array, collections.deque)
 CONTENTS = "<contents>"   # the one name a ContentsView binds
 NAMES = "<names>"         # a NamesView's
-WATCHED_ARRAY_BYTES = 65536   # a numpy array larger than this is watched by its shape, dtype and place alone
+SLOTS = "<slots>"         # a _SlotsView's (an object may have contents, a dict subclass's items, and slots)
+WATCHED_ARRAY_BYTES = 4096   # a numpy array larger than this is watched by its shape, dtype and strides alone
 
 
 def as_left(bindings) -> tuple:
@@ -520,7 +554,9 @@ class _Keyer:
             attributes = ",".join(f"{name}={self.within(f'attribute {name}', v)}" for name, v in own)
             # (a Flag's value of bits no member names has no name: by its value, where its class is keyed by name)
             name = value.name if value.name is not None else f"({self.key(value._value_)})"
-            return f"enum:{self.key(type(value))}.{name}" + (f"{{{attributes}}}" if own else "")
+            # (and its value: the class's key leaves out its tables of members, and a member's value may be a list)
+            member = f"enum:{self.key(type(value))}.{name}={self.key(value._value_)}"
+            return member + (f"{{{attributes}}}" if own else "")
         if isinstance(value, type):
             return self._class(value)
         if isinstance(value, types.FunctionType):
@@ -556,17 +592,23 @@ class _Keyer:
             # dependency_key keys one read as a global. Walked as an object, its launcher's state (its compiled code,
             # a lock: no key) was watched, and each launch, which rebinds it, compiled the kernel reading it anew
             return _dsl_key(kernel_function) + self.attributes_of_dsl(value)
+        if getattr(value, "__skc_launch__", False) is True:
+            # a launch object (`k[grid, block]`) an object holds: which kernel, grid, block and device (walked as an
+            # object, its state, rebuilt by its launches, was watched, and each of them compiled the reader anew)
+            device = getattr(value.device, "index", None)
+            return f"launch:{self.key(value.kernel)}:{self.key((value.grid, value.block, device))}"
         special = getattr(value, "__skc_cache_key__", None)
         if special is not None and _trusted(type(value)):
             return f"{_name(type(value))}:{special()}"
         return self._object(value)
 
-    def _watch_contents(self, value):
+    def _watch_contents(self, value, view=None, name: str = CONTENTS):
         """A list, dict, set, array or slotted object keyed may be changed in place after the compile, which rebinds no
-        name: its contents are watched as a binding of their own (ContentsView)."""
-        if self.reads is not None:
-            view = contents_view(value)
-            self.reads.append((view, CONTENTS, view))
+        name: its contents are watched as a binding of their own (ContentsView; `view`: another than contents_view's).
+        Not inside skc's own objects, whose state is skc's (a launch object's, rebuilt by its launches)."""
+        if self.reads is not None and not self.inside_skc:
+            view = view or contents_view(value)
+            self.reads.append((view, name, view))
 
     def parts(self, parts) -> list:
         """The keys of a value's parts, (what, value) pairs (`what` names the part in an Unkeyable's message, None: not
@@ -588,7 +630,7 @@ class _Keyer:
     def _watch_names(self, space):
         """The names a namespace binds (a module's, a class's, an object's), which a name bound later changes: a
         binding of their own (NamesView)."""
-        if self.reads is not None:
+        if self.reads is not None and not self.inside_skc:
             view = NamesView(space)
             self.reads.append((view, NAMES, view))
 
@@ -606,8 +648,9 @@ class _Keyer:
         if isinstance(value, _WATCHED_UNKEYABLE):   # (its contents watched all the same: no key, no disk cache)
             self._watch_contents(value)
         if not dataclasses.is_dataclass(cls) and not _own_class(cls) and cls is not types.SimpleNamespace:
-            if self.reads is not None and type(getattr(value, "__dict__", None)) is dict:
-                try:   # (its fields watched all the same: a UserList's data, a ChainMap's maps)
+            if self.reads is not None and cls.__module__ == "collections":
+                try:   # (its fields watched all the same: a UserList's data, a ChainMap's maps; not a library's
+                    # object's, a logger's or a torch module's, which hold the library's state)
                     self._state(value)
                 except Unkeyable:
                     pass
@@ -616,21 +659,21 @@ class _Keyer:
 
     def _state(self, value) -> str:
         fields = dict(getattr(value, "__dict__", {}))
-        if self.reads is not None and type(getattr(value, "__dict__", None)) is dict:   # (`cfg.n = 8`, as `C.V = 6`)
-            self.reads.extend((value.__dict__, name, v) for name, v in fields.items())
-            self._watch_names(value.__dict__)   # (one set later may hide its class's: `cfg.scale = 3.0`)
-        slotted = False
-        for cls in type(value).__mro__:
-            for slot in slot_names(cls):
-                slotted = True
-                if hasattr(value, slot):
-                    fields[slot] = getattr(value, slot)
-        if slotted:   # (`cfg.n = 8` on an object with __slots__: no __dict__ shows it)
-            self._watch_contents(value)
-        named = sorted(fields.items())
-        skc_object = _trusted(type(value))
+        skc_object = (getattr(type(value), "__module__", None) or "").split(".")[0] == "skc"
         self.inside_skc += skc_object
         try:
+            if self.reads is not None and type(getattr(value, "__dict__", None)) is dict:   # (`cfg.n = 8`, `C.V = 6`)
+                self.reads.extend((value.__dict__, name, v) for name, v in fields.items())
+                self._watch_names(value.__dict__)   # (one set later may hide its class's: `cfg.scale = 3.0`)
+            slotted = False
+            for cls in type(value).__mro__:
+                for slot in slot_names(cls):
+                    slotted = True
+                    if hasattr(value, slot):
+                        fields[slot] = getattr(value, slot)
+            if slotted:   # (`cfg.n = 8` on an object with __slots__: no __dict__ shows it; a dict subclass's too)
+                self._watch_contents(value, _SlotsView(value), SLOTS)
+            named = sorted(fields.items())
             keys = self.parts((f"field {name}", v) for name, v in named)
         finally:
             self.inside_skc -= skc_object

@@ -28,7 +28,7 @@ TABLE = {"a": 2.0}
 NESTED = {"a": [2.0]}
 FLAGS = {2.0}
 ARRAY = np.array([2.0], np.float32)
-BIG = np.full(1 << 20, 2.0, np.float32)   # (past keying.WATCHED_ARRAY_BYTES: its shape and place watched alone)
+BIG = np.full(1 << 20, 2.0, np.float32)   # (past keying.WATCHED_ARRAY_BYTES: its shape watched, not its data)
 
 
 class Slotted:
@@ -286,3 +286,68 @@ def test_a_closure_emptied_after_a_launch_is_seen_by_the_native_call():
     empty()
     with pytest.raises(skc.CompileError, match="value"):   # (bound to nothing: compiled again, it is refused)
         launched(k)
+
+
+HOLDERS = """import logging
+
+import skc
+
+
+@skc.kernel(block=1)
+def step(x: skc.Ptr[skc.f32]):
+    x[0] = 1.0
+
+
+class Runner:
+    def __init__(self):
+        self.n = 2.0
+        self.step = step[1, 1]            # (a launch object: its state is rebuilt by its launches)
+        self.log = logging.getLogger("contents_holders")   # (a library's object: the library's state)
+
+
+RUNNER = Runner()
+
+
+@skc.kernel(block=1)
+def k(x: skc.Ptr[skc.f32]):
+    x[0] = RUNNER.n
+"""
+
+
+def test_what_skc_or_a_library_keeps_in_a_value_read_is_no_change(load):
+    """A launch object an object holds (`self.step = k2[1, 1]`) and a logger: their contents were watched, so each
+    launch of the other kernel, and each new logger anywhere, compiled the reader again."""
+    import logging
+
+    module = load("contents_holders", HOLDERS)
+    for i in range(3):
+        assert launched(module.k) == 2.0
+        module.RUNNER.step(np.zeros(1, np.float32))
+        logging.getLogger(f"contents_holders.{i}")
+    assert module.k._recompiles == 0
+    module.RUNNER.n = 3.0
+    assert launched(module.k) == 3.0
+
+
+def test_an_item_stored_again_as_another_object_of_its_key_is_taken_by_the_view(load):
+    """`TABLE["lr"] = float(lr)` at every step: another object of the same key; the view takes it (the identity check
+    failed at every launch after, and each went through the keys of everything the kernel read)."""
+    module = load("contents_equal_atoms", KERNELS.replace("READ", "TABLE['a']"))
+    assert launched(module.k) == 2.0
+    view = next(w[0] for w in module.k._watch if isinstance(w[0], skc.frontend.keying.ContentsView)
+                and w[0].value is module.TABLE)
+    module.TABLE["a"] = float("2.0")
+    assert view.get("", None) is view and view.contents[1][0] is module.TABLE["a"]
+    module.TABLE["a"] = -0.0 + 2.0
+    assert launched(module.k) == 2.0 and module.k._recompiles == 0
+    module.TABLE["a"] = 2   # (an int of the same value: another key)
+    assert view.get("", None) is not view
+
+
+def test_an_enum_members_value_is_part_of_its_key():
+    """The enum class's tables of members are left out of its key (a Flag's combinations add to them), so the member's
+    key holds its value."""
+    import enum
+
+    first, second = enum.Enum("E", {"A": 1}), enum.Enum("E", {"A": 2})
+    assert skc.frontend.keying.value_key(first.A) != skc.frontend.keying.value_key(second.A)
