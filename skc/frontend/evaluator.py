@@ -178,8 +178,8 @@ def _modules_given(func, args, kwargs, searched: dict) -> list:
     of the user's bound to it, `cfg.__getattribute__`), what a functools.partial holds (`partial(getattr, cfg)`), and
     what the lists, tuples, dicts and sets and the objects of the user's classes among them hold, nested too
     (`operator.attrgetter("m.S")(holder)`, a helper reading `holder.m.S`: the frontend never sees the module read).
-    `searched`: the large containers searched in this compile (a helper called in a loop with a list of a million
-    items is searched once)."""
+    `searched`: the values searched in this compile (a helper called in a loop with a list of a million items is
+    searched once)."""
     if any(func is reader for reader in _READ_NO_ATTRIBUTE):
         return []
     found, seen = [], set()
@@ -209,16 +209,16 @@ def _modules_given(func, args, kwargs, searched: dict) -> list:
 
 
 def _held(value, searched: dict) -> list:
-    """What a value holds that may hold a module: a container's items (a large one searched before in this compile,
-    of the same size, not again), and the fields of an object of the user's class (a subclass of list or dict too)
-    or of a SimpleNamespace, with its class."""
+    """What a value holds that may hold a module: a container's items, and the fields of an object of the user's
+    class (a subclass of list or dict too) or of a SimpleNamespace, with its class; nothing for one searched before in
+    this compile (a container of the same size)."""
     held = []
-    if isinstance(value, (list, tuple, set, frozenset, dict)):
-        before = searched.get(id(value))
-        if len(value) > 64 and before is not None and before[0] is value and before[1] == len(value):
-            return held
-        if len(value) > 64:
-            searched[id(value)] = (value, len(value))
+    size = len(value) if isinstance(value, (list, tuple, set, frozenset, dict)) else -1
+    before = searched.get(id(value))
+    if before is not None and before[0] is value and before[1] == size:
+        return held
+    searched[id(value)] = (value, size)
+    if size >= 0:
         held += [*value.keys(), *value.values()] if isinstance(value, dict) else value
     if _users_class(type(value)) or type(value) is types.SimpleNamespace:
         fields = getattr(value, "__dict__", None)

@@ -648,14 +648,29 @@ class _Keyer:
         if isinstance(value, _WATCHED_UNKEYABLE):   # (its contents watched all the same: no key, no disk cache)
             self._watch_contents(value)
         if not dataclasses.is_dataclass(cls) and not _own_class(cls) and cls is not types.SimpleNamespace:
+            fields = getattr(value, "__dict__", None)
             if self.reads is not None and cls.__module__ == "collections":
                 try:   # (its fields watched all the same: a UserList's data, a ChainMap's maps; not a library's
-                    # object's, a logger's or a torch module's, which hold the library's state)
+                    # object's, a logger's, which hold the library's state)
                     self._state(value)
                 except Unkeyable:
                     pass
+            elif self.reads is not None and not _trusted(cls) and type(fields) is dict:
+                # a class of the user's built on a library's (abc.ABC, typing.Generic, torch.nn.Module): its own
+                # fields watched by identity, and the names it binds, not what they hold (a torch module's tables)
+                self.reads.extend((fields, name, v) for name, v in fields.items())
+                self._watch_names(fields)
             raise Unkeyable(f"a {_name(cls)} object has no exact key")
-        return f"obj:{self.key(cls)}{self._state(value)}"
+        try:
+            kind = self.key(cls)
+        except Unkeyable:
+            if self.reads is not None:   # (its fields watched all the same: a class of no key, an ABC's)
+                try:
+                    self._state(value)
+                except Unkeyable:
+                    pass
+            raise
+        return f"obj:{kind}{self._state(value)}"
 
     def _state(self, value) -> str:
         fields = dict(getattr(value, "__dict__", {}))
@@ -698,6 +713,9 @@ class _Keyer:
             self._watch_names(space)   # (a name bound later: `getattr(C, "V", 2.0)` then `C.V = 3.0`)
         body = ",".join(f"{name}={self.key(v)}" for name, v in state)
         meta = "" if type(cls) is type else f"[meta={self.key(type(cls))}]"   # (its properties are the class's)
+        if tables:   # (the members' order, and which name each alias gives: `list(E)`, `E["B"]`)
+            names = ",".join(f"{name}>{cls._member_map_[name]._name_}" for name in cls._member_map_)
+            body += f";members[{','.join(cls._member_names_)}|{names}]"
         return f"class:{_name(cls)}({bases}){meta}{{{body}}}{self._dataclass_fields(cls)}"
 
     def _dataclass_fields(self, cls: type) -> str:

@@ -344,10 +344,45 @@ def test_an_item_stored_again_as_another_object_of_its_key_is_taken_by_the_view(
     assert view.get("", None) is not view
 
 
-def test_an_enum_members_value_is_part_of_its_key():
+def test_an_enum_members_value_and_order_are_part_of_its_key():
     """The enum class's tables of members are left out of its key (a Flag's combinations add to them), so the member's
-    key holds its value."""
+    key holds its value, and the class's the members' order and which member each alias names (`list(E)[0]`)."""
     import enum
 
+    key = skc.frontend.keying.value_key
     first, second = enum.Enum("E", {"A": 1}), enum.Enum("E", {"A": 2})
-    assert skc.frontend.keying.value_key(first.A) != skc.frontend.keying.value_key(second.A)
+    assert key(first.A) != key(second.A)
+    assert key(enum.Enum("E", [("A", 1), ("B", 2)])) != key(enum.Enum("E", [("B", 2), ("A", 1)]))
+    assert key(enum.Enum("E", [("A", 1), ("B", 1)])) != key(enum.Enum("E", [("B", 1), ("A", 1)]))
+
+
+BUILT_ON_A_LIBRARY = """import abc
+
+import skc
+
+
+class Base(abc.ABC):
+    pass
+
+
+class Config(Base):
+    def __init__(self):
+        self.scale = 2.0
+
+
+CONFIG = Config()
+
+
+@skc.kernel(block=1)
+def k(x: skc.Ptr[skc.f32]):
+    x[0] = CONFIG.scale
+"""
+
+
+def test_a_field_of_an_object_of_a_class_built_on_a_librarys_is_watched(load):
+    """An object of a class of the user's built on abc.ABC (typing.Generic, torch.nn.Module) has no exact key: its
+    fields went unwatched, each change kept the old kernel."""
+    module = load("contents_built_on_a_library", BUILT_ON_A_LIBRARY)
+    assert launched(module.k) == 2.0
+    module.CONFIG.scale = 3.0
+    assert launched(module.k) == 3.0
