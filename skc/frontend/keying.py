@@ -741,6 +741,7 @@ class _Keyer:
         names = names_read(fn.__code__)
         dynamic = names & _DYNAMIC_READS
         if dynamic:
+            self._watch_names(fn.__globals__)   # (a name bound there later may be one it reads: globals().get("N"))
             raise Unkeyable(f"{_name(fn)} reads names its code does not spell out ({', '.join(sorted(dynamic))}())")
         world = {name for name in names & STATE_BUILTINS if name not in fn.__globals__}
         if world:
@@ -768,6 +769,10 @@ class _Keyer:
                     if self.reads is not None:
                         self.reads.append((fn.__globals__, name, value))
                     reads.append(f"{name}={self.within(f'global {name} of {_name(fn)}', value)}")
+            if self.reads is not None:   # (a global it looks up that its module binds later: `try: return EXTRA`,
+                # a `max` of the module's shadowing the builtin)
+                self.reads.extend((fn.__globals__, name, ABSENT_BINDING)
+                                  for name in sorted(global_loads(fn.__code__)) if name not in fn.__globals__)
         finally:
             self.names.pop()
         return (f"fn:{_name(fn)}:{self._code(fn.__code__)}:{_source_key(fn)}:{extra}:"
@@ -931,6 +936,15 @@ def _load(module: str, fn):
         return importlib.import_module(module)
     except Exception as error:   # (whatever its import raises: the function would raise it too)
         raise Unkeyable(f"{_name(fn)} imports {module}, which cannot be imported here ({error})") from None
+
+
+def global_loads(code: types.CodeType) -> set:
+    """The names the code (and the code nested in it) looks up as globals, not as attributes."""
+    names = {i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= global_loads(const)
+    return names
 
 
 def names_read(code: types.CodeType) -> set:

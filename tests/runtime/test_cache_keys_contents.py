@@ -386,3 +386,22 @@ def test_a_field_of_an_object_of_a_class_built_on_a_librarys_is_watched(load):
     assert launched(module.k) == 2.0
     module.CONFIG.scale = 3.0
     assert launched(module.k) == 3.0
+
+
+HELPERS_LATER = {   # (the helper's body, what binds it to give 3.0)
+    "name_error": ("    try:\n        return EXTRA\n    except NameError:\n        return 2.0\n", "EXTRA = 3.0"),
+    "globals_get": ("    return globals().get('EXTRA', 2.0)\n", "EXTRA = 3.0"),
+    "builtin_shadowed": ("    return float(max(1, 2))\n", "max = lambda *a: 3"),
+}
+
+
+@pytest.mark.parametrize("way", sorted(HELPERS_LATER))
+def test_a_name_a_helper_looks_up_that_its_module_binds_later_gives_a_new_kernel(load, way):
+    """A plain helper run at compile time that looks a global up which its module does not bind (yet): the names its
+    code spells out were watched where bound, not where missing, and globals() not at all."""
+    body, binding = HELPERS_LATER[way]
+    module = load(f"contents_helper_{way}", f"import skc\n\n\ndef helper():\n{body}\n\n@skc.kernel(block=1)\n"
+                                            "def k(x: skc.Ptr[skc.f32]):\n    x[0] = helper()\n")
+    assert launched(module.k) == 2.0
+    exec(binding, vars(module))
+    assert launched(module.k) == 3.0
