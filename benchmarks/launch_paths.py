@@ -44,7 +44,7 @@ native_launch, handle, _ = cuda.launch_entry()   # skc's entry: a JIT-compiled b
 native_function = handle(function)
 results["skc native entry, ready array"] = per_launch(
     lambda: native_launch(native_function, 1, 1, 1, 32, 1, 1, 0, 0, address))
-generated = launch._launch   # skc's per-kernel launcher: native code, the generated Python one behind it
+generated = launch._chosen[2]   # skc's per-kernel launcher (the one the launch chose): native code, the Python one behind it
 args = (x, x, x, 1024)
 python_launch = launch.ready(x, x, x, 1024).launcher.python_launch
 results["skc Python launcher alone, stream=None"] = per_launch(lambda: python_launch(args, (1, 1, 1), None))
