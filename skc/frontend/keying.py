@@ -114,26 +114,17 @@ class ContentsView:
 
 
 class _DictView(ContentsView):
-    """A dict's keys and values, by identity, in order."""
+    """A dict's keys, then its values, by identity, in order."""
 
     __slots__ = ()
 
     def taken(self):
-        return tuple(self.value), tuple(self.value.values())
+        return (*self.value, *self.value.values())
 
     def get(self, name, default=None):
-        value, (keys, values) = self.value, self.contents
-        same = (len(value) == len(keys) and all(map(operator.is_, value, keys))
-                and all(map(operator.is_, value.values(), values)))
+        value, contents = self.value, self.contents
+        same = 2 * len(value) == len(contents) and all(map(operator.is_, (*value, *value.values()), contents))
         return self if same or self.renew_if_same() else object()
-
-    def renew_if_same(self) -> bool:
-        now = self.taken()
-        if len(now[0]) != len(self.contents[0]) or not all(map(_same_atom, now[0] + now[1],
-                                                               self.contents[0] + self.contents[1])):
-            return False
-        self.contents = now
-        return True
 
 
 def _same_atom(a, b) -> bool:
@@ -149,7 +140,16 @@ def _same_atom(a, b) -> bool:
     return a == b
 
 
-class _ArrayView(ContentsView):
+class _EqualView(ContentsView):
+    """A value whose contents are compared whole, by ==."""
+
+    __slots__ = ()
+
+    def get(self, name, default=None):
+        return self if self.taken() == self.contents else object()
+
+
+class _ArrayView(_EqualView):
     """A numpy array's shape, dtype and bytes; a large one's (past WATCHED_ARRAY_BYTES) strides instead of its bytes:
     read at every launch they would cost more than the launch (a `W.shape` read of a large array keys its data all
     the same)."""
@@ -161,9 +161,6 @@ class _ArrayView(ContentsView):
         if value.nbytes > WATCHED_ARRAY_BYTES:
             return value.shape, value.dtype, value.strides
         return value.shape, value.dtype, value.tobytes()
-
-    def get(self, name, default=None):
-        return self if self.taken() == self.contents else object()
 
 
 class _SlotsView(ContentsView):
@@ -193,16 +190,13 @@ class NamesView(ContentsView):
         return self if self.value.keys() == self.contents else object()
 
 
-class _BytesView(ContentsView):
+class _BytesView(_EqualView):
     """A bytearray's or an array.array's bytes."""
 
     __slots__ = ()
 
     def taken(self):
         return bytes(self.value)
-
-    def get(self, name, default=None):
-        return self if self.taken() == self.contents else object()
 
 
 def contents_view(value) -> ContentsView:
