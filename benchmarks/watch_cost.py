@@ -1,6 +1,7 @@
 """What a launch's watch of the values a kernel read at compile time costs on the host (sixty-third session): the
 native call of `k[1, 1](out)` with its launch replaced by a function that does nothing, for kernels reading a float,
-a list, a dict, a small and a large numpy array, a dataclass, an enum and a module read whole. No GPU: the kernels
+a list, a dict, a small and a large numpy array, a dataclass, an enum, a module read whole, and a small and a large
+torch tensor (sixty-fourth session). No GPU: the kernels
 compile for the interpreter, whose launch is the one replaced. Run it once with this tree and once with an older
 tree first on PYTHONPATH (from a folder other than the project's) to compare. ns a launch, best of five rounds of
 100,000."""
@@ -16,6 +17,7 @@ KERNELS = '''import dataclasses
 import enum
 
 import numpy as np
+import torch
 import skc
 
 import watch_cost_config
@@ -25,6 +27,8 @@ SMALL = [1.0, 2.0, 3.0, 4.0]
 TABLE = {"a": 1.0, "b": 2.0, "c": 3.0}
 SMALL_ARRAY = np.arange(256, dtype=np.float32)
 LARGE_ARRAY = np.arange(1 << 16, dtype=np.float32)
+SMALL_TENSOR = torch.arange(256, dtype=torch.float32)
+LARGE_TENSOR = torch.arange(1 << 16, dtype=torch.float32)
 
 
 @dataclasses.dataclass
@@ -80,6 +84,16 @@ def an_enum(x: skc.Ptr[skc.f32]):
 @skc.kernel(block=1)
 def a_module_whole(x: skc.Ptr[skc.f32]):
     x[0] = vars(watch_cost_config)["SCALE"]
+
+
+@skc.kernel(block=1)
+def a_tensor_of_1_kib(x: skc.Ptr[skc.f32]):
+    x[0] = float(SMALL_TENSOR[2])
+
+
+@skc.kernel(block=1)
+def a_tensor_of_256_kib(x: skc.Ptr[skc.f32]):
+    x[0] = float(LARGE_TENSOR.shape[0])
 '''
 
 

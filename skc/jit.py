@@ -675,10 +675,13 @@ def _watch_key(space, name) -> tuple:
     them anew)."""
     if isinstance(space, frontend.keying.CellView):
         return id(space.cell), name
+    if isinstance(space, frontend.keying.AttributeView):
+        return "attribute", id(space.obj), name
     return (id(space.value) if isinstance(space, frontend.keying.ContentsView) else id(space)), name
 
 
-_VIEWS = (frontend.keying.CellView, frontend.keying.ContentsView)   # what a native call's watch reads besides dicts
+# what a native call's watch reads besides dicts
+_VIEWS = (frontend.keying.CellView, frontend.keying.ContentsView, frontend.keying.AttributeView)
 
 
 def _bound_now(space, name) -> tuple:
@@ -718,7 +721,9 @@ def _warn_recompiles(kernel: str, count: int, compiled: list):
                 same = False
             if not same and name not in names:
                 names.append(name)
-    which = f"the global{'s' if len(names) > 1 else ''} {', '.join(names)}" if names else "globals it reads"
+    which = (f"the global{'s' if len(names) > 1 else ''} {', '.join(names)}" if names else
+             "values it reads at compile time (a global, or a list, dict, array, tensor or object a global holds, "
+             "changed in place)")
     warnings.warn(f"skc: kernel {kernel} has compiled again {count} times because {which} changed value between "
                   "launches (each change compiles it anew and drops what it had compiled); pass a value that changes "
                   "as an argument: a run-time one, or an skc.constexpr parameter (compiled once per value and kept)",

@@ -20,7 +20,8 @@ from . import builtins as dsl
 from . import semantics
 from .dtypes import DType
 from .frames import CompileTimeReturn, Frame, ReturnTarget, closure_of, inline_unjumped
-from .keying import Unkeyable, record_bindings, record_defaults, trusted_module, value_key
+from .keying import (ABSENT_BINDING, Unkeyable, record_bindings, record_defaults, trusted_module, value_key,
+                     watched_by_fields)
 from .markers import is_builtin, is_host
 from .python_errors import describe, explain
 from .source import get_source, has_nested_return, has_source
@@ -412,6 +413,11 @@ class CallEvaluator:
                 if isinstance(poison, Poison):
                     poison.fail()
             self.record_modules_given(func, args, kwargs)
+            if func is getattr and len(args) >= 2 and isinstance(args[1], str) and watched_by_fields(args[0]):
+                # (`getattr(model, "scale")`, as `model.scale`; one it has not, the default given, is not watched)
+                held = getattr(args[0], args[1], ABSENT_BINDING) if len(args) > 2 else result
+                if held is not ABSENT_BINDING:
+                    self.record_attribute(args[0], args[1], held)
             return result
         except (SkcError, CompileTimeReturn):
             raise

@@ -11,8 +11,8 @@ from .constexpr_objects import ConstexprObjects
 from .context import CodeGen
 from .expressions import ExpressionEvaluator
 from .frames import Frame
-from .keying import (ABSENT, ABSENT_BINDING, ATOMS, STATE_BUILTINS, CellView, Unkeyable, dependency_key, module_key,
-                     process_state, record_bindings, slot_names, state_message, trusted_module)
+from .keying import (ABSENT, ABSENT_BINDING, ATOMS, STATE_BUILTINS, AttributeView, CellView, Unkeyable, dependency_key,
+                     module_key, process_state, record_bindings, slot_names, state_message, trusted_module)
 from .loops import LoopEvaluator
 from .statements import StatementEvaluator
 from .withs import WithEvaluator
@@ -161,6 +161,22 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
             pass
         # (by identity, as the cell: a kernel defined in a function is not found again by name, so the check of the
         # keys a launch makes when a watched binding changes cannot tell an equal value bound again, and compiles anew)
+        record_bindings(unkeyed, reads)
+
+    def record_attribute(self, obj, name: str, value):
+        """Remember an attribute the code read of an object the keyer watches by its own fields alone (a
+        torch.nn.Module of the user's, whose parameters its `__getattr__` serves from tables of its own): a launch
+        reads the attribute again and checks it is the same object (`model.scale = Parameter(...)`), and the
+        bindings the value's key covers (a parameter's version counter: `model.scale.fill_(3.0)`)."""
+        unkeyed = self.cg.deps.unkeyed
+        if any(isinstance(space, AttributeView) and space.obj is obj and seen == name for space, seen, _ in unkeyed):
+            return
+        unkeyed.append((AttributeView(obj), name, value))
+        reads = []
+        try:
+            dependency_key(value, reads)
+        except Unkeyable:
+            pass
         record_bindings(unkeyed, reads)
 
 

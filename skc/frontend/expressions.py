@@ -17,6 +17,7 @@ from . import semantics
 from .calls import CONTAINERS, LocalFunction
 from .dtypes import PtrType
 from .frames import Frame
+from .keying import watched_by_fields
 from .python_errors import describe, explain
 from .values import Dyn, Poison, RValue, Slot
 
@@ -122,6 +123,8 @@ class ExpressionEvaluator:
                                 explained or _attribute_hint(obj, node.attr)) from None
         if isinstance(obj, types.ModuleType):  # `consts.S`: a global of another module
             self.record_module_name(obj, node.attr)
+        elif watched_by_fields(obj):   # `model.scale`: a torch.nn.Module's parameter
+            self.record_attribute(obj, node.attr, value)
         if isinstance(value, Slot):
             return value.rvalue()
         if isinstance(value, Poison):

@@ -75,6 +75,32 @@ class CellView:
             return default
 
 
+class AttributeView:
+    """An object seen as a namespace of the attributes a compile read of it, for a launch's identity check: an object
+    of a class of the user's built on a library's (a torch.nn.Module), which the keyer watches by its own fields alone,
+    serves attributes from its library's tables (`model.scale`, a parameter, from `_parameters`)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def get(self, name, default=None):
+        try:
+            return getattr(self.obj, name, default)
+        except Exception:   # (a property that fails now: a change all the same, which the compile after it reports)
+            return default
+
+
+def watched_by_fields(obj) -> bool:
+    """Whether the keyer keys an object by nothing and watches its own fields by identity, not what they hold or what
+    its class serves: an object of a class of the user's built on a library's (torch.nn.Module, abc.ABC)."""
+    cls = type(obj)
+    return (not _trusted(cls) and type(getattr(obj, "__dict__", None)) is dict and cls.__module__ != "collections"
+            and not isinstance(obj, (type, types.FunctionType, enum.Enum)) and not dataclasses.is_dataclass(cls)
+            and not _own_class(cls))
+
+
 class ContentsView:
     """What a mutable value a compile keyed holds (a list's or set's items here; a dict's, a numpy array's data and an
     object's slots in the subclasses) seen as a namespace of one name, for a launch's identity check, as CellView a
@@ -191,28 +217,97 @@ class NamesView(ContentsView):
 
 
 class _BytesView(_EqualView):
-    """A bytearray's or an array.array's bytes."""
+    """A bytearray's, an array.array's or a memoryview's bytes; a memoryview larger than WATCHED_ARRAY_BYTES by its
+    shape, format and strides, as a numpy array (it is often one's). A released one counts as changed (the compile
+    after it names the problem)."""
 
     __slots__ = ()
 
     def taken(self):
-        return bytes(self.value)
+        value = self.value
+        try:
+            if isinstance(value, memoryview) and value.nbytes > WATCHED_ARRAY_BYTES:
+                return value.shape, value.format, value.strides
+            return bytes(value)
+        except ValueError:
+            return object()
+
+
+class _TensorView(ContentsView):
+    """A torch tensor's version counter, which torch's in-place writes advance (`W[0] = 1`, `W.add_(1)`, an optimizer's
+    step), where its data lives and its geometry; and a small CPU tensor's bytes too (up to WATCHED_ARRAY_BYTES,
+    through a numpy array over its memory, read only while the facts before are unchanged): a write that goes around
+    torch (through `W.numpy()` or `W.data`) advances no counter. An inference tensor keeps no counter: a large or GPU
+    one is watched by where its data lives alone."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, value):
+        self.array = _memory_of(value)
+        super().__init__(value)
+
+    def facts(self):
+        value = self.value
+        try:
+            version = value._version
+        except RuntimeError:   # (an inference tensor)
+            version = None
+        try:
+            return version, value.data_ptr(), value.shape, value.stride(), value.storage_offset()
+        except RuntimeError:   # (a tensor with no storage: a meta or fake tensor's)
+            return version, None, value.shape
+
+    def taken(self):
+        return self.facts(), None if self.array is None else self.array.tobytes()
+
+    def get(self, name, default=None):
+        contents = self.contents
+        if self.facts() != contents[0] or (self.array is not None and self.array.tobytes() != contents[1]):
+            return object()
+        return self
+
+
+def _memory_of(tensor):
+    """A numpy array over a small CPU tensor's memory (its elements as integers of their width: numpy has no bf16),
+    or None."""
+    torch = sys.modules["torch"]
+    try:
+        if tensor.device.type != "cpu" or tensor.nbytes > WATCHED_ARRAY_BYTES or tensor.is_sparse:
+            return None
+        plain = tensor.detach()
+        if plain.dtype.is_floating_point or plain.dtype.is_complex:
+            width = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64, 16: None}[plain.element_size()]
+            if width is None:
+                width = torch.float64   # (a complex128's halves, as doubles: its bits unchanged by the view)
+                plain = torch.view_as_real(plain)
+            plain = plain.view(width)
+        return plain.numpy()
+    except (RuntimeError, TypeError, ValueError, KeyError):
+        return None
 
 
 def contents_view(value) -> ContentsView:
-    """The view of a list, set, deque, dict, numpy array, bytearray, array.array or object with slots."""
-    if isinstance(value, dict):
+    """The view of a list, set, deque, dict or mapping proxy, numpy array, torch tensor, bytearray, array.array,
+    memoryview or object with slots."""
+    if isinstance(value, (dict, types.MappingProxyType)):
         return _DictView(value)
     if isinstance(value, (list, set, collections.deque)):
         return ContentsView(value)
-    if isinstance(value, (bytearray, array.array)):
+    if isinstance(value, (bytearray, array.array, memoryview)):
         return _BytesView(value)
+    if _is_tensor(value):
+        return _TensorView(value)
     numpy = sys.modules.get("numpy")
     return _ArrayView(value) if numpy is not None and isinstance(value, numpy.ndarray) else _SlotsView(value)
 
 
+def _is_tensor(value) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, getattr(torch, "Tensor", ()))
+
+
 # values with no key whose contents a launch watches all the same (watched by identity, a kernel kept old ones)
-_WATCHED_UNKEYABLE = (bytearray, array.array, collections.deque)
+_WATCHED_UNKEYABLE = (bytearray, array.array, collections.deque, memoryview, types.MappingProxyType)
 CONTENTS = "<contents>"   # the one name a ContentsView binds
 NAMES = "<names>"         # a NamesView's
 SLOTS = "<slots>"         # a _SlotsView's (an object may have contents, a dict subclass's items, and slots)
@@ -639,8 +734,8 @@ class _Keyer:
 
     def _object(self, value) -> str:
         cls = type(value)
-        if isinstance(value, _WATCHED_UNKEYABLE):   # (its contents watched all the same: no key, no disk cache)
-            self._watch_contents(value)
+        if isinstance(value, _WATCHED_UNKEYABLE) or _is_tensor(value):   # (its contents watched all the same: no key,
+            self._watch_contents(value)                                       # no disk cache)
         if not dataclasses.is_dataclass(cls) and not _own_class(cls) and cls is not types.SimpleNamespace:
             fields = getattr(value, "__dict__", None)
             if self.reads is not None and cls.__module__ == "collections":

@@ -175,6 +175,98 @@ def test_a_list_a_closure_holds_changed_in_place_gives_a_new_kernel():
     assert launched(k) == 3.0
 
 
+TORCH_KERNELS = """import types
+
+import numpy as np
+import torch
+import skc
+
+WEIGHTS = torch.tensor([1.0, 2.0])
+HALVES = torch.tensor([1.0, 2.0], dtype=torch.bfloat16)
+LARGE = torch.full((1 << 12,), 2.0)   # (past WATCHED_ARRAY_BYTES: its counter and geometry watched, not its bytes)
+with torch.inference_mode():
+    FROZEN = torch.tensor([1.0, 2.0])   # (an inference tensor: no counter, its bytes watched)
+TABLE = {"a": 2.0}
+PROXY = types.MappingProxyType(TABLE)
+BYTES = bytearray([1, 2])
+VIEW = memoryview(BYTES)
+
+
+class Holder:
+    def __init__(self):
+        self.n = 2.0
+        self.state = torch.zeros(2)
+
+
+HOLDER = Holder()
+
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor([2.0]))
+        self.register_buffer("shift", torch.tensor([0.0]))
+
+
+MODEL = Model()
+
+
+@skc.kernel(block=1)
+def k(x: skc.Ptr[skc.f32]):
+    x[0] = READ
+"""
+# (what the kernel stores, the change in place that makes it 3.0): a torch tensor's, a mapping proxy's and a
+# memoryview's contents were watched by identity alone, and the kernel kept the old value
+TORCH_CHANGES = {
+    "tensor_item": ("float(WEIGHTS[1])", lambda m: m.WEIGHTS.__setitem__(1, 3.0)),
+    "tensor_add_": ("float(WEIGHTS[1])", lambda m: m.WEIGHTS.add_(1.0)),
+    "tensor_through_numpy": ("float(WEIGHTS[1])", lambda m: m.WEIGHTS.numpy().__setitem__(1, 3.0)),
+    "bf16_tensor_through_data": ("float(HALVES[1])", lambda m: m.HALVES.data.__setitem__(1, 3.0)),
+    "large_tensor": ("float(LARGE[7])", lambda m: m.LARGE.__setitem__(7, 3.0)),
+    "large_tensor_resized": ("float(LARGE.shape[0] == 2) + 2.0", lambda m: m.LARGE.resize_(2)),
+    "inference_tensor": ("float(FROZEN[1])", lambda m: m.FROZEN.numpy().__setitem__(1, 3.0)),
+    "tensor_an_object_holds": ("HOLDER.n + float(HOLDER.state[0])", lambda m: m.HOLDER.state.fill_(1.0)),
+    "module_parameter_in_place": ("MODEL.scale[0].item()", lambda m: m.MODEL.scale.data.fill_(3.0)),
+    "module_parameter_set_again": ("MODEL.scale[0].item()",
+                                   lambda m: setattr(m.MODEL, "scale", m.torch.nn.Parameter(m.torch.tensor([3.0])))),
+    "module_buffer": ("2.0 + float(MODEL.shift[0])", lambda m: m.MODEL.shift.add_(1.0)),
+    "module_parameter_through_getattr": (
+        "getattr(MODEL, 'scale')[0].item()",
+        lambda m: setattr(m.MODEL, "scale", m.torch.nn.Parameter(m.torch.ones(1) * 3))),
+    "mapping_proxy": ("PROXY['a']", lambda m: m.TABLE.__setitem__("a", 3.0)),
+    "memoryview": ("float(VIEW[1]) + 0.0", lambda m: m.BYTES.__setitem__(1, 3)),
+}
+
+
+@pytest.mark.parametrize("way", sorted(TORCH_CHANGES))
+def test_a_tensor_proxy_or_memoryview_changed_in_place_gives_a_new_kernel(load, way):
+    read, change = TORCH_CHANGES[way]
+    module = load(f"contents_torch_{way}", TORCH_KERNELS.replace("READ", read))
+    assert launched(module.k) == 2.0
+    assert launched(module.k) == 2.0 and module.k._recompiles == 0   # (an unchanged tensor is no change)
+    assert module.k[1, 1]._fast is not None   # (the native call's state: it reads these views too)
+    change(module)
+    assert launched(module.k) == 3.0
+    assert launched(module.k) == 3.0 and module.k._recompiles == 1
+
+
+def test_an_attribute_a_module_has_not_read_with_a_default_is_no_change(load):
+    module = load("contents_torch_default", TORCH_KERNELS.replace("READ", "getattr(MODEL, 'absent', 2.0)"))
+    for _ in range(3):
+        assert launched(module.k) == 2.0
+    assert module.k._recompiles == 0 and module.k[1, 1]._fast is not None
+
+
+def test_a_tensor_read_at_compile_time_and_written_by_launches_is_no_change(load):
+    """A kernel's launches write a tensor the compile read the shape of: no torch write, no change (a launch's writes
+    advance no version counter; a small CPU tensor's bytes are watched, so this one is large)."""
+    module = load("contents_torch_written", TORCH_KERNELS.replace("READ", "float(LARGE.shape[0]) / 2048.0"))
+    for _ in range(3):
+        module.k[1, 1](module.LARGE)
+        assert module.LARGE[0] == 2.0
+    assert module.k._recompiles == 0
+
+
 def test_a_kernel_reading_no_mutable_value_watches_no_contents(load):
     module = load("contents_none", KERNELS.replace("READ", "2.0"))
     assert launched(module.k) == 2.0
