@@ -693,8 +693,10 @@ def _bound_now(space, name) -> tuple:
 
 
 def _watchable(value) -> bool:
-    # (a module, or a kernel, is keyed by which one it is: bound again, it is read again at its next compile)
-    return not isinstance(value, types.ModuleType) and not isinstance(value, Kernel)
+    """Whether a launch watches a binding: not one of a library's modules (`np`, `skc`: bound to another module, it
+    would be no library's); one of the user's is (`import cfg_b as cfg` after a launch read `cfg.X` kept the kernel
+    compiled for cfg_a's X), as a kernel is (another `@skc.kernel def other`, in a notebook's cell run again)."""
+    return not isinstance(value, types.ModuleType) or not frontend.trusted_module(value.__name__)
 
 
 def _same_objects(compiled) -> bool:

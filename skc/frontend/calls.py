@@ -13,6 +13,7 @@ import math
 import operator
 import sys
 import types
+import weakref
 
 from .. import ir
 from ..diagnostics import CompileError, Location, SkcError, is_library_file, python_location
@@ -162,9 +163,21 @@ class LocalFunction:
         return inspect.Signature(params)
 
 
-@functools.lru_cache(maxsize=None)
+_SIGNATURES = weakref.WeakKeyDictionary()   # function -> (its code, defaults, keyword defaults, its signature)
+
+
 def _signature(fn) -> inspect.Signature:
-    return inspect.signature(fn)
+    """A function's signature, made once while its code and defaults stay (`f.__defaults__ = (7.0,)` gives another;
+    kept by the function alone: a closure made per call is not kept alive by it)."""
+    facts = (getattr(fn, "__code__", None), getattr(fn, "__defaults__", None), getattr(fn, "__kwdefaults__", None))
+    try:
+        known = _SIGNATURES.get(fn)
+    except TypeError:   # (no weak reference to it)
+        return inspect.signature(fn)
+    if known is None or any(a is not b for a, b in zip(known, facts)):
+        known = (*facts, inspect.signature(fn))
+        _SIGNATURES[fn] = known
+    return known[3]
 
 
 class CallEvaluator:
@@ -445,18 +458,33 @@ class CallEvaluator:
         for arg in (*args, *(kwargs or {}).values()):
             if isinstance(arg, types.ModuleType) and not trusted_module(arg.__name__):
                 self.cg.deps.unkeyable.append(f"module {arg.__name__} passed to {func.__qualname__}")
-        where = (func.__module__ or "", func.__qualname__)
-        if where in self.cg.deps.helpers:
+        deps, where = self.cg.deps, (func.__module__ or "", func.__qualname__)
+        recorded = deps.helper_functions.setdefault(where, func)
+        if recorded is func and where in deps.helpers:
+            return
+        if recorded is not func:
+            # another function of that name (two lambdas, a factory's closures): its reads are watched too (the second
+            # one's globals went unwatched), and the disk's key, by name, cannot tell the two apart
+            reads = []
+            try:
+                value_key(func, reads)
+            except Unkeyable:
+                pass
+            record_bindings(deps.unkeyed, reads)
+            deps.helpers[where] = None
+            reason = f"{where[0]}.{where[1]}: two functions of that name run at compile time"
+            if reason not in deps.unkeyable:
+                deps.unkeyable.append(reason)
             return
         reads = []
         try:
-            self.cg.deps.helpers[where] = value_key(func, reads)
+            deps.helpers[where] = value_key(func, reads)
         except Unkeyable as e:
-            self.cg.deps.helpers[where] = None  # recorded once; such a kernel is never stored
-            self.cg.deps.unkeyable.append(f"{where[0]}.{where[1]}: {e}")
-            record_bindings(self.cg.deps.unkeyed, reads)
+            deps.helpers[where] = None  # recorded once; such a kernel is never stored
+            deps.unkeyable.append(f"{where[0]}.{where[1]}: {e}")
+            record_bindings(deps.unkeyed, reads)
         else:
-            record_bindings(self.cg.deps.bindings, reads)
+            record_bindings(deps.bindings, reads)
 
     def record_inlined(self, fn, source):
         """An inlined function is a dependency by its source and its defaults (the globals it reads are

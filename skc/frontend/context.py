@@ -30,6 +30,8 @@ class Dependencies:
     # those whose value has no exact key, which only their identity tells apart
     bindings: list = field(default_factory=list)
     unkeyed: list = field(default_factory=list)
+    # (in memory only) the function each `helpers` entry was recorded for: another of the same name is another helper
+    helper_functions: dict = field(default_factory=dict)
 
 
 class CodeGen:

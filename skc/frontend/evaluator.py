@@ -11,8 +11,9 @@ from .constexpr_objects import ConstexprObjects
 from .context import CodeGen
 from .expressions import ExpressionEvaluator
 from .frames import Frame
-from .keying import (ABSENT, ABSENT_BINDING, ATOMS, STATE_BUILTINS, AttributeView, CellView, Unkeyable, dependency_key,
-                     module_key, process_state, record_bindings, slot_names, state_message, trusted_module)
+from .keying import (ABSENT, ABSENT_BINDING, ATOMS, CONTENTS, STATE_BUILTINS, AttributeView, CellView, Unkeyable,
+                     dependency_key, environment_view, module_key, plain_namespace, process_state, record_bindings,
+                     slot_names, state_message, trusted_module)
 from .loops import LoopEvaluator
 from .statements import StatementEvaluator
 from .withs import WithEvaluator
@@ -65,6 +66,9 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
             reason = f"{module}.{name}: {state_message(f'{module}.{name}')}"
             if reason not in deps.unkeyable:
                 deps.unkeyable.append(reason)
+                view = environment_view(value)   # (in memory, the environment is watched: `os.environ["S"] = "7"`)
+                if view is not None:
+                    deps.unkeyed.append((view, CONTENTS, view))
             return
         if (module, name) in deps.globals or trusted_module(module):
             return  # skc's own globals are covered by its source digest; a library's change with it
@@ -226,8 +230,8 @@ def _modules_given(func, args, kwargs, searched: dict) -> list:
 
 def _held(value, searched: dict) -> list:
     """What a value holds that may hold a module: a container's items, and the fields of an object of the user's
-    class (a subclass of list or dict too) or of a SimpleNamespace, with its class; nothing for one searched before in
-    this compile (a container of the same size)."""
+    class (a subclass of list or dict too) or of a SimpleNamespace or argparse.Namespace, with its class; nothing for
+    one searched before in this compile (a container of the same size)."""
     held = []
     size = len(value) if isinstance(value, (list, tuple, set, frozenset, dict)) else -1
     before = searched.get(id(value))
@@ -236,7 +240,7 @@ def _held(value, searched: dict) -> list:
     searched[id(value)] = (value, size)
     if size >= 0:
         held += [*value.keys(), *value.values()] if isinstance(value, dict) else value
-    if _users_class(type(value)) or type(value) is types.SimpleNamespace:
+    if _users_class(type(value)) or plain_namespace(type(value)):
         fields = getattr(value, "__dict__", None)
         held += [*(fields.values() if type(fields) is dict else ()), type(value)]
         held += [getattr(value, slot) for cls in type(value).__mro__ for slot in slot_names(cls)

@@ -202,6 +202,39 @@ class _SlotsView(ContentsView):
         return self if all(map(operator.is_, self.taken(), self.contents)) or self.renew_if_same() else object()
 
 
+class _FunctionView(ContentsView):
+    """A function's code, defaults, closure and what its cells hold, by identity: replaced in place (IPython's
+    autoreload and jurigged set `__code__`; `f.__defaults__ = (7.0,)`; `nonlocal` in the function that made it), which
+    rebinds no name."""
+
+    __slots__ = ()
+
+    def taken(self):
+        fn = self.value
+        cells = tuple(_cell_contents(cell) for cell in fn.__closure__ or ())
+        return (fn.__code__, fn.__defaults__, fn.__kwdefaults__, fn.__closure__, *cells)
+
+    def get(self, name, default=None):
+        return self if all(map(operator.is_, self.taken(), self.contents)) or self.renew_if_same() else object()
+
+
+class _CacheView(_EqualView):
+    """An lru_cache's misses and size (not its hits: a plain call that finds its value is no change)."""
+
+    __slots__ = ()
+
+    def taken(self):
+        info = self.value.cache_info()
+        return info.misses, info.currsize
+
+
+def _cell_contents(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return ABSENT_BINDING
+
+
 class NamesView(ContentsView):
     """The names a namespace binds (a module's, a class's or an object's dict; not their values, each watched as a
     binding of its own): a name bound there later may be one the code looked for (`vars(cfg).get("EXTRA", 2.0)`,
@@ -301,6 +334,22 @@ def contents_view(value) -> ContentsView:
     return _ArrayView(value) if numpy is not None and isinstance(value, numpy.ndarray) else _SlotsView(value)
 
 
+def environment_view(value):
+    """The view a launch watches of the environment where a compile read it (`os.environ["SCALE"]`, `os.getenv`):
+    os.environ's own dict of encoded names and values (as keyed, it costs a launch about 1 µs for 50 variables;
+    decoded, 20 µs). None for any other value."""
+    data = getattr(os.environ, "_data", None)
+    if (value is os.environ or value is os.getenv) and type(data) is dict:
+        return _DictView(data)
+    return None
+
+
+def plain_namespace(cls: type) -> bool:
+    """Whether objects of a library's class hold nothing but their fields, keyed and watched as an object of the
+    user's: a SimpleNamespace, an argparse.Namespace (`ARGS.scale = 7.0` after a launch kept the kernel)."""
+    return cls is types.SimpleNamespace or cls is getattr(sys.modules.get("argparse"), "Namespace", None)
+
+
 def _is_tensor(value) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, getattr(torch, "Tensor", ()))
@@ -311,6 +360,8 @@ _WATCHED_UNKEYABLE = (bytearray, array.array, collections.deque, memoryview, typ
 CONTENTS = "<contents>"   # the one name a ContentsView binds
 NAMES = "<names>"         # a NamesView's
 SLOTS = "<slots>"         # a _SlotsView's (an object may have contents, a dict subclass's items, and slots)
+CODE = "<code>"           # a _FunctionView's
+CACHE = "<cache>"         # a _CacheView's
 WATCHED_ARRAY_BYTES = 4096   # a numpy array larger than this is watched by its shape, dtype and strides alone
 
 
@@ -388,10 +439,14 @@ def inlined_function_key(fn, digest: str, reads: list = None) -> str:
     return digest + ":" + hashlib.sha256(value_key((fn.__defaults__, fn.__kwdefaults__), reads).encode()).hexdigest()
 
 
-def record_defaults(deps, fn, source):
-    """Record an inlined function (or a kernel) in `deps` (context.Dependencies) by its source and defaults, and the
-    bindings the defaults' key covers, which a launch watches."""
+def record_defaults(deps, fn, source, inlined: bool = True):
+    """Record an inlined function (or a kernel, not `inlined`) in `deps` (context.Dependencies) by its source and
+    defaults, and the bindings the defaults' key covers, which a launch watches; an inlined function's defaults too
+    (a kernel's parameters are taken when it is decorated)."""
     where, reads = (source.module, source.qualname), []
+    if inlined and isinstance(fn, types.FunctionType):   # (its defaults set again: `f.__defaults__ = (7.0,)`)
+        view = _FunctionView(fn)
+        reads.append((view, CODE, view))
     try:
         deps.functions[where] = inlined_function_key(fn, source.digest, reads)
     except Unkeyable as e:
@@ -425,6 +480,11 @@ _PROCESS_STATE = frozenset({"os", "posix", "nt", "posixpath", "ntpath", "generic
                             "torch.mps", "torch.xpu", "cupy.cuda", "cupy.random", "cuda", "hip",
                             # modules that read files by the names given them (a data file edited between two runs)
                             "linecache", "importlib.resources", "importlib.metadata", "torch.serialization",
+                            "configparser", "shelve", "dbm", "sqlite3", "zipfile", "tarfile", "gzip", "bz2", "lzma",
+                            "mmap", "pkgutil", "netrc",
+                            # the process's contexts, clocks and machine
+                            "decimal", "_decimal", "_pydecimal", "timeit", "multiprocessing", "concurrent",
+                            "threading", "contextvars", "resource", "signal", "selectors", "select", "sched",
                             "skc.runtime.devices", "skc.runtime.cuda", "skc.runtime.hip"})
 STATE_BUILTINS = frozenset({"open", "input"})
 # functions of the libraries, in modules that hold code, that read such state
@@ -640,6 +700,8 @@ class _Keyer:
             # its own attributes too (`Act.LEAKY.slope = 0.1` after the class, or set by its __init__): the class's
             # key holds its value
             own = sorted((name, v) for name, v in vars(value).items() if name not in ENUM_MEMBER_STATE)
+            if self.reads is not None and not self.inside_skc:   # (`Act.LEAKY.slope = 7.0` after a launch)
+                self.reads.extend((vars(value), name, v) for name, v in own)
             attributes = ",".join(f"{name}={self.within(f'attribute {name}', v)}" for name, v in own)
             # (a Flag's value of bits no member names has no name: by its value, where its class is keyed by name)
             name = value.name if value.name is not None else f"({self.key(value._value_)})"
@@ -664,6 +726,14 @@ class _Keyer:
             return f"{type(value).__name__}:{self.key(value.__func__)}"
         if isinstance(value, property):
             return f"property:{self.key((value.fget, value.fset, value.fdel))}"
+        if type(value).__name__ == "_lru_cache_wrapper" and type(value).__module__ == "functools" \
+                and isinstance(getattr(value, "__wrapped__", None), types.FunctionType):
+            # a function under functools.lru_cache or cache: what it caches is state, so no key, but the globals its
+            # function reads and its cache's size and misses are watched (`helper.cache_clear()` after a global
+            # changed, the next call computes anew: watched by identity alone, the kernel kept the first value)
+            self._watch_contents(value, _CacheView(value), CACHE)
+            self.key(value.__wrapped__)
+            raise Unkeyable(f"{_name(value.__wrapped__)} caches its results (functools.lru_cache): they have no key")
         if isinstance(value, functools.partial):
             return f"partial:{self.key((value.func, value.args, value.keywords))}"
         if isinstance(value, types.CodeType):
@@ -736,7 +806,9 @@ class _Keyer:
         cls = type(value)
         if isinstance(value, _WATCHED_UNKEYABLE) or _is_tensor(value):   # (its contents watched all the same: no key,
             self._watch_contents(value)                                       # no disk cache)
-        if not dataclasses.is_dataclass(cls) and not _own_class(cls) and cls is not types.SimpleNamespace:
+        elif environment_view(value) is not None:
+            self._watch_contents(value, environment_view(value))
+        if not dataclasses.is_dataclass(cls) and not _own_class(cls) and not plain_namespace(cls):
             fields = getattr(value, "__dict__", None)
             if self.reads is not None and cls.__module__ == "collections":
                 try:   # (its fields watched all the same: a UserList's data, a ChainMap's maps; not a library's
@@ -827,6 +899,7 @@ class _Keyer:
                 raise Unkeyable(state_message(_name(fn)))
             return (f"fn:{_name(fn)}:{self.key((fn.__defaults__, fn.__kwdefaults__, fn.__closure__))}"
                     f"{_library_defaults(fn.__module__)}")
+        self._watch_contents(fn, _FunctionView(fn), CODE)
         names = names_read(fn.__code__)
         dynamic = names & _DYNAMIC_READS
         if dynamic:

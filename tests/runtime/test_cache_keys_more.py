@@ -296,8 +296,17 @@ def test_a_closure_kernel_compiled_many_ways_watches_each_cell_once():
 
 
 PROCESS_STATE = HEADER + '''
-import os, time
+import configparser, os, time
 from os import getenv
+
+def from_config():
+    parser = configparser.ConfigParser()
+    parser.read("scale.ini")
+    return float(parser["k"]["scale"])
+
+@skc.kernel(block=32)
+def helper_config(x: skc.Ptr[skc.f32]):
+    x[0] = x[0] * from_config()
 
 def from_file():
     with open("scale.txt") as f:
@@ -342,10 +351,11 @@ def test_what_a_compile_reads_from_the_process_state_is_never_served_from_disk(t
     code = tmp_path / "code"
     code.mkdir()
     (code / "kernels.py").write_text(PROCESS_STATE)
-    names = ["environ", "helper_getenv", "helper_import", "helper_open", "kernel_open", "clock"]
+    names = ["environ", "helper_getenv", "helper_import", "helper_open", "kernel_open", "clock", "helper_config"]
     for scale in ("2.0", "5.0"):
         monkeypatch.setenv("MY_SCALE", scale)
         (code / "scale.txt").write_text(scale)
+        (code / "scale.ini").write_text(f"[k]\nscale = {scale}\n")   # (configparser reads files by name)
         report = run_compiles(code, tmp_path / "cache", names)
         for name in names:
             assert report["kernels"][name]["from_cache"] is False, name
