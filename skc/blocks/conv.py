@@ -50,14 +50,16 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, activation=None, ou
     matmul, a call is one lookup of a plan made by the first call with the same facts; 1x1 convolutions of stride 1
     without padding are plain GEMMs (no im2col). Filter taps more than 255 pixels apart (and
     `config=MatmulConfig(loader="vector", ...)`) load with the vector im2col loader instead of TMA im2col. Inside a
-    function torch.compile compiles, the call is torch.ops.skc.conv2d in the graph (with out, config, stream or a
-    padding by name, a graph break)."""
+    function torch.compile compiles, the call is torch.ops.skc.conv2d in the graph (with out, config or stream, a
+    graph break)."""
     if traced(x):
         # (numpy ints as Dynamo traces them, 0-d arrays, as the ints they hold: stride=np.int64(2) runs eagerly)
         plain = tuple(_traced_ints(v) for v in (stride, padding, dilation, groups))
         numbers = all(v is not None for v in plain)
         if numbers:
             stride, padding, dilation, groups = plain
+        if numbers and isinstance(padding, str) and len(w.shape) == 4:   # ("same", "valid": numbers, as eagerly)
+            padding = _padding(padding, _pair(stride, "stride", 1), _pair(dilation, "dilation", 1), *w.shape[2:])
         if out is None and config is None and stream is None and not isinstance(padding, str) and numbers:
             from .. import torch as skc_torch
 
@@ -199,6 +201,12 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
         raise skc.LaunchError(f"conv2d's output has {N} x {conv.P} x {conv.Q} = {N * conv.P * conv.Q} pixels (a "
                               f"{H}x{W} input, stride {stride}, padding {padding}, dilation {dilation}), past the 2**31 - 1 "
                               "its kernel counts in 32 bits: split the batch (or the image) into calls of fewer")
+    reach = max(max(p, d * (f - 1), s * (o - 1), n + 2 * p) for p, d, f, s, o, n in
+                zip(conv.padding, conv.dilation, (R, S), conv.stride, (conv.P, conv.Q), (H, W)))
+    if reach >= 2 ** 31:   # (the loaders' row and column offsets, i32 where the padding leaves them: they wrapped)
+        raise skc.LaunchError(f"conv2d's geometry reaches {reach} rows or columns (padding {padding}, dilation "
+                              f"{dilation}, stride {stride}, a {R}x{S} filter over a {H}x{W} input), past the 2**31 - 1 "
+                              "its kernels address in 32 bits: crop the padding to the taps that reach the input")
     if not N:   # a batch of none: torch's empty output, with no launch (so none of the kernel's limits on C and K)
         _checked_epilogue(K, bias, activation)
         return conv, _no_launch

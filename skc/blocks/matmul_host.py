@@ -109,8 +109,9 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
         raise skc.LaunchError(beta_without_c(beta))
     if beta is None and c is not None:   # torch.addmm's default (the plans take None as 0: no c)
         beta = 1.0
-    elif c is not None and real(beta, "beta") == 0.0:   # torch.addmm ignores c: its NaNs and infs do not propagate
-        c = None
+    ignored = None
+    if c is not None and real(beta, "beta") == 0.0:   # torch.addmm ignores c: its NaNs and infs do not propagate
+        c, ignored = None, c   # (autograd follows it all the same, to a zero gradient)
     if autotune is not None and type(autotune) is not bool:
         raise skc.LaunchError(f"matmul's autotune is True, False or None (the environment's SKC_AUTOTUNE), found "
                               f"{autotune!r}")
@@ -126,9 +127,10 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
         # differentiated for every call was the larger part of a host time that had been under torch.matmul's)
         if out is None and TORCH_HOOKS[3]():   # (in a torch.autocast region: its dtype, as torch.matmul's; no out=)
             a, b, c, bias = autocast(a, b, c, bias)
-        if (a.requires_grad or b.requires_grad or out is not None or c is not None or bias is not None
-                or TORCH_HOOKS[2]._current_level >= 0) and differentiated(a, b, c, bias, out):   # (traced() filled it)
-            return _differentiated_matmul(a, b, out, bias, c, alpha, beta, activation, config=config, stream=stream,
+        held = c if ignored is None else ignored
+        if (a.requires_grad or b.requires_grad or out is not None or held is not None or bias is not None
+                or TORCH_HOOKS[2]._current_level >= 0) and differentiated(a, b, held, bias, out):   # (traced() filled it)
+            return _differentiated_matmul(a, b, out, bias, held, alpha, beta, activation, config=config, stream=stream,
                                           autotune=autotune)
         try:
             # (and whether each is a lazily negated view: the same facts but other values, refused by the first call)

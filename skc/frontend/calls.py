@@ -721,6 +721,38 @@ def _setattr(ev, args, kwargs):
     ev.set_attribute(obj, name, value)
 
 
+def _stands_for(value):
+    """The Python number a run-time scalar stands for, to isinstance() and type(): False for an i1, 0 for any integer
+    type, 0.0 for a float type; None for anything else."""
+    kind = getattr(getattr(value, "type", None), "kind", None) if isinstance(value, Dyn) else None
+    return {"bool": False, "int": 0, "uint": 0, "float": 0.0}.get(kind)
+
+
+def _in_users_code(ev) -> bool:
+    """Whether the call is in the user's code (skc's own blocks ask isinstance(x, int) of their own arguments to tell
+    a compile-time int from a run-time value, and keep Python's answer)."""
+    return not trusted_module(ev.frame.globals.get("__name__") or "")
+
+
+def _isinstance(ev, args, kwargs):
+    """isinstance() of a run-time scalar in the user's code answers as Python does of the number it stands for (an
+    i32 is an int, an f32 a float, an i1 a bool and an int): it asked of the compiler's object and answered False, so
+    a helper that branched on `isinstance(s, (int, float))` took its other branch."""
+    number = _stands_for(args[0]) if len(args) == 2 and not kwargs else None
+    if number is not None and _in_users_code(ev):
+        return isinstance(number, args[1])
+    return isinstance(*args, **kwargs)
+
+
+def _type(ev, args, kwargs):
+    """type() of a run-time scalar in the user's code is the Python type of the number it stands for (`type(a) is
+    type(f)` was True for an i32 and an f32: both were the compiler's class)."""
+    number = _stands_for(args[0]) if len(args) == 1 and not kwargs else None
+    if number is not None and _in_users_code(ev):
+        return type(number)
+    return type(*args, **kwargs)
+
+
 def _compile_time_only(name: str, why: str, hint: str, elements: bool = True):
     """A builtin whose result must be known at compile time: an error for run-time values, else Python's.
     With `elements`, the elements of a list or tuple argument count too (sorted() compares them; len() does not
@@ -749,6 +781,7 @@ _UNKNOWN = "its value is known only when the kernel runs"
 _PYTHON_BUILTINS = {id(getattr(builtins, name)): (name, handler) for name, handler in {
     "min": _minmax("min"), "max": _minmax("max"), "sum": _sum, "abs": _abs, "int": _to_int, "float": _to_float,
     "bool": _to_bool, "range": _range, "print": _print, "setattr": _setattr, "divmod": _divmod, "pow": _pow,
+    "isinstance": _isinstance, "type": _type,
     "hash": _compile_time_only("hash", _UNKNOWN + ", and hashing the compiler's object would bake a "
                                "meaningless number into the kernel", "hash compile-time values only"),
     "id": _compile_time_only("id", "it would bake the address of a compiler object into the kernel",

@@ -170,3 +170,13 @@ def test_a_channels_last_view_with_gaps_is_refused_with_a_fix_that_works(hopper_
             skc.blocks.conv2d(x, w, padding=1, groups=4)
         got = skc.blocks.conv2d(x.contiguous(memory_format=torch.channels_last), w, padding=1, groups=4)   # the fix
         assert torch.equal(got.detach(), F.conv2d(x.detach().double(), w.double(), padding=1, groups=4).bfloat16())
+
+
+@pytest.mark.parametrize("groups", [1, 16])
+def test_a_geometry_past_32_bits_is_refused(hopper_interpreter, groups):
+    """A dilation of 2**30 with a padding of 2**31 made the loaders' row offsets wrap in 32 bits: all zeros where
+    torch gives the centre tap's product (sixty-fourth session's search); now refused, naming the geometry."""
+    x = ints(1, 16, 4, 4)
+    w = ints(16, 16 // groups, 5, 1)
+    with pytest.raises(skc.LaunchError, match=r"geometry reaches \d+ rows or columns .* 2\*\*31"):
+        conv2d(x, w, dilation=(2 ** 30, 1), padding=(2 ** 31, 0), groups=groups)

@@ -1417,3 +1417,26 @@ def test_exact_math_of_a_64_bit_integer_is_in_f64():
     skc.kernel(exact)[1, 1](got, a, b, 16777217)
     assert got.tolist() == [math.sqrt(a), math.sqrt(b), float(a), math.fmod(a, 7.0), -float(b), 2.0 * a + 1,
                             float(np.sqrt(np.float32(16777217))), 8.0]
+
+
+@skc.func
+def _scaled_if_number(x, s):
+    if isinstance(s, (int, float)):
+        return x * s
+    return x * 1000.0
+
+
+def test_isinstance_and_type_of_run_time_scalars_answer_as_python():
+    """isinstance() and type() asked of the compiler's object: an i32 was no int, an f32 no float, and `type(a) is
+    type(f)` was True; an @skc.func branching on isinstance took its other branch (sixty-fourth session)."""
+    def kinds(out, a: skc.i32, f: skc.f32, b: skc.i1):
+        out[0] = isinstance(a, int) + 2 * isinstance(f, float) + 4 * isinstance(b, bool) + 8 * isinstance(b, int)
+        out[1] = (type(a) is type(f)) + 2 * (type(a) is int) + 4 * (type(f) is float) + 8 * isinstance(a, float)
+        out[2] = _scaled_if_number(2.0, a)
+        out[3] = isinstance(a, str) + 2 * isinstance(f, (list, tuple))
+
+    got = np.zeros(4, np.float32)
+    skc.kernel(kinds)[1, 1](got, 5, 1.5, True)
+    # (what Python gives: isinstance(5, int), isinstance(1.5, float), True is a bool and an int; type(5) is int, type(1.5)
+    # is float; 2.0 * 5; no str, list or tuple)
+    assert got.tolist() == [15.0, 6.0, 10.0, 0.0]

@@ -89,6 +89,21 @@ def test_c_with_beta_zero_is_ignored_forward_and_backward():
     assert not any(g.isnan().any() for g in grads) and not grads[2].any()
 
 
+def test_matmul_follows_a_c_with_beta_zero_that_alone_requires_grad():
+    """skc.blocks.matmul dropped a c with beta = 0 before it asked whether autograd follows the call: with a and b
+    constant the result had no grad_fn, and backward raised torch's own "does not require grad" (sixty-fourth
+    session). Now it follows c to a zero gradient, and c's NaNs still do not propagate."""
+    from skc.blocks import matmul
+
+    a, b = randn(8, 16), randn(16, 8, seed=1)
+    c = torch.full((8, 8), float("nan"), dtype=torch.bfloat16, requires_grad=True)
+    got = matmul(a, b, c=c, beta=0)
+    assert got.requires_grad and not got.isnan().any()
+    torch.testing.assert_close(got.float(), a.float() @ b.float(), rtol=2e-2, atol=5e-2)
+    got.float().sum().backward()
+    assert c.grad is not None and not c.grad.any()
+
+
 def test_forward_mode_gives_the_tangent_of_the_reference():
     """custom_op passed forward mode's dual inputs to the op as plain tensors: the output had no tangent (None; under
     torch.func.jvp and jacfwd a silently zero one). The ops' Function now has a jvp: the reference's."""

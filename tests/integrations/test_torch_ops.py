@@ -361,7 +361,7 @@ def test_host_calls_in_compiled_code_are_skcs_operators_in_the_graph():
 
 
 def test_a_traced_host_call_the_operators_do_not_take_is_a_graph_break_that_runs_eagerly():
-    """A stream, a config, a broadcast batch of one or padding="same" have no operator: the call runs eagerly
+    """A stream, a config or a broadcast batch of one have no operator: the call runs eagerly
     (torch.compiler.disable's graph break), and under fullgraph=True it is an error that names the break."""
     import torch._dynamo
 
@@ -381,6 +381,24 @@ def test_a_traced_host_call_the_operators_do_not_take_is_a_graph_break_that_runs
     torch._dynamo.reset()
     np.testing.assert_array_equal(torch.compile(model, backend="aot_eager")(a[0], b).float().numpy(),
                                   (a[0].float() @ b.float() * 2).numpy())
+
+
+def test_a_padding_by_name_compiles_into_the_conv2d_operator():
+    """padding="same" or "valid" in a traced conv2d was a graph break, under fullgraph=True torch's "Call to
+    torch.compiler.disable()", which named no padding (sixty-fourth session's search): the words are numbers, as the
+    eager call makes them."""
+    import torch._dynamo
+    import torch.nn.functional as F
+
+    torch._dynamo.reset()
+    x = integers(2, 16, 8, 8).contiguous(memory_format=torch.channels_last)
+    w = integers(16, 16, 3, 3, seed=1).contiguous(memory_format=torch.channels_last)
+    for padding in ("same", "valid"):
+        compiled = torch.compile(lambda x, w: skc.blocks.conv2d(x, w, padding=padding), fullgraph=True,
+                                 backend="aot_eager")
+        want = F.conv2d(x.float(), w.float(), padding=padding)
+        np.testing.assert_array_equal(compiled(x, w).float().numpy(), want.numpy())
+        torch._dynamo.reset()
 
 
 def test_the_ops_cast_to_the_autocast_regions_dtype_as_torchs_do():

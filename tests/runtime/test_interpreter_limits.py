@@ -131,3 +131,28 @@ def test_the_default_budget_ends_an_endless_loop_launched_as_a_kernel(monkeypatc
     flag, out = np.zeros(1, np.int32), np.zeros(32, np.int32)
     with pytest.raises(skc.InterpreterLimitError, match="step budget of 3000"):
         kernel.interpret[1, 32](flag, out)
+
+
+def test_an_elif_chain_too_deep_for_the_interpreters_recursion_is_an_skc_error(tmp_path, monkeypatch):
+    """A 300-branch if/elif chain compiles, and the interpreter, which recurses into each nested region, raised a bare
+    RecursionError (sixty-fourth session); now an InterpreterLimitError that says what to write instead."""
+    import importlib
+    import sys
+
+    lines = ["import skc", "", "", "@skc.kernel(block=1)", "def k(out, a: skc.i32):", "    r = -1", "    if a == 0:",
+             "        r = 0"]
+    for d in range(1, 300):
+        lines += [f"    elif a == {d}:", f"        r = {d * 3}"]
+    lines.append("    out[0] = r")
+    (tmp_path / "deep_elifs.py").write_text("\n".join(lines) + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)   # (Python's default, whatever the test run set)
+    try:
+        module = importlib.import_module("deep_elifs")
+        out = np.zeros(1, np.int32)
+        with pytest.raises(InterpreterLimitError, match="nests its regions .* too deeply"):
+            module.k[1, 1](out, 7)
+    finally:
+        sys.setrecursionlimit(limit)
+        sys.modules.pop("deep_elifs", None)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import itertools
 import numbers
 import os
+import sys
 from typing import Optional, Sequence
 
 import numpy as np
 
 from ... import ir
-from ...diagnostics import LaunchError
+from ...diagnostics import InterpreterLimitError, LaunchError
 from ...target import get_target, launch_dims
 from . import numerics
 from .control import run_region
@@ -98,10 +99,17 @@ def run(function, grid=(1, 1, 1), block=None, args: Sequence = (), memory: Optio
                     _step_budget(max_steps))
     values = [_argument(v, a.type, name, launch.nthreads, launch.memory)
               for v, a, name in zip(args, function.args, names)]
-    plan = Plan(function, launch)
-    with np.errstate(all="ignore"):
-        for z, y, x in itertools.product(*(range(g // c) for g, c in zip(grid[::-1], cluster[::-1]))):
-            _run_cluster(launch, plan, (x, y, z), values)
+    try:
+        plan = Plan(function, launch)
+        with np.errstate(all="ignore"):
+            for z, y, x in itertools.product(*(range(g // c) for g, c in zip(grid[::-1], cluster[::-1]))):
+                _run_cluster(launch, plan, (x, y, z), values)
+    except RecursionError:   # (the plan and the run recurse into nested regions: an elif chain of hundreds)
+        raise InterpreterLimitError(
+            f"kernel '{function.name}' nests its regions (ifs, loops) too deeply for the CPU interpreter, which "
+            f"recurses into each (Python's recursion limit is {sys.getrecursionlimit()})",
+            hint="write a long if/elif chain over one value as a lookup (a tuple or list indexed by it), or raise the "
+                 "limit with sys.setrecursionlimit") from None
 
 
 def _arg_names(function, arg_names) -> list:
