@@ -205,8 +205,9 @@ def _checked(device, x, w, bias, stride, padding, dilation, activation, config, 
                 zip(conv.padding, conv.dilation, (R, S), conv.stride, (conv.P, conv.Q), (H, W)))
     if reach >= 2 ** 31:   # (the loaders' row and column offsets, i32 where the padding leaves them: they wrapped)
         raise skc.LaunchError(f"conv2d's geometry reaches {reach} rows or columns (padding {padding}, dilation "
-                              f"{dilation}, stride {stride}, a {R}x{S} filter over a {H}x{W} input), past the 2**31 - 1 "
-                              "its kernels address in 32 bits: crop the padding to the taps that reach the input")
+                              f"{dilation}, stride {stride}, a {R}x{S} filter over a {H}x{W} input), past the "
+                              "2**31 - 1 its kernels address in 32 bits: crop the padding to the taps that reach the "
+                              "input")
     if not N:   # a batch of none: torch's empty output, with no launch (so none of the kernel's limits on C and K)
         _checked_epilogue(K, bias, activation)
         return conv, _no_launch

@@ -129,7 +129,7 @@ def matmul(a, b, out=None, *, bias=None, c=None, alpha=None, beta=None, activati
             a, b, c, bias = autocast(a, b, c, bias)
         held = c if ignored is None else ignored
         if (a.requires_grad or b.requires_grad or out is not None or held is not None or bias is not None
-                or TORCH_HOOKS[2]._current_level >= 0) and differentiated(a, b, held, bias, out):   # (traced() filled it)
+                or TORCH_HOOKS[2]._current_level >= 0) and differentiated(a, b, held, bias, out):   # (traced() made it)
             return _differentiated_matmul(a, b, out, bias, held, alpha, beta, activation, config=config, stream=stream,
                                           autotune=autotune)
         try:

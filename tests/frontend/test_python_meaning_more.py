@@ -1437,6 +1437,6 @@ def test_isinstance_and_type_of_run_time_scalars_answer_as_python():
 
     got = np.zeros(4, np.float32)
     skc.kernel(kinds)[1, 1](got, 5, 1.5, True)
-    # (what Python gives: isinstance(5, int), isinstance(1.5, float), True is a bool and an int; type(5) is int, type(1.5)
-    # is float; 2.0 * 5; no str, list or tuple)
+    # (what Python gives: isinstance(5, int), isinstance(1.5, float), True is a bool and an int; type(5) is int,
+    # type(1.5) is float; 2.0 * 5; no str, list or tuple)
     assert got.tolist() == [15.0, 6.0, 10.0, 0.0]
