@@ -2,10 +2,13 @@
 needs about a body before running it (which names it assigns, whether jumps hide inside)."""
 from __future__ import annotations
 
+import __future__
 import ast
 import hashlib
 import inspect
+import linecache
 import textwrap
+import types
 from dataclasses import dataclass
 from typing import Optional
 
@@ -105,10 +108,68 @@ def get_source(fn) -> SourceFunction:
                                     (node.col_offset if node else 0) + indent),
                            hint="import the module again (or restart) after editing it; give worker processes the "
                                 "same file")
+    if _compiles_to(code, getattr(fn, "__module__", "") or "") is False:
+        raise CompileError(f"the source of {fn.__qualname__} changed after the function was defined: lines "
+                           f"{first_line}-{first_line + len(lines) - 1} of {code.co_filename} now hold other code than "
+                           "the function that runs (the file was edited since it was imported)",
+                           Location(code.co_filename, node.lineno, node.col_offset + indent),
+                           hint="import the module again (importlib.reload, or restart) after editing it")
     found = SourceFunction(node, code.co_filename, indent, fn.__name__, fn.__qualname__,
                            getattr(fn, "__module__", "") or "", hashlib.sha256(text.encode()).hexdigest())
     _cache[id(code)] = (code, found)
     return found
+
+
+_FUTURES = 0
+for _feature in __future__.all_feature_names:
+    _FUTURES |= getattr(__future__, _feature).compiler_flag
+
+
+_compiled_files: dict = {}   # file name -> (its lines as linecache holds them, the future flags, their code or None)
+
+
+def _compiles_to(code, module: str):
+    """Whether the file a function's code came from, as read now, still compiles to that code: a file edited after
+    its import, the def left on its line, gave the new text's kernel beside the old module (`a + 1000` compiled,
+    `a + 1` imported). The whole file is compiled (the compiler's choices read the module's imports), and the code of
+    the function's name and first line compared; None where it cannot tell (skc's own code, a file that does not
+    compile now, a function whose asserts pytest rewrote)."""
+    from .keying import trusted_module   # (keying reads sources)
+
+    if trusted_module(module) or any(name.startswith("@py") for name in code.co_varnames + code.co_names):
+        return None
+    lines, flags = linecache.getlines(code.co_filename), code.co_flags & _FUTURES
+    known = _compiled_files.get(code.co_filename)
+    if known is None or known[0] is not lines or known[1] != flags:   # (a file compiled once while linecache keeps it)
+        try:
+            compiled = compile("".join(lines), code.co_filename, "exec", flags=flags, dont_inherit=True)
+        except (SyntaxError, ValueError):
+            compiled = None
+        known = _compiled_files[code.co_filename] = (lines, flags, compiled)
+    if known[2] is None:
+        return None
+    found = _code_named(known[2], code.co_name, code.co_firstlineno)
+    return None if found is None else _code_facts(found) == _code_facts(code)
+
+
+def _code_named(code, name: str, line: int):
+    """The code object of that name and first line among those `code` holds, outermost first."""
+    level = [code]
+    while level:
+        inner = [c for parent in level for c in parent.co_consts if isinstance(c, types.CodeType)]
+        for c in inner:
+            if c.co_name == name and c.co_firstlineno == line:
+                return c
+        level = inner
+    return None
+
+
+def _code_facts(code) -> tuple:
+    """What a code object computes, without its lines and columns: its instructions, names and constants (each by
+    type and repr: 1, 1.0 and True, 0.0 and -0.0 are other code), nested code objects alike."""
+    consts = tuple(_code_facts(c) if isinstance(c, types.CodeType) else (type(c).__name__, repr(c))
+                   for c in code.co_consts)
+    return code.co_code, code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars, consts
 
 
 def source_digest(fn) -> str:

@@ -8,6 +8,7 @@ with a hint, since its value is only known when the kernel runs.
 """
 from __future__ import annotations
 
+import linecache
 import os
 import sys
 
@@ -153,7 +154,7 @@ def _native_error(message: str, hint: str):
     """An error raised from Python code running natively (a plain helper): point at its line."""
     caller = context.current().loc
     frame = sys._getframe(2)
-    while frame is not None and is_library_file(frame.f_code.co_filename):
+    while frame is not None and (is_library_file(frame.f_code.co_filename) or _not_users(frame)):
         if os.path.abspath(frame.f_code.co_filename) in _EVALUATOR_FILES:   # called by the evaluator: the kernel's line
             return CompileError(message, caller, hint)
         frame = frame.f_back
@@ -161,6 +162,14 @@ def _native_error(message: str, hint: str):
             frame.f_lineno == caller.line:
         return CompileError(message, caller, hint)
     return CompileError(message, python_location(frame.f_code, frame.f_lineno, frame.f_lasti, caller), hint)
+
+
+def _not_users(frame) -> bool:
+    """Code of no line of the user's: made at run time with no source (a dataclass's `__eq__`, `<string>`), or the
+    standard library's (functools.total_ordering's methods): the error belongs to the line that called it."""
+    name = frame.f_code.co_filename
+    module = str(frame.f_globals.get("__name__", "")).split(".")[0]
+    return (name.startswith("<") and not linecache.getline(name, frame.f_lineno)) or module in sys.stdlib_module_names
 
 
 class RValue(Dyn):

@@ -489,3 +489,30 @@ def test_a_kernel_whose_file_changed_since_it_was_defined_is_refused(tmp_path):
         module.writes.interpret[1, 1](out)
     assert "`def other`" in str(info.value) and "import the module again" in str(info.value)
     assert out[0] == 0.0
+
+
+@pytest.mark.parametrize("edit", ["    out[0] = a + 1000\n", "    out[0] = a - 1\n", "    out[0] = a + 1.0\n"])
+def test_a_kernel_whose_file_changed_on_its_own_lines_is_refused(tmp_path, edit):
+    """The same, the def left on its line: the new text compiled (a + 1000) beside the module imported (a + 1), with
+    no error (sixty-fourth session's search). The file is compiled again and the function's code compared."""
+    import importlib.util
+    import linecache
+
+    import numpy as np
+
+    head = "import skc\n\n@skc.kernel(block=1)\ndef k(out, a: skc.i32):\n"
+    path = tmp_path / "edited_in_place.py"
+    path.write_text(head + "    out[0] = a + 1\n")
+    spec = importlib.util.spec_from_file_location("edited_in_place", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path.write_text(head + edit)
+    linecache.checkcache(str(path))
+    out = np.zeros(1, np.int32)
+    with pytest.raises(skc.CompileError, match="changed after the function was defined") as info:
+        module.k.interpret[1, 1](out, 5)
+    assert "import the module again" in str(info.value) and out[0] == 0
+    path.write_text(head + "    out[0] = a + 1\n")   # (the text back as imported: it compiles)
+    linecache.checkcache(str(path))
+    module.k.interpret[1, 1](out, 5)
+    assert out[0] == 6

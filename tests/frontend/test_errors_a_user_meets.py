@@ -5,6 +5,7 @@ session): each says what is wrong at the user's line and what to write instead. 
 attribute 'bytes'" with nothing of what it has, `tile[r][c]` "needs 2 indices, found 1" with no hint; `skc compile`
 asked to "annotate the parameter" that was annotated (a skc.constexpr) and never named compile_arguments; and every
 compile error came with some 25 frames of skc's compiler above its message."""
+import dataclasses
 import os
 import traceback
 
@@ -320,3 +321,21 @@ def test_a_conditional_expression_as_a_statement_runs_one_side_as_python_does():
     x = np.zeros(64, np.float32)
     conditional_expression_statements[1, 32](x)
     assert x[:32].tolist() == [1.0, 2.0] * 16 and x[32:36].tolist() == [3.0] * 4 and not x[36:].any()
+
+
+@dataclasses.dataclass
+class _Point:
+    x: object
+    y: object
+
+
+@skc.kernel(block=1)
+def compares_points(out: skc.Ptr[skc.i32], a: skc.i32):
+    out[0] = 1 if _Point(a, a) == _Point(a, -a) else 0   # POINTS EQUAL
+
+
+def test_a_generated_method_given_run_time_values_is_an_error_at_the_users_line():
+    """A dataclass's `__eq__` (code made at run time, `<string>`) of run-time fields gave the error's place as
+    `<string>:4:11`, the kernel's line only as a note (sixty-fourth session's search)."""
+    error = compile_error(compares_points, np.zeros(2, np.int32), 3)
+    assert at_line(error, compares_points, "POINTS EQUAL"), str(error)
