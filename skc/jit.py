@@ -663,6 +663,7 @@ def _watched(compiled) -> tuple:
             found_here = []
             frontend.keying.record_bindings(found_here, reads)
             found += [w for w in found_here if _watchable(w[2])]
+    found = frontend.keying.merged_functions(found)
     if found and not dependencies_current(deps):
         # one was bound to another value after the compile read it (by another thread): the values taken now are
         # not the compiled ones, so none is kept, and the next launch finds them changed and compiles again
@@ -677,6 +678,8 @@ def _watch_key(space, name) -> tuple:
         return id(space.cell), name
     if isinstance(space, frontend.keying.AttributeView):
         return "attribute", id(space.obj), name
+    if name == frontend.keying.CODE:   # (the functions a compile read, in one view: the same ones, the same entry)
+        return tuple(map(id, space.value)), name
     return (id(space.value) if isinstance(space, frontend.keying.ContentsView) else id(space)), name
 
 

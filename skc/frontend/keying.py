@@ -203,19 +203,38 @@ class _SlotsView(ContentsView):
 
 
 class _FunctionView(ContentsView):
-    """A function's code, defaults, closure and what its cells hold, by identity: replaced in place (IPython's
+    """Functions' code, defaults, closures and what their cells hold, by identity: replaced in place (IPython's
     autoreload and jurigged set `__code__`; `f.__defaults__ = (7.0,)`; `nonlocal` in the function that made it), which
-    rebinds no name."""
+    rebinds no name. The keyer makes one a function; a compile's are merged into one view of them all
+    (`merged_functions`: a class's methods would each cost a launch a call)."""
 
     __slots__ = ()
 
+    def __init__(self, value):
+        super().__init__(value if isinstance(value, tuple) else (value,))
+
     def taken(self):
-        fn = self.value
-        cells = tuple(_cell_contents(cell) for cell in fn.__closure__ or ())
-        return (fn.__code__, fn.__defaults__, fn.__kwdefaults__, fn.__closure__, *cells)
+        return tuple(part for fn in self.value for part in (fn.__code__, fn.__defaults__, fn.__kwdefaults__,
+                                                              fn.__closure__,
+                                                              *map(_cell_contents, fn.__closure__ or ())))
 
     def get(self, name, default=None):
         return self if all(map(operator.is_, self.taken(), self.contents)) or self.renew_if_same() else object()
+
+
+def merged_functions(entries) -> list:
+    """Watch entries with their functions' views (`_FunctionView`, one a function) merged into one, placed first."""
+    functions = {}
+    rest = []
+    for entry in entries:
+        if isinstance(entry[0], _FunctionView):
+            functions.update((id(fn), fn) for fn in entry[0].value)
+        else:
+            rest.append(entry)
+    if not functions:
+        return rest
+    view = _FunctionView(tuple(functions.values()))
+    return [(view, CODE, view), *rest]
 
 
 class _CacheView(_EqualView):
@@ -369,7 +388,7 @@ def as_left(bindings) -> tuple:
     """Watch entries with the contents they view as a compile left them: what the compile itself changed (a helper's
     memo filled, an item a kernel appended at compile time) is no change a launch compiles anew for."""
     left = []
-    for space, name, value in bindings:
+    for space, name, value in merged_functions(bindings):
         if isinstance(space, ContentsView):
             space = value = space.renewed()
         left.append((space, name, value))
