@@ -175,6 +175,8 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         unkeyed = self.cg.deps.unkeyed
         if any(isinstance(space, AttributeView) and space.obj is obj and seen == name for space, seen, _ in unkeyed):
             return
+        if AttributeView(obj).get(name, ABSENT_BINDING) is not value:
+            return   # (made anew at each read: a bound method, a property's result; by identity, every launch compiled)
         unkeyed.append((AttributeView(obj), name, value))
         reads = []
         try:

@@ -206,7 +206,7 @@ class _FunctionView(ContentsView):
     """Functions' code, defaults, closures and what their cells hold, by identity: replaced in place (IPython's
     autoreload and jurigged set `__code__`; `f.__defaults__ = (7.0,)`; `nonlocal` in the function that made it), which
     rebinds no name. The keyer makes one a function; a compile's are merged into one view of them all
-    (`merged_functions`: a class's methods would each cost a launch a call)."""
+    (`merged_functions`: a class's methods would each cost a launch a call of this one's `get`)."""
 
     __slots__ = ()
 
@@ -214,12 +214,35 @@ class _FunctionView(ContentsView):
         super().__init__(value if isinstance(value, tuple) else (value,))
 
     def taken(self):
-        return tuple(part for fn in self.value for part in (fn.__code__, fn.__defaults__, fn.__kwdefaults__,
-                                                              fn.__closure__,
-                                                              *map(_cell_contents, fn.__closure__ or ())))
+        return tuple((fn, *_FUNCTION_PARTS(fn), tuple(map(_cell_contents, fn.__closure__ or ()))) for fn in self.value)
 
     def get(self, name, default=None):
-        return self if all(map(operator.is_, self.taken(), self.contents)) or self.renew_if_same() else object()
+        for fn, code, defaults, keywords, closure, cells in self.contents:
+            if (fn.__code__ is not code or fn.__defaults__ is not defaults or fn.__kwdefaults__ is not keywords
+                    or fn.__closure__ is not closure):
+                return object()
+            if cells and not all(map(operator.is_, map(_cell_contents, closure), cells)):
+                return self if self.renew_if_same() else object()
+        return self
+
+    def renew_if_same(self) -> bool:
+        """Whether the cells hold what they held, some items other objects of the same key (a counter bound again to
+        an equal int): then the view takes them."""
+        now = self.taken()
+        if not all(_same_atom(a, b) for f, g in zip(now, self.contents) for a, b in zip(f[-1], g[-1])):
+            return False
+        self.contents = now
+        return True
+
+
+_FUNCTION_PARTS = operator.attrgetter("__code__", "__defaults__", "__kwdefaults__", "__closure__")
+
+
+def _cell_contents(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:   # (an emptied cell: `del` of the variable)
+        return ABSENT_BINDING
 
 
 def merged_functions(entries) -> list:
@@ -237,8 +260,9 @@ def merged_functions(entries) -> list:
     return [(view, CODE, view), *rest]
 
 
-class _CacheView(_EqualView):
-    """An lru_cache's misses and size (not its hits: a plain call that finds its value is no change)."""
+class _CacheView(ContentsView):
+    """An lru_cache's misses and size, changed where either went down (`cache_clear()`: the next call computes anew);
+    not where they grew (a call with other arguments, by host code) or its hits (a call that found its value)."""
 
     __slots__ = ()
 
@@ -246,12 +270,12 @@ class _CacheView(_EqualView):
         info = self.value.cache_info()
         return info.misses, info.currsize
 
-
-def _cell_contents(cell):
-    try:
-        return cell.cell_contents
-    except ValueError:
-        return ABSENT_BINDING
+    def get(self, name, default=None):
+        now = self.taken()
+        if now[0] < self.contents[0] or now[1] < self.contents[1]:
+            return object()
+        self.contents = now
+        return self
 
 
 class NamesView(ContentsView):
@@ -286,11 +310,11 @@ class _BytesView(_EqualView):
 
 
 class _TensorView(ContentsView):
-    """A torch tensor's version counter, which torch's in-place writes advance (`W[0] = 1`, `W.add_(1)`, an optimizer's
-    step), where its data lives and its geometry; and a small CPU tensor's bytes too (up to WATCHED_ARRAY_BYTES,
-    through a numpy array over its memory, read only while the facts before are unchanged): a write that goes around
-    torch (through `W.numpy()` or `W.data`) advances no counter. An inference tensor keeps no counter: a large or GPU
-    one is watched by where its data lives alone."""
+    """A torch tensor as a numpy array: a small CPU one (up to WATCHED_ARRAY_BYTES) by its bytes, through a numpy array
+    over its memory (read only while the facts before are unchanged), and its version counter, which torch's in-place
+    writes advance (`W[0] = 1`, `W.add_(1)`); any by where its data lives and its geometry. A larger or GPU tensor's
+    values are not watched: one read for its shape and written in place (a cache, an accumulator) would compile the
+    kernel again at every step."""
 
     __slots__ = ("array",)
 
@@ -300,14 +324,19 @@ class _TensorView(ContentsView):
 
     def facts(self):
         value = self.value
-        try:
-            version = value._version
-        except RuntimeError:   # (an inference tensor)
-            version = None
+        version = None
+        if self.array is not None:
+            try:
+                version = value._version
+            except RuntimeError:   # (an inference tensor)
+                pass
         try:
             return version, value.data_ptr(), value.shape, value.stride(), value.storage_offset()
-        except RuntimeError:   # (a tensor with no storage: a meta or fake tensor's)
-            return version, None, value.shape
+        except (RuntimeError, NotImplementedError, TypeError):   # (no storage: a meta, fake or nested tensor)
+            try:
+                return version, None, tuple(value.shape)
+            except (RuntimeError, NotImplementedError, TypeError):
+                return version, None, None
 
     def taken(self):
         return self.facts(), None if self.array is None else self.array.tobytes()
@@ -458,14 +487,10 @@ def inlined_function_key(fn, digest: str, reads: list = None) -> str:
     return digest + ":" + hashlib.sha256(value_key((fn.__defaults__, fn.__kwdefaults__), reads).encode()).hexdigest()
 
 
-def record_defaults(deps, fn, source, inlined: bool = True):
-    """Record an inlined function (or a kernel, not `inlined`) in `deps` (context.Dependencies) by its source and
-    defaults, and the bindings the defaults' key covers, which a launch watches; an inlined function's defaults too
-    (a kernel's parameters are taken when it is decorated)."""
+def record_defaults(deps, fn, source):
+    """Record an inlined function (or a kernel) in `deps` (context.Dependencies) by its source and defaults, and the
+    bindings the defaults' key covers, which a launch watches."""
     where, reads = (source.module, source.qualname), []
-    if inlined and isinstance(fn, types.FunctionType):   # (its defaults set again: `f.__defaults__ = (7.0,)`)
-        view = _FunctionView(fn)
-        reads.append((view, CODE, view))
     try:
         deps.functions[where] = inlined_function_key(fn, source.digest, reads)
     except Unkeyable as e:

@@ -120,9 +120,9 @@ def get_source(fn) -> SourceFunction:
     return found
 
 
-_FUTURES = 0
-for _feature in __future__.all_feature_names:
-    _FUTURES |= getattr(__future__, _feature).compiler_flag
+# the future features that change what a file compiles to (the others are Python 3's own; nested_scopes' flag is
+# CO_NESTED, which every nested function carries)
+_FUTURES = __future__.annotations.compiler_flag | __future__.barry_as_FLUFL.compiler_flag
 
 
 _compiled_files: dict = {}   # file name -> (its lines as linecache holds them, the future flags, their code or None)
@@ -136,7 +136,7 @@ def _compiles_to(code, module: str):
     compile now, a function whose asserts pytest rewrote)."""
     from .keying import trusted_module   # (keying reads sources)
 
-    if trusted_module(module) or any(name.startswith("@py") for name in code.co_varnames + code.co_names):
+    if trusted_module(module) or _rewritten(code):
         return None
     lines, flags = linecache.getlines(code.co_filename), code.co_flags & _FUTURES
     known = _compiled_files.get(code.co_filename)
@@ -150,6 +150,12 @@ def _compiles_to(code, module: str):
         return None
     found = _code_named(known[2], code.co_name, code.co_firstlineno)
     return None if found is None else _code_facts(found) == _code_facts(code)
+
+
+def _rewritten(code) -> bool:
+    """Whether pytest rewrote asserts in the code or in code nested in it (its names begin `@py`)."""
+    return (any(name.startswith("@py") for name in code.co_varnames + code.co_names)
+            or any(_rewritten(c) for c in code.co_consts if isinstance(c, types.CodeType)))
 
 
 def _code_named(code, name: str, line: int):

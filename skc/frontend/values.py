@@ -11,6 +11,7 @@ from __future__ import annotations
 import linecache
 import os
 import sys
+import sysconfig
 
 from .. import ir
 from ..diagnostics import CompileError, is_library_file, python_location
@@ -166,10 +167,16 @@ def _native_error(message: str, hint: str):
 
 def _not_users(frame) -> bool:
     """Code of no line of the user's: made at run time with no source (a dataclass's `__eq__`, `<string>`), or the
-    standard library's (functools.total_ordering's methods): the error belongs to the line that called it."""
+    standard library's, by where its file lies (functools.total_ordering's methods; not a package of the user's that
+    has a standard module's name, `code/`): the error belongs to the line that called it."""
     name = frame.f_code.co_filename
-    module = str(frame.f_globals.get("__name__", "")).split(".")[0]
-    return (name.startswith("<") and not linecache.getline(name, frame.f_lineno)) or module in sys.stdlib_module_names
+    if name.startswith("<"):
+        return not linecache.getline(name, frame.f_lineno)
+    return (os.path.abspath(name).startswith(_STANDARD_LIBRARY) and "site-packages" not in name
+            and "dist-packages" not in name)
+
+
+_STANDARD_LIBRARY = tuple(os.path.abspath(sysconfig.get_paths()[kind]) + os.sep for kind in ("stdlib", "platstdlib"))
 
 
 class RValue(Dyn):

@@ -516,3 +516,21 @@ def test_a_kernel_whose_file_changed_on_its_own_lines_is_refused(tmp_path, edit)
     linecache.checkcache(str(path))
     module.k.interpret[1, 1](out, 5)
     assert out[0] == 6
+
+
+def test_a_kernel_in_a_file_pytest_rewrote_is_not_taken_for_an_edited_one(tmp_path):
+    """pytest rewrites the asserts of a nested def: the file compiled again gave other code for the kernel, which the
+    check of edited files refused, nothing edited (the sixty-fourth session's review). Run by pytest in its own
+    process, the kernel compiles and runs."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_rewritten.py").write_text(
+        "import numpy as np\nimport skc\n\n\n@skc.kernel(block=1)\ndef nested_assert(x: skc.Ptr[skc.f32]):\n"
+        "    def helper(v):\n        assert v > 0.0\n        return v * 2.0\n    x[0] = helper(2.0)\n\n\n"
+        "def test_it():\n    out = np.zeros(1, np.float32)\n    nested_assert[1, 1](out)\n    assert out[0] == 4.0\n")
+    env = dict(os.environ, SKC_DEVICE="interpreter",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(skc.__file__)), str(tmp_path)]))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -339,3 +339,23 @@ def test_a_generated_method_given_run_time_values_is_an_error_at_the_users_line(
     `<string>:4:11`, the kernel's line only as a note (sixty-fourth session's search)."""
     error = compile_error(compares_points, np.zeros(2, np.int32), 3)
     assert at_line(error, compares_points, "POINTS EQUAL"), str(error)
+
+
+def test_a_helper_in_a_package_named_like_a_standard_module_keeps_its_line(tmp_path):
+    """Code of the standard library is told by where its file lies, not by its module's name: a package of the
+    user's named `code` lost its helper's line (the sixty-fourth session's review). In its own process (the package
+    hides the standard `code`)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "__init__.py").write_text("")
+    (tmp_path / "code" / "helpers.py").write_text("def positive(v):\n    if v > 0:\n        return v\n    return -v\n")
+    (tmp_path / "kern.py").write_text("import numpy as np\nimport skc\nfrom code.helpers import positive\n\n\n"
+                                      "@skc.kernel(block=1)\ndef k(x: skc.Ptr[skc.f32], a: skc.f32):\n"
+                                      "    x[0] = positive(a)\n\n\nk[1, 1](np.zeros(1, np.float32), 1.0)\n")
+    env = dict(os.environ, SKC_DEVICE="interpreter",
+               PYTHONPATH=os.pathsep.join([str(tmp_path), os.path.dirname(SKC)]))
+    done = subprocess.run([sys.executable, str(tmp_path / "kern.py")], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=str(tmp_path))
+    assert done.returncode != 0 and f"{tmp_path / 'code' / 'helpers.py'}:2:" in done.stderr, done.stderr[-2000:]

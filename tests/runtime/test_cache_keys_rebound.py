@@ -106,7 +106,6 @@ CHANGES = {
     "helpers_defaults": ("with_default()", lambda m: setattr(m.with_default, "__defaults__", (7.0,))),
     "helpers_keyword_defaults": ("with_keyword()", lambda m: setattr(m.with_keyword, "__kwdefaults__", {"s": 7.0})),
     "helpers_code_replaced": ("code()", lambda m: setattr(m.code, "__code__", m.seven.__code__)),   # (autoreload)
-    "dsl_functions_defaults": ("scaled(1.0)", lambda m: setattr(m.scaled.__skc_function__, "__defaults__", (7.0,))),
     "helpers_closure_cell": ("read_cell()", lambda m: m.bump_cell()),
     "lru_cache_cleared": ("cached()", lambda m: (setattr(m, "G", 7.0), m.cached.cache_clear())),
 }
@@ -176,3 +175,59 @@ def both(x: skc.Ptr[skc.f32], f: skc.constexpr, g: skc.constexpr):
     module.B = 7.0
     module.both[1, 1](out, module.first, module.second)
     assert out[0] == 71.0
+
+
+LIBRARY_OBJECTS = """import abc
+
+import torch
+import skc
+
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.n = 2.0
+
+    def factor(self):
+        return 2.0
+
+    @property
+    def doubled(self):
+        return [self.n * 2.0]
+
+
+class Backend(abc.ABC):
+    def width(self):
+        return 3.0
+
+
+MODEL = Model()
+BACKEND = Backend()
+NESTED = torch.nested.nested_tensor([torch.zeros(2), torch.zeros(3)])
+
+
+@skc.kernel(block=1)
+def k(x: skc.Ptr[skc.f32]):
+    x[0] = MODEL.factor() + MODEL.doubled[0] + BACKEND.width() + float(NESTED.is_nested)
+"""
+
+
+def test_methods_and_properties_of_library_based_objects_are_no_change_at_every_launch(load):
+    """A bound method or a property's result is a new object at each read: watched by identity (the attribute views
+    of the sixty-fourth session's first version), every launch compiled again. A nested tensor read at compile time
+    (it has no sizes) compiles."""
+    module = load("rebound_library_objects", LIBRARY_OBJECTS)
+    for _ in range(4):
+        assert launched(module.k) == 10.0
+    assert module.k._recompiles == 0
+
+
+def test_a_cached_helper_host_code_calls_with_other_arguments_is_no_change(load, modules):
+    """Only a cache that shrank (cleared) is a change: host code that calls the helper with other arguments fills it
+    (the first version watched its size and misses, and compiled again at each new call)."""
+    module = load("rebound_cache_grows", KERNELS.replace("READ", "cached()").replace(
+        "def cached():\n    return G", "def cached(n=0):\n    return G + n"))
+    for step in range(3):
+        assert launched(module.k) == 1.0
+        module.cached(step + 1)
+    assert module.k._recompiles == 0
