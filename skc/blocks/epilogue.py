@@ -15,7 +15,7 @@ from typing import Optional
 import skc
 from skc import frontend
 
-from .arguments import check_dtype, check_has, check_tensor_map, describe, is_integer, refuse
+from .arguments import check_count, check_dtype, check_has, check_tensor_map, describe, is_integer, refuse
 from .mma import Wgmma
 from .roles import check_role, current_role, every_warpgroup_of_role, kernel_consumers
 from .scheduler import split_count
@@ -326,6 +326,8 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
         check_dtype(type(self).__name__, "dtype", dtype)
         check_tensor_map(type(self).__name__, "out_map", out_map, hint="pass the output's skc.TensorMap parameter; "
                          "an output given as a pointer is stored by DirectStoreEpilogue(out, dtype, args)")
+        for name, value, lowest in (("rows", rows, 1), ("columns", columns, 0), ("buffers", buffers, 1)):
+            check_count(type(self).__name__, name, value, lowest)   # (a run-time one failed as "Python needs a bool")
         # a chunk is one swizzled 128-byte row of columns, or (`columns`: a narrower box, for tiles narrower than
         # that or no multiple of it) part of one: each row still takes a whole 128-byte span in shared memory
         self.columns = columns or self.BOX_BYTES // dtype.itemsize
@@ -358,7 +360,10 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
         """The output's tensor map copies what this epilogue stages: its elements' size (TMA moves bytes: bf16 and
         f16 maps are alike), a box of one chunk (outer dimensions 1) and the 128-byte swizzle `staged` lays out."""
         elem, box = getattr(map_type, "elem", None), getattr(map_type, "box", ())
-        if elem is not None and elem.bits // 8 != dtype.itemsize:
+        stored = frontend.as_ir_type(dtype) if elem is not None else None
+        if elem is not None and (elem.bits // 8 != dtype.itemsize or (elem.is_float and stored.is_float and
+                                                                      elem != stored)):
+            # (two float types of one size are other numbers: f16 bits stored into a bf16 output read as garbage)
             raise frontend.current().error(f"the output's tensor map holds {elem}; this epilogue stores {dtype}",
                                            hint="make the output map of the type the epilogue stores")
         if not box:   # (a map whose box the kernel is not told)

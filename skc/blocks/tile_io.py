@@ -419,6 +419,11 @@ class VectorLoader:
         if type(self) is VectorLoader and compiling():   # (a subclass's element() may address its operands otherwise)
             for name, operand in operands.items():
                 _check_stored_matrix(name, operand)
+                elem = getattr(getattr(operand[0], "type", None), "elem", None)
+                if elem is not None and width * elem.bits > 128:   # (refused at the load before, "split it")
+                    raise frontend.current().error(
+                        f"VectorLoader's width={width} of operand {name}'s {elem} is {width * elem.bits // 8} bytes; "
+                        "a vector moves at most 16", hint=f"width={128 // elem.bits} for {elem}")
 
     def is_issuing(self):
         """Whether this thread copies: the producer's first `threads` (all of its warpgroup by default), each

@@ -8,6 +8,7 @@ reverse (PTX coordinates are innermost first).
 """
 from __future__ import annotations
 
+import numbers
 from typing import Optional
 
 import numpy as np
@@ -23,6 +24,18 @@ _ENCODED: dict = {}  # descriptors already encoded, by everything they encode
 _CU_DTYPE = {"u8": "UINT8", "u16": "UINT16", "u32": "UINT32", "i32": "INT32", "u64": "UINT64", "i64": "INT64",
              "f16": "FLOAT16", "f32": "FLOAT32", "f64": "FLOAT64", "bf16": "BFLOAT16", "f8e4m3": "UINT8",
              "f8e5m2": "UINT8", "f8e4m3fnuz": "UINT8", "f8e5m2fnuz": "UINT8", "i8": "UINT8", "i16": "UINT16"}
+
+
+def _whole_numbers(what: str, values) -> tuple:
+    """A TensorMap's box (a tuple of ints, one a dimension) or swizzle as ints; numpy's ints too, not 64.5 or None
+    (int() of them raised a TypeError, or cut 64.5 to 64)."""
+    if not isinstance(values, (tuple, list, np.ndarray)) or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values):
+        shown = values if what == "box" else values[0]
+        raise LaunchError(f"a TensorMap's {what} is " + ("a tuple of ints, one a dimension" if what == "box" else
+                                                         "an int of bytes (0, 32, 64 or 128)") + f", found {shown!r}: "
+                          "pass box=(rows, columns) of the tile a copy moves, e.g. box=(64, 64), and swizzle=128")
+    return tuple(int(v) for v in values)
 
 
 class TensorMap:
@@ -41,8 +54,8 @@ class TensorMap:
         self.shape, self.strides, self.dtype, self.device = _geometry(tensor, dtype)
         if view is not None:
             self.shape, self.strides = _viewed(self.shape, self.strides, view)
-        self.box = tuple(int(b) for b in box)
-        self.swizzle = int(swizzle)
+        self.box = _whole_numbers("box", box)
+        (self.swizzle,) = _whole_numbers("swizzle", (swizzle,))
         self._check()
         self.spec = ir.TensorMapType(self.dtype, self.box, self.swizzle)
         self._descriptor: Optional[bytes] = None

@@ -637,6 +637,7 @@ kernel @k(%t: tmap<u16, 8x64, swizzle=128>) {{block = [1, 1, 1], shared_bytes = 
   tma.wait {{pending = {pending}, read = true}}
   %v = arith.constant {{value = 7}} : u32
   {write_op}
+  tma.wait {{pending = 0, read = true}}
 }}
 """)
 

@@ -20,7 +20,7 @@ from .memory import Memory, shared_segment
 from .plan import Plan
 from .scheduler import run_cluster
 from .state import BlockState, Cluster, Group, Launch
-from .tma import TensorMapDescriptor, check_descriptor, map_tensor_map
+from .tma import TensorMapDescriptor, check_descriptor, check_stores_waited, map_tensor_map
 
 MAX_CLUSTER_BLOCKS = 16   # Hopper: 8 portably, 16 with the non-portable cluster size attribute
 
@@ -150,7 +150,7 @@ def _cluster_shape(function, grid) -> tuple:
 def _run_cluster(launch: Launch, plan: Plan, index: tuple, values: list):
     """Run the blocks of cluster `index`, in rank order (x fastest), interleaved in one scheduler."""
     cluster, shape, units = Cluster(launch, index), launch.cluster, _units(launch)
-    roots = []
+    roots, blocks = [], []
     for z, y, x in itertools.product(range(shape[2]), range(shape[1]), range(shape[0])):
         block_index = (index[0] * shape[0] + x, index[1] * shape[1] + y, index[2] * shape[2] + z)
         state = BlockState(launch, block_index, shared_segment(launch.shared_bytes), cluster)
@@ -159,7 +159,10 @@ def _run_cluster(launch: Launch, plan: Plan, index: tuple, values: list):
         for root in state.roots:
             root.gen = run_region(root, plan.body)
             roots.append(root)
+        blocks.append(state)
     run_cluster(cluster, roots)
+    for state in blocks:
+        check_stores_waited(state)
 
 
 def _units(launch: Launch) -> list:

@@ -107,6 +107,7 @@ class BlockState:
         # TMA stores whose shared source the copy engine may still read (tma.py): by issuing lane, the open
         # group's and each committed group's shared byte addresses; `reading`, their union (None: none pending)
         self.bulk_reads: dict = {}
+        self.last_bulk_store = None   # where the last TMA store was issued (its location)
         # wgmma ops whose shared operands the tensor cores may still read (wgmma.py): by warpgroup, the open wgmma
         # group's and each committed group's shared byte addresses, until a wgmma.wait retires the group
         self.mma_reads: dict = {}

@@ -265,8 +265,22 @@ def _tma_store(op, launch):
             # the GPU's copy engine reads the source some time before the lane's wait for its group: until then
             # the bytes must not change (BlockState.check_not_read_by_stores)
             block.bulk_reads.setdefault(lane, ([], []))[0].append(physical)
+            block.last_bulk_store = op.loc
             reading_changed(block)
     return store
+
+
+def check_stores_waited(block):
+    """At the block's end, no TMA store may still read its shared memory: the GPU frees the block's shared memory when
+    it exits, under a copy that has not read it yet (an epilogue used without its `with`, whose exit waits)."""
+    lanes = [lane for lane, (open_group, groups) in block.bulk_reads.items()
+             if any(addresses.size for addresses in (*open_group, *groups))]
+    if lanes:
+        raise block.error(block.last_bulk_store, Fault(
+            "the block ended with TMA stores still reading its shared memory (no cp.async.bulk.wait_group after "
+            "them): on the GPU the block's shared memory is freed under the copy", lanes[0],
+            hint="wait for the stores before the kernel ends: use the epilogue in a `with` block (its exit waits), "
+                 "or call skc.hopper.tma_wait(0)"))
 
 
 # -- TMA stores in flight: their shared source is read until a wait for their bulk group -----------------------------
