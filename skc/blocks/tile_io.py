@@ -227,6 +227,14 @@ class TmaLoader:
     def __call__(self, stage, k, **origins):
         """Copy each operand's tile from its origin (a=..., b=...) at k-step k into the stage."""
         check_stage(type(self).__name__, stage)
+        if type(self) is TmaLoader:   # (one made on the host, for its sizes, holds the host's maps: it failed deep
+            for name, given in self.maps.items():   # inside, "expected a number or a run-time value")
+                if getattr(given, "__skc_tensor_map__", False):
+                    raise frontend.current().error(
+                        f"this TmaLoader was made on the host, with the host's skc.TensorMap for tile '{name}': a "
+                        "kernel loads through its own TensorMap parameters",
+                        hint="make the loader inside the kernel from the kernel's skc.TensorMap parameters (one made "
+                             "on the host serves for its sizes only)")
         # (a subclass may read its origins otherwise: Im2colLoader's (group, row0) for tiles of one matrix's box)
         check_origins(type(self).__name__, origins, self.layouts if type(self) is TmaLoader else None)
         if not is_integer(k):

@@ -3,7 +3,8 @@ TmaStoreEpilogue used without its `with` (the block ended with its stores still 
 random output tile; the interpreter said nothing), an epilogue storing f16 through a bf16 output map (f16 bits in
 a bf16 output), a block's run-time count (the refusal's own f-string failed: "an f-string can only format
 compile-time values"), a VectorLoader wider than 16 bytes (refused only at its load, "split it into several
-loads"), a TensorMap's box or swizzle of no ints (a bare TypeError, or 64.5 cut to 64)."""
+loads"), a TensorMap's box or swizzle of no ints (a bare TypeError, or 64.5 cut to 64), a TmaLoader made on the
+host over its TensorMaps ("expected a number or a run-time value, found a TensorMap")."""
 import ml_dtypes
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ T = 64
 def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: skc.i32, K: skc.i32,
          mode: skc.constexpr):
     payload = TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T))
-    load = TmaLoader(payload, a=a, b=b)
+    load = HOST_LOADER if mode == "host_loader" else TmaLoader(payload, a=a, b=b)
     with InputTilePipeline(payload, 2, load, consumers=1) as pipe:
         roles = WarpRoles(1)
         k_tiles = skc.cdiv(K, T)
@@ -32,7 +33,7 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: 
                     for tile in tiles:
                         for k in range(k_tiles):
                             with producer.acquire() as stage:
-                                load(stage, k, a=tile.row0, b=tile.col0)
+                                load(stage, k, a=tile.row0, b=tile.col0)   # M:host_loader
         else:
             roles.enter_consumer()
             mma = Wgmma(T, T, skc.bf16)
@@ -58,6 +59,10 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: 
                         epilogue(acc, tile.row0, tile.col0)   # M:no_with
 
 
+_HOST_MAP = skc.TensorMap(np.zeros((128, 128), ml_dtypes.bfloat16), box=(T, T))
+HOST_LOADER = TmaLoader(TilePayload(a=OperandLayout(T, T), b=OperandLayout(T, T)), a=_HOST_MAP, b=_HOST_MAP)
+
+
 def _operands():
     rng = np.random.default_rng(0)
     a, b = rng.integers(-2, 3, (128, 128)).astype(np.float32), rng.integers(-2, 3, (128, 128)).astype(np.float32)
@@ -76,12 +81,13 @@ def test_the_composition_with_its_epilogue_in_a_with_runs():
     ("no_with", skc.InterpreterError, "ended with TMA stores still reading"),
     ("f16_into_bf16", skc.CompileError, "holds bf16; this epilogue stores skc.f16"),
     ("rows_at_run_time", skc.CompileError, "rows is a compile-time int of 1 or more, found a run-time i32"),
+    ("host_loader", skc.CompileError, "TmaLoader was made on the host, with the host's skc.TensorMap"),
 ])
 def test_a_misused_epilogue_is_an_error_at_the_users_line(mode, error, words):
     _, _, maps, _, out_map = _operands()
     with pytest.raises(error, match=words) as info:
         gemm[1, 256](*maps, out_map, 128, 128, 128, mode)
-    marker = "M:no_with" if mode == "no_with" else "M:epilogue"
+    marker = {"no_with": "M:no_with", "host_loader": "M:host_loader"}.get(mode, "M:epilogue")
     assert f"{__file__}:{line_of(gemm, marker)}:" in str(info.value).splitlines()[0], str(info.value)
 
 
