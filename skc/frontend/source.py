@@ -12,7 +12,7 @@ import types
 from dataclasses import dataclass
 from typing import Optional
 
-from ..diagnostics import CompileError, Location
+from ..diagnostics import CompileError, Location, is_library_file
 
 
 @dataclass
@@ -108,7 +108,7 @@ def get_source(fn) -> SourceFunction:
                                     (node.col_offset if node else 0) + indent),
                            hint="import the module again (or restart) after editing it; give worker processes the "
                                 "same file")
-    if _compiles_to(code, getattr(fn, "__module__", "") or "") is False:
+    if _compiles_to(code) is False:
         raise CompileError(f"the source of {fn.__qualname__} changed after the function was defined: lines "
                            f"{first_line}-{first_line + len(lines) - 1} of {code.co_filename} now hold other code than "
                            "the function that runs (the file was edited since it was imported)",
@@ -128,15 +128,13 @@ _FUTURES = __future__.annotations.compiler_flag | __future__.barry_as_FLUFL.comp
 _compiled_files: dict = {}   # file name -> (its lines as linecache holds them, the future flags, their code or None)
 
 
-def _compiles_to(code, module: str):
+def _compiles_to(code):
     """Whether the file a function's code came from, as read now, still compiles to that code: a file edited after
     its import, the def left on its line, gave the new text's kernel beside the old module (`a + 1000` compiled,
     `a + 1` imported). The whole file is compiled (the compiler's choices read the module's imports), and the code of
-    the function's name and first line compared; None where it cannot tell (skc's own code, a file that does not
+    the function's name and first line compared; None where it cannot tell (skc's own files, a file that does not
     compile now, a function whose asserts pytest rewrote)."""
-    from .keying import trusted_module   # (keying reads sources)
-
-    if trusted_module(module) or _rewritten(code):
+    if is_library_file(code.co_filename) or _rewritten(code):
         return None
     lines, flags = linecache.getlines(code.co_filename), code.co_flags & _FUTURES
     known = _compiled_files.get(code.co_filename)
