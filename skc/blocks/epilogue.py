@@ -357,8 +357,9 @@ class TmaStoreEpilogue(_WarpgroupBarrier):
             skc.hopper.tma_prefetch(out_map)
 
     def _check_map(self, map_type, dtype, rows: int, transposed: bool):
-        """The output's tensor map copies what this epilogue stages: its elements' size (TMA moves bytes: bf16 and
-        f16 maps are alike), a box of one chunk (outer dimensions 1) and the 128-byte swizzle `staged` lays out."""
+        """The output's tensor map copies what this epilogue stages: its elements' size, and their type where both
+        are floats (TMA moves bytes, but f16 bits in a bf16 output are other numbers; an integer map of the width
+        passes), a box of one chunk (outer dimensions 1) and the 128-byte swizzle `staged` lays out."""
         elem, box = getattr(map_type, "elem", None), getattr(map_type, "box", ())
         stored = frontend.as_ir_type(dtype) if elem is not None else None
         if elem is not None and (elem.bits // 8 != dtype.itemsize or (elem.is_float and stored.is_float and

@@ -21,8 +21,7 @@ from . import builtins as dsl
 from . import semantics
 from .dtypes import DType
 from .frames import CompileTimeReturn, Frame, ReturnTarget, closure_of, inline_unjumped
-from .keying import (ABSENT_BINDING, Unkeyable, record_bindings, record_defaults, trusted_module, value_key,
-                     watched_by_fields)
+from .keying import Unkeyable, record_bindings, record_defaults, trusted_module, value_key, watched_by_fields
 from .markers import is_builtin, is_host
 from .python_errors import describe, explain
 from .source import get_source, has_nested_return, has_source
@@ -427,10 +426,7 @@ class CallEvaluator:
                     poison.fail()
             self.record_modules_given(func, args, kwargs)
             if func is getattr and len(args) >= 2 and isinstance(args[1], str) and watched_by_fields(args[0]):
-                # (`getattr(model, "scale")`, as `model.scale`; one it has not, the default given, is not watched)
-                held = getattr(args[0], args[1], ABSENT_BINDING) if len(args) > 2 else result
-                if held is not ABSENT_BINDING:
-                    self.record_attribute(args[0], args[1], held)
+                self.record_attribute(args[0], args[1], result)   # (`getattr(model, "scale")`, as `model.scale`)
             return result
         except (SkcError, CompileTimeReturn):
             raise
@@ -462,29 +458,23 @@ class CallEvaluator:
         recorded = deps.helper_functions.setdefault(where, func)
         if recorded is func and where in deps.helpers:
             return
+        reads, reason = [], None
+        try:
+            key = value_key(func, reads)
+        except Unkeyable as e:
+            reason = f"{where[0]}.{where[1]}: {e}"
         if recorded is not func:
             # another function of that name (two lambdas, a factory's closures): its reads are watched too (the second
             # one's globals went unwatched), and the disk's key, by name, cannot tell the two apart
-            reads = []
-            try:
-                value_key(func, reads)
-            except Unkeyable:
-                pass
-            record_bindings(deps.unkeyed, reads)
-            deps.helpers[where] = None
             reason = f"{where[0]}.{where[1]}: two functions of that name run at compile time"
-            if reason not in deps.unkeyable:
-                deps.unkeyable.append(reason)
-            return
-        reads = []
-        try:
-            deps.helpers[where] = value_key(func, reads)
-        except Unkeyable as e:
-            deps.helpers[where] = None  # recorded once; such a kernel is never stored
-            deps.unkeyable.append(f"{where[0]}.{where[1]}: {e}")
-            record_bindings(deps.unkeyed, reads)
-        else:
+        if reason is None:
+            deps.helpers[where] = key
             record_bindings(deps.bindings, reads)
+            return
+        deps.helpers[where] = None  # such a kernel is never stored
+        if reason not in deps.unkeyable:
+            deps.unkeyable.append(reason)
+        record_bindings(deps.unkeyed, reads)
 
     def record_inlined(self, fn, source):
         """An inlined function is a dependency by its source and its defaults (the globals it reads are

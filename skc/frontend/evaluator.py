@@ -158,14 +158,19 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         if cell is None or any(isinstance(space, CellView) and space.cell is cell for space, _, _ in unkeyed):
             return
         unkeyed.append((CellView(cell), name, value))
+        # (by identity, as the cell: a kernel defined in a function is not found again by name, so the check of the
+        # keys a launch makes when a watched binding changes cannot tell an equal value bound again, and compiles anew)
+        self.record_covered(value)
+
+    def record_covered(self, value):
+        """The bindings a value's key covers, watched by identity (with the unkeyed ones: a value of no key, or one
+        whose name a later process cannot find); those met before a part with no key are watched all the same."""
         reads = []
         try:
             dependency_key(value, reads)
-        except Unkeyable:   # (the bindings met before the part with no key are watched all the same)
+        except Unkeyable:
             pass
-        # (by identity, as the cell: a kernel defined in a function is not found again by name, so the check of the
-        # keys a launch makes when a watched binding changes cannot tell an equal value bound again, and compiles anew)
-        record_bindings(unkeyed, reads)
+        record_bindings(self.cg.deps.unkeyed, reads)
 
     def record_attribute(self, obj, name: str, value):
         """Remember an attribute the code read of an object the keyer watches by its own fields alone (a
@@ -175,15 +180,12 @@ class Evaluator(ExpressionEvaluator, StatementEvaluator, LoopEvaluator, WithEval
         unkeyed = self.cg.deps.unkeyed
         if any(isinstance(space, AttributeView) and space.obj is obj and seen == name for space, seen, _ in unkeyed):
             return
-        if AttributeView(obj).get(name, ABSENT_BINDING) is not value:
-            return   # (made anew at each read: a bound method, a property's result; by identity, every launch compiled)
-        unkeyed.append((AttributeView(obj), name, value))
-        reads = []
-        try:
-            dependency_key(value, reads)
-        except Unkeyable:
-            pass
-        record_bindings(unkeyed, reads)
+        view = AttributeView(obj)
+        if view.get(name, ABSENT_BINDING) is not value:
+            return   # (made anew at each read: a bound method, a property's result; by identity, every launch compiled;
+            # or not there at all: `getattr(model, "absent", 2.0)` gave its default)
+        unkeyed.append((view, name, value))
+        self.record_covered(value)
 
 
 # builtins that read no attribute of a module they are given (`isinstance(cfg, types.ModuleType)`): the module is no

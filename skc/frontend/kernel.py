@@ -158,8 +158,7 @@ def compile_to_ir(fn, spec: Specialization, target: Target):
     evaluator.note_constexpr_args({p.name: p.value for p in spec.params if p.kind == CONSTEXPR})
     frame = Frame(source, env, fn.__globals__, closure_of(fn), is_kernel=True,
                   cells=dict(zip(fn.__code__.co_freevars, fn.__closure__ or ())))
-    # (what a cached kernel's load compares: the source and the defaults)
-    record_defaults(codegen.deps, fn, source)
+    record_defaults(codegen.deps, fn, source)   # (what a cached kernel's load compares: the source and the defaults)
     with context.generating(codegen):
         evaluator.frames.append(frame)
         try:

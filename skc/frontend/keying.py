@@ -848,21 +848,20 @@ class _Keyer:
 
     def _object(self, value) -> str:
         cls = type(value)
-        if isinstance(value, _WATCHED_UNKEYABLE) or _is_tensor(value):   # (its contents watched all the same: no key,
-            self._watch_contents(value)                                       # no disk cache)
-        elif environment_view(value) is not None:
-            self._watch_contents(value, environment_view(value))
+        environment = environment_view(value)
+        if isinstance(value, _WATCHED_UNKEYABLE) or _is_tensor(value) or environment is not None:
+            self._watch_contents(value, environment)   # (its contents watched all the same: no key, no disk cache)
         if not dataclasses.is_dataclass(cls) and not _own_class(cls) and not plain_namespace(cls):
-            fields = getattr(value, "__dict__", None)
             if self.reads is not None and cls.__module__ == "collections":
                 try:   # (its fields watched all the same: a UserList's data, a ChainMap's maps; not a library's
                     # object's, a logger's, which hold the library's state)
                     self._state(value)
                 except Unkeyable:
                     pass
-            elif self.reads is not None and not _trusted(cls) and type(fields) is dict:
+            elif self.reads is not None and watched_by_fields(value):
                 # a class of the user's built on a library's (abc.ABC, typing.Generic, torch.nn.Module): its own
                 # fields watched by identity, and the names it binds, not what they hold (a torch module's tables)
+                fields = value.__dict__
                 self.reads.extend((fields, name, v) for name, v in fields.items())
                 self._watch_names(fields)
             raise Unkeyable(f"a {_name(cls)} object has no exact key")
