@@ -15,9 +15,10 @@ from typing import Optional
 import skc
 from skc import frontend
 
-from .arguments import check_count, check_dtype, check_has, check_tensor_map, describe, is_integer, refuse
+from .arguments import check_count, check_dtype, check_has, check_tensor_map, is_integer, refuse
 from .mma import Wgmma
-from .roles import check_role, current_role, every_warpgroup_of_role, kernel_consumers
+from .roles import check_role, claim_named_barriers, current_role, every_warpgroup_of_role, kernel_consumers
+from . import scheduler
 from .scheduler import split_count
 
 ACTIVATIONS = (None, "relu", "gelu", "silu")
@@ -230,6 +231,13 @@ def check_pointer(block: str, name: str, value, holds: str):
              ("; a tensor map is for the blocks that copy by TMA (TmaStoreEpilogue)" if tmap else ""))
 
 
+def _host_array(value) -> bool:
+    """Whether value is an array of the host's (a device array, numpy's, a framework's tensor), not a kernel's
+    pointer."""
+    return not isinstance(value, (frontend.Dyn, frontend.Array)) and any(hasattr(value, name) for name in (
+        "__array_interface__", "__dlpack__", "data_ptr", "numpy"))   # (skc's device arrays: numpy())
+
+
 def check_stored(block: str, acc, row0, col0, batch=None, says=("values", "corner", "wait")):
     """An epilogue's call: an accumulator (a TileOp's zeros(), or one of the user's that says `says`) at an integer
     corner of the output (of an integer matrix of a batch)."""
@@ -239,6 +247,7 @@ def check_stored(block: str, acc, row0, col0, batch=None, says=("values", "corne
         if not is_integer(value):
             refuse(block, name, "an integer (the output tile's first " + ("row" if name == "row0" else "column" if
                    name == "col0" else "matrix") + ")", value, "give the tile's tile.row0, tile.col0 (tile.batch)")
+    scheduler.check_order(row0, "stored", block)
 
 
 def _plus(x, offset):
@@ -298,6 +307,9 @@ class _WarpgroupBarrier:
     def barrier(self):
         """The warpgroup's threads wait for each other (named barrier 1 + its index), so the warpgroups do
         not wait on each other's epilogues."""
+        claim_named_barriers(1, self.warpgroups, self.threads, type(self).__name__,
+                             "leave named barriers 1 to the consumers' count to the epilogues: give the other "
+                             "block's barriers ids past them (WarpgroupTurns(..., first_id=8), the default)")
         for w in skc.static_range(self.warpgroups):
             if self.warpgroup == w:
                 skc.barrier_named(1 + w, self.threads)
@@ -515,6 +527,11 @@ class DirectStoreEpilogue:
         """Store acc where it lies in the output tile whose corner is (row0, col0) (of matrix `batch` of a batched
         output)."""
         _check_consumer_role(self)
+        if _host_array(self.out):   # (it failed inside, "cannot combine a run-time i64 with a DeviceArray")
+            raise frontend.current().error(
+                f"this DirectStoreEpilogue was made on the host, with the host's {type(self.out).__name__} for out: a "
+                "kernel stores through its own pointer parameter", hint="make the epilogue inside the kernel from the "
+                "kernel's skc.Ptr[...] parameter")
         check_stored(type(self).__name__, acc, row0, col0, batch)
         acc.wait()
         row0, col0 = _plus(row0, acc.corner[0]), _plus(col0, acc.corner[1])

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import skc
 from skc import frontend
 
+from .payload import note_elements
 from .tile_io import check_spacing
 
 PACK = 8          # k values per slot: 16 bytes of bf16/f16
@@ -101,6 +102,8 @@ class LdsLoader:
             shares = layout.rows * layout.groups // (1 if k_contiguous else 2)
             vectors = -(-shares // self.threads) * (1 if k_contiguous else 2)
             self.registers[name] = [Registers(skc.full(PACK, 0.0, pointer.dtype)) for _ in range(vectors)]
+        # (the element types the TileOp checks: f16 and bf16 tiles are alike to a layout)
+        note_elements(payload, {name: pointer.type.elem for name, (pointer, *_) in operands.items()})
 
     def __call__(self, stage, k, **origins):
         self.fetch(k, **origins)

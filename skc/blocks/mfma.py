@@ -15,6 +15,7 @@ import skc
 from skc import frontend
 
 from .lds import PACK
+from .payload import loaded_element
 
 SHAPES = {32: 8, 16: 16}  # m (= n) -> k of the bf16/f16 MFMA with wave64
 
@@ -139,8 +140,21 @@ class Mfma:
             raise frontend.current().error(
                 f"the stage's tiles are {a.layout.k} and {b.layout.k} deep in k; this Mfma was made for {self.k}",
                 hint="build the payload and the TileOp from the same config")
-        for what, layout, extent in (("A", a.layout, self.wave_m), ("B", b.layout, self.wave_n)):
+        for what, tile, extent, first in (("A", a, self.wave_m, self.row0), ("B", b, self.wave_n, self.col0)):
+            layout = tile.layout
             if layout.rows % extent:
                 raise frontend.current().error(
                     f"the stage's {what} tile has {layout.rows} rows, not a whole number of this Mfma's {extent}",
                     hint="build the payload and the TileOp from the same config")
+            if isinstance(first, int) and not 0 <= first <= layout.rows - extent:   # (known here)
+                raise frontend.current().error(
+                    f"this Mfma multiplies rows {first} to {first + extent - 1} of the stage's {what} tile, which has "
+                    f"{layout.rows}: it would read past the tile", hint="give each wave a corner inside the block's "
+                    f"tile ({'row0' if what == 'A' else 'col0'}=...), or make the tile larger")
+            loaded, multiplied = loaded_element(tile), getattr(getattr(self.dtype, "ir", None), "name", self.dtype)
+            if loaded is not None and str(loaded) != multiplied:
+                # (f16 read as bf16: the same bytes, other numbers, silently)
+                raise frontend.current().error(
+                    f"the stage's {what} tile is loaded from a pointer of {loaded}; this Mfma multiplies "
+                    f"{multiplied}", hint=f"make the Mfma of the operands' type (skc.{loaded}), or the "
+                                                  "operand's tensor of the Mfma's")

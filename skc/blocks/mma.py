@@ -13,6 +13,7 @@ from skc.ir.ops_async import WGMMA_K   # operand type -> k of one wgmma (32 byte
 
 from .arguments import check_has, refuse
 from .payload import loaded_element
+from .pipeline import note_rows_read
 from .roles import check_role
 
 NO_TURN = nullcontext()   # MMAs issued whenever the warpgroup gets there (no turns taken)
@@ -119,6 +120,7 @@ class _WarpgroupMma:
                 hint="give the consumer's index (roles.consumer_index()), or a compile-time int of 0 or more")
         _check_consumer_role(f"{type(self).__name__} (a TileOp)")
         self.n, self.k, self.dtype = n, k, dtype
+        self.warpgroup = warpgroup
         self.row0 = warpgroup * self.rows_per_warpgroup
         self.thread = skc.thread_index() % skc.current_target().warpgroup_size
 
@@ -201,6 +203,7 @@ class Wgmma(_WarpgroupMma):
         steps = self.steps(k0, k)
         _note_reads(self, a, b)
         _note_writes(acc)
+        _note_rows(self, a)
         for step in skc.static_range(steps.start, steps.stop):
             fragment = skc.hopper.wgmma(fragment, a.descriptor(step, self.row0), b.descriptor(step, column0),
                                         acc.n, self.dtype, trans_a=int(not a.layout.k_major),
@@ -315,6 +318,13 @@ def _note_reads(op, *tiles):
         holder = getattr(tile, "lease", None)   # (a tile of the user's own may have none)
         if holder is not None:
             holder.async_reads = InFlight(op, group, frontend.runtime_scope())
+
+
+@frontend.host
+def _note_rows(op, a):
+    """The 64-row part of a stage's A tile op multiplies, for the consumer handle's check that the parts cover the
+    tile: a compile-time index, or op itself where its index is a run-time value (one part a warpgroup)."""
+    note_rows_read(a, int(op.warpgroup) if _whole(op.warpgroup) else op, op.rows_per_warpgroup)
 
 
 @frontend.host

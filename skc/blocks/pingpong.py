@@ -25,7 +25,8 @@ import skc
 from skc import frontend
 
 from .payload import TilePayload
-from .pipeline import StageLease
+from .arguments import Missing
+from .pipeline import INTERNAL_STEPS, StageLease
 
 
 class LdsPipeline:
@@ -83,20 +84,27 @@ class _Ring:
     def __exit__(self, *exc):
         pass
 
+    def __getattr__(self, name):
+        if name in INTERNAL_STEPS:
+            raise Missing(f"a pipeline handle's '{name}' is the pipeline's own step, not the user's: a stage is waited "
+                          "for when it is acquired and released when its `with` ends",
+                          hint="acquire and release stages only by `with handle.acquire() as stage:`")
+        raise AttributeError(name)
+
     def acquire(self) -> StageLease:
         return StageLease(self)
 
     def settle(self, holder):
         """Nothing reads a stage once its `with` ended: the LDS ring's readers read synchronously."""
 
-    def advance(self):
+    def _advance(self):
         self.index += 1
         if self.index == self.pipeline.stages:
             self.index = 0
 
 
 class LdsProducer(_Ring):
-    def wait_stage(self, index):
+    def _wait_stage(self, index):
         # the stage's previous contents (fill number filled - stages) must have been read by every wave
         pipe = self.pipeline
         # (the waves cannot wait for reads they have not made yet, as a Hopper producer would: a fill further ahead
@@ -106,17 +114,17 @@ class LdsProducer(_Ring):
         if pipe.filled - pipe.stages >= pipe.released_at_barrier:
             pipe.barrier()
 
-    def release_stage(self, index):
+    def _release_stage(self, index):
         self.pipeline.filled += 1
 
 
 class LdsConsumer(_Ring):
-    def wait_stage(self, index):
+    def _wait_stage(self, index):
         # every wave must have written the stage (fill number `released`)
         pipe = self.pipeline
         assert pipe.released < pipe.filled, "LdsPipeline: a read of a stage no wave has filled yet"
         if pipe.released >= pipe.filled_at_barrier:
             pipe.barrier()
 
-    def release_stage(self, index):
+    def _release_stage(self, index):
         self.pipeline.released += 1

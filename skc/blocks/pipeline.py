@@ -23,6 +23,7 @@ from . import clusters
 from skc.diagnostics import CompileError, user_location
 
 from .arguments import Missing, check_has, refuse
+from .once import falls_through, note_made, repeated
 from .payload import TilePayload
 from .roles import WarpgroupTurns, current_role, every_warpgroup_of_role, kernel_consumers
 
@@ -64,7 +65,7 @@ class InputTilePipeline:
         self.full = skc.shared((stages,), skc.u64, align=8)
         self.empty = skc.shared((stages,), skc.u64, align=8)
         self.arrivals = producer.arrivals if producer is not None else 1
-        _note_made(self, "producer", "consumer")
+        note_made(self, "producer", "consumer")
         if skc.thread_index() == 0:
             for s in skc.static_range(stages):
                 skc.hopper.mbarrier_init(self.full + s, self.arrivals)
@@ -140,66 +141,17 @@ def _check_role(pipeline, wanted: str):
             hint=f"take pipe.{role}() in the {role} branch, pipe.{wanted}() in the {wanted} branch")
 
 
-def _uses(kind: str) -> dict:
-    """Of this compilation: {id(obj): (obj, where it was made, the run-time loops open there, [(where a use of `kind`
-    was made, the run-time branches taken there, its frontend.path_point())])} of the pipelines (kinds "producer" and
-    "consumer": their handles taken) and the producer handles (kind "entered": their `with`s)."""
-    return frontend.current().facts(f"{__name__}.{kind}")
-
-
-@frontend.host
-def _note_made(obj, *kinds: str):
-    """Where obj (a pipeline, a producer handle) is made, for the uses of each kind `_repeated` checks."""
-    made_at, loops = user_location(frontend.current().loc), frontend.runtime_loops()
-    for kind in kinds:
-        _uses(kind)[id(obj)] = (obj, made_at, loops, [])
-
-
-def _runs_after(branches, earlier) -> bool:
-    """Whether code under run-time `branches` (enclosing_conditions) surely runs after code under `earlier` ran:
-    within each branch of `earlier`'s (its branches a prefix of these). Code under other branches may not run with it
-    (the two arms of an `if`, `if w == 0` and `if w == 1` of two warpgroups, a branch that returns), so only this is
-    refused."""
-    return len(earlier) <= len(branches) and all(condition is other and taken == other_taken
-                                                 for (condition, taken), (other, other_taken) in zip(branches, earlier))
-
-
-def _repeated(obj, kind: str):
-    """For a use of `kind` of obj (a handle taken, a `with` entered) that must be its only one: None where it is
-    (then noted), else (where obj was made, (where an earlier use that runs with this one was made, whether only its
-    path going on to here says so), or None where this one runs anew each iteration of a run-time loop obj was made
-    outside of). An earlier use runs with it where it surely ran before it (`_runs_after`), or where every run-time
-    path through it goes on to this one (frontend.always_follows: it is in an `if` branch that falls through to
-    here); one in another branch, or in a branch that returns, is let be."""
-    record = _uses(kind).get(id(obj))
-    if record is None or record[0] is not obj:
-        return None
-    _, made_at, loops, used = record
-    branches = frontend.enclosing_conditions()
-    earlier = next(((where, not _runs_after(branches, others)) for where, others, point in used
-                    if _runs_after(branches, others) or frontend.always_follows(point)), None)
-    if earlier is None and all(loop in loops for loop in frontend.runtime_loops()):
-        used.append((user_location(frontend.current().loc), branches, frontend.path_point()))
-        return None
-    return made_at, earlier
-
-
-def _falls_through(earlier) -> str:
-    """What the error about a second use adds where the first is in a run-time branch that falls through to it."""
-    return ", in a run-time `if` branch that goes on to this line" if earlier and earlier[1] else ""
-
-
 @frontend.host
 def _check_one_handle(pipeline, role: str):
     """A role's handle holds its place in the ring (the stage index and the phase, run-time values that start at stage
     0, phase 0): a second handle of the role, or one taken anew each iteration of a run-time loop, starts the ring
     again while the other side has moved on, and waits for a phase that never comes (or takes a stage out of turn)."""
-    repeated = _repeated(pipeline, role)
-    if repeated is None:
+    found = repeated(pipeline, role)
+    if found is None:
         return
-    made_at, earlier = repeated
+    made_at, earlier = found
     what = (f"a second {role} handle of the pipeline made at {made_at} (the first is taken at {earlier[0]}"
-            f"{_falls_through(earlier)})" if earlier is not None else
+            f"{falls_through(earlier)})" if earlier is not None else
             f"the {role} handle of the pipeline made at {made_at} is taken in a run-time loop the pipeline is made "
             "outside of (a new handle each iteration)")
     stuck = ("the consumers wait for a phase the producer already passed or never fills (a hang), or read a stage "
@@ -220,12 +172,12 @@ def _check_drains_once(role):
     """The producer's `with` drains the ring on exit (it waits for every stage to be empty, stepping its place a whole
     lap on): entered again, on a path that ran it before or each iteration of a run-time loop, its fills come a lap
     ahead of the consumers' waits, and both wait for each other (a hang)."""
-    repeated = _repeated(role, "entered")
-    if repeated is None:
+    found = repeated(role, "entered")
+    if found is None:
         return
-    earlier = repeated[1]
+    earlier = found[1]
     raise frontend.current().error(
-        "the producer handle's `with` is entered " + (f"again (first at {earlier[0]}{_falls_through(earlier)})"
+        "the producer handle's `with` is entered " + (f"again (first at {earlier[0]}{falls_through(earlier)})"
                                                       if earlier is not None else
                                                       "in a run-time loop the handle is taken outside of (once an "
                                                       "iteration)") +
@@ -234,6 +186,10 @@ def _check_drains_once(role):
         "(a hang)",
         hint="enter the producer's handle once, around the loops: `with pipe.producer() as producer:` before `for tile "
              "in tiles:`")
+
+
+# the handles' steps of the ring protocol (private methods `_wait_stage`, ...): named by a user, a clear error
+INTERNAL_STEPS = ("wait_stage", "release_stage", "release_held", "advance", "drain", "arrive")
 
 
 class _Role:
@@ -250,6 +206,12 @@ class _Role:
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
+        if name in INTERNAL_STEPS:
+            raise Missing(f"a pipeline handle's '{name}' is the pipeline's own step, not the user's: a stage is waited "
+                          "for when it is acquired and released when its `with` ends (by hand, it is released twice, "
+                          "or one never acquired: the other side runs ahead, or waits for ever)",
+                          hint="acquire and release stages only by `with handle.acquire() as stage:`; consumers that "
+                               "leave stages to others call consumer.skip(n)")
         raise Missing(f"a pipeline's {type(self).__name__[:-4].lower()} handle holds no stage, so no '{name}'",
                       hint=f"acquire a stage from it: `with handle.acquire() as stage:`, then stage.{name}")
 
@@ -267,7 +229,7 @@ class _Role:
     def settle(self, holder):
         """Before a stage (or a run) held by `holder` is released: nothing may still read it (the consumer's)."""
 
-    def advance(self):
+    def _advance(self):
         self.index += 1
         if self.index == self.pipeline.stages:
             self.index = 0
@@ -277,29 +239,29 @@ class _Role:
 class ProducerRole(_Role):
     def __init__(self, pipeline: InputTilePipeline):
         super().__init__(pipeline)
-        _note_made(self, "entered")
+        note_made(self, "entered")
 
     def __enter__(self):
         _check_drains_once(self)
         return self
 
-    def wait_stage(self, index):
+    def _wait_stage(self, index):
         # The first time round, every stage is free: waiting for parity 1 returns at once.
         skc.hopper.mbarrier_wait(self.pipeline.empty + index, self.phase ^ 1)
 
-    def release_stage(self, index):
+    def _release_stage(self, index):
         pass  # the copies complete the full barrier themselves (transaction bytes)
 
     def __exit__(self, *exc):
         _check_filled(self)
-        self.drain()
+        self._drain()
 
-    def drain(self):
+    def _drain(self):
         """Wait until the consumers have released every stage, so the producer's block cannot exit
         (and its shared memory vanish) while copies it issued are still being read."""
         for _ in skc.static_range(self.pipeline.stages):
-            self.wait_stage(self.index)
-            self.advance()
+            self._wait_stage(self.index)
+            self._advance()
 
 
 class Held:
@@ -333,7 +295,7 @@ class ConsumerRole(_Role):
         pipeline.check_room(lag=self.lag)
         self.held = [Held(skc.i32(-1)) for _ in range(self.lag)]  # oldest first
 
-    def wait_stage(self, index):
+    def _wait_stage(self, index):
         _check_turns(self, "wait")
         skc.hopper.mbarrier_wait(self.pipeline.full + index, self.phase)
 
@@ -344,14 +306,14 @@ class ConsumerRole(_Role):
         if not self.lag and holder.async_reads is not None:
             holder.async_reads.settle()
 
-    def release_stage(self, index):
+    def _release_stage(self, index):
         if not self.lag:
-            self.arrive(index)
+            self._arrive(index)
             return
         self.reader.retire(self.lag)  # the reads of the oldest stage held back have completed
         oldest = self.held[0]
         if oldest.index >= 0:
-            self.arrive(oldest.index)
+            self._arrive(oldest.index)
         for i in skc.static_range(self.lag - 1):
             self.held[i].index = self.held[i + 1].index
         self.held[self.lag - 1].index = index
@@ -367,14 +329,14 @@ class ConsumerRole(_Role):
                 "one would read or release the stages skipped, and the producer would wait for them for ever",
                 hint="read every stage (no skip); pingpong consumers that take the stages in turn need WarpRoles of "
                      "2 or more")
-        self.release_held()
+        self._release_held()
         _takes_turns(self)
         _check_turns(self, "skip")
         position = self.index + steps
         self.phase ^= (position // self.pipeline.stages) & 1
         self.index = position % self.pipeline.stages
 
-    def arrive(self, index):
+    def _arrive(self, index):
         # one arrival per consumer warpgroup (its first thread), on the stage's empty barrier in every
         # block of the cluster (their producers multicast into this block's stage too)
         if skc.thread_index() % self.pipeline.consumer_threads == 0:
@@ -385,16 +347,17 @@ class ConsumerRole(_Role):
                     skc.hopper.mbarrier_arrive_cluster(self.pipeline.empty + index, peer)
 
     def __exit__(self, *exc):
-        self.release_held()
+        self._release_held()
         _check_readers(self, kernel_consumers())
+        _check_rows_covered(self, kernel_consumers())
 
-    def release_held(self):
+    def _release_held(self):
         """Release the stages the reader may still have been reading, once it retired all its reads."""
         if self.lag:
             self.reader.retire(0)
             for held in self.held:
                 if held.index >= 0:
-                    self.arrive(held.index)
+                    self._arrive(held.index)
                 held.index = -1
 
 
@@ -418,13 +381,13 @@ class StageLease:
         if self.run is None:
             _one_stage_at_a_time(self.role)
         _note_acquired(self)
-        self.role.wait_stage(self.index)
+        self.role._wait_stage(self.index)
         return self
 
     def __exit__(self, *exc):
         self.role.settle(self)
-        self.role.release_stage(self.index)
-        self.role.advance()
+        self.role._release_stage(self.index)
+        self.role._advance()
 
 
     @property
@@ -501,10 +464,10 @@ class StageRun:
         for _ in skc.static_range(self.count):
             lease = StageLease(self.role, run=self)
             _note_acquired(lease)
-            self.role.wait_stage(lease.index)
+            self.role._wait_stage(lease.index)
             lease.entered = True
             self.leases.append(lease)
-            self.role.advance()
+            self.role._advance()
         return self
 
     def __getattr__(self, name):
@@ -525,7 +488,7 @@ class StageRun:
     def __exit__(self, *exc):
         self.role.settle(self)
         for i in skc.static_range(self.count):
-            self.role.release_stage(self.leases[i].index)
+            self.role._release_stage(self.leases[i].index)
 
 
 
@@ -589,6 +552,60 @@ def _check_readers(role, kernel):
             f"reads it (or its barrier's phases run ahead of the consumers: a hang)",
             hint=f"make the pipeline with consumers={kernel}; consumers that take the stages in turn skip the others' "
                  "(consumer.skip(n))")
+
+
+def _rows_read() -> dict:
+    """Of this compilation: {id(consumer handle): [handle, {A tile rows: [parts rows, parts read, where]}]}, the parts
+    of its stages' A tiles that MMAs read (note_rows_read)."""
+    return frontend.current().facts(__name__ + ".rows_read")
+
+
+@frontend.host
+def note_rows_read(tile, part, rows: int):
+    """An MMA reads a part of `rows` rows of a stage's A tile: part `part` (a compile-time index), or, `part` the MMA
+    TileOp where its index is a run-time value, one part for each warpgroup that runs it (which one is not known)."""
+    role = getattr(getattr(tile, "lease", None), "role", None)
+    tile_rows = getattr(getattr(tile, "layout", None), "rows", None)
+    if not isinstance(role, ConsumerRole) or not isinstance(tile_rows, int) or tile_rows <= rows:
+        return
+    record = _rows_read().get(id(role))
+    if record is None or record[0] is not role:
+        record = _rows_read()[id(role)] = [role, {}]
+    parts, ops, where = record[1].setdefault((tile_rows, rows), ({}, {}, user_location(frontend.current().loc)))
+    if isinstance(part, int):
+        parts[part] = part
+    else:
+        ops[id(part)] = part
+
+
+@frontend.host
+def _check_rows_covered(role, kernel):
+    """The MMAs of the consumers read every part of the stages' A tiles (a part no one multiplies leaves its rows of
+    each output tile never computed, and the store writes whatever the registers held). A compile-time part is one;
+    an MMA of a run-time part covers at most one part for each consumer warpgroup that runs it (one, where the
+    consumers take whole tiles in turn)."""
+    record = _rows_read().get(id(role))
+    if record is None or record[0] is not role:
+        return
+    for (tile_rows, rows), (parts, ops, where) in record[1].items():
+        wanted = tile_rows // rows
+        if ops and kernel is None:   # (no WarpRoles: how many warpgroups run them is not known)
+            continue
+        at_most = len(parts) + len(ops) * (1 if role.takes_turns else (kernel or 1))
+        if at_most >= wanted:
+            continue
+        missing = [part for part in range(wanted) if part not in parts]
+        raise frontend.current().error(
+            f"the consumers' MMAs (at {where}) multiply " +
+            (f"{_parts(sorted(parts), rows)} of the stages' {tile_rows}-row A tiles, and {_parts(missing, rows)} none"
+             if not ops else f"at most {at_most} of the {wanted} parts of {rows} rows of the stages' {tile_rows}-row A "
+             f"tiles (each warpgroup one part an MMA)") + ": rows of each output tile are never computed",
+            hint=f"give each consumer warpgroup its own part, Wgmma(..., warpgroup=roles.consumer_index()) with "
+                 f"WarpRoles({wanted}), or multiply every part in each (a StackedWgmma of {wanted} parts)")
+
+
+def _parts(parts: list, rows: int) -> str:
+    return ", ".join(f"rows {rows * part} to {rows * part + rows - 1}" for part in parts) or "no rows"
 
 
 def check_stage(loader: str, stage):

@@ -8,6 +8,7 @@ import numbers
 
 import skc
 from skc import frontend
+from skc.diagnostics import user_location
 
 
 def needs_hopper(what: str):
@@ -45,6 +46,24 @@ def check_role(block: str, wanted: str, hint: str):
     role = current_role()
     if role is not None and role != wanted:
         raise frontend.current().error(f"{block} is the {wanted}'s, used in code that runs as the {role}", hint=hint)
+
+
+@frontend.host
+def claim_named_barriers(first: int, count: int, threads: int, block: str, hint: str):
+    """Named barriers first .. first + count - 1 are used by `block` with `threads` threads each. Two blocks that
+    use one barrier id with other thread counts are refused (the PTX ISA leaves that undefined: one's arrivals
+    complete the other's barrier early, a race, or are lost, a hang)."""
+    claimed = frontend.current().facts(__name__ + ".named_barriers")
+    where = user_location(frontend.current().loc)
+    for barrier in range(first, first + count):
+        other = claimed.setdefault(barrier, (threads, block, where))
+        if other[0] != threads:
+            raise frontend.current().error(
+                f"{block} synchronizes on named barrier {barrier} with {threads} threads, and {other[1]} (at "
+                f"{other[2]}) uses barrier {barrier} with {other[0]}: one barrier id waited on with two thread counts "
+                "is undefined (one's arrivals complete the other's barrier early, a race on what it guards, or are "
+                "lost, a hang)",
+                hint=hint)
 
 
 def kernel_consumers():
@@ -237,11 +256,20 @@ class WarpgroupTurns:
                 f"kernel's WarpRoles has {known}: a turn would pass to a warpgroup that does not exist and never come "
                 "back", hint=f"WarpgroupTurns({known}, ...), the WarpRoles' consumers")
         self.consumers = consumers if enabled else 1
+        if isinstance(warpgroup, numbers.Integral) and not 0 <= warpgroup < self.consumers:
+            raise frontend.current().error(
+                f"WarpgroupTurns' warpgroup is {warpgroup}, and the turns pass among {self.consumers} consumer "
+                f"warpgroup(s) (0 to {self.consumers - 1}): its turn would never come",
+                hint="WarpgroupTurns(consumers, roles.consumer_index())")
         self.warpgroup, self.first_id = warpgroup, first_id
         self.threads = 2 * skc.current_target().warpgroup_size
         if self.consumers > 1:
-            if first_id + self.consumers > 16:
-                raise frontend.current().error(f"{self.consumers} turns from named barrier {first_id} pass 15")
+            if not isinstance(first_id, numbers.Integral) or first_id < 1 or first_id + self.consumers > 16:
+                raise frontend.current().error(f"{self.consumers} turns from named barrier {first_id!r} pass 1 to 15",
+                                               hint="WarpgroupTurns(..., first_id=8), the default")
+            claim_named_barriers(first_id, self.consumers, self.threads, "WarpgroupTurns",
+                                 "give each block its own named barriers: WarpgroupTurns(..., first_id=8) (the "
+                                 "default) past the epilogues' 1 + warpgroup")
             if self.warpgroup == self.consumers - 1:
                 skc.barrier_arrive(self.first_id, self.threads)
 

@@ -11,6 +11,8 @@ import numbers
 import skc
 from skc import frontend
 
+from skc.diagnostics import user_location
+
 from . import clusters
 from .arguments import is_integer, refuse
 
@@ -84,9 +86,21 @@ class TileScheduler:
         """`tile`, its origins recorded with the rows and columns between one tile and the next (for a loader to
         compare with the tiles it loads there: `spacing`)."""
         where = f"{type(self).__name__}(M, N, tile_m={self.tile_m}, tile_n={self.tile_n}, ...)"
-        _record_spacing(tile, "row0", self.tile_m, "rows", f"tile.row0 of {where}", "tile_m")
-        _record_spacing(tile, "col0", self.tile_n, "columns", f"tile.col0 of {where}", "tile_n")
+        order = self._order()
+        _record_spacing(tile, "row0", self.tile_m, "rows", f"tile.row0 of {where}", "tile_m", order)
+        _record_spacing(tile, "col0", self.tile_n, "columns", f"tile.col0 of {where}", "tile_n", order)
         return tile
+
+    def _order(self) -> tuple:
+        """What decides the order of the tiles handed out, beside M and N (the text that names it, then the values;
+        a run-time group_m: None, not known)."""
+        group_m = self.group_m if isinstance(self.group_m, int) else None
+        splits = getattr(self, "splits", None)
+        text = (f"{type(self).__name__}(M, N, tile_m={self.tile_m}, tile_n={self.tile_n}, group_m={group_m}" +
+                (f", splits={splits}" if splits is not None else "") +
+                (f", cluster_m={self.cluster_m}" if self.cluster_m > 1 else "") +
+                (f", cluster_n={self.cluster_n}" if self.cluster_n > 1 else "") + ")")
+        return text, group_m is not None and not isinstance(splits, frontend.Dyn)
 
     def __skc_range__(self):
         units = self.tiles_m * self.tiles_n if self.single else self.tiles_m * self.tiles_n * self.batches
@@ -268,11 +282,12 @@ def split_count(share):
 
 
 @frontend.host
-def _record_spacing(tile: Tile, attribute: str, extent: int, unit: str, source: str, parameter: str):
+def _record_spacing(tile: Tile, attribute: str, extent: int, unit: str, source: str, parameter: str, order: tuple):
     """Record that `tile.attribute` (a run-time value, or the variable the attribute keeps it in) is an origin of
-    tiles `extent` `unit` apart, as `source` hands it out (`parameter` the scheduler's argument that says so)."""
+    tiles `extent` `unit` apart, as `source` hands it out (`parameter` the scheduler's argument that says so), in the
+    scheduler's `order` (`_order`)."""
     # (plain Python: the variable itself, not a value read from it)
-    frontend.tag(__name__, getattr(tile, attribute), extent, unit, source, parameter)
+    frontend.tag(__name__, getattr(tile, attribute), extent, unit, source, parameter, order)
 
 
 @frontend.host
@@ -280,7 +295,32 @@ def spacing(origin):
     """(extent, unit, source, parameter) of a tile origin a scheduler handed out (or of the variable it was read
     from): its tiles are `extent` rows or columns apart, so a tile loaded there must be as long along them (a
     shorter one leaves the rest of every output tile uncomputed); None for a value of the user's."""
-    return frontend.tagged(__name__, origin)
+    known = frontend.tagged(__name__, origin)
+    return None if known is None else known[:4]
+
+
+@frontend.host
+def check_order(origin, use: str, block: str):
+    """The producer's loads and the consumers' stores walk their tiles in one order: `origin` (where `block` loads,
+    use "loaded", or stores, use "stored") is a scheduler's, and the other use's origins came from a scheduler of
+    another order (another group_m, tile or class), so each output tile would be stored with another tile's
+    products. Origins of the user's, or of an order not known at compile time, are let be."""
+    known = frontend.tagged(__name__, origin[-1] if isinstance(origin, tuple) and origin else origin)
+    if known is None or not known[4][1]:
+        return
+    text = known[4][0]
+    uses = frontend.current().facts(__name__ + ".orders")
+    mine = uses.setdefault(use, {})
+    mine.setdefault(text, (block, user_location(frontend.current().loc)))
+    other = uses.get("stored" if use == "loaded" else "loaded", {})
+    if other and text not in other:
+        other_text, (other_block, where) = next(iter(other.items()))
+        raise frontend.current().error(
+            f"{block} {'loads' if use == 'loaded' else 'stores'} tiles in the order of {text}, and {other_block} (at "
+            f"{where}) {'stores' if use == 'loaded' else 'loads'} them in the order of {other_text}: the consumers "
+            "take the stages in the producer's order, so each output tile would be stored with another tile's products",
+            hint="walk one scheduler in both roles: make `tiles = TileScheduler(...)` once, before `if "
+                 "roles.is_producer():`, and loop over it in each branch")
 
 
 class _EveryNth:

@@ -16,6 +16,7 @@ from skc import frontend
 
 from .arguments import check_count, check_flag, check_has, refuse
 from .mma import check_written
+from .once import earlier_use, falls_through, note_made, repeated
 
 LOG2E = 1.4426950408889634
 NEG_INF = float("-inf")
@@ -63,15 +64,22 @@ class OnlineSoftmax:
         self.moved = None
         self.max = skc.full(rows, NEG_INF, skc.f32)   # run-time vectors: they live in loop-carried variables
         self.sum = skc.full(rows, 0.0, skc.f32)
+        note_made(self, "finished")
 
     def reset(self):
+        """Start new rows: the maxima and sums as made (after `finish`, for the next tile's rows)."""
         self.max = skc.full(self.rows_held, NEG_INF, skc.f32)
         self.sum = skc.full(self.rows_held, 0.0, skc.f32)
+        note_made(self, "finished")
 
     def __call__(self, s, o, mask=None):
         """S (its MMAs completed) becomes P in place; O (its MMAs completed) is rescaled to the new row maxima.
         `mask(row, column)`, given, is a run-time test per score (row and column in S's own tile, s.position's: a
         warpgroup's rows from 0, s.corner placing them in the block's): scores where it is false are -inf."""
+        if o is s:
+            raise frontend.current().error(
+                "OnlineSoftmax(s, o) is given one accumulator for S and O: S becomes P in place, and O (Σ P·V, "
+                "another accumulator) is rescaled", hint="softmax(scores, acc) with the P·V accumulator as o")
         self.rescale(o, self.update(s, mask))
 
     def update(self, s, mask=None):
@@ -79,6 +87,7 @@ class OnlineSoftmax:
         factors (a vector, one per row of `s.rows()`) that O must be multiplied by (`rescale`), so that the
         MMAs still writing O may run meanwhile."""
         rows = self.rows_of(s)
+        _check_not_finished(self, "update")
         fragment = s.fragment
         if mask is not None:
             fragment = _vector_of({i: skc.where(_kept(mask(*s.position(i))), fragment[i], NEG_INF)
@@ -165,6 +174,7 @@ class OnlineSoftmax:
         """O /= l for each row (0 where a row saw no score); gives each row's log-sum-exp of the scaled scores
         (natural log), one per row of `o.rows()`."""
         self.rows_of(o)
+        _check_finish_once(self)
         inverses, lse = [], []
         for h in skc.static_range(self.rows_held):
             total = self.sum[h]
@@ -198,6 +208,35 @@ class OnlineSoftmax:
                 f"this OnlineSoftmax keeps the state of {self.rows_held} row(s) a thread; the accumulator's threads "
                 f"hold values of {len(rows)} (its rows())", hint=f"make it OnlineSoftmax(..., rows={len(rows)})")
         return rows
+
+
+@frontend.host
+def _check_not_finished(softmax, step: str):
+    """No block of scores comes after `finish` on a path (its rows' sums are then divided out of O)."""
+    earlier = earlier_use(softmax, "finished")
+    if earlier is not None:
+        raise frontend.current().error(
+            f"this OnlineSoftmax's {step} comes after its finish(o) at {earlier[0]}{falls_through(earlier)}: finish "
+            "divides O by the rows' sums once, after the last block of scores, so a block after it is added to an O "
+            "already divided", hint="finish once, after the loop over the key blocks; for new rows (the next tile), "
+                                    "call softmax.reset() first, or make a new OnlineSoftmax")
+
+
+@frontend.host
+def _check_finish_once(softmax):
+    """finish(o) once a run of rows: a second divides O by the row sums again."""
+    found = repeated(softmax, "finished")
+    if found is None:
+        return
+    made_at, earlier = found
+    raise frontend.current().error(
+        "this OnlineSoftmax is finished " + (f"again (first at {earlier[0]}{falls_through(earlier)})" if earlier
+                                            is not None else f"in a run-time loop it is made (or reset) outside of, at "
+                                            f"{made_at} (once an iteration)") +
+        ": finish divides O by the rows' sums once, after the last block of scores; again, it divides O twice (or a "
+        "later block's P is added to an O already divided)",
+        hint="finish once, after the loop over the key blocks; for the rows of each tile, make the OnlineSoftmax (or "
+             "call softmax.reset()) inside the tile loop")
 
 
 def _check_accumulator(acc):

@@ -14,7 +14,6 @@ warpgroup copies vectors of 8 elements (16 bytes), or fewer for rows TMA cannot 
 """
 from __future__ import annotations
 
-import math
 
 import skc
 from skc import frontend
@@ -55,6 +54,7 @@ def check_spacing(loader: str, name: str, layout, origin):
     last coordinate of a batch's origin): a shorter one leaves the rest of every output tile uncomputed, a longer one
     computes its neighbour's rows again. An origin of the user's, or a layout that does not say its rows, is taken on
     trust."""
+    scheduler.check_order(origin, "loaded", loader)
     known = scheduler.spacing(origin[-1] if isinstance(origin, tuple) and origin else origin)
     rows = getattr(layout, "rows", None)
     if known is None or not isinstance(rows, int) or rows == known[0]:

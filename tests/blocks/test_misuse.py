@@ -97,7 +97,7 @@ def run_of_stages(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc
     pipe = InputTilePipeline(config.payload(), stages, consumers=config.consumers)
     roles = WarpRoles(config.consumers)
     if not roles.is_producer():
-        mma = Wgmma(config.tile_n, config.tile_k, skc.bf16)
+        mma = Wgmma(config.tile_n, config.tile_k, skc.bf16, warpgroup=roles.consumer_index())
         acc = mma.zeros()
         with pipe.consumer(mma if lagging else None) as consumer:
             with consumer.acquire(count) as run:  # RUN

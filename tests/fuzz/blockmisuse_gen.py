@@ -745,15 +745,15 @@ COMPOSITIONS = {"gemm": Composition("gemm", GEMM, GEMM_SLOTS, gemm_arguments, 2,
 
 
 # Mutations that are no misuse: valid code that means something else (an accumulator zeroed before its store, a
-# k-range of the user's, the rescale or finish left out or done twice, operands traded, no mask over the keys past
-# the end): a wrong answer is theirs, not the blocks'.
+# k-range of the user's, the rescale left out or done twice, the finish left out, operands traded, no mask over the
+# keys past the end): a wrong answer is theirs, not the blocks'.
 OTHER_MEANINGS = {
     "gemm.after_mainloop.zero_then", "gemm.mma_call.k0_16", "gemm.producer_first.consumer_index",
     "attention.v_payload.k_major", "attention.v_load_call.origin_keys", "attention.qk_call.swapped",
     "attention.qk_call.acc", "attention.update.no_mask", "attention.update.of_acc", "attention.rescale.missing",
     "attention.rescale.twice", "attention.rescale.of_scores", "attention.pv_call.operand_of_acc",
     "attention.pv_call.into_scores", "attention.pv_call.b_key", "attention.finish.missing",
-    "attention.finish.of_scores", "attention.finish.twice", "attention.scores.pv_zeros",
+    "attention.finish.of_scores", "attention.scores.pv_zeros",
 }
 
 

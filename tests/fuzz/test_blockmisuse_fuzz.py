@@ -26,7 +26,6 @@ SEED = int(os.environ.get("SKC_BLOCKMISUSE_SEED", "57"))
 # What is still BAD, and why it stays: run-time facts no compile can see, the interpreter's reports of them at the
 # user's line, the user's own raw barrier code, and the frontend's words for an attribute the user's own value lacks.
 KNOWN = {
-    "gemm.producer_extra.advance": "the handle's own advance() called by the user: a stage skipped (a deadlock)",
     "gemm.producer_extra.wait_full": "a raw mbarrier_wait of the user's on a phase that never comes",
     "gemm.consumer_extra.wait_full_phase": "a raw mbarrier_wait of the user's on a phase that never comes",
     "rmsnorm.consumer_acquire.past": "the consumers take more stages a row block than the producer fills: two "
