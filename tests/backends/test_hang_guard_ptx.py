@@ -201,7 +201,7 @@ def test_the_structured_pipeline_wait_is_guarded_too():
     sites = debug.metadata["hang_sites"]["sites"].values()
     line = line_of(hang_kernels.gemm_short_producer, "# HANG: consumers")
     consumer = [s for s in sites if s["line"] == line]
-    assert consumer and "ConsumerRole.wait_stage" in consumer[0]["frames"][0]
+    assert consumer and "ConsumerRole._wait_stage" in consumer[0]["frames"][0]
     assert consumer[0]["frames"][-1].startswith("gemm_short_producer (")
     ptx = debug.asm("ptx")
     assert ptx.count("trap;") == len(sites) and "%globaltimer" in ptx
@@ -272,7 +272,7 @@ def test_a_debug_failure_without_a_record_names_the_waits_it_could_have_been():
         assert f"site {code}: {site['file']}:{site['line']}" in message
     line = line_of(hang_kernels.gemm_short_producer, "# HANG: consumers")
     consumer = message[message.index(f"{hang_kernels.__file__}:{line}"):]
-    assert "inlined through" in consumer.split("; site")[0] and "ConsumerRole.wait_stage" in consumer.split("; site")[0]
+    assert "inlined through" in consumer.split("; site")[0] and "ConsumerRole._wait_stage" in consumer.split("; site")[0]
     assert "interpreter" in message and "not a hang" in message
     empty = hang_guard.no_record_message("k", "CUDA_ERROR_ILLEGAL_ADDRESS", {"sites": {}, "buffers": []})
     assert "the kernel has no mbarrier wait" in empty
