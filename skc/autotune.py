@@ -27,6 +27,7 @@ import hashlib
 import inspect
 import json
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -166,7 +167,11 @@ class Autotuner:
         key = repr(self._key(args, kwargs)) if self.key is not None else "()"
         dtypes = [str(dtype) for dtype in (getattr(arg, "dtype", None) for arg in (*args, *kwargs.values()))
                   if dtype is not None]
-        return self.device_name(), f"{key} dtypes={','.join(dtypes)}" if dtypes else key
+        device = self.device_name()
+        if not isinstance(device, str) or not device:   # (an int was kept as "0" on disk and missed ever after)
+            raise SkcError(f"{self.name}: device_name() names the device its winners are kept for, a non-empty "
+                           f"string, found {device!r}")
+        return device, f"{key} dtypes={','.join(dtypes)}" if dtypes else key
 
     def _key(self, args, kwargs):
         """The key of the call's arguments; a key function that cannot take them is an error that says so."""
@@ -205,6 +210,7 @@ class Autotuner:
                 warnings.warn(note, stacklevel=3)
                 results.append((describe(config), None))
                 continue
+            ms = _milliseconds(self.name, ms)
             results.append((describe(config), ms))
             if best_ms is None or ms < best_ms:
                 best, best_ms = config, ms
@@ -236,7 +242,7 @@ class Autotuner:
         if not cache.cache_enabled():
             return {}
         try:
-            data = json.loads(self.path().read_text())
+            data = json.loads(cache.read_regular(self.path()))   # (a FIFO in its place blocked the call for ever)
         except (OSError, ValueError, RecursionError):   # (RecursionError: arrays nested past json's depth)
             return {}
         if not (isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("winners"), dict)
@@ -420,13 +426,32 @@ def _file_digest(path: str) -> Optional[str]:
         return None
 
 
+def _milliseconds(name: str, ms) -> float:
+    """A timer's result as a float of milliseconds (numpy's and torch's scalars too: a numpy float32 failed to be
+    written as JSON, and every call timed every config again)."""
+    try:
+        ms = float(ms)
+    except (TypeError, ValueError):
+        ms = None
+    if ms is None or not ms >= 0 or ms == float("inf"):
+        raise SkcError(f"{name}: its timer gives the milliseconds a config took, a number of 0 or more, found "
+                          f"{ms!r}")
+    return ms
+
+
 @contextlib.contextmanager
 def _locked(path: Path):
-    """An exclusive lock beside path, where the system has one (the file is read, changed and replaced under it)."""
+    """An exclusive lock beside path, where the system has one (the file is read, changed and replaced under it).
+    The lock file must be a regular file (a FIFO in its place blocked the open for ever): else OSError."""
     if fcntl is None:
         yield
         return
-    with open(path.with_suffix(".lock"), "a") as lock:
+    handle = os.open(path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK |
+                     getattr(os, "O_NOFOLLOW", 0), cache.FILE_MODE)
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)
+        raise OSError(f"{path.with_suffix('.lock')} is not a regular file")
+    with os.fdopen(handle, "a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
         except OSError:   # (a file system without locks, as some NFS, CIFS and FUSE mounts: written unlocked)

@@ -78,7 +78,7 @@ def load(key: str) -> Optional[Entry]:
     an entry must not block the compile."""
     path = _entry_path(key)
     try:
-        meta = json.loads(_read_regular(path / MANIFEST))
+        meta = json.loads(read_regular(path / MANIFEST))
         if not isinstance(meta, dict):
             raise ValueError("the manifest is not an object")
         if meta.get("digest") != _record_digest(meta):
@@ -92,7 +92,7 @@ def load(key: str) -> Optional[Entry]:
         for name, digest in listed.items():
             if not isinstance(name, str) or not isinstance(digest, str) or not _plain_name(name):
                 raise ValueError(f"the manifest lists a bad file entry {name!r}")
-            data = _read_regular(path / name)
+            data = read_regular(path / name)
             if _digest(data) != digest:
                 raise ValueError(f"{name} does not match its digest")
             files[name] = data
@@ -114,7 +114,7 @@ def _plain_name(name: str) -> bool:
         and "\0" not in name
 
 
-def _read_regular(path: Path) -> bytes:
+def read_regular(path: Path) -> bytes:
     """The bytes of path if it is a regular file (not a link, FIFO, device or folder); OSError otherwise."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     try:

@@ -1,6 +1,7 @@
 """skc.autotune's winners: kept per the arguments' element types as well as the key (as Triton's autotuner keys
 them), and a stored winner that no longer compiles or launches (the kernel edited since, another skc) is tuned
 again rather than raised from every later call."""
+import contextlib
 import json
 
 import numpy as np
@@ -202,3 +203,41 @@ def test_a_winner_timed_before_an_edit_of_a_kernel_in_another_file_is_timed_agai
     source.write_text(source.read_text().replace("1.0", "2.0"))
     counting_tuner(launch, timed)(5)
     assert timed == [1, 2, 1, 2]
+
+
+@pytest.mark.parametrize("fifo", ["winners", "lock"])
+def test_a_fifo_in_place_of_the_winners_file_or_its_lock_does_not_block_the_call(cache, fifo):
+    """Path.read_text() and open(..., "a") waited for a writer or reader of the FIFO for ever."""
+    import os
+    import threading
+    folder = cache / "autotune"
+    folder.mkdir()
+    os.mkfifo(folder / ("tests.winners.json" if fifo == "winners" else "tests.winners.lock"))
+    done = []
+    worker = threading.Thread(target=lambda: done.append(tuner({1: 3.0, 2: 1.0})(np.zeros(8, np.float32))),
+                              daemon=True)
+    with pytest.warns(UserWarning) if fifo == "lock" else contextlib.nullcontext():   # (the winner is not kept)
+        worker.start()
+        worker.join(30)
+    assert not worker.is_alive() and done == [None]
+
+
+def test_a_device_name_that_is_no_string_is_an_error():
+    """An int was kept as "0" on disk: every later process missed it and timed again, until keys 0 and "0" side by
+    side made json.dump raise a bare TypeError."""
+    tuned = Autotuner(lambda x, tile: None, [{"tile": 1}], name="tests.device_int", device_name=lambda: 0,
+                      timer=lambda run: 1.0)
+    with pytest.raises(skc.SkcError, match=r"device_name\(\) names the device its winners are kept for, a non-empty "
+                                           r"string, found 0"):
+        tuned(np.zeros(8, np.float32))
+
+
+def test_a_timer_of_numpy_floats_keeps_its_winner(cache):
+    """np.float32 milliseconds failed to be written as JSON (a bare TypeError from every call)."""
+    times = {1: np.float32(3.0), 2: np.float32(1.0)}
+    tuner(times)(np.zeros(8, np.float32))
+    winners = json.loads((cache / "autotune" / "tests.winners.json").read_text())["winners"]["fake device"]
+    assert [w["ms"] for w in winners.values()] == [1.0]
+    with pytest.raises(skc.SkcError, match="its timer gives the milliseconds a config took, a number of 0 or more, "
+                                           "found nan"):
+        tuner({1: float("nan"), 2: 1.0})(np.zeros(9, np.float32))
