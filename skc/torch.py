@@ -17,6 +17,7 @@ torch (so CUDA-graph capture takes it from the graph's memory pool).
 import contextlib
 import functools
 import inspect
+import numbers
 from typing import Callable, Optional, Sequence, Tuple
 
 try:
@@ -232,7 +233,7 @@ def _launch_matmul(a, b, out, bias, c, alpha, beta, activation):
     options = dict(out=out, bias=bias, c=c, alpha=alpha, beta=beta, activation=activation)
     if _matmul_takes_stream():
         options["stream"] = current_stream(a)
-    with on_device_of(a):
+    with _refusing(), on_device_of(a):
         matmul(a, b, **options)
 
 
@@ -300,11 +301,19 @@ def _check_operands(a, b, bias, c, activation) -> tuple:
     if c is not None:
         _check(tuple(c.shape) == shape, lambda: f"c has shape {tuple(c.shape)}, expected {shape}")
     for name, x in (("c", c), ("bias", bias)):
-        _check(x is None or x.is_contiguous(),
-                     lambda name=name, x=x: f"matmul: {name} (strides {tuple(x.stride())}) must be contiguous: pass "
-                                            f"a contiguous copy ({name}.contiguous())")
+        _check(x is None or x.is_contiguous() or name == "c" and _matrices_packed(x),
+                     lambda name=name, x=x: f"matmul: {name} (strides {tuple(x.stride())}) must be contiguous (c of a "
+                                            f"batch: each matrix row-major): pass a contiguous copy "
+                                            f"({name}.contiguous())")
     _check_activation("skc::matmul", activation)
     return shape
+
+
+def _matrices_packed(x) -> bool:
+    """Whether x is a batch (B x M x N) of row-major matrices at any batch stride of 0 or more (x[::2] of a
+    contiguous batch): what skc.blocks.matmul takes as a batch's c or out, one GEMM a matrix."""
+    return (x.dim() == 3 and x.stride(-1) == 1 and (x.shape[-2] <= 1 or x.stride(-2) == x.shape[-1])
+            and x.stride(0) >= 0)
 
 
 def _symbolic(value) -> bool:
@@ -313,49 +322,56 @@ def _symbolic(value) -> bool:
     return isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool))
 
 
-def _check_beta(c, beta) -> None:
-    """beta scales c alone: one (not 0) with no c is refused, as skc.blocks.matmul refuses it."""
-    from .blocks.host_plans import beta_without_c
+def _check_beta(c, beta, alpha=None) -> None:
+    """beta scales c alone: one (not 0) with no c is refused, as skc.blocks.matmul refuses it; alpha and beta are
+    real numbers (a complex one passed the fake implementation, and the operator refused it at run time)."""
+    from .blocks.host_plans import beta_without_c, real
 
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        if value is not None and not _symbolic(value):
+            with _refusing():
+                real(value, name)
     _check(c is not None or beta is None or _symbolic(beta) or beta == 0.0, lambda: beta_without_c(beta))
 
 
 def _matmul(a: torch.Tensor, b: torch.Tensor, bias: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None,
             alpha: Optional[Number] = None, beta: Optional[Number] = None,
             activation: Optional[str] = None) -> torch.Tensor:
-    _check_beta(c, beta)
+    _check_beta(c, beta, alpha)
     out = torch.empty(_check_operands(a, b, bias, c, activation), dtype=a.dtype, device=a.device)
     _launch_matmul(a, b, out, bias, c, alpha, beta, activation)
     return out
 
 
 def _matmul_fake(a, b, bias=None, c=None, alpha=None, beta=None, activation=None):
-    _check_beta(c, beta)
+    _check_beta(c, beta, alpha)
     return a.new_empty(_check_operands(a, b, bias, c, activation))
 
 
-def _check_out(a, b, out, bias, c, activation, beta=None) -> None:
+def _check_out(a, b, out, bias, c, activation, beta=None, alpha=None) -> None:
     """out must be the product's row-major tensor of the operands' type (eagerly and in the fake implementation, so
-    that torch.compile refuses at tracing what the op refuses at run time)."""
-    _check_beta(c, beta)
+    that torch.compile refuses at tracing what the op refuses at run time): contiguous, or, for a batch, each matrix
+    row-major at any batch stride, as skc.blocks.matmul takes it."""
+    _check_beta(c, beta, alpha)
     shape = _check_operands(a, b, bias, c, activation)
     _check_tensors("skc::matmul_out", out=out)
     _check_devices("skc::matmul_out", a=a, out=out)
     _check(tuple(out.shape) == shape and out.dtype == a.dtype,
                  lambda: f"out is {tuple(out.shape)} {out.dtype}, expected {shape} {a.dtype}")
-    _check(out.is_contiguous(), lambda: f"out (strides {tuple(out.stride())}) must be row-major: pass a "
-                                              "contiguous out")
+    _check(out.is_contiguous() or _matrices_packed(out),
+           lambda: f"out (strides {tuple(out.stride())}) must be row-major (for a batch, each matrix row-major): pass "
+                   "a contiguous out")
 
 
 def _matmul_out(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: Optional[torch.Tensor] = None,
                 c: Optional[torch.Tensor] = None, alpha: Optional[Number] = None, beta: Optional[Number] = None,
                 activation: Optional[str] = None) -> None:
-    _check_out(a, b, out, bias, c, activation, beta)
+    _check_out(a, b, out, bias, c, activation, beta, alpha)
     _launch_matmul(a, b, out, bias, c, alpha, beta, activation)
 
 
 def _matmul_out_fake(a, b, out, bias=None, c=None, alpha=None, beta=None, activation=None):
-    _check_out(a, b, out, bias, c, activation, beta)
+    _check_out(a, b, out, bias, c, activation, beta, alpha)
 
 
 matmul = register_op("skc::matmul", _matmul, fake=_matmul_fake)
@@ -497,11 +513,17 @@ def _check_conv(x, w, bias, stride, padding, dilation, activation, groups=1) -> 
                                               "split the batch (or the image) into calls of fewer")
     # (after the output's size, as conv2d checks them; a batch of 0 launches nothing; the stencil, which conv2d runs
     # where it takes the convolution, stores any K)
-    _check(N == 0 or K % 8 == 0 or takes(C, K, groups, R, S, stride[1], dilation[1],
-                                         skc_device(x).target.max_shared_bytes),
+    _check(N == 0 or K % 8 == 0 or takes(C, K, groups, R, S, stride[1], dilation[1], _shared_bytes(x)),
            lambda: unaligned_filters(K, groups))
     _check_activation("skc::conv2d", activation)
     return N, K, P, Q
+
+
+def _shared_bytes(x) -> int:
+    """The shared memory a block may use on x's device; for a meta tensor (a model made under torch.device("meta"),
+    whose device comes later), on skc's current device."""
+    device = devices.current_device() if x.device.type == "meta" else skc_device(x)
+    return device.target.max_shared_bytes
 
 
 def _conv2d(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), activation=None, groups=1):
@@ -591,6 +613,8 @@ def _check_attention_options(q, scale) -> None:
                                               f"{padding_hint(D)}")
     if scale is None or _symbolic(scale):
         return
+    _check(isinstance(scale, numbers.Real),
+           lambda: f"attention's scale must be a number, found {type(scale).__name__}")
     _check(0.0 < scale < float("inf"),
                  lambda: f"attention's scale must be positive and finite, found {scale}")
     f32 = torch.finfo(torch.float32)   # (the kernel takes the scale as an f32)

@@ -47,7 +47,15 @@ from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
      "conv2d: unknown activation 'tanh'"),
     (lambda t: torch.ops.skc.matmul(t(16, 16), t(16, 16), activation="tanh"), "matmul: unknown activation 'tanh'"),
     (lambda t: torch.ops.skc.matmul_out(t(16, 16), t(16, 16), t(16, 16), activation="Relu"),
-     "matmul: unknown activation 'Relu'")])
+     "matmul: unknown activation 'Relu'"),
+    # (sixty-fifth session: a complex alpha or beta passed the fake; a complex scale failed there in Python's words)
+    (lambda t: torch.ops.skc.matmul(t(16, 16), t(16, 16), alpha=1j), "alpha must be a real number, found complex"),
+    (lambda t: torch.ops.skc.matmul_out(t(16, 16), t(16, 16), t(16, 16), c=t(16, 16), beta=2j),
+     "beta must be a real number, found complex"),
+    (lambda t: torch.ops.skc.attention(t(1, 2, 64, 64), t(1, 2, 64, 64), t(1, 2, 64, 64), scale=0.5j),
+     "attention's scale must be a number, found complex"),
+    (lambda t: torch.ops.skc.attention_with_lse(t(1, 2, 64, 64), t(1, 2, 64, 64), t(1, 2, 64, 64), scale=0.5j),
+     "attention's scale must be a number, found complex")])
 def test_fake_refuses_what_the_op_refuses(call, message):
     with pytest.raises(Exception, match=message):   # eagerly (RuntimeError or skc.LaunchError)
         call(lambda *shape: torch.zeros(*shape, dtype=torch.bfloat16))
@@ -90,3 +98,33 @@ def test_ops_name_tensors_on_another_device(call, message):
     with mode, pytest.raises(RuntimeError, match=message):
         call(lambda *shape: mode.from_tensor(torch.zeros(*shape, dtype=torch.bfloat16)),
              lambda *shape: mode.from_tensor(torch.zeros(*shape, dtype=torch.bfloat16, device="meta")))
+
+
+def test_a_depthwise_conv_of_meta_tensors_has_its_shape():
+    """K not a multiple of 8 asked the stencil whether it takes the problem on x's device, and a meta tensor's had
+    none: a bare TypeError ("skc runs on CUDA, ROCm and CPU (interpreter) tensors, found one on meta")."""
+    x = torch.zeros(1, 4, 8, 8, dtype=torch.bfloat16, device="meta").to(memory_format=CL)
+    w = torch.zeros(4, 1, 3, 3, dtype=torch.bfloat16, device="meta").to(memory_format=CL)
+    y = torch.ops.skc.conv2d(x, w, padding=[1, 1], groups=4)
+    assert y.shape == (1, 4, 8, 8) and y.device.type == "meta" and y.is_contiguous(memory_format=CL)
+    with pytest.raises(RuntimeError, match="a multiple of 8"):
+        torch.ops.skc.conv2d(x.new_zeros(1, 8, 6, 6).to(memory_format=CL),
+                             w.new_zeros(12, 8, 3, 3).to(memory_format=CL))
+
+
+def test_a_batch_of_row_major_matrices_at_any_stride_is_taken_compiled_as_eagerly():
+    """skc.blocks.matmul takes a batch's c and out with gaps between matrices (x[::2]); the operators refused them,
+    so the same call failed under torch.compile, and eagerly where autograd follows it."""
+    from skc.blocks import matmul
+
+    torch.manual_seed(0)
+    a, b = torch.randn(3, 64, 32).bfloat16(), torch.randn(32, 48).bfloat16()
+    c = torch.randn(6, 64, 48).bfloat16()[::2]
+    want = a.float() @ b.float() + c.float()
+    compiled = torch.compile(lambda a, b, c: matmul(a, b, c=c), fullgraph=True, backend="aot_eager")
+    for got in (compiled(a, b, c), matmul(a, b.clone().requires_grad_(), c=c).detach()):
+        torch.testing.assert_close(got.float(), want, atol=0.1, rtol=0.02)
+    big = torch.zeros(6, 64, 48, dtype=torch.bfloat16)
+    torch.compile(lambda a, b, o: matmul(a, b, out=o), fullgraph=True, backend="aot_eager")(a, b, big[::2])
+    torch.testing.assert_close(big[::2].float(), a.float() @ b.float(), atol=0.1, rtol=0.02)
+    assert not big[1::2].any()
