@@ -46,8 +46,8 @@ def float_literal(value: float, t: ir.ScalarType) -> str:
     if t.name == "f16":
         return "0xH%04X" % struct.unpack("<H", struct.pack("<e", _narrow(value, "<e")))[0]
     if t.name == "bf16":
-        if value != value:
-            return "0xR7FC0"
+        if value != value:   # (a quiet NaN of the value's sign, as the f16 and f32 literals and the interpreter keep)
+            return "0xRFFC0" if math.copysign(1.0, value) < 0 else "0xR7FC0"
         return "0xR%04X" % (_f32_bits(_round_bf16(value)) >> 16)
     raise TypeError(f"no float literal for {t}")
 

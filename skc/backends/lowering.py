@@ -37,8 +37,7 @@ def _zero_arm_of_a_min_or_max(c: ir.Value, a: ir.Value, b: ir.Value):
     0.0`, `x if x < -0.0 else 0.0`): LLVM moves a constant to a compare's right and takes -0.0 there as 0.0. With
     the zero first (`0.0 if x < 0.0 else x`, the fused relu) LLVM keeps the select, and so does skc."""
     cmp = c.owner
-    if (getattr(cmp, "name", None) != "arith.cmp" or isinstance(a.type, ir.VectorType)
-            or not ir.element_type(a.type).is_float):
+    if getattr(cmp, "name", None) != "arith.cmp" or not ir.element_type(a.type).is_float:
         return None
     left, right = cmp.operands
     if left is a and right is b:
@@ -445,8 +444,20 @@ out:
         arms = [self.typed(a), self.typed(b)]
         zero = _zero_arm_of_a_min_or_max(c, a, b)
         if zero is not None:   # (the constant hidden from LLVM, which would make the select a min or a max)
-            arms[zero] = f"{self.type(a.type)} {self.target.opaque(self, self.get((a, b)[zero]), a.type)}"
+            arms[zero] = f"{self.type(a.type)} {self._opaque((a, b)[zero])}"
         self.set(op, self.text.value(f"select {self.typed(c)}, {arms[0]}, {arms[1]}"))
+
+    def _opaque(self, constant: ir.Value) -> str:
+        """A float constant (or a vector of it, lane by lane: a vector select against a zero became min.f32 per lane
+        too) moved where LLVM cannot see it."""
+        t = constant.type
+        if not isinstance(t, ir.VectorType):
+            return self.target.opaque(self, self.get(constant), t)
+        lane = self.target.opaque(self, self.constant(constant.owner.attrs["value"], t.elem), t.elem)
+        result = "poison"
+        for i in range(t.count):
+            result = self.text.value(f"insertelement {self.type(t)} {result}, {self.type(t.elem)} {lane}, i32 {i}")
+        return result
 
     def _lower_cast(self, op):
         self.set(op, self.convert(op.operands[0], op.result.type, op))

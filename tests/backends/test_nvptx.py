@@ -122,6 +122,9 @@ def test_float_constants_are_exact():
     assert float_literal(1.0, ir.f16) == "0xH3C00"
     assert float_literal(1.0, ir.bf16) == "0xR3F80"
     assert float_literal(float("inf"), ir.f32) == "0x7FF0000000000000"
+    # a NaN keeps its sign, as the interpreter's does (bf16's was always 0x7FC0: copysign(1, -nan) was +1 on the GPU)
+    assert float_literal(-float("nan"), ir.bf16) == "0xRFFC0" and float_literal(float("nan"), ir.bf16) == "0xR7FC0"
+    assert float_literal(-float("nan"), ir.f16) == "0xHFE00"
 
 
 def test_unknown_target_is_a_clear_error():

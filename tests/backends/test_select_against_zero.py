@@ -82,3 +82,40 @@ def test_the_gpu_picks_the_zero_the_interpreter_picks(T, form, tmp_path):
               for a in (xs, zs, np.zeros_like(want))]
     kernel[1, 32](*on_gpu)
     _check("gpu", T, xs, zs, want, on_gpu[2].raw())
+
+
+# (sixty-fifth session: the zero was hidden for scalars only; a vector's select against a zero became min.f32 and
+# min.f16x2 per lane, -0.0 where the select gives +0.0)
+VECTOR_FORMS = ["skc.where(v < 0.0, v, 0.0)", "skc.where(0.0 > v, v, 0.0)", "skc.where(v >= 0.0, v, 0.0)",
+                "skc.where(v < -0.0, v, 0.0)", "skc.where(v > 0.0, v, -0.0)"]
+WIDTHS = {"f32": 4, "f64": 2, "f16": 2, "bf16": 2}
+
+
+def _vector_kernel(T, form, folder):
+    """o[w·i : w·i + w] = form of the vector v = xs[w·i : w·i + w], from a file of its own."""
+    path = folder / f"vector_select_{T}_{VECTOR_FORMS.index(form)}.py"
+    w = WIDTHS[T]
+    path.write_text(f"import skc\n\n\n@skc.kernel(block=32)\ndef k(xs: skc.Ptr[skc.{T}], o: skc.Ptr[skc.{T}]):\n"
+                    f"    i = skc.thread_id(0)\n    if i < {16 // w}:\n        v = skc.load(xs + {w} * i, width={w})\n"
+                    f"        skc.store(o + {w} * i, {form})\n")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.k
+
+
+@pytest.mark.parametrize("T", list(TYPES))
+@pytest.mark.parametrize("form", VECTOR_FORMS)
+def test_a_vectors_select_against_zero_stays_a_select(T, form, tmp_path):
+    dtype, bits = TYPES[T]
+    xs = np.array(X * 2, np.float32).astype(dtype)
+    kernel = _vector_kernel(T, form, tmp_path)
+    want = np.zeros(16, dtype)
+    kernel.interpret[1, 32](xs, want)
+    python = np.array([eval(form.replace("skc.where", "_where"), {"_where": lambda c, a, b: a if c else b},
+                            {"v": float(x)}) for x in xs])
+    _check("python", T, xs, xs, want, python.astype(dtype))
+    ptx = kernel.compile(xs, want, target="sm_90a").asm("ptx")
+    assert "min." not in ptx and "max." not in ptx, ptx
+    got = ptx_emulator.run_grid(ptx, "k", [xs.view(bits).copy(), np.zeros(16, bits)], 1, 32)[1]
+    _check("ptx", T, xs, xs, want, got)
