@@ -20,7 +20,7 @@ import skc
 from skc import frontend
 
 from . import clusters
-from skc.diagnostics import CompileError, user_location
+from skc.diagnostics import CompileError
 
 from .arguments import Missing, check_has, refuse
 from .once import falls_through, note_made, repeated
@@ -349,7 +349,6 @@ class ConsumerRole(_Role):
     def __exit__(self, *exc):
         self._release_held()
         _check_readers(self, kernel_consumers())
-        _check_rows_covered(self, kernel_consumers())
 
     def _release_held(self):
         """Release the stages the reader may still have been reading, once it retired all its reads."""
@@ -555,8 +554,8 @@ def _check_readers(role, kernel):
 
 
 def _rows_read() -> dict:
-    """Of this compilation: {id(consumer handle): [handle, {A tile rows: [parts rows, parts read, where]}]}, the parts
-    of its stages' A tiles that MMAs read (note_rows_read)."""
+    """Of this compilation: {id(pipeline): [pipeline, {(A tile rows, part rows): (parts, MMAs, where)}, {id(consumer
+    handle): handle}]}, the parts of its stages' A tiles that MMAs read (note_rows_read)."""
     return frontend.current().facts(__name__ + ".rows_read")
 
 
@@ -568,38 +567,41 @@ def note_rows_read(tile, part, rows: int):
     tile_rows = getattr(getattr(tile, "layout", None), "rows", None)
     if not isinstance(role, ConsumerRole) or not isinstance(tile_rows, int) or tile_rows <= rows:
         return
-    record = _rows_read().get(id(role))
-    if record is None or record[0] is not role:
-        record = _rows_read()[id(role)] = [role, {}]
-    parts, ops, where = record[1].setdefault((tile_rows, rows), ({}, {}, user_location(frontend.current().loc)))
+    pipeline = role.pipeline
+    record = _rows_read().get(id(pipeline))
+    if record is None or record[0] is not pipeline:
+        record = _rows_read()[id(pipeline)] = [pipeline, {}, {}]
+        # (checked once the whole kernel is compiled: each warpgroup may take its own handle, the first in a branch
+        # that returns before the others are compiled)
+        frontend.current().at_end(lambda: _check_rows_covered(record))
+    record[2][id(role)] = role
+    parts, ops, where = record[1].setdefault((tile_rows, rows), ({}, {}, frontend.current().loc))
     if isinstance(part, int):
         parts[part] = part
     else:
         ops[id(part)] = part
 
 
-@frontend.host
-def _check_rows_covered(role, kernel):
+def _check_rows_covered(record):
     """The MMAs of the consumers read every part of the stages' A tiles (a part no one multiplies leaves its rows of
-    each output tile never computed, and the store writes whatever the registers held). A compile-time part is one;
-    an MMA of a run-time part covers at most one part for each consumer warpgroup that runs it (one, where the
-    consumers take whole tiles in turn)."""
-    record = _rows_read().get(id(role))
-    if record is None or record[0] is not role:
-        return
+    each output tile never computed, and the store writes whatever the registers held), over all the pipeline's
+    consumer handles (each warpgroup may take its own). A compile-time part is one; an MMA of a run-time part covers
+    at most one part for each consumer warpgroup that runs it (one, where the consumers take whole tiles in turn)."""
+    kernel = kernel_consumers()
+    turns = any(role.takes_turns for role in record[2].values())
     for (tile_rows, rows), (parts, ops, where) in record[1].items():
         wanted = tile_rows // rows
         if ops and kernel is None:   # (no WarpRoles: how many warpgroups run them is not known)
             continue
-        at_most = len(parts) + len(ops) * (1 if role.takes_turns else (kernel or 1))
+        at_most = len(parts) + len(ops) * (1 if turns else (kernel or 1))
         if at_most >= wanted:
             continue
         missing = [part for part in range(wanted) if part not in parts]
-        raise frontend.current().error(
-            f"the consumers' MMAs (at {where}) multiply " +
+        raise CompileError(
+            "the consumers' MMAs multiply " +
             (f"{_parts(sorted(parts), rows)} of the stages' {tile_rows}-row A tiles, and {_parts(missing, rows)} none"
              if not ops else f"at most {at_most} of the {wanted} parts of {rows} rows of the stages' {tile_rows}-row A "
-             f"tiles (each warpgroup one part an MMA)") + ": rows of each output tile are never computed",
+             f"tiles (each warpgroup one part an MMA)") + ": rows of each output tile are never computed", where,
             hint=f"give each consumer warpgroup its own part, Wgmma(..., warpgroup=roles.consumer_index()) with "
                  f"WarpRoles({wanted}), or multiply every part in each (a StackedWgmma of {wanted} parts)")
 

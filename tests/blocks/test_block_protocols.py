@@ -54,13 +54,13 @@ def gemm(a: skc.TensorMap, b: skc.TensorMap, out: skc.TensorMap, M: skc.i32, N: 
                                    first_id=1 if mode == "turns_on_1" else 8)
             acc = mma.zeros()
             epilogue = TmaStoreEpilogue(out, skc.bf16, EpilogueArgs(EpilogueSpec(), M, N), w, consumers)
-            with epilogue, pipe.consumer(mma) as consumer:   # M:consumer
+            with epilogue, pipe.consumer(mma) as consumer:
                 for tile in TileScheduler(M, N, tile_m, T, group_m=1) if mode == "row_order" else tiles:
                     acc.zero()
                     for k in range(k_tiles):
                         with consumer.acquire() as stage:
                             with turns:
-                                mma(acc, stage.a, stage.b)
+                                mma(acc, stage.a, stage.b)   # M:mma
                             if mode == "release":
                                 consumer.release_stage(stage.index)   # M:release
                     epilogue(acc, tile.row0, tile.col0)   # M:epilogue
@@ -95,7 +95,7 @@ def compile_error(consumers, tile_m, mode) -> str:
 def test_rows_of_the_a_tile_no_consumer_multiplies_are_an_error(consumers, tile_m, mode, words):
     message = compile_error(consumers, tile_m, mode)
     assert words in message and "never computed" in message, message
-    assert f":{line_of(gemm, 'M:consumer')}:" in message.splitlines()[0], message
+    assert f":{line_of(gemm, 'M:mma')}:" in message.splitlines()[0], message
     assert "roles.consumer_index()" in message
 
 
