@@ -190,3 +190,20 @@ def spills_in_the_mma_loop(sass: str) -> list:
     assert mma_loops, "no loop of wgmmas in this SASS"
     start, end = min(mma_loops, key=lambda loop: loop[1] - loop[0])
     return [line for line in lines[start:end + 1] if re.match(r"(@!?U?P\w+\s+)?(STL|LDL)\b", line)]
+
+
+class OneRowAccumulator:
+    """A user's accumulator, not wgmma's: thread t of 128 holds row t // 2 of a 64 x 16 block, its 8 columns from
+    8 (t % 2) on; it says what OnlineSoftmax reads (`rows()`, `row_lanes`, `position`, `fragment`), and no `n`."""
+
+    row_lanes = (1,)
+
+    def __init__(self):
+        self.thread = skc.thread_index()
+        self.fragment = skc.full(8, 0.0, skc.f32)
+
+    def position(self, i: int):
+        return self.thread // 2, 8 * (self.thread % 2) + i
+
+    def rows(self) -> list:
+        return [(self.thread // 2, list(range(8)))]

@@ -31,10 +31,15 @@ X = [-0.0, 0.0, 1.0, -1.0, float("nan"), float("inf"), -float("inf"), 0.5]
 
 def _kernel(T, form, folder):
     """The kernel o[i] = form of x = xs[i], z = zs[i], from a file of its own (skc reads a kernel's source)."""
-    path = folder / f"select_{T}_{FORMS.index(form)}.py"
-    path.write_text(f"import skc\n\n\n@skc.kernel(block=32)\ndef k(xs: skc.Ptr[skc.{T}], zs: skc.Ptr[skc.{T}], "
-                    f"o: skc.Ptr[skc.{T}]):\n    i = skc.thread_id(0)\n    if i < 16:\n        x = xs[i]\n"
-                    f"        z = zs[i]\n        o[i] = {form}\n")
+    return _loaded(folder / f"select_{T}_{FORMS.index(form)}.py",
+                   f"import skc\n\n\n@skc.kernel(block=32)\ndef k(xs: skc.Ptr[skc.{T}], zs: skc.Ptr[skc.{T}], "
+                   f"o: skc.Ptr[skc.{T}]):\n    i = skc.thread_id(0)\n    if i < 16:\n        x = xs[i]\n"
+                   f"        z = zs[i]\n        o[i] = {form}\n")
+
+
+def _loaded(path, text):
+    """The kernel k of a module of `text`, written to `path` (skc reads a kernel's source from its file)."""
+    path.write_text(text)
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -93,15 +98,11 @@ WIDTHS = {"f32": 4, "f64": 2, "f16": 2, "bf16": 2}
 
 def _vector_kernel(T, form, folder):
     """o[w·i : w·i + w] = form of the vector v = xs[w·i : w·i + w], from a file of its own."""
-    path = folder / f"vector_select_{T}_{VECTOR_FORMS.index(form)}.py"
     w = WIDTHS[T]
-    path.write_text(f"import skc\n\n\n@skc.kernel(block=32)\ndef k(xs: skc.Ptr[skc.{T}], o: skc.Ptr[skc.{T}]):\n"
-                    f"    i = skc.thread_id(0)\n    if i < {16 // w}:\n        v = skc.load(xs + {w} * i, width={w})\n"
-                    f"        skc.store(o + {w} * i, {form})\n")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.k
+    return _loaded(folder / f"vector_select_{T}_{VECTOR_FORMS.index(form)}.py",
+                   f"import skc\n\n\n@skc.kernel(block=32)\ndef k(xs: skc.Ptr[skc.{T}], o: skc.Ptr[skc.{T}]):\n"
+                   f"    i = skc.thread_id(0)\n    if i < {16 // w}:\n        v = skc.load(xs + {w} * i, width={w})\n"
+                   f"        skc.store(o + {w} * i, {form})\n")
 
 
 @pytest.mark.parametrize("T", list(TYPES))

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import skc
-from helpers import line_of
+from helpers import OneRowAccumulator, line_of
 from skc.runtime import devices
 from skc.blocks import (DirectStoreEpilogue, EpilogueArgs, EpilogueSpec, InputTilePipeline, LdsLayout, LdsLoader,
                         LdsPipeline, Mfma, OnlineSoftmax, OperandLayout, TilePayload, TileScheduler, TmaLoader,
@@ -128,21 +128,6 @@ def test_a_turn_for_a_warpgroup_past_the_consumers_is_an_error():
     message = compile_error(2, 128, "turn_past")
     assert "WarpgroupTurns' warpgroup is 2, and the turns pass among 2 consumer warpgroup(s)" in message, message
     assert f":{line_of(gemm, 'M:turn_past')}:" in message.splitlines()[0], message
-
-
-class OneRowAccumulator:
-    """Thread t holds row t // 2 of a 64 x 16 block, 8 columns (as in test_online_softmax.py)."""
-    row_lanes = (1,)
-
-    def __init__(self):
-        self.thread = skc.thread_index()
-        self.fragment = skc.full(8, 0.0, skc.f32)
-
-    def position(self, i: int):
-        return self.thread // 2, 8 * (self.thread % 2) + i
-
-    def rows(self) -> list:
-        return [(self.thread // 2, list(range(8)))]
 
 
 @skc.kernel(block=128)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from attention_kernels import THREADS, d_fragments, online_softmax_kernel
+from helpers import OneRowAccumulator
 
 import skc
 from skc.blocks import OnlineSoftmax
@@ -167,23 +168,6 @@ def test_far_exponents_across_the_bound(start, causal, lazy):
     assert np.array_equal(scores.astype(np.float64), exact)   # integers, exact in f32
     out, lse = softmax_run(scores, valid, 1.0, causal, lazy=lazy, exact="far")
     assert_whole_rows(scores, valid, 1.0, causal, out, lse, rtol=4e-6)
-
-
-class OneRowAccumulator:
-    """A user's accumulator, not wgmma's: thread t of 128 holds row t // 2 of a 64 x 16 block, its 8 columns from
-    8 (t % 2) on; it says what OnlineSoftmax reads (`rows()`, `row_lanes`, `position`, `fragment`), and no `n`."""
-
-    row_lanes = (1,)
-
-    def __init__(self):
-        self.thread = skc.thread_index()
-        self.fragment = skc.full(8, 0.0, skc.f32)
-
-    def position(self, i: int):
-        return self.thread // 2, 8 * (self.thread % 2) + i
-
-    def rows(self) -> list:
-        return [(self.thread // 2, list(range(8)))]
 
 
 @skc.kernel(block=THREADS)
