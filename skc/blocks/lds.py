@@ -103,7 +103,8 @@ class LdsLoader:
             vectors = -(-shares // self.threads) * (1 if k_contiguous else 2)
             self.registers[name] = [Registers(skc.full(PACK, 0.0, pointer.dtype)) for _ in range(vectors)]
         # (the element types the TileOp checks: f16 and bf16 tiles are alike to a layout)
-        note_elements(payload, {name: pointer.type.elem for name, (pointer, *_) in operands.items()})
+        note_elements(payload, {name: pointer.type.elem for name, (pointer, *_) in operands.items()
+                                if getattr(getattr(pointer, "type", None), "elem", None) is not None})
 
     def __call__(self, stage, k, **origins):
         self.fetch(k, **origins)
