@@ -182,7 +182,7 @@ def test_an_entry_file_too_large_to_be_a_kernels_is_a_miss(cache_dir, monkeypatc
 
 def test_a_memory_error_while_reading_an_entry_is_a_miss(cache_dir, monkeypatch):
     key = compile_fresh().key
-    monkeypatch.setattr(cache, "_read_regular", lambda path: (_ for _ in ()).throw(MemoryError()))
+    monkeypatch.setattr(cache, "read_regular", lambda path: (_ for _ in ()).throw(MemoryError()))
     assert cache.load(key) is None
 
 

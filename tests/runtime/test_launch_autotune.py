@@ -197,7 +197,7 @@ def test_matmul_tunes_only_when_asked_and_a_fresh_process_reads_the_winner(fake,
     def stub_time_ms(run, warmup, repeats):
         run()
         timed.append(fake.launches[-1]["block"])
-        return 10.0 - len(timed)  # the last candidate wins
+        return 100.0 - len(timed)  # the last candidate wins
 
     monkeypatch.setattr(autotune_module, "time_ms", stub_time_ms)
     a, b, out = FakeTensor((2048, 1024)), FakeTensor((1024, 2048)), FakeTensor((2048, 2048))
@@ -275,7 +275,7 @@ def test_autotuning_rows_not_128_byte_aligned_tries_the_clusters_that_share_them
     def stub_time_ms(run, warmup, repeats):
         run()
         timed.append(1)
-        return 10.0 - len(timed)  # the last candidate wins
+        return 100.0 - len(timed)  # the last candidate wins
 
     monkeypatch.setattr(autotune_module, "time_ms", stub_time_ms)
     target = skc.current_device().target
