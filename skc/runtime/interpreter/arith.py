@@ -102,13 +102,33 @@ def _on_bits(fn: Callable, bits: int) -> Callable:
     return on_bits
 
 
-def _in_precision(fn: Callable, elem: ScalarType) -> Callable:
-    """A float function computed in float32 for f16/bf16/fp8 and rounded back to elem."""
+def _in_precision(fn: Callable, elem: ScalarType, canonical: bool = True) -> Callable:
+    """A float function computed in float32 for f16/bf16/fp8 and rounded back to elem (with `canonical`, a NaN
+    result NVIDIA's canonical one, for f32 and f16: _canonical)."""
     if elem.name == "f16":
-        return lambda *xs: fn(*(x.astype(np.float32) for x in xs)).astype(np.float16)
+        if not canonical:
+            return lambda *xs: fn(*(x.astype(np.float32) for x in xs)).astype(np.float16)
+        return lambda *xs: _canonical(fn(*(x.astype(np.float32) for x in xs)).astype(np.float16))
     if numerics.needs_rounding(elem):
         return lambda *xs: numerics.round_to(elem, fn(*xs))
+    if elem.name == "f32" and canonical:
+        return lambda *xs: _canonical(fn(*xs))
     return fn
+
+
+# NVIDIA's arithmetic gives one NaN whatever its operands' (an H100: inf - inf, inf · 0, 0 / 0, sqrt(-inf), -NaN + 0 of
+# f32 are 0x7FFFFFFF, f16's inf - inf 0x7FFF; benchmarks/results/session65-2026-12-07-interpreter-vs-gpu-h100.txt),
+# where numpy gives x86's 0xFFC00000 or keeps an operand's: copysign and the bits of a NaN told them apart. Negation
+# and absolute value stay sign-bit operations (IEEE's; ptxas makes them bit operations or an FADD by context, and the
+# latter gave 0x7FFFFFFF for -NaN: docs/language.md). bf16 and f64 NaNs are not measured: left as numpy gives them.
+_CANONICAL_NAN = {np.dtype(np.float32): np.uint32(0x7FFFFFFF).view(np.float32),
+                  np.dtype(np.float16): np.uint16(0x7FFF).view(np.float16)}
+
+
+def _canonical(x: np.ndarray) -> np.ndarray:
+    """x with every NaN NVIDIA's canonical NaN of its type."""
+    nan = np.isnan(x)
+    return np.where(nan, _CANONICAL_NAN[x.dtype], x) if nan.any() else x
 
 
 def binary_function(name: str, elem: ScalarType) -> Callable:
@@ -131,7 +151,7 @@ def _binary(op, launch):
 def _unary(op, launch):
     elem = element_type(op.result.type)
     if elem.is_float:
-        return _in_precision(_FLOAT_UNARY[op.name], elem)
+        return _in_precision(_FLOAT_UNARY[op.name], elem, canonical=op.name not in ("arith.neg", "math.abs"))
     if elem.is_bool and op.name != "arith.not":
         return _on_bits(_INT_UNARY[op.name], 1)
     return _INT_UNARY[op.name]
@@ -139,6 +159,8 @@ def _unary(op, launch):
 
 def _fma(op, launch):
     elem = element_type(op.result.type)
+    if elem.name in ("f32", "f16"):
+        return lambda a, b, c: _canonical(numerics.fma(elem, a, b, c))
     return lambda a, b, c: numerics.fma(elem, a, b, c)
 
 

@@ -1,0 +1,85 @@
+"""The interpreter gives what an NVIDIA GPU gives where numpy's x86 answers differ (the sixty-fifth session's search;
+an H100's values, benchmarks/results/session65-2026-12-07-interpreter-vs-gpu-h100.txt):
+
+- a NaN that arithmetic makes (inf - inf, inf · 0, 0 / 0, sqrt(-inf), -NaN + 0) is NVIDIA's one NaN, 0x7FFFFFFF for
+  f32 and 0x7FFF for f16; numpy gave x86's 0xFFC00000 (f16 0xFE00), so copysign(1.0, inf - inf) was -1.0 here and
+  +1.0 on the GPU;
+- an f32 atomic add through a generic pointer into global memory flushes subnormals as the global one does (the
+  interpreter flushed only for pointers typed global: 1e-39 + 1e-39 was 2e-39 here, 0 on the GPU).
+Negation and absolute value of a NaN stay sign-bit operations (docs/language.md says where the GPU differs)."""
+import math
+
+import numpy as np
+import pytest
+
+import skc
+
+
+@skc.kernel(block=1)
+def nans(x: skc.Ptr[skc.f32], h: skc.Ptr[skc.f16], o: skc.Ptr[skc.f32], bits: skc.Ptr[skc.u32],
+         hb: skc.Ptr[skc.u16]):
+    inf = x[0]
+    zero = x[1]
+    neg_nan = x[2]
+    d = inf - inf
+    bits[0] = skc.bitcast(d, skc.u32)
+    bits[1] = skc.bitcast(inf * zero, skc.u32)
+    bits[2] = skc.bitcast(zero / zero, skc.u32)
+    bits[3] = skc.bitcast(skc.sqrt(-inf), skc.u32)
+    bits[4] = skc.bitcast(neg_nan + zero, skc.u32)
+    bits[5] = skc.bitcast(skc.fma(inf, zero, zero), skc.u32)
+    o[0] = math.copysign(1.0, d)
+    o[1] = math.copysign(1.0, neg_nan + zero)
+    hi = h[0]
+    hb[0] = skc.bitcast(hi - hi, skc.u16)
+    o[2] = math.copysign(1.0, skc.f32(hi - hi))
+
+
+def _nan_inputs():
+    x = np.array([np.inf, 0.0, 0.0], np.float32)
+    x.view(np.uint32)[2] = 0xFFC00000   # a negative NaN
+    return [x, np.array([np.inf], np.float16)]
+
+
+def _nan_outputs():
+    return [np.zeros(3, np.float32), np.zeros(6, np.uint32), np.zeros(1, np.uint16)]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_arithmetics_nans_are_nvidias_canonical_nan():
+    o, bits, hb = outs = _nan_outputs()
+    nans.interpret[1, 1](*_nan_inputs(), *outs)
+    assert [hex(b) for b in bits] == ["0x7fffffff"] * 6 and hex(hb[0]) == "0x7fff"
+    assert o.tolist() == [1.0, 1.0, 1.0]
+
+
+@skc.kernel(block=1)
+def generic_atomic(x: skc.Ptr[skc.f32], o: skc.Ptr[skc.f32]):
+    g = skc.int_to_ptr(skc.ptr_to_int(x), skc.f32, space="generic")
+    o[1] = skc.atomic_add(g, o[0])
+    o[2] = x[0]
+    skc.atomic_add(x + 1, o[0])
+    o[3] = x[1]
+
+
+def _atomic_arrays():
+    return [np.array([1e-39, 1e-39], np.float32), np.array([1e-39, 0, 0, 0], np.float32)]
+
+
+def test_a_generic_atomic_add_into_global_memory_flushes_subnormals():
+    x, o = _atomic_arrays()
+    generic_atomic.interpret[1, 1](x, o)
+    assert o[1] == np.float32(1e-39) and o[2] == 0.0 and o[3] == 0.0
+
+
+@pytest.mark.gpu
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_the_gpu_gives_the_interpreters_nans_and_atomics():
+    for kernel, inputs, outputs in ((nans, _nan_inputs(), _nan_outputs()), (generic_atomic, _atomic_arrays()[:1],
+                                                                             _atomic_arrays()[1:])):
+        want = [a.copy() for a in outputs]
+        kernel.interpret[1, 1](*[a.copy() for a in inputs], *want)
+        on_gpu = [skc.to_device(a) for a in (*inputs, *outputs)]
+        kernel[1, 1](*on_gpu)
+        for got, expected in zip(on_gpu[len(inputs):], want):
+            assert np.array_equal(got.numpy().view(np.uint8), expected.view(np.uint8)), (got.numpy(), expected)
