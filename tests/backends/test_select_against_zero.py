@@ -120,3 +120,18 @@ def test_a_vectors_select_against_zero_stays_a_select(T, form, tmp_path):
     assert "min." not in ptx and "max." not in ptx, ptx
     got = ptx_emulator.run_grid(ptx, "k", [xs.view(bits).copy(), np.zeros(16, bits)], 1, 32)[1]
     _check("ptx", T, xs, xs, want, got)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("T", list(TYPES))
+@pytest.mark.parametrize("form", VECTOR_FORMS)
+def test_the_gpu_picks_a_vectors_zero_as_the_interpreter(T, form, tmp_path):
+    dtype, bits = TYPES[T]
+    xs = np.array(X * 2, np.float32).astype(dtype)
+    kernel = _vector_kernel(T, form, tmp_path)
+    want = np.zeros(16, dtype)
+    kernel.interpret[1, 32](xs, want)
+    on_gpu = [skc.to_device(a.view(bits) if T == "bf16" else a, dtype=getattr(skc, T))   # (bf16: its bits)
+              for a in (xs, np.zeros_like(want))]
+    kernel[1, 32](*on_gpu)
+    _check("gpu", T, xs, xs, want, on_gpu[1].raw())
