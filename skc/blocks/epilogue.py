@@ -15,10 +15,10 @@ from typing import Optional
 import skc
 from skc import frontend
 
+from . import scheduler
 from .arguments import check_count, check_dtype, check_has, check_tensor_map, is_integer, refuse
 from .mma import Wgmma
 from .roles import check_role, claim_named_barriers, current_role, every_warpgroup_of_role, kernel_consumers
-from . import scheduler
 from .scheduler import split_count
 
 ACTIVATIONS = (None, "relu", "gelu", "silu")

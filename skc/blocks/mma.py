@@ -322,8 +322,8 @@ def _note_reads(op, *tiles):
 
 @frontend.host
 def _note_rows(op, a):
-    """The 64-row part of a stage's A tile op multiplies, for the consumer handle's check that the parts cover the
-    tile: a compile-time index, or op itself where its index is a run-time value (one part a warpgroup)."""
+    """The 64-row part of a stage's A tile op multiplies, for the pipeline's check that the parts cover the tile: a
+    compile-time index, or op itself where its index is a run-time value (one part a warpgroup)."""
     note_rows_read(a, int(op.warpgroup) if _whole(op.warpgroup) else op, op.rows_per_warpgroup)
 
 

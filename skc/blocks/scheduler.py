@@ -10,7 +10,6 @@ import numbers
 
 import skc
 from skc import frontend
-
 from skc.diagnostics import user_location
 
 from . import clusters
@@ -92,8 +91,8 @@ class TileScheduler:
         return tile
 
     def _order(self) -> tuple:
-        """What decides the order of the tiles handed out, beside M and N (the text that names it, then the values;
-        a run-time group_m: None, not known)."""
+        """What decides the order of the tiles handed out, beside M and N: (the text that names it, whether it is known
+        at compile time: a run-time group_m or splits is not)."""
         group_m = self.group_m if isinstance(self.group_m, int) else None
         splits = getattr(self, "splits", None)
         text = (f"{type(self).__name__}(M, N, tile_m={self.tile_m}, tile_n={self.tile_n}, group_m={group_m}" +
