@@ -105,14 +105,20 @@ def _vector_kernel(T, form, folder):
                    f"        skc.store(o + {w} * i, {form})\n")
 
 
+def _vector_interpreted(T, form, folder):
+    """The vector form's kernel, its input (X twice) and the interpreter's outputs."""
+    xs = np.array(X * 2, np.float32).astype(TYPES[T][0])
+    kernel = _vector_kernel(T, form, folder)
+    want = np.zeros(16, xs.dtype)
+    kernel.interpret[1, 32](xs, want)
+    return kernel, xs, want
+
+
 @pytest.mark.parametrize("T", list(TYPES))
 @pytest.mark.parametrize("form", VECTOR_FORMS)
 def test_a_vectors_select_against_zero_stays_a_select(T, form, tmp_path):
     dtype, bits = TYPES[T]
-    xs = np.array(X * 2, np.float32).astype(dtype)
-    kernel = _vector_kernel(T, form, tmp_path)
-    want = np.zeros(16, dtype)
-    kernel.interpret[1, 32](xs, want)
+    kernel, xs, want = _vector_interpreted(T, form, tmp_path)
     python = np.array([eval(form.replace("skc.where", "_where"), {"_where": lambda c, a, b: a if c else b},
                             {"v": float(x)}) for x in xs])
     _check("python", T, xs, xs, want, python.astype(dtype))
@@ -126,11 +132,8 @@ def test_a_vectors_select_against_zero_stays_a_select(T, form, tmp_path):
 @pytest.mark.parametrize("T", list(TYPES))
 @pytest.mark.parametrize("form", VECTOR_FORMS)
 def test_the_gpu_picks_a_vectors_zero_as_the_interpreter(T, form, tmp_path):
-    dtype, bits = TYPES[T]
-    xs = np.array(X * 2, np.float32).astype(dtype)
-    kernel = _vector_kernel(T, form, tmp_path)
-    want = np.zeros(16, dtype)
-    kernel.interpret[1, 32](xs, want)
+    bits = TYPES[T][1]
+    kernel, xs, want = _vector_interpreted(T, form, tmp_path)
     on_gpu = [skc.to_device(a.view(bits) if T == "bf16" else a, dtype=getattr(skc, T))   # (bf16: its bits)
               for a in (xs, np.zeros_like(want))]
     kernel[1, 32](*on_gpu)
