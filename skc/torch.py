@@ -298,22 +298,17 @@ def _check_operands(a, b, bias, c, activation) -> tuple:
         columns = b_shape[-1]
         _check(tuple(bias.shape) == (columns,), lambda: f"bias has shape {tuple(bias.shape)}, expected "
                                                               f"({columns},)")
+    from .blocks.host_plans import matrices_packed
+
     if c is not None:
         _check(tuple(c.shape) == shape, lambda: f"c has shape {tuple(c.shape)}, expected {shape}")
     for name, x in (("c", c), ("bias", bias)):
-        _check(x is None or x.is_contiguous() or name == "c" and _matrices_packed(x),
+        _check(x is None or x.is_contiguous() or name == "c" and matrices_packed(x),
                      lambda name=name, x=x: f"matmul: {name} (strides {tuple(x.stride())}) must be contiguous (c of a "
                                             f"batch: each matrix row-major): pass a contiguous copy "
                                             f"({name}.contiguous())")
     _check_activation("skc::matmul", activation)
     return shape
-
-
-def _matrices_packed(x) -> bool:
-    """Whether x is a batch (B x M x N) of row-major matrices at any batch stride of 0 or more (x[::2] of a
-    contiguous batch): what skc.blocks.matmul takes as a batch's c or out, one GEMM a matrix."""
-    return (x.dim() == 3 and x.stride(-1) == 1 and (x.shape[-2] <= 1 or x.stride(-2) == x.shape[-1])
-            and x.stride(0) >= 0)
 
 
 def _symbolic(value) -> bool:
@@ -322,9 +317,10 @@ def _symbolic(value) -> bool:
     return isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool))
 
 
-def _check_beta(c, beta, alpha=None) -> None:
-    """beta scales c alone: one (not 0) with no c is refused, as skc.blocks.matmul refuses it; alpha and beta are
-    real numbers (a complex one passed the fake implementation, and the operator refused it at run time)."""
+def _check_scalars(c, alpha, beta) -> None:
+    """alpha and beta are real numbers (a complex one passed the fake implementation, and the operator refused it at
+    run time), and beta scales c alone: one (not 0) with no c is refused, as skc.blocks.matmul refuses it. Eagerly,
+    skc.blocks.matmul checks alpha and beta again (about 0.1-0.9 us): kept, so that both paths refuse in one order."""
     from .blocks.host_plans import beta_without_c, real
 
     for name, value in (("alpha", alpha), ("beta", beta)):
@@ -337,14 +333,14 @@ def _check_beta(c, beta, alpha=None) -> None:
 def _matmul(a: torch.Tensor, b: torch.Tensor, bias: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None,
             alpha: Optional[Number] = None, beta: Optional[Number] = None,
             activation: Optional[str] = None) -> torch.Tensor:
-    _check_beta(c, beta, alpha)
+    _check_scalars(c, alpha, beta)
     out = torch.empty(_check_operands(a, b, bias, c, activation), dtype=a.dtype, device=a.device)
     _launch_matmul(a, b, out, bias, c, alpha, beta, activation)
     return out
 
 
 def _matmul_fake(a, b, bias=None, c=None, alpha=None, beta=None, activation=None):
-    _check_beta(c, beta, alpha)
+    _check_scalars(c, alpha, beta)
     return a.new_empty(_check_operands(a, b, bias, c, activation))
 
 
@@ -352,13 +348,15 @@ def _check_out(a, b, out, bias, c, activation, beta=None, alpha=None) -> None:
     """out must be the product's row-major tensor of the operands' type (eagerly and in the fake implementation, so
     that torch.compile refuses at tracing what the op refuses at run time): contiguous, or, for a batch, each matrix
     row-major at any batch stride, as skc.blocks.matmul takes it."""
-    _check_beta(c, beta, alpha)
+    from .blocks.host_plans import matrices_packed
+
+    _check_scalars(c, alpha, beta)
     shape = _check_operands(a, b, bias, c, activation)
     _check_tensors("skc::matmul_out", out=out)
     _check_devices("skc::matmul_out", a=a, out=out)
     _check(tuple(out.shape) == shape and out.dtype == a.dtype,
                  lambda: f"out is {tuple(out.shape)} {out.dtype}, expected {shape} {a.dtype}")
-    _check(out.is_contiguous() or _matrices_packed(out),
+    _check(out.is_contiguous() or matrices_packed(out),
            lambda: f"out (strides {tuple(out.stride())}) must be row-major (for a batch, each matrix row-major): pass "
                    "a contiguous out")
 

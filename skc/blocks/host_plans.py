@@ -996,6 +996,16 @@ def row_major(x) -> bool:
     return element_strides(x) == _row_major_strides(x.shape)
 
 
+def matrices_packed(x) -> bool:
+    """Whether x is a batch (B x M x N) whose matrices are each row-major with no gaps, whatever the batch stride
+    (x[::2] of a contiguous batch): what a batch's c or out may be, one GEMM a matrix as a 2-D call takes them (the
+    host path's check, and the torch operator's, so that torch.compile refuses at tracing what the call refuses)."""
+    if len(x.shape) != 3:
+        return False
+    (rows, columns), (row_stride, column_stride) = tuple(x.shape)[1:], element_strides(x)[1:]
+    return (columns <= 1 or column_stride == 1) and (rows <= 1 or row_stride == columns)
+
+
 def contiguous(x) -> bool:
     """Whether x's elements lie row after row with no gaps, whatever the stride of a dimension of one element
     (numpy's and torch's contiguity: `big[i:i + 1, :n]`, one row of a wider array, is; so is one of no elements,

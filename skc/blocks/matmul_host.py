@@ -40,8 +40,9 @@ from .copies import BLOCK as COPY_BLOCK
 from .copies import blocks, copy_rows
 from .host_plans import (Bindings, address_functions, beta_without_c, check_activation, check_epilogue_operands,
                          check_has_data, check_no_overlap, check_own_memory, check_real_operands, check_stream_given,
-                         check_writeable, contiguous, facts_failed, keeping_stream, kept_empty, on_stream, paddable,
-                         read_in_place, real, require_arrays, span, unsplit_unless_row_major, view, viewable)
+                         check_writeable, contiguous, facts_failed, keeping_stream, kept_empty, matrices_packed,
+                         on_stream, paddable, read_in_place, real, require_arrays, span, unsplit_unless_row_major, view,
+                         viewable)
 from .host_plans import facts as _facts
 from .host_plans import storage as _storage
 from .matmul_shapes import TorchShapes
@@ -755,7 +756,7 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
         problem = (M, N, K, cfg.dtype, True, False)
         return _hopper_plan(device, a, b, problem, cfg, batches=batch)
     for name, x in (("out", out), ("c", c)):   # (named here: each matrix's GEMM named only its own strides)
-        if x is not None and not _rows_packed(x):
+        if x is not None and not matrices_packed(x):
             raise skc.LaunchError(f"matmul: {name} (shape {tuple(x.shape)}, strides {element_strides(x)}) must hold "
                                   f"each matrix row-major, rows of {N} elements one after another: this batch runs "
                                   f"one GEMM per matrix (with c, or rows a single launch cannot address), which "
@@ -763,13 +764,6 @@ def _batched_plan(device, a, b, out, c, bias, alpha, activation, config):
                                   f"({name}.contiguous(), np.ascontiguousarray({name}))"
                                   + (", or none" if name == "out" else ""))
     return _LoopedBatch(batch, M, N, len(a.shape) == 3, len(b.shape) == 3, activation, config)
-
-
-def _rows_packed(x) -> bool:
-    """Whether each matrix of a batch x (B x M x N) is row-major with no gaps, whatever the batch stride (what a
-    2-D call takes as out or c)."""
-    (rows, columns), (row_stride, column_stride) = tuple(x.shape)[1:], element_strides(x)[1:]
-    return (columns == 1 or column_stride == 1) and (rows == 1 or row_stride == columns)
 
 
 def _check_config(device, config, problem):

@@ -25,8 +25,7 @@ import skc
 from skc import frontend
 
 from .payload import TilePayload
-from .arguments import Missing
-from .pipeline import INTERNAL_STEPS, StageLease
+from .pipeline import StageLease, check_not_internal
 
 
 class LdsPipeline:
@@ -85,10 +84,7 @@ class _Ring:
         pass
 
     def __getattr__(self, name):
-        if name in INTERNAL_STEPS:
-            raise Missing(f"a pipeline handle's '{name}' is the pipeline's own step, not the user's: a stage is waited "
-                          "for when it is acquired and released when its `with` ends",
-                          hint="acquire and release stages only by `with handle.acquire() as stage:`")
+        check_not_internal(name)
         raise AttributeError(name)
 
     def acquire(self) -> StageLease:

@@ -192,6 +192,18 @@ def _check_drains_once(role):
 INTERNAL_STEPS = ("wait_stage", "release_stage", "release_held", "advance", "drain", "arrive")
 
 
+def check_not_internal(name: str, skips: bool = False) -> None:
+    """A ring's own step (INTERNAL_STEPS) asked of a role's handle by the user's code is an error (by hand, a stage is
+    released twice, or one never acquired: the other side runs ahead, or waits for ever); `skips` says the handle's
+    consumers can leave stages to others (consumer.skip)."""
+    if name in INTERNAL_STEPS:
+        raise Missing(f"a pipeline handle's '{name}' is the pipeline's own step, not the user's: a stage is waited "
+                      "for when it is acquired and released when its `with` ends (by hand, it is released twice, "
+                      "or one never acquired: the other side runs ahead, or waits for ever)",
+                      hint="acquire and release stages only by `with handle.acquire() as stage:`"
+                           + ("; consumers that leave stages to others call consumer.skip(n)" if skips else ""))
+
+
 class _Role:
     """Where this role is in the ring: the stage index and the phase bit (run-time values)."""
 
@@ -206,12 +218,7 @@ class _Role:
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
-        if name in INTERNAL_STEPS:
-            raise Missing(f"a pipeline handle's '{name}' is the pipeline's own step, not the user's: a stage is waited "
-                          "for when it is acquired and released when its `with` ends (by hand, it is released twice, "
-                          "or one never acquired: the other side runs ahead, or waits for ever)",
-                          hint="acquire and release stages only by `with handle.acquire() as stage:`; consumers that "
-                               "leave stages to others call consumer.skip(n)")
+        check_not_internal(name, skips=True)
         raise Missing(f"a pipeline's {type(self).__name__[:-4].lower()} handle holds no stage, so no '{name}'",
                       hint=f"acquire a stage from it: `with handle.acquire() as stage:`, then stage.{name}")
 

@@ -210,6 +210,8 @@ def lds_gemm(a: skc.Ptr[skc.f16], b: skc.Ptr[skc.f16], out: skc.Ptr[skc.f32], M:
             for k in range(skc.cdiv(K, 32)):
                 with producer.acquire() as stage:
                     load(stage, k, a=tile.row0, b=tile.col0)
+                if mode == "advance":
+                    producer.advance()   # M:lds_advance
                 with consumer.acquire() as stage:
                     mma(acc, stage.a, stage.b)   # M:mfma
             epilogue(acc, tile.row0, tile.col0)   # M:store
@@ -256,3 +258,12 @@ def test_a_direct_store_epilogue_made_on_the_host_is_an_error_where_it_stores(gf
     message = str(info.value)
     assert "this DirectStoreEpilogue was made on the host, with the host's ndarray for out" in message, message
     assert f":{line_of(lds_gemm, 'M:store')}:" in message.splitlines()[0], message
+
+
+def test_the_lds_rings_own_steps_are_not_the_users(gfx942):
+    with pytest.raises(skc.CompileError) as info:
+        run_lds_gemm("advance")
+    message = str(info.value)
+    assert "a pipeline handle's 'advance' is the pipeline's own step" in message, message
+    assert f":{line_of(lds_gemm, 'M:lds_advance')}:" in message.splitlines()[0], message
+    assert "with handle.acquire() as stage:" in message and "consumer.skip" not in message
