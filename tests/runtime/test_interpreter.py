@@ -84,8 +84,8 @@ def bf16_reference(values) -> np.ndarray:
     """The nearest bf16 (ties to even) of each value, as uint16 bits, by exact rational comparison."""
     out = []
     for value in np.asarray(values, np.float64).tolist():
-        if math.isnan(value):
-            out.append(0x7FC0)
+        if math.isnan(value):   # (NVIDIA's conversions give the canonical NaN, whatever the sign and payload)
+            out.append(0x7FFF)
             continue
         magnitude = Fraction(abs(value))
         low, high = 0, 0x7F80          # positive patterns increase with their values: bisect

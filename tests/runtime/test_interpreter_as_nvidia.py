@@ -9,6 +9,7 @@ an H100's values, benchmarks/results/session65-2026-12-07-interpreter-vs-gpu-h10
 Negation and absolute value of a NaN stay sign-bit operations (docs/language.md says where the GPU differs)."""
 import math
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -54,6 +55,70 @@ def test_arithmetics_nans_are_nvidias_canonical_nan():
 
 
 @skc.kernel(block=1)
+def nans_f64(x: skc.Ptr[skc.f64], f: skc.Ptr[skc.f32], bits: skc.Ptr[skc.u64], fb: skc.Ptr[skc.u32]):
+    inf = x[0]
+    zero = x[1]
+    signalling = x[2]   # 0x7FF4000000000123
+    bits[0] = skc.bitcast(inf - inf, skc.u64)
+    bits[1] = skc.bitcast(zero / zero, skc.u64)
+    bits[2] = skc.bitcast(skc.fma(inf, zero, zero), skc.u64)
+    bits[3] = skc.bitcast(signalling + zero, skc.u64)
+    bits[4] = skc.bitcast(skc.f64(f[0]), skc.u64)
+    bits[5] = skc.bitcast(skc.maximum(signalling, zero), skc.u64)
+    bits[6] = skc.bitcast(skc.minimum(zero, signalling), skc.u64)
+    fb[0] = skc.bitcast(skc.f32(signalling), skc.u32)
+
+
+@skc.kernel(block=1)
+def nans_bf16(h: skc.Ptr[skc.bf16], f: skc.Ptr[skc.f32], hb: skc.Ptr[skc.u16]):
+    inf = h[0]
+    zero = h[1]
+    signalling = h[2]   # 0x7FA1
+    hb[0] = skc.bitcast(inf - inf, skc.u16)
+    hb[1] = skc.bitcast(zero / zero, skc.u16)
+    hb[2] = skc.bitcast(skc.fma(inf, zero, zero), skc.u16)
+    hb[3] = skc.bitcast(signalling * zero, skc.u16)
+    hb[4] = skc.bitcast(skc.sqrt(signalling), skc.u16)
+    hb[5] = skc.bitcast(skc.bf16(f[0]), skc.u16)
+    hb[6] = skc.bitcast(skc.bf16(f[1]), skc.u16)
+    hb[7] = skc.bitcast(skc.maximum(signalling, zero), skc.u16)
+    hb[8] = skc.bitcast(skc.minimum(zero, signalling), skc.u16)
+
+
+@skc.kernel(block=1)
+def nan_casts(f: skc.Ptr[skc.f32], h: skc.Ptr[skc.f16], hb: skc.Ptr[skc.u16], fb: skc.Ptr[skc.u32]):
+    for i in skc.static_range(2):
+        hb[i] = skc.bitcast(skc.f16(f[i]), skc.u16)
+        fb[i] = skc.bitcast(skc.f32(h[i]), skc.u32)
+
+
+def _bits(dtype, *patterns):
+    return np.array(patterns, {8: np.uint64, 4: np.uint32, 2: np.uint16}[np.dtype(dtype).itemsize]).view(dtype)
+
+
+def _nan_cases():
+    """(kernel, inputs, outputs, the outputs' bits on an H100) of the f64, bf16 and cast cases."""
+    f64 = _bits(np.float64, 0x7FF0000000000000, 0, 0x7FF4000000000123)
+    f32 = _bits(np.float32, 0x7FA00123, 0xFFC00001)
+    bf16 = _bits(np.uint16, 0x7F80, 0, 0x7FA1).view(ml_dtypes.bfloat16)
+    f16 = _bits(np.float16, 0x7D23, 0xFE01)
+    return [(nans_f64, [f64, f32], [np.zeros(7, np.uint64), np.zeros(1, np.uint32)],
+             [[0xFFF8000000000000] * 3 + [0x7FFC000000000123, 0x7FFC002460000000, 0, 0], [0x7FE00000]]),
+            (nans_bf16, [bf16, f32], [np.zeros(9, np.uint16)], [[0x7FFF] * 7 + [0, 0]]),
+            (nan_casts, [f32, f16], [np.zeros(2, np.uint16), np.zeros(2, np.uint32)],
+             [[0x7FFF, 0x7FFF], [0x7FFFFFFF, 0x7FFFFFFF]])]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_bf16_and_f64_nans_and_nan_casts_are_the_gpus():
+    """bf16 arithmetic and casts to f16 or bf16 (or from f16) give the canonical NaN; f64 keeps a payload, quieted,
+    and its f32 cast too; minimum and maximum of a signalling NaN give the other operand (x86's fmax gave a NaN)."""
+    for kernel, inputs, outputs, expected in _nan_cases():
+        kernel.interpret[1, 1](*inputs, *outputs)
+        assert [[hex(int(v)) for v in o] for o in outputs] == [[hex(v) for v in e] for e in expected], kernel.__name__
+
+
+@skc.kernel(block=1)
 def generic_atomic(x: skc.Ptr[skc.f32], o: skc.Ptr[skc.f32]):
     g = skc.int_to_ptr(skc.ptr_to_int(x), skc.f32, space="generic")
     o[1] = skc.atomic_add(g, o[0])
@@ -75,8 +140,10 @@ def test_a_generic_atomic_add_into_global_memory_flushes_subnormals():
 @pytest.mark.gpu
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_the_gpu_gives_the_interpreters_nans_and_atomics():
-    for kernel, inputs, outputs in ((nans, _nan_inputs(), _nan_outputs()), (generic_atomic, _atomic_arrays()[:1],
-                                                                             _atomic_arrays()[1:])):
+    cases = [(nans, _nan_inputs(), _nan_outputs()), (generic_atomic, _atomic_arrays()[:1], _atomic_arrays()[1:])]
+    for kernel, inputs, outputs, _ in _nan_cases():
+        cases.append((kernel, inputs, outputs))
+    for kernel, inputs, outputs in cases:
         want = [a.copy() for a in outputs]
         kernel.interpret[1, 1](*[a.copy() for a in inputs], *want)
         on_gpu = [skc.to_device(a) for a in (*inputs, *outputs)]

@@ -71,15 +71,22 @@ _FLOAT_BINARY = {
 
 
 def _min_number(a, b):
-    """IEEE minNum, -0.0 below +0.0 (as minimumNumber orders them): numpy's fmin gave either zero, by lane (its
-    SIMD loop and its scalar tail differ), so one launch gave -0.0 in some lanes and +0.0 in others."""
+    """PTX's min: -0.0 below +0.0 (as minimumNumber orders them), and a NaN operand, quiet or signalling, gives the
+    other operand. numpy's fmin gave either zero, by lane (its SIMD loop and its scalar tail differ), so one launch
+    gave -0.0 in some lanes and +0.0 in others; and x86's C fmin gives a NaN for a signalling one (IEEE 754-2008's
+    minNum), where an H100 gave the other operand (f64 and bf16: the sixty-sixth session's probe)."""
     both_zero = (a == 0) & (b == 0)
-    return np.where(both_zero, np.where(np.signbit(a), a, b), np.fmin(a, b))
+    return _number_of(a, b, np.where(both_zero, np.where(np.signbit(a), a, b), np.fmin(a, b)))
 
 
 def _max_number(a, b):
     both_zero = (a == 0) & (b == 0)
-    return np.where(both_zero, np.where(np.signbit(a), b, a), np.fmax(a, b))
+    return _number_of(a, b, np.where(both_zero, np.where(np.signbit(a), b, a), np.fmax(a, b)))
+
+
+def _number_of(a, b, result):
+    """result, but b where a is a NaN and a where b is one (both NaN: a NaN)."""
+    return np.where(np.isnan(a), b, np.where(np.isnan(b), a, result))
 _INT_UNARY = {"arith.neg": np.negative, "arith.not": np.invert, "math.abs": np.abs}
 
 _FLOAT_UNARY = {
@@ -109,6 +116,8 @@ def _in_precision(fn: Callable, elem: ScalarType, canonical: bool = True) -> Cal
         if not canonical:
             return lambda *xs: fn(*(x.astype(np.float32) for x in xs)).astype(np.float16)
         return lambda *xs: _canonical(fn(*(x.astype(np.float32) for x in xs)).astype(np.float16))
+    if elem.name == "bf16" and canonical:
+        return lambda *xs: _canonical(numerics.round_to(elem, fn(*xs)), elem)
     if numerics.needs_rounding(elem):
         return lambda *xs: numerics.round_to(elem, fn(*xs))
     if elem.name == "f32" and canonical:
@@ -121,14 +130,10 @@ def _in_precision(fn: Callable, elem: ScalarType, canonical: bool = True) -> Cal
 # where numpy gives x86's 0xFFC00000 or keeps an operand's: copysign and the bits of a NaN told them apart. Negation
 # and absolute value stay sign-bit operations (IEEE's; ptxas makes them bit operations or an FADD by context, and the
 # latter gave 0x7FFFFFFF for -NaN: docs/language.md). bf16 and f64 NaNs are not measured: left as numpy gives them.
-_CANONICAL_NAN = {np.dtype(np.float32): np.uint32(0x7FFFFFFF).view(np.float32),
-                  np.dtype(np.float16): np.uint16(0x7FFF).view(np.float16)}
-
-
-def _canonical(x: np.ndarray) -> np.ndarray:
-    """x with every NaN NVIDIA's canonical NaN of its type."""
+def _canonical(x: np.ndarray, elem: ScalarType = None) -> np.ndarray:
+    """x with every NaN NVIDIA's canonical NaN of its type (elem: bf16 values are held in float32)."""
     nan = np.isnan(x)
-    return np.where(nan, _CANONICAL_NAN[x.dtype], x) if nan.any() else x
+    return np.where(nan, numerics.canonical_nan(elem.name if elem else x.dtype.name), x) if nan.any() else x
 
 
 def binary_function(name: str, elem: ScalarType) -> Callable:
@@ -159,8 +164,8 @@ def _unary(op, launch):
 
 def _fma(op, launch):
     elem = element_type(op.result.type)
-    if elem.name in ("f32", "f16"):
-        return lambda a, b, c: _canonical(numerics.fma(elem, a, b, c))
+    if elem.name in ("f32", "f16", "bf16"):
+        return lambda a, b, c: _canonical(numerics.fma(elem, a, b, c), elem)
     return lambda a, b, c: numerics.fma(elem, a, b, c)
 
 

@@ -113,6 +113,19 @@ def round_to(t: ScalarType, x: np.ndarray) -> np.ndarray:
     return x.astype(_VALUE_DTYPES[name], copy=False)
 
 
+# NVIDIA's one NaN of each type: what its arithmetic gives for a NaN result, whatever its operands' sign and payload
+# (an H100; f64's arithmetic keeps an operand's payload: benchmarks/results/session66-...-nans-h100.txt)
+_CANONICAL_NAN = {"float32": np.uint32(0x7FFFFFFF).view(np.float32), "f32": np.uint32(0x7FFFFFFF).view(np.float32),
+                  "float16": np.uint16(0x7FFF).view(np.float16), "f16": np.uint16(0x7FFF).view(np.float16),
+                  "bf16": np.uint32(0x7FFF0000).view(np.float32)}
+
+
+def canonical_nan(name: str):
+    """NVIDIA's canonical NaN of the float type `name` (an IR type's name, or float32's or float16's numpy name), as
+    a value of its value dtype (bf16's in float32)."""
+    return _CANONICAL_NAN[name]
+
+
 def needs_rounding(t: Type) -> bool:
     """Whether results of type t must be rounded after computing in float32 (bf16, fp8)."""
     elem = element_type(t)
@@ -264,7 +277,18 @@ def cast(src: Type, dst: Type, x: np.ndarray) -> np.ndarray:
             x = x.astype(np.float32)
     elif s.is_int and not s.is_bool and s.bits == 64 and d.name in _FORMATS:
         x = _int64_to_f64_sticky(x)   # exact where the narrow format must round, so that it rounds once
-    return round_to(d, x)
+    result = round_to(d, x)
+    if s.is_float and (s.name, d.name) not in _NAN_KEPT and d.name in _CANONICAL_NAN:
+        nan = np.isnan(result)
+        if nan.any():
+            result = np.where(nan, _CANONICAL_NAN[d.name], result)
+    return result
+
+
+# Conversions between floats that keep a NaN's sign and payload on NVIDIA's GPUs (quieted); every other conversion of
+# a NaN to f32, f16 or bf16 gives the type's canonical NaN (an H100: benchmarks/results/session66-...-nans-h100.txt).
+# fp8 results are 0x7F whatever the NaN (_fp8_encode).
+_NAN_KEPT = frozenset({("f32", "f64"), ("f64", "f32")})
 
 
 def _int64_to_f64_sticky(x: np.ndarray) -> np.ndarray:
