@@ -512,12 +512,16 @@ def fmod(a, b) -> RValue:
 
 
 def copysign(a, b) -> RValue:
-    """Python's math.copysign: |a| with the sign bit of b (of -0.0 and of a NaN's too), in their common float type."""
+    """Python's math.copysign: |a| with the sign bit of b (of -0.0 and of a NaN's too), in their common float type.
+    Bit operations, exact everywhere: -x and abs(x) of a NaN are NVIDIA's canonical NaN on its GPUs, and a's NaN
+    keeps its payload here."""
     x, y = _as_floats(*unify(a, b))
-    bits = ir.ScalarType(f"i{ir.element_type(y.type).bits}")
-    negative = compare("lt", bitcast(y, ir.with_element(y.type, bits)), 0)
-    magnitude = unary("abs", x)
-    return select(negative, unary("neg", magnitude), magnitude)
+    width = ir.element_type(x.type).bits
+    ints = ir.with_element(x.type, ir.ScalarType(f"i{width}"))
+    sign = 1 << (width - 1)
+    magnitude = _b().binary("arith.and", bitcast(x, ints).value, constant(sign - 1, ints).value)
+    signed = _b().binary("arith.and", bitcast(y, ints).value, constant(sign, ints).value)
+    return bitcast(RValue(_b().binary("arith.or", magnitude, signed), ints), x.type)
 
 
 def _as_floats(x: RValue, y: RValue):

@@ -92,8 +92,31 @@ def nan_casts(f: skc.Ptr[skc.f32], h: skc.Ptr[skc.f16], hb: skc.Ptr[skc.u16], fb
         fb[i] = skc.bitcast(skc.f32(h[i]), skc.u32)
 
 
+@skc.kernel(block=1)
+def nans_passed(d: skc.Ptr[skc.f64], f: skc.Ptr[skc.f32], h: skc.Ptr[skc.f16], g: skc.Ptr[skc.bf16],
+                e: skc.Ptr[skc.e4m3], db: skc.Ptr[skc.u64], fb: skc.Ptr[skc.u32], hb: skc.Ptr[skc.u16]):
+    quiet = d[0]
+    negative = d[1]
+    db[0] = skc.bitcast(quiet + negative, skc.u64)
+    db[1] = skc.bitcast(quiet / negative, skc.u64)
+    db[2] = skc.bitcast(-negative, skc.u64)
+    db[3] = skc.bitcast(abs(negative), skc.u64)
+    db[4] = skc.bitcast(skc.maximum(negative, quiet), skc.u64)
+    db[5] = skc.bitcast(skc.f64(h[0]), skc.u64)
+    db[6] = skc.bitcast(skc.f64(e[0]), skc.u64)
+    fb[0] = skc.bitcast(-f[0], skc.u32)
+    fb[1] = skc.bitcast(abs(f[0]), skc.u32)
+    fb[2] = skc.bitcast(skc.f32(g[0]), skc.u32)
+    fb[3] = skc.bitcast(math.copysign(f[0], -1.0), skc.u32)
+    hb[0] = skc.bitcast(-h[0], skc.u16)
+    hb[1] = skc.bitcast(abs(g[0]), skc.u16)
+    hb[2] = skc.bitcast(skc.f16(d[2]), skc.u16)
+    hb[3] = skc.bitcast(skc.bf16(negative), skc.u16)
+
+
 def _bits(dtype, *patterns):
-    return np.array(patterns, {8: np.uint64, 4: np.uint32, 2: np.uint16}[np.dtype(dtype).itemsize]).view(dtype)
+    return np.array(patterns, {8: np.uint64, 4: np.uint32, 2: np.uint16, 1: np.uint8}[np.dtype(dtype).itemsize]).view(
+        dtype)
 
 
 def _nan_cases():
@@ -106,13 +129,22 @@ def _nan_cases():
              [[0xFFF8000000000000] * 3 + [0x7FFC000000000123, 0x7FFC002460000000, 0, 0], [0x7FE00000]]),
             (nans_bf16, [bf16, f32], [np.zeros(9, np.uint16)], [[0x7FFF] * 7 + [0, 0]]),
             (nan_casts, [f32, f16], [np.zeros(2, np.uint16), np.zeros(2, np.uint32)],
-             [[0x7FFF, 0x7FFF], [0x7FFFFFFF, 0x7FFFFFFF]])]
+             [[0x7FFF, 0x7FFF], [0x7FFFFFFF, 0x7FFFFFFF]]),
+            (nans_passed, [_bits(np.float64, 0x7FF8000000000000, 0xFFFC000000000456, 0x7FF4000000000123), f32[:1],
+                           f16[:1], bf16[2:], _bits(np.uint8, 0x7F).view(ml_dtypes.float8_e4m3fn)],
+             [np.zeros(7, np.uint64), np.zeros(4, np.uint32), np.zeros(4, np.uint16)],
+             [[0xFFFC000000000456, 0x7FF8000000000000, 0xFFFC000000000456, 0xFFFC000000000456, 0x7FF8000000000000,
+               0x7FFC8C0000000000, 0x7FFFFC0000000000], [0x7FFFFFFF, 0x7FFFFFFF, 0x7FA10000, 0xFFA00123],
+              [0x7FFF, 0x7FFF, 0x7F00, 0xFFE0]])]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_bf16_and_f64_nans_and_nan_casts_are_the_gpus():
-    """bf16 arithmetic and casts to f16 or bf16 (or from f16) give the canonical NaN; f64 keeps a payload, quieted,
-    and its f32 cast too; minimum and maximum of a signalling NaN give the other operand (x86's fmax gave a NaN)."""
+    """bf16 arithmetic and casts to f16 or bf16 (or from f16) give the canonical NaN; f64 passes an operand's NaN on,
+    quieted (the later operand's, division's the first's; -x and abs(x) keep its sign), and so do its casts, bf16's to
+    f32 and f16's to f64; fp8 casts go through f16; -x and abs(x) of an f32, f16 or bf16 NaN are the canonical NaN, and
+    copysign keeps a NaN's payload; minimum and maximum of a signalling NaN give the other operand (x86's fmax gave a
+    NaN). Every value is an H100's (benchmarks/results/session66-2026-12-08-nans-h100.txt)."""
     for kernel, inputs, outputs, expected in _nan_cases():
         kernel.interpret[1, 1](*inputs, *outputs)
         assert [[hex(int(v)) for v in o] for o in outputs] == [[hex(v) for v in e] for e in expected], kernel.__name__

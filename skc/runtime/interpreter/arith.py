@@ -109,27 +109,48 @@ def _on_bits(fn: Callable, bits: int) -> Callable:
     return on_bits
 
 
-def _in_precision(fn: Callable, elem: ScalarType, canonical: bool = True) -> Callable:
-    """A float function computed in float32 for f16/bf16/fp8 and rounded back to elem (with `canonical`, a NaN
-    result NVIDIA's canonical one, for f32 and f16: _canonical)."""
+def _in_precision(fn: Callable, elem: ScalarType, name: str = "") -> Callable:
+    """A float function computed in float32 for f16/bf16/fp8 and rounded back to elem, a NaN result NVIDIA's: the
+    canonical one for f32, f16 and bf16 (_canonical), an operand's for f64 op `name` (_f64_nans)."""
     if elem.name == "f16":
-        if not canonical:
-            return lambda *xs: fn(*(x.astype(np.float32) for x in xs)).astype(np.float16)
         return lambda *xs: _canonical(fn(*(x.astype(np.float32) for x in xs)).astype(np.float16))
-    if elem.name == "bf16" and canonical:
+    if elem.name == "bf16":
         return lambda *xs: _canonical(numerics.round_to(elem, fn(*xs)), elem)
     if numerics.needs_rounding(elem):
         return lambda *xs: numerics.round_to(elem, fn(*xs))
-    if elem.name == "f32" and canonical:
+    if elem.name == "f32":
         return lambda *xs: _canonical(fn(*xs))
+    if elem.name == "f64" and name in _F64_PASSING:
+        return _f64_nans(fn, first=name == "arith.div")
     return fn
 
 
-# NVIDIA's arithmetic gives one NaN whatever its operands' (an H100: inf - inf, inf · 0, 0 / 0, sqrt(-inf), -NaN + 0 of
-# f32 are 0x7FFFFFFF, f16's inf - inf 0x7FFF; benchmarks/results/session65-2026-12-07-interpreter-vs-gpu-h100.txt),
-# where numpy gives x86's 0xFFC00000 or keeps an operand's: copysign and the bits of a NaN told them apart. Negation
-# and absolute value stay sign-bit operations (IEEE's; ptxas makes them bit operations or an FADD by context, and the
-# latter gave 0x7FFFFFFF for -NaN: docs/language.md). bf16 and f64 NaNs are not measured: left as numpy gives them.
+# NVIDIA's f32, f16 and bf16 arithmetic gives one NaN whatever its operands' (an H100: inf - inf, inf · 0, 0 / 0,
+# sqrt(-inf), -NaN + 0, and -x and abs(x) of a NaN too: benchmarks/results/session65-2026-12-07-interpreter-vs-gpu-
+# h100.txt and session66-2026-12-08-nans-h100.txt), where numpy gives x86's 0xFFC00000 or keeps an operand's.
+# math.copysign is bit operations (frontend), exact on both. f64 passes an operand's NaN on, quieted (_f64_nans).
+
+
+def _f64_nans(fn: Callable, first: bool) -> Callable:
+    """fn on f64 with NVIDIA's NaNs (an H100, session66-2026-12-08-nans-h100.txt): a NaN operand passes on, quieted,
+    with its sign (-x and abs(x) too); of two, the later one's (fma's last; division's, a software sequence, the
+    first's); a NaN made of numbers (inf - inf) is 0xFFF8000000000000. numpy's depended on the host's libm (fma)."""
+    def apply(*xs):
+        result = fn(*xs)
+        nan = np.isnan(result)
+        if not nan.any():
+            return result
+        passed = np.where(nan, _F64_MADE_NAN, result)
+        for x in (reversed(xs) if first else xs):   # the winner last
+            passed = np.where(nan & np.isnan(x), numerics.quiet(x), passed)
+        return passed
+    return apply
+
+
+_F64_MADE_NAN = np.uint64(0xFFF8000000000000).view(np.float64)
+# (f64 ops whose NaNs were compared with the GPU's; math functions, rem and pow are left as numpy gives them)
+_F64_PASSING = frozenset({"arith.add", "arith.sub", "arith.mul", "arith.div", "arith.min", "arith.max", "arith.neg",
+                          "math.abs", "math.sqrt", "math.floor", "math.fma"})
 def _canonical(x: np.ndarray, elem: ScalarType = None) -> np.ndarray:
     """x with every NaN NVIDIA's canonical NaN of its type (elem: bf16 values are held in float32)."""
     nan = np.isnan(x)
@@ -139,7 +160,7 @@ def _canonical(x: np.ndarray, elem: ScalarType = None) -> np.ndarray:
 def binary_function(name: str, elem: ScalarType) -> Callable:
     """The numpy function of binary op `name` on elements of type elem."""
     if elem.is_float:
-        return _in_precision(_FLOAT_BINARY[name], elem)
+        return _in_precision(_FLOAT_BINARY[name], elem, name)
     if name == "arith.shl":
         fn = _shl(elem.bits)
     elif name == "arith.shr":
@@ -156,7 +177,7 @@ def _binary(op, launch):
 def _unary(op, launch):
     elem = element_type(op.result.type)
     if elem.is_float:
-        return _in_precision(_FLOAT_UNARY[op.name], elem, canonical=op.name not in ("arith.neg", "math.abs"))
+        return _in_precision(_FLOAT_UNARY[op.name], elem, op.name)
     if elem.is_bool and op.name != "arith.not":
         return _on_bits(_INT_UNARY[op.name], 1)
     return _INT_UNARY[op.name]
@@ -166,6 +187,8 @@ def _fma(op, launch):
     elem = element_type(op.result.type)
     if elem.name in ("f32", "f16", "bf16"):
         return lambda a, b, c: _canonical(numerics.fma(elem, a, b, c), elem)
+    if elem.name == "f64":
+        return _f64_nans(lambda a, b, c: numerics.fma(elem, a, b, c), first=False)
     return lambda a, b, c: numerics.fma(elem, a, b, c)
 
 

@@ -278,17 +278,40 @@ def cast(src: Type, dst: Type, x: np.ndarray) -> np.ndarray:
     elif s.is_int and not s.is_bool and s.bits == 64 and d.name in _FORMATS:
         x = _int64_to_f64_sticky(x)   # exact where the narrow format must round, so that it rounds once
     result = round_to(d, x)
-    if s.is_float and (s.name, d.name) not in _NAN_KEPT and d.name in _CANONICAL_NAN:
+    if s.is_float and d.is_float and d.name not in _FP8_DECODE:
         nan = np.isnan(result)
         if nan.any():
-            result = np.where(nan, _CANONICAL_NAN[d.name], result)
+            result = np.where(nan, _cast_nan(s.name, d.name, x, result), result)
     return result
 
 
-# Conversions between floats that keep a NaN's sign and payload on NVIDIA's GPUs (quieted); every other conversion of
-# a NaN to f32, f16 or bf16 gives the type's canonical NaN (an H100: benchmarks/results/session66-...-nans-h100.txt).
-# fp8 results are 0x7F whatever the NaN (_fp8_encode).
-_NAN_KEPT = frozenset({("f32", "f64"), ("f64", "f32")})
+# NVIDIA's conversions of a NaN (an H100, every pair of f64, f32, f16, bf16, e4m3 and e5m2 over NaNs of both signs,
+# quiet and signalling: benchmarks/results/session66-2026-12-08-nans-h100.txt). These pairs keep the sign and the
+# payload (bf16 to f32 is a shift, exact; f16 to f64 quiets, as numpy's f64 and f32 conversions do); every other
+# conversion to f32, f16 or bf16 gives the canonical NaN; fp8 converts through f16 (its NaN f16's canonical one, so
+# 0x7FFFFC0000000000 in f64); a NaN to fp8 is 0x7F (_fp8_encode).
+_NAN_KEPT = frozenset({("f32", "f64"), ("f64", "f32"), ("f64", "f16"), ("f64", "bf16"), ("f16", "f64"),
+                       ("bf16", "f32"), ("bf16", "f64")})
+
+
+def _cast_nan(s: str, d: str, x: np.ndarray, result: np.ndarray) -> np.ndarray:
+    """The NaNs of x cast from type s to type d (result: numpy's cast)."""
+    if s in _FP8_DECODE:
+        return quiet(np.float16(_CANONICAL_NAN["f16"]).astype(np.float64)) if d == "f64" else _CANONICAL_NAN[d]
+    if (s, d) not in _NAN_KEPT:
+        return _CANONICAL_NAN[d]
+    if s == "f64" and d in ("f16", "bf16"):   # quieted, then the payload's upper bits (numpy's f16 kept them unquieted)
+        kept = quiet(x).astype(np.float32)
+        if d == "f16":
+            return kept.astype(np.float16)
+        return (kept.view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)
+    return quiet(result) if d == "f64" else result
+
+
+def quiet(x) -> np.ndarray:
+    """f64 values with each NaN's quiet bit set (its sign and payload kept)."""
+    bits = np.ascontiguousarray(x, np.float64).view(np.uint64)
+    return np.where(np.isnan(x), (bits | np.uint64(1 << 51)).view(np.float64), x)
 
 
 def _int64_to_f64_sticky(x: np.ndarray) -> np.ndarray:
