@@ -7,7 +7,9 @@ an H100's values, benchmarks/results/session65-2026-12-07-interpreter-vs-gpu-h10
 - an f32 atomic add through a generic pointer into global memory flushes subnormals as the global one does (the
   interpreter flushed only for pointers typed global: 1e-39 + 1e-39 was 2e-39 here, 0 on the GPU).
 Negation and absolute value of a NaN stay sign-bit operations (docs/language.md says where the GPU differs)."""
+import importlib.util
 import math
+import pathlib
 
 import ml_dtypes
 import numpy as np
@@ -148,6 +150,17 @@ def test_bf16_and_f64_nans_and_nan_casts_are_the_gpus():
     for kernel, inputs, outputs, expected in _nan_cases():
         kernel.interpret[1, 1](*inputs, *outputs)
         assert [[hex(int(v)) for v in o] for o in outputs] == [[hex(v) for v in e] for e in expected], kernel.__name__
+
+
+def test_every_nan_case_of_the_h100s_table():
+    """Every cast among f64, f32, f16, bf16 and the fp8 types, and the arithmetic of f64, f32, f16 and bf16 over
+    NaNs of both signs, quiet and signalling, 1, inf and 0 (1705 cases) give the H100's bits."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("nans_against_gpu", root / "benchmarks" / "nans_against_gpu.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    table = root / "benchmarks" / "results" / "session66-2026-12-08-nans-h100.json"
+    assert script.main(["--against", str(table)]) == 0
 
 
 @skc.kernel(block=1)
