@@ -99,16 +99,17 @@ def nans_passed(d: skc.Ptr[skc.f64], f: skc.Ptr[skc.f32], h: skc.Ptr[skc.f16], g
                 e: skc.Ptr[skc.e4m3], db: skc.Ptr[skc.u64], fb: skc.Ptr[skc.u32], hb: skc.Ptr[skc.u16]):
     quiet = d[0]
     negative = d[1]
+    one = d[3]
     db[0] = skc.bitcast(quiet + negative, skc.u64)
     db[1] = skc.bitcast(quiet / negative, skc.u64)
     db[2] = skc.bitcast(-negative, skc.u64)
     db[3] = skc.bitcast(abs(negative), skc.u64)
-    db[4] = skc.bitcast(skc.maximum(negative, quiet), skc.u64)
+    db[4] = skc.bitcast(skc.maximum(negative, one), skc.u64)
     db[5] = skc.bitcast(skc.f64(h[0]), skc.u64)
     db[6] = skc.bitcast(skc.f64(e[0]), skc.u64)
     fb[0] = skc.bitcast(-f[0], skc.u32)
     fb[1] = skc.bitcast(abs(f[0]), skc.u32)
-    fb[2] = skc.bitcast(skc.f32(g[0]), skc.u32)
+    fb[2] = skc.bitcast(skc.f32(g[0]) + 1.0, skc.u32)
     fb[3] = skc.bitcast(math.copysign(f[0], -1.0), skc.u32)
     hb[0] = skc.bitcast(-h[0], skc.u16)
     hb[1] = skc.bitcast(abs(g[0]), skc.u16)
@@ -132,11 +133,12 @@ def _nan_cases():
             (nans_bf16, [bf16, f32], [np.zeros(9, np.uint16)], [[0x7FFF] * 7 + [0, 0]]),
             (nan_casts, [f32, f16], [np.zeros(2, np.uint16), np.zeros(2, np.uint32)],
              [[0x7FFF, 0x7FFF], [0x7FFFFFFF, 0x7FFFFFFF]]),
-            (nans_passed, [_bits(np.float64, 0x7FF8000000000000, 0xFFFC000000000456, 0x7FF4000000000123), f32[:1],
+            (nans_passed, [_bits(np.float64, 0x7FF8000000000000, 0xFFFC000000000456, 0x7FF4000000000123,
+                                 0x3FF0000000000000), f32[:1],
                            f16[:1], bf16[2:], _bits(np.uint8, 0x7F).view(ml_dtypes.float8_e4m3fn)],
              [np.zeros(7, np.uint64), np.zeros(4, np.uint32), np.zeros(4, np.uint16)],
-             [[0xFFFC000000000456, 0x7FF8000000000000, 0xFFFC000000000456, 0xFFFC000000000456, 0x7FF8000000000000,
-               0x7FFC8C0000000000, 0x7FFFFC0000000000], [0x7FFFFFFF, 0x7FFFFFFF, 0x7FA10000, 0xFFA00123],
+             [[0xFFFC000000000456, 0x7FF8000000000000, 0xFFFC000000000456, 0xFFFC000000000456, 0x3FF0000000000000,
+               0x7FFC8C0000000000, 0x7FFFFC0000000000], [0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0xFFA00123],
               [0x7FFF, 0x7FFF, 0x7F00, 0xFFE0]])]
 
 

@@ -134,7 +134,8 @@ def _in_precision(fn: Callable, elem: ScalarType, name: str = "") -> Callable:
 def _f64_nans(fn: Callable, first: bool) -> Callable:
     """fn on f64 with NVIDIA's NaNs (an H100, session66-2026-12-08-nans-h100.txt): a NaN operand passes on, quieted,
     with its sign (-x and abs(x) too); of two, the later one's (fma's last; division's, a software sequence, the
-    first's); a NaN made of numbers (inf - inf) is 0xFFF8000000000000. numpy's depended on the host's libm (fma)."""
+    first's: the compiler may swap a commutative op's operands, so the GPU is not bound to it); a NaN made of numbers
+    (inf - inf) is 0xFFF8000000000000. numpy's depended on the host's libm (fma)."""
     def apply(*xs):
         result = fn(*xs)
         nan = np.isnan(result)

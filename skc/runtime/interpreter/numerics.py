@@ -287,7 +287,7 @@ def cast(src: Type, dst: Type, x: np.ndarray) -> np.ndarray:
 
 # NVIDIA's conversions of a NaN (an H100, every pair of f64, f32, f16, bf16, e4m3 and e5m2 over NaNs of both signs,
 # quiet and signalling: benchmarks/results/session66-2026-12-08-nans-h100.txt). These pairs keep the sign and the
-# payload (bf16 to f32 is a shift, exact; f16 to f64 quiets, as numpy's f64 and f32 conversions do); every other
+# payload (bf16 to f32 a shift, exact, though a cvt after a bf16 load gave 0x7FC00000; f16 to f64 quiets); every other
 # conversion to f32, f16 or bf16 gives the canonical NaN; fp8 converts through f16 (its NaN f16's canonical one, so
 # 0x7FFFFC0000000000 in f64); a NaN to fp8 is 0x7F (_fp8_encode).
 _NAN_KEPT = frozenset({("f32", "f64"), ("f64", "f32"), ("f64", "f16"), ("f64", "bf16"), ("f16", "f64"),
