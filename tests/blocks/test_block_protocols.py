@@ -239,31 +239,31 @@ def run_lds_gemm(mode, M=64, N=32, K=128):
     return out, a @ b.T
 
 
+def lds_compile_error(mode, marker) -> str:
+    """The compile error of lds_gemm in `mode`, checked to be placed at the line marked `marker`."""
+    with pytest.raises(skc.CompileError) as info:
+        run_lds_gemm(mode)
+    message = str(info.value)
+    assert f":{line_of(lds_gemm, marker)}:" in message.splitlines()[0], message
+    return message
+
+
 @pytest.mark.parametrize("mode, words", [
     ("bf16", "the stage's A tile is loaded from a pointer of f16; this Mfma multiplies bf16"),
     ("past", "this Mfma multiplies rows 64 to 95 of the stage's A tile, which has 64")])
 def test_an_mfma_of_another_type_or_past_its_tile_is_an_error(gfx942, mode, words):
     out, reference = run_lds_gemm("")
     np.testing.assert_array_equal(out, reference)
-    with pytest.raises(skc.CompileError) as info:
-        run_lds_gemm(mode)
-    message = str(info.value)
+    message = lds_compile_error(mode, "M:mfma")
     assert words in message, message
-    assert f":{line_of(lds_gemm, 'M:mfma')}:" in message.splitlines()[0], message
 
 
 def test_a_direct_store_epilogue_made_on_the_host_is_an_error_where_it_stores(gfx942):
-    with pytest.raises(skc.CompileError) as info:
-        run_lds_gemm("host_epilogue")
-    message = str(info.value)
+    message = lds_compile_error("host_epilogue", "M:store")
     assert "this DirectStoreEpilogue was made on the host, with the host's ndarray for out" in message, message
-    assert f":{line_of(lds_gemm, 'M:store')}:" in message.splitlines()[0], message
 
 
 def test_the_lds_rings_own_steps_are_not_the_users(gfx942):
-    with pytest.raises(skc.CompileError) as info:
-        run_lds_gemm("advance")
-    message = str(info.value)
+    message = lds_compile_error("advance", "M:lds_advance")
     assert "a pipeline handle's 'advance' is the pipeline's own step" in message, message
-    assert f":{line_of(lds_gemm, 'M:lds_advance')}:" in message.splitlines()[0], message
     assert "with handle.acquire() as stage:" in message and "consumer.skip" not in message
