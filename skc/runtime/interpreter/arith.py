@@ -85,7 +85,10 @@ def _max_number(a, b):
 
 
 def _number_of(a, b, result):
-    """result, but b where a is a NaN and a where b is one (both NaN: a NaN)."""
+    """result (fmin's or fmax's), but b where a is a NaN and a where b is one (both NaN: a NaN). fmin and fmax give
+    a NaN only for two NaNs or a signalling one: where none is NaN, result is right as it is."""
+    if not np.isnan(result).any():
+        return result
     return np.where(np.isnan(a), b, np.where(np.isnan(b), a, result))
 _INT_UNARY = {"arith.neg": np.negative, "arith.not": np.invert, "math.abs": np.abs}
 
