@@ -90,6 +90,8 @@ def _number_of(a, b, result):
     if not np.isnan(result).any():
         return result
     return np.where(np.isnan(a), b, np.where(np.isnan(b), a, result))
+
+
 _INT_UNARY = {"arith.neg": np.negative, "arith.not": np.invert, "math.abs": np.abs}
 
 _FLOAT_UNARY = {
@@ -155,6 +157,8 @@ _F64_MADE_NAN = np.uint64(0xFFF8000000000000).view(np.float64)
 # (f64 ops whose NaNs were compared with the GPU's; math functions, rem and pow are left as numpy gives them)
 _F64_PASSING = frozenset({"arith.add", "arith.sub", "arith.mul", "arith.div", "arith.min", "arith.max", "arith.neg",
                           "math.abs", "math.sqrt", "math.floor", "math.fma"})
+
+
 def _canonical(x: np.ndarray, elem: ScalarType = None) -> np.ndarray:
     """x with every NaN NVIDIA's canonical NaN of its type (elem: bf16 values are held in float32)."""
     nan = np.isnan(x)
