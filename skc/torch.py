@@ -267,7 +267,7 @@ def _check_operands(a, b, bias, c, activation) -> tuple:
     """The shape of a valid problem's result, torch.matmul's: a 1-D a is a row and a 1-D b a column (the added
     dimension removed), and the dimensions before the last two are batch dimensions, broadcast against each other
     (each pair equal, or one of them 1); the messages match what skc.blocks.matmul says at launch."""
-    from .blocks.host_plans import read_transposed
+    from .blocks.host_plans import matrices_packed, read_transposed
 
     _check_tensors("skc::matmul", a=a, b=b)
     _check(a.dim() >= 1 and b.dim() >= 1,
@@ -298,8 +298,6 @@ def _check_operands(a, b, bias, c, activation) -> tuple:
         columns = b_shape[-1]
         _check(tuple(bias.shape) == (columns,), lambda: f"bias has shape {tuple(bias.shape)}, expected "
                                                               f"({columns},)")
-    from .blocks.host_plans import matrices_packed
-
     if c is not None:
         _check(tuple(c.shape) == shape, lambda: f"c has shape {tuple(c.shape)}, expected {shape}")
     for name, x in (("c", c), ("bias", bias)):

@@ -114,26 +114,20 @@ def _on_bits(fn: Callable, bits: int) -> Callable:
     return on_bits
 
 
-def _in_precision(fn: Callable, elem: ScalarType, name: str = "") -> Callable:
+def _in_precision(fn: Callable, elem: ScalarType, name: str) -> Callable:
     """A float function computed in float32 for f16/bf16/fp8 and rounded back to elem, a NaN result NVIDIA's: the
     canonical one for f32, f16 and bf16 (_canonical), an operand's for f64 op `name` (_f64_nans)."""
     if elem.name == "f16":
-        return lambda *xs: _canonical(fn(*(x.astype(np.float32) for x in xs)).astype(np.float16))
+        return lambda *xs: _canonical(fn(*(x.astype(np.float32) for x in xs)).astype(np.float16), elem)
     if elem.name == "bf16":
         return lambda *xs: _canonical(numerics.round_to(elem, fn(*xs)), elem)
     if numerics.needs_rounding(elem):
         return lambda *xs: numerics.round_to(elem, fn(*xs))
     if elem.name == "f32":
-        return lambda *xs: _canonical(fn(*xs))
+        return lambda *xs: _canonical(fn(*xs), elem)
     if elem.name == "f64" and name in _F64_PASSING:
         return _f64_nans(fn, first=name == "arith.div")
     return fn
-
-
-# NVIDIA's f32, f16 and bf16 arithmetic gives one NaN whatever its operands' (an H100: inf - inf, inf · 0, 0 / 0,
-# sqrt(-inf), -NaN + 0, and -x and abs(x) of a NaN too: benchmarks/results/session65-2026-12-07-interpreter-vs-gpu-
-# h100.txt and session66-2026-12-08-nans-h100.txt), where numpy gives x86's 0xFFC00000 or keeps an operand's.
-# math.copysign is bit operations (frontend), exact on both. f64 passes an operand's NaN on, quieted (_f64_nans).
 
 
 def _f64_nans(fn: Callable, first: bool) -> Callable:
@@ -154,15 +148,20 @@ def _f64_nans(fn: Callable, first: bool) -> Callable:
 
 
 _F64_MADE_NAN = np.uint64(0xFFF8000000000000).view(np.float64)
-# (f64 ops whose NaNs were compared with the GPU's; math functions, rem and pow are left as numpy gives them)
+# (f64 ops whose NaNs were compared with the GPU's, fma's in _fma; math functions, rem and pow are left as numpy
+# gives them)
 _F64_PASSING = frozenset({"arith.add", "arith.sub", "arith.mul", "arith.div", "arith.min", "arith.max", "arith.neg",
-                          "math.abs", "math.sqrt", "math.floor", "math.fma"})
+                          "math.abs", "math.sqrt", "math.floor"})
 
 
-def _canonical(x: np.ndarray, elem: ScalarType = None) -> np.ndarray:
-    """x with every NaN NVIDIA's canonical NaN of its type (elem: bf16 values are held in float32)."""
+# NVIDIA's f32, f16 and bf16 arithmetic gives one NaN whatever its operands' (an H100: inf - inf, inf · 0, 0 / 0,
+# sqrt(-inf), -NaN + 0, and -x and abs(x) of a NaN too: benchmarks/results/session65-2026-12-07-interpreter-vs-gpu-
+# h100.txt and session66-2026-12-08-nans-h100.txt), where numpy gives x86's 0xFFC00000 or keeps an operand's.
+# math.copysign is bit operations (frontend), exact on both.
+def _canonical(x: np.ndarray, elem: ScalarType) -> np.ndarray:
+    """x, values of elem (bf16's held in float32), with every NaN NVIDIA's canonical NaN of elem."""
     nan = np.isnan(x)
-    return np.where(nan, numerics.canonical_nan(elem.name if elem else x.dtype.name), x) if nan.any() else x
+    return np.where(nan, numerics.canonical_nan(elem.name), x) if nan.any() else x
 
 
 def binary_function(name: str, elem: ScalarType) -> Callable:

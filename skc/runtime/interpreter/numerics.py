@@ -115,14 +115,13 @@ def round_to(t: ScalarType, x: np.ndarray) -> np.ndarray:
 
 # NVIDIA's one NaN of each type: what its arithmetic gives for a NaN result, whatever its operands' sign and payload
 # (an H100; f64's arithmetic keeps an operand's payload: benchmarks/results/session66-...-nans-h100.txt)
-_CANONICAL_NAN = {"float32": np.uint32(0x7FFFFFFF).view(np.float32), "f32": np.uint32(0x7FFFFFFF).view(np.float32),
-                  "float16": np.uint16(0x7FFF).view(np.float16), "f16": np.uint16(0x7FFF).view(np.float16),
+_CANONICAL_NAN = {"f32": np.uint32(0x7FFFFFFF).view(np.float32), "f16": np.uint16(0x7FFF).view(np.float16),
                   "bf16": np.uint32(0x7FFF0000).view(np.float32)}
 
 
 def canonical_nan(name: str):
-    """NVIDIA's canonical NaN of the float type `name` (an IR type's name, or float32's or float16's numpy name), as
-    a value of its value dtype (bf16's in float32)."""
+    """NVIDIA's canonical NaN of the float type `name` (f32, f16 or bf16), a value of its value dtype (bf16's in
+    float32)."""
     return _CANONICAL_NAN[name]
 
 
@@ -297,7 +296,7 @@ _NAN_KEPT = frozenset({("f32", "f64"), ("f64", "f32"), ("f64", "f16"), ("f64", "
 def _cast_nan(s: str, d: str, x: np.ndarray, result: np.ndarray) -> np.ndarray:
     """The NaNs of x cast from type s to type d (result: numpy's cast)."""
     if s in _FP8_DECODE:
-        return quiet(np.float16(_CANONICAL_NAN["f16"]).astype(np.float64)) if d == "f64" else _CANONICAL_NAN[d]
+        return quiet(_CANONICAL_NAN["f16"].astype(np.float64)) if d == "f64" else _CANONICAL_NAN[d]
     if (s, d) not in _NAN_KEPT:
         return _CANONICAL_NAN[d]
     if s == "f64" and d in ("f16", "bf16"):   # quieted, then the payload's upper bits (numpy's f16 kept them unquieted)
