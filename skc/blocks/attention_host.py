@@ -17,7 +17,8 @@ from .host_plans import (TORCH_HOOKS, TORCH_TYPES, Bindings, MapsByAddress, Stre
                          capturing, check_has_data, check_no_overlap, check_own_memory, check_stream_given,
                          complex_or_date, differentiated, element_strides, facts_failed, kept_stand_in, on_stream,
                          outside_graph, refuse_host_options, refuse_lost_gradient, refuse_read_under_capture, remember,
-                         require_arrays, tile_counter, torch_type, traced, traced_numbers, without_grad, write_into)
+                         require_arrays, tile_counter, torch_type, traced, traced_numbers, without_grad, write_into,
+                         zeros_like)
 
 LAYOUTS = ("bhsd", "bshd")
 
@@ -25,7 +26,8 @@ LAYOUTS = ("bhsd", "bshd")
 # (benchmarks/NOTES.md, twenty-first session), not as one fma(s, c, -RN(m·c)), whose rounded reference passes exp2's
 # range where |m·c| reaches about 2^31 (2^28 for fp16's P, 2^24 at lazy_rescale=15: the rounding's up to 16, or 1,
 # times 2^lazy_rescale in P passes 65504): a scale of 1e10 gave rows of NaN or 0 on scores of about 50. Under it,
-# one fma fails only for raw scores past about 2^28 / (16 log2 e), 1.2e7 (AttentionConfig(exact_exponents="far")).
+# one fma fails only for raw scores past about 2^28 / (16 log2 e), 1.2e7 (AttentionConfig(exact_exponents="far"), or
+# "checked": the tiles that passed computed again by a second launch).
 EXACT_EXPONENTS_SCALE = 16.0
 
 
@@ -108,14 +110,16 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
         out_view = _heads_view(out, layout, "out")
     lse = _new_lse(q, host, problem.lse_shape if return_lse else (1,))
     counter = tile_counter(q)
+    flags = zeros_like(q, problem.flag_words, "int32")
     boxes = problem.config.boxes()
     maps = [skc.TensorMap(x, boxes[name], dtype=skc.bf16 if host else None)
             for x, name in zip(views + [out_view], ("q", "k", "v", "o"))]
     launch = attention_kernel[problem.grid, problem.config.threads]
-    if stream is not None:
-        launch(*maps, lse, counter, *problem.scalars, problem.config, stream=stream)
-    else:
-        launch(*maps, lse, counter, *problem.scalars, problem.config)
+    for config in problem.configs:   # (a "checked" one, then the one computing its flagged tiles again)
+        if stream is not None:
+            launch(*maps, lse, counter, flags, *problem.scalars, config, stream=stream)
+        else:
+            launch(*maps, lse, counter, flags, *problem.scalars, config)
     if host:   # (bf16 bits for a uint16 out; bf16 values for an ml_dtypes bfloat16 out, or q of them with none)
         written = q if out is None else out
         result = out_bits if out is not None and out.dtype == np.uint16 else out_bits.view(written.dtype) if (
@@ -227,10 +231,13 @@ class _Problem:
         if scale > EXACT_EXPONENTS_SCALE and not config.exact_exponents:   # (a given config's too: else inf or 0)
             config = dataclasses.replace(config, exact_exponents=True)
         self.config = config
+        # a "checked" launch flags the tiles whose rows passed one fma's range; a second computes them again
+        self.configs = (config, config.recomputing()) if config.checked else (config,)
         self.scalars = (Sq, Skv, B, H, H // Hkv if Hkv else 1, scale)   # (no heads at all: empty)
         self.lse_shape, self.return_lse = (B, H, Sq), return_lse
         tiles = -(-Sq // config.block_m) * B * H
         self.grid = min(tiles, skc.current_device().multiprocessors) if config.persistent else tiles
+        self.flag_words = config.flag_words(tiles) if config.checked else 1
 
 
 class AttentionPlan:
@@ -245,6 +252,8 @@ class AttentionPlan:
         import torch
 
         self.config, self.grid, self.scalars = problem.config, problem.grid, problem.scalars
+        self.flags = (StreamBuffers(lambda a, zeros, words=problem.flag_words: zeros(a, words, "int32"))
+                      if problem.config.checked else kept_stand_in((1,), "int32"))
         self.return_lse, self.out_shape, self.lse_shape = bool(return_lse), tuple(q.shape), problem.lse_shape
         self.lse_dtype = torch.float32
         self.no_lse = kept_stand_in((1,), "float32")
@@ -254,7 +263,10 @@ class AttentionPlan:
         self.maps = [MapsByAddress(lambda t, box=boxes[key], name=name: skc.TensorMap(_heads_view(t, layout, name),
                                                                                       box), first)
                      for key, name, first in zip(("q", "k", "v", "o"), ("q", "k", "v", "out"), (q, k, v, out))]
-        self.bound = Bindings(attention_kernel[self.grid, self.config.threads], self.config)
+        launch = attention_kernel[self.grid, self.config.threads]
+        self.bound = Bindings(launch, self.config)
+        # (a "checked" launch's flagged tiles computed again by a second, bound alike)
+        self.again = Bindings(launch, problem.configs[1]) if len(problem.configs) > 1 else None
         self.address = address_functions(5)   # q, k, v, out, lse
 
     def __call__(self, q, k, v, out, stream):
@@ -266,14 +278,17 @@ class AttentionPlan:
         # a launch a CUDA graph captures is never bound: its counter, and a stand-in made under capture, are the
         # graph's memory for the call (StreamBuffers, kept_stand_in)
         captured = capturing(q)
-        if self.counters is not None:   # the launch's stream picks its counter: known now, and part of the key
-            stream = skc.launch_stream(stream, q)
+        if self.counters is not None or self.config.checked:   # the launch's stream picks its counter and flags:
+            stream = skc.launch_stream(stream, q)                 # known now, and part of the key
         address = self.address
         key = (address[0](q), address[1](k), address[2](v), address[3](out), address[4](lse),
-               None if self.counters is None else stream)
+               None if self.counters is None and not self.config.checked else stream)
         bound = None if captured else self.bound.get(key)
-        if bound is not None:   # (its addresses were checked when they were new)
+        again = None if bound is None or self.again is None else self.again.get(key)
+        if bound is not None and (self.again is None or again is not None):   # (checked when they were new)
             bound(stream)
+            if again is not None:
+                again(stream)
         else:
             # (the plan's key holds no address: a view of its facts at another offset is new here, and checked)
             for name, start in zip(("q", "k", "v", "out"), key):
@@ -281,11 +296,13 @@ class AttentionPlan:
             check_no_overlap("attention", out, **_read_while_written(q, k, v, out))
             maps = self.maps
             counter = (self.no_counter if self.counters is None else self.counters)(q, stream)
-            args = (maps[0](q), maps[1](k), maps[2](v), maps[3](out), lse, counter, *self.scalars)
-            if captured:
-                self.bound.ready(args)(args, stream)
-            else:
-                self.bound.launch(key, args, stream)
+            args = (maps[0](q), maps[1](k), maps[2](v), maps[3](out), lse, counter, self.flags(q, stream),
+                    *self.scalars)
+            for bindings in (self.bound,) if self.again is None else (self.bound, self.again):
+                if captured:
+                    bindings.ready(args)(args, stream)
+                else:
+                    bindings.launch(key, args, stream)
         return (out, lse) if self.return_lse else out
 
 
@@ -520,10 +537,11 @@ def fetches_tiles_of_128(heads: int, queries: int, multiprocessors: int = None) 
 
 def compile_arguments(config: AttentionConfig) -> dict:
     """attention_kernel's arguments for `Kernel.compile` without data (skc compile, tests): rank-4 tensor-map
-    types of the configuration's boxes, an f32 pointer for the log-sum-exp, an i32 one for the tile counter, the
-    configuration and block size."""
+    types of the configuration's boxes, an f32 pointer for the log-sum-exp, i32 ones for the tile counter and the
+    flags, the configuration and block size."""
     from skc import ir
 
     boxes = config.boxes()
     maps = {name: ir.TensorMapType(ir.ScalarType(config.dtype), boxes[name[0]], 128) for name in ("q", "k", "v", "o")}
-    return dict(maps, lse=skc.Ptr[skc.f32], counter=skc.Ptr[skc.i32], cfg=config, block=config.threads)
+    return dict(maps, lse=skc.Ptr[skc.f32], counter=skc.Ptr[skc.i32], flags=skc.Ptr[skc.i32], cfg=config,
+                block=config.threads)

@@ -10,6 +10,7 @@ no copy; grouped-query attention maps a query head to its K/V head. Causal atten
 to the diagonal and masks only the blocks that cross it (and the key tail)."""
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from dataclasses import dataclass
 
@@ -68,7 +69,10 @@ class AttentionConfig:
     lazy_rescale: float = 0.0    # > 0: a row's maximum moves only past 2^lazy_rescale in P, O rescaled only then
     exact_exponents: bool | str = False  # True: each exponent (s - m)·c, exact at any magnitude (attention() takes
                                          # it for a large scale: OnlineSoftmax's `exact`), not one fma; "far": one fma
-                                         # while a warp's row maxima stay within 2^24 in exp2's units, exact past
+                                         # while a warp's row maxima stay within 2^24 in exp2's units, exact past;
+                                         # "checked": one fma, each warp flagging whether its rows passed 2^24, and
+                                         # a second launch (`recomputing()`) computes the flagged tiles with "far"
+    flagged_only: bool = False   # compute only the tiles a "checked" launch flagged (the flags it wrote)
     head_group: int = 1          # causal: the query blocks of this many heads interleaved, longest first across them
     blocks_per_sm: int = 1       # blocks sharing an SM (registers and shared memory planned for that many)
     producer_registers: int = None   # None: roles.register_shares(consumers), as consumer_registers
@@ -100,9 +104,13 @@ class AttentionConfig:
             raise ValueError(f"lazy_rescale must be 0 to 15 (P may reach 2^lazy_rescale), found {self.lazy_rescale}")
         if self.overlap and self.v_stages < 2:
             raise ValueError("overlap holds a V stage for P·V while the next one is read: it needs 2 V stages or more")
-        if not (isinstance(self.exact_exponents, str) and self.exact_exponents == "far"
+        if not (isinstance(self.exact_exponents, str) and self.exact_exponents in ("far", "checked")
                 or is_flag(self.exact_exponents)):   # (bool | str: outside check_flags' annotated bools)
-            raise ValueError(f"exact_exponents must be True, False or \"far\", found {self.exact_exponents!r}")
+            raise ValueError(f"exact_exponents must be True, False, \"far\" or \"checked\", found "
+                             f"{self.exact_exponents!r}")
+        if self.flagged_only and (self.exact_exponents != "far" or self.fetch_tiles):
+            raise ValueError("flagged_only computes again, with exact_exponents=\"far\" and its share of the tiles, "
+                             "what a \"checked\" launch flagged: make it with recomputing()")
         if self.dtype not in ("bf16", "f16"):
             raise ValueError(f"attention runs on bf16 or f16, not {self.dtype}")
         if type(self.head_group) is not int or self.head_group < 1:
@@ -118,6 +126,19 @@ class AttentionConfig:
             raise ValueError(f"{self.blocks_per_sm} blocks a SM have {SHARED_PER_SM // self.blocks_per_sm - 1024} "
                              f"bytes of shared memory each; this configuration takes {self.shared_bytes()}: use "
                              "fewer stages or a narrower block_n")
+
+    @property
+    def checked(self) -> bool:
+        return isinstance(self.exact_exponents, str) and self.exact_exponents == "checked"
+
+    def recomputing(self) -> "AttentionConfig":
+        """The configuration that computes again, with exact_exponents="far", the tiles a "checked" launch of this
+        one flagged: the same tiles (a persistent block its share of them: not fetched, no counter read)."""
+        return dataclasses.replace(self, exact_exponents="far", fetch_tiles=False, flagged_only=True)
+
+    def flag_words(self, tiles: int) -> int:
+        """The i32 flags of `tiles` tiles: one a warp of the consumers."""
+        return tiles * self.consumers * 4
 
     @property
     def v_stages(self) -> int:
@@ -153,15 +174,19 @@ class AttentionConfig:
 
 
 @skc.kernel
-def attention_kernel(q, k, v, o, lse, counter, Sq: skc.i32, Skv: skc.i32, batches: skc.i32, heads: skc.i32,
+def attention_kernel(q, k, v, o, lse, counter, flags, Sq: skc.i32, Skv: skc.i32, batches: skc.i32, heads: skc.i32,
                      group: skc.i32, scale: skc.f32, cfg: skc.constexpr):
     """q, k, v, o are rank-4 tensor maps (batch, heads, sequence, head_dim), lse a pointer to (batch, heads, Sq) f32
-    (written when cfg.lse), counter a pointer to one i32, zero between launches (read when cfg.fetch_tiles); a query
+    (written when cfg.lse), counter a pointer to one i32, zero between launches (read when cfg.fetch_tiles), flags a
+    pointer to cfg.flag_words(tiles) i32 (each written when cfg.checked, read when cfg.flagged_only); a query
     head reads K/V head head // group. One block per tile (query block, batch and head), or (cfg.persistent) a grid
     of at most one block per SM walking the tiles."""
     needs_hopper("attention")
-    tiles = HeadTiles(Sq, Skv, batches * heads, heads, cfg)
+    tiles = HeadTiles(Sq, Skv, batches * heads, heads, cfg, flags)
     mine = tiles.mine()   # (before the roles split: the producer runs on few registers)
+    if cfg.flagged_only and not cfg.persistent:   # a block of one tile no warp flagged: nothing to set up
+        if not tiles.flagged(mine[0]):
+            return
     q_load, k_load, v_load = (TmaLoader(cfg.q_payload(), q=q), TmaLoader(cfg.k_payload(), key=k),
                               TmaLoader(cfg.v_payload(), value=v))
     with InputTilePipeline(cfg.q_payload(), cfg.q_stages, q_load, consumers=cfg.consumers) as q_pipe, \
@@ -191,7 +216,8 @@ def attention_kernel(q, k, v, o, lse, counter, Sq: skc.i32, Skv: skc.i32, batche
                                 skc.hopper.mbarrier_arrive(stage.full)
                     else:
                         for tile in mine:
-                            _load_tile(tiles, tile, group, loads)
+                            if tiles.wanted(tile):
+                                _load_tile(tiles, tile, group, loads)
         else:
             roles.enter_consumer()
             _consume(q_pipe, k_pipe, v_pipe, mine, fetched, tiles, o, lse, Sq, Skv, scale, roles.consumer_index(), cfg)
@@ -238,16 +264,24 @@ def _consume(q_pipe, k_pipe, v_pipe, mine, fetched, tiles, o, lse, Sq, Skv, scal
                         scores, acc = _start_tile(qk, pv, tile, scale, Skv, warpgroup, cfg)
                         rows_lse = _tile(q_stage, k_consumer, v_consumer, tiles, tile, scores, pv, acc, epilogue, turn,
                                          cfg)
-                        if cfg.lse:
-                            _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
+                        _tile_done(lse, acc, rows_lse, tiles, tile, scores, Sq, warpgroup, cfg)
         else:
             for tile in mine:
-                scores, acc = _start_tile(qk, pv, tile, scale, Skv, warpgroup, cfg)
-                with q_consumer.acquire() as q_stage:
-                    rows_lse = _tile(q_stage, k_consumer, v_consumer, tiles, tile, scores, pv, acc, epilogue, turn,
-                                     cfg)
-                if cfg.lse:
-                    _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
+                if tiles.wanted(tile):
+                    scores, acc = _start_tile(qk, pv, tile, scale, Skv, warpgroup, cfg)
+                    with q_consumer.acquire() as q_stage:
+                        rows_lse = _tile(q_stage, k_consumer, v_consumer, tiles, tile, scores, pv, acc, epilogue,
+                                         turn, cfg)
+                    _tile_done(lse, acc, rows_lse, tiles, tile, scores, Sq, warpgroup, cfg)
+
+
+@skc.func
+def _tile_done(lse, acc, rows_lse, tiles, tile, scores, Sq, warpgroup, cfg):
+    """After a tile's epilogue: its rows' log-sum-exp (cfg.lse), and (cfg.checked) each warp's flag."""
+    if cfg.lse:
+        _store_lse(lse, acc, rows_lse, tile.index * Sq, scores.row0, Sq)
+    if cfg.checked:
+        tiles.flag(tile, warpgroup, scores.softmax.passed_far())
 
 
 @skc.func
@@ -318,11 +352,36 @@ class HeadTiles:
     `cfg.head_group` heads (the short ones fill the GPU's tail); one per block, or a persistent block's share
     (stride: the grid)."""
 
-    def __init__(self, Sq, Skv, batch_heads, heads, cfg):
-        self.Skv, self.heads, self.cfg = Skv, heads, cfg
+    def __init__(self, Sq, Skv, batch_heads, heads, cfg, flags=None):
+        self.Skv, self.heads, self.cfg, self.flags = Skv, heads, cfg, flags
         self.batch_heads = batch_heads
         self.query_blocks = skc.cdiv(Sq, cfg.block_m)
         self.count = self.query_blocks * batch_heads
+
+    def _first_flag(self, tile):
+        """The index of the tile's first flag: its consumers' warps' flags in a row, tiles in (batch · heads + head,
+        query block) order."""
+        return skc.i64(tile.index * self.query_blocks + tile.row0 // self.cfg.block_m) * self.cfg.flag_words(1)
+
+    def wanted(self, tile):
+        """Whether the block computes this tile of its share: each, or (cfg.flagged_only) where a warp flagged it (a
+        block of one tile has returned at once where none did)."""
+        return self.flagged(tile) if self.cfg.flagged_only and self.cfg.persistent else True
+
+    def flagged(self, tile):
+        """Whether a warp of a "checked" launch flagged the tile (a run-time bool)."""
+        first = self._first_flag(tile)
+        flagged = skc.load(self.flags + first)
+        for w in skc.static_range(1, self.cfg.flag_words(1)):
+            flagged = flagged | skc.load(self.flags + (first + w))
+        return flagged != 0
+
+    def flag(self, tile, warpgroup, passed):
+        """(Each thread of a consumer warpgroup, its tile done.) The warp's flag: 1 where a thread's `passed`."""
+        passed = skc.vote_any(passed)
+        thread = skc.thread_index() % skc.current_target().warpgroup_size
+        if thread % 32 == 0:
+            skc.store(self.flags + (self._first_flag(tile) + warpgroup * 4 + thread // 32), skc.where(passed, 1, 0))
 
     def mine(self):
         """What `for tile in ...` walks: this scheduler (a run-time loop) when persistent, else the block's one tile

@@ -39,10 +39,12 @@ class OnlineSoftmax:
         # (a config's flags, AttentionConfig(tree_reductions=1), are truth values: ints 0 and 1 too)
         tree = check_flag("OnlineSoftmax", "tree", tree, "tree=True reduces a row pairwise, False (the default) in "
                                                          "order")
-        if not (isinstance(exact, str) and exact == "far"):   # (an array's != is no truth value)
+        if not (isinstance(exact, str) and exact in ("far", "checked")):   # (an array's != is no truth value)
             exact = check_flag("OnlineSoftmax", "exact", exact, "exact=True takes each exponent as (s - m)·c, False "
                                                                 "(the default) as one fma, \"far\" as one fma while "
-                                                                "the warp's row maxima stay under 2^24 in exp2's units")
+                                                                "the warp's row maxima stay under 2^24 in exp2's "
+                                                                "units, \"checked\" as one fma, telling whether "
+                                                                "they passed it (passed_far)")
         # (a run-time lazy made `moved` a value of some paths only: "'moved' may be undefined here")
         if not (isinstance(lazy, numbers.Real) and not isinstance(lazy, bool) and lazy >= 0):
             refuse("OnlineSoftmax", "lazy", "a compile-time float of 0 or more", lazy,
@@ -59,18 +61,31 @@ class OnlineSoftmax:
         # m·c is rounded: past |m·c| of about 2^31 that rounding passes exp2's range (a row of inf or of 0; past 2^28
         # P passes fp16's 65504). The rounding is the row's for all its exponents and cancels in O / l below that.
         # "far": one fma while the warp's references stay within FAR (the rounding at most 0.5), the exact form for
-        # a block whose references pass it (a warp-uniform branch; `_far_update`)
-        self.exact = exact
+        # a block whose references pass it (a warp-uniform branch; `_far_update`).
+        # "checked": the one fma, and the largest reference kept (`passed_far`: one maximum a row and step), for a
+        # caller that computes the rows again with "far" where they passed FAR (the one fma's answer is "far"'s
+        # below it, bit for bit)
+        self.checked = exact == "checked"
+        self.exact = False if self.checked else exact
         self.moved = None
-        self.max = skc.full(rows, NEG_INF, skc.f32)   # run-time vectors: they live in loop-carried variables
-        self.sum = skc.full(rows, 0.0, skc.f32)
-        note_made(self, "finished")
+        self.reset()
 
     def reset(self):
         """Start new rows: the maxima and sums as made (after `finish`, for the next tile's rows)."""
-        self.max = skc.full(self.rows_held, NEG_INF, skc.f32)
-        self.sum = skc.full(self.rows_held, 0.0, skc.f32)
+        self.max = skc.full(self.rows_held, NEG_INF, skc.f32)   # run-time vectors: they live in loop-carried
+        self.sum = skc.full(self.rows_held, 0.0, skc.f32)       # variables
+        if self.checked:
+            self.largest = skc.f32(0.0)   # the largest |reference| so far, in exp2's units
         note_made(self, "finished")
+
+    def passed_far(self):
+        """(exact="checked") Whether a reference of this thread's rows, m·c, reached FAR since they started: where
+        it did, exact="far" would have taken another form for its warp (a run-time bool)."""
+        if not self.checked:
+            raise frontend.current().error("passed_far() tells what an OnlineSoftmax(exact=\"checked\") saw; this "
+                                           f"one has exact={self.exact!r}", hint="make it OnlineSoftmax(..., "
+                                                                                 "exact=\"checked\")")
+        return self.largest >= FAR
 
     def __call__(self, s, o, mask=None):
         """S (its MMAs completed) becomes P in place; O (its MMAs completed) is rescaled to the new row maxima.
@@ -112,6 +127,8 @@ class OnlineSoftmax:
             else:
                 shifts.append(skc.where(running == NEG_INF, 0.0, running * self.scale_log2))
                 moves.append(self.max[h] * self.scale_log2 - shifts[-1])   # O's and the sum's move, in exp2's units
+                if self.checked:
+                    self.largest = skc.maximum(self.largest, abs(shifts[-1]))
         if self.exact == "far":
             exponents, moves = self._far_update(fragment, rows, maxima, shifts, moves)
         probabilities = []   # (index, P value): lists grow by append in run-time loops, not by item assignment

@@ -290,8 +290,64 @@ def test_far_exponents_in_the_kernel(D, causal, scale, size):
     else:
         np.testing.assert_array_equal(fast, out)
         np.testing.assert_array_equal(fast_lse, lse)
-    with pytest.raises(ValueError, match="exact_exponents must be True, False or \"far\", found 'near'"):
+    with pytest.raises(ValueError, match="exact_exponents must be True, False, \"far\" or \"checked\", found 'near'"):
         dataclasses.replace(base, exact_exponents="near")
+    for wrong in (dict(exact_exponents="checked"), dict(exact_exponents="far", fetch_tiles=True, persistent=True)):
+        with pytest.raises(ValueError, match="flagged_only computes again"):
+            dataclasses.replace(base, flagged_only=True, **wrong)
+
+
+@pytest.mark.parametrize("D, causal, lse, persistent", [(128, False, True, True), (128, True, False, True),
+                                                       (128, True, True, False), (64, False, False, True),
+                                                       (64, True, False, False), (256, False, True, False)])
+def test_checked_exponents_compute_the_flagged_tiles_again(D, causal, lse, persistent, monkeypatch):
+    """AttentionConfig(exact_exponents="checked"): one fma, each warp flagging whether its rows' references passed
+    2^24 in exp2's units, then a second launch computing the flagged tiles again with "far". One head's raw scores
+    reach 1e7-1e9 (the one fma's rows there inf or NaN), the other's are ordinary: the flags mark every tile of the
+    first head (the warps holding only rows past the queries' end excepted) and none of the second, and the output
+    and log-sum-exp are "far"'s bit for bit (the one fma's on the ordinary head). Persistent blocks (their fixed
+    share; fetched tiles are computed again from the share), three consumers, and blocks of one tile."""
+    from skc.blocks import attention_host
+
+    launched, unflagged = [], []
+
+    class Recording:   # the kernel, noting each launch's configuration and flags (or clearing them for the second)
+        def __getitem__(self, shape):
+            def launch(*args, **options):
+                launched.append((args[-1], args[6]))
+                if unflagged and args[-1].flagged_only:
+                    args[6][...] = 0
+                return attention_kernel[shape](*args, **options)
+            return launch
+
+    q, k = (RNG.standard_normal((1, 2, 300, D)) for _ in range(2))
+    q[0, 1], k[0, 1] = (np.round(RNG.standard_normal((300, D)) * 2) * 2048 for _ in range(2))
+    q, k = bf16(q), bf16(k)
+    v = bf16(RNG.standard_normal((1, 2, 300, D)))
+    base = attention_host.default_config(D, "bf16", causal, lse, problem=(2, 300))   # (fetching where causal D = 128)
+    assert base.persistent == persistent
+
+    def run(exact):
+        launched.clear()
+        result = attention(q, k, v, causal=causal, scale=16.0, return_lse=True,
+                           config=dataclasses.replace(base, exact_exponents=exact, lse=True))
+        return result, list(launched)
+
+    far, _ = run("far")
+    fast, _ = run(False)
+    monkeypatch.setattr(attention_host, "attention_kernel", Recording())
+    checked, launches = run("checked")
+    assert [(config.exact_exponents, config.flagged_only, config.fetch_tiles) for config, _ in launches] == [
+        ("checked", False, base.fetch_tiles), ("far", True, False)]
+    per_tile = launches[0][1].reshape(2, -1, base.consumers * 4)
+    assert per_tile[1].any(axis=1).all() and not per_tile[0].any()
+    for got, want in zip(checked, far):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(checked[0][:, 0], fast[0][:, 0])
+    assert not np.allclose(fast[0][:, 1], far[0][:, 1], rtol=1e-2, atol=1e-2)
+    unflagged.append(True)   # no flag: the second launch computes nothing, and the one fma's answer stays
+    for got, want in zip(run("checked")[0], fast):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_a_configs_flags_given_as_ints_reach_the_softmax():
@@ -320,7 +376,7 @@ def test_a_configs_flags_given_as_ints_reach_the_softmax():
 @needs_nvjitlink
 @pytest.mark.parametrize("D", [64, 128, 256])
 @pytest.mark.parametrize("causal, lse", [(False, False), (True, True), (True, False)])
-@pytest.mark.parametrize("exact", [False, "far"])
+@pytest.mark.parametrize("exact", [False, "far", "checked"])
 def test_the_default_configurations_keep_spills_out_of_the_key_block_loop(D, causal, lse, exact):
     """No spill in the loop of wgmmas over the key blocks, and few bytes outside it, in each configuration the shape
     can choose, with the one fma's exponents (the default) and with exact_exponents="far": causal D = 64 fetches
@@ -328,8 +384,10 @@ def test_the_default_configurations_keep_spills_out_of_the_key_block_loop(D, cau
     the log-sum-exp; D = 64 not causal runs persistent blocks up to 16 tiles a head, a tile a block past it (8192
     queries). ptxas 13.5 spills nowhere with the one fma; with "far", 24 bytes in the persistent three-consumer
     D = 64 tile, addresses of the epilogue's stores kept from the prologue and loaded once a tile (the SASS,
-    fifty-ninth session). Before, the three-consumer tile kept 12 bytes of loop state there (benchmarks/NOTES.md,
-    seventh session) and the causal D = 128 tile fetching its tiles 4 (fifteenth session): the bound allows them."""
+    fifty-ninth session); with "checked", 4 there and 4 in the causal D = 128 tile fetching its tiles, and its
+    second launch ("far" over the flagged tiles) none in the loop. Before, the three-consumer tile kept 12 bytes of
+    loop state there (benchmarks/NOTES.md, seventh session) and the causal D = 128 tile fetching its tiles 4
+    (fifteenth session): the bound allows them."""
     from skc.blocks.attention_host import default_config
 
     configs = {default_config(D, "bf16", causal, lse, problem=problem, multiprocessors=132)
@@ -338,13 +396,16 @@ def test_the_default_configurations_keep_spills_out_of_the_key_block_loop(D, cau
     for config in configs:
         three = (D, causal) == (64, False)
         assert (config.block_m, config.consumers) == ((192, 3) if three else (128, 2))
-        compiled = attention_kernel.compile(**compile_arguments(dataclasses.replace(config, exact_exponents=exact)),
-                                            target="sm_90a")
+        config = dataclasses.replace(config, exact_exponents=exact)
+        compiled = attention_kernel.compile(**compile_arguments(config), target="sm_90a")
         resources = compiled.resources
-        allowed = 24 if three and exact else 12 if three else 4 if config.fetch_tiles else 0
+        allowed = 24 if three and exact == "far" else 12 if three else 4 if config.fetch_tiles else 0
         assert resources["spill_stores"] <= allowed and resources["stack_bytes"] <= -(-allowed // 8) * 8, resources
         if ptx_tools.nvdisasm_path() is not None:
             assert spills_in_the_mma_loop(compiled.asm("sass")) == []
+            if exact == "checked":
+                again = attention_kernel.compile(**compile_arguments(config.recomputing()), target="sm_90a")
+                assert spills_in_the_mma_loop(again.asm("sass")) == []
 
 
 def test_spills_in_the_mma_loop_finds_a_spill_in_the_loop_only():

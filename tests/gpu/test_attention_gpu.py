@@ -239,11 +239,13 @@ def test_a_huge_scale_on_the_gpu(D, causal, dtype, scale):
     torch.testing.assert_close(lse.double(), expected_lse, rtol=1e-5, atol=0)
 
 
+@pytest.mark.parametrize("exact", ["far", "checked"])
 @pytest.mark.parametrize("scale, step", [(16.0, 512.0), (1.0, 2048.0), (1e10, 0.25)])
 @pytest.mark.parametrize("D, causal, dtype", [(64, False, "bfloat16"), (128, True, "float16"), (128, False, "bfloat16")])
-def test_far_exponents_on_the_gpu(D, causal, dtype, scale, step):
+def test_far_exponents_on_the_gpu(D, causal, dtype, scale, step, exact):
     """AttentionConfig(exact_exponents="far"): one fma while a warp's references stay within 2^24 in exp2's units,
-    the exact form past it. Raw scores q·k of up to 1e8-1e9 (Q and K small integers times `step`, S exact in f32)
+    the exact form past it; "checked": one fma, and the tiles whose references passed 2^24 computed again with
+    "far". Raw scores q·k of up to 1e8-1e9 (Q and K small integers times `step`, S exact in f32)
     under scales of 1 and 16 (where one fma gives rows of inf or NaN), and scale 1e10: each row's mean of V over its
     largest scores, as float64's softmax gives."""
     import dataclasses
@@ -256,12 +258,60 @@ def test_far_exponents_on_the_gpu(D, causal, dtype, scale, step):
     v = torch.randn(2, 4, 1000, D, device="cuda", dtype=dtype)
     expected, top, ties = largest_scores_mean(q, k, v, causal)
     config = dataclasses.replace(default_config(D, "bf16" if dtype == torch.bfloat16 else "f16", causal, True),
-                                 exact_exponents="far")
+                                 exact_exponents=exact)
     out = torch.full_like(q, float("nan"))
     got, lse = attention(q, k, v, causal=causal, scale=scale, out=out, return_lse=True, config=config)
     torch.testing.assert_close(got.double(), expected, rtol=2 ** -7, atol=1e-2)
     expected_lse = top * scale + torch.log(ties)
     torch.testing.assert_close(lse.double(), expected_lse, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("D, causal, lse", [(64, False, False), (64, True, False), (128, False, True),
+                                           (128, True, False), (128, True, True), (256, False, False)])
+def test_checked_exponents_are_far_s_on_the_gpu(D, causal, lse):
+    """exact_exponents="checked" in each kind of configuration the shape can choose (persistent blocks, fetched
+    tiles, three consumers, a tile a block): where two heads' raw scores reach about 1e8 under scale 16 and the
+    others' are ordinary, the output and log-sum-exp are "far"'s bit for bit (the one fma's on the ordinary heads), in
+    three calls in a row (the plan binds its two launches from the second) and replayed from a CUDA graph."""
+    import dataclasses
+
+    from skc.blocks.attention_host import default_config
+
+    torch.manual_seed(D + 2 * causal + lse)
+    q, k = (torch.randn(2, 4, 700, D, device="cuda").to(torch.bfloat16) for _ in range(2))
+    for x in (q, k):
+        x[:, 1] = torch.randint(-3, 4, (2, 700, D), device="cuda").to(torch.bfloat16) * 512
+    v = torch.randn(2, 4, 700, D, device="cuda", dtype=torch.bfloat16)
+    base = default_config(D, "bf16", causal, lse, problem=(8, 700))   # (causal D = 128 without lse: fetching)
+    fetching = causal and D == 128 and not lse
+    assert base.fetch_tiles == fetching and base.persistent == (D < 256 and (not causal or fetching))
+
+    def run(exact, out):
+        config = dataclasses.replace(base, exact_exponents=exact)
+        return attention(q, k, v, causal=causal, scale=16.0, out=out, return_lse=lse, config=config)
+
+    far, fast = (run(exact, torch.full_like(q, float("nan"))) for exact in ("far", False))
+    far, fast = (result if lse else (result, None) for result in (far, fast))
+    assert not torch.allclose(fast[0][:, 1].float(), far[0][:, 1].float(), rtol=1e-2, atol=1e-2)
+    assert torch.equal(fast[0][:, 0], far[0][:, 0])
+
+    def check(result):
+        got, got_lse = result if lse else (result, None)
+        assert torch.equal(got, far[0])
+        if lse:
+            assert torch.equal(got_lse, far[1])
+
+    for _ in range(3):
+        check(run("checked", torch.full_like(q, float("nan"))))
+    out = torch.empty_like(q)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        result = run("checked", out)
+    for _ in range(2):
+        out.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        check(result)
 
 
 @pytest.mark.parametrize("lse", [False, True])

@@ -11,14 +11,14 @@ from skc.blocks import attention_host
 from skc.runtime import fake_cuda
 
 
-def launch_values(arguments, count=12):
+def launch_values(arguments, count=13):
     """(the four descriptors' first words: the tensors' addresses, the lse address, Sq, Skv, B, H, group, scale,
-    the tile counter's address)."""
+    the tile counter's address, the flags' address)."""
     pointers = fake_cuda.argument_pointers(arguments, count)
     addresses = [struct.unpack("<Q", ctypes.string_at(p, 8))[0] for p in pointers[:4]]
-    lse, counter = (ctypes.c_uint64.from_address(pointers[i]).value for i in (4, 5))
-    ints = [ctypes.c_int32.from_address(p).value for p in pointers[6:11]]
-    return addresses, lse, ints, ctypes.c_float.from_address(pointers[11]).value, counter
+    lse, counter, flags = (ctypes.c_uint64.from_address(pointers[i]).value for i in (4, 5, 6))
+    ints = [ctypes.c_int32.from_address(p).value for p in pointers[7:12]]
+    return addresses, lse, ints, ctypes.c_float.from_address(pointers[12]).value, counter, flags
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_repeated_calls_share_one_plan_and_pass_each_calls_tensors(fake):
     q, k, v = (torch.Tensor((2, 4, 300, 128)) for _ in range(3))
     out = skc.blocks.attention(q, k, v)
     assert isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 4, 300, 128)
-    addresses, _, ints, scale, _ = driver.launches[-1]["seen"]
+    addresses, _, ints, scale, _, _ = driver.launches[-1]["seen"]
     assert addresses == [q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr()]
     assert ints == [300, 300, 2, 4, 1] and scale == pytest.approx(128 ** -0.5)
     (plan,) = attention_host._PLANS.values()
@@ -79,13 +79,41 @@ def test_blocks_fetching_their_tiles_take_a_counter_per_stream(fake):
     assert 0 not in counters[0] | counters[0x5EED]
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_checked_exponents_launch_twice_over_flags_of_their_stream(fake, causal):
+    """exact_exponents="checked": each call launches its configuration, then `recomputing()` over the flags the first
+    wrote (its grid: a persistent block's share, not fetched), both bound from their addresses' second sighting;
+    the flags are kept per launch stream (calls running at once on two streams would read each other's), as a
+    fetching configuration's counters are."""
+    import dataclasses
+
+    driver, torch, streams = fake
+    q, k, v, out = (torch.Tensor((1, 40, 1000, 128)) for _ in range(4))   # (causal: 320 short tiles, fetched)
+    config = dataclasses.replace(attention_host.default_config(128, "bf16", causal, False, problem=(40, 1000),
+                                                               multiprocessors=132), exact_exponents="checked")
+    assert config.persistent and config.fetch_tiles == causal
+    flags = {}
+    for stream in (0, 0x5EED, 0, 0x5EED, 0x5EED):
+        streams.append(stream)
+        before = len(driver.launches)
+        skc.blocks.attention(q, k, v, causal=causal, out=out, config=config)
+        first, second = driver.launches[before:]
+        assert first["grid"] == second["grid"] == (132, 1, 1)
+        assert first["stream"] == second["stream"] == stream and first["seen"] == second["seen"]
+        flags.setdefault(stream, set()).add(first["seen"][5])
+    (plan,) = attention_host._PLANS.values()
+    assert plan.again.constants == (config.recomputing(),) and len(plan.bound) == len(plan.again) == 2
+    assert [len(found) for found in flags.values()] == [1, 1] and flags[0] != flags[0x5EED]
+    assert 0 not in flags[0] | flags[0x5EED]
+
+
 def test_bshd_grouped_causal_with_the_log_sum_exp(fake):
     driver, torch, streams = fake
     q = torch.Tensor((2, 500, 8, 64))        # (B, S, H, D)
     k, v = (torch.Tensor((2, 700, 2, 64)) for _ in range(2))
     out, lse = skc.blocks.attention(q, k, v, causal=True, layout="bshd", return_lse=True, scale=0.25)
     assert tuple(out.shape) == (2, 500, 8, 64) and tuple(lse.shape) == (2, 8, 500) and lse.dtype is torch.float32
-    addresses, lse_address, ints, scale, _ = driver.launches[-1]["seen"]
+    addresses, lse_address, ints, scale, _, _ = driver.launches[-1]["seen"]
     assert addresses[0] == q.data_ptr() and lse_address == lse.data_ptr()
     assert ints == [500, 700, 2, 8, 4] and scale == 0.25
     (plan,) = attention_host._PLANS.values()
