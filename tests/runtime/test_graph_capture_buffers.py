@@ -75,13 +75,14 @@ def test_a_captured_attention_takes_a_tile_counter_of_its_own(fake):
         skc.blocks.attention(q, k, v, causal=True, out=out)
     (plan,) = attention_host._PLANS.values()
     assert plan.config.fetch_tiles and plan.counters.sets == {} and len(plan.bound) == 0
-    assert made == [True] * 6   # (a counter and a stand-in for the log-sum-exp at each call, the graph's memory)
+    assert made == [True] * 9   # (a counter and stand-ins for the log-sum-exp and flags each call, the graph's memory)
     capture[0] = False
     for _ in range(3):
         skc.blocks.attention(q, k, v, causal=True, out=out)
-    assert made[6:] == [] and len(plan.counters.sets) == 1 and len(plan.bound) == 1
+    assert made[9:] == [] and len(plan.counters.sets) == 1 and len(plan.bound) == 1
     (counter,) = plan.counters.sets.values()
     assert kept_by_the_driver(counter) and kept_by_the_driver(plan.no_lse.sets[None])
+    assert kept_by_the_driver(plan.flags.sets[None])
 
 
 def test_a_captured_scaled_matmul_split_in_k_takes_buffers_of_its_own(fake):
@@ -215,8 +216,8 @@ def test_a_number_given_as_a_cuda_tensor_under_capture_is_refused_by_name(fake):
 
 
 def test_a_captured_attentions_stand_ins_are_made_in_its_stream():
-    """Under a capture attention's stand-ins (for the log-sum-exp nobody asked for, and for the tile counter of a
-    configuration that fetches none) are the graph's memory for the call: they were made on torch's current stream
+    """Under a capture attention's stand-ins (for the log-sum-exp nobody asked for, for the tile counter of a
+    configuration that fetches none, and for the flags of one not "checked") are the graph's memory for the call: they were made on torch's current stream
     while the launch went to stream= (another stream the capture holds), against the rule that what a call makes
     for a launch is its stream's memory (host_plans.on_stream). Outside a capture one is kept for every stream."""
     streams = [0xC0]
@@ -228,13 +229,14 @@ def test_a_captured_attentions_stand_ins_are_made_in_its_stream():
         for stream in (0x5EED, types.SimpleNamespace(cuda_stream=0x5EED)):
             del torch.made[:]
             skc.blocks.attention(q, k, v, stream=stream)
-            assert [x.made_on for x in torch.made] == [0x5EED] * 3   # (out, and the two stand-ins)
+            assert [x.made_on for x in torch.made] == [0x5EED] * 4   # (out, and the three stand-ins)
             assert driver.launches[-1]["stream"] == 0x5EED
         (plan,) = attention_host._PLANS.values()
         capture[0] = False
         for stream in (0x5EED, 0x7777):
             skc.blocks.attention(q, k, v, stream=stream)
         assert list(plan.no_lse.sets) == [None] and list(plan.no_counter.sets) == [None]
+        assert list(plan.flags.sets) == [None]
 
 
 # -- arrays other than torch's (cupy's) under a capture of the launch's stream --------------------------------------
