@@ -355,8 +355,9 @@ def _check_out(a, b, out, bias, c, activation, beta=None, alpha=None) -> None:
     _check(tuple(out.shape) == shape and out.dtype == a.dtype,
                  lambda: f"out is {tuple(out.shape)} {out.dtype}, expected {shape} {a.dtype}")
     _check(out.is_contiguous() or matrices_packed(out),
-           lambda: f"out (strides {tuple(out.stride())}) must be row-major (for a batch, each matrix row-major): pass "
-                   "a contiguous out")
+           lambda: f"out (strides {tuple(out.stride())}) must be row-major with its rows one after another (for a "
+                   "batch, each matrix so; a transposed, strided or column-sliced view is not written, though a and b "
+                   "may be such views): pass a contiguous out")
 
 
 def _matmul_out(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: Optional[torch.Tensor] = None,
@@ -734,10 +735,9 @@ def _reference_function(overload, reference: Callable, tensors: int, first_order
                     wanted = [i for i, g in enumerate(got) if g is not None]
                     got = [got[i] for i in wanted]
                 else:
-                    _, vjp = torch.func.vjp(lambda *values: at(saved, ctx.options, wanted, values),
-                                            *(saved[i].float() for i in wanted))
                     cotangents = tuple(g.float() if g is not None else None for g in grads)
-                    got = vjp(cotangents if len(cotangents) > 1 else cotangents[0])
+                    got = _vjp(lambda *values: at(saved, ctx.options, wanted, values),
+                               [saved[i].float() for i in wanted], cotangents)
             for i, g in zip(wanted, got):
                 result[i] = g.to(saved[i].dtype)
             return tuple(result)
@@ -758,6 +758,25 @@ def _reference_function(overload, reference: Callable, tensors: int, first_order
             return cast if len(cast) > 1 else cast[0]
 
     return ByReference
+
+
+def _vjp(function, primals: list, cotangents: tuple) -> tuple:
+    """The vector-Jacobian product of `function` (of the float32 `primals`; one output or a tuple) with `cotangents`
+    (one an output, None for an output nobody differentiated): torch.func.vjp's; or, where saved-tensor hooks are on
+    (torch.autograd.graph.save_on_cpu, activation offloading), which torch.func refuses ("don't yet support saved
+    tensor hooks"), autograd's own, over the primals themselves where the backward builds a graph (create_graph: a
+    second derivative reaches the operator's inputs) and over detached copies otherwise."""
+    if torch._C._autograd._top_saved_tensors_default_hooks(True) is None:
+        _, vjp = torch.func.vjp(function, *primals)
+        return vjp(cotangents if len(cotangents) > 1 else cotangents[0])
+    building = torch.is_grad_enabled()
+    with torch.enable_grad():
+        inputs = [p if building and p.requires_grad else p.detach().requires_grad_() for p in primals]
+        outputs = function(*inputs)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        pairs = [(o, g) for o, g in zip(outputs, cotangents) if g is not None and o.requires_grad]
+        return torch.autograd.grad([o for o, _ in pairs], inputs, [g for _, g in pairs], create_graph=building,
+                                   allow_unused=True, materialize_grads=True)
 
 
 def _without_autocast(tensors):

@@ -4,6 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
+import skc.blocks  # noqa: E402
 import skc.torch  # noqa: E402,F401
 
 
@@ -272,3 +273,38 @@ def test_derivatives_taken_inside_an_autocast_region_are_float32s():
     for create_graph in (False, True):
         for inside, outside in zip(derivatives(True, create_graph), derivatives(False, create_graph)):
             assert torch.equal(inside, outside)
+
+
+@pytest.mark.parametrize("hooks", ["save_on_cpu", "identity"])
+def test_backward_under_saved_tensor_hooks(hooks):
+    """Saved-tensor hooks on during the backward (torch.autograd.graph.save_on_cpu, activation offloading; or any
+    saved_tensors_hooks): the gradients are those without them, first and second order. The reference's
+    vector-Jacobian product ran through torch.func.vjp, which refuses while hooks are on ("don't yet support saved
+    tensor hooks"): matmul's and conv2d's backward, and attention's second derivative, raised torch's RuntimeError."""
+    def within():
+        if hooks == "save_on_cpu":
+            return torch.autograd.graph.save_on_cpu()
+        return torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t)
+
+    a, b = randn(16, 32).requires_grad_(), randn(32, 16, seed=1).requires_grad_()
+    x = randn(1, 8, 6, 6).to(memory_format=torch.channels_last).requires_grad_()
+    w = randn(8, 8, 3, 3, seed=3, scale=0.25).to(memory_format=torch.channels_last).requires_grad_()
+    q, k, v = (randn(1, 2, 32, 64, seed=s).requires_grad_() for s in (4, 5, 6))
+    calls = [((a, b), lambda: skc.blocks.matmul(a, b, activation="silu")),
+             ((x, w), lambda: skc.blocks.conv2d(x, w, padding=1)),
+             ((q, k, v), lambda: torch.ops.skc.attention(q, k, v, True))]
+    for inputs, call in calls:
+        want = _grads(inputs, call())
+        with within():
+            got = _grads(inputs, call())
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+    def second(q):   # the gradient of a first derivative's sum (create_graph: the reference differentiated twice)
+        (first,) = torch.autograd.grad(torch.ops.skc.attention(q, k, v, False).float().sum(), q, create_graph=True)
+        return torch.autograd.grad((first.float() ** 2).sum(), q)[0]
+
+    want = second(q)
+    with within():
+        got = second(q)
+    assert got.abs().max() > 0
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
