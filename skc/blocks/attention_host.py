@@ -55,6 +55,9 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
             from .. import torch as skc_torch
 
             _check_flags(causal, return_lse)   # (as eager: the operator took causal=2 as True)
+            # (a flag computed from a tensor, bool(t.item()) under capture_scalar_outputs, is a SymBool, which the
+            # operator's bool refused in the backend; a branch on it makes Dynamo guard on it, or break the graph)
+            causal = True if causal else False
             operator = skc_torch.attention_with_lse if return_lse else skc_torch.attention
             return operator(q, k, v, causal, scale, layout)
         return outside_graph(attention, q, k, v, causal, scale, out, layout=layout, return_lse=return_lse,

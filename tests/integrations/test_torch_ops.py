@@ -612,3 +612,20 @@ def test_compiled_host_calls_take_numpy_ints_and_check_flags_as_eager():
     for got in (attention(q, q, q, causal=np.int64(1)),
                 torch.compile(lambda q: attention(q, q, q, causal=np.int64(1)), backend="aot_eager")(q)):
         assert torch.equal(got, causal)
+
+
+def test_a_causal_flag_computed_from_a_tensor_compiles():
+    """A helper's search (sixty-seventh session): `attention(..., causal=bool(t.item()))` in a compiled function with
+    capture_scalar_outputs gave the operator a SymBool, which its bool argument refused in the backend (torch's
+    schema error, wrapped in BackendCompilerFailed); torch's own scaled_dot_product_attention compiled. Now the flag
+    is guarded on or breaks the graph, and each call takes its own."""
+    import torch._dynamo
+    from skc.blocks import attention
+
+    q = integers(1, 2, 16, 64)
+    compiled = torch.compile(lambda q, flag: attention(q, q, q, causal=bool(flag.item())), backend="aot_eager")
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(capture_scalar_outputs=True):
+        for flag in (1, 0, 1):
+            assert torch.equal(compiled(q, torch.tensor(flag)), attention(q, q, q, causal=bool(flag)))
+    assert not torch.equal(attention(q, q, q, causal=True), attention(q, q, q, causal=False))
