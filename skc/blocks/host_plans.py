@@ -229,8 +229,26 @@ def check_has_data(what: str, **operands):
             raise skc.LaunchError(f"{what}: {name} is a meta tensor, which holds no data to compute on; pass tensors "
                                   "on a device (under torch.compile, skc's operators give meta results themselves)")
         if x is not None and skc.is_torch_tensor_type(type(x)):
+            _check_untransformed(what, name, x)
             skc.check_torch_readable(x, f"{what}: {name}", name)
     check_on_device(what, skc.current_device(), **operands)
+
+
+# the torch operator each host entry point hands a traced or differentiated call to
+_OPERATORS = {"matmul": "torch.ops.skc.matmul", "scaled matmul": "torch.ops.skc.scaled_matmul",
+              "conv2d": "torch.ops.skc.conv2d", "attention": "torch.ops.skc.attention (attention_with_lse)"}
+
+
+def _check_untransformed(what: str, name: str, x):
+    """x is no tensor of a torch.func transform (vmap's batched tensor, grad's): it holds no memory a launch reads,
+    and the host entry point hands calls to its operator under torch.compile and autograd only. torch.func.vmap runs
+    the operator, so the error names it (the generic one said to write an operator, skc.torch.register_op)."""
+    functorch = getattr(sys.modules["torch"]._C, "_functorch", None)
+    if functorch is not None and functorch.is_functorch_wrapped_tensor(x):
+        operator = _OPERATORS.get(what, "its torch.ops.skc operator")
+        raise skc.LaunchError(f"{what}: {name} is a tensor of a torch.func transform (vmap's or grad's), which holds "
+                              f"no memory a launch reads: under torch.func.vmap call {operator}, which vmap runs "
+                              "(torch.func's derivative transforms are refused there by name)")
 
 
 def check_on_device(what: str, device, **operands):
