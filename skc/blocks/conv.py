@@ -628,12 +628,11 @@ def _nhwc(x, name: str):
 
 
 def _empty_output(x, nhwc, torch_layout: bool):
+    """The output: an (N, K, P, Q) channels_last tensor like x (its subclass kept, as F.conv2d keeps it), or an
+    (N, P, Q, K) array."""
     if not torch_layout:
         return empty_like(x, nhwc)
-    import torch
-
-    N, P, Q, K = nhwc
-    return torch.empty((N, K, P, Q), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    return x.new_empty(nhwc).permute(0, 3, 1, 2)
 
 
 __all__ = ["ConvShape", "compile_arguments", "conv2d"]
