@@ -244,8 +244,9 @@ def _plan(device, a, b, out, c, bias, alpha, activation, config, autotune):
                               f"{tuple(b.shape)} is {(M, N)}")
     _check_out_type(out, dtype)
     if out is not None and not contiguous(out):
-        raise skc.LaunchError(f"out (strides {element_strides(out)}) must be row-major: pass a contiguous out, or "
-                              "none")
+        raise skc.LaunchError(f"out (strides {element_strides(out)}) must be row-major with its rows one after "
+                              "another (a transposed, strided or column-sliced view is not written, though a and b "
+                              "may be such views): pass a contiguous out, or none")
     check_epilogue_operands("matmul", M, N, c, bias)
     spec = _checked_epilogue(EpilogueSpec(alpha=alpha is not None, beta=c is not None, bias=bias is not None,
                                           activation=activation))

@@ -156,13 +156,17 @@ def test_bias_and_c_of_another_shape_are_refused(hopper_interpreter, what, shape
 @pytest.mark.parametrize("call, message", [
     (lambda a, b: skc.blocks.matmul(a, b, out=np.ones((40, 48), np.float32)), r"out is float32; matmul writes"),
     (lambda a, b: skc.blocks.matmul(a, b, out=np.ones((40, 96), np.float16)[:, ::2]), r"out .* must be row-major"),
+    (lambda a, b: skc.blocks.matmul(a, b, out=np.ones((40, 96), np.float16)[:, :48]),
+     r"out \(strides \(96, 1\)\) must be row-major with its rows one after another \(a transposed, strided or "
+     r"column-sliced view is not written, though a and b may be such views\)"),
     (lambda a, b: skc.blocks.matmul(a, b, c=np.ones((40, 96), np.float16)[:, ::2], beta=1.0),
      r"c \(strides \(96, 2\)\) must be contiguous"),
     (lambda a, b: skc.blocks.matmul(a, b, bias=np.ones(96, np.float16)[::2]), r"bias .* must be contiguous"),
-], ids=["f32-out", "strided-out", "strided-c", "strided-bias"])
+], ids=["f32-out", "strided-out", "column-sliced-out", "strided-c", "strided-bias"])
 def test_outputs_it_cannot_write_are_named(hopper_interpreter, call, message):
     """Each of these gave an error about something else (row-major operands, a TMA box, a kernel argument
-    'c_in'), or none."""
+    'c_in'), or none; a column slice of a wider out was said not to be row-major (strides (96, 1)), where a and b may
+    be such slices."""
     with pytest.raises(skc.LaunchError, match=message):
         call(np.ones((40, 64), np.float16), np.ones((64, 48), np.float16))
 
