@@ -184,8 +184,8 @@ def attention_kernel(q, k, v, o, lse, counter, flags, Sq: skc.i32, Skv: skc.i32,
     needs_hopper("attention")
     tiles = HeadTiles(Sq, Skv, batches * heads, heads, cfg, flags)
     mine = tiles.mine()   # (before the roles split: the producer runs on few registers)
-    if cfg.flagged_only and not cfg.persistent:   # a block of one tile no warp flagged: nothing to set up
-        if not tiles.flagged(mine[0]):
+    if cfg.flagged_only:   # no tile of the block's flagged: nothing to set up
+        if not tiles.any_flagged(mine):
             return
     q_load, k_load, v_load = (TmaLoader(cfg.q_payload(), q=q), TmaLoader(cfg.k_payload(), key=k),
                               TmaLoader(cfg.v_payload(), value=v))
@@ -375,6 +375,18 @@ class HeadTiles:
         for w in skc.static_range(1, self.cfg.flag_words(1)):
             flagged = flagged | skc.load(self.flags + (first + w))
         return flagged != 0
+
+    def any_flagged(self, mine):
+        """(cfg.flagged_only; every thread of the block alike) Whether a warp flagged a tile of the block's: its one
+        tile, or a persistent block's share, whose tiles each warp's lanes read 32 at a time (a vote: every warp
+        reads the same flags and agrees, so a block with none returns at once, not after a load a tile)."""
+        if not self.cfg.persistent:
+            return self.flagged(mine[0])
+        grid = skc.grid_dim(0)
+        found = False
+        for index in range(skc.block_id(0) + skc.lane_id() * grid, self.count, 32 * grid):
+            found = found | self.flagged(self.__skc_item__(index))
+        return skc.vote_any(found)
 
     def flag(self, tile, warpgroup, passed):
         """(Each thread of a consumer warpgroup, its tile done.) The warp's flag: 1 where a thread's `passed`."""

@@ -309,14 +309,14 @@ def test_checked_exponents_compute_the_flagged_tiles_again(D, causal, lse, persi
     share; fetched tiles are computed again from the share), three consumers, and blocks of one tile."""
     from skc.blocks import attention_host
 
-    launched, unflagged = [], []
+    launched, swapped = [], []
 
-    class Recording:   # the kernel, noting each launch's configuration and flags (or clearing them for the second)
+    class Recording:   # the kernel, noting each launch's configuration and flags (swapping the heads' for the second)
         def __getitem__(self, shape):
             def launch(*args, **options):
                 launched.append((args[-1], args[6]))
-                if unflagged and args[-1].flagged_only:
-                    args[6][...] = 0
+                if swapped and args[-1].flagged_only:
+                    args[6][...] = args[6].reshape(2, -1)[::-1].reshape(-1)
                 return attention_kernel[shape](*args, **options)
             return launch
 
@@ -345,7 +345,9 @@ def test_checked_exponents_compute_the_flagged_tiles_again(D, causal, lse, persi
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(checked[0][:, 0], fast[0][:, 0])
     assert not np.allclose(fast[0][:, 1], far[0][:, 1], rtol=1e-2, atol=1e-2)
-    unflagged.append(True)   # no flag: the second launch computes nothing, and the one fma's answer stays
+    # the heads' flags swapped: the second launch computes the ordinary head's tiles again ("far"'s answer there is
+    # the one fma's) and leaves the other's as the one fma left them (unflagged tiles are not computed again)
+    swapped.append(True)
     for got, want in zip(run("checked")[0], fast):
         np.testing.assert_array_equal(got, want)
 
