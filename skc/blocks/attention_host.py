@@ -117,8 +117,8 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
     boxes = problem.config.boxes()
     maps = [skc.TensorMap(x, boxes[name], dtype=skc.bf16 if host else None)
             for x, name in zip(views + [out_view], ("q", "k", "v", "o"))]
-    launch = attention_kernel[problem.grid, problem.config.threads]
-    for config in problem.configs:   # (a "checked" one, then the one computing its flagged tiles again)
+    for config, grid in zip(problem.configs, problem.grids):   # (a "checked" one, then its flagged tiles again)
+        launch = attention_kernel[grid, config.threads]
         if stream is not None:
             launch(*maps, lse, counter, flags, *problem.scalars, config, stream=stream)
         else:
@@ -239,7 +239,8 @@ class _Problem:
         self.scalars = (Sq, Skv, B, H, H // Hkv if Hkv else 1, scale)   # (no heads at all: empty)
         self.lse_shape, self.return_lse = (B, H, Sq), return_lse
         tiles = -(-Sq // config.block_m) * B * H
-        self.grid = min(tiles, skc.current_device().multiprocessors) if config.persistent else tiles
+        self.grids = tuple(c.grid(tiles, skc.current_device().multiprocessors) for c in self.configs)
+        self.grid = self.grids[0]
         self.flag_words = config.flag_words(tiles) if config.checked else 1
 
 
@@ -266,10 +267,10 @@ class AttentionPlan:
         self.maps = [MapsByAddress(lambda t, box=boxes[key], name=name: skc.TensorMap(_heads_view(t, layout, name),
                                                                                       box), first)
                      for key, name, first in zip(("q", "k", "v", "o"), ("q", "k", "v", "out"), (q, k, v, out))]
-        launch = attention_kernel[self.grid, self.config.threads]
-        self.bound = Bindings(launch, self.config)
+        self.bound = Bindings(attention_kernel[self.grid, self.config.threads], self.config)
         # (a "checked" launch's flagged tiles computed again by a second, bound alike)
-        self.again = Bindings(launch, problem.configs[1]) if len(problem.configs) > 1 else None
+        self.again = (Bindings(attention_kernel[problem.grids[1], self.config.threads], problem.configs[1])
+                      if len(problem.configs) > 1 else None)
         self.address = address_functions(5)   # q, k, v, out, lse
 
     def __call__(self, q, k, v, out, stream):

@@ -133,8 +133,16 @@ class AttentionConfig:
 
     def recomputing(self) -> "AttentionConfig":
         """The configuration that computes again, with exact_exponents="far", the tiles a "checked" launch of this
-        one flagged: the same tiles (a persistent block its share of them: not fetched, no counter read)."""
-        return dataclasses.replace(self, exact_exponents="far", fetch_tiles=False, flagged_only=True)
+        one flagged: in persistent blocks where they fit (a block a SM reading its share's flags at once, not a block a
+        tile), each taking its share (not fetched, no counter read)."""
+        persistent = self.persistent or self.overlap and (
+            dataclasses.replace(self, persistent=True).shared_bytes() <= SHARED_PER_SM - 1024)
+        return dataclasses.replace(self, exact_exponents="far", fetch_tiles=False, flagged_only=True,
+                                   persistent=persistent)
+
+    def grid(self, tiles: int, multiprocessors: int) -> int:
+        """The blocks of a launch over `tiles` tiles: one a tile, or (persistent) at most one a SM."""
+        return min(tiles, multiprocessors) if self.persistent else tiles
 
     def flag_words(self, tiles: int) -> int:
         """The i32 flags of `tiles` tiles: one a warp of the consumers."""

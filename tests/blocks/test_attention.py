@@ -306,7 +306,8 @@ def test_checked_exponents_compute_the_flagged_tiles_again(D, causal, lse, persi
     reach 1e7-1e9 (the one fma's rows there inf or NaN), the other's are ordinary: the flags mark every tile of the
     first head (the warps holding only rows past the queries' end excepted) and none of the second, and the output
     and log-sum-exp are "far"'s bit for bit (the one fma's on the ordinary head). Persistent blocks (their fixed
-    share; fetched tiles are computed again from the share), three consumers, and blocks of one tile."""
+    share; fetched tiles are computed again from the share; blocks of one tile again in persistent blocks where they
+    fit), three consumers, and blocks of one tile."""
     from skc.blocks import attention_host
 
     launched, swapped = [], []
@@ -339,6 +340,7 @@ def test_checked_exponents_compute_the_flagged_tiles_again(D, causal, lse, persi
     checked, launches = run("checked")
     assert [(config.exact_exponents, config.flagged_only, config.fetch_tiles) for config, _ in launches] == [
         ("checked", False, base.fetch_tiles), ("far", True, False)]
+    assert launches[1][0].persistent == (persistent or D == 64)   # (in persistent blocks where they fit)
     per_tile = launches[0][1].reshape(2, -1, base.consumers * 4)
     assert per_tile[1].any(axis=1).all() and not per_tile[0].any()
     for got, want in zip(checked, far):
