@@ -106,18 +106,21 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
         views = [_bf16_bits(x) for x in views]
         out_bits = np.zeros(views[0].shape, np.uint16)
         out_view = out_bits
-    else:
-        if out is None:
+    # (what the call makes, the launch's stream's memory: host_plans.on_stream)
+    with nullcontext() if host else on_stream(q, stream):
+        if not host and out is None:
             out = q.new_empty(q.shape)
+        lse = _new_lse(q, host, problem.lse_shape if return_lse else (1,))
+        counter = tile_counter(q)
+        flags = zeros_like(q, problem.flag_words, "int32")
+    if not host:
         check_no_overlap("attention", out, **_read_while_written(q, k, v, out))
         out_view = _heads_view(out, layout, "out")
-    lse = _new_lse(q, host, problem.lse_shape if return_lse else (1,))
-    counter = tile_counter(q)
-    flags = zeros_like(q, problem.flag_words, "int32")
     boxes = problem.config.boxes()
     maps = [skc.TensorMap(x, boxes[name], dtype=skc.bf16 if host else None)
             for x, name in zip(views + [out_view], ("q", "k", "v", "o"))]
-    for config, grid in zip(problem.configs, problem.grids):   # (a "checked" one, then its flagged tiles again)
+    # (a "checked" configuration's launch, then the one computing the flagged tiles again)
+    for config, grid in problem.launches(not host and _own_view(q, out)):
         launch = attention_kernel[grid, config.threads]
         if stream is not None:
             launch(*maps, lse, counter, flags, *problem.scalars, config, stream=stream)
@@ -230,18 +233,30 @@ class _Problem:
             raise skc.LaunchError(f"the configuration has causal={config.causal}, lse={config.lse} and dtype "
                                   f"{config.dtype}; the call asks causal={bool(causal)}, return_lse="
                                   f"{bool(return_lse)} on {dtype} tensors: make the configuration with the same")
+        if config.flagged_only:
+            raise skc.LaunchError("attention: a flagged_only configuration is the second launch of an "
+                                  "exact_exponents=\"checked\" one, which attention() makes itself: pass the "
+                                  "\"checked\" configuration")
         scale = 1.0 / math.sqrt(D) if scale is None else _scale_value(scale)
-        if scale > EXACT_EXPONENTS_SCALE and not config.exact_exponents:   # (a given config's too: else inf or 0)
+        # (a given config's too: else inf or 0; and "checked", which would flag every tile there)
+        if scale > EXACT_EXPONENTS_SCALE and (not config.exact_exponents or config.checked):
             config = dataclasses.replace(config, exact_exponents=True)
         self.config = config
-        # a "checked" launch flags the tiles whose rows passed one fma's range; a second computes them again
-        self.configs = (config, config.recomputing()) if config.checked else (config,)
         self.scalars = (Sq, Skv, B, H, H // Hkv if Hkv else 1, scale)   # (no heads at all: empty)
         self.lse_shape, self.return_lse = (B, H, Sq), return_lse
-        tiles = -(-Sq // config.block_m) * B * H
-        self.grids = tuple(c.grid(tiles, skc.current_device().multiprocessors) for c in self.configs)
-        self.grid = self.grids[0]
-        self.flag_words = config.flag_words(tiles) if config.checked else 1
+        self.tiles = -(-Sq // config.block_m) * B * H
+        self.grid = config.grid(self.tiles, skc.current_device().multiprocessors)
+        self.flag_words = config.flag_words(self.tiles) if config.checked else 1
+
+    def launches(self, in_place: bool) -> list:
+        """(configuration, grid) of each launch: a "checked" configuration's, which flags the tiles whose rows passed
+        one fma's range, then the one computing them again; where out is q's own view (`in_place`), "far"'s alone
+        (the second launch would read Q where the first wrote O)."""
+        configs = [self.config]
+        if self.config.checked:
+            configs = ([dataclasses.replace(self.config, exact_exponents="far")] if in_place else
+                       [self.config, self.config.recomputing()])
+        return [(c, c.grid(self.tiles, skc.current_device().multiprocessors)) for c in configs]
 
 
 class AttentionPlan:
@@ -267,10 +282,10 @@ class AttentionPlan:
         self.maps = [MapsByAddress(lambda t, box=boxes[key], name=name: skc.TensorMap(_heads_view(t, layout, name),
                                                                                       box), first)
                      for key, name, first in zip(("q", "k", "v", "o"), ("q", "k", "v", "out"), (q, k, v, out))]
-        self.bound = Bindings(attention_kernel[self.grid, self.config.threads], self.config)
-        # (a "checked" launch's flagged tiles computed again by a second, bound alike)
-        self.again = (Bindings(attention_kernel[problem.grids[1], self.config.threads], problem.configs[1])
-                      if len(problem.configs) > 1 else None)
+        # the launches of a call, each bound alike (two for a "checked" configuration), and where out is q's own view
+        self.launches, self.in_place = ([Bindings(attention_kernel[grid, config.threads], config)
+                                         for config, grid in problem.launches(in_place)] for in_place in (False, True))
+        self.bound = self.launches[0]
         self.address = address_functions(5)   # q, k, v, out, lse
 
     def __call__(self, q, k, v, out, stream):
@@ -287,12 +302,11 @@ class AttentionPlan:
         address = self.address
         key = (address[0](q), address[1](k), address[2](v), address[3](out), address[4](lse),
                None if self.counters is None and not self.config.checked else stream)
-        bound = None if captured else self.bound.get(key)
-        again = None if bound is None or self.again is None else self.again.get(key)
-        if bound is not None and (self.again is None or again is not None):   # (checked when they were new)
-            bound(stream)
-            if again is not None:
-                again(stream)
+        launches = self.launches if key[0] != key[3] else self.in_place   # (out at q's address: q's own view)
+        bound = None if captured else [bindings.get(key) for bindings in launches]
+        if bound and None not in bound:   # (checked when they were new)
+            for launch in bound:
+                launch(stream)
         else:
             # (the plan's key holds no address: a view of its facts at another offset is new here, and checked)
             for name, start in zip(("q", "k", "v", "out"), key):
@@ -302,7 +316,7 @@ class AttentionPlan:
             counter = (self.no_counter if self.counters is None else self.counters)(q, stream)
             args = (maps[0](q), maps[1](k), maps[2](v), maps[3](out), lse, counter, self.flags(q, stream),
                     *self.scalars)
-            for bindings in (self.bound,) if self.again is None else (self.bound, self.again):
+            for bindings in launches:
                 if captured:
                     bindings.ready(args)(args, stream)
                 else:
@@ -362,9 +376,13 @@ def _read_while_written(q, k, v, out) -> dict:
     """The inputs that out must share no memory with: k and v (every query tile reads them), and q unless out is q's
     own view (each query tile reads its own rows before it stores them; a shifted view would read rows another tile
     already wrote)."""
-    same = out is q or (out.data_ptr() == q.data_ptr() and tuple(out.shape) == tuple(q.shape)
+    return dict(k=k, v=v) if _own_view(q, out) else dict(q=q, k=k, v=v)
+
+
+def _own_view(q, out) -> bool:
+    """Whether out is q's own view: one launch may read q's rows and then write them (out=q)."""
+    return out is q or (out.data_ptr() == q.data_ptr() and tuple(out.shape) == tuple(q.shape)
                         and tuple(out.stride()) == tuple(q.stride()))
-    return dict(k=k, v=v) if same else dict(q=q, k=k, v=v)
 
 
 def _scale_value(scale) -> float:

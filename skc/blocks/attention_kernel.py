@@ -109,8 +109,10 @@ class AttentionConfig:
             raise ValueError(f"exact_exponents must be True, False, \"far\" or \"checked\", found "
                              f"{self.exact_exponents!r}")
         if self.flagged_only and (self.exact_exponents != "far" or self.fetch_tiles):
-            raise ValueError("flagged_only computes again, with exact_exponents=\"far\" and its share of the tiles, "
-                             "what a \"checked\" launch flagged: make it with recomputing()")
+            raise ValueError(f"flagged_only computes again, with exact_exponents=\"far\" and a share of the tiles "
+                             f"(no fetch_tiles), what a \"checked\" launch flagged; found exact_exponents="
+                             f"{self.exact_exponents!r}, fetch_tiles={self.fetch_tiles}: make it with the \"checked\" "
+                             "configuration's recomputing()")
         if self.dtype not in ("bf16", "f16"):
             raise ValueError(f"attention runs on bf16 or f16, not {self.dtype}")
         if type(self.head_group) is not int or self.head_group < 1:
@@ -135,6 +137,9 @@ class AttentionConfig:
         """The configuration that computes again, with exact_exponents="far", the tiles a "checked" launch of this
         one flagged: in persistent blocks where they fit (a block a SM reading its share's flags at once, not a block a
         tile), each taking its share (not fetched, no counter read)."""
+        if not self.checked:
+            raise ValueError(f"recomputing() is the second launch of an exact_exponents=\"checked\" configuration; "
+                             f"this one has exact_exponents={self.exact_exponents!r}")
         persistent = self.persistent or self.overlap and (
             dataclasses.replace(self, persistent=True).shared_bytes() <= SHARED_PER_SM - 1024)
         return dataclasses.replace(self, exact_exponents="far", fetch_tiles=False, flagged_only=True,

@@ -79,8 +79,9 @@ class OnlineSoftmax:
         note_made(self, "finished")
 
     def passed_far(self):
-        """(exact="checked") Whether a reference of this thread's rows, m·c, reached FAR since they started: where
-        it did, exact="far" would have taken another form for its warp (a run-time bool)."""
+        """(exact="checked") Whether a reference of this thread's rows, m·c, reached FAR since they started (a
+        run-time bool). exact="far" decides per warp: where any thread of a warp passed (`skc.vote_any`), "far" took
+        another form for all the warp's rows, and gives the one fma's answer bit for bit elsewhere."""
         if not self.checked:
             raise frontend.current().error("passed_far() tells what an OnlineSoftmax(exact=\"checked\") saw; this "
                                            f"one has exact={self.exact!r}", hint="make it OnlineSoftmax(..., "

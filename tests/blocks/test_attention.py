@@ -293,7 +293,8 @@ def test_far_exponents_in_the_kernel(D, causal, scale, size):
     with pytest.raises(ValueError, match="exact_exponents must be True, False, \"far\" or \"checked\", found 'near'"):
         dataclasses.replace(base, exact_exponents="near")
     for wrong in (dict(exact_exponents="checked"), dict(exact_exponents="far", fetch_tiles=True, persistent=True)):
-        with pytest.raises(ValueError, match="flagged_only computes again"):
+        with pytest.raises(ValueError, match=f"flagged_only computes again.*found exact_exponents="
+                                             f"'{wrong['exact_exponents']}', fetch_tiles={'fetch_tiles' in wrong}"):
             dataclasses.replace(base, flagged_only=True, **wrong)
 
 
@@ -352,6 +353,43 @@ def test_checked_exponents_compute_the_flagged_tiles_again(D, causal, lse, persi
     swapped.append(True)
     for got, want in zip(run("checked")[0], fast):
         np.testing.assert_array_equal(got, want)
+
+
+def test_checked_exponents_in_place_alone_and_past_scale_16(monkeypatch):
+    """A review's findings (sixty-seventh session): with out=q (q's own view, which attention takes) the second launch
+    read Q where the first had written O (NaN where "far" is right): "far" now runs alone there. A flagged_only
+    configuration given to attention read flags past its 4-byte stand-in: refused by name, as recomputing() of a
+    configuration not "checked" is. Past scale 16 "checked" would flag every tile: the exact form runs, as for
+    False."""
+    torch = pytest.importorskip("torch")
+    from skc.blocks import attention_host
+
+    launched = []
+
+    class Recording:   # the kernel, noting each launch's configuration
+        def __getitem__(self, shape):
+            return lambda *args, **options: (launched.append(args[-1]), attention_kernel[shape](*args, **options))[1]
+
+    generator = torch.Generator().manual_seed(67)
+    q, k = ((torch.randn(1, 1, 128, 64, generator=generator) * 2).round().mul(2048).bfloat16() for _ in range(2))
+    v = torch.randn(1, 1, 128, 64, generator=generator).bfloat16()
+    base = attention_host.default_config(64, "bf16", False, False)
+    checked, far = (dataclasses.replace(base, exact_exponents=exact) for exact in ("checked", "far"))
+    expected = attention(q, k, v, scale=16.0, config=far)
+    assert not expected.isnan().any()
+    monkeypatch.setattr(attention_host, "attention_kernel", Recording())
+    in_place = q.clone()
+    assert torch.equal(attention(in_place, k, v, scale=16.0, out=in_place, config=checked), expected)
+    assert [config.exact_exponents for config in launched] == ["far"]
+    with pytest.raises(skc.LaunchError, match=r'a flagged_only configuration is the second launch of an '
+                                              r'exact_exponents="checked" one, which attention\(\) makes itself'):
+        attention(q, k, v, scale=16.0, config=checked.recomputing())
+    with pytest.raises(ValueError, match=r'recomputing\(\) is the second launch of an exact_exponents="checked" '
+                                         r"configuration; this one has exact_exponents='far'"):
+        far.recomputing()
+    launched.clear()
+    attention(q, k, v, scale=17.0, config=checked)
+    assert [config.exact_exponents for config in launched] == [True]
 
 
 def test_a_configs_flags_given_as_ints_reach_the_softmax():

@@ -102,9 +102,18 @@ def test_checked_exponents_launch_twice_over_flags_of_their_stream(fake, causal)
         assert first["stream"] == second["stream"] == stream and first["seen"] == second["seen"]
         flags.setdefault(stream, set()).add(first["seen"][5])
     (plan,) = attention_host._PLANS.values()
-    assert plan.again.constants == (config.recomputing(),) and len(plan.bound) == len(plan.again) == 2
+    first, again = plan.launches
+    assert again.constants == (config.recomputing(),) and len(first) == len(again) == 2
     assert [len(found) for found in flags.values()] == [1, 1] and flags[0] != flags[0x5EED]
     assert 0 not in flags[0] | flags[0x5EED]
+    # out=q (q's own view): "far" alone, bound in turn (the second launch would read Q where the first wrote O)
+    streams.append(0)
+    for _ in range(3):
+        before = len(driver.launches)
+        skc.blocks.attention(q, k, v, causal=causal, out=q, config=config)
+        assert len(driver.launches) == before + 1
+    (alone,) = plan.in_place
+    assert alone.constants == (dataclasses.replace(config, exact_exponents="far"),) and len(alone) == 1
 
 
 def test_bshd_grouped_causal_with_the_log_sum_exp(fake):
