@@ -272,7 +272,8 @@ def test_checked_exponents_are_far_s_on_the_gpu(D, causal, lse):
     """exact_exponents="checked" in each kind of configuration the shape can choose (persistent blocks, fetched
     tiles, three consumers, a tile a block): where two heads' raw scores reach about 1e8 under scale 16 and the
     others' are ordinary, the output and log-sum-exp are "far"'s bit for bit (the one fma's on the ordinary heads), in
-    three calls in a row (the plan binds its two launches from the second) and replayed from a CUDA graph."""
+    three calls in a row (the plan binds its two launches from the second), replayed from a CUDA graph, and in place
+    (out=q)."""
     import dataclasses
 
     from skc.blocks.attention_host import default_config
@@ -312,6 +313,9 @@ def test_checked_exponents_are_far_s_on_the_gpu(D, causal, lse):
         graph.replay()
         torch.cuda.synchronize()
         check(result)
+    in_place = q.clone()   # (out=q: "far" alone, the second launch would read Q where the first wrote O)
+    check(attention(in_place, k, v, causal=causal, scale=16.0, out=in_place, return_lse=lse,
+                    config=dataclasses.replace(base, exact_exponents="checked")))
 
 
 @pytest.mark.parametrize("lse", [False, True])
