@@ -602,9 +602,15 @@ class Kernel:
         return "a value or a type such as skc.Ptr[skc.f32]; or annotate the parameter"
 
     def _abstract_arguments(self, args, kwargs):
+        if len(args) > len(self.params):   # (as a launch refuses them: they were dropped)
+            raise LaunchError(f"{self.fn.__name__} takes {len(self.params)} arguments "
+                              f"({', '.join(p.name for p in self.params)}), {len(args)} given")
         values = list(args) + [None] * (len(self.params) - len(args))
         for i, param in enumerate(self.params):
             if param.name in kwargs:
+                if i < len(args):   # (Python's rule: the keyword took the place of the positional one)
+                    raise LaunchError(f"{self.fn.__name__}: argument '{param.name}' is given twice, by position "
+                                      "and by name: give it once")
                 values[i] = kwargs.pop(param.name)
             elif i >= len(args):
                 annotated = self._annotated[i]

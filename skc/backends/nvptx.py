@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .. import ir
+from ..diagnostics import CompileError
 from ..ir.passes.convergence import ALL, LIVE, WarpGroups, warp_groups
 from ..target import Target
 from . import angles, nvptx_async
@@ -87,6 +88,10 @@ class NVPTX:
         if "min_blocks" in fn.attrs:
             attrs.append(f'"nvvm.minctasm"="{fn.attrs["min_blocks"]}"')
         if "cluster" in fn.attrs:
+            if not self.target.has("cluster") and tuple(fn.attrs["cluster"]) != (1, 1, 1):
+                # (LLVM dropped the attribute for sm_80: the tile IR said clusters, the PTX had none)
+                raise CompileError(f"kernel '{fn.name}' asks for clusters of {fn.attrs['cluster']} blocks; clusters "
+                                   f"need sm_90a, {self.target.name} has none", fn.loc)
             attrs.append('"nvvm.cluster_dim"="{},{},{}"'.format(*fn.attrs["cluster"]))
         return f"define ptx_kernel void @{fn.name}({', '.join(params)}) {' '.join(attrs)}"
 
