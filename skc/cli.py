@@ -72,9 +72,10 @@ def load_module(path: str, stops: str):
     return module
 
 
-def _import_failure(error: BaseException, path: str, stops: str) -> SkcError:
+def _import_failure(error: BaseException, path: str, stops: str, during: str = "") -> SkcError:
     """An error at the line of the file whose import raised `error` (or exited); where it came from deeper (a
-    function, a module the file imports), the traceback of the frames from that line on, none of skc's loader."""
+    function, a module the file imports), the traceback of the frames from that line on, none of skc's loader.
+    `during`: the file's function skc called, where that raised (compile_arguments, main), not its import."""
     tb = error.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != path:
         tb = tb.tb_next
@@ -84,16 +85,18 @@ def _import_failure(error: BaseException, path: str, stops: str) -> SkcError:
     if isinstance(error, SystemExit):
         status, said = _exit_status(error)
         exited = f"the message {said!r}" if said is not None else f"status {status}"
-        message = f"{where}the file exited with {exited} as skc imported it, so {stops}"
-        hint = ("skc imports the file as a module, whose __name__ is not '__main__': put the part that runs it as "
-                "a script under `if __name__ == \"__main__\":`")
+        message = f"{where}the file exited with {exited} {f'in {during}' if during else 'as skc imported it'}, " \
+                  f"so {stops}"
+        hint = "" if during else ("skc imports the file as a module, whose __name__ is not '__main__': put the part "
+                                  "that runs it as a script under `if __name__ == \"__main__\":`")
     else:
         try:
             said = str(error)
         except Exception:   # (an exception whose __str__ fails: as Python's own printer says it)
             said = "<exception str() failed>"
         said = f": {said}" if said else ""
-        message = f"{where}{type(error).__name__}{said}, raised as skc imported the file, so {stops}"
+        message = (f"{where}{type(error).__name__}{said}, raised "
+                   f"{f'in {during}' if during else 'as skc imported the file'}, so {stops}")
         if isinstance(error, ModuleNotFoundError) and error.name:
             hint = (f"install the package that provides {error.name!r} into the Python that runs skc "
                     f"({sys.executable}), or correct the module's name")
@@ -133,6 +136,9 @@ def _constants(pairs):
             raise SkcError(f"--const {pair}: give a parameter's name and its value as NAME=VALUE, such as "
                            "--const BLOCK=128")
         name = name.strip()
+        if text.strip().lower() in ("true", "false"):   # (the string "false" is true: `if FLAG:` took its branch)
+            values[name] = text.strip().lower() == "true"
+            continue
         try:
             values[name] = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -140,14 +146,37 @@ def _constants(pairs):
     return values
 
 
-def _compile_options(module, name: str, target, args) -> dict:
+def _constants_of(kernel, constants: dict) -> dict:
+    """The --const values kernel takes: those named as its parameters (a file's kernels have parameters of their
+    own, and each --const is for those that have it)."""
+    names = {param.name for param in kernel.params}
+    return {name: value for name, value in constants.items() if name in names}
+
+
+def _check_constants_taken(path: str, kernels: dict, constants: dict):
+    """Each --const names a parameter of one of the kernels compiled (a misspelling was "unknown arguments")."""
+    taken = {param.name for kernel in kernels.values() for param in kernel.params}
+    for name in constants:
+        if name == "target":
+            raise SkcError(f"{path}: the target comes from --target, not from compile_arguments or --const")
+        if name not in taken:
+            listed = "; ".join(f"{k}({', '.join(p.name for p in kernel.params)})" for k, kernel in kernels.items())
+            raise SkcError(f"--const {name}=...: no kernel compiled from {path} has a parameter {name!r} "
+                           f"(their parameters: {listed})")
+
+
+def _compile_options(module, name: str, kernel, target, args) -> dict:
     """Kernel.compile's keyword arguments for kernel `name`: the module's compile_arguments(name, target) when
-    it has one, then --block and --const."""
+    it has one (target, a skc.Target: target.name is "sm_90a", ...), then --block and the --const values it takes."""
     hook = getattr(module, "compile_arguments", None)
     options = {}
     if hook is not None:
         _takes_kernel_and_target(hook, module.__file__, name, target)
-        found = hook(name, target)
+        try:
+            found = hook(name, target)
+        except (Exception, SystemExit) as error:   # (the file's own mistake at its line, not a traceback through skc)
+            raise _import_failure(error, module.__file__, "nothing was compiled",
+                                  f"compile_arguments({name!r}, target)") from None
         if found is not None and not isinstance(found, dict):
             raise SkcError(f"{module.__file__}: compile_arguments({name!r}, {target.name!r}) must return a dict of "
                            f"Kernel.compile's keyword arguments or None, found {type(found).__name__}")
@@ -158,7 +187,7 @@ def _compile_options(module, name: str, target, args) -> dict:
         except ValueError:
             raise SkcError(f"--block {args.block}: give the block's size as integers separated by commas, such as "
                            "128 or 32,4") from None
-    options.update(_constants(args.const))
+    options.update(_constants_of(kernel, _constants(args.const)))
     if "target" in options:
         raise SkcError(f"{module.__file__}: the target comes from --target, not from compile_arguments or --const")
     return options
@@ -215,8 +244,10 @@ def cmd_compile(args) -> int:
     for stage in stages:
         if stage not in _EMIT_STAGES:
             raise SkcError(f"unknown stage {stage!r} for --emit; choose from {', '.join(_EMIT_STAGES)}")
-    for name, kernel in _kernels(module, kernel_name).items():
-        options = _compile_options(module, name, target, args)
+    kernels = _kernels(module, kernel_name)
+    _check_constants_taken(module.__file__, kernels, _constants(args.const))
+    for name, kernel in kernels.items():
+        options = _compile_options(module, name, kernel, target, args)
         _check_known(module, name, kernel, options, target)
         compiled = kernel.compile(target=target, **options)
         for stage in stages:
@@ -322,6 +353,13 @@ def cmd_run(args) -> int:
         print(f"{os.path.basename(args.path)}: main() exited with status {status} {where} "
               f"[{device} - {device.name}]{'' if said is None else f': {said}'}")
         return status
+    except Exception as e:   # (the file's line and frames, not a traceback through skc's command line)
+        print(f"{os.path.basename(args.path)}: FAILED {where} [{device} - {device.name}]:")
+        print(_import_failure(e, module.__file__, "it did not finish", "main()"), file=sys.stderr)
+        return 1
+    if summary is False:   # (a main() that says its check failed)
+        print(f"{os.path.basename(args.path)}: FAILED {where} [{device} - {device.name}]: main() returned False")
+        return 1
     seconds = time.perf_counter() - started
     checked = "" if summary is None else f"; checked against numpy: {summary}"   # (a main() that says nothing)
     print(f"{os.path.basename(args.path)}: OK {where} [{device} - {device.name}] in {seconds:.2f} s{checked}")

@@ -248,3 +248,47 @@ def test_skc_stops_at_an_interrupt_without_a_traceback(tmp_path):
     source.write_text("import skc\nraise KeyboardInterrupt\n")
     status, err = _skc("compile", str(source))
     assert status == 130 and "Traceback" not in err and err.strip() == "skc: interrupted", err
+
+
+TWO_KERNELS = '''import skc
+@skc.kernel(block=32)
+def k1(x: skc.Ptr[skc.f32], M: skc.constexpr):
+    x[0] = 1.0 if M else 2.0
+@skc.kernel(block=32)
+def k2(y: skc.Ptr[skc.f16]):
+    y[0] = 3.0
+'''
+
+
+def test_skc_compile_gives_each_constant_to_the_kernels_that_take_it(tmp_path, capsys):
+    """A helper's search of the tooling (sixty-seventh session): `--const M=...` went to every kernel of the file
+    ("k2: unknown arguments M", nothing compiled); a misspelled one said the same; `--const M=false` was the string
+    'false', true in `if M:`."""
+    source = tmp_path / "two.py"
+    source.write_text(TWO_KERNELS)
+    for value, stored in (("false", "value = 2.0"), ("True", "value = 1.0"), ("0", "value = 2.0")):
+        assert cli.main(["compile", str(source), "--emit", "tile", "--const", f"M={value}"]) == 0
+        out = capsys.readouterr().out
+        assert stored in out and "k2: tile" in out
+    assert cli.main(["compile", str(source), "--emit", "tile", "--const", "MM=1"]) == 1
+    assert "--const MM=...: no kernel compiled from" in capsys.readouterr().err
+    assert cli.main(["compile", f"{source}::k2", "--emit", "tile", "--const", "M=1"]) == 1
+    assert "has a parameter 'M' (their parameters: k2(y))" in capsys.readouterr().err
+
+
+def test_a_compile_arguments_or_main_that_raises_is_named_at_the_files_line(tmp_path, capsys):
+    """The file's compile_arguments raising, or its main() raising other than an assert, ended in a traceback
+    through skc's command line (and skc run printed no FAILED line); a main() returning False said "OK"."""
+    source = tmp_path / "hook.py"
+    source.write_text(KERNEL + "def compile_arguments(kernel, target):\n    return {'N': {'sm_90a': 1}[target]}\n")
+    assert cli.main(["compile", str(source), "--emit", "tile"]) == 1
+    err = capsys.readouterr().err
+    assert "hook.py:" in err and "KeyError" in err and "raised in compile_arguments('k', target)" in err
+    script = tmp_path / "job.py"
+    for body, expected in (("    raise ValueError('boom')\n", "ValueError: boom, raised in main()"),
+                           ("    return False\n", "main() returned False")):
+        script.write_text("def main():\n" + body)
+        assert cli.main(["run", str(script), "--device", "interpreter"]) == 1
+        captured = capsys.readouterr()
+        assert "job.py: FAILED in the CPU interpreter" in captured.out
+        assert expected in captured.out + captured.err
