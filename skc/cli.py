@@ -181,7 +181,7 @@ def _compile_options(module, name: str, kernel, target, args) -> dict:
             raise SkcError(f"{module.__file__}: compile_arguments({name!r}, {target.name!r}) must return a dict of "
                            f"Kernel.compile's keyword arguments or None, found {type(found).__name__}")
         options.update(found or {})
-    if args.block:
+    if args.block is not None:
         try:
             options["block"] = tuple(int(b) for b in args.block.split(","))
         except ValueError:
@@ -237,7 +237,10 @@ def cmd_compile(args) -> int:
     from .target import get_target
 
     target = get_target(args.target)
-    emit = args.emit or ("tile,llvm,ptx" if target.vendor == "nvidia" else "tile,llvm,gcn")
+    # (an empty value is a value: --emit '' names no stage, -o '' no folder)
+    emit = args.emit if args.emit is not None else ("tile,llvm,ptx" if target.vendor == "nvidia" else "tile,llvm,gcn")
+    if args.output is not None and not args.output.strip():
+        raise SkcError("-o '': give the folder to write the stages into (or leave -o out to print them)")
     stages = [s.strip() for s in emit.split(",") if s.strip()]
     if not stages:
         raise SkcError(f"--emit {emit!r} names no stage; choose from {', '.join(_EMIT_STAGES)}")
@@ -287,6 +290,9 @@ def example_folders() -> list:
 def example_path(name: str) -> str:
     """The file of the example called `name` (with or without .py)."""
     stem = name[:-3] if name.endswith(".py") else name
+    if not stem or os.path.basename(stem) != stem or stem in (".", ".."):   # (a path ran a file outside the examples)
+        raise SkcError(f"--example takes an example's name, such as vector_add, not {name!r}: pass a file as "
+                       "skc run FILE.py")
     folders = example_folders()
     for folder in folders:
         path = os.path.join(folder, stem + ".py")

@@ -470,7 +470,8 @@ def _dump(kernel: CompiledKernel):
     try:
         _dump_into(folder, kernel)
     except OSError as error:
-        warnings.warn(f"SKC_DUMP_DIR={folder}: cannot write {kernel.name}'s stages there ({error})", stacklevel=2)
+        warnings.warn(f"SKC_DUMP_DIR={folder}: cannot write {kernel.name}'s stages there ({error})",
+                      stacklevel=_callers_level())
 
 
 def _dump_into(folder: str, kernel: CompiledKernel):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..diagnostics import DeviceError
-from ..target import Target, get_target
+from ..target import Target, UnknownTargetError, get_target
 
 # runtime.cuda and runtime.hip are imported inside the functions that talk to a driver: this module is on the
 # `import skc` path, and they add about 1.7 ms to it (measured) for programs that never touch a GPU.
@@ -108,7 +108,11 @@ def _interpreter_sms() -> int:
 @functools.lru_cache(maxsize=None)
 def _target_of(device: Device) -> Target:
     if device.kind == "interpreter":
-        return get_target(os.environ.get(INTERPRETER_TARGET_ENV, "sm_90a"))
+        name = os.environ.get(INTERPRETER_TARGET_ENV, "sm_90a")
+        try:
+            return get_target(name)
+        except UnknownTargetError as error:   # (named without the variable that gave it)
+            raise UnknownTargetError(f"{INTERPRETER_TARGET_ENV}={name!r}: {error}") from None
     if device.kind == "cuda":
         from . import cuda
 

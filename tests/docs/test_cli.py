@@ -292,3 +292,42 @@ def test_a_compile_arguments_or_main_that_raises_is_named_at_the_files_line(tmp_
         captured = capsys.readouterr()
         assert "job.py: FAILED in the CPU interpreter" in captured.out
         assert expected in captured.out + captured.err
+
+
+def test_the_tooling_names_what_it_was_given(tmp_path, capsys, monkeypatch):
+    """A helper's search (sixty-seventh session): `skc run --example` ran any path given as a name (a file outside
+    the examples); `-o ''`, `--block ''` and `--emit ''` were taken as absent (printed, or the defaults); an unknown
+    SKC_INTERPRETER_TARGET was named without the variable; SKC_DUMP_DIR's warning was placed at skc's line."""
+    for name in ("../skc/version", str(tmp_path / "job")):
+        assert cli.main(["run", "--example", name]) == 1
+        assert f"--example takes an example's name, such as vector_add, not {name!r}" in capsys.readouterr().err
+    source = tmp_path / "k.py"
+    source.write_text(KERNEL)
+    for options, expected in ((["-o", ""], "-o '': give the folder"), (["--emit", ""], "--emit '' names no stage"),
+                              (["--block", "", "--const", "N=1"], "--block : give the block's size as integers")):
+        assert cli.main(["compile", str(source), *options]) == 1
+        assert expected in capsys.readouterr().err
+    from skc.runtime import devices
+
+    monkeypatch.setenv("SKC_INTERPRETER_TARGET", "sm_75")
+    monkeypatch.setattr(devices, "_selected", [devices.Device("interpreter")])
+    devices._target_of.cache_clear()
+    try:
+        assert cli.main(["info"]) == 1
+        assert "device: none: SKC_INTERPRETER_TARGET='sm_75': unknown target 'sm_75'" in capsys.readouterr().out
+    finally:
+        devices._target_of.cache_clear()
+    monkeypatch.delenv("SKC_INTERPRETER_TARGET")
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    monkeypatch.setenv("SKC_DUMP_DIR", str(blocked))
+    import numpy as np
+
+    kernel = skc.kernel(block=32)(_stores_seven)
+    with pytest.warns(UserWarning, match="SKC_DUMP_DIR=.*cannot write") as caught:
+        kernel[1, 32](np.zeros(1, np.float32))
+    assert caught[0].filename == __file__
+
+
+def _stores_seven(x: skc.Ptr[skc.f32]):
+    x[0] = 7.0
