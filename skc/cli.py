@@ -68,14 +68,14 @@ def load_module(path: str, stops: str):
                            Location(error.filename or path, error.lineno or 1, column)) from None
     except (Exception, SystemExit) as error:   # likewise: the file's line, then its own frames below it
         sys.modules.pop(name, None)
-        raise _import_failure(error, spec.origin, stops) from None
+        raise _failure_in_file(error, spec.origin, stops) from None
     return module
 
 
-def _import_failure(error: BaseException, path: str, stops: str, during: str = "") -> SkcError:
-    """An error at the line of the file whose import raised `error` (or exited); where it came from deeper (a
-    function, a module the file imports), the traceback of the frames from that line on, none of skc's loader.
-    `during`: the file's function skc called, where that raised (compile_arguments, main), not its import."""
+def _failure_in_file(error: BaseException, path: str, stops: str, during: str = "") -> SkcError:
+    """An error at the line of the file whose import raised `error` (or exited), or, given `during`, the file's
+    function skc called (compile_arguments, main); where it came from deeper (a function, a module the file imports),
+    the traceback of the frames from that line on, none of skc's."""
     tb = error.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != path:
         tb = tb.tb_next
@@ -165,9 +165,10 @@ def _check_constants_taken(path: str, kernels: dict, constants: dict):
                            f"(their parameters: {listed})")
 
 
-def _compile_options(module, name: str, kernel, target, args) -> dict:
+def _compile_options(module, name: str, kernel, target, args, constants: dict) -> dict:
     """Kernel.compile's keyword arguments for kernel `name`: the module's compile_arguments(name, target) when
-    it has one (target, a skc.Target: target.name is "sm_90a", ...), then --block and the --const values it takes."""
+    it has one (target, a skc.Target: target.name is "sm_90a", ...), then --block and the --const values (`constants`)
+    it takes."""
     hook = getattr(module, "compile_arguments", None)
     options = {}
     if hook is not None:
@@ -175,7 +176,7 @@ def _compile_options(module, name: str, kernel, target, args) -> dict:
         try:
             found = hook(name, target)
         except (Exception, SystemExit) as error:   # (the file's own mistake at its line, not a traceback through skc)
-            raise _import_failure(error, module.__file__, "nothing was compiled",
+            raise _failure_in_file(error, module.__file__, "nothing was compiled",
                                   f"compile_arguments({name!r}, target)") from None
         if found is not None and not isinstance(found, dict):
             raise SkcError(f"{module.__file__}: compile_arguments({name!r}, {target.name!r}) must return a dict of "
@@ -187,7 +188,7 @@ def _compile_options(module, name: str, kernel, target, args) -> dict:
         except ValueError:
             raise SkcError(f"--block {args.block}: give the block's size as integers separated by commas, such as "
                            "128 or 32,4") from None
-    options.update(_constants_of(kernel, _constants(args.const)))
+    options.update(_constants_of(kernel, constants))
     if "target" in options:
         raise SkcError(f"{module.__file__}: the target comes from --target, not from compile_arguments or --const")
     return options
@@ -248,9 +249,10 @@ def cmd_compile(args) -> int:
         if stage not in _EMIT_STAGES:
             raise SkcError(f"unknown stage {stage!r} for --emit; choose from {', '.join(_EMIT_STAGES)}")
     kernels = _kernels(module, kernel_name)
-    _check_constants_taken(module.__file__, kernels, _constants(args.const))
+    constants = _constants(args.const)
+    _check_constants_taken(module.__file__, kernels, constants)
     for name, kernel in kernels.items():
-        options = _compile_options(module, name, kernel, target, args)
+        options = _compile_options(module, name, kernel, target, args, constants)
         _check_known(module, name, kernel, options, target)
         compiled = kernel.compile(target=target, **options)
         for stage in stages:
@@ -361,7 +363,7 @@ def cmd_run(args) -> int:
         return status
     except Exception as e:   # (the file's line and frames, not a traceback through skc's command line)
         print(f"{os.path.basename(args.path)}: FAILED {where} [{device} - {device.name}]:")
-        print(_import_failure(e, module.__file__, "it did not finish", "main()"), file=sys.stderr)
+        print(_failure_in_file(e, module.__file__, "it did not finish", "main()"), file=sys.stderr)
         return 1
     if summary is False:   # (a main() that says its check failed)
         print(f"{os.path.basename(args.path)}: FAILED {where} [{device} - {device.name}]: main() returned False")

@@ -106,8 +106,7 @@ def attention(q, k, v, causal: bool = False, scale=None, out=None, *, layout: st
         views = [_bf16_bits(x) for x in views]
         out_bits = np.zeros(views[0].shape, np.uint16)
         out_view = out_bits
-    # (what the call makes, the launch's stream's memory: host_plans.on_stream)
-    with nullcontext() if host else on_stream(q, stream):
+    with on_stream(q, stream):   # (what the call makes, the launch's stream's memory; numpy's: no stream)
         if not host and out is None:
             out = q.new_empty(q.shape)
         lse = _new_lse(q, host, problem.lse_shape if return_lse else (1,))
@@ -245,7 +244,6 @@ class _Problem:
         self.scalars = (Sq, Skv, B, H, H // Hkv if Hkv else 1, scale)   # (no heads at all: empty)
         self.lse_shape, self.return_lse = (B, H, Sq), return_lse
         self.tiles = -(-Sq // config.block_m) * B * H
-        self.grid = config.grid(self.tiles, skc.current_device().multiprocessors)
         self.flag_words = config.flag_words(self.tiles) if config.checked else 1
 
     def launches(self, in_place: bool) -> list:
@@ -270,7 +268,7 @@ class AttentionPlan:
     def __init__(self, q, k, v, out, layout, return_lse, problem: _Problem):
         import torch
 
-        self.config, self.grid, self.scalars = problem.config, problem.grid, problem.scalars
+        self.config, self.scalars = problem.config, problem.scalars
         self.flags = (StreamBuffers(lambda a, zeros, words=problem.flag_words: zeros(a, words, "int32"))
                       if problem.config.checked else kept_stand_in((1,), "int32"))
         self.return_lse, self.out_shape, self.lse_shape = bool(return_lse), tuple(q.shape), problem.lse_shape
@@ -283,9 +281,14 @@ class AttentionPlan:
                                                                                       box), first)
                      for key, name, first in zip(("q", "k", "v", "o"), ("q", "k", "v", "out"), (q, k, v, out))]
         # the launches of a call, each bound alike (two for a "checked" configuration), and where out is q's own view
-        self.launches, self.in_place = ([Bindings(attention_kernel[grid, config.threads], config)
-                                         for config, grid in problem.launches(in_place)] for in_place in (False, True))
+        # (a "checked" configuration's "far" alone; any other's the same launch)
+        self.launches = [Bindings(attention_kernel[grid, config.threads], config)
+                         for config, grid in problem.launches(False)]
+        self.in_place = ([Bindings(attention_kernel[grid, config.threads], config)
+                          for config, grid in problem.launches(True)] if problem.config.checked else self.launches)
         self.bound = self.launches[0]
+        # a launch's stream picks its tile counter (cfg.fetch_tiles) and its flags ("checked"): part of the key
+        self.per_stream = self.counters is not None or problem.config.checked
         self.address = address_functions(5)   # q, k, v, out, lse
 
     def __call__(self, q, k, v, out, stream):
@@ -297,11 +300,11 @@ class AttentionPlan:
         # a launch a CUDA graph captures is never bound: its counter, and a stand-in made under capture, are the
         # graph's memory for the call (StreamBuffers, kept_stand_in)
         captured = capturing(q)
-        if self.counters is not None or self.config.checked:   # the launch's stream picks its counter and flags:
-            stream = skc.launch_stream(stream, q)                 # known now, and part of the key
+        if self.per_stream:
+            stream = skc.launch_stream(stream, q)
         address = self.address
         key = (address[0](q), address[1](k), address[2](v), address[3](out), address[4](lse),
-               None if self.counters is None and not self.config.checked else stream)
+               stream if self.per_stream else None)
         launches = self.launches if key[0] != key[3] else self.in_place   # (out at q's address: q's own view)
         bound = None if captured else [bindings.get(key) for bindings in launches]
         if bound and None not in bound:   # (checked when they were new)
